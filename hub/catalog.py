@@ -1,0 +1,173 @@
+"""The merged catalog: every enabled server's tools, resources and prompts under namespaces.
+
+The catalog owns the lookup tables from exposed names (and URIs) back to `(server, original)`.
+It is rebuilt per server whenever that server's listing changes; a name that two servers would
+both expose is a `CatalogConflict`, never a silent override.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp_types as types
+from jsonschema import Draft202012Validator, validators
+from jsonschema.protocols import Validator
+
+from hub.config import ServerConfig
+from hub.downstream.connection import Listing
+from hub.naming import exposed_name, namespaced_uri, split_uri
+
+
+class CatalogConflict(Exception):
+    """Two servers would expose the same name."""
+
+
+@dataclass(frozen=True)
+class ToolRoute:
+    """Where an exposed tool goes: the server and the tool's original name."""
+
+    exposed: str
+    server: str
+    original: str
+    tool: types.Tool
+    """The tool as exposed (renamed; everything else exactly as the downstream sent it)."""
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.tool.annotations and self.tool.annotations.read_only_hint)
+
+
+@dataclass
+class _ServerPart:
+    tools: dict[str, ToolRoute] = field(default_factory=dict)
+    prompts: dict[str, tuple[str, types.Prompt]] = field(default_factory=dict)
+    resources: list[types.Resource] = field(default_factory=list)
+    templates: list[types.ResourceTemplate] = field(default_factory=list)
+
+
+def tool_visible(config: ServerConfig, tool: types.Tool) -> bool:
+    """Apply a server's `tools.allow` / `tools.deny` globs and `read_only` switch."""
+    name = tool.name
+    if config.tools.allow and not any(fnmatch.fnmatchcase(name, p) for p in config.tools.allow):
+        return False
+    if any(fnmatch.fnmatchcase(name, p) for p in config.tools.deny):
+        return False
+    if config.read_only and not (tool.annotations and tool.annotations.read_only_hint):
+        return False
+    return True
+
+
+class ToolCatalog:
+    """Exposed tools, prompts and resources, with reverse lookup tables."""
+
+    def __init__(self, name_budget: int = 64) -> None:
+        self.name_budget = name_budget
+        self._parts: dict[str, _ServerPart] = {}
+        self._configs: dict[str, ServerConfig] = {}
+        self._tools: dict[str, ToolRoute] = {}
+        self._prompts: dict[str, tuple[str, str, types.Prompt]] = {}
+        self._validators: dict[str, Validator] = {}
+        self.version = 0
+        """Bumped on every change; list cursors carry it so a stale cursor is detected."""
+
+    # -- building --------------------------------------------------------------------------
+
+    def set_server(self, config: ServerConfig, listing: Listing) -> None:
+        """Replace one server's part of the catalog; raise `CatalogConflict` and change nothing on a clash."""
+        ns = config.namespace
+        part = _ServerPart()
+        for tool in listing.tools:
+            if not tool_visible(config, tool):
+                continue
+            name = exposed_name(ns, tool.name, self.name_budget)
+            if name in part.tools:
+                raise CatalogConflict(
+                    f"server {config.name!r} lists two tools that both map to {name!r}; deny one with tools.deny"
+                )
+            exposed = tool.model_copy(update={"name": name})
+            part.tools[name] = ToolRoute(name, config.name, tool.name, exposed)
+        for prompt in listing.prompts:
+            name = exposed_name(ns, prompt.name, self.name_budget)
+            part.prompts[name] = (prompt.name, prompt.model_copy(update={"name": name}))
+        part.resources = [r.model_copy(update={"uri": namespaced_uri(ns, r.uri)}) for r in listing.resources]
+        part.templates = [
+            t.model_copy(update={"uri_template": namespaced_uri(ns, t.uri_template)})
+            for t in listing.resource_templates
+        ]
+
+        for other_name, other in self._parts.items():
+            if other_name == config.name:
+                continue
+            for kind, mine, theirs in (("tool", part.tools, other.tools), ("prompt", part.prompts, other.prompts)):
+                clash = sorted(mine.keys() & theirs.keys())
+                if clash:
+                    raise CatalogConflict(
+                        f"servers {other_name!r} and {config.name!r} both expose {kind} {clash[0]!r}"
+                        f"{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}; give one of them "
+                        "another `namespace` or filter the tool out with tools.deny"
+                    )
+        self._parts[config.name] = part
+        self._configs[config.name] = config
+        self._reindex()
+
+    def remove_server(self, server: str) -> None:
+        if self._parts.pop(server, None) is not None:
+            self._reindex()
+
+    def _reindex(self) -> None:
+        self._tools = {}
+        self._prompts = {}
+        for server, part in self._parts.items():
+            self._tools.update(part.tools)
+            self._prompts.update({name: (server, original, p) for name, (original, p) in part.prompts.items()})
+        self._tools = dict(sorted(self._tools.items()))
+        self._prompts = dict(sorted(self._prompts.items()))
+        self._validators = {}
+        self.version += 1
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def tools(self) -> list[types.Tool]:
+        """All exposed tools, sorted by exposed name (a stable, deterministic order)."""
+        return [route.tool for route in self._tools.values()]
+
+    def routes(self) -> list[ToolRoute]:
+        return list(self._tools.values())
+
+    def resolve_tool(self, exposed: str) -> ToolRoute | None:
+        return self._tools.get(exposed)
+
+    def prompts(self) -> list[types.Prompt]:
+        return [p for _, _, p in self._prompts.values()]
+
+    def resolve_prompt(self, exposed: str) -> tuple[str, str] | None:
+        """`(server, original name)` for an exposed prompt name."""
+        found = self._prompts.get(exposed)
+        return (found[0], found[1]) if found else None
+
+    def resources(self) -> list[types.Resource]:
+        return [r for name in sorted(self._parts) for r in self._parts[name].resources]
+
+    def resource_templates(self) -> list[types.ResourceTemplate]:
+        return [t for name in sorted(self._parts) for t in self._parts[name].templates]
+
+    def resolve_uri(self, uri: str) -> tuple[str, str] | None:
+        """`(server, original uri)` for an exposed resource URI."""
+        split = split_uri(uri)
+        namespace, original = split if split else ("", uri)
+        for server, config in self._configs.items():
+            if config.namespace == namespace and server in self._parts:
+                return server, original
+        return None
+
+    def validator(self, route: ToolRoute) -> Validator:
+        """A compiled validator for the tool's `inputSchema` (cached until the catalog changes)."""
+        found = self._validators.get(route.exposed)
+        if found is None:
+            schema: dict[str, Any] = route.tool.input_schema or {"type": "object"}
+            cls = validators.validator_for(schema, default=Draft202012Validator)
+            found = cls(schema)
+            self._validators[route.exposed] = found
+        return found

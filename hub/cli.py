@@ -1,0 +1,165 @@
+"""`mcp-hub` command line: serve, check, tools, call.
+
+The config comes from `--config`, else `$MCP_HUB_CONFIG`, else the built-in default (every
+built-in domain server mounted in-process on its embedded backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import anyio
+
+from hub.config import ConfigError, HubConfig, load_config, parse_config
+from hub.logsetup import configure_logging
+from servers import BUILTIN_DOMAINS
+
+
+def default_config() -> HubConfig:
+    """Every built-in domain, in-process, on its embedded defaults."""
+    return parse_config({"mcpServers": {name: {"builtin": name} for name in sorted(BUILTIN_DOMAINS)}})
+
+
+def resolve_config(path: str | None) -> HubConfig:
+    path = path or os.environ.get("MCP_HUB_CONFIG")
+    return load_config(path) if path else default_config()
+
+
+def _add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="hub config file (JSON or TOML); default: $MCP_HUB_CONFIG or built-ins")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-hub", description="An MCP server hub for AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the hub as one MCP server")
+    _add_config_arg(serve)
+    serve.add_argument("--transport", "-t", choices=["stdio", "http", "sse"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", "-p", type=int, default=8765, help="HTTP port (0 picks a free one)")
+
+    check = sub.add_parser("check", help="validate a config file and print every problem")
+    check.add_argument("config")
+
+    tools = sub.add_parser("tools", help="list the tools the hub exposes")
+    _add_config_arg(tools)
+    tools.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    call = sub.add_parser("call", help="call one exposed tool and print its result")
+    _add_config_arg(call)
+    call.add_argument("name")
+    call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args.config)
+        config = resolve_config(args.config)
+    except ConfigError as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level or ("warning" if args.command in ("tools", "call") else config.hub.log_level))
+    try:
+        if args.command == "serve":
+            anyio.run(_serve, config, args.transport, args.host, args.port)
+            return 0
+        if args.command == "tools":
+            return anyio.run(_tools, config, args.json)
+        return anyio.run(_call, config, args.name, args.arguments)
+    except ConfigError as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        errors = sum(p.severity == "error" for p in exc.problems)
+        print(f"{path}: {errors} error(s)")
+        return 1
+    enabled = config.enabled_servers()
+    print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
+    return 0
+
+
+async def _serve(config: HubConfig, transport: str, host: str, port: int) -> None:
+    from hub.hub import Hub
+    from hub.server import build_server
+    from hub.transports import serve_http, serve_stdio
+
+    async with Hub(config) as hub:
+        server = build_server(hub)
+        if transport == "stdio":
+            await serve_stdio(server)
+        else:
+            await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
+
+
+async def _tools(config: HubConfig, as_json: bool) -> int:
+    from hub.hub import Hub
+
+    async with Hub(config) as hub:
+        routes = hub.catalog.routes()
+        if as_json:
+            print(json.dumps([{"name": r.exposed, "server": r.server, "original": r.original,
+                               "read_only": r.read_only, "description": r.tool.description or ""} for r in routes], indent=2))
+        else:
+            _print_table(routes)
+        for name, status in hub.status().items():
+            if status["state"] != "ready":
+                print(f"server {name} unavailable: {status['error']}", file=sys.stderr)
+    return 0
+
+
+def _print_table(routes: list[Any]) -> None:
+    rows = [("NAME", "SERVER", "READ-ONLY", "DESCRIPTION")]
+    for r in routes:
+        first_line = (r.tool.description or "").strip().splitlines()[0:1]
+        rows.append((r.exposed, r.server, "yes" if r.read_only else "no", (first_line[0] if first_line else "")[:70]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
+
+
+async def _call(config: HubConfig, name: str, raw_arguments: str) -> int:
+    from hub.hub import Hub, UnknownTool
+
+    try:
+        arguments = json.loads(raw_arguments)
+    except json.JSONDecodeError as exc:
+        print(f"mcp-hub: arguments are not valid JSON ({exc.msg} at column {exc.colno}); "
+              "pass an object such as '{\"text\": \"hi\"}'", file=sys.stderr)
+        return 2
+    if not isinstance(arguments, dict):
+        print("mcp-hub: arguments must be a JSON object", file=sys.stderr)
+        return 2
+    async with Hub(config) as hub:
+        try:
+            result = await hub.route_call(name, arguments)
+        except UnknownTool:
+            print(f"mcp-hub: unknown tool {name!r}; run `mcp-hub tools` to see the exposed names", file=sys.stderr)
+            return 2
+    if result.structured_content is not None:
+        print(json.dumps(result.structured_content, indent=2))
+    else:
+        for block in result.content:
+            print(getattr(block, "text", None) or block.model_dump_json(by_alias=True, exclude_none=True))
+    return 1 if result.is_error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Hub configuration: Claude Desktop's `mcpServers` block plus per-server hub settings.
+
+A config file is JSON (or TOML). Its `mcpServers` block is exactly what Claude Desktop reads
+(`command`/`args`/`env`/`cwd` for stdio, `url`/`headers`/`transport` for remote), so a user can
+paste an existing Claude Desktop config. Hub settings for a server sit beside those keys;
+hub-wide settings live under `hub`. `load_config` collects *every* problem (with the JSON path
+of each) before failing, so `mcp-hub check` can print them all at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$")
+"""A namespace: tool-name characters, no `__` (the separator) and no leading/trailing `_`."""
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+TransportName = Literal["stdio", "streamable_http", "sse", "inprocess"]
+_TRANSPORT_ALIASES: dict[str, TransportName] = {
+    "stdio": "stdio",
+    "streamable_http": "streamable_http",
+    "streamable-http": "streamable_http",
+    "streamableHttp": "streamable_http",
+    "http": "streamable_http",
+    "sse": "sse",
+    "inprocess": "inprocess",
+    "in-process": "inprocess",
+}
+
+# Keys other MCP clients put in their copies of this block; accepted and ignored.
+_FOREIGN_SERVER_KEYS = {"disabled", "alwaysAllow", "autoApprove", "description", "type", "transportType"}
+
+
+class ConfigProblem(BaseModel):
+    """One problem in a config file, located by its JSON path (e.g. `$.mcpServers.jira.env`)."""
+
+    path: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` lists every error (and warning) found."""
+
+    def __init__(self, problems: list[ConfigProblem], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        errors = [p for p in problems if p.severity == "error"]
+        lines = "\n".join(f"  {p}" for p in errors)
+        super().__init__(f"{source} has {len(errors)} problem(s):\n{lines}")
+
+
+class ToolFilter(BaseModel):
+    """Glob patterns over a server's *original* tool names; deny wins over allow."""
+
+    model_config = ConfigDict(extra="forbid")
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+
+class ServerConfig(BaseModel):
+    """One downstream server: how to reach it and how the hub exposes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    transport: TransportName
+    # stdio
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    # remote
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    # in-process: "package.module:attribute" or a built-in domain name
+    module: str | None = None
+    builtin: str | None = None
+    # hub settings
+    namespace: str
+    enabled: bool = True
+    tools: ToolFilter = Field(default_factory=ToolFilter)
+    read_only: bool = False
+    timeout_s: float | None = Field(default=None, gt=0)
+    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    """Protocol era to speak to this server: `auto` probes `server/discover` and falls back
+    to the 2025-11-25 initialize handshake."""
+
+
+class HubSettings(BaseModel):
+    """Hub-wide settings (the `hub` block)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "mcp-hub"
+    name_budget: int = Field(default=64, ge=16, le=128)
+    """Longest exposed tool/prompt name; longer names are shortened deterministically."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Default deadline for a forwarded call when neither the tool nor the server sets one."""
+    connect_timeout_s: float = Field(default=20.0, gt=0)
+    page_size: int = Field(default=200, ge=1, le=10_000)
+    """Items per page in the hub's own list answers."""
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    )
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"])
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HubConfig(BaseModel):
+    """A validated hub configuration."""
+
+    hub: HubSettings = Field(default_factory=HubSettings)
+    servers: list[ServerConfig] = Field(default_factory=list)
+
+    def enabled_servers(self) -> list[ServerConfig]:
+        return [s for s in self.servers if s.enabled]
+
+
+def default_namespace(key: str) -> str:
+    """The namespace a server key gets when none is set: invalid characters become `_`."""
+    cleaned = re.sub(r"[^A-Za-z0-9-]+", "_", key).strip("_")
+    return re.sub(r"_{2,}", "_", cleaned) or "server"
+
+
+def expand_env(value: str, env: Mapping[str, str], path: str, problems: list[ConfigProblem]) -> str:
+    """Expand `${VAR}` and `${VAR:-default}`; a missing variable is a problem naming it."""
+
+    def replace(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        if var in env:
+            return env[var]
+        if default is not None:
+            return default
+        problems.append(
+            ConfigProblem(
+                path=path,
+                message=f"environment variable {var} is not set (export it, or write ${{{var}:-default}})",
+            )
+        )
+        return ""
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _parse_server(
+    key: str, raw: Any, env: Mapping[str, str], problems: list[ConfigProblem]
+) -> ServerConfig | None:
+    base = f"$.mcpServers.{key}"
+    if not isinstance(raw, dict):
+        problems.append(ConfigProblem(path=base, message="must be an object"))
+        return None
+    data = dict(raw)
+    for foreign in _FOREIGN_SERVER_KEYS & data.keys():
+        value = data.pop(foreign)
+        if foreign in ("type", "transportType") and "transport" not in data:
+            data["transport"] = value
+        if foreign == "disabled" and "enabled" not in data and isinstance(value, bool):
+            data["enabled"] = not value
+
+    declared = data.get("transport")
+    if declared is not None:
+        transport = _TRANSPORT_ALIASES.get(str(declared))
+        if transport is None:
+            problems.append(
+                ConfigProblem(
+                    path=f"{base}.transport",
+                    message=f"unknown transport {declared!r}; use stdio, streamable_http, sse or inprocess",
+                )
+            )
+            return None
+    elif "command" in data:
+        transport = "stdio"
+    elif "url" in data:
+        transport = "streamable_http"
+    elif "module" in data or "builtin" in data:
+        transport = "inprocess"
+    else:
+        problems.append(
+            ConfigProblem(
+                path=base,
+                message="cannot tell how to reach this server: give `command` (stdio), `url` (HTTP/SSE) "
+                "or `module`/`builtin` (in-process)",
+            )
+        )
+        return None
+    data["transport"] = transport
+    required = {"stdio": "command", "streamable_http": "url", "sse": "url"}.get(transport)
+    if required and not data.get(required):
+        problems.append(ConfigProblem(path=f"{base}.{required}", message=f"required for transport {transport}"))
+        return None
+    if transport == "inprocess" and not (data.get("module") or data.get("builtin")):
+        problems.append(ConfigProblem(path=base, message="in-process servers need `module` or `builtin`"))
+        return None
+
+    for field in ("env", "headers"):
+        block = data.get(field)
+        if isinstance(block, dict):
+            data[field] = {
+                k: expand_env(v, env, f"{base}.{field}.{k}", problems) if isinstance(v, str) else v
+                for k, v in block.items()
+            }
+    if isinstance(data.get("url"), str):
+        data["url"] = expand_env(data["url"], env, f"{base}.url", problems)
+    if isinstance(data.get("args"), list):
+        data["args"] = [
+            expand_env(a, env, f"{base}.args[{i}]", problems) if isinstance(a, str) else a
+            for i, a in enumerate(data["args"])
+        ]
+
+    namespace = data.get("namespace")
+    if namespace is None:
+        data["namespace"] = default_namespace(key)
+    elif not isinstance(namespace, str) or (namespace != "" and not NAMESPACE_RE.match(namespace)):
+        problems.append(
+            ConfigProblem(
+                path=f"{base}.namespace",
+                message=f"{namespace!r} is not a valid namespace: use letters, digits, '-' and single '_' "
+                "(no '__', which separates namespace and tool), or \"\" for no prefix",
+            )
+        )
+        return None
+
+    try:
+        return ServerConfig.model_validate({"name": key, **data})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if p != "name")
+            problems.append(ConfigProblem(path=f"{base}.{loc}" if loc else base, message=err["msg"]))
+        return None
+
+
+def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = "config") -> HubConfig:
+    """Validate a decoded config document; raise `ConfigError` listing every problem found."""
+    env = os.environ if env is None else env
+    problems: list[ConfigProblem] = []
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(path="$", message="the config must be a JSON object")], source)
+
+    hub = HubSettings()
+    try:
+        hub = HubSettings.model_validate(data.get("hub") or {})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            problems.append(ConfigProblem(path=f"$.hub.{loc}", message=err["msg"]))
+
+    servers_raw = data.get("mcpServers", {})
+    servers: list[ServerConfig] = []
+    if not isinstance(servers_raw, dict):
+        problems.append(ConfigProblem(path="$.mcpServers", message="must be an object keyed by server name"))
+        servers_raw = {}
+    for key, raw in servers_raw.items():
+        server = _parse_server(key, raw, env, problems)
+        if server is not None:
+            servers.append(server)
+
+    owners: dict[str, str] = {}
+    for server in servers:
+        if not server.enabled:
+            continue
+        other = owners.setdefault(server.namespace, server.name)
+        if other != server.name:
+            problems.append(
+                ConfigProblem(
+                    path=f"$.mcpServers.{server.name}.namespace",
+                    message=f"namespace {server.namespace!r} is already used by server {other!r}; "
+                    "two servers cannot share a namespace",
+                )
+            )
+
+    if any(p.severity == "error" for p in problems):
+        raise ConfigError(problems, source)
+    return HubConfig(hub=hub, servers=servers)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> HubConfig:
+    """Read and validate a JSON or TOML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(path="$", message=f"cannot read {path}: {exc.strerror}")], str(path))
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([ConfigProblem(path="$", message=f"not valid {path.suffix[1:] or 'JSON'}: {exc}")], str(path))
+    config = parse_config(data, env, str(path))
+    for server in config.servers:
+        if server.transport == "stdio" and server.cwd and not Path(server.cwd).is_absolute():
+            server.cwd = str((path.parent / server.cwd).resolve())
+    return config

@@ -1,0 +1,1 @@
+"""Connections from the hub to the MCP servers it aggregates."""

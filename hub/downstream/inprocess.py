@@ -1,0 +1,47 @@
+"""In-process downstreams: a Python server object mounted without any transport.
+
+`module = "package.module:attribute"` names an `MCPServer`, a low-level `Server`, or a zero-argument
+callable returning one; `builtin = "<domain>"` names one of the built-in domain servers. The SDK
+client talks to such a server through direct dispatch: no pipes, no JSON framing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from mcp.server import MCPServer, Server
+
+from hub.config import ServerConfig
+from servers import BUILTIN_DOMAINS
+
+
+class InProcessLoadError(Exception):
+    """The configured module or attribute cannot be imported or is not an MCP server."""
+
+
+def load_server_object(config: ServerConfig) -> Server[Any] | MCPServer:
+    """Import and return the server object a config entry names."""
+    if config.builtin is not None:
+        target = BUILTIN_DOMAINS.get(config.builtin)
+        if target is None:
+            known = ", ".join(sorted(BUILTIN_DOMAINS)) or "none yet"
+            raise InProcessLoadError(f"unknown built-in domain {config.builtin!r} (known: {known})")
+    else:
+        assert config.module is not None
+        target = config.module
+    module_name, _, attribute = target.partition(":")
+    if not attribute:
+        raise InProcessLoadError(f"{target!r} must look like 'package.module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InProcessLoadError(f"cannot import {module_name!r}: {exc}") from exc
+    obj = getattr(module, attribute, None)
+    if obj is None:
+        raise InProcessLoadError(f"module {module_name!r} has no attribute {attribute!r}")
+    if callable(obj) and not isinstance(obj, (Server, MCPServer)):
+        obj = obj()
+    if not isinstance(obj, (Server, MCPServer)):
+        raise InProcessLoadError(f"{target!r} is a {type(obj).__name__}, not an MCP server")
+    return obj

@@ -1,0 +1,185 @@
+"""A stdio child process as an MCP transport, owned by the hub.
+
+Differs from the SDK's `stdio_client` where a gateway needs it to:
+- the child's stderr is read line by line into the hub's log, tagged with the server name;
+- a line on stdout that is not JSON-RPC is logged and skipped, never fatal;
+- the child gets a parent-death signal (`setpriv --pdeathsig KILL`), so even a hub killed with
+  SIGKILL leaves no orphan; on a normal stop stdin is closed, then SIGTERM, then SIGKILL go to
+  the child's whole process group;
+- the moment the child exits, `on_exit(returncode, last_stderr_lines)` is called, so in-flight
+  calls fail at once and the reason can be reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+from collections import deque
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+from mcp.client.stdio import get_default_environment
+from mcp.client._transport import TransportStreams
+from mcp.shared.message import SessionMessage
+from mcp_types import jsonrpc_message_adapter
+
+logger = logging.getLogger("hub.downstream")
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+STDIN_CLOSE_GRACE_S = 2.0
+SIGTERM_GRACE_S = 2.0
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
+class ChildStartError(Exception):
+    """The child process could not be spawned (bad command, cwd, permissions)."""
+
+
+def resolve_command(command: str, env: dict[str, str], cwd: str | None) -> str:
+    """Find the executable the way a shell would, with the child's own PATH."""
+    if os.sep in command:
+        candidate = command if os.path.isabs(command) or cwd is None else os.path.join(cwd, command)
+        if os.access(candidate, os.X_OK):
+            return candidate
+        raise ChildStartError(f"command {command!r} does not exist or is not executable")
+    found = shutil.which(command, path=env.get("PATH"))
+    if found is None:
+        raise ChildStartError(f"command {command!r} was not found on PATH")
+    return found
+
+
+@asynccontextmanager
+async def stdio_child(
+    server_name: str,
+    command: str,
+    args: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    on_exit: Callable[[int | None, list[str]], None] | None = None,
+) -> AsyncIterator[TransportStreams]:
+    """Spawn `command args` and yield the (read, write) message streams of its stdio."""
+    child_env = get_default_environment() | (env or {})
+    if cwd is not None and not os.path.isdir(cwd):
+        raise ChildStartError(f"working directory {cwd!r} does not exist")
+    executable = resolve_command(command, child_env, cwd)
+    argv = [executable, *args]
+    if _SETPRIV:
+        argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    try:
+        process = await anyio.open_process(argv, env=child_env, cwd=cwd, start_new_session=True)
+    except OSError as exc:
+        raise ChildStartError(f"could not start {command!r}: {exc.strerror or exc}") from exc
+
+    log = logging.getLogger(f"hub.downstream.{server_name}")
+    log.info("started pid=%d command=%s", process.pid, command)
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def read_stdout() -> None:
+        assert process.stdout is not None
+        lines = BufferedByteReceiveStream(process.stdout)
+        async with read_writer:
+            while True:
+                try:
+                    line = await lines.receive_until(b"\n", MAX_LINE_BYTES)
+                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    break
+                except anyio.DelimiterNotFound:
+                    log.warning("stdout line longer than %d bytes; closing the connection", MAX_LINE_BYTES)
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    message = jsonrpc_message_adapter.validate_json(line, by_name=False)
+                except ValueError:
+                    log.warning("ignored a stdout line that is not JSON-RPC: %.120r", line)
+                    continue
+                try:
+                    await read_writer.send(SessionMessage(message))
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    break
+        returncode = await _wait_exit(process, 1.0)
+        if not stopping:
+            log.warning("exited unexpectedly (returncode=%s)", returncode)
+        if on_exit is not None:
+            on_exit(returncode, list(last_stderr))
+
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        lines = BufferedByteReceiveStream(process.stderr)
+        while True:
+            try:
+                line = await lines.receive_until(b"\n", 1024 * 1024)
+            except anyio.DelimiterNotFound:
+                continue
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            text = line.decode("utf-8", errors="replace").rstrip()
+            if text:
+                last_stderr.append(text)
+                log.info("stderr: %s", text)
+
+    async def write_stdin() -> None:
+        assert process.stdin is not None
+        async with write_reader:
+            async for session_message in write_reader:
+                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+                try:
+                    await process.stdin.send(data.encode())
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                    await read_writer.aclose()
+                    return
+
+    stopping = False
+    last_stderr: deque[str] = deque(maxlen=3)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_stdout)
+        tg.start_soon(read_stderr)
+        tg.start_soon(write_stdin)
+        try:
+            yield read_stream, write_stream
+        finally:
+            stopping = True
+            with anyio.CancelScope(shield=True):
+                await stop_process(process, log)
+                for stream in (read_stream, write_stream, read_writer, write_reader):
+                    await stream.aclose()
+            tg.cancel_scope.cancel()
+
+
+async def _wait_exit(process: anyio.abc.Process, timeout: float) -> int | None:
+    with anyio.move_on_after(timeout):
+        while process.returncode is None:
+            await anyio.sleep(0.01)
+    return process.returncode
+
+
+async def stop_process(process: anyio.abc.Process, log: logging.Logger) -> None:
+    """Close stdin, then SIGTERM and SIGKILL the child's process group, each after a grace period."""
+    if process.stdin is not None:
+        with suppress(Exception):
+            await process.stdin.aclose()
+    if await _wait_exit(process, STDIN_CLOSE_GRACE_S) is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        if await _wait_exit(process, SIGTERM_GRACE_S) is None:
+            _signal_group(process.pid, signal.SIGKILL)
+            await _wait_exit(process, 2.0)
+    else:
+        # The leader exited; make sure helpers it left in its group go too.
+        _signal_group(process.pid, signal.SIGKILL)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            with suppress(Exception):
+                await stream.aclose()
+    log.info("stopped (returncode=%s)", process.returncode)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

@@ -1,0 +1,44 @@
+"""The shape every call policy shares."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
+
+from hub.catalog import ToolRoute
+
+
+@dataclass
+class ToolCall:
+    """One call travelling through the policy chain."""
+
+    route: ToolRoute
+    arguments: dict[str, Any]
+    timeout_s: float
+    """Seconds the whole call (all policies and the downstream) may take."""
+    progress: ProgressFnT | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Scratch space for policies (principal, attempt number, ...)."""
+
+
+CallNext = Callable[[ToolCall], Awaitable[types.CallToolResult]]
+CallPolicy = Callable[[ToolCall, CallNext], Awaitable[types.CallToolResult]]
+
+
+def compose(policies: Sequence[CallPolicy], terminal: CallNext) -> CallNext:
+    """Wrap `terminal` in `policies`, the first policy outermost."""
+    call_next = terminal
+    for policy in reversed(policies):
+        call_next = _bind(policy, call_next)
+    return call_next
+
+
+def _bind(policy: CallPolicy, call_next: CallNext) -> CallNext:
+    async def bound(call: ToolCall) -> types.CallToolResult:
+        return await policy(call, call_next)
+
+    return bound

@@ -1,0 +1,168 @@
+"""The hub's own MCP server: the merged catalog as one low-level SDK `Server`.
+
+Serves both protocol eras (the SDK picks per connection). List answers are paginated with
+opaque cursors; list changes reach handshake-era clients as `notifications/*/list_changed` and
+2026-07-28 clients on their `subscriptions/listen` streams.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+import mcp_types as types
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from hub import __version__
+from hub.downstream.connection import ListKind, describe_failure
+from hub.hub import Hub, UnknownTool
+
+logger = logging.getLogger("hub.server")
+
+
+class HubServer(Server[Any]):
+    """A low-level `Server` that always advertises list-change notifications."""
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        # The hub always forwards list changes, whatever options a transport passes in.
+        return super().get_capabilities(
+            NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True),
+            experimental_capabilities,
+            extensions,
+            protocol_version=protocol_version,
+        )
+
+
+def encode_cursor(version: int, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{version}:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The offset a cursor points at; a malformed cursor is INVALID_PARAMS, as the spec names."""
+    if not cursor:
+        return 0
+    try:
+        _version, offset = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        value = int(offset)
+        if value < 0:
+            raise ValueError(cursor)
+        return value
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MCPError(code=types.INVALID_PARAMS, message="Invalid cursor: pass a next_cursor from a previous page") from exc
+
+
+def page(items: list[Any], cursor: str | None, size: int, version: int) -> tuple[list[Any], str | None]:
+    start = decode_cursor(cursor)
+    chunk = items[start : start + size]
+    end = start + len(chunk)
+    return chunk, encode_cursor(version, end) if end < len(items) else None
+
+
+class ClientRegistry:
+    """Handshake-era client connections, so list changes can be pushed to each of them."""
+
+    def __init__(self) -> None:
+        self._keepalive: dict[int, Any] = {}
+
+    async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            connection = getattr(ctx.session, "_connection", None)
+            if connection is not None and getattr(connection, "has_standalone_channel", True):
+                self._keepalive[id(connection)] = ctx.session
+        return await call_next(ctx)
+
+    async def broadcast(self, kind: ListKind) -> None:
+        for key, session in list(self._keepalive.items()):
+            try:
+                if kind == "tools":
+                    await session.send_tool_list_changed()
+                elif kind == "resources":
+                    await session.send_resource_list_changed()
+                else:
+                    await session.send_prompt_list_changed()
+            except Exception as exc:  # boundary: a gone client is forgotten, not an error
+                logger.debug("dropping a client connection: %s", describe_failure(exc))
+                self._keepalive.pop(key, None)
+
+
+def build_server(hub: Hub) -> HubServer:
+    """The MCP server clients talk to; every handler delegates to `hub`."""
+    page_size = hub.config.hub.page_size
+    catalog = hub.catalog
+    bus = InMemorySubscriptionBus()
+    clients = ClientRegistry()
+
+    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        tools, next_cursor = page(catalog.tools(), params.cursor if params else None, page_size, catalog.version)
+        return types.ListToolsResult(tools=tools, next_cursor=next_cursor)
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            # A no-op when this caller did not ask for progress.
+            await ctx.session.report_progress(value, total, message)
+
+        try:
+            return await hub.route_call(params.name, params.arguments, progress)
+        except UnknownTool:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}") from None
+
+    async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        items, next_cursor = page(catalog.resources(), params.cursor if params else None, page_size, catalog.version)
+        return types.ListResourcesResult(resources=items, next_cursor=next_cursor)
+
+    async def list_templates(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        items, next_cursor = page(catalog.resource_templates(), params.cursor if params else None, page_size, catalog.version)
+        return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=next_cursor)
+
+    async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return await hub.read_resource(str(params.uri))
+
+    async def list_prompts(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        items, next_cursor = page(catalog.prompts(), params.cursor if params else None, page_size, catalog.version)
+        return types.ListPromptsResult(prompts=items, next_cursor=next_cursor)
+
+    async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        return await hub.get_prompt(params.name, params.arguments)
+
+    async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
+        context = params.context.arguments if params.context else None
+        return await hub.complete(params.ref, {params.argument.name: params.argument.value}, context)
+
+    server = HubServer(
+        hub.config.hub.name,
+        version=__version__,
+        instructions="Tools from several systems, namespaced as <server>__<tool>.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_completion=complete,
+        on_subscriptions_listen=ListenHandler(bus),
+    )
+    server.middleware.append(clients.middleware)
+
+    async def announce(kind: ListKind) -> None:
+        event = {"tools": ToolsListChanged, "resources": ResourcesListChanged, "prompts": PromptsListChanged}[kind]()
+        await bus.publish(event)
+        await clients.broadcast(kind)
+
+    hub.add_change_listener(announce)
+    return server
