@@ -30,6 +30,7 @@ logger = logging.getLogger("hub")
 
 RESOURCE_NOT_FOUND = -32002
 """The JSON-RPC error code the spec names for an unknown resource URI."""
+RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 
 ChangeListener = Callable[[ListKind], Awaitable[None]]
 
@@ -171,10 +172,19 @@ class Hub:
     async def _forward(self, call: ToolCall) -> types.CallToolResult:
         downstream = self.downstreams[call.route.server]
         try:
-            return await downstream.call_tool(call.route.original, call.arguments, call.progress)
+            result = await downstream.call_tool(call.route.original, call.arguments, call.progress)
+            return strip_protocol_meta(result)
         except DownstreamUnavailable as exc:
             raise HubToolError("unavailable", f"{exc}; try again later", details={"server": downstream.name}) from exc
         except MCPError as exc:
+            if exc.code == types.CONNECTION_CLOSED:
+                reason = await downstream.loss_reason(wait_s=1.0)
+                raise HubToolError(
+                    "unavailable",
+                    f"lost the connection to server {downstream.name!r} ({reason or 'connection closed'}); "
+                    "try again later",
+                    details={"server": downstream.name},
+                ) from exc
             code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
             raise HubToolError(
                 code,
@@ -239,6 +249,15 @@ class Hub:
             return self.downstreams[server].client()
         except DownstreamUnavailable as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
+
+
+def strip_protocol_meta(result: types.CallToolResult) -> types.CallToolResult:
+    """Drop the downstream's reserved `io.modelcontextprotocol/*` `_meta` keys (e.g. its serverInfo
+    stamp): those describe the hop to the downstream, not the hop to our client. Other keys pass."""
+    if not result.meta:
+        return result
+    kept = {k: v for k, v in result.meta.items() if not k.startswith(RESERVED_META_PREFIX)}
+    return result.model_copy(update={"meta": kept or None})
 
 
 def _field_path(path: Any) -> str:

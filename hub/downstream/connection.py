@@ -110,6 +110,11 @@ class Downstream:
             if not started:
                 task_status.started()
 
+    @property
+    def protocol_version(self) -> str | None:
+        """The protocol version negotiated with this server, while connected."""
+        return self._client.protocol_version if self._client is not None else None
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -118,6 +123,12 @@ class Downstream:
             tail = f"; last stderr: {' | '.join(last_stderr)[-300:]}" if last_stderr else ""
             self.error = f"process exited with code {returncode}{tail}"
         self._lost.set()
+
+    async def loss_reason(self, wait_s: float) -> str | None:
+        """Why the connection ended, waiting briefly for a child's exit status to be known."""
+        with anyio.move_on_after(wait_s):
+            await self._lost.wait()
+        return self.error
 
     def _make_client(self) -> Client:
         cfg = self.config

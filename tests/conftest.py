@@ -1,0 +1,121 @@
+"""Shared helpers: fixture servers as real subprocesses, the hub over stdio and HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ECHO = str(FIXTURES / "echo_server.py")
+PY = sys.executable
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def echo_stdio(*args: str, **extra: Any) -> dict[str, Any]:
+    """Config entry for the echo fixture as a stdio child."""
+    return {"command": PY, "args": [ECHO, *args], **extra}
+
+
+def write_config(tmp_path: Path, servers: dict[str, Any], hub: dict[str, Any] | None = None) -> Path:
+    path = tmp_path / "hub.json"
+    path.write_text(json.dumps({"hub": hub or {}, "mcpServers": servers}))
+    return path
+
+
+def hub_command(config: Path, *extra: str) -> list[str]:
+    return [PY, "-m", "hub.cli", "serve", "--config", str(config), *extra]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
+
+
+class Proc:
+    """A background subprocess that is always stopped (and its group killed) at the end."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})}, cwd=ROOT, start_new_session=True, text=True,
+        )
+        self.stderr_lines: list[str] = []
+
+    def wait_for_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        assert self.popen.stderr is not None
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            line = self.popen.stderr.readline()
+            if not line:
+                raise RuntimeError("process ended before printing %r:\n%s" % (pattern, "".join(self.stderr_lines)))
+            self.stderr_lines.append(line)
+            match = regex.search(line)
+            if match:
+                threading.Thread(target=self._drain, daemon=True).start()
+                return match
+        raise TimeoutError(pattern)
+
+    def _drain(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.stderr_lines.append(line)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, 9)
+                self.popen.wait(5)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.stop()
+
+
+def start_echo_http(procs: list[Proc], mode: str = "http", *args: str) -> str:
+    """Start the echo fixture over Streamable HTTP (`http`) or legacy SSE (`sse`); return its URL."""
+    port = free_port()
+    procs.append(Proc([PY, ECHO, mode, str(port), *args]))
+    wait_for_port(port)
+    return f"http://127.0.0.1:{port}/mcp" if mode == "http" else f"http://127.0.0.1:{port}/sse"
+
+
+def start_hub_http(procs: list[Proc], config: Path, transport: str = "http") -> str:
+    """Start `mcp-hub serve` over HTTP on a free port; return the endpoint URL it prints."""
+    proc = Proc(hub_command(config, "--transport", transport, "--port", "0"))
+    procs.append(proc)
+    return proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
