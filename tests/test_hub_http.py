@@ -1,0 +1,110 @@
+"""The hub over Streamable HTTP (both eras) and legacy SSE, with HTTP, SSE and in-process downstreams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+
+from hub.config import parse_config
+from hub.hub import Hub
+from tests.conftest import echo_stdio, start_echo_http, start_hub_http, write_config
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_http_hub_serves_both_eras_over_http_and_sse_downstreams(tmp_path: Path, procs: list) -> None:
+    http_url = start_echo_http(procs, "http", "--name", "web")
+    sse_url = start_echo_http(procs, "sse", "--name", "old")
+    config = write_config(
+        tmp_path,
+        {
+            "web": {"url": http_url},
+            "old": {"url": sse_url, "transport": "sse"},
+            "local": echo_stdio(),
+            "down": {"url": "http://127.0.0.1:9/mcp"},
+        },
+    )
+    url = start_hub_http(procs, config)
+
+    for mode, era in (("legacy", "2025-11-25"), ("auto", "2026-07-28")):
+        async with Client(url, mode=mode) as client:
+            assert client.protocol_version == era
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert {"web__add", "old__add", "local__add"} <= names
+            assert not any(n.startswith("down__") for n in names)
+            for ns in ("web", "old", "local"):
+                result = await client.call_tool(f"{ns}__add", {"a": 1, "b": 2})
+                assert result.structured_content == {"total": 3}, (mode, ns)
+            text = (await client.read_resource("mcphub://old/fixture://readme")).contents[0].text
+            assert text == "readme of old"
+
+    health = httpx.get(url.replace("/mcp", "/healthz")).json()
+    assert health["servers"]["down"]["state"] == "failed" and health["servers"]["web"]["state"] == "ready"
+
+
+async def test_legacy_sse_upstream(tmp_path: Path, procs: list) -> None:
+    config = write_config(tmp_path, {"e": echo_stdio()})
+    url = start_hub_http(procs, config, transport="sse")
+    async with Client(sse_client(url), mode="legacy") as client:
+        assert (await client.call_tool("e__echo", {"text": "via sse"})).structured_content == {"result": "via sse"}
+
+
+async def test_http_endpoint_also_offers_legacy_sse(tmp_path: Path, procs: list) -> None:
+    config = write_config(tmp_path, {"e": echo_stdio()})
+    url = start_hub_http(procs, config)
+    async with Client(sse_client(url.replace("/mcp", "/sse")), mode="legacy") as client:
+        assert (await client.call_tool("e__add", {"a": 2, "b": 2})).structured_content == {"total": 4}
+
+
+def test_foreign_origin_and_host_are_refused(tmp_path: Path, procs: list) -> None:
+    config = write_config(tmp_path, {"e": echo_stdio()})
+    url = start_hub_http(procs, config)
+    body = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    evil = httpx.post(url, json=body, headers={**headers, "Origin": "http://evil.example"})
+    assert evil.status_code == 403
+    rebound = httpx.post(url, json=body, headers={**headers, "Host": "evil.example"})
+    assert rebound.status_code in (403, 421)
+    ok = httpx.post(url, json=body, headers={**headers, "Origin": url.rsplit("/", 1)[0]})
+    assert ok.status_code == 200
+
+
+async def test_in_process_and_protocol_eras_of_downstreams() -> None:
+    config = parse_config(
+        {
+            "mcpServers": {
+                "math": {"module": "tests.fixtures.inproc_server:server"},
+                "made": {"module": "tests.fixtures.inproc_server:make_server"},
+                "modern": echo_stdio(),
+                "handshake": echo_stdio("--name", "hs", protocol="legacy"),
+                "nomod": {"module": "tests.fixtures.no_such_module:server"},
+            }
+        }
+    )
+    async with Hub(config) as hub:
+        assert hub.downstreams["modern"].protocol_version == "2026-07-28"
+        assert hub.downstreams["handshake"].protocol_version == "2025-11-25"
+        assert hub.downstreams["nomod"].state == "failed" and "no_such_module" in (hub.downstreams["nomod"].error or "")
+        result = await hub.route_call("math__multiply", {"a": 6, "b": 7})
+        assert result.structured_content == {"result": 42.0}
+        assert (await hub.route_call("made__made", {})).content[0].text == "made"
+        assert (await hub.route_call("handshake__add", {"a": 1, "b": 1})).structured_content == {"total": 2}
+
+
+async def test_exposed_name_collision_is_a_config_error() -> None:
+    from hub.config import ConfigError
+
+    config = parse_config(
+        {"mcpServers": {"a": echo_stdio("--extra-tool", "b__add", namespace=""), "b": echo_stdio("--name", "b")}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        async with Hub(config):
+            pass
+    assert "both expose tool 'b__add'" in str(caught.value)
