@@ -91,6 +91,8 @@ def _check(path: str) -> int:
         errors = sum(p.severity == "error" for p in exc.problems)
         print(f"{path}: {errors} error(s)")
         return 1
+    for warning in config.warnings:
+        print(warning)
     enabled = config.enabled_servers()
     print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
     return 0

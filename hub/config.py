@@ -124,6 +124,7 @@ class HubConfig(BaseModel):
 
     hub: HubSettings = Field(default_factory=HubSettings)
     servers: list[ServerConfig] = Field(default_factory=list)
+    warnings: list[ConfigProblem] = Field(default_factory=list)
 
     def enabled_servers(self) -> list[ServerConfig]:
         return [s for s in self.servers if s.enabled]
@@ -205,20 +206,25 @@ def _parse_server(
         problems.append(ConfigProblem(path=base, message="in-process servers need `module` or `builtin`"))
         return None
 
+    # A disabled server may reference variables that are not set; report those as warnings.
+    disabled = data.get("enabled") is False
+    expand_problems: list[ConfigProblem] = [] if disabled else problems
     for field in ("env", "headers"):
         block = data.get(field)
         if isinstance(block, dict):
             data[field] = {
-                k: expand_env(v, env, f"{base}.{field}.{k}", problems) if isinstance(v, str) else v
+                k: expand_env(v, env, f"{base}.{field}.{k}", expand_problems) if isinstance(v, str) else v
                 for k, v in block.items()
             }
     if isinstance(data.get("url"), str):
-        data["url"] = expand_env(data["url"], env, f"{base}.url", problems)
+        data["url"] = expand_env(data["url"], env, f"{base}.url", expand_problems)
     if isinstance(data.get("args"), list):
         data["args"] = [
-            expand_env(a, env, f"{base}.args[{i}]", problems) if isinstance(a, str) else a
+            expand_env(a, env, f"{base}.args[{i}]", expand_problems) if isinstance(a, str) else a
             for i, a in enumerate(data["args"])
         ]
+    if disabled:
+        problems.extend(p.model_copy(update={"severity": "warning"}) for p in expand_problems)
 
     namespace = data.get("namespace")
     if namespace is None:
@@ -283,7 +289,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
 
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems, source)
-    return HubConfig(hub=hub, servers=servers)
+    return HubConfig(hub=hub, servers=servers, warnings=problems)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> HubConfig:
