@@ -8,6 +8,7 @@ opaque cursors; list changes reach handshake-era clients as `notifications/*/lis
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 import logging
 from typing import Any
 
@@ -74,14 +75,21 @@ def page(items: list[Any], cursor: str | None, size: int, version: int) -> tuple
 class ClientRegistry:
     """Handshake-era client connections, so list changes can be pushed to each of them."""
 
+    MAX_CONNECTIONS = 4096
+    """Most recently active connections kept; older ones are forgotten (a gone client's session
+    is also dropped the first time a push to it fails)."""
+
     def __init__(self) -> None:
-        self._keepalive: dict[int, Any] = {}
+        self._keepalive: OrderedDict[int, Any] = OrderedDict()
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             connection = getattr(ctx.session, "_connection", None)
             if connection is not None and getattr(connection, "has_standalone_channel", True):
                 self._keepalive[id(connection)] = ctx.session
+                self._keepalive.move_to_end(id(connection))
+                while len(self._keepalive) > self.MAX_CONNECTIONS:
+                    self._keepalive.popitem(last=False)
         return await call_next(ctx)
 
     async def broadcast(self, kind: ListKind) -> None:

@@ -108,3 +108,19 @@ async def test_exposed_name_collision_is_a_config_error() -> None:
         async with Hub(config):
             pass
     assert "both expose tool 'b__add'" in str(caught.value)
+
+
+async def test_closing_the_http_client_cancels_the_downstream_call(tmp_path: Path, procs: list) -> None:
+    import anyio
+
+    marker = tmp_path / "cancelled"
+    config = write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})})
+    url = start_hub_http(procs, config)
+    async with Client(url, mode="legacy") as client:
+        with anyio.move_on_after(0.8):
+            await client.call_tool("e__slow", {"seconds": 20})
+    with anyio.fail_after(10):
+        while not marker.exists():
+            await anyio.sleep(0.05)
+    # The child's stderr reached the hub's log, one line, tagged with the server name.
+    assert any("hub.downstream.e: stderr: fixture echo starting" in line for line in procs[-1].stderr_lines)
