@@ -15,7 +15,7 @@ import mcp_types as types
 from jsonschema import Draft202012Validator, validators
 from jsonschema.protocols import Validator
 
-from hub.config import ServerConfig
+from hub.config import ServerConfig, ToolOverride
 from hub.downstream.connection import Listing
 from hub.naming import exposed_name, namespaced_uri, split_uri
 
@@ -26,17 +26,44 @@ class CatalogConflict(Exception):
 
 @dataclass(frozen=True)
 class ToolRoute:
-    """Where an exposed tool goes: the server and the tool's original name."""
+    """Where an exposed tool goes, and the call settings resolved for it from config and hints."""
 
     exposed: str
     server: str
     original: str
     tool: types.Tool
     """The tool as exposed (renamed; everything else exactly as the downstream sent it)."""
+    read_only: bool = False
+    idempotent: bool = False
+    timeout_s: float | None = None
+    max_timeout_s: float | None = None
 
-    @property
-    def read_only(self) -> bool:
-        return bool(self.tool.annotations and self.tool.annotations.read_only_hint)
+
+def tool_override(config: ServerConfig, name: str) -> ToolOverride:
+    """Merge every `tool_overrides` entry whose glob matches `name`, later entries winning."""
+    merged: dict[str, Any] = {}
+    for pattern, override in config.tool_overrides.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            merged.update(override.model_dump(exclude_none=True))
+    return ToolOverride.model_validate(merged)
+
+
+def make_route(config: ServerConfig, tool: types.Tool, exposed: str) -> ToolRoute:
+    """Resolve a tool's settings: config overrides win over the server's (untrusted) hints."""
+    override = tool_override(config, tool.name)
+    hints = tool.annotations
+    read_only = override.read_only if override.read_only is not None else bool(hints and hints.read_only_hint)
+    idempotent = override.idempotent if override.idempotent is not None else bool(hints and hints.idempotent_hint)
+    return ToolRoute(
+        exposed=exposed,
+        server=config.name,
+        original=tool.name,
+        tool=tool.model_copy(update={"name": exposed}),
+        read_only=read_only,
+        idempotent=idempotent,
+        timeout_s=override.timeout_s or config.timeout_s,
+        max_timeout_s=override.max_timeout_s or config.max_timeout_s,
+    )
 
 
 @dataclass
@@ -47,16 +74,14 @@ class _ServerPart:
     templates: list[types.ResourceTemplate] = field(default_factory=list)
 
 
-def tool_visible(config: ServerConfig, tool: types.Tool) -> bool:
+def tool_visible(config: ServerConfig, route: ToolRoute) -> bool:
     """Apply a server's `tools.allow` / `tools.deny` globs and `read_only` switch."""
-    name = tool.name
+    name = route.original
     if config.tools.allow and not any(fnmatch.fnmatchcase(name, p) for p in config.tools.allow):
         return False
     if any(fnmatch.fnmatchcase(name, p) for p in config.tools.deny):
         return False
-    if config.read_only and not (tool.annotations and tool.annotations.read_only_hint):
-        return False
-    return True
+    return route.read_only or not config.read_only
 
 
 class ToolCatalog:
@@ -79,15 +104,15 @@ class ToolCatalog:
         ns = config.namespace
         part = _ServerPart()
         for tool in listing.tools:
-            if not tool_visible(config, tool):
-                continue
             name = exposed_name(ns, tool.name, self.name_budget)
+            route = make_route(config, tool, name)
+            if not tool_visible(config, route):
+                continue
             if name in part.tools:
                 raise CatalogConflict(
                     f"server {config.name!r} lists two tools that both map to {name!r}; deny one with tools.deny"
                 )
-            exposed = tool.model_copy(update={"name": name})
-            part.tools[name] = ToolRoute(name, config.name, tool.name, exposed)
+            part.tools[name] = route
         for prompt in listing.prompts:
             name = exposed_name(ns, prompt.name, self.name_budget)
             part.prompts[name] = (prompt.name, prompt.model_copy(update={"name": name}))
@@ -108,6 +133,8 @@ class ToolCatalog:
                         f"{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}; give one of them "
                         "another `namespace` or filter the tool out with tools.deny"
                     )
+        if self._parts.get(config.name) == part:
+            return  # nothing changed: keep the version, announce nothing
         self._parts[config.name] = part
         self._configs[config.name] = config
         self._reindex()

@@ -123,7 +123,7 @@ async def _tools(config: HubConfig, as_json: bool) -> int:
             _print_table(routes)
         for name, status in hub.status().items():
             if status["state"] != "ready":
-                print(f"server {name} unavailable: {status['error']}", file=sys.stderr)
+                print(f"server {name} unavailable: {status['last_error']}", file=sys.stderr)
     return 0
 
 

@@ -70,6 +70,46 @@ class ToolFilter(BaseModel):
     deny: list[str] = Field(default_factory=list)
 
 
+class RestartSettings(BaseModel):
+    """Reconnect (restart, for stdio) backoff after a server goes down."""
+
+    model_config = ConfigDict(extra="forbid")
+    initial_backoff_s: float = Field(default=0.5, gt=0)
+    max_backoff_s: float = Field(default=30.0, gt=0)
+
+
+class BreakerSettings(BaseModel):
+    """Circuit breaker: open after `failure_threshold` consecutive failures, or when at least
+    `min_calls` calls in the last `window_s` failed at `failure_rate` or more."""
+
+    model_config = ConfigDict(extra="forbid")
+    failure_threshold: int = Field(default=5, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    min_calls: int = Field(default=10, ge=1)
+    window_s: float = Field(default=30.0, gt=0)
+    cooldown_s: float = Field(default=15.0, gt=0)
+
+
+class RetrySettings(BaseModel):
+    """Automatic retries of safe calls: exponential backoff with full jitter, inside the deadline."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    base_delay_s: float = Field(default=0.2, gt=0)
+    max_delay_s: float = Field(default=5.0, gt=0)
+
+
+class ToolOverride(BaseModel):
+    """Per-tool settings, keyed by a glob over the server's original tool names."""
+
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float | None = Field(default=None, gt=0)
+    max_timeout_s: float | None = Field(default=None, gt=0)
+    read_only: bool | None = None
+    idempotent: bool | None = None
+    """Overrides the tool's own `idempotentHint` (hints from a server are not trusted blindly)."""
+
+
 class ServerConfig(BaseModel):
     """One downstream server: how to reach it and how the hub exposes it."""
 
@@ -94,6 +134,20 @@ class ServerConfig(BaseModel):
     tools: ToolFilter = Field(default_factory=ToolFilter)
     read_only: bool = False
     timeout_s: float | None = Field(default=None, gt=0)
+    tool_overrides: dict[str, ToolOverride] = Field(default_factory=dict)
+    max_timeout_s: float | None = Field(default=None, gt=0)
+    """Hard cap for a call even while the server keeps reporting progress."""
+    max_concurrency: int = Field(default=16, ge=1)
+    """Calls in flight to this server at once (bulkhead)."""
+    max_queue: int = Field(default=64, ge=0)
+    """Calls waiting for a slot; beyond this a call fails at once with `unavailable`."""
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    restart: RestartSettings = Field(default_factory=RestartSettings)
+    health_interval_s: float = Field(default=30.0, gt=0)
+    """How often an HTTP/SSE server is health-checked (a tools/list)."""
+    hide_when_down: bool = False
+    """Hide the server's tools while it is down (default: keep them listed; calls fail fast)."""
     protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
     """Protocol era to speak to this server: `auto` probes `server/discover` and falls back
     to the 2025-11-25 initialize handshake."""
@@ -108,7 +162,10 @@ class HubSettings(BaseModel):
     name_budget: int = Field(default=64, ge=16, le=128)
     """Longest exposed tool/prompt name; longer names are shortened deterministically."""
     timeout_s: float = Field(default=30.0, gt=0)
-    """Default deadline for a forwarded call when neither the tool nor the server sets one."""
+    """Default deadline for a forwarded call when neither the tool nor the server sets one. Progress
+    notifications from the server restart this idle timer, up to `max_timeout_s`."""
+    max_timeout_s: float = Field(default=300.0, gt=0)
+    """Hard cap on any call, progress or not (per server/tool settings may lower or raise it)."""
     connect_timeout_s: float = Field(default=20.0, gt=0)
     page_size: int = Field(default=200, ge=1, le=10_000)
     """Items per page in the hub's own list answers."""

@@ -24,7 +24,7 @@ from hub.config import ConfigError, ConfigProblem, HubConfig
 from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, describe_failure
 from hub.errors import HubToolError
 from hub.naming import namespaced_uri
-from hub.policies import CallPolicy, ToolCall, compose, deadline_policy
+from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy
 
 logger = logging.getLogger("hub")
 
@@ -46,13 +46,21 @@ class Hub:
         self.config = config
         self.catalog = ToolCatalog(config.hub.name_budget)
         self.downstreams: dict[str, Downstream] = {
-            s.name: Downstream(s, on_change=self._on_downstream_change) for s in config.enabled_servers()
+            s.name: Downstream(s, on_change=self._on_downstream_change, on_state=self._on_downstream_state)
+            for s in config.enabled_servers()
         }
-        self._policies: list[CallPolicy] = list(policies) if policies is not None else [deadline_policy]
+        self.breakers = BreakerPolicy(lambda server: self.downstreams[server].config.breaker)
+        self.bulkheads = BulkheadPolicy(
+            lambda server: (self.downstreams[server].config.max_concurrency, self.downstreams[server].config.max_queue)
+        )
+        retry = RetryPolicy(lambda server: self.downstreams[server].config.retry)
+        default_policies: list[CallPolicy] = [deadline_policy, retry, self.breakers, self.bulkheads]
+        self._policies = list(policies) if policies is not None else default_policies
         self._chain = compose(self._policies, self._forward)
         self._listeners: list[ChangeListener] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
+        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -75,22 +83,18 @@ class Hub:
         await self._exit_stack.aclose()
 
     async def _start_all(self) -> None:
+        """Connect every server concurrently; wait (bounded) for each first attempt, then build the catalog."""
         assert self._task_group is not None
-        timeout = self.config.hub.connect_timeout_s
-
-        async def start(downstream: Downstream) -> None:
-            assert self._task_group is not None
-            with anyio.move_on_after(timeout) as scope:
-                await self._task_group.start(downstream.run)
-            if scope.cancelled_caught:
-                downstream.error = f"did not finish connecting within {timeout:g}s"
-                downstream.state = "failed"
-                downstream.log.error("unavailable: %s", downstream.error)
-                downstream.stop()
-
-        async with anyio.create_task_group() as starters:
+        for downstream in self.downstreams.values():
+            self._task_group.start_soon(downstream.run)
+        with anyio.move_on_after(self.config.hub.connect_timeout_s):
             for downstream in self.downstreams.values():
-                starters.start_soon(start, downstream)
+                await downstream.first_attempt.wait()
+        for downstream in self.downstreams.values():
+            if not downstream.first_attempt.is_set():
+                downstream.log.warning(
+                    "still connecting after %gs; its tools will appear when it is up", self.config.hub.connect_timeout_s
+                )
 
         problems: list[ConfigProblem] = []
         for downstream in self.downstreams.values():
@@ -102,14 +106,23 @@ class Hub:
                 problems.append(ConfigProblem(path=f"$.mcpServers.{downstream.name}", message=str(exc)))
         if problems:
             raise ConfigError(problems, "the hub config")
+        self._started = True
         ready = [d.name for d in self.downstreams.values() if d.state == "ready"]
-        failed = {d.name: d.error for d in self.downstreams.values() if d.state != "ready"}
-        logger.info("serving %d tools from %d server(s); failed: %s", len(self.catalog.tools()), len(ready), failed or "none")
+        down = {d.name: d.error for d in self.downstreams.values() if d.state != "ready"}
+        logger.info("serving %d tools from %d server(s); down: %s", len(self.catalog.tools()), len(ready), down or "none")
 
     # -- change propagation ----------------------------------------------------------------
 
     def add_change_listener(self, listener: ChangeListener) -> None:
         self._listeners.append(listener)
+
+    async def _announce(self, kinds: Sequence[ListKind]) -> None:
+        for kind in kinds:
+            for listener in list(self._listeners):
+                try:
+                    await listener(kind)
+                except Exception as exc:  # boundary: one broken client must not stop the others
+                    logger.warning("could not notify a client of a %s change: %s", kind, describe_failure(exc))
 
     async def _on_downstream_change(self, downstream: Downstream, kind: ListKind) -> None:
         before = self.catalog.version
@@ -119,20 +132,62 @@ class Hub:
             downstream.log.error("kept the previous listing: %s", exc)
             return
         if self.catalog.version != before:
-            for listener in list(self._listeners):
-                try:
-                    await listener(kind)
-                except Exception as exc:  # boundary: one broken client must not stop the others
-                    logger.warning("could not notify a client of a %s change: %s", kind, describe_failure(exc))
+            await self._announce([kind])
 
-    # -- calls -----------------------------------------------------------------------------
+    def _on_downstream_state(self, downstream: Downstream) -> None:
+        if self._started and self._task_group is not None:
+            self._task_group.start_soon(self._sync_server, downstream)
+
+    async def _sync_server(self, downstream: Downstream) -> None:
+        """After a server comes up (again) or goes down, bring its catalog part in line and announce."""
+        before = self.catalog.version
+        if downstream.state == "ready":
+            try:
+                self.catalog.set_server(downstream.config, downstream.listing)
+            except CatalogConflict as exc:
+                downstream.log.error("tools not exposed: %s", exc)
+        elif downstream.config.hide_when_down:
+            self.catalog.remove_server(downstream.name)
+        if self.catalog.version != before:
+            await self._announce(["tools", "resources", "prompts"])
+
+    # -- health ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, dict[str, Any]]:
-        return {name: {"state": d.state, "error": d.error} for name, d in self.downstreams.items()}
+        """Per server: connected / degraded / down, breaker, in-flight, restarts, last error, latency."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, d in self.downstreams.items():
+            breaker = self.breakers.breakers.get(name)
+            breaker_state = breaker.state if breaker else "closed"
+            bulkhead = self.bulkheads.bulkheads.get(name)
+            saturated = bulkhead is not None and bulkhead.waiting > 0
+            if d.state != "ready":
+                health = "down"
+            elif breaker_state != "closed" or saturated:
+                health = "degraded"
+            else:
+                health = "connected"
+            p50, p95 = d.stats.percentile(0.5), d.stats.percentile(0.95)
+            out[name] = {
+                "health": health,
+                "state": d.state,
+                "breaker": breaker_state,
+                "in_flight": d.stats.in_flight,
+                "queued": bulkhead.waiting if bulkhead else 0,
+                "restarts": d.restarts,
+                "calls": d.stats.calls,
+                "failures": d.stats.failures,
+                "last_error": d.error,
+                "p50_ms": round(p50 * 1000, 2) if p50 is not None else None,
+                "p95_ms": round(p95 * 1000, 2) if p95 is not None else None,
+                "protocol": d.protocol_version,
+            }
+        return out
 
-    def deadline_for(self, route: ToolRoute) -> float:
-        server = self.downstreams[route.server].config
-        return server.timeout_s or self.config.hub.timeout_s
+    def settings_for(self, route: ToolRoute) -> tuple[float, float]:
+        """(idle timeout, hard timeout) for a tool: per tool, else per server, else the hub default."""
+        timeout = route.timeout_s or self.config.hub.timeout_s
+        return timeout, max(timeout, route.max_timeout_s or self.config.hub.max_timeout_s)
 
     async def route_call(
         self,
@@ -146,7 +201,8 @@ class Hub:
         if route is None:
             raise UnknownTool(name)
         arguments = arguments or {}
-        call = ToolCall(route, arguments, self.deadline_for(route), progress, dict(attributes or {}))
+        timeout, hard = self.settings_for(route)
+        call = ToolCall(route, arguments, timeout, hard, progress, dict(attributes or {}))
         try:
             self._validate(route, arguments)
             return await self._chain(call)
@@ -171,8 +227,13 @@ class Hub:
 
     async def _forward(self, call: ToolCall) -> types.CallToolResult:
         downstream = self.downstreams[call.route.server]
+        stats = downstream.stats
+        stats.in_flight += 1
+        started = anyio.current_time()
+        failed = True
         try:
             result = await downstream.call_tool(call.route.original, call.arguments, call.progress)
+            failed = False
             return strip_protocol_meta(result)
         except DownstreamUnavailable as exc:
             raise HubToolError("unavailable", f"{exc}; try again later", details={"server": downstream.name}) from exc
@@ -203,6 +264,9 @@ class Hub:
                 f"server {downstream.name!r} returned an invalid result: {describe_failure(exc)}",
                 details={"server": downstream.name},
             ) from exc
+        finally:
+            stats.in_flight -= 1
+            stats.record(anyio.current_time() - started, failed)
 
     # -- resources and prompts -------------------------------------------------------------
 

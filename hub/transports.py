@@ -46,12 +46,27 @@ def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
     )
 
 
+def health_response(hub: Hub) -> JSONResponse:
+    """`GET /healthz`: 200 while the hub can serve (some server up, or none configured), else 503;
+    the body names the servers that are degraded or down."""
+    servers = hub.status()
+    degraded = sorted(name for name, s in servers.items() if s["health"] != "connected")
+    up = [name for name, s in servers.items() if s["health"] != "down"]
+    body = {
+        "status": "degraded" if degraded else "ok",
+        "degraded": degraded,
+        "tools": len(hub.catalog.tools()),
+        "servers": servers,
+    }
+    return JSONResponse(body, status_code=200 if up or not servers else 503)
+
+
 def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str) -> Starlette:
     """The ASGI app for `http` (Streamable HTTP + legacy SSE) or `sse` (legacy SSE only)."""
     security = security_settings(hub, host)
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "servers": hub.status(), "tools": len(hub.catalog.tools())})
+        return health_response(hub)
 
     sse = SseServerTransport("/messages/", security_settings=security)
 

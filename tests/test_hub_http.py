@@ -42,8 +42,12 @@ async def test_http_hub_serves_both_eras_over_http_and_sse_downstreams(tmp_path:
             text = (await client.read_resource("mcphub://old/fixture://readme")).contents[0].text
             assert text == "readme of old"
 
-    health = httpx.get(url.replace("/mcp", "/healthz")).json()
-    assert health["servers"]["down"]["state"] == "failed" and health["servers"]["web"]["state"] == "ready"
+    response = httpx.get(url.replace("/mcp", "/healthz"))
+    assert response.status_code == 200
+    health = response.json()
+    assert health["status"] == "degraded" and health["degraded"] == ["down"]
+    assert health["servers"]["down"]["health"] == "down" and health["servers"]["web"]["health"] == "connected"
+    assert health["servers"]["web"]["calls"] == 2 and health["servers"]["web"]["p95_ms"] > 0
 
 
 async def test_legacy_sse_upstream(tmp_path: Path, procs: list) -> None:
@@ -91,7 +95,7 @@ async def test_in_process_and_protocol_eras_of_downstreams() -> None:
     async with Hub(config) as hub:
         assert hub.downstreams["modern"].protocol_version == "2026-07-28"
         assert hub.downstreams["handshake"].protocol_version == "2025-11-25"
-        assert hub.downstreams["nomod"].state == "failed" and "no_such_module" in (hub.downstreams["nomod"].error or "")
+        assert hub.downstreams["nomod"].state == "down" and "no_such_module" in (hub.downstreams["nomod"].error or "")
         result = await hub.route_call("math__multiply", {"a": 6, "b": 7})
         assert result.structured_content == {"result": 42.0}
         assert (await hub.route_call("made__made", {})).content[0].text == "made"

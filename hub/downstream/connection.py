@@ -26,13 +26,14 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.config import ServerConfig
 from hub.downstream.inprocess import load_server_object
+from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
 
 logger = logging.getLogger("hub.downstream")
 
 MAX_LIST_PAGES = 100
 ListKind = Literal["tools", "resources", "prompts"]
-State = Literal["starting", "ready", "failed", "stopped"]
+State = Literal["starting", "ready", "down", "stopped"]
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Downstream:
         self,
         config: ServerConfig,
         on_change: Callable[[Downstream, ListKind], Awaitable[None]] | None = None,
+        on_state: Callable[[Downstream], None] | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -64,6 +66,11 @@ class Downstream:
         self.listing = Listing()
         self._client: Client | None = None
         self._on_change = on_change
+        self._on_state = on_state
+        self.restarts = 0
+        self.first_attempt = anyio.Event()
+        """Set once the first connection attempt has succeeded or failed."""
+        self.stats = CallStats()
         self._stop = anyio.Event()
         self._lost = anyio.Event()
         self._pending_refresh: set[ListKind] = set()
@@ -72,43 +79,82 @@ class Downstream:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect and discover, report started (success or failure), then serve until stopped."""
-        started = False
-        try:
-            async with self._make_client() as client:
-                await self._discover(client)
-                self._client = client
-                self.state = "ready"
-                self.log.info(
-                    "connected protocol=%s tools=%d resources=%d prompts=%d",
-                    client.protocol_version,
-                    len(self.listing.tools),
-                    len(self.listing.resources) + len(self.listing.resource_templates),
-                    len(self.listing.prompts),
-                )
-                task_status.started()
-                started = True
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._refresh_worker)
-                    if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                        tg.start_soon(self._listen_for_changes, client)
-                    with anyio.CancelScope() as scope:
-                        tg.start_soon(_set_when, self._stop, scope)
-                        tg.start_soon(_set_when, self._lost, scope)
-                        await anyio.sleep_forever()
-                    tg.cancel_scope.cancel()
-        except Exception as exc:  # boundary: any connect failure is reported, never raised to the hub
-            if not (self._lost.is_set() and self.error):
-                self.error = describe_failure(exc)
-            self.state = "failed"
-            self.log.error("unavailable: %s", self.error)
-        finally:
-            self._client = None
-            if self.state == "ready":
-                self.state = "failed" if self._lost.is_set() and not self._stop.is_set() else "stopped"
-            if not started:
-                task_status.started()
+    async def run(self) -> None:
+        """Keep this server connected until `stop()`: connect, serve, and on loss reconnect with
+        exponential backoff. Sets `first_attempt` after the first attempt, whether it worked or not."""
+        backoff = self.config.restart.initial_backoff_s
+        while not self._stop.is_set():
+            self._lost = anyio.Event()
+            connected_at: float | None = None
+            try:
+                async with self._make_client() as client:
+                    await self._discover(client)
+                    self._client = client
+                    self._set_state("ready")
+                    connected_at = anyio.current_time()
+                    self.first_attempt.set()
+                    await self._serve(client)
+            except Exception as exc:  # boundary: any connection failure is reported, never raised to the hub
+                if not (self._lost.is_set() and self.error):
+                    self.error = describe_failure(exc)
+            finally:
+                self._client = None
+            if self._stop.is_set():
+                break
+            if self.config.transport == "inprocess" and connected_at is None:
+                self._set_state("down")
+                self.log.error("unavailable: %s", self.error)
+                break  # an import error will not fix itself
+            self._set_state("down")
+            if connected_at is not None and anyio.current_time() - connected_at > 2 * self.config.restart.max_backoff_s:
+                backoff = self.config.restart.initial_backoff_s  # it was stable for a while: start over
+            self.log.error("unavailable: %s; reconnecting in %.1fs", self.error, backoff)
+            self.first_attempt.set()
+            with anyio.move_on_after(backoff):
+                await self._stop.wait()
+            backoff = min(backoff * 2, self.config.restart.max_backoff_s)
+            self.restarts += 1
+        self._set_state("stopped" if self._stop.is_set() else self.state)
+        self.first_attempt.set()
+
+    async def _serve(self, client: Client) -> None:
+        """Follow list changes (and, for HTTP, health-check) until the connection is lost or stopped."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._refresh_worker)
+            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                tg.start_soon(self._listen_for_changes, client)
+            if self.config.transport in ("streamable_http", "sse"):
+                tg.start_soon(self._health_check, client)
+            with anyio.CancelScope() as scope:
+                tg.start_soon(_set_when, self._stop, scope)
+                tg.start_soon(_set_when, self._lost, scope)
+                await anyio.sleep_forever()
+            tg.cancel_scope.cancel()
+        if self._lost.is_set() and not self._stop.is_set():
+            raise ConnectionError(self.error or "connection lost")
+
+    async def _health_check(self, client: Client) -> None:
+        """HTTP servers have no process to watch: list tools periodically; two failures in a row is a loss."""
+        failures = 0
+        while True:
+            await anyio.sleep(self.config.health_interval_s)
+            try:
+                with anyio.fail_after(10):
+                    await client.list_tools(cache_mode="refresh")
+                failures = 0
+            except Exception as exc:  # boundary: any failure counts against health
+                failures += 1
+                if failures >= 2:
+                    self.error = f"health check failed: {describe_failure(exc)}"
+                    self._lost.set()
+                    return
+
+    def _set_state(self, state: State) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        if self._on_state is not None:
+            self._on_state(self)
 
     @property
     def protocol_version(self) -> str | None:
@@ -236,7 +282,7 @@ class Downstream:
     def client(self) -> Client:
         if self._client is None or self.state != "ready" or self._lost.is_set():
             reason = self.error or self.state
-            raise DownstreamUnavailable(f"server {self.name!r} is not connected ({reason})")
+            raise DownstreamUnavailable(f"server {self.name!r} is down ({reason})")
         return self._client
 
     async def call_tool(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +20,20 @@ class ToolCall:
     route: ToolRoute
     arguments: dict[str, Any]
     timeout_s: float
-    """Seconds the whole call (all policies and the downstream) may take."""
+    """Idle deadline: seconds without an answer or a progress notification."""
+    max_timeout_s: float
+    """Hard deadline for the whole call, progress or not."""
     progress: ProgressFnT | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     """Scratch space for policies (principal, attempt number, ...)."""
+    deadline_at: float = math.inf
+    """Absolute (anyio clock) time the call must finish by; set and moved by the deadline policy."""
+
+    @property
+    def retry_safe(self) -> bool:
+        """Safe to send twice: read-only, idempotent, or carrying the caller's idempotency key."""
+        key = self.arguments.get("idempotency_key")
+        return self.route.read_only or self.route.idempotent or (isinstance(key, str) and key != "")
 
 
 CallNext = Callable[[ToolCall], Awaitable[types.CallToolResult]]

@@ -1,4 +1,8 @@
-"""Every forwarded call has a deadline; on expiry the downstream call is cancelled."""
+"""Every forwarded call has a deadline; on expiry the downstream call is cancelled.
+
+`timeout_s` is an idle timer: each progress notification from the server restarts it, but
+never past `max_timeout_s` from the start of the call.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,29 @@ from hub.policies.base import CallNext, ToolCall
 
 
 async def deadline_policy(call: ToolCall, call_next: CallNext) -> types.CallToolResult:
-    """Cancel the rest of the chain after `call.timeout_s` and report code `timeout`."""
-    with anyio.move_on_after(call.timeout_s) as scope:
+    """Cancel the rest of the chain when the deadline passes and report code `timeout`."""
+    started = anyio.current_time()
+    hard = started + max(call.max_timeout_s, call.timeout_s)
+    call.deadline_at = min(started + call.timeout_s, hard)
+    forward_progress = call.progress
+
+    with anyio.CancelScope(deadline=call.deadline_at) as scope:
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            call.deadline_at = min(anyio.current_time() + call.timeout_s, hard)
+            scope.deadline = call.deadline_at
+            if forward_progress is not None:
+                await forward_progress(progress, total, message)
+
+        call.progress = on_progress
         return await call_next(call)
-    assert scope.cancelled_caught
+
+    elapsed = anyio.current_time() - started
+    at_cap = call.deadline_at >= hard
+    why = f"the {call.max_timeout_s:g}s hard limit" if at_cap else f"{call.timeout_s:g}s without an answer or progress"
     raise HubToolError(
         "timeout",
-        f"{call.route.exposed} did not answer within {call.timeout_s:g}s; the call was cancelled. "
-        "Retry later, or raise timeout_s for this server if it is legitimately slow.",
-        details={"server": call.route.server, "timeout_s": call.timeout_s},
+        f"server {call.route.server!r} timed out on {call.route.original} after {elapsed:.1f}s ({why}); "
+        "the call was cancelled. Retrying later may work; if the tool is legitimately slow, raise timeout_s.",
+        details={"server": call.route.server, "timeout_s": call.timeout_s, "elapsed_s": round(elapsed, 3)},
     )

@@ -1,0 +1,28 @@
+"""Per-server call statistics for health reporting: in-flight, counts, latency percentiles."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CallStats:
+    """Counters and a sliding window of recent call latencies (seconds)."""
+
+    in_flight: int = 0
+    calls: int = 0
+    failures: int = 0
+    _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))
+
+    def record(self, seconds: float, failed: bool) -> None:
+        self.calls += 1
+        self.failures += failed
+        self._latencies.append(seconds)
+
+    def percentile(self, q: float) -> float | None:
+        """The q-quantile (0..1) of recent latencies, or None before the first call."""
+        if not self._latencies:
+            return None
+        ordered = sorted(self._latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

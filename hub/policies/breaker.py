@@ -1,0 +1,140 @@
+"""Circuit breakers: stop sending calls to a server that keeps failing, probe it after a cool-down.
+
+closed → open after `failure_threshold` consecutive failures, or when at least `min_calls` calls
+in the last `window_s` failed at `failure_rate` or more. Open fails fast with `unavailable` and
+`retry_after_s`. After `cooldown_s` one probe call goes through (half-open): success closes the
+breaker, failure opens it again. A tool error the server returns (`isError`) is the tool working
+and counts as success; timeouts, transport errors, crashes and protocol errors count as failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+import anyio
+import mcp_types as types
+
+from hub.config import BreakerSettings
+from hub.errors import HubToolError
+from hub.policies.base import CallNext, ToolCall
+
+logger = logging.getLogger("hub.breaker")
+BreakerState = Literal["closed", "open", "half_open"]
+FAILURE_CODES = frozenset({"timeout", "unavailable", "upstream_error", "internal"})
+
+
+class CircuitBreaker:
+    """The breaker for one server (time from an injectable clock, for tests)."""
+
+    def __init__(self, name: str, settings: BreakerSettings, clock: Callable[[], float] = anyio.current_time) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = clock
+        self.state: BreakerState = "closed"
+        self.consecutive_failures = 0
+        self.opened_at = 0.0
+        self.transitions: list[tuple[BreakerState, BreakerState]] = []
+        self._window: deque[tuple[float, bool]] = deque()
+        self._probe_in_flight = False
+
+    def retry_after(self) -> float:
+        return max(0.0, self.opened_at + self.settings.cooldown_s - self.clock())
+
+    def admit(self) -> bool:
+        """Whether a call may go through now; in half-open, only one probe at a time."""
+        if self.state == "open":
+            if self.retry_after() > 0:
+                return False
+            self._move("half_open", "cool-down over; letting one probe call through")
+        if self.state == "half_open":
+            if self._probe_in_flight:
+                return False
+            self._probe_in_flight = True
+        return True
+
+    def record(self, success: bool) -> None:
+        now = self.clock()
+        was_probe = self._probe_in_flight
+        self._probe_in_flight = False
+        self._window.append((now, success))
+        while self._window and self._window[0][0] < now - self.settings.window_s:
+            self._window.popleft()
+        if success:
+            self.consecutive_failures = 0
+            if self.state == "half_open":
+                self._move("closed", "probe call succeeded")
+            return
+        self.consecutive_failures += 1
+        if self.state == "half_open" or was_probe:
+            self._open("probe call failed")
+        elif self.state == "closed" and self._should_open():
+            self._open(f"{self.consecutive_failures} consecutive failure(s), {self._failure_rate():.0%} of recent calls")
+
+    def release(self) -> None:
+        """A call ended without a verdict (the caller cancelled it)."""
+        self._probe_in_flight = False
+
+    def _failure_rate(self) -> float:
+        if not self._window:
+            return 0.0
+        return sum(1 for _, ok in self._window if not ok) / len(self._window)
+
+    def _should_open(self) -> bool:
+        if self.consecutive_failures >= self.settings.failure_threshold:
+            return True
+        return len(self._window) >= self.settings.min_calls and self._failure_rate() >= self.settings.failure_rate
+
+    def _open(self, why: str) -> None:
+        self.opened_at = self.clock()
+        self._move("open", why)
+
+    def _move(self, state: BreakerState, why: str) -> None:
+        self.transitions.append((self.state, state))
+        logger.warning("breaker for server %r: %s -> %s (%s)", self.name, self.state, state, why)
+        self.state = state
+
+
+class BreakerPolicy:
+    """One `CircuitBreaker` per server, applied around every attempt."""
+
+    def __init__(self, settings_for: Callable[[str], BreakerSettings]) -> None:
+        self._settings_for = settings_for
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    def breaker(self, server: str) -> CircuitBreaker:
+        found = self.breakers.get(server)
+        if found is None:
+            found = self.breakers[server] = CircuitBreaker(server, self._settings_for(server))
+        return found
+
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+        breaker = self.breaker(call.route.server)
+        if not breaker.admit():
+            wait = breaker.retry_after()
+            raise HubToolError(
+                "unavailable",
+                f"server {call.route.server!r} is failing; calls to it are paused for {wait:.0f}s "
+                "(circuit breaker open). Retry after that, or carry on without it.",
+                retry_after_s=round(max(wait, 0.1), 1),
+                details={"server": call.route.server, "breaker": breaker.state},
+            )
+        try:
+            result = await call_next(call)
+        except HubToolError as exc:
+            saturated = (exc.body.details or {}).get("reason") == "saturated"
+            if saturated:
+                breaker.release()
+            else:
+                breaker.record(exc.body.code not in FAILURE_CODES)
+            raise
+        except anyio.get_cancelled_exc_class():
+            if anyio.current_time() >= call.deadline_at:
+                breaker.record(False)  # the deadline cancelled it: a timeout
+            else:
+                breaker.release()
+            raise
+        breaker.record(True)
+        return result

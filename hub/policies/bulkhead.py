@@ -1,0 +1,73 @@
+"""Bulkheads: a per-server cap on calls in flight, with a bounded queue.
+
+A call that finds the queue full, or cannot get a slot before its deadline, fails with
+`unavailable` at once instead of piling up — so one slow server cannot exhaust the hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import mcp_types as types
+
+from hub.errors import HubToolError
+from hub.policies.base import CallNext, ToolCall
+
+DEADLINE_MARGIN_S = 0.02
+"""Give up waiting for a slot this long before the deadline, so the caller sees `unavailable`."""
+
+
+class Bulkhead:
+    """Slots and a queue for one server."""
+
+    def __init__(self, max_concurrency: int, max_queue: int) -> None:
+        self.max_concurrency = max_concurrency
+        self.max_queue = max_queue
+        self.slots = anyio.Semaphore(max_concurrency)
+        self.waiting = 0
+
+    @property
+    def busy(self) -> int:
+        return self.max_concurrency - self.slots.value
+
+
+class BulkheadPolicy:
+    def __init__(self, limits_for: Callable[[str], tuple[int, int]]) -> None:
+        self._limits_for = limits_for
+        self.bulkheads: dict[str, Bulkhead] = {}
+
+    def bulkhead(self, server: str) -> Bulkhead:
+        found = self.bulkheads.get(server)
+        if found is None:
+            found = self.bulkheads[server] = Bulkhead(*self._limits_for(server))
+        return found
+
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+        bulkhead = self.bulkhead(call.route.server)
+        if bulkhead.slots.value == 0 and bulkhead.waiting >= bulkhead.max_queue:
+            raise _saturated(call, bulkhead, "its queue is full")
+        bulkhead.waiting += 1
+        acquired = False
+        try:
+            with anyio.move_on_after(max(0.0, call.deadline_at - anyio.current_time() - DEADLINE_MARGIN_S)):
+                await bulkhead.slots.acquire()
+                acquired = True
+        finally:
+            bulkhead.waiting -= 1
+        if not acquired:
+            raise _saturated(call, bulkhead, "no slot freed up before the deadline")
+        try:
+            return await call_next(call)
+        finally:
+            bulkhead.slots.release()
+
+
+def _saturated(call: ToolCall, bulkhead: Bulkhead, why: str) -> HubToolError:
+    return HubToolError(
+        "unavailable",
+        f"server {call.route.server!r} is saturated ({bulkhead.max_concurrency} calls in flight; {why}). "
+        "Retry in a moment.",
+        retry_after_s=1.0,
+        details={"server": call.route.server, "reason": "saturated"},
+    )
