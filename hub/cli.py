@@ -1,4 +1,4 @@
-"""`mcp-hub` command line: serve, check, tools, call.
+"""`mcp-hub` command line: serve, check, status, tools, call.
 
 The config comes from `--config`, else `$MCP_HUB_CONFIG`, else the built-in default (every
 built-in domain server mounted in-process on its embedded backend).
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arg(tools)
     tools.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    status = sub.add_parser("status", help="health of a running HTTP hub, per server")
+    status.add_argument("--url", default="http://127.0.0.1:8765", help="the hub's base URL (default %(default)s)")
+    status.add_argument("--json", action="store_true", help="print the raw /healthz JSON")
+
     call = sub.add_parser("call", help="call one exposed tool and print its result")
     _add_config_arg(call)
     call.add_argument("name")
@@ -63,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args.config)
+        if args.command == "status":
+            return _status(args.url, args.json)
         config = resolve_config(args.config)
     except ConfigError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
@@ -96,6 +102,31 @@ def _check(path: str) -> int:
     enabled = config.enabled_servers()
     print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
     return 0
+
+
+def _status(url: str, as_json: bool) -> int:
+    import httpx
+
+    base = url.rstrip("/").removesuffix("/mcp").removesuffix("/sse")
+    try:
+        response = httpx.get(f"{base}/healthz", timeout=5)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"mcp-hub: no hub answered at {base}/healthz ({exc}); is `mcp-hub serve -t http` running?", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(body, indent=2))
+    else:
+        print(f"hub: {body['status']} ({body['tools']} tools)")
+        rows = [("SERVER", "HEALTH", "BREAKER", "IN-FLIGHT", "RESTARTS", "P50 MS", "P95 MS", "LAST ERROR")]
+        for name, s in body["servers"].items():
+            rows.append((name, s["health"], s["breaker"], str(s["in_flight"]), str(s["restarts"]),
+                         str(s["p50_ms"] if s["p50_ms"] is not None else "-"),
+                         str(s["p95_ms"] if s["p95_ms"] is not None else "-"), (s["last_error"] or "")[:80]))
+        widths = [max(len(r[i]) for r in rows) for i in range(7)]
+        for r in rows:
+            print("  ".join(f"{r[i]:<{widths[i]}}" for i in range(7)) + "  " + r[7])
+    return 0 if response.status_code == 200 else 1
 
 
 async def _serve(config: HubConfig, transport: str, host: str, port: int) -> None:

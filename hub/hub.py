@@ -46,7 +46,12 @@ class Hub:
         self.config = config
         self.catalog = ToolCatalog(config.hub.name_budget)
         self.downstreams: dict[str, Downstream] = {
-            s.name: Downstream(s, on_change=self._on_downstream_change, on_state=self._on_downstream_state)
+            s.name: Downstream(
+                s,
+                on_change=self._on_downstream_change,
+                on_state=self._on_downstream_state,
+                connect_timeout_s=config.hub.connect_timeout_s,
+            )
             for s in config.enabled_servers()
         }
         self.breakers = BreakerPolicy(lambda server: self.downstreams[server].config.breaker)

@@ -10,6 +10,7 @@ stream; either way the server's part of the catalog is refetched and `on_change`
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -58,6 +59,7 @@ class Downstream:
         config: ServerConfig,
         on_change: Callable[[Downstream, ListKind], Awaitable[None]] | None = None,
         on_state: Callable[[Downstream], None] | None = None,
+        connect_timeout_s: float = 20.0,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -68,6 +70,9 @@ class Downstream:
         self._on_change = on_change
         self._on_state = on_state
         self.restarts = 0
+        self.connect_timeout_s = connect_timeout_s
+        self._attempt_scope: anyio.CancelScope | None = None
+        self._connected_at: float | None = None
         self.first_attempt = anyio.Event()
         """Set once the first connection attempt has succeeded or failed."""
         self.stats = CallStats()
@@ -85,20 +90,22 @@ class Downstream:
         backoff = self.config.restart.initial_backoff_s
         while not self._stop.is_set():
             self._lost = anyio.Event()
-            connected_at: float | None = None
             try:
-                async with self._make_client() as client:
-                    await self._discover(client)
-                    self._client = client
-                    self._set_state("ready")
-                    connected_at = anyio.current_time()
-                    self.first_attempt.set()
-                    await self._serve(client)
+                with anyio.CancelScope() as self._attempt_scope:
+                    if self._stop.is_set():
+                        break
+                    await self._connect_and_serve()
+            except TimeoutError:
+                self.error = f"did not complete the MCP handshake within {self.connect_timeout_s:g}s"
             except Exception as exc:  # boundary: any connection failure is reported, never raised to the hub
                 if not (self._lost.is_set() and self.error):
                     self.error = describe_failure(exc)
             finally:
                 self._client = None
+                self._attempt_scope = None
+                connected_at = self._connected_at
+                self._connected_at = None
+
             if self._stop.is_set():
                 break
             if self.config.transport == "inprocess" and connected_at is None:
@@ -116,6 +123,20 @@ class Downstream:
             self.restarts += 1
         self._set_state("stopped" if self._stop.is_set() else self.state)
         self.first_attempt.set()
+
+    async def _connect_and_serve(self) -> None:
+        # The handshake and discovery get `connect_timeout_s`; once connected, no deadline.
+        with anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout_s) as handshake:
+            async with self._make_client() as client:
+                await self._discover(client)
+                handshake.deadline = math.inf
+                self._client = client
+                self._connected_at = anyio.current_time()
+                self._set_state("ready")
+                self.first_attempt.set()
+                await self._serve(client)
+        if handshake.cancelled_caught:
+            raise TimeoutError
 
     async def _serve(self, client: Client) -> None:
         """Follow list changes (and, for HTTP, health-check) until the connection is lost or stopped."""
@@ -145,8 +166,7 @@ class Downstream:
             except Exception as exc:  # boundary: any failure counts against health
                 failures += 1
                 if failures >= 2:
-                    self.error = f"health check failed: {describe_failure(exc)}"
-                    self._lost.set()
+                    self._lose(f"health check failed: {describe_failure(exc)}")
                     return
 
     def _set_state(self, state: State) -> None:
@@ -163,12 +183,22 @@ class Downstream:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._attempt_scope is not None:
+            self._attempt_scope.cancel()
 
     def _mark_lost(self, returncode: int | None, last_stderr: list[str]) -> None:
-        if not self._stop.is_set():
-            tail = f"; last stderr: {' | '.join(last_stderr)[-300:]}" if last_stderr else ""
-            self.error = f"process exited with code {returncode}{tail}"
+        tail = f"; last stderr: {' | '.join(last_stderr)[-300:]}" if last_stderr else ""
+        self._lose(f"process exited with code {returncode}{tail}")
+
+    def _lose(self, reason: str) -> None:
+        """The connection is gone: calls fail fast from now on; the supervisor reconnects."""
+        if self._stop.is_set():
+            self._lost.set()
+            return
+        self.error = reason
         self._lost.set()
+        if self.state == "ready":
+            self._set_state("down")
 
     async def loss_reason(self, wait_s: float) -> str | None:
         """Why the connection ended, waiting briefly for a child's exit status to be known."""

@@ -45,7 +45,19 @@ class BulkheadPolicy:
 
     async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
         bulkhead = self.bulkhead(call.route.server)
-        if bulkhead.slots.value == 0 and bulkhead.waiting >= bulkhead.max_queue:
+        try:
+            bulkhead.slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._wait_for_slot(call, bulkhead)
+        try:
+            return await call_next(call)
+        finally:
+            bulkhead.slots.release()
+
+
+    @staticmethod
+    async def _wait_for_slot(call: ToolCall, bulkhead: Bulkhead) -> None:
+        if bulkhead.waiting >= bulkhead.max_queue:
             raise _saturated(call, bulkhead, "its queue is full")
         bulkhead.waiting += 1
         acquired = False
@@ -57,10 +69,6 @@ class BulkheadPolicy:
             bulkhead.waiting -= 1
         if not acquired:
             raise _saturated(call, bulkhead, "no slot freed up before the deadline")
-        try:
-            return await call_next(call)
-        finally:
-            bulkhead.slots.release()
 
 
 def _saturated(call: ToolCall, bulkhead: Bulkhead, why: str) -> HubToolError:

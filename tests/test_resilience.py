@@ -1,0 +1,293 @@
+"""Fault injection with real subprocess downstreams: deadlines, retries, breakers, bulkheads,
+supervised restarts, health — and the other servers keep answering throughout."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from hub.config import parse_config
+from hub.hub import Hub
+from tests.conftest import ECHO, PY, ROOT, Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config
+
+pytestmark = pytest.mark.anyio
+
+FAST_RESTART = {"initial_backoff_s": 0.1, "max_backoff_s": 0.4}
+
+
+def hub_for(servers: dict[str, Any], **hub_settings: Any) -> Hub:
+    return Hub(parse_config({"hub": hub_settings, "mcpServers": servers}))
+
+
+async def timed(hub: Hub, name: str, args: dict[str, Any] | None = None) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = await hub.route_call(name, args or {})
+    return result, time.monotonic() - started
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.05)
+
+
+async def test_hanging_call_times_out_at_the_deadline_and_others_keep_answering() -> None:
+    async with hub_for({"stuck": echo_stdio(timeout_s=0.5), "ok": echo_stdio("--name", "ok")}) as hub:
+        async with anyio.create_task_group() as tg:
+            outcomes: dict[str, Any] = {}
+
+            async def stuck() -> None:
+                outcomes["stuck"] = await timed(hub, "stuck__hang")
+
+            tg.start_soon(stuck)
+            for _ in range(5):
+                result, elapsed = await timed(hub, "ok__echo", {"text": "x"})
+                assert result.structured_content == {"result": "x"} and elapsed < 0.5
+        result, elapsed = outcomes["stuck"]
+        assert result.structured_content["code"] == "timeout" and result.structured_content["retryable"] is True
+        assert "'stuck'" in result.structured_content["message"]
+        assert 0.5 <= elapsed < 0.9
+
+
+async def test_per_tool_timeout_and_progress_extends_up_to_the_hard_cap() -> None:
+    servers = {
+        "e": echo_stdio(
+            timeout_s=5,
+            tool_overrides={"slow": {"timeout_s": 0.4, "max_timeout_s": 1.0}, "hang": {"timeout_s": 0.3}},
+        )
+    }
+    async with hub_for(servers) as hub:
+        # 1.2 s of work with progress every 0.2 s: each notification restarts the 0.4 s idle timer.
+        ok, elapsed = await timed(hub, "e__slow", {"seconds": 0.9, "steps": 6})
+        assert ok.structured_content == {"result": "done"} and elapsed >= 0.9
+        # Progress keeps coming, but the hard cap of 1.0 s ends it.
+        capped, elapsed = await timed(hub, "e__slow", {"seconds": 3, "steps": 20})
+        assert capped.structured_content["code"] == "timeout" and "hard limit" in capped.structured_content["message"]
+        assert 1.0 <= elapsed < 1.4
+        # The per-tool setting for `hang` wins over the server's 5 s.
+        hung, elapsed = await timed(hub, "e__hang")
+        assert hung.structured_content["code"] == "timeout" and 0.3 <= elapsed < 0.7
+
+
+async def test_retries_only_safe_calls() -> None:
+    async with hub_for({"e": echo_stdio()}) as hub:
+        read = await hub.route_call("e__flaky_read", {"key": "r", "failures": 2})
+        assert read.is_error is not True and read.structured_content == {"attempts": 3}
+        write = await hub.route_call("e__flaky_write", {"key": "w", "failures": 1})
+        assert write.is_error and write.structured_content["code"] == "rate_limited"
+        assert write.structured_content["details"] == {"attempts": 1}, "a write without idempotency_key is never retried"
+        keyed = await hub.route_call("e__flaky_write", {"key": "k", "failures": 1, "idempotency_key": "abc"})
+        assert keyed.structured_content == {"attempts": 2}
+        exhausted = await hub.route_call("e__flaky_read", {"key": "x", "failures": 5})
+        assert exhausted.is_error and exhausted.structured_content["details"] == {"attempts": 3}
+
+
+async def test_idempotent_override_makes_a_write_retryable() -> None:
+    async with hub_for({"e": echo_stdio(tool_overrides={"flaky_write": {"idempotent": True}})}) as hub:
+        result = await hub.route_call("e__flaky_write", {"key": "w", "failures": 1})
+        assert result.structured_content == {"attempts": 2}
+
+
+async def test_breaker_opens_fails_fast_probes_and_closes() -> None:
+    servers = {
+        "e": echo_stdio(timeout_s=0.2, breaker={"failure_threshold": 3, "cooldown_s": 1.0}),
+        "other": echo_stdio("--name", "other"),
+    }
+    async with hub_for(servers) as hub:
+        for _ in range(10):  # tool errors are the tool working: they never open the breaker
+            assert (await hub.route_call("e__fail", {})).is_error
+        assert hub.breakers.breaker("e").state == "closed"
+
+        for _ in range(3):
+            result, _ = await timed(hub, "e__hang")
+            assert result.structured_content["code"] == "timeout"
+        breaker = hub.breakers.breaker("e")
+        assert breaker.state == "open"
+        fast, elapsed = await timed(hub, "e__echo", {"text": "x"})
+        assert fast.structured_content["code"] == "unavailable" and elapsed < 0.05
+        assert 0 < fast.structured_content["retry_after_s"] <= 1.0
+        assert hub.status()["e"]["health"] == "degraded" and hub.status()["other"]["health"] == "connected"
+        assert (await hub.route_call("other__echo", {"text": "y"})).structured_content == {"result": "y"}
+
+        await anyio.sleep(1.05)
+        probe = await hub.route_call("e__echo", {"text": "probe"})
+        assert probe.structured_content == {"result": "probe"}
+        assert breaker.transitions == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+        for _ in range(3):
+            await hub.route_call("e__hang", {})
+        await anyio.sleep(1.05)
+        failed_probe = await hub.route_call("e__hang", {})
+        assert failed_probe.structured_content["code"] == "timeout"
+        assert breaker.state == "open" and breaker.transitions[-2:] == [("open", "half_open"), ("half_open", "open")]
+
+
+async def test_crash_mid_call_restarts_with_backoff_and_rediscovers() -> None:
+    servers = {"e": echo_stdio(restart=FAST_RESTART), "other": echo_stdio("--name", "other")}
+    async with hub_for(servers) as hub:
+        changes: list[str] = []
+
+        async def on_change(kind: str) -> None:
+            changes.append(kind)
+
+        hub.add_change_listener(on_change)
+        await hub.route_call("e__grow", {})
+        await wait_until(lambda: hub.catalog.resolve_tool("e__extra") is not None)
+
+        crashed, elapsed = await timed(hub, "e__crash")
+        assert crashed.structured_content["code"] == "unavailable" and elapsed < 1.5
+        down = await hub.route_call("e__echo", {"text": "x"})
+        assert down.structured_content["code"] == "unavailable"
+        assert "exited with code 7" in down.structured_content["message"]
+        assert (await hub.route_call("other__echo", {"text": "y"})).structured_content == {"result": "y"}
+
+        await wait_until(lambda: hub.downstreams["e"].state == "ready")
+        assert hub.downstreams["e"].restarts == 1
+        assert (await hub.route_call("e__echo", {"text": "back"})).structured_content == {"result": "back"}
+        # The restarted server no longer has the tool `grow` added: the catalog follows and clients are told.
+        await wait_until(lambda: hub.catalog.resolve_tool("e__extra") is None)
+        assert "tools" in changes
+
+
+async def test_server_that_exits_at_start_keeps_being_restarted_and_fails_fast() -> None:
+    servers = {"bad": echo_stdio("--exit-at-start", restart=FAST_RESTART), "ok": echo_stdio("--name", "ok")}
+    async with hub_for(servers) as hub:
+        assert hub.downstreams["bad"].state == "down"
+        await wait_until(lambda: hub.downstreams["bad"].restarts >= 3)
+        status = hub.status()["bad"]
+        assert status["health"] == "down" and "exited with code 3" in status["last_error"]
+        assert "refusing to start" in status["last_error"]
+        assert (await hub.route_call("ok__echo", {"text": "fine"})).structured_content == {"result": "fine"}
+
+
+async def test_hanging_start_is_reported_and_does_not_block_the_hub() -> None:
+    servers = {"slowstart": echo_stdio("--hang-at-start"), "ok": echo_stdio("--name", "ok")}
+    started = time.monotonic()
+    async with hub_for(servers, connect_timeout_s=1.0) as hub:
+        assert time.monotonic() - started < 3
+        assert hub.downstreams["slowstart"].state != "ready"
+        assert (await hub.route_call("ok__echo", {"text": "a"})).structured_content == {"result": "a"}
+        await wait_until(lambda: "handshake within 1s" in (hub.downstreams["slowstart"].error or ""))
+        assert (await hub.route_call("ok__echo", {"text": "b"})).structured_content == {"result": "b"}
+
+
+async def test_flapping_server_trips_the_breaker() -> None:
+    servers = {
+        "flap": echo_stdio("--exit-after", "1", restart=FAST_RESTART, breaker={"failure_threshold": 3, "cooldown_s": 30}),
+        "ok": echo_stdio("--name", "ok"),
+    }
+    async with hub_for(servers) as hub:
+        flap = hub.downstreams["flap"]
+        codes = []
+        for _ in range(3):
+            await wait_until(lambda: flap.state == "ready")
+            codes.append((await hub.route_call("flap__ping", {})).structured_content["code"])
+        assert codes == ["unavailable"] * 3
+        assert hub.breakers.breaker("flap").state == "open"
+        await wait_until(lambda: flap.state == "ready")
+        result, elapsed = await timed(hub, "flap__ping")
+        assert "circuit breaker open" in result.structured_content["message"] and elapsed < 0.05
+        assert flap.restarts >= 3
+        assert (await hub.route_call("ok__ping", {})).structured_content == {"result": 1}
+
+
+async def test_garbage_on_stdout_and_tool_errors_do_not_disturb() -> None:
+    async with hub_for({"g": echo_stdio("--garbage")}) as hub:
+        assert (await hub.route_call("g__fail", {"reason": "r"})).is_error
+        assert (await hub.route_call("g__add", {"a": 1, "b": 1})).structured_content == {"total": 2}
+        assert hub.breakers.breaker("g").state == "closed" and hub.downstreams["g"].restarts == 0
+
+
+async def test_bulkhead_keeps_the_fast_server_fast() -> None:
+    servers = {
+        "slow": echo_stdio("--name", "slow", max_concurrency=2, max_queue=2),
+        "fast": echo_stdio("--name", "fast"),
+    }
+    async with hub_for(servers) as hub:
+        slow_codes: list[str | None] = []
+        fast_latencies: list[float] = []
+
+        async def slow_call() -> None:
+            result = await hub.route_call("slow__slow", {"seconds": 1.0, "steps": 2})
+            slow_codes.append(result.structured_content.get("code") if result.is_error else None)
+
+        async def fast_calls() -> None:
+            await anyio.sleep(0.1)
+            for _ in range(20):
+                _, elapsed = await timed(hub, "fast__echo", {"text": "q"})
+                fast_latencies.append(elapsed)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(12):
+                tg.start_soon(slow_call)
+            tg.start_soon(fast_calls)
+        # 2 run, 2 wait their turn, the other 8 are refused at once instead of piling up.
+        assert slow_codes.count(None) == 4 and slow_codes.count("unavailable") == 8
+        assert max(fast_latencies) < 0.5, fast_latencies
+
+
+async def test_queued_call_gives_up_before_its_deadline_with_unavailable() -> None:
+    overrides = {"hang": {"timeout_s": 1.5}, "echo": {"timeout_s": 0.4}}
+    async with hub_for({"s": echo_stdio(max_concurrency=1, max_queue=5, tool_overrides=overrides)}) as hub:
+        results: list[Any] = []
+
+        async def call(name: str, args: dict[str, Any]) -> None:
+            results.append(await timed(hub, name, args))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "s__hang", {})
+            await anyio.sleep(0.1)
+            tg.start_soon(call, "s__echo", {"text": "waits for the slot"})
+        codes = sorted(r.structured_content["code"] for r, _ in results)
+        assert codes == ["timeout", "unavailable"]
+        queued, elapsed = next(r for r in results if r[0].structured_content["code"] == "unavailable")
+        assert "saturated" in queued.structured_content["message"] and 0.3 <= elapsed < 0.45
+
+
+async def test_hide_when_down() -> None:
+    async with hub_for({"e": echo_stdio(hide_when_down=True, restart={"initial_backoff_s": 1.0})}) as hub:
+        await hub.route_call("e__crash", {})
+        await wait_until(lambda: hub.catalog.resolve_tool("e__echo") is None)
+        await wait_until(lambda: hub.catalog.resolve_tool("e__echo") is not None)
+
+
+async def test_http_downstream_health_check_and_reconnect(tmp_path: Path, procs: list) -> None:
+    port = free_port()
+    first = Proc([PY, ECHO, "http", str(port), "--name", "web"])
+    procs.append(first)
+    wait_for_port(port)
+    servers = {"web": {"url": f"http://127.0.0.1:{port}/mcp", "health_interval_s": 0.2, "restart": FAST_RESTART}}
+    async with hub_for(servers) as hub:
+        assert (await hub.route_call("web__echo", {"text": "1"})).structured_content == {"result": "1"}
+        first.stop()
+        await wait_until(lambda: hub.downstreams["web"].state == "down")
+        assert (await hub.route_call("web__echo", {"text": "2"})).structured_content["code"] == "unavailable"
+        procs.append(Proc([PY, ECHO, "http", str(port), "--name", "web"]))
+        wait_for_port(port)
+        await wait_until(lambda: hub.downstreams["web"].state == "ready")
+        assert (await hub.route_call("web__echo", {"text": "3"})).structured_content == {"result": "3"}
+
+
+def test_status_command_and_healthz(tmp_path: Path, procs: list) -> None:
+    config = write_config(tmp_path, {"e": echo_stdio(), "bad": echo_stdio("--exit-at-start")})
+    url = start_hub_http(procs, config)
+    base = url.removesuffix("/mcp")
+    body = httpx.get(f"{base}/healthz").json()
+    assert body["status"] == "degraded" and body["degraded"] == ["bad"]
+    assert set(body["servers"]["e"]) >= {"health", "breaker", "in_flight", "restarts", "last_error", "p50_ms", "p95_ms"}
+    done = subprocess.run([PY, "-m", "hub.cli", "status", "--url", base], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("hub: degraded")
+    assert lines[1].split()[:4] == ["SERVER", "HEALTH", "BREAKER", "IN-FLIGHT"]
+    bad_row = next(line for line in lines if line.startswith("bad "))
+    assert "down" in bad_row and "exited with code 3" in bad_row
+    nobody = subprocess.run([PY, "-m", "hub.cli", "status", "--url", f"http://127.0.0.1:{free_port()}"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert nobody.returncode == 2 and "no hub answered" in nobody.stderr
