@@ -229,7 +229,7 @@ def _children_with(marker: str) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("how", ["stdin-closed", "sigterm", "sigkill"])
+@pytest.mark.parametrize("how", ["stdin-closed", "sigterm", "sigint", "sigkill"])
 def test_no_orphan_children(tmp_path: Path, how: str) -> None:
     import subprocess
 
@@ -247,7 +247,7 @@ def test_no_orphan_children(tmp_path: Path, how: str) -> None:
         if how == "stdin-closed":
             hub.stdin.close()
         else:
-            hub.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+            hub.send_signal({"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[how])
         hub.wait(15)
         deadline = time.monotonic() + 10
         while _children_with(marker) and time.monotonic() < deadline:

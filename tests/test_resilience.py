@@ -3,6 +3,7 @@ supervised restarts, health — and the other servers keep answering throughout.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +20,31 @@ from tests.conftest import ECHO, PY, ROOT, Proc, echo_stdio, free_port, start_hu
 pytestmark = pytest.mark.anyio
 
 FAST_RESTART = {"initial_backoff_s": 0.1, "max_backoff_s": 0.4}
+
+
+def child_pids() -> set[int]:
+    """Live processes whose parent is this test process."""
+    me, found = str(os.getpid()), set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            if fields.get("PPid", "").strip() == me and not fields.get("State", "").startswith("Z"):
+                found.add(int(entry))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Any:
+    before = child_pids()
+    yield
+    deadline = time.monotonic() + 10
+    while (child_pids() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert child_pids() - before == set(), "a downstream process outlived its hub"
 
 
 def hub_for(servers: dict[str, Any], **hub_settings: Any) -> Hub:
