@@ -1,4 +1,4 @@
-"""`mcp-hub` command line: serve, check, status, tools, call.
+"""`mcp-hub` command line: serve, check, status, tools, call, keys.
 
 The config comes from `--config`, else `$MCP_HUB_CONFIG`, else the built-in default (every
 built-in domain server mounted in-process on its embedded backend).
@@ -32,6 +32,7 @@ def resolve_config(path: str | None) -> HubConfig:
 def _add_config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="hub config file (JSON or TOML); default: $MCP_HUB_CONFIG or built-ins")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    parser.add_argument("--data-dir", help="keys and audit log live here (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default="http://127.0.0.1:8765", help="the hub's base URL (default %(default)s)")
     status.add_argument("--json", action="store_true", help="print the raw /healthz JSON")
 
+    keys = sub.add_parser("keys", help="manage API keys for the HTTP endpoint")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("--name", required=True, help="principal (tenant/user) the key acts as")
+    create.add_argument("--scopes", required=True, help='space-separated, e.g. "ticketing:read hris:read"')
+    create.add_argument("--expires", help="lifetime such as 30d, 12h (default: never)")
+    keys_sub.add_parser("list", help="list keys (never the secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    for sub_parser in keys_sub.choices.values():
+        _add_config_arg(sub_parser)
+
     call = sub.add_parser("call", help="call one exposed tool and print its result")
     _add_config_arg(call)
     call.add_argument("name")
@@ -70,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return _status(args.url, args.json)
         config = resolve_config(args.config)
+        if getattr(args, "data_dir", None):
+            config.hub.data_dir = args.data_dir
+        if args.command == "keys":
+            return _keys(config, args)
     except ConfigError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 2
@@ -102,6 +119,39 @@ def _check(path: str) -> int:
     enabled = config.enabled_servers()
     print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
     return 0
+
+
+def _keys(config: HubConfig, args: argparse.Namespace) -> int:
+    import time
+
+    from hub.auth.keys import KeyStore, parse_duration
+    from hub.datadir import resolve_data_dir
+
+    store = KeyStore(resolve_data_dir(config.hub.data_dir))
+    if args.keys_command == "create":
+        try:
+            expires = parse_duration(args.expires) if args.expires else None
+        except ValueError as exc:
+            print(f"mcp-hub: {exc}", file=sys.stderr)
+            return 2
+        key, record = store.create(args.name, args.scopes.split(), expires)
+        print(key)
+        print(f"id {record.key_id} for {record.principal}; scopes: {' '.join(record.scopes)}; "
+              f"expires: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) + ' UTC' if record.expires_at else 'never'}."
+              " Store it now: it is not shown again.", file=sys.stderr)
+        return 0
+    if args.keys_command == "list":
+        now = time.time()
+        for r in store.list():
+            state = "revoked" if r.revoked_at else ("expired" if r.expires_at and r.expires_at <= now else "active")
+            expires = time.strftime("%Y-%m-%d", time.gmtime(r.expires_at)) if r.expires_at else "never"
+            print(f"{r.key_id}  {r.principal:<20}  {state:<8}  expires {expires:<10}  {' '.join(r.scopes)}")
+        return 0
+    if store.revoke(args.key_id):
+        print(f"revoked {args.key_id}")
+        return 0
+    print(f"mcp-hub: no active key with id {args.key_id!r}; see `mcp-hub keys list`", file=sys.stderr)
+    return 1
 
 
 def _status(url: str, as_json: bool) -> int:

@@ -134,6 +134,8 @@ class ServerConfig(BaseModel):
     tools: ToolFilter = Field(default_factory=ToolFilter)
     read_only: bool = False
     timeout_s: float | None = Field(default=None, gt=0)
+    scopes: dict[str, list[str]] = Field(default_factory=dict)
+    """Scopes required per tool glob (original names), replacing the `<namespace>:read|write` default."""
     tool_overrides: dict[str, ToolOverride] = Field(default_factory=dict)
     max_timeout_s: float | None = Field(default=None, gt=0)
     """Hard cap for a call even while the server keeps reporting progress."""
@@ -151,6 +153,39 @@ class ServerConfig(BaseModel):
     protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
     """Protocol era to speak to this server: `auto` probes `server/discover` and falls back
     to the 2025-11-25 initialize handshake."""
+
+
+class JwtSettings(BaseModel):
+    """JWT bearer tokens from an external OAuth 2.1 authorization server."""
+
+    model_config = ConfigDict(extra="forbid")
+    issuer: str
+    audience: str | None = None
+    """Defaults to `auth.resource_url`: a token must be issued for this hub."""
+    jwks_url: str | None = None
+    keys: list[dict[str, Any]] = Field(default_factory=list)
+    """Static public keys (JWK dicts), instead of or besides `jwks_url`."""
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"])
+    leeway_s: float = Field(default=60.0, ge=0)
+
+
+class AuthSettings(BaseModel):
+    """Authentication over HTTP. stdio is local: its identity is `stdio_principal` / `stdio_scopes`."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    resource_url: str | None = None
+    """This hub's resource identifier (token audience); default `http://<host>:<port>/mcp`."""
+    api_keys: bool = True
+    jwt: JwtSettings | None = None
+    authorization_servers: list[str] = Field(default_factory=list)
+    """Advertised in protected-resource metadata; defaults to the JWT issuer."""
+    required_scopes: list[str] = Field(default_factory=list)
+    """Scopes every HTTP request needs (403 insufficient_scope otherwise)."""
+    admin_for_destructive: bool = False
+    """Require `<namespace>:admin` (not just `:write`) for tools annotated destructive."""
+    stdio_principal: str = "local"
+    stdio_scopes: list[str] = Field(default_factory=lambda: ["*"])
 
 
 class HubSettings(BaseModel):
@@ -174,6 +209,9 @@ class HubSettings(BaseModel):
     )
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"])
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    data_dir: str | None = None
+    """Where keys and the audit log live; default `$MCP_HUB_DATA_DIR` or `~/.local/share/mcp-hub`."""
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
 
 class HubConfig(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,8 +20,11 @@ from jsonschema.exceptions import SchemaError
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
+from hub.access import AccessControl
+from hub.auth.principal import Principal
 from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
 from hub.config import ConfigError, ConfigProblem, HubConfig
+from hub.datadir import resolve_data_dir
 from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, describe_failure
 from hub.errors import HubToolError
 from hub.naming import namespaced_uri
@@ -66,6 +70,7 @@ class Hub:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self._started = False
+        self.access = AccessControl(config)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -115,6 +120,10 @@ class Hub:
         ready = [d.name for d in self.downstreams.values() if d.state == "ready"]
         down = {d.name: d.error for d in self.downstreams.values() if d.state != "ready"}
         logger.info("serving %d tools from %d server(s); down: %s", len(self.catalog.tools()), len(ready), down or "none")
+
+    @property
+    def data_dir(self) -> Path:
+        return resolve_data_dir(self.config.hub.data_dir)
 
     # -- change propagation ----------------------------------------------------------------
 
@@ -200,10 +209,13 @@ class Hub:
         arguments: dict[str, Any] | None,
         progress: ProgressFnT | None = None,
         attributes: dict[str, Any] | None = None,
+        principal: Principal | None = None,
     ) -> types.CallToolResult:
-        """Route one `tools/call`. Raises `UnknownTool`; every other failure is an `isError` result."""
+        """Route one `tools/call`. Raises `UnknownTool` (also for a tool the principal may not use);
+        every other failure is an `isError` result."""
+        principal = principal or self.access.local
         route = self.catalog.resolve_tool(name)
-        if route is None:
+        if route is None or not self.access.may_use_tool(principal, route):
             raise UnknownTool(name)
         arguments = arguments or {}
         timeout, hard = self.settings_for(route)
@@ -273,11 +285,34 @@ class Hub:
             stats.in_flight -= 1
             stats.record(anyio.current_time() - started, failed)
 
+    # -- what a principal may see ---------------------------------------------------------
+
+    def visible_tools(self, principal: Principal) -> list[types.Tool]:
+        return [r.tool for r in self.catalog.routes() if self.access.may_use_tool(principal, r)]
+
+    def visible_resources(self, principal: Principal) -> list[types.Resource]:
+        return [r for r in self.catalog.resources() if self._readable(principal, r.uri)]
+
+    def visible_resource_templates(self, principal: Principal) -> list[types.ResourceTemplate]:
+        return [t for t in self.catalog.resource_templates() if self._readable(principal, t.uri_template)]
+
+    def visible_prompts(self, principal: Principal) -> list[types.Prompt]:
+        out = []
+        for prompt in self.catalog.prompts():
+            target = self.catalog.resolve_prompt(prompt.name)
+            if target and self.access.may_read(principal, target[0]):
+                out.append(prompt)
+        return out
+
+    def _readable(self, principal: Principal, uri: str) -> bool:
+        target = self.catalog.resolve_uri(uri)
+        return target is not None and self.access.may_read(principal, target[0])
+
     # -- resources and prompts -------------------------------------------------------------
 
-    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+    async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
         target = self.catalog.resolve_uri(uri)
-        if target is None:
+        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target
         client = self._client_or_error(server)
@@ -289,9 +324,11 @@ class Hub:
         contents = [c.model_copy(update={"uri": namespaced_uri(ns, c.uri)}) for c in result.contents]
         return result.model_copy(update={"contents": contents})
 
-    async def get_prompt(self, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None, principal: Principal | None = None
+    ) -> types.GetPromptResult:
         target = self.catalog.resolve_prompt(name)
-        if target is None:
+        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         server, original = target
         return await self._client_or_error(server).get_prompt(original, arguments)

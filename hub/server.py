@@ -22,6 +22,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
 from hub.downstream.connection import ListKind, describe_failure
+from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
 
 logger = logging.getLogger("hub.server")
@@ -113,8 +114,11 @@ def build_server(hub: Hub) -> HubServer:
     bus = InMemorySubscriptionBus()
     clients = ClientRegistry()
 
+    def caller() -> Principal:
+        return current_principal(hub.access.local)
+
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        tools, next_cursor = page(catalog.tools(), params.cursor if params else None, page_size, catalog.version)
+        tools, next_cursor = page(hub.visible_tools(caller()), params.cursor if params else None, page_size, catalog.version)
         return types.ListToolsResult(tools=tools, next_cursor=next_cursor)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -123,29 +127,31 @@ def build_server(hub: Hub) -> HubServer:
             await ctx.session.report_progress(value, total, message)
 
         try:
-            return await hub.route_call(params.name, params.arguments, progress)
+            return await hub.route_call(params.name, params.arguments, progress, principal=caller())
         except UnknownTool:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}") from None
 
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-        items, next_cursor = page(catalog.resources(), params.cursor if params else None, page_size, catalog.version)
+        items, next_cursor = page(hub.visible_resources(caller()), params.cursor if params else None, page_size, catalog.version)
         return types.ListResourcesResult(resources=items, next_cursor=next_cursor)
 
     async def list_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        items, next_cursor = page(catalog.resource_templates(), params.cursor if params else None, page_size, catalog.version)
+        items, next_cursor = page(
+            hub.visible_resource_templates(caller()), params.cursor if params else None, page_size, catalog.version
+        )
         return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=next_cursor)
 
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await hub.read_resource(str(params.uri))
+        return await hub.read_resource(str(params.uri), caller())
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        items, next_cursor = page(catalog.prompts(), params.cursor if params else None, page_size, catalog.version)
+        items, next_cursor = page(hub.visible_prompts(caller()), params.cursor if params else None, page_size, catalog.version)
         return types.ListPromptsResult(prompts=items, next_cursor=next_cursor)
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await hub.get_prompt(params.name, params.arguments)
+        return await hub.get_prompt(params.name, params.arguments, caller())
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
         context = params.context.arguments if params.context else None

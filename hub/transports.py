@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import uvicorn
+from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
@@ -20,7 +21,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub.auth.http import http_auth
 from hub.hub import Hub
 from hub.server import HubServer
 
@@ -46,50 +49,63 @@ def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
     )
 
 
-def health_response(hub: Hub) -> JSONResponse:
+def health_response(hub: Hub, detailed: bool = True) -> JSONResponse:
     """`GET /healthz`: 200 while the hub can serve (some server up, or none configured), else 503;
-    the body names the servers that are degraded or down."""
+    the body names the servers that are degraded or down. With auth on, only callers holding
+    `hub:admin` see the per-server details."""
     servers = hub.status()
     degraded = sorted(name for name, s in servers.items() if s["health"] != "connected")
     up = [name for name, s in servers.items() if s["health"] != "down"]
-    body = {
-        "status": "degraded" if degraded else "ok",
-        "degraded": degraded,
-        "tools": len(hub.catalog.tools()),
-        "servers": servers,
-    }
+    body: dict[str, Any] = {"status": "degraded" if degraded else "ok"}
+    if detailed:
+        body.update(degraded=degraded, tools=len(hub.catalog.tools()), servers=servers)
     return JSONResponse(body, status_code=200 if up or not servers else 503)
 
 
-def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str) -> Starlette:
+def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> Starlette:
     """The ASGI app for `http` (Streamable HTTP + legacy SSE) or `sse` (legacy SSE only)."""
     security = security_settings(hub, host)
+    auth = http_auth(hub, host, port)
 
     async def health(request: Request) -> Response:
-        return health_response(hub)
+        return health_response(hub, detailed=auth is None or _may_see_details(request))
 
     sse = SseServerTransport("/messages/", security_settings=security)
 
-    async def sse_endpoint(request: Request) -> Response:
-        async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):  # noqa: SLF001
+    async def sse_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        async with sse.connect_sse(scope, receive, send) as (read, write):
             await server.run(read, write, server.create_initialization_options())
-        return Response()
 
-    legacy_routes = [Route("/sse", sse_endpoint, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
-    extra = [Route("/healthz", health, methods=["GET"]), *legacy_routes]
+    sse_app: ASGIApp = sse_asgi
+    messages_app: ASGIApp = sse.handle_post_message
+    if auth is not None:
+        sse_app = RequireAuthMiddleware(sse_app, auth.settings.required_scopes or [], auth.metadata_url)
+        messages_app = RequireAuthMiddleware(messages_app, auth.settings.required_scopes or [], auth.metadata_url)
+    legacy_routes = [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=messages_app)]
+    extra: list[Route | Mount] = [Route("/healthz", health, methods=["GET"]), *legacy_routes]
     if transport == "sse":
-        return Starlette(routes=extra)
+        middleware = auth.middleware() if auth else []
+        routes = [*extra, *(auth.metadata_routes() if auth else [])]
+        return Starlette(routes=routes, middleware=middleware)
     return server.streamable_http_app(
         streamable_http_path="/mcp",
         transport_security=security,
         host=host,
         custom_starlette_routes=extra,
+        auth=auth.settings if auth else None,
+        token_verifier=auth.verifier if auth else None,
     )
+
+
+def _may_see_details(request: Request) -> bool:
+    user = request.scope.get("user")
+    scopes = getattr(getattr(user, "access_token", None), "scopes", None) or []
+    return "*" in scopes or "hub:admin" in scopes
 
 
 async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> None:
     """Run uvicorn until interrupted; the bound address is logged (port 0 picks a free one)."""
-    app = build_http_app(hub, server, transport, host)
+    app = build_http_app(hub, server, transport, host, port)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     web = uvicorn.Server(config)
 

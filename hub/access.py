@@ -1,0 +1,31 @@
+"""Access decisions: which tools, resources and prompts a principal may see and use.
+
+What a caller may not use is hidden from its lists and refused exactly like an unknown name, so
+the catalog never leaks what exists behind a missing scope.
+"""
+
+from __future__ import annotations
+
+from hub.auth.principal import Principal
+from hub.auth.scopes import missing_scopes, required_scopes, scope_prefix
+from hub.catalog import ToolRoute
+from hub.config import HubConfig
+
+
+class AccessControl:
+    def __init__(self, config: HubConfig) -> None:
+        self._servers = {s.name: s for s in config.servers}
+        self._admin_for_destructive = config.hub.auth.admin_for_destructive
+        auth = config.hub.auth
+        self.local = Principal(auth.stdio_principal, tuple(auth.stdio_scopes), "local")
+        """Who calls over stdio, or over HTTP when auth is disabled."""
+
+    def tool_scopes(self, route: ToolRoute) -> tuple[str, ...]:
+        return required_scopes(route, self._servers[route.server], self._admin_for_destructive)
+
+    def may_use_tool(self, principal: Principal, route: ToolRoute) -> bool:
+        return not missing_scopes(principal.scopes, self.tool_scopes(route))
+
+    def may_read(self, principal: Principal, server: str) -> bool:
+        """Resources and prompts of a server need `<namespace>:read`."""
+        return not missing_scopes(principal.scopes, [f"{scope_prefix(self._servers[server])}:read"])

@@ -1,0 +1,36 @@
+"""The hub's data directory and its SQLite databases (WAL mode, versioned migrations at open)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """`$MCP_HUB_DATA_DIR`, else `$XDG_DATA_HOME/mcp-hub`, else `~/.local/share/mcp-hub`."""
+    if env := os.environ.get("MCP_HUB_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mcp-hub"
+
+
+def resolve_data_dir(configured: str | None) -> Path:
+    """The configured data dir (with `~` expanded), else the default."""
+    return Path(configured).expanduser() if configured else default_data_dir()
+
+
+def open_db(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
+    """Open (creating) a SQLite file in WAL mode and apply any migrations not yet applied.
+
+    `migrations[i]` brings the schema from version i to i+1; the version lives in `user_version`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(migrations[version:], start=version + 1):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    return conn
