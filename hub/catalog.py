@@ -15,7 +15,8 @@ import mcp_types as types
 from jsonschema import Draft202012Validator, validators
 from jsonschema.protocols import Validator
 
-from hub.config import ServerConfig, ToolOverride
+from hub.config import ServerConfig
+from hub.settings import ToolOverride
 from hub.downstream.connection import Listing
 from hub.naming import exposed_name, namespaced_uri, split_uri
 

@@ -19,6 +19,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.settings import (
+    AuditSettings,
+    AuthSettings,
+    BreakerSettings,
+    MetricsSettings,
+    RateLimitSettings,
+    RestartSettings,
+    RetrySettings,
+    ToolOverride,
+)
+
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$")
 """A namespace: tool-name characters, no `__` (the separator) and no leading/trailing `_`."""
 
@@ -70,46 +81,6 @@ class ToolFilter(BaseModel):
     deny: list[str] = Field(default_factory=list)
 
 
-class RestartSettings(BaseModel):
-    """Reconnect (restart, for stdio) backoff after a server goes down."""
-
-    model_config = ConfigDict(extra="forbid")
-    initial_backoff_s: float = Field(default=0.5, gt=0)
-    max_backoff_s: float = Field(default=30.0, gt=0)
-
-
-class BreakerSettings(BaseModel):
-    """Circuit breaker: open after `failure_threshold` consecutive failures, or when at least
-    `min_calls` calls in the last `window_s` failed at `failure_rate` or more."""
-
-    model_config = ConfigDict(extra="forbid")
-    failure_threshold: int = Field(default=5, ge=1)
-    failure_rate: float = Field(default=0.5, gt=0, le=1)
-    min_calls: int = Field(default=10, ge=1)
-    window_s: float = Field(default=30.0, gt=0)
-    cooldown_s: float = Field(default=15.0, gt=0)
-
-
-class RetrySettings(BaseModel):
-    """Automatic retries of safe calls: exponential backoff with full jitter, inside the deadline."""
-
-    model_config = ConfigDict(extra="forbid")
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    base_delay_s: float = Field(default=0.2, gt=0)
-    max_delay_s: float = Field(default=5.0, gt=0)
-
-
-class ToolOverride(BaseModel):
-    """Per-tool settings, keyed by a glob over the server's original tool names."""
-
-    model_config = ConfigDict(extra="forbid")
-    timeout_s: float | None = Field(default=None, gt=0)
-    max_timeout_s: float | None = Field(default=None, gt=0)
-    read_only: bool | None = None
-    idempotent: bool | None = None
-    """Overrides the tool's own `idempotentHint` (hints from a server are not trusted blindly)."""
-
-
 class ServerConfig(BaseModel):
     """One downstream server: how to reach it and how the hub exposes it."""
 
@@ -155,39 +126,6 @@ class ServerConfig(BaseModel):
     to the 2025-11-25 initialize handshake."""
 
 
-class JwtSettings(BaseModel):
-    """JWT bearer tokens from an external OAuth 2.1 authorization server."""
-
-    model_config = ConfigDict(extra="forbid")
-    issuer: str
-    audience: str | None = None
-    """Defaults to `auth.resource_url`: a token must be issued for this hub."""
-    jwks_url: str | None = None
-    keys: list[dict[str, Any]] = Field(default_factory=list)
-    """Static public keys (JWK dicts), instead of or besides `jwks_url`."""
-    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"])
-    leeway_s: float = Field(default=60.0, ge=0)
-
-
-class AuthSettings(BaseModel):
-    """Authentication over HTTP. stdio is local: its identity is `stdio_principal` / `stdio_scopes`."""
-
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = False
-    resource_url: str | None = None
-    """This hub's resource identifier (token audience); default `http://<host>:<port>/mcp`."""
-    api_keys: bool = True
-    jwt: JwtSettings | None = None
-    authorization_servers: list[str] = Field(default_factory=list)
-    """Advertised in protected-resource metadata; defaults to the JWT issuer."""
-    required_scopes: list[str] = Field(default_factory=list)
-    """Scopes every HTTP request needs (403 insufficient_scope otherwise)."""
-    admin_for_destructive: bool = False
-    """Require `<namespace>:admin` (not just `:write`) for tools annotated destructive."""
-    stdio_principal: str = "local"
-    stdio_scopes: list[str] = Field(default_factory=lambda: ["*"])
-
-
 class HubSettings(BaseModel):
     """Hub-wide settings (the `hub` block)."""
 
@@ -212,6 +150,9 @@ class HubSettings(BaseModel):
     data_dir: str | None = None
     """Where keys and the audit log live; default `$MCP_HUB_DATA_DIR` or `~/.local/share/mcp-hub`."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 class HubConfig(BaseModel):

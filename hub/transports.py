@@ -76,7 +76,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         async with sse.connect_sse(scope, receive, send) as (read, write):
             await server.run(read, write, server.create_initialization_options())
 
-    sse_app: ASGIApp = sse_asgi
+    sse_app: ASGIApp = RawASGI(sse_asgi)
     messages_app: ASGIApp = sse.handle_post_message
     if auth is not None:
         sse_app = RequireAuthMiddleware(sse_app, auth.settings.required_scopes or [], auth.metadata_url)
@@ -95,6 +95,17 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         auth=auth.settings if auth else None,
         token_verifier=auth.verifier if auth else None,
     )
+
+
+class RawASGI:
+    """Marks an ASGI callable for Starlette's `Route`, which would wrap a plain function as a
+    request/response endpoint."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def _may_see_details(request: Request) -> bool:

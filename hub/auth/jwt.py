@@ -18,7 +18,7 @@ from joserfc import errors, jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from hub.config import JwtSettings
+from hub.settings import JwtSettings
 
 logger = logging.getLogger("hub.auth")
 JWKS_MIN_REFRESH_S = 30.0

@@ -127,30 +127,30 @@ class Downstream:
     async def _connect_and_serve(self) -> None:
         # The handshake and discovery get `connect_timeout_s`; once connected, no deadline.
         with anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout_s) as handshake:
-            async with self._make_client() as client:
+            async with self._make_client() as client, anyio.create_task_group() as tg:
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    # Subscribe before listing, so no change between the two can be missed.
+                    await tg.start(self._listen_for_changes, client)
                 await self._discover(client)
                 handshake.deadline = math.inf
                 self._client = client
                 self._connected_at = anyio.current_time()
                 self._set_state("ready")
                 self.first_attempt.set()
-                await self._serve(client)
+                await self._serve(client, tg)
         if handshake.cancelled_caught:
             raise TimeoutError
 
-    async def _serve(self, client: Client) -> None:
-        """Follow list changes (and, for HTTP, health-check) until the connection is lost or stopped."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._refresh_worker)
-            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                tg.start_soon(self._listen_for_changes, client)
-            if self.config.transport in ("streamable_http", "sse"):
-                tg.start_soon(self._health_check, client)
-            with anyio.CancelScope() as scope:
-                tg.start_soon(_set_when, self._stop, scope)
-                tg.start_soon(_set_when, self._lost, scope)
-                await anyio.sleep_forever()
-            tg.cancel_scope.cancel()
+    async def _serve(self, client: Client, tg: anyio.abc.TaskGroup) -> None:
+        """Apply list changes (and, for HTTP, health-check) until the connection is lost or stopped."""
+        tg.start_soon(self._refresh_worker)
+        if self.config.transport in ("streamable_http", "sse"):
+            tg.start_soon(self._health_check, client)
+        with anyio.CancelScope() as scope:
+            tg.start_soon(_set_when, self._stop, scope)
+            tg.start_soon(_set_when, self._lost, scope)
+            await anyio.sleep_forever()
+        tg.cancel_scope.cancel()
         if self._lost.is_set() and not self._stop.is_set():
             raise ConnectionError(self.error or "connection lost")
 
@@ -291,21 +291,34 @@ class Downstream:
             self._pending_refresh.discard(kind)
             await self.refresh(kind)
 
-    async def _listen_for_changes(self, client: Client) -> None:
-        """2026-07-28: list changes come on a `subscriptions/listen` stream."""
+    async def _listen_for_changes(
+        self, client: Client, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """2026-07-28: list changes come on a `subscriptions/listen` stream. Reports started once the
+        server acknowledged the subscription (or refused it)."""
         caps = client.server_capabilities
+        wanted = {
+            "tools_list_changed": bool(caps.tools and caps.tools.list_changed),
+            "resources_list_changed": bool(caps.resources and caps.resources.list_changed),
+            "prompts_list_changed": bool(caps.prompts and caps.prompts.list_changed),
+        }
+        if not any(wanted.values()):
+            task_status.started()
+            return
+        started = False
         try:
-            async with client.listen(
-                tools_list_changed=bool(caps.tools and caps.tools.list_changed),
-                resources_list_changed=bool(caps.resources and caps.resources.list_changed),
-                prompts_list_changed=bool(caps.prompts and caps.prompts.list_changed),
-            ) as subscription:
+            async with client.listen(**wanted) as subscription:
+                task_status.started()
+                started = True
                 async for event in subscription:
                     kind = _event_kind(event)
                     if kind is not None:
                         self._refresh_soon(kind)
         except Exception as exc:  # boundary: no listen support just means no live updates
             self.log.debug("no subscriptions/listen stream: %s", describe_failure(exc))
+        finally:
+            if not started:
+                task_status.started()
 
     # -- calls -----------------------------------------------------------------------------
 

@@ -104,11 +104,12 @@ async def stdio_child(
                     await read_writer.send(SessionMessage(message))
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     break
-        returncode = await _wait_exit(process, 1.0)
-        if not stopping:
-            log.warning("exited unexpectedly (returncode=%s)", returncode)
-        if on_exit is not None:
-            on_exit(returncode, list(last_stderr))
+            # Report the exit before the session sees the stream end, so the reason is known first.
+            returncode = await _wait_exit(process, 1.0)
+            if not stopping:
+                log.warning("exited unexpectedly (returncode=%s)", returncode)
+            if on_exit is not None:
+                on_exit(returncode, list(last_stderr))
 
     async def read_stderr() -> None:
         assert process.stderr is not None

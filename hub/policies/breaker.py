@@ -17,7 +17,7 @@ from typing import Literal
 import anyio
 import mcp_types as types
 
-from hub.config import BreakerSettings
+from hub.settings import BreakerSettings
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import anyio
 import mcp_types as types
 
-from hub.config import RetrySettings
+from hub.settings import RetrySettings
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall
 

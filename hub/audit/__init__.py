@@ -1,0 +1,1 @@
+"""The audit trail: who called what, when, with what result."""

@@ -1,0 +1,159 @@
+"""Audit rows in SQLite (`audit.sqlite` in the data dir), written off the event loop.
+
+Rows are queued and inserted in batches by one writer thread, so recording never blocks a call.
+If the store fails (disk full, file unwritable) or the queue overflows, the log turns unhealthy
+and the audit policy applies `audit.on_failure` — by default refusing writes (fail closed) while
+reads continue, loudly logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any
+
+from hub.datadir import open_db
+
+logger = logging.getLogger("hub.audit")
+
+_MIGRATIONS = [
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        request_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        server TEXT,
+        outcome TEXT NOT NULL,
+        error_code TEXT,
+        latency_ms REAL,
+        args_digest TEXT,
+        args TEXT
+    );
+    CREATE INDEX audit_ts ON audit(ts);
+    CREATE INDEX audit_principal ON audit(principal, ts);
+    CREATE INDEX audit_tool ON audit(tool, ts)""",
+]
+COLUMNS = ("ts", "request_id", "principal", "tool", "server", "outcome", "error_code", "latency_ms", "args_digest", "args")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    ts: float
+    request_id: str
+    principal: str
+    tool: str
+    server: str | None
+    outcome: str
+    """`ok`, `tool_error` (the tool answered isError), `error` (the hub or transport failed), `denied`."""
+    error_code: str | None
+    latency_ms: float | None
+    args_digest: str | None
+    args: str | None
+    """Argument JSON with values redacted (and masked) unless configured to keep them."""
+
+
+class AuditLog:
+    def __init__(self, data_dir: Path, max_queue: int = 10_000) -> None:
+        self.path = data_dir / "audit.sqlite"
+        self._queue: queue.Queue[AuditRecord | None] = queue.Queue(maxsize=max_queue)
+        self.healthy = True
+        self.last_error: str | None = None
+        self._db = open_db(self.path, _MIGRATIONS)
+        self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def record(self, row: AuditRecord) -> None:
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            self._fail("the audit queue is full (the store cannot keep up)")
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every queued row is written (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(5)
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                self._queue.task_done()
+                return
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    self._queue.task_done()
+                    break
+                batch.append(item)
+            try:
+                self._db.executemany(
+                    f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                    [astuple(r) for r in batch],
+                )
+                if not self.healthy:
+                    logger.warning("audit store is writable again")
+                self.healthy, self.last_error = True, None
+            except sqlite3.Error as exc:
+                self._fail(f"cannot write {self.path}: {exc}")
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _fail(self, reason: str) -> None:
+        if self.healthy:
+            logger.error("audit log unavailable: %s", reason)
+        self.healthy, self.last_error = False, reason
+
+
+def query(
+    data_dir: Path,
+    principal: str | None = None,
+    tool: str | None = None,
+    since: float | None = None,
+    outcome: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Newest-last audit rows matching the filters (read-only connection)."""
+    path = data_dir / "audit.sqlite"
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    clauses, params = [], []
+    for column, value in (("principal", principal), ("tool", tool), ("outcome", outcome)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(since)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM audit {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+    ).fetchall()
+    conn.close()
+    return [dict(zip(COLUMNS, row, strict=True)) for row in reversed(rows)]
+
+
+def redact_arguments(arguments: dict[str, Any], keep: set[str]) -> str:
+    from hub.redact import mask
+
+    shown = {k: (v if k in keep else "[redacted]") for k, v in arguments.items()}
+    return mask(json.dumps(shown, sort_keys=True, default=str))

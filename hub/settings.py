@@ -1,0 +1,121 @@
+"""Settings blocks used inside the hub config: resilience, auth, audit, rate limits, metrics."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RestartSettings(BaseModel):
+    """Reconnect (restart, for stdio) backoff after a server goes down."""
+
+    model_config = ConfigDict(extra="forbid")
+    initial_backoff_s: float = Field(default=0.5, gt=0)
+    max_backoff_s: float = Field(default=30.0, gt=0)
+
+
+class BreakerSettings(BaseModel):
+    """Circuit breaker: open after `failure_threshold` consecutive failures, or when at least
+    `min_calls` calls in the last `window_s` failed at `failure_rate` or more."""
+
+    model_config = ConfigDict(extra="forbid")
+    failure_threshold: int = Field(default=5, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    min_calls: int = Field(default=10, ge=1)
+    window_s: float = Field(default=30.0, gt=0)
+    cooldown_s: float = Field(default=15.0, gt=0)
+
+
+class RetrySettings(BaseModel):
+    """Automatic retries of safe calls: exponential backoff with full jitter, inside the deadline."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    base_delay_s: float = Field(default=0.2, gt=0)
+    max_delay_s: float = Field(default=5.0, gt=0)
+
+
+class ToolOverride(BaseModel):
+    """Per-tool settings, keyed by a glob over the server's original tool names."""
+
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float | None = Field(default=None, gt=0)
+    max_timeout_s: float | None = Field(default=None, gt=0)
+    read_only: bool | None = None
+    idempotent: bool | None = None
+    """Overrides the tool's own `idempotentHint` (hints from a server are not trusted blindly)."""
+
+
+class JwtSettings(BaseModel):
+    """JWT bearer tokens from an external OAuth 2.1 authorization server."""
+
+    model_config = ConfigDict(extra="forbid")
+    issuer: str
+    audience: str | None = None
+    """Defaults to `auth.resource_url`: a token must be issued for this hub."""
+    jwks_url: str | None = None
+    keys: list[dict[str, Any]] = Field(default_factory=list)
+    """Static public keys (JWK dicts), instead of or besides `jwks_url`."""
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"])
+    leeway_s: float = Field(default=60.0, ge=0)
+
+
+class AuthSettings(BaseModel):
+    """Authentication over HTTP. stdio is local: its identity is `stdio_principal` / `stdio_scopes`."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    resource_url: str | None = None
+    """This hub's resource identifier (token audience); default `http://<host>:<port>/mcp`."""
+    api_keys: bool = True
+    jwt: JwtSettings | None = None
+    authorization_servers: list[str] = Field(default_factory=list)
+    """Advertised in protected-resource metadata; defaults to the JWT issuer."""
+    required_scopes: list[str] = Field(default_factory=list)
+    """Scopes every HTTP request needs (403 insufficient_scope otherwise)."""
+    admin_for_destructive: bool = False
+    """Require `<namespace>:admin` (not just `:write`) for tools annotated destructive."""
+    stdio_principal: str = "local"
+    stdio_scopes: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class AuditSettings(BaseModel):
+    """The audit trail of every call (SQLite in the data dir)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    on_failure: Literal["fail_closed_writes", "fail_closed", "fail_open"] = "fail_closed_writes"
+    """When the audit store is unavailable: refuse non-read-only calls (default), refuse all, or log and go on."""
+    keep_fields: dict[str, list[str]] = Field(default_factory=dict)
+    """Argument fields kept (masked, not redacted) in audit rows, per exposed-tool glob."""
+
+
+class BucketSettings(BaseModel):
+    """A token bucket: `burst` calls at once, refilled at `per_second`."""
+
+    model_config = ConfigDict(extra="forbid")
+    burst: int = Field(ge=1)
+    per_second: float = Field(gt=0)
+
+
+class RateRule(BucketSettings):
+    tools: str
+    """Glob over exposed tool names; each principal gets its own bucket per rule."""
+
+
+class RateLimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    per_principal: BucketSettings | None = None
+    """Every principal's overall bucket (None: no overall limit)."""
+    rules: list[RateRule] = Field(default_factory=list)
+    servers: dict[str, BucketSettings] = Field(default_factory=dict)
+    """Per principal, per downstream server."""
+
+
+class MetricsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    access: Literal["off", "loopback", "scope"] = "loopback"
+    """`loopback`: only callers on 127.0.0.1/::1; `scope`: authenticated callers with `hub:metrics`."""
