@@ -1,4 +1,4 @@
-"""`mcp-hub` command line: serve, check, status, tools, call, keys.
+"""`mcp-hub` command line: serve, check, status, tools, call, keys, audit.
 
 The config comes from `--config`, else `$MCP_HUB_CONFIG`, else the built-in default (every
 built-in domain server mounted in-process on its embedded backend).
@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     for sub_parser in keys_sub.choices.values():
         _add_config_arg(sub_parser)
 
+    audit = sub.add_parser("audit", help="read the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    tail = audit_sub.add_parser("tail", help="the most recent calls")
+    tail.add_argument("-n", type=int, default=20)
+    query = audit_sub.add_parser("query", help="calls matching filters")
+    query.add_argument("--principal")
+    query.add_argument("--tool")
+    query.add_argument("--outcome", choices=["ok", "tool_error", "error", "denied", "cancelled"])
+    query.add_argument("--since", help="a duration back from now (1h, 2d) or an ISO time")
+    query.add_argument("--limit", type=int, default=200)
+    for sub_parser in audit_sub.choices.values():
+        _add_config_arg(sub_parser)
+        sub_parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
     call = sub.add_parser("call", help="call one exposed tool and print its result")
     _add_config_arg(call)
     call.add_argument("name")
@@ -87,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             config.hub.data_dir = args.data_dir
         if args.command == "keys":
             return _keys(config, args)
+        if args.command == "audit":
+            return _audit(config, args)
     except ConfigError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 2
@@ -152,6 +168,40 @@ def _keys(config: HubConfig, args: argparse.Namespace) -> int:
         return 0
     print(f"mcp-hub: no active key with id {args.key_id!r}; see `mcp-hub keys list`", file=sys.stderr)
     return 1
+
+
+def _audit(config: HubConfig, args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+
+    from hub.audit.log import query
+    from hub.auth.keys import parse_duration
+    from hub.datadir import resolve_data_dir
+
+    data_dir = resolve_data_dir(config.hub.data_dir)
+    if args.audit_command == "tail":
+        rows = query(data_dir, limit=args.n)
+    else:
+        since = None
+        if args.since:
+            try:
+                since = time.time() - parse_duration(args.since)
+            except ValueError:
+                try:
+                    since = datetime.fromisoformat(args.since).timestamp()
+                except ValueError:
+                    print(f"mcp-hub: --since {args.since!r} is neither a duration (1h, 2d) nor an ISO time", file=sys.stderr)
+                    return 2
+        rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit)
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            stamp = datetime.fromtimestamp(row["ts"]).isoformat(timespec="seconds")
+            ms = f"{row['latency_ms']:.1f}ms" if row["latency_ms"] is not None else "-"
+            print(f"{stamp}  {row['request_id'][:12]}  {row['principal']:<12}  {row['tool']:<32}  "
+                  f"{row['outcome']:<10}  {row['error_code'] or '':<16}  {ms:>9}  {row['args']}")
+    return 0
 
 
 def _status(url: str, as_json: bool) -> int:

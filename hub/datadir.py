@@ -34,3 +34,19 @@ def open_db(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
     for number, script in enumerate(migrations[version:], start=version + 1):
         conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     return conn
+
+
+def audit_digest_key(data_dir: Path) -> bytes:
+    """The per-installation key for argument digests in the audit log (created once, mode 0600),
+    so a digest of a low-entropy value (an id number) cannot be reversed by guessing."""
+    path = data_dir / "audit.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another hub process created it first
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(os.urandom(32))
+    return path.read_bytes()

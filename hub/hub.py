@@ -9,6 +9,7 @@ policy chain, forward.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -24,10 +25,14 @@ from hub.access import AccessControl
 from hub.auth.principal import Principal
 from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
 from hub.config import ConfigError, ConfigProblem, HubConfig
-from hub.datadir import resolve_data_dir
+from hub.datadir import audit_digest_key, resolve_data_dir
 from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, describe_failure
 from hub.errors import HubToolError
 from hub.naming import namespaced_uri
+from hub.audit.log import AuditLog
+from hub.metrics import HubMetrics
+from hub.policies.audit import AuditPolicy, with_request_id
+from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy
 
 logger = logging.getLogger("hub")
@@ -63,7 +68,15 @@ class Hub:
             lambda server: (self.downstreams[server].config.max_concurrency, self.downstreams[server].config.max_queue)
         )
         retry = RetryPolicy(lambda server: self.downstreams[server].config.retry)
-        default_policies: list[CallPolicy] = [deadline_policy, retry, self.breakers, self.bulkheads]
+        self.metrics = HubMetrics(self.status)
+        self.audit_log = AuditLog(self.data_dir) if config.hub.audit.enabled else None
+        self.auditor = AuditPolicy(self.audit_log, config.hub.audit, self.metrics, audit_digest_key(self.data_dir))
+        limits = config.hub.rate_limit
+        buckets = RedisBuckets(limits.redis_url) if limits.backend == "redis" else MemoryBuckets()
+        self.rate_limits = RateLimitPolicy(limits, buckets)
+        default_policies: list[CallPolicy] = [
+            self.auditor, self.rate_limits, deadline_policy, retry, self.breakers, self.bulkheads
+        ]
         self._policies = list(policies) if policies is not None else default_policies
         self._chain = compose(self._policies, self._forward)
         self._listeners: list[ChangeListener] = []
@@ -91,6 +104,10 @@ class Hub:
             downstream.stop()
         self._task_group = None
         await self._exit_stack.aclose()
+        if isinstance(self.rate_limits.buckets, RedisBuckets):
+            await self.rate_limits.buckets.aclose()
+        if self.audit_log is not None:
+            await anyio.to_thread.run_sync(self.audit_log.close)
 
     async def _start_all(self) -> None:
         """Connect every server concurrently; wait (bounded) for each first attempt, then build the catalog."""
@@ -214,17 +231,22 @@ class Hub:
         """Route one `tools/call`. Raises `UnknownTool` (also for a tool the principal may not use);
         every other failure is an `isError` result."""
         principal = principal or self.access.local
+        arguments = arguments or {}
+        attributes = {**(attributes or {}), "principal": principal.name, "request_id": uuid.uuid4().hex}
         route = self.catalog.resolve_tool(name)
         if route is None or not self.access.may_use_tool(principal, route):
+            self.auditor.denied(attributes, name, arguments)
             raise UnknownTool(name)
-        arguments = arguments or {}
         timeout, hard = self.settings_for(route)
-        call = ToolCall(route, arguments, timeout, hard, progress, dict(attributes or {}))
+        call = ToolCall(route, arguments, timeout, hard, progress, attributes)
         try:
             self._validate(route, arguments)
-            return await self._chain(call)
+            result = await self._chain(call)
         except HubToolError as exc:
-            return exc.to_result()
+            if exc.body.code == "invalid_argument":
+                self.auditor.observe(call, "error", "invalid_argument", 0.0)
+            result = exc.to_result()
+        return with_request_id(result, attributes["request_id"])
 
     def _validate(self, route: ToolRoute, arguments: dict[str, Any]) -> None:
         try:

@@ -1,9 +1,12 @@
-"""Logging for the hub: stderr only (stdout belongs to the protocol under stdio), one line per event."""
+"""Logging for the hub: stderr only (stdout belongs to the protocol under stdio), one line per event,
+with secrets and personal data masked."""
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from hub.redact import MaskingFilter
 
 
 class _OneLine(logging.Formatter):
@@ -16,6 +19,7 @@ def configure_logging(level: str = "info") -> None:
     """Send every log record to stderr as `time level logger: message` on a single line."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Literal
 
 import anyio
+from prometheus_client import CONTENT_TYPE_LATEST
 import uvicorn
 from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.sse import SseServerTransport
@@ -82,7 +83,21 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         sse_app = RequireAuthMiddleware(sse_app, auth.settings.required_scopes or [], auth.metadata_url)
         messages_app = RequireAuthMiddleware(messages_app, auth.settings.required_scopes or [], auth.metadata_url)
     legacy_routes = [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=messages_app)]
-    extra: list[Route | Mount] = [Route("/healthz", health, methods=["GET"]), *legacy_routes]
+    async def metrics(request: Request) -> Response:
+        access = hub.config.hub.metrics.access
+        client_host = request.client.host if request.client else ""
+        allowed = (access == "loopback" and client_host in ("127.0.0.1", "::1")) or (
+            access == "scope" and _has_scope(request, "hub:metrics")
+        )
+        if not allowed:
+            return JSONResponse({"error": "metrics are not available to this caller (see hub.metrics.access)"}, 403)
+        return Response(hub.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    extra: list[Route | Mount] = [
+        Route("/healthz", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *legacy_routes,
+    ]
     if transport == "sse":
         middleware = auth.middleware() if auth else []
         routes = [*extra, *(auth.metadata_routes() if auth else [])]
@@ -108,10 +123,14 @@ class RawASGI:
         await self.app(scope, receive, send)
 
 
-def _may_see_details(request: Request) -> bool:
+def _has_scope(request: Request, scope: str) -> bool:
     user = request.scope.get("user")
     scopes = getattr(getattr(user, "access_token", None), "scopes", None) or []
-    return "*" in scopes or "hub:admin" in scopes
+    return "*" in scopes or scope in scopes
+
+
+def _may_see_details(request: Request) -> bool:
+    return _has_scope(request, "hub:admin")
 
 
 async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> None:

@@ -22,6 +22,19 @@ ECHO = str(FIXTURES / "echo_server.py")
 PY = sys.executable
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keys and audit logs of every hub the tests start go to a temporary data dir."""
+    path = tmp_path_factory.mktemp("hub-data")
+    previous = os.environ.get("MCP_HUB_DATA_DIR")
+    os.environ["MCP_HUB_DATA_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("MCP_HUB_DATA_DIR", None)
+    else:
+        os.environ["MCP_HUB_DATA_DIR"] = previous
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -1,0 +1,48 @@
+"""Prometheus metrics: calls by tool and outcome, latency, breaker state, in-flight, rejections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _StatusCollector(Collector):
+    def __init__(self, status: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        breaker = GaugeMetricFamily("mcp_hub_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=["server"])
+        in_flight = GaugeMetricFamily("mcp_hub_in_flight", "Calls in flight per server", labels=["server"])
+        up = GaugeMetricFamily("mcp_hub_server_up", "1 while the server is connected", labels=["server"])
+        restarts = GaugeMetricFamily("mcp_hub_server_restarts", "Reconnects/restarts so far", labels=["server"])
+        for name, s in self._status().items():
+            breaker.add_metric([name], _BREAKER_VALUE[s["breaker"]])
+            in_flight.add_metric([name], s["in_flight"])
+            up.add_metric([name], 0 if s["health"] == "down" else 1)
+            restarts.add_metric([name], s["restarts"])
+        yield from (breaker, in_flight, up, restarts)
+
+
+class HubMetrics:
+    def __init__(self, status: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "mcp_hub_calls", "Tool calls by tool, server and outcome", ["tool", "server", "outcome"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "mcp_hub_call_duration_seconds", "Tool call latency at the hub", ["server"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.rate_limited = Counter(
+            "mcp_hub_rate_limited", "Calls refused by a rate limit", ["tool"], registry=self.registry
+        )
+        self.registry.register(_StatusCollector(status))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

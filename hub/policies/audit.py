@@ -1,0 +1,116 @@
+"""The outermost policy: every call (allowed, denied, failed) leaves an audit row, a metric and a
+log line, all tagged with the request id the caller gets back in `_meta`."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+import anyio
+import mcp_types as types
+
+from hub.audit.log import AuditLog, AuditRecord, redact_arguments
+from hub.errors import HubToolError
+from hub.metrics import HubMetrics
+from hub.policies.base import CallNext, ToolCall
+from hub.settings import AuditSettings
+
+logger = logging.getLogger("hub.calls")
+REQUEST_ID_META = "mcp-hub/request_id"
+
+
+class AuditPolicy:
+    def __init__(self, audit: AuditLog | None, settings: AuditSettings, metrics: HubMetrics, digest_key: bytes) -> None:
+        self.audit = audit
+        self.settings = settings
+        self.metrics = metrics
+        self._digest_key = digest_key
+
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+        self._check_store(call)
+        started = anyio.current_time()
+        try:
+            result = await call_next(call)
+        except HubToolError as exc:
+            self.observe(call, "error", exc.body.code, anyio.current_time() - started)
+            raise
+        except anyio.get_cancelled_exc_class():
+            self.observe(call, "cancelled", None, anyio.current_time() - started)
+            raise
+        code = None
+        if result.is_error and isinstance(result.structured_content, dict):
+            code = result.structured_content.get("code")
+        self.observe(call, "tool_error" if result.is_error else "ok", code, anyio.current_time() - started)
+        return result
+
+    def _check_store(self, call: ToolCall) -> None:
+        if self.audit is None or self.audit.healthy or self.settings.on_failure == "fail_open":
+            return
+        if self.settings.on_failure == "fail_closed_writes" and call.route.read_only:
+            logger.error("audit log unavailable; allowing read-only %s", call.route.exposed)
+            return
+        raise HubToolError(
+            "unavailable",
+            f"the hub's audit log is unavailable ({self.audit.last_error}), so {call.route.exposed} is refused "
+            "until it recovers; read-only tools still work. Ask the hub's operator to check the data directory.",
+        )
+
+    def observe(self, call: ToolCall, outcome: str, code: str | None, seconds: float) -> None:
+        tool, server = call.route.exposed, call.route.server
+        self.metrics.calls.labels(tool, server, outcome).inc()
+        self.metrics.latency.labels(server).observe(seconds)
+        if code == "rate_limited" and outcome == "error":
+            self.metrics.rate_limited.labels(tool).inc()
+        self._write(call.attributes, tool, server, outcome, code, seconds, call.arguments)
+
+    def denied(self, attributes: dict[str, Any], tool: str, arguments: dict[str, Any]) -> None:
+        self.metrics.calls.labels(tool, "", "denied").inc()
+        self._write(attributes, tool, None, "denied", "not_found", None, arguments)
+
+    def _write(
+        self,
+        attributes: dict[str, Any],
+        tool: str,
+        server: str | None,
+        outcome: str,
+        code: str | None,
+        seconds: float | None,
+        arguments: dict[str, Any],
+    ) -> None:
+        request_id, principal = attributes["request_id"], attributes.get("principal", "local")
+        latency_ms = round(seconds * 1000, 3) if seconds is not None else None
+        logger.info(
+            "call tool=%s server=%s principal=%s outcome=%s code=%s ms=%s request_id=%s",
+            tool, server, principal, outcome, code, latency_ms, request_id,
+        )
+        if self.audit is None:
+            return
+        canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+        self.audit.record(
+            AuditRecord(
+                ts=time.time(),
+                request_id=request_id,
+                principal=principal,
+                tool=tool,
+                server=server,
+                outcome=outcome,
+                error_code=code,
+                latency_ms=latency_ms,
+                args_digest=hmac.new(self._digest_key, canonical.encode(), hashlib.sha256).hexdigest(),
+                args=redact_arguments(arguments, self._kept_fields(tool)),
+            )
+        )
+
+    def _kept_fields(self, tool: str) -> set[str]:
+        return {f for pattern, fields in self.settings.keep_fields.items() if fnmatch.fnmatchcase(tool, pattern) for f in fields}
+
+
+def with_request_id(result: types.CallToolResult, request_id: str) -> types.CallToolResult:
+    meta = dict(result.meta or {})
+    meta[REQUEST_ID_META] = request_id
+    return result.model_copy(update={"meta": meta})
