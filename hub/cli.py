@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return 1
 
 
 def _check(path: str) -> int:

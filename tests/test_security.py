@@ -1,0 +1,266 @@
+"""Security over real HTTP: API keys, JWTs, 401/403 exactly as the MCP authorization spec says,
+per-tool scopes that hide what a caller may not use, no token pass-through, and no secret or
+sample PII in any log or the audit database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import PY, ROOT, echo_stdio, start_echo_http, start_hub_http, write_config
+
+pytestmark = pytest.mark.anyio
+ISSUER = "https://auth.example.test"
+SIGNING = RSAKey.generate_key(2048, parameters={"kid": "good"})
+OTHER = RSAKey.generate_key(2048, parameters={"kid": "good"})  # same kid, different key: a forgery
+PUBLIC_JWKS = KeySet([SIGNING]).as_dict(private=False)
+PII = {"email": "ada.lovelace@example.com", "ssn": "078-05-1120", "card": "4111 1111 1111 1111",
+       "phone": "+44 20 7946 0958", "iban": "GB82 WEST 1234 5698 7654 32"}
+DOWNSTREAM_SECRET = "downstream-s3cr3t-value-123456"
+
+
+def make_jwt(resource: str, key: RSAKey = SIGNING, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"iss": ISSUER, "aud": resource, "sub": "user-42", "iat": now, "exp": now + 300, "scope": "e:read", **claims}
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, {k: v for k, v in payload.items() if v is not None}, key)
+
+
+def create_key(data_dir: Path, name: str, scopes: str, *extra: str) -> str:
+    done = subprocess.run(
+        [PY, "-m", "hub.cli", "keys", "create", "--data-dir", str(data_dir), "--name", name, "--scopes", scopes, *extra],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )
+    return done.stdout.strip()
+
+
+def hub_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", "hub.cli", *args, "--data-dir", str(data_dir)], capture_output=True, text=True, cwd=ROOT)
+
+
+def client(url: str, token: str | None, mode: str = "auto") -> Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Client(streamable_http_client(url, http_client=create_mcp_http_client(headers=headers)), mode=mode)
+
+
+def post_initialize(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    return httpx.post(url, json=body, headers={"Accept": "application/json, text/event-stream", **(headers or {})})
+
+
+@pytest.fixture
+def secured(tmp_path: Path, procs: list) -> dict[str, Any]:
+    """An HTTP hub with auth on, a stdio server `e` and an HTTP server `web` that needs its own credential."""
+    data_dir = tmp_path / "data"
+    web = start_echo_http(procs, "http", "--name", "web")
+    config = write_config(
+        tmp_path,
+        {
+            "e": echo_stdio(),
+            "web": {"url": web, "headers": {"Authorization": "Bearer ${WEB_TOKEN}"}},
+        },
+        hub={
+            "data_dir": str(data_dir),
+            "auth": {"enabled": True, "jwt": {"issuer": ISSUER, "keys": PUBLIC_JWKS["keys"], "leeway_s": 5},
+                     "admin_for_destructive": False},
+            "rate_limit": {"per_principal": {"burst": 40, "per_second": 20}},
+            "audit": {"keep_fields": {"e__echo": ["text"]}},
+        },
+    )
+    import os
+
+    os.environ["WEB_TOKEN"] = DOWNSTREAM_SECRET
+    try:
+        url = start_hub_http(procs, config)
+    finally:
+        os.environ.pop("WEB_TOKEN")
+    return {"url": url, "data_dir": data_dir, "proc": procs[-1], "base": url.removesuffix("/mcp")}
+
+
+def test_unauthenticated_requests_get_401_with_resource_metadata(secured: dict[str, Any]) -> None:
+    url, base = secured["url"], secured["base"]
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = post_initialize(url, headers)
+        assert response.status_code == 401
+        challenge = response.headers["www-authenticate"]
+        assert challenge.startswith("Bearer ")
+        assert f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"' in challenge
+    metadata = httpx.get(f"{base}/.well-known/oauth-protected-resource/mcp").json()
+    assert metadata["resource"] == url
+    assert metadata["authorization_servers"] == [ISSUER + "/"] or metadata["authorization_servers"] == [ISSUER]
+    assert metadata["bearer_methods_supported"] == ["header"]
+    # /healthz tells anonymous callers only whether the hub is up.
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+
+
+async def test_api_keys_scopes_and_revocation(secured: dict[str, Any]) -> None:
+    url, data_dir = secured["url"], secured["data_dir"]
+    reader = create_key(data_dir, "reader", "e:read")
+    writer = create_key(data_dir, "writer", "e:write web:read")
+    async with client(url, reader, mode="legacy") as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert names == {"e__add", "e__flaky_read"}
+        assert (await c.call_tool("e__add", {"a": 1, "b": 2})).structured_content == {"total": 3}
+        # A write tool, a tool of another server, a tampered name: all refused exactly like an unknown tool.
+        for name in ("e__echo", "web__add", "e__add ", "E__add", "e__get_thing_00000000", "e__nonexistent"):
+            with pytest.raises(MCPError) as caught:
+                await c.call_tool(name, {"text": "x", "a": 1, "b": 1})
+            assert caught.value.code == -32602 and caught.value.message == f"Unknown tool: {name}"
+    async with client(url, writer) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert "e__echo" in names and "e__add" in names and "web__add" in names and "web__echo" not in names
+        assert (await c.call_tool("e__echo", {"text": "hi"})).structured_content == {"result": "hi"}
+
+    key_id = reader.split("_")[1]
+    listed = hub_cli(data_dir, "keys", "list").stdout
+    assert key_id in listed and "reader" in listed and reader not in listed
+    assert hub_cli(data_dir, "keys", "revoke", key_id).returncode == 0
+    assert post_initialize(url, {"Authorization": f"Bearer {reader}"}).status_code == 401
+
+    short = create_key(data_dir, "brief", "e:read", "--expires", "1s")
+    assert post_initialize(url, {"Authorization": f"Bearer {short}"}).status_code == 200
+    time.sleep(1.2)
+    assert post_initialize(url, {"Authorization": f"Bearer {short}"}).status_code == 401
+
+
+async def test_jwt_validation(secured: dict[str, Any]) -> None:
+    url = secured["url"]
+    now = int(time.time())
+    good = make_jwt(url, scope="e:read e:write")
+    async with client(url, good) as c:
+        assert (await c.call_tool("e__echo", {"text": "jwt"})).structured_content == {"result": "jwt"}
+    async with client(url, make_jwt(url, scope=None, scp=["e:read"]), mode="legacy") as c:
+        assert {t.name for t in (await c.list_tools()).tools} == {"e__add", "e__flaky_read"}
+    rejected = {
+        "wrong signature": make_jwt(url, key=OTHER),
+        "wrong audience": make_jwt(url, aud="https://other.example/mcp"),
+        "wrong issuer": make_jwt(url, iss="https://evil.example"),
+        "expired": make_jwt(url, exp=now - 60),
+        "not yet valid": make_jwt(url, nbf=now + 600),
+        "no expiry": make_jwt(url, exp=None),
+        "malformed": good[:-10] + "AAAAAAAAAA",
+    }
+    for why, token in rejected.items():
+        assert post_initialize(url, {"Authorization": f"Bearer {token}"}).status_code == 401, why
+
+
+async def test_jwks_url_and_required_scopes(tmp_path: Path, procs: list) -> None:
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps(PUBLIC_JWKS).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        jwks_url = f"http://127.0.0.1:{server.server_port}/jwks.json"
+        config = write_config(
+            tmp_path,
+            {"e": echo_stdio()},
+            hub={"data_dir": str(tmp_path / "d"),
+                 "auth": {"enabled": True, "api_keys": False, "required_scopes": ["mcp:use"],
+                          "jwt": {"issuer": ISSUER, "jwks_url": jwks_url}}},
+        )
+        url = start_hub_http(procs, config)
+        ok = make_jwt(url, scope="mcp:use e:read")
+        async with client(url, ok) as c:
+            assert (await c.call_tool("e__add", {"a": 2, "b": 2})).structured_content == {"total": 4}
+        lacking = post_initialize(url, {"Authorization": f"Bearer {make_jwt(url, scope='e:read')}"})
+        assert lacking.status_code == 403
+        assert 'error="insufficient_scope"' in lacking.headers["www-authenticate"]
+        assert "mcp:use" in lacking.headers["www-authenticate"]
+    finally:
+        server.shutdown()
+
+
+async def test_no_token_pass_through(secured: dict[str, Any]) -> None:
+    key = create_key(secured["data_dir"], "admin", "*")
+    async with client(secured["url"], key) as c:
+        seen = await c.call_tool("web__seen_auth", {})
+        assert seen.structured_content == {"result": f"Bearer {DOWNSTREAM_SECRET}"}
+        assert key not in json.dumps(seen.model_dump())
+
+
+async def test_rate_limits_per_principal_without_double_execution(tmp_path: Path, procs: list) -> None:
+    config = write_config(
+        tmp_path,
+        {"e": echo_stdio()},
+        hub={"auth": {"enabled": True}, "data_dir": str(tmp_path / "d"),
+             "rate_limit": {"per_principal": {"burst": 3, "per_second": 1}}},
+    )
+    url = start_hub_http(procs, config)
+    alice, bob = create_key(tmp_path / "d", "alice", "*"), create_key(tmp_path / "d", "bob", "*")
+    async with client(url, alice) as a, client(url, bob) as b:
+        outcomes = [await a.call_tool("e__ping", {}) for _ in range(5)]
+        assert [o.structured_content.get("result") for o in outcomes[:3]] == [1, 2, 3]
+        for refused in outcomes[3:]:
+            assert refused.is_error and refused.structured_content["code"] == "rate_limited"
+            assert 0.1 < refused.structured_content["retry_after_s"] <= 1.01
+        # Bob has his own bucket; the refused calls never reached the server (count goes on at 4).
+        assert (await b.call_tool("e__ping", {})).structured_content == {"result": 4}
+        time.sleep(outcomes[-1].structured_content["retry_after_s"])
+        assert (await a.call_tool("e__ping", {})).structured_content == {"result": 5}
+
+
+async def test_audit_rows_request_ids_and_no_secrets_anywhere(secured: dict[str, Any]) -> None:
+    url, data_dir, base = secured["url"], secured["data_dir"], secured["base"]
+    key = create_key(data_dir, "auditor", "e:read e:write")
+    token = make_jwt(url, scope="e:read")
+    async with client(url, key) as c:
+        echoed = await c.call_tool("e__echo", {"text": f"call me at {PII['phone']} or {PII['email']}"})
+        request_id = echoed.meta["mcp-hub/request_id"]
+        await c.call_tool("e__env_has", {"name": PII["ssn"]})
+        await c.call_tool("e__add", {"a": "not a number", "b": 1})
+        await c.call_tool("e__fail", {"reason": PII["card"] + " " + PII["iban"]})
+        with pytest.raises(MCPError):
+            await c.call_tool("web__seen_auth", {})
+    async with client(url, token) as c:
+        await c.call_tool("e__add", {"a": 1, "b": 1})
+    time.sleep(0.3)  # the audit writer batches rows
+
+    rows = [json.loads(line) for line in hub_cli(data_dir, "audit", "query", "--principal", "auditor", "--json").stdout.splitlines()]
+    by_tool = {r["tool"]: r for r in rows}
+    assert by_tool["e__echo"]["request_id"] == request_id and by_tool["e__echo"]["outcome"] == "ok"
+    assert by_tool["e__fail"]["outcome"] == "tool_error"
+    assert by_tool["e__add"]["outcome"] == "error" and by_tool["e__add"]["error_code"] == "invalid_argument"
+    assert by_tool["web__seen_auth"]["outcome"] == "denied"
+    assert json.loads(by_tool["e__env_has"]["args"]) == {"name": "[redacted]"}
+    assert "[masked]" in json.loads(by_tool["e__echo"]["args"])["text"]  # a kept field, still masked
+    assert len(by_tool["e__echo"]["args_digest"]) == 64
+    jwt_rows = hub_cli(data_dir, "audit", "query", "--principal", "user-42", "--json").stdout.splitlines()
+    assert len(jwt_rows) == 1
+    tail = hub_cli(data_dir, "audit", "tail", "-n", "3").stdout.splitlines()
+    assert len(tail) == 3 and "user-42" in tail[-1]
+
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'mcp_hub_calls_total{outcome="ok",server="e",tool="e__echo"}' in metrics
+    assert 'mcp_hub_breaker_state{server="e"} 0.0' in metrics
+
+    secured["proc"].stop()
+    logs = "".join(secured["proc"].stderr_lines)
+    assert "call tool=e__echo" in logs and request_id in logs
+    audit_bytes = (data_dir / "audit.sqlite").read_bytes() + (data_dir / "audit.sqlite-wal").read_bytes() \
+        if (data_dir / "audit.sqlite-wal").exists() else (data_dir / "audit.sqlite").read_bytes()
+    for secret in (key, token, DOWNSTREAM_SECRET, *PII.values()):
+        assert secret not in logs, secret
+        assert secret.encode() not in audit_bytes, secret
