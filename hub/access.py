@@ -6,6 +6,8 @@ the catalog never leaks what exists behind a missing scope.
 
 from __future__ import annotations
 
+import os
+
 from hub.auth.principal import Principal
 from hub.auth.scopes import missing_scopes, required_scopes, scope_prefix
 from hub.catalog import ToolRoute
@@ -17,8 +19,11 @@ class AccessControl:
         self._servers = {s.name: s for s in config.servers}
         self._admin_for_destructive = config.hub.auth.admin_for_destructive
         auth = config.hub.auth
-        self.local = Principal(auth.stdio_principal, tuple(auth.stdio_scopes), "local")
-        """Who calls over stdio, or over HTTP when auth is disabled."""
+        name = os.environ.get("MCP_HUB_PRINCIPAL") or auth.stdio_principal
+        scopes = os.environ["MCP_HUB_SCOPES"].split() if os.environ.get("MCP_HUB_SCOPES") else auth.stdio_scopes
+        self.local = Principal(name, tuple(scopes), "local")
+        """Who calls over stdio (or over HTTP with auth off): config, overridden by $MCP_HUB_PRINCIPAL /
+        $MCP_HUB_SCOPES so a Claude Desktop entry can run the hub with fewer rights."""
 
     def tool_scopes(self, route: ToolRoute) -> tuple[str, ...]:
         return required_scopes(route, self._servers[route.server], self._admin_for_destructive)
