@@ -1,4 +1,4 @@
-"""`mcp-hub` command line: serve, check, status, tools, call, keys, audit.
+"""`mcp-hub` command line: serve, server, check, status, tools, call, keys, audit.
 
 The config comes from `--config`, else `$MCP_HUB_CONFIG`, else the built-in default (every
 built-in domain server mounted in-process on its embedded backend).
@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default="http://127.0.0.1:8765", help="the hub's base URL (default %(default)s)")
     status.add_argument("--json", action="store_true", help="print the raw /healthz JSON")
 
+    domain = sub.add_parser("server", help="run one built-in domain server on its own")
+    domain.add_argument("domain", help="ticketing, ...")
+    domain.add_argument("--backend", help="embedded (default) or a provider, e.g. jira; default $<DOMAIN>_BACKEND")
+    domain.add_argument("--transport", "-t", choices=["stdio", "http", "sse"], default="stdio")
+    domain.add_argument("--host", default="127.0.0.1")
+    domain.add_argument("--port", "-p", type=int, default=8766)
+    domain.add_argument("--demo", action="store_true", help="seed the embedded store with demo data first")
+    domain.add_argument("--data-dir", help="where the embedded store lives")
+    domain.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
     keys = sub.add_parser("keys", help="manage API keys for the HTTP endpoint")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it (once)")
@@ -96,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args.config)
         if args.command == "status":
             return _status(args.url, args.json)
+        if args.command == "server":
+            return _run_domain(args)
         config = resolve_config(args.config)
         if getattr(args, "data_dir", None):
             config.hub.data_dir = args.data_dir
@@ -137,6 +149,20 @@ def _check(path: str) -> int:
         print(warning)
     enabled = config.enabled_servers()
     print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
+    return 0
+
+
+def _run_domain(args: argparse.Namespace) -> int:
+    from servers.kit.runner import run_domain
+
+    if args.data_dir:
+        os.environ["MCP_HUB_DATA_DIR"] = args.data_dir
+    configure_logging(args.log_level)
+    try:
+        run_domain(args.domain, args.backend, args.transport, args.host, args.port, args.demo)
+    except (ValueError, KeyError) as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,7 +1,10 @@
-"""Built-in domain MCP servers (ticketing, HRIS, calendar, accounting, memory).
+"""Built-in domain MCP servers.
 
-`BUILTIN_DOMAINS` maps a domain name to the import path of a factory returning its server; the
-hub mounts each in-process with `{"builtin": "<domain>"}`. Domains are registered here as they land.
+`BUILTIN_DOMAINS` maps a domain name to the module that provides it; each module has
+`make_backend(name)` and `create_server(backend=None)`. The hub mounts them in-process with
+`{"builtin": "<domain>"}` (the registry entry below names the factory it calls).
 """
 
-BUILTIN_DOMAINS: dict[str, str] = {}
+BUILTIN_DOMAINS: dict[str, str] = {
+    "ticketing": "servers.ticketing.server:create_server",
+}

@@ -1,0 +1,1 @@
+"""Ticketing domain: search, read, create, update, transition, comment on and link tickets."""

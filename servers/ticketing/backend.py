@@ -1,0 +1,46 @@
+"""The one protocol every ticketing backend implements; the tool surface only sees this."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from servers.ticketing.model import (
+    Comment,
+    CommentPage,
+    Include,
+    Link,
+    Metadata,
+    NewTicket,
+    SearchQuery,
+    Status,
+    Ticket,
+    TicketPage,
+    TicketPatch,
+    User,
+)
+
+
+class TicketingBackend(Protocol):
+    name: str
+
+    async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage: ...
+
+    async def get(self, ticket_id: str, include: list[Include]) -> Ticket: ...
+
+    async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage: ...
+
+    async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata: ...
+
+    async def find_users(self, query: str, limit: int) -> list[User]: ...
+
+    async def create(self, ticket: NewTicket) -> Ticket: ...
+
+    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket: ...
+
+    async def transition(self, ticket_id: str, to: str) -> Ticket: ...
+
+    async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment: ...
+
+    async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link: ...
+
+    async def delete(self, ticket_id: str) -> None: ...

@@ -1,0 +1,188 @@
+"""The ticketing tool surface. It only knows `TicketingBackend`; which system answers is config."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from mcp.server import MCPServer
+from pydantic import Field
+
+from hub.datadir import default_data_dir
+from servers.kit.errors import DomainError
+from servers.kit.tools import domain_tool
+from servers.ticketing.backend import TicketingBackend
+from servers.ticketing.model import (
+    Comment,
+    CommentPage,
+    Deleted,
+    Include,
+    Link,
+    Metadata,
+    NewTicket,
+    Priority,
+    SearchQuery,
+    Status,
+    Ticket,
+    TicketPage,
+    TicketPatch,
+    UserList,
+)
+
+BACKENDS = ("embedded", "jira")
+PRINCIPAL = "local"
+"""Idempotency keys are remembered per principal; standalone and in-process servers act for one."""
+
+Id = Annotated[str, Field(description="Ticket id or key, e.g. OPS-12.", min_length=1, max_length=100)]
+Limit = Annotated[int, Field(ge=1, le=100, description="Items per page.")]
+IdempotencyKey = Annotated[
+    str | None, Field(default=None, max_length=200, description="Retrying with the same key returns the first result.")
+]
+
+
+def make_backend(name: str | None = None, data_dir: Path | None = None) -> TicketingBackend:
+    """The backend named by `name`, else `$TICKETING_BACKEND`, else the embedded one."""
+    name = (name or os.environ.get("TICKETING_BACKEND") or "embedded").lower()
+    data_dir = data_dir or default_data_dir()
+    if name == "embedded":
+        from servers.ticketing.store import EmbeddedTicketing
+
+        return EmbeddedTicketing(data_dir)
+    if name == "jira":
+        from servers.ticketing.providers.jira import JiraTicketing
+
+        return JiraTicketing.from_env()
+    raise ValueError(f"unknown ticketing backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def create_server(backend: TicketingBackend | None = None) -> MCPServer:
+    """The ticketing MCP server over `backend` (default: from the environment)."""
+    backend = backend or make_backend()
+    embedded_store = getattr(backend, "store", None)
+    mcp = MCPServer("ticketing", instructions="Tickets in one normalized shape, whatever system holds them.")
+
+    async def once(tool: str, key: str | None, work: object) -> object:
+        """Run a create-style call at most once per idempotency key."""
+        assert callable(work)
+        if key is None or embedded_store is None:
+            return await work()
+        remembered = await embedded_store.remembered(PRINCIPAL, tool, key)
+        if remembered is not None:
+            return remembered
+        result = await work()
+        await embedded_store.remember(PRINCIPAL, tool, key, result.model_dump(mode="json"))
+        return result
+
+    @domain_tool(mcp, read_only=True)
+    async def search_tickets(
+        text: str | None = None,
+        status: list[Status] | None = None,
+        assignee: str | None = None,
+        project: str | None = None,
+        labels: list[str] | None = None,
+        priority: list[Priority] | None = None,
+        type: str | None = None,
+        updated_since: datetime | None = None,
+        native_query: Annotated[
+            str | None, Field(description="Passed to the provider as is: JQL, ServiceNow encoded query, GitHub/Zendesk search.")
+        ] = None,
+        limit: Limit = 25,
+        cursor: str | None = None,
+    ) -> TicketPage:
+        """Find tickets by text and filters; newest activity first. Pass next_cursor to page on."""
+        query = SearchQuery(text=text, status=status, assignee=assignee, project=project, labels=labels,
+                            priority=priority, type=type, updated_since=updated_since, native_query=native_query)
+        return await backend.search(query, limit, cursor)
+
+    @domain_tool(mcp, read_only=True)
+    async def get_ticket(id: Id, include: list[Include] | None = None) -> Ticket:
+        """One ticket; include comments, transitions (allowed next statuses), links, or the raw payload."""
+        return await backend.get(id, include or [])
+
+    @domain_tool(mcp, read_only=True)
+    async def list_comments(id: Id, limit: Limit = 50, cursor: str | None = None) -> CommentPage:
+        """A ticket's comments, oldest first, public and internal."""
+        return await backend.list_comments(id, limit, cursor)
+
+    @domain_tool(mcp, read_only=True)
+    async def get_metadata(project: str | None = None, ticket_id: str | None = None) -> Metadata:
+        """Statuses, types, priorities and required fields; with ticket_id, its allowed transitions."""
+        return await backend.metadata(project, ticket_id)
+
+    @domain_tool(mcp, read_only=True)
+    async def find_users(query: Annotated[str, Field(min_length=1, max_length=200)], limit: Limit = 10) -> UserList:
+        """Users matching a name or email, with the ids the other tools take."""
+        return UserList(users=await backend.find_users(query, limit))
+
+    @domain_tool(mcp)
+    async def create_ticket(
+        project: Annotated[str, Field(min_length=1, max_length=50)],
+        title: Annotated[str, Field(min_length=1, max_length=255)],
+        description: Annotated[str, Field(max_length=32_000, description="Markdown.")] = "",
+        type: str = "task",
+        priority: Priority | None = None,
+        labels: list[str] | None = None,
+        assignee: str | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Ticket:
+        """Create a ticket. Give an idempotency_key so a retry cannot create a duplicate."""
+        new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
+                        labels=labels or [], assignee=assignee)
+        result = await once("create_ticket", idempotency_key, lambda: backend.create(new))
+        return result if isinstance(result, Ticket) else Ticket.model_validate(result)
+
+    @domain_tool(mcp, idempotent=True)
+    async def update_ticket(
+        id: Id,
+        title: Annotated[str | None, Field(min_length=1, max_length=255)] = None,
+        description: Annotated[str | None, Field(max_length=32_000)] = None,
+        priority: Priority | None = None,
+        labels: list[str] | None = None,
+        assignee: str | None = None,
+        type: str | None = None,
+        expected_version: Annotated[
+            str | None, Field(description="The version you read; the update fails with conflict if it changed.")
+        ] = None,
+    ) -> Ticket:
+        """Change fields of a ticket (status changes go through transition_ticket)."""
+        given = {k: v for k, v in {"title": title, "description": description, "priority": priority,
+                                   "labels": labels, "assignee": assignee, "type": type}.items() if v is not None}
+        if not given:
+            raise DomainError("invalid_argument", "nothing to update: give at least one field")
+        return await backend.update(id, TicketPatch(**given), expected_version)
+
+    @domain_tool(mcp)
+    async def transition_ticket(
+        id: Id, to: Annotated[str, Field(description="open, in_progress, on_hold, resolved, closed, or a native status.")]
+    ) -> Ticket:
+        """Move a ticket to another status; if not allowed, the error lists the allowed ones."""
+        return await backend.transition(id, to)
+
+    @domain_tool(mcp)
+    async def add_comment(
+        id: Id,
+        body: Annotated[str, Field(min_length=1, max_length=32_000, description="Markdown.")],
+        public: Annotated[bool, Field(description="False for an internal note.")] = True,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Comment:
+        """Comment on a ticket, publicly or as an internal note."""
+        result = await once("add_comment", idempotency_key, lambda: backend.add_comment(id, body, public))
+        return result if isinstance(result, Comment) else Comment.model_validate(result)
+
+    @domain_tool(mcp, idempotent=True)
+    async def link_tickets(id: Id, other_id: Id, type: str = "relates to") -> Link:
+        """Link two tickets ("blocks", "relates to", "duplicates")."""
+        return await backend.link(id, other_id, type)
+
+    @domain_tool(mcp, destructive=True, idempotent=True)
+    async def delete_ticket(id: Id, confirm: bool = False) -> Deleted:
+        """Delete a ticket and its comments for good. Requires confirm=true."""
+        if not confirm:
+            raise DomainError("invalid_argument", f"deleting {id} cannot be undone: call again with confirm=true")
+        await backend.delete(id)
+        return Deleted(id=id)
+
+    mcp.backend = backend  # type: ignore[attr-defined]  # for the runner's --demo and for tests
+    return mcp
