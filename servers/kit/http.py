@@ -1,0 +1,196 @@
+"""The HTTP client every provider connector uses (httpx).
+
+- every request has a timeout;
+- 429/502/503/504 are retried with backoff that honours `Retry-After` (seconds or HTTP date) and
+  provider reset headers (`X-RateLimit-Reset`), but a non-idempotent write (POST/PATCH) is only
+  retried when the request carries an idempotency mechanism (`idempotent=True`);
+- a 401 triggers one token refresh and one retry when an `on_unauthorized` hook is given;
+- provider errors become `DomainError` codes: 400/422 → invalid_argument, 401 → unauthorized (with a
+  re-authorise hint), 403 → forbidden, 404 → not_found, 409/412 → conflict, 429 → rate_limited with
+  retry_after_s, 5xx → unavailable; a body that is not JSON → upstream_error;
+- credentials never appear in an error or a log line: errors name the method and path only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+
+from hub.redact import mask
+from servers.kit.errors import DomainError
+
+logger = logging.getLogger("servers.http")
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """Seconds the provider asks us to wait, from `Retry-After` or a rate-limit reset header."""
+    now = time.time() if now is None else now
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header) if header else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - now)
+    reset = response.headers.get("x-ratelimit-reset")
+    if reset and response.headers.get("x-ratelimit-remaining", "1") == "0":
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            return None
+    return None
+
+
+class ProviderHTTP:
+    """An httpx client bound to one provider's base URL and credentials."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        timeout_s: float = 15.0,
+        max_attempts: int = 3,
+        max_wait_s: float = 20.0,
+        on_unauthorized: Callable[[], Awaitable[dict[str, str]]] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self.max_attempts = max_attempts
+        self.max_wait_s = max_wait_s
+        self.on_unauthorized = on_unauthorized
+        self._client = httpx.AsyncClient(
+            base_url=base_url, headers=headers, auth=auth, timeout=timeout_s, transport=transport
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def set_header(self, name: str, value: str) -> None:
+        self._client.headers[name] = value
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send with retries; return the successful response or raise `DomainError`."""
+        method = method.upper()
+        retry_safe = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._client.request(method, path, params=params, json=json, headers=headers)
+            except httpx.TimeoutException:
+                if retry_safe and attempt < self.max_attempts:
+                    await anyio.sleep(self._backoff(attempt))
+                    continue
+                raise DomainError("timeout", f"{self.provider} did not answer {method} {path} in time; try again later") from None
+            except httpx.TransportError as exc:
+                if retry_safe and attempt < self.max_attempts:
+                    await anyio.sleep(self._backoff(attempt))
+                    continue
+                raise DomainError(
+                    "unavailable", f"cannot reach {self.provider} ({type(exc).__name__}); try again later"
+                ) from None
+            if response.status_code == 401 and self.on_unauthorized is not None and not refreshed:
+                refreshed = True
+                self._client.headers.update(await self.on_unauthorized())
+                continue
+            if response.status_code in RETRY_STATUSES or _github_rate_limited(response):
+                wait = retry_after_seconds(response)
+                if retry_safe and attempt < self.max_attempts and (wait or 0) <= self.max_wait_s:
+                    delay = wait if wait is not None else self._backoff(attempt)
+                    logger.info("%s %s %s → %d; retrying in %.2fs", self.provider, method, path, response.status_code, delay)
+                    await anyio.sleep(delay)
+                    continue
+            if response.is_success:
+                return response
+            raise self._error(method, path, response)
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`request` and decode the JSON body (an empty body is None)."""
+        response = await self.request(method, path, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise DomainError(
+                "upstream_error", f"{self.provider} answered {method} {path} with a body that is not JSON"
+            ) from None
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return random.uniform(0, min(4.0, 0.25 * 2 ** (attempt - 1)))
+
+    def _error(self, method: str, path: str, response: httpx.Response) -> DomainError:
+        status = response.status_code
+        detail = mask(_provider_message(response))[:300]
+        where = f"{self.provider} {method} {path}"
+        suffix = f": {detail}" if detail else ""
+        if status == 429 or _github_rate_limited(response):
+            wait = retry_after_seconds(response)
+            return DomainError(
+                "rate_limited", f"{where} is rate limited{suffix}", retry_after_s=round(wait, 1) if wait is not None else 30.0
+            )
+        if status == 401:
+            return DomainError(
+                "unauthorized",
+                f"{where} rejected the credentials; re-authorise the {self.provider} connection "
+                "(check the API token or sign in again)",
+            )
+        codes = {400: "invalid_argument", 422: "invalid_argument", 403: "forbidden", 404: "not_found",
+                 409: "conflict", 412: "conflict"}
+        if status in codes:
+            return DomainError(codes[status], f"{where} failed ({status}){suffix}", details={"status": status})  # type: ignore[arg-type]
+        if status >= 500:
+            return DomainError("unavailable", f"{where} failed on the provider's side ({status}); try again later",
+                               details={"status": status})
+        return DomainError("upstream_error", f"{where} failed ({status}){suffix}", details={"status": status})
+
+
+def _github_rate_limited(response: httpx.Response) -> bool:
+    return response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
+
+
+def _provider_message(response: httpx.Response) -> str:
+    """The provider's own error text, from the common JSON error shapes."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        messages = body.get("errorMessages") or []
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            messages += [f"{k}: {v}" for k, v in errors.items()]
+        for key in ("message", "error_description", "detail"):
+            if isinstance(body.get(key), str):
+                messages.append(body[key])
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            messages.append(error["message"])
+        elif isinstance(error, str):
+            messages.append(error)
+        return "; ".join(str(m) for m in messages)
+    return ""

@@ -1,0 +1,291 @@
+"""Jira Cloud (REST v3) as a ticketing backend.
+
+Configuration: `JIRA_BASE_URL` (https://<site>.atlassian.net) and either `JIRA_EMAIL` +
+`JIRA_API_TOKEN` (Basic) or `JIRA_OAUTH_TOKEN` (bearer). Search uses `/rest/api/3/search/jql`
+with `nextPageToken`; descriptions and comments are Atlassian Document Format, converted from and
+to markdown. Statuses are normalized from the status category (To Do → open, In Progress →
+in_progress, Done → resolved, or closed when the status is named Closed; names with hold/blocked/
+waiting → on_hold); the native name is kept. Jira has no version token, so `expected_version` is
+checked against the issue's `updated` time just before the write (best effort).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError
+from servers.kit.http import ProviderHTTP
+from servers.ticketing.model import (
+    Comment,
+    CommentPage,
+    Include,
+    Link,
+    Metadata,
+    NewTicket,
+    SearchQuery,
+    Status,
+    Ticket,
+    TicketPage,
+    TicketPatch,
+    Transition,
+    User,
+)
+from servers.ticketing.providers.adf import adf_to_markdown, markdown_to_adf
+
+FIELDS = "summary,description,status,priority,issuetype,labels,assignee,reporter,created,updated,project,issuelinks"
+PRIORITY_TO_JIRA = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
+PRIORITY_FROM_JIRA = {"highest": "critical", "high": "high", "medium": "medium", "low": "low", "lowest": "low"}
+CATEGORY_FOR_STATUS = {"open": "To Do", "in_progress": "In Progress", "on_hold": "In Progress", "resolved": "Done", "closed": "Done"}
+
+
+def normalize_status(status: dict[str, Any]) -> Status:
+    name = str(status.get("name", "")).lower()
+    category = str((status.get("statusCategory") or {}).get("key", "new"))
+    if any(word in name for word in ("hold", "blocked", "waiting")):
+        return "on_hold"
+    if category == "done":
+        return "closed" if "closed" in name else "resolved"
+    return "in_progress" if category == "indeterminate" else "open"
+
+
+def _jql_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class JiraTicketing:
+    name = "jira"
+
+    def __init__(self, base_url: str, http: ProviderHTTP) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+
+    @classmethod
+    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None) -> JiraTicketing:
+        base = os.environ.get("JIRA_BASE_URL")
+        if not base:
+            raise ValueError("JIRA_BASE_URL is not set (e.g. https://your-site.atlassian.net)")
+        headers = {"Accept": "application/json"}
+        if token := os.environ.get("JIRA_OAUTH_TOKEN"):
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            email, api_token = os.environ.get("JIRA_EMAIL"), os.environ.get("JIRA_API_TOKEN")
+            if not (email and api_token):
+                raise ValueError("set JIRA_EMAIL and JIRA_API_TOKEN (or JIRA_OAUTH_TOKEN) for the Jira backend")
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{email}:{api_token}".encode()).decode()
+        http = ProviderHTTP("Jira", base.rstrip("/") + "/rest/api/3", headers=headers, transport=transport)
+        return cls(base, http)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def build_jql(self, query: SearchQuery) -> str:
+        if query.native_query:
+            return query.native_query
+        clauses = []
+        if query.project:
+            clauses.append(f"project = {_jql_string(query.project)}")
+        if query.text:
+            clauses.append(f"text ~ {_jql_string(query.text)}")
+        if query.status:
+            categories = sorted({CATEGORY_FOR_STATUS[s] for s in query.status})
+            clauses.append("statusCategory in (" + ", ".join(_jql_string(c) for c in categories) + ")")
+        if query.assignee:
+            clauses.append(f"assignee = {_jql_string(query.assignee)}")
+        for label in query.labels or []:
+            clauses.append(f"labels = {_jql_string(label)}")
+        if query.priority:
+            clauses.append("priority in (" + ", ".join(_jql_string(PRIORITY_TO_JIRA[p]) for p in query.priority) + ")")
+        if query.type:
+            clauses.append(f"issuetype = {_jql_string(query.type)}")
+        if query.updated_since:
+            stamp = query.updated_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+            clauses.append(f'updated >= "{stamp}"')
+        return " AND ".join(clauses) + " ORDER BY updated DESC"
+
+    async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
+        state = decode_cursor(cursor)
+        params: dict[str, Any] = {"jql": self.build_jql(query), "maxResults": limit, "fields": FIELDS}
+        if token := state.get("next_page_token"):
+            params["nextPageToken"] = token
+        body = await self.http.json("GET", "/search/jql", params=params)
+        tickets = [self._ticket(issue, []) for issue in body.get("issues", [])]
+        next_token = body.get("nextPageToken")
+        done = body.get("isLast", next_token is None)
+        return TicketPage(tickets=tickets, next_cursor=None if done or not next_token else encode_cursor({"next_page_token": next_token}))
+
+    async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
+        params: dict[str, Any] = {"fields": FIELDS + (",comment" if "comments" in include else "")}
+        if "transitions" in include:
+            params["expand"] = "transitions"
+        issue = await self.http.json("GET", f"/issue/{ticket_id}", params=params)
+        return self._ticket(issue, include)
+
+    async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage:
+        start = int(decode_cursor(cursor).get("start_at", 0))
+        body = await self.http.json("GET", f"/issue/{ticket_id}/comment", params={"startAt": start, "maxResults": limit})
+        comments = [self._comment(c) for c in body.get("comments", [])]
+        end = start + len(comments)
+        more = end < int(body.get("total", end))
+        return CommentPage(comments=comments, next_cursor=encode_cursor({"start_at": end}) if more and comments else None)
+
+    async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata:
+        priorities = await self.http.json("GET", "/priority")
+        names = sorted({PRIORITY_FROM_JIRA.get(p["name"].lower(), "medium") for p in priorities})
+        types: list[str] = []
+        native: dict[str, Status] = {}
+        if project:
+            info = await self.http.json("GET", f"/project/{project}")
+            types = [t["name"] for t in info.get("issueTypes", [])]
+            for issue_type in await self.http.json("GET", f"/project/{project}/statuses"):
+                for status in issue_type.get("statuses", []):
+                    native[status["name"]] = normalize_status(status)
+        transitions = await self._transitions(ticket_id) if ticket_id else None
+        return Metadata(native_statuses=native, transitions=transitions, types=types, priorities=names,  # type: ignore[arg-type]
+                        required_fields=["project", "title", "type"])
+
+    async def find_users(self, query: str, limit: int) -> list[User]:
+        users = await self.http.json("GET", "/user/search", params={"query": query, "maxResults": limit})
+        return [self._user(u) for u in users if u.get("accountType", "atlassian") == "atlassian"]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def create(self, ticket: NewTicket) -> Ticket:
+        fields: dict[str, Any] = {
+            "project": {"key": ticket.project},
+            "summary": ticket.title,
+            "issuetype": {"name": ticket.type.capitalize() if ticket.type.islower() else ticket.type},
+            "labels": ticket.labels,
+        }
+        if ticket.description:
+            fields["description"] = markdown_to_adf(ticket.description)
+        if ticket.priority:
+            fields["priority"] = {"name": PRIORITY_TO_JIRA[ticket.priority]}
+        if ticket.assignee:
+            fields["assignee"] = {"accountId": ticket.assignee}
+        created = await self.http.json("POST", "/issue", json={"fields": fields})
+        return await self.get(created["key"], [])
+
+    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
+        if expected_version is not None:
+            current = await self.get(ticket_id, [])
+            if current.version != expected_version:
+                raise DomainError(
+                    "conflict",
+                    f"{ticket_id} changed since you read it (updated {current.version}); get it again and reapply",
+                    details={"current_version": current.version},
+                )
+        fields: dict[str, Any] = {}
+        changes = patch.model_dump(exclude_unset=True)
+        if "title" in changes:
+            fields["summary"] = changes["title"]
+        if "description" in changes:
+            fields["description"] = markdown_to_adf(changes["description"] or "")
+        if "priority" in changes:
+            fields["priority"] = {"name": PRIORITY_TO_JIRA[changes["priority"]]}
+        if "labels" in changes:
+            fields["labels"] = changes["labels"]
+        if "assignee" in changes:
+            fields["assignee"] = {"accountId": changes["assignee"]} if changes["assignee"] else None
+        if "type" in changes:
+            fields["issuetype"] = {"name": changes["type"]}
+        await self.http.request("PUT", f"/issue/{ticket_id}", json={"fields": fields})
+        return await self.get(ticket_id, [])
+
+    async def transition(self, ticket_id: str, to: str) -> Ticket:
+        transitions = await self._transitions(ticket_id)
+        wanted = to.strip().lower()
+        match = next((t for t in transitions if t.name.lower() == wanted or t.native_to.lower() == wanted), None)
+        match = match or next((t for t in transitions if t.to_status == wanted.replace(" ", "_")), None)
+        if match is None:
+            allowed = [f"{t.name} (→ {t.native_to})" for t in transitions]
+            raise DomainError(
+                "conflict",
+                f"{ticket_id} cannot move to {to!r} from its current status; allowed: {', '.join(allowed) or 'none'}",
+                details={"allowed": [t.name for t in transitions]},
+            )
+        await self.http.request("POST", f"/issue/{ticket_id}/transitions", json={"transition": {"id": match.id}})
+        return await self.get(ticket_id, [])
+
+    async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
+        payload: dict[str, Any] = {"body": markdown_to_adf(body)}
+        if not public:
+            payload["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
+        return self._comment(await self.http.json("POST", f"/issue/{ticket_id}/comment", json=payload))
+
+    async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
+        name = {"blocks": "Blocks", "relates to": "Relates", "duplicates": "Duplicate"}.get(link_type.lower(), link_type)
+        await self.http.request(
+            "POST", "/issueLink", json={"type": {"name": name}, "outwardIssue": {"key": ticket_id}, "inwardIssue": {"key": other_id}},
+            idempotent=True,
+        )
+        return Link(type=link_type, direction="outward", ticket=other_id)
+
+    async def delete(self, ticket_id: str) -> None:
+        await self.http.request("DELETE", f"/issue/{ticket_id}")
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    async def _transitions(self, ticket_id: str) -> list[Transition]:
+        body = await self.http.json("GET", f"/issue/{ticket_id}/transitions")
+        return [self._transition(t) for t in body.get("transitions", [])]
+
+    @staticmethod
+    def _transition(raw: dict[str, Any]) -> Transition:
+        target = raw.get("to") or {}
+        return Transition(id=str(raw["id"]), name=raw["name"], to_status=normalize_status(target), native_to=target.get("name", raw["name"]))
+
+    @staticmethod
+    def _user(raw: dict[str, Any] | None) -> User | None:
+        if not raw:
+            return None
+        return User(id=raw.get("accountId", ""), name=raw.get("displayName", ""), email=raw.get("emailAddress"))
+
+    def _comment(self, raw: dict[str, Any]) -> Comment:
+        internal = any(
+            p.get("key") == "sd.public.comment" and (p.get("value") or {}).get("internal") for p in raw.get("properties", [])
+        )
+        author = self._user(raw.get("author"))
+        return Comment(id=str(raw["id"]), author=author.name if author else None, body=adf_to_markdown(raw.get("body")),
+                       public=not internal, created_at=_time(raw["created"]))
+
+    def _ticket(self, issue: dict[str, Any], include: list[Include]) -> Ticket:
+        fields = issue.get("fields") or {}
+        status = fields.get("status") or {}
+        priority = (fields.get("priority") or {}).get("name")
+        ticket = Ticket(
+            id=issue["key"], provider="jira", remote_id=str(issue["id"]), key=issue["key"],
+            project=(fields.get("project") or {}).get("key", issue["key"].split("-")[0]),
+            title=fields.get("summary", ""), description=adf_to_markdown(fields.get("description")),
+            status=normalize_status(status), native_status=status.get("name", ""),
+            priority=PRIORITY_FROM_JIRA.get(priority.lower()) if priority else None,  # type: ignore[arg-type]
+            type=(fields.get("issuetype") or {}).get("name", "Task"), labels=fields.get("labels") or [],
+            assignee=self._user(fields.get("assignee")), reporter=self._user(fields.get("reporter")),
+            created_at=_time(fields["created"]), updated_at=_time(fields["updated"]),
+            url=f"{self.base_url}/browse/{issue['key']}", version=fields["updated"],
+        )
+        if "comments" in include:
+            ticket.comments = [self._comment(c) for c in (fields.get("comment") or {}).get("comments", [])]
+        if "transitions" in include:
+            ticket.transitions = [self._transition(t) for t in issue.get("transitions", [])]
+        if "links" in include:
+            ticket.links = []
+            for link in fields.get("issuelinks") or []:
+                if "outwardIssue" in link:
+                    ticket.links.append(Link(type=link["type"]["outward"], direction="outward", ticket=link["outwardIssue"]["key"]))
+                if "inwardIssue" in link:
+                    ticket.links.append(Link(type=link["type"]["inward"], direction="inward", ticket=link["inwardIssue"]["key"]))
+        if "raw" in include:
+            ticket.raw = issue
+        return ticket
+
+
+def _time(value: str) -> datetime:
+    """Jira writes `2026-11-23T10:00:00.000+0000`; Python wants the offset with a colon."""
+    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
+        value = value[:-2] + ":" + value[-2:]
+    return datetime.fromisoformat(value)

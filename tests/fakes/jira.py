@@ -1,0 +1,203 @@
+"""A local fake of Jira Cloud REST v3, reproducing the documented shapes the connector relies on:
+Basic auth, `/search/jql` with `nextPageToken`, ADF bodies, transitions by id, issue links,
+`errorMessages` errors — plus injectable failures (429 + Retry-After, 401, 5xx, malformed JSON).
+Every request is recorded so tests can check what the connector sent."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+STATUSES = {
+    "To Do": {"name": "To Do", "statusCategory": {"key": "new"}},
+    "In Progress": {"name": "In Progress", "statusCategory": {"key": "indeterminate"}},
+    "Waiting for customer": {"name": "Waiting for customer", "statusCategory": {"key": "indeterminate"}},
+    "Done": {"name": "Done", "statusCategory": {"key": "done"}},
+}
+TRANSITIONS = {"11": ("Start progress", "In Progress"), "21": ("Wait for customer", "Waiting for customer"),
+               "31": ("Resolve", "Done"), "41": ("Reopen", "To Do")}
+ALLOWED = {"To Do": ["11", "31"], "In Progress": ["21", "31"], "Waiting for customer": ["11"], "Done": ["41"]}
+USERS = [{"accountId": "acc-1", "displayName": "Ada Lovelace", "emailAddress": "ada@example.com", "accountType": "atlassian"},
+         {"accountId": "app-1", "displayName": "Automation", "accountType": "app"}]
+
+
+@dataclass
+class FakeJira:
+    email: str = "bot@example.com"
+    token: str = "jira-api-token-xyz"
+    issues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    counter: int = 0
+    clock: int = 0
+
+    def app(self) -> Starlette:
+        base = "/rest/api/3"
+        return Starlette(routes=[
+            Route(f"{base}/search/jql", self.search, methods=["GET"]),
+            Route(f"{base}/issue", self.create, methods=["POST"]),
+            Route(f"{base}/issue/{{key}}", self.issue, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{base}/issue/{{key}}/comment", self.comment, methods=["GET", "POST"]),
+            Route(f"{base}/issue/{{key}}/transitions", self.transitions, methods=["GET", "POST"]),
+            Route(f"{base}/issueLink", self.link, methods=["POST"]),
+            Route(f"{base}/user/search", self.users, methods=["GET"]),
+            Route(f"{base}/priority", self.priorities, methods=["GET"]),
+            Route(f"{base}/project/{{key}}", self.project, methods=["GET"]),
+            Route(f"{base}/project/{{key}}/statuses", self.statuses, methods=["GET"]),
+        ])
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _begin(self, request: Request) -> Response | None:
+        body = await request.body()
+        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
+                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        expected = "Basic " + base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
+        if request.headers.get("authorization") != expected:
+            return JSONResponse({"errorMessages": ["Client must be authenticated to access this resource."]}, 401)
+        if self.fail_next:
+            status, headers, text = self.fail_next.pop(0)
+            return Response(text, status, headers=headers, media_type="application/json")
+        return None
+
+    def _stamp(self) -> str:
+        self.clock += 1
+        return f"2026-11-23T10:{self.clock // 60:02d}:{self.clock % 60:02d}.000+0000"
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        return self.issues.get(key)
+
+    @staticmethod
+    def _not_found() -> JSONResponse:
+        return JSONResponse({"errorMessages": ["Issue does not exist or you do not have permission to see it."]}, 404)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def search(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        jql = request.query_params.get("jql", "")
+        size = int(request.query_params.get("maxResults", 50))
+        offset = int(request.query_params.get("nextPageToken", "0") or 0)
+        matches = list(self.issues.values())
+        if project := re.search(r'project = "([^"]+)"', jql):
+            matches = [i for i in matches if i["fields"]["project"]["key"] == project.group(1)]
+        if text := re.search(r'text ~ "([^"]+)"', jql):
+            matches = [i for i in matches if text.group(1).lower() in i["fields"]["summary"].lower()]
+        matches.sort(key=lambda i: i["fields"]["updated"], reverse=True)
+        page = matches[offset : offset + size]
+        body: dict[str, Any] = {"issues": page, "isLast": offset + size >= len(matches)}
+        if not body["isLast"]:
+            body["nextPageToken"] = str(offset + size)
+        return JSONResponse(body)
+
+    async def create(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        fields = (await request.json())["fields"]
+        if not str(fields.get("summary", "")).strip():
+            return JSONResponse({"errorMessages": [], "errors": {"summary": "You must specify a summary of the issue."}}, 400)
+        self.counter += 1
+        key, now = f"{fields['project']['key']}-{self.counter}", self._stamp()
+        assignee = next((u for u in USERS if u["accountId"] == (fields.get("assignee") or {}).get("accountId")), None)
+        self.issues[key] = {"id": str(10000 + self.counter), "key": key, "fields": {
+            "summary": fields["summary"], "description": fields.get("description"), "status": STATUSES["To Do"],
+            "priority": fields.get("priority") or {"name": "Medium"}, "issuetype": fields["issuetype"],
+            "labels": fields.get("labels", []), "assignee": assignee, "reporter": USERS[0], "created": now,
+            "updated": now, "project": {"key": fields["project"]["key"]}, "issuelinks": [], "comment": {"comments": []}}}
+        return JSONResponse({"id": self.issues[key]["id"], "key": key}, 201)
+
+    async def issue(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        found = self._get(request.path_params["key"])
+        if found is None:
+            return self._not_found()
+        if request.method == "DELETE":
+            del self.issues[found["key"]]
+            return Response(status_code=204)
+        if request.method == "PUT":
+            for name, value in (await request.json())["fields"].items():
+                found["fields"][name] = value
+            found["fields"]["updated"] = self._stamp()
+            return Response(status_code=204)
+        out = dict(found)
+        if request.query_params.get("expand") == "transitions":
+            out["transitions"] = self._allowed(found)
+        return JSONResponse(out)
+
+    def _allowed(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
+        current = issue["fields"]["status"]["name"]
+        return [{"id": tid, "name": TRANSITIONS[tid][0], "to": STATUSES[TRANSITIONS[tid][1]]} for tid in ALLOWED[current]]
+
+    async def transitions(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        found = self._get(request.path_params["key"])
+        if found is None:
+            return self._not_found()
+        if request.method == "GET":
+            return JSONResponse({"transitions": self._allowed(found)})
+        wanted = (await request.json())["transition"]["id"]
+        if wanted not in ALLOWED[found["fields"]["status"]["name"]]:
+            return JSONResponse({"errorMessages": ["Transition id '%s' is not valid for this issue." % wanted]}, 400)
+        found["fields"]["status"] = STATUSES[TRANSITIONS[wanted][1]]
+        found["fields"]["updated"] = self._stamp()
+        return Response(status_code=204)
+
+    async def comment(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        found = self._get(request.path_params["key"])
+        if found is None:
+            return self._not_found()
+        comments = found["fields"]["comment"]["comments"]
+        if request.method == "POST":
+            payload = await request.json()
+            comment = {"id": str(20000 + len(comments)), "author": USERS[0], "body": payload["body"],
+                       "created": self._stamp(), "properties": payload.get("properties", [])}
+            comments.append(comment)
+            return JSONResponse(comment, 201)
+        start, size = int(request.query_params.get("startAt", 0)), int(request.query_params.get("maxResults", 50))
+        return JSONResponse({"startAt": start, "maxResults": size, "total": len(comments), "comments": comments[start : start + size]})
+
+    async def link(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        payload = await request.json()
+        outward, inward = self._get(payload["outwardIssue"]["key"]), self._get(payload["inwardIssue"]["key"])
+        if outward is None or inward is None:
+            return self._not_found()
+        kind = {"name": payload["type"]["name"], "outward": payload["type"]["name"].lower(), "inward": "is " + payload["type"]["name"].lower() + " by"}
+        outward["fields"]["issuelinks"].append({"type": kind, "outwardIssue": {"key": inward["key"]}})
+        inward["fields"]["issuelinks"].append({"type": kind, "inwardIssue": {"key": outward["key"]}})
+        return Response(status_code=201)
+
+    async def users(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        query = request.query_params.get("query", "").lower()
+        return JSONResponse([u for u in USERS if query in u["displayName"].lower() or query in u.get("emailAddress", "")])
+
+    async def priorities(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return JSONResponse([{"name": n} for n in ("Highest", "High", "Medium", "Low", "Lowest")])
+
+    async def project(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return JSONResponse({"key": request.path_params["key"], "issueTypes": [{"name": "Task"}, {"name": "Bug"}]})
+
+    async def statuses(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return JSONResponse([{"name": "Task", "statuses": list(STATUSES.values())}])
