@@ -196,6 +196,6 @@ class ToolCatalog:
         if found is None:
             schema: dict[str, Any] = route.tool.input_schema or {"type": "object"}
             cls = validators.validator_for(schema, default=Draft202012Validator)
-            found = cls(schema)
+            found = cls(schema, format_checker=cls.FORMAT_CHECKER)  # dates, emails, ... checked too
             self._validators[route.exposed] = found
         return found

@@ -7,4 +7,5 @@
 
 BUILTIN_DOMAINS: dict[str, str] = {
     "ticketing": "servers.ticketing.server:create_server",
+    "hris": "servers.hris.server:create_server",
 }

@@ -12,6 +12,8 @@ from pydantic import Field
 
 from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
+from servers.kit.idempotency import run_once
+from servers.kit.store import Store
 from servers.kit.tools import domain_tool
 from servers.ticketing.backend import TicketingBackend
 from servers.ticketing.model import (
@@ -32,8 +34,6 @@ from servers.ticketing.model import (
 )
 
 BACKENDS = ("embedded", "jira")
-PRINCIPAL = "local"
-"""Idempotency keys are remembered per principal; standalone and in-process servers act for one."""
 
 Id = Annotated[str, Field(description="Ticket id or key, e.g. OPS-12.", min_length=1, max_length=100)]
 Limit = Annotated[int, Field(ge=1, le=100, description="Items per page.")]
@@ -60,20 +60,9 @@ def make_backend(name: str | None = None, data_dir: Path | None = None) -> Ticke
 def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     """The ticketing MCP server over `backend` (default: from the environment)."""
     backend = backend or make_backend()
-    embedded_store = getattr(backend, "store", None)
+    # Idempotency records live beside the embedded data, or in their own file for provider backends.
+    embedded_store = getattr(backend, "store", None) or Store(default_data_dir() / "ticketing-idempotency.sqlite", [])
     mcp = MCPServer("ticketing", instructions="Tickets in one normalized shape, whatever system holds them.")
-
-    async def once(tool: str, key: str | None, work: object) -> object:
-        """Run a create-style call at most once per idempotency key."""
-        assert callable(work)
-        if key is None or embedded_store is None:
-            return await work()
-        remembered = await embedded_store.remembered(PRINCIPAL, tool, key)
-        if remembered is not None:
-            return remembered
-        result = await work()
-        await embedded_store.remember(PRINCIPAL, tool, key, result.model_dump(mode="json"))
-        return result
 
     @domain_tool(mcp, read_only=True)
     async def search_tickets(
@@ -130,8 +119,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         """Create a ticket. Give an idempotency_key so a retry cannot create a duplicate."""
         new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
                         labels=labels or [], assignee=assignee)
-        result = await once("create_ticket", idempotency_key, lambda: backend.create(new))
-        return result if isinstance(result, Ticket) else Ticket.model_validate(result)
+        return await run_once(embedded_store, "create_ticket", idempotency_key, Ticket, lambda: backend.create(new))
 
     @domain_tool(mcp, idempotent=True)
     async def update_ticket(
@@ -168,8 +156,9 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         idempotency_key: IdempotencyKey = None,
     ) -> Comment:
         """Comment on a ticket, publicly or as an internal note."""
-        result = await once("add_comment", idempotency_key, lambda: backend.add_comment(id, body, public))
-        return result if isinstance(result, Comment) else Comment.model_validate(result)
+        return await run_once(
+            embedded_store, "add_comment", idempotency_key, Comment, lambda: backend.add_comment(id, body, public)
+        )
 
     @domain_tool(mcp, idempotent=True)
     async def link_tickets(id: Id, other_id: Id, type: str = "relates to") -> Link:

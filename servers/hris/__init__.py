@@ -1,0 +1,1 @@
+"""HRIS domain: employees, org chart, departments, time off — with a privacy policy on sensitive fields."""

@@ -1,0 +1,296 @@
+"""The embedded HRIS backend: employees, holidays, balances and time-off requests in SQLite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from servers.hris.backend import EmployeeFilter
+from servers.hris.model import (
+    SENSITIVE_FIELDS,
+    Absence,
+    Balance,
+    Balances,
+    Change,
+    ChangePage,
+    Department,
+    Employee,
+    EmployeePage,
+    RequestStatus,
+    TimeOffPage,
+    TimeOffPreview,
+    TimeOffRequest,
+)
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError, not_found
+from servers.kit.store import Store
+
+HOURS_PER_DAY = 8.0
+DECISIONS = {"approve": "approved", "deny": "denied", "cancel": "cancelled"}
+_MIGRATIONS = [
+    """CREATE TABLE employees (
+        id TEXT PRIMARY KEY, employee_number TEXT UNIQUE, first_name TEXT NOT NULL, last_name TEXT NOT NULL,
+        work_email TEXT UNIQUE, title TEXT, department TEXT, location TEXT, manager_id TEXT REFERENCES employees(id),
+        employment_status TEXT NOT NULL, employment_type TEXT, start_date TEXT, end_date TEXT,
+        sensitive TEXT NOT NULL DEFAULT '{}', updated_at TEXT NOT NULL);
+    CREATE INDEX employees_manager ON employees(manager_id);
+    CREATE INDEX employees_updated ON employees(updated_at);
+    CREATE TABLE holidays (day TEXT PRIMARY KEY, name TEXT NOT NULL);
+    CREATE TABLE balances (employee_id TEXT NOT NULL REFERENCES employees(id), type TEXT NOT NULL,
+        granted_hours REAL NOT NULL, PRIMARY KEY (employee_id, type));
+    CREATE TABLE requests (id INTEGER PRIMARY KEY, employee_id TEXT NOT NULL REFERENCES employees(id),
+        type TEXT NOT NULL, start TEXT NOT NULL, "end" TEXT NOT NULL, hours REAL NOT NULL, status TEXT NOT NULL,
+        note TEXT, created_at TEXT NOT NULL, decided_at TEXT)""",
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def business_days(start: date, end: date, holidays: set[str]) -> int:
+    days, current = 0, start
+    while current <= end:
+        if current.weekday() < 5 and current.isoformat() not in holidays:
+            days += 1
+        current += timedelta(days=1)
+    return days
+
+
+class EmbeddedHris:
+    name = "embedded"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.store = Store(data_dir / "hris.sqlite", _MIGRATIONS)
+
+    async def search(self, where: EmployeeFilter, sensitive: list[str], limit: int, cursor: str | None) -> EmployeePage:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        clauses, params = ["1=1"], []
+        if where.query:
+            clauses.append("(first_name || ' ' || last_name LIKE ? OR work_email LIKE ? OR title LIKE ? OR employee_number = ?)")
+            params += [f"%{where.query}%"] * 3 + [where.query]
+        for column, value in (("department", where.department), ("location", where.location),
+                              ("manager_id", where.manager_id), ("employment_status", where.status),
+                              ("employment_type", where.employment_type)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+
+        def run(db: sqlite3.Connection) -> EmployeePage:
+            rows = db.execute(
+                f"SELECT * FROM employees WHERE {' AND '.join(clauses)} ORDER BY last_name, first_name, id LIMIT ? OFFSET ?",
+                [*params, limit + 1, offset],
+            ).fetchall()
+            more = len(rows) > limit
+            return EmployeePage(employees=[_employee(r, sensitive) for r in rows[:limit]],
+                                next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+
+        return await self.store.run(run)
+
+    async def get(self, ref: str, sensitive: list[str]) -> Employee:
+        return await self.store.run(lambda db: _employee(self._row(db, ref), sensitive))
+
+    async def reports_of(self, employee_id: str) -> list[Employee]:
+        def run(db: sqlite3.Connection) -> list[Employee]:
+            rows = db.execute("SELECT * FROM employees WHERE manager_id = ? ORDER BY last_name", (employee_id,))
+            return [_employee(r, []) for r in rows]
+
+        return await self.store.run(run)
+
+    async def departments(self) -> list[Department]:
+        def run(db: sqlite3.Connection) -> list[Department]:
+            rows = db.execute(
+                "SELECT department, COUNT(*) AS n FROM employees WHERE department IS NOT NULL "
+                "AND employment_status != 'inactive' GROUP BY department ORDER BY department"
+            )
+            return [Department(name=r["department"], headcount=r["n"]) for r in rows]
+
+        return await self.store.run(run)
+
+    async def whos_out(self, start: date, end: date) -> list[Absence]:
+        def run(db: sqlite3.Connection) -> list[Absence]:
+            out = [Absence(kind="holiday", name=r["name"], start=r["day"], end=r["day"])
+                   for r in db.execute("SELECT * FROM holidays WHERE day BETWEEN ? AND ? ORDER BY day", (start.isoformat(), end.isoformat()))]
+            for r in db.execute(
+                'SELECT r.*, e.first_name, e.last_name FROM requests r JOIN employees e ON e.id = r.employee_id '
+                'WHERE r.status = \'approved\' AND r.start <= ? AND r."end" >= ? ORDER BY r.start',
+                (end.isoformat(), start.isoformat()),
+            ):
+                out.append(Absence(kind="time_off", employee_id=r["employee_id"], name=f"{r['first_name']} {r['last_name']}",
+                                   start=r["start"], end=r["end"], type=r["type"]))
+            return out
+
+        return await self.store.run(run)
+
+    async def balances(self, employee_id: str, as_of: date) -> Balances:
+        def run(db: sqlite3.Connection) -> Balances:
+            self._row(db, employee_id)
+            out = []
+            for grant in db.execute("SELECT * FROM balances WHERE employee_id = ? ORDER BY type", (employee_id,)):
+                used = db.execute(
+                    "SELECT COALESCE(SUM(hours), 0) FROM requests WHERE employee_id = ? AND type = ? AND status = 'approved' AND start <= ?",
+                    (employee_id, grant["type"], as_of.isoformat()),
+                ).fetchone()[0]
+                out.append(Balance(type=grant["type"], available_hours=grant["granted_hours"] - used, used_hours=used))
+            return Balances(employee_id=employee_id, as_of=as_of, balances=out)
+
+        return await self.store.run(run)
+
+    async def list_requests(
+        self, employee_id: str | None, start: date | None, end: date | None, status: RequestStatus | None,
+        limit: int, cursor: str | None,
+    ) -> TimeOffPage:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        clauses, params = ["1=1"], []
+        if employee_id:
+            clauses.append("employee_id = ?")
+            params.append(employee_id)
+        if start:
+            clauses.append('"end" >= ?')
+            params.append(start.isoformat())
+        if end:
+            clauses.append("start <= ?")
+            params.append(end.isoformat())
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+
+        def run(db: sqlite3.Connection) -> TimeOffPage:
+            rows = db.execute(f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY start, id LIMIT ? OFFSET ?",
+                              [*params, limit + 1, offset]).fetchall()
+            more = len(rows) > limit
+            return TimeOffPage(requests=[_request(r) for r in rows[:limit]],
+                               next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+
+        return await self.store.run(run)
+
+    async def request_time_off(
+        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool
+    ) -> TimeOffPreview:
+        if end < start:
+            raise DomainError("invalid_argument", "end is before start (both dates are inclusive)", details={"field": "end"})
+
+        def run(db: sqlite3.Connection) -> TimeOffPreview:
+            self._row(db, employee_id)
+            grant = db.execute("SELECT granted_hours FROM balances WHERE employee_id = ? AND type = ?", (employee_id, type)).fetchone()
+            if grant is None:
+                types = [r[0] for r in db.execute("SELECT type FROM balances WHERE employee_id = ?", (employee_id,))]
+                raise DomainError("invalid_argument", f"{employee_id} has no {type!r} time off; types: {', '.join(types) or 'none'}")
+            holidays = {r[0] for r in db.execute("SELECT day FROM holidays")}
+            hours = business_days(start, end, holidays) * HOURS_PER_DAY
+            if hours == 0:
+                raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
+            committed = db.execute(
+                "SELECT COALESCE(SUM(hours), 0) FROM requests WHERE employee_id = ? AND type = ? AND status IN ('approved', 'requested')",
+                (employee_id, type),
+            ).fetchone()[0]
+            before = grant[0] - committed
+            overlaps = [str(r[0]) for r in db.execute(
+                "SELECT id FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') AND start <= ? AND \"end\" >= ?",
+                (employee_id, end.isoformat(), start.isoformat()))]
+            preview = TimeOffPreview(dry_run=dry_run, hours=hours, balance_before=before, balance_after=before - hours, overlaps=overlaps)
+            if dry_run:
+                return preview
+            if overlaps:
+                raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}", details={"overlaps": overlaps})
+            if before - hours < 0:
+                raise DomainError("conflict", f"not enough {type}: {before:g}h available, {hours:g}h requested",
+                                  details={"available_hours": before})
+            cursor = db.execute(
+                'INSERT INTO requests (employee_id, type, start, "end", hours, status, note, created_at) VALUES (?, ?, ?, ?, ?, \'requested\', ?, ?)',
+                (employee_id, type, start.isoformat(), end.isoformat(), hours, note, _now()),
+            )
+            preview.request = _request(db.execute("SELECT * FROM requests WHERE id = ?", (cursor.lastrowid,)).fetchone())
+            return preview
+
+        return await self.store.run(run)
+
+    async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
+        def run(db: sqlite3.Connection) -> TimeOffRequest:
+            row = db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+            if row is None:
+                raise not_found("time-off request", request_id)
+            target = DECISIONS[decision]
+            allowed = {"requested": {"approved", "denied", "cancelled"}, "approved": {"cancelled"}}.get(row["status"], set())
+            if target not in allowed:
+                raise DomainError("conflict", f"request {request_id} is {row['status']} and cannot be {target}",
+                                  details={"status": row["status"]})
+            db.execute("UPDATE requests SET status = ?, decided_at = ? WHERE id = ?", (target, _now(), request_id))
+            return _request(db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone())
+
+        return await self.store.run(run)
+
+    async def changes(self, since: datetime, limit: int, cursor: str | None) -> ChangePage:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+
+        def run(db: sqlite3.Connection) -> ChangePage:
+            rows = db.execute("SELECT id, updated_at FROM employees WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ? OFFSET ?",
+                              (since.astimezone(UTC).isoformat(timespec="seconds"), limit + 1, offset)).fetchall()
+            more = len(rows) > limit
+            return ChangePage(changes=[Change(employee_id=r["id"], action="updated", changed_at=r["updated_at"]) for r in rows[:limit]],
+                              next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+
+        return await self.store.run(run)
+
+    async def add_employee(self, **fields: Any) -> None:
+        sensitive = {k: fields.pop(k) for k in list(fields) if k in SENSITIVE_FIELDS}
+        fields.setdefault("updated_at", _now())
+        fields["sensitive"] = json.dumps(sensitive)
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(f"INSERT INTO employees ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})", list(fields.values()))
+
+        await self.store.run(run)
+
+    async def seed_demo(self) -> None:
+        """A small company: a CEO, two managers, reports, balances, a holiday (`--demo`)."""
+        if (await self.search(EmployeeFilter(), [], 1, None)).employees:
+            return
+        people = [
+            dict(id="e1", employee_number="1001", first_name="Grace", last_name="Hopper", work_email="grace@example.com",
+                 title="CEO", department="Leadership", location="London", manager_id=None, date_of_birth="1906-12-09",
+                 national_id="QQ123456C", home_address="1 Navy Way"),
+            dict(id="e2", employee_number="1002", first_name="Ada", last_name="Lovelace", work_email="ada@example.com",
+                 title="Head of Engineering", department="Engineering", location="London", manager_id="e1"),
+            dict(id="e3", employee_number="1003", first_name="Alan", last_name="Turing", work_email="alan@example.com",
+                 title="Engineer", department="Engineering", location="Manchester", manager_id="e2"),
+            dict(id="e4", employee_number="1004", first_name="Katherine", last_name="Johnson", work_email="katherine@example.com",
+                 title="Analyst", department="Finance", location="Remote", manager_id="e1", employment_type="part_time"),
+        ]
+        for person in people:
+            person.setdefault("employment_type", "full_time")
+            await self.add_employee(employment_status="active", start_date="2024-01-08", **person)
+
+        def rest(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO balances VALUES (?, ?, ?)",
+                           [(p["id"], t, h) for p in people for t, h in (("vacation", 200.0), ("sick", 80.0))])
+            db.execute("INSERT INTO holidays VALUES ('2026-12-25', 'Christmas Day'), ('2026-12-26', 'Boxing Day')")
+
+        await self.store.run(rest)
+
+    @staticmethod
+    def _row(db: sqlite3.Connection, ref: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM employees WHERE id = ? OR work_email = ? OR employee_number = ?", (ref, ref, ref)).fetchone()
+        if row is None:
+            raise not_found("employee", ref)
+        return row
+
+
+def _employee(row: sqlite3.Row, sensitive: list[str]) -> Employee:
+    stored = json.loads(row["sensitive"])
+    return Employee(
+        id=row["id"], provider="embedded", remote_id=row["id"], employee_number=row["employee_number"],
+        first_name=row["first_name"], last_name=row["last_name"], display_name=f"{row['first_name']} {row['last_name']}",
+        work_email=row["work_email"], title=row["title"], department=row["department"], location=row["location"],
+        manager_id=row["manager_id"], employment_status=row["employment_status"], employment_type=row["employment_type"],
+        start_date=row["start_date"], end_date=row["end_date"], updated_at=row["updated_at"],
+        sensitive={f: stored.get(f) for f in sensitive} if sensitive else None,
+    )
+
+
+def _request(row: sqlite3.Row) -> TimeOffRequest:
+    return TimeOffRequest(id=str(row["id"]), employee_id=row["employee_id"], type=row["type"], start=row["start"],
+                          end=row["end"], hours=row["hours"], status=row["status"], note=row["note"], created_at=row["created_at"])

@@ -1,0 +1,120 @@
+"""HRIS: every tool on the embedded backend through the hub, the privacy policy, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from hub.config import parse_config
+from hub.hub import Hub
+from servers.hris.store import EmbeddedHris
+from tests.conftest import PY, ROOT
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HRIS_SENSITIVE_ALLOW", "date_of_birth")
+    await EmbeddedHris(tmp_path).seed_demo()
+    async with Hub(parse_config({"mcpServers": {"hris": {"builtin": "hris"}}})) as running:
+        yield running
+
+
+async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
+    result = await hub.route_call(f"hris__{tool}", args)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_people_and_org(hub: Hub) -> None:
+    found = await call(hub, "search_employees", department="Engineering")
+    assert [e["display_name"] for e in found["employees"]] == ["Ada Lovelace", "Alan Turing"]
+    assert all(e["sensitive"] is None for e in found["employees"])
+    paged = await call(hub, "search_employees", limit=3)
+    assert len(paged["employees"]) == 3 and paged["next_cursor"]
+    rest = await call(hub, "search_employees", limit=3, cursor=paged["next_cursor"])
+    assert len(rest["employees"]) == 1 and rest["next_cursor"] is None
+    assert (await call(hub, "search_employees", employment_type="part_time"))["employees"][0]["id"] == "e4"
+
+    for ref in ("e3", "alan@example.com", "1003"):
+        assert (await call(hub, "get_employee", ref=ref))["id"] == "e3"
+    allowed = await call(hub, "get_employee", ref="e1", fields=["date_of_birth", "title"])
+    assert allowed["sensitive"] == {"date_of_birth": "1906-12-09"}
+    refused = await call(hub, "get_employee", ref="e1", fields=["national_id", "date_of_birth"])
+    assert refused["code"] == "forbidden" and refused["details"] == {"policy": "HRIS_SENSITIVE_ALLOW", "refused": ["national_id"]}
+    assert (await call(hub, "search_employees", fields=["home_address"]))["code"] == "forbidden"
+
+    tree = await call(hub, "get_org_chart", ref="e1", depth=2)
+    assert [n["employee"]["id"] for n in tree["reports"]] == ["e4", "e2"]
+    assert tree["reports"][1]["reports"][0]["employee"]["id"] == "e3"
+    shallow = await call(hub, "get_org_chart", ref="e1", depth=1)
+    assert all(n["reports"] == [] for n in shallow["reports"])
+    chain = await call(hub, "get_org_chart", ref="e3", direction="chain")
+    assert [e["id"] for e in chain["chain"]] == ["e2", "e1"]
+    departments = await call(hub, "list_departments")
+    assert {"name": "Engineering", "headcount": 2} in departments["departments"]
+    changes = await call(hub, "list_changes", since="2020-01-01T00:00:00Z", limit=2)
+    assert len(changes["changes"]) == 2 and changes["next_cursor"]
+
+
+async def test_time_off_lifecycle(hub: Hub) -> None:
+    preview = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2026-12-21", end="2026-12-28", dry_run=True)
+    # Mon 21 .. Mon 28: 6 weekdays minus Christmas and Boxing Day (Sat 26 is a weekend anyway) = 5 days.
+    assert preview["dry_run"] is True and preview["hours"] == 40 and preview["balance_after"] == 160
+    assert (await call(hub, "list_time_off_requests", employee_id="e3"))["requests"] == []
+
+    made = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2026-12-21", end="2026-12-28",
+                      note="family", idempotency_key="xmas")
+    again = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2026-12-21", end="2026-12-28",
+                       idempotency_key="xmas")
+    assert made["request"]["id"] == again["request"]["id"] and made["request"]["status"] == "requested"
+    assert len((await call(hub, "list_time_off_requests", employee_id="e3"))["requests"]) == 1
+    overlap = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2026-12-24", end="2026-12-24")
+    assert overlap["code"] == "conflict" and overlap["details"]["overlaps"] == [made["request"]["id"]]
+    too_much = await call(hub, "request_time_off", employee_id="e2", type="sick", start="2027-01-04", end="2027-01-29")
+    assert too_much["code"] == "conflict" and "80h available" in too_much["message"]
+
+    unconfirmed = await call(hub, "decide_time_off", request_id=made["request"]["id"], decision="approve")
+    assert unconfirmed["code"] == "invalid_argument"
+    approved = await call(hub, "decide_time_off", request_id=made["request"]["id"], decision="approve", confirm=True)
+    assert approved["status"] == "approved"
+    again_approved = await call(hub, "decide_time_off", request_id=made["request"]["id"], decision="deny", confirm=True)
+    assert again_approved["code"] == "conflict"
+
+    out = await call(hub, "whos_out", start="2026-12-24", end="2026-12-26")
+    kinds = sorted((a["kind"], a["name"]) for a in out["absences"])
+    assert kinds == [("holiday", "Boxing Day"), ("holiday", "Christmas Day"), ("time_off", "Alan Turing")]
+    balances = await call(hub, "get_time_off_balances", employee_id="e3", as_of="2027-01-01")
+    vacation = next(b for b in balances["balances"] if b["type"] == "vacation")
+    assert vacation == {"type": "vacation", "available_hours": 160.0, "used_hours": 40.0}
+    assert (await call(hub, "list_time_off_requests", status="approved", start="2026-12-01", end="2026-12-31"))["requests"][0]["employee_id"] == "e3"
+
+
+async def test_bad_input(hub: Hub) -> None:
+    assert (await call(hub, "get_employee", ref="nobody"))["code"] == "not_found"
+    assert (await call(hub, "whos_out", start="2026-12-10", end="2026-12-01"))["code"] == "invalid_argument"
+    assert (await call(hub, "whos_out", start="2020-01-01", end="2026-01-01"))["code"] == "invalid_argument"
+    assert (await call(hub, "whos_out", start="not a date", end="2026-01-01"))["code"] == "invalid_argument"
+    assert (await call(hub, "request_time_off", employee_id="e3", type="sabbatical", start="2027-01-04", end="2027-01-05"))["code"] == "invalid_argument"
+    weekend = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-01-02", end="2027-01-03")
+    assert weekend["code"] == "invalid_argument" and "no working days" in weekend["message"]
+    assert (await call(hub, "decide_time_off", request_id="999", decision="approve", confirm=True))["code"] == "not_found"
+    assert (await call(hub, "get_org_chart", ref="e1", depth=9))["code"] == "invalid_argument"
+    assert (await call(hub, "list_time_off_requests"))["requests"] == [], "nothing was written by the failed requests"
+
+
+async def test_standalone_over_stdio(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=PY, args=["-m", "hub.cli", "server", "hris", "--demo", "--data-dir", str(tmp_path), "--log-level", "warning"],
+        env={"PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
+    )
+    async with Client(params) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert len(tools) == 10 and tools["decide_time_off"].annotations.destructive_hint is True
+        result = await client.call_tool("get_employee", {"ref": "ada@example.com"})
+        assert result.structured_content["title"] == "Head of Engineering"
