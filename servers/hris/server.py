@@ -34,7 +34,7 @@ from servers.kit.idempotency import run_once
 from servers.kit.store import Store
 from servers.kit.tools import domain_tool
 
-BACKENDS = ("embedded",)
+BACKENDS = ("embedded", "bamboohr", "workday")
 Limit = Annotated[int, Field(ge=1, le=200)]
 Fields = Annotated[
     list[str] | None,
@@ -50,6 +50,14 @@ def make_backend(name: str | None = None, data_dir: Path | None = None) -> HrisB
         from servers.hris.store import EmbeddedHris
 
         return EmbeddedHris(data_dir or default_data_dir())
+    if name == "bamboohr":
+        from servers.hris.providers.bamboohr import BambooHris
+
+        return BambooHris.from_env()
+    if name == "workday":
+        from servers.hris.providers.workday import WorkdayHris
+
+        return WorkdayHris.from_env(data_dir or default_data_dir())
     raise ValueError(f"unknown HRIS backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -65,9 +65,11 @@ class ProviderHTTP:
         max_attempts: int = 3,
         max_wait_s: float = 20.0,
         on_unauthorized: Callable[[], Awaitable[dict[str, str]]] | None = None,
+        auth_headers: Callable[[], Awaitable[dict[str, str]]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.provider = provider
+        self.auth_headers = auth_headers
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
         self.on_unauthorized = on_unauthorized
@@ -98,8 +100,11 @@ class ProviderHTTP:
         attempt = 0
         while True:
             attempt += 1
+            sent_headers = dict(headers or {})
+            if self.auth_headers is not None:
+                sent_headers.update(await self.auth_headers())
             try:
-                response = await self._client.request(method, path, params=params, json=json, headers=headers)
+                response = await self._client.request(method, path, params=params, json=json, headers=sent_headers)
             except httpx.TimeoutException:
                 if retry_safe and attempt < self.max_attempts:
                     await anyio.sleep(self._backoff(attempt))
@@ -113,8 +118,11 @@ class ProviderHTTP:
                     "unavailable", f"cannot reach {self.provider} ({type(exc).__name__}); try again later"
                 ) from None
             if response.status_code == 401 and self.on_unauthorized is not None and not refreshed:
-                refreshed = True
-                self._client.headers.update(await self.on_unauthorized())
+                refreshed = True  # refresh once, then retry once
+                fresh = await self.on_unauthorized()
+                if self.auth_headers is None:
+                    self._client.headers.update(fresh)
+                attempt -= 1
                 continue
             if response.status_code in RETRY_STATUSES or _github_rate_limited(response):
                 wait = retry_after_seconds(response)

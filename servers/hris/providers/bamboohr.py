@@ -1,0 +1,234 @@
+"""BambooHR as an HRIS backend.
+
+Configuration: `BAMBOOHR_COMPANY` (the subdomain) and `BAMBOOHR_API_KEY` (sent as the Basic user,
+password `x`); `BAMBOOHR_BASE_URL` overrides the API host. People come from one custom report
+(`POST /reports/custom`), which BambooHR does not page, so filtering and paging happen here;
+sensitive fields are only put in the report when the privacy policy let them through. Time off
+uses `whos_out`, `time_off/requests`, the balance calculator, `PUT …/time_off/request` and
+`PUT /time_off/requests/{id}/status`; changes come from `/employees/changed`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from servers.hris.backend import EmployeeFilter
+from servers.hris.model import (
+    Absence,
+    Balance,
+    Balances,
+    Change,
+    ChangePage,
+    Department,
+    Employee,
+    EmployeePage,
+    RequestStatus,
+    TimeOffPage,
+    TimeOffPreview,
+    TimeOffRequest,
+)
+from servers.hris.store import HOURS_PER_DAY, business_days
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError, not_found
+from servers.kit.http import ProviderHTTP
+
+BASE_FIELDS = ["firstName", "lastName", "displayName", "employeeNumber", "workEmail", "jobTitle", "department",
+               "location", "supervisorEId", "status", "employmentHistoryStatus", "hireDate", "terminationDate", "lastChanged"]
+SENSITIVE_TO_BAMBOO = {"date_of_birth": ["dateOfBirth"], "national_id": ["ssn"], "compensation": ["payRate"],
+                       "bank_account": ["bankAccount"], "home_address": ["address1", "city", "zipcode", "country"],
+                       "personal_email": ["homeEmail"], "personal_phone": ["mobilePhone"]}
+TYPES = {"full-time": "full_time", "part-time": "part_time", "contractor": "contractor", "intern": "intern",
+         "temporary": "temporary"}
+STATUS_TO_BAMBOO = {"approve": "approved", "deny": "denied", "cancel": "canceled"}
+STATUS_FROM_BAMBOO: dict[str, RequestStatus] = {"requested": "requested", "approved": "approved", "denied": "denied",
+                                                "canceled": "cancelled", "superceded": "cancelled"}
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value and value != "0000-00-00" else None
+
+
+class BambooHris:
+    name = "bamboohr"
+
+    def __init__(self, http: ProviderHTTP) -> None:
+        self.http = http
+        self._types: dict[str, str] | None = None
+
+    @classmethod
+    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None) -> BambooHris:
+        company, key = os.environ.get("BAMBOOHR_COMPANY"), os.environ.get("BAMBOOHR_API_KEY")
+        if not (company and key):
+            raise ValueError("set BAMBOOHR_COMPANY and BAMBOOHR_API_KEY for the BambooHR backend")
+        host = os.environ.get("BAMBOOHR_BASE_URL", "https://api.bamboohr.com").rstrip("/")
+        headers = {"Accept": "application/json", "Authorization": "Basic " + base64.b64encode(f"{key}:x".encode()).decode()}
+        return cls(ProviderHTTP("BambooHR", f"{host}/api/gateway.php/{company}/v1", headers=headers, transport=transport))
+
+    # -- people ----------------------------------------------------------------------------
+
+    async def _report(self, sensitive: list[str]) -> list[dict[str, Any]]:
+        fields = BASE_FIELDS + [f for name in sensitive for f in SENSITIVE_TO_BAMBOO[name]]
+        body = await self.http.json("POST", "/reports/custom", params={"format": "JSON", "onlyCurrent": "true"},
+                                    json={"title": "mcp-hub people", "fields": fields}, idempotent=True)
+        return body.get("employees", []) if isinstance(body, dict) else []
+
+    def _employee(self, row: dict[str, Any], sensitive: list[str]) -> Employee:
+        history = str(row.get("employmentHistoryStatus") or "").lower()
+        status = "inactive" if str(row.get("status", "")).lower() == "inactive" or history == "terminated" else (
+            "leave" if "leave" in history else "active")
+        hire = _day(row.get("hireDate"))
+        if status == "active" and hire and hire > date.today():
+            status = "pending"
+        values: dict[str, Any] = {}
+        for name in sensitive:
+            parts = [str(row[f]) for f in SENSITIVE_TO_BAMBOO[name] if row.get(f)]
+            values[name] = ", ".join(parts) if parts else None
+        first, last = row.get("firstName") or "", row.get("lastName") or ""
+        return Employee(
+            id=str(row["id"]), provider="bamboohr", remote_id=str(row["id"]), employee_number=row.get("employeeNumber"),
+            first_name=first, last_name=last, display_name=row.get("displayName") or f"{first} {last}".strip(),
+            work_email=row.get("workEmail"), title=row.get("jobTitle"), department=row.get("department"),
+            location=row.get("location"), manager_id=str(row["supervisorEId"]) if row.get("supervisorEId") else None,
+            employment_status=status, employment_type=TYPES.get(history),  # type: ignore[arg-type]
+            start_date=hire, end_date=_day(row.get("terminationDate")),
+            updated_at=row.get("lastChanged") or None, sensitive=values or None,
+        )
+
+    async def search(self, where: EmployeeFilter, sensitive: list[str], limit: int, cursor: str | None) -> EmployeePage:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        people = [self._employee(r, sensitive) for r in await self._report(sensitive)]
+        text = (where.query or "").lower()
+        matched = [
+            e for e in people
+            if (not text or text in e.display_name.lower() or text in (e.work_email or "").lower()
+                or text in (e.title or "").lower() or text == (e.employee_number or ""))
+            and all(value is None or getattr(e, attr) == value for attr, value in (
+                ("department", where.department), ("location", where.location), ("manager_id", where.manager_id),
+                ("employment_status", where.status), ("employment_type", where.employment_type)))
+        ]
+        matched.sort(key=lambda e: (e.last_name, e.first_name, e.id))
+        page = matched[offset : offset + limit]
+        more = offset + limit < len(matched)
+        return EmployeePage(employees=page, next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+
+    async def get(self, ref: str, sensitive: list[str]) -> Employee:
+        if ref.isdigit():
+            fields = ",".join(["id"] + BASE_FIELDS + [f for n in sensitive for f in SENSITIVE_TO_BAMBOO[n]])
+            row = await self.http.json("GET", f"/employees/{ref}", params={"fields": fields})
+            return self._employee({"id": ref, **row}, sensitive)
+        for row in await self._report(sensitive):
+            if ref in (row.get("workEmail"), row.get("employeeNumber")):
+                return self._employee(row, sensitive)
+        raise not_found("employee", ref)
+
+    async def reports_of(self, employee_id: str) -> list[Employee]:
+        return [self._employee(r, []) for r in await self._report([]) if str(r.get("supervisorEId") or "") == employee_id]
+
+    async def departments(self) -> list[Department]:
+        counts: dict[str, int] = {}
+        for row in await self._report([]):
+            if row.get("department") and str(row.get("status", "")).lower() != "inactive":
+                counts[row["department"]] = counts.get(row["department"], 0) + 1
+        return [Department(name=name, headcount=n) for name, n in sorted(counts.items())]
+
+    # -- time off --------------------------------------------------------------------------
+
+    async def whos_out(self, start: date, end: date) -> list[Absence]:
+        rows = await self.http.json("GET", "/time_off/whos_out", params={"start": start.isoformat(), "end": end.isoformat()})
+        return [Absence(kind="holiday" if r.get("type") == "holiday" else "time_off",
+                        employee_id=str(r["employeeId"]) if r.get("employeeId") else None, name=r.get("name", ""),
+                        start=r["start"], end=r["end"]) for r in rows or []]
+
+    async def balances(self, employee_id: str, as_of: date) -> Balances:
+        rows = await self.http.json("GET", f"/employees/{employee_id}/time_off/calculator", params={"end": as_of.isoformat()})
+        out = []
+        for r in rows or []:
+            factor = HOURS_PER_DAY if r.get("units") == "days" else 1.0
+            out.append(Balance(type=r.get("name", r.get("timeOffType", "")).lower(),
+                               available_hours=float(r.get("balance", 0)) * factor,
+                               used_hours=float(r.get("usedYearToDate", 0)) * factor))
+        return Balances(employee_id=employee_id, as_of=as_of, balances=out)
+
+    async def _request_rows(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return await self.http.json("GET", "/time_off/requests", params=params) or []
+
+    def _request(self, r: dict[str, Any]) -> TimeOffRequest:
+        amount = r.get("amount") or {}
+        hours = float(amount.get("amount", 0)) * (HOURS_PER_DAY if amount.get("unit") == "days" else 1.0)
+        native = str((r.get("status") or {}).get("status", "requested")).lower()
+        note = (r.get("notes") or {}).get("employee")
+        return TimeOffRequest(id=str(r["id"]), employee_id=str(r["employeeId"]), type=str((r.get("type") or {}).get("name", "")).lower(),
+                              start=r["start"], end=r["end"], hours=hours, status=STATUS_FROM_BAMBOO.get(native, "requested"),
+                              note=note, created_at=r.get("created") or datetime.now(UTC))
+
+    async def list_requests(
+        self, employee_id: str | None, start: date | None, end: date | None, status: RequestStatus | None,
+        limit: int, cursor: str | None,
+    ) -> TimeOffPage:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        today = date.today()
+        params = {"start": (start or today - timedelta(days=365)).isoformat(), "end": (end or today + timedelta(days=365)).isoformat()}
+        if employee_id:
+            params["employeeId"] = employee_id
+        if status:
+            params["status"] = {"cancelled": "canceled"}.get(status, status)
+        rows = sorted((self._request(r) for r in await self._request_rows(params)), key=lambda r: (r.start, r.id))
+        page = rows[offset : offset + limit]
+        return TimeOffPage(requests=page, next_cursor=encode_cursor({"offset": offset + limit}) if offset + limit < len(rows) else None)
+
+    async def _type_id(self, name: str) -> str:
+        if self._types is None:
+            body = await self.http.json("GET", "/meta/time_off/types")
+            self._types = {t["name"].lower(): str(t["id"]) for t in body.get("timeOffTypes", [])}
+        found = self._types.get(name.lower())
+        if found is None:
+            raise DomainError("invalid_argument", f"BambooHR has no time-off type {name!r}; types: {', '.join(sorted(self._types))}")
+        return found
+
+    async def request_time_off(
+        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool
+    ) -> TimeOffPreview:
+        type_id = await self._type_id(type)
+        holidays = {a.start.isoformat() for a in await self.whos_out(start, end) if a.kind == "holiday"}
+        hours = business_days(start, end, holidays) * HOURS_PER_DAY
+        if hours == 0:
+            raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
+        balance = next((b.available_hours for b in (await self.balances(employee_id, end)).balances if b.type == type.lower()), 0.0)
+        existing = await self._request_rows({"employeeId": employee_id, "start": start.isoformat(), "end": end.isoformat()})
+        overlaps = [str(r["id"]) for r in existing
+                    if str((r.get("status") or {}).get("status", "")).lower() in ("requested", "approved")]
+        preview = TimeOffPreview(dry_run=dry_run, hours=hours, balance_before=balance, balance_after=balance - hours, overlaps=overlaps)
+        if dry_run:
+            return preview
+        if overlaps:
+            raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}", details={"overlaps": overlaps})
+        body = {"status": "requested", "start": start.isoformat(), "end": end.isoformat(), "timeOffTypeId": type_id,
+                "amount": hours, "notes": [{"from": "employee", "note": note}] if note else []}
+        created = await self.http.json("PUT", f"/employees/{employee_id}/time_off/request", json=body, idempotent=False)
+        preview.request = self._request(created)
+        return preview
+
+    async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
+        await self.http.request("PUT", f"/time_off/requests/{request_id}/status",
+                                json={"status": STATUS_TO_BAMBOO[decision], "note": "via mcp-hub"})
+        today = date.today()
+        rows = await self._request_rows({"id": request_id, "start": (today - timedelta(days=3650)).isoformat(),
+                                         "end": (today + timedelta(days=3650)).isoformat()})
+        match = next((r for r in rows if str(r["id"]) == request_id), None)
+        if match is None:
+            raise not_found("time-off request", request_id)
+        return self._request(match)
+
+    async def changes(self, since: datetime, limit: int, cursor: str | None) -> ChangePage:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        body = await self.http.json("GET", "/employees/changed", params={"since": since.astimezone(UTC).isoformat(timespec="seconds")})
+        rows = sorted((body or {}).get("employees", {}).values(), key=lambda r: (r.get("lastChanged", ""), str(r["id"])))
+        action = {"Inserted": "created", "Updated": "updated", "Deleted": "deleted"}
+        changes = [Change(employee_id=str(r["id"]), action=action.get(r.get("action", "Updated"), "updated"),  # type: ignore[arg-type]
+                          changed_at=r["lastChanged"]) for r in rows[offset : offset + limit]]
+        return ChangePage(changes=changes, next_cursor=encode_cursor({"offset": offset + limit}) if offset + limit < len(rows) else None)

@@ -1,0 +1,221 @@
+"""Workday as an HRIS backend, over its REST APIs with an OAuth 2.0 refresh-token grant.
+
+Configuration: `WORKDAY_HOST` (tenant-specific, e.g. wd2-impl-services1.workday.com),
+`WORKDAY_TENANT`, `WORKDAY_CLIENT_ID`, `WORKDAY_CLIENT_SECRET`, `WORKDAY_REFRESH_TOKEN` (of the API
+client bound to an integration system user). Tokens come from `/ccx/oauth2/{tenant}/token`, are
+refreshed before expiry and once on a 401, and persist encrypted (see `servers.kit.oauth`).
+
+Used: Staffing `workers` (`limit` ≤ 100 + `offset`, `{data, total}`), `workers/{id}/directReports`,
+`supervisoryOrganizations`; Absence Management `balances`, `workers/{id}/timeOffDetails` and
+`workers/{id}/requestTimeOff`. Workday's REST API has no who's-out list, no approval endpoint
+(approvals are business processes) and no change feed (SOAP is out of scope), so `whos_out`,
+`decide_time_off` and `list_changes` answer with a clear error saying so. Values that arrive as
+strings where numbers are expected are converted strictly: a non-number is an `upstream_error`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from servers.hris.backend import EmployeeFilter
+from servers.hris.model import (
+    Absence,
+    Balance,
+    Balances,
+    ChangePage,
+    Department,
+    Employee,
+    EmployeePage,
+    RequestStatus,
+    TimeOffPage,
+    TimeOffPreview,
+    TimeOffRequest,
+)
+from servers.hris.store import HOURS_PER_DAY, business_days
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError, not_found
+from servers.kit.http import ProviderHTTP
+from servers.kit.oauth import TokenManager, TokenVault
+
+PAGE_MAX = 100
+STATUS_FROM_WORKDAY: dict[str, RequestStatus] = {"submitted": "requested", "approved": "approved", "denied": "denied",
+                                                 "canceled": "cancelled", "cancelled": "cancelled"}
+
+
+def strict_number(value: Any, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DomainError("upstream_error", f"Workday sent {what} that is not a number") from None
+
+
+def _unsupported(tool: str, why: str) -> DomainError:
+    return DomainError("invalid_argument", f"{tool} is not available with the Workday backend: {why}")
+
+
+class WorkdayHris:
+    name = "workday"
+
+    def __init__(self, staffing: ProviderHTTP, absence: ProviderHTTP, tokens: TokenManager) -> None:
+        self.staffing = staffing
+        self.absence = absence
+        self.tokens = tokens
+
+    @classmethod
+    def from_env(
+        cls, data_dir: Path, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None
+    ) -> WorkdayHris:
+        """`transport` is for the API (httpx); `token_transport` for the token endpoint, which authlib
+        reaches through its own HTTP stack (httpx2 where installed). Both exist for tests."""
+        names = ["WORKDAY_HOST", "WORKDAY_TENANT", "WORKDAY_CLIENT_ID", "WORKDAY_CLIENT_SECRET", "WORKDAY_REFRESH_TOKEN"]
+        missing = [n for n in names if not os.environ.get(n)]
+        if missing:
+            raise ValueError(f"the Workday backend needs {', '.join(missing)}")
+        host, tenant = os.environ["WORKDAY_HOST"].rstrip("/"), os.environ["WORKDAY_TENANT"]
+        base = host if host.startswith("http") else f"https://{host}"
+        tokens = TokenManager(
+            "Workday", f"{base}/ccx/oauth2/{tenant}/token", os.environ["WORKDAY_CLIENT_ID"], os.environ["WORKDAY_CLIENT_SECRET"],
+            "refresh_token", refresh_token=os.environ["WORKDAY_REFRESH_TOKEN"], vault=TokenVault(data_dir, f"workday-{tenant}"),
+            transport=token_transport,
+            reauthorize_hint="generate a new refresh token for the API client in Workday and set WORKDAY_REFRESH_TOKEN",
+        )
+
+        def client(service: str) -> ProviderHTTP:
+            return ProviderHTTP("Workday", f"{base}/ccx/api/{service}/{tenant}", headers={"Accept": "application/json"},
+                                auth_headers=tokens.headers, on_unauthorized=tokens.force_refresh, transport=transport)
+
+        return cls(client("staffing/v6"), client("absenceManagement/v1"), tokens)
+
+    # -- people ----------------------------------------------------------------------------
+
+    def _employee(self, w: dict[str, Any]) -> Employee:
+        first, _, last = str(w.get("descriptor", "")).partition(" ")
+        org = w.get("primarySupervisoryOrganization") or {}
+        manager = w.get("manager") or {}
+        active = w.get("isActive", True) not in (False, "false", "0")
+        return Employee(
+            id=str(w["id"]), provider="workday", remote_id=str(w["id"]), employee_number=w.get("workerId"),
+            first_name=first, last_name=last, display_name=w.get("descriptor", ""), work_email=w.get("primaryWorkEmail"),
+            title=w.get("businessTitle"), department=org.get("descriptor"), location=(w.get("location") or {}).get("descriptor"),
+            manager_id=manager.get("id"), employment_status="active" if active else "inactive",
+            employment_type="contractor" if w.get("workerType") == "Contingent_Worker" else "full_time",
+            start_date=w.get("hireDate"),
+        )
+
+    async def _workers(self, search: str | None, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        params: dict[str, Any] = {"limit": min(limit, PAGE_MAX), "offset": offset}
+        if search:
+            params["search"] = search
+        body = await self.staffing.json("GET", "/workers", params=params)
+        return body.get("data", []), int(strict_number(body.get("total", 0), "a total"))
+
+    async def search(self, where: EmployeeFilter, sensitive: list[str], limit: int, cursor: str | None) -> EmployeePage:
+        if sensitive:
+            raise _unsupported("sensitive fields", "the workers API used here does not expose them")
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        rows, total = await self._workers(where.query, offset, limit)
+        people = [self._employee(w) for w in rows]
+        people = [e for e in people if all(value is None or getattr(e, attr) == value for attr, value in (
+            ("department", where.department), ("location", where.location), ("manager_id", where.manager_id),
+            ("employment_status", where.status), ("employment_type", where.employment_type)))]
+        end = offset + len(rows)
+        return EmployeePage(employees=people, next_cursor=encode_cursor({"offset": end}) if end < total and rows else None)
+
+    async def get(self, ref: str, sensitive: list[str]) -> Employee:
+        if sensitive:
+            raise _unsupported("sensitive fields", "the workers API used here does not expose them")
+        if "@" in ref or ref.isdigit():
+            rows, _ = await self._workers(ref, 0, 10)
+            match = next((w for w in rows if ref in (w.get("primaryWorkEmail"), w.get("workerId"))), None)
+            if match is None:
+                raise not_found("employee", ref)
+            return self._employee(match)
+        return self._employee(await self.staffing.json("GET", f"/workers/{ref}"))
+
+    async def reports_of(self, employee_id: str) -> list[Employee]:
+        body = await self.staffing.json("GET", f"/workers/{employee_id}/directReports", params={"limit": PAGE_MAX})
+        return [self._employee(w) for w in body.get("data", [])]
+
+    async def departments(self) -> list[Department]:
+        body = await self.staffing.json("GET", "/supervisoryOrganizations", params={"limit": PAGE_MAX})
+        return [Department(name=o["descriptor"], headcount=int(strict_number(o.get("workerCount", 0), "a worker count")))
+                for o in body.get("data", [])]
+
+    # -- time off --------------------------------------------------------------------------
+
+    async def whos_out(self, start: date, end: date) -> list[Absence]:
+        raise _unsupported("whos_out", "Workday's REST API has no who's-out list; use list_time_off_requests per employee")
+
+    async def balances(self, employee_id: str, as_of: date) -> Balances:
+        body = await self.absence.json("GET", "/balances", params={"worker": employee_id, "effective": as_of.isoformat()})
+        out = []
+        for b in body.get("data", []):
+            factor = HOURS_PER_DAY if str(b.get("unit", {}).get("descriptor", "Hours")).lower().startswith("day") else 1.0
+            out.append(Balance(type=str((b.get("absencePlan") or {}).get("descriptor", "")).lower(),
+                               available_hours=strict_number(b.get("quantity"), "a balance") * factor,
+                               used_hours=strict_number(b.get("used", 0), "a used amount") * factor))
+        return Balances(employee_id=employee_id, as_of=as_of, balances=out)
+
+    def _request(self, employee_id: str, d: dict[str, Any]) -> TimeOffRequest:
+        return TimeOffRequest(
+            id=str(d["id"]), employee_id=employee_id, type=str((d.get("timeOffType") or {}).get("descriptor", "")).lower(),
+            start=d["date"], end=d.get("endDate") or d["date"], hours=strict_number(d.get("quantity", 0), "a quantity"),
+            status=STATUS_FROM_WORKDAY.get(str((d.get("status") or {}).get("descriptor", "submitted")).lower(), "requested"),
+            note=d.get("comment"), created_at=d.get("createdOn") or datetime.now().astimezone(),
+        )
+
+    async def list_requests(
+        self, employee_id: str | None, start: date | None, end: date | None, status: RequestStatus | None,
+        limit: int, cursor: str | None,
+    ) -> TimeOffPage:
+        if not employee_id:
+            raise DomainError("invalid_argument", "the Workday backend lists time off per employee: give employee_id")
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        today = date.today()
+        params = {"fromDate": (start or today - timedelta(days=365)).isoformat(), "toDate": (end or today + timedelta(days=365)).isoformat(),
+                  "limit": min(limit, PAGE_MAX), "offset": offset}
+        body = await self.absence.json("GET", f"/workers/{employee_id}/timeOffDetails", params=params)
+        requests = [self._request(employee_id, d) for d in body.get("data", [])]
+        if status:
+            requests = [r for r in requests if r.status == status]
+        end_at = offset + len(body.get("data", []))
+        more = end_at < int(strict_number(body.get("total", 0), "a total"))
+        return TimeOffPage(requests=requests, next_cursor=encode_cursor({"offset": end_at}) if more else None)
+
+    async def request_time_off(
+        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool
+    ) -> TimeOffPreview:
+        balances = await self.balances(employee_id, end)
+        plan = next((b for b in balances.balances if b.type == type.lower()), None)
+        if plan is None:
+            raise DomainError("invalid_argument", f"no {type!r} absence plan for {employee_id}; plans: "
+                              f"{', '.join(b.type for b in balances.balances) or 'none'}")
+        days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        working = [d for d in days if business_days(d, d, set())]
+        hours = len(working) * HOURS_PER_DAY
+        if not working:
+            raise DomainError("invalid_argument", "that range has no working days")
+        preview = TimeOffPreview(dry_run=dry_run, hours=hours, balance_before=plan.available_hours,
+                                 balance_after=plan.available_hours - hours)
+        if dry_run:
+            return preview
+        body = {"days": [{"date": d.isoformat(), "dailyQuantity": HOURS_PER_DAY, "timeOffType": {"descriptor": type}} for d in working],
+                "comment": note}
+        created = await self.absence.json("POST", f"/workers/{employee_id}/requestTimeOff", json=body)
+        preview.request = TimeOffRequest(
+            id=str(created["id"]), employee_id=employee_id, type=type.lower(), start=start, end=end, hours=hours,
+            status=STATUS_FROM_WORKDAY.get(str((created.get("status") or {}).get("descriptor", "submitted")).lower(), "requested"),
+            note=note, created_at=datetime.now().astimezone(),
+        )
+        return preview
+
+    async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
+        raise _unsupported("decide_time_off", "approvals are Workday business processes; decide in Workday's inbox")
+
+    async def changes(self, since: datetime, limit: int, cursor: str | None) -> ChangePage:
+        raise _unsupported("list_changes", "Workday's REST API has no change feed; poll search_employees instead")
