@@ -33,7 +33,7 @@ from servers.ticketing.model import (
     UserList,
 )
 
-BACKENDS = ("embedded", "jira")
+BACKENDS = ("embedded", "jira", "github", "servicenow", "zendesk")
 
 Id = Annotated[str, Field(description="Ticket id or key, e.g. OPS-12.", min_length=1, max_length=100)]
 Limit = Annotated[int, Field(ge=1, le=100, description="Items per page.")]
@@ -54,6 +54,18 @@ def make_backend(name: str | None = None, data_dir: Path | None = None) -> Ticke
         from servers.ticketing.providers.jira import JiraTicketing
 
         return JiraTicketing.from_env()
+    if name == "github":
+        from servers.ticketing.providers.github import GitHubTicketing
+
+        return GitHubTicketing.from_env()
+    if name == "servicenow":
+        from servers.ticketing.providers.servicenow import ServiceNowTicketing
+
+        return ServiceNowTicketing.from_env()
+    if name == "zendesk":
+        from servers.ticketing.providers.zendesk import ZendeskTicketing
+
+        return ZendeskTicketing.from_env()
     raise ValueError(f"unknown ticketing backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 

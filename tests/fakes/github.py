@@ -1,0 +1,144 @@
+"""A local fake of the GitHub REST API for issues: pinned version header, bearer auth, Link-header
+paging, pull requests mixed into issue lists, search with total_count, and rate-limit headers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class FakeGitHub:
+    repo: str = "acme/app"
+    token: str = "ghp_faketokenvalue1234567890"
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    search_total: int | None = None
+    clock: int = 0
+
+    def app(self) -> Starlette:
+        base = f"/repos/{self.repo}"
+        return Starlette(routes=[
+            Route(f"{base}/issues", self.list_or_create, methods=["GET", "POST"]),
+            Route(f"{base}/issues/{{n:int}}", self.issue, methods=["GET", "PATCH"]),
+            Route(f"{base}/issues/{{n:int}}/comments", self.issue_comments, methods=["GET", "POST"]),
+            Route(f"{base}/labels", self.labels, methods=["GET"]),
+            Route(f"{base}/assignees", self.assignees, methods=["GET"]),
+            Route("/search/issues", self.search, methods=["GET"]),
+        ])
+
+    def _stamp(self) -> str:
+        self.clock += 1
+        return f"2026-11-23T10:{self.clock // 60:02d}:{self.clock % 60:02d}Z"
+
+    def add(self, title: str, *, pr: bool = False, labels: list[str] | None = None, state: str = "open") -> dict[str, Any]:
+        number = len(self.issues) + 1
+        now = self._stamp()
+        issue = {"id": 5000 + number, "number": number, "title": title, "body": "", "state": state, "state_reason": None,
+                 "labels": [{"name": n} for n in labels or []], "assignee": None, "assignees": [], "user": {"login": "octo"},
+                 "created_at": now, "updated_at": now, "html_url": f"https://github.com/{self.repo}/issues/{number}"}
+        if pr:
+            issue["pull_request"] = {"url": "x"}
+        self.issues.append(issue)
+        return issue
+
+    async def _begin(self, request: Request) -> Response | None:
+        body = await request.body()
+        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
+                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return JSONResponse({"message": "Bad credentials"}, 401)
+        if request.headers.get("x-github-api-version") != "2022-11-28":
+            return JSONResponse({"message": "Unsupported API version"}, 400)
+        if self.fail_next:
+            status, headers, text = self.fail_next.pop(0)
+            return Response(text, status, headers=headers, media_type="application/json")
+        return None
+
+    def _paged(self, request: Request, rows: list[Any]) -> Response:
+        per_page, page = int(request.query_params.get("per_page", 30)), int(request.query_params.get("page", 1))
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if page * per_page < len(rows):
+            query = dict(request.query_params, page=str(page + 1))
+            url = str(request.url.replace(query="&".join(f"{k}={v}" for k, v in query.items())))
+            headers["Link"] = f'<{url}>; rel="next", <{url}>; rel="last"'
+        return JSONResponse(chunk, headers=headers)
+
+    async def list_or_create(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        if request.method == "POST":
+            body = await request.json()
+            issue = self.add(body["title"], labels=body.get("labels"))
+            issue["body"] = body.get("body", "")
+            if body.get("assignees"):
+                issue["assignees"] = [{"login": a} for a in body["assignees"]]
+                issue["assignee"] = issue["assignees"][0]
+            return JSONResponse(issue, 201)
+        state = request.query_params.get("state", "open")
+        rows = [i for i in self.issues if state == "all" or i["state"] == state]
+        if labels := request.query_params.get("labels"):
+            rows = [i for i in rows if set(labels.split(",")) <= {label["name"] for label in i["labels"]}]
+        rows.sort(key=lambda i: i["updated_at"], reverse=True)
+        return self._paged(request, rows)
+
+    async def issue(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        n = request.path_params["n"]
+        found = next((i for i in self.issues if i["number"] == n), None)
+        if found is None:
+            return JSONResponse({"message": "Not Found"}, 404)
+        if request.method == "PATCH":
+            body = await request.json()
+            for key in ("title", "body", "state", "state_reason"):
+                if key in body:
+                    found[key] = body[key]
+            if "labels" in body:
+                found["labels"] = [{"name": n} for n in body["labels"]]
+            if "assignees" in body:
+                found["assignees"] = [{"login": a} for a in body["assignees"]]
+            if body.get("state") == "open":
+                found["state_reason"] = "reopened"
+            found["updated_at"] = self._stamp()
+        return JSONResponse(found)
+
+    async def issue_comments(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        n = request.path_params["n"]
+        rows = self.comments.setdefault(n, [])
+        if request.method == "POST":
+            comment = {"id": 9000 + len(rows), "body": (await request.json())["body"], "user": {"login": "bot"}, "created_at": self._stamp()}
+            rows.append(comment)
+            return JSONResponse(comment, 201)
+        return self._paged(request, rows)
+
+    async def labels(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return JSONResponse([{"name": "bug"}, {"name": "enhancement"}, {"name": "priority: high"}])
+
+    async def assignees(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return JSONResponse([{"login": "octocat"}, {"login": "hubot"}])
+
+    async def search(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        q = request.query_params["q"]
+        words = [w for w in q.split() if ":" not in w]
+        rows = [i for i in self.issues if all(w.lower() in i["title"].lower() for w in words)]
+        per_page, page = int(request.query_params.get("per_page", 30)), int(request.query_params.get("page", 1))
+        total = self.search_total if self.search_total is not None else len(rows)
+        return JSONResponse({"total_count": total, "incomplete_results": False, "items": rows[(page - 1) * per_page : page * per_page]})

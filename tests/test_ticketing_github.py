@@ -1,0 +1,110 @@
+"""The GitHub Issues connector against a local fake of the REST API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+
+from servers.kit.cursor import encode_cursor
+from servers.ticketing.providers.github import GitHubTicketing
+from servers.ticketing.server import create_server
+from tests.fakes.github import FakeGitHub
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> tuple[FakeGitHub, Any]:
+    fake = FakeGitHub()
+    monkeypatch.setenv("GITHUB_REPO", fake.repo)
+    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
+    monkeypatch.setenv("GITHUB_API_URL", "http://github.test")
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    return fake, create_server(GitHubTicketing.from_env(transport=httpx.ASGITransport(app=fake.app())))
+
+
+async def tool(server: Any, name: str, **args: Any) -> dict[str, Any]:
+    async with Client(server) as client:
+        return (await client.call_tool(name, args)).structured_content
+
+
+async def test_github_lists_search_and_writes(github: tuple[FakeGitHub, Any]) -> None:
+    fake, server = github
+    for n in range(5):
+        fake.add(f"Issue {n}")
+    fake.add("A pull request", pr=True)
+    page = await tool(server, "search_tickets", limit=4)
+    sent = fake.requests[-1]
+    assert sent["headers"]["x-github-api-version"] == "2022-11-28" and sent["headers"]["accept"] == "application/vnd.github+json"
+    assert sent["params"] == {"state": "all", "sort": "updated", "direction": "desc", "per_page": "4"}
+    # The pull request is the newest row of page 1: it is dropped, so that page holds three issues.
+    assert [t["title"] for t in page["tickets"]] == ["Issue 4", "Issue 3", "Issue 2"]
+    rest = await tool(server, "search_tickets", limit=4, cursor=page["next_cursor"])
+    assert [t["title"] for t in rest["tickets"]] == ["Issue 1", "Issue 0"] and rest["next_cursor"] is None
+    assert fake.requests[-1]["params"]["page"] == "2"
+    evil = await tool(server, "search_tickets", cursor=encode_cursor({"next": "https://evil.example/steal"}))
+    assert evil["code"] == "invalid_argument" and not any("evil" in r["path"] for r in fake.requests)
+
+    fake.search_total = 4321
+    found = await tool(server, "search_tickets", text="Issue", limit=2)
+    q = fake.requests[-1]["params"]["q"]
+    assert q == "repo:acme/app is:issue Issue" and found["total"] == 4321 and found["truncated"] is True
+    assert found["next_cursor"]
+    native = await tool(server, "search_tickets", native_query="repo:acme/app is:issue author:octo")
+    assert fake.requests[-1]["params"]["q"] == "repo:acme/app is:issue author:octo" and "tickets" in native
+
+    created = await tool(server, "create_ticket", project="acme/app", title="Crash on save", description="Steps:\n1. save",
+                         priority="high", labels=["bug"], assignee="octocat", idempotency_key="gh-1")
+    again = await tool(server, "create_ticket", project="acme/app", title="Crash on save", idempotency_key="gh-1")
+    assert created["id"] == again["id"] == "7" and created["priority"] == "high" and created["labels"] == ["bug"]
+    posts = [r for r in fake.requests if r["method"] == "POST" and r["path"] == "/repos/acme/app/issues"]
+    assert len(posts) == 1 and posts[0]["json"] == {"title": "Crash on save", "body": "Steps:\n1. save",
+                                                   "labels": ["bug", "priority: high"], "assignees": ["octocat"]}
+
+    updated = await tool(server, "update_ticket", id="7", priority="low", expected_version=created["version"])
+    assert updated["priority"] == "low" and updated["labels"] == ["bug"]
+    assert (await tool(server, "update_ticket", id="7", title="x", expected_version=created["version"]))["code"] == "conflict"
+    resolved = await tool(server, "transition_ticket", id="#7", to="resolved")
+    assert resolved["status"] == "resolved" and fake.requests[-1]["json"] == {"state": "closed", "state_reason": "completed"}
+    refused = await tool(server, "transition_ticket", id="7", to="in_progress")
+    assert refused["code"] == "conflict" and refused["details"]["allowed"] == ["open"]
+    assert (await tool(server, "transition_ticket", id="7", to="open"))["status"] == "open"
+
+    comment = await tool(server, "add_comment", id="7", body="Fixed in main")
+    assert comment["public"] is True
+    assert (await tool(server, "add_comment", id="7", body="secret", public=False))["code"] == "invalid_argument"
+    link = await tool(server, "link_tickets", id="7", other_id="1", type="blocks")
+    assert link["ticket"] == "1" and fake.comments[7][-1]["body"] == "Blocks #1"
+    full = await tool(server, "get_ticket", id="acme/app#7", include=["comments", "transitions"])
+    assert [c["body"] for c in full["comments"]] == ["Fixed in main", "Blocks #1"]
+    assert [t["to_status"] for t in full["transitions"]] == ["resolved", "closed"]
+    assert (await tool(server, "get_ticket", id="6"))["code"] == "not_found"  # a pull request
+    assert (await tool(server, "get_ticket", id="abc"))["code"] == "invalid_argument"
+    deleted = await tool(server, "delete_ticket", id="7", confirm=True)
+    assert deleted["code"] == "invalid_argument" and "close it" in deleted["message"]
+    assert (await tool(server, "find_users", query="octo"))["users"] == [{"id": "octocat", "name": "octocat", "email": None}]
+    meta = await tool(server, "get_metadata", ticket_id="7")
+    assert meta["types"] == ["bug", "enhancement"] and meta["transitions"][0]["to_status"] == "resolved"
+
+
+async def test_github_rate_limits(github: tuple[FakeGitHub, Any]) -> None:
+    fake, server = github
+    fake.add("one")
+    reset = int(time.time()) + 1
+    fake.fail_next.append((403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset), "X-RateLimit-Limit": "5000"},
+                           '{"message": "API rate limit exceeded"}'))
+    ok = await tool(server, "get_ticket", id="1")
+    assert ok["title"] == "one" and len([r for r in fake.requests if r["path"].endswith("/issues/1")]) == 2
+    fake.fail_next.append((403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 3600)}, "{}"))
+    limited = await tool(server, "get_ticket", id="1")
+    assert limited["code"] == "rate_limited" and 3500 < limited["retry_after_s"] <= 3600
+    fake.fail_next.append((403, {"X-RateLimit-Remaining": "4999"}, '{"message": "Resource not accessible by integration"}'))
+    forbidden = await tool(server, "get_ticket", id="1")
+    assert forbidden["code"] == "forbidden" and "not accessible" in forbidden["message"]
+    fake.fail_next.append((401, {}, '{"message": "Bad credentials"}'))
+    denied = await tool(server, "get_ticket", id="1")
+    assert denied["code"] == "unauthorized" and fake.token not in str(denied)
