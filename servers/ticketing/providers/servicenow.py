@@ -1,0 +1,301 @@
+"""ServiceNow incidents (Table API) as a ticketing backend.
+
+Configuration: `SERVICENOW_INSTANCE` (https://<instance>.service-now.com) and either
+`SERVICENOW_USER` + `SERVICENOW_PASSWORD` (Basic) or `SERVICENOW_CLIENT_ID` +
+`SERVICENOW_CLIENT_SECRET` + `SERVICENOW_REFRESH_TOKEN` (OAuth via `/oauth_token.do`; access tokens
+last 30 minutes and are refreshed before expiry and on a 401).
+
+Tickets are `incident` rows: the id is the number (INC0012345), `remote_id` the sys_id, the project
+the assignment group. State and priority codes are mapped explicitly (1 New, 2 In Progress, 3 On
+Hold, 6 Resolved, 7 Closed, 8 Canceled; priority 1–4 set through impact × urgency). Paging is
+`sysparm_limit`/`sysparm_offset` with `X-Total-Count`; one query reaches at most 10,000 rows
+(`truncated`). Public comments are `comments`, internal notes `work_notes`; journal entries are read
+from `sys_journal_field`. `sys_mod_count` is the version token. Links set `parent_incident`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from hub.datadir import default_data_dir
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError, not_found
+from servers.kit.http import ProviderHTTP
+from servers.kit.oauth import TokenManager, TokenVault
+from servers.ticketing.model import (
+    Comment,
+    CommentPage,
+    Include,
+    Link,
+    Metadata,
+    NewTicket,
+    SearchQuery,
+    Status,
+    Ticket,
+    TicketPage,
+    TicketPatch,
+    Transition,
+    User,
+)
+
+STATE_FROM: dict[str, Status] = {"1": "open", "2": "in_progress", "3": "on_hold", "6": "resolved", "7": "closed", "8": "closed"}
+STATE_NAMES = {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed", "8": "Canceled"}
+STATE_TO = {"open": "1", "in_progress": "2", "on_hold": "3", "resolved": "6", "closed": "7"}
+WORKFLOW = {"1": ["2", "3", "6", "8"], "2": ["3", "6", "8"], "3": ["2", "6"], "6": ["7", "2"], "7": [], "8": []}
+PRIORITY_FROM = {"1": "critical", "2": "high", "3": "medium", "4": "low", "5": "low"}
+IMPACT_URGENCY = {"critical": ("1", "1"), "high": ("1", "2"), "medium": ("2", "2"), "low": ("3", "3")}
+QUERY_CAP = 10_000
+FIELDS = ("sys_id,number,short_description,description,state,priority,impact,urgency,category,assigned_to,"
+          "assignment_group,caller_id,opened_at,sys_created_on,sys_updated_on,sys_mod_count,parent_incident")
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=UTC)
+
+
+def _q(value: str) -> str:
+    """Encoded-query values cannot contain `^` (the separator)."""
+    if "^" in value:
+        raise DomainError("invalid_argument", "ServiceNow query values cannot contain '^'")
+    return value
+
+
+class ServiceNowTicketing:
+    name = "servicenow"
+
+    def __init__(self, instance: str, http: ProviderHTTP) -> None:
+        self.instance = instance.rstrip("/")
+        self.http = http
+
+    @classmethod
+    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> ServiceNowTicketing:
+        instance = os.environ.get("SERVICENOW_INSTANCE")
+        if not instance:
+            raise ValueError("SERVICENOW_INSTANCE is not set (e.g. https://acme.service-now.com)")
+        base = instance.rstrip("/") + "/api/now"
+        headers = {"Accept": "application/json"}
+        if os.environ.get("SERVICENOW_CLIENT_ID"):
+            names = ["SERVICENOW_CLIENT_SECRET", "SERVICENOW_REFRESH_TOKEN"]
+            if missing := [n for n in names if not os.environ.get(n)]:
+                raise ValueError(f"OAuth for ServiceNow also needs {', '.join(missing)}")
+            tokens = TokenManager(
+                "ServiceNow", instance.rstrip("/") + "/oauth_token.do", os.environ["SERVICENOW_CLIENT_ID"],
+                os.environ["SERVICENOW_CLIENT_SECRET"], "refresh_token", refresh_token=os.environ["SERVICENOW_REFRESH_TOKEN"],
+                vault=TokenVault(default_data_dir(), "servicenow"), transport=token_transport,
+                reauthorize_hint="sign in to ServiceNow again and set SERVICENOW_REFRESH_TOKEN",
+            )
+            http = ProviderHTTP("ServiceNow", base, headers=headers, auth_headers=tokens.headers,
+                                on_unauthorized=tokens.force_refresh, transport=transport)
+        else:
+            user, password = os.environ.get("SERVICENOW_USER"), os.environ.get("SERVICENOW_PASSWORD")
+            if not (user and password):
+                raise ValueError("set SERVICENOW_USER and SERVICENOW_PASSWORD, or the SERVICENOW_CLIENT_* OAuth variables")
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            http = ProviderHTTP("ServiceNow", base, headers=headers, transport=transport)
+        return cls(instance, http)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def build_query(self, query: SearchQuery) -> str:
+        if query.native_query:
+            return query.native_query
+        parts = []
+        if query.text:
+            parts.append(f"short_descriptionLIKE{_q(query.text)}^ORdescriptionLIKE{_q(query.text)}^ORnumber={_q(query.text)}")
+        if query.status:
+            parts.append("stateIN" + ",".join(sorted({STATE_TO[s] for s in query.status} | ({"8"} if "closed" in query.status else set()))))
+        if query.priority:
+            parts.append("priorityIN" + ",".join(sorted({k for k, v in PRIORITY_FROM.items() if v in query.priority})))
+        if query.assignee:
+            parts.append(f"assigned_to.user_name={_q(query.assignee)}^ORassigned_to.email={_q(query.assignee)}")
+        if query.project:
+            parts.append(f"assignment_group.name={_q(query.project)}")
+        if query.type:
+            parts.append(f"category={_q(query.type)}")
+        if query.updated_since:
+            parts.append(f"sys_updated_on>={query.updated_since.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}")
+        if query.labels:
+            raise DomainError("invalid_argument", "ServiceNow incidents have no labels; filter by type (category) or project instead")
+        return "^".join(parts + ["ORDERBYDESCsys_updated_on"])
+
+    async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        response = await self.http.request("GET", "/table/incident", params={
+            "sysparm_query": self.build_query(query), "sysparm_limit": limit, "sysparm_offset": offset, "sysparm_fields": FIELDS,
+            "sysparm_display_value": "false", "sysparm_exclude_reference_link": "true"})
+        rows = response.json().get("result", [])
+        total = int(response.headers.get("x-total-count", offset + len(rows)))
+        end = offset + len(rows)
+        more = end < min(total, QUERY_CAP) and bool(rows)
+        users = await self._names([r.get("assigned_to") for r in rows])
+        return TicketPage(tickets=[self._ticket(r, users, []) for r in rows], total=total, truncated=total > QUERY_CAP,
+                          next_cursor=encode_cursor({"offset": end}) if more else None)
+
+    async def _row(self, ticket_id: str) -> dict[str, Any]:
+        if len(ticket_id) == 32 and ticket_id.isalnum():
+            body = await self.http.json("GET", f"/table/incident/{ticket_id}", params={"sysparm_fields": FIELDS,
+                                        "sysparm_exclude_reference_link": "true"})
+            return body["result"]
+        body = await self.http.json("GET", "/table/incident", params={
+            "sysparm_query": f"number={_q(ticket_id)}", "sysparm_limit": 1, "sysparm_fields": FIELDS,
+            "sysparm_exclude_reference_link": "true"})
+        if not body.get("result"):
+            raise not_found("incident", ticket_id)
+        return body["result"][0]
+
+    async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
+        row = await self._row(ticket_id)
+        ticket = self._ticket(row, await self._names([row.get("assigned_to"), row.get("caller_id")]), include)
+        if "comments" in include:
+            ticket.comments = (await self.list_comments(ticket_id, 100, None, sys_id=row["sys_id"])).comments
+        return ticket
+
+    async def list_comments(self, ticket_id: str, limit: int, cursor: str | None, sys_id: str | None = None) -> CommentPage:
+        sys_id = sys_id or (await self._row(ticket_id))["sys_id"]
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        response = await self.http.request("GET", "/table/sys_journal_field", params={
+            "sysparm_query": f"element_id={sys_id}^elementINcomments,work_notes^ORDERBYsys_created_on",
+            "sysparm_limit": limit, "sysparm_offset": offset})
+        rows = response.json().get("result", [])
+        total = int(response.headers.get("x-total-count", offset + len(rows)))
+        comments = [Comment(id=r["sys_id"], author=r.get("sys_created_by"), body=r.get("value", ""),
+                            public=r.get("element") == "comments", created_at=_time(r["sys_created_on"])) for r in rows]
+        end = offset + len(rows)
+        return CommentPage(comments=comments, next_cursor=encode_cursor({"offset": end}) if end < total and rows else None)
+
+    async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata:
+        transitions = None
+        if ticket_id:
+            transitions = self._transitions((await self._row(ticket_id))["state"])
+        return Metadata(native_statuses={name: STATE_FROM[code] for code, name in STATE_NAMES.items()}, transitions=transitions,
+                        types=["inquiry", "software", "hardware", "network", "database"],
+                        priorities=["critical", "high", "medium", "low"], required_fields=["title"])
+
+    async def find_users(self, query: str, limit: int) -> list[User]:
+        body = await self.http.json("GET", "/table/sys_user", params={
+            "sysparm_query": f"nameLIKE{_q(query)}^ORemailLIKE{_q(query)}^ORuser_name={_q(query)}", "sysparm_limit": limit,
+            "sysparm_fields": "sys_id,name,email,user_name"})
+        return [User(id=u["sys_id"], name=u.get("name") or u.get("user_name", ""), email=u.get("email") or None)
+                for u in body.get("result", [])]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def create(self, ticket: NewTicket) -> Ticket:
+        body: dict[str, Any] = {"short_description": ticket.title, "description": ticket.description}
+        if ticket.priority:
+            body["impact"], body["urgency"] = IMPACT_URGENCY[ticket.priority]
+        if ticket.assignee:
+            body["assigned_to"] = ticket.assignee
+        if ticket.type not in ("task", "incident"):
+            body["category"] = ticket.type
+        if ticket.labels:
+            raise DomainError("invalid_argument", "ServiceNow incidents have no labels")
+        group = await self.http.json("GET", "/table/sys_user_group", params={"sysparm_query": f"name={_q(ticket.project)}",
+                                                                           "sysparm_limit": 1, "sysparm_fields": "sys_id,name"})
+        if not group.get("result"):
+            raise DomainError("invalid_argument", f"no assignment group named {ticket.project!r} (the project for ServiceNow)")
+        body["assignment_group"] = group["result"][0]["sys_id"]
+        created = await self.http.json("POST", "/table/incident", json=body,
+                                       params={"sysparm_fields": FIELDS, "sysparm_exclude_reference_link": "true"})
+        row = created["result"]
+        return self._ticket(row, await self._names([row.get("assigned_to")]), [])
+
+    async def _patch(self, sys_id: str, body: dict[str, Any]) -> Ticket:
+        updated = await self.http.json("PATCH", f"/table/incident/{sys_id}", json=body, idempotent=True,
+                                       params={"sysparm_fields": FIELDS, "sysparm_exclude_reference_link": "true"})
+        row = updated["result"]
+        return self._ticket(row, await self._names([row.get("assigned_to")]), [])
+
+    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
+        row = await self._row(ticket_id)
+        if expected_version is not None and str(row["sys_mod_count"]) != expected_version:
+            raise DomainError("conflict", f"{ticket_id} changed since you read it (version {row['sys_mod_count']}); get it again",
+                              details={"current_version": str(row["sys_mod_count"])})
+        changes = patch.model_dump(exclude_unset=True)
+        if "labels" in changes:
+            raise DomainError("invalid_argument", "ServiceNow incidents have no labels")
+        body: dict[str, Any] = {}
+        if "title" in changes:
+            body["short_description"] = changes["title"]
+        if "description" in changes:
+            body["description"] = changes["description"]
+        if "priority" in changes:
+            body["impact"], body["urgency"] = IMPACT_URGENCY[changes["priority"]]
+        if "assignee" in changes:
+            body["assigned_to"] = changes["assignee"] or ""
+        if "type" in changes:
+            body["category"] = changes["type"]
+        return await self._patch(row["sys_id"], body)
+
+    async def transition(self, ticket_id: str, to: str) -> Ticket:
+        row = await self._row(ticket_id)
+        wanted = to.strip().lower().replace(" ", "_")
+        code = STATE_TO.get(wanted) or next((c for c, n in STATE_NAMES.items() if n.lower() == to.strip().lower()), None)
+        allowed = WORKFLOW[row["state"]]
+        if code not in allowed:
+            names = [STATE_NAMES[c] for c in allowed]
+            raise DomainError("conflict", f"{ticket_id} is {STATE_NAMES.get(row['state'], row['state'])} and cannot move to {to!r}; "
+                              f"allowed: {', '.join(names) or 'none (closed incidents are final)'}", details={"allowed": names})
+        body: dict[str, Any] = {"state": code}
+        if code == "6":
+            body.update(close_code="Solved (Permanently)", close_notes="Resolved through mcp-hub")
+        return await self._patch(row["sys_id"], body)
+
+    async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
+        row = await self._row(ticket_id)
+        updated = await self.http.json("PATCH", f"/table/incident/{row['sys_id']}",
+                                       json={"comments" if public else "work_notes": body}, params={"sysparm_fields": "sys_id,sys_updated_on"})
+        stamp = _time(updated["result"]["sys_updated_on"])
+        return Comment(id=f"{row['sys_id']}:{stamp.isoformat()}", author=None, body=body, public=public, created_at=stamp)
+
+    async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
+        if link_type.lower() not in ("parent of", "parent"):
+            raise DomainError("invalid_argument", "ServiceNow links incidents as parent and child only: use type 'parent of'")
+        parent, child = await self._row(ticket_id), await self._row(other_id)
+        await self._patch(child["sys_id"], {"parent_incident": parent["sys_id"]})
+        return Link(type="parent of", direction="outward", ticket=other_id)
+
+    async def delete(self, ticket_id: str) -> None:
+        row = await self._row(ticket_id)
+        await self.http.request("DELETE", f"/table/incident/{row['sys_id']}")
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    async def _names(self, ids: list[str | None]) -> dict[str, User]:
+        wanted = sorted({i for i in ids if i})
+        if not wanted:
+            return {}
+        body = await self.http.json("GET", "/table/sys_user", params={"sysparm_query": "sys_idIN" + ",".join(wanted),
+                                                                    "sysparm_fields": "sys_id,name,email"})
+        return {u["sys_id"]: User(id=u["sys_id"], name=u.get("name", ""), email=u.get("email") or None) for u in body.get("result", [])}
+
+    @staticmethod
+    def _transitions(state: str) -> list[Transition]:
+        return [Transition(id=code, name=STATE_NAMES[code], to_status=STATE_FROM[code], native_to=STATE_NAMES[code])
+                for code in WORKFLOW.get(state, [])]
+
+    def _ticket(self, row: dict[str, Any], users: dict[str, User], include: list[Include]) -> Ticket:
+        ticket = Ticket(
+            id=row["number"], provider="servicenow", remote_id=row["sys_id"], key=row["number"],
+            project=row.get("assignment_group") or "", title=row.get("short_description", ""), description=row.get("description") or "",
+            status=STATE_FROM.get(row["state"], "open"), native_status=STATE_NAMES.get(row["state"], row["state"]),
+            priority=PRIORITY_FROM.get(str(row.get("priority"))),  # type: ignore[arg-type]
+            type=row.get("category") or "incident", assignee=users.get(row.get("assigned_to") or ""),
+            reporter=users.get(row.get("caller_id") or ""), created_at=_time(row.get("opened_at") or row["sys_created_on"]),
+            updated_at=_time(row["sys_updated_on"]), url=f"{self.instance}/nav_to.do?uri=incident.do?sys_id={row['sys_id']}",
+            version=str(row.get("sys_mod_count", "0")),
+        )
+        if "transitions" in include:
+            ticket.transitions = self._transitions(row["state"])
+        if "links" in include and row.get("parent_incident"):
+            ticket.links = [Link(type="child of", direction="inward", ticket=row["parent_incident"])]
+        elif "links" in include:
+            ticket.links = []
+        if "raw" in include:
+            ticket.raw = row
+        return ticket

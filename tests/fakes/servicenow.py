@@ -1,0 +1,165 @@
+"""A local fake of the ServiceNow Table API (incident, sys_user, sys_user_group, sys_journal_field)
+and `/oauth_token.do`: `{"result": …}` bodies, encoded queries (the subset the connector sends),
+`sysparm_limit`/`sysparm_offset` with `X-Total-Count`, close-code enforcement, recorded requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+USERS = [{"sys_id": "a" * 32, "name": "Beth Anglin", "email": "beth@acme.test", "user_name": "beth.anglin"},
+         {"sys_id": "b" * 32, "name": "David Loo", "email": "david@acme.test", "user_name": "david.loo"}]
+GROUPS = [{"sys_id": "g" * 32, "name": "Service Desk"}]
+
+
+@dataclass
+class FakeServiceNow:
+    user: str = "integration"
+    password: str = "sn-pass"
+    client_id: str = "sn-client"
+    client_secret: str = "sn-secret"
+    refresh_token: str = "sn-refresh-0"
+    access_token: str | None = None
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    clock: int = 0
+
+    def app(self) -> Starlette:
+        t = "/api/now/table"
+        return Starlette(routes=[
+            Route("/oauth_token.do", self.token, methods=["POST"]),
+            Route(f"{t}/incident", self.incidents_route, methods=["GET", "POST"]),
+            Route(f"{t}/incident/{{sys_id}}", self.incident, methods=["GET", "PATCH", "DELETE"]),
+            Route(f"{t}/sys_user", self.users, methods=["GET"]),
+            Route(f"{t}/sys_user_group", self.groups, methods=["GET"]),
+            Route(f"{t}/sys_journal_field", self.journal_route, methods=["GET"]),
+        ])
+
+    def _stamp(self) -> str:
+        self.clock += 1
+        return f"2026-11-23 10:{self.clock // 60:02d}:{self.clock % 60:02d}"
+
+    async def token(self, request: Request) -> Response:
+        form = dict(await request.form())
+        expected = "Basic " + base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if request.headers.get("authorization") != expected or form.get("refresh_token") != self.refresh_token:
+            return JSONResponse({"error": "invalid_grant", "error_description": "access_denied"}, 401)
+        self.access_token = "sn-access-" + secrets.token_hex(6)
+        return JSONResponse({"access_token": self.access_token, "token_type": "Bearer", "expires_in": 1799,
+                             "refresh_token": self.refresh_token, "scope": "useraccount"})
+
+    async def _begin(self, request: Request) -> Response | None:
+        body = await request.body()
+        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
+                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        auth = request.headers.get("authorization", "")
+        basic = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        if auth != basic and not (self.access_token and auth == f"Bearer {self.access_token}"):
+            return JSONResponse({"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"},
+                                 "status": "failure"}, 401)
+        if self.fail_next:
+            status, headers, text = self.fail_next.pop(0)
+            return Response(text, status, headers=headers, media_type="application/json")
+        return None
+
+    def _match(self, row: dict[str, Any], query: str) -> bool:
+        for clause in query.split("^"):
+            if not clause or clause.startswith("ORDERBY"):
+                continue
+            if clause.startswith("OR"):
+                continue  # the fake checks the first alternative of an OR group only
+            if m := re.fullmatch(r"(\w+(?:\.\w+)?)IN(.*)", clause):
+                if str(row.get(m.group(1))) not in m.group(2).split(","):
+                    return False
+            elif m := re.fullmatch(r"(\w+)LIKE(.*)", clause):
+                if m.group(2).lower() not in str(row.get(m.group(1), "")).lower():
+                    return False
+            elif m := re.fullmatch(r"(\w+)>=(.*)", clause):
+                if str(row.get(m.group(1), "")) < m.group(2):
+                    return False
+            elif m := re.fullmatch(r"([\w.]+)=(.*)", clause):
+                if "." not in m.group(1) and str(row.get(m.group(1))) != m.group(2):
+                    return False
+        return True
+
+    def _page(self, request: Request, rows: list[dict[str, Any]]) -> Response:
+        limit, offset = int(request.query_params.get("sysparm_limit", 10000)), int(request.query_params.get("sysparm_offset", 0))
+        return JSONResponse({"result": rows[offset : offset + limit]}, headers={"X-Total-Count": str(len(rows))})
+
+    async def incidents_route(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        if request.method == "POST":
+            body = await request.json()
+            now = self._stamp()
+            impact, urgency = int(body.get("impact", 3)), int(body.get("urgency", 3))
+            row = {"sys_id": secrets.token_hex(16), "number": f"INC{10001 + len(self.incidents):07d}", "state": "1",
+                   "short_description": body["short_description"], "description": body.get("description", ""),
+                   "impact": str(impact), "urgency": str(urgency), "priority": str(min(5, impact + urgency - 1)),
+                   "category": body.get("category", "inquiry"), "assigned_to": body.get("assigned_to", ""),
+                   "assignment_group": body.get("assignment_group", ""), "caller_id": USERS[1]["sys_id"], "opened_at": now,
+                   "sys_created_on": now, "sys_updated_on": now, "sys_mod_count": "0", "parent_incident": ""}
+            self.incidents.append(row)
+            return JSONResponse({"result": row}, 201)
+        query = request.query_params.get("sysparm_query", "")
+        rows = [r for r in self.incidents if self._match(r, query)]
+        if "ORDERBYDESCsys_updated_on" in query:
+            rows.sort(key=lambda r: r["sys_updated_on"], reverse=True)
+        return self._page(request, rows)
+
+    async def incident(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        row = next((r for r in self.incidents if r["sys_id"] == request.path_params["sys_id"]), None)
+        if row is None:
+            return JSONResponse({"error": {"message": "No Record found"}, "status": "failure"}, 404)
+        if request.method == "DELETE":
+            self.incidents.remove(row)
+            return Response(status_code=204)
+        if request.method == "PATCH":
+            body = await request.json()
+            if body.get("state") == "6" and not (body.get("close_code") and body.get("close_notes")):
+                return JSONResponse({"error": {"message": "Data Policy Exception: close_code, close_notes are mandatory"}}, 403)
+            for journal in ("comments", "work_notes"):
+                if journal in body:
+                    self.journal.append({"sys_id": secrets.token_hex(16), "element_id": row["sys_id"], "element": journal,
+                                         "value": body.pop(journal), "sys_created_on": self._stamp(), "sys_created_by": "integration"})
+            if "impact" in body or "urgency" in body:
+                body["priority"] = str(min(5, int(body.get("impact", row["impact"])) + int(body.get("urgency", row["urgency"])) - 1))
+            row.update(body)
+            row["sys_updated_on"] = self._stamp()
+            row["sys_mod_count"] = str(int(row["sys_mod_count"]) + 1)
+        return JSONResponse({"result": row})
+
+    async def users(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        query = request.query_params.get("sysparm_query", "")
+        if query.startswith("sys_idIN"):
+            ids = query[len("sys_idIN"):].split(",")
+            return self._page(request, [u for u in USERS if u["sys_id"] in ids])
+        needle = re.match(r"nameLIKE([^^]*)", query)
+        return self._page(request, [u for u in USERS if needle and needle.group(1).lower() in u["name"].lower()])
+
+    async def groups(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return self._page(request, [g for g in GROUPS if self._match(g, request.query_params.get("sysparm_query", ""))])
+
+    async def journal_route(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        element = re.match(r"element_id=(\w+)", request.query_params.get("sysparm_query", ""))
+        rows = [j for j in self.journal if element and j["element_id"] == element.group(1)]
+        return self._page(request, rows)
