@@ -192,7 +192,7 @@ def _provider_message(response: httpx.Response) -> str:
         errors = body.get("errors")
         if isinstance(errors, dict):
             messages += [f"{k}: {v}" for k, v in errors.items()]
-        for key in ("message", "error_description", "detail"):
+        for key in ("message", "error_description", "detail", "description"):
             if isinstance(body.get(key), str):
                 messages.append(body[key])
         error = body.get("error")

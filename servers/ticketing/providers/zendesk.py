@@ -1,0 +1,263 @@
+"""Zendesk Support tickets as a ticketing backend.
+
+Configuration: `ZENDESK_SUBDOMAIN` (or `ZENDESK_BASE_URL`), and `ZENDESK_EMAIL` + `ZENDESK_API_TOKEN`
+(Basic `{email}/token:{api_token}`) or `ZENDESK_OAUTH_TOKEN`. Lists use cursor paging
+(`page[size]` ≤ 100, `meta.has_more`, `meta.after_cursor`); text and native queries use
+`/search.json`, which Zendesk caps at 1,000 results (`truncated` says so). Statuses: new/open →
+open, pending/hold → on_hold, solved → resolved, closed → closed (closed tickets cannot change).
+Internal notes are comments with `public: false`. Updates with `expected_version` use Zendesk's
+own optimistic concurrency (`safe_update` + `updated_stamp`, 409 on conflict). Links attach an
+incident to a problem (`problem_id`).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import httpx
+
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError
+from servers.kit.http import ProviderHTTP
+from servers.ticketing.model import (
+    Comment,
+    CommentPage,
+    Include,
+    Link,
+    Metadata,
+    NewTicket,
+    SearchQuery,
+    Status,
+    Ticket,
+    TicketPage,
+    TicketPatch,
+    Transition,
+    User,
+)
+
+STATUS_FROM: dict[str, Status] = {"new": "open", "open": "open", "pending": "on_hold", "hold": "on_hold", "solved": "resolved",
+                                  "closed": "closed"}
+STATUS_TO = {"open": "open", "in_progress": "open", "on_hold": "hold", "resolved": "solved", "closed": "closed"}
+WORKFLOW = {"new": ["open", "pending", "hold", "solved"], "open": ["pending", "hold", "solved"], "pending": ["open", "hold", "solved"],
+            "hold": ["open", "pending", "solved"], "solved": ["open", "closed"], "closed": []}
+PRIORITY_FROM = {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
+PRIORITY_TO = {v: k for k, v in PRIORITY_FROM.items()}
+TYPES = ["question", "incident", "problem", "task"]
+SEARCH_CAP = 1000
+
+
+class ZendeskTicketing:
+    name = "zendesk"
+
+    def __init__(self, base: str, http: ProviderHTTP) -> None:
+        self.base = base
+        self.http = http
+
+    @classmethod
+    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None) -> ZendeskTicketing:
+        base = os.environ.get("ZENDESK_BASE_URL") or (
+            f"https://{os.environ['ZENDESK_SUBDOMAIN']}.zendesk.com" if os.environ.get("ZENDESK_SUBDOMAIN") else None)
+        if not base:
+            raise ValueError("set ZENDESK_SUBDOMAIN (or ZENDESK_BASE_URL) for the Zendesk backend")
+        headers = {"Accept": "application/json"}
+        if token := os.environ.get("ZENDESK_OAUTH_TOKEN"):
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            email, api_token = os.environ.get("ZENDESK_EMAIL"), os.environ.get("ZENDESK_API_TOKEN")
+            if not (email and api_token):
+                raise ValueError("set ZENDESK_EMAIL and ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN)")
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{email}/token:{api_token}".encode()).decode()
+        return cls(base.rstrip("/"), ProviderHTTP("Zendesk", base.rstrip("/") + "/api/v2", headers=headers, transport=transport))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def build_search(self, query: SearchQuery) -> str:
+        if query.native_query:
+            return query.native_query if "type:" in query.native_query else f"type:ticket {query.native_query}"
+        terms = ["type:ticket"]
+        if query.text:
+            terms.append(query.text)
+        for status in query.status or []:
+            terms += [f"status:{s}" for s, n in STATUS_FROM.items() if n == status]
+        for priority in query.priority or []:
+            terms.append(f"priority:{PRIORITY_TO[priority]}")
+        terms += [f"tags:{label}" for label in query.labels or []]
+        if query.assignee:
+            terms.append(f"assignee:{query.assignee}")
+        if query.type:
+            terms.append(f"ticket_type:{query.type}")
+        if query.project:
+            terms.append(f"group:{query.project}")
+        if query.updated_since:
+            terms.append(f"updated>={query.updated_since.date().isoformat()}")
+        return " ".join(terms)
+
+    async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
+        state = decode_cursor(cursor)
+        filtered = any([query.text, query.native_query, query.status, query.priority, query.labels, query.assignee,
+                        query.type, query.project, query.updated_since])
+        if filtered:
+            page = int(state.get("page", 1))
+            per_page = min(limit, 100)
+            body = await self.http.json("GET", "/search.json", params={"query": self.build_search(query), "per_page": per_page,
+                                                                       "page": page, "sort_by": "updated_at", "sort_order": "desc"})
+            count = int(body.get("count", 0))
+            rows = [r for r in body.get("results", []) if r.get("result_type", "ticket") == "ticket"]
+            more = bool(body.get("next_page")) and page * per_page < SEARCH_CAP
+            users = await self._users([r.get("assignee_id") for r in rows] + [r.get("requester_id") for r in rows])
+            return TicketPage(tickets=[self._ticket(r, users, []) for r in rows], total=count, truncated=count > SEARCH_CAP,
+                              next_cursor=encode_cursor({"page": page + 1}) if more else None)
+        params: dict[str, Any] = {"page[size]": min(limit, 100), "sort": "-updated_at"}
+        if after := state.get("after"):
+            params["page[after]"] = after
+        body = await self.http.json("GET", "/tickets.json", params=params)
+        rows = body.get("tickets", [])
+        meta = body.get("meta") or {}
+        users = await self._users([r.get("assignee_id") for r in rows] + [r.get("requester_id") for r in rows])
+        next_cursor = encode_cursor({"after": meta["after_cursor"]}) if meta.get("has_more") and meta.get("after_cursor") else None
+        return TicketPage(tickets=[self._ticket(r, users, []) for r in rows], next_cursor=next_cursor)
+
+    @staticmethod
+    def _id(ticket_id: str) -> str:
+        cleaned = ticket_id.lstrip("#")
+        if not cleaned.isdigit():
+            raise DomainError("invalid_argument", f"{ticket_id!r} is not a Zendesk ticket id (a number)")
+        return cleaned
+
+    async def _raw(self, ticket_id: str) -> dict[str, Any]:
+        return (await self.http.json("GET", f"/tickets/{self._id(ticket_id)}.json"))["ticket"]
+
+    async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
+        raw = await self._raw(ticket_id)
+        ticket = self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), include)
+        if "comments" in include:
+            ticket.comments = (await self.list_comments(ticket_id, 100, None)).comments
+        return ticket
+
+    async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage:
+        params: dict[str, Any] = {"page[size]": min(limit, 100)}
+        if after := decode_cursor(cursor).get("after"):
+            params["page[after]"] = after
+        body = await self.http.json("GET", f"/tickets/{self._id(ticket_id)}/comments.json", params=params)
+        users = await self._users([c.get("author_id") for c in body.get("comments", [])])
+        comments = [Comment(id=str(c["id"]), author=users[str(c["author_id"])].name if str(c.get("author_id")) in users else None,
+                            body=c.get("body", ""), public=bool(c.get("public", True)), created_at=c["created_at"])
+                    for c in body.get("comments", [])]
+        meta = body.get("meta") or {}
+        return CommentPage(comments=comments,
+                           next_cursor=encode_cursor({"after": meta["after_cursor"]}) if meta.get("has_more") else None)
+
+    async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata:
+        transitions = self._transitions((await self._raw(ticket_id))["status"]) if ticket_id else None
+        return Metadata(native_statuses=dict(STATUS_FROM), transitions=transitions, types=TYPES,
+                        priorities=["critical", "high", "medium", "low"], required_fields=["title", "description"])
+
+    async def find_users(self, query: str, limit: int) -> list[User]:
+        body = await self.http.json("GET", "/users/search.json", params={"query": query, "per_page": limit})
+        return [User(id=str(u["id"]), name=u.get("name", ""), email=u.get("email")) for u in body.get("users", [])][:limit]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def create(self, ticket: NewTicket) -> Ticket:
+        if ticket.type not in TYPES + ["task"]:
+            raise DomainError("invalid_argument", f"type must be one of {TYPES} for Zendesk")
+        body: dict[str, Any] = {"subject": ticket.title, "comment": {"body": ticket.description or ticket.title},
+                                "type": ticket.type, "tags": ticket.labels}
+        if ticket.priority:
+            body["priority"] = PRIORITY_TO[ticket.priority]
+        if ticket.assignee:
+            body["assignee_id"] = int(ticket.assignee) if ticket.assignee.isdigit() else ticket.assignee
+        if ticket.project and ticket.project.isdigit():
+            body["group_id"] = int(ticket.project)
+        raw = (await self.http.json("POST", "/tickets.json", json={"ticket": body}))["ticket"]
+        return self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [])
+
+    async def _put(self, ticket_id: str, body: dict[str, Any]) -> Ticket:
+        raw = (await self.http.json("PUT", f"/tickets/{self._id(ticket_id)}.json", json={"ticket": body}, idempotent=True))["ticket"]
+        return self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [])
+
+    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
+        changes = patch.model_dump(exclude_unset=True)
+        body: dict[str, Any] = {}
+        if "title" in changes:
+            body["subject"] = changes["title"]
+        if "description" in changes:
+            raise DomainError("invalid_argument", "a Zendesk ticket's description is its first comment and cannot change; add a comment")
+        if "priority" in changes:
+            body["priority"] = PRIORITY_TO[changes["priority"]]
+        if "labels" in changes:
+            body["tags"] = changes["labels"]
+        if "assignee" in changes:
+            body["assignee_id"] = changes["assignee"]
+        if "type" in changes:
+            body["type"] = changes["type"]
+        if expected_version is not None:
+            body.update(safe_update=True, updated_stamp=expected_version)
+        try:
+            return await self._put(ticket_id, body)
+        except DomainError as exc:
+            if exc.body.code == "conflict":
+                raise DomainError("conflict", f"{ticket_id} changed since you read it; get it again and reapply your change") from None
+            raise
+
+    async def transition(self, ticket_id: str, to: str) -> Ticket:
+        raw = await self._raw(ticket_id)
+        wanted = to.strip().lower().replace(" ", "_")
+        native = wanted if wanted in WORKFLOW else STATUS_TO.get(wanted)
+        allowed = WORKFLOW[raw["status"]]
+        if native not in allowed:
+            raise DomainError("conflict", f"ticket {ticket_id} is {raw['status']} and cannot move to {to!r}; allowed: "
+                              f"{', '.join(allowed) or 'none (closed tickets cannot change)'}", details={"allowed": allowed})
+        return await self._put(ticket_id, {"status": native})
+
+    async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
+        await self._put(ticket_id, {"comment": {"body": body, "public": public}})
+        latest = await self.http.json("GET", f"/tickets/{self._id(ticket_id)}/comments.json", params={"sort_order": "desc", "page[size]": 1})
+        c = latest["comments"][0]
+        return Comment(id=str(c["id"]), body=c.get("body", ""), public=bool(c.get("public", True)), created_at=c["created_at"])
+
+    async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
+        if link_type.lower() not in ("incident of", "problem"):
+            raise DomainError("invalid_argument", "Zendesk links an incident to its problem only: use type 'incident of'")
+        problem = await self._raw(other_id)
+        if problem.get("type") != "problem":
+            raise DomainError("invalid_argument", f"ticket {other_id} is not a problem; only problems collect incidents")
+        await self._put(ticket_id, {"type": "incident", "problem_id": int(self._id(other_id))})
+        return Link(type="incident of", direction="outward", ticket=other_id)
+
+    async def delete(self, ticket_id: str) -> None:
+        await self.http.request("DELETE", f"/tickets/{self._id(ticket_id)}.json")
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    async def _users(self, ids: list[Any]) -> dict[str, User]:
+        wanted = sorted({str(i) for i in ids if i})
+        if not wanted:
+            return {}
+        body = await self.http.json("GET", "/users/show_many.json", params={"ids": ",".join(wanted)})
+        return {str(u["id"]): User(id=str(u["id"]), name=u.get("name", ""), email=u.get("email")) for u in body.get("users", [])}
+
+    @staticmethod
+    def _transitions(status: str) -> list[Transition]:
+        return [Transition(id=s, name=s, to_status=STATUS_FROM[s], native_to=s) for s in WORKFLOW.get(status, [])]
+
+    def _ticket(self, raw: dict[str, Any], users: dict[str, User], include: list[Include]) -> Ticket:
+        ticket = Ticket(
+            id=str(raw["id"]), provider="zendesk", remote_id=str(raw["id"]), key=str(raw["id"]),
+            project=str(raw.get("group_id") or ""), title=raw.get("subject") or "", description=raw.get("description") or "",
+            status=STATUS_FROM.get(raw["status"], "open"), native_status=raw["status"],
+            priority=PRIORITY_FROM.get(raw.get("priority") or ""),  # type: ignore[arg-type]
+            type=raw.get("type") or "question", labels=raw.get("tags") or [],
+            assignee=users.get(str(raw.get("assignee_id"))), reporter=users.get(str(raw.get("requester_id"))),
+            created_at=raw["created_at"], updated_at=raw["updated_at"], url=f"{self.base}/agent/tickets/{raw['id']}",
+            version=raw["updated_at"],
+        )
+        if "transitions" in include:
+            ticket.transitions = self._transitions(raw["status"])
+        if "links" in include:
+            ticket.links = [Link(type="incident of", direction="outward", ticket=str(raw["problem_id"]))] if raw.get("problem_id") else []
+        if "raw" in include:
+            ticket.raw = raw
+        return ticket

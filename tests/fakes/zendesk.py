@@ -1,0 +1,136 @@
+"""A local fake of the Zendesk Support API: Basic `{email}/token:{token}`, cursor paging with
+`meta.has_more`/`after_cursor`, `/search.json` with `count` and `next_page`, `safe_update` 409s,
+closed tickets that refuse changes, and recorded requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+USERS = [{"id": 501, "name": "Agent Smith", "email": "smith@acme.test"}, {"id": 502, "name": "Customer Jones", "email": "jones@example.com"}]
+
+
+@dataclass
+class FakeZendesk:
+    email: str = "agent@acme.test"
+    token: str = "zd-token-123"
+    tickets: list[dict[str, Any]] = field(default_factory=list)
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    search_count: int | None = None
+    clock: int = 0
+
+    def app(self) -> Starlette:
+        v2 = "/api/v2"
+        return Starlette(routes=[
+            Route(f"{v2}/tickets.json", self.tickets_route, methods=["GET", "POST"]),
+            Route(f"{v2}/tickets/{{id:int}}.json", self.ticket, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{v2}/tickets/{{id:int}}/comments.json", self.ticket_comments, methods=["GET"]),
+            Route(f"{v2}/search.json", self.search, methods=["GET"]),
+            Route(f"{v2}/users/search.json", self.user_search, methods=["GET"]),
+            Route(f"{v2}/users/show_many.json", self.show_many, methods=["GET"]),
+        ])
+
+    def _stamp(self) -> str:
+        self.clock += 1
+        return f"2026-11-23T10:{self.clock // 60:02d}:{self.clock % 60:02d}Z"
+
+    async def _begin(self, request: Request) -> Response | None:
+        body = await request.body()
+        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
+                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        if request.headers.get("authorization") != "Basic " + base64.b64encode(f"{self.email}/token:{self.token}".encode()).decode():
+            return JSONResponse({"error": "Couldn't authenticate you"}, 401)
+        if self.fail_next:
+            status, headers, text = self.fail_next.pop(0)
+            return Response(text, status, headers=headers, media_type="application/json")
+        return None
+
+    def _cursor_page(self, request: Request, rows: list[dict[str, Any]], key: str) -> Response:
+        size = int(request.query_params.get("page[size]", 100))
+        start = int(request.query_params.get("page[after]", "0") or 0)
+        chunk = rows[start : start + size]
+        more = start + size < len(rows)
+        return JSONResponse({key: chunk, "meta": {"has_more": more, "after_cursor": str(start + size) if more else None},
+                             "links": {"next": f"?page[after]={start + size}" if more else None}})
+
+    def _add_comment(self, ticket_id: int, body: str, public: bool, author: int) -> None:
+        rows = self.comments.setdefault(ticket_id, [])
+        rows.append({"id": 7000 + sum(len(c) for c in self.comments.values()), "body": body, "public": public,
+                     "author_id": author, "created_at": self._stamp()})
+
+    async def tickets_route(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        if request.method == "POST":
+            body = (await request.json())["ticket"]
+            now = self._stamp()
+            ticket = {"id": len(self.tickets) + 1, "subject": body["subject"], "description": body["comment"]["body"],
+                      "status": "new", "priority": body.get("priority"), "type": body.get("type"), "tags": body.get("tags", []),
+                      "assignee_id": body.get("assignee_id"), "requester_id": 502, "group_id": body.get("group_id"),
+                      "problem_id": None, "created_at": now, "updated_at": now}
+            self.tickets.append(ticket)
+            self._add_comment(ticket["id"], body["comment"]["body"], True, 502)
+            return JSONResponse({"ticket": ticket}, 201)
+        rows = sorted(self.tickets, key=lambda t: t["updated_at"], reverse=True)
+        return self._cursor_page(request, rows, "tickets")
+
+    async def ticket(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        found = next((t for t in self.tickets if t["id"] == request.path_params["id"]), None)
+        if found is None:
+            return JSONResponse({"error": "RecordNotFound", "description": "Not found"}, 404)
+        if request.method == "DELETE":
+            self.tickets.remove(found)
+            return Response(status_code=204)
+        if request.method == "PUT":
+            body = (await request.json())["ticket"]
+            if found["status"] == "closed":
+                return JSONResponse({"error": "RecordInvalid", "description": "Status: closed prevents ticket update"}, 422)
+            if body.pop("safe_update", False) and body.pop("updated_stamp", None) != found["updated_at"]:
+                return JSONResponse({"error": "UpdateConflict", "description": "Safe Update prevented the update"}, 409)
+            if comment := body.pop("comment", None):
+                self._add_comment(found["id"], comment["body"], comment.get("public", True), 501)
+            found.update(body)
+            found["updated_at"] = self._stamp()
+        return JSONResponse({"ticket": found})
+
+    async def ticket_comments(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        rows = list(self.comments.get(request.path_params["id"], []))
+        if request.query_params.get("sort_order") == "desc":
+            rows.reverse()
+        return self._cursor_page(request, rows, "comments")
+
+    async def search(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        words = [w for w in request.query_params["query"].split() if ":" not in w and "=" not in w and ">" not in w]
+        rows = [dict(t, result_type="ticket") for t in self.tickets if all(w.lower() in t["subject"].lower() for w in words)]
+        per_page, page = int(request.query_params.get("per_page", 100)), int(request.query_params.get("page", 1))
+        count = self.search_count if self.search_count is not None else len(rows)
+        more = page * per_page < count
+        return JSONResponse({"results": rows[(page - 1) * per_page : page * per_page], "count": count,
+                             "next_page": f"https://x/api/v2/search.json?page={page + 1}" if more else None})
+
+    async def user_search(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        q = request.query_params["query"].lower()
+        return JSONResponse({"users": [u for u in USERS if q in u["name"].lower() or q in u["email"]]})
+
+    async def show_many(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        ids = {int(i) for i in request.query_params["ids"].split(",")}
+        return JSONResponse({"users": [u for u in USERS if u["id"] in ids]})
