@@ -174,6 +174,12 @@ async def test_jira_connector_sends_the_documented_requests(jira: tuple[FakeJira
     assert note["public"] is False and note["body"] == "internal *note*"
     comment_post = [r for r in fake.requests if r["path"].endswith("/comment") and r["method"] == "POST"][-1]
     assert comment_post["json"]["properties"] == [{"key": "sd.public.comment", "value": {"internal": True}}]
+    await jira_call(server, "add_comment", id="OPS-1", body="public follow-up")
+    first_page = await jira_call(server, "list_comments", id="OPS-1", limit=1)
+    assert [c["body"] for c in first_page["comments"]] == ["internal *note*"] and first_page["next_cursor"]
+    second_page = await jira_call(server, "list_comments", id="OPS-1", limit=1, cursor=first_page["next_cursor"])
+    assert fake.requests[-1]["params"] == {"startAt": "1", "maxResults": "1"}
+    assert [c["body"] for c in second_page["comments"]] == ["public follow-up"] and second_page["next_cursor"] is None
     await jira_call(server, "link_tickets", id="OPS-1", other_id="OPS-2", type="blocks")
     linked = await jira_call(server, "get_ticket", id="OPS-2", include=["links", "comments", "transitions"])
     assert linked["links"] == [{"type": "is blocks by", "direction": "inward", "ticket": "OPS-1"}]

@@ -79,6 +79,9 @@ async def test_github_lists_search_and_writes(github: tuple[FakeGitHub, Any]) ->
     assert (await tool(server, "add_comment", id="7", body="secret", public=False))["code"] == "invalid_argument"
     link = await tool(server, "link_tickets", id="7", other_id="1", type="blocks")
     assert link["ticket"] == "1" and fake.comments[7][-1]["body"] == "Blocks #1"
+    listed = await tool(server, "list_comments", id="7", limit=1)
+    assert [c["body"] for c in listed["comments"]] == ["Fixed in main"] and listed["next_cursor"]
+    assert [c["body"] for c in (await tool(server, "list_comments", id="7", cursor=listed["next_cursor"]))["comments"]] == ["Blocks #1"]
     full = await tool(server, "get_ticket", id="acme/app#7", include=["comments", "transitions"])
     assert [c["body"] for c in full["comments"]] == ["Fixed in main", "Blocks #1"]
     assert [t["to_status"] for t in full["transitions"]] == ["resolved", "closed"]
