@@ -3,23 +3,11 @@ error shape `{code, message, retryable, retry_after_s?, details?}`."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from hub.errors import ErrorCode, HubToolError
+from hub.errors import HubToolError
 
 
 class DomainError(HubToolError):
     """A failure an agent can act on (same shape as the hub's own tool errors)."""
-
-    def __init__(
-        self,
-        code: ErrorCode,
-        message: str,
-        *,
-        retry_after_s: float | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(code, message, retry_after_s=retry_after_s, details=details)
 
 
 def not_found(kind: str, ident: str) -> DomainError:

@@ -4,7 +4,6 @@ requests and injectable failures (429/503 with Retry-After, malformed JSON)."""
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +11,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.recording import injected, record
 
 PEOPLE = [
     {"id": "40", "firstName": "Grace", "lastName": "Hopper", "displayName": "Grace Hopper", "employeeNumber": "1001",
@@ -52,17 +53,12 @@ class FakeBamboo:
         ])
 
     async def _begin(self, request: Request) -> Response | None:
-        body = await request.body()
-        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
-                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        await record(request, self.requests)
         if request.headers.get("authorization") != "Basic " + base64.b64encode(f"{self.key}:x".encode()).decode():
             return Response("", 401)
         if request.headers.get("accept") != "application/json":
             return Response("<xml/>", 200, media_type="application/xml")
-        if self.fail_next:
-            status, headers, text = self.fail_next.pop(0)
-            return Response(text, status, headers=headers, media_type="application/json")
-        return None
+        return injected(self.fail_next)
 
     async def report(self, request: Request) -> Response:
         if failure := await self._begin(request):

@@ -3,7 +3,6 @@ paging, pull requests mixed into issue lists, search with total_count, and rate-
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +10,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.recording import injected, record
 
 
 @dataclass
@@ -51,17 +52,12 @@ class FakeGitHub:
         return issue
 
     async def _begin(self, request: Request) -> Response | None:
-        body = await request.body()
-        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
-                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        await record(request, self.requests)
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return JSONResponse({"message": "Bad credentials"}, 401)
         if request.headers.get("x-github-api-version") != "2022-11-28":
             return JSONResponse({"message": "Unsupported API version"}, 400)
-        if self.fail_next:
-            status, headers, text = self.fail_next.pop(0)
-            return Response(text, status, headers=headers, media_type="application/json")
-        return None
+        return injected(self.fail_next)
 
     def _paged(self, request: Request, rows: list[Any]) -> Response:
         per_page, page = int(request.query_params.get("per_page", 30)), int(request.query_params.get("page", 1))

@@ -6,7 +6,6 @@ Every request is recorded so tests can check what the connector sent."""
 from __future__ import annotations
 
 import base64
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.recording import injected, record
 
 STATUSES = {
     "To Do": {"name": "To Do", "statusCategory": {"key": "new"}},
@@ -57,16 +58,11 @@ class FakeJira:
     # -- plumbing --------------------------------------------------------------------------
 
     async def _begin(self, request: Request) -> Response | None:
-        body = await request.body()
-        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
-                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        await record(request, self.requests)
         expected = "Basic " + base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
         if request.headers.get("authorization") != expected:
             return JSONResponse({"errorMessages": ["Client must be authenticated to access this resource."]}, 401)
-        if self.fail_next:
-            status, headers, text = self.fail_next.pop(0)
-            return Response(text, status, headers=headers, media_type="application/json")
-        return None
+        return injected(self.fail_next)
 
     def _stamp(self) -> str:
         self.clock += 1

@@ -5,7 +5,6 @@ and `/oauth_token.do`: `{"result": …}` bodies, encoded queries (the subset the
 from __future__ import annotations
 
 import base64
-import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +14,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.recording import injected, record
 
 USERS = [{"sys_id": "a" * 32, "name": "Beth Anglin", "email": "beth@acme.test", "user_name": "beth.anglin"},
          {"sys_id": "b" * 32, "name": "David Loo", "email": "david@acme.test", "user_name": "david.loo"}]
@@ -60,18 +61,13 @@ class FakeServiceNow:
                              "refresh_token": self.refresh_token, "scope": "useraccount"})
 
     async def _begin(self, request: Request) -> Response | None:
-        body = await request.body()
-        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
-                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        await record(request, self.requests)
         auth = request.headers.get("authorization", "")
         basic = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         if auth != basic and not (self.access_token and auth == f"Bearer {self.access_token}"):
             return JSONResponse({"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"},
                                  "status": "failure"}, 401)
-        if self.fail_next:
-            status, headers, text = self.fail_next.pop(0)
-            return Response(text, status, headers=headers, media_type="application/json")
-        return None
+        return injected(self.fail_next)
 
     def _match(self, row: dict[str, Any], query: str) -> bool:
         for clause in query.split("^"):

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.recording import injected, record
+
 WORKERS = [
     {"id": f"w{i:03d}", "descriptor": f"Person{i:03d} Example", "workerId": f"2{i:03d}", "primaryWorkEmail": f"p{i}@acme.test",
      "businessTitle": "Engineer" if i else "CTO", "primarySupervisoryOrganization": {"id": "org1", "descriptor": "Engineering"},
@@ -65,9 +67,7 @@ class FakeWorkday:
                              "refresh_token": self.refresh_token})
 
     async def _begin(self, request: Request) -> Response | None:
-        body = await request.body()
-        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
-                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        await record(request, self.requests)
         if self.access_token is None or request.headers.get("authorization") != f"Bearer {self.access_token}":
             return JSONResponse({"error": "invalid_token"}, 401)
         return None

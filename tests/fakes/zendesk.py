@@ -5,7 +5,6 @@ closed tickets that refuse changes, and recorded requests."""
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +12,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.recording import injected, record
 
 USERS = [{"id": 501, "name": "Agent Smith", "email": "smith@acme.test"}, {"id": 502, "name": "Customer Jones", "email": "jones@example.com"}]
 
@@ -44,15 +45,10 @@ class FakeZendesk:
         return f"2026-11-23T10:{self.clock // 60:02d}:{self.clock % 60:02d}Z"
 
     async def _begin(self, request: Request) -> Response | None:
-        body = await request.body()
-        self.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params),
-                              "json": json.loads(body) if body else None, "headers": dict(request.headers)})
+        await record(request, self.requests)
         if request.headers.get("authorization") != "Basic " + base64.b64encode(f"{self.email}/token:{self.token}".encode()).decode():
             return JSONResponse({"error": "Couldn't authenticate you"}, 401)
-        if self.fail_next:
-            status, headers, text = self.fail_next.pop(0)
-            return Response(text, status, headers=headers, media_type="application/json")
-        return None
+        return injected(self.fail_next)
 
     def _cursor_page(self, request: Request, rows: list[dict[str, Any]], key: str) -> Response:
         size = int(request.query_params.get("page[size]", 100))
