@@ -1,0 +1,1 @@
+"""Calendar domain: events with correct time zones, recurring series, free/busy and slot finding."""

@@ -1,0 +1,294 @@
+"""Events as iCalendar (RFC 5545) objects: one VCALENDAR per series (master VEVENT with RRULE and
+EXDATEs, plus RECURRENCE-ID overrides), expanded with `recurring-ical-events`. The embedded store
+and CalDAV keep exactly these objects, so both share this code — no hand-written RRULE logic."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import recurring_ical_events
+from icalendar import Alarm, Calendar
+from icalendar import Event as VEvent
+from icalendar import vCalAddress, vRecur
+
+from servers.calendar.model import Attendee, Event, EventChanges, NewEvent, Scope
+from servers.calendar.timeutil import as_utc, event_time
+from servers.kit.errors import DomainError
+
+PARTSTAT = {"accepted": "ACCEPTED", "declined": "DECLINED", "tentative": "TENTATIVE", "needs_action": "NEEDS-ACTION"}
+RESPONSE = {v: k for k, v in PARTSTAT.items()}
+
+
+def new_uid() -> str:
+    return f"{uuid.uuid4()}@mcp-hub"
+
+
+def etag_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_rrule(rule: str) -> vRecur:
+    try:
+        return vRecur.from_ical(rule.removeprefix("RRULE:"))
+    except ValueError:
+        raise DomainError("invalid_argument", f"{rule!r} is not an RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10)",
+                          details={"field": "rrule"}) from None
+
+
+def _set_attendees(component: VEvent, attendees: list[Attendee]) -> None:
+    component.pop("ATTENDEE", None)
+    for attendee in attendees:
+        address = vCalAddress(f"mailto:{attendee.email}")
+        address.params["PARTSTAT"] = PARTSTAT[attendee.response]
+        address.params["ROLE"] = "OPT-PARTICIPANT" if attendee.optional else "REQ-PARTICIPANT"
+        if attendee.name:
+            address.params["CN"] = attendee.name
+        component.add("attendee", address)
+
+
+def build_series(new: NewEvent, uid: str | None = None, organizer: str | None = None) -> Calendar:
+    """A VCALENDAR holding one new event (or series)."""
+    event = VEvent()
+    event.add("uid", uid or new_uid())
+    event.add("dtstamp", datetime.now(UTC))
+    event.add("summary", new.title)
+    event.add("dtstart", new.start)
+    event.add("dtend", new.end)
+    if new.description:
+        event.add("description", new.description)
+    if new.location:
+        event.add("location", new.location)
+    if new.rrule:
+        event.add("rrule", parse_rrule(new.rrule))
+    if organizer:
+        event.add("organizer", vCalAddress(f"mailto:{organizer}"))
+    _set_attendees(event, new.attendees)
+    for minutes in new.reminders_minutes:
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", new.title)
+        alarm.add("trigger", timedelta(minutes=-minutes))
+        event.add_component(alarm)
+    calendar = Calendar()
+    calendar.add("prodid", "-//mcp-hub//calendar//EN")
+    calendar.add("version", "2.0")
+    calendar.add_component(event)
+    calendar.add_missing_timezones()
+    return calendar
+
+
+def load(text: str) -> Calendar:
+    return Calendar.from_ical(text)
+
+
+def master(calendar: Calendar) -> VEvent:
+    for component in calendar.walk("VEVENT"):
+        if "RECURRENCE-ID" not in component:
+            return component
+    return next(iter(calendar.walk("VEVENT")))
+
+
+def occurrences(calendar: Calendar, start: datetime, end: datetime) -> list[VEvent]:
+    """Instances overlapping [start, end), overrides and exclusions applied."""
+    return list(recurring_ical_events.of(calendar).between(start, end))
+
+
+def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: str | None, series: VEvent | None = None) -> Event:
+    start, end = component["DTSTART"].dt, (component.get("DTEND") or component["DTSTART"]).dt
+    all_day = not isinstance(start, datetime)
+    if all_day and start == end:
+        end = start + timedelta(days=1)
+    series = series or component
+    recurrence = None
+    if "RRULE" in series:
+        recurrence = ["RRULE:" + series["RRULE"].to_ical().decode()]
+        exdates = series.get("EXDATE")
+        for block in exdates if isinstance(exdates, list) else ([exdates] if exdates else []):
+            recurrence.append("EXDATE:" + block.to_ical().decode())
+    instance = component.get("RECURRENCE-ID")
+    if instance is None and "RRULE" in series:
+        instance_start: Any = start
+    else:
+        instance_start = instance.dt if instance is not None else None
+    attendees = []
+    raw_attendees = component.get("ATTENDEE", [])
+    for address in raw_attendees if isinstance(raw_attendees, list) else [raw_attendees]:
+        attendees.append(Attendee(email=str(address).removeprefix("mailto:").removeprefix("MAILTO:"),
+                                  name=address.params.get("CN"), response=RESPONSE.get(address.params.get("PARTSTAT", ""), "needs_action"),
+                                  optional=address.params.get("ROLE") == "OPT-PARTICIPANT"))
+    reminders = []
+    for alarm in component.walk("VALARM"):
+        trigger = alarm.get("TRIGGER")
+        if trigger is not None and isinstance(trigger.dt, timedelta):
+            reminders.append(int(-trigger.dt.total_seconds() // 60))
+    organizer = component.get("ORGANIZER")
+    status = str(component.get("STATUS", "CONFIRMED")).lower()
+    uid = str(component["UID"])
+    return Event(
+        id=uid, provider=provider, remote_id=uid, calendar_id=calendar_id, title=str(component.get("SUMMARY", "")),
+        description=str(component.get("DESCRIPTION", "")), location=str(component["LOCATION"]) if "LOCATION" in component else None,
+        start=event_time(start, tz), end=event_time(end, tz), all_day=all_day, recurrence=recurrence,
+        instance_start=instance_start, attendees=attendees,
+        organizer=str(organizer).removeprefix("mailto:") if organizer else None, reminders_minutes=reminders,
+        status=status if status in ("confirmed", "tentative", "cancelled") else "confirmed",  # type: ignore[arg-type]
+        transparent=str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT", etag=etag,
+    )
+
+
+def _same_start(a: datetime | date, b: datetime | date) -> bool:
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return a.astimezone(UTC) == b.astimezone(UTC)
+    return a == b
+
+
+def _instance(calendar: Calendar, instance_start: datetime | date) -> VEvent:
+    """The occurrence starting at `instance_start` (its override if there is one)."""
+    base = master(calendar)
+    for component in calendar.walk("VEVENT"):
+        rid = component.get("RECURRENCE-ID")
+        if rid is not None and _same_start(rid.dt, instance_start):
+            return component
+    probe_start = as_utc(instance_start, "UTC") - timedelta(seconds=1)
+    for occurrence in occurrences(calendar, probe_start, probe_start + timedelta(days=2)):
+        rid = occurrence.get("RECURRENCE-ID")
+        start = rid.dt if rid is not None else occurrence["DTSTART"].dt
+        if _same_start(start, instance_start):
+            return occurrence
+    raise DomainError("not_found", f"the series {base['UID']} has no occurrence starting {instance_start}")
+
+
+def _apply(component: VEvent, changes: EventChanges) -> None:
+    for field, prop in (("title", "summary"), ("description", "description"), ("location", "location")):
+        value = getattr(changes, field)
+        if value is not None:
+            component.pop(prop.upper(), None)
+            component.add(prop, value)
+    if changes.start is not None:
+        duration = component["DTEND"].dt - component["DTSTART"].dt if "DTEND" in component else None
+        component.pop("DTSTART")
+        component.add("dtstart", changes.start)
+        if changes.end is None and duration is not None:
+            component.pop("DTEND", None)
+            component.add("dtend", changes.start + duration)
+    if changes.end is not None:
+        component.pop("DTEND", None)
+        component.add("dtend", changes.end)
+    if changes.attendees is not None:
+        _set_attendees(component, changes.attendees)
+    component.pop("DTSTAMP", None)
+    component.add("dtstamp", datetime.now(UTC))
+    seq = int(component.get("SEQUENCE", 0)) + 1
+    component.pop("SEQUENCE", None)
+    component.add("sequence", seq)
+
+
+def _until_before(base: VEvent, instance_start: datetime | date) -> None:
+    rule = base["RRULE"]
+    rule.pop("COUNT", None)
+    rule["UNTIL"] = [as_utc(instance_start, "UTC") - timedelta(seconds=1)] if isinstance(instance_start, datetime) \
+        else [instance_start - timedelta(days=1)]
+
+
+def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | None, changes: EventChanges) -> list[Calendar]:
+    """Apply an edit; returns the objects to store (the split-off series comes second)."""
+    base = master(calendar)
+    if scope == "all" or "RRULE" not in base:
+        _apply(base, changes)
+        if changes.rrule is not None:
+            base.pop("RRULE", None)
+            if changes.rrule:
+                base.add("rrule", parse_rrule(changes.rrule))
+        return [calendar]
+    if instance_start is None:
+        raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
+    if scope == "this":
+        occurrence = _instance(calendar, instance_start)
+        override = VEvent()
+        for key, value in occurrence.items():
+            if key not in ("RRULE", "EXDATE", "RDATE"):
+                override[key] = value
+        if "RECURRENCE-ID" not in override:
+            override.add("recurrence-id", instance_start)
+        for existing in list(calendar.subcomponents):
+            rid = existing.get("RECURRENCE-ID") if existing.name == "VEVENT" else None
+            if rid is not None and _same_start(rid.dt, instance_start):
+                calendar.subcomponents.remove(existing)
+        _apply(override, changes)
+        calendar.add_component(override)
+        return [calendar]
+    # this_and_following: end the old series before the instance, start a new one from it.
+    occurrence = _instance(calendar, instance_start)
+    follow = VEvent()
+    for key, value in base.items():
+        if key not in ("UID", "EXDATE", "RECURRENCE-ID"):
+            follow[key] = value
+    follow.add("uid", new_uid())
+    follow.pop("DTSTART")
+    follow.pop("DTEND", None)
+    follow.add("dtstart", occurrence["DTSTART"].dt)
+    follow.add("dtend", occurrence["DTEND"].dt if "DTEND" in occurrence else occurrence["DTSTART"].dt)
+    rule = vRecur(dict(base["RRULE"]))
+    if "COUNT" in rule:
+        # The new series must end where the old one would have: turn COUNT into the last start.
+        ends = [o["DTSTART"].dt for o in occurrences(calendar, as_utc(base["DTSTART"].dt, "UTC"), datetime(9999, 1, 1, tzinfo=UTC))]
+        rule.pop("COUNT")
+        last = max((as_utc(e, "UTC") for e in ends), default=as_utc(instance_start, "UTC"))
+        rule["UNTIL"] = [last]
+    follow.pop("RRULE")
+    follow.add("rrule", rule)
+    _until_before(base, instance_start)
+    _apply(follow, changes)
+    shift = as_utc(follow["DTSTART"].dt, "UTC") - as_utc(occurrence["DTSTART"].dt, "UTC")
+    if shift and "UNTIL" in follow["RRULE"]:
+        # Moving the series later must not cut its last occurrence off.
+        until = follow["RRULE"]["UNTIL"][0]
+        follow["RRULE"]["UNTIL"] = [until + shift if isinstance(until, datetime) else until]
+    if changes.rrule:
+        follow.pop("RRULE")
+        follow.add("rrule", parse_rrule(changes.rrule))
+    split = Calendar()
+    split.add("prodid", "-//mcp-hub//calendar//EN")
+    split.add("version", "2.0")
+    split.add_component(follow)
+    split.add_missing_timezones()
+    return [calendar, split]
+
+
+def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | None) -> Calendar | None:
+    """Delete an occurrence, the rest of a series, or everything (None: delete the object)."""
+    base = master(calendar)
+    if scope == "all" or "RRULE" not in base:
+        return None
+    if instance_start is None:
+        raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
+    _instance(calendar, instance_start)
+    if scope == "this":
+        base.add("exdate", instance_start)
+        for existing in list(calendar.subcomponents):
+            rid = existing.get("RECURRENCE-ID") if existing.name == "VEVENT" else None
+            if rid is not None and _same_start(rid.dt, instance_start):
+                calendar.subcomponents.remove(existing)
+    else:
+        _until_before(base, instance_start)
+    return calendar
+
+
+def respond(calendar: Calendar, email: str, response: str, instance_start: datetime | date | None) -> Calendar:
+    """Set one attendee's PARTSTAT on the series or on one occurrence."""
+    targets = [master(calendar)]
+    if instance_start is not None:
+        change(calendar, "this", instance_start, EventChanges())
+        targets = [c for c in calendar.walk("VEVENT") if c.get("RECURRENCE-ID") is not None
+                   and _same_start(c["RECURRENCE-ID"].dt, instance_start)]
+    for component in targets:
+        raw = component.get("ATTENDEE", [])
+        addresses = raw if isinstance(raw, list) else [raw]
+        match = [a for a in addresses if str(a).lower().removeprefix("mailto:") == email.lower()]
+        if not match:
+            raise DomainError("invalid_argument", f"{email} is not invited to this event")
+        for address in match:
+            address.params["PARTSTAT"] = PARTSTAT[response]
+    return calendar

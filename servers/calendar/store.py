@@ -1,0 +1,92 @@
+"""The embedded calendar backend: calendars and iCalendar objects (one per series) in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from servers.calendar import ical
+from servers.calendar.backend import IcalBackend
+from servers.calendar.model import Attendee, Calendar, NewEvent
+from servers.kit.errors import DomainError, not_found
+from servers.kit.store import Store
+
+_MIGRATIONS = [
+    """CREATE TABLE calendars (id TEXT PRIMARY KEY, name TEXT NOT NULL, zone TEXT NOT NULL, is_primary INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE events (uid TEXT PRIMARY KEY, calendar_id TEXT NOT NULL REFERENCES calendars(id), ical TEXT NOT NULL,
+        etag TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX events_calendar ON events(calendar_id)""",
+]
+
+
+class EmbeddedCalendar(IcalBackend):
+    name = "embedded"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.store = Store(data_dir / "calendar.sqlite", _MIGRATIONS)
+
+    async def calendars(self) -> list[Calendar]:
+        def run(db: sqlite3.Connection) -> list[Calendar]:
+            return [Calendar(id=r["id"], name=r["name"], zone=r["zone"], primary=bool(r["is_primary"]))
+                    for r in db.execute("SELECT * FROM calendars ORDER BY is_primary DESC, id")]
+
+        return await self.store.run(run)
+
+    async def add_calendar(self, calendar_id: str, name: str, zone: str, primary: bool = False) -> None:
+        ZoneInfo(zone)
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO calendars VALUES (?, ?, ?, ?)", (calendar_id, name, zone, int(primary)))
+
+        await self.store.run(run)
+
+    async def _objects(self, calendar_id: str, start: datetime, end: datetime) -> list[tuple[str, str]]:
+        def run(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            return [(r["ical"], r["etag"]) for r in db.execute("SELECT ical, etag FROM events WHERE calendar_id = ?", (calendar_id,))]
+
+        return await self.store.run(run)
+
+    async def _load(self, calendar_id: str, uid: str) -> tuple[str, str]:
+        def run(db: sqlite3.Connection) -> tuple[str, str]:
+            row = db.execute("SELECT ical, etag FROM events WHERE uid = ? AND calendar_id = ?", (uid, calendar_id)).fetchone()
+            if row is None:
+                raise not_found("event", uid)
+            return row["ical"], row["etag"]
+
+        return await self.store.run(run)
+
+    async def _save(self, calendar_id: str, uid: str, text: str, expected_etag: str | None) -> str:
+        etag = ical.etag_of(text + datetime.now(UTC).isoformat())
+
+        def run(db: sqlite3.Connection) -> str:
+            row = db.execute("SELECT etag FROM events WHERE uid = ?", (uid,)).fetchone()
+            if expected_etag is not None and (row is None or row["etag"] != expected_etag):
+                raise DomainError("conflict", f"event {uid} changed while it was being updated; get it again")
+            db.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?)", (uid, calendar_id, text, etag, datetime.now(UTC).isoformat()))
+            return etag
+
+        return await self.store.run(run)
+
+    async def _remove(self, calendar_id: str, uid: str) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM events WHERE uid = ? AND calendar_id = ?", (uid, calendar_id))
+
+        await self.store.run(run)
+
+    async def seed_demo(self) -> None:
+        """Three people in three zones, a weekly stand-up across a DST change, an all-day offsite."""
+        if await self.calendars():
+            return
+        await self.add_calendar("ada@example.com", "Ada", "Europe/London", primary=True)
+        await self.add_calendar("alan@example.com", "Alan", "America/New_York")
+        await self.add_calendar("grace@example.com", "Grace", "Asia/Tokyo")
+        london = ZoneInfo("Europe/London")
+        monday = datetime(2026, 3, 23, 9, 30, tzinfo=london)
+        await self.create(NewEvent(calendar_id="ada@example.com", title="Stand-up", start=monday, end=monday + timedelta(minutes=15),
+                                   zone="Europe/London", rrule="FREQ=WEEKLY;BYDAY=MO,WE,FR",
+                                   attendees=[Attendee(email="alan@example.com")]))
+        day = monday.date() + timedelta(days=17)
+        await self.create(NewEvent(calendar_id="ada@example.com", title="Team offsite", start=day, end=day + timedelta(days=2),
+                                   zone="Europe/London", all_day=True))
