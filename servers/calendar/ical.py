@@ -185,6 +185,15 @@ def _apply(component: VEvent, changes: EventChanges) -> None:
     component.add("sequence", seq)
 
 
+def _series_time(base: VEvent, value: datetime | date) -> datetime | date:
+    """An instance time in the series' own zone, so EXDATE/RECURRENCE-ID carry a real TZID (not
+    a fixed offset other servers cannot resolve)."""
+    start = base["DTSTART"].dt
+    if isinstance(value, datetime) and isinstance(start, datetime) and start.tzinfo is not None:
+        return value.astimezone(start.tzinfo)
+    return value
+
+
 def _until_before(base: VEvent, instance_start: datetime | date) -> None:
     rule = base["RRULE"]
     rule.pop("COUNT", None)
@@ -211,7 +220,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
             if key not in ("RRULE", "EXDATE", "RDATE"):
                 override[key] = value
         if "RECURRENCE-ID" not in override:
-            override.add("recurrence-id", instance_start)
+            override.add("recurrence-id", _series_time(base, instance_start))
         for existing in list(calendar.subcomponents):
             rid = existing.get("RECURRENCE-ID") if existing.name == "VEVENT" else None
             if rid is not None and _same_start(rid.dt, instance_start):
@@ -266,7 +275,7 @@ def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
     _instance(calendar, instance_start)
     if scope == "this":
-        base.add("exdate", instance_start)
+        base.add("exdate", _series_time(base, instance_start))
         for existing in list(calendar.subcomponents):
             rid = existing.get("RECURRENCE-ID") if existing.name == "VEVENT" else None
             if rid is not None and _same_start(rid.dt, instance_start):

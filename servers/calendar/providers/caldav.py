@@ -1,0 +1,98 @@
+"""CalDAV (RFC 4791) as a calendar backend, through the `caldav` library.
+
+Configuration: `CALDAV_URL`, `CALDAV_USER`, `CALDAV_PASSWORD`; `CALDAV_ZONE` is the zone for times
+given without an offset (default UTC). Objects are iCalendar resources, one per series, so the
+shared `IcalBackend` logic applies unchanged; the `caldav` client is synchronous, so every call
+runs in a worker thread. Calendar ids are the calendars' URLs. The etag used for optimistic
+concurrency is a digest of the resource as last read.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+import anyio
+import caldav
+from caldav.lib import error as caldav_error
+
+from servers.calendar import ical
+from servers.calendar.backend import IcalBackend
+from servers.calendar.model import Calendar
+from servers.kit.errors import DomainError, not_found
+
+
+class CalDavCalendar(IcalBackend):
+    name = "caldav"
+
+    def __init__(self, url: str, username: str | None, password: str | None, default_zone: str = "UTC") -> None:
+        self.default_zone = default_zone
+        self._client = caldav.DAVClient(url=url, username=username, password=password, require_tls=url.startswith("https"),
+                                        timeout=15)
+        self._calendars: dict[str, Any] | None = None
+
+    @classmethod
+    def from_env(cls) -> CalDavCalendar:
+        url = os.environ.get("CALDAV_URL")
+        if not url:
+            raise ValueError("CALDAV_URL is not set (e.g. https://dav.example.com/user/)")
+        return cls(url, os.environ.get("CALDAV_USER"), os.environ.get("CALDAV_PASSWORD"), os.environ.get("CALDAV_ZONE", "UTC"))
+
+    async def _run(self, work: Any, *args: Any) -> Any:
+        try:
+            return await anyio.to_thread.run_sync(work, *args)
+        except caldav_error.AuthorizationError:
+            raise DomainError("unauthorized", "the CalDAV server rejected the credentials; check CALDAV_USER/CALDAV_PASSWORD") from None
+        except caldav_error.NotFoundError:
+            raise DomainError("not_found", "the CalDAV server has no such calendar or event") from None
+        except (caldav_error.DAVError, OSError) as exc:
+            raise DomainError("unavailable", f"the CalDAV server failed ({type(exc).__name__}); try again later") from None
+
+    def _load_calendars(self) -> dict[str, Any]:
+        if self._calendars is None:
+            principal = self._client.principal()
+            self._calendars = {str(c.url): c for c in principal.calendars()}
+        return self._calendars
+
+    async def _dav(self, calendar_id: str) -> Any:
+        calendars = await self._run(self._load_calendars)
+        if calendar_id not in calendars:
+            raise not_found("calendar", calendar_id)
+        return calendars[calendar_id]
+
+    async def calendars(self) -> list[Calendar]:
+        calendars = await self._run(self._load_calendars)
+        return [Calendar(id=url, name=str(await self._run(c.get_display_name) or url), zone=self.default_zone, primary=i == 0)
+                for i, (url, c) in enumerate(calendars.items())]
+
+    async def _objects(self, calendar_id: str, start: datetime, end: datetime) -> list[tuple[str, str]]:
+        dav = await self._dav(calendar_id)
+        found = await self._run(lambda: dav.search(start=start, end=end, event=True, expand=False))
+        return [(obj.data, ical.etag_of(obj.data)) for obj in found]
+
+    async def _load(self, calendar_id: str, uid: str) -> tuple[str, str]:
+        dav = await self._dav(calendar_id)
+        obj = await self._run(dav.event_by_uid, uid)
+        return obj.data, ical.etag_of(obj.data)
+
+    async def _save(self, calendar_id: str, uid: str, text: str, expected_etag: str | None) -> str:
+        dav = await self._dav(calendar_id)
+        if expected_etag is not None:
+            current, etag = await self._load(calendar_id, uid)
+            if etag != expected_etag:
+                raise DomainError("conflict", f"event {uid} changed on the CalDAV server while it was being updated; get it again")
+
+            def replace() -> None:
+                obj = dav.event_by_uid(uid)
+                obj.data = text
+                obj.save()
+
+            await self._run(replace)
+        else:
+            await self._run(lambda: dav.save_event(text))
+        return ical.etag_of(text)
+
+    async def _remove(self, calendar_id: str, uid: str) -> None:
+        dav = await self._dav(calendar_id)
+        await self._run(lambda: dav.event_by_uid(uid).delete())

@@ -1,0 +1,78 @@
+"""The CalDAV backend against a real Radicale server started by the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import caldav
+import pytest
+from mcp import Client
+
+from servers.calendar.providers.caldav import CalDavCalendar
+from servers.calendar.server import create_server
+from tests.conftest import PY, Proc, free_port, wait_for_port
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def radicale(tmp_path: Path, procs: list) -> dict[str, str]:
+    users = tmp_path / "users"
+    users.write_text("alice:secret\n")
+    port = free_port()
+    procs.append(Proc([PY, "-m", "radicale", "--server-hosts", f"127.0.0.1:{port}", "--storage-filesystem-folder",
+                       str(tmp_path / "store"), "--auth-type", "htpasswd", "--auth-htpasswd-filename", str(users),
+                       "--auth-htpasswd-encryption", "plain", "--rights-type", "owner_only"]))
+    wait_for_port(port)
+    url = f"http://127.0.0.1:{port}/alice/"
+    client = caldav.DAVClient(url=url, username="alice", password="secret", require_tls=False, timeout=10)
+    calendar = client.principal().make_calendar(name="Work", cal_id="work")
+    return {"url": url, "calendar": str(calendar.url)}
+
+
+async def test_caldav_round_trips_against_radicale(radicale: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    backend = CalDavCalendar(radicale["url"], "alice", "secret", "Europe/Paris")
+    cal = radicale["calendar"]
+    async with Client(create_server(backend)) as client:
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content
+
+        calendars = (await call("list_calendars"))["calendars"]
+        assert calendars == [{"id": cal, "name": "Work", "zone": "Europe/Paris", "primary": True, "read_only": False}]
+        series = await call("create_event", calendar_id=cal, title="Weekly sync", start="2026-03-23T09:00:00",
+                            end="2026-03-23T10:00:00", rrule="FREQ=WEEKLY;COUNT=3", attendees=["bob@example.com"])
+        span = {"calendar_id": cal, "start": "2026-03-20T00:00:00Z", "end": "2026-04-20T00:00:00Z"}
+        events = (await call("list_events", **span))["events"]
+        # Paris moves to summer time on 29 March: 09:00 local stays 09:00, UTC moves from 08:00 to 07:00.
+        assert [(e["start"]["local"][:16], e["start"]["utc"][11:16]) for e in events] == [
+            ("2026-03-23T09:00", "08:00"), ("2026-03-30T09:00", "07:00"), ("2026-04-06T09:00", "07:00")]
+        moved = await call("update_event", calendar_id=cal, event_id=series["id"], scope="this",
+                           instance_start="2026-03-30T09:00:00+02:00", start="2026-03-31T14:00:00", end="2026-03-31T15:00:00")
+        assert moved["start"]["local"].startswith("2026-03-31T14:00")
+        fetched = await call("get_event", calendar_id=cal, event_id=series["id"])
+        renamed = await call("update_event", calendar_id=cal, event_id=series["id"], title="Weekly sync (renamed)",
+                             expected_etag=fetched["etag"])
+        assert renamed["title"] == "Weekly sync (renamed)"
+        stale = await call("update_event", calendar_id=cal, event_id=series["id"], title="x", expected_etag=fetched["etag"])
+        assert stale["code"] == "conflict"
+        titles = [(e["title"], e["start"]["local"][:10]) for e in (await call("list_events", **span))["events"]]
+        assert titles == [("Weekly sync (renamed)", "2026-03-23"), ("Weekly sync", "2026-03-31"), ("Weekly sync (renamed)", "2026-04-06")]
+        # What Radicale stores is real iCalendar: read it back with a plain CalDAV client.
+        raw = caldav.DAVClient(url=radicale["url"], username="alice", password="secret", require_tls=False)
+        stored = raw.calendar(url=cal).event_by_uid(series["id"]).data
+        assert "RRULE:FREQ=WEEKLY;COUNT=3" in stored and "RECURRENCE-ID" in stored and "TZID=Europe/Paris" in stored
+        busy = (await call("get_free_busy", participants=[cal], start="2026-03-23T00:00:00Z", end="2026-03-24T00:00:00Z"))
+        assert busy["participants"][0]["busy"] == [{"start": "2026-03-23T08:00:00Z", "end": "2026-03-23T09:00:00Z"}]
+        await call("delete_event", calendar_id=cal, event_id=series["id"], scope="this", instance_start="2026-04-06T09:00:00+02:00",
+                   confirm=True)
+        assert len((await call("list_events", **span))["events"]) == 2
+        await call("delete_event", calendar_id=cal, event_id=series["id"], confirm=True)
+        assert (await call("list_events", **span))["events"] == []
+        assert (await call("get_event", calendar_id=cal, event_id=series["id"]))["code"] == "not_found"
+
+    wrong = CalDavCalendar(radicale["url"], "alice", "wrong", "UTC")
+    async with Client(create_server(wrong)) as client:
+        denied = (await client.call_tool("list_calendars", {})).structured_content
+        assert denied["code"] == "unauthorized" and "wrong" not in str(denied)
