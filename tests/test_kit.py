@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ async def test_rotating_refresh_tokens_persist_encrypted(tmp_path: Path, monkeyp
                          vault=TokenVault(tmp_path, "p"), transport=transport)
     assert await first.headers() == {"Authorization": "Bearer rt1"}
     stored = (tmp_path / "tokens" / "p.bin").read_bytes()
-    assert b"rt1" not in stored and b"r1" not in stored
+    assert stored.startswith(b"gAAAA"), "a Fernet token"
+    assert Fernet(os.environ["MCP_HUB_SECRET_KEY"].encode()).decrypt(stored).startswith(b"{"), "JSON only under the key"
+    assert b"access_token" not in stored and b"refresh_token" not in stored
     # A new process starts from the stored (rotated) refresh token, not the stale configured one.
     second = TokenManager("P", "http://as.test/token", "id", "secret", "refresh_token", refresh_token="r0",
                           vault=TokenVault(tmp_path, "p"), transport=transport)
