@@ -1,0 +1,262 @@
+"""Google Calendar (API v3) as a calendar backend.
+
+Configuration: `GOOGLE_CALENDAR_TOKEN` (a bearer token), or `GOOGLE_CLIENT_ID` +
+`GOOGLE_CLIENT_SECRET` + `GOOGLE_REFRESH_TOKEN` (refreshed at https://oauth2.googleapis.com/token);
+`GOOGLE_CALENDAR_API` overrides the API base. Lists use `singleEvents=true` to expand series,
+`orderBy=startTime` and `pageToken`; free/busy uses `POST /freeBusy`. Updates send `If-Match` with
+the event's etag (412 → conflict). One occurrence is edited or deleted through its instance
+(`/events/{id}/instances`); "this and following" ends the series with UNTIL and starts a new one,
+which Google cannot do for COUNT-limited series without recounting — those get a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from servers.calendar.model import (
+    Attendee,
+    Busy,
+    Calendar,
+    Event,
+    EventChanges,
+    EventPage,
+    Interval,
+    NewEvent,
+    Response,
+    Scope,
+)
+from servers.calendar.timeutil import as_utc, event_time, zone
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError, not_found
+from servers.kit.http import ProviderHTTP
+from servers.kit.oauth import TokenManager, TokenVault
+
+RESPONSE_FROM = {"needsAction": "needs_action", "declined": "declined", "tentative": "tentative", "accepted": "accepted"}
+RESPONSE_TO = {v: k for k, v in RESPONSE_FROM.items()}
+
+
+def _time_body(value: datetime | date, tz: str) -> dict[str, str]:
+    if isinstance(value, datetime):
+        return {"dateTime": value.isoformat(), "timeZone": getattr(value.tzinfo, "key", None) or tz}
+    return {"date": value.isoformat()}
+
+
+class GoogleCalendar:
+    name = "google"
+
+    def __init__(self, http: ProviderHTTP) -> None:
+        self.http = http
+        self._zones: dict[str, Calendar] = {}
+
+    @classmethod
+    def from_env(cls, data_dir: Any = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> GoogleCalendar:
+        base = os.environ.get("GOOGLE_CALENDAR_API", "https://www.googleapis.com/calendar/v3")
+        headers = {"Accept": "application/json"}
+        if token := os.environ.get("GOOGLE_CALENDAR_TOKEN"):
+            headers["Authorization"] = f"Bearer {token}"
+            return cls(ProviderHTTP("Google Calendar", base, headers=headers, transport=transport))
+        names = ["GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REFRESH_TOKEN"]
+        if missing := [n for n in names if not os.environ.get(n)]:
+            raise ValueError(f"set GOOGLE_CALENDAR_TOKEN, or {', '.join(missing)} for the Google backend")
+        from hub.datadir import default_data_dir
+
+        tokens = TokenManager("Google", os.environ.get("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
+                              os.environ["GOOGLE_CLIENT_ID"], os.environ["GOOGLE_CLIENT_SECRET"], "refresh_token",
+                              refresh_token=os.environ["GOOGLE_REFRESH_TOKEN"], vault=TokenVault(data_dir or default_data_dir(), "google"),
+                              transport=token_transport, reauthorize_hint="sign in with Google again and set GOOGLE_REFRESH_TOKEN")
+        return cls(ProviderHTTP("Google Calendar", base, headers=headers, auth_headers=tokens.headers,
+                                on_unauthorized=tokens.force_refresh, transport=transport))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def calendars(self) -> list[Calendar]:
+        body = await self.http.json("GET", "/users/me/calendarList")
+        found = [Calendar(id=c["id"], name=c.get("summaryOverride") or c.get("summary", c["id"]), zone=c.get("timeZone", "UTC"),
+                          primary=bool(c.get("primary")), read_only=c.get("accessRole") in ("reader", "freeBusyReader"))
+                 for c in body.get("items", [])]
+        self._zones = {c.id: c for c in found}
+        return found
+
+    async def calendar(self, calendar_id: str) -> Calendar:
+        if calendar_id not in self._zones:
+            await self.calendars()
+        if calendar_id not in self._zones:
+            raise not_found("calendar", calendar_id)
+        return self._zones[calendar_id]
+
+    def _path(self, calendar_id: str, event_id: str | None = None) -> str:
+        from urllib.parse import quote
+
+        path = f"/calendars/{quote(calendar_id, safe='')}/events"
+        return f"{path}/{quote(event_id, safe='')}" if event_id else path
+
+    def _event(self, raw: dict[str, Any], calendar_id: str, tz: str) -> Event:
+        def when(part: dict[str, Any]) -> datetime | date:
+            if "date" in part:
+                return date.fromisoformat(part["date"])
+            moment = datetime.fromisoformat(part["dateTime"].replace("Z", "+00:00"))
+            return moment.astimezone(zone(part.get("timeZone") or tz))
+
+        start, end = when(raw["start"]), when(raw["end"])
+        original = raw.get("originalStartTime")
+        attendees = [Attendee(email=a["email"], name=a.get("displayName"), optional=bool(a.get("optional")),
+                              response=RESPONSE_FROM.get(a.get("responseStatus", "needsAction"), "needs_action"))  # type: ignore[arg-type]
+                     for a in raw.get("attendees", [])]
+        reminders = [o["minutes"] for o in (raw.get("reminders") or {}).get("overrides", [])]
+        event_zone = raw["start"].get("timeZone") or tz
+        return Event(
+            id=raw.get("recurringEventId") or raw["id"], provider="google", remote_id=raw["id"], calendar_id=calendar_id,
+            title=raw.get("summary", ""), description=raw.get("description", ""), location=raw.get("location"),
+            start=event_time(start, event_zone), end=event_time(end, event_zone), all_day="date" in raw["start"],
+            recurrence=raw.get("recurrence"), instance_start=when(original) if original else None, attendees=attendees,
+            organizer=(raw.get("organizer") or {}).get("email"), reminders_minutes=reminders,
+            status=raw.get("status", "confirmed"), transparent=raw.get("transparency") == "transparent", etag=raw.get("etag"),
+        )
+
+    async def list_events(
+        self, calendar_id: str, start: datetime, end: datetime, query: str | None, expand: bool, limit: int, cursor: str | None
+    ) -> EventPage:
+        tz = (await self.calendar(calendar_id)).zone
+        params: dict[str, Any] = {"timeMin": start.astimezone(UTC).isoformat(), "timeMax": end.astimezone(UTC).isoformat(),
+                                  "singleEvents": "true" if expand else "false", "maxResults": min(limit, 2500), "timeZone": tz}
+        if expand:
+            params["orderBy"] = "startTime"
+        if query:
+            params["q"] = query
+        if token := decode_cursor(cursor).get("page_token"):
+            params["pageToken"] = token
+        body = await self.http.json("GET", self._path(calendar_id), params=params)
+        events = [self._event(r, calendar_id, tz) for r in body.get("items", []) if r.get("status") != "cancelled"]
+        next_token = body.get("nextPageToken")
+        return EventPage(events=events, next_cursor=encode_cursor({"page_token": next_token}) if next_token else None)
+
+    async def _instance(self, calendar_id: str, event_id: str, instance_start: datetime | date) -> dict[str, Any]:
+        begin = as_utc(instance_start, "UTC")
+        body = await self.http.json("GET", self._path(calendar_id, event_id) + "/instances", params={
+            "timeMin": (begin - timedelta(days=1)).isoformat(), "timeMax": (begin + timedelta(days=1)).isoformat(), "showDeleted": "false"})
+        for raw in body.get("items", []):
+            original = raw.get("originalStartTime") or raw["start"]
+            moment = date.fromisoformat(original["date"]) if "date" in original else \
+                datetime.fromisoformat(original["dateTime"].replace("Z", "+00:00"))
+            if as_utc(moment, "UTC") == begin:
+                return raw
+        raise DomainError("not_found", f"the series {event_id} has no occurrence starting {instance_start}")
+
+    async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
+        tz = (await self.calendar(calendar_id)).zone
+        raw = await self._instance(calendar_id, event_id, instance_start) if instance_start is not None else \
+            await self.http.json("GET", self._path(calendar_id, event_id))
+        return self._event(raw, calendar_id, tz)
+
+    async def free_busy(self, participants: list[str], start: datetime, end: datetime) -> list[Busy]:
+        body = await self.http.json("POST", "/freeBusy", idempotent=True, json={
+            "timeMin": start.astimezone(UTC).isoformat(), "timeMax": end.astimezone(UTC).isoformat(),
+            "items": [{"id": p} for p in participants]})
+        out = []
+        for participant in participants:
+            entry = (body.get("calendars") or {}).get(participant, {})
+            errors = entry.get("errors")
+            busy = [Interval(start=datetime.fromisoformat(b["start"].replace("Z", "+00:00")),
+                             end=datetime.fromisoformat(b["end"].replace("Z", "+00:00"))) for b in entry.get("busy", [])]
+            out.append(Busy(participant=participant, busy=busy, error=errors[0].get("reason") if errors else None))
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def create(self, new: NewEvent) -> Event:
+        body: dict[str, Any] = {"summary": new.title, "description": new.description, "start": _time_body(new.start, new.zone),
+                                "end": _time_body(new.end, new.zone), "attendees": [{"email": a.email} for a in new.attendees]}
+        if new.location:
+            body["location"] = new.location
+        if new.rrule:
+            body["recurrence"] = [new.rrule if new.rrule.startswith("RRULE:") else f"RRULE:{new.rrule}"]
+        if new.reminders_minutes:
+            body["reminders"] = {"useDefault": False, "overrides": [{"method": "popup", "minutes": m} for m in new.reminders_minutes]}
+        raw = await self.http.json("POST", self._path(new.calendar_id), json=body)
+        return self._event(raw, new.calendar_id, new.zone)
+
+    def _patch_body(self, changes: EventChanges, tz: str) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for field, key in (("title", "summary"), ("description", "description"), ("location", "location")):
+            if getattr(changes, field) is not None:
+                body[key] = getattr(changes, field)
+        if changes.start is not None:
+            body["start"] = _time_body(changes.start, tz)
+        if changes.end is not None:
+            body["end"] = _time_body(changes.end, tz)
+        if changes.attendees is not None:
+            body["attendees"] = [{"email": a.email} for a in changes.attendees]
+        if changes.rrule is not None:
+            body["recurrence"] = [f"RRULE:{changes.rrule.removeprefix('RRULE:')}"] if changes.rrule else []
+        return body
+
+    async def update(
+        self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None,
+        changes: EventChanges, expected_etag: str | None,
+    ) -> Event:
+        tz = (await self.calendar(calendar_id)).zone
+        headers = {"If-Match": expected_etag} if expected_etag else None
+        body = self._patch_body(changes, tz)
+        if scope != "all" and instance_start is None:
+            raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
+        if scope == "this" and instance_start is not None:
+            target = (await self._instance(calendar_id, event_id, instance_start))["id"]
+        elif scope == "this_and_following" and instance_start is not None:
+            return await self._split(calendar_id, event_id, instance_start, body, tz)
+        else:
+            target = event_id
+        raw = await self.http.json("PATCH", self._path(calendar_id, target), json=body, headers=headers, idempotent=True)
+        return self._event(raw, calendar_id, tz)
+
+    async def _end_series(self, calendar_id: str, event_id: str, instance_start: datetime | date) -> dict[str, Any]:
+        master = await self.http.json("GET", self._path(calendar_id, event_id))
+        rules = master.get("recurrence") or []
+        rule = next((r for r in rules if r.startswith("RRULE:")), None)
+        if rule is None:
+            raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
+        if "COUNT=" in rule:
+            raise DomainError("invalid_argument", "Google cannot split a COUNT-limited series here; change the occurrences one by one "
+                              "or the whole series")
+        until = (as_utc(instance_start, "UTC") - timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
+        ended = re.sub(r";UNTIL=[^;]+", "", rule) + f";UNTIL={until}"
+        await self.http.json("PATCH", self._path(calendar_id, event_id), idempotent=True,
+                             json={"recurrence": [ended if r == rule else r for r in rules]})
+        return master | {"rule": rule}
+
+    async def _split(self, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any], tz: str) -> Event:
+        occurrence = await self._instance(calendar_id, event_id, instance_start)
+        master = await self._end_series(calendar_id, event_id, instance_start)
+        follow = {"summary": master.get("summary"), "description": master.get("description", ""), "location": master.get("location"),
+                  "start": occurrence["start"], "end": occurrence["end"], "attendees": master.get("attendees", []),
+                  "recurrence": [master["rule"]]} | body
+        raw = await self.http.json("POST", self._path(calendar_id), json={k: v for k, v in follow.items() if v is not None})
+        return self._event(raw, calendar_id, tz)
+
+    async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
+        tz = (await self.calendar(calendar_id)).zone
+        raw = await self._instance(calendar_id, event_id, instance_start) if instance_start is not None else \
+            await self.http.json("GET", self._path(calendar_id, event_id))
+        attendees = raw.get("attendees", [])
+        if not any(a.get("email", "").lower() == calendar_id.lower() or a.get("self") for a in attendees):
+            raise DomainError("invalid_argument", f"{calendar_id} is not invited to this event")
+        for attendee in attendees:
+            if attendee.get("email", "").lower() == calendar_id.lower() or attendee.get("self"):
+                attendee["responseStatus"] = RESPONSE_TO[response]
+        updated = await self.http.json("PATCH", self._path(calendar_id, raw["id"]), json={"attendees": attendees}, idempotent=True)
+        return self._event(updated, calendar_id, tz)
+
+    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None:
+        if scope == "all" or instance_start is None:
+            if scope != "all":
+                raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
+            await self.http.request("DELETE", self._path(calendar_id, event_id))
+        elif scope == "this":
+            target = (await self._instance(calendar_id, event_id, instance_start))["id"]
+            await self.http.request("DELETE", self._path(calendar_id, target))
+        else:
+            await self._end_series(calendar_id, event_id, instance_start)

@@ -1,0 +1,156 @@
+"""A local fake of Google Calendar v3: calendarList, events (singleEvents expansion, orderBy,
+pageToken), instances, If-Match etags (412), freeBusy, and per-instance overrides/cancellations.
+The fake expands RRULEs with dateutil; the connector under test never does."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrulestr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.recording import injected, record
+
+CAL = "me@acme.test"
+
+
+def _parse(part: dict[str, Any]) -> datetime:
+    moment = datetime.fromisoformat(part["dateTime"].replace("Z", "+00:00"))
+    return moment.astimezone(ZoneInfo(part.get("timeZone", "UTC")))
+
+
+@dataclass
+class FakeGoogle:
+    token: str = "ya29.fake-google-token"
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/users/me/calendarList", self.calendar_list, methods=["GET"]),
+            Route("/freeBusy", self.free_busy, methods=["POST"]),
+            Route("/calendars/{cal}/events", self.events_route, methods=["GET", "POST"]),
+            Route("/calendars/{cal}/events/{id}", self.event, methods=["GET", "PATCH", "DELETE"]),
+            Route("/calendars/{cal}/events/{id}/instances", self.instances, methods=["GET"]),
+        ])
+
+    async def _begin(self, request: Request) -> Response | None:
+        await record(request, self.requests)
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return JSONResponse({"error": {"code": 401, "message": "Invalid Credentials"}}, 401)
+        return injected(self.fail_next)
+
+    def _expand(self, master: dict[str, Any], start: datetime, end: datetime) -> list[dict[str, Any]]:
+        first, last = _parse(master["start"]), _parse(master["end"])
+        if not master.get("recurrence"):
+            return [master] if first < end and last > start else []
+        rule = rrulestr(master["recurrence"][0].removeprefix("RRULE:"), dtstart=first)
+        out = []
+        for occurrence in rule.between(start - (last - first), end, inc=True):
+            stamp = occurrence.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+            instance_id = f"{master['id']}_{stamp}"
+            instance = self.events.get(instance_id) or {
+                **{k: v for k, v in master.items() if k != "recurrence"}, "id": instance_id, "recurringEventId": master["id"],
+                "originalStartTime": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
+                "start": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
+                "end": {"dateTime": (occurrence + (last - first)).isoformat(), "timeZone": master["start"]["timeZone"]}}
+            if instance.get("status") != "cancelled" and _parse(instance["start"]) < end and _parse(instance["end"]) > start:
+                out.append(instance)
+        return out
+
+    def _window(self, request: Request) -> tuple[datetime, datetime]:
+        q = request.query_params
+        return (datetime.fromisoformat(q["timeMin"].replace("Z", "+00:00")), datetime.fromisoformat(q["timeMax"].replace("Z", "+00:00")))
+
+    def _masters(self) -> list[dict[str, Any]]:
+        return [e for e in self.events.values() if "recurringEventId" not in e]
+
+    async def calendar_list(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return JSONResponse({"items": [{"id": CAL, "summary": "Me", "timeZone": "Europe/Paris", "primary": True, "accessRole": "owner"}]})
+
+    async def events_route(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        if request.method == "POST":
+            body = await request.json()
+            event = {**body, "id": secrets.token_hex(6), "etag": f'"{secrets.token_hex(4)}"', "status": "confirmed",
+                     "organizer": {"email": CAL}}
+            event["attendees"] = [{"responseStatus": "needsAction", **a} for a in body.get("attendees", [])]
+            self.events[event["id"]] = event
+            return JSONResponse(event)
+        start, end = self._window(request)
+        rows = [i for m in self._masters() for i in self._expand(m, start, end)]
+        rows.sort(key=lambda e: _parse(e["start"]))
+        size, offset = int(request.query_params.get("maxResults", 250)), int(request.query_params.get("pageToken", "0"))
+        body: dict[str, Any] = {"items": rows[offset : offset + size]}
+        if offset + size < len(rows):
+            body["nextPageToken"] = str(offset + size)
+        return JSONResponse(body)
+
+    async def instances(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        master = self.events.get(request.path_params["id"])
+        if master is None:
+            return JSONResponse({"error": {"code": 404, "message": "Not Found"}}, 404)
+        return JSONResponse({"items": self._expand(master, *self._window(request))})
+
+    def _materialize(self, event_id: str) -> dict[str, Any] | None:
+        if event_id in self.events:
+            return self.events[event_id]
+        master_id, _, stamp = event_id.rpartition("_")
+        master = self.events.get(master_id)
+        if master is None:
+            return None
+        moment = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        for instance in self._expand(master, moment, moment.replace(second=1)):
+            if instance["id"] == event_id:
+                self.events[event_id] = dict(instance)
+                return self.events[event_id]
+        return None
+
+    async def event(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        found = self._materialize(request.path_params["id"])
+        if found is None:
+            return JSONResponse({"error": {"code": 404, "message": "Not Found"}}, 404)
+        if request.method == "DELETE":
+            if "recurringEventId" in found:
+                found["status"] = "cancelled"
+            else:
+                del self.events[found["id"]]
+            return Response(status_code=204)
+        if request.method == "PATCH":
+            if (match := request.headers.get("if-match")) and match != found["etag"]:
+                return JSONResponse({"error": {"code": 412, "message": "Precondition Failed"}}, 412)
+            found.update(await request.json())
+            found["etag"] = f'"{secrets.token_hex(4)}"'
+        return JSONResponse(found)
+
+    async def free_busy(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        body = await request.json()
+        start = datetime.fromisoformat(body["timeMin"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(body["timeMax"].replace("Z", "+00:00"))
+        calendars: dict[str, Any] = {}
+        for item in body["items"]:
+            if item["id"] != CAL:
+                calendars[item["id"]] = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
+                continue
+            busy = [{"start": _parse(e["start"]).astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                     "end": _parse(e["end"]).astimezone(UTC).isoformat().replace("+00:00", "Z")}
+                    for m in self._masters() for e in self._expand(m, start, end) if e.get("transparency") != "transparent"]
+            calendars[item["id"]] = {"busy": sorted(busy, key=lambda b: b["start"])}
+        return JSONResponse({"kind": "calendar#freeBusy", "calendars": calendars})
