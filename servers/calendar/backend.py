@@ -3,7 +3,7 @@ primitives over iCalendar objects, shared by the embedded store and CalDAV."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from servers.calendar import ical
@@ -42,12 +42,6 @@ class CalendarBackend(Protocol):
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None: ...
 
 
-def _overlaps(event: Event, start: datetime, end: datetime, tz: str) -> bool:
-    event_start = event.start.utc or as_utc(event.start.date, tz)  # type: ignore[arg-type]
-    event_end = event.end.utc or as_utc(event.end.date, tz)  # type: ignore[arg-type]
-    return event_start < end and event_end > start
-
-
 class IcalBackend:
     """Implements `CalendarBackend` given storage of one iCalendar object per series."""
 
@@ -80,8 +74,7 @@ class IcalBackend:
                 return found
         raise not_found("calendar", calendar_id)
 
-    async def _expanded(self, calendar_id: str, start: datetime, end: datetime) -> list[Event]:
-        tz = (await self.calendar(calendar_id)).zone
+    async def _expanded(self, calendar_id: str, start: datetime, end: datetime, tz: str) -> list[Event]:
         events = []
         for text, etag in await self._objects(calendar_id, start, end):
             parsed = ical.load(text)
@@ -95,10 +88,10 @@ class IcalBackend:
         self, calendar_id: str, start: datetime, end: datetime, query: str | None, expand: bool, limit: int, cursor: str | None
     ) -> EventPage:
         offset = int(decode_cursor(cursor).get("offset", 0))
+        tz = (await self.calendar(calendar_id)).zone
         if expand:
-            events = await self._expanded(calendar_id, start, end)
+            events = await self._expanded(calendar_id, start, end, tz)
         else:
-            tz = (await self.calendar(calendar_id)).zone
             events = [ical.to_event(ical.master(ical.load(text)), calendar_id, self.name, tz, etag)
                       for text, etag in await self._objects(calendar_id, start, end)]
         if query:
@@ -120,23 +113,22 @@ class IcalBackend:
         return ical.to_event(ical._instance(parsed, instance_start), calendar_id, self.name, tz, etag, series)
 
     async def free_busy(self, participants: list[str], start: datetime, end: datetime) -> list[Busy]:
-        own = {c.id for c in await self.calendars()}
+        zones = {c.id: c.zone for c in await self.calendars()}
+        expanded = {calendar_id: await self._expanded(calendar_id, start, end, tz) for calendar_id, tz in zones.items()}
         out = []
         for participant in participants:
             spans: list[Interval] = []
-            sources = [participant] if participant in own else []
-            sources += [c for c in own if c != participant]
-            for calendar_id in sources:
-                for event in await self._expanded(calendar_id, start, end):
+            for calendar_id, events in expanded.items():
+                tz = zones[calendar_id]
+                for event in events:
                     mine = calendar_id == participant
                     invited = any(a.email.lower() == participant.lower() and a.response != "declined" for a in event.attendees)
                     if event.transparent or event.status == "cancelled" or not (mine or invited):
                         continue
-                    tz = (await self.calendar(calendar_id)).zone
                     s = event.start.utc or as_utc(event.start.date, tz)  # type: ignore[arg-type]
                     e = event.end.utc or as_utc(event.end.date, tz)  # type: ignore[arg-type]
                     spans.append(Interval(start=max(s, start), end=min(e, end)))
-            if participant not in own and not spans:
+            if participant not in zones and not spans:
                 out.append(Busy(participant=participant, busy=[], error="no calendar for this participant here"))
                 continue
             merged = sorted({(i.start, i.end) for i in spans})
@@ -196,6 +188,3 @@ def window(start: datetime, end: datetime) -> None:
     if end - start > timedelta(days=366):
         raise DomainError("invalid_argument", "ranges are limited to 366 days; page through shorter ones")
 
-
-def utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)

@@ -3,7 +3,7 @@ local time and the IANA zone."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from servers.calendar.model import EventTime
@@ -52,6 +52,3 @@ def as_utc(value: datetime | date, tz: str) -> datetime:
         return (value if value.tzinfo else value.replace(tzinfo=zone(tz))).astimezone(UTC)
     return datetime(value.year, value.month, value.day, tzinfo=zone(tz)).astimezone(UTC)
 
-
-def day_after(value: date) -> date:
-    return value + timedelta(days=1)

@@ -80,9 +80,6 @@ class ProviderHTTP:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def set_header(self, name: str, value: str) -> None:
-        self._client.headers[name] = value
-
     async def request(
         self,
         method: str,

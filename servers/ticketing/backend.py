@@ -12,7 +12,6 @@ from servers.ticketing.model import (
     Metadata,
     NewTicket,
     SearchQuery,
-    Status,
     Ticket,
     TicketPage,
     TicketPatch,

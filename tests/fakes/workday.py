@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.recording import injected, record
+from tests.fakes.recording import record
 
 WORKERS = [
     {"id": f"w{i:03d}", "descriptor": f"Person{i:03d} Example", "workerId": f"2{i:03d}", "primaryWorkEmail": f"p{i}@acme.test",
