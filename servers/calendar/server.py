@@ -37,7 +37,7 @@ from servers.kit.idempotency import run_once
 from servers.kit.store import Store
 from servers.kit.tools import domain_tool
 
-BACKENDS = ("embedded", "caldav", "google")
+BACKENDS = ("embedded", "caldav", "google", "graph")
 Limit = Annotated[int, Field(ge=1, le=500)]
 When = Annotated[str, Field(description="ISO 8601; without an offset it is read in the calendar's (or `zone`'s) time zone.")]
 Instance = Annotated[str | None, Field(description="An occurrence's instance_start, to act on that occurrence.")]
@@ -57,6 +57,10 @@ def make_backend(name: str | None = None, data_dir: Path | None = None) -> Calen
         from servers.calendar.providers.google import GoogleCalendar
 
         return GoogleCalendar.from_env(data_dir)
+    if name == "graph":
+        from servers.calendar.providers.graph import GraphCalendar
+
+        return GraphCalendar.from_env(data_dir)
     raise ValueError(f"unknown calendar backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -1,0 +1,362 @@
+"""Microsoft Graph (v1.0, Outlook / Microsoft 365 calendars) as a calendar backend.
+
+Configuration: `GRAPH_TOKEN` (a bearer token), or `GRAPH_TENANT_ID` + `GRAPH_CLIENT_ID` +
+`GRAPH_CLIENT_SECRET` + `GRAPH_REFRESH_TOKEN` (refreshed at the tenant's v2.0 token endpoint,
+refresh tokens rotate and are kept encrypted by the kit's vault); `GRAPH_API` overrides the base and
+`GRAPH_USER` picks a mailbox other than `me` (`users/<id or address>`).
+
+Reading: `calendarView` expands series between `startDateTime` and `endDateTime`; pages follow
+`@odata.nextLink` (only ever on the configured API origin); `Prefer: outlook.timezone="<IANA>"`
+makes Graph answer in the calendar's zone, and Windows zone names ("W. Europe Standard Time") are
+mapped to IANA wherever they appear. The text query is sent as `$filter=contains(subject, …)`.
+Free/busy is `POST …/calendar/getSchedule` (busy, tentative and out-of-office block time).
+Writing: recurrence is converted between RRULE and Graph's pattern objects (`graph_recurrence`);
+updates send `If-Match` with the event's `@odata.etag` (412 → conflict); one occurrence is edited
+through `…/events/{id}/instances`; "this and following" ends the series the day before (range type
+`endDate`) and creates a new series from that occurrence — COUNT-limited (`numbered`) series get a
+clear error. Graph keeps one reminder per event: the earliest of `reminders_minutes` is sent.
+Responses use `accept` / `tentativelyAccept` / `decline`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from servers.calendar.model import (
+    Attendee,
+    Busy,
+    Calendar,
+    Event,
+    EventChanges,
+    EventPage,
+    Interval,
+    NewEvent,
+    Response,
+    Scope,
+)
+from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
+from servers.calendar.timeutil import as_utc, event_time, zone
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError, not_found
+from servers.kit.http import ProviderHTTP
+from servers.kit.oauth import TokenManager, TokenVault
+
+RESPONSE_FROM = {"none": "needs_action", "notResponded": "needs_action", "accepted": "accepted", "organizer": "accepted",
+                 "tentativelyAccepted": "tentative", "declined": "declined"}
+RESPOND_ACTION = {"accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
+BLOCKING = {"busy", "tentative", "oof", "workingElsewhere"}
+
+
+def iana(name: str | None, fallback: str = "UTC") -> str:
+    """An IANA zone for a Graph zone name (IANA already, Windows, or missing)."""
+    if not name:
+        return fallback
+    if name in ("UTC", "tzone://Microsoft/Utc"):
+        return "UTC"
+    return WINDOWS_TO_OLSON.get(name, name)
+
+
+def _local(value: datetime | date, tz: str) -> dict[str, str]:
+    """Graph's dateTimeTimeZone: a wall-clock time and the zone it is in."""
+    if isinstance(value, datetime):
+        name = getattr(value.tzinfo, "key", None) or tz
+        return {"dateTime": value.astimezone(zone(name)).replace(tzinfo=None).isoformat(), "timeZone": name}
+    return {"dateTime": datetime(value.year, value.month, value.day).isoformat(), "timeZone": tz}
+
+
+def _read(part: dict[str, Any], tz: str) -> datetime:
+    text = part["dateTime"]
+    if "." in text:  # Graph sends seven fractional digits
+        head, _, fraction = text.partition(".")
+        text = f"{head}.{fraction[:6]}"
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    name = iana(part.get("timeZone"), tz)
+    return moment.astimezone(zone(name)) if moment.tzinfo else moment.replace(tzinfo=zone(name))
+
+
+class GraphCalendar:
+    name = "graph"
+
+    def __init__(self, http: ProviderHTTP, base_url: str, user: str = "me") -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.user = user.strip("/")
+        self._calendars: dict[str, Calendar] = {}
+        self._owners: dict[str, str] = {}
+
+    @classmethod
+    def from_env(cls, data_dir: Any = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> GraphCalendar:
+        base = os.environ.get("GRAPH_API", "https://graph.microsoft.com/v1.0")
+        user = os.environ.get("GRAPH_USER", "me")
+        headers = {"Accept": "application/json"}
+        if token := os.environ.get("GRAPH_TOKEN"):
+            headers["Authorization"] = f"Bearer {token}"
+            return cls(ProviderHTTP("Microsoft Graph", base, headers=headers, transport=transport), base, user)
+        names = ["GRAPH_TENANT_ID", "GRAPH_CLIENT_ID", "GRAPH_CLIENT_SECRET", "GRAPH_REFRESH_TOKEN"]
+        if missing := [n for n in names if not os.environ.get(n)]:
+            raise ValueError(f"set GRAPH_TOKEN, or {', '.join(missing)} for the Microsoft Graph backend")
+        from hub.datadir import default_data_dir
+
+        token_url = os.environ.get("GRAPH_TOKEN_URL",
+                                   f"https://login.microsoftonline.com/{os.environ['GRAPH_TENANT_ID']}/oauth2/v2.0/token")
+        tokens = TokenManager("Microsoft", token_url, os.environ["GRAPH_CLIENT_ID"], os.environ["GRAPH_CLIENT_SECRET"],
+                              "refresh_token", refresh_token=os.environ["GRAPH_REFRESH_TOKEN"],
+                              scope="offline_access Calendars.ReadWrite", vault=TokenVault(data_dir or default_data_dir(), "graph"),
+                              transport=token_transport, reauthorize_hint="sign in to Microsoft again and set GRAPH_REFRESH_TOKEN")
+        return cls(ProviderHTTP("Microsoft Graph", base, headers=headers, auth_headers=tokens.headers,
+                                on_unauthorized=tokens.force_refresh, transport=transport), base, user)
+
+    # -- paths and mapping -----------------------------------------------------------------
+
+    def _events(self, event_id: str | None = None) -> str:
+        return f"/{self.user}/events/{quote(event_id, safe='')}" if event_id else f"/{self.user}/events"
+
+    def _calendar_path(self, calendar_id: str) -> str:
+        return f"/{self.user}/calendars/{quote(calendar_id, safe='')}"
+
+    @staticmethod
+    def _prefer(tz: str) -> dict[str, str]:
+        return {"Prefer": f'outlook.timezone="{tz}"'}
+
+    def _event(self, raw: dict[str, Any], calendar_id: str, tz: str) -> Event:
+        all_day = bool(raw.get("isAllDay"))
+        start, end = _read(raw["start"], tz), _read(raw["end"], tz)
+        event_zone = iana(raw.get("originalStartTimeZone") if raw.get("originalStartTimeZone") not in (None, "tzone://Microsoft/Custom")
+                          else None, iana(raw["start"].get("timeZone"), tz))
+        try:
+            zone(event_zone)
+        except DomainError:
+            event_zone = tz
+        first: datetime | date = start.date() if all_day else start.astimezone(zone(event_zone))
+        last: datetime | date = end.date() if all_day else end.astimezone(zone(event_zone))
+        original = raw.get("originalStart")
+        instance_start: datetime | date | None = None
+        if original and raw.get("type") in ("occurrence", "exception"):
+            moment = datetime.fromisoformat(original.replace("Z", "+00:00"))
+            instance_start = moment.astimezone(zone(event_zone)).date() if all_day else moment.astimezone(zone(event_zone))
+        attendees = [Attendee(email=a["emailAddress"]["address"], name=a["emailAddress"].get("name"), optional=a.get("type") == "optional",
+                              response=RESPONSE_FROM.get((a.get("status") or {}).get("response", "none"), "needs_action"))  # type: ignore[arg-type]
+                     for a in raw.get("attendees", []) if (a.get("emailAddress") or {}).get("address")]
+        mine, answer = self._owners.get(calendar_id, "").lower(), (raw.get("responseStatus") or {}).get("response")
+        for attendee in attendees:  # the mailbox's own answer is reported on the event, not in its attendee list
+            if attendee.email.lower() == mine and answer in RESPONSE_FROM:
+                attendee.response = RESPONSE_FROM[answer]  # type: ignore[assignment]
+        status = "cancelled" if raw.get("isCancelled") else "tentative" if raw.get("showAs") == "tentative" else "confirmed"
+        return Event(
+            id=raw.get("seriesMasterId") or raw["id"], provider="graph", remote_id=raw["id"], calendar_id=calendar_id,
+            title=raw.get("subject") or "", description=(raw.get("body") or {}).get("content") or raw.get("bodyPreview") or "",
+            location=(raw.get("location") or {}).get("displayName") or None,
+            start=event_time(first, event_zone), end=event_time(last, event_zone), all_day=all_day,
+            recurrence=to_rrule(raw.get("recurrence")), instance_start=instance_start, attendees=attendees,
+            organizer=((raw.get("organizer") or {}).get("emailAddress") or {}).get("address"),
+            reminders_minutes=[raw["reminderMinutesBeforeStart"]] if raw.get("isReminderOn") else [],
+            status=status, transparent=raw.get("showAs") == "free", etag=raw.get("@odata.etag"),  # type: ignore[arg-type]
+        )
+
+    def _next_link(self, state: dict[str, Any]) -> str | None:
+        """`@odata.nextLink` from a cursor — only on the configured API, so a crafted cursor cannot aim our token elsewhere."""
+        link = state.get("next")
+        if link is None:
+            return None
+        if not isinstance(link, str) or not link.startswith(self.base_url + "/"):
+            raise DomainError("invalid_argument", "cursor is not one this server issued: pass next_cursor unchanged")
+        return link
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def calendars(self) -> list[Calendar]:
+        settings = await self.http.json("GET", f"/{self.user}/mailboxSettings")
+        tz = iana((settings or {}).get("timeZone"))
+        body = await self.http.json("GET", f"/{self.user}/calendars")
+        found = []
+        for raw in body.get("value", []):
+            owner = (raw.get("owner") or {}).get("address")
+            found.append(Calendar(id=raw["id"], name=raw.get("name", raw["id"]), zone=tz, primary=bool(raw.get("isDefaultCalendar")),
+                                  read_only=not raw.get("canEdit", True)))
+            if owner:
+                self._owners[raw["id"]] = owner
+        self._calendars = {c.id: c for c in found}
+        return found
+
+    async def calendar(self, calendar_id: str) -> Calendar:
+        if calendar_id not in self._calendars:
+            await self.calendars()
+        if calendar_id not in self._calendars:
+            raise not_found("calendar", calendar_id)
+        return self._calendars[calendar_id]
+
+    async def list_events(
+        self, calendar_id: str, start: datetime, end: datetime, query: str | None, expand: bool, limit: int, cursor: str | None
+    ) -> EventPage:
+        tz = (await self.calendar(calendar_id)).zone
+        link = self._next_link(decode_cursor(cursor))
+        params: dict[str, Any] | None = None
+        if link is None:
+            params = {"startDateTime": start.astimezone(UTC).isoformat(), "endDateTime": end.astimezone(UTC).isoformat(),
+                      "$top": min(limit, 1000), "$orderby": "start/dateTime"}
+            if query:
+                params["$filter"] = f"contains(subject,'{query.replace(chr(39), chr(39) * 2)}')"
+        body = await self.http.json("GET", link or f"{self._calendar_path(calendar_id)}/calendarView", params=params,
+                                    headers=self._prefer(tz))
+        rows = body.get("value", [])
+        if not expand:  # one row per series: the master, fetched once, instead of its occurrences
+            masters: dict[str, dict[str, Any]] = {}
+            collapsed = []
+            for raw in rows:
+                master_id = raw.get("seriesMasterId")
+                if master_id is None:
+                    collapsed.append(raw)
+                elif master_id not in masters:
+                    masters[master_id] = await self.http.json("GET", self._events(master_id), headers=self._prefer(tz))
+                    collapsed.append(masters[master_id])
+            rows = collapsed
+        events = [e for e in (self._event(r, calendar_id, tz) for r in rows) if e.status != "cancelled"]
+        next_link = body.get("@odata.nextLink")
+        return EventPage(events=events, next_cursor=encode_cursor({"next": next_link}) if next_link else None)
+
+    async def _instance(self, event_id: str, instance_start: datetime | date, tz: str) -> dict[str, Any]:
+        begin = as_utc(instance_start, tz)
+        body = await self.http.json("GET", self._events(event_id) + "/instances", headers=self._prefer(tz), params={
+            "startDateTime": (begin - timedelta(days=1)).isoformat(), "endDateTime": (begin + timedelta(days=2)).isoformat()})
+        for raw in body.get("value", []):
+            original = raw.get("originalStart")
+            moment = datetime.fromisoformat(original.replace("Z", "+00:00")) if original else _read(raw["start"], tz)
+            if moment.astimezone(UTC) == begin:
+                return raw
+        raise DomainError("not_found", f"the series {event_id} has no occurrence starting {instance_start}")
+
+    async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
+        tz = (await self.calendar(calendar_id)).zone
+        raw = await self._instance(event_id, instance_start, tz) if instance_start is not None else \
+            await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
+        return self._event(raw, calendar_id, tz)
+
+    async def free_busy(self, participants: list[str], start: datetime, end: datetime) -> list[Busy]:
+        if not self._calendars:
+            await self.calendars()
+        addresses = [self._owners.get(p, p) for p in participants]
+        body = await self.http.json("POST", f"/{self.user}/calendar/getSchedule", idempotent=True, headers=self._prefer("UTC"), json={
+            "schedules": addresses, "availabilityViewInterval": 15,
+            "startTime": {"dateTime": start.astimezone(UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
+            "endTime": {"dateTime": end.astimezone(UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"}})
+        answers = {(s.get("scheduleId") or "").lower(): s for s in body.get("value", [])}
+        out = []
+        for participant, address in zip(participants, addresses, strict=True):
+            entry = answers.get(address.lower())
+            if entry is None or entry.get("error"):
+                reason = ((entry or {}).get("error") or {}).get("responseCode") or "no schedule returned"
+                out.append(Busy(participant=participant, busy=[], error=reason))
+                continue
+            spans = sorted({(max(_read(i["start"], "UTC").astimezone(UTC), start), min(_read(i["end"], "UTC").astimezone(UTC), end))
+                            for i in entry.get("scheduleItems", []) if i.get("status") in BLOCKING})
+            out.append(Busy(participant=participant, busy=[Interval(start=s, end=e) for s, e in spans if s < e]))
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _body(self, fields: NewEvent | EventChanges, tz: str) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if fields.title is not None:
+            body["subject"] = fields.title
+        if fields.description is not None:
+            body["body"] = {"contentType": "text", "content": fields.description}
+        if fields.location is not None:
+            body["location"] = {"displayName": fields.location}
+        if fields.start is not None:
+            body["start"] = _local(fields.start, tz)
+            body["isAllDay"] = not isinstance(fields.start, datetime)
+        if fields.end is not None:
+            body["end"] = _local(fields.end, tz)
+        if fields.attendees is not None:
+            body["attendees"] = [{"emailAddress": {"address": a.email, **({"name": a.name} if a.name else {})},
+                                  "type": "optional" if a.optional else "required"} for a in fields.attendees]
+        return body
+
+    async def create(self, new: NewEvent) -> Event:
+        body = self._body(new, new.zone)
+        if new.rrule:
+            body["recurrence"] = to_graph(new.rrule, new.start, getattr(getattr(new.start, "tzinfo", None), "key", None) or new.zone)
+        if new.reminders_minutes:
+            body.update(isReminderOn=True, reminderMinutesBeforeStart=min(new.reminders_minutes))
+        raw = await self.http.json("POST", f"{self._calendar_path(new.calendar_id)}/events", json=body, headers=self._prefer(new.zone))
+        return self._event(raw, new.calendar_id, new.zone)
+
+    async def update(
+        self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None,
+        changes: EventChanges, expected_etag: str | None,
+    ) -> Event:
+        tz = (await self.calendar(calendar_id)).zone
+        body = self._body(changes, tz)
+        if scope != "all" and instance_start is None:
+            raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
+        if scope == "this_and_following" and instance_start is not None:
+            return await self._split(calendar_id, event_id, instance_start, body, changes, tz)
+        target = (await self._instance(event_id, instance_start, tz))["id"] if scope == "this" and instance_start is not None else event_id
+        if changes.rrule is not None:
+            if scope == "this":
+                raise DomainError("invalid_argument", "one occurrence has no recurrence of its own; use scope='all'")
+            current = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
+            first = changes.start or _read(current["start"], tz)
+            body["recurrence"] = to_graph(changes.rrule, first, tz) if changes.rrule else None
+        headers = self._prefer(tz) | ({"If-Match": expected_etag} if expected_etag else {})
+        raw = await self.http.json("PATCH", self._events(target), json=body, headers=headers, idempotent=True)
+        return self._event(raw, calendar_id, tz)
+
+    async def _end_series(self, event_id: str, instance_start: datetime | date, tz: str) -> dict[str, Any]:
+        master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
+        recurrence = master.get("recurrence")
+        if not recurrence:
+            raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
+        if (recurrence.get("range") or {}).get("type") == "numbered":
+            raise DomainError("invalid_argument", "Graph cannot split a series limited by a number of occurrences (COUNT) here; "
+                              "change the occurrences one by one or the whole series")
+        series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
+        local_day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date()
+        if local_day.isoformat() <= recurrence["range"]["startDate"]:
+            raise DomainError("invalid_argument", "that is the first occurrence: change the whole series (scope='all') instead")
+        ended = {**recurrence, "range": {**recurrence["range"], "type": "endDate", "endDate": (local_day - timedelta(days=1)).isoformat()}}
+        await self.http.json("PATCH", self._events(event_id), json={"recurrence": ended}, idempotent=True)
+        return master
+
+    async def _split(self, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
+                     changes: EventChanges, tz: str) -> Event:
+        occurrence = await self._instance(event_id, instance_start, tz)
+        master = await self._end_series(event_id, instance_start, tz)
+        recurrence = master["recurrence"]
+        first = changes.start or _read(occurrence["start"], tz)
+        local_first = first.date() if isinstance(first, datetime) else first
+        follow: dict[str, Any] = {
+            "subject": master.get("subject"), "body": master.get("body"), "location": master.get("location"),
+            "start": occurrence["start"], "end": occurrence["end"], "isAllDay": master.get("isAllDay", False),
+            "attendees": master.get("attendees", []),
+            "recurrence": to_graph(changes.rrule, first, tz) if changes.rrule else
+            {**recurrence, "range": {**recurrence["range"], "startDate": local_first.isoformat()}},
+        } | body
+        raw = await self.http.json("POST", f"{self._calendar_path(calendar_id)}/events", headers=self._prefer(tz),
+                                   json={k: v for k, v in follow.items() if v is not None})
+        return self._event(raw, calendar_id, tz)
+
+    async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
+        if response not in RESPOND_ACTION:
+            raise DomainError("invalid_argument", "Graph takes accepted, tentative or declined as a response")
+        tz = (await self.calendar(calendar_id)).zone
+        target = (await self._instance(event_id, instance_start, tz))["id"] if instance_start is not None else event_id
+        await self.http.request("POST", f"{self._events(target)}/{RESPOND_ACTION[response]}", json={"sendResponse": True}, idempotent=True)
+        return self._event(await self.http.json("GET", self._events(target), headers=self._prefer(tz)), calendar_id, tz)
+
+    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None:
+        tz = (await self.calendar(calendar_id)).zone
+        if scope == "all":
+            await self.http.request("DELETE", self._events(event_id))
+        elif instance_start is None:
+            raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
+        elif scope == "this":
+            await self.http.request("DELETE", self._events((await self._instance(event_id, instance_start, tz))["id"]))
+        else:
+            await self._end_series(event_id, instance_start, tz)
