@@ -9,4 +9,5 @@ BUILTIN_DOMAINS: dict[str, str] = {
     "ticketing": "servers.ticketing.server:create_server",
     "hris": "servers.hris.server:create_server",
     "calendar": "servers.calendar.server:create_server",
+    "accounting": "servers.accounting.server:create_server",
 }

@@ -1,0 +1,1 @@
+"""Accounting domain: chart of accounts, contacts, invoices and bills, payments, journals, reports."""

@@ -1,0 +1,146 @@
+"""Double-entry rules, free of storage: pricing invoice lines, checking journal entries, and the
+balanced postings each business event makes.
+
+Accrual basis: an approved receivable invoice debits Accounts Receivable with its total and credits
+each line's income account with its net and Sales Tax Payable with its tax; a bill does the mirror
+(expense and Input Tax debited, Accounts Payable credited); a payment moves the amount between the
+bank account and AR/AP; a void posts the exact reverse of the invoice's postings. Cash basis: a
+payment recognises income/expense and tax in proportion to the invoice's lines, and invoices post
+nothing until paid. Every batch is checked to balance before it is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from servers.accounting.model import Invoice, InvoiceKind, InvoiceLine, JournalLine, LineInput, Totals
+from servers.accounting.money import ROUNDING, ZERO, allocate, exact_money, round_money
+from servers.kit.errors import DomainError
+
+BANK, RECEIVABLE, INPUT_TAX, PAYABLE, TAX_PAYABLE = "1000", "1100", "1200", "2000", "2100"
+
+
+@dataclass(frozen=True)
+class Posting:
+    account_code: str
+    debit: Decimal
+    credit: Decimal
+    memo: str = ""
+
+
+def post(account_code: str, amount: Decimal, memo: str = "") -> Posting:
+    """A posting from a signed amount: positive debits, negative credits."""
+    return Posting(account_code, amount if amount > 0 else ZERO, -amount if amount < 0 else ZERO, memo)
+
+
+def check_balanced(postings: Sequence[Posting]) -> None:
+    debits = sum((p.debit for p in postings), ZERO)
+    credits = sum((p.credit for p in postings), ZERO)
+    if debits != credits:  # a bug in a rule, never the caller's input: refuse to store it
+        raise AssertionError(f"unbalanced postings: debits {debits} != credits {credits}")
+
+
+def price_lines(lines: Sequence[LineInput], currency: str, rates: Mapping[str, Decimal] | None) -> Totals:
+    """Net, tax and total per line, rounded per line; `rates=None` when the provider computes tax."""
+    if not lines:
+        raise DomainError("invalid_argument", "an invoice needs at least one line", details={"field": "lines"})
+    priced = []
+    for index, line in enumerate(lines):
+        where = f"lines[{index}]"
+        if line.quantity <= 0:
+            raise DomainError("invalid_argument", f"{where}.quantity must be positive", details={"field": f"{where}.quantity"})
+        net = round_money(line.quantity * line.unit_price, currency)
+        tax = ZERO
+        if rates is not None and line.tax_code is not None:
+            if line.tax_code not in rates:
+                raise DomainError("invalid_argument", f"{where}.tax_code {line.tax_code!r} is unknown; use one of {', '.join(sorted(rates))}",
+                                  details={"field": f"{where}.tax_code"})
+            tax = round_money(net * rates[line.tax_code], currency)
+        priced.append(InvoiceLine(**line.model_dump(), net=net, tax=tax, total=net + tax))
+    subtotal = sum((p.net for p in priced), ZERO)
+    tax_total = sum((p.tax for p in priced), ZERO) if rates is not None else None
+    total = subtotal + tax_total if tax_total is not None else None
+    if total is not None and total <= 0:
+        raise DomainError("invalid_argument", f"the invoice total must be positive, it comes to {total}", details={"field": "lines"})
+    return Totals(currency=currency, lines=priced, subtotal=subtotal, tax_total=tax_total, total=total, rounding=ROUNDING,
+                  note=None if rates is not None else "tax is computed by the provider when the invoice is created")
+
+
+def check_journal(lines: Sequence[JournalLine], currency: str) -> list[JournalLine]:
+    """Journal lines at currency precision, each one-sided and positive, debits equal to credits."""
+    if len(lines) < 2:
+        raise DomainError("invalid_argument", "a journal entry needs at least two lines", details={"field": "lines"})
+    for index, line in enumerate(lines):
+        where = f"lines[{index}]"
+        exact_money(line.debit, currency, f"{where}.debit")
+        exact_money(line.credit, currency, f"{where}.credit")
+        if line.debit < 0 or line.credit < 0:
+            raise DomainError("invalid_argument", f"{where}: amounts are positive; put a negative amount on the other side",
+                              details={"field": where})
+        if (line.debit > 0) == (line.credit > 0):
+            raise DomainError("invalid_argument", f"{where}: give a debit or a credit (exactly one, above zero)",
+                              details={"field": where})
+    debits = sum((line.debit for line in lines), ZERO)
+    credits = sum((line.credit for line in lines), ZERO)
+    if debits != credits:
+        raise DomainError("invalid_argument", f"the journal entry does not balance: debits {debits} != credits {credits} "
+                          f"(off by {abs(debits - credits)}); nothing was posted", details={"field": "lines"})
+    return list(lines)
+
+
+def invoice_postings(kind: InvoiceKind, lines: Sequence[InvoiceLine], memo: str) -> list[Posting]:
+    """Accrual postings of an approved invoice (receivable) or bill (payable)."""
+    sign = 1 if kind == "payable" else -1  # bills debit expenses; invoices credit income
+    by_account: dict[str, Decimal] = {}
+    for line in lines:
+        if line.account_code is None:
+            raise DomainError("invalid_argument", "every line needs an account_code", details={"field": "lines"})
+        by_account[line.account_code] = by_account.get(line.account_code, ZERO) + line.net
+    tax = sum((line.tax for line in lines), ZERO)
+    total = sum((line.total for line in lines), ZERO)
+    postings = [post(code, sign * amount, memo) for code, amount in sorted(by_account.items()) if amount]
+    if tax:
+        postings.append(post(INPUT_TAX if kind == "payable" else TAX_PAYABLE, sign * tax, memo))
+    postings.append(post(PAYABLE if kind == "payable" else RECEIVABLE, -sign * total, memo))
+    check_balanced(postings)
+    return postings
+
+
+def payment_postings(kind: InvoiceKind, amount: Decimal, bank: str, memo: str) -> list[Posting]:
+    control = PAYABLE if kind == "payable" else RECEIVABLE
+    sign = -1 if kind == "payable" else 1
+    postings = [post(bank, sign * amount, memo), post(control, -sign * amount, memo)]
+    check_balanced(postings)
+    return postings
+
+
+def cash_postings(kind: InvoiceKind, lines: Sequence[InvoiceLine], amount: Decimal, bank: str, currency: str, memo: str) -> list[Posting]:
+    """Cash basis: a payment recognises each line's income/expense and tax in proportion to what it pays."""
+    targets = [(line.account_code or "", line.net) for line in lines] + \
+              [(INPUT_TAX if kind == "payable" else TAX_PAYABLE, sum((line.tax for line in lines), ZERO))]
+    shares = allocate(amount, [weight for _, weight in targets], currency)
+    sign = 1 if kind == "payable" else -1
+    postings = [post(code, sign * share, memo) for (code, _), share in zip(targets, shares, strict=True) if share]
+    postings.append(post(bank, -sign * amount, memo))
+    check_balanced(postings)
+    return postings
+
+
+def reverse(postings: Sequence[Posting], memo: str) -> list[Posting]:
+    return [Posting(p.account_code, p.credit, p.debit, memo) for p in postings]
+
+
+def check_payable(invoice: Invoice, amount: Decimal) -> None:
+    """A payment must be positive, on an approved invoice, and no more than its balance."""
+    if amount <= 0:
+        raise DomainError("invalid_argument", f"a payment amount must be positive, got {amount}", details={"field": "amount"})
+    if invoice.status == "draft":
+        raise DomainError("invalid_argument", f"invoice {invoice.number or invoice.id} is a draft: approve it before recording payments")
+    if invoice.status in ("voided", "paid"):
+        raise DomainError("invalid_argument", f"invoice {invoice.number or invoice.id} is {invoice.status}; it takes no payments")
+    if amount > invoice.balance:
+        raise DomainError("invalid_argument", f"{amount} {invoice.currency} is more than the balance due on "
+                          f"{invoice.number or invoice.id} ({invoice.balance} {invoice.currency}); record at most the balance",
+                          details={"field": "amount", "balance": str(invoice.balance)})

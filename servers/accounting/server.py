@@ -1,0 +1,251 @@
+"""The accounting tool surface over `AccountingBackend`.
+
+Checks that need no backend data run here, before any backend call: amounts are decimal strings
+at the currency's precision, quantities are positive, journal entries balance, report arguments
+are complete. Writes that could be repeated take an `idempotency_key`; destructive ones `confirm`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from mcp.server import MCPServer
+from pydantic import Field
+
+from hub.datadir import default_data_dir
+from servers.accounting import ledger
+from servers.accounting.backend import AccountingBackend
+from servers.accounting.model import (
+    AccountList,
+    AccountType,
+    Basis,
+    Contact,
+    ContactInput,
+    ContactKind,
+    ContactPage,
+    Invoice,
+    InvoiceKind,
+    InvoicePage,
+    InvoiceResult,
+    InvoicePatch,
+    InvoiceQuery,
+    InvoiceStatus,
+    JournalEntry,
+    JournalLine,
+    LineInput,
+    NewInvoice,
+    Payment,
+    Report,
+    ReportKind,
+    Totals,
+    TransactionPage,
+)
+from servers.accounting.money import ROUNDING, Amount, exact_money
+from servers.kit.errors import DomainError
+from servers.kit.idempotency import run_once
+from servers.kit.store import Store
+from servers.kit.tools import domain_tool
+
+BACKENDS = ("embedded", "quickbooks", "xero")
+Limit = Annotated[int, Field(ge=1, le=500)]
+Key = Annotated[str | None, Field(max_length=200, description="Repeat a call with the same key and it runs once.")]
+Currency = Annotated[str | None, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217; default: the home currency.")]
+MAX_REPORT_DAYS = 3660
+
+
+def make_backend(name: str | None = None, data_dir: Path | None = None) -> AccountingBackend:
+    name = (name or os.environ.get("ACCOUNTING_BACKEND") or "embedded").lower()
+    if name == "embedded":
+        from servers.accounting.store import EmbeddedAccounting
+
+        return EmbeddedAccounting(data_dir or default_data_dir())
+    if name == "quickbooks":
+        from servers.accounting.providers.quickbooks import QuickBooks
+
+        return QuickBooks.from_env(data_dir or default_data_dir())
+    if name == "xero":
+        from servers.accounting.providers.xero import Xero
+
+        return Xero.from_env(data_dir or default_data_dir())
+    raise ValueError(f"unknown accounting backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _today() -> _dt.date:
+    return _dt.date.today()
+
+
+def create_server(backend: AccountingBackend | None = None) -> MCPServer:
+    backend = backend or make_backend()
+    store = getattr(backend, "store", None) or Store(default_data_dir() / "accounting-idempotency.sqlite", [])
+    mcp = MCPServer("accounting", instructions="Double-entry accounting. Amounts are decimal strings such as \"12.50\"; "
+                    "try create_invoice with dry_run first to see totals.")
+
+    @domain_tool(mcp, read_only=True)
+    async def list_accounts(type: AccountType | None = None, include_inactive: bool = False) -> AccountList:
+        """The chart of accounts with codes, types and (where the backend has them) balances."""
+        accounts = [a for a in await backend.accounts() if (type is None or a.type == type) and (include_inactive or a.active)]
+        return AccountList(accounts=accounts)
+
+    @domain_tool(mcp, read_only=True)
+    async def search_contacts(query: str | None = None, kind: ContactKind | None = None, limit: Limit = 50,
+                              cursor: str | None = None) -> ContactPage:
+        """Customers and vendors by name or email."""
+        return await backend.contacts(query, kind, limit, cursor)
+
+    @domain_tool(mcp, idempotent=True)
+    async def upsert_contact(
+        name: Annotated[str, Field(min_length=1, max_length=200)],
+        kind: ContactKind = "customer",
+        id: Annotated[str | None, Field(description="Update this contact; omit to create one.")] = None,
+        email: str | None = None,
+        tax_number: str | None = None,
+        version: Annotated[str | None, Field(description="The version you read, to refuse overwriting a newer change.")] = None,
+    ) -> Contact:
+        """Create a contact, or update one by id (search first to avoid duplicates)."""
+        return await backend.upsert_contact(ContactInput(id=id, name=name, email=email, kind=kind, tax_number=tax_number,
+                                                         version=version))
+
+    @domain_tool(mcp, read_only=True)
+    async def search_invoices(
+        kind: Annotated[InvoiceKind, Field(description="receivable = sales invoices, payable = bills.")] = "receivable",
+        status: list[InvoiceStatus] | None = None,
+        contact_id: str | None = None,
+        issued_from: _dt.date | None = None,
+        issued_to: _dt.date | None = None,
+        overdue_only: Annotated[bool, Field(description="Only invoices with a balance past their due date today.")] = False,
+        min_total: Amount | None = None,
+        max_total: Amount | None = None,
+        limit: Limit = 50,
+        cursor: str | None = None,
+    ) -> InvoicePage:
+        """Invoices or bills by status, contact, dates, overdue and amount."""
+        query = InvoiceQuery(kind=kind, status=status, contact_id=contact_id, issued_from=issued_from, issued_to=issued_to,
+                             overdue_on=_today() if overdue_only else None, min_total=min_total, max_total=max_total)
+        return await backend.invoices(query, limit, cursor)
+
+    @domain_tool(mcp, read_only=True)
+    async def get_invoice(invoice_id: str) -> Invoice:
+        """One invoice or bill with its lines, totals, amount paid and balance."""
+        return await backend.invoice(invoice_id)
+
+    @domain_tool(mcp)
+    async def create_invoice(
+        contact_id: str,
+        lines: Annotated[list[LineInput], Field(min_length=1, max_length=200)],
+        kind: InvoiceKind = "receivable",
+        issue_date: _dt.date | None = None,
+        due_date: _dt.date | None = None,
+        payment_terms_days: Annotated[int, Field(ge=0, le=365)] = 30,
+        currency: Currency = None,
+        reference: str | None = None,
+        approve: Annotated[bool, Field(description="Post it to the ledger now (else it stays a draft).")] = True,
+        dry_run: Annotated[bool, Field(description="Only compute the lines' net, tax and totals; nothing is created.")] = False,
+        idempotency_key: Key = None,
+    ) -> InvoiceResult:
+        """Create a sales invoice (receivable) or a bill (payable). Rounding is per line, half-even."""
+        issued = issue_date or _today()
+        due = due_date or issued + _dt.timedelta(days=payment_terms_days)
+        if due < issued:
+            raise DomainError("invalid_argument", "due_date is before issue_date", details={"field": "due_date"})
+        new = NewInvoice(kind=kind, contact_id=contact_id, issue_date=issued, due_date=due, currency=(currency or backend.currency).upper(),
+                         lines=lines, reference=reference, approve=approve)
+        ledger.price_lines(lines, new.currency, None)  # quantities and totals checked before any backend call
+        if dry_run:
+            return InvoiceResult(dry_run=True, totals=await backend.quote(new))
+
+        async def create() -> InvoiceResult:
+            invoice = await backend.create_invoice(new, idempotency_key)
+            totals = Totals(currency=invoice.currency, lines=invoice.lines, subtotal=invoice.subtotal, tax_total=invoice.tax_total,
+                            total=invoice.total, rounding=ROUNDING)
+            return InvoiceResult(dry_run=False, totals=totals, invoice=invoice)
+
+        return await run_once(store, "create_invoice", idempotency_key, InvoiceResult, create)
+
+    @domain_tool(mcp, destructive=True)
+    async def update_invoice(
+        invoice_id: str,
+        action: Annotated[Literal["approve", "void", "patch"], Field(description="approve a draft; void (reverses its postings); "
+                                                                                  "patch due date, reference or a draft's lines.")],
+        version: Annotated[str | None, Field(description="The version you read; a newer change makes this a conflict.")] = None,
+        due_date: _dt.date | None = None,
+        reference: str | None = None,
+        lines: list[LineInput] | None = None,
+        void_date: _dt.date | None = None,
+        confirm: bool = False,
+    ) -> Invoice:
+        """Approve, void or patch an invoice. Voiding needs confirm=true and reverses, never deletes."""
+        if action == "approve":
+            return await backend.approve(invoice_id, version)
+        if action == "void":
+            if not confirm:
+                raise DomainError("invalid_argument", "voiding reverses the invoice's postings: call again with confirm=true")
+            return await backend.void(invoice_id, version, void_date or _today())
+        if due_date is None and reference is None and lines is None:
+            raise DomainError("invalid_argument", "patch needs due_date, reference or lines")
+        return await backend.patch(invoice_id, version, InvoicePatch(due_date=due_date, reference=reference, lines=lines))
+
+    @domain_tool(mcp)
+    async def record_payment(
+        invoice_id: str,
+        amount: Annotated[Amount, Field(description="Full or partial; at most the balance due.")],
+        date: _dt.date | None = None,
+        account_code: Annotated[str | None, Field(description="The bank account paid into/from (default: the main bank).")] = None,
+        reference: str | None = None,
+        idempotency_key: Key = None,
+    ) -> Payment:
+        """Record a payment against an invoice or bill; its balance and status follow."""
+        invoice = await backend.invoice(invoice_id)
+        exact_money(amount, invoice.currency, "amount")
+        ledger.check_payable(invoice, amount)
+        return await run_once(store, "record_payment", idempotency_key, Payment,
+                              lambda: backend.pay(invoice_id, amount, date or _today(), account_code, reference, idempotency_key))
+
+    @domain_tool(mcp)
+    async def create_journal_entry(
+        lines: Annotated[list[JournalLine], Field(min_length=2, max_length=500)],
+        date: _dt.date | None = None,
+        memo: Annotated[str, Field(max_length=1000)] = "",
+        idempotency_key: Key = None,
+    ) -> JournalEntry:
+        """Post a manual journal entry; it must balance (total debits = total credits)."""
+        checked = ledger.check_journal(lines, backend.currency)
+        return await run_once(store, "create_journal_entry", idempotency_key, JournalEntry,
+                              lambda: backend.journal(date or _today(), memo, checked, idempotency_key))
+
+    @domain_tool(mcp, read_only=True)
+    async def list_transactions(start: _dt.date, end: _dt.date, account_code: str | None = None, limit: Limit = 100,
+                                cursor: str | None = None) -> TransactionPage:
+        """Ledger lines (debits and credits) between two dates, optionally for one account."""
+        _check_range(start, end)
+        return await backend.transactions(start, end, account_code, limit, cursor)
+
+    @domain_tool(mcp, read_only=True)
+    async def get_report(
+        report: ReportKind,
+        start: Annotated[_dt.date | None, Field(description="profit_and_loss: first day.")] = None,
+        end: Annotated[_dt.date | None, Field(description="profit_and_loss: last day (inclusive).")] = None,
+        as_of: Annotated[_dt.date | None, Field(description="Other reports: the day they are as of (default today).")] = None,
+        basis: Basis = "accrual",
+    ) -> Report:
+        """Trial balance, profit and loss, balance sheet, aged receivables or aged payables; accrual or cash basis."""
+        if report == "profit_and_loss":
+            if start is None or end is None:
+                raise DomainError("invalid_argument", "profit_and_loss needs start and end dates", details={"field": "start"})
+            _check_range(start, end)
+            return await backend.report(report, basis, start, end, None)
+        if report.startswith("aged") and basis == "cash":
+            raise DomainError("invalid_argument", "aging is about unpaid invoices, so it has no cash basis; use basis='accrual'")
+        return await backend.report(report, basis, None, None, as_of or _today())
+
+    mcp.backend = backend  # type: ignore[attr-defined]
+    return mcp
+
+
+def _check_range(start: _dt.date, end: _dt.date) -> None:
+    if end < start:
+        raise DomainError("invalid_argument", "end is before start", details={"field": "end"})
+    if (end - start).days > MAX_REPORT_DAYS:
+        raise DomainError("invalid_argument", "ranges are limited to ten years; split the query")
