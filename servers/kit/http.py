@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import email.utils
+import json as jsonlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -100,8 +102,11 @@ class ProviderHTTP:
             sent_headers = dict(headers or {})
             if self.auth_headers is not None:
                 sent_headers.update(await self.auth_headers())
+            if json is not None:
+                sent_headers.setdefault("Content-Type", "application/json")
             try:
-                response = await self._client.request(method, path, params=params, json=json, headers=sent_headers)
+                response = await self._client.request(method, path, params=params, content=_dumps(json) if json is not None else None,
+                                                      headers=sent_headers)
             except httpx.TimeoutException:
                 if retry_safe and attempt < self.max_attempts:
                     await anyio.sleep(self._backoff(attempt))
@@ -132,13 +137,14 @@ class ProviderHTTP:
                 return response
             raise self._error(method, path, response)
 
-    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """`request` and decode the JSON body (an empty body is None)."""
+    async def json(self, method: str, path: str, *, decimals: bool = False, **kwargs: Any) -> Any:
+        """`request` and decode the JSON body (an empty body is None); `decimals` reads numbers with a
+        fraction as `Decimal`, so money is never a float."""
         response = await self.request(method, path, **kwargs)
         if not response.content:
             return None
         try:
-            return response.json()
+            return jsonlib.loads(response.content, parse_float=Decimal) if decimals else response.json()
         except ValueError:
             raise DomainError(
                 "upstream_error", f"{self.provider} answered {method} {path} with a body that is not JSON"
@@ -174,6 +180,23 @@ class ProviderHTTP:
         return DomainError("upstream_error", f"{where} failed ({status}){suffix}", details={"status": status})
 
 
+def _number(value: Decimal) -> float:
+    """A Decimal as a JSON number with exactly its digits (a float whose shortest repr is the same text)."""
+    number = float(value)
+    if Decimal(repr(number)) != value.normalize() and Decimal(repr(number)) != value:
+        raise DomainError("invalid_argument", f"{value} has more digits than a provider's JSON number can carry exactly")
+    return number
+
+
+def _dumps(body: Any) -> bytes:
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return _number(value)
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    return jsonlib.dumps(body, default=default, separators=(",", ":")).encode()
+
+
 def _github_rate_limited(response: httpx.Response) -> bool:
     return response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
 
@@ -189,9 +212,14 @@ def _provider_message(response: httpx.Response) -> str:
         errors = body.get("errors")
         if isinstance(errors, dict):
             messages += [f"{k}: {v}" for k, v in errors.items()]
-        for key in ("message", "error_description", "detail", "description"):
+        for key in ("message", "error_description", "detail", "description", "Message", "Detail"):
             if isinstance(body.get(key), str):
                 messages.append(body[key])
+        fault = body.get("Fault") or {}
+        for error in fault.get("Error", []) if isinstance(fault, dict) else []:  # QuickBooks
+            messages.append(" — ".join(str(error[k]) for k in ("Message", "Detail") if error.get(k)))
+        for element in body.get("Elements") or []:  # Xero
+            messages += [e.get("Message", "") for e in element.get("ValidationErrors", []) if isinstance(e, dict)]
         error = body.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             messages.append(error["message"])
