@@ -130,7 +130,7 @@ async def test_quickbooks_connector(qbo: tuple[FakeQuickBooks, Any]) -> None:
         assert aged["sections"][0]["rows"][0]["columns"]["1_30"] == "1000.00"
         ledger = await call("list_transactions", start="2026-03-01", end="2026-03-31", limit=2)
         assert [(t["account_code"], t["debit"], t["credit"], t["source"]) for t in ledger["transactions"]] == \
-            [("35", "880.55", "0", "payment"), ("35", "0", "1200.00", "journal entry")]
+            [("35", "880.55", "0.00", "payment"), ("35", "0.00", "1200.00", "journal entry")]
         rest = await call("list_transactions", start="2026-03-01", end="2026-03-31", cursor=ledger["next_cursor"])
         assert [t["account_code"] for t in rest["transactions"]] == ["17"] and rest["next_cursor"] is None
 

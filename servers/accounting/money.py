@@ -79,3 +79,13 @@ def allocate(total: Decimal, weights: list[Decimal], currency: str) -> list[Deci
     parts = [round_money(total * w / whole, currency) for w in weights]
     parts[max(range(len(weights)), key=lambda i: abs(weights[i]))] += total - sum(parts, ZERO)
     return parts
+
+
+def read_amount(text: Any) -> Decimal | None:
+    """A provider's amount (number or text, maybe with thousands separators) as Decimal; None if blank or not a number."""
+    if text in (None, ""):
+        return None
+    try:
+        return Decimal(str(text).replace(",", ""))
+    except InvalidOperation:
+        return None

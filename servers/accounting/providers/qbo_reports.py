@@ -6,26 +6,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from servers.accounting.model import Basis, Report, ReportKind, ReportRow, ReportSection
 from servers.accounting.money import ZERO
+from servers.accounting.money import read_amount as amount
 
 GROUP_TOTALS = {"Income": "income", "Expenses": "expenses", "NetIncome": "net_income", "COGS": "cost_of_sales",
                 "GrossProfit": "gross_profit", "TotalAssets": "assets", "Liabilities": "liabilities", "Equity": "equity",
                 "TotalLiabilitiesAndEquity": "liabilities_and_equity"}
 COLUMN_KEYS = {"debit": "debit", "credit": "credit", "current": "current", "1 - 30": "1_30", "31 - 60": "31_60",
                "61 - 90": "61_90", "91 and over": "over_90", "total": "total"}
-
-
-def amount(text: Any) -> Decimal | None:
-    if text in (None, ""):
-        return None
-    try:
-        return Decimal(str(text).replace(",", ""))
-    except InvalidOperation:
-        return None
 
 
 def _snake(name: str) -> str:

@@ -54,7 +54,8 @@ from servers.accounting.model import (
 )
 from servers.accounting import ledger
 from servers.accounting.money import ZERO, round_money
-from servers.accounting.providers.qbo_reports import amount, read_report
+from servers.accounting.money import read_amount as amount
+from servers.accounting.providers.qbo_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP
@@ -371,8 +372,9 @@ class QuickBooks:
                     walk((row.get("Rows") or {}).get("Row", []), (header.get("id", ""), header.get("value", "")) if header.get("id") else account)
                 elif (cells := row.get("ColData")) and account is not None and len(cells) >= 6 and cells[0].get("value"):
                     items.append(Transaction(id=f"{cells[1].get('value', '')}:{cells[1].get('id', '')}:{len(items)}", date=cells[0]["value"],
-                                             account_code=account[0], account_name=account[1], debit=amount(cells[4].get("value")) or ZERO,
-                                             credit=amount(cells[5].get("value")) or ZERO, source=cells[1].get("value", "").lower(),
+                                             account_code=account[0], account_name=account[1],
+                                             debit=round_money(amount(cells[4].get("value")) or ZERO, self.currency),
+                                             credit=round_money(amount(cells[5].get("value")) or ZERO, self.currency), source=cells[1].get("value", "").lower(),
                                              source_id=cells[1].get("id"), memo=cells[3].get("value", "")))
 
         walk((body.get("Rows") or {}).get("Row", []), None)

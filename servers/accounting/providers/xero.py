@@ -1,0 +1,351 @@
+"""Xero (Accounting API 2.0) as an accounting backend.
+
+Configuration: `XERO_TENANT_ID` (sent as `xero-tenant-id` on every call), and `XERO_TOKEN` or
+`XERO_CLIENT_ID` + `XERO_CLIENT_SECRET` + `XERO_REFRESH_TOKEN` (refresh tokens rotate; the kit's
+vault keeps the newest, encrypted). `XERO_API` overrides the base, `XERO_CURRENCY` the home
+currency, `XERO_BANK_ACCOUNT_CODE` the default account payments go into/out of.
+
+Mapping: sales invoices are `ACCREC`, bills `ACCPAY`; lists use `page` + `pageSize` and `where`
+(`Type=="ACCREC" AND Date>=DateTime(2026,03,01)`), `Statuses`, `ContactIDs`; dates are read from
+`DateString` or `/Date(ms)/`. Line items are Description, Quantity, UnitAmount, AccountCode,
+TaxType (`LineAmountTypes: Exclusive`, `unitdp=4` so unit prices keep four decimals). Creates send
+`Idempotency-Key`. Xero has no version token: we use `UpdatedDateUTC`, compared before each update
+(a change landing between that read and the write is not detected — Xero offers nothing better).
+Dry runs price lines with the tenant's `/TaxRates`. Ledger lines come from `/Journals` (ordered by
+journal number, read 100 at a time). Aged receivables/payables are computed from invoices and
+their payments as of the date (Xero's own aged reports need one contact per call).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from servers.accounting import ledger, reports
+from servers.accounting.model import (
+    Account,
+    AccountType,
+    Basis,
+    Contact,
+    ContactInput,
+    ContactKind,
+    ContactPage,
+    Invoice,
+    InvoiceLine,
+    InvoicePage,
+    InvoicePatch,
+    InvoiceQuery,
+    InvoiceStatus,
+    JournalEntry,
+    JournalLine,
+    LineInput,
+    NewInvoice,
+    Payment,
+    Report,
+    ReportKind,
+    Totals,
+    Transaction,
+    TransactionPage,
+)
+from servers.accounting.money import ZERO, round_money
+from servers.accounting.money import read_amount as amount
+from servers.accounting.providers.xero_reports import read_report
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError
+from servers.kit.http import ProviderHTTP
+from servers.kit.oauth import TokenManager, TokenVault
+
+CLASS: dict[str, AccountType] = {"ASSET": "asset", "LIABILITY": "liability", "EQUITY": "equity", "REVENUE": "income", "EXPENSE": "expense"}
+STATUSES: dict[str, list[str]] = {"draft": ["DRAFT", "SUBMITTED"], "open": ["AUTHORISED"], "partially_paid": ["AUTHORISED"],
+                                  "paid": ["PAID"], "voided": ["VOIDED", "DELETED"]}
+REPORTS = {"trial_balance": "TrialBalance", "profit_and_loss": "ProfitAndLoss", "balance_sheet": "BalanceSheet"}
+_MS_DATE = re.compile(r"/Date\((-?\d+)")
+MAX_PAGES = 50
+
+
+def _date(raw: dict[str, Any], key: str) -> _dt.date | None:
+    if text := raw.get(f"{key}String"):
+        return _dt.date.fromisoformat(text[:10])
+    value = raw.get(key)
+    if isinstance(value, str) and (match := _MS_DATE.match(value)):
+        return _dt.datetime.fromtimestamp(int(match.group(1)) / 1000, _dt.UTC).date()
+    return _dt.date.fromisoformat(value[:10]) if isinstance(value, str) and value else None
+
+
+def _where_date(value: _dt.date) -> str:
+    return f"DateTime({value.year},{value.month:02d},{value.day:02d})"
+
+
+class Xero:
+    name = "xero"
+
+    def __init__(self, http: ProviderHTTP, currency: str = "USD", bank_account: str | None = None) -> None:
+        self.http = http
+        self.currency = currency
+        self.bank_account = bank_account
+
+    @classmethod
+    def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> Xero:
+        tenant = os.environ.get("XERO_TENANT_ID")
+        if not tenant:
+            raise ValueError("set XERO_TENANT_ID (the organisation's tenant id from /connections) for the Xero backend")
+        base = os.environ.get("XERO_API", "https://api.xero.com/api.xro/2.0")
+        settings = {"currency": os.environ.get("XERO_CURRENCY", "USD"), "bank_account": os.environ.get("XERO_BANK_ACCOUNT_CODE")}
+        headers = {"Accept": "application/json", "xero-tenant-id": tenant}
+        if token := os.environ.get("XERO_TOKEN"):
+            headers["Authorization"] = f"Bearer {token}"
+            return cls(ProviderHTTP("Xero", base, headers=headers, transport=transport), **settings)
+        names = ["XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "XERO_REFRESH_TOKEN"]
+        if missing := [n for n in names if not os.environ.get(n)]:
+            raise ValueError(f"set XERO_TOKEN, or {', '.join(missing)} for the Xero backend")
+        from hub.datadir import default_data_dir
+
+        tokens = TokenManager("Xero", os.environ.get("XERO_TOKEN_URL", "https://identity.xero.com/connect/token"),
+                              os.environ["XERO_CLIENT_ID"], os.environ["XERO_CLIENT_SECRET"], "refresh_token",
+                              refresh_token=os.environ["XERO_REFRESH_TOKEN"], vault=TokenVault(data_dir or default_data_dir(), "xero"),
+                              transport=token_transport, reauthorize_hint="reconnect the app to Xero and set XERO_REFRESH_TOKEN")
+        return cls(ProviderHTTP("Xero", base, headers=headers, auth_headers=tokens.headers, on_unauthorized=tokens.force_refresh,
+                                transport=transport), **settings)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await self.http.json(method, path, decimals=True, **kwargs)
+
+    # -- mapping ----------------------------------------------------------------------------
+
+    def _invoice(self, raw: dict[str, Any]) -> Invoice:
+        currency = raw.get("CurrencyCode") or self.currency
+
+        def money(value: Any) -> Decimal:
+            return round_money(amount(value) or ZERO, currency)
+
+        lines = [InvoiceLine(description=item.get("Description", ""), quantity=amount(item.get("Quantity")) or Decimal(1),
+                             unit_price=amount(item.get("UnitAmount")) or ZERO, account_code=item.get("AccountCode"),
+                             tax_code=item.get("TaxType"), item=item.get("ItemCode"), net=money(item.get("LineAmount")),
+                             tax=money(item.get("TaxAmount")), total=money(item.get("LineAmount")) + money(item.get("TaxAmount")))
+                 for item in raw.get("LineItems", [])]
+        paid = money(raw.get("AmountPaid")) + money(raw.get("AmountCredited"))
+        native = raw.get("Status", "DRAFT")
+        status: InvoiceStatus = next((ours for ours, theirs in STATUSES.items() if native in theirs), "draft")
+        if native == "AUTHORISED" and paid > 0:
+            status = "partially_paid"
+        contact = raw.get("Contact") or {}
+        return Invoice(id=raw["InvoiceID"], number=raw.get("InvoiceNumber"), kind="payable" if raw.get("Type") == "ACCPAY" else "receivable",
+                       contact_id=contact.get("ContactID", ""), contact_name=contact.get("Name"), issue_date=_date(raw, "Date"),
+                       due_date=_date(raw, "DueDate"), currency=currency, status=status, lines=lines, subtotal=money(raw.get("SubTotal")),
+                       tax_total=money(raw.get("TotalTax")), total=money(raw.get("Total")), amount_paid=paid,
+                       balance=money(raw.get("AmountDue")) if status not in ("draft", "voided") else round_money(ZERO, currency),
+                       reference=raw.get("Reference"), version=raw.get("UpdatedDateUTC", ""), provider=self.name)
+
+    @staticmethod
+    def _contact(raw: dict[str, Any]) -> Contact:
+        customer, supplier = bool(raw.get("IsCustomer")), bool(raw.get("IsSupplier"))
+        kind: ContactKind = "both" if customer and supplier else "vendor" if supplier else "customer"
+        return Contact(id=raw["ContactID"], name=raw.get("Name", ""), email=raw.get("EmailAddress") or None, kind=kind,
+                       currency=raw.get("DefaultCurrency"), tax_number=raw.get("TaxNumber"), version=raw.get("UpdatedDateUTC"))
+
+    @staticmethod
+    def _line_items(lines: list[LineInput], currency: str) -> list[dict[str, Any]]:
+        ledger.price_lines(lines, currency, None)  # positive quantities
+        out = []
+        for line in lines:
+            item: dict[str, Any] = {"Description": line.description, "Quantity": line.quantity, "UnitAmount": line.unit_price}
+            item.update({k: v for k, v in (("AccountCode", line.account_code), ("TaxType", line.tax_code), ("ItemCode", line.item)) if v})
+            out.append(item)
+        return out
+
+    # -- chart and contacts -----------------------------------------------------------------
+
+    async def accounts(self) -> list[Account]:
+        body = await self._call("GET", "/Accounts")
+        return [Account(code=a.get("Code") or a["AccountID"], name=a.get("Name", ""), type=CLASS.get(a.get("Class", ""), "asset"),
+                        subtype=a.get("Type"), currency=a.get("CurrencyCode"), active=a.get("Status", "ACTIVE") == "ACTIVE")
+                for a in body.get("Accounts", [])]
+
+    async def contacts(self, query: str | None, kind: ContactKind | None, limit: int, cursor: str | None) -> ContactPage:
+        page = int(decode_cursor(cursor).get("page", 1))
+        params: dict[str, Any] = {"page": page, "pageSize": limit}
+        if query:
+            params["searchTerm"] = query
+        if kind in ("customer", "vendor"):
+            params["where"] = "IsCustomer==true" if kind == "customer" else "IsSupplier==true"
+        rows = (await self._call("GET", "/Contacts", params=params)).get("Contacts", [])
+        return ContactPage(contacts=[self._contact(r) for r in rows], next_cursor=encode_cursor({"page": page + 1}) if len(rows) == limit else None)
+
+    async def upsert_contact(self, contact: ContactInput) -> Contact:
+        body: dict[str, Any] = {"Name": contact.name}
+        if contact.email:
+            body["EmailAddress"] = contact.email
+        if contact.tax_number:
+            body["TaxNumber"] = contact.tax_number
+        if contact.id:
+            current = (await self._call("GET", f"/Contacts/{contact.id}"))["Contacts"][0]
+            if contact.version is not None and contact.version != current.get("UpdatedDateUTC"):
+                raise DomainError("conflict", f"contact {contact.id} changed since you read it; get it again and reapply your change")
+            body["ContactID"] = contact.id
+        saved = await self._call("POST", "/Contacts", json={"Contacts": [body]}, idempotent=contact.id is not None)
+        return self._contact(saved["Contacts"][0])
+
+    # -- invoices ---------------------------------------------------------------------------
+
+    async def invoices(self, query: InvoiceQuery, limit: int, cursor: str | None) -> InvoicePage:
+        page = int(decode_cursor(cursor).get("page", 1))
+        where = [f'Type=="{"ACCREC" if query.kind == "receivable" else "ACCPAY"}"']
+        for field, op, value in (("Date", ">=", query.issued_from), ("Date", "<=", query.issued_to), ("DueDate", "<", query.overdue_on)):
+            if value is not None:
+                where.append(f"{field}{op}{_where_date(value)}")
+        if query.overdue_on is not None:
+            where.append("AmountDue>0")
+        if query.min_total is not None:
+            where.append(f"Total>={query.min_total}")
+        if query.max_total is not None:
+            where.append(f"Total<={query.max_total}")
+        params: dict[str, Any] = {"page": page, "pageSize": limit, "where": " AND ".join(where), "order": "Date"}
+        if query.status:
+            params["Statuses"] = ",".join(sorted({s for wanted in query.status for s in STATUSES[wanted]}))
+        if query.contact_id:
+            params["ContactIDs"] = query.contact_id
+        rows = (await self._call("GET", "/Invoices", params=params)).get("Invoices", [])
+        found = [self._invoice(r) for r in rows]
+        if query.status:
+            found = [i for i in found if i.status in query.status]
+        return InvoicePage(invoices=found, next_cursor=encode_cursor({"page": page + 1}) if len(rows) == limit else None)
+
+    async def invoice(self, invoice_id: str) -> Invoice:
+        return self._invoice((await self._call("GET", f"/Invoices/{invoice_id}"))["Invoices"][0])
+
+    async def quote(self, new: NewInvoice) -> Totals:
+        body = await self._call("GET", "/TaxRates")
+        rates = {r["TaxType"]: (amount(r.get("EffectiveRate")) or ZERO) / 100 for r in body.get("TaxRates", [])}
+        return ledger.price_lines(new.lines, new.currency, rates)
+
+    async def create_invoice(self, new: NewInvoice, idempotency_key: str | None) -> Invoice:
+        body = {"Type": "ACCREC" if new.kind == "receivable" else "ACCPAY", "Contact": {"ContactID": new.contact_id},
+                "Date": new.issue_date.isoformat(), "DueDate": new.due_date.isoformat(), "LineAmountTypes": "Exclusive",
+                "LineItems": self._line_items(new.lines, new.currency), "Status": "AUTHORISED" if new.approve else "DRAFT", "CurrencyCode": new.currency}
+        if new.reference:
+            body["Reference"] = new.reference
+        saved = await self._call("PUT", "/Invoices", params={"unitdp": 4}, json={"Invoices": [body]},
+                                 headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
+                                 idempotent=idempotency_key is not None)
+        return self._invoice(saved["Invoices"][0])
+
+    async def _update(self, invoice_id: str, version: str | None, changes: dict[str, Any]) -> Invoice:
+        current = await self.invoice(invoice_id)
+        if version is not None and version != current.version:
+            raise DomainError("conflict", f"invoice {invoice_id} changed since you read it (updated {current.version}); get it again "
+                              "and reapply your change", details={"current_version": current.version})
+        saved = await self._call("POST", f"/Invoices/{invoice_id}", params={"unitdp": 4},
+                                 json={"Invoices": [{"InvoiceID": invoice_id, **changes}]}, idempotent=True)
+        return self._invoice(saved["Invoices"][0])
+
+    async def approve(self, invoice_id: str, version: str | None) -> Invoice:
+        return await self._update(invoice_id, version, {"Status": "AUTHORISED"})
+
+    async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice:
+        current = await self.invoice(invoice_id)
+        if current.amount_paid > 0:
+            raise DomainError("invalid_argument", f"invoice {current.number} has payments; Xero voids only unpaid invoices — remove "
+                              "the payments in Xero first")
+        return await self._update(invoice_id, version, {"Status": "DELETED" if current.status == "draft" else "VOIDED"})
+
+    async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
+        changes: dict[str, Any] = {}
+        if patch.due_date is not None:
+            changes["DueDate"] = patch.due_date.isoformat()
+        if patch.reference is not None:
+            changes["Reference"] = patch.reference
+        if patch.lines is not None:
+            changes["LineItems"] = self._line_items(patch.lines, self.currency)
+        return await self._update(invoice_id, version, changes)
+
+    # -- payments and journals --------------------------------------------------------------
+
+    async def pay(self, invoice_id: str, value: Decimal, on: _dt.date, account_code: str | None, reference: str | None,
+                  idempotency_key: str | None) -> Payment:
+        bank = account_code or self.bank_account
+        if not bank:
+            raise DomainError("invalid_argument", "give account_code (the bank account's code) or set XERO_BANK_ACCOUNT_CODE",
+                              details={"field": "account_code"})
+        body: dict[str, Any] = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": bank}, "Date": on.isoformat(), "Amount": value}
+        if reference:
+            body["Reference"] = reference
+        saved = await self._call("PUT", "/Payments", json={"Payments": [body]},
+                                 headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
+                                 idempotent=idempotency_key is not None)
+        after = await self.invoice(invoice_id)
+        return Payment(id=saved["Payments"][0]["PaymentID"], invoice_id=invoice_id, date=on, amount=value, currency=after.currency,
+                       account_code=bank, reference=reference, invoice_balance=after.balance, invoice_status=after.status)
+
+    async def journal(self, on: _dt.date, memo: str, lines: list[JournalLine], idempotency_key: str | None) -> JournalEntry:
+        body = {"Narration": memo or "Journal entry", "Date": on.isoformat(), "Status": "POSTED",
+                "JournalLines": [{"LineAmount": line.debit if line.debit else -line.credit, "AccountCode": line.account_code,
+                                  "Description": line.description} for line in lines]}
+        saved = await self._call("PUT", "/ManualJournals", json={"ManualJournals": [body]},
+                                 headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
+                                 idempotent=idempotency_key is not None)
+        return JournalEntry(id=saved["ManualJournals"][0]["ManualJournalID"], date=on, memo=memo, currency=self.currency, lines=lines,
+                            provider=self.name)
+
+    # -- ledger and reports -----------------------------------------------------------------
+
+    async def transactions(self, start: _dt.date, end: _dt.date, account_code: str | None, limit: int,
+                           cursor: str | None) -> TransactionPage:
+        """Journal lines in [start, end], whole journals per page, resuming after the last journal number read."""
+        offset = int(decode_cursor(cursor).get("offset", 0))
+        items: list[Transaction] = []
+        for _ in range(MAX_PAGES):
+            journals = (await self._call("GET", "/Journals", params={"offset": offset})).get("Journals", [])
+            if not journals:
+                return TransactionPage(transactions=items)
+            for journal in journals:
+                day = _date(journal, "JournalDate")
+                rows = []
+                for line in journal.get("JournalLines", []):
+                    if day is None or not start <= day <= end or account_code not in (None, line.get("AccountCode")):
+                        continue
+                    net = amount(line.get("NetAmount")) or ZERO
+                    rows.append(Transaction(id=line.get("JournalLineID", ""), date=day, account_code=line.get("AccountCode", ""),
+                                            account_name=line.get("AccountName"), debit=round_money(max(net, ZERO), self.currency),
+                                            credit=round_money(max(-net, ZERO), self.currency), source=str(journal.get("SourceType", "")).lower(),
+                                            source_id=journal.get("SourceID"), memo=line.get("Description", "")))
+                if items and len(items) + len(rows) > limit:
+                    return TransactionPage(transactions=items, next_cursor=encode_cursor({"offset": offset}))
+                items += rows
+                offset = int(journal.get("JournalNumber", offset + 1))
+        return TransactionPage(transactions=items, next_cursor=encode_cursor({"offset": offset}))
+
+    async def report(self, kind: ReportKind, basis: Basis, start: _dt.date | None, end: _dt.date | None,
+                     as_of: _dt.date | None) -> Report:
+        if kind in ("aged_receivables", "aged_payables"):
+            assert as_of is not None
+            return await self._aged("receivable" if kind == "aged_receivables" else "payable", as_of)
+        params: dict[str, Any] = {"paymentsOnly": "true" if basis == "cash" else "false"}
+        if kind == "profit_and_loss":
+            assert start is not None and end is not None
+            params.update(fromDate=start.isoformat(), toDate=end.isoformat())
+        else:
+            assert as_of is not None
+            params["date"] = as_of.isoformat()
+        body = await self._call("GET", f"/Reports/{REPORTS[kind]}", params=params)
+        return read_report(body, kind, basis, self.currency, start, end, as_of)
+
+    async def _aged(self, kind: str, as_of: _dt.date) -> Report:
+        where = f'Type=="{"ACCREC" if kind == "receivable" else "ACCPAY"}" AND Date<={_where_date(as_of)}'
+        items = []
+        for page in range(1, MAX_PAGES + 1):
+            rows = (await self._call("GET", "/Invoices", params={"page": page, "pageSize": 100, "where": where,
+                                                                 "Statuses": "AUTHORISED,PAID"})).get("Invoices", [])
+            for raw in rows:
+                invoice = self._invoice(raw)
+                paid = sum((amount(p.get("Amount")) or ZERO for p in raw.get("Payments", []) if (_date(p, "Date") or as_of) <= as_of), ZERO)
+                items.append(reports.OpenItem(invoice.contact_name or invoice.contact_id, invoice.due_date or invoice.issue_date,
+                                              invoice.total - paid))
+            if len(rows) < 100:
+                break
+        return reports.aged(kind, items, as_of, self.currency, self.name)

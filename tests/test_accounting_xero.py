@@ -1,0 +1,134 @@
+"""The Xero connector against a local fake of the Accounting API 2.0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from cryptography.fernet import Fernet
+from mcp import Client
+
+from servers.accounting.providers.xero import Xero
+from servers.accounting.server import create_server
+from tests.fakes.xero import TENANT, FakeXero
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def xero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeXero, Any]:
+    fake = FakeXero()
+    for name, value in {"XERO_TENANT_ID": TENANT, "XERO_API": "http://xero.test/api.xro/2.0", "XERO_CLIENT_ID": fake.oauth.client_id,
+                        "XERO_CLIENT_SECRET": fake.oauth.client_secret, "XERO_REFRESH_TOKEN": fake.oauth.refresh_token,
+                        "XERO_TOKEN_URL": "http://xero.test/connect/token", "XERO_CURRENCY": "NZD", "MCP_HUB_DATA_DIR": str(tmp_path),
+                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
+        monkeypatch.setenv(name, value)
+    app = fake.app()
+    return fake, create_server(Xero.from_env(tmp_path, transport=httpx.ASGITransport(app=app), token_transport=httpx2.ASGITransport(app=app)))
+
+
+async def test_xero_connector(xero: tuple[FakeXero, Any]) -> None:
+    fake, server = xero
+    async with Client(server) as client:
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content  # type: ignore[return-value]
+
+        def last(method: str) -> dict[str, Any]:
+            return [r for r in fake.requests if r["method"] == method][-1]
+
+        accounts = (await call("list_accounts"))["accounts"]
+        assert [(a["code"], a["type"]) for a in accounts] == [("090", "asset"), ("200", "income"), ("469", "expense")], "archived hidden"
+        assert last("GET")["headers"]["xero-tenant-id"] == TENANT
+        vendors = (await call("search_contacts", kind="vendor"))["contacts"]
+        assert [c["name"] for c in vendors] == ["Both Ways", "Paper Supplies"] and last("GET")["params"]["where"] == "IsSupplier==true"
+        acme = (await call("search_contacts", query="acme"))["contacts"][0]
+        assert acme["kind"] == "customer" and acme["version"].startswith("/Date(")
+        renamed = await call("upsert_contact", id=acme["id"], name="Acme Limited", version=acme["version"])
+        assert renamed["name"] == "Acme Limited" and last("POST")["json"] == {"Contacts": [{"Name": "Acme Limited", "ContactID": acme["id"]}]}
+        assert (await call("upsert_contact", id=acme["id"], name="x", version=acme["version"]))["code"] == "conflict"
+
+        lines = [{"description": "Consulting", "quantity": "10", "unit_price": "150.00", "account_code": "200", "tax_code": "OUTPUT"},
+                 {"description": "Widgets", "quantity": "3", "unit_price": "26.8499", "account_code": "200", "tax_code": "NONE"}]
+        preview = await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-03-01", dry_run=True)
+        assert (preview["totals"]["subtotal"], preview["totals"]["tax_total"], preview["totals"]["total"]) == ("1580.55", "225.00", "1805.55")
+        assert not [r for r in fake.requests if r["method"] == "PUT"], "a dry run creates nothing"
+        created = (await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-03-01", idempotency_key="inv-1"))["invoice"]
+        sent = last("PUT")
+        assert sent["headers"]["idempotency-key"] == "inv-1" and sent["params"] == {"unitdp": "4"}
+        assert sent["json"]["Invoices"][0]["LineItems"][1] == {"Description": "Widgets", "Quantity": 3, "UnitAmount": 26.8499,
+                                                                "AccountCode": "200", "TaxType": "NONE"}
+        assert sent["json"]["Invoices"][0]["Type"] == "ACCREC" and sent["json"]["Invoices"][0]["Status"] == "AUTHORISED"
+        assert (created["total"], created["status"], created["issue_date"], created["due_date"]) == \
+            ("1805.55", "open", "2026-03-01", "2026-03-31"), "the provider's totals agree with the dry run's"
+
+        over = await call("record_payment", invoice_id=created["id"], amount="1805.56", account_code="090")
+        assert over["code"] == "invalid_argument" and not [r for r in fake.requests if r["path"].endswith("/Payments")]
+        needs_bank = await call("record_payment", invoice_id=created["id"], amount="5.00")
+        assert needs_bank["code"] == "invalid_argument" and "XERO_BANK_ACCOUNT_CODE" in needs_bank["message"]
+        part = await call("record_payment", invoice_id=created["id"], amount="805.55", date="2026-03-10", account_code="090",
+                          idempotency_key="pay-1")
+        assert last("PUT")["json"]["Payments"][0] == {"Invoice": {"InvoiceID": created["id"]}, "Account": {"Code": "090"},
+                                                      "Date": "2026-03-10", "Amount": 805.55}
+        assert (part["invoice_balance"], part["invoice_status"]) == ("1000.00", "partially_paid")
+        assert (await call("update_invoice", invoice_id=created["id"], action="void", confirm=True))["code"] == "invalid_argument"
+
+        overdue = await call("search_invoices", overdue_only=True, min_total="100", status=["partially_paid"])
+        params = last("GET")["params"]
+        assert params["where"].startswith('Type=="ACCREC" AND DueDate<DateTime(') and "AmountDue>0" in params["where"]
+        assert "Total>=100" in params["where"] and params["Statuses"] == "AUTHORISED"
+        assert [i["id"] for i in overdue["invoices"]] == [created["id"]]
+
+        bill = (await call("create_invoice", kind="payable", contact_id=vendors[1]["id"], issue_date="2026-03-05", approve=False,
+                           lines=[{"quantity": "2", "unit_price": "49.95", "account_code": "469", "tax_code": "INPUT"}]))["invoice"]
+        assert bill["kind"] == "payable" and bill["status"] == "draft" and last("PUT")["json"]["Invoices"][0]["Type"] == "ACCPAY"
+        stale = await call("update_invoice", invoice_id=bill["id"], action="approve", version="/Date(1+0000)/")
+        assert stale["code"] == "conflict"
+        approved = await call("update_invoice", invoice_id=bill["id"], action="approve", version=bill["version"])
+        assert approved["status"] == "open" and approved["total"] == "114.88", "tax 14.985 rounds half-even to 14.98"
+        patched = await call("update_invoice", invoice_id=bill["id"], action="patch", reference="PO-7", due_date="2026-04-30")
+        assert last("POST")["json"]["Invoices"][0] == {"InvoiceID": bill["id"], "DueDate": "2026-04-30", "Reference": "PO-7"}
+        assert patched["reference"] == "PO-7"
+        voided = await call("update_invoice", invoice_id=bill["id"], action="void", confirm=True, version=patched["version"])
+        assert voided["status"] == "voided" and last("POST")["json"]["Invoices"][0]["Status"] == "VOIDED"
+
+        entry = await call("create_journal_entry", date="2026-03-31", memo="Rent", idempotency_key="je-1",
+                           lines=[{"account_code": "469", "debit": "1200.00"}, {"account_code": "090", "credit": "1200.00"}])
+        assert [line["LineAmount"] for line in last("PUT")["json"]["ManualJournals"][0]["JournalLines"]] == [1200.0, -1200.0]
+        assert entry["id"]
+        for day in ("2026-02-01", "2026-03-02", "2026-03-03"):
+            await call("create_journal_entry", date=day, memo="Move", lines=[{"account_code": "090", "debit": "10.00"},
+                                                                            {"account_code": "200", "credit": "10.00"}])
+        page = await call("list_transactions", start="2026-03-01", end="2026-03-31", limit=3)
+        assert [(t["account_code"], t["debit"], t["credit"]) for t in page["transactions"]] == [("469", "1200.00", "0.00"), ("090", "0.00", "1200.00")]
+        rest = await call("list_transactions", start="2026-03-01", end="2026-03-31", limit=3, cursor=page["next_cursor"])
+        assert [t["date"] for t in rest["transactions"]] == ["2026-03-02"] * 2, "journal 2 is out of range; journal 4 would overflow"
+        final = await call("list_transactions", start="2026-03-01", end="2026-03-31", limit=3, cursor=rest["next_cursor"])
+        assert [t["date"] for t in final["transactions"]] == ["2026-03-03"] * 2 and final["next_cursor"] is None
+        assert all(t["source"] == "manjournal" for t in rest["transactions"] + final["transactions"])
+
+        pnl = await call("get_report", report="profit_and_loss", start="2026-03-01", end="2026-03-31", basis="cash")
+        assert last("GET")["params"] == {"paymentsOnly": "true", "fromDate": "2026-03-01", "toDate": "2026-03-31"}
+        assert (pnl["totals"]["income"], pnl["totals"]["expenses"], pnl["totals"]["net_income"]) == ("1580.55", "1200.00", "380.55")
+        sheet = await call("get_report", report="balance_sheet", as_of="2026-03-31")
+        assert sheet["balanced"] and sheet["totals"]["liabilities_and_equity"] == "3000.00"
+        trial = await call("get_report", report="trial_balance", as_of="2026-03-31")
+        assert trial["balanced"] and trial["totals"] == {"debit": "4200.00", "credit": "4200.00"}
+        assert trial["sections"][0]["rows"][0] == {"name": "Sales (200)", "account_code": "acc-200", "amount": "-1580.55",
+                                                   "columns": {"debit": "0", "credit": "1580.55"}}
+        aged = await call("get_report", report="aged_receivables", as_of="2026-04-05")
+        assert aged["totals"]["1_30"] == "1000.00" and aged["sections"][0]["rows"][0]["name"] == "Acme Limited"
+        before_payment = await call("get_report", report="aged_receivables", as_of="2026-03-05")
+        assert before_payment["totals"]["current"] == "1805.55", "as of before the payment, the whole invoice was open"
+
+        fake.oauth.expire()
+        assert (await call("get_invoice", invoice_id=created["id"]))["id"] == created["id"]
+        assert len(fake.oauth.requests) == 2 and fake.oauth.requests[1]["refresh_token"] != "refresh-0", "rotated refresh token used"
+        fake.fail_next.append((429, {"Retry-After": "0"}, '{"Title": "Too Many Requests"}'))
+        assert (await call("get_invoice", invoice_id=created["id"]))["id"] == created["id"]
+        fake.fail_next.append((400, {}, '{"ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred", '
+                                        '"Elements": [{"ValidationErrors": [{"Message": "Account code 999 is not a valid code"}]}]}'))
+        invalid = await call("create_journal_entry", lines=[{"account_code": "999", "debit": "1.00"}, {"account_code": "090", "credit": "1.00"}])
+        assert invalid["code"] == "invalid_argument" and "Account code 999 is not a valid code" in invalid["message"]
