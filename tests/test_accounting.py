@@ -13,14 +13,17 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
+from hub.config import parse_config
+from hub.hub import Hub
 from servers.accounting.ledger import check_journal, price_lines
 from servers.accounting.model import ContactInput, JournalLine, LineInput, NewInvoice
 from servers.accounting.money import allocate
 from servers.accounting.server import create_server
 from servers.accounting.store import EmbeddedAccounting
 from servers.kit.errors import DomainError
+from tests.conftest import PY, ROOT
 
 D = Decimal
 DAY0 = _dt.date(2026, 1, 1)
@@ -218,3 +221,31 @@ async def _check(books: EmbeddedAccounting, day: _dt.date) -> None:
 def test_any_sequence_of_events_keeps_the_books_balanced(events: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         anyio.run(_play, events, Path(folder))
+
+
+# -- through the hub and standalone ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_through_the_hub_and_standalone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    await EmbeddedAccounting(tmp_path).seed_demo()
+    async with Hub(parse_config({"mcpServers": {"accounting": {"builtin": "accounting"}}})) as hub:
+        tools = {t.name: t for t in hub.catalog.tools()}
+        assert len([n for n in tools if n.startswith("accounting__")]) == 11
+        schema = tools["accounting__record_payment"].input_schema["properties"]["amount"]
+        assert schema["type"] == "string", "money is a decimal string in the schema agents see"
+        floaty = await hub.route_call("accounting__record_payment", {"invoice_id": "x", "amount": 12.5})
+        assert floaty.is_error and floaty.structured_content["code"] == "invalid_argument"
+        sheet = (await hub.route_call("accounting__get_report", {"report": "balance_sheet"})).structured_content
+        assert sheet["balanced"] and sheet["totals"]["assets"] == "27484.00"
+    params = StdioServerParameters(
+        command=PY, args=["-m", "hub.cli", "server", "accounting", "--demo", "--data-dir", str(tmp_path / "alone"), "--log-level", "warning"],
+        env={"PYTHONPATH": str(ROOT)}, cwd=str(ROOT),
+    )
+    async with Client(params) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        assert len(listed) == 11 and listed["update_invoice"].annotations.destructive_hint is True
+        assert listed["get_report"].annotations.read_only_hint is True
+        trial = (await client.call_tool("get_report", {"report": "trial_balance"})).structured_content
+        assert trial["balanced"] and trial["totals"]["debit"] == trial["totals"]["credit"] != "0.00"

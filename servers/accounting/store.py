@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from servers.accounting import ledger, reports
+from servers.accounting import ledger, ledger_reads, reports
 from servers.accounting.ledger import Posting, check_payable
 from servers.accounting.model import (
     Account,
@@ -39,7 +39,6 @@ from servers.accounting.model import (
     Report,
     ReportKind,
     Totals,
-    Transaction,
     TransactionPage,
 )
 from servers.accounting.money import ZERO, round_money
@@ -164,7 +163,7 @@ class EmbeddedAccounting:
         await self._db()
 
         def run(db: sqlite3.Connection) -> list[Account]:
-            net = reports._net(self._entries(db, "accrual"), None, None)
+            net = reports._net(ledger_reads.entries(db, "accrual"), None, None)
             return [a.model_copy(update={"balance": reports._normal(a, net.get(a.code, ZERO)), "currency": self.currency})
                     for a in self._accounts(db)]
 
@@ -381,39 +380,13 @@ class EmbeddedAccounting:
 
     # -- ledger and reports -----------------------------------------------------------------
 
-    def _entries(self, db: sqlite3.Connection, basis: Basis) -> list[reports.Entry]:
-        if basis == "accrual":
-            return [reports.Entry(_dt.date.fromisoformat(r["date"]), r["account_code"], Decimal(r["debit"]), Decimal(r["credit"]))
-                    for r in db.execute("SELECT date, account_code, debit, credit FROM postings")]
-        entries = [reports.Entry(_dt.date.fromisoformat(r["date"]), r["account_code"], Decimal(r["debit"]), Decimal(r["credit"]))
-                   for r in db.execute("SELECT p.date, p.account_code, p.debit, p.credit FROM postings p "
-                                       "JOIN batches b ON b.id = p.batch_id WHERE b.source = 'journal'")]
-        for row in db.execute("SELECT p.*, i.kind, i.lines, i.currency FROM payments p JOIN invoices i ON i.id = p.invoice_id"):
-            lines = [InvoiceLine.model_validate(line) for line in json.loads(row["lines"])]
-            for posting in ledger.cash_postings(row["kind"], lines, Decimal(row["amount"]), row["account_code"], row["currency"], ""):
-                entries.append(reports.Entry(_dt.date.fromisoformat(row["date"]), posting.account_code, posting.debit, posting.credit))
-        return entries
-
     async def transactions(self, start: _dt.date, end: _dt.date, account_code: str | None, limit: int,
                            cursor: str | None) -> TransactionPage:
         await self._db()
         after = int(decode_cursor(cursor).get("after", 0))
-
-        def run(db: sqlite3.Connection) -> TransactionPage:
-            sql = ("SELECT p.*, a.name, b.source, b.source_id FROM postings p JOIN batches b ON b.id = p.batch_id "
-                   "JOIN accounts a ON a.code = p.account_code WHERE p.date >= ? AND p.date <= ? AND p.id > ?")
-            args: list[Any] = [start.isoformat(), end.isoformat(), after]
-            if account_code:
-                sql += " AND p.account_code = ?"
-                args.append(account_code)
-            rows = db.execute(sql + " ORDER BY p.id LIMIT ?", [*args, limit + 1]).fetchall()
-            items = [Transaction(id=str(r["id"]), date=r["date"], account_code=r["account_code"], account_name=r["name"],
-                                 debit=Decimal(r["debit"]), credit=Decimal(r["credit"]), source=r["source"], source_id=r["source_id"],
-                                 memo=r["memo"] or "") for r in rows[:limit]]
-            more = len(rows) > limit
-            return TransactionPage(transactions=items, next_cursor=encode_cursor({"after": int(items[-1].id)}) if more else None)
-
-        return await self.store.run(run)
+        rows = await self.store.run(lambda db: ledger_reads.transactions(db, start, end, account_code, after, limit))
+        more = len(rows) > limit
+        return TransactionPage(transactions=rows[:limit], next_cursor=encode_cursor({"after": int(rows[limit - 1].id)}) if more else None)
 
     async def report(self, kind: ReportKind, basis: Basis, start: _dt.date | None, end: _dt.date | None,
                      as_of: _dt.date | None) -> Report:
@@ -433,7 +406,7 @@ class EmbeddedAccounting:
                     balance = invoice.total - invoice.amount_paid
                     items.append(reports.OpenItem(row["contact_name"], invoice.due_date or invoice.issue_date, balance))
                 return reports.aged(wanted, items, as_of, self.currency, self.name)
-            entries = self._entries(db, basis)
+            entries = ledger_reads.entries(db, basis)
             if kind == "profit_and_loss":
                 assert start is not None and end is not None
                 return reports.profit_and_loss(entries, accounts, start, end, self.currency, basis, self.name)
@@ -445,26 +418,7 @@ class EmbeddedAccounting:
         return await self.store.run(run)
 
     async def seed_demo(self) -> None:
-        """A small, balanced sample company: two customers, a vendor, invoices, a bill and payments."""
-        acme = await self.upsert_contact(ContactInput(name="Acme Corp", email="ap@acme.example", kind="customer"))
-        globex = await self.upsert_contact(ContactInput(name="Globex", email="billing@globex.example", kind="customer"))
-        cloud = await self.upsert_contact(ContactInput(name="CloudHost Ltd", email="invoices@cloudhost.example", kind="vendor"))
-        today = _dt.date.today()
-        await self.journal(today - _dt.timedelta(days=90), "Owner's investment", [
-            JournalLine(account_code="1000", debit=Decimal("25000.00")), JournalLine(account_code="3000", credit=Decimal("25000.00"))], None)
-        from servers.accounting.model import LineInput
+        """A small, balanced sample company (see `servers.accounting.demo`)."""
+        from servers.accounting.demo import seed
 
-        first = await self.create_invoice(NewInvoice(
-            kind="receivable", contact_id=acme.id, issue_date=today - _dt.timedelta(days=60), due_date=today - _dt.timedelta(days=30),
-            currency=self.currency, lines=[LineInput(description="Consulting", quantity=Decimal(10), unit_price=Decimal("150.00"),
-                                                     account_code="4100", tax_code="STD20")]), None)
-        await self.pay(first.id, Decimal("1000.00"), today - _dt.timedelta(days=20), None, "wire", None)
-        await self.create_invoice(NewInvoice(
-            kind="receivable", contact_id=globex.id, issue_date=today - _dt.timedelta(days=10), due_date=today + _dt.timedelta(days=20),
-            currency=self.currency, lines=[LineInput(description="Widgets", quantity=Decimal(40), unit_price=Decimal("12.50"),
-                                                     account_code="4000", tax_code="STD20")]), None)
-        await self.create_invoice(NewInvoice(
-            kind="payable", contact_id=cloud.id, issue_date=today - _dt.timedelta(days=15), due_date=today + _dt.timedelta(days=15),
-            currency=self.currency, lines=[LineInput(description="Hosting", unit_price=Decimal("420.00"), account_code="6200",
-                                                     tax_code="STD20")]), None)
-
+        await seed(self)
