@@ -59,7 +59,7 @@ from servers.accounting.providers.qbo_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP
-from servers.kit.oauth import TokenManager, TokenVault
+from servers.kit.credentials import oauth_http_from_env
 
 CLASSIFICATION: dict[str, AccountType] = {"Asset": "asset", "Liability": "liability", "Equity": "equity", "Revenue": "income",
                                           "Expense": "expense"}
@@ -101,21 +101,10 @@ class QuickBooks:
             raise ValueError("set QUICKBOOKS_REALM_ID (the company id) for the QuickBooks backend")
         base = os.environ.get("QUICKBOOKS_API", "https://quickbooks.api.intuit.com").rstrip("/") + f"/v3/company/{realm}"
         settings = {"minorversion": os.environ.get("QUICKBOOKS_MINORVERSION", "75"), "currency": os.environ.get("QUICKBOOKS_CURRENCY", "USD")}
-        headers = {"Accept": "application/json"}
-        if token := os.environ.get("QUICKBOOKS_TOKEN"):
-            headers["Authorization"] = f"Bearer {token}"
-            return cls(ProviderHTTP("QuickBooks", base, headers=headers, transport=transport), **settings)
-        names = ["QUICKBOOKS_CLIENT_ID", "QUICKBOOKS_CLIENT_SECRET", "QUICKBOOKS_REFRESH_TOKEN"]
-        if missing := [n for n in names if not os.environ.get(n)]:
-            raise ValueError(f"set QUICKBOOKS_TOKEN, or {', '.join(missing)} for the QuickBooks backend")
-        from hub.datadir import default_data_dir
-
-        tokens = TokenManager("QuickBooks", os.environ.get("QUICKBOOKS_TOKEN_URL", "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"),
-                              os.environ["QUICKBOOKS_CLIENT_ID"], os.environ["QUICKBOOKS_CLIENT_SECRET"], "refresh_token",
-                              refresh_token=os.environ["QUICKBOOKS_REFRESH_TOKEN"], vault=TokenVault(data_dir or default_data_dir(), "quickbooks"),
-                              transport=token_transport, reauthorize_hint="reconnect the app to QuickBooks and set QUICKBOOKS_REFRESH_TOKEN")
-        return cls(ProviderHTTP("QuickBooks", base, headers=headers, auth_headers=tokens.headers, on_unauthorized=tokens.force_refresh,
-                                transport=transport), **settings)
+        http = oauth_http_from_env("QuickBooks", "QUICKBOOKS", base, "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+                                   headers={"Accept": "application/json"}, data_dir=data_dir, transport=transport,
+                                   token_transport=token_transport, sign_in="reconnect the app to QuickBooks")
+        return cls(http, **settings)
 
     # -- transport --------------------------------------------------------------------------
 

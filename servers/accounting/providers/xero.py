@@ -59,7 +59,7 @@ from servers.accounting.providers.xero_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP
-from servers.kit.oauth import TokenManager, TokenVault
+from servers.kit.credentials import oauth_http_from_env
 
 CLASS: dict[str, AccountType] = {"ASSET": "asset", "LIABILITY": "liability", "EQUITY": "equity", "REVENUE": "income", "EXPENSE": "expense"}
 STATUSES: dict[str, list[str]] = {"draft": ["DRAFT", "SUBMITTED"], "open": ["AUTHORISED"], "partially_paid": ["AUTHORISED"],
@@ -97,21 +97,10 @@ class Xero:
             raise ValueError("set XERO_TENANT_ID (the organisation's tenant id from /connections) for the Xero backend")
         base = os.environ.get("XERO_API", "https://api.xero.com/api.xro/2.0")
         settings = {"currency": os.environ.get("XERO_CURRENCY", "USD"), "bank_account": os.environ.get("XERO_BANK_ACCOUNT_CODE")}
-        headers = {"Accept": "application/json", "xero-tenant-id": tenant}
-        if token := os.environ.get("XERO_TOKEN"):
-            headers["Authorization"] = f"Bearer {token}"
-            return cls(ProviderHTTP("Xero", base, headers=headers, transport=transport), **settings)
-        names = ["XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "XERO_REFRESH_TOKEN"]
-        if missing := [n for n in names if not os.environ.get(n)]:
-            raise ValueError(f"set XERO_TOKEN, or {', '.join(missing)} for the Xero backend")
-        from hub.datadir import default_data_dir
-
-        tokens = TokenManager("Xero", os.environ.get("XERO_TOKEN_URL", "https://identity.xero.com/connect/token"),
-                              os.environ["XERO_CLIENT_ID"], os.environ["XERO_CLIENT_SECRET"], "refresh_token",
-                              refresh_token=os.environ["XERO_REFRESH_TOKEN"], vault=TokenVault(data_dir or default_data_dir(), "xero"),
-                              transport=token_transport, reauthorize_hint="reconnect the app to Xero and set XERO_REFRESH_TOKEN")
-        return cls(ProviderHTTP("Xero", base, headers=headers, auth_headers=tokens.headers, on_unauthorized=tokens.force_refresh,
-                                transport=transport), **settings)
+        http = oauth_http_from_env("Xero", "XERO", base, "https://identity.xero.com/connect/token", data_dir=data_dir,
+                                   headers={"Accept": "application/json", "xero-tenant-id": tenant}, transport=transport,
+                                   token_transport=token_transport, sign_in="reconnect the app to Xero")
+        return cls(http, **settings)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return await self.http.json(method, path, decimals=True, **kwargs)

@@ -34,7 +34,7 @@ from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.http import ProviderHTTP
-from servers.kit.oauth import TokenManager, TokenVault
+from servers.kit.credentials import oauth_http_from_env
 
 RESPONSE_FROM = {"needsAction": "needs_action", "declined": "declined", "tentative": "tentative", "accepted": "accepted"}
 RESPONSE_TO = {v: k for k, v in RESPONSE_FROM.items()}
@@ -56,21 +56,10 @@ class GoogleCalendar:
     @classmethod
     def from_env(cls, data_dir: Any = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> GoogleCalendar:
         base = os.environ.get("GOOGLE_CALENDAR_API", "https://www.googleapis.com/calendar/v3")
-        headers = {"Accept": "application/json"}
-        if token := os.environ.get("GOOGLE_CALENDAR_TOKEN"):
-            headers["Authorization"] = f"Bearer {token}"
-            return cls(ProviderHTTP("Google Calendar", base, headers=headers, transport=transport))
-        names = ["GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REFRESH_TOKEN"]
-        if missing := [n for n in names if not os.environ.get(n)]:
-            raise ValueError(f"set GOOGLE_CALENDAR_TOKEN, or {', '.join(missing)} for the Google backend")
-        from hub.datadir import default_data_dir
-
-        tokens = TokenManager("Google", os.environ.get("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
-                              os.environ["GOOGLE_CLIENT_ID"], os.environ["GOOGLE_CLIENT_SECRET"], "refresh_token",
-                              refresh_token=os.environ["GOOGLE_REFRESH_TOKEN"], vault=TokenVault(data_dir or default_data_dir(), "google"),
-                              transport=token_transport, reauthorize_hint="sign in with Google again and set GOOGLE_REFRESH_TOKEN")
-        return cls(ProviderHTTP("Google Calendar", base, headers=headers, auth_headers=tokens.headers,
-                                on_unauthorized=tokens.force_refresh, transport=transport))
+        return cls(oauth_http_from_env("Google Calendar", "GOOGLE", base, "https://oauth2.googleapis.com/token",
+                                       headers={"Accept": "application/json"}, data_dir=data_dir, transport=transport,
+                                       token_transport=token_transport, token_variable="GOOGLE_CALENDAR_TOKEN",
+                                       sign_in="sign in with Google again"))
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.http import ProviderHTTP
-from servers.kit.oauth import TokenManager, TokenVault
+from servers.kit.credentials import oauth_http_from_env
 
 RESPONSE_FROM = {"none": "needs_action", "notResponded": "needs_action", "accepted": "accepted", "organizer": "accepted",
                  "tentativelyAccepted": "tentative", "declined": "declined"}
@@ -94,23 +94,12 @@ class GraphCalendar:
     def from_env(cls, data_dir: Any = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> GraphCalendar:
         base = os.environ.get("GRAPH_API", "https://graph.microsoft.com/v1.0")
         user = os.environ.get("GRAPH_USER", "me")
-        headers = {"Accept": "application/json"}
-        if token := os.environ.get("GRAPH_TOKEN"):
-            headers["Authorization"] = f"Bearer {token}"
-            return cls(ProviderHTTP("Microsoft Graph", base, headers=headers, transport=transport), base, user)
-        names = ["GRAPH_TENANT_ID", "GRAPH_CLIENT_ID", "GRAPH_CLIENT_SECRET", "GRAPH_REFRESH_TOKEN"]
-        if missing := [n for n in names if not os.environ.get(n)]:
-            raise ValueError(f"set GRAPH_TOKEN, or {', '.join(missing)} for the Microsoft Graph backend")
-        from hub.datadir import default_data_dir
-
-        token_url = os.environ.get("GRAPH_TOKEN_URL",
-                                   f"https://login.microsoftonline.com/{os.environ['GRAPH_TENANT_ID']}/oauth2/v2.0/token")
-        tokens = TokenManager("Microsoft", token_url, os.environ["GRAPH_CLIENT_ID"], os.environ["GRAPH_CLIENT_SECRET"],
-                              "refresh_token", refresh_token=os.environ["GRAPH_REFRESH_TOKEN"],
-                              scope="offline_access Calendars.ReadWrite", vault=TokenVault(data_dir or default_data_dir(), "graph"),
-                              transport=token_transport, reauthorize_hint="sign in to Microsoft again and set GRAPH_REFRESH_TOKEN")
-        return cls(ProviderHTTP("Microsoft Graph", base, headers=headers, auth_headers=tokens.headers,
-                                on_unauthorized=tokens.force_refresh, transport=transport), base, user)
+        tenant = os.environ.get("GRAPH_TENANT_ID", "")
+        http = oauth_http_from_env("Microsoft Graph", "GRAPH", base, f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+                                   headers={"Accept": "application/json"}, data_dir=data_dir, transport=transport,
+                                   token_transport=token_transport, also_required=["GRAPH_TENANT_ID"],
+                                   scope="offline_access Calendars.ReadWrite", sign_in="sign in to Microsoft again")
+        return cls(http, base, user)
 
     # -- paths and mapping -----------------------------------------------------------------
 
