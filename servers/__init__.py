@@ -10,4 +10,5 @@ BUILTIN_DOMAINS: dict[str, str] = {
     "hris": "servers.hris.server:create_server",
     "calendar": "servers.calendar.server:create_server",
     "accounting": "servers.accounting.server:create_server",
+    "memory": "servers.memory.server:create_server",
 }

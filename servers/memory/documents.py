@@ -1,0 +1,200 @@
+"""Documents: chunked, embedded and indexed for keyword (FTS5/BM25), semantic (cosine) and hybrid
+(reciprocal rank fusion) search.
+
+A document's identity is its source URI, else its file path, else its title. Ingest is idempotent
+by content hash (the text plus the chunking settings): an unchanged document is a no-op; a changed
+one has its chunks, their vectors and their FTS rows replaced in one transaction, so a search sees
+the old version or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import numpy as np
+
+from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.errors import DomainError, not_found
+from servers.kit.store import Store
+from servers.memory.chunking import chunk_text
+from servers.memory.embedding import Embedder
+from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
+from servers.memory.search import from_blob, fts_query, fuse, snippet, to_blob
+from servers.memory.vectors import VectorIndex
+
+Progress = Callable[[float, float, str], Awaitable[None]]
+CANDIDATES = 50
+EMBED_BATCH = 32
+
+
+def _document(row: sqlite3.Row, tags: list[str]) -> Document:
+    return Document(id=row["id"], title=row["title"], source=row["source"], tags=tags, content_hash=row["content_hash"],
+                    chunks=row["chunk_count"], characters=row["characters"], date=row["doc_date"], ingested_at=row["ingested_at"])
+
+
+class DocumentStore:
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.index = VectorIndex(embedder.dimensions)
+        self._loaded = False
+        self._load_lock = anyio.Lock()
+
+    async def _vectors(self) -> VectorIndex:
+        """The chunk vectors, read from SQLite on first use."""
+        async with self._load_lock:
+            if not self._loaded:
+                def read(db: sqlite3.Connection) -> tuple[list[int], np.ndarray]:
+                    rows = db.execute("SELECT id, vector FROM chunks").fetchall()
+                    matrix = np.vstack([from_blob(r["vector"]) for r in rows]) if rows else np.zeros((0, self.index.dimensions), np.float32)
+                    return [r["id"] for r in rows], matrix
+
+                ids, matrix = await self.store.run(read)
+                self.index.add(ids, matrix)
+                self._loaded = True
+        return self.index
+
+    async def ingest(self, title: str, text: str, source: str | None, tags: list[str], date: _dt.date | None,
+                     size: int = 900, overlap: int = 150, progress: Progress | None = None) -> Ingested:
+        if not text.strip():
+            raise DomainError("invalid_argument", f"document {title!r} has no text to index", details={"field": "text"})
+        identity = source or f"title:{title}"
+        digest = hashlib.sha256(f"{size}:{overlap}:{title}\n{text}".encode()).hexdigest()
+        existing = await self.store.run(lambda db: db.execute("SELECT * FROM documents WHERE identity = ?", (identity,)).fetchone())
+        if existing is not None and existing["content_hash"] == digest and sorted(json.loads(existing["tags"])) == sorted(set(tags)):
+            return Ingested(document=_document(existing, json.loads(existing["tags"])), status="unchanged")
+        chunks = chunk_text(text, size, overlap)
+        vectors = np.zeros((len(chunks), self.embedder.dimensions), dtype=np.float32)
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks[start : start + EMBED_BATCH]]
+            vectors[start : start + len(batch)] = await anyio.to_thread.run_sync(self.embedder.embed, batch)
+            if progress is not None:
+                await progress(start + len(batch), len(chunks), f"embedded {start + len(batch)} of {len(chunks)} chunks of {title}")
+        index = await self._vectors()
+        now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+        unique_tags = sorted(set(tags))
+
+        def write(db: sqlite3.Connection) -> tuple[sqlite3.Row, list[int], list[int]]:
+            row = db.execute("SELECT id FROM documents WHERE identity = ?", (identity,)).fetchone()
+            old: list[int] = []
+            if row is not None:
+                doc_id = row["id"]
+                old = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", (doc_id,))]
+                db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in old])
+                db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
+                db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
+                           "ingested_at=? WHERE id=?", (title, source, json.dumps(unique_tags), digest, len(text), len(chunks),
+                                                         date.isoformat() if date else None, now.isoformat(), doc_id))
+            else:
+                doc_id = uuid.uuid4().hex[:16]
+                db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "
+                           "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (doc_id, identity, title, source, json.dumps(unique_tags), digest, len(text), len(chunks),
+                            date.isoformat() if date else None, now.isoformat()))
+            db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
+            db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in unique_tags])
+            new = []
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                cursor = db.execute("INSERT INTO chunks (document_id, position, heading, text, vector) VALUES (?, ?, ?, ?, ?)",
+                                    (doc_id, chunk.position, chunk.heading, chunk.text, to_blob(vector)))
+                new.append(int(cursor.lastrowid or 0))
+                db.execute("INSERT INTO chunk_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
+                           (cursor.lastrowid, title, chunk.heading, chunk.text))
+            return db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone(), old, new
+
+        saved, old, new = await self.store.run(write)
+        index.remove(old)
+        index.add(new, vectors)
+        return Ingested(document=_document(saved, unique_tags), status="replaced" if existing is not None else "created")
+
+    async def search(self, query: str, mode: Mode, tags: list[str] | None, since: _dt.date | None, until: _dt.date | None,
+                     limit: int) -> SearchResults:
+        if not query.strip():
+            raise DomainError("invalid_argument", "query is empty", details={"field": "query"})
+        filters, args = [], []
+        if tags:
+            filters.append(f"c.document_id IN (SELECT document_id FROM doc_tags WHERE tag IN ({','.join('?' * len(tags))}))")
+            args += tags
+        if since:
+            filters.append("COALESCE(d.doc_date, substr(d.ingested_at, 1, 10)) >= ?")
+            args.append(since.isoformat())
+        if until:
+            filters.append("COALESCE(d.doc_date, substr(d.ingested_at, 1, 10)) <= ?")
+            args.append(until.isoformat())
+        where = (" AND " + " AND ".join(filters)) if filters else ""
+        depth = max(CANDIDATES, limit)
+        rankings: dict[str, list[int]] = {}
+        scores: dict[str, dict[int, float]] = {}
+        if mode in ("keyword", "hybrid") and (match := fts_query(query)):
+            def keyword(db: sqlite3.Connection) -> list[tuple[int, float]]:
+                sql = ("SELECT chunk_fts.rowid AS id, bm25(chunk_fts, 2.0, 1.5, 1.0) AS rank FROM chunk_fts "
+                       "JOIN chunks c ON c.id = chunk_fts.rowid JOIN documents d ON d.id = c.document_id "
+                       f"WHERE chunk_fts MATCH ?{where} ORDER BY rank LIMIT ?")
+                return [(r["id"], -r["rank"]) for r in db.execute(sql, [match, *args, depth])]
+
+            found = await self.store.run(keyword)
+            rankings["keyword"] = [i for i, _ in found]
+            scores["keyword"] = dict(found)
+        if mode in ("semantic", "hybrid"):
+            allowed = None
+            if filters:
+                rows = await self.store.run(lambda db: db.execute(
+                    f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE 1=1{where}", args).fetchall())
+                allowed = {r["id"] for r in rows}
+            vector = (await anyio.to_thread.run_sync(self.embedder.embed, [query]))[0]
+            found_vectors = (await self._vectors()).search(vector, depth, allowed=allowed)
+            rankings["semantic"] = [i for i, _ in found_vectors]
+            scores["semantic"] = dict(found_vectors)
+        fused = fuse(rankings)[:limit]
+        rows = await self.store.run(lambda db: {r["id"]: r for r in db.execute(
+            f"SELECT c.id, c.document_id, c.heading, c.text, d.title, d.source FROM chunks c JOIN documents d ON d.id = c.document_id "
+            f"WHERE c.id IN ({','.join('?' * len(fused))})", [i for i, _, _ in fused])} if fused else {})
+        hits = []
+        for ident, fused_score, ranks in fused:
+            row = rows.get(ident)
+            if row is None:  # replaced while we searched
+                continue
+            score = fused_score if mode == "hybrid" else scores[mode][ident]
+            hits.append(ChunkHit(chunk_id=ident, document_id=row["document_id"], title=row["title"], source=row["source"],
+                                 heading=row["heading"], snippet=snippet(row["text"], query), text=row["text"], score=round(score, 6),
+                                 ranks=ranks))
+        return SearchResults(mode=mode, hits=hits)
+
+    async def list(self, tags: list[str] | None, limit: int, cursor: str | None) -> DocumentList:
+        offset = int(decode_cursor(cursor).get("offset", 0))
+
+        def run(db: sqlite3.Connection) -> DocumentList:
+            sql, args = "SELECT * FROM documents", []
+            if tags:
+                sql += f" WHERE id IN (SELECT document_id FROM doc_tags WHERE tag IN ({','.join('?' * len(tags))}))"
+                args += tags
+            rows = db.execute(sql + " ORDER BY ingested_at DESC, id LIMIT ? OFFSET ?", [*args, limit + 1, offset]).fetchall()
+            docs = [_document(r, json.loads(r["tags"])) for r in rows[:limit]]
+            return DocumentList(documents=docs, next_cursor=encode_cursor({"offset": offset + limit}) if len(rows) > limit else None)
+
+        return await self.store.run(run)
+
+    async def delete(self, document_id: str) -> DocumentDeleted:
+        def run(db: sqlite3.Connection) -> list[int]:
+            if db.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone() is None:
+                raise not_found("document", document_id)
+            ids = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))]
+            db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in ids])
+            for table, column in (("chunks", "document_id"), ("doc_tags", "document_id"), ("documents", "id")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (document_id,))
+            return ids
+
+        removed = await self.store.run(run)
+        (await self._vectors()).remove(removed)
+        return DocumentDeleted(id=document_id, chunks=len(removed))
+
+    async def stats(self) -> dict[str, Any]:
+        return await self.store.run(lambda db: {"documents": db.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
+                                                "chunks": db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]})

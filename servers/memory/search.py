@@ -1,0 +1,57 @@
+"""Ranking pieces shared by document and memory search: FTS5 query text from free text, reciprocal
+rank fusion, snippets, and the vector (de)serialisation used in SQLite."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+RRF_K = 60
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+def terms(query: str) -> list[str]:
+    return [t for t in _TERM.findall(query.lower()) if len(t) > 1 or t.isdigit()]
+
+
+def fts_query(query: str) -> str | None:
+    """An FTS5 MATCH expression that cannot be a syntax error: every word quoted, any may match."""
+    words = terms(query)
+    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) if words else None
+
+
+def fuse(rankings: dict[str, Sequence[int]], k: int = RRF_K) -> list[tuple[int, float, dict[str, int]]]:
+    """Reciprocal rank fusion: (id, score, {method: rank}) best first; rank 1 is the top of a list."""
+    scores: dict[int, float] = {}
+    ranks: dict[int, dict[str, int]] = {}
+    for method, ids in rankings.items():
+        for rank, ident in enumerate(ids, start=1):
+            scores[ident] = scores.get(ident, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(ident, {})[method] = rank
+    return sorted(((i, s, ranks[i]) for i, s in scores.items()), key=lambda item: (-item[1], item[0]))
+
+
+def snippet(text: str, query: str, width: int = 240) -> str:
+    """About `width` characters of `text` around the first query word it contains."""
+    lowered = text.lower()
+    positions = [lowered.find(w) for w in terms(query)]
+    positions = [p for p in positions if p >= 0]
+    start = max(0, min(positions) - width // 3) if positions else 0
+    if start:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < start + 30 else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + width // 2 else end
+    return ("…" if start else "") + " ".join(text[start:end].split()) + ("…" if end < len(text) else "")
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)

@@ -1,0 +1,74 @@
+"""The memory domain's backend: one SQLite file (`memory.sqlite` in the data dir) holding memories,
+documents and the knowledge graph, and one embedder shared by all three, loaded on first use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from servers.kit.store import Store
+from servers.memory.documents import DocumentStore
+from servers.memory.embedding import Embedder, MiniLM, load_embedder
+from servers.memory.graph import KnowledgeGraph
+from servers.memory.memories import MemoryBank
+
+_MIGRATIONS = [
+    """CREATE TABLE memories (rowid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, scope_key TEXT NOT NULL,
+        user TEXT, agent TEXT, project TEXT, content TEXT NOT NULL, normal TEXT NOT NULL, kind TEXT NOT NULL, tags TEXT NOT NULL,
+        source TEXT, metadata TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL,
+        vector BLOB NOT NULL);
+    CREATE INDEX memories_scope ON memories(scope_key, updated_at);
+    CREATE INDEX memories_normal ON memories(scope_key, normal);
+    CREATE VIRTUAL TABLE memory_fts USING fts5(content, tags, tokenize='porter unicode61');
+    CREATE TABLE documents (id TEXT PRIMARY KEY, identity TEXT NOT NULL UNIQUE, title TEXT NOT NULL, source TEXT, tags TEXT NOT NULL,
+        content_hash TEXT NOT NULL, characters INTEGER NOT NULL, chunk_count INTEGER NOT NULL, doc_date TEXT, ingested_at TEXT NOT NULL);
+    CREATE TABLE doc_tags (document_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (document_id, tag));
+    CREATE INDEX doc_tags_tag ON doc_tags(tag);
+    CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, document_id TEXT NOT NULL, position INTEGER NOT NULL,
+        heading TEXT NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL);
+    CREATE INDEX chunks_document ON chunks(document_id);
+    CREATE VIRTUAL TABLE chunk_fts USING fts5(title, heading, text, tokenize='porter unicode61');
+    CREATE TABLE entities (rowid INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, entity_type TEXT NOT NULL, vector BLOB);
+    CREATE TABLE observations (id INTEGER PRIMARY KEY AUTOINCREMENT, entity TEXT NOT NULL, content TEXT NOT NULL,
+        UNIQUE (entity, content));
+    CREATE TABLE relations (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, target TEXT NOT NULL,
+        relation_type TEXT NOT NULL, UNIQUE (source, target, relation_type));
+    CREATE VIRTUAL TABLE entity_fts USING fts5(name, entity_type, observations, tokenize='porter unicode61')""",
+]
+
+
+class LazyEmbedder:
+    """Loads the real embedder on the first `embed` (so starting a server costs no model load)."""
+
+    def __init__(self, factory: Callable[[], Embedder], name: str, dimensions: int) -> None:
+        self._factory = factory
+        self._loaded: Embedder | None = None
+        self.name = name
+        self.dimensions = dimensions
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._loaded is None:
+            self._loaded = self._factory()
+        return self._loaded.embed(texts)
+
+
+class MemoryService:
+    name = "embedded"
+
+    def __init__(self, data_dir: Path, embedder: Embedder | None = None) -> None:
+        self.store = Store(data_dir / "memory.sqlite", _MIGRATIONS)
+        if embedder is None:
+            embedder = load_embedder() if os.environ.get("MEMORY_EMBEDDER") else LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions)
+        self.embedder = embedder
+        self.memories = MemoryBank(self.store, embedder)
+        self.documents = DocumentStore(self.store, embedder)
+        self.graph = KnowledgeGraph(self.store, embedder)
+
+    async def seed_demo(self) -> None:
+        """A few documents, memories and graph nodes to try the tools on."""
+        from servers.memory.demo import seed
+
+        await seed(self)
