@@ -5,7 +5,8 @@ skipping duplicates, add observations — an unknown entity is an error —, del
 relations, read/open), so a prompt written for it works unchanged. Differences, on purpose:
 `search_nodes` ranks (FTS5 BM25 + embeddings + the reference's substring match, fused) instead of
 returning substring matches in file order — every entity the reference would return is still
-returned; `neighbors` walks edges in both directions up to depth 2. `import_jsonl` reads the
+returned; a relation repeated inside one `create_relations` call is stored once (the reference
+stores it twice); `neighbors` walks edges in both directions up to depth 2. `import_jsonl` reads the
 reference server's memory file.
 """
 
