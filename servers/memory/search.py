@@ -10,10 +10,19 @@ import numpy as np
 
 RRF_K = 60
 _TERM = re.compile(r"\w+", re.UNICODE)
+# Function words that carry no topic: left in, they make every chunk a BM25 match for a question.
+STOPWORDS = frozenset("""a about above after again all am an and any are as at be because been before being below between both but by
+can could did do does doing down during each few for from further had has have having he her here hers him his how i if in into is it
+its itself just me more most my no nor not now of off on once only or other our out over own same she should so some such than that the
+their them then there these they this those through to too under until up very was we were what when where which while who whom why
+will with would you your yours""".split())
 
 
 def terms(query: str) -> list[str]:
-    return [t for t in _TERM.findall(query.lower()) if len(t) > 1 or t.isdigit()]
+    """The words of a query that say what it is about (no stopwords, no single letters)."""
+    words = [t for t in _TERM.findall(query.lower()) if len(t) > 1 or t.isdigit()]
+    content = [w for w in words if w not in STOPWORDS]
+    return content or words
 
 
 def fts_query(query: str) -> str | None:
