@@ -26,11 +26,12 @@ from servers.kit.store import Store
 from servers.memory.chunking import chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
-from servers.memory.search import from_blob, fts_query, fuse, snippet, to_blob
+from servers.memory.search import from_blob, fts_query, fuse, snippet, terms, to_blob
 from servers.memory.vectors import VectorIndex
 
 Progress = Callable[[float, float, str], Awaitable[None]]
 CANDIDATES = 50
+COMMON_FLOOR = 1000
 EMBED_BATCH = 32
 
 
@@ -46,6 +47,8 @@ class DocumentStore:
         self.index = VectorIndex(embedder.dimensions)
         self._loaded = False
         self._load_lock = anyio.Lock()
+        self._chunk_total: int | None = None
+        self._common: dict[str, bool] = {}
 
     async def _vectors(self) -> VectorIndex:
         """The chunk vectors, read from SQLite on first use."""
@@ -112,6 +115,7 @@ class DocumentStore:
             return db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone(), old, new
 
         saved, old, new = await self.store.run(write)
+        self._changed()
         index.remove(old)
         index.add(new, vectors)
         return Ingested(document=_document(saved, unique_tags), status="replaced" if existing is not None else "created")
@@ -124,6 +128,45 @@ class DocumentStore:
             return db.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
 
         return _document(await self.store.run(write), tags)
+
+    async def _keyword_query(self, query: str) -> str | None:
+        """The FTS5 query for `query`, without words so common that they cannot rank anything.
+
+        A word found in more than a tenth of all chunks (and in more than `COMMON_FLOOR`) has a BM25
+        weight near zero, yet scoring its postings is most of a query's time on a large index; it is
+        left out whenever the query has other words. Counting stops at the threshold, so a probe is
+        cheap; results are cached until the index changes.
+        """
+        words = list(dict.fromkeys(terms(query)))
+        if not words:
+            return None
+        total = await self._total()
+        limit = max(COMMON_FLOOR, total // 10)
+        if total <= COMMON_FLOOR:
+            return fts_query(query)
+
+        def probe(db: sqlite3.Connection) -> list[str]:
+            kept = []
+            for word in words:
+                if word not in self._common:
+                    found = db.execute("SELECT count(*) FROM (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? LIMIT ?)",
+                                       (f'"{word}"', limit + 1)).fetchone()[0]
+                    self._common[word] = found > limit
+                if not self._common[word]:
+                    kept.append(word)
+            return kept
+
+        kept = await self.store.run(probe) or words
+        return " OR ".join(f'"{w}"' for w in kept)
+
+    async def _total(self) -> int:
+        if self._chunk_total is None:
+            self._chunk_total = await self.store.run(lambda db: db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        return self._chunk_total
+
+    def _changed(self) -> None:
+        self._chunk_total = None
+        self._common.clear()
 
     async def search(self, query: str, mode: Mode, tags: list[str] | None, since: _dt.date | None, until: _dt.date | None,
                      limit: int) -> SearchResults:
@@ -143,10 +186,10 @@ class DocumentStore:
         depth = max(CANDIDATES, limit)
         rankings: dict[str, list[int]] = {}
         scores: dict[str, dict[int, float]] = {}
-        if mode in ("keyword", "hybrid") and (match := fts_query(query)):
+        if mode in ("keyword", "hybrid") and (match := await self._keyword_query(query)):
             def keyword(db: sqlite3.Connection) -> list[tuple[int, float]]:
-                sql = ("SELECT chunk_fts.rowid AS id, bm25(chunk_fts, 2.0, 1.5, 1.0) AS rank FROM chunk_fts "
-                       "JOIN chunks c ON c.id = chunk_fts.rowid JOIN documents d ON d.id = c.document_id "
+                joins = " JOIN chunks c ON c.id = chunk_fts.rowid JOIN documents d ON d.id = c.document_id" if filters else ""
+                sql = (f"SELECT chunk_fts.rowid AS id, bm25(chunk_fts, 2.0, 1.5, 1.0) AS rank FROM chunk_fts{joins} "
                        f"WHERE chunk_fts MATCH ?{where} ORDER BY rank LIMIT ?")
                 return [(r["id"], -r["rank"]) for r in db.execute(sql, [match, *args, depth])]
 
@@ -203,6 +246,7 @@ class DocumentStore:
             return ids
 
         removed = await self.store.run(run)
+        self._changed()
         (await self._vectors()).remove(removed)
         return DocumentDeleted(id=document_id, chunks=len(removed))
 
