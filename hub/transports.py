@@ -138,7 +138,9 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     """Run uvicorn until interrupted; the bound address is logged (port 0 picks a free one)."""
     # Bind first, so a port of 0 is resolved before the app (and its resource URL) is built.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the listening
+    # socket says TCP, and without it Nagle + delayed ACK add ~40 ms to a response written in two parts.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -1,0 +1,237 @@
+"""What a hub costs per call: a client calling a trivial echo tool directly, through mcp-hub
+(stdio and Streamable HTTP) and through FastMCP's proxy + mount, measured in one run with the
+contenders alternating; plus in-process domains over HTTP against the same domain served by a
+plain SDK HTTP server, and the cold start and peak RSS of `mcp-hub serve` with every domain.
+
+    bash tools/bench/run.sh            # sets up FastMCP's venv, then runs this
+    .venv/bin/python tools/bench/hub_overhead.py [--calls 500] [--concurrency 16] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+ECHO = str(ROOT / "tools" / "bench" / "echo_server.py")
+FASTMCP_PY = ROOT / ".cache" / "bench-venv" / "bin" / "python"
+ENV = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+@dataclass
+class Result:
+    sequential: list[float] = field(default_factory=list)
+    sequential_rate: list[float] = field(default_factory=list)
+    concurrent_rate: list[float] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def http_process(args: list[str], port: int, data_dir: str) -> AsyncIterator[str]:
+    process = subprocess.Popen([PY, *args], env={**ENV, "MCP_HUB_DATA_DIR": data_dir}, cwd=str(ROOT),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                await anyio.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def measure(target: Any, tool: str, calls: int, concurrency: int, result: Result, arguments: dict[str, Any]) -> None:
+    async with Client(target) as client:
+        await client.list_tools()
+        for _ in range(30):
+            await client.call_tool(tool, arguments)
+        latencies = []
+        started = time.perf_counter()
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            answer = await client.call_tool(tool, arguments)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            assert not answer.is_error, answer
+        result.sequential_rate.append(calls / (time.perf_counter() - started))
+        result.sequential += latencies
+        per_caller = max(1, calls // concurrency)
+
+        async def caller() -> None:
+            for _ in range(per_caller):
+                answer = await client.call_tool(tool, arguments)
+                assert not answer.is_error, answer
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for _ in range(concurrency):
+                group.start_soon(caller)
+        result.concurrent_rate.append(per_caller * concurrency / (time.perf_counter() - started))
+
+
+def hub_config(folder: Path, servers: dict[str, Any]) -> str:
+    path = folder / f"hub-{len(list(folder.iterdir()))}.json"
+    path.write_text(json.dumps({"hub": {"data_dir": str(folder / "data")}, "mcpServers": servers}))
+    return str(path)
+
+
+async def contenders(folder: Path) -> dict[str, Callable[[Result, int, int], Any]]:
+    echo_config = hub_config(folder, {"echo": {"command": PY, "args": [ECHO]}})
+    argument = {"text": "hello"}
+
+    def stdio(command: str, args: list[str]) -> StdioServerParameters:
+        return StdioServerParameters(command=command, args=args, env={**ENV, "MCP_HUB_DATA_DIR": str(folder / "data")}, cwd=str(ROOT))
+
+    async def direct(result: Result, calls: int, concurrency: int) -> None:
+        await measure(stdio(PY, [ECHO]), "echo", calls, concurrency, result, argument)
+
+    async def hub(result: Result, calls: int, concurrency: int) -> None:
+        await measure(stdio(PY, ["-m", "hub.cli", "serve", "--transport", "stdio", "--config", echo_config, "--log-level", "warning"]),
+                      "echo__echo", calls, concurrency, result, argument)
+
+    async def hub_http(result: Result, calls: int, concurrency: int) -> None:
+        port = free_port()
+        async with http_process(["-m", "hub.cli", "serve", "--transport", "http", "--port", str(port), "--config", echo_config,
+                                 "--log-level", "warning"], port, str(folder / "data")) as url:
+            await measure(url, "echo__echo", calls, concurrency, result, argument)
+
+    async def fastmcp(result: Result, calls: int, concurrency: int) -> None:
+        await measure(stdio(str(FASTMCP_PY), [str(ROOT / "tools" / "bench" / "fastmcp_proxy.py"), PY, ECHO]), "echo_echo", calls,
+                      concurrency, result, argument)
+
+    domain_config = hub_config(folder, {"calendar": {"builtin": "calendar"}})
+    now = {"zone": "Europe/Berlin"}
+
+    async def domain_plain(result: Result, calls: int, concurrency: int) -> None:
+        port = free_port()
+        async with http_process(["-m", "hub.cli", "server", "calendar", "-t", "http", "--port", str(port), "--log-level", "warning"],
+                                port, str(folder / "data")) as url:
+            await measure(url, "now", calls, concurrency, result, now)
+
+    async def domain_hub(result: Result, calls: int, concurrency: int) -> None:
+        port = free_port()
+        async with http_process(["-m", "hub.cli", "serve", "--transport", "http", "--port", str(port), "--config", domain_config,
+                                 "--log-level", "warning"], port, str(folder / "data")) as url:
+            await measure(url, "calendar__now", calls, concurrency, result, now)
+
+    found = {"direct (stdio)": direct, "mcp-hub (stdio)": hub, "mcp-hub (http)": hub_http,
+             "calendar, plain SDK server (http)": domain_plain, "calendar, in mcp-hub (http)": domain_hub}
+    if FASTMCP_PY.exists():
+        found["FastMCP proxy+mount (stdio)"] = fastmcp
+    return found
+
+
+def peak_rss_mb(marker: str) -> float | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                status = (entry / "status").read_text()
+                return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+async def cold_start(folder: Path) -> tuple[float, float | None, int]:
+    """Spawn `mcp-hub serve --transport stdio` with every built-in domain; time to the first tools/list answer."""
+    data = folder / f"cold-{time.monotonic_ns()}"
+    params = StdioServerParameters(command=PY, args=["-m", "hub.cli", "serve", "--transport", "stdio", "--data-dir", str(data),
+                                                     "--log-level", "warning"], env={**ENV, "MCP_HUB_DATA_DIR": str(data)}, cwd=str(ROOT))
+    started = time.perf_counter()
+    async with Client(params) as client:
+        tools = (await client.list_tools()).tools
+        elapsed = time.perf_counter() - started
+        rss = peak_rss_mb(str(data))
+    return elapsed, rss, len(tools)
+
+
+def p(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    import importlib.metadata as meta
+
+    versions = f"mcp {meta.version('mcp')}"
+    if FASTMCP_PY.exists():
+        versions += ", FastMCP " + subprocess.run([str(FASTMCP_PY), "-c", "import fastmcp; print(fastmcp.__version__)"],
+                                                 capture_output=True, text=True).stdout.strip()
+    print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; {versions}")
+    print(f"{args.calls} sequential calls, then {args.concurrency} concurrent callers; {args.rounds} rounds, contenders alternating")
+
+    async def run() -> tuple[dict[str, Result], list[tuple[float, float | None, int]]]:
+        with tempfile.TemporaryDirectory() as raw:
+            folder = Path(raw)
+            (folder / "data").mkdir()
+            chosen = await contenders(folder)
+            results = {name: Result() for name in chosen}
+            starts = []
+            for round_number in range(args.rounds):
+                for name, contender in chosen.items():
+                    await contender(results[name], args.calls, args.concurrency)
+                starts.append(await cold_start(folder))
+                print(f"  round {round_number + 1} done", flush=True)
+            return results, starts
+
+    results, starts = anyio.run(run)
+    print()
+    print(f"{'contender':<36} {'seq calls/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'conc calls/s':>12}")
+    for name, r in results.items():
+        print(f"{name:<36} {statistics.median(r.sequential_rate):>11.0f} {statistics.median(r.sequential):>7.2f} "
+              f"{p(r.sequential, 99):>7.2f} {statistics.median(r.concurrent_rate):>12.0f}")
+
+    def ratio(a: str, b: str, field_name: str) -> float:
+        return statistics.median(getattr(results[a], field_name)) / statistics.median(getattr(results[b], field_name))
+
+    print()
+    for label, field_name in (("sequential", "sequential_rate"), ("16 concurrent", "concurrent_rate")):
+        line = f"{label:<14} mcp-hub/direct {ratio('mcp-hub (stdio)', 'direct (stdio)', field_name):.2f}x (target >= 0.8)"
+        if "FastMCP proxy+mount (stdio)" in results:
+            line += (f"; FastMCP/direct {ratio('FastMCP proxy+mount (stdio)', 'direct (stdio)', field_name):.2f}x; "
+                     f"mcp-hub/FastMCP {ratio('mcp-hub (stdio)', 'FastMCP proxy+mount (stdio)', field_name):.2f}x (target >= 2.5)")
+        line += (f"; in-process domain via hub / plain SDK HTTP "
+                 f"{ratio('calendar, in mcp-hub (http)', 'calendar, plain SDK server (http)', field_name):.2f}x (target >= 0.9)")
+        print(line)
+    seconds = [s for s, _, _ in starts]
+    rss = [r for _, r, _ in starts if r is not None]
+    print(f"cold start of `mcp-hub serve --transport stdio` ({starts[0][2]} tools, every domain): "
+          f"median {statistics.median(seconds):.2f}s to the first tools/list (target <= 1.0s); "
+          f"peak RSS {max(rss) if rss else float('nan'):.0f} MB (target <= 150 MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
