@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-import numpy as np
 
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -54,6 +53,8 @@ class DocumentStore:
         """The chunk vectors, read from SQLite on first use."""
         async with self._load_lock:
             if not self._loaded:
+                import numpy as np
+
                 def read(db: sqlite3.Connection) -> tuple[list[int], np.ndarray]:
                     rows = db.execute("SELECT id, vector FROM chunks").fetchall()
                     matrix = np.vstack([from_blob(r["vector"]) for r in rows]) if rows else np.zeros((0, self.index.dimensions), np.float32)
@@ -76,6 +77,8 @@ class DocumentStore:
             if json.loads(existing["tags"]) == unique_tags:
                 return Ingested(document=_document(existing, unique_tags), status="unchanged")
             return Ingested(document=await self._retag(existing["id"], unique_tags), status="retagged")
+        import numpy as np
+
         chunks = chunk_text(text, size, overlap)
         vectors = np.zeros((len(chunks), self.embedder.dimensions), dtype=np.float32)
         for start in range(0, len(chunks), EMBED_BATCH):

@@ -17,9 +17,10 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_TOKENS = 256
 BATCH = 32
@@ -35,21 +36,25 @@ class Embedder(Protocol):
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    import numpy as np
+
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
-_GELU_C = np.float32(math.sqrt(2.0 / math.pi))
+_GELU_C = math.sqrt(2.0 / math.pi)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh form, in place (within 5e-4 of the exact erf form; embeddings agree to cosine > 0.9999)."""
+    import numpy as np
+
     inner = x * x
     inner *= np.float32(0.044715)
     inner += np.float32(1.0)
     inner *= x
-    inner *= _GELU_C
+    inner *= np.float32(_GELU_C)
     np.tanh(inner, out=inner)
     inner += np.float32(1.0)
     inner *= x
@@ -64,6 +69,7 @@ class MiniLM:
     dimensions = 384
 
     def __init__(self, model_dir: Path | None = None) -> None:
+        import numpy as np
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -102,6 +108,8 @@ class MiniLM:
             })
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         batch, length = ids.shape
         x = self.word[ids] + self.position[:length] + self.token_type
         x = _layer_norm(x, *self.embed_norm)
@@ -123,6 +131,8 @@ class MiniLM:
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         if not texts:
             return out
@@ -153,6 +163,8 @@ class StaticMiniLM:
     FIRST_WORD = 1996  # ids below are [PAD], [unusedN], [CLS], [SEP], [MASK] and single characters
 
     def __init__(self, cache_dir: Path) -> None:
+        import numpy as np
+
         base = MiniLM()
         self.tokenizer = base.tokenizer
         path = cache_dir / f"{self.name}.npy"
@@ -169,6 +181,8 @@ class StaticMiniLM:
 
     @staticmethod
     def _distil(base: MiniLM) -> np.ndarray:
+        import numpy as np
+
         vocab = base.word.shape[0]
         cls, sep = base.tokenizer.token_to_id("[CLS]"), base.tokenizer.token_to_id("[SEP]")
         table = np.zeros((vocab, base.dimensions), dtype=np.float32)
@@ -179,6 +193,8 @@ class StaticMiniLM:
         return table
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for row, encoding in enumerate(self.tokenizer.encode_batch([t or " " for t in texts], add_special_tokens=False)):
             if encoding.ids:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import numpy as np
 
 from servers.kit.errors import DomainError
 from servers.kit.store import Store
@@ -94,6 +93,8 @@ class KnowledgeGraph:
 
     async def _vectors(self) -> VectorIndex:
         if not self._loaded:
+            import numpy as np
+
             rows = await self.store.run(lambda db: db.execute("SELECT rowid, vector FROM entities WHERE vector IS NOT NULL").fetchall())
             if rows:
                 self.index.add([r["rowid"] for r in rows], np.vstack([np.frombuffer(r["vector"], np.float32) for r in rows]))

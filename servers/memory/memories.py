@@ -12,10 +12,9 @@ import hashlib
 import json
 import sqlite3
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import numpy as np
 
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
@@ -24,6 +23,9 @@ from servers.memory.embedding import Embedder
 from servers.memory.model import Forgotten, Kind, Memory, MemoryHit, MemoryList, Mode, Recall, Remembered, Scope
 from servers.memory.search import from_blob, fts_query, fuse, to_blob
 from servers.memory.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DUPLICATE_COSINE = 0.92
 CANDIDATES = 50
@@ -54,6 +56,8 @@ class MemoryBank:
 
     async def _vectors(self) -> VectorIndex:
         if not self._loaded:
+            import numpy as np
+
             rows = await self.store.run(lambda db: db.execute("SELECT rowid, scope_key, vector FROM memories").fetchall())
             if rows:
                 self.index.add([r["rowid"] for r in rows], np.vstack([from_blob(r["vector"]) for r in rows]),

@@ -7,14 +7,16 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from servers.kit.store import Store
 from servers.memory.documents import DocumentStore
 from servers.memory.embedding import Embedder, MiniLM, StaticMiniLM, load_embedder
 from servers.memory.graph import KnowledgeGraph
 from servers.memory.memories import MemoryBank
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _MIGRATIONS = [
     """CREATE TABLE memories (rowid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, scope_key TEXT NOT NULL,

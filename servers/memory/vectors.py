@@ -5,8 +5,10 @@ is 150 MB and a few milliseconds). Rows can carry a group key (a memory scope) t
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 GROWTH = 1.5
 
@@ -14,9 +16,9 @@ GROWTH = 1.5
 class VectorIndex:
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
-        self._matrix = np.zeros((0, dimensions), dtype=np.float32)
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._groups = np.zeros(0, dtype=np.int64)
+        self._matrix: np.ndarray | None = None  # allocated on first use: a hub that never searches never loads numpy
+        self._ids: np.ndarray | None = None
+        self._groups: np.ndarray | None = None
         self._size = 0
         self._row_of: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -25,7 +27,13 @@ class VectorIndex:
         return self._size
 
     def add(self, ids: list[int], vectors: np.ndarray, groups: list[int] | None = None) -> None:
+        import numpy as np
+
         with self._lock:
+            if self._matrix is None or self._ids is None or self._groups is None:
+                self._matrix = np.zeros((0, self.dimensions), dtype=np.float32)
+                self._ids = np.zeros(0, dtype=np.int64)
+                self._groups = np.zeros(0, dtype=np.int64)
             need = self._size + len(ids)
             if need > len(self._ids):
                 capacity = max(need, int(len(self._ids) * GROWTH) + 64)
@@ -45,6 +53,8 @@ class VectorIndex:
     def remove(self, ids: list[int]) -> None:
         """Drop rows, moving the last row into each hole."""
         with self._lock:
+            if self._matrix is None or self._ids is None or self._groups is None:
+                return
             for ident in ids:
                 row = self._row_of.pop(ident, None)
                 if row is None:
@@ -58,8 +68,10 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, limit: int, group: int | None = None, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         """(id, cosine) of the `limit` nearest rows, optionally only in `group` and/or among `allowed` ids."""
+        import numpy as np
+
         with self._lock:
-            if not self._size:
+            if not self._size or self._matrix is None or self._ids is None or self._groups is None:
                 return []
             scores = self._matrix[: self._size] @ query.astype(np.float32)
             ids = self._ids[: self._size]
