@@ -157,6 +157,10 @@ def build_server(hub: Hub) -> HubServer:
         context = params.context.arguments if params.context else None
         return await hub.complete(params.ref, {params.argument.name: params.argument.value}, context)
 
+    def input_schema(name: str) -> dict[str, Any] | None:
+        route = catalog.resolve_tool(name)
+        return route.tool.input_schema if route is not None else None
+
     server = HubServer(
         hub.config.hub.name,
         version=__version__,
@@ -170,6 +174,9 @@ def build_server(hub: Hub) -> HubServer:
         on_get_prompt=get_prompt,
         on_completion=complete,
         on_subscriptions_listen=ListenHandler(bus),
+        # Without this the SDK lists every tool (through our handler) on each 2026-era HTTP tools/call
+        # to check Mcp-Param headers; a catalog lookup answers the same question in O(1).
+        get_tool_input_schema=input_schema,
     )
     server.middleware.append(clients.middleware)
 
