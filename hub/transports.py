@@ -17,7 +17,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 import uvicorn
 from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.sse import SseServerTransport
-from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.auth.http import http_auth
 from hub.hub import Hub
+from hub.stdio_pipes import pipe_stdio
 from hub.server import HubServer
 
 logger = logging.getLogger("hub.transport")
@@ -36,7 +36,7 @@ UpstreamTransport = Literal["stdio", "http", "sse"]
 
 async def serve_stdio(server: HubServer) -> None:
     """Serve one client on this process's stdin/stdout until stdin closes."""
-    async with stdio_server() as (read_stream, write_stream):
+    async with pipe_stdio() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 

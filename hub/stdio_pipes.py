@@ -1,0 +1,86 @@
+"""The hub's own stdio: the SDK's `stdio_server` reads and writes through a worker thread per line
+(anyio's file wrapper), two thread hand-offs per request and reply. When stdin and stdout are pipes
+or sockets — as every MCP client spawns us — we give it line-oriented objects over non-blocking
+asyncio pipes instead. Otherwise (a regular file, a terminal on some platforms) the SDK's own
+reader is used unchanged.
+
+Like the SDK, the protocol gets private copies of fd 0 and 1 and the real fd 1 is pointed at
+stderr, so a stray `print` can never corrupt the JSON-RPC stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.stdio import stdio_server
+
+MAX_LINE = 64 * 1024 * 1024
+
+
+class _Lines:
+    """`async for line in stdin` over an asyncio StreamReader."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._reader.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line.decode("utf-8", errors="replace")
+
+
+class _Writer:
+    """`await stdout.write(text)` / `await stdout.flush()` over an asyncio StreamWriter."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def write(self, text: str) -> None:
+        self._writer.write(text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        await self._writer.drain()
+
+
+def _is_pipe(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+@asynccontextmanager
+async def pipe_stdio() -> AsyncIterator[tuple[Any, Any]]:
+    """`(read_stream, write_stream)` for `Server.run`, thread-free when stdin/stdout are pipes."""
+    if not (_is_pipe(0) and _is_pipe(1)):
+        async with stdio_server() as streams:
+            yield streams
+        return
+    loop = asyncio.get_running_loop()
+    stdin = os.fdopen(os.dup(0), "rb", buffering=0)
+    stdout = os.fdopen(os.dup(1), "wb", buffering=0)
+    saved = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # anything printed from now on lands on stderr, not in the protocol stream
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    reader = asyncio.StreamReader(limit=MAX_LINE)
+    read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+    write_transport, write_protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdout)
+    writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
+    try:
+        async with stdio_server(_Lines(reader), _Writer(writer)) as streams:  # type: ignore[arg-type]
+            yield streams
+    finally:
+        read_transport.close()
+        write_transport.close()
+        for fd, original in zip((0, 1), saved, strict=True):
+            os.dup2(original, fd)
+            os.close(original)
