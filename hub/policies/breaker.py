@@ -26,6 +26,10 @@ BreakerState = Literal["closed", "open", "half_open"]
 FAILURE_CODES = frozenset({"timeout", "unavailable", "upstream_error", "internal"})
 
 
+BUCKETS = 30
+"""The failure-rate window is kept as this many time buckets, not one entry per call."""
+
+
 class CircuitBreaker:
     """The breaker for one server (time from an injectable clock, for tests)."""
 
@@ -37,7 +41,10 @@ class CircuitBreaker:
         self.consecutive_failures = 0
         self.opened_at = 0.0
         self.transitions: list[tuple[BreakerState, BreakerState]] = []
-        self._window: deque[tuple[float, bool]] = deque()
+        self._buckets: deque[list[float]] = deque()
+        """[start, successes, failures] per 1/`BUCKETS` of the window: memory stays O(BUCKETS) at any call rate."""
+        self._ok = 0
+        self._failed = 0
         self._probe_in_flight = False
 
     def retry_after(self) -> float:
@@ -59,9 +66,14 @@ class CircuitBreaker:
         now = self.clock()
         was_probe = self._probe_in_flight
         self._probe_in_flight = False
-        self._window.append((now, success))
-        while self._window and self._window[0][0] < now - self.settings.window_s:
-            self._window.popleft()
+        self._slide(now)
+        if not self._buckets or now >= self._buckets[-1][0] + self.settings.window_s / BUCKETS:
+            self._buckets.append([now, 0, 0])
+        self._buckets[-1][1 if success else 2] += 1
+        if success:
+            self._ok += 1
+        else:
+            self._failed += 1
         if success:
             self.consecutive_failures = 0
             if self.state == "half_open":
@@ -77,15 +89,20 @@ class CircuitBreaker:
         """A call ended without a verdict (the caller cancelled it)."""
         self._probe_in_flight = False
 
+    def _slide(self, now: float) -> None:
+        while self._buckets and self._buckets[0][0] < now - self.settings.window_s:
+            _, ok, failed = self._buckets.popleft()
+            self._ok -= int(ok)
+            self._failed -= int(failed)
+
     def _failure_rate(self) -> float:
-        if not self._window:
-            return 0.0
-        return sum(1 for _, ok in self._window if not ok) / len(self._window)
+        calls = self._ok + self._failed
+        return self._failed / calls if calls else 0.0
 
     def _should_open(self) -> bool:
         if self.consecutive_failures >= self.settings.failure_threshold:
             return True
-        return len(self._window) >= self.settings.min_calls and self._failure_rate() >= self.settings.failure_rate
+        return self._ok + self._failed >= self.settings.min_calls and self._failure_rate() >= self.settings.failure_rate
 
     def _open(self, why: str) -> None:
         self.opened_at = self.clock()
