@@ -103,6 +103,8 @@ async def main_async(sessions: int, seconds: float, folder: Path) -> int:
     print(f"audit rows {rows} for {calls} calls: {'equal' if rows == calls else 'DIFFERENT'}")
     print(f"hub RSS: start {samples[0][1]:.1f} MB, after warm-up {warm[0] if warm else float('nan'):.1f} MB, "
           f"end {samples[-1][1]:.1f} MB (growth after warm-up {growth:+.1f} MB)")
+    curve = ", ".join(f"{t:.0f}s {mb:.1f}" for t, mb in samples[:: max(1, len(samples) // 8)])
+    print(f"hub RSS over time (MB): {curve}")
     healthy = counts["failed"] == 0 and counts["mismatched"] == 0 and rows == calls and growth < 20
     print("PASS" if healthy else "FAIL")
     return 0 if healthy else 1
