@@ -76,6 +76,7 @@ async def test_accounting_tools_on_the_embedded_ledger(tmp_path: Path) -> None:
         assert preview["dry_run"] and preview["invoice"] is None
         assert (preview["totals"]["subtotal"], preview["totals"]["tax_total"], preview["totals"]["total"]) == ("1580.55", "300.00", "1880.55")
         assert (await call("list_transactions", start="2026-01-01", end="2026-12-31"))["transactions"] == [], "dry run posts nothing"
+        assert (await call("create_invoice", contact_id="C-nobody", lines=lines, dry_run=True))["code"] == "not_found"
         created = await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-03-01", idempotency_key="inv-1")
         again = await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-03-01", idempotency_key="inv-1")
         invoice = created["invoice"]

@@ -253,7 +253,12 @@ class EmbeddedAccounting:
     async def quote(self, new: NewInvoice) -> Totals:
         await self._db()
         self._home(new.currency)
-        return await self.store.run(lambda db: self._priced(db, new, new.kind, new.currency))
+        def run(db: sqlite3.Connection) -> Totals:
+            if db.execute("SELECT 1 FROM contacts WHERE id = ?", (new.contact_id,)).fetchone() is None:
+                raise not_found("contact", new.contact_id)
+            return self._priced(db, new, new.kind, new.currency)
+
+        return await self.store.run(run)
 
     async def create_invoice(self, new: NewInvoice, idempotency_key: str | None) -> Invoice:
         await self._db()
