@@ -134,12 +134,11 @@ def _may_see_details(request: Request) -> bool:
     return _has_scope(request, "hub:admin")
 
 
-async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> None:
-    """Run uvicorn until interrupted; the bound address is logged (port 0 picks a free one)."""
-    # Bind first, so a port of 0 is resolved before the app (and its resource URL) is built.
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn. IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted
+    connections only when the listening socket says TCP, and without it Nagle + delayed ACK hold a
+    response written in two parts for ~40 ms."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the listening
-    # socket says TCP, and without it Nagle + delayed ACK add ~40 ms to a response written in two parts.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -147,6 +146,13 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from exc
+    return sock
+
+
+async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> None:
+    """Run uvicorn until interrupted; the bound address is logged (port 0 picks a free one)."""
+    # Bind first, so a port of 0 is resolved before the app (and its resource URL) is built.
+    sock = bind_listener(host, port)
     port = sock.getsockname()[1]
     app = build_http_app(hub, server, transport, host, port)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)

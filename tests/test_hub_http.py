@@ -128,3 +128,29 @@ async def test_closing_the_http_client_cancels_the_downstream_call(tmp_path: Pat
             await anyio.sleep(0.05)
     # The child's stderr reached the hub's log, one line, tagged with the server name.
     assert any("hub.downstream.e: stderr: fixture echo starting" in line for line in procs[-1].stderr_lines)
+
+
+async def test_accepted_connections_do_not_wait_on_nagle() -> None:
+    """The hub's own listening socket must let asyncio set TCP_NODELAY on each connection (a missing
+    IPPROTO_TCP once cost every 2026-era HTTP call ~45 ms of Nagle + delayed ACK)."""
+    import asyncio
+    import socket
+
+    from hub.transports import bind_listener
+
+    listener = bind_listener("127.0.0.1", 0)
+    seen: list[int] = []
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=listener)
+    async with server:
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+    assert seen and seen[0] != 0
