@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -202,12 +202,28 @@ class StaticMiniLM:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
+class LazyEmbedder:
+    """Loads the real embedder on the first `embed` (so starting a server costs no model load)."""
+
+    def __init__(self, factory: Callable[[], Embedder], name: str, dimensions: int) -> None:
+        self._factory = factory
+        self._loaded: Embedder | None = None
+        self.name = name
+        self.dimensions = dimensions
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._loaded is None:
+            self._loaded = self._factory()
+        return self._loaded.embed(texts)
+
+
 def load_embedder(cache_dir: Path) -> Embedder:
-    """`$MEMORY_EMBEDDER`: `minilm` (default), `static`, or `module:factory` for your own."""
+    """`$MEMORY_EMBEDDER`: `minilm` (default), `static`, or `module:factory` for your own. The built-in
+    ones load on first use, so starting a server costs no model load."""
     spec = os.environ.get("MEMORY_EMBEDDER", "minilm").strip()
     if spec in ("", "minilm"):
-        return MiniLM()
+        return LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions)
     if spec == "static":
-        return StaticMiniLM(cache_dir)
+        return LazyEmbedder(lambda: StaticMiniLM(cache_dir), StaticMiniLM.name, StaticMiniLM.dimensions)
     module, _, factory = spec.partition(":")
     return getattr(importlib.import_module(module), factory or "create")()

@@ -3,20 +3,14 @@ documents and the knowledge graph, and one embedder shared by all three, loaded 
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from servers.kit.store import Store
 from servers.memory.documents import DocumentStore
-from servers.memory.embedding import Embedder, MiniLM, StaticMiniLM, load_embedder
+from servers.memory.embedding import Embedder, load_embedder
 from servers.memory.graph import KnowledgeGraph
 from servers.memory.memories import MemoryBank
-
-if TYPE_CHECKING:
-    import numpy as np
 
 _MIGRATIONS = [
     """CREATE TABLE memories (rowid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, scope_key TEXT NOT NULL,
@@ -43,21 +37,6 @@ _MIGRATIONS = [
 ]
 
 
-class LazyEmbedder:
-    """Loads the real embedder on the first `embed` (so starting a server costs no model load)."""
-
-    def __init__(self, factory: Callable[[], Embedder], name: str, dimensions: int) -> None:
-        self._factory = factory
-        self._loaded: Embedder | None = None
-        self.name = name
-        self.dimensions = dimensions
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if self._loaded is None:
-            self._loaded = self._factory()
-        return self._loaded.embed(texts)
-
-
 def _bind_embedder(path: Path, name: str) -> None:
     """Vectors from two embedders cannot be compared: the first one used owns this database."""
     with sqlite3.connect(path) as db:
@@ -75,11 +54,7 @@ class MemoryService:
 
     def __init__(self, data_dir: Path, embedder: Embedder | None = None) -> None:
         self.store = Store(data_dir / "memory.sqlite", _MIGRATIONS)
-        if embedder is None:
-            choice = os.environ.get("MEMORY_EMBEDDER", "minilm")
-            embedder = LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions) if choice in ("", "minilm") else \
-                LazyEmbedder(lambda: StaticMiniLM(data_dir / "models"), StaticMiniLM.name, StaticMiniLM.dimensions) if choice == "static" \
-                else load_embedder(data_dir / "models")
+        embedder = embedder or load_embedder(data_dir / "models")
         self.embedder = embedder
         _bind_embedder(self.store.path, embedder.name)
         self.memories = MemoryBank(self.store, embedder)
