@@ -27,3 +27,14 @@ def decode_cursor(cursor: str | None) -> dict[str, Any]:
         raise DomainError(
             "invalid_argument", "cursor is not one this server issued: pass next_cursor from the previous page unchanged"
         ) from None
+
+
+def next_link(state: dict[str, Any], base_url: str) -> str | None:
+    """The provider's own next-page URL kept in a cursor (`state["next"]`), accepted only under
+    `base_url`, so a crafted cursor cannot send our credentials to another host."""
+    link = state.get("next")
+    if link is None:
+        return None
+    if not isinstance(link, str) or not link.startswith(base_url.rstrip("/") + "/"):
+        raise DomainError("invalid_argument", "cursor is not one this server issued: pass next_cursor unchanged")
+    return link

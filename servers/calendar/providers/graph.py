@@ -42,7 +42,7 @@ from servers.calendar.model import (
 )
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.timeutil import as_utc, event_time, zone
-from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.cursor import decode_cursor, encode_cursor, next_link
 from servers.kit.errors import DomainError, not_found
 from servers.kit.http import ProviderHTTP
 from servers.kit.credentials import oauth_http_from_env
@@ -148,15 +148,6 @@ class GraphCalendar:
             status=status, transparent=raw.get("showAs") == "free", etag=raw.get("@odata.etag"),  # type: ignore[arg-type]
         )
 
-    def _next_link(self, state: dict[str, Any]) -> str | None:
-        """`@odata.nextLink` from a cursor — only on the configured API, so a crafted cursor cannot aim our token elsewhere."""
-        link = state.get("next")
-        if link is None:
-            return None
-        if not isinstance(link, str) or not link.startswith(self.base_url + "/"):
-            raise DomainError("invalid_argument", "cursor is not one this server issued: pass next_cursor unchanged")
-        return link
-
     # -- reading ---------------------------------------------------------------------------
 
     async def calendars(self) -> list[Calendar]:
@@ -184,7 +175,7 @@ class GraphCalendar:
         self, calendar_id: str, start: datetime, end: datetime, query: str | None, expand: bool, limit: int, cursor: str | None
     ) -> EventPage:
         tz = (await self.calendar(calendar_id)).zone
-        link = self._next_link(decode_cursor(cursor))
+        link = next_link(decode_cursor(cursor), self.base_url)
         params: dict[str, Any] | None = None
         if link is None:
             params = {"startDateTime": start.astimezone(UTC).isoformat(), "endDateTime": end.astimezone(UTC).isoformat(),
@@ -206,8 +197,8 @@ class GraphCalendar:
                     collapsed.append(masters[master_id])
             rows = collapsed
         events = [e for e in (self._event(r, calendar_id, tz) for r in rows) if e.status != "cancelled"]
-        next_link = body.get("@odata.nextLink")
-        return EventPage(events=events, next_cursor=encode_cursor({"next": next_link}) if next_link else None)
+        following = body.get("@odata.nextLink")
+        return EventPage(events=events, next_cursor=encode_cursor({"next": following}) if following else None)
 
     async def _instance(self, event_id: str, instance_start: datetime | date, tz: str) -> dict[str, Any]:
         begin = as_utc(instance_start, tz)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.cursor import decode_cursor, encode_cursor, next_link
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP
 from servers.ticketing.model import (
@@ -49,16 +49,6 @@ class GitHubTicketing:
         self.repo = repo
         self.http = http
         self.api = api.rstrip("/")
-
-    def _next_url(self, state: dict[str, Any]) -> str | None:
-        """A `next` link from a cursor — only ever on GitHub's own API origin, so a crafted cursor
-        cannot send our token elsewhere."""
-        url = state.get("next")
-        if url is None:
-            return None
-        if not isinstance(url, str) or not url.startswith(self.api + "/"):
-            raise DomainError("invalid_argument", "cursor is not one this server issued: pass next_cursor unchanged")
-        return url
 
     @classmethod
     def from_env(cls, transport: httpx.AsyncBaseTransport | None = None) -> GitHubTicketing:
@@ -104,7 +94,7 @@ class GitHubTicketing:
             params["assignee"] = query.assignee
         if query.updated_since:
             params["since"] = query.updated_since.isoformat()
-        next_url = self._next_url(state)
+        next_url = next_link(state, self.api)
         response = await self.http.request("GET", next_url or f"/repos/{repo}/issues", params=None if next_url else params)
         rows = [r for r in response.json() if "pull_request" not in r]
         match = _NEXT.search(response.headers.get("link", ""))
@@ -152,7 +142,7 @@ class GitHubTicketing:
 
     async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage:
         state = decode_cursor(cursor)
-        next_url = self._next_url(state)
+        next_url = next_link(state, self.api)
         response = await self.http.request("GET", next_url or self._path(ticket_id) + "/comments",
                                            params=None if next_url else {"per_page": min(limit, 100)})
         match = _NEXT.search(response.headers.get("link", ""))
