@@ -89,3 +89,8 @@ def read_amount(text: Any) -> Decimal | None:
         return Decimal(str(text).replace(",", ""))
     except InvalidOperation:
         return None
+
+
+def read_money(value: Any, currency: str) -> Decimal:
+    """A provider's amount at the currency's precision (a blank or missing amount is zero)."""
+    return round_money(read_amount(value) or ZERO, currency)

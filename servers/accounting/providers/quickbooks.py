@@ -53,7 +53,7 @@ from servers.accounting.model import (
     TransactionPage,
 )
 from servers.accounting import ledger
-from servers.accounting.money import ZERO, round_money
+from servers.accounting.money import ZERO, read_money, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.qbo_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -130,22 +130,19 @@ class QuickBooks:
     def _invoice(self, raw: dict[str, Any], kind: str) -> Invoice:
         currency = (raw.get("CurrencyRef") or {}).get("value") or self.currency
 
-        def money(value: Any) -> Decimal:
-            return round_money(amount(value) or ZERO, currency)
-
         lines: list[InvoiceLine] = []
         for line in raw.get("Line", []):
             detail = line.get("SalesItemLineDetail") or line.get("AccountBasedExpenseLineDetail")
             if detail is None:
                 continue  # subtotal and discount summary lines
-            net = money(line.get("Amount"))
+            net = read_money(line.get("Amount"), currency)
             lines.append(InvoiceLine(description=line.get("Description", ""), quantity=amount(detail.get("Qty")) or Decimal(1),
                                      unit_price=amount(detail.get("UnitPrice")) if detail.get("UnitPrice") is not None else net,
                                      account_code=(detail.get("AccountRef") or {}).get("value"),
                                      item=(detail.get("ItemRef") or {}).get("value"), tax_code=(detail.get("TaxCodeRef") or {}).get("value"),
                                      net=net, tax=ZERO, total=net))
-        total, balance = money(raw.get("TotalAmt")), money(raw.get("Balance"))
-        tax = money((raw.get("TxnTaxDetail") or {}).get("TotalTax"))
+        total, balance = read_money(raw.get("TotalAmt"), currency), read_money(raw.get("Balance"), currency)
+        tax = read_money((raw.get("TxnTaxDetail") or {}).get("TotalTax"), currency)
         voided = total == 0 and "void" in (raw.get("PrivateNote") or "").lower()
         status = "voided" if voided else "paid" if balance == 0 else "partially_paid" if balance < total else "open"
         party = (raw.get("CustomerRef") if kind == "invoice" else raw.get("VendorRef")) or {}
@@ -187,7 +184,7 @@ class QuickBooks:
         rows = await self._query("select * from Account", 1, 1000)
         return [Account(code=r["Id"], name=r.get("FullyQualifiedName") or r["Name"], type=CLASSIFICATION.get(r.get("Classification"), "asset"),
                         subtype=r.get("AccountType"), currency=(r.get("CurrencyRef") or {}).get("value"),
-                        balance=round_money(amount(r.get("CurrentBalance")) or ZERO, (r.get("CurrencyRef") or {}).get("value") or self.currency),
+                        balance=read_money(r.get("CurrentBalance"), (r.get("CurrencyRef") or {}).get("value") or self.currency),
                         active=bool(r.get("Active", True))) for r in rows]
 
     async def contacts(self, query: str | None, kind: ContactKind | None, limit: int, cursor: str | None) -> ContactPage:
@@ -362,8 +359,8 @@ class QuickBooks:
                 elif (cells := row.get("ColData")) and account is not None and len(cells) >= 6 and cells[0].get("value"):
                     items.append(Transaction(id=f"{cells[1].get('value', '')}:{cells[1].get('id', '')}:{len(items)}", date=cells[0]["value"],
                                              account_code=account[0], account_name=account[1],
-                                             debit=round_money(amount(cells[4].get("value")) or ZERO, self.currency),
-                                             credit=round_money(amount(cells[5].get("value")) or ZERO, self.currency), source=cells[1].get("value", "").lower(),
+                                             debit=read_money(cells[4].get("value"), self.currency),
+                                             credit=read_money(cells[5].get("value"), self.currency), source=cells[1].get("value", "").lower(),
                                              source_id=cells[1].get("id"), memo=cells[3].get("value", "")))
 
         walk((body.get("Rows") or {}).get("Row", []), None)

@@ -53,7 +53,7 @@ from servers.accounting.model import (
     Transaction,
     TransactionPage,
 )
-from servers.accounting.money import ZERO, round_money
+from servers.accounting.money import ZERO, read_money, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.xero_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -110,15 +110,12 @@ class Xero:
     def _invoice(self, raw: dict[str, Any]) -> Invoice:
         currency = raw.get("CurrencyCode") or self.currency
 
-        def money(value: Any) -> Decimal:
-            return round_money(amount(value) or ZERO, currency)
-
         lines = [InvoiceLine(description=item.get("Description", ""), quantity=amount(item.get("Quantity")) or Decimal(1),
                              unit_price=amount(item.get("UnitAmount")) or ZERO, account_code=item.get("AccountCode"),
-                             tax_code=item.get("TaxType"), item=item.get("ItemCode"), net=money(item.get("LineAmount")),
-                             tax=money(item.get("TaxAmount")), total=money(item.get("LineAmount")) + money(item.get("TaxAmount")))
+                             tax_code=item.get("TaxType"), item=item.get("ItemCode"), net=read_money(item.get("LineAmount"), currency),
+                             tax=read_money(item.get("TaxAmount"), currency), total=read_money(item.get("LineAmount"), currency) + read_money(item.get("TaxAmount"), currency))
                  for item in raw.get("LineItems", [])]
-        paid = money(raw.get("AmountPaid")) + money(raw.get("AmountCredited"))
+        paid = read_money(raw.get("AmountPaid"), currency) + read_money(raw.get("AmountCredited"), currency)
         native = raw.get("Status", "DRAFT")
         status: InvoiceStatus = next((ours for ours, theirs in STATUSES.items() if native in theirs), "draft")
         if native == "AUTHORISED" and paid > 0:
@@ -126,9 +123,9 @@ class Xero:
         contact = raw.get("Contact") or {}
         return Invoice(id=raw["InvoiceID"], number=raw.get("InvoiceNumber"), kind="payable" if raw.get("Type") == "ACCPAY" else "receivable",
                        contact_id=contact.get("ContactID", ""), contact_name=contact.get("Name"), issue_date=_date(raw, "Date"),
-                       due_date=_date(raw, "DueDate"), currency=currency, status=status, lines=lines, subtotal=money(raw.get("SubTotal")),
-                       tax_total=money(raw.get("TotalTax")), total=money(raw.get("Total")), amount_paid=paid,
-                       balance=money(raw.get("AmountDue")) if status not in ("draft", "voided") else round_money(ZERO, currency),
+                       due_date=_date(raw, "DueDate"), currency=currency, status=status, lines=lines, subtotal=read_money(raw.get("SubTotal"), currency),
+                       tax_total=read_money(raw.get("TotalTax"), currency), total=read_money(raw.get("Total"), currency), amount_paid=paid,
+                       balance=read_money(raw.get("AmountDue"), currency) if status not in ("draft", "voided") else round_money(ZERO, currency),
                        reference=raw.get("Reference"), version=raw.get("UpdatedDateUTC", ""), provider=self.name)
 
     @staticmethod
