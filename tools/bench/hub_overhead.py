@@ -14,14 +14,12 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +27,13 @@ from typing import Any
 import anyio
 from mcp import Client, StdioServerParameters
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tools.bench.common import ENV, ROOT, free_port, http_process, percentile  # noqa: E402
+
 PY = sys.executable
 ECHO = str(ROOT / "tools" / "bench" / "echo_server.py")
 FASTMCP_PY = ROOT / ".cache" / "bench-venv" / "bin" / "python"
-ENV = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 @dataclass
@@ -41,30 +41,6 @@ class Result:
     sequential: list[float] = field(default_factory=list)
     sequential_rate: list[float] = field(default_factory=list)
     concurrent_rate: list[float] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@asynccontextmanager
-async def http_process(args: list[str], port: int, data_dir: str) -> AsyncIterator[str]:
-    process = subprocess.Popen([PY, *args], env={**ENV, "MCP_HUB_DATA_DIR": data_dir}, cwd=str(ROOT),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                await anyio.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def measure(target: Any, tool: str, calls: int, concurrency: int, result: Result, arguments: dict[str, Any]) -> None:
@@ -118,7 +94,7 @@ async def contenders(folder: Path) -> dict[str, Callable[[Result, int, int], Any
     async def hub_http(result: Result, calls: int, concurrency: int) -> None:
         port = free_port()
         async with http_process(["-m", "hub.cli", "serve", "--transport", "http", "--port", str(port), "--config", echo_config,
-                                 "--log-level", "warning"], port, str(folder / "data")) as url:
+                                 "--log-level", "warning"], port, str(folder / "data")) as (url, _):
             await measure(url, "echo__echo", calls, concurrency, result, argument)
 
     async def fastmcp(result: Result, calls: int, concurrency: int) -> None:
@@ -131,13 +107,13 @@ async def contenders(folder: Path) -> dict[str, Callable[[Result, int, int], Any
     async def domain_plain(result: Result, calls: int, concurrency: int) -> None:
         port = free_port()
         async with http_process(["-m", "hub.cli", "server", "calendar", "-t", "http", "--port", str(port), "--log-level", "warning"],
-                                port, str(folder / "data")) as url:
+                                port, str(folder / "data")) as (url, _):
             await measure(url, "now", calls, concurrency, result, now)
 
     async def domain_hub(result: Result, calls: int, concurrency: int) -> None:
         port = free_port()
         async with http_process(["-m", "hub.cli", "serve", "--transport", "http", "--port", str(port), "--config", domain_config,
-                                 "--log-level", "warning"], port, str(folder / "data")) as url:
+                                 "--log-level", "warning"], port, str(folder / "data")) as (url, _):
             await measure(url, "calendar__now", calls, concurrency, result, now)
 
     found = {"direct (stdio)": direct, "mcp-hub (stdio)": hub, "mcp-hub (http)": hub_http,
@@ -171,10 +147,6 @@ async def cold_start(folder: Path) -> tuple[float, float | None, int]:
         elapsed = time.perf_counter() - started
         rss = peak_rss_mb(str(data))
     return elapsed, rss, len(tools)
-
-
-def p(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def main() -> int:
@@ -211,7 +183,7 @@ def main() -> int:
     print(f"{'contender':<36} {'seq calls/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'conc calls/s':>12}")
     for name, r in results.items():
         print(f"{name:<36} {statistics.median(r.sequential_rate):>11.0f} {statistics.median(r.sequential):>7.2f} "
-              f"{p(r.sequential, 99):>7.2f} {statistics.median(r.concurrent_rate):>12.0f}")
+              f"{percentile(r.sequential, 99):>7.2f} {statistics.median(r.concurrent_rate):>12.0f}")
 
     def ratio(a: str, b: str, field_name: str) -> float:
         return statistics.median(getattr(results[a], field_name)) / statistics.median(getattr(results[b], field_name))

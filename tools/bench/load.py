@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +23,10 @@ from pathlib import Path
 import anyio
 from mcp import Client
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tools.bench.common import ROOT, free_port, http_process  # noqa: E402
+
 ECHO = str(ROOT / "tools" / "bench" / "echo_server.py")
 
 
@@ -38,24 +38,12 @@ def rss_mb(pid: int) -> float:
 async def main_async(sessions: int, seconds: float, folder: Path) -> int:
     config = folder / "hub.json"
     config.write_text(json.dumps({"mcpServers": {"echo": {"command": sys.executable, "args": [ECHO]}}}))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    hub = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--transport", "http", "--port", str(port), "--config", str(config),
-                            "--log-level", "warning"], cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT),
-                                                                            "MCP_HUB_DATA_DIR": str(folder)},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
     counts = {"ok": 0, "failed": 0, "mismatched": 0}
     per_era = {"auto": 0, "legacy": 0}
     samples: list[tuple[float, float]] = []
-    try:
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                await anyio.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/mcp"
+    async with http_process(["-m", "hub.cli", "serve", "--transport", "http", "--port", str(port), "--config", str(config),
+                             "--log-level", "warning"], port, str(folder)) as (url, hub):
         deadline = time.monotonic() + seconds
 
         async def session(number: int) -> None:
@@ -89,9 +77,6 @@ async def main_async(sessions: int, seconds: float, folder: Path) -> int:
                 group.start_soon(session, number)
         elapsed = time.monotonic() - started
         await anyio.sleep(0.5)  # the audit writer drains its queue
-    finally:
-        hub.terminate()
-        hub.wait(15)
     with sqlite3.connect(folder / "audit.sqlite") as db:
         rows = db.execute("SELECT COUNT(*) FROM audit WHERE tool = 'echo__echo'").fetchone()[0]
     calls = counts["ok"] + counts["failed"] + counts["mismatched"]

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from hub.datadir import default_data_dir  # noqa: E402
 from servers.memory.embedding import MiniLM, StaticMiniLM  # noqa: E402
 from servers.memory.service import MemoryService  # noqa: E402
+from tools.bench.common import percentile  # noqa: E402
 from tools.bench.retrieval_corpus import QUERIES, corpus  # noqa: E402
 
 PER_DOCUMENT = 100
@@ -51,10 +52,6 @@ def documents(total_chunks: int, seed: int = 7) -> list[str]:
             paragraphs.append(text.strip())
         out.append("\n\n".join(paragraphs))
     return out
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 async def ingest_all(service: MemoryService, texts: list[str]) -> tuple[int, float]:
