@@ -1,6 +1,7 @@
 """Retrieval quality of the memory domain's document search: recall@5 and MRR of keyword (FTS5
 BM25), semantic (embeddings) and hybrid (reciprocal rank fusion) modes, side by side, on the
-Python language-reference topics with 50 hand-written queries (tools/bench/retrieval_corpus.py).
+Python language-reference topics with 114 hand-written queries (tools/bench/retrieval_corpus.py):
+84 paraphrases and 30 exact-term queries, reported per kind and together.
 
     .venv/bin/python tools/bench/retrieval.py [--embedder minilm|static|both]
 
@@ -23,12 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from servers.memory.embedding import Embedder, MiniLM, StaticMiniLM  # noqa: E402
 from servers.memory.service import MemoryService  # noqa: E402
-from tools.bench.retrieval_corpus import QUERIES, corpus  # noqa: E402
+from tools.bench.retrieval_corpus import QUERIES, QUERY_SETS, corpus  # noqa: E402
 
 MODES = ("keyword", "semantic", "hybrid")
 
 
-async def evaluate(embedder: Embedder, folder: Path) -> dict[str, tuple[float, float]]:
+async def evaluate(embedder: Embedder, folder: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """{query kind or 'all': {mode: (recall@5, MRR)}}."""
     service = MemoryService(folder, embedder)
     started = time.perf_counter()
     titles: dict[str, str] = {}
@@ -37,16 +39,17 @@ async def evaluate(embedder: Embedder, folder: Path) -> dict[str, tuple[float, f
         titles[result.document.id] = key
     stats = await service.documents.stats()
     print(f"  indexed {stats['documents']} documents, {stats['chunks']} chunks in {time.perf_counter() - started:.1f}s", flush=True)
-    scores = {}
+    scores: dict[str, dict[str, tuple[float, float]]] = {}
     for mode in MODES:
-        found_at = []
+        found_at: dict[str, int | None] = {}
         for query, answers in QUERIES:
             hits = (await service.documents.search(query, mode, None, None, None, 10)).hits
-            rank = next((i for i, hit in enumerate(hits, start=1) if titles[hit.document_id] in answers), None)
-            found_at.append(rank)
-        recall = sum(1 for r in found_at if r is not None and r <= 5) / len(found_at)
-        mrr = sum(1 / r for r in found_at if r is not None) / len(found_at)
-        scores[mode] = (recall, mrr)
+            found_at[query] = next((i for i, hit in enumerate(hits, start=1) if titles[hit.document_id] in answers), None)
+        for kind, queries in {**QUERY_SETS, "all": QUERIES}.items():
+            ranks = [found_at[query] for query, _ in queries]
+            recall = sum(1 for r in ranks if r is not None and r <= 5) / len(ranks)
+            mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
+            scores.setdefault(kind, {})[mode] = (recall, mrr)
     return scores
 
 
@@ -64,16 +67,18 @@ def main() -> int:
             print(f"{choice}:", flush=True)
             embedder: Embedder = MiniLM() if choice == "minilm" else StaticMiniLM(base / "models")
             table[choice] = anyio.run(evaluate, embedder, base / choice)
+    kinds = [*QUERY_SETS, "all"]
     print()
-    print(f"{'embedder':<10} {'mode':<9} {'recall@5':>9} {'MRR':>7}")
-    for choice, scores in table.items():
+    print(f"{'embedder':<10} {'mode':<9} " + " ".join(f"{f'{kind} ({len(QUERY_SETS.get(kind, QUERIES))})':>22}" for kind in kinds))
+    print(f"{'':<10} {'':<9} " + " ".join(f"{'R@5':>13} {'MRR':>8}" for _ in kinds))
+    for choice, table_scores in table.items():
         for mode in MODES:
-            recall, mrr = scores[mode]
-            print(f"{choice:<10} {mode:<9} {recall:>9.3f} {mrr:>7.3f}")
-        best_single = max(scores["keyword"][1], scores["semantic"][1])
-        verdict = "beats" if scores["hybrid"][1] > best_single and scores["hybrid"][0] >= max(scores["keyword"][0], scores["semantic"][0]) \
-            else "does NOT beat"
-        print(f"{choice:<10} hybrid {verdict} both single modes (MRR {scores['hybrid'][1]:.3f} vs best single {best_single:.3f})")
+            print(f"{choice:<10} {mode:<9} " + " ".join(f"{table_scores[kind][mode][0]:>13.3f} {table_scores[kind][mode][1]:>8.3f}"
+                                                    for kind in kinds))
+        overall = table_scores["all"]
+        beats = all(overall["hybrid"][i] > max(overall["keyword"][i], overall["semantic"][i]) for i in (0, 1))
+        print(f"{choice:<10} over all {len(QUERIES)} queries hybrid {'beats' if beats else 'does NOT beat'} both single modes on "
+              f"recall@5 and MRR")
     return 0
 
 
