@@ -290,7 +290,7 @@ async def _serve(config: HubConfig, transport: str, host: str, port: int) -> Non
     async with Hub(config) as hub:
         server = build_server(hub)
         if transport == "stdio":
-            await serve_stdio(server)
+            await serve_stdio(server, hub if config.hub.fast_calls else None)
         else:
             await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
 

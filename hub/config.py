@@ -142,6 +142,9 @@ class HubSettings(BaseModel):
     connect_timeout_s: float = Field(default=20.0, gt=0)
     page_size: int = Field(default=200, ge=1, le=10_000)
     """Items per page in the hub's own list answers."""
+    fast_calls: bool = True
+    """Answer `tools/call` on the hub's stdio without the SDK's per-message models, relaying a stdio
+    downstream's JSON result (`hub.stdio_calls`). Same policies, same answers; off for comparison."""
     allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
     )

@@ -9,7 +9,6 @@ policy chain, forward.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -31,15 +30,15 @@ from hub.errors import HubToolError
 from hub.naming import namespaced_uri
 from hub.audit.log import AuditLog
 from hub.metrics import HubMetrics
-from hub.policies.audit import AuditPolicy, with_request_id
+from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy
+from hub.wire import ToolResult, replace_meta, wire_result, without_protocol_meta
 
 logger = logging.getLogger("hub")
 
 RESOURCE_NOT_FOUND = -32002
 """The JSON-RPC error code the spec names for an unknown resource URI."""
-RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 
 ChangeListener = Callable[[ListKind], Awaitable[None]]
 
@@ -227,18 +226,20 @@ class Hub:
         progress: ProgressFnT | None = None,
         attributes: dict[str, Any] | None = None,
         principal: Principal | None = None,
-    ) -> types.CallToolResult:
+        wire: bool = False,
+    ) -> ToolResult:
         """Route one `tools/call`. Raises `UnknownTool` (also for a tool the principal may not use);
-        every other failure is an `isError` result."""
+        every other failure is an `isError` result. With `wire`, a downstream that can relay JSON
+        answers with a `WireResult` (kept as JSON), others with a `CallToolResult`."""
         principal = principal or self.access.local
         arguments = arguments or {}
-        attributes = {**(attributes or {}), "principal": principal.name, "request_id": uuid.uuid4().hex}
+        attributes = {**(attributes or {}), "principal": principal.name, "request_id": new_request_id()}
         route = self.catalog.resolve_tool(name)
         if route is None or not self.access.may_use_tool(principal, route):
             self.auditor.denied(attributes, name, arguments)
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
-        call = ToolCall(route, arguments, timeout, hard, progress, attributes)
+        call = ToolCall(route, arguments, timeout, hard, progress, attributes, wire=wire)
         try:
             self._validate(route, arguments)
             result = await self._chain(call)
@@ -264,14 +265,18 @@ class Hub:
             details={"errors": problems},
         )
 
-    async def _forward(self, call: ToolCall) -> types.CallToolResult:
+    async def _forward(self, call: ToolCall) -> ToolResult:
         downstream = self.downstreams[call.route.server]
         stats = downstream.stats
         stats.in_flight += 1
         started = anyio.current_time()
         failed = True
         try:
-            result = await downstream.call_tool(call.route.original, call.arguments, call.progress)
+            if call.wire and downstream.relays_json:
+                body = await downstream.call_tool_json(call.route.original, call.arguments, call.progress)
+                result: ToolResult = wire_result(body)
+            else:
+                result = await downstream.call_tool(call.route.original, call.arguments, call.progress)
             failed = False
             return strip_protocol_meta(result)
         except DownstreamUnavailable as exc:
@@ -382,13 +387,12 @@ class Hub:
             raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
 
 
-def strip_protocol_meta(result: types.CallToolResult) -> types.CallToolResult:
+def strip_protocol_meta(result: ToolResult) -> ToolResult:
     """Drop the downstream's reserved `io.modelcontextprotocol/*` `_meta` keys (e.g. its serverInfo
     stamp): those describe the hop to the downstream, not the hop to our client. Other keys pass."""
     if not result.meta:
         return result
-    kept = {k: v for k, v in result.meta.items() if not k.startswith(RESERVED_META_PREFIX)}
-    return result.model_copy(update={"meta": kept or None})
+    return replace_meta(result, without_protocol_meta(result.meta))
 
 
 def _field_path(path: Any) -> str:

@@ -12,8 +12,8 @@ import logging
 import time
 from typing import Protocol
 
-import mcp_types as types
 
+from hub.wire import ToolResult
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall
 from hub.settings import BucketSettings, RateLimitSettings
@@ -97,7 +97,7 @@ class RateLimitPolicy:
             out.append((f"s:{call.route.server}:{principal}", server_bucket))
         return out
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         principal = call.attributes.get("principal", "local")
         for key, bucket in self.applicable(principal, call):
             try:

@@ -6,6 +6,9 @@ reader is used unchanged.
 
 Like the SDK, the protocol gets private copies of fd 0 and 1 and the real fd 1 is pointed at
 stderr, so a stray `print` can never corrupt the JSON-RPC stream.
+
+An optional interceptor sees every line first and may answer it itself (the hub's `tools/call`
+fast path, `hub.stdio_calls`); lines it does not take reach the SDK unchanged.
 """
 
 from __future__ import annotations
@@ -13,29 +16,44 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 from mcp.server.stdio import stdio_server
 
 MAX_LINE = 64 * 1024 * 1024
 
+Send = Callable[[bytes], Awaitable[None]]
+Take = Callable[[bytes], bool]
+
+
+class LineInterceptor(Protocol):
+    def take(self, line: bytes) -> bool:
+        """Handle `line` here (True) or leave it to the SDK (False)."""
+
+    async def aclose(self) -> None:
+        """Stop whatever work taken lines started."""
+
 
 class _Lines:
-    """`async for line in stdin` over an asyncio StreamReader."""
+    """`async for line in stdin` over an asyncio StreamReader, minus the lines `take` handles."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
+    def __init__(self, reader: asyncio.StreamReader, take: Take | None = None) -> None:
         self._reader = reader
+        self._take = take
 
     def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", errors="replace")
+        while True:
+            line = await self._reader.readline()
+            if not line:
+                raise StopAsyncIteration
+            if self._take is None or not self._take(line):
+                return line.decode("utf-8", errors="replace")
 
 
 class _Writer:
@@ -57,8 +75,10 @@ def _is_pipe(fd: int) -> bool:
 
 
 @asynccontextmanager
-async def pipe_stdio() -> AsyncIterator[tuple[Any, Any]]:
-    """`(read_stream, write_stream)` for `Server.run`, thread-free when stdin/stdout are pipes."""
+async def pipe_stdio(interceptor: Callable[[Send], LineInterceptor] | None = None) -> AsyncIterator[tuple[Any, Any]]:
+    """`(read_stream, write_stream)` for `Server.run`, thread-free when stdin/stdout are pipes
+    (and only then with `interceptor`, built from how to write a line to stdout: the SDK's own
+    reader has no place for one)."""
     if not (_is_pipe(0) and _is_pipe(1)):
         async with stdio_server() as streams:
             yield streams
@@ -75,10 +95,19 @@ async def pipe_stdio() -> AsyncIterator[tuple[Any, Any]]:
     read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
     write_transport, write_protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdout)
     writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
+
+    async def send(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    taker = interceptor(send) if interceptor is not None else None
     try:
-        async with stdio_server(_Lines(reader), _Writer(writer)) as streams:  # type: ignore[arg-type]
+        async with stdio_server(_Lines(reader, taker.take if taker else None), _Writer(writer)) as streams:  # type: ignore[arg-type]
             yield streams
     finally:
+        if taker is not None:
+            with anyio.CancelScope(shield=True):
+                await taker.aclose()
         read_transport.close()
         write_transport.close()
         for fd, original in zip((0, 1), saved, strict=True):

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.auth.http import http_auth
 from hub.hub import Hub
+from hub.stdio_calls import StdioToolCalls
 from hub.stdio_pipes import pipe_stdio
 from hub.server import HubServer
 
@@ -34,9 +35,11 @@ logger = logging.getLogger("hub.transport")
 UpstreamTransport = Literal["stdio", "http", "sse"]
 
 
-async def serve_stdio(server: HubServer) -> None:
-    """Serve one client on this process's stdin/stdout until stdin closes."""
-    async with pipe_stdio() as (read_stream, write_stream):
+async def serve_stdio(server: HubServer, hub: Hub | None = None) -> None:
+    """Serve one client on this process's stdin/stdout until stdin closes; with `hub`, its
+    `tools/call` requests take the fast path (`hub.stdio_calls`)."""
+    interceptor = (lambda send: StdioToolCalls(hub, send)) if hub is not None else None
+    async with pipe_stdio(interceptor) as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 

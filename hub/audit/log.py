@@ -8,6 +8,7 @@ reads continue, loudly logged.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -153,7 +154,17 @@ def query(
 
 
 def redact_arguments(arguments: dict[str, Any], keep: set[str]) -> str:
+    """The arguments as stored: values redacted unless their field is kept, then masked."""
+    if not keep.intersection(arguments):
+        return _redacted_keys(tuple(arguments))  # only names are shown: the same text for the same names
     from hub.redact import mask
 
     shown = {k: (v if k in keep else "[redacted]") for k, v in arguments.items()}
     return mask(json.dumps(shown, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=1024)
+def _redacted_keys(names: tuple[str, ...]) -> str:
+    from hub.redact import mask
+
+    return mask(json.dumps(dict.fromkeys(names, "[redacted]"), sort_keys=True))

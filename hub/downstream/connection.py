@@ -27,6 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.config import ServerConfig
 from hub.downstream.inprocess import load_server_object
+from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
 
@@ -67,6 +68,7 @@ class Downstream:
         self.error: str | None = None
         self.listing = Listing()
         self._client: Client | None = None
+        self._json: JsonChannel | None = None
         self._on_change = on_change
         self._on_state = on_state
         self.restarts = 0
@@ -211,7 +213,8 @@ class Downstream:
         transport: Any
         if cfg.transport == "stdio":
             assert cfg.command is not None
-            transport = stdio_child(cfg.name, cfg.command, cfg.args, cfg.env, cfg.cwd, on_exit=self._mark_lost)
+            self._json = JsonChannel() if on_asyncio() else None
+            transport = stdio_child(cfg.name, cfg.command, cfg.args, cfg.env, cfg.cwd, on_exit=self._mark_lost, channel=self._json)
         elif cfg.transport == "streamable_http":
             assert cfg.url is not None
             transport = streamable_http_client(cfg.url, http_client=create_mcp_http_client(headers=cfg.headers))
@@ -336,6 +339,25 @@ class Downstream:
     ) -> types.CallToolResult:
         client = self.client()
         return await client.call_tool(name, arguments, progress_callback=progress)
+
+    @property
+    def relays_json(self) -> bool:
+        """Whether `call_tool_json` may be used: a stdio child, where a request is one JSON-RPC line
+        and no per-request HTTP headers (`Mcp-Name`, `Mcp-Param-*`) need deriving from a listing."""
+        return self._json is not None and self._json.open
+
+    async def call_tool_json(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        progress: ProgressFnT | None = None,
+    ) -> Any:
+        """`tools/call` with the result left as the JSON the server sent (unchecked), through the
+        connection's `JsonChannel`, stamped for the negotiated protocol era by the SDK session."""
+        session = self.client().session
+        assert self._json is not None
+        return await self._json.request("tools/call", {"name": name, "arguments": arguments or {}},
+                                        session._stamp, progress)  # noqa: SLF001 — the era's `_meta` envelope, as the SDK writes it
 
 
 def _event_kind(event: object) -> ListKind | None:

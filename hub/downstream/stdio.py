@@ -7,7 +7,9 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
   SIGKILL leaves no orphan; on a normal stop stdin is closed, then SIGTERM, then SIGKILL go to
   the child's whole process group;
 - the moment the child exits, `on_exit(returncode, last_stderr_lines)` is called, so in-flight
-  calls fail at once and the reason can be reported.
+  calls fail at once and the reason can be reported;
+- with a `JsonChannel`, the hub's own JSON requests share the pipes: lines answering them are
+  taken off stdout before the SDK parses anything.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from mcp.client.stdio import get_default_environment
 from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
+
+from hub.downstream.json_channel import ID_MARKER, JsonChannel
 
 logger = logging.getLogger("hub.downstream")
 
@@ -62,6 +66,7 @@ async def stdio_child(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     on_exit: Callable[[int | None, list[str]], None] | None = None,
+    channel: JsonChannel | None = None,
 ) -> AsyncIterator[TransportStreams]:
     """Spawn `command args` and yield the (read, write) message streams of its stdio."""
     child_env = get_default_environment() | (env or {})
@@ -95,6 +100,8 @@ async def stdio_child(
                     break
                 if not line.strip():
                     continue
+                if channel is not None and ID_MARKER in line and await channel.accept(line):
+                    continue
                 try:
                     message = jsonrpc_message_adapter.validate_json(line, by_name=False)
                 except ValueError:
@@ -110,6 +117,8 @@ async def stdio_child(
                 log.warning("exited unexpectedly (returncode=%s)", returncode)
             if on_exit is not None:
                 on_exit(returncode, list(last_stderr))
+            if channel is not None:
+                channel.close()
 
     async def read_stderr() -> None:
         assert process.stderr is not None
@@ -139,6 +148,9 @@ async def stdio_child(
 
     stopping = False
     last_stderr: deque[str] = deque(maxlen=3)
+    if channel is not None:
+        assert process.stdin is not None
+        channel.bind(process.stdin.send)
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_stdout)
         tg.start_soon(read_stderr)
@@ -147,6 +159,8 @@ async def stdio_child(
             yield read_stream, write_stream
         finally:
             stopping = True
+            if channel is not None:
+                channel.close()
             with anyio.CancelScope(shield=True):
                 await stop_process(process, log)
                 for stream in (read_stream, write_stream, read_writer, write_reader):

@@ -6,22 +6,32 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import itertools
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
 import anyio
-import mcp_types as types
 
 from hub.audit.log import AuditLog, AuditRecord, redact_arguments
 from hub.errors import HubToolError
 from hub.metrics import HubMetrics
 from hub.policies.base import CallNext, ToolCall
 from hub.settings import AuditSettings
+from hub.wire import ToolResult, replace_meta
 
 logger = logging.getLogger("hub.calls")
 REQUEST_ID_META = "mcp-hub/request_id"
+_REQUEST_IDS = itertools.count(1)
+_PROCESS_TAG = f"{secrets.randbits(64):016x}"
+
+
+def new_request_id() -> str:
+    """32 hex digits, unique per call: a random tag for this process and a counter (no syscall
+    per call, unlike `uuid4`; ids are labels for correlating logs, not secrets)."""
+    return f"{_PROCESS_TAG}{next(_REQUEST_IDS):016x}"
 
 
 class AuditPolicy:
@@ -31,7 +41,7 @@ class AuditPolicy:
         self.metrics = metrics
         self._digest_key = digest_key
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         refusal = self._refusal(call)
         if refusal is not None:
             self.observe(call, "error", "unavailable", 0.0)  # also probes whether the store is back
@@ -114,7 +124,5 @@ class AuditPolicy:
         return {f for pattern, fields in self.settings.keep_fields.items() if fnmatch.fnmatchcase(tool, pattern) for f in fields}
 
 
-def with_request_id(result: types.CallToolResult, request_id: str) -> types.CallToolResult:
-    meta = dict(result.meta or {})
-    meta[REQUEST_ID_META] = request_id
-    return result.model_copy(update={"meta": meta})
+def with_request_id(result: ToolResult, request_id: str) -> ToolResult:
+    return replace_meta(result, {**(result.meta or {}), REQUEST_ID_META: request_id})

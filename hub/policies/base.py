@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 
 from hub.catalog import ToolRoute
+from hub.wire import ToolResult
 
 
 @dataclass
@@ -28,6 +28,8 @@ class ToolCall:
     """Scratch space for policies (principal, attempt number, ...)."""
     deadline_at: float = math.inf
     """Absolute (anyio clock) time the call must finish by; set and moved by the deadline policy."""
+    wire: bool = False
+    """The caller relays JSON: a downstream that can answers with a `WireResult` instead of parsing."""
 
     @property
     def retry_safe(self) -> bool:
@@ -36,8 +38,8 @@ class ToolCall:
         return self.route.read_only or self.route.idempotent or (isinstance(key, str) and key != "")
 
 
-CallNext = Callable[[ToolCall], Awaitable[types.CallToolResult]]
-CallPolicy = Callable[[ToolCall, CallNext], Awaitable[types.CallToolResult]]
+CallNext = Callable[[ToolCall], Awaitable[ToolResult]]
+CallPolicy = Callable[[ToolCall, CallNext], Awaitable[ToolResult]]
 
 
 def compose(policies: Sequence[CallPolicy], terminal: CallNext) -> CallNext:
@@ -49,7 +51,7 @@ def compose(policies: Sequence[CallPolicy], terminal: CallNext) -> CallNext:
 
 
 def _bind(policy: CallPolicy, call_next: CallNext) -> CallNext:
-    async def bound(call: ToolCall) -> types.CallToolResult:
+    async def bound(call: ToolCall) -> ToolResult:
         return await policy(call, call_next)
 
     return bound

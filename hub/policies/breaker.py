@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Literal
 
 import anyio
-import mcp_types as types
 
+from hub.wire import ToolResult
 from hub.settings import BreakerSettings
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall
@@ -127,7 +127,7 @@ class BreakerPolicy:
             found = self.breakers[server] = CircuitBreaker(server, self._settings_for(server))
         return found
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         breaker = self.breaker(call.route.server)
         if not breaker.admit():
             wait = breaker.retry_after()

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
-import mcp_types as types
 
+from hub.wire import ToolResult
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall
 
@@ -43,7 +43,7 @@ class BulkheadPolicy:
             found = self.bulkheads[server] = Bulkhead(*self._limits_for(server))
         return found
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         bulkhead = self.bulkhead(call.route.server)
         try:
             bulkhead.slots.acquire_nowait()

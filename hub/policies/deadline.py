@@ -7,13 +7,13 @@ never past `max_timeout_s` from the start of the call.
 from __future__ import annotations
 
 import anyio
-import mcp_types as types
 
+from hub.wire import ToolResult
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall
 
 
-async def deadline_policy(call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
     """Cancel the rest of the chain when the deadline passes and report code `timeout`."""
     started = anyio.current_time()
     hard = started + max(call.max_timeout_s, call.timeout_s)

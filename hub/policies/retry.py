@@ -14,8 +14,8 @@ import random
 from collections.abc import Callable
 
 import anyio
-import mcp_types as types
 
+from hub.wire import ToolResult
 from hub.settings import RetrySettings
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall
@@ -24,7 +24,7 @@ logger = logging.getLogger("hub.retry")
 TRANSIENT_CODES = frozenset({"unavailable", "rate_limited"})
 
 
-def transient_result(result: types.CallToolResult) -> tuple[bool, float | None]:
+def transient_result(result: ToolResult) -> tuple[bool, float | None]:
     """Whether an `isError` result reports a transient failure, and its `retry_after_s`."""
     body = result.structured_content if result.is_error else None
     if not isinstance(body, dict) or body.get("code") not in TRANSIENT_CODES:
@@ -40,7 +40,7 @@ class RetryPolicy:
         self._settings_for = settings_for
         self._jitter = jitter
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> types.CallToolResult:
+    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         settings = self._settings_for(call.route.server)
         attempts = settings.max_attempts if call.retry_safe else 1
         attempt = 0
@@ -67,7 +67,7 @@ class RetryPolicy:
             await anyio.sleep(delay)
 
 
-def _give_up(failure: HubToolError | None, result: types.CallToolResult | None) -> types.CallToolResult:
+def _give_up(failure: HubToolError | None, result: ToolResult | None) -> ToolResult:
     if failure is not None:
         raise failure
     assert result is not None

@@ -1,0 +1,162 @@
+"""JSON-RPC requests to a stdio child, sent and answered as plain JSON beside the SDK session.
+
+The hub's fast path (`hub.stdio_calls`) relays `tools/call` without building pydantic models; this
+is its downstream half. Requests get ids of their own (`"hub-<n>"`, strings, where the SDK session
+numbers its requests), so the child's stdout reader can hand each answer — and each progress
+notification carrying such an id as its token — to the waiting call before the SDK parses anything.
+The SDK session keeps everything else on the same pipes: the handshake, lists, list changes.
+
+What the SDK's dispatcher does for its own requests is done here too: the request and any
+`notifications/cancelled` carry the session's protocol-era stamp; abandoning a call (deadline, client
+cancel) tells the child with `notifications/cancelled`; a JSON-RPC error becomes `MCPError`; a closed
+connection fails every waiting call with `CONNECTION_CLOSED`.
+
+Waiting uses asyncio futures directly: the channel is only created on the asyncio backend (the one
+`mcp-hub` runs), and anyio's per-call backend lookup was a tenth of a relayed call's cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
+
+logger = logging.getLogger("hub.downstream")
+
+ID_PREFIX = "hub-"
+ID_MARKER = b'"hub-'
+"""Bytes every line meant for this channel contains (its id or progress token)."""
+CANCEL_GRACE_S = 1.0
+
+Send = Callable[[bytes], Awaitable[None]]
+Stamp = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+def on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (the channel needs it; trio has no fast path)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _Waiter:
+    __slots__ = ("answer", "progress")
+
+    def __init__(self, progress: ProgressFnT | None, answer: asyncio.Future[dict[str, Any] | None]) -> None:
+        self.progress = progress
+        self.answer = answer
+
+
+class JsonChannel:
+    """Requests with string ids on one child's stdin; their answers taken off its stdout."""
+
+    def __init__(self) -> None:
+        self._send: Send | None = None
+        self._waiting: dict[str, _Waiter] = {}
+        self._counter = 0
+
+    @property
+    def open(self) -> bool:
+        return self._send is not None
+
+    def bind(self, send: Send) -> None:
+        """Start sending through `send` (one call per complete line)."""
+        self._send = send
+
+    def close(self) -> None:
+        """The connection is gone: every waiting call fails with `CONNECTION_CLOSED`."""
+        self._send = None
+        for waiter in self._waiting.values():
+            if not waiter.answer.done():
+                waiter.answer.set_result(None)
+
+    async def accept(self, line: bytes) -> bool:
+        """Take `line` if it answers one of our requests or reports its progress."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(message, dict):
+            return False
+        ident = message.get("id")
+        if isinstance(ident, str) and "method" not in message:
+            waiter = self._waiting.get(ident)
+            if waiter is None:
+                return ident.startswith(ID_PREFIX)  # an answer to a call already abandoned
+            if not waiter.answer.done():
+                waiter.answer.set_result(message)
+            return True
+        if message.get("method") == "notifications/progress" and isinstance(params := message.get("params"), dict):
+            waiter = self._waiting.get(params.get("progressToken"))  # type: ignore[arg-type]
+            if waiter is None or waiter.progress is None:
+                return False
+            await _report(waiter.progress, params)
+            return True
+        return False
+
+    async def request(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None = None) -> Any:
+        """Send one request and return its `result` (unchecked JSON)."""
+        if self._send is None:
+            raise MCPError(code=CONNECTION_CLOSED, message="Connection closed")
+        self._counter += 1
+        ident = f"{ID_PREFIX}{self._counter}"
+        data: dict[str, Any] = {"method": method, "params": dict(params)}
+        if progress is not None:
+            data["params"]["_meta"] = {**data["params"].get("_meta", {}), "progressToken": ident}
+        stamp(data, {})
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting[ident] = _Waiter(progress, future)
+        try:
+            await self._send(_line({"jsonrpc": "2.0", "id": ident, **data}))
+            answer = await future
+        except BaseException:
+            if not future.done() or future.cancelled():
+                await self._cancel(ident, stamp)
+            raise
+        finally:
+            del self._waiting[ident]
+        if answer is None:
+            raise MCPError(code=CONNECTION_CLOSED, message="Connection closed")
+        if "error" in answer:
+            error = answer["error"] if isinstance(answer["error"], dict) else {}
+            code = error.get("code")
+            raise MCPError(code=code if isinstance(code, int) else INTERNAL_ERROR, message=str(error.get("message", "")),
+                           data=error.get("data"))
+        return answer.get("result")
+
+    async def _cancel(self, ident: str, stamp: Stamp) -> None:
+        """Tell the child an abandoned request's answer is no longer wanted (best effort)."""
+        send = self._send
+        if send is None:
+            return
+        data: dict[str, Any] = {"method": "notifications/cancelled", "params": {"requestId": ident, "reason": "abandoned by the hub"}}
+        stamp(data, {})
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_GRACE_S):
+            try:
+                await send(_line({"jsonrpc": "2.0", **data}))
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                logger.debug("could not send notifications/cancelled: %s", exc)
+
+
+async def _report(progress: ProgressFnT, params: dict[str, Any]) -> None:
+    value, total, message = params.get("progress"), params.get("total"), params.get("message")
+    if not isinstance(value, (int, float)):
+        return
+    try:
+        await progress(float(value), float(total) if isinstance(total, (int, float)) else None,
+                       message if isinstance(message, str) else None)
+    except Exception:  # boundary: a failing progress sink must not stop the child's reader
+        logger.exception("progress callback raised")
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"

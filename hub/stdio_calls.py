@@ -1,0 +1,178 @@
+"""The hub's fast path for `tools/call` on its own stdio.
+
+Each line from the client is looked at before the SDK sees it. A well-formed `tools/call` (on an
+initialised 2025-11-25 session, or stamped with a 2026-07-28 `_meta` envelope) is answered here:
+`Hub.route_call(wire=True)` runs the whole policy chain — access, argument validation, audit, rate
+limit, deadline, retry, breaker, bulkhead — and a stdio downstream's JSON result is relayed with
+only `_meta` rewritten. The matching `notifications/cancelled` is handled here too. Everything
+else (the handshake, lists, resources, prompts, any request this path is unsure of) goes to the
+SDK's server unchanged, so the protocol stays the SDK's.
+
+The answers are the ones the SDK's server gives for the same request: the result object with the
+hub's request id in `_meta`, plus `resultType` and the hub's `serverInfo` stamp on 2026-07-28;
+`-32602 Unknown tool: <name>` for a tool the caller may not use; no answer to a cancelled request.
+
+Each call runs as an asyncio task of its own (cancelled by the client's `notifications/cancelled`
+or when stdin closes): the hub always runs on asyncio, and anyio's task and scope objects were a
+tenth of a relayed call's cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_PARAMS, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from hub import __version__
+from hub.hub import Hub, UnknownTool
+from hub.wire import result_json
+
+logger = logging.getLogger("hub.server")
+
+HANDSHAKE_VERSION = "2025-11-25"
+"""The handshake-era version this path answers for; older negotiated versions go to the SDK."""
+_KNOWN_PARAMS = frozenset({"name", "arguments", "_meta"})
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+class StdioToolCalls:
+    """Answers `tools/call` lines itself; `take(line)` says whether it took a line."""
+
+    def __init__(self, hub: Hub, send: Send) -> None:
+        self._hub = hub
+        self._send = send
+        self._server_info = {"name": hub.config.hub.name, "version": __version__}
+        self._handshake_requested: str | None = None
+        self._initialized = False
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+
+    async def aclose(self) -> None:
+        """Cancel the calls still running (stdin closed) and wait for them to finish."""
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def take(self, line: bytes) -> bool:
+        """Handle `line` here (True) or leave it to the SDK (False). Never raises."""
+        if b'"tools/call"' in line:
+            return self._take_call(line)
+        if b'"notifications/cancelled"' in line:
+            return self._take_cancel(line)
+        if not self._initialized:
+            self._watch_handshake(line)
+        return False
+
+    def _take_call(self, line: bytes) -> bool:
+        message = _json_object(line)
+        if message is None or message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0":
+            return False
+        request_id = message.get("id")
+        params = message.get("params")
+        if not isinstance(request_id, (int, str)) or isinstance(request_id, bool) or not isinstance(params, dict):
+            return False
+        name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta", {})
+        if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)) or not isinstance(meta, dict):
+            return False
+        if not _KNOWN_PARAMS.issuperset(params):
+            return False  # e.g. inputResponses / requestState: the SDK's multi-round-trip machinery
+        modern = PROTOCOL_VERSION_META_KEY in meta
+        if modern:
+            if meta[PROTOCOL_VERSION_META_KEY] not in MODERN_PROTOCOL_VERSIONS or CLIENT_CAPABILITIES_META_KEY not in meta:
+                return False  # the SDK answers a malformed envelope with the error the spec names
+        elif not self._initialized:
+            return False
+        key = _id_key(request_id)
+        if key in self._in_flight:
+            return False  # a duplicate id is the SDK's to refuse
+        self._in_flight[key] = asyncio.get_running_loop().create_task(
+            self._call(key, request_id, name, arguments, meta.get("progressToken"), modern))
+        return True
+
+    def _take_cancel(self, line: bytes) -> bool:
+        message = _json_object(line)
+        if message is None or message.get("method") != "notifications/cancelled":
+            return False
+        params = message.get("params")
+        request_id = params.get("requestId") if isinstance(params, dict) else None
+        task = self._in_flight.get(_id_key(request_id)) if isinstance(request_id, (int, str)) else None
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    def _watch_handshake(self, line: bytes) -> None:
+        """Note the handshake going by: the version the client asked for, then `initialized`."""
+        if b'"initialize"' in line:
+            message = _json_object(line)
+            params = message.get("params") if message and message.get("method") == "initialize" else None
+            self._handshake_requested = params.get("protocolVersion") if isinstance(params, dict) else None
+        elif b'"notifications/initialized"' in line and self._handshake_requested == HANDSHAKE_VERSION:
+            message = _json_object(line)
+            self._initialized = message is not None and message.get("method") == "notifications/initialized"
+
+    async def _call(
+        self, key: str, request_id: int | str, name: str, arguments: dict[str, Any] | None, token: int | str | None,
+        modern: bool,
+    ) -> None:
+        try:
+            progress = self._progress(token) if isinstance(token, (int, str)) else None
+            result = await self._hub.route_call(name, arguments, progress, principal=self._hub.access.local, wire=True)
+            reply = {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result), modern)}
+        except UnknownTool:
+            reply = _error(request_id, INVALID_PARAMS, f"Unknown tool: {name}")
+        except asyncio.CancelledError:
+            return  # the client cancelled it (or left): a cancelled request gets no answer
+        except Exception:  # boundary: like the SDK, internals never reach the wire
+            logger.exception("tools/call %s failed inside the hub", name)
+            reply = _error(request_id, INTERNAL_ERROR, "Internal server error")
+        finally:
+            self._in_flight.pop(key, None)
+        await self._write(reply)
+
+    def _stamped(self, body: dict[str, Any], modern: bool) -> dict[str, Any]:
+        if not modern:
+            return {k: v for k, v in body.items() if k != "resultType"} if "resultType" in body else body
+        meta = body.get("_meta")
+        return {**body, "resultType": "complete", "_meta": {**(meta if isinstance(meta, dict) else {}), SERVER_INFO_META_KEY: self._server_info}}
+
+    def _progress(self, token: int | str) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            params: dict[str, Any] = {"progressToken": token, "progress": progress}
+            if total is not None:
+                params["total"] = total
+            if message is not None:
+                params["message"] = message
+            await self._write({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
+
+        return report
+
+    async def _write(self, message: dict[str, Any]) -> None:
+        try:
+            await self._send(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            logger.debug("client gone; answer dropped: %s", exc)
+
+
+def _json_object(line: bytes) -> dict[str, Any] | None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _id_key(request_id: int | str) -> str:
+    """Ids compare as JSON values: 7 and "7" are different requests."""
+    return f"{type(request_id).__name__}:{request_id}"
+
+
+def _error(request_id: int | str, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}

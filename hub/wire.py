@@ -1,0 +1,92 @@
+"""`tools/call` results kept as the JSON object a downstream sent, for the hub's fast path.
+
+Parsing a result into `CallToolResult` on the way in and serialising it again on the way out is most
+of what a hop costs; a call that arrives and leaves as JSON-RPC (the hub's stdio front end to a
+stdio downstream) skips both. The policies read only `is_error` and `structured_content`, which a
+`WireResult` offers as well, so every policy stays on the path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+
+RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+
+
+class WireResult:
+    """A `tools/call` result as the downstream's JSON object (already checked for shape)."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    @property
+    def is_error(self) -> bool:
+        return self.body.get("isError") is True
+
+    @property
+    def structured_content(self) -> Any:
+        return self.body.get("structuredContent")
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        meta = self.body.get("_meta")
+        return meta if isinstance(meta, dict) else None
+
+    def with_meta(self, meta: dict[str, Any] | None) -> WireResult:
+        body = {k: v for k, v in self.body.items() if k != "_meta"}
+        if meta:
+            body["_meta"] = meta
+        return WireResult(body)
+
+
+ToolResult = types.CallToolResult | WireResult
+"""What the policy chain carries: a parsed result, or one kept on the wire."""
+
+
+def without_protocol_meta(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`meta` without the reserved `io.modelcontextprotocol/*` keys (they describe one hop only)."""
+    if not meta:
+        return None
+    kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIX)}
+    return kept or None
+
+
+def replace_meta(result: ToolResult, meta: dict[str, Any] | None) -> ToolResult:
+    if isinstance(result, WireResult):
+        return result.with_meta(meta)
+    return result.model_copy(update={"meta": meta})
+
+
+def result_json(result: ToolResult) -> dict[str, Any]:
+    """The result as the JSON object to send."""
+    if isinstance(result, WireResult):
+        return result.body
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def wire_result(body: Any) -> WireResult:
+    """The downstream's result if it has the shape of a complete `CallToolResult`; else
+    `RuntimeError` saying what is wrong (the hub reports it as an invalid result from that server).
+
+    Structured content is not checked against the tool's `outputSchema` here: the hub advertises
+    the downstream's schema unchanged, so the client that receives the result checks it (the SDK
+    client does), and a second check in the hub would only double the cost.
+    """
+    if not isinstance(body, dict):
+        raise RuntimeError("the result is not a JSON object")
+    kind = body.get("resultType", "complete")
+    if kind != "complete":
+        raise RuntimeError(f"it asked for more input (resultType {kind!r}), which the hub cannot relay")
+    content = body.get("content")
+    if not isinstance(content, list) or not all(isinstance(block, dict) and isinstance(block.get("type"), str) for block in content):
+        raise RuntimeError("its content is not a list of content blocks")
+    if "isError" in body and not isinstance(body["isError"], bool):
+        raise RuntimeError("its isError is not a boolean")
+    structured = body.get("structuredContent")
+    if structured is not None and not isinstance(structured, dict):
+        raise RuntimeError("its structuredContent is not an object")
+    return WireResult(body)
