@@ -145,7 +145,7 @@ async def test_pagination_both_sides(tmp_path: Path) -> None:
         first = await client.list_tools()
         assert len(first.tools) == 50 and first.next_cursor
         names = await all_tools(client)
-        assert len(names) == len(set(names)) == 230 + 14  # 14 fixture tools
+        assert len(names) == len(set(names)) == 230 + 15  # 15 fixture tools
         with pytest.raises(MCPError) as caught:
             await client.list_tools(cursor="not-a-cursor")
         assert caught.value.code == -32602

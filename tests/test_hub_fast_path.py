@@ -1,0 +1,130 @@
+"""The hub's `tools/call` fast path on stdio (`hub.stdio_calls` + `JsonChannel`): it must answer
+exactly like the SDK path, keep every policy, and honour cancellation on the wire."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import PY, ROOT, echo_stdio, write_config
+from tests.test_hub_stdio import hub_params
+
+pytestmark = pytest.mark.anyio
+REQUEST_ID = "mcp-hub/request_id"
+
+
+def hub_config(tmp_path: Path, fast: bool) -> Path:
+    folder = tmp_path / ("fast" if fast else "sdk")
+    folder.mkdir()
+    return write_config(folder, {"e": echo_stdio()}, hub={"fast_calls": fast, "data_dir": str(folder / "data")})
+
+
+async def session_transcript(config: Path, mode: str) -> list[Any]:
+    """Every answer a client gets for one fixed sequence of calls, with the per-call request id
+    checked and removed."""
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append((value, total, message))
+
+    out: list[Any] = []
+    async with Client(hub_params(config), mode=mode) as client:
+        calls: list[tuple[str, dict[str, Any]]] = [
+            ("e__echo", {"text": "héllo ✓"}),
+            ("e__add", {"a": 2, "b": 40}),
+            ("e__add", {"a": "two", "b": 40}),  # refused by the hub's argument check
+            ("e__fail", {"reason": "bad day"}),  # an isError result from the server
+            ("e__flaky_read", {"key": "k", "failures": 1}),  # rate limited once, retried by the hub
+            ("e__env_has", {"name": "PATH"}),
+        ]
+        for name, arguments in calls:
+            result = await client.call_tool(name, arguments)
+            meta = dict(result.meta or {})
+            request_id = meta.pop(REQUEST_ID)
+            assert isinstance(request_id, str) and len(request_id) == 32
+            out.append(result.model_copy(update={"meta": meta or None}).model_dump(mode="json"))
+        slow = await client.call_tool("e__slow", {"seconds": 0.1, "steps": 2}, progress_callback=on_progress)
+        out.append(slow.structured_content)
+        out.append(progress)
+        for name in ("e__nope", "add"):
+            with pytest.raises(MCPError) as caught:
+                await client.call_tool(name, {})
+            out.append((caught.value.code, caught.value.message))
+        out.append(json.loads((await client.call_tool("e__request_id", {})).structured_content["result"]))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_fast_path_answers_like_the_sdk_path(tmp_path: Path, mode: str) -> None:
+    fast = await session_transcript(hub_config(tmp_path, True), mode)
+    sdk = await session_transcript(hub_config(tmp_path, False), mode)
+    # The last entry is the id the downstream saw: the fast path sends its own string ids.
+    fast_id, sdk_id = fast.pop(), sdk.pop()
+    assert isinstance(fast_id, str) and fast_id.startswith("hub-")
+    assert str(sdk_id).isdigit()  # the SDK session numbers its requests
+    assert fast == sdk
+    assert fast[0]["structured_content"] == {"result": "héllo ✓"}
+    assert fast[2]["structured_content"]["code"] == "invalid_argument"
+    assert fast[3]["is_error"] is True and "bad day" in fast[3]["content"][0]["text"]
+    assert fast[4]["is_error"] is False  # the retry policy ran on the fast path
+    assert fast[-3] == [(1, 2, "step 1"), (2, 2, "step 2")]
+    assert fast[-2:] == [(-32602, "Unknown tool: e__nope"), (-32602, "Unknown tool: add")]
+
+
+class RawClient:
+    """A client that writes JSON-RPC lines itself, to see exactly what the hub answers."""
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.buffer = b""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
+
+    async def receive(self) -> dict[str, Any]:
+        while b"\n" not in self.buffer:
+            self.buffer += await self.process.stdout.receive()
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+
+async def test_cancelled_call_gets_no_answer_and_reaches_downstream_and_audit(tmp_path: Path) -> None:
+    marker = tmp_path / "cancelled"
+    config = write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})},
+                          hub={"data_dir": str(tmp_path / "data")})
+    params = hub_params(config)
+    async with await anyio.open_process([PY, *params.args], env={**params.env}, cwd=str(ROOT)) as process:
+        client = RawClient(process)
+        await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+        with anyio.fail_after(20):
+            assert (await client.receive())["id"] == 1
+        await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await client.send({"jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": {"name": "e__slow", "arguments": {"seconds": 10}}})
+        await anyio.sleep(0.3)
+        await client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow"}})
+        await client.send({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "e__echo", "arguments": {"text": "x"}}})
+        with anyio.fail_after(10):
+            answer = await client.receive()
+        assert answer["id"] == 7 and answer["result"]["structuredContent"] == {"result": "x"}
+        assert "resultType" not in answer["result"]  # a 2025-11-25 session gets the 2025-11-25 shape
+        with anyio.fail_after(5):
+            while not marker.exists():
+                await anyio.sleep(0.05)
+        # Nothing more is said about the cancelled call.
+        with anyio.move_on_after(0.5):
+            extra = await client.receive()
+            pytest.fail(f"unexpected answer after cancellation: {extra}")
+        await process.stdin.aclose()
+        with anyio.fail_after(15):
+            await process.wait()
+    with sqlite3.connect(tmp_path / "data" / "audit.sqlite") as db:
+        outcomes = dict(db.execute("SELECT tool, outcome FROM audit").fetchall())
+    assert outcomes == {"e__slow": "cancelled", "e__echo": "ok"}
