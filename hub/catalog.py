@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
-from jsonschema import Draft202012Validator, validators
-from jsonschema.protocols import Validator
 
 from hub.config import ServerConfig
 from hub.settings import ToolOverride
 from hub.downstream.connection import Listing
 from hub.naming import exposed_name, namespaced_uri, split_uri
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 
 class CatalogConflict(Exception):
@@ -194,6 +195,8 @@ class ToolCatalog:
         """A compiled validator for the tool's `inputSchema` (cached until the catalog changes)."""
         found = self._validators.get(route.exposed)
         if found is None:
+            from jsonschema import Draft202012Validator, validators  # on first use: not on the start-up path
+
             schema: dict[str, Any] = route.tool.input_schema or {"type": "object"}
             cls = validators.validator_for(schema, default=Draft202012Validator)
             found = cls(schema, format_checker=cls.FORMAT_CHECKER)  # dates, emails, ... checked too

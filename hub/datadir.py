@@ -16,6 +16,15 @@ def default_data_dir() -> Path:
     return Path(base) / "mcp-hub"
 
 
+def default_cache_dir() -> Path:
+    """Where derived data that can be rebuilt at any time lives (the listing cache):
+    `$MCP_HUB_CACHE_DIR`, else `$XDG_CACHE_HOME/mcp-hub`, else `~/.cache/mcp-hub`."""
+    if env := os.environ.get("MCP_HUB_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mcp-hub"
+
+
 def resolve_data_dir(configured: str | None) -> Path:
     """The configured data dir (with `~` expanded), else the default."""
     return Path(configured).expanduser() if configured else default_data_dir()

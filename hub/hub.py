@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from jsonschema.exceptions import SchemaError
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
@@ -24,8 +23,9 @@ from hub.access import AccessControl
 from hub.auth.principal import Principal
 from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
 from hub.config import ConfigError, ConfigProblem, HubConfig
-from hub.datadir import audit_digest_key, resolve_data_dir
-from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, describe_failure
+from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
+from hub import listing_cache
+from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, Listing, describe_failure
 from hub.errors import HubToolError
 from hub.naming import namespaced_uri
 from hub.audit.log import AuditLog
@@ -82,6 +82,7 @@ class Hub:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self._started = False
+        self._remembered: dict[str, tuple[str, Listing]] = {}
         self.access = AccessControl(config)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -109,33 +110,65 @@ class Hub:
             await anyio.to_thread.run_sync(self.audit_log.close)
 
     async def _start_all(self) -> None:
-        """Connect every server concurrently; wait (bounded) for each first attempt, then build the catalog."""
+        """Connect every server concurrently; wait (bounded) for each first attempt, then build the
+        catalog. A built-in domain with a remembered listing (`listing_cache`) is not waited for."""
         assert self._task_group is not None
         for downstream in self.downstreams.values():
             self._task_group.start_soon(downstream.run)
+        self._remembered = self._remembered_listings()
         with anyio.move_on_after(self.config.hub.connect_timeout_s):
             for downstream in self.downstreams.values():
-                await downstream.first_attempt.wait()
+                if downstream.name not in self._remembered:
+                    await downstream.first_attempt.wait()
         for downstream in self.downstreams.values():
-            if not downstream.first_attempt.is_set():
+            if not downstream.first_attempt.is_set() and downstream.name not in self._remembered:
                 downstream.log.warning(
                     "still connecting after %gs; its tools will appear when it is up", self.config.hub.connect_timeout_s
                 )
 
         problems: list[ConfigProblem] = []
         for downstream in self.downstreams.values():
-            if downstream.state != "ready":
+            if downstream.state == "ready":
+                listing = downstream.listing
+                self._remember(downstream)
+            elif downstream.state == "starting" and downstream.name in self._remembered:
+                listing = self._remembered[downstream.name][1]
+            else:
                 continue
             try:
-                self.catalog.set_server(downstream.config, downstream.listing)
+                self.catalog.set_server(downstream.config, listing)
             except CatalogConflict as exc:
                 problems.append(ConfigProblem(path=f"$.mcpServers.{downstream.name}", message=str(exc)))
         if problems:
             raise ConfigError(problems, "the hub config")
         self._started = True
         ready = [d.name for d in self.downstreams.values() if d.state == "ready"]
-        down = {d.name: d.error for d in self.downstreams.values() if d.state != "ready"}
-        logger.info("serving %d tools from %d server(s); down: %s", len(self.catalog.tools()), len(ready), down or "none")
+        starting = [d.name for d in self.downstreams.values() if d.state == "starting"]
+        down = {d.name: d.error for d in self.downstreams.values() if d.state not in ("ready", "starting")}
+        logger.info("serving %d tools from %d server(s) (%d more starting); down: %s", len(self.catalog.tools()), len(ready),
+                    len(starting), down or "none")
+
+    def _remembered_listings(self) -> dict[str, tuple[str, Listing]]:
+        """(key, listing) of each built-in domain whose listing is cached for exactly this code and config."""
+        found: dict[str, tuple[str, Listing]] = {}
+        for downstream in self.downstreams.values():
+            if downstream.config.builtin is not None:
+                key = listing_cache.cache_key(downstream.config)
+                listing = listing_cache.load(default_cache_dir(), downstream.config, key)
+                if listing is not None:
+                    found[downstream.name] = (key, listing)
+        return found
+
+    def _remember(self, downstream: Downstream) -> None:
+        """Cache a built-in domain's fresh listing if it is not what the cache already holds."""
+        if downstream.config.builtin is None:
+            return
+        remembered = self._remembered.get(downstream.name)
+        if remembered is not None and remembered[1] == downstream.listing:
+            return
+        key = remembered[0] if remembered else listing_cache.cache_key(downstream.config)
+        listing_cache.store(default_cache_dir(), downstream.config, key, downstream.listing)
+        self._remembered[downstream.name] = (key, downstream.listing)
 
     @property
     def data_dir(self) -> Path:
@@ -176,6 +209,8 @@ class Hub:
                 self.catalog.set_server(downstream.config, downstream.listing)
             except CatalogConflict as exc:
                 downstream.log.error("tools not exposed: %s", exc)
+            else:
+                self._remember(downstream)
         elif downstream.config.hide_when_down:
             self.catalog.remove_server(downstream.name)
         if self.catalog.version != before:
@@ -252,7 +287,7 @@ class Hub:
     def _validate(self, route: ToolRoute, arguments: dict[str, Any]) -> None:
         try:
             errors = sorted(self.catalog.validator(route).iter_errors(arguments), key=lambda e: list(e.path))
-        except SchemaError as exc:
+        except _schema_error() as exc:
             logger.warning("%s has an invalid inputSchema; arguments not validated: %s", route.exposed, exc.message)
             return
         if not errors:
@@ -342,7 +377,7 @@ class Hub:
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target
-        client = self._client_or_error(server)
+        client = await self._client_or_error(server)
         result = await client.read_resource(original)
         return self._namespace_contents(server, result)
 
@@ -358,7 +393,7 @@ class Hub:
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         server, original = target
-        return await self._client_or_error(server).get_prompt(original, arguments)
+        return await (await self._client_or_error(server)).get_prompt(original, arguments)
 
     async def complete(
         self,
@@ -375,14 +410,14 @@ class Hub:
         empty = types.CompleteResult(completion=types.Completion(values=[]))
         if target is None:
             return empty
-        client = self._client_or_error(target[0])
+        client = await self._client_or_error(target[0])
         if client.server_capabilities.completions is None:
             return empty  # the server offers no completions; "no suggestions" is the honest answer
         return await client.complete(new_ref, argument, context_arguments=context)
 
-    def _client_or_error(self, server: str) -> Any:
+    async def _client_or_error(self, server: str) -> Any:
         try:
-            return self.downstreams[server].client()
+            return await self.downstreams[server].ready_client()
         except DownstreamUnavailable as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
 
@@ -393,6 +428,12 @@ def strip_protocol_meta(result: ToolResult) -> ToolResult:
     if not result.meta:
         return result
     return replace_meta(result, without_protocol_meta(result.meta))
+
+
+def _schema_error() -> type[Exception]:
+    from jsonschema.exceptions import SchemaError
+
+    return SchemaError
 
 
 def _field_path(path: Any) -> str:

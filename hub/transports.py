@@ -24,7 +24,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.auth.http import http_auth
 from hub.hub import Hub
 from hub.stdio_calls import StdioToolCalls
 from hub.stdio_pipes import pipe_stdio
@@ -70,6 +69,8 @@ def health_response(hub: Hub, detailed: bool = True) -> JSONResponse:
 def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> Starlette:
     """The ASGI app for `http` (Streamable HTTP + legacy SSE) or `sse` (legacy SSE only)."""
     security = security_settings(hub, host)
+    from hub.auth.http import http_auth  # JOSE/JWT code only an HTTP hub needs (keeps stdio start lean)
+
     auth = http_auth(hub, host, port)
 
     async def health(request: Request) -> Response:

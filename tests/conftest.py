@@ -24,15 +24,17 @@ PY = sys.executable
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Keys and audit logs of every hub the tests start go to a temporary data dir."""
+    """Keys, audit logs and listing caches of every hub the tests start go to temporary dirs."""
     path = tmp_path_factory.mktemp("hub-data")
-    previous = os.environ.get("MCP_HUB_DATA_DIR")
+    saved = {name: os.environ.get(name) for name in ("MCP_HUB_DATA_DIR", "MCP_HUB_CACHE_DIR")}
     os.environ["MCP_HUB_DATA_DIR"] = str(path)
+    os.environ["MCP_HUB_CACHE_DIR"] = str(tmp_path_factory.mktemp("hub-cache"))
     yield path
-    if previous is None:
-        os.environ.pop("MCP_HUB_DATA_DIR", None)
-    else:
-        os.environ["MCP_HUB_DATA_DIR"] = previous
+    for name, previous in saved.items():
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
     async with Hub(parse_config({"mcpServers": {"ticketing": {"builtin": "ticketing"}}})) as running:
-        await running.downstreams["ticketing"].client().call_tool("find_users", {"query": "x"})
+        await (await running.downstreams["ticketing"].ready_client()).call_tool("find_users", {"query": "x"})
         from servers.ticketing.store import EmbeddedTicketing
 
         await EmbeddedTicketing(tmp_path).seed_demo()

@@ -129,7 +129,7 @@ class Downstream:
     async def _connect_and_serve(self) -> None:
         # The handshake and discovery get `connect_timeout_s`; once connected, no deadline.
         with anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout_s) as handshake:
-            async with self._make_client() as client, anyio.create_task_group() as tg:
+            async with await self._make_client() as client, anyio.create_task_group() as tg:
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     # Subscribe before listing, so no change between the two can be missed.
                     await tg.start(self._listen_for_changes, client)
@@ -208,7 +208,7 @@ class Downstream:
             await self._lost.wait()
         return self.error
 
-    def _make_client(self) -> Client:
+    async def _make_client(self) -> Client:
         cfg = self.config
         transport: Any
         if cfg.transport == "stdio":
@@ -222,7 +222,10 @@ class Downstream:
             assert cfg.url is not None
             transport = sse_client(cfg.url, headers=cfg.headers)
         else:
-            transport = load_server_object(cfg)
+            # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
+            # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
+            # cache) while it runs.
+            transport = await anyio.to_thread.run_sync(load_server_object, cfg)
         return Client(
             transport,
             mode=cfg.protocol,
@@ -331,13 +334,21 @@ class Downstream:
             raise DownstreamUnavailable(f"server {self.name!r} is down ({reason})")
         return self._client
 
+    async def ready_client(self) -> Client:
+        """`client()`, after waiting (up to the connect timeout) for a server still starting: the
+        hub may list a built-in domain's tools from its cache before the domain is up."""
+        if self.state == "starting":
+            with anyio.move_on_after(self.connect_timeout_s):
+                await self.first_attempt.wait()
+        return self.client()
+
     async def call_tool(
         self,
         name: str,
         arguments: dict[str, Any] | None,
         progress: ProgressFnT | None = None,
     ) -> types.CallToolResult:
-        client = self.client()
+        client = await self.ready_client()
         return await client.call_tool(name, arguments, progress_callback=progress)
 
     @property
@@ -354,7 +365,7 @@ class Downstream:
     ) -> Any:
         """`tools/call` with the result left as the JSON the server sent (unchecked), through the
         connection's `JsonChannel`, stamped for the negotiated protocol era by the SDK session."""
-        session = self.client().session
+        session = (await self.ready_client()).session
         assert self._json is not None
         return await self._json.request("tools/call", {"name": name, "arguments": arguments or {}},
                                         session._stamp, progress)  # noqa: SLF001 — the era's `_meta` envelope, as the SDK writes it

@@ -1,0 +1,93 @@
+"""Built-in domains' listings remembered between starts, so the hub can answer `tools/list` while
+the domains are still importing and registering their tools (most of a cold start).
+
+Only `builtin` domains are cached: their code ships with the hub, so a key over that code, the
+config entry and the SDK/pydantic installation (which shape the generated schemas) says exactly
+when a remembered listing is still right. The domain still starts at once; when it is up, its real
+listing replaces the remembered one — identical in the normal case, so nothing is announced; if
+anything outside the key changed it (an environment variable a domain reads, say), the catalog is
+corrected and clients get `list_changed`, as for any server whose tools change. Calls to a domain
+that is not up yet wait for it (up to `connect_timeout_s`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import mcp
+import mcp_types
+import mcp_types as types
+import pydantic
+
+from hub import __version__
+from hub.config import ServerConfig
+from hub.downstream.connection import Listing
+
+logger = logging.getLogger("hub.catalog")
+
+SERVERS_ROOT = Path(__file__).resolve().parents[1] / "servers"
+FORMAT = 1
+
+
+def cache_path(cache_dir: Path, server: str) -> Path:
+    return cache_dir / f"listing-{server}.json"
+
+
+def cache_key(config: ServerConfig) -> str:
+    """A digest of everything that decides a built-in domain's listing."""
+    return hashlib.sha256(f"{_installation_digest()}\0{config.model_dump_json()}".encode()).hexdigest()
+
+
+@functools.cache
+def _installation_digest() -> str:
+    """The hub's version, the SDK and pydantic installed, and the domains' code."""
+    digest = hashlib.sha256()
+    digest.update(f"{FORMAT}\0{__version__}\0{pydantic.VERSION}\0".encode())
+    for module in (mcp, mcp_types):
+        stat = os.stat(module.__file__ or "")
+        digest.update(f"{module.__name__}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+    for path in sorted(SERVERS_ROOT.rglob("*.py")):
+        digest.update(str(path.relative_to(SERVERS_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def load(cache_dir: Path, config: ServerConfig, key: str) -> Listing | None:
+    """The remembered listing, if there is one for exactly this key; never raises."""
+    try:
+        data = json.loads(cache_path(cache_dir, config.name).read_text())
+        if data.get("key") != key:
+            return None
+        return Listing(
+            tools=[types.Tool.model_validate(t) for t in data["tools"]],
+            resources=[types.Resource.model_validate(r) for r in data["resources"]],
+            resource_templates=[types.ResourceTemplate.model_validate(t) for t in data["resource_templates"]],
+            prompts=[types.Prompt.model_validate(p) for p in data["prompts"]],
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("ignoring the cached listing of %s: %s", config.name, exc)
+        return None
+
+
+def store(cache_dir: Path, config: ServerConfig, key: str, listing: Listing) -> None:
+    """Remember `listing` under `key` (atomically: a reader sees the old file or the new one)."""
+
+    def dump(items: list[pydantic.BaseModel]) -> list[object]:
+        return [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in items]
+
+    path = cache_path(cache_dir, config.name)
+    payload = {"key": key, "tools": dump(listing.tools), "resources": dump(listing.resources),  # type: ignore[arg-type]
+               "resource_templates": dump(listing.resource_templates), "prompts": dump(listing.prompts)}  # type: ignore[arg-type]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(payload))
+        os.replace(temporary, path)
+    except OSError as exc:
+        logger.warning("could not cache the listing of %s: %s", config.name, exc)
