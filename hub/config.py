@@ -143,8 +143,9 @@ class HubSettings(BaseModel):
     page_size: int = Field(default=200, ge=1, le=10_000)
     """Items per page in the hub's own list answers."""
     fast_calls: bool = True
-    """Answer `tools/call` on the hub's stdio without the SDK's per-message models, relaying a stdio
-    downstream's JSON result (`hub.stdio_calls`). Same policies, same answers; off for comparison."""
+    """Relay `tools/call` as JSON instead of through the SDK's per-message models: answered on the
+    hub's stdio by `hub.stdio_calls`, and sent to stdio and in-process servers as JSON (their result
+    is parsed only for an HTTP client). Same policies, same answers; off for comparison."""
     allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
     )

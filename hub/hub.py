@@ -33,7 +33,7 @@ from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy
-from hub.wire import ToolResult, replace_meta, wire_result, without_protocol_meta
+from hub.wire import ToolResult, WireResult, replace_meta, wire_result, without_protocol_meta
 
 logger = logging.getLogger("hub")
 
@@ -264,8 +264,9 @@ class Hub:
         wire: bool = False,
     ) -> ToolResult:
         """Route one `tools/call`. Raises `UnknownTool` (also for a tool the principal may not use);
-        every other failure is an `isError` result. With `wire`, a downstream that can relay JSON
-        answers with a `WireResult` (kept as JSON), others with a `CallToolResult`."""
+        every other failure is an `isError` result. Downstreams that can relay JSON (stdio, in-process)
+        answer with the JSON object; with `wire` it is returned as a `WireResult` for the caller to
+        send on, else parsed into the `CallToolResult` returned for every other downstream."""
         principal = principal or self.access.local
         arguments = arguments or {}
         attributes = {**(attributes or {}), "principal": principal.name, "request_id": new_request_id()}
@@ -274,7 +275,7 @@ class Hub:
             self.auditor.denied(attributes, name, arguments)
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
-        call = ToolCall(route, arguments, timeout, hard, progress, attributes, wire=wire)
+        call = ToolCall(route, arguments, timeout, hard, progress, attributes)
         try:
             self._validate(route, arguments)
             result = await self._chain(call)
@@ -282,7 +283,10 @@ class Hub:
             if exc.body.code == "invalid_argument":
                 self.auditor.observe(call, "error", "invalid_argument", 0.0)
             result = exc.to_result()
-        return with_request_id(result, attributes["request_id"])
+        result = with_request_id(result, attributes["request_id"])
+        if isinstance(result, WireResult) and not wire:
+            return types.CallToolResult.model_validate(result.body, by_name=False)
+        return result
 
     def _validate(self, route: ToolRoute, arguments: dict[str, Any]) -> None:
         try:
@@ -307,7 +311,7 @@ class Hub:
         started = anyio.current_time()
         failed = True
         try:
-            if call.wire and downstream.relays_json:
+            if self.config.hub.fast_calls and downstream.relays_json:
                 body = await downstream.call_tool_json(call.route.original, call.arguments, call.progress)
                 result: ToolResult = wire_result(body)
             else:

@@ -23,7 +23,8 @@ REQUEST_ID = "mcp-hub/request_id"
 def hub_config(tmp_path: Path, fast: bool) -> Path:
     folder = tmp_path / ("fast" if fast else "sdk")
     folder.mkdir()
-    return write_config(folder, {"e": echo_stdio()}, hub={"fast_calls": fast, "data_dir": str(folder / "data")})
+    servers = {"e": echo_stdio(), "math": {"module": "tests.fixtures.inproc_server:server"}, "hris": {"builtin": "hris"}}
+    return write_config(folder, servers, hub={"fast_calls": fast, "data_dir": str(folder / "data")})
 
 
 async def session_transcript(config: Path, mode: str) -> list[Any]:
@@ -43,6 +44,10 @@ async def session_transcript(config: Path, mode: str) -> list[Any]:
             ("e__fail", {"reason": "bad day"}),  # an isError result from the server
             ("e__flaky_read", {"key": "k", "failures": 1}),  # rate limited once, retried by the hub
             ("e__env_has", {"name": "PATH"}),
+            ("math__multiply", {"a": 6, "b": 7}),  # in-process servers relay JSON too
+            ("math__multiply", {"a": 6}),
+            ("hris__list_departments", {}),
+            ("hris__get_employee", {"employee_id": "nobody"}),
         ]
         for name, arguments in calls:
             result = await client.call_tool(name, arguments)
@@ -74,6 +79,8 @@ async def test_fast_path_answers_like_the_sdk_path(tmp_path: Path, mode: str) ->
     assert fast[2]["structured_content"]["code"] == "invalid_argument"
     assert fast[3]["is_error"] is True and "bad day" in fast[3]["content"][0]["text"]
     assert fast[4]["is_error"] is False  # the retry policy ran on the fast path
+    assert fast[6]["structured_content"] == {"result": 42.0}
+    assert "departments" in fast[8]["structured_content"] and fast[9]["structured_content"]["code"] == "not_found"
     assert fast[-3] == [(1, 2, "step 1"), (2, 2, "step 2")]
     assert fast[-2:] == [(-32602, "Unknown tool: e__nope"), (-32602, "Unknown tool: add")]
 

@@ -353,9 +353,11 @@ class Downstream:
 
     @property
     def relays_json(self) -> bool:
-        """Whether `call_tool_json` may be used: a stdio child, where a request is one JSON-RPC line
-        and no per-request HTTP headers (`Mcp-Name`, `Mcp-Param-*`) need deriving from a listing."""
-        return self._json is not None and self._json.open
+        """Whether `call_tool_json` may be used: a stdio child (through the `JsonChannel`, once
+        connected) or an in-process server (through the SDK's direct dispatcher, which passes the
+        result dict as the server built it). Over HTTP the SDK's client also derives per-request
+        headers (`Mcp-Name`, `Mcp-Param-*`) from the listing, so those calls keep the parsed path."""
+        return self.config.transport == "inprocess" or (self._json is not None and self._json.open)
 
     async def call_tool_json(
         self,
@@ -363,12 +365,19 @@ class Downstream:
         arguments: dict[str, Any] | None,
         progress: ProgressFnT | None = None,
     ) -> Any:
-        """`tools/call` with the result left as the JSON the server sent (unchecked), through the
-        connection's `JsonChannel`, stamped for the negotiated protocol era by the SDK session."""
+        """`tools/call` with the result left as the JSON object the server sent (unchecked),
+        stamped for the negotiated protocol era by the SDK session."""
         session = (await self.ready_client()).session
-        assert self._json is not None
-        return await self._json.request("tools/call", {"name": name, "arguments": arguments or {}},
-                                        session._stamp, progress)  # noqa: SLF001 — the era's `_meta` envelope, as the SDK writes it
+        params = {"name": name, "arguments": arguments or {}}
+        stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
+        if self._json is not None:
+            return await self._json.request("tools/call", params, stamp, progress)
+        data: dict[str, Any] = {"method": "tools/call", "params": params}
+        opts: dict[str, Any] = {}
+        stamp(data, opts)  # type: ignore[arg-type]
+        if progress is not None:
+            opts["on_progress"] = progress
+        return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
 
 
 def _event_kind(event: object) -> ListKind | None:

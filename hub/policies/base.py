@@ -28,8 +28,6 @@ class ToolCall:
     """Scratch space for policies (principal, attempt number, ...)."""
     deadline_at: float = math.inf
     """Absolute (anyio clock) time the call must finish by; set and moved by the deadline policy."""
-    wire: bool = False
-    """The caller relays JSON: a downstream that can answers with a `WireResult` instead of parsing."""
 
     @property
     def retry_safe(self) -> bool:
