@@ -47,7 +47,7 @@ async def session_transcript(config: Path, mode: str) -> list[Any]:
             ("math__multiply", {"a": 6, "b": 7}),  # in-process servers relay JSON too
             ("math__multiply", {"a": 6}),
             ("hris__list_departments", {}),
-            ("hris__get_employee", {"employee_id": "nobody"}),
+            ("hris__get_employee", {"ref": "nobody"}),
         ]
         for name, arguments in calls:
             result = await client.call_tool(name, arguments)
