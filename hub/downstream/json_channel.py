@@ -96,7 +96,8 @@ class JsonChannel:
                 waiter.answer.set_result(message)
             return True
         if message.get("method") == "notifications/progress" and isinstance(params := message.get("params"), dict):
-            waiter = self._waiting.get(params.get("progressToken"))  # type: ignore[arg-type]
+            token = params.get("progressToken")
+            waiter = self._waiting.get(token) if isinstance(token, str) else None
             if waiter is None or waiter.progress is None:
                 return False
             await _report(waiter.progress, params)
