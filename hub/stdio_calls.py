@@ -62,12 +62,15 @@ class StdioToolCalls:
 
     def take(self, line: bytes) -> bool:
         """Handle `line` here (True) or leave it to the SDK (False). Never raises."""
-        if b'"tools/call"' in line:
-            return self._take_call(line)
-        if b'"notifications/cancelled"' in line:
-            return self._take_cancel(line)
-        if not self._initialized:
-            self._watch_handshake(line)
+        try:
+            if b'"tools/call"' in line:
+                return self._take_call(line)
+            if b'"notifications/cancelled"' in line:
+                return self._take_cancel(line)
+            if not self._initialized:
+                self._watch_handshake(line)
+        except Exception:  # boundary: whatever this path cannot read, the SDK answers as it would
+            logger.debug("leaving a line to the SDK", exc_info=True)
         return False
 
     def _take_call(self, line: bytes) -> bool:
@@ -83,6 +86,9 @@ class StdioToolCalls:
             return False
         if not _KNOWN_PARAMS.issuperset(params):
             return False  # e.g. inputResponses / requestState: the SDK's multi-round-trip machinery
+        token = meta.get("progressToken")
+        if token is not None and (not isinstance(token, (int, str)) or isinstance(token, bool)):
+            return False  # not a valid token: the SDK refuses it
         modern = PROTOCOL_VERSION_META_KEY in meta
         if modern:
             if meta[PROTOCOL_VERSION_META_KEY] not in MODERN_PROTOCOL_VERSIONS or CLIENT_CAPABILITIES_META_KEY not in meta:
@@ -93,7 +99,7 @@ class StdioToolCalls:
         if key in self._in_flight:
             return False  # a duplicate id is the SDK's to refuse
         self._in_flight[key] = asyncio.get_running_loop().create_task(
-            self._call(key, request_id, name, arguments, meta.get("progressToken"), modern))
+            self._call(key, request_id, name, arguments, token, modern))
         return True
 
     def _take_cancel(self, line: bytes) -> bool:
@@ -123,7 +129,7 @@ class StdioToolCalls:
         modern: bool,
     ) -> None:
         try:
-            progress = self._progress(token) if isinstance(token, (int, str)) else None
+            progress = self._progress(token) if token is not None else None
             result = await self._hub.route_call(name, arguments, progress, principal=self._hub.access.local, wire=True)
             reply = {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result), modern)}
         except UnknownTool:

@@ -135,3 +135,33 @@ async def test_cancelled_call_gets_no_answer_and_reaches_downstream_and_audit(tm
     with sqlite3.connect(tmp_path / "data" / "audit.sqlite") as db:
         outcomes = dict(db.execute("SELECT tool, outcome FROM audit").fetchall())
     assert outcomes == {"e__slow": "cancelled", "e__echo": "ok"}
+
+
+async def test_malformed_calls_get_the_sdks_answers_and_the_hub_carries_on(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"e": echo_stdio()}, hub={"data_dir": str(tmp_path / "data")})
+    params = hub_params(config)
+    async with await anyio.open_process([PY, *params.args], env={**params.env}, cwd=str(ROOT)) as process:
+        client = RawClient(process)
+        meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}
+        odd = [
+            {"name": "e__echo", "arguments": [1, 2], "_meta": meta},  # arguments must be an object
+            {"name": ["e__echo"], "arguments": {}, "_meta": meta},
+            {"name": "e__echo", "arguments": {"text": "x"}, "_meta": {**meta, "io.modelcontextprotocol/protocolVersion": ["2026-07-28"]}},
+            {"name": "e__echo", "arguments": {"text": "x"}, "_meta": {**meta, "progressToken": {"not": "a token"}}},
+        ]
+        for number, call_params in enumerate(odd, start=1):
+            await client.send({"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": call_params})
+        await client.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {"name": "e__echo", "arguments": {"text": "ok"}, "_meta": meta}})
+        answers: dict[int, dict[str, Any]] = {}
+        with anyio.fail_after(20):
+            while len(answers) < len(odd) + 1:
+                answer = await client.receive()
+                answers[answer["id"]] = answer
+        for number in range(1, len(odd) + 1):
+            answer = answers[number]
+            assert "error" in answer or answer["result"].get("isError"), answer
+        assert answers[99]["result"]["structuredContent"] == {"result": "ok"}
+        await process.stdin.aclose()
+        with anyio.fail_after(15):
+            await process.wait()
