@@ -24,6 +24,7 @@ from hub import __version__
 from hub.downstream.connection import ListKind, describe_failure
 from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
+from hub.wire import WireResult
 
 logger = logging.getLogger("hub.server")
 
@@ -127,9 +128,13 @@ def build_server(hub: Hub) -> HubServer:
             await ctx.session.report_progress(value, total, message)
 
         try:
-            return await hub.route_call(params.name, params.arguments, progress, principal=caller())
+            result = await hub.route_call(params.name, params.arguments, progress, principal=caller(), wire=True)
         except UnknownTool:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}") from None
+        # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
+        # handler and checks it against the negotiated version, so parsing it here would only add a
+        # model build and a dump.
+        return result.body if isinstance(result, WireResult) else result  # type: ignore[return-value]
 
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         items, next_cursor = page(hub.visible_resources(caller()), params.cursor if params else None, page_size, catalog.version)

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import PY, ROOT, echo_stdio, write_config
+from tests.conftest import PY, ROOT, echo_stdio, start_hub_http, write_config
 from tests.test_hub_stdio import hub_params
 
 pytestmark = pytest.mark.anyio
@@ -27,7 +27,7 @@ def hub_config(tmp_path: Path, fast: bool) -> Path:
     return write_config(folder, servers, hub={"fast_calls": fast, "data_dir": str(folder / "data")})
 
 
-async def session_transcript(config: Path, mode: str) -> list[Any]:
+async def session_transcript(config: Path | str, mode: str) -> list[Any]:
     """Every answer a client gets for one fixed sequence of calls, with the per-call request id
     checked and removed."""
     progress: list[tuple[float, float | None, str | None]] = []
@@ -36,7 +36,7 @@ async def session_transcript(config: Path, mode: str) -> list[Any]:
         progress.append((value, total, message))
 
     out: list[Any] = []
-    async with Client(hub_params(config), mode=mode) as client:
+    async with Client(hub_params(config) if isinstance(config, Path) else config, mode=mode) as client:
         calls: list[tuple[str, dict[str, Any]]] = [
             ("e__echo", {"text": "héllo ✓"}),
             ("e__add", {"a": 2, "b": 40}),
@@ -83,6 +83,17 @@ async def test_fast_path_answers_like_the_sdk_path(tmp_path: Path, mode: str) ->
     assert "departments" in fast[8]["structured_content"] and fast[9]["structured_content"]["code"] == "not_found"
     assert fast[-3] == [(1, 2, "step 1"), (2, 2, "step 2")]
     assert fast[-2:] == [(-32602, "Unknown tool: e__nope"), (-32602, "Unknown tool: add")]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_json_relay_answers_http_clients_like_the_sdk_path(tmp_path: Path, procs: list, mode: str) -> None:
+    """Over HTTP the hub hands the SDK's server the relayed JSON as a dict: same answers again."""
+    fast = await session_transcript(start_hub_http(procs, hub_config(tmp_path, True)), mode)
+    sdk = await session_transcript(start_hub_http(procs, hub_config(tmp_path, False)), mode)
+    fast_id, sdk_id = fast.pop(), sdk.pop()
+    assert fast_id.startswith("hub-") and str(sdk_id).isdigit()
+    assert fast == sdk
+    assert fast[6]["structured_content"] == {"result": 42.0}
 
 
 class RawClient:
