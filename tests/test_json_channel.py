@@ -40,6 +40,13 @@ class Child:
         return self.lines[-1]
 
 
+async def call_noting_failure(channel: JsonChannel, failures: list[MCPError]) -> None:
+    try:
+        await channel.request("tools/call", {"name": "t"}, stamp)
+    except MCPError as exc:
+        failures.append(exc)
+
+
 async def test_answer_progress_and_foreign_lines() -> None:
     child, channel = Child(), JsonChannel()
     channel.bind(child.send)
@@ -76,16 +83,9 @@ async def test_answer_progress_and_foreign_lines() -> None:
 async def test_error_answer_close_and_cancel() -> None:
     child, channel = Child(), JsonChannel()
     channel.bind(child.send)
+    failures: list[MCPError] = []
     async with anyio.create_task_group() as tg:
-        failures: list[MCPError] = []
-
-        async def call() -> None:
-            try:
-                await channel.request("tools/call", {"name": "t"}, stamp)
-            except MCPError as exc:
-                failures.append(exc)
-
-        tg.start_soon(call)
+        tg.start_soon(call_noting_failure, channel, failures)
         ident = (await child.next_request())["id"]
         await channel.accept(json.dumps({"jsonrpc": "2.0", "id": ident, "error": {"code": -32602, "message": "Unknown tool: t"}}).encode())
     assert failures[0].code == -32602 and failures[0].error.message == "Unknown tool: t"
@@ -98,16 +98,9 @@ async def test_error_answer_close_and_cancel() -> None:
     assert cancel["params"]["_meta"] == {"era": "test"}
 
     # The child going away fails the calls waiting, and later ones at once.
+    closed: list[MCPError] = []
     async with anyio.create_task_group() as tg:
-        closed: list[MCPError] = []
-
-        async def waiting() -> None:
-            try:
-                await channel.request("tools/call", {"name": "t"}, stamp)
-            except MCPError as exc:
-                closed.append(exc)
-
-        tg.start_soon(waiting)
+        tg.start_soon(call_noting_failure, channel, closed)
         await child.next_request()
         channel.close()
     assert closed[0].code == CONNECTION_CLOSED
