@@ -79,21 +79,18 @@ class JsonChannel:
             if not waiter.answer.done():
                 waiter.answer.set_result(None)
 
+    def take_answer(self, line: bytes) -> bool:
+        """Take `line` if it answers one of our requests, completing the call at once (progress
+        notifications are left to `accept`, which must await the call's progress callback)."""
+        message = _json_object(line)
+        return message is not None and self._answer(message)
+
     async def accept(self, line: bytes) -> bool:
         """Take `line` if it answers one of our requests or reports its progress."""
-        try:
-            message = json.loads(line)
-        except ValueError:
+        message = _json_object(line)
+        if message is None:
             return False
-        if not isinstance(message, dict):
-            return False
-        ident = message.get("id")
-        if isinstance(ident, str) and "method" not in message:
-            waiter = self._waiting.get(ident)
-            if waiter is None:
-                return ident.startswith(ID_PREFIX)  # an answer to a call already abandoned
-            if not waiter.answer.done():
-                waiter.answer.set_result(message)
+        if self._answer(message):
             return True
         if message.get("method") == "notifications/progress" and isinstance(params := message.get("params"), dict):
             token = params.get("progressToken")
@@ -103,6 +100,17 @@ class JsonChannel:
             await _report(waiter.progress, params)
             return True
         return False
+
+    def _answer(self, message: dict[str, Any]) -> bool:
+        ident = message.get("id")
+        if not isinstance(ident, str) or "method" in message:
+            return False
+        waiter = self._waiting.get(ident)
+        if waiter is None:
+            return ident.startswith(ID_PREFIX)  # an answer to a call already abandoned
+        if not waiter.answer.done():
+            waiter.answer.set_result(message)
+        return True
 
     async def request(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None = None) -> Any:
         """Send one request and return its `result` (unchecked JSON)."""
@@ -157,6 +165,14 @@ async def _report(progress: ProgressFnT, params: dict[str, Any]) -> None:
                        message if isinstance(message, str) else None)
     except Exception:  # boundary: a failing progress sink must not stop the child's reader
         logger.exception("progress callback raised")
+
+
+def _json_object(line: bytes) -> dict[str, Any] | None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def _line(message: dict[str, Any]) -> bytes:

@@ -9,7 +9,8 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
 - the moment the child exits, `on_exit(returncode, last_stderr_lines)` is called, so in-flight
   calls fail at once and the reason can be reported;
 - with a `JsonChannel`, the hub's own JSON requests share the pipes: lines answering them are
-  taken off stdout before the SDK parses anything.
+  taken off stdout before the SDK parses anything — in the protocol callback that read them
+  (`hub.line_pipes`), so an answer completes its call without a reader task in between.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
+from hub.line_pipes import LineQueue, LineReader, connect_line_reader, connect_line_writer, pipe_file
 
 logger = logging.getLogger("hub.downstream")
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
 STDIN_CLOSE_GRACE_S = 2.0
 SIGTERM_GRACE_S = 2.0
 _SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
@@ -76,30 +77,54 @@ async def stdio_child(
     argv = [executable, *args]
     if _SETPRIV:
         argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    # stdin and stdout are our own pipes, read and written by asyncio protocols (`hub.line_pipes`);
+    # the process itself (spawn, exit status, stderr) is anyio's.
+    child_stdin, our_stdin = os.pipe()
+    our_stdout, child_stdout = os.pipe()
     try:
-        process = await anyio.open_process(argv, env=child_env, cwd=cwd, start_new_session=True)
+        process = await anyio.open_process(argv, stdin=child_stdin, stdout=child_stdout, env=child_env, cwd=cwd,
+                                           start_new_session=True)
     except OSError as exc:
+        os.close(our_stdin)
+        os.close(our_stdout)
         raise ChildStartError(f"could not start {command!r}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(child_stdin)  # the child has its copies
+        os.close(child_stdout)
 
     log = logging.getLogger(f"hub.downstream.{server_name}")
     log.info("started pid=%d command=%s", process.pid, command)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    stdout_lines = LineQueue()
+
+    def on_stdout_line(line: bytes) -> None:
+        if not line.strip():
+            return
+        # An answer to the hub's own request completes its call right here, unless earlier lines
+        # still wait in the queue (then it waits its turn behind them: progress before results).
+        if channel is not None and not stdout_lines and ID_MARKER in line and channel.take_answer(line):
+            return
+        stdout_lines.put(line)
+
+    def on_stdout_end(problem: str | None) -> None:
+        if problem is not None and "longer than" in problem:
+            log.warning("stdout: %s; closing the connection", problem)
+        stdout_lines.put(None)
+
+    stdout_lines.reader = LineReader(on_stdout_line, on_stdout_end)
+    await connect_line_reader(pipe_file(our_stdout, "rb"), stdout_lines.reader)
+    stdin = await connect_line_writer(pipe_file(our_stdin, "wb"))
+
+    async def send(data: bytes) -> None:
+        if stdin.is_closing():
+            raise anyio.BrokenResourceError(f"the stdin of server {server_name!r} is closed")
+        stdin.write(data)
+        await stdin.drain()
 
     async def read_stdout() -> None:
-        assert process.stdout is not None
-        lines = BufferedByteReceiveStream(process.stdout)
         async with read_writer:
-            while True:
-                try:
-                    line = await lines.receive_until(b"\n", MAX_LINE_BYTES)
-                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    break
-                except anyio.DelimiterNotFound:
-                    log.warning("stdout line longer than %d bytes; closing the connection", MAX_LINE_BYTES)
-                    break
-                if not line.strip():
-                    continue
+            while (line := await stdout_lines.get()) is not None:
                 if channel is not None and ID_MARKER in line and await channel.accept(line):
                     continue
                 try:
@@ -136,21 +161,19 @@ async def stdio_child(
                 log.info("stderr: %s", text)
 
     async def write_stdin() -> None:
-        assert process.stdin is not None
         async with write_reader:
             async for session_message in write_reader:
                 data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
                 try:
-                    await process.stdin.send(data.encode())
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                    await send(data.encode())
+                except (anyio.BrokenResourceError, OSError):
                     await read_writer.aclose()
                     return
 
     stopping = False
     last_stderr: deque[str] = deque(maxlen=3)
     if channel is not None:
-        assert process.stdin is not None
-        channel.bind(process.stdin.send)
+        channel.bind(send)
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_stdout)
         tg.start_soon(read_stderr)
@@ -162,9 +185,11 @@ async def stdio_child(
             if channel is not None:
                 channel.close()
             with anyio.CancelScope(shield=True):
-                await stop_process(process, log)
+                await stop_process(process, log, stdin.close)
                 for stream in (read_stream, write_stream, read_writer, write_reader):
                     await stream.aclose()
+                assert stdout_lines.reader.transport is not None
+                stdout_lines.reader.transport.close()
             tg.cancel_scope.cancel()
 
 
@@ -175,11 +200,10 @@ async def _wait_exit(process: anyio.abc.Process, timeout: float) -> int | None:
     return process.returncode
 
 
-async def stop_process(process: anyio.abc.Process, log: logging.Logger) -> None:
+async def stop_process(process: anyio.abc.Process, log: logging.Logger, close_stdin: Callable[[], None]) -> None:
     """Close stdin, then SIGTERM and SIGKILL the child's process group, each after a grace period."""
-    if process.stdin is not None:
-        with suppress(Exception):
-            await process.stdin.aclose()
+    with suppress(Exception):
+        close_stdin()
     if await _wait_exit(process, STDIN_CLOSE_GRACE_S) is None:
         _signal_group(process.pid, signal.SIGTERM)
         if await _wait_exit(process, SIGTERM_GRACE_S) is None:

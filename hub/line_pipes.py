@@ -1,0 +1,131 @@
+"""Newline-delimited JSON-RPC over pipes, read in asyncio protocol callbacks.
+
+Both of the hub's stdio hops — the client on the hub's own stdin, each stdio child on its stdout —
+are read with a `LineReader`: each complete line is handed to a callback the moment its bytes
+arrive, in the loop turn that read them. A callback can act on a line there and then (the
+`tools/call` fast path answers a call, or completes a waiting one) or queue it, in order, in a
+`LineQueue` for a task that needs to await (the SDK's session). Stream wrappers and a reader task
+per pipe cost a loop turn and a cancel scope per line: a measurable share of a relayed call.
+
+`connect_line_writer` opens the writing end with asyncio's own flow control (`write` + `drain`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import IO
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+class LineReader(asyncio.Protocol):
+    """Splits what arrives on a pipe into lines (without the newline) for `on_line`; calls
+    `on_end(problem)` once when the pipe closes (`problem` is None for a clean end of file, else
+    what went wrong). A line over `max_line` bytes ends the reading: nothing after it can be framed."""
+
+    def __init__(self, on_line: Callable[[bytes], None], on_end: Callable[[str | None], None],
+                 max_line: int = MAX_LINE_BYTES) -> None:
+        self._on_line = on_line
+        self._on_end = on_end
+        self._max_line = max_line
+        self._buffer = bytearray()
+        self._ended = False
+        self.transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._ended:
+            return
+        buffer = self._buffer
+        if not buffer and data.endswith(b"\n") and data.count(b"\n") == 1:
+            self._on_line(data[:-1])  # the common case: exactly one whole line per read
+            return
+        buffer += data
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = bytes(buffer[start:end])
+            start = end + 1
+            self._on_line(line)
+            if self._ended:
+                return
+        del buffer[:start]
+        if len(buffer) > self._max_line:
+            self._end(f"a line longer than {self._max_line} bytes")
+            assert self.transport is not None
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        if self._buffer and not self._ended:
+            line, self._buffer = bytes(self._buffer), bytearray()
+            self._on_line(line)  # a last line without its newline is still a line
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(None if exc is None else f"{type(exc).__name__}: {exc}")
+
+    def _end(self, problem: str | None) -> None:
+        if not self._ended:
+            self._ended = True
+            self._buffer.clear()
+            self._on_end(problem)
+
+
+class LineQueue:
+    """Lines waiting, in order, for a task to take them (`None` marks the end). Reading from the
+    pipe pauses while `high` lines wait, so a slow consumer holds the writer back, not our memory."""
+
+    def __init__(self, high: int = 256) -> None:
+        self._lines: deque[bytes | None] = deque()
+        self._ready = asyncio.Event()
+        self._high = high
+        self._paused = False
+        self.reader: LineReader | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._lines)
+
+    def put(self, line: bytes | None) -> None:
+        self._lines.append(line)
+        self._ready.set()
+        if len(self._lines) >= self._high and not self._paused and self._transport() is not None:
+            self._paused = True
+            self._transport().pause_reading()  # type: ignore[union-attr]
+
+    async def get(self) -> bytes | None:
+        while not self._lines:
+            self._ready.clear()
+            await self._ready.wait()
+        line = self._lines.popleft()
+        if self._paused and len(self._lines) <= self._high // 2:
+            self._paused = False
+            transport = self._transport()
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+        return line
+
+    def _transport(self) -> asyncio.ReadTransport | None:
+        return self.reader.transport if self.reader is not None else None
+
+
+async def connect_line_reader(pipe: IO[bytes], reader: LineReader) -> None:
+    """Read `pipe` (a pipe, socket or character device) with `reader`."""
+    await asyncio.get_running_loop().connect_read_pipe(lambda: reader, pipe)
+
+
+async def connect_line_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:
+    """A `StreamWriter` on `pipe`: `write` is a non-blocking write, `drain` waits only when the
+    pipe is full."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+def pipe_file(fd: int, mode: str) -> IO[bytes]:
+    """An unbuffered binary file object owning `fd`, for `connect_read_pipe` / `connect_write_pipe`."""
+    return os.fdopen(fd, mode, buffering=0)
