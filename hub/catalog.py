@@ -17,6 +17,7 @@ from hub.config import ServerConfig
 from hub.settings import ToolOverride
 from hub.downstream.connection import Listing
 from hub.naming import exposed_name, namespaced_uri, split_uri
+from hub.schema_check import FastCheck, fast_check
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -96,6 +97,7 @@ class ToolCatalog:
         self._tools: dict[str, ToolRoute] = {}
         self._prompts: dict[str, tuple[str, str, types.Prompt]] = {}
         self._validators: dict[str, Validator] = {}
+        self._fast_checks: dict[str, FastCheck | None] = {}
         self.version = 0
         """Bumped on every change; list cursors carry it so a stale cursor is detected."""
 
@@ -154,6 +156,7 @@ class ToolCatalog:
         self._tools = dict(sorted(self._tools.items()))
         self._prompts = dict(sorted(self._prompts.items()))
         self._validators = {}
+        self._fast_checks = {}
         self.version += 1
 
     # -- reading ---------------------------------------------------------------------------
@@ -202,3 +205,9 @@ class ToolCatalog:
             found = cls(schema, format_checker=cls.FORMAT_CHECKER)  # dates, emails, ... checked too
             self._validators[route.exposed] = found
         return found
+
+    def fast_check(self, route: ToolRoute) -> FastCheck | None:
+        """The compiled accept-check for the tool's `inputSchema` (`hub.schema_check`), if it has one."""
+        if route.exposed not in self._fast_checks:
+            self._fast_checks[route.exposed] = fast_check(route.tool.input_schema or {"type": "object"})
+        return self._fast_checks[route.exposed]

@@ -32,7 +32,7 @@ from hub.audit.log import AuditLog
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
-from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy
+from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy, now
 from hub.wire import ToolResult, WireResult, replace_meta, wire_result, without_protocol_meta
 
 logger = logging.getLogger("hub")
@@ -68,14 +68,14 @@ class Hub:
         )
         retry = RetryPolicy(lambda server: self.downstreams[server].config.retry)
         self.metrics = HubMetrics(self.status)
-        self.audit_log = AuditLog(self.data_dir) if config.hub.audit.enabled else None
-        self.auditor = AuditPolicy(self.audit_log, config.hub.audit, self.metrics, audit_digest_key(self.data_dir))
+        self.audit_log = AuditLog(self.data_dir, audit_digest_key(self.data_dir)) if config.hub.audit.enabled else None
+        self.auditor = AuditPolicy(self.audit_log, config.hub.audit, self.metrics)
         limits = config.hub.rate_limit
         buckets = RedisBuckets(limits.redis_url) if limits.backend == "redis" else MemoryBuckets()
         self.rate_limits = RateLimitPolicy(limits, buckets)
-        default_policies: list[CallPolicy] = [
-            self.auditor, self.rate_limits, deadline_policy, retry, self.breakers, self.bulkheads
-        ]
+        default_policies: list[CallPolicy] = [self.auditor, deadline_policy, retry, self.breakers, self.bulkheads]
+        if self.rate_limits.configured:  # no limits configured: the layer would only cost time
+            default_policies.insert(1, self.rate_limits)
         self._policies = list(policies) if policies is not None else default_policies
         self._chain = compose(self._policies, self._forward)
         self._listeners: list[ChangeListener] = []
@@ -289,6 +289,9 @@ class Hub:
         return result
 
     def _validate(self, route: ToolRoute, arguments: dict[str, Any]) -> None:
+        fast = self.catalog.fast_check(route)
+        if fast is not None and fast(arguments):
+            return
         try:
             errors = sorted(self.catalog.validator(route).iter_errors(arguments), key=lambda e: list(e.path))
         except _schema_error() as exc:
@@ -308,7 +311,7 @@ class Hub:
         downstream = self.downstreams[call.route.server]
         stats = downstream.stats
         stats.in_flight += 1
-        started = anyio.current_time()
+        started = now()
         failed = True
         try:
             if self.config.hub.fast_calls and downstream.relays_json:
@@ -349,7 +352,7 @@ class Hub:
             ) from exc
         finally:
             stats.in_flight -= 1
-            stats.record(anyio.current_time() - started, failed)
+            stats.record(now() - started, failed)
 
     # -- what a principal may see ---------------------------------------------------------
 

@@ -43,6 +43,19 @@ class HubMetrics:
             "mcp_hub_rate_limited", "Calls refused by a rate limit", ["tool"], registry=self.registry
         )
         self.registry.register(_StatusCollector(status))
+        self._call_counters: dict[tuple[str, str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def record_call(self, tool: str, server: str, outcome: str, seconds: float) -> None:
+        """Count one call and its latency (the labelled children are looked up once, then kept)."""
+        counter = self._call_counters.get((tool, server, outcome))
+        if counter is None:
+            counter = self._call_counters[(tool, server, outcome)] = self.calls.labels(tool, server, outcome)
+        counter.inc()
+        latency = self._latencies.get(server)
+        if latency is None:
+            latency = self._latencies[server] = self.latency.labels(server)
+        latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

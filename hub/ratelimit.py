@@ -85,6 +85,11 @@ class RateLimitPolicy:
         self.buckets = buckets
         self.rejections = 0
 
+    @property
+    def configured(self) -> bool:
+        """Whether any limit applies to anything."""
+        return self.settings.per_principal is not None or bool(self.settings.rules) or bool(self.settings.servers)
+
     def applicable(self, principal: str, call: ToolCall) -> list[tuple[str, BucketSettings]]:
         out: list[tuple[str, BucketSettings]] = []
         if self.settings.per_principal is not None:

@@ -7,13 +7,15 @@ reader is used unchanged.
 Like the SDK, the protocol gets private copies of fd 0 and 1 and the real fd 1 is pointed at
 stderr, so a stray `print` can never corrupt the JSON-RPC stream.
 
-An optional interceptor sees every line first and may answer it itself (the hub's `tools/call`
-fast path, `hub.stdio_calls`); lines it does not take reach the SDK unchanged.
+An optional interceptor sees every line first, in the callback that read it, and may answer it
+itself (the hub's `tools/call` fast path, `hub.stdio_calls`); lines it does not take reach the SDK
+unchanged and in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,10 +25,11 @@ from typing import Any, Protocol
 import anyio
 from mcp.server.stdio import stdio_server
 
-MAX_LINE = 64 * 1024 * 1024
+from hub.line_pipes import LineQueue, LineReader, connect_line_reader, connect_line_writer, pipe_file
+
+logger = logging.getLogger("hub.server")
 
 Send = Callable[[bytes], Awaitable[None]]
-Take = Callable[[bytes], bool]
 
 
 class LineInterceptor(Protocol):
@@ -38,22 +41,19 @@ class LineInterceptor(Protocol):
 
 
 class _Lines:
-    """`async for line in stdin` over an asyncio StreamReader, minus the lines `take` handles."""
+    """`async for line in stdin`: the lines the interceptor did not take, in order."""
 
-    def __init__(self, reader: asyncio.StreamReader, take: Take | None = None) -> None:
-        self._reader = reader
-        self._take = take
+    def __init__(self, queue: LineQueue) -> None:
+        self._queue = queue
 
     def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
-        while True:
-            line = await self._reader.readline()
-            if not line:
-                raise StopAsyncIteration
-            if self._take is None or not self._take(line):
-                return line.decode("utf-8", errors="replace")
+        line = await self._queue.get()
+        if line is None:
+            raise StopAsyncIteration
+        return line.decode("utf-8", errors="replace")
 
 
 class _Writer:
@@ -83,33 +83,43 @@ async def pipe_stdio(interceptor: Callable[[Send], LineInterceptor] | None = Non
         async with stdio_server() as streams:
             yield streams
         return
-    loop = asyncio.get_running_loop()
-    stdin = os.fdopen(os.dup(0), "rb", buffering=0)
-    stdout = os.fdopen(os.dup(1), "wb", buffering=0)
+    stdin = pipe_file(os.dup(0), "rb")
+    stdout = pipe_file(os.dup(1), "wb")
     saved = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # anything printed from now on lands on stderr, not in the protocol stream
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    reader = asyncio.StreamReader(limit=MAX_LINE)
-    read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
-    write_transport, write_protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, stdout)
-    writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
+    writer = await connect_line_writer(stdout)
 
     async def send(data: bytes) -> None:
         writer.write(data)
         await writer.drain()
 
     taker = interceptor(send) if interceptor is not None else None
+    queue = LineQueue()
+
+    def on_line(line: bytes) -> None:
+        if taker is None or not taker.take(line):
+            queue.put(line)
+
+    def on_end(problem: str | None) -> None:
+        if problem is not None:
+            logger.warning("stdin: %s; closing the session", problem)
+        queue.put(None)
+
+    queue.reader = LineReader(on_line, on_end)
+    await connect_line_reader(stdin, queue.reader)
     try:
-        async with stdio_server(_Lines(reader, taker.take if taker else None), _Writer(writer)) as streams:  # type: ignore[arg-type]
+        async with stdio_server(_Lines(queue), _Writer(writer)) as streams:  # type: ignore[arg-type]
             yield streams
     finally:
         if taker is not None:
             with anyio.CancelScope(shield=True):
                 await taker.aclose()
-        read_transport.close()
-        write_transport.close()
+        if queue.reader.transport is not None:
+            queue.reader.transport.close()
+        writer.close()
         for fd, original in zip((0, 1), saved, strict=True):
             os.dup2(original, fd)
             os.close(original)

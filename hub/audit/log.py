@@ -9,15 +9,16 @@ reads continue, loudly logged.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.datadir import open_db
 
@@ -45,8 +46,10 @@ COLUMNS = ("ts", "request_id", "principal", "tool", "server", "outcome", "error_
 _INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
-@dataclass(frozen=True)
-class AuditRecord:
+class AuditEvent(NamedTuple):
+    """One call as the audit policy saw it; the writer thread turns it into a row (argument digest
+    and redaction happen there, off the call's path)."""
+
     ts: float
     request_id: str
     principal: str
@@ -56,9 +59,10 @@ class AuditRecord:
     """`ok`, `tool_error` (the tool answered isError), `error` (the hub or transport failed), `denied`."""
     error_code: str | None
     latency_ms: float | None
-    args_digest: str | None
-    args: str | None
-    """Argument JSON with values redacted (and masked) unless configured to keep them."""
+    arguments: dict[str, Any]
+    """A shallow copy of the call's arguments: stored as an HMAC digest plus the redacted text."""
+    keep: frozenset[str]
+    """Argument fields whose values are stored (then masked); every other value is redacted."""
 
 
 LINGER_S = 0.02
@@ -66,18 +70,19 @@ LINGER_S = 0.02
 
 
 class AuditLog:
-    def __init__(self, data_dir: Path, max_queue: int = 10_000) -> None:
+    def __init__(self, data_dir: Path, digest_key: bytes, max_queue: int = 10_000) -> None:
         self.path = data_dir / "audit.sqlite"
-        self._queue: queue.Queue[AuditRecord | None] = queue.Queue(maxsize=max_queue)
+        self._digest_key = digest_key
+        self._queue: queue.Queue[AuditEvent | None] = queue.Queue(maxsize=max_queue)
         self.healthy = True
         self.last_error: str | None = None
         self._db = open_db(self.path, _MIGRATIONS)
         self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._thread.start()
 
-    def record(self, row: AuditRecord) -> None:
+    def record(self, event: AuditEvent) -> None:
         try:
-            self._queue.put_nowait(row)
+            self._queue.put_nowait(event)
         except queue.Full:
             self._fail("the audit queue is full (the store cannot keep up)")
 
@@ -117,7 +122,7 @@ class AuditLog:
                 # (a WAL append and lock round per row, about four times the cost).
                 with self._db:
                     self._db.execute("BEGIN")
-                    self._db.executemany(_INSERT, [astuple(r) for r in batch])
+                    self._db.executemany(_INSERT, [self._row(event) for event in batch])
                 if not self.healthy:
                     logger.warning("audit store is writable again")
                 self.healthy, self.last_error = True, None
@@ -126,6 +131,11 @@ class AuditLog:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    def _row(self, event: AuditEvent) -> tuple[Any, ...]:
+        canonical = json.dumps(event.arguments, sort_keys=True, separators=(",", ":"), default=str)
+        digest = hmac.new(self._digest_key, canonical.encode(), hashlib.sha256).hexdigest()
+        return (*event[:8], digest, redact_arguments(event.arguments, event.keep))
 
     def _fail(self, reason: str) -> None:
         if self.healthy:
@@ -162,7 +172,7 @@ def query(
     return [dict(zip(COLUMNS, row, strict=True)) for row in reversed(rows)]
 
 
-def redact_arguments(arguments: dict[str, Any], keep: set[str]) -> str:
+def redact_arguments(arguments: dict[str, Any], keep: frozenset[str]) -> str:
     """The arguments as stored: values redacted unless their field is kept, then masked."""
     if not keep.intersection(arguments):
         return _redacted_keys(tuple(arguments))  # only names are shown: the same text for the same names

@@ -5,7 +5,7 @@ around the forwarding step: deadline → retry → circuit breaker → bulkhead 
 scopes, rate limits and audit plug in here as they land.
 """
 
-from hub.policies.base import CallNext, CallPolicy, ToolCall, compose
+from hub.policies.base import CallNext, CallPolicy, ToolCall, compose, now
 from hub.policies.breaker import BreakerPolicy, CircuitBreaker
 from hub.policies.bulkhead import BulkheadPolicy
 from hub.policies.deadline import deadline_policy
@@ -21,4 +21,5 @@ __all__ = [
     "ToolCall",
     "compose",
     "deadline_policy",
+    "now",
 ]

@@ -4,10 +4,7 @@ log line, all tagged with the request id the caller gets back in `_meta`."""
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import hmac
 import itertools
-import json
 import logging
 import secrets
 import time
@@ -15,10 +12,10 @@ from typing import Any
 
 import anyio
 
-from hub.audit.log import AuditLog, AuditRecord, redact_arguments
+from hub.audit.log import AuditEvent, AuditLog
 from hub.errors import HubToolError
 from hub.metrics import HubMetrics
-from hub.policies.base import CallNext, ToolCall
+from hub.policies.base import CallNext, ToolCall, now
 from hub.settings import AuditSettings
 from hub.wire import ToolResult, replace_meta
 
@@ -35,30 +32,30 @@ def new_request_id() -> str:
 
 
 class AuditPolicy:
-    def __init__(self, audit: AuditLog | None, settings: AuditSettings, metrics: HubMetrics, digest_key: bytes) -> None:
+    def __init__(self, audit: AuditLog | None, settings: AuditSettings, metrics: HubMetrics) -> None:
         self.audit = audit
         self.settings = settings
         self.metrics = metrics
-        self._digest_key = digest_key
+        self._kept: dict[str, frozenset[str]] = {}
 
     async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         refusal = self._refusal(call)
         if refusal is not None:
             self.observe(call, "error", "unavailable", 0.0)  # also probes whether the store is back
             raise refusal
-        started = anyio.current_time()
+        started = now()
         try:
             result = await call_next(call)
         except HubToolError as exc:
-            self.observe(call, "error", exc.body.code, anyio.current_time() - started)
+            self.observe(call, "error", exc.body.code, now() - started)
             raise
         except anyio.get_cancelled_exc_class():
-            self.observe(call, "cancelled", None, anyio.current_time() - started)
+            self.observe(call, "cancelled", None, now() - started)
             raise
         code = None
         if result.is_error and isinstance(result.structured_content, dict):
             code = result.structured_content.get("code")
-        self.observe(call, "tool_error" if result.is_error else "ok", code, anyio.current_time() - started)
+        self.observe(call, "tool_error" if result.is_error else "ok", code, now() - started)
         return result
 
     def _refusal(self, call: ToolCall) -> HubToolError | None:
@@ -76,8 +73,7 @@ class AuditPolicy:
 
     def observe(self, call: ToolCall, outcome: str, code: str | None, seconds: float) -> None:
         tool, server = call.route.exposed, call.route.server
-        self.metrics.calls.labels(tool, server, outcome).inc()
-        self.metrics.latency.labels(server).observe(seconds)
+        self.metrics.record_call(tool, server, outcome, seconds)
         if code == "rate_limited" and outcome == "error":
             self.metrics.rate_limited.labels(tool).inc()
         self._write(call.attributes, tool, server, outcome, code, seconds, call.arguments)
@@ -98,30 +94,17 @@ class AuditPolicy:
     ) -> None:
         request_id, principal = attributes["request_id"], attributes.get("principal", "local")
         latency_ms = round(seconds * 1000, 3) if seconds is not None else None
-        logger.info(
-            "call tool=%s server=%s principal=%s outcome=%s code=%s ms=%s request_id=%s",
-            tool, server, principal, outcome, code, latency_ms, request_id,
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("call tool=%s server=%s principal=%s outcome=%s code=%s ms=%s request_id=%s",
+                        tool, server, principal, outcome, code, latency_ms, request_id)
         if self.audit is None:
             return
-        canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
-        self.audit.record(
-            AuditRecord(
-                ts=time.time(),
-                request_id=request_id,
-                principal=principal,
-                tool=tool,
-                server=server,
-                outcome=outcome,
-                error_code=code,
-                latency_ms=latency_ms,
-                args_digest=hmac.new(self._digest_key, canonical.encode(), hashlib.sha256).hexdigest(),
-                args=redact_arguments(arguments, self._kept_fields(tool)),
-            )
-        )
-
-    def _kept_fields(self, tool: str) -> set[str]:
-        return {f for pattern, fields in self.settings.keep_fields.items() if fnmatch.fnmatchcase(tool, pattern) for f in fields}
+        keep = self._kept.get(tool)
+        if keep is None:
+            keep = self._kept[tool] = frozenset(
+                f for pattern, fields in self.settings.keep_fields.items() if fnmatch.fnmatchcase(tool, pattern) for f in fields)
+        self.audit.record(AuditEvent(time.time(), request_id, principal, tool, server, outcome, code, latency_ms,
+                                     dict(arguments), keep))
 
 
 def with_request_id(result: ToolResult, request_id: str) -> ToolResult:

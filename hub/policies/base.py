@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,10 @@ class ToolCall:
         return self.route.read_only or self.route.idempotent or (isinstance(key, str) and key != "")
 
 
+now = time.monotonic
+"""The clock of every policy and deadline: the asyncio loop's own (`loop.time()` is `time.monotonic()`,
+what cancel-scope deadlines are compared against), read without anyio's per-call backend lookup."""
+
 CallNext = Callable[[ToolCall], Awaitable[ToolResult]]
 CallPolicy = Callable[[ToolCall, CallNext], Awaitable[ToolResult]]
 
@@ -49,7 +54,5 @@ def compose(policies: Sequence[CallPolicy], terminal: CallNext) -> CallNext:
 
 
 def _bind(policy: CallPolicy, call_next: CallNext) -> CallNext:
-    async def bound(call: ToolCall) -> ToolResult:
-        return await policy(call, call_next)
-
-    return bound
+    # A plain function handing back the policy's own coroutine: no extra coroutine per layer.
+    return lambda call: policy(call, call_next)

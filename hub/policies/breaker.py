@@ -19,7 +19,7 @@ import anyio
 from hub.wire import ToolResult
 from hub.settings import BreakerSettings
 from hub.errors import HubToolError
-from hub.policies.base import CallNext, ToolCall
+from hub.policies.base import CallNext, ToolCall, now
 
 logger = logging.getLogger("hub.breaker")
 BreakerState = Literal["closed", "open", "half_open"]
@@ -33,7 +33,7 @@ BUCKETS = 30
 class CircuitBreaker:
     """The breaker for one server (time from an injectable clock, for tests)."""
 
-    def __init__(self, name: str, settings: BreakerSettings, clock: Callable[[], float] = anyio.current_time) -> None:
+    def __init__(self, name: str, settings: BreakerSettings, clock: Callable[[], float] = now) -> None:
         self.name = name
         self.settings = settings
         self.clock = clock
@@ -148,7 +148,7 @@ class BreakerPolicy:
                 breaker.record(exc.body.code not in FAILURE_CODES)
             raise
         except anyio.get_cancelled_exc_class():
-            if anyio.current_time() >= call.deadline_at:
+            if now() >= call.deadline_at:
                 breaker.record(False)  # the deadline cancelled it: a timeout
             else:
                 breaker.release()

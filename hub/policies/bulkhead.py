@@ -12,7 +12,7 @@ import anyio
 
 from hub.wire import ToolResult
 from hub.errors import HubToolError
-from hub.policies.base import CallNext, ToolCall
+from hub.policies.base import CallNext, ToolCall, now
 
 DEADLINE_MARGIN_S = 0.02
 """Give up waiting for a slot this long before the deadline, so the caller sees `unavailable`."""
@@ -62,7 +62,7 @@ class BulkheadPolicy:
         bulkhead.waiting += 1
         acquired = False
         try:
-            with anyio.move_on_after(max(0.0, call.deadline_at - anyio.current_time() - DEADLINE_MARGIN_S)):
+            with anyio.move_on_after(max(0.0, call.deadline_at - now() - DEADLINE_MARGIN_S)):
                 await bulkhead.slots.acquire()
                 acquired = True
         finally:

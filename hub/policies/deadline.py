@@ -10,20 +10,20 @@ import anyio
 
 from hub.wire import ToolResult
 from hub.errors import HubToolError
-from hub.policies.base import CallNext, ToolCall
+from hub.policies.base import CallNext, ToolCall, now
 
 
 async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
     """Cancel the rest of the chain when the deadline passes and report code `timeout`."""
-    started = anyio.current_time()
+    started = now()
     hard = started + max(call.max_timeout_s, call.timeout_s)
     call.deadline_at = min(started + call.timeout_s, hard)
     forward_progress = call.progress
 
     with anyio.CancelScope(deadline=call.deadline_at) as scope:
-
+        # Progress is always asked of the server, listener or not: it is what keeps a slow call alive.
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-            call.deadline_at = min(anyio.current_time() + call.timeout_s, hard)
+            call.deadline_at = min(now() + call.timeout_s, hard)
             scope.deadline = call.deadline_at
             if forward_progress is not None:
                 await forward_progress(progress, total, message)
@@ -31,7 +31,7 @@ async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
         call.progress = on_progress
         return await call_next(call)
 
-    elapsed = anyio.current_time() - started
+    elapsed = now() - started
     at_cap = call.deadline_at >= hard
     why = f"the {call.max_timeout_s:g}s hard limit" if at_cap else f"{call.timeout_s:g}s without an answer or progress"
     raise HubToolError(

@@ -18,7 +18,7 @@ import anyio
 from hub.wire import ToolResult
 from hub.settings import RetrySettings
 from hub.errors import HubToolError
-from hub.policies.base import CallNext, ToolCall
+from hub.policies.base import CallNext, ToolCall, now
 
 logger = logging.getLogger("hub.retry")
 TRANSIENT_CODES = frozenset({"unavailable", "rate_limited"})
@@ -61,7 +61,7 @@ class RetryPolicy:
                 return _give_up(failure, result)
             backoff = self._jitter() * min(settings.max_delay_s, settings.base_delay_s * 2 ** (attempt - 1))
             delay = max(backoff, retry_after or 0.0)
-            if anyio.current_time() + delay >= call.deadline_at:
+            if now() + delay >= call.deadline_at:
                 return _give_up(failure, result)
             logger.info("retrying %s (attempt %d of %d) in %.2fs", call.route.exposed, attempt + 1, attempts, delay)
             await anyio.sleep(delay)
