@@ -36,8 +36,7 @@ class LineReader(asyncio.Protocol):
         self.transport: asyncio.ReadTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # a read transport (uvloop's are not subclasses)
 
     def data_received(self, data: bytes) -> None:
         if self._ended:
