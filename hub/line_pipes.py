@@ -13,10 +13,11 @@ per pipe cost a loop turn and a cancel scope per line: a measurable share of a r
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -123,6 +124,15 @@ async def connect_line_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
     return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+def json_object(line: bytes) -> dict[str, Any] | None:
+    """The JSON object on `line`, or None if it is not one."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def pipe_file(fd: int, mode: str) -> IO[bytes]:

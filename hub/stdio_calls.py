@@ -31,6 +31,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
 from hub.hub import Hub, UnknownTool
+from hub.line_pipes import json_object
 from hub.wire import result_json
 
 logger = logging.getLogger("hub.server")
@@ -74,7 +75,7 @@ class StdioToolCalls:
         return False
 
     def _take_call(self, line: bytes) -> bool:
-        message = _json_object(line)
+        message = json_object(line)
         if message is None or message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0":
             return False
         request_id = message.get("id")
@@ -103,7 +104,7 @@ class StdioToolCalls:
         return True
 
     def _take_cancel(self, line: bytes) -> bool:
-        message = _json_object(line)
+        message = json_object(line)
         if message is None or message.get("method") != "notifications/cancelled":
             return False
         params = message.get("params")
@@ -117,11 +118,11 @@ class StdioToolCalls:
     def _watch_handshake(self, line: bytes) -> None:
         """Note the handshake going by: the version the client asked for, then `initialized`."""
         if b'"initialize"' in line:
-            message = _json_object(line)
+            message = json_object(line)
             params = message.get("params") if message and message.get("method") == "initialize" else None
             self._handshake_requested = params.get("protocolVersion") if isinstance(params, dict) else None
         elif b'"notifications/initialized"' in line and self._handshake_requested == HANDSHAKE_VERSION:
-            message = _json_object(line)
+            message = json_object(line)
             self._initialized = message is not None and message.get("method") == "notifications/initialized"
 
     async def _call(
@@ -165,14 +166,6 @@ class StdioToolCalls:
             await self._send(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             logger.debug("client gone; answer dropped: %s", exc)
-
-
-def _json_object(line: bytes) -> dict[str, Any] | None:
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
 
 
 def _id_key(request_id: int | str) -> str:

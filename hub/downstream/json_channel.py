@@ -28,6 +28,8 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
+from hub.line_pipes import json_object
+
 logger = logging.getLogger("hub.downstream")
 
 ID_PREFIX = "hub-"
@@ -82,12 +84,12 @@ class JsonChannel:
     def take_answer(self, line: bytes) -> bool:
         """Take `line` if it answers one of our requests, completing the call at once (progress
         notifications are left to `accept`, which must await the call's progress callback)."""
-        message = _json_object(line)
+        message = json_object(line)
         return message is not None and self._answer(message)
 
     async def accept(self, line: bytes) -> bool:
         """Take `line` if it answers one of our requests or reports its progress."""
-        message = _json_object(line)
+        message = json_object(line)
         if message is None:
             return False
         if self._answer(message):
@@ -165,14 +167,6 @@ async def _report(progress: ProgressFnT, params: dict[str, Any]) -> None:
                        message if isinstance(message, str) else None)
     except Exception:  # boundary: a failing progress sink must not stop the child's reader
         logger.exception("progress callback raised")
-
-
-def _json_object(line: bytes) -> dict[str, Any] | None:
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
 
 
 def _line(message: dict[str, Any]) -> bytes:
