@@ -1,0 +1,81 @@
+"""The pieces under the fast path on their own: line framing on a pipe (`hub.line_pipes`) and the
+compiled first check of arguments (`hub.schema_check`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import jsonschema
+import pytest
+
+from hub.line_pipes import LineQueue, LineReader, connect_line_reader, pipe_file
+from hub.schema_check import fast_check
+
+pytestmark = pytest.mark.anyio
+
+
+def test_line_reader_frames_lines_across_and_within_reads() -> None:
+    lines: list[bytes] = []
+    ends: list[str | None] = []
+    reader = LineReader(lines.append, ends.append, max_line=32)
+    for chunk in (b'{"a":1}\n', b'{"b"', b':2}\n{"c":3}\n{"d"', b":4}\n\n", b"last"):
+        reader.data_received(chunk)
+    assert lines == [b'{"a":1}', b'{"b":2}', b'{"c":3}', b'{"d":4}', b""]
+    reader.eof_received()  # a last line without its newline is still delivered
+    reader.connection_lost(None)
+    assert lines[-1] == b"last" and ends == [None]
+
+
+def test_line_reader_stops_at_an_overlong_line() -> None:
+    lines: list[bytes] = []
+    ends: list[str | None] = []
+    closed: list[bool] = []
+
+    class Transport:
+        def close(self) -> None:
+            closed.append(True)
+
+    reader = LineReader(lines.append, ends.append, max_line=8)
+    reader.transport = Transport()  # type: ignore[assignment]
+    reader.data_received(b"ok\n" + b"x" * 20)
+    reader.data_received(b"\nmore\n")  # nothing after the overlong line can be framed
+    assert lines == [b"ok"] and closed == [True]
+    assert ends and ends[0] is not None and "longer than 8 bytes" in ends[0]
+
+
+async def test_line_queue_keeps_order_and_pauses_a_real_pipe() -> None:
+    read_fd, write_fd = os.pipe()
+    queue = LineQueue(high=4)
+    queue.reader = LineReader(queue.put, lambda problem: queue.put(None))
+    await connect_line_reader(pipe_file(read_fd, "rb"), queue.reader)
+    with pipe_file(write_fd, "wb") as writer:
+        writer.write(b"".join(b"%d\n" % n for n in range(10)))
+    await asyncio.sleep(0.05)
+    assert queue.reader.transport is not None and not queue.reader.transport.is_reading()  # paused at 4 waiting
+    got = []
+    while (line := await queue.get()) is not None:
+        got.append(int(line))
+    assert got == list(range(10))
+
+
+SIMPLE = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}, "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}}},
+          "required": ["n"], "$defs": {"tag": {"type": "string", "maxLength": 5}}, "additionalProperties": False}
+
+
+@pytest.mark.parametrize("arguments", [{"n": 1}, {"n": 2.0, "tags": ["a"]}, {"n": 0}, {"n": True}, {}, {"n": 1, "x": 1},
+                                       {"n": 1, "tags": ["toolong"]}, {"n": 10**30}])
+def test_fast_check_agrees_with_jsonschema(arguments: dict) -> None:
+    check = fast_check(SIMPLE)
+    assert check is not None
+    assert check(arguments) == jsonschema.Draft202012Validator(SIMPLE).is_valid(arguments)
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"d": {"type": "string", "format": "date"}}},
+    {"type": "object", "properties": {"s": {"type": "string", "pattern": "^\\d+$"}}},
+    {"type": "object", "patternProperties": {"^x": {"type": "integer"}}},
+    {"type": "object", "properties": {"r": {"$ref": "https://example.com/schema.json"}}},
+])
+def test_schemas_where_the_validators_could_disagree_get_no_fast_check(schema: dict) -> None:
+    assert fast_check(schema) is None
