@@ -200,7 +200,7 @@ class ToolCatalog:
         if found is None:
             from jsonschema import Draft202012Validator, validators  # on first use: not on the start-up path
 
-            schema: dict[str, Any] = route.tool.input_schema or {"type": "object"}
+            schema = _input_schema(route)
             cls = validators.validator_for(schema, default=Draft202012Validator)
             found = cls(schema, format_checker=cls.FORMAT_CHECKER)  # dates, emails, ... checked too
             self._validators[route.exposed] = found
@@ -209,5 +209,10 @@ class ToolCatalog:
     def fast_check(self, route: ToolRoute) -> FastCheck | None:
         """The compiled accept-check for the tool's `inputSchema` (`hub.schema_check`), if it has one."""
         if route.exposed not in self._fast_checks:
-            self._fast_checks[route.exposed] = fast_check(route.tool.input_schema or {"type": "object"})
+            self._fast_checks[route.exposed] = fast_check(_input_schema(route))
         return self._fast_checks[route.exposed]
+
+
+def _input_schema(route: ToolRoute) -> dict[str, Any]:
+    """The tool's `inputSchema`; a tool without one takes any object."""
+    return route.tool.input_schema or {"type": "object"}

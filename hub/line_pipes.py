@@ -4,7 +4,7 @@ Both of the hub's stdio hops — the client on the hub's own stdin, each stdio c
 are read with a `LineReader`: each complete line is handed to a callback the moment its bytes
 arrive, in the loop turn that read them. A callback can act on a line there and then (the
 `tools/call` fast path answers a call, or completes a waiting one) or queue it, in order, in a
-`LineQueue` for a task that needs to await (the SDK's session). Stream wrappers and a reader task
+`LineQueue` for a task that needs to await (the SDK's session); `read_lines` sets both up. Stream wrappers and a reader task
 per pipe cost a loop turn and a cancel scope per line: a measurable share of a relayed call.
 
 `connect_line_writer` opens the writing end with asyncio's own flow control (`write` + `drain`).
@@ -93,9 +93,11 @@ class LineQueue:
     def put(self, line: bytes | None) -> None:
         self._lines.append(line)
         self._ready.set()
-        if len(self._lines) >= self._high and not self._paused and self._transport() is not None:
-            self._paused = True
-            self._transport().pause_reading()  # type: ignore[union-attr]
+        if len(self._lines) >= self._high and not self._paused:
+            transport = self._transport()
+            if transport is not None:
+                self._paused = True
+                transport.pause_reading()
 
     async def get(self) -> bytes | None:
         while not self._lines:
@@ -112,10 +114,30 @@ class LineQueue:
     def _transport(self) -> asyncio.ReadTransport | None:
         return self.reader.transport if self.reader is not None else None
 
+    def close(self) -> None:
+        """Stop reading the pipe."""
+        transport = self._transport()
+        if transport is not None:
+            transport.close()
 
-async def connect_line_reader(pipe: IO[bytes], reader: LineReader) -> None:
-    """Read `pipe` (a pipe, socket or character device) with `reader`."""
-    await asyncio.get_running_loop().connect_read_pipe(lambda: reader, pipe)
+
+async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], bool],
+                     on_problem: Callable[[str], None]) -> None:
+    """Read `pipe` (a pipe, socket or character device) line by line: each line goes to `take` as it
+    arrives; those it does not take wait in `queue`, which ends with None. How reading ended, unless
+    at a clean end of file, goes to `on_problem`."""
+
+    def on_line(line: bytes) -> None:
+        if not take(line):
+            queue.put(line)
+
+    def on_end(problem: str | None) -> None:
+        if problem is not None:
+            on_problem(problem)
+        queue.put(None)
+
+    queue.reader = LineReader(on_line, on_end)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: queue.reader, pipe)  # type: ignore[return-value, arg-type]
 
 
 async def connect_line_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import anyio
 from mcp.server.stdio import stdio_server
 
-from hub.line_pipes import LineQueue, LineReader, connect_line_reader, connect_line_writer, pipe_file
+from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines
 
 logger = logging.getLogger("hub.server")
 
@@ -98,18 +98,8 @@ async def pipe_stdio(interceptor: Callable[[Send], LineInterceptor] | None = Non
 
     taker = interceptor(send) if interceptor is not None else None
     queue = LineQueue()
-
-    def on_line(line: bytes) -> None:
-        if taker is None or not taker.take(line):
-            queue.put(line)
-
-    def on_end(problem: str | None) -> None:
-        if problem is not None:
-            logger.warning("stdin: %s; closing the session", problem)
-        queue.put(None)
-
-    queue.reader = LineReader(on_line, on_end)
-    await connect_line_reader(stdin, queue.reader)
+    await read_lines(stdin, queue, taker.take if taker is not None else lambda line: False,
+                     lambda problem: logger.warning("stdin: %s; closing the session", problem))
     try:
         async with stdio_server(_Lines(queue), _Writer(writer)) as streams:  # type: ignore[arg-type]
             yield streams
@@ -117,8 +107,7 @@ async def pipe_stdio(interceptor: Callable[[Send], LineInterceptor] | None = Non
         if taker is not None:
             with anyio.CancelScope(shield=True):
                 await taker.aclose()
-        if queue.reader.transport is not None:
-            queue.reader.transport.close()
+        queue.close()
         writer.close()
         for fd, original in zip((0, 1), saved, strict=True):
             os.dup2(original, fd)

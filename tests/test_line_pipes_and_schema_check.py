@@ -9,7 +9,7 @@ import os
 import jsonschema
 import pytest
 
-from hub.line_pipes import LineQueue, LineReader, connect_line_reader, pipe_file
+from hub.line_pipes import LineQueue, LineReader, pipe_file, read_lines
 from hub.schema_check import fast_check
 
 pytestmark = pytest.mark.anyio
@@ -47,16 +47,16 @@ def test_line_reader_stops_at_an_overlong_line() -> None:
 async def test_line_queue_keeps_order_and_pauses_a_real_pipe() -> None:
     read_fd, write_fd = os.pipe()
     queue = LineQueue(high=4)
-    queue.reader = LineReader(queue.put, lambda problem: queue.put(None))
-    await connect_line_reader(pipe_file(read_fd, "rb"), queue.reader)
+    problems: list[str] = []
+    await read_lines(pipe_file(read_fd, "rb"), queue, lambda line: line == b"taken", problems.append)
     with pipe_file(write_fd, "wb") as writer:
-        writer.write(b"".join(b"%d\n" % n for n in range(10)))
+        writer.write(b"taken\n" + b"".join(b"%d\n" % n for n in range(10)))
     await asyncio.sleep(0.05)
     assert queue.reader.transport is not None and not queue.reader.transport.is_reading()  # paused at 4 waiting
     got = []
     while (line := await queue.get()) is not None:
         got.append(int(line))
-    assert got == list(range(10))
+    assert got == list(range(10)) and problems == []  # the taken line never reached the queue
 
 
 SIMPLE = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}, "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}}},

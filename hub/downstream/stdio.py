@@ -33,7 +33,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
-from hub.line_pipes import LineQueue, LineReader, connect_line_reader, connect_line_writer, pipe_file
+from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines
 
 logger = logging.getLogger("hub.downstream")
 
@@ -98,22 +98,15 @@ async def stdio_child(
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     stdout_lines = LineQueue()
 
-    def on_stdout_line(line: bytes) -> None:
+    def take_stdout_line(line: bytes) -> bool:
         if not line.strip():
-            return
+            return True  # blank lines are skipped
         # An answer to the hub's own request completes its call right here, unless earlier lines
         # still wait in the queue (then it waits its turn behind them: progress before results).
-        if channel is not None and not stdout_lines and ID_MARKER in line and channel.take_answer(line):
-            return
-        stdout_lines.put(line)
+        return channel is not None and not stdout_lines and ID_MARKER in line and channel.take_answer(line)
 
-    def on_stdout_end(problem: str | None) -> None:
-        if problem is not None and "longer than" in problem:
-            log.warning("stdout: %s; closing the connection", problem)
-        stdout_lines.put(None)
-
-    stdout_lines.reader = LineReader(on_stdout_line, on_stdout_end)
-    await connect_line_reader(pipe_file(our_stdout, "rb"), stdout_lines.reader)
+    await read_lines(pipe_file(our_stdout, "rb"), stdout_lines, take_stdout_line,
+                     lambda problem: log.warning("stdout: %s; closing the connection", problem))
     stdin = await connect_line_writer(pipe_file(our_stdin, "wb"))
 
     async def send(data: bytes) -> None:
@@ -188,8 +181,7 @@ async def stdio_child(
                 await stop_process(process, log, stdin.close)
                 for stream in (read_stream, write_stream, read_writer, write_reader):
                     await stream.aclose()
-                assert stdout_lines.reader.transport is not None
-                stdout_lines.reader.transport.close()
+                stdout_lines.close()
             tg.cancel_scope.cancel()
 
 
