@@ -27,13 +27,14 @@ from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
 from hub import listing_cache
 from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, Listing, describe_failure
 from hub.errors import HubToolError
+from hub.express import Done, Escalate, ExpressCall
 from hub.naming import namespaced_uri
 from hub.audit.log import AuditLog
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy, now
-from hub.wire import ToolResult, WireResult, replace_meta, wire_result, without_protocol_meta
+from hub.wire import ToolResult, WireResult, strip_protocol_meta, wire_result
 
 logger = logging.getLogger("hub")
 
@@ -78,6 +79,8 @@ class Hub:
             default_policies.insert(1, self.rate_limits)
         self._policies = list(policies) if policies is not None else default_policies
         self._chain = compose(self._policies, self._forward)
+        self._express = policies is None and not self.rate_limits.configured and config.hub.fast_calls
+        """Whether calls may take the express path (`hub.express`): the default chain, no limiter."""
         self._listeners: list[ChangeListener] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
@@ -275,33 +278,69 @@ class Hub:
             self.auditor.denied(attributes, name, arguments)
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
-        call = ToolCall(route, arguments, timeout, hard, progress, attributes)
+        return await self.run_call(ToolCall(route, arguments, timeout, hard, progress, attributes), wire=wire)
+
+    async def run_call(self, call: ToolCall, validated: bool = False, wire: bool = False) -> ToolResult:
+        """Check the arguments (unless `validated`), run the policy chain, and turn a hub failure
+        into its `isError` result; the request id goes into `_meta`."""
         try:
-            self._validate(route, arguments)
+            if not validated:
+                self._validate(call.route, call.arguments)
             result = await self._chain(call)
         except HubToolError as exc:
             if exc.body.code == "invalid_argument":
                 self.auditor.observe(call, "error", "invalid_argument", 0.0)
             result = exc.to_result()
-        result = with_request_id(result, attributes["request_id"])
+        result = with_request_id(result, call.attributes["request_id"])
         if isinstance(result, WireResult) and not wire:
             return types.CallToolResult.model_validate(result.body, by_name=False)
         return result
 
+    def start_express(self, name: str, arguments: dict[str, Any], principal: Principal, done: Done,
+                      escalate: Escalate) -> ExpressCall | None:
+        """Send a call down the express path (`hub.express`) if every policy would admit it without
+        waiting; else None, with nothing done — `route_call` then takes it."""
+        if not self._express:
+            return None
+        route = self.catalog.resolve_tool(name)
+        if route is None or not self.access.may_use_tool(principal, route) or not self.auditor.store_ok:
+            return None
+        breaker = self.breakers.breaker(route.server)
+        if breaker.state != "closed" or self._argument_error(route, arguments) is not None:
+            return None
+        bulkhead = self.bulkheads.bulkhead(route.server)
+        try:
+            bulkhead.slots.acquire_nowait()
+        except anyio.WouldBlock:
+            return None
+        timeout, hard = self.settings_for(route)
+        call = ToolCall(route, arguments, timeout, hard, None, {"principal": principal.name, "request_id": new_request_id()})
+        express = ExpressCall(self, call, self.downstreams[route.server], breaker, bulkhead, done, escalate)
+        if not express.send():
+            bulkhead.slots.release()
+            return None
+        return express
+
     def _validate(self, route: ToolRoute, arguments: dict[str, Any]) -> None:
+        error = self._argument_error(route, arguments)
+        if error is not None:
+            raise error
+
+    def _argument_error(self, route: ToolRoute, arguments: dict[str, Any]) -> HubToolError | None:
+        """What is wrong with `arguments` against the tool's input schema, or None."""
         fast = self.catalog.fast_check(route)
         if fast is not None and fast(arguments):
-            return
+            return None
         try:
             errors = sorted(self.catalog.validator(route).iter_errors(arguments), key=lambda e: list(e.path))
         except _schema_error() as exc:
             logger.warning("%s has an invalid inputSchema; arguments not validated: %s", route.exposed, exc.message)
-            return
+            return None
         if not errors:
-            return
+            return None
         problems = [{"field": _field_path(e.absolute_path) or "(arguments)", "problem": e.message} for e in errors[:10]]
         first = problems[0]
-        raise HubToolError(
+        return HubToolError(
             "invalid_argument",
             f"invalid arguments for {route.exposed}: {first['field']}: {first['problem']}",
             details={"errors": problems},
@@ -310,13 +349,19 @@ class Hub:
     async def _forward(self, call: ToolCall) -> ToolResult:
         downstream = self.downstreams[call.route.server]
         stats = downstream.stats
-        stats.in_flight += 1
-        started = now()
+        sent, call.sent = call.sent, None
+        if sent is None:
+            stats.in_flight += 1
+            started = now()
+        else:
+            started = call.started_at  # sent by the express path, which counted it in flight
         failed = True
         try:
-            if self.config.hub.fast_calls and downstream.relays_json:
+            if sent is not None:
+                result: ToolResult = wire_result(await downstream.call_result(sent, call.progress))
+            elif self.config.hub.fast_calls and downstream.relays_json:
                 body = await downstream.call_tool_json(call.route.original, call.arguments, call.progress)
-                result: ToolResult = wire_result(body)
+                result = wire_result(body)
             else:
                 result = await downstream.call_tool(call.route.original, call.arguments, call.progress)
             failed = False
@@ -427,14 +472,6 @@ class Hub:
             return await self.downstreams[server].ready_client()
         except DownstreamUnavailable as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
-
-
-def strip_protocol_meta(result: ToolResult) -> ToolResult:
-    """Drop the downstream's reserved `io.modelcontextprotocol/*` `_meta` keys (e.g. its serverInfo
-    stamp): those describe the hop to the downstream, not the hop to our client. Other keys pass."""
-    if not result.meta:
-        return result
-    return replace_meta(result, without_protocol_meta(result.meta))
 
 
 def _schema_error() -> type[Exception]:

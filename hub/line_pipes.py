@@ -7,7 +7,8 @@ arrive, in the loop turn that read them. A callback can act on a line there and 
 `LineQueue` for a task that needs to await (the SDK's session); `read_lines` sets both up. Stream wrappers and a reader task
 per pipe cost a loop turn and a cancel scope per line: a measurable share of a relayed call.
 
-`connect_line_writer` opens the writing end with asyncio's own flow control (`write` + `drain`).
+`connect_line_writer` opens the writing end with asyncio's own flow control (`write` + `drain`);
+`write_now` writes from a callback, which cannot wait, while the pipe keeps up.
 """
 
 from __future__ import annotations
@@ -146,6 +147,20 @@ async def connect_line_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
     return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+WRITE_NOW_LIMIT = 64 * 1024
+"""`write_now` refuses while this many bytes already wait for the pipe (asyncio's own high-water mark)."""
+
+
+def write_now(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    """Write `data` without waiting if the pipe is not backed up; say whether it was written. A
+    caller that cannot wait keeps to flow control this way: once the reader falls behind, it gets
+    False and takes the path that awaits `drain`."""
+    if writer.is_closing() or writer.transport.get_write_buffer_size() >= WRITE_NOW_LIMIT:
+        return False
+    writer.write(data)
+    return True
 
 
 def json_object(line: bytes) -> dict[str, Any] | None:

@@ -12,9 +12,11 @@ The answers are the ones the SDK's server gives for the same request: the result
 hub's request id in `_meta`, plus `resultType` and the hub's `serverInfo` stamp on 2026-07-28;
 `-32602 Unknown tool: <name>` for a tool the caller may not use; no answer to a cancelled request.
 
-Each call runs as an asyncio task of its own (cancelled by the client's `notifications/cancelled`
-or when stdin closes): the hub always runs on asyncio, and anyio's task and scope objects were a
-tenth of a relayed call's cost.
+A call that no policy needs to wait for takes the express path (`hub.express`): sent in the callback
+that read it, answered in the callback that reads the child's answer, with no task at all. Every
+other call — and an express call that turns out to need waiting — runs as an asyncio task of its
+own (cancelled by the client's `notifications/cancelled` or when stdin closes): the hub always runs
+on asyncio, and anyio's task and scope objects were a tenth of a relayed call's cost.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -30,9 +32,10 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_PARA
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
+from hub.express import ExpressCall
 from hub.hub import Hub, UnknownTool
 from hub.line_pipes import json_object
-from hub.wire import result_json
+from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")
 
@@ -41,25 +44,29 @@ HANDSHAKE_VERSION = "2025-11-25"
 _KNOWN_PARAMS = frozenset({"name", "arguments", "_meta"})
 
 Send = Callable[[bytes], Awaitable[None]]
+WriteNow = Callable[[bytes], bool]
 
 
 class StdioToolCalls:
     """Answers `tools/call` lines itself; `take(line)` says whether it took a line."""
 
-    def __init__(self, hub: Hub, send: Send) -> None:
+    def __init__(self, hub: Hub, send: Send, write_now: WriteNow) -> None:
         self._hub = hub
         self._send = send
+        self._write_now = write_now
         self._server_info = {"name": hub.config.hub.name, "version": __version__}
         self._handshake_requested: str | None = None
         self._initialized = False
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: dict[str, asyncio.Task[None] | ExpressCall] = {}
+        self._writing: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
         """Cancel the calls still running (stdin closed) and wait for them to finish."""
-        tasks = list(self._in_flight.values())
+        tasks = [entry.escalate() if isinstance(entry, ExpressCall) else entry for entry in self._in_flight.values()]
+        await asyncio.sleep(0)  # tasks just made start first, so each one's cleanup runs when cancelled
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._writing, return_exceptions=True)
 
     def take(self, line: bytes) -> bool:
         """Handle `line` here (True) or leave it to the SDK (False). Never raises."""
@@ -99,9 +106,23 @@ class StdioToolCalls:
         key = _id_key(request_id)
         if key in self._in_flight:
             return False  # a duplicate id is the SDK's to refuse
-        self._in_flight[key] = asyncio.get_running_loop().create_task(
-            self._call(key, request_id, name, arguments, token, modern))
+        local = self._hub.access.local
+        if token is None:  # progress for the client is relayed by the chain
+            express = self._hub.start_express(
+                name, arguments or {}, local,
+                lambda result: self._answer_now(key, request_id, modern, result),
+                lambda outcome: self._start(key, request_id, name, modern, outcome))
+            if express is not None:
+                self._in_flight[key] = express
+                return True
+        progress = self._progress(token) if token is not None else None
+        self._start(key, request_id, name, modern, self._hub.route_call(name, arguments, progress, principal=local, wire=True))
         return True
+
+    def _start(self, key: str, request_id: int | str, name: str, modern: bool,
+               outcome: Coroutine[Any, Any, ToolResult]) -> asyncio.Task[None]:
+        task = self._in_flight[key] = asyncio.get_running_loop().create_task(self._call(key, request_id, name, modern, outcome))
+        return task
 
     def _take_cancel(self, line: bytes) -> bool:
         message = json_object(line)
@@ -109,10 +130,13 @@ class StdioToolCalls:
             return False
         params = message.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
-        task = self._in_flight.get(_id_key(request_id)) if isinstance(request_id, (int, str)) else None
-        if task is None:
+        entry = self._in_flight.get(_id_key(request_id)) if isinstance(request_id, (int, str)) else None
+        if entry is None:
             return False
-        task.cancel()
+        task = entry.escalate() if isinstance(entry, ExpressCall) else entry
+        # Cancelled once it has started (a task cancelled before its first step would skip the
+        # cleanup that tells the server and the audit log); one that finished first is answered.
+        asyncio.get_running_loop().call_soon(task.cancel)
         return True
 
     def _watch_handshake(self, line: bytes) -> None:
@@ -125,14 +149,10 @@ class StdioToolCalls:
             message = json_object(line)
             self._initialized = message is not None and message.get("method") == "notifications/initialized"
 
-    async def _call(
-        self, key: str, request_id: int | str, name: str, arguments: dict[str, Any] | None, token: int | str | None,
-        modern: bool,
-    ) -> None:
+    async def _call(self, key: str, request_id: int | str, name: str, modern: bool,
+                    outcome: Coroutine[Any, Any, ToolResult]) -> None:
         try:
-            progress = self._progress(token) if token is not None else None
-            result = await self._hub.route_call(name, arguments, progress, principal=self._hub.access.local, wire=True)
-            reply = {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result), modern)}
+            reply = self._result_reply(request_id, modern, await outcome)
         except UnknownTool:
             reply = _error(request_id, INVALID_PARAMS, f"Unknown tool: {name}")
         except asyncio.CancelledError:
@@ -143,6 +163,18 @@ class StdioToolCalls:
         finally:
             self._in_flight.pop(key, None)
         await self._write(reply)
+
+    def _answer_now(self, key: str, request_id: int | str, modern: bool, result: ToolResult) -> None:
+        """Answer a call the express path finished, from the callback that read its answer."""
+        self._in_flight.pop(key, None)
+        data = _encode(self._result_reply(request_id, modern, result))
+        if not self._write_now(data):  # the client is not reading: wait for it on a task
+            task = asyncio.get_running_loop().create_task(self._send_bytes(data))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
+
+    def _result_reply(self, request_id: int | str, modern: bool, result: ToolResult) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result), modern)}
 
     def _stamped(self, body: dict[str, Any], modern: bool) -> dict[str, Any]:
         if not modern:
@@ -162,10 +194,17 @@ class StdioToolCalls:
         return report
 
     async def _write(self, message: dict[str, Any]) -> None:
+        await self._send_bytes(_encode(message))
+
+    async def _send_bytes(self, data: bytes) -> None:
         try:
-            await self._send(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+            await self._send(data)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             logger.debug("client gone; answer dropped: %s", exc)
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 def _id_key(request_id: int | str) -> str:

@@ -25,11 +25,12 @@ from typing import Any, Protocol
 import anyio
 from mcp.server.stdio import stdio_server
 
-from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines
+from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.server")
 
 Send = Callable[[bytes], Awaitable[None]]
+WriteNow = Callable[[bytes], bool]
 
 
 class LineInterceptor(Protocol):
@@ -75,10 +76,10 @@ def _is_pipe(fd: int) -> bool:
 
 
 @asynccontextmanager
-async def pipe_stdio(interceptor: Callable[[Send], LineInterceptor] | None = None) -> AsyncIterator[tuple[Any, Any]]:
+async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | None = None) -> AsyncIterator[tuple[Any, Any]]:
     """`(read_stream, write_stream)` for `Server.run`, thread-free when stdin/stdout are pipes
-    (and only then with `interceptor`, built from how to write a line to stdout: the SDK's own
-    reader has no place for one)."""
+    (and only then with `interceptor`, built from how to write a line to stdout — awaiting the
+    pipe, or at once while it keeps up: the SDK's own reader has no place for one)."""
     if not (_is_pipe(0) and _is_pipe(1)):
         async with stdio_server() as streams:
             yield streams
@@ -96,7 +97,7 @@ async def pipe_stdio(interceptor: Callable[[Send], LineInterceptor] | None = Non
         writer.write(data)
         await writer.drain()
 
-    taker = interceptor(send) if interceptor is not None else None
+    taker = interceptor(send, lambda data: write_now(writer, data)) if interceptor is not None else None
     queue = LineQueue()
     await read_lines(stdin, queue, taker.take if taker is not None else lambda line: False,
                      lambda problem: logger.warning("stdin: %s; closing the session", problem))

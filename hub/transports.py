@@ -37,7 +37,7 @@ UpstreamTransport = Literal["stdio", "http", "sse"]
 async def serve_stdio(server: HubServer, hub: Hub | None = None) -> None:
     """Serve one client on this process's stdin/stdout until stdin closes; with `hub`, its
     `tools/call` requests take the fast path (`hub.stdio_calls`)."""
-    interceptor = (lambda send: StdioToolCalls(hub, send)) if hub is not None else None
+    interceptor = (lambda send, write_now: StdioToolCalls(hub, send, write_now)) if hub is not None else None
     async with pipe_stdio(interceptor) as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 

@@ -55,6 +55,14 @@ def without_protocol_meta(meta: dict[str, Any] | None) -> dict[str, Any] | None:
     return kept or None
 
 
+def strip_protocol_meta(result: ToolResult) -> ToolResult:
+    """Drop the downstream's reserved `io.modelcontextprotocol/*` `_meta` keys (e.g. its serverInfo
+    stamp): those describe the hop to the downstream, not the hop to our client. Other keys pass."""
+    if not result.meta:
+        return result
+    return replace_meta(result, without_protocol_meta(result.meta))
+
+
 def replace_meta(result: ToolResult, meta: dict[str, Any] | None) -> ToolResult:
     if isinstance(result, WireResult):
         return result.with_meta(meta)

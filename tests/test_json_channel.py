@@ -107,3 +107,50 @@ async def test_error_answer_close_and_cancel() -> None:
     with pytest.raises(MCPError) as caught:
         await channel.request("tools/call", {"name": "t"}, stamp)
     assert caught.value.code == CONNECTION_CLOSED
+
+
+async def test_send_now_answers_in_the_callback_or_hands_over_to_a_waiter() -> None:
+    written: list[dict[str, Any]] = []
+    backed_up = False
+
+    def write_now(data: bytes) -> bool:
+        if backed_up:
+            return False
+        written.append(json.loads(data))
+        return True
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        pass
+
+    child, channel = Child(), JsonChannel()
+    channel.bind(child.send, write_now)
+    heard: list[dict[str, Any] | None] = []
+    pending = channel.send_now("tools/call", {"name": "t"}, stamp, progress, heard.append)
+    assert pending is not None and written[-1]["id"] == pending.ident
+    assert written[-1]["params"]["_meta"] == {"progressToken": pending.ident, "era": "test"}
+    # The answer reaches `on_answer` in the very call that reads it, with no task in between.
+    assert channel.take_answer(json.dumps({"jsonrpc": "2.0", "id": pending.ident, "result": {"content": []}}).encode())
+    assert heard == [{"jsonrpc": "2.0", "id": pending.ident, "result": {"content": []}}]
+    channel.forget(pending)
+    assert not channel._waiting  # noqa: SLF001
+
+    # Handed over instead: `result` waits for the answer as `request` would, and abandoning it tells the child.
+    second = channel.send_now("tools/call", {"name": "t"}, stamp, progress, heard.append)
+    assert second is not None
+    with anyio.move_on_after(0.1):
+        await channel.result(second)
+    assert child.lines[-1]["method"] == "notifications/cancelled" and child.lines[-1]["params"]["requestId"] == second.ident
+    assert not channel._waiting  # noqa: SLF001
+
+    # A backed-up pipe: nothing is sent and nothing is tracked, so the caller takes the waiting path.
+    backed_up = True
+    assert channel.send_now("tools/call", {"name": "t"}, stamp, progress, heard.append) is None
+    assert not channel._waiting  # noqa: SLF001
+
+    # Closing the connection tells each `on_answer` with None.
+    backed_up = False
+    third = channel.send_now("tools/call", {"name": "t"}, stamp, progress, heard.append)
+    assert third is not None
+    channel.close()
+    assert heard[-1] is None
+    assert channel.send_now("tools/call", {"name": "t"}, stamp, progress, heard.append) is None

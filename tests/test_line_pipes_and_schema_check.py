@@ -9,7 +9,7 @@ import os
 import jsonschema
 import pytest
 
-from hub.line_pipes import LineQueue, LineReader, pipe_file, read_lines
+from hub.line_pipes import WRITE_NOW_LIMIT, LineQueue, LineReader, connect_line_writer, pipe_file, read_lines, write_now
 from hub.schema_check import fast_check
 
 pytestmark = pytest.mark.anyio
@@ -57,6 +57,28 @@ async def test_line_queue_keeps_order_and_pauses_a_real_pipe() -> None:
     while (line := await queue.get()) is not None:
         got.append(int(line))
     assert got == list(range(10)) and problems == []  # the taken line never reached the queue
+
+
+async def test_write_now_writes_until_the_reader_falls_behind() -> None:
+    read_fd, write_fd = os.pipe()
+    writer = await connect_line_writer(pipe_file(write_fd, "wb"))
+    line = b"x" * 4095 + b"\n"
+    accepted = 0
+    while write_now(writer, line):  # the pipe (64 KiB) fills, then asyncio's buffer up to the limit
+        accepted += 1
+        assert accepted < 1000, "write_now never reported the pipe backed up"
+    assert writer.transport.get_write_buffer_size() >= WRITE_NOW_LIMIT
+    # Refused lines were not written: what the reader gets is exactly the accepted lines.
+    reader = pipe_file(read_fd, "rb")
+    received = 0
+    while received < accepted * len(line):
+        chunk = await asyncio.get_running_loop().run_in_executor(None, reader.read, 65536)
+        received += len(chunk)
+        await asyncio.sleep(0)  # let the transport flush its buffer into the pipe
+    assert received == accepted * len(line)
+    assert write_now(writer, line)  # drained: writes go straight through again
+    writer.close()
+    reader.close()
 
 
 SIMPLE = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}, "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}}},

@@ -1,5 +1,8 @@
 """Fault injection with real subprocess downstreams: deadlines, retries, breakers, bulkheads,
-supervised restarts, health — and the other servers keep answering throughout."""
+supervised restarts, health — and the other servers keep answering throughout.
+
+The call scenarios run twice (`both_paths`): through the policy chain (`Hub.route_call`) and the way
+the stdio front end calls, express path first (`hub.express`), which must keep every policy."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import pytest
 
 from hub.config import parse_config
 from hub.hub import Hub
+from tests.express_calls import PathCounts, call_like_stdio_front
 from tests.conftest import ECHO, PY, ROOT, Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config
 
 pytestmark = pytest.mark.anyio
@@ -47,13 +51,32 @@ def no_process_left_behind() -> Any:
     assert child_pids() - before == set(), "a downstream process outlived its hub"
 
 
+VIA: dict[str, Any] = {"path": "chain", "counts": PathCounts()}
+
+
+@pytest.fixture(params=["chain", "express"])
+def both_paths(request: pytest.FixtureRequest) -> Any:
+    VIA["path"], VIA["counts"] = request.param, PathCounts()
+    yield
+    counts, VIA["path"] = VIA["counts"], "chain"
+    if request.param == "express":
+        assert counts.express + counts.escalated > 0, "no call took the express path"
+
+
+async def route(hub: Hub, name: str, args: dict[str, Any] | None = None) -> Any:
+    """One call through the path `both_paths` chose."""
+    if VIA["path"] == "express":
+        return await call_like_stdio_front(hub, name, args or {}, VIA["counts"])
+    return await hub.route_call(name, args or {})
+
+
 def hub_for(servers: dict[str, Any], **hub_settings: Any) -> Hub:
     return Hub(parse_config({"hub": hub_settings, "mcpServers": servers}))
 
 
 async def timed(hub: Hub, name: str, args: dict[str, Any] | None = None) -> tuple[Any, float]:
     started = time.monotonic()
-    result = await hub.route_call(name, args or {})
+    result = await route(hub, name, args)
     return result, time.monotonic() - started
 
 
@@ -63,6 +86,7 @@ async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
             await anyio.sleep(0.05)
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_hanging_call_times_out_at_the_deadline_and_others_keep_answering() -> None:
     async with hub_for({"stuck": echo_stdio(timeout_s=0.5), "ok": echo_stdio("--name", "ok")}) as hub:
         async with anyio.create_task_group() as tg:
@@ -81,6 +105,7 @@ async def test_hanging_call_times_out_at_the_deadline_and_others_keep_answering(
         assert 0.5 <= elapsed < 0.9
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_per_tool_timeout_and_progress_extends_up_to_the_hard_cap() -> None:
     servers = {
         "e": echo_stdio(
@@ -101,25 +126,28 @@ async def test_per_tool_timeout_and_progress_extends_up_to_the_hard_cap() -> Non
         assert hung.structured_content["code"] == "timeout" and 0.3 <= elapsed < 0.7
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_retries_only_safe_calls() -> None:
     async with hub_for({"e": echo_stdio()}) as hub:
-        read = await hub.route_call("e__flaky_read", {"key": "r", "failures": 2})
+        read = await route(hub, "e__flaky_read", {"key": "r", "failures": 2})
         assert read.is_error is not True and read.structured_content == {"attempts": 3}
-        write = await hub.route_call("e__flaky_write", {"key": "w", "failures": 1})
+        write = await route(hub, "e__flaky_write", {"key": "w", "failures": 1})
         assert write.is_error and write.structured_content["code"] == "rate_limited"
         assert write.structured_content["details"] == {"attempts": 1}, "a write without idempotency_key is never retried"
-        keyed = await hub.route_call("e__flaky_write", {"key": "k", "failures": 1, "idempotency_key": "abc"})
+        keyed = await route(hub, "e__flaky_write", {"key": "k", "failures": 1, "idempotency_key": "abc"})
         assert keyed.structured_content == {"attempts": 2}
-        exhausted = await hub.route_call("e__flaky_read", {"key": "x", "failures": 5})
+        exhausted = await route(hub, "e__flaky_read", {"key": "x", "failures": 5})
         assert exhausted.is_error and exhausted.structured_content["details"] == {"attempts": 3}
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_idempotent_override_makes_a_write_retryable() -> None:
     async with hub_for({"e": echo_stdio(tool_overrides={"flaky_write": {"idempotent": True}})}) as hub:
-        result = await hub.route_call("e__flaky_write", {"key": "w", "failures": 1})
+        result = await route(hub, "e__flaky_write", {"key": "w", "failures": 1})
         assert result.structured_content == {"attempts": 2}
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_breaker_opens_fails_fast_probes_and_closes() -> None:
     servers = {
         "e": echo_stdio(timeout_s=0.2, breaker={"failure_threshold": 3, "cooldown_s": 1.0}),
@@ -127,7 +155,7 @@ async def test_breaker_opens_fails_fast_probes_and_closes() -> None:
     }
     async with hub_for(servers) as hub:
         for _ in range(10):  # tool errors are the tool working: they never open the breaker
-            assert (await hub.route_call("e__fail", {})).is_error
+            assert (await route(hub, "e__fail", {})).is_error
         assert hub.breakers.breaker("e").state == "closed"
 
         for _ in range(3):
@@ -139,21 +167,22 @@ async def test_breaker_opens_fails_fast_probes_and_closes() -> None:
         assert fast.structured_content["code"] == "unavailable" and elapsed < 0.05
         assert 0 < fast.structured_content["retry_after_s"] <= 1.0
         assert hub.status()["e"]["health"] == "degraded" and hub.status()["other"]["health"] == "connected"
-        assert (await hub.route_call("other__echo", {"text": "y"})).structured_content == {"result": "y"}
+        assert (await route(hub, "other__echo", {"text": "y"})).structured_content == {"result": "y"}
 
         await anyio.sleep(1.05)
-        probe = await hub.route_call("e__echo", {"text": "probe"})
+        probe = await route(hub, "e__echo", {"text": "probe"})
         assert probe.structured_content == {"result": "probe"}
         assert breaker.transitions == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
 
         for _ in range(3):
-            await hub.route_call("e__hang", {})
+            await route(hub, "e__hang", {})
         await anyio.sleep(1.05)
-        failed_probe = await hub.route_call("e__hang", {})
+        failed_probe = await route(hub, "e__hang", {})
         assert failed_probe.structured_content["code"] == "timeout"
         assert breaker.state == "open" and breaker.transitions[-2:] == [("open", "half_open"), ("half_open", "open")]
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_crash_mid_call_restarts_with_backoff_and_rediscovers() -> None:
     servers = {"e": echo_stdio(restart=FAST_RESTART), "other": echo_stdio("--name", "other")}
     async with hub_for(servers) as hub:
@@ -163,19 +192,19 @@ async def test_crash_mid_call_restarts_with_backoff_and_rediscovers() -> None:
             changes.append(kind)
 
         hub.add_change_listener(on_change)
-        await hub.route_call("e__grow", {})
+        await route(hub, "e__grow", {})
         await wait_until(lambda: hub.catalog.resolve_tool("e__extra") is not None)
 
         crashed, elapsed = await timed(hub, "e__crash")
         assert crashed.structured_content["code"] == "unavailable" and elapsed < 1.5
-        down = await hub.route_call("e__echo", {"text": "x"})
+        down = await route(hub, "e__echo", {"text": "x"})
         assert down.structured_content["code"] == "unavailable"
         assert "exited with code 7" in down.structured_content["message"]
-        assert (await hub.route_call("other__echo", {"text": "y"})).structured_content == {"result": "y"}
+        assert (await route(hub, "other__echo", {"text": "y"})).structured_content == {"result": "y"}
 
         await wait_until(lambda: hub.downstreams["e"].state == "ready")
         assert hub.downstreams["e"].restarts == 1
-        assert (await hub.route_call("e__echo", {"text": "back"})).structured_content == {"result": "back"}
+        assert (await route(hub, "e__echo", {"text": "back"})).structured_content == {"result": "back"}
         # The restarted server no longer has the tool `grow` added: the catalog follows and clients are told.
         await wait_until(lambda: hub.catalog.resolve_tool("e__extra") is None)
         assert "tools" in changes
@@ -189,7 +218,7 @@ async def test_server_that_exits_at_start_keeps_being_restarted_and_fails_fast()
         status = hub.status()["bad"]
         assert status["health"] == "down" and "exited with code 3" in status["last_error"]
         assert "refusing to start" in status["last_error"]
-        assert (await hub.route_call("ok__echo", {"text": "fine"})).structured_content == {"result": "fine"}
+        assert (await route(hub, "ok__echo", {"text": "fine"})).structured_content == {"result": "fine"}
 
 
 async def test_hanging_start_is_reported_and_does_not_block_the_hub() -> None:
@@ -198,11 +227,12 @@ async def test_hanging_start_is_reported_and_does_not_block_the_hub() -> None:
     async with hub_for(servers, connect_timeout_s=1.0) as hub:
         assert time.monotonic() - started < 3
         assert hub.downstreams["slowstart"].state != "ready"
-        assert (await hub.route_call("ok__echo", {"text": "a"})).structured_content == {"result": "a"}
+        assert (await route(hub, "ok__echo", {"text": "a"})).structured_content == {"result": "a"}
         await wait_until(lambda: "handshake within 1s" in (hub.downstreams["slowstart"].error or ""))
-        assert (await hub.route_call("ok__echo", {"text": "b"})).structured_content == {"result": "b"}
+        assert (await route(hub, "ok__echo", {"text": "b"})).structured_content == {"result": "b"}
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_flapping_server_trips_the_breaker() -> None:
     servers = {
         "flap": echo_stdio("--exit-after", "1", restart=FAST_RESTART, breaker={"failure_threshold": 3, "cooldown_s": 30}),
@@ -213,23 +243,25 @@ async def test_flapping_server_trips_the_breaker() -> None:
         codes = []
         for _ in range(3):
             await wait_until(lambda: flap.state == "ready")
-            codes.append((await hub.route_call("flap__ping", {})).structured_content["code"])
+            codes.append((await route(hub, "flap__ping", {})).structured_content["code"])
         assert codes == ["unavailable"] * 3
         assert hub.breakers.breaker("flap").state == "open"
         await wait_until(lambda: flap.state == "ready")
         result, elapsed = await timed(hub, "flap__ping")
         assert "circuit breaker open" in result.structured_content["message"] and elapsed < 0.05
         assert flap.restarts >= 3
-        assert (await hub.route_call("ok__ping", {})).structured_content == {"result": 1}
+        assert (await route(hub, "ok__ping", {})).structured_content == {"result": 1}
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_garbage_on_stdout_and_tool_errors_do_not_disturb() -> None:
     async with hub_for({"g": echo_stdio("--garbage")}) as hub:
-        assert (await hub.route_call("g__fail", {"reason": "r"})).is_error
-        assert (await hub.route_call("g__add", {"a": 1, "b": 1})).structured_content == {"total": 2}
+        assert (await route(hub, "g__fail", {"reason": "r"})).is_error
+        assert (await route(hub, "g__add", {"a": 1, "b": 1})).structured_content == {"total": 2}
         assert hub.breakers.breaker("g").state == "closed" and hub.downstreams["g"].restarts == 0
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_bulkhead_keeps_the_fast_server_fast() -> None:
     servers = {
         "slow": echo_stdio("--name", "slow", max_concurrency=2, max_queue=2),
@@ -240,7 +272,7 @@ async def test_bulkhead_keeps_the_fast_server_fast() -> None:
         fast_latencies: list[float] = []
 
         async def slow_call() -> None:
-            result = await hub.route_call("slow__slow", {"seconds": 1.0, "steps": 2})
+            result = await route(hub, "slow__slow", {"seconds": 1.0, "steps": 2})
             slow_codes.append(result.structured_content.get("code") if result.is_error else None)
 
         async def fast_calls() -> None:
@@ -258,6 +290,7 @@ async def test_bulkhead_keeps_the_fast_server_fast() -> None:
         assert max(fast_latencies) < 0.5, fast_latencies
 
 
+@pytest.mark.usefixtures("both_paths")
 async def test_queued_call_gives_up_before_its_deadline_with_unavailable() -> None:
     overrides = {"hang": {"timeout_s": 1.5}, "echo": {"timeout_s": 0.4}}
     async with hub_for({"s": echo_stdio(max_concurrency=1, max_queue=5, tool_overrides=overrides)}) as hub:
@@ -278,7 +311,7 @@ async def test_queued_call_gives_up_before_its_deadline_with_unavailable() -> No
 
 async def test_hide_when_down() -> None:
     async with hub_for({"e": echo_stdio(hide_when_down=True, restart={"initial_backoff_s": 1.0})}) as hub:
-        await hub.route_call("e__crash", {})
+        await route(hub, "e__crash", {})
         await wait_until(lambda: hub.catalog.resolve_tool("e__echo") is None)
         await wait_until(lambda: hub.catalog.resolve_tool("e__echo") is not None)
 
@@ -290,14 +323,14 @@ async def test_http_downstream_health_check_and_reconnect(tmp_path: Path, procs:
     wait_for_port(port)
     servers = {"web": {"url": f"http://127.0.0.1:{port}/mcp", "health_interval_s": 0.2, "restart": FAST_RESTART}}
     async with hub_for(servers) as hub:
-        assert (await hub.route_call("web__echo", {"text": "1"})).structured_content == {"result": "1"}
+        assert (await route(hub, "web__echo", {"text": "1"})).structured_content == {"result": "1"}
         first.stop()
         await wait_until(lambda: hub.downstreams["web"].state == "down")
-        assert (await hub.route_call("web__echo", {"text": "2"})).structured_content["code"] == "unavailable"
+        assert (await route(hub, "web__echo", {"text": "2"})).structured_content["code"] == "unavailable"
         procs.append(Proc([PY, ECHO, "http", str(port), "--name", "web"]))
         wait_for_port(port)
         await wait_until(lambda: hub.downstreams["web"].state == "ready")
-        assert (await hub.route_call("web__echo", {"text": "3"})).structured_content == {"result": "3"}
+        assert (await route(hub, "web__echo", {"text": "3"})).structured_content == {"result": "3"}
 
 
 def test_status_command_and_healthz(tmp_path: Path, procs: list) -> None:

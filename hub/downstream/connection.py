@@ -27,7 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.config import ServerConfig
 from hub.downstream.inprocess import load_server_object
-from hub.downstream.json_channel import JsonChannel, on_asyncio
+from hub.downstream.json_channel import JsonChannel, Pending, on_asyncio
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
 
@@ -378,6 +378,30 @@ class Downstream:
         if progress is not None:
             opts["on_progress"] = progress
         return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
+
+
+    def send_call_now(self, name: str, arguments: dict[str, Any], progress: ProgressFnT,
+                      on_answer: Callable[[dict[str, Any] | None], None]) -> Pending | None:
+        """Send `tools/call` to a connected stdio child without waiting (the hub's express path), or
+        None — nothing sent — when that cannot be done at once: not a ready stdio child, or its
+        stdin backed up. `on_answer` hears the answer in the callback that reads it; to wait for
+        it instead, `await call_result(pending, progress)`."""
+        if self._json is None or self.state != "ready" or self._client is None or self._lost.is_set():
+            return None
+        stamp = self._client.session._stamp  # noqa: SLF001 — see call_tool_json
+        return self._json.send_now("tools/call", {"name": name, "arguments": arguments}, stamp, progress, on_answer)
+
+    def forget(self, pending: Pending) -> None:
+        """Stop tracking a call `send_call_now` sent whose answer its `on_answer` took."""
+        if self._json is not None:
+            self._json.forget(pending)
+
+    async def call_result(self, pending: Pending, progress: ProgressFnT | None) -> Any:
+        """The result of a call `send_call_now` sent, as `call_tool_json` returns it; progress from
+        now on goes to `progress`."""
+        assert self._json is not None
+        pending.progress = progress
+        return await self._json.result(pending)
 
 
 def _event_kind(event: object) -> ListKind | None:

@@ -39,6 +39,7 @@ CANCEL_GRACE_S = 1.0
 
 Send = Callable[[bytes], Awaitable[None]]
 Stamp = Callable[[dict[str, Any], dict[str, Any]], None]
+WriteNow = Callable[[bytes], bool]
 
 
 def on_asyncio() -> bool:
@@ -50,12 +51,20 @@ def on_asyncio() -> bool:
     return True
 
 
-class _Waiter:
-    __slots__ = ("answer", "progress")
+class Pending:
+    """One request on the wire: its id, the future its answer (None: connection closed) lands in,
+    where its progress goes, and — for a request sent by `send_now` — who to tell the moment the
+    answer arrives."""
 
-    def __init__(self, progress: ProgressFnT | None, answer: asyncio.Future[dict[str, Any] | None]) -> None:
+    __slots__ = ("answer", "ident", "on_answer", "progress", "stamp")
+
+    def __init__(self, ident: str, stamp: Stamp, progress: ProgressFnT | None, answer: asyncio.Future[dict[str, Any] | None],
+                 on_answer: Callable[[dict[str, Any] | None], None] | None = None) -> None:
+        self.ident = ident
+        self.stamp = stamp
         self.progress = progress
         self.answer = answer
+        self.on_answer = on_answer
 
 
 class JsonChannel:
@@ -63,23 +72,25 @@ class JsonChannel:
 
     def __init__(self) -> None:
         self._send: Send | None = None
-        self._waiting: dict[str, _Waiter] = {}
+        self._write_now: WriteNow | None = None
+        self._waiting: dict[str, Pending] = {}
         self._counter = 0
 
     @property
     def open(self) -> bool:
         return self._send is not None
 
-    def bind(self, send: Send) -> None:
-        """Start sending through `send` (one call per complete line)."""
+    def bind(self, send: Send, write_now: WriteNow | None = None) -> None:
+        """Start sending through `send` (one call per complete line); `write_now(line)`, if given,
+        writes a line at once when the pipe is not backed up and says whether it did."""
         self._send = send
+        self._write_now = write_now
 
     def close(self) -> None:
         """The connection is gone: every waiting call fails with `CONNECTION_CLOSED`."""
-        self._send = None
-        for waiter in self._waiting.values():
-            if not waiter.answer.done():
-                waiter.answer.set_result(None)
+        self._send = self._write_now = None
+        for waiting in list(self._waiting.values()):
+            self._settle(waiting, None)
 
     def take_answer(self, line: bytes) -> bool:
         """Take `line` if it answers one of our requests, completing the call at once (progress
@@ -96,10 +107,10 @@ class JsonChannel:
             return True
         if message.get("method") == "notifications/progress" and isinstance(params := message.get("params"), dict):
             token = params.get("progressToken")
-            waiter = self._waiting.get(token) if isinstance(token, str) else None
-            if waiter is None or waiter.progress is None:
+            waiting = self._waiting.get(token) if isinstance(token, str) else None
+            if waiting is None or waiting.progress is None:
                 return False
-            await _report(waiter.progress, params)
+            await _report(waiting.progress, params)
             return True
         return False
 
@@ -107,34 +118,73 @@ class JsonChannel:
         ident = message.get("id")
         if not isinstance(ident, str) or "method" in message:
             return False
-        waiter = self._waiting.get(ident)
-        if waiter is None:
+        waiting = self._waiting.get(ident)
+        if waiting is None:
             return ident.startswith(ID_PREFIX)  # an answer to a call already abandoned
-        if not waiter.answer.done():
-            waiter.answer.set_result(message)
+        self._settle(waiting, message)
         return True
 
-    async def request(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None = None) -> Any:
-        """Send one request and return its `result` (unchecked JSON)."""
-        if self._send is None:
-            raise MCPError(code=CONNECTION_CLOSED, message="Connection closed")
+    @staticmethod
+    def _settle(waiting: Pending, message: dict[str, Any] | None) -> None:
+        if waiting.answer.done():
+            return
+        waiting.answer.set_result(message)
+        if waiting.on_answer is not None:
+            waiting.on_answer(message)
+
+    def _register(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None,
+                  on_answer: Callable[[dict[str, Any] | None], None] | None = None) -> tuple[Pending, bytes]:
         self._counter += 1
         ident = f"{ID_PREFIX}{self._counter}"
         data: dict[str, Any] = {"method": method, "params": dict(params)}
         if progress is not None:
             data["params"]["_meta"] = {**data["params"].get("_meta", {}), "progressToken": ident}
         stamp(data, {})
-        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
-        self._waiting[ident] = _Waiter(progress, future)
+        pending = Pending(ident, stamp, progress, asyncio.get_running_loop().create_future(), on_answer)
+        self._waiting[ident] = pending
+        return pending, _line({"jsonrpc": "2.0", "id": ident, **data})
+
+    async def request(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None = None) -> Any:
+        """Send one request and return its `result` (unchecked JSON)."""
+        if self._send is None:
+            raise MCPError(code=CONNECTION_CLOSED, message="Connection closed")
+        pending, line = self._register(method, params, stamp, progress)
         try:
-            await self._send(_line({"jsonrpc": "2.0", "id": ident, **data}))
-            answer = await future
+            await self._send(line)
         except BaseException:
-            if not future.done() or future.cancelled():
-                await self._cancel(ident, stamp)
+            del self._waiting[pending.ident]
+            await self._cancel(pending.ident, stamp)  # the line may be out: its answer is not wanted
+            raise
+        return await self.result(pending)
+
+    def send_now(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT,
+                 on_answer: Callable[[dict[str, Any] | None], None]) -> Pending | None:
+        """Send one request without waiting, if the pipe can take it at once (else None, nothing
+        sent). `on_answer(message)` is called in the callback that reads the answer (None: the
+        connection closed); then `forget` it, or `await result(pending)` for what `request` returns."""
+        if self._write_now is None:
+            return None
+        pending, line = self._register(method, params, stamp, progress, on_answer)
+        if not self._write_now(line):
+            del self._waiting[pending.ident]
+            return None
+        return pending
+
+    def forget(self, pending: Pending) -> None:
+        """Stop tracking a request whose answer was taken by its `on_answer`."""
+        self._waiting.pop(pending.ident, None)
+
+    async def result(self, pending: Pending) -> Any:
+        """Wait for a sent request's answer and return its `result`; abandoning the wait tells the child."""
+        pending.on_answer = None
+        try:
+            answer = await pending.answer
+        except BaseException:
+            if not pending.answer.done() or pending.answer.cancelled():
+                await self._cancel(pending.ident, pending.stamp)
             raise
         finally:
-            del self._waiting[ident]
+            self._waiting.pop(pending.ident, None)
         if answer is None:
             raise MCPError(code=CONNECTION_CLOSED, message="Connection closed")
         if "error" in answer:

@@ -33,7 +33,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
-from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines
+from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.downstream")
 
@@ -166,7 +166,7 @@ async def stdio_child(
     stopping = False
     last_stderr: deque[str] = deque(maxlen=3)
     if channel is not None:
-        channel.bind(send)
+        channel.bind(send, lambda data: write_now(stdin, data))
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_stdout)
         tg.start_soon(read_stderr)

@@ -39,11 +39,12 @@ class AuditPolicy:
         self._kept: dict[str, frozenset[str]] = {}
 
     async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
-        refusal = self._refusal(call)
+        # A call the express path already sent was admitted then: it is seen through, not refused.
+        refusal = self._refusal(call) if call.sent is None else None
         if refusal is not None:
             self.observe(call, "error", "unavailable", 0.0)  # also probes whether the store is back
             raise refusal
-        started = now()
+        started = call.started_at
         try:
             result = await call_next(call)
         except HubToolError as exc:
@@ -57,6 +58,11 @@ class AuditPolicy:
             code = result.structured_content.get("code")
         self.observe(call, "tool_error" if result.is_error else "ok", code, now() - started)
         return result
+
+    @property
+    def store_ok(self) -> bool:
+        """Auditing is off, or its store is healthy: no call is refused for the audit's sake."""
+        return self.audit is None or self.audit.healthy
 
     def _refusal(self, call: ToolCall) -> HubToolError | None:
         """The error to refuse this call with while the audit store is down, per `on_failure`."""

@@ -14,6 +14,11 @@ from hub.catalog import ToolRoute
 from hub.wire import ToolResult
 
 
+now = time.monotonic
+"""The clock of every policy and deadline: the asyncio loop's own (`loop.time()` is `time.monotonic()`,
+what cancel-scope deadlines are compared against), read without anyio's per-call backend lookup."""
+
+
 @dataclass
 class ToolCall:
     """One call travelling through the policy chain."""
@@ -28,7 +33,13 @@ class ToolCall:
     attributes: dict[str, Any] = field(default_factory=dict)
     """Scratch space for policies (principal, attempt number, ...)."""
     deadline_at: float = math.inf
-    """Absolute (anyio clock) time the call must finish by; set and moved by the deadline policy."""
+    """Absolute (`now()`) time the call must finish by; set and moved by the deadline policy."""
+    started_at: float = field(default_factory=now)
+    """When the call started (`now()`): what its deadlines and its audited latency count from."""
+    sent: Any = None
+    """The first attempt, already sent downstream by the hub's express path (a `Pending`): the
+    policies let it through as admitted — its breaker check passed and its bulkhead slot is held —
+    and the forwarding step waits for its answer instead of sending again."""
 
     @property
     def retry_safe(self) -> bool:
@@ -36,10 +47,6 @@ class ToolCall:
         key = self.arguments.get("idempotency_key")
         return self.route.read_only or self.route.idempotent or (isinstance(key, str) and key != "")
 
-
-now = time.monotonic
-"""The clock of every policy and deadline: the asyncio loop's own (`loop.time()` is `time.monotonic()`,
-what cancel-scope deadlines are compared against), read without anyio's per-call backend lookup."""
 
 CallNext = Callable[[ToolCall], Awaitable[ToolResult]]
 CallPolicy = Callable[[ToolCall, CallNext], Awaitable[ToolResult]]

@@ -129,7 +129,7 @@ class BreakerPolicy:
 
     async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         breaker = self.breaker(call.route.server)
-        if not breaker.admit():
+        if call.sent is None and not breaker.admit():
             wait = breaker.retry_after()
             raise HubToolError(
                 "unavailable",

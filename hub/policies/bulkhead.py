@@ -45,15 +45,15 @@ class BulkheadPolicy:
 
     async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         bulkhead = self.bulkhead(call.route.server)
-        try:
-            bulkhead.slots.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._wait_for_slot(call, bulkhead)
+        if call.sent is None:  # else the express path holds a slot for this call already
+            try:
+                bulkhead.slots.acquire_nowait()
+            except anyio.WouldBlock:
+                await self._wait_for_slot(call, bulkhead)
         try:
             return await call_next(call)
         finally:
             bulkhead.slots.release()
-
 
     @staticmethod
     async def _wait_for_slot(call: ToolCall, bulkhead: Bulkhead) -> None:

@@ -15,9 +15,11 @@ from hub.policies.base import CallNext, ToolCall, now
 
 async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
     """Cancel the rest of the chain when the deadline passes and report code `timeout`."""
-    started = now()
+    started = call.started_at
     hard = started + max(call.max_timeout_s, call.timeout_s)
-    call.deadline_at = min(started + call.timeout_s, hard)
+    if call.sent is None:
+        call.deadline_at = min(started + call.timeout_s, hard)
+    # else: the express path set the deadline when it sent the call (and progress may have moved it)
     forward_progress = call.progress
 
     with anyio.CancelScope(deadline=call.deadline_at) as scope:

@@ -1,0 +1,147 @@
+"""The express path: a relayed `tools/call` that needs no waiting runs in callbacks alone.
+
+Most calls wait for nothing but their answer: the breaker is closed, the bulkhead has a free slot,
+the arguments are valid, the child's stdin takes the line at once, the answer comes back complete
+and is not a transient failure. For those, a task, a chain of policy coroutines and a cancel scope
+per call were most of what the hub cost. `Hub.start_express` makes every admission decision of
+the policy chain synchronously, in the callback that read the client's line, and sends the call;
+`ExpressCall` finishes it in the callback that reads the answer — releasing the slot, recording
+the breaker's success, the child's stats and the audit row, exactly as the chain would.
+
+Anything else escalates to the ordinary policy chain (`Hub.run_call`) as an asyncio task that
+adopts the call already on the wire (`ToolCall.sent`): an error answer, a transient failure to
+retry, a closed connection, the deadline passing, the client cancelling. From there the chain's
+own code decides everything, as it would have from the start. The chain counts the call's time
+from when the express path started it, and the deadline already set (and moved by progress).
+
+Only the hub's default policy chain without rate limits runs here (a limiter may wait on Redis);
+with custom policies, rate limits or `fast_calls: false`, every call takes the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from hub.downstream.connection import Downstream
+from hub.downstream.json_channel import Pending
+from hub.policies.audit import with_request_id
+from hub.policies.base import ToolCall, now
+from hub.policies.breaker import CircuitBreaker
+from hub.policies.bulkhead import Bulkhead
+from hub.policies.retry import transient_result
+from hub.wire import ToolResult, WireResult, strip_protocol_meta, wire_result
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+logger = logging.getLogger("hub.calls")
+
+Done = Callable[[ToolResult], None]
+"""Receives the finished result (request id in `_meta`), in the callback that read the answer."""
+Escalate = Callable[[Coroutine[Any, Any, ToolResult]], asyncio.Task[Any]]
+"""Runs the chain's coroutine as a task that answers the client as `Done` would, and returns it."""
+
+
+class ExpressCall:
+    """One call sent by the express path: finished in a callback, or escalated to the chain."""
+
+    __slots__ = ("_breaker", "_bulkhead", "_done", "_downstream", "_escalate", "_hub", "_timer", "call", "pending", "task")
+
+    def __init__(self, hub: Hub, call: ToolCall, downstream: Downstream, breaker: CircuitBreaker, bulkhead: Bulkhead,
+                 done: Done, escalate: Escalate) -> None:
+        self._hub = hub
+        self.call = call
+        self._downstream = downstream
+        self._breaker = breaker
+        self._bulkhead = bulkhead
+        self._done = done
+        self._escalate = escalate
+        self._timer: asyncio.TimerHandle | None = None
+        self.pending: Pending | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+    def send(self) -> bool:
+        """Send the call downstream (holding the bulkhead slot the caller acquired) and start its
+        deadline; False, nothing sent, if the child cannot take it at once."""
+        call = self.call
+        pending = self._downstream.send_call_now(call.route.original, call.arguments, self._on_progress, self._on_answer)
+        if pending is None:
+            return False
+        self.pending = call.sent = pending
+        self._downstream.stats.in_flight += 1
+        call.attributes["attempt"] = 1
+        call.deadline_at = min(call.started_at + call.timeout_s, self._hard_deadline())
+        self._timer = asyncio.get_running_loop().call_at(call.deadline_at, self.escalate)
+        return True
+
+    def escalate(self) -> asyncio.Task[Any]:
+        """Hand the call to the policy chain (idempotent); the task that now answers it."""
+        if self.task is None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self.task = self._escalate(self._hub.run_call(self.call, validated=True, wire=True))
+        return self.task
+
+    def _hard_deadline(self) -> float:
+        call = self.call
+        return call.started_at + max(call.max_timeout_s, call.timeout_s)
+
+    async def _on_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """The child reported progress: it is alive, so the idle deadline moves (as the deadline
+        policy's own listener does once the chain has the call)."""
+        if self.task is not None:
+            return
+        call = self.call
+        call.deadline_at = min(now() + call.timeout_s, self._hard_deadline())
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(call.deadline_at, self.escalate)
+
+    def _on_answer(self, message: dict[str, Any] | None) -> None:
+        if self.task is not None:
+            return  # the chain has the call and reads the answer itself
+        try:
+            result = _plain_result(message)
+        except Exception:  # boundary: whatever is odd about the answer, the chain reports it
+            result = None
+        if result is None:
+            self.escalate()
+            return
+        try:
+            self._finish(result)
+        except Exception:  # boundary: this runs in the child's pipe reader, which must go on
+            logger.exception("finishing %s failed inside the hub", self.call.route.exposed)
+
+    def _finish(self, result: WireResult) -> None:
+        """What the chain does for a plain answer, in its order: forwarding step, bulkhead,
+        breaker, (retry: nothing to retry), (deadline: met), audit, request id."""
+        assert self._timer is not None and self.pending is not None
+        self._timer.cancel()
+        self._downstream.forget(self.pending)
+        call = self.call
+        call.sent = None
+        elapsed = now() - call.started_at
+        stats = self._downstream.stats
+        stats.in_flight -= 1
+        stats.record(elapsed, False)
+        self._bulkhead.slots.release()
+        self._breaker.record(True)
+        structured = result.structured_content
+        code = structured.get("code") if result.is_error and isinstance(structured, dict) else None
+        self._hub.auditor.observe(call, "tool_error" if result.is_error else "ok", code, elapsed)
+        self._done(with_request_id(result, call.attributes["request_id"]))
+
+
+def _plain_result(message: dict[str, Any] | None) -> WireResult | None:
+    """The answer's result if the chain would pass it straight through: a complete result that is
+    not a transient failure (the retry policy's business). None for anything else."""
+    if message is None or "error" in message:
+        return None
+    result = strip_protocol_meta(wire_result(message.get("result")))
+    assert isinstance(result, WireResult)
+    if transient_result(result)[0]:
+        return None
+    return result

@@ -1,0 +1,59 @@
+"""Calls made the way the hub's stdio front end makes them: the express path first
+(`Hub.start_express`), the policy chain (`Hub.route_call`) when express declines — so the policy
+tests can run every scenario through both and prove the express path keeps every policy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import mcp_types as types
+
+from hub.hub import Hub
+from hub.wire import ToolResult, WireResult
+
+
+class PathCounts:
+    """How many calls the express path finished itself, escalated to the chain, or declined."""
+
+    def __init__(self) -> None:
+        self.express = self.escalated = self.declined = 0
+
+
+async def call_like_stdio_front(hub: Hub, name: str, arguments: dict[str, Any] | None = None,
+                                counts: PathCounts | None = None) -> types.CallToolResult:
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[ToolResult] = loop.create_future()
+    task: asyncio.Task[Any] | None = None
+
+    def done(result: ToolResult) -> None:
+        answer.set_result(result)
+
+    def escalate(outcome: Coroutine[Any, Any, ToolResult]) -> asyncio.Task[Any]:
+        nonlocal task
+        task = loop.create_task(outcome)
+        task.add_done_callback(lambda t: answer.cancel() if t.cancelled() else (
+            answer.set_exception(exc) if (exc := t.exception()) is not None else answer.set_result(t.result())))
+        return task
+
+    express = hub.start_express(name, arguments or {}, hub.access.local, done, escalate)
+    if express is None:
+        if counts is not None:
+            counts.declined += 1
+        return await hub.route_call(name, arguments)
+    try:
+        result = await asyncio.shield(answer)
+    except asyncio.CancelledError:
+        escalated = express.escalate()
+        loop.call_soon(escalated.cancel)  # as the front end cancels: once the chain has started
+        await asyncio.gather(escalated, return_exceptions=True)
+        raise
+    if counts is not None:
+        if task is None:
+            counts.express += 1
+        else:
+            counts.escalated += 1
+    if isinstance(result, WireResult):
+        return types.CallToolResult.model_validate(result.body, by_name=False)
+    return result
