@@ -6,6 +6,7 @@ the catalog never leaks what exists behind a missing scope.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from hub.auth.principal import Principal
@@ -22,6 +23,9 @@ class AccessControl:
         name = os.environ.get("MCP_HUB_PRINCIPAL") or auth.stdio_principal
         scopes = os.environ["MCP_HUB_SCOPES"].split() if os.environ.get("MCP_HUB_SCOPES") else auth.stdio_scopes
         self.local = Principal(name, tuple(scopes), "local")
+        self._needed: dict[int, tuple[ToolRoute, tuple[str, ...]]] = {}
+        """Each route's required scopes, worked out once per route object (routes are replaced, not
+        changed, when a server's listing changes)."""
         """Who calls over stdio (or over HTTP with auth off): config, overridden by $MCP_HUB_PRINCIPAL /
         $MCP_HUB_SCOPES so a Claude Desktop entry can run the hub with fewer rights."""
 
@@ -29,8 +33,19 @@ class AccessControl:
         return required_scopes(route, self._servers[route.server], self._admin_for_destructive)
 
     def may_use_tool(self, principal: Principal, route: ToolRoute) -> bool:
-        return not missing_scopes(principal.scopes, self.tool_scopes(route))
+        known = self._needed.get(id(route))
+        if known is None or known[0] is not route:
+            if len(self._needed) > 10_000:
+                self._needed.clear()
+            known = self._needed[id(route)] = (route, self.tool_scopes(route))
+        return _covers(tuple(principal.scopes), known[1])
 
     def may_read(self, principal: Principal, server: str) -> bool:
         """Resources and prompts of a server need `<namespace>:read`."""
         return not missing_scopes(principal.scopes, [f"{scope_prefix(self._servers[server])}:read"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _covers(granted: tuple[str, ...], needed: tuple[str, ...]) -> bool:
+    """Whether `granted` covers every scope in `needed` (asked on every call: remembered)."""
+    return not missing_scopes(granted, needed)

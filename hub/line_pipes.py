@@ -163,6 +163,15 @@ def write_now(writer: asyncio.StreamWriter, data: bytes) -> bool:
     return True
 
 
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def json_line(message: Any) -> bytes:
+    """`message` as one compact JSON-RPC line (UTF-8, newline-terminated), with one shared encoder
+    (`json.dumps` with options builds a new encoder per call)."""
+    return _LINE_ENCODER.encode(message).encode() + b"\n"
+
+
 def json_object(line: bytes) -> dict[str, Any] | None:
     """The JSON object on `line`, or None if it is not one."""
     try:

@@ -22,7 +22,6 @@ on asyncio, and anyio's task and scope objects were a tenth of a relayed call's 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -34,7 +33,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub import __version__
 from hub.express import ExpressCall
 from hub.hub import Hub, UnknownTool
-from hub.line_pipes import json_object
+from hub.line_pipes import json_line, json_object
 from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")
@@ -167,7 +166,7 @@ class StdioToolCalls:
     def _answer_now(self, key: str, request_id: int | str, modern: bool, result: ToolResult) -> None:
         """Answer a call the express path finished, from the callback that read its answer."""
         self._in_flight.pop(key, None)
-        data = _encode(self._result_reply(request_id, modern, result))
+        data = json_line(self._result_reply(request_id, modern, result))
         if not self._write_now(data):  # the client is not reading: wait for it on a task
             task = asyncio.get_running_loop().create_task(self._send_bytes(data))
             self._writing.add(task)
@@ -194,17 +193,13 @@ class StdioToolCalls:
         return report
 
     async def _write(self, message: dict[str, Any]) -> None:
-        await self._send_bytes(_encode(message))
+        await self._send_bytes(json_line(message))
 
     async def _send_bytes(self, data: bytes) -> None:
         try:
             await self._send(data)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             logger.debug("client gone; answer dropped: %s", exc)
-
-
-def _encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 def _id_key(request_id: int | str) -> str:

@@ -13,10 +13,10 @@ import hashlib
 import hmac
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -73,7 +73,14 @@ class AuditLog:
     def __init__(self, data_dir: Path, digest_key: bytes, max_queue: int = 10_000) -> None:
         self.path = data_dir / "audit.sqlite"
         self._digest_key = digest_key
-        self._queue: queue.Queue[AuditEvent | None] = queue.Queue(maxsize=max_queue)
+        # A deque, not a queue.Queue: appending takes no lock, so recording costs a call next to
+        # nothing; the writer is woken once per batch, by the first row after it went to sleep.
+        self._waiting: deque[AuditEvent] = deque()
+        self._max_queue = max_queue
+        self._wake = threading.Event()
+        self._recorded = 0
+        self._handled = 0
+        self._closing = False
         self.healthy = True
         self.last_error: str | None = None
         self._db = open_db(self.path, _MIGRATIONS)
@@ -81,56 +88,53 @@ class AuditLog:
         self._thread.start()
 
     def record(self, event: AuditEvent) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        """Queue one row (from the event loop's thread)."""
+        if len(self._waiting) >= self._max_queue:
             self._fail("the audit queue is full (the store cannot keep up)")
+            return
+        self._waiting.append(event)
+        self._recorded += 1
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every queued row is written (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        """Wait until every row recorded so far is written (tests, shutdown)."""
+        target, deadline = self._recorded, time.monotonic() + timeout
+        while self._handled < target and time.monotonic() < deadline:
             time.sleep(0.005)
 
     def close(self) -> None:
-        self.flush()
-        self._queue.put(None)
+        self._closing = True
+        self._wake.set()
         self._thread.join(5)
 
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                self._queue.task_done()
+            self._wake.wait()
+            if not self._closing:
+                # Let a burst gather: one wake-up and one transaction per LINGER_S instead of per
+                # call, so auditing costs a busy hub almost nothing.
+                time.sleep(LINGER_S)
+            self._wake.clear()  # rows from now on wake the next round; those already here go in this one
+            while self._waiting:
+                batch = [self._waiting.popleft() for _ in range(min(500, len(self._waiting)))]
+                self._write(batch)
+                self._handled += len(batch)
+            if self._closing:
                 return
-            batch = [first]
-            # Let a burst gather: one wake-up and one transaction per LINGER_S instead of per call
-            # (puts do not wake a sleeping writer), so auditing costs a busy hub almost nothing.
-            time.sleep(LINGER_S)
-            while len(batch) < 500:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    self._queue.task_done()
-                    break
-                batch.append(item)
-            try:
-                # One transaction per batch: in autocommit mode each row would be a commit of its own
-                # (a WAL append and lock round per row, about four times the cost).
-                with self._db:
-                    self._db.execute("BEGIN")
-                    self._db.executemany(_INSERT, [self._row(event) for event in batch])
-                if not self.healthy:
-                    logger.warning("audit store is writable again")
-                self.healthy, self.last_error = True, None
-            except sqlite3.Error as exc:
-                self._fail(f"cannot write {self.path}: {exc}")
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+
+    def _write(self, batch: list[AuditEvent]) -> None:
+        try:
+            # One transaction per batch: in autocommit mode each row would be a commit of its own
+            # (a WAL append and lock round per row, about four times the cost).
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(_INSERT, [self._row(event) for event in batch])
+            if not self.healthy:
+                logger.warning("audit store is writable again")
+            self.healthy, self.last_error = True, None
+        except sqlite3.Error as exc:
+            self._fail(f"cannot write {self.path}: {exc}")
 
     def _row(self, event: AuditEvent) -> tuple[Any, ...]:
         canonical = json.dumps(event.arguments, sort_keys=True, separators=(",", ":"), default=str)

@@ -18,7 +18,6 @@ Waiting uses asyncio futures directly: the channel is only created on the asynci
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,7 +27,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
-from hub.line_pipes import json_object
+from hub.line_pipes import json_line, json_object
 
 logger = logging.getLogger("hub.downstream")
 
@@ -142,7 +141,7 @@ class JsonChannel:
         stamp(data, {})
         pending = Pending(ident, stamp, progress, asyncio.get_running_loop().create_future(), on_answer)
         self._waiting[ident] = pending
-        return pending, _line({"jsonrpc": "2.0", "id": ident, **data})
+        return pending, json_line({"jsonrpc": "2.0", "id": ident, **data})
 
     async def request(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None = None) -> Any:
         """Send one request and return its `result` (unchecked JSON)."""
@@ -203,7 +202,7 @@ class JsonChannel:
         stamp(data, {})
         with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_GRACE_S):
             try:
-                await send(_line({"jsonrpc": "2.0", **data}))
+                await send(json_line({"jsonrpc": "2.0", **data}))
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 logger.debug("could not send notifications/cancelled: %s", exc)
 
@@ -217,7 +216,3 @@ async def _report(progress: ProgressFnT, params: dict[str, Any]) -> None:
                        message if isinstance(message, str) else None)
     except Exception:  # boundary: a failing progress sink must not stop the child's reader
         logger.exception("progress callback raised")
-
-
-def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
