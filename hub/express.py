@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +49,10 @@ Escalate = Callable[[Coroutine[Any, Any, ToolResult]], asyncio.Task[Any]]
 class ExpressCall:
     """One call sent by the express path: finished in a callback, or escalated to the chain."""
 
-    __slots__ = ("_breaker", "_bulkhead", "_done", "_downstream", "_escalate", "_hub", "_timer", "call", "pending", "task")
+    __slots__ = ("_breaker", "_bulkhead", "_done", "_downstream", "_escalate", "_hub", "_watch", "call", "pending", "task")
 
     def __init__(self, hub: Hub, call: ToolCall, downstream: Downstream, breaker: CircuitBreaker, bulkhead: Bulkhead,
-                 done: Done, escalate: Escalate) -> None:
+                 done: Done, escalate: Escalate, watch: DeadlineWatch) -> None:
         self._hub = hub
         self.call = call
         self._downstream = downstream
@@ -59,7 +60,7 @@ class ExpressCall:
         self._bulkhead = bulkhead
         self._done = done
         self._escalate = escalate
-        self._timer: asyncio.TimerHandle | None = None
+        self._watch = watch
         self.pending: Pending | None = None
         self.task: asyncio.Task[Any] | None = None
 
@@ -74,14 +75,13 @@ class ExpressCall:
         self._downstream.stats.in_flight += 1
         call.attributes["attempt"] = 1
         call.deadline_at = min(call.started_at + call.timeout_s, self._hard_deadline())
-        self._timer = asyncio.get_running_loop().call_at(call.deadline_at, self.escalate)
+        self._watch.add(self)
         return True
 
     def escalate(self) -> asyncio.Task[Any]:
         """Hand the call to the policy chain (idempotent); the task that now answers it."""
         if self.task is None:
-            if self._timer is not None:
-                self._timer.cancel()
+            self._watch.discard(self)
             self.task = self._escalate(self._hub.run_call(self.call, validated=True, wire=True))
         return self.task
 
@@ -95,10 +95,7 @@ class ExpressCall:
         if self.task is not None:
             return
         call = self.call
-        call.deadline_at = min(now() + call.timeout_s, self._hard_deadline())
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_at(call.deadline_at, self.escalate)
+        call.deadline_at = min(now() + call.timeout_s, self._hard_deadline())  # later: the watch's timer can stay
 
     def _on_answer(self, message: dict[str, Any] | None) -> None:
         if self.task is not None:
@@ -118,8 +115,8 @@ class ExpressCall:
     def _finish(self, result: WireResult) -> None:
         """What the chain does for a plain answer, in its order: forwarding step, bulkhead,
         breaker, (retry: nothing to retry), (deadline: met), audit, request id."""
-        assert self._timer is not None and self.pending is not None
-        self._timer.cancel()
+        assert self.pending is not None
+        self._watch.discard(self)
         self._downstream.forget(self.pending)
         call = self.call
         call.sent = None
@@ -133,6 +130,40 @@ class ExpressCall:
         code = structured.get("code") if result.is_error and isinstance(structured, dict) else None
         self._hub.auditor.observe(call, "tool_error" if result.is_error else "ok", code, elapsed)
         self._done(with_request_id(result, call.attributes["request_id"]))
+
+
+class DeadlineWatch:
+    """One timer for the deadlines of every express call in flight. A timer per call would cost a
+    heap push each, and leave a cancelled handle in the loop's heap for the whole timeout (every
+    later push then compares against it). The timer is set for the earliest deadline; when it
+    fires, the calls past theirs escalate (the chain reports the timeout) and it is set again."""
+
+    def __init__(self) -> None:
+        self._calls: dict[ExpressCall, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._when = math.inf
+
+    def add(self, express: ExpressCall) -> None:
+        self._calls[express] = None
+        if express.call.deadline_at < self._when:
+            self._arm(express.call.deadline_at)
+
+    def discard(self, express: ExpressCall) -> None:
+        self._calls.pop(express, None)  # the timer stays: when it fires, it finds what is left
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._when = when
+        self._timer = asyncio.get_running_loop().call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._when = None, math.inf
+        current = now()
+        for express in [e for e in self._calls if e.call.deadline_at <= current]:
+            express.escalate()  # which discards it
+        if self._calls:
+            self._arm(min(e.call.deadline_at for e in self._calls))
 
 
 def _plain_result(message: dict[str, Any] | None) -> WireResult | None:

@@ -27,7 +27,7 @@ from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
 from hub import listing_cache
 from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, Listing, describe_failure
 from hub.errors import HubToolError
-from hub.express import Done, Escalate, ExpressCall
+from hub.express import DeadlineWatch, Done, Escalate, ExpressCall
 from hub.naming import namespaced_uri
 from hub.audit.log import AuditLog
 from hub.metrics import HubMetrics
@@ -81,6 +81,7 @@ class Hub:
         self._chain = compose(self._policies, self._forward)
         self._express = policies is None and not self.rate_limits.configured and config.hub.fast_calls
         """Whether calls may take the express path (`hub.express`): the default chain, no limiter."""
+        self._express_deadlines = DeadlineWatch()
         self._listeners: list[ChangeListener] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
@@ -315,7 +316,8 @@ class Hub:
             return None
         timeout, hard = self.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, None, {"principal": principal.name, "request_id": new_request_id()})
-        express = ExpressCall(self, call, self.downstreams[route.server], breaker, bulkhead, done, escalate)
+        express = ExpressCall(self, call, self.downstreams[route.server], breaker, bulkhead, done, escalate,
+                              self._express_deadlines)
         if not express.send():
             bulkhead.slots.release()
             return None

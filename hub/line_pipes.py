@@ -175,8 +175,8 @@ def json_line(message: Any) -> bytes:
 def json_object(line: bytes) -> dict[str, Any] | None:
     """The JSON object on `line`, or None if it is not one."""
     try:
-        message = json.loads(line)
-    except ValueError:
+        message = json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
+    except ValueError:  # UnicodeDecodeError included
         return None
     return message if isinstance(message, dict) else None
 
