@@ -393,15 +393,13 @@ class Downstream:
 
     def forget(self, pending: Pending) -> None:
         """Stop tracking a call `send_call_now` sent whose answer its `on_answer` took."""
-        if self._json is not None:
-            self._json.forget(pending)
+        pending.channel.forget(pending)
 
     async def call_result(self, pending: Pending, progress: ProgressFnT | None) -> Any:
         """The result of a call `send_call_now` sent, as `call_tool_json` returns it; progress from
         now on goes to `progress`."""
-        assert self._json is not None
         pending.progress = progress
-        return await self._json.result(pending)
+        return await pending.channel.result(pending)  # the channel it went out on, even if reconnected since
 
 
 def _event_kind(event: object) -> ListKind | None:

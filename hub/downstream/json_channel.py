@@ -51,14 +51,16 @@ def on_asyncio() -> bool:
 
 
 class Pending:
-    """One request on the wire: its id, the future its answer (None: connection closed) lands in,
-    where its progress goes, and — for a request sent by `send_now` — who to tell the moment the
-    answer arrives."""
+    """One request on the wire: the channel it went out on, its id, the future its answer (None:
+    connection closed) lands in, where its progress goes, and — for a request sent by `send_now` —
+    who to tell the moment the answer arrives."""
 
-    __slots__ = ("answer", "ident", "on_answer", "progress", "stamp")
+    __slots__ = ("answer", "channel", "ident", "on_answer", "progress", "stamp")
 
-    def __init__(self, ident: str, stamp: Stamp, progress: ProgressFnT | None, answer: asyncio.Future[dict[str, Any] | None],
+    def __init__(self, channel: JsonChannel, ident: str, stamp: Stamp, progress: ProgressFnT | None,
+                 answer: asyncio.Future[dict[str, Any] | None],
                  on_answer: Callable[[dict[str, Any] | None], None] | None = None) -> None:
+        self.channel = channel
         self.ident = ident
         self.stamp = stamp
         self.progress = progress
@@ -139,7 +141,7 @@ class JsonChannel:
         if progress is not None:
             data["params"]["_meta"] = {**data["params"].get("_meta", {}), "progressToken": ident}
         stamp(data, {})
-        pending = Pending(ident, stamp, progress, asyncio.get_running_loop().create_future(), on_answer)
+        pending = Pending(self, ident, stamp, progress, asyncio.get_running_loop().create_future(), on_answer)
         self._waiting[ident] = pending
         return pending, json_line({"jsonrpc": "2.0", "id": ident, **data})
 
