@@ -61,7 +61,7 @@ class StdioToolCalls:
 
     async def aclose(self) -> None:
         """Cancel the calls still running (stdin closed) and wait for them to finish."""
-        tasks = [entry.escalate() if isinstance(entry, ExpressCall) else entry for entry in self._in_flight.values()]
+        tasks = [entry.escalate() if isinstance(entry, ExpressCall) else entry for entry in list(self._in_flight.values())]
         await asyncio.sleep(0)  # tasks just made start first, so each one's cleanup runs when cancelled
         for task in tasks:
             task.cancel()
