@@ -113,23 +113,26 @@ class ExpressCall:
             logger.exception("finishing %s failed inside the hub", self.call.route.exposed)
 
     def _finish(self, result: WireResult) -> None:
-        """What the chain does for a plain answer, in its order: forwarding step, bulkhead,
-        breaker, (retry: nothing to retry), (deadline: met), audit, request id."""
+        """What the chain does for a plain answer: forwarding step, bulkhead, breaker, (retry:
+        nothing to retry), (deadline: met), audit, request id. The client is answered first; the
+        rest is bookkeeping nobody waits for, and its order does not change what anyone sees."""
         assert self.pending is not None
-        self._watch.discard(self)
-        self._downstream.forget(self.pending)
         call = self.call
-        call.sent = None
         elapsed = now() - call.started_at
-        stats = self._downstream.stats
-        stats.in_flight -= 1
-        stats.record(elapsed, False)
-        self._bulkhead.slots.release()
-        self._breaker.record(True)
-        structured = result.structured_content
-        code = structured.get("code") if result.is_error and isinstance(structured, dict) else None
-        self._hub.auditor.observe(call, "tool_error" if result.is_error else "ok", code, elapsed)
-        self._done(with_request_id(result, call.attributes["request_id"]))
+        try:
+            self._done(with_request_id(result, call.attributes["request_id"]))
+        finally:
+            self._watch.discard(self)
+            self._downstream.forget(self.pending)
+            call.sent = None
+            stats = self._downstream.stats
+            stats.in_flight -= 1
+            stats.record(elapsed, False)
+            self._bulkhead.slots.release()
+            self._breaker.record(True)
+            structured = result.structured_content
+            code = structured.get("code") if result.is_error and isinstance(structured, dict) else None
+            self._hub.auditor.observe(call, "tool_error" if result.is_error else "ok", code, elapsed)
 
 
 class DeadlineWatch:
