@@ -1,6 +1,7 @@
 """What a hub costs per call: a client calling a trivial echo tool directly, through mcp-hub
 (stdio and Streamable HTTP) and through FastMCP's proxy + mount, measured in one run with the
-contenders alternating; plus in-process domains over HTTP against the same domain served by a
+contenders alternating — beside the floor for any gateway process, a relay copying bytes
+(`bare_relay.py`); plus in-process domains over HTTP against the same domain served by a
 plain SDK HTTP server, and the cold start and peak RSS of `mcp-hub serve` with every domain.
 
     bash tools/bench/run.sh            # sets up FastMCP's venv, then runs this
@@ -87,6 +88,9 @@ async def contenders(folder: Path) -> dict[str, Callable[[Result, int, int], Any
     async def direct(result: Result, calls: int, concurrency: int) -> None:
         await measure(stdio(PY, [ECHO]), "echo", calls, concurrency, result, argument)
 
+    async def bare(result: Result, calls: int, concurrency: int) -> None:
+        await measure(stdio(PY, [str(ROOT / "tools" / "bench" / "bare_relay.py"), PY, ECHO]), "echo", calls, concurrency, result, argument)
+
     async def hub(result: Result, calls: int, concurrency: int) -> None:
         await measure(stdio(PY, ["-m", "hub.cli", "serve", "--transport", "stdio", "--config", echo_config, "--log-level", "warning"]),
                       "echo__echo", calls, concurrency, result, argument)
@@ -116,7 +120,7 @@ async def contenders(folder: Path) -> dict[str, Callable[[Result, int, int], Any
                                  "--log-level", "warning"], port, str(folder / "data")) as (url, _):
             await measure(url, "calendar__now", calls, concurrency, result, now)
 
-    found = {"direct (stdio)": direct, "mcp-hub (stdio)": hub, "mcp-hub (http)": hub_http,
+    found = {"direct (stdio)": direct, "bare byte relay (stdio), the floor": bare, "mcp-hub (stdio)": hub, "mcp-hub (http)": hub_http,
              "calendar, plain SDK server (http)": domain_plain, "calendar, in mcp-hub (http)": domain_hub}
     if FASTMCP_PY.exists():
         found["FastMCP proxy+mount (stdio)"] = fastmcp
@@ -195,7 +199,8 @@ def main() -> int:
 
     print()
     for label, field_name in (("sequential", "sequential_rate"), ("16 concurrent", "concurrent_rate")):
-        line = f"{label:<14} mcp-hub/direct {ratio('mcp-hub (stdio)', 'direct (stdio)', field_name):.2f}x (target >= 0.8)"
+        line = (f"{label:<14} mcp-hub/direct {ratio('mcp-hub (stdio)', 'direct (stdio)', field_name):.2f}x (target >= 0.8; "
+                f"a bare byte relay: {ratio('bare byte relay (stdio), the floor', 'direct (stdio)', field_name):.2f}x)")
         if "FastMCP proxy+mount (stdio)" in results:
             line += (f"; FastMCP/direct {ratio('FastMCP proxy+mount (stdio)', 'direct (stdio)', field_name):.2f}x; "
                      f"mcp-hub/FastMCP {ratio('mcp-hub (stdio)', 'FastMCP proxy+mount (stdio)', field_name):.2f}x (target >= 2.5)")
