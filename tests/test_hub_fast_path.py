@@ -176,3 +176,40 @@ async def test_malformed_calls_get_the_sdks_answers_and_the_hub_carries_on(tmp_p
         await process.stdin.aclose()
         with anyio.fail_after(15):
             await process.wait()
+
+
+async def test_express_call_past_its_deadline_is_answered_with_timeout_on_the_wire(tmp_path: Path) -> None:
+    """A call the express path sent (no task, no cancel scope) still times out: the shared deadline
+    timer hands it to the chain, which cancels it downstream and answers `timeout`."""
+    marker = tmp_path / "cancelled"
+    config = write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)},
+                                                     tool_overrides={"slow": {"timeout_s": 0.4}})},
+                          hub={"data_dir": str(tmp_path / "data")})
+    params = hub_params(config)
+    async with await anyio.open_process([PY, *params.args], env={**params.env}, cwd=str(ROOT)) as process:
+        client = RawClient(process)
+        await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+        with anyio.fail_after(20):
+            assert (await client.receive())["id"] == 1
+        await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        # One progress report at the start, then 10 s of silence: the 0.4 s idle deadline ends it.
+        await client.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "e__slow", "arguments": {"seconds": 10, "steps": 1}}})
+        await client.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "e__echo", "arguments": {"text": "meanwhile"}}})
+        answers: dict[int, dict[str, Any]] = {}
+        with anyio.fail_after(5):
+            while len(answers) < 2:
+                answer = await client.receive()
+                answers[answer["id"]] = answer
+        assert answers[3]["result"]["structuredContent"] == {"result": "meanwhile"}
+        timed_out = answers[2]["result"]
+        assert timed_out["isError"] is True and timed_out["structuredContent"]["code"] == "timeout"
+        with anyio.fail_after(5):
+            while not marker.exists():  # the server heard the call was abandoned
+                await anyio.sleep(0.05)
+        await process.stdin.aclose()
+        with anyio.fail_after(15):
+            await process.wait()
+    with sqlite3.connect(tmp_path / "data" / "audit.sqlite") as db:
+        rows = dict(db.execute("SELECT tool, outcome || '/' || coalesce(error_code, '') FROM audit").fetchall())
+    assert rows == {"e__slow": "error/timeout", "e__echo": "ok/"}
