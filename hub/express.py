@@ -90,12 +90,12 @@ class ExpressCall:
         return call.started_at + max(call.max_timeout_s, call.timeout_s)
 
     async def _on_progress(self, progress: float, total: float | None, message: str | None) -> None:
-        """The child reported progress: it is alive, so the idle deadline moves (as the deadline
-        policy's own listener does once the chain has the call)."""
-        if self.task is not None:
-            return
-        call = self.call
+        """The child reported progress: it is alive, so the idle deadline moves, and the caller hears
+        it if it asked (as the deadline policy's own listener does once the chain has the call)."""
+        call = self.call  # escalated but not yet adopted by the chain: it starts from this deadline
         call.deadline_at = min(now() + call.timeout_s, self._hard_deadline())  # later: the watch's timer can stay
+        if call.progress is not None:
+            await call.progress(progress, total, message)
 
     def _on_answer(self, message: dict[str, Any] | None) -> None:
         if self.task is not None:

@@ -298,9 +298,10 @@ class Hub:
         return result
 
     def start_express(self, name: str, arguments: dict[str, Any], principal: Principal, done: Done,
-                      escalate: Escalate) -> ExpressCall | None:
+                      escalate: Escalate, progress: ProgressFnT | None = None) -> ExpressCall | None:
         """Send a call down the express path (`hub.express`) if every policy would admit it without
-        waiting; else None, with nothing done — `route_call` then takes it."""
+        waiting; else None, with nothing done — `route_call` then takes it. `progress` relays the
+        server's progress to the caller, as in `route_call`."""
         if not self._express:
             return None
         route = self.catalog.resolve_tool(name)
@@ -315,7 +316,7 @@ class Hub:
         except anyio.WouldBlock:
             return None
         timeout, hard = self.settings_for(route)
-        call = ToolCall(route, arguments, timeout, hard, None, {"principal": principal.name, "request_id": new_request_id()})
+        call = ToolCall(route, arguments, timeout, hard, progress, {"principal": principal.name, "request_id": new_request_id()})
         express = ExpressCall(self, call, self.downstreams[route.server], breaker, bulkhead, done, escalate,
                               self._express_deadlines)
         if not express.send():

@@ -106,16 +106,15 @@ class StdioToolCalls:
         if key in self._in_flight:
             return False  # a duplicate id is the SDK's to refuse
         local = self._hub.access.local
-        if token is None:  # progress for the client is relayed by the chain
-            express = self._hub.start_express(
-                name, arguments or {}, local,
-                lambda result: self._answer_now(key, request_id, modern, result),
-                lambda outcome: self._start(key, request_id, name, modern, outcome))
-            if express is not None:
-                self._in_flight[key] = express
-                return True
         progress = self._progress(token) if token is not None else None
-        self._start(key, request_id, name, modern, self._hub.route_call(name, arguments, progress, principal=local, wire=True))
+        express = self._hub.start_express(
+            name, arguments or {}, local,
+            lambda result: self._answer_now(key, request_id, modern, result),
+            lambda outcome: self._start(key, request_id, name, modern, outcome), progress)
+        if express is not None:
+            self._in_flight[key] = express
+        else:
+            self._start(key, request_id, name, modern, self._hub.route_call(name, arguments, progress, principal=local, wire=True))
         return True
 
     def _start(self, key: str, request_id: int | str, name: str, modern: bool,

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
 
 from hub.hub import Hub
 from hub.wire import ToolResult, WireResult
@@ -22,7 +23,7 @@ class PathCounts:
 
 
 async def call_like_stdio_front(hub: Hub, name: str, arguments: dict[str, Any] | None = None,
-                                counts: PathCounts | None = None) -> types.CallToolResult:
+                                counts: PathCounts | None = None, progress: ProgressFnT | None = None) -> types.CallToolResult:
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[ToolResult] = loop.create_future()
     task: asyncio.Task[Any] | None = None
@@ -37,11 +38,11 @@ async def call_like_stdio_front(hub: Hub, name: str, arguments: dict[str, Any] |
             answer.set_exception(exc) if (exc := t.exception()) is not None else answer.set_result(t.result())))
         return task
 
-    express = hub.start_express(name, arguments or {}, hub.access.local, done, escalate)
+    express = hub.start_express(name, arguments or {}, hub.access.local, done, escalate, progress)
     if express is None:
         if counts is not None:
             counts.declined += 1
-        return await hub.route_call(name, arguments)
+        return await hub.route_call(name, arguments, progress)
     try:
         result = await asyncio.shield(answer)
     except asyncio.CancelledError:

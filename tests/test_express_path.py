@@ -92,3 +92,12 @@ async def test_progress_keeps_an_express_call_alive_and_it_still_finishes_in_cal
         result = await call_like_stdio_front(hub, "e__slow", {"seconds": 1.0, "steps": 4}, counts)
         assert result.structured_content == {"result": "done"}
         assert counts.express == 1 and counts.escalated == 0
+        # A caller that asks for progress hears each report, and the call still needs no task.
+        heard: list[tuple[float, float | None, str | None]] = []
+
+        async def listen(value: float, total: float | None, message: str | None) -> None:
+            heard.append((value, total, message))
+
+        result = await call_like_stdio_front(hub, "e__slow", {"seconds": 0.2, "steps": 2}, counts, listen)
+        assert result.structured_content == {"result": "done"} and counts.express == 2
+        assert heard == [(1, 2, "step 1"), (2, 2, "step 2")]
