@@ -124,6 +124,7 @@ class ExpressCall:
         finally:
             self._watch.discard(self)
             self._downstream.forget(self.pending)
+            self.pending.on_answer = self.pending.progress = None  # no cycle back to us: freed at once
             call.sent = None
             stats = self._downstream.stats
             stats.in_flight -= 1
