@@ -31,7 +31,10 @@ async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
                 await forward_progress(progress, total, message)
 
         call.progress = on_progress
-        return await call_next(call)
+        try:
+            return await call_next(call)
+        finally:
+            call.progress = forward_progress  # the listener refers to the call: no cycle left behind
 
     elapsed = now() - started
     at_cap = call.deadline_at >= hard
