@@ -97,4 +97,8 @@ def wire_result(body: Any) -> WireResult:
     structured = body.get("structuredContent")
     if structured is not None and not isinstance(structured, dict):
         raise RuntimeError("its structuredContent is not an object")
+    if "resultType" not in body:
+        # A handshake-era server's result: complete by definition, and a 2026-era client of the hub
+        # must be told so (the field is required there; handshake-era answers leave it out again).
+        body = {**body, "resultType": "complete"}
     return WireResult(body)

@@ -213,3 +213,19 @@ async def test_express_call_past_its_deadline_is_answered_with_timeout_on_the_wi
     with sqlite3.connect(tmp_path / "data" / "audit.sqlite") as db:
         rows = dict(db.execute("SELECT tool, outcome || '/' || coalesce(error_code, '') FROM audit").fetchall())
     assert rows == {"e__slow": "error/timeout", "e__echo": "ok/"}
+
+
+@pytest.mark.parametrize("front", ["stdio", "http"])
+async def test_handshake_era_servers_answer_clients_of_both_eras(tmp_path: Path, procs: list, front: str) -> None:
+    """A server that only speaks the handshake era (most servers in the wild) sends results without
+    `resultType`, which the 2026-07-28 era requires: the relayed result must still reach a client of
+    either era, through either front end."""
+    servers = {"e": echo_stdio(protocol="legacy"), "m": {"module": "tests.fixtures.inproc_server:server", "protocol": "legacy"}}
+    config = write_config(tmp_path, servers, hub={"data_dir": str(tmp_path / "data")})
+    target = hub_params(config) if front == "stdio" else start_hub_http(procs, config)
+    for mode in ("auto", "legacy"):
+        async with Client(target, mode=mode) as client:
+            echoed = await client.call_tool("e__echo", {"text": "old"})
+            product = await client.call_tool("m__multiply", {"a": 6, "b": 7})
+        assert echoed.structured_content == {"result": "old"} and not echoed.is_error, (mode, echoed)
+        assert product.structured_content == {"result": 42.0} and not product.is_error, (mode, product)
