@@ -23,11 +23,11 @@ class AccessControl:
         name = os.environ.get("MCP_HUB_PRINCIPAL") or auth.stdio_principal
         scopes = os.environ["MCP_HUB_SCOPES"].split() if os.environ.get("MCP_HUB_SCOPES") else auth.stdio_scopes
         self.local = Principal(name, tuple(scopes), "local")
+        """Who calls over stdio (or over HTTP with auth off): config, overridden by $MCP_HUB_PRINCIPAL /
+        $MCP_HUB_SCOPES so a Claude Desktop entry can run the hub with fewer rights."""
         self._needed: dict[int, tuple[ToolRoute, tuple[str, ...]]] = {}
         """Each route's required scopes, worked out once per route object (routes are replaced, not
         changed, when a server's listing changes)."""
-        """Who calls over stdio (or over HTTP with auth off): config, overridden by $MCP_HUB_PRINCIPAL /
-        $MCP_HUB_SCOPES so a Claude Desktop entry can run the hub with fewer rights."""
 
     def tool_scopes(self, route: ToolRoute) -> tuple[str, ...]:
         return required_scopes(route, self._servers[route.server], self._admin_for_destructive)

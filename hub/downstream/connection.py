@@ -379,7 +379,6 @@ class Downstream:
             opts["on_progress"] = progress
         return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
 
-
     def send_call_now(self, name: str, arguments: dict[str, Any], progress: ProgressFnT,
                       on_answer: Callable[[dict[str, Any] | None], None]) -> Pending | None:
         """Send `tools/call` to a connected stdio child without waiting (the hub's express path), or
