@@ -103,8 +103,25 @@ class RawClient:
         self.process = process
         self.buffer = b""
 
+    @classmethod
+    async def initialized(cls, process: Any) -> RawClient:
+        """A client on `process` that has done the 2025-11-25 handshake."""
+        client = cls(process)
+        await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+        with anyio.fail_after(20):
+            assert (await client.receive())["id"] == 1
+        await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return client
+
     async def send(self, message: dict[str, Any]) -> None:
         await self.process.stdin.send(json.dumps(message).encode() + b"\n")
+
+    async def close(self) -> None:
+        """Close the hub's stdin and wait for it to exit."""
+        await self.process.stdin.aclose()
+        with anyio.fail_after(15):
+            await self.process.wait()
 
     async def receive(self) -> dict[str, Any]:
         while b"\n" not in self.buffer:
@@ -113,18 +130,19 @@ class RawClient:
         return json.loads(line)
 
 
+def audit_outcomes(tmp_path: Path) -> dict[str, str]:
+    """`outcome/error_code` per tool from the hub's audit log in `tmp_path/data`."""
+    with sqlite3.connect(tmp_path / "data" / "audit.sqlite") as db:
+        return dict(db.execute("SELECT tool, outcome || '/' || coalesce(error_code, '') FROM audit").fetchall())
+
+
 async def test_cancelled_call_gets_no_answer_and_reaches_downstream_and_audit(tmp_path: Path) -> None:
     marker = tmp_path / "cancelled"
     config = write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})},
                           hub={"data_dir": str(tmp_path / "data")})
     params = hub_params(config)
     async with await anyio.open_process([PY, *params.args], env={**params.env}, cwd=str(ROOT)) as process:
-        client = RawClient(process)
-        await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
-        with anyio.fail_after(20):
-            assert (await client.receive())["id"] == 1
-        await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        client = await RawClient.initialized(process)
         await client.send({"jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": {"name": "e__slow", "arguments": {"seconds": 10}}})
         await anyio.sleep(0.3)
         await client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow"}})
@@ -140,12 +158,8 @@ async def test_cancelled_call_gets_no_answer_and_reaches_downstream_and_audit(tm
         with anyio.move_on_after(0.5):
             extra = await client.receive()
             pytest.fail(f"unexpected answer after cancellation: {extra}")
-        await process.stdin.aclose()
-        with anyio.fail_after(15):
-            await process.wait()
-    with sqlite3.connect(tmp_path / "data" / "audit.sqlite") as db:
-        outcomes = dict(db.execute("SELECT tool, outcome FROM audit").fetchall())
-    assert outcomes == {"e__slow": "cancelled", "e__echo": "ok"}
+        await client.close()
+    assert audit_outcomes(tmp_path) == {"e__slow": "cancelled/", "e__echo": "ok/"}
 
 
 async def test_malformed_calls_get_the_sdks_answers_and_the_hub_carries_on(tmp_path: Path) -> None:
@@ -173,9 +187,7 @@ async def test_malformed_calls_get_the_sdks_answers_and_the_hub_carries_on(tmp_p
             answer = answers[number]
             assert "error" in answer or answer["result"].get("isError"), answer
         assert answers[99]["result"]["structuredContent"] == {"result": "ok"}
-        await process.stdin.aclose()
-        with anyio.fail_after(15):
-            await process.wait()
+        await client.close()
 
 
 async def test_express_call_past_its_deadline_is_answered_with_timeout_on_the_wire(tmp_path: Path) -> None:
@@ -187,12 +199,7 @@ async def test_express_call_past_its_deadline_is_answered_with_timeout_on_the_wi
                           hub={"data_dir": str(tmp_path / "data")})
     params = hub_params(config)
     async with await anyio.open_process([PY, *params.args], env={**params.env}, cwd=str(ROOT)) as process:
-        client = RawClient(process)
-        await client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
-        with anyio.fail_after(20):
-            assert (await client.receive())["id"] == 1
-        await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        client = await RawClient.initialized(process)
         # One progress report at the start, then 10 s of silence: the 0.4 s idle deadline ends it.
         await client.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "e__slow", "arguments": {"seconds": 10, "steps": 1}}})
         await client.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "e__echo", "arguments": {"text": "meanwhile"}}})
@@ -207,12 +214,8 @@ async def test_express_call_past_its_deadline_is_answered_with_timeout_on_the_wi
         with anyio.fail_after(5):
             while not marker.exists():  # the server heard the call was abandoned
                 await anyio.sleep(0.05)
-        await process.stdin.aclose()
-        with anyio.fail_after(15):
-            await process.wait()
-    with sqlite3.connect(tmp_path / "data" / "audit.sqlite") as db:
-        rows = dict(db.execute("SELECT tool, outcome || '/' || coalesce(error_code, '') FROM audit").fetchall())
-    assert rows == {"e__slow": "error/timeout", "e__echo": "ok/"}
+        await client.close()
+    assert audit_outcomes(tmp_path) == {"e__slow": "error/timeout", "e__echo": "ok/"}
 
 
 @pytest.mark.parametrize("front", ["stdio", "http"])
