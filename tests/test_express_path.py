@@ -42,6 +42,7 @@ async def test_a_plain_call_is_finished_in_callbacks_and_leaves_the_chains_trace
         assert hub.bulkheads.bulkhead("e").busy == 0
         assert breaker.state == "closed" and breaker._ok == 2  # noqa: SLF001 — both counted as the server working
         assert not hub.downstreams["e"]._json._waiting  # noqa: SLF001 — nothing left tracked
+        assert not hub._express_deadlines._calls  # noqa: SLF001 — nor waiting for a deadline
         assert hub.audit_log is not None
         hub.audit_log.flush()
         rows = query(hub.data_dir)
