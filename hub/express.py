@@ -74,7 +74,7 @@ class ExpressCall:
         self.pending = call.sent = pending
         self._downstream.stats.in_flight += 1
         call.attributes["attempt"] = 1
-        call.deadline_at = min(call.started_at + call.timeout_s, self._hard_deadline())
+        call.idle_deadline_from(call.started_at)
         self._watch.add(self)
         return True
 
@@ -85,15 +85,11 @@ class ExpressCall:
             self.task = self._escalate(self._hub.run_call(self.call, validated=True, wire=True))
         return self.task
 
-    def _hard_deadline(self) -> float:
-        call = self.call
-        return call.started_at + max(call.max_timeout_s, call.timeout_s)
-
     async def _on_progress(self, progress: float, total: float | None, message: str | None) -> None:
         """The child reported progress: it is alive, so the idle deadline moves, and the caller hears
         it if it asked (as the deadline policy's own listener does once the chain has the call)."""
         call = self.call  # escalated but not yet adopted by the chain: it starts from this deadline
-        call.deadline_at = min(now() + call.timeout_s, self._hard_deadline())  # later: the watch's timer can stay
+        call.idle_deadline_from(now())  # later: the watch's timer can stay
         if call.progress is not None:
             await call.progress(progress, total, message)
 
@@ -126,14 +122,10 @@ class ExpressCall:
             self._downstream.forget(self.pending)
             self.pending.on_answer = self.pending.progress = None  # no cycle back to us: freed at once
             call.sent = None
-            stats = self._downstream.stats
-            stats.in_flight -= 1
-            stats.record(elapsed, False)
+            self._downstream.stats.finish(elapsed, False)
             self._bulkhead.slots.release()
             self._breaker.record(True)
-            structured = result.structured_content
-            code = structured.get("code") if result.is_error and isinstance(structured, dict) else None
-            self._hub.auditor.observe(call, "tool_error" if result.is_error else "ok", code, elapsed)
+            self._hub.auditor.observe_result(call, result, elapsed)
 
 
 class DeadlineWatch:

@@ -399,8 +399,7 @@ class Hub:
                 details={"server": downstream.name},
             ) from exc
         finally:
-            stats.in_flight -= 1
-            stats.record(now() - started, failed)
+            stats.finish(now() - started, failed)
 
     # -- what a principal may see ---------------------------------------------------------
 

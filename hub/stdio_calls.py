@@ -61,7 +61,7 @@ class StdioToolCalls:
 
     async def aclose(self) -> None:
         """Cancel the calls still running (stdin closed) and wait for them to finish."""
-        tasks = [entry.escalate() if isinstance(entry, ExpressCall) else entry for entry in list(self._in_flight.values())]
+        tasks = [_task_of(entry) for entry in list(self._in_flight.values())]
         await asyncio.sleep(0)  # tasks just made start first, so each one's cleanup runs when cancelled
         for task in tasks:
             task.cancel()
@@ -131,7 +131,7 @@ class StdioToolCalls:
         entry = self._in_flight.get(_id_key(request_id)) if isinstance(request_id, (int, str)) else None
         if entry is None:
             return False
-        task = entry.escalate() if isinstance(entry, ExpressCall) else entry
+        task = _task_of(entry)
         # Cancelled once it has started (a task cancelled before its first step would skip the
         # cleanup that tells the server and the audit log); one that finished first is answered.
         asyncio.get_running_loop().call_soon(task.cancel)
@@ -199,6 +199,11 @@ class StdioToolCalls:
             await self._send(data)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             logger.debug("client gone; answer dropped: %s", exc)
+
+
+def _task_of(entry: asyncio.Task[None] | ExpressCall) -> asyncio.Task[None]:
+    """The task answering a call in flight; an express call is handed to the chain to get one."""
+    return entry.escalate() if isinstance(entry, ExpressCall) else entry
 
 
 def _id_key(request_id: int | str) -> str:

@@ -15,6 +15,11 @@ class CallStats:
     failures: int = 0
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))
 
+    def finish(self, seconds: float, failed: bool) -> None:
+        """A call counted in `in_flight` ended."""
+        self.in_flight -= 1
+        self.record(seconds, failed)
+
     def record(self, seconds: float, failed: bool) -> None:
         self.calls += 1
         self.failures += failed

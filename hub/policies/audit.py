@@ -53,11 +53,14 @@ class AuditPolicy:
         except anyio.get_cancelled_exc_class():
             self.observe(call, "cancelled", None, now() - started)
             raise
-        code = None
-        if result.is_error and isinstance(result.structured_content, dict):
-            code = result.structured_content.get("code")
-        self.observe(call, "tool_error" if result.is_error else "ok", code, now() - started)
+        self.observe_result(call, result, now() - started)
         return result
+
+    def observe_result(self, call: ToolCall, result: ToolResult, seconds: float) -> None:
+        """A call the server answered: `ok`, or `tool_error` with the code its result carries."""
+        structured = result.structured_content
+        code = structured.get("code") if result.is_error and isinstance(structured, dict) else None
+        self.observe(call, "tool_error" if result.is_error else "ok", code, seconds)
 
     @property
     def store_ok(self) -> bool:

@@ -42,6 +42,16 @@ class ToolCall:
     and the forwarding step waits for its answer instead of sending again."""
 
     @property
+    def hard_deadline(self) -> float:
+        """`max_timeout_s` after the start: progress never moves the deadline past this."""
+        return self.started_at + max(self.max_timeout_s, self.timeout_s)
+
+    def idle_deadline_from(self, moment: float) -> None:
+        """Set `deadline_at` to `timeout_s` after `moment` (the start, or the latest progress),
+        capped at the hard deadline."""
+        self.deadline_at = min(moment + self.timeout_s, self.hard_deadline)
+
+    @property
     def retry_safe(self) -> bool:
         """Safe to send twice: read-only, idempotent, or carrying the caller's idempotency key."""
         key = self.arguments.get("idempotency_key")

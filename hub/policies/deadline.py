@@ -16,16 +16,15 @@ from hub.policies.base import CallNext, ToolCall, now
 async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
     """Cancel the rest of the chain when the deadline passes and report code `timeout`."""
     started = call.started_at
-    hard = started + max(call.max_timeout_s, call.timeout_s)
     if call.sent is None:
-        call.deadline_at = min(started + call.timeout_s, hard)
+        call.idle_deadline_from(started)
     # else: the express path set the deadline when it sent the call (and progress may have moved it)
     forward_progress = call.progress
 
     with anyio.CancelScope(deadline=call.deadline_at) as scope:
         # Progress is always asked of the server, listener or not: it is what keeps a slow call alive.
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-            call.deadline_at = min(now() + call.timeout_s, hard)
+            call.idle_deadline_from(now())
             scope.deadline = call.deadline_at
             if forward_progress is not None:
                 await forward_progress(progress, total, message)
@@ -37,7 +36,7 @@ async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
             call.progress = forward_progress  # the listener refers to the call: no cycle left behind
 
     elapsed = now() - started
-    at_cap = call.deadline_at >= hard
+    at_cap = call.deadline_at >= call.hard_deadline
     why = f"the {call.max_timeout_s:g}s hard limit" if at_cap else f"{call.timeout_s:g}s without an answer or progress"
     raise HubToolError(
         "timeout",
