@@ -362,6 +362,8 @@ class Hub:
         try:
             if sent is not None:
                 result: ToolResult = wire_result(await downstream.call_result(sent, call.progress))
+            elif self.config.hub.fast_calls and (direct := downstream.direct) and direct.qualifies(call.route.original):
+                result = await direct.call(call.route.original, call.arguments)
             elif self.config.hub.fast_calls and downstream.relays_json:
                 body = await downstream.call_tool_json(call.route.original, call.arguments, call.progress)
                 result = wire_result(body)

@@ -46,6 +46,8 @@ async def session_transcript(config: Path | str, mode: str) -> list[Any]:
             ("e__env_has", {"name": "PATH"}),
             ("math__multiply", {"a": 6, "b": 7}),  # in-process servers relay JSON too
             ("math__multiply", {"a": 6}),
+            ("math__divide", {"a": 1, "b": 0}),  # a ToolError from an in-process tool
+            ("math__root", {"x": -1}),  # an in-process tool crashing
             ("hris__list_departments", {}),
             ("hris__get_employee", {"ref": "nobody"}),
         ]
@@ -57,7 +59,9 @@ async def session_transcript(config: Path | str, mode: str) -> list[Any]:
             out.append(result.model_copy(update={"meta": meta or None}).model_dump(mode="json"))
         slow = await client.call_tool("e__slow", {"seconds": 0.1, "steps": 2}, progress_callback=on_progress)
         out.append(slow.structured_content)
-        out.append(progress)
+        out.append(list(progress))
+        counted = await client.call_tool("math__count", {"n": 2}, progress_callback=on_progress)
+        out.append((counted.structured_content, progress[-2:]))
         for name in ("e__nope", "add"):
             with pytest.raises(MCPError) as caught:
                 await client.call_tool(name, {})
@@ -80,8 +84,11 @@ async def test_fast_path_answers_like_the_sdk_path(tmp_path: Path, mode: str) ->
     assert fast[3]["is_error"] is True and "bad day" in fast[3]["content"][0]["text"]
     assert fast[4]["is_error"] is False  # the retry policy ran on the fast path
     assert fast[6]["structured_content"] == {"result": 42.0}
-    assert "departments" in fast[8]["structured_content"] and fast[9]["structured_content"]["code"] == "not_found"
-    assert fast[-3] == [(1, 2, "step 1"), (2, 2, "step 2")]
+    assert fast[8]["is_error"] and fast[8]["content"][0]["text"] == "Error executing tool divide: cannot divide by zero"
+    assert fast[9]["is_error"] and fast[9]["content"][0]["text"] == "Error executing tool root"
+    assert "departments" in fast[10]["structured_content"] and fast[11]["structured_content"]["code"] == "not_found"
+    assert fast[-4] == [(1, 2, "step 1"), (2, 2, "step 2")]
+    assert fast[-3] == ({"result": 2}, [(1, 2, None), (2, 2, None)])
     assert fast[-2:] == [(-32602, "Unknown tool: e__nope"), (-32602, "Unknown tool: add")]
 
 

@@ -21,11 +21,13 @@ from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server import MCPServer
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.config import ServerConfig
+from hub.downstream.direct_tools import DirectTools
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, Pending, on_asyncio
 from hub.downstream.stats import CallStats
@@ -69,6 +71,7 @@ class Downstream:
         self.listing = Listing()
         self._client: Client | None = None
         self._json: JsonChannel | None = None
+        self._direct: DirectTools | None = None
         self._on_change = on_change
         self._on_state = on_state
         self.restarts = 0
@@ -226,6 +229,7 @@ class Downstream:
             # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
             # cache) while it runs.
             transport = await anyio.to_thread.run_sync(load_server_object, cfg)
+            self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
         return Client(
             transport,
             mode=cfg.protocol,
@@ -350,6 +354,12 @@ class Downstream:
     ) -> types.CallToolResult:
         client = await self.ready_client()
         return await client.call_tool(name, arguments, progress_callback=progress)
+
+    @property
+    def direct(self) -> DirectTools | None:
+        """The tools of a connected in-process `MCPServer` that may be awaited directly
+        (`hub.downstream.direct_tools`), or None."""
+        return self._direct if self._client is not None else None
 
     @property
     def relays_json(self) -> bool:
