@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
+
+import orjson
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -164,18 +167,32 @@ def write_now(writer: asyncio.StreamWriter, data: bytes) -> bool:
 
 
 _LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_WIDE_NUMBER = re.compile(rb"[0-9]{19}")
+"""19 digits in a row: possibly an integer beyond 64 bits, which orjson would read as a float."""
 
 
 def json_line(message: Any) -> bytes:
-    """`message` as one compact JSON-RPC line (UTF-8, newline-terminated), with one shared encoder
-    (`json.dumps` with options builds a new encoder per call)."""
-    return _LINE_ENCODER.encode(message).encode() + b"\n"
+    """`message` as one compact JSON-RPC line (UTF-8, newline-terminated). orjson writes it about
+    five times faster than `json`; what orjson refuses (an integer beyond 64 bits, a lone
+    surrogate) goes through `json` as before."""
+    try:
+        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError included
+        return _LINE_ENCODER.encode(message).encode() + b"\n"
 
 
 def json_object(line: bytes) -> dict[str, Any] | None:
-    """The JSON object on `line`, or None if it is not one."""
+    """The JSON object on `line`, or None if it is not one. Read by orjson, unless the line holds
+    what orjson reads differently from `json` (an integer beyond 64 bits, which it turns into a
+    float) or refuses (`NaN`, a lone surrogate): then by `json`, so every line means what it did."""
     try:
-        message = json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
+        if _WIDE_NUMBER.search(line) is None:
+            try:
+                message = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                message = json.loads(line.decode())
+        else:
+            message = json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
     except ValueError:  # UnicodeDecodeError included
         return None
     return message if isinstance(message, dict) else None

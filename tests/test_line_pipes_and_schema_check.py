@@ -9,7 +9,17 @@ import os
 import jsonschema
 import pytest
 
-from hub.line_pipes import WRITE_NOW_LIMIT, LineQueue, LineReader, connect_line_writer, pipe_file, read_lines, write_now
+from hub.line_pipes import (
+    WRITE_NOW_LIMIT,
+    LineQueue,
+    LineReader,
+    connect_line_writer,
+    json_line,
+    json_object,
+    pipe_file,
+    read_lines,
+    write_now,
+)
 from hub.schema_check import fast_check
 
 pytestmark = pytest.mark.anyio
@@ -25,6 +35,27 @@ def test_line_reader_frames_lines_across_and_within_reads() -> None:
     reader.eof_received()  # a last line without its newline is still delivered
     reader.connection_lost(None)
     assert lines[-1] == b"last" and ends == [None]
+
+
+@pytest.mark.parametrize("line", [
+    b'{"jsonrpc":"2.0","id":7,"params":{"text":"h\xc3\xa9llo \xe2\x9c\x93","n":-3,"x":1.5e-7,"ok":true,"none":null}}',
+    b'{"id": 123456789012345678901234567890, "small": 9223372036854775807}',  # beyond 64 bits: json reads it
+    b'{"big": -98765432109876543210, "f": 0.1234567890123456789}',
+    b'{"a": NaN, "b": Infinity}',  # not JSON, but json accepts it and so did the hub
+    b'{"lone": "\\ud800"}',
+])
+def test_json_lines_mean_what_json_reads(line: bytes) -> None:
+    import json
+
+    expected = json.loads(line.decode())
+    assert repr(json_object(line)) == repr(expected)  # repr: NaN != NaN, and 1 == 1.0 would hide a float
+    if "NaN" not in line.decode() and "ud800" not in line.decode():
+        assert json.loads(json_line(expected)) == expected and json_line(expected).endswith(b"\n")
+
+
+@pytest.mark.parametrize("line", [b"[1, 2]", b"not json", b"\xff\xfe{}", b'"a string"', b""])
+def test_what_is_not_a_json_object_is_none(line: bytes) -> None:
+    assert json_object(line) is None
 
 
 def test_line_reader_stops_at_an_overlong_line() -> None:

@@ -9,7 +9,6 @@ reads continue, loudly logged.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import json
 import logging
@@ -138,7 +137,7 @@ class AuditLog:
 
     def _row(self, event: AuditEvent) -> tuple[Any, ...]:
         canonical = json.dumps(event.arguments, sort_keys=True, separators=(",", ":"), default=str)
-        digest = hmac.new(self._digest_key, canonical.encode(), hashlib.sha256).hexdigest()
+        digest = hmac.digest(self._digest_key, canonical.encode(), "sha256").hex()
         return (*event[:8], digest, redact_arguments(event.arguments, event.keep))
 
     def _fail(self, reason: str) -> None:
