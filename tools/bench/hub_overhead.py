@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -101,11 +103,16 @@ async def contenders(folder: Path, stack: AsyncExitStack, warmup: int) -> dict[s
     def stdio(command: str, args: list[str]) -> StdioServerParameters:
         return StdioServerParameters(command=command, args=args, env={**ENV, "MCP_HUB_DATA_DIR": str(folder / "data")}, cwd=str(ROOT))
 
-    async def http(args: list[str]) -> str:
+    async def http(args: list[str]) -> Any:
         port = free_port()
         url, _ = await stack.enter_async_context(http_process([*args, "--port", str(port), "--log-level", "warning"], port,
                                                               str(folder / "data")))
-        return url
+        # A contender waits while the others take their turns, longer than uvicorn keeps an idle
+        # connection (5 s): the client lets its idle connections go first (2 s), so no request is
+        # sent on a connection the server is closing at that moment.
+        http_client = await stack.enter_async_context(
+            httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300), limits=httpx2.Limits(keepalive_expiry=2)))
+        return streamable_http_client(url, http_client=http_client)
 
     hub_serve = ["-m", "hub.cli", "serve", "--config"]
     targets: dict[str, tuple[Any, str, dict[str, Any]]] = {
