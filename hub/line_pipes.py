@@ -169,6 +169,14 @@ def write_now(writer: asyncio.StreamWriter, data: bytes) -> bool:
 _LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _WIDE_NUMBER = re.compile(rb"[0-9]{19}")
 """19 digits in a row: possibly an integer beyond 64 bits, which orjson would read as a float."""
+_DIGITS = b"0123456789"
+
+
+def _may_hold_wide_number(line: bytes) -> bool:
+    """Whether `line` may hold 19 digits in a row. Most lines have fewer than 19 digits in all,
+    which deleting them shows in a quarter of a microsecond; only the others pay for the regex
+    (about 2 µs on a typical answer, more than orjson takes to parse it)."""
+    return len(line) - len(line.translate(None, _DIGITS)) >= 19 and _WIDE_NUMBER.search(line) is not None
 
 
 def json_line(message: Any) -> bytes:
@@ -186,7 +194,7 @@ def json_object(line: bytes) -> dict[str, Any] | None:
     what orjson reads differently from `json` (an integer beyond 64 bits, which it turns into a
     float) or refuses (`NaN`, a lone surrogate): then by `json`, so every line means what it did."""
     try:
-        if _WIDE_NUMBER.search(line) is None:
+        if not _may_hold_wide_number(line):
             try:
                 message = orjson.loads(line)
             except orjson.JSONDecodeError:

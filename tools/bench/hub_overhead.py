@@ -5,7 +5,7 @@ contenders alternating — beside the floor for any gateway process, a relay cop
 plain SDK HTTP server, and the cold start and peak RSS of `mcp-hub serve` with every domain.
 
     bash tools/bench/run.sh            # sets up FastMCP's venv, then runs this
-    .venv/bin/python tools/bench/hub_overhead.py [--calls 200] [--concurrency 16] [--rounds 10] [--warmup 300]
+    .venv/bin/python tools/bench/hub_overhead.py [--calls 200] [--concurrency 16] [--rounds 16] [--warmup 300]
 
 Every contender is started and warmed up first and stays up; then in each round each one in turn
 makes `--calls` sequential calls and then `--concurrency` callers share as many. A ratio is taken
@@ -168,7 +168,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=200, help="sequential calls per contender per round")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=300, help="calls each contender makes before the first round")
     args = parser.parse_args()
     import importlib.metadata as meta
