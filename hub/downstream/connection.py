@@ -22,12 +22,12 @@ from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
+from hub.downstream.http_client import downstream_http_client
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, Pending, on_asyncio
 from hub.downstream.stats import CallStats
@@ -220,10 +220,10 @@ class Downstream:
             transport = stdio_child(cfg.name, cfg.command, cfg.args, cfg.env, cfg.cwd, on_exit=self._mark_lost, channel=self._json)
         elif cfg.transport == "streamable_http":
             assert cfg.url is not None
-            transport = streamable_http_client(cfg.url, http_client=create_mcp_http_client(headers=cfg.headers))
+            transport = streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers))
         elif cfg.transport == "sse":
             assert cfg.url is not None
-            transport = sse_client(cfg.url, headers=cfg.headers)
+            transport = sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=downstream_http_client)
         else:
             # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
             # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing

@@ -1,0 +1,32 @@
+"""The HTTP client the hub reaches Streamable HTTP and SSE downstreams with.
+
+The SDK's `create_mcp_http_client` (30 s timeouts, 300 s to read a stream), except that an idle
+connection is let go after `IDLE_CONNECTION_S`. httpx keeps one for 5 s, the very keep-alive timeout
+of uvicorn and Node servers: a call made after about five quiet seconds could go out on a
+connection the server was closing at that moment, and fail with "Server disconnected without
+sending a response" although nothing was wrong with the server. With a shorter expiry the hub opens
+a fresh connection instead (one TCP, or TLS, handshake after a pause).
+"""
+
+from __future__ import annotations
+
+import httpx2
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
+
+IDLE_CONNECTION_S = 4.0
+"""Below the 5 s keep-alive timeout of uvicorn and Node, with a second to spare for timer skew."""
+
+
+def downstream_http_client(
+    headers: dict[str, str] | None = None,
+    timeout: httpx2.Timeout | None = None,
+    auth: httpx2.Auth | None = None,
+) -> httpx2.AsyncClient:
+    """An `httpx2.AsyncClient` as `create_mcp_http_client` makes it (and httpx's default pool of
+    100 connections, 20 kept), idle connections kept 4 s; usable as the SDK's `McpHttpClientFactory`."""
+    return httpx2.AsyncClient(
+        headers=headers,
+        timeout=timeout or httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
+        auth=auth,
+        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=IDLE_CONNECTION_S),
+    )
