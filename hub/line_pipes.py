@@ -18,12 +18,17 @@ import json
 import os
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
 import orjson
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
+
+Send = Callable[[bytes], Awaitable[None]]
+"""Writes one complete line, waiting while the pipe is full."""
+WriteNow = Callable[[bytes], bool]
+"""Writes one complete line at once if the pipe keeps up, and says whether it did (`write_now`)."""
 
 
 class LineReader(asyncio.Protocol):

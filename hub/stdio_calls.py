@@ -33,7 +33,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub import __version__
 from hub.express import ExpressCall
 from hub.hub import Hub, UnknownTool
-from hub.line_pipes import json_line, json_object
+from hub.line_pipes import Send, WriteNow, json_line, json_object
 from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")
@@ -42,8 +42,6 @@ HANDSHAKE_VERSION = "2025-11-25"
 """The handshake-era version this path answers for; older negotiated versions go to the SDK."""
 _KNOWN_PARAMS = frozenset({"name", "arguments", "_meta"})
 
-Send = Callable[[bytes], Awaitable[None]]
-WriteNow = Callable[[bytes], bool]
 
 
 class StdioToolCalls:

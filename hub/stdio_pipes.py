@@ -18,19 +18,17 @@ import asyncio
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import anyio
 from mcp.server.stdio import stdio_server
 
-from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines, write_now
+from hub.line_pipes import LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.server")
 
-Send = Callable[[bytes], Awaitable[None]]
-WriteNow = Callable[[bytes], bool]
 
 
 class LineInterceptor(Protocol):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -27,7 +27,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
-from hub.line_pipes import json_line, json_object
+from hub.line_pipes import Send, WriteNow, json_line, json_object
 
 logger = logging.getLogger("hub.downstream")
 
@@ -36,9 +36,7 @@ ID_MARKER = b'"hub-'
 """Bytes every line meant for this channel contains (its id or progress token)."""
 CANCEL_GRACE_S = 1.0
 
-Send = Callable[[bytes], Awaitable[None]]
 Stamp = Callable[[dict[str, Any], dict[str, Any]], None]
-WriteNow = Callable[[bytes], bool]
 
 
 def on_asyncio() -> bool:
