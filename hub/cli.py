@@ -7,6 +7,7 @@ built-in domain server mounted in-process on its embedded backend).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -51,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="list the tools the hub exposes")
     _add_config_arg(tools)
     tools.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tools_sub = tools.add_subparsers(dest="tools_command")
+    search = tools_sub.add_parser("search", help="rank the tools for a task, best first (as search_tools does)")
+    search.add_argument("query", nargs="+", help="the task in plain words")
+    search.add_argument("--limit", "-k", type=int, default=10, help="how many tools (default 10)")
+    search.add_argument("--profile", help="rank within this profile's view")
+    search.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="a JSON array of {name, score, ...}")
+    search.add_argument("--config", "-c", default=argparse.SUPPRESS, help="hub config file (default: built-ins)")
+    search.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS)
+    search.add_argument("--data-dir", default=argparse.SUPPRESS, help="where keys and the audit log live")
 
     status = sub.add_parser("status", help="health of a running HTTP hub, per server")
     status.add_argument("--url", default="http://127.0.0.1:8765", help="the hub's base URL (default %(default)s)")
@@ -136,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level or ("warning" if args.command in ("tools", "call") else config.hub.log_level))
     try:
         if args.command == "serve":
-            anyio.run(_serve, config, args.transport, args.host, args.port, backend_options=loop_options())
-            return 0
+            return anyio.run(_serve, config, args.transport, args.host, args.port, backend_options=loop_options())
+        if args.command == "tools" and args.tools_command == "search":
+            from hub.search.cli import run_search
+
+            return anyio.run(run_search, config, " ".join(args.query), args.limit, args.json, args.profile)
         if args.command == "tools":
             return anyio.run(_tools, config, args.json)
         return anyio.run(_call, config, args.name, args.arguments)
@@ -146,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except asyncio.CancelledError:
+        from hub.signals import SIGTERM_EXIT_STATUS, sigterm_received
+
+        if not sigterm_received():
+            raise
+        return SIGTERM_EXIT_STATUS
     except OSError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 1
@@ -292,17 +311,21 @@ def _status(url: str, as_json: bool) -> int:
     return 0 if response.status_code == 200 else 1
 
 
-async def _serve(config: HubConfig, transport: str, host: str, port: int) -> None:
+async def _serve(config: HubConfig, transport: str, host: str, port: int) -> int:
+    """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`)."""
     from hub.hub import Hub
     from hub.server import build_server
+    from hub.signals import stop_on_sigterm
     from hub.transports import serve_http, serve_stdio
 
-    async with Hub(config) as hub:
-        server = build_server(hub)
-        if transport == "stdio":
-            await serve_stdio(server, hub if config.hub.fast_calls else None)
-        else:
-            await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
+    with stop_on_sigterm():
+        async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.first_listing`)
+            server = build_server(hub)
+            if transport == "stdio":
+                await serve_stdio(server, hub if config.hub.fast_calls else None)
+            else:
+                await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
+    return 0
 
 
 async def _tools(config: HubConfig, as_json: bool) -> int:

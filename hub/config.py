@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from hub.settings import (
     AuditSettings,
     AuthSettings,
     BreakerSettings,
+    HttpSettings,
     MetricsSettings,
     RateLimitSettings,
     RestartSettings,
@@ -96,6 +97,9 @@ class ServerConfig(BaseModel):
     # remote
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    caller_secret: SecretStr | None = None
+    """HTTP/SSE: the secret the hub signs each call's caller token with (`hub.auth.caller_channel`);
+    the server holds the same one in `$MCP_HUB_CALLER_SECRET`. stdio children get a random one."""
     # in-process: "package.module:attribute" or a built-in domain name
     module: str | None = None
     builtin: str | None = None
@@ -125,6 +129,14 @@ class ServerConfig(BaseModel):
     """Protocol era to speak to this server: `auto` probes `server/discover` and falls back
     to the 2025-11-25 initialize handshake."""
 
+    @field_validator("caller_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters; make one with "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return value
+
 
 class HubSettings(BaseModel):
     """Hub-wide settings (the `hub` block)."""
@@ -140,8 +152,15 @@ class HubSettings(BaseModel):
     max_timeout_s: float = Field(default=300.0, gt=0)
     """Hard cap on any call, progress or not (per server/tool settings may lower or raise it)."""
     connect_timeout_s: float = Field(default=20.0, gt=0)
+    list_wait_s: float = Field(default=2.0, ge=0, le=60)
+    """How long the first `tools/list` of `mcp-hub serve` waits for servers still connecting
+    (`hub.first_listing`); `initialize` never waits. Later arrivals are announced with `list_changed`."""
     page_size: int = Field(default=200, ge=1, le=10_000)
     """Items per page in the hub's own list answers."""
+    tools_mode: Literal["all", "search", "auto"] = "all"
+    """`all`: tools/list answers every tool the caller may call; `search`: the `search_tools` and
+    `call_tool` meta-tools plus the tools the session found (`hub.search.meta`); `auto`: search once
+    the caller's visible catalog passes 40 tools or 10k tokens."""
     fast_calls: bool = True
     """Relay `tools/call` as JSON instead of through the SDK's per-message models: answered on the
     hub's stdio by `hub.stdio_calls`, and sent to stdio and in-process servers as JSON (their result
@@ -157,6 +176,8 @@ class HubSettings(BaseModel):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    """Sessions per principal, request body size and read deadline (`hub.http_guard`, `hub.http_sessions`)."""
 
 
 class HubConfig(BaseModel):
@@ -256,8 +277,9 @@ def _parse_server(
                 k: expand_env(v, env, f"{base}.{field}.{k}", expand_problems) if isinstance(v, str) else v
                 for k, v in block.items()
             }
-    if isinstance(data.get("url"), str):
-        data["url"] = expand_env(data["url"], env, f"{base}.url", expand_problems)
+    for field in ("url", "caller_secret"):
+        if isinstance(data.get(field), str):
+            data[field] = expand_env(data[field], env, f"{base}.{field}", expand_problems)
     if isinstance(data.get("args"), list):
         data["args"] = [
             expand_env(a, env, f"{base}.args[{i}]", expand_problems) if isinstance(a, str) else a

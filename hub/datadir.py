@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import stat
 from collections.abc import Sequence
 from pathlib import Path
+
+logger = logging.getLogger("hub.datadir")
+PRIVATE = 0o600
+_warned: set[Path] = set()
 
 
 def default_data_dir() -> Path:
@@ -34,8 +40,12 @@ def open_db(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
     """Open (creating) a SQLite file in WAL mode and apply any migrations not yet applied.
 
     `migrations[i]` brings the schema from version i to i+1; the version lives in `user_version`.
+    The file is private to its owner (0600, whatever the umask or the directory's mode; SQLite
+    gives its `-wal`/`-shm` files the database's mode), see `make_private`.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    warn_if_shared(path.parent)
+    make_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -59,3 +69,47 @@ def audit_digest_key(data_dir: Path) -> bytes:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(os.urandom(32))
     return path.read_bytes()
+
+
+def make_private(path: Path) -> None:
+    """Create `path` empty with mode 0600 if it is missing (an empty file is a valid new SQLite
+    database); tighten it and its `-wal`/`-shm` companions to 0600 if a looser mode is found (files
+    written by an older version). A file owned by someone else is left alone, with a warning."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), PRIVATE)
+    except FileExistsError:
+        pass
+    else:
+        try:
+            os.fchmod(fd, PRIVATE)  # the umask only removes bits; this sets exactly 0600
+        finally:
+            os.close(fd)
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode == PRIVATE:
+            continue
+        try:
+            os.chmod(candidate, PRIVATE)
+        except PermissionError:
+            logger.warning("%s is not private (mode %03o) and cannot be changed by this user", candidate, mode)
+        else:
+            logger.warning("%s had mode %03o; changed it to 0600 (only its owner may read it)", candidate, mode)
+
+
+def warn_if_shared(directory: Path) -> None:
+    """Warn once per process and directory when other users may list or change `directory`
+    (its databases stay 0600, but their names and sizes show, and a writable dir lets others
+    replace them)."""
+    if directory in _warned:
+        return
+    try:
+        mode = stat.S_IMODE(directory.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o066:
+        _warned.add(directory)
+        logger.warning("data dir %s is readable or writable by group/others (mode %03o): run `chmod 700 %s`",
+                       directory, mode, directory)

@@ -27,6 +27,8 @@ ErrorCode = Literal[
 ]
 
 _RETRYABLE: frozenset[str] = frozenset({"rate_limited", "timeout", "unavailable"})
+MESSAGE_LIMIT = 2000
+"""Longer error messages are cut: they are for reading, and must never echo a huge input back."""
 
 
 class ToolErrorBody(BaseModel):
@@ -50,6 +52,8 @@ class HubToolError(Exception):
         retry_after_s: float | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        if len(message) > MESSAGE_LIMIT:  # a message quoting a caller's megabyte must not return it whole
+            message = f"{message[:MESSAGE_LIMIT]}… ({len(message) - MESSAGE_LIMIT} more characters cut)"
         super().__init__(message)
         self.body = ToolErrorBody(
             code=code,
@@ -61,6 +65,12 @@ class HubToolError(Exception):
 
     def to_result(self) -> types.CallToolResult:
         return error_result(self.body)
+
+
+class HubRefusal(HubToolError):
+    """A call the hub refused itself, without sending it: the server is down or restarting, its
+    breaker is open, its bulkhead queue is full. Says nothing about the server's health, so no
+    breaker counts it; and no retry waits it out — the caller gets it at once, with `retry_after_s`."""
 
 
 def error_result(body: ToolErrorBody) -> types.CallToolResult:

@@ -68,7 +68,8 @@ class ExpressCall:
         """Send the call downstream (holding the bulkhead slot the caller acquired) and start its
         deadline; False, nothing sent, if the child cannot take it at once."""
         call = self.call
-        pending = self._downstream.send_call_now(call.route.original, call.arguments, self._on_progress, self._on_answer)
+        meta = self._downstream.caller.meta(call.attributes["caller"])  # who is calling, signed (hub.auth.caller_channel)
+        pending = self._downstream.send_call_now(call.route.original, call.arguments, self._on_progress, self._on_answer, meta)
         if pending is None:
             return False
         self.pending = call.sent = pending

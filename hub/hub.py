@@ -20,14 +20,17 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from hub.access import AccessControl
+from hub.argument_errors import argument_error, sorted_errors
 from hub.auth.principal import Principal
 from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
+from hub.completions import forward_completion
 from hub.config import ConfigError, ConfigProblem, HubConfig
 from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
 from hub import listing_cache
 from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, Listing, describe_failure
-from hub.errors import HubToolError
+from hub.errors import HubRefusal, HubToolError
 from hub.express import DeadlineWatch, Done, Escalate, ExpressCall
+from hub.first_listing import FirstListing
 from hub.naming import namespaced_uri
 from hub.audit.log import AuditLog
 from hub.metrics import HubMetrics
@@ -51,8 +54,13 @@ class UnknownTool(Exception):
 class Hub:
     """The gateway core, independent of how clients reach it."""
 
-    def __init__(self, config: HubConfig, policies: Sequence[CallPolicy] | None = None) -> None:
+    def __init__(self, config: HubConfig, policies: Sequence[CallPolicy] | None = None, wait_at_start: bool = True) -> None:
+        """`wait_at_start`: entering waits (up to `connect_timeout_s`) for every server's first attempt, as a
+        library user or a one-shot CLI command wants; `mcp-hub serve` passes False and lets the first list
+        answer wait instead (`hub.first_listing`), so one slow server never delays `initialize`."""
         self.config = config
+        self._wait_at_start = wait_at_start
+        self.first_listing = FirstListing(config.hub.list_wait_s)
         self.catalog = ToolCatalog(config.hub.name_budget)
         self.downstreams: dict[str, Downstream] = {
             s.name: Downstream(
@@ -120,12 +128,13 @@ class Hub:
         for downstream in self.downstreams.values():
             self._task_group.start_soon(downstream.run)
         self._remembered = self._remembered_listings()
-        with anyio.move_on_after(self.config.hub.connect_timeout_s):
-            for downstream in self.downstreams.values():
-                if downstream.name not in self._remembered:
-                    await downstream.first_attempt.wait()
+        if self._wait_at_start:
+            with anyio.move_on_after(self.config.hub.connect_timeout_s):
+                for downstream in self.downstreams.values():
+                    if downstream.name not in self._remembered:
+                        await downstream.first_attempt.wait()
         for downstream in self.downstreams.values():
-            if not downstream.first_attempt.is_set() and downstream.name not in self._remembered:
+            if self._wait_at_start and not downstream.first_attempt.is_set() and downstream.name not in self._remembered:
                 downstream.log.warning(
                     "still connecting after %gs; its tools will appear when it is up", self.config.hub.connect_timeout_s
                 )
@@ -146,6 +155,7 @@ class Hub:
         if problems:
             raise ConfigError(problems, "the hub config")
         self._started = True
+        self.first_listing.settled = self._wait_at_start  # waited already: no list answer waits again
         ready = [d.name for d in self.downstreams.values() if d.state == "ready"]
         starting = [d.name for d in self.downstreams.values() if d.state == "starting"]
         down = {d.name: d.error for d in self.downstreams.values() if d.state not in ("ready", "starting")}
@@ -202,12 +212,16 @@ class Hub:
             await self._announce([kind])
 
     def _on_downstream_state(self, downstream: Downstream) -> None:
+        """After a server comes up (again) or goes down, bring its catalog part in line at once — a
+        list answer or a call right after sees it — and announce the change in a task."""
         if self._started and self._task_group is not None:
-            self._task_group.start_soon(self._sync_server, downstream)
+            before = self.catalog.version
+            self._sync_server(downstream)
+            if self.catalog.version != before:
+                self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
 
-    async def _sync_server(self, downstream: Downstream) -> None:
-        """After a server comes up (again) or goes down, bring its catalog part in line and announce."""
-        before = self.catalog.version
+    def _sync_server(self, downstream: Downstream) -> None:
+        """One server's catalog part, in line with its state: a clash found now is logged, not raised."""
         if downstream.state == "ready":
             try:
                 self.catalog.set_server(downstream.config, downstream.listing)
@@ -217,8 +231,12 @@ class Hub:
                 self._remember(downstream)
         elif downstream.config.hide_when_down:
             self.catalog.remove_server(downstream.name)
-        if self.catalog.version != before:
-            await self._announce(["tools", "resources", "prompts"])
+
+    async def await_first_listing(self, wait_s: float | None = None) -> None:
+        """Before the first list answer: wait (bounded by `hub.list_wait_s`) for servers still making
+        their first connection attempt (`hub.first_listing`); at once afterwards."""
+        if not self.first_listing.settled:
+            await self.first_listing.wait((d for d in self.downstreams.values() if d.name not in self._remembered), wait_s)
 
     # -- health ----------------------------------------------------------------------------
 
@@ -273,10 +291,16 @@ class Hub:
         send on, else parsed into the `CallToolResult` returned for every other downstream."""
         principal = principal or self.access.local
         arguments = arguments or {}
-        attributes = {**(attributes or {}), "principal": principal.name, "request_id": new_request_id()}
+        attributes = {**(attributes or {}), "principal": principal.name, "caller": principal, "request_id": new_request_id()}
         route = self.catalog.resolve_tool(name)
+        if route is None and not self.first_listing.settled:  # a name from a server still connecting?
+            await self.await_first_listing()
+            route = self.catalog.resolve_tool(name)
         if route is None or not self.access.may_use_tool(principal, route):
-            self.auditor.denied(attributes, name, arguments)
+            refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
+            self.auditor.denied(attributes, name, arguments, route, refusal)
+            if refusal is not None:
+                return with_request_id(refusal.to_result(), attributes["request_id"])
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
         return await self.run_call(ToolCall(route, arguments, timeout, hard, progress, attributes), wire=wire)
@@ -316,7 +340,8 @@ class Hub:
         except anyio.WouldBlock:
             return None
         timeout, hard = self.settings_for(route)
-        call = ToolCall(route, arguments, timeout, hard, progress, {"principal": principal.name, "request_id": new_request_id()})
+        call = ToolCall(route, arguments, timeout, hard, progress,
+                        {"principal": principal.name, "caller": principal, "request_id": new_request_id()})
         express = ExpressCall(self, call, self.downstreams[route.server], breaker, bulkhead, done, escalate,
                               self._express_deadlines)
         if not express.send():
@@ -335,19 +360,11 @@ class Hub:
         if fast is not None and fast(arguments):
             return None
         try:
-            errors = sorted(self.catalog.validator(route).iter_errors(arguments), key=lambda e: list(e.path))
+            errors = sorted_errors(self.catalog.validator(route), arguments)
         except _schema_error() as exc:
             logger.warning("%s has an invalid inputSchema; arguments not validated: %s", route.exposed, exc.message)
             return None
-        if not errors:
-            return None
-        problems = [{"field": _field_path(e.absolute_path) or "(arguments)", "problem": e.message} for e in errors[:10]]
-        first = problems[0]
-        return HubToolError(
-            "invalid_argument",
-            f"invalid arguments for {route.exposed}: {first['field']}: {first['problem']}",
-            details={"errors": problems},
-        )
+        return argument_error(route.exposed, errors) if errors else None
 
     async def _forward(self, call: ToolCall) -> ToolResult:
         downstream = self.downstreams[call.route.server]
@@ -360,19 +377,13 @@ class Hub:
             started = call.started_at  # sent by the express path, which counted it in flight
         failed = True
         try:
-            if sent is not None:
-                result: ToolResult = wire_result(await downstream.call_result(sent, call.progress))
-            elif self.config.hub.fast_calls and (direct := downstream.direct) and direct.qualifies(call.route.original):
-                result = await direct.call(call.route.original, call.arguments)
-            elif self.config.hub.fast_calls and downstream.relays_json:
-                body = await downstream.call_tool_json(call.route.original, call.arguments, call.progress)
-                result = wire_result(body)
-            else:
-                result = await downstream.call_tool(call.route.original, call.arguments, call.progress)
+            result = await self._send(downstream, call, sent)
             failed = False
             return strip_protocol_meta(result)
-        except DownstreamUnavailable as exc:
-            raise HubToolError("unavailable", f"{exc}; try again later", details={"server": downstream.name}) from exc
+        except DownstreamUnavailable as exc:  # not sent: a refusal, no evidence against the server
+            wait = downstream.retry_after_s()
+            raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s",
+                             retry_after_s=wait, details={"server": downstream.name, "reason": "down"}) from exc
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
                 reason = await downstream.loss_reason(wait_s=1.0)
@@ -402,6 +413,20 @@ class Hub:
             ) from exc
         finally:
             stats.finish(now() - started, failed)
+
+    async def _send(self, downstream: Downstream, call: ToolCall, sent: Any) -> ToolResult:
+        """One attempt on the wire (or in-process), with the caller passed on as `hub.auth.caller_channel`
+        says: handed over to an in-process server, a signed `_meta` token to any other that takes one."""
+        if sent is not None:
+            return wire_result(await downstream.call_result(sent, call.progress))
+        caller: Principal = call.attributes.get("caller") or self.access.local
+        meta = downstream.caller.meta(caller)
+        with downstream.caller.bind(caller):
+            if self.config.hub.fast_calls and (direct := downstream.direct) and direct.qualifies(call.route.original):
+                return await direct.call(call.route.original, call.arguments)
+            if self.config.hub.fast_calls and downstream.relays_json:
+                return wire_result(await downstream.call_tool_json(call.route.original, call.arguments, call.progress, meta))
+            return await downstream.call_tool(call.route.original, call.arguments, call.progress, meta)
 
     # -- what a principal may see ---------------------------------------------------------
 
@@ -456,20 +481,11 @@ class Hub:
         ref: types.PromptReference | types.ResourceTemplateReference,
         argument: dict[str, str],
         context: dict[str, str] | None,
+        principal: Principal | None = None,
     ) -> types.CompleteResult:
-        if isinstance(ref, types.PromptReference):
-            target = self.catalog.resolve_prompt(ref.name)
-            new_ref: Any = ref.model_copy(update={"name": target[1]}) if target else None
-        else:
-            target = self.catalog.resolve_uri(ref.uri)
-            new_ref = ref.model_copy(update={"uri": target[1]}) if target else None
-        empty = types.CompleteResult(completion=types.Completion(values=[]))
-        if target is None:
-            return empty
-        client = await self._client_or_error(target[0])
-        if client.server_capabilities.completions is None:
-            return empty  # the server offers no completions; "no suggestions" is the honest answer
-        return await client.complete(new_ref, argument, context_arguments=context)
+        """`completion/complete` (`argument` is `{"name", "value"}`) for what `principal` can see;
+        anything else is refused as unknown (`hub.completions`)."""
+        return await forward_completion(self, ref, argument, context, principal or self.access.local)
 
     async def _client_or_error(self, server: str) -> Any:
         try:
@@ -483,9 +499,3 @@ def _schema_error() -> type[Exception]:
 
     return SchemaError
 
-
-def _field_path(path: Any) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out

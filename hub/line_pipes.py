@@ -23,7 +23,13 @@ from typing import IO, Any
 
 import orjson
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = int(os.environ.get("MCP_HUB_MAX_LINE_BYTES") or 64 * 1024 * 1024)
+"""The longest JSON-RPC line the hub reads on a pipe (its stdin, a stdio child's stdout);
+`$MCP_HUB_MAX_LINE_BYTES` overrides it. A longer line is refused, not the session (`LineReader`)."""
+BIG_LINE_BYTES = 1024 * 1024
+"""From this size on a line is joined and parsed in a worker thread, not on the event loop."""
+ID_PREFIX_BYTES = 4096
+"""How much of an overlong line is kept to read its JSON-RPC id from."""
 
 Send = Callable[[bytes], Awaitable[None]]
 """Writes one complete line, waiting while the pipe is full."""
@@ -34,42 +40,160 @@ WriteNow = Callable[[bytes], bool]
 class LineReader(asyncio.Protocol):
     """Splits what arrives on a pipe into lines (without the newline) for `on_line`; calls
     `on_end(problem)` once when the pipe closes (`problem` is None for a clean end of file, else
-    what went wrong). A line over `max_line` bytes ends the reading: nothing after it can be framed."""
+    what went wrong).
+
+    A line of `BIG_LINE_BYTES` or more is collected as the chunks that brought it and, once
+    complete, joined and parsed (`json_object`) in a worker thread while reading pauses, so lines
+    stay in order and the loop keeps serving everyone else; the parsed object is remembered for
+    the `json_object(line)` call that follows. A line over `max_line` bytes is skipped up to its
+    newline and its first `ID_PREFIX_BYTES` go to `on_overlong` (to answer it by its id); without
+    `on_overlong` it ends the reading, as nothing after it could be trusted."""
 
     def __init__(self, on_line: Callable[[bytes], None], on_end: Callable[[str | None], None],
-                 max_line: int = MAX_LINE_BYTES) -> None:
+                 max_line: int = MAX_LINE_BYTES, on_overlong: Callable[[bytes], None] | None = None) -> None:
         self._on_line = on_line
         self._on_end = on_end
+        self._on_overlong = on_overlong
         self._max_line = max_line
         self._buffer = bytearray()
+        self._scanned = 0  # bytes at the start of _buffer known to hold no newline
+        self._chunks: list[bytes] | None = None  # a big line being collected
+        self._size = 0
+        self._prefix = b""  # the start of an overlong line being skipped
+        self._skipping = False
+        self._held: list[bytes] | None = None  # what arrived while a big line is parsed
+        self._pauses: set[str] = set()
         self._ended = False
         self.transport: asyncio.ReadTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a read transport (uvloop's are not subclasses)
 
+    def pause(self, reason: str) -> None:
+        """Stop reading the pipe until `resume(reason)`; reasons add up."""
+        if not self._pauses and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._pauses.add(reason)
+
+    def resume(self, reason: str) -> None:
+        self._pauses.discard(reason)
+        if not self._pauses and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self._ended:
             return
-        buffer = self._buffer
-        if not buffer and data.endswith(b"\n") and data.count(b"\n") == 1:
+        if self._held is not None:
+            self._held.append(data)  # a big line is being parsed: keep the order
+            return
+        if (not self._buffer and self._chunks is None and not self._skipping and data.endswith(b"\n")
+                and data.count(b"\n") == 1 and len(data) <= self._max_line):
             self._on_line(data[:-1])  # the common case: exactly one whole line per read
             return
-        buffer += data
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            line = bytes(buffer[start:end])
-            start = end + 1
-            self._on_line(line)
-            if self._ended:
-                return
-        del buffer[:start]
-        if len(buffer) > self._max_line:
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        while data and not self._ended and self._held is None:
+            if self._skipping or self._chunks is not None:
+                data = self._feed_long(data)
+                continue
+            buffer = self._buffer
+            buffer += data
+            data = b""
+            start = 0
+            while (end := buffer.find(b"\n", max(start, self._scanned))) >= 0:
+                if end - start > self._max_line:
+                    self._overlong(bytes(buffer[start:start + ID_PREFIX_BYTES]))
+                else:
+                    self._on_line(bytes(buffer[start:end]))
+                start = end + 1
+                if self._ended:
+                    return
+            del buffer[:start]
+            self._scanned = len(buffer)
+            if len(buffer) > self._max_line:
+                prefix = bytes(buffer[:ID_PREFIX_BYTES])
+                buffer.clear()
+                self._scanned = 0
+                self._skip(prefix)
+            elif len(buffer) >= BIG_LINE_BYTES:  # from here on, collect chunks instead of copying
+                self._chunks, self._size = [bytes(buffer)], len(buffer)
+                buffer.clear()
+                self._scanned = 0
+
+    def _feed_long(self, data: bytes) -> bytes:
+        """Go on with a big or overlong line; return what follows it in `data`."""
+        end = data.find(b"\n")
+        part, rest = (data, b"") if end < 0 else (data[:end], data[end + 1:])
+        if self._skipping:
+            if end >= 0:
+                self._skipping = False
+                prefix, self._prefix = self._prefix, b""
+                self._overlong(prefix)
+            return rest
+        assert self._chunks is not None
+        self._chunks.append(part)
+        self._size += len(part)
+        if self._size > self._max_line:
+            chunks, self._chunks = self._chunks, None
+            prefix = chunks[0][:ID_PREFIX_BYTES]  # the first chunk is at least BIG_LINE_BYTES
+            if end >= 0:
+                self._overlong(prefix)
+                return rest
+            self._skip(prefix)
+            return b""
+        if end >= 0:
+            chunks, self._chunks = self._chunks, None
+            self._parse_off_loop(chunks, rest)
+            return b""
+        return b""
+
+    def _skip(self, prefix: bytes) -> None:
+        """Drop the rest of an overlong line (or end the reading, if nobody answers such lines)."""
+        self._chunks = None
+        if self._on_overlong is None:
+            self._overlong(prefix)
+            return
+        self._skipping, self._prefix = True, prefix
+
+    def _overlong(self, prefix: bytes) -> None:
+        if self._on_overlong is None:
             self._end(f"a line longer than {self._max_line} bytes")
-            assert self.transport is not None
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._on_overlong(prefix)
+
+    def _parse_off_loop(self, chunks: list[bytes], rest: bytes) -> None:
+        self._held = [rest] if rest else []
+        self.pause("big line")
+        future = asyncio.get_running_loop().run_in_executor(None, _join_and_parse, chunks)
+        future.add_done_callback(self._parsed)
+
+    def _parsed(self, future: asyncio.Future[tuple[bytes, Any]]) -> None:
+        held, self._held = self._held or [], None
+        if self._ended:
+            return
+        try:
+            line, message = future.result()
+        except Exception as exc:  # boundary: e.g. MemoryError; this pipe cannot go on
+            self._end(f"could not read a line of {self._size}+ bytes: {type(exc).__name__}")
+            if self.transport is not None:
+                self.transport.close()
+            return
+        _remember(line, message)
+        self._on_line(line)
+        for data in held:
+            if self._held is None:
+                self._feed(data)
+            else:
+                self._held.append(data)
+        if self._held is None:
+            self.resume("big line")
 
     def eof_received(self) -> bool | None:
+        if self._chunks and not self._ended:
+            self._buffer, self._chunks = bytearray(b"".join(self._chunks)), None
         if self._buffer and not self._ended:
             line, self._buffer = bytes(self._buffer), bytearray()
             self._on_line(line)  # a last line without its newline is still a line
@@ -82,6 +206,7 @@ class LineReader(asyncio.Protocol):
         if not self._ended:
             self._ended = True
             self._buffer.clear()
+            self._chunks = None
             self._on_end(problem)
 
 
@@ -102,11 +227,9 @@ class LineQueue:
     def put(self, line: bytes | None) -> None:
         self._lines.append(line)
         self._ready.set()
-        if len(self._lines) >= self._high and not self._paused:
-            transport = self._transport()
-            if transport is not None:
-                self._paused = True
-                transport.pause_reading()
+        if len(self._lines) >= self._high and not self._paused and self.reader is not None:
+            self._paused = True
+            self.reader.pause("queue full")
 
     async def get(self) -> bytes | None:
         while not self._lines:
@@ -115,9 +238,8 @@ class LineQueue:
         line = self._lines.popleft()
         if self._paused and len(self._lines) <= self._high // 2:
             self._paused = False
-            transport = self._transport()
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+            if self.reader is not None:
+                self.reader.resume("queue full")
         return line
 
     def _transport(self) -> asyncio.ReadTransport | None:
@@ -131,13 +253,16 @@ class LineQueue:
 
 
 async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], bool],
-                     on_problem: Callable[[str], None]) -> None:
+                     on_problem: Callable[[str], None], on_overlong: Callable[[bytes], None] | None = None) -> None:
     """Read `pipe` (a pipe, socket or character device) line by line: each line goes to `take` as it
     arrives; those it does not take wait in `queue`, which ends with None. How reading ended, unless
-    at a clean end of file, goes to `on_problem`."""
+    at a clean end of file, goes to `on_problem`; the start of each line over the cap goes to
+    `on_overlong` (without it such a line ends the reading)."""
 
     def on_line(line: bytes) -> None:
-        if not take(line):
+        if take(line):
+            _forget(line)
+        else:
             queue.put(line)
 
     def on_end(problem: str | None) -> None:
@@ -145,7 +270,7 @@ async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], 
             on_problem(problem)
         queue.put(None)
 
-    queue.reader = LineReader(on_line, on_end)
+    queue.reader = LineReader(on_line, on_end, on_overlong=on_overlong)
     await asyncio.get_running_loop().connect_read_pipe(lambda: queue.reader, pipe)  # type: ignore[return-value, arg-type]
 
 
@@ -200,6 +325,8 @@ def json_object(line: bytes) -> dict[str, Any] | None:
     faster), unless the line holds what orjson reads differently from `json` (an integer beyond 64
     bits, which it turns into a float) or refuses (`NaN`, a lone surrogate): then by `json`, so
     every line means what it did."""
+    if _parsed is not None and _parsed[0] is line:
+        return _parsed[1]  # a big line, parsed off the loop by the `LineReader` that read it
     message: Any = _NOT_READ
     if not _may_hold_wide_number(line):
         try:
@@ -212,6 +339,62 @@ def json_object(line: bytes) -> dict[str, Any] | None:
         except ValueError:  # UnicodeDecodeError included
             return None
     return message if isinstance(message, dict) else None
+
+
+_parsed: tuple[bytes, Any] | None = None
+"""The last big line parsed off the loop and its object (one: lines are handled in order)."""
+
+
+def _remember(line: bytes, message: Any) -> None:
+    global _parsed
+    _parsed = (line, message)
+
+
+def _forget(line: bytes) -> None:
+    global _parsed
+    if _parsed is not None and _parsed[0] is line:
+        _parsed = None
+
+
+class BigList(list):  # type: ignore[type-arg]
+    """The `content` of a result read from a big line: marks a result whose reply is encoded off
+    the loop (`encode_off_loop`). It passes unchanged through the shallow copies policies make."""
+
+
+def _join_and_parse(chunks: list[bytes]) -> tuple[bytes, Any]:
+    """In a worker thread: the line and its JSON object (None if not one). orjson leaves the GIL
+    to the loop while it parses; the wide-number check runs over slices, so the loop gets turns."""
+    line = b"".join(chunks)
+    view = memoryview(line)
+    step = 1024 * 1024
+    wide = any(_WIDE_NUMBER.search(view[i:i + step + 18]) for i in range(0, len(line), step))
+    message: Any = _NOT_READ
+    if not wide:
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    if message is _NOT_READ:
+        try:
+            message = json.loads(line.decode())
+        except ValueError:
+            message = None
+    if not isinstance(message, dict):
+        return line, None
+    result = message.get("result")
+    if isinstance(result, dict) and type(result.get("content")) is list:
+        result["content"] = BigList(result["content"])
+    return line, message
+
+
+def is_big(body: dict[str, Any]) -> bool:
+    """Whether a result body came from a big line (its reply is best encoded off the loop)."""
+    return type(body.get("content")) is BigList
+
+
+async def encode_off_loop(message: Any) -> bytes:
+    """`json_line(message)` in a worker thread (orjson leaves the GIL while it writes)."""
+    return await asyncio.get_running_loop().run_in_executor(None, json_line, message)
 
 
 def pipe_file(fd: int, mode: str) -> IO[bytes]:

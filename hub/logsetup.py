@@ -1,17 +1,39 @@
 """Logging for the hub: stderr only (stdout belongs to the protocol under stdio), one line per event,
-with secrets and personal data masked."""
+with secrets and personal data masked.
+
+Masking happens where a record is made (a log-record factory), so it holds for every handler,
+including ones a library installs later; our own handler also masks the formatted line (with any
+traceback). Libraries that log payloads, per-request lines or session ids (`THIRD_PARTY`) are held
+at WARNING whatever the hub's level: debug logging of the hub never writes request or response
+bodies, tokens or session ids through them.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
-from hub.redact import MaskingFilter
+from hub.redact import MaskingFilter, mask, mask_record
+
+THIRD_PARTY = (
+    "mcp",  # session ids at INFO, messages and transport errors at DEBUG
+    "sse_starlette",  # every response chunk at DEBUG
+    "httpx",  # every request URL (with its query string) at INFO
+    "httpcore",
+    "httpx2",
+    "uvicorn.access",
+    "uvicorn.error",
+    "hpack",
+    "multipart",
+    "python_multipart",
+)
 
 
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = mask(super().format(record))  # the message is masked already; this covers tracebacks
         return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
@@ -23,6 +45,29 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # The SDK logs a full traceback for every line a stdio child garbles; our transport reports it once.
-    for noisy in ("mcp.client.stdio", "httpx", "httpx2", "uvicorn.error"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    install_masking()
+    for name in THIRD_PARTY:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def install_masking() -> None:
+    """Mask every record as it is created, and add the masking filter to every handler that
+    exists now (idempotent)."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_mcp_hub_masking", False):
+        logging.setLogRecordFactory(_masking_factory(factory))
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+                handler.addFilter(MaskingFilter())
+
+
+def _masking_factory(inner: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = inner(*args, **kwargs)
+        mask_record(record)
+        return record
+
+    make._mcp_hub_masking = True  # type: ignore[attr-defined]
+    return make

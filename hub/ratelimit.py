@@ -3,6 +3,17 @@
 Buckets live in memory by default; with `rate_limit.backend = "redis"` they live in Redis (one
 atomic Lua script per check, Redis's own clock) so several hub replicas share one limit. A call
 over the limit fails with `rate_limited` and `retry_after_s` before anything is forwarded.
+
+A bucket belongs to one identity: the auth kind is part of its key (`api_key:alice` and a JWT
+whose `sub` is `alice` never share one; a JWT's issuer is part of it too). Calls the hub refuses
+before routing (unknown or hidden tool) still take a token from the caller's overall bucket and
+from any tool rule their name matches, so probing names costs the same as calling.
+
+When Redis cannot be reached, `rate_limit.fail_mode` decides (`hub.limiter_store`): `closed`
+refuses every limited call, `closed_for_writes` (the default) refuses calls to tools not marked
+read-only and limits read-only ones with this replica's own buckets, started empty, and `open`
+lets calls through unlimited. The outage is logged once when it starts and once when it ends,
+and shows in `/healthz`.
 """
 
 from __future__ import annotations
@@ -10,13 +21,15 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import quote
 
-
-from hub.wire import ToolResult
+from hub.auth.principal import Principal
 from hub.errors import HubToolError
+from hub.limiter_store import StoreHealth
 from hub.policies.base import CallNext, ToolCall
 from hub.settings import BucketSettings, RateLimitSettings
+from hub.wire import ToolResult
 
 logger = logging.getLogger("hub.ratelimit")
 
@@ -28,18 +41,25 @@ class Buckets(Protocol):
 
 
 class MemoryBuckets:
-    def __init__(self) -> None:
+    """Buckets in this process. `start_empty`: a new bucket holds no tokens (only the refill rate
+    applies), for standing in when the shared store is down."""
+
+    def __init__(self, start_empty: bool = False) -> None:
         self._state: dict[str, tuple[float, float]] = {}
+        self._start_empty = start_empty
 
     async def take(self, key: str, bucket: BucketSettings) -> float:
         now = time.monotonic()
-        tokens, updated = self._state.get(key, (float(bucket.burst), now))
+        tokens, updated = self._state.get(key, (0.0 if self._start_empty else float(bucket.burst), now))
         tokens = min(float(bucket.burst), tokens + (now - updated) * bucket.per_second)
         if tokens >= 1:
             self._state[key] = (tokens - 1, now)
             return 0.0
         self._state[key] = (tokens, now)
         return (1 - tokens) / bucket.per_second
+
+    def clear(self) -> None:
+        self._state.clear()
 
 
 _TAKE_SCRIPT = """
@@ -64,8 +84,12 @@ class RedisBuckets:
 
     def __init__(self, url: str, prefix: str = "mcp-hub:rl:") -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        self._redis = redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # One immediate retry (a pooled connection may be stale after Redis restarted); no backoff:
+        # while Redis is down, `fail_mode` answers instead of callers waiting on retries.
+        self._redis = redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1))
         self._script = self._redis.register_script(_TAKE_SCRIPT)
         self._prefix = prefix
 
@@ -77,6 +101,22 @@ class RedisBuckets:
         await self._redis.aclose()
 
 
+def bucket_identity(principal: Principal) -> str:
+    """Whose bucket: `<kind>:<name>`, and for a JWT `jwt:<issuer>:<sub>` (parts %-quoted, so no
+    name can spell another identity)."""
+    if principal.kind == "jwt":
+        return f"jwt:{quote(principal.credential, safe='')}:{quote(principal.name, safe='')}"
+    return f"{quote(principal.kind, safe='')}:{quote(principal.name, safe='')}"
+
+
+def call_identity(attributes: dict[str, Any]) -> str:
+    """The bucket identity of a call's caller (`attributes["caller"]`, else its principal name)."""
+    caller = attributes.get("caller")
+    if isinstance(caller, Principal):
+        return bucket_identity(caller)
+    return bucket_identity(Principal(str(attributes.get("principal", "local")), ()))
+
+
 class RateLimitPolicy:
     """Checks every bucket that applies to a call (principal overall, tool rules, server)."""
 
@@ -84,39 +124,95 @@ class RateLimitPolicy:
         self.settings = settings
         self.buckets = buckets
         self.rejections = 0
+        shared = isinstance(buckets, RedisBuckets)
+        self.store = StoreHealth(settings.fail_mode) if shared else None
+        """The shared store's health (None: buckets are in memory and cannot be unreachable)."""
+        self._stand_in = MemoryBuckets(start_empty=True)
 
     @property
     def configured(self) -> bool:
         """Whether any limit applies to anything."""
         return self.settings.per_principal is not None or bool(self.settings.rules) or bool(self.settings.servers)
 
-    def applicable(self, principal: str, call: ToolCall) -> list[tuple[str, BucketSettings]]:
+    def applicable(self, identity: str, tool: str, server: str | None) -> list[tuple[str, BucketSettings]]:
         out: list[tuple[str, BucketSettings]] = []
         if self.settings.per_principal is not None:
-            out.append((f"p:{principal}", self.settings.per_principal))
+            out.append((f"p:{identity}", self.settings.per_principal))
         for index, rule in enumerate(self.settings.rules):
-            if fnmatch.fnmatchcase(call.route.exposed, rule.tools):
-                out.append((f"r{index}:{principal}", rule))
-        server_bucket = self.settings.servers.get(call.route.server)
+            if fnmatch.fnmatchcase(tool, rule.tools):
+                out.append((f"r{index}:{identity}", rule))
+        server_bucket = self.settings.servers.get(server) if server is not None else None
         if server_bucket is not None:
-            out.append((f"s:{call.route.server}:{principal}", server_bucket))
+            out.append((f"s:{quote(server, safe='')}:{identity}", server_bucket))
         return out
 
+    def health(self) -> dict[str, Any] | None:
+        """For `/healthz`: the shared store's state, or None with in-memory buckets."""
+        return self.store.report() if self.store is not None else None
+
     async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
-        principal = call.attributes.get("principal", "local")
-        for key, bucket in self.applicable(principal, call):
-            try:
-                wait = await self.buckets.take(key, bucket)
-            except Exception as exc:  # boundary: a limiter outage must not take the hub down
-                logger.error("rate limiter unavailable (%s); letting the call through", type(exc).__name__)
-                continue
+        refusal = await self.check(call_identity(call.attributes), call.route.exposed, call.route.server,
+                                   call.route.read_only)
+        if refusal is not None:
+            raise refusal
+        return await call_next(call)
+
+    async def refused_call(self, attributes: dict[str, Any], name: str) -> HubToolError | None:
+        """Charge a call refused before routing (unknown or hidden tool) to its caller: the overall
+        bucket and the rules its name matches. Returns the `rate_limited` error once they are
+        exhausted (the same answer for a hidden tool and a made-up name), else None."""
+        if not self.configured:
+            return None
+        return await self.check(call_identity(attributes), name, None, read_only=True, shown="calls to unknown tools")
+
+    async def check(self, identity: str, tool: str, server: str | None, read_only: bool,
+                    shown: str | None = None) -> HubToolError | None:
+        """The error refusing this call, or None when every bucket that applies grants a token."""
+        for key, bucket in self.applicable(identity, tool, server):
+            wait = await self._take(key, bucket, read_only, shown or tool)
+            if isinstance(wait, HubToolError):
+                return wait
             if wait > 0:
                 self.rejections += 1
-                raise HubToolError(
+                return HubToolError(
                     "rate_limited",
-                    f"rate limit reached for {call.route.exposed} ({bucket.burst} calls, refilling "
+                    f"rate limit reached for {shown or tool} ({bucket.burst} calls, refilling "
                     f"{bucket.per_second:g}/s); retry after {wait:.2f}s",
                     retry_after_s=round(wait + 0.005, 3),
                     details={"limit": key.split(":")[0]},
                 )
-        return await call_next(call)
+        return None
+
+    async def _take(self, key: str, bucket: BucketSettings, read_only: bool, tool: str) -> float | HubToolError:
+        store = self.store
+        if store is None:
+            return await self.buckets.take(key, bucket)
+        if store.should_try():
+            try:
+                wait = await self.buckets.take(key, bucket)
+            except Exception as exc:  # boundary: any client error means the store cannot be trusted now
+                store.failed(exc)
+            else:
+                if store.succeeded():
+                    self._stand_in.clear()
+                return wait
+        return await self._without_store(key, bucket, read_only, tool)
+
+    async def _without_store(self, key: str, bucket: BucketSettings, read_only: bool, tool: str) -> float | HubToolError:
+        """What `fail_mode` says while the shared store is unreachable."""
+        mode = self.settings.fail_mode
+        assert self.store is not None
+        if mode == "open":
+            self.store.passed += 1
+            return 0.0
+        if mode == "closed_for_writes" and read_only:
+            return await self._stand_in.take(key, bucket)
+        self.store.refused += 1
+        which = "calls to tools not marked read-only are" if mode == "closed_for_writes" else "every limited call is"
+        return HubToolError(
+            "unavailable",
+            f"the shared rate limiter is unreachable, so {which} refused (rate_limit.fail_mode = {mode}); "
+            f"{tool} was not run. Retry shortly; the hub's operator sees the outage in /healthz.",
+            retry_after_s=self.store.retry_after_s,
+            details={"limit": "store", "fail_mode": mode},
+        )

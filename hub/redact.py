@@ -1,35 +1,73 @@
 """Masking of secrets and personal data wherever the hub writes text (logs, audit rows).
 
-Patterns: bearer tokens, JWTs, our API keys and common vendor tokens, `key=value` secrets, email
-addresses, phone numbers, US SSNs and UK national insurance numbers, IBANs, and card numbers
-(Luhn-checked, so order numbers are left alone).
+Secrets by key name: any `key` + `=`/`:`/`=>` + value whose key name *contains* one of the
+sensitive stems (secret, password, passwd, passphrase, token, api key, access key, private key,
+credential, auth, cookie, session id, and the personal ids cpf / ssn / national id) — so
+`AWS_SECRET_ACCESS_KEY=…`, `DB_PASSWORD=…`, `client_secret=…` all match. The value is masked in
+each form it is written in: env / logfmt / query string (unquoted, up to whitespace), JSON and
+Python repr (quoted, escapes honoured), JSON escaped once or more (`\\"password\\": \\"…\\"`),
+and headers (`Authorization:` and `Cookie:` to the end of the line; `<scheme> <token>` as a pair).
+
+Secrets by shape: bearer tokens, JWTs, our API keys and common vendor tokens, credentials inside
+URLs (`scheme://user:pass@`), PEM private-key blocks (multi-line; an unterminated block is masked
+to the end). Personal data: email addresses, phone numbers, US SSNs, UK national insurance
+numbers, IBANs, card numbers (Luhn-checked), Brazilian CPF numbers (formatted `123.456.789-09`
+always; 11 bare digits only when their check digits are valid, so most other numbers survive).
+
+Every pattern runs in linear time (names are bounded, quantifiers possessive), so a caller cannot
+slow the hub down with a crafted megabyte of text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
+import secrets
 
 MASK = "[masked]"
 
+_NAME_CHARS = "A-Za-z0-9_.-"
+_SENSITIVE_NAME = re.compile(
+    r"(?i)secret|passw(?:or)?d|passphrase|(?<![a-z0-9])pass(?![a-z0-9])|token|api[_.-]?key|access[_.-]?key"
+    r"|private[_.-]?key|credential|authori[sz]|auth(?!or)|cookie|session[_.-]?id|cpf|ssn|national[_.-]?id"
+)
+_PAIR = re.compile(
+    rf"(?<![{_NAME_CHARS}])(?P<name>[{_NAME_CHARS}]{{1,256}}+)"  # possessive: a word is scanned once
+    r"(?P<close>\\*[\"'])?"  # the key's closing quote, at any escaping level
+    r"(?P<sep>[ \t]*+(?:=>|[:=])[ \t]*+)"
+)
+_QUOTE_OPEN = re.compile(r"\\*[\"']")
+_UNQUOTED_VALUE = re.compile(r"[^\s\"'\\]++")
+_SCHEME_TOKEN = re.compile(r"[ \t]++[^\s\"'\\]++")
+_AUTH_SCHEMES = frozenset({"basic", "bearer", "digest", "token", "negotiate", "ntlm", "dpop", "mac", "hawk", "aws4-hmac-sha256"})
+_PLACEHOLDERS = frozenset({MASK, "[redacted]"})
+_WHOLE_LINE_HEADERS = re.compile(r"(?i)(?:proxy-)?authorization|(?:set-)?cookie")
+
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
+_PEM = re.compile(
+    r"(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----).*?(?:(-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)|\Z)",
+    re.DOTALL,
+)
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer " + MASK),
-    (re.compile(r"\bmcphub_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}"), MASK),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|sk-[A-Za-z0-9_-]{20,})"), MASK),
-    (
-        re.compile(r"(?i)\b(api[_-]?key|access[_-]?token|refresh[_-]?token|secret|password|passwd|token)"
-                   r"(\"?\s*[:=]\s*\"?)([^\s\"',;}&]{4,})"),
-        r"\1\2" + MASK,
-    ),
-    (re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), MASK),
+    (re.compile(r"(?i)(?<![A-Za-z0-9])bearer\s++[A-Za-z0-9._~+/=-]{8,}+"), "Bearer " + MASK),
+    (re.compile(r"(?<![A-Za-z0-9])mcphub_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}+"), MASK),
+    (re.compile(r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+"), MASK),
+    (re.compile(r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{20,}+|xox[abprs]-[A-Za-z0-9-]{10,}+|(?:AKIA|ASIA)[0-9A-Z]{16}"
+                r"|sk-[A-Za-z0-9_-]{20,}+|github_pat_[A-Za-z0-9_]{22,}+|glpat-[A-Za-z0-9_-]{20,}+)"), MASK),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}://)[^\s/@:\"']{0,200}+:[^\s/@\"']{1,500}+@"), r"\1" + MASK + "@"),
+    (re.compile(r"\b[A-Za-z0-9._%+-]{1,64}+@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}\b"), MASK),
     (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), MASK),
+    (re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?!\d)"), MASK),  # CPF, formatted
     (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), MASK),
     (re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), MASK),
     (re.compile(r"(?<![\w+])\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}\b"), MASK),
     (re.compile(r"(?<!\w)\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"), MASK),
 ]
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_BARE_CPF = re.compile(r"(?<![\d.-])\d{11}(?![\d])")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -47,20 +85,165 @@ def _mask_card(match: re.Match[str]) -> str:
     return MASK if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
 
 
+def cpf_valid(digits: str) -> bool:
+    """Whether 11 digits carry valid CPF check digits (and are not one digit repeated)."""
+    if len(digits) != 11 or not digits.isascii() or not digits.isdigit() or len(set(digits)) == 1:
+        return False
+    numbers = [int(d) for d in digits]
+    for position in (9, 10):
+        total = sum(n * w for n, w in zip(numbers[:position], range(position + 1, 1, -1), strict=True))
+        if (total * 10 % 11) % 10 != numbers[position]:
+            return False
+    return True
+
+
+def _mask_bare_cpf(match: re.Match[str]) -> str:
+    return MASK if cpf_valid(match.group(0)) else match.group(0)
+
+
+def _closing_quote(text: str, start: int, quote: str, level: int, stop: int) -> int:
+    """Index just past the quote that closes a string opened by `level` backslashes + `quote`
+    (at that escaping level an inner quote carries 2·level+1 backslashes, a closing one `level`
+    modulo 2·level+2); `stop` if none closes it before."""
+    index = start
+    while True:
+        index = text.find(quote, index, stop)
+        if index < 0:
+            return stop
+        run = 0
+        while index - run - 1 >= start and text[index - run - 1] == "\\":
+            run += 1
+        if run % (2 * level + 2) == level:
+            return index + 1
+        index += 1
+
+
+def _value_end(text: str, start: int, name: str, separator: str) -> int:
+    """Where the value that starts at `start` ends (`start` when there is no value)."""
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end < 0 else line_end
+    opened = _QUOTE_OPEN.match(text, start)
+    if opened is not None:
+        level = len(opened.group(0)) - 1
+        return _closing_quote(text, opened.end(), opened.group(0)[-1], level, line_end)
+    if ":" in separator and _WHOLE_LINE_HEADERS.fullmatch(name):
+        return line_end  # a header's value runs to the end of its line
+    value = _UNQUOTED_VALUE.match(text, start)
+    if value is None:
+        return start
+    end = value.end()
+    if value.group(0).lower() in _AUTH_SCHEMES:
+        token = _SCHEME_TOKEN.match(text, end)
+        end = token.end() if token is not None else end
+    return end
+
+
+def _mask_pairs(text: str) -> str:
+    parts: list[str] = []
+    position = 0
+    for match in _PAIR.finditer(text):
+        # Only the name and separator are consumed, so a value is scanned for pairs of its own.
+        if match.start() < position or not _SENSITIVE_NAME.search(match.group("name")):
+            continue  # inside a value already masked, or not a secret's name
+        value_start = match.end()
+        value_end = _value_end(text, value_start, match.group("name"), match.group("sep"))
+        if value_end == value_start or text[value_start:value_end].strip("\\\"'") in _PLACEHOLDERS:
+            continue  # no value, or one already hidden
+        opened = _QUOTE_OPEN.match(text, value_start)
+        parts.append(text[position:value_start])
+        if opened is not None and value_end - value_start > len(opened.group(0)):
+            parts.append(f"{opened.group(0)}{MASK}{opened.group(0)}")  # keep JSON well-formed
+        else:
+            parts.append(MASK)
+        position = value_end
+    if not parts:
+        return text
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _mask_pem(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{MASK}{match.group(2) or ''}"
+
+
 def mask(text: str) -> str:
     """Replace every secret or PII pattern in `text` with `[masked]`."""
+    if "PRIVATE KEY" in text:
+        text = _PEM.sub(_mask_pem, text)
+    text = _mask_pairs(text)
     text = _CARD.sub(_mask_card, text)
+    text = _BARE_CPF.sub(_mask_bare_cpf, text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+class LineMasker:
+    """Masks a stream of lines (a child's stderr), where a PEM private key spans many lines:
+    from a BEGIN line to its END line (at most `max_block` lines) nothing is passed on but the
+    masked BEGIN line. Lines are cut to `max_chars` (masking a megabyte would stall the loop)."""
+
+    def __init__(self, max_block: int = 400, max_chars: int = 4096) -> None:
+        self._max_block = max_block
+        self._max_chars = max_chars
+        self._inside = 0
+        """Lines into an open private-key block (0: not in one)."""
+
+    def line(self, text: str) -> str | None:
+        """The line as it may be logged, or None to drop it."""
+        if self._inside:
+            self._inside += 1
+            if _PEM_END.search(text) or self._inside > self._max_block:
+                self._inside = 0
+            return None
+        begin = _PEM_BEGIN.search(text)
+        if begin is not None and not _PEM_END.search(text, begin.end()):
+            self._inside = 1
+        if len(text) <= self._max_chars:
+            return mask(text)
+        # Masked with some text past the cut, so a secret straddling it is still recognised.
+        return f"{mask(text[: self._max_chars + 512])[: self._max_chars]}… ({len(text) - self._max_chars} more characters)"
+
+
+NAME_LIMIT = 128
+_NAME_KEY = secrets.token_bytes(16)
+
+
+def bounded_name(name: str, limit: int = NAME_LIMIT) -> str:
+    """A caller-supplied name (an unknown tool's, say) as the hub may store or log it: masked,
+    and cut to `limit` characters plus `…#<digest>` when longer. The digest is keyed per process,
+    so the same long name reads the same within one run but cannot be reversed by guessing."""
+    if len(name) <= limit:
+        return mask(name)
+    digest = hmac.new(_NAME_KEY, name.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+    # Masked with some text after the cut, so a secret that straddles it is still recognised.
+    return f"{mask(name[:limit + 512])[:limit]}…#{digest}"
 
 
 class MaskingFilter(logging.Filter):
     """A logging filter that masks the fully formatted message of every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask(message)
-        if masked != message or record.args:
-            record.msg, record.args = masked, None
+        mask_record(record)
         return True
+
+
+LOG_MESSAGE_LIMIT = 16_384
+"""Longer log messages are cut (a log line is for people; payloads belong elsewhere)."""
+
+
+def mask_record(record: logging.LogRecord) -> None:
+    """Mask a record's message in place, cut to `LOG_MESSAGE_LIMIT` characters (once: a record
+    already masked is left alone)."""
+    if getattr(record, "_mcp_hub_masked", False):
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # boundary: a malformed format string must not lose the record
+        message = f"{record.msg!r} {record.args!r}"
+    if len(message) > LOG_MESSAGE_LIMIT:
+        message = f"{message[:LOG_MESSAGE_LIMIT]}… ({len(message) - LOG_MESSAGE_LIMIT} more characters not logged)"
+    masked = mask(message)
+    if masked != message or record.args:
+        record.msg, record.args = masked, None
+    record._mcp_hub_masked = True  # type: ignore[attr-defined]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 from collections import OrderedDict
 import logging
+import weakref
 from typing import Any
 
 import mcp_types as types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPError
@@ -21,9 +23,10 @@ from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, T
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
-from hub.downstream.connection import ListKind, describe_failure
+from hub.downstream.connection import ListKind
 from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
+from hub.search.front import SearchFront
 from hub.wire import WireResult
 
 logger = logging.getLogger("hub.server")
@@ -75,37 +78,39 @@ def page(items: list[Any], cursor: str | None, size: int, version: int) -> tuple
 
 
 class ClientRegistry:
-    """Handshake-era client connections, so list changes can be pushed to each of them."""
+    """Handshake-era client connections, so list changes can be pushed to each of them.
+
+    Held weakly: a connection whose session ended (closed, expired or evicted by the HTTP
+    session caps) drops out by itself, so the registry never keeps a dead session's memory."""
 
     MAX_CONNECTIONS = 4096
-    """Most recently active connections kept; older ones are forgotten (a gone client's session
-    is also dropped the first time a push to it fails)."""
+    """Most recently active connections kept; older ones are forgotten."""
+
+    _METHODS: dict[ListKind, str] = {
+        "tools": "notifications/tools/list_changed",
+        "resources": "notifications/resources/list_changed",
+        "prompts": "notifications/prompts/list_changed",
+    }
 
     def __init__(self) -> None:
-        self._keepalive: OrderedDict[int, Any] = OrderedDict()
+        self._connections: OrderedDict[int, weakref.ref[Connection]] = OrderedDict()
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            connection = getattr(ctx.session, "_connection", None)
-            if connection is not None and getattr(connection, "has_standalone_channel", True):
-                self._keepalive[id(connection)] = ctx.session
-                self._keepalive.move_to_end(id(connection))
-                while len(self._keepalive) > self.MAX_CONNECTIONS:
-                    self._keepalive.popitem(last=False)
+            connection: Connection | None = getattr(ctx.session, "_connection", None)  # no public accessor
+            if connection is not None and connection.has_standalone_channel:
+                key = id(connection)
+                if key not in self._connections:
+                    self._connections[key] = weakref.ref(connection, lambda _, key=key: self._connections.pop(key, None))
+                self._connections.move_to_end(key)
+                while len(self._connections) > self.MAX_CONNECTIONS:
+                    self._connections.popitem(last=False)
         return await call_next(ctx)
 
     async def broadcast(self, kind: ListKind) -> None:
-        for key, session in list(self._keepalive.items()):
-            try:
-                if kind == "tools":
-                    await session.send_tool_list_changed()
-                elif kind == "resources":
-                    await session.send_resource_list_changed()
-                else:
-                    await session.send_prompt_list_changed()
-            except Exception as exc:  # boundary: a gone client is forgotten, not an error
-                logger.debug("dropping a client connection: %s", describe_failure(exc))
-                self._keepalive.pop(key, None)
+        for connection in [ref() for ref in list(self._connections.values())]:
+            if connection is not None:
+                await connection.notify(self._METHODS[kind], None)  # best effort: never raises
 
 
 def build_server(hub: Hub) -> HubServer:
@@ -118,8 +123,13 @@ def build_server(hub: Hub) -> HubServer:
     def caller() -> Principal:
         return current_principal(hub.access.local)
 
+    search = SearchFront(hub)
+
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        tools, next_cursor = page(hub.visible_tools(caller()), params.cursor if params else None, page_size, catalog.version)
+        await hub.await_first_listing()  # the first answer waits (bounded) for servers still connecting
+        principal = caller()
+        visible = search.tools(ctx.session, principal) if search.active(principal) else hub.visible_tools(principal)
+        tools, next_cursor = page(visible, params.cursor if params else None, page_size, catalog.version)
         return types.ListToolsResult(tools=tools, next_cursor=next_cursor)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -127,6 +137,9 @@ def build_server(hub: Hub) -> HubServer:
             # A no-op when this caller did not ask for progress.
             await ctx.session.report_progress(value, total, message)
 
+        if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
+                                                                      caller(), progress)) is not None:
+            return answered  # type: ignore[return-value]
         try:
             result = await hub.route_call(params.name, params.arguments, progress, principal=caller(), wire=True)
         except UnknownTool:
@@ -137,12 +150,14 @@ def build_server(hub: Hub) -> HubServer:
         return result.body if isinstance(result, WireResult) else result  # type: ignore[return-value]
 
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        await hub.await_first_listing()
         items, next_cursor = page(hub.visible_resources(caller()), params.cursor if params else None, page_size, catalog.version)
         return types.ListResourcesResult(resources=items, next_cursor=next_cursor)
 
     async def list_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
+        await hub.await_first_listing()
         items, next_cursor = page(
             hub.visible_resource_templates(caller()), params.cursor if params else None, page_size, catalog.version
         )
@@ -152,6 +167,7 @@ def build_server(hub: Hub) -> HubServer:
         return await hub.read_resource(str(params.uri), caller())
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        await hub.await_first_listing()
         items, next_cursor = page(hub.visible_prompts(caller()), params.cursor if params else None, page_size, catalog.version)
         return types.ListPromptsResult(prompts=items, next_cursor=next_cursor)
 
@@ -160,7 +176,8 @@ def build_server(hub: Hub) -> HubServer:
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
         context = params.context.arguments if params.context else None
-        return await hub.complete(params.ref, {params.argument.name: params.argument.value}, context)
+        argument = {"name": params.argument.name, "value": params.argument.value}
+        return await hub.complete(params.ref, argument, context, caller())
 
     def input_schema(name: str) -> dict[str, Any] | None:
         route = catalog.resolve_tool(name)

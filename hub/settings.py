@@ -108,6 +108,10 @@ class RateLimitSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    fail_mode: Literal["closed_for_writes", "closed", "open"] = "closed_for_writes"
+    """While Redis is unreachable: refuse calls to tools not marked read-only and limit read-only
+    ones with this replica's own buckets, started empty (default); refuse every limited call
+    (`closed`); or let calls through unlimited (`open`)."""
     per_principal: BucketSettings | None = None
     """Every principal's overall bucket (None: no overall limit)."""
     rules: list[RateRule] = Field(default_factory=list)
@@ -119,3 +123,25 @@ class MetricsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     access: Literal["off", "loopback", "scope"] = "loopback"
     """`loopback`: only callers on 127.0.0.1/::1; `scope`: authenticated callers with `hub:metrics`."""
+
+
+class HttpSettings(BaseModel):
+    """What one HTTP caller may hold of the hub: sessions per principal, request body size and time.
+
+    Streamable HTTP and legacy SSE sessions count together. A principal at its cap that opens
+    another session loses its least recently used idle one (a session with no request in flight
+    and no open stream); if none is idle it is refused with 429. At the hub-wide cap the idle
+    session least recently used of the principal holding the most is evicted; if none is idle, 503.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    max_sessions_per_principal: int = Field(default=32, ge=1)
+    max_sessions: int = Field(default=1000, ge=1)
+    """All sessions of all principals together (bounds the hub's memory)."""
+    session_idle_timeout_s: float = Field(default=600.0, gt=0)
+    """A Streamable HTTP session with no request in flight for this long is closed (its id answers 404)."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body on any route (413 beyond it, declared or streamed)."""
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    """A request's head and body must arrive within this long of its first byte (else 408 and the
+    connection is closed)."""

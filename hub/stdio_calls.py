@@ -27,13 +27,16 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
-from mcp_types import CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_PARAMS, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY
+from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, PROTOCOL_VERSION_META_KEY,
+                       SERVER_INFO_META_KEY)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
 from hub.express import ExpressCall
 from hub.hub import Hub, UnknownTool
-from hub.line_pipes import Send, WriteNow, json_line, json_object
+from hub.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
+from hub.search.meta import META_NAMES, search_mode_for
+from hub.line_pipes import Send, WriteNow, encode_off_loop, is_big, json_line, json_object
 from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")
@@ -56,6 +59,8 @@ class StdioToolCalls:
         self._initialized = False
         self._in_flight: dict[str, asyncio.Task[None] | ExpressCall] = {}
         self._writing: set[asyncio.Task[None]] = set()
+        self.guard = FrontGuard(self._reply_now)
+        """Answers what neither this path nor the SDK would: malformed lines, reused ids, overlong lines."""
 
     async def aclose(self) -> None:
         """Cancel the calls still running (stdin closed) and wait for them to finish."""
@@ -68,19 +73,21 @@ class StdioToolCalls:
     def take(self, line: bytes) -> bool:
         """Handle `line` here (True) or leave it to the SDK (False). Never raises."""
         try:
-            if b'"tools/call"' in line:
-                return self._take_call(line)
-            if b'"notifications/cancelled"' in line:
-                return self._take_cancel(line)
-            if not self._initialized:
-                self._watch_handshake(line)
+            message = json_object(line)
+            if message is not None:
+                if b'"tools/call"' in line and self._take_call(message):
+                    return True
+                if b'"notifications/cancelled"' in line and self._take_cancel(message):
+                    return True
+                if not self._initialized:
+                    self._watch_handshake(line, message)
+            return self.guard.check(line, message, self._in_flight)
         except Exception:  # boundary: whatever this path cannot read, the SDK answers as it would
             logger.debug("leaving a line to the SDK", exc_info=True)
         return False
 
-    def _take_call(self, line: bytes) -> bool:
-        message = json_object(line)
-        if message is None or message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0":
+    def _take_call(self, message: dict[str, Any]) -> bool:
+        if message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0":
             return False
         request_id = message.get("id")
         params = message.get("params")
@@ -89,6 +96,8 @@ class StdioToolCalls:
         name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta", {})
         if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)) or not isinstance(meta, dict):
             return False
+        if name in META_NAMES and search_mode_for(self._hub, self._hub.access.local):
+            return False  # search mode's meta-tools are answered by the SDK server (`hub.search.front`)
         if not _KNOWN_PARAMS.issuperset(params):
             return False  # e.g. inputResponses / requestState: the SDK's multi-round-trip machinery
         token = meta.get("progressToken")
@@ -101,8 +110,9 @@ class StdioToolCalls:
         elif not self._initialized:
             return False
         key = _id_key(request_id)
-        if key in self._in_flight:
-            return False  # a duplicate id is the SDK's to refuse
+        if key in self._in_flight or self.guard.busy(key):
+            self._reply_now(error_line(request_id, INVALID_REQUEST, duplicate_message(request_id)))
+            return True
         local = self._hub.access.local
         progress = self._progress(token) if token is not None else None
         express = self._hub.start_express(
@@ -120,14 +130,14 @@ class StdioToolCalls:
         task = self._in_flight[key] = asyncio.get_running_loop().create_task(self._call(key, request_id, name, modern, outcome))
         return task
 
-    def _take_cancel(self, line: bytes) -> bool:
-        message = json_object(line)
-        if message is None or message.get("method") != "notifications/cancelled":
+    def _take_cancel(self, message: dict[str, Any]) -> bool:
+        if message.get("method") != "notifications/cancelled":
             return False
         params = message.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
         entry = self._in_flight.get(_id_key(request_id)) if isinstance(request_id, (int, str)) else None
         if entry is None:
+            self.guard.cancelled(request_id)  # the SDK's, if any: it will not answer it
             return False
         task = _task_of(entry)
         # Cancelled once it has started (a task cancelled before its first step would skip the
@@ -135,20 +145,21 @@ class StdioToolCalls:
         asyncio.get_running_loop().call_soon(task.cancel)
         return True
 
-    def _watch_handshake(self, line: bytes) -> None:
+    def _watch_handshake(self, line: bytes, message: dict[str, Any]) -> None:
         """Note the handshake going by: the version the client asked for, then `initialized`."""
         if b'"initialize"' in line:
-            message = json_object(line)
-            params = message.get("params") if message and message.get("method") == "initialize" else None
+            params = message.get("params") if message.get("method") == "initialize" else None
             self._handshake_requested = params.get("protocolVersion") if isinstance(params, dict) else None
         elif b'"notifications/initialized"' in line and self._handshake_requested == HANDSHAKE_VERSION:
-            message = json_object(line)
-            self._initialized = message is not None and message.get("method") == "notifications/initialized"
+            self._initialized = message.get("method") == "notifications/initialized"
 
     async def _call(self, key: str, request_id: int | str, name: str, modern: bool,
                     outcome: Coroutine[Any, Any, ToolResult]) -> None:
+        data: bytes | None = None
         try:
             reply = self._result_reply(request_id, modern, await outcome)
+            if is_big(reply["result"]):
+                data = await encode_off_loop(reply)
         except UnknownTool:
             reply = _error(request_id, INVALID_PARAMS, f"Unknown tool: {name}")
         except asyncio.CancelledError:
@@ -158,16 +169,29 @@ class StdioToolCalls:
             reply = _error(request_id, INTERNAL_ERROR, "Internal server error")
         finally:
             self._in_flight.pop(key, None)
-        await self._write(reply)
+        await (self._send_bytes(data) if data is not None else self._write(reply))
 
     def _answer_now(self, key: str, request_id: int | str, modern: bool, result: ToolResult) -> None:
         """Answer a call the express path finished, from the callback that read its answer."""
         self._in_flight.pop(key, None)
-        data = json_line(self._result_reply(request_id, modern, result))
+        reply = self._result_reply(request_id, modern, result)
+        if is_big(reply["result"]):
+            self._later(self._send_big(reply))
+            return
+        self._reply_now(json_line(reply))
+
+    def _reply_now(self, data: bytes) -> None:
+        """Write a line from a callback: at once if the client keeps up, else on a task."""
         if not self._write_now(data):  # the client is not reading: wait for it on a task
-            task = asyncio.get_running_loop().create_task(self._send_bytes(data))
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
+            self._later(self._send_bytes(data))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    async def _send_big(self, reply: dict[str, Any]) -> None:
+        await self._send_bytes(await encode_off_loop(reply))
 
     def _result_reply(self, request_id: int | str, modern: bool, result: ToolResult) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result), modern)}
@@ -202,11 +226,6 @@ class StdioToolCalls:
 def _task_of(entry: asyncio.Task[None] | ExpressCall) -> asyncio.Task[None]:
     """The task answering a call in flight; an express call is handed to the chain to get one."""
     return entry.escalate() if isinstance(entry, ExpressCall) else entry
-
-
-def _id_key(request_id: int | str) -> str:
-    """Ids compare as JSON values: 7 and "7" are different requests."""
-    return f"{type(request_id).__name__}:{request_id}"
 
 
 def _error(request_id: int | str, code: int, message: str) -> dict[str, Any]:

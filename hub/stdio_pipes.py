@@ -25,6 +25,9 @@ from typing import Any, Protocol
 import anyio
 from mcp.server.stdio import stdio_server
 
+from mcp_types import JSONRPCError, JSONRPCResponse
+
+from hub.line_errors import FrontGuard
 from hub.line_pipes import LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.server")
@@ -53,6 +56,31 @@ class _Lines:
         if line is None:
             raise StopAsyncIteration
         return line.decode("utf-8", errors="replace")
+
+
+class _Answers:
+    """The SDK's write stream, telling the `FrontGuard` which requests have been answered."""
+
+    def __init__(self, stream: Any, guard: FrontGuard) -> None:
+        self._stream = stream
+        self._guard = guard
+
+    async def send(self, item: Any) -> None:
+        try:
+            await self._stream.send(item)
+        finally:
+            if isinstance(item.message, (JSONRPCResponse, JSONRPCError)):
+                self._guard.answered(item.message.id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def __aenter__(self) -> _Answers:
+        await self._stream.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self._stream.__aexit__(*exc)
 
 
 class _Writer:
@@ -95,13 +123,22 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
         writer.write(data)
         await writer.drain()
 
+    replying: set[asyncio.Task[None]] = set()
+
+    def reply(data: bytes) -> None:
+        if not write_now(writer, data):
+            task = asyncio.get_running_loop().create_task(send(data))
+            replying.add(task)
+            task.add_done_callback(replying.discard)
+
     taker = interceptor(send, lambda data: write_now(writer, data)) if interceptor is not None else None
+    guard: FrontGuard = getattr(taker, "guard", None) or FrontGuard(reply)
     queue = LineQueue()
-    await read_lines(stdin, queue, taker.take if taker is not None else lambda line: False,
-                     lambda problem: logger.warning("stdin: %s; closing the session", problem))
+    await read_lines(stdin, queue, taker.take if taker is not None else guard.take,
+                     lambda problem: logger.warning("stdin: %s; closing the session", problem), guard.overlong)
     try:
-        async with stdio_server(_Lines(queue), _Writer(writer)) as streams:  # type: ignore[arg-type]
-            yield streams
+        async with stdio_server(_Lines(queue), _Writer(writer)) as (read_stream, write_stream):  # type: ignore[arg-type]
+            yield read_stream, _Answers(write_stream, guard)
     finally:
         if taker is not None:
             with anyio.CancelScope(shield=True):

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any, Literal
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST
 import uvicorn
-from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,9 +25,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub.http_guard import HttpGuard, head_deadline_protocol
+from hub.http_sessions import PrincipalSessionManager, sse_endpoint
 from hub.hub import Hub
+from hub.session_ledger import SessionLedger
 from hub.stdio_calls import StdioToolCalls
 from hub.stdio_pipes import pipe_stdio
+from hub.webhooks import HubWebhooks, with_webhook_lifespan
 from hub.server import HubServer
 
 logger = logging.getLogger("hub.transport")
@@ -53,41 +58,41 @@ def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
     )
 
 
-def health_response(hub: Hub, detailed: bool = True) -> JSONResponse:
+def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | None = None) -> JSONResponse:
     """`GET /healthz`: 200 while the hub can serve (some server up, or none configured), else 503;
-    the body names the servers that are degraded or down. With auth on, only callers holding
-    `hub:admin` see the per-server details."""
+    the body names the servers that are degraded or down, and counts open HTTP sessions. With
+    auth on, only callers holding `hub:admin` see these details."""
     servers = hub.status()
     degraded = sorted(name for name, s in servers.items() if s["health"] != "connected")
     up = [name for name, s in servers.items() if s["health"] != "down"]
-    body: dict[str, Any] = {"status": "degraded" if degraded else "ok"}
+    limiter = hub.rate_limits.health()  # None unless the limiter's store is shared (Redis)
+    limiter_down = limiter is not None and limiter["state"] != "ok"
+    body: dict[str, Any] = {"status": "degraded" if degraded or limiter_down else "ok"}
     if detailed:
         body.update(degraded=degraded, tools=len(hub.catalog.tools()), servers=servers)
+        if limiter is not None:
+            body["rate_limiter"] = limiter
+        if sessions is not None:
+            body["sessions"] = sessions
     return JSONResponse(body, status_code=200 if up or not servers else 503)
 
 
-def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> Starlette:
-    """The ASGI app for `http` (Streamable HTTP + legacy SSE) or `sse` (legacy SSE only)."""
+def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> ASGIApp:
+    """The ASGI app for `http` (Streamable HTTP + legacy SSE) or `sse` (legacy SSE only).
+
+    Every route sits behind `HttpGuard` (Host/Origin, body size and deadline); sessions of both
+    kinds are held per principal in one `SessionLedger` (`hub.http_sessions`)."""
     security = security_settings(hub, host)
+    limits = hub.config.hub.http
     from hub.auth.http import http_auth  # JOSE/JWT code only an HTTP hub needs (keeps stdio start lean)
 
     auth = http_auth(hub, host, port)
+    ledger = SessionLedger(limits.max_sessions_per_principal, limits.max_sessions)
+    protect: Callable[[ASGIApp], ASGIApp] = auth.require if auth is not None else (lambda app: app)
 
     async def health(request: Request) -> Response:
-        return health_response(hub, detailed=auth is None or _may_see_details(request))
+        return health_response(hub, detailed=auth is None or _may_see_details(request), sessions=ledger.counts())
 
-    sse = SseServerTransport("/messages/", security_settings=security)
-
-    async def sse_asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        async with sse.connect_sse(scope, receive, send) as (read, write):
-            await server.run(read, write, server.create_initialization_options())
-
-    sse_app: ASGIApp = RawASGI(sse_asgi)
-    messages_app: ASGIApp = sse.handle_post_message
-    if auth is not None:
-        sse_app = RequireAuthMiddleware(sse_app, auth.settings.required_scopes or [], auth.metadata_url)
-        messages_app = RequireAuthMiddleware(messages_app, auth.settings.required_scopes or [], auth.metadata_url)
-    legacy_routes = [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=messages_app)]
     async def metrics(request: Request) -> Response:
         access = hub.config.hub.metrics.access
         client_host = request.client.host if request.client else ""
@@ -98,23 +103,27 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
             return JSONResponse({"error": "metrics are not available to this caller (see hub.metrics.access)"}, 403)
         return Response(hub.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    extra: list[Route | Mount] = [
+    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=limits.max_body_bytes)
+    routes: list[Route | Mount] = [
         Route("/healthz", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        *legacy_routes,
+        Route("/sse", RawASGI(protect(sse_endpoint(sse, server, ledger))), methods=["GET"]),
+        Mount("/messages/", app=protect(sse.handle_post_message)),
+        *(auth.metadata_routes() if auth else []),
     ]
-    if transport == "sse":
-        middleware = auth.middleware() if auth else []
-        routes = [*extra, *(auth.metadata_routes() if auth else [])]
-        return Starlette(routes=routes, middleware=middleware)
-    return server.streamable_http_app(
-        streamable_http_path="/mcp",
-        transport_security=security,
-        host=host,
-        custom_starlette_routes=extra,
-        auth=auth.settings if auth else None,
-        token_verifier=auth.verifier if auth else None,
-    )
+    lifespan: Any = None
+    if transport == "http":
+        manager = PrincipalSessionManager(
+            server, ledger, security_settings=security, session_idle_timeout=limits.session_idle_timeout_s,
+            max_request_body_size=limits.max_body_bytes,
+        )
+        routes.insert(0, Route("/mcp", RawASGI(protect(StreamableHTTPASGIApp(manager)))))
+        lifespan = lambda app: manager.run()  # noqa: E731
+    webhooks = HubWebhooks(hub)  # POST /webhooks/<namespace>/<provider> for in-process domains (hub.webhooks)
+    routes.append(webhooks.route())
+    lifespan = with_webhook_lifespan(webhooks, lifespan)
+    app = Starlette(routes=routes, middleware=auth.middleware() if auth else [], lifespan=lifespan)
+    return HttpGuard(app, security, limits.max_body_bytes, limits.body_timeout_s)
 
 
 class RawASGI:
@@ -159,7 +168,9 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     sock = bind_listener(host, port)
     port = sock.getsockname()[1]
     app = build_http_app(hub, server, transport, host, port)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
+                            http=head_deadline_protocol(hub.config.hub.http.body_timeout_s))
     web = uvicorn.Server(config)
 
     async def announce() -> None:

@@ -48,8 +48,11 @@ def echo_stdio(*args: str, **extra: Any) -> dict[str, Any]:
 
 
 def write_config(tmp_path: Path, servers: dict[str, Any], hub: dict[str, Any] | None = None) -> Path:
+    """A hub config file. `mcp-hub serve` answers before its servers are up, and its first list waits
+    for them only `hub.list_wait_s` (2 s): on a loaded machine a Python server can take longer, so
+    tests that expect every server in their first list get a bound they will not hit."""
     path = tmp_path / "hub.json"
-    path.write_text(json.dumps({"hub": hub or {}, "mcpServers": servers}))
+    path.write_text(json.dumps({"hub": {"list_wait_s": 30, **(hub or {})}, "mcpServers": servers}))
     return path
 
 

@@ -83,7 +83,8 @@ async def test_accounting_tools_on_the_embedded_ledger(tmp_path: Path) -> None:
         assert again["invoice"]["id"] == invoice["id"] and invoice["status"] == "open" and invoice["due_date"] == "2026-03-31"
         assert len((await call("search_invoices"))["invoices"]) == 1, "the idempotency key made one invoice"
         floaty = await call("create_invoice", contact_id=acme["id"], lines=[{"unit_price": 10.5, "account_code": "4000"}])
-        assert "decimal strings" in str(floaty), "a float amount is refused, not rounded"
+        assert floaty["code"] == "invalid_argument" and "lines[0].unit_price" in floaty["message"] and "string" in floaty["message"], \
+            "a float amount is refused, not rounded"
         wrong = await call("create_invoice", contact_id=acme["id"], lines=[{"unit_price": "1", "account_code": "6000"}])
         assert wrong["code"] == "invalid_argument" and "expected income" in wrong["message"]
 
@@ -93,7 +94,9 @@ async def test_accounting_tools_on_the_embedded_ledger(tmp_path: Path) -> None:
         assert (await call("record_payment", invoice_id=invoice["id"], amount="1.001"))["code"] == "invalid_argument"
         part = await call("record_payment", invoice_id=invoice["id"], amount="880.55", date="2026-03-10", idempotency_key="pay-1")
         assert (part["invoice_balance"], part["invoice_status"]) == ("1000.00", "partially_paid")
-        assert (await call("record_payment", invoice_id=invoice["id"], amount="880.55", idempotency_key="pay-1"))["id"] == part["id"]
+        again = await call("record_payment", invoice_id=invoice["id"], amount="880.55", date="2026-03-10", idempotency_key="pay-1")
+        assert again["id"] == part["id"]
+        assert (await call("record_payment", invoice_id=invoice["id"], amount="880.55", idempotency_key="pay-1"))["code"] == "conflict"
         overdue = await call("search_invoices", overdue_only=True)
         assert [i["id"] for i in overdue["invoices"]] == [invoice["id"]], "due 31 March 2026, unpaid balance"
         paid = await call("record_payment", invoice_id=invoice["id"], amount="1000.00", date="2026-04-15")
@@ -233,7 +236,7 @@ async def test_through_the_hub_and_standalone(tmp_path: Path, monkeypatch: pytes
     await EmbeddedAccounting(tmp_path).seed_demo()
     async with Hub(parse_config({"mcpServers": {"accounting": {"builtin": "accounting"}}})) as hub:
         tools = {t.name: t for t in hub.catalog.tools()}
-        assert len([n for n in tools if n.startswith("accounting__")]) == 11
+        assert len([n for n in tools if n.startswith("accounting__")]) == 12
         schema = tools["accounting__record_payment"].input_schema["properties"]["amount"]
         assert schema["type"] == "string", "money is a decimal string in the schema agents see"
         floaty = await hub.route_call("accounting__record_payment", {"invoice_id": "x", "amount": 12.5})
@@ -246,7 +249,7 @@ async def test_through_the_hub_and_standalone(tmp_path: Path, monkeypatch: pytes
     )
     async with Client(params) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
-        assert len(listed) == 11 and listed["update_invoice"].annotations.destructive_hint is True
+        assert len(listed) == 12 and listed["update_invoice"].annotations.destructive_hint is True
         assert listed["get_report"].annotations.read_only_hint is True
         trial = (await client.call_tool("get_report", {"report": "trial_balance"})).structured_content
         assert trial["balanced"] and trial["totals"]["debit"] == trial["totals"]["credit"] != "0.00"

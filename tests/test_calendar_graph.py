@@ -118,7 +118,7 @@ async def test_graph_calendar(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) ->
         offsite = await call("create_event", calendar_id=CAL_ID, title="Offsite", start="2026-04-02", end="2026-04-04", all_day=True)
         assert offsite["all_day"] and offsite["start"]["date"] == "2026-04-02" and offsite["end"]["date"] == "2026-04-04"
         refused = await call("create_event", calendar_id=CAL_ID, title="x", start="2026-04-02T10:00:00", end="2026-04-02T11:00:00",
-                             rrule="FREQ=MINUTELY")
+                             rrule="FREQ=HOURLY;COUNT=3")
         assert refused["code"] == "invalid_argument" and "Graph cannot express" in refused["message"]
         fake.fail_next.append((429, {"Retry-After": "0"}, '{"error": {"code": "TooManyRequests", "message": "slow down"}}'))
         assert (await call("get_event", calendar_id=CAL_ID, event_id=offsite["id"]))["title"] == "Offsite", "429 retried after Retry-After"

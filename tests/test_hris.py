@@ -71,7 +71,7 @@ async def test_time_off_lifecycle(hub: Hub) -> None:
     made = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2026-12-21", end="2026-12-28",
                       note="family", idempotency_key="xmas")
     again = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2026-12-21", end="2026-12-28",
-                       idempotency_key="xmas")
+                       note="family", idempotency_key="xmas")
     assert made["request"]["id"] == again["request"]["id"] and made["request"]["status"] == "requested"
     assert len((await call(hub, "list_time_off_requests", employee_id="e3"))["requests"]) == 1
     overlap = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2026-12-24", end="2026-12-24")
@@ -91,7 +91,8 @@ async def test_time_off_lifecycle(hub: Hub) -> None:
     assert kinds == [("holiday", "Boxing Day"), ("holiday", "Christmas Day"), ("time_off", "Alan Turing")]
     balances = await call(hub, "get_time_off_balances", employee_id="e3", as_of="2027-01-01")
     vacation = next(b for b in balances["balances"] if b["type"] == "vacation")
-    assert vacation == {"type": "vacation", "available_hours": 160.0, "used_hours": 40.0}
+    assert vacation == {"type": "vacation", "entitlement_hours": 200.0, "booked_hours": 40.0, "taken_hours": 40.0,
+                        "pending_hours": 0.0, "available_hours": 160.0}
     assert (await call(hub, "list_time_off_requests", status="approved", start="2026-12-01", end="2026-12-31"))["requests"][0]["employee_id"] == "e3"
 
 

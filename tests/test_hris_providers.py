@@ -94,8 +94,10 @@ async def test_bamboohr_time_off_and_failures(bamboo: tuple[FakeBamboo, Any]) ->
     out = await tool(server, "whos_out", start="2026-12-24", end="2026-12-26")
     assert sorted(a["kind"] for a in out["absences"]) == ["holiday", "time_off"]
     balances = await tool(server, "get_time_off_balances", employee_id="41", as_of="2027-01-01")
-    assert {"type": "vacation", "available_hours": 88.0, "used_hours": 32.0} in balances["balances"]
-    assert {"type": "sick", "available_hours": 40.0, "used_hours": 8.0} in balances["balances"]
+    assert {"type": "vacation", "entitlement_hours": None, "booked_hours": 32.0, "taken_hours": 32.0, "pending_hours": 0.0,
+            "available_hours": 88.0} in balances["balances"]
+    assert {"type": "sick", "entitlement_hours": None, "booked_hours": 8.0, "taken_hours": 8.0, "pending_hours": 0.0,
+            "available_hours": 40.0} in balances["balances"]
     listed = await tool(server, "list_time_off_requests", employee_id="41", status="approved")
     assert [r["id"] for r in listed["requests"]] == [made["request"]["id"]]
     assert (await tool(server, "request_time_off", employee_id="41", type="sabbatical", start="2027-01-04", end="2027-01-04"))["code"] == "invalid_argument"
@@ -166,7 +168,8 @@ async def test_workday_refresh_token_grant_paging_and_rotation(workday: tuple[Fa
         refused = await tool(server, name, **args)
         assert refused["code"] == "invalid_argument", name
     balances = await tool(server, "get_time_off_balances", employee_id="w001")
-    assert balances["balances"] == [{"type": "vacation", "available_hours": 96.0, "used_hours": 24.0}]
+    assert balances["balances"] == [{"type": "vacation", "entitlement_hours": None, "booked_hours": 24.0, "taken_hours": 24.0,
+                                     "pending_hours": 40.0, "available_hours": 56.0}], "the submitted request is pending"
 
 
 async def test_workday_refresh_failure_and_bad_types(workday: tuple[FakeWorkday, WorkdayHris, Any]) -> None:

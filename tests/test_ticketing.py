@@ -51,7 +51,8 @@ async def test_embedded_tools_through_the_hub(hub: Hub) -> None:
 
     created = await call(hub, "create_ticket", project="OPS", title="Printer on fire", description="**urgent**",
                          priority="critical", labels=["hw"], assignee="grace@example.com", idempotency_key="k-1")
-    again = await call(hub, "create_ticket", project="OPS", title="Printer on fire", idempotency_key="k-1")
+    again = await call(hub, "create_ticket", project="OPS", title="Printer on fire", description="**urgent**",
+                       priority="critical", labels=["hw"], assignee="grace@example.com", idempotency_key="k-1")
     assert again["key"] == created["key"] == "OPS-3"
     assert (await call(hub, "search_tickets", text="Printer"))["total"] == 1, "an idempotent retry made one record"
 
@@ -108,7 +109,8 @@ async def test_standalone_over_stdio(tmp_path: Path) -> None:
     )
     async with Client(params) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert len(tools) == 11 and tools["search_tickets"].annotations.read_only_hint is True
+        assert len(tools) == 13 and tools["search_tickets"].annotations.read_only_hint is True
+        assert tools["create_project"].annotations.idempotent_hint is True
         assert tools["delete_ticket"].annotations.destructive_hint is True
         assert tools["get_ticket"].output_schema is not None
         result = await client.call_tool("search_tickets", {"text": "certificate"})

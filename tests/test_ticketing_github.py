@@ -59,7 +59,8 @@ async def test_github_lists_search_and_writes(github: tuple[FakeGitHub, Any]) ->
 
     created = await tool(server, "create_ticket", project="acme/app", title="Crash on save", description="Steps:\n1. save",
                          priority="high", labels=["bug"], assignee="octocat", idempotency_key="gh-1")
-    again = await tool(server, "create_ticket", project="acme/app", title="Crash on save", idempotency_key="gh-1")
+    again = await tool(server, "create_ticket", project="acme/app", title="Crash on save", description="Steps:\n1. save",
+                       priority="high", labels=["bug"], assignee="octocat", idempotency_key="gh-1")
     assert created["id"] == again["id"] == "7" and created["priority"] == "high" and created["labels"] == ["bug"]
     posts = [r for r in fake.requests if r["method"] == "POST" and r["path"] == "/repos/acme/app/issues"]
     assert len(posts) == 1 and posts[0]["json"] == {"title": "Crash on save", "body": "Steps:\n1. save",

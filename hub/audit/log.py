@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,8 +41,15 @@ _MIGRATIONS = [
     CREATE INDEX audit_ts ON audit(ts);
     CREATE INDEX audit_principal ON audit(principal, ts);
     CREATE INDEX audit_tool ON audit(tool, ts)""",
+    # Who, exactly: `api_key` + the key's id, `jwt` + the issuer (the subject is `principal`), or
+    # `local`; so a JWT `sub` equal to an API key's principal name is told apart.
+    """ALTER TABLE audit ADD COLUMN auth_kind TEXT;
+    ALTER TABLE audit ADD COLUMN credential TEXT""",
 ]
-COLUMNS = ("ts", "request_id", "principal", "tool", "server", "outcome", "error_code", "latency_ms", "args_digest", "args")
+COLUMNS = ("ts", "request_id", "principal", "tool", "server", "outcome", "error_code", "latency_ms", "args_digest", "args",
+           "auth_kind", "credential")
+VALUE_LIMIT = 1024
+"""Kept argument values are stored cut to this many characters (the digest covers them whole)."""
 _INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
@@ -62,6 +70,8 @@ class AuditEvent(NamedTuple):
     """A shallow copy of the call's arguments: stored as an HMAC digest plus the redacted text."""
     keep: frozenset[str]
     """Argument fields whose values are stored (then masked); every other value is redacted."""
+    auth_kind: str = "local"
+    credential: str = ""
 
 
 LINGER_S = 0.02
@@ -138,7 +148,7 @@ class AuditLog:
     def _row(self, event: AuditEvent) -> tuple[Any, ...]:
         canonical = json.dumps(event.arguments, sort_keys=True, separators=(",", ":"), default=str)
         digest = hmac.digest(self._digest_key, canonical.encode(), "sha256").hex()
-        return (*event[:8], digest, redact_arguments(event.arguments, event.keep))
+        return (*event[:8], digest, redact_arguments(event.arguments, event.keep), event.auth_kind, event.credential)
 
     def _fail(self, reason: str) -> None:
         if self.healthy:
@@ -176,17 +186,41 @@ def query(
 
 
 def redact_arguments(arguments: dict[str, Any], keep: frozenset[str]) -> str:
-    """The arguments as stored: values redacted unless their field is kept, then masked."""
+    """The arguments as stored: values redacted unless their field is kept, then masked. A caller's
+    text is bounded: names as `bounded_name` cuts them, kept values to `VALUE_LIMIT` characters,
+    at most 100 fields."""
+    names = tuple(arguments)
     if not keep.intersection(arguments):
-        return _redacted_keys(tuple(arguments))  # only names are shown: the same text for the same names
-    from hub.redact import mask
+        if len(names) <= 100 and sum(map(len, names)) <= 4096:
+            return _redacted_keys(names)  # only names are shown: the same text for the same names
+        return _redact_keys(names)
+    from hub.redact import bounded_name, mask
 
-    shown = {k: (v if k in keep else "[redacted]") for k, v in arguments.items()}
+    shown = {_name(k, bounded_name): (_cut(v) if k in keep else "[redacted]") for k, v in list(arguments.items())[:100]}
     return mask(json.dumps(shown, sort_keys=True, default=str))
+
+
+def _name(name: str, bounded: Callable[[str], str]) -> str:
+    """A field name as stored: a long one cut by `bounded_name` (every name is masked with the rest)."""
+    return name if len(name) <= 128 else bounded(name)
+
+
+def _cut(value: Any) -> Any:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) <= VALUE_LIMIT:
+        return value
+    return f"{text[:VALUE_LIMIT]}… ({len(text) - VALUE_LIMIT} more characters)"
 
 
 @functools.lru_cache(maxsize=1024)
 def _redacted_keys(names: tuple[str, ...]) -> str:
-    from hub.redact import mask
+    return _redact_keys(names)
 
-    return mask(json.dumps(dict.fromkeys(names, "[redacted]"), sort_keys=True))
+
+def _redact_keys(names: tuple[str, ...]) -> str:
+    from hub.redact import bounded_name, mask
+
+    shown = dict.fromkeys((_name(name, bounded_name) for name in names[:100]), "[redacted]")
+    if len(names) > 100:
+        shown[f"… {len(names) - 100} more"] = "[redacted]"
+    return mask(json.dumps(shown, sort_keys=True))

@@ -13,6 +13,9 @@ class Principal:
     scopes: tuple[str, ...]
     kind: str = "local"
     """`api_key`, `jwt`, or `local` (stdio / auth disabled)."""
+    credential: str = ""
+    """Which credential: the API key's id for `api_key`, the token's issuer for `jwt` (with `name`
+    as its `sub`); empty for `local`. Recorded in audit rows."""
 
 
 def current_principal(default: Principal) -> Principal:
@@ -20,5 +23,7 @@ def current_principal(default: Principal) -> Principal:
     token = get_access_token()
     if token is None:
         return default
-    kind = (token.claims or {}).get("mcp_hub_kind", "jwt")
-    return Principal(token.client_id, tuple(token.scopes), kind)
+    claims = token.claims or {}
+    kind = claims.get("mcp_hub_kind", "jwt")
+    credential = claims.get("key_id") if kind == "api_key" else claims.get("iss")
+    return Principal(token.client_id, tuple(token.scopes), kind, str(credential or ""))

@@ -25,6 +25,7 @@ from mcp.server import MCPServer
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from hub.auth.caller_channel import CallerChannel
 from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
 from hub.downstream.http_client import downstream_http_client
@@ -72,9 +73,13 @@ class Downstream:
         self._client: Client | None = None
         self._json: JsonChannel | None = None
         self._direct: DirectTools | None = None
+        self.server_object: Any = None
+        """An in-process server once loaded (the HTTP hub serves its `webhooks`, see hub/webhooks.py)."""
         self._on_change = on_change
         self._on_state = on_state
         self.restarts = 0
+        self.reconnect_at = 0.0
+        """When the supervisor next tries to (re)connect after a loss (`anyio.current_time()`)."""
         self.connect_timeout_s = connect_timeout_s
         self._attempt_scope: anyio.CancelScope | None = None
         self._connected_at: float | None = None
@@ -86,6 +91,8 @@ class Downstream:
         self._pending_refresh: set[ListKind] = set()
         self._refresh_send, self._refresh_recv = anyio.create_memory_object_stream[ListKind](8)
         self.log = logging.getLogger(f"hub.downstream.{self.name}")
+        self.caller = CallerChannel.for_server(config)
+        """How this server learns each call's caller (`hub.auth.caller_channel`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,6 +129,7 @@ class Downstream:
                 backoff = self.config.restart.initial_backoff_s  # it was stable for a while: start over
             self.log.error("unavailable: %s; reconnecting in %.1fs", self.error, backoff)
             self.first_attempt.set()
+            self.reconnect_at = anyio.current_time() + backoff
             with anyio.move_on_after(backoff):
                 await self._stop.wait()
             backoff = min(backoff * 2, self.config.restart.max_backoff_s)
@@ -186,6 +194,11 @@ class Downstream:
         """The protocol version negotiated with this server, while connected."""
         return self._client.protocol_version if self._client is not None else None
 
+    @property
+    def instructions(self) -> str | None:
+        """The server's `instructions` from its handshake, while connected (tool search indexes them)."""
+        return getattr(self._client, "instructions", None) if self._client is not None else None
+
     def stop(self) -> None:
         self._stop.set()
         if self._attempt_scope is not None:
@@ -217,7 +230,8 @@ class Downstream:
         if cfg.transport == "stdio":
             assert cfg.command is not None
             self._json = JsonChannel() if on_asyncio() else None
-            transport = stdio_child(cfg.name, cfg.command, cfg.args, cfg.env, cfg.cwd, on_exit=self._mark_lost, channel=self._json)
+            env = cfg.env | self.caller.child_env()
+            transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json)
         elif cfg.transport == "streamable_http":
             assert cfg.url is not None
             transport = streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers))
@@ -230,6 +244,7 @@ class Downstream:
             # cache) while it runs.
             transport = await anyio.to_thread.run_sync(load_server_object, cfg)
             self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
+            self.server_object = transport
         return Client(
             transport,
             mode=cfg.protocol,
@@ -338,6 +353,10 @@ class Downstream:
             raise DownstreamUnavailable(f"server {self.name!r} is down ({reason})")
         return self._client
 
+    def retry_after_s(self) -> float:
+        """Seconds until the next reconnect attempt (at least 0.1): the `retry_after_s` of a refusal."""
+        return round(max(0.1, self.reconnect_at - anyio.current_time()), 1)
+
     async def ready_client(self) -> Client:
         """`client()`, after waiting (up to the connect timeout) for a server still starting: the
         hub may list a built-in domain's tools from its cache before the domain is up."""
@@ -351,9 +370,10 @@ class Downstream:
         name: str,
         arguments: dict[str, Any] | None,
         progress: ProgressFnT | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> types.CallToolResult:
         client = await self.ready_client()
-        return await client.call_tool(name, arguments, progress_callback=progress)
+        return await client.call_tool(name, arguments, progress_callback=progress, meta=meta)
 
     @property
     def direct(self) -> DirectTools | None:
@@ -374,11 +394,14 @@ class Downstream:
         name: str,
         arguments: dict[str, Any] | None,
         progress: ProgressFnT | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Any:
         """`tools/call` with the result left as the JSON object the server sent (unchecked),
         stamped for the negotiated protocol era by the SDK session."""
         session = (await self.ready_client()).session
-        params = {"name": name, "arguments": arguments or {}}
+        params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+        if meta:
+            params["_meta"] = meta
         stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
         if self._json is not None:
             return await self._json.request("tools/call", params, stamp, progress)
@@ -390,7 +413,7 @@ class Downstream:
         return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
 
     def send_call_now(self, name: str, arguments: dict[str, Any], progress: ProgressFnT,
-                      on_answer: Callable[[dict[str, Any] | None], None]) -> Pending | None:
+                      on_answer: Callable[[dict[str, Any] | None], None], meta: dict[str, Any] | None = None) -> Pending | None:
         """Send `tools/call` to a connected stdio child without waiting (the hub's express path), or
         None — nothing sent — when that cannot be done at once: not a ready stdio child, or its
         stdin backed up. `on_answer` hears the answer in the callback that reads it; to wait for
@@ -398,7 +421,8 @@ class Downstream:
         if self._json is None or self.state != "ready" or self._client is None or self._lost.is_set():
             return None
         stamp = self._client.session._stamp  # noqa: SLF001 — see call_tool_json
-        return self._json.send_now("tools/call", {"name": name, "arguments": arguments}, stamp, progress, on_answer)
+        params: dict[str, Any] = {"name": name, "arguments": arguments, "_meta": meta} if meta else {"name": name, "arguments": arguments}
+        return self._json.send_now("tools/call", params, stamp, progress, on_answer)
 
     def forget(self, pending: Pending) -> None:
         """Stop tracking a call `send_call_now` sent whose answer its `on_answer` took."""

@@ -33,7 +33,9 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
-from hub.line_pipes import LineQueue, connect_line_writer, pipe_file, read_lines, write_now
+from hub.line_errors import overlong_answer
+from hub.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
+from hub.redact import LineMasker
 
 logger = logging.getLogger("hub.downstream")
 
@@ -105,8 +107,16 @@ async def stdio_child(
         # still wait in the queue (then it waits its turn behind them: progress before results).
         return channel is not None and not stdout_lines and ID_MARKER in line and channel.take_answer(line)
 
+    def take_overlong(prefix: bytes) -> None:
+        # The line is skipped, the connection kept; the request it answered fails, naming the cap.
+        answer = overlong_answer(prefix)
+        log.warning("stdout: a line longer than the cap of %d bytes, skipped%s", MAX_LINE_BYTES,
+                    "; its request fails" if answer else "")
+        if answer is not None and not take_stdout_line(answer):
+            stdout_lines.put(answer)
+
     await read_lines(pipe_file(our_stdout, "rb"), stdout_lines, take_stdout_line,
-                     lambda problem: log.warning("stdout: %s; closing the connection", problem))
+                     lambda problem: log.warning("stdout: %s; closing the connection", problem), take_overlong)
     stdin = await connect_line_writer(pipe_file(our_stdin, "wb"))
 
     async def send(data: bytes) -> None:
@@ -148,7 +158,9 @@ async def stdio_child(
                 continue
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
-            text = line.decode("utf-8", errors="replace").rstrip()
+            # Masked here, not only by the log filter: the last lines also reach /healthz and
+            # error messages, and a private key spans lines no single-line filter sees together.
+            text = stderr_masker.line(line.decode("utf-8", errors="replace").rstrip())
             if text:
                 last_stderr.append(text)
                 log.info("stderr: %s", text)
@@ -165,6 +177,7 @@ async def stdio_child(
 
     stopping = False
     last_stderr: deque[str] = deque(maxlen=3)
+    stderr_masker = LineMasker()
     if channel is not None:
         channel.bind(send, lambda data: write_now(stdin, data))
     async with anyio.create_task_group() as tg:
@@ -193,7 +206,9 @@ async def _wait_exit(process: anyio.abc.Process, timeout: float) -> int | None:
 
 
 async def stop_process(process: anyio.abc.Process, log: logging.Logger, close_stdin: Callable[[], None]) -> None:
-    """Close stdin, then SIGTERM and SIGKILL the child's process group, each after a grace period."""
+    """Close stdin, then SIGTERM and SIGKILL the child's process group, each after a grace period.
+    However the leader ended, the group gets a last SIGKILL: a helper that ignores SIGTERM must
+    not outlive its server (the group outlives its leader as long as one member is alive)."""
     with suppress(Exception):
         close_stdin()
     if await _wait_exit(process, STDIN_CLOSE_GRACE_S) is None:
@@ -201,9 +216,7 @@ async def stop_process(process: anyio.abc.Process, log: logging.Logger, close_st
         if await _wait_exit(process, SIGTERM_GRACE_S) is None:
             _signal_group(process.pid, signal.SIGKILL)
             await _wait_exit(process, 2.0)
-    else:
-        # The leader exited; make sure helpers it left in its group go too.
-        _signal_group(process.pid, signal.SIGKILL)
+    _signal_group(process.pid, signal.SIGKILL)
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             with suppress(Exception):

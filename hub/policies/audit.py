@@ -13,9 +13,12 @@ from typing import Any
 import anyio
 
 from hub.audit.log import AuditEvent, AuditLog
+from hub.auth.principal import Principal
+from hub.catalog import ToolRoute
 from hub.errors import HubToolError
 from hub.metrics import HubMetrics
 from hub.policies.base import CallNext, ToolCall, now
+from hub.redact import bounded_name
 from hub.settings import AuditSettings
 from hub.wire import ToolResult, replace_meta
 
@@ -23,6 +26,8 @@ logger = logging.getLogger("hub.calls")
 REQUEST_ID_META = "mcp-hub/request_id"
 _REQUEST_IDS = itertools.count(1)
 _PROCESS_TAG = f"{secrets.randbits(64):016x}"
+REFUSED_TOOL_LABEL = "_unknown"
+"""The metrics label of every call to a name that is no tool (labels must stay a bounded set)."""
 
 
 def new_request_id() -> str:
@@ -87,9 +92,19 @@ class AuditPolicy:
             self.metrics.rate_limited.labels(tool).inc()
         self._write(call.attributes, tool, server, outcome, code, seconds, call.arguments)
 
-    def denied(self, attributes: dict[str, Any], tool: str, arguments: dict[str, Any]) -> None:
-        self.metrics.calls.labels(tool, "", "denied").inc()
-        self._write(attributes, tool, None, "denied", "not_found", None, arguments)
+    def denied(self, attributes: dict[str, Any], name: str, arguments: dict[str, Any], route: ToolRoute | None = None,
+               refusal: HubToolError | None = None) -> None:
+        """A call refused before routing: `name` is no tool (`route` None) or one the caller may not
+        use. Metrics label it with the route's name or `_unknown` (labels stay a bounded set); the
+        audit row and log line carry the name cut and masked (`bounded_name`); no argument value
+        is kept. `refusal`: the rate limit's answer, when that is what the caller got."""
+        label = route.exposed if route is not None else REFUSED_TOOL_LABEL
+        code = refusal.body.code if refusal is not None else "not_found"
+        self.metrics.calls.labels(label, "", "denied").inc()
+        if code == "rate_limited":
+            self.metrics.rate_limited.labels(label).inc()
+        shown = route.exposed if route is not None else bounded_name(name)
+        self._write(attributes, shown, None, "denied", code, None, arguments, keep=frozenset())
 
     def _write(
         self,
@@ -100,6 +115,7 @@ class AuditPolicy:
         code: str | None,
         seconds: float | None,
         arguments: dict[str, Any],
+        keep: frozenset[str] | None = None,
     ) -> None:
         request_id, principal = attributes["request_id"], attributes.get("principal", "local")
         latency_ms = round(seconds * 1000, 3) if seconds is not None else None
@@ -108,12 +124,15 @@ class AuditPolicy:
                         tool, server, principal, outcome, code, latency_ms, request_id)
         if self.audit is None:
             return
-        keep = self._kept.get(tool)
-        if keep is None:
-            keep = self._kept[tool] = frozenset(
-                f for pattern, fields in self.settings.keep_fields.items() if fnmatch.fnmatchcase(tool, pattern) for f in fields)
+        if keep is None:  # `tool` is a catalog name here: the cache stays as small as the catalog
+            keep = self._kept.get(tool)
+            if keep is None:
+                keep = self._kept[tool] = frozenset(
+                    f for pattern, fields in self.settings.keep_fields.items() if fnmatch.fnmatchcase(tool, pattern) for f in fields)
+        caller = attributes.get("caller")
+        kind, credential = (caller.kind, caller.credential) if isinstance(caller, Principal) else ("local", "")
         self.audit.record(AuditEvent(time.time(), request_id, principal, tool, server, outcome, code, latency_ms,
-                                     dict(arguments), keep))
+                                     dict(arguments), keep, kind, credential))
 
 
 def with_request_id(result: ToolResult, request_id: str) -> ToolResult:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from mcp.shared.dispatcher import ProgressFnT
 
 from hub.catalog import ToolRoute
@@ -40,11 +41,24 @@ class ToolCall:
     """The first attempt, already sent downstream by the hub's express path (a `Pending`): the
     policies let it through as admitted — its breaker check passed and its bulkhead slot is held —
     and the forwarding step waits for its answer instead of sending again."""
+    deadline_scope: anyio.CancelScope | None = None
+    """The deadline policy's cancel scope while the chain runs the call (`restart_deadline` moves it)."""
+    probe_started_at: float = 0.0
+    """When a half-open breaker let this call through as its probe (0.0: not a probe). The probe's
+    deadlines count from then, not from the call's start: it gets a full deadline of its own."""
 
     @property
     def hard_deadline(self) -> float:
-        """`max_timeout_s` after the start: progress never moves the deadline past this."""
-        return self.started_at + max(self.max_timeout_s, self.timeout_s)
+        """`max_timeout_s` after the start (or the probe's start): progress never moves the deadline past this."""
+        return max(self.started_at, self.probe_started_at) + max(self.max_timeout_s, self.timeout_s)
+
+    def restart_deadline(self) -> None:
+        """Give the call a full deadline from now — for the breaker's half-open probe, whose verdict
+        must not come from the remains of a deadline spent before it (a retry's backoff, say)."""
+        self.probe_started_at = now()
+        self.idle_deadline_from(self.probe_started_at)
+        if self.deadline_scope is not None:
+            self.deadline_scope.deadline = self.deadline_at
 
     def idle_deadline_from(self, moment: float) -> None:
         """Set `deadline_at` to `timeout_s` after `moment` (the start, or the latest progress),

@@ -4,7 +4,8 @@ closed → open after `failure_threshold` consecutive failures, or when at least
 in the last `window_s` failed at `failure_rate` or more. Open fails fast with `unavailable` and
 `retry_after_s`. After `cooldown_s` one probe call goes through (half-open): success closes the
 breaker, failure opens it again. A tool error the server returns (`isError`) is the tool working
-and counts as success; timeouts, transport errors, crashes and protocol errors count as failures.
+and counts as success; timeouts, transport errors, crashes and protocol errors count as failures;
+refusals the hub makes itself (`HubRefusal`: down, restarting, queue full) count as nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import anyio
 
 from hub.wire import ToolResult
 from hub.settings import BreakerSettings
-from hub.errors import HubToolError
+from hub.errors import HubRefusal, HubToolError
 from hub.policies.base import CallNext, ToolCall, now
 
 logger = logging.getLogger("hub.breaker")
@@ -115,43 +116,63 @@ class CircuitBreaker:
 
 
 class BreakerPolicy:
-    """One `CircuitBreaker` per server, applied around every attempt."""
+    """One `CircuitBreaker` per server, applied around every attempt.
 
-    def __init__(self, settings_for: Callable[[str], BreakerSettings]) -> None:
+    Only a verdict about the server counts: an answer (`isError` included) is a success; a timeout,
+    a lost connection or a protocol error is a failure. A `HubRefusal` from further in (the server
+    is down or restarting, the bulkhead is full) never reached the server and counts for nothing,
+    so a crash and its restart window cannot open the breaker and lock the restarted server out.
+    The call a half-open breaker lets through as its probe gets a full deadline of its own."""
+
+    def __init__(self, settings_for: Callable[[str], BreakerSettings], clock: Callable[[], float] = now) -> None:
         self._settings_for = settings_for
+        self._clock = clock
         self.breakers: dict[str, CircuitBreaker] = {}
 
     def breaker(self, server: str) -> CircuitBreaker:
         found = self.breakers.get(server)
         if found is None:
-            found = self.breakers[server] = CircuitBreaker(server, self._settings_for(server))
+            found = self.breakers[server] = CircuitBreaker(server, self._settings_for(server), self._clock)
         return found
 
     async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         breaker = self.breaker(call.route.server)
-        if call.sent is None and not breaker.admit():
-            wait = breaker.retry_after()
-            raise HubToolError(
-                "unavailable",
-                f"server {call.route.server!r} is failing; calls to it are paused for {wait:.0f}s "
-                "(circuit breaker open). Retry after that, or carry on without it.",
-                retry_after_s=round(max(wait, 0.1), 1),
-                details={"server": call.route.server, "breaker": breaker.state},
-            )
+        probe = False
+        if call.sent is None:  # else the express path admitted it (breaker closed) and sent it
+            if not breaker.admit():
+                raise open_refusal(call.route.server, breaker)
+            if breaker.state == "half_open":
+                probe = True
+                call.restart_deadline()
         try:
             result = await call_next(call)
+        except HubRefusal:
+            if probe:
+                breaker.release()  # the probe never reached the server: the next call probes instead
+            raise
         except HubToolError as exc:
-            saturated = (exc.body.details or {}).get("reason") == "saturated"
-            if saturated:
-                breaker.release()
-            else:
-                breaker.record(exc.body.code not in FAILURE_CODES)
+            breaker.record(exc.body.code not in FAILURE_CODES)
             raise
         except anyio.get_cancelled_exc_class():
             if now() >= call.deadline_at:
                 breaker.record(False)  # the deadline cancelled it: a timeout
-            else:
+            elif probe:
                 breaker.release()
             raise
         breaker.record(True)
         return result
+
+
+def open_refusal(server: str, breaker: CircuitBreaker) -> HubRefusal:
+    """The refusal of a call to a server whose breaker is open (or half-open with its probe out)."""
+    wait = breaker.retry_after()
+    if breaker.state == "half_open":
+        why = "one probe call is testing whether it recovered"
+    else:
+        why = f"calls to it are paused for {wait:.1f}s"
+    return HubRefusal(
+        "unavailable",
+        f"server {server!r} is failing; {why} (circuit breaker open). Retry after that, or carry on without it.",
+        retry_after_s=round(max(wait, 0.1), 1),
+        details={"server": server, "reason": "breaker_open", "breaker": breaker.state},
+    )

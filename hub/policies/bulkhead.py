@@ -1,7 +1,8 @@
 """Bulkheads: a per-server cap on calls in flight, with a bounded queue.
 
 A call that finds the queue full, or cannot get a slot before its deadline, fails with
-`unavailable` at once instead of piling up — so one slow server cannot exhaust the hub.
+`unavailable` at once instead of piling up — so one slow server cannot exhaust the hub. That is a
+`HubRefusal`: the breaker does not count it and the retry policy does not wait it out.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 import anyio
 
 from hub.wire import ToolResult
-from hub.errors import HubToolError
+from hub.errors import HubRefusal
 from hub.policies.base import CallNext, ToolCall, now
 
 DEADLINE_MARGIN_S = 0.02
@@ -71,8 +72,9 @@ class BulkheadPolicy:
             raise _saturated(call, bulkhead, "no slot freed up before the deadline")
 
 
-def _saturated(call: ToolCall, bulkhead: Bulkhead, why: str) -> HubToolError:
-    return HubToolError(
+def _saturated(call: ToolCall, bulkhead: Bulkhead, why: str) -> HubRefusal:
+    """A refusal (`HubRefusal`): not evidence against the server, and not retried."""
+    return HubRefusal(
         "unavailable",
         f"server {call.route.server!r} is saturated ({bulkhead.max_concurrency} calls in flight; {why}). "
         "Retry in a moment.",

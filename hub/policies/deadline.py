@@ -1,7 +1,8 @@
 """Every forwarded call has a deadline; on expiry the downstream call is cancelled.
 
 `timeout_s` is an idle timer: each progress notification from the server restarts it, but
-never past `max_timeout_s` from the start of the call.
+never past `max_timeout_s` from the start of the call. A half-open breaker's probe restarts both
+from the moment it is let through (`ToolCall.restart_deadline`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
                 await forward_progress(progress, total, message)
 
         call.progress = on_progress
+        call.deadline_scope = scope
         try:
             return await call_next(call)
         finally:
             call.progress = forward_progress  # the listener refers to the call: no cycle left behind
+            call.deadline_scope = None
 
     elapsed = now() - started
     at_cap = call.deadline_at >= call.hard_deadline

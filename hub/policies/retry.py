@@ -1,10 +1,13 @@
 """Retry only where it is safe: a transient failure of a read-only or idempotent call.
 
 Writes are never retried blindly — only when the caller supplied an `idempotency_key`.
-Transient means `unavailable` (transport error, server down, breaker open) or `rate_limited`
-(raised by the hub, or an `isError` result carrying that code, as our domain servers return on a
-provider 429). Backoff is exponential with full jitter, bounded in attempts, and every wait must
-end before the call's deadline; a `retry_after_s` from the failure is honoured.
+Transient means `unavailable` (the connection was lost mid-call) or `rate_limited` (an `isError`
+result carrying either code, as our domain servers return on a provider 429). Backoff is
+exponential with full jitter, bounded in attempts, and every wait must end before the call's
+deadline; a `retry_after_s` from the failure is honoured. A refusal the hub makes itself
+(`HubRefusal`: server down or restarting, breaker open, queue full) is never retried: waiting
+one out would spend the caller's deadline (and turn a probe into a call cut short), so the caller
+gets it at once, with its `retry_after_s`, and decides.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import anyio
 
 from hub.wire import ToolResult
 from hub.settings import RetrySettings
-from hub.errors import HubToolError
+from hub.errors import HubRefusal, HubToolError
 from hub.policies.base import CallNext, ToolCall, now
 
 logger = logging.getLogger("hub.retry")
@@ -53,6 +56,8 @@ class RetryPolicy:
                 transient, retry_after = transient_result(result)
                 if not transient:
                     return result
+            except HubRefusal:
+                raise  # the hub's own refusal (down, breaker open, queue full): at once, never waited out
             except HubToolError as exc:
                 if exc.body.code not in TRANSIENT_CODES:
                     raise

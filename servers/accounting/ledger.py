@@ -5,18 +5,22 @@ Accrual basis: an approved receivable invoice debits Accounts Receivable with it
 each line's income account with its net and Sales Tax Payable with its tax; a bill does the mirror
 (expense and Input Tax debited, Accounts Payable credited); a payment moves the amount between the
 bank account and AR/AP; a void posts the exact reverse of the invoice's postings. Cash basis: a
-payment recognises income/expense and tax in proportion to the invoice's lines, and invoices post
-nothing until paid. Every batch is checked to balance before it is stored.
+payment recognises income/expense (per account) and tax in proportion to the invoice's accrual
+postings, cumulatively: after each payment, what has been recognised is the allocation of the total
+paid so far, so the payment that settles the invoice recognises exactly the rest and a paid invoice
+shows the same per-account amounts on both bases; invoices post nothing until paid. Every batch is
+checked to balance before it is stored.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from servers.accounting.model import Invoice, InvoiceKind, InvoiceLine, JournalLine, LineInput, Totals
-from servers.accounting.money import ROUNDING, ZERO, allocate, exact_money, round_money
+from servers.accounting.money import ROUNDING, ZERO, allocate_cumulative, check_magnitude, exact_money, multiply, round_money
 from servers.kit.errors import DomainError
 
 BANK, RECEIVABLE, INPUT_TAX, PAYABLE, TAX_PAYABLE = "1000", "1100", "1200", "2000", "2100"
@@ -51,8 +55,8 @@ def price_lines(lines: Sequence[LineInput], currency: str, rates: Mapping[str, D
         where = f"lines[{index}]"
         if line.quantity <= 0:
             raise DomainError("invalid_argument", f"{where}.quantity must be positive", details={"field": f"{where}.quantity"})
-        net = round_money(line.quantity * line.unit_price, currency)
-        tax = ZERO
+        net = round_money(check_magnitude(multiply(line.quantity, line.unit_price), where, "quantity x unit_price"), currency)
+        tax = round_money(ZERO, currency)
         if rates is not None and line.tax_code is not None:
             if line.tax_code not in rates:
                 raise DomainError("invalid_argument", f"{where}.tax_code {line.tax_code!r} is unknown; use one of {', '.join(sorted(rates))}",
@@ -63,7 +67,11 @@ def price_lines(lines: Sequence[LineInput], currency: str, rates: Mapping[str, D
     tax_total = sum((p.tax for p in priced), ZERO) if rates is not None else None
     total = subtotal + tax_total if tax_total is not None else None
     if total is not None and total <= 0:
-        raise DomainError("invalid_argument", f"the invoice total must be positive, it comes to {total}", details={"field": "lines"})
+        why = ("discount lines (negative unit_price) cannot outweigh the others" if any(p.net < 0 for p in priced) else
+               f"each line's net is quantity x unit_price rounded to {currency}'s minor unit")
+        raise DomainError("invalid_argument", f"the invoice total must be positive, it comes to {total}; {why}",
+                          details={"field": "lines"})
+    check_magnitude(total if total is not None else subtotal, "lines", "the invoice total")
     return Totals(currency=currency, lines=priced, subtotal=subtotal, tax_total=tax_total, total=total, rounding=ROUNDING,
                   note=None if rates is not None else "tax is computed by the provider when the invoice is created")
 
@@ -116,11 +124,22 @@ def payment_postings(kind: InvoiceKind, amount: Decimal, bank: str, memo: str) -
     return postings
 
 
-def cash_postings(kind: InvoiceKind, lines: Sequence[InvoiceLine], amount: Decimal, bank: str, currency: str, memo: str) -> list[Posting]:
-    """Cash basis: a payment recognises each line's income/expense and tax in proportion to what it pays."""
-    targets = [(line.account_code or "", line.net) for line in lines] + \
-              [(INPUT_TAX if kind == "payable" else TAX_PAYABLE, sum((line.tax for line in lines), ZERO))]
-    shares = allocate(amount, [weight for _, weight in targets], currency)
+def cash_targets(kind: InvoiceKind, lines: Sequence[InvoiceLine]) -> list[tuple[str, Decimal]]:
+    """What a fully paid invoice recognises on the cash basis: its accrual amounts per income/expense
+    account (sorted by code) and its tax, as (account, amount) pairs that sum to the total."""
+    by_account: dict[str, Decimal] = {}
+    for line in lines:
+        by_account[line.account_code or ""] = by_account.get(line.account_code or "", ZERO) + line.net
+    tax = sum((line.tax for line in lines), ZERO)
+    return sorted(by_account.items()) + [(INPUT_TAX if kind == "payable" else TAX_PAYABLE, tax)]
+
+
+def cash_postings(kind: InvoiceKind, lines: Sequence[InvoiceLine], paid_before: Decimal, amount: Decimal, bank: str, currency: str,
+                  memo: str) -> list[Posting]:
+    """Cash basis: what a payment of `amount`, after `paid_before` was paid on the invoice, recognises:
+    the allocation of everything paid so far minus the allocation of what was paid before it."""
+    targets = cash_targets(kind, lines)
+    shares = allocate_cumulative(paid_before, amount, [weight for _, weight in targets], currency)
     sign = 1 if kind == "payable" else -1
     postings = [post(code, sign * share, memo) for (code, _), share in zip(targets, shares, strict=True) if share]
     postings.append(post(bank, -sign * amount, memo))
@@ -132,15 +151,30 @@ def reverse(postings: Sequence[Posting], memo: str) -> list[Posting]:
     return [Posting(p.account_code, p.credit, p.debit, memo) for p in postings]
 
 
-def check_payable(invoice: Invoice, amount: Decimal) -> None:
-    """A payment must be positive, on an approved invoice, and no more than its balance."""
+def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None, currency: str | None = None) -> None:
+    """A payment must be in the invoice's currency and at its precision, above zero, on an approved
+    invoice that is not yet paid, dated on or after the invoice's issue date, and at most its balance.
+    Checked in that order, before any backend is asked to write (every provider shares it)."""
+    label = invoice.number or invoice.id
+    if currency is not None and currency.upper() != invoice.currency.upper():
+        raise DomainError("invalid_argument", f"currency: invoice {label} is in {invoice.currency}, the payment in {currency.upper()}; "
+                          f"record it in {invoice.currency} (payments are not converted)",
+                          details={"field": "currency", "invoice_currency": invoice.currency})
+    exact_money(amount, invoice.currency, "amount")
     if amount <= 0:
-        raise DomainError("invalid_argument", f"a payment amount must be positive, got {amount}", details={"field": "amount"})
+        raise DomainError("invalid_argument", f"amount: a payment must be above zero, got {amount}; a refund or a correction "
+                          "is a journal entry (create_journal_entry)", details={"field": "amount"})
     if invoice.status == "draft":
-        raise DomainError("invalid_argument", f"invoice {invoice.number or invoice.id} is a draft: approve it before recording payments")
+        raise DomainError("invalid_argument", f"invoice {label} is a draft: approve it (update_invoice action=approve) before "
+                          "recording payments", details={"field": "invoice_id", "status": invoice.status})
     if invoice.status in ("voided", "paid"):
-        raise DomainError("invalid_argument", f"invoice {invoice.number or invoice.id} is {invoice.status}; it takes no payments")
+        raise DomainError("invalid_argument", f"invoice {label} is {invoice.status} (balance {invoice.balance} {invoice.currency}); "
+                          "it takes no more payments", details={"field": "invoice_id", "status": invoice.status})
+    if on is not None and on < invoice.issue_date:
+        raise DomainError("invalid_argument", f"date: the payment date {on} is before invoice {label} was issued "
+                          f"({invoice.issue_date}); use a date on or after {invoice.issue_date}",
+                          details={"field": "date", "issue_date": invoice.issue_date.isoformat()})
     if amount > invoice.balance:
-        raise DomainError("invalid_argument", f"{amount} {invoice.currency} is more than the balance due on "
-                          f"{invoice.number or invoice.id} ({invoice.balance} {invoice.currency}); record at most the balance",
+        raise DomainError("invalid_argument", f"amount: {amount} {invoice.currency} is more than the balance due on "
+                          f"{label} ({invoice.balance} {invoice.currency}); record at most the balance",
                           details={"field": "amount", "balance": str(invoice.balance)})

@@ -62,7 +62,8 @@ class LineInput(BaseModel):
     description: str = Field(default="", max_length=1000)
     quantity: Amount = Decimal(1)
     unit_price: Amount
-    account_code: str | None = Field(default=None, description="Income (receivable) or expense (payable) account.")
+    account_code: str | None = Field(default=None, description="Income (receivable) or expense (payable) account; omitted: "
+                                     "the backend's default (embedded: 4000 Sales on invoices, 6000 Operating Expenses on bills).")
     tax_code: str | None = Field(default=None, description="A tax code of the backend (embedded: NONE, STD20, RED5).")
     item: str | None = Field(default=None, description="Provider product/service id (QuickBooks invoices need one).")
 

@@ -43,11 +43,11 @@ from servers.accounting.model import (
     Totals,
     TransactionPage,
 )
-from servers.accounting.money import ROUNDING, Amount, exact_money
+from servers.accounting.money import ROUNDING, Amount
 from servers.kit.errors import DomainError
-from servers.kit.idempotency import run_once
 from servers.kit.store import Store
-from servers.kit.tools import domain_tool
+from servers.kit.tools import configure_domain, domain_tool
+from servers.kit.webhooks import attach_webhooks
 
 BACKENDS = ("embedded", "quickbooks", "xero")
 Limit = Annotated[int, Field(ge=1, le=500)]
@@ -82,6 +82,8 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     store = getattr(backend, "store", None) or Store(default_data_dir() / "accounting-idempotency.sqlite", [])
     mcp = MCPServer("accounting", instructions="Double-entry accounting. Amounts are decimal strings such as \"12.50\"; "
                     "try create_invoice with dry_run first to see totals.")
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
+    attach_webhooks(mcp, "accounting", store, ("quickbooks", "xero"))
 
     @domain_tool(mcp, read_only=True)
     async def list_accounts(type: AccountType | None = None, include_inactive: bool = False) -> AccountList:
@@ -156,13 +158,10 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         if dry_run:
             return InvoiceResult(dry_run=True, totals=await backend.quote(new))
 
-        async def create() -> InvoiceResult:
-            invoice = await backend.create_invoice(new, idempotency_key)
-            totals = Totals(currency=invoice.currency, lines=invoice.lines, subtotal=invoice.subtotal, tax_total=invoice.tax_total,
-                            total=invoice.total, rounding=ROUNDING)
-            return InvoiceResult(dry_run=False, totals=totals, invoice=invoice)
-
-        return await run_once(store, "create_invoice", idempotency_key, InvoiceResult, create)
+        invoice = await backend.create_invoice(new, idempotency_key)
+        totals = Totals(currency=invoice.currency, lines=invoice.lines, subtotal=invoice.subtotal, tax_total=invoice.tax_total,
+                        total=invoice.total, rounding=ROUNDING)
+        return InvoiceResult(dry_run=False, totals=totals, invoice=invoice)
 
     @domain_tool(mcp, destructive=True)
     async def update_invoice(
@@ -192,16 +191,17 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         invoice_id: str,
         amount: Annotated[Amount, Field(description="Full or partial; at most the balance due.")],
         date: _dt.date | None = None,
-        account_code: Annotated[str | None, Field(description="The bank account paid into/from (default: the main bank).")] = None,
+        account_code: Annotated[str | None, Field(description="The bank account paid into/from (default: embedded 1000 Bank; "
+                                                  "QuickBooks: QUICKBOOKS_BANK_ACCOUNT for bills; Xero: XERO_BANK_ACCOUNT_CODE).")] = None,
         reference: str | None = None,
+        currency: Annotated[Currency, Field(description="The amount's currency; if given, it must be the invoice's.")] = None,
         idempotency_key: Key = None,
     ) -> Payment:
-        """Record a payment against an invoice or bill; its balance and status follow."""
+        """Record a payment against an invoice or bill, dated on or after its issue date; its balance and status follow."""
         invoice = await backend.invoice(invoice_id)
-        exact_money(amount, invoice.currency, "amount")
-        ledger.check_payable(invoice, amount)
-        return await run_once(store, "record_payment", idempotency_key, Payment,
-                              lambda: backend.pay(invoice_id, amount, date or _today(), account_code, reference, idempotency_key))
+        day = date or _today()
+        ledger.check_payable(invoice, amount, day, currency)  # currency, precision, status, date, balance: for every backend
+        return await backend.pay(invoice_id, amount, day, account_code, reference, idempotency_key)
 
     @domain_tool(mcp)
     async def create_journal_entry(
@@ -212,8 +212,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     ) -> JournalEntry:
         """Post a manual journal entry; it must balance (total debits = total credits)."""
         checked = ledger.check_journal(lines, backend.currency)
-        return await run_once(store, "create_journal_entry", idempotency_key, JournalEntry,
-                              lambda: backend.journal(date or _today(), memo, checked, idempotency_key))
+        return await backend.journal(date or _today(), memo, checked, idempotency_key)
 
     @domain_tool(mcp, read_only=True)
     async def list_transactions(start: _dt.date, end: _dt.date, account_code: str | None = None, limit: Limit = 100,

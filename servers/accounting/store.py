@@ -5,6 +5,8 @@ transaction as the event itself; nothing is ever deleted from the ledger (a void
 Amounts are stored as decimal text and summed as `Decimal`. One home currency
 (`$ACCOUNTING_CURRENCY`, default USD): a document in another currency is refused, since converting
 needs exchange rates this ledger does not keep. Tax codes: NONE 0 %, STD20 20 %, RED5 5 %.
+A line without `account_code` goes to the default account of its kind (`DEFAULT_LINE_ACCOUNT`:
+4000 Sales on invoices, 6000 Operating Expenses on bills); a payment without one goes to 1000 Bank.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from servers.accounting.model import (
     ContactKind,
     ContactPage,
     Invoice,
-    InvoiceLine,
     InvoicePage,
     InvoicePatch,
     InvoiceQuery,
@@ -41,12 +42,14 @@ from servers.accounting.model import (
     Totals,
     TransactionPage,
 )
-from servers.accounting.money import ZERO, round_money
+from servers.accounting.money import ZERO
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
+from servers.kit.webhooks.feed import emit_change
 
 TAX_RATES = {"NONE": Decimal("0"), "STD20": Decimal("0.20"), "RED5": Decimal("0.05")}
+DEFAULT_LINE_ACCOUNT = {"receivable": "4000", "payable": "6000"}
 CHART = [
     ("1000", "Bank", "asset"), ("1100", "Accounts Receivable", "asset"), ("1200", "Input Tax Recoverable", "asset"),
     ("1500", "Equipment", "asset"), ("2000", "Accounts Payable", "liability"), ("2100", "Sales Tax Payable", "liability"),
@@ -102,7 +105,10 @@ class EmbeddedAccounting:
                 for r in db.execute("SELECT * FROM accounts ORDER BY code")]
 
     def _account(self, db: sqlite3.Connection, code: str | None, field: str, types: tuple[str, ...] | None = None) -> str:
-        row = db.execute("SELECT type FROM accounts WHERE code = ?", (code,)).fetchone() if code else None
+        if not code:
+            raise DomainError("invalid_argument", f"{field}: an account code is required; list_accounts shows the chart",
+                              details={"field": field})
+        row = db.execute("SELECT type FROM accounts WHERE code = ?", (code,)).fetchone()
         if row is None:
             raise DomainError("invalid_argument", f"{field}: account {code!r} does not exist; list_accounts shows the chart",
                               details={"field": field})
@@ -116,24 +122,7 @@ class EmbeddedAccounting:
                          "WHERE i.id = ?", (invoice_id,)).fetchone()
         if row is None:
             raise not_found("invoice", invoice_id)
-        return self._from_row(db, row, as_of)
-
-    def _from_row(self, db: sqlite3.Connection, row: sqlite3.Row, as_of: _dt.date | None = None) -> Invoice:
-        lines = [InvoiceLine.model_validate(line) for line in json.loads(row["lines"])]
-        paid_rows = db.execute("SELECT amount, date FROM payments WHERE invoice_id = ?", (row["id"],)).fetchall()
-        paid = sum((Decimal(p["amount"]) for p in paid_rows if as_of is None or _dt.date.fromisoformat(p["date"]) <= as_of), ZERO)
-        subtotal = sum((line.net for line in lines), ZERO)
-        tax = sum((line.tax for line in lines), ZERO)
-        total = subtotal + tax
-        status = row["status"]
-        if status == "open":
-            status = "paid" if paid >= total else "partially_paid" if paid > 0 else "open"
-        return Invoice(id=row["id"], number=row["number"], kind=row["kind"], contact_id=row["contact_id"],
-                       contact_name=row["contact_name"], issue_date=row["issue_date"], due_date=row["due_date"],
-                       currency=row["currency"], status=status, lines=lines, subtotal=subtotal, tax_total=tax, total=total,
-                       amount_paid=round_money(paid, row["currency"]),
-                       balance=round_money(total - paid if status not in ("draft", "voided") else ZERO, row["currency"]),
-                       reference=row["reference"], version=str(row["version"]), provider=self.name)
+        return ledger_reads.invoice_from_row(db, row, self.name, as_of)
 
     @staticmethod
     def _post(db: sqlite3.Connection, on: _dt.date, source: str, source_id: str, memo: str, postings: list[Posting],
@@ -210,6 +199,7 @@ class EmbeddedAccounting:
                 db.execute("UPDATE contacts SET name=?, email=?, kind=?, tax_number=?, version=version+1 WHERE id=?",
                            (contact.name, contact.email, contact.kind, contact.tax_number, contact.id))
                 new_id = contact.id
+            emit_change(db, "contact", new_id, "updated" if contact.id else "created")
             return self._contact(db.execute("SELECT * FROM contacts WHERE id = ?", (new_id,)).fetchone())
 
         return await self.store.run(run)
@@ -228,7 +218,7 @@ class EmbeddedAccounting:
                 if value is not None:
                     sql += f" AND {clause}"
                     args.append(str(value))
-            found = [self._from_row(db, r) for r in db.execute(sql + " ORDER BY i.issue_date, i.number", args)]
+            found = [ledger_reads.invoice_from_row(db, r, self.name) for r in db.execute(sql + " ORDER BY i.issue_date, i.number", args)]
             found = [i for i in found if (not query.status or i.status in query.status)
                      and (query.overdue_on is None or i.balance > 0)
                      and (query.min_total is None or i.total >= query.min_total)
@@ -246,9 +236,10 @@ class EmbeddedAccounting:
     def _priced(self, db: sqlite3.Connection, new: NewInvoice | InvoicePatch, kind: str, currency: str) -> Totals:
         assert new.lines is not None
         wanted = ("income",) if kind == "receivable" else ("expense", "asset")
-        for index, line in enumerate(new.lines):
+        lines = [line if line.account_code else line.model_copy(update={"account_code": DEFAULT_LINE_ACCOUNT[kind]}) for line in new.lines]
+        for index, line in enumerate(lines):
             self._account(db, line.account_code, f"lines[{index}].account_code", wanted)
-        return ledger.price_lines(new.lines, currency, TAX_RATES)
+        return ledger.price_lines(lines, currency, TAX_RATES)
 
     async def quote(self, new: NewInvoice) -> Totals:
         await self._db()
@@ -279,6 +270,7 @@ class EmbeddedAccounting:
                         new.due_date.isoformat(), new.currency.upper(), new.reference, json.dumps(lines)))
             if new.approve:
                 self._approve(db, self._invoice(db, invoice_id))
+            emit_change(db, "invoice", invoice_id, "created")
             return self._invoice(db, invoice_id)
 
         return await self.store.run(run)
@@ -297,6 +289,7 @@ class EmbeddedAccounting:
             if invoice.status != "draft":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is {invoice.status}; only drafts can be approved")
             self._approve(db, invoice)
+            emit_change(db, "invoice", invoice_id, "updated")
             return self._invoice(db, invoice_id)
 
         return await self.store.run(run)
@@ -321,6 +314,7 @@ class EmbeddedAccounting:
                 self._post(db, on, "void", invoice.id, f"void {invoice.number}", ledger.reverse(original, f"void {invoice.number}"))
             db.execute("UPDATE invoices SET status = 'voided', voided_on = ?, version = version + 1 WHERE id = ?",
                        (on.isoformat(), invoice_id))
+            emit_change(db, "invoice", invoice_id, "updated")
             return self._invoice(db, invoice_id)
 
         return await self.store.run(run)
@@ -346,6 +340,7 @@ class EmbeddedAccounting:
             if patch.reference is not None:
                 db.execute("UPDATE invoices SET reference = ? WHERE id = ?", (patch.reference, invoice_id))
             db.execute("UPDATE invoices SET version = version + 1 WHERE id = ?", (invoice_id,))
+            emit_change(db, "invoice", invoice_id, "updated")
             return self._invoice(db, invoice_id)
 
         return await self.store.run(run)
@@ -358,13 +353,15 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Payment:
             invoice = self._invoice(db, invoice_id)
-            check_payable(invoice, amount)
+            check_payable(invoice, amount, on)
             bank = self._account(db, account_code or ledger.BANK, "account_code", ("asset",))
             payment_id = uuid.uuid4().hex[:12]
             db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", (payment_id, invoice_id, on.isoformat(), str(amount), bank, reference))
             self._post(db, on, "payment", payment_id, f"payment {invoice.number}",
                        ledger.payment_postings(invoice.kind, amount, bank, f"payment {invoice.number}"))
             after = self._invoice(db, invoice_id)
+            emit_change(db, "payment", payment_id, "created")
+            emit_change(db, "invoice", invoice_id, "updated")
             return Payment(id=payment_id, invoice_id=invoice_id, date=on, amount=amount, currency=invoice.currency, account_code=bank,
                            reference=reference, invoice_balance=after.balance, invoice_status=after.status)
 
@@ -379,6 +376,7 @@ class EmbeddedAccounting:
             entry_id = "JE-" + uuid.uuid4().hex[:10]
             postings = [ledger.post(line.account_code, line.debit - line.credit, line.description or memo) for line in lines]
             self._post(db, on, "journal", entry_id, memo, postings, [line.model_dump(mode="json") for line in lines])
+            emit_change(db, "journal", entry_id, "created")
             return JournalEntry(id=entry_id, date=on, memo=memo, currency=self.currency, lines=lines, provider=self.name)
 
         return await self.store.run(run)
@@ -402,14 +400,7 @@ class EmbeddedAccounting:
             if kind in ("aged_receivables", "aged_payables"):
                 assert as_of is not None
                 wanted = "receivable" if kind == "aged_receivables" else "payable"
-                rows = db.execute("SELECT i.*, c.name AS contact_name FROM invoices i JOIN contacts c ON c.id = i.contact_id "
-                                  "WHERE i.kind = ? AND i.status != 'draft' AND i.issue_date <= ? "
-                                  "AND (i.voided_on IS NULL OR i.voided_on > ?)", (wanted, as_of.isoformat(), as_of.isoformat()))
-                items = []
-                for row in rows:
-                    invoice = self._from_row(db, row, as_of)
-                    balance = invoice.total - invoice.amount_paid
-                    items.append(reports.OpenItem(row["contact_name"], invoice.due_date or invoice.issue_date, balance))
+                items = ledger_reads.open_items(db, wanted, as_of, self.name)
                 return reports.aged(wanted, items, as_of, self.currency, self.name)
             entries = ledger_reads.entries(db, basis)
             if kind == "profit_and_loss":

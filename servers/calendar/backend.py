@@ -3,14 +3,20 @@ primitives over iCalendar objects, shared by the embedded store and CalDAV."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from servers.calendar import ical
+from servers.calendar.expansion import Expansion, expand
 from servers.calendar.model import Busy, Calendar, Event, EventChanges, EventPage, Interval, NewEvent, Response, Scope
+from servers.calendar.slots import merge
 from servers.calendar.timeutil import as_utc
 from servers.kit.cursor import decode_cursor, encode_cursor
-from servers.kit.errors import DomainError, not_found
+from servers.kit.errors import DomainError
+
+
+_FOLD = re.compile(r"\r?\n[ \t]")
 
 
 class CalendarBackend(Protocol):
@@ -69,28 +75,27 @@ class IcalBackend:
     # -- the protocol ------------------------------------------------------------------------
 
     async def calendar(self, calendar_id: str) -> Calendar:
-        for found in await self.calendars():
+        known = await self.calendars()
+        for found in known:
             if found.id == calendar_id:
                 return found
-        raise not_found("calendar", calendar_id)
+        raise unknown_calendar(calendar_id, known)
 
-    async def _expanded(self, calendar_id: str, start: datetime, end: datetime, tz: str) -> list[Event]:
-        events = []
-        for text, etag in await self._objects(calendar_id, start, end):
-            parsed = ical.load(text)
-            series = ical.master(parsed)
-            for occurrence in ical.occurrences(parsed, start, end):
-                events.append(ical.to_event(occurrence, calendar_id, self.name, tz, etag, series))
-        events.sort(key=lambda e: (e.start.utc or as_utc(e.start.date, tz), e.id))  # type: ignore[arg-type]
-        return events
+    async def _expanded(self, calendar_id: str, start: datetime, end: datetime, tz: str) -> Expansion:
+        objects = [(calendar_id, text, etag, tz) for text, etag in await self._objects(calendar_id, start, end)]
+        found = expand(objects, self.name, start, end)
+        found.events.sort(key=lambda e: (e.start.utc or as_utc(e.start.date, tz), e.id))  # type: ignore[arg-type]
+        return found
 
     async def list_events(
         self, calendar_id: str, start: datetime, end: datetime, query: str | None, expand: bool, limit: int, cursor: str | None
     ) -> EventPage:
         offset = int(decode_cursor(cursor).get("offset", 0))
         tz = (await self.calendar(calendar_id)).zone
+        notes: list[str] = []
         if expand:
-            events = await self._expanded(calendar_id, start, end, tz)
+            expansion = await self._expanded(calendar_id, start, end, tz)
+            events, notes = expansion.events, expansion.notes()
         else:
             events = [ical.to_event(ical.master(ical.load(text)), calendar_id, self.name, tz, etag)
                       for text, etag in await self._objects(calendar_id, start, end)]
@@ -101,7 +106,8 @@ class IcalBackend:
         events = [e for e in events if e.status != "cancelled"]
         page = events[offset : offset + limit]
         more = offset + limit < len(events)
-        return EventPage(events=page, next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+        return EventPage(events=page, next_cursor=encode_cursor({"offset": offset + limit}) if more else None,
+                         truncated=bool(notes), notes=notes)
 
     async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
         text, etag = await self._load(calendar_id, event_id)
@@ -113,26 +119,38 @@ class IcalBackend:
         return ical.to_event(ical._instance(parsed, instance_start), calendar_id, self.name, tz, etag, series)
 
     async def free_busy(self, participants: list[str], start: datetime, end: datetime) -> list[Busy]:
+        """Busy intervals per participant: events on their calendar and invitations they did not
+        decline, from every calendar here. Only objects naming a participant are expanded, so a
+        dense series costs only the queries that involve its people."""
         zones = {c.id: c.zone for c in await self.calendars()}
-        expanded = {calendar_id: await self._expanded(calendar_id, start, end, tz) for calendar_id, tz in zones.items()}
+        wanted = {p.lower() for p in participants}
+        objects = []
+        for calendar_id, tz in zones.items():
+            for text, etag in await self._objects(calendar_id, start, end):
+                unfolded = _FOLD.sub("", text).lower()  # iCalendar folds long lines (RFC 5545 §3.1)
+                if calendar_id.lower() in wanted or any(p in unfolded for p in wanted):
+                    objects.append((calendar_id, text, etag, tz))
+        found = expand(objects, self.name, start, end)
         out = []
         for participant in participants:
-            spans: list[Interval] = []
-            for calendar_id, events in expanded.items():
-                tz = zones[calendar_id]
-                for event in events:
-                    mine = calendar_id == participant
-                    invited = any(a.email.lower() == participant.lower() and a.response != "declined" for a in event.attendees)
-                    if event.transparent or event.status == "cancelled" or not (mine or invited):
-                        continue
-                    s = event.start.utc or as_utc(event.start.date, tz)  # type: ignore[arg-type]
-                    e = event.end.utc or as_utc(event.end.date, tz)  # type: ignore[arg-type]
-                    spans.append(Interval(start=max(s, start), end=min(e, end)))
-            if participant not in zones and not spans:
-                out.append(Busy(participant=participant, busy=[], error="no calendar for this participant here"))
-                continue
-            merged = sorted({(i.start, i.end) for i in spans})
-            out.append(Busy(participant=participant, busy=[Interval(start=s, end=e) for s, e in merged]))
+            spans: list[tuple[datetime, datetime]] = []
+            for event in found.events:
+                tz = zones[event.calendar_id]
+                mine = event.calendar_id == participant
+                invited = any(a.email.lower() == participant.lower() and a.response != "declined" for a in event.attendees)
+                if event.transparent or event.status == "cancelled" or not (mine or invited):
+                    continue
+                s = event.start.utc or as_utc(event.start.date, tz)  # type: ignore[arg-type]
+                e = event.end.utc or as_utc(event.end.date, tz)  # type: ignore[arg-type]
+                spans.append((max(s, start), min(e, end)))
+            cut = [(s.busy_from, s.busy_until) for s in found.skipped if participant.lower() in s.people]
+            spans.extend(cut)
+            error = None
+            if participant not in zones:
+                error = "no calendar for this participant here" + ("; busy shows only events they are invited to" if spans else "")
+            merged = merge(spans)
+            out.append(Busy(participant=participant, busy=[Interval(start=s, end=e) for s, e in merged], error=error,
+                            truncated=bool(cut)))
         return out
 
     async def create(self, new: NewEvent) -> Event:
@@ -141,8 +159,10 @@ class IcalBackend:
             raise DomainError("forbidden", f"calendar {new.calendar_id} is read-only")
         built = ical.build_series(new, organizer=new.calendar_id if "@" in new.calendar_id else None)
         uid = str(ical.master(built)["UID"])
-        etag = await self._save(new.calendar_id, uid, built.to_ical().decode(), None)
-        return ical.to_event(ical.master(built), new.calendar_id, self.name, calendar.zone, etag)
+        text = built.to_ical().decode()
+        etag = await self._save(new.calendar_id, uid, text, None)
+        # Answer with what was stored, read back as every later read will (not the object in hand).
+        return ical.to_event(ical.master(ical.load(text)), new.calendar_id, self.name, calendar.zone, etag)
 
     async def update(
         self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None,
@@ -152,7 +172,7 @@ class IcalBackend:
         if expected_etag is not None and expected_etag != etag:
             raise DomainError("conflict", f"event {event_id} changed since you read it; get it again and reapply your change",
                               details={"current_etag": etag})
-        results = ical.change(ical.load(text), scope, instance_start, changes)
+        results = [ical.load(c.to_ical().decode()) for c in ical.change(ical.load(text), scope, instance_start, changes)]
         new_etag = await self._save(calendar_id, event_id, results[0].to_ical().decode(), etag)
         tz = (await self.calendar(calendar_id)).zone
         if len(results) == 2:
@@ -182,7 +202,15 @@ class IcalBackend:
             await self._save(calendar_id, event_id, remaining.to_ical().decode(), etag)
 
 
+def unknown_calendar(calendar_id: str, known: list[Calendar]) -> DomainError:
+    shown = ", ".join(c.id for c in known[:10]) or "none yet"
+    return DomainError("not_found", f"calendar {calendar_id[:200]!r} does not exist (calendars here: {shown}; list_calendars "
+                       "shows them, create_calendar adds one)", details={"field": "calendar_id"})
+
+
 def window(start: datetime, end: datetime) -> None:
+    """A query range, checked on instants (same-zone datetimes would compare wall clocks)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
         raise DomainError("invalid_argument", "end must be after start", details={"field": "end"})
     if end - start > timedelta(days=366):

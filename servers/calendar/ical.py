@@ -8,6 +8,7 @@ import hashlib
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import recurring_ical_events
 from icalendar import Alarm, Calendar
@@ -15,9 +16,10 @@ from icalendar import Event as VEvent
 from icalendar import vCalAddress, vRecur
 
 from servers.calendar.model import Attendee, Event, EventChanges, NewEvent, Scope
-from servers.calendar.timeutil import as_utc, event_time
+from servers.calendar.timeutil import as_utc, event_time, require_order
 from servers.kit.errors import DomainError
 
+UTC_ZONE = ZoneInfo("UTC")
 PARTSTAT = {"accepted": "ACCEPTED", "declined": "DECLINED", "tentative": "TENTATIVE", "needs_action": "NEEDS-ACTION"}
 RESPONSE = {v: k for k, v in PARTSTAT.items()}
 
@@ -31,11 +33,28 @@ def etag_of(text: str) -> str:
 
 
 def parse_rrule(rule: str) -> vRecur:
+    """An RRULE the tool surface already validated (`rrules.validate`); an empty one is refused here
+    too, so no caller can store `RRULE:`."""
     try:
-        return vRecur.from_ical(rule.removeprefix("RRULE:"))
+        parsed = vRecur.from_ical(rule.removeprefix("RRULE:"))
+        if "FREQ" not in parsed:
+            raise ValueError("no FREQ")
+        return parsed
     except ValueError:
-        raise DomainError("invalid_argument", f"{rule!r} is not an RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10)",
+        raise DomainError("invalid_argument", f"{rule[:80]!r} is not an RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10)",
                           details={"field": "rrule"}) from None
+
+
+def storable(value: datetime | date) -> datetime | date:
+    """A time iCalendar can carry exactly: a named IANA zone (TZID) or UTC. A fixed offset would be
+    written as `TZID="UTC+02:00"`, which readers resolve to some other zone; the second occurrence
+    of an ambiguous local time (fall back) cannot be told from the first with a TZID. Both are
+    stored in UTC instead — the same instant."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return value
+    if getattr(value.tzinfo, "key", None) is None or value.replace(fold=0).astimezone(UTC) != value.astimezone(UTC):
+        return value.astimezone(UTC_ZONE)
+    return value
 
 
 def _set_attendees(component: VEvent, attendees: list[Attendee]) -> None:
@@ -55,8 +74,8 @@ def build_series(new: NewEvent, uid: str | None = None, organizer: str | None = 
     event.add("uid", uid or new_uid())
     event.add("dtstamp", datetime.now(UTC))
     event.add("summary", new.title)
-    event.add("dtstart", new.start)
-    event.add("dtend", new.end)
+    event.add("dtstart", storable(new.start))
+    event.add("dtend", storable(new.end))
     if new.description:
         event.add("description", new.description)
     if new.location:
@@ -96,18 +115,27 @@ def occurrences(calendar: Calendar, start: datetime, end: datetime) -> list[VEve
     return list(recurring_ical_events.of(calendar).between(start, end))
 
 
-def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: str | None, series: VEvent | None = None) -> Event:
+def recurrence_of(series: VEvent) -> list[str] | None:
+    """The series' RRULE and EXDATE lines (computed once per series when expanding)."""
+    if "RRULE" not in series:
+        return None
+    recurrence = ["RRULE:" + series["RRULE"].to_ical().decode()]
+    exdates = series.get("EXDATE")
+    for block in exdates if isinstance(exdates, list) else ([exdates] if exdates else []):
+        recurrence.append("EXDATE:" + block.to_ical().decode())
+    return recurrence
+
+
+def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: str | None, series: VEvent | None = None,
+             recurrence: list[str] | None = None) -> Event:
     start, end = component["DTSTART"].dt, (component.get("DTEND") or component["DTSTART"]).dt
     all_day = not isinstance(start, datetime)
     if all_day and start == end:
         end = start + timedelta(days=1)
     series = series or component
-    recurrence = None
-    if "RRULE" in series:
-        recurrence = ["RRULE:" + series["RRULE"].to_ical().decode()]
-        exdates = series.get("EXDATE")
-        for block in exdates if isinstance(exdates, list) else ([exdates] if exdates else []):
-            recurrence.append("EXDATE:" + block.to_ical().decode())
+    if component is not series and "RRULE" in series:
+        end = _exact_end(series, start, end)
+    recurrence = recurrence or recurrence_of(series)
     instance = component.get("RECURRENCE-ID")
     if instance is None and "RRULE" in series:
         instance_start: Any = start
@@ -136,6 +164,20 @@ def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: 
         status=status if status in ("confirmed", "tentative", "cancelled") else "confirmed",  # type: ignore[arg-type]
         transparent=str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT", etag=etag,
     )
+
+
+def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> datetime | date:
+    """An occurrence's end by the series' exact duration (RFC 5545 §3.8.5.3). The expansion adds
+    the duration to the wall clock, which on a DST day can end an occurrence before it starts."""
+    first = series["DTSTART"].dt
+    last = (series.get("DTEND") or series["DTSTART"]).dt
+    if not all(isinstance(t, datetime) and t.tzinfo is not None for t in (start, end, first, last)):
+        return end
+    wall = last.replace(tzinfo=None) - first.replace(tzinfo=None)  # type: ignore[union-attr]
+    exact = last.astimezone(UTC) - first.astimezone(UTC)  # type: ignore[union-attr]
+    if end.replace(tzinfo=None) - start.replace(tzinfo=None) != wall or wall != exact:
+        return end  # an override with its own length, or a first occurrence that itself spans a DST change
+    return (start.astimezone(UTC) + exact).astimezone(end.tzinfo)  # type: ignore[union-attr]
 
 
 def _same_start(a: datetime | date, b: datetime | date) -> bool:
@@ -167,15 +209,21 @@ def _apply(component: VEvent, changes: EventChanges) -> None:
             component.pop(prop.upper(), None)
             component.add(prop, value)
     if changes.start is not None:
-        duration = component["DTEND"].dt - component["DTSTART"].dt if "DTEND" in component else None
+        duration = _duration(component)
         component.pop("DTSTART")
-        component.add("dtstart", changes.start)
+        component.add("dtstart", storable(changes.start))
         if changes.end is None and duration is not None:
+            # A series keeps its wall-clock length (what RRULE expansion repeats); one event its exact length.
             component.pop("DTEND", None)
-            component.add("dtend", changes.start + duration)
+            start = changes.start
+            exact = isinstance(start, datetime) and start.tzinfo is not None and "RRULE" not in component
+            moved = (start.astimezone(UTC) + duration).astimezone(start.tzinfo) if exact else start + duration  # type: ignore[union-attr]
+            component.add("dtend", storable(moved))
     if changes.end is not None:
         component.pop("DTEND", None)
-        component.add("dtend", changes.end)
+        component.add("dtend", storable(changes.end))
+    if changes.start is not None or changes.end is not None:
+        require_order(component["DTSTART"].dt, (component.get("DTEND") or component["DTSTART"]).dt, "UTC")
     if changes.attendees is not None:
         _set_attendees(component, changes.attendees)
     component.pop("DTSTAMP", None)
@@ -183,6 +231,18 @@ def _apply(component: VEvent, changes: EventChanges) -> None:
     seq = int(component.get("SEQUENCE", 0)) + 1
     component.pop("SEQUENCE", None)
     component.add("sequence", seq)
+
+
+def _duration(component: VEvent) -> timedelta | None:
+    """DTEND - DTSTART: wall-clock for a series master, exact for one event (days for all-day)."""
+    if "DTEND" not in component:
+        return None
+    start, end = component["DTSTART"].dt, component["DTEND"].dt
+    if isinstance(start, datetime) and isinstance(end, datetime) and start.tzinfo is not None and end.tzinfo is not None:
+        if "RRULE" in component:
+            return end.replace(tzinfo=None) - start.replace(tzinfo=None)
+        return end.astimezone(UTC) - start.astimezone(UTC)
+    return end - start  # type: ignore[no-any-return]
 
 
 def _series_time(base: VEvent, value: datetime | date) -> datetime | date:

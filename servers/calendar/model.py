@@ -54,6 +54,9 @@ class Event(BaseModel):
 class EventPage(BaseModel):
     events: list[Event]
     next_cursor: str | None = None
+    truncated: bool = Field(default=False, description="Some series were not (fully) expanded: too many occurrences in "
+                                                       "this range. `notes` says which; narrow the range.")
+    notes: list[str] = Field(default_factory=list)
 
 
 class Calendar(BaseModel):
@@ -76,13 +79,16 @@ class Interval(BaseModel):
 class Busy(BaseModel):
     participant: str
     busy: list[Interval]
-    error: str | None = None
+    error: str | None = Field(default=None, description="Set when this participant has no calendar here: their "
+                                                         "availability is unknown (busy lists only events they are invited to).")
+    truncated: bool = Field(default=False, description="A series was too dense to expand: its whole span is listed as busy.")
 
 
 class FreeBusy(BaseModel):
     start: datetime
     end: datetime
     participants: list[Busy]
+    unknown_participants: list[str] = Field(default_factory=list, description="Participants with no calendar here.")
 
 
 class WorkingHours(BaseModel):
@@ -101,6 +107,11 @@ class Slot(BaseModel):
 class Slots(BaseModel):
     slots: list[Slot]
     searched_until: datetime
+    unknown_participants: list[str] = Field(
+        default_factory=list, description="Participants with no calendar here: the slots could not check that they are free.")
+    truncated: bool = Field(default=False, description="Some busy times were too dense to expand and were taken as busy "
+                                                       "for their whole span; slots there are not offered.")
+    notes: list[str] = Field(default_factory=list)
 
 
 class Now(BaseModel):

@@ -11,10 +11,12 @@ from mcp.server import MCPServer
 from pydantic import Field
 
 from hub.datadir import default_data_dir
+from servers.calendar import inputs
 from servers.calendar.backend import CalendarBackend, window
+from servers.calendar.inputs import Reminder, attendee_list, checked_rrule, existing_start, times
 from servers.calendar.model import (
-    Attendee,
     Busy,
+    Calendar,
     CalendarList,
     Deleted,
     Event,
@@ -30,12 +32,11 @@ from servers.calendar.model import (
     WorkingHours,
 )
 from servers.calendar.slots import find_slots
-from servers.calendar.timeutil import as_utc, event_time, parse_date, parse_instant
+from servers.calendar.timeutil import as_utc, event_time, local_zone, parse_date, parse_instant, require_order
 from servers.calendar.timeutil import zone as tz_zone
 from servers.kit.errors import DomainError
-from servers.kit.idempotency import run_once
 from servers.kit.store import Store
-from servers.kit.tools import domain_tool
+from servers.kit.tools import configure_domain, domain_tool, forget_deleted
 
 BACKENDS = ("embedded", "caldav", "google", "graph")
 Limit = Annotated[int, Field(ge=1, le=500)]
@@ -74,6 +75,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     backend = backend or make_backend()
     store = getattr(backend, "store", None) or Store(default_data_dir() / "calendar-idempotency.sqlite", [])
     mcp = MCPServer("calendar", instructions="Calendars with correct time zones. Call now first to anchor 'today' and 'tomorrow'.")
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def now(zone: str = "UTC") -> Now:
@@ -85,6 +87,24 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     async def list_calendars() -> CalendarList:
         """Calendars this connection can see, with their time zones."""
         return CalendarList(calendars=await backend.calendars())
+
+    @domain_tool(mcp, idempotent=True)
+    async def create_calendar(
+        calendar_id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/]+$",
+                                          description="Its id: best the owner's email, so invitations and free/busy find them.")],
+        name: Annotated[str, Field(min_length=1, max_length=200)],
+        zone: Annotated[str | None, Field(description="IANA zone; default this machine's.")] = None,
+        primary: Annotated[bool | None, Field(description="Make it the primary calendar (default: only if it is the first).")] = None,
+    ) -> Calendar:
+        """Add a calendar (embedded backend; a fresh install already has 'primary'). Calling again with
+        the same id, name and zone answers the existing calendar."""
+        creator = getattr(backend, "create_calendar", None)
+        if creator is None:
+            raise DomainError("invalid_argument", f"the {backend.name} backend's calendars are managed by the provider: create it "
+                              "there, then list_calendars shows it")
+        chosen = zone or local_zone()
+        tz_zone(chosen)
+        return await creator(calendar_id, name, chosen, primary)  # type: ignore[no-any-return]
 
     @domain_tool(mcp, read_only=True)
     async def list_events(
@@ -116,7 +136,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         start_at, end_at = parse_instant(start, zone, "start"), parse_instant(end, zone, "end")
         window(start_at, end_at)
         busy = await backend.free_busy(participants, start_at.astimezone(UTC), end_at.astimezone(UTC))
-        return FreeBusy(start=start_at.astimezone(UTC), end=end_at.astimezone(UTC), participants=busy)
+        return FreeBusy(start=start_at.astimezone(UTC), end=end_at.astimezone(UTC), participants=busy,
+                        unknown_participants=[b.participant for b in busy if b.error])
 
     @domain_tool(mcp, read_only=True)
     async def find_available_slots(
@@ -131,60 +152,69 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         max_results: Annotated[int, Field(ge=1, le=50)] = 5,
         zone: str = "UTC",
     ) -> Slots:
-        """Times when every participant is free and inside their working hours."""
+        """Times when every participant is free and inside their working hours. Participants with no
+        calendar here are listed in `unknown_participants`: slots only avoid the events they are
+        invited to here, and their working hours apply only if given."""
         start_at = parse_instant(window_start, zone, "window_start").astimezone(UTC)
         end_at = parse_instant(window_end, zone, "window_end").astimezone(UTC)
         window(start_at, end_at)
         if end_at - start_at > timedelta(days=62):
             raise DomainError("invalid_argument", "search windows are limited to 62 days")
         known = {c.id: c.zone for c in await backend.calendars()}
-        hours = {p: (working_hours or {}).get(p) or WorkingHours(zone=known.get(p, "UTC")) for p in participants}
         busy: list[Busy] = await backend.free_busy(participants, start_at, end_at)
+        unknown = [b.participant for b in busy if b.error]
+        if len(unknown) == len(participants):
+            raise DomainError("not_found", f"none of the participants has a calendar here ({', '.join(p[:100] for p in unknown)}); "
+                              "check the addresses (list_calendars shows the calendars)", details={"unknown_participants": unknown})
+        given = working_hours or {}
+        hours = {p: given.get(p) or WorkingHours(zone=known.get(p, "UTC")) for p in participants if p not in unknown or p in given}
         spans = {b.participant: [(i.start, i.end) for i in b.busy] for b in busy}
         found = find_slots(spans, hours, start_at, end_at, timedelta(minutes=duration_minutes), timedelta(minutes=buffer_minutes),
                            timedelta(minutes=granularity_minutes), max_results)
         shown = tz_zone(zone)
+        notes = [f"{p} has no calendar here: these slots avoid only the events they are invited to here, so check with them"
+                 for p in unknown]
+        dense = [b.participant for b in busy if b.truncated]
+        if dense:
+            notes.append(f"{', '.join(dense)}: a series too dense to expand counts as busy for its whole span")
         return Slots(slots=[Slot(start=event_time(s.astimezone(shown), zone), end=event_time(e.astimezone(shown), zone))
-                            for s, e in found], searched_until=end_at)
+                            for s, e in found], searched_until=end_at, unknown_participants=unknown, truncated=bool(dense),
+                     notes=notes)
 
     @domain_tool(mcp)
     async def create_event(
         calendar_id: str,
         title: Annotated[str, Field(min_length=1, max_length=500)],
-        start: Annotated[str, Field(description="ISO date-time, or YYYY-MM-DD with all_day.")],
+        start: Annotated[str, Field(description="ISO date-time, or YYYY-MM-DD with all_day. With an offset (Z, +02:00) it "
+                                                "is that instant; without, a local time in `zone` (or the calendar's).")],
         end: Annotated[str, Field(description="Exclusive end; for all-day events the day after the last day.")],
-        zone: str | None = None,
+        zone: Annotated[str | None, Field(description="IANA zone the event lives in (DST, recurrences). Default: the "
+                                                      "calendar's for local times, UTC for times given with an offset.")] = None,
         all_day: bool = False,
-        rrule: Annotated[str | None, Field(description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO;COUNT=10")] = None,
-        attendees: list[str] | None = None,
+        rrule: Annotated[str | None, Field(description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO;COUNT=10. Several "
+                                                       "times a day needs COUNT<=1000 or UNTIL within a year.")] = None,
+        attendees: Annotated[list[str] | None, Field(description="Email addresses.", max_length=200)] = None,
         location: str | None = None,
         description: Annotated[str, Field(max_length=20_000)] = "",
-        reminders_minutes: list[int] | None = None,
+        reminders_minutes: Annotated[list[Reminder] | None, Field(max_length=5)] = None,
         check_conflicts: Annotated[bool, Field(description="Refuse if the organizer or an attendee is busy then.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
     ) -> Event:
         """Create an event or a recurring series."""
         tz = zone or (await backend.calendar(calendar_id)).zone
-        tz_zone(tz)
-        if all_day:
-            start_at: datetime | date = parse_date(start, "start")
-            end_at: datetime | date = parse_date(end, "end")
-        else:
-            start_at, end_at = parse_instant(start, tz, "start"), parse_instant(end, tz, "end")
-        if end_at <= start_at:  # type: ignore[operator]
-            raise DomainError("invalid_argument", "end must be after start (all-day ends are exclusive: the day after)",
-                              details={"field": "end"})
-        new = NewEvent(calendar_id=calendar_id, title=title, start=start_at, end=end_at, zone=tz, all_day=all_day, rrule=rrule,
-                       attendees=[Attendee(email=a) for a in attendees or []], location=location, description=description,
-                       reminders_minutes=reminders_minutes or [])
+        start_at, end_at = times(start, end, tz, zone or "UTC", all_day, series=bool(rrule))
+        invited = attendee_list(attendees)
+        new = NewEvent(calendar_id=calendar_id, title=title, start=start_at, end=end_at, zone=tz, all_day=all_day,
+                       rrule=await checked_rrule(rrule, start_at, tz), attendees=invited, location=location,
+                       description=description, reminders_minutes=sorted(set(reminders_minutes or [])))
         if check_conflicts:
-            people = [calendar_id, *[a for a in attendees or []]]
+            people = [calendar_id, *[a.email for a in invited]]
             busy = await backend.free_busy(people, as_utc(start_at, tz), as_utc(end_at, tz))
             clashes = [b.participant for b in busy if b.busy]
             if clashes:
                 raise DomainError("conflict", f"{', '.join(clashes)} already busy then; pick another time (find_available_slots helps)",
                                   details={"busy": clashes})
-        return await run_once(store, "create_event", idempotency_key, Event, lambda: backend.create(new))
+        return await backend.create(new)
 
     @domain_tool(mcp, idempotent=True)
     async def update_event(
@@ -195,20 +225,28 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         title: str | None = None,
         description: str | None = None,
         location: str | None = None,
-        start: When | None = None,
-        end: When | None = None,
-        attendees: list[str] | None = None,
-        rrule: str | None = None,
+        start: Annotated[str | None, Field(description="ISO date-time (or YYYY-MM-DD for all-day). With an offset it is "
+                                                       "that instant; without, a local time in `zone` (or the event's).")] = None,
+        end: Annotated[str | None, Field(description="Exclusive end, like start.")] = None,
+        zone: Annotated[str | None, Field(description="IANA zone for the new times; default the event's own zone.")] = None,
+        attendees: Annotated[list[str] | None, Field(description="Email addresses (replaces the list).", max_length=200)] = None,
+        rrule: Annotated[str | None, Field(description="A new RRULE for the series; \"\" removes the recurrence.")] = None,
         expected_etag: str | None = None,
     ) -> Event:
         """Change an event, one occurrence, or this and following occurrences of a series."""
         tz = (await backend.calendar(calendar_id)).zone
-        changes = EventChanges(
-            title=title, description=description, location=location,
-            start=(parse_date(start, "start") if len(start) == 10 else parse_instant(start, tz, "start")) if start else None,
-            end=(parse_date(end, "end") if len(end) == 10 else parse_instant(end, tz, "end")) if end else None,
-            attendees=[Attendee(email=a) for a in attendees] if attendees is not None else None, rrule=rrule,
-        )
+        new_start = new_end = None
+        if start or end or rrule:
+            current = await backend.get_event(calendar_id, event_id, None)
+            own = zone or current.start.zone or tz
+            series = current.recurrence is not None and scope != "this"
+            new_start = inputs.event_time(start, own, own, "start", None, series) if start else None
+            new_end = inputs.event_time(end, own, own, "end", None, series) if end else None
+            if new_start is not None and new_end is not None:
+                require_order(new_start, new_end, own)
+            rrule = await checked_rrule(rrule, new_start or existing_start(current, tz), own)
+        changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
+                               attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)
         return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
 
     @domain_tool(mcp, idempotent=True)
@@ -225,6 +263,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
             raise DomainError("invalid_argument", f"deleting {event_id} ({scope}) cannot be undone: call again with confirm=true")
         tz = (await backend.calendar(calendar_id)).zone
         await backend.delete(calendar_id, event_id, scope, _instance(instance_start, tz))
+        if scope == "all":
+            await forget_deleted(mcp, event_id)
         return Deleted(id=event_id, scope=scope)
 
     mcp.backend = backend  # type: ignore[attr-defined]

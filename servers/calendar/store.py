@@ -1,4 +1,10 @@
-"""The embedded calendar backend: calendars and iCalendar objects (one per series) in SQLite."""
+"""The embedded calendar backend: calendars and iCalendar objects (one per series) in SQLite.
+
+A fresh install is usable at once: while the store has no calendar at all, the first look at the
+calendars creates `DEFAULT_CALENDAR` ("primary", the local user's, primary) in the machine's zone
+(`TZ`, else /etc/localtime, else UTC). `create_calendar` adds more; asking again for an existing id
+with the same name and zone is a no-op (safe to retry), with anything else a `conflict`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from zoneinfo import ZoneInfo
 from servers.calendar import ical
 from servers.calendar.backend import IcalBackend
 from servers.calendar.model import Attendee, Calendar, NewEvent
+from servers.calendar.timeutil import local_zone
 from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
 
@@ -21,6 +28,9 @@ _MIGRATIONS = [
 ]
 
 
+DEFAULT_CALENDAR = "primary"
+
+
 class EmbeddedCalendar(IcalBackend):
     name = "embedded"
 
@@ -28,9 +38,35 @@ class EmbeddedCalendar(IcalBackend):
         self.store = Store(data_dir / "calendar.sqlite", _MIGRATIONS)
 
     async def calendars(self) -> list[Calendar]:
+        zone = local_zone()
+
         def run(db: sqlite3.Connection) -> list[Calendar]:
+            if db.execute("SELECT 1 FROM calendars LIMIT 1").fetchone() is None:
+                db.execute("INSERT OR IGNORE INTO calendars VALUES (?, ?, ?, 1)", (DEFAULT_CALENDAR, "My calendar", zone))
             return [Calendar(id=r["id"], name=r["name"], zone=r["zone"], primary=bool(r["is_primary"]))
                     for r in db.execute("SELECT * FROM calendars ORDER BY is_primary DESC, id")]
+
+        return await self.store.run(run)
+
+    async def create_calendar(self, calendar_id: str, name: str, zone: str, primary: bool | None) -> Calendar:
+        """A new calendar (the first one is primary unless `primary` is false); the same call again
+        answers the existing calendar."""
+        ZoneInfo(zone)
+
+        def run(db: sqlite3.Connection) -> Calendar:
+            row = db.execute("SELECT * FROM calendars WHERE id = ?", (calendar_id,)).fetchone()
+            if row is not None:
+                same = row["name"] == name and row["zone"] == zone and (primary is None or bool(row["is_primary"]) == primary)
+                if not same:
+                    raise DomainError("conflict", f"calendar {calendar_id!r} already exists (name {row['name']!r}, zone "
+                                      f"{row['zone']}); pick another id", details={"field": "calendar_id"})
+                return Calendar(id=row["id"], name=row["name"], zone=row["zone"], primary=bool(row["is_primary"]))
+            first = db.execute("SELECT 1 FROM calendars LIMIT 1").fetchone() is None
+            is_primary = first if primary is None else primary
+            if is_primary:
+                db.execute("UPDATE calendars SET is_primary = 0")
+            db.execute("INSERT INTO calendars VALUES (?, ?, ?, ?)", (calendar_id, name, zone, int(is_primary)))
+            return Calendar(id=calendar_id, name=name, zone=zone, primary=is_primary)
 
         return await self.store.run(run)
 
@@ -38,6 +74,8 @@ class EmbeddedCalendar(IcalBackend):
         ZoneInfo(zone)
 
         def run(db: sqlite3.Connection) -> None:
+            if primary:
+                db.execute("UPDATE calendars SET is_primary = 0")
             db.execute("INSERT OR REPLACE INTO calendars VALUES (?, ?, ?, ?)", (calendar_id, name, zone, int(primary)))
 
         await self.store.run(run)
@@ -77,7 +115,11 @@ class EmbeddedCalendar(IcalBackend):
 
     async def seed_demo(self) -> None:
         """Three people in three zones, a weekly stand-up across a DST change, an all-day offsite."""
-        if await self.calendars():
+
+        def seeded(db: sqlite3.Connection) -> bool:
+            return db.execute("SELECT 1 FROM calendars WHERE id != ? LIMIT 1", (DEFAULT_CALENDAR,)).fetchone() is not None
+
+        if await self.store.run(seeded):
             return
         await self.add_calendar("ada@example.com", "Ada", "Europe/London", primary=True)
         await self.add_calendar("alan@example.com", "Alan", "America/New_York")

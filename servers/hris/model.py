@@ -1,5 +1,6 @@
 """Normalized HRIS records. Sensitive fields exist on the model but stay empty unless the privacy
-policy allows them and the caller asks for them by name."""
+policy allows them, the caller holds `hris:sensitive` and asks for them by name; leave reasons
+(type, note) are withheld the same way (see `servers.hris.privacy`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ EmploymentType = Literal["full_time", "part_time", "contractor", "intern", "temp
 RequestStatus = Literal["requested", "approved", "denied", "cancelled"]
 SENSITIVE_FIELDS = ("date_of_birth", "national_id", "compensation", "bank_account", "home_address",
                     "personal_email", "personal_phone")
+REASON_NOTE = ("The leave type is the reason someone is out (health data): null unless the caller holds scope "
+               "hris:sensitive and HRIS_SENSITIVE_ALLOW includes leave_reason.")
 
 
 class Employee(BaseModel):
@@ -34,7 +37,8 @@ class Employee(BaseModel):
     end_date: date | None = None
     updated_at: datetime | None = None
     sensitive: dict[str, Any] | None = Field(
-        default=None, description="Only fields the privacy policy allows and the caller asked for."
+        default=None,
+        description="Only fields the caller asked for, holds scope hris:sensitive for, and HRIS_SENSITIVE_ALLOW allows.",
     )
     raw: dict[str, Any] | None = None
 
@@ -71,7 +75,8 @@ class Absence(BaseModel):
     name: str
     start: date
     end: date = Field(description="Inclusive.")
-    type: str | None = None
+    type: str | None = Field(default=None, description=REASON_NOTE)
+    reason_hidden: bool = Field(default=False, description="True when `type` is withheld (see `type`).")
 
 
 class WhosOut(BaseModel):
@@ -81,9 +86,17 @@ class WhosOut(BaseModel):
 
 
 class Balance(BaseModel):
+    """One time-off type. `available_hours` = entitlement − booked − pending: exactly what
+    `request_time_off` grants (pending requests hold their hours until decided)."""
+
     type: str
-    available_hours: float
-    used_hours: float
+    entitlement_hours: float | None = Field(
+        description="Hours granted; null when the provider reports only a balance (then available is its balance − pending)."
+    )
+    booked_hours: float = Field(description="Approved leave, taken or upcoming.")
+    taken_hours: float = Field(description="The part of booked_hours on or before as_of.")
+    pending_hours: float = Field(description="Requested and not yet decided; counts against available_hours.")
+    available_hours: float = Field(description="What request_time_off can still grant.")
 
 
 class Balances(BaseModel):
@@ -95,13 +108,14 @@ class Balances(BaseModel):
 class TimeOffRequest(BaseModel):
     id: str
     employee_id: str
-    type: str
+    type: str | None = Field(description=REASON_NOTE)
     start: date
     end: date
     hours: float
     status: RequestStatus
-    note: str | None = None
+    note: str | None = Field(default=None, description="Health data like the type: withheld the same way.")
     created_at: datetime
+    reason_hidden: bool = Field(default=False, description="True when `type` and `note` are withheld (see `type`).")
 
 
 class TimeOffPage(BaseModel):

@@ -29,17 +29,18 @@ from servers.hris.model import (
     WhosOut,
 )
 from servers.hris.privacy import PrivacyPolicy
+from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError
-from servers.kit.idempotency import run_once
 from servers.kit.store import Store
-from servers.kit.tools import domain_tool
+from servers.kit.tools import configure_domain, domain_tool
 
 BACKENDS = ("embedded", "bamboohr", "workday")
 Limit = Annotated[int, Field(ge=1, le=200)]
 Fields = Annotated[
     list[str] | None,
-    Field(description="Extra fields to include; sensitive ones (date_of_birth, national_id, compensation, "
-                      "bank_account, home_address, personal_email, personal_phone) only if the privacy policy allows."),
+    Field(description="Extra fields to include. Sensitive ones (date_of_birth, national_id, compensation, "
+                      "bank_account, home_address, personal_email, personal_phone) need scope hris:sensitive and "
+                      "the operator's allow-list HRIS_SENSITIVE_ALLOW; otherwise the call is refused (forbidden)."),
 ]
 MAX_RANGE_DAYS = 366
 
@@ -72,14 +73,16 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     backend = backend or make_backend()
     policy = policy or PrivacyPolicy.from_env()
     store = getattr(backend, "store", None) or Store(default_data_dir() / "hris-idempotency.sqlite", [])
-    mcp = MCPServer("hris", instructions="People, org chart and time off. Sensitive fields are off unless allowed.")
+    mcp = MCPServer("hris", instructions="People, org chart and time off. Sensitive fields and leave reasons need "
+                                         "scope hris:sensitive and the operator's allow-list HRIS_SENSITIVE_ALLOW.")
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
 
     @domain_tool(mcp, read_only=True)
     async def search_employees(
-        query: str | None = None,
-        department: str | None = None,
-        location: str | None = None,
-        manager_id: str | None = None,
+        query: Annotated[str | None, Field(max_length=200, description="Name, email, title or number.")] = None,
+        department: Annotated[str | None, Field(max_length=200)] = None,
+        location: Annotated[str | None, Field(max_length=200)] = None,
+        manager_id: Annotated[str | None, Field(max_length=200)] = None,
         status: EmploymentStatus | None = None,
         employment_type: EmploymentType | None = None,
         fields: Fields = None,
@@ -87,7 +90,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         cursor: str | None = None,
     ) -> EmployeePage:
         """Find employees by name, email, title or number, and filters."""
-        sensitive = policy.sensitive_requested(fields)
+        sensitive = policy.sensitive_requested(fields, current_caller())
         where = EmployeeFilter(query=query, department=department, location=location, manager_id=manager_id,
                                status=status, employment_type=employment_type)
         return await backend.search(where, sensitive, limit, cursor)
@@ -98,7 +101,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         fields: Fields = None,
     ) -> Employee:
         """One employee."""
-        return await backend.get(ref, policy.sensitive_requested(fields))
+        return await backend.get(ref, policy.sensitive_requested(fields, current_caller()))
 
     @domain_tool(mcp, read_only=True)
     async def get_org_chart(
@@ -132,13 +135,17 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, read_only=True)
     async def whos_out(start: date, end: date) -> WhosOut:
-        """Approved leave and public holidays between two dates (inclusive)."""
+        """Approved leave and public holidays between two dates (inclusive). The leave type (the
+        reason someone is out: health data) is shown only to callers with scope hris:sensitive when
+        HRIS_SENSITIVE_ALLOW includes leave_reason; otherwise type is null and reason_hidden true."""
         _check_range(start, end)
-        return WhosOut(start=start, end=end, absences=await backend.whos_out(start, end))
+        absences = policy.absences(await backend.whos_out(start, end), current_caller())
+        return WhosOut(start=start, end=end, absences=absences)
 
     @domain_tool(mcp, read_only=True)
     async def get_time_off_balances(employee_id: str, as_of: date | None = None) -> Balances:
-        """Hours available and used per time-off type."""
+        """Per time-off type: entitlement, booked (approved, taken or upcoming), taken by as_of,
+        pending, and available = entitlement − booked − pending, the hours request_time_off grants."""
         return await backend.balances(employee_id, as_of or date.today())
 
     @domain_tool(mcp, read_only=True)
@@ -150,8 +157,11 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         limit: Limit = 50,
         cursor: str | None = None,
     ) -> TimeOffPage:
-        """Time-off requests, filtered by employee, overlap with a date range, and status."""
-        return await backend.list_requests(employee_id, start, end, status, limit, cursor)
+        """Time-off requests, filtered by employee, overlap with a date range, and status. Type and
+        note (health data) need scope hris:sensitive and leave_reason in HRIS_SENSITIVE_ALLOW;
+        otherwise they are null and reason_hidden is true."""
+        page = await backend.list_requests(employee_id, start, end, status, limit, cursor)
+        return page.model_copy(update={"requests": policy.requests(page.requests, current_caller())})
 
     @domain_tool(mcp)
     async def request_time_off(
@@ -167,17 +177,18 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         _check_range(start, end)
         if dry_run:
             return await backend.request_time_off(employee_id, type, start, end, note, True)
-        return await run_once(store, "request_time_off", idempotency_key, TimeOffPreview,
-                              lambda: backend.request_time_off(employee_id, type, start, end, note, False))
+        return await backend.request_time_off(employee_id, type, start, end, note, False)
 
     @domain_tool(mcp, destructive=True, idempotent=True)
     async def decide_time_off(
         request_id: str, decision: Literal["approve", "deny", "cancel"], confirm: bool = False
     ) -> TimeOffRequest:
-        """Approve, deny or cancel a time-off request. Requires confirm=true."""
+        """Approve, deny or cancel a time-off request. Requires confirm=true. The answer withholds
+        type and note unless the caller holds scope hris:sensitive (see list_time_off_requests)."""
         if not confirm:
             raise DomainError("invalid_argument", f"to {decision} request {request_id}, call again with confirm=true")
-        return await backend.decide(request_id, decision)
+        decided = await backend.decide(request_id, decision)
+        return policy.requests([decided], current_caller())[0]
 
     @domain_tool(mcp, read_only=True)
     async def list_changes(since: datetime, limit: Limit = 100, cursor: str | None = None) -> ChangePage:

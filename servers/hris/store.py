@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from servers.hris.backend import EmployeeFilter
+from servers.hris.balances import balance_of, not_enough
 from servers.hris.model import (
     SENSITIVE_FIELDS,
     Absence,
@@ -126,15 +127,13 @@ class EmbeddedHris:
         return await self.store.run(run)
 
     async def balances(self, employee_id: str, as_of: date) -> Balances:
+        """Entitlements are flat (no accrual periods), so only the taken/upcoming split of booked
+        hours depends on `as_of`; available is the same figure `request_time_off` checks."""
+
         def run(db: sqlite3.Connection) -> Balances:
             self._row(db, employee_id)
-            out = []
-            for grant in db.execute("SELECT * FROM balances WHERE employee_id = ? ORDER BY type", (employee_id,)):
-                used = db.execute(
-                    "SELECT COALESCE(SUM(hours), 0) FROM requests WHERE employee_id = ? AND type = ? AND status = 'approved' AND start <= ?",
-                    (employee_id, grant["type"], as_of.isoformat()),
-                ).fetchone()[0]
-                out.append(Balance(type=grant["type"], available_hours=grant["granted_hours"] - used, used_hours=used))
+            grants = db.execute("SELECT type, granted_hours FROM balances WHERE employee_id = ? ORDER BY type", (employee_id,))
+            out = [_balance(db, employee_id, g["type"], g["granted_hours"], as_of) for g in grants.fetchall()]
             return Balances(employee_id=employee_id, as_of=as_of, balances=out)
 
         return await self.store.run(run)
@@ -183,11 +182,8 @@ class EmbeddedHris:
             hours = business_days(start, end, holidays) * HOURS_PER_DAY
             if hours == 0:
                 raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
-            committed = db.execute(
-                "SELECT COALESCE(SUM(hours), 0) FROM requests WHERE employee_id = ? AND type = ? AND status IN ('approved', 'requested')",
-                (employee_id, type),
-            ).fetchone()[0]
-            before = grant[0] - committed
+            balance = _balance(db, employee_id, type, grant[0], date.today())
+            before = balance.available_hours
             overlaps = [str(r[0]) for r in db.execute(
                 "SELECT id FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') AND start <= ? AND \"end\" >= ?",
                 (employee_id, end.isoformat(), start.isoformat()))]
@@ -197,8 +193,7 @@ class EmbeddedHris:
             if overlaps:
                 raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}", details={"overlaps": overlaps})
             if before - hours < 0:
-                raise DomainError("conflict", f"not enough {type}: {before:g}h available, {hours:g}h requested",
-                                  details={"available_hours": before})
+                raise not_enough(balance, hours)
             cursor = db.execute(
                 'INSERT INTO requests (employee_id, type, start, "end", hours, status, note, created_at) VALUES (?, ?, ?, ?, ?, \'requested\', ?, ?)',
                 (employee_id, type, start.isoformat(), end.isoformat(), hours, note, _now()),
@@ -277,6 +272,30 @@ class EmbeddedHris:
         if row is None:
             raise not_found("employee", ref)
         return row
+
+
+def _balance(db: sqlite3.Connection, employee_id: str, type: str, granted: float, as_of: date) -> Balance:
+    """The balance of one type: approved leave is booked (taken up to `as_of`, by working day),
+    requested leave is pending, and both count against the entitlement."""
+    rows = db.execute(
+        'SELECT start, "end", hours, status FROM requests WHERE employee_id = ? AND type = ? AND status IN (\'approved\', \'requested\')',
+        (employee_id, type),
+    ).fetchall()
+    holidays: set[str] | None = None
+    booked = taken = pending = 0.0
+    for r in rows:
+        if r["status"] == "requested":
+            pending += r["hours"]
+            continue
+        booked += r["hours"]
+        start, end = date.fromisoformat(r["start"]), date.fromisoformat(r["end"])
+        if end <= as_of:
+            taken += r["hours"]
+        elif start <= as_of:
+            if holidays is None:
+                holidays = {h[0] for h in db.execute("SELECT day FROM holidays")}
+            taken += min(r["hours"], business_days(start, as_of, holidays) * HOURS_PER_DAY)
+    return balance_of(type, entitlement=granted, booked=booked, taken=taken, pending=pending)
 
 
 def _employee(row: sqlite3.Row, sensitive: list[str]) -> Employee:

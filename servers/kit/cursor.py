@@ -14,19 +14,40 @@ def encode_cursor(state: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any]:
+MAX_CURSOR_CHARS = 8192
+MAX_POSITION = 2**53
+_NOT_OURS = "cursor is not one this server issued: pass next_cursor from the previous page unchanged"
+
+
+class CursorState(dict[str, Any]):
+    """A decoded cursor, which a caller may have crafted. `get(key, default)` checks the value
+    against the default's type: for an int default, a non-negative integer below 2**53 (an
+    offset, page or position); for a str default, a string. Anything else is invalid_argument,
+    so a crafted cursor never reaches SQL or a provider as a bad type (`internal`)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = super().get(key, default)
+        if isinstance(default, int) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_POSITION:
+                raise DomainError("invalid_argument", _NOT_OURS, details={"field": "cursor"})
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise DomainError("invalid_argument", _NOT_OURS, details={"field": "cursor"})
+        return value
+
+
+def decode_cursor(cursor: str | None) -> CursorState:
     if not cursor:
-        return {}
+        return CursorState()
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         state = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(state, dict):
             raise ValueError
-        return state
-    except (ValueError, UnicodeDecodeError):
-        raise DomainError(
-            "invalid_argument", "cursor is not one this server issued: pass next_cursor from the previous page unchanged"
-        ) from None
+        return CursorState(state)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise DomainError("invalid_argument", _NOT_OURS, details={"field": "cursor"}) from None
 
 
 def next_link(state: dict[str, Any], base_url: str) -> str | None:

@@ -3,6 +3,7 @@ error shape `{code, message, retryable, retry_after_s?, details?}`."""
 
 from __future__ import annotations
 
+from hub.argument_errors import preview
 from hub.errors import HubToolError
 
 
@@ -11,7 +12,7 @@ class DomainError(HubToolError):
 
 
 def not_found(kind: str, ident: str) -> DomainError:
-    return DomainError("not_found", f"{kind} {ident!r} does not exist (check the id, or search first)")
+    return DomainError("not_found", f"{kind} {preview(ident)} does not exist (check the id, or search first)")
 
 
 def invalid(field: str, problem: str) -> DomainError:

@@ -1,26 +1,147 @@
-"""Create-style calls run at most once per idempotency key (per principal and tool, 24 h)."""
+"""Idempotency keys bound to the call they were first used for.
+
+The rules (docs/domains.md states them for users):
+- A key belongs to (caller, tool). Its first use records a fingerprint: SHA-256 of the call's
+  validated arguments (defaults filled in, the key itself left out) as canonical JSON.
+- Same key, same arguments → the first call's result, whatever happened to the record since
+  (an invoice paid in full still answers the payment that was recorded), and nothing is written.
+- Same key, other arguments → `conflict` naming the key; nothing is written.
+- While the first call is still running, a second one with the key gets a retryable `conflict`.
+- A call that fails records nothing: it wrote nothing, so the key may be used again.
+- A key whose record was deleted since answers `not_found` instead of the deleted record.
+- Keys expire `IDEMPOTENCY_TTL_S` (24 h) after their first use.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import datetime as _dt
+import decimal
+import enum
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 
+from servers.kit.errors import DomainError
 from servers.kit.store import Store
 
-M = TypeVar("M", bound=BaseModel)
-PRINCIPAL = "local"
-"""Standalone and in-process domain servers act for one principal; the hub authenticates callers."""
+IDEMPOTENCY_TTL_S = 24 * 3600
+STALE_CLAIM_S = 300
+"""A claim whose call never finished (the process died) is taken over after this long."""
+KEY_ARGUMENT = "idempotency_key"
 
 
-async def run_once(store: Store | None, tool: str, key: str | None, model: type[M], work: Callable[[], Awaitable[M]]) -> M:
-    """Return the first result recorded for `key`, or run `work` and record its result."""
-    if key is None or store is None:
-        return await work()
-    remembered = await store.remembered(PRINCIPAL, tool, key)
-    if remembered is not None:
-        return model.model_validate(remembered)
-    result = await work()
-    await store.remember(PRINCIPAL, tool, key, result.model_dump(mode="json"))
-    return result
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value.normalize()) if value == value else "NaN"
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+def fingerprint(arguments: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of `arguments` without the idempotency key."""
+    material = {k: v for k, v in arguments.items() if k != KEY_ARGUMENT}
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _short(key: str) -> str:
+    return key if len(key) <= 60 else key[:60] + "…"
+
+
+class IdempotencyLedger:
+    """The idempotency records of one domain server, kept in its SQLite `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def claim(self, principal: str, tool: str, key: str, print_: str) -> dict[str, Any] | None:
+        """Reserve `key` for a call with fingerprint `print_`; return the recorded result of an
+        earlier identical call instead, or raise `conflict` / `not_found` as the rules above say."""
+
+        def claim(db: sqlite3.Connection) -> dict[str, Any] | None:
+            now = time.time()
+            db.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
+            row = db.execute(
+                "SELECT fingerprint, result, record_id, deleted, started_at FROM idempotency_keys"
+                " WHERE principal=? AND tool=? AND key=?",
+                (principal, tool, key),
+            ).fetchone()
+            if row is not None:
+                if row["fingerprint"] != print_:
+                    raise DomainError(
+                        "conflict",
+                        f"idempotency_key {_short(key)!r} was already used for a {tool} call with different "
+                        "arguments; nothing was written. Use a new key for a new request, or repeat the "
+                        "original arguments to get the original result.",
+                        details={"idempotency_key": _short(key)},
+                    )
+                if row["deleted"]:
+                    raise DomainError(
+                        "not_found",
+                        f"the record {tool} created with idempotency_key {_short(key)!r} ({row['record_id']}) "
+                        "has been deleted since; use a new key to create another",
+                        details={"idempotency_key": _short(key), "id": row["record_id"]},
+                    )
+                if row["result"] is not None:
+                    return json.loads(row["result"])  # type: ignore[no-any-return]
+                if now - row["started_at"] < STALE_CLAIM_S:
+                    running = DomainError(
+                        "conflict",
+                        f"a {tool} call with idempotency_key {_short(key)!r} is still running; retry in a moment "
+                        "to get its result",
+                        retry_after_s=1.0,
+                        details={"idempotency_key": _short(key)},
+                    )
+                    running.body.retryable = True  # unlike other conflicts, waiting resolves this one
+                    raise running
+            db.execute(
+                "INSERT OR REPLACE INTO idempotency_keys (principal, tool, key, fingerprint, result, record_id,"
+                " deleted, started_at, expires_at) VALUES (?, ?, ?, ?, NULL, NULL, 0, ?, ?)",
+                (principal, tool, key, print_, now, now + IDEMPOTENCY_TTL_S),
+            )
+            return None
+
+        return await self.store.run(claim)
+
+    async def complete(self, principal: str, tool: str, key: str, result: dict[str, Any]) -> None:
+        """Record the result of the call that claimed `key`."""
+        record_id = result.get("id") if isinstance(result.get("id"), str) else None
+
+        def complete(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE idempotency_keys SET result=?, record_id=? WHERE principal=? AND tool=? AND key=?",
+                (json.dumps(result), record_id, principal, tool, key),
+            )
+
+        await self.store.run(complete)
+
+    async def release(self, principal: str, tool: str, key: str) -> None:
+        """Forget a claim whose call failed (it wrote nothing)."""
+
+        def release(db: sqlite3.Connection) -> None:
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE principal=? AND tool=? AND key=? AND result IS NULL",
+                (principal, tool, key),
+            )
+
+        await self.store.run(release)
+
+    async def record_deleted(self, record_id: str) -> None:
+        """Mark the keys that created `record_id` so they never answer with the deleted record."""
+
+        def mark(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE idempotency_keys SET deleted=1 WHERE record_id=?", (record_id,))
+
+        await self.store.run(mark)

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 
 from servers import BUILTIN_DOMAINS
+from servers.kit.caller import install_caller_boundary
 
 logger = logging.getLogger("servers")
 
@@ -29,10 +30,11 @@ def run_domain(domain: str, backend: str | None, transport: str, host: str, port
             raise ValueError(f"--demo needs the embedded backend; {chosen.name} has its own data")
         anyio.run(seed)
     server = module.create_server(chosen)
+    install_caller_boundary(server)  # behind a hub, each call names its caller in a signed token
     logger.info("serving %s (%s backend) over %s", domain, chosen.name, transport)
     if transport == "stdio":
         server.run()
-    elif transport == "http":
-        server.run("streamable-http", host=host, port=port)
-    else:
-        server.run("sse", host=host, port=port)
+    else:  # Streamable HTTP or SSE, with POST /webhooks/<provider> and its processor (servers.kit.webhooks)
+        from servers.kit.webhooks.serve import serve_http
+
+        anyio.run(serve_http, server, "http" if transport == "http" else "sse", host, port)

@@ -1,15 +1,13 @@
 """The embedded SQLite store every domain uses: one file per domain in the data dir, WAL mode,
-versioned migrations at start, queries run off the event loop, and idempotency records."""
+versioned migrations at start, queries run off the event loop, and the idempotency table."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 
@@ -17,11 +15,15 @@ from hub.datadir import open_db
 
 T = TypeVar("T")
 
-IDEMPOTENCY_TTL_S = 24 * 3600
-_IDEMPOTENCY_TABLE = """CREATE TABLE IF NOT EXISTS idempotency (
+# Idempotency records (servers/kit/idempotency.py): one row per (principal, tool, key), bound to a
+# fingerprint of the call's arguments. `result` is NULL while the first call is still running.
+_IDEMPOTENCY_TABLE = """CREATE TABLE IF NOT EXISTS idempotency_keys (
     principal TEXT NOT NULL, tool TEXT NOT NULL, key TEXT NOT NULL,
-    result TEXT NOT NULL, expires_at REAL NOT NULL,
-    PRIMARY KEY (principal, tool, key))"""
+    fingerprint TEXT NOT NULL, result TEXT, record_id TEXT, deleted INTEGER NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (principal, tool, key));
+CREATE INDEX IF NOT EXISTS idempotency_keys_record ON idempotency_keys (record_id);
+DROP TABLE IF EXISTS idempotency"""
 
 
 class Store:
@@ -31,7 +33,7 @@ class Store:
         self.path = path
         self._db = open_db(path, list(migrations))
         self._db.row_factory = sqlite3.Row
-        self._db.execute(_IDEMPOTENCY_TABLE)
+        self._db.executescript(_IDEMPOTENCY_TABLE)
         self._lock = threading.Lock()
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -49,25 +51,3 @@ class Store:
                 return result
 
         return await anyio.to_thread.run_sync(in_thread)
-
-    async def remembered(self, principal: str, tool: str, key: str) -> dict[str, Any] | None:
-        """The stored result of an earlier call with this idempotency key, if still fresh."""
-
-        def read(db: sqlite3.Connection) -> dict[str, Any] | None:
-            row = db.execute(
-                "SELECT result FROM idempotency WHERE principal=? AND tool=? AND key=? AND expires_at>?",
-                (principal, tool, key, time.time()),
-            ).fetchone()
-            return json.loads(row["result"]) if row else None
-
-        return await self.run(read)
-
-    async def remember(self, principal: str, tool: str, key: str, result: dict[str, Any]) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM idempotency WHERE expires_at <= ?", (time.time(),))
-            db.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
-                (principal, tool, key, json.dumps(result), time.time() + IDEMPOTENCY_TTL_S),
-            )
-
-        await self.run(write)

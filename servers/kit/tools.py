@@ -1,34 +1,59 @@
 """Registering domain tools on an `MCPServer`: pydantic output, agent-readable errors.
 
 `@domain_tool(server, ...)` registers an async function whose return annotation is a pydantic
-model (→ `outputSchema` + `structuredContent`, with the JSON also in a text block). A
-`DomainError` raised inside becomes an `isError` result with the hub's error shape instead of a
-bare message; any other exception becomes `internal` without leaking its text.
+model (→ `outputSchema` + `structuredContent`, with the JSON also in a text block). Every tool:
+- refuses unknown arguments and reports bad ones as `invalid_argument` (`servers.kit.arguments`);
+- turns a `DomainError` raised inside into an `isError` result with the hub's error shape, and any
+  other exception into `internal` without leaking its text;
+- if it takes an `idempotency_key`, runs at most once per key and caller, with the key bound to the
+  call's arguments (`servers.kit.idempotency`), once `configure_domain` gave the server a store.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 import mcp_types as types
 from mcp.server import MCPServer
 from pydantic import BaseModel
 
 from hub.errors import HubToolError
+from servers.kit.arguments import INVALID, make_strict
+from servers.kit.caller import bind_caller, caller_for_request, current_caller
+from servers.kit.idempotency import KEY_ARGUMENT, IdempotencyLedger, fingerprint
+from servers.kit.store import Store
 
 logger = logging.getLogger("servers")
 F = TypeVar("F", bound=Callable[..., Awaitable[BaseModel]])
 
+_LEDGER = "_mcp_hub_idempotency"
+_OPEN_WORLD = "_mcp_hub_open_world"
+
 
 def ok(model: BaseModel) -> types.CallToolResult:
-    payload = model.model_dump(mode="json", by_alias=True)
+    return recorded(model.model_dump(mode="json", by_alias=True))
+
+
+def recorded(payload: dict[str, Any]) -> types.CallToolResult:
+    """A successful result from its structured content (also how a replayed result is answered)."""
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=model.model_dump_json(by_alias=True))],
+        content=[types.TextContent(type="text", text=json.dumps(payload, ensure_ascii=False))],
         structured_content=payload,
     )
+
+
+def configure_domain(server: MCPServer, *, open_world: bool, idempotency: Store | None) -> None:
+    """Settings every tool registered afterwards on `server` shares: whether its backend reaches
+    a system outside this process (`openWorldHint`; false for the embedded SQLite backends), and
+    the store that keeps idempotency records."""
+    setattr(server, _OPEN_WORLD, open_world)
+    setattr(server, _LEDGER, IdempotencyLedger(idempotency) if idempotency is not None else None)
 
 
 def domain_tool(
@@ -37,30 +62,65 @@ def domain_tool(
     read_only: bool = False,
     destructive: bool = False,
     idempotent: bool = False,
-    open_world: bool = True,
+    open_world: bool | None = None,
     title: str | None = None,
 ) -> Callable[[F], F]:
-    """Register a tool with annotations on every tool (hints the hub uses for retries and scopes)."""
+    """Register a tool with annotations on every tool (hints the hub uses for retries and scopes).
+    `open_world` defaults to what `configure_domain` said of the server's backend."""
     annotations = types.ToolAnnotations(
         title=title,
         read_only_hint=read_only,
         destructive_hint=destructive if not read_only else None,
         idempotent_hint=idempotent or read_only,
-        open_world_hint=open_world,
+        open_world_hint=getattr(server, _OPEN_WORLD, True) if open_world is None else open_world,
     )
+    ledger: IdempotencyLedger | None = getattr(server, _LEDGER, None)
 
     def register(fn: F) -> F:
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        keyed = KEY_ARGUMENT in inspect.signature(fn).parameters and ledger is not None
+        name = fn.__name__
+
+        async def run(kwargs: dict[str, Any]) -> types.CallToolResult:
+            # A dry run writes nothing, so it neither uses nor spends the key.
+            key = kwargs.get(KEY_ARGUMENT) if keyed and not kwargs.get("dry_run") else None
+            if key is None or ledger is None:
+                return ok(await fn(**kwargs))
+            principal = current_caller().principal
+            earlier = await ledger.claim(principal, name, key, fingerprint(kwargs))
+            if earlier is not None:
+                return recorded(earlier)
             try:
-                return ok(await fn(*args, **kwargs))
+                result = ok(await fn(**kwargs))
+            except BaseException:
+                with anyio.CancelScope(shield=True):  # a cancelled call must still free its key
+                    await ledger.release(principal, name, key)
+                raise
+            await ledger.complete(principal, name, key, result.structured_content or {})
+            return result
+
+        @functools.wraps(fn)
+        async def wrapper(**kwargs: Any) -> Any:
+            invalid = kwargs.pop(INVALID, None)
+            if invalid is not None:
+                return invalid.to_result()
+            try:
+                with bind_caller(caller_for_request()):  # who is calling (servers.kit.caller), or unauthorized
+                    return await run(kwargs)
             except HubToolError as exc:
                 return exc.to_result()
             except Exception:  # boundary: the agent gets a code, the log gets the traceback
-                logger.exception("tool %s failed", fn.__name__)
-                return HubToolError("internal", f"{fn.__name__} failed unexpectedly; the server log has details").to_result()
+                logger.exception("tool %s failed", name)
+                return HubToolError("internal", f"{name} failed unexpectedly; the server log has details").to_result()
 
-        server.add_tool(wrapper, name=fn.__name__, description=(fn.__doc__ or "").strip(), annotations=annotations)
+        server.add_tool(wrapper, name=name, description=(fn.__doc__ or "").strip(), annotations=annotations)
+        make_strict(server._tool_manager.get_tool(name))  # noqa: SLF001 — the SDK returns no Tool from add_tool
         return fn
 
     return register
+
+
+async def forget_deleted(server: MCPServer, record_id: str) -> None:
+    """Tell the idempotency records that `record_id` was deleted (its keys answer `not_found`)."""
+    ledger: IdempotencyLedger | None = getattr(server, _LEDGER, None)
+    if ledger is not None:
+        await ledger.record_deleted(record_id)

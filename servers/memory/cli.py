@@ -35,7 +35,7 @@ async def ingest(paths: list[str], data_dir: Path, tags: list[str], size: int, o
         print(f"mcp-hub: no {', '.join(sorted(SUPPORTED))} files under {' '.join(paths)}", file=sys.stderr)
         return 1
     service = MemoryService(data_dir)
-    counts = {"created": 0, "replaced": 0, "retagged": 0, "unchanged": 0, "failed": 0}
+    counts = {"created": 0, "replaced": 0, "retagged": 0, "updated": 0, "unchanged": 0, "failed": 0}
     chunks = 0
     started = time.perf_counter()
     with tqdm(total=len(files), unit="file", file=sys.stderr, dynamic_ncols=True) as bar:

@@ -2,9 +2,12 @@
 (reciprocal rank fusion) search.
 
 A document's identity is its source URI, else its file path, else its title. Ingest is idempotent
-by content hash (the text plus the chunking settings): an unchanged document is a no-op; a changed
-one has its chunks, their vectors and their FTS rows replaced in one transaction, so a search sees
-the old version or the new one, never a mix.
+by content hash (the text, title and chunking settings): an unchanged document with the same tags
+and date is a no-op (`unchanged`); new tags or a new date on unchanged content are written without
+re-embedding (`retagged`, or `updated` when the date changed) — never dropped; a date left out
+keeps the stored one. A changed document has its chunks, their vectors and their FTS rows replaced
+in one transaction, so a search sees the old version or the new one, never a mix. `changed` names
+the fields a call changed on an existing document.
 """
 
 from __future__ import annotations
@@ -73,10 +76,14 @@ class DocumentStore:
         digest = hashlib.sha256(f"{size}:{overlap}:{title}\n{text}".encode()).hexdigest()
         existing = await self.store.run(lambda db: db.execute("SELECT * FROM documents WHERE identity = ?", (identity,)).fetchone())
         unique_tags = sorted(set(tags))
+        new_date = date.isoformat() if date else existing["doc_date"] if existing is not None else None  # left out: kept
         if existing is not None and existing["content_hash"] == digest:
-            if json.loads(existing["tags"]) == unique_tags:
+            changed: list[Any] = [f for f, same in (("tags", json.loads(existing["tags"]) == unique_tags),
+                                                    ("date", existing["doc_date"] == new_date)) if not same]
+            if not changed:
                 return Ingested(document=_document(existing, unique_tags), status="unchanged")
-            return Ingested(document=await self._retag(existing["id"], unique_tags), status="retagged")
+            return Ingested(document=await self._relabel(existing["id"], unique_tags, new_date), changed=changed,
+                            status="updated" if "date" in changed else "retagged")
         import numpy as np
 
         chunks = chunk_text(text, size, overlap)
@@ -99,13 +106,13 @@ class DocumentStore:
                 db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
                 db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
                            "ingested_at=? WHERE id=?", (title, source, json.dumps(unique_tags), digest, len(text), len(chunks),
-                                                         date.isoformat() if date else None, now.isoformat(), doc_id))
+                                                         new_date, now.isoformat(), doc_id))
             else:
                 doc_id = uuid.uuid4().hex[:16]
                 db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "
                            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (doc_id, identity, title, source, json.dumps(unique_tags), digest, len(text), len(chunks),
-                            date.isoformat() if date else None, now.isoformat()))
+                            new_date, now.isoformat()))
             db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
             db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in unique_tags])
             new = []
@@ -121,11 +128,17 @@ class DocumentStore:
         self._changed()
         index.remove(old)
         index.add(new, vectors)
-        return Ingested(document=_document(saved, unique_tags), status="replaced" if existing is not None else "created")
+        if existing is None:
+            return Ingested(document=_document(saved, unique_tags), status="created")
+        replaced: list[Any] = ["content", *(f for f, old, new in (("title", existing["title"], title),
+                                                                  ("tags", json.loads(existing["tags"]), unique_tags),
+                                                                  ("date", existing["doc_date"], new_date)) if old != new)]
+        return Ingested(document=_document(saved, unique_tags), status="replaced", changed=replaced)
 
-    async def _retag(self, document_id: str, tags: list[str]) -> Document:
+    async def _relabel(self, document_id: str, tags: list[str], date: str | None) -> Document:
+        """New tags and date for a document whose content is unchanged (no re-embedding)."""
         def write(db: sqlite3.Connection) -> sqlite3.Row:
-            db.execute("UPDATE documents SET tags = ? WHERE id = ?", (json.dumps(tags), document_id))
+            db.execute("UPDATE documents SET tags = ?, doc_date = ? WHERE id = ?", (json.dumps(tags), date, document_id))
             db.execute("DELETE FROM doc_tags WHERE document_id = ?", (document_id,))
             db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(document_id, t) for t in tags])
             return db.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()

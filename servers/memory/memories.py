@@ -1,8 +1,19 @@
 """Long-term memories: facts, preferences and notes kept per scope (user, agent, project).
 
 Scopes are isolation, not a filter a caller may widen: every read, search, update and delete is
-restricted to the exact scope given. `remember` merges near-duplicates within a scope (same text
-once normalised, or cosine >= `DUPLICATE_COSINE`) into the existing memory and returns its id.
+restricted to the exact scope given.
+
+Writes never drop what they were given, and say what they stored:
+- `remember` of the same fact as a stored memory (`servers/memory/facts.py`: the same text, the same
+  statement with a new value, or the same fact in other words) updates that memory: the newer text
+  wins, a kind given replaces the kind (one not given is kept), tags are added, metadata is merged
+  as a JSON merge patch, and the source follows the text (a new text carries the source given with
+  it). The version it replaces goes to the memory's history. The answer says `created`, `updated`
+  (with `replaced_text` and the fields `changed`) or `unchanged` — an exact duplicate changes
+  nothing, not even the version. `as_new=true` stores a statement on its own unless it is the same text.
+- `update_memory` changes only the fields passed: tags are replaced as a list, metadata is merged as
+  a JSON merge patch (`null` removes a key). The old version goes to the history; a call that would
+  change nothing leaves the memory and its version as they are; a call with no field is refused.
 """
 
 from __future__ import annotations
@@ -19,31 +30,90 @@ import anyio
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.store import Store
+from servers.memory import history
 from servers.memory.embedding import Embedder
-from servers.memory.model import Forgotten, Kind, Memory, MemoryHit, MemoryList, Mode, Recall, Remembered, Scope
+from servers.memory.facts import EDIT_COSINE, Match, merge_patch, normal, same_fact
+from servers.memory.model import (
+    Changed,
+    Forgotten,
+    Kind,
+    Memory,
+    MemoryHit,
+    MemoryList,
+    MemoryVersion,
+    Mode,
+    Recall,
+    Remembered,
+    Scope,
+)
 from servers.memory.search import from_blob, fts_query, fuse, to_blob
 from servers.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
     import numpy as np
 
-DUPLICATE_COSINE = 0.92
 CANDIDATES = 50
+SAME_FACT_CANDIDATES = 5
+_SELECT = history.SELECT_MEMORY
 
 
 def _group(scope_key: str) -> int:
     return int.from_bytes(hashlib.blake2b(scope_key.encode(), digest_size=7).digest(), "big")
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip(".!")
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def _memory(row: sqlite3.Row) -> Memory:
+def _memory(row: sqlite3.Row, versions: list[MemoryVersion] | None = None) -> Memory:
     return Memory(id=row["id"], content=row["content"], kind=row["kind"],
                   scope=Scope(user=row["user"] or None, agent=row["agent"] or None, project=row["project"] or None),
                   tags=json.loads(row["tags"]), source=row["source"], metadata=json.loads(row["metadata"]),
-                  created_at=row["created_at"], updated_at=row["updated_at"], version=str(row["version"]))
+                  created_at=row["created_at"], updated_at=row["updated_at"], version=str(row["version"]),
+                  previous_versions=row["previous_versions"], history=versions)
+
+
+def _memories(db: sqlite3.Connection, rows: list[sqlite3.Row], include_history: bool) -> list[Memory]:
+    versions = history.load(db, [r["rowid"] for r in rows]) if include_history else {}
+    return [_memory(r, versions.get(r["rowid"]) if include_history else None) for r in rows]
+
+
+def _apply(db: sqlite3.Connection, row: sqlite3.Row, fields: dict[str, Any], now: str, by: str) -> sqlite3.Row:
+    """Keep `row` in the history, write `fields` as the next version, keep the keyword index in step."""
+    history.keep(db, row, now, by)
+    db.execute(f"UPDATE memories SET {''.join(f'{k} = ?, ' for k in fields)}updated_at = ?, version = version + 1 WHERE rowid = ?",
+               [*fields.values(), now, row["rowid"]])
+    updated = db.execute(_SELECT + " WHERE m.rowid = ?", (row["rowid"],)).fetchone()
+    db.execute("UPDATE memory_fts SET content = ?, tags = ? WHERE rowid = ?",
+               (updated["content"], " ".join(json.loads(updated["tags"])), row["rowid"]))
+    return updated
+
+
+def _changes(row: sqlite3.Row, content: str | None, vector: np.ndarray | None, kind: Kind | None, tags: list[str] | None,
+             metadata: dict[str, Any] | None, source: str | None, keep_source: bool) -> tuple[dict[str, Any], list[Changed]]:
+    """The columns to write (and the fields they are) to bring `row` to what was asked; nothing if it already is."""
+    fields: dict[str, Any] = {}
+    changed: list[Changed] = []
+    if content is not None and content != row["content"]:
+        assert vector is not None, "a new text comes with its vector"
+        fields.update(content=content, normal=normal(content), vector=to_blob(vector))
+        changed.append("content")
+        keep_source = False  # a new text carries its own source
+    if kind is not None and kind != row["kind"]:
+        fields["kind"] = kind
+        changed.append("kind")
+    if tags is not None and tags != json.loads(row["tags"]):
+        fields["tags"] = json.dumps(tags)
+        changed.append("tags")
+    old_metadata = json.loads(row["metadata"])
+    if metadata is not None and (patched := merge_patch(old_metadata, metadata)) != old_metadata:
+        fields["metadata"] = json.dumps(patched)
+        changed.append("metadata")
+    new_source = row["source"] if keep_source and source is None else source
+    if new_source != row["source"]:
+        fields["source"] = new_source
+        changed.append("source")
+    return fields, changed
 
 
 class MemoryBank:
@@ -52,7 +122,7 @@ class MemoryBank:
         self.embedder = embedder
         self.index = VectorIndex(embedder.dimensions)
         self._loaded = False
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock()  # a same-fact check and its write, or an update and its vector, are one step
 
     async def _vectors(self) -> VectorIndex:
         if not self._loaded:
@@ -68,48 +138,61 @@ class MemoryBank:
     async def _embed(self, text: str) -> np.ndarray:
         return (await anyio.to_thread.run_sync(self.embedder.embed, [text]))[0]
 
-    async def remember(self, content: str, kind: Kind, scope: Scope, tags: list[str], source: str | None,
-                       metadata: dict[str, Any]) -> Remembered:
+    @staticmethod
+    def _same_fact(db: sqlite3.Connection, key: str, content: str, nearest: list[tuple[int, float]],
+                   as_new: bool) -> tuple[sqlite3.Row, Match, float] | None:
+        """The stored memory of this scope that states the same fact as `content`, if any (nearest first)."""
+        row = db.execute(_SELECT + " WHERE m.scope_key = ? AND m.normal = ?", (key, normal(content))).fetchone()
+        if row is not None:
+            return row, "exact", 1.0
+        for rowid, cosine in nearest:
+            if cosine < EDIT_COSINE:
+                break
+            row = db.execute(_SELECT + " WHERE m.rowid = ? AND m.scope_key = ?", (rowid, key)).fetchone()
+            if row is not None and (match := same_fact(row["content"], content, cosine, exact_only=as_new)):
+                return row, match, cosine
+        return None
+
+    async def remember(self, content: str, kind: Kind | None, scope: Scope, tags: list[str], source: str | None,
+                       metadata: dict[str, Any], as_new: bool = False) -> Remembered:
+        """Store `content`, or update the memory of this scope that states the same fact (module docstring)."""
         if not content.strip():
             raise DomainError("invalid_argument", "content is empty", details={"field": "content"})
         vector = await self._embed(content)
         key = scope.key()
-        async with self._lock:  # dedupe check and insert are one step per process
+        async with self._lock:
             index = await self._vectors()
-            nearest = index.search(vector, 5, group=_group(key))
-            now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+            nearest = index.search(vector, SAME_FACT_CANDIDATES, group=_group(key))
+            now = _now()
 
-            def write(db: sqlite3.Connection) -> tuple[sqlite3.Row, bool, float | None]:
-                same = db.execute("SELECT * FROM memories WHERE scope_key = ? AND normal = ?", (key, _normal(content))).fetchone()
-                similarity = 1.0 if same is not None else None
-                if same is None:
-                    for rowid, cosine in nearest:
-                        if cosine >= DUPLICATE_COSINE:
-                            same = db.execute("SELECT * FROM memories WHERE rowid = ? AND scope_key = ?", (rowid, key)).fetchone()
-                            similarity = cosine
-                            break
-                if same is not None:
-                    merged_tags = sorted(set(json.loads(same["tags"])) | set(tags))
-                    merged_meta = {**json.loads(same["metadata"]), **metadata}
-                    db.execute("UPDATE memories SET tags=?, metadata=?, source=COALESCE(?, source), updated_at=?, version=version+1 "
-                               "WHERE rowid=?", (json.dumps(merged_tags), json.dumps(merged_meta), source, now, same["rowid"]))
-                    db.execute("UPDATE memory_fts SET tags = ? WHERE rowid = ?", (" ".join(merged_tags), same["rowid"]))
-                    return db.execute("SELECT * FROM memories WHERE rowid = ?", (same["rowid"],)).fetchone(), True, similarity
-                cursor = db.execute(
-                    "INSERT INTO memories (id, scope_key, user, agent, project, content, normal, kind, tags, source, metadata, created_at, "
-                    "updated_at, version, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                    ("m_" + uuid.uuid4().hex[:16], key, scope.user, scope.agent, scope.project, content, _normal(content), kind,
-                     json.dumps(sorted(set(tags))), source, json.dumps(metadata), now, now, to_blob(vector)))
-                db.execute("INSERT INTO memory_fts (rowid, content, tags) VALUES (?, ?, ?)", (cursor.lastrowid, content, " ".join(tags)))
-                return db.execute("SELECT * FROM memories WHERE rowid = ?", (cursor.lastrowid,)).fetchone(), False, None
+            def write(db: sqlite3.Connection) -> tuple[Remembered, int]:
+                found = self._same_fact(db, key, content, nearest, as_new)
+                if found is None:
+                    cursor = db.execute(
+                        "INSERT INTO memories (id, scope_key, user, agent, project, content, normal, kind, tags, source, metadata, "
+                        "created_at, updated_at, version, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                        ("m_" + uuid.uuid4().hex[:16], key, scope.user, scope.agent, scope.project, content, normal(content),
+                         kind or "fact", json.dumps(sorted(set(tags))), source, json.dumps(merge_patch({}, metadata)), now, now,
+                         to_blob(vector)))
+                    db.execute("INSERT INTO memory_fts (rowid, content, tags) VALUES (?, ?, ?)",
+                               (cursor.lastrowid, content, " ".join(sorted(set(tags)))))
+                    row = db.execute(_SELECT + " WHERE m.rowid = ?", (cursor.lastrowid,)).fetchone()
+                    return Remembered(memory=_memory(row), action="created", stored_text=content, merged=False), row["rowid"]
+                row, match, similarity = found
+                fields, changed = _changes(row, None if match == "exact" else content, vector, kind,
+                                           sorted(set(json.loads(row["tags"])) | set(tags)), metadata, source, keep_source=True)
+                updated = _apply(db, row, fields, now, "remember") if fields else row
+                return Remembered(memory=_memory(updated), action="updated" if fields else "unchanged", stored_text=updated["content"],
+                                  replaced_text=row["content"] if "content" in changed else None, changed=changed, match=match,
+                                  merged=True, similarity=round(similarity, 4)), row["rowid"]
 
-            row, merged, similarity = await self.store.run(write)
-            if not merged:
-                index.add([row["rowid"]], vector[None, :], [_group(key)])
-        return Remembered(memory=_memory(row), merged=merged, similarity=round(similarity, 4) if similarity is not None else None)
+            answer, rowid = await self.store.run(write)
+            if answer.action == "created" or "content" in answer.changed:
+                index.add([rowid], vector[None, :], [_group(key)])  # replaces the old text's vector
+        return answer
 
     async def recall(self, query: str, scope: Scope, kinds: list[Kind] | None, tags: list[str] | None, mode: Mode,
-                     limit: int) -> Recall:
+                     limit: int, include_history: bool = False) -> Recall:
         key = scope.key()
         rankings: dict[str, list[int]] = {}
         if mode in ("keyword", "hybrid") and (match := fts_query(query)):
@@ -121,71 +204,75 @@ class MemoryBank:
             found = (await self._vectors()).search(await self._embed(query), CANDIDATES, group=_group(key))
             rankings["semantic"] = [i for i, _ in found]
         fused = fuse(rankings)
-        rows = await self.store.run(lambda db: {r["rowid"]: r for r in db.execute(
-            f"SELECT * FROM memories WHERE scope_key = ? AND rowid IN ({','.join('?' * len(fused))})",
-            [key, *[i for i, _, _ in fused]])} if fused else {})
-        hits = []
-        for ident, score, ranks in fused:
-            row = rows.get(ident)
-            if row is None:
-                continue
-            memory = _memory(row)
-            if (kinds and memory.kind not in kinds) or (tags and not set(tags) & set(memory.tags)):
-                continue
-            hits.append(MemoryHit(memory=memory, score=round(score, 6), ranks=ranks))
-            if len(hits) == limit:
-                break
-        return Recall(hits=hits)
 
-    async def get(self, ids: list[str], scope: Scope) -> MemoryList:
-        rows = await self.store.run(lambda db: db.execute(
-            f"SELECT * FROM memories WHERE scope_key = ? AND id IN ({','.join('?' * len(ids))})", [scope.key(), *ids]).fetchall())
-        by_id = {r["id"]: _memory(r) for r in rows}
-        return MemoryList(memories=[by_id[i] for i in ids if i in by_id])
+        def read(db: sqlite3.Connection) -> list[MemoryHit]:
+            if not fused:
+                return []
+            rows = {r["rowid"]: r for r in db.execute(f"{_SELECT} WHERE m.scope_key = ? AND m.rowid IN ({','.join('?' * len(fused))})",
+                                                      [key, *[i for i, _, _ in fused]])}
+            picked = []
+            for ident, score, ranks in fused:
+                row = rows.get(ident)
+                if row is None:
+                    continue
+                if (kinds and row["kind"] not in kinds) or (tags and not set(tags) & set(json.loads(row["tags"]))):
+                    continue
+                picked.append((row, score, ranks))
+                if len(picked) == limit:
+                    break
+            memories = _memories(db, [row for row, _, _ in picked], include_history)
+            return [MemoryHit(memory=m, score=round(score, 6), ranks=ranks) for m, (_, score, ranks) in zip(memories, picked, strict=True)]
+
+        return Recall(hits=await self.store.run(read))
+
+    async def get(self, ids: list[str], scope: Scope, include_history: bool = False) -> MemoryList:
+        def read(db: sqlite3.Connection) -> list[Memory]:
+            rows = db.execute(f"{_SELECT} WHERE m.scope_key = ? AND m.id IN ({','.join('?' * len(ids))})", [scope.key(), *ids]).fetchall()
+            by_id = {m.id: m for m in _memories(db, rows, include_history)}
+            return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
+
+        return MemoryList(memories=await self.store.run(read))
 
     async def recent(self, scope: Scope, limit: int, cursor: str | None) -> MemoryList:
         offset = int(decode_cursor(cursor).get("offset", 0))
         rows = await self.store.run(lambda db: db.execute(
-            "SELECT * FROM memories WHERE scope_key = ? ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            _SELECT + " WHERE m.scope_key = ? ORDER BY m.updated_at DESC, m.rowid DESC LIMIT ? OFFSET ?",
             (scope.key(), limit + 1, offset)).fetchall())
         return MemoryList(memories=[_memory(r) for r in rows[:limit]],
                           next_cursor=encode_cursor({"offset": offset + limit}) if len(rows) > limit else None)
 
     async def update(self, memory_id: str, scope: Scope, version: str | None, content: str | None, kind: Kind | None,
                      tags: list[str] | None, metadata: dict[str, Any] | None) -> Memory:
+        """Change only the fields given (module docstring); the replaced version goes to the history."""
+        if content is None and kind is None and tags is None and metadata is None:
+            raise DomainError("invalid_argument", "nothing to change: give content, kind, tags or metadata (fields you leave out "
+                              "are kept)", details={"fields": ["content", "kind", "tags", "metadata"]})
+        if content is not None and not content.strip():
+            raise DomainError("invalid_argument", "content is empty", details={"field": "content"})
         vector = await self._embed(content) if content is not None else None
-        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        async with self._lock:
+            now = _now()
 
-        def write(db: sqlite3.Connection) -> sqlite3.Row:
-            row = db.execute("SELECT * FROM memories WHERE id = ? AND scope_key = ?", (memory_id, scope.key())).fetchone()
-            if row is None:
-                raise DomainError("not_found", f"memory {memory_id!r} does not exist in this scope")
-            if version is not None and version != str(row["version"]):
-                raise DomainError("conflict", f"memory {memory_id} changed since you read it (version {row['version']}, you sent "
-                                  f"{version}); get it again and reapply your change", details={"current_version": str(row["version"])})
-            fields: dict[str, Any] = {"updated_at": now}
-            if content is not None:
-                fields.update(content=content, normal=_normal(content), vector=to_blob(vector))  # type: ignore[arg-type]
-            if kind is not None:
-                fields["kind"] = kind
-            if tags is not None:
-                fields["tags"] = json.dumps(sorted(set(tags)))
-            if metadata is not None:
-                fields["metadata"] = json.dumps(metadata)
-            db.execute(f"UPDATE memories SET {', '.join(f'{k} = ?' for k in fields)}, version = version + 1 WHERE rowid = ?",
-                       [*fields.values(), row["rowid"]])
-            updated = db.execute("SELECT * FROM memories WHERE rowid = ?", (row["rowid"],)).fetchone()
-            db.execute("UPDATE memory_fts SET content = ?, tags = ? WHERE rowid = ?",
-                       (updated["content"], " ".join(json.loads(updated["tags"])), row["rowid"]))
-            return updated
+            def write(db: sqlite3.Connection) -> tuple[sqlite3.Row, bool]:
+                row = db.execute(_SELECT + " WHERE m.id = ? AND m.scope_key = ?", (memory_id, scope.key())).fetchone()
+                if row is None:
+                    raise DomainError("not_found", f"memory {memory_id!r} does not exist in this scope")
+                if version is not None and version != str(row["version"]):
+                    raise DomainError("conflict", f"memory {memory_id} changed since you read it (version {row['version']}, you "
+                                      f"sent {version}); get it again and reapply your change",
+                                      details={"current_version": str(row["version"])})
+                fields, changed = _changes(row, content, vector, kind, sorted(set(tags)) if tags is not None else None, metadata,
+                                           row["source"], keep_source=True)
+                return (_apply(db, row, fields, now, "update_memory") if fields else row), "content" in changed
 
-        row = await self.store.run(write)
-        if vector is not None:
-            (await self._vectors()).add([row["rowid"]], vector[None, :], [_group(row["scope_key"])])
+            row, new_text = await self.store.run(write)
+            if new_text and vector is not None:
+                (await self._vectors()).add([row["rowid"]], vector[None, :], [_group(row["scope_key"])])
         return _memory(row)
 
     async def forget(self, scope: Scope, ids: list[str] | None, kinds: list[Kind] | None, tags: list[str] | None,
                      before: _dt.datetime | None) -> Forgotten:
+        """Delete matching memories with their history (forgetting is for good)."""
         if not (ids or kinds or tags or before):
             raise DomainError("invalid_argument", "say what to forget: ids, or a filter (kinds, tags, before)")
         clauses, args = ["scope_key = ?"], [scope.key()]
@@ -204,8 +291,10 @@ class MemoryBank:
                     if not tags or set(tags) & set(json.loads(r["tags"]))]
             db.executemany("DELETE FROM memory_fts WHERE rowid = ?", [(r["rowid"],) for r in rows])
             db.executemany("DELETE FROM memories WHERE rowid = ?", [(r["rowid"],) for r in rows])
+            history.drop(db, [r["rowid"] for r in rows])
             return rows
 
-        rows = await self.store.run(run)
-        (await self._vectors()).remove([r["rowid"] for r in rows])
+        async with self._lock:
+            rows = await self.store.run(run)
+            (await self._vectors()).remove([r["rowid"] for r in rows])
         return Forgotten(deleted=len(rows), ids=[r["id"] for r in rows])

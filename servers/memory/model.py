@@ -22,6 +22,20 @@ class Scope(BaseModel):
         return "\x1f".join(part or "" for part in (self.user, self.agent, self.project))
 
 
+class MemoryVersion(BaseModel):
+    """A memory as it was before a write changed it."""
+
+    version: str
+    content: str
+    kind: Kind
+    tags: list[str]
+    source: str | None = None
+    metadata: dict[str, Any]
+    valid_from: _dt.datetime = Field(description="When this version was written.")
+    replaced_at: _dt.datetime = Field(description="When the next version replaced it.")
+    replaced_by: Literal["remember", "update_memory"] = Field(description="The tool whose call replaced it.")
+
+
 class Memory(BaseModel):
     id: str
     content: str
@@ -33,11 +47,27 @@ class Memory(BaseModel):
     created_at: _dt.datetime
     updated_at: _dt.datetime
     version: str = Field(description="Pass back to update_memory to refuse overwriting a newer change.")
+    previous_versions: int = Field(0, description="How many earlier versions the history holds (ask with include_history).")
+    history: list[MemoryVersion] | None = Field(None, description="Earlier versions, oldest first; only with include_history=true.")
+
+
+Action = Literal["created", "updated", "unchanged"]
+Changed = Literal["content", "kind", "tags", "metadata", "source"]
 
 
 class Remembered(BaseModel):
+    """What `remember` stored: a new memory, an existing one updated to the newer statement, or nothing."""
+
     memory: Memory
-    merged: bool = Field(description="True when a near-duplicate in the same scope was found and updated instead.")
+    action: Action = Field(description="created: a new memory; updated: an existing memory of the same fact now holds what you "
+                           "sent (its previous version is in its history); unchanged: it already held exactly this.")
+    stored_text: str = Field(description="The text the memory holds now.")
+    replaced_text: str | None = Field(None, description="The text this call replaced, when it replaced one.")
+    changed: list[Changed] = Field(default_factory=list, description="The fields this call changed on an existing memory.")
+    match: Literal["exact", "edited", "restated"] | None = Field(
+        None, description="Why an existing memory was taken for the same fact: the same text, the same statement with a new "
+        "value, or the same fact in other words.")
+    merged: bool = Field(description="True when an existing memory of the same fact took this statement (action is not created).")
     similarity: float | None = None
 
 
@@ -75,7 +105,11 @@ class Document(BaseModel):
 
 class Ingested(BaseModel):
     document: Document
-    status: Literal["created", "replaced", "retagged", "unchanged"]
+    status: Literal["created", "replaced", "retagged", "updated", "unchanged"] = Field(
+        description="replaced: new content re-indexed; retagged: same content, new tags; updated: same content, new date "
+        "(and maybe tags); unchanged: nothing to do.")
+    changed: list[Literal["content", "title", "tags", "date"]] = Field(
+        default_factory=list, description="The fields this call changed on an existing document.")
 
 
 class DocumentList(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
-from servers.kit.tools import domain_tool
+from servers.kit.tools import configure_domain, domain_tool
 from servers.memory.model import (
     DocumentDeleted,
     DocumentList,
@@ -28,12 +28,14 @@ from servers.memory.model import (
     Scope,
     SearchResults,
 )
+from servers.memory.owner import own_scope
 from servers.memory.readers import allowed_roots, check_allowed, read_document
 from servers.memory.service import MemoryService
 
 Limit = Annotated[int, Field(ge=1, le=100)]
 Tags = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)]
-ScopeArg = Annotated[Scope, Field(description="Whose memory: any of user, agent, project. Searches never leave this exact scope.")]
+ScopeArg = Annotated[Scope, Field(description="Whose memory: any of user (default: you; naming another user needs the admin scope), "
+                                               "agent, project. Searches never leave this exact scope.")]
 
 
 class Entity(BaseModel):
@@ -101,6 +103,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     service = backend or make_backend()
     mcp = MCPServer("memory", instructions="Long-term memory per scope, document search and a knowledge graph. Recall before you "
                     "ask the user again; remember what they tell you to.")
+    configure_domain(mcp, open_world=False, idempotency=None)
 
     # -- memories ---------------------------------------------------------------------------
 
@@ -108,39 +111,46 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     async def remember(
         content: Annotated[str, Field(min_length=1, max_length=20000)],
         scope: ScopeArg,
-        kind: Kind = "fact",
+        kind: Annotated[Kind | None, Field(description="fact when new; left out, an existing memory keeps its kind.")] = None,
         tags: Tags | None = None,
         source: str | None = None,
         metadata: dict[str, Any] | None = None,
+        as_new: Annotated[bool, Field(description="Store as its own memory even if it looks like a newer statement of a stored "
+                                                  "fact (e.g. a second allergy); the same text is still stored once.")] = False,
     ) -> Remembered:
-        """Store a fact, preference or note for a scope; a near-duplicate there is merged and its id returned."""
-        return await service.memories.remember(content, kind, scope, tags or [], source, metadata or {})
+        """Store a fact, preference or note for a scope. A newer statement of a fact stored there (same text, or the same
+        statement with a new value, e.g. Monday -> Tuesday) updates that memory: the new text wins and the old one goes to
+        its history. The answer says what was stored: action created/updated/unchanged, stored_text, replaced_text."""
+        return await service.memories.remember(content, kind, own_scope(scope), tags or [], source, metadata or {}, as_new)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def recall(query: Annotated[str, Field(min_length=1, max_length=2000)], scope: ScopeArg, kinds: list[Kind] | None = None,
-                     tags: Tags | None = None, mode: Mode = "hybrid", limit: Limit = 10) -> Recall:
-        """Search one scope's memories (hybrid keyword + semantic ranking by default)."""
-        return await service.memories.recall(query, scope, kinds, tags, mode, limit)
+                     tags: Tags | None = None, mode: Mode = "hybrid", limit: Limit = 10, include_history: bool = False) -> Recall:
+        """Search one scope's memories (hybrid keyword + semantic ranking by default); include_history adds earlier versions."""
+        return await service.memories.recall(query, own_scope(scope), kinds, tags, mode, limit, include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def get_memories(ids: Annotated[list[str], Field(min_length=1, max_length=100)], scope: ScopeArg) -> MemoryList:
-        """Memories by id (only those in this scope)."""
-        return await service.memories.get(ids, scope)
+    async def get_memories(ids: Annotated[list[str], Field(min_length=1, max_length=100)], scope: ScopeArg,
+                           include_history: bool = False) -> MemoryList:
+        """Memories by id (only those in this scope); include_history adds their earlier versions, oldest first."""
+        return await service.memories.get(ids, own_scope(scope), include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def list_recent(scope: ScopeArg, limit: Limit = 20, cursor: str | None = None) -> MemoryList:
         """A scope's memories, most recently changed first."""
-        return await service.memories.recent(scope, limit, cursor)
+        return await service.memories.recent(own_scope(scope), limit, cursor)
 
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def update_memory(
         id: str, scope: ScopeArg,
         version: Annotated[str | None, Field(description="The version you read; a newer change makes this a conflict.")] = None,
         content: Annotated[str | None, Field(min_length=1, max_length=20000)] = None, kind: Kind | None = None,
-        tags: Tags | None = None, metadata: dict[str, Any] | None = None,
+        tags: Annotated[Tags | None, Field(description="The full new list of tags (replaces the old list).")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Merged into the memory's metadata (JSON merge patch: "
+                                                                     "null removes a key, other keys are kept).")] = None,
     ) -> Memory:
-        """Change a memory's content, kind, tags or metadata."""
-        return await service.memories.update(id, scope, version, content, kind, tags, metadata)
+        """Change only the fields you pass of a memory (content, kind, tags, metadata); the old version goes to its history."""
+        return await service.memories.update(id, own_scope(scope), version, content, kind, tags, metadata)
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
     async def forget(scope: ScopeArg, ids: list[str] | None = None, kinds: list[Kind] | None = None, tags: Tags | None = None,
@@ -148,7 +158,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         """Delete memories of a scope by ids or by filter (kinds, tags, last changed before). Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", "forgetting deletes memories for good: call again with confirm=true")
-        return await service.memories.forget(scope, ids, kinds, tags, before)
+        return await service.memories.forget(own_scope(scope), ids, kinds, tags, before)
 
     # -- documents --------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from servers.kit.store import Store
+from servers.memory import history
 from servers.memory.documents import DocumentStore
 from servers.memory.embedding import Embedder, load_embedder
 from servers.memory.graph import KnowledgeGraph
@@ -34,6 +35,7 @@ _MIGRATIONS = [
     CREATE TABLE relations (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, target TEXT NOT NULL,
         relation_type TEXT NOT NULL, UNIQUE (source, target, relation_type));
     CREATE VIRTUAL TABLE entity_fts USING fts5(name, entity_type, observations, tokenize='porter unicode61')""",
+    history.MIGRATION,
 ]
 
 

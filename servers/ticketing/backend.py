@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from servers.ticketing.model import (
     Comment,
@@ -11,6 +11,7 @@ from servers.ticketing.model import (
     Link,
     Metadata,
     NewTicket,
+    Project,
     SearchQuery,
     Ticket,
     TicketPage,
@@ -43,3 +44,11 @@ class TicketingBackend(Protocol):
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link: ...
 
     async def delete(self, ticket_id: str) -> None: ...
+
+
+@runtime_checkable
+class ProjectAdmin(Protocol):
+    """A backend that owns its projects (the embedded one); providers keep theirs in the provider,
+    so the `create_project` tool is offered only when the backend implements this."""
+
+    async def create_project(self, key: str) -> Project: ...

@@ -84,6 +84,12 @@ class Metadata(BaseModel):
     types: list[str]
     priorities: list[Priority]
     required_fields: list[str]
+    projects: list[str] | None = Field(default=None, description="Project keys create_ticket accepts, where the backend lists them.")
+
+
+class Project(BaseModel):
+    key: str = Field(description="The project key, upper case; ticket keys are KEY-<number>.")
+    created: bool = Field(description="False when the project already existed (keys are case-insensitive).")
 
 
 class UserList(BaseModel):

@@ -12,10 +12,11 @@ from pydantic import Field
 
 from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
-from servers.kit.idempotency import run_once
 from servers.kit.store import Store
-from servers.kit.tools import domain_tool
-from servers.ticketing.backend import TicketingBackend
+from servers.kit.tools import configure_domain, domain_tool, forget_deleted
+from servers.kit.webhooks import attach_webhooks
+from servers.ticketing.backend import ProjectAdmin, TicketingBackend
+from servers.ticketing.checks import refuse_control_chars
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -25,6 +26,7 @@ from servers.ticketing.model import (
     Metadata,
     NewTicket,
     Priority,
+    Project,
     SearchQuery,
     Status,
     Ticket,
@@ -75,6 +77,8 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     # Idempotency records live beside the embedded data, or in their own file for provider backends.
     embedded_store = getattr(backend, "store", None) or Store(default_data_dir() / "ticketing-idempotency.sqlite", [])
     mcp = MCPServer("ticketing", instructions="Tickets in one normalized shape, whatever system holds them.")
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=embedded_store)
+    attach_webhooks(mcp, "ticketing", embedded_store, ("github", "jira", "zendesk", "servicenow"))
 
     @domain_tool(mcp, read_only=True)
     async def search_tickets(
@@ -92,7 +96,9 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         limit: Limit = 25,
         cursor: str | None = None,
     ) -> TicketPage:
-        """Find tickets by text and filters; newest activity first. Pass next_cursor to page on."""
+        """Find tickets by text (matched literally) and filters; project keys are case-insensitive.
+        Page on by passing next_cursor with the same filters. Embedded backend: newest created first,
+        stable while others write (a walk returns each matching ticket once); providers: their order."""
         query = SearchQuery(text=text, status=status, assignee=assignee, project=project, labels=labels,
                             priority=priority, type=type, updated_since=updated_since, native_query=native_query)
         return await backend.search(query, limit, cursor)
@@ -104,12 +110,12 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def list_comments(id: Id, limit: Limit = 50, cursor: str | None = None) -> CommentPage:
-        """A ticket's comments, oldest first, public and internal."""
+        """A ticket's comments, oldest first, public and internal; next_cursor pages on, stable while others write."""
         return await backend.list_comments(id, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
     async def get_metadata(project: str | None = None, ticket_id: str | None = None) -> Metadata:
-        """Statuses, types, priorities and required fields; with ticket_id, its allowed transitions."""
+        """Statuses, types, priorities, required fields and known projects; with ticket_id, its allowed transitions."""
         return await backend.metadata(project, ticket_id)
 
     @domain_tool(mcp, read_only=True)
@@ -128,10 +134,13 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         assignee: str | None = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Ticket:
-        """Create a ticket. Give an idempotency_key so a retry cannot create a duplicate."""
+        """Create a ticket in an existing project (an unknown key is refused with the known ones; on
+        the embedded backend, create_project adds one). Give an idempotency_key so a retry cannot
+        create a duplicate."""
+        refuse_control_chars(project=project, title=title, description=description, type=type, labels=labels)
         new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
                         labels=labels or [], assignee=assignee)
-        return await run_once(embedded_store, "create_ticket", idempotency_key, Ticket, lambda: backend.create(new))
+        return await backend.create(new)
 
     @domain_tool(mcp, idempotent=True)
     async def update_ticket(
@@ -150,7 +159,12 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         given = {k: v for k, v in {"title": title, "description": description, "priority": priority,
                                    "labels": labels, "assignee": assignee, "type": type}.items() if v is not None}
         if not given:
-            raise DomainError("invalid_argument", "nothing to update: give at least one field")
+            raise DomainError(
+                "invalid_argument",
+                "nothing to update: give at least one of title, description, priority, labels, assignee, type; "
+                "to change the status use transition_ticket (get_ticket with include=['transitions'] lists the allowed ones)",
+            )
+        refuse_control_chars(title=title, description=description, type=type, labels=labels)
         return await backend.update(id, TicketPatch(**given), expected_version)
 
     @domain_tool(mcp)
@@ -168,13 +182,13 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         idempotency_key: IdempotencyKey = None,
     ) -> Comment:
         """Comment on a ticket, publicly or as an internal note."""
-        return await run_once(
-            embedded_store, "add_comment", idempotency_key, Comment, lambda: backend.add_comment(id, body, public)
-        )
+        refuse_control_chars(body=body)
+        return await backend.add_comment(id, body, public)
 
     @domain_tool(mcp, idempotent=True)
     async def link_tickets(id: Id, other_id: Id, type: str = "relates to") -> Link:
         """Link two tickets ("blocks", "relates to", "duplicates")."""
+        refuse_control_chars(type=type)
         return await backend.link(id, other_id, type)
 
     @domain_tool(mcp, destructive=True, idempotent=True)
@@ -182,8 +196,21 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         """Delete a ticket and its comments for good. Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", f"deleting {id} cannot be undone: call again with confirm=true")
+        deleted = await backend.get(id, [])  # its canonical id: keys that created it must not answer with it
         await backend.delete(id)
+        await forget_deleted(mcp, deleted.id)
         return Deleted(id=id)
+
+    if isinstance(backend, ProjectAdmin):  # only backends that own their projects (the embedded one)
+
+        @domain_tool(mcp, idempotent=True)
+        async def create_project(
+            key: Annotated[str, Field(min_length=1, max_length=20, description="Letters, digits, _; e.g. PAY.")],
+        ) -> Project:
+            """Create a project so create_ticket accepts its key (stored upper case; returns the
+            existing one with created=false if the key exists in any case)."""
+            refuse_control_chars(key=key)
+            return await backend.create_project(key)
 
     mcp.backend = backend  # type: ignore[attr-defined]  # for the runner's --demo and for tests
     return mcp

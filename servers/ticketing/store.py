@@ -1,5 +1,12 @@
 """The embedded ticketing backend: tickets, comments, links and users in SQLite, with a small
-workflow (open → in_progress ⇄ on_hold → resolved → closed, reopen allowed)."""
+workflow (open → in_progress ⇄ on_hold → resolved → closed, reopen allowed).
+
+Projects exist only once created (`create_project`, or the `--demo` data): a ticket for an unknown
+project is refused with `not_found` listing the known ones, so a mistyped key never makes a new
+project. Project keys and ticket ids are matched case-insensitively ("pay" finds PAY, "pay-1" finds
+PAY-1). Lists page with signed keyset cursors bound to their query (see `servers.kit.keyset` and
+`servers.ticketing.query`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,11 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
+from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.store import Store
+from servers.kit.webhooks.feed import emit_change
+from servers.ticketing.checks import project_key
 from servers.ticketing.model import (
     STATUSES,
     Comment,
@@ -19,6 +28,7 @@ from servers.ticketing.model import (
     Link,
     Metadata,
     NewTicket,
+    Project,
     SearchQuery,
     Status,
     Ticket,
@@ -27,6 +37,7 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
+from servers.ticketing.query import like_pattern, normalized_filters, page_rows
 
 WORKFLOW: dict[Status, list[Status]] = {
     "open": ["in_progress", "on_hold", "resolved", "closed"],
@@ -52,7 +63,10 @@ _MIGRATIONS = [
         author TEXT, body TEXT NOT NULL, public INTEGER NOT NULL, created_at TEXT NOT NULL);
     CREATE TABLE links (from_key TEXT NOT NULL, to_key TEXT NOT NULL, type TEXT NOT NULL,
         PRIMARY KEY (from_key, to_key, type))""",
+    """CREATE INDEX tickets_created ON tickets(created_at);
+    CREATE INDEX comments_ticket ON comments(ticket_key, id)""",
 ]
+_KNOWN_PROJECTS_SHOWN = 50
 
 
 def _now() -> str:
@@ -66,6 +80,12 @@ class EmbeddedTicketing:
 
     def __init__(self, data_dir: Path) -> None:
         self.store = Store(data_dir / "ticketing.sqlite", _MIGRATIONS)
+        self._secret: bytes | None = None
+
+    def _cursor_secret(self, db: sqlite3.Connection) -> bytes:
+        if self._secret is None:
+            self._secret = store_secret(db)
+        return self._secret
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -75,41 +95,17 @@ class EmbeddedTicketing:
                 "invalid_argument",
                 "the embedded backend has no native query language; use text and the filters instead",
             )
-        offset = int(decode_cursor(cursor).get("offset", 0))
-        clauses, params = ["1=1"], []
-        if query.text:
-            clauses.append("(t.title LIKE ? OR t.description LIKE ? OR t.key = ?)")
-            params += [f"%{query.text}%", f"%{query.text}%", query.text]
-        for column, values in (("t.status", query.status), ("t.priority", query.priority)):
-            if values:
-                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-                params += list(values)
-        if query.project:
-            clauses.append("t.project = ?")
-            params.append(query.project)
-        if query.type:
-            clauses.append("t.type = ?")
-            params.append(query.type)
-        if query.assignee:
-            clauses.append("(t.assignee = ? OR u.email = ? OR u.name = ?)")
-            params += [query.assignee] * 3
-        if query.updated_since:
-            clauses.append("t.updated_at >= ?")
-            params.append(query.updated_since.astimezone(UTC).isoformat(timespec="milliseconds"))
-        for label in query.labels or []:
-            clauses.append("EXISTS (SELECT 1 FROM json_each(t.labels) WHERE value = ?)")
-            params.append(label)
-        where = " AND ".join(clauses)
 
         def run(db: sqlite3.Connection) -> TicketPage:
-            base = f"FROM tickets t LEFT JOIN users u ON u.id = t.assignee WHERE {where}"
-            total = db.execute(f"SELECT COUNT(*) {base}", params).fetchone()[0]
-            rows = db.execute(
-                f"SELECT t.* {base} ORDER BY t.updated_at DESC, t.rowid DESC LIMIT ? OFFSET ?", [*params, limit, offset]
-            ).fetchall()
+            project = self._project(db, query.project) if query.project else None
+            filters = normalized_filters(query, project)
+            secret, fingerprint = self._cursor_secret(db), query_fingerprint("tickets", filters)
+            after = open_cursor(secret, cursor, fingerprint, width=2)
+            rows, total, more = page_rows(db, filters, after, limit)
             tickets = [self._ticket(db, row, []) for row in rows]
-            more = offset + len(rows) < total
-            return TicketPage(tickets=tickets, total=total, next_cursor=encode_cursor({"offset": offset + len(rows)}) if more else None)
+            last = [rows[-1]["created_at"], rows[-1]["rowid"]] if rows else None
+            next_cursor = sign_cursor(secret, fingerprint, last) if more and last else None
+            return TicketPage(tickets=tickets, total=total, next_cursor=next_cursor)
 
         return await self.store.run(run)
 
@@ -117,16 +113,18 @@ class EmbeddedTicketing:
         return await self.store.run(lambda db: self._ticket(db, self._row(db, ticket_id), include))
 
     async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage:
-        offset = int(decode_cursor(cursor).get("offset", 0))
-
         def run(db: sqlite3.Connection) -> CommentPage:
-            self._row(db, ticket_id)
+            key = self._row(db, ticket_id)["key"]
+            secret, fingerprint = self._cursor_secret(db), query_fingerprint("comments", {"ticket": key})
+            after = open_cursor(secret, cursor, fingerprint, width=1)
             rows = db.execute(
-                "SELECT * FROM comments WHERE ticket_key = ? ORDER BY id LIMIT ? OFFSET ?", (ticket_id, limit + 1, offset)
+                "SELECT * FROM comments WHERE ticket_key = ? AND id > ? ORDER BY id LIMIT ?",
+                (key, after[0] if after else 0, limit + 1),
             ).fetchall()
             more = len(rows) > limit
             comments = [_comment(r) for r in rows[:limit]]
-            return CommentPage(comments=comments, next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+            next_cursor = sign_cursor(secret, fingerprint, [rows[limit - 1]["id"]]) if more else None
+            return CommentPage(comments=comments, next_cursor=next_cursor)
 
         return await self.store.run(run)
 
@@ -135,7 +133,11 @@ class EmbeddedTicketing:
         if ticket_id:
             ticket = await self.get(ticket_id, ["transitions"])
             transitions = ticket.transitions
+        if project:
+            await self.store.run(lambda db: self._project(db, project))
+        projects = await self.store.run(lambda db: [r["key"] for r in db.execute("SELECT key FROM projects ORDER BY key")])
         return Metadata(
+            projects=projects,
             native_statuses={s: s for s in STATUSES},
             transitions=transitions,
             types=TYPES,
@@ -146,8 +148,8 @@ class EmbeddedTicketing:
     async def find_users(self, query: str, limit: int) -> list[User]:
         def run(db: sqlite3.Connection) -> list[User]:
             rows = db.execute(
-                "SELECT * FROM users WHERE name LIKE ? OR email LIKE ? OR id = ? ORDER BY name LIMIT ?",
-                (f"%{query}%", f"%{query}%", query, limit),
+                "SELECT * FROM users WHERE name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\' OR id = ? ORDER BY name LIMIT ?",
+                (like_pattern(query), like_pattern(query), query, limit),
             ).fetchall()
             return [User(id=r["id"], name=r["name"], email=r["email"]) for r in rows]
 
@@ -155,21 +157,35 @@ class EmbeddedTicketing:
 
     # -- writing ---------------------------------------------------------------------------
 
+    async def create_project(self, key: str) -> Project:
+        """Create project `key` (upper-cased); if it exists in any case, return it with created=False."""
+        canonical = project_key(key)
+
+        def run(db: sqlite3.Connection) -> Project:
+            found = db.execute("SELECT key FROM projects WHERE key = ? COLLATE NOCASE", (canonical,)).fetchone()
+            if found:
+                return Project(key=found["key"], created=False)
+            db.execute("INSERT INTO projects(key) VALUES (?)", (canonical,))
+            return Project(key=canonical, created=True)
+
+        return await self.store.run(run)
+
     async def create(self, ticket: NewTicket) -> Ticket:
         def run(db: sqlite3.Connection) -> Ticket:
             if ticket.type not in TYPES:
                 raise DomainError("invalid_argument", f"type {ticket.type!r} is not one of {TYPES}", details={"field": "type"})
+            project = self._project(db, ticket.project)
             assignee = self._user_id(db, ticket.assignee) if ticket.assignee else None
-            db.execute("INSERT OR IGNORE INTO projects(key) VALUES (?)", (ticket.project,))
-            number = db.execute("SELECT next_number FROM projects WHERE key = ?", (ticket.project,)).fetchone()[0]
-            db.execute("UPDATE projects SET next_number = next_number + 1 WHERE key = ?", (ticket.project,))
-            key, now = f"{ticket.project}-{number}", _now()
+            number = db.execute("SELECT next_number FROM projects WHERE key = ?", (project,)).fetchone()[0]
+            db.execute("UPDATE projects SET next_number = next_number + 1 WHERE key = ?", (project,))
+            key, now = f"{project}-{number}", _now()
             db.execute(
                 "INSERT INTO tickets (key, project, title, description, status, priority, type, labels, assignee, "
                 "reporter, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 'local', ?, ?)",
-                (key, ticket.project, ticket.title, ticket.description, ticket.priority, ticket.type,
+                (key, project, ticket.title, ticket.description, ticket.priority, ticket.type,
                  json.dumps(ticket.labels), assignee, now, now),
             )
+            emit_change(db, "ticket", key, "created")
             return self._ticket(db, self._row(db, key), [])
 
         return await self.store.run(run)
@@ -177,10 +193,11 @@ class EmbeddedTicketing:
     async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
         def run(db: sqlite3.Connection) -> Ticket:
             row = self._row(db, ticket_id)
+            key = row["key"]
             if expected_version is not None and str(row["version"]) != expected_version:
                 raise DomainError(
                     "conflict",
-                    f"{ticket_id} changed since you read it (version {row['version']}, you had {expected_version}); "
+                    f"{key} changed since you read it (version {row['version']}, you had {expected_version}); "
                     "get it again and reapply your change",
                     details={"current_version": str(row["version"])},
                 )
@@ -195,59 +212,63 @@ class EmbeddedTicketing:
                 sets = ", ".join(f"{column} = ?" for column in changes)
                 db.execute(
                     f"UPDATE tickets SET {sets}, updated_at = ?, version = version + 1 WHERE key = ?",
-                    [*changes.values(), _now(), ticket_id],
+                    [*changes.values(), _now(), key],
                 )
-            return self._ticket(db, self._row(db, ticket_id), [])
+                emit_change(db, "ticket", key, "updated")
+            return self._ticket(db, self._row(db, key), [])
 
         return await self.store.run(run)
 
     async def transition(self, ticket_id: str, to: str) -> Ticket:
         def run(db: sqlite3.Connection) -> Ticket:
             row = self._row(db, ticket_id)
+            key = row["key"]
             allowed = WORKFLOW[row["status"]]
             target = to.strip().lower().replace(" ", "_")
             if target not in allowed:
                 raise DomainError(
                     "conflict",
-                    f"{ticket_id} is {row['status']} and cannot move to {to!r}; allowed: {', '.join(allowed)}",
+                    f"{key} is {row['status']} and cannot move to {to!r}; allowed: {', '.join(allowed)}",
                     details={"allowed": allowed, "current": row["status"]},
                 )
             db.execute(
-                "UPDATE tickets SET status = ?, updated_at = ?, version = version + 1 WHERE key = ?", (target, _now(), ticket_id)
+                "UPDATE tickets SET status = ?, updated_at = ?, version = version + 1 WHERE key = ?", (target, _now(), key)
             )
-            return self._ticket(db, self._row(db, ticket_id), [])
+            emit_change(db, "ticket", key, "updated")
+            return self._ticket(db, self._row(db, key), [])
 
         return await self.store.run(run)
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
         def run(db: sqlite3.Connection) -> Comment:
-            self._row(db, ticket_id)
+            key = self._row(db, ticket_id)["key"]
             cursor = db.execute(
                 "INSERT INTO comments (ticket_key, author, body, public, created_at) VALUES (?, 'local', ?, ?, ?)",
-                (ticket_id, body, int(public), _now()),
+                (key, body, int(public), _now()),
             )
-            db.execute("UPDATE tickets SET updated_at = ?, version = version + 1 WHERE key = ?", (_now(), ticket_id))
+            db.execute("UPDATE tickets SET updated_at = ?, version = version + 1 WHERE key = ?", (_now(), key))
+            emit_change(db, "ticket", key, "updated")
             return _comment(db.execute("SELECT * FROM comments WHERE id = ?", (cursor.lastrowid,)).fetchone())
 
         return await self.store.run(run)
 
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
         def run(db: sqlite3.Connection) -> Link:
-            self._row(db, ticket_id)
-            self._row(db, other_id)
-            if ticket_id == other_id:
+            key, other = self._row(db, ticket_id)["key"], self._row(db, other_id)["key"]
+            if key == other:
                 raise DomainError("invalid_argument", "a ticket cannot be linked to itself")
-            db.execute("INSERT OR IGNORE INTO links VALUES (?, ?, ?)", (ticket_id, other_id, link_type))
-            return Link(type=link_type, direction="outward", ticket=other_id)
+            db.execute("INSERT OR IGNORE INTO links VALUES (?, ?, ?)", (key, other, link_type))
+            return Link(type=link_type, direction="outward", ticket=other)
 
         return await self.store.run(run)
 
     async def delete(self, ticket_id: str) -> None:
         def run(db: sqlite3.Connection) -> None:
-            self._row(db, ticket_id)
-            db.execute("DELETE FROM comments WHERE ticket_key = ?", (ticket_id,))
-            db.execute("DELETE FROM links WHERE from_key = ? OR to_key = ?", (ticket_id, ticket_id))
-            db.execute("DELETE FROM tickets WHERE key = ?", (ticket_id,))
+            key = self._row(db, ticket_id)["key"]
+            db.execute("DELETE FROM comments WHERE ticket_key = ?", (key,))
+            db.execute("DELETE FROM links WHERE from_key = ? OR to_key = ?", (key, key))
+            db.execute("DELETE FROM tickets WHERE key = ?", (key,))
+            emit_change(db, "ticket", key, "deleted")
 
         await self.store.run(run)
 
@@ -262,6 +283,7 @@ class EmbeddedTicketing:
                 [("u1", "Ada Lovelace", "ada@example.com"), ("u2", "Alan Turing", "alan@example.com"),
                  ("u3", "Grace Hopper", "grace@example.com")],
             )
+            db.executemany("INSERT OR IGNORE INTO projects(key) VALUES (?)", [("OPS",), ("APP",)])
             return True
 
         if not await self.store.run(run):
@@ -278,10 +300,30 @@ class EmbeddedTicketing:
 
     @staticmethod
     def _row(db: sqlite3.Connection, ticket_id: str) -> sqlite3.Row:
-        row = db.execute("SELECT * FROM tickets WHERE key = ?", (ticket_id,)).fetchone()
+        """The ticket with key `ticket_id`, matched case-insensitively (an exact match wins)."""
+        row = db.execute(
+            "SELECT * FROM tickets WHERE key = ? COLLATE NOCASE ORDER BY key = ? DESC LIMIT 1", (ticket_id, ticket_id)
+        ).fetchone()
         if row is None:
             raise not_found("ticket", ticket_id)
         return row
+
+    @staticmethod
+    def _project(db: sqlite3.Connection, key: str) -> str:
+        """The stored key of project `key` (case-insensitive), else `not_found` naming the known ones."""
+        row = db.execute(
+            "SELECT key FROM projects WHERE key = ? COLLATE NOCASE ORDER BY key = ? DESC LIMIT 1", (key.strip(), key.strip())
+        ).fetchone()
+        if row is not None:
+            return row["key"]
+        known = [r["key"] for r in db.execute("SELECT key FROM projects ORDER BY key LIMIT ?", (_KNOWN_PROJECTS_SHOWN + 1,))]
+        listed = ", ".join(known[:_KNOWN_PROJECTS_SHOWN]) + (", …" if len(known) > _KNOWN_PROJECTS_SHOWN else "")
+        hint = f"known projects: {listed}" if known else "there are no projects yet"
+        raise DomainError(
+            "not_found",
+            f"project {key!r} does not exist ({hint}); use one of those, or create it first with create_project",
+            details={"field": "project", "known_projects": known[:_KNOWN_PROJECTS_SHOWN]},
+        )
 
     @staticmethod
     def _user_id(db: sqlite3.Connection, who: str) -> str:

@@ -171,8 +171,8 @@ class QuickBooks:
                     "ItemRef": {"value": line.item}, "Qty": line.quantity, "UnitPrice": line.unit_price, **tax}}
             else:
                 if not line.account_code:
-                    raise DomainError("invalid_argument", f"lines[{index}].account_code: a bill line needs an expense account",
-                                      details={"field": f"lines[{index}].account_code"})
+                    raise DomainError("invalid_argument", f"lines[{index}].account_code: a QuickBooks bill line needs an expense "
+                                      "account (its id, as list_accounts shows)", details={"field": f"lines[{index}].account_code"})
                 detail = {"DetailType": "AccountBasedExpenseLineDetail", "AccountBasedExpenseLineDetail": {
                     "AccountRef": {"value": line.account_code}, **tax}}
             out.append({"Amount": line.net, "Description": line.description, **detail})

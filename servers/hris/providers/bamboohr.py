@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
+from servers.hris.balances import balance_of, requested_hours
 from servers.hris.model import (
     Absence,
-    Balance,
     Balances,
     Change,
     ChangePage,
@@ -145,13 +145,20 @@ class BambooHris:
                         start=r["start"], end=r["end"]) for r in rows or []]
 
     async def balances(self, employee_id: str, as_of: date) -> Balances:
+        """BambooHR's estimate as of `as_of` (accruals and approved time off counted) minus the
+        requests still awaiting approval, which BambooHR does not count; booked is the year's
+        used hours plus approved requests starting after `as_of`."""
         rows = await self.http.json("GET", f"/employees/{employee_id}/time_off/calculator", params={"end": as_of.isoformat()})
+        window = {"employeeId": employee_id, "start": (as_of - timedelta(days=366)).isoformat(),
+                  "end": (as_of + timedelta(days=731)).isoformat()}
+        pending, upcoming = requested_hours([self._request(r) for r in await self._request_rows(window)], as_of)
         out = []
         for r in rows or []:
             factor = HOURS_PER_DAY if r.get("units") == "days" else 1.0
-            out.append(Balance(type=r.get("name", r.get("timeOffType", "")).lower(),
-                               available_hours=float(r.get("balance", 0)) * factor,
-                               used_hours=float(r.get("usedYearToDate", 0)) * factor))
+            kind = str(r.get("name", r.get("timeOffType", ""))).lower()
+            taken = float(r.get("usedYearToDate", 0)) * factor
+            out.append(balance_of(kind, provider_balance=float(r.get("balance", 0)) * factor, taken=taken,
+                                  booked=taken + upcoming.get(kind, 0.0), pending=pending.get(kind, 0.0)))
         return Balances(employee_id=employee_id, as_of=as_of, balances=out)
 
     async def _request_rows(self, params: dict[str, str]) -> list[dict[str, Any]]:

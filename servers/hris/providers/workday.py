@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
+from servers.hris.balances import balance_of, requested_hours
 from servers.hris.model import (
     Absence,
-    Balance,
     Balances,
     ChangePage,
     Department,
@@ -152,14 +152,31 @@ class WorkdayHris:
         raise _unsupported("whos_out", "Workday's REST API has no who's-out list; use list_time_off_requests per employee")
 
     async def balances(self, employee_id: str, as_of: date) -> Balances:
+        """Workday's plan balance as of `as_of` minus submitted requests not yet approved (Workday
+        deducts time off once approved); booked is the plan's used hours plus approved requests
+        starting after `as_of`."""
         body = await self.absence.json("GET", "/balances", params={"worker": employee_id, "effective": as_of.isoformat()})
+        pending, upcoming = requested_hours(await self._open_requests(employee_id, as_of), as_of)
         out = []
         for b in body.get("data", []):
             factor = HOURS_PER_DAY if str(b.get("unit", {}).get("descriptor", "Hours")).lower().startswith("day") else 1.0
-            out.append(Balance(type=str((b.get("absencePlan") or {}).get("descriptor", "")).lower(),
-                               available_hours=strict_number(b.get("quantity"), "a balance") * factor,
-                               used_hours=strict_number(b.get("used", 0), "a used amount") * factor))
+            kind = str((b.get("absencePlan") or {}).get("descriptor", "")).lower()
+            taken = strict_number(b.get("used", 0), "a used amount") * factor
+            out.append(balance_of(kind, provider_balance=strict_number(b.get("quantity"), "a balance") * factor, taken=taken,
+                                  booked=taken + upcoming.get(kind, 0.0), pending=pending.get(kind, 0.0)))
         return Balances(employee_id=employee_id, as_of=as_of, balances=out)
+
+    async def _open_requests(self, employee_id: str, as_of: date, max_pages: int = 20) -> list[TimeOffRequest]:
+        """The worker's requests from a year before `as_of` to two years after, every page."""
+        found: list[TimeOffRequest] = []
+        cursor: str | None = None
+        start, end = as_of - timedelta(days=366), as_of + timedelta(days=731)
+        for _ in range(max_pages):
+            page = await self.list_requests(employee_id, start, end, None, PAGE_MAX, cursor)
+            found += page.requests
+            if not (cursor := page.next_cursor):
+                break
+        return found
 
     def _request(self, employee_id: str, d: dict[str, Any]) -> TimeOffRequest:
         return TimeOffRequest(

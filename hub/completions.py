@@ -1,0 +1,59 @@
+"""`completion/complete` through the hub: forwarded to the server behind the reference.
+
+A caller gets completions only for a prompt or resource template it can see (`<namespace>:read`,
+as for listing and reading them). Anything else — a name that does not exist, or one behind a
+missing scope — is refused with the same INVALID_PARAMS error (the code the spec names for an
+invalid prompt name), so completions never reveal what exists behind a scope. A template
+reference must name a listed template (or a listed resource URI) exactly. A server that offers
+no completions answers "no suggestions".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from hub.auth.principal import Principal
+from hub.downstream.connection import DownstreamUnavailable
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+Reference = types.PromptReference | types.ResourceTemplateReference
+_SHOWN = 120
+"""Longest part of a caller's name or URI repeated in an error message."""
+
+
+async def forward_completion(
+    hub: Hub, ref: Reference, argument: dict[str, str], context: dict[str, str] | None, principal: Principal
+) -> types.CompleteResult:
+    """Complete `argument` (`{"name", "value"}`) for `principal` at the server behind `ref`."""
+    server, downstream_ref = _resolve(hub, ref, principal)
+    try:
+        client = await hub.downstreams[server].ready_client()
+    except DownstreamUnavailable as exc:
+        raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
+    if client.server_capabilities.completions is None:
+        return types.CompleteResult(completion=types.Completion(values=[]))
+    return await client.complete(downstream_ref, argument, context_arguments=context)
+
+
+def _resolve(hub: Hub, ref: Reference, principal: Principal) -> tuple[str, Any]:
+    """(server, the reference as that server names it), or INVALID_PARAMS as for an unknown name."""
+    if isinstance(ref, types.PromptReference):
+        target = hub.catalog.resolve_prompt(ref.name)
+        if target is None or not hub.access.may_read(principal, target[0]):
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {_shown(ref.name)}")
+        return target[0], ref.model_copy(update={"name": target[1]})
+    visible = {t.uri_template for t in hub.visible_resource_templates(principal)}
+    visible.update(str(r.uri) for r in hub.visible_resources(principal))
+    target = hub.catalog.resolve_uri(ref.uri) if ref.uri in visible else None
+    if target is None:
+        raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource template: {_shown(ref.uri)}")
+    return target[0], ref.model_copy(update={"uri": target[1]})
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"

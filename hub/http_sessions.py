@@ -1,0 +1,117 @@
+"""HTTP sessions held per principal: the SDK's session manager and SSE endpoint, with a ledger.
+
+`PrincipalSessionManager` is the SDK's `StreamableHTTPSessionManager` with admission and
+discarding hooked into a `SessionLedger` (the SDK's own hub-wide cap is switched off: the
+ledger's caps replace it). A session is idle when the SDK's own idle countdown is running (no
+request in flight, no open GET stream); closing one cancels that countdown's scope, which ends
+the session exactly as an idle expiry would. Legacy SSE sessions are held for as long as their
+stream is open, so they count against the same caps but are never idle.
+
+Unauthenticated requests never reach these: with auth on, the bearer check answers 401 first.
+With auth off every caller is the same principal (`ANONYMOUS`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from uuid import uuid4
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hub.session_ledger import ANONYMOUS, Owner, SessionLedger, SessionRefused
+
+SESSION_LIMIT_ERROR = -32000
+"""JSON-RPC server-error code in the body of a 429/503 session refusal."""
+
+
+def owner_of(scope: Scope) -> Owner:
+    """The principal a request speaks for, as the SDK identifies a session's creator."""
+    user = scope.get("user")
+    return _owner(authorization_context(user)) if isinstance(user, AuthenticatedUser) else ANONYMOUS
+
+
+def _owner(context: AuthorizationContext | None) -> Owner:
+    return (context["client_id"], context["issuer"], context["subject"]) if context is not None else ANONYMOUS
+
+
+def refusal_response(refused: SessionRefused) -> JSONResponse:
+    body = {"jsonrpc": "2.0", "id": None,
+            "error": {"code": SESSION_LIMIT_ERROR, "message": refused.message, "data": refused.data}}
+    return JSONResponse(body, status_code=refused.status)
+
+
+class PrincipalSessionManager(StreamableHTTPSessionManager):
+    """Streamable HTTP sessions, capped per principal and in all by `ledger`."""
+
+    def __init__(self, app: Any, ledger: SessionLedger, **options: Any) -> None:
+        super().__init__(app, max_sessions=None, **options)
+        self.ledger = ledger
+
+    async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
+        owner = owner_of(scope)
+        if session_id is not None:
+            self.ledger.touch(session_id, owner)
+        try:
+            await super()._handle_stateful_request(scope, receive, send)
+        except SessionRefused as refused:  # raised by `_admit_session` before anything was created
+            await refusal_response(refused)(scope, receive, send)
+        finally:
+            if session_id is not None:
+                self.ledger.touch(session_id, owner)
+
+    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
+        owner = _owner(requestor)
+        self.ledger.make_room(owner)
+        transport = super()._admit_session(requestor)
+        if transport is not None and transport.mcp_session_id is not None:
+            session_id = transport.mcp_session_id
+            self.ledger.add(session_id, owner, "streamable_http", lambda: _is_idle(transport),
+                            lambda: self._close(session_id, transport))
+        return transport
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        self.ledger.remove(session_id)
+        await super()._discard_session(session_id, transport)
+
+    def _close(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        """End an idle session now, as its idle expiry would (its id answers 404 from here on)."""
+        if transport.idle_scope is not None:
+            transport.idle_scope.cancel()
+        elif self._task_group is not None:
+            self._task_group.start_soon(self._discard_session, session_id, transport)
+
+
+def _is_idle(transport: StreamableHTTPServerTransport) -> bool:
+    """The SDK runs a session's idle countdown (a finite deadline) only while nothing is in flight."""
+    scope = transport.idle_scope
+    return scope is not None and (scope.cancel_called or scope.deadline != math.inf)
+
+
+def sse_endpoint(sse: SseServerTransport, server: Any, ledger: SessionLedger) -> ASGIApp:
+    """`GET /sse`: one legacy SSE session per open stream, counted in `ledger` while it is open."""
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        owner = owner_of(scope)
+        try:
+            ledger.make_room(owner)
+        except SessionRefused as refused:
+            await refusal_response(refused)(scope, receive, send)
+            return
+        held = f"sse-{uuid4().hex}"
+        ledger.add(held, owner, "sse", lambda: False, lambda: None)
+        try:
+            async with sse.connect_sse(scope, receive, send) as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        finally:
+            ledger.remove(held)
+
+    return endpoint
+

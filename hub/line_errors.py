@@ -1,0 +1,221 @@
+"""What the hub answers for a JSON-RPC line it cannot serve as sent (its stdio front, a child's stdout).
+
+JSON-RPC 2.0 names the errors: `-32700` parse error (not JSON, not UTF-8 — the id cannot be read,
+so it is `null`), `-32600` invalid request (not a request object, `jsonrpc` missing or not "2.0",
+a method that is not a string, an id that is not a string or an integer, a line over the size cap,
+an id already in flight), `-32602` invalid params (`params` present but not an object — MCP's
+params are always objects). A batch (a JSON array) is answered element by element in one array, as
+JSON-RPC 2.0 asks; MCP dropped batching, so every element that is a request is refused with -32600.
+Notifications (no id) are never answered, whatever is wrong with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container
+from typing import Any
+
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
+
+from hub.line_pipes import MAX_LINE_BYTES, json_line, json_object
+
+CAP_SETTING = "$MCP_HUB_MAX_LINE_BYTES"
+
+
+def error_line(request_id: int | str | None, code: int, message: str) -> bytes:
+    """One JSON-RPC error answer, as a line."""
+    return json_line(error_reply(request_id, code, message))
+
+
+def error_reply(request_id: int | str | None, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def readable_id(value: Any) -> bool:
+    """MCP request ids are strings or integers (not null, not a float, not a boolean)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def overlong_message(what: str, cap: int = MAX_LINE_BYTES) -> str:
+    return (f"{what} is longer than the hub's line cap of {cap} bytes ({CAP_SETTING}) and was dropped; "
+            "ask for less (a page, a range) or raise the cap")
+
+
+def top_level_id(prefix: bytes) -> tuple[int | str | None, bool]:
+    """The id of the JSON object `prefix` starts (if its `"id"` member comes within the prefix),
+    and whether a `"method"` member was seen: what an overlong line can still be answered by.
+    Only members of the outer object count, never an `"id"` inside `params`."""
+    depth = 0
+    i, n = 0, len(prefix)
+    found: int | str | None = None
+    method = False
+    while i < n:
+        byte = prefix[i]
+        if byte == 0x22:  # a string: skip it, and see whether it is a member name of the outer object
+            end = i + 1
+            while end < n and prefix[end] != 0x22:
+                end += 2 if prefix[end] == 0x5C else 1
+            if end >= n:
+                break
+            key = prefix[i + 1:end]
+            i = end + 1
+            if depth == 1:
+                while i < n and prefix[i] in b" \t\r\n":
+                    i += 1
+                if i < n and prefix[i] == 0x3A:  # ':' — it was a member name
+                    method = method or key == b"method"
+                    if key == b"id":
+                        found = _scalar(prefix, i + 1)
+            continue
+        if byte in b"{[":
+            depth += 1
+        elif byte in b"}]":
+            depth -= 1
+        i += 1
+    return found, method
+
+
+def _scalar(prefix: bytes, start: int) -> int | str | None:
+    """The integer or string that starts at `start` (after blanks), if whole within `prefix`."""
+    import orjson
+
+    while start < len(prefix) and prefix[start] in b" \t\r\n":
+        start += 1
+    end = start
+    if start < len(prefix) and prefix[start] == 0x22:
+        end += 1
+        while end < len(prefix) and prefix[end] != 0x22:
+            end += 2 if prefix[end] == 0x5C else 1
+        end += 1
+    else:
+        while end < len(prefix) and prefix[end] in b"-0123456789":
+            end += 1
+    try:
+        value = orjson.loads(prefix[start:end])
+    except orjson.JSONDecodeError:
+        return None
+    return value if readable_id(value) else None
+
+
+def invalid_line(line: bytes, message: Any) -> bytes | None:
+    """None when the line is a valid JSON-RPC message (`message` is what `json_object(line)` read,
+    None if not an object); else the error answer to send — empty when nobody waits for one (a
+    broken notification or response): the line is dropped either way."""
+    if message is None:
+        return _not_an_object(line)
+    has_id = "id" in message
+    request_id = message.get("id")
+    answer_id = request_id if readable_id(request_id) else None
+    if "method" not in message:
+        if "result" in message or "error" in message:  # the client answering one of our requests
+            return None if message.get("jsonrpc") == "2.0" else b""
+        return error_line(answer_id, INVALID_REQUEST, "Invalid request: neither a method nor a result")
+    if message.get("jsonrpc") != "2.0":
+        problem = "missing" if "jsonrpc" not in message else f"{_short(message.get('jsonrpc'))}, not \"2.0\""
+        return error_line(answer_id, INVALID_REQUEST, f"Invalid request: jsonrpc is {problem}") if has_id else b""
+    if not isinstance(message["method"], str):
+        return error_line(answer_id, INVALID_REQUEST, "Invalid request: method must be a string") if has_id else b""
+    if has_id and answer_id is None:
+        return error_line(None, INVALID_REQUEST, f"Invalid request: id must be a string or an integer, not {_short(request_id)}")
+    if "params" in message and not isinstance(message["params"], dict):
+        kind = _JSON_TYPES.get(type(message["params"]).__name__, "value")
+        return error_line(answer_id, INVALID_PARAMS, f"Invalid params: params must be an object, not a {kind}") if has_id else b""
+    return None
+
+
+def _not_an_object(line: bytes) -> bytes | None:
+    """Not a JSON object: a parse error, a batch, or another JSON value."""
+    import json
+
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return error_line(None, PARSE_ERROR, "Parse error: the line is not JSON in UTF-8")
+    if not isinstance(value, list):
+        return error_line(None, INVALID_REQUEST, "Invalid request: not a JSON-RPC object")
+    if not value:
+        return error_line(None, INVALID_REQUEST, "Invalid request: an empty batch")
+    answers = []
+    for element in value:
+        if isinstance(element, dict) and "id" not in element and "method" in element:
+            continue  # a notification: never answered
+        element_id = element.get("id") if isinstance(element, dict) else None
+        answers.append(error_reply(element_id if readable_id(element_id) else None, INVALID_REQUEST,
+                                   "Invalid request: batches are not supported (MCP removed JSON-RPC batching); "
+                                   "send each message on its own line"))
+    return json_line(answers) if answers else b""
+
+
+_JSON_TYPES = {"str": "string", "list": "array", "int": "number", "float": "number", "bool": "boolean", "NoneType": "null"}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def id_key(request_id: int | str) -> str:
+    """Ids compare as JSON values: 7 and "7" are different requests."""
+    return f"{type(request_id).__name__}:{request_id}"
+
+
+def duplicate_message(request_id: int | str) -> str:
+    return f"Invalid request: id {_short(request_id)} is already in use by a request in flight; use a new id"
+
+
+class FrontGuard:
+    """Answers, on the hub's own stdio, every line the SDK's server would leave unanswered: a
+    malformed line (`invalid_line`), a request reusing the id of one still in flight, a line over
+    the cap. Lines it passes on to the SDK are valid; the requests among them are tracked until
+    the SDK answers them (`answered`) or the client cancels them (`cancelled`)."""
+
+    def __init__(self, reply: Callable[[bytes], None]) -> None:
+        self._reply = reply
+        self._sdk_ids: set[str] = set()
+
+    def take(self, line: bytes) -> bool:
+        """For a front without the `tools/call` fast path: `check` the line on its own."""
+        return self.check(line, json_object(line), ())
+
+    def check(self, line: bytes, message: Any, busy: Container[str]) -> bool:
+        """True if the line was answered here (or dropped), False to pass it to the SDK. `busy`
+        holds the keys of requests in flight elsewhere (the fast path's)."""
+        error = invalid_line(line, message)
+        if error is not None:
+            if error:
+                self._reply(error)
+            return True
+        if "method" in message and "id" in message:
+            key = id_key(message["id"])
+            if key in self._sdk_ids or key in busy:
+                self._reply(error_line(message["id"], INVALID_REQUEST, duplicate_message(message["id"])))
+                return True
+            self._sdk_ids.add(key)
+        return False
+
+    def busy(self, key: str) -> bool:
+        """Whether a request the SDK serves holds this id."""
+        return key in self._sdk_ids
+
+    def answered(self, request_id: Any) -> None:
+        if readable_id(request_id):
+            self._sdk_ids.discard(id_key(request_id))
+
+    cancelled = answered
+    """A cancelled request gets no answer: its id is free again."""
+
+    def overlong(self, prefix: bytes) -> None:
+        """A line over the cap: answer it by its id if that can be read, else with id null."""
+        request_id, has_method = top_level_id(prefix)
+        if has_method or request_id is None:
+            self._reply(error_line(request_id, INVALID_REQUEST, overlong_message("the request")))
+
+
+def overlong_answer(prefix: bytes) -> bytes | None:
+    """For an overlong line from a server: if it answers a request whose id can be read, the error
+    answer (a line, without newline) that fails that request instead, naming the cap; else None."""
+    request_id, has_method = top_level_id(prefix)
+    if request_id is None or has_method:
+        return None
+    from mcp_types import INTERNAL_ERROR
+
+    return error_line(request_id, INTERNAL_ERROR, overlong_message("its answer"))[:-1]

@@ -1,0 +1,93 @@
+"""Search mode on the hub's MCP face: meta-tools in `tools/list`, progressive discovery per session.
+
+`SearchFront.tools(session, principal)` is what `tools/list` answers in search mode: the meta-tools,
+then every tool a `search_tools` call of this session returned (still visible to the caller), in
+the order found. After a search finds new tools the session gets `notifications/tools/list_changed`
+so a client that re-lists sees them. A 2026-07-28 client has no session: it gets the meta-tools and
+calls what it finds through `call_tool` (or directly by name).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
+
+from hub.auth.principal import Principal
+from hub.downstream.connection import describe_failure
+from hub.search.meta import CALL_TOOL, META_NAMES, SEARCH_TOOLS, answer_search, call_arguments, meta_tools, not_callable, search_mode_for
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+    from hub.wire import ToolResult
+
+logger = logging.getLogger("hub.search")
+
+MAX_FOUND = 200
+"""Tools a session's list keeps from its searches; the oldest found leave first."""
+
+
+class SearchFront:
+    """Answers `tools/list` and the meta-tool calls for callers in search mode."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._found: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
+
+    def active(self, principal: Principal) -> bool:
+        return search_mode_for(self.hub, principal)
+
+    def tools(self, session: Any, principal: Principal) -> list[types.Tool]:
+        out = meta_tools()
+        for name in self._session_found(session):
+            route = self.hub.catalog.resolve_tool(name)
+            if route is not None and name not in META_NAMES and self.hub.access.may_use_tool(principal, route):
+                out.append(route.tool)
+        return out
+
+    def _session_found(self, session: Any) -> dict[str, None]:
+        """The names found on this client connection (the SDK builds a session object per request)."""
+        connection = getattr(session, "_connection", session)
+        try:
+            return self._found.setdefault(connection, {})
+        except TypeError:  # not weak-referenceable: nothing to remember it by
+            return {}
+
+    async def call(self, session: Any, name: str, arguments: dict[str, Any] | None, principal: Principal,
+                   progress: ProgressFnT | None) -> ToolResult | None:
+        """Answer a meta-tool call; None for any other name (the normal path takes it)."""
+        arguments = arguments or {}
+        if name == SEARCH_TOOLS:
+            result, names = await answer_search(self.hub, arguments, principal)
+            found = self._session_found(session)
+            new = [n for n in names if n not in found]
+            if new:
+                found.update(dict.fromkeys(new))
+                while len(found) > MAX_FOUND:
+                    found.pop(next(iter(found)))
+                await self._announce(session)
+            return result
+        if name == CALL_TOOL:
+            parsed = call_arguments(arguments)
+            if isinstance(parsed, types.CallToolResult):
+                return parsed
+            target, inner = parsed
+            from hub.hub import UnknownTool
+
+            try:
+                return await self.hub.route_call(target, inner, progress, principal=principal)
+            except UnknownTool:
+                return not_callable(target)
+        return None
+
+    async def _announce(self, session: Any) -> None:
+        send = getattr(session, "send_tool_list_changed", None)
+        if send is None:
+            return
+        try:
+            await send()
+        except Exception as exc:  # boundary: a client that cannot take the notice still has its answer
+            logger.debug("could not send tools/list_changed after a search: %s", describe_failure(exc))

@@ -1,0 +1,153 @@
+"""Search mode's meta-tools: `search_tools(query, limit)` and `call_tool(name, arguments)`.
+
+In search mode (`hub.tools_mode`: `search`, or `auto` past `AUTO_MAX_TOOLS` tools or
+`AUTO_MAX_TOKENS` tokens of the caller's visible catalog) `tools/list` answers these two tools
+plus the tools this session has found so far (progressive discovery). Decisions:
+- `call_tool` runs `Hub.route_call` exactly as a direct `tools/call` would (scopes, validation,
+  policies, audit under the *target* tool's name); a name the caller may not call, or that does
+  not exist, is an `isError` result with code `not_found` (the name is an argument here, not the
+  method's target, so it is not a JSON-RPC error) and the same text for both, so probing learns
+  nothing.
+- A direct `tools/call` of any tool the caller may call keeps working in search mode.
+- Meta-tool names are reserved in search mode: a downstream tool exposed under the same name is
+  reachable through `call_tool` only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+
+from hub.auth.principal import Principal
+from hub.errors import HubToolError
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+    from hub.search.index import Hit
+
+SEARCH_TOOLS = "search_tools"
+CALL_TOOL = "call_tool"
+META_NAMES = frozenset({SEARCH_TOOLS, CALL_TOOL})
+AUTO_MAX_TOOLS = 40
+"""`auto` switches to search mode above this many visible tools (Cursor uses only the first 40)."""
+AUTO_MAX_TOKENS = 10_000
+"""... or above this many tokens (JSON characters / 4) of visible tool definitions."""
+SEARCH_LIMIT_MAX = 20
+
+
+def meta_tools() -> list[types.Tool]:
+    """The two tools search mode lists first."""
+    return [
+        types.Tool(
+            name=SEARCH_TOOLS,
+            title="Search tools",
+            description=(
+                "Find the tools for a task among every tool this hub can call for you. Describe the task in plain "
+                "words (e.g. 'who is on vacation next week'); the answer ranks tools best first with their name, "
+                "description, input schema and why each matched. Then call one with call_tool (or directly by "
+                "name once it appears in your tool list)."
+            ),
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "minLength": 1, "maxLength": 1000,
+                              "description": "The task in natural language, or words from a tool's name."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT_MAX, "default": 5,
+                              "description": f"How many tools to return (1-{SEARCH_LIMIT_MAX}, default 5)."},
+                },
+                "required": ["query"],
+                "additionalProperties": False,
+            },
+            annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+        ),
+        types.Tool(
+            name=CALL_TOOL,
+            title="Call a tool",
+            description=(
+                "Call a tool found with search_tools, by its exact name, with arguments matching its input schema. "
+                "The result is exactly what the tool returns; scopes, validation and audit apply as for a direct call."
+            ),
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 128,
+                             "description": "The tool's exact name as search_tools returned it."},
+                    "arguments": {"type": "object", "default": {},
+                                  "description": "The tool's arguments, as its input schema describes."},
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            },
+        ),
+    ]
+
+
+def search_mode_for(hub: Hub, principal: Principal) -> bool:
+    """Whether this caller gets the meta-tools instead of the whole catalog."""
+    mode = hub.config.hub.tools_mode
+    if mode != "auto":
+        return mode == "search"
+    visible = hub.visible_tools(principal)
+    if len(visible) > AUTO_MAX_TOOLS:
+        return True
+    size = sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in visible)
+    return size // 4 > AUTO_MAX_TOKENS
+
+
+def _result(payload: dict[str, Any]) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(payload))],
+                                structured_content=payload)
+
+
+def hits_payload(hits: Sequence[Hit]) -> dict[str, Any]:
+    """`search_tools`' structured answer."""
+    tools = []
+    for hit in hits:
+        tool = hit.doc.tool if hit.doc is not None else None
+        tools.append({
+            "name": hit.name,
+            "description": (tool.description or "") if tool else "",
+            "input_schema": tool.input_schema if tool else {},
+            "score": hit.score,
+            "why": hit.why(),
+        })
+    return {"tools": tools}
+
+
+async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principal) -> tuple[types.CallToolResult, list[str]]:
+    """Run `search_tools`; return its result and the names it found (to join the session's list)."""
+    from hub.search.service import tool_search
+
+    query = arguments.get("query")
+    limit = arguments.get("limit", 5)
+    if not isinstance(query, str) or not query.strip() or len(query) > 1000:
+        return HubToolError("invalid_argument", "query must be a non-empty string of at most 1000 characters; "
+                            "describe the task, e.g. 'list overdue invoices'").to_result(), []
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= SEARCH_LIMIT_MAX:
+        return HubToolError("invalid_argument", f"limit must be an integer from 1 to {SEARCH_LIMIT_MAX}",
+                            details={"limit": limit if isinstance(limit, int) else str(limit)[:40]}).to_result(), []
+    hits = await tool_search(hub).asearch(query, limit, principal)
+    return _result(hits_payload(hits)), [h.name for h in hits]
+
+
+def call_arguments(arguments: dict[str, Any]) -> tuple[str, dict[str, Any]] | types.CallToolResult:
+    """`call_tool`'s (name, arguments), or the `invalid_argument` result saying what is wrong."""
+    name, inner = arguments.get("name"), arguments.get("arguments", {})
+    if not isinstance(name, str) or not name:
+        return HubToolError("invalid_argument", "name must be the exact tool name search_tools returned").to_result()
+    if inner is None:
+        inner = {}
+    if not isinstance(inner, dict):
+        return HubToolError("invalid_argument", "arguments must be a JSON object of the tool's arguments",
+                            details={"tool": name[:128]}).to_result()
+    return name, inner
+
+
+def not_callable(name: str) -> types.CallToolResult:
+    """The answer for a name that does not exist or that the caller may not call (the same for both)."""
+    return HubToolError("not_found", f"no tool named {name[:128]!r} that you may call; "
+                        "find tools with search_tools and pass a name it returned",
+                        details={"tool": name[:128]}).to_result()

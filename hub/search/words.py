@@ -1,0 +1,107 @@
+"""Words for tool search: identifiers split into parts, a light stemmer, stop words and synonyms.
+
+`terms(text)` is what both the index and a query go through, so `search_tickets`,
+`searchTickets` and "search tickets" all become `search ticket`. The stemmer only folds the
+endings that separate a tool's words from a user's (plural, -ing, -ed); the synonym table maps
+everyday words onto the words tools tend to use ("vacation" → "time off", "bill" → "invoice").
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD = re.compile(r"[a-z0-9]+")
+
+STOP_WORDS = frozenset(
+    """a an and are as at be been by can could did do does for from had has have how i i'd i'm in into is it
+    its me my of on or our please some that the their them then there these this those to us was we were
+    what when where which who whom will with would you your want need let lets just also any all get
+    show give tell find next last week weeks month months monday tuesday wednesday thursday friday saturday
+    sunday morning afternoon evening tonight tomorrow yesterday""".split()
+)
+"""Words that say nothing about which tool is meant. `get`, `show`, `find`, `list` are kept out of
+queries only where they are filler: `get`, `find`, `show`, `give` and `tell` are dropped, `list` and
+`search` are kept (they separate `list_events` from `get_event`)."""
+
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "vacation": ("time", "off", "leave"), "holiday": ("time", "off", "leave"), "pto": ("time", "off"),
+    "leave": ("time", "off"), "absence": ("time", "off", "out"), "absent": ("out",), "sick": ("time", "off"),
+    "away": ("out",), "ooo": ("out",),
+    "bill": ("invoice",), "receipt": ("payment",), "paid": ("payment",), "pay": ("payment",),
+    "customer": ("contact",), "vendor": ("contact",), "supplier": ("contact",), "client": ("contact",),
+    "meeting": ("event",), "appointment": ("event",), "call": ("event",), "invite": ("event", "invitation"),
+    "invitation": ("event",), "rsvp": ("respond",), "accept": ("respond",), "decline": ("respond",),
+    "free": ("available", "slot"), "availability": ("available", "free", "busy"), "slot": ("available",),
+    "schedule": ("event", "calendar"), "reschedule": ("update", "event"), "cancel": ("delete",),
+    "issue": ("ticket",), "bug": ("ticket",), "incident": ("ticket",), "task": ("ticket",),
+    "note": ("comment", "memory"), "reply": ("comment",), "status": ("transition",),
+    "colleague": ("employee",), "staff": ("employee",), "coworker": ("employee",), "worker": ("employee",),
+    "person": ("employee", "user"), "people": ("employee", "user"), "team": ("department", "report"),
+    "boss": ("manager", "chain"), "manager": ("report", "chain"), "hierarchy": ("org", "chart"),
+    "remember": ("memory",), "recall": ("memory",), "memorize": ("remember",), "fact": ("memory",),
+    "preference": ("memory",), "forget": ("delete",), "doc": ("document",), "file": ("document",),
+    "kb": ("document",), "ledger": ("transaction", "journal"), "expense": ("transaction", "invoice"),
+    "revenue": ("report", "profit"), "profit": ("report",), "balance": ("report", "balance"),
+    "remove": ("delete",), "erase": ("delete",), "edit": ("update",), "change": ("update",),
+    "modify": ("update",), "add": ("create",), "new": ("create",), "make": ("create",), "open": ("create",),
+    "lookup": ("search",), "look": ("search",), "locate": ("search",), "query": ("search",),
+}
+"""Everyday words → tool words. A synonym is added to the query with a lower weight, never
+instead of the word (`hub.search.bm25`)."""
+
+
+def split_identifier(text: str) -> str:
+    """`ticketing__searchTickets-v2` → `ticketing search Tickets v2` (separators and camelCase)."""
+    return _CAMEL.sub(" ", re.sub(r"[_\-./:]+", " ", text))
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Fold plural and -ing/-ed endings: `tickets`→`ticket`, `entries`→`entry`, `booked`→`book`."""
+    if len(word) <= 3 or word.isdigit():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("sses"):
+        return word[:-2]
+    if word.endswith("ing") and len(word) > 5:
+        base = word[:-3]
+        return base[:-1] if len(base) > 2 and base[-1] == base[-2] and base[-1] not in "ls" else base
+    if word.endswith("ed") and len(word) > 4 and not word.endswith("eed"):
+        base = word[:-2]
+        if base.endswith("i"):
+            return base[:-1] + "y"
+        return base[:-1] if len(base) > 2 and base[-1] == base[-2] and base[-1] not in "ls" else base
+    if word.endswith("es") and word[-3] in "sxz" or word.endswith(("ches", "shes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def terms(text: str, drop_stop_words: bool = True) -> list[str]:
+    """Stemmed lower-case words of `text`, identifiers split, stop words dropped."""
+    words = _WORD.findall(split_identifier(text).lower())
+    return [stem(w) for w in words if not (drop_stop_words and w in STOP_WORDS)]
+
+
+def expansions(query_terms: list[str]) -> list[str]:
+    """Tool words the query's everyday words stand for (stemmed, not already in the query)."""
+    seen = set(query_terms)
+    out: list[str] = []
+    for term in query_terms:
+        for synonym in SYNONYMS.get(term, ()):
+            stemmed = stem(synonym)
+            if stemmed not in seen:
+                seen.add(stemmed)
+                out.append(stemmed)
+    return out
+
+
+def _stemmed_synonyms() -> dict[str, tuple[str, ...]]:
+    return {stem(k): v for k, v in SYNONYMS.items()}
+
+
+SYNONYMS.update({k: v for k, v in _stemmed_synonyms().items() if k not in SYNONYMS})

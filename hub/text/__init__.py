@@ -1,0 +1,1 @@
+"""Text models shared by the hub and the domain servers (the hub never imports `servers/`)."""

@@ -1,0 +1,93 @@
+"""Provider webhooks for in-process domains, on the HTTP hub at `/webhooks/<namespace>/<provider>`.
+
+The hub never imports a domain: an in-process server object that carries a `webhooks` attribute
+(duck-typed: `handle(request, provider) -> Response` and `running()`, an async context manager that
+runs its background processor) is served here. Its processor starts with the first delivery and runs
+until the hub's HTTP app shuts down. These routes take no MCP auth: each delivery proves itself with
+the provider's signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+
+class HubWebhooks:
+    """Finds a namespace's intake and keeps its processor running while the app lives."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._group: anyio.abc.TaskGroup | None = None
+        self._started: set[int] = set()
+        self._lock = anyio.Lock()
+
+    def route(self) -> Route:
+        return Route("/webhooks/{namespace}/{provider}", self.endpoint, methods=["POST", "GET"])
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
+                self._started.clear()
+                group.cancel_scope.cancel()
+
+    def intake(self, namespace: str) -> Any:
+        downstream = self.hub.downstreams.get(namespace)
+        return getattr(getattr(downstream, "server_object", None), "webhooks", None)
+
+    async def endpoint(self, request: Request) -> Response:
+        namespace = request.path_params["namespace"]
+        if namespace not in self.hub.downstreams:
+            return JSONResponse({"error": f"no server named {namespace!r} on this hub"}, status_code=404)
+        intake = self.intake(namespace)
+        if intake is None:
+            # Not connected yet (503: providers retry) or not an in-process server with webhooks (404).
+            downstream = self.hub.downstreams[namespace]
+            if getattr(downstream.config, "transport", "") == "inprocess" and getattr(downstream, "server_object", None) is None:
+                return JSONResponse({"error": f"{namespace} is starting; retry shortly"}, status_code=503,
+                                    headers={"Retry-After": "5"})
+            return JSONResponse({"error": f"{namespace} takes no webhooks through the hub"}, status_code=404)
+        await self._ensure_running(intake)
+        return await intake.handle(request, request.path_params["provider"])
+
+    async def _ensure_running(self, intake: Any) -> None:
+        async with self._lock:
+            if id(intake) in self._started or self._group is None or getattr(intake, "started", False):
+                return
+            self._started.add(id(intake))
+            self._group.start_soon(_run, intake)
+
+
+async def _run(intake: Any) -> None:
+    async with intake.running():
+        await anyio.sleep_forever()
+
+
+def with_webhook_lifespan(webhooks: HubWebhooks, inner: Any) -> Any:
+    """A Starlette lifespan running `inner` (may be None) and the webhook processors' task group."""
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with webhooks.lifespan():
+            if inner is None:
+                yield
+            else:
+                async with inner(app):
+                    yield
+
+    return lifespan

@@ -1,0 +1,109 @@
+"""Expanding stored iCalendar series for one query, with a bound on the work.
+
+Each occurrence costs the same whoever asked, so a query expands at most `MAX_PER_QUERY`
+occurrences, and `MAX_PER_SERIES` of any one series. New series are validated to fit
+(`rrules.validate`); this bound protects queries from older data and from many dense series
+together. Single events go first (they are cheap), then series in start order. A series that does
+not fit the budget, or whose rule is over today's cost bound, is not expanded but reported: in
+`list_events` as `truncated` with a note, in free/busy as busy for its whole span within the range
+(its owner and attendees may be busy at any time there) — never as free time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from icalendar import Calendar
+
+from servers.calendar import ical, rrules
+from servers.calendar.model import Event
+from servers.calendar.timeutil import as_utc
+
+MAX_PER_SERIES = 1_000
+MAX_PER_QUERY = 2_000
+STEP = {"SECONDLY": timedelta(seconds=1), "MINUTELY": timedelta(minutes=1), "HOURLY": timedelta(hours=1)}
+
+
+@dataclass
+class Skipped:
+    """A series left unexpanded (or cut short) in a query's range."""
+
+    uid: str
+    title: str
+    calendar_id: str
+    people: set[str]  # lower-cased calendar id and attendee addresses
+    busy_from: datetime  # conservative: everything from here to busy_until may be busy
+    busy_until: datetime
+    reason: str
+
+
+@dataclass
+class Expansion:
+    events: list[Event] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        return [f"series {s.uid} ({s.title[:60]!r}) from {s.busy_from.isoformat()}: {s.reason}" for s in self.skipped]
+
+
+def _people(calendar: Calendar, calendar_id: str) -> set[str]:
+    people = {calendar_id.lower()}
+    for component in calendar.walk("VEVENT"):
+        raw = component.get("ATTENDEE", [])
+        for address in raw if isinstance(raw, list) else [raw]:
+            people.add(str(address).lower().removeprefix("mailto:"))
+    return people
+
+
+def _span_end(master: ical.VEvent, tz: str, end: datetime) -> datetime:
+    """The latest a series can reach inside the range (an upper bound): its UNTIL, its COUNT of
+    plain sub-daily steps, or the span a dense series is allowed — plus one occurrence's length."""
+    rule = master["RRULE"]
+    first = master["DTSTART"].dt
+    length = as_utc((master.get("DTEND") or master["DTSTART"]).dt, tz) - as_utc(first, tz)
+    until = (rule.get("UNTIL") or [None])[0]
+    freq = str((rule.get("FREQ") or [""])[0]).upper()
+    count = (rule.get("COUNT") or [None])[0]
+    if until is not None:
+        last = as_utc(until, tz)
+    elif count is not None and freq in STEP and set(rule) <= {"FREQ", "INTERVAL", "COUNT", "WKST"}:
+        last = as_utc(first, tz) + STEP[freq] * int((rule.get("INTERVAL") or [1])[0]) * (int(count) - 1)
+    elif count is not None and rrules.dense({k: v for k, v in rule.items()} | {"FREQ": freq}):
+        last = as_utc(first, tz) + rrules.DENSE_SPAN
+    else:
+        return end
+    return min(end, last + length)
+
+
+def expand(objects: list[tuple[str, str, str, str]], provider: str, start: datetime, end: datetime) -> Expansion:
+    """Occurrences in [start, end) of (calendar_id, iCalendar text, etag, calendar zone) objects."""
+    parsed = [(calendar_id, ical.load(text), etag, tz) for calendar_id, text, etag, tz in objects]
+    parsed.sort(key=lambda item: ("RRULE" in ical.master(item[1]), as_utc(ical.master(item[1])["DTSTART"].dt, item[3])))
+    out = Expansion()
+    budget = MAX_PER_QUERY
+    for calendar_id, calendar, etag, tz in parsed:
+        series = ical.master(calendar)
+        recurring = "RRULE" in series
+        reason = None
+        if recurring and not rrules.expandable(series["RRULE"], series["DTSTART"].dt):
+            reason = "its rule repeats too often to expand (it predates today's limits); shown as busy for its whole span"
+        elif recurring and budget < MAX_PER_SERIES:
+            reason = (f"this query reached its limit of {MAX_PER_QUERY} occurrences; narrow the range to see it "
+                      "(free/busy counts it as busy for its whole span)")
+        if reason is not None:
+            first = max(start, as_utc(series["DTSTART"].dt, tz))
+            out.skipped.append(Skipped(str(series["UID"]), str(series.get("SUMMARY", "")), calendar_id, _people(calendar, calendar_id),
+                                       first, _span_end(series, tz, end), reason))
+            continue
+        found = sorted(ical.occurrences(calendar, start, end), key=lambda c: as_utc(c["DTSTART"].dt, tz))
+        if len(found) > MAX_PER_SERIES:  # only older data can get here
+            cut = as_utc(found[MAX_PER_SERIES]["DTSTART"].dt, tz)
+            out.skipped.append(Skipped(str(series["UID"]), str(series.get("SUMMARY", "")), calendar_id, _people(calendar, calendar_id),
+                                       cut, _span_end(series, tz, end),
+                                       f"more than {MAX_PER_SERIES} occurrences in this range; the rest is not listed"))
+            found = found[:MAX_PER_SERIES]
+        budget -= len(found)
+        lines = ical.recurrence_of(series)
+        out.events.extend(ical.to_event(o, calendar_id, provider, tz, etag, series, lines) for o in found)
+    return out

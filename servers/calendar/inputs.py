@@ -1,0 +1,83 @@
+"""Turning create_event / update_event arguments into checked values, the same for every backend
+(embedded, CalDAV, Google, Graph), so no provider sees an offset it may misread, a zero-length
+event, an RRULE nobody validated, or an attendee that is not an address."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated
+
+import anyio
+from pydantic import Field
+
+from servers.calendar import rrules
+from servers.calendar.model import Attendee, Event
+from servers.calendar.timeutil import in_gap, normalized, parse_date, require_order, resolve_time, zone
+from servers.kit.errors import DomainError
+
+MAX_REMINDER = 4 * 7 * 24 * 60  # four weeks, Google's limit too
+Reminder = Annotated[int, Field(ge=0, le=MAX_REMINDER, description="Minutes before the start (0 = at the start).")]
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def attendee_list(values: list[str] | None) -> list[Attendee]:
+    """Attendees as plain email addresses (duplicates, compared without case, kept once)."""
+    out: list[Attendee] = []
+    seen: set[str] = set()
+    for index, value in enumerate(values or []):
+        address = value.strip()
+        if len(address) > 254 or not EMAIL.match(address):
+            shown = address if len(address) <= 60 else address[:60] + "…"
+            raise DomainError("invalid_argument", f"attendees[{index}]: {shown!r} is not an email address (e.g. ana@example.com)",
+                              details={"field": "attendees", "index": index})
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            out.append(Attendee(email=address))
+    return out
+
+
+def event_time(value: str, floating: str, offset: str, field: str, all_day: bool | None, series: bool) -> datetime | date:
+    """A date (all-day: `all_day`, or None and a bare YYYY-MM-DD) or a resolved date-time. A local
+    time in a DST gap is moved forward by the gap (RFC 5545); a series keeps the wall-clock time it
+    repeats, but may not begin in a gap (refused: its first occurrence would have no clear length)."""
+    if all_day or (all_day is None and len(value.strip()) == 10):
+        return parse_date(value, field)
+    moment = resolve_time(value, floating, offset, field, keep_wall_clock=True)
+    if not in_gap(moment):
+        return moment
+    if series and field == "start":
+        raise DomainError("invalid_argument", f"start: {moment.replace(tzinfo=None).isoformat()} does not exist in {floating} "
+                          "(clocks go forward); a series cannot begin there: start it on another day or at a time that "
+                          "exists (later occurrences at this local time move forward by the gap)", details={"field": "start"})
+    return moment if series else normalized(moment)
+
+
+def times(start: str, end: str, floating: str, offset: str, all_day: bool | None, series: bool) -> tuple[datetime | date, datetime | date]:
+    """Start and end, with end after start compared as instants (the error names a gap that moved one)."""
+    zone(floating)
+    start_at = event_time(start, floating, offset, "start", all_day, series)
+    end_at = event_time(end, floating, offset, "end", all_day, series)
+    wall = [resolve_time(v, floating, offset, f, keep_wall_clock=True) if isinstance(t, datetime) else t
+            for v, f, t in ((start, "start", start_at), (end, "end", end_at))]
+    require_order(wall[0], wall[1], floating)
+    return start_at, end_at
+
+
+async def checked_rrule(rule: str | None, start: datetime | date, tz: str) -> str | None:
+    """The validated, normalized rule (None or "" pass through: no rule, or remove it). Checking
+    may walk the rule for a moment, so it runs off the event loop."""
+    if not rule:
+        return rule
+    series_zone = getattr(start.tzinfo, "key", None) if isinstance(start, datetime) else None
+    return await anyio.to_thread.run_sync(rrules.validate, rule, start, series_zone or tz)
+
+
+def existing_start(event: Event, tz: str) -> datetime | date:
+    """An event's start as read back: a date, or an aware time in the event's own zone."""
+    if event.start.date is not None and event.start.utc is None:
+        return event.start.date
+    moment = event.start.local or event.start.utc
+    assert moment is not None, "a timed event has its instant"
+    return moment.astimezone(zone(event.start.zone or tz))

@@ -1,0 +1,245 @@
+"""Validating RRULEs before anything is stored, and the cost bound every series must meet.
+
+The iCalendar library reads any text as a rule (`hello world` became an empty `RRULE:`), and
+expanding a series costs one step per occurrence from its first start — so a rule decides how slow
+every later query is. The rules decided here, for every backend:
+
+- Syntax is RFC 5545 §3.3.10: `KEY=VALUE` parts, known keys once each, FREQ required, COUNT and
+  UNTIL not both, values in range, RFC combination rules (BYWEEKNO only with YEARLY, ...). An
+  error names the bad part.
+- A *dense* series (more than one occurrence a day is possible: FREQ=SECONDLY/MINUTELY/HOURLY, or
+  several BYHOUR x BYMINUTE x BYSECOND times) must be bounded by COUNT or UNTIL, end within
+  `DENSE_SPAN` of its start and have at most `MAX_DENSE_OCCURRENCES` occurrences.
+- Any series: COUNT at most `MAX_COUNT`, INTERVAL at most `MAX_INTERVAL`.
+- UNTIL is normalized as RFC 5545 requires: a UTC date-time for timed series (a date means the end
+  of that day in the series' zone, a floating time is read in that zone), a date for all-day ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from dateutil.rrule import rrulestr
+
+from servers.calendar.timeutil import zone
+from servers.kit.errors import DomainError
+
+FREQS = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+SUB_DAILY = {"SECONDLY", "MINUTELY", "HOURLY"}
+DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+MAX_COUNT = 10_000
+MAX_INTERVAL = 1_000
+MAX_DENSE_OCCURRENCES = 1_000
+DENSE_SPAN = timedelta(days=366)
+NORMAL_SPAN = timedelta(days=100 * 365)
+MAX_GAP = timedelta(days=40 * 366)
+SUB_DAILY_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "WKST"}
+_INT_LISTS: dict[str, tuple[int, int, bool]] = {  # key: (low, high, may be negative)
+    "BYSECOND": (0, 60, False), "BYMINUTE": (0, 59, False), "BYHOUR": (0, 23, False), "BYMONTHDAY": (1, 31, True),
+    "BYYEARDAY": (1, 366, True), "BYWEEKNO": (1, 53, True), "BYMONTH": (1, 12, False), "BYSETPOS": (1, 366, True),
+}
+_DAY = re.compile(r"^([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+_UNTIL = re.compile(r"^(\d{8})(T(\d{6})(Z?))?$")
+EXAMPLE = "e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"
+
+
+def _bad(part: str, why: str) -> DomainError:
+    shown = part if len(part) <= 80 else part[:80] + "…"
+    return DomainError("invalid_argument", f"rrule: {shown!r} {why} ({EXAMPLE})", details={"field": "rrule", "part": shown})
+
+
+def _ints(key: str, value: str, part: str) -> list[int]:
+    low, high, signed = _INT_LISTS[key]
+    out = []
+    for item in value.split(","):
+        if not re.fullmatch(r"[+-]?\d{1,3}", item):
+            raise _bad(part, f"needs comma-separated numbers {'±' if signed else ''}{low}..{high}")
+        number = int(item)
+        if not (low <= abs(number) <= high) or (number < 0 and not signed):
+            raise _bad(part, f"has {item}, outside {'±' if signed else ''}{low}..{high}")
+        out.append(number)
+    return out
+
+
+def parse(rule: str) -> dict[str, str]:
+    """The rule's parts by key (upper-case), syntax and ranges checked."""
+    text = rule.strip()
+    if text.upper().startswith("RRULE:"):
+        text = text[6:]
+    if not text:
+        raise _bad(rule, "is empty")
+    parts: dict[str, str] = {}
+    for part in text.split(";"):
+        key, sep, value = part.partition("=")
+        key = key.strip().upper()
+        value = value.strip().upper()
+        if not sep or not key or not value:
+            raise _bad(part, "is not KEY=VALUE")
+        if key not in {"FREQ", "UNTIL", "COUNT", "INTERVAL", "BYDAY", "WKST", *_INT_LISTS}:
+            raise _bad(part, "is not an RRULE part (FREQ, UNTIL, COUNT, INTERVAL, BYSECOND, BYMINUTE, BYHOUR, BYDAY, "
+                             "BYMONTHDAY, BYYEARDAY, BYWEEKNO, BYMONTH, BYSETPOS, WKST)")
+        if key in parts:
+            raise _bad(part, f"repeats {key}")
+        if key == "FREQ" and value not in FREQS:
+            raise _bad(part, f"must be one of {', '.join(FREQS)}")
+        if key in ("COUNT", "INTERVAL"):
+            high = MAX_COUNT if key == "COUNT" else MAX_INTERVAL
+            if not value.isdigit() or not 1 <= int(value) <= high:
+                raise _bad(part, f"must be a whole number 1..{high}")
+        if key == "UNTIL" and not _UNTIL.match(value):
+            raise _bad(part, "must be a date (20261231) or a UTC date-time (20261231T170000Z)")
+        if key == "WKST" and value not in DAYS:
+            raise _bad(part, f"must be one of {', '.join(DAYS)}")
+        if key == "BYDAY":
+            for item in value.split(","):
+                found = _DAY.match(item)
+                if not found or (found.group(2) is not None and not 1 <= int(found.group(2)) <= 53):
+                    raise _bad(part, f"has {item!r}: days are MO..SU, optionally with a position like 1MO or -1FR")
+        if key in _INT_LISTS:
+            _ints(key, value, part)
+        parts[key] = value
+    if "FREQ" not in parts:
+        raise _bad(rule, "has no FREQ")
+    _combinations(parts)
+    return parts
+
+
+def _combinations(parts: dict[str, str]) -> None:
+    freq = parts["FREQ"]
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise _bad(f"COUNT={parts['COUNT']};UNTIL={parts['UNTIL']}", "gives both COUNT and UNTIL; keep one")
+    if "BYWEEKNO" in parts and freq != "YEARLY":
+        raise _bad(f"BYWEEKNO={parts['BYWEEKNO']}", "only goes with FREQ=YEARLY")
+    if "BYYEARDAY" in parts and freq in ("DAILY", "WEEKLY", "MONTHLY"):
+        raise _bad(f"BYYEARDAY={parts['BYYEARDAY']}", f"does not go with FREQ={freq}")
+    if "BYMONTHDAY" in parts and freq == "WEEKLY":
+        raise _bad(f"BYMONTHDAY={parts['BYMONTHDAY']}", "does not go with FREQ=WEEKLY")
+    if "BYDAY" in parts and any(c.isdigit() for c in parts["BYDAY"]) and freq not in ("MONTHLY", "YEARLY"):
+        raise _bad(f"BYDAY={parts['BYDAY']}", "positions like 1MO only go with FREQ=MONTHLY or YEARLY")
+    if "BYSETPOS" in parts and not any(k.startswith("BY") and k != "BYSETPOS" for k in parts):
+        raise _bad(f"BYSETPOS={parts['BYSETPOS']}", "needs another BY... part to pick from")
+
+
+def dense(parts: dict[str, Any]) -> bool:
+    """More than one occurrence a day is possible."""
+    per_day = 1
+    for key in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+        value = parts.get(key)
+        if value:
+            per_day *= len(value.split(",")) if isinstance(value, str) else len(value)
+    return str(parts["FREQ"]).upper() in SUB_DAILY or per_day > 1
+
+
+def _until(value: str, start: datetime | date, tz: str) -> datetime | date:
+    found = _UNTIL.match(value)
+    assert found is not None, "parse() checked the form"
+    day = date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    if found.group(2) is None:
+        return datetime.combine(day, time(23, 59, 59), zone(tz)).astimezone(UTC) if isinstance(start, datetime) else day
+    clock = found.group(3)
+    naive = datetime.combine(day, time(int(clock[:2]), int(clock[2:4]), int(clock[4:])))
+    aware = naive.replace(tzinfo=UTC) if found.group(4) else naive.replace(tzinfo=zone(tz))
+    return aware.astimezone(UTC) if isinstance(start, datetime) else aware.astimezone(zone(tz)).date()
+
+
+def validate(rule: str, start: datetime | date, tz: str) -> str:
+    """The normalized rule text (without `RRULE:`), or `invalid_argument` naming what is wrong."""
+    try:
+        parts = parse(rule)
+    except ValueError:  # a date that does not exist, e.g. UNTIL=20260231
+        raise _bad(rule, "has an impossible value") from None
+    if "UNTIL" in parts:
+        try:
+            until = _until(parts["UNTIL"], start, tz)
+        except ValueError:
+            raise _bad(f"UNTIL={parts['UNTIL']}", "is not a real date") from None
+        first = start.astimezone(UTC) if isinstance(start, datetime) else start
+        if until < first:  # type: ignore[operator]
+            raise _bad(f"UNTIL={parts['UNTIL']}", f"ends the series before its first start ({first.isoformat()})")
+        parts["UNTIL"] = until.strftime("%Y%m%dT%H%M%SZ") if isinstance(until, datetime) else until.strftime("%Y%m%d")
+    order = ["FREQ", "INTERVAL", "COUNT", "UNTIL", "BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYHOUR",
+             "BYMINUTE", "BYSECOND", "BYSETPOS", "WKST"]
+    text = ";".join(f"{key}={parts[key]}" for key in order if key in parts)
+    _check_cost(text, parts, start)
+    return text
+
+
+def _check_cost(text: str, parts: dict[str, str], start: datetime | date) -> None:
+    """Refuse rules whose expansion would be slow for every later query (see the module rules)."""
+    freq = parts["FREQ"]
+    if freq in SUB_DAILY and (extra := sorted(set(parts) - SUB_DAILY_PARTS)):
+        raise _bad(f"{extra[0]}={parts[extra[0]]}", f"does not go with FREQ={freq} (expanding it is slow); for several times "
+                                                    "a day use FREQ=DAILY with BYHOUR/BYMINUTE and COUNT or UNTIL")
+    first = start.replace(tzinfo=None) if isinstance(start, datetime) else datetime.combine(start, time())
+    core = ";".join(p for p in text.split(";") if not p.startswith(("COUNT=", "UNTIL=")))
+    local = text
+    if isinstance(start, datetime) and "UNTIL" in parts:  # dateutil wants UNTIL in the (naive) start's wall clock
+        until_utc = datetime.strptime(parts["UNTIL"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        local = text.replace(parts["UNTIL"], until_utc.astimezone(start.tzinfo).strftime("%Y%m%dT%H%M%S"))
+    try:
+        series = rrulestr(local, dtstart=first)
+        if freq not in SUB_DAILY:
+            _check_recurs(core, first)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _bad(text, f"cannot be expanded ({str(exc)[:120]})") from None
+    until = series._until  # noqa: SLF001 — dateutil keeps the parsed UNTIL only here
+    if dense(parts):
+        if "COUNT" not in parts and "UNTIL" not in parts:
+            raise _bad(text, f"repeats more than once a day without end: add COUNT (at most {MAX_DENSE_OCCURRENCES}) or "
+                             f"UNTIL (within {DENSE_SPAN.days} days)")
+        if until is not None and until > first + DENSE_SPAN + timedelta(days=1):
+            raise _bad(f"UNTIL={parts['UNTIL']}", f"is more than {DENSE_SPAN.days} days after the start, which a series "
+                                                  "repeating several times a day may not be")
+        count = int(parts.get("COUNT", MAX_DENSE_OCCURRENCES + 1))
+        window = series.replace(count=None, until=min(until or first + DENSE_SPAN, first + DENSE_SPAN))
+        found = sum(1 for _ in itertools.islice(window, min(count, MAX_DENSE_OCCURRENCES + 1)))
+        if found > MAX_DENSE_OCCURRENCES or ("COUNT" in parts and count > MAX_DENSE_OCCURRENCES):
+            raise _bad(text, f"has more than {MAX_DENSE_OCCURRENCES} occurrences; a series repeating several times a day "
+                             f"may have at most {MAX_DENSE_OCCURRENCES}")
+        if "COUNT" in parts and found < count:
+            raise _bad(f"COUNT={count}", f"is not reached within {DENSE_SPAN.days} days of the start; a series repeating "
+                                         "several times a day must end within that")
+    elif "COUNT" in parts:  # a COUNT that takes centuries would make splitting the series walk to year 9999
+        count = int(parts["COUNT"])
+        reached = sum(1 for _ in itertools.islice(series.replace(count=None, until=first + NORMAL_SPAN), count))
+        if reached < count:
+            raise _bad(f"COUNT={count}", f"is not reached within {NORMAL_SPAN.days // 365} years; give fewer occurrences or "
+                                         "an UNTIL")
+
+
+def _check_recurs(core: str, first: datetime) -> None:
+    """The rule matches again within `MAX_GAP` of its start. dateutil looks for a match until year
+    9999 however long it takes (UNTIL does not stop it), so a rule that never matches (e.g.
+    BYMONTH=2;BYMONTHDAY=30) would make every query slow. The Gregorian calendar repeats every 400
+    years, so the search runs on a copy moved (by whole 400-year cycles) close to year 9999, where
+    the library's own end bounds it."""
+    cycles = (9999 - 440 - first.year) // 400
+    moved = first.replace(year=first.year + 400 * max(cycles, 0))
+    following = rrulestr(core, dtstart=moved).after(moved)
+    if following is None or following - moved > MAX_GAP:
+        raise _bad(core, f"matches no date within {MAX_GAP.days // 365} years of the start; check the BY... parts")
+
+
+def expandable(rule: Any, start: datetime | date) -> bool:
+    """Whether a stored series meets today's cost bound (older data may not): dense series need
+    COUNT ≤ `MAX_DENSE_OCCURRENCES` or an UNTIL within `DENSE_SPAN`, sub-daily ones no BY parts
+    but BYDAY, any series COUNT ≤ `MAX_COUNT`."""
+    parts = {str(k).upper(): v for k, v in dict(rule).items()}
+    freq = str((parts.get("FREQ") or ["DAILY"])[0]).upper()
+    count_value = parts.get("COUNT")
+    count = int(count_value[0]) if isinstance(count_value, list) and count_value else None
+    if (count is not None and count > MAX_COUNT) or (freq in SUB_DAILY and set(parts) - SUB_DAILY_PARTS):
+        return False
+    if not dense(parts | {"FREQ": freq}):
+        return True
+    if count is not None:
+        return count <= MAX_DENSE_OCCURRENCES
+    until = (parts.get("UNTIL") or [None])[0]
+    if until is None:
+        return False
+    first = start if isinstance(start, datetime) else datetime.combine(start, time())
+    last = until if isinstance(until, datetime) else datetime.combine(until, time())
+    return last.replace(tzinfo=None) - first.replace(tzinfo=None) <= DENSE_SPAN + timedelta(days=2)

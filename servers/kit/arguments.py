@@ -1,0 +1,71 @@
+"""Strict arguments for domain tools: unknown names refused, errors that say what is accepted.
+
+The SDK builds each tool's argument model from its signature; pydantic ignores arguments it does
+not know, so a misspelled `statuss` (or a `status` on a tool that has none) vanished silently.
+`make_strict` publishes `additionalProperties: false` in the tool's `inputSchema` and checks each
+call against that schema with the hub's own messages (`hub.argument_errors`), so a domain server
+run on its own answers exactly as the hub does in front of it. Failures reach the tool wrapper as
+an `invalid_argument` error (under `INVALID`) and are returned as an `isError` result, never as
+the SDK's bare text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from mcp.server.mcpserver.tools.base import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from pydantic import PrivateAttr, ValidationError
+
+from hub.argument_errors import argument_error, field_path, sorted_errors
+from hub.errors import HubToolError
+
+INVALID = "__mcp_hub_invalid_arguments__"
+"""The keyword under which a refused call's error reaches the tool wrapper."""
+
+
+class StrictArguments(FuncMetadata):
+    """`FuncMetadata` whose validation refuses unknown arguments and reports problems as data."""
+
+    tool_name: str = ""
+    schema_doc: dict[str, Any] = {}
+    _validator: Any = PrivateAttr(default=None)
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        parsed = self.pre_parse_json(arguments_to_validate)
+        if self._validator is None:
+            self._validator = Draft202012Validator(self.schema_doc, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        errors = sorted_errors(self._validator, parsed)
+        if errors:
+            return {INVALID: argument_error(self.tool_name, errors)}
+        try:
+            return self.arg_model.model_validate(parsed).model_dump_one_level()
+        except ValidationError as exc:
+            return {INVALID: _from_pydantic(self.tool_name, exc)}
+
+
+def _from_pydantic(tool: str, exc: ValidationError) -> HubToolError:
+    """A pydantic failure in the same shape, without the rejected input."""
+    problems = [
+        {"field": field_path(error["loc"]), "problem": str(error["msg"])[:200]}
+        for error in exc.errors(include_input=False, include_url=False)[:10]
+    ]
+    first = problems[0]
+    return HubToolError(
+        "invalid_argument", f"invalid arguments for {tool}: {first['field']}: {first['problem']}", details={"errors": problems}
+    )
+
+
+def make_strict(tool: Tool) -> None:
+    """Close the tool's `inputSchema` to unknown arguments and validate calls against it."""
+    tool.parameters = {**tool.parameters, "additionalProperties": False}
+    current = tool.fn_metadata
+    tool.fn_metadata = StrictArguments(
+        arg_model=current.arg_model,
+        output_schema=current.output_schema,
+        output_model=current.output_model,
+        wrap_output=current.wrap_output,
+        tool_name=tool.name,
+        schema_doc=tool.parameters,
+    )

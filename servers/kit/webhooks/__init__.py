@@ -1,0 +1,54 @@
+"""Provider webhooks in: verified (`verify`), logged durably and deduplicated (`log`), processed in
+the background with retries and a dead-letter queue (`processor`), served over HTTP (`app`), and
+visible to agents through a `list_changes` tool over the domain's change feed (`feed`).
+
+`attach_webhooks(server, domain, store, providers)` wires all of it onto a domain's `MCPServer` and
+leaves the intake on `server.webhooks`, which `mcp-hub server <domain> -t http` mounts at
+`/webhooks/<provider>` and the HTTP hub at `/webhooks/<namespace>/<provider>`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from mcp.server import MCPServer
+from pydantic import Field
+
+from servers.kit.store import Store
+from servers.kit.tools import domain_tool
+from servers.kit.webhooks.app import Intake
+from servers.kit.webhooks.feed import ChangeFeed, ChangePage, emit_change
+from servers.kit.webhooks.log import EventLog, events_path
+from servers.kit.webhooks.processor import Policy, Processor
+
+__all__ = ["ChangeFeed", "ChangePage", "EventLog", "Intake", "Policy", "Processor", "attach_webhooks", "emit_change"]
+Kinds = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | None,
+                  Field(max_length=20, description="Only these record kinds (e.g. ticket, event, invoice).")]
+
+
+def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tuple[str, ...],
+                    policy: Policy | None = None, tool: bool = True) -> Intake:
+    """Give `server` a webhook intake for `providers` (its log beside `store`, as
+    `<domain>-events.sqlite`) and the `list_changes` tool over the feed kept in `store`."""
+    feed = ChangeFeed(store)
+    log = EventLog(events_path(store.path.parent, domain))
+    intake = Intake(domain, providers, log, Processor(log, feed, policy))
+    server.webhooks = intake  # type: ignore[attr-defined] — read by the runner and the hub, duck-typed
+    server.change_feed = feed  # type: ignore[attr-defined]
+    if not tool:
+        return intake
+
+    @domain_tool(server, read_only=True)
+    async def list_changes(
+        since: Annotated[datetime | None, Field(description="Only changes at or after this instant (RFC 3339 with offset).")] = None,
+        kinds: Kinds = None,
+        limit: Annotated[int, Field(ge=1, le=200)] = 100,
+        cursor: str | None = None,
+    ) -> ChangePage:
+        """Records changed in this domain, oldest first: this server's own writes and provider
+        webhooks. Page on with next_cursor; to poll for newer ones, call again with since set to the
+        last changed_at you saw and skip seqs you already have."""
+        return await feed.page(since, kinds, limit, cursor)
+
+    return intake

@@ -1,0 +1,134 @@
+"""HTTP intake: `POST /webhooks/<provider>` on a domain server's HTTP app (and, through the hub, at
+`/webhooks/<namespace>/<provider>`). A delivery is verified, written durably to the event log, and
+answered at once; processing happens in the background (`Processor`).
+
+Answers: 200 (accepted, or a duplicate of an accepted delivery — providers must stop retrying),
+401 (unsigned, forged, stale, or the provider's secret is not configured), 404 (a provider this
+domain does not take), 413 (body over the cap, default 1 MiB), 405 (not POST), 400 (a Graph
+validation token that is empty or too long). Xero always gets an empty body (its intent-to-receive
+check); Graph's `validationToken` handshake is echoed as text/plain. Payloads are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from servers.kit.webhooks.log import EventLog
+from servers.kit.webhooks.normalize import delivery_id, kept_headers
+from servers.kit.webhooks.processor import Processor
+from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, secret_for
+
+logger = logging.getLogger("servers.webhooks")
+MAX_BODY_BYTES = 1 << 20
+MAX_VALIDATION_TOKEN = 1024
+
+
+class Intake:
+    """One domain's webhook intake: which providers it takes, its log, its processor."""
+
+    def __init__(self, domain: str, providers: tuple[str, ...], log: EventLog, processor: Processor, *,
+                 max_body_bytes: int = MAX_BODY_BYTES, window_s: float = REPLAY_WINDOW_S,
+                 secrets: Callable[[str], str | None] = secret_for, clock: Callable[[], float] = time.time) -> None:
+        self.domain = domain
+        self.providers = providers
+        self.log = log
+        self.processor = processor
+        self.max_body_bytes = max_body_bytes
+        self.window_s = window_s
+        self.secrets = secrets
+        self.clock = clock
+        self.counters = {"received": 0, "duplicate": 0, "rejected": 0}
+        self.started = False
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Intake]:
+        """Run the background processor for as long as the block lasts."""
+        async with anyio.create_task_group() as group:
+            self.started = True
+            group.start_soon(self.processor.run)
+            try:
+                yield self
+            finally:
+                self.started = False
+                group.cancel_scope.cancel()
+
+    def routes(self, prefix: str = "/webhooks") -> list[Route]:
+        async def endpoint(request: Request) -> Response:
+            return await self.handle(request, request.path_params["provider"])
+
+        return [Route(prefix + "/{provider}", endpoint, methods=["POST"])]
+
+    async def handle(self, request: Request, provider: str) -> Response:
+        """Verify, log durably, acknowledge. Never raises for a bad delivery: it answers with a status."""
+        try:
+            return await self._handle(request, provider)
+        except Rejected as refusal:
+            self.counters["rejected"] += 1
+            logger.info("webhook %s/%s refused (%d): %s", self.domain, provider, refusal.status, refusal.reason)
+            if provider == "xero":
+                return Response(status_code=refusal.status)
+            return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+
+    async def _handle(self, request: Request, provider: str) -> Response:
+        if provider not in self.providers or provider not in VERIFIERS:
+            raise Rejected(404, f"this server takes webhooks from {', '.join(self.providers)} only")
+        if request.method != "POST":
+            raise Rejected(405, "webhooks are delivered with POST")
+        query: Mapping[str, str] = request.query_params
+        if provider == "graph" and "validationToken" in query:
+            token = query["validationToken"]
+            if not token or len(token) > MAX_VALIDATION_TOKEN:
+                raise Rejected(400, "validationToken is empty or too long")
+            return PlainTextResponse(token)
+        body = await self._body(request)
+        secret = self.secrets(provider)
+        if secret is None:
+            raise Rejected(401, f"{provider.upper()}_WEBHOOK_SECRET is not configured: nothing is accepted unsigned")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        VERIFIERS[provider](body, headers, query, secret, self.clock(), self.window_s)
+        if provider == "xero" and _no_xero_events(body):
+            return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
+        seq, duplicate = await self.log.record(provider, delivery_id(provider, headers, body), kept_headers(headers), body)
+        self.counters["duplicate" if duplicate else "received"] += 1
+        if not duplicate:
+            self.processor.wake()
+        if provider == "xero":
+            return Response(status_code=200)
+        return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq})
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise Rejected(413, f"body is over {self.max_body_bytes} bytes")
+        chunks, size = [], 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise Rejected(413, f"body is over {self.max_body_bytes} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise Rejected(400, "the body did not arrive completely") from None
+        return b"".join(chunks)
+
+    async def status(self) -> dict[str, Any]:
+        """Counters since start and the log's states (for /healthz-style reports)."""
+        return {"domain": self.domain, "running": self.started, **self.counters, "log": await self.log.counts()}
+
+
+def _no_xero_events(body: bytes) -> bool:
+    import json
+
+    try:
+        return not json.loads(body).get("events")
+    except (ValueError, AttributeError):
+        return False

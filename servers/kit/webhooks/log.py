@@ -1,0 +1,162 @@
+"""The durable event log of one domain: every verified delivery, deduplicated by (provider,
+delivery id), with its processing state.
+
+States: `received` (waiting to be processed, `next_attempt_at` says when), `processed`, `failed`
+(an attempt failed; retried at `next_attempt_at`), `dead` (failed `max_attempts` times: the
+dead-letter queue, left alone until `replay`). The file is `<data dir>/<domain>-events.sqlite`, opened
+with `synchronous=FULL` so an acknowledged delivery survives a crash. Payloads are purged (set to NULL,
+the row kept) once older than the retention period and no longer pending.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from servers.kit.store import Store
+
+State = Literal["received", "processed", "failed", "dead"]
+_MIGRATIONS = [
+    """CREATE TABLE webhook_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
+        received_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'received',
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+        last_error TEXT, processed_at REAL, headers TEXT NOT NULL DEFAULT '{}', payload BLOB,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (provider, delivery_id));
+    CREATE INDEX webhook_events_due ON webhook_events (state, next_attempt_at)"""
+]
+
+
+class EventRow(BaseModel):
+    """One logged delivery as the CLI shows it (no payload)."""
+
+    seq: int
+    provider: str
+    delivery_id: str
+    state: State
+    attempts: int
+    received_at: float
+    next_attempt_at: float
+    processed_at: float | None = None
+    last_error: str | None = None
+    duplicates: int = 0
+    purged: bool = False
+
+
+def events_path(data_dir: Path, domain: str) -> Path:
+    return data_dir / f"{domain}-events.sqlite"
+
+
+def _row(r: sqlite3.Row) -> EventRow:
+    return EventRow(seq=r["seq"], provider=r["provider"], delivery_id=r["delivery_id"], state=r["state"],
+                    attempts=r["attempts"], received_at=r["received_at"], next_attempt_at=r["next_attempt_at"],
+                    processed_at=r["processed_at"], last_error=r["last_error"], duplicates=r["duplicates"],
+                    purged=r["payload"] is None)
+
+
+class EventLog:
+    """Record, claim and settle deliveries; list, replay and purge them."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = Store(path, _MIGRATIONS)
+        self.store._db.execute("PRAGMA synchronous=FULL")  # noqa: SLF001 — an ack promises the row is on disk
+
+    async def record(self, provider: str, delivery_id: str, headers: dict[str, str], payload: bytes,
+                     now: float | None = None) -> tuple[int, bool]:
+        """Store a delivery; (seq, duplicate). A duplicate only bumps the duplicate counter."""
+        at = time.time() if now is None else now
+
+        def work(db: sqlite3.Connection) -> tuple[int, bool]:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO webhook_events (provider, delivery_id, received_at, next_attempt_at, headers, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (provider, delivery_id, at, at, json.dumps(headers), payload))
+            if cur.rowcount:
+                return int(cur.lastrowid or 0), False
+            db.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE provider = ? AND delivery_id = ?",
+                       (provider, delivery_id))
+            seq = db.execute("SELECT seq FROM webhook_events WHERE provider = ? AND delivery_id = ?",
+                             (provider, delivery_id)).fetchone()[0]
+            return int(seq), True
+
+        return await self.store.run(work)
+
+    async def due(self, now: float, limit: int = 50) -> list[dict[str, Any]]:
+        """Pending deliveries whose time has come, oldest first, with their payload."""
+
+        def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = db.execute(
+                "SELECT seq, provider, delivery_id, attempts, headers, payload FROM webhook_events"
+                " WHERE state IN ('received', 'failed') AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
+                (now, limit)).fetchall()
+            return [dict(r) | {"headers": json.loads(r["headers"])} for r in rows]
+
+        return await self.store.run(work)
+
+    async def next_due_at(self) -> float | None:
+        def work(db: sqlite3.Connection) -> float | None:
+            return db.execute("SELECT MIN(next_attempt_at) FROM webhook_events WHERE state IN ('received', 'failed')").fetchone()[0]
+
+        return await self.store.run(work)
+
+    async def settle(self, seq: int, *, error: str | None, next_at: float | None, dead: bool, now: float) -> None:
+        """Mark one attempt's outcome: processed (error None), failed (retry at next_at) or dead."""
+
+        def work(db: sqlite3.Connection) -> None:
+            if error is None:
+                db.execute("UPDATE webhook_events SET state = 'processed', attempts = attempts + 1, processed_at = ?,"
+                           " last_error = NULL WHERE seq = ?", (now, seq))
+            else:
+                db.execute("UPDATE webhook_events SET state = ?, attempts = attempts + 1, last_error = ?,"
+                           " next_attempt_at = ? WHERE seq = ?", ("dead" if dead else "failed", error[:300], next_at or now, seq))
+
+        await self.store.run(work)
+
+    async def list(self, state: State | None = None, limit: int = 50) -> list[EventRow]:
+        def work(db: sqlite3.Connection) -> list[EventRow]:
+            where, args = ("WHERE state = ?", [state]) if state else ("", [])
+            rows = db.execute(f"SELECT * FROM webhook_events {where} ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
+            return [_row(r) for r in rows]
+
+        return await self.store.run(work)
+
+    async def replay(self, seq: int, now: float | None = None) -> EventRow | None:
+        """Queue a dead (or failed/processed) delivery for one more round of attempts; None if unknown.
+        Refused (ValueError) when its payload was already purged."""
+        at = time.time() if now is None else now
+
+        def work(db: sqlite3.Connection) -> EventRow | None:
+            row = db.execute("SELECT * FROM webhook_events WHERE seq = ?", (seq,)).fetchone()
+            if row is None:
+                return None
+            if row["payload"] is None:
+                raise ValueError(f"event {seq} can no longer be replayed: its payload was purged by retention")
+            db.execute("UPDATE webhook_events SET state = 'received', attempts = 0, next_attempt_at = ?, last_error = NULL"
+                       " WHERE seq = ?", (at, seq))
+            return _row(db.execute("SELECT * FROM webhook_events WHERE seq = ?", (seq,)).fetchone())
+
+        return await self.store.run(work)
+
+    async def purge(self, older_than: float) -> int:
+        """Drop the payload (personal data) of settled deliveries received before `older_than`."""
+
+        def work(db: sqlite3.Connection) -> int:
+            return db.execute("UPDATE webhook_events SET payload = NULL, headers = '{}' WHERE received_at < ?"
+                              " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (older_than,)).rowcount
+
+        return await self.store.run(work)
+
+    async def counts(self) -> dict[str, int]:
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute("SELECT state, COUNT(*), SUM(duplicates) FROM webhook_events GROUP BY state").fetchall()
+            out = {r[0]: int(r[1]) for r in rows}
+            out["duplicates"] = sum(int(r[2] or 0) for r in rows)
+            return out
+
+        return await self.store.run(work)

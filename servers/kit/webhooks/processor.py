@@ -1,0 +1,103 @@
+"""The background worker that turns logged deliveries into feed changes: oldest due first, a failed
+attempt retried after exponential backoff with full jitter, dead-lettered after `max_attempts`
+failures, and payloads purged once past the retention period.
+
+`Processor.run()` never returns; run it in a task group (`Intake.running()` does). On start it picks
+up whatever an earlier process accepted but did not finish, so a restart loses no event.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from servers.kit.webhooks.feed import ChangeFeed
+from servers.kit.webhooks.log import EventLog
+from servers.kit.webhooks.normalize import changes
+
+logger = logging.getLogger("servers.webhooks")
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Policy:
+    """Retry and retention settings (per domain)."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 1.0
+    max_delay_s: float = 300.0
+    retention_days: float = 30.0
+    purge_every_s: float = 3600.0
+
+    def backoff(self, attempts: int) -> float:
+        """Delay before attempt `attempts + 1`: base·2^(attempts−1), capped, times a jitter in [0.5, 1.5)."""
+        return min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.5)
+
+
+class Processor:
+    """Drains an `EventLog` into a `ChangeFeed` (or an injected handler)."""
+
+    def __init__(self, log: EventLog, feed: ChangeFeed | None, policy: Policy | None = None,
+                 handler: Handler | None = None) -> None:
+        self.log = log
+        self.feed = feed
+        self.policy = policy or Policy()
+        self.handler = handler or self._to_feed
+        self._wake = anyio.Event()
+        self._last_purge = 0.0
+
+    def wake(self) -> None:
+        """A new delivery was logged (or replayed): look now instead of at the next due time."""
+        self._wake.set()
+
+    async def _to_feed(self, event: dict[str, Any]) -> None:
+        specs = changes(event["provider"], event["headers"], event["payload"] or b"")
+        if self.feed is not None and specs:
+            origin = f"{event['provider']}:{event['delivery_id']}"
+            await self.feed.append((s.kind, s.record_id, s.action, event["provider"], f"{origin}:{i}")
+                                   for i, s in enumerate(specs))
+
+    async def drain(self, now: float | None = None) -> int:
+        """Process every delivery due now; the number attempted."""
+        now = time.time() if now is None else now
+        done = 0
+        while batch := await self.log.due(now):
+            for event in batch:
+                done += 1
+                try:
+                    await self.handler(event)
+                except Exception as exc:  # any failure is retried, then dead-lettered; never the payload in logs
+                    attempts = event["attempts"] + 1
+                    dead = attempts >= self.policy.max_attempts
+                    reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    logger.warning("webhook event %s (%s) attempt %d failed: %s%s", event["seq"], event["provider"],
+                                   attempts, type(exc).__name__, " — dead-lettered" if dead else "")
+                    await self.log.settle(event["seq"], error=reason, dead=dead, now=time.time(),
+                                          next_at=time.time() + self.policy.backoff(attempts))
+                else:
+                    await self.log.settle(event["seq"], error=None, next_at=None, dead=False, now=time.time())
+        return done
+
+    async def purge_if_due(self, now: float) -> None:
+        if now - self._last_purge >= self.policy.purge_every_s:
+            self._last_purge = now
+            purged = await self.log.purge(now - self.policy.retention_days * 86400)
+            if purged:
+                logger.info("purged the payload of %d webhook events past retention", purged)
+
+    async def run(self) -> None:
+        while True:
+            self._wake = anyio.Event()
+            now = time.time()
+            await self.purge_if_due(now)
+            await self.drain(now)
+            next_at = await self.log.next_due_at()
+            wait = self.policy.purge_every_s if next_at is None else max(0.0, next_at - time.time())
+            with anyio.move_on_after(min(wait, self.policy.purge_every_s)):
+                await self._wake.wait()

@@ -1,0 +1,38 @@
+"""A domain server's own HTTP app with its webhook intake: `POST /webhooks/<provider>` beside the
+MCP endpoint, and the background processor run for the app's lifetime (its lifespan)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+
+
+def with_webhooks(app: Starlette, server: Any) -> Starlette:
+    """Add `server.webhooks`' routes to `app` and run its processor inside `app`'s lifespan
+    (a server without an intake is returned unchanged)."""
+    intake = getattr(server, "webhooks", None)
+    if intake is None:
+        return app
+    app.router.routes.extend(intake.routes())
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(target: Any) -> AsyncIterator[Any]:
+        async with inner(target) as state, intake.running():
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+async def serve_http(server: Any, transport: str, host: str, port: int) -> None:
+    """Serve `server` over Streamable HTTP (`http`) or legacy SSE (`sse`) with its webhooks."""
+    import uvicorn
+
+    app = server.streamable_http_app(host=host) if transport == "http" else server.sse_app(host=host)
+    config = uvicorn.Config(with_webhooks(app, server), host=host, port=port,
+                            log_level=server.settings.log_level.lower())
+    await uvicorn.Server(config).serve()

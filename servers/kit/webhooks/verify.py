@@ -1,0 +1,155 @@
+"""Signature checks for inbound provider webhooks: one verifier per provider, each the provider's
+documented scheme, every comparison constant-time (`hmac.compare_digest`).
+
+A verifier takes the raw body, the request headers (lower-cased names), the query string and the
+secret, and either returns (the delivery is authentic) or raises `Rejected` with the HTTP status to
+answer. Secrets come from `<PROVIDER>_WEBHOOK_SECRET`; a provider with no secret configured accepts
+nothing. Timestamps outside the replay window (default 300 s either side of now) are refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+Headers = Mapping[str, str]
+REPLAY_WINDOW_S = 300.0
+
+
+class Rejected(Exception):
+    """The delivery is refused: `status` is the HTTP answer, `reason` a short text without payload."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def secret_for(provider: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """`<PROVIDER>_WEBHOOK_SECRET` (e.g. GITHUB_WEBHOOK_SECRET), or None when unset or empty."""
+    value = (environ if environ is not None else os.environ).get(f"{provider.upper()}_WEBHOOK_SECRET", "")
+    return value or None
+
+
+def _hmac(secret: str, message: bytes) -> bytes:
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+
+def _header(headers: Headers, name: str) -> str:
+    value = headers.get(name)
+    if not value:
+        raise Rejected(401, f"missing {name} header: the delivery is not signed")
+    return value.strip()
+
+
+def _same(given: str, expected: str) -> None:
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Rejected(401, "signature does not match: check the webhook secret configured at the provider")
+
+
+def _fresh(at: float, now: float, window_s: float) -> None:
+    if abs(now - at) > window_s:
+        raise Rejected(401, f"timestamp is outside the {window_s:g}s replay window: stale or replayed delivery")
+
+
+def _unix(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise Rejected(401, "timestamp header is not a unix time") from None
+    return value / 1000 if value > 1e11 else value  # milliseconds are accepted too
+
+
+def _iso(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise Rejected(401, "timestamp header is not an ISO 8601 instant") from None
+
+
+def github(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """`X-Hub-Signature-256: sha256=` + hex(HMAC-SHA256(secret, raw body)). No timestamp: replays are
+    caught by the `X-GitHub-Delivery` id."""
+    _same(_header(headers, "x-hub-signature-256"), "sha256=" + _hmac(secret, body).hex())
+
+
+def jira(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """Jira Cloud webhook secret: `X-Hub-Signature: sha256=` + hex(HMAC-SHA256(secret, raw body))."""
+    _same(_header(headers, "x-hub-signature"), "sha256=" + _hmac(secret, body).hex())
+
+
+def zendesk(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """`X-Zendesk-Webhook-Signature` = base64(HMAC-SHA256(secret, timestamp + raw body)), where
+    timestamp is the `X-Zendesk-Webhook-Signature-Timestamp` header text (ISO 8601) exactly as sent."""
+    stamp = _header(headers, "x-zendesk-webhook-signature-timestamp")
+    signature = _header(headers, "x-zendesk-webhook-signature")
+    _same(signature, base64.b64encode(_hmac(secret, stamp.encode() + body)).decode())
+    _fresh(_iso(stamp), now, window_s)
+
+
+def servicenow(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """Our documented scheme for a ServiceNow outbound REST message (ServiceNow has no built-in one):
+    `X-ServiceNow-Timestamp` = unix seconds, `X-ServiceNow-Signature: sha256=` +
+    hex(HMAC-SHA256(secret, timestamp + "." + raw body)) — computed in the business rule with
+    `GlideCertificateEncryption`/`GlideDigest`; timestamp-bound so a captured delivery cannot be replayed."""
+    stamp = _header(headers, "x-servicenow-timestamp")
+    signature = _header(headers, "x-servicenow-signature")
+    _same(signature, "sha256=" + _hmac(secret, stamp.encode() + b"." + body).hex())
+    _fresh(_unix(stamp), now, window_s)
+
+
+def bamboohr(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """`X-BambooHR-Signature` = hex(HMAC-SHA256(secret, raw body + timestamp)), where timestamp is the
+    `X-BambooHR-Timestamp` header text (unix seconds)."""
+    stamp = _header(headers, "x-bamboohr-timestamp")
+    signature = _header(headers, "x-bamboohr-signature")
+    _same(signature.lower(), _hmac(secret, body + stamp.encode()).hex())
+    _fresh(_unix(stamp), now, window_s)
+
+
+def google(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """Google Calendar push channels are not signed: the `X-Goog-Channel-Token` we set when creating
+    the channel must come back equal to the secret (constant-time)."""
+    _same(_header(headers, "x-goog-channel-token"), secret)
+
+
+def graph(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """Microsoft Graph change notifications: every item of `value` must carry `clientState` equal to
+    the secret given when subscribing (constant-time). The `validationToken` handshake is answered
+    before verification (see `app.py`)."""
+    import json
+
+    try:
+        items = json.loads(body).get("value")
+    except (ValueError, AttributeError):
+        raise Rejected(401, "notification body is not a Graph notification collection") from None
+    if not isinstance(items, list) or not items:
+        raise Rejected(401, "notification has no items to verify")
+    for item in items:
+        state = item.get("clientState") if isinstance(item, dict) else None
+        if not isinstance(state, str):
+            raise Rejected(401, "notification item has no clientState: not from our subscription")
+        _same(state, secret)
+
+
+def quickbooks(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """`intuit-signature` = base64(HMAC-SHA256(verifier token, raw body))."""
+    _same(_header(headers, "intuit-signature"), base64.b64encode(_hmac(secret, body)).decode())
+
+
+def xero(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
+    """`x-xero-signature` = base64(HMAC-SHA256(webhook key, raw body)); the intent-to-receive check is
+    the same request shape with no events (401 when the signature is wrong, 200 with an empty body
+    when right — `app.py` answers Xero with empty bodies always)."""
+    _same(_header(headers, "x-xero-signature"), base64.b64encode(_hmac(secret, body)).decode())
+
+
+Verifier = Callable[[bytes, Headers, Headers, str, float, float], None]
+VERIFIERS: dict[str, Verifier] = {
+    "github": github, "jira": jira, "zendesk": zendesk, "servicenow": servicenow, "bamboohr": bamboohr,
+    "google": google, "graph": graph, "quickbooks": quickbooks, "xero": xero,
+}

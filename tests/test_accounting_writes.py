@@ -1,0 +1,238 @@
+"""Accounting writes land as meant (issue #16, items 9-10): a fully paid invoice shows the same
+amounts on the cash and accrual bases to the cent, with partial payments recognised as consistent
+cumulative allocations; and every refused payment or amount says what is wrong, truly, and what to
+do — through the MCP interface (the hub in front of the embedded ledger, or a client session)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import httpx2
+import pytest
+from cryptography.fernet import Fernet
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp import Client
+
+from hub.config import parse_config
+from hub.hub import Hub
+from servers.accounting.providers.xero import Xero
+from servers.accounting.server import create_server
+from servers.accounting.store import EmbeddedAccounting
+from tests.fakes.xero import TENANT, FakeXero
+
+pytestmark = pytest.mark.anyio
+D = Decimal
+YEAR = {"start": "2026-01-01", "end": "2026-12-31"}
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    async with Hub(parse_config({"mcpServers": {"accounting": {"builtin": "accounting"}}})) as running:
+        yield running
+
+
+async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
+    result = await hub.route_call(f"accounting__{tool}", args)
+    assert result.structured_content is not None, result.content
+    return result.structured_content
+
+
+def refused(answer: dict[str, Any], *words: str) -> str:
+    """The message of an `invalid_argument` answer that contains every one of `words`."""
+    assert answer.get("code") == "invalid_argument", answer
+    for word in words:
+        assert word in answer["message"], (word, answer["message"])
+    return answer["message"]
+
+
+async def rows(hub: Hub, basis: str, as_of: str = "2026-12-31") -> dict[str, str]:
+    trial = await call(hub, "get_report", report="trial_balance", as_of=as_of, basis=basis)
+    assert trial["balanced"], trial
+    return {row["account_code"]: row["amount"] for row in trial["sections"][0]["rows"]}
+
+
+# -- 9. cash basis = accrual basis once paid -----------------------------------------------------
+
+
+async def test_the_issue_invoice_paid_50_20_50_is_cent_exact_on_the_cash_basis(hub: Hub) -> None:
+    customer = await call(hub, "upsert_contact", name="Acme")
+    line = {"quantity": "1", "unit_price": "33.33", "account_code": "4000", "tax_code": "STD20"}
+    invoice = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line] * 3, issue_date="2026-03-01"))["invoice"]
+    assert (invoice["subtotal"], invoice["tax_total"], invoice["total"]) == ("99.99", "20.01", "120.00")
+    # after each payment, the cash basis has recognised the allocation of everything paid so far
+    expected = {"2026-03-02": ("50.00", "41.66", "8.34"), "2026-03-03": ("20.00", "58.33", "11.67"),
+                "2026-03-04": ("50.00", "99.99", "20.01")}
+    for day, (amount, income, tax) in expected.items():
+        await call(hub, "record_payment", invoice_id=invoice["id"], amount=amount, date=day)
+        cash = await rows(hub, "cash", day)
+        assert (cash["4000"], cash["2100"]) == (income, tax), (day, cash)
+        pnl = await call(hub, "get_report", report="profit_and_loss", basis="cash", start="2026-03-01", end=day)
+        assert pnl["totals"]["income"] == income
+    accrual = await call(hub, "get_report", report="profit_and_loss", **YEAR)
+    cash_pnl = await call(hub, "get_report", report="profit_and_loss", basis="cash", **YEAR)
+    assert cash_pnl["totals"] == accrual["totals"] == {"income": "99.99", "expenses": "0.00", "net_income": "99.99"}
+    assert await rows(hub, "cash") == await rows(hub, "accrual") == {"1000": "120.00", "2100": "20.01", "4000": "99.99"}
+
+
+line_spec = st.fixed_dictionaries({
+    "quantity": st.decimals(min_value=D("1"), max_value=D("40"), places=1),
+    "unit_price": st.one_of(st.decimals(min_value=D("0.01"), max_value=D("700"), places=2),
+                            st.decimals(min_value=D("0.01"), max_value=D("90"), places=4)),
+    "tax_code": st.sampled_from(["NONE", "STD20", "RED5"]),
+    "second_account": st.booleans(),
+})
+INCOME, EXPENSE = {False: "4000", True: "4100"}, {False: "6000", True: "6200"}
+
+
+async def _settle(kind: str, specs: list[dict[str, Any]], parts: list[int], same_day: list[bool]) -> None:
+    """Create one invoice or bill, pay it off in `parts` (relative sizes), and check the books at every step."""
+    with tempfile.TemporaryDirectory() as folder:
+        async with Client(create_server(EmbeddedAccounting(Path(folder), "USD"))) as client:
+            async def ask(tool: str, **args: Any) -> dict[str, Any]:
+                answer = (await client.call_tool(tool, args)).structured_content
+                assert answer is not None and "code" not in answer, answer
+                return answer
+
+            async def trial(basis: str, day: str) -> dict[str, Decimal]:
+                report = await ask("get_report", report="trial_balance", as_of=day, basis=basis)
+                assert report["balanced"] and report["totals"]["debit"] == report["totals"]["credit"], report
+                return {row["account_code"]: D(row["amount"]) for row in report["sections"][0]["rows"]}
+
+            contact = await ask("upsert_contact", name="Party", kind="customer" if kind == "receivable" else "vendor")
+            accounts = INCOME if kind == "receivable" else EXPENSE
+            lines = [{"quantity": str(s["quantity"]), "unit_price": str(s["unit_price"]), "tax_code": s["tax_code"],
+                      "account_code": accounts[s["second_account"]]} for s in specs]
+            invoice = (await ask("create_invoice", kind=kind, contact_id=contact["id"], lines=lines, issue_date="2026-02-01"))["invoice"]
+            total = D(invoice["total"])
+            # what the invoice recognises in full, per account (on its normal side): nets per account, and tax
+            weights: dict[str, Decimal] = {}
+            for line in invoice["lines"]:
+                weights[line["account_code"]] = weights.get(line["account_code"], D(0)) + D(line["net"])
+            weights["2100" if kind == "receivable" else "1200"] = D(invoice["tax_total"])
+            slack = D("0.005") * max(len(weights) - 1, 1)
+            cents, whole = int(total * 100), sum(parts)
+            cuts = sorted({cents * sum(parts[: i + 1]) // whole for i in range(len(parts))} - {0})
+            day, paid = _dt.date(2026, 2, 1), D(0)
+            for index, cut in enumerate(cuts):
+                amount = D(cut - (cuts[index - 1] if index else 0)) / 100
+                day += _dt.timedelta(days=0 if same_day[index % len(same_day)] else 1)
+                payment = await ask("record_payment", invoice_id=invoice["id"], amount=f"{amount:.2f}", date=day.isoformat())
+                paid += amount
+                cash = await trial("cash", day.isoformat())
+                await trial("accrual", day.isoformat())
+                for code, weight in weights.items():  # a consistent cumulative allocation of what is paid so far
+                    assert abs(cash.get(code, D(0)) - paid * weight / total) <= slack, (code, cash, paid, weights)
+            assert payment["invoice_status"] == "paid" and paid == total
+            cash, accrual = await trial("cash", "2026-12-31"), await trial("accrual", "2026-12-31")
+            assert cash == accrual, "once paid, every account is the same on both bases, to the cent"
+            for code, weight in weights.items():
+                assert cash.get(code, D(0)) == weight
+            both = [await ask("get_report", report="profit_and_loss", basis=basis, **YEAR) for basis in ("cash", "accrual")]
+            assert both[0]["totals"] == both[1]["totals"] and both[0]["sections"] == both[1]["sections"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["receivable", "payable"]), specs=st.lists(line_spec, min_size=1, max_size=4),
+       parts=st.lists(st.integers(1, 1000), min_size=1, max_size=5), same_day=st.lists(st.booleans(), min_size=1, max_size=5))
+def test_any_invoice_paid_off_in_any_split_is_the_same_on_both_bases(kind: str, specs: list[dict[str, Any]], parts: list[int],
+                                                                    same_day: list[bool]) -> None:
+    anyio.run(_settle, kind, specs, parts, same_day)
+
+
+# -- 10. clear, true errors ----------------------------------------------------------------------
+
+
+async def test_payment_refusals_say_what_is_wrong_and_write_nothing(hub: Hub) -> None:
+    customer = await call(hub, "upsert_contact", name="Acme")
+    line = {"quantity": "2", "unit_price": "50.00", "account_code": "4100", "tax_code": "STD20"}
+    invoice = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line], issue_date="2026-03-10"))["invoice"]
+    before = await call(hub, "list_transactions", start="2026-01-01", end="2026-12-31", limit=500)
+
+    async def pay(**args: Any) -> dict[str, Any]:
+        return await call(hub, "record_payment", invoice_id=invoice["id"], **args)
+
+    early = await pay(amount="10.00", date="2026-03-09")
+    refused(early, "2026-03-09", "2026-03-10", "before")
+    assert early["details"]["field"] == "date"
+    huge = refused(await pay(amount="1" * 24, date="2026-03-11"), "too large", "24 digits", "15")
+    assert "not a decimal" not in huge
+    refused(await pay(amount="12,50"), "not a decimal amount", "12.50")
+    assert len(refused(await pay(amount="9" * 200_000))) < 500, "a huge value is never echoed back"
+    for amount in ("0", "0.00", "-5.00"):
+        assert refused(await pay(amount=amount, date="2026-03-11"), "above zero")
+    refused(await pay(amount="10.001", date="2026-03-11"), "10.001", "more decimals than USD allows", "2")
+    mismatch = await pay(amount="10.00", currency="EUR", date="2026-03-11")
+    refused(mismatch, "EUR", "USD", invoice["number"])
+    assert mismatch["details"]["field"] == "currency"
+    refused(await pay(amount="120.01", date="2026-03-11"), "more than the balance due", "120.00")
+    after = await call(hub, "list_transactions", start="2026-01-01", end="2026-12-31", limit=500)
+    assert after == before and (await call(hub, "get_invoice", invoice_id=invoice["id"]))["balance"] == "120.00"
+
+    same_day = await pay(amount="20.00", date="2026-03-10", currency="usd")
+    assert same_day["invoice_balance"] == "100.00", "a payment on the issue date is fine"
+    assert (await pay(amount="100.00", date="2026-03-20"))["invoice_status"] == "paid"
+    refused(await pay(amount="1.00", date="2026-03-21"), "paid", "no more payments")
+    draft = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line], approve=False))["invoice"]
+    refused(await call(hub, "record_payment", invoice_id=draft["id"], amount="1.00"), "draft", "approve")
+
+
+async def test_omitted_account_codes_use_the_documented_defaults(hub: Hub) -> None:
+    customer = await call(hub, "upsert_contact", name="Acme")
+    vendor = await call(hub, "upsert_contact", name="Paper", kind="vendor")
+    sale = await call(hub, "create_invoice", contact_id=customer["id"], lines=[{"unit_price": "10.00"}], issue_date="2026-03-01")
+    bill = await call(hub, "create_invoice", kind="payable", contact_id=vendor["id"], lines=[{"unit_price": "4.00"}],
+                      issue_date="2026-03-01")
+    assert sale["invoice"]["lines"][0]["account_code"] == "4000", sale
+    assert bill["invoice"]["lines"][0]["account_code"] == "6000", bill
+    paid = await call(hub, "record_payment", invoice_id=sale["invoice"]["id"], amount="10.00", date="2026-03-02")
+    assert paid["account_code"] == "1000"
+    assert await rows(hub, "accrual") == {"1000": "10.00", "2000": "4.00", "4000": "10.00", "6000": "4.00"}
+    schema = {t.name: t for t in hub.catalog.tools()}["accounting__create_invoice"].input_schema
+    assert "4000" in str(schema) and "6000" in str(schema), "the default accounts are documented where agents read them"
+
+
+async def test_amounts_beyond_the_limits_are_refused_as_too_large(hub: Hub) -> None:
+    customer = await call(hub, "upsert_contact", name="Acme")
+    big = [{"quantity": "999999999999999", "unit_price": "999999999999999", "account_code": "4000"}]
+    refused(await call(hub, "create_invoice", contact_id=customer["id"], lines=big), "lines[0]", "too large", "999999999999999.99")
+    refused(await call(hub, "create_invoice", contact_id=customer["id"], lines=[{"unit_price": "1" * 22}]), "unit_price", "too large")
+    refused(await call(hub, "create_invoice", contact_id=customer["id"], lines=[{"unit_price": "1.123456789"}]), "9 decimal places")
+    many = [{"quantity": "1", "unit_price": "900000000000000", "account_code": "4000"}] * 2
+    refused(await call(hub, "create_invoice", contact_id=customer["id"], lines=many), "invoice total", "too large")
+    journal = [{"account_code": "1000", "debit": "1" * 24}, {"account_code": "3000", "credit": "1" * 24}]
+    refused(await call(hub, "create_journal_entry", lines=journal), "lines[0].debit", "too large", "15 digits")
+    assert (await call(hub, "list_transactions", **YEAR))["transactions"] == [], "nothing was posted"
+
+
+async def test_the_providers_share_the_payment_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = FakeXero()
+    for name, value in {"XERO_TENANT_ID": TENANT, "XERO_API": "http://xero.test/api.xro/2.0", "XERO_CLIENT_ID": fake.oauth.client_id,
+                        "XERO_CLIENT_SECRET": fake.oauth.client_secret, "XERO_REFRESH_TOKEN": fake.oauth.refresh_token,
+                        "XERO_TOKEN_URL": "http://xero.test/connect/token", "XERO_CURRENCY": "NZD", "MCP_HUB_DATA_DIR": str(tmp_path),
+                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
+        monkeypatch.setenv(name, value)
+    app = fake.app()
+    backend = Xero.from_env(tmp_path, transport=httpx.ASGITransport(app=app), token_transport=httpx2.ASGITransport(app=app))
+    async with Client(create_server(backend)) as client:
+        async def ask(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content  # type: ignore[return-value]
+
+        acme = (await ask("search_contacts", query="acme"))["contacts"][0]
+        lines = [{"quantity": "1", "unit_price": "100.00", "account_code": "200", "tax_code": "NONE"}]
+        invoice = (await ask("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-03-01"))["invoice"]
+        pay = {"invoice_id": invoice["id"], "account_code": "090"}
+        refused(await ask("record_payment", **pay, amount="10.00", date="2026-02-28"), "before", "2026-03-01")
+        refused(await ask("record_payment", **pay, amount="10.00", currency="USD", date="2026-03-02"), "NZD", "USD")
+        refused(await ask("record_payment", **pay, amount="10.005", date="2026-03-02"), "more decimals than NZD")
+        refused(await ask("record_payment", **pay, amount="0", date="2026-03-02"), "above zero")
+        assert not [r for r in fake.requests if r["path"].endswith("/Payments")], "refused before anything was sent to Xero"
+        paid = await ask("record_payment", **pay, amount="10.00", currency="NZD", date="2026-03-01")
+        assert paid["invoice_balance"] == "90.00"

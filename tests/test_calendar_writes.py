@@ -1,0 +1,291 @@
+"""Calendar writes land as the agent meant them (issue #16, calendar 1-5), through the hub or a
+real `mcp-hub server calendar` process: offset instants, DST gaps and repeats, RRULE validation and
+the per-query expansion bound, a fresh install, unknown participants and bad inputs; plus the
+property that any offset instant round-trips create -> get -> list -> free/busy."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp import Client, StdioServerParameters
+
+from hub.config import parse_config
+from hub.hub import Hub
+from servers.calendar.store import EmbeddedCalendar
+
+pytestmark = pytest.mark.anyio
+ADA = "ada@example.com"
+MALLORY = "mallory@example.com"
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    store = EmbeddedCalendar(tmp_path)
+    await store.add_calendar(ADA, "Ada", "Europe/London", primary=True)
+    await store.add_calendar("alan@example.com", "Alan", "America/New_York")
+    await store.add_calendar(MALLORY, "Mallory", "UTC")
+    async with Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}})) as running:
+        yield running
+
+
+async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
+    result = await hub.route_call(f"calendar__{tool}", args)
+    assert result.structured_content is not None, result.content
+    return result.structured_content
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- 1. offsets -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("given_start", "zone", "utc_start", "shown_zone", "local_start"), [
+    ("2026-06-10T11:00:00+02:00", None, "2026-06-10T09:00:00Z", "UTC", "2026-06-10T09:00:00Z"),
+    ("2026-06-10T11:00:00Z", None, "2026-06-10T11:00:00Z", "UTC", "2026-06-10T11:00:00Z"),
+    ("2026-06-10T11:00:00-05:30", "Asia/Tokyo", "2026-06-10T16:30:00Z", "Asia/Tokyo", "2026-06-11T01:30:00+09:00"),
+    ("2026-06-10T11:00:00", "America/New_York", "2026-06-10T15:00:00Z", "America/New_York", "2026-06-10T11:00:00-04:00"),
+])
+async def test_an_offset_instant_is_stored_as_that_instant(hub: Hub, given_start: str, zone: str | None, utc_start: str,
+                                                          shown_zone: str, local_start: str) -> None:
+    end = (utc(given_start) if utc(given_start).tzinfo else datetime.fromisoformat(given_start)) + timedelta(hours=1)
+    args = {"zone": zone} if zone else {}
+    created = await call(hub, "create_event", calendar_id=ADA, title="Sync", start=given_start, end=end.isoformat(), **args)
+    assert (created["start"]["utc"], created["start"]["zone"], created["start"]["local"]) == (utc_start, shown_zone, local_start)
+    fetched = await call(hub, "get_event", calendar_id=ADA, event_id=created["id"])
+    assert fetched["start"] == created["start"] and fetched["end"] == created["end"]
+    stored = (await EmbeddedCalendar(Path(os.environ["MCP_HUB_DATA_DIR"]))._load(ADA, created["id"]))[0]
+    assert 'TZID="UTC' not in stored and "TZID=UTC" not in stored
+
+
+async def test_update_with_an_offset_keeps_the_instant_and_the_events_zone(hub: Hub) -> None:
+    weekly = await call(hub, "create_event", calendar_id=ADA, title="Weekly", start="2026-06-01T10:00:00",
+                        end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=4")
+    moved = await call(hub, "update_event", calendar_id=ADA, event_id=weekly["id"], start="2026-06-01T11:00:00+02:00",
+                       end="2026-06-01T11:30:00+02:00")
+    assert moved["start"]["utc"] == "2026-06-01T09:00:00Z" and moved["start"]["zone"] == "Europe/London"
+    listed = await call(hub, "list_events", calendar_id=ADA, start="2026-06-01T00:00:00Z", end="2026-07-01T00:00:00Z")
+    assert [e["start"]["utc"][11:16] for e in listed["events"]] == ["09:00"] * 4
+    other = await call(hub, "update_event", calendar_id=ADA, event_id=weekly["id"], scope="this",
+                       instance_start="2026-06-08T10:00:00+01:00", start="2026-06-08T16:00:00", zone="Asia/Kolkata")
+    assert other["start"]["utc"] == "2026-06-08T10:30:00Z" and other["end"]["utc"] == "2026-06-08T11:00:00Z"
+
+
+# -- 2. DST gap and repeated hour ---------------------------------------------------------------
+
+async def test_spring_forward_gap_follows_rfc_5545_and_order_is_checked_on_instants(hub: Hub) -> None:
+    berlin = {"calendar_id": ADA, "zone": "Europe/Berlin"}
+    empty = await call(hub, "create_event", title="Gap", start="2026-03-29T02:30:00", end="2026-03-29T03:30:00", **berlin)
+    assert empty["code"] == "invalid_argument" and "does not exist in Europe/Berlin" in empty["message"]
+    shifted = await call(hub, "create_event", title="Gap", start="2026-03-29T02:30:00", end="2026-03-29T04:00:00", **berlin)
+    assert shifted["start"]["utc"] == "2026-03-29T01:30:00Z" and shifted["start"]["local"] == "2026-03-29T03:30:00+02:00"
+    assert shifted["end"]["utc"] == "2026-03-29T02:00:00Z"
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=shifted["id"]))["start"] == shifted["start"]
+    gap_series = await call(hub, "create_event", title="Night job", start="2026-03-29T02:30:00", end="2026-03-29T04:00:00",
+                            rrule="FREQ=DAILY;COUNT=3", **berlin)
+    assert gap_series["code"] == "invalid_argument" and "series cannot begin there" in gap_series["message"]
+    daily = await call(hub, "create_event", title="Night job", start="2026-03-28T02:30:00", end="2026-03-28T03:30:00",
+                       rrule="FREQ=DAILY;COUNT=3", **berlin)
+    runs = (await call(hub, "list_events", calendar_id=ADA, start="2026-03-28T00:00:00Z", end="2026-04-01T00:00:00Z"))["events"]
+    runs = [(e["start"]["local"], e["end"]["utc"]) for e in runs if e["id"] == daily["id"]]
+    assert runs == [("2026-03-28T02:30:00+01:00", "2026-03-28T02:30:00Z"),
+                    ("2026-03-29T03:30:00+02:00", "2026-03-29T02:30:00Z"),  # shifted by the gap, still one hour long
+                    ("2026-03-30T02:30:00+02:00", "2026-03-30T01:30:00Z")]
+
+
+async def test_fall_back_repeated_hour(hub: Hub) -> None:
+    berlin = {"calendar_id": ADA, "zone": "Europe/Berlin"}
+    first = await call(hub, "create_event", title="First", start="2026-10-25T02:30:00", end="2026-10-25T02:45:00", **berlin)
+    assert first["start"]["utc"] == "2026-10-25T00:30:00Z", "a repeated local time is its first occurrence"
+    second = await call(hub, "create_event", title="Second", start="2026-10-25T02:30:00+01:00", end="2026-10-25T02:45:00+01:00",
+                        **berlin)
+    assert second["start"]["utc"] == "2026-10-25T01:30:00Z" and second["end"]["utc"] == "2026-10-25T01:45:00Z"
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=second["id"]))["start"]["utc"] == "2026-10-25T01:30:00Z"
+
+
+# -- 3. RRULEs and the expansion bound ----------------------------------------------------------
+
+async def test_rrules_are_validated_and_dense_unbounded_series_refused(hub: Hub) -> None:
+    base = {"calendar_id": ADA, "title": "R", "start": "2026-06-10T09:00:00", "end": "2026-06-10T09:30:00"}
+    for rule, part in [("hello world", "hello world"), ("FREQ=DAILY;FOO=1", "FOO=1"), ("FREQ=WEEKLY;BYDAY=XX", "BYDAY=XX"),
+                       ("FREQ=DAILY;COUNT=0", "COUNT=0"), ("FREQ=FORTNIGHTLY", "FREQ=FORTNIGHTLY"),
+                       ("FREQ=DAILY;COUNT=3;UNTIL=20260701", "COUNT=3;UNTIL=20260701")]:
+        refused = await call(hub, "create_event", rrule=rule, **base)
+        assert refused["code"] == "invalid_argument" and part in refused["message"], (rule, refused)
+    for rule in ("FREQ=SECONDLY", "FREQ=MINUTELY", "FREQ=HOURLY", "FREQ=DAILY;BYHOUR=9,17", "FREQ=MINUTELY;COUNT=5000",
+                 "FREQ=HOURLY;UNTIL=20300101T000000Z", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"):
+        refused = await call(hub, "create_event", rrule=rule, **base)
+        assert refused["code"] == "invalid_argument" and "rrule" in refused["message"], (rule, refused)
+    hourly = await call(hub, "create_event", rrule="FREQ=HOURLY;COUNT=3", **base)
+    assert hourly["recurrence"] == ["RRULE:FREQ=HOURLY;COUNT=3"]
+    until = await call(hub, "create_event", rrule="freq=daily;until=20260612", **base)
+    assert until["recurrence"] == ["RRULE:FREQ=DAILY;UNTIL=20260612T225959Z"], "UNTIL as a date ends that day, in UTC"
+    garbage = await call(hub, "update_event", calendar_id=ADA, event_id=hourly["id"], rrule="hello world")
+    assert garbage["code"] == "invalid_argument"
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=hourly["id"]))["recurrence"] == ["RRULE:FREQ=HOURLY;COUNT=3"]
+    listed = await call(hub, "list_events", calendar_id=ADA, start="2026-06-10T00:00:00Z", end="2026-06-11T00:00:00Z")
+    assert [e["start"]["local"][11:16] for e in listed["events"] if e["id"] == hourly["id"]] == ["09:00", "10:00", "11:00"]
+
+
+async def test_dense_series_are_bounded_per_query_and_cost_only_their_people(hub: Hub, tmp_path: Path) -> None:
+    mallory = MALLORY
+    days = [f"2026-06-{d:02d}" for d in (1, 3, 5, 8, 10, 12)]
+    for day in days:  # each accepted (1,000 minutes); 6,000 together are over the per-query budget
+        made = await call(hub, "create_event", calendar_id=mallory, title="Ping", start=f"{day}T06:00:00Z",
+                          end=f"{day}T06:01:00Z", rrule="FREQ=MINUTELY;COUNT=1000")
+        assert "id" in made, made
+    spans = [(utc(f"{day}T06:00:00Z"), utc(f"{day}T06:00:00Z") + timedelta(minutes=1000)) for day in days]
+    window = {"window_start": "2026-06-01T00:00:00Z", "window_end": "2026-08-01T00:00:00Z"}  # 61 days
+    every_hour = {mallory: {"zone": "UTC", "start": "00:00", "end": "24:00",
+                            "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}}
+    found = await call(hub, "find_available_slots", participants=[mallory], duration_minutes=60, max_results=50,
+                       working_hours=every_hour, **window)
+    assert found["truncated"] is True and found["notes"]
+    slots = [(utc(s["start"]["utc"]), utc(s["end"]["utc"])) for s in found["slots"]]
+    assert slots and all(end <= s or e <= start for start, end in slots for s, e in spans), "never a slot in a busy minute"
+    assert slots[0] == (utc("2026-06-01T00:00:00Z"), utc("2026-06-01T01:00:00Z"))
+    listed = await call(hub, "list_events", calendar_id=mallory, start="2026-06-01T00:00:00Z", end="2026-07-01T00:00:00Z",
+                        limit=10)
+    assert listed["truncated"] is True and any("Ping" in n for n in listed["notes"]) and listed["next_cursor"]
+    busy = (await call(hub, "get_free_busy", participants=[mallory], start="2026-06-01T00:00:00Z",
+                       end="2026-08-01T00:00:00Z"))["participants"][0]
+    assert busy["truncated"] is True
+    assert [(utc(b["start"]), utc(b["end"])) for b in busy["busy"]] == spans, "one merged block a day, the cut one included"
+
+    # Older data written before validation: an unbounded FREQ=MINUTELY series (the issue's 14 s query).
+    store = EmbeddedCalendar(tmp_path)
+    await store.add_calendar("old@example.com", "Old", "UTC")
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:legacy@test\r\nDTSTAMP:20260101T000000Z\r\n"
+            "SUMMARY:Every minute\r\nDTSTART:20260601T000000Z\r\nDTEND:20260601T000100Z\r\nRRULE:FREQ=MINUTELY\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n")
+    await store._save("old@example.com", "legacy@test", text, None)
+    legacy = await call(hub, "list_events", calendar_id="old@example.com", start="2026-06-01T00:00:00Z", end="2026-08-01T00:00:00Z")
+    assert legacy["events"] == [] and legacy["truncated"] is True and "legacy@test" in legacy["notes"][0]
+    blocked = await call(hub, "find_available_slots", participants=["old@example.com"], duration_minutes=30, **window)
+    assert blocked["slots"] == [] and blocked["truncated"] is True
+
+    # Everyone else: complete answers, unaffected by either calendar.
+    others = await call(hub, "find_available_slots", participants=[ADA, "alan@example.com"], duration_minutes=60, **window)
+    assert others["truncated"] is False and others["notes"] == [] and others["unknown_participants"] == []
+    assert [s["start"]["utc"] for s in others["slots"][:2]] == ["2026-06-01T13:00:00Z", "2026-06-01T14:00:00Z"]
+
+
+# -- 4. fresh install ---------------------------------------------------------------------------
+
+async def test_fresh_install_without_demo_has_a_working_calendar(tmp_path: Path) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "hub.cli", "server", "calendar", "--transport", "stdio"],
+                                   env={**os.environ, "MCP_HUB_DATA_DIR": str(tmp_path), "TZ": "Asia/Kolkata"})
+    async with Client(params) as client:
+        async def tool(tool_name: str, /, **args: Any) -> dict[str, Any]:
+            result = await client.call_tool(tool_name, args)
+            assert result.structured_content is not None, result.content
+            return result.structured_content
+
+        calendars = (await tool("list_calendars"))["calendars"]
+        assert calendars == [{"id": "primary", "name": "My calendar", "zone": "Asia/Kolkata", "primary": True, "read_only": False}]
+        event = await tool("create_event", calendar_id="primary", title="Dentist", start="2026-06-10T10:00:00", end="2026-06-10T11:00:00")
+        assert event["start"]["utc"] == "2026-06-10T04:30:00Z"
+        made = await tool("create_calendar", calendar_id="bea@example.com", name="Bea", zone="Europe/Madrid")
+        assert made == {"id": "bea@example.com", "name": "Bea", "zone": "Europe/Madrid", "primary": False, "read_only": False}
+        assert await tool("create_calendar", calendar_id="bea@example.com", name="Bea", zone="Europe/Madrid") == made
+        assert (await tool("create_calendar", calendar_id="bea@example.com", name="Bea", zone="UTC"))["code"] == "conflict"
+        assert (await tool("create_calendar", calendar_id="x@example.com", name="X", zone="Mars/Base"))["code"] == "invalid_argument"
+        assert [c["id"] for c in (await tool("list_calendars"))["calendars"]] == ["primary", "bea@example.com"]
+        missing = await tool("create_event", calendar_id="nobody", title="x", start="2026-06-10T10:00:00", end="2026-06-10T11:00:00")
+        assert missing["code"] == "not_found" and "create_calendar" in missing["message"]
+
+
+# -- 5. unknown participants and bad inputs -----------------------------------------------------
+
+async def test_unknown_participants_are_reported_and_bad_inputs_refused(hub: Hub) -> None:
+    window = {"window_start": "2026-09-01T00:00:00Z", "window_end": "2026-09-02T00:00:00Z"}
+    found = await call(hub, "find_available_slots", participants=[ADA, "ghost@example.com"], duration_minutes=60, **window)
+    assert found["unknown_participants"] == ["ghost@example.com"] and "ghost@example.com" in found["notes"][0]
+    assert [s["start"]["utc"][11:16] for s in found["slots"]][:1] == ["08:00"], "Ada's hours; the ghost's are unknown"
+    nobody = await call(hub, "find_available_slots", participants=["ghost@example.com"], duration_minutes=60, **window)
+    assert nobody["code"] == "not_found" and "ghost@example.com" in nobody["message"]
+    fb = await call(hub, "get_free_busy", participants=[ADA, "ghost@example.com"], start="2026-09-01T00:00:00Z",
+                    end="2026-09-02T00:00:00Z")
+    assert fb["unknown_participants"] == ["ghost@example.com"]
+
+    base = {"calendar_id": ADA, "title": "x", "start": "2026-09-01T10:00:00", "end": "2026-09-01T11:00:00"}
+    negative = await call(hub, "create_event", reminders_minutes=[10, -5], **base)
+    assert negative["code"] == "invalid_argument" and "reminders_minutes" in negative["message"]
+    for bad in ("bob", "bob@", "@example.com", "bob example@example.com", "mailto:bob@example.com"):
+        refused = await call(hub, "create_event", attendees=["alan@example.com", bad], **base)
+        assert refused["code"] == "invalid_argument" and "attendees[1]" in refused["message"], bad
+    made = await call(hub, "create_event", attendees=["alan@example.com", "Alan@Example.com"], reminders_minutes=[0, 30], **base)
+    assert [a["email"] for a in made["attendees"]] == ["alan@example.com"] and made["reminders_minutes"] == [0, 30]
+    assert (await call(hub, "update_event", calendar_id=ADA, event_id=made["id"], attendees=["nope"]))["code"] == "invalid_argument"
+    events = (await call(hub, "list_events", calendar_id=ADA, start="2026-09-01T00:00:00Z", end="2026-09-02T00:00:00Z"))["events"]
+    assert [e["id"] for e in events] == [made["id"]], "nothing refused was stored"
+
+
+# -- the property: any offset instant round-trips ----------------------------------------------
+
+ZONES = [None, "UTC", "Europe/Berlin", "America/New_York", "America/St_Johns", "Asia/Kolkata", "Australia/Lord_Howe",
+         "Pacific/Chatham", "Pacific/Kiritimati"]
+TRANSITIONS = [datetime(2026, 3, 29, 1, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC), datetime(2026, 3, 8, 7, tzinfo=UTC),
+               datetime(2026, 11, 1, 6, tzinfo=UTC), datetime(2026, 4, 4, 15, tzinfo=UTC), datetime(2026, 10, 3, 15, tzinfo=UTC)]
+instants = st.one_of(
+    st.integers(0, 2 * 366 * 24 * 60).map(lambda m: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=m)),
+    st.tuples(st.sampled_from(TRANSITIONS), st.integers(-150, 150)).map(lambda t: t[0] + timedelta(minutes=t[1])),
+)
+PERSON = "p@example.com"
+offsets = st.tuples(st.sampled_from([-1, 1]), st.integers(0, 14), st.sampled_from([0, 30, 45])).map(
+    lambda o: o[0] * (o[1] * 60 + o[2])).filter(lambda minutes: -12 * 60 <= minutes <= 14 * 60)
+
+
+def as_offset(moment: datetime, minutes: int) -> str:
+    """The instant written with a UTC offset of `minutes` (e.g. -330 -> 2026-...-05:30)."""
+    return moment.astimezone(timezone(timedelta(minutes=minutes))).isoformat()
+
+
+@pytest.fixture
+def portal_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BlockingPortal, Hub]]:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    with start_blocking_portal() as portal:
+        portal.call(EmbeddedCalendar(tmp_path).add_calendar, PERSON, "P", "Europe/London")
+        with portal.wrap_async_context_manager(
+                Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}}))) as running:
+            yield portal, running
+
+
+def test_any_offset_instant_round_trips(portal_hub: tuple[BlockingPortal, Hub]) -> None:
+    portal, running = portal_hub
+
+    def run(tool: str, **args: Any) -> dict[str, Any]:
+        return portal.call(functools.partial(call, running, tool, **args))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(instants, offsets, offsets, st.integers(5, 600), st.sampled_from(ZONES))
+    def round_trip(moment: datetime, start_offset: int, end_offset: int, minutes: int, zone: str | None) -> None:
+        finish = moment + timedelta(minutes=minutes)
+        created = run("create_event", calendar_id=PERSON, title="T", start=as_offset(moment, start_offset),
+                      end=as_offset(finish, end_offset), **({"zone": zone} if zone else {}))
+        assert "id" in created, created
+        try:
+            assert (utc(created["start"]["utc"]), utc(created["end"]["utc"])) == (moment, finish), created
+            assert utc(created["start"]["local"]) == moment and created["start"]["zone"] in (zone or "UTC", "UTC")
+            fetched = run("get_event", calendar_id=PERSON, event_id=created["id"])
+            assert (fetched["start"], fetched["end"]) == (created["start"], created["end"])
+            span = {"start": (moment - timedelta(minutes=1)).isoformat(), "end": (finish + timedelta(minutes=1)).isoformat()}
+            listed = run("list_events", calendar_id=PERSON, **span)["events"]
+            assert [(utc(e["start"]["utc"]), utc(e["end"]["utc"])) for e in listed] == [(moment, finish)]
+            busy = run("get_free_busy", participants=[PERSON], **span)["participants"][0]["busy"]
+            assert [(utc(b["start"]), utc(b["end"])) for b in busy] == [(moment, finish)]
+        finally:  # every example starts with an empty calendar
+            run("delete_event", calendar_id=PERSON, event_id=created["id"], confirm=True)
+
+    round_trip()

@@ -1,0 +1,233 @@
+"""Faults through a real `mcp-hub serve` process (issue 18, items 1, 2 and 6): how the hub stops
+on SIGTERM / SIGINT / stdin close without leaving a process behind, how its stdio front answers
+malformed lines, and how it relays large and overlong results."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURES, PY, ROOT, free_port, write_config
+
+FAULTS = str(FIXTURES / "fault_server.py")
+
+
+def fault_server(*args: str) -> dict[str, Any]:
+    return {"command": PY, "args": [FAULTS, *args]}
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, what: str = "a state") -> Any:
+    """Poll until `predicate()` is truthy (a generous deadline, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie no longer does)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+class RawHub:
+    """`mcp-hub serve` on stdio, spoken to in raw bytes; every line it writes lands in `lines`."""
+
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self.popen = subprocess.Popen(
+            [PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "warning"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        )
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        self.seen: list[Any] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.put(line)
+
+    def send(self, data: bytes) -> None:
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(data if data.endswith(b"\n") else data + b"\n")
+        self.popen.stdin.flush()
+
+    def request(self, request_id: Any, method: str, params: Any = None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(json.dumps(message).encode())
+
+    def answer(self, match: Any, timeout: float = 60.0) -> Any:
+        """The next message (seen earlier or arriving) that `match` accepts."""
+        for index, message in enumerate(self.seen):
+            if match(message):
+                return self.seen.pop(index)
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            message = json.loads(line)
+            if match(message):
+                return message
+            self.seen.append(message)
+
+    def by_id(self, request_id: Any, timeout: float = 60.0) -> Any:
+        return self.answer(lambda m: isinstance(m, dict) and m.get("id") == request_id and "method" not in m, timeout)
+
+    def start(self, tools: set[str]) -> None:
+        """Handshake, then wait until `tools` are listed."""
+        self.request(0, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                       "clientInfo": {"name": "raw", "version": "1"}})
+        assert self.by_id(0)["result"]["protocolVersion"] == "2025-11-25"
+        self.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        counter = iter(range(10_000, 20_000))
+
+        def listed() -> bool:
+            ident = next(counter)
+            self.request(ident, "tools/list")
+            return tools <= {t["name"] for t in self.by_id(ident)["result"]["tools"]}
+
+        wait_for(listed, what=f"tools {sorted(tools)}")
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(10)
+
+
+# -- item 1: stopping -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["sigterm", "sigint", "stdin-closed", "http-sigterm"])
+def test_no_process_survives_the_hub(tmp_path: Path, how: str) -> None:
+    """A server that outlives its stdin and a helper of it that ignores SIGTERM both go."""
+    pidfile = tmp_path / "helper.pid"
+    config = write_config(tmp_path, {"f": fault_server("--helper", str(pidfile), "--linger-at-exit")})
+    argv = [PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "warning"]
+    if how == "http-sigterm":
+        argv += ["-t", "http", "--port", str(free_port())]
+    hub = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    helper = server = None
+    try:
+        helper = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the helper's pid"))
+        server = parent_of(helper)
+        assert alive(server) and parent_of(server) == hub.pid
+        if how == "stdin-closed":
+            assert hub.stdin is not None
+            hub.stdin.close()
+        else:
+            hub.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
+        status = hub.wait(60)
+        if how in ("sigterm", "http-sigterm"):
+            assert status == 143, "SIGTERM ends the hub as SIGINT does, with 128 + 15"
+        wait_for(lambda: not alive(server) and not alive(helper), what="the server and its helper to be gone")
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait(10)
+        for pid in (helper, server):
+            if pid is not None and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+# -- item 2: malformed lines on the stdio front ------------------------------------------------
+
+def test_malformed_lines_are_answered_and_the_session_goes_on(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"f": fault_server()})
+    hub = RawHub(config, {"MCP_HUB_MAX_LINE_BYTES": "65536"})
+    try:
+        hub.start({"f__echo", "f__sleep"})
+        hub.send(b"this is not json")
+        assert hub.by_id(None)["error"]["code"] == -32700
+        hub.send(b'{"jsonrpc":"2.0","id":1,"method":"tools/list","x":"\xff\xfe"}')
+        assert hub.by_id(None)["error"]["code"] == -32700  # not UTF-8: the id cannot be trusted
+        hub.send(b'[{"jsonrpc":"2.0","id":2,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/x"}]')
+        batch = hub.answer(lambda m: isinstance(m, list))
+        assert [(e["id"], e["error"]["code"]) for e in batch] == [(2, -32600)]
+        hub.send(b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":"f__echo"}')
+        assert hub.by_id(3)["error"]["code"] == -32602
+        hub.send(b'{"id":4,"method":"tools/list"}')
+        missing = hub.by_id(4)["error"]
+        assert missing["code"] == -32600 and "jsonrpc" in missing["message"]
+        hub.send(b'{"jsonrpc":"1.0","id":"five","method":"tools/list"}')
+        assert hub.by_id("five")["error"]["code"] == -32600
+        hub.send(b'{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"f__echo","arguments":{"text":"'
+                 + b"x" * 100_000 + b'"}}}')
+        overlong = hub.by_id(6)["error"]
+        assert overlong["code"] == -32600 and "65536" in overlong["message"]
+        hub.send(b'{"jsonrpc":"2.0","method":"notifications/nonsense","params":[1]}')  # never answered
+        # An id reused while its request is in flight: an error for the second, one answer for the first.
+        hub.request(7, "tools/call", {"name": "f__sleep", "arguments": {"seconds": 1.0}})
+        hub.request(7, "tools/call", {"name": "f__echo", "arguments": {"text": "second"}})
+        first = hub.by_id(7)
+        assert first["error"]["code"] == -32600 and "already in use" in first["error"]["message"]
+        assert hub.by_id(7)["result"]["structuredContent"] == {"result": "slept"}
+        hub.request(8, "tools/list")  # reused by a request the SDK serves
+        hub.request(8, "tools/call", {"name": "f__echo", "arguments": {"text": "x"}})
+        answers = [hub.by_id(8), hub.by_id(8)]
+        assert sorted("error" in a for a in answers) == [False, True]
+        assert any("tools" in a.get("result", {}) for a in answers)
+        # And the session goes on: every line so far had its answer, nothing else came.
+        hub.request(9, "tools/call", {"name": "f__echo", "arguments": {"text": "still here"}})
+        assert hub.by_id(9)["result"]["structuredContent"] == {"result": "still here"}
+        assert hub.seen == []
+    finally:
+        hub.close()
+
+
+# -- item 6: large results ---------------------------------------------------------------------
+
+def test_a_big_result_arrives_whole_and_a_small_call_is_not_held_up(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"f": fault_server(), "g": fault_server()})
+    hub = RawHub(config)
+    try:
+        hub.start({"f__blob", "g__echo"})
+        size = 6_000_000  # text and structuredContent: a 12 MB line, parsed and written off the loop
+        hub.request(1, "tools/call", {"name": "f__blob", "arguments": {"size": size}})
+        hub.request(2, "tools/call", {"name": "g__echo", "arguments": {"text": "small"}})
+        order = [hub.answer(lambda m: m.get("id") in (1, 2), timeout=120) for _ in range(2)]
+        assert [m["id"] for m in order] == [2, 1], "the small call must not wait for the big one"
+        big = order[1]["result"]
+        assert big["content"][0]["text"] == "x" * size and big["structuredContent"] == {"result": "x" * size}
+        hub.request(3, "tools/call", {"name": "f__echo", "arguments": {"text": "after"}})
+        assert hub.by_id(3)["result"]["structuredContent"] == {"result": "after"}
+    finally:
+        hub.close()
+
+
+def test_a_result_over_the_line_cap_fails_that_call_naming_the_cap(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"f": fault_server()})
+    hub = RawHub(config, {"MCP_HUB_MAX_LINE_BYTES": "2000000"})
+    try:
+        hub.start({"f__blob", "f__echo"})
+        hub.request(1, "tools/call", {"name": "f__blob", "arguments": {"size": 3_000_000}})
+        result = hub.by_id(1)["result"]
+        assert result["isError"] is True
+        error = result["structuredContent"]
+        assert "2000000 bytes" in error["message"] and "MCP_HUB_MAX_LINE_BYTES" in error["message"]
+        assert "exited" not in error["message"]
+        # The server stays connected: the next call on it just works.
+        hub.request(2, "tools/call", {"name": "f__echo", "arguments": {"text": "fine"}})
+        assert hub.by_id(2)["result"]["structuredContent"] == {"result": "fine"}
+    finally:
+        hub.close()

@@ -1,0 +1,118 @@
+"""Tool-search eval: hit@1, hit@5 and MRR of BM25 alone, embeddings alone and the shipped hybrid.
+
+usage: python -m tools.bench.tool_search_eval [--split dev|heldout|all] [--stdio] [--misses]
+
+The catalog is every built-in domain plus the distractor domains of
+`data/tool_search_distractors.json` (chat, mail, files, CRM, CI/CD, shop, payroll, notes, rooms),
+mounted in-process (or as stdio children with `--stdio`). The requests are
+`data/tool_search_queries.json`; request i is held out when i % 3 == 2 — tune on dev only.
+Also prints the `tools/list` token cost (JSON characters / 4) in `all` and `search` mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from hub.config import HubConfig, parse_config  # noqa: E402
+from tools.bench.catalog_server import load_catalog  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+MODES = ("bm25", "semantic", "hybrid")
+
+
+def eval_config(stdio: bool = False) -> HubConfig:
+    """Built-in domains + distractor domains (in-process, or stdio children)."""
+    from servers import BUILTIN_DOMAINS
+
+    servers: dict[str, Any] = {name: {"builtin": name} for name in sorted(BUILTIN_DOMAINS)}
+    for domain in load_catalog():
+        if stdio:
+            servers[domain] = {"command": sys.executable, "args": ["-m", "tools.bench.catalog_server", domain],
+                               "cwd": str(ROOT)}
+        else:
+            servers[domain] = {"module": f"tools.bench.catalog_server:{domain}"}
+    return parse_config({"mcpServers": servers, "hub": {"audit": {"enabled": False}}})
+
+
+def load_queries(split: str) -> list[tuple[str, str]]:
+    rows = [tuple(r) for r in json.loads((DATA / "tool_search_queries.json").read_text())]
+    if split == "dev":
+        return [r for i, r in enumerate(rows) if i % 3 != 2]  # type: ignore[misc]
+    if split == "heldout":
+        return [r for i, r in enumerate(rows) if i % 3 == 2]  # type: ignore[misc]
+    return rows  # type: ignore[return-value]
+
+
+def score(ranked: list[list[str]], expected: list[str]) -> dict[str, float]:
+    """hit@1, hit@5 and MRR (over the top 10) of rankings against the expected names."""
+    hit1 = hit5 = rr = 0.0
+    for names, want in zip(ranked, expected):
+        if want in names[:1]:
+            hit1 += 1
+        if want in names[:5]:
+            hit5 += 1
+        if want in names[:10]:
+            rr += 1.0 / (names.index(want) + 1)
+    n = max(len(expected), 1)
+    return {"hit@1": round(hit1 / n, 3), "hit@5": round(hit5 / n, 3), "mrr": round(rr / n, 3), "n": len(expected)}
+
+
+def tokens(obj: Any) -> int:
+    """Approximate tokens of a JSON payload: characters / 4."""
+    return len(json.dumps(obj, separators=(",", ":"))) // 4
+
+
+async def run(splits: list[str], stdio: bool, misses: bool) -> dict[str, Any]:
+    from hub.hub import Hub
+    from hub.search.meta import meta_tools
+    from hub.search.service import tool_search
+
+    report: dict[str, Any] = {}
+    async with Hub(eval_config(stdio)) as hub:
+        search = tool_search(hub)
+        search.refresh()
+        visible = hub.visible_tools(hub.access.local)
+        report["catalog_tools"] = len(visible)
+        report["tokens"] = {
+            "all": tokens([t.model_dump(by_alias=True, exclude_none=True) for t in visible]),
+            "all_without_output_schemas": tokens(
+                [t.model_dump(by_alias=True, exclude_none=True, exclude={"output_schema"}) for t in visible]),
+            "search": tokens([t.model_dump(by_alias=True, exclude_none=True) for t in meta_tools()]),
+        }
+        for split in splits:
+            queries = load_queries(split)
+            for mode in MODES:
+                ranked = [[h.name for h in search.search(q, 10, mode=mode)] for q, _ in queries]
+                report[f"{split}/{mode}"] = score(ranked, [w for _, w in queries])
+                if misses and mode == "hybrid":
+                    for (q, want), names in zip(queries, ranked):
+                        if names[:1] != [want]:
+                            where = names.index(want) + 1 if want in names else None
+                            print(f"  miss [{split}] {q!r}: want {want} (rank {where}), got {names[:3]}", file=sys.stderr)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=["dev", "heldout", "all"], action="append")
+    parser.add_argument("--stdio", action="store_true", help="run the distractor servers as stdio children")
+    parser.add_argument("--misses", action="store_true", help="print the hybrid ranking's misses to stderr")
+    args = parser.parse_args()
+    os.environ.setdefault("MCP_HUB_DATA_DIR", tempfile.mkdtemp(prefix="tool-search-eval-"))
+    report = anyio.run(run, args.split or ["dev", "heldout"], args.stdio, args.misses)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Tool-search latency at 1,000 tools: p50/p95 of `ToolIndex.search` (query embedding + BM25F +
+one matrix product + fusion), and of the keyword part alone, measured side by side in one run.
+
+usage: python -m tools.bench.tool_search_latency [--tools 1000] [--rounds 3]
+
+The catalog is the distractor catalog's tools renamed into as many namespaces as it takes to
+reach `--tools`; its vectors are computed once (and cached like the hub's). The queries are the
+eval's requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from hub.datadir import default_cache_dir  # noqa: E402
+from hub.search.documents import tool_doc  # noqa: E402
+from hub.search.index import ToolIndex  # noqa: E402
+from hub.search.vectors import VectorCache  # noqa: E402
+from hub.text.embedding import MiniLM  # noqa: E402
+from tools.bench.catalog_server import load_catalog  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tools", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    base = [(domain, tool) for domain, tools in load_catalog().items() for tool in tools]
+    docs = []
+    for i in range(args.tools):
+        domain, tool = base[i % len(base)]
+        namespace = f"{domain}{i // len(base)}"
+        docs.append(tool_doc(tool.model_copy(update={"name": f"{namespace}__{tool.name}"}), tool.name, namespace))
+    embedder = MiniLM()
+    index = ToolIndex(embedder, VectorCache(default_cache_dir(), embedder.name))
+    started = time.perf_counter()
+    index.update(docs)
+    build_s = time.perf_counter() - started
+    queries = [q for q, _ in json.loads((DATA / "tool_search_queries.json").read_text())]
+    index.search(queries[0], 10)  # warm up
+    timings: dict[str, list[float]] = {"hybrid": [], "bm25": []}
+    for _ in range(args.rounds):
+        for query in queries:
+            for mode in timings:
+                t0 = time.perf_counter()
+                index.search(query, 10, mode=mode)
+                timings[mode].append((time.perf_counter() - t0) * 1000)
+    report = {"tools": len(docs), "index_build_s": round(build_s, 2), "embedded": index.embedded,
+              **{f"{mode}_ms": {"p50": round(statistics.median(v), 2), "p95": round(percentile(v, 0.95), 2),
+                                "n": len(v)} for mode, v in timings.items()}}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
