@@ -11,13 +11,17 @@ import asyncio
 import json
 import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from hub.config import ConfigError, HubConfig, load_config, parse_config
 from hub.logsetup import configure_logging
 from servers import BUILTIN_DOMAINS
+
+if TYPE_CHECKING:
+    from hub.auth.keys import KeyStore
 
 
 def default_config() -> HubConfig:
@@ -115,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--data-dir", help="where memory.sqlite lives (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
         command.add_argument("--log-level", default="warning")
 
+    events = sub.add_parser("events", help="webhook events of the domains: list, dead-letter, replay ID")
+    events.add_argument("events_command", choices=["list", "dead-letter", "replay"])
+    events.add_argument("event_id", nargs="?", type=int, help="the event to reprocess (replay)")
+    events.add_argument("--domain", help="ticketing, hris, calendar or accounting (default: all; replay needs one)")
+    events.add_argument("--data-dir", help="where <domain>-events.sqlite lives (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
+    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+
     call = sub.add_parser("call", help="call one exposed tool and print its result")
     _add_config_arg(call)
     call.add_argument("name")
@@ -133,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_domain(args)
         if args.command == "memory":
             return _memory(args)
+        if args.command == "events":
+            return _events(args)
         config = resolve_config(args.config)
         if getattr(args, "data_dir", None):
             config.hub.data_dir = args.data_dir
@@ -210,6 +224,16 @@ def _run_domain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _events(args: argparse.Namespace) -> int:
+    from hub.datadir import resolve_data_dir
+    from servers.kit.webhooks.cli import run
+
+    if args.events_command == "replay" and args.event_id is None:
+        print("mcp-hub: events replay needs the event id (see `mcp-hub events list`)", file=sys.stderr)
+        return 2
+    return run(args.events_command, resolve_data_dir(args.data_dir), args.domain, args.event_id, args.json, args.limit)
+
+
 def _memory(args: argparse.Namespace) -> int:
     from hub.datadir import resolve_data_dir
     from servers.memory.cli import run
@@ -220,12 +244,26 @@ def _memory(args: argparse.Namespace) -> int:
 
 
 def _keys(config: HubConfig, args: argparse.Namespace) -> int:
+    from hub.auth.keys import KeyStore
+    from hub.datadir import resolve_data_dir
+    from hub.store import StoreUnavailable, open_shared_store
+
+    shared = open_shared_store(config.hub.store)  # PostgreSQL when hub.store.url is set (docs/deploy.md)
+    try:
+        return _keys_command(KeyStore(resolve_data_dir(config.hub.data_dir), shared), args)
+    except StoreUnavailable as exc:
+        print(f"mcp-hub: {exc}; nothing was changed. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
+        return 2
+    finally:
+        if shared is not None:
+            shared.close()
+
+
+def _keys_command(store: KeyStore, args: argparse.Namespace) -> int:
     import time
 
-    from hub.auth.keys import KeyStore, parse_duration
-    from hub.datadir import resolve_data_dir
+    from hub.auth.keys import parse_duration
 
-    store = KeyStore(resolve_data_dir(config.hub.data_dir))
     if args.keys_command == "create":
         try:
             expires = parse_duration(args.expires) if args.expires else None
@@ -260,9 +298,29 @@ def _audit(config: HubConfig, args: argparse.Namespace) -> int:
     from hub.auth.keys import parse_duration
     from hub.datadir import resolve_data_dir
 
+    from hub.store import StoreUnavailable, open_shared_store
+
     data_dir = resolve_data_dir(config.hub.data_dir)
+    shared = open_shared_store(config.hub.store)  # one audit table for every replica (docs/deploy.md)
+    try:
+        return _audit_command(data_dir, shared, args)
+    except StoreUnavailable as exc:
+        print(f"mcp-hub: {exc}. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
+        return 2
+    finally:
+        if shared is not None:
+            shared.close()
+
+
+def _audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+
+    from hub.audit.log import query
+    from hub.auth.keys import parse_duration
+
     if args.audit_command == "tail":
-        rows = query(data_dir, limit=args.n)
+        rows = query(data_dir, limit=args.n, table=shared)
     else:
         since = None
         if args.since:
@@ -274,7 +332,7 @@ def _audit(config: HubConfig, args: argparse.Namespace) -> int:
                 except ValueError:
                     print(f"mcp-hub: --since {args.since!r} is neither a duration (1h, 2d) nor an ISO time", file=sys.stderr)
                     return 2
-        rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit)
+        rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit, table=shared)
     for row in rows:
         if args.json:
             print(json.dumps(row))

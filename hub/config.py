@@ -23,11 +23,13 @@ from hub.settings import (
     AuditSettings,
     AuthSettings,
     BreakerSettings,
+    ClusterSettings,
     HttpSettings,
     MetricsSettings,
     RateLimitSettings,
     RestartSettings,
     RetrySettings,
+    StoreSettings,
     ToolOverride,
 )
 
@@ -178,6 +180,10 @@ class HubSettings(BaseModel):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     """Sessions per principal, request body size and read deadline (`hub.http_guard`, `hub.http_sessions`)."""
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    """Keys and audit: SQLite in the data dir, or PostgreSQL shared by replicas (`hub.store`)."""
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    """Several replicas behind a load balancer: Redis, session sealing secrets (docs/deploy.md)."""
 
 
 class HubConfig(BaseModel):

@@ -13,6 +13,7 @@ With auth off every caller is the same principal (`ANONYMOUS`).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 from uuid import uuid4
@@ -26,6 +27,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.session_ledger import ANONYMOUS, Owner, SessionLedger, SessionRefused
+
+logger = logging.getLogger("hub.http")
 
 SESSION_LIMIT_ERROR = -32000
 """JSON-RPC server-error code in the body of a 429/503 session refusal."""
@@ -83,6 +86,7 @@ class PrincipalSessionManager(StreamableHTTPSessionManager):
 
     def _close(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
         """End an idle session now, as its idle expiry would (its id answers 404 from here on)."""
+        logger.info("closing an idle session to make room under hub.http session limits")
         if transport.idle_scope is not None:
             transport.idle_scope.cancel()
         elif self._task_group is not None:

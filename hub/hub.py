@@ -33,9 +33,11 @@ from hub.express import DeadlineWatch, Done, Escalate, ExpressCall
 from hub.first_listing import FirstListing
 from hub.naming import namespaced_uri
 from hub.audit.log import AuditLog
+from hub.store import open_shared_store
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
+from hub.relay import attach_relays
 from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy, now
 from hub.wire import ToolResult, WireResult, strip_protocol_meta, wire_result
 
@@ -77,10 +79,19 @@ class Hub:
         )
         retry = RetryPolicy(lambda server: self.downstreams[server].config.retry)
         self.metrics = HubMetrics(self.status)
-        self.audit_log = AuditLog(self.data_dir, audit_digest_key(self.data_dir)) if config.hub.audit.enabled else None
+        self.shared_store = open_shared_store(config.hub.store)
+        """PostgreSQL for keys and audit shared by replicas (`hub.store.url`); None: SQLite in the data dir."""
+        if not config.hub.audit.enabled:
+            self.audit_log: AuditLog | None = None
+        elif self.shared_store is not None:
+            self.audit_log = AuditLog(self.data_dir, table=self.shared_store)
+        else:
+            self.audit_log = AuditLog(self.data_dir, audit_digest_key(self.data_dir))
         self.auditor = AuditPolicy(self.audit_log, config.hub.audit, self.metrics)
         limits = config.hub.rate_limit
-        buckets = RedisBuckets(limits.redis_url) if limits.backend == "redis" else MemoryBuckets()
+        # `hub.cluster.redis_url` is the Redis of a cluster; `rate_limit.redis_url`, when set, wins.
+        redis_url = config.hub.cluster.redis_url if "redis_url" not in limits.model_fields_set else None
+        buckets = RedisBuckets(redis_url or limits.redis_url) if limits.backend == "redis" else MemoryBuckets()
         self.rate_limits = RateLimitPolicy(limits, buckets)
         default_policies: list[CallPolicy] = [self.auditor, deadline_policy, retry, self.breakers, self.bulkheads]
         if self.rate_limits.configured:  # no limits configured: the layer would only cost time
@@ -96,6 +107,8 @@ class Hub:
         self._started = False
         self._remembered: dict[str, tuple[str, Listing]] = {}
         self.access = AccessControl(config)
+        self.log_relay, self.request_relay = attach_relays(self)
+        """What servers send toward clients: log messages, sampling/elicitation/roots (`hub.relay`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,6 +133,8 @@ class Hub:
             await self.rate_limits.buckets.aclose()
         if self.audit_log is not None:
             await anyio.to_thread.run_sync(self.audit_log.close)
+        if self.shared_store is not None:
+            await anyio.to_thread.run_sync(self.shared_store.close)
 
     async def _start_all(self) -> None:
         """Connect every server concurrently; wait (bounded) for each first attempt, then build the
@@ -219,6 +234,18 @@ class Hub:
             self._sync_server(downstream)
             if self.catalog.version != before:
                 self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
+
+    def set_server_enabled(self, name: str, enabled: bool) -> None:
+        """Stop a server and withdraw its tools, or start a stopped one again (admin console)."""
+        downstream = self.downstreams[name]
+        if not enabled:
+            downstream.stop()
+            self.catalog.remove_server(name)
+        elif downstream.state == "stopped" and self._task_group is not None:
+            downstream.resume()
+            self._task_group.start_soon(downstream.run)
+        if self._task_group is not None:
+            self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
 
     def _sync_server(self, downstream: Downstream) -> None:
         """One server's catalog part, in line with its state: a clash found now is logged, not raised."""

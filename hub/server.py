@@ -27,6 +27,7 @@ from hub.downstream.connection import ListKind
 from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
 from hub.search.front import SearchFront
+from hub.relay.front import install_relay_handlers
 from hub.wire import WireResult
 
 logger = logging.getLogger("hub.server")
@@ -141,7 +142,9 @@ def build_server(hub: Hub) -> HubServer:
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]
         try:
-            result = await hub.route_call(params.name, params.arguments, progress, principal=caller(), wire=True)
+            # A client able to answer sampling/elicitation/roots is tracked while its call runs (`hub.relay`).
+            with hub.request_relay.tracking(params.name, ctx.session, ctx.request_id, caller()):
+                result = await hub.route_call(params.name, params.arguments, progress, principal=caller(), wire=True)
         except UnknownTool:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}") from None
         # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
@@ -201,6 +204,7 @@ def build_server(hub: Hub) -> HubServer:
         get_tool_input_schema=input_schema,
     )
     server.middleware.append(clients.middleware)
+    install_relay_handlers(server, hub, caller)  # logging/setLevel, roots changes (`hub.relay`)
 
     async def announce(kind: ListKind) -> None:
         event = {"tools": ToolsListChanged, "resources": ResourcesListChanged, "prompts": PromptsListChanged}[kind]()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class RestartSettings(BaseModel):
@@ -143,5 +143,37 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body on any route (413 beyond it, declared or streamed)."""
     body_timeout_s: float = Field(default=10.0, gt=0)
-    """A request's head and body must arrive within this long of its first byte (else 408 and the
-    connection is closed)."""
+    """The request head, and then its body, must each arrive within this long: a late head closes
+    the connection, a late body is answered 408 and the connection closed."""
+
+
+class StoreSettings(BaseModel):
+    """Where API keys and the audit log live (`hub.store`): SQLite in the data dir by default, or one
+    PostgreSQL database shared by every replica (`url = "postgresql://user:pw@host:5432/db"`, or the
+    `$MCP_HUB_STORE_URL` environment variable, which keeps the password out of the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: SecretStr | None = None
+    pool_size: int = Field(default=8, ge=1, le=100)
+    """Connections per replica (key lookups and audit batches share them)."""
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """Longest wait for a connection; statements are cut after 5x this."""
+    key_cache_s: float = Field(default=1.0, ge=0, le=60)
+    """How long a replica reuses a key lookup: a revocation is effective everywhere within this long."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL; leave it out for SQLite in the data dir")
+        return value
+
+
+class ClusterSettings(BaseModel):
+    """Several replicas behind one load balancer (`hub.cluster`, docs/deploy.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    redis_url: str | None = None
+    """Redis shared by the replicas: rate-limit buckets (when `rate_limit.redis_url` is not set)."""
+    session_secrets: list[SecretStr] = Field(default_factory=list)
+    """Keys sealing 2025-11-25 session ids so any replica can continue a session (docs/deploy.md)."""

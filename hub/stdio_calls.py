@@ -57,6 +57,7 @@ class StdioToolCalls:
         self._server_info = {"name": hub.config.hub.name, "version": __version__}
         self._handshake_requested: str | None = None
         self._initialized = False
+        self._relay_capable = False
         self._in_flight: dict[str, asyncio.Task[None] | ExpressCall] = {}
         self._writing: set[asyncio.Task[None]] = set()
         self.guard = FrontGuard(self._reply_now)
@@ -107,7 +108,7 @@ class StdioToolCalls:
         if modern:
             if meta[PROTOCOL_VERSION_META_KEY] not in MODERN_PROTOCOL_VERSIONS or CLIENT_CAPABILITIES_META_KEY not in meta:
                 return False  # the SDK answers a malformed envelope with the error the spec names
-        elif not self._initialized:
+        elif not self._initialized or self._relay_capable:
             return False
         key = _id_key(request_id)
         if key in self._in_flight or self.guard.busy(key):
@@ -150,6 +151,10 @@ class StdioToolCalls:
         if b'"initialize"' in line:
             params = message.get("params") if message.get("method") == "initialize" else None
             self._handshake_requested = params.get("protocolVersion") if isinstance(params, dict) else None
+            caps = params.get("capabilities") if isinstance(params, dict) else None
+            # A client that can answer sampling/elicitation/roots gets its calls from the SDK's server,
+            # which relays a server's requests to it (`hub.relay`); this path has no way back.
+            self._relay_capable = isinstance(caps, dict) and any(k in caps for k in ("sampling", "elicitation", "roots"))
         elif b'"notifications/initialized"' in line and self._handshake_requested == HANDSHAKE_VERSION:
             self._initialized = message.get("method") == "notifications/initialized"
 

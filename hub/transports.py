@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub.http_guard import HttpGuard, head_deadline_protocol
 from hub.http_sessions import PrincipalSessionManager, sse_endpoint
 from hub.hub import Hub
+from hub.store.health import store_health
 from hub.session_ledger import SessionLedger
 from hub.stdio_calls import StdioToolCalls
 from hub.stdio_pipes import pipe_stdio
@@ -67,11 +68,14 @@ def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | 
     up = [name for name, s in servers.items() if s["health"] != "down"]
     limiter = hub.rate_limits.health()  # None unless the limiter's store is shared (Redis)
     limiter_down = limiter is not None and limiter["state"] != "ok"
-    body: dict[str, Any] = {"status": "degraded" if degraded or limiter_down else "ok"}
+    store = store_health(hub)  # keys and audit: this replica's view of SQLite / PostgreSQL
+    store_down = store.get("state", "ok") != "ok" or not store.get("writing", True)
+    body: dict[str, Any] = {"status": "degraded" if degraded or limiter_down or store_down else "ok"}
     if detailed:
         body.update(degraded=degraded, tools=len(hub.catalog.tools()), servers=servers)
         if limiter is not None:
             body["rate_limiter"] = limiter
+        body["store"] = store
         if sessions is not None:
             body["sessions"] = sessions
     return JSONResponse(body, status_code=200 if up or not servers else 503)
@@ -121,6 +125,9 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         lifespan = lambda app: manager.run()  # noqa: E731
     webhooks = HubWebhooks(hub)  # POST /webhooks/<namespace>/<provider> for in-process domains (hub.webhooks)
     routes.append(webhooks.route())
+    from hub.admin import admin_app  # Jinja2 and the console load only for an HTTP hub (docs/console.md)
+
+    routes.append(Mount("/admin", app=admin_app(hub, auth)))
     lifespan = with_webhook_lifespan(webhooks, lifespan)
     app = Starlette(routes=routes, middleware=auth.middleware() if auth else [], lifespan=lifespan)
     return HttpGuard(app, security, limits.max_body_bytes, limits.body_timeout_s)

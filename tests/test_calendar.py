@@ -81,7 +81,8 @@ async def test_series_edits_by_scope(hub: Hub) -> None:
     series = await call(hub, "create_event", calendar_id="ada@example.com", title="1:1", start="2026-06-01T10:00:00",
                         end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=6", attendees=["alan@example.com"], idempotency_key="s1")
     again = await call(hub, "create_event", calendar_id="ada@example.com", title="1:1", start="2026-06-01T10:00:00",
-                       end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=6", idempotency_key="s1")
+                       end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=6", attendees=["alan@example.com"],
+                       idempotency_key="s1")
     assert again["id"] == series["id"]
     sid = series["id"]
     span = {"calendar_id": "ada@example.com", "start": "2026-06-01T00:00:00Z", "end": "2026-07-15T00:00:00Z"}

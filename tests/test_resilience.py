@@ -350,11 +350,20 @@ async def test_http_downstream_health_check_and_reconnect(tmp_path: Path, procs:
         assert (await route(hub, "web__echo", {"text": "3"})).structured_content == {"result": "3"}
 
 
+def wait_for_health(base: str, ready: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """`/healthz` once `ready(body)` holds: `serve` listens before its servers are up."""
+    deadline = time.monotonic() + timeout
+    while not ready(body := httpx.get(f"{base}/healthz").json()):
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    return body  # type: ignore[no-any-return]
+
+
 def test_status_command_and_healthz(tmp_path: Path, procs: list) -> None:
     config = write_config(tmp_path, {"e": echo_stdio(), "bad": echo_stdio("--exit-at-start")})
     url = start_hub_http(procs, config)
     base = url.removesuffix("/mcp")
-    body = httpx.get(f"{base}/healthz").json()
+    body = wait_for_health(base, lambda b: b["servers"]["e"]["health"] == "connected" and b["servers"]["bad"]["last_error"])
     assert body["status"] == "degraded" and body["degraded"] == ["bad"]
     assert set(body["servers"]["e"]) >= {"health", "breaker", "in_flight", "restarts", "last_error", "p50_ms", "p95_ms"}
     done = subprocess.run([PY, "-m", "hub.cli", "status", "--url", base], capture_output=True, text=True, cwd=ROOT)

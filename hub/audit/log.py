@@ -1,4 +1,5 @@
-"""Audit rows in SQLite (`audit.sqlite` in the data dir), written off the event loop.
+"""Audit rows in SQLite (`audit.sqlite` in the data dir) or PostgreSQL (`hub.store`), written off
+the event loop.
 
 Rows are queued and inserted in batches by one writer thread, so recording never blocks a call.
 If the store fails (disk full, file unwritable) or the queue overflows, the log turns unhealthy
@@ -20,37 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hub.datadir import open_db
+from hub.store.base import AUDIT_COLUMNS, AuditFilter, AuditTable, StoreUnavailable
 
 logger = logging.getLogger("hub.audit")
 
-_MIGRATIONS = [
-    """CREATE TABLE audit (
-        id INTEGER PRIMARY KEY,
-        ts REAL NOT NULL,
-        request_id TEXT NOT NULL,
-        principal TEXT NOT NULL,
-        tool TEXT NOT NULL,
-        server TEXT,
-        outcome TEXT NOT NULL,
-        error_code TEXT,
-        latency_ms REAL,
-        args_digest TEXT,
-        args TEXT
-    );
-    CREATE INDEX audit_ts ON audit(ts);
-    CREATE INDEX audit_principal ON audit(principal, ts);
-    CREATE INDEX audit_tool ON audit(tool, ts)""",
-    # Who, exactly: `api_key` + the key's id, `jwt` + the issuer (the subject is `principal`), or
-    # `local`; so a JWT `sub` equal to an API key's principal name is told apart.
-    """ALTER TABLE audit ADD COLUMN auth_kind TEXT;
-    ALTER TABLE audit ADD COLUMN credential TEXT""",
-]
-COLUMNS = ("ts", "request_id", "principal", "tool", "server", "outcome", "error_code", "latency_ms", "args_digest", "args",
-           "auth_kind", "credential")
+COLUMNS = AUDIT_COLUMNS
 VALUE_LIMIT = 1024
 """Kept argument values are stored cut to this many characters (the digest covers them whole)."""
-_INSERT = f"INSERT INTO audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 class AuditEvent(NamedTuple):
@@ -78,9 +55,27 @@ LINGER_S = 0.02
 """How long the writer waits after the first row of a batch before writing it."""
 
 
+PROBE_INTERVAL_S = 1.0
+"""While a remote store is down, the writer checks it this often (so `/healthz` shows recovery with no
+call). The embedded SQLite store is only retried by the next row: a read would succeed on a file
+that still refuses writes."""
+
+
 class AuditLog:
-    def __init__(self, data_dir: Path, digest_key: bytes, max_queue: int = 10_000) -> None:
-        self.path = data_dir / "audit.sqlite"
+    """Audit rows written in batches by one thread, to SQLite in `data_dir` or a shared `table`.
+
+    `digest_key` None: the table's own (per data dir, or per PostgreSQL database, so every
+    replica's argument digests compare equal), fetched by the writer on its first batch.
+    """
+
+    def __init__(self, data_dir: Path, digest_key: bytes | None = None, max_queue: int = 10_000,
+                 table: AuditTable | None = None) -> None:
+        if table is None:
+            from hub.store.sqlite import SqliteAudit
+
+            table = SqliteAudit(data_dir)
+        self.table = table
+        self.path = getattr(table, "path", None)
         self._digest_key = digest_key
         # A deque, not a queue.Queue: appending takes no lock, so recording costs a call next to
         # nothing; the writer is woken once per batch, by the first row after it went to sleep.
@@ -92,9 +87,17 @@ class AuditLog:
         self._closing = False
         self.healthy = True
         self.last_error: str | None = None
-        self._db = open_db(self.path, _MIGRATIONS)
         self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The SQLite connection (tests make the embedded store read-only through it)."""
+        return self.table._db  # type: ignore[attr-defined,no-any-return]
+
+    def health(self) -> dict[str, Any]:
+        """For `/healthz`: the store's backend and whether rows are being written."""
+        return {**self.table.health(), "writing": self.healthy, **({"last_error": self.last_error} if not self.healthy else {})}
 
     def record(self, event: AuditEvent) -> None:
         """Queue one row (from the event loop's thread)."""
@@ -119,7 +122,10 @@ class AuditLog:
 
     def _write_loop(self) -> None:
         while True:
-            self._wake.wait()
+            woken = self._wake.wait(None if self.healthy or not self.table.remote else PROBE_INTERVAL_S)
+            if not woken and not self._closing:
+                self._probe()
+                continue
             if not self._closing:
                 # Let a burst gather: one wake-up and one transaction per LINGER_S instead of per
                 # call, so auditing costs a busy hub almost nothing.
@@ -134,18 +140,31 @@ class AuditLog:
 
     def _write(self, batch: list[AuditEvent]) -> None:
         try:
-            # One transaction per batch: in autocommit mode each row would be a commit of its own
-            # (a WAL append and lock round per row, about four times the cost).
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany(_INSERT, [self._row(event) for event in batch])
-            if not self.healthy:
-                logger.warning("audit store is writable again")
-            self.healthy, self.last_error = True, None
-        except sqlite3.Error as exc:
-            self._fail(f"cannot write {self.path}: {exc}")
+            if self._digest_key is None:
+                self._digest_key = self.table.digest_key()
+            self.table.audit_insert([self._row(event) for event in batch])
+        except StoreUnavailable as exc:
+            # The batch is dropped, not retried: a retry after an unknown commit could store a
+            # call twice. The calls it held were let through under `audit.on_failure`.
+            self._fail(f"{exc} ({len(batch)} row(s) not written)")
+            return
+        self._ok()
+
+    def _probe(self) -> None:
+        try:
+            self.table.ping()
+        except StoreUnavailable as exc:
+            self.last_error = str(exc)
+            return
+        self._ok()
+
+    def _ok(self) -> None:
+        if not self.healthy:
+            logger.warning("audit store is writable again")
+        self.healthy, self.last_error = True, None
 
     def _row(self, event: AuditEvent) -> tuple[Any, ...]:
+        assert self._digest_key is not None
         canonical = json.dumps(event.arguments, sort_keys=True, separators=(",", ":"), default=str)
         digest = hmac.digest(self._digest_key, canonical.encode(), "sha256").hex()
         return (*event[:8], digest, redact_arguments(event.arguments, event.keep), event.auth_kind, event.credential)
@@ -163,26 +182,16 @@ def query(
     since: float | None = None,
     outcome: str | None = None,
     limit: int = 100,
+    table: AuditTable | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest-last audit rows matching the filters (read-only connection)."""
-    path = data_dir / "audit.sqlite"
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    clauses, params = [], []
-    for column, value in (("principal", principal), ("tool", tool), ("outcome", outcome)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(since)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM audit {where} ORDER BY id DESC LIMIT ?", [*params, limit]
-    ).fetchall()
-    conn.close()
-    return [dict(zip(COLUMNS, row, strict=True)) for row in reversed(rows)]
+    """Newest-last audit rows matching the filters: from `table` (PostgreSQL) when given, else the
+    data dir's SQLite file (read-only connection)."""
+    flt = AuditFilter(principal, tool, since, outcome, limit)
+    if table is not None:
+        return table.audit_query(flt)
+    from hub.store.sqlite import query_file
+
+    return query_file(data_dir / "audit.sqlite", flt)
 
 
 def redact_arguments(arguments: dict[str, Any], keep: frozenset[str]) -> str:

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from hub.config import ServerConfig
 
 META_KEY = "io.mcp-hub/caller"
-HUB_META_PREFIX = "io.mcp-hub/"
 SECRET_ENV = "MCP_HUB_CALLER_SECRET"
 AUDIENCE_ENV = "MCP_HUB_CALLER_AUDIENCE"
 TOKEN_TTL_S = 60.0

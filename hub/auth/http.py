@@ -19,7 +19,10 @@ from mcp.server.auth.routes import build_resource_metadata_url, create_protected
 from mcp.server.auth.settings import AuthSettings as SdkAuthSettings
 from pydantic import AnyHttpUrl
 from starlette.middleware import Middleware
+from starlette.authentication import AuthenticationError
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -27,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub.auth.jwt import JwtVerifier
 from hub.auth.keys import KeyStore
 from hub.auth.scopes import grants
-from hub.auth.verifier import HubTokenVerifier
+from hub.auth.verifier import HubTokenVerifier, KeyStoreDown
 from hub.hub import Hub
 
 logger = logging.getLogger("hub.auth")
@@ -41,7 +44,7 @@ class HttpAuth:
 
     def middleware(self) -> list[Middleware]:
         return [
-            Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(self.verifier)),
+            Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(self.verifier), on_error=store_down_response),
             Middleware(AuthContextMiddleware),
         ]
 
@@ -74,7 +77,8 @@ def http_auth(hub: Hub, host: str, port: int) -> HttpAuth | None:
             logger.warning("serving on %s without authentication: anyone who can reach it can call every tool", host)
         return None
     resource = resource_url(hub, host, port)
-    keys = KeyStore(hub.data_dir) if auth.api_keys else None
+    store = hub.config.hub.store
+    keys = (KeyStore(hub.data_dir, hub.shared_store, store.key_cache_s) if auth.api_keys else None)
     jwt = JwtVerifier(auth.jwt, resource) if auth.jwt else None
     servers = auth.authorization_servers or ([auth.jwt.issuer] if auth.jwt else [resource.rsplit("/", 1)[0]])
     settings = SdkAuthSettings(
@@ -84,6 +88,18 @@ def http_auth(hub: Hub, host: str, port: int) -> HttpAuth | None:
         validate_token_resource=False,  # the verifier checks `aud` itself
     )
     return HttpAuth(settings, HubTokenVerifier(keys, jwt, resource), build_resource_metadata_url(AnyHttpUrl(resource)))
+
+
+def store_down_response(conn: HTTPConnection, exc: AuthenticationError) -> Response:
+    """503 + Retry-After when a key could not be checked (the key store is down); anything else the
+    authentication backend refuses is a malformed request (Starlette's default, 400)."""
+    if isinstance(exc, KeyStoreDown):
+        logger.error("API key not checked: %s", exc)
+        body = {"error": "temporarily_unavailable",
+                "error_description": "the hub's key store is unreachable, so the API key could not be checked; "
+                                     "retry in a few seconds (the operator sees the outage in /healthz)"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+    return JSONResponse({"error": "invalid_request", "error_description": str(exc)[:200]}, status_code=400)
 
 
 class RequireBearer:

@@ -1,4 +1,4 @@
-"""API keys: created once and shown once; only a salted hash is stored (SQLite in the data dir).
+"""API keys: created once and shown once; only a salted hash is stored (SQLite or PostgreSQL, `hub.store`).
 
 A key looks like `mcphub_<id>_<secret>`: the id finds the row, the 256-bit random secret is
 checked against `HMAC-SHA256(salt, secret)`. With that much entropy a slow KDF buys nothing, and a
@@ -15,22 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.datadir import open_db
+import anyio
+
+from hub.store.base import KeyRow, KeyTable
 
 PREFIX = "mcphub_"
 _KEY_RE = re.compile(r"^mcphub_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-_MIGRATIONS = [
-    """CREATE TABLE api_keys (
-        key_id TEXT PRIMARY KEY,
-        principal TEXT NOT NULL,
-        scopes TEXT NOT NULL,
-        salt BLOB NOT NULL,
-        digest TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        expires_at REAL,
-        revoked_at REAL
-    )""",
-]
 _DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -60,49 +50,80 @@ def _digest(salt: bytes, secret: str) -> str:
     return hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()
 
 
-class KeyStore:
-    """The `api_keys` table."""
+def _record(row: KeyRow) -> KeyRecord:
+    return KeyRecord(row.key_id, row.principal, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at)
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "keys.sqlite"
-        self._db = open_db(self.path, _MIGRATIONS)
+
+class KeyStore:
+    """The `api_keys` table: SQLite in `data_dir` unless a shared `table` (PostgreSQL) is given.
+
+    With a remote table, lookups run off the event loop (`averify`) and are reused for `cache_s`
+    seconds, so a revocation on any replica is effective on every other within that long. A
+    remote table that does not answer raises `StoreUnavailable` (never "invalid key").
+    """
+
+    def __init__(self, data_dir: Path | None = None, table: KeyTable | None = None, cache_s: float = 0.0) -> None:
+        if table is None:
+            from hub.store.sqlite import SqliteKeys
+
+            assert data_dir is not None, "KeyStore needs a data dir or a table"
+            table = SqliteKeys(data_dir)
+        self.table = table
+        self.path = getattr(table, "path", None)
+        self._cache_s = cache_s if table.remote else 0.0
+        self._cache: dict[str, tuple[float, KeyRow | None]] = {}
 
     def create(self, principal: str, scopes: list[str], expires_in_s: float | None = None) -> tuple[str, KeyRecord]:
         """Create a key; the returned string is the only time the secret exists outside the caller."""
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = time.time()
         expires_at = now + expires_in_s if expires_in_s else None
-        self._db.execute(
-            "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            (key_id, principal, " ".join(scopes), salt, _digest(salt, secret), now, expires_at),
-        )
-        return f"{PREFIX}{key_id}_{secret}", KeyRecord(key_id, principal, tuple(scopes), now, expires_at, None)
+        row = KeyRow(key_id, principal, " ".join(scopes), salt, _digest(salt, secret), now, expires_at, None)
+        self.table.key_insert(row)
+        return f"{PREFIX}{key_id}_{secret}", _record(row)
 
     def verify(self, key: str) -> KeyRecord | None:
         """The record for a valid, unrevoked, unexpired key; None otherwise (constant-time compare)."""
         match = _KEY_RE.match(key)
         if not match:
             return None
-        row = self._db.execute(
-            "SELECT key_id, principal, scopes, created_at, expires_at, revoked_at, salt, digest "
-            "FROM api_keys WHERE key_id = ?",
-            (match.group(1),),
-        ).fetchone()
-        if row is None or not hmac.compare_digest(row[7], _digest(row[6], match.group(2))):
+        return self._check(self._cached(match.group(1)) or self.table.key_get(match.group(1)), match.group(2))
+
+    async def averify(self, key: str) -> KeyRecord | None:
+        """`verify` for the event loop: a remote lookup runs in a worker thread, then is cached."""
+        match = _KEY_RE.match(key)
+        if not match:
             return None
-        record = KeyRecord(row[0], row[1], tuple(row[2].split()), row[3], row[4], row[5])
+        key_id = match.group(1)
+        hit = self._cache.get(key_id)
+        if hit is not None and hit[0] > time.monotonic():
+            row = hit[1]
+        elif self.table.remote:
+            row = await anyio.to_thread.run_sync(self.table.key_get, key_id)
+            if self._cache_s > 0:
+                if len(self._cache) >= 10_000:
+                    self._cache.clear()  # bounded: unknown ids are cached too
+                self._cache[key_id] = (time.monotonic() + self._cache_s, row)
+        else:
+            row = self.table.key_get(key_id)
+        return self._check(row, match.group(2))
+
+    def _cached(self, key_id: str) -> KeyRow | None:
+        hit = self._cache.get(key_id)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    @staticmethod
+    def _check(row: KeyRow | None, secret: str) -> KeyRecord | None:
+        if row is None or not hmac.compare_digest(row.digest, _digest(row.salt, secret)):
+            return None
+        record = _record(row)
         return record if record.active(time.time()) else None
 
     def list(self) -> list[KeyRecord]:
-        rows = self._db.execute(
-            "SELECT key_id, principal, scopes, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at"
-        ).fetchall()
-        return [KeyRecord(r[0], r[1], tuple(r[2].split()), r[3], r[4], r[5]) for r in rows]
+        return [_record(row) for row in self.table.key_list()]
 
     def revoke(self, key_id: str) -> bool:
         """Revoke by id (the part after `mcphub_`); False if there is no such active key."""
         key_id = key_id.removeprefix(PREFIX).split("_")[0]
-        cursor = self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id)
-        )
-        return cursor.rowcount == 1
+        self._cache.pop(key_id, None)
+        return self.table.key_revoke(key_id, time.time())

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from mcp.server.auth.provider import AccessToken
+from starlette.authentication import AuthenticationError
 
 from hub.auth.jwt import JwtVerifier
 from hub.auth.keys import PREFIX, KeyStore
+from hub.store.base import StoreUnavailable
+
+
+class KeyStoreDown(AuthenticationError):
+    """An API key could not be checked because the shared key store did not answer: the request is
+    answered 503 with Retry-After (`hub.auth.http.store_down_response`), never 401 — the key may
+    well be valid, and the client should retry rather than ask its user for a new one."""
 
 
 class HubTokenVerifier:
@@ -18,7 +26,10 @@ class HubTokenVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if token.startswith(PREFIX):
-            record = self.keys.verify(token) if self.keys is not None else None
+            try:
+                record = await self.keys.averify(token) if self.keys is not None else None
+            except StoreUnavailable as exc:
+                raise KeyStoreDown(str(exc)) from exc
             if record is None:
                 return None
             return AccessToken(

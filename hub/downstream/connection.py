@@ -93,6 +93,10 @@ class Downstream:
         self.log = logging.getLogger(f"hub.downstream.{self.name}")
         self.caller = CallerChannel.for_server(config)
         """How this server learns each call's caller (`hub.auth.caller_channel`)."""
+        self.relay_callbacks: dict[str, Any] = {}
+        """Sampling / elicitation / roots callbacks for the session (`hub.relay.requests`)."""
+        self.on_log: Callable[[Downstream, types.LoggingMessageNotificationParams], Awaitable[None]] | None = None
+        """Where this server's `notifications/message` go (`hub.relay.logs`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -204,6 +208,18 @@ class Downstream:
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()
 
+    def restart(self, reason: str) -> None:
+        """End the current connection (a child process exits); the supervisor reconnects as after a loss."""
+        self.error = reason
+        if self._attempt_scope is not None:
+            self._attempt_scope.cancel()
+
+    def resume(self) -> None:
+        """Allow `run()` again after `stop()` (the admin console's enable)."""
+        self._stop = anyio.Event()
+        self.first_attempt = anyio.Event()
+        self._set_state("starting")
+
     def _mark_lost(self, returncode: int | None, last_stderr: list[str]) -> None:
         tail = f"; last stderr: {' | '.join(last_stderr)[-300:]}" if last_stderr else ""
         self._lose(f"process exited with code {returncode}{tail}")
@@ -251,6 +267,7 @@ class Downstream:
             message_handler=self._on_message,
             cache=None,
             client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
+            **self.relay_callbacks,
         )
 
     # -- discovery -------------------------------------------------------------------------
@@ -298,6 +315,8 @@ class Downstream:
             kind = "resources"
         elif isinstance(message, types.PromptListChangedNotification):
             kind = "prompts"
+        elif isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
+            await self.on_log(self, message.params)
         if kind is not None:
             # Refetching inside the message handler would deadlock the session's reader.
             self._refresh_soon(kind)

@@ -82,7 +82,8 @@ class AuditPolicy:
         return HubToolError(
             "unavailable",
             f"the hub's audit log is unavailable ({self.audit.last_error}), so {call.route.exposed} is refused "
-            "until it recovers; read-only tools still work. Ask the hub's operator to check the data directory.",
+            "until it recovers; read-only tools still work. Ask the hub's operator to check the audit store "
+            "(the data directory, or hub.store.url; /healthz shows its state).",
         )
 
     def observe(self, call: ToolCall, outcome: str, code: str | None, seconds: float) -> None:

@@ -12,6 +12,7 @@ import anyio
 from hub.wire import ToolResult
 from hub.errors import HubToolError
 from hub.policies.base import CallNext, ToolCall, now
+from hub.relay.upstream import current_upstream
 
 
 async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
@@ -32,6 +33,8 @@ async def deadline_policy(call: ToolCall, call_next: CallNext) -> ToolResult:
 
         call.progress = on_progress
         call.deadline_scope = scope
+        if (upstream := current_upstream.get()) is not None:
+            upstream.call = call  # a relayed sampling/elicitation pauses this call's idle timer (`hub.relay`)
         try:
             return await call_next(call)
         finally:

@@ -18,6 +18,7 @@ from servers.calendar.backend import IcalBackend
 from servers.calendar.model import Attendee, Calendar, NewEvent
 from servers.calendar.timeutil import local_zone
 from servers.kit.errors import DomainError, not_found
+from servers.kit.webhooks.feed import emit_change
 from servers.kit.store import Store
 
 _MIGRATIONS = [
@@ -66,6 +67,7 @@ class EmbeddedCalendar(IcalBackend):
             if is_primary:
                 db.execute("UPDATE calendars SET is_primary = 0")
             db.execute("INSERT INTO calendars VALUES (?, ?, ?, ?)", (calendar_id, name, zone, int(is_primary)))
+            emit_change(db, "calendar", calendar_id, "created")
             return Calendar(id=calendar_id, name=name, zone=zone, primary=is_primary)
 
         return await self.store.run(run)
@@ -103,13 +105,15 @@ class EmbeddedCalendar(IcalBackend):
             if expected_etag is not None and (row is None or row["etag"] != expected_etag):
                 raise DomainError("conflict", f"event {uid} changed while it was being updated; get it again")
             db.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?)", (uid, calendar_id, text, etag, datetime.now(UTC).isoformat()))
+            emit_change(db, "event", uid, "created" if row is None else "updated")
             return etag
 
         return await self.store.run(run)
 
     async def _remove(self, calendar_id: str, uid: str) -> None:
         def run(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM events WHERE uid = ? AND calendar_id = ?", (uid, calendar_id))
+            if db.execute("DELETE FROM events WHERE uid = ? AND calendar_id = ?", (uid, calendar_id)).rowcount:
+                emit_change(db, "event", uid, "deleted")
 
         await self.store.run(run)
 

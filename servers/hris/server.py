@@ -33,6 +33,7 @@ from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError
 from servers.kit.store import Store
 from servers.kit.tools import configure_domain, domain_tool
+from servers.kit.webhooks import attach_webhooks
 
 BACKENDS = ("embedded", "bamboohr", "workday")
 Limit = Annotated[int, Field(ge=1, le=200)]
@@ -76,6 +77,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     mcp = MCPServer("hris", instructions="People, org chart and time off. Sensitive fields and leave reasons need "
                                          "scope hris:sensitive and the operator's allow-list HRIS_SENSITIVE_ALLOW.")
     configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
+    # BambooHR webhooks are verified and logged; HRIS keeps its own list_changes (see docs/events.md).
+    attach_webhooks(mcp, "hris", store, ("bamboohr",), tool=False)
 
     @domain_tool(mcp, read_only=True)
     async def search_employees(

@@ -149,7 +149,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         description: Annotated[str | None, Field(max_length=32_000)] = None,
         priority: Priority | None = None,
         labels: list[str] | None = None,
-        assignee: str | None = None,
+        assignee: Annotated[str | None, Field(description='User id or email (find_users); "" unassigns.')] = None,
         type: str | None = None,
         expected_version: Annotated[
             str | None, Field(description="The version you read; the update fails with conflict if it changed.")

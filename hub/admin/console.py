@@ -1,0 +1,69 @@
+"""The console's shared state and helpers: templates, sessions, the admin check, audited actions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from hub.admin.session import AdminSession, SessionStore
+from hub.audit.log import AuditEvent
+from hub.auth.keys import KeyStore
+from hub.hub import Hub
+from hub.policies.audit import new_request_id
+
+if TYPE_CHECKING:
+    from hub.auth.http import HttpAuth
+
+ADMIN_SCOPE = "hub:admin"
+HERE = Path(__file__).resolve().parent
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+class Console:
+    """What every console page needs: the hub, its auth, the key store, sessions and templates."""
+
+    def __init__(self, hub: Hub, auth: HttpAuth | None) -> None:
+        self.hub = hub
+        self.auth = auth
+        self.keys: KeyStore | None = auth.verifier.keys if auth is not None else None
+        self.sessions = SessionStore()
+        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                                     autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+        self.templates.filters["when"] = _when
+
+    def render(self, request: Request, name: str, session: AdminSession | None, status: int = 200,
+               **context: Any) -> HTMLResponse:
+        html = self.templates.get_template(name).render(
+            request=request, session=session, csrf=session.csrf if session else "", **context)
+        return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+
+    def audit(self, session: AdminSession, action: str, target: str | None, arguments: dict[str, Any],
+              outcome: str = "ok", error_code: str | None = None) -> None:
+        """Record a console action in the audit log as tool `admin:<action>` (kept fields: the targets,
+        never a secret)."""
+        if self.hub.audit_log is None:
+            return
+        self.hub.audit_log.record(AuditEvent(
+            time.time(), new_request_id(), session.principal, f"admin:{action}", target, outcome, error_code, None,
+            arguments, frozenset(arguments), session.kind, session.credential))
+
+
+_SECURITY_HEADERS = {
+    # Pages load only their own CSS and JS: no inline script, no framing, no referrer (with its filters) sent to another site.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a browser send `Origin: null` on POSTs
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}

@@ -1,0 +1,136 @@
+"""`/admin`: login and logout, the session and CSRF gate in front of every page, and the routes.
+
+Only principals holding `hub:admin` get a session. The credential (an API key, or a JWT where the
+hub accepts them) is POSTed in a form, never put in a URL; every POST must carry the session's
+CSRF token. Without `hub.auth.enabled` there is no way to tell an admin from anyone else, so the
+console only explains how to turn auth on.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+
+from hub.admin import views_activity, views_keys, views_servers, views_tools
+from hub.admin.console import ADMIN_SCOPE, HERE, Console
+from hub.admin.session import (COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, csrf_ok, set_cookie)
+from hub.auth.scopes import grants
+from hub.hub import Hub
+
+if TYPE_CHECKING:
+    from hub.auth.http import HttpAuth
+
+View = Callable[[Console, Request, AdminSession], Awaitable[Response]]
+
+
+def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
+    """The console's ASGI app, to be mounted at `/admin`."""
+    console = Console(hub, auth)
+
+    def page(view: View) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if console.auth is None:
+                return console.render(request, "no_auth.html", None, status=503)
+            session = _live_session(console, request)
+            if session is None:
+                return RedirectResponse("/admin/login", status_code=303)
+            return await view(console, request, session)
+        return endpoint
+
+    def action(view: View) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if console.auth is None:
+                return console.render(request, "no_auth.html", None, status=503)
+            session = _live_session(console, request)
+            if session is None:
+                return console.render(request, "error.html", None, status=401, title="Not signed in",
+                                      message="Your session has ended. Sign in again, then repeat the action.")
+            form = await request.form()
+            if not csrf_ok(session.csrf, form.get("csrf")):
+                return console.render(request, "error.html", session, status=403, title="Form refused",
+                                      message="The form's CSRF token is missing or wrong. Reload the page and "
+                                              "submit the form again.")
+            return await view(console, request, session)
+        return endpoint
+
+    async def login_form(request: Request) -> Response:
+        if console.auth is None:
+            return console.render(request, "no_auth.html", None, status=503)
+        return _login_page(console, request, None, 200)
+
+    async def login(request: Request) -> Response:
+        if console.auth is None:
+            return console.render(request, "no_auth.html", None, status=503)
+        form = await request.form()
+        if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
+            return _login_page(console, request, "The sign-in form expired or was not sent from this page. "
+                                                 "Try again.", 403)
+        credential = str(form.get("key") or "").strip()
+        token = await console.auth.verifier.verify_token(credential) if credential else None
+        if token is None:
+            return _login_page(console, request, "That key or token is not valid (wrong, revoked or expired).", 401)
+        if not grants(token.scopes, ADMIN_SCOPE):
+            return _login_page(console, request, f"This credential works but lacks the {ADMIN_SCOPE} scope "
+                                                 "the console needs.", 403)
+        claims = token.claims or {}
+        kind = str(claims.get("mcp_hub_kind", "jwt"))
+        ident = str(claims.get("key_id") if kind == "api_key" else claims.get("iss") or "")
+        session = AdminSession(token.client_id, kind, ident, float(token.expires_at) if token.expires_at else None)
+        sid = console.sessions.create(session)
+        console.audit(session, "login", None, {"via": kind})
+        response = RedirectResponse("/admin/servers", status_code=303)
+        set_cookie(response, request, COOKIE, sid, MAX_AGE_S)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/admin")
+        return response
+
+    async def logout(console: Console, request: Request, session: AdminSession) -> Response:
+        console.sessions.end(request)
+        response = RedirectResponse("/admin/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/admin")
+        return response
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/admin/servers", status_code=303)
+
+    return Router(routes=[
+        Route("/", home, methods=["GET"]),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", action(logout), methods=["POST"]),
+        Route("/servers", page(views_servers.servers), methods=["GET"]),
+        Route("/servers/{name}/{verb:str}", action(views_servers.act), methods=["POST"]),
+        Route("/tools", page(views_tools.tools), methods=["GET"]),
+        Route("/activity", page(views_activity.activity), methods=["GET"]),
+        Route("/activity/stream", page(views_activity.stream), methods=["GET"]),
+        Route("/charts", page(views_activity.charts), methods=["GET"]),
+        Route("/keys", page(views_keys.keys), methods=["GET"]),
+        Route("/keys", action(views_keys.create), methods=["POST"]),
+        Route("/keys/{key_id}/revoke", action(views_keys.revoke), methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ])
+
+
+def _live_session(console: Console, request: Request) -> AdminSession | None:
+    """The request's session, ended if its API key has since been revoked or has expired."""
+    session = console.sessions.get(request)
+    if session is None or session.kind != "api_key" or console.keys is None:
+        return session
+    record = next((r for r in console.keys.list() if r.key_id == session.credential), None)
+    if record is None or not record.active(time.time()):
+        console.sessions.end_credential(session.credential)
+        return None
+    return session
+
+
+def _login_page(console: Console, request: Request, error: str | None, status: int) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = console.render(request, "login.html", None, status=status, error=error, login_csrf=token)
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600)
+    return response

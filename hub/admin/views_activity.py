@@ -1,0 +1,98 @@
+"""Activity (the audit log, filtered, with a live SSE view and a detail panel) and Charts (calls/s,
+error rate and latency per server over the last hour, drawn from the same audit rows).
+
+Arguments shown are the audit log's redacted text: the console never sees more than the audit
+database holds. The live view polls the audit database once a second for rows newer than the
+last one sent and pushes them as `row` events carrying pre-rendered table rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import anyio
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.admin import audit_reads
+from hub.admin.charts import line_chart
+from hub.admin.console import Console
+from hub.admin.session import AdminSession
+
+OUTCOMES = ("ok", "tool_error", "error", "denied")
+PERIODS = {"": None, "15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
+
+
+def _filter(request: Request) -> audit_reads.ActivityFilter:
+    q = request.query_params
+    outcome = q.get("outcome", "")
+    return audit_reads.ActivityFilter(
+        principal=q.get("principal", "").strip()[:128] or None, tool=q.get("tool", "").strip()[:128] or None,
+        outcome=outcome if outcome in OUTCOMES else None, since_s=PERIODS.get(q.get("since", ""), None))
+
+
+async def activity(console: Console, request: Request, session: AdminSession) -> Response:
+    flt = _filter(request)
+    error = None
+    try:
+        rows = await audit_reads.recent(console.hub.data_dir, flt)
+    except Exception as exc:  # boundary: show the failure on the page, not a 500
+        rows, error = [], f"Cannot read the audit log: {type(exc).__name__}."
+    detail = None
+    picked = request.query_params.get("id", "")
+    if picked.isdigit():
+        detail = await audit_reads.one(console.hub.data_dir, int(picked))
+        if detail is not None:
+            detail["args_pretty"] = _pretty(detail["args"])
+    return console.render(request, "activity.html", session, page="activity", rows=rows, flt=flt, error=error,
+                          outcomes=OUTCOMES, periods=PERIODS, since=request.query_params.get("since", ""),
+                          detail=detail, picked=picked, audit_on=console.hub.audit_log is not None,
+                          last_id=max((r["id"] for r in rows), default=0))
+
+
+async def stream(console: Console, request: Request, session: AdminSession) -> Response:
+    """`row` events, each one `<tr>` of the activity table, for rows after `after` that match the filters."""
+    flt = _filter(request)
+    raw_after = request.query_params.get("after", "")
+    after = int(raw_after) if raw_after.isdigit() else 0
+    row_template = console.templates.get_template("activity_row.html")
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        nonlocal after
+        while True:
+            rows = await audit_reads.recent(console.hub.data_dir, flt, after_id=after, limit=100)
+            for row in reversed(rows):
+                after = max(after, row["id"])
+                yield {"event": "row", "id": str(row["id"]), "data": row_template.render(r=row, picked="").replace("\n", " ")}
+            if console.sessions.get(request) is None:
+                return  # logged out or expired: stop streaming
+            await anyio.sleep(1.0)
+
+    return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-store"})
+
+
+async def charts(console: Console, request: Request, session: AdminSession) -> Response:
+    series = await audit_reads.last_hour(console.hub.data_dir)
+    panels = []
+    for s in series:
+        rate = [c / 60 for c in s.calls]
+        errors = [(e / c * 100) if c else None for c, e in zip(s.calls, s.errors, strict=True)]
+        panels.append({
+            "server": s.server, "total": sum(s.calls), "errors": sum(s.errors),
+            "calls": line_chart(rate, f"{s.server}: calls per second", "calls/s"),
+            "error_rate": line_chart(errors, f"{s.server}: error rate", "%", fixed_max=100),
+            "latency": line_chart(s.latency_ms, f"{s.server}: mean latency", "ms"),
+        })
+    return console.render(request, "charts.html", session, page="charts", panels=panels,
+                          audit_on=console.hub.audit_log is not None)
+
+
+def _pretty(args: str | None) -> str:
+    if not args:
+        return "(no arguments)"
+    try:
+        return json.dumps(json.loads(args), indent=2, sort_keys=True)
+    except ValueError:
+        return args

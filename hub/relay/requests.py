@@ -1,0 +1,194 @@
+"""Server→client requests through the hub: sampling, elicitation and roots, handshake era.
+
+Rules (docs/domains.md, "Protocol relay"):
+- Every downstream session is opened with sampling, elicitation and roots callbacks, so every
+  server sees a client that can do all three (one session serves every client, so its capability
+  ad is the union of what the hub can relay). Whether a given request can be answered is decided
+  when it arrives, against the capabilities of the client it goes to.
+- A `sampling/createMessage` or `elicitation/create` goes to the client whose `tools/call` to that
+  server is in flight, on that call's own stream (`related_request_id`). With calls from several
+  clients in flight on one shared session the hub cannot tell whose call caused the request, so
+  it goes to the most recent one — `session: per_client` (issue #19 item 7) is the cure.
+- `roots/list` goes to the client of the call in flight if there is one, else to the client that
+  most recently called that server with the roots capability; it is refused if neither exists.
+- A request is refused (JSON-RPC error to the server, which its tool reports) when no client is
+  waiting, the client did not declare the capability, it has no back-channel (2026-07-28 clients:
+  their input-required flow is not relayed yet), or it may not see the server. Nothing a server
+  sends reaches a client that cannot see it.
+- Deadline: while a relayed request waits on the user, the call's idle deadline is paused — only
+  the hard deadline (`max_timeout_s`) keeps running; when the answer is relayed back the idle timer
+  restarts, as after a progress notification.
+- Each relayed request is audited: principal, server, kind (`relay:sampling`, `relay:elicitation`,
+  `relay:roots`) and outcome (`ok`, `error`, `denied`), in the audit log and the `hub.relay` log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp.client.session import ClientRequestContext
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+
+from hub.audit.log import AuditEvent
+from hub.auth.principal import Principal
+from hub.policies.audit import new_request_id
+from hub.policies.base import ToolCall, now
+from hub.relay.scope import may_see_server
+from hub.relay.upstream import UpstreamCall, current_upstream
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+logger = logging.getLogger("hub.relay")
+
+_SAMPLING = types.ClientCapabilities(sampling=types.SamplingCapability())
+_ELICITATION = types.ClientCapabilities(elicitation=types.ElicitationCapability())
+_ROOTS = types.ClientCapabilities(roots=types.RootsCapability())
+_UNTRACKED: AbstractContextManager[None] = nullcontext()
+
+
+def relay_capable(session: ServerSession) -> bool:
+    """Whether a client declared anything a server could ask of it (else its calls are not tracked)."""
+    caps = session.client_capabilities
+    return caps is not None and (caps.sampling is not None or caps.elicitation is not None or caps.roots is not None)
+
+
+class RequestRelay:
+    """Calls in flight per server, the clients that offered roots, and the downstream callbacks."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._in_flight: dict[str, list[UpstreamCall]] = {}
+        self._roots_clients: dict[str, weakref.WeakKeyDictionary[ServerSession, Principal]] = {}
+
+    def tracking(self, name: str, session: ServerSession, request_id: types.RequestId | None,
+                 principal: Principal) -> AbstractContextManager[None]:
+        """`track` for a call to the exposed tool `name`; a shared no-op for a client that offered
+        nothing a server could ask (the common case: nothing added to its call's path)."""
+        if not relay_capable(session):
+            return _UNTRACKED
+        route = self._hub.catalog.resolve_tool(name)
+        return self.track(route.server, session, request_id, principal) if route is not None else _UNTRACKED
+
+    async def roots_changed(self, principal: Principal) -> None:
+        """A client's `notifications/roots/list_changed`: tell each connected handshake-era server it may see."""
+        for downstream in self._hub.downstreams.values():
+            if not may_see_server(self._hub, principal, downstream.name):
+                continue
+            try:
+                await downstream.client().send_roots_list_changed()
+            except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
+                logger.debug("roots/list_changed not sent to %s: %s", downstream.name, type(exc).__name__)
+
+    @contextmanager
+    def track(self, server: str, session: ServerSession, request_id: types.RequestId | None,
+              principal: Principal) -> Iterator[None]:
+        """While the block runs, requests from `server` may go to this client (if it offered any)."""
+        if not relay_capable(session):
+            yield
+            return
+        upstream = UpstreamCall(session, request_id, principal, server)
+        calls = self._in_flight.setdefault(server, [])
+        calls.append(upstream)
+        caps = session.client_capabilities
+        if caps is not None and caps.roots is not None:
+            clients = self._roots_clients.setdefault(server, weakref.WeakKeyDictionary())
+            clients.pop(session, None)
+            clients[session] = principal  # most recent last
+        token = current_upstream.set(upstream)
+        try:
+            yield
+        finally:
+            current_upstream.reset(token)
+            calls.remove(upstream)
+
+    def callbacks(self, server: str) -> dict[str, Any]:
+        """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub."""
+
+        async def sampling(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+            result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
+            return await self._relay(server, "sampling", _SAMPLING, types.CreateMessageRequest(params=params), result_type)
+
+        async def elicitation(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
+            return await self._relay(server, "elicitation", _ELICITATION, types.ElicitRequest(params=params), types.ElicitResult)
+
+        async def roots(ctx: ClientRequestContext) -> Any:
+            return await self._relay(server, "roots", _ROOTS, types.ListRootsRequest(), types.ListRootsResult)
+
+        return {"sampling_callback": sampling, "elicitation_callback": elicitation, "list_roots_callback": roots}
+
+    def _target(self, server: str, kind: str) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None:
+        calls = self._in_flight.get(server)
+        if calls:
+            upstream = calls[-1]
+            return upstream.session, upstream.request_id, upstream.principal, upstream
+        if kind == "roots" and (clients := self._roots_clients.get(server)):
+            for session, principal in reversed(list(clients.items())):
+                return session, None, principal, None
+        return None
+
+    async def _relay(self, server: str, kind: str, needs: types.ClientCapabilities, request: Any, result_type: Any) -> Any:
+        target = self._target(server, kind)
+        if target is None:
+            return self._refuse(server, kind, None, f"no client of the hub has a call to {server!r} in flight to answer {request.method}; "
+                                "the hub relays a server's requests only while a client's call to it runs")
+        session, request_id, principal, upstream = target
+        if not may_see_server(self._hub, principal, server):
+            return self._refuse(server, kind, principal, f"the client that would answer {request.method} may not see server {server!r}")
+        if not session.check_client_capability(needs):
+            return self._refuse(server, kind, principal, f"the client did not declare the {kind} capability; {request.method} cannot be answered")
+        if not session.can_send_request and request_id is None:
+            return self._refuse(server, kind, principal, f"the client has no channel for {request.method} (2026-07-28 clients are not relayed yet)")
+        started = now()
+        paused = _pause_idle_deadline(upstream.call if upstream else None)
+        try:
+            metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
+            result = await session.send_request(request, result_type, metadata=metadata)
+        except MCPError as exc:
+            self._audit(server, kind, principal, "error", str(exc.error.code), started)
+            return exc.error
+        except Exception as exc:  # boundary: the server gets an error, never a hub traceback
+            self._audit(server, kind, principal, "error", "internal", started)
+            return types.ErrorData(code=types.INTERNAL_ERROR, message=f"the hub could not relay {request.method}: {type(exc).__name__}")
+        finally:
+            if paused is not None:
+                _resume_idle_deadline(paused)
+        self._audit(server, kind, principal, "ok", None, started)
+        return result
+
+    def _refuse(self, server: str, kind: str, principal: Principal | None, why: str) -> types.ErrorData:
+        self._audit(server, kind, principal, "denied", "forbidden", None)
+        return types.ErrorData(code=types.INVALID_REQUEST, message=f"refused by the hub: {why}")
+
+    def _audit(self, server: str, kind: str, principal: Principal | None, outcome: str, code: str | None,
+               started: float | None) -> None:
+        ms = round((now() - started) * 1000, 3) if started is not None else None
+        name = principal.name if principal is not None else "-"
+        logger.info("relay kind=%s server=%s principal=%s outcome=%s code=%s ms=%s", kind, server, name, outcome, code, ms)
+        audit = self._hub.audit_log
+        if audit is not None:
+            auth_kind, credential = (principal.kind, principal.credential) if principal is not None else ("none", "")
+            audit.record(AuditEvent(time.time(), new_request_id(), name, f"relay:{kind}", server, outcome, code, ms,
+                                    {}, frozenset(), auth_kind, credential))
+
+
+def _pause_idle_deadline(call: ToolCall | None) -> ToolCall | None:
+    """Let only the hard deadline run while the user answers (see the module's rules)."""
+    if call is None or call.deadline_scope is None:
+        return None
+    call.deadline_scope.deadline = call.hard_deadline
+    return call
+
+
+def _resume_idle_deadline(call: ToolCall) -> None:
+    call.idle_deadline_from(now())
+    if call.deadline_scope is not None:
+        call.deadline_scope.deadline = call.deadline_at

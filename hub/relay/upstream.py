@@ -1,0 +1,30 @@
+"""The client call a task serves, so a request a server sends during it can find its way back.
+
+Kept free of hub imports: the deadline policy reads it on every call."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hub.auth.principal import Principal
+    from hub.policies.base import ToolCall
+
+
+@dataclass(eq=False)
+class UpstreamCall:
+    """One client's `tools/call` in flight to a server: where a request the server sends goes."""
+
+    session: Any
+    """The client's `mcp.server.session.ServerSession`."""
+    request_id: Any
+    principal: Principal
+    server: str
+    call: ToolCall | None = None
+    """The hub's call, once the deadline policy saw it (so a relayed request can pause its idle timer)."""
+
+
+current_upstream: ContextVar[UpstreamCall | None] = ContextVar("current_upstream", default=None)
+"""The upstream call the running task serves (set only for clients that can answer a server's requests)."""

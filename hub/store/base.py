@@ -1,0 +1,87 @@
+"""The store protocol: the two tables every replica must share (API keys, audit rows).
+
+Two backends implement it: SQLite files in the data dir (`hub.store.sqlite`, the default for one
+machine) and PostgreSQL (`hub.store.postgres`, selected by `hub.store.url`, shared by replicas).
+A backend that cannot answer raises `StoreUnavailable`; callers decide what that means (keys:
+the request is answered 503; audit: `hub.audit.on_failure`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+AUDIT_COLUMNS = ("ts", "request_id", "principal", "tool", "server", "outcome", "error_code", "latency_ms",
+                 "args_digest", "args", "auth_kind", "credential")
+
+
+class StoreUnavailable(Exception):
+    """The shared store did not answer; the message names the store (never its password) and why."""
+
+
+class KeyRow(NamedTuple):
+    """One `api_keys` row; `salt` and `digest` never leave the hub."""
+
+    key_id: str
+    principal: str
+    scopes: str
+    salt: bytes
+    digest: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+
+class AuditFilter(NamedTuple):
+    principal: str | None = None
+    tool: str | None = None
+    since: float | None = None
+    outcome: str | None = None
+    limit: int = 100
+
+
+class KeyTable(Protocol):
+    remote: bool
+    """True when a lookup leaves the process (run it off the event loop, cache it briefly)."""
+
+    def key_insert(self, row: KeyRow) -> None: ...
+    def key_get(self, key_id: str) -> KeyRow | None: ...
+    def key_list(self) -> list[KeyRow]: ...
+    def key_revoke(self, key_id: str, at: float) -> bool: ...
+
+
+class AuditTable(Protocol):
+    remote: bool
+
+    def audit_insert(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows (values in `AUDIT_COLUMNS` order) in one transaction."""
+        ...
+
+    def audit_query(self, flt: AuditFilter) -> list[dict[str, Any]]:
+        """Newest-last rows matching the filter."""
+        ...
+
+    def digest_key(self) -> bytes:
+        """The installation's key for argument digests (shared by every replica of one store)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers now."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """`{"backend", "state": "ok" | "unreachable", ...}` for `/healthz`."""
+        ...
+
+
+def where_clause(flt: AuditFilter, placeholder: str) -> tuple[str, list[Any]]:
+    """`WHERE …` and its parameters for an audit filter (`placeholder`: `?` or `%s`)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("principal", flt.principal), ("tool", flt.tool), ("outcome", flt.outcome)):
+        if value is not None:
+            clauses.append(f"{column} = {placeholder}")
+            params.append(value)
+    if flt.since is not None:
+        clauses.append(f"ts >= {placeholder}")
+        params.append(flt.since)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

@@ -1,0 +1,193 @@
+"""PostgreSQL backend for keys and audit rows, shared by every replica (`hub.store.url`).
+
+psycopg 3 with a small `psycopg_pool.ConnectionPool`; every call here is synchronous and runs off
+the event loop (the audit writer thread, `anyio.to_thread` for key lookups, or the CLI). The
+schema is created by versioned migrations on first use, under an advisory lock, so replicas
+starting together apply each one once. The pool is opened without waiting: a hub starts while
+PostgreSQL is down, reports it in `/healthz`, and recovers by itself when it returns (each
+connection is checked when taken from the pool, so a restarted server costs no failed call).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any, Callable, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from hub.redact import mask
+from hub.store.base import AUDIT_COLUMNS, AuditFilter, KeyRow, StoreUnavailable, where_clause
+
+logger = logging.getLogger("hub.store")
+T = TypeVar("T")
+_LOCK_ID = 0x6D63_7068_7562  # "mcphub": serialises migrations across replicas
+MIGRATIONS = [
+    """CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        salt BYTEA NOT NULL,
+        digest TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION,
+        revoked_at DOUBLE PRECISION
+    );
+    CREATE TABLE audit (
+        id BIGSERIAL PRIMARY KEY,
+        ts DOUBLE PRECISION NOT NULL,
+        request_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        server TEXT,
+        outcome TEXT NOT NULL,
+        error_code TEXT,
+        latency_ms DOUBLE PRECISION,
+        args_digest TEXT,
+        args TEXT,
+        auth_kind TEXT,
+        credential TEXT
+    );
+    CREATE INDEX audit_ts ON audit(ts);
+    CREATE INDEX audit_principal ON audit(principal, ts);
+    CREATE INDEX audit_tool ON audit(tool, ts);
+    CREATE TABLE hub_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)""",
+]
+_KEY_COLUMNS = "key_id, principal, scopes, salt, digest, created_at, expires_at, revoked_at"
+_INSERT_AUDIT = f"INSERT INTO audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(AUDIT_COLUMNS))})"
+
+
+def describe(url: str) -> str:
+    """`postgresql host:port/db` for messages: never the user's password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "PostgreSQL (unparsable hub.store.url)"
+    host = parts.get("host") or "localhost"
+    return f"PostgreSQL {host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
+
+
+class PostgresStore:
+    """Keys and audit rows in one PostgreSQL database (implements `KeyTable` and `AuditTable`)."""
+
+    remote = True
+
+    def __init__(self, url: str, pool_size: int = 8, timeout_s: float = 2.0) -> None:
+        self.name = describe(url)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, timeout=timeout_s, name="mcp-hub",
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout_s)),
+                    "options": f"-c statement_timeout={int(timeout_s * 5000)}"},
+        )
+        self._pool.open(wait=False)
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+        self._digest_key: bytes | None = None
+        self.down_since: float | None = None
+        self.last_error: str | None = None
+
+    def close(self) -> None:
+        self._pool.close(timeout=2)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run `work` on a pooled connection (migrating first if needed); failures → StoreUnavailable."""
+        try:
+            with self._pool.connection() as conn:
+                if not self._migrated:
+                    self._migrate(conn)
+                result = work(conn)
+        except (psycopg.Error, PoolTimeout) as exc:
+            reason = mask(f"{type(exc).__name__}: {str(exc).strip()}"[:300])
+            if self.down_since is None:
+                self.down_since = time.time()
+                logger.error("%s is unreachable (%s)", self.name, reason)
+            self.last_error = reason
+            raise StoreUnavailable(f"{self.name} did not answer ({reason})") from exc
+        if self.down_since is not None:
+            logger.warning("%s answers again after %.1fs", self.name, time.time() - self.down_since)
+            self.down_since, self.last_error = None, None
+        return result
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Apply the migrations not yet applied; idempotent, safe with replicas starting together."""
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+                conn.execute("CREATE TABLE IF NOT EXISTS mcp_hub_migrations "
+                             "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+                row = conn.execute("SELECT coalesce(max(version), 0) FROM mcp_hub_migrations").fetchone()
+                done = int(row[0]) if row else 0
+                for number, script in enumerate(MIGRATIONS[done:], start=done + 1):
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)  # type: ignore[arg-type]  # our own constant SQL
+                    conn.execute("INSERT INTO mcp_hub_migrations VALUES (%s, %s)", (number, time.time()))
+            self._migrated = True
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def key_insert(self, row: KeyRow) -> None:
+        self._run(lambda c: c.execute(f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                                      tuple(row)))
+
+    def key_get(self, key_id: str) -> KeyRow | None:
+        row = self._run(lambda c: c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = %s",
+                                            (key_id,)).fetchone())
+        return KeyRow(row[0], row[1], row[2], bytes(row[3]), *row[4:]) if row else None
+
+    def key_list(self) -> list[KeyRow]:
+        rows = self._run(lambda c: c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at").fetchall())
+        return [KeyRow(r[0], r[1], r[2], bytes(r[3]), *r[4:]) for r in rows]
+
+    def key_revoke(self, key_id: str, at: float) -> bool:
+        cursor = self._run(lambda c: c.execute(
+            "UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL", (at, key_id)))
+        return cursor.rowcount == 1
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def audit_insert(self, rows: list[tuple[Any, ...]]) -> None:
+        def insert(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(_INSERT_AUDIT, rows)
+
+        self._run(insert)
+
+    def audit_query(self, flt: AuditFilter) -> list[dict[str, Any]]:
+        where, params = where_clause(flt, "%s")
+        sql = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit {where} ORDER BY id DESC LIMIT %s"
+        rows = self._run(lambda c: c.execute(sql, [*params, flt.limit]).fetchall())  # type: ignore[arg-type]
+        return [dict(zip(AUDIT_COLUMNS, row, strict=True)) for row in reversed(rows)]
+
+    def digest_key(self) -> bytes:
+        """Created once per database by whichever replica comes first; the same for all."""
+        if self._digest_key is None:
+            def fetch(conn: psycopg.Connection[Any]) -> bytes:
+                conn.execute("INSERT INTO hub_secrets VALUES ('audit_digest_key', %s) ON CONFLICT DO NOTHING",
+                             (secrets.token_bytes(32),))
+                row = conn.execute("SELECT value FROM hub_secrets WHERE name = 'audit_digest_key'").fetchone()
+                assert row is not None
+                return bytes(row[0])
+
+            self._digest_key = self._run(fetch)
+        return self._digest_key
+
+    def ping(self) -> None:
+        self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"backend": "postgresql", "state": "ok" if self.down_since is None else "unreachable"}
+        if self.down_since is not None:
+            out.update(since=datetime.fromtimestamp(self.down_since, UTC).isoformat(timespec="seconds"),
+                       last_error=self.last_error)
+        return out
