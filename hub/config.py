@@ -26,6 +26,7 @@ from hub.settings import (
     ClusterSettings,
     HttpSettings,
     MetricsSettings,
+    TelemetrySettings,
     RateLimitSettings,
     RestartSettings,
     RetrySettings,
@@ -159,6 +160,9 @@ class HubSettings(BaseModel):
     (`hub.first_listing`); `initialize` never waits. Later arrivals are announced with `list_changed`."""
     page_size: int = Field(default=200, ge=1, le=10_000)
     """Items per page in the hub's own list answers."""
+    instructions_budget: int = Field(default=4096, ge=256, le=65_536)
+    """Most characters of the hub's `instructions`: its own line plus each server's, per namespace
+    (`hub.relay.instructions`)."""
     tools_mode: Literal["all", "search", "auto"] = "all"
     """`all`: tools/list answers every tool the caller may call; `search`: the `search_tools` and
     `call_tool` meta-tools plus the tools the session found (`hub.search.meta`); `auto`: search once
@@ -184,6 +188,8 @@ class HubSettings(BaseModel):
     """Keys and audit: SQLite in the data dir, or PostgreSQL shared by replicas (`hub.store`)."""
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     """Several replicas behind a load balancer: Redis, session sealing secrets (docs/deploy.md)."""
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    """OpenTelemetry traces of tool calls over OTLP (`hub.telemetry`, docs/telemetry.md)."""
 
 
 class HubConfig(BaseModel):

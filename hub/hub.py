@@ -56,7 +56,8 @@ class UnknownTool(Exception):
 class Hub:
     """The gateway core, independent of how clients reach it."""
 
-    def __init__(self, config: HubConfig, policies: Sequence[CallPolicy] | None = None, wait_at_start: bool = True) -> None:
+    def __init__(self, config: HubConfig, policies: Sequence[CallPolicy] | None = None, wait_at_start: bool = True,
+                 span_exporter: Any = None) -> None:
         """`wait_at_start`: entering waits (up to `connect_timeout_s`) for every server's first attempt, as a
         library user or a one-shot CLI command wants; `mcp-hub serve` passes False and lets the first list
         answer wait instead (`hub.first_listing`), so one slow server never delays `initialize`."""
@@ -96,10 +97,17 @@ class Hub:
         default_policies: list[CallPolicy] = [self.auditor, deadline_policy, retry, self.breakers, self.bulkheads]
         if self.rate_limits.configured:  # no limits configured: the layer would only cost time
             default_policies.insert(1, self.rate_limits)
+        self.tracing: Any = None
+        """`hub.telemetry.CallTracing` when `hub.telemetry` is on (`span_exporter`: tests' in-memory one), else None."""
+        if config.hub.telemetry.active():
+            from hub.telemetry import CallTracing  # imported only when on: off, no OpenTelemetry SDK is loaded
+
+            self.tracing = CallTracing(config.hub.telemetry, self.breakers, self.bulkheads, span_exporter)
+            default_policies = self.tracing.wrap(default_policies, retry, self.bulkheads)
         self._policies = list(policies) if policies is not None else default_policies
         self._chain = compose(self._policies, self._forward)
-        self._express = policies is None and not self.rate_limits.configured and config.hub.fast_calls
-        """Whether calls may take the express path (`hub.express`): the default chain, no limiter."""
+        self._express = policies is None and not self.rate_limits.configured and config.hub.fast_calls and self.tracing is None
+        """Whether calls may take the express path (`hub.express`): the default chain, no limiter, no tracing."""
         self._express_deadlines = DeadlineWatch()
         self._listeners: list[ChangeListener] = []
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -107,8 +115,8 @@ class Hub:
         self._started = False
         self._remembered: dict[str, tuple[str, Listing]] = {}
         self.access = AccessControl(config)
-        self.log_relay, self.request_relay = attach_relays(self)
-        """What servers send toward clients: log messages, sampling/elicitation/roots (`hub.relay`)."""
+        self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
+        """What servers send toward clients: log messages, sampling/elicitation/roots, resource updates (`hub.relay`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -129,6 +137,8 @@ class Hub:
             downstream.stop()
         self._task_group = None
         await self._exit_stack.aclose()
+        if self.tracing is not None:  # flush the spans not yet exported
+            await anyio.to_thread.run_sync(self.tracing.shutdown)
         if isinstance(self.rate_limits.buckets, RedisBuckets):
             await self.rate_limits.buckets.aclose()
         if self.audit_log is not None:
@@ -234,6 +244,8 @@ class Hub:
             self._sync_server(downstream)
             if self.catalog.version != before:
                 self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
+            if downstream.state == "ready":  # a new session: renew the clients' resource subscriptions
+                self._task_group.start_soon(self.subscriptions.resubscribe, downstream)
 
     def set_server_enabled(self, name: str, enabled: bool) -> None:
         """Stop a server and withdraw its tools, or start a stopped one again (admin console)."""
@@ -448,6 +460,8 @@ class Hub:
             return wire_result(await downstream.call_result(sent, call.progress))
         caller: Principal = call.attributes.get("caller") or self.access.local
         meta = downstream.caller.meta(caller)
+        if self.tracing is not None:  # the attempt's W3C trace context in `_meta.traceparent` (`hub.telemetry`)
+            meta = self.tracing.downstream_meta(meta)
         with downstream.caller.bind(caller):
             if self.config.hub.fast_calls and (direct := downstream.direct) and direct.qualifies(call.route.original):
                 return await direct.call(call.route.original, call.arguments)

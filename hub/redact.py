@@ -237,6 +237,12 @@ def mask_record(record: logging.LogRecord) -> None:
     already masked is left alone)."""
     if getattr(record, "_mcp_hub_masked", False):
         return
+    if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+        # uvicorn's AccessFormatter unpacks args (client, method, path, version, status): mask each
+        # one in place (a query string may carry a token) and keep the shape it needs.
+        record.args = tuple(mask(arg) if isinstance(arg, str) else arg for arg in record.args)
+        record._mcp_hub_masked = True  # type: ignore[attr-defined]
+        return
     try:
         message = record.getMessage()
     except Exception:  # boundary: a malformed format string must not lose the record

@@ -27,14 +27,15 @@ from hub.downstream.connection import ListKind
 from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
 from hub.search.front import SearchFront
-from hub.relay.front import install_relay_handlers
+from hub.relay.front import RelayFace, install_relay_handlers
 from hub.wire import WireResult
 
 logger = logging.getLogger("hub.server")
 
 
-class HubServer(Server[Any]):
-    """A low-level `Server` that always advertises list-change notifications."""
+class HubServer(RelayFace, Server[Any]):
+    """A low-level `Server` that always advertises list-change notifications (and, through
+    `RelayFace`, merged instructions and `resources.subscribe` worked out at each initialize)."""
 
     def get_capabilities(
         self,
@@ -144,7 +145,11 @@ def build_server(hub: Hub) -> HubServer:
         try:
             # A client able to answer sampling/elicitation/roots is tracked while its call runs (`hub.relay`).
             with hub.request_relay.tracking(params.name, ctx.session, ctx.request_id, caller()):
-                result = await hub.route_call(params.name, params.arguments, progress, principal=caller(), wire=True)
+                # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it there);
+                # with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
+                traced = ({"traceparent": ctx.request.headers.get("traceparent")}
+                          if hub.tracing is not None and ctx.request is not None else None)
+                result = await hub.route_call(params.name, params.arguments, progress, traced, principal=caller(), wire=True)
         except UnknownTool:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}") from None
         # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a

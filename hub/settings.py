@@ -176,4 +176,40 @@ class ClusterSettings(BaseModel):
     redis_url: str | None = None
     """Redis shared by the replicas: rate-limit buckets (when `rate_limit.redis_url` is not set)."""
     session_secrets: list[SecretStr] = Field(default_factory=list)
-    """Keys sealing 2025-11-25 session ids so any replica can continue a session (docs/deploy.md)."""
+    """Keys sealing 2025-11-25 session ids so any replica can continue a session: the first seals new
+    ids, every one opens them (rotate by putting a new one first). At least 32 characters each."""
+    session_max_age_s: float = Field(default=86_400.0, gt=0)
+    """A sealed session id older than this is not continued by another replica (404: initialize again)."""
+
+    @field_validator("session_secrets")
+    @classmethod
+    def _long_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(s.get_secret_value()) < 32 for s in value):
+            raise ValueError("each secret must be at least 32 characters; make one with "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return value
+
+
+class TelemetrySettings(BaseModel):
+    """OpenTelemetry traces of tool calls (`hub.telemetry`, docs/telemetry.md); needs the `otel` extra.
+
+    `enabled` unset (None) means: on exactly when `$OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    `$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, as OpenTelemetry's own tools behave; `false` wins
+    over the environment. Off, the hub imports nothing of the OpenTelemetry SDK."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    endpoint: str | None = None
+    """OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is appended unless the URL ends with it);
+    default `$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `$OTEL_EXPORTER_OTLP_ENDPOINT`, then localhost:4318."""
+    service_name: str = Field(default="mcp-hub", min_length=1, max_length=200)
+    """`service.name` of the hub's spans (`$OTEL_SERVICE_NAME` is used when this is left at its default)."""
+
+    def active(self, environ: Any = None) -> bool:
+        """Whether tracing is on, given the environment (`os.environ` unless another mapping is passed)."""
+        if self.enabled is not None:
+            return self.enabled
+        import os
+
+        env = os.environ if environ is None else environ
+        return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))

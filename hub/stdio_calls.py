@@ -123,7 +123,10 @@ class StdioToolCalls:
         if express is not None:
             self._in_flight[key] = express
         else:
-            self._start(key, request_id, name, modern, self._hub.route_call(name, arguments, progress, principal=local, wire=True))
+            # With tracing on (`hub.telemetry`), the caller's `_meta.traceparent` parents the call's span.
+            traced = {"traceparent": meta.get("traceparent")} if self._hub.tracing is not None else None
+            self._start(key, request_id, name, modern,
+                        self._hub.route_call(name, arguments, progress, traced, principal=local, wire=True))
         return True
 
     def _start(self, key: str, request_id: int | str, name: str, modern: bool,

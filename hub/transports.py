@@ -26,9 +26,10 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.http_guard import HttpGuard, head_deadline_protocol
-from hub.http_sessions import PrincipalSessionManager, sse_endpoint
+from hub.http_sessions import sse_endpoint
 from hub.hub import Hub
 from hub.store.health import store_health
+from hub.cluster.sessions import session_manager
 from hub.session_ledger import SessionLedger
 from hub.stdio_calls import StdioToolCalls
 from hub.stdio_pipes import pipe_stdio
@@ -117,8 +118,9 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     ]
     lifespan: Any = None
     if transport == "http":
-        manager = PrincipalSessionManager(
-            server, ledger, security_settings=security, session_idle_timeout=limits.session_idle_timeout_s,
+        # Sealed, portable session ids when hub.cluster.session_secrets is set (hub.cluster.sessions).
+        manager = session_manager(
+            server, ledger, hub.config.hub.cluster, security_settings=security, session_idle_timeout=limits.session_idle_timeout_s,
             max_request_body_size=limits.max_body_bytes,
         )
         routes.insert(0, Route("/mcp", RawASGI(protect(StreamableHTTPASGIApp(manager)))))

@@ -9,6 +9,7 @@ the provider's signature.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from starlette.routing import Route
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+
+logger = logging.getLogger("hub.webhooks")
 
 
 class HubWebhooks:
@@ -74,8 +77,11 @@ class HubWebhooks:
 
 
 async def _run(intake: Any) -> None:
-    async with intake.running():
-        await anyio.sleep_forever()
+    try:
+        async with intake.running():
+            await anyio.sleep_forever()
+    except Exception:  # one domain's processor failing must not take the hub's HTTP app down
+        logger.exception("webhook processor of %s stopped", getattr(intake, "domain", "?"))
 
 
 def with_webhook_lifespan(webhooks: HubWebhooks, inner: Any) -> Any:

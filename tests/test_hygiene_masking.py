@@ -135,3 +135,18 @@ async def test_child_stderr_and_debug_logging_leak_nothing(tmp_path: Path, procs
     for secret in [*CHILD_SECRETS.values(), *(line[:20] for line in PEM_BODY)]:
         assert secret not in logs, secret
     assert marker not in logs  # no library writes request or response payloads, even at debug level
+
+
+def test_uvicorn_access_records_keep_their_shape_and_lose_their_secrets() -> None:
+    """uvicorn's access formatter unpacks the record's args; masking must not turn them into None."""
+    import logging as _logging
+
+    from uvicorn.logging import AccessFormatter
+
+    from hub.redact import mask_record
+
+    record = _logging.LogRecord("uvicorn.access", _logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                ("127.0.0.1:5", "GET", "/mcp?access_token=abcdefsecret123", "1.1", 200), None)
+    mask_record(record)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s').format(record)
+    assert "GET /mcp?access_token=" in line and "abcdefsecret123" not in line and "200" in line

@@ -239,12 +239,12 @@ async def test_hanging_start_is_reported_and_does_not_block_the_hub() -> None:
     waits for states. The connect timeout is generous, so the healthy server (whose SDK import alone
     can take ~1 s on a loaded machine) is not timed out with the hanging one."""
     servers = {"slowstart": echo_stdio("--hang-at-start"), "ok": echo_stdio("--name", "ok")}
-    config = parse_config({"hub": {"connect_timeout_s": 3.0}, "mcpServers": servers})
+    config = parse_config({"hub": {"connect_timeout_s": 10.0}, "mcpServers": servers})
     async with Hub(config, wait_at_start=False) as hub:
         assert hub.downstreams["slowstart"].state == "starting"
-        await wait_until(lambda: hub.downstreams["ok"].state == "ready", timeout=30)
+        await wait_until(lambda: hub.downstreams["ok"].state == "ready", timeout=60)
         assert (await route(hub, "ok__echo", {"text": "a"})).structured_content == {"result": "a"}
-        await wait_until(lambda: "handshake within 3s" in (hub.downstreams["slowstart"].error or ""), timeout=30)
+        await wait_until(lambda: "handshake within 10s" in (hub.downstreams["slowstart"].error or ""), timeout=60)
         assert hub.status()["slowstart"]["health"] == "down"
         assert (await route(hub, "ok__echo", {"text": "b"})).structured_content == {"result": "b"}
 

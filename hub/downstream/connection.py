@@ -97,6 +97,8 @@ class Downstream:
         """Sampling / elicitation / roots callbacks for the session (`hub.relay.requests`)."""
         self.on_log: Callable[[Downstream, types.LoggingMessageNotificationParams], Awaitable[None]] | None = None
         """Where this server's `notifications/message` go (`hub.relay.logs`)."""
+        self.on_resource_updated: Callable[[Downstream, types.ResourceUpdatedNotificationParams], Awaitable[None]] | None = None
+        """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -317,6 +319,8 @@ class Downstream:
             kind = "prompts"
         elif isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
             await self.on_log(self, message.params)
+        elif isinstance(message, types.ResourceUpdatedNotification) and self.on_resource_updated is not None:
+            await self.on_resource_updated(self, message.params)
         if kind is not None:
             # Refetching inside the message handler would deadlock the session's reader.
             self._refresh_soon(kind)

@@ -1,5 +1,6 @@
-"""What downstream servers send toward the hub's clients: log messages (`hub.relay.logs`) and
-server→client requests — sampling, elicitation, roots (`hub.relay.requests`)."""
+"""What downstream servers send toward the hub's clients: log messages (`hub.relay.logs`),
+server→client requests — sampling, elicitation, roots (`hub.relay.requests`) — and resource
+updates (`hub.relay.subscriptions`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ if TYPE_CHECKING:
     from hub.hub import Hub
     from hub.relay.logs import LogRelay
     from hub.relay.requests import RequestRelay
+    from hub.relay.subscriptions import ResourceSubscriptions
 
 
-def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay]:
+def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay, ResourceSubscriptions]:
     """Give every downstream of `hub` its relay callbacks (before it connects); returns the relays."""
     from hub.relay.logs import LogRelay
     from hub.relay.requests import RequestRelay
+    from hub.relay.subscriptions import ResourceSubscriptions
 
-    logs, requests = LogRelay(hub), RequestRelay(hub)
+    logs, requests, subscriptions = LogRelay(hub), RequestRelay(hub), ResourceSubscriptions(hub)
     for downstream in hub.downstreams.values():
         downstream.relay_callbacks = requests.callbacks(downstream.name)
         downstream.on_log = logs.relay
-    return logs, requests
+        downstream.on_resource_updated = subscriptions.relay
+    return logs, requests, subscriptions

@@ -26,7 +26,7 @@ from hub.search.vectors import VectorCache
 from hub.search.words import expansions, terms
 from hub.text.embedding import Embedder
 
-BM25_SHARE = 0.45
+BM25_SHARE = 0.65
 """Weight of the keyword signal in the fused score (the rest is semantic)."""
 
 Mode = str

@@ -87,14 +87,16 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def list_accounts(type: AccountType | None = None, include_inactive: bool = False) -> AccountList:
-        """The chart of accounts with codes, types and (where the backend has them) balances."""
+        """The ledger accounts (chart of accounts) and their codes.
+        The chart of accounts with codes, types and (where the backend has them) balances."""
         accounts = [a for a in await backend.accounts() if (type is None or a.type == type) and (include_inactive or a.active)]
         return AccountList(accounts=accounts)
 
     @domain_tool(mcp, read_only=True)
     async def search_contacts(query: str | None = None, kind: ContactKind | None = None, limit: Limit = 50,
                               cursor: str | None = None) -> ContactPage:
-        """Customers and vendors by name or email."""
+        """Find customers and vendors (suppliers) in the books.
+        Customers and vendors by name or email."""
         return await backend.contacts(query, kind, limit, cursor)
 
     @domain_tool(mcp, idempotent=True)
@@ -106,7 +108,8 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         tax_number: str | None = None,
         version: Annotated[str | None, Field(description="The version you read, to refuse overwriting a newer change.")] = None,
     ) -> Contact:
-        """Create a contact, or update one by id (search first to avoid duplicates)."""
+        """Add a customer or vendor to the books, or change one's details.
+        Create a contact, or update one by id (search first to avoid duplicates)."""
         return await backend.upsert_contact(ContactInput(id=id, name=name, email=email, kind=kind, tax_number=tax_number,
                                                          version=version))
 
@@ -123,14 +126,17 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         limit: Limit = 50,
         cursor: str | None = None,
     ) -> InvoicePage:
-        """Invoices or bills by status, contact, dates, overdue and amount."""
+        """Find invoices and bills: unpaid, overdue, for a customer or vendor, by date or amount.
+        Invoices or bills by status, contact, dates, overdue and amount."""
         query = InvoiceQuery(kind=kind, status=status, contact_id=contact_id, issued_from=issued_from, issued_to=issued_to,
                              overdue_on=_today() if overdue_only else None, min_total=min_total, max_total=max_total)
         return await backend.invoices(query, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
     async def get_invoice(invoice_id: str) -> Invoice:
-        """One invoice or bill with its lines, totals, amount paid and balance."""
+        """Read one invoice or bill whose id or number you know; to find invoices by status, contact or date, use
+        search_invoices.
+        One invoice or bill with its lines, totals, amount paid and balance."""
         return await backend.invoice(invoice_id)
 
     @domain_tool(mcp)
@@ -147,7 +153,8 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         dry_run: Annotated[bool, Field(description="Only compute the lines' net, tax and totals; nothing is created.")] = False,
         idempotency_key: Key = None,
     ) -> InvoiceResult:
-        """Create a sales invoice (receivable) or a bill (payable). Rounding is per line, half-even."""
+        """Bill a customer, or enter a supplier's bill to pay, with line items.
+        Create a sales invoice (receivable) or a bill (payable). Rounding is per line, half-even."""
         issued = issue_date or _today()
         due = due_date or issued + _dt.timedelta(days=payment_terms_days)
         if due < issued:
@@ -175,7 +182,8 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         void_date: _dt.date | None = None,
         confirm: bool = False,
     ) -> Invoice:
-        """Approve, void or patch an invoice. Voiding needs confirm=true and reverses, never deletes."""
+        """Change an invoice or bill: approve a draft, void it, or edit its due date or lines.
+        Approve, void or patch an invoice. Voiding needs confirm=true and reverses, never deletes."""
         if action == "approve":
             return await backend.approve(invoice_id, version)
         if action == "void":
@@ -197,7 +205,8 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         currency: Annotated[Currency, Field(description="The amount's currency; if given, it must be the invoice's.")] = None,
         idempotency_key: Key = None,
     ) -> Payment:
-        """Record a payment against an invoice or bill, dated on or after its issue date; its balance and status follow."""
+        """Record money received for an invoice or paid for a bill (in full or in part).
+        Record a payment against an invoice or bill, dated on or after its issue date; its balance and status follow."""
         invoice = await backend.invoice(invoice_id)
         day = date or _today()
         ledger.check_payable(invoice, amount, day, currency)  # currency, precision, status, date, balance: for every backend
@@ -210,14 +219,16 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         memo: Annotated[str, Field(max_length=1000)] = "",
         idempotency_key: Key = None,
     ) -> JournalEntry:
-        """Post a manual journal entry; it must balance (total debits = total credits)."""
+        """Move amounts between ledger accounts (adjustment, transfer, depreciation).
+        Post a manual journal entry; it must balance (total debits = total credits)."""
         checked = ledger.check_journal(lines, backend.currency)
         return await backend.journal(date or _today(), memo, checked, idempotency_key)
 
     @domain_tool(mcp, read_only=True)
     async def list_transactions(start: _dt.date, end: _dt.date, account_code: str | None = None, limit: Limit = 100,
                                 cursor: str | None = None) -> TransactionPage:
-        """Ledger lines (debits and credits) between two dates, optionally for one account."""
+        """The general ledger: transactions on an account, or all accounts, in a date range.
+        Ledger lines (debits and credits) between two dates, optionally for one account."""
         _check_range(start, end)
         return await backend.transactions(start, end, account_code, limit, cursor)
 
@@ -229,7 +240,9 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         as_of: Annotated[_dt.date | None, Field(description="Other reports: the day they are as of (default today).")] = None,
         basis: Basis = "accrual",
     ) -> Report:
-        """Trial balance, profit and loss, balance sheet, aged receivables or aged payables; accrual or cash basis."""
+        """Financial reports: profit and loss (income statement), balance sheet, trial balance, aged receivables
+        (who owes us) and aged payables (what we owe).
+        Trial balance, profit and loss, balance sheet, aged receivables or aged payables; accrual or cash basis."""
         if report == "profit_and_loss":
             if start is None or end is None:
                 raise DomainError("invalid_argument", "profit_and_loss needs start and end dates", details={"field": "start"})

@@ -81,13 +81,15 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def now(zone: str = "UTC") -> Now:
-        """The current time in a zone: the anchor for 'today', 'tomorrow', 'next Monday'."""
+        """What time and date it is now in a time zone.
+        The current time in a zone: the anchor for 'today', 'tomorrow', 'next Monday'."""
         current = datetime.now(UTC).astimezone(tz_zone(zone))
         return Now(utc=current.astimezone(UTC), local=current, zone=zone, weekday=current.strftime("%A"), date=current.date())
 
     @domain_tool(mcp, read_only=True)
     async def list_calendars() -> CalendarList:
-        """Calendars this connection can see, with their time zones."""
+        """The calendars you can see, yours and shared ones.
+        Calendars this connection can see, with their time zones."""
         return CalendarList(calendars=await backend.calendars())
 
     @domain_tool(mcp, idempotent=True)
@@ -98,7 +100,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         zone: Annotated[str | None, Field(description="IANA zone; default this machine's.")] = None,
         primary: Annotated[bool | None, Field(description="Make it the primary calendar (default: only if it is the first).")] = None,
     ) -> Calendar:
-        """Add a calendar (embedded backend; a fresh install already has 'primary'). Calling again with
+        """Create a new calendar, e.g. for a team or rota.
+        Add a calendar (embedded backend; a fresh install already has 'primary'). Calling again with
         the same id, name and zone answers the existing calendar."""
         creator = getattr(backend, "create_calendar", None)
         if creator is None:
@@ -119,7 +122,9 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         limit: Limit = 100,
         cursor: str | None = None,
     ) -> EventPage:
-        """Events overlapping a time range, earliest first."""
+        """What is on a calendar: the meetings and appointments in a time range (an agenda); to find free time use
+        find_available_slots.
+        Events overlapping a time range, earliest first."""
         tz = zone or (await backend.calendar(calendar_id)).zone
         start_at, end_at = parse_instant(start, tz, "start"), parse_instant(end, tz, "end")
         window(start_at, end_at)
@@ -127,14 +132,16 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def get_event(calendar_id: str, event_id: str, instance_start: Instance = None) -> Event:
-        """A series (or single event), or with instance_start one occurrence of it."""
+        """Read one event whose id you know: time, attendees, recurrence.
+        A series (or single event), or with instance_start one occurrence of it."""
         tz = (await backend.calendar(calendar_id)).zone
         return await backend.get_event(calendar_id, event_id, _instance(instance_start, tz))
 
     @domain_tool(mcp, read_only=True)
     async def get_free_busy(participants: Annotated[list[str], Field(min_length=1, max_length=50)], start: When, end: When,
                             zone: str = "UTC") -> FreeBusy:
-        """Busy intervals (UTC) per participant."""
+        """Whether and when given people are busy in a time range, without event details.
+        Busy intervals (UTC) per participant."""
         start_at, end_at = parse_instant(start, zone, "start"), parse_instant(end, zone, "end")
         window(start_at, end_at)
         busy = await backend.free_busy(participants, start_at.astimezone(UTC), end_at.astimezone(UTC))
@@ -154,7 +161,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         max_results: Annotated[int, Field(ge=1, le=50)] = 5,
         zone: str = "UTC",
     ) -> Slots:
-        """Times when every participant is free and inside their working hours. Participants with no
+        """Find meeting times that work for several people (common free slots).
+        Times when every participant is free and inside their working hours. Participants with no
         calendar here are listed in `unknown_participants`: slots only avoid the events they are
         invited to here, and their working hours apply only if given."""
         start_at = parse_instant(window_start, zone, "window_start").astimezone(UTC)
@@ -202,7 +210,9 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         check_conflicts: Annotated[bool, Field(description="Refuse if the organizer or an attendee is busy then.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
     ) -> Event:
-        """Create an event or a recurring series."""
+        """Schedule (add, book, put on the calendar) a meeting or appointment, once or repeating; to pick a time
+        everyone can make, call find_available_slots first.
+        Create an event or a recurring series."""
         tz = zone or (await backend.calendar(calendar_id)).zone
         start_at, end_at = times(start, end, tz, zone or "UTC", all_day, series=bool(rrule))
         invited = attendee_list(attendees)
@@ -235,7 +245,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         rrule: Annotated[str | None, Field(description="A new RRULE for the series; \"\" removes the recurrence.")] = None,
         expected_etag: str | None = None,
     ) -> Event:
-        """Change an event, one occurrence, or this and following occurrences of a series."""
+        """Reschedule, move, rename or edit a meeting (time, title, attendees).
+        Change an event, one occurrence, or this and following occurrences of a series."""
         tz = (await backend.calendar(calendar_id)).zone
         new_start = new_end = None
         if start or end or rrule:
@@ -253,14 +264,16 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, idempotent=True)
     async def respond_to_event(calendar_id: str, event_id: str, response: Response, instance_start: Instance = None) -> Event:
-        """Accept, decline or tentatively accept an invitation (as the calendar's owner)."""
+        """RSVP to a meeting invitation.
+        Accept, decline or tentatively accept an invitation (as the calendar's owner)."""
         tz = (await backend.calendar(calendar_id)).zone
         return await backend.respond(calendar_id, event_id, response, _instance(instance_start, tz))
 
     @domain_tool(mcp, destructive=True, idempotent=True)
     async def delete_event(calendar_id: str, event_id: str, scope: Scope = "all", instance_start: Instance = None,
                            confirm: bool = False) -> Deleted:
-        """Delete an event, one occurrence, or this and following occurrences. Requires confirm=true."""
+        """Cancel or remove a meeting.
+        Delete an event, one occurrence, or this and following occurrences. Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", f"deleting {event_id} ({scope}) cannot be undone: call again with confirm=true")
         tz = (await backend.calendar(calendar_id)).zone

@@ -92,7 +92,9 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         limit: Limit = 50,
         cursor: str | None = None,
     ) -> EmployeePage:
-        """Find employees by name, email, title or number, and filters."""
+        """Look people up in the company directory (by name, email, job title, department or number); to read one
+        employee whose id you know, use get_employee.
+        Find employees by name, email, title or number, and filters."""
         sensitive = policy.sensitive_requested(fields, current_caller())
         where = EmployeeFilter(query=query, department=department, location=location, manager_id=manager_id,
                                status=status, employment_type=employment_type)
@@ -103,7 +105,9 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         ref: Annotated[str, Field(min_length=1, max_length=200, description="Id, work email or employee number.")],
         fields: Fields = None,
     ) -> Employee:
-        """One employee."""
+        """Read one employee's record by employee id (title, department, manager, start date); to find people by
+        name, use search_employees.
+        One employee."""
         return await backend.get(ref, policy.sensitive_requested(fields, current_caller()))
 
     @domain_tool(mcp, read_only=True)
@@ -112,7 +116,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         direction: Literal["reports", "chain"] = "reports",
         depth: Annotated[int, Field(ge=1, le=5)] = 2,
     ) -> OrgChart:
-        """Who reports to someone (a tree, `depth` levels) or their management chain up to the top."""
+        """The reporting structure: someone's manager and chain of command, or their team.
+        Who reports to someone (a tree, `depth` levels) or their management chain up to the top."""
         root = await backend.get(ref, [])
         if direction == "chain":
             chain, current, seen = [], root, {root.id}
@@ -133,12 +138,15 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, read_only=True)
     async def list_departments() -> DepartmentList:
-        """Departments with their active headcount."""
+        """All departments and how many people work in each.
+        Departments with their active headcount."""
         return DepartmentList(departments=await backend.departments())
 
     @domain_tool(mcp, read_only=True)
     async def whos_out(start: date, end: date) -> WhosOut:
-        """Approved leave and public holidays between two dates (inclusive). The leave type (the
+        """Who is out of office (on leave, vacation, sick) or on holiday between two dates; for someone's remaining
+        days use get_time_off_balances, for requests and their approval state list_time_off_requests.
+        Approved leave and public holidays between two dates (inclusive). The leave type (the
         reason someone is out: health data) is shown only to callers with scope hris:sensitive when
         HRIS_SENSITIVE_ALLOW includes leave_reason; otherwise type is null and reason_hidden true."""
         _check_range(start, end)
@@ -147,7 +155,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, read_only=True)
     async def get_time_off_balances(employee_id: str, as_of: date | None = None) -> Balances:
-        """Per time-off type: entitlement, booked (approved, taken or upcoming), taken by as_of,
+        """How many vacation, PTO or sick days someone has left and has used.
+        Per time-off type: entitlement, booked (approved, taken or upcoming), taken by as_of,
         pending, and available = entitlement − booked − pending, the hours request_time_off grants."""
         return await backend.balances(employee_id, as_of or date.today())
 
@@ -160,7 +169,9 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         limit: Limit = 50,
         cursor: str | None = None,
     ) -> TimeOffPage:
-        """Time-off requests, filtered by employee, overlap with a date range, and status. Type and
+        """Leave and vacation requests with their status (pending, approved, denied), e.g. those awaiting approval;
+        for who is away on given dates use whos_out.
+        Time-off requests, filtered by employee, overlap with a date range, and status. Type and
         note (health data) need scope hris:sensitive and leave_reason in HRIS_SENSITIVE_ALLOW;
         otherwise they are null and reason_hidden is true."""
         page = await backend.list_requests(employee_id, start, end, status, limit, cursor)
@@ -176,7 +187,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         dry_run: Annotated[bool, Field(description="Only compute hours, balance after and overlaps.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
     ) -> TimeOffPreview:
-        """Request time off (inclusive dates); try dry_run first to see hours and the balance after."""
+        """Ask for (book) vacation, leave or days off.
+        Request time off (inclusive dates); try dry_run first to see hours and the balance after."""
         _check_range(start, end)
         if dry_run:
             return await backend.request_time_off(employee_id, type, start, end, note, True)
@@ -186,7 +198,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     async def decide_time_off(
         request_id: str, decision: Literal["approve", "deny", "cancel"], confirm: bool = False
     ) -> TimeOffRequest:
-        """Approve, deny or cancel a time-off request. Requires confirm=true. The answer withholds
+        """Decide on a leave request.
+        Approve, deny or cancel a time-off request. Requires confirm=true. The answer withholds
         type and note unless the caller holds scope hris:sensitive (see list_time_off_requests)."""
         if not confirm:
             raise DomainError("invalid_argument", f"to {decision} request {request_id}, call again with confirm=true")
@@ -195,7 +208,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, read_only=True)
     async def list_changes(since: datetime, limit: Limit = 100, cursor: str | None = None) -> ChangePage:
-        """Employees changed since a time (for syncing)."""
+        """Employee records created or changed since a time.
+        Employees changed since a time (for syncing)."""
         return await backend.changes(since, limit, cursor)
 
     mcp.backend = backend  # type: ignore[attr-defined]

@@ -118,7 +118,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         as_new: Annotated[bool, Field(description="Store as its own memory even if it looks like a newer statement of a stored "
                                                   "fact (e.g. a second allergy); the same text is still stored once.")] = False,
     ) -> Remembered:
-        """Store a fact, preference or note for a scope. A newer statement of a fact stored there (same text, or the same
+        """Save what the user asks you to remember for later.
+        Store a fact, preference or note for a scope. A newer statement of a fact stored there (same text, or the same
         statement with a new value, e.g. Monday -> Tuesday) updates that memory: the new text wins and the old one goes to
         its history. The answer says what was stored: action created/updated/unchanged, stored_text, replaced_text."""
         return await service.memories.remember(content, kind, own_scope(scope), tags or [], source, metadata or {}, as_new)
@@ -126,18 +127,22 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     @domain_tool(mcp, read_only=True, open_world=False)
     async def recall(query: Annotated[str, Field(min_length=1, max_length=2000)], scope: ScopeArg, kinds: list[Kind] | None = None,
                      tags: Tags | None = None, mode: Mode = "hybrid", limit: Limit = 10, include_history: bool = False) -> Recall:
-        """Search one scope's memories (hybrid keyword + semantic ranking by default); include_history adds earlier versions."""
+        """Look up what you were told before (saved facts, preferences, notes); for ingested documents use
+        search_documents, for the knowledge graph search_nodes.
+        Search one scope's memories (hybrid keyword + semantic ranking by default); include_history adds earlier versions."""
         return await service.memories.recall(query, own_scope(scope), kinds, tags, mode, limit, include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def get_memories(ids: Annotated[list[str], Field(min_length=1, max_length=100)], scope: ScopeArg,
                            include_history: bool = False) -> MemoryList:
-        """Memories by id (only those in this scope); include_history adds their earlier versions, oldest first."""
+        """Read saved memories whose ids you know.
+        Memories by id (only those in this scope); include_history adds their earlier versions, oldest first."""
         return await service.memories.get(ids, own_scope(scope), include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def list_recent(scope: ScopeArg, limit: Limit = 20, cursor: str | None = None) -> MemoryList:
-        """A scope's memories, most recently changed first."""
+        """The most recently saved or changed memories.
+        A scope's memories, most recently changed first."""
         return await service.memories.recent(own_scope(scope), limit, cursor)
 
     @domain_tool(mcp, idempotent=True, open_world=False)
@@ -149,13 +154,15 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         metadata: Annotated[dict[str, Any] | None, Field(description="Merged into the memory's metadata (JSON merge patch: "
                                                                      "null removes a key, other keys are kept).")] = None,
     ) -> Memory:
-        """Change only the fields you pass of a memory (content, kind, tags, metadata); the old version goes to its history."""
+        """Correct or edit a saved memory.
+        Change only the fields you pass of a memory (content, kind, tags, metadata); the old version goes to its history."""
         return await service.memories.update(id, own_scope(scope), version, content, kind, tags, metadata)
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
     async def forget(scope: ScopeArg, ids: list[str] | None = None, kinds: list[Kind] | None = None, tags: Tags | None = None,
                      before: _dt.datetime | None = None, confirm: bool = False) -> Forgotten:
-        """Delete memories of a scope by ids or by filter (kinds, tags, last changed before). Requires confirm=true."""
+        """Erase saved memories.
+        Delete memories of a scope by ids or by filter (kinds, tags, last changed before). Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", "forgetting deletes memories for good: call again with confirm=true")
         return await service.memories.forget(own_scope(scope), ids, kinds, tags, before)
@@ -174,7 +181,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         chunk_size: Annotated[int, Field(ge=200, le=8000)] = 900,
         chunk_overlap: Annotated[int, Field(ge=0, le=2000)] = 150,
     ) -> Ingested:
-        """Add a document (text, or a file path) for search. Unchanged content is a no-op; changed content replaces it atomically."""
+        """Add a document (handbook, policy, PDF, notes) to the searchable knowledge base.
+        Add a document (text, or a file path) for search. Unchanged content is a no-op; changed content replaces it atomically."""
         if (text is None) == (path is None):
             raise DomainError("invalid_argument", "give exactly one of text or path")
         if path is not None:
@@ -194,17 +202,20 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     @domain_tool(mcp, read_only=True, open_world=False)
     async def search_documents(query: Annotated[str, Field(min_length=1, max_length=2000)], mode: Mode = "hybrid", tags: Tags | None = None,
                                since: _dt.date | None = None, until: _dt.date | None = None, limit: Limit = 10) -> SearchResults:
-        """Search document chunks: hybrid (default), keyword (BM25) or semantic; each hit says its rank in each method."""
+        """Search the text of ingested documents for passages about a question; for saved memories use recall.
+        Search document chunks: hybrid (default), keyword (BM25) or semantic; each hit says its rank in each method."""
         return await service.documents.search(query, mode, tags, since, until, limit)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def list_documents(tags: Tags | None = None, limit: Limit = 50, cursor: str | None = None) -> DocumentList:
-        """Ingested documents, newest first."""
+        """Which documents are in the knowledge base.
+        Ingested documents, newest first."""
         return await service.documents.list(tags, limit, cursor)
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
     async def delete_document(document_id: str, confirm: bool = False) -> DocumentDeleted:
-        """Remove a document and its chunks from search. Requires confirm=true."""
+        """Delete a document from the knowledge base.
+        Remove a document and its chunks from search. Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", "deleting removes the document from search: call again with confirm=true")
         return await service.documents.delete(document_id)

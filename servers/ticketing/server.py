@@ -96,7 +96,9 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         limit: Limit = 25,
         cursor: str | None = None,
     ) -> TicketPage:
-        """Find tickets by text (matched literally) and filters; project keys are case-insensitive.
+        """Search or list tickets matching words and filters (status, assignee, project, priority, labels); to read
+        one ticket whose id you know, use get_ticket.
+        Find tickets by text (matched literally) and filters; project keys are case-insensitive.
         Page on by passing next_cursor with the same filters. Embedded backend: newest created first,
         stable while others write (a walk returns each matching ticket once); providers: their order."""
         query = SearchQuery(text=text, status=status, assignee=assignee, project=project, labels=labels,
@@ -105,22 +107,27 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def get_ticket(id: Id, include: list[Include] | None = None) -> Ticket:
-        """One ticket; include comments, transitions (allowed next statuses), links, or the raw payload."""
+        """Read one ticket whose id or key you know (e.g. OPS-12); to find tickets by words or filters, use
+        search_tickets.
+        One ticket; include comments, transitions (allowed next statuses), links, or the raw payload."""
         return await backend.get(id, include or [])
 
     @domain_tool(mcp, read_only=True)
     async def list_comments(id: Id, limit: Limit = 50, cursor: str | None = None) -> CommentPage:
-        """A ticket's comments, oldest first, public and internal; next_cursor pages on, stable while others write."""
+        """Read the comment thread (discussion, replies, internal notes) of one ticket.
+        A ticket's comments, oldest first, public and internal; next_cursor pages on, stable while others write."""
         return await backend.list_comments(id, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
     async def get_metadata(project: str | None = None, ticket_id: str | None = None) -> Metadata:
-        """Statuses, types, priorities, required fields and known projects; with ticket_id, its allowed transitions."""
+        """What the tracker allows: the values to use when filing or moving a ticket.
+        Statuses, types, priorities, required fields and known projects; with ticket_id, its allowed transitions."""
         return await backend.metadata(project, ticket_id)
 
     @domain_tool(mcp, read_only=True)
     async def find_users(query: Annotated[str, Field(min_length=1, max_length=200)], limit: Limit = 10) -> UserList:
-        """Users matching a name or email, with the ids the other tools take."""
+        """Look up people (assignees, reporters) in the ticketing system to get their user ids.
+        Users matching a name or email, with the ids the other tools take."""
         return UserList(users=await backend.find_users(query, limit))
 
     @domain_tool(mcp)
@@ -134,7 +141,8 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         assignee: str | None = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Ticket:
-        """Create a ticket in an existing project (an unknown key is refused with the known ones; on
+        """Open (file, report, log) a new ticket: a bug, incident, task or request.
+        Create a ticket in an existing project (an unknown key is refused with the known ones; on
         the embedded backend, create_project adds one). Give an idempotency_key so a retry cannot
         create a duplicate."""
         refuse_control_chars(project=project, title=title, description=description, type=type, labels=labels)
@@ -155,7 +163,8 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
             str | None, Field(description="The version you read; the update fails with conflict if it changed.")
         ] = None,
     ) -> Ticket:
-        """Change fields of a ticket (status changes go through transition_ticket)."""
+        """Edit a ticket: title, description, priority, assignee, labels or type.
+        Change fields of a ticket (status changes go through transition_ticket)."""
         given = {k: v for k, v in {"title": title, "description": description, "priority": priority,
                                    "labels": labels, "assignee": assignee, "type": type}.items() if v is not None}
         if not given:
@@ -171,7 +180,8 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     async def transition_ticket(
         id: Id, to: Annotated[str, Field(description="open, in_progress, on_hold, resolved, closed, or a native status.")]
     ) -> Ticket:
-        """Move a ticket to another status; if not allowed, the error lists the allowed ones."""
+        """Change a ticket's status: start, resolve, close, reopen, mark done.
+        Move a ticket to another status; if not allowed, the error lists the allowed ones."""
         return await backend.transition(id, to)
 
     @domain_tool(mcp)
@@ -181,19 +191,22 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         public: Annotated[bool, Field(description="False for an internal note.")] = True,
         idempotency_key: IdempotencyKey = None,
     ) -> Comment:
-        """Comment on a ticket, publicly or as an internal note."""
+        """Write a comment, reply or note on a ticket.
+        Comment on a ticket, publicly or as an internal note."""
         refuse_control_chars(body=body)
         return await backend.add_comment(id, body, public)
 
     @domain_tool(mcp, idempotent=True)
     async def link_tickets(id: Id, other_id: Id, type: str = "relates to") -> Link:
-        """Link two tickets ("blocks", "relates to", "duplicates")."""
+        """Relate two tickets: one blocks another, duplicates it, or relates to it.
+        Link two tickets ("blocks", "relates to", "duplicates")."""
         refuse_control_chars(type=type)
         return await backend.link(id, other_id, type)
 
     @domain_tool(mcp, destructive=True, idempotent=True)
     async def delete_ticket(id: Id, confirm: bool = False) -> Deleted:
-        """Delete a ticket and its comments for good. Requires confirm=true."""
+        """Permanently remove a ticket (to close it, use transition_ticket).
+        Delete a ticket and its comments for good. Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", f"deleting {id} cannot be undone: call again with confirm=true")
         deleted = await backend.get(id, [])  # its canonical id: keys that created it must not answer with it
@@ -207,7 +220,8 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         async def create_project(
             key: Annotated[str, Field(min_length=1, max_length=20, description="Letters, digits, _; e.g. PAY.")],
         ) -> Project:
-            """Create a project so create_ticket accepts its key (stored upper case; returns the
+            """Create a ticket project (a key prefix such as OPS).
+            Create a project so create_ticket accepts its key (stored upper case; returns the
             existing one with created=false if the key exists in any case)."""
             refuse_control_chars(key=key)
             return await backend.create_project(key)

@@ -33,7 +33,7 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
     `<domain>-events.sqlite`) and the `list_changes` tool over the feed kept in `store`."""
     feed = ChangeFeed(store)
     log = EventLog(events_path(store.path.parent, domain))
-    intake = Intake(domain, providers, log, Processor(log, feed, policy))
+    intake = Intake(domain, providers, log, Processor(log, feed, policy or Policy.from_env(domain)))
     server.webhooks = intake  # type: ignore[attr-defined] — read by the runner and the hub, duck-typed
     server.change_feed = feed  # type: ignore[attr-defined]
     if not tool:

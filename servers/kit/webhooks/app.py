@@ -88,7 +88,7 @@ class Intake:
             token = query["validationToken"]
             if not token or len(token) > MAX_VALIDATION_TOKEN:
                 raise Rejected(400, "validationToken is empty or too long")
-            return PlainTextResponse(token)
+            return PlainTextResponse(token, headers={"X-Content-Type-Options": "nosniff"})
         body = await self._body(request)
         secret = self.secrets(provider)
         if secret is None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from servers.kit.store import Store
 
 State = Literal["received", "processed", "failed", "dead"]
+LEASE_S = 120.0
 _MIGRATIONS = [
     """CREATE TABLE webhook_events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,14 +88,18 @@ class EventLog:
 
         return await self.store.run(work)
 
-    async def due(self, now: float, limit: int = 50) -> list[dict[str, Any]]:
-        """Pending deliveries whose time has come, oldest first, with their payload."""
+    async def due(self, now: float, limit: int = 50, lease_s: float = LEASE_S) -> list[dict[str, Any]]:
+        """Claim the pending deliveries whose time has come, oldest first, with their payload. Each is
+        leased for `lease_s` (its next_attempt_at moves on), so a second processor on the same file
+        (the hub and a standalone server sharing a data dir) does not take it too; if this process
+        dies mid-attempt, the delivery is due again when the lease ends."""
 
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = db.execute(
                 "SELECT seq, provider, delivery_id, attempts, headers, payload FROM webhook_events"
                 " WHERE state IN ('received', 'failed') AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
                 (now, limit)).fetchall()
+            db.executemany("UPDATE webhook_events SET next_attempt_at = ? WHERE seq = ?", [(now + lease_s, r["seq"]) for r in rows])
             return [dict(r) | {"headers": json.loads(r["headers"])} for r in rows]
 
         return await self.store.run(work)

@@ -9,9 +9,10 @@ up whatever an earlier process accepted but did not finish, so a restart loses n
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,19 @@ class Policy:
     max_delay_s: float = 300.0
     retention_days: float = 30.0
     purge_every_s: float = 3600.0
+
+    @classmethod
+    def from_env(cls, domain: str, environ: Mapping[str, str] | None = None) -> Policy:
+        """Defaults, overridden per domain by `<DOMAIN>_EVENTS_RETENTION_DAYS` and
+        `<DOMAIN>_EVENTS_MAX_ATTEMPTS` (e.g. HRIS_EVENTS_RETENTION_DAYS=7 for personal data)."""
+        env = os.environ if environ is None else environ
+        prefix = domain.upper()
+        policy = cls()
+        if days := env.get(f"{prefix}_EVENTS_RETENTION_DAYS"):
+            policy.retention_days = float(days)
+        if attempts := env.get(f"{prefix}_EVENTS_MAX_ATTEMPTS"):
+            policy.max_attempts = max(1, int(attempts))
+        return policy
 
     def backoff(self, attempts: int) -> float:
         """Delay before attempt `attempts + 1`: base·2^(attempts−1), capped, times a jitter in [0.5, 1.5)."""
@@ -94,10 +108,14 @@ class Processor:
     async def run(self) -> None:
         while True:
             self._wake = anyio.Event()
-            now = time.time()
-            await self.purge_if_due(now)
-            await self.drain(now)
-            next_at = await self.log.next_due_at()
+            try:
+                now = time.time()
+                await self.purge_if_due(now)
+                await self.drain(now)
+                next_at = await self.log.next_due_at()
+            except Exception:  # the log itself failed (disk full, locked): keep the server up, try again soon
+                logger.exception("webhook processor could not read or settle its event log; retrying in 30s")
+                next_at = time.time() + 30
             wait = self.policy.purge_every_s if next_at is None else max(0.0, next_at - time.time())
             with anyio.move_on_after(min(wait, self.policy.purge_every_s)):
                 await self._wake.wait()

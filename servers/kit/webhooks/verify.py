@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 Headers = Mapping[str, str]
 REPLAY_WINDOW_S = 300.0
@@ -66,9 +66,10 @@ def _unix(text: str) -> float:
 
 def _iso(text: str) -> float:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise Rejected(401, "timestamp header is not an ISO 8601 instant") from None
+    return (instant if instant.tzinfo else instant.replace(tzinfo=UTC)).timestamp()  # no offset: UTC
 
 
 def github(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:

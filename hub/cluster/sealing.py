@@ -1,0 +1,73 @@
+"""Sealed session ids: a 2025-11-25 session's state inside its own `Mcp-Session-Id`.
+
+The id is `s1.` + base64url(nonce ‖ AES-256-GCM(state)), keyed by the first of
+`hub.cluster.session_secrets`; every listed secret is tried when opening, so a secret is rotated
+by putting the new one first, and dropped once the old sessions have ended. The state is what a
+replica needs to continue the session: the negotiated version, the client's initialize params
+(capabilities, client info), the principal it is bound to, and when it was issued. Tampering, a
+forged id, or an unknown secret all fail authentication (`open_session` returns None).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+PREFIX = "s1."
+_AAD = b"mcp-hub session id v1"
+MAX_ID_CHARS = 4096
+"""Longer ids are not even tried (a bound on work per request)."""
+
+
+class SessionState(NamedTuple):
+    protocol_version: str
+    client_params: dict[str, Any]
+    """The client's `initialize` params as it sent them (capabilities, clientInfo)."""
+    owner: tuple[str | None, str | None, str | None] | None
+    """(client_id, issuer, subject) of the credential that opened it; None with auth off."""
+    issued_at: float
+
+
+def _key(secret: str) -> AESGCM:
+    return AESGCM(hashlib.sha256(_AAD + secret.encode()).digest())
+
+
+class SessionSealer:
+    def __init__(self, secrets: Sequence[str], max_age_s: float) -> None:
+        if not secrets:
+            raise ValueError("hub.cluster.session_secrets is empty: nothing to seal session ids with")
+        self._keys = [_key(s) for s in secrets]
+        self.max_age_s = max_age_s
+
+    def seal(self, state: SessionState) -> str:
+        nonce = os.urandom(12)
+        plain = json.dumps(list(state), separators=(",", ":")).encode()
+        return PREFIX + base64.urlsafe_b64encode(nonce + self._keys[0].encrypt(nonce, plain, _AAD)).decode().rstrip("=")
+
+    def open(self, session_id: str, now: float | None = None) -> SessionState | None:
+        """The state sealed in `session_id`; None if it is not one of ours, altered, or too old."""
+        if not session_id.startswith(PREFIX) or len(session_id) > MAX_ID_CHARS:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(session_id[len(PREFIX):] + "=" * (-len(session_id) % 4))
+        except ValueError:
+            return None
+        for key in self._keys:
+            try:
+                plain = key.decrypt(raw[:12], raw[12:], _AAD)
+            except (InvalidTag, ValueError):
+                continue
+            version, params, owner, issued = json.loads(plain)
+            state = SessionState(version, params, tuple(owner) if owner is not None else None, issued)
+            if (now if now is not None else time.time()) - issued > self.max_age_s:
+                return None
+            return state
+        return None

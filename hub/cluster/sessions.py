@@ -1,0 +1,219 @@
+"""Portable 2025-11-25 sessions: any replica continues a session another one opened.
+
+`PortableSessionManager` is the hub's `PrincipalSessionManager` whose session ids are sealed
+(`hub.cluster.sealing`): the id of a new session is minted from its `initialize` request, so it
+carries the negotiated version, the client's initialize params and the principal it is bound to.
+A request whose id this replica does not hold is *adopted*: the id is opened, its principal must
+be the requester's (otherwise 404, exactly as for an unknown id — a replayed or forged id tells the
+caller nothing), and a session is started under that same id with the handshake already done.
+
+Why sealed ids rather than Redis: nothing to look up per request, so no new failure mode and no
+round trip; the state is small and fixed at `initialize`. What it does not carry (per-session
+state the hub keeps in memory, such as the tools a `search_tools` session found, log level,
+resource subscriptions, and a GET stream) starts afresh on the adopting replica; and a DELETE ends
+the session only on the replica that received it (another would adopt the id again until it is
+older than `session_max_age_s`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+from typing import Any
+from uuid import uuid4
+
+import anyio
+from anyio.abc import TaskStatus
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
+from mcp.server.connection import Connection
+from mcp.server.runner import serve_connection
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager, _error_response, _send_and_report_status
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.transport_context import TransportContext
+from mcp_types import InitializeRequestParams
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+from starlette.datastructures import Headers
+from starlette.types import Message, Receive, Scope, Send
+
+from hub.cluster.sealing import MAX_ID_CHARS, SessionSealer, SessionState
+from hub.http_sessions import PrincipalSessionManager, refusal_response
+from hub.session_ledger import SessionRefused
+
+logger = logging.getLogger("hub.cluster")
+_NEXT_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("mcp_hub_next_session_id", default=None)
+
+
+def _owner(requestor: AuthorizationContext | None) -> tuple[str | None, str | None, str | None] | None:
+    return (requestor["client_id"], requestor["issuer"], requestor["subject"]) if requestor is not None else None
+
+
+def _requestor(scope: Scope) -> AuthorizationContext | None:
+    user = scope.get("user")
+    return authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+
+
+class _ChosenIds(StreamableHTTPSessionManager):
+    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
+        """The SDK's admission, with the session id chosen by the caller (`_NEXT_ID`) when set."""
+        if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:
+            return None
+        session_id = _NEXT_ID.get() or uuid4().hex
+        transport = StreamableHTTPServerTransport(
+            mcp_session_id=session_id, is_json_response_enabled=self.json_response, event_store=self.event_store,
+            security_settings=self.security_settings, retry_interval=self.retry_interval,
+            idle_timeout=self.session_idle_timeout,
+        )
+        if requestor is not None:
+            self._session_owners[session_id] = requestor
+        self._server_instances[session_id] = transport
+        return transport
+
+
+class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
+    """Sessions whose ids any replica sharing `hub.cluster.session_secrets` can continue."""
+
+    def __init__(self, app: Any, ledger: Any, sealer: SessionSealer, **options: Any) -> None:
+        super().__init__(app, ledger, **options)
+        self.sealer = sealer
+
+    async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
+        if session_id is None and scope.get("method") == "POST":
+            body, receive = await _buffered(receive)
+            params = _initialize_params(body)
+            if params is not None:
+                requested = params.get("protocolVersion")
+                version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+                state = SessionState(version, params, _owner(_requestor(scope)), time.time())
+                sealed = self.sealer.seal(state)
+                if len(sealed) > MAX_ID_CHARS:  # an enormous initialize: this session stays on this replica
+                    logger.warning("initialize params too large to seal; this session cannot move between replicas")
+                token = _NEXT_ID.set(sealed if len(sealed) <= MAX_ID_CHARS else None)
+                try:
+                    await super()._handle_stateful_request(scope, receive, send)
+                finally:
+                    _NEXT_ID.reset(token)
+                return
+        elif session_id is not None and session_id not in self._server_instances:
+            state = self.sealer.open(session_id)
+            if state is not None:
+                await self._adopt(session_id, state, scope, receive, send)
+                return
+        await super()._handle_stateful_request(scope, receive, send)
+
+    async def _adopt(self, session_id: str, state: SessionState, scope: Scope, receive: Receive, send: Send) -> None:
+        """Continue a session another replica opened (or this one, before a restart)."""
+        requestor = _requestor(scope)
+        if state.owner != _owner(requestor):
+            logger.warning("refusing a sealed session id presented by another principal than the one it is bound to")
+            await _error_response("Session not found", 404)(scope, receive, send)
+            return
+        try:
+            params = InitializeRequestParams.model_validate(state.client_params, by_name=False)
+        except ValueError:
+            await _error_response("Session not found", 404)(scope, receive, send)
+            return
+        async with self._session_creation_lock:
+            if session_id in self._server_instances:  # adopted meanwhile by a concurrent request
+                transport = None
+            else:
+                token = _NEXT_ID.set(session_id)
+                try:
+                    transport = self._admit_session(requestor)
+                except SessionRefused as refused:
+                    await refusal_response(refused)(scope, receive, send)
+                    return
+                finally:
+                    _NEXT_ID.reset(token)
+                if transport is None:
+                    await _error_response("Too many open sessions", 503)(scope, receive, send)
+                    return
+        if transport is None:
+            await super()._handle_stateful_request(scope, receive, send)
+            return
+        logger.info("continuing a session opened elsewhere (protocol %s)", state.protocol_version)
+        await self._serve_adopted(transport, state.protocol_version, params, scope, receive, send)
+
+    async def _serve_adopted(self, transport: StreamableHTTPServerTransport, version: str,
+                             params: InitializeRequestParams, scope: Scope, receive: Receive, send: Send) -> None:
+        """As the SDK's `_serve_opening_request`, with the connection born initialized."""
+        session_id = transport.mcp_session_id
+        assert session_id is not None
+
+        async def run_server(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+            async with transport.connect() as (read_stream, write_stream):
+                task_status.started()
+                try:
+                    dispatcher: JSONRPCDispatcher[TransportContext] = JSONRPCDispatcher(
+                        read_stream, write_stream, inline_methods=frozenset({"initialize"}))
+                    connection = Connection.for_loop(dispatcher, session_id=session_id, protocol_version_hint=version)
+                    connection.client_params = params
+                    connection.protocol_version = version
+                    connection.initialized.set()
+                    with transport.idle_scope or anyio.CancelScope():
+                        await serve_connection(self.app, dispatcher, connection=connection,
+                                               lifespan_state=self._lifespan_state)
+                except Exception:
+                    logger.exception("adopted session crashed")
+                finally:
+                    await self._discard_session(session_id, transport)
+
+        established = False
+        try:
+            assert self._task_group is not None
+            await self._task_group.start(run_server)
+            status = await _send_and_report_status(transport.handle_request, scope, receive, send)
+            established = status is not None and status < 400
+        finally:
+            if not established:
+                await self._discard_session(session_id, transport)
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a `receive` that replays it (then passes through)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            replay: list[Message] = [message]
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            replay = []
+            break
+    body = b"".join(chunks)
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *replay]
+
+    async def replaying() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return body, replaying
+
+
+def _initialize_params(body: bytes) -> dict[str, Any] | None:
+    """The params of an `initialize` request body, or None for anything else."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and message.get("method") == "initialize" and isinstance(message.get("params"), dict):
+        return message["params"]
+    return None
+
+
+SECRETS_ENV = "MCP_HUB_SESSION_SECRETS"
+
+
+def session_manager(server: Any, ledger: Any, cluster: Any, **options: Any) -> PrincipalSessionManager:
+    """A `PortableSessionManager` when session secrets are configured (`hub.cluster.session_secrets`,
+    else `$MCP_HUB_SESSION_SECRETS`, comma-separated), else the one-replica `PrincipalSessionManager`."""
+    import os
+
+    secrets = [s.get_secret_value() for s in cluster.session_secrets]
+    secrets = secrets or [s for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
+    if not secrets:
+        return PrincipalSessionManager(server, ledger, **options)
+    return PortableSessionManager(server, ledger, SessionSealer(secrets, cluster.session_max_age_s), **options)
