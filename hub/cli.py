@@ -174,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except asyncio.CancelledError:
-        from hub.signals import SIGTERM_EXIT_STATUS, sigterm_received
+        from hub.signals import stop_status
 
-        if not sigterm_received():
+        status = stop_status()
+        if status is None:
             raise
-        return SIGTERM_EXIT_STATUS
+        return status
     except OSError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 1

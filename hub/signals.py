@@ -1,12 +1,17 @@
-"""SIGTERM stops `mcp-hub serve` the way SIGINT does.
+"""SIGTERM and SIGINT stop `mcp-hub serve` cleanly, and always.
 
 Without a handler, SIGTERM ends the process on the spot: no call is cancelled, no child is stopped,
 and a stdio server's helpers (its own children, which `setpriv --pdeathsig` does not reach) are
-left running. Here SIGTERM does what asyncio does for SIGINT: it cancels the main task, so calls in
+left running. Here both signals do what asyncio does for SIGINT: cancel the main task, so calls in
 flight are cancelled and every stdio child is stopped by process group
-(`hub.downstream.stdio.stop_process`) on the way out; `mcp-hub` then exits with 143 (128 + SIGTERM),
-as a shell reports a process SIGTERM ended. (Cancelling an anyio scope instead left the SDK's
-stdin reader waiting; the task cancel is the path SIGINT has always taken.)
+(`hub.downstream.stdio.stop_process`) on the way out; `mcp-hub` then exits with 128 + the signal
+number, as a shell reports it.
+
+One thing can hold that stop up: when stdin or stdout is not a pipe (a file, /dev/null, a
+terminal), the SDK reads stdin in a worker thread whose blocked `read` cannot be cancelled, and
+the event loop would wait for a byte that never comes. So a signal also arms a watchdog: if the
+process is still alive `STOP_GRACE_S` after it, the hub stops its children's process groups and
+exits at once. A second signal does the same without waiting.
 
 Over HTTP, uvicorn takes SIGTERM (and SIGINT) for itself while it serves, shuts down gracefully
 and then raises the signal again: that second delivery reaches this handler and stops the hub.
@@ -15,33 +20,66 @@ and then raises the signal again: that second delivery reaches this handler and 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+STOP_GRACE_S = 10.0
 SIGTERM_EXIT_STATUS = 128 + signal.SIGTERM
-_received = False
+logger = logging.getLogger("hub")
+_received: int | None = None
+_last_resort: list[Callable[[], None]] = []
 
 
 def sigterm_received() -> bool:
     """Whether `stop_on_sigterm` saw a SIGTERM in this process."""
-    return _received
+    return _received == signal.SIGTERM
+
+
+def stop_status() -> int | None:
+    """128 + the stop signal `stop_on_sigterm` saw, or None."""
+    return None if _received is None else 128 + _received
+
+
+def on_last_resort(action: Callable[[], None]) -> None:
+    """Run `action` (synchronously, from any thread) before a watchdog exit: e.g. kill children."""
+    _last_resort.append(action)
+
+
+def _exit_now(status: int) -> None:
+    for action in list(_last_resort):
+        try:
+            action()
+        except Exception:  # boundary: the exit must happen whatever a clean-up step does
+            logger.exception("clean-up before exit failed")
+    logging.shutdown()
+    os._exit(status)
 
 
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
-    """While the body runs, SIGTERM cancels the current (main) task; call from the main thread."""
+    """While the body runs, SIGTERM and SIGINT cancel the current (main) task, with a watchdog
+    that guarantees the exit; call from the main thread."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
 
-    def on_sigterm(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
         global _received
-        _received = True
+        if _received is not None:  # a second signal: stop now
+            _exit_now(128 + signum)
+        _received = signum
+        watchdog = threading.Timer(STOP_GRACE_S, _exit_now, (128 + signum,))
+        watchdog.daemon = True
+        watchdog.start()
         loop.call_soon_threadsafe(task.cancel)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

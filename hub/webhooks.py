@@ -2,8 +2,8 @@
 
 The hub never imports a domain: an in-process server object that carries a `webhooks` attribute
 (duck-typed: `handle(request, provider) -> Response` and `running()`, an async context manager that
-runs its background processor) is served here. Its processor starts with the first delivery and runs
-until the hub's HTTP app shuts down. These routes take no MCP auth: each delivery proves itself with
+runs its background processor) is served here. Its processor starts once the domain has connected
+(checked every second) or with the first delivery, and runs until the hub's HTTP app shuts down. These routes take no MCP auth: each delivery proves itself with
 the provider's signature.
 """
 
@@ -42,12 +42,23 @@ class HubWebhooks:
     async def lifespan(self) -> AsyncIterator[None]:
         async with anyio.create_task_group() as group:
             self._group = group
+            group.start_soon(self._start_connected)
             try:
                 yield
             finally:
                 self._group = None
                 self._started.clear()
                 group.cancel_scope.cancel()
+
+    async def _start_connected(self) -> None:
+        """Start each in-process domain's processor (and push-channel upkeep) once it has connected, so
+        events accepted before a restart are processed without waiting for a new delivery."""
+        while True:
+            for namespace in list(self.hub.downstreams):
+                intake = self.intake(namespace)
+                if intake is not None:
+                    await self._ensure_running(intake)
+            await anyio.sleep(1.0)  # in-process servers connect (and reconnect) in the background
 
     def intake(self, namespace: str) -> Any:
         downstream = self.hub.downstreams.get(namespace)

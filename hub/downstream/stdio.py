@@ -36,6 +36,7 @@ from hub.downstream.json_channel import ID_MARKER, JsonChannel
 from hub.line_errors import overlong_answer
 from hub.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
 from hub.redact import LineMasker
+from hub.signals import on_last_resort
 
 logger = logging.getLogger("hub.downstream")
 
@@ -96,6 +97,7 @@ async def stdio_child(
 
     log = logging.getLogger(f"hub.downstream.{server_name}")
     log.info("started pid=%d command=%s", process.pid, command)
+    LIVE_GROUPS.add(process.pid)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     stdout_lines = LineQueue()
@@ -217,11 +219,25 @@ async def stop_process(process: anyio.abc.Process, log: logging.Logger, close_st
             _signal_group(process.pid, signal.SIGKILL)
             await _wait_exit(process, 2.0)
     _signal_group(process.pid, signal.SIGKILL)
+    LIVE_GROUPS.discard(process.pid)
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             with suppress(Exception):
                 await stream.aclose()
     log.info("stopped (returncode=%s)", process.returncode)
+
+
+LIVE_GROUPS: set[int] = set()
+"""Process groups of the stdio children running now (each child leads its own group)."""
+
+
+def kill_live_groups() -> None:
+    """SIGKILL every child's process group: the last step before a forced exit (`hub.signals`)."""
+    for pid in list(LIVE_GROUPS):
+        _signal_group(pid, signal.SIGKILL)
+
+
+on_last_resort(kill_live_groups)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

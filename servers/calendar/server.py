@@ -38,6 +38,7 @@ from servers.kit.errors import DomainError
 from servers.kit.store import Store
 from servers.kit.tools import configure_domain, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
+from servers.kit.webhooks.channels import keepers_from_env
 
 BACKENDS = ("embedded", "caldav", "google", "graph")
 Limit = Annotated[int, Field(ge=1, le=500)]
@@ -77,7 +78,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     store = getattr(backend, "store", None) or Store(default_data_dir() / "calendar-idempotency.sqlite", [])
     mcp = MCPServer("calendar", instructions="Calendars with correct time zones. Call now first to anchor 'today' and 'tomorrow'.")
     configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
-    attach_webhooks(mcp, "calendar", store, ("google", "graph"))
+    intake = attach_webhooks(mcp, "calendar", store, ("google", "graph"))
+    intake.keepers = keepers_from_env(backend, intake.log.store)  # Google channels / Graph subscriptions, if configured
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def now(zone: str = "UTC") -> Now:

@@ -207,10 +207,16 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         return policy.requests([decided], current_caller())[0]
 
     @domain_tool(mcp, read_only=True)
-    async def list_changes(since: datetime, limit: Limit = 100, cursor: str | None = None) -> ChangePage:
+    async def list_changes(
+        since: datetime, limit: Limit = 100, cursor: str | None = None,
+        kinds: Annotated[list[Literal["employee"]] | None, Field(description="Only these kinds (HRIS has one).")] = None,
+    ) -> ChangePage:
         """Employee records created or changed since a time.
         Employees changed since a time (for syncing)."""
-        return await backend.changes(since, limit, cursor)
+        page = await backend.changes(since, limit, cursor)
+        for change in page.changes:
+            change.source = backend.name
+        return page
 
     mcp.backend = backend  # type: ignore[attr-defined]
     return mcp

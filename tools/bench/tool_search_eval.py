@@ -1,6 +1,7 @@
 """Tool-search eval: hit@1, hit@5 and MRR of BM25 alone, embeddings alone and the shipped hybrid.
 
 usage: python -m tools.bench.tool_search_eval [--split dev|heldout|all] [--stdio] [--misses]
+       python -m tools.bench.tool_search_eval --write-config FILE [--stdio]
 
 The catalog is every built-in domain plus the distractor domains of
 `data/tool_search_distractors.json` (chat, mail, files, CRM, CI/CD, shop, payroll, notes, rooms),
@@ -33,6 +34,11 @@ MODES = ("bm25", "semantic", "hybrid")
 
 def eval_config(stdio: bool = False) -> HubConfig:
     """Built-in domains + distractor domains (in-process, or stdio children)."""
+    return parse_config(eval_config_dict(stdio))
+
+
+def eval_config_dict(stdio: bool = False) -> dict[str, Any]:
+    """The eval's hub config as JSON (`--write-config` saves it for `mcp-hub tools search --config`)."""
     from servers import BUILTIN_DOMAINS
 
     servers: dict[str, Any] = {name: {"builtin": name} for name in sorted(BUILTIN_DOMAINS)}
@@ -42,7 +48,7 @@ def eval_config(stdio: bool = False) -> HubConfig:
                                "cwd": str(ROOT)}
         else:
             servers[domain] = {"module": f"tools.bench.catalog_server:{domain}"}
-    return parse_config({"mcpServers": servers, "hub": {"audit": {"enabled": False}}})
+    return {"mcpServers": servers, "hub": {"audit": {"enabled": False}}}
 
 
 def load_queries(split: str) -> list[tuple[str, str]]:
@@ -108,7 +114,11 @@ def main() -> None:
     parser.add_argument("--split", choices=["dev", "heldout", "all"], action="append")
     parser.add_argument("--stdio", action="store_true", help="run the distractor servers as stdio children")
     parser.add_argument("--misses", action="store_true", help="print the hybrid ranking's misses to stderr")
+    parser.add_argument("--write-config", type=Path, help="only write the eval's hub config (JSON) to this file")
     args = parser.parse_args()
+    if args.write_config:
+        args.write_config.write_text(json.dumps(eval_config_dict(args.stdio), indent=2))
+        return
     os.environ.setdefault("MCP_HUB_DATA_DIR", tempfile.mkdtemp(prefix="tool-search-eval-"))
     report = anyio.run(run, args.split or ["dev", "heldout"], args.stdio, args.misses)
     print(json.dumps(report, indent=2))

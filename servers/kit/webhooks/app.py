@@ -48,6 +48,8 @@ class Intake:
         self.clock = clock
         self.counters = {"received": 0, "duplicate": 0, "rejected": 0}
         self.started = False
+        self.keepers: list[Any] = []
+        """Push-channel upkeep jobs (`channels.ChannelKeeper`) run beside the processor."""
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Intake]:
@@ -55,6 +57,8 @@ class Intake:
         async with anyio.create_task_group() as group:
             self.started = True
             group.start_soon(self.processor.run)
+            for keeper in self.keepers:
+                group.start_soon(keeper.run)
             try:
                 yield self
             finally:
@@ -65,7 +69,10 @@ class Intake:
         async def endpoint(request: Request) -> Response:
             return await self.handle(request, request.path_params["provider"])
 
-        return [Route(prefix + "/{provider}", endpoint, methods=["POST"])]
+        async def status(request: Request) -> Response:
+            return JSONResponse(await self.status())
+
+        return [Route(prefix + "/{provider}", endpoint, methods=["POST"]), Route(prefix, status, methods=["GET"])]
 
     async def handle(self, request: Request, provider: str) -> Response:
         """Verify, log durably, acknowledge. Never raises for a bad delivery: it answers with a status."""
@@ -121,8 +128,11 @@ class Intake:
         return b"".join(chunks)
 
     async def status(self) -> dict[str, Any]:
-        """Counters since start and the log's states (for /healthz-style reports)."""
-        return {"domain": self.domain, "running": self.started, **self.counters, "log": await self.log.counts()}
+        """`GET /webhooks`: counters since start (received, duplicate, rejected), the log's rows per
+        state (`dead` is the dead-letter queue) and `lag_s`, the age of the oldest pending event."""
+        channels = [c for keeper in self.keepers for c in await keeper.status()]
+        return {"domain": self.domain, "running": self.started, **self.counters, "log": await self.log.counts(),
+                "channels": channels}
 
 
 def _no_xero_events(body: bytes) -> bool:

@@ -162,6 +162,8 @@ class EventLog:
             rows = db.execute("SELECT state, COUNT(*), SUM(duplicates) FROM webhook_events GROUP BY state").fetchall()
             out = {r[0]: int(r[1]) for r in rows}
             out["duplicates"] = sum(int(r[2] or 0) for r in rows)
+            oldest = db.execute("SELECT MIN(received_at) FROM webhook_events WHERE state IN ('received', 'failed')").fetchone()[0]
+            out["lag_s"] = round(max(0.0, time.time() - oldest), 3) if oldest is not None else 0  # type: ignore[assignment]
             return out
 
         return await self.store.run(work)

@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 
 def with_webhooks(app: Starlette, server: Any) -> Starlette:
@@ -17,6 +20,15 @@ def with_webhooks(app: Starlette, server: Any) -> Starlette:
     if intake is None:
         return app
     app.router.routes.extend(intake.routes())
+
+    async def healthz(request: Request) -> JSONResponse:
+        """Up (200), with the webhook intake's state; `status` is `degraded` while a push channel is failing
+        or events sit in the dead-letter queue (not a reason to take the server out of rotation)."""
+        state = await intake.status()
+        failing = any(c["state"] == "error" for c in state["channels"]) or state["log"].get("dead", 0) > 0
+        return JSONResponse({"status": "degraded" if failing else "ok", "webhooks": state})
+
+    app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -1,0 +1,214 @@
+"""Push-channel upkeep: Google Calendar watch channels and Microsoft Graph subscriptions are created,
+renewed before they expire and stopped when no longer wanted, by a background job whose state lives
+in the domain's event log file (so it survives restarts) and is reported by `GET /healthz`.
+
+- Google: `POST /calendars/{id}/events/watch` {id, type: "web_hook", address, token, params.ttl}
+  answers {id, resourceId, expiration (ms)}. A channel cannot be extended: renewal opens a new channel,
+  then stops the old one with `POST /channels/stop` {id, resourceId}.
+- Graph: `POST /subscriptions` {changeType, notificationUrl, resource, expirationDateTime,
+  clientState}; renewal `PATCH /subscriptions/{id}` {expirationDateTime} (a 404 means it is gone: a
+  new one is created); cleanup `DELETE /subscriptions/{id}`.
+A channel is renewed once less than `margin_s` (default 24 h) is left; a failure is recorded
+(`state: error`, `last_error`) and retried with backoff (1 min doubling to 1 h).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import anyio
+
+from servers.kit.errors import DomainError
+from servers.kit.store import Store
+
+logger = logging.getLogger("servers.webhooks")
+CHANNELS_TABLE = """CREATE TABLE IF NOT EXISTS push_channels (
+    provider TEXT NOT NULL, resource TEXT NOT NULL, channel_id TEXT, remote_id TEXT,
+    expires_at REAL NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending', last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0, next_try_at REAL NOT NULL DEFAULT 0, renewed_at REAL,
+    PRIMARY KEY (provider, resource))"""
+
+
+@dataclass
+class Channel:
+    provider: str
+    resource: str
+    channel_id: str | None = None
+    remote_id: str | None = None
+    expires_at: float = 0.0
+    state: str = "pending"
+    last_error: str | None = None
+    failures: int = 0
+    next_try_at: float = 0.0
+
+
+class ChannelAPI(Protocol):
+    provider: str
+
+    async def open(self, resource: str, now: float) -> tuple[str, str, float]:
+        """A new channel on `resource`: (channel id, provider's id for it, expires at)."""
+
+    async def renew(self, channel: Channel, now: float) -> tuple[str, str, float]: ...
+
+    async def close(self, channel: Channel) -> None: ...
+
+
+class GoogleChannels:
+    provider = "google"
+
+    def __init__(self, http: Any, address: str, token: str, ttl_s: int = 7 * 86400) -> None:
+        self.http, self.address, self.token, self.ttl_s = http, address, token, ttl_s
+
+    async def open(self, resource: str, now: float) -> tuple[str, str, float]:
+        channel_id = str(uuid.uuid4())
+        body = await self.http.json("POST", f"/calendars/{quote(resource, safe='')}/events/watch", idempotent=True, json={
+            "id": channel_id, "type": "web_hook", "address": self.address, "token": self.token,
+            "params": {"ttl": str(self.ttl_s)}})
+        return channel_id, str(body["resourceId"]), int(body["expiration"]) / 1000
+
+    async def renew(self, channel: Channel, now: float) -> tuple[str, str, float]:
+        fresh = await self.open(channel.resource, now)  # overlap: the old one keeps delivering until stopped
+        try:
+            await self.close(channel)
+        except DomainError as exc:  # it expires by itself anyway
+            logger.info("could not stop the old Google channel on %s: %s", channel.resource, exc.body.code)
+        return fresh
+
+    async def close(self, channel: Channel) -> None:
+        if channel.channel_id and channel.remote_id:
+            await self.http.request("POST", "/channels/stop", json={"id": channel.channel_id, "resourceId": channel.remote_id},
+                                    idempotent=True)
+
+
+class GraphSubscriptions:
+    provider = "graph"
+
+    def __init__(self, http: Any, address: str, client_state: str, lifetime_s: int = 4000 * 60) -> None:
+        self.http, self.address, self.client_state, self.lifetime_s = http, address, client_state, lifetime_s
+
+    def _expiry(self, now: float) -> str:
+        return datetime.fromtimestamp(now + self.lifetime_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    @staticmethod
+    def _instant(text: str) -> float:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    async def open(self, resource: str, now: float) -> tuple[str, str, float]:
+        body = await self.http.json("POST", "/subscriptions", idempotent=True, json={
+            "changeType": "created,updated,deleted", "notificationUrl": self.address, "resource": resource,
+            "expirationDateTime": self._expiry(now), "clientState": self.client_state})
+        return str(body["id"]), str(body["id"]), self._instant(body["expirationDateTime"])
+
+    async def renew(self, channel: Channel, now: float) -> tuple[str, str, float]:
+        try:
+            body = await self.http.json("PATCH", f"/subscriptions/{channel.remote_id}", idempotent=True,
+                                        json={"expirationDateTime": self._expiry(now)})
+        except DomainError as exc:
+            if exc.body.code != "not_found":
+                raise
+            return await self.open(channel.resource, now)
+        return str(body["id"]), str(body["id"]), self._instant(body["expirationDateTime"])
+
+    async def close(self, channel: Channel) -> None:
+        if channel.remote_id:
+            await self.http.request("DELETE", f"/subscriptions/{channel.remote_id}")
+
+
+def _row(r: sqlite3.Row) -> Channel:
+    return Channel(**{k: r[k] for k in ("provider", "resource", "channel_id", "remote_id", "expires_at", "state",
+                                        "last_error", "failures", "next_try_at")})
+
+
+class ChannelKeeper:
+    """Keeps one channel open per wanted (provider, resource), renewing ahead of expiry."""
+
+    def __init__(self, store: Store, api: ChannelAPI, resources: list[str], margin_s: float = 86400.0) -> None:
+        self.store, self.api, self.resources, self.margin_s = store, api, resources, margin_s
+
+    async def _all(self) -> list[Channel]:
+        def work(db: sqlite3.Connection) -> list[Channel]:
+            db.execute(CHANNELS_TABLE)
+            return [_row(r) for r in db.execute("SELECT * FROM push_channels WHERE provider = ?", (self.api.provider,))]
+
+        return await self.store.run(work)
+
+    async def _save(self, channel: Channel, now: float) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO push_channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (channel.provider, channel.resource, channel.channel_id, channel.remote_id, channel.expires_at,
+                        channel.state, channel.last_error, channel.failures, channel.next_try_at, now))
+
+        await self.store.run(work)
+
+    async def _drop(self, channel: Channel) -> None:
+        await self.store.run(lambda db: db.execute("DELETE FROM push_channels WHERE provider = ? AND resource = ?",
+                                                   (channel.provider, channel.resource)))
+
+    async def tick(self, now: float | None = None) -> float:
+        """Open, renew or stop what is due; when the next check is due (a unix time)."""
+        now = time.time() if now is None else now
+        known = {c.resource: c for c in await self._all()}
+        for resource in self.resources:
+            channel = known.pop(resource, None) or Channel(self.api.provider, resource)
+            due = channel.channel_id is None or channel.expires_at - now < self.margin_s
+            if not due or channel.next_try_at > now:
+                continue
+            try:
+                opened = await (self.api.open(resource, now) if channel.channel_id is None else self.api.renew(channel, now))
+            except Exception as exc:  # recorded and retried; the reason shows in /healthz
+                channel.failures += 1
+                channel.state, channel.last_error = "error", f"{type(exc).__name__}: {str(exc)[:200]}"
+                channel.next_try_at = now + min(3600.0, 60.0 * 2 ** (channel.failures - 1))
+                logger.warning("%s channel on %s: %s", self.api.provider, resource, channel.last_error)
+            else:
+                channel.channel_id, channel.remote_id, channel.expires_at = opened
+                channel.state, channel.last_error, channel.failures, channel.next_try_at = "active", None, 0, 0.0
+            await self._save(channel, now)
+        for stale in known.values():  # no longer configured: stop it
+            try:
+                await self.api.close(stale)
+            except Exception as exc:
+                logger.info("could not stop %s channel on %s: %s", stale.provider, stale.resource, type(exc).__name__)
+            await self._drop(stale)
+        channels = await self._all()
+        times = [c.next_try_at if c.state == "error" else c.expires_at - self.margin_s for c in channels]
+        return min([now + 3600.0, *times])
+
+    async def run(self) -> None:
+        while True:
+            try:
+                next_at = await self.tick()
+            except Exception:
+                logger.exception("%s channel upkeep failed; retrying in 60s", self.api.provider)
+                next_at = time.time() + 60
+            await anyio.sleep(max(1.0, next_at - time.time()))
+
+    async def status(self) -> list[dict[str, Any]]:
+        return [{"provider": c.provider, "resource": c.resource, "state": c.state, "expires_at": c.expires_at,
+                 "last_error": c.last_error} for c in await self._all()]
+
+
+def keepers_from_env(backend: Any, store: Store, environ: Mapping[str, str] | None = None) -> list[ChannelKeeper]:
+    """Keepers for a calendar backend, when configured: GOOGLE_PUSH_ADDRESS (the public URL of
+    `/webhooks/google`) + GOOGLE_PUSH_CALENDARS (comma-separated ids) with GOOGLE_WEBHOOK_SECRET as the
+    channel token; GRAPH_PUSH_ADDRESS + GRAPH_PUSH_RESOURCES (default `me/events`) with
+    GRAPH_WEBHOOK_SECRET as the clientState."""
+    env = os.environ if environ is None else environ
+    http, name = getattr(backend, "http", None), getattr(backend, "name", "")
+    keepers: list[ChannelKeeper] = []
+    if name == "google" and env.get("GOOGLE_PUSH_ADDRESS") and env.get("GOOGLE_WEBHOOK_SECRET"):
+        api: ChannelAPI = GoogleChannels(http, env["GOOGLE_PUSH_ADDRESS"], env["GOOGLE_WEBHOOK_SECRET"])
+        keepers.append(ChannelKeeper(store, api, [c.strip() for c in env.get("GOOGLE_PUSH_CALENDARS", "primary").split(",") if c.strip()]))
+    if name == "graph" and env.get("GRAPH_PUSH_ADDRESS") and env.get("GRAPH_WEBHOOK_SECRET"):
+        api = GraphSubscriptions(http, env["GRAPH_PUSH_ADDRESS"], env["GRAPH_WEBHOOK_SECRET"])
+        keepers.append(ChannelKeeper(store, api, [r.strip() for r in env.get("GRAPH_PUSH_RESOURCES", "me/events").split(",") if r.strip()]))
+    return keepers
