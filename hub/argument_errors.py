@@ -15,6 +15,9 @@ from typing import Any
 from hub.errors import HubToolError
 
 PREVIEW_CHARS = 60
+HINTS_KEYWORD = "x-unknown-argument-hints"
+"""An `inputSchema` keyword (ignored by validators) mapping an argument a tool does not take to
+advice, e.g. `{"status": "status changes go through transition_ticket"}`: added to the error."""
 MAX_PROBLEMS = 10
 
 
@@ -66,7 +69,9 @@ def problem_of(error: Any) -> str:
         known = sorted((schema.get("properties") or {}).keys())
         extra = sorted(k for k in (instance or {}) if k not in known) if isinstance(instance, dict) else []
         names = ", ".join(repr(k if len(k) <= PREVIEW_CHARS else k[:PREVIEW_CHARS] + "…") for k in extra[:5])
-        return f"unknown argument(s) {names}; accepted: {', '.join(known) or '(none)'}"
+        hints = schema.get(HINTS_KEYWORD) if isinstance(schema.get(HINTS_KEYWORD), dict) else {}
+        advice = "; ".join(str(hints[k]) for k in extra if k in hints)
+        return f"unknown argument(s) {names}; accepted: {', '.join(known) or '(none)'}" + (f". {advice}" if advice else "")
     if kind == "enum":
         return f"{preview(instance)} is not one of: {_choices(error.validator_value)}"
     if kind == "const":

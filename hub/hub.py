@@ -271,6 +271,21 @@ class Hub:
         elif downstream.config.hide_when_down:
             self.catalog.remove_server(downstream.name)
 
+    async def _resolve_after_first_attempts(self, name: str) -> ToolRoute | None:
+        """Resolve `name` once the servers it could belong to have made their first connection
+        attempt (bounded by `hub.connect_timeout_s`): on a fresh start, a call to a domain that is
+        still loading waits for it instead of being told the tool does not exist. Only servers whose
+        namespace prefixes `name` (or that have none) are waited for; a name no server is still
+        starting for is unknown at once."""
+        pending = [d for d in self.downstreams.values()
+                   if not d.first_attempt.is_set() and (not d.config.namespace or name.startswith(d.config.namespace + "__"))]
+        if not pending:
+            return None
+        with anyio.move_on_after(self.config.hub.connect_timeout_s):
+            for downstream in pending:
+                await downstream.first_attempt.wait()
+        return self.catalog.resolve_tool(name)
+
     async def await_first_listing(self, wait_s: float | None = None) -> None:
         """Before the first list answer: wait (bounded by `hub.list_wait_s`) for servers still making
         their first connection attempt (`hub.first_listing`); at once afterwards."""
@@ -332,9 +347,8 @@ class Hub:
         arguments = arguments or {}
         attributes = {**(attributes or {}), "principal": principal.name, "caller": principal, "request_id": new_request_id()}
         route = self.catalog.resolve_tool(name)
-        if route is None and not self.first_listing.settled:  # a name from a server still connecting?
-            await self.await_first_listing()
-            route = self.catalog.resolve_tool(name)
+        if route is None:  # a name from a server still making its first connection?
+            route = await self._resolve_after_first_attempts(name)
         if route is None or not self.access.may_use_tool(principal, route):
             refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
             self.auditor.denied(attributes, name, arguments, route, refusal)

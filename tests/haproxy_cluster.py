@@ -139,17 +139,21 @@ class Cluster:
     `config` is the one file every replica and `mcp-hub keys|audit --config` read; each replica
     gets its own data dir through `$MCP_HUB_DATA_DIR`."""
 
-    def __init__(self, folder: Path, store_url: str, redis_url: str, replicas: int = 2,
-                 hub: dict[str, Any] | None = None, servers: dict[str, Any] | None = None) -> None:
+    def __init__(self, folder: Path, store_url: str | None, redis_url: str | None, replicas: int = 2,
+                 hub: dict[str, Any] | None = None, servers: dict[str, Any] | None = None,
+                 balancer: bool = True) -> None:
+        """`store_url`/`redis_url` None: the one-machine defaults (SQLite in one data dir, memory
+        buckets), for comparison only; `balancer` False: no HAProxy (`url` is the first replica)."""
         self.folder = folder
         self.config = folder / "hub.json"
-        hub_settings = {
-            "list_wait_s": 30, "auth": {"enabled": True},
-            "store": {"url": store_url},
-            "cluster": {"redis_url": redis_url, "session_secrets": [secrets.token_urlsafe(32)]},
-            **(hub or {}),
-        }
-        hub_settings.setdefault("rate_limit", {})["backend"] = "redis"
+        hub_settings: dict[str, Any] = {"list_wait_s": 30, "auth": {"enabled": True}, **(hub or {})}
+        if store_url is not None:
+            hub_settings["store"] = {"url": store_url}
+        else:
+            hub_settings["data_dir"] = str(folder / "data")
+        if redis_url is not None:
+            hub_settings["cluster"] = {"redis_url": redis_url, "session_secrets": [secrets.token_urlsafe(32)]}
+            hub_settings.setdefault("rate_limit", {})["backend"] = "redis"
         self.config.write_text(json.dumps({"hub": hub_settings, "mcpServers": servers or {"e": echo_stdio()}}))
         self.replicas: list[Proc] = []
         self.urls: list[str] = []
@@ -162,16 +166,16 @@ class Cluster:
                 self.urls.append(proc.wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1))
             for url in self.urls:
                 wait_healthy(url)
-            self.haproxy = HAProxy([url.split("/")[2] for url in self.urls], folder)
-            self.haproxy.wait_for({f"r{i}": "UP" for i in range(replicas)})
+            if balancer:
+                self.haproxy = HAProxy([url.split("/")[2] for url in self.urls], folder)
+                self.haproxy.wait_for({f"r{i}": "UP" for i in range(replicas)})
         except BaseException:
             self.stop()
             raise
 
     @property
     def url(self) -> str:
-        assert self.haproxy is not None
-        return self.haproxy.url
+        return self.haproxy.url if self.haproxy is not None else self.urls[0]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`mcp-hub <args> --config F`, as an operator on any machine would run it."""

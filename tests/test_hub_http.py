@@ -121,6 +121,7 @@ async def test_closing_the_http_client_cancels_the_downstream_call(tmp_path: Pat
     config = write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})})
     url = start_hub_http(procs, config)
     async with Client(url, mode="legacy") as client:
+        await client.call_tool("e__echo", {"text": "up"})  # the server is connected: the slow call goes out at once
         with anyio.move_on_after(0.8):
             await client.call_tool("e__slow", {"seconds": 20})
     with anyio.fail_after(10):

@@ -72,6 +72,13 @@ async def test_accounting_keys_and_replay_after_paid(tmp_path: Path) -> None:
         invoices = (await call("search_invoices", contact_id=contact, limit=100))[1]["invoices"]
         assert not any(i["total"] == "999.00" for i in invoices)
 
+        same_amount = {**line, "unit_price": "10.0", "quantity": "1.00"}
+        failed, again = await call("create_invoice", contact_id=contact, lines=[same_amount], issue_date=today,
+                                   idempotency_key="i-1")
+        assert not failed and again == created, "10.0 and 10.00 are the same amount, so the same arguments"
+        failed, empty = await call("create_invoice", contact_id=contact, lines=[line], issue_date=today, idempotency_key=" ")
+        assert failed and empty["code"] == "invalid_argument" and "idempotency_key" in empty["message"]
+
         invoice = created["invoice"]["id"]
         failed, paid = await call("record_payment", invoice_id=invoice, amount="10.00", date=today, idempotency_key="p-1")
         assert not failed

@@ -160,3 +160,17 @@ async def test_the_server_alone_answers_like_the_hub(tmp_path: Path, monkeypatch
     assert alone.structured_content["details"]["errors"][0]["problem"] == \
         via_hub.structured_content["details"]["errors"][0]["problem"]
     assert len(alone.content[0].text) < 2_000
+
+
+async def test_unknown_keys_inside_nested_objects_are_refused_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelled key inside an invoice line (or a memory scope) must not vanish: the agent meant it."""
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    config = parse_config({"mcpServers": {"accounting": {"builtin": "accounting"}}})
+    async with Hub(config) as running:
+        line = {"description": "Work", "unit_price": "100.00", "qty": "3", "account_code": "4000"}
+        result = await running.route_call("accounting__create_invoice", {"contact_id": "C-x", "lines": [line], "dry_run": True})
+        assert result.is_error and result.structured_content["code"] == "invalid_argument"
+        problem = result.structured_content["details"]["errors"][0]
+        assert problem["field"] == "lines[0]" and "'qty'" in problem["problem"] and "quantity" in problem["problem"]
+        schema = next(t for t in running.visible_tools(running.access.local) if t.name == "accounting__create_invoice").input_schema
+        assert '"additionalProperties": false' in json.dumps(schema["$defs"]) or schema["properties"]["lines"]["items"].get("additionalProperties") is False

@@ -103,8 +103,11 @@ def test_unauthenticated_requests_get_401_with_resource_metadata(secured: dict[s
     assert metadata["resource"] == url
     assert metadata["authorization_servers"] == [ISSUER + "/"] or metadata["authorization_servers"] == [ISSUER]
     assert metadata["bearer_methods_supported"] == ["header"]
-    # /healthz tells anonymous callers only whether the hub is up.
-    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    # /healthz tells anonymous callers only whether the hub is up (once its servers have connected).
+    deadline = time.monotonic() + 30
+    while (health := httpx.get(f"{base}/healthz").json()) != {"status": "ok"} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert health == {"status": "ok"}
 
 
 async def test_api_keys_scopes_and_revocation(secured: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,14 @@ async def test_nothing_to_update_points_to_transition_ticket(hub: Hub) -> None:
     empty = await call(hub, "update_ticket", id="OPS-1")
     assert empty["code"] == "invalid_argument" and "transition_ticket" in empty["message"]
     assert "nothing to update" in empty["message"]
+
+
+async def test_a_status_passed_to_update_ticket_points_to_transition_ticket(hub: Hub) -> None:
+    """The issue's exact call: `status` is not an update_ticket argument, and the refusal says where it goes."""
+    refused = await call(hub, "update_ticket", id="OPS-1", status="closed")
+    assert refused["code"] == "invalid_argument"
+    assert "'status'" in refused["message"] and "transition_ticket" in refused["message"]
+    assert (await call(hub, "get_ticket", id="OPS-1"))["status"] != "closed"
+    async with Client(create_server(EmbeddedTicketing(Path(os.environ["MCP_HUB_DATA_DIR"])))) as alone:
+        answer = await alone.call_tool("update_ticket", {"id": "OPS-1", "status": "closed"})
+    assert answer.is_error and "transition_ticket" in answer.structured_content["message"]

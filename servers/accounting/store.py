@@ -6,7 +6,8 @@ Amounts are stored as decimal text and summed as `Decimal`. One home currency
 (`$ACCOUNTING_CURRENCY`, default USD): a document in another currency is refused, since converting
 needs exchange rates this ledger does not keep. Tax codes: NONE 0 %, STD20 20 %, RED5 5 %.
 A line without `account_code` goes to the default account of its kind (`DEFAULT_LINE_ACCOUNT`:
-4000 Sales on invoices, 6000 Operating Expenses on bills); a payment without one goes to 1000 Bank.
+4000 Sales on invoices, 6000 Operating Expenses on bills); a payment without one goes to 1000 Bank, and
+one with one must name a bank or cash account (`servers.accounting.chart`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from servers.accounting import ledger, ledger_reads, reports
+from servers.accounting import ledger, ledger_reads, paging, reports
+from servers.accounting.chart import DEFAULT_LINE_ACCOUNT, SUBTYPE_MIGRATION, TAX_RATES, payment_account, seed
 from servers.accounting.ledger import Posting, check_payable
 from servers.accounting.model import (
     Account,
@@ -43,20 +45,11 @@ from servers.accounting.model import (
     TransactionPage,
 )
 from servers.accounting.money import ZERO
-from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.keyset import store_secret
 from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
 from servers.kit.webhooks.feed import emit_change
 
-TAX_RATES = {"NONE": Decimal("0"), "STD20": Decimal("0.20"), "RED5": Decimal("0.05")}
-DEFAULT_LINE_ACCOUNT = {"receivable": "4000", "payable": "6000"}
-CHART = [
-    ("1000", "Bank", "asset"), ("1100", "Accounts Receivable", "asset"), ("1200", "Input Tax Recoverable", "asset"),
-    ("1500", "Equipment", "asset"), ("2000", "Accounts Payable", "liability"), ("2100", "Sales Tax Payable", "liability"),
-    ("2500", "Loans", "liability"), ("3000", "Owner's Equity", "equity"), ("3900", "Retained Earnings", "equity"),
-    ("4000", "Sales", "income"), ("4100", "Services", "income"), ("5000", "Cost of Goods Sold", "expense"),
-    ("6000", "Operating Expenses", "expense"), ("6100", "Rent", "expense"), ("6200", "Software", "expense"),
-]
 _MIGRATIONS = [
     """CREATE TABLE accounts (code TEXT PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1);
     CREATE TABLE contacts (id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT, kind TEXT NOT NULL, tax_number TEXT,
@@ -74,6 +67,7 @@ _MIGRATIONS = [
     CREATE INDEX postings_date ON postings(date);
     CREATE INDEX payments_invoice ON payments(invoice_id);
     CREATE INDEX batches_source ON batches(source_id)""",
+    SUBTYPE_MIGRATION,
 ]
 
 
@@ -88,12 +82,16 @@ class EmbeddedAccounting:
         self.currency = (currency or os.environ.get("ACCOUNTING_CURRENCY") or "USD").upper()
         self.store = Store(data_dir / "accounting.sqlite", _MIGRATIONS)
         self._seeded = False
+        self._secret: bytes | None = None
+
+    def _cursor_secret(self, db: sqlite3.Connection) -> bytes:
+        """The key list cursors are signed with (kept in the database, see `servers.kit.keyset`)."""
+        if self._secret is None:
+            self._secret = store_secret(db)
+        return self._secret
 
     async def _db(self) -> None:
         if not self._seeded:
-            def seed(db: sqlite3.Connection) -> None:
-                db.executemany("INSERT OR IGNORE INTO accounts (code, name, type) VALUES (?, ?, ?)", CHART)
-
             await self.store.run(seed)
             self._seeded = True
 
@@ -101,7 +99,7 @@ class EmbeddedAccounting:
 
     @staticmethod
     def _accounts(db: sqlite3.Connection) -> list[Account]:
-        return [Account(code=r["code"], name=r["name"], type=r["type"], active=bool(r["active"]))
+        return [Account(code=r["code"], name=r["name"], type=r["type"], subtype=r["subtype"], active=bool(r["active"]))
                 for r in db.execute("SELECT * FROM accounts ORDER BY code")]
 
     def _account(self, db: sqlite3.Connection, code: str | None, field: str, types: tuple[str, ...] | None = None) -> str:
@@ -158,28 +156,13 @@ class EmbeddedAccounting:
 
         return await self.store.run(run)
 
-    @staticmethod
-    def _contact(row: sqlite3.Row) -> Contact:
-        return Contact(id=row["id"], name=row["name"], email=row["email"], kind=row["kind"], tax_number=row["tax_number"],
-                       version=str(row["version"]))
-
     async def contacts(self, query: str | None, kind: ContactKind | None, limit: int, cursor: str | None) -> ContactPage:
+        """Contacts in the order they were added, keyset-paged (`servers.accounting.paging`)."""
         await self._db()
-        offset = int(decode_cursor(cursor).get("offset", 0))
 
         def run(db: sqlite3.Connection) -> ContactPage:
-            sql, args = "SELECT * FROM contacts WHERE 1=1", []
-            if query:
-                sql += " AND (name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')"
-                like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                args += [like, like]
-            if kind:
-                sql += " AND kind IN (?, 'both')"
-                args.append(kind)
-            rows = db.execute(sql + " ORDER BY name, id LIMIT ? OFFSET ?", [*args, limit + 1, offset]).fetchall()
-            more = len(rows) > limit
-            return ContactPage(contacts=[self._contact(r) for r in rows[:limit]],
-                               next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+            rows, next_cursor = paging.contact_rows(db, self._cursor_secret(db), query, kind, limit, cursor)
+            return ContactPage(contacts=[paging.contact_from_row(r) for r in rows], next_cursor=next_cursor)
 
         return await self.store.run(run)
 
@@ -200,32 +183,19 @@ class EmbeddedAccounting:
                            (contact.name, contact.email, contact.kind, contact.tax_number, contact.id))
                 new_id = contact.id
             emit_change(db, "contact", new_id, "updated" if contact.id else "created")
-            return self._contact(db.execute("SELECT * FROM contacts WHERE id = ?", (new_id,)).fetchone())
+            return paging.contact_from_row(db.execute("SELECT * FROM contacts WHERE id = ?", (new_id,)).fetchone())
 
         return await self.store.run(run)
 
     # -- invoices ---------------------------------------------------------------------------
 
     async def invoices(self, query: InvoiceQuery, limit: int, cursor: str | None) -> InvoicePage:
+        """Invoices by issue date, then the order entered, keyset-paged (`servers.accounting.paging`)."""
         await self._db()
-        offset = int(decode_cursor(cursor).get("offset", 0))
 
         def run(db: sqlite3.Connection) -> InvoicePage:
-            sql, args = ("SELECT i.*, c.name AS contact_name FROM invoices i JOIN contacts c ON c.id = i.contact_id "
-                         "WHERE i.kind = ?"), [query.kind]
-            for clause, value in (("i.contact_id = ?", query.contact_id), ("i.issue_date >= ?", query.issued_from),
-                                  ("i.issue_date <= ?", query.issued_to), ("i.due_date < ?", query.overdue_on)):
-                if value is not None:
-                    sql += f" AND {clause}"
-                    args.append(str(value))
-            found = [ledger_reads.invoice_from_row(db, r, self.name) for r in db.execute(sql + " ORDER BY i.issue_date, i.number", args)]
-            found = [i for i in found if (not query.status or i.status in query.status)
-                     and (query.overdue_on is None or i.balance > 0)
-                     and (query.min_total is None or i.total >= query.min_total)
-                     and (query.max_total is None or i.total <= query.max_total)]
-            page = found[offset : offset + limit]
-            more = offset + limit < len(found)
-            return InvoicePage(invoices=page, next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+            found, next_cursor = paging.invoice_page(db, self._cursor_secret(db), query, self.name, limit, cursor)
+            return InvoicePage(invoices=found, next_cursor=next_cursor)
 
         return await self.store.run(run)
 
@@ -354,7 +324,7 @@ class EmbeddedAccounting:
         def run(db: sqlite3.Connection) -> Payment:
             invoice = self._invoice(db, invoice_id)
             check_payable(invoice, amount, on)
-            bank = self._account(db, account_code or ledger.BANK, "account_code", ("asset",))
+            bank = payment_account(db, account_code or ledger.BANK)
             payment_id = uuid.uuid4().hex[:12]
             db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", (payment_id, invoice_id, on.isoformat(), str(amount), bank, reference))
             self._post(db, on, "payment", payment_id, f"payment {invoice.number}",
@@ -385,11 +355,14 @@ class EmbeddedAccounting:
 
     async def transactions(self, start: _dt.date, end: _dt.date, account_code: str | None, limit: int,
                            cursor: str | None) -> TransactionPage:
+        """Ledger lines in the order posted, keyset-paged (`servers.accounting.paging`)."""
         await self._db()
-        after = int(decode_cursor(cursor).get("after", 0))
-        rows = await self.store.run(lambda db: ledger_reads.transactions(db, start, end, account_code, after, limit))
-        more = len(rows) > limit
-        return TransactionPage(transactions=rows[:limit], next_cursor=encode_cursor({"after": int(rows[limit - 1].id)}) if more else None)
+
+        def run(db: sqlite3.Connection) -> TransactionPage:
+            rows, next_cursor = paging.transaction_page(db, self._cursor_secret(db), start, end, account_code, limit, cursor)
+            return TransactionPage(transactions=rows, next_cursor=next_cursor)
+
+        return await self.store.run(run)
 
     async def report(self, kind: ReportKind, basis: Basis, start: _dt.date | None, end: _dt.date | None,
                      as_of: _dt.date | None) -> Report:

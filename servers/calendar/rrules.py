@@ -119,6 +119,12 @@ def _combinations(parts: dict[str, str]) -> None:
         raise _bad(f"BYMONTHDAY={parts['BYMONTHDAY']}", "does not go with FREQ=WEEKLY")
     if "BYDAY" in parts and any(c.isdigit() for c in parts["BYDAY"]) and freq not in ("MONTHLY", "YEARLY"):
         raise _bad(f"BYDAY={parts['BYDAY']}", "positions like 1MO only go with FREQ=MONTHLY or YEARLY")
+    positions = [int(m.group(1) + m.group(2)) for item in parts.get("BYDAY", "").split(",")
+                 if (m := _DAY.match(item)) and m.group(2)]
+    within_month = freq == "MONTHLY" or (freq == "YEARLY" and "BYMONTH" in parts)
+    if within_month and any(abs(p) > 5 for p in positions):
+        raise _bad(f"BYDAY={parts['BYDAY']}", "has a position beyond ±5: a month has at most five of each weekday "
+                                              "(e.g. 1MO, -1FR)")
     if "BYSETPOS" in parts and not any(k.startswith("BY") and k != "BYSETPOS" for k in parts):
         raise _bad(f"BYSETPOS={parts['BYSETPOS']}", "needs another BY... part to pick from")
 
@@ -163,7 +169,10 @@ def validate(rule: str, start: datetime | date, tz: str) -> str:
     order = ["FREQ", "INTERVAL", "COUNT", "UNTIL", "BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYHOUR",
              "BYMINUTE", "BYSECOND", "BYSETPOS", "WKST"]
     text = ";".join(f"{key}={parts[key]}" for key in order if key in parts)
-    _check_cost(text, parts, start)
+    try:
+        _check_cost(text, parts, start)
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:  # never `internal` for any rule text
+        raise _bad(text, f"cannot be expanded ({type(exc).__name__})") from None
     return text
 
 
@@ -183,8 +192,8 @@ def _check_cost(text: str, parts: dict[str, str], start: datetime | date) -> Non
         series = rrulestr(local, dtstart=first)
         if freq not in SUB_DAILY:
             _check_recurs(core, first)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise _bad(text, f"cannot be expanded ({str(exc)[:120]})") from None
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:  # dateutil's own limits
+        raise _bad(text, f"cannot be expanded ({type(exc).__name__}: {str(exc)[:120]})") from None
     until = series._until  # noqa: SLF001 — dateutil keeps the parsed UNTIL only here
     if dense(parts):
         if "COUNT" not in parts and "UNTIL" not in parts:

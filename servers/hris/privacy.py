@@ -9,7 +9,8 @@ Each needs three things at once: the operator's allow-list `HRIS_SENSITIVE_ALLOW
 empty by default) names it; the caller holds scope `hris:sensitive` (granted by itself, `hris:*` or
 `*` — not implied by `hris:read`/`write`/`admin`); and, for employee fields, the caller asks for
 the field by name in `fields`. A caller that asks for a field it may not see gets `forbidden`
-saying what is missing. Leave records are never refused: without both conditions they show
+saying what is missing; a name that is no field at all is `invalid_argument` listing the known
+ones. Leave records are never refused: without both conditions they show
 that someone is out (who, when, hours, status) with `type` and `note` withheld and
 `reason_hidden: true`. The local operator of a standalone server (no hub) holds every scope, so
 for them the allow-list alone decides.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from servers.hris.model import SENSITIVE_FIELDS, Absence, TimeOffRequest
+from servers.hris.model import SENSITIVE_FIELDS, Absence, Employee, TimeOffRequest
 from servers.kit.caller import Caller
 from servers.kit.errors import DomainError
 
@@ -28,6 +29,25 @@ POLICY_VARIABLE = "HRIS_SENSITIVE_ALLOW"
 SENSITIVE_SCOPE = "hris:sensitive"
 LEAVE_REASON = "leave_reason"
 POLICY_NAMES = (*SENSITIVE_FIELDS, LEAVE_REASON)
+# Fields every employee record carries anyway; naming them in `fields` is accepted and changes nothing.
+STANDARD_FIELDS = tuple(f for f in Employee.model_fields if f not in ("sensitive", "raw"))
+
+
+def check_field_names(fields: list[str] | None) -> None:
+    """`invalid_argument` when `fields` names a field that does not exist (decided for issue #16:
+    a typo must not pass silently as "no such data"). The message lists the standard fields and
+    the sensitive ones with the scope and allow-list they need."""
+    unknown = [f for f in dict.fromkeys(fields or []) if f not in SENSITIVE_FIELDS and f not in STANDARD_FIELDS]
+    if unknown:
+        shown = ", ".join(repr(f[:60]) for f in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise DomainError(
+            "invalid_argument",
+            f"fields: unknown field {shown}. Sensitive fields (need scope {SENSITIVE_SCOPE} and {POLICY_VARIABLE}): "
+            f"{', '.join(SENSITIVE_FIELDS)}. Standard fields (always returned): {', '.join(STANDARD_FIELDS)}",
+            details={"field": "fields", "unknown": [f[:60] for f in unknown[:20]],
+                     "sensitive_fields": list(SENSITIVE_FIELDS), "sensitive_scope": SENSITIVE_SCOPE,
+                     "standard_fields": list(STANDARD_FIELDS)},
+        )
 
 
 @dataclass(frozen=True)
@@ -45,7 +65,8 @@ class PrivacyPolicy:
 
     def sensitive_requested(self, fields: list[str] | None, caller: Caller) -> list[str]:
         """The sensitive fields a request asks for; `forbidden` if the caller lacks `hris:sensitive`
-        or any field is outside the allow-list."""
+        or any field is outside the allow-list; `invalid_argument` for a field that does not exist."""
+        check_field_names(fields)
         requested = [f for f in fields or [] if f in SENSITIVE_FIELDS]
         if requested and not caller.may(SENSITIVE_SCOPE):
             raise DomainError(

@@ -1,4 +1,5 @@
-"""The embedded HRIS backend: employees, holidays, balances and time-off requests in SQLite."""
+"""The embedded HRIS backend: employees, holidays, balances and time-off requests in SQLite. Lists
+page with signed keyset cursors bound to their query (`servers.hris.paging`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from servers.hris.backend import EmployeeFilter
+from servers.hris import paging
 from servers.hris.balances import balance_of, not_enough
 from servers.hris.model import (
     SENSITIVE_FIELDS,
@@ -25,7 +27,7 @@ from servers.hris.model import (
     TimeOffPreview,
     TimeOffRequest,
 )
-from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.keyset import store_secret
 from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
 
@@ -66,28 +68,20 @@ class EmbeddedHris:
 
     def __init__(self, data_dir: Path) -> None:
         self.store = Store(data_dir / "hris.sqlite", _MIGRATIONS)
+        self._secret: bytes | None = None
+
+    def _cursor_secret(self, db: sqlite3.Connection) -> bytes:
+        """The key list cursors are signed with (kept in the database, see `servers.kit.keyset`)."""
+        if self._secret is None:
+            self._secret = store_secret(db)
+        return self._secret
 
     async def search(self, where: EmployeeFilter, sensitive: list[str], limit: int, cursor: str | None) -> EmployeePage:
-        offset = int(decode_cursor(cursor).get("offset", 0))
-        clauses, params = ["1=1"], []
-        if where.query:
-            clauses.append("(first_name || ' ' || last_name LIKE ? OR work_email LIKE ? OR title LIKE ? OR employee_number = ?)")
-            params += [f"%{where.query}%"] * 3 + [where.query]
-        for column, value in (("department", where.department), ("location", where.location),
-                              ("manager_id", where.manager_id), ("employment_status", where.status),
-                              ("employment_type", where.employment_type)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+        """Employees in the order added, keyset-paged (`servers.hris.paging`)."""
 
         def run(db: sqlite3.Connection) -> EmployeePage:
-            rows = db.execute(
-                f"SELECT * FROM employees WHERE {' AND '.join(clauses)} ORDER BY last_name, first_name, id LIMIT ? OFFSET ?",
-                [*params, limit + 1, offset],
-            ).fetchall()
-            more = len(rows) > limit
-            return EmployeePage(employees=[_employee(r, sensitive) for r in rows[:limit]],
-                                next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+            rows, next_cursor = paging.employee_rows(db, self._cursor_secret(db), where, limit, cursor)
+            return EmployeePage(employees=[_employee(r, sensitive) for r in rows], next_cursor=next_cursor)
 
         return await self.store.run(run)
 
@@ -142,27 +136,11 @@ class EmbeddedHris:
         self, employee_id: str | None, start: date | None, end: date | None, status: RequestStatus | None,
         limit: int, cursor: str | None,
     ) -> TimeOffPage:
-        offset = int(decode_cursor(cursor).get("offset", 0))
-        clauses, params = ["1=1"], []
-        if employee_id:
-            clauses.append("employee_id = ?")
-            params.append(employee_id)
-        if start:
-            clauses.append('"end" >= ?')
-            params.append(start.isoformat())
-        if end:
-            clauses.append("start <= ?")
-            params.append(end.isoformat())
-        if status:
-            clauses.append("status = ?")
-            params.append(status)
+        """Requests by first day, then id, keyset-paged (`servers.hris.paging`)."""
 
         def run(db: sqlite3.Connection) -> TimeOffPage:
-            rows = db.execute(f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY start, id LIMIT ? OFFSET ?",
-                              [*params, limit + 1, offset]).fetchall()
-            more = len(rows) > limit
-            return TimeOffPage(requests=[_request(r) for r in rows[:limit]],
-                               next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+            rows, next_cursor = paging.request_rows(db, self._cursor_secret(db), employee_id, start, end, status, limit, cursor)
+            return TimeOffPage(requests=[_request(r) for r in rows], next_cursor=next_cursor)
 
         return await self.store.run(run)
 
@@ -219,14 +197,12 @@ class EmbeddedHris:
         return await self.store.run(run)
 
     async def changes(self, since: datetime, limit: int, cursor: str | None) -> ChangePage:
-        offset = int(decode_cursor(cursor).get("offset", 0))
+        """Employees changed since `since`, by (updated_at, id), keyset-paged (`servers.hris.paging`)."""
 
         def run(db: sqlite3.Connection) -> ChangePage:
-            rows = db.execute("SELECT id, updated_at FROM employees WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ? OFFSET ?",
-                              (since.astimezone(UTC).isoformat(timespec="seconds"), limit + 1, offset)).fetchall()
-            more = len(rows) > limit
-            return ChangePage(changes=[Change(employee_id=r["id"], action="updated", changed_at=r["updated_at"]) for r in rows[:limit]],
-                              next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
+            rows, next_cursor = paging.change_rows(db, self._cursor_secret(db), since, limit, cursor)
+            return ChangePage(changes=[Change(employee_id=r["id"], action="updated", changed_at=r["updated_at"]) for r in rows],
+                              next_cursor=next_cursor)
 
         return await self.store.run(run)
 

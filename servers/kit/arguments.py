@@ -18,7 +18,7 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from pydantic import PrivateAttr, ValidationError
 
-from hub.argument_errors import argument_error, field_path, sorted_errors
+from hub.argument_errors import HINTS_KEYWORD, argument_error, field_path, sorted_errors
 from hub.errors import HubToolError
 
 INVALID = "__mcp_hub_invalid_arguments__"
@@ -57,9 +57,38 @@ def _from_pydantic(tool: str, exc: ValidationError) -> HubToolError:
     )
 
 
-def make_strict(tool: Tool) -> None:
-    """Close the tool's `inputSchema` to unknown arguments and validate calls against it."""
-    tool.parameters = {**tool.parameters, "additionalProperties": False}
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties", "dependentSchemas"})
+_LITERALS = frozenset({"enum", "const", "default", "examples", "required"})
+
+
+def closed(schema: Any) -> Any:
+    """A copy of `schema` in which every object with declared `properties` (at any depth, in
+    `$defs` too) refuses other keys: a misspelled key inside an invoice line or a memory scope is
+    refused like a misspelled argument. Objects without `properties` (free-form maps such as
+    `metadata`) and ones that already say what extra keys may hold are left as they are."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: closed(sub) for name, sub in value.items()}  # name → schema, not a schema
+        elif key in _LITERALS:
+            out[key] = value
+        else:
+            out[key] = closed(value)
+    if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def make_strict(tool: Tool, not_here: dict[str, str] | None = None) -> None:
+    """Close the tool's `inputSchema` (and every object inside it) to unknown keys and validate
+    calls against it; `not_here` is advice for arguments the tool does not take."""
+    tool.parameters = {**closed(tool.parameters), "additionalProperties": False}
+    if not_here:
+        tool.parameters[HINTS_KEYWORD] = dict(not_here)
     current = tool.fn_metadata
     tool.fn_metadata = StrictArguments(
         arg_model=current.arg_model,

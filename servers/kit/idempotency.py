@@ -35,24 +35,33 @@ STALE_CLAIM_S = 300
 KEY_ARGUMENT = "idempotency_key"
 
 
-def _plain(value: Any) -> Any:
+def canonical(value: Any) -> Any:
+    """The JSON-ready form of a validated argument in which equal values look equal: models as
+    their fields, decimals normalized (`10.0` = `10.00` = `10`), aware instants in UTC. Lists
+    keep their order (an invoice's lines are ordered; a reordered list is other arguments)."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value.normalize()) if value == value else "NaN"
-    if isinstance(value, enum.Enum):
-        return value.value
+        return canonical(value.model_dump(mode="python", by_alias=True))
+    if isinstance(value, dict):
+        return {str(key): canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
     if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+        return sorted((canonical(item) for item in value), key=repr)
+    if isinstance(value, decimal.Decimal):
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    if isinstance(value, _dt.datetime):
+        return (value.astimezone(_dt.UTC) if value.tzinfo is not None else value).isoformat()
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return canonical(value.value)
+    return value
 
 
 def fingerprint(arguments: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of `arguments` without the idempotency key."""
-    material = {k: v for k, v in arguments.items() if k != KEY_ARGUMENT}
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+    material = canonical({k: v for k, v in arguments.items() if k != KEY_ARGUMENT})
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -64,9 +64,11 @@ def domain_tool(
     idempotent: bool = False,
     open_world: bool | None = None,
     title: str | None = None,
+    not_here: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Register a tool with annotations on every tool (hints the hub uses for retries and scopes).
-    `open_world` defaults to what `configure_domain` said of the server's backend."""
+    `open_world` defaults to what `configure_domain` said of the server's backend; `not_here` maps
+    arguments the tool does not take to advice given when a caller passes one anyway."""
     annotations = types.ToolAnnotations(
         title=title,
         read_only_hint=read_only,
@@ -85,6 +87,8 @@ def domain_tool(
             key = kwargs.get(KEY_ARGUMENT) if keyed and not kwargs.get("dry_run") else None
             if key is None or ledger is None:
                 return ok(await fn(**kwargs))
+            if not key.strip():
+                raise HubToolError("invalid_argument", f"{KEY_ARGUMENT} is empty: leave it out, or give a key unique to this request")
             principal = current_caller().principal
             earlier = await ledger.claim(principal, name, key, fingerprint(kwargs))
             if earlier is not None:
@@ -113,7 +117,7 @@ def domain_tool(
                 return HubToolError("internal", f"{name} failed unexpectedly; the server log has details").to_result()
 
         server.add_tool(wrapper, name=name, description=(fn.__doc__ or "").strip(), annotations=annotations)
-        make_strict(server._tool_manager.get_tool(name))  # noqa: SLF001 — the SDK returns no Tool from add_tool
+        make_strict(server._tool_manager.get_tool(name), not_here)  # noqa: SLF001 — the SDK returns no Tool from add_tool
         return fn
 
     return register

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
+from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.store import Store
 from servers.memory import history
 from servers.memory.embedding import Embedder
-from servers.memory.facts import EDIT_COSINE, Match, merge_patch, normal, same_fact
+from servers.memory.facts import FLOOR, Match, best_match, merge_patch, normal
 from servers.memory.model import (
     Changed,
     Forgotten,
@@ -141,17 +141,17 @@ class MemoryBank:
     @staticmethod
     def _same_fact(db: sqlite3.Connection, key: str, content: str, nearest: list[tuple[int, float]],
                    as_new: bool) -> tuple[sqlite3.Row, Match, float] | None:
-        """The stored memory of this scope that states the same fact as `content`, if any (nearest first)."""
+        """The stored memory of this scope that states the same fact as `content`, if any (`facts.best_match`)."""
         row = db.execute(_SELECT + " WHERE m.scope_key = ? AND m.normal = ?", (key, normal(content))).fetchone()
         if row is not None:
             return row, "exact", 1.0
-        for rowid, cosine in nearest:
-            if cosine < EDIT_COSINE:
-                break
-            row = db.execute(_SELECT + " WHERE m.rowid = ? AND m.scope_key = ?", (rowid, key)).fetchone()
-            if row is not None and (match := same_fact(row["content"], content, cosine, exact_only=as_new)):
-                return row, match, cosine
-        return None
+        rows = [(r, cosine) for rowid, cosine in nearest if cosine >= FLOOR
+                and (r := db.execute(_SELECT + " WHERE m.rowid = ? AND m.scope_key = ?", (rowid, key)).fetchone()) is not None]
+        found = best_match(content, [(r["content"], cosine) for r, cosine in rows], exact_only=as_new)
+        if found is None:
+            return None
+        row, cosine = rows[found[0]]
+        return row, found[1], cosine
 
     async def remember(self, content: str, kind: Kind | None, scope: Scope, tags: list[str], source: str | None,
                        metadata: dict[str, Any], as_new: bool = False) -> Remembered:
@@ -234,12 +234,24 @@ class MemoryBank:
         return MemoryList(memories=await self.store.run(read))
 
     async def recent(self, scope: Scope, limit: int, cursor: str | None) -> MemoryList:
-        offset = int(decode_cursor(cursor).get("offset", 0))
-        rows = await self.store.run(lambda db: db.execute(
-            _SELECT + " WHERE m.scope_key = ? ORDER BY m.updated_at DESC, m.rowid DESC LIMIT ? OFFSET ?",
-            (scope.key(), limit + 1, offset)).fetchall())
-        return MemoryList(memories=[_memory(r) for r in rows[:limit]],
-                          next_cursor=encode_cursor({"offset": offset + limit}) if len(rows) > limit else None)
+        """A scope's memories, newest first by when each was first saved (an update does not move a memory), paged
+        by a signed keyset cursor bound to the scope: a walk sees every memory that existed when it began exactly
+        once, whatever is remembered, updated or forgotten meanwhile (memories saved after it began are not in it)."""
+        key = scope.key()
+
+        def read(db: sqlite3.Connection) -> MemoryList:
+            secret, fingerprint = store_secret(db), query_fingerprint("memories:recent", {"scope": key})
+            after = open_cursor(secret, cursor, fingerprint, width=1)
+            if after is not None and not isinstance(after[0], int):
+                raise DomainError("invalid_argument", "cursor was not issued by list_recent: leave it out to start again",
+                                  details={"field": "cursor"})
+            rows = db.execute(_SELECT + " WHERE m.scope_key = ? AND m.rowid < ? ORDER BY m.rowid DESC LIMIT ?",
+                              (key, after[0] if after else 2**63 - 1, limit + 1)).fetchall()
+            more = len(rows) > limit
+            return MemoryList(memories=[_memory(r) for r in rows[:limit]],
+                              next_cursor=sign_cursor(secret, fingerprint, [rows[limit - 1]["rowid"]]) if more else None)
+
+        return await self.store.run(read)
 
     async def update(self, memory_id: str, scope: Scope, version: str | None, content: str | None, kind: Kind | None,
                      tags: list[str] | None, metadata: dict[str, Any] | None) -> Memory:

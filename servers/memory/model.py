@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Kind = Literal["fact", "preference", "note"]
 Mode = Literal["hybrid", "keyword", "semantic"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control(value: str) -> str:
+    if (found := _CONTROL.search(value)) is not None:
+        raise ValueError(f"a name may not contain control characters (found U+{ord(found.group()):04X} at position "
+                         f"{found.start()}): remove it")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"text may not contain NUL characters (U+0000 at position {value.index(chr(0))}): remove it")
+    return value
+
+
+ScopePart = Annotated[str, Field(max_length=200), AfterValidator(_no_control)]
+TagName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
+Identifier = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
+EntityName = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_control)]
+TypeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control)]
+ObservationText = Annotated[str, Field(min_length=1, max_length=5000), AfterValidator(_no_nul)]
+ShortText = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
+MemoryText = Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(_no_nul)]
+QueryText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_nul)]
+MAX_METADATA_CHARS = 20_000
 
 
 class Scope(BaseModel):
-    """Who a memory belongs to. Scopes are isolated: a search in one never sees another's memories."""
+    """Who a memory belongs to. Scopes are isolated: a search in one never sees another's memories. Closed: a
+    misspelled key (`projet`) is refused, never read as the bare scope."""
 
-    user: str | None = Field(default=None, max_length=200)
-    agent: str | None = Field(default=None, max_length=200)
-    project: str | None = Field(default=None, max_length=200)
+    model_config = ConfigDict(extra="forbid")
+
+    user: ScopePart | None = None
+    agent: ScopePart | None = None
+    project: ScopePart | None = None
 
     def key(self) -> str:
         return "\x1f".join(part or "" for part in (self.user, self.agent, self.project))
@@ -64,9 +94,9 @@ class Remembered(BaseModel):
     stored_text: str = Field(description="The text the memory holds now.")
     replaced_text: str | None = Field(None, description="The text this call replaced, when it replaced one.")
     changed: list[Changed] = Field(default_factory=list, description="The fields this call changed on an existing memory.")
-    match: Literal["exact", "edited", "restated"] | None = Field(
+    match: Literal["exact", "edited", "restated", "corrected"] | None = Field(
         None, description="Why an existing memory was taken for the same fact: the same text, the same statement with a new "
-        "value, or the same fact in other words.")
+        "value, the same fact in other words, or a correction (actually, now, moved to, ...) of the same subject.")
     merged: bool = Field(description="True when an existing memory of the same fact took this statement (action is not created).")
     similarity: float | None = None
 

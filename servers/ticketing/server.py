@@ -150,7 +150,8 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
                         labels=labels or [], assignee=assignee)
         return await backend.create(new)
 
-    @domain_tool(mcp, idempotent=True)
+    @domain_tool(mcp, idempotent=True, not_here={
+        "status": "To change the status use transition_ticket (get_ticket with include=['transitions'] lists the allowed ones)"})
     async def update_ticket(
         id: Id,
         title: Annotated[str | None, Field(min_length=1, max_length=255)] = None,

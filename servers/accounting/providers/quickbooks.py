@@ -188,13 +188,16 @@ class QuickBooks:
                         active=bool(r.get("Active", True))) for r in rows]
 
     async def contacts(self, query: str | None, kind: ContactKind | None, limit: int, cursor: str | None) -> ContactPage:
-        state = decode_cursor(cursor) or {"entity": "vendor" if kind == "vendor" else "customer", "start": 1}
+        state = decode_cursor(cursor)  # a crafted one is refused as invalid_argument, never reaches the query
+        entity, first = state.get("entity", "vendor" if kind == "vendor" else "customer"), max(state.get("start", 1), 1)
+        if entity not in ("customer", "vendor"):
+            raise DomainError("invalid_argument", "cursor is not one this server issued: pass next_cursor from the previous page "
+                              "unchanged", details={"field": "cursor"})
         where = f" where DisplayName LIKE {_quote('%' + query + '%')}" if query else ""
-        entity = state["entity"]
-        rows = await self._query(f"select * from {ENTITY[entity]}{where} ORDERBY DisplayName", int(state["start"]), limit)
+        rows = await self._query(f"select * from {ENTITY[entity]}{where} ORDERBY DisplayName", first, limit)
         contacts = [self._contact(r, entity) for r in rows]
         if len(rows) == limit:
-            following: dict[str, Any] | None = {"entity": entity, "start": int(state["start"]) + limit}
+            following: dict[str, Any] | None = {"entity": entity, "start": first + limit}
         elif entity == "customer" and kind in (None, "both"):
             following = {"entity": "vendor", "start": 1}
         else:
@@ -224,7 +227,7 @@ class QuickBooks:
 
     async def invoices(self, query: InvoiceQuery, limit: int, cursor: str | None) -> InvoicePage:
         kind = "invoice" if query.kind == "receivable" else "bill"
-        start = int(decode_cursor(cursor).get("start", 1))
+        start = max(decode_cursor(cursor).get("start", 1), 1)
         clauses = []
         if query.contact_id:
             clauses.append(f"{'CustomerRef' if kind == 'invoice' else 'VendorRef'} = {_quote(query.contact_id.partition(':')[2])}")

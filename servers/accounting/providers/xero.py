@@ -154,7 +154,7 @@ class Xero:
                 for a in body.get("Accounts", [])]
 
     async def contacts(self, query: str | None, kind: ContactKind | None, limit: int, cursor: str | None) -> ContactPage:
-        page = int(decode_cursor(cursor).get("page", 1))
+        page = max(decode_cursor(cursor).get("page", 1), 1)
         params: dict[str, Any] = {"page": page, "pageSize": limit}
         if query:
             params["searchTerm"] = query
@@ -180,7 +180,7 @@ class Xero:
     # -- invoices ---------------------------------------------------------------------------
 
     async def invoices(self, query: InvoiceQuery, limit: int, cursor: str | None) -> InvoicePage:
-        page = int(decode_cursor(cursor).get("page", 1))
+        page = max(decode_cursor(cursor).get("page", 1), 1)
         where = [f'Type=="{"ACCREC" if query.kind == "receivable" else "ACCPAY"}"']
         for field, op, value in (("Date", ">=", query.issued_from), ("Date", "<=", query.issued_to), ("DueDate", "<", query.overdue_on)):
             if value is not None:

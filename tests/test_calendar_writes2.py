@@ -1,0 +1,274 @@
+"""Calendar defects from the issue #16 follow-up, through the hub: moving a series moves its
+overrides and deletions, RRULE positions and fuzzing, a truncated series' free/busy span, update
+combinations that did nothing, input limits and control characters, case-insensitive addresses,
+sub-second and date-only times, and signed query-bound keyset cursors for list_events."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.config import parse_config
+from hub.hub import Hub
+from servers.calendar.store import EmbeddedCalendar
+
+pytestmark = pytest.mark.anyio
+ADA = "ada@example.com"
+X = "x@example.com"
+P = "p@example.com"
+JUNE = {"start": "2026-06-01T00:00:00Z", "end": "2026-07-15T00:00:00Z"}
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    store = EmbeddedCalendar(tmp_path)
+    await store.add_calendar(ADA, "Ada", "Europe/London", primary=True)
+    await store.add_calendar("grace@example.com", "Grace", "Asia/Tokyo")
+    await store.add_calendar(X, "X", "UTC")
+    await store.add_calendar(P, "P", "UTC")
+    async with Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}})) as running:
+        yield running
+
+
+async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
+    result = await hub.route_call(f"calendar__{tool}", args)
+    assert result.structured_content is not None, result.content
+    return result.structured_content
+
+
+async def starts(hub: Hub, calendar_id: str = ADA, **span: str) -> list[str]:
+    listed = await call(hub, "list_events", calendar_id=calendar_id, **(span or JUNE))
+    return [e["start"]["local"][:16] for e in listed["events"]]
+
+
+# -- 1. moving a series moves its overrides and deleted occurrences ---------------------------
+
+async def test_moving_a_series_moves_its_overrides_and_exdates(hub: Hub) -> None:
+    series = await call(hub, "create_event", calendar_id=ADA, title="W", start="2026-06-01T10:00:00",
+                        end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=4")
+    sid = series["id"]
+    await call(hub, "update_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-08T10:00:00+01:00",
+               title="renamed")  # an override that keeps its time
+    await call(hub, "update_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-15T10:00:00+01:00",
+               start="2026-06-16T15:00:00", end="2026-06-16T15:30:00")  # moved on its own
+    await call(hub, "delete_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-22T10:00:00+01:00",
+               confirm=True)
+    assert await starts(hub) == ["2026-06-01T10:00", "2026-06-08T10:00", "2026-06-16T15:00"]
+    await call(hub, "update_event", calendar_id=ADA, event_id=sid, start="2026-06-01T12:00:00", end="2026-06-01T12:30:00")
+    listed = (await call(hub, "list_events", calendar_id=ADA, **JUNE))["events"]
+    assert [(e["start"]["local"][:16], e["title"]) for e in listed] == [
+        ("2026-06-01T12:00", "W"), ("2026-06-08T12:00", "renamed"), ("2026-06-16T15:00", "W")]
+    moved = await call(hub, "get_event", calendar_id=ADA, event_id=sid, instance_start="2026-06-08T12:00:00+01:00")
+    assert moved["title"] == "renamed" and moved["end"]["local"].startswith("2026-06-08T12:30")
+
+
+async def test_splitting_a_series_carries_later_overrides_and_exdates(hub: Hub) -> None:
+    series = await call(hub, "create_event", calendar_id=ADA, title="W", start="2026-06-01T10:00:00",
+                        end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=5")
+    sid = series["id"]
+    await call(hub, "update_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-22T10:00:00+01:00",
+               title="renamed")
+    await call(hub, "delete_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-29T10:00:00+01:00",
+               confirm=True)
+    split = await call(hub, "update_event", calendar_id=ADA, event_id=sid, scope="this_and_following",
+                       instance_start="2026-06-15T10:00:00+01:00", start="2026-06-15T09:00:00", end="2026-06-15T09:30:00")
+    listed = (await call(hub, "list_events", calendar_id=ADA, **JUNE))["events"]
+    assert [(e["start"]["local"][:16], e["title"], e["id"] == sid) for e in listed] == [
+        ("2026-06-01T10:00", "W", True), ("2026-06-08T10:00", "W", True), ("2026-06-15T09:00", "W", False),
+        ("2026-06-22T09:00", "renamed", False)]
+    assert split["id"] != sid
+
+
+async def test_deleting_the_rest_of_a_series_removes_its_later_overrides(hub: Hub) -> None:
+    sid = (await call(hub, "create_event", calendar_id=ADA, title="W", start="2026-06-01T10:00:00",
+                      end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=4"))["id"]
+    await call(hub, "update_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-22T10:00:00+01:00",
+               title="renamed")
+    await call(hub, "delete_event", calendar_id=ADA, event_id=sid, scope="this_and_following",
+               instance_start="2026-06-15T10:00:00+01:00", confirm=True)
+    assert await starts(hub) == ["2026-06-01T10:00", "2026-06-08T10:00"]
+
+
+# -- 2. RRULE positions and fuzzing -----------------------------------------------------------
+
+@pytest.mark.parametrize("rule", ["FREQ=MONTHLY;BYDAY=+53MO", "FREQ=MONTHLY;BYDAY=10FR", "FREQ=MONTHLY;BYDAY=-6SU",
+                                  "FREQ=YEARLY;BYMONTH=3;BYDAY=7MO"])
+async def test_impossible_byday_positions_are_invalid_argument(hub: Hub, rule: str) -> None:
+    answer = await call(hub, "create_event", calendar_id=ADA, title="M", start="2026-06-01T10:00:00",
+                        end="2026-06-01T11:00:00", rrule=rule)
+    assert answer["code"] == "invalid_argument" and "BYDAY" in answer["message"], answer
+
+
+@pytest.fixture
+def portal_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BlockingPortal, Hub]]:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    with start_blocking_portal() as portal:
+        portal.call(EmbeddedCalendar(tmp_path).add_calendar, ADA, "Ada", "Europe/London")
+        with portal.wrap_async_context_manager(
+                Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}}))) as running:
+            yield portal, running
+
+
+KEYS = ["FREQ", "COUNT", "UNTIL", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS",
+        "BYHOUR", "BYMINUTE", "BYSECOND", "WKST"]
+VALUES = st.one_of(
+    st.sampled_from(["SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY", "MO", "-1FR", "+53MO",
+                     "5SU", "0MO", "20261231", "20261231T170000Z", "20260231", "99991231", "0", "-1", "366", "-366",
+                     "53", "-53", "60", "1,2,3", "10000", "", "MO,TU,WE,TH,FR,SA,SU"]),
+    st.integers(-400, 400).map(str),
+    st.tuples(st.sampled_from(["", "+", "-"]), st.integers(0, 99), st.sampled_from(["MO", "FR", "SU"])).map(
+        lambda p: f"{p[0]}{p[1]}{p[2]}"),
+    st.text(alphabet="0123456789+-,MOTUWEFRSA", max_size=8),
+)
+RULES = st.lists(st.tuples(st.sampled_from(KEYS), VALUES), min_size=1, max_size=5).map(
+    lambda parts: ";".join(f"{k}={v}" for k, v in parts))
+POSITIONS = st.tuples(st.sampled_from(["", "+", "-"]), st.integers(1, 53), st.sampled_from(["MO", "FR"]),
+                      st.sampled_from(["", ";BYMONTH=2", ";BYSETPOS=1", ";COUNT=3"])).map(
+    lambda p: f"BYDAY={p[0]}{p[1]}{p[2]}{p[3]}")
+
+
+def test_no_rrule_string_makes_create_event_fail_internally(portal_hub: tuple[BlockingPortal, Hub]) -> None:
+    portal, running = portal_hub
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(st.one_of(RULES, RULES.map(lambda r: "FREQ=MONTHLY;" + r), RULES.map(lambda r: "FREQ=YEARLY;" + r),
+                     POSITIONS.map(lambda r: "FREQ=MONTHLY;" + r), POSITIONS.map(lambda r: "FREQ=YEARLY;" + r)))
+    def never_internal(rule: str) -> None:
+        answer = portal.call(functools.partial(call, running, "create_event", calendar_id=ADA, title="F",
+                                               start="2026-06-01T10:00:00", end="2026-06-01T11:00:00", rrule=rule))
+        assert answer.get("code") in (None, "invalid_argument"), (rule, answer)
+        if "id" in answer:
+            portal.call(functools.partial(call, running, "delete_event", calendar_id=ADA, event_id=answer["id"], confirm=True))
+
+    never_internal()
+
+
+# -- 3. a truncated series is busy only until its last occurrence -----------------------------
+
+async def test_truncated_series_is_busy_only_until_its_last_occurrence(hub: Hub) -> None:
+    for day in ("01", "02"):  # two dense series that use up the per-query expansion budget
+        created = await call(hub, "create_event", calendar_id=X, title="Dense", start=f"2026-06-{day}T00:00:00Z",
+                             end=f"2026-06-{day}T00:30:00Z", rrule="FREQ=HOURLY;COUNT=1000")
+        assert "id" in created, created
+    await call(hub, "create_event", calendar_id=P, title="Short", start="2026-06-03T10:00:00Z", end="2026-06-03T11:00:00Z",
+               rrule="FREQ=WEEKLY;COUNT=3")
+    window = {"start": "2026-06-01T00:00:00Z", "end": "2026-07-31T00:00:00Z"}
+    busy = await call(hub, "get_free_busy", participants=[X, P], **window)
+    mine = busy["participants"][1]
+    assert mine["truncated"] and mine["busy"][-1]["end"] == "2026-06-17T11:00:00Z", mine
+    slots = await call(hub, "find_available_slots", participants=[X, P], duration_minutes=60,
+                       window_start="2026-06-01T00:00:00Z", window_end="2026-07-31T00:00:00Z")
+    assert slots["slots"] and slots["slots"][0]["start"]["utc"] >= "2026-07-13", slots
+
+
+# -- 4. update combinations that did nothing --------------------------------------------------
+
+async def test_update_with_only_a_zone_keeps_the_wall_clock_in_the_new_zone(hub: Hub) -> None:
+    created = await call(hub, "create_event", calendar_id=ADA, title="Call", start="2026-06-10T10:00:00",
+                         end="2026-06-10T11:00:00")
+    moved = await call(hub, "update_event", calendar_id=ADA, event_id=created["id"], zone="America/New_York")
+    assert moved["start"]["zone"] == "America/New_York" and moved["start"]["local"] == "2026-06-10T10:00:00-04:00", moved
+    assert moved["end"]["utc"] == "2026-06-10T15:00:00Z"
+    fetched = await call(hub, "get_event", calendar_id=ADA, event_id=created["id"])
+    assert fetched["start"] == moved["start"]
+
+
+async def test_update_combinations_that_would_change_nothing_are_refused(hub: Hub) -> None:
+    single = await call(hub, "create_event", calendar_id=ADA, title="One", start="2026-06-10", end="2026-06-11", all_day=True)
+    series = await call(hub, "create_event", calendar_id=ADA, title="W", start="2026-06-01T10:00:00",
+                        end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;COUNT=3")
+    nothing = await call(hub, "update_event", calendar_id=ADA, event_id=single["id"])
+    assert nothing["code"] == "invalid_argument" and "nothing to change" in nothing["message"]
+    zone_all_day = await call(hub, "update_event", calendar_id=ADA, event_id=single["id"], zone="Asia/Tokyo")
+    assert zone_all_day["code"] == "invalid_argument" and "all-day" in zone_all_day["message"]
+    rule_one = await call(hub, "update_event", calendar_id=ADA, event_id=series["id"], scope="this",
+                          instance_start="2026-06-08T10:00:00+01:00", rrule="FREQ=DAILY;COUNT=2")
+    assert rule_one["code"] == "invalid_argument" and "rrule" in rule_one["message"]
+    listed = (await call(hub, "list_events", calendar_id=ADA, **JUNE))["events"]
+    assert [e["title"] for e in listed if e["id"] == series["id"]] == ["W"] * 3
+
+
+# -- 5. input limits and control characters ---------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("location", "x" * 200_000), ("rrule", "FREQ=DAILY;COUNT=2" + ";BYHOUR=1" * 20_000), ("title", "a\x00b"),
+    ("location", "room\x07"), ("description", "line\x1bone"), ("title", "x" * 501)])
+async def test_oversized_or_control_character_inputs_are_refused(hub: Hub, field: str, value: str) -> None:
+    args = {"calendar_id": ADA, "title": "T", "start": "2026-06-10T10:00:00", "end": "2026-06-10T11:00:00", field: value}
+    answer = await call(hub, "create_event", **args)
+    assert answer.get("code") == "invalid_argument", str(answer)[:300]
+    assert len(str(answer)) < 5_000
+    created = await call(hub, "create_event", calendar_id=ADA, title="T", start="2026-06-10T10:00:00", end="2026-06-10T11:00:00")
+    update = await call(hub, "update_event", calendar_id=ADA, event_id=created["id"], **{field: value})
+    assert update.get("code") == "invalid_argument", str(update)[:300]
+    assert (await call(hub, "create_calendar", calendar_id="t\x00eam@example.com", name="T"))["code"] == "invalid_argument"
+    assert (await call(hub, "create_calendar", calendar_id="team@example.com", name="T\x01"))["code"] == "invalid_argument"
+
+
+async def test_tabs_and_newlines_are_kept(hub: Hub) -> None:
+    created = await call(hub, "create_event", calendar_id=ADA, title="T", start="2026-06-10T10:00:00",
+                         end="2026-06-10T11:00:00", description="a\tb\nc", location="Room 1")
+    assert created["description"] == "a\tb\nc" and created["location"] == "Room 1"
+
+
+# -- 6. email ids compare without case --------------------------------------------------------
+
+async def test_calendar_ids_and_participants_compare_without_case(hub: Hub) -> None:
+    first = await call(hub, "create_calendar", calendar_id="ME@example.com", name="Me", zone="UTC")
+    second = await call(hub, "create_calendar", calendar_id="me@example.com", name="Me", zone="UTC")
+    assert first["id"] == second["id"] == "me@example.com"
+    ids = [c["id"] for c in (await call(hub, "list_calendars"))["calendars"]]
+    assert ids.count("me@example.com") == 1 and "ME@example.com" not in ids
+    created = await call(hub, "create_event", calendar_id="Grace@Example.com", title="G", start="2026-06-10T10:00:00",
+                         end="2026-06-10T11:00:00")
+    assert created["calendar_id"] == "grace@example.com", created
+    busy = await call(hub, "get_free_busy", participants=["GRACE@example.com"], start="2026-06-10T00:00:00Z",
+                      end="2026-06-11T00:00:00Z")
+    assert busy["unknown_participants"] == [] and len(busy["participants"][0]["busy"]) == 1, busy
+    listed = await call(hub, "list_events", calendar_id="GRACE@EXAMPLE.COM", start="2026-06-10T00:00:00Z",
+                        end="2026-06-11T00:00:00Z")
+    assert [e["id"] for e in listed["events"]] == [created["id"]]
+
+
+# -- 7. sub-second times and date-only starts -------------------------------------------------
+
+async def test_sub_second_times_and_date_only_timed_starts_are_refused(hub: Hub) -> None:
+    fraction = await call(hub, "create_event", calendar_id=ADA, title="T", start="2026-06-10T11:00:00.5+02:00",
+                          end="2026-06-10T12:00:00+02:00")
+    assert fraction["code"] == "invalid_argument" and "second" in fraction["message"], fraction
+    dated = await call(hub, "create_event", calendar_id=ADA, title="T", start="2026-06-10", end="2026-06-11")
+    assert dated["code"] == "invalid_argument" and "all_day" in dated["message"], dated
+    exact = await call(hub, "create_event", calendar_id=ADA, title="T", start="2026-06-10T11:00:00.000+02:00",
+                       end="2026-06-10T12:00:00+02:00")
+    assert exact["start"]["utc"] == "2026-06-10T09:00:00Z"
+
+
+# -- 8. keyset cursors for list_events --------------------------------------------------------
+
+async def test_list_events_pages_with_query_bound_keyset_cursors(hub: Hub) -> None:
+    for day in range(1, 7):
+        await call(hub, "create_event", calendar_id=ADA, title=f"E{day}", start=f"2026-06-0{day}T10:00:00",
+                   end=f"2026-06-0{day}T11:00:00")
+    first = await call(hub, "list_events", calendar_id=ADA, limit=2, **JUNE)
+    assert [e["title"] for e in first["events"]] == ["E1", "E2"]
+    await call(hub, "create_event", calendar_id=ADA, title="E0", start="2026-05-31T23:30:00Z", end="2026-06-01T00:30:00Z")
+    seen = [e["title"] for e in first["events"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = await call(hub, "list_events", calendar_id=ADA, limit=2, cursor=cursor, **JUNE)
+        seen += [e["title"] for e in page["events"]]
+        cursor = page["next_cursor"]
+    assert seen == ["E1", "E2", "E3", "E4", "E5", "E6"]
+    other = await call(hub, "list_events", calendar_id=ADA, limit=2, cursor=first["next_cursor"],
+                       start="2026-06-02T00:00:00Z", end="2026-07-15T00:00:00Z")
+    assert other["code"] == "invalid_argument" and "cursor" in other["message"]
+    forged = await call(hub, "list_events", calendar_id=ADA, limit=2, cursor="eyJvZmZzZXQiOjJ9", **JUNE)
+    assert forged["code"] == "invalid_argument"
