@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
@@ -19,6 +20,7 @@ from hub.downstream.connection import Listing
 from hub.naming import exposed_name, namespaced_uri, split_uri
 from hub.relay.tasks import callable_through_hub
 from hub.schema_check import FastCheck, fast_check
+from hub.wire import without_protocol_meta
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -76,6 +78,8 @@ class _ServerPart:
     prompts: dict[str, tuple[str, types.Prompt]] = field(default_factory=dict)
     resources: list[types.Resource] = field(default_factory=list)
     templates: list[types.ResourceTemplate] = field(default_factory=list)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per list method: the server's list result `_meta`, without the hop keys (`hub.wire`)."""
 
 
 def tool_visible(config: ServerConfig, route: ToolRoute) -> bool:
@@ -126,6 +130,7 @@ class ToolCatalog:
             t.model_copy(update={"uri_template": namespaced_uri(ns, t.uri_template)})
             for t in listing.resource_templates
         ]
+        part.meta = {kind: kept for kind, meta in listing.meta.items() if (kept := without_protocol_meta(meta))}
 
         for other_name, other in self._parts.items():
             if other_name == config.name:
@@ -185,6 +190,17 @@ class ToolCatalog:
 
     def resource_templates(self) -> list[types.ResourceTemplate]:
         return [t for name in sorted(self._parts) for t in self._parts[name].templates]
+
+    def list_meta(self, kind: str, visible: Callable[[str], bool]) -> dict[str, Any] | None:
+        """The `_meta` of a merged list result (`kind`: "tools", "resources", "resource_templates",
+        "prompts"): the servers' own list `_meta` merged in server-name order, only from servers
+        `visible(server)` allows; on a key two servers both set, the first in name order wins."""
+        merged: dict[str, Any] = {}
+        for server in sorted(self._parts):
+            meta = self._parts[server].meta.get(kind)
+            if meta and visible(server):
+                merged.update({key: value for key, value in meta.items() if key not in merged})
+        return merged or None
 
     def resolve_uri(self, uri: str) -> tuple[str, str] | None:
         """`(server, original uri)` for an exposed resource URI."""

@@ -38,8 +38,9 @@ from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.relay import attach_relays
+from hub.cluster.notify import cluster_notifier
 from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy, now
-from hub.wire import ToolResult, WireResult, strip_protocol_meta, wire_result
+from hub.wire import ToolResult, WireResult, as_sent, strip_protocol_meta, wire_result
 
 logger = logging.getLogger("hub")
 
@@ -117,12 +118,17 @@ class Hub:
         self.access = AccessControl(config)
         self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
         """What servers send toward clients: log messages, sampling/elicitation/roots, resource updates (`hub.relay`)."""
+        self.cluster_notify = cluster_notifier(self)
+        """Redis pub/sub of client-bound messages between replicas (`hub.cluster.notify`), or None."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Hub:
         self._task_group = await self._exit_stack.enter_async_context(anyio.create_task_group())
         try:
+            if self.cluster_notify is not None:
+                self._exit_stack.push_async_callback(self.cluster_notify.aclose)
+                await self._task_group.start(self.cluster_notify.run)
             await self._start_all()
         except BaseException:
             await self.aclose()
@@ -481,7 +487,8 @@ class Hub:
                 return await direct.call(call.route.original, call.arguments)
             if self.config.hub.fast_calls and downstream.relays_json:
                 return wire_result(await downstream.call_tool_json(call.route.original, call.arguments, call.progress, meta))
-            return await downstream.call_tool(call.route.original, call.arguments, call.progress, meta)
+            # Parsed by the SDK client (HTTP, SSE): passed on as the fields the server sent, no defaults added.
+            return as_sent(await downstream.call_tool(call.route.original, call.arguments, call.progress, meta))
 
     # -- what a principal may see ---------------------------------------------------------
 

@@ -132,7 +132,7 @@ def build_server(hub: Hub) -> HubServer:
         principal = caller()
         visible = search.tools(ctx.session, principal) if search.active(principal) else hub.visible_tools(principal)
         tools, next_cursor = page(visible, params.cursor if params else None, page_size, catalog.version)
-        return types.ListToolsResult(tools=tools, next_cursor=next_cursor)
+        return types.ListToolsResult(tools=tools, next_cursor=next_cursor, meta=hub.list_meta("tools", principal))
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         async def progress(value: float, total: float | None, message: str | None) -> None:
@@ -160,7 +160,7 @@ def build_server(hub: Hub) -> HubServer:
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         await hub.await_first_listing()
         items, next_cursor = page(hub.visible_resources(caller()), params.cursor if params else None, page_size, catalog.version)
-        return types.ListResourcesResult(resources=items, next_cursor=next_cursor)
+        return types.ListResourcesResult(resources=items, next_cursor=next_cursor, meta=hub.list_meta("resources", caller()))
 
     async def list_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -169,7 +169,8 @@ def build_server(hub: Hub) -> HubServer:
         items, next_cursor = page(
             hub.visible_resource_templates(caller()), params.cursor if params else None, page_size, catalog.version
         )
-        return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=next_cursor)
+        return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=next_cursor,
+                                                 meta=hub.list_meta("resource_templates", caller()))
 
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         return await hub.read_resource(str(params.uri), caller())
@@ -177,7 +178,7 @@ def build_server(hub: Hub) -> HubServer:
     async def list_prompts(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         await hub.await_first_listing()
         items, next_cursor = page(hub.visible_prompts(caller()), params.cursor if params else None, page_size, catalog.version)
-        return types.ListPromptsResult(prompts=items, next_cursor=next_cursor)
+        return types.ListPromptsResult(prompts=items, next_cursor=next_cursor, meta=hub.list_meta("prompts", caller()))
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
         return await hub.get_prompt(params.name, params.arguments, caller())
@@ -217,4 +218,6 @@ def build_server(hub: Hub) -> HubServer:
         await clients.broadcast(kind)
 
     hub.add_change_listener(announce)
+    if hub.cluster_notify is not None:  # other replicas' list changes reach this replica's streams
+        hub.cluster_notify.on_list_changed(announce)
     return server

@@ -76,6 +76,8 @@ def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | 
         body.update(degraded=degraded, tools=len(hub.catalog.tools()), servers=servers)
         if limiter is not None:
             body["rate_limiter"] = limiter
+        if hub.cluster_notify is not None:  # best effort: shown, never degrading (hub.cluster.notify)
+            body["notifications"] = hub.cluster_notify.health()
         body["store"] = store
         if sessions is not None:
             body["sessions"] = sessions

@@ -13,6 +13,12 @@ from typing import Any
 import mcp_types as types
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+HOP_META_KEYS = frozenset(RESERVED_META_PREFIX + key for key in (
+    "protocolVersion", "clientInfo", "clientCapabilities", "logLevel", "serverInfo", "subscriptionId"))
+"""The reserved `_meta` keys that describe one connection (who is at each end, what was negotiated):
+true of the hop to the downstream, false of the hop to the hub's client, so they never pass. Every
+other key — reserved ones such as `io.modelcontextprotocol/ui` or `/related-task` included — passes
+intact (issue #19 item 8; docs/domains.md, "Protocol relay")."""
 
 
 class WireResult:
@@ -48,19 +54,33 @@ ToolResult = types.CallToolResult | WireResult
 
 
 def without_protocol_meta(meta: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`meta` without the reserved `io.modelcontextprotocol/*` keys (they describe one hop only)."""
+    """`meta` without the `HOP_META_KEYS` (they describe one hop only); None when nothing is left."""
     if not meta:
         return None
-    kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIX)}
+    kept = {k: v for k, v in meta.items() if k not in HOP_META_KEYS}
     return kept or None
 
 
 def strip_protocol_meta(result: ToolResult) -> ToolResult:
-    """Drop the downstream's reserved `io.modelcontextprotocol/*` `_meta` keys (e.g. its serverInfo
-    stamp): those describe the hop to the downstream, not the hop to our client. Other keys pass."""
-    if not result.meta:
+    """Drop the downstream's `HOP_META_KEYS` from a result's `_meta` (e.g. its serverInfo stamp):
+    those describe the hop to the downstream, not the hop to our client. Other keys pass."""
+    meta = result.meta
+    if not meta or not any(key in HOP_META_KEYS for key in meta):
         return result
-    return replace_meta(result, without_protocol_meta(result.meta))
+    return replace_meta(result, without_protocol_meta(meta))
+
+
+def as_sent(result: types.CallToolResult) -> WireResult:
+    """A result the SDK client parsed, back as the JSON object the server sent: only the fields it
+    set (a parsed model fills in defaults, e.g. `isError: false`, that the server never said)."""
+    return wire_result(result.model_dump(by_alias=True, mode="json", exclude_unset=True))
+
+
+def json_number(value: float) -> float | int:
+    """`value` as an integer when it is integral: the SDK parses every progress number into a
+    float, so a server's `1` would otherwise reach the client as `1.0`. JSON has one number type;
+    an integral value sent as an integer is what the server sent (or equal to it)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def replace_meta(result: ToolResult, meta: dict[str, Any] | None) -> ToolResult:

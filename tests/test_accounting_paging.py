@@ -197,9 +197,9 @@ _op = st.tuples(st.sampled_from(["invoice", "pay", "patch", "contact", "rename"]
 async def _walk_under_writes(days: list[int], limit: int, batches: list[list[tuple[str, int, int]]], folder: Path) -> None:
     async with Client(create_server(EmbeddedAccounting(folder))) as client:
 
-        async def tool(name: str, **args: Any) -> dict[str, Any]:
-            result = (await client.call_tool(name, args)).structured_content
-            assert result is not None and "code" not in result, (name, args, result)
+        async def tool(tool_name: str, /, **args: Any) -> dict[str, Any]:
+            result = (await client.call_tool(tool_name, args)).structured_content
+            assert result is not None and "code" not in result, (tool_name, args, result)
             return result
 
         contacts = [(await tool("upsert_contact", name="Acme"))["id"]]

@@ -266,3 +266,157 @@ def test_every_version_written_is_kept_in_order(data_dir: Path) -> None:
             assert len(run("list_recent", scope=scope)["memories"]) == 1
 
         check()
+
+
+# -- the same-fact rule, table-driven (servers/memory/facts.py) ----------------------------------
+
+SAME_FACT_TABLE = [  # (stored, new, is it the same fact?)
+    ("Carol is allergic to peanuts.", "Carol is allergic to peanuts and tree nuts.", True),
+    ("The team standup is on Monday.", "The team standup is on Tuesday.", True),
+    ("Invoices are due within 30 days.", "Invoices are due within 90 days.", True),
+    ("The weekly sync is at 10am.", "The weekly sync is at 11am.", True),
+    ("The weekly standup is on Monday at 10am.", "Actually, the weekly standup moved to Tuesday.", True),
+    ("Invoices are due in 30 days.", "Correction: invoices are due in 90 days.", True),
+    ("Frank lives in Berlin.", "Frank moved to Munich.", True),
+    ("Carol lives in Lisbon.", "Carol lives in Porto.", True),
+    ("Carol lives in Lisbon.", "Carol now lives in Porto.", True),
+    ("Carol's manager is Eve.", "Carol's manager is Frank.", True),
+    ("Carol's manager is Eve.", "Actually, Carol's manager is now Frank.", True),
+    ("Ivan likes tea.", "Actually, Ivan likes coffee instead.", True),
+    ("Lee speaks French.", "Lee speaks German now.", True),
+    ("The office opens at 8:30.", "The office opens at 9:00.", True),
+    ("The rent is 1200 euros per month.", "The rent is 1350 euros per month.", True),
+    ("Ada's birthday is on 3 May.", "Ada's birthday is on 5 May.", True),
+    ("The project deadline is 2026-06-30.", "The project deadline is 2026-07-15.", True),
+    ("The sprint lasts two weeks.", "The sprint lasts three weeks.", True),
+    ("Bob's phone number is 555-1234.", "Bob's phone number is 555-9876.", True),
+    ("The wifi password is hunter2.", "The wifi password is swordfish.", True),
+    ("Dave works at Acme.", "Dave now works at Globex.", True),
+    ("Ada prefers tea over coffee", "Ada prefers tea to coffee", True),
+    ("Carol lives in Lisbon.", "Carol works in Lisbon.", False),
+    ("Lee speaks French.", "Lee speaks German.", False),
+    ("Ivan likes tea.", "Ivan likes coffee.", False),
+    ("Carol is allergic to peanuts", "Carol is allergic to tree nuts", False),
+    ("Bob drinks coffee.", "Bob drinks tea.", False),
+    ("Carol is allergic to peanuts", "Carol's birthday is on May 3", False),
+    ("Carol is allergic to peanuts", "Carol is a doctor", False),
+    ("Frank lives in Berlin.", "Actually, Frank is vegetarian.", False),
+    ("Carol lives in Lisbon.", "Carol is vegetarian now.", False),
+    ("The weekly retro is on Friday.", "Actually, the weekly standup moved to Tuesday.", False),
+    ("Frank is allergic to cats.", "Frank moved to Munich.", False),
+    ("The office is in Berlin.", "The office is closed on Fridays.", False),
+    ("Lee plays Chess on Sundays.", "Lee plays Go on Sundays.", False),
+    ("The Apollo launch date is 1 March 2027", "The Gemini launch date is 1 March 2027", False),
+] + [(old, new, False) for old, new in DIFFERENT]
+
+
+async def test_the_same_fact_rule_over_a_table_of_statements(hub: Hub) -> None:
+    """A changed value in the same frame, or a correction of the same subject, updates; a changed
+    predicate, another subject, or a new object of a verb that takes several is a new memory."""
+    wrong = []
+    for old, new, same in SAME_FACT_TABLE:
+        scope = fresh_scope()
+        first = await call(hub, "remember", content=old, scope=scope)
+        second = await call(hub, "remember", content=new, scope=scope)
+        stored = sorted(m["content"] for m in await everything(hub, scope))
+        if same:
+            ok = (second["action"] == "updated" and second["memory"]["id"] == first["memory"]["id"]
+                  and second["stored_text"] == new and second["replaced_text"] == old and stored == [new])
+        else:
+            ok = second["action"] == "created" and second["replaced_text"] is None and stored == sorted([old, new])
+        if not ok:
+            wrong.append((old, new, "same" if same else "different", second["action"], second.get("match")))
+    assert not wrong, wrong
+
+
+async def test_a_correction_updates_the_memory_with_the_same_subject_and_verb(hub: Hub) -> None:
+    scope = fresh_scope()
+    cats = await call(hub, "remember", content="Frank is allergic to cats.", scope=scope)
+    berlin = await call(hub, "remember", content="Frank lives in Berlin.", scope=scope)
+    works = await call(hub, "remember", content="Frank works in Berlin.", scope=scope)
+    moved = await call(hub, "remember", content="Frank now works in Munich.", scope=scope)
+    assert moved["action"] == "updated" and moved["memory"]["id"] == works["memory"]["id"], moved
+    assert moved["replaced_text"] == "Frank works in Berlin." and moved["match"] in ("corrected", "edited")
+    kept = {m["id"]: m["content"] for m in await everything(hub, scope)}
+    assert kept == {cats["memory"]["id"]: "Frank is allergic to cats.", berlin["memory"]["id"]: "Frank lives in Berlin.",
+                    works["memory"]["id"]: "Frank now works in Munich."}
+
+
+# -- closed scopes: a misspelled key is refused, nothing is deleted ----------------------------------
+
+async def test_a_misspelled_scope_key_is_refused_and_deletes_nothing(hub: Hub) -> None:
+    scope = fresh_scope()
+    bare = {"agent": scope["agent"]}
+    await call(hub, "remember", content="Carol is allergic to peanuts.", scope=scope)
+    await call(hub, "remember", content="The office opens at 8:30.", scope=bare, kind="note")
+    typo = {"agent": scope["agent"], "projet": scope["project"]}
+    for tool, args in [("forget", {"kinds": ["fact", "note"], "confirm": True}), ("remember", {"content": "Carol is tall."}),
+                       ("recall", {"query": "Carol"}), ("list_recent", {})]:
+        error = await refused(hub, tool, scope=typo, **args)
+        assert error["code"] == "invalid_argument" and "projet" in error["message"], (tool, error)
+    assert [m["content"] for m in await everything(hub, scope)] == ["Carol is allergic to peanuts."]
+    assert [m["content"] for m in await everything(hub, bare)] == ["The office opens at 8:30."]
+
+
+@pytest.mark.parametrize(("tool", "args", "field"), [
+    ("create_entities", {"entities": [{"name": "Ada", "entityType": "person", "observations": [], "kind": "x"}]}, "kind"),
+    ("create_relations", {"relations": [{"from": "Ada", "to": "Bob", "relationType": "knows", "weight": 2}]}, "weight"),
+    ("add_observations", {"observations": [{"entityName": "Ada", "contents": ["x"], "content": ["y"]}]}, "content"),
+    ("delete_observations", {"deletions": [{"entityName": "Ada", "observations": ["x"], "observation": "y"}]}, "observation"),
+])
+async def test_graph_arguments_are_closed(hub: Hub, tool: str, args: dict[str, Any], field: str) -> None:
+    await call(hub, "create_entities", entities=[{"name": "Ada", "entityType": "person", "observations": ["x"]},
+                                                 {"name": "Bob", "entityType": "person", "observations": []}])
+    error = await refused(hub, tool, **args)
+    assert error["code"] == "invalid_argument" and field in error["message"], error
+    graph = await call(hub, "read_graph")
+    assert graph["relations"] == [] and [e["observations"] for e in graph["entities"]] == [["x"], []]
+
+
+# -- list_recent: signed keyset cursors bound to the scope ---------------------------------------
+
+async def test_list_recent_walk_sees_each_memory_once_while_others_write(hub: Hub) -> None:
+    scope = fresh_scope()
+    made = [(await call(hub, "remember", content=f"Locker {n} holds box {n * 7}.", scope=scope))["memory"]["id"] for n in range(5)]
+    first = await call(hub, "list_recent", scope=scope, limit=2)
+    await call(hub, "remember", content="The parking garage closes at 22:00.", scope=scope)
+    await call(hub, "update_memory", id=made[0], scope=scope, tags=["moved"])
+    seen = [m["id"] for m in first["memories"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = await call(hub, "list_recent", scope=scope, limit=2, cursor=cursor)
+        seen += [m["id"] for m in page["memories"]]
+        cursor = page["next_cursor"]
+    assert seen == made[::-1], "newest first, each memory that existed when the walk began exactly once"
+
+    other = await refused(hub, "list_recent", scope=fresh_scope(), limit=2, cursor=first["next_cursor"])
+    assert other["code"] == "invalid_argument" and "different query" in other["message"]
+    body, _, mac = first["next_cursor"].partition(".")
+    forged = await refused(hub, "list_recent", scope=scope, limit=2, cursor=f"{body}.{mac[::-1]}")
+    assert forged["code"] == "invalid_argument" and "cursor" in forged["message"]
+
+
+# -- limits: bounded free text, names without control characters ---------------------------------
+
+@pytest.mark.parametrize(("tool", "args"), [
+    ("create_entities", {"entities": [{"name": "x" * 200_000, "entityType": "person", "observations": []}]}),
+    ("create_entities", {"entities": [{"name": "Ada\x00", "entityType": "person", "observations": []}]}),
+    ("create_entities", {"entities": [{"name": "Ada", "entityType": "per\x1fson", "observations": []}]}),
+    ("create_entities", {"entities": [{"name": "Ada", "entityType": "person", "observations": ["o" * 200_000]}]}),
+    ("create_relations", {"relations": [{"from": "Ada", "to": "Bob\n", "relationType": "knows"}]}),
+    ("search_nodes", {"query": "q" * 200_000}),
+    ("open_nodes", {"names": ["n" * 200_000]}),
+    ("graph_neighbors", {"entity": "e" * 200_000}),
+    ("remember", {"content": "Ada likes tea.", "scope": {"project": "p\x00"}}),
+    ("remember", {"content": "Ada likes tea.", "scope": {"project": "p"}, "source": "s" * 200_000}),
+    ("remember", {"content": "Ada likes tea.", "scope": {"project": "p"}, "tags": ["a\tb"]}),
+    ("remember", {"content": "Ada likes tea.", "scope": {"project": "p"}, "metadata": {"blob": "m" * 200_000}}),
+    ("update_memory", {"id": "i" * 200_000, "scope": {"project": "p"}, "kind": "note"}),
+    ("forget", {"ids": ["i" * 200_000], "scope": {"project": "p"}, "confirm": True}),
+])
+async def test_free_text_is_bounded_and_names_have_no_control_characters(hub: Hub, tool: str, args: dict[str, Any]) -> None:
+    error = await refused(hub, tool, **args)
+    assert error["code"] == "invalid_argument", error
+    assert len(error["message"]) < 5_000, "the refusal does not echo the huge value"
+    assert (await call(hub, "read_graph"))["entities"] == []
+    assert await everything(hub, {"project": "p"}) == []

@@ -33,6 +33,7 @@ from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, Pending, on_asyncio
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
+from hub.wire import json_number
 
 logger = logging.getLogger("hub.downstream")
 
@@ -49,6 +50,9 @@ class Listing:
     resources: list[types.Resource] = field(default_factory=list)
     resource_templates: list[types.ResourceTemplate] = field(default_factory=list)
     prompts: list[types.Prompt] = field(default_factory=list)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per list method ("tools", "resources", "resource_templates", "prompts"): the result `_meta`
+    the server sent, its pages merged in order (a later page's key wins); absent when it sent none."""
 
 
 class DownstreamUnavailable(Exception):
@@ -278,12 +282,12 @@ class Downstream:
         caps = client.server_capabilities
         listing = Listing()
         if caps.tools is not None:
-            listing.tools = await _all_pages(client.list_tools)
+            listing.tools = await _all_pages(client.list_tools, listing.meta, "tools")
         if caps.resources is not None:
-            listing.resources = await _all_pages(client.list_resources)
-            listing.resource_templates = await _all_pages(client.list_resource_templates)
+            listing.resources = await _all_pages(client.list_resources, listing.meta, "resources")
+            listing.resource_templates = await _all_pages(client.list_resource_templates, listing.meta, "resource_templates")
         if caps.prompts is not None:
-            listing.prompts = await _all_pages(client.list_prompts)
+            listing.prompts = await _all_pages(client.list_prompts, listing.meta, "prompts")
         self.listing = listing
 
     async def refresh(self, kind: ListKind) -> None:
@@ -292,13 +296,14 @@ class Downstream:
         if client is None:
             return
         try:
+            meta = self.listing.meta
             if kind == "tools":
-                self.listing.tools = await _all_pages(client.list_tools)
+                self.listing.tools = await _all_pages(client.list_tools, meta, "tools")
             elif kind == "resources":
-                self.listing.resources = await _all_pages(client.list_resources)
-                self.listing.resource_templates = await _all_pages(client.list_resource_templates)
+                self.listing.resources = await _all_pages(client.list_resources, meta, "resources")
+                self.listing.resource_templates = await _all_pages(client.list_resource_templates, meta, "resource_templates")
             else:
-                self.listing.prompts = await _all_pages(client.list_prompts)
+                self.listing.prompts = await _all_pages(client.list_prompts, meta, "prompts")
         except Exception as exc:  # boundary: a failed refresh keeps the previous listing
             self.log.warning("could not refresh %s after a change: %s", kind, describe_failure(exc))
             return
@@ -396,7 +401,7 @@ class Downstream:
         meta: dict[str, Any] | None = None,
     ) -> types.CallToolResult:
         client = await self.ready_client()
-        return await client.call_tool(name, arguments, progress_callback=progress, meta=meta)
+        return await client.call_tool(name, arguments, progress_callback=_integral_progress(progress), meta=meta)
 
     @property
     def direct(self) -> DirectTools | None:
@@ -474,20 +479,42 @@ async def _set_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
     scope.cancel()
 
 
-async def _all_pages(fetch: Callable[..., Awaitable[Any]]) -> list[Any]:
-    """Follow a list method's cursors to the end (bounded, so a broken paginator cannot hang us)."""
+def _integral_progress(progress: ProgressFnT | None) -> ProgressFnT | None:
+    """`progress`, given integral values as integers (`hub.wire.json_number`): the SDK client parses
+    every progress number into a float, and the server's `1` must not reach the client as `1.0`."""
+    if progress is None:
+        return None
+
+    async def report(value: float, total: float | None, message: str | None) -> None:
+        await progress(json_number(value), None if total is None else json_number(total), message)
+
+    return report
+
+
+async def _all_pages(fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]] | None = None,
+                     kind: str = "") -> list[Any]:
+    """Follow a list method's cursors to the end (bounded, so a broken paginator cannot hang us);
+    the pages' result `_meta`, merged, goes to `meta[kind]` (removed when no page had one)."""
     items: list[Any] = []
     cursor: str | None = None
+    merged: dict[str, Any] = {}
     for _ in range(MAX_LIST_PAGES):
         page = await fetch(cursor=cursor)
+        merged.update(page.meta or {})
         for attr in ("tools", "resources", "resource_templates", "prompts"):
             if hasattr(page, attr):
                 items.extend(getattr(page, attr))
                 break
         cursor = page.next_cursor
         if not cursor:
-            return items
-    logger.warning("stopped following pagination after %d pages", MAX_LIST_PAGES)
+            break
+    else:
+        logger.warning("stopped following pagination after %d pages", MAX_LIST_PAGES)
+    if meta is not None:  # only once every page arrived: a failed refresh keeps the previous one
+        if merged:
+            meta[kind] = merged
+        else:
+            meta.pop(kind, None)
     return items
 
 

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 FIELD_WEIGHTS: dict[str, float] = {
-    "name": 3.0,
+    "name": 2.0,
     "title": 2.0,
     "description": 1.0,
-    "params": 0.4,
+    "params": 0.8,
     "namespace": 1.0,
     "instructions": 0.2,
 }

@@ -24,9 +24,10 @@ from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
 from hub.search.vectors import VectorCache
 from hub.search.words import expansions, terms
+from hub.text.blas import single_blas_thread
 from hub.text.embedding import Embedder
 
-BM25_SHARE = 0.65
+BM25_SHARE = 0.55
 """Weight of the keyword signal in the fused score (the rest is semantic)."""
 
 Mode = str
@@ -115,7 +116,8 @@ class ToolIndex:
         keyword = keyword / top if top > 0 else keyword
         semantic = np.zeros(len(docs), dtype=np.float32)
         if vectors is not None and mode != "bm25" and self.embedder is not None:
-            cosine = vectors @ self.embedder.embed([query])[0]
+            with single_blas_thread():
+                cosine = vectors @ self.embedder.embed([query])[0]
             visible = cosine[mask]
             floor, ceiling = float(np.median(visible)), float(visible.max())
             semantic = np.clip((cosine - floor) / max(ceiling - floor, 1e-6), 0.0, 1.0)

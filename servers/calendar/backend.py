@@ -3,6 +3,7 @@ primitives over iCalendar objects, shared by the embedded store and CalDAV."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -12,7 +13,7 @@ from servers.calendar.expansion import Expansion, expand
 from servers.calendar.model import Busy, Calendar, Event, EventChanges, EventPage, Interval, NewEvent, Response, Scope
 from servers.calendar.slots import merge
 from servers.calendar.timeutil import as_utc
-from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.errors import DomainError
 
 
@@ -76,8 +77,8 @@ class IcalBackend:
 
     async def calendar(self, calendar_id: str) -> Calendar:
         known = await self.calendars()
-        for found in known:
-            if found.id == calendar_id:
+        for found in known:  # ids that are email addresses compare without case
+            if found.id == calendar_id or ("@" in calendar_id and found.id.lower() == calendar_id.lower()):
                 return found
         raise unknown_calendar(calendar_id, known)
 
@@ -90,8 +91,14 @@ class IcalBackend:
     async def list_events(
         self, calendar_id: str, start: datetime, end: datetime, query: str | None, expand: bool, limit: int, cursor: str | None
     ) -> EventPage:
-        offset = int(decode_cursor(cursor).get("offset", 0))
+        """Keyset paging: occurrences sorted by (start, event id, recurrence id); a signed cursor bound
+        to this query resumes after the last one returned, so writes between pages never repeat or
+        skip an occurrence, and a cursor from another query is `invalid_argument`."""
         tz = (await self.calendar(calendar_id)).zone
+        secret = await self._cursor_secret()
+        fingerprint = query_fingerprint(f"events:{calendar_id}", {"start": start.astimezone(UTC).isoformat(),
+                                        "end": end.astimezone(UTC).isoformat(), "query": query, "expand": expand})
+        after = open_cursor(secret, cursor, fingerprint, 3)
         notes: list[str] = []
         if expand:
             expansion = await self._expanded(calendar_id, start, end, tz)
@@ -103,11 +110,24 @@ class IcalBackend:
             needle = query.lower()
             events = [e for e in events if needle in e.title.lower() or needle in e.description.lower()
                       or needle in (e.location or "").lower()]
-        events = [e for e in events if e.status != "cancelled"]
-        page = events[offset : offset + limit]
-        more = offset + limit < len(events)
-        return EventPage(events=page, next_cursor=encode_cursor({"offset": offset + limit}) if more else None,
+        keyed = sorted(((_sort_key(e, tz), e) for e in events if e.status != "cancelled"), key=lambda item: item[0])
+        if after is not None:
+            position = tuple(str(v) for v in after)
+            keyed = [item for item in keyed if item[0] > position]
+        page = keyed[:limit]
+        more = len(keyed) > limit
+        return EventPage(events=[e for _, e in page], next_cursor=sign_cursor(secret, fingerprint, list(page[-1][0])) if more else None,
                          truncated=bool(notes), notes=notes)
+
+    async def _cursor_secret(self) -> bytes:
+        """The key cursors are signed with: the embedded store's (survives restarts), else one per
+        process (a provider backend's cursors then end with the process: start the listing again)."""
+        store = getattr(self, "store", None)
+        if store is not None:
+            return await store.run(store_secret)  # type: ignore[no-any-return]
+        if not hasattr(self, "_secret"):
+            self._secret = os.urandom(32)
+        return self._secret
 
     async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
         text, etag = await self._load(calendar_id, event_id)
@@ -123,6 +143,7 @@ class IcalBackend:
         decline, from every calendar here. Only objects naming a participant are expanded, so a
         dense series costs only the queries that involve its people."""
         zones = {c.id: c.zone for c in await self.calendars()}
+        known = {c.lower() for c in zones}
         wanted = {p.lower() for p in participants}
         objects = []
         for calendar_id, tz in zones.items():
@@ -136,7 +157,7 @@ class IcalBackend:
             spans: list[tuple[datetime, datetime]] = []
             for event in found.events:
                 tz = zones[event.calendar_id]
-                mine = event.calendar_id == participant
+                mine = event.calendar_id.lower() == participant.lower()
                 invited = any(a.email.lower() == participant.lower() and a.response != "declined" for a in event.attendees)
                 if event.transparent or event.status == "cancelled" or not (mine or invited):
                     continue
@@ -146,7 +167,7 @@ class IcalBackend:
             cut = [(s.busy_from, s.busy_until) for s in found.skipped if participant.lower() in s.people]
             spans.extend(cut)
             error = None
-            if participant not in zones:
+            if participant.lower() not in known:
                 error = "no calendar for this participant here" + ("; busy shows only events they are invited to" if spans else "")
             merged = merge(spans)
             out.append(Busy(participant=participant, busy=[Interval(start=s, end=e) for s, e in merged], error=error,
@@ -200,6 +221,14 @@ class IcalBackend:
             await self._remove(calendar_id, event_id)
         else:
             await self._save(calendar_id, event_id, remaining.to_ical().decode(), etag)
+
+
+def _sort_key(event: Event, tz: str) -> tuple[str, str, str]:
+    """(start in UTC, event id, recurrence id) as strings that sort like the values."""
+    start = (event.start.utc or as_utc(event.start.date, tz)).astimezone(UTC)  # type: ignore[arg-type]
+    rid = event.instance_start
+    rid_text = rid.astimezone(UTC).isoformat() if isinstance(rid, datetime) else (rid.isoformat() if rid else "")
+    return start.strftime("%Y-%m-%dT%H:%M:%S"), event.id, rid_text
 
 
 def unknown_calendar(calendar_id: str, known: list[Calendar]) -> DomainError:

@@ -11,8 +11,11 @@ not fit the budget, or whose rule is over today's cost bound, is not expanded bu
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+
+from dateutil.rrule import rrulestr
 
 from icalendar import Calendar
 
@@ -22,6 +25,7 @@ from servers.calendar.timeutil import as_utc
 
 MAX_PER_SERIES = 1_000
 MAX_PER_QUERY = 2_000
+MAX_WALK = 20_000  # occurrences walked to find where a COUNT series ends (new rules have COUNT <= 10,000)
 STEP = {"SECONDLY": timedelta(seconds=1), "MINUTELY": timedelta(minutes=1), "HOURLY": timedelta(hours=1)}
 
 
@@ -56,6 +60,27 @@ def _people(calendar: Calendar, calendar_id: str) -> set[str]:
     return people
 
 
+def _last_of_count(master: ical.VEvent, count: int) -> datetime | date | None:
+    """The start of a COUNT-bounded series' last occurrence (None if walking there would take more
+    than `MAX_WALK` steps, for older data: the callers then use a coarser upper bound)."""
+    if count > MAX_WALK:
+        return None
+    first = master["DTSTART"].dt
+    naive = first.replace(tzinfo=None) if isinstance(first, datetime) else datetime.combine(first, datetime.min.time())
+    try:
+        rule = rrulestr(master["RRULE"].to_ical().decode(), dtstart=naive)
+        last = None
+        for last in itertools.islice(rule, count):
+            pass
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError):
+        return None
+    if last is None:
+        return None
+    if isinstance(first, datetime):
+        return last.replace(tzinfo=first.tzinfo)
+    return last.date()
+
+
 def _span_end(master: ical.VEvent, tz: str, end: datetime) -> datetime:
     """The latest a series can reach inside the range (an upper bound): its UNTIL, its COUNT of
     plain sub-daily steps, or the span a dense series is allowed — plus one occurrence's length."""
@@ -67,6 +92,8 @@ def _span_end(master: ical.VEvent, tz: str, end: datetime) -> datetime:
     count = (rule.get("COUNT") or [None])[0]
     if until is not None:
         last = as_utc(until, tz)
+    elif count is not None and (walked := _last_of_count(master, int(count))) is not None:
+        last = as_utc(walked, tz)
     elif count is not None and freq in STEP and set(rule) <= {"FREQ", "INTERVAL", "COUNT", "WKST"}:
         last = as_utc(first, tz) + STEP[freq] * int((rule.get("INTERVAL") or [1])[0]) * (int(count) - 1)
     elif count is not None and rrules.dense({k: v for k, v in rule.items()} | {"FREQ": freq}):

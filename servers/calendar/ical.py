@@ -15,6 +15,7 @@ from icalendar import Alarm, Calendar
 from icalendar import Event as VEvent
 from icalendar import vCalAddress, vRecur
 
+from servers.calendar import series_edits
 from servers.calendar.model import Attendee, Event, EventChanges, NewEvent, Scope
 from servers.calendar.timeutil import as_utc, event_time, require_order
 from servers.kit.errors import DomainError
@@ -262,10 +263,26 @@ def _until_before(base: VEvent, instance_start: datetime | date) -> None:
 
 
 def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | None, changes: EventChanges) -> list[Calendar]:
-    """Apply an edit; returns the objects to store (the split-off series comes second)."""
+    """Apply an edit; returns the objects to store (the split-off series comes second). Moving a
+    series (or the split-off part) moves its edited and deleted occurrences with it (`_carry`)."""
     base = master(calendar)
     if scope == "all" or "RRULE" not in base:
+        old_start, old_rule = base["DTSTART"].dt, vRecur(dict(base["RRULE"])) if "RRULE" in base else None
         _apply(base, changes)
+        if old_rule is not None and changes.start is not None:
+            overrides, exdates = series_edits.overrides(calendar), series_edits.exdates(base)
+            base.pop("EXDATE", None)
+            for override in overrides:
+                calendar.subcomponents.remove(override)
+            kept: list[VEvent] = []
+            series_edits.carry(overrides, exdates, old_start, base, kept, str(base["UID"]))
+            for override in kept:
+                calendar.add_component(override)
+            new_start = base["DTSTART"].dt
+            until = (old_rule.get("UNTIL") or [None])[0]
+            if changes.rrule is None and isinstance(until, datetime) and isinstance(new_start, datetime):
+                # The series keeps its number of occurrences: its UNTIL moves with it.
+                base["RRULE"]["UNTIL"] = [until + (as_utc(new_start, "UTC") - as_utc(old_start, "UTC"))]
         if changes.rrule is not None:
             base.pop("RRULE", None)
             if changes.rrule:
@@ -297,8 +314,10 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     follow.add("uid", new_uid())
     follow.pop("DTSTART")
     follow.pop("DTEND", None)
-    follow.add("dtstart", occurrence["DTSTART"].dt)
-    follow.add("dtend", occurrence["DTEND"].dt if "DTEND" in occurrence else occurrence["DTSTART"].dt)
+    slot = _series_time(base, instance_start)  # the occurrence's original time, even if it was moved on its own
+    length = _duration(base)
+    follow.add("dtstart", slot)
+    follow.add("dtend", slot + length if length is not None else slot)
     rule = vRecur(dict(base["RRULE"]))
     if "COUNT" in rule:
         # The new series must end where the old one would have: turn COUNT into the last start.
@@ -310,7 +329,17 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     follow.add("rrule", rule)
     _until_before(base, instance_start)
     _apply(follow, changes)
-    shift = as_utc(follow["DTSTART"].dt, "UTC") - as_utc(occurrence["DTSTART"].dt, "UTC")
+    later = [o for o in series_edits.overrides(calendar) if series_edits.at_or_after(o["RECURRENCE-ID"].dt, instance_start)]
+    for override in later:
+        calendar.subcomponents.remove(override)
+    old_exdates = series_edits.exdates(base)
+    base.pop("EXDATE", None)
+    for value in old_exdates:
+        if not series_edits.at_or_after(value, instance_start):
+            base.add("exdate", value)
+    carried: list[VEvent] = []
+    series_edits.carry(later, [v for v in old_exdates if series_edits.at_or_after(v, instance_start)], slot, follow, carried, str(follow["UID"]))
+    shift = as_utc(follow["DTSTART"].dt, "UTC") - as_utc(slot, "UTC")
     if shift and "UNTIL" in follow["RRULE"]:
         # Moving the series later must not cut its last occurrence off.
         until = follow["RRULE"]["UNTIL"][0]
@@ -322,6 +351,8 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     split.add("prodid", "-//mcp-hub//calendar//EN")
     split.add("version", "2.0")
     split.add_component(follow)
+    for override in carried:
+        split.add_component(override)
     split.add_missing_timezones()
     return [calendar, split]
 
@@ -342,6 +373,9 @@ def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
                 calendar.subcomponents.remove(existing)
     else:
         _until_before(base, instance_start)
+        for override in series_edits.overrides(calendar):  # edited occurrences after the cut go too
+            if series_edits.at_or_after(override["RECURRENCE-ID"].dt, instance_start):
+                calendar.subcomponents.remove(override)
     return calendar
 
 

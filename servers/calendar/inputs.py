@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from pydantic import Field
@@ -41,10 +41,18 @@ def attendee_list(values: list[str] | None) -> list[Attendee]:
 def event_time(value: str, floating: str, offset: str, field: str, all_day: bool | None, series: bool) -> datetime | date:
     """A date (all-day: `all_day`, or None and a bare YYYY-MM-DD) or a resolved date-time. A local
     time in a DST gap is moved forward by the gap (RFC 5545); a series keeps the wall-clock time it
-    repeats, but may not begin in a gap (refused: its first occurrence would have no clear length)."""
+    repeats, but may not begin in a gap (refused: its first occurrence would have no clear length).
+    Decided: times are kept to the second (iCalendar has no fractions), so a fraction is refused
+    rather than dropped; a bare date is a timed value only with all_day (refused, never midnight)."""
     if all_day or (all_day is None and len(value.strip()) == 10):
         return parse_date(value, field)
+    if len(value.strip()) == 10:
+        raise DomainError("invalid_argument", f"{field}: {value.strip()!r} is a date without a time; give a date-time "
+                          "(2026-06-10T09:00:00) or pass all_day=true for an all-day event", details={"field": field})
     moment = resolve_time(value, floating, offset, field, keep_wall_clock=True)
+    if moment.microsecond:
+        raise DomainError("invalid_argument", f"{field}: event times are kept to the second (iCalendar has no fractions); "
+                          "drop the fraction of a second", details={"field": field})
     if not in_gap(moment):
         return moment
     if series and field == "start":
@@ -81,3 +89,16 @@ def existing_start(event: Event, tz: str) -> datetime | date:
     moment = event.start.local or event.start.utc
     assert moment is not None, "a timed event has its instant"
     return moment.astimezone(zone(event.start.zone or tz))
+
+
+async def reanchored(backend: Any, calendar_id: str, event_id: str, scope: str, instance: datetime | date | None,
+                     new_zone: str) -> tuple[str, str]:
+    """`update_event` with a `zone` and no times re-anchors: the same wall-clock start and end, now
+    read in `new_zone` (a 10:00 London meeting becomes 10:00 New York). An all-day event has no
+    zone to change, so that is refused rather than answered as a success that changed nothing."""
+    zone(new_zone)
+    target = await backend.get_event(calendar_id, event_id, instance if scope != "all" else None)
+    if target.start.local is None or target.end.local is None:
+        raise DomainError("invalid_argument", "zone: an all-day event has no time zone to change; pass start and end "
+                          "(date-times) to make it a timed event", details={"field": "zone"})
+    return (target.start.local.replace(tzinfo=None).isoformat(), target.end.local.replace(tzinfo=None).isoformat())

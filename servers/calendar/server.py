@@ -36,14 +36,21 @@ from servers.calendar.timeutil import as_utc, event_time, local_zone, parse_date
 from servers.calendar.timeutil import zone as tz_zone
 from servers.kit.errors import DomainError
 from servers.kit.store import Store
+from servers.kit.text import refuse_control_chars
 from servers.kit.tools import configure_domain, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.kit.webhooks.channels import keepers_from_env
 
 BACKENDS = ("embedded", "caldav", "google", "graph")
 Limit = Annotated[int, Field(ge=1, le=500)]
-When = Annotated[str, Field(description="ISO 8601; without an offset it is read in the calendar's (or `zone`'s) time zone.")]
-Instance = Annotated[str | None, Field(description="An occurrence's instance_start, to act on that occurrence.")]
+When = Annotated[str, Field(max_length=64, description="ISO 8601; without an offset it is read in the calendar's (or `zone`'s) time zone.")]
+Instance = Annotated[str | None, Field(max_length=64, description="An occurrence's instance_start, to act on that occurrence.")]
+CalendarId = Annotated[str, Field(min_length=1, max_length=254, description="A calendar id (emails compare without case).")]
+Title = Annotated[str, Field(min_length=1, max_length=500)]
+Location = Annotated[str, Field(max_length=1_000)]
+Description = Annotated[str, Field(max_length=20_000)]
+RuleText = Annotated[str, Field(max_length=1_000)]
+ZoneName = Annotated[str, Field(max_length=100)]
 
 
 def make_backend(name: str | None = None, data_dir: Path | None = None) -> CalendarBackend:
@@ -105,6 +112,9 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         """Create a new calendar, e.g. for a team or rota.
         Add a calendar (embedded backend; a fresh install already has 'primary'). Calling again with
         the same id, name and zone answers the existing calendar."""
+        refuse_control_chars(calendar_id=calendar_id, name=name)
+        if "@" in calendar_id:
+            calendar_id = calendar_id.lower()  # email ids compare without case: one calendar per address
         creator = getattr(backend, "create_calendar", None)
         if creator is None:
             raise DomainError("invalid_argument", f"the {backend.name} backend's calendars are managed by the provider: create it "
@@ -127,7 +137,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         """What is on a calendar: the meetings and appointments in a time range (an agenda); to find free time use
         find_available_slots.
         Events overlapping a time range, earliest first."""
-        tz = zone or (await backend.calendar(calendar_id)).zone
+        calendar = await backend.calendar(calendar_id)
+        calendar_id, tz = calendar.id, zone or calendar.zone
         start_at, end_at = parse_instant(start, tz, "start"), parse_instant(end, tz, "end")
         window(start_at, end_at)
         return await backend.list_events(calendar_id, start_at, end_at, query, expand, limit, cursor)
@@ -136,7 +147,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     async def get_event(calendar_id: str, event_id: str, instance_start: Instance = None) -> Event:
         """Read one event whose id you know: time, attendees, recurrence.
         A series (or single event), or with instance_start one occurrence of it."""
-        tz = (await backend.calendar(calendar_id)).zone
+        calendar = await backend.calendar(calendar_id)
+        calendar_id, tz = calendar.id, calendar.zone
         return await backend.get_event(calendar_id, event_id, _instance(instance_start, tz))
 
     @domain_tool(mcp, read_only=True)
@@ -172,14 +184,15 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         window(start_at, end_at)
         if end_at - start_at > timedelta(days=62):
             raise DomainError("invalid_argument", "search windows are limited to 62 days")
-        known = {c.id: c.zone for c in await backend.calendars()}
+        known = {c.id.lower(): c.zone for c in await backend.calendars()}
         busy: list[Busy] = await backend.free_busy(participants, start_at, end_at)
         unknown = [b.participant for b in busy if b.error]
         if len(unknown) == len(participants):
             raise DomainError("not_found", f"none of the participants has a calendar here ({', '.join(p[:100] for p in unknown)}); "
                               "check the addresses (list_calendars shows the calendars)", details={"unknown_participants": unknown})
         given = working_hours or {}
-        hours = {p: given.get(p) or WorkingHours(zone=known.get(p, "UTC")) for p in participants if p not in unknown or p in given}
+        hours = {p: given.get(p) or WorkingHours(zone=known.get(p.lower(), "UTC")) for p in participants
+                 if p not in unknown or p in given}
         spans = {b.participant: [(i.start, i.end) for i in b.busy] for b in busy}
         found = find_slots(spans, hours, start_at, end_at, timedelta(minutes=duration_minutes), timedelta(minutes=buffer_minutes),
                            timedelta(minutes=granularity_minutes), max_results)
@@ -195,19 +208,19 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp)
     async def create_event(
-        calendar_id: str,
-        title: Annotated[str, Field(min_length=1, max_length=500)],
+        calendar_id: CalendarId,
+        title: Title,
         start: Annotated[str, Field(description="ISO date-time, or YYYY-MM-DD with all_day. With an offset (Z, +02:00) it "
                                                 "is that instant; without, a local time in `zone` (or the calendar's).")],
         end: Annotated[str, Field(description="Exclusive end; for all-day events the day after the last day.")],
         zone: Annotated[str | None, Field(description="IANA zone the event lives in (DST, recurrences). Default: the "
                                                       "calendar's for local times, UTC for times given with an offset.")] = None,
         all_day: bool = False,
-        rrule: Annotated[str | None, Field(description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO;COUNT=10. Several "
-                                                       "times a day needs COUNT<=1000 or UNTIL within a year.")] = None,
+        rrule: Annotated[str | None, Field(max_length=1_000, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO;COUNT=10. "
+                                                       "Several times a day needs COUNT<=1000 or UNTIL within a year.")] = None,
         attendees: Annotated[list[str] | None, Field(description="Email addresses.", max_length=200)] = None,
-        location: str | None = None,
-        description: Annotated[str, Field(max_length=20_000)] = "",
+        location: Location | None = None,
+        description: Description = "",
         reminders_minutes: Annotated[list[Reminder] | None, Field(max_length=5)] = None,
         check_conflicts: Annotated[bool, Field(description="Refuse if the organizer or an attendee is busy then.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
@@ -215,7 +228,9 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         """Schedule (add, book, put on the calendar) a meeting or appointment, once or repeating; to pick a time
         everyone can make, call find_available_slots first.
         Create an event or a recurring series."""
-        tz = zone or (await backend.calendar(calendar_id)).zone
+        refuse_control_chars(calendar_id=calendar_id, title=title, location=location, description=description)
+        calendar = await backend.calendar(calendar_id)
+        calendar_id, tz = calendar.id, zone or calendar.zone
         start_at, end_at = times(start, end, tz, zone or "UTC", all_day, series=bool(rrule))
         invited = attendee_list(attendees)
         new = NewEvent(calendar_id=calendar_id, title=title, start=start_at, end=end_at, zone=tz, all_day=all_day,
@@ -236,23 +251,35 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         event_id: str,
         scope: Annotated[Scope, Field(description="this occurrence, this and following, or the whole series")] = "all",
         instance_start: Instance = None,
-        title: str | None = None,
-        description: str | None = None,
-        location: str | None = None,
+        title: Title | None = None,
+        description: Description | None = None,
+        location: Location | None = None,
         start: Annotated[str | None, Field(description="ISO date-time (or YYYY-MM-DD for all-day). With an offset it is "
                                                        "that instant; without, a local time in `zone` (or the event's).")] = None,
         end: Annotated[str | None, Field(description="Exclusive end, like start.")] = None,
-        zone: Annotated[str | None, Field(description="IANA zone for the new times; default the event's own zone.")] = None,
+        zone: Annotated[str | None, Field(max_length=100, description="IANA zone for the new times; default the event's own "
+                                                                     "zone. Alone, it keeps the wall-clock times in this zone.")] = None,
         attendees: Annotated[list[str] | None, Field(description="Email addresses (replaces the list).", max_length=200)] = None,
-        rrule: Annotated[str | None, Field(description="A new RRULE for the series; \"\" removes the recurrence.")] = None,
+        rrule: Annotated[str | None, Field(max_length=1_000, description="A new RRULE for the series; \"\" removes the "
+                                                                         "recurrence.")] = None,
         expected_etag: str | None = None,
     ) -> Event:
         """Reschedule, move, rename or edit a meeting (time, title, attendees).
         Change an event, one occurrence, or this and following occurrences of a series."""
-        tz = (await backend.calendar(calendar_id)).zone
+        refuse_control_chars(calendar_id=calendar_id, event_id=event_id, title=title, location=location, description=description)
+        if all(v is None for v in (title, description, location, start, end, zone, attendees, rrule)):
+            raise DomainError("invalid_argument", "nothing to change: pass at least one of title, description, location, start, "
+                              "end, zone, attendees, rrule")
+        calendar = await backend.calendar(calendar_id)
+        calendar_id, tz = calendar.id, calendar.zone
         new_start = new_end = None
-        if start or end or rrule:
+        if zone is not None and start is None and end is None:
+            start, end = await inputs.reanchored(backend, calendar_id, event_id, scope, _instance(instance_start, tz), zone)
+        if start or end or rrule is not None:
             current = await backend.get_event(calendar_id, event_id, None)
+            if rrule is not None and scope == "this" and current.recurrence is not None:
+                raise DomainError("invalid_argument", "rrule belongs to the whole series: use scope 'all' or "
+                                  "'this_and_following' to change it", details={"field": "rrule"})
             own = zone or current.start.zone or tz
             series = current.recurrence is not None and scope != "this"
             new_start = inputs.event_time(start, own, own, "start", None, series) if start else None
@@ -268,7 +295,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     async def respond_to_event(calendar_id: str, event_id: str, response: Response, instance_start: Instance = None) -> Event:
         """RSVP to a meeting invitation.
         Accept, decline or tentatively accept an invitation (as the calendar's owner)."""
-        tz = (await backend.calendar(calendar_id)).zone
+        calendar = await backend.calendar(calendar_id)
+        calendar_id, tz = calendar.id, calendar.zone
         return await backend.respond(calendar_id, event_id, response, _instance(instance_start, tz))
 
     @domain_tool(mcp, destructive=True, idempotent=True)
@@ -278,7 +306,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         Delete an event, one occurrence, or this and following occurrences. Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", f"deleting {event_id} ({scope}) cannot be undone: call again with confirm=true")
-        tz = (await backend.calendar(calendar_id)).zone
+        calendar = await backend.calendar(calendar_id)
+        calendar_id, tz = calendar.id, calendar.zone
         await backend.delete(calendar_id, event_id, scope, _instance(instance_start, tz))
         if scope == "all":
             await forget_deleted(mcp, event_id)

@@ -55,7 +55,8 @@ class EmbeddedCalendar(IcalBackend):
         ZoneInfo(zone)
 
         def run(db: sqlite3.Connection) -> Calendar:
-            row = db.execute("SELECT * FROM calendars WHERE id = ?", (calendar_id,)).fetchone()
+            row = db.execute("SELECT * FROM calendars WHERE id = ? OR (instr(?, '@') > 0 AND lower(id) = lower(?))",
+                             (calendar_id, calendar_id, calendar_id)).fetchone()
             if row is not None:
                 same = row["name"] == name and row["zone"] == zone and (primary is None or bool(row["is_primary"]) == primary)
                 if not same:

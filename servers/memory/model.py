@@ -31,7 +31,7 @@ TagName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no
 Identifier = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
 EntityName = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_control)]
 TypeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control)]
-ObservationText = Annotated[str, Field(min_length=1, max_length=5000), AfterValidator(_no_nul)]
+ObservationText = Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)]
 ShortText = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
 MemoryText = Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(_no_nul)]
 QueryText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_nul)]

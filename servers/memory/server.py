@@ -4,6 +4,7 @@ reference server-memory's tool names, argument shapes and results."""
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,16 @@ from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
 from servers.kit.tools import configure_domain, domain_tool
 from servers.memory.model import (
+    MAX_METADATA_CHARS,
     DocumentDeleted,
+    EntityName,
+    Identifier,
+    MemoryText,
+    ObservationText,
+    QueryText,
+    ShortText,
+    TagName,
+    TypeName,
     DocumentList,
     Forgotten,
     Ingested,
@@ -33,33 +43,57 @@ from servers.memory.readers import allowed_roots, check_allowed, read_document
 from servers.memory.service import MemoryService
 
 Limit = Annotated[int, Field(ge=1, le=100)]
-Tags = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)]
+Tags = Annotated[list[TagName], Field(max_length=50)]
+Ids = Annotated[list[Identifier], Field(min_length=1, max_length=100)]
+Metadata = Annotated[dict[str, Any], Field(description=f"JSON object, at most {MAX_METADATA_CHARS} characters as JSON.")]
 ScopeArg = Annotated[Scope, Field(description="Whose memory: any of user (default: you; naming another user needs the admin scope), "
                                                "agent, project. Searches never leave this exact scope.")]
 
 
+# Graph arguments are closed (a misspelled key is refused) and bounded: names and types without control characters.
+Observations = Annotated[list[ObservationText], Field(max_length=1000)]
+
+
 class Entity(BaseModel):
-    name: str = Field(description="The name of the entity")
-    entityType: str = Field(description="The type of the entity")
-    observations: list[str] = Field(description="An array of observation contents associated with the entity")
+    model_config = ConfigDict(extra="forbid")
+
+    name: EntityName = Field(description="The name of the entity")
+    entityType: TypeName = Field(description="The type of the entity")
+    observations: Observations = Field(description="An array of observation contents associated with the entity")
 
 
 class Relation(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    from_: str = Field(alias="from", description="The name of the entity where the relation starts")
-    to: str = Field(description="The name of the entity where the relation ends")
-    relationType: str = Field(description="The type of the relation")
+    from_: EntityName = Field(alias="from", description="The name of the entity where the relation starts")
+    to: EntityName = Field(description="The name of the entity where the relation ends")
+    relationType: TypeName = Field(description="The type of the relation")
 
 
 class ObservationAddition(BaseModel):
-    entityName: str = Field(description="The name of the entity to add the observations to")
-    contents: list[str] = Field(description="An array of observation contents to add")
+    model_config = ConfigDict(extra="forbid")
+
+    entityName: EntityName = Field(description="The name of the entity to add the observations to")
+    contents: Observations = Field(description="An array of observation contents to add")
 
 
 class ObservationDeletion(BaseModel):
-    entityName: str = Field(description="The name of the entity containing the observations")
-    observations: list[str] = Field(description="An array of observations to delete")
+    model_config = ConfigDict(extra="forbid")
+
+    entityName: EntityName = Field(description="The name of the entity containing the observations")
+    observations: Observations = Field(description="An array of observations to delete")
+
+
+EntityNames = Annotated[list[EntityName], Field(max_length=1000)]
+
+
+def _bounded(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """`metadata`, once its JSON size is within `MAX_METADATA_CHARS` (else `invalid_argument`)."""
+    size = len(json.dumps(metadata or {}, default=str))
+    if size > MAX_METADATA_CHARS:
+        raise DomainError("invalid_argument", f"metadata is {size} characters as JSON, more than {MAX_METADATA_CHARS}: keep "
+                          "large content in the memory text or a document", details={"field": "metadata"})
+    return metadata or {}
 
 
 class Entities(BaseModel):
@@ -109,12 +143,12 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
 
     @domain_tool(mcp, open_world=False)
     async def remember(
-        content: Annotated[str, Field(min_length=1, max_length=20000)],
+        content: MemoryText,
         scope: ScopeArg,
         kind: Annotated[Kind | None, Field(description="fact when new; left out, an existing memory keeps its kind.")] = None,
         tags: Tags | None = None,
-        source: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        source: ShortText | None = None,
+        metadata: Metadata | None = None,
         as_new: Annotated[bool, Field(description="Store as its own memory even if it looks like a newer statement of a stored "
                                                   "fact (e.g. a second allergy); the same text is still stored once.")] = False,
     ) -> Remembered:
@@ -122,10 +156,10 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         Store a fact, preference or note for a scope. A newer statement of a fact stored there (same text, or the same
         statement with a new value, e.g. Monday -> Tuesday) updates that memory: the new text wins and the old one goes to
         its history. The answer says what was stored: action created/updated/unchanged, stored_text, replaced_text."""
-        return await service.memories.remember(content, kind, own_scope(scope), tags or [], source, metadata or {}, as_new)
+        return await service.memories.remember(content, kind, own_scope(scope), tags or [], source, _bounded(metadata), as_new)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def recall(query: Annotated[str, Field(min_length=1, max_length=2000)], scope: ScopeArg, kinds: list[Kind] | None = None,
+    async def recall(query: QueryText, scope: ScopeArg, kinds: list[Kind] | None = None,
                      tags: Tags | None = None, mode: Mode = "hybrid", limit: Limit = 10, include_history: bool = False) -> Recall:
         """Look up what you were told before (saved facts, preferences, notes); for ingested documents use
         search_documents, for the knowledge graph search_nodes.
@@ -133,33 +167,36 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         return await service.memories.recall(query, own_scope(scope), kinds, tags, mode, limit, include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def get_memories(ids: Annotated[list[str], Field(min_length=1, max_length=100)], scope: ScopeArg,
+    async def get_memories(ids: Ids, scope: ScopeArg,
                            include_history: bool = False) -> MemoryList:
         """Read saved memories whose ids you know.
         Memories by id (only those in this scope); include_history adds their earlier versions, oldest first."""
         return await service.memories.get(ids, own_scope(scope), include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def list_recent(scope: ScopeArg, limit: Limit = 20, cursor: str | None = None) -> MemoryList:
-        """The most recently saved or changed memories.
-        A scope's memories, most recently changed first."""
+    async def list_recent(scope: ScopeArg, limit: Limit = 20, cursor: Annotated[str | None, Field(max_length=2000)] = None) -> MemoryList:
+        """The most recently saved memories.
+        A scope's memories, newest first by when each was first saved (an update does not move one, so paging with
+        next_cursor sees each memory once); the cursor only works for the same scope."""
         return await service.memories.recent(own_scope(scope), limit, cursor)
 
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def update_memory(
-        id: str, scope: ScopeArg,
-        version: Annotated[str | None, Field(description="The version you read; a newer change makes this a conflict.")] = None,
-        content: Annotated[str | None, Field(min_length=1, max_length=20000)] = None, kind: Kind | None = None,
+        id: Identifier, scope: ScopeArg,
+        version: Annotated[str | None, Field(max_length=20, description="The version you read; a newer change makes this a "
+                                                                     "conflict.")] = None,
+        content: MemoryText | None = None, kind: Kind | None = None,
         tags: Annotated[Tags | None, Field(description="The full new list of tags (replaces the old list).")] = None,
-        metadata: Annotated[dict[str, Any] | None, Field(description="Merged into the memory's metadata (JSON merge patch: "
+        metadata: Annotated[Metadata | None, Field(description="Merged into the memory's metadata (JSON merge patch: "
                                                                      "null removes a key, other keys are kept).")] = None,
     ) -> Memory:
         """Correct or edit a saved memory.
         Change only the fields you pass of a memory (content, kind, tags, metadata); the old version goes to its history."""
-        return await service.memories.update(id, own_scope(scope), version, content, kind, tags, metadata)
+        return await service.memories.update(id, own_scope(scope), version, content, kind, tags,
+                                             None if metadata is None else _bounded(metadata))
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def forget(scope: ScopeArg, ids: list[str] | None = None, kinds: list[Kind] | None = None, tags: Tags | None = None,
+    async def forget(scope: ScopeArg, ids: Ids | None = None, kinds: list[Kind] | None = None, tags: Tags | None = None,
                      before: _dt.datetime | None = None, confirm: bool = False) -> Forgotten:
         """Erase saved memories.
         Delete memories of a scope by ids or by filter (kinds, tags, last changed before). Requires confirm=true."""
@@ -174,8 +211,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         ctx: Context,
         title: Annotated[str | None, Field(max_length=500)] = None,
         text: Annotated[str | None, Field(max_length=5_000_000)] = None,
-        path: Annotated[str | None, Field(description="A markdown, text, HTML or PDF file inside MEMORY_ALLOWED_PATHS.")] = None,
-        source_uri: Annotated[str | None, Field(description="Where it came from; also its identity for re-ingest.")] = None,
+        path: Annotated[str | None, Field(max_length=4096, description="A markdown, text, HTML or PDF file inside MEMORY_ALLOWED_PATHS.")] = None,
+        source_uri: Annotated[str | None, Field(max_length=2000, description="Where it came from; also its identity for re-ingest.")] = None,
         tags: Tags | None = None,
         date: _dt.date | None = None,
         chunk_size: Annotated[int, Field(ge=200, le=8000)] = 900,
@@ -200,20 +237,20 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         return await service.documents.ingest(title, text, source_uri, tags or [], date, chunk_size, chunk_overlap, progress)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def search_documents(query: Annotated[str, Field(min_length=1, max_length=2000)], mode: Mode = "hybrid", tags: Tags | None = None,
+    async def search_documents(query: QueryText, mode: Mode = "hybrid", tags: Tags | None = None,
                                since: _dt.date | None = None, until: _dt.date | None = None, limit: Limit = 10) -> SearchResults:
         """Search the text of ingested documents for passages about a question; for saved memories use recall.
         Search document chunks: hybrid (default), keyword (BM25) or semantic; each hit says its rank in each method."""
         return await service.documents.search(query, mode, tags, since, until, limit)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def list_documents(tags: Tags | None = None, limit: Limit = 50, cursor: str | None = None) -> DocumentList:
+    async def list_documents(tags: Tags | None = None, limit: Limit = 50, cursor: Annotated[str | None, Field(max_length=2000)] = None) -> DocumentList:
         """Which documents are in the knowledge base.
         Ingested documents, newest first."""
         return await service.documents.list(tags, limit, cursor)
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_document(document_id: str, confirm: bool = False) -> DocumentDeleted:
+    async def delete_document(document_id: Identifier, confirm: bool = False) -> DocumentDeleted:
         """Delete a document from the knowledge base.
         Remove a document and its chunks from search. Requires confirm=true."""
         if not confirm:
@@ -223,37 +260,37 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     # -- knowledge graph (the reference server's tools) -----------------------------------------
 
     @domain_tool(mcp, open_world=False)
-    async def create_entities(entities: list[Entity]) -> Entities:
+    async def create_entities(entities: Annotated[list[Entity], Field(max_length=1000)]) -> Entities:
         """Create multiple new entities in the knowledge graph"""
         created = await service.graph.create_entities([e.model_dump() for e in entities])
         return Entities(entities=[Entity(**e) for e in created])
 
     @domain_tool(mcp, open_world=False)
-    async def create_relations(relations: list[Relation]) -> Relations:
+    async def create_relations(relations: Annotated[list[Relation], Field(max_length=1000)]) -> Relations:
         """Create multiple new relations between entities in the knowledge graph. Relations should be in active voice"""
         created = await service.graph.create_relations(_relations(relations))
         return Relations(relations=[Relation.model_validate(r) for r in created])
 
     @domain_tool(mcp, open_world=False)
-    async def add_observations(observations: list[ObservationAddition]) -> ObservationResults:
+    async def add_observations(observations: Annotated[list[ObservationAddition], Field(max_length=1000)]) -> ObservationResults:
         """Add new observations to existing entities in the knowledge graph"""
         results = await service.graph.add_observations([o.model_dump() for o in observations])
         return ObservationResults(results=[AddedObservations(**r) for r in results])
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_entities(entityNames: list[str]) -> Done:
+    async def delete_entities(entityNames: EntityNames) -> Done:
         """Delete multiple entities and their associated relations from the knowledge graph"""
         await service.graph.delete_entities(entityNames)
         return Done(message="Entities deleted successfully")
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_observations(deletions: list[ObservationDeletion]) -> Done:
+    async def delete_observations(deletions: Annotated[list[ObservationDeletion], Field(max_length=1000)]) -> Done:
         """Delete specific observations from entities in the knowledge graph"""
         await service.graph.delete_observations([d.model_dump() for d in deletions])
         return Done(message="Observations deleted successfully")
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_relations(relations: list[Relation]) -> Done:
+    async def delete_relations(relations: Annotated[list[Relation], Field(max_length=1000)]) -> Done:
         """Delete multiple relations from the knowledge graph"""
         await service.graph.delete_relations(_relations(relations))
         return Done(message="Relations deleted successfully")
@@ -264,18 +301,18 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         return Graph.model_validate(await service.graph.read_graph())
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def search_nodes(query: str) -> Graph:
+    async def search_nodes(query: QueryText) -> Graph:
         """Search for nodes in the knowledge graph based on a query (ranked: names, types and observations, by words and meaning)"""
         return Graph.model_validate(await service.graph.search_nodes(query))
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def open_nodes(names: list[str]) -> Graph:
+    async def open_nodes(names: EntityNames) -> Graph:
         """Open specific nodes in the knowledge graph by their names"""
         return Graph.model_validate(await service.graph.open_nodes(names))
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def graph_neighbors(entity: str, depth: Annotated[int, Field(ge=1, le=2)] = 1,
-                              relation_types: list[str] | None = None) -> Graph:
+    async def graph_neighbors(entity: EntityName, depth: Annotated[int, Field(ge=1, le=2)] = 1,
+                              relation_types: Annotated[list[TypeName], Field(max_length=50)] | None = None) -> Graph:
         """Entities within depth hops of an entity (edges followed in either direction) and those edges."""
         return Graph.model_validate(await service.graph.neighbors(entity, depth, relation_types))
 

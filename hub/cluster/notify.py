@@ -1,0 +1,204 @@
+"""Server→client messages across replicas through Redis pub/sub (`hub.cluster.redis_url`).
+
+A client's stream (the GET SSE stream of a 2025-11-25 session, or a 2026-07-28
+`subscriptions/listen` stream) lives on one replica, while the downstream event that should reach
+it may happen on another. So each replica publishes, on one Redis channel, what it sends to its own
+clients, and delivers what the other replicas published to its own streams.
+
+Rules (docs/deploy.md, "Server→client messages"):
+- Published: `list_changed` (tools/resources/prompts, after this replica's catalog changed), every
+  downstream `notifications/resources/updated` and `notifications/message` (log) this replica
+  received. Each event carries a random event id and the publishing replica's id.
+- Delivered: an event from another replica goes through the same local fan-out as a local one
+  (`hub.server` broadcast and listen bus, `hub.relay.subscriptions`, `hub.relay.logs`), so scopes,
+  log levels and subscriptions are checked on the delivering replica, for its own clients. A replica
+  never delivers its own event twice, nor any event id twice (a bounded memory of recent ids).
+- Events of a server the delivering replica does not have (another config) are dropped.
+- Best effort, like every notification: Redis down → this replica's clients still get its own
+  events, the others' are lost until Redis is back; publish failures are logged (once per outage),
+  never raised; the listener reconnects by itself (backoff up to 5 s). `health()` reports it.
+- Replicas connected to the same shared downstream each receive its notification and each publish
+  it, so a client may get the same `list_changed` once per replica: harmless (it only re-lists).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskStatus
+
+if TYPE_CHECKING:
+    from hub.downstream.connection import Downstream, ListKind
+    from hub.hub import Hub
+
+logger = logging.getLogger("hub.cluster.notify")
+
+CHANNEL = "mcp-hub:notify"
+SEEN_IDS = 4096
+"""Event ids remembered for dedupe (own and delivered)."""
+MAX_BACKOFF_S = 5.0
+
+ListSink = Callable[["ListKind"], Awaitable[None]]
+
+
+class ClusterNotifier:
+    """Publishes this replica's client-bound events; delivers the other replicas' to local clients."""
+
+    def __init__(self, hub: Hub, url: str, channel: str = CHANNEL) -> None:
+        import redis.asyncio as redis
+
+        self._hub = hub
+        self._redis = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self._channel = channel
+        self.replica = uuid4().hex
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._list_sinks: list[ListSink] = []
+        self.connected = False
+        self._publish_failing = False
+        self.delivered = 0
+        self.published = 0
+        self._scope = anyio.CancelScope()
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Publish this replica's list changes, logs and resource updates (call before servers connect)."""
+        self._hub.add_change_listener(self.publish_list_changed)
+        for downstream in self._hub.downstreams.values():
+            downstream.on_log = self._publishing(downstream.on_log, "log")
+            downstream.on_resource_updated = self._publishing(downstream.on_resource_updated, "resource_updated")
+
+    def on_list_changed(self, sink: ListSink) -> None:
+        """Where another replica's `list_changed` goes: the local fan-out only (`hub.server`)."""
+        self._list_sinks.append(sink)
+
+    def _publishing(self, local: Callable[[Downstream, Any], Awaitable[None]] | None,
+                    kind: str) -> Callable[[Downstream, Any], Awaitable[None]]:
+        async def relay(downstream: Downstream, params: Any) -> None:
+            if local is not None:
+                await local(downstream, params)
+            await self.publish({"type": kind, "server": downstream.name,
+                                "params": params.model_dump(by_alias=True, mode="json", exclude_none=True)})
+        return relay
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def publish_list_changed(self, kind: ListKind) -> None:
+        await self.publish({"type": "list_changed", "kind": kind})
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        """Send `event` to the other replicas; never raises."""
+        event_id = uuid4().hex
+        self._remember(event_id)
+        body = json.dumps({**event, "id": event_id, "origin": self.replica})
+        try:
+            await self._redis.publish(self._channel, body)
+        except Exception as exc:  # noqa: BLE001 — best effort: local clients already got it
+            if not self._publish_failing:
+                logger.warning("could not publish a %s to the other replicas (Redis: %s); their clients miss "
+                               "it until Redis answers again", event.get("type"), type(exc).__name__)
+            self._publish_failing = True
+            return
+        self._publish_failing = False
+        self.published += 1
+
+    def _remember(self, event_id: str) -> bool:
+        """Record `event_id`; False when it was already known."""
+        if event_id in self._seen:
+            return False
+        self._seen[event_id] = None
+        while len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        return True
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen until `aclose`, reconnecting with backoff; `started` after the first attempt."""
+        with self._scope:
+            await self._listen(task_status)
+
+    async def _listen(self, task_status: TaskStatus[None]) -> None:
+        started = False
+        backoff = 0.2
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self.connected, backoff = True, 0.2
+                    logger.info("listening for other replicas' notifications on Redis")
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self.deliver(message["data"])
+            except Exception as exc:  # noqa: BLE001 — Redis gone: retry; local delivery is unaffected
+                if self.connected:
+                    logger.warning("lost Redis pub/sub (%s); other replicas' notifications pause until it is back",
+                                   type(exc).__name__)
+                self.connected = False
+            if not started:
+                started = True
+                task_status.started()
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def deliver(self, raw: bytes | str) -> None:
+        """Deliver one published event to this replica's clients (unless its own or a repeat)."""
+        try:
+            event = json.loads(raw)
+            event_id, origin = str(event["id"]), event["origin"]
+        except (ValueError, KeyError, TypeError):
+            logger.debug("ignored a malformed cluster notification")
+            return
+        if origin == self.replica or not self._remember(event_id):
+            return
+        try:
+            await self._deliver(event)
+            self.delivered += 1
+        except Exception as exc:  # noqa: BLE001 — one bad event must not stop the listener
+            logger.warning("could not deliver a %s from another replica: %s", event.get("type"), type(exc).__name__)
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "list_changed":
+            if event.get("kind") in ("tools", "resources", "prompts"):
+                for sink in list(self._list_sinks):
+                    await sink(event["kind"])
+            return
+        downstream = self._hub.downstreams.get(str(event.get("server")))
+        if downstream is None:
+            return
+        if kind == "log":
+            await self._hub.log_relay.relay(downstream, types.LoggingMessageNotificationParams.model_validate(event["params"]))
+        elif kind == "resource_updated":
+            await self._hub.subscriptions.relay(downstream,
+                                                types.ResourceUpdatedNotificationParams.model_validate(event["params"]))
+
+    def health(self) -> dict[str, Any]:
+        """`{"backend": "redis", "state": "ok" | "unreachable"}` for `/healthz`."""
+        return {"backend": "redis", "state": "ok" if self.connected else "unreachable",
+                "published": self.published, "delivered": self.delivered}
+
+    async def aclose(self) -> None:
+        """Stop listening and close the Redis connections."""
+        self._scope.cancel()
+        await self._redis.aclose()
+
+
+def cluster_notifier(hub: Hub) -> ClusterNotifier | None:
+    """A `ClusterNotifier` wired into `hub` when `hub.cluster.redis_url` is set, else None."""
+    url = hub.config.hub.cluster.redis_url
+    if url is None:
+        return None
+    notifier = ClusterNotifier(hub, url)
+    notifier.install()
+    return notifier

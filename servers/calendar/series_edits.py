@@ -1,0 +1,79 @@
+"""Keeping a series' edited (RECURRENCE-ID overrides) and deleted (EXDATE) occurrences attached when
+the series moves: `update_event` scope "all" with a new start, and the split-off part of a
+"this_and_following" edit. Each RECURRENCE-ID and EXDATE shifts like the occurrence it names."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from icalendar import Calendar
+from icalendar import Event as VEvent
+
+from servers.calendar import ical
+from servers.calendar.timeutil import as_utc
+from servers.kit.errors import DomainError
+
+
+def exdates(component: VEvent) -> list[datetime | date]:
+    raw = component.get("EXDATE")
+    blocks = raw if isinstance(raw, list) else ([raw] if raw else [])
+    return [d.dt for block in blocks for d in block.dts]
+
+
+def overrides(calendar: Calendar) -> list[VEvent]:
+    return [c for c in calendar.walk("VEVENT") if "RECURRENCE-ID" in c]
+
+
+def at_or_after(value: datetime | date, mark: datetime | date) -> bool:
+    if isinstance(value, datetime) == isinstance(mark, datetime) and not isinstance(value, datetime):
+        return value >= mark
+    return as_utc(value, "UTC") >= as_utc(mark, "UTC")
+
+
+def shifter(old: datetime | date, new: datetime | date) -> Any:
+    """Maps an original occurrence start of a series starting at `old` to the same occurrence of the
+    series moved to `new`: the same wall-clock delta in the new start's zone (what RRULE repeats)."""
+    if isinstance(old, datetime) and isinstance(new, datetime) and old.tzinfo is not None and new.tzinfo is not None:
+        delta = new.replace(tzinfo=None) - old.replace(tzinfo=None)
+
+        def timed(value: datetime | date) -> datetime | date:
+            if not isinstance(value, datetime):
+                return value
+            local = value.astimezone(old.tzinfo) if value.tzinfo else value  # type: ignore[union-attr]
+            return ical.storable((local.replace(tzinfo=None) + delta).replace(tzinfo=new.tzinfo))
+        return timed
+    days = new - old  # type: ignore[operator]
+    return lambda value: value + days if not isinstance(value, datetime) else value
+
+
+def carry(overrides: list[VEvent], exdates: list[datetime | date], old: datetime | date, target: VEvent,
+           keep: list[VEvent], uid: str) -> None:
+    """Moves edited (`overrides`) and deleted (`exdates`) occurrences along with a series whose start
+    moved from `old` to `target`'s DTSTART: each RECURRENCE-ID and EXDATE shifts like the occurrence
+    it names; an override's own times shift too unless it had been moved on its own (its DTSTART
+    differs from its RECURRENCE-ID), then it stays where it was put. Overrides go to `keep`."""
+    new = target["DTSTART"].dt
+    if isinstance(old, datetime) != isinstance(new, datetime):
+        if overrides or exdates:
+            raise DomainError("invalid_argument", "changing a series between timed and all-day would lose its "
+                              f"{len(overrides)} edited and {len(exdates)} deleted occurrences; delete the series and "
+                              "create a new one instead", details={"field": "start"})
+        return
+    shift = shifter(old, new)
+    for value in exdates:
+        target.add("exdate", shift(value))
+    for override in overrides:
+        rid = override["RECURRENCE-ID"].dt
+        independent = not ical._same_start(override["DTSTART"].dt, rid)
+        override.pop("RECURRENCE-ID")
+        override.add("recurrence-id", shift(rid))
+        override.pop("UID")
+        override.add("uid", uid)
+        if not independent:
+            for prop in ("DTSTART", "DTEND"):
+                if prop in override:
+                    moved = shift(override[prop].dt)
+                    override.pop(prop)
+                    override.add(prop.lower(), moved)
+        keep.append(override)
