@@ -38,6 +38,7 @@ from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.relay import attach_relays
+from hub.relay.scope import may_see_server
 from hub.cluster.notify import cluster_notifier
 from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy, now
 from hub.wire import ToolResult, WireResult, as_sent, strip_protocol_meta, wire_result
@@ -508,6 +509,13 @@ class Hub:
             if target and self.access.may_read(principal, target[0]):
                 out.append(prompt)
         return out
+
+    def list_meta(self, kind: str, principal: Principal) -> dict[str, Any] | None:
+        """The `_meta` of a list answer for `principal`: the list `_meta` of the servers it may see
+        (tools: may use one of its tools or read it; the others: may read it), merged (`ToolCatalog.list_meta`)."""
+        if kind == "tools":
+            return self.catalog.list_meta(kind, lambda server: may_see_server(self, principal, server))
+        return self.catalog.list_meta(kind, lambda server: self.access.may_read(principal, server))
 
     def _readable(self, principal: Principal, uri: str) -> bool:
         target = self.catalog.resolve_uri(uri)
