@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -44,6 +44,9 @@ class HttpGuard:
         if scope["type"] != "http":  # lifespan (websockets are not served)
             await self.app(scope, receive, send)
             return
+        if not _well_formed_host(scope):  # `127.0.0.1:80.evil.com` would pass a `127.0.0.1:*` allow-list entry
+            await _refuse(send, 421, "the Host header is not a host name with an optional numeric port")
+            return
         refusal = await self.origin_check.validate_request(Request(scope), is_post=False)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -53,7 +56,13 @@ class HttpGuard:
             await _refuse(send, 413, self._too_large())
             return
         body = _BodyWatch(receive, send, self.max_body_bytes, anyio.current_time() + self.body_timeout_s, self)
-        await self.app(scope, body.receive, body.send)
+        try:
+            await self.app(scope, body.receive, body.send)
+        except ClientDisconnect:
+            if not body.refused:
+                raise
+            # we answered 408/413 and told the app the client left: the app giving up is the expected end,
+            # not an error worth a traceback per refused request
 
     def _too_large(self) -> str:
         return f"request body larger than {self.max_body_bytes} bytes (hub.http.max_body_bytes); send a smaller one"
@@ -76,6 +85,11 @@ class _BodyWatch:
         """A response (ours or the app's) has started."""
         self._refused = False
 
+    @property
+    def refused(self) -> bool:
+        """Whether this request was answered 408/413 by the guard."""
+        return self._refused
+
     async def receive(self) -> Message:
         if self._refused:
             return _DISCONNECT
@@ -85,7 +99,7 @@ class _BodyWatch:
         with anyio.move_on_after(max(0.0, self._deadline - anyio.current_time())):
             message = await self._receive()
         if message is None:
-            logger.info("request body not received in time; answered 408 and closed the connection")
+            logger.debug("request body not received in time; answered 408 and closed the connection")
             return await self._refuse(408, self._guard._too_slow())
         if message["type"] == "http.request":
             self._received += len(message.get("body", b""))
@@ -107,6 +121,20 @@ class _BodyWatch:
             await _refuse(self._send, status, reason)
         self._refused = True
         return _DISCONNECT
+
+
+def _well_formed_host(scope: Scope) -> bool:
+    """No Host header (HTTP/1.0), or `name`, `name:port`, `[v6]` or `[v6]:port` with a numeric port."""
+    for key, value in scope.get("headers", ()):
+        if key == b"host":
+            host = value.decode("latin-1")
+            if host.startswith("["):
+                closing = host.find("]")
+                rest = host[closing + 1:] if closing > 0 else "?"
+                return rest == "" or (rest.startswith(":") and rest[1:].isdigit())
+            name, colon, port = host.partition(":")
+            return bool(name) and ":" not in port and (not colon or port.isdigit())
+    return True
 
 
 async def _refuse(send: Send, status: int, reason: str) -> None:
@@ -164,7 +192,7 @@ class _HeadDeadlineH11(H11Protocol):
     def _head_expired(self) -> None:
         self._head_timer = None
         if self._awaiting_head() and not self.transport.is_closing():
-            logger.info("request head not received within %gs; closed the connection", self.head_timeout_s)
+            logger.debug("request head not received within %gs; closed the connection", self.head_timeout_s)
             self.transport.close()
 
 

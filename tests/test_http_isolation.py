@@ -70,7 +70,7 @@ def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         )
         keys = {name: create_key(hub["data_dir"], name, scopes) for name, scopes in
                 {"alice": "mcp:use c:read", "bob": "mcp:use m:read", "admin": "*", "outsider": "c:read"}.items()}
-        yield {**hub, "keys": keys}
+        yield {**hub, "keys": keys, "proc": procs[-1]}
     finally:
         for proc in procs:
             proc.stop()
@@ -190,6 +190,29 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(shared_hub: di
     answer, _ = raw_request(port, head, body[: len(body) // 2])
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"connection: close" in answer.lower()
+
+
+def test_a_host_with_a_non_numeric_port_is_refused(shared_hub: dict[str, Any]) -> None:
+    """`127.0.0.1:<port>.evil.example` must not pass an allow-list entry `127.0.0.1:*`."""
+    base, port, admin = shared_hub["base"], shared_hub["port"], bearer(shared_hub["keys"]["admin"])
+    for route in ("/healthz", "/metrics", "/mcp", "/admin/login"):
+        for host in (f"127.0.0.1:{port}.evil.example", f"127.0.0.1:{port}:80", "127.0.0.1:"):
+            assert httpx.get(base + route, headers={**admin, "Host": host}).status_code == 421, (route, host)
+    assert httpx.get(f"{base}/healthz", headers={**admin, "Host": f"127.0.0.1:{port}"}).status_code == 200
+
+
+def test_refused_stalled_bodies_leave_no_error_tracebacks(shared_hub: dict[str, Any]) -> None:
+    """An anonymous caller stalling bodies gets 408s; the hub's log gets no ERROR line per request."""
+    port = shared_hub["port"]
+    for path in ("/admin/login", "/mcp"):
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(3):
+            answer, _ = raw_request(port, head, b"csrf=")
+            assert answer.startswith(b"HTTP/1.1 408") or answer.startswith(b"HTTP/1.1 401"), answer[:120]
+    httpx.get(f"http://127.0.0.1:{port}/healthz")  # a line after ours, so the log has caught up
+    logged = "".join(shared_hub["proc"].stderr_lines)
+    assert "ClientDisconnect" not in logged and "Exception in ASGI application" not in logged
 
 
 def test_a_stalled_request_head_is_disconnected(shared_hub: dict[str, Any]) -> None:

@@ -118,6 +118,14 @@ async def test_vectors_of_unchanged_tools_are_reused_across_restarts(cache_dir: 
 # -- search mode through a real hub process over stdio -------------------------------------------------
 
 
+async def audited(data_dir: Path, rows: int, tool: str) -> list[dict[str, Any]]:
+    """The audit rows for `tool` once there are `rows` of them (the writer batches: wait for the state)."""
+    with anyio.move_on_after(20):
+        while len(found := audit_query(data_dir, tool=tool)) < rows:
+            await anyio.sleep(0.05)
+    return audit_query(data_dir, tool=tool)
+
+
 def hub_params(config: Path, data_dir: Path, **env: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=PY, args=["-m", "hub.cli", "serve", "--config", str(config), "--log-level", "warning"],
@@ -163,9 +171,9 @@ async def test_search_mode_lists_meta_tools_and_discovers_progressively(tmp_path
         bad_query = await client.call_tool("search_tools", {"query": ""})
         assert bad_query.is_error and bad_query.structured_content["code"] == "invalid_argument"
 
-    audited = audit_query(tmp_path, tool="desk__get_ticket")
-    assert len(audited) == 3, "the direct call, the call_tool call and the invalid one are each audited"
-    assert {row["outcome"] for row in audited} == {"ok", "error"}
+        rows = await audited(tmp_path, 3, "desk__get_ticket")
+        assert len(rows) == 3, "the direct call, the call_tool call and the invalid one are each audited"
+        assert {row["outcome"] for row in rows} == {"ok", "error"}
 
 
 async def test_call_tool_cannot_reach_a_tool_outside_the_callers_scopes(tmp_path: Path) -> None:
@@ -180,8 +188,8 @@ async def test_call_tool_cannot_reach_a_tool_outside_the_callers_scopes(tmp_path
             refused.structured_content["message"].replace("desk__delete_ticket", "X"), "hidden and unknown read the same"
         allowed = await client.call_tool("call_tool", {"name": "desk__get_ticket", "arguments": {"ticket_id": "T-2"}})
         assert allowed.structured_content == {"id": "T-2", "title": "Printer on fire"}
-    denied = audit_query(tmp_path, tool="desk__delete_ticket")
-    assert [row["outcome"] for row in denied] == ["denied"]
+        denied = await audited(tmp_path, 1, "desk__delete_ticket")
+        assert [row["outcome"] for row in denied] == ["denied"]
 
 
 async def test_all_mode_is_unchanged(tmp_path: Path) -> None:

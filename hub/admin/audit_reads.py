@@ -1,22 +1,25 @@
-"""Read-only queries over the audit database for the Activity and Charts pages.
+"""Read-only queries over the audit log for the Activity and Charts pages.
 
-Each query opens its own read-only connection (the audit writer thread owns the writable one)
-and runs in a worker thread, so a slow disk never blocks the event loop.
+They go through the store protocol (`hub.store.base.AuditReads`): the shared PostgreSQL store when
+`hub.store.url` is set (so every replica's console shows the whole cluster's calls), else the
+`audit.sqlite` file of the data dir, opened read-only (the audit writer thread owns the writable
+connection). Each query runs in a worker thread, so a slow disk or database never blocks the
+event loop; a store that does not answer raises `StoreUnavailable`, which the page shows.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-_FIELDS = ("id", "ts", "request_id", "principal", "tool", "server", "outcome", "error_code", "latency_ms", "args",
-           "auth_kind", "credential")
+from hub.store.base import AuditFilter, AuditReads
+from hub.store.sqlite import SqliteAuditReads
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
 
 
 @dataclass(frozen=True)
@@ -28,47 +31,25 @@ class ActivityFilter:
     """Only rows from the last `since_s` seconds."""
 
 
-def _connect(data_dir: Path) -> sqlite3.Connection | None:
-    path = data_dir / "audit.sqlite"
-    if not path.exists():
-        return None
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def source(hub: Hub) -> AuditReads:
+    """Where the console reads the audit: the shared store, else this data dir's file."""
+    shared = hub.shared_store
+    return shared if shared is not None else SqliteAuditReads(hub.data_dir / "audit.sqlite")
 
 
-def _rows(data_dir: Path, flt: ActivityFilter, after_id: int, limit: int) -> list[dict[str, Any]]:
-    conn = _connect(data_dir)
-    if conn is None:
-        return []
-    clauses, params = ["id > ?"], [after_id]
-    for column, value in (("principal", flt.principal), ("tool", flt.tool), ("outcome", flt.outcome)):
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if flt.since_s:
-        clauses.append("ts >= ?")
-        params.append(time.time() - flt.since_s)
-    with closing(conn):
-        found = conn.execute(f"SELECT {', '.join(_FIELDS)} FROM audit WHERE {' AND '.join(clauses)} "
-                             "ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
-    return [dict(zip(_FIELDS, row, strict=True)) for row in found]
+def _store_filter(flt: ActivityFilter, limit: int) -> AuditFilter:
+    since = time.time() - flt.since_s if flt.since_s else None
+    return AuditFilter(principal=flt.principal or None, tool=flt.tool or None, outcome=flt.outcome or None,
+                       since=since, limit=limit)
 
 
-async def recent(data_dir: Path, flt: ActivityFilter, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+async def recent(hub: Hub, flt: ActivityFilter, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
     """Newest-first rows matching `flt` with an id above `after_id`."""
-    return await anyio.to_thread.run_sync(_rows, data_dir, flt, after_id, limit)
+    return await anyio.to_thread.run_sync(source(hub).audit_after, _store_filter(flt, limit), after_id)
 
 
-def _one(data_dir: Path, row_id: int) -> dict[str, Any] | None:
-    conn = _connect(data_dir)
-    if conn is None:
-        return None
-    with closing(conn):
-        row = conn.execute(f"SELECT {', '.join(_FIELDS)} FROM audit WHERE id = ?", (row_id,)).fetchone()
-    return dict(zip(_FIELDS, row, strict=True)) if row else None
-
-
-async def one(data_dir: Path, row_id: int) -> dict[str, Any] | None:
-    return await anyio.to_thread.run_sync(_one, data_dir, row_id)
+async def one(hub: Hub, row_id: int) -> dict[str, Any] | None:
+    return await anyio.to_thread.run_sync(source(hub).audit_row, row_id)
 
 
 @dataclass
@@ -82,20 +63,10 @@ class Series:
     """Mean latency of the minute's calls."""
 
 
-def _series(data_dir: Path, now: float) -> list[Series]:
-    conn = _connect(data_dir)
-    if conn is None:
-        return []
+def _series(reads: AuditReads, now: float) -> list[Series]:
     start = (int(now) // 60 - 59) * 60
-    with closing(conn):
-        rows = conn.execute(
-            "SELECT server, CAST((ts - ?) / 60 AS INTEGER) AS minute, COUNT(*), "
-            "SUM(outcome != 'ok'), AVG(latency_ms) FROM audit "
-            "WHERE ts >= ? AND server IS NOT NULL AND tool NOT LIKE 'admin:%' GROUP BY server, minute",
-            (start, start),
-        ).fetchall()
     out: dict[str, Series] = {}
-    for server, minute, calls, errors, latency in rows:
+    for server, minute, calls, errors, latency in reads.audit_minutes(start):
         if not 0 <= minute < 60:
             continue
         series = out.setdefault(server, Series(server, [0] * 60, [0] * 60, [None] * 60))
@@ -104,6 +75,6 @@ def _series(data_dir: Path, now: float) -> list[Series]:
     return [out[name] for name in sorted(out)]
 
 
-async def last_hour(data_dir: Path) -> list[Series]:
+async def last_hour(hub: Hub) -> list[Series]:
     """Calls, errors and mean latency per server and minute over the last hour, from audit rows."""
-    return await anyio.to_thread.run_sync(_series, data_dir, time.time())
+    return await anyio.to_thread.run_sync(_series, source(hub), time.time())

@@ -37,13 +37,13 @@ async def activity(console: Console, request: Request, session: AdminSession) ->
     flt = _filter(request)
     error = None
     try:
-        rows = await audit_reads.recent(console.hub.data_dir, flt)
+        rows = await audit_reads.recent(console.hub, flt)
     except Exception as exc:  # boundary: show the failure on the page, not a 500
         rows, error = [], f"Cannot read the audit log: {type(exc).__name__}."
     detail = None
     picked = request.query_params.get("id", "")
     if picked.isdigit():
-        detail = await audit_reads.one(console.hub.data_dir, int(picked))
+        detail = await audit_reads.one(console.hub, int(picked))
         if detail is not None:
             detail["args_pretty"] = _pretty(detail["args"])
     return console.render(request, "activity.html", session, page="activity", rows=rows, flt=flt, error=error,
@@ -62,7 +62,7 @@ async def stream(console: Console, request: Request, session: AdminSession) -> R
     async def events() -> AsyncIterator[dict[str, str]]:
         nonlocal after
         while True:
-            rows = await audit_reads.recent(console.hub.data_dir, flt, after_id=after, limit=100)
+            rows = await audit_reads.recent(console.hub, flt, after_id=after, limit=100)
             for row in reversed(rows):
                 after = max(after, row["id"])
                 yield {"event": "row", "id": str(row["id"]), "data": row_template.render(r=row, picked="").replace("\n", " ")}
@@ -74,7 +74,7 @@ async def stream(console: Console, request: Request, session: AdminSession) -> R
 
 
 async def charts(console: Console, request: Request, session: AdminSession) -> Response:
-    series = await audit_reads.last_hour(console.hub.data_dir)
+    series = await audit_reads.last_hour(console.hub)
     panels = []
     for s in series:
         rate = [c / 60 for c in s.calls]

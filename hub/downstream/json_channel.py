@@ -209,10 +209,11 @@ class JsonChannel:
 
 async def _report(progress: ProgressFnT, params: dict[str, Any]) -> None:
     value, total, message = params.get("progress"), params.get("total"), params.get("message")
-    if not isinstance(value, (int, float)):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
     try:
-        await progress(float(value), float(total) if isinstance(total, (int, float)) else None,
+        # Numbers pass as the child sent them: its integer progress stays an integer (issue #19 item 8).
+        await progress(value, total if isinstance(total, (int, float)) and not isinstance(total, bool) else None,
                        message if isinstance(message, str) else None)
     except Exception:  # boundary: a failing progress sink must not stop the child's reader
         logger.exception("progress callback raised")

@@ -85,3 +85,42 @@ def where_clause(flt: AuditFilter, placeholder: str) -> tuple[str, list[Any]]:
         clauses.append(f"ts >= {placeholder}")
         params.append(flt.since)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+ACTIVITY_COLUMNS = ("id", "ts", "request_id", "principal", "tool", "server", "outcome", "error_code", "latency_ms",
+                    "args", "auth_kind", "credential")
+"""What the admin console's Activity page reads (`AuditReads`)."""
+
+
+class AuditReads(Protocol):
+    """The admin console's reads (`hub.admin.audit_reads`), on SQLite and PostgreSQL alike."""
+
+    def audit_after(self, flt: AuditFilter, after_id: int) -> list[dict[str, Any]]:
+        """Newest-first rows matching `flt` with an id above `after_id` (at most `flt.limit`)."""
+        ...
+
+    def audit_row(self, row_id: int) -> dict[str, Any] | None: ...
+
+    def audit_minutes(self, start: float) -> list[tuple[str, int, int, int, float | None]]:
+        """(server, minute since `start`, calls, errors, mean latency) of tool calls since `start`."""
+        ...
+
+
+def activity_sql(flt: AuditFilter, after_id: int, placeholder: str) -> tuple[str, list[Any]]:
+    """The Activity page's query: `where_clause` plus `id > after_id`, newest first."""
+    where, params = where_clause(flt, placeholder)
+    where = f"{where} AND id > {placeholder}" if where else f"WHERE id > {placeholder}"
+    return (f"SELECT {', '.join(ACTIVITY_COLUMNS)} FROM audit {where} ORDER BY id DESC LIMIT {placeholder}",
+            [*params, after_id, flt.limit])
+
+
+def minutes_sql(placeholder: str, minute: str) -> str:
+    """Per server and minute since a start; parameters: start, start, `NOT_ADMIN`. `minute`: the
+    backend's floor expression (one placeholder). The LIKE pattern is a parameter: psycopg reads `%`."""
+    return (f"SELECT server, {minute} AS minute, COUNT(*), SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END), "
+            f"AVG(latency_ms) FROM audit WHERE ts >= {placeholder} AND server IS NOT NULL "
+            f"AND tool NOT LIKE {placeholder} GROUP BY server, minute")
+
+
+NOT_ADMIN = "admin:%"
+"""Console actions are audited as `admin:<action>`; the charts count tool calls only."""

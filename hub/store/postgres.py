@@ -22,7 +22,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hub.redact import mask
-from hub.store.base import AUDIT_COLUMNS, AuditFilter, KeyRow, StoreUnavailable, where_clause
+from hub.store.base import (ACTIVITY_COLUMNS, AUDIT_COLUMNS, AuditFilter, KeyRow, StoreUnavailable, activity_sql,
+                             minutes_sql, NOT_ADMIN, where_clause)
 
 logger = logging.getLogger("hub.store")
 T = TypeVar("T")
@@ -168,6 +169,22 @@ class PostgresStore:
         sql = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit {where} ORDER BY id DESC LIMIT %s"
         rows = self._run(lambda c: c.execute(sql, [*params, flt.limit]).fetchall())  # type: ignore[arg-type]
         return [dict(zip(AUDIT_COLUMNS, row, strict=True)) for row in reversed(rows)]
+
+    def audit_after(self, flt: AuditFilter, after_id: int) -> list[dict[str, Any]]:
+        sql, params = activity_sql(flt, after_id, "%s")
+        rows = self._run(lambda c: c.execute(sql, params).fetchall())  # type: ignore[arg-type]
+        return [dict(zip(ACTIVITY_COLUMNS, row, strict=True)) for row in rows]
+
+    def audit_row(self, row_id: int) -> dict[str, Any] | None:
+        row = self._run(lambda c: c.execute(f"SELECT {', '.join(ACTIVITY_COLUMNS)} FROM audit WHERE id = %s",
+                                            (row_id,)).fetchone())  # type: ignore[arg-type]
+        return dict(zip(ACTIVITY_COLUMNS, row, strict=True)) if row else None
+
+    def audit_minutes(self, start: float) -> list[tuple[str, int, int, int, float | None]]:
+        sql = minutes_sql("%s", "FLOOR((ts - %s) / 60)::INTEGER")
+        rows = self._run(lambda c: c.execute(sql, (start, start, NOT_ADMIN)).fetchall())  # type: ignore[arg-type]
+        return [(server, int(minute), int(calls), int(errors or 0), float(latency) if latency is not None else None)
+                for server, minute, calls, errors, latency in rows]
 
     def digest_key(self) -> bytes:
         """Created once per database by whichever replica comes first; the same for all."""

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from hub.datadir import audit_digest_key, open_db
-from hub.store.base import AUDIT_COLUMNS, AuditFilter, KeyRow, StoreUnavailable, where_clause
+from hub.store.base import (ACTIVITY_COLUMNS, AUDIT_COLUMNS, AuditFilter, KeyRow, StoreUnavailable, activity_sql,
+                             minutes_sql, NOT_ADMIN, where_clause)
 
 KEY_MIGRATIONS = [
     """CREATE TABLE api_keys (
@@ -121,3 +122,32 @@ def query_file(path: Path, flt: AuditFilter) -> list[dict[str, Any]]:
     finally:
         conn.close()
     return [dict(zip(AUDIT_COLUMNS, row, strict=True)) for row in reversed(rows)]
+
+
+class SqliteAuditReads:
+    """`AuditReads` over an audit file, read-only (the writer thread owns the writable connection);
+    a file not created yet reads as empty."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        if not self.path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def audit_after(self, flt: AuditFilter, after_id: int) -> list[dict[str, Any]]:
+        sql, params = activity_sql(flt, after_id, "?")
+        return [dict(zip(ACTIVITY_COLUMNS, row, strict=True)) for row in self._query(sql, params)]
+
+    def audit_row(self, row_id: int) -> dict[str, Any] | None:
+        rows = self._query(f"SELECT {', '.join(ACTIVITY_COLUMNS)} FROM audit WHERE id = ?", [row_id])
+        return dict(zip(ACTIVITY_COLUMNS, rows[0], strict=True)) if rows else None
+
+    def audit_minutes(self, start: float) -> list[tuple[str, int, int, int, float | None]]:
+        # ts >= start, so the integer cast truncates a non-negative number: the floor.
+        return self._query(minutes_sql("?", "CAST((ts - ?) / 60 AS INTEGER)"), [start, start, NOT_ADMIN])  # type: ignore[return-value]
