@@ -30,13 +30,15 @@ MASK = "[masked]"
 
 _NAME_CHARS = "A-Za-z0-9_.-"
 _SENSITIVE_NAME = re.compile(
-    r"(?i)secret|passw(?:or)?d|passphrase|(?<![a-z0-9])pass(?![a-z0-9])|token|api[_.-]?key|access[_.-]?key"
-    r"|private[_.-]?key|credential|authori[sz]|auth(?!or)|cookie|session[_.-]?id|cpf|ssn|national[_.-]?id"
+    r"(?i)secret|passw(?:or)?d|passphrase|(?<![a-z0-9])pass(?![a-z0-9])|(?:db|pg|sql|_)pass(?![a-z])"
+    r"|[a-z0-9]_?pwd(?![a-z])|token|api[_.-]?key|access[_.-]?key"
+    r"|(?:private|signing|encryption|client|master|license|stripe|app)[_.-]?key(?![a-z])"
+    r"|credential|authori[sz]|auth(?!or)|cookie|session[_.-]?id|cpf|ssn|national[_.-]?id"
 )
 _PAIR = re.compile(
     rf"(?<![{_NAME_CHARS}])(?P<name>[{_NAME_CHARS}]{{1,256}}+)"  # possessive: a word is scanned once
     r"(?P<close>\\*[\"'])?"  # the key's closing quote, at any escaping level
-    r"(?P<sep>[ \t]*+(?:=>|[:=])[ \t]*+)"
+    r"(?P<sep>[ \t]*+(?:=>|:=|%3[dD]|[:=])[ \t]*+)"
 )
 _QUOTE_OPEN = re.compile(r"\\*[\"']")
 _UNQUOTED_VALUE = re.compile(r"[^\s\"'\\]++")
@@ -56,7 +58,13 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![A-Za-z0-9])mcphub_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}+"), MASK),
     (re.compile(r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+"), MASK),
     (re.compile(r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{20,}+|xox[abprs]-[A-Za-z0-9-]{10,}+|(?:AKIA|ASIA)[0-9A-Z]{16}"
-                r"|sk-[A-Za-z0-9_-]{20,}+|github_pat_[A-Za-z0-9_]{22,}+|glpat-[A-Za-z0-9_-]{20,}+)"), MASK),
+                r"|sk-[A-Za-z0-9_-]{20,}+|github_pat_[A-Za-z0-9_]{22,}+|glpat-[A-Za-z0-9_-]{20,}+"
+                r"|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}+|AIza[0-9A-Za-z_-]{30,}+|npm_[A-Za-z0-9]{30,}+|hf_[A-Za-z0-9]{30,}+)"), MASK),
+    # command-line flags and XML elements named like a secret: `--password x`, `<token>x</token>`
+    (re.compile(r"(?i)(--?[a-z0-9_-]{0,40}(?:password|passwd|secret|token|api-?key)[a-z0-9_-]{0,40})(=|[ \t]++)[^\s\"']++"),
+     r"\1\2" + MASK),
+    (re.compile(r"(?i)(<([a-z0-9_:-]{0,40}(?:password|passwd|secret|token|api_?key)[a-z0-9_:-]{0,40})>)[^<]{0,4096}+(</\2>)"),
+     r"\1" + MASK + r"\3"),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}://)[^\s/@:\"']{0,200}+:[^\s/@\"']{1,500}+@"), r"\1" + MASK + "@"),
     (re.compile(r"\b[A-Za-z0-9._%+-]{1,64}+@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}\b"), MASK),
     (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), MASK),

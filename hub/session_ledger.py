@@ -2,10 +2,13 @@
 
 One ledger counts a hub's Streamable HTTP and legacy SSE sessions together, per principal
 (`max_sessions_per_principal`) and in all (`max_sessions`). Making room never touches a session in
-use: a principal at its cap gives up its own least recently used *idle* session, or is refused
-(429); at the hub-wide cap the principal holding the most sessions gives up its least recently
-used idle one, or the newcomer is refused (503). So one principal can never lock another out
-while any session is idle, and never holds more than its cap.
+use while another way exists: a principal at its cap gives up its own least recently used *idle*
+session, or is refused (429); at the hub-wide cap the principal holding the most sessions gives up
+its least recently used idle one; if none is idle anywhere and the newcomer holds fewer sessions
+than that biggest holder, the biggest holder's least recently used session gives way even though
+busy (its stream ends; its client reconnects). Only a newcomer already holding as many as anyone
+is refused (503). So busy or not, a few principals cannot lock another one out, and none holds more
+than its cap.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class SessionLedger:
                 )
             self._close(victim)
         if len(self._owner_of) >= self.total:
-            victim = self._idle_of_biggest_holder()
+            victim = self._idle_of_biggest_holder() or self._fair_share_victim(len(mine) if mine else 0)
             if victim is None:
                 raise SessionRefused(
                     503,
@@ -121,6 +124,15 @@ class SessionLedger:
                 if best is None or rank > best:
                     best, chosen = rank, sid
         return chosen
+
+    def _fair_share_victim(self, newcomer_holds: int) -> str | None:
+        """With no idle session anywhere, a principal holding fewer sessions than the biggest holder
+        still gets in: that holder's least recently used session gives way, busy or not (its stream
+        ends; its client reconnects). So busy sessions held by a few cannot lock everyone else out."""
+        biggest = max(self._by_owner.values(), key=len, default=None)
+        if biggest is None or len(biggest) <= newcomer_holds + 1:
+            return None
+        return next(iter(biggest))
 
     def _close(self, session_id: str) -> None:
         owner = self._owner_of[session_id]

@@ -64,6 +64,9 @@ def test_console_refuses_anonymous_non_admin_and_forms_without_csrf(console: dic
         http.cookies.clear()
         assert http.post("/admin/login", data={"key": console["admin"]}).status_code == 403
         # The admin key opens a session: HttpOnly, SameSite=Strict, path /admin; the key is in no URL.
+        forged = httpx.Client(base_url=http.base_url, cookies={"mcphub_admin_login": "x"})  # any matching pair
+        with forged:
+            assert forged.post("/admin/login", data={"key": console["admin"], "csrf": "x"}).status_code == 403
         response = http.post("/admin/login", data={"key": console["admin"], "csrf": _login_csrf(http)})
         assert response.status_code == 303
         cookie = next(h for h in response.headers.get_list("set-cookie") if h.startswith("mcphub_admin="))

@@ -119,6 +119,11 @@ class RawClient:
         with anyio.fail_after(20):
             assert (await client.receive())["id"] == 1
         await client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        # `initialize` is answered before the servers connect; the first tools/list waits for them
+        # (hub.list_wait_s), so after it every server of the test is up.
+        await client.send({"jsonrpc": "2.0", "id": "ready", "method": "tools/list"})
+        with anyio.fail_after(40):
+            assert (await client.receive())["id"] == "ready"
         return client
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -131,10 +136,14 @@ class RawClient:
             await self.process.wait()
 
     async def receive(self) -> dict[str, Any]:
-        while b"\n" not in self.buffer:
-            self.buffer += await self.process.stdout.receive()
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        """The next answer (notifications such as list_changed, which carry no id, are skipped)."""
+        while True:
+            while b"\n" not in self.buffer:
+                self.buffer += await self.process.stdout.receive()
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if "id" in message:
+                return message  # type: ignore[no-any-return]
 
 
 def audit_outcomes(tmp_path: Path) -> dict[str, str]:

@@ -150,3 +150,16 @@ def test_uvicorn_access_records_keep_their_shape_and_lose_their_secrets() -> Non
     mask_record(record)
     line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s').format(record)
     assert "GET /mcp?access_token=" in line and "abcdefsecret123" not in line and "200" in line
+
+
+@pytest.mark.parametrize("line", [
+    "export STRIPE_KEY=sk_live_51Hhunter2secret", "MYAPP_DBPASS=hunter2secret", "pgpass: hunter2secret",
+    "MYSQL_PWD=hunter2secret", "PASSWORD := hunter2secret", "--password hunter2secret", "--api-key=hunter2secret",
+    "<password>hunter2secret</password>", "password%3Dhunter2secret", "rk_live_hunter2secretxx",
+    "AIzaSyhunter2secret1234567890abcdefghij", "signing_key=hunter2secret", "encryption_key: hunter2secret",
+    "client_key=hunter2secret",
+])
+def test_common_secret_forms_from_real_output_are_masked(line: str) -> None:
+    from hub.redact import mask
+
+    assert "hunter2secret" not in mask(line), mask(line)

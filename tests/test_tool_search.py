@@ -23,7 +23,7 @@ from hub.auth.principal import Principal
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.search.service import ToolSearch
-from tests.conftest import PY, ROOT, write_config
+from tests.conftest import PY, ROOT, echo_stdio, write_config
 from tests.fixtures.word_embedder import WordEmbedder
 
 pytestmark = pytest.mark.anyio
@@ -190,6 +190,19 @@ async def test_call_tool_cannot_reach_a_tool_outside_the_callers_scopes(tmp_path
         assert allowed.structured_content == {"id": "T-2", "title": "Printer on fire"}
         denied = await audited(tmp_path, 1, "desk__delete_ticket")
         assert [row["outcome"] for row in denied] == ["denied"]
+
+
+async def test_auto_mode_switches_to_search_past_40_visible_tools(tmp_path: Path) -> None:
+    small = write_config(tmp_path, SERVERS, hub={"tools_mode": "auto"})
+    async with Client(hub_params(small, tmp_path), mode="legacy") as client:
+        assert len((await client.list_tools()).tools) == 6, "6 tools: under the threshold, listed as they are"
+    many = tmp_path / "many"
+    many.mkdir()
+    big = write_config(many, {**SERVERS, "e": echo_stdio("--many", "40")}, hub={"tools_mode": "auto"})
+    async with Client(hub_params(big, tmp_path), mode="legacy") as client:
+        assert [t.name for t in (await client.list_tools()).tools] == ["search_tools", "call_tool"]
+        found = await client.call_tool("search_tools", {"query": "reserve a meeting room", "limit": 1})
+        assert [t["name"] for t in found.structured_content["tools"]] == ["rooms__book_room"]
 
 
 async def test_all_mode_is_unchanged(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ console only explains how to turn auth on.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -20,7 +19,8 @@ from starlette.staticfiles import StaticFiles
 
 from hub.admin import views_activity, views_keys, views_servers, views_tools
 from hub.admin.console import ADMIN_SCOPE, HERE, Console
-from hub.admin.session import (COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, csrf_ok, set_cookie)
+from hub.admin.session import (COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, csrf_ok, login_token,
+                                login_token_issued, set_cookie)
 from hub.auth.scopes import grants
 from hub.hub import Hub
 
@@ -69,7 +69,8 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
         if console.auth is None:
             return console.render(request, "no_auth.html", None, status=503)
         form = await request.form()
-        if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
+        issued = request.cookies.get(LOGIN_CSRF_COOKIE)
+        if not login_token_issued(issued) or not csrf_ok(issued, form.get("csrf")):
             return _login_page(console, request, "The sign-in form expired or was not sent from this page. "
                                                  "Try again.", 403)
         credential = str(form.get("key") or "").strip()
@@ -130,7 +131,7 @@ def _live_session(console: Console, request: Request) -> AdminSession | None:
 
 
 def _login_page(console: Console, request: Request, error: str | None, status: int) -> Response:
-    token = secrets.token_urlsafe(32)
+    token = login_token()
     response = console.render(request, "login.html", None, status=status, error=error, login_csrf=token)
     set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600)
     return response

@@ -88,6 +88,24 @@ def _alive(session: AdminSession, now: float) -> bool:
             and (session.expires_at is None or session.expires_at > now))
 
 
+_LOGIN_KEY = secrets.token_bytes(32)
+"""Signs login-form tokens: the double-submit pair must be one this process issued, not any pair."""
+
+
+def login_token() -> str:
+    """A fresh login-form CSRF token: random part + HMAC of it under this process's key."""
+    nonce = secrets.token_urlsafe(24)
+    return f"{nonce}.{hmac.new(_LOGIN_KEY, nonce.encode(), 'sha256').hexdigest()[:32]}"
+
+
+def login_token_issued(token: str | None) -> bool:
+    """Whether `token` is one `login_token` made (constant-time)."""
+    if not token or token.count(".") != 1:
+        return False
+    nonce, mac = token.split(".")
+    return hmac.compare_digest(mac, hmac.new(_LOGIN_KEY, nonce.encode(), "sha256").hexdigest()[:32])
+
+
 def csrf_ok(expected: str | None, sent: object) -> bool:
     """Constant-time comparison of the form's token with the expected one."""
     return bool(expected) and isinstance(sent, str) and hmac.compare_digest(expected.encode(), sent.encode())

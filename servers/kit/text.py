@@ -1,7 +1,6 @@
 """Free text every domain stores: no NUL or other C0 control characters except tab, newline and
 carriage return (nor DEL). They corrupt exports and terminals and no provider keeps them faithfully,
-so they are refused with `invalid_argument` naming the field and position, never silently stripped.
-(Same rule as servers/ticketing/checks.py, shared here for the other domains.)"""
+so they are refused with `invalid_argument` naming the field and position, never silently stripped."""
 
 from __future__ import annotations
 
