@@ -30,6 +30,7 @@ async def forward_completion(
     hub: Hub, ref: Reference, argument: dict[str, str], context: dict[str, str] | None, principal: Principal
 ) -> types.CompleteResult:
     """Complete `argument` (`{"name", "value"}`) for `principal` at the server behind `ref`."""
+    await hub.await_first_listing()  # before any list answer, wait (bounded) for servers still connecting
     server, downstream_ref = _resolve(hub, ref, principal)
     try:
         client = await hub.downstreams[server].ready_client()

@@ -249,7 +249,9 @@ class Hub:
         if self._started and self._task_group is not None:
             before = self.catalog.version
             self._sync_server(downstream)
-            if self.catalog.version != before:
+            if self.catalog.version != before and self.first_listing.settled:
+                # Before the first list answer has settled, no client holds a list this change makes
+                # stale: every list answer waits for the first attempts and includes it.
                 self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
             if downstream.state == "ready":  # a new session: renew the clients' resource subscriptions
                 self._task_group.start_soon(self.subscriptions.resubscribe, downstream)
@@ -279,16 +281,22 @@ class Hub:
             self.catalog.remove_server(downstream.name)
 
     async def _resolve_after_first_attempts(self, name: str) -> ToolRoute | None:
-        """Resolve `name` once the servers it could belong to have made their first connection
-        attempt (bounded by `hub.connect_timeout_s`): on a fresh start, a call to a domain that is
-        still loading waits for it instead of being told the tool does not exist. Only servers whose
-        namespace prefixes `name` (or that have none) are waited for; a name no server is still
-        starting for is unknown at once."""
+        """Resolve `name` after the first-listing wait (`hub.list_wait_s`), then, if it is still
+        unknown, once the servers it could belong to have made their first connection attempt
+        (bounded by `hub.call_wait_s`): on a fresh start, a call to a domain that is still loading
+        waits for it instead of being told the tool does not exist. Only servers whose namespace
+        prefixes `name` (or that have none) are waited for; a name no server is still starting for
+        is unknown at once."""
+        if not self.first_listing.settled:
+            await self.await_first_listing()
+            route = self.catalog.resolve_tool(name)
+            if route is not None:
+                return route
         pending = [d for d in self.downstreams.values()
                    if not d.first_attempt.is_set() and (not d.config.namespace or name.startswith(d.config.namespace + "__"))]
         if not pending:
             return None
-        with anyio.move_on_after(self.config.hub.connect_timeout_s):
+        with anyio.move_on_after(self.config.hub.call_wait_s):
             for downstream in pending:
                 await downstream.first_attempt.wait()
         return self.catalog.resolve_tool(name)
@@ -524,6 +532,7 @@ class Hub:
     # -- resources and prompts -------------------------------------------------------------
 
     async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
+        await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
         target = self.catalog.resolve_uri(uri)
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
@@ -540,6 +549,7 @@ class Hub:
     async def get_prompt(
         self, name: str, arguments: dict[str, str] | None, principal: Principal | None = None
     ) -> types.GetPromptResult:
+        await self.await_first_listing()
         target = self.catalog.resolve_prompt(name)
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")

@@ -46,8 +46,19 @@ def configure_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     install_masking()
+    logging.getLogger("mcp.server.streamable_http").addFilter(_client_gone_is_not_an_error)
     for name in THIRD_PARTY:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def _client_gone_is_not_an_error(record: logging.LogRecord) -> bool:
+    """The SDK logs ERROR with a traceback when a request body never arrives (the client went
+    away, or the hub's guard answered 408): a caller's doing, not the hub's, so it is not logged
+    (a caller could otherwise fill the log with tracebacks)."""
+    from starlette.requests import ClientDisconnect
+
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, ClientDisconnect)
 
 
 def install_masking() -> None:

@@ -1,4 +1,5 @@
-"""Prometheus metrics: calls by tool and outcome, latency, breaker state, in-flight, rejections."""
+"""Prometheus metrics: calls by tool and outcome, latency, breaker state, in-flight, rejections, and
+the webhook intakes of in-process domains (per server and provider)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
@@ -29,6 +30,35 @@ class _StatusCollector(Collector):
         yield from (breaker, in_flight, up, restarts)
 
 
+WebhookStats = Callable[[], dict[str, dict[str, dict[str, float]]]]
+"""server -> provider -> {received, duplicate, rejected, dead_lettered, pending, lag_s}."""
+
+
+class _WebhookCollector(Collector):
+    """Reads the intakes at scrape time through `source` (set by `hub.webhooks`; None: no series)."""
+
+    def __init__(self) -> None:
+        self.source: WebhookStats | None = None
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        if self.source is None:
+            return
+        labels = ["server", "provider"]
+        deliveries = CounterMetricFamily("mcp_hub_webhook_deliveries", "Webhook deliveries since start by outcome "
+                                         "(received, duplicate, rejected)", labels=[*labels, "outcome"])
+        dead = GaugeMetricFamily("mcp_hub_webhook_dead_lettered", "Events in the dead-letter queue", labels=labels)
+        pending = GaugeMetricFamily("mcp_hub_webhook_pending", "Events accepted and not yet processed", labels=labels)
+        lag = GaugeMetricFamily("mcp_hub_webhook_lag_seconds", "Age of the oldest pending event", labels=labels)
+        for server, providers in self.source().items():
+            for provider, s in providers.items():
+                for outcome in ("received", "duplicate", "rejected"):
+                    deliveries.add_metric([server, provider, outcome], s.get(outcome, 0))
+                dead.add_metric([server, provider], s.get("dead_lettered", 0))
+                pending.add_metric([server, provider], s.get("pending", 0))
+                lag.add_metric([server, provider], s.get("lag_s", 0.0))
+        yield from (deliveries, dead, pending, lag)
+
+
 class HubMetrics:
     def __init__(self, status: Callable[[], dict[str, dict[str, Any]]]) -> None:
         self.registry = CollectorRegistry()
@@ -43,6 +73,9 @@ class HubMetrics:
             "mcp_hub_rate_limited", "Calls refused by a rate limit", ["tool"], registry=self.registry
         )
         self.registry.register(_StatusCollector(status))
+        self.webhooks = _WebhookCollector()
+        """Set `self.webhooks.source` to export webhook intake metrics (`hub.webhooks` does)."""
+        self.registry.register(self.webhooks)
         self._call_counters: dict[tuple[str, str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
 

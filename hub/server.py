@@ -8,9 +8,10 @@ opaque cursors; list changes reach handshake-era clients as `notifications/*/lis
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
 import logging
 import weakref
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import mcp_types as types
@@ -94,8 +95,19 @@ class ClientRegistry:
         "prompts": "notifications/prompts/list_changed",
     }
 
-    def __init__(self) -> None:
+    def __init__(self, version: Callable[[], int]) -> None:
         self._connections: OrderedDict[int, weakref.ref[Connection]] = OrderedDict()
+        self._version = version
+        self._seen: dict[tuple[int, ListKind], int] = {}
+        """(connection, kind) → the catalog version its last list answer was made from."""
+
+    def listed(self, ctx: ServerRequestContext[Any, Any], kind: ListKind) -> None:
+        """Note that this connection was just answered a `kind` list from the current catalog: a change
+        it already saw is not announced to it again (an old-era client that closes its session right
+        after listing, as langchain-mcp-adapters does, fails on a notification arriving after the close)."""
+        connection = getattr(ctx.session, "_connection", None)
+        if connection is not None and id(connection) in self._connections:
+            self._seen[(id(connection), kind)] = self._version()
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
@@ -103,15 +115,25 @@ class ClientRegistry:
             if connection is not None and connection.has_standalone_channel:
                 key = id(connection)
                 if key not in self._connections:
-                    self._connections[key] = weakref.ref(connection, lambda _, key=key: self._connections.pop(key, None))
+                    self._connections[key] = weakref.ref(connection, lambda _, key=key: self._forget(key))
                 self._connections.move_to_end(key)
                 while len(self._connections) > self.MAX_CONNECTIONS:
                     self._connections.popitem(last=False)
         return await call_next(ctx)
 
-    async def broadcast(self, kind: ListKind) -> None:
-        for connection in [ref() for ref in list(self._connections.values())]:
-            if connection is not None:
+    def _forget(self, key: int) -> None:
+        self._connections.pop(key, None)
+        for kind in self._METHODS:
+            self._seen.pop((key, kind), None)
+
+    async def broadcast(self, kind: ListKind, *, everyone: bool = False) -> None:
+        """Tell connections that a `kind` list changed; without `everyone`, only those whose last
+        list of that kind predates this replica's current catalog. (A change on another replica
+        leaves this replica's catalog version as it was: that one goes to everyone.)"""
+        current = self._version()
+        for key, ref in list(self._connections.items()):
+            connection = ref()
+            if connection is not None and (everyone or self._seen.get((key, kind), -1) < current):
                 await connection.notify(self._METHODS[kind], None)  # best effort: never raises
 
 
@@ -120,7 +142,7 @@ def build_server(hub: Hub) -> HubServer:
     page_size = hub.config.hub.page_size
     catalog = hub.catalog
     bus = InMemorySubscriptionBus()
-    clients = ClientRegistry()
+    clients = ClientRegistry(lambda: hub.catalog.version)
 
     def caller() -> Principal:
         return current_principal(hub.access.local)
@@ -132,6 +154,7 @@ def build_server(hub: Hub) -> HubServer:
         principal = caller()
         visible = search.tools(ctx.session, principal) if search.active(principal) else hub.visible_tools(principal)
         tools, next_cursor = page(visible, params.cursor if params else None, page_size, catalog.version)
+        clients.listed(ctx, "tools")
         return types.ListToolsResult(tools=tools, next_cursor=next_cursor, meta=hub.list_meta("tools", principal))
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -160,6 +183,7 @@ def build_server(hub: Hub) -> HubServer:
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         await hub.await_first_listing()
         items, next_cursor = page(hub.visible_resources(caller()), params.cursor if params else None, page_size, catalog.version)
+        clients.listed(ctx, "resources")
         return types.ListResourcesResult(resources=items, next_cursor=next_cursor, meta=hub.list_meta("resources", caller()))
 
     async def list_templates(
@@ -178,6 +202,7 @@ def build_server(hub: Hub) -> HubServer:
     async def list_prompts(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         await hub.await_first_listing()
         items, next_cursor = page(hub.visible_prompts(caller()), params.cursor if params else None, page_size, catalog.version)
+        clients.listed(ctx, "prompts")
         return types.ListPromptsResult(prompts=items, next_cursor=next_cursor, meta=hub.list_meta("prompts", caller()))
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
@@ -212,12 +237,15 @@ def build_server(hub: Hub) -> HubServer:
     server.middleware.append(clients.middleware)
     install_relay_handlers(server, hub, caller)  # logging/setLevel, roots changes (`hub.relay`)
 
-    async def announce(kind: ListKind) -> None:
+    async def announce(kind: ListKind, everyone: bool = False) -> None:
         event = {"tools": ToolsListChanged, "resources": ResourcesListChanged, "prompts": PromptsListChanged}[kind]()
         await bus.publish(event)
-        await clients.broadcast(kind)
+        await clients.broadcast(kind, everyone=everyone)
+
+    async def announce_from_elsewhere(kind: ListKind) -> None:
+        await announce(kind, everyone=True)
 
     hub.add_change_listener(announce)
     if hub.cluster_notify is not None:  # other replicas' list changes reach this replica's streams
-        hub.cluster_notify.on_list_changed(announce)
+        hub.cluster_notify.on_list_changed(announce_from_elsewhere)
     return server

@@ -60,7 +60,8 @@ def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
     )
 
 
-def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | None = None) -> JSONResponse:
+def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | None = None,
+                    webhooks: HubWebhooks | None = None) -> JSONResponse:
     """`GET /healthz`: 200 while the hub can serve (some server up, or none configured), else 503;
     the body names the servers that are degraded or down, and counts open HTTP sessions. With
     auth on, only callers holding `hub:admin` see these details."""
@@ -81,6 +82,8 @@ def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | 
         body["store"] = store
         if sessions is not None:
             body["sessions"] = sessions
+        if webhooks is not None and (intakes := webhooks.health()):
+            body["webhooks"] = intakes  # per in-process domain; shown, never degrading (hub.webhooks)
     return JSONResponse(body, status_code=200 if up or not servers else 503)
 
 
@@ -98,7 +101,8 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     protect: Callable[[ASGIApp], ASGIApp] = auth.require if auth is not None else (lambda app: app)
 
     async def health(request: Request) -> Response:
-        return health_response(hub, detailed=auth is None or _may_see_details(request), sessions=ledger.counts())
+        return health_response(hub, detailed=auth is None or _may_see_details(request), sessions=ledger.counts(),
+                               webhooks=webhooks)
 
     async def metrics(request: Request) -> Response:
         access = hub.config.hub.metrics.access

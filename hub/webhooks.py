@@ -34,6 +34,30 @@ class HubWebhooks:
         self._group: anyio.abc.TaskGroup | None = None
         self._started: set[int] = set()
         self._lock = anyio.Lock()
+        hub.metrics.webhooks.source = self.metrics
+
+    def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Per in-process domain with an intake: its per-provider counters (`Intake.metrics()`)."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for namespace in list(self.hub.downstreams):
+            intake = self.intake(namespace)
+            if intake is not None and hasattr(intake, "metrics"):
+                try:
+                    out[namespace] = intake.metrics()
+                except Exception as exc:  # noqa: BLE001 — one unreadable log must not fail the scrape
+                    logger.warning("webhook metrics of %s unavailable: %s", namespace, type(exc).__name__)
+        return out
+
+    def health(self) -> dict[str, Any]:
+        """For the hub's `/healthz`: per domain, whether its processor runs and its per-provider
+        metrics; `status` is `degraded` while events sit in its dead-letter queue (shown, never
+        degrading the hub: the hub still serves)."""
+        out: dict[str, Any] = {}
+        for namespace, providers in self.metrics().items():
+            dead = sum(p.get("dead_lettered", 0) for p in providers.values())
+            out[namespace] = {"status": "degraded" if dead else "ok",
+                              "running": bool(getattr(self.intake(namespace), "started", False)), "providers": providers}
+        return out
 
     def route(self) -> Route:
         return Route("/webhooks/{namespace}/{provider}", self.endpoint, methods=["POST", "GET"])

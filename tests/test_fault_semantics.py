@@ -176,8 +176,8 @@ async def test_a_call_before_the_first_listing_waits_for_the_servers_still_conne
 
 async def test_the_first_listing_waits_for_a_hanging_server_only_list_wait_s() -> None:
     servers = {"slowstart": echo_stdio("--hang-at-start"), "ok": echo_stdio("--name", "ok")}
-    async with serve_like(servers, connect_timeout_s=120, list_wait_s=0.5) as hub:
-        with pytest.raises(UnknownTool):  # never seen: after the bounded wait, still nothing to call
+    async with serve_like(servers, connect_timeout_s=120, list_wait_s=0.5, call_wait_s=0.5) as hub:
+        with pytest.raises(UnknownTool):  # never seen: after the bounded waits, still nothing to call
             await hub.route_call("slowstart__echo", {"text": "x"})
         assert hub.first_listing.settled and hub.downstreams["slowstart"].state == "starting"
         await wait_until(lambda: hub.downstreams["ok"].state == "ready")

@@ -8,6 +8,7 @@ from typing import Any
 
 import mcp_types as types
 
+from hub.search.intent import Intent, param_shapes, tool_intent
 from hub.search.words import split_identifier, terms
 
 MAX_PARAMS = 24
@@ -25,6 +26,9 @@ class ToolDoc:
     name_text: str
     """Just `namespace: name words`, embedded on its own (short queries match it best)."""
     tool: types.Tool = field(compare=False, repr=False)
+    namespace: str = ""
+    intent: Intent = None
+    """`read` or `write` (`hub.search.intent.tool_intent`), None when unknown."""
 
 
 def text_key(text: str) -> str:
@@ -56,7 +60,7 @@ def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str 
         "name": terms(original),
         "title": terms(title),
         "description": terms(description),
-        "params": [t for name, text in params for t in terms(name) + terms(text)],
+        "params": [t for name, text in params for t in terms(name) + terms(text)] + param_shapes(tool.input_schema),
         "namespace": terms(namespace),
         "instructions": terms((instructions or "")[:2000]),
     }
@@ -67,4 +71,5 @@ def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str 
         parts.append("Parameters: " + ", ".join(split_identifier(n).lower() for n, _ in params) + ".")
     embed_text = " ".join(p for p in parts if p)
     name_text = f"{split_identifier(namespace).lower()}: {words}"
-    return ToolDoc(name=tool.name, fields=fields, embed_text=embed_text, name_text=name_text, tool=tool)
+    return ToolDoc(name=tool.name, fields=fields, embed_text=embed_text, name_text=name_text, tool=tool,
+                   namespace=namespace, intent=tool_intent(tool, original))

@@ -8,8 +8,13 @@ one matrix product; callers pass which tools the principal may see, so nothing e
 Fusion (decided on the dev split of `tools/bench/tool_search_eval.py`): a tool's vector is the
 mean of its full text's and its `namespace: name words` phrase's; each signal is scaled to [0, 1]
 over the tools the caller may see (BM25 by its maximum, cosine from the median to the maximum, so
-a flat semantic field adds little), then `score = BM25_SHARE·bm25 + (1−BM25_SHARE)·cos`.
-Reciprocal-rank fusion and a per-namespace prior were tried and did not pay (docs/tool-search.md).
+a flat semantic field adds little), then `score = BM25_SHARE·bm25 + (1−BM25_SHARE)·cos`, plus
+three priors that do not rest on words the query shares with the tool (`hub.search.intent`):
+read/write intent agreement (±INTENT_WEIGHT), a parameter taking a value shape the query holds
+(+SHAPE_WEIGHT), and how well the query matches the tool's whole namespace, BM25 over all its
+tools' text scaled by the best namespace (×NAMESPACE_WEIGHT). Without an embedder the shipped
+ranking is BM25F plus the priors. Reciprocal-rank fusion, a namespace prior from mean vectors
+and an exact-name-word bonus were tried on dev and did not pay (docs/tool-search.md).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
+from hub.search.intent import SHAPES, query_intent, query_shapes
 from hub.search.vectors import VectorCache
 from hub.search.words import expansions, terms
 from hub.text.blas import single_blas_thread
@@ -29,9 +35,16 @@ from hub.text.embedding import Embedder
 
 BM25_SHARE = 0.55
 """Weight of the keyword signal in the fused score (the rest is semantic)."""
+INTENT_WEIGHT = 0.2
+"""Added when the query's read/write intent matches the tool's, subtracted when it contradicts it."""
+SHAPE_WEIGHT = 0.2
+"""Added to tools with a parameter of a value shape the query holds (`OPS-12`, an email address)."""
+NAMESPACE_WEIGHT = 0.25
+"""Weight of the namespace prior: how well the query matches the tool's whole namespace."""
 
 Mode = str
-"""`hybrid` (shipped), `bm25` or `semantic` (for the eval and for debugging)."""
+"""`hybrid` (shipped), `bm25` or `semantic` alone, or `keyword` (BM25F + priors: what ships without an
+embedder); all but `hybrid` are for the eval and for debugging."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +57,13 @@ class Hit:
     semantic: float
     matched: dict[str, list[str]] = field(default_factory=dict)
     doc: ToolDoc | None = field(default=None, compare=False, repr=False)
+    signals: tuple[str, ...] = ()
+    """Priors that raised this tool: `reads`/`writes` (intent agreed), `takes ⟨key⟩` (a value shape)."""
 
     def why(self) -> str:
-        """A one-line reason: the query words found per field and the semantic similarity."""
+        """A one-line reason: the query words found per field, the priors and the semantic similarity."""
         parts = [f"{f}: {', '.join(words)}" for f, words in self.matched.items()]
+        parts += list(self.signals)
         parts.append(f"meaning {self.semantic:.2f}")
         return "; ".join(parts)
 
@@ -63,15 +79,33 @@ class ToolIndex:
         """How many tool texts (two per tool) this index has run through the model: cache misses."""
         self._bm25 = BM25F([])
         self._vectors: np.ndarray | None = None
+        self._intents = np.zeros(0, dtype=np.float32)
+        self._shapes: dict[str, np.ndarray] = {}
+        self._ns_of = np.zeros(0, dtype=np.int64)
+        self._ns_bm25 = BM25F([])
         self._by_key: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def update(self, docs: Sequence[ToolDoc]) -> None:
-        """Replace the indexed tools; embed only texts never seen by this index or its cache."""
+        """Replace the indexed tools; embed only texts never seen by this index or its cache.
+
+        Documents are kept in name order, so a ranking (ties included) does not depend on which
+        server answered its tools/list first."""
+        docs = sorted(docs, key=lambda d: d.name)
         with self._lock:
             bm25 = BM25F([d.fields for d in docs])
             vectors = self._embed_all(docs) if self.embedder is not None else None
-            self.docs, self._bm25, self._vectors = list(docs), bm25, vectors
+            intents = np.array([{"read": 1.0, "write": -1.0}.get(d.intent or "", 0.0) for d in docs], dtype=np.float32)
+            names = sorted({d.namespace for d in docs})
+            ns_of = np.array([names.index(d.namespace) for d in docs], dtype=np.int64)
+            grouped: list[list[str]] = [[] for _ in names]
+            for d, n in zip(docs, ns_of):
+                grouped[n].extend(t for f in ("name", "title", "description", "params") for t in d.fields.get(f, ()))
+            ns_bm25 = BM25F([{"description": g} for g in grouped])
+            shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
+                      for term in SHAPES}
+            self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
+            self._intents, self._ns_of, self._ns_bm25 = intents, ns_of, ns_bm25
 
     def _embed_all(self, docs: Sequence[ToolDoc]) -> np.ndarray:
         """Each tool's semantic vector: the mean of its full text's and its name phrase's vectors."""
@@ -104,32 +138,69 @@ class ToolIndex:
         """The best `limit` tools for `query` among those `allowed` accepts, best first."""
         with self._lock:
             docs, bm25, vectors = self.docs, self._bm25, self._vectors
+            intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
         if not docs or limit <= 0:
             return []
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
         if not mask.any():
             return []
-        words = terms(query)
-        keyword = bm25.scores(words, expansions(words))
+        words = terms(query) + query_shapes(query)
+        implied = expansions(words)
+        keyword = bm25.scores(words, implied)
         keyword = np.where(mask, keyword, 0.0)
         top = float(keyword.max())
         keyword = keyword / top if top > 0 else keyword
         semantic = np.zeros(len(docs), dtype=np.float32)
-        if vectors is not None and mode != "bm25" and self.embedder is not None:
+        if vectors is not None and mode in ("hybrid", "semantic") and self.embedder is not None:
             with single_blas_thread():
                 cosine = vectors @ self.embedder.embed([query])[0]
             visible = cosine[mask]
             floor, ceiling = float(np.median(visible)), float(visible.max())
             semantic = np.clip((cosine - floor) / max(ceiling - floor, 1e-6), 0.0, 1.0)
-        if mode == "bm25" or vectors is None:
+        if mode == "bm25":
             fused = keyword
         elif mode == "semantic":
             fused = semantic
         else:
-            fused = BM25_SHARE * keyword + (1.0 - BM25_SHARE) * semantic
+            fused = keyword if vectors is None or mode == "keyword" else BM25_SHARE * keyword + (1.0 - BM25_SHARE) * semantic
+            fused = fused + _priors(query, words, implied, intents, shapes, ns_of, ns_bm25, mask)
         fused = np.where(mask, fused, -np.inf)
         count = min(limit, int(mask.sum()))
         order = np.argpartition(-fused, count - 1)[:count] if count < len(docs) else np.arange(len(docs))
         order = sorted(order, key=lambda i: (-fused[i], docs[i].name))
+        signals = _signals(query, docs, shapes) if mode in ("hybrid", "keyword") else (lambda i: ())
         return [Hit(docs[i].name, round(float(fused[i]), 4), round(float(keyword[i]), 4), round(float(semantic[i]), 4),
-                    bm25.matched(int(i), words), docs[i]) for i in order]
+                    bm25.matched(int(i), words), docs[i], signals(int(i))) for i in order]
+
+
+def _signals(query: str, docs: Sequence[ToolDoc], shapes: dict[str, np.ndarray]) -> Callable[[int], tuple[str, ...]]:
+    """For "why matched": which priors raised tool `i` (intent agreed, a value shape it takes)."""
+    intent = query_intent(query)
+    held = [t for t in query_shapes(query) if t in shapes]
+
+    def of(i: int) -> tuple[str, ...]:
+        out = [f"{intent}s" if intent is not None and docs[i].intent == intent else ""]
+        out += [f"takes {t}" for t in held if shapes[t][i]]
+        return tuple(o for o in out if o)
+
+    return of
+
+
+def _priors(query: str, words: list[str], implied: list[str], intents: np.ndarray, shapes: dict[str, np.ndarray],
+            ns_of: np.ndarray, ns_bm25: BM25F, mask: np.ndarray) -> np.ndarray:
+    """Per tool: intent agreement (±INTENT_WEIGHT), value shapes (+SHAPE_WEIGHT), namespace prior."""
+    out = np.zeros(len(intents), dtype=np.float32)
+    intent = query_intent(query)
+    if intent is not None:
+        out += INTENT_WEIGHT * intents * (1.0 if intent == "read" else -1.0)
+    for term in query_shapes(query):
+        if term in shapes:
+            out += SHAPE_WEIGHT * shapes[term]
+    if NAMESPACE_WEIGHT and ns_bm25.size > 1:
+        visible = np.zeros(ns_bm25.size, dtype=bool)
+        visible[np.unique(ns_of[mask])] = True
+        prior = np.where(visible, ns_bm25.scores(words, implied), 0.0)
+        top = float(prior.max())
+        if top > 0:
+            out += NAMESPACE_WEIGHT * (prior / top)[ns_of].astype(np.float32)
+    return out

@@ -50,7 +50,12 @@ from servers.kit.tools import configure_domain, domain_tool
 from servers.kit.webhooks import attach_webhooks
 
 BACKENDS = ("embedded", "quickbooks", "xero")
-Limit = Annotated[int, Field(ge=1, le=500)]
+Limit = Annotated[int, Field(ge=1, le=500, description="Items per page.")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
+InvoiceId = Annotated[str, Field(description="Invoice or bill id (search_invoices, create_invoice).")]
+ContactId = Annotated[str, Field(description="Customer or vendor contact id (search_contacts, upsert_contact).")]
+Day = Annotated[_dt.date | None, Field(description="YYYY-MM-DD; default today.")]
+Reference = Annotated[str | None, Field(description="Your reference, e.g. a PO or bank reference.")]
 Key = Annotated[str | None, Field(max_length=200, description="Repeat a call with the same key and it runs once.")]
 Currency = Annotated[str | None, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217; default: the home currency.")]
 MAX_REPORT_DAYS = 3660
@@ -86,26 +91,32 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     attach_webhooks(mcp, "accounting", store, ("quickbooks", "xero"))
 
     @domain_tool(mcp, read_only=True)
-    async def list_accounts(type: AccountType | None = None, include_inactive: bool = False) -> AccountList:
+    async def list_accounts(
+        type: Annotated[AccountType | None, Field(description="Only accounts of this type; default all.")] = None,
+        include_inactive: Annotated[bool, Field(description="Also list inactive accounts.")] = False,
+    ) -> AccountList:
         """The ledger accounts (chart of accounts) and their codes.
         The chart of accounts with codes, types and (where the backend has them) balances."""
         accounts = [a for a in await backend.accounts() if (type is None or a.type == type) and (include_inactive or a.active)]
         return AccountList(accounts=accounts)
 
     @domain_tool(mcp, read_only=True)
-    async def search_contacts(query: str | None = None, kind: ContactKind | None = None, limit: Limit = 50,
-                              cursor: str | None = None) -> ContactPage:
+    async def search_contacts(
+        query: Annotated[str | None, Field(description="Part of a name, email or tax number.")] = None,
+        kind: Annotated[ContactKind | None, Field(description="customer, vendor or both; default any.")] = None,
+        limit: Limit = 50, cursor: Cursor = None,
+    ) -> ContactPage:
         """Find customers and vendors (suppliers) in the books.
         Customers and vendors by name or email."""
         return await backend.contacts(query, kind, limit, cursor)
 
     @domain_tool(mcp, idempotent=True)
     async def upsert_contact(
-        name: Annotated[str, Field(min_length=1, max_length=200)],
-        kind: ContactKind = "customer",
+        name: Annotated[str, Field(min_length=1, max_length=200, description="Company or person name.")],
+        kind: Annotated[ContactKind, Field(description="customer (you invoice them), vendor (they bill you) or both.")] = "customer",
         id: Annotated[str | None, Field(description="Update this contact; omit to create one.")] = None,
-        email: str | None = None,
-        tax_number: str | None = None,
+        email: Annotated[str | None, Field(description="Billing email address.")] = None,
+        tax_number: Annotated[str | None, Field(description="VAT or tax id.")] = None,
         version: Annotated[str | None, Field(description="The version you read, to refuse overwriting a newer change.")] = None,
     ) -> Contact:
         """Add a customer or vendor to the books, or change one's details.
@@ -116,15 +127,15 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     @domain_tool(mcp, read_only=True)
     async def search_invoices(
         kind: Annotated[InvoiceKind, Field(description="receivable = sales invoices, payable = bills.")] = "receivable",
-        status: list[InvoiceStatus] | None = None,
-        contact_id: str | None = None,
-        issued_from: _dt.date | None = None,
-        issued_to: _dt.date | None = None,
+        status: Annotated[list[InvoiceStatus] | None, Field(description="Any of these statuses, e.g. ['draft'].")] = None,
+        contact_id: Annotated[str | None, Field(description="Only this customer's or vendor's (search_contacts).")] = None,
+        issued_from: Annotated[_dt.date | None, Field(description="Issued on or after this day.")] = None,
+        issued_to: Annotated[_dt.date | None, Field(description="Issued on or before this day.")] = None,
         overdue_only: Annotated[bool, Field(description="Only invoices with a balance past their due date today.")] = False,
-        min_total: Amount | None = None,
-        max_total: Amount | None = None,
+        min_total: Annotated[Amount | None, Field(description="Total at least this amount.")] = None,
+        max_total: Annotated[Amount | None, Field(description="Total at most this amount.")] = None,
         limit: Limit = 50,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> InvoicePage:
         """Find invoices and bills: unpaid, overdue, for a customer or vendor, by date or amount.
         Invoices or bills by status, contact, dates, overdue and amount."""
@@ -133,7 +144,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         return await backend.invoices(query, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
-    async def get_invoice(invoice_id: str) -> Invoice:
+    async def get_invoice(invoice_id: InvoiceId) -> Invoice:
         """Read one invoice or bill whose id or number you know; to find invoices by status, contact or date, use
         search_invoices.
         One invoice or bill with its lines, totals, amount paid and balance."""
@@ -141,14 +152,15 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp)
     async def create_invoice(
-        contact_id: str,
-        lines: Annotated[list[LineInput], Field(min_length=1, max_length=200)],
-        kind: InvoiceKind = "receivable",
-        issue_date: _dt.date | None = None,
-        due_date: _dt.date | None = None,
-        payment_terms_days: Annotated[int, Field(ge=0, le=365)] = 30,
+        contact_id: ContactId,
+        lines: Annotated[list[LineInput], Field(min_length=1, max_length=200,
+                                                description="What is sold or bought: description, quantity, unit price.")],
+        kind: Annotated[InvoiceKind, Field(description="receivable = a sales invoice, payable = a vendor bill.")] = "receivable",
+        issue_date: Day = None,
+        due_date: Annotated[_dt.date | None, Field(description="Default: issue date + payment_terms_days.")] = None,
+        payment_terms_days: Annotated[int, Field(ge=0, le=365, description="Days until due, when no due_date.")] = 30,
         currency: Currency = None,
-        reference: str | None = None,
+        reference: Reference = None,
         approve: Annotated[bool, Field(description="Post it to the ledger now (else it stays a draft).")] = True,
         dry_run: Annotated[bool, Field(description="Only compute the lines' net, tax and totals; nothing is created.")] = False,
         idempotency_key: Key = None,
@@ -172,15 +184,15 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, destructive=True)
     async def update_invoice(
-        invoice_id: str,
+        invoice_id: InvoiceId,
         action: Annotated[Literal["approve", "void", "patch"], Field(description="approve a draft; void (reverses its postings); "
                                                                                   "patch due date, reference or a draft's lines.")],
         version: Annotated[str | None, Field(description="The version you read; a newer change makes this a conflict.")] = None,
-        due_date: _dt.date | None = None,
-        reference: str | None = None,
-        lines: list[LineInput] | None = None,
-        void_date: _dt.date | None = None,
-        confirm: bool = False,
+        due_date: Annotated[_dt.date | None, Field(description="patch: new due date.")] = None,
+        reference: Annotated[str | None, Field(description="patch: new reference.")] = None,
+        lines: Annotated[list[LineInput] | None, Field(description="patch (drafts only): the full new lines.")] = None,
+        void_date: Annotated[_dt.date | None, Field(description="void: day of the reversal; default today.")] = None,
+        confirm: Annotated[bool, Field(description="void: must be true (it cannot be undone).")] = False,
     ) -> Invoice:
         """Change an invoice or bill: approve a draft, void it, or edit its due date or lines.
         Approve, void or patch an invoice. Voiding needs confirm=true and reverses, never deletes."""
@@ -196,12 +208,12 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp)
     async def record_payment(
-        invoice_id: str,
+        invoice_id: InvoiceId,
         amount: Annotated[Amount, Field(description="Full or partial; at most the balance due.")],
-        date: _dt.date | None = None,
+        date: Annotated[_dt.date | None, Field(description="Day the money moved; default today.")] = None,
         account_code: Annotated[str | None, Field(description="The bank account paid into/from (default: embedded 1000 Bank; "
                                                   "QuickBooks: QUICKBOOKS_BANK_ACCOUNT for bills; Xero: XERO_BANK_ACCOUNT_CODE).")] = None,
-        reference: str | None = None,
+        reference: Reference = None,
         currency: Annotated[Currency, Field(description="The amount's currency; if given, it must be the invoice's.")] = None,
         idempotency_key: Key = None,
     ) -> Payment:
@@ -214,9 +226,10 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp)
     async def create_journal_entry(
-        lines: Annotated[list[JournalLine], Field(min_length=2, max_length=500)],
-        date: _dt.date | None = None,
-        memo: Annotated[str, Field(max_length=1000)] = "",
+        lines: Annotated[list[JournalLine], Field(min_length=2, max_length=500,
+                                                  description="Debit and credit lines; they must balance.")],
+        date: Day = None,
+        memo: Annotated[str, Field(max_length=1000, description="Why the entry is made.")] = "",
         idempotency_key: Key = None,
     ) -> JournalEntry:
         """Move amounts between ledger accounts (adjustment, transfer, depreciation).
@@ -225,8 +238,12 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         return await backend.journal(date or _today(), memo, checked, idempotency_key)
 
     @domain_tool(mcp, read_only=True)
-    async def list_transactions(start: _dt.date, end: _dt.date, account_code: str | None = None, limit: Limit = 100,
-                                cursor: str | None = None) -> TransactionPage:
+    async def list_transactions(
+        start: Annotated[_dt.date, Field(description="First day (inclusive).")],
+        end: Annotated[_dt.date, Field(description="Last day (inclusive).")],
+        account_code: Annotated[str | None, Field(description="Only postings to this account code (list_accounts).")] = None,
+        limit: Limit = 100, cursor: Cursor = None,
+    ) -> TransactionPage:
         """The general ledger: transactions on an account, or all accounts, in a date range.
         Ledger lines (debits and credits) between two dates, optionally for one account."""
         _check_range(start, end)
@@ -234,11 +251,12 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def get_report(
-        report: ReportKind,
+        report: Annotated[ReportKind, Field(description="profit_and_loss (income statement), balance_sheet, "
+                                                        "trial_balance, aged_receivables or aged_payables.")],
         start: Annotated[_dt.date | None, Field(description="profit_and_loss: first day.")] = None,
         end: Annotated[_dt.date | None, Field(description="profit_and_loss: last day (inclusive).")] = None,
         as_of: Annotated[_dt.date | None, Field(description="Other reports: the day they are as of (default today).")] = None,
-        basis: Basis = "accrual",
+        basis: Annotated[Basis, Field(description="accrual (when invoiced) or cash (when paid).")] = "accrual",
     ) -> Report:
         """Financial reports: profit and loss (income statement), balance sheet, trial balance, aged receivables
         (who owes us) and aged payables (what we owe).

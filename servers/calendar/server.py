@@ -42,13 +42,17 @@ from servers.kit.webhooks import attach_webhooks
 from servers.kit.webhooks.channels import keepers_from_env
 
 BACKENDS = ("embedded", "caldav", "google", "graph")
-Limit = Annotated[int, Field(ge=1, le=500)]
+Limit = Annotated[int, Field(ge=1, le=500, description="Items per page.")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
+CalendarRef = Annotated[str, Field(description="Calendar id, usually the owner's email (list_calendars).")]
+EventId = Annotated[str, Field(description="Event id (list_events or create_event).")]
+Zone = Annotated[str, Field(description="IANA time zone, e.g. Europe/Paris, for times without an offset.")]
+Participants = Annotated[list[str], Field(description="Calendar ids or emails of the people to check.")]
 When = Annotated[str, Field(max_length=64, description="ISO 8601; without an offset it is read in the calendar's (or `zone`'s) time zone.")]
 Instance = Annotated[str | None, Field(max_length=64, description="An occurrence's instance_start, to act on that occurrence.")]
 CalendarId = Annotated[str, Field(min_length=1, max_length=254, description="A calendar id (emails compare without case).")]
-Title = Annotated[str, Field(min_length=1, max_length=500)]
-Location = Annotated[str, Field(max_length=1_000)]
-Description = Annotated[str, Field(max_length=20_000)]
+Title = Annotated[str, Field(min_length=1, max_length=500, description="What the event is called.")]
+Description = Annotated[str, Field(max_length=20_000, description="Agenda or notes shown with the event.")]
 RuleText = Annotated[str, Field(max_length=1_000)]
 ZoneName = Annotated[str, Field(max_length=100)]
 
@@ -89,7 +93,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     intake.keepers = keepers_from_env(backend, intake.log.store)  # Google channels / Graph subscriptions, if configured
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def now(zone: str = "UTC") -> Now:
+    async def now(zone: Zone = "UTC") -> Now:
         """What time and date it is now in a time zone.
         The current time in a zone: the anchor for 'today', 'tomorrow', 'next Monday'."""
         current = datetime.now(UTC).astimezone(tz_zone(zone))
@@ -105,7 +109,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     async def create_calendar(
         calendar_id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/]+$",
                                           description="Its id: best the owner's email, so invitations and free/busy find them.")],
-        name: Annotated[str, Field(min_length=1, max_length=200)],
+        name: Annotated[str, Field(min_length=1, max_length=200, description="Display name of the calendar.")],
         zone: Annotated[str | None, Field(description="IANA zone; default this machine's.")] = None,
         primary: Annotated[bool | None, Field(description="Make it the primary calendar (default: only if it is the first).")] = None,
     ) -> Calendar:
@@ -125,14 +129,14 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def list_events(
-        calendar_id: str,
+        calendar_id: CalendarRef,
         start: When,
         end: When,
-        zone: str | None = None,
-        query: str | None = None,
+        zone: Annotated[str | None, Field(description="IANA zone for the answer's times; default the calendar's.")] = None,
+        query: Annotated[str | None, Field(description="Only events whose title, description or location has these words.")] = None,
         expand: Annotated[bool, Field(description="Recurring series as separate occurrences (default).")] = True,
         limit: Limit = 100,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> EventPage:
         """What is on a calendar: the meetings and appointments in a time range (an agenda); to find free time use
         find_available_slots.
@@ -144,7 +148,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         return await backend.list_events(calendar_id, start_at, end_at, query, expand, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
-    async def get_event(calendar_id: str, event_id: str, instance_start: Instance = None) -> Event:
+    async def get_event(calendar_id: CalendarRef, event_id: EventId, instance_start: Instance = None) -> Event:
         """Read one event whose id you know: time, attendees, recurrence.
         A series (or single event), or with instance_start one occurrence of it."""
         calendar = await backend.calendar(calendar_id)
@@ -152,8 +156,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         return await backend.get_event(calendar_id, event_id, _instance(instance_start, tz))
 
     @domain_tool(mcp, read_only=True)
-    async def get_free_busy(participants: Annotated[list[str], Field(min_length=1, max_length=50)], start: When, end: When,
-                            zone: str = "UTC") -> FreeBusy:
+    async def get_free_busy(participants: Annotated[Participants, Field(min_length=1, max_length=50)], start: When, end: When,
+                            zone: Zone = "UTC") -> FreeBusy:
         """Whether and when given people are busy in a time range, without event details.
         Busy intervals (UTC) per participant."""
         start_at, end_at = parse_instant(start, zone, "start"), parse_instant(end, zone, "end")
@@ -164,16 +168,16 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def find_available_slots(
-        participants: Annotated[list[str], Field(min_length=1, max_length=20)],
-        duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)],
+        participants: Annotated[Participants, Field(min_length=1, max_length=20)],
+        duration_minutes: Annotated[int, Field(ge=5, le=24 * 60, description="Length of the meeting to fit.")],
         window_start: When,
         window_end: When,
         working_hours: Annotated[dict[str, WorkingHours] | None, Field(
             description="Per participant; default 09:00-17:00 Mon-Fri in their calendar's zone (UTC if unknown).")] = None,
-        buffer_minutes: Annotated[int, Field(ge=0, le=240)] = 0,
-        granularity_minutes: Annotated[int, Field(ge=5, le=240)] = 15,
-        max_results: Annotated[int, Field(ge=1, le=50)] = 5,
-        zone: str = "UTC",
+        buffer_minutes: Annotated[int, Field(ge=0, le=240, description="Free minutes to keep before and after.")] = 0,
+        granularity_minutes: Annotated[int, Field(ge=5, le=240, description="Slots start on multiples of this.")] = 15,
+        max_results: Annotated[int, Field(ge=1, le=50, description="How many slots to propose.")] = 5,
+        zone: Zone = "UTC",
     ) -> Slots:
         """Find meeting times that work for several people (common free slots).
         Times when every participant is free and inside their working hours. Participants with no
@@ -215,13 +219,13 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         end: Annotated[str, Field(description="Exclusive end; for all-day events the day after the last day.")],
         zone: Annotated[str | None, Field(description="IANA zone the event lives in (DST, recurrences). Default: the "
                                                       "calendar's for local times, UTC for times given with an offset.")] = None,
-        all_day: bool = False,
+        all_day: Annotated[bool, Field(description="A whole-day event: start and end are dates.")] = False,
         rrule: Annotated[str | None, Field(max_length=1_000, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO;COUNT=10. "
                                                        "Several times a day needs COUNT<=1000 or UNTIL within a year.")] = None,
         attendees: Annotated[list[str] | None, Field(description="Email addresses.", max_length=200)] = None,
-        location: Location | None = None,
+        location: Annotated[str | None, Field(max_length=1_000, description="Room, address or meeting link.")] = None,
         description: Description = "",
-        reminders_minutes: Annotated[list[Reminder] | None, Field(max_length=5)] = None,
+        reminders_minutes: Annotated[list[Reminder] | None, Field(max_length=5, description="Reminders, minutes before the start.")] = None,
         check_conflicts: Annotated[bool, Field(description="Refuse if the organizer or an attendee is busy then.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
     ) -> Event:
@@ -247,13 +251,13 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, idempotent=True)
     async def update_event(
-        calendar_id: str,
-        event_id: str,
+        calendar_id: CalendarRef,
+        event_id: EventId,
         scope: Annotated[Scope, Field(description="this occurrence, this and following, or the whole series")] = "all",
         instance_start: Instance = None,
-        title: Title | None = None,
-        description: Description | None = None,
-        location: Location | None = None,
+        title: Annotated[str | None, Field(min_length=1, max_length=500, description="New title.")] = None,
+        description: Annotated[str | None, Field(max_length=20_000, description="New description.")] = None,
+        location: Annotated[str | None, Field(max_length=1_000, description="New location.")] = None,
         start: Annotated[str | None, Field(description="ISO date-time (or YYYY-MM-DD for all-day). With an offset it is "
                                                        "that instant; without, a local time in `zone` (or the event's).")] = None,
         end: Annotated[str | None, Field(description="Exclusive end, like start.")] = None,
@@ -262,7 +266,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         attendees: Annotated[list[str] | None, Field(description="Email addresses (replaces the list).", max_length=200)] = None,
         rrule: Annotated[str | None, Field(max_length=1_000, description="A new RRULE for the series; \"\" removes the "
                                                                          "recurrence.")] = None,
-        expected_etag: str | None = None,
+        expected_etag: Annotated[str | None, Field(description="The etag you read; the update fails with conflict if it changed.")] = None,
     ) -> Event:
         """Reschedule, move, rename or edit a meeting (time, title, attendees).
         Change an event, one occurrence, or this and following occurrences of a series."""
@@ -292,7 +296,11 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
 
     @domain_tool(mcp, idempotent=True)
-    async def respond_to_event(calendar_id: str, event_id: str, response: Response, instance_start: Instance = None) -> Event:
+    async def respond_to_event(
+        calendar_id: CalendarRef, event_id: EventId,
+        response: Annotated[Response, Field(description="accepted, declined or tentative.")],
+        instance_start: Instance = None,
+    ) -> Event:
         """RSVP to a meeting invitation.
         Accept, decline or tentatively accept an invitation (as the calendar's owner)."""
         calendar = await backend.calendar(calendar_id)
@@ -300,8 +308,12 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         return await backend.respond(calendar_id, event_id, response, _instance(instance_start, tz))
 
     @domain_tool(mcp, destructive=True, idempotent=True)
-    async def delete_event(calendar_id: str, event_id: str, scope: Scope = "all", instance_start: Instance = None,
-                           confirm: bool = False) -> Deleted:
+    async def delete_event(
+        calendar_id: CalendarRef, event_id: EventId,
+        scope: Annotated[Scope, Field(description="this occurrence, this and following, or the whole series")] = "all",
+        instance_start: Instance = None,
+        confirm: Annotated[bool, Field(description="Must be true: deletion cannot be undone.")] = False,
+    ) -> Deleted:
         """Cancel or remove a meeting.
         Delete an event, one occurrence, or this and following occurrences. Requires confirm=true."""
         if not confirm:

@@ -36,7 +36,9 @@ from servers.kit.tools import configure_domain, domain_tool
 from servers.kit.webhooks import attach_webhooks
 
 BACKENDS = ("embedded", "bamboohr", "workday")
-Limit = Annotated[int, Field(ge=1, le=200)]
+Limit = Annotated[int, Field(ge=1, le=200, description="Items per page (1-200).")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
+EmployeeId = Annotated[str, Field(description="Employee id (from search_employees or get_employee).")]
 Fields = Annotated[
     list[str] | None,
     Field(description="Extra fields to include. Sensitive ones (date_of_birth, national_id, compensation, "
@@ -83,14 +85,18 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     @domain_tool(mcp, read_only=True)
     async def search_employees(
         query: Annotated[str | None, Field(max_length=200, description="Name, email, title or number.")] = None,
-        department: Annotated[str | None, Field(max_length=200)] = None,
-        location: Annotated[str | None, Field(max_length=200)] = None,
-        manager_id: Annotated[str | None, Field(max_length=200)] = None,
-        status: EmploymentStatus | None = None,
-        employment_type: EmploymentType | None = None,
+        department: Annotated[str | None, Field(max_length=200, description="Department name, e.g. Finance.")] = None,
+        location: Annotated[str | None, Field(max_length=200, description="Office or work location.")] = None,
+        manager_id: Annotated[
+            str | None, Field(max_length=200, description="Only the direct reports of this employee id.")
+        ] = None,
+        status: Annotated[EmploymentStatus | None, Field(description="Employment status; default any.")] = None,
+        employment_type: Annotated[
+            EmploymentType | None, Field(description="Full-time, part-time, contractor, ...; default any.")
+        ] = None,
         fields: Fields = None,
         limit: Limit = 50,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> EmployeePage:
         """Look people up in the company directory (by name, email, job title, department or number); to read one
         employee whose id you know, use get_employee.
@@ -112,9 +118,10 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, read_only=True)
     async def get_org_chart(
-        ref: Annotated[str, Field(min_length=1, max_length=200)],
-        direction: Literal["reports", "chain"] = "reports",
-        depth: Annotated[int, Field(ge=1, le=5)] = 2,
+        ref: Annotated[str, Field(min_length=1, max_length=200, description="Employee id, work email or number.")],
+        direction: Annotated[Literal["reports", "chain"], Field(
+            description="reports: who reports to them (their team); chain: their manager and up.")] = "reports",
+        depth: Annotated[int, Field(ge=1, le=5, description="Levels of reports to include (reports only).")] = 2,
     ) -> OrgChart:
         """The reporting structure: someone's manager and chain of command, or their team.
         Who reports to someone (a tree, `depth` levels) or their management chain up to the top."""
@@ -143,7 +150,10 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         return DepartmentList(departments=await backend.departments())
 
     @domain_tool(mcp, read_only=True)
-    async def whos_out(start: date, end: date) -> WhosOut:
+    async def whos_out(
+        start: Annotated[date, Field(description="First day, YYYY-MM-DD.")],
+        end: Annotated[date, Field(description="Last day, inclusive; at most a year after start.")],
+    ) -> WhosOut:
         """Who is out of office (on leave, vacation, sick) or on holiday between two dates; for someone's remaining
         days use get_time_off_balances, for requests and their approval state list_time_off_requests.
         Approved leave and public holidays between two dates (inclusive). The leave type (the
@@ -154,7 +164,10 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         return WhosOut(start=start, end=end, absences=absences)
 
     @domain_tool(mcp, read_only=True)
-    async def get_time_off_balances(employee_id: str, as_of: date | None = None) -> Balances:
+    async def get_time_off_balances(
+        employee_id: EmployeeId,
+        as_of: Annotated[date | None, Field(description="Balances on this day; default today.")] = None,
+    ) -> Balances:
         """How many vacation, PTO or sick days someone has left and has used.
         Per time-off type: entitlement, booked (approved, taken or upcoming), taken by as_of,
         pending, and available = entitlement − booked − pending, the hours request_time_off grants."""
@@ -162,12 +175,12 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, read_only=True)
     async def list_time_off_requests(
-        employee_id: str | None = None,
-        start: date | None = None,
-        end: date | None = None,
-        status: RequestStatus | None = None,
+        employee_id: Annotated[str | None, Field(description="Only this employee's requests; default everyone's.")] = None,
+        start: Annotated[date | None, Field(description="Only requests overlapping days from this one.")] = None,
+        end: Annotated[date | None, Field(description="Only requests overlapping days up to this one.")] = None,
+        status: Annotated[RequestStatus | None, Field(description="requested (awaiting approval), approved, denied or cancelled.")] = None,
         limit: Limit = 50,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> TimeOffPage:
         """Leave and vacation requests with their status (pending, approved, denied), e.g. those awaiting approval;
         for who is away on given dates use whos_out.
@@ -179,11 +192,11 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp)
     async def request_time_off(
-        employee_id: str,
+        employee_id: EmployeeId,
         type: Annotated[str, Field(min_length=1, max_length=50, description="vacation, sick, ...")],
-        start: date,
-        end: date,
-        note: Annotated[str | None, Field(max_length=2000)] = None,
+        start: Annotated[date, Field(description="First day off, YYYY-MM-DD.")],
+        end: Annotated[date, Field(description="Last day off, inclusive.")],
+        note: Annotated[str | None, Field(max_length=2000, description="Optional note for the approver.")] = None,
         dry_run: Annotated[bool, Field(description="Only compute hours, balance after and overlaps.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
     ) -> TimeOffPreview:
@@ -196,7 +209,9 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, destructive=True, idempotent=True)
     async def decide_time_off(
-        request_id: str, decision: Literal["approve", "deny", "cancel"], confirm: bool = False
+        request_id: Annotated[str, Field(description="Time-off request id (list_time_off_requests).")],
+        decision: Annotated[Literal["approve", "deny", "cancel"], Field(description="What to do with the request.")],
+        confirm: Annotated[bool, Field(description="Must be true: the decision is applied at once.")] = False,
     ) -> TimeOffRequest:
         """Decide on a leave request.
         Approve, deny or cancel a time-off request. Requires confirm=true. The answer withholds
@@ -208,7 +223,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
 
     @domain_tool(mcp, read_only=True)
     async def list_changes(
-        since: datetime, limit: Limit = 100, cursor: str | None = None,
+        since: Annotated[datetime, Field(description="Changes after this time (ISO 8601).")],
+        limit: Limit = 100, cursor: Cursor = None,
         kinds: Annotated[list[Literal["employee"]] | None, Field(description="Only these kinds (HRIS has one).")] = None,
     ) -> ChangePage:
         """Employee records created or changed since a time.

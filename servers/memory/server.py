@@ -42,7 +42,11 @@ from servers.memory.owner import own_scope
 from servers.memory.readers import allowed_roots, check_allowed, read_document
 from servers.memory.service import MemoryService
 
-Limit = Annotated[int, Field(ge=1, le=100)]
+Limit = Annotated[int, Field(ge=1, le=100, description="How many items at most.")]
+PageCursor = Annotated[str | None, Field(max_length=2000, description="next_cursor of the previous page; omit for the first page.")]
+TagFilter = Annotated[list[TagName] | None, Field(max_length=50, description="Only items carrying these tags.")]
+Kinds = Annotated[list[Kind] | None, Field(description="Only these kinds (fact, preference, note); default all.")]
+History = Annotated[bool, Field(description="Also return the older versions each memory replaced.")]
 Tags = Annotated[list[TagName], Field(max_length=50)]
 Ids = Annotated[list[Identifier], Field(min_length=1, max_length=100)]
 Metadata = Annotated[dict[str, Any], Field(description=f"JSON object, at most {MAX_METADATA_CHARS} characters as JSON.")]
@@ -143,12 +147,12 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
 
     @domain_tool(mcp, open_world=False)
     async def remember(
-        content: MemoryText,
+        content: Annotated[MemoryText, Field(description="The fact or preference to keep, as one self-contained sentence.")],
         scope: ScopeArg,
         kind: Annotated[Kind | None, Field(description="fact when new; left out, an existing memory keeps its kind.")] = None,
-        tags: Tags | None = None,
-        source: ShortText | None = None,
-        metadata: Metadata | None = None,
+        tags: Annotated[Tags | None, Field(description="Tags to file it under, e.g. ['travel'].")] = None,
+        source: Annotated[ShortText | None, Field(description="Where it was learned, e.g. a chat or document.")] = None,
+        metadata: Annotated[Metadata | None, Field(description="Extra JSON fields kept with the memory.")] = None,
         as_new: Annotated[bool, Field(description="Store as its own memory even if it looks like a newer statement of a stored "
                                                   "fact (e.g. a second allergy); the same text is still stored once.")] = False,
     ) -> Remembered:
@@ -159,22 +163,26 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         return await service.memories.remember(content, kind, own_scope(scope), tags or [], source, _bounded(metadata), as_new)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def recall(query: QueryText, scope: ScopeArg, kinds: list[Kind] | None = None,
-                     tags: Tags | None = None, mode: Mode = "hybrid", limit: Limit = 10, include_history: bool = False) -> Recall:
+    async def recall(
+        query: Annotated[QueryText, Field(description="What you want to know, in words.")], scope: ScopeArg,
+        kinds: Kinds = None, tags: TagFilter = None,
+        mode: Annotated[Mode, Field(description="hybrid (default), keyword or semantic matching.")] = "hybrid",
+        limit: Limit = 10, include_history: History = False,
+    ) -> Recall:
         """Look up what you were told before (saved facts, preferences, notes); for ingested documents use
         search_documents, for the knowledge graph search_nodes.
         Search one scope's memories (hybrid keyword + semantic ranking by default); include_history adds earlier versions."""
         return await service.memories.recall(query, own_scope(scope), kinds, tags, mode, limit, include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def get_memories(ids: Ids, scope: ScopeArg,
-                           include_history: bool = False) -> MemoryList:
+    async def get_memories(ids: Annotated[Ids, Field(description="Memory ids (from recall or list_recent).")], scope: ScopeArg,
+                           include_history: History = False) -> MemoryList:
         """Read saved memories whose ids you know.
         Memories by id (only those in this scope); include_history adds their earlier versions, oldest first."""
         return await service.memories.get(ids, own_scope(scope), include_history)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def list_recent(scope: ScopeArg, limit: Limit = 20, cursor: Annotated[str | None, Field(max_length=2000)] = None) -> MemoryList:
+    async def list_recent(scope: ScopeArg, limit: Limit = 20, cursor: PageCursor = None) -> MemoryList:
         """The most recently saved memories.
         A scope's memories, newest first by when each was first saved (an update does not move one, so paging with
         next_cursor sees each memory once); the cursor only works for the same scope."""
@@ -182,10 +190,11 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
 
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def update_memory(
-        id: Identifier, scope: ScopeArg,
+        id: Annotated[Identifier, Field(description="Memory id (from recall or list_recent).")], scope: ScopeArg,
         version: Annotated[str | None, Field(max_length=20, description="The version you read; a newer change makes this a "
                                                                      "conflict.")] = None,
-        content: MemoryText | None = None, kind: Kind | None = None,
+        content: Annotated[MemoryText | None, Field(description="The corrected text.")] = None,
+        kind: Annotated[Kind | None, Field(description="A new kind.")] = None,
         tags: Annotated[Tags | None, Field(description="The full new list of tags (replaces the old list).")] = None,
         metadata: Annotated[Metadata | None, Field(description="Merged into the memory's metadata (JSON merge patch: "
                                                                      "null removes a key, other keys are kept).")] = None,
@@ -196,8 +205,13 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
                                              None if metadata is None else _bounded(metadata))
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def forget(scope: ScopeArg, ids: Ids | None = None, kinds: list[Kind] | None = None, tags: Tags | None = None,
-                     before: _dt.datetime | None = None, confirm: bool = False) -> Forgotten:
+    async def forget(
+        scope: ScopeArg,
+        ids: Annotated[Ids | None, Field(description="These memories (from recall or list_recent).")] = None,
+        kinds: Kinds = None, tags: TagFilter = None,
+        before: Annotated[_dt.datetime | None, Field(description="Only memories stored before this time.")] = None,
+        confirm: Annotated[bool, Field(description="Must be true: deletion cannot be undone.")] = False,
+    ) -> Forgotten:
         """Erase saved memories.
         Delete memories of a scope by ids or by filter (kinds, tags, last changed before). Requires confirm=true."""
         if not confirm:
@@ -209,14 +223,14 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def ingest_document(
         ctx: Context,
-        title: Annotated[str | None, Field(max_length=500)] = None,
-        text: Annotated[str | None, Field(max_length=5_000_000)] = None,
+        title: Annotated[str | None, Field(max_length=500, description="Document title; default from the file or text.")] = None,
+        text: Annotated[str | None, Field(max_length=5_000_000, description="The document's text (or give path).")] = None,
         path: Annotated[str | None, Field(max_length=4096, description="A markdown, text, HTML or PDF file inside MEMORY_ALLOWED_PATHS.")] = None,
         source_uri: Annotated[str | None, Field(max_length=2000, description="Where it came from; also its identity for re-ingest.")] = None,
-        tags: Tags | None = None,
-        date: _dt.date | None = None,
-        chunk_size: Annotated[int, Field(ge=200, le=8000)] = 900,
-        chunk_overlap: Annotated[int, Field(ge=0, le=2000)] = 150,
+        tags: Annotated[Tags | None, Field(description="Tags to file it under.")] = None,
+        date: Annotated[_dt.date | None, Field(description="The document's own date (for since/until searches).")] = None,
+        chunk_size: Annotated[int, Field(ge=200, le=8000, description="Characters per searchable passage.")] = 900,
+        chunk_overlap: Annotated[int, Field(ge=0, le=2000, description="Characters shared by neighbouring passages.")] = 150,
     ) -> Ingested:
         """Add a document (handbook, policy, PDF, notes) to the searchable knowledge base.
         Add a document (text, or a file path) for search. Unchanged content is a no-op; changed content replaces it atomically."""
@@ -237,20 +251,29 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         return await service.documents.ingest(title, text, source_uri, tags or [], date, chunk_size, chunk_overlap, progress)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def search_documents(query: QueryText, mode: Mode = "hybrid", tags: Tags | None = None,
-                               since: _dt.date | None = None, until: _dt.date | None = None, limit: Limit = 10) -> SearchResults:
+    async def search_documents(
+        query: Annotated[QueryText, Field(description="What to find in the documents' text, in words.")],
+        mode: Annotated[Mode, Field(description="hybrid (default), keyword or semantic matching.")] = "hybrid",
+        tags: TagFilter = None,
+        since: Annotated[_dt.date | None, Field(description="Only documents dated on or after this day.")] = None,
+        until: Annotated[_dt.date | None, Field(description="Only documents dated on or before this day.")] = None,
+        limit: Limit = 10,
+    ) -> SearchResults:
         """Search the text of ingested documents for passages about a question; for saved memories use recall.
         Search document chunks: hybrid (default), keyword (BM25) or semantic; each hit says its rank in each method."""
         return await service.documents.search(query, mode, tags, since, until, limit)
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def list_documents(tags: Tags | None = None, limit: Limit = 50, cursor: Annotated[str | None, Field(max_length=2000)] = None) -> DocumentList:
+    async def list_documents(tags: TagFilter = None, limit: Limit = 50, cursor: PageCursor = None) -> DocumentList:
         """Which documents are in the knowledge base.
         Ingested documents, newest first."""
         return await service.documents.list(tags, limit, cursor)
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_document(document_id: Identifier, confirm: bool = False) -> DocumentDeleted:
+    async def delete_document(
+        document_id: Annotated[Identifier, Field(description="Document id (list_documents or ingest_document).")],
+        confirm: Annotated[bool, Field(description="Must be true: deletion cannot be undone.")] = False,
+    ) -> DocumentDeleted:
         """Delete a document from the knowledge base.
         Remove a document and its chunks from search. Requires confirm=true."""
         if not confirm:
@@ -260,37 +283,43 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     # -- knowledge graph (the reference server's tools) -----------------------------------------
 
     @domain_tool(mcp, open_world=False)
-    async def create_entities(entities: Annotated[list[Entity], Field(max_length=1000)]) -> Entities:
+    async def create_entities(entities: Annotated[list[Entity], Field(
+            max_length=1000, description="Nodes to add: name, entityType and observations (facts about it).")]) -> Entities:
         """Create multiple new entities in the knowledge graph"""
         created = await service.graph.create_entities([e.model_dump() for e in entities])
         return Entities(entities=[Entity(**e) for e in created])
 
     @domain_tool(mcp, open_world=False)
-    async def create_relations(relations: Annotated[list[Relation], Field(max_length=1000)]) -> Relations:
+    async def create_relations(relations: Annotated[list[Relation], Field(
+            max_length=1000, description="Edges to add: from, to (entity names) and relationType.")]) -> Relations:
         """Create multiple new relations between entities in the knowledge graph. Relations should be in active voice"""
         created = await service.graph.create_relations(_relations(relations))
         return Relations(relations=[Relation.model_validate(r) for r in created])
 
     @domain_tool(mcp, open_world=False)
-    async def add_observations(observations: Annotated[list[ObservationAddition], Field(max_length=1000)]) -> ObservationResults:
+    async def add_observations(observations: Annotated[list[ObservationAddition], Field(
+            max_length=1000, description="Per entity name, the facts to add to it.")]) -> ObservationResults:
         """Add new observations to existing entities in the knowledge graph"""
         results = await service.graph.add_observations([o.model_dump() for o in observations])
         return ObservationResults(results=[AddedObservations(**r) for r in results])
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_entities(entityNames: EntityNames) -> Done:
+    async def delete_entities(
+            entityNames: Annotated[EntityNames, Field(description="Entities to delete, with their relations.")]) -> Done:
         """Delete multiple entities and their associated relations from the knowledge graph"""
         await service.graph.delete_entities(entityNames)
         return Done(message="Entities deleted successfully")
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_observations(deletions: Annotated[list[ObservationDeletion], Field(max_length=1000)]) -> Done:
+    async def delete_observations(deletions: Annotated[list[ObservationDeletion], Field(
+            max_length=1000, description="Per entity name, the facts to remove from it.")]) -> Done:
         """Delete specific observations from entities in the knowledge graph"""
         await service.graph.delete_observations([d.model_dump() for d in deletions])
         return Done(message="Observations deleted successfully")
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
-    async def delete_relations(relations: Annotated[list[Relation], Field(max_length=1000)]) -> Done:
+    async def delete_relations(relations: Annotated[list[Relation], Field(
+            max_length=1000, description="Edges to remove: from, to and relationType.")]) -> Done:
         """Delete multiple relations from the knowledge graph"""
         await service.graph.delete_relations(_relations(relations))
         return Done(message="Relations deleted successfully")
@@ -301,18 +330,22 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         return Graph.model_validate(await service.graph.read_graph())
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def search_nodes(query: QueryText) -> Graph:
+    async def search_nodes(
+            query: Annotated[QueryText, Field(description="Words to match in entity names, types and observations.")]) -> Graph:
         """Search for nodes in the knowledge graph based on a query (ranked: names, types and observations, by words and meaning)"""
         return Graph.model_validate(await service.graph.search_nodes(query))
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def open_nodes(names: EntityNames) -> Graph:
+    async def open_nodes(names: Annotated[EntityNames, Field(description="Entity names to read.")]) -> Graph:
         """Open specific nodes in the knowledge graph by their names"""
         return Graph.model_validate(await service.graph.open_nodes(names))
 
     @domain_tool(mcp, read_only=True, open_world=False)
-    async def graph_neighbors(entity: EntityName, depth: Annotated[int, Field(ge=1, le=2)] = 1,
-                              relation_types: Annotated[list[TypeName], Field(max_length=50)] | None = None) -> Graph:
+    async def graph_neighbors(
+        entity: Annotated[EntityName, Field(description="The entity to start from.")],
+        depth: Annotated[int, Field(ge=1, le=2, description="Hops to follow (1 or 2).")] = 1,
+        relation_types: Annotated[list[TypeName] | None, Field(max_length=50, description="Only edges of these types.")] = None,
+    ) -> Graph:
         """Entities within depth hops of an entity (edges followed in either direction) and those edges."""
         return Graph.model_validate(await service.graph.neighbors(entity, depth, relation_types))
 

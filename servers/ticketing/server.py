@@ -39,6 +39,11 @@ BACKENDS = ("embedded", "jira", "github", "servicenow", "zendesk")
 
 Id = Annotated[str, Field(description="Ticket id or key, e.g. OPS-12.", min_length=1, max_length=100)]
 Limit = Annotated[int, Field(ge=1, le=100, description="Items per page.")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
+ProjectKey = Annotated[str, Field(min_length=1, max_length=50, description="Project key, e.g. OPS (get_metadata lists them).")]
+Labels = Annotated[list[str] | None, Field(description="Label names, e.g. ['frontend'].")]
+Assignee = Annotated[str | None, Field(description="User id or email (find_users).")]
+TicketType = Annotated[str | None, Field(description="bug, task, incident, ... (get_metadata lists them).")]
 IdempotencyKey = Annotated[
     str | None, Field(default=None, max_length=200, description="Retrying with the same key returns the first result.")
 ]
@@ -82,19 +87,19 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def search_tickets(
-        text: str | None = None,
-        status: list[Status] | None = None,
-        assignee: str | None = None,
-        project: str | None = None,
-        labels: list[str] | None = None,
-        priority: list[Priority] | None = None,
-        type: str | None = None,
-        updated_since: datetime | None = None,
+        text: Annotated[str | None, Field(description="Words to find in title, description or comments.")] = None,
+        status: Annotated[list[Status] | None, Field(description="Any of these statuses, e.g. ['open', 'in_progress'] for unresolved.")] = None,
+        assignee: Annotated[str | None, Field(description="Assigned to this user id or email (find_users).")] = None,
+        project: Annotated[str | None, Field(description="Project key, e.g. OPS.")] = None,
+        labels: Labels = None,
+        priority: Annotated[list[Priority] | None, Field(description="Any of these priorities, e.g. ['high', 'critical'].")] = None,
+        type: TicketType = None,
+        updated_since: Annotated[datetime | None, Field(description="Only tickets updated after this time (ISO 8601).")] = None,
         native_query: Annotated[
             str | None, Field(description="Passed to the provider as is: JQL, ServiceNow encoded query, GitHub/Zendesk search.")
         ] = None,
         limit: Limit = 25,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> TicketPage:
         """Search or list tickets matching words and filters (status, assignee, project, priority, labels); to read
         one ticket whose id you know, use get_ticket.
@@ -106,39 +111,49 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         return await backend.search(query, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
-    async def get_ticket(id: Id, include: list[Include] | None = None) -> Ticket:
+    async def get_ticket(
+        id: Id,
+        include: Annotated[list[Include] | None, Field(
+            description="Extras to add: comments, transitions (allowed next statuses), links, raw.")] = None,
+    ) -> Ticket:
         """Read one ticket whose id or key you know (e.g. OPS-12); to find tickets by words or filters, use
         search_tickets.
         One ticket; include comments, transitions (allowed next statuses), links, or the raw payload."""
         return await backend.get(id, include or [])
 
     @domain_tool(mcp, read_only=True)
-    async def list_comments(id: Id, limit: Limit = 50, cursor: str | None = None) -> CommentPage:
+    async def list_comments(id: Id, limit: Limit = 50, cursor: Cursor = None) -> CommentPage:
         """Read the comment thread (discussion, replies, internal notes) of one ticket.
         A ticket's comments, oldest first, public and internal; next_cursor pages on, stable while others write."""
         return await backend.list_comments(id, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
-    async def get_metadata(project: str | None = None, ticket_id: str | None = None) -> Metadata:
+    async def get_metadata(
+        project: Annotated[str | None, Field(description="Project key, e.g. OPS; default all projects.")] = None,
+        ticket_id: Annotated[str | None, Field(description="Ticket id or key, e.g. OPS-12, to list its allowed transitions.")] = None,
+    ) -> Metadata:
         """What the tracker allows: the values to use when filing or moving a ticket.
         Statuses, types, priorities, required fields and known projects; with ticket_id, its allowed transitions."""
         return await backend.metadata(project, ticket_id)
 
     @domain_tool(mcp, read_only=True)
-    async def find_users(query: Annotated[str, Field(min_length=1, max_length=200)], limit: Limit = 10) -> UserList:
+    async def find_users(
+        query: Annotated[str, Field(min_length=1, max_length=200, description="Part of a name or an email address.")],
+        limit: Limit = 10,
+    ) -> UserList:
         """Look up people (assignees, reporters) in the ticketing system to get their user ids.
         Users matching a name or email, with the ids the other tools take."""
         return UserList(users=await backend.find_users(query, limit))
 
     @domain_tool(mcp)
     async def create_ticket(
-        project: Annotated[str, Field(min_length=1, max_length=50)],
-        title: Annotated[str, Field(min_length=1, max_length=255)],
-        description: Annotated[str, Field(max_length=32_000, description="Markdown.")] = "",
-        type: str = "task",
-        priority: Priority | None = None,
-        labels: list[str] | None = None,
-        assignee: str | None = None,
+        project: ProjectKey,
+        title: Annotated[str, Field(min_length=1, max_length=255, description="One-line summary.")],
+        description: Annotated[str, Field(max_length=32_000, description="Details, in Markdown.")] = "",
+        type: Annotated[str, Field(description="bug, task, incident, ... (get_metadata lists them).")] = "task",
+        priority: Annotated[Priority | None, Field(description="Default: the tracker's default.")] = None,
+        labels: Labels = None,
+        assignee: Assignee = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Ticket:
         """Open (file, report, log) a new ticket: a bug, incident, task or request.
@@ -154,12 +169,12 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         "status": "To change the status use transition_ticket (get_ticket with include=['transitions'] lists the allowed ones)"})
     async def update_ticket(
         id: Id,
-        title: Annotated[str | None, Field(min_length=1, max_length=255)] = None,
-        description: Annotated[str | None, Field(max_length=32_000)] = None,
-        priority: Priority | None = None,
-        labels: list[str] | None = None,
+        title: Annotated[str | None, Field(min_length=1, max_length=255, description="New one-line summary.")] = None,
+        description: Annotated[str | None, Field(max_length=32_000, description="New description (Markdown).")] = None,
+        priority: Annotated[Priority | None, Field(description="New priority.")] = None,
+        labels: Annotated[list[str] | None, Field(description="The full new label list (replaces the old one).")] = None,
         assignee: Annotated[str | None, Field(description='User id or email (find_users); "" unassigns.')] = None,
-        type: str | None = None,
+        type: TicketType = None,
         expected_version: Annotated[
             str | None, Field(description="The version you read; the update fails with conflict if it changed.")
         ] = None,
@@ -198,14 +213,19 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         return await backend.add_comment(id, body, public)
 
     @domain_tool(mcp, idempotent=True)
-    async def link_tickets(id: Id, other_id: Id, type: str = "relates to") -> Link:
+    async def link_tickets(
+        id: Id, other_id: Id,
+        type: Annotated[str, Field(description='"blocks" (id blocks other_id), "relates to" or "duplicates".')] = "relates to",
+    ) -> Link:
         """Relate two tickets: one blocks another, duplicates it, or relates to it.
         Link two tickets ("blocks", "relates to", "duplicates")."""
         refuse_control_chars(type=type)
         return await backend.link(id, other_id, type)
 
     @domain_tool(mcp, destructive=True, idempotent=True)
-    async def delete_ticket(id: Id, confirm: bool = False) -> Deleted:
+    async def delete_ticket(
+        id: Id, confirm: Annotated[bool, Field(description="Must be true: deletion cannot be undone.")] = False
+    ) -> Deleted:
         """Permanently remove a ticket (to close it, use transition_ticket).
         Delete a ticket and its comments for good. Requires confirm=true."""
         if not confirm:

@@ -1,4 +1,4 @@
-"""Tool-search eval: hit@1, hit@5 and MRR of BM25 alone, embeddings alone and the shipped hybrid.
+"""Tool-search eval: hit@1, hit@5 and MRR of BM25 alone, embeddings alone, BM25 + priors and the shipped hybrid.
 
 usage: python -m tools.bench.tool_search_eval [--split dev|heldout|all] [--stdio] [--misses]
        python -m tools.bench.tool_search_eval --write-config FILE [--stdio]
@@ -29,7 +29,8 @@ from hub.config import HubConfig, parse_config  # noqa: E402
 from tools.bench.catalog_server import load_catalog  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
-MODES = ("bm25", "semantic", "hybrid")
+MODES = ("bm25", "semantic", "keyword", "hybrid")
+"""BM25F alone, MiniLM alone, BM25F + the priors (the ranking without an embedder), the shipped hybrid."""
 
 
 def eval_config(stdio: bool = False) -> HubConfig:

@@ -1,5 +1,6 @@
 """Tool-search latency at 1,000 tools: p50/p95 of `ToolIndex.search` (query embedding + BM25F +
-one matrix product + fusion), and of the keyword part alone, measured side by side in one run.
+one matrix product + fusion + priors), of BM25F alone and of BM25F + priors (`keyword`, the
+ranking without an embedder), measured side by side in one run.
 
 usage: python -m tools.bench.tool_search_latency [--tools 1000] [--rounds 3]
 
@@ -53,7 +54,7 @@ def main() -> None:
     build_s = time.perf_counter() - started
     queries = [q for q, _ in json.loads((DATA / "tool_search_queries.json").read_text())]
     index.search(queries[0], 10)  # warm up
-    timings: dict[str, list[float]] = {"hybrid": [], "bm25": []}
+    timings: dict[str, list[float]] = {"hybrid": [], "bm25": [], "keyword": []}
     for _ in range(args.rounds):
         for query in queries:
             for mode in timings:

@@ -1,6 +1,7 @@
 """Provider webhooks in: verified (`verify`), logged durably and deduplicated (`log`), processed in
 the background with retries and a dead-letter queue (`processor`), served over HTTP (`app`), and
-visible to agents through a `list_changes` tool over the domain's change feed (`feed`).
+visible to agents through a `list_changes` tool over the domain's change feed (`feed`) and as
+subscribable resources (`resources`).
 
 `attach_webhooks(server, domain, store, providers)` wires all of it onto a domain's `MCPServer` and
 leaves the intake on `server.webhooks`, which `mcp-hub server <domain> -t http` mounts at
@@ -21,6 +22,7 @@ from servers.kit.webhooks.app import Intake
 from servers.kit.webhooks.feed import ChangeFeed, ChangePage, emit_change
 from servers.kit.webhooks.log import EventLog, events_path
 from servers.kit.webhooks.processor import Policy, Processor
+from servers.kit.webhooks.resources import attach_change_resources
 
 __all__ = ["ChangeFeed", "ChangePage", "EventLog", "Intake", "Policy", "Processor", "attach_webhooks", "emit_change"]
 Kinds = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | None,
@@ -36,6 +38,7 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
     intake = Intake(domain, providers, log, Processor(log, feed, policy or Policy.from_env(domain)))
     server.webhooks = intake  # type: ignore[attr-defined] — read by the runner and the hub, duck-typed
     server.change_feed = feed  # type: ignore[attr-defined]
+    server.change_resources = attach_change_resources(server, domain, feed)  # type: ignore[attr-defined]
     if not tool:
         return intake
 

@@ -47,6 +47,9 @@ class Intake:
         self.secrets = secrets
         self.clock = clock
         self.counters = {"received": 0, "duplicate": 0, "rejected": 0}
+        self.by_provider: dict[str, dict[str, int]] = {}
+        """The same counters per provider; refusals for a provider this domain does not take count
+        under `other` (the path is the sender's choice: no label per made-up name)."""
         self.started = False
         self.keepers: list[Any] = []
         """Push-channel upkeep jobs (`channels.ChannelKeeper`) run beside the processor."""
@@ -79,7 +82,7 @@ class Intake:
         try:
             return await self._handle(request, provider)
         except Rejected as refusal:
-            self.counters["rejected"] += 1
+            self._count(provider, "rejected")
             logger.info("webhook %s/%s refused (%d): %s", self.domain, provider, refusal.status, refusal.reason)
             if provider == "xero":
                 return Response(status_code=refusal.status)
@@ -105,12 +108,29 @@ class Intake:
         if provider == "xero" and _no_xero_events(body):
             return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
         seq, duplicate = await self.log.record(provider, delivery_id(provider, headers, body), kept_headers(headers), body)
-        self.counters["duplicate" if duplicate else "received"] += 1
+        self._count(provider, "duplicate" if duplicate else "received")
         if not duplicate:
             self.processor.wake()
         if provider == "xero":
             return Response(status_code=200)
         return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq})
+
+    def _count(self, provider: str, outcome: str) -> None:
+        self.counters[outcome] += 1
+        label = provider if provider in self.providers else "other"
+        counts = self.by_provider.setdefault(label, {"received": 0, "duplicate": 0, "rejected": 0})
+        counts[outcome] += 1
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Per provider, synchronously (for a Prometheus scrape): received, duplicate and rejected since
+        start, and from the log `dead_lettered`, `pending` and `lag_s` (age of the oldest pending event)."""
+        out: dict[str, dict[str, float]] = {p: {"received": 0, "duplicate": 0, "rejected": 0, "dead_lettered": 0,
+                                                "pending": 0, "lag_s": 0.0} for p in self.providers}
+        for provider, counts in self.by_provider.items():
+            out.setdefault(provider, {"dead_lettered": 0, "pending": 0, "lag_s": 0.0}).update(counts)
+        for provider, stats in self.log.stats_now(self.clock()).items():
+            out.setdefault(provider, {"received": 0, "duplicate": 0, "rejected": 0}).update(stats)
+        return out
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

@@ -7,8 +7,9 @@ The table lives in the domain's main store (so an embedded write and its change 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -17,6 +18,8 @@ from pydantic import BaseModel, Field
 from servers.kit.errors import DomainError
 from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.store import Store
+
+logger = logging.getLogger("servers.webhooks")
 
 _FEED_TABLE = """CREATE TABLE IF NOT EXISTS kit_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, record_id TEXT NOT NULL,
@@ -58,11 +61,12 @@ def emit_change(db: sqlite3.Connection, kind: str, record_id: str, action: str, 
 
 
 class ChangeFeed:
-    """Reads and appends a domain's changes; `listeners` are called after new changes commit."""
+    """Reads and appends a domain's changes; `listeners` are awaited after new changes commit
+    (`resources.ChangeResources.check` announces them to subscribers)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.listeners: list[Callable[[list[tuple[str, str]]], None]] = []
+        self.listeners: list[Callable[[], Awaitable[None]]] = []
 
     async def append(self, rows: Iterable[tuple[str, str, str, str, str]]) -> None:
         """(kind, record_id, action, source, origin) rows, each at most once per origin."""
@@ -74,7 +78,10 @@ class ChangeFeed:
 
         await self.store.run(work)
         for listener in self.listeners:
-            listener([(r[0], r[1]) for r in rows])
+            try:
+                await listener()
+            except Exception:  # an announcement failing must not fail (and retry) the processed event
+                logger.exception("change listener failed")
 
     async def page(self, since: datetime | None, kinds: list[str] | None, limit: int, cursor: str | None) -> ChangePage:
         if since is not None and since.tzinfo is None:

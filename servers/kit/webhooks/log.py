@@ -157,6 +157,23 @@ class EventLog:
 
         return await self.store.run(work)
 
+    def stats_now(self, now: float) -> dict[str, dict[str, float]]:
+        """Per provider: `dead_lettered`, `pending` and `lag_s`, read synchronously on a short-lived
+        read-only connection (a metrics scrape cannot await; WAL readers never block the writer)."""
+        path = self.store.path
+        if not path.exists():
+            return {}
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            rows = db.execute("SELECT provider, SUM(state = 'dead'), SUM(state IN ('received', 'failed')),"
+                              " MIN(CASE WHEN state IN ('received', 'failed') THEN received_at END)"
+                              " FROM webhook_events GROUP BY provider").fetchall()
+        finally:
+            db.close()
+        return {p: {"dead_lettered": int(dead or 0), "pending": int(pending or 0),
+                    "lag_s": round(max(0.0, now - oldest), 3) if oldest is not None else 0.0}
+                for p, dead, pending, oldest in rows}
+
     async def counts(self) -> dict[str, int]:
         def work(db: sqlite3.Connection) -> dict[str, int]:
             rows = db.execute("SELECT state, COUNT(*), SUM(duplicates) FROM webhook_events GROUP BY state").fetchall()

@@ -1,0 +1,118 @@
+"""Query-side signals that do not depend on shared words: read-vs-write intent and id shapes.
+
+- **Intent.** A request that asks ("is anyone out", "show", "which invoices") wants a tool that
+  reads; one that orders ("book", "cancel", "mark … as done") wants one that writes. A query's
+  intent is read from its first verb after polite filler ("can you", "please", "I need to"); a
+  tool's from its `readOnlyHint`, else from the first word of its name (`get_`, `list_`, … read).
+  Unknown on either side means no signal.
+- **Shapes.** Tokens such as `OPS-12`, `INV-0001`, `ada@example.com` or `#42` say which kind of
+  value the user holds. They become pseudo-terms (`⟨key⟩`, `⟨email⟩`, …) on the query side and,
+  on the tool side, in the parameter field wherever a parameter's name or description shows that
+  shape (an example such as "e.g. OPS-12", or a name ending in `email`), so BM25F matches them
+  like any other word.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import mcp_types as types
+
+Intent = Literal["read", "write"] | None
+
+_FILLER = frozenset(
+    """can could would will you please pls kindly i i'd we need want to like help me us let let's lets just quickly
+    go ahead and also hey hi ok okay so now then""".split()
+)
+READ_VERBS = frozenset(
+    """who what which when where whose why how is are was were do does did has have any anyone anybody anything
+    show list find search look lookup pull see check get read tell give display view fetch whats what's who's
+    how's is there are there am count browse print return""".split()
+)
+WRITE_VERBS = frozenset(
+    """create add book schedule reschedule cancel delete remove update change rename move mark set assign unassign
+    close resolve reopen approve decline accept reject deny send post file open log submit request invite record
+    remember forget ingest link connect escalate bump push pencil invoice correct edit write comment reply
+    transition merge upload archive store save note make put register start stop pause finish complete enter
+    attach block relate reassign respond rsvp void pay refund issue draft raise tag label keep memorize drop
+    erase clear wipe tidy fix replace import""".split()
+)
+AMBIGUOUS_VERBS = frozenset(
+    "open file log issue note request record schedule book set tag label link comment invoice draft store "
+    "report block change pay time order".split()
+)
+"""Words that are as often nouns or adjectives ("open tickets", "report on Q3"): they count as an
+order unless the query ends there or a plural noun or a preposition follows them."""
+_NOUN_FOLLOWERS = frozenset("on for of about in from to with by off at per and or".split())
+_NOT_PLURAL = frozenset("this his us is was its as yes".split())
+_READ_TOOL_VERBS = frozenset(
+    "get list search find read lookup look query fetch show view whos check describe count browse recall now "
+    "graph preview download export".split()
+)
+_WORD = re.compile(r"[a-z0-9'’]+")
+
+
+def query_intent(query: str) -> Intent:
+    """`read`, `write` or None from the first meaningful word of `query` (a trailing "?" reads).
+
+    An order word that is often a noun (`AMBIGUOUS_VERBS`) does not count before a plural noun or a
+    preposition ("open tickets", "report on Q3")."""
+    words = _WORD.findall(query.lower().replace("’", "'"))
+    for i, word in enumerate(words):
+        if word in _FILLER:
+            continue
+        if word in AMBIGUOUS_VERBS:
+            after = words[i + 1] if i + 1 < len(words) else ""
+            plural = len(after) > 3 and after.endswith("s") and not after.endswith("ss") and after not in _NOT_PLURAL
+            if not after or after in _NOUN_FOLLOWERS or plural:
+                break
+            return "write"
+        if word in WRITE_VERBS:
+            return "write"
+        if word in READ_VERBS:
+            return "read"
+        break
+    return "read" if query.rstrip().endswith("?") else None
+
+
+def tool_intent(tool: types.Tool, original: str) -> Intent:
+    """`read` for a read-only tool, `write` for one that is not; by name verb when unannotated."""
+    hint = tool.annotations.read_only_hint if tool.annotations else None
+    if hint is not None:
+        return "read" if hint else "write"
+    first = re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", original.strip("_"))[0].lower()
+    if not first:
+        return None
+    return "read" if first in _READ_TOOL_VERBS else "write"
+
+
+SHAPES: dict[str, re.Pattern[str]] = {
+    "⟨email⟩": re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
+    "⟨key⟩": re.compile(r"\b[A-Za-z][A-Za-z0-9]{1,9}-\d+\b"),
+    "⟨url⟩": re.compile(r"\bhttps?://\S+"),
+}
+"""Value shapes worth recognising in a query, each with its pseudo-term."""
+
+_PARAM_SHAPE_NAMES: dict[str, tuple[str, ...]] = {
+    "⟨email⟩": ("email", "emails", "mail_address"),
+    "⟨url⟩": ("url", "uri", "link_url"),
+}
+
+
+def query_shapes(query: str) -> list[str]:
+    """The pseudo-terms of the value shapes `query` contains (each once)."""
+    return [term for term, pattern in SHAPES.items() if pattern.search(query)]
+
+
+def param_shapes(schema: dict[str, Any] | None) -> list[str]:
+    """Pseudo-terms for the shapes a tool's parameters take: shown in a description, or by name."""
+    props = (schema or {}).get("properties") or {}
+    found: list[str] = []
+    for name, spec in props.items():
+        text = str((spec or {}).get("description") or "") if isinstance(spec, dict) else ""
+        for term, pattern in SHAPES.items():
+            named = str(name).lower().endswith(_PARAM_SHAPE_NAMES.get(term, ()))
+            if (named or pattern.search(text)) and term not in found:
+                found.append(term)
+    return found

@@ -1,0 +1,130 @@
+"""Issue #24, subscribable change resources: `<domain>://changes` and per-record URIs, with
+`notifications/resources/updated` reaching an SDK client subscribed through the hub after an embedded
+write (in-process hub) or a provider webhook (HTTP hub process, real socket)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from hub.config import parse_config
+from hub.hub import Hub
+from hub.server import build_server
+from tests.conftest import Proc, hub_command, write_config
+from tests.webhook_support import SECRETS, payload, signed
+
+pytestmark = pytest.mark.anyio
+LEGACY_TICKETING = {"ticketing": {"builtin": "ticketing", "protocol": "legacy"}}
+FEED = "mcphub://ticketing/ticketing://changes"
+
+
+class Updates:
+    """The `notifications/resources/updated` URIs a client received, in order."""
+
+    def __init__(self) -> None:
+        self.uris: list[str] = []
+        self._arrived = anyio.Event()
+
+    async def handler(self, message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.uris.append(str(message.params.uri))
+            self._arrived.set()
+
+    async def wait_for(self, uri: str) -> None:
+        with anyio.fail_after(30):
+            while uri not in self.uris:
+                self._arrived = anyio.Event()
+                await self._arrived.wait()
+
+
+@asynccontextmanager
+async def ticketing_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    from servers.ticketing.store import EmbeddedTicketing
+
+    await EmbeddedTicketing(tmp_path).create_project("OPS")
+    async with Hub(parse_config({"mcpServers": LEGACY_TICKETING})) as hub:
+        with anyio.fail_after(30):
+            while hub.downstreams["ticketing"].state != "ready":
+                await anyio.sleep(0.02)  # waiting for the state "ready"
+        yield hub
+
+
+async def test_embedded_write_updates_feed_and_record_subscribers_through_the_hub(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ticketing_hub(tmp_path, monkeypatch) as hub:
+        updates = Updates()
+        async with Client(build_server(hub), mode="legacy", message_handler=updates.handler) as client:
+            listed = {str(r.uri) for r in (await client.list_resources()).resources}
+            assert FEED in listed
+            await client.subscribe_resource(FEED)
+            created = await client.call_tool("ticketing__create_ticket", {"project": "OPS", "title": "Printer on fire"})
+            key = created.structured_content["key"]  # type: ignore[index]
+            await updates.wait_for(FEED)
+            record = f"mcphub://ticketing/ticketing://tickets/{key}"
+            await client.subscribe_resource(record)
+            count = len(updates.uris)
+            await client.call_tool("ticketing__transition_ticket", {"id": key, "to": "in_progress"})
+            await updates.wait_for(record)
+            assert sorted(updates.uris[count:]) == sorted([FEED, record]), "one update per subscribed URI per batch"
+
+            read = await client.read_resource(record)
+            body = json.loads(read.contents[0].text)  # type: ignore[union-attr]
+            assert [(c["record_id"], c["action"]) for c in body["changes"]] == [(key, "created"), (key, "updated")]
+
+            await client.unsubscribe_resource(FEED)
+            await client.unsubscribe_resource(record)
+            count = len(updates.uris)
+            await client.call_tool("ticketing__create_ticket", {"project": "OPS", "title": "Another"})
+            await client.subscribe_resource(record)  # a request after the call: any update would be in by now
+            assert updates.uris[count:] == []
+
+
+async def test_only_feed_and_record_uris_may_be_subscribed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ticketing_hub(tmp_path, monkeypatch) as hub:
+        async with Client(build_server(hub), mode="legacy") as client:
+            with pytest.raises(MCPError) as refused:
+                await client.subscribe_resource("mcphub://ticketing/ticketing://invoices/1")
+            assert refused.value.error.code == types.INVALID_PARAMS
+            assert "ticketing://changes" in refused.value.error.message
+
+
+async def test_webhook_posted_to_the_http_hub_reaches_a_subscribed_sdk_client(tmp_path: Path) -> None:
+    config = write_config(tmp_path, LEGACY_TICKETING)
+    proc = Proc(hub_command(config, "--transport", "http", "--port", "0"),
+                env={"MCP_HUB_DATA_DIR": str(tmp_path), "GITHUB_WEBHOOK_SECRET": SECRETS["github"]})
+    try:
+        url = proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
+        base = url.rsplit("/mcp", 1)[0]
+        updates = Updates()
+        async with Client(url, mode="legacy", message_handler=updates.handler) as client:
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        await client.subscribe_resource(FEED)
+                        break
+                    except MCPError:
+                        await anyio.sleep(0.05)  # waiting for the in-process domain to connect
+            record = "mcphub://ticketing/ticketing://tickets/acme%2Fapp%2342"
+            await client.subscribe_resource(record)
+            body = payload("github", "42")
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                answer = await http.post("/webhooks/ticketing/github", content=body, headers=signed("github", body))
+            assert answer.status_code == 200, answer.text
+            await updates.wait_for(FEED)
+            await updates.wait_for(record)
+            read = await client.read_resource(FEED)
+            changes = json.loads(read.contents[0].text)["changes"]  # type: ignore[union-attr]
+            assert [(c["record_id"], c["source"]) for c in changes] == [("acme/app#42", "github")]
+    finally:
+        proc.stop()
