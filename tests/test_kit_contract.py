@@ -174,3 +174,16 @@ async def test_unknown_keys_inside_nested_objects_are_refused_too(tmp_path: Path
         assert problem["field"] == "lines[0]" and "'qty'" in problem["problem"] and "quantity" in problem["problem"]
         schema = next(t for t in running.visible_tools(running.access.local) if t.name == "accounting__create_invoice").input_schema
         assert '"additionalProperties": false' in json.dumps(schema["$defs"]) or schema["properties"]["lines"]["items"].get("additionalProperties") is False
+
+
+@pytest.mark.parametrize(("server", "tool", "arguments"), [
+    ("ticketing", "search_tickets", {"text": "a" * 60_000}),
+    ("accounting", "search_contacts", {"query": "Q" * 60_000}),
+])
+async def test_search_text_has_a_stated_limit_not_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   server: str, tool: str, arguments: dict[str, Any]) -> None:
+    """SQLite refuses a LIKE pattern past ~50,000 characters: the schema bounds the text first."""
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    async with Hub(parse_config({"mcpServers": {server: {"builtin": server}}})) as running:
+        result = await running.route_call(f"{server}__{tool}", arguments)
+    assert result.is_error and result.structured_content["code"] == "invalid_argument", result.structured_content

@@ -102,7 +102,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def search_contacts(
-        query: Annotated[str | None, Field(description="Part of a name, email or tax number.")] = None,
+        query: Annotated[str | None, Field(max_length=200, description="Part of a name, email or tax number.")] = None,
         kind: Annotated[ContactKind | None, Field(description="customer, vendor or both; default any.")] = None,
         limit: Limit = 50, cursor: Cursor = None,
     ) -> ContactPage:

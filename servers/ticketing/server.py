@@ -87,7 +87,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, read_only=True)
     async def search_tickets(
-        text: Annotated[str | None, Field(description="Words to find in title, description or comments.")] = None,
+        text: Annotated[str | None, Field(max_length=1000, description="Words to find in title, description or comments.")] = None,
         status: Annotated[list[Status] | None, Field(description="Any of these statuses, e.g. ['open', 'in_progress'] for unresolved.")] = None,
         assignee: Annotated[str | None, Field(description="Assigned to this user id or email (find_users).")] = None,
         project: Annotated[str | None, Field(description="Project key, e.g. OPS.")] = None,
