@@ -38,7 +38,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from hub.errors import HubToolError
@@ -133,26 +133,15 @@ class CallTracing:
         with self.tracer.start_as_current_span(f"tools/call {route.exposed}", context=self._parent(call.attributes),
                                                kind=SpanKind.SERVER, attributes=attributes,
                                                record_exception=False, set_status_on_exception=False) as span:
-            outcome, code = "error", None
+            outcome = _Outcome()
             try:
-                result = await call_next(call)
-                outcome, code = _result_outcome(result)
-                return result
-            except HubToolError as exc:
-                code = exc.body.code
-                raise
-            except anyio.get_cancelled_exc_class():
-                outcome = "cancelled"
-                raise
+                return await outcome.run(call_next, call)
             finally:
-                span.set_attribute("mcp_hub.outcome", outcome)
+                outcome.mark(span)
                 span.set_attribute("mcp_hub.retries", max(0, int(call.attributes.get("attempt", 1)) - 1))
                 span.set_attribute("mcp_hub.breaker_state", self._breakers.breaker(route.server).state)
-                if code is not None:
-                    span.set_attribute("mcp_hub.error_code", code)
-                    span.set_attribute("error.type", code)
-                if outcome != "ok":
-                    span.set_status(StatusCode.ERROR, code or outcome)
+                if outcome.code is not None:
+                    span.set_attribute("error.type", outcome.code)
 
     async def attempt_span(self, call: ToolCall, call_next: CallNext) -> ToolResult:
         """A CLIENT span per attempt (current while it runs, so the downstream gets its context),
@@ -167,24 +156,12 @@ class CallTracing:
         span = self.tracer.start_span(f"attempt {attempt}", kind=SpanKind.CLIENT, attributes={
             "mcp_hub.attempt": attempt, "mcp_hub.server": call.route.server, "mcp_hub.breaker_state": breaker.state})
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-            outcome, code = "error", None
+            outcome = _Outcome()
             try:
-                result = await call_next(call)
-                outcome, code = _result_outcome(result)
-                return result
-            except HubToolError as exc:
-                code = exc.body.code
-                raise
-            except anyio.get_cancelled_exc_class():
-                outcome = "cancelled"
-                raise
+                return await outcome.run(call_next, call)
             finally:
                 ended = call.attributes[_LAST_END] = time.time_ns()  # where a retry's backoff span starts
-                span.set_attribute("mcp_hub.outcome", outcome)
-                if code is not None:
-                    span.set_attribute("mcp_hub.error_code", code)
-                if outcome != "ok":
-                    span.set_status(StatusCode.ERROR, code or outcome)
+                outcome.mark(span)
                 span.end(end_time=ended)
 
     async def queue_span(self, call: ToolCall, call_next: CallNext) -> ToolResult:
@@ -228,6 +205,33 @@ class TraceLogFilter(logging.Filter):
         record.msg = f"{record.getMessage()} trace_id={record.trace_id} span_id={record.span_id}"
         record.args = None
         return True
+
+
+class _Outcome:
+    """What one call or attempt came to (`ok`, `tool_error`, `error` or `cancelled`, and the error
+    code), recorded while it runs and then written onto its span."""
+
+    def __init__(self) -> None:
+        self.outcome, self.code = "error", None  # an exception other than the two below: `error`
+
+    async def run(self, call_next: CallNext, call: ToolCall) -> ToolResult:
+        try:
+            result = await call_next(call)
+        except HubToolError as exc:
+            self.code = exc.body.code
+            raise
+        except anyio.get_cancelled_exc_class():
+            self.outcome = "cancelled"
+            raise
+        self.outcome, self.code = _result_outcome(result)
+        return result
+
+    def mark(self, span: Span) -> None:
+        span.set_attribute("mcp_hub.outcome", self.outcome)
+        if self.code is not None:
+            span.set_attribute("mcp_hub.error_code", self.code)
+        if self.outcome != "ok":
+            span.set_status(StatusCode.ERROR, self.code or self.outcome)
 
 
 def _result_outcome(result: ToolResult) -> tuple[str, str | None]:
