@@ -13,13 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
-import mcp_types as types
 import pytest
 from hypothesis import given, settings, strategies as st
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from tests.resource_updates import Updates
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.relay.instructions import HUB_LINE, merge_instructions
@@ -32,25 +31,6 @@ FIXTURE = {"module": "tests.fixtures.subscribing_server:server", "protocol": "le
 
 def config(**hub: Any) -> Any:
     return parse_config({"hub": hub, "mcpServers": {"n": FIXTURE, "m": FIXTURE}})
-
-
-class Updates:
-    """The `notifications/resources/updated` a client received, in order."""
-
-    def __init__(self) -> None:
-        self.uris: list[str] = []
-        self._arrived = anyio.Event()
-
-    async def handler(self, message: Any) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            self.uris.append(str(message.params.uri))
-            self._arrived.set()
-
-    async def wait_for(self, uri: str) -> None:
-        with anyio.fail_after(20):
-            while uri not in self.uris:
-                self._arrived = anyio.Event()
-                await self._arrived.wait()
 
 
 @asynccontextmanager
@@ -77,11 +57,11 @@ async def test_updates_reach_only_the_subscribed_client_under_the_exposed_uri() 
             assert await watched(a) == ["note://a"]  # a still holds it
 
             await a.call_tool("n__touch", {"uri": "note://a"})
-            await first.wait_for("mcphub://n/note://a")
+            await first.wait_for("mcphub://n/note://a", 20)
 
             await b.subscribe_resource("mcphub://n/note://b")
             await a.call_tool("n__touch", {"uri": "note://b"})
-            await second.wait_for("mcphub://n/note://b")
+            await second.wait_for("mcphub://n/note://b", 20)
             # Notifications to one client arrive in order: had b been sent a's update, it would be here.
             assert second.uris == ["mcphub://n/note://b"]
             assert first.uris == ["mcphub://n/note://a"]

@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from tests.resource_updates import Updates
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.server import build_server
@@ -26,25 +27,6 @@ from tests.webhook_support import SECRETS, payload, signed
 pytestmark = pytest.mark.anyio
 LEGACY_TICKETING = {"ticketing": {"builtin": "ticketing", "protocol": "legacy"}}
 FEED = "mcphub://ticketing/ticketing://changes"
-
-
-class Updates:
-    """The `notifications/resources/updated` URIs a client received, in order."""
-
-    def __init__(self) -> None:
-        self.uris: list[str] = []
-        self._arrived = anyio.Event()
-
-    async def handler(self, message: Any) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            self.uris.append(str(message.params.uri))
-            self._arrived.set()
-
-    async def wait_for(self, uri: str) -> None:
-        with anyio.fail_after(30):
-            while uri not in self.uris:
-                self._arrived = anyio.Event()
-                await self._arrived.wait()
 
 
 @asynccontextmanager
@@ -70,12 +52,12 @@ async def test_embedded_write_updates_feed_and_record_subscribers_through_the_hu
             await client.subscribe_resource(FEED)
             created = await client.call_tool("ticketing__create_ticket", {"project": "OPS", "title": "Printer on fire"})
             key = created.structured_content["key"]  # type: ignore[index]
-            await updates.wait_for(FEED)
+            await updates.wait_for(FEED, 30)
             record = f"mcphub://ticketing/ticketing://tickets/{key}"
             await client.subscribe_resource(record)
             count = len(updates.uris)
             await client.call_tool("ticketing__transition_ticket", {"id": key, "to": "in_progress"})
-            await updates.wait_for(record)
+            await updates.wait_for(record, 30)
             assert sorted(updates.uris[count:]) == sorted([FEED, record]), "one update per subscribed URI per batch"
 
             read = await client.read_resource(record)
@@ -121,8 +103,8 @@ async def test_webhook_posted_to_the_http_hub_reaches_a_subscribed_sdk_client(tm
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 answer = await http.post("/webhooks/ticketing/github", content=body, headers=signed("github", body))
             assert answer.status_code == 200, answer.text
-            await updates.wait_for(FEED)
-            await updates.wait_for(record)
+            await updates.wait_for(FEED, 30)
+            await updates.wait_for(record, 30)
             read = await client.read_resource(FEED)
             changes = json.loads(read.contents[0].text)["changes"]  # type: ignore[union-attr]
             assert [(c["record_id"], c["source"]) for c in changes] == [("acme/app#42", "github")]
