@@ -18,7 +18,6 @@ from hub.config import ServerConfig
 from hub.settings import ToolOverride
 from hub.downstream.connection import Listing
 from hub.naming import exposed_name, namespaced_uri, split_uri
-from hub.relay.tasks import callable_through_hub
 from hub.schema_check import FastCheck, fast_check
 from hub.wire import without_protocol_meta
 
@@ -115,7 +114,7 @@ class ToolCatalog:
         for tool in listing.tools:
             name = exposed_name(ns, tool.name, self.name_budget)
             route = make_route(config, tool, name)
-            if not tool_visible(config, route) or not callable_through_hub(config.name, tool):
+            if not tool_visible(config, route):  # task-only tools stay: `hub.relay.tasks` decides who sees them
                 continue
             if name in part.tools:
                 raise CatalogConflict(

@@ -1,4 +1,5 @@
-"""`mcp-hub` command line: serve, server, check, status, tools, call, keys, audit.
+"""`mcp-hub` command line: serve, check, status, tools, call, keys, audit, and the subcommands
+installed packages contribute (`server`, `events`, `memory` from the domains; `hub.domains`).
 
 The config comes from `--config`, else `$MCP_HUB_CONFIG`, else the built-in default (every
 built-in domain server mounted in-process on its embedded backend).
@@ -17,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from hub.config import ConfigError, HubConfig, load_config, parse_config
+from hub.domains import RegistryError, command_names, domain_names, load_command
 from hub.logsetup import configure_logging
-from servers import BUILTIN_DOMAINS
 
 if TYPE_CHECKING:
     from hub.auth.keys import KeyStore
 
 
 def default_config() -> HubConfig:
-    """Every built-in domain, in-process, on its embedded defaults."""
-    return parse_config({"mcpServers": {name: {"builtin": name} for name in sorted(BUILTIN_DOMAINS)}})
+    """Every registered domain (`hub.domains`), in-process, on its embedded defaults."""
+    return parse_config({"mcpServers": {name: {"builtin": name} for name in domain_names()}})
 
 
 def resolve_config(path: str | None) -> HubConfig:
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", "-t", choices=["stdio", "http", "sse"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", "-p", type=int, default=8765, help="HTTP port (0 picks a free one)")
+    serve.add_argument("--profile", help="stdio: serve this profile's view (over HTTP each is at /mcp/<profile>)")
 
     check = sub.add_parser("check", help="validate a config file and print every problem")
     check.add_argument("config")
@@ -69,16 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="health of a running HTTP hub, per server")
     status.add_argument("--url", default="http://127.0.0.1:8765", help="the hub's base URL (default %(default)s)")
     status.add_argument("--json", action="store_true", help="print the raw /healthz JSON")
-
-    domain = sub.add_parser("server", help="run one built-in domain server on its own")
-    domain.add_argument("domain", help="ticketing, ...")
-    domain.add_argument("--backend", help="embedded (default) or a provider, e.g. jira; default $<DOMAIN>_BACKEND")
-    domain.add_argument("--transport", "-t", choices=["stdio", "http", "sse"], default="stdio")
-    domain.add_argument("--host", default="127.0.0.1")
-    domain.add_argument("--port", "-p", type=int, default=8766)
-    domain.add_argument("--demo", action="store_true", help="seed the embedded store with demo data first")
-    domain.add_argument("--data-dir", help="where the embedded store lives")
-    domain.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
     keys = sub.add_parser("keys", help="manage API keys for the HTTP endpoint")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -106,32 +98,29 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_arg(sub_parser)
         sub_parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    memory = sub.add_parser("memory", help="feed the memory domain: ingest documents, import a server-memory graph")
-    memory_sub = memory.add_subparsers(dest="memory_command", required=True)
-    ingest = memory_sub.add_parser("ingest", help="index markdown, text, HTML and PDF files (folders recursively)")
-    ingest.add_argument("paths", nargs="+")
-    ingest.add_argument("--tag", action="append", default=[], help="tag every document (repeatable)")
-    ingest.add_argument("--chunk-size", type=int, default=900)
-    ingest.add_argument("--chunk-overlap", type=int, default=150)
-    graph = memory_sub.add_parser("import-graph", help="load a @modelcontextprotocol/server-memory JSONL file")
-    graph.add_argument("paths", nargs=1, metavar="FILE")
-    for command in (ingest, graph):
-        command.add_argument("--data-dir", help="where memory.sqlite lives (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
-        command.add_argument("--log-level", default="warning")
-
-    events = sub.add_parser("events", help="webhook events of the domains: list, dead-letter, replay ID")
-    events.add_argument("events_command", choices=["list", "dead-letter", "replay"])
-    events.add_argument("event_id", nargs="?", type=int, help="the event to reprocess (replay)")
-    events.add_argument("--domain", help="ticketing, hris, calendar or accounting (default: all; replay needs one)")
-    events.add_argument("--data-dir", help="where <domain>-events.sqlite lives (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
-    events.add_argument("--limit", type=int, default=50)
-    events.add_argument("--json", action="store_true", help="one JSON object per line")
-
     call = sub.add_parser("call", help="call one exposed tool and print its result")
     _add_config_arg(call)
     call.add_argument("name")
     call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments")
+    _add_contributed_commands(sub)
     return parser
+
+
+def _add_contributed_commands(sub: Any) -> None:
+    """`mcp-hub <name>` for each registered command; one that cannot be loaded fails only when run."""
+    for name in command_names():
+        if name in sub.choices:  # the hub's own commands come first
+            continue
+        try:
+            command = load_command(name)
+        except RegistryError as exc:
+            broken = sub.add_parser(name, help=f"(unavailable: {exc})", add_help=False)
+            broken.add_argument("rest", nargs=argparse.REMAINDER)
+            broken.set_defaults(contributed=None, registry_error=str(exc))
+            continue
+        parser = sub.add_parser(name, help=command.help)
+        command.configure(parser)
+        parser.set_defaults(contributed=command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,12 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args.config)
         if args.command == "status":
             return _status(args.url, args.json)
-        if args.command == "server":
-            return _run_domain(args)
-        if args.command == "memory":
-            return _memory(args)
-        if args.command == "events":
-            return _events(args)
+        if hasattr(args, "contributed"):
+            if args.contributed is None:
+                print(f"mcp-hub: {args.registry_error}", file=sys.stderr)
+                return 2
+            return int(args.contributed.run(args))
         config = resolve_config(args.config)
         if getattr(args, "data_dir", None):
             config.hub.data_dir = args.data_dir
@@ -160,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level or ("warning" if args.command in ("tools", "call") else config.hub.log_level))
     try:
         if args.command == "serve":
-            return anyio.run(_serve, config, args.transport, args.host, args.port, backend_options=loop_options())
+            if args.profile is not None and (problem := _profile_problem(config, args.profile, args.transport)):
+                print(f"mcp-hub: {problem}", file=sys.stderr)
+                return 2
+            return anyio.run(_serve, config, args.transport, args.host, args.port, args.profile,
+                             backend_options=loop_options())
         if args.command == "tools" and args.tools_command == "search":
             from hub.search.cli import run_search
 
@@ -209,39 +201,6 @@ def _check(path: str) -> int:
     enabled = config.enabled_servers()
     print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
     return 0
-
-
-def _run_domain(args: argparse.Namespace) -> int:
-    from servers.kit.runner import run_domain
-
-    if args.data_dir:
-        os.environ["MCP_HUB_DATA_DIR"] = args.data_dir
-    configure_logging(args.log_level)
-    try:
-        run_domain(args.domain, args.backend, args.transport, args.host, args.port, args.demo)
-    except (ValueError, KeyError) as exc:
-        print(f"mcp-hub: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _events(args: argparse.Namespace) -> int:
-    from hub.datadir import resolve_data_dir
-    from servers.kit.webhooks.cli import run
-
-    if args.events_command == "replay" and args.event_id is None:
-        print("mcp-hub: events replay needs the event id (see `mcp-hub events list`)", file=sys.stderr)
-        return 2
-    return run(args.events_command, resolve_data_dir(args.data_dir), args.domain, args.event_id, args.json, args.limit)
-
-
-def _memory(args: argparse.Namespace) -> int:
-    from hub.datadir import resolve_data_dir
-    from servers.memory.cli import run
-
-    configure_logging(args.log_level)
-    return run(args.memory_command, args.paths, resolve_data_dir(args.data_dir), getattr(args, "tag", []),
-               getattr(args, "chunk_size", 900), getattr(args, "chunk_overlap", 150))
 
 
 def _keys(config: HubConfig, args: argparse.Namespace) -> int:
@@ -370,19 +329,39 @@ def _status(url: str, as_json: bool) -> int:
     return 0 if response.status_code == 200 else 1
 
 
-async def _serve(config: HubConfig, transport: str, host: str, port: int) -> int:
-    """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`)."""
+def _profile_problem(config: HubConfig, profile: str, transport: str) -> str | None:
+    """Why `serve --profile` cannot run: a profile the config lacks, or a transport other than stdio."""
+    from hub.profiles import UnknownProfile, profile_settings
+
+    if transport != "stdio":
+        return f"--profile is for stdio; over HTTP every profile is served at /mcp/<profile> (here /mcp/{profile})"
+    try:
+        profile_settings(config, profile)
+    except UnknownProfile as exc:
+        return str(exc)
+    return None
+
+
+async def _serve(config: HubConfig, transport: str, host: str, port: int, profile: str | None = None) -> int:
+    """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`); `profile`: that view on stdio."""
     from hub.hub import Hub
     from hub.server import build_server
     from hub.signals import stop_on_sigterm
-    from hub.transports import serve_http, serve_stdio
+    from hub.stdio_pipes import serve_stdio  # the HTTP stack loads only for an HTTP front (`hub.transports`)
 
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.first_listing`)
+            if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it
+                from hub.profiles import profile_view
+
+                await serve_stdio(build_server(hub, profile_view(hub, profile)), None)
+                return 0
             server = build_server(hub)
             if transport == "stdio":
                 await serve_stdio(server, hub if config.hub.fast_calls else None)
             else:
+                from hub.transports import serve_http
+
                 await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
     return 0
 

@@ -18,7 +18,7 @@ import mcp_types as types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -27,8 +27,10 @@ from hub import __version__
 from hub.downstream.connection import ListKind
 from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
+from hub.profiles import ProfileView
 from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers
+from hub.unknown_tool import unknown_tool_result
 from hub.wire import WireResult
 
 logger = logging.getLogger("hub.server")
@@ -137,8 +139,9 @@ class ClientRegistry:
                 await connection.notify(self._METHODS[kind], None)  # best effort: never raises
 
 
-def build_server(hub: Hub) -> HubServer:
-    """The MCP server clients talk to; every handler delegates to `hub`."""
+def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
+    """The MCP server clients talk to; every handler delegates to `hub`. With a profile `view`, tools are
+    that profile's only, under its names (`hub.profiles`); a name outside it is an unknown tool."""
     page_size = hub.config.hub.page_size
     catalog = hub.catalog
     bus = InMemorySubscriptionBus()
@@ -147,12 +150,14 @@ def build_server(hub: Hub) -> HubServer:
     def caller() -> Principal:
         return current_principal(hub.access.local)
 
-    search = SearchFront(hub)
+    search = SearchFront(hub, view)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         await hub.await_first_listing()  # the first answer waits (bounded) for servers still connecting
         principal = caller()
-        visible = search.tools(ctx.session, principal) if search.active(principal) else hub.visible_tools(principal)
+        visible = (search.tools(ctx.session, principal) if search.active(principal)
+                   else view.tools(principal) if view is not None else hub.visible_tools(principal))
+        visible = hub.request_relay.tasks.listable(visible, ctx.protocol_version)  # task-only tools it can call
         tools, next_cursor = page(visible, params.cursor if params else None, page_size, catalog.version)
         clients.listed(ctx, "tools")
         return types.ListToolsResult(tools=tools, next_cursor=next_cursor, meta=hub.list_meta("tools", principal))
@@ -165,20 +170,29 @@ def build_server(hub: Hub) -> HubServer:
         if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]
-        try:
-            # A client able to answer sampling/elicitation/roots is tracked while its call runs (`hub.relay`).
-            with hub.request_relay.tracking(params.name, ctx.session, ctx.request_id, caller()):
-                # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it there);
-                # with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
-                traced = ({"traceparent": ctx.request.headers.get("traceparent")}
-                          if hub.tracing is not None and ctx.request is not None else None)
-                result = await hub.route_call(params.name, params.arguments, progress, traced, principal=caller(), wire=True)
-        except UnknownTool:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}") from None
-        # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
-        # handler and checks it against the negotiated version, so parsing it here would only add a
-        # model build and a dump.
-        return result.body if isinstance(result, WireResult) else result  # type: ignore[return-value]
+        name = search.resolve(params.name)
+        if name is None:  # outside the profile: exactly what an unknown tool gets
+            return unknown_tool_result(hub, params.name, caller())
+        async def routed(report: Any, park: Any = None) -> Any:
+            try:
+                # A client able to answer sampling/elicitation/roots is tracked while its call runs (`hub.relay`).
+                with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):
+                    # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it there);
+                    # with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
+                    traced = ({"traceparent": ctx.request.headers.get("traceparent")}
+                              if hub.tracing is not None and ctx.request is not None else None)
+                    result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True)
+            except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
+                return unknown_tool_result(hub, params.name, caller())
+            # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
+            # handler and checks it against the negotiated version, so parsing it here would only add a
+            # model build and a dump.
+            return result.body if isinstance(result, WireResult) else result
+
+        inputs = hub.request_relay.input_required  # 2026-07-28 clients answer a server's requests in later legs
+        if inputs.applies(ctx.protocol_version, ctx.session, raw := dict(ctx.params or {})):
+            return await inputs.call(raw, name, caller(), progress, lambda parked: routed(parked.progress, parked.ask))
+        return await routed(progress)  # type: ignore[no-any-return]
 
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         await hub.await_first_listing()
@@ -214,7 +228,8 @@ def build_server(hub: Hub) -> HubServer:
         return await hub.complete(params.ref, argument, context, caller())
 
     def input_schema(name: str) -> dict[str, Any] | None:
-        route = catalog.resolve_tool(name)
+        exposed = search.resolve(name)
+        route = catalog.resolve_tool(exposed) if exposed is not None else None
         return route.tool.input_schema if route is not None else None
 
     server = HubServer(
@@ -229,7 +244,8 @@ def build_server(hub: Hub) -> HubServer:
         on_list_prompts=list_prompts,
         on_get_prompt=get_prompt,
         on_completion=complete,
-        on_subscriptions_listen=ListenHandler(bus),
+        # Listen streams also hold their resource URIs downstream (`hub.relay.subscriptions`).
+        on_subscriptions_listen=hub.subscriptions.listen_handler(bus, caller),
         # Without this the SDK lists every tool (through our handler) on each 2026-era HTTP tools/call
         # to check Mcp-Param headers; a catalog lookup answers the same question in O(1).
         get_tool_input_schema=input_schema,

@@ -148,3 +148,16 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
         for fd, original in zip((0, 1), saved, strict=True):
             os.dup2(original, fd)
             os.close(original)
+
+
+async def serve_stdio(server: Any, hub: Any = None) -> None:
+    """Serve one client on this process's stdin/stdout until stdin closes; with `hub`, its
+    `tools/call` requests take the fast path (`hub.stdio_calls`). Lives here rather than in
+    `hub.transports` so a stdio start never imports the HTTP stack (uvicorn, Starlette)."""
+    interceptor = None
+    if hub is not None:
+        from hub.stdio_calls import StdioToolCalls
+
+        interceptor = lambda send, write_now: StdioToolCalls(hub, send, write_now)  # noqa: E731
+    async with pipe_stdio(interceptor) as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())

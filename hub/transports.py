@@ -31,22 +31,14 @@ from hub.hub import Hub
 from hub.store.health import store_health
 from hub.cluster.sessions import session_manager
 from hub.session_ledger import SessionLedger
-from hub.stdio_calls import StdioToolCalls
-from hub.stdio_pipes import pipe_stdio
+from hub.stdio_pipes import serve_stdio  # noqa: F401  (re-exported; stdio starts import it from there)
 from hub.webhooks import HubWebhooks, with_webhook_lifespan
 from hub.server import HubServer
+from hub.profiles.http import PinGate, profile_routes, with_managers
 
 logger = logging.getLogger("hub.transport")
 
 UpstreamTransport = Literal["stdio", "http", "sse"]
-
-
-async def serve_stdio(server: HubServer, hub: Hub | None = None) -> None:
-    """Serve one client on this process's stdin/stdout until stdin closes; with `hub`, its
-    `tools/call` requests take the fast path (`hub.stdio_calls`)."""
-    interceptor = (lambda send, write_now: StdioToolCalls(hub, send, write_now)) if hub is not None else None
-    async with pipe_stdio(interceptor) as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
@@ -118,19 +110,25 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     routes: list[Route | Mount] = [
         Route("/healthz", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/sse", RawASGI(protect(sse_endpoint(sse, server, ledger))), methods=["GET"]),
-        Mount("/messages/", app=protect(sse.handle_post_message)),
+        Route("/sse", RawASGI(protect(PinGate(sse_endpoint(sse, server, ledger), None))), methods=["GET"]),
+        Mount("/messages/", app=protect(PinGate(sse.handle_post_message, None))),
         *(auth.metadata_routes() if auth else []),
     ]
     lifespan: Any = None
     if transport == "http":
         # Sealed, portable session ids when hub.cluster.session_secrets is set (hub.cluster.sessions).
-        manager = session_manager(
-            server, ledger, hub.config.hub.cluster, security_settings=security, session_idle_timeout=limits.session_idle_timeout_s,
-            max_request_body_size=limits.max_body_bytes,
-        )
-        routes.insert(0, Route("/mcp", RawASGI(protect(StreamableHTTPASGIApp(manager)))))
-        lifespan = lambda app: manager.run()  # noqa: E731
+        def make_manager(mcp_server: HubServer) -> Any:
+            return session_manager(
+                mcp_server, ledger, hub.config.hub.cluster, security_settings=security,
+                session_idle_timeout=limits.session_idle_timeout_s, max_request_body_size=limits.max_body_bytes,
+            )
+
+        manager = make_manager(server)
+        routes.insert(0, Route("/mcp", RawASGI(protect(PinGate(StreamableHTTPASGIApp(manager), None)))))
+        # /mcp/<profile>: one MCP server and session manager per configured profile (`hub.profiles.http`).
+        profiled, managers = profile_routes(hub, make_manager, StreamableHTTPASGIApp, protect)
+        routes[1:1] = profiled
+        lifespan = with_managers(managers, lambda app: manager.run())
     webhooks = HubWebhooks(hub)  # POST /webhooks/<namespace>/<provider> for in-process domains (hub.webhooks)
     routes.append(webhooks.route())
     from hub.admin import admin_app  # Jinja2 and the console load only for an HTTP hub (docs/console.md)

@@ -3,7 +3,9 @@
 The hub never imports a domain: an in-process server object that carries a `webhooks` attribute
 (duck-typed: `handle(request, provider) -> Response` and `running()`, an async context manager that
 runs its background processor) is served here. Its processor starts once the domain has connected
-(checked every second) or with the first delivery, and runs until the hub's HTTP app shuts down. These routes take no MCP auth: each delivery proves itself with
+(checked every second) or with the first delivery, and runs until the hub's HTTP app shuts down.
+With the shared store configured (`hub.store.url`), each intake is moved to the PostgreSQL event log
+first (`use_shared_store(url)`, duck-typed too). These routes take no MCP auth: each delivery proves itself with
 the provider's signature.
 """
 
@@ -20,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hub.store import store_url
+
 if TYPE_CHECKING:
     from hub.hub import Hub
 
@@ -34,6 +38,8 @@ class HubWebhooks:
         self._group: anyio.abc.TaskGroup | None = None
         self._started: set[int] = set()
         self._lock = anyio.Lock()
+        self._store_url = store_url(hub.config.hub.store)
+        """With the shared PostgreSQL store configured, every intake's event log lives there."""
         hub.metrics.webhooks.source = self.metrics
 
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -49,14 +55,18 @@ class HubWebhooks:
         return out
 
     def health(self) -> dict[str, Any]:
-        """For the hub's `/healthz`: per domain, whether its processor runs and its per-provider
-        metrics; `status` is `degraded` while events sit in its dead-letter queue (shown, never
-        degrading the hub: the hub still serves)."""
+        """For the hub's `/healthz`: per domain, whether its processor runs, its per-provider metrics
+        and its push channels' upkeep (Google channels, Graph subscriptions); `status` is `degraded`
+        while events sit in its dead-letter queue or a channel is failing (shown, never degrading
+        the hub: the hub still serves)."""
         out: dict[str, Any] = {}
         for namespace, providers in self.metrics().items():
+            intake = self.intake(namespace)
             dead = sum(p.get("dead_lettered", 0) for p in providers.values())
-            out[namespace] = {"status": "degraded" if dead else "ok",
-                              "running": bool(getattr(self.intake(namespace), "started", False)), "providers": providers}
+            channels = _channels(intake, namespace)
+            failing = dead or any(c["state"] == "error" for c in channels)
+            out[namespace] = {"status": "degraded" if failing else "ok", "running": bool(getattr(intake, "started", False)),
+                              "providers": providers, "channels": channels}
         return out
 
     def route(self) -> Route:
@@ -104,11 +114,21 @@ class HubWebhooks:
         return await intake.handle(request, request.path_params["provider"])
 
     async def _ensure_running(self, intake: Any) -> None:
+        if self._store_url is not None and hasattr(intake, "use_shared_store"):
+            intake.use_shared_store(self._store_url)  # before its processor first runs: a no-op after
         async with self._lock:
             if id(intake) in self._started or self._group is None or getattr(intake, "started", False):
                 return
             self._started.add(id(intake))
             self._group.start_soon(_run, intake)
+
+
+def _channels(intake: Any, namespace: str) -> list[dict[str, Any]]:
+    try:
+        return list(intake.channels_now()) if hasattr(intake, "channels_now") else []
+    except Exception as exc:  # noqa: BLE001 — one unreadable state file must not fail /healthz
+        logger.warning("push channel state of %s unavailable: %s", namespace, type(exc).__name__)
+        return []
 
 
 async def _run(intake: Any) -> None:

@@ -1,14 +1,19 @@
 """Built-in domain MCP servers.
 
-`BUILTIN_DOMAINS` maps a domain name to the module that provides it; each module has
-`make_backend(name)` and `create_server(backend=None)`. The hub mounts them in-process with
-`{"builtin": "<domain>"}` (the registry entry below names the factory it calls).
+Each domain registers itself with the hub through the `mcp_hub.domains` entry-point group in
+`pyproject.toml` (read by `hub.domains`); each domain's `server` module has `make_backend(name)`
+and `create_server(backend=None)`. `BUILTIN_DOMAINS` (name -> "module:factory") is that registry,
+read from the installed entry points so there is one table.
 """
 
-BUILTIN_DOMAINS: dict[str, str] = {
-    "ticketing": "servers.ticketing.server:create_server",
-    "hris": "servers.hris.server:create_server",
-    "calendar": "servers.calendar.server:create_server",
-    "accounting": "servers.accounting.server:create_server",
-    "memory": "servers.memory.server:create_server",
-}
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BUILTIN_DOMAINS":
+        from hub.domains import domain_names, domain_target
+
+        return {domain: domain_target(domain) for domain in domain_names()}
+    raise AttributeError(f"module 'servers' has no attribute {name!r}")

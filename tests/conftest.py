@@ -42,6 +42,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Any]:
+    """One throwaway PostgreSQL server per test process (per xdist worker), shared by every test that
+    needs one (`initdb` + start cost seconds): each test takes a fresh database (`pg.new_database()`)
+    so no state is shared. A test that stops it to stage an outage must start it again (in a finally)."""
+    from tests.cluster_support import PgServer
+
+    server = PgServer()
+    yield server
+    server.close()
+
+
 def echo_stdio(*args: str, **extra: Any) -> dict[str, Any]:
     """Config entry for the echo fixture as a stdio child."""
     return {"command": PY, "args": [ECHO, *args], **extra}

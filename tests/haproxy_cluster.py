@@ -203,16 +203,19 @@ class Cluster:
 
 
 class Infra:
-    """PostgreSQL and Redis for one or more clusters; `close()` stops them in reverse start order."""
+    """PostgreSQL and Redis for one or more clusters; `close()` stops them in reverse start order.
+    Given a running `pg` (the tests' session-wide server), it uses that one and leaves it running."""
 
-    def __init__(self) -> None:
+    def __init__(self, pg: PgServer | None = None) -> None:
         need_binary("redis-server", "redis-server")
         need_binary("haproxy", "haproxy")
-        self.pg = PgServer()
+        self._own_pg = pg is None
+        self.pg = pg if pg is not None else PgServer()
         try:
             self.redis = Redis()
         except BaseException:
-            self.pg.close()
+            if self._own_pg:
+                self.pg.close()
             raise
 
     def cluster(self, replicas: int = 2, folder: Path | None = None, **options: Any) -> Cluster:
@@ -222,4 +225,5 @@ class Infra:
 
     def close(self) -> None:
         self.redis.stop()
-        self.pg.close()
+        if self._own_pg:
+            self.pg.close()

@@ -17,6 +17,7 @@ from mcp import Client, StdioServerParameters
 
 from hub.config import parse_config
 from hub.hub import Hub
+from servers.accounting.demo import seed as seed_demo_company
 from servers.accounting.ledger import check_journal, price_lines
 from servers.accounting.model import ContactInput, JournalLine, LineInput, NewInvoice
 from servers.accounting.money import allocate
@@ -233,7 +234,7 @@ def test_any_sequence_of_events_keeps_the_books_balanced(events: list[tuple[Any,
 @pytest.mark.anyio
 async def test_through_the_hub_and_standalone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    await EmbeddedAccounting(tmp_path).seed_demo()
+    await seed_demo_company(EmbeddedAccounting(tmp_path))  # the runner seeds `--demo` the same way
     async with Hub(parse_config({"mcpServers": {"accounting": {"builtin": "accounting"}}})) as hub:
         tools = {t.name: t for t in hub.catalog.tools()}
         assert len([n for n in tools if n.startswith("accounting__")]) == 12

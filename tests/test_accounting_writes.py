@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from hub.config import parse_config
 from hub.hub import Hub
 from servers.accounting.providers.xero import Xero
 from servers.accounting.server import create_server
 from servers.accounting.store import EmbeddedAccounting
+from tests.domain_support import hub_fixture, tool_caller
 from tests.fakes.xero import TENANT, FakeXero
 
 pytestmark = pytest.mark.anyio
@@ -32,17 +32,8 @@ D = Decimal
 YEAR = {"start": "2026-01-01", "end": "2026-12-31"}
 
 
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    async with Hub(parse_config({"mcpServers": {"accounting": {"builtin": "accounting"}}})) as running:
-        yield running
-
-
-async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
-    result = await hub.route_call(f"accounting__{tool}", args)
-    assert result.structured_content is not None, result.content
-    return result.structured_content
+hub = hub_fixture("accounting")
+call = tool_caller("accounting")
 
 
 def refused(answer: dict[str, Any], *words: str) -> str:

@@ -127,6 +127,7 @@ async def test_xero_connector(xero: tuple[FakeXero, Any]) -> None:
         assert (await call("get_invoice", invoice_id=created["id"]))["id"] == created["id"]
         assert len(fake.oauth.requests) == 2 and fake.oauth.requests[1]["refresh_token"] != "refresh-0", "rotated refresh token used"
         fake.fail_next.append((429, {"Retry-After": "0"}, '{"Title": "Too Many Requests"}'))
+        assert (await call("get_invoice", invoice_id=created["id"]))["code"] == "rate_limited", "answered at once; the hub retries"
         assert (await call("get_invoice", invoice_id=created["id"]))["id"] == created["id"]
         fake.fail_next.append((400, {}, '{"ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred", '
                                         '"Elements": [{"ValidationErrors": [{"Message": "Account code 999 is not a valid code"}]}]}'))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -20,13 +19,6 @@ from tests.cluster_support import PgServer
 from tests.conftest import PY, ROOT, echo_stdio, start_hub_http, write_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    yield server
-    server.close()
 
 
 def create_key(config: Path, name: str, scopes: str) -> str:

@@ -12,29 +12,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.config import parse_config
 from hub.hub import Hub
 from servers.calendar.model import WorkingHours
 from servers.calendar.slots import find_slots, merge, working_windows
 from servers.calendar.store import EmbeddedCalendar
+from tests.domain_support import calendars, hub_fixture, tool_caller
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    store = EmbeddedCalendar(tmp_path)
-    await store.add_calendar("ada@example.com", "Ada", "Europe/London", primary=True)
-    await store.add_calendar("alan@example.com", "Alan", "America/New_York")
-    async with Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}})) as running:
-        yield running
-
-
-async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
-    result = await hub.route_call(f"calendar__{tool}", args)
-    assert result.structured_content is not None, result.content
-    return result.structured_content
+hub = hub_fixture("calendar", seed=calendars(("ada@example.com", "Ada", "Europe/London", True),
+                                             ("alan@example.com", "Alan", "America/New_York")))
+call = tool_caller("calendar")
 
 
 def local(event: dict[str, Any]) -> str:

@@ -121,7 +121,9 @@ async def test_graph_calendar(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) ->
                              rrule="FREQ=HOURLY;COUNT=3")
         assert refused["code"] == "invalid_argument" and "Graph cannot express" in refused["message"]
         fake.fail_next.append((429, {"Retry-After": "0"}, '{"error": {"code": "TooManyRequests", "message": "slow down"}}'))
-        assert (await call("get_event", calendar_id=CAL_ID, event_id=offsite["id"]))["title"] == "Offsite", "429 retried after Retry-After"
+        limited = await call("get_event", calendar_id=CAL_ID, event_id=offsite["id"])  # at once: the hub retries, not the kit
+        assert limited["code"] == "rate_limited" and "slow down" in limited["message"]
+        assert (await call("get_event", calendar_id=CAL_ID, event_id=offsite["id"]))["title"] == "Offsite"
         fake.fail_next.append((401, {}, '{"error": {"code": "InvalidAuthenticationToken", "message": "expired"}}'))
         denied = await call("get_event", calendar_id=CAL_ID, event_id=offsite["id"])
         assert denied["code"] == "unauthorized" and fake.token not in str(denied)

@@ -8,41 +8,28 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client, StdioServerParameters
 
-from hub.config import parse_config
 from hub.hub import Hub
 from servers.calendar.store import EmbeddedCalendar
+from tests.domain_support import calendars, hub_fixture, portal_hub_fixture, tool_caller
 
 pytestmark = pytest.mark.anyio
 ADA = "ada@example.com"
 MALLORY = "mallory@example.com"
 
 
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    store = EmbeddedCalendar(tmp_path)
-    await store.add_calendar(ADA, "Ada", "Europe/London", primary=True)
-    await store.add_calendar("alan@example.com", "Alan", "America/New_York")
-    await store.add_calendar(MALLORY, "Mallory", "UTC")
-    async with Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}})) as running:
-        yield running
-
-
-async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
-    result = await hub.route_call(f"calendar__{tool}", args)
-    assert result.structured_content is not None, result.content
-    return result.structured_content
+hub = hub_fixture("calendar", seed=calendars((ADA, "Ada", "Europe/London", True),
+                                             ("alan@example.com", "Alan", "America/New_York"), (MALLORY, "Mallory", "UTC")))
+call = tool_caller("calendar")
 
 
 def utc(text: str) -> datetime:
@@ -252,14 +239,7 @@ def as_offset(moment: datetime, minutes: int) -> str:
     return moment.astimezone(timezone(timedelta(minutes=minutes))).isoformat()
 
 
-@pytest.fixture
-def portal_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BlockingPortal, Hub]]:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    with start_blocking_portal() as portal:
-        portal.call(EmbeddedCalendar(tmp_path).add_calendar, PERSON, "P", "Europe/London")
-        with portal.wrap_async_context_manager(
-                Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}}))) as running:
-            yield portal, running
+portal_hub = portal_hub_fixture("calendar", seed=calendars((PERSON, "P", "Europe/London")))
 
 
 def test_any_offset_instant_round_trips(portal_hub: tuple[BlockingPortal, Hub]) -> None:

@@ -6,18 +6,14 @@ sub-second and date-only times, and signed query-bound keyset cursors for list_e
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.config import parse_config
 from hub.hub import Hub
-from servers.calendar.store import EmbeddedCalendar
+from tests.domain_support import calendars, hub_fixture, portal_hub_fixture, tool_caller
 
 pytestmark = pytest.mark.anyio
 ADA = "ada@example.com"
@@ -26,22 +22,9 @@ P = "p@example.com"
 JUNE = {"start": "2026-06-01T00:00:00Z", "end": "2026-07-15T00:00:00Z"}
 
 
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    store = EmbeddedCalendar(tmp_path)
-    await store.add_calendar(ADA, "Ada", "Europe/London", primary=True)
-    await store.add_calendar("grace@example.com", "Grace", "Asia/Tokyo")
-    await store.add_calendar(X, "X", "UTC")
-    await store.add_calendar(P, "P", "UTC")
-    async with Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}})) as running:
-        yield running
-
-
-async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
-    result = await hub.route_call(f"calendar__{tool}", args)
-    assert result.structured_content is not None, result.content
-    return result.structured_content
+hub = hub_fixture("calendar", seed=calendars((ADA, "Ada", "Europe/London", True), ("grace@example.com", "Grace", "Asia/Tokyo"),
+                                             (X, "X", "UTC"), (P, "P", "UTC")))
+call = tool_caller("calendar")
 
 
 async def starts(hub: Hub, calendar_id: str = ADA, **span: str) -> list[str]:
@@ -107,14 +90,7 @@ async def test_impossible_byday_positions_are_invalid_argument(hub: Hub, rule: s
     assert answer["code"] == "invalid_argument" and "BYDAY" in answer["message"], answer
 
 
-@pytest.fixture
-def portal_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BlockingPortal, Hub]]:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    with start_blocking_portal() as portal:
-        portal.call(EmbeddedCalendar(tmp_path).add_calendar, ADA, "Ada", "Europe/London")
-        with portal.wrap_async_context_manager(
-                Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}}))) as running:
-            yield portal, running
+portal_hub = portal_hub_fixture("calendar", seed=calendars((ADA, "Ada", "Europe/London")))
 
 
 KEYS = ["FREQ", "COUNT", "UNTIL", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS",

@@ -17,6 +17,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from tests.cluster_support import PgServer
 from tests.haproxy_cluster import Cluster, Infra
 from tests.test_security import post_initialize
 
@@ -26,8 +27,8 @@ LIMITED = {"tools": "e__echo", "burst": 4, "per_second": 0.001}  # 4 echo calls 
 
 
 @pytest.fixture(scope="module")
-def infra() -> Iterator[Infra]:
-    shared = Infra()
+def infra(pg: PgServer) -> Iterator[Infra]:
+    shared = Infra(pg)
     yield shared
     shared.close()
 
@@ -40,14 +41,9 @@ def two_replicas(infra: Infra, folder: Path) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def cluster(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Shared by the tests that leave both replicas running (each uses its own principals)."""
+    """One cluster for the whole file; each test uses its own principals (keys, audit rows, rate-limit
+    buckets), and the one that kills a replica runs last."""
     yield from two_replicas(infra, tmp_path_factory.mktemp("cluster"))
-
-
-@pytest.fixture
-def doomed_cluster(infra: Infra, tmp_path: Path) -> Iterator[Cluster]:
-    """A cluster of its own for a test that kills a replica."""
-    yield from two_replicas(infra, tmp_path)
 
 
 def sdk_client(url: str, key: str, mode: str, session_ids: list[str] | None = None) -> Client:
@@ -89,35 +85,6 @@ def audit_rows(cluster: Cluster, expected: int, *filters: str) -> list[dict[str,
         time.sleep(0.1)
 
 
-async def test_a_2025_session_alternates_between_replicas_and_survives_losing_one(doomed_cluster: Cluster) -> None:
-    cluster = doomed_cluster
-    probe = cluster.create_key("probe", "e:write")
-    tags = [await replica_tag(url, probe) for url in cluster.urls]
-    assert len(set(tags)) == 2
-    key = cluster.create_key("sessions", "e:write")
-    session_ids: list[str] = []
-    async with sdk_client(cluster.url, key, "legacy", session_ids) as c:
-        before = [await call(c, "e__add", {"a": i, "b": 1}) for i in range(6)]
-        assert [outcome for outcome, _ in before] == ["ok"] * 6
-        assert {rid[:16] for _, rid in before} == set(tags)  # one session, served by both replicas
-        # Every row of those calls is in PostgreSQL before the crash (a killed replica loses only
-        # what it still had queued, which this test does not want to measure).
-        assert len(audit_rows(cluster, 6, "--principal", "sessions")) == 6
-        cluster.kill(0)
-        after = [await call(c, "e__add", {"a": i, "b": 2}) for i in range(6)]
-        assert [outcome for outcome, _ in after] == ["ok"] * 6
-        assert {rid[:16] for _, rid in after} == {tags[1]}  # the survivor continued the session
-        assert cluster.haproxy is not None
-        cluster.haproxy.wait_for({"r0": "DOWN", "r1": "UP"})
-        last = await call(c, "e__add", {"a": 1, "b": 1})  # with HAProxy's check having noticed too
-        assert last[0] == "ok" and last[1][:16] == tags[1]
-    assert session_ids and set(session_ids) == {session_ids[0]} and session_ids[0].startswith("s1.")
-    # Every call of the session exactly once, in one query of the shared audit table.
-    ids = [rid for _, rid in [*before, *after, last]]
-    rows = audit_rows(cluster, len(ids), "--principal", "sessions")
-    assert sorted(r["request_id"] for r in rows) == sorted(ids)
-
-
 async def test_a_key_created_once_works_everywhere_in_both_eras_and_its_revocation_reaches_both(
     cluster: Cluster
 ) -> None:
@@ -148,7 +115,9 @@ async def test_a_key_created_once_works_everywhere_in_both_eras_and_its_revocati
         pending = {url for url in pending if post_initialize(url, {"Authorization": f"Bearer {key}"}).status_code != 401}
     elapsed = time.monotonic() - since
     assert not pending, f"revocation not effective on {pending} after 10 s"
-    assert elapsed < 3.0, f"revocation took {elapsed:.1f} s to reach every replica (key_cache_s is 1 s)"
+    # key_cache_s is 1 s; the bound is generous because each probe is a real HTTP round trip through
+    # HAProxy on a loaded 2-core machine. A cache that ignored its lifetime would hit the 10 s limit.
+    assert elapsed < 6.0, f"revocation took {elapsed:.1f} s to reach every replica (key_cache_s is 1 s)"
 
 
 async def test_a_shared_rate_limit_allows_its_burst_in_total_not_per_replica(cluster: Cluster) -> None:
@@ -164,3 +133,33 @@ async def test_a_shared_rate_limit_allows_its_burst_in_total_not_per_replica(clu
         assert (await call(c, "e__echo", {"text": "x"}))[0] == "ok"  # buckets are per principal
     health = httpx.get(cluster.urls[0].replace("/mcp", "/healthz"), timeout=5).json()
     assert health["status"] == "ok"
+
+
+async def test_a_2025_session_alternates_between_replicas_and_survives_losing_one(cluster: Cluster) -> None:
+    # Last in this file on purpose: it kills replica 0 of the module's cluster, which the tests above
+    # need whole (a cluster of its own would cost one more PostgreSQL database, two replicas and HAProxy).
+    probe = cluster.create_key("probe", "e:write")
+    tags = [await replica_tag(url, probe) for url in cluster.urls]
+    assert len(set(tags)) == 2
+    key = cluster.create_key("sessions", "e:write")
+    session_ids: list[str] = []
+    async with sdk_client(cluster.url, key, "legacy", session_ids) as c:
+        before = [await call(c, "e__add", {"a": i, "b": 1}) for i in range(6)]
+        assert [outcome for outcome, _ in before] == ["ok"] * 6
+        assert {rid[:16] for _, rid in before} == set(tags)  # one session, served by both replicas
+        # Every row of those calls is in PostgreSQL before the crash (a killed replica loses only
+        # what it still had queued, which this test does not want to measure).
+        assert len(audit_rows(cluster, 6, "--principal", "sessions")) == 6
+        cluster.kill(0)
+        after = [await call(c, "e__add", {"a": i, "b": 2}) for i in range(6)]
+        assert [outcome for outcome, _ in after] == ["ok"] * 6
+        assert {rid[:16] for _, rid in after} == {tags[1]}  # the survivor continued the session
+        assert cluster.haproxy is not None
+        cluster.haproxy.wait_for({"r0": "DOWN", "r1": "UP"})
+        last = await call(c, "e__add", {"a": 1, "b": 1})  # with HAProxy's check having noticed too
+        assert last[0] == "ok" and last[1][:16] == tags[1]
+    assert session_ids and set(session_ids) == {session_ids[0]} and session_ids[0].startswith("s1.")
+    # Every call of the session exactly once, in one query of the shared audit table.
+    ids = [rid for _, rid in [*before, *after, last]]
+    rows = audit_rows(cluster, len(ids), "--principal", "sessions")
+    assert sorted(r["request_id"] for r in rows) == sorted(ids)

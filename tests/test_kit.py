@@ -101,20 +101,22 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds(httpx.Response(429), now) is None
 
 
-async def test_post_not_retried_but_marked_idempotent_is() -> None:
+async def test_a_503_is_sent_once_and_the_hub_decides_retries() -> None:
+    """The kit never retries (tests/test_kit_retries.py): POST, idempotent POST and GET alike."""
     hits: list[str] = []
 
     async def flaky(request: Request) -> JSONResponse:
         hits.append(request.method)
-        return JSONResponse({"message": "busy"}, 503 if len(hits) == 1 else 200)
+        return JSONResponse({"message": "busy"}, 503 if len(hits) % 2 else 200)
 
-    app = Starlette(routes=[Route("/x", flaky, methods=["POST"])])
+    app = Starlette(routes=[Route("/x", flaky, methods=["POST", "GET"])])
     http = ProviderHTTP("P", "http://p.test", transport=httpx.ASGITransport(app=app))
-    with pytest.raises(DomainError) as caught:
-        await http.request("POST", "/x")
-    assert caught.value.body.code == "unavailable" and hits == ["POST"]
-    hits.clear()
-    assert (await http.request("POST", "/x", idempotent=True)).status_code == 200 and hits == ["POST", "POST"]
+    for method, idempotent in (("POST", None), ("POST", True), ("GET", None)):
+        hits.clear()
+        with pytest.raises(DomainError) as caught:
+            await http.request(method, "/x", idempotent=idempotent)
+        assert caught.value.body.code == "unavailable" and caught.value.body.retryable and hits == [method]
+        assert (await http.request(method, "/x")).status_code == 200 and hits == [method, method]
 
 
 def test_cursors_round_trip_and_reject_garbage() -> None:

@@ -23,6 +23,7 @@ from mcp import Client, StdioServerParameters
 from hub.audit.log import query
 from tests.conftest import ROOT
 from tests.test_interop import NODE_MODULES, need, node_env
+from tests.test_relay_tasks import raw
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.anyio]
 
@@ -95,13 +96,13 @@ def text_of(result: types.CallToolResult) -> str:
 async def test_every_tool_listed_direct_is_listed_and_callable_through_the_hub(tmp_path: Path) -> None:
     direct_cb, hub_cb = Callbacks(), Callbacks()
     async with connected(direct_cb.client(direct_params())) as direct:
-        # A task-only tool (taskSupport "required") is hidden by the hub until tasks are relayed (hub.relay.tasks).
-        direct_names = sorted(t.name for t in (await direct.list_tools()).tools
-                              if not (t.execution and t.execution.task_support == "required"))
+        # Task-only tools (taskSupport "required") too: tasks are relayed (hub.relay.tasks, tests/test_relay_tasks.py).
+        direct_names = sorted(t.name for t in (await direct.list_tools()).tools)
     async with connected(hub_cb.client(hub_params(tmp_path))) as through:
         hub_names = sorted(t.name for t in (await through.list_tools()).tools)
         assert hub_names == [f"ev__{name}" for name in direct_names]  # nothing vanished behind the hub
-        assert {"trigger-sampling-request", "trigger-elicitation-request", "get-roots-list"} <= set(direct_names)
+        assert {"trigger-sampling-request", "trigger-elicitation-request", "get-roots-list",
+                "simulate-research-query"} <= set(direct_names)
 
         sampled = await through.call_tool("ev__trigger-sampling-request", {"prompt": "hello"})
         assert not sampled.is_error and "sampled-by-client" in text_of(sampled)
@@ -139,6 +140,26 @@ async def test_set_level_fans_out_and_log_messages_come_back_tagged_with_the_ser
                 await callbacks.logged.wait()
     tagged = [m for m in callbacks.logs if m.logger and m.logger.split("/")[0] == "ev"]
     assert all(m.level in {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"} for m in tagged)
+
+
+async def test_server_everythings_task_tool_runs_as_a_task_through_the_hub(tmp_path: Path) -> None:
+    """`simulate-research-query` is task-only: created through the hub, polled, its result fetched
+    (the server takes four one-second stages; `tasks/result` blocks until they are done)."""
+    async with connected(Callbacks().client(hub_params(tmp_path), capable=False)) as through:
+        assert through.server_capabilities.tasks is not None
+        created = await raw(through, "tools/call", {"name": "ev__simulate-research-query",
+                                                    "arguments": {"topic": "owls"}, "task": {"ttl": 60_000}})
+        task_id = created["task"]["taskId"]
+        assert task_id.startswith("ev:") and created["task"]["status"] == "working"
+        assert (await raw(through, "tasks/get", {"taskId": task_id}))["taskId"] == task_id
+        listed = await raw(through, "tasks/list", {})
+        assert [t["taskId"] for t in listed["tasks"]] == [task_id]
+        done = await raw(through, "tasks/result", {"taskId": task_id})
+        assert "Research Report: owls" in done["content"][0]["text"]
+        assert done["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": task_id}
+        assert (await raw(through, "tasks/get", {"taskId": task_id}))["status"] == "completed"
+    rows = query(tmp_path / "data", principal="local")
+    assert ("ev__simulate-research-query", "ok") in {(r["tool"], r["outcome"]) for r in rows}
 
 
 @pytest.fixture

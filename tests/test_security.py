@@ -120,9 +120,9 @@ async def test_api_keys_scopes_and_revocation(secured: dict[str, Any]) -> None:
         assert (await c.call_tool("e__add", {"a": 1, "b": 2})).structured_content == {"total": 3}
         # A write tool, a tool of another server, a tampered name: all refused exactly like an unknown tool.
         for name in ("e__echo", "web__add", "e__add ", "E__add", "e__get_thing_00000000", "e__nonexistent"):
-            with pytest.raises(MCPError) as caught:
-                await c.call_tool(name, {"text": "x", "a": 1, "b": 1})
-            assert caught.value.code == -32602 and caught.value.message == f"Unknown tool: {name}"
+            refused = await c.call_tool(name, {"text": "x", "a": 1, "b": 1})
+            assert refused.is_error and refused.structured_content["details"] == {"tool": name}
+            assert refused.structured_content["code"] == "not_found"
     async with client(url, writer) as c:
         names = {t.name for t in (await c.list_tools()).tools}
         assert "e__echo" in names and "e__add" in names and "web__add" in names and "web__echo" not in names

@@ -8,7 +8,6 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,6 @@ from tests.test_hygiene import outcome, wait_ready
 from tests.test_security import client, post_initialize
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    yield server
-    server.close()
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

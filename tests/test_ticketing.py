@@ -12,31 +12,19 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
-from hub.config import parse_config
 from hub.hub import Hub
 from servers.ticketing.providers.jira import JiraTicketing
 from servers.ticketing.server import create_server
+from servers.ticketing.store import EmbeddedTicketing
 from tests.conftest import PY, ROOT
+from tests.domain_support import hub_fixture, tool_caller
 from tests.fakes.jira import FakeJira
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    async with Hub(parse_config({"mcpServers": {"ticketing": {"builtin": "ticketing"}}})) as running:
-        await (await running.downstreams["ticketing"].ready_client()).call_tool("find_users", {"query": "x"})
-        from servers.ticketing.store import EmbeddedTicketing
-
-        await EmbeddedTicketing(tmp_path).seed_demo()
-        yield running
-
-
-async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
-    result = await hub.route_call(f"ticketing__{tool}", args)
-    assert result.structured_content is not None
-    return result.structured_content
+hub = hub_fixture("ticketing", seed=lambda data_dir: EmbeddedTicketing(data_dir).seed_demo())
+call = tool_caller("ticketing")
 
 
 async def test_embedded_tools_through_the_hub(hub: Hub) -> None:

@@ -96,10 +96,11 @@ async def test_servicenow_incidents(env: FakeServiceNow, monkeypatch: pytest.Mon
     assert (await tool(server, "delete_ticket", id="INC0010004", confirm=True))["deleted"] is True
     assert (await tool(server, "get_ticket", id="INC0010004"))["code"] == "not_found"
 
-    fake.fail_next.append((429, {}, '{"error": {"message": "Too many requests"}}'))
-    retried = await tool(server, "get_ticket", id="INC0010002")
-    assert retried["id"] == "INC0010002"
-    fake.fail_next.extend([(500, {}, "{}")] * 3)
+    fake.fail_next.append((429, {}, '{"error": {"message": "Too many requests"}}'))  # no Retry-After: 30 s is assumed
+    limited = await tool(server, "get_ticket", id="INC0010002")
+    assert (limited["code"], limited["retry_after_s"]) == ("rate_limited", 30) and "Too many requests" in limited["message"]
+    assert (await tool(server, "get_ticket", id="INC0010002"))["id"] == "INC0010002", "the next call goes through"
+    fake.fail_next.append((500, {}, "{}"))
     assert (await tool(server, "get_ticket", id="INC0010002"))["code"] == "unavailable"
 
 

@@ -5,38 +5,30 @@ each matching ticket once, no project made by a typo, literal text search, no co
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from hub.config import parse_config
 from hub.hub import Hub
 from servers.ticketing.server import create_server
 from servers.ticketing.store import EmbeddedTicketing
+from tests.domain_support import hub_fixture, tool_caller
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    await EmbeddedTicketing(tmp_path).seed_demo()  # users u1-u3, projects OPS and APP, OPS-1, OPS-2, APP-1
-    async with Hub(parse_config({"mcpServers": {"ticketing": {"builtin": "ticketing"}}})) as running:
-        yield running
-
-
-async def call(hub: Hub, tool: str, **args: Any) -> dict[str, Any]:
-    result = await hub.route_call(f"ticketing__{tool}", args)
-    assert result.structured_content is not None, result.content
-    return result.structured_content
+# The demo data: users u1-u3, projects OPS and APP, tickets OPS-1, OPS-2, APP-1.
+hub = hub_fixture("ticketing", seed=lambda data_dir: EmbeddedTicketing(data_dir).seed_demo())
+call = tool_caller("ticketing")
 
 
 async def walk(hub: Hub, between: Any = None, **query: Any) -> list[str]:
@@ -132,64 +124,79 @@ _op = st.tuples(st.sampled_from(["create", "retitle", "comment", "reprioritize",
                 st.integers(0, 50), st.sampled_from(["high", "low"]))
 
 
-async def _walk_under_writes(initial: list[str], limit: int, batches: list[list[tuple[str, int, str]]], folder: Path) -> None:
-    server = create_server(EmbeddedTicketing(folder))
-    await server.backend.create_project("OPS")  # type: ignore[attr-defined]
-    async with Client(server) as client:
-
-        async def tool(name: str, **args: Any) -> dict[str, Any]:
-            result = (await client.call_tool(name, args)).structured_content
-            assert result is not None and "code" not in result, (name, args, result)
-            return result
-
-        priority: dict[str, str] = {}  # the model: every live ticket's priority
-        for n, p in enumerate(initial):
-            priority[(await tool("create_ticket", project="OPS", title=f"t{n}", priority=p))["key"]] = p
-        throughout = {k for k, p in priority.items() if p == "high"}  # matched at the start and never stopped
-        ever = set(throughout)
-        seen: list[str] = []
-        cursor, page = None, 0
-        while True:
-            found = await tool("search_tickets", project="OPS", priority=["high"], limit=limit,
-                               **({"cursor": cursor} if cursor else {}))
-            seen += [t["key"] for t in found["tickets"]]
-            if (cursor := found["next_cursor"]) is None:
-                break
-            for kind, index, p in batches[page] if page < len(batches) else []:
-                keys = sorted(priority)
-                key = keys[index % len(keys)] if keys else None
-                if kind == "create" or key is None:
-                    priority[(await tool("create_ticket", project="OPS", title="new", priority=p))["key"]] = p
-                elif kind == "retitle":
-                    await tool("update_ticket", id=key, title=f"retitled {page}")
-                elif kind == "comment":
-                    await tool("add_comment", id=key, body="bump")
-                elif kind == "reprioritize":
-                    await tool("update_ticket", id=key, priority=p)
-                    priority[key] = p
-                else:
-                    await tool("delete_ticket", id=key, confirm=True)
-                    del priority[key]
-                if key is not None and priority.get(key) != "high":
-                    throughout.discard(key)
-                ever |= {k for k, q in priority.items() if q == "high"}
-            page += 1
-        assert len(seen) == len(set(seen)), f"returned twice: {seen}"
-        assert throughout <= set(seen), f"missed {throughout - set(seen)}"
-        assert set(seen) <= ever, "only tickets that matched at some point"
+@pytest.fixture
+def ticketing_client(tmp_path: Path) -> Iterator[tuple[BlockingPortal, Client]]:
+    """One embedded ticketing server and one client session for every example of a property test
+    (building the server and the client's output-schema validators is most of an example's cost);
+    each example works in a project of its own, so examples share no tickets."""
+    with start_blocking_portal() as portal:
+        with portal.wrap_async_context_manager(Client(create_server(EmbeddedTicketing(tmp_path)))) as client:
+            yield portal, client
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+async def _walk_under_writes(client: Client, project: str, initial: list[str], limit: int,
+                             batches: list[list[tuple[str, int, str]]]) -> None:
+    """One example: a fresh `project`, its tickets, one walk of its high-priority tickets under writes."""
+
+    async def tool(name: str, **args: Any) -> dict[str, Any]:
+        result = (await client.call_tool(name, args)).structured_content
+        assert result is not None and "code" not in result, (name, args, result)
+        return result
+
+    assert (await tool("create_project", key=project))["created"] is True
+    priority: dict[str, str] = {}  # the model: every live ticket's priority
+    for n, p in enumerate(initial):
+        priority[(await tool("create_ticket", project=project, title=f"t{n}", priority=p))["key"]] = p
+    throughout = {k for k, p in priority.items() if p == "high"}  # matched at the start and never stopped
+    ever = set(throughout)
+    seen: list[str] = []
+    cursor, page = None, 0
+    while True:
+        found = await tool("search_tickets", project=project, priority=["high"], limit=limit,
+                           **({"cursor": cursor} if cursor else {}))
+        seen += [t["key"] for t in found["tickets"]]
+        if (cursor := found["next_cursor"]) is None:
+            break
+        for kind, index, p in batches[page] if page < len(batches) else []:
+            keys = sorted(priority)
+            key = keys[index % len(keys)] if keys else None
+            if kind == "create" or key is None:
+                priority[(await tool("create_ticket", project=project, title="new", priority=p))["key"]] = p
+            elif kind == "retitle":
+                await tool("update_ticket", id=key, title=f"retitled {page}")
+            elif kind == "comment":
+                await tool("add_comment", id=key, body="bump")
+            elif kind == "reprioritize":
+                await tool("update_ticket", id=key, priority=p)
+                priority[key] = p
+            else:
+                await tool("delete_ticket", id=key, confirm=True)
+                del priority[key]
+            if key is not None and priority.get(key) != "high":
+                throughout.discard(key)
+            ever |= {k for k, q in priority.items() if q == "high"}
+        page += 1
+    assert len(seen) == len(set(seen)), f"returned twice: {seen}"
+    assert throughout <= set(seen), f"missed {throughout - set(seen)}"
+    assert set(seen) <= ever, "only tickets that matched at some point"
+
+
+_EXAMPLES = itertools.count()  # each example's project: W0, W1, ...
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
     initial=st.lists(st.sampled_from(["high", "low"]), min_size=1, max_size=10),
     limit=st.integers(1, 4),
     batches=st.lists(st.lists(_op, max_size=3), max_size=6),
 )
 def test_any_walk_under_concurrent_writes_returns_each_matching_ticket_once(
-    initial: list[str], limit: int, batches: list[list[tuple[str, int, str]]]
+    ticketing_client: tuple[BlockingPortal, Client], initial: list[str], limit: int,
+    batches: list[list[tuple[str, int, str]]],
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        anyio.run(_walk_under_writes, initial, limit, batches, Path(folder))
+    portal, client = ticketing_client
+    project = f"W{next(_EXAMPLES)}"
+    portal.call(_walk_under_writes, client, project, initial, limit, batches)
 
 
 # -- 12: projects, literal text, control characters, status hint ------------------------------

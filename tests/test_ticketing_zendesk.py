@@ -79,7 +79,8 @@ async def test_zendesk(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     assert (await tool(server, "delete_ticket", id="5", confirm=True))["deleted"] is True
     assert (await tool(server, "get_ticket", id="5"))["code"] == "not_found"
     assert (await tool(server, "get_ticket", id="abc"))["code"] == "invalid_argument"
-    fake.fail_next.append((429, {"Retry-After": "0"}, "{}"))
+    fake.fail_next.append((429, {"Retry-After": "0"}, "{}"))  # answered at once, retryable; the hub retries
+    assert (await tool(server, "get_ticket", id="2"))["code"] == "rate_limited"
     assert (await tool(server, "get_ticket", id="2"))["id"] == "2"
     fake.fail_next.append((422, {}, '{"error": "RecordInvalid", "description": "Subject: cannot be blank"}'))
     invalid = await tool(server, "update_ticket", id="2", title="y")

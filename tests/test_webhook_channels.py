@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -77,7 +78,7 @@ class FakeGraph:
 
 
 def http(base: str, fake: Any) -> ProviderHTTP:
-    return ProviderHTTP("fake", base, transport=httpx.MockTransport(fake.handler), max_attempts=1)
+    return ProviderHTTP("fake", base, transport=httpx.MockTransport(fake.handler))
 
 
 async def test_google_channels_open_renew_by_replacing_and_survive_restart(tmp_path: Path) -> None:
@@ -153,3 +154,38 @@ async def test_failures_are_recorded_retried_and_shown_in_healthz(tmp_path: Path
         await intake.keepers[0].tick(now + 61)
         health = (await client.get("/healthz")).json()
     assert health["status"] == "ok" and health["webhooks"]["channels"][0]["state"] == "active"
+
+
+async def test_channel_upkeep_state_shows_in_the_hubs_healthz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An in-process calendar's channel upkeep, as the HTTP hub's `/healthz` reports it."""
+    from hub.config import parse_config
+    from hub.hub import Hub
+    from hub.server import build_server
+    from hub.transports import build_http_app
+    from servers.kit.webhooks.channels import ChannelKeeper
+
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    fake = FakeGoogle()
+    fake.fail = 1
+    async with Hub(parse_config({"mcpServers": {"calendar": {"builtin": "calendar"}}})) as hub:
+        with anyio.fail_after(30):
+            while hub.downstreams["calendar"].state != "ready":
+                await anyio.sleep(0.02)  # waiting for the state "ready"
+        intake = hub.downstreams["calendar"].server_object.webhooks
+        keeper = ChannelKeeper(intake.log.store, GoogleChannels(http("https://www.googleapis.com/calendar/v3", fake),
+                                                                "https://hooks.example/webhooks/calendar/google", "tok"), ["primary"])
+        intake.keepers.append(keeper)
+        app = build_http_app(hub, build_server(hub), "http", "127.0.0.1", 8765)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765") as client:
+            assert (await client.get("/healthz")).json()["webhooks"]["calendar"]["channels"] == [], "before any upkeep"
+            now = time.time()
+            await keeper.tick(now)
+            failing = (await client.get("/healthz")).json()
+            await keeper.tick(now + 61)
+            healed = (await client.get("/healthz")).json()
+    [channel] = failing["webhooks"]["calendar"]["channels"]
+    assert (channel["provider"], channel["resource"], channel["state"]) == ("google", "primary", "error")
+    assert "(503)" in channel["last_error"] and "tok" not in json.dumps(failing)
+    assert failing["webhooks"]["calendar"]["status"] == "degraded" and failing["status"] == "ok", "shown, not degrading the hub"
+    assert healed["webhooks"]["calendar"]["status"] == "ok"
+    assert healed["webhooks"]["calendar"]["channels"][0]["state"] == "active"

@@ -8,10 +8,8 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
-import httpx
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -21,8 +19,7 @@ from tests.resource_updates import Updates
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.server import build_server
-from tests.conftest import Proc, hub_command, write_config
-from tests.webhook_support import SECRETS, payload, signed
+from tests.webhook_support import SECRETS, http_hub, payload, signed
 
 pytestmark = pytest.mark.anyio
 LEGACY_TICKETING = {"ticketing": {"builtin": "ticketing", "protocol": "legacy"}}
@@ -82,12 +79,7 @@ async def test_only_feed_and_record_uris_may_be_subscribed(tmp_path: Path, monke
 
 
 async def test_webhook_posted_to_the_http_hub_reaches_a_subscribed_sdk_client(tmp_path: Path) -> None:
-    config = write_config(tmp_path, LEGACY_TICKETING)
-    proc = Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                env={"MCP_HUB_DATA_DIR": str(tmp_path), "GITHUB_WEBHOOK_SECRET": SECRETS["github"]})
-    try:
-        url = proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
-        base = url.rsplit("/mcp", 1)[0]
+    async with http_hub(tmp_path, LEGACY_TICKETING, {"GITHUB_WEBHOOK_SECRET": SECRETS["github"]}) as (url, http):
         updates = Updates()
         async with Client(url, mode="legacy", message_handler=updates.handler) as client:
             with anyio.fail_after(30):
@@ -100,13 +92,44 @@ async def test_webhook_posted_to_the_http_hub_reaches_a_subscribed_sdk_client(tm
             record = "mcphub://ticketing/ticketing://tickets/acme%2Fapp%2342"
             await client.subscribe_resource(record)
             body = payload("github", "42")
-            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-                answer = await http.post("/webhooks/ticketing/github", content=body, headers=signed("github", body))
+            answer = await http.post("/webhooks/ticketing/github", content=body, headers=signed("github", body))
             assert answer.status_code == 200, answer.text
             await updates.wait_for(FEED, 30)
             await updates.wait_for(record, 30)
             read = await client.read_resource(FEED)
             changes = json.loads(read.contents[0].text)["changes"]  # type: ignore[union-attr]
             assert [(c["record_id"], c["source"]) for c in changes] == [("acme/app#42", "github")]
-    finally:
-        proc.stop()
+
+
+async def test_clients_of_both_eras_get_webhook_updates_through_a_default_builtin(tmp_path: Path) -> None:
+    """No `"protocol": "legacy"`: the builtin speaks 2026-07-28 to the hub, which holds a
+    `subscriptions/listen` stream on it; a 2025-11-25 client `resources/subscribe`s, a 2026-07-28
+    client lists the URI in its own `subscriptions/listen`."""
+    secret = {"GITHUB_WEBHOOK_SECRET": SECRETS["github"]}
+    async with http_hub(tmp_path, {"ticketing": {"builtin": "ticketing"}}, secret) as (url, http):
+        record = "mcphub://ticketing/ticketing://tickets/acme%2Fapp%237"
+        legacy_updates = Updates()
+        async with Client(url, mode="legacy", message_handler=legacy_updates.handler) as legacy, Client(url) as modern:
+            assert modern.protocol_version == "2026-07-28" and legacy.protocol_version != "2026-07-28"
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        await legacy.subscribe_resource(FEED)
+                        break
+                    except MCPError:
+                        await anyio.sleep(0.05)  # waiting for the in-process domain to connect
+            async with modern.listen(resource_subscriptions=[FEED, record, "mcphub://nowhere/x://y"]) as stream:
+                assert stream.honored.resource_subscriptions == [FEED, record], "only what the hub can deliver"
+                body = payload("github", "7")
+                answer = await http.post("/webhooks/ticketing/github", content=body, headers=signed("github", body))
+                assert answer.status_code == 200, answer.text
+                seen: set[str] = set()
+                with anyio.fail_after(30):
+                    async for event in stream:
+                        seen.add(event.uri)  # type: ignore[union-attr]
+                        if seen >= {FEED, record}:
+                            break
+                await legacy_updates.wait_for(FEED, 30)
+            assert record not in legacy_updates.uris, "the legacy client did not subscribe to the record"
+            read = await modern.read_resource(record)
+            assert json.loads(read.contents[0].text)["changes"][0]["source"] == "github"  # type: ignore[union-attr]

@@ -162,8 +162,8 @@ async def test_hris_list_changes_has_the_shared_shape(tmp_path: Path, monkeypatc
     shared = {"kind", "record_id", "action", "changed_at", "source"}
     assert shared <= set(Change.model_fields), "the fields every domain's list_changes carries"
     change = hris["changes"][0]
-    assert shared <= set(change) and change["kind"] == "employee" and change["record_id"] == change["employee_id"]
-    assert change["source"] == "embedded"
+    assert set(change) == set(Change.model_fields), "HRIS reads the same feed (no employee_id since issue 24)"
+    assert change["kind"] == "employee" and change["record_id"] == "e1" and change["source"] == "embedded"
 
 
 async def test_http_hub_processes_events_accepted_before_it_started(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 import uvicorn
 
 from servers.kit.store import Store
+from tests.conftest import Proc, hub_command, write_config
 from servers.kit.webhooks import ChangeFeed, EventLog, Intake, Policy, Processor
 from servers.kit.webhooks.log import events_path
 
@@ -125,3 +127,26 @@ def make_intake(data_dir: Path, handler: Callable[[dict[str, Any]], Awaitable[No
 def set_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     for provider, secret in SECRETS.items():
         monkeypatch.setenv(f"{provider.upper()}_WEBHOOK_SECRET", secret)
+
+
+@asynccontextmanager
+async def http_hub(tmp_path: Path, servers: dict[str, Any], env: dict[str, str],
+                   hub: dict[str, Any] | None = None) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """An HTTP hub process (data dir `tmp_path`) on an ephemeral port: its MCP URL, and an HTTP
+    client on its base URL for posting deliveries; stopped at the end."""
+    proc = Proc(hub_command(write_config(tmp_path, servers, hub=hub), "--transport", "http", "--port", "0"),
+                env={"MCP_HUB_DATA_DIR": str(tmp_path), **env})
+    try:
+        url = proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
+        async with httpx.AsyncClient(base_url=url.rsplit("/mcp", 1)[0], timeout=30) as http:
+            yield url, http
+    finally:
+        proc.stop()
+
+
+async def deliver(http: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST a delivery to the hub, again while it answers 503 (its in-process domain still connecting)."""
+    with anyio.fail_after(30):
+        while (answer := await http.post(path, content=body, headers=headers)).status_code == 503:
+            await anyio.sleep(0.05)  # waiting for the in-process domain to connect
+    return answer

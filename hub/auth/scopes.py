@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from hub.catalog import ToolRoute
 from hub.config import ServerConfig
+
+if TYPE_CHECKING:  # a type only: importing hub.catalog here closed a circle (catalog → connection → caller_channel → scopes)
+    from hub.catalog import ToolRoute
 
 _LEVELS = {"read": 0, "write": 1, "admin": 2}
 

@@ -13,7 +13,7 @@ from typing import Any
 from mcp.server import MCPServer, Server
 
 from hub.config import ServerConfig
-from servers import BUILTIN_DOMAINS
+from hub.domains import RegistryError, domain_target
 
 
 class InProcessLoadError(Exception):
@@ -23,10 +23,10 @@ class InProcessLoadError(Exception):
 def load_server_object(config: ServerConfig) -> Server[Any] | MCPServer:
     """Import and return the server object a config entry names."""
     if config.builtin is not None:
-        target = BUILTIN_DOMAINS.get(config.builtin)
-        if target is None:
-            known = ", ".join(sorted(BUILTIN_DOMAINS)) or "none yet"
-            raise InProcessLoadError(f"unknown built-in domain {config.builtin!r} (known: {known})")
+        try:
+            target = domain_target(config.builtin)  # registered by its package (`hub.domains`)
+        except RegistryError as exc:
+            raise InProcessLoadError(str(exc)) from None
     else:
         assert config.module is not None
         target = config.module

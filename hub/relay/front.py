@@ -12,6 +12,7 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult
 from mcp.server.runner import serve_dual_era_loop
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -50,10 +51,13 @@ class RelayFace(Server[Any]):
     ) -> types.ServerCapabilities:
         caps = super().get_capabilities(notification_options, experimental_capabilities, extensions,
                                         protocol_version=protocol_version)
-        if caps.resources is None or self.relay_hub is None or protocol_version in MODERN_PROTOCOL_VERSIONS:
+        if self.relay_hub is None or protocol_version in MODERN_PROTOCOL_VERSIONS:
             return caps
-        subscribe = self.relay_hub.subscriptions.advertised()
-        return caps.model_copy(update={"resources": caps.resources.model_copy(update={"subscribe": subscribe})})
+        update: dict[str, Any] = {"tasks": self.relay_hub.request_relay.tasks.advertised()}
+        if caps.resources is not None:
+            subscribe = self.relay_hub.subscriptions.advertised()
+            update["resources"] = caps.resources.model_copy(update={"subscribe": subscribe})
+        return caps.model_copy(update=update)
 
     async def run(self, read_stream: Any, write_stream: Any, initialization_options: Any = None,
                   raise_exceptions: bool = False) -> None:
@@ -65,27 +69,24 @@ class RelayFace(Server[Any]):
 
 def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Principal]) -> None:
     """Answer `logging/setLevel` (so `logging` is advertised), `resources/subscribe` and
-    `unsubscribe`, and pass roots changes on."""
+    `unsubscribe`, task-augmented `tools/call` and `tasks/*` (`hub.relay.tasks`), and pass roots changes on."""
     if isinstance(server, RelayFace):
         server.relay_hub, server.relay_caller = hub, caller
 
-    def connection_of(ctx: ServerRequestContext[Any]) -> Any:
-        return getattr(ctx.session, "_connection", None)  # no public accessor (see hub.server.ClientRegistry)
-
     async def set_level(ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams) -> types.EmptyResult:
-        connection = connection_of(ctx)
+        connection = _connection_of(ctx)
         if connection is not None:
             await hub.log_relay.set_level(connection, params.level, caller())
         return types.EmptyResult()
 
     async def subscribe(ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams) -> types.EmptyResult:
-        connection = connection_of(ctx)
+        connection = _connection_of(ctx)
         if connection is not None:
             await hub.subscriptions.subscribe(connection, str(params.uri), caller())
         return types.EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        connection = connection_of(ctx)
+        connection = _connection_of(ctx)
         if connection is not None:
             await hub.subscriptions.unsubscribe(connection, str(params.uri), caller())
         return types.EmptyResult()
@@ -97,3 +98,46 @@ def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], P
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
     server.add_notification_handler("notifications/roots/list_changed", types.NotificationParams, roots_changed)
+    install_task_handlers(server, hub, caller)
+
+
+def install_task_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Principal]) -> None:
+    """A task-augmented `tools/call` is answered by a middleware: the SDK checks a `tools/call` handler's
+    result as a `CallToolResult`, which a `CreateTaskResult` is not. `tasks/*` are plain handlers (the
+    SDK types them but does not dispatch them)."""
+    tasks = hub.request_relay.tasks
+
+    async def task_calls(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
+        params = ctx.params
+        if ctx.method != "tools/call" or not isinstance(params, dict) or "task" not in params:
+            return await call_next(ctx)
+        name = params.get("name")
+        await hub.await_first_listing()  # as a list would: a server still connecting may own the tool
+        if not isinstance(name, str) or not tasks.wants_task(name, params, ctx.protocol_version):
+            return await call_next(ctx)
+        arguments = params.get("arguments")
+        return await tasks.call(_connection_of(ctx), caller(), name, arguments if isinstance(arguments, dict) else None,
+                                params["task"])
+
+    async def get(ctx: ServerRequestContext[Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
+        return await tasks.forward(_connection_of(ctx), caller(), "tasks/get", params.task_id)
+
+    async def result(ctx: ServerRequestContext[Any], params: types.GetTaskPayloadRequestParams) -> dict[str, Any]:
+        return await tasks.forward(_connection_of(ctx), caller(), "tasks/result", params.task_id, ctx.session, ctx.request_id)
+
+    async def cancel(ctx: ServerRequestContext[Any], params: types.CancelTaskRequestParams) -> dict[str, Any]:
+        return await tasks.forward(_connection_of(ctx), caller(), "tasks/cancel", params.task_id)
+
+    async def listed(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
+        return await tasks.list(_connection_of(ctx), caller())
+
+    server.middleware.append(task_calls)
+    server.add_request_handler("tasks/get", types.GetTaskRequestParams, get)
+    server.add_request_handler("tasks/result", types.GetTaskPayloadRequestParams, result)
+    server.add_request_handler("tasks/cancel", types.CancelTaskRequestParams, cancel)
+    server.add_request_handler("tasks/list", types.PaginatedRequestParams, listed)
+
+
+def _connection_of(ctx: ServerRequestContext[Any]) -> Any:
+    """The client connection of a request (no public accessor; see hub.server.ClientRegistry)."""
+    return getattr(ctx.session, "_connection", None)

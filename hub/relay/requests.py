@@ -1,4 +1,4 @@
-"""Server→client requests through the hub: sampling, elicitation and roots, handshake era.
+"""Server→client requests through the hub: sampling, elicitation and roots.
 
 Rules (docs/domains.md, "Protocol relay"):
 - Every downstream session is opened with sampling, elicitation and roots callbacks, so every
@@ -12,8 +12,9 @@ Rules (docs/domains.md, "Protocol relay"):
 - `roots/list` goes to the client of the call in flight if there is one, else to the client that
   most recently called that server with the roots capability; it is refused if neither exists.
 - A request is refused (JSON-RPC error to the server, which its tool reports) when no client is
-  waiting, the client did not declare the capability, it has no back-channel (2026-07-28 clients:
-  their input-required flow is not relayed yet), or it may not see the server. Nothing a server
+  waiting, the client did not declare the capability, it has no back-channel (a 2026-07-28 client
+  gets the request through its input-required flow instead: `hub.relay.input_required`), or it may
+  not see the server. Nothing a server
   sends reaches a client that cannot see it.
 - Deadline: while a relayed request waits on the user, the call's idle deadline is paused — only
   the hard deadline (`max_timeout_s`) keeps running; when the answer is relayed back the idle timer
@@ -42,6 +43,8 @@ from hub.auth.principal import Principal
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
 from hub.relay.scope import may_see_server
+from hub.relay.input_required import InputRequiredCalls, Park
+from hub.relay.tasks import TaskRelay
 from hub.relay.upstream import UpstreamCall, current_upstream
 
 if TYPE_CHECKING:
@@ -68,15 +71,19 @@ class RequestRelay:
         self._hub = hub
         self._in_flight: dict[str, list[UpstreamCall]] = {}
         self._roots_clients: dict[str, weakref.WeakKeyDictionary[ServerSession, Principal]] = {}
+        self.tasks = TaskRelay(hub)
+        self.input_required = InputRequiredCalls()
+        """2026-07-28 clients' calls between the legs of their input-required flow."""
+        """Task-augmented calls and `tasks/*` (`hub.relay.tasks`): a task's server requests come through here."""
 
     def tracking(self, name: str, session: ServerSession, request_id: types.RequestId | None,
-                 principal: Principal) -> AbstractContextManager[None]:
+                 principal: Principal, park: Park | None = None) -> AbstractContextManager[None]:
         """`track` for a call to the exposed tool `name`; a shared no-op for a client that offered
         nothing a server could ask (the common case: nothing added to its call's path)."""
         if not relay_capable(session):
             return _UNTRACKED
         route = self._hub.catalog.resolve_tool(name)
-        return self.track(route.server, session, request_id, principal) if route is not None else _UNTRACKED
+        return self.track(route.server, session, request_id, principal, park) if route is not None else _UNTRACKED
 
     async def roots_changed(self, principal: Principal) -> None:
         """A client's `notifications/roots/list_changed`: tell each connected handshake-era server it may see."""
@@ -90,12 +97,13 @@ class RequestRelay:
 
     @contextmanager
     def track(self, server: str, session: ServerSession, request_id: types.RequestId | None,
-              principal: Principal) -> Iterator[None]:
-        """While the block runs, requests from `server` may go to this client (if it offered any)."""
+              principal: Principal, park: Park | None = None) -> Iterator[None]:
+        """While the block runs, requests from `server` may go to this client (if it offered any); with
+        `park`, through the 2026-07-28 input-required flow (`hub.relay.input_required`)."""
         if not relay_capable(session):
             yield
             return
-        upstream = UpstreamCall(session, request_id, principal, server)
+        upstream = UpstreamCall(session, request_id, principal, server, park=park)
         calls = self._in_flight.setdefault(server, [])
         calls.append(upstream)
         caps = session.client_capabilities
@@ -114,16 +122,23 @@ class RequestRelay:
         """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub."""
 
         async def sampling(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+            params = self._task_ids_exposed(server, params)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
             return await self._relay(server, "sampling", _SAMPLING, types.CreateMessageRequest(params=params), result_type)
 
         async def elicitation(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
+            params = self._task_ids_exposed(server, params)
             return await self._relay(server, "elicitation", _ELICITATION, types.ElicitRequest(params=params), types.ElicitResult)
 
         async def roots(ctx: ClientRequestContext) -> Any:
             return await self._relay(server, "roots", _ROOTS, types.ListRootsRequest(), types.ListRootsResult)
 
         return {"sampling_callback": sampling, "elicitation_callback": elicitation, "list_roots_callback": roots}
+
+    def _task_ids_exposed(self, server: str, params: Any) -> Any:
+        """`params` with a `related-task` id as the client knows it (`hub.relay.tasks`)."""
+        meta = self.tasks.expose_related(server, params.meta)
+        return params if meta is params.meta else params.model_copy(update={"meta": meta})
 
     def _target(self, server: str, kind: str) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None:
         calls = self._in_flight.get(server)
@@ -145,31 +160,36 @@ class RequestRelay:
             return self._refuse(server, kind, principal, f"the client that would answer {request.method} may not see server {server!r}")
         if not session.check_client_capability(needs):
             return self._refuse(server, kind, principal, f"the client did not declare the {kind} capability; {request.method} cannot be answered")
-        if not session.can_send_request and request_id is None:
-            return self._refuse(server, kind, principal, f"the client has no channel for {request.method} (2026-07-28 clients are not relayed yet)")
+        park = upstream.park if upstream is not None else None
+        if park is None and not session.can_send_request and request_id is None:
+            return self._refuse(server, kind, principal, f"the client has no channel for {request.method}")
         started = now()
         paused = _pause_idle_deadline(upstream.call if upstream else None)
         try:
-            metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
-            result = await session.send_request(request, result_type, metadata=metadata)
+            if park is not None:
+                result = await park(request, result_type)
+            else:
+                metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
+                result = await session.send_request(request, result_type, metadata=metadata)
         except MCPError as exc:
-            self._audit(server, kind, principal, "error", str(exc.error.code), started)
+            self.audit_event(server, kind, principal, "error", str(exc.error.code), started)
             return exc.error
         except Exception as exc:  # boundary: the server gets an error, never a hub traceback
-            self._audit(server, kind, principal, "error", "internal", started)
+            self.audit_event(server, kind, principal, "error", "internal", started)
             return types.ErrorData(code=types.INTERNAL_ERROR, message=f"the hub could not relay {request.method}: {type(exc).__name__}")
         finally:
             if paused is not None:
                 _resume_idle_deadline(paused)
-        self._audit(server, kind, principal, "ok", None, started)
+        self.audit_event(server, kind, principal, "ok", None, started)
         return result
 
     def _refuse(self, server: str, kind: str, principal: Principal | None, why: str) -> types.ErrorData:
-        self._audit(server, kind, principal, "denied", "forbidden", None)
+        self.audit_event(server, kind, principal, "denied", "forbidden", None)
         return types.ErrorData(code=types.INVALID_REQUEST, message=f"refused by the hub: {why}")
 
-    def _audit(self, server: str, kind: str, principal: Principal | None, outcome: str, code: str | None,
+    def audit_event(self, server: str, kind: str, principal: Principal | None, outcome: str, code: str | None,
                started: float | None) -> None:
+        """Audit one relayed request (kind `relay:<kind>`) and log it on `hub.relay`."""
         ms = round((now() - started) * 1000, 3) if started is not None else None
         name = principal.name if principal is not None else "-"
         logger.info("relay kind=%s server=%s principal=%s outcome=%s code=%s ms=%s", kind, server, name, outcome, code, ms)

@@ -1,21 +1,32 @@
-"""Resource subscriptions through the hub: `resources/subscribe` / `unsubscribe` per client, and
-`notifications/resources/updated` relayed back only to the clients subscribed to that URI.
+"""Resource subscriptions through the hub, in both protocol eras on both sides: a client subscribes
+with `resources/subscribe` (2025-11-25) or lists URIs in a `subscriptions/listen` stream
+(2026-07-28); the hub subscribes the owning server with `resources/subscribe` (handshake-era
+server) or holds one `subscriptions/listen` stream per 2026-07-28 server naming every URI its
+clients hold; `notifications/resources/updated` comes back only to the clients subscribed.
 
-Rules (docs/domains.md, "Protocol relay"):
+Rules (docs/domains.md, "Protocol relay"; docs/events.md, "Subscribable resources"):
 - A client subscribes to the URI it sees (`mcphub://<namespace>/<uri>`, or the bare URI for an
   empty namespace). The hub resolves it as `resources/read` does: a URI of no server, or of a
   server the client may not read, is -32002 "Resource not found" — subscribing never reveals
-  more than reading. A server that did not advertise `resources.subscribe` is -32602 naming it.
+  more than reading. A server that cannot take subscriptions (a handshake-era one that did not
+  advertise `resources.subscribe`, or one without resources) is -32602 naming it.
+- A 2026-07-28 client's `subscriptions/listen` is acknowledged with the URIs the hub can deliver:
+  one it may not read, of no server, or of a server that cannot take subscriptions (or is down)
+  is left out of the acknowledged `resourceSubscriptions` (the same answer for all three, so
+  nothing leaks); at most `MAX_LISTEN_URIS` per stream. The server is subscribed before the
+  acknowledgment, so an update after it is delivered. Scopes are checked when the stream opens
+  (the stream is one request: a client whose scopes change re-listens).
 - The downstream session is shared, so the hub subscribes it once per resource (on the first
-  client) and unsubscribes it when the last client leaves (or its connection ends, found at the
-  next update). A downstream that reconnected is a new session: the hub subscribes it again on
-  the next client subscribe, and `resubscribe` renews every live subscription after a reconnect.
-- An update is rewritten to the exposed URI and sent to each subscribed client that may still
-  read the server (scopes are checked again at delivery), on its standalone channel, best effort.
-- Handshake era only: a 2026-07-28 client subscribes through `subscriptions/listen`, which the
-  hub does not yet turn into downstream subscriptions (docs/protocol.md, "Not yet").
-- `resources.subscribe` is advertised while any server supports it, or while any is still
-  connecting (its support is not known yet, and an initialize never waits for servers).
+  client) and lets go when the last client leaves (or its connection ends, found at the next
+  update). A 2026-07-28 server's stream is replaced (new stream acknowledged first, then the old
+  one closed, so no update falls in a gap) whenever the set of URIs changes. A downstream that
+  reconnected is a new session: `resubscribe` renews every live subscription on it.
+- An update is rewritten to the exposed URI and sent to each subscribed handshake-era client that
+  may still read the server (scopes are checked again at delivery) on its standalone channel, and
+  published once on the hub's listen bus for 2026-07-28 streams; best effort.
+- `resources.subscribe` is advertised to handshake-era clients while any server can take
+  subscriptions, or while any is still connecting (its support is not known yet, and an
+  initialize never waits for servers).
 """
 
 from __future__ import annotations
@@ -23,12 +34,17 @@ from __future__ import annotations
 import logging
 import warnings
 import weakref
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import mcp_types as types
 from mcp.server.connection import Connection
+from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
@@ -42,34 +58,60 @@ logger = logging.getLogger("hub.relay.subscriptions")
 
 RESOURCE_NOT_FOUND = -32002
 DOWNSTREAM_TIMEOUT_S = 10.0
+MAX_LISTEN_URIS = 100
 
 # The hub relays handshake-era subscriptions on purpose: no warning per subscribe.
 warnings.filterwarnings("ignore", message="resources/(un)?subscribe", category=MCPDeprecationWarning)
 
 
+def _modern(client: Any) -> bool:
+    return client.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
 def supports_subscribe(downstream: Downstream) -> bool:
-    """Whether a connected handshake-era server advertised `resources.subscribe`."""
+    """Whether a connected server can take subscriptions: a handshake-era one that advertised
+    `resources.subscribe`, or a 2026-07-28 one with resources (`subscriptions/listen` is core)."""
     try:
         client = downstream.client()
     except Exception:  # noqa: BLE001 — down: no support now
         return False
     caps = client.server_capabilities.resources
-    return bool(caps and caps.subscribe) and client.protocol_version not in MODERN_PROTOCOL_VERSIONS
+    return caps is not None and (_modern(client) or bool(caps.subscribe))
+
+
+@dataclass
+class _Stream:
+    """The `subscriptions/listen` stream the hub holds on one 2026-07-28 server."""
+
+    uris: set[str] = field(default_factory=set)
+    scope: anyio.CancelScope | None = None
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 class ResourceSubscriptions:
-    """Per exposed URI: the client connections subscribed (held weakly) and the downstream session
-    it was subscribed on."""
+    """Per exposed URI: the clients subscribed (handshake-era connections held weakly, and a count of
+    2026-07-28 listen streams) and the downstream session it was subscribed on."""
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._clients: dict[str, weakref.WeakKeyDictionary[Connection, Principal]] = {}
+        self._listeners: dict[str, int] = {}
+        """Exposed URI -> how many open 2026-07-28 listen streams acknowledged it."""
         self._downstream: dict[str, tuple[str, str, int]] = {}
         """Exposed URI -> (server, original URI, id of the downstream session subscribed)."""
+        self._streams: dict[str, _Stream] = {}
+        """Server name -> the listen stream held on it (2026-07-28 servers)."""
+        self._bus: SubscriptionBus | None = None
 
     def advertised(self) -> bool:
         """The `resources.subscribe` the hub advertises (see the module's rules)."""
         return any(d.state == "starting" or supports_subscribe(d) for d in self._hub.downstreams.values())
+
+    def listen_handler(self, bus: SubscriptionBus, caller: Callable[[], Principal]) -> ListenHandler:
+        """The hub's `subscriptions/listen` handler: the SDK's, publishing on `bus`, with the
+        requested resource URIs held downstream for as long as the stream is open."""
+        self._bus = bus
+        return _HubListenHandler(bus, self, caller)
 
     def _resolve(self, uri: str, principal: Principal) -> tuple[str, str]:
         target = self._hub.catalog.resolve_uri(uri)
@@ -77,8 +119,7 @@ class ResourceSubscriptions:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         return target
 
-    async def subscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
-        """A client's `resources/subscribe`: remember it, and subscribe the server if not yet."""
+    async def _hold(self, uri: str, principal: Principal) -> None:
         server, original = self._resolve(uri, principal)
         downstream = self._hub.downstreams[server]
         if not supports_subscribe(downstream):
@@ -86,6 +127,10 @@ class ResourceSubscriptions:
                            message=f"server {server!r} does not support resource subscriptions (or is down); "
                                    f"read {uri} again instead")
         await self._ensure(downstream, uri, original)
+
+    async def subscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
+        """A client's `resources/subscribe`: remember it, and subscribe the server if not yet."""
+        await self._hold(uri, principal)
         self._clients.setdefault(uri, weakref.WeakKeyDictionary())[connection] = principal
 
     async def unsubscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
@@ -97,17 +142,50 @@ class ResourceSubscriptions:
             clients.pop(connection, None)
         await self._release_if_unused(uri)
 
+    async def hold_for_stream(self, uris: Iterable[str], principal: Principal) -> list[str]:
+        """A 2026-07-28 client's listen stream opens: subscribe what it may read; the URIs held."""
+        held: list[str] = []
+        for uri in dict.fromkeys(uris):
+            if len(held) >= MAX_LISTEN_URIS:
+                break
+            try:
+                await self._hold(uri, principal)
+            except Exception as exc:  # noqa: BLE001 — left out of the acknowledgment (module rules)
+                logger.debug("listen: %s not held: %s", uri, type(exc).__name__)
+                continue
+            self._listeners[uri] = self._listeners.get(uri, 0) + 1
+            held.append(uri)
+        return held
+
+    async def release_stream(self, uris: Iterable[str]) -> None:
+        """A listen stream ended: let go of its URIs."""
+        for uri in uris:
+            left = self._listeners.get(uri, 0) - 1
+            if left > 0:
+                self._listeners[uri] = left
+            else:
+                self._listeners.pop(uri, None)
+            await self._release_if_unused(uri)
+
+    def _in_use(self, uri: str) -> bool:
+        return bool(self._clients.get(uri)) or self._listeners.get(uri, 0) > 0
+
     async def _ensure(self, downstream: Downstream, uri: str, original: str) -> None:
         client = downstream.client()
         session = id(client.session)
         if self._downstream.get(uri) == (downstream.name, original, session):
             return
-        with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
-            await client.session.subscribe_resource(original)
+        if _modern(client):
+            stream = self._streams.setdefault(downstream.name, _Stream())
+            stream.uris.add(original)
+            await self._relisten(downstream, stream)
+        else:
+            with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
+                await client.session.subscribe_resource(original)
         self._downstream[uri] = (downstream.name, original, session)
 
     async def _release_if_unused(self, uri: str) -> None:
-        if self._clients.get(uri):
+        if self._in_use(uri):
             return
         self._clients.pop(uri, None)
         sent = self._downstream.pop(uri, None)
@@ -115,17 +193,52 @@ class ResourceSubscriptions:
             return
         server, original, session = sent
         try:
-            client = self._hub.downstreams[server].client()
+            downstream = self._hub.downstreams[server]
+            stream = self._streams.get(server)
+            if stream is not None and original in stream.uris:
+                if not any(s == server and o == original for s, o, _ in self._downstream.values()):
+                    stream.uris.discard(original)
+                    await self._relisten(downstream, stream)
+                return
+            client = downstream.client()
             if id(client.session) == session:
                 with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
                     await client.session.unsubscribe_resource(original)
         except Exception as exc:  # noqa: BLE001 — best effort: a reconnected session has no subscription anyway
-            logger.debug("resources/unsubscribe %s on %s not sent: %s", original, server, type(exc).__name__)
+            logger.debug("unsubscribing %s on %s not sent: %s", original, server, type(exc).__name__)
+
+    async def _relisten(self, downstream: Downstream, stream: _Stream) -> None:
+        """Open a listen stream on `downstream` for `stream.uris` (acknowledged before this returns),
+        then close the one it replaces; with no URIs left, just close it."""
+        async with stream.lock:
+            previous, stream.scope = stream.scope, None
+            try:
+                if stream.uris:
+                    group = self._hub._task_group  # noqa: SLF001 — streams live as long as the hub's servers
+                    if group is None:
+                        raise RuntimeError("the hub is not running")
+                    with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
+                        stream.scope = await group.start(_hold_stream, downstream, sorted(stream.uris))
+            finally:
+                if previous is not None:
+                    previous.cancel()
 
     async def resubscribe(self, downstream: Downstream) -> None:
         """After a server (re)connected: subscribe its new session to every URI clients still hold."""
+        stream = self._streams.get(downstream.name)
+        try:
+            if stream is not None and stream.uris and _modern(downstream.client()):
+                await self._relisten(downstream, stream)  # one stream for all of them
+                session = id(downstream.client().session)
+                for uri, (server, original, _session) in list(self._downstream.items()):
+                    if server == downstream.name:
+                        self._downstream[uri] = (server, original, session)
+                return
+        except Exception as exc:  # noqa: BLE001 — logged; the client's next subscribe retries
+            downstream.log.warning("could not renew the resource subscriptions: %s", type(exc).__name__)
+            return
         for uri, (server, original, _session) in list(self._downstream.items()):
-            if server != downstream.name or not self._clients.get(uri):
+            if server != downstream.name or not self._in_use(uri):
                 continue
             try:
                 await self._ensure(downstream, uri, original)
@@ -135,12 +248,57 @@ class ResourceSubscriptions:
     async def relay(self, downstream: Downstream, params: types.ResourceUpdatedNotificationParams) -> None:
         """Send one server's `notifications/resources/updated` to the clients subscribed to it."""
         uri = namespaced_uri(downstream.config.namespace, str(params.uri))
-        clients = self._clients.get(uri)
-        if not clients:
+        if not self._in_use(uri):
             await self._release_if_unused(uri)  # every subscriber's connection ended
             return
         body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        meta = body.get("_meta")
+        if isinstance(meta, dict):  # a listen stream's subscription id is the downstream's, not the client's
+            meta.pop(SUBSCRIPTION_ID_META_KEY, None)
+            if not meta:
+                body.pop("_meta")
         body["uri"] = uri
-        for connection, principal in list(clients.items()):
+        for connection, principal in list(self._clients.get(uri, {}).items()):
             if self._hub.access.may_read(principal, downstream.name):
                 await connection.notify("notifications/resources/updated", body)  # best effort: never raises
+        if self._listeners.get(uri) and self._bus is not None:
+            await self._bus.publish(ResourceUpdated(uri=uri))
+
+
+async def _hold_stream(downstream: Downstream, uris: list[str], *,
+                       task_status: anyio.abc.TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Hold one `subscriptions/listen` stream on a 2026-07-28 server until cancelled. Its updates also
+    reach the downstream's message handler (the SDK tees listen frames), which relays them: the
+    events read here are only drained."""
+    with anyio.CancelScope() as scope:
+        started = False
+        try:
+            async with downstream.client().listen(resource_subscriptions=uris) as subscription:
+                task_status.started(scope)
+                started = True
+                async for _event in subscription:
+                    pass
+        except Exception as exc:
+            if not started:
+                raise
+            downstream.log.info("resource subscription stream ended: %s (renewed when it reconnects)", type(exc).__name__)
+
+
+class _HubListenHandler(ListenHandler):
+    """The SDK's listen handler, with the stream's resource URIs held downstream while it is open
+    and the acknowledgment naming only those (see the module's rules)."""
+
+    def __init__(self, bus: SubscriptionBus, subscriptions: ResourceSubscriptions, caller: Callable[[], Principal]) -> None:
+        super().__init__(bus)
+        self._subscriptions, self._caller = subscriptions, caller
+
+    async def __call__(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> types.SubscriptionsListenResult:
+        wanted = params.notifications.resource_subscriptions or []
+        held = await self._subscriptions.hold_for_stream(wanted, self._caller()) if wanted else []
+        honored = params.notifications.model_copy(update={"resource_subscriptions": held or None})
+        try:
+            return await super().__call__(ctx, params.model_copy(update={"notifications": honored}))
+        finally:
+            if held:
+                with anyio.CancelScope(shield=True):
+                    await self._subscriptions.release_stream(held)

@@ -1,28 +1,288 @@
-"""Task-augmented tools (2025-11-25 `execution.taskSupport`) through the hub.
+"""Task-augmented `tools/call` and `tasks/get|list|result|cancel` through the hub (2025-11-25 tasks).
 
-Rule (docs/domains.md, "Protocol relay"): the hub does not relay task-augmented calls or
-`tasks/*` yet, so a tool whose `taskSupport` is `"required"` could be listed but never called.
-Such a tool is left out of the catalog, with one warning per server and tool naming why; tools
-with `"optional"` or `"forbidden"` (or none) are listed and called normally, without a task.
+Rules (docs/protocol.md, "Tasks"):
+- A handshake-era client's `tools/call` carrying `task` goes to the owning server as a task-augmented
+  call when the tool declares `taskSupport` `"optional"` or `"required"` and the server advertises
+  `tasks.requests.tools.call`; any other `task` is dropped and the call runs normally (what the spec
+  asks of a receiver that does not take tasks for a request).
+- The hub's policies apply to the task-augmented call as to any call: access (an unknown or hidden
+  tool gets the same `not_found` result), argument validation, audit (the tool's name, outcome `ok`
+  once the task exists), rate limit, deadline (for creating the task), breaker and bulkhead. Retry
+  does not: creating a task twice is not safe.
+- The client sees the task id `<server>:<taskId>`; the hub maps it back. A task belongs to the client
+  connection that created it: another connection (or the same one after losing sight of the server)
+  gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
+- `io.modelcontextprotocol/related-task` in results and in requests a server sends while a task runs
+  (e.g. an elicitation during `tasks/result`) carries the exposed id.
+- `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`; one
+  the server no longer knows is forgotten), at most `MAX_TASKS_PER_CONNECTION`, in one page.
+- A disconnect is not a cancel: the hub forgets the connection's tasks and the server lets them
+  expire (their `ttl`). `notifications/tasks/status` from servers is not relayed (clients poll).
+- 2026-07-28 clients: tasks left the core protocol, so they are not relayed; a task-only tool is not
+  listed to them, and a `task` they send is dropped.
 """
 
 from __future__ import annotations
 
-import logging
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-logger = logging.getLogger("hub.relay.tasks")
+from hub.auth.principal import Principal
+from hub.downstream.connection import DownstreamUnavailable
+from hub.errors import HubRefusal, HubToolError
+from hub.policies import ToolCall, compose, deadline_policy
+from hub.policies.audit import new_request_id
+from hub.relay.scope import may_see_server
+from hub.unknown_tool import unknown_tool_result
+from hub.wire import WireResult, strip_protocol_meta
 
-_warned: set[tuple[str, str]] = set()
+if TYPE_CHECKING:
+    from hub.catalog import ToolRoute
+    from hub.downstream.connection import Downstream
+    from hub.hub import Hub
+
+RELATED_TASK = "io.modelcontextprotocol/related-task"
+MAX_TASKS_PER_CONNECTION = 200
+"""Tasks a client connection keeps through the hub; creating one more forgets its oldest."""
+TASK_CAPABILITY = types.ServerTasksCapability(
+    list=types.TasksListCapability(), cancel=types.TasksCancelCapability(),
+    requests=types.ServerTasksRequestsCapability(tools=types.TasksToolsCapability(call=types.TasksCallCapability())))
 
 
-def callable_through_hub(server: str, tool: types.Tool) -> bool:
-    """False (and a warning, once) for a tool that can only be called as a task."""
-    if tool.execution is None or tool.execution.task_support != "required":
-        return True
-    if (server, tool.name) not in _warned:
-        _warned.add((server, tool.name))
-        logger.warning("server %r: tool %r not exposed: it must be called as a task (taskSupport: required), "
-                       "and the hub does not relay tasks yet", server, tool.name)
-    return False
+def task_only(tool: types.Tool) -> bool:
+    """Whether `tool` can be called only as a task (`taskSupport: "required"`)."""
+    return tool.execution is not None and tool.execution.task_support == "required"
+
+
+def takes_tasks(tool: types.Tool) -> bool:
+    return tool.execution is not None and tool.execution.task_support in ("optional", "required")
+
+
+@dataclass(eq=False)
+class RelayedTask:
+    """A task a client created through the hub."""
+
+    exposed: str
+    server: str
+    task_id: str
+    """The server's own id."""
+
+
+class TaskRelay:
+    """The tasks each client connection created, and the relay of `tasks/*` to their servers."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._owned: weakref.WeakKeyDictionary[Any, OrderedDict[str, RelayedTask]] = weakref.WeakKeyDictionary()
+        self._exposed: dict[tuple[str, str], str] = {}
+        """(server, its task id) → exposed id, for rewriting `related-task` in what servers send."""
+
+    # -- what clients are offered ----------------------------------------------------------
+
+    def server_takes_tasks(self, server: str) -> bool:
+        """Whether `server` is connected and advertises task-augmented `tools/call`."""
+        downstream = self._hub.downstreams.get(server)
+        try:
+            caps = downstream.client().server_capabilities if downstream is not None else None
+        except DownstreamUnavailable:
+            return False
+        tasks = caps.tasks if caps is not None else None
+        return bool(tasks and tasks.requests and tasks.requests.tools and tasks.requests.tools.call is not None)
+
+    def advertised(self) -> types.ServerTasksCapability | None:
+        """The hub's `tasks` capability: present while any server takes task-augmented calls or is still
+        starting (`initialize` does not wait for servers; a call to a server without tasks runs normally)."""
+        downstreams = self._hub.downstreams.values()
+        return TASK_CAPABILITY if any(d.state == "starting" or self.server_takes_tasks(d.name) for d in downstreams) else None
+
+    def listable(self, tools: list[types.Tool], protocol_version: str | None) -> list[types.Tool]:
+        """`tools` without the task-only ones this client could not call: all of them for a 2026-07-28
+        client, and those of servers that do not take task-augmented calls for anyone."""
+        if not any(task_only(tool) for tool in tools):
+            return tools
+        modern = protocol_version in MODERN_PROTOCOL_VERSIONS
+        catalog = self._hub.catalog
+        kept = []
+        for tool in tools:
+            if task_only(tool):
+                route = catalog.resolve_tool(tool.name)
+                if modern or route is None or not self.server_takes_tasks(route.server):
+                    continue
+            kept.append(tool)
+        return kept
+
+    # -- tools/call with a task ------------------------------------------------------------
+
+    def wants_task(self, name: str, params: Any, protocol_version: str | None) -> bool:
+        """Whether this `tools/call` is relayed as a task-augmented call (see the module's rules)."""
+        if protocol_version in MODERN_PROTOCOL_VERSIONS or not isinstance(params, dict):
+            return False
+        if not isinstance(params.get("task"), dict):
+            return False
+        route = self._hub.catalog.resolve_tool(name)
+        return route is not None and takes_tasks(route.tool) and self.server_takes_tasks(route.server)
+
+    async def call(self, connection: Any, principal: Principal, name: str, arguments: dict[str, Any] | None,
+                   task: dict[str, Any]) -> dict[str, Any]:
+        """Create the task downstream through the hub's policies; the `CreateTaskResult` (exposed id)
+        or, when the hub refuses, the `isError` result, as the JSON object to answer."""
+        hub, arguments = self._hub, arguments or {}
+        route = hub.catalog.resolve_tool(name)
+        attributes = {"principal": principal.name, "caller": principal, "request_id": new_request_id()}
+        if route is None or connection is None or not hub.access.may_use_tool(principal, route):
+            hub.auditor.denied(attributes, name, arguments, route)
+            return _json(unknown_tool_result(hub, name, principal))
+        error = hub._argument_error(route, arguments)  # noqa: SLF001 — hook wanted: a public Hub.argument_error
+        if error is not None:
+            return _json(error.to_result())
+        timeout, hard = hub.settings_for(route)
+        call = ToolCall(route, arguments, timeout, hard, None, attributes)
+        policies: list[Any] = [hub.auditor, deadline_policy, hub.breakers, hub.bulkheads]
+        if hub.rate_limits.configured:
+            policies.insert(1, hub.rate_limits)
+
+        async def forward(call: ToolCall) -> WireResult:
+            return await self._create(call.route, call.arguments, task, principal, connection)
+
+        try:
+            result = await compose(policies, forward)(call)
+        except HubToolError as exc:
+            return _json(exc.to_result())
+        return result.body if isinstance(result, WireResult) else _json(result)
+
+    async def _create(self, route: ToolRoute, arguments: dict[str, Any], task: dict[str, Any], principal: Principal,
+                      connection: Any) -> WireResult:
+        downstream = self._hub.downstreams[route.server]
+        params: dict[str, Any] = {"name": route.original, "arguments": arguments, "task": task}
+        meta = downstream.caller.meta(principal)
+        if meta:
+            params["_meta"] = meta
+        with downstream.caller.bind(principal):
+            body = await _send(downstream, "tools/call", params)
+        created = body.get("task")
+        if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
+            return WireResult(_checked_call_result(body, route.server))  # the server ran it without a task
+        exposed = self._own(connection, route.server, created["taskId"])
+        return WireResult({**self._exposed_meta(body, route.server), "task": {**created, "taskId": exposed}})
+
+    def _own(self, connection: Any, server: str, task_id: str) -> str:
+        exposed = f"{server}:{task_id}"
+        owned = self._owned.setdefault(connection, OrderedDict())
+        owned[exposed] = RelayedTask(exposed, server, task_id)
+        self._exposed[(server, task_id)] = exposed
+        while len(owned) > MAX_TASKS_PER_CONNECTION:
+            _, old = owned.popitem(last=False)
+            self._exposed.pop((old.server, old.task_id), None)
+        return exposed
+
+    # -- tasks/* ---------------------------------------------------------------------------
+
+    def find(self, connection: Any, principal: Principal, exposed: str) -> RelayedTask:
+        """The caller's task `exposed`, else -32602 — the same for another client's task and a made-up id."""
+        owned = self._owned.get(connection) if connection is not None else None
+        relayed = owned.get(exposed) if owned is not None else None
+        if relayed is None or not may_see_server(self._hub, principal, relayed.server):
+            raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {exposed[:200]!r}; "
+                           "pass a taskId this connection got from a task-augmented tools/call or tasks/list")
+        return relayed
+
+    async def forward(self, connection: Any, principal: Principal, method: str, exposed: str,
+                      session: Any = None, request_id: Any = None) -> dict[str, Any]:
+        """`tasks/get`, `tasks/result` or `tasks/cancel` for the caller's task, its answer with the exposed id.
+        During `tasks/result` the server's requests (elicitation, sampling) go to this caller."""
+        relayed = self.find(connection, principal, exposed)
+        downstream = self._hub.downstreams[relayed.server]
+        params = {"taskId": relayed.task_id}
+        if method == "tasks/result" and session is not None:
+            with self._hub.request_relay.track(relayed.server, session, request_id, principal):
+                body = await _send(downstream, method, params)
+        else:
+            body = await _send(downstream, method, params)
+        self._audit_cancel(method, principal, relayed)
+        body = self._exposed_meta(body, relayed.server)
+        return {**body, "taskId": exposed} if "taskId" in body else body
+
+    async def list(self, connection: Any, principal: Principal) -> dict[str, Any]:
+        """The caller's live tasks, each as its server reports it now."""
+        owned = self._owned.get(connection) if connection is not None else None
+        tasks = []
+        for exposed, relayed in list((owned or {}).items()):
+            if not may_see_server(self._hub, principal, relayed.server):
+                continue
+            try:
+                body = await _send(self._hub.downstreams[relayed.server], "tasks/get", {"taskId": relayed.task_id})
+            except MCPError as exc:
+                if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
+                    owned.pop(exposed, None)
+                    self._exposed.pop((relayed.server, relayed.task_id), None)
+                continue
+            tasks.append({k: v for k, v in body.items() if k != "_meta"} | {"taskId": exposed})
+        return {"tasks": tasks}
+
+    # -- related-task ----------------------------------------------------------------------
+
+    def expose_related(self, server: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`meta` with its `related-task` id as the client knows it (unchanged when the hub did not relay that task)."""
+        related = meta.get(RELATED_TASK) if meta else None
+        if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
+            return meta
+        exposed = self._exposed.get((server, related["taskId"]))
+        return meta if exposed is None else {**meta, RELATED_TASK: {**related, "taskId": exposed}}  # type: ignore[dict-item]
+
+    def _exposed_meta(self, body: dict[str, Any], server: str) -> dict[str, Any]:
+        meta = body.get("_meta")
+        if not isinstance(meta, dict):
+            return body
+        return {**body, "_meta": self.expose_related(server, meta)}
+
+    def _audit_cancel(self, method: str, principal: Principal, relayed: RelayedTask) -> None:
+        if method == "tasks/cancel":
+            self._hub.request_relay.audit_event(relayed.server, "task_cancel", principal, "ok", None, None)
+
+
+async def _send(downstream: Downstream, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A raw request to a downstream, stamped for its era, answered as the JSON object it sent.
+
+    The SDK's typed `send_request` would check a task-augmented `tools/call` answer as a
+    `CallToolResult`, so this uses the session's dispatcher (as `Downstream.call_tool_json` does);
+    a public `Downstream.send_raw_request` would be the hook."""
+    try:
+        session = (await downstream.ready_client()).session
+    except DownstreamUnavailable as exc:
+        wait = downstream.retry_after_s()
+        raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,
+                         details={"server": downstream.name, "reason": "down"}) from exc
+    data: dict[str, Any] = {"method": method, "params": params}
+    opts: dict[str, Any] = {}
+    session._stamp(data, opts)  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
+    try:
+        return await session._dispatcher.send_raw_request(method, data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
+    except MCPError as exc:
+        if method != "tools/call":
+            raise  # tasks/*: the server's JSON-RPC error is the client's answer
+        code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
+        raise HubToolError(code, f"server {downstream.name!r} rejected the task: {exc.error.message}",
+                           details={"server": downstream.name, "jsonrpc_code": exc.code}) from exc
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        raise HubToolError("unavailable", f"lost the connection to server {downstream.name!r}; try again later",
+                           details={"server": downstream.name}) from exc
+
+
+def _checked_call_result(body: dict[str, Any], server: str) -> dict[str, Any]:
+    if not isinstance(body.get("content"), list):
+        raise HubToolError("upstream_error", f"server {server!r} answered a task-augmented call with neither a "
+                           "task nor a tool result", details={"server": server})
+    result = strip_protocol_meta(WireResult(body))
+    assert isinstance(result, WireResult)
+    return result.body
+
+
+def _json(result: types.CallToolResult) -> dict[str, Any]:
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)

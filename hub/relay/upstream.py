@@ -24,6 +24,9 @@ class UpstreamCall:
     server: str
     call: ToolCall | None = None
     """The hub's call, once the deadline policy saw it (so a relayed request can pause its idle timer)."""
+    park: Any = None
+    """For a 2026-07-28 client: `park(request, result_type)` sends a request through the input-required
+    flow (`hub.relay.input_required`) instead of on a back-channel the client does not have."""
 
 
 current_upstream: ContextVar[UpstreamCall | None] = ContextVar("current_upstream", default=None)

@@ -11,19 +11,24 @@ from hub.config import HubConfig
 async def run_search(config: HubConfig, query: str, limit: int, as_json: bool, profile: str | None = None) -> int:
     """Print the best `limit` tools for `query`, best first (a JSON array with `--json`).
 
-    The local principal ranks (stdio semantics: every tool). `--profile` is refused until profiles
-    exist in the config schema (issue #20 item 3 is not built yet)."""
+    The local principal ranks (stdio semantics: every tool); with `profile`, only that profile's tools,
+    under the names the profile exposes. An unknown profile exits 2 naming the defined ones."""
     from hub.hub import Hub
+    from hub.profiles import UnknownProfile, profile_settings, profile_view
     from hub.search.service import MAX_LIMIT, tool_search
 
     if profile is not None:
-        print(f"mcp-hub: unknown profile {profile!r}: this config defines no profiles; drop --profile", file=sys.stderr)
-        return 2
+        try:
+            profile_settings(config, profile)
+        except UnknownProfile as exc:
+            print(f"mcp-hub: {exc}", file=sys.stderr)
+            return 2
     if not 1 <= limit <= MAX_LIMIT:
         print(f"mcp-hub: --limit must be from 1 to {MAX_LIMIT}", file=sys.stderr)
         return 2
     async with Hub(config) as hub:
-        hits = await tool_search(hub).asearch(query, limit)
+        view = profile_view(hub, profile) if profile is not None else None
+        hits = await tool_search(hub).asearch(query, limit, view=view)
         for name, status in hub.status().items():
             if status["state"] != "ready" and status["last_error"]:
                 print(f"server {name} unavailable: {status['last_error']}", file=sys.stderr)

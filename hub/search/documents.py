@@ -8,7 +8,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.search.intent import Intent, param_shapes, tool_intent
+from hub.search.intent import Action, Intent, param_shapes, tool_action, tool_intent
 from hub.search.words import split_identifier, terms
 
 MAX_PARAMS = 24
@@ -29,6 +29,8 @@ class ToolDoc:
     namespace: str = ""
     intent: Intent = None
     """`read` or `write` (`hub.search.intent.tool_intent`), None when unknown."""
+    action: Action = None
+    """`create`, `update` or `delete` by the name's first word (`hub.search.intent.tool_action`)."""
 
 
 def text_key(text: str) -> str:
@@ -72,4 +74,5 @@ def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str 
     embed_text = " ".join(p for p in parts if p)
     name_text = f"{split_identifier(namespace).lower()}: {words}"
     return ToolDoc(name=tool.name, fields=fields, embed_text=embed_text, name_text=name_text, tool=tool,
-                   namespace=namespace, intent=tool_intent(tool, original))
+                   namespace=namespace, intent=tool_intent(tool, original),
+                   action=tool_action(original))

@@ -22,6 +22,7 @@ from hub.search.meta import CALL_TOOL, META_NAMES, SEARCH_TOOLS, answer_search, 
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+    from hub.profiles import ProfileView
     from hub.wire import ToolResult
 
 logger = logging.getLogger("hub.search")
@@ -33,19 +34,26 @@ MAX_FOUND = 200
 class SearchFront:
     """Answers `tools/list` and the meta-tool calls for callers in search mode."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, view: ProfileView | None = None) -> None:
         self.hub = hub
+        self.view = view
+        """A profile: search and list only its tools, under its names (names found are the profile's)."""
         self._found: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
 
     def active(self, principal: Principal) -> bool:
-        return search_mode_for(self.hub, principal)
+        return search_mode_for(self.hub, principal, self.view)
+
+    def resolve(self, name: str) -> str | None:
+        """The hub-wide name of a name this face exposes (None: outside its profile)."""
+        return self.view.resolve(name) if self.view is not None else name
 
     def tools(self, session: Any, principal: Principal) -> list[types.Tool]:
         out = meta_tools()
         for name in self._session_found(session):
-            route = self.hub.catalog.resolve_tool(name)
+            exposed = self.resolve(name)
+            route = self.hub.catalog.resolve_tool(exposed) if exposed is not None else None
             if route is not None and name not in META_NAMES and self.hub.access.may_use_tool(principal, route):
-                out.append(route.tool)
+                out.append(route.tool if name == exposed else route.tool.model_copy(update={"name": name}))
         return out
 
     def _session_found(self, session: Any) -> dict[str, None]:
@@ -61,7 +69,7 @@ class SearchFront:
         """Answer a meta-tool call; None for any other name (the normal path takes it)."""
         arguments = arguments or {}
         if name == SEARCH_TOOLS:
-            result, names = await answer_search(self.hub, arguments, principal)
+            result, names = await answer_search(self.hub, arguments, principal, self.view)
             found = self._session_found(session)
             new = [n for n in names if n not in found]
             if new:
@@ -77,8 +85,11 @@ class SearchFront:
             target, inner = parsed
             from hub.hub import UnknownTool
 
+            exposed = self.resolve(target)
+            if exposed is None:
+                return not_callable(target)
             try:
-                return await self.hub.route_call(target, inner, progress, principal=principal)
+                return await self.hub.route_call(exposed, inner, progress, principal=principal)
             except UnknownTool:
                 return not_callable(target)
         return None

@@ -20,6 +20,7 @@ and an exact-name-word bonus were tried on dev and did not pay (docs/tool-search
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,9 +28,9 @@ import numpy as np
 
 from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
-from hub.search.intent import SHAPES, query_intent, query_shapes
+from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
 from hub.search.vectors import VectorCache
-from hub.search.words import expansions, terms
+from hub.search.words import expansions, phrase_expansions, terms
 from hub.text.blas import single_blas_thread
 from hub.text.embedding import Embedder
 
@@ -41,6 +42,10 @@ SHAPE_WEIGHT = 0.2
 """Added to tools with a parameter of a value shape the query holds (`OPS-12`, an email address)."""
 NAMESPACE_WEIGHT = 0.25
 """Weight of the namespace prior: how well the query matches the tool's whole namespace."""
+QUERY_CACHE = 1024
+"""Query vectors kept (384 floats each: 1.5 MB at most)."""
+ACTION_WEIGHT = 0.1
+"""Added when an order's kind of write (create, update, delete) is the one the tool's name says."""
 
 Mode = str
 """`hybrid` (shipped), `bm25` or `semantic` alone, or `keyword` (BM25F + priors: what ships without an
@@ -80,10 +85,13 @@ class ToolIndex:
         self._bm25 = BM25F([])
         self._vectors: np.ndarray | None = None
         self._intents = np.zeros(0, dtype=np.float32)
+        self._actions: dict[str, np.ndarray] = {}
         self._shapes: dict[str, np.ndarray] = {}
         self._ns_of = np.zeros(0, dtype=np.int64)
         self._ns_bm25 = BM25F([])
         self._by_key: dict[str, np.ndarray] = {}
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        """Recent queries' vectors (an agent repeats and refines its searches): the model runs once per text."""
         self._lock = threading.Lock()
 
     def update(self, docs: Sequence[ToolDoc]) -> None:
@@ -104,8 +112,9 @@ class ToolIndex:
             ns_bm25 = BM25F([{"description": g} for g in grouped])
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
+            actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
             self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
-            self._intents, self._ns_of, self._ns_bm25 = intents, ns_of, ns_bm25
+            self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
 
     def _embed_all(self, docs: Sequence[ToolDoc]) -> np.ndarray:
         """Each tool's semantic vector: the mean of its full text's and its name phrase's vectors."""
@@ -133,12 +142,28 @@ class ToolIndex:
         name = np.stack([self._by_key[text_key(d.name_text)] for d in docs])
         return ((full + name) / 2.0).astype(np.float32)
 
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding, from the last `QUERY_CACHE` queries' when it was asked before."""
+        assert self.embedder is not None
+        with self._lock:
+            found = self._queries.get(query)
+            if found is not None:
+                self._queries.move_to_end(query)
+                return found
+        vector = self.embedder.embed([query])[0]
+        with self._lock:
+            self._queries[query] = vector
+            while len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return vector
+
     def search(self, query: str, limit: int = 10, allowed: Callable[[str], bool] | None = None,
                mode: Mode = "hybrid") -> list[Hit]:
         """The best `limit` tools for `query` among those `allowed` accepts, best first."""
         with self._lock:
             docs, bm25, vectors = self.docs, self._bm25, self._vectors
             intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
+            actions = self._actions
         if not docs or limit <= 0:
             return []
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
@@ -146,6 +171,7 @@ class ToolIndex:
             return []
         words = terms(query) + query_shapes(query)
         implied = expansions(words)
+        implied += phrase_expansions(query, words + implied)
         keyword = bm25.scores(words, implied)
         keyword = np.where(mask, keyword, 0.0)
         top = float(keyword.max())
@@ -153,7 +179,7 @@ class ToolIndex:
         semantic = np.zeros(len(docs), dtype=np.float32)
         if vectors is not None and mode in ("hybrid", "semantic") and self.embedder is not None:
             with single_blas_thread():
-                cosine = vectors @ self.embedder.embed([query])[0]
+                cosine = vectors @ self._query_vector(query)
             visible = cosine[mask]
             floor, ceiling = float(np.median(visible)), float(visible.max())
             semantic = np.clip((cosine - floor) / max(ceiling - floor, 1e-6), 0.0, 1.0)
@@ -164,6 +190,9 @@ class ToolIndex:
         else:
             fused = keyword if vectors is None or mode == "keyword" else BM25_SHARE * keyword + (1.0 - BM25_SHARE) * semantic
             fused = fused + _priors(query, words, implied, intents, shapes, ns_of, ns_bm25, mask)
+            action = query_action(query)
+            if action is not None and action in actions:
+                fused = fused + ACTION_WEIGHT * actions[action]
         fused = np.where(mask, fused, -np.inf)
         count = min(limit, int(mask.sum()))
         order = np.argpartition(-fused, count - 1)[:count] if count < len(docs) else np.arange(len(docs))

@@ -116,3 +116,38 @@ def param_shapes(schema: dict[str, Any] | None) -> list[str]:
             if (named or pattern.search(text)) and term not in found:
                 found.append(term)
     return found
+
+
+Action = Literal["create", "update", "delete"] | None
+
+_QUERY_ACTIONS: dict[str, Action] = {
+    **dict.fromkeys("""create add book schedule pencil log file open raise submit make new put register record
+    remember keep save store memorize invite enter draft ingest upload note jot""".split(), "create"),
+    **dict.fromkeys("""update change rename move push reschedule edit correct modify shift bump postpone extend fix
+    replace reassign adjust tweak switch amend patch""".split(), "update"),
+    **dict.fromkeys("delete cancel remove drop erase forget clear wipe void scrap purge".split(), "delete"),
+}
+_TOOL_ACTIONS: dict[str, Action] = {
+    **dict.fromkeys("create add new book schedule post submit record log file open raise request ingest upload "
+                    "remember invite insert register make".split(), "create"),
+    **dict.fromkeys("update edit set change rename move modify patch transition reschedule upsert correct".split(), "update"),
+    **dict.fromkeys("delete remove cancel void forget archive erase drop purge".split(), "delete"),
+}
+
+
+def query_action(query: str) -> Action:
+    """Which kind of write an order asks for (`create`, `update`, `delete`), from the same first word as
+    `query_intent`; None for a question, or an order of another kind."""
+    if query_intent(query) != "write":
+        return None
+    for word in _WORD.findall(query.lower().replace("’", "'")):
+        if word not in _FILLER:
+            return _QUERY_ACTIONS.get(word)
+    return None
+
+
+def tool_action(original: str) -> Action:
+    """The kind of write a tool's name says by its first word (`create_event` → create), or None."""
+    first = re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", original.strip("_"))[0].lower()
+    return _TOOL_ACTIONS.get(first)
+

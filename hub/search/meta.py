@@ -26,6 +26,7 @@ from hub.errors import HubToolError
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+    from hub.profiles import ProfileView
     from hub.search.index import Hit
 
 SEARCH_TOOLS = "search_tools"
@@ -85,12 +86,12 @@ def meta_tools() -> list[types.Tool]:
     ]
 
 
-def search_mode_for(hub: Hub, principal: Principal) -> bool:
-    """Whether this caller gets the meta-tools instead of the whole catalog."""
-    mode = hub.config.hub.tools_mode
+def search_mode_for(hub: Hub, principal: Principal, view: ProfileView | None = None) -> bool:
+    """Whether this caller gets the meta-tools instead of the whole catalog (of the profile `view`)."""
+    mode = view.tools_mode if view is not None else hub.config.hub.tools_mode
     if mode != "auto":
         return mode == "search"
-    visible = hub.visible_tools(principal)
+    visible = view.tools(principal) if view is not None else hub.visible_tools(principal)
     if len(visible) > AUTO_MAX_TOOLS:
         return True
     size = sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in visible)
@@ -117,7 +118,8 @@ def hits_payload(hits: Sequence[Hit]) -> dict[str, Any]:
     return {"tools": tools}
 
 
-async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principal) -> tuple[types.CallToolResult, list[str]]:
+async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principal,
+                        view: ProfileView | None = None) -> tuple[types.CallToolResult, list[str]]:
     """Run `search_tools`; return its result and the names it found (to join the session's list)."""
     from hub.search.service import tool_search
 
@@ -129,7 +131,7 @@ async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principa
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= SEARCH_LIMIT_MAX:
         return HubToolError("invalid_argument", f"limit must be an integer from 1 to {SEARCH_LIMIT_MAX}",
                             details={"limit": limit if isinstance(limit, int) else str(limit)[:40]}).to_result(), []
-    hits = await tool_search(hub).asearch(query, limit, principal)
+    hits = await tool_search(hub).asearch(query, limit, principal, view)
     return _result(hits_payload(hits)), [h.name for h in hits]
 
 

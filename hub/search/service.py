@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import weakref
+from dataclasses import replace
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from hub.text.embedding import Embedder, LazyEmbedder, MiniLM
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+    from hub.profiles import ProfileView
 
 logger = logging.getLogger("hub.search")
 
@@ -96,21 +98,25 @@ class ToolSearch:
             await anyio.to_thread.run_sync(self.refresh)
 
     def search(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
-               mode: Mode = "hybrid") -> list[Hit]:
-        """The best `limit` tools for `query` that `principal` (default: the local one) may call."""
+               mode: Mode = "hybrid", view: ProfileView | None = None) -> list[Hit]:
+        """The best `limit` tools for `query` that `principal` (default: the local one) may call; with a
+        profile `view`, only that profile's tools, named as the profile names them."""
         self.refresh()
         who = principal or self.hub.access.local
         routes = {name: route for name, (route, _) in self._docs.items()}
 
         def allowed(name: str) -> bool:
             route = routes.get(name)
-            return route is not None and self.hub.access.may_use_tool(who, route)
+            return (route is not None and (view is None or view.includes(name))
+                    and self.hub.access.may_use_tool(who, route))
 
-        return self.index.search(query, max(1, min(limit, MAX_LIMIT)), allowed, mode)
+        hits = self.index.search(query, max(1, min(limit, MAX_LIMIT)), allowed, mode)
+        return hits if view is None else [replace(h, name=view.rename(h.name)) for h in hits]
 
-    async def asearch(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None) -> list[Hit]:
+    async def asearch(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
+                      view: ProfileView | None = None) -> list[Hit]:
         """`search` in a worker thread (the first one may embed the catalog: seconds, not for the event loop)."""
-        return await anyio.to_thread.run_sync(lambda: self.search(query, limit, principal))
+        return await anyio.to_thread.run_sync(lambda: self.search(query, limit, principal, view=view))
 
 
 _searches: weakref.WeakKeyDictionary[Hub, ToolSearch] = weakref.WeakKeyDictionary()

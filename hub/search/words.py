@@ -47,6 +47,22 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "remove": ("delete",), "erase": ("delete",), "edit": ("update",), "change": ("update",),
     "modify": ("update",), "add": ("create",), "new": ("create",), "make": ("create",), "open": ("create",),
     "lookup": ("search",), "look": ("search",), "locate": ("search",), "query": ("search",),
+    # Everyday nouns of each built-in domain's records (round 3): kinds of meeting, of leave, of money owed,
+    # of trouble reported, of things kept in a knowledge base.
+    "lunch": ("event", "meeting"), "sync": ("event", "meeting"), "standup": ("event", "meeting"),
+    "catchup": ("event", "meeting"), "huddle": ("event", "meeting"), "interview": ("event", "meeting"),
+    "offsite": ("event",), "agenda": ("event", "list"), "diary": ("calendar", "event"), "clash": ("busy", "event"),
+    "directory": ("employee",), "headcount": ("department", "employee"), "role": ("title", "employee"),
+    "position": ("title", "employee"), "hire": ("employee",), "allowance": ("balance",), "entitlement": ("balance",),
+    "remaining": ("balance",), "owe": ("invoice", "aged", "payable"), "owed": ("invoice", "aged", "receivable"),
+    "outstanding": ("invoice", "unpaid"), "unpaid": ("invoice",), "overdue": ("invoice",),
+    "income": ("profit", "loss", "report"), "books": ("ledger", "account"), "charge": ("invoice",),
+    "outage": ("ticket", "incident"), "broken": ("ticket", "bug"), "crash": ("ticket", "bug"),
+    "problem": ("ticket",), "backlog": ("ticket", "search"), "queue": ("ticket",), "assignee": ("ticket",),
+    "duplicate": ("link",), "blocker": ("link", "block"), "thread": ("comment",), "discussion": ("comment",),
+    "told": ("memory", "recall"), "mentioned": ("memory", "recall"), "remind": ("memory", "recall"),
+    "handbook": ("document",), "policy": ("document",), "wiki": ("document",), "manual": ("document",),
+    "pdf": ("document",), "relationship": ("relation", "graph"), "entity": ("node", "graph"),
 }
 """Everyday words → tool words. A synonym is added to the query with a lower weight, never
 instead of the word (`hub.search.bm25`)."""
@@ -97,6 +113,34 @@ def expansions(query_terms: list[str]) -> list[str]:
             if stemmed not in seen:
                 seen.add(stemmed)
                 out.append(stemmed)
+    return out
+
+
+PHRASES: dict[str, tuple[str, ...]] = {
+    "keep in mind": ("remember", "memory"), "bear in mind": ("remember", "memory"), "note down": ("remember",),
+    "pencil in": ("create", "event"), "put on the calendar": ("create", "event"), "set up a": ("create",),
+    "day off": ("time", "off"), "days off": ("time", "off"), "off sick": ("out", "time", "off"),
+    "out sick": ("out", "time", "off"), "out of office": ("out",), "out of the office": ("out",),
+    "push back": ("update", "reschedule"), "push it": ("update", "reschedule"), "move it": ("update",),
+    "report to": ("manager", "org", "chart"), "reports to": ("manager", "org", "chart"),
+    "who is on": ("out",), "sign off": ("approve",), "get rid of": ("delete",), "call off": ("cancel", "delete"),
+    "what time": ("now",), "look up": ("search",), "look into": ("search",),
+}
+"""Everyday phrases → tool words, matched in the query's text (lower case); implied like `SYNONYMS`."""
+
+
+def phrase_expansions(query: str, known: list[str]) -> list[str]:
+    """Tool words implied by the everyday phrases in `query` (stemmed, not already in `known`)."""
+    text = " ".join(_WORD.findall(query.lower()))
+    seen = set(known)
+    out: list[str] = []
+    for phrase, words in PHRASES.items():
+        if f" {phrase} " in f" {text} ":
+            for word in words:
+                stemmed = stem(word)
+                if stemmed not in seen:
+                    seen.add(stemmed)
+                    out.append(stemmed)
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hub.redact import mask
@@ -73,6 +74,21 @@ def describe(url: str) -> str:
     return f"PostgreSQL {host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
 
 
+def apply_migrations(conn: psycopg.Connection[Any], migrations: list[str], table: str, lock_id: int) -> None:
+    """Apply the `migrations` not yet recorded in `table`, in one transaction under an advisory lock
+    (replicas starting together apply each once). `table` and the scripts are our own constants."""
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id,))
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")  # type: ignore[arg-type]
+        row = cur.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()  # type: ignore[arg-type]
+        done = int(row[0]) if row else 0
+        for number, script in enumerate(migrations[done:], start=done + 1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    cur.execute(statement)  # type: ignore[arg-type]
+            cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (number, time.time()))  # type: ignore[arg-type]
+
+
 class PostgresStore:
     """Keys and audit rows in one PostgreSQL database (implements `KeyTable` and `AuditTable`)."""
 
@@ -122,17 +138,7 @@ class PostgresStore:
         with self._migrate_lock:
             if self._migrated:
                 return
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-                conn.execute("CREATE TABLE IF NOT EXISTS mcp_hub_migrations "
-                             "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-                row = conn.execute("SELECT coalesce(max(version), 0) FROM mcp_hub_migrations").fetchone()
-                done = int(row[0]) if row else 0
-                for number, script in enumerate(MIGRATIONS[done:], start=done + 1):
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)  # type: ignore[arg-type]  # our own constant SQL
-                    conn.execute("INSERT INTO mcp_hub_migrations VALUES (%s, %s)", (number, time.time()))
+            apply_migrations(conn, MIGRATIONS, "mcp_hub_migrations", _LOCK_ID)
             self._migrated = True
 
     # -- keys ---------------------------------------------------------------------------------

@@ -150,6 +150,40 @@ class MiniLM:
         return out
 
 
+class QuantizedMiniLM(MiniLM):
+    """The same model, its encoder int8-quantised and run by ONNX Runtime (`hub/text/onnx_minilm.py`):
+    embedding look-up and pooling as above, vectors within cosine ~0.99 of the float32 ones, so it
+    keeps MiniLM's `name` and reads databases the numpy path filled. The ONNX file is built once
+    into `cache_dir` (default `~/.cache/mcp-hub/models`; `tools/setup.sh` builds it)."""
+
+    def __init__(self, model_dir: Path | None = None, cache_dir: Path | None = None) -> None:
+        from hub.datadir import default_cache_dir
+        from hub.text.onnx_minilm import OnnxEncoder, model_path
+
+        super().__init__(model_dir)
+        self.encoder = OnnxEncoder(model_path(self, cache_dir or default_cache_dir() / "models"))
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        length = ids.shape[1]
+        x = _layer_norm(self.word[ids] + self.position[:length] + self.token_type, *self.embed_norm).astype(np.float32)
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :].astype(np.float32)
+        hidden = self.encoder(x, bias)
+        pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def fast_minilm() -> MiniLM:
+    """The quickest MiniLM this install can run: int8 under ONNX Runtime, else the numpy one."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return MiniLM()
+    return QuantizedMiniLM()
+
+
 class StaticMiniLM:
     """A static (bag-of-token-vectors) embedder distilled from the packaged MiniLM, the way Model2Vec
     distils one: every vocabulary token is run through the transformer on its own, its pooled
@@ -218,10 +252,13 @@ class LazyEmbedder:
 
 
 def load_embedder(cache_dir: Path) -> Embedder:
-    """`$MEMORY_EMBEDDER`: `minilm` (default), `static`, or `module:factory` for your own. The built-in
-    ones load on first use, so starting a server costs no model load."""
+    """`$MEMORY_EMBEDDER`: `minilm` (default: int8 ONNX Runtime when installed), `minilm-numpy`, `static`,
+    or `module:factory` for your own. The built-in ones load on first use, so starting a server costs
+    no model load."""
     spec = os.environ.get("MEMORY_EMBEDDER", "minilm").strip()
     if spec in ("", "minilm"):
+        return LazyEmbedder(fast_minilm, MiniLM.name, MiniLM.dimensions)
+    if spec == "minilm-numpy":  # the float32 numpy path, for comparison (tools/bench/memory_ingest.py)
         return LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions)
     if spec == "static":
         return LazyEmbedder(lambda: StaticMiniLM(cache_dir), StaticMiniLM.name, StaticMiniLM.dimensions)

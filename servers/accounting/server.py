@@ -8,7 +8,6 @@ are complete. Writes that could be repeated take an `idempotency_key`; destructi
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -45,11 +44,18 @@ from servers.accounting.model import (
 )
 from servers.accounting.money import ROUNDING, Amount
 from servers.kit.errors import DomainError
+from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
 from servers.kit.tools import configure_domain, domain_tool
 from servers.kit.webhooks import attach_webhooks
 
-BACKENDS = ("embedded", "quickbooks", "xero")
+PROVIDERS = Providers("accounting", {
+    "embedded": Provider("servers.accounting.store:EmbeddedAccounting"),
+    "quickbooks": Provider("servers.accounting.providers.quickbooks:QuickBooks", (
+        "QUICKBOOKS_REALM_ID", "QUICKBOOKS_TOKEN|QUICKBOOKS_CLIENT_ID+QUICKBOOKS_CLIENT_SECRET+QUICKBOOKS_REFRESH_TOKEN")),
+    "xero": Provider("servers.accounting.providers.xero:Xero",
+                     ("XERO_TENANT_ID", "XERO_TOKEN|XERO_CLIENT_ID+XERO_CLIENT_SECRET+XERO_REFRESH_TOKEN")),
+})
 Limit = Annotated[int, Field(ge=1, le=500, description="Items per page.")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
 InvoiceId = Annotated[str, Field(description="Invoice or bill id (search_invoices, create_invoice).")]
@@ -62,20 +68,8 @@ MAX_REPORT_DAYS = 3660
 
 
 def make_backend(name: str | None = None, data_dir: Path | None = None) -> AccountingBackend:
-    name = (name or os.environ.get("ACCOUNTING_BACKEND") or "embedded").lower()
-    if name == "embedded":
-        from servers.accounting.store import EmbeddedAccounting
-
-        return EmbeddedAccounting(data_dir or default_data_dir())
-    if name == "quickbooks":
-        from servers.accounting.providers.quickbooks import QuickBooks
-
-        return QuickBooks.from_env(data_dir or default_data_dir())
-    if name == "xero":
-        from servers.accounting.providers.xero import Xero
-
-        return Xero.from_env(data_dir or default_data_dir())
-    raise ValueError(f"unknown accounting backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    """The backend named by `name`, else `$ACCOUNTING_BACKEND`, else the embedded one (`PROVIDERS`)."""
+    return PROVIDERS.make(name, data_dir)
 
 
 def _today() -> _dt.date:

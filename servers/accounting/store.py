@@ -385,9 +385,3 @@ class EmbeddedAccounting:
             return reports.balance_sheet(entries, accounts, as_of, self.currency, basis, self.name)
 
         return await self.store.run(run)
-
-    async def seed_demo(self) -> None:
-        """A small, balanced sample company (see `servers.accounting.demo`)."""
-        from servers.accounting.demo import seed
-
-        await seed(self)

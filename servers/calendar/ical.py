@@ -8,7 +8,6 @@ import hashlib
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import recurring_ical_events
 from icalendar import Alarm, Calendar
@@ -17,10 +16,10 @@ from icalendar import vCalAddress, vRecur
 
 from servers.calendar import series_edits
 from servers.calendar.model import Attendee, Event, EventChanges, NewEvent, Scope
-from servers.calendar.timeutil import as_utc, event_time, require_order
+from servers.calendar.timeutil import as_utc, event_time, require_order, storable
+from servers.calendar.timeutil import same_start as _same_start
 from servers.kit.errors import DomainError
 
-UTC_ZONE = ZoneInfo("UTC")
 PARTSTAT = {"accepted": "ACCEPTED", "declined": "DECLINED", "tentative": "TENTATIVE", "needs_action": "NEEDS-ACTION"}
 RESPONSE = {v: k for k, v in PARTSTAT.items()}
 
@@ -44,18 +43,6 @@ def parse_rrule(rule: str) -> vRecur:
     except ValueError:
         raise DomainError("invalid_argument", f"{rule[:80]!r} is not an RRULE (e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10)",
                           details={"field": "rrule"}) from None
-
-
-def storable(value: datetime | date) -> datetime | date:
-    """A time iCalendar can carry exactly: a named IANA zone (TZID) or UTC. A fixed offset would be
-    written as `TZID="UTC+02:00"`, which readers resolve to some other zone; the second occurrence
-    of an ambiguous local time (fall back) cannot be told from the first with a TZID. Both are
-    stored in UTC instead — the same instant."""
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        return value
-    if getattr(value.tzinfo, "key", None) is None or value.replace(fold=0).astimezone(UTC) != value.astimezone(UTC):
-        return value.astimezone(UTC_ZONE)
-    return value
 
 
 def _set_attendees(component: VEvent, attendees: list[Attendee]) -> None:
@@ -179,12 +166,6 @@ def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> 
     if end.replace(tzinfo=None) - start.replace(tzinfo=None) != wall or wall != exact:
         return end  # an override with its own length, or a first occurrence that itself spans a DST change
     return (start.astimezone(UTC) + exact).astimezone(end.tzinfo)  # type: ignore[union-attr]
-
-
-def _same_start(a: datetime | date, b: datetime | date) -> bool:
-    if isinstance(a, datetime) and isinstance(b, datetime):
-        return a.astimezone(UTC) == b.astimezone(UTC)
-    return a == b
 
 
 def _instance(calendar: Calendar, instance_start: datetime | date) -> VEvent:

@@ -10,8 +10,7 @@ from typing import Any
 from icalendar import Calendar
 from icalendar import Event as VEvent
 
-from servers.calendar import ical
-from servers.calendar.timeutil import as_utc
+from servers.calendar.timeutil import as_utc, same_start, storable
 from servers.kit.errors import DomainError
 
 
@@ -41,7 +40,7 @@ def shifter(old: datetime | date, new: datetime | date) -> Any:
             if not isinstance(value, datetime):
                 return value
             local = value.astimezone(old.tzinfo) if value.tzinfo else value  # type: ignore[union-attr]
-            return ical.storable((local.replace(tzinfo=None) + delta).replace(tzinfo=new.tzinfo))
+            return storable((local.replace(tzinfo=None) + delta).replace(tzinfo=new.tzinfo))
         return timed
     days = new - old  # type: ignore[operator]
     return lambda value: value + days if not isinstance(value, datetime) else value
@@ -65,7 +64,7 @@ def carry(overrides: list[VEvent], exdates: list[datetime | date], old: datetime
         target.add("exdate", shift(value))
     for override in overrides:
         rid = override["RECURRENCE-ID"].dt
-        independent = not ical._same_start(override["DTSTART"].dt, rid)
+        independent = not same_start(override["DTSTART"].dt, rid)
         override.pop("RECURRENCE-ID")
         override.add("recurrence-id", shift(rid))
         override.pop("UID")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -35,13 +34,21 @@ from servers.calendar.slots import find_slots
 from servers.calendar.timeutil import as_utc, event_time, local_zone, parse_date, parse_instant, require_order
 from servers.calendar.timeutil import zone as tz_zone
 from servers.kit.errors import DomainError
+from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
 from servers.kit.text import refuse_control_chars
 from servers.kit.tools import configure_domain, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.kit.webhooks.channels import keepers_from_env
 
-BACKENDS = ("embedded", "caldav", "google", "graph")
+PROVIDERS = Providers("calendar", {
+    "embedded": Provider("servers.calendar.store:EmbeddedCalendar"),
+    "caldav": Provider("servers.calendar.providers.caldav:CalDavCalendar", ("CALDAV_URL",)),
+    "google": Provider("servers.calendar.providers.google:GoogleCalendar",
+                       ("GOOGLE_CALENDAR_TOKEN|GOOGLE_CLIENT_ID+GOOGLE_CLIENT_SECRET+GOOGLE_REFRESH_TOKEN",)),
+    "graph": Provider("servers.calendar.providers.graph:GraphCalendar",
+                      ("GRAPH_TOKEN|GRAPH_TENANT_ID+GRAPH_CLIENT_ID+GRAPH_CLIENT_SECRET+GRAPH_REFRESH_TOKEN",)),
+})
 Limit = Annotated[int, Field(ge=1, le=500, description="Items per page.")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
 CalendarRef = Annotated[str, Field(description="Calendar id, usually the owner's email (list_calendars).")]
@@ -58,24 +65,8 @@ ZoneName = Annotated[str, Field(max_length=100)]
 
 
 def make_backend(name: str | None = None, data_dir: Path | None = None) -> CalendarBackend:
-    name = (name or os.environ.get("CALENDAR_BACKEND") or "embedded").lower()
-    if name == "embedded":
-        from servers.calendar.store import EmbeddedCalendar
-
-        return EmbeddedCalendar(data_dir or default_data_dir())
-    if name == "caldav":
-        from servers.calendar.providers.caldav import CalDavCalendar
-
-        return CalDavCalendar.from_env()
-    if name == "google":
-        from servers.calendar.providers.google import GoogleCalendar
-
-        return GoogleCalendar.from_env(data_dir)
-    if name == "graph":
-        from servers.calendar.providers.graph import GraphCalendar
-
-        return GraphCalendar.from_env(data_dir)
-    raise ValueError(f"unknown calendar backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    """The backend named by `name`, else `$CALENDAR_BACKEND`, else the embedded one (`PROVIDERS`)."""
+    return PROVIDERS.make(name, data_dir)
 
 
 def _instance(value: str | None, tz: str) -> datetime | date | None:
@@ -138,8 +129,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> EventPage:
-        """What is on a calendar: the meetings and appointments in a time range (an agenda); to find free time use
-        find_available_slots.
+        """What is on a calendar: the meetings, calls and appointments in a time range (an agenda: what is
+        scheduled today or this week); to find free time use find_available_slots.
         Events overlapping a time range, earliest first."""
         calendar = await backend.calendar(calendar_id)
         calendar_id, tz = calendar.id, zone or calendar.zone
@@ -229,7 +220,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         check_conflicts: Annotated[bool, Field(description="Refuse if the organizer or an attendee is busy then.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
     ) -> Event:
-        """Schedule (add, book, put on the calendar) a meeting or appointment, once or repeating; to pick a time
+        """Schedule (add, book, set up, put on the calendar) a meeting, call or appointment, once or repeating; to pick a time
         everyone can make, call find_available_slots first.
         Create an event or a recurring series."""
         refuse_control_chars(calendar_id=calendar_id, title=title, location=location, description=description)
@@ -268,7 +259,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                                                                          "recurrence.")] = None,
         expected_etag: Annotated[str | None, Field(description="The etag you read; the update fails with conflict if it changed.")] = None,
     ) -> Event:
-        """Reschedule, move, rename or edit a meeting (time, title, attendees).
+        """Reschedule, move, push back, rename or edit a meeting, call or appointment (time, title, attendees, place).
         Change an event, one occurrence, or this and following occurrences of a series."""
         refuse_control_chars(calendar_id=calendar_id, event_id=event_id, title=title, location=location, description=description)
         if all(v is None for v in (title, description, location, start, end, zone, attendees, rrule)):
@@ -314,7 +305,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         instance_start: Instance = None,
         confirm: Annotated[bool, Field(description="Must be true: deletion cannot be undone.")] = False,
     ) -> Deleted:
-        """Cancel or remove a meeting.
+        """Cancel, call off or remove a meeting, call or appointment.
         Delete an event, one occurrence, or this and following occurrences. Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", f"deleting {event_id} ({scope}) cannot be undone: call again with confirm=true")

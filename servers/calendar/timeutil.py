@@ -135,3 +135,25 @@ def require_order(start: datetime | date, end: datetime | date, tz: str) -> None
     elif end <= start:
         raise DomainError("invalid_argument", "end must be after start (all-day ends are exclusive: the day after)",
                           details={"field": "end"})
+
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def storable(value: datetime | date) -> datetime | date:
+    """A time iCalendar can carry exactly: a named IANA zone (TZID) or UTC. A fixed offset would be
+    written as `TZID="UTC+02:00"`, which readers resolve to some other zone; the second occurrence
+    of an ambiguous local time (fall back) cannot be told from the first with a TZID. Both are
+    stored in UTC instead — the same instant."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return value
+    if getattr(value.tzinfo, "key", None) is None or value.replace(fold=0).astimezone(UTC) != value.astimezone(UTC):
+        return value.astimezone(UTC_ZONE)
+    return value
+
+
+def same_start(a: datetime | date, b: datetime | date) -> bool:
+    """Whether two starts are the same instant (dates: the same day)."""
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return a.astimezone(UTC) == b.astimezone(UTC)
+    return a == b

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -10,7 +10,6 @@ from pydantic import BaseModel
 from servers.hris.model import (
     Absence,
     Balances,
-    ChangePage,
     Department,
     Employee,
     EmployeePage,
@@ -57,5 +56,3 @@ class HrisBackend(Protocol):
     ) -> TimeOffPreview: ...
 
     async def decide(self, request_id: str, decision: str) -> TimeOffRequest: ...
-
-    async def changes(self, since: datetime, limit: int, cursor: str | None) -> ChangePage: ...

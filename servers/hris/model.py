@@ -132,24 +132,3 @@ class TimeOffPreview(BaseModel):
     balance_before: float
     balance_after: float
     overlaps: list[str] = Field(default_factory=list, description="Ids of the employee's requests that overlap.")
-
-
-class Change(BaseModel):
-    """One employee changed. `kind`, `record_id`, `action`, `changed_at` and `source` are the fields
-    every domain's `list_changes` carries (servers/kit/webhooks/feed.py); `employee_id` stays for
-    existing callers. HRIS changes come from the backend's own change query, so they have no `seq`."""
-
-    employee_id: str
-    action: Literal["created", "updated", "deleted"]
-    changed_at: datetime
-    kind: Literal["employee"] = "employee"
-    record_id: str = ""
-    source: str = "backend"
-
-    def model_post_init(self, context: Any) -> None:
-        self.record_id = self.record_id or self.employee_id
-
-
-class ChangePage(BaseModel):
-    changes: list[Change]
-    next_cursor: str | None = None

@@ -1,4 +1,5 @@
-"""Keyset paging for the embedded HRIS lists: employees, time-off requests and the change feed.
+"""Keyset paging for the embedded HRIS lists: employees and time-off requests (`list_changes` pages the
+kit's change feed, servers/kit/webhooks/feed.py).
 
 Each list is ordered by keys that do not change under the writes that can happen between two
 pages, so a cursor (the position of the last record returned, signed and bound to the normalized
@@ -9,15 +10,13 @@ query by `servers.kit.keyset`) resumes strictly after it:
   at its end and is returned too).
 - `list_time_off_requests`: by first day, then request id; neither changes (a decision only
   changes the status).
-- `list_changes`: by (updated_at, id), as a change feed: an employee changed again after it was
-  returned moves past the cursor and is returned again with its newer time; none is skipped.
 A cursor from another query (other filters), or one crafted or altered, is `invalid_argument`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import date
 
 from servers.hris.backend import EmployeeFilter
 from servers.hris.model import RequestStatus
@@ -78,20 +77,5 @@ def request_rows(db: sqlite3.Connection, secret: bytes, employee_id: str | None,
     rows = db.execute(f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY start, id LIMIT ?",
                       [*params, limit + 1]).fetchall()
     return _page(rows, limit, secret, fingerprint, ("start", "id"))
-
-
-def change_rows(db: sqlite3.Connection, secret: bytes, since: datetime, limit: int,
-                cursor: str | None) -> tuple[list[sqlite3.Row], str | None]:
-    """Up to `limit` employees changed at or after `since`, by (updated_at, id) after the cursor's
-    position, and the next page's cursor."""
-    since_utc = since.astimezone(UTC).isoformat(timespec="seconds")
-    fingerprint = query_fingerprint("changes", {"since": since_utc})
-    after = open_cursor(secret, cursor, fingerprint, width=2)
-    sql, params = "SELECT id, updated_at FROM employees WHERE updated_at >= ?", [since_utc]
-    if after is not None:
-        sql += " AND (updated_at, id) > (?, ?)"
-        params += after
-    rows = db.execute(sql + " ORDER BY updated_at, id LIMIT ?", [*params, limit + 1]).fetchall()
-    return _page(rows, limit, secret, fingerprint, ("updated_at", "id"))
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,7 +13,6 @@ from hub.datadir import default_data_dir
 from servers.hris.backend import EmployeeFilter, HrisBackend
 from servers.hris.model import (
     Balances,
-    ChangePage,
     DepartmentList,
     Employee,
     EmployeePage,
@@ -31,11 +29,17 @@ from servers.hris.model import (
 from servers.hris.privacy import PrivacyPolicy
 from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError
+from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
 from servers.kit.tools import configure_domain, domain_tool
 from servers.kit.webhooks import attach_webhooks
 
-BACKENDS = ("embedded", "bamboohr", "workday")
+PROVIDERS = Providers("hris", {
+    "embedded": Provider("servers.hris.store:EmbeddedHris"),
+    "bamboohr": Provider("servers.hris.providers.bamboohr:BambooHris", ("BAMBOOHR_COMPANY", "BAMBOOHR_API_KEY")),
+    "workday": Provider("servers.hris.providers.workday:WorkdayHris", (
+        "WORKDAY_HOST", "WORKDAY_TENANT", "WORKDAY_CLIENT_ID", "WORKDAY_CLIENT_SECRET", "WORKDAY_REFRESH_TOKEN")),
+})
 Limit = Annotated[int, Field(ge=1, le=200, description="Items per page (1-200).")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
 EmployeeId = Annotated[str, Field(description="Employee id (from search_employees or get_employee).")]
@@ -49,20 +53,8 @@ MAX_RANGE_DAYS = 366
 
 
 def make_backend(name: str | None = None, data_dir: Path | None = None) -> HrisBackend:
-    name = (name or os.environ.get("HRIS_BACKEND") or "embedded").lower()
-    if name == "embedded":
-        from servers.hris.store import EmbeddedHris
-
-        return EmbeddedHris(data_dir or default_data_dir())
-    if name == "bamboohr":
-        from servers.hris.providers.bamboohr import BambooHris
-
-        return BambooHris.from_env()
-    if name == "workday":
-        from servers.hris.providers.workday import WorkdayHris
-
-        return WorkdayHris.from_env(data_dir or default_data_dir())
-    raise ValueError(f"unknown HRIS backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    """The backend named by `name`, else `$HRIS_BACKEND`, else the embedded one (`PROVIDERS`)."""
+    return PROVIDERS.make(name, data_dir)
 
 
 def _check_range(start: date, end: date) -> None:
@@ -79,8 +71,9 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     mcp = MCPServer("hris", instructions="People, org chart and time off. Sensitive fields and leave reasons need "
                                          "scope hris:sensitive and the operator's allow-list HRIS_SENSITIVE_ALLOW.")
     configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
-    # BambooHR webhooks are verified and logged; HRIS keeps its own list_changes (see docs/events.md).
-    attach_webhooks(mcp, "hris", store, ("bamboohr",), tool=False)
+    # list_changes reads the kit's feed, like every domain: verified BambooHR webhooks and the embedded
+    # backend's own writes (employees, time-off requests) — see docs/events.md.
+    attach_webhooks(mcp, "hris", store, ("bamboohr",))
 
     @domain_tool(mcp, read_only=True)
     async def search_employees(
@@ -98,7 +91,8 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> EmployeePage:
-        """Look people up in the company directory (by name, email, job title, department or number); to read one
+        """Look people up in the company directory (by name, email, job title, department, location or number): who
+        works where, someone's email or role; to read one
         employee whose id you know, use get_employee.
         Find employees by name, email, title or number, and filters."""
         sensitive = policy.sensitive_requested(fields, current_caller())
@@ -220,19 +214,6 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
             raise DomainError("invalid_argument", f"to {decision} request {request_id}, call again with confirm=true")
         decided = await backend.decide(request_id, decision)
         return policy.requests([decided], current_caller())[0]
-
-    @domain_tool(mcp, read_only=True)
-    async def list_changes(
-        since: Annotated[datetime, Field(description="Changes after this time (ISO 8601).")],
-        limit: Limit = 100, cursor: Cursor = None,
-        kinds: Annotated[list[Literal["employee"]] | None, Field(description="Only these kinds (HRIS has one).")] = None,
-    ) -> ChangePage:
-        """Employee records created or changed since a time.
-        Employees changed since a time (for syncing)."""
-        page = await backend.changes(since, limit, cursor)
-        for change in page.changes:
-            change.source = backend.name
-        return page
 
     mcp.backend = backend  # type: ignore[attr-defined]
     return mcp

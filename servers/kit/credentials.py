@@ -1,48 +1,89 @@
-"""A provider's HTTP client authenticated from the environment, the way every OAuth connector is
-configured: `<PREFIX>_TOKEN` (a bearer token, for trying things out), or `<PREFIX>_CLIENT_ID` +
-`<PREFIX>_CLIENT_SECRET` + `<PREFIX>_REFRESH_TOKEN` (refresh-token grant; rotated refresh tokens
-kept by the encrypted `TokenVault`; `<PREFIX>_TOKEN_URL` overrides the token endpoint)."""
+"""How every provider connector authenticates: one `connect` builds its `ProviderHTTP` from one of
+three kinds of credentials —
+
+- `Bearer(token)`: a static token (GitHub, Jira/Zendesk OAuth tokens, `<PREFIX>_TOKEN` for trying
+  things out);
+- `Basic(user, password)`: Jira `email:api_token`, Zendesk `email/token:api_token`, ServiceNow
+  user and password, BambooHR `api_key:x`;
+- a `TokenManager` (OAuth 2.0 client-credentials or refresh-token grant, servers/kit/oauth.py):
+  the header is fetched per request and refreshed before expiry, and once on a 401.
+
+`oauth_from_env` reads the usual OAuth configuration: `<PREFIX>_TOKEN` (a bearer token), or
+`<PREFIX>_CLIENT_ID` + `<PREFIX>_CLIENT_SECRET` + `<PREFIX>_REFRESH_TOKEN` (refresh-token grant; rotated
+refresh tokens kept by the encrypted `TokenVault`; `<PREFIX>_TOKEN_URL` overrides the endpoint).
+Which variables a provider needs is declared once, in its domain's `PROVIDERS` table.
+"""
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from servers.kit.http import ProviderHTTP
+from servers.kit.http import ErrorText, ProviderHTTP, common_error_text
 from servers.kit.oauth import TokenManager, TokenVault
 
 
-def oauth_http_from_env(
-    provider: str,
-    prefix: str,
-    base_url: str,
-    token_url: str,
-    *,
-    headers: dict[str, str],
-    data_dir: Path | None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    token_transport: Any = None,
-    token_variable: str | None = None,
-    also_required: Sequence[str] = (),
-    scope: str | None = None,
-    sign_in: str = "sign in again",
-) -> ProviderHTTP:
-    """`ProviderHTTP` for `provider`, or `ValueError` naming exactly the variables still missing."""
+@dataclass(frozen=True, repr=False)
+class Bearer:
+    """A static bearer token."""
+
+    token: str
+
+
+@dataclass(frozen=True, repr=False)
+class Basic:
+    """HTTP Basic credentials."""
+
+    user: str
+    password: str
+
+
+Credentials = Bearer | Basic | TokenManager
+
+
+def connect(provider: str, base_url: str, credentials: Credentials, *, headers: dict[str, str] | None = None,
+            error_text: ErrorText = common_error_text, transport: httpx.AsyncBaseTransport | None = None) -> ProviderHTTP:
+    """The provider's HTTP client, authenticated the one way every connector is."""
+    headers = dict(headers or {})
+    if isinstance(credentials, TokenManager):
+        return ProviderHTTP(provider, base_url, headers=headers, auth_headers=credentials.headers,
+                            on_unauthorized=credentials.force_refresh, error_text=error_text, transport=transport)
+    if isinstance(credentials, Bearer):
+        headers["Authorization"] = f"Bearer {credentials.token}"
+    else:
+        pair = f"{credentials.user}:{credentials.password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    return ProviderHTTP(provider, base_url, headers=headers, error_text=error_text, transport=transport)
+
+
+def refresh_token_manager(provider: str, prefix: str, token_url: str, *, data_dir: Path | None, vault_name: str | None = None,
+                          scope: str | None = None, token_transport: Any = None, sign_in: str = "sign in again") -> TokenManager:
+    """A refresh-token grant from `<PREFIX>_CLIENT_ID`, `_CLIENT_SECRET`, `_REFRESH_TOKEN` (checked by
+    the domain's `PROVIDERS` table), tokens kept in the encrypted vault under `data_dir`."""
+    from hub.datadir import default_data_dir
+
+    return TokenManager(provider, os.environ.get(f"{prefix}_TOKEN_URL", token_url), os.environ[f"{prefix}_CLIENT_ID"],
+                        os.environ[f"{prefix}_CLIENT_SECRET"], "refresh_token", refresh_token=os.environ[f"{prefix}_REFRESH_TOKEN"],
+                        scope=scope, vault=TokenVault(data_dir or default_data_dir(), vault_name or prefix.lower()),
+                        transport=token_transport, reauthorize_hint=f"{sign_in} and set {prefix}_REFRESH_TOKEN")
+
+
+def oauth_from_env(provider: str, prefix: str, token_url: str, *, data_dir: Path | None, token_variable: str | None = None,
+                   also_required: Sequence[str] = (), scope: str | None = None, token_transport: Any = None,
+                   sign_in: str = "sign in again") -> Bearer | TokenManager:
+    """`<PREFIX>_TOKEN` as a bearer token, else the refresh-token grant; `ValueError` naming exactly
+    the variables still missing (never a value)."""
     token_variable = token_variable or f"{prefix}_TOKEN"
     if token := os.environ.get(token_variable):
-        return ProviderHTTP(provider, base_url, headers={**headers, "Authorization": f"Bearer {token}"}, transport=transport)
+        return Bearer(token)
     names = [*also_required, f"{prefix}_CLIENT_ID", f"{prefix}_CLIENT_SECRET", f"{prefix}_REFRESH_TOKEN"]
     if missing := [n for n in names if not os.environ.get(n)]:
         raise ValueError(f"set {token_variable}, or {', '.join(missing)} for the {provider} backend")
-    from hub.datadir import default_data_dir
-
-    tokens = TokenManager(provider, os.environ.get(f"{prefix}_TOKEN_URL", token_url), os.environ[f"{prefix}_CLIENT_ID"],
-                          os.environ[f"{prefix}_CLIENT_SECRET"], "refresh_token", refresh_token=os.environ[f"{prefix}_REFRESH_TOKEN"],
-                          scope=scope, vault=TokenVault(data_dir or default_data_dir(), prefix.lower()), transport=token_transport,
-                          reauthorize_hint=f"{sign_in} and set {prefix}_REFRESH_TOKEN")
-    return ProviderHTTP(provider, base_url, headers=headers, auth_headers=tokens.headers, on_unauthorized=tokens.force_refresh,
-                        transport=transport)
+    return refresh_token_manager(provider, prefix, token_url, data_dir=data_dir, scope=scope,
+                                 token_transport=token_transport, sign_in=sign_in)

@@ -1,13 +1,18 @@
 """The HTTP client every provider connector uses (httpx).
 
+Retries happen in one place, the hub: this client sends ONE provider request per call (plus,
+for OAuth connections, one re-send after a token refresh on 401 — a new credential, not a
+retry). A 429, a 502/503/504 or a network error comes back at once as a retryable `DomainError`
+(`rate_limited` / `unavailable`, `timeout` when the provider did not answer in time) with
+`retry_after_s` from `Retry-After` (seconds or an HTTP date) or a rate-limit reset header, and the
+hub's retry policy retries retry-safe calls honouring it (docs/domains.md, "Retries"). Before, the
+kit retried 3x under the hub's 3x: one read could cost 9 provider requests.
+
 - every request has a timeout;
-- 429/502/503/504 are retried with backoff that honours `Retry-After` (seconds or HTTP date) and
-  provider reset headers (`X-RateLimit-Reset`), but a non-idempotent write (POST/PATCH) is only
-  retried when the request carries an idempotency mechanism (`idempotent=True`);
-- a 401 triggers one token refresh and one retry when an `on_unauthorized` hook is given;
 - provider errors become `DomainError` codes: 400/422 → invalid_argument, 401 → unauthorized (with a
   re-authorise hint), 403 → forbidden, 404 → not_found, 409/412 → conflict, 429 → rate_limited with
-  retry_after_s, 5xx → unavailable; a body that is not JSON → upstream_error;
+  retry_after_s, 5xx → unavailable; a body that is not JSON → upstream_error. The provider's own
+  error text is read by the provider module's `error_text` (each provider knows its error shape);
 - credentials never appear in an error or a log line: errors name the method and path only.
 """
 
@@ -15,22 +20,15 @@ from __future__ import annotations
 
 import email.utils
 import json as jsonlib
-import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-import anyio
 import httpx
 
 from hub.redact import mask
 from servers.kit.errors import DomainError
-
-logger = logging.getLogger("servers.http")
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
@@ -64,16 +62,12 @@ class ProviderHTTP:
         headers: dict[str, str] | None = None,
         auth: httpx.Auth | None = None,
         timeout_s: float = 15.0,
-        max_attempts: int = 3,
-        max_wait_s: float = 20.0,
         on_unauthorized: Callable[[], Awaitable[dict[str, str]]] | None = None,
         auth_headers: Callable[[], Awaitable[dict[str, str]]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.provider = provider
         self.auth_headers = auth_headers
-        self.max_attempts = max_attempts
-        self.max_wait_s = max_wait_s
         self.on_unauthorized = on_unauthorized
         self._client = httpx.AsyncClient(
             base_url=base_url, headers=headers, auth=auth, timeout=timeout_s, transport=transport
@@ -92,50 +86,34 @@ class ProviderHTTP:
         idempotent: bool | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send with retries; return the successful response or raise `DomainError`."""
+        """Send once; return the successful response or raise `DomainError` (never retries: the hub
+        does, for retry-safe calls). `idempotent` marks a write as safe to repeat; it no longer changes
+        what is sent (the hub decides retries from the tool's annotations and `idempotency_key`)."""
         method = method.upper()
-        retry_safe = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
-        refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            sent_headers = dict(headers or {})
-            if self.auth_headers is not None:
-                sent_headers.update(await self.auth_headers())
-            if json is not None:
-                sent_headers.setdefault("Content-Type", "application/json")
-            try:
-                response = await self._client.request(method, path, params=params, content=_dumps(json) if json is not None else None,
-                                                      headers=sent_headers)
-            except httpx.TimeoutException:
-                if retry_safe and attempt < self.max_attempts:
-                    await anyio.sleep(self._backoff(attempt))
-                    continue
-                raise DomainError("timeout", f"{self.provider} did not answer {method} {path} in time; try again later") from None
-            except httpx.TransportError as exc:
-                if retry_safe and attempt < self.max_attempts:
-                    await anyio.sleep(self._backoff(attempt))
-                    continue
-                raise DomainError(
-                    "unavailable", f"cannot reach {self.provider} ({type(exc).__name__}); try again later"
-                ) from None
-            if response.status_code == 401 and self.on_unauthorized is not None and not refreshed:
-                refreshed = True  # refresh once, then retry once
-                fresh = await self.on_unauthorized()
-                if self.auth_headers is None:
-                    self._client.headers.update(fresh)
-                attempt -= 1
-                continue
-            if response.status_code in RETRY_STATUSES or _github_rate_limited(response):
-                wait = retry_after_seconds(response)
-                if retry_safe and attempt < self.max_attempts and (wait or 0) <= self.max_wait_s:
-                    delay = wait if wait is not None else self._backoff(attempt)
-                    logger.info("%s %s %s → %d; retrying in %.2fs", self.provider, method, path, response.status_code, delay)
-                    await anyio.sleep(delay)
-                    continue
-            if response.is_success:
-                return response
-            raise self._error(method, path, response)
+        response = await self._send(method, path, params, json, headers)
+        if response.status_code == 401 and self.on_unauthorized is not None:
+            fresh = await self.on_unauthorized()  # one token refresh, then the same request with it
+            if self.auth_headers is None:
+                self._client.headers.update(fresh)
+            response = await self._send(method, path, params, json, headers)
+        if response.is_success:
+            return response
+        raise self._error(method, path, response)
+
+    async def _send(self, method: str, path: str, params: dict[str, Any] | None, json: Any,
+                    headers: dict[str, str] | None) -> httpx.Response:
+        sent_headers = dict(headers or {})
+        if self.auth_headers is not None:
+            sent_headers.update(await self.auth_headers())
+        if json is not None:
+            sent_headers.setdefault("Content-Type", "application/json")
+        try:
+            return await self._client.request(method, path, params=params, content=_dumps(json) if json is not None else None,
+                                              headers=sent_headers)
+        except httpx.TimeoutException:
+            raise DomainError("timeout", f"{self.provider} did not answer {method} {path} in time; try again later") from None
+        except httpx.TransportError as exc:
+            raise DomainError("unavailable", f"cannot reach {self.provider} ({type(exc).__name__}); try again later") from None
 
     async def json(self, method: str, path: str, *, decimals: bool = False, **kwargs: Any) -> Any:
         """`request` and decode the JSON body (an empty body is None); `decimals` reads numbers with a
@@ -149,10 +127,6 @@ class ProviderHTTP:
             raise DomainError(
                 "upstream_error", f"{self.provider} answered {method} {path} with a body that is not JSON"
             ) from None
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        return random.uniform(0, min(4.0, 0.25 * 2 ** (attempt - 1)))
 
     def _error(self, method: str, path: str, response: httpx.Response) -> DomainError:
         status = response.status_code
@@ -175,8 +149,9 @@ class ProviderHTTP:
         if status in codes:
             return DomainError(codes[status], f"{where} failed ({status}){suffix}", details={"status": status})  # type: ignore[arg-type]
         if status >= 500:
+            wait = retry_after_seconds(response)
             return DomainError("unavailable", f"{where} failed on the provider's side ({status}); try again later",
-                               details={"status": status})
+                               retry_after_s=round(wait, 1) if wait is not None else None, details={"status": status})
         return DomainError("upstream_error", f"{where} failed ({status}){suffix}", details={"status": status})
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+CHUNK_SIZE = 900
+CHUNK_OVERLAP = 150
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
@@ -60,7 +62,7 @@ def _pieces(body: str, size: int) -> list[tuple[str, bool]]:
     return out
 
 
-def chunk_text(text: str, size: int = 900, overlap: int = 150) -> list[Chunk]:
+def chunk_text(text: str, size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP) -> list[Chunk]:
     """Chunks of at most about `size` characters (+ `overlap` of context from the one before)."""
     if size < 100:
         raise ValueError("chunk size must be at least 100 characters")

@@ -25,7 +25,7 @@ import anyio
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
-from servers.memory.chunking import chunk_text
+from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
 from servers.memory.search import from_blob, fts_query, fuse, snippet, terms, to_blob
@@ -69,7 +69,7 @@ class DocumentStore:
         return self.index
 
     async def ingest(self, title: str, text: str, source: str | None, tags: list[str], date: _dt.date | None,
-                     size: int = 900, overlap: int = 150, progress: Progress | None = None) -> Ingested:
+                     size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None) -> Ingested:
         if not text.strip():
             raise DomainError("invalid_argument", f"document {title!r} has no text to index", details={"field": "text"})
         identity = source or f"title:{title}"

@@ -7,6 +7,8 @@ from hub.text.embedding import (  # noqa: F401
     Embedder,
     LazyEmbedder,
     MiniLM,
+    QuantizedMiniLM,
+    fast_minilm,
     StaticMiniLM,
     _gelu,
     _layer_norm,

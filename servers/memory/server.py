@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
+from servers.kit.providers import Provider, Providers
 from servers.kit.tools import configure_domain, domain_tool
 from servers.memory.model import (
     MAX_METADATA_CHARS,
@@ -40,6 +41,8 @@ from servers.memory.model import (
 )
 from servers.memory.owner import own_scope
 from servers.memory.readers import allowed_roots, check_allowed, read_document
+from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE
+from servers.memory.jobs import IngestJob, folder_files
 from servers.memory.service import MemoryService
 
 Limit = Annotated[int, Field(ge=1, le=100, description="How many items at most.")]
@@ -131,10 +134,15 @@ def _relations(items: list[Relation]) -> list[dict[str, str]]:
     return [{"from": r.from_, "to": r.to, "relationType": r.relationType} for r in items]
 
 
+PROVIDERS = Providers("memory", {  # the memory domain keeps its data in SQLite under the data dir
+    "embedded": Provider("servers.memory.service:MemoryService"),
+    "sqlite": Provider("servers.memory.service:MemoryService"),
+})
+
+
 def make_backend(name: str | None = None, data_dir: Path | None = None) -> MemoryService:
-    if name not in (None, "embedded", "sqlite"):
-        raise ValueError(f"unknown memory backend {name!r}; the memory domain keeps its data in SQLite (embedded)")
-    return MemoryService(data_dir or default_data_dir())
+    """The embedded memory service (`PROVIDERS`; `$MEMORY_BACKEND` may say `sqlite`, the same one)."""
+    return PROVIDERS.make(name, data_dir)
 
 
 def create_server(backend: MemoryService | None = None) -> MCPServer:
@@ -229,8 +237,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         source_uri: Annotated[str | None, Field(max_length=2000, description="Where it came from; also its identity for re-ingest.")] = None,
         tags: Annotated[Tags | None, Field(description="Tags to file it under.")] = None,
         date: Annotated[_dt.date | None, Field(description="The document's own date (for since/until searches).")] = None,
-        chunk_size: Annotated[int, Field(ge=200, le=8000, description="Characters per searchable passage.")] = 900,
-        chunk_overlap: Annotated[int, Field(ge=0, le=2000, description="Characters shared by neighbouring passages.")] = 150,
+        chunk_size: Annotated[int, Field(ge=200, le=8000, description="Characters per searchable passage.")] = CHUNK_SIZE,
+        chunk_overlap: Annotated[int, Field(ge=0, le=2000, description="Characters shared by neighbouring passages.")] = CHUNK_OVERLAP,
     ) -> Ingested:
         """Add a document (handbook, policy, PDF, notes) to the searchable knowledge base.
         Add a document (text, or a file path) for search. Unchanged content is a no-op; changed content replaces it atomically."""
@@ -249,6 +257,38 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
 
         assert text is not None
         return await service.documents.ingest(title, text, source_uri, tags or [], date, chunk_size, chunk_overlap, progress)
+
+    @domain_tool(mcp, idempotent=True, open_world=False)
+    async def ingest_folder(
+        path: Annotated[str, Field(max_length=4096, description="A folder inside MEMORY_ALLOWED_PATHS; its markdown, text, HTML "
+                                                                "and PDF files are indexed.")],
+        tags: Annotated[Tags | None, Field(description="Tags to file every document under.")] = None,
+        chunk_size: Annotated[int, Field(ge=200, le=8000, description="Characters per searchable passage.")] = CHUNK_SIZE,
+        chunk_overlap: Annotated[int, Field(ge=0, le=2000, description="Characters shared by neighbouring passages.")] = CHUNK_OVERLAP,
+    ) -> IngestJob:
+        """Index every document in a folder in the background; returns a job id at once.
+        Poll ingest_status for progress; search already finds the files indexed so far."""
+        root = check_allowed(Path(path), allowed_roots())
+        if not root.is_dir():
+            raise DomainError("invalid_argument", f"{path} is not a folder: use ingest_document for one file", details={"field": "path"})
+        files = await anyio.to_thread.run_sync(folder_files, root)
+        return service.ingest_jobs.start(root, files, tags or [], chunk_size, chunk_overlap)
+
+    @domain_tool(mcp, read_only=True, open_world=False)
+    async def ingest_status(
+        ctx: Context,
+        job_id: Annotated[Identifier, Field(description="The job id ingest_folder returned.")],
+        wait_s: Annotated[float, Field(ge=0, le=300, description="Wait up to this long for the job to finish, with progress "
+                                                                 "notifications; 0 answers at once.")] = 0,
+    ) -> IngestJob:
+        """How far a folder ingest has got (files and chunks done, errors); can wait for it to finish."""
+        if not wait_s:
+            return service.ingest_jobs.get(job_id)
+
+        async def progress(done: float, total: float, message: str) -> None:
+            await ctx.report_progress(done, total, message)
+
+        return await service.ingest_jobs.wait(job_id, wait_s, progress)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def search_documents(

@@ -11,6 +11,7 @@ from servers.memory import history
 from servers.memory.documents import DocumentStore
 from servers.memory.embedding import Embedder, load_embedder
 from servers.memory.graph import KnowledgeGraph
+from servers.memory.jobs import IngestJobs
 from servers.memory.memories import MemoryBank
 
 _MIGRATIONS = [
@@ -61,6 +62,7 @@ class MemoryService:
         _bind_embedder(self.store.path, embedder.name)
         self.memories = MemoryBank(self.store, embedder)
         self.documents = DocumentStore(self.store, embedder)
+        self.ingest_jobs = IngestJobs(self.documents)
         self.graph = KnowledgeGraph(self.store, embedder)
 
     async def seed_demo(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ from pydantic import Field
 
 from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
+from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
 from servers.kit.tools import configure_domain, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
@@ -35,7 +35,17 @@ from servers.ticketing.model import (
     UserList,
 )
 
-BACKENDS = ("embedded", "jira", "github", "servicenow", "zendesk")
+PROVIDERS = Providers("ticketing", {
+    "embedded": Provider("servers.ticketing.store:EmbeddedTicketing"),
+    "jira": Provider("servers.ticketing.providers.jira:JiraTicketing",
+                     ("JIRA_BASE_URL", "JIRA_OAUTH_TOKEN|JIRA_EMAIL+JIRA_API_TOKEN")),
+    "github": Provider("servers.ticketing.providers.github:GitHubTicketing", ("GITHUB_REPO", "GITHUB_TOKEN")),
+    "servicenow": Provider("servers.ticketing.providers.servicenow:ServiceNowTicketing", (
+        "SERVICENOW_INSTANCE",
+        "SERVICENOW_CLIENT_ID+SERVICENOW_CLIENT_SECRET+SERVICENOW_REFRESH_TOKEN|SERVICENOW_USER+SERVICENOW_PASSWORD")),
+    "zendesk": Provider("servers.ticketing.providers.zendesk:ZendeskTicketing",
+                        ("ZENDESK_SUBDOMAIN|ZENDESK_BASE_URL", "ZENDESK_OAUTH_TOKEN|ZENDESK_EMAIL+ZENDESK_API_TOKEN")),
+})
 
 Id = Annotated[str, Field(description="Ticket id or key, e.g. OPS-12.", min_length=1, max_length=100)]
 Limit = Annotated[int, Field(ge=1, le=100, description="Items per page.")]
@@ -50,30 +60,8 @@ IdempotencyKey = Annotated[
 
 
 def make_backend(name: str | None = None, data_dir: Path | None = None) -> TicketingBackend:
-    """The backend named by `name`, else `$TICKETING_BACKEND`, else the embedded one."""
-    name = (name or os.environ.get("TICKETING_BACKEND") or "embedded").lower()
-    data_dir = data_dir or default_data_dir()
-    if name == "embedded":
-        from servers.ticketing.store import EmbeddedTicketing
-
-        return EmbeddedTicketing(data_dir)
-    if name == "jira":
-        from servers.ticketing.providers.jira import JiraTicketing
-
-        return JiraTicketing.from_env()
-    if name == "github":
-        from servers.ticketing.providers.github import GitHubTicketing
-
-        return GitHubTicketing.from_env()
-    if name == "servicenow":
-        from servers.ticketing.providers.servicenow import ServiceNowTicketing
-
-        return ServiceNowTicketing.from_env()
-    if name == "zendesk":
-        from servers.ticketing.providers.zendesk import ZendeskTicketing
-
-        return ZendeskTicketing.from_env()
-    raise ValueError(f"unknown ticketing backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    """The backend named by `name`, else `$TICKETING_BACKEND`, else the embedded one (`PROVIDERS`)."""
+    return PROVIDERS.make(name, data_dir)
 
 
 def create_server(backend: TicketingBackend | None = None) -> MCPServer:

@@ -1,12 +1,14 @@
 """Tool-search eval: hit@1, hit@5 and MRR of BM25 alone, embeddings alone, BM25 + priors and the shipped hybrid.
 
-usage: python -m tools.bench.tool_search_eval [--split dev|heldout|all] [--stdio] [--misses]
+usage: python -m tools.bench.tool_search_eval [--split dev|heldout|fresh|all] [--stdio] [--misses]
        python -m tools.bench.tool_search_eval --write-config FILE [--stdio]
 
 The catalog is every built-in domain plus the distractor domains of
 `data/tool_search_distractors.json` (chat, mail, files, CRM, CI/CD, shop, payroll, notes, rooms),
 mounted in-process (or as stdio children with `--stdio`). The requests are
 `data/tool_search_queries.json`; request i is held out when i % 3 == 2 — tune on dev only.
+`fresh` is `data/tool_search_fresh.json`: 53 requests in another voice (terse, chat-like), written
+after round 3's tuning was finished and never used to choose anything: the generalisation check.
 Also prints the `tools/list` token cost (JSON characters / 4) in `all` and `search` mode.
 """
 
@@ -53,6 +55,8 @@ def eval_config_dict(stdio: bool = False) -> dict[str, Any]:
 
 
 def load_queries(split: str) -> list[tuple[str, str]]:
+    if split == "fresh":
+        return [tuple(r) for r in json.loads((DATA / "tool_search_fresh.json").read_text())]  # type: ignore[misc]
     rows = [tuple(r) for r in json.loads((DATA / "tool_search_queries.json").read_text())]
     if split == "dev":
         return [r for i, r in enumerate(rows) if i % 3 != 2]  # type: ignore[misc]
@@ -112,7 +116,7 @@ async def run(splits: list[str], stdio: bool, misses: bool) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=["dev", "heldout", "all"], action="append")
+    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "all"], action="append")
     parser.add_argument("--stdio", action="store_true", help="run the distractor servers as stdio children")
     parser.add_argument("--misses", action="store_true", help="print the hybrid ranking's misses to stderr")
     parser.add_argument("--write-config", type=Path, help="only write the eval's hub config (JSON) to this file")
@@ -121,7 +125,7 @@ def main() -> None:
         args.write_config.write_text(json.dumps(eval_config_dict(args.stdio), indent=2))
         return
     os.environ.setdefault("MCP_HUB_DATA_DIR", tempfile.mkdtemp(prefix="tool-search-eval-"))
-    report = anyio.run(run, args.split or ["dev", "heldout"], args.stdio, args.misses)
+    report = anyio.run(run, args.split or ["dev", "heldout", "fresh"], args.stdio, args.misses)
     print(json.dumps(report, indent=2))
 
 

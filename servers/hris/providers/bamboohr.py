@@ -5,7 +5,8 @@ password `x`); `BAMBOOHR_BASE_URL` overrides the API host. People come from one 
 (`POST /reports/custom`), which BambooHR does not page, so filtering and paging happen here;
 sensitive fields are only put in the report when the privacy policy let them through. Time off
 uses `whos_out`, `time_off/requests`, the balance calculator, `PUT …/time_off/request` and
-`PUT /time_off/requests/{id}/status`; changes come from `/employees/changed`.
+`PUT /time_off/requests/{id}/status`. Changes reach `list_changes` through BambooHR webhooks
+(`/webhooks/bamboohr`, docs/events.md), not by polling.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from servers.hris.balances import balance_of, requested_hours
 from servers.hris.model import (
     Absence,
     Balances,
-    Change,
-    ChangePage,
     Department,
     Employee,
     EmployeePage,
@@ -230,12 +229,3 @@ class BambooHris:
         if match is None:
             raise not_found("time-off request", request_id)
         return self._request(match)
-
-    async def changes(self, since: datetime, limit: int, cursor: str | None) -> ChangePage:
-        offset = int(decode_cursor(cursor).get("offset", 0))
-        body = await self.http.json("GET", "/employees/changed", params={"since": since.astimezone(UTC).isoformat(timespec="seconds")})
-        rows = sorted((body or {}).get("employees", {}).values(), key=lambda r: (r.get("lastChanged", ""), str(r["id"])))
-        action = {"Inserted": "created", "Updated": "updated", "Deleted": "deleted"}
-        changes = [Change(employee_id=str(r["id"]), action=action.get(r.get("action", "Updated"), "updated"),  # type: ignore[arg-type]
-                          changed_at=r["lastChanged"]) for r in rows[offset : offset + limit]]
-        return ChangePage(changes=changes, next_cursor=encode_cursor({"offset": offset + limit}) if offset + limit < len(rows) else None)

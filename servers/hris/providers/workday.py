@@ -8,8 +8,9 @@ refreshed before expiry and once on a 401, and persist encrypted (see `servers.k
 Used: Staffing `workers` (`limit` ≤ 100 + `offset`, `{data, total}`), `workers/{id}/directReports`,
 `supervisoryOrganizations`; Absence Management `balances`, `workers/{id}/timeOffDetails` and
 `workers/{id}/requestTimeOff`. Workday's REST API has no who's-out list, no approval endpoint
-(approvals are business processes) and no change feed (SOAP is out of scope), so `whos_out`,
-`decide_time_off` and `list_changes` answer with a clear error saying so. Values that arrive as
+(approvals are business processes) and no change feed (SOAP is out of scope), so `whos_out`
+and `decide_time_off` answer with a clear error saying so (`list_changes` shows only what this server
+wrote: Workday sends no webhooks we take). Values that arrive as
 strings where numbers are expected are converted strictly: a non-number is an `upstream_error`.
 """
 
@@ -27,7 +28,6 @@ from servers.hris.balances import balance_of, requested_hours
 from servers.hris.model import (
     Absence,
     Balances,
-    ChangePage,
     Department,
     Employee,
     EmployeePage,
@@ -233,6 +233,3 @@ class WorkdayHris:
 
     async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
         raise _unsupported("decide_time_off", "approvals are Workday business processes; decide in Workday's inbox")
-
-    async def changes(self, since: datetime, limit: int, cursor: str | None) -> ChangePage:
-        raise _unsupported("list_changes", "Workday's REST API has no change feed; poll search_employees instead")

@@ -20,7 +20,7 @@ from servers.kit.store import Store
 from servers.kit.tools import domain_tool
 from servers.kit.webhooks.app import Intake
 from servers.kit.webhooks.feed import ChangeFeed, ChangePage, emit_change
-from servers.kit.webhooks.log import EventLog, events_path
+from servers.kit.webhooks.log import EventLog, open_event_log
 from servers.kit.webhooks.processor import Policy, Processor
 from servers.kit.webhooks.resources import attach_change_resources
 
@@ -32,9 +32,10 @@ Kinds = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | Non
 def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tuple[str, ...],
                     policy: Policy | None = None, tool: bool = True) -> Intake:
     """Give `server` a webhook intake for `providers` (its log beside `store`, as
-    `<domain>-events.sqlite`) and the `list_changes` tool over the feed kept in `store`."""
+    `<domain>-events.sqlite`, or in the shared PostgreSQL store when `$MCP_HUB_STORE_URL` is set)
+    and the `list_changes` tool over the feed kept in `store`."""
     feed = ChangeFeed(store)
-    log = EventLog(events_path(store.path.parent, domain))
+    log = open_event_log(store.path.parent, domain)
     intake = Intake(domain, providers, log, Processor(log, feed, policy or Policy.from_env(domain)))
     server.webhooks = intake  # type: ignore[attr-defined] — read by the runner and the hub, duck-typed
     server.change_feed = feed  # type: ignore[attr-defined]

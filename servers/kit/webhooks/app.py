@@ -54,6 +54,16 @@ class Intake:
         self.keepers: list[Any] = []
         """Push-channel upkeep jobs (`channels.ChannelKeeper`) run beside the processor."""
 
+    def use_shared_store(self, url: str) -> None:
+        """Move this intake to the PostgreSQL event log at `url` (the HTTP hub calls it with its
+        `hub.store.url` before the processor first starts). Events left pending in the SQLite log
+        stay there (see docs/events.md)."""
+        from servers.kit.webhooks.log_pg import PgEventLog  # psycopg only when PostgreSQL is configured
+
+        if getattr(self.log, "url", None) == url or self.started:
+            return
+        self.log = self.processor.log = PgEventLog(url, self.domain, self.log.store)
+
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Intake]:
         """Run the background processor for as long as the block lasts."""
@@ -131,6 +141,10 @@ class Intake:
         for provider, stats in self.log.stats_now(self.clock()).items():
             out.setdefault(provider, {"received": 0, "duplicate": 0, "rejected": 0}).update(stats)
         return out
+
+    def channels_now(self) -> list[dict[str, Any]]:
+        """Each push channel's state (`channels.ChannelKeeper.status_now`), synchronously."""
+        return [c for keeper in self.keepers for c in keeper.status_now()]
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

@@ -193,8 +193,29 @@ class ChannelKeeper:
             await anyio.sleep(max(1.0, next_at - time.time()))
 
     async def status(self) -> list[dict[str, Any]]:
-        return [{"provider": c.provider, "resource": c.resource, "state": c.state, "expires_at": c.expires_at,
-                 "last_error": c.last_error} for c in await self._all()]
+        return [_public(c) for c in await self._all()]
+
+    def status_now(self) -> list[dict[str, Any]]:
+        """`status`, read synchronously on a short-lived read-only connection (the hub's `/healthz`
+        cannot await; WAL readers never block the writer). Empty before the first upkeep."""
+        path = self.store.path
+        if not path.exists():
+            return []
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        db.row_factory = sqlite3.Row
+        try:
+            rows = db.execute("SELECT * FROM push_channels WHERE provider = ?", (self.api.provider,)).fetchall()
+        except sqlite3.OperationalError:  # no table yet: no upkeep has run
+            return []
+        finally:
+            db.close()
+        return [_public(_row(r)) for r in rows]
+
+
+def _public(c: Channel) -> dict[str, Any]:
+    """What `/healthz` shows of a channel (no channel ids or tokens)."""
+    return {"provider": c.provider, "resource": c.resource, "state": c.state, "expires_at": c.expires_at,
+            "last_error": c.last_error}
 
 
 def keepers_from_env(backend: Any, store: Store, environ: Mapping[str, str] | None = None) -> list[ChannelKeeper]:

@@ -1,16 +1,19 @@
 """`mcp-hub events list | dead-letter | replay ID [--domain D]`: inspect a domain's webhook log and
 queue a delivery for reprocessing. Replay only marks the event due again (attempts reset); the
 domain server's running processor (its own HTTP app, or the HTTP hub) picks it up within a moment.
+With `$MCP_HUB_STORE_URL` set (the hub's `hub.store.url`), the logs read are the shared PostgreSQL
+ones (`log_pg`), else the SQLite files in the data dir.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from servers.kit.webhooks.log import EventLog, EventRow, events_path
+from servers.kit.webhooks.log import STORE_URL_ENV, EventLog, EventRow, events_path, shared_store_url
 
 DOMAINS_WITH_WEBHOOKS = ("ticketing", "hris", "calendar", "accounting")
 
@@ -21,16 +24,26 @@ def _line(row: EventRow) -> str:
             f"{' purged' if row.purged else ''}  {row.delivery_id[:48]}{error}")
 
 
+def _log(data_dir: Path, domain: str, url: str | None) -> Any:
+    """The domain's log in PostgreSQL (`url`), else its SQLite file if there is one (else None)."""
+    if url is not None:
+        from servers.kit.webhooks.log_pg import PgEventLog
+
+        return PgEventLog(url, domain)
+    path = events_path(data_dir, domain)
+    return EventLog(path) if path.exists() else None
+
+
 async def _run(command: str, data_dir: Path, domains: list[str], event_id: int | None, as_json: bool, limit: int) -> int:
     status = 0
+    url = shared_store_url()
     for domain in domains:
-        path = events_path(data_dir, domain)
-        if not path.exists():
+        log = _log(data_dir, domain, url)
+        if log is None:
             if command == "replay" and len(domains) == 1:
-                print(f"mcp-hub: {domain} has no webhook log at {path}")
+                print(f"mcp-hub: {domain} has no webhook log at {events_path(data_dir, domain)}")
                 return 1
             continue
-        log = EventLog(path)
         if command == "replay":
             assert event_id is not None
             try:
@@ -57,4 +70,12 @@ def run(command: str, data_dir: Path, domain: str | None, event_id: int | None, 
     if command == "replay" and domain is None:
         print("mcp-hub: replay needs --domain (event ids are per domain)")
         return 2
-    return anyio.run(_run, command, data_dir, [domain] if domain else list(DOMAINS_WITH_WEBHOOKS), event_id, as_json, limit)
+    try:
+        return anyio.run(_run, command, data_dir, [domain] if domain else list(DOMAINS_WITH_WEBHOOKS), event_id, as_json, limit)
+    except ValueError as exc:  # a bad MCP_HUB_STORE_URL
+        print(f"mcp-hub: {exc}")
+        return 2
+    except Exception as exc:  # noqa: BLE001 — PostgreSQL unreachable, say so without a traceback
+        print(f"mcp-hub: the event log could not be read ({type(exc).__name__}); is the store at "
+              f"${STORE_URL_ENV} up?")
+        return 1

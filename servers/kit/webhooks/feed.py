@@ -21,7 +21,7 @@ from servers.kit.store import Store
 
 logger = logging.getLogger("servers.webhooks")
 
-_FEED_TABLE = """CREATE TABLE IF NOT EXISTS kit_changes (
+FEED_TABLE = """CREATE TABLE IF NOT EXISTS kit_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, record_id TEXT NOT NULL,
     action TEXT NOT NULL, changed_at TEXT NOT NULL, source TEXT NOT NULL, origin TEXT UNIQUE);
 CREATE INDEX IF NOT EXISTS kit_changes_at ON kit_changes (changed_at, seq)"""
@@ -44,7 +44,7 @@ class ChangePage(BaseModel):
 
 
 def _ensure(db: sqlite3.Connection) -> None:
-    for statement in _FEED_TABLE.split(";"):  # IF NOT EXISTS: a schema lookup, microseconds
+    for statement in FEED_TABLE.split(";"):  # IF NOT EXISTS: a schema lookup, microseconds
         db.execute(statement)
 
 

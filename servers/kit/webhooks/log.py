@@ -11,6 +11,7 @@ the row kept) once older than the retention period and no longer pending.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from servers.kit.store import Store
 
 State = Literal["received", "processed", "failed", "dead"]
 LEASE_S = 120.0
+STORE_URL_ENV = "MCP_HUB_STORE_URL"  # the hub's fallback for hub.store.url (hub/store/__init__.py)
 _MIGRATIONS = [
     """CREATE TABLE webhook_events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,6 +55,27 @@ class EventRow(BaseModel):
 
 def events_path(data_dir: Path, domain: str) -> Path:
     return data_dir / f"{domain}-events.sqlite"
+
+
+def shared_store_url(url: str | None = None) -> str | None:
+    """The PostgreSQL URL the event logs use: `url` (the hub's `hub.store.url`), else
+    `$MCP_HUB_STORE_URL`; None means SQLite in the data dir."""
+    url = url or os.environ.get(STORE_URL_ENV) or None
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"{STORE_URL_ENV} must be a postgresql:// URL (or unset for SQLite in the data dir)")
+    return url
+
+
+def open_event_log(data_dir: Path, domain: str, url: str | None = None) -> Any:
+    """A domain's event log: in the shared PostgreSQL store when one is configured (`shared_store_url`;
+    `log_pg.PgEventLog`), else `<data dir>/<domain>-events.sqlite`. Push-channel state stays in that
+    SQLite file either way."""
+    local = EventLog(events_path(data_dir, domain))
+    if (shared := shared_store_url(url)) is None:
+        return local
+    from servers.kit.webhooks.log_pg import PgEventLog  # psycopg only when PostgreSQL is configured
+
+    return PgEventLog(shared, domain, local.store)
 
 
 def _row(r: sqlite3.Row) -> EventRow:

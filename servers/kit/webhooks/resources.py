@@ -36,7 +36,7 @@ logger = logging.getLogger("servers.webhooks")
 RECENT = 50
 RECORD_KINDS: dict[str, tuple[str, ...]] = {
     "ticketing": ("ticket",), "calendar": ("event", "calendar"),
-    "accounting": ("invoice", "contact", "payment", "journal"), "hris": ("employee",),
+    "accounting": ("invoice", "contact", "payment", "journal"), "hris": ("employee", "time_off_request"),
 }
 """Record kinds with a per-record URI, per domain (others still update `<domain>://changes`)."""
 
@@ -169,6 +169,16 @@ def attach_change_resources(server: MCPServer, domain: str, feed: ChangeFeed) ->
     lowlevel = server._lowlevel_server  # noqa: SLF001 — MCPServer has no public hook for resources/subscribe
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, resources.subscribe)
     lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, resources.unsubscribe)
+    listen = lowlevel.get_request_handler("subscriptions/listen")
+    if listen is not None:
+        async def listen_from_now(ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
+            """A 2026-07-28 stream naming resources is announced changes from its start on, as a
+            `resources/subscribe` is (without this, its first batch would be taken as the start)."""
+            if params.notifications.resource_subscriptions:
+                await resources._catch_up()
+            return await listen.handler(ctx, params)
+
+        lowlevel.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, listen_from_now)
 
     call_tool = server.call_tool
 

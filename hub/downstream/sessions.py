@@ -1,0 +1,174 @@
+"""Per-client downstream sessions (issue #19 item 7): one server, one session per upstream client.
+
+A server that keeps state per session (resources a session creates, a client's roots, its own
+sampling requests) must not share one downstream session among every client of the hub. A
+`SessionPool` gives each upstream client connection (the `owner`) a session of its own:
+
+- opened on the owner's first use (`async with pool.using(owner) as client`), reused after;
+- at most `max_sessions` open; one more owner gets `HubRefusal("unavailable")`, retryable, with
+  `details.reason: "sessions_full"` — never a shared session instead (that is the leak this avoids);
+- closed after `idle_s` without use (never while in use), when its owner is garbage-collected (the
+  client connection ended), by `close(owner)`, and all of them when `run()` ends;
+- each session is entered and left in a task of its own inside `run()`'s task group, as anyio
+  requires of an `mcp.Client`.
+
+`open_session(owner)` builds the (not yet entered) client: the hub passes one whose sampling /
+elicitation / roots callbacks go straight to that owner, so no "most recent call" guess is needed.
+Wiring (not built; docs/protocol.md, "per-client downstream sessions"): a `session` setting per server,
+a pool per `per_client` server in `Downstream`, and the call/list path asking the pool for the
+caller's connection instead of `Downstream.client()`.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from hub.errors import HubRefusal
+
+OpenSession = Callable[[Any], Any]
+"""`open_session(owner)`: an async context manager (an `mcp.Client`) that is a new session of the server."""
+
+
+@dataclass(eq=False)
+class _Session:
+    owner: weakref.ref[Any]
+    client: Any = None
+    in_use: int = 0
+    last_used: float = 0.0
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    closing: anyio.Event = field(default_factory=anyio.Event)
+    closed: anyio.Event = field(default_factory=anyio.Event)
+    error: BaseException | None = None
+
+
+class SessionPool:
+    """The per-client sessions of one downstream server."""
+
+    def __init__(self, server: str, open_session: OpenSession, *, max_sessions: int = 100, idle_s: float = 300.0) -> None:
+        self.server = server
+        self._open = open_session
+        self.max_sessions = max_sessions
+        self.idle_s = idle_s
+        self._sessions: dict[int, _Session] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._changed = anyio.Event()
+        self._ended = anyio.Event()
+
+    @property
+    def open_count(self) -> int:
+        return len(self._sessions)
+
+    async def wait_open_count(self, count: int) -> None:
+        """Wait until exactly `count` sessions are open (woken as each session ends)."""
+        while len(self._sessions) != count:
+            if self._ended.is_set():
+                self._ended = anyio.Event()
+            await self._ended.wait()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve sessions until cancelled; every session is closed on the way out."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._expire_idle)
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._tg = None
+            self._sessions.clear()
+
+    @asynccontextmanager
+    async def using(self, owner: Any) -> AsyncIterator[Any]:
+        """The owner's session (opened if it has none) for the duration of the block."""
+        session = await self._session_of(owner)
+        session.in_use += 1
+        try:
+            yield session.client
+        finally:
+            session.in_use -= 1
+            session.last_used = anyio.current_time()
+            self._poke()
+
+    def close(self, owner: Any) -> None:
+        """Close the owner's session, if it has one (its client connection ended)."""
+        session = self._sessions.get(id(owner))
+        if session is not None and session.owner() is owner:
+            session.closing.set()
+
+    async def _session_of(self, owner: Any) -> _Session:
+        key = id(owner)
+        session = self._sessions.get(key)
+        if session is not None and session.owner() is not owner:  # an id reused after its owner died
+            session.closing.set()
+            session = None
+        if session is None:
+            if self._tg is None:
+                raise HubRefusal("unavailable", f"server {self.server!r}: per-client sessions are not running",
+                                 retry_after_s=1.0, details={"server": self.server, "reason": "down"})
+            if len(self._sessions) >= self.max_sessions:
+                raise HubRefusal(
+                    "unavailable", f"server {self.server!r} has its {self.max_sessions} per-client sessions in use; "
+                    "try again when one is released (idle sessions close after "
+                    f"{self.idle_s:g}s), or raise its max_sessions", retry_after_s=min(self.idle_s, 30.0),
+                    details={"server": self.server, "reason": "sessions_full"})
+            session = _Session(weakref.ref(owner, lambda _ref, key=key: self._owner_gone(key)))
+            session.last_used = anyio.current_time()
+            self._sessions[key] = session
+            self._tg.start_soon(self._hold, key, session, owner)
+        await session.ready.wait()
+        if session.error is not None:
+            raise HubRefusal("unavailable", f"could not open a session with server {self.server!r}: "
+                             f"{type(session.error).__name__}", retry_after_s=1.0,
+                             details={"server": self.server, "reason": "down"}) from session.error
+        return session
+
+    async def _hold(self, key: int, session: _Session, owner: Any) -> None:
+        """Enter the session's client, keep it open until it is closed, leave it (all in this task)."""
+        client = self._open(owner)
+        del owner  # the pool must not keep the owner alive
+        try:
+            async with client:
+                session.client = client
+                session.ready.set()
+                await session.closing.wait()
+        except Exception as exc:  # noqa: BLE001 — reported to whoever waits for it; the pool goes on
+            session.error = exc
+        finally:
+            session.ready.set()
+            if self._sessions.get(key) is session:
+                del self._sessions[key]
+            session.closed.set()
+            self._ended.set()
+            self._poke()
+
+    def _owner_gone(self, key: int) -> None:
+        session = self._sessions.get(key)
+        if session is not None and session.owner() is None:
+            session.closing.set()
+
+    def _poke(self) -> None:
+        self._changed.set()
+
+    async def _expire_idle(self) -> None:
+        while True:
+            now = anyio.current_time()
+            next_due = math.inf
+            for session in list(self._sessions.values()):
+                if session.in_use or not session.ready.is_set():
+                    continue
+                due = session.last_used + self.idle_s
+                if due <= now:
+                    session.closing.set()
+                else:
+                    next_due = min(next_due, due)
+            self._changed = anyio.Event()
+            with anyio.move_on_after(next_due - now if next_due < math.inf else math.inf):
+                await self._changed.wait()

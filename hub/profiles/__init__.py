@@ -1,0 +1,152 @@
+"""Profiles: named views over the hub's catalog, each with its own tool list, names and `tools_mode`.
+
+A profile (config `profiles.<name>`) keeps the tools whose namespace it lists (all when it lists
+none), that match an `include` glob (all when none) and no `exclude` glob, read-only ones only
+with `read_only`, and at most `max_tools` of them (the first in exposed-name order). It is served
+at `/mcp/<name>` over HTTP and by `mcp-hub serve --profile <name>` on stdio. Decisions:
+- **Names.** A name longer than the profile's `name_budget` is cut and suffixed with 8 hex of
+  `sha256(exposed name)`; a clash (with any other name of the view) takes the next suffix of
+  `sha256(exposed name \\0 n)`. Names are worked out over the whole view in name order, never per
+  caller, so they are stable across callers and restarts while the catalog is the same. Calls by
+  the short name go to the tool through the reverse table; the hub-wide name is not accepted on
+  the profile (it is not in its list).
+- **Outside the profile** a tool does not exist: `tools/call` answers JSON-RPC -32602 "Unknown
+  tool", `call_tool` and search answer as for a name that does not exist.
+- Profiles shape tools only; resources and prompts are served as on `/mcp` (scopes still apply).
+- A key or token is pinned to profiles by holding `profile:<name>` scopes (`pinned_profiles`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Literal
+
+import mcp_types as types
+
+from hub.catalog import ToolRoute
+from hub.config import HubConfig, ProfileSettings
+
+if TYPE_CHECKING:
+    from hub.auth.principal import Principal
+    from hub.hub import Hub
+
+PIN_SCOPE_PREFIX = "profile:"
+"""A scope `profile:<name>` pins the key or token holding it to that profile (several may be held)."""
+_HASH_LEN = 8
+
+
+class UnknownProfile(LookupError):
+    """A profile name the config does not define; the message lists the defined ones."""
+
+    def __init__(self, name: str, defined: list[str]) -> None:
+        listed = ", ".join(sorted(defined)) if defined else "none (add a \"profiles\" block to the config)"
+        super().__init__(f"unknown profile {name!r}; defined profiles: {listed}")
+        self.name, self.defined = name, sorted(defined)
+
+
+def pinned_profiles(scopes: tuple[str, ...] | list[str]) -> frozenset[str]:
+    """The profiles a caller's scopes pin it to (empty: not pinned, any URL)."""
+    return frozenset(s[len(PIN_SCOPE_PREFIX):] for s in scopes if s.startswith(PIN_SCOPE_PREFIX))
+
+
+def short_name(exposed: str, budget: int, salt: int = 0) -> str:
+    """`exposed` within `budget`: unchanged when it fits, else cut and suffixed with a stable hash."""
+    if len(exposed) <= budget and not salt:
+        return exposed
+    seed = exposed if not salt else f"{exposed}\0{salt}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:_HASH_LEN]
+    head = exposed[: budget - _HASH_LEN - 1].rstrip("_-")
+    return f"{head}_{digest}"
+
+
+@dataclass(frozen=True)
+class _Table:
+    version: int
+    short: dict[str, str]
+    """exposed → the profile's name."""
+    exposed: dict[str, str]
+    """the profile's name → exposed."""
+
+
+class ProfileView:
+    """One profile over one hub's catalog: which tools, under which names, in which mode."""
+
+    def __init__(self, hub: Hub, name: str, settings: ProfileSettings) -> None:
+        self.hub, self.name, self.settings = hub, name, settings
+        self.name_budget = settings.name_budget or hub.config.hub.name_budget
+        self.tools_mode: Literal["all", "search", "auto"] = settings.tools_mode or hub.config.hub.tools_mode
+        self._table = _Table(-1, {}, {})
+
+    def admits(self, route: ToolRoute) -> bool:
+        """Whether the profile's filters (not `max_tools`) keep this tool."""
+        s = self.settings
+        namespace = self._namespace(route)
+        if s.namespaces and namespace not in s.namespaces:
+            return False
+        if s.include and not any(fnmatchcase(route.exposed, g) for g in s.include):
+            return False
+        if any(fnmatchcase(route.exposed, g) for g in s.exclude):
+            return False
+        return route.read_only or not s.read_only
+
+    def _namespace(self, route: ToolRoute) -> str:
+        downstream = self.hub.downstreams.get(route.server)
+        return downstream.config.namespace if downstream is not None else route.server
+
+    def table(self) -> _Table:
+        """Names for the current catalog (rebuilt when its version moves)."""
+        catalog = self.hub.catalog
+        if self._table.version == catalog.version:
+            return self._table
+        version = catalog.version
+        kept = sorted((r.exposed for r in catalog.routes() if self.admits(r)))
+        if self.settings.max_tools is not None:
+            kept = kept[: self.settings.max_tools]
+        short: dict[str, str] = {}
+        taken = {e for e in kept if len(e) <= self.name_budget}
+        for exposed in kept:
+            name, salt = short_name(exposed, self.name_budget), 0
+            while name != exposed and name in taken:
+                salt += 1
+                name = short_name(exposed, self.name_budget, salt)
+            taken.add(name)
+            short[exposed] = name
+        self._table = _Table(version, short, {v: k for k, v in short.items()})
+        return self._table
+
+    def includes(self, exposed: str) -> bool:
+        """Whether the hub-wide name `exposed` is in this profile."""
+        return exposed in self.table().short
+
+    def resolve(self, name: str) -> str | None:
+        """The hub-wide name of the profile's tool `name`, or None outside the profile."""
+        return self.table().exposed.get(name)
+
+    def rename(self, exposed: str) -> str:
+        """The profile's name for a hub-wide name it includes."""
+        return self.table().short.get(exposed, exposed)
+
+    def tools(self, principal: Principal) -> list[types.Tool]:
+        """What `tools/list` answers in `all` mode: the caller's visible tools in the profile, renamed."""
+        table = self.table()
+        out = []
+        for tool in self.hub.visible_tools(principal):
+            name = table.short.get(tool.name)
+            if name is not None:
+                out.append(tool if name == tool.name else tool.model_copy(update={"name": name}))
+        return sorted(out, key=lambda t: t.name)
+
+
+def profile_view(hub: Hub, name: str) -> ProfileView:
+    """The view of profile `name`; `UnknownProfile` (listing the defined ones) when the config has none such."""
+    return ProfileView(hub, name, profile_settings(hub.config, name))
+
+
+def profile_settings(config: HubConfig, name: str) -> ProfileSettings:
+    """The settings of profile `name`, or `UnknownProfile`."""
+    settings = config.profiles.get(name)
+    if settings is None:
+        raise UnknownProfile(name, list(config.profiles))
+    return settings

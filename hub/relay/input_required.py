@@ -1,0 +1,173 @@
+"""The 2026-07-28 input-required flow (SEP-2322) for requests a server sends during a call.
+
+A 2026-07-28 client has no channel for server→client requests: a server that needs input answers
+`tools/call` with an `InputRequiredResult` (`inputRequests` + `requestState`) and the client calls
+again with `inputResponses` and the `requestState` echoed. The SDK (mcp 2.3) drives that loop on the
+client side (`Client.call_tool` dispatches the embedded requests through its callbacks and retries)
+and lets a server handler return `InputRequiredResult`.
+
+Through the hub (rules; docs/protocol.md, "2026-07-28 input-required flow"):
+- A call from a 2026-07-28 client that declared sampling, elicitation or roots runs in the background
+  ("parked"); the client's leg waits for the call's result or for the first request the server sends
+  (relayed by `hub.relay.requests`, whatever era the server speaks), and gets the request back as an
+  `InputRequiredResult` whose `requestState` is an unguessable id of the parked call.
+- The client's next leg (`requestState` + `inputResponses`) answers the waiting server requests and
+  waits again: for the result, or the next request. The hub's policies run once, on the parked call.
+- A `requestState` is valid for the principal and tool that made it, on this hub process (no
+  sticky sessions across replicas yet): anything else is -32602 naming what to do.
+- Deadlines: while the server waits for the user, the call's idle deadline is paused as for any relayed
+  request; its hard deadline keeps running and ends a call whose client never comes back. A finished
+  call nobody collected is dropped after `DONE_KEEP_S`; at most `MAX_PARKED` calls are kept (the oldest
+  go first, cancelled if still running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from hub.auth.principal import Principal
+from hub.policies.base import now
+
+MAX_PARKED = 1000
+DONE_KEEP_S = 300.0
+"""How long a finished call whose client has not come back for it is kept."""
+
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+Park = Callable[[Any, Any], Awaitable[Any]]
+"""`park(request, result_type)`: send a server's request through the input-required flow; its answer."""
+
+
+@dataclass(eq=False)
+class _Input:
+    request: Any
+    result_type: Any
+    answered: anyio.Event = field(default_factory=anyio.Event)
+    response: Any = None
+    sent: bool = False
+
+
+@dataclass(eq=False)
+class ParkedCall:
+    """A 2026-07-28 client's call running in the background between the legs of its input-required flow."""
+
+    token: str
+    principal: str
+    name: str
+    inputs: dict[str, _Input] = field(default_factory=dict)
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    result: Any = None
+    error: BaseException | None = None
+    ended_at: float | None = None
+    report: Progress | None = None
+    """The progress function of the client leg now waiting, if any."""
+    task: asyncio.Task[None] | None = None
+
+    async def ask(self, request: Any, result_type: Any) -> Any:
+        """Put a server's request to the client's next leg and wait for its answer."""
+        entry = _Input(request, result_type)
+        self.inputs[f"{self.name}-{len(self.inputs) + 1}"] = entry
+        self.wake.set()
+        await entry.answered.wait()
+        return result_type.model_validate(entry.response, by_name=False)
+
+    async def progress(self, value: float, total: float | None, message: str | None) -> None:
+        if self.report is not None:
+            await self.report(value, total, message)
+
+
+class InputRequiredCalls:
+    """The parked calls of 2026-07-28 clients, by `requestState`."""
+
+    def __init__(self) -> None:
+        self._parked: OrderedDict[str, ParkedCall] = OrderedDict()
+
+    @staticmethod
+    def applies(protocol_version: str | None, session: Any, params: Any) -> bool:
+        """Whether this `tools/call` takes the flow: a 2026-07-28 leg that carries a `requestState` or
+        whose client declared something a server could ask of it."""
+        if protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return False
+        if isinstance(params, dict) and params.get("requestState") is not None:
+            return True
+        caps = session.client_capabilities
+        return caps is not None and (caps.sampling is not None or caps.elicitation is not None or caps.roots is not None)
+
+    async def call(self, params: dict[str, Any], name: str, principal: Principal, report: Progress,
+                   run: Callable[[ParkedCall], Awaitable[Any]]) -> Any:
+        """One leg: start the call (`run(parked)`) or answer its waiting requests; then the result or
+        the next `InputRequiredResult`."""
+        state = params.get("requestState")
+        if state is None:
+            parked = self._park(name, principal)
+            parked.task = asyncio.get_running_loop().create_task(self._run(parked, run))
+        else:
+            parked = self._resume(state, name, principal, params.get("inputResponses"))
+        parked.report = report
+        try:
+            return await self._next(parked)
+        finally:
+            if parked.report is report:
+                parked.report = None
+
+    def _park(self, name: str, principal: Principal) -> ParkedCall:
+        self._sweep()
+        parked = ParkedCall(secrets.token_urlsafe(24), principal.name, name)
+        self._parked[parked.token] = parked
+        return parked
+
+    def _resume(self, state: Any, name: str, principal: Principal, responses: Any) -> ParkedCall:
+        parked = self._parked.get(state) if isinstance(state, str) else None
+        if parked is None or parked.principal != principal.name or parked.name != name:
+            raise MCPError(code=types.INVALID_PARAMS, message="requestState is unknown or expired (or not this caller's "
+                           "and tool's); call the tool again without requestState and inputResponses")
+        for key, response in (responses or {}).items() if isinstance(responses, dict) else ():
+            entry = parked.inputs.get(key)
+            if entry is not None and entry.sent and not entry.answered.is_set():  # others are ignored, as the spec says
+                entry.response = response
+                entry.answered.set()
+        return parked
+
+    async def _run(self, parked: ParkedCall, run: Callable[[ParkedCall], Awaitable[Any]]) -> None:
+        try:
+            parked.result = await run(parked)
+        except Exception as exc:  # noqa: BLE001 — handed to the client's leg, which raises it there
+            parked.error = exc
+        finally:
+            parked.ended_at = now()
+            parked.wake.set()
+
+    async def _next(self, parked: ParkedCall) -> Any:
+        while True:
+            unsent = {key: entry for key, entry in parked.inputs.items() if not entry.sent}
+            if unsent:
+                for entry in unsent.values():
+                    entry.sent = True
+                return types.InputRequiredResult(input_requests={k: e.request for k, e in unsent.items()},
+                                                 request_state=parked.token)
+            if parked.ended_at is not None:
+                self._parked.pop(parked.token, None)
+                if parked.error is not None:
+                    raise parked.error
+                return parked.result
+            parked.wake = anyio.Event()
+            await parked.wake.wait()
+
+    def _sweep(self) -> None:
+        moment = now()
+        for token, parked in list(self._parked.items()):
+            if parked.ended_at is not None and moment - parked.ended_at > DONE_KEEP_S:
+                del self._parked[token]
+        while len(self._parked) >= MAX_PARKED:
+            _, oldest = self._parked.popitem(last=False)
+            if oldest.task is not None:
+                oldest.task.cancel()

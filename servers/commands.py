@@ -1,0 +1,88 @@
+"""The `mcp-hub` subcommands this distribution's domains contribute (entry-point group
+`mcp_hub.commands`, read by `hub.domains`): `server`, `events`, `memory`.
+
+Kept light: argparse set-up only; each command imports its domain code when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hub.domains import Command, domain_names
+from hub.logsetup import configure_logging
+
+DATA_DIR_HELP = "(default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)"
+
+
+def _server_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("domain", help=", ".join(domain_names()) or "a registered domain")
+    parser.add_argument("--backend", help="embedded (default) or a provider, e.g. jira; default $<DOMAIN>_BACKEND")
+    parser.add_argument("--transport", "-t", choices=["stdio", "http", "sse"], default="stdio")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", "-p", type=int, default=8766)
+    parser.add_argument("--demo", action="store_true", help="seed the embedded store with demo data first")
+    parser.add_argument("--data-dir", help="where the embedded store lives")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
+
+def _server(args: argparse.Namespace) -> int:
+    from servers.kit.runner import run_domain
+
+    if args.data_dir:
+        os.environ["MCP_HUB_DATA_DIR"] = args.data_dir
+    configure_logging(args.log_level)
+    try:
+        run_domain(args.domain, args.backend, args.transport, args.host, args.port, args.demo)
+    except (ValueError, KeyError, LookupError) as exc:
+        print(f"mcp-hub: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _events_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("events_command", choices=["list", "dead-letter", "replay"])
+    parser.add_argument("event_id", nargs="?", type=int, help="the event to reprocess (replay)")
+    parser.add_argument("--domain", help="ticketing, hris, calendar or accounting (default: all; replay needs one)")
+    parser.add_argument("--data-dir", help=f"where <domain>-events.sqlite lives {DATA_DIR_HELP}")
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _events(args: argparse.Namespace) -> int:
+    from hub.datadir import resolve_data_dir
+    from servers.kit.webhooks.cli import run
+
+    if args.events_command == "replay" and args.event_id is None:
+        print("mcp-hub: events replay needs the event id (see `mcp-hub events list`)", file=sys.stderr)
+        return 2
+    return run(args.events_command, resolve_data_dir(args.data_dir), args.domain, args.event_id, args.json, args.limit)
+
+
+def _memory_args(parser: argparse.ArgumentParser) -> None:
+    memory_sub = parser.add_subparsers(dest="memory_command", required=True)
+    ingest = memory_sub.add_parser("ingest", help="index markdown, text, HTML and PDF files (folders recursively)")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--tag", action="append", default=[], help="tag every document (repeatable)")
+    ingest.add_argument("--chunk-size", type=int, default=900)
+    ingest.add_argument("--chunk-overlap", type=int, default=150)
+    graph = memory_sub.add_parser("import-graph", help="load a @modelcontextprotocol/server-memory JSONL file")
+    graph.add_argument("paths", nargs=1, metavar="FILE")
+    for command in (ingest, graph):
+        command.add_argument("--data-dir", help=f"where memory.sqlite lives {DATA_DIR_HELP}")
+        command.add_argument("--log-level", default="warning")
+
+
+def _memory(args: argparse.Namespace) -> int:
+    from hub.datadir import resolve_data_dir
+    from servers.memory.cli import run
+
+    configure_logging(args.log_level)
+    return run(args.memory_command, args.paths, resolve_data_dir(args.data_dir), getattr(args, "tag", []),
+               getattr(args, "chunk_size", 900), getattr(args, "chunk_overlap", 150))
+
+
+SERVER = Command("run one built-in domain server on its own", _server_args, _server)
+EVENTS = Command("webhook events of the domains: list, dead-letter, replay ID", _events_args, _events)
+MEMORY = Command("feed the memory domain: ingest documents, import a server-memory graph", _memory_args, _memory)

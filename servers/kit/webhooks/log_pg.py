@@ -1,0 +1,248 @@
+"""The event log in PostgreSQL, for replicas that share the hub's store (`hub.store.url`, or
+`$MCP_HUB_STORE_URL`): the same states and rules as the SQLite `EventLog` (dedupe by provider and
+delivery id, leased claims, retries, dead letter, replay, retention), one `webhook_events` table
+for every domain (a `domain` column), so any replica's intake, processor and `mcp-hub events`
+see the same rows.
+
+Rules decided here:
+- A delivery is acknowledged once its INSERT committed (autocommit, PostgreSQL's default
+  `synchronous_commit`): a restart of any replica, or of PostgreSQL, loses no accepted event.
+- Claims take rows `FOR UPDATE SKIP LOCKED` and move their `next_attempt_at` past a lease in the same
+  statement, so two processors (replicas, or a hub and a standalone server) never take one event at
+  once; a processor that dies mid-attempt leaves it to whoever finds it due when the lease ends.
+- Event ids (`seq`) are unique across domains (one sequence); `replay ID --domain D` checks the domain.
+- Migrations are versioned in `mcp_hub_event_migrations` under an advisory lock (replicas starting
+  together apply each once) and run before the first query of each process.
+- `stats_now` (a Prometheus scrape cannot await) answers from the last snapshot and refreshes it
+  in a thread, so a scrape never waits on the network: its figures may be one scrape old.
+- Push-channel state stays in the domain's local SQLite file (`local`), beside the data dir.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from hub.store.postgres import apply_migrations, describe
+from servers.kit.store import Store
+from servers.kit.webhooks.log import LEASE_S, EventRow, State
+
+logger = logging.getLogger("servers.webhooks")
+T = TypeVar("T")
+_LOCK_ID = 0x6D63_7068_6576  # "mcphev": serialises the event-log migrations across replicas
+MIGRATIONS = [
+    """CREATE TABLE webhook_events (
+        seq BIGSERIAL PRIMARY KEY, domain TEXT NOT NULL,
+        provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL DEFAULT 'received',
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
+        last_error TEXT, processed_at DOUBLE PRECISION, headers TEXT NOT NULL DEFAULT '{}', payload BYTEA,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (domain, provider, delivery_id));
+    CREATE INDEX webhook_events_due ON webhook_events (domain, state, next_attempt_at)"""
+]
+_PENDING = "state IN ('received', 'failed')"
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
+_migrated: set[str] = set()
+
+
+def _pool(url: str) -> ConnectionPool:
+    """One small pool per URL per process, shared by every domain's log."""
+    with _pools_lock:
+        if url not in _pools:
+            pool = ConnectionPool(url, min_size=1, max_size=4, open=False, timeout=5.0, name="mcp-hub-events",
+                                  check=ConnectionPool.check_connection,
+                                  kwargs={"autocommit": True, "connect_timeout": 5, "row_factory": dict_row})
+            pool.open(wait=False)
+            if not _pools:
+                atexit.register(close_pools)
+            _pools[url] = pool
+        return _pools[url]
+
+
+def close_pools() -> None:
+    """Close every pool this process opened (at exit)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+        _migrated.clear()
+    for pool in pools:
+        pool.close(timeout=2)
+
+
+def _migrate(url: str, conn: psycopg.Connection[Any]) -> None:
+    with _pools_lock:
+        if url not in _migrated:
+            apply_migrations(conn, MIGRATIONS, "mcp_hub_event_migrations", _LOCK_ID)
+            _migrated.add(url)
+
+
+def _row(r: dict[str, Any]) -> EventRow:
+    return EventRow(seq=r["seq"], provider=r["provider"], delivery_id=r["delivery_id"], state=r["state"],
+                    attempts=r["attempts"], received_at=r["received_at"], next_attempt_at=r["next_attempt_at"],
+                    processed_at=r["processed_at"], last_error=r["last_error"], duplicates=r["duplicates"],
+                    purged=r["payload"] is None)
+
+
+class PgEventLog:
+    """`EventLog`'s interface over one domain's rows of the shared PostgreSQL table."""
+
+    def __init__(self, url: str, domain: str, local: Store | None = None) -> None:
+        self.url, self.domain, self.name = url, domain, describe(url)
+        self.store = local
+        """The domain's local SQLite file, for state that stays per machine (push channels)."""
+        self._stats: dict[str, dict[str, float]] = {}
+        self._stats_at = 0.0
+        self._refreshing = threading.Lock()
+
+    def _sync(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        with _pool(self.url).connection() as conn:
+            _migrate(self.url, conn)
+            return work(conn)
+
+    async def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        return await anyio.to_thread.run_sync(self._sync, work)
+
+    async def record(self, provider: str, delivery_id: str, headers: dict[str, str], payload: bytes,
+                     now: float | None = None) -> tuple[int, bool]:
+        """Store a delivery; (seq, duplicate). A duplicate only bumps the duplicate counter."""
+        at = time.time() if now is None else now
+        key = (self.domain, provider, delivery_id)
+
+        def work(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
+            row = conn.execute(
+                "INSERT INTO webhook_events (domain, provider, delivery_id, received_at, next_attempt_at, headers, payload)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (domain, provider, delivery_id) DO NOTHING RETURNING seq",
+                (*key, at, at, json.dumps(headers), payload)).fetchone()
+            if row is not None:
+                return int(row["seq"]), False
+            row = conn.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE domain = %s AND provider = %s"
+                               " AND delivery_id = %s RETURNING seq", key).fetchone()
+            assert row is not None  # rows are never deleted
+            return int(row["seq"]), True
+
+        return await self._run(work)
+
+    async def due(self, now: float, limit: int = 50, lease_s: float = LEASE_S) -> list[dict[str, Any]]:
+        """Claim the pending deliveries due now, oldest first, each leased for `lease_s` (see the module)."""
+
+        def work(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                f"WITH picked AS (SELECT seq, next_attempt_at FROM webhook_events WHERE domain = %s AND {_PENDING}"
+                " AND next_attempt_at <= %s ORDER BY next_attempt_at, seq LIMIT %s)"
+                " UPDATE webhook_events e SET next_attempt_at = %s FROM picked WHERE e.seq = picked.seq"
+                " RETURNING e.seq, e.provider, e.delivery_id, e.attempts, e.headers, e.payload, picked.next_attempt_at AS due_at",
+                (self.domain, now, limit, now + lease_s)).fetchall()
+            rows.sort(key=lambda r: (r["due_at"], r["seq"]))
+            return [{k: v for k, v in r.items() if k != "due_at"} | {"headers": json.loads(r["headers"]),
+                                                                      "payload": bytes(r["payload"]) if r["payload"] is not None else None}
+                    for r in rows]
+
+        return await self._run(work)
+
+    async def next_due_at(self) -> float | None:
+        def work(conn: psycopg.Connection[Any]) -> float | None:
+            row = conn.execute(f"SELECT MIN(next_attempt_at) AS at FROM webhook_events WHERE domain = %s AND {_PENDING}",
+                               (self.domain,)).fetchone()
+            return row["at"] if row else None
+
+        return await self._run(work)
+
+    async def settle(self, seq: int, *, error: str | None, next_at: float | None, dead: bool, now: float) -> None:
+        """Mark one attempt's outcome: processed (error None), failed (retry at next_at) or dead."""
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            if error is None:
+                conn.execute("UPDATE webhook_events SET state = 'processed', attempts = attempts + 1, processed_at = %s,"
+                             " last_error = NULL WHERE seq = %s AND domain = %s", (now, seq, self.domain))
+            else:
+                conn.execute("UPDATE webhook_events SET state = %s, attempts = attempts + 1, last_error = %s,"
+                             " next_attempt_at = %s WHERE seq = %s AND domain = %s",
+                             ("dead" if dead else "failed", error[:300], next_at or now, seq, self.domain))
+
+        await self._run(work)
+
+    async def list(self, state: State | None = None, limit: int = 50) -> list[EventRow]:
+        def work(conn: psycopg.Connection[Any]) -> list[EventRow]:
+            where, args = ("AND state = %s", [state]) if state else ("", [])
+            rows = conn.execute(f"SELECT * FROM webhook_events WHERE domain = %s {where} ORDER BY seq DESC LIMIT %s",
+                                [self.domain, *args, limit]).fetchall()  # type: ignore[arg-type]
+            return [_row(r) for r in rows]
+
+        return await self._run(work)
+
+    async def replay(self, seq: int, now: float | None = None) -> EventRow | None:
+        """Queue a delivery for one more round of attempts; None if this domain has no such event.
+        Refused (ValueError) when its payload was already purged."""
+        at = time.time() if now is None else now
+
+        def work(conn: psycopg.Connection[Any]) -> EventRow | None:
+            with conn.transaction():
+                row = conn.execute("SELECT * FROM webhook_events WHERE seq = %s AND domain = %s FOR UPDATE",
+                                   (seq, self.domain)).fetchone()
+                if row is None:
+                    return None
+                if row["payload"] is None:
+                    raise ValueError(f"event {seq} can no longer be replayed: its payload was purged by retention")
+                updated = conn.execute("UPDATE webhook_events SET state = 'received', attempts = 0, next_attempt_at = %s,"
+                                       " last_error = NULL WHERE seq = %s RETURNING *", (at, seq)).fetchone()
+                return _row(updated) if updated else None
+
+        return await self._run(work)
+
+    async def purge(self, older_than: float) -> int:
+        """Drop the payload (personal data) of settled deliveries received before `older_than`."""
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            return conn.execute("UPDATE webhook_events SET payload = NULL, headers = '{}' WHERE domain = %s AND received_at < %s"
+                                " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (self.domain, older_than)).rowcount
+
+        return await self._run(work)
+
+    def stats_now(self, now: float) -> dict[str, dict[str, float]]:
+        """Per provider: `dead_lettered`, `pending`, `lag_s` — the last snapshot, refreshed in a
+        thread when older than a second (see the module)."""
+        if now - self._stats_at >= 1.0 and self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh_stats, name="mcp-hub-event-stats", daemon=True).start()
+        return self._stats
+
+    def _refresh_stats(self) -> None:
+        try:
+            rows = self._sync(lambda c: c.execute(
+                "SELECT provider, COUNT(*) FILTER (WHERE state = 'dead') AS dead,"
+                f" COUNT(*) FILTER (WHERE {_PENDING}) AS pending, MIN(received_at) FILTER (WHERE {_PENDING}) AS oldest"
+                " FROM webhook_events WHERE domain = %s GROUP BY provider", (self.domain,)).fetchall())
+            now = time.time()
+            self._stats = {r["provider"]: {"dead_lettered": int(r["dead"]), "pending": int(r["pending"]),
+                                           "lag_s": round(max(0.0, now - r["oldest"]), 3) if r["oldest"] is not None else 0.0}
+                           for r in rows}
+            self._stats_at = now
+        except Exception as exc:  # noqa: BLE001 — the scrape keeps the last figures
+            logger.warning("webhook stats from %s unavailable: %s", self.name, type(exc).__name__)
+        finally:
+            self._refreshing.release()
+
+    async def counts(self) -> dict[str, int]:
+        def work(conn: psycopg.Connection[Any]) -> dict[str, int]:
+            rows = conn.execute("SELECT state, COUNT(*) AS n, SUM(duplicates) AS d FROM webhook_events WHERE domain = %s"
+                                " GROUP BY state", (self.domain,)).fetchall()
+            out = {r["state"]: int(r["n"]) for r in rows}
+            out["duplicates"] = sum(int(r["d"] or 0) for r in rows)
+            oldest = conn.execute(f"SELECT MIN(received_at) AS at FROM webhook_events WHERE domain = %s AND {_PENDING}",
+                                  (self.domain,)).fetchone()
+            at = oldest["at"] if oldest else None
+            out["lag_s"] = round(max(0.0, time.time() - at), 3) if at is not None else 0  # type: ignore[assignment]
+            return out
+
+        return await self._run(work)

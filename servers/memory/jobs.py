@@ -1,0 +1,136 @@
+"""Folder ingest in the background: `ingest_folder` starts a job and answers at once with its id;
+`ingest_status` reports its progress (and can wait for it, sending MCP progress notifications to a
+caller that gave a progressToken). Each file is indexed in its own transaction, so search — keyword
+right away, semantic too — already finds the files done while later ones are still embedding.
+
+Decisions: jobs live in the server process's memory (a restart forgets them; re-running the folder
+is cheap because unchanged files are no-ops); at most `MAX_JOBS` finished jobs are kept; one job
+runs at a time per server (a second one queues behind it, so two ingests never compete for the
+CPU the embedder needs); a file that fails is recorded (first `MAX_ERRORS`) and the job goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Literal
+
+import anyio
+from pydantic import BaseModel, Field
+
+from servers.kit.errors import DomainError, not_found
+from servers.memory.documents import DocumentStore
+from servers.memory.readers import SUPPORTED, read_document
+
+MAX_JOBS = 50
+MAX_ERRORS = 20
+MAX_FILES = 10_000
+State = Literal["queued", "running", "done", "failed"]
+Report = Callable[[float, float, str], Awaitable[None]]
+
+
+class FileError(BaseModel):
+    path: str
+    message: str
+
+
+class IngestJob(BaseModel):
+    """A folder ingest's progress: files and chunks so far, the file being indexed, and errors."""
+
+    id: str
+    state: State = "queued"
+    root: str
+    files_total: int
+    files_done: int = 0
+    chunks_indexed: int = 0
+    current: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict, description="documents per ingest status (created, unchanged, ...)")
+    errors: list[FileError] = Field(default_factory=list)
+    started_at: str
+    finished_at: str | None = None
+
+
+def folder_files(root: Path) -> list[Path]:
+    """Every supported file under `root`, in a stable order."""
+    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+    if len(found) > MAX_FILES:
+        raise DomainError("invalid_argument", f"{root} holds {len(found)} supported files, more than {MAX_FILES}: "
+                          "ingest its subfolders one by one")
+    return found
+
+
+class IngestJobs:
+    """The folder-ingest jobs of one memory server."""
+
+    def __init__(self, documents: DocumentStore) -> None:
+        self.documents = documents
+        self.jobs: dict[str, IngestJob] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._one_at_a_time = anyio.Lock()
+        self._changed = anyio.Event()
+
+    def start(self, root: Path, files: list[Path], tags: list[str], size: int, overlap: int) -> IngestJob:
+        """Queue the job and return at once; it runs on the server's event loop."""
+        now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+        job = IngestJob(id=uuid.uuid4().hex[:16], root=str(root), files_total=len(files), started_at=now)
+        self.jobs[job.id] = job
+        finished = [j for j in self.jobs.values() if j.state in ("done", "failed")]
+        for old in finished[: max(0, len(finished) - MAX_JOBS)]:
+            del self.jobs[old.id]
+        task = asyncio.get_running_loop().create_task(self._run(job, files, tags, size, overlap))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    def get(self, job_id: str) -> IngestJob:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise not_found("ingest job", job_id)
+        return job
+
+    async def wait(self, job_id: str, timeout_s: float, report: Report | None = None) -> IngestJob:
+        """The job once it has finished or `timeout_s` passed, reporting each file done to `report`."""
+        job = self.get(job_id)
+        with anyio.move_on_after(timeout_s):
+            while job.state in ("queued", "running"):
+                changed = self._changed
+                await changed.wait()
+                if report is not None:
+                    await report(job.files_done, job.files_total, f"{job.files_done} of {job.files_total} files, "
+                                 f"{job.chunks_indexed} chunks")
+        return job
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _run(self, job: IngestJob, files: list[Path], tags: list[str], size: int, overlap: int) -> None:
+        async with self._one_at_a_time:
+            job.state = "running"
+            self._notify()
+            try:
+                for path in files:
+                    job.current = path.name
+                    try:
+                        title, text = await anyio.to_thread.run_sync(read_document, path)
+                        result = await self.documents.ingest(title, text, path.resolve().as_uri(), tags, None, size, overlap)
+                        job.counts[result.status] = job.counts.get(result.status, 0) + 1
+                        if result.status in ("created", "replaced"):
+                            job.chunks_indexed += result.document.chunks
+                    except DomainError as exc:
+                        job.counts["failed"] = job.counts.get("failed", 0) + 1
+                        if len(job.errors) < MAX_ERRORS:
+                            job.errors.append(FileError(path=str(path), message=exc.body.message))
+                    job.files_done += 1
+                    self._notify()
+                job.state = "done"
+            except Exception as exc:  # noqa: BLE001 - a job must end in a state a caller can read
+                job.state = "failed"
+                job.errors.append(FileError(path=job.current or job.root, message=f"ingest stopped: {type(exc).__name__}"))
+            finally:
+                job.current = None
+                job.finished_at = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+                self._notify()

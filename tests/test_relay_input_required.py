@@ -1,0 +1,99 @@
+"""Issue #19 item 2, 2026-07-28 era: a server's requests during a call reach a 2026-07-28 client
+through the input-required flow (`hub.relay.input_required`): the hub answers the client's leg with
+an `InputRequiredResult`, and its next leg's `inputResponses` go back to the server.
+
+The downstream is `tests/fixtures/task_server.py` in-process (handshake era: it sends real
+server→client requests); the client is the SDK's, connected in memory to `build_server(hub)` in the
+2026-07-28 era — it drives the flow itself (`Client.call_tool`), or by hand (`allow_input_required`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from hub.audit.log import query
+from hub.config import parse_config
+from hub.hub import Hub
+from hub.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+TASKS = {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}
+
+
+class Answers:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def elicitation(self, ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.asked.append("elicitation")
+        return types.ElicitResult(action="accept", content={"pick": "owls"})
+
+    async def sampling(self, ctx: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        self.asked.append("sampling")
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="hoot"), model="m")
+
+    def client(self, hub: Hub) -> Client:
+        return Client(build_server(hub), mode="auto", elicitation_callback=self.elicitation, sampling_callback=self.sampling)
+
+
+def hub_of(tmp_path: Path) -> Hub:
+    return Hub(parse_config({"hub": {"data_dir": str(tmp_path / "data")}, "mcpServers": {"t": TASKS}}))
+
+
+async def test_a_2026_client_answers_the_servers_requests_in_later_legs(tmp_path: Path) -> None:
+    answers = Answers()
+    with anyio.fail_after(30):
+        async with hub_of(tmp_path) as hub, answers.client(hub) as client:
+            assert client.protocol_version == "2026-07-28"
+            result = await client.call_tool("t__interview", {})  # the SDK drives the legs
+    assert not result.is_error
+    assert result.content[0].text == 'accept {"pick": "owls"}; model said hoot'  # type: ignore[union-attr]
+    assert answers.asked == ["elicitation", "sampling"]
+    relayed = {(r["tool"], r["outcome"]) for r in query(tmp_path / "data", principal="local")}
+    assert {("relay:elicitation", "ok"), ("relay:sampling", "ok"), ("t__interview", "ok")} <= relayed
+
+
+async def test_each_leg_by_hand_and_a_request_state_that_is_not_the_callers(tmp_path: Path) -> None:
+    answers = Answers()
+    with anyio.fail_after(30):
+        async with hub_of(tmp_path) as hub, answers.client(hub) as client:
+            session = client.session
+            first = await session.call_tool("t__interview", {}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult) and first.request_state
+            [(key, request)] = (first.input_requests or {}).items()
+            assert isinstance(request, types.ElicitRequest)
+
+            for name, state in (("t__interview", "made-up"), ("t__plain", first.request_state)):
+                with pytest.raises(MCPError) as refused:  # unknown state, or another tool's
+                    await session.call_tool(name, {}, request_state=state, input_responses={},
+                                            allow_input_required=True)
+                assert refused.value.code == types.INVALID_PARAMS and "requestState" in refused.value.error.message
+
+            second = await session.call_tool("t__interview", {}, request_state=first.request_state,
+                                             input_responses={key: types.ElicitResult(action="decline")},
+                                             allow_input_required=True)
+            assert isinstance(second, types.InputRequiredResult)
+            [(key2, request2)] = (second.input_requests or {}).items()
+            assert isinstance(request2, types.CreateMessageRequest) and key2 != key
+            done = await session.call_tool("t__interview", {}, request_state=second.request_state,
+                                           input_responses={key2: types.CreateMessageResult(
+                                               role="assistant", content=types.TextContent(type="text", text="ok"), model="m")},
+                                           allow_input_required=True)
+    assert isinstance(done, types.CallToolResult) and done.content[0].text == "decline null; model said ok"  # type: ignore[union-attr]
+
+
+async def test_a_2026_client_without_the_capability_is_refused_as_before(tmp_path: Path) -> None:
+    with anyio.fail_after(30):
+        async with hub_of(tmp_path) as hub, Client(build_server(hub), mode="auto") as client:
+            result = await client.call_tool("t__interview", {})
+    assert result.is_error  # the server's request was refused by the hub: its tool reports the failure
+    rows = query(tmp_path / "data", tool="relay:elicitation")
+    assert rows and rows[-1]["outcome"] == "denied"

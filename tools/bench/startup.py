@@ -1,0 +1,110 @@
+"""Start time as a client sees it: spawn, `initialize`, first `tools/list` answer, with the SDK's
+`ClientSession` over `stdio_client` — an SDK `MCPServer` echo server directly, against `mcp-hub
+serve` over stdio with that server as its one stdio child, and with six stdio children against the
+slowest of them alone. Plus the hub's own import time (`python -X importtime`, top entries).
+
+    .venv/bin/python tools/bench/startup.py [--rounds 5] [--children 6]
+
+Contenders alternate within each round; the figure is the median over rounds of each round's
+difference (hub minus direct), so the machine's drift cancels. Targets (issue 23): the hub adds
+<= 0.3 s to one child, and six children start within 0.5 s of the slowest child alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tools.bench.common import ENV, ROOT  # noqa: E402
+
+PY = sys.executable
+ECHO = str(ROOT / "tools" / "bench" / "echo_server.py")
+
+
+async def first_listing(args: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Seconds from spawn to the first `tools/list` answer, and how many tools it listed."""
+    params = StdioServerParameters(command=PY, args=args, env={**ENV, **env}, cwd=str(ROOT))
+    started = time.perf_counter()
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = (await session.list_tools()).tools
+        elapsed = time.perf_counter() - started
+    return elapsed, len(tools)
+
+
+def importtime(folder: Path) -> list[tuple[int, str]]:
+    """The biggest cumulative entries of `python -X importtime` for the modules a stdio serve loads."""
+    code = ("import hub.cli\nfrom hub.hub import Hub\nfrom hub.server import build_server\n"
+            "from hub.stdio_pipes import serve_stdio\nfrom hub.stdio_calls import StdioToolCalls\n")
+    done = subprocess.run([PY, "-X", "importtime", "-c", code], capture_output=True, text=True, env=ENV, cwd=str(ROOT))
+    rows = []
+    for line in done.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    return sorted(rows, reverse=True)[:12]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--children", type=int, default=6)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (shared machine)")
+
+    async def run(folder: Path) -> dict[str, list[float]]:
+        def config(children: int) -> str:
+            path = folder / f"hub-{children}.json"
+            servers = {f"echo{i}": {"command": PY, "args": [ECHO]} for i in range(children)}
+            path.write_text(json.dumps({"hub": {"data_dir": str(folder / "data")}, "mcpServers": servers}))
+            return str(path)
+
+        env = {"MCP_HUB_DATA_DIR": str(folder / "data"), "MCP_HUB_CACHE_DIR": str(folder / "cache")}
+        serve = ["-m", "hub.cli", "serve", "--transport", "stdio", "--log-level", "error", "--config"]
+        contenders = {"direct": [ECHO], "hub, 1 child": [*serve, config(1)],
+                      f"hub, {args.children} children": [*serve, config(args.children)]}
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        await first_listing([ECHO], env)  # warm the page cache
+        for number in range(args.rounds):
+            names = list(contenders) if number % 2 == 0 else list(reversed(contenders))
+            for name in names:
+                elapsed, count = await first_listing(contenders[name], env)
+                times[name].append(elapsed)
+            print(f"  round {number + 1}/{args.rounds}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in contenders),
+                  flush=True)
+        return times
+
+    with tempfile.TemporaryDirectory() as raw:
+        folder = Path(raw)
+        (folder / "data").mkdir(mode=0o700)
+        times = anyio.run(run, folder)
+        top = importtime(folder)
+    many = [name for name in times if name.endswith("children")][0]
+    added = [h - d for h, d in zip(times["hub, 1 child"], times["direct"], strict=True)]
+    added_many = [h - d for h, d in zip(times[many], times["direct"], strict=True)]
+    print("\nmedian seconds to the first tools/list: " + ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in times.items()))
+    print(f"hub adds (median of per-round differences): {statistics.median(added):.2f} s with 1 stdio child (target <= 0.3); "
+          f"{many}: {statistics.median(added_many):.2f} s over one child alone (target <= 0.5)")
+    print("\nbiggest imports of a stdio serve (cumulative µs, python -X importtime, one run):")
+    for micros, name in top:
+        print(f"  {micros:>9}  {name}")
+    print(json.dumps({"median_s": {n: statistics.median(v) for n, v in times.items()},
+                      "hub_adds_s": statistics.median(added), "many_adds_s": statistics.median(added_many)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
