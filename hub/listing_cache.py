@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -26,11 +27,11 @@ import pydantic
 
 from hub import __version__
 from hub.config import ServerConfig
+from hub.domains import domain_names, domain_target
 from hub.downstream.connection import Listing
 
 logger = logging.getLogger("hub.catalog")
 
-SERVERS_ROOT = Path(__file__).resolve().parents[1] / "servers"
 FORMAT = 1
 
 
@@ -45,15 +46,26 @@ def cache_key(config: ServerConfig) -> str:
 
 @functools.cache
 def _installation_digest() -> str:
-    """The hub's version, the SDK and pydantic installed, and the domains' code."""
+    """The hub's version, the SDK and pydantic installed, and the domains' code (every file of each
+    package that registered a domain, `hub.domains`)."""
     digest = hashlib.sha256()
     digest.update(f"{FORMAT}\0{__version__}\0{pydantic.VERSION}\0".encode())
     for module in (mcp, mcp_types):
         stat = os.stat(module.__file__ or "")
         digest.update(f"{module.__name__}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
-    for path in sorted(SERVERS_ROOT.rglob("*.py")):
-        digest.update(str(path.relative_to(SERVERS_ROOT)).encode() + b"\0" + path.read_bytes())
+    for root in _domain_roots():
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def _domain_roots() -> list[Path]:
+    """The source folders of the top-level packages that registered domains (found, not imported)."""
+    roots: set[Path] = set()
+    for name in domain_names():
+        spec = importlib.util.find_spec(domain_target(name).partition(":")[0].split(".")[0])
+        roots.update(Path(location) for location in ((spec.submodule_search_locations or []) if spec else []))
+    return sorted(roots)
 
 
 def load(cache_dir: Path, config: ServerConfig, key: str) -> Listing | None:

@@ -30,6 +30,7 @@ from hub.hub import Hub, UnknownTool
 from hub.profiles import ProfileView
 from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers
+from hub.relay.requests import relay_capable
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import WireResult
 
@@ -174,6 +175,8 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         if name is None:  # outside the profile: exactly what an unknown tool gets
             return unknown_tool_result(hub, params.name, caller())
         async def routed(report: Any, park: Any = None) -> Any:
+            if park is not None or relay_capable(ctx.session):
+                await hub.await_first_listing()  # its server may be connecting still: tracking needs the route
             try:
                 # A client able to answer sampling/elicitation/roots is tracked while its call runs (`hub.relay`).
                 with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):

@@ -127,7 +127,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         routes.insert(0, Route("/mcp", RawASGI(protect(PinGate(StreamableHTTPASGIApp(manager), None)))))
         # /mcp/<profile>: one MCP server and session manager per configured profile (`hub.profiles.http`).
         profiled, managers = profile_routes(hub, make_manager, StreamableHTTPASGIApp, protect)
-        routes[1:1] = profiled
+        routes[1:1] = [Route(path, RawASGI(app)) for path, app in profiled]
         lifespan = with_managers(managers, lambda app: manager.run())
     webhooks = HubWebhooks(hub)  # POST /webhooks/<namespace>/<provider> for in-process domains (hub.webhooks)
     routes.append(webhooks.route())

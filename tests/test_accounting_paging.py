@@ -11,20 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
-import httpx2
 import pytest
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
 from hub.hub import Hub
-from servers.accounting.providers.quickbooks import QuickBooks
 from servers.accounting.server import create_server
 from servers.accounting.store import EmbeddedAccounting
+from tests.accounting_support import quickbooks_on_fake
 from tests.domain_support import hub_fixture, tool_caller
-from tests.fakes.quickbooks import REALM, FakeQuickBooks
 
 pytestmark = pytest.mark.anyio
 LINE = [{"description": "Work", "quantity": "1", "unit_price": "100.00"}]
@@ -139,14 +135,7 @@ async def test_crafted_or_altered_cursors_are_refused(hub: Hub) -> None:
 async def test_a_crafted_quickbooks_cursor_is_invalid_argument_not_internal(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    fake = FakeQuickBooks()
-    for name, value in {"QUICKBOOKS_REALM_ID": REALM, "QUICKBOOKS_API": "http://qbo.test", "QUICKBOOKS_CLIENT_ID": fake.oauth.client_id,
-                        "QUICKBOOKS_CLIENT_SECRET": fake.oauth.client_secret, "QUICKBOOKS_REFRESH_TOKEN": fake.oauth.refresh_token,
-                        "QUICKBOOKS_TOKEN_URL": "http://qbo.test/oauth2/v1/tokens/bearer", "MCP_HUB_DATA_DIR": str(tmp_path),
-                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
-        monkeypatch.setenv(name, value)
-    app = fake.app()
-    backend = QuickBooks.from_env(tmp_path, transport=httpx.ASGITransport(app=app), token_transport=httpx2.ASGITransport(app=app))
+    _, backend = quickbooks_on_fake(monkeypatch, tmp_path)
     async with Client(create_server(backend)) as client:
         for state in ({"entity": "Account"}, {"start": "1; drop"}, {"entity": ["customer"]}, {"start": -5, "entity": "vendor"}):
             result = await client.call_tool("search_contacts", {"cursor": crafted(state)})

@@ -12,20 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
-import httpx2
 import pytest
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
 from hub.hub import Hub
-from servers.accounting.providers.xero import Xero
 from servers.accounting.server import create_server
 from servers.accounting.store import EmbeddedAccounting
+from tests.accounting_support import xero_on_fake
 from tests.domain_support import hub_fixture, tool_caller
-from tests.fakes.xero import TENANT, FakeXero
 
 pytestmark = pytest.mark.anyio
 D = Decimal
@@ -204,14 +200,7 @@ async def test_amounts_beyond_the_limits_are_refused_as_too_large(hub: Hub) -> N
 
 
 async def test_the_providers_share_the_payment_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = FakeXero()
-    for name, value in {"XERO_TENANT_ID": TENANT, "XERO_API": "http://xero.test/api.xro/2.0", "XERO_CLIENT_ID": fake.oauth.client_id,
-                        "XERO_CLIENT_SECRET": fake.oauth.client_secret, "XERO_REFRESH_TOKEN": fake.oauth.refresh_token,
-                        "XERO_TOKEN_URL": "http://xero.test/connect/token", "XERO_CURRENCY": "NZD", "MCP_HUB_DATA_DIR": str(tmp_path),
-                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
-        monkeypatch.setenv(name, value)
-    app = fake.app()
-    backend = Xero.from_env(tmp_path, transport=httpx.ASGITransport(app=app), token_transport=httpx2.ASGITransport(app=app))
+    fake, backend = xero_on_fake(monkeypatch, tmp_path)
     async with Client(create_server(backend)) as client:
         async def ask(tool: str, **args: Any) -> dict[str, Any]:
             return (await client.call_tool(tool, args)).structured_content  # type: ignore[return-value]

@@ -189,7 +189,7 @@ async def test_timeout_and_cancellation_reach_the_downstream(tmp_path: Path) -> 
         await all_tools(client)  # the hub answers before its servers are up: time the call, not their start
         started = time.monotonic()
         timed_out = await client.call_tool("fast__slow", {"seconds": 5})
-        assert time.monotonic() - started < 4
+        assert time.monotonic() - started < 4  # timeout_s is 0.5 s: well before the 5 s call would end
         assert timed_out.is_error and timed_out.structured_content["code"] == "timeout"
         assert timed_out.structured_content["retryable"] is True
         with anyio.fail_after(5):
@@ -212,7 +212,9 @@ async def test_crashed_child_fails_fast(tmp_path: Path) -> None:
         started = time.monotonic()
         again = await client.call_tool("e__echo", {"text": "x"})
         assert again.structured_content["code"] == "unavailable" and "exited with code 7" in again.structured_content["message"]
-        assert time.monotonic() - started < 1
+        # Fail fast = no wait for a restart or a reconnect (connect_timeout_s is 20 s); the bound is
+        # generous because a round trip through two processes can take a second on a loaded 2-core machine.
+        assert time.monotonic() - started < 5
         assert (await client.call_tool("other__echo", {"text": "y"})).structured_content == {"result": "y"}
 
 

@@ -114,3 +114,34 @@ def test_merged_instructions_stay_within_the_budget_and_drop_nothing_silently(pa
     for label, body in parts:
         if body.strip():
             assert f"## {label}\n" in text or label in text.rsplit("\n", 1)[-1] or "more instructions omitted" in text
+
+
+async def test_a_listen_stream_holds_its_uris_on_a_2026_downstream_only_while_open(tmp_path: Any,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2026-07-28 client's `subscriptions/listen` through the hub to a default (2026-07-28)
+    builtin: updates arrive after an embedded write, and when the client's stream ends the hub's
+    stream on the domain ends too (the domain stops announcing)."""
+    import anyio
+
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    from servers.ticketing.store import EmbeddedTicketing
+
+    await EmbeddedTicketing(tmp_path).create_project("OPS")
+    feed = "mcphub://ticketing/ticketing://changes"
+    async with Hub(parse_config({"mcpServers": {"ticketing": {"builtin": "ticketing"}}})) as hub:
+        with anyio.fail_after(30):
+            while hub.downstreams["ticketing"].state != "ready":
+                await anyio.sleep(0.02)  # waiting for the state "ready"
+        domain_bus = hub.downstreams["ticketing"].server_object._subscriptions  # noqa: SLF001 — the domain's listeners
+        async with Client(build_server(hub)) as client:
+            assert client.protocol_version == "2026-07-28"
+            async with client.listen(resource_subscriptions=[feed]) as stream:
+                assert stream.honored.resource_subscriptions == [feed]
+                assert domain_bus._listeners, "the hub listens on the domain"  # noqa: SLF001
+                await client.call_tool("ticketing__create_ticket", {"project": "OPS", "title": "Printer on fire"})
+                with anyio.fail_after(30):
+                    event = await stream.__anext__()
+                assert event.uri == feed  # type: ignore[union-attr]
+            with anyio.fail_after(30):
+                while domain_bus._listeners:  # noqa: SLF001
+                    await anyio.sleep(0.02)  # waiting for the state "no stream on the domain"

@@ -239,7 +239,12 @@ async def test_audit_rows_request_ids_and_no_secrets_anywhere(secured: dict[str,
             await c.call_tool("web__seen_auth", {})
     async with client(url, token) as c:
         await c.call_tool("e__add", {"a": 1, "b": 1})
-    time.sleep(0.3)  # the audit writer batches rows
+    # The audit writer batches rows: wait (bounded) until the JWT caller's row, written last, is there,
+    # instead of a fixed 0.3 s that a loaded machine can outlast.
+    deadline = time.monotonic() + 20
+    while not hub_cli(data_dir, "audit", "query", "--principal", "user-42", "--json").stdout.strip():
+        assert time.monotonic() < deadline, "the JWT caller's audit row never appeared"
+        time.sleep(0.1)
 
     rows = [json.loads(line) for line in hub_cli(data_dir, "audit", "query", "--principal", "auditor", "--json").stdout.splitlines()]
     by_tool = {r["tool"]: r for r in rows}

@@ -101,6 +101,8 @@ async def test_github_rate_limits(github: tuple[FakeGitHub, Any]) -> None:
     reset = int(time.time()) + 1
     fake.fail_next.append((403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset), "X-RateLimit-Limit": "5000"},
                            '{"message": "API rate limit exceeded"}'))
+    limited = await tool(server, "get_ticket", id="1")  # at once, with the wait until the reset: the hub retries
+    assert limited["code"] == "rate_limited" and limited["retry_after_s"] <= 1 and "rate limit exceeded" in limited["message"]
     ok = await tool(server, "get_ticket", id="1")
     assert ok["title"] == "one" and len([r for r in fake.requests if r["path"].endswith("/issues/1")]) == 2
     fake.fail_next.append((403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 3600)}, "{}"))

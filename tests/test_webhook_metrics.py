@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Proc, hub_command, write_config
-from tests.webhook_support import SECRETS, payload, signed
+from tests.webhook_support import SECRETS, deliver, http_hub, payload, signed
 
 pytestmark = pytest.mark.anyio
 
@@ -22,35 +20,28 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_webhook_counters_reach_metrics_and_healthz(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"ticketing": {"builtin": "ticketing"}})
-    proc = Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                env={"MCP_HUB_DATA_DIR": str(tmp_path), "GITHUB_WEBHOOK_SECRET": SECRETS["github"],
-                     "TICKETING_EVENTS_MAX_ATTEMPTS": "1"})
-    try:
-        base = proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1).rsplit("/mcp", 1)[0]
+    env = {"GITHUB_WEBHOOK_SECRET": SECRETS["github"], "TICKETING_EVENTS_MAX_ATTEMPTS": "1"}
+    async with http_hub(tmp_path, {"ticketing": {"builtin": "ticketing"}}, env) as (_url, http):
         good = payload("github", "42")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            headers = signed("github", good)
-            with anyio.fail_after(30):
-                while (answer := await http.post("/webhooks/ticketing/github", content=good, headers=headers)).status_code == 503:
-                    await anyio.sleep(0.05)  # waiting for the in-process domain to connect
-            assert answer.status_code == 200, answer.text
-            assert (await http.post("/webhooks/ticketing/github", content=good, headers=headers)).json()["duplicate"]
-            forged = await http.post("/webhooks/ticketing/github", content=good, headers=signed("github", good, "wrong"))
-            assert forged.status_code == 401
-            made_up = await http.post("/webhooks/ticketing/not-a-provider", content=good, headers=headers)
-            assert made_up.status_code == 404
-            broken = b"[1, 2]"  # signed, but not the documented shape: processing fails, dead-lettered at once
-            assert (await http.post("/webhooks/ticketing/github", content=broken, headers=signed("github", broken))).status_code == 200
+        headers = signed("github", good)
+        answer = await deliver(http, "/webhooks/ticketing/github", good, headers)
+        assert answer.status_code == 200, answer.text
+        assert (await http.post("/webhooks/ticketing/github", content=good, headers=headers)).json()["duplicate"]
+        forged = await http.post("/webhooks/ticketing/github", content=good, headers=signed("github", good, "wrong"))
+        assert forged.status_code == 401
+        made_up = await http.post("/webhooks/ticketing/not-a-provider", content=good, headers=headers)
+        assert made_up.status_code == 404
+        broken = b"[1, 2]"  # signed, but not the documented shape: processing fails, dead-lettered at once
+        assert (await http.post("/webhooks/ticketing/github", content=broken, headers=signed("github", broken))).status_code == 200
 
-            def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-                return name, tuple(sorted({"server": "ticketing", **labels}.items()))
+        def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+            return name, tuple(sorted({"server": "ticketing", **labels}.items()))
 
-            with anyio.fail_after(30):
-                while samples((await http.get("/metrics")).text).get(key("mcp_hub_webhook_dead_lettered", provider="github")) != 1:
-                    await anyio.sleep(0.05)  # waiting for the state "dead"
-            scraped = samples((await http.get("/metrics")).text)
-            health = (await http.get("/healthz")).json()
+        with anyio.fail_after(30):
+            while samples((await http.get("/metrics")).text).get(key("mcp_hub_webhook_dead_lettered", provider="github")) != 1:
+                await anyio.sleep(0.05)  # waiting for the state "dead"
+        scraped = samples((await http.get("/metrics")).text)
+        health = (await http.get("/healthz")).json()
 
         assert scraped[key("mcp_hub_webhook_deliveries_total", provider="github", outcome="received")] == 2
         assert scraped[key("mcp_hub_webhook_deliveries_total", provider="github", outcome="duplicate")] == 1
@@ -66,5 +57,3 @@ async def test_webhook_counters_reach_metrics_and_healthz(tmp_path: Path) -> Non
         github = ticketing["providers"]["github"]
         assert (github["received"], github["duplicate"], github["rejected"], github["dead_lettered"]) == (2, 1, 1, 1)
         assert health["status"] == "ok", "a dead-lettered event is shown, it does not degrade the hub"
-    finally:
-        proc.stop()

@@ -20,7 +20,7 @@ from servers.kit.store import Store
 from servers.kit.webhooks import ChangeFeed
 from servers.kit.webhooks.feed import Change
 from tests.conftest import PY, Proc, free_port, hub_command, wait_for_port, write_config
-from tests.webhook_support import SECRETS, payload, set_secrets, signed
+from tests.webhook_support import SECRETS, deliver, http_hub, payload, set_secrets, signed
 
 pytestmark = pytest.mark.anyio
 
@@ -92,21 +92,13 @@ async def test_cursor_walks_every_change_once(tmp_path: Path, count: int, limit:
 
 
 async def test_webhook_through_the_http_hub_shows_in_list_changes(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"ticketing": {"builtin": "ticketing"}})
-    proc = Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                env={"MCP_HUB_DATA_DIR": str(tmp_path), "GITHUB_WEBHOOK_SECRET": SECRETS["github"]})
-    try:
-        url = proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
-        base = url.rsplit("/mcp", 1)[0]
+    secret = {"GITHUB_WEBHOOK_SECRET": SECRETS["github"]}
+    async with http_hub(tmp_path, {"ticketing": {"builtin": "ticketing"}}, secret) as (url, http):
         body = payload("github", "42")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            with anyio.fail_after(30):
-                while (answer := await http.post("/webhooks/ticketing/github", content=body,
-                                                  headers=signed("github", body))).status_code == 503:
-                    await anyio.sleep(0.05)  # waiting for the in-process domain to connect
-            assert answer.status_code == 200, answer.text
-            forged = await http.post("/webhooks/ticketing/github", content=body, headers=signed("github", body, "wrong"))
-            assert forged.status_code == 401
+        answer = await deliver(http, "/webhooks/ticketing/github", body, signed("github", body))
+        assert answer.status_code == 200, answer.text
+        forged = await http.post("/webhooks/ticketing/github", content=body, headers=signed("github", body, "wrong"))
+        assert forged.status_code == 401
         async with Client(url) as client:
             with anyio.fail_after(30):
                 while True:
@@ -116,8 +108,6 @@ async def test_webhook_through_the_http_hub_shows_in_list_changes(tmp_path: Path
                         break
                     await anyio.sleep(0.05)  # waiting for the state "processed"
         assert [(c["record_id"], c["action"], c["source"]) for c in changes] == [("acme/app#42", "created", "github")]
-    finally:
-        proc.stop()
 
 
 async def test_domain_server_over_http_takes_webhooks(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,22 @@ async def test_two_processors_never_take_one_event_twice(pg: PgServer) -> None:
     seqs = [seq for _, seq in handled]
     assert len(seqs) == 120 and len(set(seqs)) == 120, "each event processed exactly once"
     assert (await log.counts())["processed"] == 120
+
+
+async def test_a_claim_skips_rows_another_replica_is_claiming(pg: PgServer) -> None:
+    """Deterministic half of the above: while replica A's claim holds rows locked (its transaction is
+    open), replica B's claim neither waits for them nor takes them; it takes the others."""
+    import psycopg
+
+    url = pg.new_database()
+    log = PgEventLog(url, "ticketing")
+    seqs = [(await log.record("github", f"d-{i}", {}, b"{}"))[0] for i in range(4)]
+    with psycopg.connect(url) as replica_a:  # a transaction, as the claim statement is
+        replica_a.execute("SELECT seq FROM webhook_events WHERE seq = ANY(%s) FOR UPDATE", (seqs[:2],))
+        with anyio.fail_after(10):
+            claimed = await PgEventLog(url, "ticketing").due(now=time.time())
+        replica_a.rollback()
+    assert sorted(e["seq"] for e in claimed) == seqs[2:]
 
 
 async def test_http_hub_with_the_shared_store_logs_and_processes_in_postgresql(pg: PgServer, tmp_path: Path) -> None:

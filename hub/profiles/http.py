@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.profiles import pinned_profiles, profile_view
@@ -54,28 +53,18 @@ class PinGate:
         await self.app(scope, receive, send)
 
 
-class _Raw:
-    """Marks an ASGI callable for Starlette's `Route` (which would wrap a plain function)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-
-
 def profile_routes(hub: Hub, make_manager: Callable[[Any], Manager], mcp_app: Callable[[Manager], ASGIApp],
-                   protect: Callable[[ASGIApp], ASGIApp]) -> tuple[list[Route], list[Manager]]:
-    """A `/mcp/<name>` route per configured profile (each its own MCP server and session manager), then
-    the 404 for any other name; returns the routes and the managers whose `run()` the app's lifespan holds."""
+                   protect: Callable[[ASGIApp], ASGIApp]) -> tuple[list[tuple[str, ASGIApp]], list[Manager]]:
+    """`(path, ASGI app)` for `/mcp/<name>` per configured profile (each its own MCP server and session
+    manager), then the 404 for any other name; and the managers whose `run()` the app's lifespan holds."""
     from hub.server import build_server
 
-    routes: list[Route] = []
+    routes: list[tuple[str, ASGIApp]] = []
     managers: list[Manager] = []
     for name in sorted(hub.config.profiles):
         manager = make_manager(build_server(hub, profile_view(hub, name)))
         managers.append(manager)
-        routes.append(Route(f"/mcp/{name}", _Raw(protect(PinGate(mcp_app(manager), name)))))
+        routes.append((f"/mcp/{name}", protect(PinGate(mcp_app(manager), name))))
     defined = sorted(hub.config.profiles)
 
     async def unknown(scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,7 +73,7 @@ def profile_routes(hub: Hub, make_manager: Callable[[Any], Manager], mcp_app: Ca
         await _json(send, 404, {"error": "not_found",
                                 "error_description": f"unknown profile {name[:64]!r}; defined profiles: {listed}"})
 
-    routes.append(Route("/mcp/{profile}", _Raw(unknown)))
+    routes.append(("/mcp/{profile}", protect(unknown)))  # the defined names only to an authenticated caller
     return routes, managers
 
 

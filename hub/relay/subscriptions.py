@@ -101,7 +101,8 @@ class ResourceSubscriptions:
         """Exposed URI -> (server, original URI, id of the downstream session subscribed)."""
         self._streams: dict[str, _Stream] = {}
         """Server name -> the listen stream held on it (2026-07-28 servers)."""
-        self._bus: SubscriptionBus | None = None
+        self._buses: list[SubscriptionBus] = []
+        """The listen buses of the hub's MCP servers (one per profile)."""
 
     def advertised(self) -> bool:
         """The `resources.subscribe` the hub advertises (see the module's rules)."""
@@ -110,7 +111,7 @@ class ResourceSubscriptions:
     def listen_handler(self, bus: SubscriptionBus, caller: Callable[[], Principal]) -> ListenHandler:
         """The hub's `subscriptions/listen` handler: the SDK's, publishing on `bus`, with the
         requested resource URIs held downstream for as long as the stream is open."""
-        self._bus = bus
+        self._buses.append(bus)
         return _HubListenHandler(bus, self, caller)
 
     def _resolve(self, uri: str, principal: Principal) -> tuple[str, str]:
@@ -261,8 +262,9 @@ class ResourceSubscriptions:
         for connection, principal in list(self._clients.get(uri, {}).items()):
             if self._hub.access.may_read(principal, downstream.name):
                 await connection.notify("notifications/resources/updated", body)  # best effort: never raises
-        if self._listeners.get(uri) and self._bus is not None:
-            await self._bus.publish(ResourceUpdated(uri=uri))
+        if self._listeners.get(uri):
+            for bus in self._buses:
+                await bus.publish(ResourceUpdated(uri=uri))
 
 
 async def _hold_stream(downstream: Downstream, uris: list[str], *,

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 RELATED_TASK = "io.modelcontextprotocol/related-task"
 MAX_TASKS_PER_CONNECTION = 200
 """Tasks a client connection keeps through the hub; creating one more forgets its oldest."""
+MAX_TASKS = 10_000
+"""Tasks whose `related-task` ids the hub rewrites, over all connections (the oldest are forgotten first)."""
 TASK_CAPABILITY = types.ServerTasksCapability(
     list=types.TasksListCapability(), cancel=types.TasksCancelCapability(),
     requests=types.ServerTasksRequestsCapability(tools=types.TasksToolsCapability(call=types.TasksCallCapability())))
@@ -81,7 +83,7 @@ class TaskRelay:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._owned: weakref.WeakKeyDictionary[Any, OrderedDict[str, RelayedTask]] = weakref.WeakKeyDictionary()
-        self._exposed: dict[tuple[str, str], str] = {}
+        self._exposed: OrderedDict[tuple[str, str], str] = OrderedDict()
         """(server, its task id) → exposed id, for rewriting `related-task` in what servers send."""
 
     # -- what clients are offered ----------------------------------------------------------
@@ -137,8 +139,9 @@ class TaskRelay:
         route = hub.catalog.resolve_tool(name)
         attributes = {"principal": principal.name, "caller": principal, "request_id": new_request_id()}
         if route is None or connection is None or not hub.access.may_use_tool(principal, route):
-            hub.auditor.denied(attributes, name, arguments, route)
-            return _json(unknown_tool_result(hub, name, principal))
+            refusal = await hub.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
+            hub.auditor.denied(attributes, name, arguments, route, refusal)
+            return _json(refusal.to_result() if refusal is not None else unknown_tool_result(hub, name, principal))
         error = hub._argument_error(route, arguments)  # noqa: SLF001 — hook wanted: a public Hub.argument_error
         if error is not None:
             return _json(error.to_result())
@@ -180,6 +183,8 @@ class TaskRelay:
         while len(owned) > MAX_TASKS_PER_CONNECTION:
             _, old = owned.popitem(last=False)
             self._exposed.pop((old.server, old.task_id), None)
+        while len(self._exposed) > MAX_TASKS:  # connections that ended left theirs here
+            self._exposed.popitem(last=False)
         return exposed
 
     # -- tasks/* ---------------------------------------------------------------------------

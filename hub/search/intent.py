@@ -36,7 +36,8 @@ WRITE_VERBS = frozenset(
     remember forget ingest link connect escalate bump push pencil invoice correct edit write comment reply
     transition merge upload archive store save note make put register start stop pause finish complete enter
     attach block relate reassign respond rsvp void pay refund issue draft raise tag label keep memorize drop
-    erase clear wipe tidy fix replace import""".split()
+    erase clear wipe tidy fix replace import scrap shift postpone extend amend patch purge tweak adjust switch jot
+    reclassify reclass""".split()
 )
 AMBIGUOUS_VERBS = frozenset(
     "open file log issue note request record schedule book set tag label link comment invoice draft store "
@@ -51,6 +52,19 @@ _READ_TOOL_VERBS = frozenset(
     "graph preview download export".split()
 )
 _WORD = re.compile(r"[a-z0-9'’]+")
+_PHRASAL = [(re.compile(rf"\b{a}\b"), b) for a, b in (
+    ("get rid of", "delete"), ("call off", "cancel"), ("take out", "remove"), ("set up", "create"),
+    ("pencil in", "book"), ("put off", "postpone"), ("push back", "postpone"), ("sign off on", "approve"),
+    ("keep in mind", "remember"), ("bear in mind", "remember"), ("note down", "note"), ("write down", "note"),
+)]
+"""Multi-word verbs read as the one verb they mean ("get rid of X" orders a delete, not a read)."""
+
+
+def _words(query: str) -> list[str]:
+    text = query.lower().replace("’", "'")
+    for pattern, verb in _PHRASAL:
+        text = pattern.sub(verb, text)
+    return _WORD.findall(text)
 
 
 def query_intent(query: str) -> Intent:
@@ -58,7 +72,7 @@ def query_intent(query: str) -> Intent:
 
     An order word that is often a noun (`AMBIGUOUS_VERBS`) does not count before a plural noun or a
     preposition ("open tickets", "report on Q3")."""
-    words = _WORD.findall(query.lower().replace("’", "'"))
+    words = _words(query)
     for i, word in enumerate(words):
         if word in _FILLER:
             continue
@@ -123,6 +137,7 @@ Action = Literal["create", "update", "delete"] | None
 _QUERY_ACTIONS: dict[str, Action] = {
     **dict.fromkeys("""create add book schedule pencil log file open raise submit make new put register record
     remember keep save store memorize invite enter draft ingest upload note jot""".split(), "create"),
+    **dict.fromkeys("reclass reclassify".split(), "create"),
     **dict.fromkeys("""update change rename move push reschedule edit correct modify shift bump postpone extend fix
     replace reassign adjust tweak switch amend patch""".split(), "update"),
     **dict.fromkeys("delete cancel remove drop erase forget clear wipe void scrap purge".split(), "delete"),
@@ -140,7 +155,7 @@ def query_action(query: str) -> Action:
     `query_intent`; None for a question, or an order of another kind."""
     if query_intent(query) != "write":
         return None
-    for word in _WORD.findall(query.lower().replace("’", "'")):
+    for word in _words(query):
         if word not in _FILLER:
             return _QUERY_ACTIONS.get(word)
     return None

@@ -63,6 +63,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "told": ("memory", "recall"), "mentioned": ("memory", "recall"), "remind": ("memory", "recall"),
     "handbook": ("document",), "policy": ("document",), "wiki": ("document",), "manual": ("document",),
     "pdf": ("document",), "relationship": ("relation", "graph"), "entity": ("node", "graph"),
+    # Shorthand people type (round 4).
+    "pl": ("profit", "loss", "report"), "pnl": ("profit", "loss", "report"), "jira": ("ticket", "issue"),
+    "dupe": ("duplicate", "link"), "reclass": ("journal", "entry", "account"), "ar": ("receivable", "aged"),
+    "ap": ("payable", "aged"), "hr": ("employee",), "dm": ("message",), "eod": ("today",),
 }
 """Everyday words → tool words. A synonym is added to the query with a lower weight, never
 instead of the word (`hub.search.bm25`)."""
@@ -97,9 +101,12 @@ def stem(word: str) -> str:
     return word
 
 
+_AMPERSAND = re.compile(r"\b([a-z])&([a-z])\b")
+
+
 def terms(text: str, drop_stop_words: bool = True) -> list[str]:
-    """Stemmed lower-case words of `text`, identifiers split, stop words dropped."""
-    words = _WORD.findall(split_identifier(text).lower())
+    """Stemmed lower-case words of `text`, identifiers split, stop words dropped (`P&L` is one word, `pl`)."""
+    words = _WORD.findall(_AMPERSAND.sub(r"\1\2", split_identifier(text).lower()))
     return [stem(w) for w in words if not (drop_stop_words and w in STOP_WORDS)]
 
 

@@ -17,7 +17,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -161,6 +161,8 @@ class QuantizedMiniLM(MiniLM):
         from hub.text.onnx_minilm import OnnxEncoder, model_path
 
         super().__init__(model_dir)
+        self.workers = int(os.environ.get("MEMORY_EMBED_THREADS", "0") or 0) or (os.cpu_count() or 1)
+        self._executor: Any = None
         self.encoder = OnnxEncoder(model_path(self, cache_dir or default_cache_dir() / "models"))
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -172,6 +174,35 @@ class QuantizedMiniLM(MiniLM):
         hidden = self.encoder(x, bias)
         pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One text per encoder run, `self.workers` runs at once: no padding at all, and a text's
+        vector never depends on the batch it came in (int8 activation scales are per run), so
+        chunk and query vectors are computed alike."""
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self.tokenizer.encode_batch([t or " " for t in texts])
+
+        def one(i: int) -> None:
+            ids = np.asarray(encoded[i].ids, dtype=np.int64)[None, :]
+            out[i] = self._forward(ids, np.ones(ids.shape, dtype=np.float32))[0]
+
+        if len(texts) == 1 or self.workers == 1:
+            for i in range(len(texts)):
+                one(i)
+        else:
+            list(self._pool().map(one, range(len(texts))))
+        return out
+
+    def _pool(self) -> Any:
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
+        return self._executor
 
 
 def fast_minilm() -> MiniLM:

@@ -8,9 +8,9 @@ into int8 (activations quantised per call), which ONNX Runtime runs with its own
 4-8x faster than the float32 numpy path on two AVX2 cores; embeddings stay within cosine ~0.99 of
 the float32 ones and retrieval quality within 0.01 R@5 (tools/bench/memory_ingest.py).
 
-Building takes a few seconds; the files are cached under the data dir's `models/` folder, keyed
-by the weights' size and this module's graph version, and `tools/setup.sh` builds them once so a
-user's first request never does.
+Building takes ~10-20 s; the files are cached in `~/.cache/mcp-hub/models/` (`$MCP_HUB_CACHE_DIR`),
+named by this module's `GRAPH_VERSION` (bump it when the graph changes), written atomically, and
+`tools/setup.sh` builds them once so a user's first request never does.
 """
 
 from __future__ import annotations
@@ -113,15 +113,15 @@ def model_path(base: MiniLM, cache_dir: Path, quantized: bool = True) -> Path:
 
 
 class OnnxEncoder:
-    """Runs the cached graph: `__call__(x, bias) -> hidden`, with ONNX Runtime's own thread pool
-    (`$MEMORY_EMBED_THREADS`, default every core; no spin-waiting, which on a busy machine burns
-    the cores other work needs)."""
+    """Runs the cached graph: `__call__(x, bias) -> hidden`, one thread per run (callers run several
+    texts at once instead, which parallelises better than splitting one small product) and no
+    spin-waiting, which on a busy machine burns the cores other work needs."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(os.environ.get("MEMORY_EMBED_THREADS", "0") or 0) or (os.cpu_count() or 1)
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -129,3 +129,10 @@ class OnnxEncoder:
 
     def __call__(self, x: np.ndarray, bias: np.ndarray) -> np.ndarray:
         return self.session.run(["hidden"], {"x": x, "bias": bias})[0]
+
+
+if __name__ == "__main__":  # tools/setup.sh: build the cached files now
+    from hub.datadir import default_cache_dir
+    from hub.text.embedding import MiniLM
+
+    print(f"memory embedder: {model_path(MiniLM(), default_cache_dir() / 'models')}")

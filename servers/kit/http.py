@@ -51,6 +51,10 @@ def retry_after_seconds(response: httpx.Response, now: float | None = None) -> f
     return None
 
 
+ErrorText = Callable[[dict[str, Any]], list[str]]
+"""Reads a provider's own messages from its JSON error body; each provider module has its own."""
+
+
 class ProviderHTTP:
     """An httpx client bound to one provider's base URL and credentials."""
 
@@ -64,11 +68,13 @@ class ProviderHTTP:
         timeout_s: float = 15.0,
         on_unauthorized: Callable[[], Awaitable[dict[str, str]]] | None = None,
         auth_headers: Callable[[], Awaitable[dict[str, str]]] | None = None,
+        error_text: ErrorText | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.provider = provider
         self.auth_headers = auth_headers
         self.on_unauthorized = on_unauthorized
+        self.error_text = error_text or common_error_text
         self._client = httpx.AsyncClient(
             base_url=base_url, headers=headers, auth=auth, timeout=timeout_s, transport=transport
         )
@@ -128,12 +134,20 @@ class ProviderHTTP:
                 "upstream_error", f"{self.provider} answered {method} {path} with a body that is not JSON"
             ) from None
 
+    def _provider_message(self, response: httpx.Response) -> str:
+        """The provider's own error text, read by its `error_text` from a JSON error body."""
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        return "; ".join(str(m) for m in self.error_text(body) if m) if isinstance(body, dict) else ""
+
     def _error(self, method: str, path: str, response: httpx.Response) -> DomainError:
         status = response.status_code
-        detail = mask(_provider_message(response))[:300]
+        detail = mask(self._provider_message(response))[:300]
         where = f"{self.provider} {method} {path}"
         suffix = f": {detail}" if detail else ""
-        if status == 429 or _github_rate_limited(response):
+        if status == 429 or _rate_limit_exhausted(response):
             wait = retry_after_seconds(response)
             return DomainError(
                 "rate_limited", f"{where} is rate limited{suffix}", retry_after_s=round(wait, 1) if wait is not None else 30.0
@@ -172,33 +186,19 @@ def _dumps(body: Any) -> bytes:
     return jsonlib.dumps(body, default=default, separators=(",", ":")).encode()
 
 
-def _github_rate_limited(response: httpx.Response) -> bool:
+def _rate_limit_exhausted(response: httpx.Response) -> bool:
+    """A 403 that is a rate limit (GitHub's primary limit: `X-RateLimit-Remaining: 0`)."""
     return response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
 
 
-def _provider_message(response: httpx.Response) -> str:
-    """The provider's own error text, from the common JSON error shapes."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        messages = body.get("errorMessages") or []
-        errors = body.get("errors")
-        if isinstance(errors, dict):
-            messages += [f"{k}: {v}" for k, v in errors.items()]
-        for key in ("message", "error_description", "detail", "description", "Message", "Detail"):
-            if isinstance(body.get(key), str):
-                messages.append(body[key])
-        fault = body.get("Fault") or {}
-        for error in fault.get("Error", []) if isinstance(fault, dict) else []:  # QuickBooks
-            messages.append(" — ".join(str(error[k]) for k in ("Message", "Detail") if error.get(k)))
-        for element in body.get("Elements") or []:  # Xero
-            messages += [e.get("Message", "") for e in element.get("ValidationErrors", []) if isinstance(e, dict)]
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            messages.append(error["message"])
-        elif isinstance(error, str):
-            messages.append(error)
-        return "; ".join(str(m) for m in messages)
-    return ""
+def common_error_text(body: dict[str, Any]) -> list[str]:
+    """The messages in the error shapes most APIs share: `message`, `error_description` (OAuth),
+    `detail`, `description`, and `error` as a string or as `{message}` (Google, Graph, ServiceNow).
+    A provider with its own shape passes its own reader (`error_text`) and may call this one too."""
+    messages = [body[key] for key in ("message", "error_description", "detail", "description") if isinstance(body.get(key), str)]
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        messages.append(error["message"])
+    elif isinstance(error, str):
+        messages.append(error)
+    return messages

@@ -32,7 +32,10 @@ class Provider:
                  if not any(all(environ.get(name) for name in option.split("+")) for option in need.split("|"))]
         if not unmet:
             return None
-        return ", and ".join(" or ".join(option.replace("+", " + ") for option in need.split("|")) for need in unmet)
+        plain = [need for need in unmet if "|" not in need and "+" not in need]
+        choices = ["one of " + " or ".join(option.replace("+", " + ") for option in need.split("|"))
+                   for need in unmet if need not in plain]
+        return ", and ".join(part for part in (", ".join(plain), *choices) if part)
 
     def build(self, data_dir: Path) -> Any:
         module_name, _, attribute = self.target.partition(":")

@@ -22,7 +22,9 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -123,11 +125,24 @@ async def stdio_session(args: list[str]) -> AsyncIterator[ClientSession]:
         yield session
 
 
+async def serving(port: int, process: subprocess.Popen[bytes], within: float = 180) -> None:
+    """Wait until `port` accepts (a loaded machine may take a minute to start a server)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            await anyio.sleep(0.1)
+    raise RuntimeError(f"{process.args!r} did not listen on port {port} (exit code {process.poll()})")
+
+
 @asynccontextmanager
 async def http_session(args: list[str], folder: Path) -> AsyncIterator[ClientSession]:
     port = free_port()
     async with AsyncExitStack() as stack:
-        url, _ = await stack.enter_async_context(http_process([*args, str(port)], port, str(folder)))
+        url, process = await stack.enter_async_context(http_process([*args, str(port)], port, str(folder)))
+        await serving(port, process)
         client = await stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300)))
         streams = await stack.enter_async_context(streamable_http_client(url, http_client=client, max_sse_event_size=256 << 20))
         session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
@@ -224,7 +239,7 @@ def main() -> int:
     async def run() -> dict[str, Contender]:
         with tempfile.TemporaryDirectory() as raw:
             folder = Path(raw)
-            (folder / "data").mkdir()
+            (folder / "data").mkdir(mode=0o700)
             async with AsyncExitStack() as stack:
                 found = await contenders(stack, folder, args.http, args.warmup)
                 order = list(found.values())

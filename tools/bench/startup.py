@@ -1,7 +1,8 @@
 """Start time as a client sees it: spawn, `initialize`, first `tools/list` answer, with the SDK's
 `ClientSession` over `stdio_client` — an SDK `MCPServer` echo server directly, against `mcp-hub
-serve` over stdio with that server as its one stdio child, and with six stdio children against the
-slowest of them alone. Plus the hub's own import time (`python -X importtime`, top entries).
+serve` over stdio with that server as its one stdio child, with six stdio children against the
+slowest of them alone, and with no child at all (the hub's own start). Plus the hub's import time
+(`python -X importtime`, top entries).
 
     .venv/bin/python tools/bench/startup.py [--rounds 5] [--children 6]
 
@@ -74,7 +75,7 @@ def main() -> int:
 
         env = {"MCP_HUB_DATA_DIR": str(folder / "data"), "MCP_HUB_CACHE_DIR": str(folder / "cache")}
         serve = ["-m", "hub.cli", "serve", "--transport", "stdio", "--log-level", "error", "--config"]
-        contenders = {"direct": [ECHO], "hub, 1 child": [*serve, config(1)],
+        contenders = {"direct": [ECHO], "hub alone, no child": [*serve, config(0)], "hub, 1 child": [*serve, config(1)],
                       f"hub, {args.children} children": [*serve, config(args.children)]}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         await first_listing([ECHO], env)  # warm the page cache
@@ -98,6 +99,8 @@ def main() -> int:
     print("\nmedian seconds to the first tools/list: " + ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in times.items()))
     print(f"hub adds (median of per-round differences): {statistics.median(added):.2f} s with 1 stdio child (target <= 0.3); "
           f"{many}: {statistics.median(added_many):.2f} s over one child alone (target <= 0.5)")
+    print(f"the hub's own start (no child) is {statistics.median(times['hub alone, no child']):.2f} s: a child spawned at "
+          "the hub's first instruction instead of after its imports would overlap with it")
     print("\nbiggest imports of a stdio serve (cumulative µs, python -X importtime, one run):")
     for micros, name in top:
         print(f"  {micros:>9}  {name}")

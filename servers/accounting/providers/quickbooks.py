@@ -58,8 +58,8 @@ from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.qbo_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP
-from servers.kit.credentials import oauth_http_from_env
+from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.credentials import connect, oauth_from_env
 
 CLASSIFICATION: dict[str, AccountType] = {"Asset": "asset", "Liability": "liability", "Equity": "equity", "Revenue": "income",
                                           "Expense": "expense"}
@@ -85,6 +85,14 @@ def _request_id(key: str | None, scope: str) -> str | None:
     return hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()[:50] if key else None
 
 
+def error_text(body: dict[str, Any]) -> list[str]:
+    """QuickBooks' error shape: `{"Fault": {"Error": [{"Message", "Detail", "code"}], "type"}}`."""
+    fault = body.get("Fault")
+    errors = fault.get("Error", []) if isinstance(fault, dict) else []
+    return [*(" — ".join(str(e[k]) for k in ("Message", "Detail") if e.get(k)) for e in errors if isinstance(e, dict)),
+            *common_error_text(body)]
+
+
 class QuickBooks:
     name = "quickbooks"
 
@@ -96,14 +104,13 @@ class QuickBooks:
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  token_transport: Any = None) -> QuickBooks:
-        realm = os.environ.get("QUICKBOOKS_REALM_ID")
-        if not realm:
-            raise ValueError("set QUICKBOOKS_REALM_ID (the company id) for the QuickBooks backend")
+        realm = os.environ["QUICKBOOKS_REALM_ID"]  # the company id; the accounting `PROVIDERS` table checks it is set
         base = os.environ.get("QUICKBOOKS_API", "https://quickbooks.api.intuit.com").rstrip("/") + f"/v3/company/{realm}"
         settings = {"minorversion": os.environ.get("QUICKBOOKS_MINORVERSION", "75"), "currency": os.environ.get("QUICKBOOKS_CURRENCY", "USD")}
-        http = oauth_http_from_env("QuickBooks", "QUICKBOOKS", base, "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
-                                   headers={"Accept": "application/json"}, data_dir=data_dir, transport=transport,
-                                   token_transport=token_transport, sign_in="reconnect the app to QuickBooks")
+        credentials = oauth_from_env("QuickBooks", "QUICKBOOKS", "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+                                     data_dir=data_dir, token_transport=token_transport, sign_in="reconnect the app to QuickBooks")
+        http = connect("QuickBooks", base, credentials, headers={"Accept": "application/json"}, error_text=error_text,
+                       transport=transport)
         return cls(http, **settings)
 
     # -- transport --------------------------------------------------------------------------

@@ -58,8 +58,8 @@ from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.xero_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP
-from servers.kit.credentials import oauth_http_from_env
+from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.credentials import connect, oauth_from_env
 
 CLASS: dict[str, AccountType] = {"ASSET": "asset", "LIABILITY": "liability", "EQUITY": "equity", "REVENUE": "income", "EXPENSE": "expense"}
 STATUSES: dict[str, list[str]] = {"draft": ["DRAFT", "SUBMITTED"], "open": ["AUTHORISED"], "partially_paid": ["AUTHORISED"],
@@ -82,6 +82,16 @@ def _where_date(value: _dt.date) -> str:
     return f"DateTime({value.year},{value.month:02d},{value.day:02d})"
 
 
+def error_text(body: dict[str, Any]) -> list[str]:
+    """Xero's error shapes: `{"Message", "Detail"}`, validation errors under
+    `Elements[].ValidationErrors[].Message`, and the common ones."""
+    messages = [body[key] for key in ("Message", "Detail") if isinstance(body.get(key), str)]
+    for element in body.get("Elements") or []:
+        if isinstance(element, dict):
+            messages += [e.get("Message", "") for e in element.get("ValidationErrors", []) if isinstance(e, dict)]
+    return [*messages, *common_error_text(body)]
+
+
 class Xero:
     name = "xero"
 
@@ -92,14 +102,13 @@ class Xero:
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> Xero:
-        tenant = os.environ.get("XERO_TENANT_ID")
-        if not tenant:
-            raise ValueError("set XERO_TENANT_ID (the organisation's tenant id from /connections) for the Xero backend")
+        tenant = os.environ["XERO_TENANT_ID"]  # from /connections; the accounting `PROVIDERS` table checks it is set
         base = os.environ.get("XERO_API", "https://api.xero.com/api.xro/2.0")
         settings = {"currency": os.environ.get("XERO_CURRENCY", "USD"), "bank_account": os.environ.get("XERO_BANK_ACCOUNT_CODE")}
-        http = oauth_http_from_env("Xero", "XERO", base, "https://identity.xero.com/connect/token", data_dir=data_dir,
-                                   headers={"Accept": "application/json", "xero-tenant-id": tenant}, transport=transport,
-                                   token_transport=token_transport, sign_in="reconnect the app to Xero")
+        credentials = oauth_from_env("Xero", "XERO", "https://identity.xero.com/connect/token", data_dir=data_dir,
+                                     token_transport=token_transport, sign_in="reconnect the app to Xero")
+        http = connect("Xero", base, credentials, headers={"Accept": "application/json", "xero-tenant-id": tenant},
+                       error_text=error_text, transport=transport)
         return cls(http, **settings)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -33,10 +33,10 @@ class CalDavCalendar(IcalBackend):
         self._calendars: dict[str, Any] | None = None
 
     @classmethod
-    def from_env(cls) -> CalDavCalendar:
-        url = os.environ.get("CALDAV_URL")
-        if not url:
-            raise ValueError("CALDAV_URL is not set (e.g. https://dav.example.com/user/)")
+    def from_env(cls, data_dir: Any = None) -> CalDavCalendar:
+        """From `CALDAV_URL` (checked by the calendar `PROVIDERS` table), `CALDAV_USER`, `CALDAV_PASSWORD`,
+        `CALDAV_ZONE`; the caldav library does its own HTTP, so `connect` is not used here."""
+        url = os.environ["CALDAV_URL"]
         return cls(url, os.environ.get("CALDAV_USER"), os.environ.get("CALDAV_PASSWORD"), os.environ.get("CALDAV_ZONE", "UTC"))
 
     async def _run(self, work: Any, *args: Any) -> Any:

@@ -34,7 +34,7 @@ from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.http import ProviderHTTP
-from servers.kit.credentials import oauth_http_from_env
+from servers.kit.credentials import connect, oauth_from_env
 
 RESPONSE_FROM = {"needsAction": "needs_action", "declined": "declined", "tentative": "tentative", "accepted": "accepted"}
 RESPONSE_TO = {v: k for k, v in RESPONSE_FROM.items()}
@@ -56,10 +56,10 @@ class GoogleCalendar:
     @classmethod
     def from_env(cls, data_dir: Any = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> GoogleCalendar:
         base = os.environ.get("GOOGLE_CALENDAR_API", "https://www.googleapis.com/calendar/v3")
-        return cls(oauth_http_from_env("Google Calendar", "GOOGLE", base, "https://oauth2.googleapis.com/token",
-                                       headers={"Accept": "application/json"}, data_dir=data_dir, transport=transport,
-                                       token_transport=token_transport, token_variable="GOOGLE_CALENDAR_TOKEN",
-                                       sign_in="sign in with Google again"))
+        credentials = oauth_from_env("Google Calendar", "GOOGLE", "https://oauth2.googleapis.com/token", data_dir=data_dir,
+                                     token_variable="GOOGLE_CALENDAR_TOKEN", token_transport=token_transport,
+                                     sign_in="sign in with Google again")
+        return cls(connect("Google Calendar", base, credentials, headers={"Accept": "application/json"}, transport=transport))
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor, next_link
 from servers.kit.errors import DomainError, not_found
 from servers.kit.http import ProviderHTTP
-from servers.kit.credentials import oauth_http_from_env
+from servers.kit.credentials import connect, oauth_from_env
 
 RESPONSE_FROM = {"none": "needs_action", "notResponded": "needs_action", "accepted": "accepted", "organizer": "accepted",
                  "tentativelyAccepted": "tentative", "declined": "declined"}
@@ -95,11 +95,10 @@ class GraphCalendar:
         base = os.environ.get("GRAPH_API", "https://graph.microsoft.com/v1.0")
         user = os.environ.get("GRAPH_USER", "me")
         tenant = os.environ.get("GRAPH_TENANT_ID", "")
-        http = oauth_http_from_env("Microsoft Graph", "GRAPH", base, f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
-                                   headers={"Accept": "application/json"}, data_dir=data_dir, transport=transport,
-                                   token_transport=token_transport, also_required=["GRAPH_TENANT_ID"],
-                                   scope="offline_access Calendars.ReadWrite", sign_in="sign in to Microsoft again")
-        return cls(http, base, user)
+        credentials = oauth_from_env("Microsoft Graph", "GRAPH", f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+                                     data_dir=data_dir, also_required=["GRAPH_TENANT_ID"], token_transport=token_transport,
+                                     scope="offline_access Calendars.ReadWrite", sign_in="sign in to Microsoft again")
+        return cls(connect("Microsoft Graph", base, credentials, headers={"Accept": "application/json"}, transport=transport), base, user)
 
     # -- paths and mapping -----------------------------------------------------------------
 

@@ -11,9 +11,9 @@ uses `whos_out`, `time_off/requests`, the balance calculator, `PUT …/time_off/
 
 from __future__ import annotations
 
-import base64
 import os
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +32,7 @@ from servers.hris.model import (
     TimeOffRequest,
 )
 from servers.hris.store import HOURS_PER_DAY, business_days
+from servers.kit.credentials import Basic, connect
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.http import ProviderHTTP
@@ -60,13 +61,11 @@ class BambooHris:
         self._types: dict[str, str] | None = None
 
     @classmethod
-    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None) -> BambooHris:
-        company, key = os.environ.get("BAMBOOHR_COMPANY"), os.environ.get("BAMBOOHR_API_KEY")
-        if not (company and key):
-            raise ValueError("set BAMBOOHR_COMPANY and BAMBOOHR_API_KEY for the BambooHR backend")
+    def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> BambooHris:
+        """From `BAMBOOHR_COMPANY` and `BAMBOOHR_API_KEY` (Basic, the key as user; the HRIS `PROVIDERS` table checks both)."""
         host = os.environ.get("BAMBOOHR_BASE_URL", "https://api.bamboohr.com").rstrip("/")
-        headers = {"Accept": "application/json", "Authorization": "Basic " + base64.b64encode(f"{key}:x".encode()).decode()}
-        return cls(ProviderHTTP("BambooHR", f"{host}/api/gateway.php/{company}/v1", headers=headers, transport=transport))
+        return cls(connect("BambooHR", f"{host}/api/gateway.php/{os.environ['BAMBOOHR_COMPANY']}/v1",
+                           Basic(os.environ["BAMBOOHR_API_KEY"], "x"), headers={"Accept": "application/json"}, transport=transport))
 
     # -- people ----------------------------------------------------------------------------
 

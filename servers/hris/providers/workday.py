@@ -39,8 +39,9 @@ from servers.hris.model import (
 from servers.hris.store import HOURS_PER_DAY, business_days
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
+from servers.kit.credentials import connect, refresh_token_manager
 from servers.kit.http import ProviderHTTP
-from servers.kit.oauth import TokenManager, TokenVault
+from servers.kit.oauth import TokenManager
 
 PAGE_MAX = 100
 STATUS_FROM_WORKDAY: dict[str, RequestStatus] = {"submitted": "requested", "approved": "approved", "denied": "denied",
@@ -68,26 +69,20 @@ class WorkdayHris:
 
     @classmethod
     def from_env(
-        cls, data_dir: Path, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None
+        cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None
     ) -> WorkdayHris:
         """`transport` is for the API (httpx); `token_transport` for the token endpoint, which authlib
-        reaches through its own HTTP stack (httpx2 where installed). Both exist for tests."""
-        names = ["WORKDAY_HOST", "WORKDAY_TENANT", "WORKDAY_CLIENT_ID", "WORKDAY_CLIENT_SECRET", "WORKDAY_REFRESH_TOKEN"]
-        missing = [n for n in names if not os.environ.get(n)]
-        if missing:
-            raise ValueError(f"the Workday backend needs {', '.join(missing)}")
+        reaches through its own HTTP stack (httpx2 where installed). Both exist for tests. The HRIS
+        `PROVIDERS` table checks WORKDAY_HOST, _TENANT, _CLIENT_ID, _CLIENT_SECRET, _REFRESH_TOKEN."""
         host, tenant = os.environ["WORKDAY_HOST"].rstrip("/"), os.environ["WORKDAY_TENANT"]
         base = host if host.startswith("http") else f"https://{host}"
-        tokens = TokenManager(
-            "Workday", f"{base}/ccx/oauth2/{tenant}/token", os.environ["WORKDAY_CLIENT_ID"], os.environ["WORKDAY_CLIENT_SECRET"],
-            "refresh_token", refresh_token=os.environ["WORKDAY_REFRESH_TOKEN"], vault=TokenVault(data_dir, f"workday-{tenant}"),
-            transport=token_transport,
-            reauthorize_hint="generate a new refresh token for the API client in Workday and set WORKDAY_REFRESH_TOKEN",
-        )
+        tokens = refresh_token_manager(
+            "Workday", "WORKDAY", f"{base}/ccx/oauth2/{tenant}/token", data_dir=data_dir, vault_name=f"workday-{tenant}",
+            token_transport=token_transport, sign_in="generate a new refresh token for the API client in Workday")
 
         def client(service: str) -> ProviderHTTP:
-            return ProviderHTTP("Workday", f"{base}/ccx/api/{service}/{tenant}", headers={"Accept": "application/json"},
-                                auth_headers=tokens.headers, on_unauthorized=tokens.force_refresh, transport=transport)
+            return connect("Workday", f"{base}/ccx/api/{service}/{tenant}", tokens, headers={"Accept": "application/json"},
+                           transport=transport)
 
         return cls(client("staffing/v6"), client("absenceManagement/v1"), tokens)
 

@@ -63,7 +63,8 @@ def _pool(url: str) -> ConnectionPool:
         if url not in _pools:
             pool = ConnectionPool(url, min_size=1, max_size=4, open=False, timeout=5.0, name="mcp-hub-events",
                                   check=ConnectionPool.check_connection,
-                                  kwargs={"autocommit": True, "connect_timeout": 5, "row_factory": dict_row})
+                                  kwargs={"autocommit": True, "connect_timeout": 5, "row_factory": dict_row,
+                                          "options": "-c statement_timeout=30000"})  # no query hangs a processor
             pool.open(wait=False)
             if not _pools:
                 atexit.register(close_pools)
@@ -140,7 +141,7 @@ class PgEventLog:
         def work(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
             rows = conn.execute(
                 f"WITH picked AS (SELECT seq, next_attempt_at FROM webhook_events WHERE domain = %s AND {_PENDING}"
-                " AND next_attempt_at <= %s ORDER BY next_attempt_at, seq LIMIT %s)"
+                " AND next_attempt_at <= %s ORDER BY next_attempt_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
                 " UPDATE webhook_events e SET next_attempt_at = %s FROM picked WHERE e.seq = picked.seq"
                 " RETURNING e.seq, e.provider, e.delivery_id, e.attempts, e.headers, e.payload, picked.next_attempt_at AS due_at",
                 (self.domain, now, limit, now + lease_s)).fetchall()

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from servers.kit.credentials import Bearer, connect
 from servers.kit.cursor import decode_cursor, encode_cursor, next_link
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP
+from servers.kit.http import ProviderHTTP, common_error_text
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -42,6 +44,13 @@ _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 _PRIORITY = re.compile(r"^priority:\s*(critical|high|medium|low)$", re.I)
 
 
+def error_text(body: dict[str, Any]) -> list[str]:
+    """GitHub's error shape: `message`, and `errors` (a list of {resource, field, code, message?})."""
+    details = [e.get("message") or " ".join(str(e[k]) for k in ("field", "code") if e.get(k))
+               for e in body.get("errors") or [] if isinstance(e, dict)]
+    return [*common_error_text(body), *details]
+
+
 class GitHubTicketing:
     name = "github"
 
@@ -51,13 +60,15 @@ class GitHubTicketing:
         self.api = api.rstrip("/")
 
     @classmethod
-    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None) -> GitHubTicketing:
-        repo, token = os.environ.get("GITHUB_REPO"), os.environ.get("GITHUB_TOKEN")
-        if not (repo and token and "/" in repo):
-            raise ValueError("set GITHUB_REPO (owner/name) and GITHUB_TOKEN for the GitHub backend")
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION, "Authorization": f"Bearer {token}"}
+    def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> GitHubTicketing:
+        """From `GITHUB_REPO` (owner/name) and `GITHUB_TOKEN` (the ticketing `PROVIDERS` table checks both)."""
+        repo = os.environ["GITHUB_REPO"]
+        if "/" not in repo:
+            raise ValueError("GITHUB_REPO must be owner/name, e.g. octo-org/octo-repo")
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
-        return cls(repo, ProviderHTTP("GitHub", api, headers=headers, transport=transport), api)
+        return cls(repo, connect("GitHub", api, Bearer(os.environ["GITHUB_TOKEN"]), headers=headers, error_text=error_text,
+                                 transport=transport), api)
 
     def _repo(self, project: str | None) -> str:
         if project and project != self.repo and "/" in project:

@@ -11,16 +11,17 @@ checked against the issue's `updated` time just before the write (best effort).
 
 from __future__ import annotations
 
-import base64
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from servers.kit.credentials import Basic, Bearer, connect
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP
+from servers.kit.http import ProviderHTTP, common_error_text
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -54,6 +55,13 @@ def normalize_status(status: dict[str, Any]) -> Status:
     return "in_progress" if category == "indeterminate" else "open"
 
 
+def error_text(body: dict[str, Any]) -> list[str]:
+    """Jira's error shape: `errorMessages` (a list) and `errors` (field -> message)."""
+    errors = body.get("errors")
+    fields = [f"{k}: {v}" for k, v in errors.items()] if isinstance(errors, dict) else []
+    return [*(body.get("errorMessages") or []), *fields, *common_error_text(body)]
+
+
 def _jql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -66,19 +74,14 @@ class JiraTicketing:
         self.http = http
 
     @classmethod
-    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None) -> JiraTicketing:
-        base = os.environ.get("JIRA_BASE_URL")
-        if not base:
-            raise ValueError("JIRA_BASE_URL is not set (e.g. https://your-site.atlassian.net)")
-        headers = {"Accept": "application/json"}
-        if token := os.environ.get("JIRA_OAUTH_TOKEN"):
-            headers["Authorization"] = f"Bearer {token}"
-        else:
-            email, api_token = os.environ.get("JIRA_EMAIL"), os.environ.get("JIRA_API_TOKEN")
-            if not (email and api_token):
-                raise ValueError("set JIRA_EMAIL and JIRA_API_TOKEN (or JIRA_OAUTH_TOKEN) for the Jira backend")
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{email}:{api_token}".encode()).decode()
-        http = ProviderHTTP("Jira", base.rstrip("/") + "/rest/api/3", headers=headers, transport=transport)
+    def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> JiraTicketing:
+        """From `JIRA_BASE_URL` and `JIRA_OAUTH_TOKEN` or `JIRA_EMAIL` + `JIRA_API_TOKEN` (the ticketing
+        `PROVIDERS` table checks they are set)."""
+        base = os.environ["JIRA_BASE_URL"]
+        token = os.environ.get("JIRA_OAUTH_TOKEN")
+        credentials = Bearer(token) if token else Basic(os.environ["JIRA_EMAIL"], os.environ["JIRA_API_TOKEN"])
+        http = connect("Jira", base.rstrip("/") + "/rest/api/3", credentials, headers={"Accept": "application/json"},
+                       error_text=error_text, transport=transport)
         return cls(base, http)
 
     # -- reading ---------------------------------------------------------------------------

@@ -15,18 +15,17 @@ from `sys_journal_field`. `sys_mod_count` is the version token. Links set `paren
 
 from __future__ import annotations
 
-import base64
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hub.datadir import default_data_dir
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
-from servers.kit.http import ProviderHTTP
-from servers.kit.oauth import TokenManager, TokenVault
+from servers.kit.credentials import Basic, Credentials, connect, refresh_token_manager
+from servers.kit.http import ProviderHTTP, common_error_text
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -65,6 +64,13 @@ def _q(value: str) -> str:
     return value
 
 
+def error_text(body: dict[str, Any]) -> list[str]:
+    """ServiceNow's error shape: `{"error": {"message", "detail"}, "status": "failure"}`."""
+    error = body.get("error")
+    detail = error.get("detail") if isinstance(error, dict) and isinstance(error.get("detail"), str) else None
+    return [*common_error_text(body), *([detail] if detail else [])]
+
+
 class ServiceNowTicketing:
     name = "servicenow"
 
@@ -73,31 +79,19 @@ class ServiceNowTicketing:
         self.http = http
 
     @classmethod
-    def from_env(cls, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> ServiceNowTicketing:
-        instance = os.environ.get("SERVICENOW_INSTANCE")
-        if not instance:
-            raise ValueError("SERVICENOW_INSTANCE is not set (e.g. https://acme.service-now.com)")
-        base = instance.rstrip("/") + "/api/now"
-        headers = {"Accept": "application/json"}
+    def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 token_transport: Any = None) -> ServiceNowTicketing:
+        """From `SERVICENOW_INSTANCE` and the OAuth refresh-token variables `SERVICENOW_CLIENT_ID`/`_SECRET`/
+        `_REFRESH_TOKEN` (preferred when set) or `SERVICENOW_USER` + `SERVICENOW_PASSWORD`."""
+        instance = os.environ["SERVICENOW_INSTANCE"].rstrip("/")
+        credentials: Credentials
         if os.environ.get("SERVICENOW_CLIENT_ID"):
-            names = ["SERVICENOW_CLIENT_SECRET", "SERVICENOW_REFRESH_TOKEN"]
-            if missing := [n for n in names if not os.environ.get(n)]:
-                raise ValueError(f"OAuth for ServiceNow also needs {', '.join(missing)}")
-            tokens = TokenManager(
-                "ServiceNow", instance.rstrip("/") + "/oauth_token.do", os.environ["SERVICENOW_CLIENT_ID"],
-                os.environ["SERVICENOW_CLIENT_SECRET"], "refresh_token", refresh_token=os.environ["SERVICENOW_REFRESH_TOKEN"],
-                vault=TokenVault(default_data_dir(), "servicenow"), transport=token_transport,
-                reauthorize_hint="sign in to ServiceNow again and set SERVICENOW_REFRESH_TOKEN",
-            )
-            http = ProviderHTTP("ServiceNow", base, headers=headers, auth_headers=tokens.headers,
-                                on_unauthorized=tokens.force_refresh, transport=transport)
+            credentials = refresh_token_manager("ServiceNow", "SERVICENOW", instance + "/oauth_token.do", data_dir=data_dir,
+                                                token_transport=token_transport, sign_in="sign in to ServiceNow again")
         else:
-            user, password = os.environ.get("SERVICENOW_USER"), os.environ.get("SERVICENOW_PASSWORD")
-            if not (user and password):
-                raise ValueError("set SERVICENOW_USER and SERVICENOW_PASSWORD, or the SERVICENOW_CLIENT_* OAuth variables")
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-            http = ProviderHTTP("ServiceNow", base, headers=headers, transport=transport)
-        return cls(instance, http)
+            credentials = Basic(os.environ["SERVICENOW_USER"], os.environ["SERVICENOW_PASSWORD"])
+        return cls(instance, connect("ServiceNow", instance + "/api/now", credentials, headers={"Accept": "application/json"},
+                                     error_text=error_text, transport=transport))
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -1,0 +1,68 @@
+"""The default embedder's fast path (hub/text/onnx_minilm.py): the ONNX graph built from the shipped
+weights computes what the numpy forward pass computes, the int8 model stays close to it, and a
+text's vector does not depend on the other texts embedded with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hub.datadir import default_cache_dir
+from hub.text.blas import single_blas_thread
+from hub.text.embedding import MiniLM, QuantizedMiniLM, load_embedder
+from hub.text.onnx_minilm import OnnxEncoder, model_path
+
+TEXTS = ["How do I reset my password?",
+         "Expenses. Hotels. Hotel costs are capped at 160 euros per night in most cities and 240 euros in London.",
+         "Quarterly revenue grew ten percent, while fuel costs rose to 21 percent of operating costs.",
+         "",
+         "word " * 60]
+
+
+@pytest.fixture(scope="module")
+def reference() -> MiniLM:
+    return MiniLM()
+
+
+@pytest.fixture(scope="module")
+def quantized() -> QuantizedMiniLM:
+    return QuantizedMiniLM()  # builds the cached ONNX files once if tools/setup.sh has not
+
+
+def test_float_graph_matches_numpy_forward(reference: MiniLM) -> None:
+    ids = np.asarray([reference.tokenizer.encode(t).ids for t in TEXTS[:1]], dtype=np.int64)
+    mask = np.ones(ids.shape, dtype=np.float32)
+    encoder = OnnxEncoder(model_path(reference, default_cache_dir() / "models", quantized=False))
+    x = reference.word[ids] + reference.position[: ids.shape[1]] + reference.token_type
+    from hub.text.embedding import _layer_norm
+
+    hidden = encoder(_layer_norm(x, *reference.embed_norm).astype(np.float32), np.zeros((1, 1, 1, ids.shape[1]), np.float32))
+    pooled = hidden.mean(1)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    assert float(pooled[0] @ reference._forward(ids, mask)[0]) > 0.9999
+
+
+def test_int8_embeddings_stay_close_to_float(reference: MiniLM, quantized: QuantizedMiniLM) -> None:
+    with single_blas_thread():  # OpenBLAS threads spin on a busy machine; one is faster here
+        fast, exact = quantized.embed(TEXTS), reference.embed(TEXTS)
+    assert fast.shape == (len(TEXTS), 384) and np.allclose((fast ** 2).sum(1), 1.0, atol=1e-4)
+    cosines = (fast * exact).sum(1)
+    assert cosines.min() > 0.98, cosines
+
+
+def test_a_vector_does_not_depend_on_its_batch(quantized: QuantizedMiniLM) -> None:
+    together = quantized.embed(TEXTS)
+    alone = np.vstack([quantized.embed([t]) for t in TEXTS])
+    assert ((together * alone).sum(1) > 0.9999).all()
+
+
+def test_default_embedder_is_the_int8_one(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.delenv("MEMORY_EMBEDDER", raising=False)
+    lazy = load_embedder(default_cache_dir() / "models")
+    assert lazy.name == MiniLM.name
+    lazy.embed(["x"])
+    assert isinstance(lazy._loaded, QuantizedMiniLM)  # type: ignore[attr-defined]
+    monkeypatch.setenv("MEMORY_EMBEDDER", "minilm-numpy")
+    numpy_path = load_embedder(default_cache_dir() / "models")
+    numpy_path.embed(["x"])
+    assert type(numpy_path._loaded) is MiniLM  # type: ignore[attr-defined]

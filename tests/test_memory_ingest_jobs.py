@@ -1,0 +1,107 @@
+"""Folder ingest in the background (servers/memory/jobs.py) through the MCP interface: the call
+answers at once with a job id, progress is readable while it runs and as progress notifications,
+keyword search finds files already indexed while a later one is still embedding, and what search
+returns carries the heading path the chunk sits under. An embedder stub gated by events stands in
+for the model, so the test waits for states, never for time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+from mcp import Client
+
+from servers.memory.server import create_server
+from servers.memory.service import MemoryService
+
+pytestmark = pytest.mark.anyio
+
+
+class GatedEmbedder:
+    """Hash-of-words vectors; embedding any text containing `gate_word` blocks until `release` is set."""
+
+    name = "gated-stub"
+    dimensions = 16
+
+    def __init__(self, gate_word: str) -> None:
+        self.gate_word = gate_word
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if any(self.gate_word in t for t in texts):
+            self.entered.set()
+            assert self.release.wait(30), "the test never released the gate"
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, hash(word) % self.dimensions] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_folder_ingest_runs_in_background_and_search_works_meanwhile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a_expenses.md").write_text("# Expenses\n\n## Hotels\n\nHotel costs are capped at 160 euros per night.\n")
+    (folder / "b_leave.md").write_text("# Leave\n\nEmployees receive 27 days of zebrafinch annual leave.\n")
+    (folder / "notes.bin").write_bytes(b"\x00ignored")
+    monkeypatch.setenv("MEMORY_ALLOWED_PATHS", str(tmp_path))
+    embedder = GatedEmbedder("zebrafinch")
+    service = MemoryService(tmp_path / "data", embedder)
+    async with Client(create_server(service)) as client:
+        job = await call(client, "ingest_folder", path=str(folder), tags=["handbook"])
+        assert job["files_total"] == 2 and job["state"] in ("queued", "running")
+
+        assert await anyio.to_thread.run_sync(embedder.entered.wait, 30), "the second file started embedding"
+        status = await call(client, "ingest_status", job_id=job["id"])
+        assert status["state"] == "running" and status["files_done"] == 1 and status["current"] == "b_leave.md", status
+
+        found = await call(client, "search_documents", query="hotel costs per night", mode="keyword")
+        assert [h["title"] for h in found["hits"]] == ["Expenses"], "the file already indexed is searchable meanwhile"
+        assert found["hits"][0]["heading"] == "Expenses > Hotels", "a hit carries its heading path"
+
+        seen: list[tuple[float, float | None]] = []
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            seen.append((done, total))
+
+        embedder.release.set()
+        result = await client.call_tool("ingest_status", {"job_id": job["id"], "wait_s": 30}, progress_callback=progress)
+        done = result.structured_content
+        assert done is not None and done["state"] == "done", done
+        assert done["files_done"] == 2 and done["counts"] == {"created": 2} and done["chunks_indexed"] == 2 and not done["errors"]
+        assert seen and seen[-1] == (2, 2), "progress notifications reached the waiting caller"
+
+        found = await call(client, "search_documents", query="zebrafinch", mode="keyword", tags=["handbook"])
+        assert [h["title"] for h in found["hits"]] == ["Leave"]
+
+        again = await call(client, "ingest_folder", path=str(folder), tags=["handbook"])
+        finished = await call(client, "ingest_status", job_id=again["id"], wait_s=30)
+        assert finished["counts"] == {"unchanged": 2} and finished["chunks_indexed"] == 0
+
+
+async def test_folder_ingest_refuses_what_it_may_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "one.md").write_text("# One\n\ntext\n")
+    monkeypatch.setenv("MEMORY_ALLOWED_PATHS", str(allowed))
+    service = MemoryService(tmp_path / "data", GatedEmbedder("never"))
+    async with Client(create_server(service)) as client:
+        outside = await client.call_tool("ingest_folder", {"path": str(tmp_path)})
+        assert outside.is_error and outside.structured_content and outside.structured_content["code"] == "forbidden"
+        a_file = await client.call_tool("ingest_folder", {"path": str(allowed / "one.md")})
+        assert a_file.is_error and a_file.structured_content and a_file.structured_content["code"] == "invalid_argument"
+        unknown = await client.call_tool("ingest_status", {"job_id": "nosuchjob"})
+        assert unknown.is_error and unknown.structured_content and unknown.structured_content["code"] == "not_found"
