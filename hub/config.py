@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from hub.profile_settings import ProfileSettings, parse_profiles
 from hub.settings import (
     AuditSettings,
     AuthSettings,
@@ -195,26 +196,6 @@ class HubSettings(BaseModel):
     """OpenTelemetry traces of tool calls over OTLP (`hub.telemetry`, docs/telemetry.md)."""
 
 
-class ProfileSettings(BaseModel):
-    """One profile: a named view over the catalog (`hub.profiles`), served at `/mcp/<name>` and by `--profile`."""
-
-    model_config = ConfigDict(extra="forbid")
-    namespaces: list[str] = Field(default_factory=list)
-    """Only these namespaces' tools; empty: every namespace."""
-    include: list[str] = Field(default_factory=list)
-    """Globs over exposed names (`ticketing__*`); empty: every tool of `namespaces`."""
-    exclude: list[str] = Field(default_factory=list)
-    """Globs over exposed names left out (exclude wins over include)."""
-    read_only: bool = False
-    """Only tools annotated read-only (`readOnlyHint`, or the server's `read_only`)."""
-    max_tools: int | None = Field(default=None, ge=1, le=10_000)
-    """At most this many tools, the first in name order; the rest are outside the profile."""
-    name_budget: int | None = Field(default=None, ge=16, le=128)
-    """Longest exposed name in this profile (e.g. 60 for Cursor); default `hub.name_budget`."""
-    tools_mode: Literal["all", "search", "auto"] | None = None
-    """This profile's `tools/list` mode; default `hub.tools_mode`."""
-
-
 class HubConfig(BaseModel):
     """A validated hub configuration."""
 
@@ -385,30 +366,11 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
                 )
             )
 
-    profiles = _parse_profiles(data.get("profiles", {}), problems)
+    profiles = parse_profiles(data.get("profiles", {}),
+                              lambda path, message: problems.append(ConfigProblem(path=path, message=message)))
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems, source)
     return HubConfig(hub=hub, servers=servers, profiles=profiles, warnings=problems)
-
-
-def _parse_profiles(raw: Any, problems: list[ConfigProblem]) -> dict[str, ProfileSettings]:
-    """The `profiles` block: names are path segments (`/mcp/<name>`), so `[A-Za-z0-9_-]{1,64}`."""
-    if not isinstance(raw, dict):
-        problems.append(ConfigProblem(path="$.profiles", message="must be an object keyed by profile name"))
-        return {}
-    out: dict[str, ProfileSettings] = {}
-    for name, body in raw.items():
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
-            problems.append(ConfigProblem(path=f"$.profiles.{name}", message="a profile name is 1-64 letters, "
-                                          "digits, '-' or '_' (it is the URL path /mcp/<name>)"))
-            continue
-        try:
-            out[name] = ProfileSettings.model_validate(body if body is not None else {})
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"])
-                problems.append(ConfigProblem(path=f"$.profiles.{name}" + (f".{loc}" if loc else ""), message=err["msg"]))
-    return out
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> HubConfig:

@@ -174,6 +174,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         name = search.resolve(params.name)
         if name is None:  # outside the profile: exactly what an unknown tool gets
             return unknown_tool_result(hub, params.name, caller())
+
         async def routed(report: Any, park: Any = None) -> Any:
             if park is not None or relay_capable(ctx.session):
                 await hub.await_first_listing()  # its server may be connecting still: tracking needs the route

@@ -5,6 +5,7 @@ completions only for what a caller can see, RFC 6750 challenges, and bodies boun
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -238,12 +239,23 @@ def sessions_open(base: str, admin: str) -> dict[str, Any]:
     return httpx.get(f"{base}/healthz", headers=bearer(admin)).json()["sessions"]
 
 
+@pytest.fixture(scope="module")
+def capped_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The capped hubs' API keys, made once for the file (each `mcp-hub keys create` is a process
+    start); every test's hub starts on its own copy of this data dir, so no session state is shared."""
+    data_dir = tmp_path_factory.mktemp("capped") / "data"
+    data_dir.mkdir()
+    keys = {name: create_key(data_dir, name, scopes) for name, scopes in
+            {"mallory": "unrelated:read", "eve": "unrelated:read", "alice": "m:read", "admin": "hub:admin"}.items()}
+    return data_dir, keys
+
+
 @pytest.fixture
-def capped_hub(tmp_path: Path, procs: list[Proc]) -> dict[str, Any]:
+def capped_hub(tmp_path: Path, procs: list[Proc], capped_keys: tuple[Path, dict[str, str]]) -> dict[str, Any]:
+    template, keys = capped_keys
+    shutil.copytree(template, tmp_path / "data")
     hub = start_hub(procs, tmp_path, {"m": {"module": "tests.fixtures.inproc_server:server"}}, auth={"enabled": True},
                     http={"max_sessions_per_principal": 3, "max_sessions": 6})
-    keys = {name: create_key(hub["data_dir"], name, scopes) for name, scopes in
-            {"mallory": "unrelated:read", "eve": "unrelated:read", "alice": "m:read", "admin": "hub:admin"}.items()}
     return {**hub, "keys": keys}
 
 

@@ -64,17 +64,21 @@ async def test_a_429_with_an_http_date_is_rate_limited_at_once(bamboo: tuple[Fak
     assert len(fake.requests) == 1
 
 
-async def test_a_network_error_is_one_attempt() -> None:
+@pytest.mark.parametrize(("failure", "code"), [(httpx.ConnectError, "unavailable"), (httpx.ConnectTimeout, "unavailable"),
+                                               (httpx.ReadTimeout, "timeout")])
+async def test_a_network_error_is_one_attempt(failure: type[httpx.TransportError], code: str) -> None:
+    """Not connected (refused, or no connection in time): `unavailable`, which the hub may retry.
+    Sent but unanswered: `timeout`, which it does not (the provider may have acted on it)."""
     sent: list[httpx.Request] = []
 
     def refuse(request: httpx.Request) -> httpx.Response:
         sent.append(request)
-        raise httpx.ConnectError("connection refused", request=request)
+        raise failure("no answer", request=request)
 
     http = ProviderHTTP("P", "http://p.test", transport=httpx.MockTransport(refuse))
     with pytest.raises(DomainError) as caught:
         await http.request("GET", "/x")
-    assert caught.value.body.code == "unavailable" and caught.value.body.retryable and len(sent) == 1
+    assert caught.value.body.code == code and caught.value.body.retryable and len(sent) == 1
 
 
 async def test_one_token_refresh_on_401_is_not_a_retry() -> None:

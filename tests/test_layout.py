@@ -1,6 +1,7 @@
 """The layout the architecture promises (issue 18): hub/ never imports servers/ — domains register
 themselves through entry points (hub/domains.py) — and no two modules import each other, directly or
-around a circle (lazy imports inside functions count; imports under `if TYPE_CHECKING:` do not)."""
+around a circle (lazy imports inside functions count; imports under `if TYPE_CHECKING:` or in a
+`__main__` block do not)."""
 
 from __future__ import annotations
 
@@ -56,10 +57,11 @@ def _imports(name: str, path: Path) -> Iterator[tuple[str, str, int]]:
 
 def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     """Every statement, nested ones too (lazy imports in functions count), except the bodies of
-    `if TYPE_CHECKING:`; expressions are not visited (imports are statements)."""
+    `if TYPE_CHECKING:` and `if __name__ == "__main__":` (a script's, never run on import);
+    expressions are not visited (imports are statements)."""
     for node in body:
         yield node
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and ("TYPE_CHECKING" in (test := ast.unparse(node.test)) or "__main__" in test):
             yield from _statements(node.orelse)
             continue
         for field in ("body", "orelse", "finalbody"):

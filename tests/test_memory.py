@@ -246,7 +246,7 @@ async def test_through_the_hub_and_standalone(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
     async with Hub(parse_config({"mcpServers": {"memory": {"builtin": "memory"}}})) as hub:
         names = [t.name for t in hub.catalog.tools() if t.name.startswith("memory__")]
-        assert len(names) == 20 and "memory__search_nodes" in names
+        assert len(names) == 22 and "memory__search_nodes" in names and "memory__ingest_status" in names
         remembered = await hub.route_call("memory__remember", {"content": "Prefers short answers", "scope": {"user": "ada"}})
         assert remembered.structured_content["merged"] is False
         unscoped = await hub.route_call("memory__recall", {"query": "answers"})

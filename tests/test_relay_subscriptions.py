@@ -133,15 +133,16 @@ async def test_a_listen_stream_holds_its_uris_on_a_2026_downstream_only_while_op
             while hub.downstreams["ticketing"].state != "ready":
                 await anyio.sleep(0.02)  # waiting for the state "ready"
         domain_bus = hub.downstreams["ticketing"].server_object._subscriptions  # noqa: SLF001 — the domain's listeners
+        before = len(domain_bus._listeners)  # noqa: SLF001 — the hub's own list-changes stream
         async with Client(build_server(hub)) as client:
             assert client.protocol_version == "2026-07-28"
             async with client.listen(resource_subscriptions=[feed]) as stream:
                 assert stream.honored.resource_subscriptions == [feed]
-                assert domain_bus._listeners, "the hub listens on the domain"  # noqa: SLF001
+                assert len(domain_bus._listeners) == before + 1, "one more stream on the domain"  # noqa: SLF001
                 await client.call_tool("ticketing__create_ticket", {"project": "OPS", "title": "Printer on fire"})
                 with anyio.fail_after(30):
                     event = await stream.__anext__()
                 assert event.uri == feed  # type: ignore[union-attr]
             with anyio.fail_after(30):
-                while domain_bus._listeners:  # noqa: SLF001
+                while len(domain_bus._listeners) > before:  # noqa: SLF001
                     await anyio.sleep(0.02)  # waiting for the state "no stream on the domain"

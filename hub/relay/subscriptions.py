@@ -120,13 +120,18 @@ class ResourceSubscriptions:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         return target
 
-    async def _hold(self, uri: str, principal: Principal) -> None:
+    def _target(self, uri: str, principal: Principal) -> tuple[Downstream, str]:
+        """The server that takes a subscription to `uri`, and its own URI (refusals as the module says)."""
         server, original = self._resolve(uri, principal)
         downstream = self._hub.downstreams[server]
         if not supports_subscribe(downstream):
             raise MCPError(code=types.INVALID_PARAMS,
                            message=f"server {server!r} does not support resource subscriptions (or is down); "
                                    f"read {uri} again instead")
+        return downstream, original
+
+    async def _hold(self, uri: str, principal: Principal) -> None:
+        downstream, original = self._target(uri, principal)
         await self._ensure(downstream, uri, original)
 
     async def subscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
@@ -145,18 +150,31 @@ class ResourceSubscriptions:
 
     async def hold_for_stream(self, uris: Iterable[str], principal: Principal) -> list[str]:
         """A 2026-07-28 client's listen stream opens: subscribe what it may read; the URIs held."""
-        held: list[str] = []
-        for uri in dict.fromkeys(uris):
-            if len(held) >= MAX_LISTEN_URIS:
-                break
+        wanted = list(dict.fromkeys(uris))[:MAX_LISTEN_URIS]
+        held: set[str] = set()
+        streamed: dict[str, list[tuple[str, str]]] = {}
+        """2026-07-28 servers: their URIs, added to their stream at once (one replacement, not one per URI)."""
+        for uri in wanted:
             try:
-                await self._hold(uri, principal)
+                downstream, original = self._target(uri, principal)
+                if _modern(downstream.client()):
+                    streamed.setdefault(downstream.name, []).append((uri, original))
+                    continue
+                await self._ensure(downstream, uri, original)
             except Exception as exc:  # noqa: BLE001 — left out of the acknowledgment (module rules)
                 logger.debug("listen: %s not held: %s", uri, type(exc).__name__)
                 continue
+            held.add(uri)
+        for server, items in streamed.items():
+            try:
+                await self._ensure_streamed(self._hub.downstreams[server], items)
+            except Exception as exc:  # noqa: BLE001 — left out of the acknowledgment (module rules)
+                logger.debug("listen: %d URIs of %s not held: %s", len(items), server, type(exc).__name__)
+                continue
+            held.update(uri for uri, _ in items)
+        for uri in held:
             self._listeners[uri] = self._listeners.get(uri, 0) + 1
-            held.append(uri)
-        return held
+        return [uri for uri in wanted if uri in held]
 
     async def release_stream(self, uris: Iterable[str]) -> None:
         """A listen stream ended: let go of its URIs."""
@@ -177,13 +195,28 @@ class ResourceSubscriptions:
         if self._downstream.get(uri) == (downstream.name, original, session):
             return
         if _modern(client):
-            stream = self._streams.setdefault(downstream.name, _Stream())
-            stream.uris.add(original)
-            await self._relisten(downstream, stream)
-        else:
-            with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
-                await client.session.subscribe_resource(original)
+            await self._ensure_streamed(downstream, [(uri, original)])
+            return
+        with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
+            await client.session.subscribe_resource(original)
         self._downstream[uri] = (downstream.name, original, session)
+
+    async def _ensure_streamed(self, downstream: Downstream, items: list[tuple[str, str]]) -> None:
+        """Add (exposed, original) URIs to the listen stream held on a 2026-07-28 server."""
+        session = id(downstream.client().session)
+        fresh = [(uri, original) for uri, original in items if self._downstream.get(uri) != (downstream.name, original, session)]
+        if not fresh:
+            return
+        stream = self._streams.setdefault(downstream.name, _Stream())
+        added = {original for _, original in fresh} - stream.uris
+        stream.uris |= added
+        try:
+            await self._relisten(downstream, stream)
+        except BaseException:
+            stream.uris -= added  # not held: the next stream does not name them
+            raise
+        for uri, original in fresh:
+            self._downstream[uri] = (downstream.name, original, session)
 
     async def _release_if_unused(self, uri: str) -> None:
         if self._in_use(uri):
@@ -210,19 +243,19 @@ class ResourceSubscriptions:
 
     async def _relisten(self, downstream: Downstream, stream: _Stream) -> None:
         """Open a listen stream on `downstream` for `stream.uris` (acknowledged before this returns),
-        then close the one it replaces; with no URIs left, just close it."""
+        then close the one it replaces; with no URIs left, just close it. If the new one cannot be
+        opened, the old one stays (its holders keep their updates) and the error is raised."""
         async with stream.lock:
-            previous, stream.scope = stream.scope, None
-            try:
-                if stream.uris:
-                    group = self._hub._task_group  # noqa: SLF001 — streams live as long as the hub's servers
-                    if group is None:
-                        raise RuntimeError("the hub is not running")
-                    with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
-                        stream.scope = await group.start(_hold_stream, downstream, sorted(stream.uris))
-            finally:
-                if previous is not None:
-                    previous.cancel()
+            previous, fresh = stream.scope, None
+            if stream.uris:
+                group = self._hub._task_group  # noqa: SLF001 — streams live as long as the hub's servers
+                if group is None:
+                    raise RuntimeError("the hub is not running")
+                with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
+                    fresh = await group.start(_hold_stream, downstream, sorted(stream.uris))
+            stream.scope = fresh
+            if previous is not None:
+                previous.cancel()
 
     async def resubscribe(self, downstream: Downstream) -> None:
         """After a server (re)connected: subscribe its new session to every URI clients still hold."""

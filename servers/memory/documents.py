@@ -28,7 +28,7 @@ from servers.kit.store import Store
 from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
-from servers.memory.search import from_blob, fts_query, fuse, snippet, terms, to_blob
+from servers.memory.search import DOCUMENT_RRF_K, from_blob, fts_query, fuse, snippet, terms, to_blob
 from servers.memory.vectors import VectorIndex
 
 Progress = Callable[[float, float, str], Awaitable[None]]
@@ -222,7 +222,7 @@ class DocumentStore:
             found_vectors = (await self._vectors()).search(vector, depth, allowed=allowed)
             rankings["semantic"] = [i for i, _ in found_vectors]
             scores["semantic"] = dict(found_vectors)
-        fused = fuse(rankings)[:limit]
+        fused = fuse(rankings, DOCUMENT_RRF_K)[:limit]
         rows = await self.store.run(lambda db: {r["id"]: r for r in db.execute(
             f"SELECT c.id, c.document_id, c.heading, c.text, d.title, d.source FROM chunks c JOIN documents d ON d.id = c.document_id "
             f"WHERE c.id IN ({','.join('?' * len(fused))})", [i for i, _, _ in fused])} if fused else {})

@@ -8,9 +8,9 @@ from hub.text.embedding import (  # noqa: F401
     LazyEmbedder,
     MiniLM,
     QuantizedMiniLM,
-    fast_minilm,
     StaticMiniLM,
     _gelu,
     _layer_norm,
+    fast_minilm,
     load_embedder,
 )

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 RRF_K = 60
+# Document search fuses with k = 5: the top of either list counts for much more than a chunk both
+# methods rank middling, so an exact term's best BM25 hit and a paraphrase's best semantic hit both
+# stay in the top 5 (k = 60 let mid-ranked chunks push them out; docs/memory.md has the figures).
+DOCUMENT_RRF_K = 5
 _TERM = re.compile(r"\w+", re.UNICODE)
 # Function words that carry no topic: left in, they make every chunk a BM25 match for a question.
 STOPWORDS = frozenset("""a about above after again all am an and any are as at be because been before being below between both but by

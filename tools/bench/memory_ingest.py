@@ -4,8 +4,8 @@ per CPU-second (robust on a shared machine), then hit@5 and MRR per query kind a
 pydoc topics (tools/bench/retrieval_corpus.py) and the business handbook
 (tools/bench/retrieval_business.py, with its held-out questions reported apart).
 
-    .venv/bin/python tools/bench/memory_ingest.py [--embedder minilm minilm-numpy static]
-        [--corpus business pydoc] [--chunk-size 900] [--overlap 150] [--modes hybrid keyword semantic]
+    .venv/bin/python tools/bench/memory_ingest.py [--embedder minilm minilm-numpy]
+        [--corpus business pydoc] [--chunk-size 500] [--overlap 100] [--modes hybrid keyword semantic]
 
 `minilm` is the default embedder (int8 under ONNX Runtime); `minilm-numpy` is the float32 numpy
 path it replaced (slow: give it --corpus business on a busy machine).
@@ -24,19 +24,15 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from hub.text.embedding import Embedder, MiniLM, QuantizedMiniLM, StaticMiniLM  # noqa: E402
-from hub.datadir import default_cache_dir  # noqa: E402
+from hub.text.embedding import Embedder, MiniLM, QuantizedMiniLM  # noqa: E402
+from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE  # noqa: E402
 from servers.memory.service import MemoryService  # noqa: E402
 from tools.bench import retrieval_business as business  # noqa: E402
 from tools.bench.retrieval_corpus import QUERY_SETS, corpus  # noqa: E402
 
 
 def make(name: str) -> Embedder:
-    if name == "minilm":
-        return QuantizedMiniLM()
-    if name == "minilm-numpy":
-        return MiniLM()
-    return StaticMiniLM(default_cache_dir() / "models")
+    return QuantizedMiniLM() if name == "minilm" else MiniLM()
 
 
 async def score(service: MemoryService, sets: dict[str, list[tuple[str, object]]], hit: object, modes: list[str]) -> dict:
@@ -90,10 +86,10 @@ def report(corpus_name: str, table: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--embedder", nargs="+", default=["minilm"], choices=("minilm", "minilm-numpy", "static"))
+    parser.add_argument("--embedder", nargs="+", default=["minilm"], choices=("minilm", "minilm-numpy"))
     parser.add_argument("--corpus", nargs="+", default=["business", "pydoc"], choices=("business", "pydoc"))
-    parser.add_argument("--chunk-size", type=int, default=900)
-    parser.add_argument("--overlap", type=int, default=150)
+    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    parser.add_argument("--overlap", type=int, default=CHUNK_OVERLAP)
     parser.add_argument("--modes", nargs="+", default=["hybrid", "keyword", "semantic"])
     args = parser.parse_args()
     print(f"memory ingest bench: {os.cpu_count()} cores, chunk size {args.chunk_size}, overlap {args.overlap}", flush=True)

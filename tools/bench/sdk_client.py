@@ -1,12 +1,13 @@
 """Hub overhead as an SDK client sees it: the `mcp` SDK's own `ClientSession` over `stdio_client`
 (as langchain-mcp-adapters and most Python agents use it) calling an SDK `MCPServer` echo tool
-directly, and through `mcp-hub serve` with that echo server as its stdio child. Beside
+directly, through `mcp-hub serve` with that echo server as its stdio child, and through a bare
+byte relay (`bare_relay.py`, the floor for any gateway process). Beside
 `hub_overhead.py` (the raw harness, `mcp.Client`), this is the method of issue 23.
 
     .venv/bin/python tools/bench/sdk_client.py [--rounds 8] [--calls 1000] [--concurrency 16]
-        [--big-mb 24] [--http] [--json out.json]
+        [--big-mb 24] [--http] [--no-floor] [--json out.json]
 
-Both contenders start once and stay up. In each round, each contender in turn (the order
+Every contender starts once and stays up. In each round, each contender in turn (the order
 alternates per round) makes `--calls` sequential calls, then `--concurrency` concurrent callers —
 concurrent `call_tool`s on the one session, the way an agent fans out — share `--calls` more.
 A ratio is taken inside each round; the median of the rounds' ratios is printed. Then
@@ -157,7 +158,7 @@ def hub_config(folder: Path) -> str:
     return str(path)
 
 
-async def contenders(stack: AsyncExitStack, folder: Path, http: bool, warmup: int) -> dict[str, Contender]:
+async def contenders(stack: AsyncExitStack, folder: Path, http: bool, floor: bool, warmup: int) -> dict[str, Contender]:
     config = hub_config(folder)
     serve = ["-m", "hub.cli", "serve", "--config", config, "--log-level", "warning"]
     found = {
@@ -165,6 +166,9 @@ async def contenders(stack: AsyncExitStack, folder: Path, http: bool, warmup: in
         "mcp-hub (stdio)": Contender(await stack.enter_async_context(stdio_session([*serve, "--transport", "stdio"])),
                                      "echo__echo"),
     }
+    if floor:  # a relay copying bytes, deciding nothing: the floor for any gateway process
+        found["bare byte relay (stdio)"] = Contender(
+            await stack.enter_async_context(stdio_session([str(ROOT / "tools" / "bench" / "bare_relay.py"), PY, ECHO])), "echo")
     if http:
         found["plain SDK server (http)"] = Contender(
             await stack.enter_async_context(http_session([ECHO, "http"], folder)), "echo")
@@ -177,7 +181,8 @@ async def contenders(stack: AsyncExitStack, folder: Path, http: bool, warmup: in
     return found
 
 
-PAIRS = (("mcp-hub (stdio)", "direct (stdio)"), ("mcp-hub (http) -> stdio child", "plain SDK server (http)"))
+PAIRS = (("mcp-hub (stdio)", "direct (stdio)"), ("bare byte relay (stdio)", "direct (stdio)"),
+         ("mcp-hub (http) -> stdio child", "plain SDK server (http)"))
 
 
 def ratio(a: list[float], b: list[float]) -> dict[str, float]:
@@ -229,6 +234,7 @@ def main() -> int:
     parser.add_argument("--big-mb", type=int, default=24, help="size of the large result (0: skip)")
     parser.add_argument("--big-rounds", type=int, default=3)
     parser.add_argument("--http", action="store_true", help="also the HTTP front against a plain SDK HTTP server")
+    parser.add_argument("--no-floor", action="store_true", help="leave out the bare byte relay (tools/bench/bare_relay.py)")
     parser.add_argument("--json", help="also write the figures as JSON to this file")
     args = parser.parse_args()
     import importlib.metadata as meta
@@ -241,7 +247,7 @@ def main() -> int:
             folder = Path(raw)
             (folder / "data").mkdir(mode=0o700)
             async with AsyncExitStack() as stack:
-                found = await contenders(stack, folder, args.http, args.warmup)
+                found = await contenders(stack, folder, args.http, not args.no_floor, args.warmup)
                 order = list(found.values())
                 for number in range(args.rounds):
                     for contender in order if number % 2 == 0 else reversed(order):

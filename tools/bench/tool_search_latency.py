@@ -2,7 +2,7 @@
 one matrix product + fusion + priors), of BM25F alone and of BM25F + priors (`keyword`, the
 ranking without an embedder), measured side by side in one run.
 
-usage: python -m tools.bench.tool_search_latency [--tools 1000] [--rounds 3]
+usage: python -m tools.bench.tool_search_latency [--tools 1000] [--rounds 3] [--stub-tool-vectors] [--numpy]
 
 `hybrid` is each request's first search (its vector computed), `hybrid_repeat` the same requests
 asked again (the index keeps recent query vectors), `query_embedding` the model alone on one query.
@@ -19,7 +19,11 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -29,7 +33,7 @@ from hub.search.documents import tool_doc  # noqa: E402
 from hub.search.index import ToolIndex  # noqa: E402
 from hub.search.vectors import VectorCache  # noqa: E402
 from hub.text.blas import single_blas_thread  # noqa: E402
-from hub.text.embedding import MiniLM  # noqa: E402
+from hub.text.embedding import MiniLM, fast_minilm  # noqa: E402
 from tools.bench.catalog_server import load_catalog  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -40,10 +44,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class QueriesOnly:
+    """MiniLM for one text at a time (a query), random unit vectors for a batch (the catalog)."""
+
+    def __init__(self, model: MiniLM) -> None:
+        self.model, self.name, self.dimensions = model, model.name, model.dimensions
+        self.rng = np.random.default_rng(0)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 1:
+            return self.model.embed(texts)
+        rows = self.rng.standard_normal((len(texts), self.dimensions)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tools", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stub-tool-vectors", action="store_true",
+                        help="random unit vectors for the tools (a search costs the same whatever their values; "
+                             "skips embedding the catalog, many minutes on a busy machine); queries still run MiniLM")
+    parser.add_argument("--numpy", action="store_true", help="the float32 numpy MiniLM instead of the int8 ONNX one")
     args = parser.parse_args()
     base = [(domain, tool) for domain, tools in load_catalog().items() for tool in tools]
     docs = []
@@ -51,8 +73,10 @@ def main() -> None:
         domain, tool = base[i % len(base)]
         namespace = f"{domain}{i // len(base)}"
         docs.append(tool_doc(tool.model_copy(update={"name": f"{namespace}__{tool.name}"}), tool.name, namespace))
-    embedder = MiniLM()
-    index = ToolIndex(embedder, VectorCache(default_cache_dir(), embedder.name))
+    embedder: Any = MiniLM() if args.numpy else fast_minilm()  # fast_minilm: what tool search loads
+    if args.stub_tool_vectors:
+        embedder = QueriesOnly(embedder)
+    index = ToolIndex(embedder, None if args.stub_tool_vectors else VectorCache(default_cache_dir(), embedder.name))
     started = time.perf_counter()
     index.update(docs)
     build_s = time.perf_counter() - started
