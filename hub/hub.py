@@ -20,28 +20,32 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from hub.access import AccessControl
-from hub.argument_errors import argument_error, sorted_errors
 from hub.auth.principal import Principal
 from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
 from hub.completions import forward_completion
 from hub.config import ConfigError, ConfigProblem, HubConfig
 from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
 from hub import listing_cache
+from hub.calls.call import ToolCall
+from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
+from hub.calls.pipeline import Pipeline
 from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, Listing, describe_failure
-from hub.errors import HubRefusal, HubToolError
-from hub.express import DeadlineWatch, Done, Escalate, ExpressCall
+from hub.downstream.forwarders import Forwarder
 from hub.first_listing import FirstListing
 from hub.naming import namespaced_uri
 from hub.audit.log import AuditLog
 from hub.store import open_shared_store
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
+from hub.policies.base import Policy
+from hub.policies.deadline import DeadlinePolicy
+from hub.policies.validation import ArgumentPolicy
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.relay import attach_relays
 from hub.relay.scope import may_see_server
 from hub.cluster.notify import cluster_notifier
-from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy, now
-from hub.wire import ToolResult, WireResult, as_sent, strip_protocol_meta, wire_result
+from hub.policies import BreakerPolicy, BulkheadPolicy, RetryPolicy
+from hub.wire import ToolResult, WireResult
 
 logger = logging.getLogger("hub")
 
@@ -58,9 +62,11 @@ class UnknownTool(Exception):
 class Hub:
     """The gateway core, independent of how clients reach it."""
 
-    def __init__(self, config: HubConfig, policies: Sequence[CallPolicy] | None = None, wait_at_start: bool = True,
+    def __init__(self, config: HubConfig, policies: Sequence[Policy] = (), wait_at_start: bool = True,
                  span_exporter: Any = None) -> None:
-        """`wait_at_start`: entering waits (up to `connect_timeout_s`) for every server's first attempt, as a
+        """`policies`: two-phase policies of your own (`hub.policies.base`), each run after the built-in
+        ones of its `phase`; they run on both drivers (one that must wait says `MUST_WAIT`), so they
+        never turn the express driver off. `wait_at_start`: entering waits (up to `connect_timeout_s`) for every server's first attempt, as a
         library user or a one-shot CLI command wants; `mcp-hub serve` passes False and lets the first list
         answer wait instead (`hub.first_listing`), so one slow server never delays `initialize`."""
         self.config = config
@@ -96,27 +102,33 @@ class Hub:
         redis_url = config.hub.cluster.redis_url if "redis_url" not in limits.model_fields_set else None
         buckets = RedisBuckets(redis_url or limits.redis_url) if limits.backend == "redis" else MemoryBuckets()
         self.rate_limits = RateLimitPolicy(limits, buckets)
-        default_policies: list[CallPolicy] = [self.auditor, deadline_policy, retry, self.breakers, self.bulkheads]
-        if self.rate_limits.configured:  # no limits configured: the layer would only cost time
-            default_policies.insert(1, self.rate_limits)
         self.tracing: Any = None
         """`hub.telemetry.CallTracing` when `hub.telemetry` is on (`span_exporter`: tests' in-memory one), else None."""
         if config.hub.telemetry.active():
             from hub.telemetry import CallTracing  # imported only when on: off, no OpenTelemetry SDK is loaded
 
             self.tracing = CallTracing(config.hub.telemetry, self.breakers, self.bulkheads, span_exporter)
-            default_policies = self.tracing.wrap(default_policies, retry, self.bulkheads)
-        self._policies = list(policies) if policies is not None else default_policies
-        self._chain = compose(self._policies, self._forward)
-        self._express = policies is None and not self.rate_limits.configured and config.hub.fast_calls and self.tracing is None
-        """Whether calls may take the express path (`hub.express`): the default chain, no limiter, no tracing."""
-        self._express_deadlines = DeadlineWatch()
+        self.access = AccessControl(config)
+        self.arguments = ArgumentPolicy(self.catalog)
+        # The order of the pipeline's policies is stated (and explained) in `hub.calls.pipeline`.
+        call_policies: list[Policy] = [self.auditor, self.arguments]
+        if self.rate_limits.configured:  # no limits configured: the step would only cost time
+            call_policies.append(self.rate_limits)
+        call_policies.append(DeadlinePolicy())
+        attempt_policies: list[Policy] = [self.breakers, self.bulkheads]
+        for policy in policies:
+            (call_policies if policy.phase == "call" else attempt_policies).append(policy)
+        forwarder = Forwarder(self.downstreams, self.access.local, config.hub.fast_calls, self.tracing)
+        self.pipeline = Pipeline(call_policies, attempt_policies, retry, forwarder)
+        self.drivers = Drivers(self.pipeline, self.tracing)
+        self._express = config.hub.fast_calls and self.tracing is None
+        """Whether calls may take the express driver (`hub.calls.drivers`): off with `fast_calls: false`,
+        and while tracing is on (its spans follow the awaiting driver's coroutines)."""
         self._listeners: list[ChangeListener] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self._started = False
         self._remembered: dict[str, tuple[str, Listing]] = {}
-        self.access = AccessControl(config)
         self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
         """What servers send toward clients: log messages, sampling/elicitation/roots, resource updates (`hub.relay`)."""
         self.cluster_notify = cluster_notifier(self)
@@ -371,133 +383,26 @@ class Hub:
                 return with_request_id(refusal.to_result(), attributes["request_id"])
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
-        return await self.run_call(ToolCall(route, arguments, timeout, hard, progress, attributes), wire=wire)
-
-    async def run_call(self, call: ToolCall, validated: bool = False, wire: bool = False) -> ToolResult:
-        """Check the arguments (unless `validated`), run the policy chain, and turn a hub failure
-        into its `isError` result; the request id goes into `_meta`."""
-        try:
-            if not validated:
-                self._validate(call.route, call.arguments)
-            result = await self._chain(call)
-        except HubToolError as exc:
-            if exc.body.code == "invalid_argument":
-                self.auditor.observe(call, "error", "invalid_argument", 0.0)
-            result = exc.to_result()
-        result = with_request_id(result, call.attributes["request_id"])
+        result = await self.drivers.run(ToolCall(route, arguments, timeout, hard, progress, attributes))
         if isinstance(result, WireResult) and not wire:
             return types.CallToolResult.model_validate(result.body, by_name=False)
         return result
 
     def start_express(self, name: str, arguments: dict[str, Any], principal: Principal, done: Done,
                       escalate: Escalate, progress: ProgressFnT | None = None) -> ExpressCall | None:
-        """Send a call down the express path (`hub.express`) if every policy would admit it without
-        waiting; else None, with nothing done — `route_call` then takes it. `progress` relays the
-        server's progress to the caller, as in `route_call`."""
+        """Start a call on the express driver (`hub.calls.drivers`): admitted and sent now, answered
+        through `done` — at once for a refusal (then `.finished` is already true) — or escalated to
+        a task made by `escalate` when something must be awaited. None, nothing done, for a name
+        the caller cannot use (and when the express driver is off): `route_call` then answers it."""
         if not self._express:
             return None
         route = self.catalog.resolve_tool(name)
-        if route is None or not self.access.may_use_tool(principal, route) or not self.auditor.store_ok:
-            return None
-        breaker = self.breakers.breaker(route.server)
-        if breaker.state != "closed" or self._argument_error(route, arguments) is not None:
-            return None
-        bulkhead = self.bulkheads.bulkhead(route.server)
-        try:
-            bulkhead.slots.acquire_nowait()
-        except anyio.WouldBlock:
+        if route is None or not self.access.may_use_tool(principal, route):
             return None
         timeout, hard = self.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, progress,
                         {"principal": principal.name, "caller": principal, "request_id": new_request_id()})
-        express = ExpressCall(self, call, self.downstreams[route.server], breaker, bulkhead, done, escalate,
-                              self._express_deadlines)
-        if not express.send():
-            bulkhead.slots.release()
-            return None
-        return express
-
-    def _validate(self, route: ToolRoute, arguments: dict[str, Any]) -> None:
-        error = self._argument_error(route, arguments)
-        if error is not None:
-            raise error
-
-    def _argument_error(self, route: ToolRoute, arguments: dict[str, Any]) -> HubToolError | None:
-        """What is wrong with `arguments` against the tool's input schema, or None."""
-        fast = self.catalog.fast_check(route)
-        if fast is not None and fast(arguments):
-            return None
-        try:
-            errors = sorted_errors(self.catalog.validator(route), arguments)
-        except _schema_error() as exc:
-            logger.warning("%s has an invalid inputSchema; arguments not validated: %s", route.exposed, exc.message)
-            return None
-        return argument_error(route.exposed, errors) if errors else None
-
-    async def _forward(self, call: ToolCall) -> ToolResult:
-        downstream = self.downstreams[call.route.server]
-        stats = downstream.stats
-        sent, call.sent = call.sent, None
-        if sent is None:
-            stats.in_flight += 1
-            started = now()
-        else:
-            started = call.started_at  # sent by the express path, which counted it in flight
-        failed = True
-        try:
-            result = await self._send(downstream, call, sent)
-            failed = False
-            return strip_protocol_meta(result)
-        except DownstreamUnavailable as exc:  # not sent: a refusal, no evidence against the server
-            wait = downstream.retry_after_s()
-            raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s",
-                             retry_after_s=wait, details={"server": downstream.name, "reason": "down"}) from exc
-        except MCPError as exc:
-            if exc.code == types.CONNECTION_CLOSED:
-                reason = await downstream.loss_reason(wait_s=1.0)
-                raise HubToolError(
-                    "unavailable",
-                    f"lost the connection to server {downstream.name!r} ({reason or 'connection closed'}); "
-                    "try again later",
-                    details={"server": downstream.name},
-                ) from exc
-            code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
-            raise HubToolError(
-                code,
-                f"server {downstream.name!r} rejected the call: {exc.error.message}",
-                details={"server": downstream.name, "jsonrpc_code": exc.code},
-            ) from exc
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise HubToolError(
-                "unavailable",
-                f"lost the connection to server {downstream.name!r}: {describe_failure(exc)}",
-                details={"server": downstream.name},
-            ) from exc
-        except RuntimeError as exc:
-            raise HubToolError(
-                "upstream_error",
-                f"server {downstream.name!r} returned an invalid result: {describe_failure(exc)}",
-                details={"server": downstream.name},
-            ) from exc
-        finally:
-            stats.finish(now() - started, failed)
-
-    async def _send(self, downstream: Downstream, call: ToolCall, sent: Any) -> ToolResult:
-        """One attempt on the wire (or in-process), with the caller passed on as `hub.auth.caller_channel`
-        says: handed over to an in-process server, a signed `_meta` token to any other that takes one."""
-        if sent is not None:
-            return wire_result(await downstream.call_result(sent, call.progress))
-        caller: Principal = call.attributes.get("caller") or self.access.local
-        meta = downstream.caller.meta(caller)
-        if self.tracing is not None:  # the attempt's W3C trace context in `_meta.traceparent` (`hub.telemetry`)
-            meta = self.tracing.downstream_meta(meta)
-        with downstream.caller.bind(caller):
-            if self.config.hub.fast_calls and (direct := downstream.direct) and direct.qualifies(call.route.original):
-                return await direct.call(call.route.original, call.arguments)
-            if self.config.hub.fast_calls and downstream.relays_json:
-                return wire_result(await downstream.call_tool_json(call.route.original, call.arguments, call.progress, meta))
-            # Parsed by the SDK client (HTTP, SSE): passed on as the fields the server sent, no defaults added.
-            return as_sent(await downstream.call_tool(call.route.original, call.arguments, call.progress, meta))
+        return self.drivers.try_start(call, done, escalate)
 
     # -- what a principal may see ---------------------------------------------------------
 
@@ -572,10 +477,3 @@ class Hub:
             return await self.downstreams[server].ready_client()
         except DownstreamUnavailable as exc:
             raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
-
-
-def _schema_error() -> type[Exception]:
-    from jsonschema.exceptions import SchemaError
-
-    return SchemaError
-

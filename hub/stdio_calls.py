@@ -12,9 +12,9 @@ The answers are the ones the SDK's server gives for the same request: the result
 hub's request id in `_meta`, plus `resultType` and the hub's `serverInfo` stamp on 2026-07-28;
 `-32602 Unknown tool: <name>` for a tool the caller may not use; no answer to a cancelled request.
 
-A call that no policy needs to wait for takes the express path (`hub.express`): sent in the callback
-that read it, answered in the callback that reads the child's answer, with no task at all. Every
-other call — and an express call that turns out to need waiting — runs as an asyncio task of its
+Every call the hub can route starts on the express driver (`hub.calls.drivers`): admitted and sent
+in the callback that read it, answered in the callback that reads the child's answer, with no task
+at all. A call that must wait for something escalates to the awaiting driver, an asyncio task of its
 own (cancelled by the client's `notifications/cancelled` or when stdin closes): the hub always runs
 on asyncio, and anyio's task and scope objects were a tenth of a relayed call's cost.
 """
@@ -32,7 +32,7 @@ from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_PAR
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
-from hub.express import ExpressCall
+from hub.calls.drivers import ExpressCall
 from hub.hub import Hub, UnknownTool
 from hub.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
@@ -121,7 +121,8 @@ class StdioToolCalls:
             lambda result: self._answer_now(key, request_id, modern, result),
             lambda outcome: self._start(key, request_id, name, modern, outcome), progress)
         if express is not None:
-            self._in_flight[key] = express
+            if not express.finished:  # a refusal at admission is answered before start_express returns
+                self._in_flight[key] = express
         else:
             # With tracing on (`hub.telemetry`), the caller's `_meta.traceparent` parents the call's span.
             traced = {"traceparent": meta.get("traceparent")} if self._hub.tracing is not None else None
