@@ -2,8 +2,9 @@
 
 `async with Hub(config) as hub:` connects all enabled downstreams concurrently; one that fails to
 start is reported (name + reason) and the others serve. Names two servers would both expose
-are a config error at start. `route_call` is the single call path: look up, validate, run the
-policy chain, forward.
+are a config error at start. Calls: `route_call` resolves the name and the caller's access, then
+the awaiting driver runs the call pipeline (`hub.calls`); `start_express` starts one on the express
+driver. The read side (lists per principal, resources, prompts, completions) is `hub.reads`.
 """
 
 from __future__ import annotations
@@ -17,22 +18,20 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
-from mcp.shared.exceptions import MCPError
 
 from hub.access import AccessControl
 from hub.auth.principal import Principal
 from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
-from hub.completions import forward_completion
 from hub.config import ConfigError, ConfigProblem, HubConfig
 from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
 from hub import listing_cache
 from hub.calls.call import ToolCall
 from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
 from hub.calls.pipeline import Pipeline
-from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, Listing, describe_failure
+from hub.downstream.connection import Downstream, ListKind, Listing, describe_failure
 from hub.downstream.forwarders import Forwarder
 from hub.first_listing import FirstListing
-from hub.naming import namespaced_uri
+from hub.reads import HubReads
 from hub.audit.log import AuditLog
 from hub.store import open_shared_store
 from hub.metrics import HubMetrics
@@ -42,15 +41,11 @@ from hub.policies.deadline import DeadlinePolicy
 from hub.policies.validation import ArgumentPolicy
 from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.relay import attach_relays
-from hub.relay.scope import may_see_server
 from hub.cluster.notify import cluster_notifier
 from hub.policies import BreakerPolicy, BulkheadPolicy, RetryPolicy
 from hub.wire import ToolResult, WireResult
 
 logger = logging.getLogger("hub")
-
-RESOURCE_NOT_FOUND = -32002
-"""The JSON-RPC error code the spec names for an unknown resource URI."""
 
 ChangeListener = Callable[[ListKind], Awaitable[None]]
 
@@ -59,7 +54,7 @@ class UnknownTool(Exception):
     """No exposed tool has this name (or the caller may not see it)."""
 
 
-class Hub:
+class Hub(HubReads):
     """The gateway core, independent of how clients reach it."""
 
     def __init__(self, config: HubConfig, policies: Sequence[Policy] = (), wait_at_start: bool = True,
@@ -403,77 +398,3 @@ class Hub:
         call = ToolCall(route, arguments, timeout, hard, progress,
                         {"principal": principal.name, "caller": principal, "request_id": new_request_id()})
         return self.drivers.try_start(call, done, escalate)
-
-    # -- what a principal may see ---------------------------------------------------------
-
-    def visible_tools(self, principal: Principal) -> list[types.Tool]:
-        return [r.tool for r in self.catalog.routes() if self.access.may_use_tool(principal, r)]
-
-    def visible_resources(self, principal: Principal) -> list[types.Resource]:
-        return [r for r in self.catalog.resources() if self._readable(principal, r.uri)]
-
-    def visible_resource_templates(self, principal: Principal) -> list[types.ResourceTemplate]:
-        return [t for t in self.catalog.resource_templates() if self._readable(principal, t.uri_template)]
-
-    def visible_prompts(self, principal: Principal) -> list[types.Prompt]:
-        out = []
-        for prompt in self.catalog.prompts():
-            target = self.catalog.resolve_prompt(prompt.name)
-            if target and self.access.may_read(principal, target[0]):
-                out.append(prompt)
-        return out
-
-    def list_meta(self, kind: str, principal: Principal) -> dict[str, Any] | None:
-        """The `_meta` of a list answer for `principal`: the list `_meta` of the servers it may see
-        (tools: may use one of its tools or read it; the others: may read it), merged (`ToolCatalog.list_meta`)."""
-        if kind == "tools":
-            return self.catalog.list_meta(kind, lambda server: may_see_server(self, principal, server))
-        return self.catalog.list_meta(kind, lambda server: self.access.may_read(principal, server))
-
-    def _readable(self, principal: Principal, uri: str) -> bool:
-        target = self.catalog.resolve_uri(uri)
-        return target is not None and self.access.may_read(principal, target[0])
-
-    # -- resources and prompts -------------------------------------------------------------
-
-    async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
-        await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
-        target = self.catalog.resolve_uri(uri)
-        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
-            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
-        server, original = target
-        client = await self._client_or_error(server)
-        result = await client.read_resource(original)
-        return self._namespace_contents(server, result)
-
-    def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
-        ns = self.downstreams[server].config.namespace
-        contents = [c.model_copy(update={"uri": namespaced_uri(ns, c.uri)}) for c in result.contents]
-        return result.model_copy(update={"contents": contents})
-
-    async def get_prompt(
-        self, name: str, arguments: dict[str, str] | None, principal: Principal | None = None
-    ) -> types.GetPromptResult:
-        await self.await_first_listing()
-        target = self.catalog.resolve_prompt(name)
-        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
-        server, original = target
-        return await (await self._client_or_error(server)).get_prompt(original, arguments)
-
-    async def complete(
-        self,
-        ref: types.PromptReference | types.ResourceTemplateReference,
-        argument: dict[str, str],
-        context: dict[str, str] | None,
-        principal: Principal | None = None,
-    ) -> types.CompleteResult:
-        """`completion/complete` (`argument` is `{"name", "value"}`) for what `principal` can see;
-        anything else is refused as unknown (`hub.completions`)."""
-        return await forward_completion(self, ref, argument, context, principal or self.access.local)
-
-    async def _client_or_error(self, server: str) -> Any:
-        try:
-            return await self.downstreams[server].ready_client()
-        except DownstreamUnavailable as exc:
-            raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
