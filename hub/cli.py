@@ -373,9 +373,9 @@ def _status(url: str, as_json: bool) -> int:
 async def _serve(config: HubConfig, transport: str, host: str, port: int) -> int:
     """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`)."""
     from hub.hub import Hub
-    from hub.server import build_server
+    from hub.frontends.server import build_server
     from hub.signals import stop_on_sigterm
-    from hub.transports import serve_http, serve_stdio
+    from hub.frontends.http.transports import serve_http, serve_stdio
 
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.first_listing`)

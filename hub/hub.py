@@ -19,18 +19,18 @@ import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 
-from hub.access import AccessControl
+from hub.policies.access import AccessControl
 from hub.auth.principal import Principal
-from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
+from hub.catalog.catalog import CatalogConflict, ToolCatalog, ToolRoute
 from hub.config import ConfigError, ConfigProblem, HubConfig
 from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
-from hub import listing_cache
+from hub.catalog import listing_cache
 from hub.calls.call import ToolCall
 from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
 from hub.calls.pipeline import Pipeline
 from hub.downstream.connection import Downstream, ListKind, Listing, describe_failure
 from hub.downstream.forwarders import Forwarder
-from hub.first_listing import FirstListing
+from hub.catalog.first_listing import FirstListing
 from hub.reads import HubReads
 from hub.audit.log import AuditLog
 from hub.store import open_shared_store
@@ -39,7 +39,7 @@ from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.policies.base import Policy
 from hub.policies.deadline import DeadlinePolicy
 from hub.policies.validation import ArgumentPolicy
-from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
+from hub.policies.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.relay import attach_relays
 from hub.cluster.notify import cluster_notifier
 from hub.policies import BreakerPolicy, BulkheadPolicy, RetryPolicy

@@ -14,12 +14,12 @@ from mcp.shared.exceptions import MCPError
 from hub.auth.principal import Principal
 from hub.completions import forward_completion
 from hub.downstream.connection import DownstreamUnavailable
-from hub.naming import namespaced_uri
+from hub.catalog.naming import namespaced_uri
 from hub.relay.scope import may_see_server
 
 if TYPE_CHECKING:
-    from hub.access import AccessControl
-    from hub.catalog import ToolCatalog
+    from hub.policies.access import AccessControl
+    from hub.catalog.catalog import ToolCatalog
     from hub.downstream.connection import Downstream
 
 RESOURCE_NOT_FOUND = -32002

@@ -6,7 +6,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.errors import HubRefusal, HubToolError
 from hub.policies import ToolCall
 

@@ -23,7 +23,7 @@ from hub.metrics import HubMetrics
 from hub.policies import BreakerPolicy, BulkheadPolicy, DeadlinePolicy, RetryPolicy
 from hub.policies.audit import AuditPolicy
 from hub.policies.validation import ArgumentPolicy
-from hub.ratelimit import MemoryBuckets, RateLimitPolicy
+from hub.policies.ratelimit import MemoryBuckets, RateLimitPolicy
 from hub.settings import AuditSettings, BreakerSettings, RateLimitSettings, RetrySettings
 from hub.wire import WireResult, wire_result
 from tests.policy_support import Stats, make_call

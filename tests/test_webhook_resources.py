@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from tests.resource_updates import Updates
 from hub.config import parse_config
 from hub.hub import Hub
-from hub.server import build_server
+from hub.frontends.server import build_server
 from tests.conftest import Proc, hub_command, write_config
 from tests.webhook_support import SECRETS, payload, signed
 

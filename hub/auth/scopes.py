@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.config import ServerConfig
 
 _LEVELS = {"read": 0, "write": 1, "admin": 2}

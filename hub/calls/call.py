@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from mcp.shared.dispatcher import ProgressFnT
 
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.errors import HubRefusal, HubToolError
 from hub.wire import ToolResult
 

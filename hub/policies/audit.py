@@ -12,7 +12,7 @@ from typing import Any
 
 from hub.audit.log import AuditEvent, AuditLog
 from hub.auth.principal import Principal
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.errors import HubToolError
 from hub.metrics import HubMetrics
 from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCall, now

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from hub.argument_errors import argument_error, sorted_errors
-from hub.catalog import ToolCatalog, ToolRoute
+from hub.catalog.catalog import ToolCatalog, ToolRoute
 from hub.errors import HubToolError
 from hub.policies.base import GRANTED, Admission, NeverWaits, ToolCall
 

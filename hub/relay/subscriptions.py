@@ -32,7 +32,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
-from hub.naming import namespaced_uri
+from hub.catalog.naming import namespaced_uri
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from hub.auth.principal import Principal
 from hub.errors import HubToolError
-from hub.limiter_store import StoreHealth
+from hub.policies.limiter_store import StoreHealth
 from hub.policies.base import GRANTED, MUST_WAIT, Admission, Outcome, Permit, Phase, ToolCall
 from hub.settings import BucketSettings, RateLimitSettings
 

@@ -27,8 +27,8 @@ from mcp.server.stdio import stdio_server
 
 from mcp_types import JSONRPCError, JSONRPCResponse
 
-from hub.line_errors import FrontGuard
-from hub.line_pipes import LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
+from hub.frontends.stdio.line_errors import FrontGuard
+from hub.frontends.stdio.line_pipes import LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.server")
 

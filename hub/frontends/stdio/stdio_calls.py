@@ -34,9 +34,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub import __version__
 from hub.calls.drivers import ExpressCall
 from hub.hub import Hub, UnknownTool
-from hub.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
+from hub.frontends.stdio.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
-from hub.line_pipes import Send, WriteNow, encode_off_loop, is_big, json_line, json_object
+from hub.frontends.stdio.line_pipes import Send, WriteNow, encode_off_loop, is_big, json_line, json_object
 from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")

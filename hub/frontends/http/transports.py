@@ -25,16 +25,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.http_guard import HttpGuard, head_deadline_protocol
-from hub.http_sessions import sse_endpoint
+from hub.frontends.http.http_guard import HttpGuard, head_deadline_protocol
+from hub.frontends.http.http_sessions import sse_endpoint
 from hub.hub import Hub
 from hub.store.health import store_health
 from hub.cluster.sessions import session_manager
 from hub.session_ledger import SessionLedger
-from hub.stdio_calls import StdioToolCalls
-from hub.stdio_pipes import pipe_stdio
+from hub.frontends.stdio.stdio_calls import StdioToolCalls
+from hub.frontends.stdio.stdio_pipes import pipe_stdio
 from hub.webhooks import HubWebhooks, with_webhook_lifespan
-from hub.server import HubServer
+from hub.frontends.server import HubServer
 
 logger = logging.getLogger("hub.transport")
 
