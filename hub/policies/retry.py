@@ -50,14 +50,11 @@ class RetryPolicy:
 
     def wants(self, call: ToolCall, outcome: Outcome) -> bool:
         """Whether this attempt's outcome is one to retry, deadline aside (no jitter drawn)."""
-        if outcome.refused or outcome.cancelled or outcome.hub_refusal or not call.retry_safe:
-            return False
-        if call.attempt >= self._settings_for(call.route.server).max_attempts:
-            return False
-        if outcome.error is not None:
-            return outcome.error.body.code in TRANSIENT_CODES
-        assert outcome.result is not None
-        return transient_result(outcome.result)[0]
+        if outcome.error is not None:  # the cheap checks first: most outcomes are plain answers
+            transient = outcome.error.body.code in TRANSIENT_CODES and not (outcome.refused or outcome.hub_refusal)
+        else:
+            transient = outcome.result is not None and outcome.result.is_error and transient_result(outcome.result)[0]
+        return bool(transient) and call.retry_safe and call.attempt < self._settings_for(call.route.server).max_attempts
 
     def after(self, call: ToolCall, outcome: Outcome) -> float | None:
         """Seconds to wait before the next attempt, or None: the outcome is the call's answer.
