@@ -171,7 +171,7 @@ async def test_fresh_serve_over_stdio(tmp_path: Path, telemetry: str) -> None:
         seen = json.loads(result.content[0].text)["traceparent"]
         if telemetry == "off":
             assert "opentelemetry.sdk" not in imported and "hub.telemetry" not in imported
-            assert " hub.hub\n" in imported and " hub.stdio_calls\n" in imported, "importtime listed the hub's imports"
+            assert " hub.hub\n" in imported and " hub.frontends.stdio.stdio_calls\n" in imported, "importtime listed the hub's imports"
             return
         assert "opentelemetry.sdk" in imported and seen.split("-")[1] == CLIENT_TRACE
         spans = exported_spans(_Receiver.bodies)
