@@ -345,9 +345,9 @@ def _profile_problem(config: HubConfig, profile: str, transport: str) -> str | N
 async def _serve(config: HubConfig, transport: str, host: str, port: int, profile: str | None = None) -> int:
     """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`); `profile`: that view on stdio."""
     from hub.hub import Hub
-    from hub.server import build_server
+    from hub.frontends.server import build_server
     from hub.signals import stop_on_sigterm
-    from hub.stdio_pipes import serve_stdio  # the HTTP stack loads only for an HTTP front (`hub.transports`)
+    from hub.frontends.stdio.stdio_pipes import serve_stdio  # the HTTP stack loads only for an HTTP front
 
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.first_listing`)
@@ -360,7 +360,7 @@ async def _serve(config: HubConfig, transport: str, host: str, port: int, profil
             if transport == "stdio":
                 await serve_stdio(server, hub if config.hub.fast_calls else None)
             else:
-                from hub.transports import serve_http
+                from hub.frontends.http.transports import serve_http
 
                 await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
     return 0

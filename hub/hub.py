@@ -2,8 +2,9 @@
 
 `async with Hub(config) as hub:` connects all enabled downstreams concurrently; one that fails to
 start is reported (name + reason) and the others serve. Names two servers would both expose
-are a config error at start. `route_call` is the single call path: look up, validate, run the
-policy chain, forward.
+are a config error at start. Calls: `route_call` resolves the name and the caller's access, then
+the awaiting driver runs the call pipeline (`hub.calls`); `start_express` starts one on the express
+driver. The read side (lists per principal, resources, prompts, completions) is `hub.reads`.
 """
 
 from __future__ import annotations
@@ -17,36 +18,34 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
-from mcp.shared.exceptions import MCPError
 
-from hub.access import AccessControl
-from hub.argument_errors import argument_error, sorted_errors
+from hub.policies.access import AccessControl
 from hub.auth.principal import Principal
-from hub.catalog import CatalogConflict, ToolCatalog, ToolRoute
-from hub.completions import forward_completion
+from hub.catalog.catalog import CatalogConflict, ToolCatalog, ToolRoute
 from hub.config import ConfigError, ConfigProblem, HubConfig
 from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
-from hub import listing_cache
-from hub.downstream.connection import Downstream, DownstreamUnavailable, ListKind, Listing, describe_failure
-from hub.errors import HubRefusal, HubToolError
-from hub.express import DeadlineWatch, Done, Escalate, ExpressCall
-from hub.first_listing import FirstListing
-from hub.naming import namespaced_uri
+from hub.catalog import listing_cache
+from hub.calls.call import ToolCall
+from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
+from hub.calls.pipeline import Pipeline
+from hub.downstream.connection import Downstream, ListKind, Listing, describe_failure
+from hub.downstream.forwarders import Forwarder
+from hub.catalog.first_listing import FirstListing
+from hub.reads import HubReads
 from hub.audit.log import AuditLog
 from hub.store import open_shared_store
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
-from hub.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
+from hub.policies.base import Policy
+from hub.policies.deadline import DeadlinePolicy
+from hub.policies.validation import ArgumentPolicy
+from hub.policies.ratelimit import MemoryBuckets, RateLimitPolicy, RedisBuckets
 from hub.relay import attach_relays
-from hub.relay.scope import may_see_server
 from hub.cluster.notify import cluster_notifier
-from hub.policies import BreakerPolicy, BulkheadPolicy, CallPolicy, RetryPolicy, ToolCall, compose, deadline_policy, now
-from hub.wire import ToolResult, WireResult, as_sent, strip_protocol_meta, wire_result
+from hub.policies import BreakerPolicy, BulkheadPolicy, RetryPolicy
+from hub.wire import ToolResult, WireResult
 
 logger = logging.getLogger("hub")
-
-RESOURCE_NOT_FOUND = -32002
-"""The JSON-RPC error code the spec names for an unknown resource URI."""
 
 ChangeListener = Callable[[ListKind], Awaitable[None]]
 
@@ -55,12 +54,14 @@ class UnknownTool(Exception):
     """No exposed tool has this name (or the caller may not see it)."""
 
 
-class Hub:
+class Hub(HubReads):
     """The gateway core, independent of how clients reach it."""
 
-    def __init__(self, config: HubConfig, policies: Sequence[CallPolicy] | None = None, wait_at_start: bool = True,
+    def __init__(self, config: HubConfig, policies: Sequence[Policy] = (), wait_at_start: bool = True,
                  span_exporter: Any = None) -> None:
-        """`wait_at_start`: entering waits (up to `connect_timeout_s`) for every server's first attempt, as a
+        """`policies`: two-phase policies of your own (`hub.policies.base`), each run after the built-in
+        ones of its `phase`; they run on both drivers (one that must wait says `MUST_WAIT`), so they
+        never turn the express driver off. `wait_at_start`: entering waits (up to `connect_timeout_s`) for every server's first attempt, as a
         library user or a one-shot CLI command wants; `mcp-hub serve` passes False and lets the first list
         answer wait instead (`hub.first_listing`), so one slow server never delays `initialize`."""
         self.config = config
@@ -96,27 +97,33 @@ class Hub:
         redis_url = config.hub.cluster.redis_url if "redis_url" not in limits.model_fields_set else None
         buckets = RedisBuckets(redis_url or limits.redis_url) if limits.backend == "redis" else MemoryBuckets()
         self.rate_limits = RateLimitPolicy(limits, buckets)
-        default_policies: list[CallPolicy] = [self.auditor, deadline_policy, retry, self.breakers, self.bulkheads]
-        if self.rate_limits.configured:  # no limits configured: the layer would only cost time
-            default_policies.insert(1, self.rate_limits)
         self.tracing: Any = None
         """`hub.telemetry.CallTracing` when `hub.telemetry` is on (`span_exporter`: tests' in-memory one), else None."""
         if config.hub.telemetry.active():
             from hub.telemetry import CallTracing  # imported only when on: off, no OpenTelemetry SDK is loaded
 
             self.tracing = CallTracing(config.hub.telemetry, self.breakers, self.bulkheads, span_exporter)
-            default_policies = self.tracing.wrap(default_policies, retry, self.bulkheads)
-        self._policies = list(policies) if policies is not None else default_policies
-        self._chain = compose(self._policies, self._forward)
-        self._express = policies is None and not self.rate_limits.configured and config.hub.fast_calls and self.tracing is None
-        """Whether calls may take the express path (`hub.express`): the default chain, no limiter, no tracing."""
-        self._express_deadlines = DeadlineWatch()
+        self.access = AccessControl(config)
+        self.arguments = ArgumentPolicy(self.catalog)
+        # The order of the pipeline's policies is stated (and explained) in `hub.calls.pipeline`.
+        call_policies: list[Policy] = [self.auditor, self.arguments]
+        if self.rate_limits.configured:  # no limits configured: the step would only cost time
+            call_policies.append(self.rate_limits)
+        call_policies.append(DeadlinePolicy())
+        attempt_policies: list[Policy] = [self.breakers, self.bulkheads]
+        for policy in policies:
+            (call_policies if policy.phase == "call" else attempt_policies).append(policy)
+        forwarder = Forwarder(self.downstreams, self.access.local, config.hub.fast_calls, self.tracing)
+        self.pipeline = Pipeline(call_policies, attempt_policies, retry, forwarder)
+        self.drivers = Drivers(self.pipeline, self.tracing)
+        self._express = config.hub.fast_calls and self.tracing is None
+        """Whether calls may take the express driver (`hub.calls.drivers`): off with `fast_calls: false`,
+        and while tracing is on (its spans follow the awaiting driver's coroutines)."""
         self._listeners: list[ChangeListener] = []
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self._started = False
         self._remembered: dict[str, tuple[str, Listing]] = {}
-        self.access = AccessControl(config)
         self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
         """What servers send toward clients: log messages, sampling/elicitation/roots, resource updates (`hub.relay`)."""
         self.cluster_notify = cluster_notifier(self)
@@ -371,211 +378,23 @@ class Hub:
                 return with_request_id(refusal.to_result(), attributes["request_id"])
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
-        return await self.run_call(ToolCall(route, arguments, timeout, hard, progress, attributes), wire=wire)
-
-    async def run_call(self, call: ToolCall, validated: bool = False, wire: bool = False) -> ToolResult:
-        """Check the arguments (unless `validated`), run the policy chain, and turn a hub failure
-        into its `isError` result; the request id goes into `_meta`."""
-        try:
-            if not validated:
-                self._validate(call.route, call.arguments)
-            result = await self._chain(call)
-        except HubToolError as exc:
-            if exc.body.code == "invalid_argument":
-                self.auditor.observe(call, "error", "invalid_argument", 0.0)
-            result = exc.to_result()
-        result = with_request_id(result, call.attributes["request_id"])
+        result = await self.drivers.run(ToolCall(route, arguments, timeout, hard, progress, attributes))
         if isinstance(result, WireResult) and not wire:
             return types.CallToolResult.model_validate(result.body, by_name=False)
         return result
 
     def start_express(self, name: str, arguments: dict[str, Any], principal: Principal, done: Done,
                       escalate: Escalate, progress: ProgressFnT | None = None) -> ExpressCall | None:
-        """Send a call down the express path (`hub.express`) if every policy would admit it without
-        waiting; else None, with nothing done — `route_call` then takes it. `progress` relays the
-        server's progress to the caller, as in `route_call`."""
+        """Start a call on the express driver (`hub.calls.drivers`): admitted and sent now, answered
+        through `done` — at once for a refusal (then `.finished` is already true) — or escalated to
+        a task made by `escalate` when something must be awaited. None, nothing done, for a name
+        the caller cannot use (and when the express driver is off): `route_call` then answers it."""
         if not self._express:
             return None
         route = self.catalog.resolve_tool(name)
-        if route is None or not self.access.may_use_tool(principal, route) or not self.auditor.store_ok:
-            return None
-        breaker = self.breakers.breaker(route.server)
-        if breaker.state != "closed" or self._argument_error(route, arguments) is not None:
-            return None
-        bulkhead = self.bulkheads.bulkhead(route.server)
-        try:
-            bulkhead.slots.acquire_nowait()
-        except anyio.WouldBlock:
+        if route is None or not self.access.may_use_tool(principal, route):
             return None
         timeout, hard = self.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, progress,
                         {"principal": principal.name, "caller": principal, "request_id": new_request_id()})
-        express = ExpressCall(self, call, self.downstreams[route.server], breaker, bulkhead, done, escalate,
-                              self._express_deadlines)
-        if not express.send():
-            bulkhead.slots.release()
-            return None
-        return express
-
-    def _validate(self, route: ToolRoute, arguments: dict[str, Any]) -> None:
-        error = self._argument_error(route, arguments)
-        if error is not None:
-            raise error
-
-    def _argument_error(self, route: ToolRoute, arguments: dict[str, Any]) -> HubToolError | None:
-        """What is wrong with `arguments` against the tool's input schema, or None."""
-        fast = self.catalog.fast_check(route)
-        if fast is not None and fast(arguments):
-            return None
-        try:
-            errors = sorted_errors(self.catalog.validator(route), arguments)
-        except _schema_error() as exc:
-            logger.warning("%s has an invalid inputSchema; arguments not validated: %s", route.exposed, exc.message)
-            return None
-        return argument_error(route.exposed, errors) if errors else None
-
-    async def _forward(self, call: ToolCall) -> ToolResult:
-        downstream = self.downstreams[call.route.server]
-        stats = downstream.stats
-        sent, call.sent = call.sent, None
-        if sent is None:
-            stats.in_flight += 1
-            started = now()
-        else:
-            started = call.started_at  # sent by the express path, which counted it in flight
-        failed = True
-        try:
-            result = await self._send(downstream, call, sent)
-            failed = False
-            return strip_protocol_meta(result)
-        except DownstreamUnavailable as exc:  # not sent: a refusal, no evidence against the server
-            wait = downstream.retry_after_s()
-            raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s",
-                             retry_after_s=wait, details={"server": downstream.name, "reason": "down"}) from exc
-        except MCPError as exc:
-            if exc.code == types.CONNECTION_CLOSED:
-                reason = await downstream.loss_reason(wait_s=1.0)
-                raise HubToolError(
-                    "unavailable",
-                    f"lost the connection to server {downstream.name!r} ({reason or 'connection closed'}); "
-                    "try again later",
-                    details={"server": downstream.name},
-                ) from exc
-            code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
-            raise HubToolError(
-                code,
-                f"server {downstream.name!r} rejected the call: {exc.error.message}",
-                details={"server": downstream.name, "jsonrpc_code": exc.code},
-            ) from exc
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise HubToolError(
-                "unavailable",
-                f"lost the connection to server {downstream.name!r}: {describe_failure(exc)}",
-                details={"server": downstream.name},
-            ) from exc
-        except RuntimeError as exc:
-            raise HubToolError(
-                "upstream_error",
-                f"server {downstream.name!r} returned an invalid result: {describe_failure(exc)}",
-                details={"server": downstream.name},
-            ) from exc
-        finally:
-            stats.finish(now() - started, failed)
-
-    async def _send(self, downstream: Downstream, call: ToolCall, sent: Any) -> ToolResult:
-        """One attempt on the wire (or in-process), with the caller passed on as `hub.auth.caller_channel`
-        says: handed over to an in-process server, a signed `_meta` token to any other that takes one."""
-        if sent is not None:
-            return wire_result(await downstream.call_result(sent, call.progress))
-        caller: Principal = call.attributes.get("caller") or self.access.local
-        meta = downstream.caller.meta(caller)
-        if self.tracing is not None:  # the attempt's W3C trace context in `_meta.traceparent` (`hub.telemetry`)
-            meta = self.tracing.downstream_meta(meta)
-        with downstream.caller.bind(caller):
-            if self.config.hub.fast_calls and (direct := downstream.direct) and direct.qualifies(call.route.original):
-                return await direct.call(call.route.original, call.arguments)
-            if self.config.hub.fast_calls and downstream.relays_json:
-                return wire_result(await downstream.call_tool_json(call.route.original, call.arguments, call.progress, meta))
-            # Parsed by the SDK client (HTTP, SSE): passed on as the fields the server sent, no defaults added.
-            return as_sent(await downstream.call_tool(call.route.original, call.arguments, call.progress, meta))
-
-    # -- what a principal may see ---------------------------------------------------------
-
-    def visible_tools(self, principal: Principal) -> list[types.Tool]:
-        return [r.tool for r in self.catalog.routes() if self.access.may_use_tool(principal, r)]
-
-    def visible_resources(self, principal: Principal) -> list[types.Resource]:
-        return [r for r in self.catalog.resources() if self._readable(principal, r.uri)]
-
-    def visible_resource_templates(self, principal: Principal) -> list[types.ResourceTemplate]:
-        return [t for t in self.catalog.resource_templates() if self._readable(principal, t.uri_template)]
-
-    def visible_prompts(self, principal: Principal) -> list[types.Prompt]:
-        out = []
-        for prompt in self.catalog.prompts():
-            target = self.catalog.resolve_prompt(prompt.name)
-            if target and self.access.may_read(principal, target[0]):
-                out.append(prompt)
-        return out
-
-    def list_meta(self, kind: str, principal: Principal) -> dict[str, Any] | None:
-        """The `_meta` of a list answer for `principal`: the list `_meta` of the servers it may see
-        (tools: may use one of its tools or read it; the others: may read it), merged (`ToolCatalog.list_meta`)."""
-        if kind == "tools":
-            return self.catalog.list_meta(kind, lambda server: may_see_server(self, principal, server))
-        return self.catalog.list_meta(kind, lambda server: self.access.may_read(principal, server))
-
-    def _readable(self, principal: Principal, uri: str) -> bool:
-        target = self.catalog.resolve_uri(uri)
-        return target is not None and self.access.may_read(principal, target[0])
-
-    # -- resources and prompts -------------------------------------------------------------
-
-    async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
-        await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
-        target = self.catalog.resolve_uri(uri)
-        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
-            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
-        server, original = target
-        client = await self._client_or_error(server)
-        result = await client.read_resource(original)
-        return self._namespace_contents(server, result)
-
-    def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
-        ns = self.downstreams[server].config.namespace
-        contents = [c.model_copy(update={"uri": namespaced_uri(ns, c.uri)}) for c in result.contents]
-        return result.model_copy(update={"contents": contents})
-
-    async def get_prompt(
-        self, name: str, arguments: dict[str, str] | None, principal: Principal | None = None
-    ) -> types.GetPromptResult:
-        await self.await_first_listing()
-        target = self.catalog.resolve_prompt(name)
-        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
-        server, original = target
-        return await (await self._client_or_error(server)).get_prompt(original, arguments)
-
-    async def complete(
-        self,
-        ref: types.PromptReference | types.ResourceTemplateReference,
-        argument: dict[str, str],
-        context: dict[str, str] | None,
-        principal: Principal | None = None,
-    ) -> types.CompleteResult:
-        """`completion/complete` (`argument` is `{"name", "value"}`) for what `principal` can see;
-        anything else is refused as unknown (`hub.completions`)."""
-        return await forward_completion(self, ref, argument, context, principal or self.access.local)
-
-    async def _client_or_error(self, server: str) -> Any:
-        try:
-            return await self.downstreams[server].ready_client()
-        except DownstreamUnavailable as exc:
-            raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
-
-
-def _schema_error() -> type[Exception]:
-    from jsonschema.exceptions import SchemaError
-
-    return SchemaError
-
+        return self.drivers.try_start(call, done, escalate)

@@ -4,11 +4,11 @@ When `hub.telemetry` is off the hub never imports this module (nor the OpenTelem
 call path is untouched: `Hub.tracing` is None, the policy chain is the plain one, the express path
 runs as before. (The `mcp` SDK itself imports `opentelemetry-api`, a no-op without an SDK.)
 
-On, `CallTracing.wrap` threads four thin policies into the hub's default chain:
+On, the awaiting driver (`hub.calls.drivers`) opens these spans around its steps:
 
     tools/call <tool>            call_span   outermost: tool, server, principal, outcome, error code,
     ├── attempt 1                attempt_span  retries, breaker state; one child per attempt
-    │   └── bulkhead queue       queue_span    only when the call had to wait for a slot
+    │   └── bulkhead queue       wait_span     only when the call had to wait for a slot
     ├── retry backoff            (made by attempt_span from the end of one attempt to the next)
     └── attempt 2
 
@@ -19,9 +19,9 @@ current attempt's context in `params._meta.traceparent` (`downstream_meta`); an 
 gets it in `_meta` only (the SDK's client gives no per-request header hook).
 
 Decisions: the hub uses a TracerProvider of its own and does not install it globally, so the SDK's
-per-message spans stay no-ops (they would duplicate the hub's); the express path is off while tracing
-is on (every call takes the awaiting chain, which these policies wrap); calls refused before the chain
-(unknown tool, invalid arguments) get no span — their audit row and log line remain.
+per-message spans stay no-ops (they would duplicate the hub's); the express driver is off while tracing
+is on (every call takes the awaiting driver, whose coroutines carry the spans' context); calls refused
+before the pipeline (unknown or hidden tool) get no span — their audit row and log line remain.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-import anyio
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -42,18 +42,16 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from hub.errors import HubToolError
-from hub.policies.base import CallNext, CallPolicy, ToolCall
+from hub.policies.base import Outcome, ToolCall
 from hub.policies.breaker import BreakerPolicy
 from hub.policies.bulkhead import BulkheadPolicy
 from hub.settings import TelemetrySettings
-from hub.wire import ToolResult
 
 logger = logging.getLogger("hub.telemetry")
 TRACEPARENT = "traceparent"
 """The W3C header and `_meta` key; also the `ToolCall.attributes` key of a caller's trace context."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 _LAST_END = "_otel_attempt_end"
-_SLOT_AT = "_otel_slot_at"
 
 
 class CallTracing:
@@ -85,19 +83,6 @@ class CallTracing:
             handler.removeFilter(self.log_filter)
         self.provider.shutdown()
 
-    def wrap(self, policies: Sequence[CallPolicy], retry: CallPolicy, bulkhead: CallPolicy) -> list[CallPolicy]:
-        """`policies` with the tracing policies threaded in: the call span outermost, an attempt span
-        inside `retry`, the bulkhead-queue measurement around `bulkhead` (each only if present)."""
-        out: list[CallPolicy] = [self.call_span]
-        for policy in policies:
-            if policy is bulkhead:
-                out += [self.queue_span, policy, self._slot_taken]
-            else:
-                out.append(policy)
-            if policy is retry:
-                out.append(self.attempt_span)
-        return out
-
     # -- the caller's context and the downstream's --------------------------------------------
 
     def _parent(self, attributes: Mapping[str, Any]) -> Context | None:
@@ -120,9 +105,10 @@ class CallTracing:
         _PROPAGATOR.inject(carrier)
         return carrier or None
 
-    # -- policies ------------------------------------------------------------------------------
+    # -- spans the awaiting driver opens (`hub.calls.drivers`) -----------------------------------
 
-    async def call_span(self, call: ToolCall, call_next: CallNext) -> ToolResult:
+    @contextmanager
+    def call_span(self, call: ToolCall) -> Iterator[None]:
         """One SERVER span per call, ended with its outcome, code, retries and the breaker's state."""
         route = call.route
         attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": route.exposed,
@@ -133,17 +119,18 @@ class CallTracing:
         with self.tracer.start_as_current_span(f"tools/call {route.exposed}", context=self._parent(call.attributes),
                                                kind=SpanKind.SERVER, attributes=attributes,
                                                record_exception=False, set_status_on_exception=False) as span:
-            outcome = _Outcome()
             try:
-                return await outcome.run(call_next, call)
+                yield
             finally:
-                outcome.mark(span)
+                kind, code = _marks(call.outcome)
+                _mark(span, kind, code)
                 span.set_attribute("mcp_hub.retries", max(0, int(call.attributes.get("attempt", 1)) - 1))
                 span.set_attribute("mcp_hub.breaker_state", self._breakers.breaker(route.server).state)
-                if outcome.code is not None:
-                    span.set_attribute("error.type", outcome.code)
+                if code is not None:
+                    span.set_attribute("error.type", code)
 
-    async def attempt_span(self, call: ToolCall, call_next: CallNext) -> ToolResult:
+    @contextmanager
+    def attempt_span(self, call: ToolCall) -> Iterator[Mark]:
         """A CLIENT span per attempt (current while it runs, so the downstream gets its context),
         preceded by a `retry backoff` span covering the wait since the previous attempt ended."""
         attempt = int(call.attributes.get("attempt", 1))
@@ -155,39 +142,44 @@ class CallTracing:
         breaker = self._breakers.breaker(call.route.server)
         span = self.tracer.start_span(f"attempt {attempt}", kind=SpanKind.CLIENT, attributes={
             "mcp_hub.attempt": attempt, "mcp_hub.server": call.route.server, "mcp_hub.breaker_state": breaker.state})
+        mark = Mark()
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-            outcome = _Outcome()
             try:
-                return await outcome.run(call_next, call)
+                yield mark
             finally:
                 ended = call.attributes[_LAST_END] = time.time_ns()  # where a retry's backoff span starts
-                outcome.mark(span)
+                _mark(span, *_marks(mark.outcome if isinstance(mark.outcome, Outcome) else None))
                 span.end(end_time=ended)
 
-    async def queue_span(self, call: ToolCall, call_next: CallNext) -> ToolResult:
-        """A `bulkhead queue` span when the call found no free slot: from then until it got one
-        (or was refused). Made after the fact, with those two times, as a child of the attempt."""
+    @contextmanager
+    def wait_span(self, call: ToolCall, policy: Any) -> Iterator[Mark]:
+        """A `bulkhead queue` span when the call waited for a slot: from then until it got one (or
+        was refused), a child of the attempt. Other policies' waits get no span."""
+        mark = Mark()
+        if policy is not self._bulkheads:
+            yield mark
+            return
         bulkhead = self._bulkheads.bulkhead(call.route.server)
-        if call.sent is not None or bulkhead.slots.value > 0:
-            return await call_next(call)  # no wait: no span
         started = time.time_ns()
-        call.attributes[_SLOT_AT] = None
         try:
-            return await call_next(call)
+            yield mark
         finally:
-            got = call.attributes.pop(_SLOT_AT, None)
+            got = not isinstance(mark.outcome, HubToolError) and mark.outcome is not None
             span = self.tracer.start_span("bulkhead queue", start_time=started, attributes={
                 "mcp_hub.wait": "bulkhead_queue", "mcp_hub.server": call.route.server,
-                "mcp_hub.max_concurrency": bulkhead.max_concurrency, "mcp_hub.slot_acquired": got is not None})
-            if got is None:
+                "mcp_hub.max_concurrency": bulkhead.max_concurrency, "mcp_hub.slot_acquired": got})
+            if not got:
                 span.set_status(StatusCode.ERROR, "no slot")
-            span.end(end_time=got)
+            span.end()
 
-    @staticmethod
-    async def _slot_taken(call: ToolCall, call_next: CallNext) -> ToolResult:
-        if _SLOT_AT in call.attributes and call.attributes[_SLOT_AT] is None:
-            call.attributes[_SLOT_AT] = time.time_ns()
-        return await call_next(call)
+
+class Mark:
+    """What a traced step came to, set by the driver inside the span (None: it raised)."""
+
+    __slots__ = ("outcome",)
+
+    def __init__(self) -> None:
+        self.outcome: Any = None
 
 
 class TraceLogFilter(logging.Filter):
@@ -207,40 +199,17 @@ class TraceLogFilter(logging.Filter):
         return True
 
 
-class _Outcome:
-    """What one call or attempt came to (`ok`, `tool_error`, `error` or `cancelled`, and the error
-    code), recorded while it runs and then written onto its span."""
-
-    def __init__(self) -> None:
-        self.outcome, self.code = "error", None  # an exception other than the two below: `error`
-
-    async def run(self, call_next: CallNext, call: ToolCall) -> ToolResult:
-        try:
-            result = await call_next(call)
-        except HubToolError as exc:
-            self.code = exc.body.code
-            raise
-        except anyio.get_cancelled_exc_class():
-            self.outcome = "cancelled"
-            raise
-        self.outcome, self.code = _result_outcome(result)
-        return result
-
-    def mark(self, span: Span) -> None:
-        span.set_attribute("mcp_hub.outcome", self.outcome)
-        if self.code is not None:
-            span.set_attribute("mcp_hub.error_code", self.code)
-        if self.outcome != "ok":
-            span.set_status(StatusCode.ERROR, self.code or self.outcome)
+def _marks(outcome: Outcome | None) -> tuple[str, str | None]:
+    """(outcome, error code) as the audit records them; None (the step raised): `cancelled`."""
+    return ("cancelled", None) if outcome is None else (outcome.kind, outcome.code)
 
 
-def _result_outcome(result: ToolResult) -> tuple[str, str | None]:
-    """(`ok` | `tool_error`, the error code an `isError` result carries) — as the audit records it."""
-    if not result.is_error:
-        return "ok", None
-    body = result.structured_content
-    code = body.get("code") if isinstance(body, dict) else None
-    return "tool_error", code if isinstance(code, str) else None
+def _mark(span: Span, kind: str, code: str | None) -> None:
+    span.set_attribute("mcp_hub.outcome", kind)
+    if code is not None:
+        span.set_attribute("mcp_hub.error_code", code)
+    if kind != "ok":
+        span.set_status(StatusCode.ERROR, code or kind)
 
 
 def _otlp_exporter(endpoint: str | None) -> SpanExporter:

@@ -1,6 +1,6 @@
-"""Calls made the way the hub's stdio front end makes them: the express path first
-(`Hub.start_express`), the policy chain (`Hub.route_call`) when express declines — so the policy
-tests can run every scenario through both and prove the express path keeps every policy."""
+"""Calls made the way the hub's stdio front end makes them: the express driver first
+(`Hub.start_express`), `Hub.route_call` when it declines (a name the caller cannot use) — so the
+resilience tests can run every scenario through both drivers and prove they agree."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hub.wire import ToolResult, WireResult
 
 
 class PathCounts:
-    """How many calls the express path finished itself, escalated to the chain, or declined."""
+    """How many calls the express driver finished itself, escalated to the awaiting driver, or declined."""
 
     def __init__(self) -> None:
         self.express = self.escalated = self.declined = 0

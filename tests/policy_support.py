@@ -6,7 +6,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.errors import HubRefusal, HubToolError
 from hub.policies import ToolCall
 
@@ -44,3 +44,68 @@ def lost() -> HubToolError:
 
 def ok_result() -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text="ok")])
+
+
+class Stats:
+    """Stands in for a downstream's call stats."""
+
+    def __init__(self) -> None:
+        self.in_flight = self.calls = self.failures = 0
+
+    def finish(self, seconds: float, failed: bool) -> None:
+        self.in_flight -= 1
+        self.calls += 1
+        self.failures += int(failed)
+
+
+class Script:
+    """A forwarder (`hub.downstream.forwarders.Forwarder`'s interface) that plays its outcomes in
+    order, one per attempt: a result, an exception to raise, or an async function of the call."""
+
+    def __init__(self, *outcomes: Any) -> None:
+        self.outcomes = list(outcomes)
+        self.attempts = 0
+        self.stats = Stats()
+
+    def downstream(self, call: ToolCall) -> Any:
+        return self
+
+    def send_now(self, call: ToolCall, on_answer: Any) -> None:
+        return None  # the express driver then escalates: these tests run the awaiting driver
+
+    async def forward(self, call: ToolCall) -> Any:
+        self.attempts += 1
+        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        if callable(outcome):
+            return await outcome(call)
+        return outcome
+
+    async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
+        if isinstance(exc, HubToolError):
+            return exc
+        raise exc
+
+
+def pipeline(*policies: Any, forwarder: Script, retry: Any = None) -> Any:
+    """The awaiting driver over `policies` (each to its phase), no retries unless `retry` is given."""
+    from hub.calls.drivers import Drivers
+    from hub.calls.pipeline import Pipeline
+    from hub.policies import RetryPolicy
+    from hub.settings import RetrySettings
+
+    retry = retry or RetryPolicy(lambda server: RetrySettings(max_attempts=1))
+    return Drivers(Pipeline([p for p in policies if p.phase == "call"], [p for p in policies if p.phase == "attempt"],
+                            retry, forwarder))  # type: ignore[arg-type]
+
+
+async def run_call(call: ToolCall, *policies: Any, forwarder: Script, retry: Any = None) -> types.CallToolResult:
+    """Run `call` through the awaiting driver; the answer (an error as its `isError` result)."""
+    call.attributes.setdefault("request_id", "test")
+    return await pipeline(*policies, forwarder=forwarder, retry=retry).run(call)
+
+
+def code_of(result: Any) -> str | None:
+    body = result.structured_content if result.is_error else None
+    return body.get("code") if isinstance(body, dict) else None

@@ -1,6 +1,8 @@
-"""The express path on its own (`hub.express`): it takes a call only when no policy would have to
-wait, and a call it finishes leaves the same traces as one the policy chain finishes. (Every
-resilience scenario also runs through it: `tests/test_resilience.py`, `both_paths`.)"""
+"""The express driver on its own (`hub.calls.drivers`): it finishes a call in callbacks when no
+policy has to wait, answers a refusal at once, escalates what must wait with the permits it holds,
+and a call it finishes leaves the same traces as the awaiting driver. (Every resilience scenario
+also runs through it: `tests/test_resilience.py`, `both_paths`; every policy case through both
+drivers: `tests/test_call_pipeline.py`.)"""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 from hub.audit.log import query
 from hub.config import parse_config
 from hub.hub import Hub
+from hub.policies import GRANTED, NeverWaits
 from tests.conftest import echo_stdio
 from tests.express_calls import PathCounts, call_like_stdio_front
 
@@ -42,7 +45,7 @@ async def test_a_plain_call_is_finished_in_callbacks_and_leaves_the_chains_trace
         assert hub.bulkheads.bulkhead("e").busy == 0
         assert breaker.state == "closed" and breaker._ok == 2  # noqa: SLF001 — both counted as the server working
         assert not hub.downstreams["e"]._json._waiting  # noqa: SLF001 — nothing left tracked
-        assert not hub._express_deadlines._calls  # noqa: SLF001 — nor waiting for a deadline
+        assert not hub.drivers.deadlines._calls  # noqa: SLF001 — nor waiting for a deadline
         assert hub.audit_log is not None
         hub.audit_log.flush()
         rows = query(hub.data_dir)
@@ -51,39 +54,66 @@ async def test_a_plain_call_is_finished_in_callbacks_and_leaves_the_chains_trace
         assert all(r["latency_ms"] > 0 and r["principal"] == "local" for r in rows)
 
 
-async def test_declines_whatever_would_wait_and_holds_nothing(tmp_path: Path) -> None:
-    servers = {"e": echo_stdio(max_concurrency=1, breaker={"failure_threshold": 2, "cooldown_s": 30})}
+async def test_refuses_at_once_escalates_what_must_wait_and_holds_nothing_after(tmp_path: Path) -> None:
+    servers = {"e": echo_stdio(max_concurrency=1, max_queue=4, breaker={"failure_threshold": 2, "cooldown_s": 30})}
     async with hub_for(tmp_path, servers) as hub:
         local, bulkhead, stats = hub.access.local, hub.bulkheads.bulkhead("e"), hub.downstreams["e"].stats
-        assert hub.start_express("e__nope", {}, local, never, never) is None  # unknown: the chain reports it
-        assert hub.start_express("e__add", {"a": "two", "b": 1}, local, never, never) is None  # invalid arguments
+        assert hub.start_express("e__nope", {}, local, never, never) is None  # unknown: route_call reports it
+        answers: list[Any] = []
+        refused = hub.start_express("e__add", {"a": "two", "b": 1}, local, answers.append, never)
+        assert refused is not None and refused.finished and answers[0].structured_content["code"] == "invalid_argument"
         assert bulkhead.busy == 0 and stats.in_flight == 0
 
         loop = asyncio.get_running_loop()
         hung = hub.start_express("e__hang", {}, local, never, loop.create_task)
-        assert hung is not None and bulkhead.busy == 1 and stats.in_flight == 1
-        assert hub.start_express("e__echo", {"text": "x"}, local, never, never) is None  # no free slot: it would queue
+        assert hung is not None and hung.task is None and bulkhead.busy == 1 and stats.in_flight == 1
+        queued = hub.start_express("e__echo", {"text": "x"}, local, never, loop.create_task)
+        assert queued is not None and queued.task is not None, "no free slot: escalated to queue for one"
         task = hung.escalate()
         loop.call_soon(task.cancel)
         await asyncio.gather(task, return_exceptions=True)
-        assert bulkhead.busy == 0 and stats.in_flight == 0  # the chain released what express took
+        assert (await queued.task).structured_content == {"result": "x"}  # it got the slot the hung call gave back
+        assert bulkhead.busy == 0 and stats.in_flight == 0  # the awaiting driver released what express took
 
         breaker = hub.breakers.breaker("e")
         breaker.record(False)
         breaker.record(False)
         assert breaker.state == "open"
-        assert hub.start_express("e__echo", {"text": "x"}, local, never, never) is None  # the chain fails it fast
+        fast = hub.start_express("e__echo", {"text": "x"}, local, answers.append, never)
+        assert fast is not None and fast.finished and answers[-1].structured_content["details"]["reason"] == "breaker_open"
         assert bulkhead.busy == 0 and stats.in_flight == 0
 
 
-async def test_only_the_default_chain_without_limits_takes_it(tmp_path: Path) -> None:
-    limited = {"rate_limit": {"rules": [{"tools": "e__echo", "burst": 5, "per_second": 1}]}}
-    for settings in ({"fast_calls": False}, limited):
-        async with hub_for(tmp_path, {"e": echo_stdio()}, **settings) as hub:
-            assert hub.start_express("e__echo", {"text": "x"}, hub.access.local, never, never) is None
-            counts = PathCounts()
-            result = await call_like_stdio_front(hub, "e__echo", {"text": "x"}, counts)
-            assert result.structured_content == {"result": "x"} and counts.declined == 1
+async def test_rate_limits_and_custom_policies_keep_the_express_driver(tmp_path: Path) -> None:
+    """Only `fast_calls: false` (and tracing) turn it off: an in-memory limiter admits synchronously,
+    and a custom two-phase policy runs on both drivers."""
+    async with hub_for(tmp_path, {"e": echo_stdio()}, fast_calls=False) as hub:
+        assert hub.start_express("e__echo", {"text": "x"}, hub.access.local, never, never) is None
+    limited = {"rate_limit": {"rules": [{"tools": "e__echo", "burst": 1, "per_second": 0.01}]}}
+    seen = CountingPolicy()
+    config = parse_config({"hub": {"data_dir": str(tmp_path / "data"), **limited}, "mcpServers": {"e": echo_stdio()}})
+    async with Hub(config, policies=[seen]) as hub:
+        counts = PathCounts()
+        first = await call_like_stdio_front(hub, "e__echo", {"text": "x"}, counts)
+        second = await call_like_stdio_front(hub, "e__echo", {"text": "x"}, counts)
+        assert first.structured_content == {"result": "x"} and second.structured_content["code"] == "rate_limited"
+        assert counts.express == 2 and counts.declined == counts.escalated == 0
+        assert seen.admitted == 1 and seen.settled == ["ok"], "the custom policy saw the call the limiter let through"
+
+
+class CountingPolicy(NeverWaits):
+    phase = "attempt"
+
+    def __init__(self) -> None:
+        self.admitted = 0
+        self.settled: list[str] = []
+
+    def admit(self, call: Any) -> Any:
+        self.admitted += 1
+        return GRANTED
+
+    def settle(self, call: Any, permit: Any, outcome: Any) -> None:
+        self.settled.append(outcome.kind)
 
 
 async def test_progress_keeps_an_express_call_alive_and_it_still_finishes_in_callbacks(tmp_path: Path) -> None:

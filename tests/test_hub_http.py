@@ -137,7 +137,7 @@ async def test_accepted_connections_do_not_wait_on_nagle() -> None:
     import asyncio
     import socket
 
-    from hub.transports import bind_listener
+    from hub.frontends.http.transports import bind_listener
 
     listener = bind_listener("127.0.0.1", 0)
     seen: list[int] = []

@@ -188,7 +188,7 @@ async def test_crafted_domain_cursors_are_invalid_argument(domains: Hub, state: 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cursor=st.text(max_size=60) | st.binary(max_size=40).map(lambda b: base64.urlsafe_b64encode(b).decode()))
 async def test_crafted_hub_list_cursors_are_invalid_params(domains: Hub, cursor: str) -> None:
-    from hub.server import build_server
+    from hub.frontends.server import build_server
 
     async with Client(build_server(domains)) as c:
         try:

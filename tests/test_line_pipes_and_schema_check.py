@@ -9,7 +9,7 @@ import os
 import jsonschema
 import pytest
 
-from hub.line_pipes import (
+from hub.frontends.stdio.line_pipes import (
     WRITE_NOW_LIMIT,
     LineQueue,
     LineReader,
@@ -20,7 +20,7 @@ from hub.line_pipes import (
     read_lines,
     write_now,
 )
-from hub.schema_check import fast_check
+from hub.catalog.schema_check import fast_check
 
 pytestmark = pytest.mark.anyio
 

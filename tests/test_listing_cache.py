@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from hub import listing_cache
+from hub.catalog import listing_cache
 from hub.config import parse_config
 from hub.datadir import default_cache_dir
 from hub.hub import Hub

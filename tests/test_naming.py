@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hub.naming import exposed_name, namespaced_uri, split_uri
+from hub.catalog.naming import exposed_name, namespaced_uri, split_uri
 
 ANTHROPIC = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -10,10 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import HubRefusal, HubToolError
-from hub.policies import BreakerPolicy, CircuitBreaker, RetryPolicy, ToolCall, compose, deadline_policy, now
+from hub.policies import BreakerPolicy, CircuitBreaker, DeadlinePolicy, RetryPolicy, ToolCall, now
 from hub.settings import BreakerSettings, RetrySettings
-from tests.policy_support import ManualClock, down, lost, make_call, ok_result
+from tests.policy_support import ManualClock, Script, code_of, down, lost, make_call, ok_result, run_call
 
 pytestmark = pytest.mark.anyio
 
@@ -83,50 +81,53 @@ def policy(clock: ManualClock, **overrides: Any) -> BreakerPolicy:
     return BreakerPolicy(lambda server: BreakerSettings(**values), clock=clock)
 
 
-def raising(exc: Callable[[], Exception]) -> Any:
-    async def call_next(call: ToolCall) -> Any:
-        raise exc()
-    return call_next
+async def attempt(breakers: BreakerPolicy, *outcomes: Any, timeout_s: float = 5.0) -> Any:
+    """One call through the breaker alone (deadline set), each attempt playing the next outcome."""
+    return await run_call(make_call(timeout_s=timeout_s), DeadlinePolicy(), breakers, forwarder=Script(*outcomes))
 
 
 async def test_refusals_from_further_in_never_count_but_a_lost_connection_does() -> None:
     breakers = policy(ManualClock())
     for _ in range(5):
-        with pytest.raises(HubRefusal):
-            await breakers(make_call(), raising(down))
+        assert (await attempt(breakers, down())).structured_content["details"]["reason"] == "down"
     assert breakers.breaker("s").state == "closed" and breakers.breaker("s").consecutive_failures == 0
-    with pytest.raises(HubToolError):
-        await breakers(make_call(), raising(lost))
+    assert code_of(await attempt(breakers, lost())) == "unavailable"
     assert breakers.breaker("s").state == "open"
 
 
 async def test_an_open_breaker_refuses_with_the_cooldown_left_as_retry_after() -> None:
     clock = ManualClock()
     breakers = policy(clock)
-    with pytest.raises(HubToolError):
-        await breakers(make_call(), raising(lost))
+    await attempt(breakers, lost())
     clock.advance(7.5)
-    with pytest.raises(HubRefusal) as refused:
-        await breakers(make_call(), raising(AssertionError))  # never reaches the server
-    body = refused.value.body
-    assert body.code == "unavailable" and body.retry_after_s == 2.5 and body.details["reason"] == "breaker_open"
+    never = Script(AssertionError("never reaches the server"))
+    body = (await run_call(make_call(), DeadlinePolicy(), breakers, forwarder=never)).structured_content
+    assert body["code"] == "unavailable" and body["retry_after_s"] == 2.5 and body["details"]["reason"] == "breaker_open"
+    assert never.attempts == 0
 
 
 async def test_a_probe_refused_further_in_lets_the_next_call_probe() -> None:
     clock = ManualClock()
     breakers = policy(clock)
-    with pytest.raises(HubToolError):
-        await breakers(make_call(), raising(lost))
+    await attempt(breakers, lost())
     clock.advance(10)
-    with pytest.raises(HubRefusal):
-        await breakers(make_call(), raising(down))  # the probe found the server still down
+    await attempt(breakers, down())  # the probe found the server still down
     assert breakers.breaker("s").state == "half_open"
-
-    async def answer(call: ToolCall) -> Any:
-        return ok_result()
-
-    await breakers(make_call(), answer)
+    await attempt(breakers, ok_result())
     assert breakers.breaker("s").state == "closed"
+
+
+async def test_a_timeout_is_a_failure_and_a_cancel_by_the_caller_is_nothing() -> None:
+    breakers = policy(ManualClock(), failure_threshold=2)
+
+    async def hang(call: ToolCall) -> Any:
+        await anyio.sleep_forever()
+
+    assert code_of(await attempt(breakers, hang, timeout_s=0.01)) == "timeout"
+    assert breakers.breaker("s").consecutive_failures == 1
+    with anyio.move_on_after(0.01):
+        await attempt(breakers, hang, timeout_s=30)
+    assert breakers.breaker("s").consecutive_failures == 1 and breakers.breaker("s").state == "closed"
 
 
 async def test_the_probe_gets_a_full_deadline_of_its_own() -> None:
@@ -144,14 +145,12 @@ async def test_the_probe_gets_a_full_deadline_of_its_own() -> None:
                         jitter=cooldown_passes_during_backoff)
     left_for_probe: list[float] = []
 
-    async def forward(call: ToolCall) -> Any:
-        if call.attributes["attempt"] == 1:
-            raise lost()
+    async def probe(call: ToolCall) -> Any:
         left_for_probe.append(anyio.current_effective_deadline() - now())
         return ok_result()
 
-    chain = compose([deadline_policy, retry, breakers], forward)
-    await chain(make_call(timeout_s=1.0, max_timeout_s=1.0))
+    call = make_call(timeout_s=1.0, max_timeout_s=1.0)
+    await run_call(call, DeadlinePolicy(), breakers, forwarder=Script(lost(), probe), retry=retry)
     assert left_for_probe and left_for_probe[0] > 0.8, left_for_probe
     assert breakers.breaker("s").state == "closed"
 
@@ -174,15 +173,7 @@ def test_refusals_interleaved_anywhere_change_nothing(outcomes: list[tuple[str, 
             if outcome == "refused" and not refuse:
                 continue
 
-            async def forward(call: ToolCall, outcome: str = outcome) -> Any:
-                if outcome == "ok":
-                    return ok_result()
-                raise lost() if outcome == "fail" else down()
-
-            try:
-                await breakers(make_call(), forward)
-            except HubToolError:
-                pass
+            await attempt(breakers, ok_result() if outcome == "ok" else lost() if outcome == "fail" else down())
             if outcome != "refused":
                 b = breakers.breaker("s")
                 seen.append((b.state, b.consecutive_failures))

@@ -1,21 +1,22 @@
-"""`hub.policies.bulkhead` alone: a full queue is the hub's refusal, at once; a queued call waits for a slot."""
+"""`hub.policies.bulkhead` alone: a free slot admits at once, a full queue is the hub's refusal at
+once, a queued call waits for a freed slot or gives up before its deadline; the slot comes back."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import anyio
 import pytest
 
-from hub.errors import HubRefusal
-from hub.policies import BulkheadPolicy, ToolCall
-from tests.policy_support import make_call, ok_result
+from hub.policies import GRANTED, MUST_WAIT, BulkheadPolicy, DeadlinePolicy, ToolCall
+from tests.policy_support import Script, code_of, make_call, ok_result, run_call
 
 pytestmark = pytest.mark.anyio
 
 
 class Gate:
-    """A forwarder whose calls wait until the test opens the gate."""
+    """A forwarder step whose calls wait until the test opens the gate."""
 
     def __init__(self) -> None:
         self.open = anyio.Event()
@@ -27,10 +28,17 @@ class Gate:
         return ok_result()
 
 
-def with_deadline(timeout_s: float) -> ToolCall:
-    call = make_call(timeout_s=timeout_s)
-    call.idle_deadline_from(call.started_at)
-    return call
+async def test_admission_is_synchronous_and_says_when_it_must_wait() -> None:
+    bulkheads = BulkheadPolicy(lambda server: (1, 0))
+    first, second = make_call(), make_call()
+    assert bulkheads.admit(first) is GRANTED and bulkheads.bulkhead("s").busy == 1
+    refused = bulkheads.admit(second)  # queue of 0: refused, not queued
+    assert refused.body.details == {"server": "s", "reason": "saturated"} and refused.body.retry_after_s
+    bulkheads.settle(first, GRANTED, None)  # type: ignore[arg-type]
+    assert bulkheads.bulkhead("s").busy == 0
+    queueing = BulkheadPolicy(lambda server: (1, 1))
+    assert queueing.admit(first) is GRANTED and queueing.admit(second) is MUST_WAIT
+    assert queueing.bulkhead("s").busy == 1 and queueing.bulkhead("s").waiting == 0, "MUST_WAIT changed nothing"
 
 
 async def test_a_full_queue_refuses_at_once_and_a_queued_call_gets_the_freed_slot() -> None:
@@ -38,7 +46,7 @@ async def test_a_full_queue_refuses_at_once_and_a_queued_call_gets_the_freed_slo
     gate, results = Gate(), []
 
     async def run() -> None:
-        results.append(await bulkheads(with_deadline(30), gate))
+        results.append(await run_call(make_call(timeout_s=30), DeadlinePolicy(), bulkheads, forwarder=Script(gate)))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
@@ -49,23 +57,22 @@ async def test_a_full_queue_refuses_at_once_and_a_queued_call_gets_the_freed_slo
         with anyio.fail_after(10):
             while bulkheads.bulkhead("s").waiting == 0:
                 await anyio.sleep(0)
-        with pytest.raises(HubRefusal) as refused:
-            await bulkheads(with_deadline(30), gate)
-        assert refused.value.body.details == {"server": "s", "reason": "saturated"}
-        assert refused.value.body.retry_after_s and gate.entered == 1
+        refused = await run_call(make_call(timeout_s=30), DeadlinePolicy(), bulkheads, forwarder=Script(gate))
+        assert refused.structured_content["details"] == {"server": "s", "reason": "saturated"}
+        assert refused.structured_content["retry_after_s"] and gate.entered == 1
         gate.open.set()
-    assert len(results) == 2 and gate.entered == 2 and bulkheads.bulkhead("s").busy == 0
+    assert len(results) == 2 and not any(r.is_error for r in results) and gate.entered == 2 and bulkheads.bulkhead("s").busy == 0
 
 
 async def test_a_queued_call_gives_up_before_its_deadline_with_a_refusal() -> None:
     bulkheads = BulkheadPolicy(lambda server: (1, 5))
     gate = Gate()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(bulkheads, with_deadline(30), gate)
+        tg.start_soon(partial(run_call, make_call(timeout_s=30), DeadlinePolicy(), bulkheads, forwarder=Script(gate)))
         with anyio.fail_after(10):
             while gate.entered == 0:
                 await anyio.sleep(0)
-        with pytest.raises(HubRefusal) as refused:
-            await bulkheads(with_deadline(0.2), gate)
-        assert "no slot freed up before the deadline" in refused.value.body.message
+        result = await run_call(make_call(timeout_s=0.2), DeadlinePolicy(), bulkheads, forwarder=Script(gate))
+        assert code_of(result) == "unavailable" and "no slot freed up before the deadline" in result.content[0].text
         gate.open.set()
+    assert bulkheads.bulkhead("s").busy == 0 and bulkheads.bulkhead("s").waiting == 0

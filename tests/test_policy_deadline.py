@@ -1,4 +1,5 @@
-"""`hub.policies.deadline` alone: the cancel scope follows the call's deadline, and a probe's restart moves it."""
+"""`hub.policies.deadline` with the awaiting driver: the cancel scope follows the call's deadline,
+progress moves it (never past the hard limit), and a probe's restart moves it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
-from hub.errors import HubToolError
-from hub.policies import ToolCall, deadline_policy, now
-from tests.policy_support import make_call, ok_result
+from hub.policies import DeadlinePolicy, ToolCall, now
+from tests.policy_support import Script, code_of, make_call, ok_result, run_call
 
 pytestmark = pytest.mark.anyio
 
@@ -26,15 +26,29 @@ async def test_restart_deadline_gives_a_full_deadline_from_now_and_moves_the_run
         seen["hard"] = call.hard_deadline - now()
         return ok_result()
 
-    await deadline_policy(call, forward)
+    await run_call(call, DeadlinePolicy(), forwarder=Script(forward))
     assert seen["before"] < 0.2 and seen["after"] > 0.9 and seen["hard"] > 1.9, seen
     assert call.deadline_scope is None, "the scope is not kept once the call is over"
+
+
+async def test_progress_moves_the_idle_deadline_but_never_past_the_hard_one() -> None:
+    call = make_call(timeout_s=1.0, max_timeout_s=1.5)
+    call.started_at -= 0.9
+    seen: list[float] = []
+
+    async def forward(call: ToolCall) -> Any:
+        seen.append(anyio.current_effective_deadline() - now())
+        await call.on_progress(1, None, None)
+        seen.append(anyio.current_effective_deadline() - now())
+        return ok_result()
+
+    await run_call(call, DeadlinePolicy(), forwarder=Script(forward))
+    assert seen[0] < 0.2 and 0.5 < seen[1] <= 0.6, seen
 
 
 async def test_the_deadline_cancels_and_reports_timeout() -> None:
     async def forward(call: ToolCall) -> Any:
         await anyio.sleep_forever()
 
-    with pytest.raises(HubToolError) as timed_out:
-        await deadline_policy(make_call(timeout_s=0.05, max_timeout_s=0.05), forward)
-    assert timed_out.value.body.code == "timeout" and "hard limit" in timed_out.value.body.message
+    result = await run_call(make_call(timeout_s=0.05, max_timeout_s=0.05), DeadlinePolicy(), forwarder=Script(forward))
+    assert code_of(result) == "timeout" and "hard limit" in result.content[0].text

@@ -16,7 +16,7 @@ from mcp import Client
 
 from hub.config import parse_config
 from hub.hub import Hub
-from hub.server import build_server
+from hub.frontends.server import build_server
 from hub.wire import result_json
 from tests.conftest import PY, FIXTURES, free_port, wait_for_port, Proc
 

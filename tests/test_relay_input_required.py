@@ -9,19 +9,22 @@ server→client requests); the client is the SDK's, connected in memory to `buil
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from hub.audit.log import query
 from hub.config import parse_config
 from hub.hub import Hub
-from hub.server import build_server
+from hub.frontends.server import build_server
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +100,20 @@ async def test_a_2026_client_without_the_capability_is_refused_as_before(tmp_pat
     assert result.is_error  # the server's request was refused by the hub: its tool reports the failure
     rows = query(tmp_path / "data", tool="relay:elicitation")
     assert rows and rows[-1]["outcome"] == "denied"
+
+
+async def test_the_flow_also_works_on_the_hubs_stdio(tmp_path: Path) -> None:
+    """A 2026-07-28 call on the hub's stdio that declared elicitation/sampling is left to the SDK server
+    (not the fast path), so the flow reaches it there too."""
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"hub": {"data_dir": str(tmp_path / "data")}, "mcpServers": {"t": TASKS}}))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "hub.cli", "serve", "--config", str(config),
+                                                                 "--log-level", "warning"],
+                                   env={"PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
+    answers = Answers()
+    with anyio.fail_after(60):
+        async with Client(params, mode="auto", elicitation_callback=answers.elicitation,
+                          sampling_callback=answers.sampling) as client:
+            assert client.protocol_version == "2026-07-28"
+            result = await client.call_tool("t__interview", {})
+    assert result.content[0].text == 'accept {"pick": "owls"}; model said hoot'  # type: ignore[union-attr]

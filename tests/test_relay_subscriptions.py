@@ -22,7 +22,7 @@ from tests.resource_updates import Updates
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.relay.instructions import HUB_LINE, merge_instructions
-from hub.server import build_server
+from hub.frontends.server import build_server
 
 pytestmark = pytest.mark.anyio
 

@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 from hub.audit.log import query
 from hub.config import parse_config
 from hub.hub import Hub
-from hub.server import build_server
+from hub.frontends.server import build_server
 
 pytestmark = pytest.mark.anyio
 

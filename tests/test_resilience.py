@@ -91,7 +91,9 @@ class ShiftedClock:
         return time.monotonic() + self.shift
 
 
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+async def wait_until(predicate: Any, timeout: float = 60.0) -> None:
+    """Wait for a state; the bound is generous (a restart on a loaded 2-core machine can take
+    seconds: starting Python and importing the SDK), and costs nothing when the state comes fast."""
     with anyio.fail_after(timeout):
         while not predicate():
             await anyio.sleep(0.05)

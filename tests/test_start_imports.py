@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.conftest import ECHO
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("hub.transports", "hub.http_guard", "hub.webhooks", "hub.admin", "h11", "jinja2", "numpy", "redis", "psycopg",
+HEAVY = ("hub.frontends.http", "hub.frontends.http.transports", "hub.frontends.http.http_guard", "hub.webhooks", "hub.admin", "h11", "jinja2", "numpy", "redis", "psycopg",
          "authlib", "joserfc")
 
 SERVE_AND_REPORT = """

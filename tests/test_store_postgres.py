@@ -17,7 +17,7 @@ import pytest
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.store.base import AuditFilter
-from hub.transports import health_response
+from hub.frontends.http.transports import health_response
 from tests.cluster_support import PgServer
 from tests.conftest import PY, ROOT, echo_stdio, free_port, start_hub_http, write_config
 from tests.test_hygiene import outcome, wait_ready

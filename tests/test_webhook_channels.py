@@ -160,8 +160,8 @@ async def test_channel_upkeep_state_shows_in_the_hubs_healthz(tmp_path: Path, mo
     """An in-process calendar's channel upkeep, as the HTTP hub's `/healthz` reports it."""
     from hub.config import parse_config
     from hub.hub import Hub
-    from hub.server import build_server
-    from hub.transports import build_http_app
+    from hub.frontends.server import build_server
+    from hub.frontends.http.transports import build_http_app
     from servers.kit.webhooks.channels import ChannelKeeper
 
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))

@@ -18,7 +18,7 @@ from mcp.shared.exceptions import MCPError
 from tests.resource_updates import Updates
 from hub.config import parse_config
 from hub.hub import Hub
-from hub.server import build_server
+from hub.frontends.server import build_server
 from tests.webhook_support import SECRETS, http_hub, payload, signed
 
 pytestmark = pytest.mark.anyio

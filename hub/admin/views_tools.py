@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from hub.admin.console import Console
 from hub.admin.session import AdminSession
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 
 ANNOTATIONS = {"read_only": "read-only", "destructive": "destructive", "idempotent": "idempotent",
                "open_world": "open world"}

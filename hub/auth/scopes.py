@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from hub.config import ServerConfig
 
 if TYPE_CHECKING:  # a type only: a real import closed a circle (catalog → connection → caller_channel → scopes)
-    from hub.catalog import ToolRoute
+    from hub.catalog.catalog import ToolRoute
 
 _LEVELS = {"read": 0, "write": 1, "admin": 2}
 

@@ -39,7 +39,7 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.cluster.sealing import MAX_ID_CHARS, SessionSealer, SessionState
-from hub.http_sessions import PrincipalSessionManager, refusal_response
+from hub.frontends.http.http_sessions import PrincipalSessionManager, refusal_response
 from hub.session_ledger import SessionRefused
 
 logger = logging.getLogger("hub.cluster")

@@ -27,7 +27,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
-from hub.line_pipes import Send, WriteNow, json_line, json_object
+from hub.frontends.stdio.line_pipes import Send, WriteNow, json_line, json_object
 
 logger = logging.getLogger("hub.downstream")
 

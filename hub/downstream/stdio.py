@@ -33,8 +33,8 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
-from hub.line_errors import overlong_answer
-from hub.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
+from hub.frontends.stdio.line_errors import overlong_answer
+from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
 from hub.redact import LineMasker
 from hub.signals import on_last_resort
 

@@ -10,14 +10,12 @@ import secrets
 import time
 from typing import Any
 
-import anyio
-
 from hub.audit.log import AuditEvent, AuditLog
 from hub.auth.principal import Principal
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.errors import HubToolError
 from hub.metrics import HubMetrics
-from hub.policies.base import CallNext, ToolCall, now
+from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCall, now
 from hub.redact import bounded_name
 from hub.settings import AuditSettings
 from hub.wire import ToolResult, replace_meta
@@ -37,35 +35,30 @@ def new_request_id() -> str:
 
 
 class AuditPolicy:
+    """Per call: refuses while the audit store is down (per `on_failure`); settles every call into its row."""
+
+    phase: Phase = "call"
+
     def __init__(self, audit: AuditLog | None, settings: AuditSettings, metrics: HubMetrics) -> None:
         self.audit = audit
         self.settings = settings
         self.metrics = metrics
         self._kept: dict[str, frozenset[str]] = {}
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
-        # A call the express path already sent was admitted then: it is seen through, not refused.
-        refusal = self._refusal(call) if call.sent is None else None
+    def admit(self, call: ToolCall) -> Admission:
+        """Refused (and audited as such) while the audit store is down, per `on_failure`."""
+        refusal = self._refusal(call)
         if refusal is not None:
             self.observe(call, "error", "unavailable", 0.0)  # also probes whether the store is back
-            raise refusal
-        started = call.started_at
-        try:
-            result = await call_next(call)
-        except HubToolError as exc:
-            self.observe(call, "error", exc.body.code, now() - started)
-            raise
-        except anyio.get_cancelled_exc_class():
-            self.observe(call, "cancelled", None, now() - started)
-            raise
-        self.observe_result(call, result, now() - started)
-        return result
+            return refusal
+        return GRANTED
 
-    def observe_result(self, call: ToolCall, result: ToolResult, seconds: float) -> None:
-        """A call the server answered: `ok`, or `tool_error` with the code its result carries."""
-        structured = result.structured_content
-        code = structured.get("code") if result.is_error and isinstance(structured, dict) else None
-        self.observe(call, "tool_error" if result.is_error else "ok", code, seconds)
+    async def wait(self, call: ToolCall) -> Permit | HubToolError:
+        raise AssertionError("the audit never waits")
+
+    def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None:
+        """The call's audit row, metric and log line: `ok`, `tool_error`, `error` or `cancelled`, and its code."""
+        self.observe(call, outcome.kind, outcome.code, now() - call.started_at)
 
     @property
     def store_ok(self) -> bool:

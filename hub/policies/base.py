@@ -1,89 +1,67 @@
-"""The shape every call policy shares."""
+"""The two-phase shape every call policy shares.
+
+`admit(call)` decides synchronously: a `Permit` (go on), a `HubToolError` (the refusal the caller
+gets), or `MUST_WAIT` (this policy can only decide by waiting: the driver then awaits
+`wait(call)`, which returns a permit or a refusal). An admit that says `MUST_WAIT` has changed
+nothing, so it may be asked again. Every permit granted is settled exactly once with what the call
+(or the attempt) came to: `settle(call, permit, outcome)`; the pipeline pops permits as it settles
+them (`Pipeline.settle`). Permits that carry nothing are the shared `GRANTED`.
+
+`phase` says when a policy runs: `"call"` once per call, `"attempt"` once per attempt (the retry
+loop runs between the two). The order is stated once, in `hub.calls.pipeline`.
+"""
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal, Protocol, runtime_checkable
 
-import anyio
-from mcp.shared.dispatcher import ProgressFnT
+from hub.calls.call import Outcome, ToolCall, now
+from hub.errors import HubToolError
 
-from hub.catalog import ToolRoute
-from hub.wire import ToolResult
+Phase = Literal["call", "attempt"]
 
 
-now = time.monotonic
-"""The clock of every policy and deadline: the asyncio loop's own (`loop.time()` is `time.monotonic()`,
-what cancel-scope deadlines are compared against), read without anyio's per-call backend lookup."""
+class Permit:
+    """What a policy granted a call; settled exactly once. Subclass it to carry state."""
+
+    __slots__ = ()
 
 
-@dataclass
-class ToolCall:
-    """One call travelling through the policy chain."""
+class MustWait:
+    """The verdict of a policy that cannot decide without waiting."""
 
-    route: ToolRoute
-    arguments: dict[str, Any]
-    timeout_s: float
-    """Idle deadline: seconds without an answer or a progress notification."""
-    max_timeout_s: float
-    """Hard deadline for the whole call, progress or not."""
-    progress: ProgressFnT | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    """Scratch space for policies (principal, attempt number, ...)."""
-    deadline_at: float = math.inf
-    """Absolute (`now()`) time the call must finish by; set and moved by the deadline policy."""
-    started_at: float = field(default_factory=now)
-    """When the call started (`now()`): what its deadlines and its audited latency count from."""
-    sent: Any = None
-    """The first attempt, already sent downstream by the hub's express path (a `Pending`): the
-    policies let it through as admitted — its breaker check passed and its bulkhead slot is held —
-    and the forwarding step waits for its answer instead of sending again."""
-    deadline_scope: anyio.CancelScope | None = None
-    """The deadline policy's cancel scope while the chain runs the call (`restart_deadline` moves it)."""
-    probe_started_at: float = 0.0
-    """When a half-open breaker let this call through as its probe (0.0: not a probe). The probe's
-    deadlines count from then, not from the call's start: it gets a full deadline of its own."""
-
-    @property
-    def hard_deadline(self) -> float:
-        """`max_timeout_s` after the start (or the probe's start): progress never moves the deadline past this."""
-        return max(self.started_at, self.probe_started_at) + max(self.max_timeout_s, self.timeout_s)
-
-    def restart_deadline(self) -> None:
-        """Give the call a full deadline from now — for the breaker's half-open probe, whose verdict
-        must not come from the remains of a deadline spent before it (a retry's backoff, say)."""
-        self.probe_started_at = now()
-        self.idle_deadline_from(self.probe_started_at)
-        if self.deadline_scope is not None:
-            self.deadline_scope.deadline = self.deadline_at
-
-    def idle_deadline_from(self, moment: float) -> None:
-        """Set `deadline_at` to `timeout_s` after `moment` (the start, or the latest progress),
-        capped at the hard deadline."""
-        self.deadline_at = min(moment + self.timeout_s, self.hard_deadline)
-
-    @property
-    def retry_safe(self) -> bool:
-        """Safe to send twice: read-only, idempotent, or carrying the caller's idempotency key."""
-        key = self.arguments.get("idempotency_key")
-        return self.route.read_only or self.route.idempotent or (isinstance(key, str) and key != "")
+    __slots__ = ()
 
 
-CallNext = Callable[[ToolCall], Awaitable[ToolResult]]
-CallPolicy = Callable[[ToolCall, CallNext], Awaitable[ToolResult]]
+GRANTED = Permit()
+MUST_WAIT = MustWait()
+Admission = Permit | HubToolError | MustWait
 
 
-def compose(policies: Sequence[CallPolicy], terminal: CallNext) -> CallNext:
-    """Wrap `terminal` in `policies`, the first policy outermost."""
-    call_next = terminal
-    for policy in reversed(policies):
-        call_next = _bind(policy, call_next)
-    return call_next
+@runtime_checkable
+class Policy(Protocol):
+    """A two-phase call policy (see the module)."""
+
+    phase: Phase
+
+    def admit(self, call: ToolCall) -> Admission: ...
+
+    async def wait(self, call: ToolCall) -> Permit | HubToolError: ...
+
+    def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None: ...
 
 
-def _bind(policy: CallPolicy, call_next: CallNext) -> CallNext:
-    # A plain function handing back the policy's own coroutine: no extra coroutine per layer.
-    return lambda call: policy(call, call_next)
+class NeverWaits:
+    """Base for policies whose `admit` never says `MUST_WAIT` and that settle nothing."""
+
+    phase: Phase = "call"
+
+    async def wait(self, call: ToolCall) -> Permit | HubToolError:
+        raise AssertionError(f"{type(self).__name__} never asks to wait")
+
+    def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None:
+        return None
+
+
+__all__ = ["GRANTED", "MUST_WAIT", "Admission", "MustWait", "NeverWaits", "Outcome", "Permit", "Phase", "Policy",
+           "ToolCall", "now"]

@@ -15,17 +15,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
-import anyio
-
-from hub.wire import ToolResult
 from hub.settings import BreakerSettings
 from hub.errors import HubRefusal, HubToolError
-from hub.policies.base import CallNext, ToolCall, now
+from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCall, now
 
 logger = logging.getLogger("hub.breaker")
 BreakerState = Literal["closed", "open", "half_open"]
 FAILURE_CODES = frozenset({"timeout", "unavailable", "upstream_error", "internal"})
 
+
+PROBE = Permit()
+"""The permit of the half-open breaker's one probe call."""
 
 BUCKETS = 30
 """The failure-rate window is kept as this many time buckets, not one entry per call."""
@@ -124,6 +124,8 @@ class BreakerPolicy:
     so a crash and its restart window cannot open the breaker and lock the restarted server out.
     The call a half-open breaker lets through as its probe gets a full deadline of its own."""
 
+    phase: Phase = "attempt"
+
     def __init__(self, settings_for: Callable[[str], BreakerSettings], clock: Callable[[], float] = now) -> None:
         self._settings_for = settings_for
         self._clock = clock
@@ -135,32 +137,31 @@ class BreakerPolicy:
             found = self.breakers[server] = CircuitBreaker(server, self._settings_for(server), self._clock)
         return found
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
+    def admit(self, call: ToolCall) -> Admission:
+        """Closed: go. Open (or half-open with its probe out): refused at once, never waited out.
+        The cool-down over: this call is the probe, with a full deadline of its own."""
         breaker = self.breaker(call.route.server)
-        probe = False
-        if call.sent is None:  # else the express path admitted it (breaker closed) and sent it
-            if not breaker.admit():
-                raise open_refusal(call.route.server, breaker)
-            if breaker.state == "half_open":
-                probe = True
-                call.restart_deadline()
-        try:
-            result = await call_next(call)
-        except HubRefusal:
-            if probe:
-                breaker.release()  # the probe never reached the server: the next call probes instead
-            raise
-        except HubToolError as exc:
-            breaker.record(exc.body.code not in FAILURE_CODES)
-            raise
-        except anyio.get_cancelled_exc_class():
-            if now() >= call.deadline_at:
-                breaker.record(False)  # the deadline cancelled it: a timeout
-            elif probe:
+        if breaker.state == "closed":
+            return GRANTED
+        if not breaker.admit():
+            return open_refusal(call.route.server, breaker)
+        if breaker.state == "half_open":
+            call.restart_deadline()
+            return PROBE
+        return GRANTED
+
+    async def wait(self, call: ToolCall) -> Permit | HubToolError:
+        raise AssertionError("the breaker never waits")
+
+    def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None:
+        """Count the attempt: an answer is a success, a failure code a failure; a refusal of the hub
+        or the caller's cancel counts nothing (a probe that never reached the server is released)."""
+        breaker = self.breaker(call.route.server)
+        if outcome.cancelled or outcome.hub_refusal:
+            if permit is PROBE:
                 breaker.release()
-            raise
-        breaker.record(True)
-        return result
+            return
+        breaker.record(outcome.error is None or outcome.error.body.code not in FAILURE_CODES)
 
 
 def open_refusal(server: str, breaker: CircuitBreaker) -> HubRefusal:

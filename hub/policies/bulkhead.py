@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 import anyio
 
-from hub.wire import ToolResult
-from hub.errors import HubRefusal
-from hub.policies.base import CallNext, ToolCall, now
+from hub.errors import HubRefusal, HubToolError
+from hub.policies.base import GRANTED, MUST_WAIT, Admission, Outcome, Permit, Phase, ToolCall, now
 
 DEADLINE_MARGIN_S = 0.02
 """Give up waiting for a slot this long before the deadline, so the caller sees `unavailable`."""
@@ -34,6 +33,10 @@ class Bulkhead:
 
 
 class BulkheadPolicy:
+    """One `Bulkhead` per server, held for every attempt."""
+
+    phase: Phase = "attempt"
+
     def __init__(self, limits_for: Callable[[str], tuple[int, int]]) -> None:
         self._limits_for = limits_for
         self.bulkheads: dict[str, Bulkhead] = {}
@@ -44,32 +47,34 @@ class BulkheadPolicy:
             found = self.bulkheads[server] = Bulkhead(*self._limits_for(server))
         return found
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
+    def admit(self, call: ToolCall) -> Admission:
+        """A free slot: taken. None and the queue full: refused at once. Else the call must queue."""
         bulkhead = self.bulkhead(call.route.server)
-        if call.sent is None:  # else the express path holds a slot for this call already
-            try:
-                bulkhead.slots.acquire_nowait()
-            except anyio.WouldBlock:
-                await self._wait_for_slot(call, bulkhead)
         try:
-            return await call_next(call)
-        finally:
-            bulkhead.slots.release()
+            bulkhead.slots.acquire_nowait()
+        except anyio.WouldBlock:
+            if bulkhead.waiting >= bulkhead.max_queue:
+                return _saturated(call, bulkhead, "its queue is full")
+            return MUST_WAIT
+        return GRANTED
 
-    @staticmethod
-    async def _wait_for_slot(call: ToolCall, bulkhead: Bulkhead) -> None:
+    async def wait(self, call: ToolCall) -> Permit | HubToolError:
+        """Queue for a slot until shortly before the deadline."""
+        bulkhead = self.bulkhead(call.route.server)
         if bulkhead.waiting >= bulkhead.max_queue:
-            raise _saturated(call, bulkhead, "its queue is full")
+            return _saturated(call, bulkhead, "its queue is full")
         bulkhead.waiting += 1
-        acquired = False
         try:
             with anyio.move_on_after(max(0.0, call.deadline_at - now() - DEADLINE_MARGIN_S)):
                 await bulkhead.slots.acquire()
-                acquired = True
+                return GRANTED
         finally:
             bulkhead.waiting -= 1
-        if not acquired:
-            raise _saturated(call, bulkhead, "no slot freed up before the deadline")
+        return _saturated(call, bulkhead, "no slot freed up before the deadline")
+
+    def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None:
+        """Give the slot back."""
+        self.bulkhead(call.route.server).slots.release()
 
 
 def _saturated(call: ToolCall, bulkhead: Bulkhead, why: str) -> HubRefusal:

@@ -4,7 +4,8 @@ Writes are never retried blindly — only when the caller supplied an `idempoten
 Transient means `unavailable` (the connection was lost mid-call) or `rate_limited` (an `isError`
 result carrying either code, as our domain servers return on a provider 429). Backoff is
 exponential with full jitter, bounded in attempts, and every wait must end before the call's
-deadline; a `retry_after_s` from the failure is honoured. A refusal the hub makes itself
+deadline; a `retry_after_s` from the failure (a provider's 429/5xx, passed on at once by the
+domain kit, which does not retry itself) is honoured: retries of provider errors happen once, here. A refusal the hub makes itself
 (`HubRefusal`: server down or restarting, breaker open, queue full) is never retried: waiting
 one out would spend the caller's deadline (and turn a probe into a call cut short), so the caller
 gets it at once, with its `retry_after_s`, and decides.
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 
 from hub.wire import ToolResult
 from hub.settings import RetrySettings
-from hub.errors import HubRefusal, HubToolError
-from hub.policies.base import CallNext, ToolCall, now
+from hub.policies.base import Outcome, ToolCall, now
 
 logger = logging.getLogger("hub.retry")
 TRANSIENT_CODES = frozenset({"unavailable", "rate_limited"})
@@ -37,43 +37,46 @@ def transient_result(result: ToolResult) -> tuple[bool, float | None]:
 
 
 class RetryPolicy:
-    """Retries transient failures of retry-safe calls; settings come per server."""
+    """The loop between the per-call and the per-attempt policies: whether, and after how long, a
+    finished attempt is tried again. Settings come per server; clock, jitter and sleep are injectable."""
 
-    def __init__(self, settings_for: Callable[[str], RetrySettings], jitter: Callable[[], float] = random.random) -> None:
+    def __init__(self, settings_for: Callable[[str], RetrySettings], jitter: Callable[[], float] = random.random,
+                 clock: Callable[[], float] = now, sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> None:
         self._settings_for = settings_for
         self._jitter = jitter
+        self._clock = clock
+        self.sleep = sleep
+        """What the awaiting driver waits with between attempts."""
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
+    def wants(self, call: ToolCall, outcome: Outcome) -> bool:
+        """Whether this attempt's outcome is one to retry, deadline aside (no jitter drawn)."""
+        if outcome.error is not None:  # the cheap checks first: most outcomes are plain answers
+            transient = outcome.error.body.code in TRANSIENT_CODES and not (outcome.refused or outcome.hub_refusal)
+        else:
+            transient = outcome.result is not None and outcome.result.is_error and transient_result(outcome.result)[0]
+        return bool(transient) and call.retry_safe and call.attempt < self._settings_for(call.route.server).max_attempts
+
+    def after(self, call: ToolCall, outcome: Outcome) -> float | None:
+        """Seconds to wait before the next attempt, or None: the outcome is the call's answer.
+
+        A `retry_after_s` the failure carries is waited (plus a jitter of at most `base_delay_s`,
+        so callers told the same moment do not all return at once); without one, exponential
+        backoff with full jitter up to `max_delay_s`. A wait that would not end before the
+        call's deadline is not started: the failure is returned at once."""
+        if not self.wants(call, outcome):
+            return None
         settings = self._settings_for(call.route.server)
-        attempts = settings.max_attempts if call.retry_safe else 1
-        attempt = 0
-        while True:
-            attempt += 1
-            call.attributes["attempt"] = attempt
-            failure: HubToolError | None = None
-            try:
-                result = await call_next(call)
-                transient, retry_after = transient_result(result)
-                if not transient:
-                    return result
-            except HubRefusal:
-                raise  # the hub's own refusal (down, breaker open, queue full): at once, never waited out
-            except HubToolError as exc:
-                if exc.body.code not in TRANSIENT_CODES:
-                    raise
-                failure, retry_after, result = exc, exc.body.retry_after_s, None
-            if attempt >= attempts:
-                return _give_up(failure, result)
-            backoff = self._jitter() * min(settings.max_delay_s, settings.base_delay_s * 2 ** (attempt - 1))
-            delay = max(backoff, retry_after or 0.0)
-            if now() + delay >= call.deadline_at:
-                return _give_up(failure, result)
-            logger.info("retrying %s (attempt %d of %d) in %.2fs", call.route.exposed, attempt + 1, attempts, delay)
-            await anyio.sleep(delay)
-
-
-def _give_up(failure: HubToolError | None, result: ToolResult | None) -> ToolResult:
-    if failure is not None:
-        raise failure
-    assert result is not None
-    return result
+        if outcome.error is not None:
+            retry_after = outcome.error.body.retry_after_s
+        else:
+            assert outcome.result is not None
+            retry_after = transient_result(outcome.result)[1]
+        if retry_after is not None:
+            delay = retry_after + self._jitter() * min(settings.base_delay_s, settings.max_delay_s)
+        else:
+            delay = self._jitter() * min(settings.max_delay_s, settings.base_delay_s * 2 ** (call.attempt - 1))
+        if self._clock() + delay >= call.deadline_at:
+            return None
+        logger.info("retrying %s (attempt %d of %d) in %.2fs", call.route.exposed, call.attempt + 1,
+                    settings.max_attempts, delay)
+        return delay

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import mcp_types as types
 
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.config import HubConfig
 from hub.profile_settings import ProfileSettings
 

@@ -57,7 +57,7 @@ def profile_routes(hub: Hub, make_manager: Callable[[Any], Manager], mcp_app: Ca
                    protect: Callable[[ASGIApp], ASGIApp]) -> tuple[list[tuple[str, ASGIApp]], list[Manager]]:
     """`(path, ASGI app)` for `/mcp/<name>` per configured profile (each its own MCP server and session
     manager), then the 404 for any other name; and the managers whose `run()` the app's lifespan holds."""
-    from hub.server import build_server
+    from hub.frontends.server import build_server
 
     routes: list[tuple[str, ASGIApp]] = []
     managers: list[Manager] = []

@@ -48,7 +48,7 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
-from hub.naming import namespaced_uri
+from hub.catalog.naming import namespaced_uri
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream

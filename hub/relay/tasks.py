@@ -37,14 +37,18 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.principal import Principal
 from hub.downstream.connection import DownstreamUnavailable
 from hub.errors import HubRefusal, HubToolError
-from hub.policies import ToolCall, compose, deadline_policy
+from hub.calls.call import Outcome, ToolCall
+from hub.calls.drivers import Drivers
+from hub.calls.pipeline import Pipeline
+from hub.downstream.forwarders import Forwarder
+from hub.policies.retry import RetryPolicy
 from hub.policies.audit import new_request_id
 from hub.relay.scope import may_see_server
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import WireResult, strip_protocol_meta
 
 if TYPE_CHECKING:
-    from hub.catalog import ToolRoute
+    from hub.catalog.catalog import ToolRoute
     from hub.downstream.connection import Downstream
     from hub.hub import Hub
 
@@ -142,22 +146,17 @@ class TaskRelay:
             refusal = await hub.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
             hub.auditor.denied(attributes, name, arguments, route, refusal)
             return _json(refusal.to_result() if refusal is not None else unknown_tool_result(hub, name, principal))
-        error = hub._argument_error(route, arguments)  # noqa: SLF001 — hook wanted: a public Hub.argument_error
-        if error is not None:
-            return _json(error.to_result())
         timeout, hard = hub.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, None, attributes)
-        policies: list[Any] = [hub.auditor, deadline_policy, hub.breakers, hub.bulkheads]
-        if hub.rate_limits.configured:
-            policies.insert(1, hub.rate_limits)
 
-        async def forward(call: ToolCall) -> WireResult:
+        async def create(call: ToolCall) -> WireResult:
             return await self._create(call.route, call.arguments, task, principal, connection)
 
-        try:
-            result = await compose(policies, forward)(call)
-        except HubToolError as exc:
-            return _json(exc.to_result())
+        # The hub's own pipeline (argument validation, audit, rate limit, deadline, breaker, bulkhead, in
+        # its order) around a forwarder that creates the task, with no retry: creating twice is not safe.
+        base = hub.pipeline
+        pipeline = Pipeline(base.call_policies, base.attempt_policies, _NEVER_RETRY, _TaskCreation(base.forwarder, create))
+        result = await Drivers(pipeline, hub.tracing).run(call)
         return result.body if isinstance(result, WireResult) else _json(result)
 
     async def _create(self, route: ToolRoute, arguments: dict[str, Any], task: dict[str, Any], principal: Principal,
@@ -287,6 +286,36 @@ def _checked_call_result(body: dict[str, Any], server: str) -> dict[str, Any]:
     result = strip_protocol_meta(WireResult(body))
     assert isinstance(result, WireResult)
     return result.body
+
+
+class _NoRetry(RetryPolicy):
+    """A retry policy that never retries (task creation is not idempotent)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda server: None)  # type: ignore[arg-type,return-value]  (settings never read)
+
+    def wants(self, call: ToolCall, outcome: Outcome) -> bool:
+        return False
+
+    def after(self, call: ToolCall, outcome: Outcome) -> float | None:
+        return None
+
+
+_NEVER_RETRY = _NoRetry()
+
+
+class _TaskCreation(Forwarder):
+    """The hub's forwarder, except that an attempt creates the task (`create`) instead of a plain call."""
+
+    def __init__(self, base: Forwarder, create: Any) -> None:
+        super().__init__(base.downstreams, base._local, False, base.tracing)  # noqa: SLF001 — same hub, same caller
+        self._create = create
+
+    def send_now(self, call: ToolCall, on_answer: Any) -> None:
+        return None  # never the express path: the awaiting driver runs task creation
+
+    async def forward(self, call: ToolCall) -> WireResult:
+        return await self._create(call)
 
 
 def _json(result: types.CallToolResult) -> dict[str, Any]:

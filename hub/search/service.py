@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from hub.auth.principal import Principal
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.datadir import default_cache_dir
 from hub.downstream.connection import ListKind
 from hub.search.documents import ToolDoc, tool_doc

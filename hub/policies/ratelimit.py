@@ -26,10 +26,9 @@ from urllib.parse import quote
 
 from hub.auth.principal import Principal
 from hub.errors import HubToolError
-from hub.limiter_store import StoreHealth
-from hub.policies.base import CallNext, ToolCall
+from hub.policies.limiter_store import StoreHealth
+from hub.policies.base import GRANTED, MUST_WAIT, Admission, Outcome, Permit, Phase, ToolCall
 from hub.settings import BucketSettings, RateLimitSettings
-from hub.wire import ToolResult
 
 logger = logging.getLogger("hub.ratelimit")
 
@@ -49,6 +48,10 @@ class MemoryBuckets:
         self._start_empty = start_empty
 
     async def take(self, key: str, bucket: BucketSettings) -> float:
+        return self.take_now(key, bucket)
+
+    def take_now(self, key: str, bucket: BucketSettings) -> float:
+        """`take`, synchronously: in-memory buckets never wait."""
         now = time.monotonic()
         tokens, updated = self._state.get(key, (0.0 if self._start_empty else float(bucket.burst), now))
         tokens = min(float(bucket.burst), tokens + (now - updated) * bucket.per_second)
@@ -118,7 +121,10 @@ def call_identity(attributes: dict[str, Any]) -> str:
 
 
 class RateLimitPolicy:
-    """Checks every bucket that applies to a call (principal overall, tool rules, server)."""
+    """Per call: checks every bucket that applies (principal overall, tool rules, server). In-memory
+    buckets admit synchronously, so a rate limit keeps calls on the express driver."""
+
+    phase: Phase = "call"
 
     def __init__(self, settings: RateLimitSettings, buckets: Buckets) -> None:
         self.settings = settings
@@ -150,12 +156,26 @@ class RateLimitPolicy:
         """For `/healthz`: the shared store's state, or None with in-memory buckets."""
         return self.store.report() if self.store is not None else None
 
-    async def __call__(self, call: ToolCall, call_next: CallNext) -> ToolResult:
+    def admit(self, call: ToolCall) -> Admission:
+        """In-memory buckets decide at once; shared (Redis) buckets must be asked: `MUST_WAIT`."""
+        buckets = self.buckets
+        if self.store is not None or not isinstance(buckets, MemoryBuckets):
+            return MUST_WAIT
+        identity, route = call_identity(call.attributes), call.route
+        for key, bucket in self.applicable(identity, route.exposed, route.server):
+            wait = buckets.take_now(key, bucket)
+            if wait > 0:
+                return self._limited(key, bucket, wait, route.exposed)
+        return GRANTED
+
+    async def wait(self, call: ToolCall) -> Permit | HubToolError:
+        """Ask the shared buckets (and fall back per `fail_mode` when they cannot be reached)."""
         refusal = await self.check(call_identity(call.attributes), call.route.exposed, call.route.server,
                                    call.route.read_only)
-        if refusal is not None:
-            raise refusal
-        return await call_next(call)
+        return GRANTED if refusal is None else refusal
+
+    def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None:
+        return None  # a token taken stays taken
 
     async def refused_call(self, attributes: dict[str, Any], name: str) -> HubToolError | None:
         """Charge a call refused before routing (unknown or hidden tool) to its caller: the overall
@@ -173,15 +193,18 @@ class RateLimitPolicy:
             if isinstance(wait, HubToolError):
                 return wait
             if wait > 0:
-                self.rejections += 1
-                return HubToolError(
-                    "rate_limited",
-                    f"rate limit reached for {shown or tool} ({bucket.burst} calls, refilling "
-                    f"{bucket.per_second:g}/s); retry after {wait:.2f}s",
-                    retry_after_s=round(wait + 0.005, 3),
-                    details={"limit": key.split(":")[0]},
-                )
+                return self._limited(key, bucket, wait, shown or tool)
         return None
+
+    def _limited(self, key: str, bucket: BucketSettings, wait: float, shown: str) -> HubToolError:
+        self.rejections += 1
+        return HubToolError(
+            "rate_limited",
+            f"rate limit reached for {shown} ({bucket.burst} calls, refilling {bucket.per_second:g}/s); "
+            f"retry after {wait:.2f}s",
+            retry_after_s=round(wait + 0.005, 3),
+            details={"limit": key.split(":")[0]},
+        )
 
     async def _take(self, key: str, bucket: BucketSettings, read_only: bool, tool: str) -> float | HubToolError:
         store = self.store

@@ -16,7 +16,7 @@ from typing import Any
 
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
-from hub.line_pipes import MAX_LINE_BYTES, json_line, json_object
+from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, json_line, json_object
 
 CAP_SETTING = "$MCP_HUB_MAX_LINE_BYTES"
 

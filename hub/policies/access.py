@@ -11,7 +11,7 @@ import os
 
 from hub.auth.principal import Principal
 from hub.auth.scopes import missing_scopes, required_scopes, scope_prefix
-from hub.catalog import ToolRoute
+from hub.catalog.catalog import ToolRoute
 from hub.config import HubConfig
 
 

@@ -25,15 +25,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.http_guard import HttpGuard, head_deadline_protocol
-from hub.http_sessions import sse_endpoint
+from hub.frontends.http.http_guard import HttpGuard, head_deadline_protocol
+from hub.frontends.http.http_sessions import sse_endpoint
 from hub.hub import Hub
 from hub.store.health import store_health
 from hub.cluster.sessions import session_manager
 from hub.session_ledger import SessionLedger
-from hub.stdio_pipes import serve_stdio  # noqa: F401  (re-exported; stdio starts import it from there)
+from hub.frontends.stdio.stdio_pipes import serve_stdio  # noqa: F401  (re-exported; stdio starts import it from there)
 from hub.webhooks import HubWebhooks, with_webhook_lifespan
-from hub.server import HubServer
+from hub.frontends.server import HubServer
 from hub.profiles.http import PinGate, profile_routes, with_managers
 
 logger = logging.getLogger("hub.transport")

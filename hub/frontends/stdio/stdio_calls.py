@@ -10,11 +10,11 @@ SDK's server unchanged, so the protocol stays the SDK's.
 
 The answers are the ones the SDK's server gives for the same request: the result object with the
 hub's request id in `_meta`, plus `resultType` and the hub's `serverInfo` stamp on 2026-07-28;
-`-32602 Unknown tool: <name>` for a tool the caller may not use; no answer to a cancelled request.
+the `not_found` result (`hub.unknown_tool`) for a tool the caller may not use; no answer to a cancelled request.
 
-A call that no policy needs to wait for takes the express path (`hub.express`): sent in the callback
-that read it, answered in the callback that reads the child's answer, with no task at all. Every
-other call — and an express call that turns out to need waiting — runs as an asyncio task of its
+Every call the hub can route starts on the express driver (`hub.calls.drivers`): admitted and sent
+in the callback that read it, answered in the callback that reads the child's answer, with no task
+at all. A call that must wait for something escalates to the awaiting driver, an asyncio task of its
 own (cancelled by the client's `notifications/cancelled` or when stdin closes): the hub always runs
 on asyncio, and anyio's task and scope objects were a tenth of a relayed call's cost.
 """
@@ -27,16 +27,17 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
-from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, PROTOCOL_VERSION_META_KEY,
+from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, PROTOCOL_VERSION_META_KEY,
                        SERVER_INFO_META_KEY)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
-from hub.express import ExpressCall
+from hub.calls.drivers import ExpressCall
 from hub.hub import Hub, UnknownTool
-from hub.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
+from hub.frontends.stdio.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
-from hub.line_pipes import Send, WriteNow, encode_off_loop, is_big, json_line, json_object
+from hub.unknown_tool import unknown_tool_result
+from hub.frontends.stdio.line_pipes import Send, WriteNow, encode_off_loop, is_big, json_line, json_object
 from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")
@@ -108,6 +109,9 @@ class StdioToolCalls:
         if modern:
             if meta[PROTOCOL_VERSION_META_KEY] not in MODERN_PROTOCOL_VERSIONS or CLIENT_CAPABILITIES_META_KEY not in meta:
                 return False  # the SDK answers a malformed envelope with the error the spec names
+            caps = meta[CLIENT_CAPABILITIES_META_KEY]
+            if isinstance(caps, dict) and any(k in caps for k in ("sampling", "elicitation", "roots")):
+                return False  # its server requests come back through the input-required flow (`hub.relay.input_required`)
         elif not self._initialized or self._relay_capable:
             return False
         key = _id_key(request_id)
@@ -121,7 +125,8 @@ class StdioToolCalls:
             lambda result: self._answer_now(key, request_id, modern, result),
             lambda outcome: self._start(key, request_id, name, modern, outcome), progress)
         if express is not None:
-            self._in_flight[key] = express
+            if not express.finished:  # a refusal at admission is answered before start_express returns
+                self._in_flight[key] = express
         else:
             # With tracing on (`hub.telemetry`), the caller's `_meta.traceparent` parents the call's span.
             traced = {"traceparent": meta.get("traceparent")} if self._hub.tracing is not None else None
@@ -168,8 +173,8 @@ class StdioToolCalls:
             reply = self._result_reply(request_id, modern, await outcome)
             if is_big(reply["result"]):
                 data = await encode_off_loop(reply)
-        except UnknownTool:
-            reply = _error(request_id, INVALID_PARAMS, f"Unknown tool: {name}")
+        except UnknownTool:  # or hidden: the same `not_found` result as the SDK face gives
+            reply = self._result_reply(request_id, modern, unknown_tool_result(self._hub, name, self._hub.access.local))
         except asyncio.CancelledError:
             return  # the client cancelled it (or left): a cancelled request gets no answer
         except Exception:  # boundary: like the SDK, internals never reach the wire

@@ -27,8 +27,8 @@ from mcp.server.stdio import stdio_server
 
 from mcp_types import JSONRPCError, JSONRPCResponse
 
-from hub.line_errors import FrontGuard
-from hub.line_pipes import LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
+from hub.frontends.stdio.line_errors import FrontGuard
+from hub.frontends.stdio.line_pipes import LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.server")
 
@@ -156,7 +156,7 @@ async def serve_stdio(server: Any, hub: Any = None) -> None:
     `hub.transports` so a stdio start never imports the HTTP stack (uvicorn, Starlette)."""
     interceptor = None
     if hub is not None:
-        from hub.stdio_calls import StdioToolCalls
+        from hub.frontends.stdio.stdio_calls import StdioToolCalls
 
         interceptor = lambda send, write_now: StdioToolCalls(hub, send, write_now)  # noqa: E731
     async with pipe_stdio(interceptor) as (read_stream, write_stream):

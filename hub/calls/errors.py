@@ -1,0 +1,71 @@
+"""The one table from what forwarding a call can raise to the closed set of error codes.
+
+Every forwarder (stdio JSON relay, in-process, SDK client over HTTP/SSE) raises what its transport
+raises; the pipeline turns it into a `HubToolError` here and nowhere else. A server that is down
+when the call would be sent is the hub's own refusal (`HubRefusal`: no evidence against it, never
+retried); a connection lost mid-call is `unavailable` (retried when safe); a JSON-RPC error from the
+server is `invalid_argument` for -32602, else `upstream_error`; an unreadable result is
+`upstream_error`. Anything else is a bug of the hub and propagates (the front ends answer it as an
+internal error without detail).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
+from hub.errors import HubRefusal, HubToolError
+
+LOSS_REASON_WAIT_S = 1.0
+"""How long to wait for the supervisor to learn why a connection closed (exit code, stderr)."""
+
+
+async def _down(exc: BaseException, downstream: Downstream) -> HubToolError:
+    wait = downstream.retry_after_s()
+    return HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,
+                      details={"server": downstream.name, "reason": "down"})
+
+
+async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError:
+    assert isinstance(exc, MCPError)
+    if exc.code == types.CONNECTION_CLOSED:
+        reason = await downstream.loss_reason(wait_s=LOSS_REASON_WAIT_S)
+        return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} "
+                            f"({reason or 'connection closed'}); try again later", details={"server": downstream.name})
+    code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
+    return HubToolError(code, f"server {downstream.name!r} rejected the call: {exc.error.message}",
+                        details={"server": downstream.name, "jsonrpc_code": exc.code})
+
+
+async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError:
+    return HubToolError("unavailable", f"lost the connection to server {downstream.name!r}: {describe_failure(exc)}",
+                        details={"server": downstream.name})
+
+
+async def _invalid_result(exc: BaseException, downstream: Downstream) -> HubToolError:
+    return HubToolError("upstream_error", f"server {downstream.name!r} returned an invalid result: {describe_failure(exc)}",
+                        details={"server": downstream.name})
+
+
+ERROR_TABLE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
+                         Callable[[BaseException, Downstream], Awaitable[HubToolError]]], ...] = (
+    (DownstreamUnavailable, _down),
+    (MCPError, _mcp_error),
+    ((anyio.BrokenResourceError, anyio.ClosedResourceError, OSError), _transport),
+    (RuntimeError, _invalid_result),
+)
+"""First match wins."""
+
+
+async def forward_error(exc: Exception, downstream: Downstream) -> HubToolError:
+    """The error a forwarding failure means for the caller; re-raises what the table does not know."""
+    if isinstance(exc, HubToolError):
+        return exc
+    for kinds, make in ERROR_TABLE:
+        if isinstance(exc, kinds):
+            return await make(exc, downstream)
+    raise exc

@@ -1,0 +1,75 @@
+"""The forwarder: one attempt of a call, sent to its server and answered — nothing else.
+
+The strict cut between the call pipeline (`hub.calls`) and the transports, as httpx's transport
+base is for requests: the pipeline hands over a `ToolCall` whose policies all admitted it; the
+forwarder sends it the fastest way the server allows and returns its result, or raises what the
+transport raised (`hub.calls.errors` maps that to an error code, in one table). Three ways:
+
+- stdio child: the request as one JSON line on the child's `JsonChannel`; `send_now` sends it from
+  a callback (the express driver) and `adopt` awaits the answer of a call sent that way;
+- in-process server: its tool awaited directly when nothing in its runner can reach it
+  (`direct_tools`), else the SDK's direct dispatcher, result left as the server built it;
+- HTTP/SSE: the SDK's client, the result passed on as the fields the server sent.
+
+Every attempt carries the caller (`hub.auth.caller_channel`) and, with tracing on, the attempt's
+trace context; progress always goes to `ToolCall.on_progress` (it is what keeps a slow call alive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hub.auth.principal import Principal
+from hub.calls.call import ToolCall
+from hub.calls.errors import forward_error
+from hub.downstream.connection import Downstream
+from hub.downstream.json_channel import Pending
+from hub.errors import HubToolError
+from hub.wire import ToolResult, as_sent, strip_protocol_meta, wire_result
+
+
+class Forwarder:
+    """Forwards attempts to the hub's downstreams (see the module)."""
+
+    def __init__(self, downstreams: Mapping[str, Downstream], local: Principal, fast_calls: bool, tracing: Any = None) -> None:
+        self.downstreams = downstreams
+        self._local = local
+        self._fast = fast_calls
+        self.tracing = tracing
+        """`hub.telemetry.CallTracing` or None: adds the attempt's `traceparent` to what is sent."""
+
+    def downstream(self, call: ToolCall) -> Downstream:
+        return self.downstreams[call.route.server]
+
+    def send_now(self, call: ToolCall, on_answer: Callable[[dict[str, Any] | None], None]) -> Pending | None:
+        """Send to a ready stdio child without waiting; None, nothing sent, if that cannot be done at once."""
+        downstream = self.downstreams[call.route.server]
+        meta = downstream.caller.meta(call.attributes["caller"])  # who is calling, signed (hub.auth.caller_channel)
+        return downstream.send_call_now(call.route.original, call.arguments, call.on_progress, on_answer, meta)
+
+    async def adopt(self, call: ToolCall) -> ToolResult:
+        """The answer of the attempt `send_now` sent (`call.sent`), awaited."""
+        sent, call.sent = call.sent, None
+        downstream = self.downstreams[call.route.server]
+        return strip_protocol_meta(wire_result(await downstream.call_result(sent, call.on_progress)))
+
+    async def forward(self, call: ToolCall) -> ToolResult:
+        """Send one attempt and await its result."""
+        downstream = self.downstreams[call.route.server]
+        caller: Principal = call.attributes.get("caller") or self._local
+        meta = downstream.caller.meta(caller)
+        if self.tracing is not None:  # the attempt's W3C trace context in `_meta.traceparent` (`hub.telemetry`)
+            meta = self.tracing.downstream_meta(meta)
+        original, arguments = call.route.original, call.arguments
+        with downstream.caller.bind(caller):
+            if self._fast and (direct := downstream.direct) and direct.qualifies(original):
+                return strip_protocol_meta(await direct.call(original, arguments))
+            if self._fast and downstream.relays_json:
+                return strip_protocol_meta(wire_result(await downstream.call_tool_json(original, arguments, call.on_progress, meta)))
+            # Parsed by the SDK client (HTTP, SSE): passed on as the fields the server sent, no defaults added.
+            return strip_protocol_meta(as_sent(await downstream.call_tool(original, arguments, call.on_progress, meta)))
+
+    async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
+        """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`)."""
+        return await forward_error(exc, self.downstreams[call.route.server])

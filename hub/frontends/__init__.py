@@ -1,0 +1,1 @@
+"""How clients reach the hub: `stdio/` (the hub's own stdio and its tools/call fast path), `http/` (Streamable HTTP and SSE, Host/Origin guard, sessions), and `server.py` (the MCP server face both use)."""

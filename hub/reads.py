@@ -1,0 +1,111 @@
+"""What a principal may see of the catalog, and the reads, prompts and completions forwarded for it.
+
+A mixin of `Hub` (`hub.hub`): lists are filtered per principal (a tool it may not use, a server it
+may not read, is absent), and a read or prompt of something hidden is refused as unknown.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from hub.auth.principal import Principal
+from hub.completions import forward_completion
+from hub.downstream.connection import DownstreamUnavailable
+from hub.catalog.naming import namespaced_uri
+from hub.relay.scope import may_see_server
+
+if TYPE_CHECKING:
+    from hub.policies.access import AccessControl
+    from hub.catalog.catalog import ToolCatalog
+    from hub.downstream.connection import Downstream
+
+RESOURCE_NOT_FOUND = -32002
+"""The JSON-RPC error code the spec names for an unknown resource URI."""
+
+
+class HubReads:
+    """The read side of the hub (see the module)."""
+
+    catalog: ToolCatalog
+    access: AccessControl
+    downstreams: dict[str, Downstream]
+
+    async def await_first_listing(self, wait_s: float | None = None) -> None:
+        raise NotImplementedError
+
+    # -- what a principal may see ---------------------------------------------------------
+
+    def visible_tools(self, principal: Principal) -> list[types.Tool]:
+        return [r.tool for r in self.catalog.routes() if self.access.may_use_tool(principal, r)]
+
+    def visible_resources(self, principal: Principal) -> list[types.Resource]:
+        return [r for r in self.catalog.resources() if self._readable(principal, r.uri)]
+
+    def visible_resource_templates(self, principal: Principal) -> list[types.ResourceTemplate]:
+        return [t for t in self.catalog.resource_templates() if self._readable(principal, t.uri_template)]
+
+    def visible_prompts(self, principal: Principal) -> list[types.Prompt]:
+        out = []
+        for prompt in self.catalog.prompts():
+            target = self.catalog.resolve_prompt(prompt.name)
+            if target and self.access.may_read(principal, target[0]):
+                out.append(prompt)
+        return out
+
+    def list_meta(self, kind: str, principal: Principal) -> dict[str, Any] | None:
+        """The `_meta` of a list answer for `principal`: the list `_meta` of the servers it may see
+        (tools: may use one of its tools or read it; the others: may read it), merged (`ToolCatalog.list_meta`)."""
+        if kind == "tools":
+            return self.catalog.list_meta(kind, lambda server: may_see_server(self, principal, server))
+        return self.catalog.list_meta(kind, lambda server: self.access.may_read(principal, server))
+
+    def _readable(self, principal: Principal, uri: str) -> bool:
+        target = self.catalog.resolve_uri(uri)
+        return target is not None and self.access.may_read(principal, target[0])
+
+    # -- resources and prompts -------------------------------------------------------------
+
+    async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
+        await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
+        target = self.catalog.resolve_uri(uri)
+        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
+            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
+        server, original = target
+        client = await self._client_or_error(server)
+        result = await client.read_resource(original)
+        return self._namespace_contents(server, result)
+
+    def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
+        ns = self.downstreams[server].config.namespace
+        contents = [c.model_copy(update={"uri": namespaced_uri(ns, c.uri)}) for c in result.contents]
+        return result.model_copy(update={"contents": contents})
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str] | None, principal: Principal | None = None
+    ) -> types.GetPromptResult:
+        await self.await_first_listing()
+        target = self.catalog.resolve_prompt(name)
+        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
+        server, original = target
+        return await (await self._client_or_error(server)).get_prompt(original, arguments)
+
+    async def complete(
+        self,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: dict[str, str],
+        context: dict[str, str] | None,
+        principal: Principal | None = None,
+    ) -> types.CompleteResult:
+        """`completion/complete` (`argument` is `{"name", "value"}`) for what `principal` can see;
+        anything else is refused as unknown (`hub.completions`)."""
+        return await forward_completion(self, ref, argument, context, principal or self.access.local)
+
+    async def _client_or_error(self, server: str) -> Any:
+        try:
+            return await self.downstreams[server].ready_client()
+        except DownstreamUnavailable as exc:
+            raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
