@@ -28,7 +28,8 @@ from hub.catalog import listing_cache
 from hub.calls.call import ToolCall
 from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
 from hub.calls.pipeline import Pipeline
-from hub.downstream.connection import Downstream, ListKind, Listing, describe_failure
+from hub.downstream.connection import Downstream, describe_failure
+from hub.downstream.listing import ListKind, Listing
 from hub.downstream.forwarders import Forwarder
 from hub.catalog.first_listing import FirstListing
 from hub.reads import HubReads

@@ -16,7 +16,7 @@ import mcp_types as types
 
 from hub.config import ServerConfig
 from hub.settings import ToolOverride
-from hub.downstream.connection import Listing
+from hub.downstream.listing import Listing
 from hub.catalog.naming import exposed_name, namespaced_uri, split_uri
 from hub.catalog.schema_check import FastCheck, fast_check
 from hub.wire import without_protocol_meta

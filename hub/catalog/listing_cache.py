@@ -28,7 +28,7 @@ import pydantic
 from hub import __version__
 from hub.config import ServerConfig
 from hub.domains import domain_names, domain_target
-from hub.downstream.connection import Listing
+from hub.downstream.listing import Listing
 
 logger = logging.getLogger("hub.catalog")
 

@@ -35,7 +35,8 @@ import mcp_types as types
 from anyio.abc import TaskStatus
 
 if TYPE_CHECKING:
-    from hub.downstream.connection import Downstream, ListKind
+    from hub.downstream.connection import Downstream
+    from hub.downstream.listing import ListKind
     from hub.hub import Hub
 
 logger = logging.getLogger("hub.cluster.notify")

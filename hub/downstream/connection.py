@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
@@ -22,7 +21,6 @@ from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
-from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.caller_channel import CallerChannel
@@ -30,29 +28,14 @@ from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
 from hub.downstream.http_client import downstream_http_client
 from hub.downstream.inprocess import load_server_object
-from hub.downstream.json_channel import JsonChannel, Pending, on_asyncio
+from hub.downstream.json_channel import JsonChannel, on_asyncio
+from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
-from hub.wire import json_number
 
 logger = logging.getLogger("hub.downstream")
 
-MAX_LIST_PAGES = 100
-ListKind = Literal["tools", "resources", "prompts"]
 State = Literal["starting", "ready", "down", "stopped"]
-
-
-@dataclass
-class Listing:
-    """What a server offers, fetched page by page at connect and after each list change."""
-
-    tools: list[types.Tool] = field(default_factory=list)
-    resources: list[types.Resource] = field(default_factory=list)
-    resource_templates: list[types.ResourceTemplate] = field(default_factory=list)
-    prompts: list[types.Prompt] = field(default_factory=list)
-    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per list method ("tools", "resources", "resource_templates", "prompts"): the result `_meta`
-    the server sent, its pages merged in order (a later page's key wins); absent when it sent none."""
 
 
 class DownstreamUnavailable(Exception):
@@ -282,12 +265,12 @@ class Downstream:
         caps = client.server_capabilities
         listing = Listing()
         if caps.tools is not None:
-            listing.tools = await _all_pages(client.list_tools, listing.meta, "tools")
+            listing.tools = await all_pages(client.list_tools, listing.meta, "tools")
         if caps.resources is not None:
-            listing.resources = await _all_pages(client.list_resources, listing.meta, "resources")
-            listing.resource_templates = await _all_pages(client.list_resource_templates, listing.meta, "resource_templates")
+            listing.resources = await all_pages(client.list_resources, listing.meta, "resources")
+            listing.resource_templates = await all_pages(client.list_resource_templates, listing.meta, "resource_templates")
         if caps.prompts is not None:
-            listing.prompts = await _all_pages(client.list_prompts, listing.meta, "prompts")
+            listing.prompts = await all_pages(client.list_prompts, listing.meta, "prompts")
         self.listing = listing
 
     async def refresh(self, kind: ListKind) -> None:
@@ -298,12 +281,12 @@ class Downstream:
         try:
             meta = self.listing.meta
             if kind == "tools":
-                self.listing.tools = await _all_pages(client.list_tools, meta, "tools")
+                self.listing.tools = await all_pages(client.list_tools, meta, "tools")
             elif kind == "resources":
-                self.listing.resources = await _all_pages(client.list_resources, meta, "resources")
-                self.listing.resource_templates = await _all_pages(client.list_resource_templates, meta, "resource_templates")
+                self.listing.resources = await all_pages(client.list_resources, meta, "resources")
+                self.listing.resource_templates = await all_pages(client.list_resource_templates, meta, "resource_templates")
             else:
-                self.listing.prompts = await _all_pages(client.list_prompts, meta, "prompts")
+                self.listing.prompts = await all_pages(client.list_prompts, meta, "prompts")
         except Exception as exc:  # boundary: a failed refresh keeps the previous listing
             self.log.warning("could not refresh %s after a change: %s", kind, describe_failure(exc))
             return
@@ -364,7 +347,7 @@ class Downstream:
                 task_status.started()
                 started = True
                 async for event in subscription:
-                    kind = _event_kind(event)
+                    kind = event_kind(event)
                     if kind is not None:
                         self._refresh_soon(kind)
         except Exception as exc:  # boundary: no listen support just means no live updates
@@ -393,16 +376,6 @@ class Downstream:
                 await self.first_attempt.wait()
         return self.client()
 
-    async def call_tool(
-        self,
-        name: str,
-        arguments: dict[str, Any] | None,
-        progress: ProgressFnT | None = None,
-        meta: dict[str, Any] | None = None,
-    ) -> types.CallToolResult:
-        client = await self.ready_client()
-        return await client.call_tool(name, arguments, progress_callback=_integral_progress(progress), meta=meta)
-
     @property
     def direct(self) -> DirectTools | None:
         """The tools of a connected in-process `MCPServer` that may be awaited directly
@@ -411,111 +384,27 @@ class Downstream:
 
     @property
     def relays_json(self) -> bool:
-        """Whether `call_tool_json` may be used: a stdio child (through the `JsonChannel`, once
+        """Whether a call's result may be relayed as JSON (`hub.downstream.forwarders`): a stdio child (through the `JsonChannel`, once
         connected) or an in-process server (through the SDK's direct dispatcher, which passes the
         result dict as the server built it). Over HTTP the SDK's client also derives per-request
         headers (`Mcp-Name`, `Mcp-Param-*`) from the listing, so those calls keep the parsed path."""
         return self.config.transport == "inprocess" or (self._json is not None and self._json.open)
 
-    async def call_tool_json(
-        self,
-        name: str,
-        arguments: dict[str, Any] | None,
-        progress: ProgressFnT | None = None,
-        meta: dict[str, Any] | None = None,
-    ) -> Any:
-        """`tools/call` with the result left as the JSON object the server sent (unchecked),
-        stamped for the negotiated protocol era by the SDK session."""
-        session = (await self.ready_client()).session
-        params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
-        if meta:
-            params["_meta"] = meta
-        stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
-        if self._json is not None:
-            return await self._json.request("tools/call", params, stamp, progress)
-        data: dict[str, Any] = {"method": "tools/call", "params": params}
-        opts: dict[str, Any] = {}
-        stamp(data, opts)  # type: ignore[arg-type]
-        if progress is not None:
-            opts["on_progress"] = progress
-        return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
+    @property
+    def json_channel(self) -> JsonChannel | None:
+        """The stdio child's `JsonChannel` (the forwarder's JSON requests), None for other transports."""
+        return self._json
 
-    def send_call_now(self, name: str, arguments: dict[str, Any], progress: ProgressFnT,
-                      on_answer: Callable[[dict[str, Any] | None], None], meta: dict[str, Any] | None = None) -> Pending | None:
-        """Send `tools/call` to a connected stdio child without waiting (the hub's express path), or
-        None — nothing sent — when that cannot be done at once: not a ready stdio child, or its
-        stdin backed up. `on_answer` hears the answer in the callback that reads it; to wait for
-        it instead, `await call_result(pending, progress)`."""
+    def ready_now(self) -> Client | None:
+        """The connected client if a call can be sent this instant (ready, not lost), else None."""
         if self._json is None or self.state != "ready" or self._client is None or self._lost.is_set():
             return None
-        stamp = self._client.session._stamp  # noqa: SLF001 — see call_tool_json
-        params: dict[str, Any] = {"name": name, "arguments": arguments, "_meta": meta} if meta else {"name": name, "arguments": arguments}
-        return self._json.send_now("tools/call", params, stamp, progress, on_answer)
-
-    def forget(self, pending: Pending) -> None:
-        """Stop tracking a call `send_call_now` sent whose answer its `on_answer` took."""
-        pending.channel.forget(pending)
-
-    async def call_result(self, pending: Pending, progress: ProgressFnT | None) -> Any:
-        """The result of a call `send_call_now` sent, as `call_tool_json` returns it; progress from
-        now on goes to `progress`."""
-        pending.progress = progress
-        return await pending.channel.result(pending)  # the channel it went out on, even if reconnected since
-
-
-def _event_kind(event: object) -> ListKind | None:
-    label = type(event).__name__
-    if label.startswith("Tools"):
-        return "tools"
-    if label.startswith("Resources"):
-        return "resources"
-    if label.startswith("Prompts"):
-        return "prompts"
-    return None
+        return self._client
 
 
 async def _set_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def _integral_progress(progress: ProgressFnT | None) -> ProgressFnT | None:
-    """`progress`, given integral values as integers (`hub.wire.json_number`): the SDK client parses
-    every progress number into a float, and the server's `1` must not reach the client as `1.0`."""
-    if progress is None:
-        return None
-
-    async def report(value: float, total: float | None, message: str | None) -> None:
-        await progress(json_number(value), None if total is None else json_number(total), message)
-
-    return report
-
-
-async def _all_pages(fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]] | None = None,
-                     kind: str = "") -> list[Any]:
-    """Follow a list method's cursors to the end (bounded, so a broken paginator cannot hang us);
-    the pages' result `_meta`, merged, goes to `meta[kind]` (removed when no page had one)."""
-    items: list[Any] = []
-    cursor: str | None = None
-    merged: dict[str, Any] = {}
-    for _ in range(MAX_LIST_PAGES):
-        page = await fetch(cursor=cursor)
-        merged.update(page.meta or {})
-        for attr in ("tools", "resources", "resource_templates", "prompts"):
-            if hasattr(page, attr):
-                items.extend(getattr(page, attr))
-                break
-        cursor = page.next_cursor
-        if not cursor:
-            break
-    else:
-        logger.warning("stopped following pagination after %d pages", MAX_LIST_PAGES)
-    if meta is not None:  # only once every page arrived: a failed refresh keeps the previous one
-        if merged:
-            meta[kind] = merged
-        else:
-            meta.pop(kind, None)
-    return items
 
 
 def describe_failure(exc: BaseException) -> str:

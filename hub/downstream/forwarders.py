@@ -18,7 +18,7 @@ trace context; progress always goes to `ToolCall.on_progress` (it is what keeps 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.auth.principal import Principal
 from hub.calls.call import ToolCall
@@ -26,7 +26,10 @@ from hub.calls.errors import forward_error
 from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
 from hub.errors import HubToolError
-from hub.wire import ToolResult, as_sent, strip_protocol_meta, wire_result
+from hub.wire import ToolResult, as_sent, json_number, strip_protocol_meta, wire_result
+
+if TYPE_CHECKING:
+    from mcp.shared.dispatcher import ProgressFnT
 
 
 class Forwarder:
@@ -46,13 +49,21 @@ class Forwarder:
         """Send to a ready stdio child without waiting; None, nothing sent, if that cannot be done at once."""
         downstream = self.downstreams[call.route.server]
         meta = downstream.caller.meta(call.attributes["caller"])  # who is calling, signed (hub.auth.caller_channel)
-        return downstream.send_call_now(call.route.original, call.arguments, call.on_progress, on_answer, meta)
+        client = downstream.ready_now()
+        channel = downstream.json_channel
+        if client is None or channel is None:
+            return None  # not a ready stdio child: nothing sent
+        stamp = client.session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
+        params: dict[str, Any] = {"name": call.route.original, "arguments": call.arguments}
+        if meta:
+            params["_meta"] = meta
+        return channel.send_now("tools/call", params, stamp, call.on_progress, on_answer)
 
     async def adopt(self, call: ToolCall) -> ToolResult:
         """The answer of the attempt `send_now` sent (`call.sent`), awaited."""
         sent, call.sent = call.sent, None
-        downstream = self.downstreams[call.route.server]
-        return strip_protocol_meta(wire_result(await downstream.call_result(sent, call.on_progress)))
+        sent.progress = call.on_progress  # progress from now on goes to the awaiting driver's call
+        return strip_protocol_meta(wire_result(await sent.channel.result(sent)))  # the channel it went out on
 
     async def forward(self, call: ToolCall) -> ToolResult:
         """Send one attempt and await its result."""
@@ -66,10 +77,44 @@ class Forwarder:
             if self._fast and (direct := downstream.direct) and direct.qualifies(original):
                 return strip_protocol_meta(await direct.call(original, arguments))
             if self._fast and downstream.relays_json:
-                return strip_protocol_meta(wire_result(await downstream.call_tool_json(original, arguments, call.on_progress, meta)))
+                return strip_protocol_meta(wire_result(await _call_json(downstream, original, arguments, call.on_progress, meta)))
             # Parsed by the SDK client (HTTP, SSE): passed on as the fields the server sent, no defaults added.
-            return strip_protocol_meta(as_sent(await downstream.call_tool(original, arguments, call.on_progress, meta)))
+            client = await downstream.ready_client()
+            return strip_protocol_meta(as_sent(await client.call_tool(
+                original, arguments, progress_callback=_integral_progress(call.on_progress), meta=meta)))
 
     async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
         """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`)."""
         return await forward_error(exc, self.downstreams[call.route.server])
+
+
+async def _call_json(downstream: Downstream, name: str, arguments: dict[str, Any], progress: ProgressFnT | None,
+                     meta: dict[str, Any] | None) -> Any:
+    """`tools/call` with the result left as the JSON object the server sent (unchecked), stamped for
+    the negotiated protocol era by the SDK session: on a stdio child's `JsonChannel`, else (in-process)
+    through the SDK's direct dispatcher."""
+    session = (await downstream.ready_client()).session
+    params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+    if meta:
+        params["_meta"] = meta
+    stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
+    if (channel := downstream.json_channel) is not None:
+        return await channel.request("tools/call", params, stamp, progress)
+    data: dict[str, Any] = {"method": "tools/call", "params": params}
+    opts: dict[str, Any] = {}
+    stamp(data, opts)  # type: ignore[arg-type]
+    if progress is not None:
+        opts["on_progress"] = progress
+    return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
+
+
+def _integral_progress(progress: ProgressFnT | None) -> ProgressFnT | None:
+    """`progress`, given integral values as integers (`hub.wire.json_number`): the SDK client parses
+    every progress number into a float, and the server's `1` must not reach the client as `1.0`."""
+    if progress is None:
+        return None
+
+    async def report(value: float, total: float | None, message: str | None) -> None:
+        await progress(json_number(value), None if total is None else json_number(total), message)
+
+    return report

@@ -24,7 +24,7 @@ from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, T
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
-from hub.downstream.connection import ListKind
+from hub.downstream.listing import ListKind
 from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
 from hub.profiles import ProfileView

@@ -23,7 +23,7 @@ import anyio
 from hub.auth.principal import Principal
 from hub.catalog.catalog import ToolRoute
 from hub.datadir import default_cache_dir
-from hub.downstream.connection import ListKind
+from hub.downstream.listing import ListKind
 from hub.search.documents import ToolDoc, tool_doc
 from hub.search.index import Hit, Mode, ToolIndex
 from hub.search.vectors import VectorCache
