@@ -350,7 +350,7 @@ async def _serve(config: HubConfig, transport: str, host: str, port: int, profil
     from hub.frontends.stdio.stdio_pipes import serve_stdio  # the HTTP stack loads only for an HTTP front
 
     with stop_on_sigterm():
-        async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.first_listing`)
+        async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)
             if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it
                 from hub.profiles import profile_view
 

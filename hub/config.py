@@ -161,7 +161,7 @@ class HubSettings(BaseModel):
     """How long a call to a name no server has listed yet waits for servers (whose namespace
     prefixes the name) still making their first connection: a domain loading on a fresh start."""
     """How long the first `tools/list` of `mcp-hub serve` waits for servers still connecting
-    (`hub.first_listing`); `initialize` never waits. Later arrivals are announced with `list_changed`."""
+    (`hub.catalog.first_listing`); `initialize` never waits. Later arrivals are announced with `list_changed`."""
     page_size: int = Field(default=200, ge=1, le=10_000)
     """Items per page in the hub's own list answers."""
     instructions_budget: int = Field(default=4096, ge=256, le=65_536)
@@ -173,7 +173,7 @@ class HubSettings(BaseModel):
     the caller's visible catalog passes 40 tools or 10k tokens."""
     fast_calls: bool = True
     """Relay `tools/call` as JSON instead of through the SDK's per-message models: answered on the
-    hub's stdio by `hub.stdio_calls`, and sent to stdio and in-process servers as JSON (their result
+    hub's stdio by `hub.frontends.stdio.stdio_calls`, and sent to stdio and in-process servers as JSON (their result
     is parsed only for an HTTP client). Same policies, same answers; off for comparison."""
     allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
@@ -187,7 +187,7 @@ class HubSettings(BaseModel):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
-    """Sessions per principal, request body size and read deadline (`hub.http_guard`, `hub.http_sessions`)."""
+    """Sessions per principal, request body size and read deadline (`hub.frontends.http.http_guard`, `hub.frontends.http.http_sessions`)."""
     store: StoreSettings = Field(default_factory=StoreSettings)
     """Keys and audit: SQLite in the data dir, or PostgreSQL shared by replicas (`hub.store`)."""
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)

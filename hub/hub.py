@@ -64,7 +64,7 @@ class Hub(HubReads):
         ones of its `phase`; they run on both drivers (one that must wait says `MUST_WAIT`), so they
         never turn the express driver off. `wait_at_start`: entering waits (up to `connect_timeout_s`) for every server's first attempt, as a
         library user or a one-shot CLI command wants; `mcp-hub serve` passes False and lets the first list
-        answer wait instead (`hub.first_listing`), so one slow server never delays `initialize`."""
+        answer wait instead (`hub.catalog.first_listing`), so one slow server never delays `initialize`."""
         self.config = config
         self._wait_at_start = wait_at_start
         self.first_listing = FirstListing(config.hub.list_wait_s)
@@ -311,7 +311,7 @@ class Hub(HubReads):
 
     async def await_first_listing(self, wait_s: float | None = None) -> None:
         """Before the first list answer: wait (bounded by `hub.list_wait_s`) for servers still making
-        their first connection attempt (`hub.first_listing`); at once afterwards."""
+        their first connection attempt (`hub.catalog.first_listing`); at once afterwards."""
         if not self.first_listing.settled:
             await self.first_listing.wait((d for d in self.downstreams.values() if d.name not in self._remembered), wait_s)
 

@@ -12,6 +12,7 @@ import sys
 
 from hub.domains import Command, domain_names
 from hub.logsetup import configure_logging
+from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE
 
 DATA_DIR_HELP = "(default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)"
 
@@ -48,11 +49,17 @@ def _events_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help=f"where <domain>-events.sqlite lives {DATA_DIR_HELP}")
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--store-url", help="the hub's shared PostgreSQL store (`hub.store.url`; default "
+                        "$MCP_HUB_STORE_URL): read the event log there instead of the data dir's SQLite")
 
 
 def _events(args: argparse.Namespace) -> int:
     from hub.datadir import resolve_data_dir
     from servers.kit.webhooks.cli import run
+    from servers.kit.webhooks.log import STORE_URL_ENV
+
+    if args.store_url:
+        os.environ[STORE_URL_ENV] = args.store_url  # this process only: the log reads it (`shared_store_url`)
 
     if args.events_command == "replay" and args.event_id is None:
         print("mcp-hub: events replay needs the event id (see `mcp-hub events list`)", file=sys.stderr)
@@ -65,8 +72,8 @@ def _memory_args(parser: argparse.ArgumentParser) -> None:
     ingest = memory_sub.add_parser("ingest", help="index markdown, text, HTML and PDF files (folders recursively)")
     ingest.add_argument("paths", nargs="+")
     ingest.add_argument("--tag", action="append", default=[], help="tag every document (repeatable)")
-    ingest.add_argument("--chunk-size", type=int, default=900)
-    ingest.add_argument("--chunk-overlap", type=int, default=150)
+    ingest.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    ingest.add_argument("--chunk-overlap", type=int, default=CHUNK_OVERLAP)
     graph = memory_sub.add_parser("import-graph", help="load a @modelcontextprotocol/server-memory JSONL file")
     graph.add_argument("paths", nargs=1, metavar="FILE")
     for command in (ingest, graph):
@@ -80,7 +87,7 @@ def _memory(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     return run(args.memory_command, args.paths, resolve_data_dir(args.data_dir), getattr(args, "tag", []),
-               getattr(args, "chunk_size", 900), getattr(args, "chunk_overlap", 150))
+               getattr(args, "chunk_size", CHUNK_SIZE), getattr(args, "chunk_overlap", CHUNK_OVERLAP))
 
 
 SERVER = Command("run one built-in domain server on its own", _server_args, _server)

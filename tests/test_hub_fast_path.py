@@ -1,4 +1,4 @@
-"""The hub's `tools/call` fast path on stdio (`hub.stdio_calls` + `JsonChannel`): it must answer
+"""The hub's `tools/call` fast path on stdio (`hub.frontends.stdio.stdio_calls` + `JsonChannel`): it must answer
 exactly like the SDK path, keep every policy, and honour cancellation on the wire."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The pieces under the fast path on their own: line framing on a pipe (`hub.line_pipes`) and the
-compiled first check of arguments (`hub.schema_check`)."""
+"""The pieces under the fast path on their own: line framing on a pipe (`hub.frontends.stdio.line_pipes`) and the
+compiled first check of arguments (`hub.catalog.schema_check`)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 supervised restarts, health — and the other servers keep answering throughout.
 
 The call scenarios run twice (`both_paths`): through the policy chain (`Hub.route_call`) and the way
-the stdio front end calls, express path first (`hub.express`), which must keep every policy."""
+the stdio front end calls, express path first (`hub.calls.drivers`), which must keep every policy."""
 
 from __future__ import annotations
 

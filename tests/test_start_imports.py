@@ -1,4 +1,4 @@
-"""A stdio start of the hub loads only what stdio needs: the hub's HTTP front (`hub.transports`,
+"""A stdio start of the hub loads only what stdio needs: the hub's HTTP front (`hub.frontends.http.transports`,
 its guard, webhooks, the admin console's Jinja2, uvicorn's HTTP protocol h11), numpy and the
 database drivers stay unimported, so `mcp-hub serve` over stdio reaches its first `tools/list`
 sooner (docs/performance.md, start). The SDK itself imports Starlette and part of uvicorn

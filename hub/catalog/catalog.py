@@ -223,7 +223,7 @@ class ToolCatalog:
         return found
 
     def fast_check(self, route: ToolRoute) -> FastCheck | None:
-        """The compiled accept-check for the tool's `inputSchema` (`hub.schema_check`), if it has one."""
+        """The compiled accept-check for the tool's `inputSchema` (`hub.catalog.schema_check`), if it has one."""
         if route.exposed not in self._fast_checks:
             self._fast_checks[route.exposed] = fast_check(_input_schema(route))
         return self._fast_checks[route.exposed]

@@ -10,7 +10,7 @@ Rules (docs/deploy.md, "Server→client messages"):
   downstream `notifications/resources/updated` and `notifications/message` (log) this replica
   received. Each event carries a random event id and the publishing replica's id.
 - Delivered: an event from another replica goes through the same local fan-out as a local one
-  (`hub.server` broadcast and listen bus, `hub.relay.subscriptions`, `hub.relay.logs`), so scopes,
+  (`hub.frontends.server` broadcast and listen bus, `hub.relay.subscriptions`, `hub.relay.logs`), so scopes,
   log levels and subscriptions are checked on the delivering replica, for its own clients. A replica
   never delivers its own event twice, nor any event id twice (a bounded memory of recent ids).
 - Events of a server the delivering replica does not have (another config) are dropped.
@@ -77,7 +77,7 @@ class ClusterNotifier:
             downstream.on_resource_updated = self._publishing(downstream.on_resource_updated, "resource_updated")
 
     def on_list_changed(self, sink: ListSink) -> None:
-        """Where another replica's `list_changed` goes: the local fan-out only (`hub.server`)."""
+        """Where another replica's `list_changed` goes: the local fan-out only (`hub.frontends.server`)."""
         self._list_sinks.append(sink)
 
     def _publishing(self, local: Callable[[Downstream, Any], Awaitable[None]] | None,

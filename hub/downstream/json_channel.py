@@ -1,6 +1,6 @@
 """JSON-RPC requests to a stdio child, sent and answered as plain JSON beside the SDK session.
 
-The hub's fast path (`hub.stdio_calls`) relays `tools/call` without building pydantic models; this
+The hub's fast path (`hub.frontends.stdio.stdio_calls`) relays `tools/call` without building pydantic models; this
 is its downstream half. Requests get ids of their own (`"hub-<n>"`, strings, where the SDK session
 numbers its requests), so the child's stdout reader can hand each answer — and each progress
 notification carrying such an id as its token — to the waiting call before the SDK parses anything.

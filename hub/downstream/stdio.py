@@ -10,7 +10,7 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
   calls fail at once and the reason can be reported;
 - with a `JsonChannel`, the hub's own JSON requests share the pipes: lines answering them are
   taken off stdout before the SDK parses anything — in the protocol callback that read them
-  (`hub.line_pipes`), so an answer completes its call without a reader task in between.
+  (`hub.frontends.stdio.line_pipes`), so an answer completes its call without a reader task in between.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ async def stdio_child(
     argv = [executable, *args]
     if _SETPRIV:
         argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
-    # stdin and stdout are our own pipes, read and written by asyncio protocols (`hub.line_pipes`);
+    # stdin and stdout are our own pipes, read and written by asyncio protocols (`hub.frontends.stdio.line_pipes`);
     # the process itself (spawn, exit status, stderr) is anyio's.
     child_stdin, our_stdin = os.pipe()
     our_stdout, child_stdout = os.pipe()

@@ -9,7 +9,7 @@ whose `sub` is `alice` never share one; a JWT's issuer is part of it too). Calls
 before routing (unknown or hidden tool) still take a token from the caller's overall bucket and
 from any tool rule their name matches, so probing names costs the same as calling.
 
-When Redis cannot be reached, `rate_limit.fail_mode` decides (`hub.limiter_store`): `closed`
+When Redis cannot be reached, `rate_limit.fail_mode` decides (`hub.policies.limiter_store`): `closed`
 refuses every limited call, `closed_for_writes` (the default) refuses calls to tools not marked
 read-only and limits read-only ones with this replica's own buckets, started empty, and `open`
 lets calls through unlimited. The outage is logged once when it starts and once when it ends,

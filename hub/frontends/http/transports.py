@@ -83,7 +83,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     """The ASGI app for `http` (Streamable HTTP + legacy SSE) or `sse` (legacy SSE only).
 
     Every route sits behind `HttpGuard` (Host/Origin, body size and deadline); sessions of both
-    kinds are held per principal in one `SessionLedger` (`hub.http_sessions`)."""
+    kinds are held per principal in one `SessionLedger` (`hub.frontends.http.http_sessions`)."""
     security = security_settings(hub, host)
     limits = hub.config.hub.http
     from hub.auth.http import http_auth  # JOSE/JWT code only an HTTP hub needs (keeps stdio start lean)

@@ -8,7 +8,7 @@ Like the SDK, the protocol gets private copies of fd 0 and 1 and the real fd 1 i
 stderr, so a stray `print` can never corrupt the JSON-RPC stream.
 
 An optional interceptor sees every line first, in the callback that read it, and may answer it
-itself (the hub's `tools/call` fast path, `hub.stdio_calls`); lines it does not take reach the SDK
+itself (the hub's `tools/call` fast path, `hub.frontends.stdio.stdio_calls`); lines it does not take reach the SDK
 unchanged and in order.
 """
 
@@ -152,8 +152,8 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
 
 async def serve_stdio(server: Any, hub: Any = None) -> None:
     """Serve one client on this process's stdin/stdout until stdin closes; with `hub`, its
-    `tools/call` requests take the fast path (`hub.stdio_calls`). Lives here rather than in
-    `hub.transports` so a stdio start never imports the HTTP stack (uvicorn, Starlette)."""
+    `tools/call` requests take the fast path (`hub.frontends.stdio.stdio_calls`). Lives here rather than in
+    `hub.frontends.http.transports` so a stdio start never imports the HTTP stack (uvicorn, Starlette)."""
     interceptor = None
     if hub is not None:
         from hub.frontends.stdio.stdio_calls import StdioToolCalls
