@@ -45,6 +45,7 @@ from hub.relay import attach_relays
 from hub.cluster.notify import cluster_notifier
 from hub.policies import BreakerPolicy, BulkheadPolicy, RetryPolicy
 from hub.wire import ToolResult, WireResult
+from hub.unknown_tool import not_ready_refusal
 
 logger = logging.getLogger("hub")
 
@@ -375,6 +376,8 @@ class Hub(HubReads):
         if route is None or not self.access.may_use_tool(principal, route):
             refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
             self.auditor.denied(attributes, name, arguments, route, refusal)
+            if refusal is None and route is None:
+                refusal = not_ready_refusal(self, name, principal)  # its server is starting or down
             if refusal is not None:
                 return with_request_id(refusal.to_result(), attributes["request_id"])
             raise UnknownTool(name)

@@ -32,7 +32,7 @@ _NAME_CHARS = "A-Za-z0-9_.-"
 _SENSITIVE_NAME = re.compile(
     r"(?i)secret|passw(?:or)?d|passphrase|(?<![a-z0-9])pass(?![a-z0-9])|(?:db|pg|sql|_)pass(?![a-z])"
     r"|[a-z0-9]_?pwd(?![a-z])|token|api[_.-]?key|access[_.-]?key"
-    r"|(?:private|signing|encryption|client|master|license|stripe|app)[_.-]?key(?![a-z])"
+    r"|(?:private|signing|encryption|client|master|license|stripe|app)[_.-]?keys?(?![a-z])"
     r"|credential|authori[sz]|auth(?!or)|cookie|session[_.-]?id|cpf|ssn|national[_.-]?id"
 )
 _PAIR = re.compile(

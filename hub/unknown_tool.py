@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import mcp_types as types
 
 from hub.auth.principal import Principal
-from hub.errors import HubToolError
+from hub.errors import HubRefusal, HubToolError
 from hub.search.meta import not_callable, search_mode_for
 
 if TYPE_CHECKING:
@@ -32,3 +32,20 @@ def unknown_tool_result(hub: Hub, name: str, principal: Principal) -> types.Call
     shown = name[:NAME_SHOWN]
     return HubToolError("not_found", f"no tool named {shown!r} that you may call; list the tools (tools/list) "
                         "and call one by a name from that list", details={"tool": shown}).to_result()
+
+
+def not_ready_refusal(hub: Hub, name: str, principal: Principal) -> HubRefusal | None:
+    """For a name under the namespace of a server the caller may see that is not ready (starting, down,
+    stopped): `unavailable` naming its state and last error, instead of `not_found` — its tool may well
+    exist once it connects. None when no such server owns the name's namespace."""
+    for downstream in hub.downstreams.values():
+        namespace = downstream.config.namespace
+        if not namespace or not name.startswith(namespace + "__") or downstream.state == "ready":
+            continue
+        if not hub.access.may_read(principal, downstream.name):
+            continue  # a server the caller may not see: answered like any unknown name
+        why = downstream.error or "its first connection attempt is not finished"
+        return HubRefusal("unavailable", f"server {downstream.name!r} is {downstream.state} ({why}), so {name[:128]!r} "
+                          "cannot be called now; retry after retry_after_s, or see `mcp-hub status`",
+                          retry_after_s=downstream.retry_after_s(), details={"server": downstream.name, "state": downstream.state})
+    return None

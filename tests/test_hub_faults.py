@@ -117,13 +117,14 @@ class RawHub:
 
 # -- item 1: stopping -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("how", ["sigterm", "sigint", "stdin-closed", "http-sigterm"])
+@pytest.mark.parametrize("how", ["sigterm", "sigint", "stdin-closed", "http-sigterm", "sigkill", "http-sigkill"])
 def test_no_process_survives_the_hub(tmp_path: Path, how: str) -> None:
-    """A server that outlives its stdin and a helper of it that ignores SIGTERM both go."""
+    """A server that outlives its stdin and a helper of it that ignores SIGTERM both go — also when
+    the hub itself is killed with SIGKILL (the orphan watcher, `hub.downstream.reaper`)."""
     pidfile = tmp_path / "helper.pid"
     config = write_config(tmp_path, {"f": fault_server("--helper", str(pidfile), "--linger-at-exit")})
     argv = [PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "warning"]
-    if how == "http-sigterm":
+    if how.startswith("http-"):
         argv += ["-t", "http", "--port", str(free_port())]
     hub = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -136,7 +137,7 @@ def test_no_process_survives_the_hub(tmp_path: Path, how: str) -> None:
             assert hub.stdin is not None
             hub.stdin.close()
         else:
-            hub.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
+            hub.send_signal({"sigint": signal.SIGINT, "sigkill": signal.SIGKILL, "http-sigkill": signal.SIGKILL}.get(how, signal.SIGTERM))
         status = hub.wait(60)
         if how in ("sigterm", "http-sigterm"):
             assert status == 143, "SIGTERM ends the hub as SIGINT does, with 128 + 15"
@@ -160,7 +161,7 @@ def test_malformed_lines_are_answered_and_the_session_goes_on(tmp_path: Path) ->
         hub.send(b"this is not json")
         assert hub.by_id(None)["error"]["code"] == -32700
         hub.send(b'{"jsonrpc":"2.0","id":1,"method":"tools/list","x":"\xff\xfe"}')
-        assert hub.by_id(None)["error"]["code"] == -32700  # not UTF-8: the id cannot be trusted
+        assert hub.by_id(1)["error"]["code"] == -32700  # not UTF-8, but its request id is readable: answered to it
         hub.send(b'[{"jsonrpc":"2.0","id":2,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/x"}]')
         batch = hub.answer(lambda m: isinstance(m, list))
         assert [(e["id"], e["error"]["code"]) for e in batch] == [(2, -32600)]

@@ -254,3 +254,57 @@ async def test_restart_loses_no_accepted_event(tmp_path: Path, secrets: None, mo
     assert sorted(c.record_id for c in page.changes) == [f"OPS-{n}" for n in range(5)]
 
 
+
+
+# -- what a verified delivery may still be refused for (an outside review's findings) ----------
+
+
+@pytest.mark.parametrize("provider", ["github", "jira", "zendesk", "servicenow", "bamboohr"])
+async def test_a_captured_delivery_resent_under_a_new_id_is_a_duplicate(served: Served, provider: str) -> None:
+    """The id headers are not signed: a replay with a fresh id is still the same signed delivery."""
+    body = payload(provider)
+    headers = signed(provider, body)
+    first = await served.post(provider, body, headers)
+    forged = {k: v for k, v in headers.items()} | {k: "forged-new-id" for k in headers if k.lower() in (
+        "x-github-delivery", "x-atlassian-webhook-identifier", "x-zendesk-webhook-invocation-id", "x-servicenow-delivery")}
+    again = await served.post(provider, body, forged)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["event"] == first.json()["event"]
+    assert len(await served.intake.log.list()) == 1
+
+
+async def test_a_signed_body_that_is_not_a_json_object_is_refused_not_dead_lettered(served: Served) -> None:
+    form = b"payload=%7B%22action%22%3A%22opened%22%7D"
+    refused = await served.post("github", form, signed("github", form) | {"Content-Type": "application/x-www-form-urlencoded"})
+    assert refused.status_code == 415 and "application/json" in refused.text
+    array = b"[1, 2]"
+    assert (await served.post("github", array, signed("github", array) | {"Content-Type": "application/json"})).status_code == 400
+    assert await served.intake.log.list() == []
+
+
+async def test_google_sync_message_is_not_logged(served: Served) -> None:
+    headers = signed("google", b"") | {"X-Goog-Resource-State": "sync"}
+    assert (await served.post("google", b"", headers)).status_code == 200
+    assert await served.intake.log.list() == []
+
+
+async def test_an_idle_processor_picks_up_a_replay_made_by_another_process(tmp_path: Path, secrets: None) -> None:
+    """`mcp-hub events replay` only updates the log: the running processor must notice by itself."""
+    seen: list[int] = []
+
+    async def handler(event: dict[str, Any]) -> None:
+        seen.append(event["seq"])
+
+    intake, _ = make_intake(tmp_path, handler, Policy(poll_s=0.05))
+    body = payload("github")
+    seq, _ = await intake.log.record("github", "d-1", {}, body)
+    await intake.processor.drain()
+    assert seen == [seq]
+    async with anyio.create_task_group() as group:
+        group.start_soon(intake.processor.run)
+        other = EventLog(events_path(tmp_path, "ticketing"))  # what `events replay` does, from elsewhere
+        await other.replay(seq)
+        with anyio.fail_after(30):
+            while seen != [seq, seq]:
+                await anyio.sleep(0.02)
+        group.cancel_scope.cancel()

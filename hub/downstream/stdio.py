@@ -3,9 +3,10 @@
 Differs from the SDK's `stdio_client` where a gateway needs it to:
 - the child's stderr is read line by line into the hub's log, tagged with the server name;
 - a line on stdout that is not JSON-RPC is logged and skipped, never fatal;
-- the child gets a parent-death signal (`setpriv --pdeathsig KILL`), so even a hub killed with
-  SIGKILL leaves no orphan; on a normal stop stdin is closed, then SIGTERM, then SIGKILL go to
-  the child's whole process group;
+- the child gets a parent-death signal (`setpriv --pdeathsig KILL`), and its process group is
+  registered with the orphan watcher (`hub.downstream.reaper`), so even a hub killed with SIGKILL
+  leaves no orphan, helpers of the child included; on a normal stop stdin is closed, then SIGTERM,
+  then SIGKILL go to the child's whole process group;
 - the moment the child exits, `on_exit(returncode, last_stderr_lines)` is called, so in-flight
   calls fail at once and the reason can be reported;
 - with a `JsonChannel`, the hub's own JSON requests share the pipes: lines answering them are
@@ -32,6 +33,7 @@ from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
+from hub.downstream.reaper import release_group, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
 from hub.frontends.stdio.line_errors import overlong_answer
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
@@ -98,6 +100,7 @@ async def stdio_child(
     log = logging.getLogger(f"hub.downstream.{server_name}")
     log.info("started pid=%d command=%s", process.pid, command)
     LIVE_GROUPS.add(process.pid)
+    watch_group(process.pid)  # killed by the watcher if the hub dies first, even by SIGKILL (`reaper`)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     stdout_lines = LineQueue()
@@ -220,6 +223,7 @@ async def stop_process(process: anyio.abc.Process, log: logging.Logger, close_st
             await _wait_exit(process, 2.0)
     _signal_group(process.pid, signal.SIGKILL)
     LIVE_GROUPS.discard(process.pid)
+    release_group(process.pid)
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             with suppress(Exception):

@@ -1,7 +1,7 @@
 """What the hub answers for a JSON-RPC line it cannot serve as sent (its stdio front, a child's stdout).
 
-JSON-RPC 2.0 names the errors: `-32700` parse error (not JSON, not UTF-8 — the id cannot be read,
-so it is `null`), `-32600` invalid request (not a request object, `jsonrpc` missing or not "2.0",
+JSON-RPC 2.0 names the errors: `-32700` parse error (not JSON, not UTF-8 — with the request's id
+when a top-level `"id"` of a request can still be read from the line's start, else `null`), `-32600` invalid request (not a request object, `jsonrpc` missing or not "2.0",
 a method that is not a string, an id that is not a string or an integer, a line over the size cap,
 an id already in flight), `-32602` invalid params (`params` present but not an object — MCP's
 params are always objects). A batch (a JSON array) is answered element by element in one array, as
@@ -129,7 +129,10 @@ def _not_an_object(line: bytes) -> bytes | None:
     try:
         value = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return error_line(None, PARSE_ERROR, "Parse error: the line is not JSON in UTF-8")
+        # A request whose id can still be read gets it back, so its client is not left waiting forever.
+        request_id, has_method = top_level_id(line[:4096])
+        return error_line(request_id if has_method and readable_id(request_id) else None, PARSE_ERROR,
+                          "Parse error: the line is not JSON in UTF-8")
     if not isinstance(value, list):
         return error_line(None, INVALID_REQUEST, "Invalid request: not a JSON-RPC object")
     if not value:

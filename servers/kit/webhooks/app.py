@@ -11,6 +11,8 @@ check); Graph's `validationToken` handshake is echoed as text/plain. Payloads ar
 
 from __future__ import annotations
 
+import json
+
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -117,6 +119,11 @@ class Intake:
         VERIFIERS[provider](body, headers, query, secret, self.clock(), self.window_s)
         if provider == "xero" and _no_xero_events(body):
             return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
+        if provider == "google":
+            if headers.get("x-goog-resource-state", "").lower() == "sync":
+                return Response(status_code=200)  # a new channel's first message: it announces no change
+        else:
+            _require_json_object(body, headers.get("content-type", ""))
         seq, duplicate = await self.log.record(provider, delivery_id(provider, headers, body), kept_headers(headers), body)
         self._count(provider, "duplicate" if duplicate else "received")
         if not duplicate:
@@ -176,3 +183,18 @@ def _no_xero_events(body: bytes) -> bool:
         return not json.loads(body).get("events")
     except (ValueError, AttributeError):
         return False
+
+
+def _require_json_object(body: bytes, content_type: str) -> None:
+    """Refuse, before it is logged, a verified delivery this hub could never process: every provider but
+    Google (whose messages are headers only) posts a JSON object. Answering 2xx and dead-lettering it later
+    would tell the provider all is well; 415/400 makes the misconfiguration visible at the provider."""
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return
+    if "json" not in content_type.lower():
+        raise Rejected(415, "the body is not JSON: configure the webhook to send application/json")
+    raise Rejected(400, "the body is not a JSON object")

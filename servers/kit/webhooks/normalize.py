@@ -1,10 +1,10 @@
 """What a verified delivery means: its delivery id (for deduplication) and the record changes it
 announces, per provider. Only ids and kinds are read from a payload; nothing else leaves it.
 
-Delivery ids: the provider's own where it sends one (GitHub `X-GitHub-Delivery`, Jira
-`X-Atlassian-Webhook-Identifier`, Zendesk `X-Zendesk-Webhook-Invocation-Id`, ServiceNow
-`X-ServiceNow-Delivery`, Google channel id + `X-Goog-Message-Number`); otherwise the SHA-256 of the
-raw body, so a provider's retry of the same bytes is recognised as a duplicate.
+Delivery ids (the deduplication key): the SHA-256 of what the signature covers — the raw body, with
+the signed timestamp for Zendesk, ServiceNow and BambooHR — so a provider's retry of the same bytes is
+a duplicate and so is a captured delivery replayed under a new, unsigned id header (`X-GitHub-Delivery`
+and the like are not signed). Google, whose messages have no body, uses channel id + message number.
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ from typing import Any, Literal
 
 Action = Literal["created", "updated", "deleted"]
 
-_ID_HEADERS = {
-    "github": ("x-github-delivery",),
-    "jira": ("x-atlassian-webhook-identifier",),
-    "zendesk": ("x-zendesk-webhook-invocation-id",),
-    "servicenow": ("x-servicenow-delivery",),
-    "google": ("x-goog-channel-id", "x-goog-message-number"),
-}
+_ID_HEADERS = {"google": ("x-goog-channel-id", "x-goog-message-number")}
+_SIGNED_TIMESTAMPS = {"zendesk": "x-zendesk-webhook-signature-timestamp", "servicenow": "x-servicenow-timestamp",
+                      "bamboohr": "x-bamboohr-timestamp"}
+"""Providers whose signature covers a timestamp header too: it is part of the deduplication key."""
 # Headers kept with an event because processing needs them (never a signature or a token).
 KEPT_HEADERS = ("x-github-event", "x-goog-resource-state", "x-goog-resource-id", "x-goog-resource-uri",
                 "x-goog-channel-id")
@@ -41,11 +38,15 @@ class ChangeSpec:
 
 
 def delivery_id(provider: str, headers: Mapping[str, str], body: bytes) -> str:
-    names = _ID_HEADERS.get(provider, ())
-    values = [headers.get(name, "").strip() for name in names]
-    if names and all(values):
-        return ":".join(values)[:200]
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+    """The deduplication key of a verified delivery: what the provider's signature covers, so a captured
+    delivery re-sent with a new (unsigned) id header is still a duplicate. Google alone has no signed body
+    (its messages are headers, checked by the channel token): its channel id + message number."""
+    if provider == "google":
+        values = [headers.get(name, "").strip() for name in _ID_HEADERS["google"]]
+        if all(values):
+            return ":".join(values)[:200]
+    stamp = headers.get(_SIGNED_TIMESTAMPS.get(provider, ""), "").encode()
+    return "sha256:" + hashlib.sha256(stamp + b"\n" + body if stamp else body).hexdigest()
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -35,6 +35,9 @@ class Policy:
     max_delay_s: float = 300.0
     retention_days: float = 30.0
     purge_every_s: float = 3600.0
+    poll_s: float = 5.0
+    """How often an idle processor looks at the log for events another process made due (`mcp-hub
+    events replay`, a standalone server's or another replica's intake): its own intake wakes it at once."""
 
     @classmethod
     def from_env(cls, domain: str, environ: Mapping[str, str] | None = None) -> Policy:
@@ -117,5 +120,5 @@ class Processor:
                 logger.exception("webhook processor could not read or settle its event log; retrying in 30s")
                 next_at = time.time() + 30
             wait = self.policy.purge_every_s if next_at is None else max(0.0, next_at - time.time())
-            with anyio.move_on_after(min(wait, self.policy.purge_every_s)):
+            with anyio.move_on_after(min(wait, self.policy.purge_every_s, self.policy.poll_s)):
                 await self._wake.wait()

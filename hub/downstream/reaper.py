@@ -1,0 +1,82 @@
+"""A watcher that kills the stdio children's process groups when the hub dies, even by SIGKILL.
+
+A child carries a parent-death signal (`setpriv --pdeathsig KILL`), but that reaches the child
+alone: helpers it started in its process group would outlive a hub killed with SIGKILL. So the
+first stdio child also starts this watcher: a tiny stdlib-only Python process in a session of its
+own, reading process-group ids from a pipe only the hub holds open (`+pgid` when a child starts,
+`-pgid` once the hub has stopped that group itself). When the pipe ends — the hub exited, however
+it exited — the watcher SIGKILLs every group still registered, then exits. Best effort: if the
+watcher cannot start, the hub runs as before (children still get their parent-death signal).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+logger = logging.getLogger("hub.downstream")
+
+_WATCHER = r"""
+import os, signal, sys
+groups = set()
+for line in sys.stdin:
+    line = line.strip()
+    if line[:1] == "+" and line[1:].isdigit():
+        groups.add(int(line[1:]))
+    elif line[:1] == "-" and line[1:].isdigit():
+        groups.discard(int(line[1:]))
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+_lock = threading.Lock()
+_pipe: int | None = None
+_started = False
+
+
+def _start() -> int | None:
+    """The write end of the watcher's stdin, starting the watcher on first use; None if it cannot run."""
+    global _pipe, _started
+    with _lock:
+        if _started:
+            return _pipe
+        _started = True
+        try:
+            read_end, write_end = os.pipe()
+            os.set_inheritable(write_end, False)  # only the hub holds it: children never keep the watcher alive
+            subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHER], stdin=read_end, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+            os.close(read_end)
+            _pipe = write_end
+        except OSError as exc:  # best effort: the parent-death signal still covers each child
+            logger.warning("no orphan watcher for stdio children (%s); a hub killed with SIGKILL may leave "
+                           "their helper processes behind", exc)
+            _pipe = None
+        return _pipe
+
+
+def _send(line: str) -> None:
+    pipe = _start()
+    if pipe is None:
+        return
+    try:
+        os.write(pipe, line.encode())
+    except OSError:  # the watcher is gone: nothing more can be done for later children
+        pass
+
+
+def watch_group(pgid: int) -> None:
+    """Have the watcher SIGKILL process group `pgid` if the hub dies before `release_group(pgid)`."""
+    _send(f"+{pgid}\n")
+
+
+def release_group(pgid: int) -> None:
+    """The hub stopped group `pgid` itself: the watcher forgets it (its id may be reused later)."""
+    if _pipe is not None:
+        _send(f"-{pgid}\n")
