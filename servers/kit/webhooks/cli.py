@@ -1,6 +1,6 @@
 """`mcp-hub events list | dead-letter | replay ID [--domain D]`: inspect a domain's webhook log and
 queue a delivery for reprocessing. Replay only marks the event due again (attempts reset); the
-domain server's running processor (its own HTTP app, or the HTTP hub) picks it up within a moment.
+domain server's running processor (its own HTTP app, or the HTTP hub) picks it up within a moment (an idle processor looks at its log every `Policy.poll_s`, 5 s).
 With `$MCP_HUB_STORE_URL` set (the hub's `hub.store.url`), the logs read are the shared PostgreSQL
 ones (`log_pg`), else the SQLite files in the data dir.
 """
