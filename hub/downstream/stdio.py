@@ -15,6 +15,7 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -245,6 +246,9 @@ def kill_live_groups() -> None:
 
 
 on_last_resort(kill_live_groups)
+# And at any exit: a child whose stop never ran (a stop signal during its handshake ends the hub
+# before the connection unwinds) must not outlive the hub with its helpers.
+atexit.register(kill_live_groups)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
