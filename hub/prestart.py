@@ -80,7 +80,8 @@ class PreStarted:
                 os.close(fd)
         if self.process.stderr is not None:
             self.process.stderr.close()
-        threading.Thread(target=self.process.wait, daemon=True).start()
+        with suppress(RuntimeError):  # no new thread at interpreter shutdown: the exit orphans it to init
+            threading.Thread(target=self.process.wait, daemon=True).start()
 
 
 _waiting: dict[str, PreStarted] = {}
