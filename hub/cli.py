@@ -7,19 +7,26 @@ built-in domain server mounted in-process on its embedded backend).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import anyio
+from hub import prestart
 
-from hub.config import ConfigError, HubConfig, load_config, parse_config
-from hub.domains import RegistryError, command_names, domain_names, load_command
-from hub.logsetup import configure_logging
+# Before anything heavy: the config's stdio children start importing while the hub does (`hub.prestart`).
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "mcp-hub":
+    prestart.prestart_serve(sys.argv[1:])
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+import anyio  # noqa: E402
+
+from hub.config import ConfigError, HubConfig, load_config, parse_config  # noqa: E402
+from hub.domains import RegistryError, command_names, domain_names, load_command  # noqa: E402
+from hub.logsetup import configure_logging  # noqa: E402
 
 if TYPE_CHECKING:
     from hub.auth.keys import KeyStore
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level or ("warning" if args.command in ("tools", "call") else config.hub.log_level))
     try:
         if args.command == "serve":
+            prestart.keep_only({s.name for s in config.enabled_servers() if s.transport == "stdio"})
             if args.profile is not None and (problem := _profile_problem(config, args.profile, args.transport)):
                 print(f"mcp-hub: {problem}", file=sys.stderr)
                 return 2

@@ -183,7 +183,10 @@ class CallerChannel:
         if config.transport == "inprocess":
             return cls(namespace=namespace, audience=config.name, in_process=True)
         if config.transport == "stdio":
-            return cls(namespace=namespace, audience=config.name, secret=configured or secrets.token_urlsafe(32))
+            from hub.prestart import secret_for  # a child pre-started for this server holds its secret
+
+            secret = configured or secret_for(config.name) or secrets.token_urlsafe(32)
+            return cls(namespace=namespace, audience=config.name, secret=secret)
         return cls(namespace=namespace, audience=config.name, secret=configured)
 
     def child_env(self) -> dict[str, str]:

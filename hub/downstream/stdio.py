@@ -16,12 +16,11 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-import shutil
 import signal
 from collections import deque
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
@@ -33,10 +32,12 @@ from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
+from hub.downstream.adopted import AdoptedProcess, adopt
 from hub.downstream.reaper import release_group, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
 from hub.frontends.stdio.line_errors import overlong_answer
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
+from hub.prestart import ChildStartError, child_argv, claim, discard_all, resolve_command
 from hub.redact import LineMasker
 from hub.signals import on_last_resort
 
@@ -44,24 +45,7 @@ logger = logging.getLogger("hub.downstream")
 
 STDIN_CLOSE_GRACE_S = 2.0
 SIGTERM_GRACE_S = 2.0
-_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-
-
-class ChildStartError(Exception):
-    """The child process could not be spawned (bad command, cwd, permissions)."""
-
-
-def resolve_command(command: str, env: dict[str, str], cwd: str | None) -> str:
-    """Find the executable the way a shell would, with the child's own PATH."""
-    if os.sep in command:
-        candidate = command if os.path.isabs(command) or cwd is None else os.path.join(cwd, command)
-        if os.access(candidate, os.X_OK):
-            return candidate
-        raise ChildStartError(f"command {command!r} does not exist or is not executable")
-    found = shutil.which(command, path=env.get("PATH"))
-    if found is None:
-        raise ChildStartError(f"command {command!r} was not found on PATH")
-    return found
+__all__ = ["ChildStartError", "resolve_command", "stdio_child", "stop_process"]
 
 
 @asynccontextmanager
@@ -74,31 +58,34 @@ async def stdio_child(
     on_exit: Callable[[int | None, list[str]], None] | None = None,
     channel: JsonChannel | None = None,
 ) -> AsyncIterator[TransportStreams]:
-    """Spawn `command args` and yield the (read, write) message streams of its stdio."""
-    child_env = get_default_environment() | (env or {})
-    if cwd is not None and not os.path.isdir(cwd):
-        raise ChildStartError(f"working directory {cwd!r} does not exist")
-    executable = resolve_command(command, child_env, cwd)
-    argv = [executable, *args]
-    if _SETPRIV:
-        argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
-    # stdin and stdout are our own pipes, read and written by asyncio protocols (`hub.frontends.stdio.line_pipes`);
-    # the process itself (spawn, exit status, stderr) is anyio's.
-    child_stdin, our_stdin = os.pipe()
-    our_stdout, child_stdout = os.pipe()
-    try:
-        process = await anyio.open_process(argv, stdin=child_stdin, stdout=child_stdout, env=child_env, cwd=cwd,
-                                           start_new_session=True)
-    except OSError as exc:
-        os.close(our_stdin)
-        os.close(our_stdout)
-        raise ChildStartError(f"could not start {command!r}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(child_stdin)  # the child has its copies
-        os.close(child_stdout)
-
+    """Spawn `command args` (or adopt the child `hub.prestart` spawned for exactly that) and yield
+    the (read, write) message streams of its stdio."""
     log = logging.getLogger(f"hub.downstream.{server_name}")
-    log.info("started pid=%d command=%s", process.pid, command)
+    prestarted = claim(server_name)
+    try:
+        child_env = get_default_environment() | (env or {})
+        if cwd is not None and not os.path.isdir(cwd):
+            raise ChildStartError(f"working directory {cwd!r} does not exist")
+        argv = child_argv(resolve_command(command, child_env, cwd), args)
+    except ChildStartError:
+        if prestarted is not None:
+            prestarted.kill()
+        raise
+    process: anyio.abc.Process | AdoptedProcess
+    if prestarted is not None and prestarted.matches(argv, child_env, cwd):
+        try:
+            process = await adopt(prestarted)
+        except BaseException:
+            prestarted.kill()
+            raise
+        our_stdin, our_stdout = prestarted.stdin_fd, prestarted.stdout_fd
+        log.info("adopted pid=%d command=%s (started before the hub's imports)", process.pid, command)
+    else:
+        if prestarted is not None:
+            log.info("the pre-started pid=%d does not match the config: stopped", prestarted.process.pid)
+            prestarted.kill()
+        process, our_stdin, our_stdout = await _spawn(argv, child_env, cwd, command)
+        log.info("started pid=%d command=%s", process.pid, command)
     LIVE_GROUPS.add(process.pid)
     watch_group(process.pid)  # killed by the watcher if the hub dies first, even by SIGKILL (`reaper`)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
@@ -203,14 +190,33 @@ async def stdio_child(
             tg.cancel_scope.cancel()
 
 
-async def _wait_exit(process: anyio.abc.Process, timeout: float) -> int | None:
+async def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, command: str) -> tuple[anyio.abc.Process, int, int]:
+    """Spawn the child in its own process group; return it and our ends of its stdin and stdout.
+    Those are our own pipes, read and written by asyncio protocols (`hub.frontends.stdio.line_pipes`);
+    the process itself (spawn, exit status, stderr) is anyio's."""
+    child_stdin, our_stdin = os.pipe()
+    our_stdout, child_stdout = os.pipe()
+    try:
+        process = await anyio.open_process(argv, stdin=child_stdin, stdout=child_stdout, env=env, cwd=cwd,
+                                           start_new_session=True)
+    except OSError as exc:
+        os.close(our_stdin)
+        os.close(our_stdout)
+        raise ChildStartError(f"could not start {command!r}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(child_stdin)  # the child has its copies
+        os.close(child_stdout)
+    return process, our_stdin, our_stdout
+
+
+async def _wait_exit(process: anyio.abc.Process | AdoptedProcess, timeout: float) -> int | None:
     with anyio.move_on_after(timeout):
         while process.returncode is None:
             await anyio.sleep(0.01)
     return process.returncode
 
 
-async def stop_process(process: anyio.abc.Process, log: logging.Logger, close_stdin: Callable[[], None]) -> None:
+async def stop_process(process: anyio.abc.Process | AdoptedProcess, log: logging.Logger, close_stdin: Callable[[], None]) -> None:
     """Close stdin, then SIGTERM and SIGKILL the child's process group, each after a grace period.
     However the leader ended, the group gets a last SIGKILL: a helper that ignores SIGTERM must
     not outlive its server (the group outlives its leader as long as one member is alive)."""
@@ -236,12 +242,17 @@ LIVE_GROUPS: set[int] = set()
 
 
 def kill_live_groups() -> None:
-    """SIGKILL every child's process group: the last step before a forced exit (`hub.signals`)."""
+    """SIGKILL every child's process group, and every pre-started one not adopted yet: the last
+    step before a forced exit (`hub.signals`)."""
+    discard_all()
     for pid in list(LIVE_GROUPS):
         _signal_group(pid, signal.SIGKILL)
 
 
 on_last_resort(kill_live_groups)
+# And at any exit: a child whose stop never ran (a stop signal during its handshake ends the hub
+# before the connection unwinds) must not outlive the hub with its helpers.
+atexit.register(kill_live_groups)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -7,7 +7,9 @@ slowest of them alone, and with no child at all (the hub's own start). Plus the 
     .venv/bin/python tools/bench/startup.py [--rounds 5] [--children 6]
 
 Contenders alternate within each round; the figure is the median over rounds of each round's
-difference (hub minus direct), so the machine's drift cancels. Targets (issue 23): the hub adds
+difference (hub minus direct), so the machine's drift cancels. The hub runs twice per round: as it
+starts now (its stdio children spawned at the CLI's first instruction, `hub.prestart`) and as it did
+before (`MCP_HUB_PRESTART=0`: children spawned after the hub's imports). Targets (issue 23): the hub adds
 <= 0.3 s to one child, and six children start within 0.5 s of the slowest child alone.
 """
 
@@ -35,6 +37,9 @@ PY = sys.executable
 ECHO = str(ROOT / "tools" / "bench" / "echo_server.py")
 
 
+BEFORE = {"MCP_HUB_PRESTART": "0"}  # the hub as it was: children spawned only after its imports (`hub.prestart`)
+
+
 async def first_listing(args: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Seconds from spawn to the first `tools/list` answer, and how many tools it listed."""
     params = StdioServerParameters(command=PY, args=args, env={**ENV, **env}, cwd=str(ROOT))
@@ -49,8 +54,9 @@ async def first_listing(args: list[str], env: dict[str, str]) -> tuple[float, in
 def importtime(folder: Path) -> list[tuple[int, str]]:
     """The biggest cumulative entries of `python -X importtime` for the modules a stdio serve loads,
     then the biggest of the hub's own modules."""
-    code = ("import hub.cli\nfrom hub.hub import Hub\nfrom hub.server import build_server\n"
-            "from hub.stdio_pipes import serve_stdio\nfrom hub.stdio_calls import StdioToolCalls\n")
+    code = ("import hub.cli\nfrom hub.hub import Hub\nfrom hub.frontends.server import build_server\n"
+            "from hub.frontends.stdio.stdio_pipes import serve_stdio\n"
+            "from hub.frontends.stdio.stdio_calls import StdioToolCalls\n")
     done = subprocess.run([PY, "-X", "importtime", "-c", code], capture_output=True, text=True, env=ENV, cwd=str(ROOT))
     rows = []
     for line in done.stderr.splitlines():
@@ -73,19 +79,27 @@ def main() -> int:
         def config(children: int) -> str:
             path = folder / f"hub-{children}.json"
             servers = {f"echo{i}": {"command": PY, "args": [ECHO]} for i in range(children)}
-            path.write_text(json.dumps({"hub": {"data_dir": str(folder / "data")}, "mcpServers": servers}))
+            # list_wait_s: the first listing waits for every child (default 2 s), so the time is to a full listing.
+            path.write_text(json.dumps({"hub": {"data_dir": str(folder / "data"), "list_wait_s": 60}, "mcpServers": servers}))
             return str(path)
 
         env = {"MCP_HUB_DATA_DIR": str(folder / "data"), "MCP_HUB_CACHE_DIR": str(folder / "cache")}
         serve = ["-m", "hub.cli", "serve", "--transport", "stdio", "--log-level", "error", "--config"]
-        contenders = {"direct": [ECHO], "hub alone, no child": [*serve, config(0)], "hub, 1 child": [*serve, config(1)],
-                      f"hub, {args.children} children": [*serve, config(args.children)]}
+        many = f"hub, {args.children} children"
+        contenders = {"direct": ([ECHO], {}), "hub alone, no child": ([*serve, config(0)], {}),
+                      "hub, 1 child, before (no pre-start)": ([*serve, config(1)], BEFORE),
+                      "hub, 1 child": ([*serve, config(1)], {}),
+                      f"{many}, before (no pre-start)": ([*serve, config(args.children)], BEFORE),
+                      many: ([*serve, config(args.children)], {})}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         await first_listing([ECHO], env)  # warm the page cache
         for number in range(args.rounds):
             names = list(contenders) if number % 2 == 0 else list(reversed(contenders))
             for name in names:
-                elapsed, count = await first_listing(contenders[name], env)
+                argv, extra = contenders[name]
+                elapsed, count = await first_listing(argv, env | extra)
+                if name.startswith("hub,") and count == 0:
+                    print(f"  warning: {name} listed no tool (its children were not up within hub.list_wait_s)")
                 times[name].append(elapsed)
             print(f"  round {number + 1}/{args.rounds}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in contenders),
                   flush=True)
@@ -97,18 +111,30 @@ def main() -> int:
         times = anyio.run(run, folder)
         top = importtime(folder)
     many = [name for name in times if name.endswith("children")][0]
-    added = [h - d for h, d in zip(times["hub, 1 child"], times["direct"], strict=True)]
-    added_many = [h - d for h, d in zip(times[many], times["direct"], strict=True)]
-    print("\nmedian seconds to the first tools/list: " + ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in times.items()))
-    print(f"hub adds (median of per-round differences): {statistics.median(added):.2f} s with 1 stdio child (target <= 0.3); "
-          f"{many}: {statistics.median(added_many):.2f} s over one child alone (target <= 0.5)")
-    print(f"the hub's own start (no child) is {statistics.median(times['hub alone, no child']):.2f} s: a child spawned at "
-          "the hub's first instruction instead of after its imports would overlap with it")
+
+    def adds(name: str) -> float:
+        return statistics.median(h - d for h, d in zip(times[name], times["direct"], strict=True))
+
+    def ratio(after: str, before: str) -> float:
+        return statistics.median(a / b for a, b in zip(times[after], times[before], strict=True))
+
+    added, added_before = adds("hub, 1 child"), adds("hub, 1 child, before (no pre-start)")
+    added_many, added_many_before = adds(many), adds(f"{many}, before (no pre-start)")
+    print(f"\nmachine load average now {os.getloadavg()[0]:.1f}")
+    print("median seconds to the first tools/list: " + ", ".join(f"{n} {statistics.median(v):.2f}" for n, v in times.items()))
+    print(f"hub adds (median of per-round differences to direct), 1 stdio child: {added:.2f} s with pre-start, "
+          f"{added_before:.2f} s before (target <= 0.3); hub time after/before: "
+          f"{ratio('hub, 1 child', 'hub, 1 child, before (no pre-start)'):.2f}x")
+    print(f"{many}: {added_many:.2f} s over one child alone with pre-start, {added_many_before:.2f} s before "
+          f"(target <= 0.5); after/before: {ratio(many, f'{many}, before (no pre-start)'):.2f}x")
+    print(f"the hub's own start (no child) is {statistics.median(times['hub alone, no child']):.2f} s; with pre-start "
+          "a child's start overlaps it (MCP_HUB_PRESTART=0 is the 'before' contender)")
     print("\nbiggest imports of a stdio serve (cumulative µs, python -X importtime, one run):")
     for micros, name in top:
         print(f"  {micros:>9}  {name}")
-    print(json.dumps({"median_s": {n: statistics.median(v) for n, v in times.items()},
-                      "hub_adds_s": statistics.median(added), "many_adds_s": statistics.median(added_many)}))
+    print(json.dumps({"median_s": {n: statistics.median(v) for n, v in times.items()}, "hub_adds_s": added,
+                      "hub_adds_before_s": added_before, "many_adds_s": added_many,
+                      "many_adds_before_s": added_many_before, "load_average": os.getloadavg()}))
     return 0
 
 

@@ -1,0 +1,153 @@
+"""`mcp-hub serve` starts its stdio children before its own imports and adopts them (`hub.prestart`);
+a pre-started child never adopted, or caught by a stop during the start, is killed with its group."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import ECHO, PY, ROOT, echo_stdio, write_config
+
+pytestmark = pytest.mark.anyio
+
+# Runs `python -m hub.cli` with an import hook that writes, at the moment the hub first imports the
+# SDK (`mcp`), the pids of the processes the hub has started so far.
+LAUNCHER = r"""
+import os, runpy, sys
+out = sys.argv.pop(1)
+
+def parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+class AtSdkImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mcp":
+            sys.meta_path.remove(self)
+            children = [p for p in os.listdir("/proc") if p.isdigit() and parent_of(p) == os.getpid()]
+            with open(out, "w") as file:
+                file.write(" ".join(children))
+        return None
+
+sys.meta_path.insert(0, AtSdkImport())
+runpy.run_module("hub.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and "hub.cli" not in cmdline and "hub.prestart" not in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def _wait_gone(marker: str, timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def _group_leader(marker: str) -> list[str]:
+    """A stdio server that starts a helper in its process group, both named by `marker`."""
+    code = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', "
+            "sys.argv[1]]); time.sleep(300)")
+    return ["-c", code, marker]
+
+
+async def test_child_started_before_the_sdk_import_is_the_one_the_hub_talks_to(tmp_path: Path) -> None:
+    marker = f"prestart-adopt-{os.getpid()}"
+    config = write_config(tmp_path, {"e": echo_stdio("--name", marker)})
+    seen = tmp_path / "children-at-sdk-import"
+    params = StdioServerParameters(command=PY, args=["-c", LAUNCHER, str(seen), "serve", "--config", str(config),
+                                                     "--log-level", "warning"], cwd=str(ROOT),
+                                   env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"],
+                                        "MCP_HUB_DATA_DIR": os.environ["MCP_HUB_DATA_DIR"],
+                                        "MCP_HUB_CACHE_DIR": os.environ["MCP_HUB_CACHE_DIR"]})
+    async with Client(params) as client:
+        answer = await client.call_tool("e__echo", {"text": "hi"})
+        assert answer.structured_content == {"result": "hi"}
+        [talking] = _processes_with(marker)  # the only child with that marker: the one that answered
+        started_early = {int(pid) for pid in seen.read_text().split()}
+        assert talking in started_early, "the hub's child was spawned after the hub imported the SDK"
+        # The caller channel's secret is the one the pre-started child holds (its tokens check out).
+        assert (await client.call_tool("e__env_has", {"name": "MCP_HUB_CALLER_SECRET"})).structured_content == {"result": True}
+    assert _wait_gone(marker) == []
+
+
+def test_a_child_the_hub_does_not_adopt_is_killed_with_its_group(tmp_path: Path) -> None:
+    from hub import prestart
+
+    marker = f"prestart-unadopted-{os.getpid()}"
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "kept": {"command": PY, "args": _group_leader(marker + "-kept")},
+        "other": {"command": PY, "args": _group_leader(marker + "-other")},
+        "mismatch": {"command": PY, "args": _group_leader(marker + "-mismatch")},
+        "off": {"command": PY, "args": _group_leader(marker + "-off"), "disabled": True},
+        "unset": {"command": PY, "args": [ECHO], "env": {"K": "${PRESTART_TEST_UNSET_VARIABLE}"}},
+        "remote": {"url": "http://127.0.0.1:9/mcp"},
+    }}))
+    started = prestart.start_config(str(config), os.environ)
+    try:
+        assert sorted(child.name for child in started) == ["kept", "mismatch", "other"]
+        for name in ("kept", "other", "mismatch"):  # each leader has started its helper
+            deadline = time.monotonic() + 60
+            while len(_processes_with(f"{marker}-{name}")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(_processes_with(f"{marker}-{name}")) == 2
+        prestart.keep_only({"kept", "mismatch"})  # "other" is not a stdio server of this hub
+        assert _wait_gone(f"{marker}-other") == []
+        mismatch = prestart.claim("mismatch")
+        assert mismatch is not None and not mismatch.matches([PY, "something", "else"], mismatch.env, mismatch.cwd)
+        mismatch.kill()  # what stdio_child does before spawning anew
+        assert _wait_gone(f"{marker}-mismatch") == []
+        assert prestart.claim("mismatch") is None  # a restart spawns normally
+        assert len(_processes_with(f"{marker}-kept")) == 2
+    finally:
+        prestart.discard_all()  # at exit
+    assert _wait_gone(marker) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_the_start_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    marker = f"prestart-stop-{sig.name}-{os.getpid()}"
+    config = write_config(tmp_path, {"a": {"command": PY, "args": _group_leader(marker + "a")},
+                                     "b": {"command": PY, "args": _group_leader(marker + "b")}})
+    hub = subprocess.Popen([PY, "-m", "hub.cli", "serve", "--config", str(config)], stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _processes_with(marker), "the hub never started its children"
+        hub.send_signal(sig)  # most likely while the hub still imports; whenever it lands, nothing may stay
+        hub.wait(30)
+        assert _wait_gone(marker) == []
+    finally:
+        hub.kill()
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_prestart_imports_nothing_heavy() -> None:
+    code = "import sys, hub.prestart; print(sorted(m for m in ('pydantic', 'mcp', 'anyio') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]"
