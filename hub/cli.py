@@ -259,13 +259,7 @@ def _keys_command(store: KeyStore, args: argparse.Namespace) -> int:
 
 
 def _audit(config: HubConfig, args: argparse.Namespace) -> int:
-    import time
-    from datetime import datetime
-
-    from hub.audit.log import query
-    from hub.auth.keys import parse_duration
     from hub.datadir import resolve_data_dir
-
     from hub.store import StoreUnavailable, open_shared_store
 
     data_dir = resolve_data_dir(config.hub.data_dir)
