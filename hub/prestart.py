@@ -28,6 +28,8 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 
+from hub.downstream.reaper import release_group, watch_group
+
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 # The variables `mcp.client.stdio.get_default_environment` passes on (POSIX).
 _INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
@@ -75,6 +77,7 @@ class PreStarted:
         """SIGKILL the child's process group, close our pipe ends, reap it in the background."""
         with suppress(OSError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        release_group(self.process.pid)
         for fd in (self.stdin_fd, self.stdout_fd):
             with suppress(OSError):
                 os.close(fd)
@@ -210,6 +213,7 @@ def _start_entry(name: str, entry: object, environ: Mapping[str, str], base: str
         os.close(child_stdin)
         os.close(child_stdout)
     _secrets[name] = secret
+    watch_group(process.pid)  # from its first instant: a hub SIGKILLed during its imports leaves nothing either
     return PreStarted(name, argv, child_env, cwd, process, our_stdin, our_stdout)
 
 

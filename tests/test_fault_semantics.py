@@ -156,8 +156,9 @@ async def test_a_server_hanging_at_its_handshake_does_not_delay_initialize_or_th
                 names = await tool_names(client)
             assert not any(n.startswith("slowstart__") for n in names)
             assert (await client.call_tool("ok__echo", {"text": "hi"})).structured_content == {"result": "hi"}
-            unknown = await client.call_tool("slowstart__echo", {"text": "hi"})  # never seen: no tools to call yet
-            assert unknown.is_error and unknown.structured_content["code"] == "not_found"
+            starting = await client.call_tool("slowstart__echo", {"text": "hi"})  # its server is still starting
+            assert starting.is_error and starting.structured_content["code"] == "unavailable"
+            assert starting.structured_content["details"] == {"server": "slowstart", "state": "starting"}
 
 
 def serve_like(servers: dict[str, Any], **hub_settings: Any) -> Hub:
@@ -175,8 +176,11 @@ async def test_a_call_before_the_first_listing_waits_for_the_servers_still_conne
 async def test_the_first_listing_waits_for_a_hanging_server_only_list_wait_s() -> None:
     servers = {"slowstart": echo_stdio("--hang-at-start"), "ok": echo_stdio("--name", "ok")}
     async with serve_like(servers, connect_timeout_s=120, list_wait_s=0.5, call_wait_s=0.5) as hub:
-        with pytest.raises(UnknownTool):  # never seen: after the bounded waits, still nothing to call
-            await hub.route_call("slowstart__echo", {"text": "x"})
+        # Never listed: after the bounded waits its server is still starting, which is what the caller is told.
+        starting = await hub.route_call("slowstart__echo", {"text": "x"})
+        assert starting.is_error and starting.structured_content["code"] == "unavailable"
+        with pytest.raises(UnknownTool):  # a name no configured namespace owns is unknown
+            await hub.route_call("nobody__echo", {"text": "x"})
         assert hub.first_listing.settled and hub.downstreams["slowstart"].state == "starting"
         await wait_until(lambda: hub.downstreams["ok"].state == "ready")
         assert (await hub.route_call("ok__echo", {"text": "b"})).structured_content == {"result": "b"}
