@@ -14,17 +14,17 @@ sampling requests) must not share one downstream session among every client of t
 
 `open_session(owner)` builds the (not yet entered) client: the hub passes one whose sampling /
 elicitation / roots callbacks go straight to that owner, so no "most recent call" guess is needed.
-Wiring (not built; docs/protocol.md, "per-client downstream sessions"): a `session` setting per server,
-a pool per `per_client` server in `Downstream`, and the call/list path asking the pool for the
-caller's connection instead of `Downstream.client()`.
+The hub's front end sets `current_owner` (the caller's upstream connection) for each request;
+`Downstream.session()` asks its pool for that owner's session (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,26 @@ import anyio
 import anyio.abc
 
 from hub.errors import HubRefusal
+
+_current_owner: ContextVar[weakref.ref[Any] | None] = ContextVar("current_owner", default=None)
+
+
+def current_owner() -> Any:
+    """The upstream client connection the current request came on (`bind_owner`), or None: a library
+    call, a CLI command, the stdio front end's single client — those use the shared session."""
+    ref = _current_owner.get()
+    return ref() if ref is not None else None
+
+
+@contextmanager
+def bind_owner(owner: Any) -> Iterator[None]:
+    """Make `owner` the `current_owner` for the block. Held weakly: tasks started inside copy the
+    context and may outlive the request, and must not keep the client's connection alive."""
+    token = _current_owner.set(weakref.ref(owner) if owner is not None else None)
+    try:
+        yield
+    finally:
+        _current_owner.reset(token)
 
 OpenSession = Callable[[Any], Any]
 """`open_session(owner)`: an async context manager (an `mcp.Client`) that is a new session of the server."""
@@ -85,6 +105,11 @@ class SessionPool:
             self._tg = None
             self._sessions.clear()
 
+    def stop(self) -> None:
+        """End `run()` (every session is closed on the way out)."""
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
     @asynccontextmanager
     async def using(self, owner: Any) -> AsyncIterator[Any]:
         """The owner's session (opened if it has none) for the duration of the block."""
@@ -102,6 +127,13 @@ class SessionPool:
         session = self._sessions.get(id(owner))
         if session is not None and session.owner() is owner:
             session.closing.set()
+
+    def close_where(self, ended: Callable[[Any], bool]) -> None:
+        """Close the session of each owner for which `ended(owner)` is true."""
+        for session in list(self._sessions.values()):
+            owner = session.owner()
+            if owner is not None and ended(owner):
+                session.closing.set()
 
     async def _session_of(self, owner: Any) -> _Session:
         key = id(owner)
@@ -132,9 +164,9 @@ class SessionPool:
 
     async def _hold(self, key: int, session: _Session, owner: Any) -> None:
         """Enter the session's client, keep it open until it is closed, leave it (all in this task)."""
-        client = self._open(owner)
-        del owner  # the pool must not keep the owner alive
         try:
+            client = self._open(owner)
+            del owner  # the pool must not keep the owner alive
             async with client:
                 session.client = client
                 session.ready.set()
