@@ -275,6 +275,12 @@ class Hub(HubReads):
             if downstream.pool is not None:
                 downstream.pool.close_where(lambda owner: getattr(owner, "session_id", None) == session_id)
 
+    def release_owner(self, owner: Any) -> None:
+        """`owner` (an upstream connection) is done: its per-client sessions close once unused."""
+        for downstream in self.downstreams.values():
+            if downstream.pool is not None:
+                downstream.pool.close(owner)
+
     def set_server_enabled(self, name: str, enabled: bool) -> None:
         """Stop a server and withdraw its tools, or start a stopped one again (admin console)."""
         downstream = self.downstreams[name]

@@ -138,5 +138,17 @@ async def test_an_idle_session_is_closed_and_a_later_call_opens_a_new_one(tmp_pa
             assert await remember(a, "a2") == ["a2"]  # a new session: the old one's state is gone
 
 
+async def test_a_2026_07_28_request_gets_a_session_of_its_own_released_when_answered(tmp_path: Path, procs: list) -> None:
+    url, downstream = hub_with(tmp_path, procs)
+    with anyio.fail_after(120):
+        async with client(url, "modern") as legacy, Client(url, mode="auto") as modern:
+            assert modern.protocol_version == "2026-07-28"
+            assert await remember(legacy, "kept") == ["kept"]
+            assert await remember(modern, "m1") == ["m1"]  # stateless: no session to share with anyone
+            assert await remember(modern, "m2") == ["m2"]
+            await wait_until(lambda: _equals(live_sessions(downstream), 2))  # the shared one + the legacy client's
+            assert await remember(legacy, "again") == ["kept", "again"]
+
+
 async def _equals(value: Awaitable[int], expected: int) -> bool:
     return await value == expected

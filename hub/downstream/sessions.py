@@ -62,6 +62,8 @@ class _Session:
     owner: weakref.ref[Any]
     client: Any = None
     in_use: int = 0
+    released: bool = False
+    """Its owner is done with it: closed as soon as nothing uses it (a call in flight finishes first)."""
     last_used: float = 0.0
     ready: anyio.Event = field(default_factory=anyio.Event)
     closing: anyio.Event = field(default_factory=anyio.Event)
@@ -120,20 +122,22 @@ class SessionPool:
         finally:
             session.in_use -= 1
             session.last_used = anyio.current_time()
+            if session.released and not session.in_use:
+                session.closing.set()
             self._poke()
 
     def close(self, owner: Any) -> None:
-        """Close the owner's session, if it has one (its client connection ended)."""
+        """Close the owner's session, if it has one (its client connection ended), once no call uses it."""
         session = self._sessions.get(id(owner))
         if session is not None and session.owner() is owner:
-            session.closing.set()
+            _release(session)
 
     def close_where(self, ended: Callable[[Any], bool]) -> None:
         """Close the session of each owner for which `ended(owner)` is true."""
         for session in list(self._sessions.values()):
             owner = session.owner()
             if owner is not None and ended(owner):
-                session.closing.set()
+                _release(session)
 
     async def _session_of(self, owner: Any) -> _Session:
         key = id(owner)
@@ -184,7 +188,7 @@ class SessionPool:
     def _owner_gone(self, key: int) -> None:
         session = self._sessions.get(key)
         if session is not None and session.owner() is None:
-            session.closing.set()
+            _release(session)
 
     def _poke(self) -> None:
         self._changed.set()
@@ -204,3 +208,9 @@ class SessionPool:
             self._changed = anyio.Event()
             with anyio.move_on_after(next_due - now if next_due < math.inf else math.inf):
                 await self._changed.wait()
+
+
+def _release(session: _Session) -> None:
+    session.released = True
+    if not session.in_use:
+        session.closing.set()

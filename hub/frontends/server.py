@@ -141,12 +141,6 @@ class ClientRegistry:
                 await connection.notify(self._METHODS[kind], None)  # best effort: never raises
 
 
-async def bind_owner(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-    """The request's upstream connection as `current_owner`: a `per_client` server gives it its own session."""
-    with owned_by(getattr(ctx.session, "_connection", None)):  # no public accessor
-        return await call_next(ctx)
-
-
 def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
     """The MCP server clients talk to; every handler delegates to `hub`. With a profile `view`, tools are
     that profile's only, under its names (`hub.profiles`); a name outside it is an unknown tool."""
@@ -262,6 +256,19 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         get_tool_input_schema=input_schema,
     )
     server.middleware.append(clients.middleware)
+
+    async def bind_owner(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """The request's upstream connection as `current_owner`: a `per_client` server gives it its own
+        session. A 2026-07-28 request has no session beyond itself: its downstream sessions are released
+        when it is answered (a call parked for input-required keeps its session until it finishes)."""
+        connection = getattr(ctx.session, "_connection", None)  # no public accessor
+        with owned_by(connection):
+            try:
+                return await call_next(ctx)
+            finally:
+                if connection is not None and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    hub.release_owner(connection)
+
     server.middleware.append(bind_owner)
     install_relay_handlers(server, hub, caller)  # logging/setLevel, roots changes (`hub.relay`)
 
