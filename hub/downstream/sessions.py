@@ -7,8 +7,9 @@ sampling requests) must not share one downstream session among every client of t
 - opened on the owner's first use (`async with pool.using(owner) as client`), reused after;
 - at most `max_sessions` open; one more owner gets `HubRefusal("unavailable")`, retryable, with
   `details.reason: "sessions_full"` — never a shared session instead (that is the leak this avoids);
-- closed after `idle_s` without use (never while in use), when its owner is garbage-collected (the
-  client connection ended), by `close(owner)`, and all of them when `run()` ends;
+- closed after `idle_s` without use (never while in use); when its owner is garbage-collected (the
+  client connection ended) or by `close(owner)` / `close_where(...)`, once no call uses it; and all
+  of them when `run()` ends (or `stop()`);
 - each session is entered and left in a task of its own inside `run()`'s task group, as anyio
   requires of an `mcp.Client`.
 
