@@ -10,13 +10,16 @@ no completions answers "no suggestions".
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from hub.auth.principal import Principal
-from hub.downstream.connection import DownstreamUnavailable
+from hub.downstream.connection import Downstream, DownstreamUnavailable
+from hub.errors import HubRefusal
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -32,13 +35,24 @@ async def forward_completion(
     """Complete `argument` (`{"name", "value"}`) for `principal` at the server behind `ref`."""
     await hub.await_first_listing()  # before any list answer, wait (bounded) for servers still connecting
     server, downstream_ref = _resolve(hub, ref, principal)
+    async with session_or_error(hub.downstreams[server]) as client:
+        if client.server_capabilities.completions is None:
+            return types.CompleteResult(completion=types.Completion(values=[]))
+        return await client.complete(downstream_ref, argument, context_arguments=context)
+
+
+@asynccontextmanager
+async def session_or_error(downstream: Downstream) -> AsyncIterator[Any]:
+    """`downstream.session()` (the caller's own session of a `per_client` server), with "down" and a
+    `max_sessions` refusal as JSON-RPC errors (the refusal's `{code, message, retryable}` as `data`)."""
     try:
-        client = await hub.downstreams[server].ready_client()
+        async with downstream.session() as client:
+            yield client
     except DownstreamUnavailable as exc:
         raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
-    if client.server_capabilities.completions is None:
-        return types.CompleteResult(completion=types.Completion(values=[]))
-    return await client.complete(downstream_ref, argument, context_arguments=context)
+    except HubRefusal as exc:
+        raise MCPError(code=types.INTERNAL_ERROR, message=exc.body.message,
+                       data=exc.body.model_dump(exclude_none=True)) from exc
 
 
 def _resolve(hub: Hub, ref: Reference, principal: Principal) -> tuple[str, Any]:

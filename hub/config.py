@@ -132,6 +132,22 @@ class ServerConfig(BaseModel):
     protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
     """Protocol era to speak to this server: `auto` probes `server/discover` and falls back
     to the 2025-11-25 initialize handshake."""
+    session: Literal["shared", "per_client"] | None = None
+    """`per_client`: each upstream client connection gets a downstream session of its own (calls,
+    resources, prompts, completions, server→client requests); `shared`: one session for every client.
+    Default (`session_mode`): `per_client` for HTTP/SSE servers, `shared` for stdio and in-process."""
+    max_sessions: int = Field(default=100, ge=1)
+    """Per-client sessions open at once; one more client is refused `unavailable` (retryable)."""
+    session_idle_s: float = Field(default=300.0, gt=0)
+    """A per-client session unused this long is closed (a later request opens a new one)."""
+
+    @property
+    def session_mode(self) -> Literal["shared", "per_client"]:
+        """`session`, or its default: remote servers keep state per session (and see one user per
+        session), a stdio child or in-process domain is one process the hub owns for every client."""
+        if self.session is not None:
+            return self.session
+        return "per_client" if self.transport in ("streamable_http", "sse") else "shared"
 
     @field_validator("caller_secret")
     @classmethod

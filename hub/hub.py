@@ -151,6 +151,8 @@ class Hub(HubReads):
     async def aclose(self) -> None:
         for downstream in self.downstreams.values():
             downstream.stop()
+            if downstream.pool is not None:
+                downstream.pool.stop()
         self._task_group = None
         await self._exit_stack.aclose()
         if self.tracing is not None:  # flush the spans not yet exported
@@ -167,6 +169,8 @@ class Hub(HubReads):
         catalog. A built-in domain with a remembered listing (`listing_cache`) is not waited for."""
         assert self._task_group is not None
         for downstream in self.downstreams.values():
+            if downstream.pool is not None:  # per-client sessions (`hub.downstream.sessions`)
+                await self._task_group.start(downstream.pool.run)
             self._task_group.start_soon(downstream.run)
         self._remembered = self._remembered_listings()
         if self._wait_at_start:
@@ -264,6 +268,19 @@ class Hub(HubReads):
                 self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
             if downstream.state == "ready":  # a new session: renew the clients' resource subscriptions
                 self._task_group.start_soon(self.subscriptions.resubscribe, downstream)
+
+    def client_gone(self, session_id: str) -> None:
+        """An upstream client's session ended: close its per-client downstream sessions now (they
+        would also close once its connection is garbage-collected, or when idle)."""
+        for downstream in self.downstreams.values():
+            if downstream.pool is not None:
+                downstream.pool.close_where(lambda owner: getattr(owner, "session_id", None) == session_id)
+
+    def release_owner(self, owner: Any) -> None:
+        """`owner` (an upstream connection) is done: its per-client sessions close once unused."""
+        for downstream in self.downstreams.values():
+            if downstream.pool is not None:
+                downstream.pool.close(owner)
 
     def set_server_enabled(self, name: str, enabled: bool) -> None:
         """Stop a server and withdraw its tools, or start a stopped one again (admin console)."""

@@ -6,14 +6,19 @@ may not read, is absent), and a read or prompt of something hidden is refused as
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from hub.auth.principal import Principal
-from hub.completions import forward_completion
+from hub.completions import forward_completion, session_or_error
 from hub.downstream.connection import DownstreamUnavailable
+from hub.downstream.listing import all_pages
+from hub.downstream.sessions import current_owner
+from hub.errors import HubRefusal
 from hub.catalog.naming import namespaced_uri
 from hub.relay.scope import may_see_server
 
@@ -66,6 +71,31 @@ class HubReads:
         target = self.catalog.resolve_uri(uri)
         return target is not None and self.access.may_read(principal, target[0])
 
+    async def resources_for(self, principal: Principal) -> list[types.Resource]:
+        """`visible_resources`, except that a `per_client` server's part is what the caller's own
+        session lists (a session's resources are that client's only). A server that cannot give the
+        caller a session (down, `max_sessions` reached) lists nothing for it — never the shared session's."""
+        owner = current_owner()
+        own = {name: d for name, d in self.downstreams.items()
+               if owner is not None and d.pool is not None and self.access.may_read(principal, name)}
+        if not own:
+            return self.visible_resources(principal)
+        out = [r for r in self.visible_resources(principal) if (self.catalog.resolve_uri(str(r.uri)) or ("",))[0] not in own]
+        for name, downstream in own.items():
+            if downstream.state != "ready":
+                continue
+            try:
+                async with downstream.session() as client:
+                    if client.server_capabilities.resources is None:
+                        continue
+                    listed = await all_pages(client.list_resources)
+            except (DownstreamUnavailable, HubRefusal) as exc:
+                downstream.log.warning("resources not listed for a client: %s", exc)
+                continue
+            ns = downstream.config.namespace
+            out.extend(r.model_copy(update={"uri": namespaced_uri(ns, str(r.uri))}) for r in listed)
+        return out
+
     # -- resources and prompts -------------------------------------------------------------
 
     async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
@@ -74,8 +104,8 @@ class HubReads:
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target
-        client = await self._client_or_error(server)
-        result = await client.read_resource(original)
+        async with self._session_or_error(server) as client:
+            result = await client.read_resource(original)
         return self._namespace_contents(server, result)
 
     def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
@@ -91,7 +121,8 @@ class HubReads:
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         server, original = target
-        return await (await self._client_or_error(server)).get_prompt(original, arguments)
+        async with self._session_or_error(server) as client:
+            return await client.get_prompt(original, arguments)
 
     async def complete(
         self,
@@ -104,8 +135,9 @@ class HubReads:
         anything else is refused as unknown (`hub.completions`)."""
         return await forward_completion(self, ref, argument, context, principal or self.access.local)
 
-    async def _client_or_error(self, server: str) -> Any:
-        try:
-            return await self.downstreams[server].ready_client()
-        except DownstreamUnavailable as exc:
-            raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
+    @asynccontextmanager
+    async def _session_or_error(self, server: str) -> AsyncIterator[Any]:
+        """The caller's session of `server` (`Downstream.session`); down or refused is a JSON-RPC error."""
+        async with session_or_error(self.downstreams[server]) as client:
+            yield client
+

@@ -54,6 +54,8 @@ class SessionLedger:
         self._by_owner: dict[Owner, OrderedDict[str, _Held]] = {}
         self._owner_of: dict[str, Owner] = {}
         self._clock = count()
+        self.on_end: list[Callable[[str], None]] = []
+        """Called with the id of each session that ended (the hub closes its per-client sessions)."""
 
     def make_room(self, owner: Owner) -> None:
         """Close idle sessions as needed so `owner` may open one more, or raise `SessionRefused`."""
@@ -96,6 +98,8 @@ class SessionLedger:
         owner = self._owner_of.pop(session_id, None)
         if owner is None:
             return
+        for ended in self.on_end:
+            ended(session_id)
         mine = self._by_owner[owner]
         mine.pop(session_id, None)
         if not mine:

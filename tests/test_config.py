@@ -131,3 +131,18 @@ def test_check_command_reports_malformed_json_and_accepts_good(tmp_path: Path) -
     assert done.returncode == 0, done.stdout
     assert "echo (stdio)" in done.stdout
     assert load_config(good).servers[0].args == ["server.py"]
+
+
+def test_session_mode_defaults_per_transport_and_can_be_set() -> None:
+    config = parse_config({"mcpServers": {
+        "web": {"url": "http://127.0.0.1:9/mcp"},
+        "old": {"url": "http://127.0.0.1:9/sse", "transport": "sse"},
+        "child": {"command": "true"},
+        "pinned": {"url": "http://127.0.0.1:9/mcp", "session": "shared", "max_sessions": 2, "session_idle_s": 5},
+    }})
+    modes = {s.name: s.session_mode for s in config.servers}
+    assert modes == {"web": "per_client", "old": "per_client", "child": "shared", "pinned": "shared"}
+    pinned = next(s for s in config.servers if s.name == "pinned")
+    assert (pinned.max_sessions, pinned.session_idle_s) == (2, 5)
+    with pytest.raises(ConfigError):
+        parse_config({"mcpServers": {"web": {"url": "http://127.0.0.1:9/mcp", "session": "per_user"}}})

@@ -136,3 +136,34 @@ async def test_a_session_that_cannot_open_is_a_refusal_and_the_pool_goes_on() ->
             assert refused.value.body.details == {"server": "stateful", "reason": "down"}
             assert await remember(pool, owner, "y") == ["y"]
             tg.cancel_scope.cancel()
+
+
+async def test_the_hub_gives_each_bound_client_its_own_session_of_a_per_client_server(tmp_path: Any) -> None:
+    """Wired: an in-process server set to `session: per_client`; calls bound to an owner (as the front
+    end binds each request's connection) go to that owner's session, not the shared one."""
+    from hub.config import parse_config
+    from hub.downstream.sessions import bind_owner
+    from hub.hub import Hub
+
+    config = parse_config({"hub": {"data_dir": str(tmp_path)}, "mcpServers": {"st": {
+        "module": "tests.test_downstream_sessions:counting_server", "session": "per_client", "protocol": "legacy"}}})
+    a, b = Owner(), Owner()
+
+    async def call(owner: Owner | None, x: str) -> list[str]:
+        with bind_owner(owner):
+            result = await hub.route_call("st__remember", {"x": x})
+        assert not result.is_error, result
+        return result.structured_content["result"]  # type: ignore[index,no-any-return]
+
+    with anyio.fail_after(30):
+        async with Hub(config) as hub:
+            pool = hub.downstreams["st"].pool
+            assert pool is not None
+            assert await call(a, "a1") == ["a1"]
+            assert await call(b, "b1") == ["b1"]
+            assert await call(a, "a2") == ["a1", "a2"]
+            assert await call(None, "shared") == ["shared"]  # no connection (a library call): the shared session
+            assert pool.open_count == 2
+            hub.release_owner(a)
+            await pool.wait_open_count(1)
+            assert await call(a, "a3") == ["a3"]  # a new session

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import anyio
@@ -30,6 +31,7 @@ from hub.downstream.http_client import downstream_http_client
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
+from hub.downstream.sessions import SessionPool, current_owner
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
 
@@ -81,7 +83,12 @@ class Downstream:
         self.caller = CallerChannel.for_server(config)
         """How this server learns each call's caller (`hub.auth.caller_channel`)."""
         self.relay_callbacks: dict[str, Any] = {}
-        """Sampling / elicitation / roots callbacks for the session (`hub.relay.requests`)."""
+        """Sampling / elicitation / roots callbacks for the shared session (`hub.relay.requests`)."""
+        self.owner_callbacks: Callable[[Any], dict[str, Any]] = lambda owner: self.relay_callbacks
+        """The same callbacks for a per-client session, bound to its owner (`hub.relay.requests`)."""
+        self.pool = (SessionPool(self.name, self._open_owned, max_sessions=config.max_sessions, idle_s=config.session_idle_s)
+                     if config.session_mode == "per_client" else None)
+        """Per-client sessions (`hub.downstream.sessions`), run by the hub beside `run()`; None when shared."""
         self.on_log: Callable[[Downstream, types.LoggingMessageNotificationParams], Awaitable[None]] | None = None
         """Where this server's `notifications/message` go (`hub.relay.logs`)."""
         self.on_resource_updated: Callable[[Downstream, types.ResourceUpdatedNotificationParams], Awaitable[None]] | None = None
@@ -237,12 +244,8 @@ class Downstream:
             self._json = JsonChannel() if on_asyncio() else None
             env = cfg.env | self.caller.child_env()
             transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json)
-        elif cfg.transport == "streamable_http":
-            assert cfg.url is not None
-            transport = streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers))
-        elif cfg.transport == "sse":
-            assert cfg.url is not None
-            transport = sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=downstream_http_client)
+        elif cfg.transport in ("streamable_http", "sse"):
+            transport = self._remote_transport()
         else:
             # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
             # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
@@ -250,14 +253,38 @@ class Downstream:
             transport = await anyio.to_thread.run_sync(load_server_object, cfg)
             self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
             self.server_object = transport
-        return Client(
-            transport,
-            mode=cfg.protocol,
-            message_handler=self._on_message,
-            cache=None,
-            client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
-            **self.relay_callbacks,
-        )
+        return self._client_over(transport, self._on_message, self.relay_callbacks)
+
+    def _remote_transport(self) -> Any:
+        cfg = self.config
+        if cfg.transport == "streamable_http":
+            assert cfg.url is not None
+            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers))
+        assert cfg.url is not None
+        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=downstream_http_client)
+
+    def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any]) -> Client:
+        return Client(transport, mode=self.config.protocol, message_handler=on_message, cache=None,
+                      client_info=types.Implementation(name="mcp-hub", version="0.1.0"), **callbacks)
+
+    def _open_owned(self, owner: Any) -> Client:
+        """A new session of this server for one upstream client (`SessionPool`): its server→client
+        requests go to that client; its log messages are relayed; list changes come from the shared session."""
+        cfg = self.config
+        if cfg.transport == "stdio":
+            assert cfg.command is not None
+            transport: Any = stdio_child(cfg.name, cfg.command, cfg.args, cfg.env | self.caller.child_env(), cfg.cwd)
+        elif cfg.transport == "inprocess":
+            if self.server_object is None:
+                raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
+            transport = self.server_object
+        else:
+            transport = self._remote_transport()
+        return self._client_over(transport, self._on_owned_message, self.owner_callbacks(owner))
+
+    async def _on_owned_message(self, message: IncomingMessage) -> None:
+        if isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
+            await self.on_log(self, message.params)
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -363,6 +390,19 @@ class Downstream:
             reason = self.error or self.state
             raise DownstreamUnavailable(f"server {self.name!r} is down ({reason})")
         return self._client
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Client]:
+        """The client to use for the current request: the caller's own session of a `per_client`
+        server (`current_owner`; opened on first use, `HubRefusal` when `max_sessions` are open),
+        else the shared one. Either way the server must be up (`DownstreamUnavailable`)."""
+        shared = await self.ready_client()
+        owner = current_owner()
+        if self.pool is None or owner is None:
+            yield shared
+            return
+        async with self.pool.using(owner) as client:
+            yield client
 
     def retry_after_s(self) -> float:
         """Seconds until the next reconnect attempt (at least 0.1): the `retry_after_s` of a refusal."""

@@ -25,6 +25,7 @@ from hub.calls.call import ToolCall
 from hub.calls.errors import forward_error
 from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
+from hub.downstream.sessions import current_owner
 from hub.errors import HubToolError
 from hub.wire import ToolResult, as_sent, json_number, strip_protocol_meta, wire_result
 
@@ -51,8 +52,8 @@ class Forwarder:
         meta = downstream.caller.meta(call.attributes["caller"])  # who is calling, signed (hub.auth.caller_channel)
         client = downstream.ready_now()
         channel = downstream.json_channel
-        if client is None or channel is None:
-            return None  # not a ready stdio child: nothing sent
+        if client is None or channel is None or _owned(downstream):
+            return None  # not a ready stdio child, or the caller's own session is wanted: nothing sent
         stamp = client.session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
         params: dict[str, Any] = {"name": call.route.original, "arguments": call.arguments}
         if meta:
@@ -73,15 +74,17 @@ class Forwarder:
         if self.tracing is not None:  # the attempt's W3C trace context in `_meta.traceparent` (`hub.telemetry`)
             meta = self.tracing.downstream_meta(meta)
         original, arguments = call.route.original, call.arguments
+        fast = self._fast and not _owned(downstream)
         with downstream.caller.bind(caller):
-            if self._fast and (direct := downstream.direct) and direct.qualifies(original):
+            if fast and (direct := downstream.direct) and direct.qualifies(original):
                 return strip_protocol_meta(await direct.call(original, arguments))
-            if self._fast and downstream.relays_json:
+            if fast and downstream.relays_json:
                 return strip_protocol_meta(wire_result(await _call_json(downstream, original, arguments, call.on_progress, meta)))
-            # Parsed by the SDK client (HTTP, SSE): passed on as the fields the server sent, no defaults added.
-            client = await downstream.ready_client()
-            return strip_protocol_meta(as_sent(await client.call_tool(
-                original, arguments, progress_callback=_integral_progress(call.on_progress), meta=meta)))
+            # Parsed by the SDK client (HTTP, SSE, a per-client session): passed on as the fields the
+            # server sent, no defaults added.
+            async with downstream.session() as client:
+                return strip_protocol_meta(as_sent(await client.call_tool(
+                    original, arguments, progress_callback=_integral_progress(call.on_progress), meta=meta)))
 
     async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
         """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`)."""
@@ -106,6 +109,11 @@ async def _call_json(downstream: Downstream, name: str, arguments: dict[str, Any
     if progress is not None:
         opts["on_progress"] = progress
     return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
+
+
+def _owned(downstream: Downstream) -> bool:
+    """Whether this call goes to the caller's own session of a `per_client` server (`Downstream.session`)."""
+    return downstream.pool is not None and current_owner() is not None
 
 
 def _integral_progress(progress: ProgressFnT | None) -> ProgressFnT | None:

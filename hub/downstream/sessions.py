@@ -7,24 +7,25 @@ sampling requests) must not share one downstream session among every client of t
 - opened on the owner's first use (`async with pool.using(owner) as client`), reused after;
 - at most `max_sessions` open; one more owner gets `HubRefusal("unavailable")`, retryable, with
   `details.reason: "sessions_full"` — never a shared session instead (that is the leak this avoids);
-- closed after `idle_s` without use (never while in use), when its owner is garbage-collected (the
-  client connection ended), by `close(owner)`, and all of them when `run()` ends;
+- closed after `idle_s` without use (never while in use); when its owner is garbage-collected (the
+  client connection ended) or by `close(owner)` / `close_where(...)`, once no call uses it; and all
+  of them when `run()` ends (or `stop()`);
 - each session is entered and left in a task of its own inside `run()`'s task group, as anyio
   requires of an `mcp.Client`.
 
 `open_session(owner)` builds the (not yet entered) client: the hub passes one whose sampling /
 elicitation / roots callbacks go straight to that owner, so no "most recent call" guess is needed.
-Wiring (not built; docs/protocol.md, "per-client downstream sessions"): a `session` setting per server,
-a pool per `per_client` server in `Downstream`, and the call/list path asking the pool for the
-caller's connection instead of `Downstream.client()`.
+The hub's front end sets `current_owner` (the caller's upstream connection) for each request;
+`Downstream.session()` asks its pool for that owner's session (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,26 @@ import anyio
 import anyio.abc
 
 from hub.errors import HubRefusal
+
+_current_owner: ContextVar[weakref.ref[Any] | None] = ContextVar("current_owner", default=None)
+
+
+def current_owner() -> Any:
+    """The upstream client connection the current request came on (`bind_owner`), or None: a library
+    call, a CLI command, the stdio front end's single client — those use the shared session."""
+    ref = _current_owner.get()
+    return ref() if ref is not None else None
+
+
+@contextmanager
+def bind_owner(owner: Any) -> Iterator[None]:
+    """Make `owner` the `current_owner` for the block. Held weakly: tasks started inside copy the
+    context and may outlive the request, and must not keep the client's connection alive."""
+    token = _current_owner.set(weakref.ref(owner) if owner is not None else None)
+    try:
+        yield
+    finally:
+        _current_owner.reset(token)
 
 OpenSession = Callable[[Any], Any]
 """`open_session(owner)`: an async context manager (an `mcp.Client`) that is a new session of the server."""
@@ -42,6 +63,8 @@ class _Session:
     owner: weakref.ref[Any]
     client: Any = None
     in_use: int = 0
+    released: bool = False
+    """Its owner is done with it: closed as soon as nothing uses it (a call in flight finishes first)."""
     last_used: float = 0.0
     ready: anyio.Event = field(default_factory=anyio.Event)
     closing: anyio.Event = field(default_factory=anyio.Event)
@@ -85,6 +108,11 @@ class SessionPool:
             self._tg = None
             self._sessions.clear()
 
+    def stop(self) -> None:
+        """End `run()` (every session is closed on the way out)."""
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+
     @asynccontextmanager
     async def using(self, owner: Any) -> AsyncIterator[Any]:
         """The owner's session (opened if it has none) for the duration of the block."""
@@ -95,13 +123,22 @@ class SessionPool:
         finally:
             session.in_use -= 1
             session.last_used = anyio.current_time()
+            if session.released and not session.in_use:
+                session.closing.set()
             self._poke()
 
     def close(self, owner: Any) -> None:
-        """Close the owner's session, if it has one (its client connection ended)."""
+        """Close the owner's session, if it has one (its client connection ended), once no call uses it."""
         session = self._sessions.get(id(owner))
         if session is not None and session.owner() is owner:
-            session.closing.set()
+            _release(session)
+
+    def close_where(self, ended: Callable[[Any], bool]) -> None:
+        """Close the session of each owner for which `ended(owner)` is true."""
+        for session in list(self._sessions.values()):
+            owner = session.owner()
+            if owner is not None and ended(owner):
+                _release(session)
 
     async def _session_of(self, owner: Any) -> _Session:
         key = id(owner)
@@ -132,9 +169,9 @@ class SessionPool:
 
     async def _hold(self, key: int, session: _Session, owner: Any) -> None:
         """Enter the session's client, keep it open until it is closed, leave it (all in this task)."""
-        client = self._open(owner)
-        del owner  # the pool must not keep the owner alive
         try:
+            client = self._open(owner)
+            del owner  # the pool must not keep the owner alive
             async with client:
                 session.client = client
                 session.ready.set()
@@ -152,7 +189,7 @@ class SessionPool:
     def _owner_gone(self, key: int) -> None:
         session = self._sessions.get(key)
         if session is not None and session.owner() is None:
-            session.closing.set()
+            _release(session)
 
     def _poke(self) -> None:
         self._changed.set()
@@ -172,3 +209,9 @@ class SessionPool:
             self._changed = anyio.Event()
             with anyio.move_on_after(next_due - now if next_due < math.inf else math.inf):
                 await self._changed.wait()
+
+
+def _release(session: _Session) -> None:
+    session.released = True
+    if not session.in_use:
+        session.closing.set()

@@ -25,6 +25,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
 from hub.downstream.listing import ListKind
+from hub.downstream.sessions import bind_owner as owned_by
 from hub.auth.principal import Principal, current_principal
 from hub.hub import Hub, UnknownTool
 from hub.profiles import ProfileView
@@ -200,7 +201,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
 
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         await hub.await_first_listing()
-        items, next_cursor = page(hub.visible_resources(caller()), params.cursor if params else None, page_size, catalog.version)
+        items, next_cursor = page(await hub.resources_for(caller()), params.cursor if params else None, page_size, catalog.version)
         clients.listed(ctx, "resources")
         return types.ListResourcesResult(resources=items, next_cursor=next_cursor, meta=hub.list_meta("resources", caller()))
 
@@ -255,6 +256,20 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         get_tool_input_schema=input_schema,
     )
     server.middleware.append(clients.middleware)
+
+    async def bind_owner(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """The request's upstream connection as `current_owner`: a `per_client` server gives it its own
+        session. A 2026-07-28 request has no session beyond itself: its downstream sessions are released
+        when it is answered (a call parked for input-required keeps its session until it finishes)."""
+        connection = getattr(ctx.session, "_connection", None)  # no public accessor
+        with owned_by(connection):
+            try:
+                return await call_next(ctx)
+            finally:
+                if connection is not None and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    hub.release_owner(connection)
+
+    server.middleware.append(bind_owner)
     install_relay_handlers(server, hub, caller)  # logging/setLevel, roots changes (`hub.relay`)
 
     async def announce(kind: ListKind, everyone: bool = False) -> None:

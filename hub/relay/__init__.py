@@ -22,6 +22,7 @@ def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay, ResourceSubscriptio
     logs, requests, subscriptions = LogRelay(hub), RequestRelay(hub), ResourceSubscriptions(hub)
     for downstream in hub.downstreams.values():
         downstream.relay_callbacks = requests.callbacks(downstream.name)
+        downstream.owner_callbacks = lambda owner, name=downstream.name: requests.callbacks(name, owner)
         downstream.on_log = logs.relay
         downstream.on_resource_updated = subscriptions.relay
     return logs, requests, subscriptions

@@ -6,9 +6,10 @@ Rules (docs/domains.md, "Protocol relay"):
   ad is the union of what the hub can relay). Whether a given request can be answered is decided
   when it arrives, against the capabilities of the client it goes to.
 - A `sampling/createMessage` or `elicitation/create` goes to the client whose `tools/call` to that
-  server is in flight, on that call's own stream (`related_request_id`). With calls from several
-  clients in flight on one shared session the hub cannot tell whose call caused the request, so
-  it goes to the most recent one — `session: per_client` (issue #19 item 7) is the cure.
+  server is in flight, on that call's own stream (`related_request_id`). A `per_client` session's
+  requests go only to its own client (its call in flight; for roots, that client). With calls from
+  several clients in flight on one shared session the hub cannot tell whose call caused the
+  request, so it goes to the most recent one.
 - `roots/list` goes to the client of the call in flight if there is one, else to the client that
   most recently called that server with the roots capability; it is refused if neither exists.
 - A request is refused (JSON-RPC error to the server, which its tool reports) when no client is
@@ -118,20 +119,22 @@ class RequestRelay:
             current_upstream.reset(token)
             calls.remove(upstream)
 
-    def callbacks(self, server: str) -> dict[str, Any]:
-        """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub."""
+    def callbacks(self, server: str, owner: Any = None) -> dict[str, Any]:
+        """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub — with
+        `owner` (a per-client session's upstream connection, held weakly), only to that client."""
+        mine = weakref.ref(owner) if owner is not None else None
 
         async def sampling(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
             params = self._task_ids_exposed(server, params)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
-            return await self._relay(server, "sampling", _SAMPLING, types.CreateMessageRequest(params=params), result_type)
+            return await self._relay(server, "sampling", _SAMPLING, types.CreateMessageRequest(params=params), result_type, mine)
 
         async def elicitation(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
             params = self._task_ids_exposed(server, params)
-            return await self._relay(server, "elicitation", _ELICITATION, types.ElicitRequest(params=params), types.ElicitResult)
+            return await self._relay(server, "elicitation", _ELICITATION, types.ElicitRequest(params=params), types.ElicitResult, mine)
 
         async def roots(ctx: ClientRequestContext) -> Any:
-            return await self._relay(server, "roots", _ROOTS, types.ListRootsRequest(), types.ListRootsResult)
+            return await self._relay(server, "roots", _ROOTS, types.ListRootsRequest(), types.ListRootsResult, mine)
 
         return {"sampling_callback": sampling, "elicitation_callback": elicitation, "list_roots_callback": roots}
 
@@ -140,18 +143,24 @@ class RequestRelay:
         meta = self.tasks.expose_related(server, params.meta)
         return params if meta is params.meta else params.model_copy(update={"meta": meta})
 
-    def _target(self, server: str, kind: str) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None:
-        calls = self._in_flight.get(server)
+    def _target(self, server: str, kind: str, owner: weakref.ref[Any] | None
+                ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None:
+        def ours(session: ServerSession) -> bool:  # a per-client session answers to its own client only
+            return owner is None or getattr(session, "_connection", None) is owner()
+
+        calls = [call for call in self._in_flight.get(server, ()) if ours(call.session)]
         if calls:
             upstream = calls[-1]
             return upstream.session, upstream.request_id, upstream.principal, upstream
         if kind == "roots" and (clients := self._roots_clients.get(server)):
             for session, principal in reversed(list(clients.items())):
-                return session, None, principal, None
+                if ours(session):
+                    return session, None, principal, None
         return None
 
-    async def _relay(self, server: str, kind: str, needs: types.ClientCapabilities, request: Any, result_type: Any) -> Any:
-        target = self._target(server, kind)
+    async def _relay(self, server: str, kind: str, needs: types.ClientCapabilities, request: Any, result_type: Any,
+                     owner: weakref.ref[Any] | None = None) -> Any:
+        target = self._target(server, kind, owner)
         if target is None:
             return self._refuse(server, kind, None, f"no client of the hub has a call to {server!r} in flight to answer {request.method}; "
                                 "the hub relays a server's requests only while a client's call to it runs")

@@ -90,6 +90,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
 
     auth = http_auth(hub, host, port)
     ledger = SessionLedger(limits.max_sessions_per_principal, limits.max_sessions)
+    ledger.on_end.append(hub.client_gone)  # its per-client downstream sessions close with it
     protect: Callable[[ASGIApp], ASGIApp] = auth.require if auth is not None else (lambda app: app)
 
     async def health(request: Request) -> Response:
