@@ -31,7 +31,6 @@ from hub.hub import Hub
 from hub.store.health import store_health
 from hub.cluster.sessions import session_manager
 from hub.session_ledger import SessionLedger
-from hub.frontends.stdio.stdio_pipes import serve_stdio  # noqa: F401  (re-exported; stdio starts import it from there)
 from hub.webhooks import HubWebhooks, with_webhook_lifespan
 from hub.frontends.server import HubServer
 from hub.profiles.http import PinGate, profile_routes, with_managers
