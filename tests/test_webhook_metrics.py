@@ -31,7 +31,7 @@ async def test_webhook_counters_reach_metrics_and_healthz(tmp_path: Path) -> Non
         assert forged.status_code == 401
         made_up = await http.post("/webhooks/ticketing/not-a-provider", content=good, headers=headers)
         assert made_up.status_code == 404
-        broken = b"[1, 2]"  # signed, but not the documented shape: processing fails, dead-lettered at once
+        broken = b'{"action": "opened", "issue": {}}'  # signed JSON, but no issue number: dead-lettered at once
         assert (await http.post("/webhooks/ticketing/github", content=broken, headers=signed("github", broken))).status_code == 200
 
         def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -38,11 +38,12 @@ for pgid in groups:
 _lock = threading.Lock()
 _pipe: int | None = None
 _started = False
+_watcher: subprocess.Popen[bytes] | None = None
 
 
 def _start() -> int | None:
     """The write end of the watcher's stdin, starting the watcher on first use; None if it cannot run."""
-    global _pipe, _started
+    global _pipe, _started, _watcher
     with _lock:
         if _started:
             return _pipe
@@ -50,8 +51,9 @@ def _start() -> int | None:
         try:
             read_end, write_end = os.pipe()
             os.set_inheritable(write_end, False)  # only the hub holds it: children never keep the watcher alive
-            subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHER], stdin=read_end, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+            _watcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHER], stdin=read_end,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                        close_fds=True)
             os.close(read_end)
             _pipe = write_end
         except OSError as exc:  # best effort: the parent-death signal still covers each child
@@ -80,3 +82,8 @@ def release_group(pgid: int) -> None:
     """The hub stopped group `pgid` itself: the watcher forgets it (its id may be reused later)."""
     if _pipe is not None:
         _send(f"-{pgid}\n")
+
+
+def watcher_pid() -> int | None:
+    """The watcher's pid once started (it lives as long as this process), else None."""
+    return _watcher.pid if _watcher is not None else None
