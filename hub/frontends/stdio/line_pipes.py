@@ -300,7 +300,6 @@ _LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _WIDE_NUMBER = re.compile(rb"[0-9]{19}")
 """19 digits in a row: possibly an integer beyond 64 bits, which orjson would read as a float."""
 _DIGITS = b"0123456789"
-_NOT_READ = object()
 
 
 def _may_hold_wide_number(line: bytes) -> bool:
@@ -327,18 +326,22 @@ def json_object(line: bytes) -> dict[str, Any] | None:
     every line means what it did."""
     if _parsed is not None and _parsed[0] is line:
         return _parsed[1]  # a big line, parsed off the loop by the `LineReader` that read it
-    message: Any = _NOT_READ
-    if not _may_hold_wide_number(line):
+    message = _decode(line, _may_hold_wide_number(line))
+    return message if isinstance(message, dict) else None
+
+
+def _decode(line: bytes, wide: bool) -> Any:
+    """The line's JSON value, or None if it is not JSON: by orjson unless the line may hold a number
+    orjson reads differently (`wide`) or orjson refuses it, then by `json`."""
+    if not wide:
         try:
-            message = orjson.loads(line)
+            return orjson.loads(line)
         except orjson.JSONDecodeError:
             pass
-    if message is _NOT_READ:
-        try:
-            message = json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
-        except ValueError:  # UnicodeDecodeError included
-            return None
-    return message if isinstance(message, dict) else None
+    try:
+        return json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
+    except ValueError:  # UnicodeDecodeError included
+        return None
 
 
 _parsed: tuple[bytes, Any] | None = None
@@ -368,17 +371,7 @@ def _join_and_parse(chunks: list[bytes]) -> tuple[bytes, Any]:
     view = memoryview(line)
     step = 1024 * 1024
     wide = any(_WIDE_NUMBER.search(view[i:i + step + 18]) for i in range(0, len(line), step))
-    message: Any = _NOT_READ
-    if not wide:
-        try:
-            message = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            pass
-    if message is _NOT_READ:
-        try:
-            message = json.loads(line.decode())
-        except ValueError:
-            message = None
+    message = _decode(line, wide)
     if not isinstance(message, dict):
         return line, None
     result = message.get("result")
