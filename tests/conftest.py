@@ -149,3 +149,17 @@ def start_hub_http(procs: list[Proc], config: Path, transport: str = "http") -> 
     proc = Proc(hub_command(config, "--transport", transport, "--port", "0"))
     procs.append(proc)
     return proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
+
+
+def processes_with(marker: str, exclude: tuple[str, ...] = ("hub.cli",)) -> list[int]:
+    """Pids of live processes whose command line holds `marker` and none of `exclude` (the hub itself)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and not any(word in cmdline for word in exclude):
+                found.append(int(entry))
+    return found

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import PY, ROOT, echo_stdio, write_config
+from tests.conftest import PY, ROOT, echo_stdio, processes_with, write_config
 
 pytestmark = pytest.mark.anyio
 ANTHROPIC = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -219,16 +219,7 @@ async def test_crashed_child_fails_fast(tmp_path: Path) -> None:
 
 
 def _children_with(marker: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and "hub.cli" not in cmdline:
-                pids.append(int(entry))
-    return pids
+    return processes_with(marker)
 
 
 @pytest.mark.parametrize("how", ["stdin-closed", "sigterm", "sigint", "sigkill"])

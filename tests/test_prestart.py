@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import ECHO, PY, ROOT, echo_stdio, write_config
+from tests.conftest import ECHO, PY, ROOT, echo_stdio, processes_with, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -46,16 +46,7 @@ runpy.run_module("hub.cli", run_name="__main__", alter_sys=True)
 
 
 def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and "hub.cli" not in cmdline and "hub.prestart" not in cmdline:
-                found.append(int(entry))
-    return found
+    return processes_with(marker, ("hub.cli", "hub.prestart"))
 
 
 def _wait_gone(marker: str, timeout: float = 15.0) -> list[int]:
