@@ -19,6 +19,7 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "mcp-hub":
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
@@ -173,16 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, Exception) as exc:
         from hub.signals import stop_status
 
-        status = stop_status()
-        if status is None:
-            raise
-        return status
-    except OSError as exc:
-        print(f"mcp-hub: {exc}", file=sys.stderr)
-        return 1
+        if (status := stop_status()) is not None:
+            # A stop signal cancelled everything: what the cancel broke on its way out (the SDK's
+            # streams closing under a request it was replaying, say) is part of the stop, not an error.
+            logging.getLogger("hub").debug("stopped by a signal while %s", type(exc).__name__, exc_info=True)
+            return status
+        if isinstance(exc, OSError):
+            print(f"mcp-hub: {exc}", file=sys.stderr)
+            return 1
+        raise
 
 
 def loop_options() -> dict[str, Any]:

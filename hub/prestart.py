@@ -10,6 +10,12 @@ Entries this module cannot reproduce exactly (an unset `${VAR}`, a disabled or n
 command it cannot find) are simply left to the hub. A child never adopted is killed with its
 process group: on a mismatch, when the hub keeps only its stdio servers (`keep_only`), at exit,
 and on SIGTERM before the hub installs its own handler.
+
+A SIGTERM or SIGINT that arrives while children are being spawned is held until each child spawned
+so far is registered (with `_waiting` and the orphan watcher): arriving between a spawn and its
+registration, it would otherwise end the hub (SIGTERM's default action) or unwind it
+(KeyboardInterrupt) with that child known to nobody. The held signal then ends the start: the
+children are killed and `mcp-hub` exits with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 
-from hub.downstream.reaper import release_group, watch_group
+from hub.downstream.reaper import release_group, start_watcher, watch_group
 
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 # The variables `mcp.client.stdio.get_default_environment` passes on (POSIX).
@@ -89,6 +95,8 @@ class PreStarted:
 
 _waiting: dict[str, PreStarted] = {}
 _secrets: dict[str, str] = {}
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_held: list[int] = []  # stop signals received while children were being spawned
 
 
 def claim(name: str) -> PreStarted | None:
@@ -115,16 +123,26 @@ def discard_all() -> None:
 
 def prestart_serve(argv: list[str], environ: Mapping[str, str] | None = None) -> list[PreStarted]:
     """For `serve` argv: spawn the config's plain stdio servers now (`MCP_HUB_PRESTART=0`: never).
-    Never raises: whatever goes wrong here, the hub reports and handles it itself later."""
+    Whatever goes wrong here, the hub reports and handles it itself later; the only exception that
+    leaves is SystemExit, for a SIGTERM or SIGINT received meanwhile (see the module docstring)."""
     environ = os.environ if environ is None else environ
     if not argv or argv[0] != "serve" or environ.get("MCP_HUB_PRESTART") == "0":
         return []
     path = _config_path(argv[1:]) or environ.get("MCP_HUB_CONFIG")
-    started = start_config(path, environ) if path else []
-    if started:
-        atexit.register(discard_all)
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if not path:
+        return []
+    previous = {sig: signal.signal(sig, _hold) for sig in _STOP_SIGNALS}
+    try:
+        started = start_config(path, environ)
+    finally:
+        if _waiting:
+            atexit.register(discard_all)
+        for sig, handler in previous.items():
+            stays_default = sig == signal.SIGTERM and handler is signal.SIG_DFL and _waiting
+            signal.signal(sig, _exit_on_sigterm if stays_default else handler)
+    if _held:
+        discard_all()
+        raise SystemExit(128 + _held[0])
     return started
 
 
@@ -147,11 +165,17 @@ def start_config(path: str, environ: Mapping[str, str]) -> list[PreStarted]:
     base = os.path.dirname(os.path.abspath(path))
     started = []
     for name, entry in servers.items():
+        if _held:
+            break  # a stop signal arrived: spawn nothing more
         child = _start_entry(str(name), entry, environ, base)
         if child is not None:
             _waiting[child.name] = child
             started.append(child)
     return started
+
+
+def _hold(signum: int, frame: object) -> None:
+    _held.append(signum)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -200,6 +224,7 @@ def _start_entry(name: str, entry: object, environ: Mapping[str, str], base: str
         argv = child_argv(resolve_command(command, child_env, cwd), expanded)  # type: ignore[arg-type]
     except ChildStartError:
         return None
+    start_watcher()  # before the spawn: registering the child is then one write, right after it
     child_stdin, our_stdin = os.pipe()
     our_stdout, child_stdout = os.pipe()
     try:

@@ -59,6 +59,12 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
+def _overdue_stop(status: int) -> None:
+    logger.warning("the clean stop took over %.0f s (a read of stdin that cannot be cancelled?); forcing the "
+                   "exit: stdio children's process groups are killed", STOP_GRACE_S)
+    _exit_now(status)
+
+
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
     """While the body runs, SIGTERM and SIGINT cancel the current (main) task, with a watchdog
@@ -72,7 +78,7 @@ def stop_on_sigterm() -> Iterator[None]:
         if _received is not None:  # a second signal: stop now
             _exit_now(128 + signum)
         _received = signum
-        watchdog = threading.Timer(STOP_GRACE_S, _exit_now, (128 + signum,))
+        watchdog = threading.Timer(STOP_GRACE_S, _overdue_stop, (128 + signum,))
         watchdog.daemon = True
         watchdog.start()
         loop.call_soon_threadsafe(task.cancel)

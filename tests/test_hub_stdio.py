@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -228,9 +229,11 @@ def test_no_orphan_children(tmp_path: Path, how: str) -> None:
 
     marker = f"orphan-check-{how}-{os.getpid()}"
     config = write_config(tmp_path, {"a": echo_stdio("--name", marker), "b": echo_stdio("--name", marker + "b")})
+    log = (tmp_path / "hub.log").open("w")
+    # stdout to /dev/null, not a pipe: the stop must still be the clean one, not the watchdog's.
     hub = subprocess.Popen(
         [PY, "-m", "hub.cli", "serve", "--config", str(config)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT,
     )
     try:
         # A state wait with a generous bound: starting the hub and two Python servers (each importing
@@ -248,11 +251,48 @@ def test_no_orphan_children(tmp_path: Path, how: str) -> None:
         while _children_with(marker) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _children_with(marker) == []
+        assert "forcing the exit" not in (tmp_path / "hub.log").read_text()
     finally:
+        log.close()
         if hub.poll() is None:
             hub.kill()
         for pid in _children_with(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("stdout", ["file", "devnull"])
+def test_a_hub_whose_stdout_is_no_pipe_still_serves_and_stops_cleanly(tmp_path: Path, stdout: str) -> None:
+    """Only stdin decides the thread-free front: stdout to a file or /dev/null (a CI log, a wrapper
+    script) is written directly, so a SIGTERM stops the hub at once, not by the watchdog."""
+    import subprocess
+
+    config = write_config(tmp_path, {"e": echo_stdio()})
+    out_path = tmp_path / "out.jsonl" if stdout == "file" else Path(os.devnull)
+    with out_path.open("wb") as out, (tmp_path / "hub.log").open("w") as log:
+        hub = subprocess.Popen([PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "info"],
+                               stdin=subprocess.PIPE, stdout=out, stderr=log, cwd=ROOT)
+        try:
+            assert hub.stdin is not None
+            hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            hub.stdin.write(json.dumps(hello).encode() + b"\n")
+            hub.stdin.flush()
+            deadline = time.monotonic() + 60
+            # Serving: the answer is in the file, or (to /dev/null) the hub has logged its first listing.
+            def serving() -> bool:
+                if stdout == "file":
+                    return b'"id":1' in out_path.read_bytes()
+                return "serving" in (tmp_path / "hub.log").read_text()
+            while not serving() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert serving(), (tmp_path / "hub.log").read_text()
+            hub.send_signal(signal.SIGTERM)
+            assert hub.wait(30) == 128 + signal.SIGTERM, (tmp_path / "hub.log").read_text()[-3000:]
+            assert "forcing the exit" not in (tmp_path / "hub.log").read_text()
+        finally:
+            if hub.poll() is None:
+                hub.kill()
+                hub.wait()
 
 
 async def test_stdio_identity_from_env(tmp_path: Path) -> None:

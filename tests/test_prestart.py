@@ -138,6 +138,55 @@ def test_a_stop_during_the_start_leaves_nothing_behind(tmp_path: Path, sig: sign
             os.kill(pid, signal.SIGKILL)
 
 
+# Sends itself `sig` the instant a spawn of a child holding `marker` returns, once that child has
+# started its helper: the window between a spawn and the child's registration, made certain.
+SIGNAL_AFTER_SPAWN = r"""
+import os, signal, subprocess, sys, time
+from hub import prestart
+sig, marker, config = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+real = subprocess.Popen
+
+def count(word):
+    found = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            found += word in open(f"/proc/{pid}/cmdline").read() and "SIGNAL_AFTER_SPAWN" not in open(f"/proc/{pid}/cmdline").read()
+        except OSError:
+            pass
+    return found
+
+class SignalAfterSpawn(real):
+    def __init__(self, args, *rest, **options):
+        super().__init__(args, *rest, **options)
+        if any(marker in str(arg) for arg in args):
+            deadline = time.monotonic() + 60
+            while count(marker) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.kill(os.getpid(), sig)
+
+subprocess.Popen = SignalAfterSpawn
+prestart.prestart_serve(["serve", "--config", config])
+print("the start went on after the signal")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_right_after_a_spawn_still_stops_that_child_and_its_group(tmp_path: Path,
+                                                                                 sig: signal.Signals) -> None:
+    marker = f"prestart-window-{sig.name}-{os.getpid()}"
+    config = write_config(tmp_path, {"a": {"command": PY, "args": _group_leader(marker)},
+                                     "b": {"command": PY, "args": _group_leader(marker + "-never")}})
+    try:
+        done = subprocess.run([PY, "-c", SIGNAL_AFTER_SPAWN, "SIGNAL_AFTER_SPAWN", str(int(sig)), marker, str(config)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert done.returncode == 128 + sig, done.stderr
+        assert "went on" not in done.stdout
+        assert _wait_gone(marker) == []  # the leader, and the helper its parent-death signal never reaches
+    finally:
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_prestart_imports_nothing_heavy() -> None:
     code = "import sys, hub.prestart; print(sorted(m for m in ('pydantic', 'mcp', 'anyio') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -41,7 +41,7 @@ _started = False
 _watcher: subprocess.Popen[bytes] | None = None
 
 
-def _start() -> int | None:
+def start_watcher() -> int | None:
     """The write end of the watcher's stdin, starting the watcher on first use; None if it cannot run."""
     global _pipe, _started, _watcher
     with _lock:
@@ -64,7 +64,7 @@ def _start() -> int | None:
 
 
 def _send(line: str) -> None:
-    pipe = _start()
+    pipe = start_watcher()
     if pipe is None:
         return
     try:

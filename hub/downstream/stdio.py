@@ -33,7 +33,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.adopted import AdoptedProcess, adopt
-from hub.downstream.reaper import release_group, watch_group
+from hub.downstream.reaper import release_group, start_watcher, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
 from hub.frontends.stdio.line_errors import overlong_answer
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
@@ -84,6 +84,7 @@ async def stdio_child(
         if prestarted is not None:
             log.info("the pre-started pid=%d does not match the config: stopped", prestarted.process.pid)
             prestarted.kill()
+        start_watcher()  # before the spawn, so the child is registered the moment its pid is known
         process, our_stdin, our_stdout = await _spawn(argv, child_env, cwd, command)
         log.info("started pid=%d command=%s", process.pid, command)
     LIVE_GROUPS.add(process.pid)

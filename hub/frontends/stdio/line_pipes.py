@@ -282,6 +282,33 @@ async def connect_line_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:
     return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
+class BlockingLineWriter:
+    """The `StreamWriter` subset the stdio front uses, for an fd 1 that is no pipe (a regular
+    file, /dev/null, a terminal), which asyncio's pipe transports refuse (and uvloop aborts on):
+    each write completes at once, blocking, which on those targets takes no noticeable time."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self.transport = self
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view) or 0 :]
+
+    async def drain(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        self._file.close()
+
+
 WRITE_NOW_LIMIT = 64 * 1024
 """`write_now` refuses while this many bytes already wait for the pipe (asyncio's own high-water mark)."""
 

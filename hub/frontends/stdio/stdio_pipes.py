@@ -1,8 +1,9 @@
 """The hub's own stdio: the SDK's `stdio_server` reads and writes through a worker thread per line
-(anyio's file wrapper), two thread hand-offs per request and reply. When stdin and stdout are pipes
-or sockets — as every MCP client spawns us — we give it line-oriented objects over non-blocking
-asyncio pipes instead. Otherwise (a regular file, a terminal on some platforms) the SDK's own
-reader is used unchanged.
+(anyio's file wrapper), two thread hand-offs per request and reply. When stdin is a pipe or a
+socket — as every MCP client spawns us — we give it line-oriented objects over non-blocking asyncio
+pipes instead; stdout is one too when it is a pipe, else (a file, /dev/null, a terminal) written
+at once (`BlockingLineWriter`). Only when stdin is no pipe (a file, a terminal) is the SDK's own
+reader used unchanged; its worker thread's `read` cannot be cancelled, which `hub.signals` covers.
 
 Like the SDK, the protocol gets private copies of fd 0 and 1 and the real fd 1 is pointed at
 stderr, so a stray `print` can never corrupt the JSON-RPC stream.
@@ -28,7 +29,7 @@ from mcp.server.stdio import stdio_server
 from mcp_types import JSONRPCError, JSONRPCResponse
 
 from hub.frontends.stdio.line_errors import FrontGuard
-from hub.frontends.stdio.line_pipes import LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
+from hub.frontends.stdio.line_pipes import BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.server")
 
@@ -106,7 +107,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     """`(read_stream, write_stream)` for `Server.run`, thread-free when stdin/stdout are pipes
     (and only then with `interceptor`, built from how to write a line to stdout — awaiting the
     pipe, or at once while it keeps up: the SDK's own reader has no place for one)."""
-    if not (_is_pipe(0) and _is_pipe(1)):
+    if not _is_pipe(0):
         async with stdio_server() as streams:
             yield streams
         return
@@ -117,7 +118,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    writer = await connect_line_writer(stdout)
+    writer = await connect_line_writer(stdout) if _is_pipe(1) else BlockingLineWriter(stdout)
 
     async def send(data: bytes) -> None:
         writer.write(data)
