@@ -1,6 +1,6 @@
 """N hub replicas behind a real HAProxy, sharing real Redis and PostgreSQL (issue 21).
 
-Used by tests/test_cluster_haproxy.py and tools/bench/cluster.py. Everything runs on 127.0.0.1 on
+Used by tests/hub/cluster/test_cluster_haproxy.py and tools/bench/cluster.py. Everything runs on 127.0.0.1 on
 ephemeral ports in temp dirs: `redis-server`, PostgreSQL (`tests.cluster_support.PgServer`), the
 replicas (`python -m hub.cli serve -t http --port 0`, one data dir each so nothing is shared through
 SQLite) and `haproxy` in round-robin with no stickiness. `option http-server-close` makes HAProxy

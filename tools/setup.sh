@@ -37,7 +37,7 @@ if [ "${1:-}" = "--test" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
       || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
   fi
-  # Debian's PostgreSQL and HAProxy for the cluster tests (tests/test_store_postgres.py, tests/test_cluster.py):
+  # Debian's PostgreSQL and HAProxy for the cluster tests (tests/hub/cluster/):
   # the tests run their own throwaway server (as the `postgres` user when run as root); no service is enabled.
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v haproxy >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"

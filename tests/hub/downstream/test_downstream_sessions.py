@@ -1,0 +1,169 @@
+"""Issue #19 item 7 at the module's level: `hub.downstream.sessions.SessionPool` gives each upstream
+client its own session of a real MCP server (the SDK's `MCPServer` in memory, handshake era), capped,
+expired when idle, closed when the client goes away.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+
+from hub.downstream.sessions import SessionPool
+from hub.errors import HubRefusal
+
+pytestmark = pytest.mark.anyio
+
+
+class Owner:
+    """Stands for an upstream client connection (weak-referenceable, like the SDK's `Connection`)."""
+
+
+def counting_server() -> MCPServer:
+    """A server with per-session state: `remember(x)` appends to its session's list, `recall()` reads it."""
+    server = MCPServer("stateful")
+    notes: dict[int, list[str]] = {}
+
+    @server.tool()
+    def remember(x: str, ctx: Context) -> list[str]:
+        notes.setdefault(id(ctx.session._connection), []).append(x)  # noqa: SLF001 — the session's identity
+        return notes[id(ctx.session._connection)]  # noqa: SLF001
+
+    return server
+
+
+def pool_of(server: MCPServer, opened: list[Any] | None = None, **kwargs: Any) -> SessionPool:
+    def open_session(owner: Any) -> Client:
+        if opened is not None:
+            opened.append(owner)
+        return Client(server, mode="legacy")
+
+    return SessionPool("stateful", open_session, **kwargs)
+
+
+async def remember(pool: SessionPool, owner: Owner, x: str) -> list[str]:
+    async with pool.using(owner) as client:
+        return (await client.call_tool("remember", {"x": x})).structured_content["result"]
+
+
+async def test_each_client_gets_its_own_session_and_keeps_it() -> None:
+    server = counting_server()
+    opened: list[Any] = []
+    pool = pool_of(server, opened)
+    a, b = Owner(), Owner()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            assert await remember(pool, a, "a1") == ["a1"]
+            assert await remember(pool, b, "b1") == ["b1"]  # b does not see a's state
+            assert await remember(pool, a, "a2") == ["a1", "a2"]  # a's session is kept
+            assert len(opened) == 2 and pool.open_count == 2
+            tg.cancel_scope.cancel()
+    assert pool.open_count == 0
+
+
+async def test_beyond_max_sessions_a_new_client_is_refused_never_given_a_shared_session() -> None:
+    server = counting_server()
+    pool = pool_of(server, max_sessions=2)
+    a, b, c = Owner(), Owner(), Owner()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            await remember(pool, a, "a")
+            await remember(pool, b, "b")
+            with pytest.raises(HubRefusal) as refused:
+                await remember(pool, c, "c")
+            body = refused.value.body
+            assert body.code == "unavailable" and body.retryable and body.details == {"server": "stateful", "reason": "sessions_full"}
+            pool.close(a)  # a's client connection ended
+            await pool.wait_open_count(1)
+            assert await remember(pool, c, "c") == ["c"]
+            tg.cancel_scope.cancel()
+
+
+async def test_an_idle_session_closes_but_never_one_in_use() -> None:
+    server = counting_server()
+    pool = pool_of(server, idle_s=0.3)
+    busy, idle = Owner(), Owner()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            async with pool.using(busy) as client:
+                await remember(pool, idle, "i")
+                await pool.wait_open_count(1)  # the idle one expired ...
+                assert (await client.call_tool("remember", {"x": "still"})).structured_content["result"] == ["still"]
+            await pool.wait_open_count(0)  # ... the busy one only once released and idle
+            assert await remember(pool, idle, "again") == ["again"]  # a fresh session: the old state is gone
+            tg.cancel_scope.cancel()
+
+
+async def test_a_client_that_goes_away_has_its_session_closed() -> None:
+    server = counting_server()
+    pool = pool_of(server)
+    owner: Owner | None = Owner()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            assert owner is not None
+            await remember(pool, owner, "x")
+            owner = None
+            gc.collect()
+            await pool.wait_open_count(0)
+            tg.cancel_scope.cancel()
+
+
+async def test_a_session_that_cannot_open_is_a_refusal_and_the_pool_goes_on() -> None:
+    server = counting_server()
+    failing = {"first": True}
+
+    def open_session(owner: Any) -> Client:
+        if failing.pop("first", False):
+            return Client("http://127.0.0.1:9/mcp", mode="legacy")  # nothing listens there
+        return Client(server, mode="legacy")
+
+    pool = SessionPool("stateful", open_session)
+    owner = Owner()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            with pytest.raises(HubRefusal) as refused:
+                await remember(pool, owner, "x")
+            assert refused.value.body.details == {"server": "stateful", "reason": "down"}
+            assert await remember(pool, owner, "y") == ["y"]
+            tg.cancel_scope.cancel()
+
+
+async def test_the_hub_gives_each_bound_client_its_own_session_of_a_per_client_server(tmp_path: Any) -> None:
+    """Wired: an in-process server set to `session: per_client`; calls bound to an owner (as the front
+    end binds each request's connection) go to that owner's session, not the shared one."""
+    from hub.config import parse_config
+    from hub.downstream.sessions import bind_owner
+    from hub.hub import Hub
+
+    config = parse_config({"hub": {"data_dir": str(tmp_path)}, "mcpServers": {"st": {
+        "module": "tests.hub.downstream.test_downstream_sessions:counting_server", "session": "per_client", "protocol": "legacy"}}})
+    a, b = Owner(), Owner()
+
+    async def call(owner: Owner | None, x: str) -> list[str]:
+        with bind_owner(owner):
+            result = await hub.route_call("st__remember", {"x": x})
+        assert not result.is_error, result
+        return result.structured_content["result"]  # type: ignore[index,no-any-return]
+
+    with anyio.fail_after(30):
+        async with Hub(config) as hub:
+            pool = hub.downstreams["st"].pool
+            assert pool is not None
+            assert await call(a, "a1") == ["a1"]
+            assert await call(b, "b1") == ["b1"]
+            assert await call(a, "a2") == ["a1", "a2"]
+            assert await call(None, "shared") == ["shared"]  # no connection (a library call): the shared session
+            assert pool.open_count == 2
+            hub.release_owner(a)
+            await pool.wait_open_count(1)
+            assert await call(a, "a3") == ["a3"]  # a new session
