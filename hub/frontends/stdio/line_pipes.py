@@ -253,11 +253,12 @@ class LineQueue:
 
 
 async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], bool],
-                     on_problem: Callable[[str], None], on_overlong: Callable[[bytes], None] | None = None) -> None:
+                     on_problem: Callable[[str], None], on_overlong: Callable[[bytes], None] | None = None,
+                     on_end: Callable[[], None] | None = None) -> None:
     """Read `pipe` (a pipe, socket or character device) line by line: each line goes to `take` as it
     arrives; those it does not take wait in `queue`, which ends with None. How reading ended, unless
     at a clean end of file, goes to `on_problem`; the start of each line over the cap goes to
-    `on_overlong` (without it such a line ends the reading)."""
+    `on_overlong` (without it such a line ends the reading); `on_end` is called when reading ends."""
 
     def on_line(line: bytes) -> None:
         if take(line):
@@ -265,12 +266,14 @@ async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], 
         else:
             queue.put(line)
 
-    def on_end(problem: str | None) -> None:
+    def ended(problem: str | None) -> None:
         if problem is not None:
             on_problem(problem)
         queue.put(None)
+        if on_end is not None:
+            on_end()
 
-    queue.reader = LineReader(on_line, on_end, on_overlong=on_overlong)
+    queue.reader = LineReader(on_line, ended, on_overlong=on_overlong)
     await asyncio.get_running_loop().connect_read_pipe(lambda: queue.reader, pipe)  # type: ignore[return-value, arg-type]
 
 

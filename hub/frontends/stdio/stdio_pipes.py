@@ -32,6 +32,9 @@ from hub.frontends.stdio.line_errors import FrontGuard
 from hub.frontends.stdio.line_pipes import BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
 logger = logging.getLogger("hub.server")
+WRITE_GRACE_S = 5.0
+"""After stdin closes, how long answers not yet written may wait for the client to read stdout;
+then they are dropped, so a client that closed stdin but stopped reading never keeps the hub up."""
 
 
 
@@ -94,7 +97,10 @@ class _Writer:
         self._writer.write(text.encode("utf-8"))
 
     async def flush(self) -> None:
-        await self._writer.drain()
+        try:
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError):  # the client is gone, or stopped reading (`abandon_stdout`)
+            pass
 
 
 def _is_pipe(fd: int) -> bool:
@@ -111,6 +117,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
         async with stdio_server() as streams:
             yield streams
         return
+    stdout_is_pipe = _is_pipe(1)  # asked before fd 1 is pointed at stderr below
     stdin = pipe_file(os.dup(0), "rb")
     stdout = pipe_file(os.dup(1), "wb")
     saved = os.dup(0), os.dup(1)
@@ -118,7 +125,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    writer = await connect_line_writer(stdout) if _is_pipe(1) else BlockingLineWriter(stdout)
+    writer = await connect_line_writer(stdout) if stdout_is_pipe else BlockingLineWriter(stdout)
 
     async def send(data: bytes) -> None:
         writer.write(data)
@@ -135,8 +142,16 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     taker = interceptor(send, lambda data: write_now(writer, data)) if interceptor is not None else None
     guard: FrontGuard = getattr(taker, "guard", None) or FrontGuard(reply)
     queue = LineQueue()
+
+    def abandon_stdout() -> None:
+        if not writer.is_closing() and (left := writer.transport.get_write_buffer_size()):
+            logger.warning("stdin is closed and %d bytes of answers are still unread on stdout after %.0f s: "
+                           "dropped, so the hub can stop", left, WRITE_GRACE_S)
+            writer.transport.abort()
+
     await read_lines(stdin, queue, taker.take if taker is not None else guard.take,
-                     lambda problem: logger.warning("stdin: %s; closing the session", problem), guard.overlong)
+                     lambda problem: logger.warning("stdin: %s; closing the session", problem), guard.overlong,
+                     lambda: asyncio.get_running_loop().call_later(WRITE_GRACE_S, abandon_stdout))
     try:
         async with stdio_server(_Lines(queue), _Writer(writer)) as (read_stream, write_stream):  # type: ignore[arg-type]
             yield read_stream, _Answers(write_stream, guard)

@@ -295,6 +295,37 @@ def test_a_hub_whose_stdout_is_no_pipe_still_serves_and_stops_cleanly(tmp_path: 
                 hub.wait()
 
 
+def test_a_client_that_stops_reading_never_blocks_the_hub(tmp_path: Path) -> None:
+    """stdout a pipe and stderr a file (a client that logs the hub's stderr): the hub writes answers
+    without blocking, so when the client stops reading a big answer and closes stdin, the hub still
+    sees the close and exits, instead of hanging in a write nobody will read."""
+    import subprocess
+
+    config = write_config(tmp_path, {"e": echo_stdio()})
+    with (tmp_path / "hub.log").open("w") as log:
+        hub = subprocess.Popen([PY, "-m", "hub.cli", "serve", "--config", str(config)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=ROOT)
+        try:
+            assert hub.stdin is not None and hub.stdout is not None
+            hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            hub.stdin.write(json.dumps(hello).encode() + b"\n")
+            hub.stdin.flush()
+            assert b'"id":1' in hub.stdout.readline()
+            hub.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+            big = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                   "params": {"name": "e__echo", "arguments": {"text": "x" * 2_000_000}}}
+            hub.stdin.write(json.dumps(big).encode() + b"\n")
+            hub.stdin.flush()
+            assert hub.stdout.read(1) == b"{"  # the answer has begun; nobody reads the rest
+            hub.stdin.close()
+            assert hub.wait(60) is not None
+        finally:
+            if hub.poll() is None:
+                hub.kill()
+                hub.wait()
+
+
 async def test_stdio_identity_from_env(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"e": echo_stdio()})
     async with Client(hub_params(config, {"MCP_HUB_PRINCIPAL": "desk", "MCP_HUB_SCOPES": "e:read"})) as client:
