@@ -29,6 +29,7 @@ import numpy as np
 from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
 from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
+from hub.search.specific import query_holds_id
 from hub.search.vectors import VectorCache
 from hub.search.words import expansions, phrase_expansions, terms
 from hub.text.blas import single_blas_thread
@@ -46,6 +47,9 @@ QUERY_CACHE = 1024
 """Query vectors kept (384 floats each: 1.5 MB at most)."""
 ACTION_WEIGHT = 0.1
 """Added when an order's kind of write (create, update, delete) is the one the tool's name says."""
+SPECIFIC_WEIGHT = 0.1
+"""Added to tools that read one record by id when the query holds an identifier, subtracted when it
+holds none (`hub.search.specific`)."""
 
 Mode = str
 """`hybrid` (shipped), `bm25` or `semantic` alone, or `keyword` (BM25F + priors: what ships without an
@@ -86,6 +90,7 @@ class ToolIndex:
         self._vectors: np.ndarray | None = None
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
+        self._one = np.zeros(0, dtype=np.float32)
         self._shapes: dict[str, np.ndarray] = {}
         self._ns_of = np.zeros(0, dtype=np.int64)
         self._ns_bm25 = BM25F([])
@@ -113,6 +118,7 @@ class ToolIndex:
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
             actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
+            self._one = np.array([d.one for d in docs], dtype=np.float32)
             self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
             self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
 
@@ -163,7 +169,7 @@ class ToolIndex:
         with self._lock:
             docs, bm25, vectors = self.docs, self._bm25, self._vectors
             intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
-            actions = self._actions
+            actions, one = self._actions, self._one
         if not docs or limit <= 0:
             return []
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
@@ -193,6 +199,8 @@ class ToolIndex:
             action = query_action(query)
             if action is not None and action in actions:
                 fused = fused + ACTION_WEIGHT * actions[action]
+            if SPECIFIC_WEIGHT and len(one) == len(docs):
+                fused = fused + SPECIFIC_WEIGHT * one * (1.0 if query_holds_id(query) else -1.0)
         fused = np.where(mask, fused, -np.inf)
         count = min(limit, int(mask.sum()))
         order = np.argpartition(-fused, count - 1)[:count] if count < len(docs) else np.arange(len(docs))

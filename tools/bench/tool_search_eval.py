@@ -79,6 +79,11 @@ def score(ranked: list[list[str]], expected: list[str]) -> dict[str, float]:
     return {"hit@1": round(hit1 / n, 3), "hit@5": round(hit5 / n, 3), "mrr": round(rr / n, 3), "n": len(expected)}
 
 
+def _rank(names: list[str], want: str) -> int | None:
+    """1-based rank of `want` in `names`, None when absent."""
+    return names.index(want) + 1 if want in names else None
+
+
 def tokens(obj: Any) -> int:
     """Approximate tokens of a JSON payload: characters / 4."""
     return len(json.dumps(obj, separators=(",", ":"))) // 4
@@ -103,14 +108,16 @@ async def run(splits: list[str], stdio: bool, misses: bool) -> dict[str, Any]:
         }
         for split in splits:
             queries = load_queries(split)
+            rankings: dict[str, list[list[str]]] = {}
             for mode in MODES:
-                ranked = [[h.name for h in search.search(q, 10, mode=mode)] for q, _ in queries]
-                report[f"{split}/{mode}"] = score(ranked, [w for _, w in queries])
-                if misses and mode == "hybrid":
-                    for (q, want), names in zip(queries, ranked):
-                        if names[:1] != [want]:
-                            where = names.index(want) + 1 if want in names else None
-                            print(f"  miss [{split}] {q!r}: want {want} (rank {where}), got {names[:3]}", file=sys.stderr)
+                rankings[mode] = [[h.name for h in search.search(q, 200, mode=mode)] for q, _ in queries]
+                report[f"{split}/{mode}"] = score([r[:10] for r in rankings[mode]], [w for _, w in queries])
+            if misses:
+                for i, (q, want) in enumerate(queries):
+                    names = rankings["hybrid"][i]
+                    if names[:1] != [want]:
+                        ranks = {m: _rank(rankings[m][i], want) for m in MODES}
+                        print(f"  miss [{split}] {q!r}: want {want} (ranks {ranks}), got {names[:3]}", file=sys.stderr)
     return report
 
 
