@@ -31,7 +31,7 @@ from hub.search.documents import ToolDoc, text_key
 from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
 from hub.search.specific import query_holds_id
 from hub.search.vectors import VectorCache
-from hub.search.words import expansions, phrase_expansions, terms
+from hub.search.words import expansions, phrase_expansions, surface_words, terms
 from hub.text.blas import single_blas_thread
 from hub.text.embedding import Embedder
 
@@ -206,8 +206,13 @@ class ToolIndex:
         order = np.argpartition(-fused, count - 1)[:count] if count < len(docs) else np.arange(len(docs))
         order = sorted(order, key=lambda i: (-fused[i], docs[i].name))
         signals = _signals(query, docs, shapes) if mode in ("hybrid", "keyword") else (lambda i: ())
+        shown = surface_words(query)
+
+        def matched(i: int) -> dict[str, list[str]]:
+            return {f: [shown.get(t, t) for t in ts] for f, ts in bm25.matched(i, words).items()}
+
         return [Hit(docs[i].name, round(float(fused[i]), 4), round(float(keyword[i]), 4), round(float(semantic[i]), 4),
-                    bm25.matched(int(i), words), docs[i], signals(int(i))) for i in order]
+                    matched(int(i)), docs[i], signals(int(i))) for i in order]
 
 
 def _signals(query: str, docs: Sequence[ToolDoc], shapes: dict[str, np.ndarray]) -> Callable[[int], tuple[str, ...]]:
