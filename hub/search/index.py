@@ -30,8 +30,9 @@ from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
 from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
 from hub.search.specific import query_holds_id
+from hub.search.typos import Spelling
 from hub.search.vectors import VectorCache
-from hub.search.words import expansions, phrase_expansions, surface_words, terms
+from hub.search.words import SYNONYMS, expansions, phrase_expansions, surface_words, terms
 from hub.text.blas import single_blas_thread
 from hub.text.embedding import Embedder
 
@@ -91,6 +92,7 @@ class ToolIndex:
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
         self._one = np.zeros(0, dtype=np.float32)
+        self._spelling = Spelling({})
         self._shapes: dict[str, np.ndarray] = {}
         self._ns_of = np.zeros(0, dtype=np.int64)
         self._ns_bm25 = BM25F([])
@@ -119,6 +121,7 @@ class ToolIndex:
                       for term in SHAPES}
             actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
             self._one = np.array([d.one for d in docs], dtype=np.float32)
+            self._spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
             self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
             self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
 
@@ -169,13 +172,15 @@ class ToolIndex:
         with self._lock:
             docs, bm25, vectors = self.docs, self._bm25, self._vectors
             intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
-            actions, one = self._actions, self._one
+            actions, one, spelling = self._actions, self._one, self._spelling
         if not docs or limit <= 0:
             return []
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
         if not mask.any():
             return []
         words = terms(query) + query_shapes(query)
+        shown = surface_words(query)
+        words += spelling.correct(words, known=SYNONYMS, written=shown)
         implied = expansions(words)
         implied += phrase_expansions(query, words + implied)
         keyword = bm25.scores(words, implied)
@@ -206,7 +211,6 @@ class ToolIndex:
         order = np.argpartition(-fused, count - 1)[:count] if count < len(docs) else np.arange(len(docs))
         order = sorted(order, key=lambda i: (-fused[i], docs[i].name))
         signals = _signals(query, docs, shapes) if mode in ("hybrid", "keyword") else (lambda i: ())
-        shown = surface_words(query)
 
         def matched(i: int) -> dict[str, list[str]]:
             return {f: [shown.get(t, t) for t in ts] for f, ts in bm25.matched(i, words).items()}
