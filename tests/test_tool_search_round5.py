@@ -90,7 +90,7 @@ def ranked(search: ToolSearch, query: str) -> list[str]:
 
 def test_what_holds_an_identifier_and_what_fetches_one() -> None:
     assert query_holds_id("show employee 4711") and query_holds_id("status of SUP-12?") and query_holds_id("ticket #42")
-    assert query_holds_id("who is ada@example.com")
+    assert query_holds_id("who is ada@example.com") and query_holds_id("details of event evt_77")
     for no_id in ("invoices over 5000", "changes since March 12", "top 10 customers", "book it at 3pm", "Q3 2025"):
         assert not query_holds_id(no_id), no_id
     assert fetches_one("get_employee", {"properties": {"employee_id": {}}})

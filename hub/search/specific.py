@@ -14,7 +14,7 @@ no identifier wants the finder. So:
   `key`, `uuid`, `email`, `url`, or a name ending in `_id`, `_ref`, `_key`, `_number`, `_email`,
   `_url` (`get_metadata(project, ticket_id)` reads a configuration, not a record by id);
 - a query **holds an identifier** when it has a key (`OPS-12`), an email address, a URL, `#42`,
-  or a number of two or more digits right after a word that is not a preposition, a comparison, a
+  a prefixed id (`evt_77`, `cus_9f2a1`: letters, `_`, then a word with a digit), or a number of two or more digits right after a word that is not a preposition, a comparison, a
   month or a unit ("employee 17": yes; "over 5000", "March 12", "top 10", "3pm": no).
 
 The index adds ±SPECIFIC_WEIGHT (`hub.search.index`) to the tools that fetch one: + when the query
@@ -33,6 +33,8 @@ _ID_NAMES = frozenset("id ref key uuid email url".split())
 _ID_SUFFIXES = ("_id", "_ref", "_key", "_number", "_email", "_url", "_uuid", "Id", "Ref", "Key")
 _PARTS = re.compile(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])")
 _NUMBER_AFTER = re.compile(r"([A-Za-z][A-Za-z']*)\s+#?(\d{2,})\b(?!\s*(?:%|am\b|pm\b|k\b|h\b|m\b|x\b|st\b|nd\b|rd\b|th\b))")
+_TAGGED = re.compile(r"#\d+\b|\b[A-Za-z]{2,}_(?=\w*\d)\w+\b")
+"""`#42`, or a prefixed id such as `evt_77` or `mem_0a1b`."""
 _NOT_A_NOUN = frozenset(
     """over under above below than about around at by on in for to from of the a an last next past top first
     least most more less and or only after before since until till between within max min up down per each
@@ -44,7 +46,7 @@ _NOT_A_NOUN = frozenset(
 
 def query_holds_id(query: str) -> bool:
     """True when `query` names a record by an identifier (see the module docstring)."""
-    if any(pattern.search(query) for pattern in SHAPES.values()) or re.search(r"#\d+\b", query):
+    if any(pattern.search(query) for pattern in SHAPES.values()) or _TAGGED.search(query):
         return True
     return any(m.group(1).lower() not in _NOT_A_NOUN for m in _NUMBER_AFTER.finditer(query))
 
