@@ -12,7 +12,10 @@ a flat semantic field adds little), then `score = BM25_SHARE·bm25 + (1−BM25_S
 three priors that do not rest on words the query shares with the tool (`hub.search.intent`):
 read/write intent agreement (±INTENT_WEIGHT), a parameter taking a value shape the query holds
 (+SHAPE_WEIGHT), and how well the query matches the tool's whole namespace, BM25 over all its
-tools' text scaled by the best namespace (×NAMESPACE_WEIGHT). Without an embedder the shipped
+tools' text scaled by the best namespace (×NAMESPACE_WEIGHT); and (round 5) ±SPECIFIC_WEIGHT on tools
+that read one record by id, by whether the query holds an identifier (`hub.search.specific`). Query
+words no tool uses and that are not English are read as the tool words one edit away
+(`hub.search.typos`). Without an embedder the shipped
 ranking is BM25F plus the priors. Reciprocal-rank fusion, a namespace prior from mean vectors
 and an exact-name-word bonus were tried on dev and did not pay (docs/tool-search.md).
 """
