@@ -71,7 +71,8 @@ class Hit:
     matched: dict[str, list[str]] = field(default_factory=dict)
     doc: ToolDoc | None = field(default=None, compare=False, repr=False)
     signals: tuple[str, ...] = ()
-    """Priors that raised this tool: `reads`/`writes` (intent agreed), `takes ⟨key⟩` (a value shape)."""
+    """Priors that raised this tool: `reads`/`writes` (intent agreed), `takes ⟨key⟩` (a value shape),
+    `reads the one record named` (the query holds an identifier and the tool reads one record by id)."""
 
     def why(self) -> str:
         """A one-line reason: the query words found per field, the priors and the semantic similarity."""
@@ -226,10 +227,12 @@ def _signals(query: str, docs: Sequence[ToolDoc], shapes: dict[str, np.ndarray])
     """For "why matched": which priors raised tool `i` (intent agreed, a value shape it takes)."""
     intent = query_intent(query)
     held = [t for t in query_shapes(query) if t in shapes]
+    named = query_holds_id(query)
 
     def of(i: int) -> tuple[str, ...]:
         out = [f"{intent}s" if intent is not None and docs[i].intent == intent else ""]
         out += [f"takes {t}" for t in held if shapes[t][i]]
+        out += ["reads the one record named" if named and docs[i].one else ""]
         return tuple(o for o in out if o)
 
     return of
