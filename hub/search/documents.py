@@ -9,6 +9,7 @@ from typing import Any
 import mcp_types as types
 
 from hub.search.intent import Action, Intent, param_shapes, tool_action, tool_intent
+from hub.search.specific import fetches_one
 from hub.search.words import split_identifier, terms
 
 MAX_PARAMS = 24
@@ -31,6 +32,8 @@ class ToolDoc:
     """`read` or `write` (`hub.search.intent.tool_intent`), None when unknown."""
     action: Action = None
     """`create`, `update` or `delete` by the name's first word (`hub.search.intent.tool_action`)."""
+    one: bool = False
+    """Reads one record by an identifier (`hub.search.specific.fetches_one`)."""
 
 
 def text_key(text: str) -> str:
@@ -75,4 +78,4 @@ def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str 
     name_text = f"{split_identifier(namespace).lower()}: {words}"
     return ToolDoc(name=tool.name, fields=fields, embed_text=embed_text, name_text=name_text, tool=tool,
                    namespace=namespace, intent=tool_intent(tool, original),
-                   action=tool_action(original))
+                   action=tool_action(original), one=fetches_one(original, tool.input_schema))

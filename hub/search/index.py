@@ -12,7 +12,10 @@ a flat semantic field adds little), then `score = BM25_SHARE·bm25 + (1−BM25_S
 three priors that do not rest on words the query shares with the tool (`hub.search.intent`):
 read/write intent agreement (±INTENT_WEIGHT), a parameter taking a value shape the query holds
 (+SHAPE_WEIGHT), and how well the query matches the tool's whole namespace, BM25 over all its
-tools' text scaled by the best namespace (×NAMESPACE_WEIGHT). Without an embedder the shipped
+tools' text scaled by the best namespace (×NAMESPACE_WEIGHT); and (round 5) ±SPECIFIC_WEIGHT on tools
+that read one record by id, by whether the query holds an identifier (`hub.search.specific`). Query
+words no tool uses and that are not English are read as the tool words one edit away
+(`hub.search.typos`). Without an embedder the shipped
 ranking is BM25F plus the priors. Reciprocal-rank fusion, a namespace prior from mean vectors
 and an exact-name-word bonus were tried on dev and did not pay (docs/tool-search.md).
 """
@@ -29,8 +32,10 @@ import numpy as np
 from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
 from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
+from hub.search.specific import query_holds_id
+from hub.search.typos import Spelling
 from hub.search.vectors import VectorCache
-from hub.search.words import expansions, phrase_expansions, terms
+from hub.search.words import SYNONYMS, expansions, phrase_expansions, surface_words, terms
 from hub.text.blas import single_blas_thread
 from hub.text.embedding import Embedder
 
@@ -46,6 +51,9 @@ QUERY_CACHE = 1024
 """Query vectors kept (384 floats each: 1.5 MB at most)."""
 ACTION_WEIGHT = 0.1
 """Added when an order's kind of write (create, update, delete) is the one the tool's name says."""
+SPECIFIC_WEIGHT = 0.1
+"""Added to tools that read one record by id when the query holds an identifier, subtracted when it
+holds none (`hub.search.specific`)."""
 
 Mode = str
 """`hybrid` (shipped), `bm25` or `semantic` alone, or `keyword` (BM25F + priors: what ships without an
@@ -63,7 +71,8 @@ class Hit:
     matched: dict[str, list[str]] = field(default_factory=dict)
     doc: ToolDoc | None = field(default=None, compare=False, repr=False)
     signals: tuple[str, ...] = ()
-    """Priors that raised this tool: `reads`/`writes` (intent agreed), `takes ⟨key⟩` (a value shape)."""
+    """Priors that raised this tool: `reads`/`writes` (intent agreed), `takes ⟨key⟩` (a value shape),
+    `reads the one record named` (the query holds an identifier and the tool reads one record by id)."""
 
     def why(self) -> str:
         """A one-line reason: the query words found per field, the priors and the semantic similarity."""
@@ -86,6 +95,8 @@ class ToolIndex:
         self._vectors: np.ndarray | None = None
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
+        self._one = np.zeros(0, dtype=np.float32)
+        self._spelling = Spelling({})
         self._shapes: dict[str, np.ndarray] = {}
         self._ns_of = np.zeros(0, dtype=np.int64)
         self._ns_bm25 = BM25F([])
@@ -113,6 +124,8 @@ class ToolIndex:
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
             actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
+            self._one = np.array([d.one for d in docs], dtype=np.float32)
+            self._spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
             self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
             self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
 
@@ -163,13 +176,15 @@ class ToolIndex:
         with self._lock:
             docs, bm25, vectors = self.docs, self._bm25, self._vectors
             intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
-            actions = self._actions
+            actions, one, spelling = self._actions, self._one, self._spelling
         if not docs or limit <= 0:
             return []
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
         if not mask.any():
             return []
         words = terms(query) + query_shapes(query)
+        shown = surface_words(query)
+        words += spelling.correct(words, known=SYNONYMS, written=shown)
         implied = expansions(words)
         implied += phrase_expansions(query, words + implied)
         keyword = bm25.scores(words, implied)
@@ -193,23 +208,31 @@ class ToolIndex:
             action = query_action(query)
             if action is not None and action in actions:
                 fused = fused + ACTION_WEIGHT * actions[action]
+            if SPECIFIC_WEIGHT and len(one) == len(docs):
+                fused = fused + SPECIFIC_WEIGHT * one * (1.0 if query_holds_id(query) else -1.0)
         fused = np.where(mask, fused, -np.inf)
         count = min(limit, int(mask.sum()))
         order = np.argpartition(-fused, count - 1)[:count] if count < len(docs) else np.arange(len(docs))
         order = sorted(order, key=lambda i: (-fused[i], docs[i].name))
         signals = _signals(query, docs, shapes) if mode in ("hybrid", "keyword") else (lambda i: ())
+
+        def matched(i: int) -> dict[str, list[str]]:
+            return {f: [shown.get(t, t) for t in ts] for f, ts in bm25.matched(i, words).items()}
+
         return [Hit(docs[i].name, round(float(fused[i]), 4), round(float(keyword[i]), 4), round(float(semantic[i]), 4),
-                    bm25.matched(int(i), words), docs[i], signals(int(i))) for i in order]
+                    matched(int(i)), docs[i], signals(int(i))) for i in order]
 
 
 def _signals(query: str, docs: Sequence[ToolDoc], shapes: dict[str, np.ndarray]) -> Callable[[int], tuple[str, ...]]:
     """For "why matched": which priors raised tool `i` (intent agreed, a value shape it takes)."""
     intent = query_intent(query)
     held = [t for t in query_shapes(query) if t in shapes]
+    named = query_holds_id(query)
 
     def of(i: int) -> tuple[str, ...]:
         out = [f"{intent}s" if intent is not None and docs[i].intent == intent else ""]
         out += [f"takes {t}" for t in held if shapes[t][i]]
+        out += ["reads the one record named" if named and docs[i].one else ""]
         return tuple(o for o in out if o)
 
     return of

@@ -79,7 +79,15 @@ def split_identifier(text: str) -> str:
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """Fold plural and -ing/-ed endings: `tickets`→`ticket`, `entries`→`entry`, `booked`→`book`."""
+    """Fold plural and -ing/-ed endings: `tickets`→`ticket`, `entries`→`entry`, `booked`→`book`.
+
+    A final silent `e` goes too (round 5), so `update`, `updated`, `updates` and `updating` all
+    become `updat`: before, `changed` (`chang`) never met a tool's `change`."""
+    base = _stem(word)
+    return base[:-1] if len(base) > 4 and base.endswith("e") and not base.endswith("ee") else base
+
+
+def _stem(word: str) -> str:
     if len(word) <= 3 or word.isdigit():
         return word
     if word.endswith("ies") and len(word) > 4:
@@ -108,6 +116,12 @@ def terms(text: str, drop_stop_words: bool = True) -> list[str]:
     """Stemmed lower-case words of `text`, identifiers split, stop words dropped (`P&L` is one word, `pl`)."""
     words = _WORD.findall(_AMPERSAND.sub(r"\1\2", split_identifier(text).lower()))
     return [stem(w) for w in words if not (drop_stop_words and w in STOP_WORDS)]
+
+
+def surface_words(text: str) -> dict[str, str]:
+    """stem → the word as `text` wrote it (lower case), to show matches in the user's words."""
+    words = _WORD.findall(_AMPERSAND.sub(r"\1\2", split_identifier(text).lower()))
+    return {stem(w): w for w in reversed(words)}
 
 
 def expansions(query_terms: list[str]) -> list[str]:

