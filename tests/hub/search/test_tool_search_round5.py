@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[1]
 READ = ToolAnnotations(read_only_hint=True)
-SERVERS = {d: {"module": f"tests.test_tool_search_round5:{d}"} for d in ("staff", "agenda", "pantry")}
+SERVERS = {d: {"module": f"tests.hub.search.test_tool_search_round5:{d}"} for d in ("staff", "agenda", "pantry")}
 
 
 def staff() -> MCPServer:
