@@ -30,7 +30,7 @@ from hub.search.words import stem
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 READ = ToolAnnotations(read_only_hint=True)
 SERVERS = {d: {"module": f"tests.hub.search.test_tool_search_round5:{d}"} for d in ("staff", "agenda", "pantry")}
 
