@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import orjson
 
+from hub.lifted import BigList, lift, splice
+
 MAX_LINE_BYTES = int(os.environ.get("MCP_HUB_MAX_LINE_BYTES") or 64 * 1024 * 1024)
 """The longest JSON-RPC line the hub reads on a pipe (its stdin, a stdio child's stdout);
 `$MCP_HUB_MAX_LINE_BYTES` overrides it. A longer line is refused, not the session (`LineReader`)."""
@@ -31,8 +33,8 @@ BIG_LINE_BYTES = 1024 * 1024
 ID_PREFIX_BYTES = 4096
 """How much of an overlong line is kept to read its JSON-RPC id from."""
 
-Send = Callable[[bytes], Awaitable[None]]
-"""Writes one complete line, waiting while the pipe is full."""
+Send = Callable[[bytes | list[bytes | memoryview]], Awaitable[None]]
+"""Writes one complete line — or the pieces of one, written together — waiting while the pipe is full."""
 WriteNow = Callable[[bytes], bool]
 """Writes one complete line at once if the pipe keeps up, and says whether it did (`write_now`)."""
 
@@ -386,19 +388,20 @@ def _forget(line: bytes) -> None:
         _parsed = None
 
 
-class BigList(list):  # type: ignore[type-arg]
-    """The `content` of a result read from a big line: marks a result whose reply is encoded off
-    the loop (`encode_off_loop`). It passes unchanged through the shallow copies policies make."""
-
-
 def _join_and_parse(chunks: list[bytes]) -> tuple[bytes, Any]:
-    """In a worker thread: the line and its JSON object (None if not one). orjson leaves the GIL
-    to the loop while it parses; the wide-number check runs over slices, so the loop gets turns."""
-    line = b"".join(chunks)
-    view = memoryview(line)
-    step = 1024 * 1024
-    wide = any(_WIDE_NUMBER.search(view[i:i + step + 18]) for i in range(0, len(line), step))
-    message = _decode(line, wide)
+    """In a worker thread: the line and its JSON object (None if not one). The long strings of a
+    result are lifted out (`hub.lifted`) and only the small rest is parsed: parsing a string into
+    `str` holds the GIL, which would stall the loop as surely as parsing on it."""
+    line = _join(chunks)
+    lifted = lift(line)
+    if lifted is not None:
+        message = _decode(lifted[0], _may_hold_wide_number(lifted[0]))
+        result = message.get("result") if isinstance(message, dict) and "id" in message else None
+        if isinstance(result, dict) and type(result.get("content")) is list:
+            result["content"] = BigList(result["content"])
+            result["content"].lifted = lifted[1]
+            return line, message
+    message = _decode(line, _may_hold_wide_number_in_slices(line))  # not a result: parsed whole
     if not isinstance(message, dict):
         return line, None
     result = message.get("result")
@@ -407,14 +410,36 @@ def _join_and_parse(chunks: list[bytes]) -> tuple[bytes, Any]:
     return line, message
 
 
+def _join(chunks: list[bytes]) -> bytes:
+    """The chunks as one line, copied a chunk at a time: `b"".join` would hold the GIL for the
+    whole copy (and the page faults of a fresh 40 MB), the loop waiting all along. A `bytearray`,
+    which reads like `bytes` everywhere a line goes; converting it would be that long copy again."""
+    line = bytearray(sum(map(len, chunks)))
+    at = 0
+    for chunk in chunks:
+        line[at:at + len(chunk)] = chunk
+        at += len(chunk)
+    return line  # type: ignore[return-value]
+
+
+def _may_hold_wide_number_in_slices(line: bytes) -> bool:
+    """`_may_hold_wide_number` a slice at a time (18 bytes of overlap), so the GIL is let go between."""
+    step = 1024 * 1024
+    return any(_may_hold_wide_number(line[i:i + step + 18]) for i in range(0, len(line), step))
+
+
 def is_big(body: dict[str, Any]) -> bool:
     """Whether a result body came from a big line (its reply is best encoded off the loop)."""
     return type(body.get("content")) is BigList
 
 
-async def encode_off_loop(message: Any) -> bytes:
-    """`json_line(message)` in a worker thread (orjson leaves the GIL while it writes)."""
-    return await asyncio.get_running_loop().run_in_executor(None, json_line, message)
+async def encode_off_loop(message: Any) -> list[bytes | memoryview]:
+    """`json_line(message)` written in a worker thread, as pieces for `Send`: a result's lifted
+    strings (`hub.lifted`) go out as the bytes they came in, neither decoded nor copied."""
+    content = message.get("result", {}).get("content")
+    lifted = content.lifted if type(content) is BigList else None
+    encoded = await asyncio.get_running_loop().run_in_executor(None, json_line, message)
+    return splice(encoded, lifted)
 
 
 def pipe_file(fd: int, mode: str) -> IO[bytes]:

@@ -118,10 +118,13 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    writer = await connect_line_writer(stdout) if _is_pipe(1) else BlockingLineWriter(stdout)
+    # Asked of our copy: fd 1 points at stderr by now, and a pipe taken for a file would be written
+    # blocking, holding the loop until the client had read a whole big answer.
+    writer = await connect_line_writer(stdout) if _is_pipe(stdout.fileno()) else BlockingLineWriter(stdout)
 
-    async def send(data: bytes) -> None:
-        writer.write(data)
+    async def send(data: bytes | list[bytes | memoryview]) -> None:
+        for piece in [data] if isinstance(data, bytes) else data:
+            writer.write(piece)  # pieces of one line: written with no await between them
         await writer.drain()
 
     replying: set[asyncio.Task[None]] = set()

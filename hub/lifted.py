@@ -1,0 +1,159 @@
+"""Long strings of a big JSON line kept as the bytes they came in (issue 18 item 6).
+
+A 20 MB result is almost all one or two strings (the text, and `structuredContent` repeating it).
+Parsing them into `str` and encoding them again holds the GIL for hundreds of milliseconds, in
+whatever thread does it, and so stalls every other caller. Instead, `lift` replaces each string of
+`LIFT_MIN_BYTES` or more with a short placeholder string and parses only that small skeleton; the
+policies see the skeleton (what they read — `isError`, `_meta`, an error's `code` — is small), and a
+front that writes JSON (`splice`) puts the original bytes back in place of each placeholder as it
+writes, so the client gets the server's strings byte for byte. Whoever needs real strings (the
+SDK's server face, the library API) gets them from `restore`, once.
+
+A lifted string is checked as it is cut out — valid UTF-8, no raw control character, only the
+escapes JSON allows — so a line that `json` would refuse is still refused, never relayed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from typing import Any
+
+import orjson
+
+LIFT_MIN_BYTES = 64 * 1024
+"""Strings at least this long (in the line's bytes) are lifted out of a big line."""
+MAX_SCANNED_STRINGS = 200_000
+"""A line with more strings than this before its first long one is parsed whole (a scan in Python
+would cost more than the parse it saves)."""
+
+_TOKEN = os.urandom(8).hex()
+_PLACEHOLDER = "\x00mcp-hub-lifted:" + _TOKEN + ":"
+"""How a lifted string reads in the skeleton (plus its index); the random token keeps a real value
+from ever being taken for one."""
+_PLACEHOLDER_JSON = b'"\\u0000mcp-hub-lifted:' + _TOKEN.encode() + b":"
+"""The placeholder as `orjson` and `json` write it, up to its index."""
+_CONTROL = bytes(range(32))
+_BAD_ESCAPE = re.compile(rb'\\(?:[^"\\/bfnrtu]|u(?![0-9a-fA-F]{4}))')
+_PIECE = 1024 * 1024
+
+
+class BigList(list):  # type: ignore[type-arg]
+    """The `content` of a result read from a big line: marks a result whose reply is encoded off
+    the loop, and carries the strings lifted out of that line (`lifted`). It passes unchanged
+    through the shallow copies policies make of a result."""
+
+    lifted: Lifted | None = None
+
+
+class Lifted:
+    """The strings lifted out of one line: the line, and where each string's JSON text (between its
+    quotes, still escaped) lies in it."""
+
+    __slots__ = ("line", "spans")
+
+    def __init__(self, line: bytes, spans: list[tuple[int, int]]) -> None:
+        self.line = line
+        self.spans = spans
+
+    def raw(self, index: int) -> memoryview:
+        start, end = self.spans[index]
+        return memoryview(self.line)[start:end]
+
+    def text(self, index: int) -> str:
+        start, end = self.spans[index]
+        return str(orjson.loads(self.line[start - 1:end + 1]))
+
+
+def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | None:
+    """`line` with every string of `minimum` bytes or more replaced by a placeholder, and what was
+    lifted; None when nothing was (no such string, too many short ones to scan, or a long string
+    that is not valid JSON text — the caller then parses the whole line as before). Runs in a
+    worker thread: each step holds the GIL for a short slice only."""
+    find = line.find
+    pieces: list[bytes] = []
+    spans: list[tuple[int, int]] = []
+    done = scanned = 0
+    at = 0
+    while (start := find(b'"', at)) >= 0:
+        end = start + 1
+        while True:  # the closing quote: one not escaped by an odd number of backslashes
+            end = find(b'"', end)
+            if end < 0:
+                return None
+            back = end
+            while line[back - 1] == 0x5C:
+                back -= 1
+            if (end - back) % 2 == 0:
+                break
+            end += 1
+        if end - start - 1 >= minimum:
+            if not _valid_text(line, start + 1, end):
+                return None
+            pieces += (line[done:start], _PLACEHOLDER_JSON + b'%d"' % len(spans))
+            spans.append((start + 1, end))
+            done = end + 1
+        at = end + 1
+        scanned += 1
+        if scanned > MAX_SCANNED_STRINGS and not spans:
+            return None
+    if not spans:
+        return None
+    pieces.append(line[done:])
+    return b"".join(pieces), Lifted(line, spans)
+
+
+def _valid_text(line: bytes, start: int, end: int) -> bool:
+    """Whether `line[start:end]` is what JSON allows between quotes, checked a slice at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(line)
+    try:
+        for at in range(start, end, _PIECE):
+            piece = bytes(view[at:min(at + _PIECE + 5, end)])  # 5 more: an escape cut at the edge
+            body = piece[:min(_PIECE, end - at)]
+            if not body.isascii():
+                decoder.decode(body)
+            if len(body.translate(None, _CONTROL)) != len(body):
+                return False
+            if b"\\" in piece and _BAD_ESCAPE.search(piece, 0, len(body)) is not None:
+                return False
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def lifted_of(body: Any) -> Lifted | None:
+    """What was lifted out of the line a result `body` came from, if anything."""
+    content = body.get("content") if isinstance(body, dict) else None
+    return content.lifted if type(content) is BigList else None
+
+
+def restore(value: Any, lifted: Lifted) -> Any:
+    """`value` with every placeholder replaced by the string it stands for (new containers)."""
+    if isinstance(value, str):
+        if value.startswith(_PLACEHOLDER):
+            return lifted.text(int(value[len(_PLACEHOLDER):]))
+        return value
+    if isinstance(value, dict):
+        return {key: restore(item, lifted) for key, item in value.items()}
+    if isinstance(value, list):
+        return [restore(item, lifted) for item in value]
+    return value
+
+
+def splice(encoded: bytes, lifted: Lifted | None) -> list[bytes | memoryview]:
+    """The pieces to write for `encoded` (a JSON text written from a skeleton): each placeholder
+    replaced by the original bytes of its string, which are not copied."""
+    if lifted is None or _PLACEHOLDER_JSON not in encoded:
+        return [encoded]
+    pieces: list[bytes | memoryview] = []
+    done = 0
+    while (at := encoded.find(_PLACEHOLDER_JSON, done)) >= 0:
+        close = encoded.index(b'"', at + len(_PLACEHOLDER_JSON))
+        index = int(encoded[at + len(_PLACEHOLDER_JSON):close])
+        pieces += (encoded[done:at + 1], lifted.raw(index))
+        done = close
+    pieces.append(encoded[done:])
+    return pieces
