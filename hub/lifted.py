@@ -16,8 +16,11 @@ escapes JSON allows — so a line that `json` would refuse is still refused, nev
 from __future__ import annotations
 
 import codecs
+import itertools
 import os
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,9 +36,15 @@ _PLACEHOLDER = "\x00mcp-hub-lifted:" + _TOKEN + ":"
 """How a lifted string reads in the skeleton (plus its index); the random token keeps a real value
 from ever being taken for one."""
 _PLACEHOLDER_JSON = b'"\\u0000mcp-hub-lifted:' + _TOKEN.encode() + b":"
-"""The placeholder as `orjson` and `json` write it, up to its index."""
+"""The placeholder as JSON encoders write it (`orjson`, `json`, pydantic), up to `<line>.<index>`."""
+PLACEHOLDER_MARK = _PLACEHOLDER_JSON
+"""What a written JSON text holds if it holds a placeholder."""
+_lines = itertools.count(1)
+SPLICE_SCOPE_KEY = "mcp_hub.splice"
+"""Set in an ASGI scope whose responses `hub.frontends.http.splice.SpliceLifted` splices."""
 _CONTROL = bytes(range(32))
-_BAD_ESCAPE = re.compile(rb'\\(?:[^"\\/bfnrtu]|u(?![0-9a-fA-F]{4}))')
+_ESCAPE = re.compile(rb'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})')
+"""The escapes JSON allows; a backslash left after removing them is an invalid one."""
 _PIECE = 1024 * 1024
 
 
@@ -51,9 +60,10 @@ class Lifted:
     """The strings lifted out of one line: the line, and where each string's JSON text (between its
     quotes, still escaped) lies in it."""
 
-    __slots__ = ("line", "spans")
+    __slots__ = ("ident", "line", "spans")
 
-    def __init__(self, line: bytes, spans: list[tuple[int, int]]) -> None:
+    def __init__(self, ident: int, line: bytes, spans: list[tuple[int, int]]) -> None:
+        self.ident = ident
         self.line = line
         self.spans = spans
 
@@ -72,6 +82,7 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
     that is not valid JSON text — the caller then parses the whole line as before). Runs in a
     worker thread: each step holds the GIL for a short slice only."""
     find = line.find
+    ident = next(_lines)
     pieces: list[bytes] = []
     spans: list[tuple[int, int]] = []
     done = scanned = 0
@@ -91,7 +102,7 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
         if end - start - 1 >= minimum:
             if not _valid_text(line, start + 1, end):
                 return None
-            pieces += (line[done:start], _PLACEHOLDER_JSON + b'%d"' % len(spans))
+            pieces += (line[done:start], _PLACEHOLDER_JSON + b'%d.%d"' % (ident, len(spans)))
             spans.append((start + 1, end))
             done = end + 1
         at = end + 1
@@ -101,7 +112,7 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
     if not spans:
         return None
     pieces.append(line[done:])
-    return b"".join(pieces), Lifted(line, spans)
+    return b"".join(pieces), Lifted(ident, line, spans)
 
 
 def _valid_text(line: bytes, start: int, end: int) -> bool:
@@ -116,8 +127,8 @@ def _valid_text(line: bytes, start: int, end: int) -> bool:
                 decoder.decode(body)
             if len(body.translate(None, _CONTROL)) != len(body):
                 return False
-            if b"\\" in piece and _BAD_ESCAPE.search(piece, 0, len(body)) is not None:
-                return False
+            if b"\\" in body and b"\\" in _ESCAPE.sub(b"", piece):
+                return False  # (so does, rarely, an escape cut at a slice's edge: the line is then parsed whole)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
@@ -134,7 +145,8 @@ def restore(value: Any, lifted: Lifted) -> Any:
     """`value` with every placeholder replaced by the string it stands for (new containers)."""
     if isinstance(value, str):
         if value.startswith(_PLACEHOLDER):
-            return lifted.text(int(value[len(_PLACEHOLDER):]))
+            ident, index = value[len(_PLACEHOLDER):].split(".")
+            return lifted.text(int(index)) if int(ident) == lifted.ident else value
         return value
     if isinstance(value, dict):
         return {key: restore(item, lifted) for key, item in value.items()}
@@ -143,17 +155,47 @@ def restore(value: Any, lifted: Lifted) -> Any:
     return value
 
 
-def splice(encoded: bytes, lifted: Lifted | None) -> list[bytes | memoryview]:
+def splice(encoded: bytes, lifted: Lifted | Callable[[int], Lifted | None] | None) -> list[bytes | memoryview]:
     """The pieces to write for `encoded` (a JSON text written from a skeleton): each placeholder
-    replaced by the original bytes of its string, which are not copied."""
+    replaced by the original bytes of its string, which are not copied. `lifted` is what the
+    skeleton was lifted from, or a function finding that by its number (`held`)."""
     if lifted is None or _PLACEHOLDER_JSON not in encoded:
         return [encoded]
+    find = lifted if callable(lifted) else (lambda ident: lifted if ident == lifted.ident else None)
     pieces: list[bytes | memoryview] = []
     done = 0
     while (at := encoded.find(_PLACEHOLDER_JSON, done)) >= 0:
         close = encoded.index(b'"', at + len(_PLACEHOLDER_JSON))
-        index = int(encoded[at + len(_PLACEHOLDER_JSON):close])
-        pieces += (encoded[done:at + 1], lifted.raw(index))
+        ident, index = encoded[at + len(_PLACEHOLDER_JSON):close].split(b".")
+        source = find(int(ident))
+        if source is None:  # not one we hold: left as it is
+            pieces.append(encoded[done:close])
+        else:
+            pieces += (encoded[done:at + 1], source.raw(int(index)))
         done = close
     pieces.append(encoded[done:])
     return pieces
+
+
+HOLD_S = 600.0
+"""How long a skeleton handed to a writer that splices (`hold`) keeps its strings at most."""
+_held: dict[int, tuple[float, Lifted]] = {}
+
+
+def hold(lifted: Lifted) -> None:
+    """Keep `lifted` for a writer that will splice its strings into what it writes (`held`)."""
+    now = time.monotonic()
+    for ident in [i for i, (since, _) in _held.items() if now - since > HOLD_S]:
+        del _held[ident]  # written nowhere (the client left first)
+    _held[lifted.ident] = (now, lifted)
+
+
+def held(ident: int) -> Lifted | None:
+    """What `hold` kept under that number."""
+    entry = _held.get(ident)
+    return entry[1] if entry is not None else None
+
+
+def release(idents: list[int]) -> None:
+    for ident in idents:
+        _held.pop(ident, None)

@@ -12,7 +12,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.lifted import lifted_of, restore
+from hub.lifted import SPLICE_SCOPE_KEY, hold, lifted_of, restore
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 HOP_META_KEYS = frozenset(RESERVED_META_PREFIX + key for key in (
@@ -108,6 +108,18 @@ def result_json(result: ToolResult, skeleton: bool = False) -> dict[str, Any]:
     if isinstance(result, WireResult):
         return result.skeleton if skeleton else result.body
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def sdk_result(result: WireResult, request: Any) -> dict[str, Any]:
+    """`result` for the SDK's server face to send: its skeleton if the HTTP front will splice the
+    long strings back in as it writes (`request` came through `SpliceLifted`, whose scope says so),
+    else complete (restored from the line's bytes)."""
+    lifted = lifted_of(result.skeleton)
+    scope = getattr(request, "scope", None)
+    if lifted is not None and isinstance(scope, dict) and scope.get(SPLICE_SCOPE_KEY):
+        hold(lifted)
+        return result.skeleton
+    return result.body
 
 
 def wire_result(body: Any) -> WireResult:
