@@ -37,7 +37,8 @@ from hub.hub import Hub, UnknownTool
 from hub.frontends.stdio.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
 from hub.unknown_tool import unknown_tool_result
-from hub.frontends.stdio.line_pipes import Send, WriteNow, encode_off_loop, is_big, json_line, json_object
+from hub.frontends.stdio.json_lines import encode_off_loop, is_big, json_line, json_object
+from hub.frontends.stdio.line_pipes import Send, WriteNow
 from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")
