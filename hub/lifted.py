@@ -116,23 +116,40 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
 
 
 def _valid_text(line: bytes, start: int, end: int) -> bool:
-    """Whether `line[start:end]` is what JSON allows between quotes, checked a slice at a time."""
+    """Whether `line[start:end]` is what JSON allows between quotes, checked a slice at a time
+    (each slice ends outside an escape, so every escape is checked whole)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(line)
+    at = start
     try:
-        for at in range(start, end, _PIECE):
-            piece = bytes(view[at:min(at + _PIECE + 5, end)])  # 5 more: an escape cut at the edge
-            body = piece[:min(_PIECE, end - at)]
-            if not body.isascii():
-                decoder.decode(body)
-            if len(body.translate(None, _CONTROL)) != len(body):
+        while at < end:
+            cut = _cut(line, at, end)
+            piece = line[at:cut]
+            if not piece.isascii():
+                decoder.decode(piece)
+            if len(piece.translate(None, _CONTROL)) != len(piece):
                 return False
-            if b"\\" in body and b"\\" in _ESCAPE.sub(b"", piece):
-                return False  # (so does, rarely, an escape cut at a slice's edge: the line is then parsed whole)
+            if b"\\" in piece and b"\\" in _ESCAPE.sub(b"", piece):
+                return False
+            at = cut
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _cut(line: bytes, at: int, end: int) -> int:
+    """Where the slice of a string's text from `at` ends: about `_PIECE` on, but never inside an
+    escape (an escape is at most 6 bytes, a run of backslashes is cut after a pair)."""
+    cut = min(at + _PIECE, end)
+    back = line.rfind(b"\\", max(at, cut - 6), cut) if cut < end else -1
+    if back < 0:
+        return cut
+    run = back
+    while run > at and line[run - 1] == 0x5C:
+        run -= 1
+    if run > at:
+        return run  # the next slice starts with this run of backslashes
+    return at + max(2, (cut - 6 - at) // 2 * 2)  # a slice of nothing but backslashes: cut between pairs
 
 
 def lifted_of(body: Any) -> Lifted | None:

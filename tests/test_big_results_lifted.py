@@ -62,3 +62,37 @@ def test_a_big_result_is_read_as_a_skeleton_and_restored_on_use() -> None:
 def test_a_big_line_that_is_no_result_is_parsed_whole() -> None:
     line = json_line({"jsonrpc": "2.0", "id": 3, "method": "sampling/createMessage", "params": {"text": "y" * 2_000_000}})[:-1]
     assert join_and_parse([line])[1]["params"]["text"] == "y" * 2_000_000
+
+
+def test_splice_lifted_writes_held_strings_into_a_json_response_and_fixes_its_length() -> None:
+    """The HTTP front's middleware, on a JSON response (Content-Length set) holding a placeholder."""
+    import anyio
+
+    from hub.frontends.http.splice import PIECE_BYTES, SpliceLifted
+    from hub.lifted import SPLICE_SCOPE_KEY, held, hold
+
+    text = b"\\u00e9\\/" * (PIECE_BYTES // 3)  # longer than one body message, spelled with escapes
+    line = b'{"result":{"content":[{"type":"text","text":"' + text + b'"}]}}'
+    lifted = lift(line)
+    assert lifted is not None
+    skeleton, strings = lifted
+    seen_scope: dict = {}
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        seen_scope.update(scope)
+        hold(strings)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(skeleton)).encode())]})
+        await send({"type": "http.response.body", "body": skeleton})
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    anyio.run(SpliceLifted(app), {"type": "http"}, None, send)  # type: ignore[arg-type]
+    assert seen_scope[SPLICE_SCOPE_KEY] is True
+    body = b"".join(m["body"] for m in sent[1:])
+    assert body == line and dict(sent[0]["headers"])[b"content-length"] == str(len(line)).encode()
+    assert len(sent) > 2 and all(m["more_body"] for m in sent[1:-1]) and not sent[-1]["more_body"]
+    assert held(strings.ident) is None, "spliced strings are let go"
