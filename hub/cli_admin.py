@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,13 +35,21 @@ def check(path: str) -> int:
 def keys(config: HubConfig, args: argparse.Namespace) -> int:
     from hub.auth.keys import KeyStore
     from hub.datadir import resolve_data_dir
+
+    return _on_shared_store(config, lambda shared: keys_command(KeyStore(resolve_data_dir(config.hub.data_dir), shared), args),
+                            "; nothing was changed")
+
+
+def _on_shared_store(config: HubConfig, work: Callable[[Any], int], unavailable: str = "") -> int:
+    """`work(shared)` with the config's shared store (PostgreSQL when hub.store.url is set, else
+    None; docs/deploy.md), closed after; exit status 2, saying what to check, if it is unreachable."""
     from hub.store import StoreUnavailable, open_shared_store
 
-    shared = open_shared_store(config.hub.store)  # PostgreSQL when hub.store.url is set (docs/deploy.md)
+    shared = open_shared_store(config.hub.store)
     try:
-        return keys_command(KeyStore(resolve_data_dir(config.hub.data_dir), shared), args)
+        return work(shared)
     except StoreUnavailable as exc:
-        print(f"mcp-hub: {exc}; nothing was changed. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
+        print(f"mcp-hub: {exc}{unavailable}. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
         return 2
     finally:
         if shared is not None:
@@ -80,18 +89,9 @@ def keys_command(store: KeyStore, args: argparse.Namespace) -> int:
 
 def audit(config: HubConfig, args: argparse.Namespace) -> int:
     from hub.datadir import resolve_data_dir
-    from hub.store import StoreUnavailable, open_shared_store
 
     data_dir = resolve_data_dir(config.hub.data_dir)
-    shared = open_shared_store(config.hub.store)  # one audit table for every replica (docs/deploy.md)
-    try:
-        return audit_command(data_dir, shared, args)
-    except StoreUnavailable as exc:
-        print(f"mcp-hub: {exc}. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
-        return 2
-    finally:
-        if shared is not None:
-            shared.close()
+    return _on_shared_store(config, lambda shared: audit_command(data_dir, shared, args))  # one table for every replica
 
 
 def audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
