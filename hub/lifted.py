@@ -16,11 +16,13 @@ escapes JSON allows — so a line that `json` would refuse is still refused, nev
 from __future__ import annotations
 
 import codecs
+import logging
 import itertools
 import os
 import re
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -31,7 +33,8 @@ MAX_SCANNED_STRINGS = 200_000
 """A line with more strings than this before its first long one is parsed whole (a scan in Python
 would cost more than the parse it saves)."""
 
-_TOKEN = os.urandom(8).hex()
+logger = logging.getLogger("hub.lifted")
+_TOKEN = os.urandom(16).hex()
 _PLACEHOLDER = "\x00mcp-hub-lifted:" + _TOKEN + ":"
 """How a lifted string reads in the skeleton (plus its index); the random token keeps a real value
 from ever being taken for one."""
@@ -42,6 +45,8 @@ PLACEHOLDER_MARK = _PLACEHOLDER_JSON
 _lines = itertools.count(1)
 SPLICE_SCOPE_KEY = "mcp_hub.splice"
 """Set in an ASGI scope whose responses `hub.frontends.http.splice.SpliceLifted` splices."""
+SPLICING: ContextVar[bool] = ContextVar("mcp_hub_splicing", default=False)
+"""True in the tasks of a front whose writer splices (the stdio front's SDK path)."""
 _CONTROL = bytes(range(32))
 _ESCAPE = re.compile(rb'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})')
 """The escapes JSON allows; a backslash left after removing them is an invalid one."""
@@ -185,10 +190,9 @@ def splice(encoded: bytes, lifted: Lifted | Callable[[int], Lifted | None] | Non
         close = encoded.index(b'"', at + len(_PLACEHOLDER_JSON))
         ident, index = encoded[at + len(_PLACEHOLDER_JSON):close].split(b".")
         source = find(int(ident))
-        if source is None:  # not one we hold: left as it is
-            pieces.append(encoded[done:close])
-        else:
-            pieces += (encoded[done:at + 1], source.raw(int(index)))
+        pieces += (encoded[done:at + 1], source.raw(int(index)) if source is not None else b"")
+        if source is None:  # no longer held (never the case for a reply written at once): never leak the token
+            logger.warning("a big result's text was no longer held when its answer was written; sent empty")
         done = close
     pieces.append(encoded[done:])
     return pieces

@@ -12,7 +12,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.lifted import SPLICE_SCOPE_KEY, hold, lifted_of, restore
+from hub.lifted import SPLICE_SCOPE_KEY, SPLICING, hold, lifted_of, restore
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 HOP_META_KEYS = frozenset(RESERVED_META_PREFIX + key for key in (
@@ -111,12 +111,12 @@ def result_json(result: ToolResult, skeleton: bool = False) -> dict[str, Any]:
 
 
 def sdk_result(result: WireResult, request: Any) -> dict[str, Any]:
-    """`result` for the SDK's server face to send: its skeleton if the HTTP front will splice the
-    long strings back in as it writes (`request` came through `SpliceLifted`, whose scope says so),
-    else complete (restored from the line's bytes)."""
+    """`result` for the SDK's server face to send: its skeleton if the front will splice the long
+    strings back in as it writes (`request` came through the HTTP front's `SpliceLifted`, whose
+    scope says so, or this runs under the stdio front's `SPLICING`), else complete (restored)."""
     lifted = lifted_of(result.skeleton)
     scope = getattr(request, "scope", None)
-    if lifted is not None and isinstance(scope, dict) and scope.get(SPLICE_SCOPE_KEY):
+    if lifted is not None and (SPLICING.get() or isinstance(scope, dict) and scope.get(SPLICE_SCOPE_KEY)):
         hold(lifted)
         return result.skeleton
     return result.body

@@ -113,6 +113,22 @@ def test_a_big_result_over_stdio_is_relayed_byte_for_byte(tmp_path: Path) -> Non
         hub.close()
 
 
+def test_a_big_result_through_the_sdk_path_of_the_stdio_front_is_relayed_byte_for_byte(tmp_path: Path) -> None:
+    """A client that can answer sampling has its calls served by the SDK's server (`hub.relay`), not
+    the fast path: its big result is spliced too, by the front's writer."""
+    hub = RawHub(write_config(tmp_path, {"b": BIG}))
+    try:
+        hub.request(0, "initialize", {**HANDSHAKE, "capabilities": {"sampling": {}}})
+        assert hub.by_id(0)["result"]["protocolVersion"] == "2025-11-25"
+        hub.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        hub.request(1, "tools/call", {"name": "b__big", "arguments": {"size": SIZE}})
+        while (raw := hub.lines.get(timeout=120)) and b'"id":1' not in raw[:200]:
+            pass
+        assert_relayed_as_written(raw, SIZE)
+    finally:
+        hub.close()
+
+
 def test_a_big_result_over_http_is_relayed_byte_for_byte(procs: list[Proc], tmp_path: Path) -> None:
     session = http_hub(procs, tmp_path)
     try:

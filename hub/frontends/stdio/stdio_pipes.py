@@ -28,6 +28,8 @@ from mcp.server.stdio import stdio_server
 
 from mcp_types import JSONRPCError, JSONRPCResponse
 
+from hub.lifted import PLACEHOLDER_MARK, SPLICING, held, release, splice
+
 from hub.frontends.stdio.line_errors import FrontGuard
 from hub.frontends.stdio.line_pipes import BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
@@ -91,7 +93,14 @@ class _Writer:
         self._writer = writer
 
     async def write(self, text: str) -> None:
-        self._writer.write(text.encode("utf-8"))
+        data = text.encode("utf-8")
+        if PLACEHOLDER_MARK not in data:
+            self._writer.write(data)
+            return
+        used: list[int] = []  # a big result's skeleton (`hub.wire.sdk_result`): its held strings go in as sent
+        for piece in splice(data, lambda ident: used.append(ident) or held(ident)):
+            self._writer.write(piece)
+        release(used)
 
     async def flush(self) -> None:
         await self._writer.drain()
@@ -121,6 +130,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     # Asked of our copy: fd 1 points at stderr by now, and a pipe taken for a file would be written
     # blocking, holding the loop until the client had read a whole big answer.
     writer = await connect_line_writer(stdout) if _is_pipe(stdout.fileno()) else BlockingLineWriter(stdout)
+    SPLICING.set(True)  # this task's SDK server hands big results' skeletons to `_Writer`, which splices
 
     async def send(data: bytes | list[bytes | memoryview]) -> None:
         for piece in [data] if isinstance(data, bytes) else data:
