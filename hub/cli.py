@@ -18,19 +18,16 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "mcp-hub":
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from typing import Any  # noqa: E402
 
 import anyio  # noqa: E402
 
 from hub.config import ConfigError, HubConfig, load_config, parse_config  # noqa: E402
 from hub.domains import RegistryError, command_names, domain_names, load_command  # noqa: E402
 from hub.logsetup import configure_logging  # noqa: E402
-
-if TYPE_CHECKING:
-    from hub.auth.keys import KeyStore
+from hub.cli_admin import audit, check, keys, status  # noqa: E402
+from hub.cli_run import call, profile_problem, serve, tools  # noqa: E402
 
 
 def default_config() -> HubConfig:
@@ -135,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "check":
-            return _check(args.config)
+            return check(args.config)
         if args.command == "status":
-            return _status(args.url, args.json)
+            return status(args.url, args.json)
         if hasattr(args, "contributed"):
             if args.contributed is None:
                 print(f"mcp-hub: {args.registry_error}", file=sys.stderr)
@@ -147,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "data_dir", None):
             config.hub.data_dir = args.data_dir
         if args.command == "keys":
-            return _keys(config, args)
+            return keys(config, args)
         if args.command == "audit":
-            return _audit(config, args)
+            return audit(config, args)
     except ConfigError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 2
@@ -157,18 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             prestart.keep_only({s.name for s in config.enabled_servers() if s.transport == "stdio"})
-            if args.profile is not None and (problem := _profile_problem(config, args.profile, args.transport)):
+            if args.profile is not None and (problem := profile_problem(config, args.profile, args.transport)):
                 print(f"mcp-hub: {problem}", file=sys.stderr)
                 return 2
-            return anyio.run(_serve, config, args.transport, args.host, args.port, args.profile,
+            return anyio.run(serve, config, args.transport, args.host, args.port, args.profile,
                              backend_options=loop_options())
         if args.command == "tools" and args.tools_command == "search":
             from hub.search.cli import run_search
 
             return anyio.run(run_search, config, " ".join(args.query), args.limit, args.json, args.profile)
         if args.command == "tools":
-            return anyio.run(_tools, config, args.json)
-        return anyio.run(_call, config, args.name, args.arguments)
+            return anyio.run(tools, config, args.json)
+        return anyio.run(call, config, args.name, args.arguments)
     except ConfigError as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 2
@@ -177,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     except (asyncio.CancelledError, Exception) as exc:
         from hub.signals import stop_status
 
-        if (status := stop_status()) is not None:
+        if (code := stop_status()) is not None:
             # A stop signal cancelled everything: what the cancel broke on its way out (the SDK's
             # streams closing under a request it was replaying, say) is part of the stop, not an error.
             logging.getLogger("hub").debug("stopped by a signal while %s", type(exc).__name__, exc_info=True)
-            return status
+            return code
         if isinstance(exc, OSError):
             print(f"mcp-hub: {exc}", file=sys.stderr)
             return 1
@@ -198,229 +195,6 @@ def loop_options() -> dict[str, Any]:
     return {"use_uvloop": True} if wanted != "asyncio" and find_spec("uvloop") is not None else {}
 
 
-def _check(path: str) -> int:
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem)
-        errors = sum(p.severity == "error" for p in exc.problems)
-        print(f"{path}: {errors} error(s)")
-        return 1
-    for warning in config.warnings:
-        print(warning)
-    enabled = config.enabled_servers()
-    print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
-    return 0
-
-
-def _keys(config: HubConfig, args: argparse.Namespace) -> int:
-    from hub.auth.keys import KeyStore
-    from hub.datadir import resolve_data_dir
-    from hub.store import StoreUnavailable, open_shared_store
-
-    shared = open_shared_store(config.hub.store)  # PostgreSQL when hub.store.url is set (docs/deploy.md)
-    try:
-        return _keys_command(KeyStore(resolve_data_dir(config.hub.data_dir), shared), args)
-    except StoreUnavailable as exc:
-        print(f"mcp-hub: {exc}; nothing was changed. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
-        return 2
-    finally:
-        if shared is not None:
-            shared.close()
-
-
-def _keys_command(store: KeyStore, args: argparse.Namespace) -> int:
-    import time
-
-    from hub.auth.keys import parse_duration
-
-    if args.keys_command == "create":
-        try:
-            expires = parse_duration(args.expires) if args.expires else None
-        except ValueError as exc:
-            print(f"mcp-hub: {exc}", file=sys.stderr)
-            return 2
-        key, record = store.create(args.name, args.scopes.split(), expires)
-        print(key)
-        print(f"id {record.key_id} for {record.principal}; scopes: {' '.join(record.scopes)}; "
-              f"expires: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) + ' UTC' if record.expires_at else 'never'}."
-              " Store it now: it is not shown again.", file=sys.stderr)
-        return 0
-    if args.keys_command == "list":
-        now = time.time()
-        for r in store.list():
-            state = "revoked" if r.revoked_at else ("expired" if r.expires_at and r.expires_at <= now else "active")
-            expires = time.strftime("%Y-%m-%d", time.gmtime(r.expires_at)) if r.expires_at else "never"
-            print(f"{r.key_id}  {r.principal:<20}  {state:<8}  expires {expires:<10}  {' '.join(r.scopes)}")
-        return 0
-    if store.revoke(args.key_id):
-        print(f"revoked {args.key_id}")
-        return 0
-    print(f"mcp-hub: no active key with id {args.key_id!r}; see `mcp-hub keys list`", file=sys.stderr)
-    return 1
-
-
-def _audit(config: HubConfig, args: argparse.Namespace) -> int:
-    from hub.datadir import resolve_data_dir
-    from hub.store import StoreUnavailable, open_shared_store
-
-    data_dir = resolve_data_dir(config.hub.data_dir)
-    shared = open_shared_store(config.hub.store)  # one audit table for every replica (docs/deploy.md)
-    try:
-        return _audit_command(data_dir, shared, args)
-    except StoreUnavailable as exc:
-        print(f"mcp-hub: {exc}. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
-        return 2
-    finally:
-        if shared is not None:
-            shared.close()
-
-
-def _audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
-    import time
-    from datetime import datetime
-
-    from hub.audit.log import query
-    from hub.auth.keys import parse_duration
-
-    if args.audit_command == "tail":
-        rows = query(data_dir, limit=args.n, table=shared)
-    else:
-        since = None
-        if args.since:
-            try:
-                since = time.time() - parse_duration(args.since)
-            except ValueError:
-                try:
-                    since = datetime.fromisoformat(args.since).timestamp()
-                except ValueError:
-                    print(f"mcp-hub: --since {args.since!r} is neither a duration (1h, 2d) nor an ISO time", file=sys.stderr)
-                    return 2
-        rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit, table=shared)
-    for row in rows:
-        if args.json:
-            print(json.dumps(row))
-        else:
-            stamp = datetime.fromtimestamp(row["ts"]).isoformat(timespec="seconds")
-            ms = f"{row['latency_ms']:.1f}ms" if row["latency_ms"] is not None else "-"
-            print(f"{stamp}  {row['request_id'][:12]}  {row['principal']:<12}  {row['tool']:<32}  "
-                  f"{row['outcome']:<10}  {row['error_code'] or '':<16}  {ms:>9}  {row['args']}")
-    return 0
-
-
-def _status(url: str, as_json: bool) -> int:
-    import httpx
-
-    base = url.rstrip("/").removesuffix("/mcp").removesuffix("/sse")
-    try:
-        response = httpx.get(f"{base}/healthz", timeout=5)
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        print(f"mcp-hub: no hub answered at {base}/healthz ({exc}); is `mcp-hub serve -t http` running?", file=sys.stderr)
-        return 2
-    if as_json:
-        print(json.dumps(body, indent=2))
-    else:
-        print(f"hub: {body['status']} ({body['tools']} tools)")
-        rows = [("SERVER", "HEALTH", "BREAKER", "IN-FLIGHT", "RESTARTS", "P50 MS", "P95 MS", "LAST ERROR")]
-        for name, s in body["servers"].items():
-            rows.append((name, s["health"], s["breaker"], str(s["in_flight"]), str(s["restarts"]),
-                         str(s["p50_ms"] if s["p50_ms"] is not None else "-"),
-                         str(s["p95_ms"] if s["p95_ms"] is not None else "-"), (s["last_error"] or "")[:80]))
-        widths = [max(len(r[i]) for r in rows) for i in range(7)]
-        for r in rows:
-            print("  ".join(f"{r[i]:<{widths[i]}}" for i in range(7)) + "  " + r[7])
-    return 0 if response.status_code == 200 else 1
-
-
-def _profile_problem(config: HubConfig, profile: str, transport: str) -> str | None:
-    """Why `serve --profile` cannot run: a profile the config lacks, or a transport other than stdio."""
-    from hub.profiles import UnknownProfile, profile_settings
-
-    if transport != "stdio":
-        return f"--profile is for stdio; over HTTP every profile is served at /mcp/<profile> (here /mcp/{profile})"
-    try:
-        profile_settings(config, profile)
-    except UnknownProfile as exc:
-        return str(exc)
-    return None
-
-
-async def _serve(config: HubConfig, transport: str, host: str, port: int, profile: str | None = None) -> int:
-    """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`); `profile`: that view on stdio."""
-    from hub.hub import Hub
-    from hub.frontends.server import build_server
-    from hub.signals import stop_on_sigterm
-    from hub.frontends.stdio.stdio_pipes import serve_stdio  # the HTTP stack loads only for an HTTP front
-
-    with stop_on_sigterm():
-        async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)
-            if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it
-                from hub.profiles import profile_view
-
-                await serve_stdio(build_server(hub, profile_view(hub, profile)), None)
-                return 0
-            server = build_server(hub)
-            if transport == "stdio":
-                await serve_stdio(server, hub if config.hub.fast_calls else None)
-            else:
-                from hub.frontends.http.transports import serve_http
-
-                await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
-    return 0
-
-
-async def _tools(config: HubConfig, as_json: bool) -> int:
-    from hub.hub import Hub
-
-    async with Hub(config) as hub:
-        routes = hub.catalog.routes()
-        if as_json:
-            print(json.dumps([{"name": r.exposed, "server": r.server, "original": r.original,
-                               "read_only": r.read_only, "description": r.tool.description or ""} for r in routes], indent=2))
-        else:
-            _print_table(routes)
-        for name, status in hub.status().items():
-            if status["state"] != "ready":
-                print(f"server {name} unavailable: {status['last_error']}", file=sys.stderr)
-    return 0
-
-
-def _print_table(routes: list[Any]) -> None:
-    rows = [("NAME", "SERVER", "READ-ONLY", "DESCRIPTION")]
-    for r in routes:
-        first_line = (r.tool.description or "").strip().splitlines()[0:1]
-        rows.append((r.exposed, r.server, "yes" if r.read_only else "no", (first_line[0] if first_line else "")[:70]))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
-
-
-async def _call(config: HubConfig, name: str, raw_arguments: str) -> int:
-    from hub.hub import Hub, UnknownTool
-
-    try:
-        arguments = json.loads(raw_arguments)
-    except json.JSONDecodeError as exc:
-        print(f"mcp-hub: arguments are not valid JSON ({exc.msg} at column {exc.colno}); "
-              "pass an object such as '{\"text\": \"hi\"}'", file=sys.stderr)
-        return 2
-    if not isinstance(arguments, dict):
-        print("mcp-hub: arguments must be a JSON object", file=sys.stderr)
-        return 2
-    async with Hub(config) as hub:
-        try:
-            result = await hub.route_call(name, arguments)
-        except UnknownTool:
-            print(f"mcp-hub: unknown tool {name!r}; run `mcp-hub tools` to see the exposed names", file=sys.stderr)
-            return 2
-    if result.structured_content is not None:
-        print(json.dumps(result.structured_content, indent=2))
-    else:
-        for block in result.content:
-            print(getattr(block, "text", None) or block.model_dump_json(by_alias=True, exclude_none=True))
-    return 1 if result.is_error else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from typing import Any
 
 import mcp_types as types
 
+from hub.lifted import SPLICE_SCOPE_KEY, SPLICING, hold, lifted_of, restore
+
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 HOP_META_KEYS = frozenset(RESERVED_META_PREFIX + key for key in (
     "protocolVersion", "clientInfo", "clientCapabilities", "logLevel", "serverInfo", "subscriptionId"))
@@ -22,28 +24,39 @@ intact (issue #19 item 8; docs/domains.md, "Protocol relay")."""
 
 
 class WireResult:
-    """A `tools/call` result as the downstream's JSON object (already checked for shape)."""
+    """A `tools/call` result as the downstream's JSON object (already checked for shape).
 
-    __slots__ = ("body",)
+    A result read from a big line may hold placeholders for its long strings (`hub.lifted`):
+    `skeleton` is that object as it is, for a front that splices the original bytes back in as it
+    writes; `body` is the complete object (restored once, on first use)."""
+
+    __slots__ = ("skeleton",)
 
     def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
+        self.skeleton = body
+
+    @property
+    def body(self) -> dict[str, Any]:
+        lifted = lifted_of(self.skeleton)
+        if lifted is not None:
+            self.skeleton = restore(self.skeleton, lifted)
+        return self.skeleton
 
     @property
     def is_error(self) -> bool:
-        return self.body.get("isError") is True
+        return self.skeleton.get("isError") is True
 
     @property
     def structured_content(self) -> Any:
-        return self.body.get("structuredContent")
+        return self.skeleton.get("structuredContent")
 
     @property
     def meta(self) -> dict[str, Any] | None:
-        meta = self.body.get("_meta")
+        meta = self.skeleton.get("_meta")
         return meta if isinstance(meta, dict) else None
 
     def with_meta(self, meta: dict[str, Any] | None) -> WireResult:
-        body = {k: v for k, v in self.body.items() if k != "_meta"}
+        body = {k: v for k, v in self.skeleton.items() if k != "_meta"}
         if meta:
             body["_meta"] = meta
         return WireResult(body)
@@ -89,11 +102,24 @@ def replace_meta(result: ToolResult, meta: dict[str, Any] | None) -> ToolResult:
     return result.model_copy(update={"meta": meta})
 
 
-def result_json(result: ToolResult) -> dict[str, Any]:
-    """The result as the JSON object to send."""
+def result_json(result: ToolResult, skeleton: bool = False) -> dict[str, Any]:
+    """The result as the JSON object to send; with `skeleton`, as it was read (placeholders for
+    long strings left in, for a front that writes with `hub.lifted.splice`)."""
     if isinstance(result, WireResult):
-        return result.body
+        return result.skeleton if skeleton else result.body
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def sdk_result(result: WireResult, request: Any) -> dict[str, Any]:
+    """`result` for the SDK's server face to send: its skeleton if the front will splice the long
+    strings back in as it writes (`request` came through the HTTP front's `SpliceLifted`, whose
+    scope says so, or this runs under the stdio front's `SPLICING`), else complete (restored)."""
+    lifted = lifted_of(result.skeleton)
+    scope = getattr(request, "scope", None)
+    if lifted is not None and (SPLICING.get() or isinstance(scope, dict) and scope.get(SPLICE_SCOPE_KEY)):
+        hold(lifted)
+        return result.skeleton
+    return result.body
 
 
 def wire_result(body: Any) -> WireResult:

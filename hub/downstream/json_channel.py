@@ -27,7 +27,8 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR
 
-from hub.frontends.stdio.line_pipes import Send, WriteNow, json_line, json_object
+from hub.frontends.stdio.json_lines import json_line, json_object
+from hub.frontends.stdio.line_pipes import Send, WriteNow
 
 logger = logging.getLogger("hub.downstream")
 

@@ -94,8 +94,8 @@ async def stdio_child(
     stdout_lines = LineQueue()
 
     def take_stdout_line(line: bytes) -> bool:
-        if not line.strip():
-            return True  # blank lines are skipped
+        if not line or line.isspace():
+            return True  # blank lines are skipped (asked without `strip`, which copies a big line)
         # An answer to the hub's own request completes its call right here, unless earlier lines
         # still wait in the queue (then it waits its turn behind them: progress before results).
         return channel is not None and not stdout_lines and ID_MARKER in line and channel.take_answer(line)

@@ -33,7 +33,7 @@ from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers
 from hub.relay.requests import relay_capable
 from hub.unknown_tool import unknown_tool_result
-from hub.wire import WireResult
+from hub.wire import WireResult, sdk_result
 
 logger = logging.getLogger("hub.server")
 
@@ -192,7 +192,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
             # handler and checks it against the negotiated version, so parsing it here would only add a
             # model build and a dump.
-            return result.body if isinstance(result, WireResult) else result
+            return sdk_result(result, ctx.request) if isinstance(result, WireResult) else result
 
         inputs = hub.request_relay.input_required  # 2026-07-28 clients answer a server's requests in later legs
         if inputs.applies(ctx.protocol_version, ctx.session, raw := dict(ctx.params or {})):

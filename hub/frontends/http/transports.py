@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.frontends.http.http_guard import HttpGuard, head_deadline_protocol
 from hub.frontends.http.http_sessions import sse_endpoint
+from hub.frontends.http.splice import SpliceLifted
 from hub.hub import Hub
 from hub.store.health import store_health
 from hub.cluster.sessions import session_manager
@@ -180,7 +181,7 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     # Bind first, so a port of 0 is resolved before the app (and its resource URL) is built.
     sock = bind_listener(host, port)
     port = sock.getsockname()[1]
-    app = build_http_app(hub, server, transport, host, port)
+    app = SpliceLifted(build_http_app(hub, server, transport, host, port))  # big results' strings as sent
     # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
                             http=head_deadline_protocol(hub.config.hub.http.body_timeout_s))

@@ -16,7 +16,8 @@ from typing import Any
 
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
-from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, json_line, json_object
+from hub.frontends.stdio.json_lines import json_line, json_object
+from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
 
 CAP_SETTING = "$MCP_HUB_MAX_LINE_BYTES"
 

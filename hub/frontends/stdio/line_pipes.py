@@ -14,14 +14,12 @@ per pipe cost a loop turn and a cancel scope per line: a measurable share of a r
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
-import orjson
+from hub.frontends.stdio.json_lines import forget_parsed, join_and_parse, remember_parsed
 
 MAX_LINE_BYTES = int(os.environ.get("MCP_HUB_MAX_LINE_BYTES") or 64 * 1024 * 1024)
 """The longest JSON-RPC line the hub reads on a pipe (its stdin, a stdio child's stdout);
@@ -31,8 +29,8 @@ BIG_LINE_BYTES = 1024 * 1024
 ID_PREFIX_BYTES = 4096
 """How much of an overlong line is kept to read its JSON-RPC id from."""
 
-Send = Callable[[bytes], Awaitable[None]]
-"""Writes one complete line, waiting while the pipe is full."""
+Send = Callable[[bytes | list[bytes | memoryview]], Awaitable[None]]
+"""Writes one complete line — or the pieces of one, written together — waiting while the pipe is full."""
 WriteNow = Callable[[bytes], bool]
 """Writes one complete line at once if the pipe keeps up, and says whether it did (`write_now`)."""
 
@@ -167,7 +165,7 @@ class LineReader(asyncio.Protocol):
     def _parse_off_loop(self, chunks: list[bytes], rest: bytes) -> None:
         self._held = [rest] if rest else []
         self.pause("big line")
-        future = asyncio.get_running_loop().run_in_executor(None, _join_and_parse, chunks)
+        future = asyncio.get_running_loop().run_in_executor(None, join_and_parse, chunks)
         future.add_done_callback(self._parsed)
 
     def _parsed(self, future: asyncio.Future[tuple[bytes, Any]]) -> None:
@@ -181,7 +179,7 @@ class LineReader(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
-        _remember(line, message)
+        remember_parsed(line, message)
         self._on_line(line)
         for data in held:
             if self._held is None:
@@ -262,7 +260,7 @@ async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], 
 
     def on_line(line: bytes) -> None:
         if take(line):
-            _forget(line)
+            forget_parsed(line)
         else:
             queue.put(line)
 
@@ -324,100 +322,6 @@ def write_now(writer: asyncio.StreamWriter, data: bytes) -> bool:
         return False
     writer.write(data)
     return True
-
-
-_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_WIDE_NUMBER = re.compile(rb"[0-9]{19}")
-"""19 digits in a row: possibly an integer beyond 64 bits, which orjson would read as a float."""
-_DIGITS = b"0123456789"
-
-
-def _may_hold_wide_number(line: bytes) -> bool:
-    """Whether `line` may hold 19 digits in a row. Most lines have fewer than 19 digits in all,
-    which deleting them shows in a quarter of a microsecond; only the others pay for the regex
-    (about 2 µs on a typical answer, more than orjson takes to parse it)."""
-    return len(line) - len(line.translate(None, _DIGITS)) >= 19 and _WIDE_NUMBER.search(line) is not None
-
-
-def json_line(message: Any) -> bytes:
-    """`message` as one compact JSON-RPC line (UTF-8, newline-terminated). orjson writes it over
-    ten times faster than `json`; what orjson refuses (an integer beyond 64 bits, a lone
-    surrogate) goes through `json` as before."""
-    try:
-        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:  # orjson.JSONEncodeError included
-        return _LINE_ENCODER.encode(message).encode() + b"\n"
-
-
-def json_object(line: bytes) -> dict[str, Any] | None:
-    """The JSON object on `line`, or None if it is not one. Read by orjson (about three times
-    faster), unless the line holds what orjson reads differently from `json` (an integer beyond 64
-    bits, which it turns into a float) or refuses (`NaN`, a lone surrogate): then by `json`, so
-    every line means what it did."""
-    if _parsed is not None and _parsed[0] is line:
-        return _parsed[1]  # a big line, parsed off the loop by the `LineReader` that read it
-    message = _decode(line, _may_hold_wide_number(line))
-    return message if isinstance(message, dict) else None
-
-
-def _decode(line: bytes, wide: bool) -> Any:
-    """The line's JSON value, or None if it is not JSON: by orjson unless the line may hold a number
-    orjson reads differently (`wide`) or orjson refuses it, then by `json`."""
-    if not wide:
-        try:
-            return orjson.loads(line)
-        except orjson.JSONDecodeError:
-            pass
-    try:
-        return json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
-    except ValueError:  # UnicodeDecodeError included
-        return None
-
-
-_parsed: tuple[bytes, Any] | None = None
-"""The last big line parsed off the loop and its object (one: lines are handled in order)."""
-
-
-def _remember(line: bytes, message: Any) -> None:
-    global _parsed
-    _parsed = (line, message)
-
-
-def _forget(line: bytes) -> None:
-    global _parsed
-    if _parsed is not None and _parsed[0] is line:
-        _parsed = None
-
-
-class BigList(list):  # type: ignore[type-arg]
-    """The `content` of a result read from a big line: marks a result whose reply is encoded off
-    the loop (`encode_off_loop`). It passes unchanged through the shallow copies policies make."""
-
-
-def _join_and_parse(chunks: list[bytes]) -> tuple[bytes, Any]:
-    """In a worker thread: the line and its JSON object (None if not one). orjson leaves the GIL
-    to the loop while it parses; the wide-number check runs over slices, so the loop gets turns."""
-    line = b"".join(chunks)
-    view = memoryview(line)
-    step = 1024 * 1024
-    wide = any(_WIDE_NUMBER.search(view[i:i + step + 18]) for i in range(0, len(line), step))
-    message = _decode(line, wide)
-    if not isinstance(message, dict):
-        return line, None
-    result = message.get("result")
-    if isinstance(result, dict) and type(result.get("content")) is list:
-        result["content"] = BigList(result["content"])
-    return line, message
-
-
-def is_big(body: dict[str, Any]) -> bool:
-    """Whether a result body came from a big line (its reply is best encoded off the loop)."""
-    return type(body.get("content")) is BigList
-
-
-async def encode_off_loop(message: Any) -> bytes:
-    """`json_line(message)` in a worker thread (orjson leaves the GIL while it writes)."""
-    return await asyncio.get_running_loop().run_in_executor(None, json_line, message)
 
 
 def pipe_file(fd: int, mode: str) -> IO[bytes]:

@@ -37,7 +37,8 @@ from hub.hub import Hub, UnknownTool
 from hub.frontends.stdio.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
 from hub.unknown_tool import unknown_tool_result
-from hub.frontends.stdio.line_pipes import Send, WriteNow, encode_off_loop, is_big, json_line, json_object
+from hub.frontends.stdio.json_lines import encode_off_loop, is_big, json_line, json_object
+from hub.frontends.stdio.line_pipes import Send, WriteNow
 from hub.wire import ToolResult, result_json
 
 logger = logging.getLogger("hub.server")
@@ -168,7 +169,7 @@ class StdioToolCalls:
 
     async def _call(self, key: str, request_id: int | str, name: str, modern: bool,
                     outcome: Coroutine[Any, Any, ToolResult]) -> None:
-        data: bytes | None = None
+        data: bytes | list[bytes | memoryview] | None = None
         try:
             reply = self._result_reply(request_id, modern, await outcome)
             if is_big(reply["result"]):
@@ -207,7 +208,9 @@ class StdioToolCalls:
         await self._send_bytes(await encode_off_loop(reply))
 
     def _result_reply(self, request_id: int | str, modern: bool, result: ToolResult) -> dict[str, Any]:
-        return {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result), modern)}
+        """The answer; a big result's long strings stay placeholders here, and `encode_off_loop`
+        writes the downstream's own bytes in their place (`hub.lifted`)."""
+        return {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result, skeleton=True), modern)}
 
     def _stamped(self, body: dict[str, Any], modern: bool) -> dict[str, Any]:
         if not modern:
@@ -229,7 +232,7 @@ class StdioToolCalls:
     async def _write(self, message: dict[str, Any]) -> None:
         await self._send_bytes(json_line(message))
 
-    async def _send_bytes(self, data: bytes) -> None:
+    async def _send_bytes(self, data: bytes | list[bytes | memoryview]) -> None:
         try:
             await self._send(data)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:

@@ -28,6 +28,8 @@ from mcp.server.stdio import stdio_server
 
 from mcp_types import JSONRPCError, JSONRPCResponse
 
+from hub.lifted import PLACEHOLDER_MARK, SPLICING, held, release, splice
+
 from hub.frontends.stdio.line_errors import FrontGuard
 from hub.frontends.stdio.line_pipes import BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
 
@@ -94,7 +96,14 @@ class _Writer:
         self._writer = writer
 
     async def write(self, text: str) -> None:
-        self._writer.write(text.encode("utf-8"))
+        data = text.encode("utf-8")
+        if PLACEHOLDER_MARK not in data:
+            self._writer.write(data)
+            return
+        used: list[int] = []  # a big result's skeleton (`hub.wire.sdk_result`): its held strings go in as sent
+        for piece in splice(data, lambda ident: used.append(ident) or held(ident)):
+            self._writer.write(piece)
+        release(used)
 
     async def flush(self) -> None:
         try:
@@ -117,7 +126,6 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
         async with stdio_server() as streams:
             yield streams
         return
-    stdout_is_pipe = _is_pipe(1)  # asked before fd 1 is pointed at stderr below
     stdin = pipe_file(os.dup(0), "rb")
     stdout = pipe_file(os.dup(1), "wb")
     saved = os.dup(0), os.dup(1)
@@ -125,10 +133,14 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    writer = await connect_line_writer(stdout) if stdout_is_pipe else BlockingLineWriter(stdout)
+    # Asked of our copy: fd 1 points at stderr by now, and a pipe taken for a file would be written
+    # blocking, holding the loop until the client had read a whole big answer.
+    writer = await connect_line_writer(stdout) if _is_pipe(stdout.fileno()) else BlockingLineWriter(stdout)
+    SPLICING.set(True)  # this task's SDK server hands big results' skeletons to `_Writer`, which splices
 
-    async def send(data: bytes) -> None:
-        writer.write(data)
+    async def send(data: bytes | list[bytes | memoryview]) -> None:
+        for piece in [data] if isinstance(data, bytes) else data:
+            writer.write(piece)  # pieces of one line: written with no await between them
         await writer.drain()
 
     replying: set[asyncio.Task[None]] = set()

@@ -9,13 +9,12 @@ import os
 import jsonschema
 import pytest
 
+from hub.frontends.stdio.json_lines import json_line, json_object
 from hub.frontends.stdio.line_pipes import (
     WRITE_NOW_LIMIT,
     LineQueue,
     LineReader,
     connect_line_writer,
-    json_line,
-    json_object,
     pipe_file,
     read_lines,
     write_now,

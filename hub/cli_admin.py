@@ -1,0 +1,151 @@
+"""`mcp-hub` subcommands that look after a hub rather than run one: check (a config), keys (API
+keys), audit (the audit log), status (a running hub's /healthz)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hub.config import ConfigError, HubConfig, load_config
+
+if TYPE_CHECKING:
+    from hub.auth.keys import KeyStore
+
+
+def check(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        errors = sum(p.severity == "error" for p in exc.problems)
+        print(f"{path}: {errors} error(s)")
+        return 1
+    for warning in config.warnings:
+        print(warning)
+    enabled = config.enabled_servers()
+    print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
+    return 0
+
+
+def keys(config: HubConfig, args: argparse.Namespace) -> int:
+    from hub.auth.keys import KeyStore
+    from hub.datadir import resolve_data_dir
+
+    return _on_shared_store(config, lambda shared: keys_command(KeyStore(resolve_data_dir(config.hub.data_dir), shared), args),
+                            "; nothing was changed")
+
+
+def _on_shared_store(config: HubConfig, work: Callable[[Any], int], unavailable: str = "") -> int:
+    """`work(shared)` with the config's shared store (PostgreSQL when hub.store.url is set, else
+    None; docs/deploy.md), closed after; exit status 2, saying what to check, if it is unreachable."""
+    from hub.store import StoreUnavailable, open_shared_store
+
+    shared = open_shared_store(config.hub.store)
+    try:
+        return work(shared)
+    except StoreUnavailable as exc:
+        print(f"mcp-hub: {exc}{unavailable}. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
+        return 2
+    finally:
+        if shared is not None:
+            shared.close()
+
+
+def keys_command(store: KeyStore, args: argparse.Namespace) -> int:
+    import time
+
+    from hub.auth.keys import parse_duration
+
+    if args.keys_command == "create":
+        try:
+            expires = parse_duration(args.expires) if args.expires else None
+        except ValueError as exc:
+            print(f"mcp-hub: {exc}", file=sys.stderr)
+            return 2
+        key, record = store.create(args.name, args.scopes.split(), expires)
+        print(key)
+        print(f"id {record.key_id} for {record.principal}; scopes: {' '.join(record.scopes)}; "
+              f"expires: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) + ' UTC' if record.expires_at else 'never'}."
+              " Store it now: it is not shown again.", file=sys.stderr)
+        return 0
+    if args.keys_command == "list":
+        now = time.time()
+        for r in store.list():
+            state = "revoked" if r.revoked_at else ("expired" if r.expires_at and r.expires_at <= now else "active")
+            expires = time.strftime("%Y-%m-%d", time.gmtime(r.expires_at)) if r.expires_at else "never"
+            print(f"{r.key_id}  {r.principal:<20}  {state:<8}  expires {expires:<10}  {' '.join(r.scopes)}")
+        return 0
+    if store.revoke(args.key_id):
+        print(f"revoked {args.key_id}")
+        return 0
+    print(f"mcp-hub: no active key with id {args.key_id!r}; see `mcp-hub keys list`", file=sys.stderr)
+    return 1
+
+
+def audit(config: HubConfig, args: argparse.Namespace) -> int:
+    from hub.datadir import resolve_data_dir
+
+    data_dir = resolve_data_dir(config.hub.data_dir)
+    return _on_shared_store(config, lambda shared: audit_command(data_dir, shared, args))  # one table for every replica
+
+
+def audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
+    import time
+    from datetime import datetime
+
+    from hub.audit.log import query
+    from hub.auth.keys import parse_duration
+
+    if args.audit_command == "tail":
+        rows = query(data_dir, limit=args.n, table=shared)
+    else:
+        since = None
+        if args.since:
+            try:
+                since = time.time() - parse_duration(args.since)
+            except ValueError:
+                try:
+                    since = datetime.fromisoformat(args.since).timestamp()
+                except ValueError:
+                    print(f"mcp-hub: --since {args.since!r} is neither a duration (1h, 2d) nor an ISO time", file=sys.stderr)
+                    return 2
+        rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit, table=shared)
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            stamp = datetime.fromtimestamp(row["ts"]).isoformat(timespec="seconds")
+            ms = f"{row['latency_ms']:.1f}ms" if row["latency_ms"] is not None else "-"
+            print(f"{stamp}  {row['request_id'][:12]}  {row['principal']:<12}  {row['tool']:<32}  "
+                  f"{row['outcome']:<10}  {row['error_code'] or '':<16}  {ms:>9}  {row['args']}")
+    return 0
+
+
+def status(url: str, as_json: bool) -> int:
+    import httpx
+
+    base = url.rstrip("/").removesuffix("/mcp").removesuffix("/sse")
+    try:
+        response = httpx.get(f"{base}/healthz", timeout=5)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"mcp-hub: no hub answered at {base}/healthz ({exc}); is `mcp-hub serve -t http` running?", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(body, indent=2))
+    else:
+        print(f"hub: {body['status']} ({body['tools']} tools)")
+        rows = [("SERVER", "HEALTH", "BREAKER", "IN-FLIGHT", "RESTARTS", "P50 MS", "P95 MS", "LAST ERROR")]
+        for name, s in body["servers"].items():
+            rows.append((name, s["health"], s["breaker"], str(s["in_flight"]), str(s["restarts"]),
+                         str(s["p50_ms"] if s["p50_ms"] is not None else "-"),
+                         str(s["p95_ms"] if s["p95_ms"] is not None else "-"), (s["last_error"] or "")[:80]))
+        widths = [max(len(r[i]) for r in rows) for i in range(7)]
+        for r in rows:
+            print("  ".join(f"{r[i]:<{widths[i]}}" for i in range(7)) + "  " + r[7])
+    return 0 if response.status_code == 200 else 1

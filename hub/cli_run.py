@@ -1,0 +1,99 @@
+"""`mcp-hub` subcommands that run a hub: serve (one MCP server on stdio or HTTP), tools (list what
+it exposes), call (one tool call)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from hub.config import HubConfig
+
+
+def profile_problem(config: HubConfig, profile: str, transport: str) -> str | None:
+    """Why `serve --profile` cannot run: a profile the config lacks, or a transport other than stdio."""
+    from hub.profiles import UnknownProfile, profile_settings
+
+    if transport != "stdio":
+        return f"--profile is for stdio; over HTTP every profile is served at /mcp/<profile> (here /mcp/{profile})"
+    try:
+        profile_settings(config, profile)
+    except UnknownProfile as exc:
+        return str(exc)
+    return None
+
+
+async def serve(config: HubConfig, transport: str, host: str, port: int, profile: str | None = None) -> int:
+    """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`); `profile`: that view on stdio."""
+    from hub.hub import Hub
+    from hub.frontends.server import build_server
+    from hub.signals import stop_on_sigterm
+    from hub.frontends.stdio.stdio_pipes import serve_stdio  # the HTTP stack loads only for an HTTP front
+
+    with stop_on_sigterm():
+        async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)
+            if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it
+                from hub.profiles import profile_view
+
+                await serve_stdio(build_server(hub, profile_view(hub, profile)), None)
+                return 0
+            server = build_server(hub)
+            if transport == "stdio":
+                await serve_stdio(server, hub if config.hub.fast_calls else None)
+            else:
+                from hub.frontends.http.transports import serve_http
+
+                await serve_http(hub, server, transport, host, port)  # type: ignore[arg-type]
+    return 0
+
+
+async def tools(config: HubConfig, as_json: bool) -> int:
+    from hub.hub import Hub
+
+    async with Hub(config) as hub:
+        routes = hub.catalog.routes()
+        if as_json:
+            print(json.dumps([{"name": r.exposed, "server": r.server, "original": r.original,
+                               "read_only": r.read_only, "description": r.tool.description or ""} for r in routes], indent=2))
+        else:
+            print_table(routes)
+        for name, status in hub.status().items():
+            if status["state"] != "ready":
+                print(f"server {name} unavailable: {status['last_error']}", file=sys.stderr)
+    return 0
+
+
+def print_table(routes: list[Any]) -> None:
+    rows = [("NAME", "SERVER", "READ-ONLY", "DESCRIPTION")]
+    for r in routes:
+        first_line = (r.tool.description or "").strip().splitlines()[0:1]
+        rows.append((r.exposed, r.server, "yes" if r.read_only else "no", (first_line[0] if first_line else "")[:70]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
+
+
+async def call(config: HubConfig, name: str, raw_arguments: str) -> int:
+    from hub.hub import Hub, UnknownTool
+
+    try:
+        arguments = json.loads(raw_arguments)
+    except json.JSONDecodeError as exc:
+        print(f"mcp-hub: arguments are not valid JSON ({exc.msg} at column {exc.colno}); "
+              "pass an object such as '{\"text\": \"hi\"}'", file=sys.stderr)
+        return 2
+    if not isinstance(arguments, dict):
+        print("mcp-hub: arguments must be a JSON object", file=sys.stderr)
+        return 2
+    async with Hub(config) as hub:
+        try:
+            result = await hub.route_call(name, arguments)
+        except UnknownTool:
+            print(f"mcp-hub: unknown tool {name!r}; run `mcp-hub tools` to see the exposed names", file=sys.stderr)
+            return 2
+    if result.structured_content is not None:
+        print(json.dumps(result.structured_content, indent=2))
+    else:
+        for block in result.content:
+            print(getattr(block, "text", None) or block.model_dump_json(by_alias=True, exclude_none=True))
+    return 1 if result.is_error else 0

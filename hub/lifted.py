@@ -1,0 +1,222 @@
+"""Long strings of a big JSON line kept as the bytes they came in (issue 18 item 6).
+
+A 20 MB result is almost all one or two strings (the text, and `structuredContent` repeating it).
+Parsing them into `str` and encoding them again holds the GIL for hundreds of milliseconds, in
+whatever thread does it, and so stalls every other caller. Instead, `lift` replaces each string of
+`LIFT_MIN_BYTES` or more with a short placeholder string and parses only that small skeleton; the
+policies see the skeleton (what they read — `isError`, `_meta`, an error's `code` — is small), and a
+front that writes JSON (`splice`) puts the original bytes back in place of each placeholder as it
+writes, so the client gets the server's strings byte for byte. Whoever needs real strings (the
+SDK's server face, the library API) gets them from `restore`, once.
+
+A lifted string is checked as it is cut out — valid UTF-8, no raw control character, only the
+escapes JSON allows — so a line that `json` would refuse is still refused, never relayed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import itertools
+import os
+import re
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+
+LIFT_MIN_BYTES = 64 * 1024
+"""Strings at least this long (in the line's bytes) are lifted out of a big line."""
+MAX_SCANNED_STRINGS = 200_000
+"""A line with more strings than this before its first long one is parsed whole (a scan in Python
+would cost more than the parse it saves)."""
+
+logger = logging.getLogger("hub.lifted")
+_TOKEN = os.urandom(16).hex()
+_PLACEHOLDER = "\x00mcp-hub-lifted:" + _TOKEN + ":"
+"""How a lifted string reads in the skeleton (plus its index); the random token keeps a real value
+from ever being taken for one."""
+_PLACEHOLDER_JSON = b'"\\u0000mcp-hub-lifted:' + _TOKEN.encode() + b":"
+"""The placeholder as JSON encoders write it (`orjson`, `json`, pydantic), up to `<line>.<index>`."""
+PLACEHOLDER_MARK = _PLACEHOLDER_JSON
+"""What a written JSON text holds if it holds a placeholder."""
+_lines = itertools.count(1)
+SPLICE_SCOPE_KEY = "mcp_hub.splice"
+"""Set in an ASGI scope whose responses `hub.frontends.http.splice.SpliceLifted` splices."""
+SPLICING: ContextVar[bool] = ContextVar("mcp_hub_splicing", default=False)
+"""True in the tasks of a front whose writer splices (the stdio front's SDK path)."""
+_CONTROL = bytes(range(32))
+_ESCAPE = re.compile(rb'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})')
+"""The escapes JSON allows; a backslash left after removing them is an invalid one."""
+_PIECE = 1024 * 1024
+
+
+class BigList(list):  # type: ignore[type-arg]
+    """The `content` of a result read from a big line: marks a result whose reply is encoded off
+    the loop, and carries the strings lifted out of that line (`lifted`). It passes unchanged
+    through the shallow copies policies make of a result."""
+
+    lifted: Lifted | None = None
+
+
+class Lifted:
+    """The strings lifted out of one line: the line, and where each string's JSON text (between its
+    quotes, still escaped) lies in it."""
+
+    __slots__ = ("ident", "line", "spans")
+
+    def __init__(self, ident: int, line: bytes, spans: list[tuple[int, int]]) -> None:
+        self.ident = ident
+        self.line = line
+        self.spans = spans
+
+    def raw(self, index: int) -> memoryview:
+        start, end = self.spans[index]
+        return memoryview(self.line)[start:end]
+
+    def text(self, index: int) -> str:
+        start, end = self.spans[index]
+        return str(orjson.loads(self.line[start - 1:end + 1]))
+
+
+def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | None:
+    """`line` with every string of `minimum` bytes or more replaced by a placeholder, and what was
+    lifted; None when nothing was (no such string, too many short ones to scan, or a long string
+    that is not valid JSON text — the caller then parses the whole line as before). Runs in a
+    worker thread: each step holds the GIL for a short slice only."""
+    find = line.find
+    ident = next(_lines)
+    pieces: list[bytes] = []
+    spans: list[tuple[int, int]] = []
+    done = scanned = 0
+    at = 0
+    while (start := find(b'"', at)) >= 0:
+        end = start + 1
+        while True:  # the closing quote: one not escaped by an odd number of backslashes
+            end = find(b'"', end)
+            if end < 0:
+                return None
+            back = end
+            while line[back - 1] == 0x5C:
+                back -= 1
+            if (end - back) % 2 == 0:
+                break
+            end += 1
+        if end - start - 1 >= minimum:
+            if not _valid_text(line, start + 1, end):
+                return None
+            pieces += (line[done:start], _PLACEHOLDER_JSON + b'%d.%d"' % (ident, len(spans)))
+            spans.append((start + 1, end))
+            done = end + 1
+        at = end + 1
+        scanned += 1
+        if scanned > MAX_SCANNED_STRINGS and not spans:
+            return None
+    if not spans:
+        return None
+    pieces.append(line[done:])
+    return b"".join(pieces), Lifted(ident, line, spans)
+
+
+def _valid_text(line: bytes, start: int, end: int) -> bool:
+    """Whether `line[start:end]` is what JSON allows between quotes, checked a slice at a time
+    (each slice ends outside an escape, so every escape is checked whole)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    at = start
+    try:
+        while at < end:
+            cut = _cut(line, at, end)
+            piece = line[at:cut]
+            if not piece.isascii():
+                decoder.decode(piece)
+            if len(piece.translate(None, _CONTROL)) != len(piece):
+                return False
+            if b"\\" in piece and b"\\" in _ESCAPE.sub(b"", piece):
+                return False
+            at = cut
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _cut(line: bytes, at: int, end: int) -> int:
+    """Where the slice of a string's text from `at` ends: about `_PIECE` on, but never inside an
+    escape (an escape is at most 6 bytes, a run of backslashes is cut after a pair)."""
+    cut = min(at + _PIECE, end)
+    back = line.rfind(b"\\", max(at, cut - 6), cut) if cut < end else -1
+    if back < 0:
+        return cut
+    run = back
+    while run > at and line[run - 1] == 0x5C:
+        run -= 1
+    if run > at:
+        return run  # the next slice starts with this run of backslashes
+    return at + max(2, (cut - 6 - at) // 2 * 2)  # a slice of nothing but backslashes: cut between pairs
+
+
+def lifted_of(body: Any) -> Lifted | None:
+    """What was lifted out of the line a result `body` came from, if anything."""
+    content = body.get("content") if isinstance(body, dict) else None
+    return content.lifted if type(content) is BigList else None
+
+
+def restore(value: Any, lifted: Lifted) -> Any:
+    """`value` with every placeholder replaced by the string it stands for (new containers)."""
+    if isinstance(value, str):
+        if value.startswith(_PLACEHOLDER):
+            ident, index = value[len(_PLACEHOLDER):].split(".")
+            return lifted.text(int(index)) if int(ident) == lifted.ident else value
+        return value
+    if isinstance(value, dict):
+        return {key: restore(item, lifted) for key, item in value.items()}
+    if isinstance(value, list):
+        return [restore(item, lifted) for item in value]
+    return value
+
+
+def splice(encoded: bytes, lifted: Lifted | Callable[[int], Lifted | None] | None) -> list[bytes | memoryview]:
+    """The pieces to write for `encoded` (a JSON text written from a skeleton): each placeholder
+    replaced by the original bytes of its string, which are not copied. `lifted` is what the
+    skeleton was lifted from, or a function finding that by its number (`held`)."""
+    if lifted is None or _PLACEHOLDER_JSON not in encoded:
+        return [encoded]
+    find = lifted if callable(lifted) else (lambda ident: lifted if ident == lifted.ident else None)
+    pieces: list[bytes | memoryview] = []
+    done = 0
+    while (at := encoded.find(_PLACEHOLDER_JSON, done)) >= 0:
+        close = encoded.index(b'"', at + len(_PLACEHOLDER_JSON))
+        ident, index = encoded[at + len(_PLACEHOLDER_JSON):close].split(b".")
+        source = find(int(ident))
+        pieces += (encoded[done:at + 1], source.raw(int(index)) if source is not None else b"")
+        if source is None:  # no longer held (never the case for a reply written at once): never leak the token
+            logger.warning("a big result's text was no longer held when its answer was written; sent empty")
+        done = close
+    pieces.append(encoded[done:])
+    return pieces
+
+
+HOLD_S = 600.0
+"""How long a skeleton handed to a writer that splices (`hold`) keeps its strings at most."""
+_held: dict[int, tuple[float, Lifted]] = {}
+
+
+def hold(lifted: Lifted) -> None:
+    """Keep `lifted` for a writer that will splice its strings into what it writes (`held`)."""
+    now = time.monotonic()
+    for ident in [i for i, (since, _) in _held.items() if now - since > HOLD_S]:
+        del _held[ident]  # written nowhere (the client left first)
+    _held[lifted.ident] = (now, lifted)
+
+
+def held(ident: int) -> Lifted | None:
+    """What `hold` kept under that number."""
+    entry = _held.get(ident)
+    return entry[1] if entry is not None else None
+
+
+def release(idents: list[int]) -> None:
+    for ident in idents:
+        _held.pop(ident, None)

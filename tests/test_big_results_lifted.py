@@ -1,0 +1,98 @@
+"""`hub.lifted`: the long strings of a big line, lifted out and put back, mean exactly what the line
+said and are spelled as it spelled them; a line JSON would refuse is never lifted."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.frontends.stdio.json_lines import join_and_parse, json_line
+from hub.lifted import lift, lifted_of, restore, splice
+from hub.wire import WireResult
+
+MIN = 64  # a small lifting threshold, so examples stay small
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=200)
+
+
+def spelled(text: str, ascii_only: bool) -> bytes:
+    """`text` as a JSON string, spelled one of two ways a server might (escaped or raw UTF-8)."""
+    return json.dumps(text, ensure_ascii=ascii_only).encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(parts=st.lists(st.tuples(texts, st.booleans()), min_size=1, max_size=6), long_text=texts, ascii_only=st.booleans())
+def test_lift_restore_and_splice_give_back_the_line(parts: list[tuple[str, bool]], long_text: str, ascii_only: bool) -> None:
+    long_text = long_text * (MIN // max(1, len(long_text)) + 2) or "x" * (MIN + 1)
+    items = [spelled(text, a) for text, a in parts] + [spelled(long_text, ascii_only)]
+    line = b'{"jsonrpc":"2.0","id":"hub-1","result":{"content":[' + b",".join(
+        b'{"type":"text","text":' + item + b"}" for item in items) + b'],"isError":false}}'
+    lifted = lift(line, MIN)
+    if lifted is None:  # its longest string, spelled, was still under the threshold
+        assert len(spelled(long_text, ascii_only)) - 2 < MIN
+        return
+    skeleton, strings = lifted
+    assert restore(orjson.loads(skeleton), strings) == json.loads(line)
+    written = b"".join(bytes(piece) for piece in splice(orjson.dumps(orjson.loads(skeleton)), strings))
+    assert json.loads(written) == json.loads(line)
+    assert spelled(long_text, ascii_only) in written, "a lifted string goes out as the line spelled it"
+
+
+def test_strings_json_refuses_are_not_lifted() -> None:
+    long = b"x" * 100
+    for bad in (b"\\q", b"\t", b"\xff", b"\\u12", b"\\"):
+        assert lift(b'{"a":"' + long + bad + long + b'"}', MIN) is None
+    assert lift(b'{"a":"' + long + b'\\\\' + long + b'"}', MIN) is not None  # an escaped backslash is fine
+
+
+def test_a_big_result_is_read_as_a_skeleton_and_restored_on_use() -> None:
+    text = "caf\u00e9 \"q\" " * 200_000
+    line = json_line({"jsonrpc": "2.0", "id": "hub-7", "result": {"content": [{"type": "text", "text": text}],
+                                                               "structuredContent": {"result": text}}})[:-1]
+    read, message = join_and_parse([line[:1000], line[1000:]])
+    assert read == line
+    body = message["result"]
+    assert lifted_of(body) is not None and len(orjson.dumps(body)) < 1000, "only the skeleton was parsed"
+    result = WireResult(body)
+    assert result.is_error is False and result.body == json.loads(line)["result"]
+
+
+def test_a_big_line_that_is_no_result_is_parsed_whole() -> None:
+    line = json_line({"jsonrpc": "2.0", "id": 3, "method": "sampling/createMessage", "params": {"text": "y" * 2_000_000}})[:-1]
+    assert join_and_parse([line])[1]["params"]["text"] == "y" * 2_000_000
+
+
+def test_splice_lifted_writes_held_strings_into_a_json_response_and_fixes_its_length() -> None:
+    """The HTTP front's middleware, on a JSON response (Content-Length set) holding a placeholder."""
+    import anyio
+
+    from hub.frontends.http.splice import PIECE_BYTES, SpliceLifted
+    from hub.lifted import SPLICE_SCOPE_KEY, held, hold
+
+    text = b"\\u00e9\\/" * (PIECE_BYTES // 3)  # longer than one body message, spelled with escapes
+    line = b'{"result":{"content":[{"type":"text","text":"' + text + b'"}]}}'
+    lifted = lift(line)
+    assert lifted is not None
+    skeleton, strings = lifted
+    seen_scope: dict = {}
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        seen_scope.update(scope)
+        hold(strings)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(skeleton)).encode())]})
+        await send({"type": "http.response.body", "body": skeleton})
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    anyio.run(SpliceLifted(app), {"type": "http"}, None, send)  # type: ignore[arg-type]
+    assert seen_scope[SPLICE_SCOPE_KEY] is True
+    body = b"".join(m["body"] for m in sent[1:])
+    assert body == line and dict(sent[0]["headers"])[b"content-length"] == str(len(line)).encode()
+    assert len(sent) > 2 and all(m["more_body"] for m in sent[1:-1]) and not sent[-1]["more_body"]
+    assert held(strings.ident) is None, "spliced strings are let go"
