@@ -15,7 +15,7 @@ import httpx
 
 from tests.conftest import FIXTURES, PY, Proc, hub_command, write_config
 from tests.fixtures.big_server import UNIT, big_line
-from tests.test_hub_faults import RawHub, wait_for
+from tests.hub.test_hub_faults import RawHub, wait_for
 
 BIG = {"command": PY, "args": [str(FIXTURES / "big_server.py")]}
 SIZE = 3_000_000  # a ~6 MB line: text and structuredContent
