@@ -31,7 +31,7 @@ from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.changes import ChangeFollowing
 from hub.downstream.listing import ListKind, Listing
-from hub.downstream.owned import OwnedSessions
+from hub.downstream.owned import OwnedSessions, TaskStatusObserver
 from hub.downstream.sessions import SessionPool
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
@@ -91,10 +91,15 @@ class Downstream(ChangeFollowing, OwnedSessions):
         self.pool = (SessionPool(self.name, self._open_owned, max_sessions=config.max_sessions, idle_s=config.session_idle_s)
                      if config.session_mode == "per_client" else None)
         """Per-client sessions (`hub.downstream.sessions`), run by the hub beside `run()`; None when shared."""
-        self.on_log: Callable[[Downstream, types.LoggingMessageNotificationParams], Awaitable[None]] | None = None
-        """Where this server's `notifications/message` go (`hub.relay.logs`)."""
-        self.on_resource_updated: Callable[[Downstream, types.ResourceUpdatedNotificationParams], Awaitable[None]] | None = None
-        """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`)."""
+        self.on_log: Callable[..., Awaitable[None]] | None = None
+        """Where this server's `notifications/message` go (`hub.relay.logs`): `(downstream, params)`, and
+        the owner as a third argument for a per-client session's."""
+        self.on_resource_updated: Callable[..., Awaitable[None]] | None = None
+        """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`); for a
+        per-client session's, with its owner (`(downstream, params, owner)`), as for `on_log`."""
+        self.on_task_status: Callable[[Downstream, Any, Any], Awaitable[None]] | None = None
+        """Where this server's `notifications/tasks/status` go, with the owner of the session it came on
+        (None: the shared session) (`hub.relay.tasks`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -255,7 +260,7 @@ class Downstream(ChangeFollowing, OwnedSessions):
             transport = await anyio.to_thread.run_sync(load_server_object, cfg)
             self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
             self.server_object = transport
-        return self._client_over(transport, self._on_message, self.relay_callbacks)
+        return self._client_over(transport, self._on_message, self.relay_callbacks, self._on_status)
 
     def _remote_transport(self) -> Any:
         cfg = self.config
@@ -277,9 +282,15 @@ class Downstream(ChangeFollowing, OwnedSessions):
             return self.server_object
         return self._remote_transport()
 
-    def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any]) -> Client:
+    def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
+                     on_status: Callable[[Any], Awaitable[None]]) -> Client:
         return Client(transport, mode=self.config.protocol, message_handler=on_message, cache=None,
-                      client_info=types.Implementation(name="mcp-hub", version="0.1.0"), **callbacks)
+                      client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
+                      extensions=[TaskStatusObserver(on_status)], **callbacks)
+
+    async def _on_status(self, params: Any) -> None:
+        if self.on_task_status is not None:
+            await self.on_task_status(self, params, None)
 
     # -- discovery -------------------------------------------------------------------------
 
