@@ -11,7 +11,7 @@ the SDK's, two at a time, each with its own session to the hub.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict
 
 from tests.conftest import PY, Proc, free_port, start_hub_http, wait_for_port, write_config
+from tests.test_per_client_sessions import live_sessions, wait_until
+from tests.test_relay_tasks import raw
 
 pytestmark = pytest.mark.anyio
 
@@ -100,26 +102,6 @@ def client(url: str, heard: Heard) -> Client:
 def answer(result: types.CallToolResult) -> Any:
     assert not result.is_error, result
     return json.loads(result.content[0].text)  # type: ignore[union-attr]
-
-
-async def raw(c: Client, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A request the SDK client has no API for (task-augmented calls, `tasks/*`), stamped as it stamps any."""
-    session = c.session
-    data: dict[str, Any] = {"method": method, "params": params}
-    opts: dict[str, Any] = {}
-    session._stamp(data, opts)  # noqa: SLF001 — the SDK's own envelope for this session
-    return await session._dispatcher.send_raw_request(method, data["params"], opts)  # noqa: SLF001
-
-
-async def live_sessions(downstream: str) -> int:
-    async with Client(downstream, mode="legacy") as direct:
-        return answer(await direct.call_tool("live_sessions", {})) - 1  # type: ignore[no-any-return]
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]]) -> None:
-    with anyio.fail_after(30):
-        while not await check():
-            await anyio.sleep(0.05)
 
 
 async def test_subscriptions_log_levels_and_tasks_use_the_callers_own_session(tmp_path: Path, procs: list) -> None:

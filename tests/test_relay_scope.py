@@ -26,7 +26,8 @@ from mcp.shared.exceptions import MCPError
 from hub.audit.log import query
 from tests.conftest import PY, Proc, free_port, start_hub_http, wait_for_port, write_config
 from tests.test_caller_identity import create_key
-from tests.test_relay_per_client import FIXTURE, Heard, _StatusWatcher, answer, raw
+from tests.test_relay_per_client import FIXTURE, Heard, _StatusWatcher, answer
+from tests.test_relay_tasks import raw
 
 pytestmark = pytest.mark.anyio
 

@@ -135,10 +135,6 @@ class ResourceSubscriptions:
                                    f"read {uri} again instead")
         return downstream, original
 
-    async def _hold(self, uri: str, principal: Principal) -> None:
-        downstream, original = self._target(uri, principal)
-        await self._ensure(downstream, uri, original)
-
     async def subscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
         """A client's `resources/subscribe`: remember it, and subscribe the server if not yet — for a
         `per_client` server, the client's own session (`_own_session`)."""
