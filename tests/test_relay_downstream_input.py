@@ -23,7 +23,7 @@ from hub.config import parse_config
 from hub.frontends.server import build_server
 from hub.hub import Hub
 from tests.conftest import ROOT
-from tests.test_relay_input_required import Answers
+from tests.relay_support import Asked
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,7 @@ SERVERS = {
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_a_2026_servers_input_required_answer_is_relayed_to_the_client(tmp_path: Path, server: str, mode: str) -> None:
     config = parse_config({"hub": {"data_dir": str(tmp_path / "data")}, "mcpServers": {"a": SERVERS[server]}})
-    answers = Answers()
+    answers = Asked("owls")
     with anyio.fail_after(60):
         async with Hub(config) as hub:
             assert hub.downstreams["a"].protocol_version == "2026-07-28"
@@ -47,8 +47,8 @@ async def test_a_2026_servers_input_required_answer_is_relayed_to_the_client(tmp
                 result = await client.call_tool("a__pick", {})
     assert not result.is_error, result
     said = json.loads(result.content[0].text)  # type: ignore[union-attr]
-    assert said == {"state": "round-1", "pick": {"pick": "owls"}, "model": "hoot"}
-    assert sorted(answers.asked) == ["elicitation", "sampling"]
+    assert said == {"state": "round-1", "pick": {"pick": "owls"}, "model": "I am owls"}
+    assert sorted(answers.kinds) == ["elicitation", "sampling"]
     kinds = {(row["tool"], row["server"], row["outcome"]) for row in query(tmp_path / "data")}
     assert {("relay:elicitation", "a", "ok"), ("relay:sampling", "a", "ok")} <= kinds
 

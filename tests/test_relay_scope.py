@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
-import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -24,48 +22,23 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from hub.audit.log import query
-from tests.conftest import PY, Proc, free_port, start_hub_http, wait_for_port, write_config
-from tests.test_caller_identity import create_key
-from tests.test_relay_per_client import FIXTURE, Heard, _StatusWatcher, answer
-from tests.test_relay_tasks import raw
+from tests.conftest import start_hub_http, write_config
+from tests.relay_support import Asked, Heard, StatusWatcher, answer, create_key, raw, start_relay_server
 
 pytestmark = pytest.mark.anyio
-
-
-class Asked:
-    """A client's sampling / elicitation / roots callbacks, counting what reached it."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.kinds: list[str] = []
-
-    async def sampling(self, ctx: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
-        self.kinds.append("sampling")
-        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text=f"I am {self.name}"),
-                                         model="test")
-
-    async def elicitation(self, ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
-        self.kinds.append("elicitation")
-        return types.ElicitResult(action="accept", content={"pick": self.name})
-
-    async def roots(self, ctx: Any) -> types.ListRootsResult:
-        self.kinds.append("roots")
-        return types.ListRootsResult(roots=[types.Root(uri=f"file:///{self.name}")])
 
 
 def client(url: str, token: str, heard: Heard, asked: Asked) -> Client:
     transport = streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}))
     return Client(transport, mode="legacy", message_handler=heard.on_message, logging_callback=heard.on_log,
-                  extensions=[_StatusWatcher(heard)], sampling_callback=asked.sampling,
+                  extensions=[StatusWatcher(heard)], sampling_callback=asked.sampling,
                   elicitation_callback=asked.elicitation, list_roots_callback=asked.roots)
 
 
 async def test_a_server_the_caller_cannot_see_never_reaches_it(tmp_path: Path, procs: list) -> None:
-    port = free_port()
-    procs.append(Proc([PY, FIXTURE, str(port)]))
-    wait_for_port(port)
+    downstream = start_relay_server(procs)
     data_dir = tmp_path / "hub"
-    servers = {"st": {"url": f"http://127.0.0.1:{port}/mcp", "protocol": "legacy", "session": "shared"},
+    servers = {"st": {"url": downstream, "protocol": "legacy", "session": "shared"},
                "n": {"module": "tests.fixtures.subscribing_server:server", "protocol": "legacy"}}
     config = write_config(tmp_path, servers, {"data_dir": str(data_dir), "auth": {"enabled": True}})
     seer_key, blind_key = create_key(data_dir, "seer", "st:write n:write"), create_key(data_dir, "blind", "n:write")
