@@ -96,6 +96,19 @@ async def test_tasks_live_on_the_creators_session_and_their_status_reaches_only_
         assert heard_b.status == []
 
 
+async def test_a_roots_change_reaches_the_clients_own_session(tmp_path: Path, procs: list) -> None:
+    async with two_clients(tmp_path, procs) as (a, _, b, _):
+        assert answer(await a.call_tool("st__roots_changes", {})) == 0  # A's own session is open now
+        assert answer(await b.call_tool("st__roots_changes", {})) == 0
+        await a.send_roots_list_changed()
+
+        async def told_a() -> bool:
+            return answer(await a.call_tool("st__roots_changes", {})) == 1  # type: ignore[no-any-return]
+
+        await eventually(told_a)
+        assert answer(await b.call_tool("st__roots_changes", {})) == 0  # not B's session
+
+
 async def test_a_legacy_sse_client_that_disconnects_closes_its_downstream_session_at_once(tmp_path: Path, procs: list) -> None:
     url, downstream = hub_with(tmp_path, procs)
     sse_url = url.removesuffix("/mcp") + "/sse"
