@@ -81,3 +81,12 @@ def error_result(body: ToolErrorBody) -> types.CallToolResult:
         structured_content=payload,
         is_error=True,
     )
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A one-line reason for a failure, unwrapping exception groups; never a traceback."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+

@@ -35,6 +35,7 @@ from hub.catalog.first_listing import FirstListing
 from hub.reads import HubReads
 from hub.audit.log import AuditLog
 from hub.store import open_shared_store
+from hub.health import server_status
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.policies.base import Policy
@@ -336,35 +337,9 @@ class Hub(HubReads):
     # -- health ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per server: connected / degraded / down, breaker, in-flight, restarts, last error, latency."""
-        out: dict[str, dict[str, Any]] = {}
-        for name, d in self.downstreams.items():
-            breaker = self.breakers.breakers.get(name)
-            breaker_state = breaker.state if breaker else "closed"
-            bulkhead = self.bulkheads.bulkheads.get(name)
-            saturated = bulkhead is not None and bulkhead.waiting > 0
-            if d.state != "ready":
-                health = "down"
-            elif breaker_state != "closed" or saturated:
-                health = "degraded"
-            else:
-                health = "connected"
-            p50, p95 = d.stats.percentile(0.5), d.stats.percentile(0.95)
-            out[name] = {
-                "health": health,
-                "state": d.state,
-                "breaker": breaker_state,
-                "in_flight": d.stats.in_flight,
-                "queued": bulkhead.waiting if bulkhead else 0,
-                "restarts": d.restarts,
-                "calls": d.stats.calls,
-                "failures": d.stats.failures,
-                "last_error": d.error,
-                "p50_ms": round(p50 * 1000, 2) if p50 is not None else None,
-                "p95_ms": round(p95 * 1000, 2) if p95 is not None else None,
-                "protocol": d.protocol_version,
-            }
-        return out
+        """Per server: connected / degraded / down, breaker, in-flight, restarts, last error, latency
+        (`hub.health.server_status`)."""
+        return server_status(self)
 
     def settings_for(self, route: ToolRoute) -> tuple[float, float]:
         """(idle timeout, hard timeout) for a tool: per tool, else per server, else the hub default."""

@@ -32,6 +32,7 @@ from hub.errors import HubToolError
 from hub.policies.audit import with_request_id
 from hub.policies.base import MustWait, Permit, Policy
 from hub.policies.retry import RetryPolicy
+from hub.relay.downstream_input import asks_for_input
 from hub.wire import ToolResult, strip_protocol_meta, wire_result
 
 logger = logging.getLogger("hub.calls")
@@ -112,7 +113,7 @@ class Pipeline:
         """The outcome of an answer read in a callback if the call can end with it there: a complete
         result the retry loop does not want to try again. None for anything else (error answers,
         a closed connection, a transient failure): the awaiting driver then reads it."""
-        if message is None or "error" in message:
-            return None
+        if message is None or "error" in message or asks_for_input(message.get("result")):
+            return None  # an input-required answer is relayed by the awaiting driver (`hub.relay.downstream_input`)
         outcome = Outcome(result=strip_protocol_meta(wire_result(message.get("result"))))
         return None if self.retry.wants(call, outcome) else outcome

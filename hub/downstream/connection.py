@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import anyio
@@ -30,10 +29,13 @@ from hub.downstream.direct_tools import DirectTools
 from hub.downstream.http_client import downstream_http_client
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
-from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
-from hub.downstream.sessions import SessionPool, current_owner
+from hub.downstream.changes import ChangeFollowing
+from hub.downstream.listing import ListKind, Listing
+from hub.downstream.owned import OwnedSessions, TaskStatusObserver
+from hub.downstream.sessions import SessionPool
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
+from hub.errors import describe_failure  # noqa: F401 — also imported from here by the hub
 
 logger = logging.getLogger("hub.downstream")
 
@@ -44,7 +46,7 @@ class DownstreamUnavailable(Exception):
     """The server is not connected (failed to start, exited, or stopped)."""
 
 
-class Downstream:
+class Downstream(ChangeFollowing, OwnedSessions):
     """A live connection to one configured server."""
 
     def __init__(
@@ -89,10 +91,15 @@ class Downstream:
         self.pool = (SessionPool(self.name, self._open_owned, max_sessions=config.max_sessions, idle_s=config.session_idle_s)
                      if config.session_mode == "per_client" else None)
         """Per-client sessions (`hub.downstream.sessions`), run by the hub beside `run()`; None when shared."""
-        self.on_log: Callable[[Downstream, types.LoggingMessageNotificationParams], Awaitable[None]] | None = None
-        """Where this server's `notifications/message` go (`hub.relay.logs`)."""
-        self.on_resource_updated: Callable[[Downstream, types.ResourceUpdatedNotificationParams], Awaitable[None]] | None = None
-        """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`)."""
+        self.on_log: Callable[..., Awaitable[None]] | None = None
+        """Where this server's `notifications/message` go (`hub.relay.logs`): `(downstream, params)`, and
+        the owner as a third argument for a per-client session's."""
+        self.on_resource_updated: Callable[..., Awaitable[None]] | None = None
+        """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`); for a
+        per-client session's, with its owner (`(downstream, params, owner)`), as for `on_log`."""
+        self.on_task_status: Callable[[Downstream, Any, Any], Awaitable[None]] | None = None
+        """Where this server's `notifications/tasks/status` go, with the owner of the session it came on
+        (None: the shared session) (`hub.relay.tasks`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -253,7 +260,7 @@ class Downstream:
             transport = await anyio.to_thread.run_sync(load_server_object, cfg)
             self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
             self.server_object = transport
-        return self._client_over(transport, self._on_message, self.relay_callbacks)
+        return self._client_over(transport, self._on_message, self.relay_callbacks, self._on_status)
 
     def _remote_transport(self) -> Any:
         cfg = self.config
@@ -263,63 +270,29 @@ class Downstream:
         assert cfg.url is not None
         return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=downstream_http_client)
 
-    def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any]) -> Client:
-        return Client(transport, mode=self.config.protocol, message_handler=on_message, cache=None,
-                      client_info=types.Implementation(name="mcp-hub", version="0.1.0"), **callbacks)
-
-    def _open_owned(self, owner: Any) -> Client:
-        """A new session of this server for one upstream client (`SessionPool`): its server→client
-        requests go to that client; its log messages are relayed; list changes come from the shared session."""
+    def _session_transport(self) -> Any:
+        """A fresh transport to this server, for one more session of it (a per-client one)."""
         cfg = self.config
         if cfg.transport == "stdio":
             assert cfg.command is not None
-            transport: Any = stdio_child(cfg.name, cfg.command, cfg.args, cfg.env | self.caller.child_env(), cfg.cwd)
-        elif cfg.transport == "inprocess":
+            return stdio_child(cfg.name, cfg.command, cfg.args, cfg.env | self.caller.child_env(), cfg.cwd)
+        if cfg.transport == "inprocess":
             if self.server_object is None:
                 raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
-            transport = self.server_object
-        else:
-            transport = self._remote_transport()
-        return self._client_over(transport, self._on_owned_message, self.owner_callbacks(owner))
+            return self.server_object
+        return self._remote_transport()
 
-    async def _on_owned_message(self, message: IncomingMessage) -> None:
-        if isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
-            await self.on_log(self, message.params)
+    def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
+                     on_status: Callable[[Any], Awaitable[None]]) -> Client:
+        return Client(transport, mode=self.config.protocol, message_handler=on_message, cache=None,
+                      client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
+                      extensions=[TaskStatusObserver(on_status)], **callbacks)
+
+    async def _on_status(self, params: Any) -> None:
+        if self.on_task_status is not None:
+            await self.on_task_status(self, params, None)
 
     # -- discovery -------------------------------------------------------------------------
-
-    async def _discover(self, client: Client) -> None:
-        caps = client.server_capabilities
-        listing = Listing()
-        if caps.tools is not None:
-            listing.tools = await all_pages(client.list_tools, listing.meta, "tools")
-        if caps.resources is not None:
-            listing.resources = await all_pages(client.list_resources, listing.meta, "resources")
-            listing.resource_templates = await all_pages(client.list_resource_templates, listing.meta, "resource_templates")
-        if caps.prompts is not None:
-            listing.prompts = await all_pages(client.list_prompts, listing.meta, "prompts")
-        self.listing = listing
-
-    async def refresh(self, kind: ListKind) -> None:
-        """Refetch one list after the server announced a change, then tell the hub."""
-        client = self._client
-        if client is None:
-            return
-        try:
-            meta = self.listing.meta
-            if kind == "tools":
-                self.listing.tools = await all_pages(client.list_tools, meta, "tools")
-            elif kind == "resources":
-                self.listing.resources = await all_pages(client.list_resources, meta, "resources")
-                self.listing.resource_templates = await all_pages(client.list_resource_templates, meta, "resource_templates")
-            else:
-                self.listing.prompts = await all_pages(client.list_prompts, meta, "prompts")
-        except Exception as exc:  # boundary: a failed refresh keeps the previous listing
-            self.log.warning("could not refresh %s after a change: %s", kind, describe_failure(exc))
-            return
-        self.log.info("%s list changed", kind)
-        if self._on_change is not None:
-            await self._on_change(self, kind)
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, Exception):
@@ -340,48 +313,6 @@ class Downstream:
             # Refetching inside the message handler would deadlock the session's reader.
             self._refresh_soon(kind)
 
-    def _refresh_soon(self, kind: ListKind) -> None:
-        if kind in self._pending_refresh:
-            return  # a refetch is already queued and will see this change too
-        self._pending_refresh.add(kind)
-        try:
-            self._refresh_send.send_nowait(kind)
-        except anyio.WouldBlock:
-            self._pending_refresh.discard(kind)
-
-    async def _refresh_worker(self) -> None:
-        async for kind in self._refresh_recv:
-            self._pending_refresh.discard(kind)
-            await self.refresh(kind)
-
-    async def _listen_for_changes(
-        self, client: Client, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """2026-07-28: list changes come on a `subscriptions/listen` stream. Reports started once the
-        server acknowledged the subscription (or refused it)."""
-        caps = client.server_capabilities
-        wanted = {
-            "tools_list_changed": bool(caps.tools and caps.tools.list_changed),
-            "resources_list_changed": bool(caps.resources and caps.resources.list_changed),
-            "prompts_list_changed": bool(caps.prompts and caps.prompts.list_changed),
-        }
-        if not any(wanted.values()):
-            task_status.started()
-            return
-        started = False
-        try:
-            async with client.listen(**wanted) as subscription:
-                task_status.started()
-                started = True
-                async for event in subscription:
-                    kind = event_kind(event)
-                    if kind is not None:
-                        self._refresh_soon(kind)
-        except Exception as exc:  # boundary: no listen support just means no live updates
-            self.log.debug("no subscriptions/listen stream: %s", describe_failure(exc))
-        finally:
-            if not started:
-                task_status.started()
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -390,20 +321,6 @@ class Downstream:
             reason = self.error or self.state
             raise DownstreamUnavailable(f"server {self.name!r} is down ({reason})")
         return self._client
-
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[Client]:
-        """The client to use for the current request: the caller's own session of a `per_client`
-        server (`current_owner`; opened on first use, `HubRefusal` when `max_sessions` are open),
-        else the shared one. Either way the server must be up (`DownstreamUnavailable`)."""
-        shared = await self.ready_client()
-        owner = current_owner()
-        if self.pool is None or owner is None:
-            yield shared
-            return
-        async with self.pool.using(owner) as client:
-            yield client
-
     def retry_after_s(self) -> float:
         """Seconds until the next reconnect attempt (at least 0.1): the `retry_after_s` of a refusal."""
         return round(max(0.1, self.reconnect_at - anyio.current_time()), 1)
@@ -445,12 +362,3 @@ class Downstream:
 async def _set_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def describe_failure(exc: BaseException) -> str:
-    """A one-line reason for a failure, unwrapping exception groups; never a traceback."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
-

@@ -27,6 +27,7 @@ from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
 from hub.downstream.sessions import current_owner
 from hub.errors import HubToolError
+from hub.relay.downstream_input import asks_for_input, complete_input_rounds
 from hub.wire import ToolResult, as_sent, json_number, strip_protocol_meta, wire_result
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ class Forwarder:
         """The answer of the attempt `send_now` sent (`call.sent`), awaited."""
         sent, call.sent = call.sent, None
         sent.progress = call.on_progress  # progress from now on goes to the awaiting driver's call
-        return strip_protocol_meta(wire_result(await sent.channel.result(sent)))  # the channel it went out on
+        body = await sent.channel.result(sent)  # the channel it went out on
+        downstream = self.downstreams[call.route.server]
+        meta = downstream.caller.meta(call.attributes["caller"])
+        return strip_protocol_meta(wire_result(await _with_input(downstream, call, body, meta)))
 
     async def forward(self, call: ToolCall) -> ToolResult:
         """Send one attempt and await its result."""
@@ -79,7 +83,8 @@ class Forwarder:
             if fast and (direct := downstream.direct) and direct.qualifies(original):
                 return strip_protocol_meta(await direct.call(original, arguments))
             if fast and downstream.relays_json:
-                return strip_protocol_meta(wire_result(await _call_json(downstream, original, arguments, call.on_progress, meta)))
+                body = await _call_json(downstream, original, arguments, call.on_progress, meta)
+                return strip_protocol_meta(wire_result(await _with_input(downstream, call, body, meta)))
             # Parsed by the SDK client (HTTP, SSE, a per-client session): passed on as the fields the
             # server sent, no defaults added.
             async with downstream.session() as client:
@@ -91,13 +96,26 @@ class Forwarder:
         return await forward_error(exc, self.downstreams[call.route.server])
 
 
+async def _with_input(downstream: Downstream, call: ToolCall, body: Any, meta: dict[str, Any] | None) -> Any:
+    """`body`, or, if a 2026-07-28 server asked for input, the answer once its requests were relayed
+    and the call sent again with the answers (`hub.relay.downstream_input`)."""
+    if not asks_for_input(body):
+        return body
+
+    async def again(responses: dict[str, Any], state: Any) -> Any:
+        more = {"inputResponses": responses, **({"requestState": state} if state is not None else {})}
+        return await _call_json(downstream, call.route.original, call.arguments, call.on_progress, meta, more)
+
+    return await complete_input_rounds(downstream.name, downstream.relay_callbacks, body, again)
+
+
 async def _call_json(downstream: Downstream, name: str, arguments: dict[str, Any], progress: ProgressFnT | None,
-                     meta: dict[str, Any] | None) -> Any:
+                     meta: dict[str, Any] | None, more: dict[str, Any] | None = None) -> Any:
     """`tools/call` with the result left as the JSON object the server sent (unchecked), stamped for
     the negotiated protocol era by the SDK session: on a stdio child's `JsonChannel`, else (in-process)
     through the SDK's direct dispatcher."""
     session = (await downstream.ready_client()).session
-    params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+    params: dict[str, Any] = {"name": name, "arguments": arguments or {}, **(more or {})}
     if meta:
         params["_meta"] = meta
     stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it

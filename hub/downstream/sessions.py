@@ -7,7 +7,8 @@ sampling requests) must not share one downstream session among every client of t
 - opened on the owner's first use (`async with pool.using(owner) as client`), reused after;
 - at most `max_sessions` open; one more owner gets `HubRefusal("unavailable")`, retryable, with
   `details.reason: "sessions_full"` — never a shared session instead (that is the leak this avoids);
-- closed after `idle_s` without use (never while in use); when its owner is garbage-collected (the
+- closed after `idle_s` without use (never while in use, nor while it holds a resource subscription:
+  `pin`); when its owner is garbage-collected (the
   client connection ended) or by `close(owner)` / `close_where(...)`, once no call uses it; and all
   of them when `run()` ends (or `stop()`);
 - each session is entered and left in a task of its own inside `run()`'s task group, as anyio
@@ -21,10 +22,11 @@ The hub's front end sets `current_owner` (the caller's upstream connection) for 
 
 from __future__ import annotations
 
+import logging
 import math
 import weakref
 from contextvars import ContextVar
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,8 @@ import anyio
 import anyio.abc
 
 from hub.errors import HubRefusal
+
+logger = logging.getLogger("hub.downstream.sessions")
 
 _current_owner: ContextVar[weakref.ref[Any] | None] = ContextVar("current_owner", default=None)
 
@@ -63,6 +67,8 @@ class _Session:
     owner: weakref.ref[Any]
     client: Any = None
     in_use: int = 0
+    pinned: int = 0
+    """Subscriptions held on it: never closed as idle while any is (its owner leaving still closes it)."""
     released: bool = False
     """Its owner is done with it: closed as soon as nothing uses it (a call in flight finishes first)."""
     last_used: float = 0.0
@@ -84,6 +90,8 @@ class SessionPool:
         self._tg: anyio.abc.TaskGroup | None = None
         self._changed = anyio.Event()
         self._ended = anyio.Event()
+        self.prepare: Callable[[Any, Any], Awaitable[None]] | None = None
+        """`prepare(owner, client)`, run on each new session before its first use (the owner's log level)."""
 
     @property
     def open_count(self) -> int:
@@ -125,6 +133,20 @@ class SessionPool:
             session.last_used = anyio.current_time()
             if session.released and not session.in_use:
                 session.closing.set()
+            self._poke()
+
+    def client_of(self, owner: Any) -> Any:
+        """The owner's open session's client, or None (none opened yet, or closed)."""
+        session = self._sessions.get(id(owner))
+        if session is None or session.owner() is not owner or not session.ready.is_set() or session.error is not None:
+            return None
+        return session.client
+
+    def pin(self, owner: Any, delta: int) -> None:
+        """Add `delta` (+1 / -1) to the subscriptions held on the owner's open session (see `_Session.pinned`)."""
+        session = self._sessions.get(id(owner))
+        if session is not None and session.owner() is owner:
+            session.pinned = max(0, session.pinned + delta)
             self._poke()
 
     def close(self, owner: Any) -> None:
@@ -174,6 +196,13 @@ class SessionPool:
             del owner  # the pool must not keep the owner alive
             async with client:
                 session.client = client
+                if self.prepare is not None and (alive := session.owner()) is not None:
+                    try:
+                        with anyio.fail_after(10):
+                            await self.prepare(alive, client)
+                    except Exception:  # noqa: BLE001 — best effort: the session serves without it
+                        logger.warning("server %r: preparing a per-client session failed", self.server)
+                    del alive
                 session.ready.set()
                 await session.closing.wait()
         except Exception as exc:  # noqa: BLE001 — reported to whoever waits for it; the pool goes on
@@ -199,7 +228,7 @@ class SessionPool:
             now = anyio.current_time()
             next_due = math.inf
             for session in list(self._sessions.values()):
-                if session.in_use or not session.ready.is_set():
+                if session.in_use or session.pinned or not session.ready.is_set():
                     continue
                 due = session.last_used + self.idle_s
                 if due <= now:

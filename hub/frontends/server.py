@@ -37,6 +37,9 @@ from hub.wire import WireResult, sdk_result
 
 logger = logging.getLogger("hub.server")
 
+_RELEASE_ON_CLOSE = "mcp-hub/release-on-close"
+"""`Connection.state` key: its per-client downstream sessions are closed with it."""
+
 
 class HubServer(RelayFace, Server[Any]):
     """A low-level `Server` that always advertises list-change notifications (and, through
@@ -262,6 +265,12 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         session. A 2026-07-28 request has no session beyond itself: its downstream sessions are released
         when it is answered (a call parked for input-required keeps its session until it finishes)."""
         connection = getattr(ctx.session, "_connection", None)  # no public accessor
+        if (connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+                and not connection.state.get(_RELEASE_ON_CLOSE)):
+            # The connection's teardown (stdio EOF, legacy SSE stream closed, Streamable HTTP DELETE or
+            # expiry) closes its per-client downstream sessions at once, not at garbage collection.
+            connection.state[_RELEASE_ON_CLOSE] = True
+            connection.exit_stack.callback(hub.release_owner, connection)
         with owned_by(connection):
             try:
                 return await call_next(ctx)

@@ -1,6 +1,6 @@
 """What downstream servers send toward the hub's clients: log messages (`hub.relay.logs`),
-server→client requests — sampling, elicitation, roots (`hub.relay.requests`) — and resource
-updates (`hub.relay.subscriptions`)."""
+server→client requests — sampling, elicitation, roots (`hub.relay.requests`) — resource
+updates (`hub.relay.subscriptions`) and task status notifications (`hub.relay.tasks`)."""
 
 from __future__ import annotations
 
@@ -25,4 +25,7 @@ def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay, ResourceSubscriptio
         downstream.owner_callbacks = lambda owner, name=downstream.name: requests.callbacks(name, owner)
         downstream.on_log = logs.relay
         downstream.on_resource_updated = subscriptions.relay
+        downstream.on_task_status = requests.tasks.status
+        if downstream.pool is not None:  # a client's own session gets its log level when it opens
+            downstream.pool.prepare = lambda owner, client, d=downstream: logs.prepare(d, owner, client)
     return logs, requests, subscriptions

@@ -92,7 +92,7 @@ def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], P
         return types.EmptyResult()
 
     async def roots_changed(ctx: ServerRequestContext[Any], params: types.NotificationParams) -> None:
-        await hub.request_relay.roots_changed(caller())
+        await hub.request_relay.roots_changed(caller(), _connection_of(ctx))
 
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)

@@ -86,13 +86,17 @@ class RequestRelay:
         route = self._hub.catalog.resolve_tool(name)
         return self.track(route.server, session, request_id, principal, park) if route is not None else _UNTRACKED
 
-    async def roots_changed(self, principal: Principal) -> None:
-        """A client's `notifications/roots/list_changed`: tell each connected handshake-era server it may see."""
+    async def roots_changed(self, principal: Principal, connection: Any = None) -> None:
+        """A client's `notifications/roots/list_changed`: tell each connected handshake-era server it may
+        see — on the client's own session of a `per_client` server (if it has one open), else the shared one."""
         for downstream in self._hub.downstreams.values():
             if not may_see_server(self._hub, principal, downstream.name):
                 continue
             try:
-                await downstream.client().send_roots_list_changed()
+                own = downstream.pool.client_of(connection) if downstream.pool is not None and connection is not None else None
+                if downstream.pool is not None and connection is not None and own is None:
+                    continue  # no session of its own yet: a session opened later asks for roots afresh
+                await (own or downstream.client()).send_roots_list_changed()
             except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
                 logger.debug("roots/list_changed not sent to %s: %s", downstream.name, type(exc).__name__)
 

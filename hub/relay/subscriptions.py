@@ -16,7 +16,11 @@ Rules (docs/domains.md, "Protocol relay"; docs/events.md, "Subscribable resource
   nothing leaks); at most `MAX_LISTEN_URIS` per stream. The server is subscribed before the
   acknowledgment, so an update after it is delivered. Scopes are checked when the stream opens
   (the stream is one request: a client whose scopes change re-listens).
-- The downstream session is shared, so the hub subscribes it once per resource (on the first
+- A `per_client` handshake-era server: each client's subscription is made on, and removed from,
+  its own downstream session (held open while it has any), and that session's updates go to that
+  client only. A 2026-07-28 client's listen stream has no session of its own (its requests each get
+  a session released when answered), so its URIs are held on the shared session as for any server.
+- A shared downstream session: the hub subscribes it once per resource (on the first
   client) and lets go when the last client leaves (or its connection ends, found at the next
   update). A 2026-07-28 server's stream is replaced (new stream acknowledged first, then the old
   one closed, so no update falls in a gap) whenever the set of URIs changes. A downstream that
@@ -49,6 +53,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
+from hub.errors import HubRefusal
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -130,23 +135,47 @@ class ResourceSubscriptions:
                                    f"read {uri} again instead")
         return downstream, original
 
-    async def _hold(self, uri: str, principal: Principal) -> None:
-        downstream, original = self._target(uri, principal)
-        await self._ensure(downstream, uri, original)
-
     async def subscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
-        """A client's `resources/subscribe`: remember it, and subscribe the server if not yet."""
-        await self._hold(uri, principal)
-        self._clients.setdefault(uri, weakref.WeakKeyDictionary())[connection] = principal
+        """A client's `resources/subscribe`: remember it, and subscribe the server if not yet — for a
+        `per_client` server, the client's own session (`_own_session`)."""
+        downstream, original = self._target(uri, principal)
+        clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
+        if _per_client(downstream):
+            if connection not in clients:
+                await self._own_session(downstream, connection, original, subscribe=True)
+        else:
+            await self._ensure(downstream, uri, original)
+        clients[connection] = principal
 
     async def unsubscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
-        """A client's `resources/unsubscribe`: forget it; the last one out unsubscribes the server.
-        Unsubscribing from something not subscribed is a no-op, as it is for servers."""
-        self._resolve(uri, principal)
+        """A client's `resources/unsubscribe`: forget it; the last one out unsubscribes the server
+        (a `per_client` server: the client's own session at once). Unsubscribing from something not
+        subscribed is a no-op, as it is for servers."""
+        server, original = self._resolve(uri, principal)
         clients = self._clients.get(uri)
-        if clients is not None:
-            clients.pop(connection, None)
+        held = clients is not None and clients.pop(connection, None) is not None
+        downstream = self._hub.downstreams[server]
+        if held and _per_client(downstream):
+            await self._own_session(downstream, connection, original, subscribe=False)
         await self._release_if_unused(uri)
+
+    async def _own_session(self, downstream: Downstream, connection: Connection, original: str, *, subscribe: bool) -> None:
+        """(Un)subscribe `original` on the client's own session of a `per_client` server, which is
+        held open (not closed as idle) while it has subscriptions; its updates reach that client only."""
+        pool = downstream.pool
+        assert pool is not None
+        if not subscribe and pool.client_of(connection) is None:
+            return  # its session is gone, and its subscriptions with it
+        try:
+            async with pool.using(connection) as client:
+                with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
+                    if subscribe:
+                        await client.session.subscribe_resource(original)
+                    else:
+                        await client.session.unsubscribe_resource(original)
+        except HubRefusal as exc:  # `max_sessions` reached: the refusal's body as the error's data
+            raise MCPError(code=types.INTERNAL_ERROR, message=exc.body.message, data=exc.body.model_dump(exclude_none=True)) from exc
+        pool.pin(connection, 1 if subscribe else -1)
 
     async def hold_for_stream(self, uris: Iterable[str], principal: Principal) -> list[str]:
         """A 2026-07-28 client's listen stream opens: subscribe what it may read; the URIs held."""
@@ -279,25 +308,41 @@ class ResourceSubscriptions:
             except Exception as exc:  # noqa: BLE001 — logged; the client's next subscribe retries
                 downstream.log.warning("could not renew the subscription to %s: %s", original, type(exc).__name__)
 
-    async def relay(self, downstream: Downstream, params: types.ResourceUpdatedNotificationParams) -> None:
-        """Send one server's `notifications/resources/updated` to the clients subscribed to it."""
+    async def relay(self, downstream: Downstream, params: types.ResourceUpdatedNotificationParams, owner: Any = None) -> None:
+        """Send one server's `notifications/resources/updated` to the clients subscribed to it; one
+        from a per-client session (`owner`) to that session's client only, if it is subscribed."""
         uri = namespaced_uri(downstream.config.namespace, str(params.uri))
+        if owner is not None:
+            principal = self._clients.get(uri, {}).get(owner)
+            if principal is not None and self._hub.access.may_read(principal, downstream.name):
+                await owner.notify("notifications/resources/updated", {**_body(params), "uri": uri})
+            return
         if not self._in_use(uri):
             await self._release_if_unused(uri)  # every subscriber's connection ended
             return
-        body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-        meta = body.get("_meta")
-        if isinstance(meta, dict):  # a listen stream's subscription id is the downstream's, not the client's
-            meta.pop(SUBSCRIPTION_ID_META_KEY, None)
-            if not meta:
-                body.pop("_meta")
-        body["uri"] = uri
+        body = {**_body(params), "uri": uri}
         for connection, principal in list(self._clients.get(uri, {}).items()):
             if self._hub.access.may_read(principal, downstream.name):
                 await connection.notify("notifications/resources/updated", body)  # best effort: never raises
         if self._listeners.get(uri):
             for bus in self._buses:
                 await bus.publish(ResourceUpdated(uri=uri))
+
+
+def _body(params: types.ResourceUpdatedNotificationParams) -> dict[str, Any]:
+    body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+    meta = body.get("_meta")
+    if isinstance(meta, dict):  # a listen stream's subscription id is the downstream's, not the client's
+        meta.pop(SUBSCRIPTION_ID_META_KEY, None)
+        if not meta:
+            body.pop("_meta")
+    return body
+
+
+def _per_client(downstream: Downstream) -> bool:
+    """Whether a client's subscriptions to this server are held on its own session: a `per_client`
+    handshake-era server (a 2026-07-28 one has no sessions: its one listen stream serves everyone)."""
+    return downstream.pool is not None and not _modern(downstream.client())
 
 
 async def _hold_stream(downstream: Downstream, uris: list[str], *,

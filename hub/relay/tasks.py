@@ -17,7 +17,13 @@ Rules (docs/protocol.md, "Tasks"):
 - `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`; one
   the server no longer knows is forgotten), at most `MAX_TASKS_PER_CONNECTION`, in one page.
 - A disconnect is not a cancel: the hub forgets the connection's tasks and the server lets them
-  expire (their `ttl`). `notifications/tasks/status` from servers is not relayed (clients poll).
+  expire (their `ttl`).
+- A `per_client` server: the task is created on the caller's own downstream session, and every
+  `tasks/*` about it goes to that session; once that session has ended the task is "not found".
+- `notifications/tasks/status` from a server goes to the connection that owns the task (for one
+  from a per-client session: its owner only), its `taskId` (and `related-task`) as that client knows
+  it; a status about a task no client of the hub created through it, or whose client may no longer
+  see the server, goes nowhere.
 - 2026-07-28 clients: tasks left the core protocol, so they are not relayed; a task-only tool is not
   listed to them, and a `task` they send is dropped.
 """
@@ -79,6 +85,10 @@ class RelayedTask:
     server: str
     task_id: str
     """The server's own id."""
+    principal: Principal | None = None
+    session: int | None = None
+    """Which downstream session created it (`id()` of its `ClientSession`): every `tasks/*` about it
+    goes to that session (a `per_client` server: the creator's own), never to another."""
 
 
 class TaskRelay:
@@ -167,17 +177,18 @@ class TaskRelay:
         if meta:
             params["_meta"] = meta
         with downstream.caller.bind(principal):
-            body = await _send(downstream, "tools/call", params)
+            body, session = await _send(downstream, "tools/call", params)
         created = body.get("task")
         if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
             return WireResult(_checked_call_result(body, route.server))  # the server ran it without a task
-        exposed = self._own(connection, route.server, created["taskId"])
+        exposed = self._own(connection, RelayedTask(f"{route.server}:{created['taskId']}", route.server,
+                                                    created["taskId"], principal, session))
         return WireResult({**self._exposed_meta(body, route.server), "task": {**created, "taskId": exposed}})
 
-    def _own(self, connection: Any, server: str, task_id: str) -> str:
-        exposed = f"{server}:{task_id}"
+    def _own(self, connection: Any, task: RelayedTask) -> str:
+        exposed, server, task_id = task.exposed, task.server, task.task_id
         owned = self._owned.setdefault(connection, OrderedDict())
-        owned[exposed] = RelayedTask(exposed, server, task_id)
+        owned[exposed] = task
         self._exposed[(server, task_id)] = exposed
         while len(owned) > MAX_TASKS_PER_CONNECTION:
             _, old = owned.popitem(last=False)
@@ -206,9 +217,9 @@ class TaskRelay:
         params = {"taskId": relayed.task_id}
         if method == "tasks/result" and session is not None:
             with self._hub.request_relay.track(relayed.server, session, request_id, principal):
-                body = await _send(downstream, method, params)
+                body, _ = await _send(downstream, method, params, relayed)
         else:
-            body = await _send(downstream, method, params)
+            body, _ = await _send(downstream, method, params, relayed)
         self._audit_cancel(method, principal, relayed)
         body = self._exposed_meta(body, relayed.server)
         return {**body, "taskId": exposed} if "taskId" in body else body
@@ -221,7 +232,7 @@ class TaskRelay:
             if not may_see_server(self._hub, principal, relayed.server):
                 continue
             try:
-                body = await _send(self._hub.downstreams[relayed.server], "tasks/get", {"taskId": relayed.task_id})
+                body, _ = await _send(self._hub.downstreams[relayed.server], "tasks/get", {"taskId": relayed.task_id}, relayed)
             except MCPError as exc:
                 if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
                     owned.pop(exposed, None)
@@ -229,6 +240,26 @@ class TaskRelay:
                 continue
             tasks.append({k: v for k, v in body.items() if k != "_meta"} | {"taskId": exposed})
         return {"tasks": tasks}
+
+    async def status(self, downstream: Downstream, params: Any, owner: Any) -> None:
+        """A server's `notifications/tasks/status`: to the client connection that owns the task (for a
+        per-client session, its owner), with the task id it knows; to no one else, and to no one when
+        that client may no longer see the server or the hub did not relay that task."""
+        exposed = f"{downstream.name}:{params.taskId}"
+        if owner is None:
+            try:
+                shared = id(downstream.client().session)
+            except DownstreamUnavailable:
+                return
+        for connection in [owner] if owner is not None else list(self._owned.keys()):
+            relayed = (self._owned.get(connection) or {}).get(exposed)
+            if relayed is None or (owner is None and relayed.session != shared):
+                continue
+            if relayed.principal is None or not may_see_server(self._hub, relayed.principal, downstream.name):
+                return
+            body = params.model_dump(mode="json", exclude_none=True)
+            await connection.notify("notifications/tasks/status", {**self._exposed_meta(body, downstream.name), "taskId": exposed})
+            return
 
     # -- related-task ----------------------------------------------------------------------
 
@@ -251,23 +282,38 @@ class TaskRelay:
             self._hub.request_relay.audit_event(relayed.server, "task_cancel", principal, "ok", None, None)
 
 
-async def _send(downstream: Downstream, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A raw request to a downstream, stamped for its era, answered as the JSON object it sent.
+async def _send(downstream: Downstream, method: str, params: dict[str, Any],
+                task: RelayedTask | None = None) -> tuple[dict[str, Any], int]:
+    """A raw request to a downstream, stamped for its era, on the caller's session (the caller's own
+    of a `per_client` server, `Downstream.session`); (the JSON object it answered, which session).
+    With `task`, only on the session that created it: another is -32602 task not found.
 
     The SDK's typed `send_request` would check a task-augmented `tools/call` answer as a
     `CallToolResult`, so this uses the session's dispatcher (as `Downstream.call_tool_json` does);
     a public `Downstream.send_raw_request` would be the hook."""
     try:
-        session = (await downstream.ready_client()).session
+        async with downstream.session() as client:
+            session = client.session
+            if task is not None and task.session is not None and task.session != id(session):
+                raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {task.exposed[:200]!r}; the "
+                               f"session with server {downstream.name!r} that ran it has ended")
+            return await _send_on(downstream, session, method, params), id(session)
     except DownstreamUnavailable as exc:
         wait = downstream.retry_after_s()
         raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,
                          details={"server": downstream.name, "reason": "down"}) from exc
+    except HubRefusal as exc:  # `max_sessions`: a tool call's isError result; for tasks/* a JSON-RPC error
+        if method == "tools/call":
+            raise
+        raise MCPError(code=types.INTERNAL_ERROR, message=exc.body.message, data=exc.body.model_dump(exclude_none=True)) from exc
+
+
+async def _send_on(downstream: Downstream, session: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {"method": method, "params": params}
     opts: dict[str, Any] = {}
     session._stamp(data, opts)  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
     try:
-        return await session._dispatcher.send_raw_request(method, data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
+        return await session._dispatcher.send_raw_request(method, data["params"], opts)  # type: ignore[no-any-return]  # noqa: SLF001
     except MCPError as exc:
         if method != "tools/call":
             raise  # tasks/*: the server's JSON-RPC error is the client's answer

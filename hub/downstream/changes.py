@@ -1,0 +1,105 @@
+"""Following a downstream's list changes: discovery, refetch on `list_changed`, the 2026-07-28
+`subscriptions/listen` stream (a mixin of `hub.downstream.connection.Downstream`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+from mcp import Client
+
+from hub.errors import describe_failure
+from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
+
+
+class ChangeFollowing:
+    """Discovery and list refetches of one downstream (state lives on `Downstream`)."""
+
+    listing: Listing
+    log: logging.Logger
+    _client: Client | None
+    _on_change: Callable[[Any, ListKind], Awaitable[None]] | None
+    _pending_refresh: set[ListKind]
+    _refresh_send: anyio.abc.ObjectSendStream[ListKind]
+    _refresh_recv: anyio.abc.ObjectReceiveStream[ListKind]
+
+    async def _discover(self, client: Client) -> None:
+        caps = client.server_capabilities
+        listing = Listing()
+        if caps.tools is not None:
+            listing.tools = await all_pages(client.list_tools, listing.meta, "tools")
+        if caps.resources is not None:
+            listing.resources = await all_pages(client.list_resources, listing.meta, "resources")
+            listing.resource_templates = await all_pages(client.list_resource_templates, listing.meta, "resource_templates")
+        if caps.prompts is not None:
+            listing.prompts = await all_pages(client.list_prompts, listing.meta, "prompts")
+        self.listing = listing
+
+    async def refresh(self, kind: ListKind) -> None:
+        """Refetch one list after the server announced a change, then tell the hub."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            meta = self.listing.meta
+            if kind == "tools":
+                self.listing.tools = await all_pages(client.list_tools, meta, "tools")
+            elif kind == "resources":
+                self.listing.resources = await all_pages(client.list_resources, meta, "resources")
+                self.listing.resource_templates = await all_pages(client.list_resource_templates, meta, "resource_templates")
+            else:
+                self.listing.prompts = await all_pages(client.list_prompts, meta, "prompts")
+        except Exception as exc:  # boundary: a failed refresh keeps the previous listing
+            self.log.warning("could not refresh %s after a change: %s", kind, describe_failure(exc))
+            return
+        self.log.info("%s list changed", kind)
+        if self._on_change is not None:
+            await self._on_change(self, kind)
+
+    def _refresh_soon(self, kind: ListKind) -> None:
+        if kind in self._pending_refresh:
+            return  # a refetch is already queued and will see this change too
+        self._pending_refresh.add(kind)
+        try:
+            self._refresh_send.send_nowait(kind)
+        except anyio.WouldBlock:
+            self._pending_refresh.discard(kind)
+
+    async def _refresh_worker(self) -> None:
+        async for kind in self._refresh_recv:
+            self._pending_refresh.discard(kind)
+            await self.refresh(kind)
+
+    async def _listen_for_changes(
+        self, client: Client, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """2026-07-28: list changes come on a `subscriptions/listen` stream. Reports started once the
+        server acknowledged the subscription (or refused it)."""
+        caps = client.server_capabilities
+        wanted = {
+            "tools_list_changed": bool(caps.tools and caps.tools.list_changed),
+            "resources_list_changed": bool(caps.resources and caps.resources.list_changed),
+            "prompts_list_changed": bool(caps.prompts and caps.prompts.list_changed),
+        }
+        if not any(wanted.values()):
+            task_status.started()
+            return
+        started = False
+        try:
+            async with client.listen(**wanted) as subscription:
+                task_status.started()
+                started = True
+                async for event in subscription:
+                    kind = event_kind(event)
+                    if kind is not None:
+                        self._refresh_soon(kind)
+        except Exception as exc:  # boundary: no listen support just means no live updates
+            self.log.debug("no subscriptions/listen stream: %s", describe_failure(exc))
+        finally:
+            if not started:
+                task_status.started()
+
+

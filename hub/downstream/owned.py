@@ -1,0 +1,97 @@
+"""Per-client sessions of one downstream (issue #19 item 7; a mixin of
+`hub.downstream.connection.Downstream`): which session a request uses, and how a session opened for
+one upstream client is built — its server→client requests, log messages, resource updates and task
+status notifications go to that client only (`hub.relay`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp import Client
+from mcp.client.extension import ClientExtension, NotificationBinding
+from mcp.client.session import IncomingMessage
+from pydantic import BaseModel, ConfigDict
+
+from hub.config import ServerConfig
+from hub.downstream.sessions import SessionPool, current_owner
+
+
+class OwnedSessions:
+    """`session()` and `_open_owned(owner)` (state and transports live on `Downstream`)."""
+
+    config: ServerConfig
+    name: str
+    pool: SessionPool | None
+    server_object: Any
+    caller: Any
+    owner_callbacks: Callable[[Any], dict[str, Any]]
+    on_log: Callable[..., Awaitable[None]] | None
+    on_resource_updated: Callable[..., Awaitable[None]] | None
+    on_task_status: Callable[..., Awaitable[None]] | None
+
+    if TYPE_CHECKING:  # provided by `Downstream`
+        def _session_transport(self) -> Any: ...
+        def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
+                         on_status: Callable[[Any], Awaitable[None]]) -> Client: ...
+        async def ready_client(self) -> Client: ...
+
+    def _open_owned(self, owner: Any) -> Client:
+        """A new session of this server for one upstream client (`SessionPool`): its server→client
+        requests, log messages, resource updates and task status notifications go to that client
+        only; list changes come from the shared session."""
+        mine = weakref.ref(owner)
+
+        async def on_message(message: IncomingMessage) -> None:
+            if (who := mine()) is not None:
+                await self._on_owned_message(message, who)
+
+        async def on_status(params: Any) -> None:
+            if (who := mine()) is not None and self.on_task_status is not None:
+                await self.on_task_status(self, params, who)
+
+        return self._client_over(self._session_transport(), on_message, self.owner_callbacks(owner), on_status)
+
+    async def _on_owned_message(self, message: IncomingMessage, owner: Any) -> None:
+        if isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
+            await self.on_log(self, message.params, owner)
+        elif isinstance(message, types.ResourceUpdatedNotification) and self.on_resource_updated is not None:
+            await self.on_resource_updated(self, message.params, owner)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Client]:
+        """The client to use for the current request: the caller's own session of a `per_client`
+        server (`current_owner`; opened on first use, `HubRefusal` when `max_sessions` are open),
+        else the shared one. Either way the server must be up (`DownstreamUnavailable`)."""
+        shared = await self.ready_client()
+        owner = current_owner()
+        if self.pool is None or owner is None:
+            yield shared
+            return
+        async with self.pool.using(owner) as client:
+            yield client
+
+
+class TaskStatusObserver(ClientExtension):
+    """Hands a downstream's `notifications/tasks/status` to the hub. The SDK surfaces a notification
+    that is not a core method of the negotiated version only to an extension's binding, so the hub's
+    client advertises this (otherwise empty) extension to observe it (docs/protocol.md)."""
+
+    identifier = "dev.mcp-hub/task-status-relay"
+
+    def __init__(self, handler: Callable[[Any], Awaitable[None]]) -> None:
+        self._handler = handler
+
+    def notifications(self) -> list[NotificationBinding[Any]]:
+        return [NotificationBinding(method="notifications/tasks/status", params_type=TaskStatus, handler=self._handler)]
+
+
+class TaskStatus(BaseModel):
+    """A `notifications/tasks/status`'s params as sent: the task id, every other field passed on as is."""
+
+    model_config = ConfigDict(extra="allow")
+    taskId: str  # noqa: N815 — the wire name; the relay rewrites only this field
+
