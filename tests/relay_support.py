@@ -1,5 +1,5 @@
-"""Helpers of the relay tests that run the hub with real clients (tests/test_relay_per_client.py,
-tests/test_relay_scope.py, tests/test_relay_downstream_input.py): what a client heard and was asked,
+"""Helpers of the relay tests that run the hub with real clients (tests/hub/relay/test_relay_per_client.py,
+tests/hub/relay/test_relay_scope.py, tests/hub/relay/test_relay_downstream_input.py): what a client heard and was asked,
 raw requests the SDK client has no API for, and the per-session fixture server."""
 
 from __future__ import annotations
