@@ -169,8 +169,7 @@ class QuantizedMiniLM(MiniLM):
 
         length = ids.shape[1]
         x = _layer_norm(self.word[ids] + self.position[:length] + self.token_type, *self.embed_norm).astype(np.float32)
-        bias = ((1.0 - mask) * -1e9)[:, None, None, :].astype(np.float32)
-        hidden = self.encoder(x, bias)
+        hidden = self.encoder(x, mask.astype(np.int32))
         pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
