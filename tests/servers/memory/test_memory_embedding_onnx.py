@@ -71,3 +71,13 @@ def test_default_embedder_is_the_int8_one(monkeypatch: pytest.MonkeyPatch, tmp_p
     numpy_path = load_embedder(default_cache_dir() / "models")
     numpy_path.embed(["x"])
     assert type(numpy_path._loaded) is MiniLM  # type: ignore[attr-defined]
+
+
+def test_long_texts_are_embedded_from_their_first_128_word_pieces(quantized: QuantizedMiniLM) -> None:
+    """The int8 path cuts at 128 word pieces ([CLS] + 126 + [SEP]), what MiniLM was trained on."""
+    text = " ".join(f"Invoice {i} for depot {i % 13} was paid {i * 7 % 31} days late." for i in range(40))
+    full = MiniLM().tokenizer.encode(text).ids  # cut at 256
+    assert len(full) > 200
+    cut = np.asarray(full[:127] + full[-1:], dtype=np.int64)[None, :]
+    expected = quantized._forward(cut, np.ones(cut.shape, dtype=np.float32))[0]
+    assert float(quantized.embed([text])[0] @ expected) > 0.9999
