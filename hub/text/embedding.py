@@ -160,7 +160,8 @@ class QuantizedMiniLM(MiniLM):
     Texts are cut at `CHUNK_TOKENS` (128) word pieces, not 256 (`$MEMORY_EMBED_MAX_TOKENS` overrides):
     MiniLM was trained on 128, a 500-character chunk is ~110-190, and the cut saves ~14% of the
     token-layers at the same hit@5 on both bench corpora. Keyword search still sees the whole chunk.
-    Vectors of earlier databases stay comparable (same model; only long chunks' tails differ), so the
+    Vectors of earlier databases stay comparable: queries are under 128 word pieces, so their vectors
+    are identical under both cuts, and older chunk vectors (cut at 256) live in the same space. The
     name is kept."""
 
     def __init__(self, model_dir: Path | None = None, cache_dir: Path | None = None) -> None:
