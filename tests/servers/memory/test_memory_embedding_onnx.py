@@ -30,16 +30,21 @@ def quantized() -> QuantizedMiniLM:
 
 
 def test_float_graph_matches_numpy_forward(reference: MiniLM) -> None:
-    ids = np.asarray([reference.tokenizer.encode(t).ids for t in TEXTS[:1]], dtype=np.int64)
-    mask = np.ones(ids.shape, dtype=np.float32)
+    """A padded batch of two: the fused graph's Attention must ignore the padding the mask marks."""
+    encoded = [reference.tokenizer.encode(t).ids for t in TEXTS[:2]]
+    length = max(map(len, encoded))
+    ids = np.zeros((2, length), dtype=np.int64)
+    mask = np.zeros((2, length), dtype=np.float32)
+    for row, tokens in enumerate(encoded):
+        ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, 1.0
     encoder = OnnxEncoder(model_path(reference, default_cache_dir() / "models", quantized=False))
-    x = reference.word[ids] + reference.position[: ids.shape[1]] + reference.token_type
+    x = reference.word[ids] + reference.position[:length] + reference.token_type
     from hub.text.embedding import _layer_norm
 
-    hidden = encoder(_layer_norm(x, *reference.embed_norm).astype(np.float32), np.zeros((1, 1, 1, ids.shape[1]), np.float32))
-    pooled = hidden.mean(1)
+    hidden = encoder(_layer_norm(x, *reference.embed_norm).astype(np.float32), mask.astype(np.int32))
+    pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
-    assert float(pooled[0] @ reference._forward(ids, mask)[0]) > 0.9999
+    assert ((pooled * reference._forward(ids, mask)).sum(1) > 0.9999).all()
 
 
 def test_int8_embeddings_stay_close_to_float(reference: MiniLM, quantized: QuantizedMiniLM) -> None:
@@ -66,3 +71,13 @@ def test_default_embedder_is_the_int8_one(monkeypatch: pytest.MonkeyPatch, tmp_p
     numpy_path = load_embedder(default_cache_dir() / "models")
     numpy_path.embed(["x"])
     assert type(numpy_path._loaded) is MiniLM  # type: ignore[attr-defined]
+
+
+def test_long_texts_are_embedded_from_their_first_128_word_pieces(quantized: QuantizedMiniLM) -> None:
+    """The int8 path cuts at 128 word pieces ([CLS] + 126 + [SEP]), what MiniLM was trained on."""
+    text = " ".join(f"Invoice {i} for depot {i % 13} was paid {i * 7 % 31} days late." for i in range(40))
+    full = MiniLM().tokenizer.encode(text).ids  # cut at 256
+    assert len(full) > 200
+    cut = np.asarray(full[:127] + full[-1:], dtype=np.int64)[None, :]
+    expected = quantized._forward(cut, np.ones(cut.shape, dtype=np.float32))[0]
+    assert float(quantized.embed([text])[0] @ expected) > 0.9999
