@@ -1,8 +1,9 @@
 """One downstream MCP server as the hub sees it: connect, discover, call, follow list changes.
 
 The transport (stdio child, Streamable HTTP, legacy SSE, in-process) is picked from the config;
-the protocol era is negotiated by the SDK client (`mode="auto"` probes `server/discover` and
-falls back to the 2025-11-25 initialize handshake). List changes arrive as legacy
+the protocol era follows `protocol` (`hub.downstream.era`): for `auto`, an out-of-process server
+is met with the 2025-11-25 initialize handshake first, and with the SDK's 2026-07-28 probe only
+when it refuses the handshake; an in-process domain with the probe. List changes arrive as legacy
 `notifications/*/list_changed` or, on 2026-07-28 connections, over a `subscriptions/listen`
 stream; either way the server's part of the catalog is refetched and `on_change` is called.
 """
@@ -26,6 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.caller_channel import CallerChannel
 from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
+from hub.downstream.era import Era, HandshakeRefused
 from hub.downstream.http_client import downstream_http_client
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
@@ -58,6 +60,8 @@ class Downstream(ChangeFollowing, OwnedSessions):
     ) -> None:
         self.config = config
         self.name = config.name
+        self.era = Era(config)
+        """The client `mode` each connection (and per-client session) of this server uses."""
         self.state: State = "starting"
         self.error: str | None = None
         self.listing = Listing()
@@ -116,6 +120,9 @@ class Downstream(ChangeFollowing, OwnedSessions):
                     await self._connect_and_serve()
             except TimeoutError:
                 self.error = f"did not complete the MCP handshake within {self.connect_timeout_s:g}s"
+            except HandshakeRefused as exc:
+                self.log.info("%s; connecting again with the 2026-07-28 probe", exc)
+                continue  # at once: not a failure of the server
             except Exception as exc:  # boundary: any connection failure is reported, never raised to the hub
                 if not (self._lost.is_set() and self.error):
                     self.error = describe_failure(exc)
@@ -147,7 +154,7 @@ class Downstream(ChangeFollowing, OwnedSessions):
     async def _connect_and_serve(self) -> None:
         # The handshake and discovery get `connect_timeout_s`; once connected, no deadline.
         with anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout_s) as handshake:
-            async with await self._make_client() as client, anyio.create_task_group() as tg:
+            async with self.era.handshake(await self._make_client()) as client, anyio.create_task_group() as tg:
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     # Subscribe before listing, so no change between the two can be missed.
                     await tg.start(self._listen_for_changes, client)
@@ -284,7 +291,7 @@ class Downstream(ChangeFollowing, OwnedSessions):
 
     def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
                      on_status: Callable[[Any], Awaitable[None]]) -> Client:
-        return Client(transport, mode=self.config.protocol, message_handler=on_message, cache=None,
+        return Client(transport, mode=self.era.mode, message_handler=on_message, cache=None,
                       client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
                       extensions=[TaskStatusObserver(on_status)], **callbacks)
 

@@ -11,7 +11,7 @@ from mcp.client.sse import sse_client
 
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import echo_stdio, start_echo_http, start_hub_http, write_config
+from tests.conftest import FIXTURES, PY, echo_stdio, start_echo_http, start_hub_http, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -86,15 +86,24 @@ async def test_in_process_and_protocol_eras_of_downstreams() -> None:
             "mcpServers": {
                 "math": {"module": "tests.fixtures.inproc_server:server"},
                 "made": {"module": "tests.fixtures.inproc_server:make_server"},
-                "modern": echo_stdio(),
+                "modern": echo_stdio(protocol="2026-07-28"),
                 "handshake": echo_stdio("--name", "hs", protocol="legacy"),
+                "both": echo_stdio("--name", "both"),  # `auto`: the handshake first (hub.downstream.era)
+                "only2026": {"command": PY, "args": [str(FIXTURES / "modern_only.py"), "--name", "m26"]},
                 "nomod": {"module": "tests.fixtures.no_such_module:server"},
             }
         }
     )
     async with Hub(config) as hub:
         assert hub.downstreams["modern"].protocol_version == "2026-07-28"
+        # Pinned to 2026-07-28, its tools are listed (the SDK's own pin would adopt no capabilities).
+        assert (await hub.route_call("modern__add", {"a": 1, "b": 2})).structured_content == {"total": 3}
         assert hub.downstreams["handshake"].protocol_version == "2025-11-25"
+        assert hub.downstreams["both"].protocol_version == "2025-11-25"
+        # A server refusing the handshake is connected again at once with the 2026-07-28 probe.
+        assert hub.downstreams["only2026"].protocol_version == "2026-07-28"
+        assert (await hub.route_call("only2026__add", {"a": 2, "b": 3})).structured_content == {"total": 5}
+        assert hub.downstreams["math"].protocol_version == "2026-07-28"  # in-process: the probe
         assert hub.downstreams["nomod"].state == "down" and "no_such_module" in (hub.downstreams["nomod"].error or "")
         result = await hub.route_call("math__multiply", {"a": 6, "b": 7})
         assert result.structured_content == {"result": 42.0}

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.anyio
 SERVERS = {
     "inproc": {"module": "tests.fixtures.asking_server:server"},
     "child": {"command": sys.executable, "args": [str(Path(ROOT) / "tests" / "fixtures" / "asking_server.py")],
-              "env": {"PYTHONPATH": str(ROOT)}},
+              "env": {"PYTHONPATH": str(ROOT)}, "protocol": "2026-07-28"},  # `auto` would take the handshake
 }
 
 
