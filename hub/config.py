@@ -135,11 +135,19 @@ class ServerConfig(BaseModel):
     session: Literal["shared", "per_client"] | None = None
     """`per_client`: each upstream client connection gets a downstream session of its own (calls,
     resources, prompts, completions, server→client requests); `shared`: one session for every client.
-    Default (`session_mode`): `per_client` for HTTP/SSE servers, `shared` for stdio and in-process."""
+    Default (`session_mode`): `per_client` for HTTP/SSE servers, `shared` for in-process ones, and for
+    stdio ones `shared` until the server sends its first server→client request (`adaptive_sessions`;
+    behind the stdio front, with its one client, they stay `shared`)."""
     max_sessions: int = Field(default=100, ge=1)
     """Per-client sessions open at once; one more client is refused `unavailable` (retryable)."""
     session_idle_s: float = Field(default=300.0, gt=0)
     """A per-client session unused this long is closed (a later request opens a new one)."""
+
+    @property
+    def adaptive_sessions(self) -> bool:
+        """A stdio server left to its `session` default: shared until it sends a server→client
+        request (sampling, elicitation, roots), then per client (`hub.downstream.connection`)."""
+        return self.session is None and self.transport == "stdio"
 
     @property
     def session_mode(self) -> Literal["shared", "per_client"]:
@@ -222,6 +230,12 @@ class HubConfig(BaseModel):
 
     def enabled_servers(self) -> list[ServerConfig]:
         return [s for s in self.servers if s.enabled]
+
+    def single_client(self) -> HubConfig:
+        """This config for a hub with one client (the stdio front): a stdio server left to its `session`
+        default stays shared (`ServerConfig.adaptive_sessions`: a second child would only split its state)."""
+        servers = [s.model_copy(update={"session": "shared"}) if s.adaptive_sessions else s for s in self.servers]
+        return self.model_copy(update={"servers": servers})
 
 
 def default_namespace(key: str) -> str:

@@ -152,8 +152,8 @@ class Hub(HubReads):
     async def aclose(self) -> None:
         for downstream in self.downstreams.values():
             downstream.stop()
-            if downstream.pool is not None:
-                downstream.pool.stop()
+            if downstream.session_pool is not None:
+                downstream.session_pool.stop()
         self._task_group = None
         await self._exit_stack.aclose()
         if self.tracing is not None:  # flush the spans not yet exported
@@ -170,8 +170,8 @@ class Hub(HubReads):
         catalog. A built-in domain with a remembered listing (`listing_cache`) is not waited for."""
         assert self._task_group is not None
         for downstream in self.downstreams.values():
-            if downstream.pool is not None:  # per-client sessions (`hub.downstream.sessions`)
-                await self._task_group.start(downstream.pool.run)
+            if downstream.session_pool is not None:  # per-client sessions (`hub.downstream.sessions`)
+                await self._task_group.start(downstream.session_pool.run)
             self._task_group.start_soon(downstream.run)
         self._remembered = self._remembered_listings()
         if self._wait_at_start:

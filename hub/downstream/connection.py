@@ -92,9 +92,13 @@ class Downstream(ChangeFollowing, OwnedSessions):
         """Sampling / elicitation / roots callbacks for the shared session (`hub.relay.requests`)."""
         self.owner_callbacks: Callable[[Any], dict[str, Any]] = lambda owner: self.relay_callbacks
         """The same callbacks for a per-client session, bound to its owner (`hub.relay.requests`)."""
-        self.pool = (SessionPool(self.name, self._open_owned, max_sessions=config.max_sessions, idle_s=config.session_idle_s)
-                     if config.session_mode == "per_client" else None)
-        """Per-client sessions (`hub.downstream.sessions`), run by the hub beside `run()`; None when shared."""
+        self.session_pool = (SessionPool(self.name, self._open_owned, max_sessions=config.max_sessions,
+                                         idle_s=config.session_idle_s)
+                             if config.session_mode == "per_client" or config.adaptive_sessions else None)
+        """Per-client sessions (`hub.downstream.sessions`), run by the hub beside `run()`."""
+        self.pool = self.session_pool if config.session_mode == "per_client" else None
+        """`session_pool` once in use (at once for `per_client`; for a stdio server left to its default,
+        from the first server→client request it sends: `_adapt`); None while every client shares."""
         self.on_log: Callable[..., Awaitable[None]] | None = None
         """Where this server's `notifications/message` go (`hub.relay.logs`): `(downstream, params)`, and
         the owner as a third argument for a per-client session's."""
@@ -267,7 +271,24 @@ class Downstream(ChangeFollowing, OwnedSessions):
             transport = await anyio.to_thread.run_sync(load_server_object, cfg)
             self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
             self.server_object = transport
-        return self._client_over(transport, self._on_message, self.relay_callbacks, self._on_status)
+        callbacks = self._adapt(self.relay_callbacks) if self.pool is None and self.session_pool is not None else self.relay_callbacks
+        return self._client_over(transport, self._on_message, callbacks, self._on_status)
+
+    def _adapt(self, callbacks: dict[str, Any]) -> dict[str, Any]:
+        """The shared session's sampling / elicitation / roots callbacks for a stdio server left to its
+        `session` default: its first such request shows it works per client (it asks its client for
+        something), so from then on each upstream client gets a session of its own (`session_pool`)."""
+
+        def adapting(kind: str, relay: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def first_asks(*args: Any, **kwargs: Any) -> Any:
+                if self.pool is None and self.session_pool is not None:
+                    self.pool = self.session_pool
+                    self.log.info("it sent a %s request: each upstream client now gets its own session of it "
+                                  "(`session: shared` keeps one for all)", kind.replace("_callback", ""))
+                return await relay(*args, **kwargs)
+            return first_asks
+
+        return {kind: adapting(kind, relay) for kind, relay in callbacks.items()}
 
     def _remote_transport(self) -> Any:
         cfg = self.config

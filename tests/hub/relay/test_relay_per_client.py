@@ -20,7 +20,11 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import Proc, start_hub_http, write_config
+import sys
+
+import mcp_types as types
+
+from tests.conftest import FIXTURES, ROOT, Proc, start_hub_http, write_config
 from tests.relay_support import Heard, StatusWatcher, answer, eventually, open_sessions, raw, start_relay_server
 
 pytestmark = pytest.mark.anyio
@@ -121,3 +125,34 @@ async def test_a_legacy_sse_client_that_disconnects_closes_its_downstream_sessio
             return await open_sessions(downstream) == 1
 
         await eventually(closed)
+
+
+async def test_a_stdio_server_that_asks_its_client_gets_a_session_per_client_from_then_on(tmp_path: Path, procs: list) -> None:
+    """A stdio server left to its `session` default is shared until it sends a server→client request;
+    from then on each HTTP client gets a child of its own, so per-session state stops leaking."""
+    child = {"command": sys.executable, "args": [str(FIXTURES / "session_relay_server.py"), "stdio"],
+             "env": {"PYTHONPATH": str(ROOT)}}
+    config = write_config(tmp_path, {"st": child}, {"data_dir": str(tmp_path / "data")})
+    url = start_hub_http(procs, config, "http")
+    heard_a, heard_b = Heard(), Heard()
+    with anyio.fail_after(120):
+        async with Client(url, mode="legacy", sampling_callback=_sampled, elicitation_callback=_elicited,
+                          list_roots_callback=_roots, message_handler=heard_a.on_message) as a, \
+                client(url, heard_b) as b:
+            said, action, _ = answer(await a.call_tool("st__ask", {}))  # on the shared child: it asks A
+            assert (said, action) == ("A", "accept")
+            await a.subscribe_resource(URI)  # now on A's own child
+            assert answer(await a.call_tool("st__touch", {"x": "a"})) is True
+            assert answer(await b.call_tool("st__touch", {"x": "a"})) is False  # B's own child: no A state
+
+
+async def _sampled(ctx: object, params: object) -> types.CreateMessageResult:
+    return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="A"), model="m")
+
+
+async def _elicited(ctx: object, params: object) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"pick": "x"})
+
+
+async def _roots(ctx: object) -> types.ListRootsResult:
+    return types.ListRootsResult(roots=[types.Root(uri="file:///a")])
