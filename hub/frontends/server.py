@@ -184,7 +184,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                 await hub.await_first_listing()  # its server may be connecting still: tracking needs the route
             try:
                 # A client able to answer sampling/elicitation/roots is tracked while its call runs (`hub.relay`).
-                with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):
+                async with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):
                     # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it there);
                     # with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
                     traced = ({"traceparent": ctx.request.headers.get("traceparent")}
