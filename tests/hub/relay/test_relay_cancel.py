@@ -1,0 +1,85 @@
+"""Issue #19 review, F5: a relayed sampling request lives no longer than the call that caused it
+(`hub.relay.requests`). When the client cancels its call, or the call's deadline fires, or the server
+withdraws its own request, the client's sampling handler is cancelled (`notifications/cancelled`), and
+the relayed request is audited `relay:sampling` with outcome `cancelled` / `timeout`.
+
+The hub runs over Streamable HTTP (`mcp-hub serve`); the downstream is
+`tests/fixtures/relay_fx_server.py` over stdio (handshake era); the client is the SDK's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from hub.audit.log import query
+from tests.conftest import FIXTURES, PY, start_hub_http, write_config
+
+pytestmark = pytest.mark.anyio
+
+FX = str(FIXTURES / "relay_fx_server.py")
+
+
+class PendingSampler:
+    """A sampling handler that never answers: notes when it starts and when it is cancelled."""
+
+    def __init__(self) -> None:
+        self.started, self.cancelled = anyio.Event(), anyio.Event()
+
+    async def __call__(self, ctx: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        self.started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.cancelled.set()
+        raise AssertionError("unreachable")
+
+
+def hub_url(tmp_path: Path, procs: list, **hub: Any) -> str:
+    servers = {"fxs": {"command": PY, "args": [FX, "stdio"], "namespace": "fx", "protocol": "legacy"}}
+    return start_hub_http(procs, write_config(tmp_path, servers, {"data_dir": str(tmp_path / "data"), **hub}))
+
+
+async def audited(tmp_path: Path, outcome: str) -> None:
+    """Wait until the hub wrote the `relay:sampling` row with `outcome` (it writes it as the request ends)."""
+    while not query(tmp_path / "data", tool="relay:sampling", outcome=outcome):
+        await anyio.sleep(0.05)
+
+
+async def test_cancelling_the_call_cancels_the_relayed_request(tmp_path: Path, procs: list) -> None:
+    url, sampler = hub_url(tmp_path, procs), PendingSampler()
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy", sampling_callback=sampler) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.call_tool, "fx__sample", {"prompt": "to-cancel"})
+                await sampler.started.wait()
+                tg.cancel_scope.cancel()  # the SDK client sends notifications/cancelled for its call
+            with anyio.fail_after(10):
+                await sampler.cancelled.wait()
+        await audited(tmp_path, "cancelled")
+
+
+async def test_the_calls_deadline_withdraws_the_relayed_request(tmp_path: Path, procs: list) -> None:
+    url, sampler = hub_url(tmp_path, procs, timeout_s=1, max_timeout_s=1.5), PendingSampler()
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy", sampling_callback=sampler) as client:
+            result = await client.call_tool("fx__sample", {"prompt": "too-slow"})
+            assert result.is_error  # the hub's timeout
+            with anyio.fail_after(10):
+                await sampler.cancelled.wait()
+        await audited(tmp_path, "timeout")
+
+
+async def test_the_server_withdrawing_its_request_cancels_it_at_the_client(tmp_path: Path, procs: list) -> None:
+    url, sampler = hub_url(tmp_path, procs), PendingSampler()
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy", sampling_callback=sampler) as client:
+            result = await client.call_tool("fx__sample_brief", {"seconds": 1.0})
+            assert result.content[0].text == "GAVE-UP"  # type: ignore[union-attr]
+            with anyio.fail_after(10):
+                await sampler.cancelled.wait()
+        await audited(tmp_path, "cancelled")
