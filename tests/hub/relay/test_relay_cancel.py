@@ -83,3 +83,30 @@ async def test_the_server_withdrawing_its_request_cancels_it_at_the_client(tmp_p
             with anyio.fail_after(10):
                 await sampler.cancelled.wait()
         await audited(tmp_path, "cancelled")
+
+
+async def test_a_2026_clients_input_round_ends_when_the_deadline_fires(tmp_path: Path) -> None:
+    """2026-07-28: the server's request waits in a parked call (`hub.relay.input_required`); the hard
+    deadline ends the call, the request is withdrawn (audited `timeout`) and the client's waiting leg
+    gets the call's timeout result."""
+    from hub.config import parse_config
+    from hub.frontends.server import build_server
+    from hub.hub import Hub
+
+    config = {"hub": {"data_dir": str(tmp_path / "data"), "timeout_s": 1, "max_timeout_s": 1.5},
+              "mcpServers": {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}}}
+
+    async def never(ctx: Any, params: Any) -> Any:
+        raise AssertionError("answered by hand")
+
+    with anyio.fail_after(30):
+        async with Hub(parse_config(config)) as hub, Client(build_server(hub), mode="auto",
+                                                              elicitation_callback=never) as client:
+            first = await client.session.call_tool("t__interview", {}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult)
+            # A leg that answers nothing waits for the call: its deadline ends it, the request withdrawn.
+            done = await client.session.call_tool("t__interview", {}, request_state=first.request_state,
+                                                  input_responses={}, allow_input_required=True)
+    assert isinstance(done, types.CallToolResult) and done.is_error
+    rows = query(tmp_path / "data", tool="relay:elicitation")
+    assert [(row["outcome"], row["principal"]) for row in rows] == [("timeout", "local")]
