@@ -48,9 +48,5 @@ async def test_a_2026_client_gets_its_calls_log_messages_at_its_level(tmp_path: 
     assert received == [("warning", "fx/fxlog", "log-warning"), ("error", "fx/fxlog", "log-error")]
     received, _ = await logs_of_call(url, "debug")
     assert [level for level, _, _ in received] == ["debug", "info", "warning", "error"]
-
-
-async def test_a_2026_client_that_did_not_opt_in_gets_none(tmp_path: Path, procs: list) -> None:
-    url = hub_url(tmp_path, procs, "legacy")
-    received, text = await logs_of_call(url, None)
+    received, text = await logs_of_call(url, None)  # a call that did not opt in gets none
     assert text == "LOGGED" and received == []
