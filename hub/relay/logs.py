@@ -31,7 +31,7 @@ import logging
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -60,6 +60,7 @@ SET_LEVEL_TIMEOUT_S = 5.0
 call_log_level: ContextVar[str | None] = ContextVar("call_log_level", default=None)
 """The log level the 2026-07-28 client of the running call asked for (passed on downstream)."""
 
+_QUIET: AbstractContextManager[None] = nullcontext()
 SendLog = Callable[[types.LoggingMessageNotificationParams], Awaitable[None]]
 
 
@@ -111,13 +112,14 @@ class LogRelay:
         self._calls: dict[str, list[CallListener]] = {}
         """Per server: the opted-in 2026-07-28 calls to it in flight."""
 
+    def listening(self, server: str, level: str | None, principal: Principal, owner: Any,
+                  send: SendLog) -> AbstractContextManager[None]:
+        """While the block runs, `server`'s log messages at or above `level` go to `send`, and the level
+        is passed on downstream (`with_log_level`); a shared no-op when `level` is None (the common case)."""
+        return _QUIET if level is None else self._listen(server, level, principal, owner, send)
+
     @contextmanager
-    def listening(self, server: str, level: str | None, principal: Principal, owner: Any, send: SendLog) -> Iterator[None]:
-        """While the block runs, `server`'s log messages at or above `level` go to `send` (nothing when
-        `level` is None); the level is passed on downstream (`with_log_level`)."""
-        if level is None:
-            yield
-            return
+    def _listen(self, server: str, level: str, principal: Principal, owner: Any, send: SendLog) -> Iterator[None]:
         listener = CallListener(server, level, principal, owner, send)
         listeners = self._calls.setdefault(server, [])
         listeners.append(listener)
