@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
-from tests.conftest import FIXTURES, PY, start_hub_http, write_config
+from tests.conftest import FIXTURES, PY, ROOT, hub_command, start_hub_http, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ def hub_url(tmp_path: Path, procs: list, protocol: str) -> str:
     return start_hub_http(procs, write_config(tmp_path, servers, {"data_dir": str(tmp_path / "data")}))
 
 
-async def logs_of_call(url: str, level: Any) -> tuple[list[tuple[str, str | None, Any]], str]:
+async def logs_of_call(url: Any, level: Any) -> tuple[list[tuple[str, str | None, Any]], str]:
     received: list[tuple[str, str | None, Any]] = []
 
     async def on_log(params: types.LoggingMessageNotificationParams) -> None:
@@ -50,3 +50,14 @@ async def test_a_2026_client_gets_its_calls_log_messages_at_its_level(tmp_path: 
     assert [level for level, _, _ in received] == ["debug", "info", "warning", "error"]
     received, text = await logs_of_call(url, None)  # a call that did not opt in gets none
     assert text == "LOGGED" and received == []
+
+
+async def test_the_same_on_the_hubs_stdio(tmp_path: Path) -> None:
+    """On the hub's stdio a 2026-07-28 call that opted in leaves the `tools/call` fast path for the SDK
+    server's, where its log messages are relayed as notifications tied to the request."""
+    servers = {"fxs": {"command": PY, "args": [FX, "stdio"], "namespace": "fx", "protocol": "legacy"}}
+    config = write_config(tmp_path, servers, {"data_dir": str(tmp_path / "data")})
+    argv = hub_command(config, "--log-level", "warning")
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env={"PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
+    received, text = await logs_of_call(params, "error")
+    assert text == "LOGGED" and received == [("error", "fx/fxlog", "log-error")]
