@@ -28,6 +28,7 @@ from hub.downstream.json_channel import Pending
 from hub.downstream.sessions import current_owner
 from hub.errors import HubToolError
 from hub.relay.downstream_input import asks_for_input, complete_input_rounds
+from hub.relay.logs import with_log_level
 from hub.wire import ToolResult, as_sent, json_number, strip_protocol_meta, wire_result
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Forwarder:
             return None  # not a ready stdio child, or the caller's own session is wanted: nothing sent
         stamp = client.session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
         params: dict[str, Any] = {"name": call.route.original, "arguments": call.arguments}
+        meta = with_log_level(meta, client.protocol_version)  # a 2026-07-28 client's log opt-in (`hub.relay.logs`)
         if meta:
             params["_meta"] = meta
         return channel.send_now("tools/call", params, stamp, call.on_progress, on_answer)
@@ -89,7 +91,8 @@ class Forwarder:
             # server sent, no defaults added.
             async with downstream.session() as client:
                 return strip_protocol_meta(as_sent(await client.call_tool(
-                    original, arguments, progress_callback=_integral_progress(call.on_progress), meta=meta)))
+                    original, arguments, progress_callback=_integral_progress(call.on_progress),
+                    meta=with_log_level(meta, client.protocol_version))))
 
     async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
         """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`)."""
@@ -114,8 +117,10 @@ async def _call_json(downstream: Downstream, name: str, arguments: dict[str, Any
     """`tools/call` with the result left as the JSON object the server sent (unchecked), stamped for
     the negotiated protocol era by the SDK session: on a stdio child's `JsonChannel`, else (in-process)
     through the SDK's direct dispatcher."""
-    session = (await downstream.ready_client()).session
+    client = await downstream.ready_client()
+    session = client.session
     params: dict[str, Any] = {"name": name, "arguments": arguments or {}, **(more or {})}
+    meta = with_log_level(meta, client.protocol_version)  # a 2026-07-28 client's log opt-in (`hub.relay.logs`)
     if meta:
         params["_meta"] = meta
     stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it

@@ -31,6 +31,7 @@ from hub.hub import Hub, UnknownTool
 from hub.profiles import ProfileView
 from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers
+from hub.relay.logs import requested_level
 from hub.relay.requests import relay_capable
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import WireResult, sdk_result
@@ -179,17 +180,28 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         if name is None:  # outside the profile: exactly what an unknown tool gets
             return unknown_tool_result(hub, params.name, caller())
 
-        async def routed(report: Any, park: Any = None) -> Any:
-            if park is not None or relay_capable(ctx.session):
+        raw = dict(ctx.params or {})
+        log_level = requested_level(ctx.protocol_version, raw.get("_meta"))  # a 2026-07-28 log opt-in, or None
+
+        async def send_log(message: types.LoggingMessageNotificationParams) -> None:
+            await ctx.session.send_log_message(message.level, message.data, message.logger, related_request_id=ctx.request_id)
+
+        async def routed(report: Any, park: Any = None, log: Any = send_log) -> Any:
+            if park is not None or log_level is not None or relay_capable(ctx.session):
                 await hub.await_first_listing()  # its server may be connecting still: tracking needs the route
+            route = catalog.resolve_tool(name) if log_level is not None else None
             try:
-                # A client able to answer sampling/elicitation/roots is tracked while its call runs (`hub.relay`).
-                with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):
-                    # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it there);
-                    # with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
-                    traced = ({"traceparent": ctx.request.headers.get("traceparent")}
-                              if hub.tracing is not None and ctx.request is not None else None)
-                    result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True)
+                # A client able to answer sampling/elicitation/roots is tracked while its call runs; one that
+                # opted in to log messages gets its server's (`hub.relay`).
+                listens = hub.log_relay.listening(route.server if route else "", log_level if route else None,
+                                                  caller(), getattr(ctx.session, "_connection", None), log)
+                async with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):
+                    with listens:
+                        # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it
+                        # there); with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
+                        traced = ({"traceparent": ctx.request.headers.get("traceparent")}
+                                  if hub.tracing is not None and ctx.request is not None else None)
+                        result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True)
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
                 return unknown_tool_result(hub, params.name, caller())
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
@@ -198,8 +210,9 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             return sdk_result(result, ctx.request) if isinstance(result, WireResult) else result
 
         inputs = hub.request_relay.input_required  # 2026-07-28 clients answer a server's requests in later legs
-        if inputs.applies(ctx.protocol_version, ctx.session, raw := dict(ctx.params or {})):
-            return await inputs.call(raw, name, caller(), progress, lambda parked: routed(parked.progress, parked.ask))
+        if inputs.applies(ctx.protocol_version, ctx.session, raw):
+            return await inputs.call(raw, name, caller(), progress,
+                                     lambda parked: routed(parked.progress, parked.ask, parked.send_log), send_log)
         return await routed(progress)  # type: ignore[no-any-return]
 
     async def list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:

@@ -15,6 +15,10 @@ Through the hub (rules; docs/protocol.md, "2026-07-28 input-required flow"):
   waits again: for the result, or the next request. The hub's policies run once, on the parked call.
 - A `requestState` is valid for the principal and tool that made it, on this hub process (no
   sticky sessions across replicas yet): anything else is -32602 naming what to do.
+- Cancellation: a client leg that is cancelled (its stream closed, `notifications/cancelled`) abandons
+  the call: the parked call is cancelled and forgotten. A server request withdrawn while waiting (the
+  call's deadline fired, the server cancelled it) ends its round: it is never put to a later leg, and an
+  answer to it is ignored (`hub.relay.requests` audits it `cancelled` / `timeout`).
 - Deadlines: while the server waits for the user, the call's idle deadline is paused as for any relayed
   request; its hard deadline keeps running and ends a call whose client never comes back. A finished
   call nobody collected is dropped after `DONE_KEEP_S`; at most `MAX_PARKED` calls are kept (the oldest
@@ -54,6 +58,8 @@ class _Input:
     answered: anyio.Event = field(default_factory=anyio.Event)
     response: Any = None
     sent: bool = False
+    withdrawn: bool = False
+    """The server's request was withdrawn before it was answered: an answer to it is ignored."""
 
 
 @dataclass(eq=False)
@@ -70,19 +76,31 @@ class ParkedCall:
     ended_at: float | None = None
     report: Progress | None = None
     """The progress function of the client leg now waiting, if any."""
+    log: Any = None
+    """The log sender of the client leg now waiting, if any (`hub.relay.logs`: messages ride that leg)."""
     task: asyncio.Task[None] | None = None
 
     async def ask(self, request: Any, result_type: Any) -> Any:
         """Put a server's request to the client's next leg and wait for its answer."""
         entry = _Input(request, result_type)
-        self.inputs[f"{self.name}-{len(self.inputs) + 1}"] = entry
+        key = f"{self.name}-{len(self.inputs) + 1}"
+        self.inputs[key] = entry
         self.wake.set()
-        await entry.answered.wait()
+        try:
+            await entry.answered.wait()
+        finally:
+            if not entry.answered.is_set():  # withdrawn (call ended, server cancelled): the round ends
+                entry.sent = entry.withdrawn = True
         return result_type.model_validate(entry.response, by_name=False)
 
     async def progress(self, value: float, total: float | None, message: str | None) -> None:
         if self.report is not None:
             await self.report(value, total, message)
+
+    async def send_log(self, params: Any) -> None:
+        """A downstream log message for this call: to the leg waiting now, else dropped (no stream)."""
+        if self.log is not None:
+            await self.log(params)
 
 
 class InputRequiredCalls:
@@ -103,7 +121,7 @@ class InputRequiredCalls:
         return caps is not None and (caps.sampling is not None or caps.elicitation is not None or caps.roots is not None)
 
     async def call(self, params: dict[str, Any], name: str, principal: Principal, report: Progress,
-                   run: Callable[[ParkedCall], Awaitable[Any]]) -> Any:
+                   run: Callable[[ParkedCall], Awaitable[Any]], log: Any = None) -> Any:
         """One leg: start the call (`run(parked)`) or answer its waiting requests; then the result or
         the next `InputRequiredResult`."""
         state = params.get("requestState")
@@ -112,12 +130,17 @@ class InputRequiredCalls:
             parked.task = asyncio.get_running_loop().create_task(self._run(parked, run))
         else:
             parked = self._resume(state, name, principal, params.get("inputResponses"))
-        parked.report = report
+        parked.report, parked.log = report, log
         try:
             return await self._next(parked)
+        except anyio.get_cancelled_exc_class():  # the client abandoned the call: it ends, its requests too
+            self._parked.pop(parked.token, None)
+            if parked.task is not None:
+                parked.task.cancel()
+            raise
         finally:
             if parked.report is report:
-                parked.report = None
+                parked.report = parked.log = None
 
     def _park(self, name: str, principal: Principal) -> ParkedCall:
         self._sweep()
@@ -132,7 +155,7 @@ class InputRequiredCalls:
                            "and tool's); call the tool again without requestState and inputResponses")
         for key, response in (responses or {}).items() if isinstance(responses, dict) else ():
             entry = parked.inputs.get(key)
-            if entry is not None and entry.sent and not entry.answered.is_set():  # others are ignored, as the spec says
+            if entry is not None and entry.sent and not entry.withdrawn and not entry.answered.is_set():  # others are ignored, as the spec says
                 entry.response = response
                 entry.answered.set()
         return parked

@@ -13,6 +13,16 @@ Rules (docs/domains.md, "Protocol relay"):
   own level by the hub. A `per_client` server's session of one client gets that client's own level
   (at setLevel if open, else when it opens), and its messages go to that client only. A setLevel answers once every such downstream answered (or 5 s passed);
   one that fails is logged, never an error for the client.
+- A 2026-07-28 client opts in per request (`_meta` `io.modelcontextprotocol/logLevel` on its
+  `tools/call`; `logging/setLevel` is gone). While that call runs, the messages its server sends reach
+  it at or above the level the request named, on that request's own stream (HTTP) or as notifications
+  tied to it (stdio), tagged as above, under the same scope rule; nothing without the key, nothing once
+  the call is answered. A call parked for input-required gets them on the leg then waiting. A shared
+  session's messages cannot be told apart by call, so they go to every opted-in call to that server in
+  flight (as they go to every setLevel client); a `per_client` session's to its own client's calls only.
+  The level is passed on in the downstream call's `_meta` when that server speaks 2026-07-28 (it sends
+  nothing otherwise); a handshake-era server is not sent a `logging/setLevel` for it (that would be
+  connection-wide): what it sends anyway is relayed.
 """
 
 from __future__ import annotations
@@ -20,12 +30,17 @@ from __future__ import annotations
 import logging
 import warnings
 import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types import LOG_LEVEL_META_KEY  # the reserved `_meta` key of a 2026-07-28 request's log opt-in
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
@@ -41,6 +56,41 @@ logger = logging.getLogger("hub.relay.logs")
 LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 RANK = {level: rank for rank, level in enumerate(LEVELS)}
 SET_LEVEL_TIMEOUT_S = 5.0
+
+call_log_level: ContextVar[str | None] = ContextVar("call_log_level", default=None)
+"""The log level the 2026-07-28 client of the running call asked for (passed on downstream)."""
+
+_QUIET: AbstractContextManager[None] = nullcontext()
+SendLog = Callable[[types.LoggingMessageNotificationParams], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class CallListener:
+    """A 2026-07-28 client's call in flight that opted in to log messages."""
+
+    server: str
+    level: str
+    principal: Principal
+    owner: Any
+    """The client's connection (a `per_client` session's messages go to its owner's calls only)."""
+    send: SendLog
+
+
+def requested_level(protocol_version: str | None, meta: Any) -> str | None:
+    """The level a 2026-07-28 request opted in at (`_meta` key), or None (not 2026, absent, not a level)."""
+    if protocol_version not in MODERN_PROTOCOL_VERSIONS or not isinstance(meta, dict):
+        return None
+    level = meta.get(LOG_LEVEL_META_KEY)
+    return level if level in RANK else None
+
+
+def with_log_level(meta: dict[str, Any] | None, protocol_version: str | None) -> dict[str, Any] | None:
+    """`meta` for a downstream call: with the running call's log opt-in when the server speaks 2026-07-28."""
+    level = call_log_level.get()
+    if level is None or protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        return meta
+    return {**(meta or {}), LOG_LEVEL_META_KEY: level}
+
 
 # The hub relays logging on purpose (every handshake-era client uses it): no warning per setLevel.
 warnings.filterwarnings("ignore", message="The logging capability is deprecated", category=MCPDeprecationWarning)
@@ -59,6 +109,28 @@ class LogRelay:
         self._clients: weakref.WeakKeyDictionary[Connection, tuple[str, Principal]] = weakref.WeakKeyDictionary()
         self._sent: dict[str, tuple[int, str]] = {}
         """Per server: (id of the client session, level) last set on it — a reconnect is a new session."""
+        self._calls: dict[str, list[CallListener]] = {}
+        """Per server: the opted-in 2026-07-28 calls to it in flight."""
+
+    def listening(self, server: str, level: str | None, principal: Principal, owner: Any,
+                  send: SendLog) -> AbstractContextManager[None]:
+        """While the block runs, `server`'s log messages at or above `level` go to `send`, and the level
+        is passed on downstream (`with_log_level`); a shared no-op when `level` is None (the common case)."""
+        return _QUIET if level is None else self._listen(server, level, principal, owner, send)
+
+    @contextmanager
+    def _listen(self, server: str, level: str, principal: Principal, owner: Any, send: SendLog) -> Iterator[None]:
+        listener = CallListener(server, level, principal, owner, send)
+        listeners = self._calls.setdefault(server, [])
+        listeners.append(listener)
+        token = call_log_level.set(level)
+        try:
+            yield
+        finally:
+            call_log_level.reset(token)
+            listeners.remove(listener)
+            if not listeners:
+                self._calls.pop(server, None)
 
     async def set_level(self, connection: Connection, level: str, principal: Principal) -> None:
         """A client's `logging/setLevel`: remember it, then bring every logging downstream in line —
@@ -117,10 +189,13 @@ class LogRelay:
 
     async def relay(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any = None) -> None:
         """Pass one downstream log message to every client that asked for its level and may see the
-        server; one from a per-client session (`owner`) to that session's client only."""
+        server; one from a per-client session (`owner`) to that session's client only. Also to the
+        opted-in 2026-07-28 calls to that server in flight (`listening`)."""
+        rank = RANK.get(params.level, 0)
+        if self._calls.get(downstream.name):
+            await self._to_calls(downstream, params, owner, rank)
         if not self._clients:
             return
-        rank = RANK.get(params.level, 0)
         body: dict[str, Any] | None = None
         clients = list(self._clients.items()) if owner is None else [(owner, self._clients[owner])] if owner in self._clients else []
         for connection, (level, principal) in clients:
@@ -130,3 +205,19 @@ class LogRelay:
                 body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
                 body["logger"] = tag_logger(downstream.config.namespace or downstream.name, params.logger)
             await connection.notify("notifications/message", body)  # best effort: never raises
+
+    async def _to_calls(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any,
+                        rank: int) -> None:
+        tagged: types.LoggingMessageNotificationParams | None = None
+        for listener in list(self._calls.get(downstream.name, ())):
+            if (owner is not None and listener.owner is not owner) or rank < RANK[listener.level]:
+                continue
+            if not may_see_server(self._hub, listener.principal, downstream.name):
+                continue
+            if tagged is None:
+                tagged = params.model_copy(update={"logger": tag_logger(downstream.config.namespace or downstream.name,
+                                                                        params.logger)})
+            try:
+                await listener.send(tagged)
+            except Exception as exc:  # noqa: BLE001 — best effort, as every relayed notification: the call goes on
+                logger.debug("log message not relayed to a call: %s", type(exc).__name__)

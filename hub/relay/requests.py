@@ -20,8 +20,14 @@ Rules (docs/domains.md, "Protocol relay"):
 - Deadline: while a relayed request waits on the user, the call's idle deadline is paused — only
   the hard deadline (`max_timeout_s`) keeps running; when the answer is relayed back the idle timer
   restarts, as after a progress notification.
+- A relayed request lives no longer than the call that caused it: when that call ends while the
+  request still waits on the client (the client cancelled it or went away, or its deadline fired),
+  the request is withdrawn — a handshake-era client gets `notifications/cancelled` for it, a
+  2026-07-28 client's input-required round ends (`hub.relay.input_required`) — and the server gets
+  a -32800 "request cancelled" error. The server cancelling its own request is passed on the same way.
 - Each relayed request is audited: principal, server, kind (`relay:sampling`, `relay:elicitation`,
-  `relay:roots`) and outcome (`ok`, `error`, `denied`), in the audit log and the `hub.relay` log.
+  `relay:roots`) and outcome (`ok`, `error`, `denied`; `cancelled` when the call or the server
+  withdrew it, `timeout` when the call's deadline did), in the audit log and the `hub.relay` log.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import mcp_types as types
 from mcp.client.session import ClientRequestContext
 from mcp.server.session import ServerSession
@@ -56,7 +63,10 @@ logger = logging.getLogger("hub.relay")
 _SAMPLING = types.ClientCapabilities(sampling=types.SamplingCapability())
 _ELICITATION = types.ClientCapabilities(elicitation=types.ElicitationCapability())
 _ROOTS = types.ClientCapabilities(roots=types.RootsCapability())
-_UNTRACKED: AbstractContextManager[None] = nullcontext()
+_UNTRACKED: AbstractAsyncContextManager[Any] = nullcontext()
+WITHDRAW_WAIT_S = 1.0
+REQUEST_CANCELLED = -32800
+"""The error a server gets for a request the hub withdrew (the code LSP and MCP SDKs use for it)."""
 
 
 def relay_capable(session: ServerSession) -> bool:
@@ -78,13 +88,28 @@ class RequestRelay:
         """Task-augmented calls and `tasks/*` (`hub.relay.tasks`): a task's server requests come through here."""
 
     def tracking(self, name: str, session: ServerSession, request_id: types.RequestId | None,
-                 principal: Principal, park: Park | None = None) -> AbstractContextManager[None]:
-        """`track` for a call to the exposed tool `name`; a shared no-op for a client that offered
+                 principal: Principal, park: Park | None = None) -> AbstractAsyncContextManager[Any]:
+        """`tracked` for a call to the exposed tool `name`; a shared no-op for a client that offered
         nothing a server could ask (the common case: nothing added to its call's path)."""
         if not relay_capable(session):
             return _UNTRACKED
         route = self._hub.catalog.resolve_tool(name)
-        return self.track(route.server, session, request_id, principal, park) if route is not None else _UNTRACKED
+        return self.tracked(route.server, session, request_id, principal, park) if route is not None else _UNTRACKED
+
+    @asynccontextmanager
+    async def tracked(self, server: str, session: ServerSession, request_id: types.RequestId | None,
+                      principal: Principal, park: Park | None = None) -> AsyncIterator[None]:
+        """`track`, then — if requests were withdrawn when the call ended — a short wait (shielded, at most
+        `WITHDRAW_WAIT_S`) for their `notifications/cancelled` to be written while the call's stream is open."""
+        upstream: UpstreamCall | None = None
+        try:
+            with self.track(server, session, request_id, principal, park) as upstream:
+                yield
+        finally:
+            if upstream is not None and upstream.withdrawing:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(WITHDRAW_WAIT_S):
+                    for settled in upstream.withdrawing:
+                        await settled.wait()
 
     async def roots_changed(self, principal: Principal, connection: Any = None) -> None:
         """A client's `notifications/roots/list_changed`: tell each connected handshake-era server it may
@@ -102,11 +127,12 @@ class RequestRelay:
 
     @contextmanager
     def track(self, server: str, session: ServerSession, request_id: types.RequestId | None,
-              principal: Principal, park: Park | None = None) -> Iterator[None]:
+              principal: Principal, park: Park | None = None) -> Iterator[UpstreamCall | None]:
         """While the block runs, requests from `server` may go to this client (if it offered any); with
-        `park`, through the 2026-07-28 input-required flow (`hub.relay.input_required`)."""
+        `park`, through the 2026-07-28 input-required flow (`hub.relay.input_required`). Yields the
+        tracked call (None: untracked); requests still pending for it when the block ends are withdrawn."""
         if not relay_capable(session):
-            yield
+            yield None
             return
         upstream = UpstreamCall(session, request_id, principal, server, park=park)
         calls = self._in_flight.setdefault(server, [])
@@ -118,10 +144,11 @@ class RequestRelay:
             clients[session] = principal  # most recent last
         token = current_upstream.set(upstream)
         try:
-            yield
+            yield upstream
         finally:
             current_upstream.reset(token)
             calls.remove(upstream)
+            _withdraw(upstream)
 
     def callbacks(self, server: str, owner: Any = None) -> dict[str, Any]:
         """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub — with
@@ -178,21 +205,37 @@ class RequestRelay:
             return self._refuse(server, kind, principal, f"the client has no channel for {request.method}")
         started = now()
         paused = _pause_idle_deadline(upstream.call if upstream else None)
+        scope, settled = anyio.CancelScope(), anyio.Event()  # cancelled by `track` when the call ends (`_withdraw`)
+        if upstream is not None:
+            upstream.relayed[scope] = settled
         try:
-            if park is not None:
-                result = await park(request, result_type)
-            else:
-                metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
-                result = await session.send_request(request, result_type, metadata=metadata)
+            with scope:
+                if park is not None:
+                    result = await park(request, result_type)
+                else:
+                    metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
+                    result = await session.send_request(request, result_type, metadata=metadata)
         except MCPError as exc:
             self.audit_event(server, kind, principal, "error", str(exc.error.code), started)
             return exc.error
+        except anyio.get_cancelled_exc_class():  # the server withdrew its request (or the hub is stopping)
+            self.audit_event(server, kind, principal, "cancelled", None, started)
+            raise
         except Exception as exc:  # boundary: the server gets an error, never a hub traceback
             self.audit_event(server, kind, principal, "error", "internal", started)
             return types.ErrorData(code=types.INTERNAL_ERROR, message=f"the hub could not relay {request.method}: {type(exc).__name__}")
         finally:
+            settled.set()
+            if upstream is not None:
+                upstream.relayed.pop(scope, None)
             if paused is not None:
                 _resume_idle_deadline(paused)
+        if scope.cancelled_caught:
+            outcome = upstream.ended if upstream is not None and upstream.ended else "cancelled"
+            self.audit_event(server, kind, principal, outcome, None, started)
+            return types.ErrorData(code=REQUEST_CANCELLED,
+                                   message=f"{request.method} withdrawn by the hub: the client's call that caused it "
+                                           f"ended ({outcome}) before the client answered")
         self.audit_event(server, kind, principal, "ok", None, started)
         return result
 
@@ -211,6 +254,17 @@ class RequestRelay:
             auth_kind, credential = (principal.kind, principal.credential) if principal is not None else ("none", "")
             audit.record(AuditEvent(time.time(), new_request_id(), name, f"relay:{kind}", server, outcome, code, ms,
                                     {}, frozenset(), auth_kind, credential))
+
+
+def _withdraw(upstream: UpstreamCall) -> None:
+    """The call ended: cancel the requests relayed for it that still wait on the client, noting why."""
+    if not upstream.relayed:
+        return
+    call = upstream.call
+    upstream.ended = "timeout" if call is not None and now() >= call.hard_deadline else "cancelled"
+    for scope, settled in list(upstream.relayed.items()):
+        upstream.withdrawing.append(settled)
+        scope.cancel()
 
 
 def _pause_idle_deadline(call: ToolCall | None) -> ToolCall | None:

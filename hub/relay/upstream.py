@@ -5,7 +5,7 @@ Kept free of hub imports: the deadline policy reads it on every call."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +27,13 @@ class UpstreamCall:
     park: Any = None
     """For a 2026-07-28 client: `park(request, result_type)` sends a request through the input-required
     flow (`hub.relay.input_required`) instead of on a back-channel the client does not have."""
+    relayed: dict[Any, Any] = field(default_factory=dict)
+    """Cancel scope → settled event of each request relayed for this call still waiting on the client:
+    cancelled when the call ends, so the client is told (`notifications/cancelled`) and nothing waits."""
+    withdrawing: list[Any] = field(default_factory=list)
+    """Settled events of the requests withdrawn when the call ended (awaited briefly: see `RequestRelay.tracked`)."""
+    ended: str | None = None
+    """Why the call ended while requests were pending: `timeout` (its deadline fired) or `cancelled`."""
 
 
 current_upstream: ContextVar[UpstreamCall | None] = ContextVar("current_upstream", default=None)

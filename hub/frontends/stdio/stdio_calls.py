@@ -27,8 +27,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
-from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, PROTOCOL_VERSION_META_KEY,
-                       SERVER_INFO_META_KEY)
+from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, LOG_LEVEL_META_KEY,
+                       PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
@@ -113,6 +113,8 @@ class StdioToolCalls:
             caps = meta[CLIENT_CAPABILITIES_META_KEY]
             if isinstance(caps, dict) and any(k in caps for k in ("sampling", "elicitation", "roots")):
                 return False  # its server requests come back through the input-required flow (`hub.relay.input_required`)
+            if LOG_LEVEL_META_KEY in meta:
+                return False  # its log opt-in is served on the SDK server's path (`hub.relay.logs`)
         elif not self._initialized or self._relay_capable:
             return False
         key = _id_key(request_id)
