@@ -11,11 +11,15 @@ watcher cannot start, the hub runs as before (children still get their parent-de
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 logger = logging.getLogger("hub.downstream")
 
@@ -39,6 +43,73 @@ _lock = threading.Lock()
 _pipe: int | None = None
 _started = False
 _watcher: subprocess.Popen[bytes] | None = None
+_subreaper = False
+_orphans_killed = False
+
+
+def become_subreaper() -> bool:
+    """Make this process the child subreaper of its descendants (Linux): a helper that leaves its
+    server's process group (`setsid`, a double fork) and outlives the server is re-parented to the
+    hub, not to init, so `kill_adopted_orphans` finds it at the hub's exit. Best effort."""
+    global _subreaper
+    if _subreaper or not sys.platform.startswith("linux"):
+        return _subreaper
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        _subreaper = False
+    if _subreaper:  # after whatever stops the children at exit (atexit runs last-registered first)
+        atexit.register(kill_adopted_orphans, set())
+    return _subreaper
+
+
+ORPHAN_SETTLE_S = 0.3
+"""How long `kill_adopted_orphans` keeps looking: a helper is re-parented only once its server has
+died, which a SIGKILL just sent to the server's group brings about a moment later."""
+
+
+def kill_adopted_orphans(keep: set[int]) -> list[int]:
+    """SIGKILL (with their process groups) the processes re-parented to this subreaper, except the
+    pids in `keep` (children the hub runs itself), and reap them; the pids killed. For the hub's
+    exit only: while it runs, an orphan may be a live server's daemon."""
+    global _orphans_killed
+    if not _subreaper or _orphans_killed:
+        return []
+    _orphans_killed = True  # exit-time only: once is enough (the last resort and atexit may both ask)
+    killed: list[int] = []
+    deadline = time.monotonic() + ORPHAN_SETTLE_S
+    while True:
+        killed += _kill_children_once(keep | set(killed))
+        if time.monotonic() >= deadline:
+            return killed
+        time.sleep(0.02)
+
+
+def _kill_children_once(keep: set[int]) -> list[int]:
+    me, own_group, killed = os.getpid(), os.getpgrp(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in keep or int(entry) == (_watcher.pid if _watcher else -1):
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) != me:
+            continue
+        pid, group = int(entry), int(fields[2])
+        with contextlib.suppress(OSError):
+            if group not in (own_group, 0):
+                os.killpg(group, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    for pid in killed:
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+    return killed
 
 
 def start_watcher() -> int | None:
@@ -48,6 +119,7 @@ def start_watcher() -> int | None:
         if _started:
             return _pipe
         _started = True
+        become_subreaper()
         try:
             read_end, write_end = os.pipe()
             os.set_inheritable(write_end, False)  # only the hub holds it: children never keep the watcher alive

@@ -33,7 +33,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.adopted import AdoptedProcess, adopt
-from hub.downstream.reaper import release_group, start_watcher, watch_group
+from hub.downstream.reaper import kill_adopted_orphans, release_group, start_watcher, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
 from hub.frontends.stdio.line_errors import overlong_answer
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
@@ -243,11 +243,13 @@ LIVE_GROUPS: set[int] = set()
 
 
 def kill_live_groups() -> None:
-    """SIGKILL every child's process group, and every pre-started one not adopted yet: the last
-    step before a forced exit (`hub.signals`)."""
+    """SIGKILL every child's process group, every pre-started one not adopted yet, and every helper
+    that left its server's group and was re-parented to the hub (`reaper.kill_adopted_orphans`):
+    the last step before any exit (`hub.signals`, atexit)."""
     discard_all()
     for pid in list(LIVE_GROUPS):
         _signal_group(pid, signal.SIGKILL)
+    kill_adopted_orphans(set(LIVE_GROUPS))
 
 
 on_last_resort(kill_live_groups)

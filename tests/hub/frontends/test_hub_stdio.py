@@ -326,6 +326,42 @@ def test_a_client_that_stops_reading_never_blocks_the_hub(tmp_path: Path) -> Non
                 hub.wait()
 
 
+@pytest.mark.parametrize("how", ["stdin-closed", "sigterm"])
+def test_a_helper_that_left_its_servers_group_does_not_outlive_the_hub(tmp_path: Path, how: str) -> None:
+    """A stdio server whose helper `setsid`s away from its process group and ignores SIGTERM (a
+    daemon): the hub, the helper's subreaper, kills it on the way out."""
+    import subprocess
+
+    marker = f"setsid-helper-{how}-{os.getpid()}"
+    helper = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    server = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
+              "start_new_session=True); time.sleep(300)")
+    config = write_config(tmp_path, {"d": {"command": PY, "args": ["-c", server, helper, marker]}})
+    hub = subprocess.Popen([PY, "-m", "hub.cli", "serve", "--config", str(config)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children_with(marker)) < 2 and time.monotonic() < deadline:  # the server and its helper
+            time.sleep(0.05)
+        assert len(_children_with(marker)) == 2
+        assert hub.stdin is not None
+        if how == "stdin-closed":
+            hub.stdin.close()
+        else:
+            hub.send_signal(signal.SIGTERM)
+        hub.wait(60)
+        deadline = time.monotonic() + 15
+        while _children_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _children_with(marker) == []
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+        for pid in _children_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
 async def test_stdio_identity_from_env(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"e": echo_stdio()})
     async with Client(hub_params(config, {"MCP_HUB_PRINCIPAL": "desk", "MCP_HUB_SCOPES": "e:read"})) as client:
