@@ -217,6 +217,19 @@ def held(ident: int) -> Lifted | None:
     return entry[1] if entry is not None else None
 
 
+def splice_held(encoded: bytes) -> tuple[list[bytes | memoryview], list[int]]:
+    """`splice` from what `hold` kept, and the numbers it found there (to `release` once written)."""
+    used: list[int] = []
+
+    def find(ident: int) -> Lifted | None:
+        lifted = held(ident)
+        if lifted is not None:
+            used.append(ident)
+        return lifted
+
+    return splice(encoded, find), used
+
+
 def release(idents: list[int]) -> None:
     for ident in idents:
         _held.pop(ident, None)

@@ -91,7 +91,7 @@ def kill_adopted_orphans(keep: set[int]) -> list[int]:
 def _kill_children_once(keep: set[int]) -> list[int]:
     me, own_group, killed = os.getpid(), os.getpgrp(), []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in keep or int(entry) == (_watcher.pid if _watcher else -1):
+        if not entry.isdigit() or int(entry) in keep or int(entry) == watcher_pid():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.lifted import PLACEHOLDER_MARK, SPLICE_SCOPE_KEY, Lifted, held, release, splice
+from hub.lifted import PLACEHOLDER_MARK, SPLICE_SCOPE_KEY, release, splice_held
 
 PIECE_BYTES = 1024 * 1024
 """The largest body message a spliced response is written in."""
@@ -42,8 +42,7 @@ class SpliceLifted:
                 await send(message)
                 return
             body = message.get("body", b"")
-            used: list[int] = []
-            pieces = splice(body, lambda ident: _used(ident, used)) if PLACEHOLDER_MARK in body else [body]
+            pieces, used = splice_held(body) if PLACEHOLDER_MARK in body else ([body], [])
             if start is not None:
                 head, start = start, None
                 await send(_with_length(head, sum(map(len, pieces))) if used else head)
@@ -57,13 +56,6 @@ class SpliceLifted:
             release(used)
 
         await self.app(scope, receive, splicing_send)
-
-
-def _used(ident: int, used: list[int]) -> Lifted | None:
-    lifted = held(ident)
-    if lifted is not None:
-        used.append(ident)
-    return lifted
 
 
 def _with_length(start: Message, length: int) -> Message:

@@ -28,7 +28,7 @@ from mcp.server.stdio import stdio_server
 
 from mcp_types import JSONRPCError, JSONRPCResponse
 
-from hub.lifted import PLACEHOLDER_MARK, SPLICING, held, release, splice
+from hub.lifted import PLACEHOLDER_MARK, SPLICING, release, splice_held
 
 from hub.frontends.stdio.line_errors import FrontGuard
 from hub.frontends.stdio.line_pipes import BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
@@ -100,8 +100,8 @@ class _Writer:
         if PLACEHOLDER_MARK not in data:
             self._writer.write(data)
             return
-        used: list[int] = []  # a big result's skeleton (`hub.wire.sdk_result`): its held strings go in as sent
-        for piece in splice(data, lambda ident: used.append(ident) or held(ident)):
+        pieces, used = splice_held(data)  # a big result's skeleton (`hub.wire.sdk_result`): its held strings go in as sent
+        for piece in pieces:
             self._writer.write(piece)
         release(used)
 
