@@ -16,6 +16,13 @@ so far is registered (with `_waiting` and the orphan watcher): arriving between 
 registration, it would otherwise end the hub (SIGTERM's default action) or unwind it
 (KeyboardInterrupt) with that child known to nobody. The held signal then ends the start: the
 children are killed and `mcp-hub` exits with 128 + the signal number.
+
+From then until the hub installs its own handler (`hub.signals.stop_on_sigterm`), a SIGTERM or
+SIGINT stops the process at once: the waiting children's groups are killed and the process exits
+with 128 + the signal number, without unwinding. Nothing of the hub runs yet that a clean stop
+would save, and an unwinding exception raised at an arbitrary point of an import or of the event
+loop's start can get stuck (a thread the exit then waits for, a `finally` that blocks), with no
+watchdog armed yet: a CI run once saw a hub outlive a SIGTERM there by more than 15 s.
 """
 
 from __future__ import annotations
@@ -138,8 +145,8 @@ def prestart_serve(argv: list[str], environ: Mapping[str, str] | None = None) ->
         if _waiting:
             atexit.register(discard_all)
         for sig, handler in previous.items():
-            stays_default = sig == signal.SIGTERM and handler is signal.SIG_DFL and _waiting
-            signal.signal(sig, _exit_on_sigterm if stays_default else handler)
+            default = handler in (signal.SIG_DFL, signal.default_int_handler)
+            signal.signal(sig, _stop_at_once if default and _waiting else handler)
     if _held:
         discard_all()
         raise SystemExit(128 + _held[0])
@@ -178,9 +185,14 @@ def _hold(signum: int, frame: object) -> None:
     _held.append(signum)
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    # Until the hub installs `hub.signals.stop_on_sigterm`: unwind (atexit kills the waiting children).
-    raise SystemExit(128 + signum)
+def _stop_at_once(signum: int, frame: object) -> None:
+    """Until the hub installs `hub.signals.stop_on_sigterm`: kill the waiting children's groups and
+    exit now, unwinding nothing (see the module docstring). The orphan watcher, seeing its pipe end,
+    kills any group registered with it as well."""
+    for child in list(_waiting.values()):
+        with suppress(OSError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+    os._exit(128 + signum)
 
 
 def _config_path(args: list[str]) -> str | None:

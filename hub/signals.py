@@ -11,7 +11,10 @@ One thing can hold that stop up: when stdin or stdout is not a pipe (a file, /de
 terminal), the SDK reads stdin in a worker thread whose blocked `read` cannot be cancelled, and
 the event loop would wait for a byte that never comes. So a signal also arms a watchdog: if the
 process is still alive `STOP_GRACE_S` after it, the hub stops its children's process groups and
-exits at once. A second signal does the same without waiting.
+exits at once. A second signal does the same without waiting. The clean-up before such an exit
+(killing children, flushing logs) gets `LAST_RESORT_S`, then the exit happens regardless. Before
+this handler is installed, `hub.prestart` stops the process at once (no unwinding); so from the
+first instruction on, a stop signal ends `mcp-hub serve` within a bounded time.
 
 Over HTTP, uvicorn takes SIGTERM (and SIGINT) for itself while it serves, shuts down gracefully
 and then raises the signal again: that second delivery reaches this handler and stops the hub.
@@ -49,13 +52,25 @@ def on_last_resort(action: Callable[[], None]) -> None:
     _last_resort.append(action)
 
 
-def _exit_now(status: int) -> None:
+LAST_RESORT_S = 3.0
+"""How long the clean-up before a forced exit may take; the exit happens then whatever it waits for."""
+
+
+def _last_resort_clean_up() -> None:
     for action in list(_last_resort):
         try:
             action()
         except Exception:  # boundary: the exit must happen whatever a clean-up step does
             logger.exception("clean-up before exit failed")
     logging.shutdown()
+
+
+def _exit_now(status: int) -> None:
+    """Run the last-resort actions and flush the logs, for at most `LAST_RESORT_S`, then exit: a step
+    that blocks (a lock the stuck main thread holds, say) must not keep the process alive."""
+    clean_up = threading.Thread(target=_last_resort_clean_up, name="last-resort", daemon=True)
+    clean_up.start()
+    clean_up.join(LAST_RESORT_S)
     os._exit(status)
 
 

@@ -191,3 +191,55 @@ def test_prestart_imports_nothing_heavy() -> None:
     code = "import sys, hub.prestart; print(sorted(m for m in ('pydantic', 'mcp', 'anyio') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# Runs `python -m hub.cli serve` held inside its imports (at its first `import anyio`, right after
+# the pre-start), with a thread that never ends, as an import may leave: a stop that unwinds from
+# there (SystemExit, KeyboardInterrupt) then waits for that thread at the interpreter's exit forever.
+HELD_IN_THE_IMPORTS = r"""
+import os, runpy, sys, threading, time
+ready, config = sys.argv[1], sys.argv[2]
+threading.Thread(target=threading.Event().wait, name="never-ends").start()
+
+class HoldAtAnyio:
+    def find_spec(self, name, path=None, target=None):
+        if name == "anyio":
+            open(ready, "w").close()
+            while True:
+                time.sleep(0.05)
+        return None
+
+sys.meta_path.insert(0, HoldAtAnyio())
+sys.argv = ["mcp-hub", "serve", "--config", config]
+runpy.run_module("hub.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_during_the_imports_ends_the_hub_at_once(tmp_path: Path, sig: signal.Signals) -> None:
+    """Between the pre-start and the hub's own handler nothing needs a clean stop: the signal kills
+    the waiting children and exits with 128 + the signal, whatever the imports were doing."""
+    marker = f"prestart-gap-{sig.name}-{os.getpid()}"
+    ready = tmp_path / "held"
+    config = write_config(tmp_path, {"a": {"command": PY, "args": _group_leader(marker)}})
+    hub = subprocess.Popen([PY, "-c", HELD_IN_THE_IMPORTS, str(ready), str(config)], stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (ready.exists() and len(_processes_with(marker)) == 2) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ready.exists() and len(_processes_with(marker)) == 2, "the hub never reached its imports with its child up"
+        hub.send_signal(sig)
+        try:
+            code = hub.wait(20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the hub outlived a {sig.name} sent during its imports")
+        assert code == 128 + sig
+        assert _wait_gone(marker) == []  # the child and the helper in its group
+    finally:
+        hub.kill()
+        hub.wait()
+        assert hub.stderr is not None
+        hub.stderr.close()
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
