@@ -33,7 +33,9 @@ THIRD_PARTY = (
 
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        text = mask(super().format(record))  # the message is masked already; this covers tracebacks
+        text = super().format(record)
+        if record.exc_info or record.exc_text or record.stack_info:
+            text = mask(text)  # the message is masked already (`mask_record`); this covers the traceback
         return text.replace("\r", "\\r").replace("\n", "\\n")
 
 

@@ -20,6 +20,7 @@ slow the hub down with a crafted megabyte of text.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -228,6 +229,24 @@ def bounded_name(name: str, limit: int = NAME_LIMIT) -> str:
     return f"{mask(name[:limit + 512])[:limit]}…#{digest}"
 
 
+class Premasked(str):
+    """A log format string whose arguments the caller masked itself (`mask_short`): `mask_record`
+    leaves such a record as it is. For lines logged on every call, where masking the whole message
+    would cost more than the rest of the call's work in the hub."""
+
+
+def mask_short(value: object) -> str:
+    """`mask(str(value))`, remembered for short values: the names a per-call line repeats (tool,
+    server, principal) are masked once, not on every call."""
+    text = str(value)
+    return _mask_remembered(text) if len(text) <= 256 else mask(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mask_remembered(text: str) -> str:
+    return mask(text)
+
+
 class MaskingFilter(logging.Filter):
     """A logging filter that masks the fully formatted message of every record."""
 
@@ -244,6 +263,9 @@ def mask_record(record: logging.LogRecord) -> None:
     """Mask a record's message in place, cut to `LOG_MESSAGE_LIMIT` characters (once: a record
     already masked is left alone)."""
     if getattr(record, "_mcp_hub_masked", False):
+        return
+    if isinstance(record.msg, Premasked):
+        record._mcp_hub_masked = True  # type: ignore[attr-defined]
         return
     if record.name == "uvicorn.access" and isinstance(record.args, tuple):
         # uvicorn's AccessFormatter unpacks args (client, method, path, version, status): mask each

@@ -16,11 +16,13 @@ from hub.catalog.catalog import ToolRoute
 from hub.errors import HubToolError
 from hub.metrics import HubMetrics
 from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCall, now
-from hub.redact import bounded_name
+from hub.redact import Premasked, bounded_name, mask_short
 from hub.settings import AuditSettings
 from hub.wire import ToolResult, replace_meta
 
 logger = logging.getLogger("hub.calls")
+CALL_LINE = Premasked("call tool=%s server=%s principal=%s outcome=%s code=%s ms=%s request_id=%s")
+"""One line per call at INFO; its names are masked one by one (`mask_short`), the rest is the hub's own."""
 REQUEST_ID_META = "mcp-hub/request_id"
 _REQUEST_IDS = itertools.count(1)
 _PROCESS_TAG = f"{secrets.randbits(64):016x}"
@@ -114,8 +116,8 @@ class AuditPolicy:
         request_id, principal = attributes["request_id"], attributes.get("principal", "local")
         latency_ms = round(seconds * 1000, 3) if seconds is not None else None
         if logger.isEnabledFor(logging.INFO):
-            logger.info("call tool=%s server=%s principal=%s outcome=%s code=%s ms=%s request_id=%s",
-                        tool, server, principal, outcome, code, latency_ms, request_id)
+            logger.info(CALL_LINE, mask_short(tool), mask_short(server), mask_short(principal), outcome, code,
+                        latency_ms, request_id)
         if self.audit is None:
             return
         if keep is None:  # `tool` is a catalog name here: the cache stays as small as the catalog

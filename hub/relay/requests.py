@@ -50,6 +50,7 @@ from hub.audit.log import AuditEvent
 from hub.auth.principal import Principal
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
+from hub.redact import Premasked, mask_short
 from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import TaskRelay
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from hub.hub import Hub
 
 logger = logging.getLogger("hub.relay")
+RELAY_LINE = Premasked("relay kind=%s server=%s principal=%s outcome=%s code=%s ms=%s")
 
 _SAMPLING = types.ClientCapabilities(sampling=types.SamplingCapability())
 _ELICITATION = types.ClientCapabilities(elicitation=types.ElicitationCapability())
@@ -248,7 +250,7 @@ class RequestRelay:
         """Audit one relayed request (kind `relay:<kind>`) and log it on `hub.relay`."""
         ms = round((now() - started) * 1000, 3) if started is not None else None
         name = principal.name if principal is not None else "-"
-        logger.info("relay kind=%s server=%s principal=%s outcome=%s code=%s ms=%s", kind, server, name, outcome, code, ms)
+        logger.info(RELAY_LINE, mask_short(kind), mask_short(server), mask_short(name), outcome, code, ms)
         audit = self._hub.audit_log
         if audit is not None:
             auth_kind, credential = (principal.kind, principal.credential) if principal is not None else ("none", "")

@@ -163,3 +163,38 @@ def test_common_secret_forms_from_real_output_are_masked(line: str) -> None:
     from hub.redact import mask
 
     assert "hunter2secret" not in mask(line), mask(line)
+
+
+@pytest.mark.parametrize("principal,tool,secret", [
+    ("ada.lovelace@example.com", "e__echo", "lovelace@example"),
+    ("local", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghij"),
+    ("svc", "x" * 300 + " password=hunter2secret", "hunter2secret"),  # longer than the remembered names
+])
+def test_the_per_call_line_masks_its_names_one_by_one(principal: str, tool: str, secret: str) -> None:
+    """The per-call line skips the whole-message mask (`Premasked`): the tool, server and principal
+    it carries are masked one by one instead, and a traceback logged at the same time still is."""
+    import io
+    import logging as _logging
+
+    from hub.logsetup import configure_logging
+    from hub.policies.audit import CALL_LINE
+    from hub.redact import mask_short
+
+    root = _logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("info")
+        stream = io.StringIO()
+        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        calls = _logging.getLogger("hub.calls")
+        for _ in range(2):  # the second time from the remembered masks
+            calls.info(CALL_LINE, mask_short(tool), mask_short("srv"), mask_short(principal), "ok", None, 1.5, "rid")
+        try:
+            raise RuntimeError(f"boom token={secret}zz")
+        except RuntimeError:
+            calls.exception("failed for %s", "someone")
+        text = stream.getvalue()
+        assert text.count("call tool=") == 2 and "outcome=ok" in text and "request_id=rid" in text
+        assert secret not in text and MASK in text
+    finally:
+        root.handlers[:], root.level = saved
