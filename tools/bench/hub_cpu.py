@@ -31,6 +31,7 @@ from tools.bench.common import ENV, ROOT  # noqa: E402
 ECHO = str(ROOT / "tools" / "bench" / "echo_server.py")
 VARIANTS: dict[str, dict[str, Any]] = {
     "as shipped": {},
+    "default log level (info)": {"log_level": "info"},
     "fast path off (SDK models)": {"fast_calls": False},
     "audit off": {"audit": {"enabled": False}},
 }
@@ -64,8 +65,10 @@ async def measure(folder: Path, label: str, hub: dict[str, Any], calls: int, rep
     config = folder / f"hub-{len(list(folder.iterdir()))}.json"
     config.write_text(json.dumps({"hub": {"data_dir": str(folder / "data"), **hub},
                                   "mcpServers": {"echo": {"command": sys.executable, "args": [ECHO]}}}))
+    # At warning unless the variant sets a level: a line per call at info is measured on its own.
+    level = [] if "log_level" in hub else ["--log-level", "warning"]
     params = StdioServerParameters(command=sys.executable, args=["-m", "hub.cli", "serve", "--transport", "stdio", "--config", str(config),
-                                                                "--log-level", "warning"], env=ENV, cwd=str(ROOT))
+                                                                *level], env=ENV, cwd=str(ROOT))
     hub_ms, main_ms, echo_ms, wall_ms = [], [], [], []
     async with Client(params) as client:
         await client.list_tools()
