@@ -119,11 +119,13 @@ async def big_result(contender: Contender, size: int) -> None:
 
 
 @asynccontextmanager
-async def stdio_session(args: list[str]) -> AsyncIterator[ClientSession]:
+async def stdio_session(args: list[str], errlog: Path) -> AsyncIterator[ClientSession]:
+    """A session over stdio; the server's stderr goes to `errlog`, as a desktop client keeps it in a log file."""
     params = StdioServerParameters(command=PY, args=args, env=dict(ENV), cwd=str(ROOT))
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        yield session
+    with errlog.open("a") as log:
+        async with stdio_client(params, errlog=log) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
 
 
 async def serving(port: int, process: subprocess.Popen[bytes], within: float = 180) -> None:
@@ -160,15 +162,15 @@ def hub_config(folder: Path) -> str:
 
 async def contenders(stack: AsyncExitStack, folder: Path, http: bool, floor: bool, warmup: int) -> dict[str, Contender]:
     config = hub_config(folder)
-    serve = ["-m", "hub.cli", "serve", "--config", config, "--log-level", "warning"]
+    serve = ["-m", "hub.cli", "serve", "--config", config]  # at the default log level (info), as users run it
     found = {
-        "direct (stdio)": Contender(await stack.enter_async_context(stdio_session([ECHO])), "echo"),
-        "mcp-hub (stdio)": Contender(await stack.enter_async_context(stdio_session([*serve, "--transport", "stdio"])),
+        "direct (stdio)": Contender(await stack.enter_async_context(stdio_session([ECHO], folder / "direct.log")), "echo"),
+        "mcp-hub (stdio)": Contender(await stack.enter_async_context(stdio_session([*serve, "--transport", "stdio"], folder / "hub.log")),
                                      "echo__echo"),
     }
     if floor:  # a relay copying bytes, deciding nothing: the floor for any gateway process
         found["bare byte relay (stdio)"] = Contender(
-            await stack.enter_async_context(stdio_session([str(ROOT / "tools" / "bench" / "bare_relay.py"), PY, ECHO])), "echo")
+            await stack.enter_async_context(stdio_session([str(ROOT / "tools" / "bench" / "bare_relay.py"), PY, ECHO], folder / "relay.log")), "echo")
     if http:
         found["plain SDK server (http)"] = Contender(
             await stack.enter_async_context(http_session([ECHO, "http"], folder)), "echo")
