@@ -41,7 +41,7 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 
-from hub.downstream.reaper import release_group, start_watcher, watch_group
+from hub.downstream.reaper import kill_adopted_orphans, release_group, start_watcher, watch_group
 
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 # The variables `mcp.client.stdio.get_default_environment` passes on (POSIX).
@@ -187,11 +187,13 @@ def _hold(signum: int, frame: object) -> None:
 
 def _stop_at_once(signum: int, frame: object) -> None:
     """Until the hub installs `hub.signals.stop_on_sigterm`: kill the waiting children's groups and
-    exit now, unwinding nothing (see the module docstring). The orphan watcher, seeing its pipe end,
-    kills any group registered with it as well."""
+    the helpers that left them (re-parented to the hub, its children's subreaper), and exit now,
+    unwinding nothing (see the module docstring). The orphan watcher, seeing its pipe end, kills any
+    group registered with it as well."""
     for child in list(_waiting.values()):
         with suppress(OSError):
             os.killpg(child.process.pid, signal.SIGKILL)
+    kill_adopted_orphans(set())  # helpers that left their server's group, re-parented to this subreaper
     os._exit(128 + signum)
 
 

@@ -183,8 +183,11 @@ def test_malformed_lines_are_answered_and_the_session_goes_on(tmp_path: Path) ->
         first = hub.by_id(7)
         assert first["error"]["code"] == -32600 and "already in use" in first["error"]["message"]
         assert hub.by_id(7)["result"]["structuredContent"] == {"result": "slept"}
-        hub.request(8, "tools/list")  # reused by a request the SDK serves
-        hub.request(8, "tools/call", {"name": "f__echo", "arguments": {"text": "x"}})
+        # Reused by a request the SDK serves: both lines in one write, so the second is read while
+        # the first is surely in flight (a quick tools/list may otherwise be answered in between).
+        hub.send(json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}).encode() + b"\n"
+                 + json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+                               "params": {"name": "f__echo", "arguments": {"text": "x"}}}).encode())
         answers = [hub.by_id(8), hub.by_id(8)]
         assert sorted("error" in a for a in answers) == [False, True]
         assert any("tools" in a.get("result", {}) for a in answers)

@@ -221,21 +221,25 @@ def test_a_stop_signal_during_the_imports_ends_the_hub_at_once(tmp_path: Path, s
     the waiting children and exits with 128 + the signal, whatever the imports were doing."""
     marker = f"prestart-gap-{sig.name}-{os.getpid()}"
     ready = tmp_path / "held"
-    config = write_config(tmp_path, {"a": {"command": PY, "args": _group_leader(marker)}})
+    daemon = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    leaves_its_group = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], "
+                        "start_new_session=True); time.sleep(300)")
+    config = write_config(tmp_path, {"a": {"command": PY, "args": _group_leader(marker)},
+                                     "d": {"command": PY, "args": ["-c", leaves_its_group, daemon, marker + "-daemon"]}})
     hub = subprocess.Popen([PY, "-c", HELD_IN_THE_IMPORTS, str(ready), str(config)], stdin=subprocess.PIPE,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
-        while not (ready.exists() and len(_processes_with(marker)) == 2) and time.monotonic() < deadline:
+        while not (ready.exists() and len(_processes_with(marker)) == 4) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert ready.exists() and len(_processes_with(marker)) == 2, "the hub never reached its imports with its child up"
+        assert ready.exists() and len(_processes_with(marker)) == 4, "the hub never reached its imports with its children up"
         hub.send_signal(sig)
         try:
             code = hub.wait(20)
         except subprocess.TimeoutExpired:
             pytest.fail(f"the hub outlived a {sig.name} sent during its imports")
         assert code == 128 + sig
-        assert _wait_gone(marker) == []  # the child and the helper in its group
+        assert _wait_gone(marker) == []  # the children, the helper in a group, the daemon that left its group
     finally:
         hub.kill()
         hub.wait()
