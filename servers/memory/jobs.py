@@ -22,7 +22,9 @@ import anyio
 from pydantic import BaseModel, Field
 
 from servers.kit.errors import DomainError, not_found
-from servers.memory.documents import DocumentStore
+from servers.memory.documents import DocumentStore, Prepared
+from servers.memory.model import Ingested
+from servers.memory.pipeline import abandon
 from servers.memory.readers import SUPPORTED, read_document
 
 MAX_JOBS = 50
@@ -107,16 +109,39 @@ class IngestJobs:
         self._changed.set()
         self._changed = anyio.Event()
 
+    async def _prepare(self, path: Path, tags: list[str], size: int, overlap: int,
+                       submitted: Callable[[], None]) -> Ingested | Prepared:
+        title, text = await anyio.to_thread.run_sync(read_document, path)
+        return await self.documents.prepare(title, text, path.resolve().as_uri(), tags, None, size, overlap, submitted=submitted)
+
     async def _run(self, job: IngestJob, files: list[Path], tags: list[str], size: int, overlap: int) -> None:
+        """Files are committed one by one in order. The next file is read, chunked and embedded while
+        this one's last batches embed and its rows are written, so the embedder's cores never wait
+        for the reading, the chunking or SQLite between files. At most two files are in hand."""
+        loop = asyncio.get_running_loop()
+
+        def begin(index: int) -> tuple[asyncio.Task[Ingested | Prepared], anyio.Event] | None:
+            if index >= len(files):
+                return None
+            submitted = anyio.Event()  # its last batch has started, or it ended (done, failed, no-op)
+            task = loop.create_task(self._prepare(files[index], tags, size, overlap, submitted.set))
+            task.add_done_callback(lambda _: submitted.set())
+            return task, submitted
+
         async with self._one_at_a_time:
             job.state = "running"
             self._notify()
+            ahead, current = begin(0), None
             try:
-                for path in files:
+                for index, path in enumerate(files):
+                    assert ahead is not None
                     job.current = path.name
+                    current, submitted = ahead
+                    await submitted.wait()
+                    ahead = begin(index + 1)
                     try:
-                        title, text = await anyio.to_thread.run_sync(read_document, path)
-                        result = await self.documents.ingest(title, text, path.resolve().as_uri(), tags, None, size, overlap)
+                        prepared = await current
+                        result = prepared if isinstance(prepared, Ingested) else await self.documents.commit(prepared)
                         job.counts[result.status] = job.counts.get(result.status, 0) + 1
                         if result.status in ("created", "replaced"):
                             job.chunks_indexed += result.document.chunks
@@ -131,6 +156,10 @@ class IngestJobs:
                 job.state = "failed"
                 job.errors.append(FileError(path=job.current or job.root, message=f"ingest stopped: {type(exc).__name__}"))
             finally:
+                for task in (current, ahead[0] if ahead else None):
+                    if task is not None and not task.done():
+                        abandon(task)
                 job.current = None
                 job.finished_at = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
                 self._notify()
+
