@@ -6,9 +6,10 @@ fused QKV projection, softmax attention with a padding mask, exact-erf GELU as t
 LayerNorm), written with ONNX Runtime's fused contrib ops; the embedding look-up and mean pooling stay
 in numpy. `quantize_dynamic` turns every MatMul's and Attention's weights into int8 (per channel,
 reduce_range: AVX2 without VNNI saturates u8 x s8 otherwise; activations quantised per run). ONNX
-Runtime runs it at 33-36 chunks per CPU-second (500-character chunks cut at 128 word pieces; the
-float32 numpy path did 3.7 on 900-character ones); embeddings stay within cosine 0.98
-of the float32 ones and retrieval within 0.01 R@5 (docs/memory.md, tools/bench/memory_ingest.py).
+Runtime runs it at ~6.3 ms per 116-word-piece chunk on one core of the 2-core AMD EPYC this was
+measured on (125-139 chunks per CPU-second end to end; 33-36 on an earlier AVX2 host; the float32
+numpy path did 3.7 on 900-character chunks); embeddings stay within cosine 0.98 of the float32 ones
+and retrieval within 0.01 R@5 (docs/memory.md, tools/bench/memory_ingest.py).
 
 Building takes ~10-20 s. `tools/setup.sh` builds the files once into the install (`<venv>/share/mcp-hub/
 models/`), so a user's first request never does; without that they are built on first use into
