@@ -7,7 +7,9 @@ and date is a no-op (`unchanged`); new tags or a new date on unchanged content a
 re-embedding (`retagged`, or `updated` when the date changed) — never dropped; a date left out
 keeps the stored one. A changed document has its chunks, their vectors and their FTS rows replaced
 in one transaction, so a search sees the old version or the new one, never a mix. `changed` names
-the fields a call changed on an existing document.
+the fields a call changed on an existing document. `ingest` is `prepare` (chunk and embed, with two
+embedding batches in flight: servers/memory/pipeline.py) then `commit` (the one transaction); a
+folder job calls them apart to embed the next file while writing this one.
 """
 
 from __future__ import annotations
