@@ -6,9 +6,10 @@ fused QKV projection, softmax attention with a padding mask, exact-erf GELU as t
 LayerNorm), written with ONNX Runtime's fused contrib ops; the embedding look-up and mean pooling stay
 in numpy. `quantize_dynamic` turns every MatMul's and Attention's weights into int8 (per channel,
 reduce_range: AVX2 without VNNI saturates u8 x s8 otherwise; activations quantised per run). ONNX
-Runtime runs it at 33-36 chunks per CPU-second (500-character chunks cut at 128 word pieces; the
-float32 numpy path did 3.7 on 900-character ones); embeddings stay within cosine 0.98
-of the float32 ones and retrieval within 0.01 R@5 (docs/memory.md, tools/bench/memory_ingest.py).
+Runtime runs it at ~6.3 ms per 116-word-piece chunk on one core of the 2-core AMD EPYC this was
+measured on (125-139 chunks per CPU-second end to end; 33-36 on an earlier AVX2 host; the float32
+numpy path did 3.7 on 900-character chunks); embeddings stay within cosine 0.98 of the float32 ones
+and retrieval within 0.01 R@5 (docs/memory.md, tools/bench/memory_ingest.py).
 
 Building takes ~10-20 s. `tools/setup.sh` builds the files once into the install (`<venv>/share/mcp-hub/
 models/`), so a user's first request never does; without that they are built on first use into
@@ -28,18 +29,21 @@ if TYPE_CHECKING:
 
     from hub.text.embedding import MiniLM
 
-GRAPH_VERSION = 4
+GRAPH_VERSION = 5
 
 
 def _graph(base: MiniLM) -> Any:
     """The float32 ONNX model: input `x` (B, L, 384) after embedding LayerNorm, `mask` (B, L) int32 (1 for
-    a real token); output `hidden` (B, L, 384). Written with ONNX Runtime's fused contrib ops (the shape
-    `onnxruntime.transformers.optimizer` produces for BERT): `Attention` (QKV projection, scaled softmax
-    with the padding mask, context), `SkipLayerNormalization` (residual + bias + LayerNorm) and
-    `BiasGelu` (bias + exact erf GELU), so the quantiser turns attention into `QAttention`. Version 1
-    (plain ONNX ops) ran ~8% slower per CPU-second: ORT fused most of it at load, but not the attention. Version 3 used
-    `FastGelu` (tanh form): ~6% of a run cheaper, but business hybrid MRR fell 0.827 -> 0.750 at equal
-    hit@5, so version 4 is back to erf."""
+    a real token); output `hidden` (B, L, 384). Written with ONNX Runtime's fused contrib ops
+    `Attention` (QKV projection, scaled softmax with the padding mask, context; the quantiser turns it
+    into `QAttention`) and `BiasGelu` (bias + exact erf GELU); each residual is two `Add`s and a standard
+    `LayerNormalization`. Version 1 (plain ONNX ops) ran ~8% slower per CPU-second: ORT fused most of it
+    at load, but not the attention. Version 3 used `FastGelu` (tanh form): ~6% of a run cheaper, but
+    business hybrid MRR fell 0.827 -> 0.750 at equal hit@5, so version 4 went back to erf. Version 5
+    replaces version 4's `SkipLayerNormalization` (residual + bias + LayerNorm in one op): ORT 1.32's
+    CPU kernel for it took 29% of a run (2.4 ms of 8.3 at 116 tokens), Add + LayerNormalization take
+    0.37 ms, so a run is ~25% cheaper with the same vectors (cosine to float32 unchanged to 4 digits).
+    `OnnxEncoder` turns off the fusion that would put the slow op back."""
     from onnx import TensorProto, helper, numpy_helper
 
     d, heads = base.dimensions, base.heads
@@ -54,6 +58,13 @@ def _graph(base: MiniLM) -> Any:
         nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **attrs))
         return out
 
+    def residual_norm(out: str, skip: str, bias: np.ndarray, norm: tuple[np.ndarray, np.ndarray], name: str) -> str:
+        """LayerNorm(out + bias + skip): plain ops, not the slower fused `SkipLayerNormalization`."""
+        biased = node("Add", [out, const(name + "_b", bias)], name + "_bias")
+        summed = node("Add", [biased, skip], name + "_skip")
+        return node("LayerNormalization", [summed, const(name + "_w", norm[0]), const(name + "_beta", norm[1])], name,
+                    axis=-1, epsilon=1e-12)
+
     ms = "com.microsoft"
     x = "x"
     for i, layer in enumerate(base.layers):
@@ -61,13 +72,11 @@ def _graph(base: MiniLM) -> Any:
         attended = node("Attention", [x, const(p + "w_qkv", layer["qkv"]), const(p + "w_qkv_b", layer["qkv_b"]), "mask"],
                         p + "att", ms, num_heads=heads)
         out = node("MatMul", [attended, const(p + "w_out", layer["out"])], p + "o_mm")
-        x = node("SkipLayerNormalization", [out, x, const(p + "n1w", layer["norm1"][0]), const(p + "n1b", layer["norm1"][1]),
-                                            const(p + "w_out_b", layer["out_b"])], p + "ln1", ms, epsilon=1e-12)
+        x = residual_norm(out, x, layer["out_b"], layer["norm1"], p + "ln1")
         up = node("MatMul", [x, const(p + "w_up", layer["up"])], p + "up_mm")
         gelu = node("BiasGelu", [up, const(p + "w_up_b", layer["up_b"])], p + "gelu", ms)
         down = node("MatMul", [gelu, const(p + "w_down", layer["down"])], p + "dn_mm")
-        x = node("SkipLayerNormalization", [down, x, const(p + "n2w", layer["norm2"][0]), const(p + "n2b", layer["norm2"][1]),
-                                            const(p + "w_down_b", layer["down_b"])], p + "ln2", ms, epsilon=1e-12)
+        x = residual_norm(down, x, layer["down_b"], layer["norm2"], p + "ln2")
     nodes.append(helper.make_node("Identity", [x], ["hidden"]))
     graph = helper.make_graph(
         nodes, "minilm_encoder",
@@ -143,7 +152,9 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # SkipLayerNormalization's CPU kernel is ~6x slower than the Add + LayerNormalization it would fuse (see _graph)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=["SkipLayerNormFusion"])
 
     def __call__(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """`x` (B, L, 384) float32, `mask` (B, L) int32 -> hidden states (B, L, 384)."""

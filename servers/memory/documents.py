@@ -7,7 +7,9 @@ and date is a no-op (`unchanged`); new tags or a new date on unchanged content a
 re-embedding (`retagged`, or `updated` when the date changed) — never dropped; a date left out
 keeps the stored one. A changed document has its chunks, their vectors and their FTS rows replaced
 in one transaction, so a search sees the old version or the new one, never a mix. `changed` names
-the fields a call changed on an existing document.
+the fields a call changed on an existing document. `ingest` is `prepare` (chunk and embed, with two
+embedding batches in flight: servers/memory/pipeline.py) then `commit` (the one transaction); a
+folder job calls them apart to embed the next file while writing this one.
 """
 
 from __future__ import annotations
@@ -17,24 +19,43 @@ import hashlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
-from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, chunk_text
+from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, Chunk, chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
+from servers.memory.pipeline import Progress, embed_batches
 from servers.memory.search import DOCUMENT_RRF_K, from_blob, fts_query, fuse, snippet, terms, to_blob
 from servers.memory.vectors import VectorIndex
 
-Progress = Callable[[float, float, str], Awaitable[None]]
+if TYPE_CHECKING:
+    import numpy as np
+
 CANDIDATES = 50
 COMMON_FLOOR = 1000
-EMBED_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A document chunked and embedded, not yet written (`DocumentStore.prepare` -> `commit`)."""
+
+    title: str
+    characters: int
+    source: str | None
+    identity: str
+    digest: str
+    tags: list[str]
+    date: str | None
+    existing: sqlite3.Row | None
+    chunks: list[Chunk]
+    vectors: np.ndarray
 
 
 def _document(row: sqlite3.Row, tags: list[str]) -> Document:
@@ -70,6 +91,15 @@ class DocumentStore:
 
     async def ingest(self, title: str, text: str, source: str | None, tags: list[str], date: _dt.date | None,
                      size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None) -> Ingested:
+        prepared = await self.prepare(title, text, source, tags, date, size, overlap, progress)
+        return prepared if isinstance(prepared, Ingested) else await self.commit(prepared)
+
+    async def prepare(self, title: str, text: str, source: str | None, tags: list[str], date: _dt.date | None,
+                      size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None,
+                      submitted: Callable[[], None] | None = None) -> Ingested | Prepared:
+        """Everything before the write: the finished result when the content is unchanged (or only its
+        tags or date changed), else the chunks and their vectors for `commit`. Nothing of the new
+        content is stored yet. `submitted()` is called once the last embedding batch has started."""
         if not text.strip():
             raise DomainError("invalid_argument", f"document {title!r} has no text to index", details={"field": "text"})
         identity = source or f"title:{title}"
@@ -84,20 +114,22 @@ class DocumentStore:
                 return Ingested(document=_document(existing, unique_tags), status="unchanged")
             return Ingested(document=await self._relabel(existing["id"], unique_tags, new_date), changed=changed,
                             status="updated" if "date" in changed else "retagged")
-        import numpy as np
-
         chunks = chunk_text(text, size, overlap)
-        vectors = np.zeros((len(chunks), self.embedder.dimensions), dtype=np.float32)
-        for start in range(0, len(chunks), EMBED_BATCH):
-            batch = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks[start : start + EMBED_BATCH]]
-            vectors[start : start + len(batch)] = await anyio.to_thread.run_sync(self.embedder.embed, batch)
-            if progress is not None:
-                await progress(start + len(batch), len(chunks), f"embedded {start + len(batch)} of {len(chunks)} chunks of {title}")
+        texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
+        vectors = await embed_batches(self.embedder, texts, progress, title, submitted)
+        return Prepared(title=title, characters=len(text), source=source, identity=identity, digest=digest, tags=unique_tags,
+                        date=new_date, existing=existing, chunks=chunks, vectors=vectors)
+
+    async def commit(self, prepared: Prepared) -> Ingested:
+        """Store a prepared document in one transaction: its row, tags, chunks, vectors and FTS rows,
+        replacing an earlier version's whole (a search sees the old version or the new one)."""
+        p = prepared
         index = await self._vectors()
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+        tags = json.dumps(p.tags)
 
         def write(db: sqlite3.Connection) -> tuple[sqlite3.Row, list[int], list[int]]:
-            row = db.execute("SELECT id FROM documents WHERE identity = ?", (identity,)).fetchone()
+            row = db.execute("SELECT id FROM documents WHERE identity = ?", (p.identity,)).fetchone()
             old: list[int] = []
             if row is not None:
                 doc_id = row["id"]
@@ -105,35 +137,35 @@ class DocumentStore:
                 db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in old])
                 db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
                 db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
-                           "ingested_at=? WHERE id=?", (title, source, json.dumps(unique_tags), digest, len(text), len(chunks),
-                                                         new_date, now.isoformat(), doc_id))
+                           "ingested_at=? WHERE id=?", (p.title, p.source, tags, p.digest, p.characters, len(p.chunks),
+                                                         p.date, now.isoformat(), doc_id))
             else:
                 doc_id = uuid.uuid4().hex[:16]
                 db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "
                            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (doc_id, identity, title, source, json.dumps(unique_tags), digest, len(text), len(chunks),
-                            new_date, now.isoformat()))
+                           (doc_id, p.identity, p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date, now.isoformat()))
             db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
-            db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in unique_tags])
+            db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in p.tags])
             new = []
-            for chunk, vector in zip(chunks, vectors, strict=True):
+            for chunk, vector in zip(p.chunks, p.vectors, strict=True):
                 cursor = db.execute("INSERT INTO chunks (document_id, position, heading, text, vector) VALUES (?, ?, ?, ?, ?)",
                                     (doc_id, chunk.position, chunk.heading, chunk.text, to_blob(vector)))
                 new.append(int(cursor.lastrowid or 0))
                 db.execute("INSERT INTO chunk_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
-                           (cursor.lastrowid, title, chunk.heading, chunk.text))
+                           (cursor.lastrowid, p.title, chunk.heading, chunk.text))
             return db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone(), old, new
 
         saved, old, new = await self.store.run(write)
         self._changed()
         index.remove(old)
-        index.add(new, vectors)
+        index.add(new, p.vectors)
+        existing = p.existing
         if existing is None:
-            return Ingested(document=_document(saved, unique_tags), status="created")
-        replaced: list[Any] = ["content", *(f for f, old, new in (("title", existing["title"], title),
-                                                                  ("tags", json.loads(existing["tags"]), unique_tags),
-                                                                  ("date", existing["doc_date"], new_date)) if old != new)]
-        return Ingested(document=_document(saved, unique_tags), status="replaced", changed=replaced)
+            return Ingested(document=_document(saved, p.tags), status="created")
+        replaced: list[Any] = ["content", *(f for f, before, after in (("title", existing["title"], p.title),
+                                                                       ("tags", json.loads(existing["tags"]), p.tags),
+                                                                       ("date", existing["doc_date"], p.date)) if before != after)]
+        return Ingested(document=_document(saved, p.tags), status="replaced", changed=replaced)
 
     async def _relabel(self, document_id: str, tags: list[str], date: str | None) -> Document:
         """New tags and date for a document whose content is unchanged (no re-embedding)."""

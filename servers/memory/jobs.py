@@ -7,6 +7,8 @@ Decisions: jobs live in the server process's memory (a restart forgets them; re-
 is cheap because unchanged files are no-ops); at most `MAX_JOBS` finished jobs are kept; one job
 runs at a time per server (a second one queues behind it, so two ingests never compete for the
 CPU the embedder needs); a file that fails is recorded (first `MAX_ERRORS`) and the job goes on.
+Within a job, up to `LOOK_AHEAD` files are in hand at once: later files are read, chunked and
+embedded while earlier ones are written, and files are still committed in folder order.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -22,12 +25,15 @@ import anyio
 from pydantic import BaseModel, Field
 
 from servers.kit.errors import DomainError, not_found
-from servers.memory.documents import DocumentStore
+from servers.memory.documents import DocumentStore, Prepared
+from servers.memory.model import Ingested
+from servers.memory.pipeline import abandon
 from servers.memory.readers import SUPPORTED, read_document
 
 MAX_JOBS = 50
 MAX_ERRORS = 20
 MAX_FILES = 10_000
+LOOK_AHEAD = 4
 State = Literal["queued", "running", "done", "failed"]
 Report = Callable[[float, float, str], Awaitable[None]]
 
@@ -107,30 +113,75 @@ class IngestJobs:
         self._changed.set()
         self._changed = anyio.Event()
 
+    async def _prepare(self, path: Path, tags: list[str], size: int, overlap: int,
+                       submitted: Callable[[], None]) -> Ingested | Prepared:
+        title, text = await anyio.to_thread.run_sync(read_document, path)
+        return await self.documents.prepare(title, text, path.resolve().as_uri(), tags, None, size, overlap, submitted=submitted)
+
     async def _run(self, job: IngestJob, files: list[Path], tags: list[str], size: int, overlap: int) -> None:
+        """Files are committed one by one, in order. Later files are read, chunked and embedded while
+        earlier ones finish embedding and are written, so the embedder's cores never wait for reading,
+        chunking or SQLite between files: the next file starts once every file in hand has started its
+        last embedding batch, up to `LOOK_AHEAD` files in hand (small files embed in one batch each)."""
+        loop = asyncio.get_running_loop()
+        in_hand: deque[_InHand] = deque()
+        following = 0
+
+        def fill() -> None:
+            nonlocal following
+            while following < len(files) and len(in_hand) < LOOK_AHEAD and all(f.submitted for f in in_hand):
+                entry = _InHand(files[following])
+                following += 1
+
+                def submitted(entry: _InHand = entry) -> None:
+                    if not entry.submitted:
+                        entry.submitted = True
+                        fill()
+
+                entry.task = loop.create_task(self._prepare(entry.path, tags, size, overlap, submitted))
+                entry.task.add_done_callback(lambda _, mark=submitted: mark())  # ended without embedding (no-op, failed)
+                in_hand.append(entry)
+
         async with self._one_at_a_time:
             job.state = "running"
             self._notify()
             try:
-                for path in files:
-                    job.current = path.name
+                fill()
+                while in_hand:
+                    entry = in_hand[0]
+                    job.current = entry.path.name
                     try:
-                        title, text = await anyio.to_thread.run_sync(read_document, path)
-                        result = await self.documents.ingest(title, text, path.resolve().as_uri(), tags, None, size, overlap)
+                        prepared = await entry.task
+                        result = prepared if isinstance(prepared, Ingested) else await self.documents.commit(prepared)
                         job.counts[result.status] = job.counts.get(result.status, 0) + 1
                         if result.status in ("created", "replaced"):
                             job.chunks_indexed += result.document.chunks
                     except DomainError as exc:
                         job.counts["failed"] = job.counts.get("failed", 0) + 1
                         if len(job.errors) < MAX_ERRORS:
-                            job.errors.append(FileError(path=str(path), message=exc.body.message))
+                            job.errors.append(FileError(path=str(entry.path), message=exc.body.message))
+                    in_hand.popleft()
                     job.files_done += 1
                     self._notify()
+                    fill()
                 job.state = "done"
             except Exception as exc:  # noqa: BLE001 - a job must end in a state a caller can read
                 job.state = "failed"
                 job.errors.append(FileError(path=job.current or job.root, message=f"ingest stopped: {type(exc).__name__}"))
             finally:
+                following = len(files)  # start nothing more
+                for entry in in_hand:
+                    if not entry.task.done():
+                        abandon(entry.task)
                 job.current = None
                 job.finished_at = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
                 self._notify()
+
+
+class _InHand:
+    """A file of a running job: being read, chunked or embedded, or waiting for its turn to be written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.submitted = False  # its last embedding batch has started, or it ended
+        self.task: asyncio.Task[Ingested | Prepared]

@@ -65,7 +65,9 @@ async def test_folder_ingest_runs_in_background_and_search_works_meanwhile(tmp_p
         assert job["files_total"] == 2 and job["state"] in ("queued", "running")
 
         assert await anyio.to_thread.run_sync(embedder.entered.wait, 30), "the second file started embedding"
-        status = await call(client, "ingest_status", job_id=job["id"])
+        with anyio.fail_after(30):  # the first file's write may still be finishing: the next one embeds meanwhile
+            while (status := await call(client, "ingest_status", job_id=job["id"]))["files_done"] < 1:
+                await anyio.sleep(0.01)
         assert status["state"] == "running" and status["files_done"] == 1 and status["current"] == "b_leave.md", status
 
         found = await call(client, "search_documents", query="hotel costs per night", mode="keyword")
