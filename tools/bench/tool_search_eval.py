@@ -157,6 +157,9 @@ def main() -> None:
         args.write_config.write_text(json.dumps(eval_config_dict(args.stdio, args.third_catalog), indent=2))
         return
     os.environ.setdefault("MCP_HUB_DATA_DIR", tempfile.mkdtemp(prefix="tool-search-eval-"))
+    # an empty vector cache: the shared one may hold the numpy MiniLM's rows under the same model name as the int8
+    # model's, and which one a run reads moved a split by a request from one run to the next
+    os.environ.setdefault("MCP_HUB_CACHE_DIR", tempfile.mkdtemp(prefix="tool-search-eval-cache-"))
     report = anyio.run(run, args.split or ["dev", "heldout", "fresh"], args.stdio, args.misses)
     print(json.dumps(report, indent=2))
 

