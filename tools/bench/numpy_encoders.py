@@ -37,6 +37,29 @@ def _attention(x: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, heads
     return (s @ split(v)).transpose(0, 2, 1, 3).reshape(batch, length, width)
 
 
+def _encoder_layer(w: dict[str, np.ndarray], p: str, names: dict[str, str], x: np.ndarray, heads: int,
+                   bias: np.ndarray, eps: float) -> np.ndarray:
+    """One post-LayerNorm transformer layer (attention, then GELU feed-forward), its weights at
+    `p + names[part]` (`q k v o ln1 inter out ln2`; a LayerNorm's `.weight`/`.bias` or `.gamma`/`.beta`)."""
+
+    def lin(t: np.ndarray, part: str) -> np.ndarray:
+        return t @ w[p + names[part] + ".weight"].T + w[p + names[part] + ".bias"]
+
+    def norm(t: np.ndarray, part: str) -> np.ndarray:
+        scale, shift = (".gamma", ".beta") if p + names[part] + ".gamma" in w else (".weight", ".bias")
+        return _layer_norm(t, w[p + names[part] + scale], w[p + names[part] + shift], eps)
+
+    x = norm(lin(_attention(x, lin(x, "q"), lin(x, "k"), lin(x, "v"), heads, bias), "o") + x, "ln1")
+    return norm(lin(_gelu(lin(x, "inter")), "out") + x, "ln2")
+
+
+_MPNET_LAYER = {"q": "attention.attn.q", "k": "attention.attn.k", "v": "attention.attn.v", "o": "attention.attn.o",
+                "ln1": "attention.LayerNorm", "inter": "intermediate.dense", "out": "output.dense", "ln2": "output.LayerNorm"}
+_BERT_LAYER = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+               "o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "inter": "intermediate.dense",
+               "out": "output.dense", "ln2": "output.LayerNorm"}
+
+
 class MPNet:
     """sentence-transformers/all-mpnet-base-v2 (768 dimensions, 12 layers): mean pooling, unit length."""
 
@@ -72,16 +95,7 @@ class MPNet:
         rel = w["encoder.relative_attention_bias.weight"][self._bucket(r[None, :] - r[:, None])].transpose(2, 0, 1)[None]
         bias = rel + ((1.0 - mask) * -1e9)[:, None, None, :]
         for i in range(12):
-            p = f"encoder.layer.{i}."
-
-            def lin(t: np.ndarray, n: str, p: str = p) -> np.ndarray:
-                return t @ w[p + n + ".weight"].T + w[p + n + ".bias"]
-
-            a = "attention.attn."
-            c = _attention(x, lin(x, a + "q"), lin(x, a + "k"), lin(x, a + "v"), 12, bias)
-            x = _layer_norm(lin(c, a + "o") + x, w[p + "attention.LayerNorm.weight"], w[p + "attention.LayerNorm.bias"], 1e-5)
-            h = _gelu(lin(x, "intermediate.dense"))
-            x = _layer_norm(lin(h, "output.dense") + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], 1e-5)
+            x = _encoder_layer(w, f"encoder.layer.{i}.", _MPNET_LAYER, x, 12, bias, 1e-5)
         e = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
         return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
 
@@ -107,17 +121,7 @@ class SpladeTiny:
                         + w[e + "token_type_embeddings.weight"][0], w[e + "LayerNorm.gamma"], w[e + "LayerNorm.beta"])
         bias = ((1.0 - mask) * -1e9)[:, None, None, :]
         for i in range(2):
-            p = f"bert.encoder.layer.{i}."
-
-            def lin(t: np.ndarray, n: str, p: str = p) -> np.ndarray:
-                return t @ w[p + n + ".weight"].T + w[p + n + ".bias"]
-
-            s = "attention.self."
-            ctx = _attention(x, lin(x, s + "query"), lin(x, s + "key"), lin(x, s + "value"), 2, bias)
-            x = _layer_norm(lin(ctx, "attention.output.dense") + x,
-                            w[p + "attention.output.LayerNorm.gamma"], w[p + "attention.output.LayerNorm.beta"])
-            x = _layer_norm(lin(_gelu(lin(x, "intermediate.dense")), "output.dense") + x,
-                            w[p + "output.LayerNorm.gamma"], w[p + "output.LayerNorm.beta"])
+            x = _encoder_layer(w, f"bert.encoder.layer.{i}.", _BERT_LAYER, x, 2, bias, 1e-12)
         t = _gelu(x @ w[c + "transform.dense.weight"].T + w[c + "transform.dense.bias"])
         t = _layer_norm(t, w[c + "transform.LayerNorm.gamma"], w[c + "transform.LayerNorm.beta"])
         logits = t @ w[e + "word_embeddings.weight"].T + w[c + "bias"]
