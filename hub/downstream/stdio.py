@@ -35,7 +35,7 @@ from mcp_types import jsonrpc_message_adapter
 from hub.downstream.adopted import AdoptedProcess, adopt
 from hub.downstream.reaper import kill_adopted_orphans, release_group, start_watcher, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
-from hub.frontends.stdio.line_errors import overlong_answer
+from hub.frontends.stdio.line_errors import overlong_answer, unreadable_answer
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
 from hub.prestart import ChildStartError, child_argv, claim, discard_all, resolve_command
 from hub.redact import LineMasker
@@ -126,8 +126,17 @@ async def stdio_child(
                 try:
                     message = jsonrpc_message_adapter.validate_json(line, by_name=False)
                 except ValueError:
-                    log.warning("ignored a stdout line that is not JSON-RPC: %.120r", line)
-                    continue
+                    # An answer whose id can still be read fails its request now, not at its deadline.
+                    failed = unreadable_answer(line)
+                    log.warning("ignored a stdout line that is not JSON-RPC%s: %.120r",
+                                "; the request it answers fails" if failed else "", line)
+                    if failed is None:
+                        continue
+                    if ID_MARKER in failed:  # a call of the hub's own channel
+                        if channel is not None:
+                            await channel.accept(failed)
+                        continue
+                    message = jsonrpc_message_adapter.validate_json(failed, by_name=False)  # a request of the SDK session
                 try:
                     await read_writer.send(SessionMessage(message))
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):

@@ -199,6 +199,39 @@ def test_malformed_lines_are_answered_and_the_session_goes_on(tmp_path: Path) ->
         hub.close()
 
 
+def test_lines_that_are_json_but_no_peer_can_read_are_answered_both_ways(tmp_path: Path) -> None:
+    """JSON that `json` reads but no MCP peer can use — an unpaired UTF-16 surrogate escape, nesting
+    deeper than the parsers go — is answered by its id on the front (the SDK used to drop such a
+    line, leaving the client waiting), and from a server it fails the call it answers at once, not
+    at its deadline."""
+    deep = b"[" * 5000 + b"]" * 5000
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}},
+                          {"timeout_s": 20})
+    hub = RawHub(config)
+    try:
+        hub.start({"b__broken", "b__echo"})
+        hub.send(b'{"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"b__echo","arguments":{"text":"\\ud800"}}}')
+        hub.send(b'{"jsonrpc":"2.0","id":21,"method":"tools/list","params":{"cursor":"\\udc00x"}}')  # the SDK's path
+        hub.send(b'{"jsonrpc":"2.0","id":22,"method":"\\ud800"}')
+        hub.send(b'{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"b__echo","arguments":{"x":' + deep + b"}}}")
+        hub.send(b'{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"\\ud800"}}')  # not answered
+        for ident in (20, 21, 22):
+            error = hub.by_id(ident)["error"]
+            assert error["code"] == -32700 and "surrogate" in error["message"]
+        assert hub.by_id(23)["error"]["code"] == -32700
+        hub.request(24, "tools/call", {"name": "b__echo", "arguments": {"text": "paired \ud83d\ude00 is fine"}})
+        assert hub.by_id(24)["result"]["structuredContent"] == {"result": "paired \U0001f600 is fine"}
+        for ident, kind in enumerate(("cut", "surrogate", "deep"), start=30):
+            hub.request(ident, "tools/call", {"name": "b__broken", "arguments": {"kind": kind}})
+            result = hub.by_id(ident)["result"]
+            assert result["isError"] is True and "could not be read" in result["content"][0]["text"], (kind, result)
+        hub.request(40, "tools/call", {"name": "b__echo", "arguments": {"text": "still here"}})
+        assert hub.by_id(40)["result"]["structuredContent"] == {"result": "still here"}
+        assert [m for m in hub.seen if not (isinstance(m, dict) and m.get("method", "").startswith("notifications/"))] == []
+    finally:
+        hub.close()
+
+
 # -- item 6: large results ---------------------------------------------------------------------
 
 def test_a_big_result_arrives_whole_and_a_small_call_is_not_held_up(tmp_path: Path) -> None:

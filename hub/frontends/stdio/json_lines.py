@@ -54,16 +54,32 @@ def json_object(line: bytes) -> dict[str, Any] | None:
 
 def _decode(line: bytes, wide: bool) -> Any:
     """The line's JSON value, or None if it is not JSON: by orjson unless the line may hold a number
-    orjson reads differently (`wide`) or orjson refuses it, then by `json`."""
+    orjson reads differently (`wide`) or orjson refuses it, then by `json`. None too for JSON no
+    peer could use: nested past the parsers' depth, or holding an unpaired UTF-16 surrogate escape
+    (`"\ud800"`: `json` reads it into a string that cannot be encoded, orjson and the SDK refuse it);
+    `hub.frontends.stdio.line_errors` answers such a line by its id."""
     if not wide:
         try:
             return orjson.loads(line)
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
-    except ValueError:  # UnicodeDecodeError included
+        value = json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
         return None
+    return None if _SURROGATE_ESCAPE.search(line) and not _is_text(value) else value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _is_text(value: Any) -> bool:
+    """Whether every string in `value` is Unicode text (no unpaired surrogate)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 _parsed: tuple[bytes, Any] | None = None

@@ -129,11 +129,19 @@ def _not_an_object(line: bytes) -> bytes | None:
 
     try:
         value = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # A request whose id can still be read gets it back, so its client is not left waiting forever.
         request_id, has_method = top_level_id(line[:4096])
+        why = "nests JSON deeper than the hub reads" if isinstance(exc, RecursionError) else "is not JSON in UTF-8"
         return error_line(request_id if has_method and readable_id(request_id) else None, PARSE_ERROR,
-                          "Parse error: the line is not JSON in UTF-8")
+                          f"Parse error: the line {why}")
+    if isinstance(value, dict):  # JSON, but not text (`json_object`): an unpaired UTF-16 surrogate escape
+        if "method" in value and "id" not in value:
+            return b""  # a notification: never answered
+        request_id = value.get("id")
+        return error_line(request_id if readable_id(request_id) else None, PARSE_ERROR,
+                          "Parse error: the line holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff "
+                          "without its other half), which is not Unicode text; escape characters as whole pairs")
     if not isinstance(value, list):
         return error_line(None, INVALID_REQUEST, "Invalid request: not a JSON-RPC object")
     if not value:
@@ -217,9 +225,21 @@ class FrontGuard:
 def overlong_answer(prefix: bytes) -> bytes | None:
     """For an overlong line from a server: if it answers a request whose id can be read, the error
     answer (a line, without newline) that fails that request instead, naming the cap; else None."""
+    return _failed_answer(prefix, overlong_message("its answer"))
+
+
+def unreadable_answer(line: bytes) -> bytes | None:
+    """For a line from a server that is not valid JSON-RPC (not JSON, not text, nested too deep, not
+    a message): if it answers a request whose id can be read from its start, the error answer (a
+    line, without newline) that fails that request at once instead of at its deadline; else None."""
+    return _failed_answer(line[:4096], "the server's answer could not be read: it is not a valid JSON-RPC "
+                                       "message in UTF-8 text; the server has a bug, report it to its authors")
+
+
+def _failed_answer(prefix: bytes, message: str) -> bytes | None:
     request_id, has_method = top_level_id(prefix)
     if request_id is None or has_method:
         return None
     from mcp_types import INTERNAL_ERROR
 
-    return error_line(request_id, INTERNAL_ERROR, overlong_message("its answer"))[:-1]
+    return error_line(request_id, INTERNAL_ERROR, message)[:-1]
