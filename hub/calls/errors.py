@@ -18,6 +18,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
+from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
 from hub.errors import HubRefusal, HubToolError
 
 LOSS_REASON_WAIT_S = 1.0
@@ -30,9 +31,19 @@ async def _down(exc: BaseException, downstream: Downstream) -> HubToolError:
                       details={"server": downstream.name, "reason": "down"})
 
 
+def _connection_lost(exc: MCPError) -> bool:
+    """Whether the call failed because the connection closed, not because the server answered an
+    error: exact on the hub's own channel (stdio); for the SDK's client (HTTP, SSE), its own
+    wording for a closed connection, so a server's -32000 answer with a message of its own is the
+    server's error."""
+    if isinstance(exc, (ConnectionLost, ErrorAnswer)):
+        return isinstance(exc, ConnectionLost)
+    return exc.code == types.CONNECTION_CLOSED and exc.error.message == "Connection closed"
+
+
 async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError:
     assert isinstance(exc, MCPError)
-    if exc.code == types.CONNECTION_CLOSED:
+    if _connection_lost(exc):
         reason = await downstream.loss_reason(wait_s=LOSS_REASON_WAIT_S)
         return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} "
                             f"({reason or 'connection closed'}); try again later", details={"server": downstream.name})

@@ -32,6 +32,18 @@ from hub.frontends.stdio.line_pipes import Send, WriteNow
 
 logger = logging.getLogger("hub.downstream")
 
+class ConnectionLost(MCPError):
+    """A waiting call failed by the hub itself because the connection closed (no answer came)."""
+
+    def __init__(self) -> None:
+        super().__init__(code=CONNECTION_CLOSED, message="Connection closed")
+
+
+class ErrorAnswer(MCPError):
+    """A JSON-RPC error the server answered; its code may be any, -32000 included (the first of
+    JSON-RPC's server-error range, which the SDK also uses for a closed connection)."""
+
+
 ID_PREFIX = "hub-"
 ID_MARKER = b'"hub-'
 """Bytes every line meant for this channel contains (its id or progress token)."""
@@ -147,7 +159,7 @@ class JsonChannel:
     async def request(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None = None) -> Any:
         """Send one request and return its `result` (unchecked JSON)."""
         if self._send is None:
-            raise MCPError(code=CONNECTION_CLOSED, message="Connection closed")
+            raise ConnectionLost()
         pending, line = self._register(method, params, stamp, progress)
         try:
             await self._send(line)
@@ -186,12 +198,12 @@ class JsonChannel:
         finally:
             self._waiting.pop(pending.ident, None)
         if answer is None:
-            raise MCPError(code=CONNECTION_CLOSED, message="Connection closed")
+            raise ConnectionLost()
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
             code = error.get("code")
-            raise MCPError(code=code if isinstance(code, int) else INTERNAL_ERROR, message=str(error.get("message", "")),
-                           data=error.get("data"))
+            raise ErrorAnswer(code=code if isinstance(code, int) else INTERNAL_ERROR, message=str(error.get("message", "")),
+                              data=error.get("data"))
         return answer.get("result")
 
     async def _cancel(self, ident: str, stamp: Stamp) -> None:

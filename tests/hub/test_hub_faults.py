@@ -268,3 +268,38 @@ def test_a_result_over_the_line_cap_fails_that_call_naming_the_cap(tmp_path: Pat
         assert hub.by_id(2)["result"]["structuredContent"] == {"result": "fine"}
     finally:
         hub.close()
+
+
+def test_a_servers_own_minus_32000_error_is_its_error_not_a_lost_connection(tmp_path: Path) -> None:
+    """-32000 opens JSON-RPC's server-error range and servers use it for their own errors; the SDK
+    also uses it for a closed connection. A server's answer with it is that server's error: at once,
+    `upstream_error` with the server's message (it was `unavailable`, "lost the connection", after
+    a second's wait for a loss reason), and the connection stays up. Like any protocol error it
+    still counts against the breaker (`hub.policies.breaker`)."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")],
+                                           "breaker": {"failure_threshold": 100}}})
+    hub = RawHub(config)
+    try:
+        hub.start({"b__fail", "b__echo"})
+        for ident, message in enumerate(("quota exceeded for this key", "Connection closed", "x"), start=1):
+            hub.request(ident, "tools/call", {"name": "b__fail", "arguments": {"code": -32000, "message": message}})
+            result = hub.by_id(ident)["result"]
+            assert result["isError"] is True and result["structuredContent"]["code"] == "upstream_error", result
+            assert message in result["content"][0]["text"]
+            assert result["structuredContent"]["details"]["jsonrpc_code"] == -32000
+        hub.request(9, "tools/call", {"name": "b__echo", "arguments": {"text": "still connected"}})
+        assert hub.by_id(9)["result"]["structuredContent"] == {"result": "still connected"}
+    finally:
+        hub.close()
+
+
+def test_only_the_connections_own_close_is_a_lost_connection() -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from hub.calls.errors import _connection_lost
+    from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
+
+    assert _connection_lost(ConnectionLost())
+    assert _connection_lost(MCPError(code=-32000, message="Connection closed"))  # the SDK client's own
+    assert not _connection_lost(MCPError(code=-32000, message="rate limited"))
+    assert not _connection_lost(ErrorAnswer(code=-32000, message="Connection closed"))  # a server's answer, over stdio
