@@ -53,6 +53,10 @@ class ToolCall:
     """An attempt is numbered and not yet settled."""
     attempt_sent_at: float = 0.0
     """When the current attempt went on the wire (0.0: not sent): what the server's stats count."""
+    unsent: HubToolError | None = None
+    """The refusal the deadline met the call with while its attempt still waited to go on the wire
+    (a bulkhead queue, on a loop too late for the queue's own timer): answered instead of a
+    `timeout`, and, being the hub's own refusal, counted by no breaker."""
     outcome: Outcome | None = None
     """What the call came to, once settled."""
 

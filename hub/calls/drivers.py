@@ -172,6 +172,8 @@ class Drivers:
                     await retry.sleep(delay)
             finally:
                 call.deadline_scope = None
+        if call.unsent is not None:  # the deadline passed while the attempt still queued: the hub's refusal
+            return Outcome(error=call.unsent, refused=True)
         return Outcome(error=timeout_error(call))
 
     async def _attempt(self, call: ToolCall) -> Outcome:
@@ -197,8 +199,8 @@ class Drivers:
             p.mark_sent(call)
             outcome = Outcome(result=await p.forwarder.forward(call))
         except anyio.get_cancelled_exc_class():
-            if now() >= call.deadline_at:
-                outcome = Outcome(error=timeout_error(call))  # the deadline cancelled it: a timeout
+            if now() >= call.deadline_at:  # the deadline cancelled it: a timeout, unless it never went out
+                outcome = Outcome(error=call.unsent, refused=True) if call.unsent else Outcome(error=timeout_error(call))
             raise
         except Exception as exc:  # what the transport raised: one table says what it means
             outcome = INTERNAL
@@ -213,11 +215,16 @@ class Drivers:
             verdict = self.pipeline.admit(call, policies, held)
             if verdict is None or isinstance(verdict, HubToolError):
                 return verdict
-            if self.tracing is not None:
-                with self.tracing.wait_span(call, verdict) as mark:
-                    permit = mark.outcome = await verdict.wait(call)
-            else:
-                permit = await verdict.wait(call)
+            try:
+                if self.tracing is not None:
+                    with self.tracing.wait_span(call, verdict) as mark:
+                        permit = mark.outcome = await verdict.wait(call)
+                else:
+                    permit = await verdict.wait(call)
+            except anyio.get_cancelled_exc_class():
+                if now() >= call.deadline_at and (refusal := getattr(verdict, "refusal_at_deadline", None)):
+                    call.unsent = refusal(call)
+                raise
             if isinstance(permit, HubToolError):
                 return permit
             held.append((verdict, permit))

@@ -40,7 +40,9 @@ Admission = Permit | HubToolError | MustWait
 
 @runtime_checkable
 class Policy(Protocol):
-    """A two-phase call policy (see the module)."""
+    """A two-phase call policy (see the module). A policy that waits may also offer
+    `refusal_at_deadline(call) -> HubToolError`: what the call gets if its deadline comes while it
+    still waits there (else the deadline is a `timeout`)."""
 
     phase: Phase
 

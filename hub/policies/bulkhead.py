@@ -72,6 +72,11 @@ class BulkheadPolicy:
             bulkhead.waiting -= 1
         return _saturated(call, bulkhead, "no slot freed up before the deadline")
 
+    def refusal_at_deadline(self, call: ToolCall) -> HubRefusal:
+        """What a call's deadline means when it comes while the call still queues here (the loop ran
+        too late for `wait`'s own timer): the same refusal, not a timeout (`hub.calls.drivers`)."""
+        return _saturated(call, self.bulkhead(call.route.server), "no slot freed up before the deadline")
+
     def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None:
         """Give the slot back."""
         self.bulkhead(call.route.server).slots.release()

@@ -76,3 +76,25 @@ async def test_a_queued_call_gives_up_before_its_deadline_with_a_refusal() -> No
         assert code_of(result) == "unavailable" and "no slot freed up before the deadline" in result.content[0].text
         gate.open.set()
     assert bulkheads.bulkhead("s").busy == 0 and bulkheads.bulkhead("s").waiting == 0
+
+
+async def test_a_deadline_that_beats_the_queues_own_timer_is_still_the_hubs_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a late loop the call's deadline can fire before the queue's earlier timer: the call never
+    went out, so it is still `saturated` (not a `timeout`), and a refusal — counted by no breaker.
+    The queue's timer is pushed past the deadline here to make that order certain."""
+    from hub.policies import bulkhead as bulkhead_module
+
+    monkeypatch.setattr(bulkhead_module, "DEADLINE_MARGIN_S", -5.0)
+    bulkheads = BulkheadPolicy(lambda server: (1, 5))
+    gate = Gate()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(run_call, make_call(timeout_s=30), DeadlinePolicy(), bulkheads, forwarder=Script(gate)))
+        with anyio.fail_after(10):
+            while gate.entered == 0:
+                await anyio.sleep(0)
+        queued = make_call(timeout_s=0.2)
+        result = await run_call(queued, DeadlinePolicy(), bulkheads, forwarder=Script(gate))
+        assert code_of(result) == "unavailable" and "no slot freed up before the deadline" in result.content[0].text
+        assert queued.outcome is not None and queued.outcome.refused and gate.entered == 1
+        gate.open.set()
+    assert bulkheads.bulkhead("s").busy == 0 and bulkheads.bulkhead("s").waiting == 0
