@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
@@ -253,7 +254,7 @@ class LineQueue:
 async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], bool],
                      on_problem: Callable[[str], None], on_overlong: Callable[[bytes], None] | None = None,
                      on_end: Callable[[], None] | None = None) -> None:
-    """Read `pipe` (a pipe, socket or character device) line by line: each line goes to `take` as it
+    """Read `pipe` (a pipe or socket; anything else through a thread) line by line: each line goes to `take` as it
     arrives; those it does not take wait in `queue`, which ends with None. How reading ended, unless
     at a clean end of file, goes to `on_problem`; the start of each line over the cap goes to
     `on_overlong` (without it such a line ends the reading); `on_end` is called when reading ends."""
@@ -272,7 +273,19 @@ async def read_lines(pipe: IO[bytes], queue: LineQueue, take: Callable[[bytes], 
             on_end()
 
     queue.reader = LineReader(on_line, ended, on_overlong=on_overlong)
-    await asyncio.get_running_loop().connect_read_pipe(lambda: queue.reader, pipe)  # type: ignore[return-value, arg-type]
+    if watchable(pipe.fileno()):
+        await asyncio.get_running_loop().connect_read_pipe(lambda: queue.reader, pipe)  # type: ignore[return-value, arg-type]
+    else:  # a terminal, a file, /dev/null: read in a thread (`hub.frontends.stdio.thread_reader`)
+        from hub.frontends.stdio.thread_reader import connect_read_thread
+
+        connect_read_thread(lambda: queue.reader, pipe.fileno())  # type: ignore[arg-type, return-value]
+
+
+def watchable(fd: int) -> bool:
+    """Whether the loop can watch `fd` non-blocking: a pipe or a socket (not a file, which is always
+    "ready", nor a terminal, whose open file the shell shares and must find blocking again)."""
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 async def connect_line_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:

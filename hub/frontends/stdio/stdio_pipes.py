@@ -1,9 +1,9 @@
 """The hub's own stdio: the SDK's `stdio_server` reads and writes through a worker thread per line
 (anyio's file wrapper), two thread hand-offs per request and reply. When stdin is a pipe or a
 socket — as every MCP client spawns us — we give it line-oriented objects over non-blocking asyncio
-pipes instead; stdout is one too when it is a pipe, else (a file, /dev/null, a terminal) written
-at once (`BlockingLineWriter`). Only when stdin is no pipe (a file, a terminal) is the SDK's own
-reader used unchanged; its worker thread's `read` cannot be cancelled, which `hub.signals` covers.
+pipes instead; a stdin that is no pipe (a terminal, a file) is read the same way through a daemon
+thread (`thread_reader`), so a stop never waits for it. stdout is a non-blocking pipe too when it
+is one, else (a file, /dev/null, a terminal) written at once (`BlockingLineWriter`).
 
 Like the SDK, the protocol gets private copies of fd 0 and 1 and the real fd 1 is pointed at
 stderr, so a stray `print` can never corrupt the JSON-RPC stream.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -31,7 +30,8 @@ from mcp_types import JSONRPCError, JSONRPCResponse
 from hub.lifted import PLACEHOLDER_MARK, SPLICING, release, splice_held
 
 from hub.frontends.stdio.line_errors import FrontGuard
-from hub.frontends.stdio.line_pipes import BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines, write_now
+from hub.frontends.stdio.line_pipes import (BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines,
+                                            watchable, write_now)
 
 logger = logging.getLogger("hub.server")
 WRITE_GRACE_S = 5.0
@@ -112,20 +112,11 @@ class _Writer:
             pass
 
 
-def _is_pipe(fd: int) -> bool:
-    mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
 @asynccontextmanager
 async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | None = None) -> AsyncIterator[tuple[Any, Any]]:
-    """`(read_stream, write_stream)` for `Server.run`, thread-free when stdin/stdout are pipes
-    (and only then with `interceptor`, built from how to write a line to stdout — awaiting the
-    pipe, or at once while it keeps up: the SDK's own reader has no place for one)."""
-    if not _is_pipe(0):
-        async with stdio_server() as streams:
-            yield streams
-        return
+    """`(read_stream, write_stream)` for `Server.run` over this process's stdin and stdout, with
+    `interceptor` (built from how to write a line to stdout — awaiting the pipe, or at once while
+    it keeps up) seeing each line first."""
     stdin = pipe_file(os.dup(0), "rb")
     stdout = pipe_file(os.dup(1), "wb")
     saved = os.dup(0), os.dup(1)
@@ -135,7 +126,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     os.close(devnull)
     # Asked of our copy: fd 1 points at stderr by now, and a pipe taken for a file would be written
     # blocking, holding the loop until the client had read a whole big answer.
-    writer = await connect_line_writer(stdout) if _is_pipe(stdout.fileno()) else BlockingLineWriter(stdout)
+    writer = await connect_line_writer(stdout) if watchable(stdout.fileno()) else BlockingLineWriter(stdout)
     SPLICING.set(True)  # this task's SDK server hands big results' skeletons to `_Writer`, which splices
 
     async def send(data: bytes | list[bytes | memoryview]) -> None:

@@ -368,3 +368,61 @@ async def test_stdio_identity_from_env(tmp_path: Path) -> None:
         assert sorted(await all_tools(client)) == ["e__add", "e__flaky_read"]
         hidden = await client.call_tool("e__echo", {"text": "x"})  # out of its scopes: answered as unknown
         assert hidden.is_error and hidden.structured_content["code"] == "not_found"
+
+
+HELLO = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_hub_on_a_terminal_stops_at_once_on_ctrl_c(tmp_path: Path, sig: signal.Signals) -> None:
+    """Someone runs `mcp-hub serve` in a terminal and presses Ctrl-C: the clean stop, not the 10 s
+    watchdog (the SDK's reader of a non-pipe stdin held the stop until it forced the exit)."""
+    import pty
+    import subprocess
+
+    marker = f"tty-stop-{sig.name}-{os.getpid()}"
+    config = write_config(tmp_path, {"e": echo_stdio("--name", marker)})
+    master, slave = pty.openpty()
+    log_path = tmp_path / "hub.log"
+    with log_path.open("w") as log:
+        hub = subprocess.Popen([PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "info"],
+                               stdin=slave, stdout=subprocess.PIPE, stderr=log, cwd=ROOT)
+    os.close(slave)
+    try:
+        os.write(master, json.dumps(HELLO).encode() + b"\n")  # typed (pasted) at the terminal
+        assert hub.stdout is not None
+        assert json.loads(hub.stdout.readline())["id"] == 1
+        deadline = time.monotonic() + 60
+        while "serving" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hub.send_signal(sig)
+        assert hub.wait(30) == 128 + sig
+        assert "forcing the exit" not in log_path.read_text()
+        assert "stopped (returncode=" in log_path.read_text(), "the child was stopped by the clean stop"
+    finally:
+        os.close(master)
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+        for pid in _children_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_hub_reading_requests_from_a_file_answers_them_as_from_a_pipe(tmp_path: Path) -> None:
+    """stdin redirected from a file (a script, a replay): the same front as a pipe, the malformed-line
+    guard included, and the hub stops at the end of the file."""
+    import subprocess
+
+    config = write_config(tmp_path, {"e": echo_stdio()})
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(json.dumps(HELLO).encode() + b"\nnot json at all\n"
+                         + b'{"jsonrpc":"2.0","id":3,"method":"ping","params":[1]}\n')
+    with requests.open("rb") as stdin:
+        done = subprocess.run([PY, "-m", "hub.cli", "serve", "--config", str(config)], stdin=stdin,
+                              capture_output=True, cwd=ROOT, timeout=120)
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(a["id"] == 1 and "result" in a for a in answers)  # the guard's errors may be written first
+    assert {"id": None, "code": -32700} in [{"id": a["id"], "code": a["error"]["code"]} for a in answers if "error" in a]
+    assert {"id": 3, "code": -32602} in [{"id": a["id"], "code": a["error"]["code"]} for a in answers if "error" in a]
