@@ -367,9 +367,9 @@ class Hub(HubReads):
             route = await self._resolve_after_first_attempts(name)
         if route is None or not self.access.may_use_tool(principal, route):
             refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
-            self.auditor.denied(attributes, name, arguments, route, refusal)
             if refusal is None and route is None:
                 refusal = not_ready_refusal(self, name, principal)  # its server is starting or down
+            self.auditor.denied(attributes, name, arguments, route, refusal)  # audited as answered
             if refusal is not None:
                 return with_request_id(refusal.to_result(), attributes["request_id"])
             raise UnknownTool(name)

@@ -45,7 +45,9 @@ def not_ready_refusal(hub: Hub, name: str, principal: Principal) -> HubRefusal |
         if not hub.access.may_read(principal, downstream.name):
             continue  # a server the caller may not see: answered like any unknown name
         why = downstream.error or "its first connection attempt is not finished"
+        reason = "starting" if downstream.state == "starting" else "down"
         return HubRefusal("unavailable", f"server {downstream.name!r} is {downstream.state} ({why}), so {name[:128]!r} "
                           "cannot be called now; retry after retry_after_s, or see `mcp-hub status`",
-                          retry_after_s=downstream.retry_after_s(), details={"server": downstream.name, "state": downstream.state})
+                          retry_after_s=downstream.retry_after_s(),
+                          details={"server": downstream.name, "state": downstream.state, "reason": reason})
     return None

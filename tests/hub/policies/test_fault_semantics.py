@@ -4,6 +4,7 @@ one slow server does not hold up the hub's `initialize` or the other servers' to
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -158,7 +159,17 @@ async def test_a_server_hanging_at_its_handshake_does_not_delay_initialize_or_th
             assert (await client.call_tool("ok__echo", {"text": "hi"})).structured_content == {"result": "hi"}
             starting = await client.call_tool("slowstart__echo", {"text": "hi"})  # its server is still starting
             assert starting.is_error and starting.structured_content["code"] == "unavailable"
-            assert starting.structured_content["details"] == {"server": "slowstart", "state": "starting"}
+            assert starting.structured_content["details"] == {"server": "slowstart", "state": "starting", "reason": "starting"}
+
+
+async def test_a_call_to_a_starting_servers_tool_is_audited_as_answered(caplog: pytest.LogCaptureFixture) -> None:
+    """The audit row and log line say what the caller got (`unavailable`), not `not_found`."""
+    caplog.set_level(logging.INFO, logger="hub.calls")
+    async with serve_like({"slowstart": echo_stdio("--hang-at-start")}, call_wait_s=0.2, connect_timeout_s=120) as hub:
+        answer = await hub.route_call("slowstart__echo", {"text": "hi"})
+    assert answer.structured_content["code"] == "unavailable" and answer.structured_content["details"]["reason"] == "starting"
+    lines = [r.getMessage() for r in caplog.records if r.name == "hub.calls" and "slowstart__echo" in r.getMessage()]
+    assert len(lines) == 1 and "outcome=denied code=unavailable" in lines[0], lines
 
 
 def serve_like(servers: dict[str, Any], **hub_settings: Any) -> Hub:
