@@ -138,7 +138,8 @@ def prestart_serve(argv: list[str], environ: Mapping[str, str] | None = None) ->
     path = _config_path(argv[1:]) or environ.get("MCP_HUB_CONFIG")
     if not path:
         return []
-    previous = {sig: signal.signal(sig, _hold) for sig in _STOP_SIGNALS}
+    # A signal the hub was started ignoring (SIGINT under `nohup` or `cmd &` in a script) stays ignored.
+    previous = {sig: signal.signal(sig, _hold) for sig in _STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         started = start_config(path, environ)
     finally:

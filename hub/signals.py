@@ -98,7 +98,9 @@ def stop_on_sigterm() -> Iterator[None]:
         watchdog.start()
         loop.call_soon_threadsafe(task.cancel)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # A signal the process was started ignoring (SIGINT under `nohup`, or `cmd &` in a script) stays ignored.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:

@@ -3,8 +3,14 @@ before a forced exit both get stuck."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
+import time
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import PY, ROOT
 
@@ -35,3 +41,34 @@ def test_a_stuck_stop_and_a_stuck_clean_up_still_end_the_process() -> None:
     done = subprocess.run([PY, "-c", STUCK_STOP], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert "forcing the exit" in done.stderr
+
+
+def test_a_stop_signal_the_hub_was_started_ignoring_stays_ignored(tmp_path: Path) -> None:
+    """`nohup` and `cmd &` in a script start a process with SIGINT ignored: it must stay so in
+    every phase (the pre-start used to hold it, the hub's handler to act on it); SIGTERM still stops."""
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"mcpServers": {"e": {"command": PY, "args": [str(ROOT / "tests" / "fixtures" / "echo_server.py")]}}}))
+    log = tmp_path / "hub.log"
+    with log.open("w") as err:
+        hub = subprocess.Popen([PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "info"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=ROOT,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        os.kill(hub.pid, signal.SIGINT)  # during the start
+        deadline = time.monotonic() + 60
+        while "serving" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "serving" in log.read_text()
+        os.kill(hub.pid, signal.SIGINT)  # while serving
+        assert hub.stdin is not None and hub.stdout is not None
+        hub.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+        hub.stdin.flush()
+        assert json.loads(hub.stdout.readline()) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        with pytest.raises(subprocess.TimeoutExpired):
+            hub.wait(1.5)  # still up (a stop would have ended it by now)
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(30) == 128 + signal.SIGTERM
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
