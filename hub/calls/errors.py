@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
+from hub.frontends.stdio.line_errors import DROPPED_BY_HUB
 from hub.errors import HubRefusal, HubToolError
 
 LOSS_REASON_WAIT_S = 1.0
@@ -47,6 +48,9 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
         reason = await downstream.loss_reason(wait_s=LOSS_REASON_WAIT_S)
         return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} "
                             f"({reason or 'connection closed'}); try again later", details={"server": downstream.name})
+    if exc.data == DROPPED_BY_HUB:  # the server answered, but the hub could not pass the answer on
+        return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
+                            f"{exc.error.message}", details={"server": downstream.name})
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
     return HubToolError(code, f"server {downstream.name!r} rejected the call: {exc.error.message}",
                         details={"server": downstream.name, "jsonrpc_code": exc.code})

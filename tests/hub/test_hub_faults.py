@@ -225,6 +225,7 @@ def test_lines_that_are_json_but_no_peer_can_read_are_answered_both_ways(tmp_pat
             hub.request(ident, "tools/call", {"name": "b__broken", "arguments": {"kind": kind}})
             result = hub.by_id(ident)["result"]
             assert result["isError"] is True and "could not be read" in result["content"][0]["text"], (kind, result)
+            assert "dropped by the hub" in result["content"][0]["text"]
         hub.request(40, "tools/call", {"name": "b__echo", "arguments": {"text": "still here"}})
         assert hub.by_id(40)["result"]["structuredContent"] == {"result": "still here"}
         assert [m for m in hub.seen if not (isinstance(m, dict) and m.get("method", "").startswith("notifications/"))] == []
@@ -262,7 +263,8 @@ def test_a_result_over_the_line_cap_fails_that_call_naming_the_cap(tmp_path: Pat
         assert result["isError"] is True
         error = result["structuredContent"]
         assert "2000000 bytes" in error["message"] and "MCP_HUB_MAX_LINE_BYTES" in error["message"]
-        assert "exited" not in error["message"]
+        assert "exited" not in error["message"] and "rejected" not in error["message"]
+        assert "was dropped by the hub" in error["message"]  # the server answered; the hub could not pass it on
         # The server stays connected: the next call on it just works.
         hub.request(2, "tools/call", {"name": "f__echo", "arguments": {"text": "fine"}})
         assert hub.by_id(2)["result"]["structuredContent"] == {"result": "fine"}

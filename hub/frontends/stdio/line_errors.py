@@ -236,10 +236,15 @@ def unreadable_answer(line: bytes) -> bytes | None:
                                        "message in UTF-8 text; the server has a bug, report it to its authors")
 
 
+DROPPED_BY_HUB = {"dropped_by": "mcp-hub"}
+"""The `data` of an error answer the hub makes in place of a server's answer it could not pass on."""
+
+
 def _failed_answer(prefix: bytes, message: str) -> bytes | None:
     request_id, has_method = top_level_id(prefix)
     if request_id is None or has_method:
         return None
     from mcp_types import INTERNAL_ERROR
 
-    return error_line(request_id, INTERNAL_ERROR, message)[:-1]
+    return json_line({"jsonrpc": "2.0", "id": request_id,
+                      "error": {"code": INTERNAL_ERROR, "message": message, "data": DROPPED_BY_HUB}})[:-1]
