@@ -64,27 +64,16 @@ async def test_a_full_queue_refuses_at_once_and_a_queued_call_gets_the_freed_slo
     assert len(results) == 2 and not any(r.is_error for r in results) and gate.entered == 2 and bulkheads.bulkhead("s").busy == 0
 
 
-async def test_a_queued_call_gives_up_before_its_deadline_with_a_refusal() -> None:
-    bulkheads = BulkheadPolicy(lambda server: (1, 5))
-    gate = Gate()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(partial(run_call, make_call(timeout_s=30), DeadlinePolicy(), bulkheads, forwarder=Script(gate)))
-        with anyio.fail_after(10):
-            while gate.entered == 0:
-                await anyio.sleep(0)
-        result = await run_call(make_call(timeout_s=0.2), DeadlinePolicy(), bulkheads, forwarder=Script(gate))
-        assert code_of(result) == "unavailable" and "no slot freed up before the deadline" in result.content[0].text
-        gate.open.set()
-    assert bulkheads.bulkhead("s").busy == 0 and bulkheads.bulkhead("s").waiting == 0
-
-
-async def test_a_deadline_that_beats_the_queues_own_timer_is_still_the_hubs_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a late loop the call's deadline can fire before the queue's earlier timer: the call never
-    went out, so it is still `saturated` (not a `timeout`), and a refusal — counted by no breaker.
-    The queue's timer is pushed past the deadline here to make that order certain."""
+@pytest.mark.parametrize("margin_s", [None, -5.0], ids=["queue-timer-first", "deadline-first"])
+async def test_a_queued_call_gives_up_before_its_deadline_with_a_refusal(monkeypatch: pytest.MonkeyPatch,
+                                                                         margin_s: float | None) -> None:
+    """The queue gives up shortly before the call's deadline with the hub's refusal. On a late loop
+    the deadline can fire first (made certain by pushing the queue's timer past it): the call never
+    went out, so it is still `saturated`, not a `timeout`, and a refusal — counted by no breaker."""
     from hub.policies import bulkhead as bulkhead_module
 
-    monkeypatch.setattr(bulkhead_module, "DEADLINE_MARGIN_S", -5.0)
+    if margin_s is not None:
+        monkeypatch.setattr(bulkhead_module, "DEADLINE_MARGIN_S", margin_s)
     bulkheads = BulkheadPolicy(lambda server: (1, 5))
     gate = Gate()
     async with anyio.create_task_group() as tg:
