@@ -36,6 +36,9 @@ class SpliceLifted:
         async def splicing_send(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
+                if not any(name.lower() == b"content-length" for name, _ in message.get("headers", [])):
+                    await send(message)  # a stream (SSE): its head goes at once, a client may wait for it
+                    return
                 start = message  # held until the first body part: its Content-Length may change
                 return
             if message["type"] != "http.response.body":

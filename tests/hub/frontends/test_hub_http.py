@@ -164,3 +164,19 @@ async def test_accepted_connections_do_not_wait_on_nagle() -> None:
             await asyncio.sleep(0.01)
         writer.close()
     assert seen and seen[0] != 0
+
+
+def test_a_get_stream_answers_its_head_before_any_event(tmp_path: Path, procs: list) -> None:
+    """A client opening the GET /mcp stream gets its status and headers at once, not with the first
+    event (the big-result splice held every response's head until a body part, which an idle
+    stream may never send)."""
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+             "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    with httpx.Client(timeout=httpx.Timeout(30, read=10)) as client:
+        opened = client.post(url, json=hello, headers=headers)
+        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        client.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers={**headers, **session})
+        with client.stream("GET", url, headers={"Accept": "text/event-stream", **session}) as stream:
+            assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
