@@ -8,9 +8,12 @@ clients, legacy SSE at `/sse` + `/messages/`; `--transport sse` serves only the 
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import anyio
@@ -176,6 +179,20 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a stop signal this process was started ignoring (SIGINT under
+    `nohup` or `cmd &` in a script) stays ignored while it serves (uvicorn takes both for itself)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        ignored = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is signal.SIG_IGN]
+        with super().capture_signals():
+            if threading.current_thread() is threading.main_thread():
+                for sig in ignored:
+                    signal.signal(sig, signal.SIG_IGN)
+            yield
+
+
 async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> None:
     """Run uvicorn until interrupted; the bound address is logged (port 0 picks a free one)."""
     # Bind first, so a port of 0 is resolved before the app (and its resource URL) is built.
@@ -185,7 +202,7 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
                             http=head_deadline_protocol(hub.config.hub.http.body_timeout_s))
-    web = uvicorn.Server(config)
+    web = _Server(config)
 
     async def announce() -> None:
         while not web.started:
