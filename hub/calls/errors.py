@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
@@ -62,8 +63,17 @@ async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError
 
 
 async def _invalid_result(exc: BaseException, downstream: Downstream) -> HubToolError:
-    return HubToolError("upstream_error", f"server {downstream.name!r} returned an invalid result: {describe_failure(exc)}",
+    why = _first_problem(exc) if isinstance(exc, ValidationError) else describe_failure(exc)
+    return HubToolError("upstream_error", f"server {downstream.name!r} returned an invalid result: {why}",
                         details={"server": downstream.name})
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """Where and what, of the first thing wrong (never the value: it may hold anything)."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the result"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
 ERROR_TABLE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
@@ -72,6 +82,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
     (MCPError, _mcp_error),
     ((anyio.BrokenResourceError, anyio.ClosedResourceError, OSError), _transport),
     (RuntimeError, _invalid_result),
+    (ValidationError, _invalid_result),  # the SDK client's check of a result (a per-client session)
 )
 """First match wins."""
 

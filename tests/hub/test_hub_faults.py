@@ -305,3 +305,34 @@ def test_only_the_connections_own_close_is_a_lost_connection() -> None:
     assert _connection_lost(MCPError(code=-32000, message="Connection closed"))  # the SDK client's own
     assert not _connection_lost(MCPError(code=-32000, message="rate limited"))
     assert not _connection_lost(ErrorAnswer(code=-32000, message="Connection closed"))  # a server's answer, over stdio
+
+
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+def test_an_invalid_result_is_the_servers_error_on_every_session_kind(tmp_path: Path, session: str) -> None:
+    """A result that is no CallToolResult is `upstream_error` naming the invalid result, whether the
+    call went over the hub's own channel or an SDK client session per client (where the SDK's
+    validation error surfaced as -32602 "Invalid request parameters", blaming the caller)."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")], "session": session}})
+    hub = RawHub(config)
+    try:
+        # An older protocol version: the call goes through the SDK's server, and for `per_client`
+        # over the SDK client session the hub opens for this client.
+        hub.request(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                      "clientInfo": {"name": "raw", "version": "1"}})
+        assert hub.by_id(0)["result"]["protocolVersion"] == "2025-06-18"
+        hub.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        counter = iter(range(10_000, 20_000))
+
+        def listed() -> bool:
+            ident = next(counter)
+            hub.request(ident, "tools/list")
+            return "b__invalid" in {t["name"] for t in hub.by_id(ident)["result"]["tools"]}
+
+        wait_for(listed, what="b__invalid")
+        hub.request(1, "tools/call", {"name": "b__invalid", "arguments": {}})
+        answer = hub.by_id(1)
+        assert "result" in answer, answer
+        assert answer["result"]["isError"] is True and answer["result"]["structuredContent"]["code"] == "upstream_error"
+        assert "invalid result" in answer["result"]["content"][0]["text"] and "content" in answer["result"]["content"][0]["text"]
+    finally:
+        hub.close()
