@@ -202,7 +202,9 @@ class JsonChannel:
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
             code = error.get("code")
-            raise ErrorAnswer(code=code if isinstance(code, int) else INTERNAL_ERROR, message=str(error.get("message", "")),
+            message = error.get("message")
+            raise ErrorAnswer(code=code if isinstance(code, int) else INTERNAL_ERROR,
+                              message=str(message) if message not in (None, "") else "(an error without a message)",
                               data=error.get("data"))
         return answer.get("result")
 

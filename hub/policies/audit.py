@@ -93,14 +93,17 @@ class AuditPolicy:
         """A call refused before routing: `name` is no tool (`route` None) or one the caller may not
         use. Metrics label it with the route's name or `_unknown` (labels stay a bounded set); the
         audit row and log line carry the name cut and masked (`bounded_name`); no argument value
-        is kept. `refusal`: the rate limit's answer, when that is what the caller got."""
+        is kept. `refusal`: what the caller got instead (the rate limit's answer, or `unavailable`
+        for a tool of a server still starting or down, whose server the row then names)."""
         label = route.exposed if route is not None else REFUSED_TOOL_LABEL
         code = refusal.body.code if refusal is not None else "not_found"
         self.metrics.calls.labels(label, "", "denied").inc()
         if code == "rate_limited":
             self.metrics.rate_limited.labels(label).inc()
         shown = route.exposed if route is not None else bounded_name(name)
-        self._write(attributes, shown, None, "denied", code, None, arguments, keep=frozenset())
+        details = refusal.body.details if refusal is not None and isinstance(refusal.body.details, dict) else {}
+        server = details.get("server") if isinstance(details.get("server"), str) else None
+        self._write(attributes, shown, server, "denied", code, None, arguments, keep=frozenset())
 
     def _write(
         self,

@@ -205,7 +205,8 @@ def test_lines_that_are_json_but_no_peer_can_read_are_answered_both_ways(tmp_pat
     line, leaving the client waiting), and from a server it fails the call it answers at once, not
     at its deadline."""
     deep = b"[" * 5000 + b"]" * 5000
-    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}},
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")],
+                                           "breaker": {"failure_threshold": 100}}},  # unreadable answers count
                           {"timeout_s": 20})
     hub = RawHub(config)
     try:
@@ -221,7 +222,9 @@ def test_lines_that_are_json_but_no_peer_can_read_are_answered_both_ways(tmp_pat
         assert hub.by_id(23)["error"]["code"] == -32700
         hub.request(24, "tools/call", {"name": "b__echo", "arguments": {"text": "paired \ud83d\ude00 is fine"}})
         assert hub.by_id(24)["result"]["structuredContent"] == {"result": "paired \U0001f600 is fine"}
-        for ident, kind in enumerate(("cut", "surrogate", "deep"), start=30):
+        hub.send(b'{"jsonrpc":"2.0","id":"\\ud800","method":"ping"}')  # an id that is no text: answered to null
+        assert hub.by_id(None)["error"]["code"] == -32700
+        for ident, kind in enumerate(("cut", "surrogate", "deep", "late-surrogate", "late-deep"), start=30):
             hub.request(ident, "tools/call", {"name": "b__broken", "arguments": {"kind": kind}})
             result = hub.by_id(ident)["result"]
             assert result["isError"] is True and "could not be read" in result["content"][0]["text"], (kind, result)

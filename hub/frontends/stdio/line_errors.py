@@ -11,6 +11,8 @@ Notifications (no id) are never answered, whatever is wrong with them.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Container
 from typing import Any
 
@@ -125,7 +127,6 @@ def invalid_line(line: bytes, message: Any) -> bytes | None:
 
 def _not_an_object(line: bytes) -> bytes | None:
     """Not a JSON object: a parse error, a batch, or another JSON value."""
-    import json
 
     try:
         value = json.loads(line.decode("utf-8"))
@@ -139,7 +140,7 @@ def _not_an_object(line: bytes) -> bytes | None:
         if "method" in value and "id" not in value:
             return b""  # a notification: never answered
         request_id = value.get("id")
-        return error_line(request_id if readable_id(request_id) else None, PARSE_ERROR,
+        return error_line(request_id if readable_id(request_id) and _is_text(request_id) else None, PARSE_ERROR,
                           "Parse error: the line holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff "
                           "without its other half), which is not Unicode text; escape characters as whole pairs")
     if not isinstance(value, list):
@@ -230,10 +231,42 @@ def overlong_answer(prefix: bytes) -> bytes | None:
 
 def unreadable_answer(line: bytes) -> bytes | None:
     """For a line from a server that is not valid JSON-RPC (not JSON, not text, nested too deep, not
-    a message): if it answers a request whose id can be read from its start, the error answer (a
+    a message): if it answers a request whose id can be read — parsed whole where `json` reads the
+    line, else from its start, or as the last member of its outer object — the error answer (a
     line, without newline) that fails that request at once instead of at its deadline; else None."""
-    return _failed_answer(line[:4096], "the server's answer could not be read: it is not a valid JSON-RPC "
-                                       "message in UTF-8 text; the server has a bug, report it to its authors")
+    request_id, has_method = _answer_id(line)
+    if request_id is None or has_method:
+        return None
+    return _error_answer(request_id, "the server's answer could not be read: it is not a valid JSON-RPC "
+                                     "message in UTF-8 text; the server has a bug, report it to its authors")
+
+
+_LAST_ID = re.compile(rb'[,{]\s*"id"\s*:\s*("(?:[^"\\]|\\.){0,256}"|-?[0-9]{1,19})\s*}\s*$')
+
+
+def _answer_id(line: bytes) -> tuple[int | str | None, bool]:
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):
+        value = None
+    if isinstance(value, dict):
+        request_id = value.get("id")
+        return (request_id if readable_id(request_id) and _is_text(request_id) else None), "method" in value
+    request_id, has_method = top_level_id(line[:4096])
+    if request_id is None and not has_method and (last := _LAST_ID.search(line[-4096:])):
+        request_id = _scalar(last.group(1), 0)
+    return request_id, has_method
+
+
+def _is_text(value: Any) -> bool:
+    """A string without an unpaired surrogate (it can be written as UTF-8); other values: True."""
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 DROPPED_BY_HUB = {"dropped_by": "mcp-hub"}
@@ -244,6 +277,10 @@ def _failed_answer(prefix: bytes, message: str) -> bytes | None:
     request_id, has_method = top_level_id(prefix)
     if request_id is None or has_method:
         return None
+    return _error_answer(request_id, message)
+
+
+def _error_answer(request_id: int | str, message: str) -> bytes:
     from mcp_types import INTERNAL_ERROR
 
     return json_line({"jsonrpc": "2.0", "id": request_id,

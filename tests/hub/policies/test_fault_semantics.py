@@ -169,7 +169,7 @@ async def test_a_call_to_a_starting_servers_tool_is_audited_as_answered(caplog: 
         answer = await hub.route_call("slowstart__echo", {"text": "hi"})
     assert answer.structured_content["code"] == "unavailable" and answer.structured_content["details"]["reason"] == "starting"
     lines = [r.getMessage() for r in caplog.records if r.name == "hub.calls" and "slowstart__echo" in r.getMessage()]
-    assert len(lines) == 1 and "outcome=denied code=unavailable" in lines[0], lines
+    assert len(lines) == 1 and "server=slowstart " in lines[0] and "outcome=denied code=unavailable" in lines[0], lines
 
 
 def serve_like(servers: dict[str, Any], **hub_settings: Any) -> Hub:
