@@ -35,9 +35,9 @@ async def _down(exc: BaseException, downstream: Downstream) -> HubToolError:
 
 def _connection_lost(exc: MCPError) -> bool:
     """Whether the call failed because the connection closed, not because the server answered an
-    error: exact on the hub's own channel (stdio); for the SDK's client (HTTP, SSE), its own
-    wording for a closed connection, so a server's -32000 answer with a message of its own is the
-    server's error."""
+    error: exact on the hub's own channel (shared stdio sessions); for the SDK's client (HTTP and
+    SSE servers, per-client sessions), its own wording for a closed connection — so only a server
+    answering exactly {-32000, "Connection closed"} over those is read as a loss."""
     if isinstance(exc, (ConnectionLost, ErrorAnswer)):
         return isinstance(exc, ConnectionLost)
     return exc.code == types.CONNECTION_CLOSED and exc.error.message == "Connection closed"
