@@ -60,12 +60,26 @@ class IngestJob(BaseModel):
 
 
 def folder_files(root: Path) -> list[Path]:
-    """Every supported file under `root`, in a stable order."""
-    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+    """Every supported file under `root` (resolved, and allowed) whose real path is inside `root`
+    too, in a stable order: a symlink out of the folder is skipped, as `ingest_document` would
+    refuse it (`_prepare` checks again when it reads, in case a file became such a link meanwhile)."""
+    found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED and _inside(p, root))
     if len(found) > MAX_FILES:
         raise DomainError("invalid_argument", f"{root} holds {len(found)} supported files, more than {MAX_FILES}: "
                           "ingest its subfolders one by one")
     return found
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return root in path.resolve().parents
+    except OSError:  # a link loop, a file gone: not a file to read
+        return False
+
+
+def shown(value: str | Path) -> str:
+    """A path, or a title taken from a file name, as text: a name that is not UTF-8 keeps a readable form."""
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 class IngestJobs:
@@ -113,9 +127,17 @@ class IngestJobs:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def _prepare(self, path: Path, tags: list[str], size: int, overlap: int,
+    async def _prepare(self, root: Path, path: Path, tags: list[str], size: int, overlap: int,
                        submitted: Callable[[], None]) -> Ingested | Prepared:
-        title, text = await anyio.to_thread.run_sync(read_document, path)
+        """Read and embed one file; what is wrong with the file itself (outside the folder by now, a
+        read error) is a `DomainError` for it alone, and the job goes on."""
+        if not _inside(path, root):
+            raise DomainError("forbidden", f"{shown(path)} leads outside the folder being ingested (a symbolic link?)")
+        try:
+            title, text = await anyio.to_thread.run_sync(read_document, path)
+        except OSError as exc:
+            raise DomainError("invalid_argument", f"{shown(path)} could not be read ({exc.strerror or type(exc).__name__})") from None
+        title = shown(title)
         return await self.documents.prepare(title, text, path.resolve().as_uri(), tags, None, size, overlap, submitted=submitted)
 
     async def _run(self, job: IngestJob, files: list[Path], tags: list[str], size: int, overlap: int) -> None:
@@ -138,7 +160,7 @@ class IngestJobs:
                         entry.submitted = True
                         fill()
 
-                entry.task = loop.create_task(self._prepare(entry.path, tags, size, overlap, submitted))
+                entry.task = loop.create_task(self._prepare(Path(job.root), entry.path, tags, size, overlap, submitted))
                 entry.task.add_done_callback(lambda _, mark=submitted: mark())  # ended without embedding (no-op, failed)
                 in_hand.append(entry)
 
@@ -149,7 +171,7 @@ class IngestJobs:
                 fill()
                 while in_hand:
                     entry = in_hand[0]
-                    job.current = entry.path.name
+                    job.current = shown(entry.path.name)
                     try:
                         prepared = await entry.task
                         result = prepared if isinstance(prepared, Ingested) else await self.documents.commit(prepared)
@@ -159,7 +181,7 @@ class IngestJobs:
                     except DomainError as exc:
                         job.counts["failed"] = job.counts.get("failed", 0) + 1
                         if len(job.errors) < MAX_ERRORS:
-                            job.errors.append(FileError(path=str(entry.path), message=exc.body.message))
+                            job.errors.append(FileError(path=shown(entry.path), message=exc.body.message))
                     in_hand.popleft()
                     job.files_done += 1
                     self._notify()
@@ -173,6 +195,8 @@ class IngestJobs:
                 for entry in in_hand:
                     if not entry.task.done():
                         abandon(entry.task)
+                    elif not entry.task.cancelled():
+                        entry.task.exception()  # taken: a failure of a file never reached is not logged as lost
                 job.current = None
                 job.finished_at = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
                 self._notify()

@@ -107,3 +107,59 @@ async def test_folder_ingest_refuses_what_it_may_not_read(tmp_path: Path, monkey
         assert a_file.is_error and a_file.structured_content and a_file.structured_content["code"] == "invalid_argument"
         unknown = await client.call_tool("ingest_status", {"job_id": "nosuchjob"})
         assert unknown.is_error and unknown.structured_content and unknown.structured_content["code"] == "not_found"
+
+
+async def test_folder_ingest_reads_nothing_through_a_link_out_of_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A symbolic link inside the allowed folder to a file (or a folder) outside it is not followed:
+    `ingest_document` refuses such a path, and a folder job must not read it either."""
+    allowed, secret = tmp_path / "allowed", tmp_path / "secret"
+    allowed.mkdir()
+    secret.mkdir()
+    (secret / "passwords.txt").write_text("topsecretpassword kept outside\n")
+    (allowed / "a_link.txt").symlink_to(secret / "passwords.txt")
+    (allowed / "linked_dir").symlink_to(secret, target_is_directory=True)
+    (allowed / "b_inside.md").write_text("# Inside\n\nplainword inside the folder\n")
+    (allowed / "c_inner_link.md").symlink_to(allowed / "b_inside.md")  # a link that stays inside: fine
+    monkeypatch.setenv("MEMORY_ALLOWED_PATHS", str(allowed))
+    service = MemoryService(tmp_path / "data", GatedEmbedder("never"))
+    async with Client(create_server(service)) as client:
+        job = await call(client, "ingest_folder", path=str(allowed))
+        done = await call(client, "ingest_status", job_id=job["id"], wait_s=30)
+        assert done["state"] == "done" and done["files_total"] == 2, done
+        leaked = await call(client, "search_documents", query="topsecretpassword", mode="keyword")
+        assert leaked["hits"] == []
+        inside = await call(client, "search_documents", query="plainword", mode="keyword")
+        assert inside["hits"], "the files inside are indexed"
+
+
+async def test_one_odd_or_unreadable_file_does_not_stop_the_folder_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file name that is not UTF-8, or a file that cannot be read, is that file's error; the job
+    goes on to the files after it (it stopped at the first such file, every time)."""
+    import os
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a_first.md").write_text("# First\n\nalphaword\n")
+    (folder / os.fsdecode(b"b_bad\xffname.md")).write_text("betaword in a file whose name is not UTF-8\n")
+    (folder / "c_proc_link.txt").symlink_to("/proc/self/mem")  # outside the folder: refused, not read
+    unreadable = folder / "d_unreadable.md"
+    unreadable.mkdir()  # a folder named like a file: skipped by the listing
+    (folder / "e_after.md").write_text("# After\n\naftertok\n")
+    monkeypatch.setenv("MEMORY_ALLOWED_PATHS", str(tmp_path))
+    real_read = __import__("servers.memory.jobs", fromlist=["read_document"]).read_document
+
+    def flaky_read(path: Path) -> tuple[str, str]:
+        if path.name == "a_first.md":
+            raise PermissionError(13, "Permission denied")  # as for a file the server's user may not read
+        return real_read(path)
+
+    monkeypatch.setattr("servers.memory.jobs.read_document", flaky_read)
+    service = MemoryService(tmp_path / "data", GatedEmbedder("never"))
+    async with Client(create_server(service)) as client:
+        job = await call(client, "ingest_folder", path=str(folder))
+        done = await call(client, "ingest_status", job_id=job["id"], wait_s=30)
+        assert done["state"] == "done", done
+        assert done["counts"] == {"created": 2, "failed": 1}, done
+        assert any("Permission denied" in e["message"] for e in done["errors"]), done["errors"]
+        for word in ("betaword", "aftertok"):
+            assert (await call(client, "search_documents", query=word, mode="keyword"))["hits"], word
