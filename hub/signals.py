@@ -7,11 +7,10 @@ flight are cancelled and every stdio child is stopped by process group
 (`hub.downstream.stdio.stop_process`) on the way out; `mcp-hub` then exits with 128 + the signal
 number, as a shell reports it.
 
-One thing can hold that stop up: when stdin or stdout is not a pipe (a file, /dev/null, a
-terminal), the SDK reads stdin in a worker thread whose blocked `read` cannot be cancelled, and
-the event loop would wait for a byte that never comes. So a signal also arms a watchdog: if the
-process is still alive `STOP_GRACE_S` after it, the hub stops its children's process groups and
-exits at once. A second signal does the same without waiting. The clean-up before such an exit
+Something can still hold that stop up (a worker thread blocked in a call that cannot be
+cancelled, a child that never answers its stop). So a signal also arms a watchdog: if the process
+is still alive `STOP_GRACE_S` after it, the hub stops its children's process groups and exits at
+once. A second signal does the same without waiting. The clean-up before such an exit
 (killing children, flushing logs) gets `LAST_RESORT_S`, then the exit happens regardless. Before
 this handler is installed, `hub.prestart` stops the process at once (no unwinding); so from the
 first instruction on, a stop signal ends `mcp-hub serve` within a bounded time.

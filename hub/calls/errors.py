@@ -38,8 +38,10 @@ def _connection_lost(exc: MCPError) -> bool:
     error: exact on the hub's own channel (shared stdio sessions); for the SDK's client (HTTP and
     SSE servers, per-client sessions), its own wording for a closed connection — so only a server
     answering exactly {-32000, "Connection closed"} over those is read as a loss."""
-    if isinstance(exc, (ConnectionLost, ErrorAnswer)):
-        return isinstance(exc, ConnectionLost)
+    if isinstance(exc, ConnectionLost):
+        return True
+    if isinstance(exc, ErrorAnswer):
+        return False
     return exc.code == types.CONNECTION_CLOSED and exc.error.message == "Connection closed"
 
 

@@ -101,8 +101,7 @@ class AuditPolicy:
         if code == "rate_limited":
             self.metrics.rate_limited.labels(label).inc()
         shown = route.exposed if route is not None else bounded_name(name)
-        details = refusal.body.details if refusal is not None and isinstance(refusal.body.details, dict) else {}
-        server = details.get("server") if isinstance(details.get("server"), str) else None
+        server = (refusal.body.details or {}).get("server") if refusal is not None else None
         self._write(attributes, shown, server, "denied", code, None, arguments, keep=frozenset())
 
     def _write(

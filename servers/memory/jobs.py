@@ -193,10 +193,7 @@ class IngestJobs:
             finally:
                 following = len(files)  # start nothing more
                 for entry in in_hand:
-                    if not entry.task.done():
-                        abandon(entry.task)
-                    elif not entry.task.cancelled():
-                        entry.task.exception()  # taken: a failure of a file never reached is not logged as lost
+                    abandon(entry.task)  # running or not: a failure of a file never reached is not logged as lost
                 job.current = None
                 job.finished_at = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
                 self._notify()

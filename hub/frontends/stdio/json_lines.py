@@ -67,14 +67,14 @@ def _decode(line: bytes, wide: bool) -> Any:
         value = json.loads(line.decode())  # JSON-RPC on stdio is UTF-8; a str skips json's encoding sniffing
     except (ValueError, RecursionError):  # UnicodeDecodeError included
         return None
-    return None if _SURROGATE_ESCAPE.search(line) and not _is_text(value) else value
+    return None if _SURROGATE_ESCAPE.search(line) and not is_text(value) else value
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _is_text(value: Any) -> bool:
-    """Whether every string in `value` is Unicode text (no unpaired surrogate)."""
+def is_text(value: Any) -> bool:
+    """Whether every string in `value` is Unicode text (no unpaired surrogate): it can be written as UTF-8."""
     try:
         json.dumps(value, ensure_ascii=False).encode()
     except (UnicodeEncodeError, RecursionError):

@@ -18,7 +18,7 @@ from typing import Any
 
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
-from hub.frontends.stdio.json_lines import json_line, json_object
+from hub.frontends.stdio.json_lines import is_text, json_line, json_object
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
 
 CAP_SETTING = "$MCP_HUB_MAX_LINE_BYTES"
@@ -139,8 +139,7 @@ def _not_an_object(line: bytes) -> bytes | None:
     if isinstance(value, dict):  # JSON, but not text (`json_object`): an unpaired UTF-16 surrogate escape
         if "method" in value and "id" not in value:
             return b""  # a notification: never answered
-        request_id = value.get("id")
-        return error_line(request_id if readable_id(request_id) and _is_text(request_id) else None, PARSE_ERROR,
+        return error_line(_answerable_id(value), PARSE_ERROR,
                           "Parse error: the line holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff "
                           "without its other half), which is not Unicode text; escape characters as whole pairs")
     if not isinstance(value, list):
@@ -226,7 +225,7 @@ class FrontGuard:
 def overlong_answer(prefix: bytes) -> bytes | None:
     """For an overlong line from a server: if it answers a request whose id can be read, the error
     answer (a line, without newline) that fails that request instead, naming the cap; else None."""
-    return _failed_answer(prefix, overlong_message("its answer"))
+    return _error_answer(top_level_id(prefix), overlong_message("its answer"))
 
 
 def unreadable_answer(line: bytes) -> bytes | None:
@@ -234,54 +233,44 @@ def unreadable_answer(line: bytes) -> bytes | None:
     a message): if it answers a request whose id can be read — parsed whole where `json` reads the
     line, else from its start, or as the last member of its outer object — the error answer (a
     line, without newline) that fails that request at once instead of at its deadline; else None."""
-    request_id, has_method = _answer_id(line)
-    if request_id is None or has_method:
-        return None
-    return _error_answer(request_id, "the server's answer could not be read: it is not a valid JSON-RPC "
-                                     "message in UTF-8 text; the server has a bug, report it to its authors")
+    return _error_answer(_answer_id(line), "the server's answer could not be read: it is not a valid JSON-RPC "
+                                           "message in UTF-8 text; the server has a bug, report it to its authors")
 
 
 _LAST_ID = re.compile(rb'[,{]\s*"id"\s*:\s*("(?:[^"\\]|\\.){0,256}"|-?[0-9]{1,19})\s*}\s*$')
 
 
 def _answer_id(line: bytes) -> tuple[int | str | None, bool]:
+    """The id of the message on `line` and whether it has a method, read as far as it can be."""
     try:
         value = json.loads(line.decode("utf-8"))
     except (ValueError, RecursionError):
         value = None
     if isinstance(value, dict):
-        request_id = value.get("id")
-        return (request_id if readable_id(request_id) and _is_text(request_id) else None), "method" in value
+        return _answerable_id(value), "method" in value
     request_id, has_method = top_level_id(line[:4096])
     if request_id is None and not has_method and (last := _LAST_ID.search(line[-4096:])):
         request_id = _scalar(last.group(1), 0)
     return request_id, has_method
 
 
-def _is_text(value: Any) -> bool:
-    """A string without an unpaired surrogate (it can be written as UTF-8); other values: True."""
-    if not isinstance(value, str):
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _answerable_id(message: dict[str, Any]) -> int | str | None:
+    """The message's id if an answer can carry it back (a string or integer that is Unicode text)."""
+    request_id = message.get("id")
+    return request_id if readable_id(request_id) and is_text(request_id) else None
 
 
 DROPPED_BY_HUB = {"dropped_by": "mcp-hub"}
 """The `data` of an error answer the hub makes in place of a server's answer it could not pass on."""
 
 
-def _failed_answer(prefix: bytes, message: str) -> bytes | None:
-    request_id, has_method = top_level_id(prefix)
-    if request_id is None or has_method:
-        return None
-    return _error_answer(request_id, message)
-
-
-def _error_answer(request_id: int | str, message: str) -> bytes:
+def _error_answer(found: tuple[int | str | None, bool], message: str) -> bytes | None:
+    """The error answer (a line, without newline) failing the request `found` (its id, and whether
+    the line was a request itself: then there is nothing to fail); None without an id."""
     from mcp_types import INTERNAL_ERROR
 
+    request_id, has_method = found
+    if request_id is None or has_method:
+        return None
     return json_line({"jsonrpc": "2.0", "id": request_id,
                       "error": {"code": INTERNAL_ERROR, "message": message, "data": DROPPED_BY_HUB}})[:-1]
