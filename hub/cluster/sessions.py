@@ -36,10 +36,10 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import InitializeRequestParams
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 from starlette.datastructures import Headers
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from hub.cluster.sealing import MAX_ID_CHARS, SessionSealer, SessionState
-from hub.frontends.http.http_sessions import PrincipalSessionManager, refusal_response
+from hub.frontends.http.http_sessions import PrincipalSessionManager, buffered, refusal_response
 from hub.session_ledger import SessionRefused
 
 logger = logging.getLogger("hub.cluster")
@@ -82,7 +82,7 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
     async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
         if session_id is None and scope.get("method") == "POST":
-            body, receive = await _buffered(receive)
+            body, receive = await buffered(receive)
             params = _initialize_params(body)
             if params is not None:
                 requested = params.get("protocolVersion")
@@ -170,27 +170,6 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         finally:
             if not established:
                 await self._discard_session(session_id, transport)
-
-
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole request body, and a `receive` that replays it (then passes through)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            replay: list[Message] = [message]
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            replay = []
-            break
-    body = b"".join(chunks)
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *replay]
-
-    async def replaying() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return body, replaying
 
 
 def _initialize_params(body: bytes) -> dict[str, Any] | None:

@@ -46,6 +46,11 @@ class HubServer(RelayFace, Server[Any]):
     """A low-level `Server` that always advertises list-change notifications (and, through
     `RelayFace`, merged instructions and `resources.subscribe` worked out at each initialize)."""
 
+    view: ProfileView | None = None
+    """The profile this server serves (None: the whole catalog)."""
+    session_connections: weakref.WeakValueDictionary[str, Connection]
+    """Handshake-era HTTP session id → its connection, once it made a request (`HttpToolCalls` reads it)."""
+
     def get_capabilities(
         self,
         notification_options: NotificationOptions | None = None,
@@ -272,6 +277,8 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         get_tool_input_schema=input_schema,
     )
     server.middleware.append(clients.middleware)
+    server.view = view
+    server.session_connections = weakref.WeakValueDictionary()
 
     async def bind_owner(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """The request's upstream connection as `current_owner`: a `per_client` server gives it its own
@@ -280,6 +287,8 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         connection = getattr(ctx.session, "_connection", None)  # no public accessor
         if (connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
                 and not connection.state.get(_RELEASE_ON_CLOSE)):
+            if connection.session_id is not None:  # a Streamable HTTP session: its calls may take the fast path
+                server.session_connections[connection.session_id] = connection
             # The connection's teardown (stdio EOF, legacy SSE stream closed, Streamable HTTP DELETE or
             # expiry) closes its per-client downstream sessions at once, not at garbage collection.
             connection.state[_RELEASE_ON_CLOSE] = True

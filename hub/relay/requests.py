@@ -73,7 +73,11 @@ REQUEST_CANCELLED = -32800
 
 def relay_capable(session: ServerSession) -> bool:
     """Whether a client declared anything a server could ask of it (else its calls are not tracked)."""
-    caps = session.client_capabilities
+    return declares_server_requests(session.client_capabilities)
+
+
+def declares_server_requests(caps: Any) -> bool:
+    """Whether client capabilities offer sampling, elicitation or roots (anything a server asks of a client)."""
     return caps is not None and (caps.sampling is not None or caps.elicitation is not None or caps.roots is not None)
 
 

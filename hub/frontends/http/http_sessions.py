@@ -24,7 +24,7 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServ
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.session_ledger import ANONYMOUS, Owner, SessionLedger, SessionRefused
 
@@ -119,3 +119,24 @@ def sse_endpoint(sse: SseServerTransport, server: Any, ledger: SessionLedger) ->
 
     return endpoint
 
+
+
+async def buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a `receive` that replays it (then passes through)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            replay: list[Message] = [message]
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            replay = []
+            break
+    body = b"".join(chunks)
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *replay]
+
+    async def replaying() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return body, replaying

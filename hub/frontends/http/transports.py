@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub.frontends.http.http_calls import HttpToolCalls
 from hub.frontends.http.http_guard import HttpGuard, head_deadline_protocol
 from hub.frontends.http.http_sessions import sse_endpoint
 from hub.frontends.http.splice import SpliceLifted
@@ -127,10 +128,14 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
                 session_idle_timeout=limits.session_idle_timeout_s, max_request_body_size=limits.max_body_bytes,
             )
 
+        def mcp_app(manager: Any) -> ASGIApp:
+            """The SDK's Streamable HTTP app, with plain tools/call answered first (`http_calls`)."""
+            return HttpToolCalls(StreamableHTTPASGIApp(manager), hub, manager)
+
         manager = make_manager(server)
-        routes.insert(0, Route("/mcp", RawASGI(protect(PinGate(StreamableHTTPASGIApp(manager), None)))))
+        routes.insert(0, Route("/mcp", RawASGI(protect(PinGate(mcp_app(manager), None)))))
         # /mcp/<profile>: one MCP server and session manager per configured profile (`hub.profiles.http`).
-        profiled, managers = profile_routes(hub, make_manager, StreamableHTTPASGIApp, protect)
+        profiled, managers = profile_routes(hub, make_manager, mcp_app, protect)
         routes[1:1] = [Route(path, RawASGI(app)) for path, app in profiled]
         lifespan = with_managers(managers, lambda app: manager.run())
     webhooks = HubWebhooks(hub)  # POST /webhooks/<namespace>/<provider> for in-process domains (hub.webhooks)

@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio
 from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, LOG_LEVEL_META_KEY,
-                       PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY)
+                       PROTOCOL_VERSION_META_KEY)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
@@ -37,15 +37,13 @@ from hub.hub import Hub, UnknownTool
 from hub.frontends.stdio.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
 from hub.unknown_tool import unknown_tool_result
+from hub.frontends.plain_calls import HANDSHAKE_VERSION, error_reply, plain_call, result_reply
 from hub.frontends.stdio.json_lines import encode_off_loop, is_big, json_line, json_object
 from hub.frontends.stdio.line_pipes import Send, WriteNow
-from hub.wire import ToolResult, result_json
+from hub.wire import ToolResult
 
 logger = logging.getLogger("hub.server")
 
-HANDSHAKE_VERSION = "2025-11-25"
-"""The handshake-era version this path answers for; older negotiated versions go to the SDK."""
-_KNOWN_PARAMS = frozenset({"name", "arguments", "_meta"})
 
 
 
@@ -90,22 +88,12 @@ class StdioToolCalls:
         return False
 
     def _take_call(self, message: dict[str, Any]) -> bool:
-        if message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0":
+        call = plain_call(message)
+        if call is None:
             return False
-        request_id = message.get("id")
-        params = message.get("params")
-        if not isinstance(request_id, (int, str)) or isinstance(request_id, bool) or not isinstance(params, dict):
-            return False
-        name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta", {})
-        if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)) or not isinstance(meta, dict):
-            return False
+        request_id, name, arguments, meta, token = call.request_id, call.name, call.arguments, call.meta, call.progress_token
         if name in META_NAMES and search_mode_for(self._hub, self._hub.access.local):
             return False  # search mode's meta-tools are answered by the SDK server (`hub.search.front`)
-        if not _KNOWN_PARAMS.issuperset(params):
-            return False  # e.g. inputResponses / requestState: the SDK's multi-round-trip machinery
-        token = meta.get("progressToken")
-        if token is not None and (not isinstance(token, (int, str)) or isinstance(token, bool)):
-            return False  # not a valid token: the SDK refuses it
         modern = PROTOCOL_VERSION_META_KEY in meta
         if modern:
             if meta[PROTOCOL_VERSION_META_KEY] not in MODERN_PROTOCOL_VERSIONS or CLIENT_CAPABILITIES_META_KEY not in meta:
@@ -182,7 +170,7 @@ class StdioToolCalls:
             return  # the client cancelled it (or left): a cancelled request gets no answer
         except Exception:  # boundary: like the SDK, internals never reach the wire
             logger.exception("tools/call %s failed inside the hub", name)
-            reply = _error(request_id, INTERNAL_ERROR, "Internal server error")
+            reply = error_reply(request_id, INTERNAL_ERROR, "Internal server error")
         finally:
             self._in_flight.pop(key, None)
         await (self._send_bytes(data) if data is not None else self._write(reply))
@@ -210,15 +198,7 @@ class StdioToolCalls:
         await self._send_bytes(await encode_off_loop(reply))
 
     def _result_reply(self, request_id: int | str, modern: bool, result: ToolResult) -> dict[str, Any]:
-        """The answer; a big result's long strings stay placeholders here, and `encode_off_loop`
-        writes the downstream's own bytes in their place (`hub.lifted`)."""
-        return {"jsonrpc": "2.0", "id": request_id, "result": self._stamped(result_json(result, skeleton=True), modern)}
-
-    def _stamped(self, body: dict[str, Any], modern: bool) -> dict[str, Any]:
-        if not modern:
-            return {k: v for k, v in body.items() if k != "resultType"} if "resultType" in body else body
-        meta = body.get("_meta")
-        return {**body, "resultType": "complete", "_meta": {**(meta if isinstance(meta, dict) else {}), SERVER_INFO_META_KEY: self._server_info}}
+        return result_reply(request_id, result, self._server_info if modern else None)
 
     def _progress(self, token: int | str) -> Callable[[float, float | None, str | None], Awaitable[None]]:
         async def report(progress: float, total: float | None, message: str | None) -> None:
@@ -245,6 +225,3 @@ def _task_of(entry: asyncio.Task[None] | ExpressCall) -> asyncio.Task[None]:
     """The task answering a call in flight; an express call is handed to the chain to get one."""
     return entry.escalate() if isinstance(entry, ExpressCall) else entry
 
-
-def _error(request_id: int | str, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}

@@ -1,0 +1,210 @@
+"""Issue #23 goal 4: the HTTP front answers a plain `tools/call` of an established 2025-11-25 session
+itself (`hub.frontends.http.http_calls`), as one `application/json` response, with what the SDK's
+path answers for the same call; cancels, session ends, idle accounting, ownership, per-client
+sessions and profiles keep their meaning. Raw HTTP and SDK clients against a real hub process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.conftest import Proc, echo_stdio, hub_command, start_hub_http, write_config
+from tests.hub.downstream.test_per_client_sessions import remember, start_session_server
+from tests.hub.frontends.test_http_disconnect import open_session, server_stats, slow_call, wait_for_calls
+from tests.hub.frontends.test_http_isolation import bearer, create_key
+
+pytestmark = pytest.mark.anyio
+
+
+def call(ident: int, name: str, arguments: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments, **({"_meta": meta} if meta else {})}
+    return {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params}
+
+
+def sse_message(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC answer in an SSE response (the SDK's path)."""
+    data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+    answers = [json.loads(d) for d in data if "id" in json.loads(d)]
+    assert len(answers) == 1, response.text
+    return answers[0]  # type: ignore[no-any-return]
+
+
+async def ready(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:
+    """The server `e` is up, and the session has made one request through the SDK's path."""
+    with anyio.fail_after(30):  # `serve` listens before its servers are up
+        while (await server_stats(client, url))["state"] != "ready":
+            await anyio.sleep(0.05)
+    listed = await client.post(url, json={"jsonrpc": "2.0", "id": 99, "method": "tools/list"}, headers=headers)
+    assert listed.status_code == 200
+
+
+def without_request_id(result: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in result.get("_meta", {}).items() if not k.endswith("request_id")}
+    return {**result, "_meta": meta}
+
+
+async def test_a_plain_call_is_answered_as_json_with_what_the_sdk_path_answers(tmp_path: Path, procs: list) -> None:
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = await open_session(client, url)
+        await ready(client, url, headers)
+        for ident, (name, arguments) in enumerate([("e__add", {"a": 2, "b": 3}), ("e__echo", {"text": "hé \u2603"}),
+                                                    ("e__fail", {"reason": "why"}), ("e__add", {"a": "x"}),
+                                                    ("e__nope", {})], start=1):
+            fast = await client.post(url, json=call(ident, name, arguments), headers=headers)
+            assert fast.status_code == 200
+            assert fast.headers["content-type"] == "application/json", fast.headers  # was text/event-stream
+            assert fast.headers["mcp-session-id"] == headers["Mcp-Session-Id"]
+            # A progress token sends the same call down the SDK's path (its progress goes out as SSE events).
+            slow = await client.post(url, json=call(100 + ident, name, arguments, {"progressToken": "p"}), headers=headers)
+            assert slow.headers["content-type"].startswith("text/event-stream")
+            fast_answer, slow_answer = fast.json(), sse_message(slow)
+            assert fast_answer["id"] == ident and fast_answer["jsonrpc"] == "2.0"
+            assert "resultType" not in fast_answer["result"]
+            assert without_request_id(fast_answer["result"]) == without_request_id(slow_answer["result"]), name
+        assert fast_answer["result"]["isError"] and fast_answer["result"]["structuredContent"]["code"] == "not_found"
+
+
+async def test_sdk_clients_get_results_errors_and_big_results_through_it(tmp_path: Path, procs: list) -> None:
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
+    async with Client(url, mode="legacy") as client:
+        await client.list_tools()
+        for n in range(20):
+            assert (await client.call_tool("e__add", {"a": n, "b": 1})).structured_content == {"total": n + 1}
+        big = "x" * (3 << 20) + "é"
+        assert (await client.call_tool("e__echo", {"text": big})).structured_content == {"result": big}
+        failed = await client.call_tool("e__fail", {"reason": "because"})
+        assert failed.is_error and "because" in failed.content[0].text  # type: ignore[union-attr]
+        invalid = await client.call_tool("e__add", {"a": "one"})
+        assert invalid.is_error and invalid.structured_content["code"] == "invalid_argument"  # type: ignore[index]
+
+
+async def test_a_cancelled_call_gets_no_answer_and_a_reused_id_in_flight_is_refused(tmp_path: Path, procs: list) -> None:
+    marker = tmp_path / "cancelled"
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = await open_session(client, url)
+        await ready(client, url, headers)
+        # A client that goes away mid-call does not cancel it (a disconnect is no cancel, as on the SDK's path).
+        with anyio.move_on_after(0.3):
+            await client.post(url, json=slow_call(6, seconds=1.0), headers=headers)
+        stats = await wait_for_calls(client, url, 1)
+        assert stats["failures"] == 0 and not marker.exists()
+        bodies: list[bytes] = []
+
+        async def call_and_read() -> None:
+            response = await client.post(url, json=slow_call(7, seconds=20), headers=headers)
+            bodies.append(response.content)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call_and_read)
+            with anyio.fail_after(30):
+                while (await server_stats(client, url))["in_flight"] == 0:
+                    await anyio.sleep(0.05)
+            again = await client.post(url, json=slow_call(7, seconds=1), headers=headers)
+            assert again.json()["error"]["code"] == -32600 and "already in use" in again.json()["error"]["message"]
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "t"}}
+            assert (await client.post(url, json=cancel, headers=headers)).status_code == 202
+        assert bodies == [b""]  # the POST ended by itself, with no JSON-RPC answer
+        with anyio.fail_after(30):
+            while not marker.exists():
+                await anyio.sleep(0.05)
+        ok = await client.post(url, json=call(8, "e__add", {"a": 1, "b": 1}), headers=headers)
+        assert ok.json()["result"]["structuredContent"] == {"total": 2}
+
+
+async def test_ending_the_session_cancels_its_calls_in_flight(tmp_path: Path, procs: list) -> None:
+    marker = tmp_path / "cancelled"
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = await open_session(client, url)
+        await ready(client, url, headers)
+        async with anyio.create_task_group() as tg:
+            async def slow() -> None:
+                await client.post(url, json=slow_call(5, seconds=20), headers=headers)
+
+            tg.start_soon(slow)
+            with anyio.fail_after(30):
+                while (await server_stats(client, url))["in_flight"] == 0:
+                    await anyio.sleep(0.05)
+            assert (await client.delete(url, headers=headers)).status_code == 200
+            with anyio.fail_after(30):
+                while not marker.exists():  # the downstream call was cancelled with the session
+                    await anyio.sleep(0.05)
+        gone = await client.post(url, json=call(6, "e__add", {"a": 1, "b": 1}), headers=headers)
+        assert gone.status_code == 404
+
+
+async def test_a_session_is_busy_while_its_fast_call_runs(tmp_path: Path, procs: list) -> None:
+    """The idle countdown stops while a call runs: a call longer than the idle timeout keeps its session."""
+    config = write_config(tmp_path, {"e": echo_stdio()}, {"http": {"session_idle_timeout_s": 1.0}})
+    url = start_hub_http(procs, config)
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = await open_session(client, url)
+        await ready(client, url, headers)
+        long = await client.post(url, json=slow_call(3, seconds=2.5), headers=headers)
+        assert long.headers["content-type"] == "application/json" and "result" in long.json()
+        after = await client.post(url, json=call(4, "e__add", {"a": 1, "b": 2}), headers=headers)
+        assert after.status_code == 200 and after.json()["result"]["structuredContent"] == {"total": 3}
+        await wait_for_calls(client, url, 2)
+        with anyio.fail_after(30):  # idle again, it does expire (asking /healthz does not touch it)
+            while (await client.get(url.replace("/mcp", "/healthz"))).json()["sessions"]["streamable_http"]:
+                await anyio.sleep(0.1)
+        assert (await client.post(url, json=call(5, "e__add", {"a": 1, "b": 2}), headers=headers)).status_code == 404
+
+
+async def test_another_principals_session_id_is_not_found(tmp_path: Path, procs: list) -> None:
+    data_dir = tmp_path / "data"
+    config = write_config(tmp_path, {"e": echo_stdio()}, {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    alice, mallory = create_key(data_dir, "alice", "*"), create_key(data_dir, "mallory", "*")
+    proc = Proc(hub_command(config, "--transport", "http", "--port", "0"))
+    procs.append(proc)
+    url = proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
+    async with httpx.AsyncClient(timeout=30) as client:
+        client.headers.update(bearer(alice))
+        headers = await open_session(client, url)
+        listed = await client.post(url, json={"jsonrpc": "2.0", "id": 9, "method": "tools/list"}, headers=headers)
+        assert listed.status_code == 200
+        mine = await client.post(url, json=call(10, "e__add", {"a": 1, "b": 1}), headers=headers)
+        assert mine.json()["result"]["structuredContent"] == {"total": 2}
+        theirs = await client.post(url, json=call(11, "e__add", {"a": 1, "b": 1}), headers={**headers, **bearer(mallory)})
+        assert theirs.status_code == 404 and "result" not in theirs.text
+
+
+async def test_each_session_gets_its_own_session_of_a_per_client_server(tmp_path: Path, procs: list) -> None:
+    downstream = start_session_server(procs)
+    config = write_config(tmp_path, {"st": {"url": downstream, "protocol": "legacy"}}, {"data_dir": str(tmp_path / "data")})
+    url = start_hub_http(procs, config)
+    with anyio.fail_after(120):
+        async with Client(url, mode="legacy") as a, Client(url, mode="legacy") as b:
+            await a.list_tools()
+            await b.list_tools()
+            for n in range(3):
+                assert await remember(a, f"a{n}") == [f"a{m}" for m in range(n + 1)]
+                assert await remember(b, f"b{n}") == [f"b{m}" for m in range(n + 1)]
+
+
+async def test_a_profile_route_takes_its_own_short_names(tmp_path: Path, procs: list) -> None:
+    config = write_config(tmp_path, {"e": echo_stdio()}, {"data_dir": str(tmp_path / "data")})
+    raw = json.loads(config.read_text())
+    raw["profiles"] = {"tiny": {"name_budget": 24, "include": ["e__add", "e__xxx*"]}}
+    config.write_text(json.dumps(raw))
+    url = start_hub_http(procs, config) + "/tiny"
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = await open_session(client, url)
+        listed = await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
+        names = sorted(t["name"] for t in sse_message(listed)["result"]["tools"])
+        short = next(n for n in names if n.startswith("e__xxx"))
+        assert names == ["e__add", short] and len(short) == 24
+        long = await client.post(url, json=call(2, short, {}), headers=headers)
+        assert long.headers["content-type"] == "application/json"
+        assert long.json()["result"]["structuredContent"] == {"result": "long"}
+        outside = await client.post(url, json=call(3, "e__echo", {"text": "t"}), headers=headers)
+        assert sse_message(outside)["result"]["structuredContent"]["code"] == "not_found"  # the SDK's path answers it
