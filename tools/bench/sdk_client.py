@@ -14,7 +14,9 @@ A ratio is taken inside each round; the median of the rounds' ratios is printed.
 `--big-rounds` times a `--big-mb` MB result (the echo server's `big` tool) on each contender, with
 one echo call every 20 ms on the same session meanwhile (their worst latency shows whether other
 callers stall). `--http` adds goal 4: the SDK's Streamable HTTP client against `mcp-hub serve -t
-http` relaying to the stdio child, and against a plain SDK Streamable HTTP server hosting the tool.
+http` relaying to the stdio child, and against a plain SDK Streamable HTTP server hosting the tool,
+over 2025-11-25 sessions (`ClientSession`); `--http-modern` adds the same pair with the SDK's
+`mcp.Client`, which speaks 2026-07-28 (stateless) over HTTP.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
-from mcp import ClientSession, StdioServerParameters
+from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -153,6 +156,20 @@ async def http_session(args: list[str], folder: Path) -> AsyncIterator[ClientSes
         yield session
 
 
+@asynccontextmanager
+async def modern_session(args: list[str], folder: Path) -> AsyncIterator[Any]:
+    """`mcp.Client` over Streamable HTTP: it picks 2026-07-28 (stateless) with a server that offers it."""
+    port = free_port()
+    async with AsyncExitStack() as stack:
+        url, process = await stack.enter_async_context(http_process([*args, str(port)], port, str(folder)))
+        await serving(port, process)
+        client = await stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300)))
+        session = await stack.enter_async_context(Client(streamable_http_client(url, http_client=client)))
+        if session.protocol_version != "2026-07-28":
+            raise RuntimeError(f"{args!r} spoke {session.protocol_version}, not 2026-07-28")
+        yield session
+
+
 def hub_config(folder: Path) -> str:
     path = folder / "hub.json"
     path.write_text(json.dumps({"hub": {"data_dir": str(folder / "data")},
@@ -160,7 +177,8 @@ def hub_config(folder: Path) -> str:
     return str(path)
 
 
-async def contenders(stack: AsyncExitStack, folder: Path, http: bool, floor: bool, warmup: int) -> dict[str, Contender]:
+async def contenders(stack: AsyncExitStack, folder: Path, http: bool, floor: bool, warmup: int,
+                     modern: bool = False) -> dict[str, Contender]:
     config = hub_config(folder)
     serve = ["-m", "hub.cli", "serve", "--config", config]  # at the default log level (info), as users run it
     found = {
@@ -171,6 +189,11 @@ async def contenders(stack: AsyncExitStack, folder: Path, http: bool, floor: boo
     if floor:  # a relay copying bytes, deciding nothing: the floor for any gateway process
         found["bare byte relay (stdio)"] = Contender(
             await stack.enter_async_context(stdio_session([str(ROOT / "tools" / "bench" / "bare_relay.py"), PY, ECHO], folder / "relay.log")), "echo")
+    if modern:  # the SDK's high-level client: 2026-07-28 over HTTP
+        found["plain SDK server (http 2026)"] = Contender(
+            await stack.enter_async_context(modern_session([ECHO, "http"], folder)), "echo")
+        found["mcp-hub (http 2026) -> stdio child"] = Contender(
+            await stack.enter_async_context(modern_session([*serve, "--transport", "http", "--port"], folder)), "echo__echo")
     if http:
         found["plain SDK server (http)"] = Contender(
             await stack.enter_async_context(http_session([ECHO, "http"], folder)), "echo")
@@ -184,7 +207,8 @@ async def contenders(stack: AsyncExitStack, folder: Path, http: bool, floor: boo
 
 
 PAIRS = (("mcp-hub (stdio)", "direct (stdio)"), ("bare byte relay (stdio)", "direct (stdio)"),
-         ("mcp-hub (http) -> stdio child", "plain SDK server (http)"))
+         ("mcp-hub (http) -> stdio child", "plain SDK server (http)"),
+         ("mcp-hub (http 2026) -> stdio child", "plain SDK server (http 2026)"))
 
 
 def ratio(a: list[float], b: list[float]) -> dict[str, float]:
@@ -236,6 +260,8 @@ def main() -> int:
     parser.add_argument("--big-mb", type=int, default=24, help="size of the large result (0: skip)")
     parser.add_argument("--big-rounds", type=int, default=3)
     parser.add_argument("--http", action="store_true", help="also the HTTP front against a plain SDK HTTP server")
+    parser.add_argument("--http-modern", action="store_true",
+                        help="also the same HTTP pair with mcp.Client (2026-07-28, stateless)")
     parser.add_argument("--no-floor", action="store_true", help="leave out the bare byte relay (tools/bench/bare_relay.py)")
     parser.add_argument("--json", help="also write the figures as JSON to this file")
     args = parser.parse_args()
@@ -249,7 +275,7 @@ def main() -> int:
             folder = Path(raw)
             (folder / "data").mkdir(mode=0o700)
             async with AsyncExitStack() as stack:
-                found = await contenders(stack, folder, args.http, not args.no_floor, args.warmup)
+                found = await contenders(stack, folder, args.http, not args.no_floor, args.warmup, args.http_modern)
                 order = list(found.values())
                 for number in range(args.rounds):
                     for contender in order if number % 2 == 0 else reversed(order):

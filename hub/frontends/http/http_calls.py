@@ -21,7 +21,14 @@ to the SDK unchanged:
 - the body is one plain `tools/call` without a progress token (progress goes out as SSE events),
   not a search-mode meta-tool;
 - tracing is off (with it on, the SDK's path parents the call's span on the request's trace context).
-2026-07-28 (stateless) requests always go to the SDK, which checks their `Mcp-*` headers.
+A 2026-07-28 (stateless) POST is taken when it is one plain `tools/call` whose envelope and
+`Mcp-Protocol-Version` / `Mcp-Method` / `Mcp-Name` / `Mcp-Param-*` headers pass the SDK's own checks
+(`mcp.shared.inbound`: any rejection is the SDK's to answer), whose client declares no sampling,
+elicitation or roots and asks for no log messages. As on the SDK's path: a disconnect cancels it,
+its `per_client` servers give it a session of its own for this request only, the answer is
+`application/json` with the hub's `serverInfo` stamp, and a call still running after 15 s turns
+the response into an event stream with keep-alive comments (so a proxy's idle timeout does not
+cut it) that ends with the answer.
 
 A `notifications/cancelled` naming a call this path holds cancels it (202, as the SDK answers a
 notification), and so does the end of its session (DELETE, expiry, eviction); the cancelled call's
@@ -34,22 +41,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
+from collections.abc import Coroutine
 from typing import Any
 
-import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp_types import INTERNAL_ERROR, INVALID_REQUEST
+from mcp.shared.inbound import (InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header,
+                                validate_mcp_param_headers)
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, LOG_LEVEL_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub import __version__
 from hub.auth.principal import Principal, current_principal
 from hub.calls.drivers import ExpressCall
 from hub.downstream.sessions import bind_owner
+from hub.frontends.http.http_replies import JSON, SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
 from hub.frontends.http.http_sessions import buffered, owner_of
 from hub.frontends.plain_calls import HANDSHAKE_VERSION, PlainCall, error_reply, plain_call, result_reply
-from hub.frontends.stdio.json_lines import encode_off_loop, is_big, json_line, json_object
+from hub.frontends.stdio.json_lines import json_line, json_object
 from hub.frontends.stdio.line_errors import duplicate_message, id_key
 from hub.hub import Hub, UnknownTool
 from hub.relay.requests import declares_server_requests
@@ -60,31 +71,76 @@ from hub.wire import ToolResult
 logger = logging.getLogger("hub.http")
 
 _SESSION = MCP_SESSION_ID_HEADER.lower().encode()
-_VERSION = b"mcp-protocol-version"
-_JSON = b"application/json"
-_SSE = b"text/event-stream"
+_SERVER_REQUESTS = ("sampling", "elicitation", "roots")
+
+Entry = ExpressCall | asyncio.Task[Any]
+
+
+class _Heads:
+    """The headers this path looks at, read in one pass."""
+
+    __slots__ = ("accepts_both", "json_body", "session_id", "version")
+
+    def __init__(self, scope: Scope) -> None:
+        content_type = accept = b""
+        self.version: str | None = None
+        self.session_id: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"accept":
+                accept = value
+            elif name == b"mcp-protocol-version":
+                self.version = value.decode("latin-1")
+            elif name == _SESSION:
+                self.session_id = value.decode("latin-1")
+        self.json_body = content_type.split(b";", 1)[0].strip().lower() == JSON
+        self.accepts_both = JSON in accept and SSE in accept  # the SDK refuses anything less
+
+
+class _RequestOwner:
+    """The owner of a 2026-07-28 call's per-client downstream sessions: this one request (`bind_owner`)."""
+
+    __slots__ = ("__weakref__",)
 
 
 class HttpToolCalls:
-    """ASGI: answers plain `tools/call` POSTs of established handshake-era sessions; everything else
-    goes to `app` (the SDK's `StreamableHTTPASGIApp` over `manager`)."""
+    """ASGI: answers plain `tools/call` POSTs (see the module's docstring); everything else goes to
+    `app` (the SDK's `StreamableHTTPASGIApp` over `manager`)."""
 
     def __init__(self, app: ASGIApp, hub: Hub, manager: StreamableHTTPSessionManager) -> None:
         self.app = app
         self._hub = hub
         self._manager = manager
         server = manager.app
+        self._server = server
         self._connections = server.session_connections  # session id → its SDK connection (`hub.frontends.server`)
         self._view = server.view  # a profile's view, or None for the whole catalog
-        self._in_flight: dict[tuple[str, str], ExpressCall | asyncio.Task[Any]] = {}
+        self._server_info = {"name": hub.config.hub.name, "version": __version__}
+        self._in_flight: dict[tuple[str, str], Entry] = {}
         ledger = getattr(manager, "ledger", None)
         if ledger is not None:  # a session's end (DELETE, expiry, eviction) cancels its calls, as the SDK's does
             ledger.on_end.append(self._session_ended)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session_id = _session_of(scope) if scope["type"] == "http" and scope["method"] == "POST" else None
-        transport = self._manager._server_instances.get(session_id) if session_id is not None else None  # noqa: SLF001
-        if transport is None or self._hub.tracing is not None or not self._headers_allow(scope, session_id):
+        if scope["type"] == "http" and scope["method"] == "POST" and self._hub.tracing is None:
+            heads = _Heads(scope)
+            if heads.json_body and heads.accepts_both:
+                if heads.version in MODERN_PROTOCOL_VERSIONS:
+                    await self._modern(scope, receive, send)
+                    return
+                if heads.session_id is not None and heads.version in (None, HANDSHAKE_VERSION):
+                    await self._handshake(scope, receive, send, heads.session_id)
+                    return
+        await self.app(scope, receive, send)
+
+    # -- 2025-11-25 sessions --------------------------------------------------------------------
+
+    async def _handshake(self, scope: Scope, receive: Receive, send: Send, session_id: str) -> None:
+        transport = self._manager._server_instances.get(session_id)  # noqa: SLF001
+        connection = self._connections.get(session_id)
+        if (transport is None or connection is None or connection.protocol_version != HANDSHAKE_VERSION
+                or not connection.initialized.is_set() or declares_server_requests(connection.client_capabilities)):
             await self.app(scope, receive, send)
             return
         body, receive = await buffered(receive)
@@ -95,32 +151,13 @@ class HttpToolCalls:
                 principal = current_principal(self._hub.access.local)
                 name = self._exposed(call.name, principal)
                 if name is not None and self._mine(scope, session_id, transport):
-                    await self._answer(scope, session_id, transport, call, name, principal, send)
+                    await self._answer_in_session(scope, session_id, transport, call, name, principal, send)
                     return
             elif self._cancel(session_id, message):
                 await send({"type": "http.response.start", "status": 202, "headers": [(_SESSION, session_id.encode())]})
                 await send({"type": "http.response.body", "body": b""})
                 return
         await self.app(scope, receive, send)
-
-    # -- which requests -------------------------------------------------------------------------
-
-    def _headers_allow(self, scope: Scope, session_id: str) -> bool:
-        content_type = accept = b""
-        version: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"accept":
-                accept = value
-            elif name == _VERSION:
-                version = value
-        connection = self._connections.get(session_id)
-        return (connection is not None and connection.protocol_version == HANDSHAKE_VERSION
-                and connection.initialized.is_set() and not declares_server_requests(connection.client_capabilities)
-                and content_type.split(b";", 1)[0].strip().lower() == _JSON
-                and _JSON in accept and _SSE in accept
-                and (version is None or version.decode("latin-1") == HANDSHAKE_VERSION))
 
     def _mine(self, scope: Scope, session_id: str, transport: StreamableHTTPServerTransport) -> bool:
         """The session is the requester's (the manager's own check) and not ending."""
@@ -130,55 +167,32 @@ class HttpToolCalls:
         return (requestor == self._manager._session_owners.get(session_id)  # noqa: SLF001
                 and not transport.is_terminated and (idle is None or not idle.cancel_called))
 
-    def _exposed(self, name: str, principal: Principal) -> str | None:
-        """The hub-wide name to call, or None when the SDK's server must answer (a search meta-tool,
-        a name outside this profile: both answered there exactly as the issue decided)."""
-        if name in META_NAMES and search_mode_for(self._hub, principal, self._view):
-            return None
-        return self._view.resolve(name) if self._view is not None else name
-
-    # -- one call -------------------------------------------------------------------------------
-
-    async def _answer(self, scope: Scope, session_id: str, transport: StreamableHTTPServerTransport, call: PlainCall,
-                      name: str, principal: Principal, send: Send) -> None:
+    async def _answer_in_session(self, scope: Scope, session_id: str, transport: StreamableHTTPServerTransport,
+                                 call: PlainCall, name: str, principal: Principal, send: Send) -> None:
         key = (session_id, id_key(call.request_id))
+        headers = [(_SESSION, session_id.encode())]
         if key in self._in_flight:
-            await _send_json(send, session_id, json_line(error_reply(call.request_id, INVALID_REQUEST,
-                                                                     duplicate_message(call.request_id))))
+            await send_json(send, json_line(error_reply(call.request_id, INVALID_REQUEST, duplicate_message(call.request_id))), headers)
             return
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[ToolResult] = loop.create_future()
-        hub = self._hub
         ledger = getattr(self._manager, "ledger", None)  # the per-principal session caps (`http_sessions`)
         if ledger is not None:
             ledger.touch(session_id, owner_of(scope))
         try:
             # A `per_client` server gives this session its own downstream session (`current_owner`).
-            with _Busy(transport), bind_owner(self._connections.get(session_id)):
-                express = hub.start_express(name, call.arguments or {}, principal, lambda result: _settle(answer, result),
-                                            lambda outcome: _run(loop, outcome, answer))
-                entry: ExpressCall | asyncio.Task[Any] = express if express is not None else _run(
-                    loop, hub.route_call(name, call.arguments, None, principal=principal, wire=True), answer)
+            with Busy(transport), bind_owner(self._connections.get(session_id)):
+                entry, answer = self._start(call, name, principal)
                 if not answer.done():
                     self._in_flight[key] = entry
                 try:
-                    result = await answer
-                except UnknownTool:  # or hidden: the same `not_found` result as the SDK's face gives
-                    result = unknown_tool_result(hub, call.name, principal)
-                except asyncio.CancelledError:
-                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                        _task_of(entry).cancel()  # the POST itself was cancelled (the server is stopping)
-                        raise
-                    await _send_cancelled(send, session_id)  # the client cancelled it: no JSON-RPC answer
-                    return
-                except Exception:  # boundary: like the SDK, internals never reach the wire
-                    logger.exception("tools/call %s failed inside the hub", name)
-                    await _send_json(send, session_id, json_line(error_reply(call.request_id, INTERNAL_ERROR, "Internal server error")))
-                    return
+                    reply = await self._reply(call, entry, answer, principal, None)
                 finally:
                     self._in_flight.pop(key, None)
-                reply = result_reply(call.request_id, result, None)
-                await _send_json(send, session_id, await encode_off_loop(reply) if is_big(reply["result"]) else json_line(reply))
+                if reply is None:  # the client cancelled it: no JSON-RPC answer, as MCP asks
+                    await send({"type": "http.response.start", "status": 200,
+                                "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache"), *headers]})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                await send_json(send, await encoded(reply), headers)
         finally:
             if ledger is not None:
                 ledger.touch(session_id, owner_of(scope))
@@ -186,7 +200,7 @@ class HttpToolCalls:
     def _session_ended(self, session_id: str) -> None:
         for key, entry in list(self._in_flight.items()):
             if key[0] == session_id:
-                asyncio.get_running_loop().call_soon(_task_of(entry).cancel)
+                _cancel_soon(entry)
 
     def _cancel(self, session_id: str, message: dict[str, Any]) -> bool:
         """Cancel the call `notifications/cancelled` names, if this path holds it."""
@@ -199,40 +213,99 @@ class HttpToolCalls:
         entry = self._in_flight.get((session_id, id_key(request_id)))
         if entry is None:
             return False
-        # Cancelled once it has started (a task cancelled before its first step would skip the cleanup
-        # that tells the server and the audit log).
-        asyncio.get_running_loop().call_soon(_task_of(entry).cancel)
+        _cancel_soon(entry)
         return True
 
+    # -- 2026-07-28 requests --------------------------------------------------------------------
 
-class _Busy:
-    """While a call runs, its session is not idle: the transport's own accounting for the requests it serves."""
+    async def _modern(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, receive = await buffered(receive)
+        message = json_object(body) if b'"tools/call"' in body else None
+        call = plain_call(message) if message is not None else None
+        if call is None or call.progress_token is not None or not self._modern_plain(scope, message, call):
+            await self.app(scope, receive, send)
+            return
+        principal = current_principal(self._hub.access.local)
+        name = self._exposed(call.name, principal)
+        if name is None:
+            await self.app(scope, receive, send)
+            return
+        owner = _RequestOwner()
+        try:
+            with bind_owner(owner):  # its `per_client` servers' sessions are this request's only
+                entry, answer = self._start(call, name, principal)
+            watch = asyncio.get_running_loop().create_task(_disconnect(receive))
+            watch.add_done_callback(lambda _: answer.done() or _cancel_soon(entry))  # a disconnect cancels, as the SDK's does
+            try:
+                if not await keep_alive_until(answer, send):  # the answer within 15 s: one JSON response
+                    reply = await self._reply(call, entry, answer, principal, self._server_info)
+                    if reply is not None:
+                        await send_json(send, await encoded(reply), [], status_of(reply))
+                    return
+                reply = await self._reply(call, entry, answer, principal, self._server_info)
+                await send_last_event(send, reply)
+            except asyncio.CancelledError:
+                _cancel_soon(entry)  # the POST itself was cancelled (the server is stopping)
+                raise
+            finally:
+                watch.cancel()
+        finally:
+            self._hub.release_owner(owner)
 
-    __slots__ = ("_transport",)
+    def _modern_plain(self, scope: Scope, message: Any, call: PlainCall) -> bool:
+        """Whether the SDK would serve this request as it is: anything it would reject, or serve with
+        more than a plain call (a server's requests, log messages), is left to it."""
+        caps = call.meta.get(CLIENT_CAPABILITIES_META_KEY)
+        if not isinstance(caps, dict) or any(k in caps for k in _SERVER_REQUESTS) or LOG_LEVEL_META_KEY in call.meta:
+            return False
+        raw = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+        headers = dict(raw)
+        if find_duplicated_routing_header(raw) is not None:
+            return False
+        if isinstance(classify_inbound_request(message, headers=headers), InboundLadderRejection):
+            return False
+        if call.arguments or any(name.startswith("mcp-param-") for name in headers):
+            schema = self._server.get_tool_input_schema(call.name)
+            if schema is not None and validate_mcp_param_headers(schema, call.arguments or {}, headers) is not None:
+                return False
+        return True
 
-    def __init__(self, transport: StreamableHTTPServerTransport) -> None:
-        self._transport = transport
+    # -- shared ---------------------------------------------------------------------------------
 
-    def __enter__(self) -> None:
-        transport = self._transport
-        if transport.idle_scope is not None and transport._idle_timeout is not None:  # noqa: SLF001
-            transport._requests_in_flight += 1  # noqa: SLF001
-            transport.idle_scope.deadline = math.inf
+    def _exposed(self, name: str, principal: Principal) -> str | None:
+        """The hub-wide name to call, or None when the SDK's server must answer (a search meta-tool,
+        a name outside this profile: both answered there exactly as decided)."""
+        if name in META_NAMES and search_mode_for(self._hub, principal, self._view):
+            return None
+        return self._view.resolve(name) if self._view is not None else name
 
-    def __exit__(self, *_: object) -> None:
-        transport = self._transport
-        timeout = transport._idle_timeout  # noqa: SLF001
-        if transport.idle_scope is not None and timeout is not None:
-            transport._requests_in_flight -= 1  # noqa: SLF001
-            if not transport._requests_in_flight:  # noqa: SLF001
-                transport.idle_scope.deadline = anyio.current_time() + timeout
+    def _start(self, call: PlainCall, name: str, principal: Principal) -> tuple[Entry, asyncio.Future[ToolResult]]:
+        """Start the call on the express driver (else the awaiting one); the future of its result."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[ToolResult] = loop.create_future()
+        hub = self._hub
+        express = hub.start_express(name, call.arguments or {}, principal, lambda result: _settle(answer, result),
+                                    lambda outcome: _run(loop, outcome, answer))
+        if express is not None:
+            return express, answer
+        return _run(loop, hub.route_call(name, call.arguments, None, principal=principal, wire=True), answer), answer
 
-
-def _session_of(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == _SESSION:
-            return value.decode("latin-1")
-    return None
+    async def _reply(self, call: PlainCall, entry: Entry, answer: asyncio.Future[ToolResult], principal: Principal,
+                     server_info: dict[str, str] | None) -> dict[str, Any] | None:
+        """The JSON-RPC answer to send; None when the call was cancelled (by the client or its session's end)."""
+        try:
+            result = await answer
+        except UnknownTool:  # or hidden: the same `not_found` result as the SDK's face gives
+            result = unknown_tool_result(self._hub, call.name, principal)
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                _cancel_soon(entry)  # the POST itself was cancelled (the server is stopping)
+                raise
+            return None
+        except Exception:  # boundary: like the SDK, internals never reach the wire
+            logger.exception("tools/call %s failed inside the hub", call.name)
+            return error_reply(call.request_id, INTERNAL_ERROR, "Internal server error")
+        return result_reply(call.request_id, result, server_info)
 
 
 def _settle(answer: asyncio.Future[ToolResult], result: ToolResult) -> None:
@@ -240,7 +313,8 @@ def _settle(answer: asyncio.Future[ToolResult], result: ToolResult) -> None:
         answer.set_result(result)
 
 
-def _run(loop: asyncio.AbstractEventLoop, outcome: Any, answer: asyncio.Future[ToolResult]) -> asyncio.Task[Any]:
+def _run(loop: asyncio.AbstractEventLoop, outcome: Coroutine[Any, Any, ToolResult],
+         answer: asyncio.Future[ToolResult]) -> asyncio.Task[Any]:
     """The awaiting driver's coroutine as a task whose end settles `answer` (result, error or cancel)."""
     task = loop.create_task(outcome)
 
@@ -258,21 +332,17 @@ def _run(loop: asyncio.AbstractEventLoop, outcome: Any, answer: asyncio.Future[T
     return task
 
 
-def _task_of(entry: ExpressCall | asyncio.Task[Any]) -> asyncio.Task[Any]:
+def _task_of(entry: Entry) -> asyncio.Task[Any]:
     return entry.escalate() if isinstance(entry, ExpressCall) else entry
 
 
-async def _send_json(send: Send, session_id: str, data: bytes | list[bytes | memoryview]) -> None:
-    pieces = [data] if isinstance(data, bytes) else data
-    length = sum(len(piece) for piece in pieces)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", _JSON), (b"content-length", str(length).encode()), (_SESSION, session_id.encode())]})
-    for number, piece in enumerate(pieces):
-        await send({"type": "http.response.body", "body": bytes(piece), "more_body": number < len(pieces) - 1})
+def _cancel_soon(entry: Entry) -> None:
+    """Cancel a call once its task has started: a task cancelled before its first step would skip
+    the clean-up that tells the server (`notifications/cancelled`) and the audit log."""
+    asyncio.get_running_loop().call_soon(_task_of(entry).cancel)
 
 
-async def _send_cancelled(send: Send, session_id: str) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", _SSE), (b"cache-control", b"no-cache"), (_SESSION, session_id.encode())]})
-    await send({"type": "http.response.body", "body": b""})
-
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client has gone (the body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -13,7 +13,6 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import Proc, echo_stdio, hub_command, start_hub_http, write_config
 from tests.hub.downstream.test_per_client_sessions import remember, start_session_server
@@ -208,3 +207,79 @@ async def test_a_profile_route_takes_its_own_short_names(tmp_path: Path, procs: 
         assert long.json()["result"]["structuredContent"] == {"result": "long"}
         outside = await client.post(url, json=call(3, "e__echo", {"text": "t"}), headers=headers)
         assert sse_message(outside)["result"]["structuredContent"]["code"] == "not_found"  # the SDK's path answers it
+
+
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+def modern_headers(name: str, **extra: str) -> dict[str, str]:
+    return {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+            "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name, **extra}
+
+
+async def test_a_modern_plain_call_is_answered_as_the_sdk_path_answers_it(tmp_path: Path, procs: list) -> None:
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        with anyio.fail_after(30):
+            while (await server_stats(client, url))["state"] != "ready":
+                await anyio.sleep(0.05)
+        for ident, (name, arguments) in enumerate([("e__add", {"a": 2, "b": 3}), ("e__fail", {"reason": "why"}),
+                                                    ("e__add", {"a": "x"}), ("e__nope", {})], start=1):
+            fast = await client.post(url, json=call(ident, name, arguments, MODERN_META), headers=modern_headers(name))
+            # With a progress token the SDK's own path answers (its progress would go out as events).
+            slow = await client.post(url, json=call(ident, name, arguments, {**MODERN_META, "progressToken": 1}),
+                                     headers=modern_headers(name))
+            assert fast.status_code == slow.status_code == 200
+            assert fast.headers["content-type"] == "application/json" and "mcp-session-id" not in fast.headers
+            slow_answer = slow.json() if slow.headers["content-type"] == "application/json" else sse_message(slow)
+            assert fast.json()["id"] == ident
+            assert fast.json()["result"]["resultType"] == "complete"
+            assert without_request_id(fast.json()["result"]) == without_request_id(slow_answer["result"]), name
+        # What the SDK refuses stays refused, in its words: a header that disagrees with the body.
+        mismatch = await client.post(url, json=call(9, "e__add", {"a": 1, "b": 1}, MODERN_META),
+                                     headers=modern_headers("e__echo"))
+        assert mismatch.status_code == 400 and mismatch.json()["error"]["code"] == -32020  # HEADER_MISMATCH
+
+
+async def test_a_modern_call_whose_client_goes_away_is_cancelled(tmp_path: Path, procs: list) -> None:
+    marker = tmp_path / "cancelled"
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        with anyio.fail_after(30):
+            while (await server_stats(client, url))["state"] != "ready":
+                await anyio.sleep(0.05)
+        slow = call(1, "e__slow", {"seconds": 20, "steps": 4}, MODERN_META)
+        with anyio.move_on_after(0.5):
+            await client.post(url, json=slow, headers=modern_headers("e__slow"))
+        with anyio.fail_after(30):
+            while not marker.exists():  # the downstream call was cancelled, as on the SDK's path
+                await anyio.sleep(0.05)
+
+
+async def test_a_long_modern_call_keeps_its_response_alive_then_ends_with_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the keep-alive interval the answer becomes an event stream of comments, then one `message` event."""
+    import asyncio
+
+    from hub.frontends.http import http_replies
+
+    monkeypatch.setattr(http_replies, "KEEPALIVE_S", 0.05)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.3, answer.set_result, "done")
+    assert await http_replies.keep_alive_until(answer, send) is True
+    await http_replies.send_last_event(send, {"jsonrpc": "2.0", "id": 1, "result": {"content": []}})
+    head, *parts = sent
+    assert head["type"] == "http.response.start" and (b"content-type", b"text/event-stream") in head["headers"]
+    assert len(parts) >= 3 and all(p["body"] == b": ping\r\n\r\n" and p["more_body"] for p in parts[:-1])
+    last = parts[-1]
+    assert not last["more_body"] and last["body"].startswith(b"event: message\r\ndata: {")
+    assert json.loads(last["body"].split(b"data: ", 1)[1]) == {"jsonrpc": "2.0", "id": 1, "result": {"content": []}}
+
+    quick: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    quick.set_result("now")
+    sent.clear()
+    assert await http_replies.keep_alive_until(quick, send) is False and sent == []
