@@ -144,29 +144,22 @@ async def serving(port: int, process: subprocess.Popen[bytes], within: float = 1
 
 
 @asynccontextmanager
-async def http_session(args: list[str], folder: Path) -> AsyncIterator[ClientSession]:
+async def http_session(args: list[str], folder: Path, modern: bool = False) -> AsyncIterator[Any]:
+    """A session over Streamable HTTP: `ClientSession` (2025-11-25), or with `modern` the SDK's
+    `mcp.Client`, which picks 2026-07-28 (stateless) with a server that offers it."""
     port = free_port()
     async with AsyncExitStack() as stack:
         url, process = await stack.enter_async_context(http_process([*args, str(port)], port, str(folder)))
         await serving(port, process)
         client = await stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300)))
-        streams = await stack.enter_async_context(streamable_http_client(url, http_client=client, max_sse_event_size=256 << 20))
-        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
-        await session.initialize()
-        yield session
-
-
-@asynccontextmanager
-async def modern_session(args: list[str], folder: Path) -> AsyncIterator[Any]:
-    """`mcp.Client` over Streamable HTTP: it picks 2026-07-28 (stateless) with a server that offers it."""
-    port = free_port()
-    async with AsyncExitStack() as stack:
-        url, process = await stack.enter_async_context(http_process([*args, str(port)], port, str(folder)))
-        await serving(port, process)
-        client = await stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300)))
-        session = await stack.enter_async_context(Client(streamable_http_client(url, http_client=client)))
-        if session.protocol_version != "2026-07-28":
-            raise RuntimeError(f"{args!r} spoke {session.protocol_version}, not 2026-07-28")
+        if modern:
+            session: Any = await stack.enter_async_context(Client(streamable_http_client(url, http_client=client)))
+            if session.protocol_version != "2026-07-28":
+                raise RuntimeError(f"{args!r} spoke {session.protocol_version}, not 2026-07-28")
+        else:
+            streams = await stack.enter_async_context(streamable_http_client(url, http_client=client, max_sse_event_size=256 << 20))
+            session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
+            await session.initialize()
         yield session
 
 
@@ -191,9 +184,10 @@ async def contenders(stack: AsyncExitStack, folder: Path, http: bool, floor: boo
             await stack.enter_async_context(stdio_session([str(ROOT / "tools" / "bench" / "bare_relay.py"), PY, ECHO], folder / "relay.log")), "echo")
     if modern:  # the SDK's high-level client: 2026-07-28 over HTTP
         found["plain SDK server (http 2026)"] = Contender(
-            await stack.enter_async_context(modern_session([ECHO, "http"], folder)), "echo")
+            await stack.enter_async_context(http_session([ECHO, "http"], folder, modern=True)), "echo")
         found["mcp-hub (http 2026) -> stdio child"] = Contender(
-            await stack.enter_async_context(modern_session([*serve, "--transport", "http", "--port"], folder)), "echo__echo")
+            await stack.enter_async_context(http_session([*serve, "--transport", "http", "--port"], folder, modern=True)),
+            "echo__echo")
     if http:
         found["plain SDK server (http)"] = Contender(
             await stack.enter_async_context(http_session([ECHO, "http"], folder)), "echo")

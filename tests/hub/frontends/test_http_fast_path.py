@@ -44,6 +44,12 @@ async def ready(client: httpx.AsyncClient, url: str, headers: dict[str, str]) ->
     assert listed.status_code == 200
 
 
+def hub_with_cancel_marker(tmp_path: Path, procs: list) -> tuple[str, Path]:
+    """A hub over the echo fixture, which creates the returned file when a call of it is cancelled."""
+    marker = tmp_path / "cancelled"
+    return start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})})), marker
+
+
 def without_request_id(result: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in result.get("_meta", {}).items() if not k.endswith("request_id")}
     return {**result, "_meta": meta}
@@ -86,8 +92,7 @@ async def test_sdk_clients_get_results_errors_and_big_results_through_it(tmp_pat
 
 
 async def test_a_cancelled_call_gets_no_answer_and_a_reused_id_in_flight_is_refused(tmp_path: Path, procs: list) -> None:
-    marker = tmp_path / "cancelled"
-    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})}))
+    url, marker = hub_with_cancel_marker(tmp_path, procs)
     async with httpx.AsyncClient(timeout=30) as client:
         headers = await open_session(client, url)
         await ready(client, url, headers)
@@ -120,8 +125,7 @@ async def test_a_cancelled_call_gets_no_answer_and_a_reused_id_in_flight_is_refu
 
 
 async def test_ending_the_session_cancels_its_calls_in_flight(tmp_path: Path, procs: list) -> None:
-    marker = tmp_path / "cancelled"
-    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})}))
+    url, marker = hub_with_cancel_marker(tmp_path, procs)
     async with httpx.AsyncClient(timeout=30) as client:
         headers = await open_session(client, url)
         await ready(client, url, headers)
@@ -242,8 +246,7 @@ async def test_a_modern_plain_call_is_answered_as_the_sdk_path_answers_it(tmp_pa
 
 
 async def test_a_modern_call_whose_client_goes_away_is_cancelled(tmp_path: Path, procs: list) -> None:
-    marker = tmp_path / "cancelled"
-    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})}))
+    url, marker = hub_with_cancel_marker(tmp_path, procs)
     async with httpx.AsyncClient(timeout=30) as client:
         with anyio.fail_after(30):
             while (await server_stats(client, url))["state"] != "ready":
