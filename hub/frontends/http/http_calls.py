@@ -30,10 +30,12 @@ its `per_client` servers give it a session of its own for this request only, the
 the response into an event stream with keep-alive comments (so a proxy's idle timeout does not
 cut it) that ends with the answer.
 
-A `notifications/cancelled` naming a call this path holds cancels it (202, as the SDK answers a
-notification), and so does the end of its session (DELETE, expiry, eviction); the cancelled call's
-own POST then ends with an empty 200 event stream: no JSON-RPC answer, as MCP asks of a cancelled
-request. While a call runs the session counts as busy (its idle
+A `notifications/cancelled` from the session's own requester naming a call this path holds cancels
+it (202, as the SDK answers a notification), and the call's POST is answered `-32800 Request
+cancelled`, as the SDK's 2025 transport ends a cancelled request. The end of its session (DELETE,
+expiry, eviction) cancels it too; its POST then ends with an empty event stream, as the SDK's
+streams end. A request id reused while a fast-path call holds it is refused (`-32600`), as on the
+stdio front (the SDK's own path does not check). While a call runs the session counts as busy (its idle
 countdown is suspended, as the transport does for requests it serves).
 """
 
@@ -45,7 +47,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
+from mcp.server.streamable_http import (MCP_SESSION_ID_HEADER, REQUEST_CANCELLED, StreamableHTTPServerTransport,
+                                        check_accept_headers)
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.inbound import (InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header,
                                 validate_mcp_param_headers)
@@ -57,7 +60,7 @@ from hub import __version__
 from hub.auth.principal import Principal, current_principal
 from hub.calls.drivers import ExpressCall
 from hub.downstream.sessions import bind_owner
-from hub.frontends.http.http_replies import JSON, SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
+from hub.frontends.http.http_replies import SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
 from hub.frontends.http.http_sessions import buffered, owner_of
 from hub.frontends.plain_calls import HANDSHAKE_VERSION, PlainCall, error_reply, plain_call, result_reply
 from hub.frontends.stdio.json_lines import json_line, json_object
@@ -72,30 +75,43 @@ logger = logging.getLogger("hub.http")
 
 _SESSION = MCP_SESSION_ID_HEADER.lower().encode()
 _SERVER_REQUESTS = ("sampling", "elicitation", "roots")
+_WATCHED = frozenset({b"content-type", b"accept", _SESSION, b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
+"""Headers that decide how a request is served: a request holding one twice is left to the SDK."""
 
 Entry = ExpressCall | asyncio.Task[Any]
 
 
 class _Heads:
-    """The headers this path looks at, read in one pass."""
+    """The headers this path looks at, read in one pass, judged as the SDK judges them: `usable` is
+    False when any of them appears twice (the SDK reads the first copy, or refuses the request) or
+    when the SDK would refuse the body's type or the `Accept` header."""
 
-    __slots__ = ("accepts_both", "json_body", "session_id", "version")
+    __slots__ = ("session_id", "usable", "version")
 
     def __init__(self, scope: Scope) -> None:
-        content_type = accept = b""
-        self.version: str | None = None
-        self.session_id: str | None = None
+        seen: dict[bytes, str] = {}
+        twice = False
         for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"accept":
-                accept = value
-            elif name == b"mcp-protocol-version":
-                self.version = value.decode("latin-1")
-            elif name == _SESSION:
-                self.session_id = value.decode("latin-1")
-        self.json_body = content_type.split(b";", 1)[0].strip().lower() == JSON
-        self.accepts_both = JSON in accept and SSE in accept  # the SDK refuses anything less
+            if name in _WATCHED:
+                twice = twice or name in seen
+                seen[name] = value.decode("latin-1")
+        self.version = seen.get(b"mcp-protocol-version")
+        self.session_id = seen.get(_SESSION)
+        content_type = seen.get(b"content-type", "")
+        # The transport security check (case-insensitive prefix) and the 2025 transport's own (an exact part).
+        json_body = (content_type.lower().startswith("application/json")
+                     and any(part.strip() == "application/json" for part in content_type.split(";")[0].split(",")))
+        has_json, has_sse = check_accept_headers(_AcceptOnly(seen.get(b"accept", "")))  # the SDK's parser, wildcards included
+        self.usable = not twice and json_body and has_json and has_sse
+
+
+class _AcceptOnly:
+    """What `check_accept_headers` reads of a request."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, accept: str) -> None:
+        self.headers = {"accept": accept}
 
 
 class _RequestOwner:
@@ -118,6 +134,8 @@ class HttpToolCalls:
         self._view = server.view  # a profile's view, or None for the whole catalog
         self._server_info = {"name": hub.config.hub.name, "version": __version__}
         self._in_flight: dict[tuple[str, str], Entry] = {}
+        self._cancelled: set[tuple[str, str]] = set()
+        """Calls in flight the client cancelled (`notifications/cancelled`), not their session's end."""
         ledger = getattr(manager, "ledger", None)
         if ledger is not None:  # a session's end (DELETE, expiry, eviction) cancels its calls, as the SDK's does
             ledger.on_end.append(self._session_ended)
@@ -125,7 +143,7 @@ class HttpToolCalls:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and self._hub.tracing is None:
             heads = _Heads(scope)
-            if heads.json_body and heads.accepts_both:
+            if heads.usable:
                 if heads.version in MODERN_PROTOCOL_VERSIONS:
                     await self._modern(scope, receive, send)
                     return
@@ -153,7 +171,7 @@ class HttpToolCalls:
                 if name is not None and self._mine(scope, session_id, transport):
                     await self._answer_in_session(scope, session_id, transport, call, name, principal, send)
                     return
-            elif self._cancel(session_id, message):
+            elif self._mine(scope, session_id, transport) and self._cancel(session_id, message):
                 await send({"type": "http.response.start", "status": 202, "headers": [(_SESSION, session_id.encode())]})
                 await send({"type": "http.response.body", "body": b""})
                 return
@@ -187,7 +205,11 @@ class HttpToolCalls:
                     reply = await self._reply(call, entry, answer, principal, None)
                 finally:
                     self._in_flight.pop(key, None)
-                if reply is None:  # the client cancelled it: no JSON-RPC answer, as MCP asks
+                    by_client = key in self._cancelled
+                    self._cancelled.discard(key)
+                if reply is None and by_client:  # as the SDK's 2025 transport ends a cancelled request
+                    reply = error_reply(call.request_id, REQUEST_CANCELLED, "Request cancelled")
+                if reply is None:  # its session ended: as on the SDK's path, no answer comes
                     await send({"type": "http.response.start", "status": 200,
                                 "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache"), *headers]})
                     await send({"type": "http.response.body", "body": b""})
@@ -210,9 +232,11 @@ class HttpToolCalls:
         request_id = params.get("requestId") if isinstance(params, dict) else None
         if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
             return False
-        entry = self._in_flight.get((session_id, id_key(request_id)))
+        key = (session_id, id_key(request_id))
+        entry = self._in_flight.get(key)
         if entry is None:
             return False
+        self._cancelled.add(key)
         _cancel_soon(entry)
         return True
 

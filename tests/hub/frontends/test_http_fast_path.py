@@ -91,7 +91,7 @@ async def test_sdk_clients_get_results_errors_and_big_results_through_it(tmp_pat
         assert invalid.is_error and invalid.structured_content["code"] == "invalid_argument"  # type: ignore[index]
 
 
-async def test_a_cancelled_call_gets_no_answer_and_a_reused_id_in_flight_is_refused(tmp_path: Path, procs: list) -> None:
+async def test_a_cancelled_call_is_answered_cancelled_and_a_reused_id_in_flight_is_refused(tmp_path: Path, procs: list) -> None:
     url, marker = hub_with_cancel_marker(tmp_path, procs)
     async with httpx.AsyncClient(timeout=30) as client:
         headers = await open_session(client, url)
@@ -116,7 +116,8 @@ async def test_a_cancelled_call_gets_no_answer_and_a_reused_id_in_flight_is_refu
             assert again.json()["error"]["code"] == -32600 and "already in use" in again.json()["error"]["message"]
             cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "t"}}
             assert (await client.post(url, json=cancel, headers=headers)).status_code == 202
-        assert bodies == [b""]  # the POST ended by itself, with no JSON-RPC answer
+        # The POST ended by itself with what the SDK's 2025 transport answers a cancelled request.
+        assert [json.loads(b) for b in bodies] == [{"jsonrpc": "2.0", "id": 7, "error": {"code": -32800, "message": "Request cancelled"}}]
         with anyio.fail_after(30):
             while not marker.exists():
                 await anyio.sleep(0.05)
@@ -179,6 +180,21 @@ async def test_another_principals_session_id_is_not_found(tmp_path: Path, procs:
         assert mine.json()["result"]["structuredContent"] == {"total": 2}
         theirs = await client.post(url, json=call(11, "e__add", {"a": 1, "b": 1}), headers={**headers, **bearer(mallory)})
         assert theirs.status_code == 404 and "result" not in theirs.text
+        # Nor can another principal cancel a call in that session (outside review F1).
+        async with anyio.create_task_group() as tg:
+            answers: list[Any] = []
+
+            async def slow() -> None:
+                answers.append((await client.post(url, json=slow_call(12, seconds=1.5), headers=headers)).json())
+
+            tg.start_soon(slow)
+            with anyio.fail_after(30):
+                while (await server_stats(client, url))["in_flight"] == 0:
+                    await anyio.sleep(0.05)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 12}}
+            refused = await client.post(url, json=cancel, headers={**headers, **bearer(mallory)})
+            assert refused.status_code == 404
+        assert "result" in answers[0] and not answers[0]["result"]["isError"]
 
 
 async def test_each_session_gets_its_own_session_of_a_per_client_server(tmp_path: Path, procs: list) -> None:
@@ -286,3 +302,40 @@ async def test_a_long_modern_call_keeps_its_response_alive_then_ends_with_the_an
     quick.set_result("now")
     sent.clear()
     assert await http_replies.keep_alive_until(quick, send) is False and sent == []
+
+
+async def test_odd_headers_and_bodies_get_what_the_sdk_path_gives(tmp_path: Path, procs: list) -> None:
+    """Each request is sent as it is and again with a progress token (which the SDK's path always
+    answers): the fast path takes only what the SDK would serve as it is (outside review F4, F5)."""
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = await open_session(client, url)
+        await ready(client, url, headers)
+        sid = headers["Mcp-Session-Id"]
+        base = [("Accept", "application/json, text/event-stream"), ("Content-Type", "application/json"),
+                ("Mcp-Session-Id", sid), ("Mcp-Protocol-Version", "2025-11-25")]
+
+        def varied(name: str, *values: str) -> list[tuple[str, str]]:
+            return [h for h in base if h[0] != name] + [(name, v) for v in values]
+
+        variants = {
+            "content type in capitals": varied("Content-Type", "Application/JSON"),
+            "accept of other types": varied("Accept", "application/json-seq, text/event-stream-x"),
+            "content type twice": varied("Content-Type", "text/plain", "application/json"),
+            "accept twice": varied("Accept", "text/html", "application/json, text/event-stream"),
+            "session id twice": varied("Mcp-Session-Id", "bogus", sid),
+            "version twice": varied("Mcp-Protocol-Version", "1999-01-01", "2025-11-25"),
+        }
+        ident = 100
+        for label, sent in variants.items():
+            ident += 2
+            fast = await client.post(url, json=call(ident, "e__add", {"a": 1, "b": 2}), headers=sent)
+            slow = await client.post(url, json=call(ident + 1, "e__add", {"a": 1, "b": 2}, {"progressToken": 1}), headers=sent)
+            assert fast.status_code == slow.status_code != 200, (label, fast.status_code, slow.status_code)
+        wildcard = await client.post(url, json=call(200, "e__add", {"a": 1, "b": 2}), headers=varied("Accept", "*/*"))
+        assert wildcard.status_code == 200  # the SDK's own Accept parser: a wildcard accepts both
+        # A request also holding `error` is no request to the SDK: acknowledged, not run.
+        odd = {**call(201, "e__add", {"a": 1, "b": 2}), "error": {"code": 1, "message": "x"}}
+        reference = {**call(202, "e__add", {"a": 1, "b": 2}, {"progressToken": 1}), "error": {"code": 1, "message": "x"}}
+        assert (await client.post(url, json=odd, headers=headers)).status_code == \
+            (await client.post(url, json=reference, headers=headers)).status_code == 202
