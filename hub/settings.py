@@ -145,6 +145,10 @@ class HttpSettings(BaseModel):
     body_timeout_s: float = Field(default=10.0, gt=0)
     """The request head, and then its body, must each arrive within this long: a late head closes
     the connection, a late body is answered 408 and the connection closed."""
+    keepalive_s: float = Field(default=15.0, gt=0, le=300)
+    """A 2026-07-28 `tools/call` still running after this long is answered as an event stream with a
+    keep-alive comment every `keepalive_s` until its answer (the SDK's interval; lower it below a
+    proxy's idle-read timeout)."""
 
 
 class StoreSettings(BaseModel):

@@ -32,8 +32,8 @@ class PlainCall:
 
 def plain_call(message: dict[str, Any]) -> PlainCall | None:
     """`message` as a plain `tools/call`, or None when the SDK should answer it (as it would)."""
-    if message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0" or "result" in message or "error" in message:
-        return None  # a message also holding `result`/`error` is not a request to the SDK either
+    if message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0":
+        return None
     request_id = message.get("id")
     params = message.get("params")
     if not isinstance(request_id, (int, str)) or isinstance(request_id, bool) or not isinstance(params, dict):

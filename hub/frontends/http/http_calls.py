@@ -20,7 +20,8 @@ to the SDK unchanged:
   `Mcp-Protocol-Version` header, if sent, is the session's;
 - the body is one plain `tools/call` without a progress token (progress goes out as SSE events),
   not a search-mode meta-tool;
-- tracing is off (with it on, the SDK's path parents the call's span on the request's trace context).
+- tracing is off (with it on, the SDK's path parents the call's span on the request's trace context),
+  and so is `hub.fast_calls: false` (which turns both fronts' fast paths off).
 A 2026-07-28 (stateless) POST is taken when it is one plain `tools/call` whose envelope and
 `Mcp-Protocol-Version` / `Mcp-Method` / `Mcp-Name` / `Mcp-Param-*` headers pass the SDK's own checks
 (`mcp.shared.inbound`: any rejection is the SDK's to answer), whose client declares no sampling,
@@ -50,6 +51,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorizat
 from mcp.server.streamable_http import (MCP_SESSION_ID_HEADER, REQUEST_CANCELLED, StreamableHTTPServerTransport,
                                         check_accept_headers)
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.inbound import (InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header,
                                 validate_mcp_param_headers)
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, LOG_LEVEL_META_KEY
@@ -133,7 +135,11 @@ class HttpToolCalls:
         self._connections = server.session_connections  # session id → its SDK connection (`hub.frontends.server`)
         self._view = server.view  # a profile's view, or None for the whole catalog
         self._server_info = {"name": hub.config.hub.name, "version": __version__}
-        self._in_flight: dict[tuple[str, str], Entry] = {}
+        self._keepalive_s = hub.config.hub.http.keepalive_s
+        self._in_flight: dict[tuple[str, str], tuple[Entry, int | str]] = {}
+        """(session id, `id_key` of the request id) → the call and its request id as sent."""
+        self._busy: dict[str, int] = {}
+        """Session id → its calls in flight here (a request on a busy session may cancel one)."""
         self._cancelled: set[tuple[str, str]] = set()
         """Calls in flight the client cancelled (`notifications/cancelled`), not their session's end."""
         ledger = getattr(manager, "ledger", None)
@@ -162,8 +168,9 @@ class HttpToolCalls:
             await self.app(scope, receive, send)
             return
         body, receive = await buffered(receive)
-        message = json_object(body) if b'"tools/call"' in body or b'"notifications/cancelled"' in body else None
-        if message is not None:
+        # A cancel may be spelt with escapes (`notifications\/cancelled`): on a session with calls here, read every body.
+        message = json_object(body) if b'"tools/call"' in body or session_id in self._busy else None
+        if message is not None and not _also_answer(message):
             call = plain_call(message)
             if call is not None and call.progress_token is None:
                 principal = current_principal(self._hub.access.local)
@@ -200,11 +207,15 @@ class HttpToolCalls:
             with Busy(transport), bind_owner(self._connections.get(session_id)):
                 entry, answer = self._start(call, name, principal)
                 if not answer.done():
-                    self._in_flight[key] = entry
+                    self._in_flight[key] = (entry, call.request_id)
+                    self._busy[session_id] = self._busy.get(session_id, 0) + 1
                 try:
                     reply = await self._reply(call, entry, answer, principal, None)
                 finally:
-                    self._in_flight.pop(key, None)
+                    if self._in_flight.pop(key, None) is not None:
+                        self._busy[session_id] -= 1
+                        if not self._busy[session_id]:
+                            del self._busy[session_id]
                     by_client = key in self._cancelled
                     self._cancelled.discard(key)
                 if reply is None and by_client:  # as the SDK's 2025 transport ends a cancelled request
@@ -220,32 +231,33 @@ class HttpToolCalls:
                 ledger.touch(session_id, owner_of(scope))
 
     def _session_ended(self, session_id: str) -> None:
-        for key, entry in list(self._in_flight.items()):
+        for key, (entry, _) in list(self._in_flight.items()):
             if key[0] == session_id:
                 _cancel_soon(entry)
 
     def _cancel(self, session_id: str, message: dict[str, Any]) -> bool:
-        """Cancel the call `notifications/cancelled` names, if this path holds it."""
+        """Cancel the call `notifications/cancelled` names, if this path holds it. Ids correlate as the
+        SDK's dispatcher correlates them (`coerce_request_id`: "7" names the call 7)."""
         if message.get("method") != "notifications/cancelled" or "id" in message:
             return False
         params = message.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
         if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
             return False
-        key = (session_id, id_key(request_id))
-        entry = self._in_flight.get(key)
-        if entry is None:
-            return False
-        self._cancelled.add(key)
-        _cancel_soon(entry)
-        return True
+        wanted = coerce_request_id(request_id)
+        for key, (entry, sent) in list(self._in_flight.items()):
+            if key[0] == session_id and coerce_request_id(sent) == wanted:
+                self._cancelled.add(key)
+                _cancel_soon(entry)
+                return True
+        return False
 
     # -- 2026-07-28 requests --------------------------------------------------------------------
 
     async def _modern(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, receive = await buffered(receive)
         message = json_object(body) if b'"tools/call"' in body else None
-        call = plain_call(message) if message is not None else None
+        call = plain_call(message) if message is not None and not _also_answer(message) else None
         if call is None or call.progress_token is not None or not self._modern_plain(scope, message, call):
             await self.app(scope, receive, send)
             return
@@ -261,13 +273,13 @@ class HttpToolCalls:
             watch = asyncio.get_running_loop().create_task(_disconnect(receive))
             watch.add_done_callback(lambda _: answer.done() or _cancel_soon(entry))  # a disconnect cancels, as the SDK's does
             try:
-                if not await keep_alive_until(answer, send):  # the answer within 15 s: one JSON response
+                if not await keep_alive_until(answer, send, self._keepalive_s):  # an answer in time: one JSON response
                     reply = await self._reply(call, entry, answer, principal, self._server_info)
                     if reply is not None:
                         await send_json(send, await encoded(reply), [], status_of(reply))
                     return
                 reply = await self._reply(call, entry, answer, principal, self._server_info)
-                await send_last_event(send, reply)
+                await send_last_event(send, await encoded(reply) if reply is not None else None)
             except asyncio.CancelledError:
                 _cancel_soon(entry)  # the POST itself was cancelled (the server is stopping)
                 raise
@@ -354,6 +366,12 @@ def _run(loop: asyncio.AbstractEventLoop, outcome: Coroutine[Any, Any, ToolResul
 
     task.add_done_callback(settled)
     return task
+
+
+def _also_answer(message: dict[str, Any]) -> bool:
+    """A message holding `result` or `error` besides its method: the SDK's HTTP transport reads it
+    as a response (and runs nothing), so it is left to the SDK."""
+    return "result" in message or "error" in message
 
 
 def _task_of(entry: Entry) -> asyncio.Task[Any]:

@@ -16,8 +16,6 @@ from hub.frontends.stdio.json_lines import encode_off_loop, is_big, json_line
 
 JSON = b"application/json"
 SSE = b"text/event-stream"
-KEEPALIVE_S = 15.0
-"""A 2026-07-28 call still running after this long gets an event stream with keep-alive comments (the SDK's interval)."""
 
 
 class Busy:
@@ -63,22 +61,31 @@ async def send_json(send: Send, data: bytes | list[bytes | memoryview], headers:
         await send({"type": "http.response.body", "body": bytes(piece), "more_body": number < len(pieces) - 1})
 
 
-async def keep_alive_until(answer: asyncio.Future[Any], send: Send) -> bool:
-    """Wait for `answer`. If it takes longer than `KEEPALIVE_S`, start an event stream and send a
-    keep-alive comment every `KEEPALIVE_S` until it comes (so a proxy's idle timeout does not cut
-    the request); True when the stream was started (finish it with `send_last_event`)."""
-    done, _ = await asyncio.wait({answer}, timeout=KEEPALIVE_S)
+async def keep_alive_until(answer: asyncio.Future[Any], send: Send, every_s: float) -> bool:
+    """Wait for `answer`. If it takes longer than `every_s` (`hub.http.keepalive_s`), start an event
+    stream and send a keep-alive comment every `every_s` until it comes (so a proxy's idle timeout
+    does not cut the request); True when the stream was started (finish it with `send_last_event`)."""
+    done, _ = await asyncio.wait({answer}, timeout=every_s)
     if done:
         return False
     await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache, no-transform"), (b"x-accel-buffering", b"no")]})
+                "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache, no-transform"), (b"connection", b"keep-alive"),
+                            (b"x-accel-buffering", b"no")]})
     while not done:
         await send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
-        done, _ = await asyncio.wait({answer}, timeout=KEEPALIVE_S)
+        done, _ = await asyncio.wait({answer}, timeout=every_s)
     return True
 
 
-async def send_last_event(send: Send, reply: dict[str, Any] | None) -> None:
-    """End an event stream with `reply` as its one `message` event (nothing for a cancelled call)."""
-    event = b"event: message\r\ndata: " + json_line(reply).rstrip(b"\n") + b"\r\n\r\n" if reply is not None else b""
-    await send({"type": "http.response.body", "body": event, "more_body": False})
+async def send_last_event(send: Send, data: bytes | list[bytes | memoryview] | None) -> None:
+    """End an event stream with the answer `data` (`encoded`: one JSON line, as pieces for a big
+    result whose long strings are the downstream's bytes) as its one `message` event; nothing for a
+    cancelled call."""
+    if data is None:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    pieces = [data] if isinstance(data, bytes) else list(data)
+    pieces[-1] = bytes(pieces[-1]).rstrip(b"\n")  # a JSON line holds no other newline (they are escaped)
+    pieces = [b"event: message\r\ndata: ", *pieces, b"\r\n\r\n"]
+    for number, piece in enumerate(pieces):
+        await send({"type": "http.response.body", "body": bytes(piece), "more_body": number < len(pieces) - 1})

@@ -129,8 +129,10 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
             )
 
         def mcp_app(manager: Any) -> ASGIApp:
-            """The SDK's Streamable HTTP app, with plain tools/call answered first (`http_calls`)."""
-            return HttpToolCalls(StreamableHTTPASGIApp(manager), hub, manager)
+            """The SDK's Streamable HTTP app, with plain tools/call answered first (`http_calls`)
+            unless `hub.fast_calls` is off."""
+            app = StreamableHTTPASGIApp(manager)
+            return HttpToolCalls(app, hub, manager) if hub.config.hub.fast_calls else app
 
         manager = make_manager(server)
         routes.insert(0, Route("/mcp", RawASGI(protect(PinGate(mcp_app(manager), None)))))

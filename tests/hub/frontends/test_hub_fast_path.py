@@ -176,6 +176,25 @@ async def test_cancelled_call_gets_no_answer_and_reaches_downstream_and_audit(tm
     assert audit_outcomes(tmp_path) == {"e__slow": "cancelled/", "e__echo": "ok/"}
 
 
+async def test_a_call_line_that_also_holds_error_or_result_is_still_answered(tmp_path: Path) -> None:
+    """The stdio front answers such a line as it always did (the HTTP front's check for them, which
+    leaves them to the SDK there, once left stdio clients waiting for an answer that never came)."""
+    config = write_config(tmp_path, {"e": echo_stdio()}, hub={"data_dir": str(tmp_path / "data")})
+    params = hub_params(config)
+    async with await anyio.open_process([PY, *params.args], env={**params.env}, cwd=str(ROOT)) as process:
+        client = await RawClient.initialized(process)
+        call = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "e__add", "arguments": {"a": 1, "b": 2}}}
+        await client.send({**call, "id": 1, "error": {"code": 1, "message": "x"}})
+        await client.send({**call, "id": 2, "result": {}, "error": {"code": 1, "message": "x"}})
+        answers: dict[int, dict[str, Any]] = {}
+        with anyio.fail_after(20):
+            while len(answers) < 2:
+                answer = await client.receive()
+                answers[answer["id"]] = answer
+        assert all(a["result"]["structuredContent"] == {"total": 3} for a in answers.values()), answers
+        await client.close()
+
+
 async def test_malformed_calls_get_the_sdks_answers_and_the_hub_carries_on(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"e": echo_stdio()}, hub={"data_dir": str(tmp_path / "data")})
     params = hub_params(config)
