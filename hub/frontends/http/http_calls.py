@@ -136,8 +136,8 @@ class HttpToolCalls:
         self._view = server.view  # a profile's view, or None for the whole catalog
         self._server_info = {"name": hub.config.hub.name, "version": __version__}
         self._keepalive_s = hub.config.hub.http.keepalive_s
-        self._in_flight: dict[tuple[str, str], tuple[Entry, int | str]] = {}
-        """(session id, `id_key` of the request id) → the call and its request id as sent."""
+        self._in_flight: dict[tuple[str, str], tuple[Entry, int | str, asyncio.Future[ToolResult]]] = {}
+        """(session id, `id_key` of the request id) → the call, its request id as sent and its answer's future."""
         self._busy: dict[str, int] = {}
         """Session id → its calls in flight here (a request on a busy session may cancel one)."""
         self._cancelled: set[tuple[str, str]] = set()
@@ -207,7 +207,7 @@ class HttpToolCalls:
             with Busy(transport), bind_owner(self._connections.get(session_id)):
                 entry, answer = self._start(call, name, principal)
                 if not answer.done():
-                    self._in_flight[key] = (entry, call.request_id)
+                    self._in_flight[key] = (entry, call.request_id, answer)
                     self._busy[session_id] = self._busy.get(session_id, 0) + 1
                 try:
                     reply = await self._reply(call, entry, answer, principal, None)
@@ -231,9 +231,9 @@ class HttpToolCalls:
                 ledger.touch(session_id, owner_of(scope))
 
     def _session_ended(self, session_id: str) -> None:
-        for key, (entry, _) in list(self._in_flight.items()):
+        for key, (entry, _, answer) in list(self._in_flight.items()):
             if key[0] == session_id:
-                _cancel_soon(entry)
+                _cancel_soon(entry, answer)
 
     def _cancel(self, session_id: str, message: dict[str, Any]) -> bool:
         """Cancel the call `notifications/cancelled` names, if this path holds it. Ids correlate as the
@@ -245,10 +245,10 @@ class HttpToolCalls:
         if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
             return False
         wanted = coerce_request_id(request_id)
-        for key, (entry, sent) in list(self._in_flight.items()):
+        for key, (entry, sent, answer) in list(self._in_flight.items()):
             if key[0] == session_id and coerce_request_id(sent) == wanted:
                 self._cancelled.add(key)
-                _cancel_soon(entry)
+                _cancel_soon(entry, answer)
                 return True
         return False
 
@@ -271,7 +271,7 @@ class HttpToolCalls:
             with bind_owner(owner):  # its `per_client` servers' sessions are this request's only
                 entry, answer = self._start(call, name, principal)
             watch = asyncio.get_running_loop().create_task(_disconnect(receive))
-            watch.add_done_callback(lambda _: answer.done() or _cancel_soon(entry))  # a disconnect cancels, as the SDK's does
+            watch.add_done_callback(lambda _: _cancel_soon(entry, answer))  # a disconnect cancels, as the SDK's does
             try:
                 if not await keep_alive_until(answer, send, self._keepalive_s):  # an answer in time: one JSON response
                     reply = await self._reply(call, entry, answer, principal, self._server_info)
@@ -281,7 +281,7 @@ class HttpToolCalls:
                 reply = await self._reply(call, entry, answer, principal, self._server_info)
                 await send_last_event(send, await encoded(reply) if reply is not None else None)
             except asyncio.CancelledError:
-                _cancel_soon(entry)  # the POST itself was cancelled (the server is stopping)
+                _cancel_soon(entry, answer)  # the POST itself was cancelled (the server is stopping)
                 raise
             finally:
                 watch.cancel()
@@ -335,7 +335,7 @@ class HttpToolCalls:
             result = unknown_tool_result(self._hub, call.name, principal)
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                _cancel_soon(entry)  # the POST itself was cancelled (the server is stopping)
+                _cancel_soon(entry, answer)  # the POST itself was cancelled (the server is stopping)
                 raise
             return None
         except Exception:  # boundary: like the SDK, internals never reach the wire
@@ -378,10 +378,13 @@ def _task_of(entry: Entry) -> asyncio.Task[Any]:
     return entry.escalate() if isinstance(entry, ExpressCall) else entry
 
 
-def _cancel_soon(entry: Entry) -> None:
-    """Cancel a call once its task has started: a task cancelled before its first step would skip
-    the clean-up that tells the server (`notifications/cancelled`) and the audit log."""
-    asyncio.get_running_loop().call_soon(_task_of(entry).cancel)
+def _cancel_soon(entry: Entry, answer: asyncio.Future[ToolResult]) -> None:
+    """Cancel a call that has not been answered, once its task has started: a task cancelled before
+    its first step would skip the clean-up that tells the server (`notifications/cancelled`) and the
+    audit log. An answered call is left alone: escalating a finished express call would run it again
+    (a cancel or a session's end can arrive between its answer and this path's bookkeeping)."""
+    if not answer.done():
+        asyncio.get_running_loop().call_soon(_task_of(entry).cancel)
 
 
 async def _disconnect(receive: Receive) -> None:

@@ -365,3 +365,28 @@ async def test_fast_calls_off_leaves_every_call_to_the_sdk(tmp_path: Path, procs
         answered = await client.post(url, json=call(1, "e__add", {"a": 1, "b": 2}), headers=headers)
         assert answered.headers["content-type"].startswith("text/event-stream")
         assert sse_message(answered)["result"]["structuredContent"] == {"total": 3}
+
+
+async def test_a_cancel_racing_the_answer_never_runs_the_call_twice(tmp_path: Path, procs: list) -> None:
+    """Outside review round 3: a cancel landing between a call's answer and this path's bookkeeping
+    escalated the finished call, which ran it again downstream (and audited it twice)."""
+    import random
+
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
+    calls = 150
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = await open_session(client, url)
+        await ready(client, url, headers)
+
+        async def cancel_soon(ident: int) -> None:
+            await anyio.sleep(random.uniform(0, 0.006))
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": ident}}
+            await client.post(url, json=cancel, headers=headers)
+
+        for ident in range(1, calls + 1):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_soon, ident)
+                await client.post(url, json=call(ident, "e__ping", {}), headers=headers)
+        last = await client.post(url, json=call(calls + 1, "e__ping", {}), headers=headers)
+        runs = last.json()["result"]["structuredContent"]["result"]
+        assert runs <= calls + 1, f"{runs} runs for {calls + 1} calls: a call ran twice"
