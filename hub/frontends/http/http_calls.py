@@ -16,8 +16,9 @@ to the SDK unchanged:
   check), not ending, and whose handshake this hub saw (the session's connection is known);
 - that session negotiated 2025-11-25 and its client declared no sampling, elicitation or roots (a
   server's requests to it go through the SDK's session, `hub.relay`);
-- `Content-Type` is JSON, `Accept` names both JSON and SSE (the SDK refuses anything else), a
-  `Mcp-Protocol-Version` header, if sent, is the session's;
+- the headers are what the SDK serves, judged as it judges them: a JSON `Content-Type`, an `Accept`
+  its own parser reads as both JSON and SSE, no deciding header given twice, a
+  `Mcp-Protocol-Version` header, if sent, the session's;
 - the body is one plain `tools/call` without a progress token (progress goes out as SSE events),
   not a search-mode meta-tool;
 - tracing is off (with it on, the SDK's path parents the call's span on the request's trace context),
@@ -27,16 +28,19 @@ A 2026-07-28 (stateless) POST is taken when it is one plain `tools/call` whose e
 (`mcp.shared.inbound`: any rejection is the SDK's to answer), whose client declares no sampling,
 elicitation or roots and asks for no log messages. As on the SDK's path: a disconnect cancels it,
 its `per_client` servers give it a session of its own for this request only, the answer is
-`application/json` with the hub's `serverInfo` stamp, and a call still running after 15 s turns
-the response into an event stream with keep-alive comments (so a proxy's idle timeout does not
-cut it) that ends with the answer.
+`application/json` with the hub's `serverInfo` stamp, and a call still running after
+`hub.http.keepalive_s` (15 s, the SDK's interval) turns the response into an event stream with
+keep-alive comments (so a proxy's idle timeout does not cut it) that ends with the answer. A
+message holding `result` or `error` besides its method is left to the SDK (which reads it as a
+response), in both eras.
 
 A `notifications/cancelled` from the session's own requester naming a call this path holds cancels
 it (202, as the SDK answers a notification), and the call's POST is answered `-32800 Request
 cancelled`, as the SDK's 2025 transport ends a cancelled request. The end of its session (DELETE,
 expiry, eviction) cancels it too; its POST then ends with an empty event stream, as the SDK's
 streams end. A request id reused while a fast-path call holds it is refused (`-32600`), as on the
-stdio front (the SDK's own path does not check). While a call runs the session counts as busy (its idle
+stdio front (the SDK's own path does not check); ids correlate for cancels as the SDK's dispatcher
+correlates them ("7" names the call 7). While a call runs the session counts as busy (its idle
 countdown is suspended, as the transport does for requests it serves).
 """
 
@@ -56,6 +60,7 @@ from mcp.shared.inbound import (InboundLadderRejection, classify_inbound_request
                                 validate_mcp_param_headers)
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub import __version__
@@ -294,13 +299,12 @@ class HttpToolCalls:
         caps = call.meta.get(CLIENT_CAPABILITIES_META_KEY)
         if not isinstance(caps, dict) or any(k in caps for k in _SERVER_REQUESTS) or LOG_LEVEL_META_KEY in call.meta:
             return False
-        raw = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
-        headers = dict(raw)
-        if find_duplicated_routing_header(raw) is not None:
+        headers = Headers(scope=scope)  # given to the SDK's checks exactly as its own transport gives them
+        if find_duplicated_routing_header(headers.items()) is not None:
             return False
-        if isinstance(classify_inbound_request(message, headers=headers), InboundLadderRejection):
+        if isinstance(classify_inbound_request(message, headers=dict(headers)), InboundLadderRejection):
             return False
-        if call.arguments or any(name.startswith("mcp-param-") for name in headers):
+        if call.arguments or any(name.startswith("mcp-param-") for name in headers.keys()):
             schema = self._server.get_tool_input_schema(call.name)
             if schema is not None and validate_mcp_param_headers(schema, call.arguments or {}, headers) is not None:
                 return False
