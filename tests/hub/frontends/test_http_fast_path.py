@@ -50,6 +50,16 @@ def hub_with_cancel_marker(tmp_path: Path, procs: list) -> tuple[str, Path]:
     return start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio(env={"FIXTURE_CANCEL_MARKER": str(marker)})})), marker
 
 
+async def leave_mid_call(client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+    """POST `body` and go away (close the connection) once the hub has the call in flight."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: client.post(url, json=body, headers=headers))
+        with anyio.fail_after(30):
+            while (await server_stats(client, url))["in_flight"] == 0:
+                await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()
+
+
 def without_request_id(result: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in result.get("_meta", {}).items() if not k.endswith("request_id")}
     return {**result, "_meta": meta}
@@ -97,8 +107,7 @@ async def test_a_cancelled_call_is_answered_cancelled_and_a_reused_id_in_flight_
         headers = await open_session(client, url)
         await ready(client, url, headers)
         # A client that goes away mid-call does not cancel it (a disconnect is no cancel, as on the SDK's path).
-        with anyio.move_on_after(0.3):
-            await client.post(url, json=slow_call(6, seconds=1.0), headers=headers)
+        await leave_mid_call(client, url, slow_call(6, seconds=1.0), headers)
         stats = await wait_for_calls(client, url, 1)
         assert stats["failures"] == 0 and not marker.exists()
         bodies: list[bytes] = []
@@ -149,12 +158,12 @@ async def test_ending_the_session_cancels_its_calls_in_flight(tmp_path: Path, pr
 
 async def test_a_session_is_busy_while_its_fast_call_runs(tmp_path: Path, procs: list) -> None:
     """The idle countdown stops while a call runs: a call longer than the idle timeout keeps its session."""
-    config = write_config(tmp_path, {"e": echo_stdio()}, {"http": {"session_idle_timeout_s": 1.0}})
+    config = write_config(tmp_path, {"e": echo_stdio()}, {"http": {"session_idle_timeout_s": 2.0}})
     url = start_hub_http(procs, config)
     async with httpx.AsyncClient(timeout=30) as client:
         headers = await open_session(client, url)
         await ready(client, url, headers)
-        long = await client.post(url, json=slow_call(3, seconds=2.5), headers=headers)
+        long = await client.post(url, json=slow_call(3, seconds=4.0), headers=headers)
         assert long.headers["content-type"] == "application/json" and "result" in long.json()
         after = await client.post(url, json=call(4, "e__add", {"a": 1, "b": 2}), headers=headers)
         assert after.status_code == 200 and after.json()["result"]["structuredContent"] == {"total": 3}
@@ -268,9 +277,7 @@ async def test_a_modern_call_whose_client_goes_away_is_cancelled(tmp_path: Path,
         with anyio.fail_after(30):
             while (await server_stats(client, url))["state"] != "ready":
                 await anyio.sleep(0.05)
-        slow = call(1, "e__slow", {"seconds": 20, "steps": 4}, MODERN_META)
-        with anyio.move_on_after(0.5):
-            await client.post(url, json=slow, headers=modern_headers("e__slow"))
+        await leave_mid_call(client, url, call(1, "e__slow", {"seconds": 20, "steps": 4}, MODERN_META), modern_headers("e__slow"))
         with anyio.fail_after(30):
             while not marker.exists():  # the downstream call was cancelled, as on the SDK's path
                 await anyio.sleep(0.05)
