@@ -290,17 +290,17 @@ async def test_a_long_modern_call_keeps_its_response_alive_then_ends_with_the_an
     from hub.frontends.http import http_replies
 
     sent: list[dict[str, Any]] = []
+    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
-
-    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    asyncio.get_running_loop().call_later(0.3, answer.set_result, "done")
+        if not answer.done() and sum(m.get("body") == b": ping\r\n\r\n" for m in sent) == 3:
+            answer.set_result("done")  # the answer comes after the third keep-alive comment
     assert await http_replies.keep_alive_until(answer, send, 0.05) is True
     await http_replies.send_last_event(send, await http_replies.encoded({"jsonrpc": "2.0", "id": 1, "result": {"content": []}}))
     head, *parts = sent
     assert head["type"] == "http.response.start" and (b"content-type", b"text/event-stream") in head["headers"]
-    assert sum(p["body"] == b": ping\r\n\r\n" for p in parts) >= 3 and all(p["more_body"] for p in parts[:-1])
+    assert sum(p["body"] == b": ping\r\n\r\n" for p in parts) == 3 and all(p["more_body"] for p in parts[:-1])
     event = b"".join(p["body"] for p in parts if p["body"] != b": ping\r\n\r\n")
     assert not parts[-1]["more_body"] and event.startswith(b"event: message\r\ndata: {") and event.endswith(b"}\r\n\r\n")
     assert json.loads(event.split(b"data: ", 1)[1]) == {"jsonrpc": "2.0", "id": 1, "result": {"content": []}}
