@@ -43,6 +43,9 @@ defaults
   option redispatch 1
   option http-server-close
   default-server inter 250ms fall 2 rise 1
+  # A check of a live replica may take longer than `inter` on a loaded 2-core machine; without this
+  # both replicas could be marked down at once and a request answered 503 (a dead one is refused at once).
+  timeout check 3s
 frontend mcp
   bind 127.0.0.1:{port}
   default_backend hubs

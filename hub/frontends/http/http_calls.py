@@ -223,12 +223,14 @@ class HttpToolCalls:
                             del self._busy[session_id]
                     by_client = key in self._cancelled
                     self._cancelled.discard(key)
-                if reply is None and by_client:  # as the SDK's 2025 transport ends a cancelled request
-                    reply = error_reply(call.request_id, REQUEST_CANCELLED, "Request cancelled")
-                if reply is None:  # its session ended: as on the SDK's path, no answer comes
+                if reply is None:
+                    # Cancelled by the client: `-32800`, as the SDK's 2025 transport ends such a request, and as
+                    # it does, in an event stream (the SDK's client drops an event that reaches it after it closed,
+                    # where a late JSON answer fails its exit). Its session ended: no answer, as on the SDK's path.
+                    cancelled = error_reply(call.request_id, REQUEST_CANCELLED, "Request cancelled") if by_client else None
                     await send({"type": "http.response.start", "status": 200,
                                 "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache"), *headers]})
-                    await send({"type": "http.response.body", "body": b""})
+                    await send_last_event(send, json_line(cancelled) if cancelled is not None else None)
                     return
                 await send_json(send, await encoded(reply), headers)
         finally:
