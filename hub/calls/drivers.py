@@ -89,6 +89,12 @@ class ExpressCall:
             logger.exception("finishing %s failed inside the hub", call.route.exposed)
 
 
+def task_of(entry: asyncio.Task[Any] | ExpressCall) -> asyncio.Task[Any]:
+    """The task answering a call a front holds in flight; an express call is handed to the awaiting
+    driver to get one (never do that to a finished one: it would run again)."""
+    return entry.escalate() if isinstance(entry, ExpressCall) else entry
+
+
 class Drivers:
     """Both drivers over one pipeline. `tracing`: `hub.telemetry.CallTracing` (the awaiting driver
     opens its spans; the hub does not use the express driver while tracing is on)."""

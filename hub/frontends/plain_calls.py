@@ -19,6 +19,7 @@ from hub.wire import ToolResult, result_json
 HANDSHAKE_VERSION = "2025-11-25"
 """The handshake-era version the fast paths answer for; older negotiated versions go to the SDK."""
 _KNOWN_PARAMS = frozenset({"name", "arguments", "_meta"})
+_SERVER_REQUESTS = ("sampling", "elicitation", "roots")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,12 @@ def plain_call(message: dict[str, Any]) -> PlainCall | None:
     if token is not None and (not isinstance(token, (int, str)) or isinstance(token, bool)):
         return None  # not a valid token: the SDK refuses it
     return PlainCall(request_id, name, arguments, meta, token)
+
+
+def offers_server_requests(capabilities: Any) -> bool:
+    """Whether client capabilities (as JSON) offer what a server may ask of a client: sampling,
+    elicitation or roots. Such a client's calls go through the SDK's session (`hub.relay`)."""
+    return isinstance(capabilities, dict) and any(key in capabilities for key in _SERVER_REQUESTS)
 
 
 def result_reply(request_id: int | str, result: ToolResult, server_info: dict[str, str] | None) -> dict[str, Any]:

@@ -52,8 +52,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
-from mcp.server.streamable_http import (MCP_SESSION_ID_HEADER, REQUEST_CANCELLED, StreamableHTTPServerTransport,
-                                        check_accept_headers)
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport, check_accept_headers
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.inbound import (InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header,
@@ -65,15 +64,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub import __version__
 from hub.auth.principal import Principal, current_principal
-from hub.calls.drivers import ExpressCall
+from hub.calls.drivers import ExpressCall, task_of
 from hub.downstream.sessions import bind_owner
 from hub.frontends.http.http_replies import SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
 from hub.frontends.http.http_sessions import buffered, owner_of
-from hub.frontends.plain_calls import HANDSHAKE_VERSION, PlainCall, error_reply, plain_call, result_reply
+from hub.frontends.plain_calls import (HANDSHAKE_VERSION, PlainCall, error_reply, offers_server_requests, plain_call,
+                                       result_reply)
 from hub.frontends.stdio.json_lines import json_line, json_object
 from hub.frontends.stdio.line_errors import duplicate_message, id_key
 from hub.hub import Hub, UnknownTool
-from hub.relay.requests import declares_server_requests
+from hub.relay.requests import REQUEST_CANCELLED, declares_server_requests
 from hub.search.meta import META_NAMES, search_mode_for
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import ToolResult
@@ -81,7 +81,6 @@ from hub.wire import ToolResult
 logger = logging.getLogger("hub.http")
 
 _SESSION = MCP_SESSION_ID_HEADER.lower().encode()
-_SERVER_REQUESTS = ("sampling", "elicitation", "roots")
 _WATCHED = frozenset({b"content-type", b"accept", _SESSION, b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 """Headers that decide how a request is served: a request holding one twice is left to the SDK."""
 
@@ -127,6 +126,23 @@ class _RequestOwner:
     __slots__ = ("__weakref__",)
 
 
+class _Held:
+    """A call a 2025-11-25 session holds on this path."""
+
+    __slots__ = ("answer", "by_client", "entry", "request_id")
+
+    def __init__(self, entry: Entry, request_id: int | str, answer: asyncio.Future[ToolResult]) -> None:
+        self.entry = entry
+        self.request_id = request_id
+        """As the client sent it (cancels correlate as the SDK's dispatcher correlates ids)."""
+        self.answer = answer
+        self.by_client = False
+        """Cancelled by the client's `notifications/cancelled` (not by its session's end)."""
+
+    def cancel(self) -> None:
+        _cancel_soon(self.entry, self.answer)
+
+
 class HttpToolCalls:
     """ASGI: answers plain `tools/call` POSTs (see the module's docstring); everything else goes to
     `app` (the SDK's `StreamableHTTPASGIApp` over `manager`)."""
@@ -141,15 +157,11 @@ class HttpToolCalls:
         self._view = server.view  # a profile's view, or None for the whole catalog
         self._server_info = {"name": hub.config.hub.name, "version": __version__}
         self._keepalive_s = hub.config.hub.http.keepalive_s
-        self._in_flight: dict[tuple[str, str], tuple[Entry, int | str, asyncio.Future[ToolResult]]] = {}
-        """(session id, `id_key` of the request id) → the call, its request id as sent and its answer's future."""
-        self._busy: dict[str, int] = {}
-        """Session id → its calls in flight here (a request on a busy session may cancel one)."""
-        self._cancelled: set[tuple[str, str]] = set()
-        """Calls in flight the client cancelled (`notifications/cancelled`), not their session's end."""
-        ledger = getattr(manager, "ledger", None)
-        if ledger is not None:  # a session's end (DELETE, expiry, eviction) cancels its calls, as the SDK's does
-            ledger.on_end.append(self._session_ended)
+        self._in_flight: dict[str, dict[str, _Held]] = {}
+        """Session id → (`id_key` of the request id → the call held here); a session is listed only while it holds one."""
+        self._ledger = getattr(manager, "ledger", None)  # the per-principal session caps (`http_sessions`)
+        if self._ledger is not None:  # a session's end (DELETE, expiry, eviction) cancels its calls, as the SDK's does
+            self._ledger.on_end.append(self._session_ended)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and self._hub.tracing is None:
@@ -174,7 +186,7 @@ class HttpToolCalls:
             return
         body, receive = await buffered(receive)
         # A cancel may be spelt with escapes (`notifications\/cancelled`): on a session with calls here, read every body.
-        message = json_object(body) if b'"tools/call"' in body or session_id in self._busy else None
+        message = json_object(body) if b'"tools/call"' in body or session_id in self._in_flight else None
         if message is not None and not _also_answer(message):
             call = plain_call(message)
             if call is not None and call.progress_token is None:
@@ -199,48 +211,43 @@ class HttpToolCalls:
 
     async def _answer_in_session(self, scope: Scope, session_id: str, transport: StreamableHTTPServerTransport,
                                  call: PlainCall, name: str, principal: Principal, send: Send) -> None:
-        key = (session_id, id_key(call.request_id))
+        key = id_key(call.request_id)
         headers = [(_SESSION, session_id.encode())]
-        if key in self._in_flight:
+        if key in self._in_flight.get(session_id, ()):
             await send_json(send, json_line(error_reply(call.request_id, INVALID_REQUEST, duplicate_message(call.request_id))), headers)
             return
-        ledger = getattr(self._manager, "ledger", None)  # the per-principal session caps (`http_sessions`)
-        if ledger is not None:
-            ledger.touch(session_id, owner_of(scope))
+        owner = owner_of(scope)
+        if self._ledger is not None:
+            self._ledger.touch(session_id, owner)
         try:
             # A `per_client` server gives this session its own downstream session (`current_owner`).
             with Busy(transport), bind_owner(self._connections.get(session_id)):
                 entry, answer = self._start(call, name, principal)
-                if not answer.done():
-                    self._in_flight[key] = (entry, call.request_id, answer)
-                    self._busy[session_id] = self._busy.get(session_id, 0) + 1
+                held_here = self._in_flight.setdefault(session_id, {})
+                held = held_here[key] = _Held(entry, call.request_id, answer)
                 try:
                     reply = await self._reply(call, entry, answer, principal, None)
                 finally:
-                    if self._in_flight.pop(key, None) is not None:
-                        self._busy[session_id] -= 1
-                        if not self._busy[session_id]:
-                            del self._busy[session_id]
-                    by_client = key in self._cancelled
-                    self._cancelled.discard(key)
+                    del held_here[key]
+                    if not held_here:
+                        del self._in_flight[session_id]
                 if reply is None:
                     # Cancelled by the client: `-32800`, as the SDK's 2025 transport ends such a request, and as
                     # it does, in an event stream (the SDK's client drops an event that reaches it after it closed,
                     # where a late JSON answer fails its exit). Its session ended: no answer, as on the SDK's path.
-                    cancelled = error_reply(call.request_id, REQUEST_CANCELLED, "Request cancelled") if by_client else None
+                    cancelled = error_reply(call.request_id, REQUEST_CANCELLED, "Request cancelled") if held.by_client else None
                     await send({"type": "http.response.start", "status": 200,
                                 "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache"), *headers]})
                     await send_last_event(send, json_line(cancelled) if cancelled is not None else None)
                     return
                 await send_json(send, await encoded(reply), headers)
         finally:
-            if ledger is not None:
-                ledger.touch(session_id, owner_of(scope))
+            if self._ledger is not None:
+                self._ledger.touch(session_id, owner)
 
     def _session_ended(self, session_id: str) -> None:
-        for key, (entry, _, answer) in list(self._in_flight.items()):
-            if key[0] == session_id:
-                _cancel_soon(entry, answer)
+        for held in list(self._in_flight.get(session_id, {}).values()):
+            held.cancel()
 
     def _cancel(self, session_id: str, message: dict[str, Any]) -> bool:
         """Cancel the call `notifications/cancelled` names, if this path holds it. Ids correlate as the
@@ -252,10 +259,10 @@ class HttpToolCalls:
         if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
             return False
         wanted = coerce_request_id(request_id)
-        for key, (entry, sent, answer) in list(self._in_flight.items()):
-            if key[0] == session_id and coerce_request_id(sent) == wanted:
-                self._cancelled.add(key)
-                _cancel_soon(entry, answer)
+        for held in self._in_flight.get(session_id, {}).values():
+            if coerce_request_id(held.request_id) == wanted:
+                held.by_client = True
+                held.cancel()
                 return True
         return False
 
@@ -299,7 +306,7 @@ class HttpToolCalls:
         """Whether the SDK would serve this request as it is: anything it would reject, or serve with
         more than a plain call (a server's requests, log messages), is left to it."""
         caps = call.meta.get(CLIENT_CAPABILITIES_META_KEY)
-        if not isinstance(caps, dict) or any(k in caps for k in _SERVER_REQUESTS) or LOG_LEVEL_META_KEY in call.meta:
+        if not isinstance(caps, dict) or offers_server_requests(caps) or LOG_LEVEL_META_KEY in call.meta:
             return False
         headers = Headers(scope=scope)  # given to the SDK's checks exactly as its own transport gives them
         if find_duplicated_routing_header(headers.items()) is not None:
@@ -380,17 +387,13 @@ def _also_answer(message: dict[str, Any]) -> bool:
     return "result" in message or "error" in message
 
 
-def _task_of(entry: Entry) -> asyncio.Task[Any]:
-    return entry.escalate() if isinstance(entry, ExpressCall) else entry
-
-
 def _cancel_soon(entry: Entry, answer: asyncio.Future[ToolResult]) -> None:
     """Cancel a call that has not been answered, once its task has started: a task cancelled before
     its first step would skip the clean-up that tells the server (`notifications/cancelled`) and the
     audit log. An answered call is left alone: escalating a finished express call would run it again
     (a cancel or a session's end can arrive between its answer and this path's bookkeeping)."""
     if not answer.done():
-        asyncio.get_running_loop().call_soon(_task_of(entry).cancel)
+        asyncio.get_running_loop().call_soon(task_of(entry).cancel)
 
 
 async def _disconnect(receive: Receive) -> None:

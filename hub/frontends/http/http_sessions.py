@@ -120,7 +120,6 @@ def sse_endpoint(sse: SseServerTransport, server: Any, ledger: SessionLedger) ->
     return endpoint
 
 
-
 async def buffered(receive: Receive) -> tuple[bytes, Receive]:
     """The whole request body, and a `receive` that replays it (then passes through)."""
     chunks: list[bytes] = []

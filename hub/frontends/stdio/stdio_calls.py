@@ -32,19 +32,17 @@ from mcp_types import (CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQ
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
-from hub.calls.drivers import ExpressCall
+from hub.calls.drivers import ExpressCall, task_of
 from hub.hub import Hub, UnknownTool
 from hub.frontends.stdio.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
 from hub.unknown_tool import unknown_tool_result
-from hub.frontends.plain_calls import HANDSHAKE_VERSION, error_reply, plain_call, result_reply
+from hub.frontends.plain_calls import HANDSHAKE_VERSION, error_reply, offers_server_requests, plain_call, result_reply
 from hub.frontends.stdio.json_lines import encode_off_loop, is_big, json_line, json_object
 from hub.frontends.stdio.line_pipes import Send, WriteNow
 from hub.wire import ToolResult
 
 logger = logging.getLogger("hub.server")
-
-
 
 
 class StdioToolCalls:
@@ -65,7 +63,7 @@ class StdioToolCalls:
 
     async def aclose(self) -> None:
         """Cancel the calls still running (stdin closed) and wait for them to finish."""
-        tasks = [_task_of(entry) for entry in list(self._in_flight.values())]
+        tasks = [task_of(entry) for entry in list(self._in_flight.values())]
         await asyncio.sleep(0)  # tasks just made start first, so each one's cleanup runs when cancelled
         for task in tasks:
             task.cancel()
@@ -99,7 +97,7 @@ class StdioToolCalls:
             if meta[PROTOCOL_VERSION_META_KEY] not in MODERN_PROTOCOL_VERSIONS or CLIENT_CAPABILITIES_META_KEY not in meta:
                 return False  # the SDK answers a malformed envelope with the error the spec names
             caps = meta[CLIENT_CAPABILITIES_META_KEY]
-            if isinstance(caps, dict) and any(k in caps for k in ("sampling", "elicitation", "roots")):
+            if offers_server_requests(caps):
                 return False  # its server requests come back through the input-required flow (`hub.relay.input_required`)
             if LOG_LEVEL_META_KEY in meta:
                 return False  # its log opt-in is served on the SDK server's path (`hub.relay.logs`)
@@ -139,7 +137,7 @@ class StdioToolCalls:
         if entry is None:
             self.guard.cancelled(request_id)  # the SDK's, if any: it will not answer it
             return False
-        task = _task_of(entry)
+        task = task_of(entry)
         # Cancelled once it has started (a task cancelled before its first step would skip the
         # cleanup that tells the server and the audit log); one that finished first is answered.
         asyncio.get_running_loop().call_soon(task.cancel)
@@ -153,7 +151,7 @@ class StdioToolCalls:
             caps = params.get("capabilities") if isinstance(params, dict) else None
             # A client that can answer sampling/elicitation/roots gets its calls from the SDK's server,
             # which relays a server's requests to it (`hub.relay`); this path has no way back.
-            self._relay_capable = isinstance(caps, dict) and any(k in caps for k in ("sampling", "elicitation", "roots"))
+            self._relay_capable = offers_server_requests(caps)
         elif b'"notifications/initialized"' in line and self._handshake_requested == HANDSHAKE_VERSION:
             self._initialized = message.get("method") == "notifications/initialized"
 
@@ -219,9 +217,3 @@ class StdioToolCalls:
             await self._send(data)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             logger.debug("client gone; answer dropped: %s", exc)
-
-
-def _task_of(entry: asyncio.Task[None] | ExpressCall) -> asyncio.Task[None]:
-    """The task answering a call in flight; an express call is handed to the chain to get one."""
-    return entry.escalate() if isinstance(entry, ExpressCall) else entry
-

@@ -35,11 +35,16 @@ def sse_message(response: httpx.Response) -> dict[str, Any]:
     return answers[0]  # type: ignore[no-any-return]
 
 
-async def ready(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:
-    """The server `e` is up, and the session has made one request through the SDK's path."""
-    with anyio.fail_after(30):  # `serve` listens before its servers are up
+async def server_ready(client: httpx.AsyncClient, url: str) -> None:
+    """The server `e` is up (`serve` listens before its servers are)."""
+    with anyio.fail_after(30):
         while (await server_stats(client, url))["state"] != "ready":
             await anyio.sleep(0.05)
+
+
+async def ready(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:
+    """The server `e` is up, and the session has made one request through the SDK's path."""
+    await server_ready(client, url)
     listed = await client.post(url, json={"jsonrpc": "2.0", "id": 99, "method": "tools/list"}, headers=headers)
     assert listed.status_code == 200
 
@@ -251,9 +256,7 @@ def modern_headers(name: str, **extra: str) -> dict[str, str]:
 async def test_a_modern_plain_call_is_answered_as_the_sdk_path_answers_it(tmp_path: Path, procs: list) -> None:
     url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
     async with httpx.AsyncClient(timeout=30) as client:
-        with anyio.fail_after(30):
-            while (await server_stats(client, url))["state"] != "ready":
-                await anyio.sleep(0.05)
+        await server_ready(client, url)
         for ident, (name, arguments) in enumerate([("e__add", {"a": 2, "b": 3}), ("e__fail", {"reason": "why"}),
                                                     ("e__add", {"a": "x"}), ("e__nope", {})], start=1):
             fast = await client.post(url, json=call(ident, name, arguments, MODERN_META), headers=modern_headers(name))
@@ -275,9 +278,7 @@ async def test_a_modern_plain_call_is_answered_as_the_sdk_path_answers_it(tmp_pa
 async def test_a_modern_call_whose_client_goes_away_is_cancelled(tmp_path: Path, procs: list) -> None:
     url, marker = hub_with_cancel_marker(tmp_path, procs)
     async with httpx.AsyncClient(timeout=30) as client:
-        with anyio.fail_after(30):
-            while (await server_stats(client, url))["state"] != "ready":
-                await anyio.sleep(0.05)
+        await server_ready(client, url)
         await leave_mid_call(client, url, call(1, "e__slow", {"seconds": 20, "steps": 4}, MODERN_META), modern_headers("e__slow"))
         with anyio.fail_after(30):
             while not marker.exists():  # the downstream call was cancelled, as on the SDK's path
@@ -355,9 +356,7 @@ async def test_a_big_result_after_the_keep_alive_interval_arrives_whole(tmp_path
     url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}, {"http": {"keepalive_s": 0.01}}))
     big = "long text \u00e9 \"quoted\" \\ " * 100_000  # ~1.9 MB: its string is lifted (`hub.lifted`)
     async with httpx.AsyncClient(timeout=60) as client:
-        with anyio.fail_after(30):
-            while (await server_stats(client, url))["state"] != "ready":
-                await anyio.sleep(0.05)
+        await server_ready(client, url)
         response = await client.post(url, json=call(1, "e__echo", {"text": big}, MODERN_META), headers=modern_headers("e__echo"))
         assert response.headers["content-type"] == "text/event-stream"
         answer = sse_message(response)
