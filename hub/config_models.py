@@ -156,11 +156,14 @@ class HubSettings(BaseModel):
     """Hard cap on any call, progress or not (per server/tool settings may lower or raise it)."""
     connect_timeout_s: float = Field(default=20.0, gt=0)
     list_wait_s: float = Field(default=2.0, ge=0, le=60)
+    """How long the first `tools/list` of `mcp-hub serve` waits for servers still connecting
+    (`hub.catalog.first_listing`); `initialize` never waits. Later arrivals are announced with `list_changed`."""
     call_wait_s: float = Field(default=10.0, ge=0, le=300)
     """How long a call to a name no server has listed yet waits for servers (whose namespace
     prefixes the name) still making their first connection: a domain loading on a fresh start."""
-    """How long the first `tools/list` of `mcp-hub serve` waits for servers still connecting
-    (`hub.catalog.first_listing`); `initialize` never waits. Later arrivals are announced with `list_changed`."""
+    remember_listings: bool = True
+    """Serve the listing a built-in domain or stdio server had at the last start while it is still
+    starting (`hub.catalog.listing_cache`); its real listing replaces it, announced if it differs."""
     page_size: int = Field(default=200, ge=1, le=10_000)
     """Items per page in the hub's own list answers."""
     instructions_budget: int = Field(default=4096, ge=256, le=65_536)

@@ -31,6 +31,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "mcp-hub"
 
 
+def listing_cache_path(cache_dir: Path, server: str) -> Path:
+    """Where server `server`'s remembered listing lives (`hub.catalog.listing_cache`)."""
+    return cache_dir / f"listing-{server}.json"
+
+
 def resolve_data_dir(configured: str | None) -> Path:
     """The configured data dir (with `~` expanded), else the default."""
     return Path(configured).expanduser() if configured else default_data_dir()

@@ -167,7 +167,7 @@ class Hub(HubReads):
 
     async def _start_all(self) -> None:
         """Connect every server concurrently; wait (bounded) for each first attempt, then build the
-        catalog. A built-in domain with a remembered listing (`listing_cache`) is not waited for."""
+        catalog. A server with a remembered listing (`listing_cache`) is not waited for."""
         assert self._task_group is not None
         for downstream in self.downstreams.values():
             if downstream.session_pool is not None:  # per-client sessions (`hub.downstream.sessions`)
@@ -209,10 +209,12 @@ class Hub(HubReads):
                     len(starting), down or "none")
 
     def _remembered_listings(self) -> dict[str, tuple[str, Listing]]:
-        """(key, listing) of each built-in domain whose listing is cached for exactly this code and config."""
+        """(key, listing) of each server whose listing is cached under exactly its current key."""
         found: dict[str, tuple[str, Listing]] = {}
+        if not self.config.hub.remember_listings:
+            return found
         for downstream in self.downstreams.values():
-            if downstream.config.builtin is not None:
+            if listing_cache.cacheable(downstream.config):
                 key = listing_cache.cache_key(downstream.config)
                 listing = listing_cache.load(default_cache_dir(), downstream.config, key)
                 if listing is not None:
@@ -220,8 +222,8 @@ class Hub(HubReads):
         return found
 
     def _remember(self, downstream: Downstream) -> None:
-        """Cache a built-in domain's fresh listing if it is not what the cache already holds."""
-        if downstream.config.builtin is None:
+        """Cache a server's fresh listing if it is not what the cache already holds."""
+        if not self.config.hub.remember_listings or not listing_cache.cacheable(downstream.config):
             return
         remembered = self._remembered.get(downstream.name)
         if remembered is not None and remembered[1] == downstream.listing:

@@ -6,6 +6,10 @@ and with the standard library only, the config is read and each plain stdio entr
 way `hub.downstream.stdio.stdio_child` would spawn it (same argv, environment, cwd, own process
 group, parent-death signal). `stdio_child` then adopts the process whose argv, environment and cwd
 are exactly what it would have used (`claim`); anything else is killed and spawned normally.
+A server whose listing is remembered from an earlier start (`hub.catalog.listing_cache`) is not
+waited for by the first `tools/list`, so beyond `cpu_count - 1` such children (at least one) the
+rest are left to the hub, which spawns them after its imports: six children importing their SDK
+beside the hub's own imports on two cores made the first listing three times slower.
 Entries this module cannot reproduce exactly (an unset `${VAR}`, a disabled or non-stdio entry, a
 command it cannot find) are simply left to the hub. A child never adopted is killed with its
 process group: on a mismatch, when the hub keeps only its stdio servers (`keep_only`), at exit,
@@ -41,6 +45,7 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 
+from hub.datadir import default_cache_dir, listing_cache_path
 from hub.downstream.reaper import kill_adopted_orphans, release_group, start_watcher, watch_group
 
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
@@ -171,15 +176,26 @@ def start_config(path: str, environ: Mapping[str, str]) -> list[PreStarted]:
     if not isinstance(servers, dict):
         return []
     base = os.path.dirname(os.path.abspath(path))
+    hub_settings = data.get("hub")
+    remembering = not (isinstance(hub_settings, dict) and hub_settings.get("remember_listings") is False)
+    beside_imports = max(1, (os.cpu_count() or 1) - 1)
     started = []
     for name, entry in servers.items():
         if _held:
             break  # a stop signal arrived: spawn nothing more
+        if remembering and len(started) >= beside_imports and _remembered(str(name)):
+            continue  # the first listing will not wait for it: leave the hub's imports a core
         child = _start_entry(str(name), entry, environ, base)
         if child is not None:
             _waiting[child.name] = child
             started.append(child)
     return started
+
+
+def _remembered(name: str) -> bool:
+    """Whether server `name` has a listing remembered from an earlier start (`hub.catalog.listing_cache`;
+    its key is checked by the hub: a stale one only means the hub waits for this child after all)."""
+    return listing_cache_path(default_cache_dir(), name).is_file()
 
 
 def _hold(signum: int, frame: object) -> None:

@@ -1,13 +1,23 @@
-"""Built-in domains' listings remembered between starts, so the hub can answer `tools/list` while
-the domains are still importing and registering their tools (most of a cold start).
+"""Listings remembered between starts, so the hub can answer `tools/list` while its servers are
+still starting: built-in domains importing and registering their tools, stdio children importing
+their SDK (most of a cold start; with several children on a small machine, seconds).
 
-Only `builtin` domains are cached: their code ships with the hub, so a key over that code, the
-config entry and the SDK/pydantic installation (which shape the generated schemas) says exactly
-when a remembered listing is still right. The domain still starts at once; when it is up, its real
-listing replaces the remembered one — identical in the normal case, so nothing is announced; if
-anything outside the key changed it (an environment variable a domain reads, say), the catalog is
-corrected and clients get `list_changed`, as for any server whose tools change. Calls to a domain
-that is not up yet wait for it (up to `connect_timeout_s`).
+Which servers, and what says a remembered listing is still right (`cache_key`):
+- `builtin` domains: their code ships with the hub, so a key over that code, the config entry and
+  the SDK/pydantic installation (which shape the generated schemas) says exactly when it holds.
+- stdio servers (shared sessions): a key over the config entry (command, arguments, environment,
+  cwd, filters) and the files it names — the resolved executable and each argument that is an
+  existing file (`server.py`, `dist/index.js`), by size and modification time. What it cannot see
+  (a package upgraded behind `python -m pkg` or `npx pkg`, a server whose tools depend on data) is
+  why the listing is only a stand-in: see below.
+
+The server still starts at once; when it is up, its real listing replaces the remembered one —
+identical in the normal case, so nothing is announced; if anything outside the key changed it, the
+catalog is corrected and clients get `list_changed`, as for any server whose tools change. Calls to
+a server that is not up yet wait for it (up to `connect_timeout_s`); a server that never comes up
+answers its calls `unavailable` with its error, as a server that went down does. Per-client
+sessions and HTTP/SSE servers are not remembered (their listing can depend on the caller, and they
+do not import anything in the hub's start). `hub.remember_listings: false` turns it off.
 """
 
 from __future__ import annotations
@@ -18,7 +28,9 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
+from stat import S_ISREG
 
 import mcp
 import mcp_types
@@ -27,6 +39,7 @@ import pydantic
 
 from hub import __version__
 from hub.config import ServerConfig
+from hub.datadir import listing_cache_path as cache_path
 from hub.domains import domain_names, domain_target
 from hub.downstream.listing import Listing
 
@@ -35,13 +48,32 @@ logger = logging.getLogger("hub.catalog")
 FORMAT = 1
 
 
-def cache_path(cache_dir: Path, server: str) -> Path:
-    return cache_dir / f"listing-{server}.json"
+def cacheable(config: ServerConfig) -> bool:
+    """Whether `config`'s listing is remembered between starts (a built-in domain, or a stdio server
+    on a shared session)."""
+    return config.builtin is not None or (config.transport == "stdio" and config.session != "per_client")
 
 
 def cache_key(config: ServerConfig) -> str:
-    """A digest of everything that decides a built-in domain's listing."""
-    return hashlib.sha256(f"{_installation_digest()}\0{config.model_dump_json()}".encode()).hexdigest()
+    """A digest of everything known to decide the server's listing (see the module docstring)."""
+    origin = _installation_digest() if config.builtin is not None else _command_digest(config)
+    return hashlib.sha256(f"{origin}\0{config.model_dump_json()}".encode()).hexdigest()
+
+
+def _command_digest(config: ServerConfig) -> str:
+    """The hub's cache format and version, and the size and modification time of the stdio
+    command's executable and of each argument naming an existing file (relative to `cwd`)."""
+    digest = hashlib.sha256(f"{FORMAT}\0{__version__}\0".encode())
+    base = Path(config.cwd) if config.cwd else Path.cwd()
+    executable = shutil.which(config.command or "", path=config.env.get("PATH", os.environ.get("PATH")))
+    for name in (executable or config.command or "", *config.args):
+        try:
+            stat = (base / name).stat()  # an absolute `name` replaces `base`
+        except (OSError, ValueError):
+            continue
+        if S_ISREG(stat.st_mode):  # not a folder: its time moves with every file written in it
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
 
 
 @functools.cache
