@@ -1,0 +1,147 @@
+"""Listings of stdio servers remembered between starts (`hub.catalog.listing_cache`): `mcp-hub serve`
+answers its first `tools/list` from them while the child is still starting, corrects them (with
+`list_changed`) once the child is up, ignores them when the command's files changed or when
+`hub.remember_listings` is off, and its pre-start leaves the hub's imports a core for them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import ECHO, PY, ROOT, write_config
+
+pytestmark = pytest.mark.anyio
+GHOST = {"name": "ghost", "description": "Not a real tool.", "inputSchema": {"type": "object"}}
+
+
+def params(config: Path, cache: Path) -> StdioServerParameters:
+    return StdioServerParameters(command=PY, args=["-m", "hub.cli", "serve", "--config", str(config), "--log-level", "warning"],
+                                 cwd=str(ROOT), env={"PYTHONPATH": str(ROOT), "MCP_HUB_CACHE_DIR": str(cache),
+                                                     "MCP_HUB_DATA_DIR": os.environ["MCP_HUB_DATA_DIR"]})
+
+
+async def listed(client: Client) -> list[str]:
+    return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+
+def gated_config(tmp_path: Path, script: str = ECHO, **hub: object) -> tuple[Path, Path]:
+    """A hub config whose one stdio child waits to serve until `<gate>/open` exists (the gate is a
+    folder, which the cache key does not read)."""
+    gate = tmp_path / "gate"
+    gate.mkdir(exist_ok=True)
+    config = write_config(tmp_path, {"e": {"command": PY, "args": [script, "--gate", str(gate)]}}, {"list_wait_s": 60, **hub})
+    return config, gate
+
+
+async def first_start(config: Path, gate: Path, cache: Path) -> list[str]:
+    (gate / "open").touch()
+    async with Client(params(config, cache)) as client:
+        tools = await listed(client)
+    (gate / "open").unlink()
+    return tools
+
+
+async def test_the_first_list_comes_from_the_remembered_listing_and_is_corrected_once_the_child_is_up(tmp_path: Path) -> None:
+    config, gate = gated_config(tmp_path)
+    cache = tmp_path / "cache"
+    tools = await first_start(config, gate, cache)
+    assert "e__echo" in tools and "e__add" in tools
+    path = cache / "listing-e.json"
+    remembered = json.loads(path.read_text())
+    assert len(remembered["tools"]) == len(tools) and {"echo", "add"} <= {tool["name"] for tool in remembered["tools"]}
+
+    # Under the same key, a listing that is no longer right: served while the child cannot start ...
+    remembered["tools"] = [tool for tool in remembered["tools"] if tool["name"] != "add"] + [GHOST]
+    path.write_text(json.dumps(remembered))
+    changed = anyio.Event()
+
+    async def on_message(message: object) -> None:
+        if type(message).__name__ == "ToolListChangedNotification":
+            changed.set()
+
+    async with Client(params(config, cache), mode="legacy", message_handler=on_message) as client:
+        with anyio.fail_after(30):  # list_wait_s is 60: an answer before the gate opens is the remembered one
+            first = await listed(client)
+        assert "e__ghost" in first and "e__add" not in first and "e__echo" in first
+        async with anyio.create_task_group() as group:
+            answers: list[object] = []
+
+            async def call() -> None:
+                answers.append(await client.call_tool("e__echo", {"text": "waited"}))
+
+            group.start_soon(call)  # a call made while the child starts waits for it (no error meanwhile)
+            await anyio.sleep(0.5)
+            assert answers == []
+            (gate / "open").touch()
+        assert answers[0].structured_content == {"result": "waited"}  # type: ignore[attr-defined]
+        # ... and corrected, with list_changed, once the child is up.
+        with anyio.fail_after(30):
+            await changed.wait()
+        assert await listed(client) == tools
+    assert "ghost" not in [tool["name"] for tool in json.loads(path.read_text())["tools"]]
+
+
+async def test_a_changed_server_script_is_not_served_from_the_old_listing(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(Path(ECHO).read_text())
+    config, gate = gated_config(tmp_path, str(script))
+    cache = tmp_path / "cache"
+    tools = await first_start(config, gate, cache)
+    path = cache / "listing-e.json"
+    remembered = json.loads(path.read_text())
+    remembered["tools"].append(GHOST)
+    path.write_text(json.dumps(remembered))
+    script.write_text(script.read_text() + "\n# edited\n")  # a new version of the server: another key
+
+    async with Client(params(config, cache)) as client:
+        async with anyio.create_task_group() as group:
+            answers: list[list[str]] = []
+
+            async def first_list() -> None:
+                answers.append(await listed(client))
+
+            group.start_soon(first_list)  # waits for the child (list_wait_s 60): nothing to serve it from
+            await anyio.sleep(0.5)
+            assert answers == []
+            (gate / "open").touch()
+        assert answers == [tools]
+
+
+async def test_remember_listings_off_neither_writes_nor_reads(tmp_path: Path) -> None:
+    config, gate = gated_config(tmp_path, remember_listings=False)
+    cache = tmp_path / "cache"
+    await first_start(config, gate, cache)
+    assert not (cache / "listing-e.json").exists()
+
+
+def test_the_pre_start_leaves_the_imports_a_core_when_listings_are_remembered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub import prestart
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("MCP_HUB_CACHE_DIR", str(cache))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    servers = {f"s{i}": {"command": PY, "args": ["-c", "import sys; sys.stdin.read()", f"prestart-core-{i}"]} for i in range(5)}
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"mcpServers": servers}))
+    for name in ("s0", "s1", "s2"):  # remembered from an earlier start; s3 and s4 are not
+        (cache / f"listing-{name}.json").write_text("{}")
+    try:
+        started = sorted(child.name for child in prestart.start_config(str(config), os.environ))
+    finally:
+        prestart.discard_all()
+    # Every child the first listing would wait for, and one remembered child beside the imports.
+    assert started == ["s0", "s3", "s4"]
+
+    config.write_text(json.dumps({"hub": {"remember_listings": False}, "mcpServers": servers}))
+    try:
+        started = sorted(child.name for child in prestart.start_config(str(config), os.environ))
+    finally:
+        prestart.discard_all()
+    assert started == ["s0", "s1", "s2", "s3", "s4"]
