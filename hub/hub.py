@@ -209,12 +209,15 @@ class Hub(HubReads):
                     len(starting), down or "none")
 
     def _remembered_listings(self) -> dict[str, tuple[str, Listing]]:
-        """(key, listing) of each server whose listing is cached under exactly its current key."""
+        """(key, listing) of each server whose listing is cached under exactly its current key. A hub
+        that waits at start (one-shot commands: `mcp-hub tools search`, `call`) uses only built-in
+        domains' (their key covers their code): it has no later moment to correct a stdio server's."""
         found: dict[str, tuple[str, Listing]] = {}
         if not self.config.hub.remember_listings:
             return found
         for downstream in self.downstreams.values():
-            if listing_cache.cacheable(downstream.config):
+            exact = downstream.config.builtin is not None
+            if listing_cache.cacheable(downstream.config) and (exact or not self._wait_at_start):
                 key = listing_cache.cache_key(downstream.config)
                 listing = listing_cache.load(default_cache_dir(), downstream.config, key)
                 if listing is not None:

@@ -349,16 +349,21 @@ class Downstream(ChangeFollowing, OwnedSessions):
             reason = self.error or self.state
             raise DownstreamUnavailable(f"server {self.name!r} is down ({reason})")
         return self._client
+
     def retry_after_s(self) -> float:
         """Seconds until the next reconnect attempt (at least 0.1): the `retry_after_s` of a refusal."""
         return round(max(0.1, self.reconnect_at - anyio.current_time()), 1)
 
-    async def ready_client(self) -> Client:
-        """`client()`, after waiting (up to the connect timeout) for a server still starting: the
-        hub may list a built-in domain's tools from its cache before the domain is up."""
+    async def wait_started(self) -> None:
+        """Wait (up to the connect timeout) while the server is still starting: the hub may list its
+        tools from a remembered listing (`hub.catalog.listing_cache`) before it is up."""
         if self.state == "starting":
             with anyio.move_on_after(self.connect_timeout_s):
                 await self.first_attempt.wait()
+
+    async def ready_client(self) -> Client:
+        """`client()`, after `wait_started`."""
+        await self.wait_started()
         return self.client()
 
     @property

@@ -112,15 +112,20 @@ class TaskRelay:
         tasks = caps.tasks if caps is not None else None
         return bool(tasks and tasks.requests and tasks.requests.tools and tasks.requests.tools.call is not None)
 
+    def _starting(self, server: str) -> bool:
+        downstream = self._hub.downstreams.get(server)
+        return downstream is not None and downstream.state == "starting"
+
     def advertised(self) -> types.ServerTasksCapability | None:
         """The hub's `tasks` capability: present while any server takes task-augmented calls or is still
         starting (`initialize` does not wait for servers; a call to a server without tasks runs normally)."""
-        downstreams = self._hub.downstreams.values()
-        return TASK_CAPABILITY if any(d.state == "starting" or self.server_takes_tasks(d.name) for d in downstreams) else None
+        servers = self._hub.downstreams
+        return TASK_CAPABILITY if any(self._starting(name) or self.server_takes_tasks(name) for name in servers) else None
 
     def listable(self, tools: list[types.Tool], protocol_version: str | None) -> list[types.Tool]:
         """`tools` without the task-only ones this client could not call: all of them for a 2026-07-28
-        client, and those of servers that do not take task-augmented calls for anyone."""
+        client, and those of servers that do not take task-augmented calls for anyone (a server still
+        starting, listed from a remembered listing, is given the benefit of the doubt)."""
         if not any(task_only(tool) for tool in tools):
             return tools
         modern = protocol_version in MODERN_PROTOCOL_VERSIONS
@@ -129,7 +134,7 @@ class TaskRelay:
         for tool in tools:
             if task_only(tool):
                 route = catalog.resolve_tool(tool.name)
-                if modern or route is None or not self.server_takes_tasks(route.server):
+                if modern or route is None or not (self._starting(route.server) or self.server_takes_tasks(route.server)):
                     continue
             kept.append(tool)
         return kept

@@ -145,3 +145,20 @@ def test_the_pre_start_leaves_the_imports_a_core_when_listings_are_remembered(
     finally:
         prestart.discard_all()
     assert started == ["s0", "s1", "s2", "s3", "s4"]
+
+
+async def test_a_one_shot_hub_waits_for_the_real_listing_of_a_stdio_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mcp-hub tools search` and `call` have no later moment to correct a remembered listing."""
+    from hub.config import parse_config
+    from hub.hub import Hub
+
+    monkeypatch.setenv("MCP_HUB_CACHE_DIR", str(tmp_path / "cache"))
+    config = parse_config({"mcpServers": {"e": {"command": PY, "args": [ECHO]}}})
+    async with Hub(config) as hub:
+        tools = sorted(tool.name for tool in hub.catalog.tools())
+    path = tmp_path / "cache" / "listing-e.json"
+    remembered = json.loads(path.read_text())
+    remembered["tools"].append(GHOST)
+    path.write_text(json.dumps(remembered))
+    async with Hub(config) as hub:
+        assert sorted(tool.name for tool in hub.catalog.tools()) == tools

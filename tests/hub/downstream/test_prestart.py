@@ -83,8 +83,10 @@ async def test_child_started_before_the_sdk_import_is_the_one_the_hub_talks_to(t
     assert _wait_gone(marker) == []
 
 
-def test_a_child_the_hub_does_not_adopt_is_killed_with_its_group(tmp_path: Path) -> None:
+def test_a_child_the_hub_does_not_adopt_is_killed_with_its_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hub import prestart
+
+    monkeypatch.setenv("MCP_HUB_CACHE_DIR", str(tmp_path / "cache"))  # no listing remembered: each child starts at once
 
     marker = f"prestart-unadopted-{os.getpid()}"
     config = tmp_path / "hub.json"

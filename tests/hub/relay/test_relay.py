@@ -147,6 +147,8 @@ async def test_server_everythings_task_tool_runs_as_a_task_through_the_hub(tmp_p
     (the server takes four one-second stages; `tasks/result` blocks until they are done)."""
     async with connected(Callbacks().client(hub_params(tmp_path), capable=False)) as through:
         assert through.server_capabilities.tasks is not None
+        # Listed even when the server is still starting (its listing remembered from an earlier start).
+        assert "ev__simulate-research-query" in [tool.name for tool in (await through.list_tools()).tools]
         created = await raw(through, "tools/call", {"name": "ev__simulate-research-query",
                                                     "arguments": {"topic": "owls"}, "task": {"ttl": 60_000}})
         task_id = created["task"]["taskId"]
