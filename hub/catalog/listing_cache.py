@@ -45,7 +45,10 @@ from hub.downstream.listing import Listing
 
 logger = logging.getLogger("hub.catalog")
 
-FORMAT = 1
+FORMAT = 2
+KEPT = 4
+"""Listings kept per server name, newest first: two hubs (one per desktop client, say) that name a
+server alike but configure it differently each keep theirs instead of replacing each other's."""
 
 
 def cacheable(config: ServerConfig) -> bool:
@@ -103,14 +106,15 @@ def _domain_roots() -> list[Path]:
 def load(cache_dir: Path, config: ServerConfig, key: str) -> Listing | None:
     """The remembered listing, if there is one for exactly this key; never raises."""
     try:
-        data = json.loads(cache_path(cache_dir, config.name).read_text())
-        if data.get("key") != key:
+        entry = next((e for e in _entries(cache_path(cache_dir, config.name)) if e.get("key") == key), None)
+        if entry is None:
             return None
         return Listing(
-            tools=[types.Tool.model_validate(t) for t in data["tools"]],
-            resources=[types.Resource.model_validate(r) for r in data["resources"]],
-            resource_templates=[types.ResourceTemplate.model_validate(t) for t in data["resource_templates"]],
-            prompts=[types.Prompt.model_validate(p) for p in data["prompts"]],
+            tools=[types.Tool.model_validate(t) for t in entry["tools"]],
+            resources=[types.Resource.model_validate(r) for r in entry["resources"]],
+            resource_templates=[types.ResourceTemplate.model_validate(t) for t in entry["resource_templates"]],
+            prompts=[types.Prompt.model_validate(p) for p in entry["prompts"]],
+            meta=dict(entry.get("meta") or {}),  # type: ignore[call-overload]
         )
     except FileNotFoundError:
         return None
@@ -120,18 +124,33 @@ def load(cache_dir: Path, config: ServerConfig, key: str) -> Listing | None:
 
 
 def store(cache_dir: Path, config: ServerConfig, key: str, listing: Listing) -> None:
-    """Remember `listing` under `key` (atomically: a reader sees the old file or the new one)."""
+    """Remember `listing` under `key`, first of the server name's `KEPT` entries (atomically: a
+    reader sees the old file or the new one; of two hubs writing at once, the last one's file stays)."""
 
     def dump(items: list[pydantic.BaseModel]) -> list[object]:
         return [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in items]
 
     path = cache_path(cache_dir, config.name)
-    payload = {"key": key, "tools": dump(listing.tools), "resources": dump(listing.resources),  # type: ignore[arg-type]
-               "resource_templates": dump(listing.resource_templates), "prompts": dump(listing.prompts)}  # type: ignore[arg-type]
+    entry = {"key": key, "tools": dump(listing.tools), "resources": dump(listing.resources),  # type: ignore[arg-type]
+             "resource_templates": dump(listing.resource_templates), "prompts": dump(listing.prompts),  # type: ignore[arg-type]
+             "meta": listing.meta}
+    try:
+        others = [e for e in _entries(path) if e.get("key") != key][: KEPT - 1]
+    except (OSError, ValueError):
+        others = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(payload))
+        temporary.write_text(json.dumps({"format": FORMAT, "entries": [entry, *others]}))
         os.replace(temporary, path)
-    except OSError as exc:
+    except (OSError, TypeError, ValueError) as exc:  # TypeError, ValueError: a `_meta` JSON cannot hold
         logger.warning("could not cache the listing of %s: %s", config.name, exc)
+
+
+def _entries(path: Path) -> list[dict[str, object]]:
+    """The entries of a cache file, newest first (a file of the first format holds one)."""
+    data = json.loads(path.read_text())
+    entries = data.get("entries", [data] if "key" in data else None) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("not a listing cache file")
+    return [e for e in entries if isinstance(e, dict)]

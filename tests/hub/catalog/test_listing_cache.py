@@ -36,7 +36,8 @@ async def real_tools() -> list[str]:
 async def test_first_start_writes_the_cache_and_the_next_uses_it(cache_dir: Path) -> None:
     tools = await real_tools()
     path = listing_cache.cache_path(default_cache_dir(), "hris")
-    cached = json.loads(path.read_text())
+    written = json.loads(path.read_text())
+    cached = written["entries"][0]
     config = hris_config()
     assert cached["key"] == listing_cache.cache_key(config.enabled_servers()[0])  # type: ignore[attr-defined]
     assert sorted(f"hris__{t['name']}" for t in cached["tools"]) == tools
@@ -44,7 +45,7 @@ async def test_first_start_writes_the_cache_and_the_next_uses_it(cache_dir: Path
     # Doctor the cache under the right key: the next start lists the doctored tools at once, then
     # corrects the catalog (and says so) when the domain is up, and rewrites the cache.
     cached["tools"] = [t for t in cached["tools"] if t["name"] != "get_employee"] + [GHOST]
-    path.write_text(json.dumps(cached))
+    path.write_text(json.dumps(written))
     changes: list[str] = []
 
     async def on_change(kind: str) -> None:
@@ -62,20 +63,20 @@ async def test_first_start_writes_the_cache_and_the_next_uses_it(cache_dir: Path
             while sorted(t.name for t in hub.catalog.tools()) != tools:
                 await anyio.sleep(0.02)
     assert "tools" in changes or listed == tools
-    rewritten = json.loads(path.read_text())
+    rewritten = json.loads(path.read_text())["entries"][0]
     assert "ghost" not in [t["name"] for t in rewritten["tools"]]
 
 
 async def test_a_cache_under_another_key_is_ignored(cache_dir: Path) -> None:
     tools = await real_tools()
     path = listing_cache.cache_path(default_cache_dir(), "hris")
-    cached = json.loads(path.read_text())
+    cached = json.loads(path.read_text())["entries"][0]
     cached["key"] = "0" * 64  # e.g. written by another version of the domains' code
     cached["tools"].append(GHOST)
-    path.write_text(json.dumps(cached))
+    path.write_text(json.dumps(cached))  # as the first format wrote it: one listing, no "entries"
     async with Hub(hris_config()) as hub:  # type: ignore[arg-type]
         assert sorted(t.name for t in hub.catalog.tools()) == tools
     path.write_text("{not json")
     async with Hub(hris_config()) as hub:  # type: ignore[arg-type]
         assert sorted(t.name for t in hub.catalog.tools()) == tools
-    assert json.loads(path.read_text())["key"] == listing_cache.cache_key(hris_config().enabled_servers()[0])  # type: ignore[attr-defined]
+    assert json.loads(path.read_text())["entries"][0]["key"] == listing_cache.cache_key(hris_config().enabled_servers()[0])  # type: ignore[attr-defined]

@@ -52,12 +52,13 @@ async def test_the_first_list_comes_from_the_remembered_listing_and_is_corrected
     tools = await first_start(config, gate, cache)
     assert "e__echo" in tools and "e__add" in tools
     path = cache / "listing-e.json"
-    remembered = json.loads(path.read_text())
+    written = json.loads(path.read_text())
+    remembered = written["entries"][0]
     assert len(remembered["tools"]) == len(tools) and {"echo", "add"} <= {tool["name"] for tool in remembered["tools"]}
 
     # Under the same key, a listing that is no longer right: served while the child cannot start ...
     remembered["tools"] = [tool for tool in remembered["tools"] if tool["name"] != "add"] + [GHOST]
-    path.write_text(json.dumps(remembered))
+    path.write_text(json.dumps(written))
     changed = anyio.Event()
 
     async def on_message(message: object) -> None:
@@ -83,7 +84,7 @@ async def test_the_first_list_comes_from_the_remembered_listing_and_is_corrected
         with anyio.fail_after(30):
             await changed.wait()
         assert await listed(client) == tools
-    assert "ghost" not in [tool["name"] for tool in json.loads(path.read_text())["tools"]]
+    assert "ghost" not in [tool["name"] for tool in json.loads(path.read_text())["entries"][0]["tools"]]
 
 
 async def test_a_changed_server_script_is_not_served_from_the_old_listing(tmp_path: Path) -> None:
@@ -93,9 +94,9 @@ async def test_a_changed_server_script_is_not_served_from_the_old_listing(tmp_pa
     cache = tmp_path / "cache"
     tools = await first_start(config, gate, cache)
     path = cache / "listing-e.json"
-    remembered = json.loads(path.read_text())
-    remembered["tools"].append(GHOST)
-    path.write_text(json.dumps(remembered))
+    written = json.loads(path.read_text())
+    written["entries"][0]["tools"].append(GHOST)
+    path.write_text(json.dumps(written))
     script.write_text(script.read_text() + "\n# edited\n")  # a new version of the server: another key
 
     async with Client(params(config, cache)) as client:
@@ -157,8 +158,27 @@ async def test_a_one_shot_hub_waits_for_the_real_listing_of_a_stdio_server(tmp_p
     async with Hub(config) as hub:
         tools = sorted(tool.name for tool in hub.catalog.tools())
     path = tmp_path / "cache" / "listing-e.json"
-    remembered = json.loads(path.read_text())
-    remembered["tools"].append(GHOST)
-    path.write_text(json.dumps(remembered))
+    written = json.loads(path.read_text())
+    written["entries"][0]["tools"].append(GHOST)
+    path.write_text(json.dumps(written))
     async with Hub(config) as hub:
         assert sorted(tool.name for tool in hub.catalog.tools()) == tools
+
+
+def test_two_configurations_of_one_server_name_keep_a_listing_each(tmp_path: Path) -> None:
+    """Two hubs (one per desktop client, say) that call different servers `e` do not replace each
+    other's remembered listing; the oldest goes once a name has more than `KEPT`."""
+    from hub.catalog import listing_cache
+    from hub.config import parse_config
+    from hub.downstream.listing import Listing
+    from mcp_types import Tool
+
+    configs = [parse_config({"mcpServers": {"e": {"command": PY, "args": [ECHO, "--name", f"v{i}"]}}}).enabled_servers()[0]
+               for i in range(listing_cache.KEPT + 1)]
+    keys = [listing_cache.cache_key(config) for config in configs]
+    assert len(set(keys)) == len(keys)
+    for i, (config, key) in enumerate(zip(configs, keys, strict=True)):
+        listing_cache.store(tmp_path, config, key, Listing(tools=[Tool(name=f"t{i}", input_schema={"type": "object"})]))
+    found = [listing_cache.load(tmp_path, config, key) for config, key in zip(configs, keys, strict=True)]
+    assert found[0] is None  # the oldest of KEPT + 1
+    assert [listing.tools[0].name if listing else None for listing in found[1:]] == [f"t{i}" for i in range(1, len(configs))]
