@@ -29,7 +29,7 @@ from hub.calls.call import ToolCall
 from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
 from hub.calls.pipeline import Pipeline
 from hub.downstream.connection import Downstream, describe_failure
-from hub.downstream.listing import ListKind, Listing
+from hub.downstream.listing import ListKind
 from hub.downstream.forwarders import Forwarder
 from hub.catalog.first_listing import FirstListing
 from hub.reads import HubReads
@@ -126,7 +126,7 @@ class Hub(HubReads):
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self._started = False
-        self._remembered: dict[str, tuple[str, Listing]] = {}
+        self._remembered: dict[str, listing_cache.Remembered] = {}
         self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
         """What servers send toward clients: log messages, sampling/elicitation/roots, resource updates (`hub.relay`)."""
         self.cluster_notify = cluster_notifier(self)
@@ -191,7 +191,7 @@ class Hub(HubReads):
                 listing = downstream.listing
                 self._remember(downstream)
             elif downstream.state == "starting" and downstream.name in self._remembered:
-                listing = self._remembered[downstream.name][1]
+                listing = self._remembered[downstream.name].listing
             else:
                 continue
             try:
@@ -208,32 +208,34 @@ class Hub(HubReads):
         logger.info("serving %d tools from %d server(s) (%d more starting); down: %s", len(self.catalog.tools()), len(ready),
                     len(starting), down or "none")
 
-    def _remembered_listings(self) -> dict[str, tuple[str, Listing]]:
-        """(key, listing) of each server whose listing is cached under exactly its current key. A hub
-        that waits at start (one-shot commands: `mcp-hub tools search`, `call`) uses only built-in
-        domains' (their key covers their code): it has no later moment to correct a stdio server's."""
-        found: dict[str, tuple[str, Listing]] = {}
+    def _remembered_listings(self) -> dict[str, listing_cache.Remembered]:
+        """What is remembered of each server under exactly its current key (its listing, and its
+        instructions, which its `Downstream` gives until it is connected). A hub that waits at start
+        (one-shot commands: `mcp-hub tools search`, `call`) uses only built-in domains' (their key
+        covers their code): it has no later moment to correct a stdio server's."""
+        found: dict[str, listing_cache.Remembered] = {}
         if not self.config.hub.remember_listings:
             return found
         for downstream in self.downstreams.values():
             exact = downstream.config.builtin is not None
             if listing_cache.cacheable(downstream.config) and (exact or not self._wait_at_start):
-                key = listing_cache.cache_key(downstream.config)
-                listing = listing_cache.load(default_cache_dir(), downstream.config, key)
-                if listing is not None:
-                    found[downstream.name] = (key, listing)
+                remembered = listing_cache.load(default_cache_dir(), downstream.config, listing_cache.cache_key(downstream.config))
+                if remembered is not None:
+                    found[downstream.name] = remembered
+                    downstream.remembered_instructions = remembered.instructions
         return found
 
     def _remember(self, downstream: Downstream) -> None:
-        """Cache a server's fresh listing if it is not what the cache already holds."""
+        """Cache a server's fresh listing and instructions if they are not what the cache already holds."""
         if not self.config.hub.remember_listings or not listing_cache.cacheable(downstream.config):
             return
-        remembered = self._remembered.get(downstream.name)
-        if remembered is not None and remembered[1] == downstream.listing:
+        before = self._remembered.get(downstream.name)
+        if before is not None and (before.listing, before.instructions) == (downstream.listing, downstream.instructions):
             return
-        key = remembered[0] if remembered else listing_cache.cache_key(downstream.config)
-        listing_cache.store(default_cache_dir(), downstream.config, key, downstream.listing)
-        self._remembered[downstream.name] = (key, downstream.listing)
+        key = before.key if before else listing_cache.cache_key(downstream.config)
+        now = listing_cache.Remembered(key, downstream.listing, downstream.instructions)
+        listing_cache.store(default_cache_dir(), downstream.config, now)
+        self._remembered[downstream.name] = now
 
     @property
     def data_dir(self) -> Path:

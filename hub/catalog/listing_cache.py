@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 
@@ -103,19 +104,30 @@ def _domain_roots() -> list[Path]:
     return sorted(roots)
 
 
-def load(cache_dir: Path, config: ServerConfig, key: str) -> Listing | None:
-    """The remembered listing, if there is one for exactly this key; never raises."""
+@dataclass(frozen=True)
+class Remembered:
+    """What a server's start gave, as remembered: its listing and its handshake's `instructions`."""
+
+    key: str
+    listing: Listing
+    instructions: str | None = None
+
+
+def load(cache_dir: Path, config: ServerConfig, key: str) -> Remembered | None:
+    """What is remembered for exactly this key, if anything; never raises."""
     try:
         entry = next((e for e in _entries(cache_path(cache_dir, config.name)) if e.get("key") == key), None)
         if entry is None:
             return None
-        return Listing(
+        listing = Listing(
             tools=[types.Tool.model_validate(t) for t in entry["tools"]],
             resources=[types.Resource.model_validate(r) for r in entry["resources"]],
             resource_templates=[types.ResourceTemplate.model_validate(t) for t in entry["resource_templates"]],
             prompts=[types.Prompt.model_validate(p) for p in entry["prompts"]],
             meta=dict(entry.get("meta") or {}),  # type: ignore[call-overload]
         )
+        instructions = entry.get("instructions")
+        return Remembered(key, listing, instructions if isinstance(instructions, str) else None)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -123,19 +135,19 @@ def load(cache_dir: Path, config: ServerConfig, key: str) -> Listing | None:
         return None
 
 
-def store(cache_dir: Path, config: ServerConfig, key: str, listing: Listing) -> None:
-    """Remember `listing` under `key`, first of the server name's `KEPT` entries (atomically: a
-    reader sees the old file or the new one; of two hubs writing at once, the last one's file stays)."""
+def store(cache_dir: Path, config: ServerConfig, remembered: Remembered) -> None:
+    """Remember `remembered`, first of the server name's `KEPT` entries (atomically: a reader sees
+    the old file or the new one; of two hubs writing at once, the last one's file stays)."""
 
     def dump(items: list[pydantic.BaseModel]) -> list[object]:
         return [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in items]
 
-    path = cache_path(cache_dir, config.name)
-    entry = {"key": key, "tools": dump(listing.tools), "resources": dump(listing.resources),  # type: ignore[arg-type]
+    path, listing = cache_path(cache_dir, config.name), remembered.listing
+    entry = {"key": remembered.key, "tools": dump(listing.tools), "resources": dump(listing.resources),  # type: ignore[arg-type]
              "resource_templates": dump(listing.resource_templates), "prompts": dump(listing.prompts),  # type: ignore[arg-type]
-             "meta": listing.meta}
+             "meta": listing.meta, "instructions": remembered.instructions}
     try:
-        others = [e for e in _entries(path) if e.get("key") != key][: KEPT - 1]
+        others = [e for e in _entries(path) if e.get("key") != remembered.key][: KEPT - 1]
     except (OSError, ValueError):
         others = []
     try:

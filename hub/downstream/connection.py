@@ -66,6 +66,8 @@ class Downstream(ChangeFollowing, OwnedSessions):
         self.error: str | None = None
         self.listing = Listing()
         self._client: Client | None = None
+        self.remembered_instructions: str | None = None
+        """Set by the hub from its listing cache: `instructions` until the first connection."""
         self._json: JsonChannel | None = None
         self._direct: DirectTools | None = None
         self.server_object: Any = None
@@ -214,8 +216,11 @@ class Downstream(ChangeFollowing, OwnedSessions):
 
     @property
     def instructions(self) -> str | None:
-        """The server's `instructions` from its handshake, while connected (tool search indexes them)."""
-        return getattr(self._client, "instructions", None) if self._client is not None else None
+        """The server's `instructions` from its handshake while connected; before its first
+        connection, those remembered from the last start (`hub.catalog.listing_cache`)."""
+        if self._client is not None:
+            return getattr(self._client, "instructions", None)
+        return self.remembered_instructions if self.state == "starting" else None
 
     def stop(self) -> None:
         self._stop.set()

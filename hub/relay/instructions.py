@@ -9,7 +9,8 @@ Rules (docs/domains.md, "Protocol relay"):
 - The whole text stays within `hub.instructions_budget` characters (default 4096). Each server
   gets an equal share of what the hub's line leaves; a share a server does not use passes to the
   next. A section cut short ends with "…" and the sections that do not fit at all are named in a
-  last line, so nothing is dropped silently. A server still connecting contributes nothing yet.
+  last line, so nothing is dropped silently. A server still making its first connection gives the
+  instructions remembered from its last start (`hub.catalog.listing_cache`), if any.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def hub_instructions(hub: Hub, principal: Principal, head: str = HUB_LINE) -> st
     sections: list[tuple[str, str]] = []
     for name in sorted(hub.downstreams):
         downstream = hub.downstreams[name]
-        text = downstream.instructions if downstream.state == "ready" else None
+        text = downstream.instructions if downstream.state in ("ready", "starting") else None  # starting: remembered
         if text and text.strip() and may_see_server(hub, principal, name):
             sections.append((downstream.config.namespace or name, text))
     return merge_instructions(sections, hub.config.hub.instructions_budget, head or HUB_LINE)

@@ -68,6 +68,7 @@ class ToolSearch:
         self.index = ToolIndex(embedder, cache)
         self._docs: dict[str, tuple[ToolRoute, ToolDoc]] = {}
         self._version = -1
+        self._instructions: dict[str, str | None] = {}
         self._built = False
         self._lock = threading.Lock()
         hub.add_change_listener(self._on_change)
@@ -79,21 +80,22 @@ class ToolSearch:
 
     def _refresh(self) -> None:
         catalog = self.hub.catalog
-        if catalog.version == self._version and self._built:
+        # A server's instructions arrive with its handshake, after its (remembered) tools may be listed.
+        instructions = {name: downstream.instructions for name, downstream in self.hub.downstreams.items()}
+        if catalog.version == self._version and instructions == self._instructions and self._built:
             return
         version = catalog.version
         docs: dict[str, tuple[ToolRoute, ToolDoc]] = {}
         for route in catalog.routes():
             known = self._docs.get(route.exposed)
-            if known is not None and known[0] is route:
+            if known is not None and known[0] is route and instructions.get(route.server) == self._instructions.get(route.server):
                 docs[route.exposed] = known
                 continue
             downstream = self.hub.downstreams.get(route.server)
             namespace = downstream.config.namespace if downstream else route.server
-            instructions = downstream.instructions if downstream else None
-            docs[route.exposed] = (route, tool_doc(route.tool, route.original, namespace, instructions))
+            docs[route.exposed] = (route, tool_doc(route.tool, route.original, namespace, instructions.get(route.server)))
         self.index.update([doc for _, doc in docs.values()])
-        self._docs, self._version, self._built = docs, version, True
+        self._docs, self._version, self._instructions, self._built = docs, version, instructions, True
 
     async def _on_change(self, kind: ListKind) -> None:
         if kind == "tools" and self._built:

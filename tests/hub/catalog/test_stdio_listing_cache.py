@@ -178,7 +178,45 @@ def test_two_configurations_of_one_server_name_keep_a_listing_each(tmp_path: Pat
     keys = [listing_cache.cache_key(config) for config in configs]
     assert len(set(keys)) == len(keys)
     for i, (config, key) in enumerate(zip(configs, keys, strict=True)):
-        listing_cache.store(tmp_path, config, key, Listing(tools=[Tool(name=f"t{i}", input_schema={"type": "object"})]))
+        listing = Listing(tools=[Tool(name=f"t{i}", input_schema={"type": "object"})])
+        listing_cache.store(tmp_path, config, listing_cache.Remembered(key, listing, f"instructions {i}"))
     found = [listing_cache.load(tmp_path, config, key) for config, key in zip(configs, keys, strict=True)]
     assert found[0] is None  # the oldest of KEPT + 1
-    assert [listing.tools[0].name if listing else None for listing in found[1:]] == [f"t{i}" for i in range(1, len(configs))]
+    assert [(r.listing.tools[0].name, r.instructions) if r else None for r in found[1:]] == [
+        (f"t{i}", f"instructions {i}") for i in range(1, len(configs))]
+
+
+INSTRUCTED = """
+import os, sys, time
+gate = sys.argv[1]
+while not os.path.exists(os.path.join(gate, "open")):
+    time.sleep(0.05)
+from mcp.server import MCPServer
+server = MCPServer("instructed", instructions="Use e__lookup for part numbers such as PN-1234.")
+
+@server.tool(description="Look up a part.")
+def lookup(part: str) -> str:
+    return part
+
+server.run()
+"""
+
+
+async def test_a_starting_servers_remembered_instructions_reach_initialize(tmp_path: Path) -> None:
+    """The hub answers `initialize` before its servers are up: on a first start a server's
+    instructions cannot be in it; on later ones those remembered from the last start are."""
+    script = tmp_path / "instructed.py"
+    script.write_text(INSTRUCTED)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    config = write_config(tmp_path, {"e": {"command": PY, "args": [str(script), str(gate)]}}, {"list_wait_s": 60})
+    cache = tmp_path / "cache"
+    (gate / "open").touch()
+    async with Client(params(config, cache), mode="legacy") as client:
+        assert "PN-1234" not in (client.instructions or "")
+        await listed(client)
+    (gate / "open").unlink()
+    async with Client(params(config, cache), mode="legacy") as client:
+        assert "## e" in (client.instructions or "") and "PN-1234" in (client.instructions or "")
+        await listed(client)
+    assert json.loads((cache / "listing-e.json").read_text())["entries"][0]["instructions"].startswith("Use e__lookup")
