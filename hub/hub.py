@@ -127,6 +127,8 @@ class Hub(HubReads):
         self._exit_stack = AsyncExitStack()
         self._started = False
         self._remembered: dict[str, listing_cache.Remembered] = {}
+        self._from_memory: set[str] = set()
+        """Servers whose catalog part is still their remembered listing (`memory_servers_for`)."""
         self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
         """What servers send toward clients: log messages, sampling/elicitation/roots, resource updates (`hub.relay`)."""
         self.cluster_notify = cluster_notifier(self)
@@ -192,6 +194,7 @@ class Hub(HubReads):
                 self._remember(downstream)
             elif downstream.state == "starting" and downstream.name in self._remembered:
                 listing = self._remembered[downstream.name].listing
+                self._from_memory.add(downstream.name)
             else:
                 continue
             try:
@@ -214,12 +217,14 @@ class Hub(HubReads):
         (one-shot commands: `mcp-hub tools search`, `call`) uses only built-in domains' (their key
         covers their code): it has no later moment to correct a stdio server's."""
         found: dict[str, listing_cache.Remembered] = {}
-        if not self.config.hub.remember_listings:
+        secret = self._listing_secret()
+        if secret is None:
             return found
         for downstream in self.downstreams.values():
             exact = downstream.config.builtin is not None
             if listing_cache.cacheable(downstream.config) and (exact or not self._wait_at_start):
-                remembered = listing_cache.load(default_cache_dir(), downstream.config, listing_cache.cache_key(downstream.config))
+                key = listing_cache.cache_key(downstream.config, secret)
+                remembered = listing_cache.load(default_cache_dir(), downstream.config, key)
                 if remembered is not None:
                     found[downstream.name] = remembered
                     downstream.remembered_instructions = remembered.instructions
@@ -227,15 +232,27 @@ class Hub(HubReads):
 
     def _remember(self, downstream: Downstream) -> None:
         """Cache a server's fresh listing and instructions if they are not what the cache already holds."""
-        if not self.config.hub.remember_listings or not listing_cache.cacheable(downstream.config):
+        secret = self._listing_secret()
+        if secret is None or not listing_cache.cacheable(downstream.config):
             return
         before = self._remembered.get(downstream.name)
         if before is not None and (before.listing, before.instructions) == (downstream.listing, downstream.instructions):
             return
-        key = before.key if before else listing_cache.cache_key(downstream.config)
+        key = before.key if before else listing_cache.cache_key(downstream.config, secret)
         now = listing_cache.Remembered(key, downstream.listing, downstream.instructions)
         listing_cache.store(default_cache_dir(), downstream.config, now)
         self._remembered[downstream.name] = now
+
+    def _listing_secret(self) -> bytes | None:
+        """The key of remembered listings' digests (`listing_cache.cache_key`); None when listings
+        are not remembered (`hub.remember_listings: false`, or no data dir to keep the key in)."""
+        if not self.config.hub.remember_listings:
+            return None
+        try:
+            return audit_digest_key(self.data_dir)
+        except OSError as exc:
+            logger.warning("listings are not remembered between starts: %s", exc)
+            return None
 
     @property
     def data_dir(self) -> Path:
@@ -353,6 +370,31 @@ class Hub(HubReads):
         timeout = route.timeout_s or self.config.hub.timeout_s
         return timeout, max(timeout, route.max_timeout_s or self.config.hub.max_timeout_s)
 
+    def memory_servers_for(self, name: str) -> list[Downstream]:
+        """Servers still making their first connection whose tools are listed from memory
+        (`hub.catalog.listing_cache`) and that may own tool `name` as a caller names it (hub-wide or
+        a profile's short name: both begin with the namespace): those whose namespace prefixes it,
+        those without one, and all of them for a name under no namespace (a search meta-tool)."""
+        if not self._from_memory:
+            return []
+        pending = []
+        for server in list(self._from_memory):
+            downstream = self.downstreams[server]
+            if downstream.first_attempt.is_set():
+                self._from_memory.discard(server)
+            else:
+                pending.append(downstream)
+        owners = [d for d in pending if not d.config.namespace or name.startswith(d.config.namespace + "__")]
+        namespaced = any(name.startswith(d.config.namespace + "__") for d in self.downstreams.values() if d.config.namespace)
+        return owners if namespaced else pending
+
+    async def await_memory_servers(self, name: str) -> None:
+        """Before a call to `name` is resolved and checked: wait (each up to its connect timeout) for
+        `memory_servers_for(name)`, so that scopes, read-only rules, profiles and argument checks
+        judge it by the server's real listing, never by a remembered one that may be stale."""
+        for downstream in self.memory_servers_for(name):
+            await downstream.wait_started()
+
     async def route_call(
         self,
         name: str,
@@ -369,9 +411,12 @@ class Hub(HubReads):
         principal = principal or self.access.local
         arguments = arguments or {}
         attributes = {**(attributes or {}), "principal": principal.name, "caller": principal, "request_id": new_request_id()}
+        await self.await_memory_servers(name)
         route = self.catalog.resolve_tool(name)
         if route is None:  # a name from a server still making its first connection?
             route = await self._resolve_after_first_attempts(name)
+        if route is not None and route.server in self._from_memory and self.downstreams[route.server].state == "starting":
+            route = None  # listed from memory, its server not up within its connect timeout: `not_ready_refusal`
         if route is None or not self.access.may_use_tool(principal, route):
             refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
             if refusal is None and route is None:
@@ -392,7 +437,7 @@ class Hub(HubReads):
         through `done` — at once for a refusal (then `.finished` is already true) — or escalated to
         a task made by `escalate` when something must be awaited. None, nothing done, for a name
         the caller cannot use (and when the express driver is off): `route_call` then answers it."""
-        if not self._express:
+        if not self._express or self.memory_servers_for(name):
             return None
         route = self.catalog.resolve_tool(name)
         if route is None or not self.access.may_use_tool(principal, route):

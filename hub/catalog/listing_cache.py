@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import importlib.util
 import json
 import logging
@@ -48,6 +49,8 @@ logger = logging.getLogger("hub.catalog")
 
 FORMAT = 2
 KEPT = 4
+MAX_BYTES = 16 * 2**20
+"""A cache file larger than this is ignored (and replaced): it is read on every start."""
 """Listings kept per server name, newest first: two hubs (one per desktop client, say) that name a
 server alike but configure it differently each keep theirs instead of replacing each other's."""
 
@@ -58,10 +61,12 @@ def cacheable(config: ServerConfig) -> bool:
     return config.builtin is not None or (config.transport == "stdio" and config.session != "per_client")
 
 
-def cache_key(config: ServerConfig) -> str:
-    """A digest of everything known to decide the server's listing (see the module docstring)."""
+def cache_key(config: ServerConfig, secret: bytes) -> str:
+    """A digest of everything known to decide the server's listing (see the module docstring),
+    keyed with the installation's `secret` (`hub.datadir.audit_digest_key`): the config entry holds
+    `env` values, and a plain hash of a short one (a PIN) could be reversed by guessing."""
     origin = _installation_digest() if config.builtin is not None else _command_digest(config)
-    return hashlib.sha256(f"{origin}\0{config.model_dump_json()}".encode()).hexdigest()
+    return hmac.new(secret, f"{origin}\0{config.model_dump_json()}".encode(), "sha256").hexdigest()
 
 
 def _command_digest(config: ServerConfig) -> str:
@@ -130,7 +135,7 @@ def load(cache_dir: Path, config: ServerConfig, key: str) -> Remembered | None:
         return Remembered(key, listing, instructions if isinstance(instructions, str) else None)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         logger.warning("ignoring the cached listing of %s: %s", config.name, exc)
         return None
 
@@ -148,12 +153,15 @@ def store(cache_dir: Path, config: ServerConfig, remembered: Remembered) -> None
              "meta": listing.meta, "instructions": remembered.instructions}
     try:
         others = [e for e in _entries(path) if e.get("key") != remembered.key][: KEPT - 1]
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         others = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"format": FORMAT, "entries": [entry, *others]}))
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w") as handle:  # 0600 whatever the umask or the folder's mode: tool text can be private
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(json.dumps({"format": FORMAT, "entries": [entry, *others]}))
         os.replace(temporary, path)
     except (OSError, TypeError, ValueError) as exc:  # TypeError, ValueError: a `_meta` JSON cannot hold
         logger.warning("could not cache the listing of %s: %s", config.name, exc)
@@ -161,6 +169,8 @@ def store(cache_dir: Path, config: ServerConfig, remembered: Remembered) -> None
 
 def _entries(path: Path) -> list[dict[str, object]]:
     """The entries of a cache file, newest first (a file of the first format holds one)."""
+    if path.stat().st_size > MAX_BYTES:
+        raise ValueError(f"over {MAX_BYTES // 2**20} MiB: not a listing this hub wrote")
     data = json.loads(path.read_text())
     entries = data.get("entries", [data] if "key" in data else None) if isinstance(data, dict) else None
     if not isinstance(entries, list):

@@ -178,6 +178,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             # A no-op when this caller did not ask for progress.
             await ctx.session.report_progress(value, total, message)
 
+        await hub.await_memory_servers(params.name)  # judged by the servers' real listings, not remembered ones
         if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]

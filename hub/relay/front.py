@@ -113,9 +113,8 @@ def install_task_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Pr
             return await call_next(ctx)
         name = params.get("name")
         await hub.await_first_listing()  # as a list would: a server still connecting may own the tool
-        route = hub.catalog.resolve_tool(name) if isinstance(name, str) else None
-        if route is not None:  # listed from a remembered listing: whether it takes tasks comes with its session
-            await hub.downstreams[route.server].wait_started()
+        if isinstance(name, str):  # listed from memory: its real listing, and whether it takes tasks, come with its session
+            await hub.await_memory_servers(name)
         if not isinstance(name, str) or not tasks.wants_task(name, params, ctx.protocol_version):
             return await call_next(ctx)
         arguments = params.get("arguments")

@@ -92,6 +92,8 @@ class StdioToolCalls:
         request_id, name, arguments, meta, token = call.request_id, call.name, call.arguments, call.meta, call.progress_token
         if name in META_NAMES and search_mode_for(self._hub, self._hub.access.local):
             return False  # search mode's meta-tools are answered by the SDK server (`hub.search.front`)
+        if self._hub.memory_servers_for(name):
+            return False  # its server is listed from memory, still starting: the SDK path waits for it
         modern = PROTOCOL_VERSION_META_KEY in meta
         if modern:
             if meta[PROTOCOL_VERSION_META_KEY] not in MODERN_PROTOCOL_VERSIONS or CLIENT_CAPABILITIES_META_KEY not in meta:

@@ -11,7 +11,7 @@ import pytest
 
 from hub.catalog import listing_cache
 from hub.config import parse_config
-from hub.datadir import default_cache_dir
+from hub.datadir import audit_digest_key, default_cache_dir, default_data_dir
 from hub.hub import Hub
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +39,7 @@ async def test_first_start_writes_the_cache_and_the_next_uses_it(cache_dir: Path
     written = json.loads(path.read_text())
     cached = written["entries"][0]
     config = hris_config()
-    assert cached["key"] == listing_cache.cache_key(config.enabled_servers()[0])  # type: ignore[attr-defined]
+    assert cached["key"] == listing_cache.cache_key(config.enabled_servers()[0], audit_digest_key(default_data_dir()))  # type: ignore[attr-defined]
     assert sorted(f"hris__{t['name']}" for t in cached["tools"]) == tools
 
     # Doctor the cache under the right key: the next start lists the doctored tools at once, then
@@ -79,4 +79,4 @@ async def test_a_cache_under_another_key_is_ignored(cache_dir: Path) -> None:
     path.write_text("{not json")
     async with Hub(hris_config()) as hub:  # type: ignore[arg-type]
         assert sorted(t.name for t in hub.catalog.tools()) == tools
-    assert json.loads(path.read_text())["entries"][0]["key"] == listing_cache.cache_key(hris_config().enabled_servers()[0])  # type: ignore[attr-defined]
+    assert json.loads(path.read_text())["entries"][0]["key"] == listing_cache.cache_key(hris_config().enabled_servers()[0], audit_digest_key(default_data_dir()))  # type: ignore[attr-defined]
