@@ -66,7 +66,8 @@ def cache_key(config: ServerConfig, secret: bytes) -> str:
     keyed with the installation's `secret` (`hub.datadir.audit_digest_key`): the config entry holds
     `env` values, and a plain hash of a short one (a PIN) could be reversed by guessing."""
     origin = _installation_digest() if config.builtin is not None else _command_digest(config)
-    return hmac.new(secret, f"{origin}\0{config.model_dump_json()}".encode(), "sha256").hexdigest()
+    entry = config.model_dump_json(exclude={"session"})  # the stdio front makes an adaptive session "shared"
+    return hmac.new(secret, f"{origin}\0{entry}".encode(), "sha256").hexdigest()
 
 
 def _command_digest(config: ServerConfig) -> str:

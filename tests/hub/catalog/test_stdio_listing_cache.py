@@ -294,3 +294,14 @@ async def test_a_call_while_the_server_starts_is_judged_by_its_real_listing(tmp_
         assert answer.is_error and answer.structured_content["code"] == "not_found"  # type: ignore[attr-defined]
         assert "e__wipe" not in await listed(client)
     assert not (gate / "wiped").exists()
+
+
+def test_the_stdio_and_http_fronts_share_a_remembered_listing() -> None:
+    """The stdio front makes an adaptive session `shared` (`HubConfig.single_client`): not a reason
+    for another key, the listing is the same."""
+    from hub.catalog import listing_cache
+    from hub.config import parse_config
+
+    config = parse_config({"mcpServers": {"e": {"command": PY, "args": [ECHO]}}})
+    keys = {listing_cache.cache_key(c.enabled_servers()[0], b"secret") for c in (config, config.single_client())}
+    assert len(keys) == 1
