@@ -372,28 +372,37 @@ class Hub(HubReads):
 
     def memory_servers_for(self, name: str) -> list[Downstream]:
         """Servers still making their first connection whose tools are listed from memory
-        (`hub.catalog.listing_cache`) and that may own tool `name` as a caller names it (hub-wide or
-        a profile's short name: both begin with the namespace): those whose namespace prefixes it,
-        those without one, and all of them for a name under no namespace (a search meta-tool)."""
+        (`hub.catalog.listing_cache`) and that may own tool `name` as a caller names it: the server
+        the name resolves to now; else (a name not listed, or a profile's short name — both begin
+        with the namespace) those whose namespace prefixes it and those without one, and all of them
+        for a name under no namespace. A name that resolves to a server not listed from memory needs
+        none: the catalog never lets a second server take a name one already has."""
         if not self._from_memory:
             return []
-        pending = []
+        pending: dict[str, Downstream] = {}
         for server in list(self._from_memory):
             downstream = self.downstreams[server]
             if downstream.first_attempt.is_set():
                 self._from_memory.discard(server)
             else:
-                pending.append(downstream)
-        owners = [d for d in pending if not d.config.namespace or name.startswith(d.config.namespace + "__")]
+                pending[server] = downstream
+        route = self.catalog.resolve_tool(name)
+        if route is not None:
+            return [pending[route.server]] if route.server in pending else []
+        owners = [d for d in pending.values() if not d.config.namespace or name.startswith(d.config.namespace + "__")]
         namespaced = any(name.startswith(d.config.namespace + "__") for d in self.downstreams.values() if d.config.namespace)
-        return owners if namespaced else pending
+        return owners if namespaced else list(pending.values())
 
     async def await_memory_servers(self, name: str) -> None:
-        """Before a call to `name` is resolved and checked: wait (each up to its connect timeout) for
-        `memory_servers_for(name)`, so that scopes, read-only rules, profiles and argument checks
+        """Before a call to `name` is resolved and checked: wait for `memory_servers_for(name)` to
+        make their first connection attempt, up to `hub.call_wait_s` in all (as a call to a name no
+        server has listed yet waits), so that scopes, read-only rules, profiles and argument checks
         judge it by the server's real listing, never by a remembered one that may be stale."""
-        for downstream in self.memory_servers_for(name):
-            await downstream.wait_started()
+        servers = self.memory_servers_for(name)
+        if servers:
+            with anyio.move_on_after(self.config.hub.call_wait_s):
+                for downstream in servers:
+                    await downstream.first_attempt.wait()
 
     async def route_call(
         self,
@@ -403,15 +412,18 @@ class Hub(HubReads):
         attributes: dict[str, Any] | None = None,
         principal: Principal | None = None,
         wire: bool = False,
+        memory_awaited: bool = False,
     ) -> ToolResult:
         """Route one `tools/call`. Raises `UnknownTool` (also for a tool the principal may not use);
         every other failure is an `isError` result. Downstreams that can relay JSON (stdio, in-process)
         answer with the JSON object; with `wire` it is returned as a `WireResult` for the caller to
-        send on, else parsed into the `CallToolResult` returned for every other downstream."""
+        send on, else parsed into the `CallToolResult` returned for every other downstream.
+        `memory_awaited`: the caller has already waited `await_memory_servers` for this call."""
         principal = principal or self.access.local
         arguments = arguments or {}
         attributes = {**(attributes or {}), "principal": principal.name, "caller": principal, "request_id": new_request_id()}
-        await self.await_memory_servers(name)
+        if not memory_awaited:
+            await self.await_memory_servers(name)
         route = self.catalog.resolve_tool(name)
         if route is None:  # a name from a server still making its first connection?
             route = await self._resolve_after_first_attempts(name)

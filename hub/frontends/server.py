@@ -178,10 +178,10 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             # A no-op when this caller did not ask for progress.
             await ctx.session.report_progress(value, total, message)
 
-        await hub.await_memory_servers(params.name)  # judged by the servers' real listings, not remembered ones
         if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]
+        await hub.await_memory_servers(params.name)  # judged (profile included) by real listings, not remembered ones
         name = search.resolve(params.name)
         if name is None:  # outside the profile: exactly what an unknown tool gets
             return unknown_tool_result(hub, params.name, caller())
@@ -207,7 +207,8 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                         # there); with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
                         traced = ({"traceparent": ctx.request.headers.get("traceparent")}
                                   if hub.tracing is not None and ctx.request is not None else None)
-                        result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True)
+                        result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True,
+                                                      memory_awaited=True)
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
                 return unknown_tool_result(hub, params.name, caller())
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a

@@ -85,11 +85,12 @@ class SearchFront:
             target, inner = parsed
             from hub.hub import UnknownTool
 
+            await self.hub.await_memory_servers(target)  # judged by its server's real listing (`Hub.route_call`)
             exposed = self.resolve(target)
             if exposed is None:
                 return not_callable(target)
             try:
-                return await self.hub.route_call(exposed, inner, progress, principal=principal)
+                return await self.hub.route_call(exposed, inner, progress, principal=principal, memory_awaited=True)
             except UnknownTool:
                 return not_callable(target)
         return None

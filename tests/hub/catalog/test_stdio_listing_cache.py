@@ -305,3 +305,44 @@ def test_the_stdio_and_http_fronts_share_a_remembered_listing() -> None:
     config = parse_config({"mcpServers": {"e": {"command": PY, "args": [ECHO]}}})
     keys = {listing_cache.cache_key(c.enabled_servers()[0], b"secret") for c in (config, config.single_client())}
     assert len(keys) == 1
+
+
+@pytest.mark.parametrize("tools_mode", ["all", "search"])
+async def test_a_slow_server_listed_from_memory_holds_only_calls_it_may_own(tmp_path: Path, tools_mode: str) -> None:
+    """A remembered server without a namespace (it could own any name) that is still starting does
+    not hold a call to a tool another server has listed; nor does search mode's `call_tool`."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    servers = {"slow": {"command": PY, "args": [ECHO, "--gate", str(gate)], "namespace": ""},
+               "f": {"command": PY, "args": [ECHO, "--name", "fast"]}}
+    config = write_config(tmp_path, servers, {"list_wait_s": 60, "connect_timeout_s": 90, "call_wait_s": 90, "tools_mode": tools_mode})
+    cache = tmp_path / "cache"
+    await first_start(config, gate, cache)
+    try:
+        async with Client(params(config, cache), mode="legacy") as client:
+            await client.list_tools()
+            with anyio.fail_after(30):  # the slow server's gate stays shut meanwhile
+                if tools_mode == "all":
+                    answer = await client.call_tool("f__echo", {"text": "not held"})
+                else:
+                    answer = await client.call_tool("call_tool", {"name": "f__echo", "arguments": {"text": "not held"}})
+            assert not answer.is_error and answer.structured_content == {"result": "not held"}, answer
+            (gate / "open").touch()
+    finally:
+        (gate / "open").touch()
+
+
+async def test_a_call_to_a_server_listed_from_memory_that_does_not_come_up_is_refused_after_call_wait_s(tmp_path: Path) -> None:
+    """As a call to a name no server has listed yet: it waits `hub.call_wait_s`, then gets the
+    not-ready refusal (`unavailable`, with the server's state), not the connect timeout's wait."""
+    config, gate = gated_config(tmp_path, call_wait_s=1, connect_timeout_s=120)
+    cache = tmp_path / "cache"
+    await first_start(config, gate, cache)
+    async with Client(params(config, cache), mode="legacy") as client:
+        assert "e__echo" in await listed(client)  # remembered; the gate stays shut
+        with anyio.fail_after(30):
+            answer = await client.call_tool("e__echo", {"text": "x"})
+        refusal = answer.structured_content or {}
+        assert answer.is_error and refusal["code"] == "unavailable", answer
+        assert refusal["details"]["state"] == "starting" and refusal["retryable"] is True
+        (gate / "open").touch()
