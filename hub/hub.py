@@ -129,6 +129,8 @@ class Hub(HubReads):
         self._remembered: dict[str, listing_cache.Remembered] = {}
         self._from_memory: set[str] = set()
         """Servers whose catalog part is still their remembered listing (`memory_servers_for`)."""
+        self._clashed: set[str] = set()
+        """Ready servers whose listing a name clash keeps out of the catalog (`_retry_clashed`)."""
         self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
         """What servers send toward clients: log messages, sampling/elicitation/roots, resource updates (`hub.relay`)."""
         self.cluster_notify = cluster_notifier(self)
@@ -188,19 +190,25 @@ class Hub(HubReads):
                 )
 
         problems: list[ConfigProblem] = []
-        for downstream in self.downstreams.values():
+        # Real listings first: a remembered one never takes a name from a server that is up.
+        for downstream in sorted(self.downstreams.values(), key=lambda d: d.state != "ready"):
             if downstream.state == "ready":
                 listing = downstream.listing
                 self._remember(downstream)
             elif downstream.state == "starting" and downstream.name in self._remembered:
                 listing = self._remembered[downstream.name].listing
-                self._from_memory.add(downstream.name)
             else:
                 continue
             try:
                 self.catalog.set_server(downstream.config, listing)
             except CatalogConflict as exc:
-                problems.append(ConfigProblem(path=f"$.mcpServers.{downstream.name}", message=str(exc)))
+                if downstream.state == "ready":
+                    problems.append(ConfigProblem(path=f"$.mcpServers.{downstream.name}", message=str(exc)))
+                else:  # a remembered listing: not served; the server's own, when it is up, decides
+                    downstream.log.warning("remembered listing not served: %s", exc)
+                continue
+            if downstream.state != "ready":
+                self._from_memory.add(downstream.name)
         if problems:
             raise ConfigError(problems, "the hub config")
         self._started = True
@@ -279,7 +287,9 @@ class Hub(HubReads):
             downstream.log.error("kept the previous listing: %s", exc)
             return
         if self.catalog.version != before:
-            await self._announce([kind])
+            changed = self.catalog.version
+            self._retry_clashed()  # another server may be exposed now: then every kind may have changed
+            await self._announce([kind] if self.catalog.version == changed else ["tools", "resources", "prompts"])
 
     def _on_downstream_state(self, downstream: Downstream) -> None:
         """After a server comes up (again) or goes down, bring its catalog part in line at once — a
@@ -320,16 +330,42 @@ class Hub(HubReads):
             self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
 
     def _sync_server(self, downstream: Downstream) -> None:
-        """One server's catalog part, in line with its state: a clash found now is logged, not raised."""
+        """One server's catalog part, in line with its state: a clash found now is logged, not raised.
+        A part listed from memory never outlives the server's first connection: on a clash it is
+        withdrawn (as if nothing had been remembered). Servers left out by a clash are tried again
+        whenever another server's part changes (the name they wanted may be free now)."""
+        before = self.catalog.version
         if downstream.state == "ready":
+            from_memory = downstream.name in self._from_memory
+            self._from_memory.discard(downstream.name)
             try:
                 self.catalog.set_server(downstream.config, downstream.listing)
             except CatalogConflict as exc:
                 downstream.log.error("tools not exposed: %s", exc)
+                self._clashed.add(downstream.name)
+                if from_memory:
+                    self.catalog.remove_server(downstream.name)
             else:
+                self._clashed.discard(downstream.name)
                 self._remember(downstream)
         elif downstream.config.hide_when_down:
             self.catalog.remove_server(downstream.name)
+        if self.catalog.version != before:
+            self._retry_clashed()
+
+    def _retry_clashed(self) -> None:
+        """Expose the ready servers a clash left out, where the clash is gone."""
+        for name in list(self._clashed):
+            downstream = self.downstreams[name]
+            if downstream.state != "ready":
+                continue
+            try:
+                self.catalog.set_server(downstream.config, downstream.listing)
+            except CatalogConflict:
+                continue
+            self._clashed.discard(name)
+            downstream.log.info("tools exposed: the name clash is gone")
+            self._remember(downstream)
 
     async def _resolve_after_first_attempts(self, name: str) -> ToolRoute | None:
         """Resolve `name` after the first-listing wait (`hub.list_wait_s`), then, if it is still
@@ -370,13 +406,14 @@ class Hub(HubReads):
         timeout = route.timeout_s or self.config.hub.timeout_s
         return timeout, max(timeout, route.max_timeout_s or self.config.hub.max_timeout_s)
 
-    def memory_servers_for(self, name: str) -> list[Downstream]:
+    def memory_servers_for(self, name: str, hub_wide: bool = True) -> list[Downstream]:
         """Servers still making their first connection whose tools are listed from memory
         (`hub.catalog.listing_cache`) and that may own tool `name` as a caller names it: the server
         the name resolves to now; else (a name not listed, or a profile's short name — both begin
         with the namespace) those whose namespace prefixes it and those without one, and all of them
         for a name under no namespace. A name that resolves to a server not listed from memory needs
-        none: the catalog never lets a second server take a name one already has."""
+        none: the catalog never lets a second server take a name one already has. `hub_wide=False`:
+        `name` is a profile's (a short name may equal another server's hub-wide name), never resolved."""
         if not self._from_memory:
             return []
         pending: dict[str, Downstream] = {}
@@ -386,19 +423,19 @@ class Hub(HubReads):
                 self._from_memory.discard(server)
             else:
                 pending[server] = downstream
-        route = self.catalog.resolve_tool(name)
+        route = self.catalog.resolve_tool(name) if hub_wide else None
         if route is not None:
             return [pending[route.server]] if route.server in pending else []
         owners = [d for d in pending.values() if not d.config.namespace or name.startswith(d.config.namespace + "__")]
         namespaced = any(name.startswith(d.config.namespace + "__") for d in self.downstreams.values() if d.config.namespace)
         return owners if namespaced else list(pending.values())
 
-    async def await_memory_servers(self, name: str) -> None:
+    async def await_memory_servers(self, name: str, hub_wide: bool = True) -> None:
         """Before a call to `name` is resolved and checked: wait for `memory_servers_for(name)` to
         make their first connection attempt, up to `hub.call_wait_s` in all (as a call to a name no
         server has listed yet waits), so that scopes, read-only rules, profiles and argument checks
         judge it by the server's real listing, never by a remembered one that may be stale."""
-        servers = self.memory_servers_for(name)
+        servers = self.memory_servers_for(name, hub_wide)
         if servers:
             with anyio.move_on_after(self.config.hub.call_wait_s):
                 for downstream in servers:

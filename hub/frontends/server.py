@@ -181,7 +181,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]
-        await hub.await_memory_servers(params.name)  # judged (profile included) by real listings, not remembered ones
+        await hub.await_memory_servers(params.name, search.view is None)  # judged (profile included) by real listings
         name = search.resolve(params.name)
         if name is None:  # outside the profile: exactly what an unknown tool gets
             return unknown_tool_result(hub, params.name, caller())

@@ -85,7 +85,7 @@ class SearchFront:
             target, inner = parsed
             from hub.hub import UnknownTool
 
-            await self.hub.await_memory_servers(target)  # judged by its server's real listing (`Hub.route_call`)
+            await self.hub.await_memory_servers(target, self.view is None)  # judged by its server's real listing
             exposed = self.resolve(target)
             if exposed is None:
                 return not_callable(target)

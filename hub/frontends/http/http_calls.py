@@ -325,7 +325,8 @@ class HttpToolCalls:
         """The hub-wide name to call, or None when the SDK's server must answer (a search meta-tool,
         a name outside this profile: both answered there exactly as decided; a name a server listed
         from memory may own: the SDK path waits for that server before judging the call)."""
-        if name in META_NAMES and search_mode_for(self._hub, principal, self._view) or self._hub.memory_servers_for(name):
+        if (name in META_NAMES and search_mode_for(self._hub, principal, self._view)
+                or self._hub.memory_servers_for(name, self._view is None)):
             return None
         return self._view.resolve(name) if self._view is not None else name
 
