@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -47,6 +48,22 @@ async def first_start(config: Path, gate: Path, cache: Path) -> list[str]:
     return tools
 
 
+async def call_while_starting(client: Client, gate: Path, name: str, arguments: dict[str, object]) -> Any:
+    """Call `name` while the gated child cannot start, check the call waits (no answer, no error,
+    meanwhile), then open the gate; the call's answer."""
+    answers: list[Any] = []
+    async with anyio.create_task_group() as group:
+
+        async def call() -> None:
+            answers.append(await client.call_tool(name, arguments))
+
+        group.start_soon(call)
+        await anyio.sleep(0.5)
+        assert answers == []
+        (gate / "open").touch()
+    return answers[0]
+
+
 async def test_the_first_list_comes_from_the_remembered_listing_and_is_corrected_once_the_child_is_up(tmp_path: Path) -> None:
     config, gate = gated_config(tmp_path)
     cache = tmp_path / "cache"
@@ -70,17 +87,8 @@ async def test_the_first_list_comes_from_the_remembered_listing_and_is_corrected
         with anyio.fail_after(30):  # list_wait_s is 60: an answer before the gate opens is the remembered one
             first = await listed(client)
         assert "e__ghost" in first and "e__add" not in first and "e__echo" in first
-        async with anyio.create_task_group() as group:
-            answers: list[object] = []
-
-            async def call() -> None:
-                answers.append(await client.call_tool("e__echo", {"text": "waited"}))
-
-            group.start_soon(call)  # a call made while the child starts waits for it (no error meanwhile)
-            await anyio.sleep(0.5)
-            assert answers == []
-            (gate / "open").touch()
-        assert answers[0].structured_content == {"result": "waited"}  # type: ignore[attr-defined]
+        answer = await call_while_starting(client, gate, "e__echo", {"text": "waited"})
+        assert answer.structured_content == {"result": "waited"}
         # ... and corrected, with list_changed, once the child is up.
         with anyio.fail_after(30):
             await changed.wait()
@@ -271,14 +279,20 @@ server.run()
 """
 
 
-async def test_a_call_while_the_server_starts_is_judged_by_its_real_listing(tmp_path: Path) -> None:
-    """`read_only: true` server; `wipe` was read-only at the last start and is destructive now. A
-    call made while the server starts must not run it on the strength of the remembered listing."""
+def wiper(tmp_path: Path) -> tuple[Path, Path]:
+    """The WIPER server's script and its gate folder (closed, `wipe` read-only)."""
     script = tmp_path / "wiper.py"
     script.write_text(WIPER)
     gate = tmp_path / "gate"
     gate.mkdir()
     (gate / "mode").write_text("readonly")
+    return script, gate
+
+
+async def test_a_call_while_the_server_starts_is_judged_by_its_real_listing(tmp_path: Path) -> None:
+    """`read_only: true` server; `wipe` was read-only at the last start and is destructive now. A
+    call made while the server starts must not run it on the strength of the remembered listing."""
+    script, gate = wiper(tmp_path)
     config = write_config(tmp_path, {"e": {"command": PY, "args": [str(script), str(gate)], "read_only": True}},
                           {"list_wait_s": 60})
     cache = tmp_path / "cache"
@@ -286,17 +300,8 @@ async def test_a_call_while_the_server_starts_is_judged_by_its_real_listing(tmp_
     (gate / "mode").write_text("destructive")
     async with Client(params(config, cache), mode="legacy") as client:
         assert "e__wipe" in await listed(client)  # remembered
-        async with anyio.create_task_group() as group:
-            answers: list[object] = []
-
-            async def call() -> None:
-                answers.append(await client.call_tool("e__wipe", {}))
-
-            group.start_soon(call)
-            await anyio.sleep(0.5)
-            (gate / "open").touch()
-        answer = answers[0]
-        assert answer.is_error and answer.structured_content["code"] == "not_found"  # type: ignore[attr-defined]
+        answer = await call_while_starting(client, gate, "e__wipe", {})
+        assert answer.is_error and answer.structured_content["code"] == "not_found"
         assert "e__wipe" not in await listed(client)
     assert not (gate / "wiped").exists()
 
@@ -356,11 +361,7 @@ async def test_a_call_to_a_server_listed_from_memory_that_does_not_come_up_is_re
 async def test_a_remembered_part_that_clashes_once_the_server_is_up_is_withdrawn(tmp_path: Path) -> None:
     """`rem` (no namespace, read-only) now also lists a name server `o` exposes, and its `wipe` is
     destructive: its real listing cannot be exposed, and its remembered one must not stay instead."""
-    script = tmp_path / "wiper.py"
-    script.write_text(WIPER)
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    (gate / "mode").write_text("readonly")
+    script, gate = wiper(tmp_path)
     servers = {"rem": {"command": PY, "args": [str(script), str(gate)], "namespace": "", "read_only": True},
                "o": {"command": PY, "args": [ECHO, "--name", "other"]}}
     config = write_config(tmp_path, servers, {"list_wait_s": 60})
@@ -370,17 +371,8 @@ async def test_a_remembered_part_that_clashes_once_the_server_is_up_is_withdrawn
     (gate / "claim").touch()
     async with Client(params(config, cache), mode="legacy") as client:
         assert "wipe" in await listed(client)  # remembered
-        async with anyio.create_task_group() as group:
-            answers: list[object] = []
-
-            async def call() -> None:
-                answers.append(await client.call_tool("wipe", {}))
-
-            group.start_soon(call)
-            await anyio.sleep(0.5)
-            (gate / "open").touch()
-        answer = answers[0]
-        assert answer.is_error and answer.structured_content["code"] == "not_found", answer  # type: ignore[attr-defined]
+        answer = await call_while_starting(client, gate, "wipe", {})
+        assert answer.is_error and answer.structured_content["code"] == "not_found", answer
         assert "wipe" not in await listed(client)
         assert (await client.call_tool("o__echo", {"text": "x"})).structured_content == {"result": "x"}
     assert not (gate / "wiped").exists()
@@ -395,11 +387,7 @@ async def test_a_server_kept_out_by_a_remembered_name_is_exposed_once_that_name_
     from hub.hub import Hub
 
     monkeypatch.setenv("MCP_HUB_CACHE_DIR", str(tmp_path / "cache"))
-    script = tmp_path / "wiper.py"
-    script.write_text(WIPER)
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    (gate / "mode").write_text("readonly")
+    script, gate = wiper(tmp_path)
     (gate / "claim").touch()
     (gate / "open").touch()
     rem = {"command": PY, "args": [str(script), str(gate)], "namespace": ""}
