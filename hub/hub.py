@@ -23,8 +23,8 @@ from hub.policies.access import AccessControl
 from hub.auth.principal import Principal
 from hub.catalog.catalog import CatalogConflict, ToolCatalog, ToolRoute
 from hub.config import ConfigError, ConfigProblem, HubConfig
-from hub.datadir import audit_digest_key, default_cache_dir, resolve_data_dir
-from hub.catalog import listing_cache
+from hub.datadir import audit_digest_key, resolve_data_dir
+from hub.catalog.remembered import RememberedListings
 from hub.calls.call import ToolCall
 from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
 from hub.calls.pipeline import Pipeline
@@ -126,9 +126,8 @@ class Hub(HubReads):
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self._started = False
-        self._remembered: dict[str, listing_cache.Remembered] = {}
-        self._from_memory: set[str] = set()
-        """Servers whose catalog part is still their remembered listing (`memory_servers_for`)."""
+        self.remembered = RememberedListings(config, lambda: self.data_dir, self.downstreams, self.catalog)
+        """Listings remembered from the last start (`hub.catalog.remembered`)."""
         self._clashed: set[str] = set()
         """Ready servers whose listing a name clash keeps out of the catalog (`_retry_clashed`)."""
         self.log_relay, self.request_relay, self.subscriptions = attach_relays(self)
@@ -177,14 +176,15 @@ class Hub(HubReads):
             if downstream.session_pool is not None:  # per-client sessions (`hub.downstream.sessions`)
                 await self._task_group.start(downstream.session_pool.run)
             self._task_group.start_soon(downstream.run)
-        self._remembered = self._remembered_listings()
+        self.remembered.load(self._wait_at_start)
+        remembered = self.remembered.entries
         if self._wait_at_start:
             with anyio.move_on_after(self.config.hub.connect_timeout_s):
                 for downstream in self.downstreams.values():
-                    if downstream.name not in self._remembered:
+                    if downstream.name not in remembered:
                         await downstream.first_attempt.wait()
         for downstream in self.downstreams.values():
-            if self._wait_at_start and not downstream.first_attempt.is_set() and downstream.name not in self._remembered:
+            if self._wait_at_start and not downstream.first_attempt.is_set() and downstream.name not in remembered:
                 downstream.log.warning(
                     "still connecting after %gs; its tools will appear when it is up", self.config.hub.connect_timeout_s
                 )
@@ -194,9 +194,9 @@ class Hub(HubReads):
         for downstream in sorted(self.downstreams.values(), key=lambda d: d.state != "ready"):
             if downstream.state == "ready":
                 listing = downstream.listing
-                self._remember(downstream)
-            elif downstream.state == "starting" and downstream.name in self._remembered:
-                listing = self._remembered[downstream.name].listing
+                self.remembered.remember(downstream)
+            elif downstream.state == "starting" and downstream.name in remembered:
+                listing = remembered[downstream.name].listing
             else:
                 continue
             try:
@@ -208,7 +208,7 @@ class Hub(HubReads):
                     downstream.log.warning("remembered listing not served: %s", exc)
                 continue
             if downstream.state != "ready":
-                self._from_memory.add(downstream.name)
+                self.remembered.from_memory.add(downstream.name)
         if problems:
             raise ConfigError(problems, "the hub config")
         self._started = True
@@ -218,49 +218,6 @@ class Hub(HubReads):
         down = {d.name: d.error for d in self.downstreams.values() if d.state not in ("ready", "starting")}
         logger.info("serving %d tools from %d server(s) (%d more starting); down: %s", len(self.catalog.tools()), len(ready),
                     len(starting), down or "none")
-
-    def _remembered_listings(self) -> dict[str, listing_cache.Remembered]:
-        """What is remembered of each server under exactly its current key (its listing, and its
-        instructions, which its `Downstream` gives until it is connected). A hub that waits at start
-        (one-shot commands: `mcp-hub tools search`, `call`) uses only built-in domains' (their key
-        covers their code): it has no later moment to correct a stdio server's."""
-        found: dict[str, listing_cache.Remembered] = {}
-        secret = self._listing_secret()
-        if secret is None:
-            return found
-        for downstream in self.downstreams.values():
-            exact = downstream.config.builtin is not None
-            if listing_cache.cacheable(downstream.config) and (exact or not self._wait_at_start):
-                key = listing_cache.cache_key(downstream.config, secret)
-                remembered = listing_cache.load(default_cache_dir(), downstream.config, key)
-                if remembered is not None:
-                    found[downstream.name] = remembered
-                    downstream.remembered_instructions = remembered.instructions
-        return found
-
-    def _remember(self, downstream: Downstream) -> None:
-        """Cache a server's fresh listing and instructions if they are not what the cache already holds."""
-        secret = self._listing_secret()
-        if secret is None or not listing_cache.cacheable(downstream.config):
-            return
-        before = self._remembered.get(downstream.name)
-        if before is not None and (before.listing, before.instructions) == (downstream.listing, downstream.instructions):
-            return
-        key = before.key if before else listing_cache.cache_key(downstream.config, secret)
-        now = listing_cache.Remembered(key, downstream.listing, downstream.instructions)
-        listing_cache.store(default_cache_dir(), downstream.config, now)
-        self._remembered[downstream.name] = now
-
-    def _listing_secret(self) -> bytes | None:
-        """The key of remembered listings' digests (`listing_cache.cache_key`); None when listings
-        are not remembered (`hub.remember_listings: false`, or no data dir to keep the key in)."""
-        if not self.config.hub.remember_listings:
-            return None
-        try:
-            return audit_digest_key(self.data_dir)
-        except OSError as exc:
-            logger.warning("listings are not remembered between starts: %s", exc)
-            return None
 
     @property
     def data_dir(self) -> Path:
@@ -336,8 +293,8 @@ class Hub(HubReads):
         whenever another server's part changes (the name they wanted may be free now)."""
         before = self.catalog.version
         if downstream.state == "ready":
-            from_memory = downstream.name in self._from_memory
-            self._from_memory.discard(downstream.name)
+            from_memory = downstream.name in self.remembered.from_memory
+            self.remembered.from_memory.discard(downstream.name)
             try:
                 self.catalog.set_server(downstream.config, downstream.listing)
             except CatalogConflict as exc:
@@ -347,7 +304,7 @@ class Hub(HubReads):
                     self.catalog.remove_server(downstream.name)
             else:
                 self._clashed.discard(downstream.name)
-                self._remember(downstream)
+                self.remembered.remember(downstream)
         elif downstream.config.hide_when_down:
             self.catalog.remove_server(downstream.name)
         if self.catalog.version != before:
@@ -365,7 +322,7 @@ class Hub(HubReads):
                 continue
             self._clashed.discard(name)
             downstream.log.info("tools exposed: the name clash is gone")
-            self._remember(downstream)
+            self.remembered.remember(downstream)
 
     async def _resolve_after_first_attempts(self, name: str) -> ToolRoute | None:
         """Resolve `name` after the first-listing wait (`hub.list_wait_s`), then, if it is still
@@ -392,7 +349,8 @@ class Hub(HubReads):
         """Before the first list answer: wait (bounded by `hub.list_wait_s`) for servers still making
         their first connection attempt (`hub.catalog.first_listing`); at once afterwards."""
         if not self.first_listing.settled:
-            await self.first_listing.wait((d for d in self.downstreams.values() if d.name not in self._remembered), wait_s)
+            remembered = self.remembered.entries
+            await self.first_listing.wait((d for d in self.downstreams.values() if d.name not in remembered), wait_s)
 
     # -- health ----------------------------------------------------------------------------
 
@@ -407,39 +365,13 @@ class Hub(HubReads):
         return timeout, max(timeout, route.max_timeout_s or self.config.hub.max_timeout_s)
 
     def memory_servers_for(self, name: str, hub_wide: bool = True) -> list[Downstream]:
-        """Servers still making their first connection whose tools are listed from memory
-        (`hub.catalog.listing_cache`) and that may own tool `name` as a caller names it: the server
-        the name resolves to now; else (a name not listed, or a profile's short name — both begin
-        with the namespace) those whose namespace prefixes it and those without one, and all of them
-        for a name under no namespace. A name that resolves to a server not listed from memory needs
-        none: the catalog never lets a second server take a name one already has. `hub_wide=False`:
-        `name` is a profile's (a short name may equal another server's hub-wide name), never resolved."""
-        if not self._from_memory:
-            return []
-        pending: dict[str, Downstream] = {}
-        for server in list(self._from_memory):
-            downstream = self.downstreams[server]
-            if downstream.first_attempt.is_set():
-                self._from_memory.discard(server)
-            else:
-                pending[server] = downstream
-        route = self.catalog.resolve_tool(name) if hub_wide else None
-        if route is not None:
-            return [pending[route.server]] if route.server in pending else []
-        owners = [d for d in pending.values() if not d.config.namespace or name.startswith(d.config.namespace + "__")]
-        namespaced = any(name.startswith(d.config.namespace + "__") for d in self.downstreams.values() if d.config.namespace)
-        return owners if namespaced else list(pending.values())
+        """Servers listed from memory, still starting, that may own tool `name` (`RememberedListings.servers_for`)."""
+        return self.remembered.servers_for(name, hub_wide)
 
     async def await_memory_servers(self, name: str, hub_wide: bool = True) -> None:
-        """Before a call to `name` is resolved and checked: wait for `memory_servers_for(name)` to
-        make their first connection attempt, up to `hub.call_wait_s` in all (as a call to a name no
-        server has listed yet waits), so that scopes, read-only rules, profiles and argument checks
-        judge it by the server's real listing, never by a remembered one that may be stale."""
-        servers = self.memory_servers_for(name, hub_wide)
-        if servers:
-            with anyio.move_on_after(self.config.hub.call_wait_s):
-                for downstream in servers:
-                    await downstream.first_attempt.wait()
+        """Before a call to `name` is resolved and checked: wait (up to `hub.call_wait_s`) for
+        `memory_servers_for(name)`, so that it is judged by real listings, never remembered ones."""
+        await self.remembered.wait_for(name, hub_wide)
 
     async def route_call(
         self,
@@ -464,7 +396,7 @@ class Hub(HubReads):
         route = self.catalog.resolve_tool(name)
         if route is None:  # a name from a server still making its first connection?
             route = await self._resolve_after_first_attempts(name)
-        if route is not None and route.server in self._from_memory and self.downstreams[route.server].state == "starting":
+        if route is not None and self.remembered.still_starting(route.server):
             route = None  # listed from memory, its server not up within its connect timeout: `not_ready_refusal`
         if route is None or not self.access.may_use_tool(principal, route):
             refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too

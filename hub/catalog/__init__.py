@@ -1,1 +1,1 @@
-"""What the hub offers: the merged catalog (`catalog`), exposed names (`naming`), the compiled argument check (`schema_check`), the listing cache of built-in domains (`listing_cache`) and the first list answer's wait (`first_listing`)."""
+"""What the hub offers: the merged catalog (`catalog`), exposed names (`naming`), the compiled argument check (`schema_check`), listings remembered between starts (`listing_cache` on disk, `remembered` at run time) and the first list answer's wait (`first_listing`)."""
