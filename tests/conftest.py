@@ -37,6 +37,16 @@ def isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
             os.environ[name] = previous
 
 
+@pytest.fixture(autouse=True)
+def no_remembered_listings() -> None:
+    """Every test starts its hubs as a first start: no stdio or domain listing remembered by an
+    earlier test of this worker (the same server entry in two tests has the same key, and a hub that
+    lists a remembered tool before its server is up breaks a test that takes "listed" for "ready").
+    Tests of remembered listings make their own in a test of their own."""
+    for remembered in Path(os.environ["MCP_HUB_CACHE_DIR"]).glob("listing-*.json"):
+        remembered.unlink(missing_ok=True)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
