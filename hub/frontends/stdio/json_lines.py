@@ -2,7 +2,7 @@
 
 `json_line` writes with orjson, `json_object` reads with orjson, each falling back to `json` where
 orjson would read or write differently (integers beyond 64 bits, lone surrogates). A big line
-(`LineReader` collects it as chunks) is joined and parsed off the loop by `join_and_parse`, with
+(`LineReader` collects it in a buffer of its own) is parsed off the loop by `parse_big`, with
 its long strings lifted out (`hub.lifted`); its object is remembered for the `json_object(line)`
 call that follows. A reply to such a result is written off the loop (`encode_off_loop`).
 """
@@ -87,7 +87,7 @@ _parsed: tuple[bytes, Any] | None = None
 
 
 def remember_parsed(line: bytes, message: Any) -> None:
-    """Keep what `join_and_parse` read from `line`, for the `json_object(line)` calls that follow."""
+    """Keep what `parse_big` read from `line`, for the `json_object(line)` calls that follow."""
     global _parsed
     _parsed = (line, message)
 
@@ -99,11 +99,11 @@ def forget_parsed(line: bytes) -> None:
         _parsed = None
 
 
-def join_and_parse(chunks: list[bytes]) -> tuple[bytes, Any]:
+def parse_big(line: bytearray) -> tuple[bytearray, Any]:
     """In a worker thread: the line and its JSON object (None if not one). The long strings of a
     result are lifted out (`hub.lifted`) and only the small rest is parsed: parsing a string into
-    `str` holds the GIL, which would stall the loop as surely as parsing on it."""
-    line = _join(chunks)
+    `str` holds the GIL, which would stall the loop as surely as parsing on it. The line stays a
+    `bytearray`, which reads like `bytes` everywhere a line goes (converting it would copy it)."""
     lifted = lift(line)
     if lifted is not None:
         message = _decode(lifted[0], _may_hold_wide_number(lifted[0]))
@@ -119,18 +119,6 @@ def join_and_parse(chunks: list[bytes]) -> tuple[bytes, Any]:
     if isinstance(result, dict) and type(result.get("content")) is list:
         result["content"] = BigList(result["content"])
     return line, message
-
-
-def _join(chunks: list[bytes]) -> bytes:
-    """The chunks as one line, copied a chunk at a time: `b"".join` would hold the GIL for the
-    whole copy (and the page faults of a fresh 40 MB), the loop waiting all along. A `bytearray`,
-    which reads like `bytes` everywhere a line goes; converting it would be that long copy again."""
-    line = bytearray(sum(map(len, chunks)))
-    at = 0
-    for chunk in chunks:
-        line[at:at + len(chunk)] = chunk
-        at += len(chunk)
-    return line  # type: ignore[return-value]
 
 
 def _may_hold_wide_number_in_slices(line: bytes) -> bool:

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.frontends.stdio.json_lines import join_and_parse, json_line
+from hub.frontends.stdio.json_lines import json_line, parse_big
 from hub.lifted import lift, lifted_of, restore, splice
 from hub.wire import WireResult
 
@@ -47,11 +47,22 @@ def test_strings_json_refuses_are_not_lifted() -> None:
     assert lift(b'{"a":"' + long + b'\\\\' + long + b'"}', MIN) is not None  # an escaped backslash is fine
 
 
+def test_the_in_place_check_of_a_long_ascii_string_reads_all_of_it() -> None:
+    """Past the first slices too: a control byte or a non-ASCII byte deep in a long string sends
+    it to the full check (which refuses the first, decodes the second); DEL is allowed as JSON allows it."""
+    long = b"x" * (9 << 20)
+    for at in (0, 5 << 20, len(long) - 1):
+        with_control = long[:at] + b"\x07" + long[at + 1:]
+        assert lift(b'{"a":"' + with_control + b'"}') is None
+    assert lift(b'{"a":"' + long[: 6 << 20] + "\u00e9".encode() + long[6 << 20:] + b'"}') is not None
+    assert lift(b'{"a":"' + long + b"\x7f" + b'"}') is not None
+
+
 def test_a_big_result_is_read_as_a_skeleton_and_restored_on_use() -> None:
     text = "caf\u00e9 \"q\" " * 200_000
     line = json_line({"jsonrpc": "2.0", "id": "hub-7", "result": {"content": [{"type": "text", "text": text}],
                                                                "structuredContent": {"result": text}}})[:-1]
-    read, message = join_and_parse([line[:1000], line[1000:]])
+    read, message = parse_big(bytearray(line))
     assert read == line
     body = message["result"]
     assert lifted_of(body) is not None and len(orjson.dumps(body)) < 1000, "only the skeleton was parsed"
@@ -61,7 +72,7 @@ def test_a_big_result_is_read_as_a_skeleton_and_restored_on_use() -> None:
 
 def test_a_big_line_that_is_no_result_is_parsed_whole() -> None:
     line = json_line({"jsonrpc": "2.0", "id": 3, "method": "sampling/createMessage", "params": {"text": "y" * 2_000_000}})[:-1]
-    assert join_and_parse([line])[1]["params"]["text"] == "y" * 2_000_000
+    assert parse_big(bytearray(line))[1]["params"]["text"] == "y" * 2_000_000
 
 
 def test_splice_lifted_writes_held_strings_into_a_json_response_and_fixes_its_length() -> None:

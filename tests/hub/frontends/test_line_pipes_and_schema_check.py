@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
 import jsonschema
 import pytest
 
 from hub.frontends.stdio.json_lines import json_line, json_object
 from hub.frontends.stdio.line_pipes import (
+    BIG_LINE_BYTES,
+    ID_PREFIX_BYTES,
     WRITE_NOW_LIMIT,
     LineQueue,
     LineReader,
@@ -20,6 +23,7 @@ from hub.frontends.stdio.line_pipes import (
     write_now,
 )
 from hub.catalog.schema_check import fast_check
+from hub.lifted import lifted_of, restore
 
 pytestmark = pytest.mark.anyio
 
@@ -80,6 +84,60 @@ def test_line_reader_stops_at_an_overlong_line() -> None:
     reader.data_received(b"\nmore\n")  # nothing after the overlong line can be framed
     assert lines == [b"ok"] and closed == [True]
     assert ends and ends[0] is not None and "longer than 8 bytes" in ends[0]
+
+
+class PausableTransport:
+    """What `LineReader` asks of its transport while a big line is parsed off the loop."""
+
+    def __init__(self) -> None:
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_big_line_in_many_reads_arrives_whole_and_in_order_with_its_neighbours() -> None:
+    """A line past `BIG_LINE_BYTES` is collected as its reads arrive and parsed off the loop; the
+    lines around it, even in the same read as its end, keep their order and bytes."""
+    big = json_line({"jsonrpc": "2.0", "id": 2, "result": {"content": [{"type": "text", "text": "x\u00e9\\" * 600_000}]}})[:-1]
+    assert len(big) > 2 * BIG_LINE_BYTES
+    lines: list[bytes] = []
+    reader = LineReader(lines.append, lambda problem: None)
+    reader.transport = PausableTransport()  # type: ignore[assignment]
+    stream = b'{"id":1}\n' + big + b'\n{"id":3}\n{"id"'
+    for at in range(0, len(stream), 65_536 + 7):  # reads that end anywhere, as a pipe's do
+        reader.data_received(stream[at:at + 65_536 + 7])
+    reader.data_received(b':4}\n')
+    await until(lambda: len(lines) == 4)
+    assert lines[0] == b'{"id":1}' and bytes(lines[1]) == big and lines[2:] == [b'{"id":3}', b'{"id":4}']
+    body = json_object(lines[1])["result"]  # read off the loop: its long text lifted out, given back on use
+    assert lifted_of(body) is not None and restore(body, lifted_of(body))["content"][0]["text"] == "x\u00e9\\" * 600_000
+    assert reader.transport.reading  # type: ignore[attr-defined]
+
+
+async def test_an_overlong_line_collected_in_reads_is_skipped_and_the_next_line_read() -> None:
+    lines: list[bytes] = []
+    overlong: list[bytes] = []
+    reader = LineReader(lines.append, lambda problem: None, max_line=BIG_LINE_BYTES + 100_000, on_overlong=overlong.append)
+    reader.transport = PausableTransport()  # type: ignore[assignment]
+    stream = b'{"id":9,' + b" " * (BIG_LINE_BYTES + 200_000) + b'}\n{"id":10}\n'
+    for at in range(0, len(stream), 50_000):
+        reader.data_received(stream[at:at + 50_000])
+    await until(lambda: bool(lines))
+    assert overlong == [stream[:ID_PREFIX_BYTES]] and lines == [b'{"id":10}']
 
 
 async def test_line_queue_keeps_order_and_pauses_a_real_pipe() -> None:
