@@ -1,6 +1,6 @@
 """Other callers while one caller receives a big result (issue 18 item 6, issue 23 goal 3).
 
-    .venv/bin/python tools/bench/big_results.py [--mb 20] [--ratio-mb 24] [--rounds 2] [--fronts stdio,http]
+    .venv/bin/python tools/bench/big_results.py [--mb 20] [--ratio-mb 24] [--kinds x,json,prose] [--rounds 2] [--fronts stdio,http]
 
 Contenders, side by side in each round (order alternating): the SDK echo server
 (`tools/bench/echo_server.py`) directly, and `mcp-hub serve` with it as its stdio child — over stdio
@@ -8,7 +8,9 @@ and over Streamable HTTP. Per round and contender: a baseline of small `echo` ca
 `--mb` MB result (`big` tool: a ~2×`--mb` MB line, text plus structuredContent) while another caller
 makes an `echo` call every `--interval-ms` — on stdio the same pipe (one client owns a stdio
 server), over HTTP a second session. Prints the other caller's p50/p99/max latency during the big
-result against its baseline p50, and the time of a `--ratio-mb` MB result, hub / direct.
+result against its baseline p50, and the time of a `--ratio-mb` MB result, hub / direct, for each kind of
+text in `--kinds`: `x` repeated, a JSON document as text (quotes and backslashes escaped in the
+line), prose in several scripts (raw UTF-8).
 
 The clients are raw JSON-RPC in threads (a blocking pipe reader, `httpx`), so a client's own
 parsing never shows up as a server's stall: a big answer is only counted, then checked after.
@@ -36,6 +38,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tools.bench.common import ENV, ROOT, free_port, percentile  # noqa: E402
+from tools.bench.echo_server import big as big_text  # noqa: E402
 
 PY = sys.executable
 ECHO = str(ROOT / "tools" / "bench" / "echo_server.py")
@@ -153,9 +156,9 @@ def echo(peer: Peer, tool: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def big(peer: Peer, tool: str, size: int) -> tuple[float, list[bytes]]:
+def big(peer: Peer, tool: str, size: int, kind: str = "x") -> tuple[float, list[bytes]]:
     started = time.perf_counter()
-    line = peer.call("tools/call", {"name": tool, "arguments": {"size": size}})
+    line = peer.call("tools/call", {"name": tool, "arguments": {"size": size, "kind": kind}})
     return time.perf_counter() - started, line
 
 
@@ -180,9 +183,9 @@ def others_during_big(peer: Peer, other: Peer, big_tool: str, echo_tool: str, si
     return seconds, latencies
 
 
-def check(pieces: list[bytes], size: int) -> None:
+def check(pieces: list[bytes], size: int, kind: str = "x") -> None:
     result = message(pieces)["result"]
-    assert len(result["content"][0]["text"]) == size, "the big result arrived incomplete"
+    assert result["content"][0]["text"] == big_text(size, kind), "the big result arrived changed or incomplete"
 
 
 @contextmanager
@@ -243,6 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=20, help="the big result during which other calls are timed")
     parser.add_argument("--ratio-mb", type=int, default=24, help="the big result timed hub / direct (0: skip)")
+    parser.add_argument("--kinds", default="x,json,prose", help="kinds of big text timed hub / direct (echo_server.py SAMPLES)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--interval-ms", type=float, default=10)
     parser.add_argument("--baseline-calls", type=int, default=100)
@@ -256,7 +260,7 @@ def main() -> None:
                 for number in range(args.rounds):
                     for name in names if number % 2 == 0 else reversed(names):
                         peer, other, big_tool, echo_tool = found[name]
-                        f = figures.setdefault(name, {"base": [], "during": [], "big_s": [], "ratio_s": []})
+                        f = figures.setdefault(name, {"base": [], "during": [], "big_s": []})
                         for _ in range(10):
                             echo(other, echo_tool)
                         f["base"] += [echo(other, echo_tool) for _ in range(args.baseline_calls)]
@@ -264,26 +268,27 @@ def main() -> None:
                                                             args.interval_ms / 1000)
                         f["big_s"].append(seconds)
                         f["during"] += during
-                        if args.ratio_mb:
-                            seconds, line = big(peer, big_tool, args.ratio_mb << 20)
-                            check(line, args.ratio_mb << 20)
-                            f["ratio_s"].append(seconds)
+                        for kind in args.kinds.split(",") if args.ratio_mb else ():
+                            seconds, line = big(peer, big_tool, args.ratio_mb << 20, kind)
+                            check(line, args.ratio_mb << 20, kind)
+                            f.setdefault(f"ratio_s {kind}", []).append(seconds)
                         print(f"round {number + 1} {name}: {args.mb} MB {figures[name]['big_s'][-1]:.2f} s, "
                               f"others max {max(during):.1f} ms", flush=True)
     print(f"\nother caller's echo latency (ms) while a {args.mb} MB result is relayed; {args.ratio_mb} MB result time")
+    kinds = args.kinds.split(",") if args.ratio_mb else []
     print(f"{'contender':<18} {'alone p50':>9} {'during p50':>10} {'p99':>8} {'max':>8} {'n':>5} "
-          f"{f'{args.mb} MB s':>8} {f'{args.ratio_mb} MB s':>8}")
+          f"{f'{args.mb} MB s':>8}" + "".join(f" {f'{args.ratio_mb} MB {kind} s':>14}" for kind in kinds))
     for name, f in figures.items():
         during = f["during"]
         p99 = percentile(during, 99) if len(during) >= 2 else max(during)
-        ratio_s = f"{statistics.median(f['ratio_s']):>8.2f}" if f["ratio_s"] else f"{'-':>8}"
         print(f"{name:<18} {statistics.median(f['base']):>9.2f} {statistics.median(during):>10.2f} {p99:>8.1f} "
-              f"{max(during):>8.1f} {len(during):>5} {statistics.median(f['big_s']):>8.2f} {ratio_s}")
+              f"{max(during):>8.1f} {len(during):>5} {statistics.median(f['big_s']):>8.2f}"
+              + "".join(f" {statistics.median(f[f'ratio_s {kind}']):>14.2f}" for kind in kinds))
     for front in ("stdio", "http"):
         hub, direct = figures.get(f"mcp-hub ({front})"), figures.get(f"direct ({front})")
-        if hub and direct and hub["ratio_s"]:
-            ratios = [h / d for h, d in zip(hub["ratio_s"], direct["ratio_s"], strict=True)]
-            print(f"{args.ratio_mb} MB result, hub / direct ({front}): {statistics.median(ratios):.2f}x "
+        for kind in kinds if hub and direct else ():
+            ratios = [h / d for h, d in zip(hub[f"ratio_s {kind}"], direct[f"ratio_s {kind}"], strict=True)]
+            print(f"{args.ratio_mb} MB {kind} result, hub / direct ({front}): {statistics.median(ratios):.2f}x "
                   f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
 
 

@@ -1,5 +1,5 @@
 """The downstream every contender of tools/bench/hub_overhead.py and sdk_client.py calls: a trivial
-`echo` tool, and `big` (a text result of a given size, for the large-result figures).
+`echo` tool, and `big` (a text result of a given size and kind, for the large-result figures).
 
     python echo_server.py            # stdio
     python echo_server.py http PORT  # Streamable HTTP on 127.0.0.1:PORT/mcp
@@ -20,10 +20,21 @@ def echo(text: str) -> str:
     return text
 
 
+SAMPLES = {
+    "x": "x",
+    # A JSON document as text, as tools that dump records return it: quotes and backslashes to escape.
+    "json": '{"id": 1234, "name": "item \\"quoted\\"", "path": "C:\\\\data\\\\f.csv", "ok": true},\n',
+    # Prose in several scripts: raw UTF-8 in the line.
+    "prose": "Le caf\u00e9 co\u00fbte 3 \u20ac; \u6771\u4eac\u306e\u5929\u6c17; \u0417\u0434\u0440\u0430\u0432\u0441\u0442\u0432\u0443\u0439.\n",
+}
+
+
 @mcp.tool()
-def big(size: int) -> str:
-    """Return a text of `size` bytes (at most 64 MB)."""
-    return "x" * max(0, min(size, 64 << 20))
+def big(size: int, kind: str = "x") -> str:
+    """Return a text of about `size` bytes of UTF-8 (at most 64 MB): `x` repeated, or `json` records, or `prose` in several scripts."""
+    sample = SAMPLES[kind]
+    size = max(0, min(size, 64 << 20)) * len(sample) // len(sample.encode())
+    return (sample * (size // len(sample) + 1))[:size]
 
 
 if __name__ == "__main__":

@@ -121,10 +121,16 @@ def parse_big(line: bytearray) -> tuple[bytearray, Any]:
     return line, message
 
 
+_DIGITS_AS_NINES = bytes(0x39 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_NINETEEN_NINES = b"9" * 19
+
+
 def _may_hold_wide_number_in_slices(line: bytes) -> bool:
-    """`_may_hold_wide_number` a slice at a time (18 bytes of overlap), so the GIL is let go between."""
+    """`_may_hold_wide_number` for a big line, a slice at a time (18 bytes of overlap), so the GIL
+    is let go between: every digit made a `9` and the rest a space, then one substring search
+    (about 1 ms a megabyte; the regex took ~30 ms a megabyte of text full of short numbers)."""
     step = 1024 * 1024
-    return any(_may_hold_wide_number(line[i:i + step + 18]) for i in range(0, len(line), step))
+    return any(line[i:i + step + 18].translate(_DIGITS_AS_NINES).find(_NINETEEN_NINES) >= 0 for i in range(0, len(line), step))
 
 
 def is_big(body: dict[str, Any]) -> bool:

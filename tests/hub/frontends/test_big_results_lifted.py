@@ -4,12 +4,15 @@ said and are spelled as it spelled them; a line JSON would refuse is never lifte
 from __future__ import annotations
 
 import json
+from unittest.mock import patch
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.frontends.stdio.json_lines import json_line, parse_big
+import hub.lifted as lifted_module
 from hub.lifted import lift, lifted_of, restore, splice
 from hub.wire import WireResult
 
@@ -45,6 +48,58 @@ def test_strings_json_refuses_are_not_lifted() -> None:
     for bad in (b"\\q", b"\t", b"\xff", b"\\u12", b"\\"):
         assert lift(b'{"a":"' + long + bad + long + b'"}', MIN) is None
     assert lift(b'{"a":"' + long + b'\\\\' + long + b'"}', MIN) is not None  # an escaped backslash is fine
+
+
+escape_heavy = st.text(st.sampled_from(['"', "\\", "\n", "\t", "\u2028", "\U0001f600", "\u00e9", "a", " ", "/", "\x7f"]),
+                       min_size=1, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=escape_heavy, long_text=escape_heavy, after=escape_heavy, ascii_only=st.booleans(),
+       piece=st.integers(min_value=1, max_value=48), sliced=st.booleans())
+def test_a_string_read_a_slice_at_a_time_means_what_json_reads(before: str, long_text: str, after: str, ascii_only: bool,
+                                                              piece: int, sliced: bool) -> None:
+    """Escapes (quotes, backslashes, surrogate pairs) and UTF-8 wherever a slice ends: where the
+    string closes, and what it says, are what `json` reads; `sliced` forces orjson's slices from the
+    first escaped quote on (a JSON document returned as text)."""
+    long_text = long_text * (MIN // len(long_text) + 1)
+    line = (b'{"jsonrpc":"2.0","id":"hub-1","result":{"content":[{"type":"text","text":' + spelled(before, ascii_only) +
+            b'},{"type":"text","text":' + spelled(long_text, ascii_only) + b'}],"structuredContent":{"t":' +
+            spelled(long_text + after, not ascii_only) + b'}}}')
+    with patch.object(lifted_module, "_PIECE", piece), patch.object(lifted_module, "ESCAPED_QUOTES_LOOKED_AT", 0 if sliced else 16):
+        lifted = lift(line, MIN)
+    if lifted is None:  # no place to end a slice (a run of backslashes longer than a slice): parsed whole
+        assert piece < 48
+        return
+    skeleton, strings = lifted
+    assert restore(orjson.loads(skeleton), strings) == json.loads(line)
+    written = b"".join(bytes(part) for part in splice(orjson.dumps(orjson.loads(skeleton)), strings))
+    assert json.loads(written) == json.loads(line) and spelled(long_text, ascii_only) in written
+
+
+@pytest.mark.parametrize("piece", [1, 5, 64, 1 << 20])
+@pytest.mark.parametrize("sliced", [False, True])
+@pytest.mark.parametrize("bad", [b"\\q", b"\t", b"\x01", b"\xff", b"\xc3", b"\\u12x", b"\\ud800", b"\\udc00\\ud800"])
+def test_text_json_refuses_is_never_lifted_wherever_a_slice_ends(piece: int, sliced: bool, bad: bytes) -> None:
+    """A bad escape, a control byte, broken UTF-8 or an unpaired surrogate, before or after escaped
+    quotes: the line is parsed whole (which refuses it), never relayed as lifted text."""
+    long = b'ab\\"c\\\\' * 40
+    for text in (long + bad + long, bad + long, long + bad):
+        with patch.object(lifted_module, "_PIECE", piece), patch.object(lifted_module, "ESCAPED_QUOTES_LOOKED_AT", 0 if sliced else 16):
+            assert lift(b'{"a":"' + text + b'","b":1}', MIN) is None, text
+
+
+@pytest.mark.parametrize("piece", [3, 64, 1 << 20])
+def test_a_repeated_string_is_checked_once_and_a_near_repeat_in_full(piece: int) -> None:
+    """A tool's text repeated as its structuredContent is compared with the string already checked,
+    not checked again; a string of the same length that differs anywhere is checked itself."""
+    text = "caf\u00e9 \u6771\u4eac ".encode() * 20
+    with patch.object(lifted_module, "_PIECE", piece):
+        assert lift(b'{"a":"' + text + b'","b":"' + text + b'"}', MIN) is not None
+        for at in (0, len(text) // 2, len(text) - 1):
+            broken = text[:at] + b"\x01" + text[at + 1:]
+            assert lift(b'{"a":"' + text + b'","b":"' + broken + b'"}', MIN) is None
+            assert lift(b'{"a":"' + text + b'","b":"' + text[:at] + b"\xff" + text[at + 1:] + b'"}', MIN) is None
 
 
 def test_the_in_place_check_of_a_long_ascii_string_reads_all_of_it() -> None:
