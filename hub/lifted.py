@@ -30,6 +30,8 @@ LIFT_MIN_BYTES = 64 * 1024
 MAX_SCANNED_STRINGS = 200_000
 """A line with more strings than this before its first long one is parsed whole (a scan in Python
 would cost more than the parse it saves)."""
+BACKSLASH_RUN_LOOKED_AT = 64
+"""A run of backslashes longer than this is not walked in Python (a server could send megabytes of them)."""
 ESCAPED_QUOTES_LOOKED_AT = 16
 """A string with more quotes after a backslash than this is read by orjson a slice at a time to
 find where it closes: looking at each in Python took ~5 s for a 24 MB JSON document returned as text."""
@@ -123,6 +125,8 @@ def _closing_quote(line: bytes, start: int) -> tuple[int, bool]:
         back = end - 1
         while line[back - 1] == 0x5C:
             back -= 1
+            if end - back > BACKSLASH_RUN_LOOKED_AT:
+                return _closing_quote_by_slices(line, start + 1), True
         if (end - back) % 2 == 0:
             return end, False  # the backslashes before it escape each other
         end = find(b'"', end + 1)
@@ -174,6 +178,8 @@ def _slice_end(line: bytes, at: int, cut: int, limit: int) -> int:
         run = backslash  # a run of backslashes after something that is no backslash starts an escape
         while run > at and line[run - 1] == 0x5C:
             run -= 1
+            if backslash - run > BACKSLASH_RUN_LOOKED_AT:
+                return -1  # text that is mostly backslashes: parsed whole
         if run > at and not _low_surrogate_at(line, run):
             return run
         cut = run

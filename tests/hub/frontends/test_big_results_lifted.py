@@ -102,6 +102,16 @@ def test_a_repeated_string_is_checked_once_and_a_near_repeat_in_full(piece: int)
             assert lift(b'{"a":"' + text + b'","b":"' + text[:at] + b"\xff" + text[at + 1:] + b'"}', MIN) is None
 
 
+@pytest.mark.parametrize("text", [b"\\\\" * 300_000, b"\\\\" * 300_000 + b'\\"', b"ab" + b"\\\\" * 300_000 + b"cd", b'\\"' * 300_000])
+def test_a_text_of_backslash_runs_is_read_as_json_reads_it(text: bytes) -> None:
+    """Runs of backslashes longer than the hub walks in Python: the line is parsed whole (or read
+    by orjson's slices), and means what `json` reads."""
+    line = b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"' + text + b'"}]}}'
+    _, message = parse_big(bytearray(line))
+    body = message["result"]
+    assert (restore(body, lifted_of(body)) if lifted_of(body) else body) == json.loads(line)["result"]
+
+
 def test_the_in_place_check_of_a_long_ascii_string_reads_all_of_it() -> None:
     """Past the first slices too: a control byte or a non-ASCII byte deep in a long string sends
     it to the full check (which refuses the first, decodes the second); DEL is allowed as JSON allows it."""
