@@ -112,6 +112,17 @@ def test_a_text_of_backslash_runs_is_read_as_json_reads_it(text: bytes) -> None:
     assert (restore(body, lifted_of(body)) if lifted_of(body) else body) == json.loads(line)["result"]
 
 
+def test_a_line_of_many_short_escaped_strings_is_parsed_whole_and_read_right() -> None:
+    """A table of records beside a long text: walking 5,000 strings of 40 escaped quotes each in
+    Python cost 1.1 s, parsing the line 50 ms; past the scan's budget the line is parsed whole."""
+    record = json.dumps({"a": 'say "hi" ' * 20})
+    line = json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "x" * 100_000}],
+                                                             "structuredContent": {"rows": [record] * 5_000}}}).encode()
+    assert lift(line) is None
+    _, message = parse_big(bytearray(line))
+    assert message == json.loads(line)
+
+
 def test_the_in_place_check_of_a_long_ascii_string_reads_all_of_it() -> None:
     """Past the first slices too: a control byte or a non-ASCII byte deep in a long string sends
     it to the full check (which refuses the first, decodes the second); DEL is allowed as JSON allows it."""
