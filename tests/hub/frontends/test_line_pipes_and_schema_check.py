@@ -147,8 +147,8 @@ async def test_line_queue_keeps_order_and_pauses_a_real_pipe() -> None:
     await read_lines(pipe_file(read_fd, "rb"), queue, lambda line: line == b"taken", problems.append)
     with pipe_file(write_fd, "wb") as writer:
         writer.write(b"taken\n" + b"".join(b"%d\n" % n for n in range(10)))
-    await asyncio.sleep(0.05)
-    assert queue.reader.transport is not None and not queue.reader.transport.is_reading()  # paused at 4 waiting
+    await until(lambda: queue.reader.transport is not None and not queue.reader.transport.is_reading())  # paused at 4 waiting
+    assert len(queue._lines) >= 4  # noqa: SLF001 — at least the high-water mark waits once reading paused
     got = []
     while (line := await queue.get()) is not None:
         got.append(int(line))
