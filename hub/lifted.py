@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import itertools
 import os
+import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -53,6 +54,7 @@ SPLICE_SCOPE_KEY = "mcp_hub.splice"
 SPLICING: ContextVar[bool] = ContextVar("mcp_hub_splicing", default=False)
 """True in the tasks of a front whose writer splices (the stdio front's SDK path)."""
 _PIECE = 1024 * 1024
+_COLON_NEXT = re.compile(rb"[ \t\r\n]*:")
 
 
 class BigList(list):  # type: ignore[type-arg]
@@ -98,7 +100,7 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
         end, checked, looked_at = _closing_quote(line, start)
         if end < 0:
             return None
-        if end - start - 1 >= minimum:
+        if end - start - 1 >= minimum and not _is_key(line, end):
             if not checked and not _repeats(line, start + 1, end, spans) and not _valid_text(line, start + 1, end):
                 return None
             pieces += (line[done:start], _PLACEHOLDER_JSON + b'%d.%d"' % (ident, len(spans)))
@@ -112,6 +114,12 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
         return None
     pieces.append(line[done:])
     return b"".join(pieces), Lifted(ident, line, spans)
+
+
+def _is_key(line: bytes, end: int) -> bool:
+    """Whether the string closing at `end` is an object's key (a colon follows): keys stay in the
+    skeleton, so whatever reads it (policies, `restore`) sees them as they are."""
+    return _COLON_NEXT.match(line, end + 1) is not None
 
 
 def _closing_quote(line: bytes, start: int) -> tuple[int, bool, int]:

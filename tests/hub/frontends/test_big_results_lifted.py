@@ -123,6 +123,17 @@ def test_a_line_of_many_short_escaped_strings_is_parsed_whole_and_read_right() -
     assert message == json.loads(line)
 
 
+@pytest.mark.parametrize("space", [b"", b" ", b"\n" * 300])
+def test_a_long_key_stays_in_the_skeleton(space: bytes) -> None:
+    """A key of 64 KiB or more is not lifted (restore reads values only: a lifted key reached the
+    client as a placeholder); a long value beside it still is."""
+    key = b"k" * (MIN + 10)
+    line = b'{"result":{"content":[{"type":"text","text":"' + b"x" * (MIN + 10) + b'"}],"structuredContent":{"' + key + b'"' + space + b':"' + key + b'"}}}'
+    skeleton, strings = lift(line, MIN)
+    assert len(strings.spans) == 2 and key in skeleton
+    assert restore(orjson.loads(skeleton), strings) == json.loads(line)
+
+
 def test_the_in_place_check_of_a_long_ascii_string_reads_all_of_it() -> None:
     """Past the first slices too: a control byte or a non-ASCII byte deep in a long string sends
     it to the full check (which refuses the first, decodes the second); DEL is allowed as JSON allows it."""
