@@ -29,10 +29,12 @@ import orjson
 LIFT_MIN_BYTES = 64 * 1024
 """Strings at least this long (in the line's bytes) are lifted out of a big line."""
 MAX_SCAN_STEPS = 20_000
-"""A line whose scan takes more steps in Python than this (a string, or a quote after a backslash,
-is a step) is parsed whole: lifting pays for a few long strings, while orjson parses a line of
-many short ones (a table of records) faster than Python can walk it (5,000 records with 40
-escaped quotes each: 0.22 s to scan, 3 ms to parse)."""
+"""A line whose scan takes more steps in Python than this, or than one step per 512 bytes of it if
+that is more (a string, or a quote after a backslash, is a step), is parsed whole: lifting pays
+for a few long strings, while orjson parses a line of many short ones (a table of records) faster
+than Python can walk it (5,000 records with 40 escaped quotes each: 0.22 s to scan, 3 ms to
+parse). The scan lets the loop run between its steps; a whole parse holds the GIL throughout, so
+a long text beside a table (40 MB and 20,000 rows) is still lifted."""
 BACKSLASH_RUN_LOOKED_AT = 64
 """A run of backslashes longer than this is not walked in Python (a server could send megabytes of them)."""
 ESCAPED_QUOTES_LOOKED_AT = 16
@@ -50,9 +52,9 @@ PLACEHOLDER_MARK = _PLACEHOLDER_JSON
 """What a written JSON text holds if it holds a placeholder."""
 _lines = itertools.count(1)
 SPLICE_SCOPE_KEY = "mcp_hub.splice"
-"""Set in an ASGI scope whose responses `hub.frontends.http.splice.SpliceLifted` splices."""
-SPLICING: ContextVar[bool] = ContextVar("mcp_hub_splicing", default=False)
-"""True in the tasks of a front whose writer splices (the stdio front's SDK path)."""
+"""The `Held` of an HTTP request whose responses `hub.frontends.http.splice.SpliceLifted` splices, in its ASGI scope."""
+SPLICING: ContextVar["Held | None"] = ContextVar("mcp_hub_splicing", default=None)
+"""The `Held` of the front whose writer splices, in its tasks (the stdio front's SDK path)."""
 _PIECE = 1024 * 1024
 _COLON_NEXT = re.compile(rb"[ \t\r\n]*:")
 
@@ -95,6 +97,7 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
     pieces: list[bytes] = []
     spans: list[tuple[int, int]] = []
     done = steps = 0
+    budget = max(MAX_SCAN_STEPS, len(line) // 512)
     at = 0
     while (start := find(b'"', at)) >= 0:
         end, checked, looked_at = _closing_quote(line, start)
@@ -108,7 +111,7 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
             done = end + 1
         at = end + 1
         steps += 1 + looked_at
-        if steps > MAX_SCAN_STEPS:
+        if steps > budget:
             return None
     if not spans:
         return None
@@ -252,6 +255,11 @@ def _printable_ascii(line: bytes, start: int, end: int) -> bool:
     return True
 
 
+def is_placeholder(value: Any) -> bool:
+    """Whether `value` is the placeholder of a lifted string (read from a skeleton)."""
+    return isinstance(value, str) and value.startswith(_PLACEHOLDER)
+
+
 def lifted_of(body: Any) -> Lifted | None:
     """What was lifted out of the line a result `body` came from, if anything."""
     content = body.get("content") if isinstance(body, dict) else None
@@ -275,56 +283,71 @@ def restore(value: Any, lifted: Lifted) -> Any:
 def splice(encoded: bytes, lifted: Lifted | Callable[[int], Lifted | None] | None) -> list[bytes | memoryview]:
     """The pieces to write for `encoded` (a JSON text written from a skeleton): each placeholder
     replaced by the original bytes of its string, which are not copied. `lifted` is what the
-    skeleton was lifted from, or a function finding that by its number (`held`)."""
+    skeleton was lifted from, or a function finding that by its number (`Held.find`). A
+    placeholder nothing answers to (let go, forged, malformed) is written as an empty string: the
+    token never leaves the process."""
     if lifted is None or _PLACEHOLDER_JSON not in encoded:
         return [encoded]
     find = lifted if callable(lifted) else (lambda ident: lifted if ident == lifted.ident else None)
     pieces: list[bytes | memoryview] = []
     done = 0
     while (at := encoded.find(_PLACEHOLDER_JSON, done)) >= 0:
-        close = encoded.index(b'"', at + len(_PLACEHOLDER_JSON))
-        ident, index = encoded[at + len(_PLACEHOLDER_JSON):close].split(b".")
-        source = find(int(ident))
-        pieces += (encoded[done:at + 1], source.raw(int(index)) if source is not None else b"")
-        if source is None:  # no longer held (never the case for a reply written at once): never leak the token
-            logger.warning("a big result's text was no longer held when its answer was written; sent empty")
+        start = at + len(_PLACEHOLDER_JSON)
+        close = encoded.find(b'"', start)
+        if close < 0:
+            break  # not a placeholder a JSON encoder wrote: no string closes it
+        number = _PLACEHOLDER_NUMBER.fullmatch(encoded, start, close)
+        source = find(int(number[1])) if number else None
+        raw = source.raw(int(number[2])) if source is not None and int(number[2]) < len(source.spans) else None  # type: ignore[index]
+        pieces += (encoded[done:at + 1], raw if raw is not None else b"")
+        if raw is None:
+            logger.warning("a big result's text was not held by the writer of its answer (let go, or not the hub's); sent empty")
         done = close
     pieces.append(encoded[done:])
     return pieces
 
 
+_PLACEHOLDER_NUMBER = re.compile(rb"([0-9]{1,18})\.([0-9]{1,9})")
 HOLD_S = 600.0
-"""How long a skeleton handed to a writer that splices (`hold`) keeps its strings at most."""
-_held: dict[int, tuple[float, Lifted]] = {}
+"""How long a `Held` keeps a skeleton's strings at most (its writer never wrote the answer)."""
+MAX_HELD_BYTES = 512 * 1024 * 1024
+"""How many bytes of big lines a `Held` keeps at most, the newest always kept (the oldest, an
+answer whose client left or cancelled, is let go first)."""
 
 
-def hold(lifted: Lifted) -> None:
-    """Keep `lifted` for a writer that will splice its strings into what it writes (`held`)."""
-    now = time.monotonic()
-    for ident in [i for i, (since, _) in _held.items() if now - since > HOLD_S]:
-        del _held[ident]  # written nowhere (the client left first)
-    _held[lifted.ident] = (now, lifted)
+class Held:
+    """The strings of the big results whose skeletons were handed to one writer that splices: the
+    stdio front's SDK path, or one HTTP request (`hub.frontends.http.splice`). Only that writer
+    splices from it, so a placeholder in another session's answer (forged, or echoed back) finds
+    nothing here; an HTTP request's `Held` goes with the request, answered or not."""
 
+    def __init__(self) -> None:
+        self._lines: dict[int, tuple[float, Lifted]] = {}
 
-def held(ident: int) -> Lifted | None:
-    """What `hold` kept under that number."""
-    entry = _held.get(ident)
-    return entry[1] if entry is not None else None
+    def hold(self, lifted: Lifted) -> None:
+        """Keep `lifted` until its answer is written (`splice`)."""
+        now = time.monotonic()
+        for ident in [i for i, (since, _) in self._lines.items() if now - since > HOLD_S]:
+            del self._lines[ident]  # written nowhere (the client left first)
+        self._lines[lifted.ident] = (now, lifted)
+        while len(self._lines) > 1 and sum(len(kept.line) for _, kept in self._lines.values()) > MAX_HELD_BYTES:
+            del self._lines[next(iter(self._lines))]
 
+    def find(self, ident: int) -> Lifted | None:
+        entry = self._lines.get(ident)
+        return entry[1] if entry is not None else None
 
-def splice_held(encoded: bytes) -> tuple[list[bytes | memoryview], list[int]]:
-    """`splice` from what `hold` kept, and the numbers it found there (to `release` once written)."""
-    used: list[int] = []
+    def splice(self, encoded: bytes) -> list[bytes | memoryview]:
+        """`splice` from what this holds; what it used is let go (each answer is written once)."""
+        used: list[int] = []
 
-    def find(ident: int) -> Lifted | None:
-        lifted = held(ident)
-        if lifted is not None:
-            used.append(ident)
-        return lifted
+        def find(ident: int) -> Lifted | None:
+            lifted = self.find(ident)
+            if lifted is not None:
+                used.append(ident)
+            return lifted
 
-    return splice(encoded, find), used
-
-
-def release(idents: list[int]) -> None:
-    for ident in idents:
-        _held.pop(ident, None)
+        pieces = splice(encoded, find)
+        for ident in used:
+            self._lines.pop(ident, None)
+        return pieces

@@ -12,7 +12,18 @@ from mcp.shared.dispatcher import ProgressFnT
 
 from hub.catalog.catalog import ToolRoute
 from hub.errors import HubRefusal, HubToolError
+from hub.lifted import is_placeholder
+from hub.redact import bounded_name
 from hub.wire import ToolResult
+
+CODE_LIMIT = 64
+"""A server's error code longer than this is kept cut (with a digest) in audit rows, metrics and log lines."""
+
+
+def server_code(code: str) -> str:
+    """A server's `structuredContent.code` as the hub records it: masked and bounded
+    (`bounded_name`); one of 64 KiB or more, lifted out of a big line, is named, never its placeholder."""
+    return "(a code of 64 KiB or more)" if is_placeholder(code) else bounded_name(code, CODE_LIMIT)
 
 now = time.monotonic
 """The clock of every policy and deadline: the asyncio loop's own (`loop.time()` is `time.monotonic()`,
@@ -122,7 +133,7 @@ class Outcome:
         if self.result is not None and self.result.is_error:
             body = self.result.structured_content
             code = body.get("code") if isinstance(body, dict) else None
-            return code if isinstance(code, str) else None
+            return server_code(code) if isinstance(code, str) else None
         return None
 
     @property

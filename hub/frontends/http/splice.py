@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.lifted import PLACEHOLDER_MARK, SPLICE_SCOPE_KEY, release, splice_held
+from hub.lifted import PLACEHOLDER_MARK, SPLICE_SCOPE_KEY, Held
 
 PIECE_BYTES = 1024 * 1024
 """The largest body message a spliced response is written in."""
 
 
 class SpliceLifted:
-    """ASGI middleware: marks each HTTP request's scope as spliced (`SPLICE_SCOPE_KEY`) and splices
-    held strings into the response bodies it sends."""
+    """ASGI middleware: gives each HTTP request a `Held` of its own in its scope (`SPLICE_SCOPE_KEY`)
+    and splices what it holds into that request's response bodies; it goes with the request,
+    whether or not the answer was written (a client that hung up leaves nothing held)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,7 +31,7 @@ class SpliceLifted:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope[SPLICE_SCOPE_KEY] = True
+        held = scope[SPLICE_SCOPE_KEY] = Held()
         start: Message | None = None
 
         async def splicing_send(message: Message) -> None:
@@ -45,7 +46,8 @@ class SpliceLifted:
                 await send(message)
                 return
             body = message.get("body", b"")
-            pieces, used = splice_held(body) if PLACEHOLDER_MARK in body else ([body], [])
+            pieces = held.splice(body) if PLACEHOLDER_MARK in body else [body]
+            used = len(pieces) > 1
             if start is not None:
                 head, start = start, None
                 await send(_with_length(head, sum(map(len, pieces))) if used else head)
@@ -56,7 +58,6 @@ class SpliceLifted:
             parts = [bytes(piece[at:at + PIECE_BYTES]) for piece in pieces for at in range(0, len(piece), PIECE_BYTES)]
             for number, part in enumerate(parts):
                 await send({"type": "http.response.body", "body": part, "more_body": more or number < len(parts) - 1})
-            release(used)
 
         await self.app(scope, receive, splicing_send)
 

@@ -106,7 +106,7 @@ def parse_big(line: bytearray) -> tuple[bytearray, Any]:
     `bytearray`, which reads like `bytes` everywhere a line goes (converting it would copy it)."""
     lifted = lift(line)
     if lifted is not None:
-        message = _decode(lifted[0], _may_hold_wide_number(lifted[0]))
+        message = _decode(lifted[0], _may_hold_wide_number_in_slices(lifted[0]))  # a skeleton may be big too (numbers)
         result = message.get("result") if isinstance(message, dict) and "id" in message else None
         if isinstance(result, dict) and type(result.get("content")) is list:
             result["content"] = BigList(result["content"])

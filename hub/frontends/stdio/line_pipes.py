@@ -65,6 +65,8 @@ class LineReader(asyncio.Protocol):
         self._held: list[bytes] | None = None  # what arrived while a big line is parsed
         self._pauses: set[str] = set()
         self._ended = False
+        self._eof = False
+        self._lost: tuple[str | None] | None = None  # how the pipe closed while a line was being parsed
         self.transport: asyncio.ReadTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -187,19 +189,35 @@ class LineReader(asyncio.Protocol):
                 self._feed(data)
             else:
                 self._held.append(data)
-        if self._held is None:
+        if self._held is None and self._eof and not self._ended:
+            self._last_line()
+        if self._held is None and self._lost is not None:
+            self._end(self._lost[0])
+        elif self._held is None:
             self.resume("big line")
 
     def eof_received(self) -> bool | None:
-        if self._big and not self._ended:
-            self._buffer, self._big = self._big, None
-        if self._buffer and not self._ended:
-            line, self._buffer = bytes(self._buffer), bytearray()
-            self._on_line(line)  # a last line without its newline is still a line
+        self._eof = True
+        if self._held is None and not self._ended:  # else the line being parsed goes first, then the rest
+            self._last_line()
         return None
 
+    def _last_line(self) -> None:
+        """What is left at the end of the pipe is a last line without its newline, still a line: a
+        big one is parsed off the loop as any other."""
+        if self._big:
+            big, self._big = self._big, None
+            self._parse_off_loop(big, b"")
+        elif self._buffer:
+            line, self._buffer = bytes(self._buffer), bytearray()
+            self._on_line(line)
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self._end(None if exc is None else f"{type(exc).__name__}: {exc}")
+        problem = None if exc is None else f"{type(exc).__name__}: {exc}"
+        if self._held is not None and not self._ended:
+            self._lost = (problem,)  # a line is being parsed: the end comes after it
+            return
+        self._end(problem)
 
     def _end(self, problem: str | None) -> None:
         if not self._ended:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types as types
+import orjson
 import pytest
 from jsonschema import Draft202012Validator
 from mcp.shared.exceptions import MCPError
@@ -260,3 +261,23 @@ async def test_both_drivers_agree(case: Case) -> None:
         assert awaited.answer[0]["code"] == case.expected[1] and awaited.answer[1] == {"mcp-hub/request_id": "r"}
     if case.progress_steps:
         assert awaited.heard == case.progress_steps
+
+
+def test_a_servers_error_code_is_recorded_masked_bounded_and_never_as_a_placeholder() -> None:
+    """A server's `structuredContent.code` goes to audit rows, metrics and the log line: a long one
+    is cut (with a digest), a secret in it masked, and one of 64 KiB or more — lifted out of its big
+    line — is named, never written as the placeholder (which carries the process's token)."""
+    from hub.calls.call import CODE_LIMIT, Outcome
+    from hub.frontends.stdio.json_lines import parse_big
+    from hub.wire import wire_result
+
+    def code_of(code: str) -> str | None:
+        body = {"content": [{"type": "text", "text": "x" * 2_000_000}], "isError": True, "structuredContent": {"code": code}}
+        _, message = parse_big(bytearray(orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": body})))
+        return Outcome(result=wire_result(message["result"])).code
+
+    assert code_of("not_found") == "not_found"
+    long_code = code_of("E" * 1000)
+    assert long_code is not None and long_code.startswith("E" * CODE_LIMIT) and len(long_code) < 100
+    assert code_of("c" * 70_000) == "(a code of 64 KiB or more)"
+    assert "sk-live" not in (code_of("failed sk-live-0123456789abcdefghijklmnop") or "")

@@ -3,7 +3,10 @@ said and are spelled as it spelled them; a line JSON would refuse is never lifte
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
+from typing import Any
 from unittest.mock import patch
 
 import orjson
@@ -13,7 +16,7 @@ from hypothesis import strategies as st
 
 from hub.frontends.stdio.json_lines import json_line, parse_big
 import hub.lifted as lifted_module
-from hub.lifted import lift, lifted_of, restore, splice
+from hub.lifted import SPLICE_SCOPE_KEY, Held, lift, lifted_of, restore, splice
 from hub.wire import WireResult
 
 MIN = 64  # a small lifting threshold, so examples stay small
@@ -162,35 +165,76 @@ def test_a_big_line_that_is_no_result_is_parsed_whole() -> None:
     assert parse_big(bytearray(line))[1]["params"]["text"] == "y" * 2_000_000
 
 
-def test_splice_lifted_writes_held_strings_into_a_json_response_and_fixes_its_length() -> None:
-    """The HTTP front's middleware, on a JSON response (Content-Length set) holding a placeholder."""
+def serve_through_splice(app: Any) -> tuple[list[dict], dict]:
+    """Run `app` under the HTTP front's middleware once; the messages it sent and the scope it saw."""
     import anyio
 
-    from hub.frontends.http.splice import PIECE_BYTES, SpliceLifted
-    from hub.lifted import SPLICE_SCOPE_KEY, held, hold
+    from hub.frontends.http.splice import SpliceLifted
+
+    sent: list[dict] = []
+    scope: dict = {"type": "http"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    anyio.run(SpliceLifted(app), scope, None, send)
+    return sent, scope
+
+
+def test_splice_lifted_writes_held_strings_into_a_json_response_and_fixes_its_length() -> None:
+    """The HTTP front's middleware, on a JSON response (Content-Length set) holding a placeholder."""
+    from hub.frontends.http.splice import PIECE_BYTES
 
     text = b"\\u00e9\\/" * (PIECE_BYTES // 3)  # longer than one body message, spelled with escapes
     line = b'{"result":{"content":[{"type":"text","text":"' + text + b'"}]}}'
     lifted = lift(line)
     assert lifted is not None
     skeleton, strings = lifted
-    seen_scope: dict = {}
 
-    async def app(scope: dict, receive: object, send: object) -> None:
-        seen_scope.update(scope)
-        hold(strings)
+    async def app(scope: dict, receive: object, send: Any) -> None:
+        scope[SPLICE_SCOPE_KEY].hold(strings)  # as `hub.wire.sdk_result` does for this request
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(skeleton)).encode())]})
         await send({"type": "http.response.body", "body": skeleton})
 
-    sent: list[dict] = []
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    anyio.run(SpliceLifted(app), {"type": "http"}, None, send)  # type: ignore[arg-type]
-    assert seen_scope[SPLICE_SCOPE_KEY] is True
+    sent, scope = serve_through_splice(app)
     body = b"".join(m["body"] for m in sent[1:])
     assert body == line and dict(sent[0]["headers"])[b"content-length"] == str(len(line)).encode()
     assert len(sent) > 2 and all(m["more_body"] for m in sent[1:-1]) and not sent[-1]["more_body"]
-    assert held(strings.ident) is None, "spliced strings are let go"
+    assert scope[SPLICE_SCOPE_KEY].find(strings.ident) is None, "spliced strings are let go"
+
+
+def test_a_request_splices_only_what_it_holds_and_never_fails_on_a_forged_placeholder() -> None:
+    """Another request's placeholder (forged by a caller who learnt the token, or echoed back), a
+    malformed one, one with an index past the end: each is written as an empty string, the token
+    never goes out, and the request that holds the text still gets it. Before, any request spliced
+    from one process-wide store (a second session read the first one's result) and a malformed
+    index failed the response with a 500."""
+    from hub.lifted import PLACEHOLDER_MARK
+
+    secret = b"SECRET-" * 20
+    line = b'{"result":{"content":[{"type":"text","text":"' + secret + b'"}]}}'
+    skeleton, strings = lift(line, MIN)
+    token_part = skeleton[skeleton.index(PLACEHOLDER_MARK):skeleton.index(b'"', skeleton.index(PLACEHOLDER_MARK) + 1) + 1]
+    victim_holds: list[Held] = []
+
+    async def victim(scope: dict, receive: object, send: Any) -> None:
+        scope[SPLICE_SCOPE_KEY].hold(strings)
+        victim_holds.append(scope[SPLICE_SCOPE_KEY])  # the victim's answer is never written: its client left
+
+    serve_through_splice(victim)
+    mark = PLACEHOLDER_MARK
+    forged = [token_part, mark + b'%d.x"' % strings.ident, mark + b'%d.7"' % strings.ident, mark + b'99999999999999999999.0"']
+    body = b'{"echo":[' + b",".join(forged) + b"]}"
+
+    async def attacker(scope: dict, receive: object, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    sent, _ = serve_through_splice(attacker)
+    written = b"".join(m["body"] for m in sent[1:])
+    assert json.loads(written) == {"echo": ["", "", "", ""]} and b"SECRET" not in written and mark not in written
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(written)).encode()
+    reference = weakref.ref(victim_holds.pop())
+    gc.collect()
+    assert reference() is None, "an unanswered request's held text goes with the request"
