@@ -16,9 +16,9 @@ escapes JSON allows — so a line that `json` would refuse is still refused, nev
 from __future__ import annotations
 
 import logging
-import itertools
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -50,11 +50,10 @@ _PLACEHOLDER_JSON = b'"\\u0000mcp-hub-lifted:' + _TOKEN.encode() + b":"
 """The placeholder as JSON encoders write it (`orjson`, `json`, pydantic), up to `<line>.<index>`."""
 PLACEHOLDER_MARK = _PLACEHOLDER_JSON
 """What a written JSON text holds if it holds a placeholder."""
-_lines = itertools.count(1)
 SPLICE_SCOPE_KEY = "mcp_hub.splice"
-"""The `Held` of an HTTP request whose responses `hub.frontends.http.splice.SpliceLifted` splices, in its ASGI scope."""
-SPLICING: ContextVar["Held | None"] = ContextVar("mcp_hub_splicing", default=None)
-"""The `Held` of the front whose writer splices, in its tasks (the stdio front's SDK path)."""
+"""Set in an ASGI scope whose responses `hub.frontends.http.splice.SpliceLifted` splices."""
+SPLICING: ContextVar[bool] = ContextVar("mcp_hub_splicing", default=False)
+"""True in the tasks of a front whose writer splices (the stdio front's SDK path)."""
 _PIECE = 1024 * 1024
 _COLON_NEXT = re.compile(rb"[ \t\r\n]*:")
 
@@ -93,7 +92,7 @@ def lift(line: bytes, minimum: int = LIFT_MIN_BYTES) -> tuple[bytes, Lifted] | N
     that is not valid JSON text — the caller then parses the whole line as before). Runs in a
     worker thread: each step holds the GIL for a short slice only."""
     find = line.find
-    ident = next(_lines)
+    ident = secrets.randbits(63)  # unguessable: a placeholder is spliced only by whoever knows it
     pieces: list[bytes] = []
     spans: list[tuple[int, int]] = []
     done = steps = 0
@@ -280,17 +279,18 @@ def restore(value: Any, lifted: Lifted) -> Any:
     return value
 
 
-def splice(encoded: bytes, lifted: Lifted | Callable[[int], Lifted | None] | None) -> list[bytes | memoryview]:
+def splice(encoded: bytes, lifted: Lifted | Callable[[int], Lifted | None] | None,
+           used: list[int] | None = None) -> list[bytes | memoryview]:
     """The pieces to write for `encoded` (a JSON text written from a skeleton): each placeholder
     replaced by the original bytes of its string, which are not copied. `lifted` is what the
-    skeleton was lifted from, or a function finding that by its number (`Held.find`). A
+    skeleton was lifted from, or a function finding that by its number (`splice_held`). A
     placeholder nothing answers to (let go, forged, malformed) is written as an empty string: the
-    token never leaves the process."""
+    token never leaves the process. The numbers of the lines it spliced from go to `used`."""
     if lifted is None or _PLACEHOLDER_JSON not in encoded:
         return [encoded]
     find = lifted if callable(lifted) else (lambda ident: lifted if ident == lifted.ident else None)
     pieces: list[bytes | memoryview] = []
-    done = 0
+    done = missing = 0
     while (at := encoded.find(_PLACEHOLDER_JSON, done)) >= 0:
         start = at + len(_PLACEHOLDER_JSON)
         close = encoded.find(b'"', start)
@@ -300,54 +300,48 @@ def splice(encoded: bytes, lifted: Lifted | Callable[[int], Lifted | None] | Non
         source = find(int(number[1])) if number else None
         raw = source.raw(int(number[2])) if source is not None and int(number[2]) < len(source.spans) else None  # type: ignore[index]
         pieces += (encoded[done:at + 1], raw if raw is not None else b"")
-        if raw is None:
-            logger.warning("a big result's text was not held by the writer of its answer (let go, or not the hub's); sent empty")
+        missing += raw is None
+        if raw is not None and used is not None:
+            used.append(int(number[1]))  # type: ignore[index]
         done = close
     pieces.append(encoded[done:])
+    if missing:
+        logger.warning("%d placeholder(s) of big results' text no longer held (let go, or not the hub's): sent empty", missing)
     return pieces
 
 
-_PLACEHOLDER_NUMBER = re.compile(rb"([0-9]{1,18})\.([0-9]{1,9})")
+_PLACEHOLDER_NUMBER = re.compile(rb"([0-9]{1,20})\.([0-9]{1,9})")
 HOLD_S = 600.0
-"""How long a `Held` keeps a skeleton's strings at most (its writer never wrote the answer)."""
-MAX_HELD_BYTES = 512 * 1024 * 1024
-"""How many bytes of big lines a `Held` keeps at most, the newest always kept (the oldest, an
-answer whose client left or cancelled, is let go first)."""
+"""How long a skeleton handed to a writer that splices (`hold`) keeps its strings at most (its
+answer was never written: the client left)."""
+MAX_HELD_BYTES = 1024 * 1024 * 1024
+"""How many bytes of big lines are held at most, the newest always kept; past it the oldest is let
+go (its answer, if still to be written, goes out with empty text and a warning)."""
+_held: dict[int, tuple[float, Lifted]] = {}
 
 
-class Held:
-    """The strings of the big results whose skeletons were handed to one writer that splices: the
-    stdio front's SDK path, or one HTTP request (`hub.frontends.http.splice`). Only that writer
-    splices from it, so a placeholder in another session's answer (forged, or echoed back) finds
-    nothing here; an HTTP request's `Held` goes with the request, answered or not."""
+def hold(lifted: Lifted) -> None:
+    """Keep `lifted` for whichever writer writes the answer holding its skeleton: the HTTP request
+    that made the call, or another one (the legacy SSE stream, a later leg of a 2026-07-28 call),
+    or the stdio front's SDK path. Its number is random (`Lifted`), so only the skeleton the hub
+    itself wrote names it; the skeleton never leaves the process (`splice`)."""
+    now = time.monotonic()
+    for ident in [i for i, (since, _) in _held.items() if now - since > HOLD_S]:
+        del _held[ident]
+    _held[lifted.ident] = (now, lifted)
+    while len(_held) > 1 and sum(len(kept.line) for _, kept in _held.values()) > MAX_HELD_BYTES:
+        del _held[next(iter(_held))]
 
-    def __init__(self) -> None:
-        self._lines: dict[int, tuple[float, Lifted]] = {}
 
-    def hold(self, lifted: Lifted) -> None:
-        """Keep `lifted` until its answer is written (`splice`)."""
-        now = time.monotonic()
-        for ident in [i for i, (since, _) in self._lines.items() if now - since > HOLD_S]:
-            del self._lines[ident]  # written nowhere (the client left first)
-        self._lines[lifted.ident] = (now, lifted)
-        while len(self._lines) > 1 and sum(len(kept.line) for _, kept in self._lines.values()) > MAX_HELD_BYTES:
-            del self._lines[next(iter(self._lines))]
+def splice_held(encoded: bytes) -> list[bytes | memoryview]:
+    """`splice` from what `hold` kept; what it used is let go (each answer is written once)."""
+    used: list[int] = []
 
-    def find(self, ident: int) -> Lifted | None:
-        entry = self._lines.get(ident)
+    def find(ident: int) -> Lifted | None:
+        entry = _held.get(ident)
         return entry[1] if entry is not None else None
 
-    def splice(self, encoded: bytes) -> list[bytes | memoryview]:
-        """`splice` from what this holds; what it used is let go (each answer is written once)."""
-        used: list[int] = []
-
-        def find(ident: int) -> Lifted | None:
-            lifted = self.find(ident)
-            if lifted is not None:
-                used.append(ident)
-            return lifted
-
-        pieces = splice(encoded, find)
-        for ident in used:
-            self._lines.pop(ident, None)
-        return pieces
+    pieces = splice(encoded, find, used)
+    for ident in used:
+        _held.pop(ident, None)
+    return pieces

@@ -12,7 +12,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.lifted import SPLICE_SCOPE_KEY, SPLICING, Held, lifted_of, restore
+from hub.lifted import SPLICE_SCOPE_KEY, SPLICING, hold, lifted_of, restore
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 HOP_META_KEYS = frozenset(RESERVED_META_PREFIX + key for key in (
@@ -116,10 +116,8 @@ def sdk_result(result: WireResult, request: Any) -> dict[str, Any]:
     scope says so, or this runs under the stdio front's `SPLICING`), else complete (restored)."""
     lifted = lifted_of(result.skeleton)
     scope = getattr(request, "scope", None)
-    held = scope.get(SPLICE_SCOPE_KEY) if isinstance(scope, dict) else None
-    held = held if isinstance(held, Held) else SPLICING.get()
-    if lifted is not None and held is not None:
-        held.hold(lifted)  # only the writer of this request's (or this stdio front's) answers splices it
+    if lifted is not None and (SPLICING.get() or isinstance(scope, dict) and scope.get(SPLICE_SCOPE_KEY)):
+        hold(lifted)
         return result.skeleton
     return result.body
 

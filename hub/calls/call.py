@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from hub.lifted import is_placeholder
 from hub.redact import bounded_name
 from hub.wire import ToolResult
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CODE_LIMIT = 64
 """A server's error code longer than this is kept cut (with a digest) in audit rows, metrics and log lines."""
 
@@ -23,7 +25,9 @@ CODE_LIMIT = 64
 def server_code(code: str) -> str:
     """A server's `structuredContent.code` as the hub records it: masked and bounded
     (`bounded_name`); one of 64 KiB or more, lifted out of a big line, is named, never its placeholder."""
-    return "(a code of 64 KiB or more)" if is_placeholder(code) else bounded_name(code, CODE_LIMIT)
+    if is_placeholder(code):
+        return "(a code of 64 KiB or more)"
+    return bounded_name(_CONTROL.sub("?", code), CODE_LIMIT)  # no escape sequence or line break reaches a log
 
 now = time.monotonic
 """The clock of every policy and deadline: the asyncio loop's own (`loop.time()` is `time.monotonic()`,

@@ -30,7 +30,8 @@ TRANSIENT_CODES = frozenset({"unavailable", "rate_limited"})
 def transient_result(result: ToolResult) -> tuple[bool, float | None]:
     """Whether an `isError` result reports a transient failure, and its `retry_after_s`."""
     body = result.structured_content if result.is_error else None
-    if not isinstance(body, dict) or body.get("code") not in TRANSIENT_CODES:
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or code not in TRANSIENT_CODES:  # a server's code may be any JSON value
         return False, None
     after = body.get("retry_after_s")
     return True, float(after) if isinstance(after, (int, float)) else None

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.lifted import PLACEHOLDER_MARK, SPLICE_SCOPE_KEY, Held
+from hub.lifted import PLACEHOLDER_MARK, SPLICE_SCOPE_KEY, splice_held
 
 PIECE_BYTES = 1024 * 1024
 """The largest body message a spliced response is written in."""
 
 
 class SpliceLifted:
-    """ASGI middleware: gives each HTTP request a `Held` of its own in its scope (`SPLICE_SCOPE_KEY`)
-    and splices what it holds into that request's response bodies; it goes with the request,
-    whether or not the answer was written (a client that hung up leaves nothing held)."""
+    """ASGI middleware: marks each HTTP request's scope as spliced (`SPLICE_SCOPE_KEY`) and splices
+    held strings into the response bodies it sends (whichever request the answer goes out on: the
+    legacy SSE stream, a later leg of a 2026-07-28 call)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,7 +31,7 @@ class SpliceLifted:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        held = scope[SPLICE_SCOPE_KEY] = Held()
+        scope[SPLICE_SCOPE_KEY] = True
         start: Message | None = None
 
         async def splicing_send(message: Message) -> None:
@@ -46,7 +46,7 @@ class SpliceLifted:
                 await send(message)
                 return
             body = message.get("body", b"")
-            pieces = held.splice(body) if PLACEHOLDER_MARK in body else [body]
+            pieces = splice_held(body) if PLACEHOLDER_MARK in body else [body]
             used = len(pieces) > 1
             if start is not None:
                 head, start = start, None

@@ -27,7 +27,7 @@ from mcp.server.stdio import stdio_server
 
 from mcp_types import JSONRPCError, JSONRPCResponse
 
-from hub.lifted import PLACEHOLDER_MARK, SPLICING, Held
+from hub.lifted import PLACEHOLDER_MARK, SPLICING, splice_held
 
 from hub.frontends.stdio.line_errors import FrontGuard
 from hub.frontends.stdio.line_pipes import (BlockingLineWriter, LineQueue, Send, WriteNow, connect_line_writer, pipe_file, read_lines,
@@ -92,16 +92,15 @@ class _Answers:
 class _Writer:
     """`await stdout.write(text)` / `await stdout.flush()` over an asyncio StreamWriter."""
 
-    def __init__(self, writer: asyncio.StreamWriter, held: Held) -> None:
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
-        self._held = held
 
     async def write(self, text: str) -> None:
         data = text.encode("utf-8")
         if PLACEHOLDER_MARK not in data:
             self._writer.write(data)
             return
-        for piece in self._held.splice(data):  # a big result's skeleton (`hub.wire.sdk_result`): its held strings go in as sent
+        for piece in splice_held(data):  # a big result's skeleton (`hub.wire.sdk_result`): its held strings go in as sent
             self._writer.write(piece)
 
     async def flush(self) -> None:
@@ -126,8 +125,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     # Asked of our copy: fd 1 points at stderr by now, and a pipe taken for a file would be written
     # blocking, holding the loop until the client had read a whole big answer.
     writer = await connect_line_writer(stdout) if watchable(stdout.fileno()) else BlockingLineWriter(stdout)
-    held = Held()
-    SPLICING.set(held)  # this task's SDK server hands big results' skeletons to `_Writer`, which splices
+    SPLICING.set(True)  # this task's SDK server hands big results' skeletons to `_Writer`, which splices
 
     async def send(data: bytes | list[bytes | memoryview]) -> None:
         for piece in [data] if isinstance(data, bytes) else data:
@@ -156,7 +154,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
                      lambda problem: logger.warning("stdin: %s; closing the session", problem), guard.overlong,
                      lambda: asyncio.get_running_loop().call_later(WRITE_GRACE_S, abandon_stdout))
     try:
-        async with stdio_server(_Lines(queue), _Writer(writer, held)) as (read_stream, write_stream):  # type: ignore[arg-type]
+        async with stdio_server(_Lines(queue), _Writer(writer)) as (read_stream, write_stream):  # type: ignore[arg-type]
             yield read_stream, _Answers(write_stream, guard)
     finally:
         if taker is not None:

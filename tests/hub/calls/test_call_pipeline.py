@@ -281,3 +281,19 @@ def test_a_servers_error_code_is_recorded_masked_bounded_and_never_as_a_placehol
     assert long_code is not None and long_code.startswith("E" * CODE_LIMIT) and len(long_code) < 100
     assert code_of("c" * 70_000) == "(a code of 64 KiB or more)"
     assert "sk-live" not in (code_of("failed sk-live-0123456789abcdefghijklmnop") or "")
+
+
+def test_a_servers_code_that_is_not_a_plain_string_is_no_internal_error() -> None:
+    """Escape sequences and line breaks never reach a log line or audit row; a code that is an
+    object or a list is no code (the retry policy raised `unhashable type`: the client got -32603)."""
+    from hub.calls.call import Outcome
+    from hub.policies.retry import transient_result
+    from hub.wire import wire_result
+
+    def result(code: object) -> Any:
+        return wire_result({"content": [{"type": "text", "text": "no"}], "isError": True, "structuredContent": {"code": code}})
+
+    assert Outcome(result=result("bad\x1b[31m\nline\x00")).code == "bad?[31m?line?"
+    for code in ({"a": 1}, ["unavailable"], 3, None):
+        assert transient_result(result(code)) == (False, None) and Outcome(result=result(code)).code is None
+    assert transient_result(result("unavailable")) == (True, None)

@@ -3,9 +3,7 @@ said and are spelled as it spelled them; a line JSON would refuse is never lifte
 
 from __future__ import annotations
 
-import gc
 import json
-import weakref
 from typing import Any
 from unittest.mock import patch
 
@@ -16,7 +14,7 @@ from hypothesis import strategies as st
 
 from hub.frontends.stdio.json_lines import json_line, parse_big
 import hub.lifted as lifted_module
-from hub.lifted import SPLICE_SCOPE_KEY, Held, lift, lifted_of, restore, splice
+from hub.lifted import SPLICE_SCOPE_KEY, hold, lift, lifted_of, restore, splice, splice_held
 from hub.wire import WireResult
 
 MIN = 64  # a small lifting threshold, so examples stay small
@@ -192,39 +190,35 @@ def test_splice_lifted_writes_held_strings_into_a_json_response_and_fixes_its_le
     skeleton, strings = lifted
 
     async def app(scope: dict, receive: object, send: Any) -> None:
-        scope[SPLICE_SCOPE_KEY].hold(strings)  # as `hub.wire.sdk_result` does for this request
+        assert scope[SPLICE_SCOPE_KEY] is True
+        hold(strings)  # as `hub.wire.sdk_result` does for a request through the middleware
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(skeleton)).encode())]})
         await send({"type": "http.response.body", "body": skeleton})
 
-    sent, scope = serve_through_splice(app)
+    sent, _ = serve_through_splice(app)
     body = b"".join(m["body"] for m in sent[1:])
     assert body == line and dict(sent[0]["headers"])[b"content-length"] == str(len(line)).encode()
     assert len(sent) > 2 and all(m["more_body"] for m in sent[1:-1]) and not sent[-1]["more_body"]
-    assert scope[SPLICE_SCOPE_KEY].find(strings.ident) is None, "spliced strings are let go"
+    assert splice_held(skeleton)[1] == b"", "spliced strings are let go (written once)"
 
 
-def test_a_request_splices_only_what_it_holds_and_never_fails_on_a_forged_placeholder() -> None:
-    """Another request's placeholder (forged by a caller who learnt the token, or echoed back), a
-    malformed one, one with an index past the end: each is written as an empty string, the token
-    never goes out, and the request that holds the text still gets it. Before, any request spliced
-    from one process-wide store (a second session read the first one's result) and a malformed
-    index failed the response with a 500."""
+def test_a_forged_or_malformed_placeholder_is_written_empty_and_never_splices_another_result() -> None:
+    """A caller who learnt the process's token still cannot name another result's text: each big
+    line's number is random (it was a counter: a second session spliced the first one's result into
+    its own answer); a malformed placeholder is written empty (it failed the response with a 500);
+    the held text stays for the answer it belongs to."""
     from hub.lifted import PLACEHOLDER_MARK
 
     secret = b"SECRET-" * 20
     line = b'{"result":{"content":[{"type":"text","text":"' + secret + b'"}]}}'
     skeleton, strings = lift(line, MIN)
-    token_part = skeleton[skeleton.index(PLACEHOLDER_MARK):skeleton.index(b'"', skeleton.index(PLACEHOLDER_MARK) + 1) + 1]
-    victim_holds: list[Held] = []
-
-    async def victim(scope: dict, receive: object, send: Any) -> None:
-        scope[SPLICE_SCOPE_KEY].hold(strings)
-        victim_holds.append(scope[SPLICE_SCOPE_KEY])  # the victim's answer is never written: its client left
-
-    serve_through_splice(victim)
+    other = lift(line, MIN)[1]
+    assert abs(strings.ident - other.ident) > 1 << 20, "numbers are random, not a counter"
+    hold(strings)
     mark = PLACEHOLDER_MARK
-    forged = [token_part, mark + b'%d.x"' % strings.ident, mark + b'%d.7"' % strings.ident, mark + b'99999999999999999999.0"']
+    guesses = [mark + b'%d.0"' % (strings.ident + step) for step in (-2, -1, 1, 2)]
+    forged = [*guesses, mark + b'%d.x"' % strings.ident, mark + b'%d.7"' % strings.ident, mark + b'99999999999999999999999.0"']
     body = b'{"echo":[' + b",".join(forged) + b"]}"
 
     async def attacker(scope: dict, receive: object, send: Any) -> None:
@@ -233,8 +227,15 @@ def test_a_request_splices_only_what_it_holds_and_never_fails_on_a_forged_placeh
 
     sent, _ = serve_through_splice(attacker)
     written = b"".join(m["body"] for m in sent[1:])
-    assert json.loads(written) == {"echo": ["", "", "", ""]} and b"SECRET" not in written and mark not in written
+    assert json.loads(written) == {"echo": [""] * len(forged)} and b"SECRET" not in written and mark not in written
     assert dict(sent[0]["headers"])[b"content-length"] == str(len(written)).encode()
-    reference = weakref.ref(victim_holds.pop())
-    gc.collect()
-    assert reference() is None, "an unanswered request's held text goes with the request"
+    assert b"".join(bytes(p) for p in splice_held(skeleton)) == line, "the owner's answer still gets its text"
+
+
+def test_held_text_is_let_go_past_the_byte_cap_oldest_first() -> None:
+    """Answers never written (the client left) cannot pile up: past `MAX_HELD_BYTES` the oldest is let go."""
+    lines = [lift(b'{"a":"' + bytes([65 + n]) * 200 + b'"}', MIN) for n in range(3)]
+    with patch.object(lifted_module, "MAX_HELD_BYTES", 500):
+        for _, strings in lines:
+            hold(strings)
+    assert splice_held(lines[0][0])[1] == b"" and splice_held(lines[2][0])[1] == b"C" * 200

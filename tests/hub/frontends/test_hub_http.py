@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from mcp import Client
@@ -62,6 +64,48 @@ async def test_http_endpoint_also_offers_legacy_sse(tmp_path: Path, procs: list)
     url = start_hub_http(procs, config)
     async with Client(sse_client(url.replace("/mcp", "/sse")), mode="legacy") as client:
         assert (await client.call_tool("e__add", {"a": 2, "b": 2})).structured_content == {"total": 4}
+
+
+async def test_a_big_result_over_legacy_sse_arrives_on_the_get_stream_whole(tmp_path: Path, procs: list) -> None:
+    """Over legacy SSE the answer goes out on the GET stream, not on the POST that made the call: a
+    big result's text, held for whichever writer writes it, is spliced there too (review round 2:
+    it came out empty while held per request). Raw HTTP: the SDK's SSE client refuses events over 1 MiB."""
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()})).replace("/mcp", "/sse")
+    base = url.removesuffix("/sse")
+    big = "x\u00e9\"" * (1 << 19)  # a 2.6 MB argument (the front takes bodies up to 4 MiB), a 5 MB answer
+    send_event, events = anyio.create_memory_object_stream[dict](100)
+
+    async def read_stream(client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", url) as response:
+            name, data = None, []
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif not line and data:
+                    await send_event.send({"event": name, "data": "\n".join(data)})
+                    name, data = None, []
+
+    async def answer(ident: int) -> dict:
+        while True:
+            event = await events.receive()
+            message = json.loads(event["data"])
+            if message.get("id") == ident:
+                return message
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=300)) as client, anyio.create_task_group() as tg:
+        tg.start_soon(read_stream, client)
+        endpoint = base + (await events.receive())["data"]
+        await client.post(endpoint, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+        await answer(1)
+        await client.post(endpoint, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await client.post(endpoint, json={"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                          "params": {"name": "e__echo", "arguments": {"text": big}}})
+        result = (await answer(2))["result"]
+        assert result["structuredContent"] == {"result": big} and result["content"][0]["text"] == big
+        tg.cancel_scope.cancel()
 
 
 def test_foreign_origin_and_host_are_refused(tmp_path: Path, procs: list) -> None:
