@@ -239,3 +239,27 @@ def test_held_text_is_let_go_past_the_byte_cap_oldest_first() -> None:
         for _, strings in lines:
             hold(strings)
     assert splice_held(lines[0][0])[1] == b"" and splice_held(lines[2][0])[1] == b"C" * 200
+
+
+@pytest.mark.parametrize("message", [
+    {"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "n\u00e9\\\"" * 400_000}},
+    {"jsonrpc": "2.0", "id": 7, "method": "sampling/createMessage", "params": {"maxTokens": 5, "messages": [
+        {"role": "user", "content": {"type": "text", "text": "s\u00e9" * 600_000}}]}},
+    {"jsonrpc": "2.0", "id": 8, "result": {"content": [{"type": "text", "text": "r\u00e9\"" * 500_000}],
+                                           "structuredContent": {"result": "r\u00e9\"" * 500_000}}},
+    {"jsonrpc": "2.0", "id": 9, "error": {"code": -32000, "message": "e" * 1_200_000}},
+])
+def test_a_big_line_from_a_child_reaches_the_sdk_session_as_pydantic_reads_it(message: dict) -> None:
+    """A big line the SDK session reads (a notification, a server's request, an answer to the
+    session's own request) is validated from the object read off the loop, lifted strings
+    restored: the same message pydantic gives parsing the line itself (on the loop, ~0.2 s for 24 MB)."""
+    from mcp_types import jsonrpc_message_adapter
+
+    from hub.downstream.stdio import sdk_message
+    from hub.frontends.stdio.json_lines import remember_parsed
+
+    line = json_line(message)[:-1]
+    assert len(line) > 1 << 20
+    read, parsed = parse_big(bytearray(line))
+    remember_parsed(read, parsed)  # as the `LineReader` does before handing the line on
+    assert sdk_message(read) == jsonrpc_message_adapter.validate_json(line, by_name=False)
