@@ -254,7 +254,6 @@ LIVE_GROUPS: set[int] = set()
 """Process groups of the stdio children running now (each child leads its own group)."""
 
 
-
 def sdk_message(line: bytes) -> Any:
     """A child's line as the SDK session reads it. A big line (a notification, a server's request,
     an answer to the session's own request) was parsed off the loop by its `LineReader`: the
@@ -267,6 +266,7 @@ def sdk_message(line: bytes) -> Any:
             parsed = {**parsed, "result": restore(result, lifted)}
         return jsonrpc_message_adapter.validate_python(parsed, by_name=False)
     return jsonrpc_message_adapter.validate_json(line, by_name=False)
+
 
 def kill_live_groups() -> None:
     """SIGKILL every child's process group, every pre-started one not adopted yet, and every helper
