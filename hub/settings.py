@@ -45,6 +45,8 @@ class ToolOverride(BaseModel):
     read_only: bool | None = None
     idempotent: bool | None = None
     """Overrides the tool's own `idempotentHint` (hints from a server are not trusted blindly)."""
+    examples: list[str] | None = None
+    """Example requests tool search matches against (`hub.search.examples`); replaces the server's own."""
 
 
 class JwtSettings(BaseModel):

@@ -19,6 +19,7 @@ from hub.settings import ToolOverride
 from hub.downstream.listing import Listing
 from hub.catalog.naming import exposed_name, namespaced_uri, split_uri
 from hub.catalog.schema_check import FastCheck, fast_check
+from hub.search.examples import clean_examples, split_examples
 from hub.wire import without_protocol_meta
 
 if TYPE_CHECKING:
@@ -37,11 +38,14 @@ class ToolRoute:
     server: str
     original: str
     tool: types.Tool
-    """The tool as exposed (renamed; everything else exactly as the downstream sent it)."""
+    """The tool as exposed (renamed, the search examples taken out of its `_meta`; everything else
+    exactly as the downstream sent it)."""
     read_only: bool = False
     idempotent: bool = False
     timeout_s: float | None = None
     max_timeout_s: float | None = None
+    examples: tuple[str, ...] = ()
+    """Example requests for tool search (`hub.search.examples`): the config's, else the server's."""
 
 
 def tool_override(config: ServerConfig, name: str) -> ToolOverride:
@@ -59,15 +63,19 @@ def make_route(config: ServerConfig, tool: types.Tool, exposed: str) -> ToolRout
     hints = tool.annotations
     read_only = override.read_only if override.read_only is not None else bool(hints and hints.read_only_hint)
     idempotent = override.idempotent if override.idempotent is not None else bool(hints and hints.idempotent_hint)
+    meta, examples = split_examples(tool.meta)
+    if override.examples is not None:
+        examples = clean_examples(override.examples)
     return ToolRoute(
         exposed=exposed,
         server=config.name,
         original=tool.name,
-        tool=tool.model_copy(update={"name": exposed}),
+        tool=tool.model_copy(update={"name": exposed, "meta": meta}),
         read_only=read_only,
         idempotent=idempotent,
         timeout_s=override.timeout_s or config.timeout_s,
         max_timeout_s=override.max_timeout_s or config.max_timeout_s,
+        examples=examples,
     )
 
 

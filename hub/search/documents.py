@@ -34,6 +34,8 @@ class ToolDoc:
     """`create`, `update` or `delete` by the name's first word (`hub.search.intent.tool_action`)."""
     one: bool = False
     """Reads one record by an identifier (`hub.search.specific.fetches_one`)."""
+    examples: tuple[str, ...] = ()
+    """Example requests (`hub.search.examples`), each embedded on its own."""
 
 
 def text_key(text: str) -> str:
@@ -56,7 +58,8 @@ def _params(schema: dict[str, Any] | None) -> list[tuple[str, str]]:
     return out
 
 
-def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str | None = None) -> ToolDoc:
+def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str | None = None,
+             examples: tuple[str, ...] = ()) -> ToolDoc:
     """Build the document for `tool` (exposed under `tool.name`, `original` on its server)."""
     title = tool.title or (tool.annotations.title if tool.annotations and tool.annotations.title else "") or ""
     description = (tool.description or "").strip()
@@ -68,6 +71,7 @@ def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str 
         "params": [t for name, text in params for t in terms(name) + terms(text)] + param_shapes(tool.input_schema),
         "namespace": terms(namespace),
         "instructions": terms((instructions or "")[:2000]),
+        "examples": [t for example in examples for t in terms(example)],
     }
     words = split_identifier(original).lower()
     first = description.split("\n\n")[0][:600]
@@ -78,4 +82,4 @@ def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str 
     name_text = f"{split_identifier(namespace).lower()}: {words}"
     return ToolDoc(name=tool.name, fields=fields, embed_text=embed_text, name_text=name_text, tool=tool,
                    namespace=namespace, intent=tool_intent(tool, original),
-                   action=tool_action(original), one=fetches_one(original, tool.input_schema))
+                   action=tool_action(original), one=fetches_one(original, tool.input_schema), examples=examples)

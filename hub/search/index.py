@@ -51,6 +51,9 @@ QUERY_CACHE = 1024
 """Query vectors kept (384 floats each: 1.5 MB at most)."""
 ACTION_WEIGHT = 0.1
 """Added when an order's kind of write (create, update, delete) is the one the tool's name says."""
+EXAMPLE_SHARE = 0.25
+"""For a tool with example requests (`hub.search.examples`), the share of its cosine that is the best
+of its examples' cosines (the rest is its own text's)."""
 SPECIFIC_WEIGHT = 0.1
 """Added to tools that read one record by id when the query holds an identifier, subtracted when it
 holds none (`hub.search.specific`)."""
@@ -93,6 +96,8 @@ class ToolIndex:
         """How many tool texts (two per tool) this index has run through the model: cache misses."""
         self._bm25 = BM25F([])
         self._vectors: np.ndarray | None = None
+        self._examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """Every example's vector, stacked tool by tool; the tools that have examples; where each one's start."""
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
         self._one = np.zeros(0, dtype=np.float32)
@@ -113,13 +118,13 @@ class ToolIndex:
         docs = sorted(docs, key=lambda d: d.name)
         with self._lock:
             bm25 = BM25F([d.fields for d in docs])
-            vectors = self._embed_all(docs) if self.embedder is not None else None
+            vectors, examples = self._embed_all(docs) if self.embedder is not None else (None, None)
             intents = np.array([{"read": 1.0, "write": -1.0}.get(d.intent or "", 0.0) for d in docs], dtype=np.float32)
             names = sorted({d.namespace for d in docs})
             ns_of = np.array([names.index(d.namespace) for d in docs], dtype=np.int64)
             grouped: list[list[str]] = [[] for _ in names]
             for d, n in zip(docs, ns_of):
-                grouped[n].extend(t for f in ("name", "title", "description", "params") for t in d.fields.get(f, ()))
+                grouped[n].extend(t for f in ("name", "title", "description", "params", "examples") for t in d.fields.get(f, ()))
             ns_bm25 = BM25F([{"description": g} for g in grouped])
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
@@ -127,12 +132,14 @@ class ToolIndex:
             self._one = np.array([d.one for d in docs], dtype=np.float32)
             self._spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
             self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
+            self._examples = examples
             self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
 
-    def _embed_all(self, docs: Sequence[ToolDoc]) -> np.ndarray:
-        """Each tool's semantic vector: the mean of its full text's and its name phrase's vectors."""
+    def _embed_all(self, docs: Sequence[ToolDoc]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        """Each tool's semantic vector (the mean of its full text's and its name phrase's vectors), and
+        its examples' vectors (`self._examples`' layout; None when no tool has examples)."""
         assert self.embedder is not None
-        texts = {text_key(t): t for d in docs for t in (d.embed_text, d.name_text)}
+        texts = {text_key(t): t for d in docs for t in (d.embed_text, d.name_text, *d.examples)}
         missing: dict[str, str] = {}
         for key, text in texts.items():
             if key not in self._by_key:
@@ -150,10 +157,16 @@ class ToolIndex:
                 self.cache.put_many(new, set(texts))
         self._by_key = {k: v for k, v in self._by_key.items() if k in texts}
         if not docs:
-            return np.zeros((0, self.embedder.dimensions), dtype=np.float32)
+            return np.zeros((0, self.embedder.dimensions), dtype=np.float32), None
         full = np.stack([self._by_key[text_key(d.embed_text)] for d in docs])
         name = np.stack([self._by_key[text_key(d.name_text)] for d in docs])
-        return ((full + name) / 2.0).astype(np.float32)
+        owners = [i for i, d in enumerate(docs) if d.examples]
+        examples = None
+        if owners:
+            rows = np.stack([self._by_key[text_key(e)] for i in owners for e in docs[i].examples]).astype(np.float32)
+            starts = np.cumsum([0] + [len(docs[i].examples) for i in owners[:-1]])
+            examples = (rows, np.array(owners, dtype=np.int64), starts.astype(np.int64))
+        return ((full + name) / 2.0).astype(np.float32), examples
 
     def _query_vector(self, query: str) -> np.ndarray:
         """The query's embedding, from the last `QUERY_CACHE` queries' when it was asked before."""
@@ -174,7 +187,7 @@ class ToolIndex:
                mode: Mode = "hybrid") -> list[Hit]:
         """The best `limit` tools for `query` among those `allowed` accepts, best first."""
         with self._lock:
-            docs, bm25, vectors = self.docs, self._bm25, self._vectors
+            docs, bm25, vectors, examples = self.docs, self._bm25, self._vectors, self._examples
             intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
             actions, one, spelling = self._actions, self._one, self._spelling
         if not docs or limit <= 0:
@@ -194,7 +207,12 @@ class ToolIndex:
         semantic = np.zeros(len(docs), dtype=np.float32)
         if vectors is not None and mode in ("hybrid", "semantic") and self.embedder is not None:
             with single_blas_thread():
-                cosine = vectors @ self._query_vector(query)
+                query_vector = self._query_vector(query)
+                cosine = vectors @ query_vector
+                if examples is not None and EXAMPLE_SHARE:
+                    rows, owners, starts = examples
+                    best = np.maximum.reduceat(rows @ query_vector, starts)
+                    cosine[owners] = (1.0 - EXAMPLE_SHARE) * cosine[owners] + EXAMPLE_SHARE * best
             visible = cosine[mask]
             floor, ceiling = float(np.median(visible)), float(visible.max())
             semantic = np.clip((cosine - floor) / max(ceiling - floor, 1e-6), 0.0, 1.0)

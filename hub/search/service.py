@@ -93,7 +93,8 @@ class ToolSearch:
                 continue
             downstream = self.hub.downstreams.get(route.server)
             namespace = downstream.config.namespace if downstream else route.server
-            docs[route.exposed] = (route, tool_doc(route.tool, route.original, namespace, instructions.get(route.server)))
+            docs[route.exposed] = (route, tool_doc(route.tool, route.original, namespace, instructions.get(route.server),
+                                                       route.examples))
         self.index.update([doc for _, doc in docs.values()])
         self._docs, self._version, self._instructions, self._built = docs, version, instructions, True
 

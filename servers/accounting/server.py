@@ -46,7 +46,7 @@ from servers.accounting.money import ROUNDING, Amount
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
-from servers.kit.tools import configure_domain, domain_tool
+from servers.kit.tools import configure_domain, domain_examples, domain_tool
 from servers.kit.webhooks import attach_webhooks
 
 PROVIDERS = Providers("accounting", {
@@ -81,7 +81,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     store = getattr(backend, "store", None) or Store(default_data_dir() / "accounting-idempotency.sqlite", [])
     mcp = MCPServer("accounting", instructions="Double-entry accounting. Amounts are decimal strings such as \"12.50\"; "
                     "try create_invoice with dry_run first to see totals.")
-    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store, examples=domain_examples(__package__))
     attach_webhooks(mcp, "accounting", store, ("quickbooks", "xero"))
 
     @domain_tool(mcp, read_only=True)

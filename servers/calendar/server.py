@@ -37,7 +37,7 @@ from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
 from servers.kit.text import refuse_control_chars
-from servers.kit.tools import configure_domain, domain_tool, forget_deleted
+from servers.kit.tools import configure_domain, domain_examples, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.kit.webhooks.channels import keepers_from_env
 
@@ -79,7 +79,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     backend = backend or make_backend()
     store = getattr(backend, "store", None) or Store(default_data_dir() / "calendar-idempotency.sqlite", [])
     mcp = MCPServer("calendar", instructions="Calendars with correct time zones. Call now first to anchor 'today' and 'tomorrow'.")
-    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store, examples=domain_examples(__package__))
     intake = attach_webhooks(mcp, "calendar", store, ("google", "graph"))
     intake.keepers = keepers_from_env(backend, intake.log.store)  # Google channels / Graph subscriptions, if configured
 

@@ -31,7 +31,7 @@ from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
-from servers.kit.tools import configure_domain, domain_tool
+from servers.kit.tools import configure_domain, domain_examples, domain_tool
 from servers.kit.webhooks import attach_webhooks
 
 PROVIDERS = Providers("hris", {
@@ -70,7 +70,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     store = getattr(backend, "store", None) or Store(default_data_dir() / "hris-idempotency.sqlite", [])
     mcp = MCPServer("hris", instructions="People, org chart and time off. Sensitive fields and leave reasons need "
                                          "scope hris:sensitive and the operator's allow-list HRIS_SENSITIVE_ALLOW.")
-    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store)
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store, examples=domain_examples(__package__))
     # list_changes reads the kit's feed, like every domain: verified BambooHR webhooks and the embedded
     # backend's own writes (employees, time-off requests) — see docs/events.md.
     attach_webhooks(mcp, "hris", store, ("bamboohr",))

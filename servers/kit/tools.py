@@ -6,7 +6,9 @@ model (→ `outputSchema` + `structuredContent`, with the JSON also in a text bl
 - turns a `DomainError` raised inside into an `isError` result with the hub's error shape, and any
   other exception into `internal` without leaking its text;
 - if it takes an `idempotency_key`, runs at most once per key and caller, with the key bound to the
-  call's arguments (`servers.kit.idempotency`), once `configure_domain` gave the server a store.
+  call's arguments (`servers.kit.idempotency`), once `configure_domain` gave the server a store;
+- carries the example requests of its domain's `examples.json` (tool name → list of requests as
+  users phrase them) in its `_meta`, for the hub's tool search (`hub.search.examples`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import functools
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from importlib import resources
 from typing import Any, TypeVar
 
 import anyio
@@ -24,6 +27,7 @@ from mcp.server import MCPServer
 from pydantic import BaseModel
 
 from hub.errors import HubToolError
+from hub.search.examples import EXAMPLES_META_KEY, clean_examples
 from servers.kit.arguments import INVALID, make_strict
 from servers.kit.caller import bind_caller, caller_for_request, current_caller
 from servers.kit.idempotency import KEY_ARGUMENT, IdempotencyLedger, fingerprint
@@ -34,6 +38,7 @@ F = TypeVar("F", bound=Callable[..., Awaitable[BaseModel]])
 
 _LEDGER = "_mcp_hub_idempotency"
 _OPEN_WORLD = "_mcp_hub_open_world"
+_EXAMPLES = "_mcp_hub_examples"
 
 
 def ok(model: BaseModel) -> types.CallToolResult:
@@ -48,12 +53,23 @@ def recorded(payload: dict[str, Any]) -> types.CallToolResult:
     )
 
 
-def configure_domain(server: MCPServer, *, open_world: bool, idempotency: Store | None) -> None:
+def domain_examples(package: str) -> dict[str, list[str]]:
+    """The example requests in `package`'s `examples.json` (tool name → requests); {} without one."""
+    path = resources.files(package) / "examples.json"
+    if not path.is_file():
+        return {}
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    return {name: list(clean_examples(requests)) for name, requests in loaded.items()}
+
+
+def configure_domain(server: MCPServer, *, open_world: bool, idempotency: Store | None,
+                     examples: Mapping[str, Sequence[str]] | None = None) -> None:
     """Settings every tool registered afterwards on `server` shares: whether its backend reaches
-    a system outside this process (`openWorldHint`; false for the embedded SQLite backends), and
-    the store that keeps idempotency records."""
+    a system outside this process (`openWorldHint`; false for the embedded SQLite backends), the
+    store that keeps idempotency records, and each tool's example requests (`domain_examples`)."""
     setattr(server, _OPEN_WORLD, open_world)
     setattr(server, _LEDGER, IdempotencyLedger(idempotency) if idempotency is not None else None)
+    setattr(server, _EXAMPLES, dict(examples or {}))
 
 
 def domain_tool(
@@ -116,7 +132,9 @@ def domain_tool(
                 logger.exception("tool %s failed", name)
                 return HubToolError("internal", f"{name} failed unexpectedly; the server log has details").to_result()
 
-        server.add_tool(wrapper, name=name, description=(fn.__doc__ or "").strip(), annotations=annotations)
+        examples = getattr(server, _EXAMPLES, {}).get(name)
+        server.add_tool(wrapper, name=name, description=(fn.__doc__ or "").strip(), annotations=annotations,
+                        meta={EXAMPLES_META_KEY: list(examples)} if examples else None)
         make_strict(server._tool_manager.get_tool(name), not_here)  # noqa: SLF001 — the SDK returns no Tool from add_tool
         return fn
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
-from servers.kit.tools import configure_domain, domain_tool
+from servers.kit.tools import configure_domain, domain_examples, domain_tool
 from servers.memory.model import (
     MAX_METADATA_CHARS,
     DocumentDeleted,
@@ -149,7 +149,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     service = backend or make_backend()
     mcp = MCPServer("memory", instructions="Long-term memory per scope, document search and a knowledge graph. Recall before you "
                     "ask the user again; remember what they tell you to.")
-    configure_domain(mcp, open_world=False, idempotency=None)
+    configure_domain(mcp, open_world=False, idempotency=None, examples=domain_examples(__package__))
 
     # -- memories ---------------------------------------------------------------------------
 

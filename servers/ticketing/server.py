@@ -13,7 +13,7 @@ from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
-from servers.kit.tools import configure_domain, domain_tool, forget_deleted
+from servers.kit.tools import configure_domain, domain_examples, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.ticketing.backend import ProjectAdmin, TicketingBackend
 from servers.ticketing.checks import refuse_control_chars
@@ -70,7 +70,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     # Idempotency records live beside the embedded data, or in their own file for provider backends.
     embedded_store = getattr(backend, "store", None) or Store(default_data_dir() / "ticketing-idempotency.sqlite", [])
     mcp = MCPServer("ticketing", instructions="Tickets in one normalized shape, whatever system holds them.")
-    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=embedded_store)
+    configure_domain(mcp, open_world=backend.name != "embedded", idempotency=embedded_store, examples=domain_examples(__package__))
     attach_webhooks(mcp, "ticketing", embedded_store, ("github", "jira", "zendesk", "servicenow"))
 
     @domain_tool(mcp, read_only=True)

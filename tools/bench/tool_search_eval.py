@@ -65,7 +65,13 @@ def eval_config_dict(stdio: bool = False, third: bool = False) -> dict[str, Any]
     return {"mcpServers": servers, "hub": {"audit": {"enabled": False}}}
 
 
+THIRD_CATALOG = ("third", "fourth")
+"""Splits ranked against the catalog with the third set's distractors added (255 tools)."""
+
+
 def load_queries(split: str) -> list[tuple[str, str]]:
+    if split == "fourth":
+        return [(r["query"], r["tool"]) for r in json.loads((DATA / "tool_search_fourth.json").read_text())]
     if split in ("fresh", "third"):
         return [tuple(r) for r in json.loads((DATA / f"tool_search_{split}.json").read_text())]  # type: ignore[misc]
     rows = [tuple(r) for r in json.loads((DATA / "tool_search_queries.json").read_text())]
@@ -103,12 +109,12 @@ def tokens(obj: Any) -> int:
 async def run(splits: list[str], stdio: bool, misses: bool) -> dict[str, Any]:
     """Score `splits`; `third` against the catalog with the third set's distractors added, the rest without."""
     report: dict[str, Any] = {}
-    first = [s for s in splits if s != "third"]
+    first = [s for s in splits if s not in THIRD_CATALOG]
     if first:
         report.update(await _run_catalog(first, stdio, misses, third=False))
-    if "third" in splits:
+    if later := [s for s in splits if s in THIRD_CATALOG]:
         report.update({f"third_catalog/{k}" if "/" not in k else k: v
-                       for k, v in (await _run_catalog(["third"], stdio, misses, third=True)).items()})
+                       for k, v in (await _run_catalog(later, stdio, misses, third=True)).items()})
     return report
 
 
@@ -146,7 +152,7 @@ async def _run_catalog(splits: list[str], stdio: bool, misses: bool, third: bool
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "third", "all"], action="append")
+    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "third", "fourth", "all"], action="append")
     parser.add_argument("--stdio", action="store_true", help="run the distractor servers as stdio children")
     parser.add_argument("--misses", action="store_true", help="print the hybrid ranking's misses to stderr")
     parser.add_argument("--write-config", type=Path, help="only write the eval's hub config (JSON) to this file")
