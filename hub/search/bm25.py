@@ -20,12 +20,9 @@ FIELD_WEIGHTS: dict[str, float] = {
     "params": 0.8,
     "namespace": 1.0,
     "instructions": 0.2,
-    "examples": 0.5,
 }
-"""How much a word counts in each field: the tool's own name parts most, server instructions least."""
-SPARSE_FIELDS = frozenset({"examples"})
-"""Fields most tools lack (only some servers give examples): their length is normalised by the average
-over the tools that have them, so a tool with examples is not penalised for the many without."""
+"""How much a word counts in each field: the tool's own name parts most, server instructions least.
+(A tool's example requests are not a field: `hub.search.index` scores each example on its own.)"""
 
 K1 = 1.2
 B = 0.6
@@ -39,8 +36,7 @@ class BM25F:
     def __init__(self, docs: Sequence[Mapping[str, list[str]]], weights: Mapping[str, float] = FIELD_WEIGHTS) -> None:
         self.size = len(docs)
         lengths = {f: np.array([len(d.get(f, ())) for d in docs], dtype=np.float32) for f in weights}
-        averages = {f: max(float(v[v > 0].mean() if f in SPARSE_FIELDS and (v > 0).any() else v.mean()) if len(v) else 0.0, 1.0)
-                    for f, v in lengths.items()}
+        averages = {f: max(float(v.mean()) if len(v) else 0.0, 1.0) for f, v in lengths.items()}
         weighted: dict[str, dict[int, float]] = defaultdict(dict)
         self.fields_of: dict[str, dict[int, set[str]]] = defaultdict(dict)
         """term → doc → the fields it occurs in (for "why matched")."""

@@ -54,6 +54,17 @@ ACTION_WEIGHT = 0.1
 EXAMPLE_SHARE = 0.25
 """For a tool with example requests (`hub.search.examples`), the share of its cosine that is the best
 of its examples' cosines (the rest is its own text's)."""
+EXAMPLE_KEYWORD_WEIGHT = 0.5
+"""Added to a tool's BM25F score: this times the BM25 score of its best-matching example request, each
+example scored as a document of its own (one example saying most of the query counts; the same words
+scattered over ten examples do not add up, which pulled every word toward the tools with examples).
+A tool without examples stands as its own example: this times its own BM25F score is added, so having
+examples gives no tool an edge by itself (in the eval, tools of servers without examples kept their
+ranks only so: `docs/tool-search.md`, round 7). The semantic side works the same way: a tool without
+examples keeps its own cosine whole."""
+NAMESPACE_FIELDS = ("name", "title", "description", "params")
+"""The fields whose words make up a namespace's text for the namespace prior (examples are not: they
+pulled requests for other servers' tools toward the namespaces that have examples)."""
 SPECIFIC_WEIGHT = 0.1
 """Added to tools that read one record by id when the query holds an identifier, subtracted when it
 holds none (`hub.search.specific`)."""
@@ -96,8 +107,11 @@ class ToolIndex:
         """How many tool texts (two per tool) this index has run through the model: cache misses."""
         self._bm25 = BM25F([])
         self._vectors: np.ndarray | None = None
-        self._examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        """Every example's vector, stacked tool by tool; the tools that have examples; where each one's start."""
+        self._layout: tuple[np.ndarray, np.ndarray] | None = None
+        """The tools that have example requests, and where each one's examples start in the stack of all
+        examples (tool by tool, in `docs` order); None when no tool has examples."""
+        self._example_bm25 = BM25F([])
+        self._example_vectors: np.ndarray | None = None
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
         self._one = np.zeros(0, dtype=np.float32)
@@ -118,13 +132,17 @@ class ToolIndex:
         docs = sorted(docs, key=lambda d: d.name)
         with self._lock:
             bm25 = BM25F([d.fields for d in docs])
-            vectors, examples = self._embed_all(docs) if self.embedder is not None else (None, None)
+            vectors, example_vectors = self._embed_all(docs) if self.embedder is not None else (None, None)
+            owners = [i for i, d in enumerate(docs) if d.examples]
+            layout = (np.array(owners, dtype=np.int64),
+                      np.cumsum([0] + [len(docs[i].examples) for i in owners[:-1]]).astype(np.int64)) if owners else None
+            example_bm25 = BM25F([{"description": terms(e)} for d in docs for e in d.examples])
             intents = np.array([{"read": 1.0, "write": -1.0}.get(d.intent or "", 0.0) for d in docs], dtype=np.float32)
             names = sorted({d.namespace for d in docs})
             ns_of = np.array([names.index(d.namespace) for d in docs], dtype=np.int64)
             grouped: list[list[str]] = [[] for _ in names]
             for d, n in zip(docs, ns_of):
-                grouped[n].extend(t for f in ("name", "title", "description", "params", "examples") for t in d.fields.get(f, ()))
+                grouped[n].extend(t for f in NAMESPACE_FIELDS for t in d.fields.get(f, ()))
             ns_bm25 = BM25F([{"description": g} for g in grouped])
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
@@ -132,12 +150,12 @@ class ToolIndex:
             self._one = np.array([d.one for d in docs], dtype=np.float32)
             self._spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
             self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
-            self._examples = examples
+            self._layout, self._example_bm25, self._example_vectors = layout, example_bm25, example_vectors
             self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
 
-    def _embed_all(self, docs: Sequence[ToolDoc]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    def _embed_all(self, docs: Sequence[ToolDoc]) -> tuple[np.ndarray, np.ndarray | None]:
         """Each tool's semantic vector (the mean of its full text's and its name phrase's vectors), and
-        its examples' vectors (`self._examples`' layout; None when no tool has examples)."""
+        every example's vector, stacked tool by tool (None when no tool has examples)."""
         assert self.embedder is not None
         texts = {text_key(t): t for d in docs for t in (d.embed_text, d.name_text, *d.examples)}
         missing: dict[str, str] = {}
@@ -160,12 +178,8 @@ class ToolIndex:
             return np.zeros((0, self.embedder.dimensions), dtype=np.float32), None
         full = np.stack([self._by_key[text_key(d.embed_text)] for d in docs])
         name = np.stack([self._by_key[text_key(d.name_text)] for d in docs])
-        owners = [i for i, d in enumerate(docs) if d.examples]
-        examples = None
-        if owners:
-            rows = np.stack([self._by_key[text_key(e)] for i in owners for e in docs[i].examples]).astype(np.float32)
-            starts = np.cumsum([0] + [len(docs[i].examples) for i in owners[:-1]])
-            examples = (rows, np.array(owners, dtype=np.int64), starts.astype(np.int64))
+        rows = [self._by_key[text_key(e)] for d in docs for e in d.examples]
+        examples = np.stack(rows).astype(np.float32) if rows else None
         return ((full + name) / 2.0).astype(np.float32), examples
 
     def _query_vector(self, query: str) -> np.ndarray:
@@ -187,7 +201,8 @@ class ToolIndex:
                mode: Mode = "hybrid") -> list[Hit]:
         """The best `limit` tools for `query` among those `allowed` accepts, best first."""
         with self._lock:
-            docs, bm25, vectors, examples = self.docs, self._bm25, self._vectors, self._examples
+            docs, bm25, vectors = self.docs, self._bm25, self._vectors
+            layout, example_bm25, example_vectors = self._layout, self._example_bm25, self._example_vectors
             intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
             actions, one, spelling = self._actions, self._one, self._spelling
         if not docs or limit <= 0:
@@ -201,6 +216,10 @@ class ToolIndex:
         implied = expansions(words)
         implied += phrase_expansions(query, words + implied)
         keyword = bm25.scores(words, implied)
+        if layout is not None:
+            as_example = keyword.copy()
+            as_example[layout[0]] = np.maximum.reduceat(example_bm25.scores(words, implied), layout[1])
+            keyword = keyword + EXAMPLE_KEYWORD_WEIGHT * as_example
         keyword = np.where(mask, keyword, 0.0)
         top = float(keyword.max())
         keyword = keyword / top if top > 0 else keyword
@@ -209,9 +228,9 @@ class ToolIndex:
             with single_blas_thread():
                 query_vector = self._query_vector(query)
                 cosine = vectors @ query_vector
-                if examples is not None and EXAMPLE_SHARE:
-                    rows, owners, starts = examples
-                    best = np.maximum.reduceat(rows @ query_vector, starts)
+                if layout is not None and example_vectors is not None and EXAMPLE_SHARE:
+                    owners, starts = layout
+                    best = np.maximum.reduceat(example_vectors @ query_vector, starts)
                     cosine[owners] = (1.0 - EXAMPLE_SHARE) * cosine[owners] + EXAMPLE_SHARE * best
             visible = cosine[mask]
             floor, ceiling = float(np.median(visible)), float(visible.max())
@@ -235,7 +254,14 @@ class ToolIndex:
         signals = _signals(query, docs, shapes) if mode in ("hybrid", "keyword") else (lambda i: ())
 
         def matched(i: int) -> dict[str, list[str]]:
-            return {f: [shown.get(t, t) for t in ts] for f, ts in bm25.matched(i, words).items()}
+            found = bm25.matched(i, words)
+            if layout is not None and docs[i].examples:
+                start = int(layout[1][np.searchsorted(layout[0], i)])
+                said = [t for j in range(start, start + len(docs[i].examples))
+                        for ts in example_bm25.matched(j, words).values() for t in ts]
+                if said:
+                    found["examples"] = list(dict.fromkeys(said))
+            return {f: [shown.get(t, t) for t in ts] for f, ts in found.items()}
 
         return [Hit(docs[i].name, round(float(fused[i]), 4), round(float(keyword[i]), 4), round(float(semantic[i]), 4),
                     matched(int(i)), docs[i], signals(int(i))) for i in order]

@@ -70,8 +70,8 @@ THIRD_CATALOG = ("third", "fourth")
 
 
 def load_queries(split: str) -> list[tuple[str, str]]:
-    if split == "fourth":
-        return [(r["query"], r["tool"]) for r in json.loads((DATA / "tool_search_fourth.json").read_text())]
+    if split in ("fourth", "reverse"):
+        return [(r["query"], r["tool"]) for r in json.loads((DATA / f"tool_search_{split}.json").read_text())]
     if split in ("fresh", "third"):
         return [tuple(r) for r in json.loads((DATA / f"tool_search_{split}.json").read_text())]  # type: ignore[misc]
     rows = [tuple(r) for r in json.loads((DATA / "tool_search_queries.json").read_text())]
@@ -152,7 +152,7 @@ async def _run_catalog(splits: list[str], stdio: bool, misses: bool, third: bool
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "third", "fourth", "all"], action="append")
+    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "third", "fourth", "reverse", "all"], action="append")
     parser.add_argument("--stdio", action="store_true", help="run the distractor servers as stdio children")
     parser.add_argument("--misses", action="store_true", help="print the hybrid ranking's misses to stderr")
     parser.add_argument("--write-config", type=Path, help="only write the eval's hub config (JSON) to this file")

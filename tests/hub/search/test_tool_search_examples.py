@@ -96,3 +96,13 @@ async def test_every_built_in_tool_carries_example_requests_the_hub_indexes() ->
             assert EXAMPLES_META_KEY not in (tool.meta or {})
             examples = hub.catalog.resolve_tool(tool.name).examples
             assert len(examples) >= 8, f"{tool.name} has {len(examples)} example requests"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword"])
+async def test_examples_that_only_scatter_the_words_do_not_outrank_a_tool_without_examples(mode: str) -> None:
+    """Each example is scored on its own, and a tool without examples stands as its own example: the
+    words of a request spread over another tool's examples do not add up to beat the tool that says it."""
+    servers = {name: {"module": f"tests.fixtures.search_examples:{name}"} for name in ("office", "post")}
+    async with Hub(parse_config({"mcpServers": servers})) as hub:
+        search = ToolSearch(hub, WordEmbedder())
+        assert search.search("ship a parcel to Oslo today", 2, mode=mode)[0].name == "post__send_parcel"
