@@ -2,14 +2,15 @@
 one matrix product + fusion + priors), of BM25F alone and of BM25F + priors (`keyword`, the
 ranking without an embedder), measured side by side in one run.
 
-usage: python -m tools.bench.tool_search_latency [--tools 1000] [--rounds 3] [--stub-tool-vectors] [--numpy]
+usage: python -m tools.bench.tool_search_latency [--tools 1000] [--rounds 3] [--examples 10] [--stub-tool-vectors] [--numpy]
 
 `hybrid` is each request's first search (its vector computed), `hybrid_repeat` the same requests
 asked again (the index keeps recent query vectors), `query_embedding` the model alone on one query.
 
 The catalog is the distractor catalog's tools renamed into as many namespaces as it takes to
-reach `--tools`; its vectors are computed once (and cached like the hub's). The queries are the
-eval's requests.
+reach `--tools`; each tool gets `--examples` example requests (default 10, as every built-in tool
+has: drawn in turn from the built-in domains' `examples.json`; 0 for none); its vectors are computed
+once (and cached like the hub's). The queries are the eval's requests.
 """
 
 from __future__ import annotations
@@ -66,13 +67,18 @@ def main() -> None:
                         help="random unit vectors for the tools (a search costs the same whatever their values; "
                              "skips embedding the catalog, many minutes on a busy machine); queries still run MiniLM")
     parser.add_argument("--numpy", action="store_true", help="the float32 numpy MiniLM instead of the int8 ONNX one")
+    parser.add_argument("--examples", type=int, default=10, help="example requests per tool")
     args = parser.parse_args()
     base = [(domain, tool) for domain, tools in load_catalog().items() for tool in tools]
+    pool = [e for path in sorted((ROOT / "servers").glob("*/examples.json"))
+            for requests in json.loads(path.read_text()).values() for e in requests]
     docs = []
     for i in range(args.tools):
         domain, tool = base[i % len(base)]
         namespace = f"{domain}{i // len(base)}"
-        docs.append(tool_doc(tool.model_copy(update={"name": f"{namespace}__{tool.name}"}), tool.name, namespace))
+        examples = tuple(pool[(i * args.examples + j) % len(pool)] for j in range(args.examples))
+        docs.append(tool_doc(tool.model_copy(update={"name": f"{namespace}__{tool.name}"}), tool.name, namespace,
+                             examples=examples))
     embedder: Any = MiniLM() if args.numpy else fast_minilm()  # fast_minilm: what tool search loads
     if args.stub_tool_vectors:
         embedder = QueriesOnly(embedder)
