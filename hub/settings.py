@@ -46,7 +46,15 @@ class ToolOverride(BaseModel):
     idempotent: bool | None = None
     """Overrides the tool's own `idempotentHint` (hints from a server are not trusted blindly)."""
     examples: list[str] | None = None
-    """Example requests tool search matches against (`hub.search.examples`); replaces the server's own."""
+    """Example requests tool search matches against (`hub.search.examples`); replaces the server's own.
+    Cleaned and capped once, here (`clean_examples`: at most 32 of at most 200 characters)."""
+
+    @field_validator("examples")
+    @classmethod
+    def _capped(cls, value: list[str] | None) -> list[str] | None:
+        from hub.search.examples import clean_examples
+
+        return None if value is None else list(clean_examples(value))
 
 
 class JwtSettings(BaseModel):

@@ -88,15 +88,16 @@ def _command_digest(config: ServerConfig) -> str:
 
 @functools.cache
 def _installation_digest() -> str:
-    """The hub's version, the SDK and pydantic installed, and the domains' code (every file of each
-    package that registered a domain, `hub.domains`)."""
+    """The hub's version, the SDK and pydantic installed, and the domains' code and data (every `.py`
+    and `.json` file of each package that registered a domain, `hub.domains`: e.g. a domain's
+    `examples.json`, which its tools' listing carries)."""
     digest = hashlib.sha256()
     digest.update(f"{FORMAT}\0{__version__}\0{pydantic.VERSION}\0".encode())
     for module in (mcp, mcp_types):
         stat = os.stat(module.__file__ or "")
         digest.update(f"{module.__name__}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
     for root in _domain_roots():
-        for path in sorted(root.rglob("*.py")):
+        for path in sorted([*root.rglob("*.py"), *root.rglob("*.json")]):
             digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

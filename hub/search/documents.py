@@ -71,7 +71,6 @@ def tool_doc(tool: types.Tool, original: str, namespace: str, instructions: str 
         "params": [t for name, text in params for t in terms(name) + terms(text)] + param_shapes(tool.input_schema),
         "namespace": terms(namespace),
         "instructions": terms((instructions or "")[:2000]),
-        "examples": [t for example in examples for t in terms(example)],
     }
     words = split_identifier(original).lower()
     first = description.split("\n\n")[0][:600]

@@ -7,14 +7,24 @@ config (`tool_overrides: {"<glob>": {"examples": [...]}}`), e.g. for a third-par
 indexes them (a BM25F field, and each one embedded: `hub.search.index`) and takes the key out of the
 tool it lists, so clients and their models never pay tokens for them.
 
-Untrusted input: anything but a list of strings is ignored, each example is trimmed and cut to
-`MAX_EXAMPLE_CHARS`, and at most `MAX_EXAMPLES` are kept per tool.
+Untrusted input: anything but a list of strings is ignored, each example is cut to
+`MAX_EXAMPLE_CHARS` (before anything else is done with it: a server may send one string of 60 MB),
+its white space folded and any character UTF-8 cannot carry (a lone surrogate) replaced, and at most
+`MAX_EXAMPLES` are kept per tool. Examples are hidden from clients, so an untrusted server can use
+them to pull its tools up the ranking (as it can with its descriptions); `tool_overrides` with
+`"examples": []` turns a server's off (docs/security.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from typing import Any
+
+from hub.search.words import stem, terms
+
+_NAME = re.compile(r"(?<=[\w,;:'\"] )[A-Z][a-z]+")
+"""A capitalised word after another word: a name ("Globex", "Priya", "Berlin"), not a sentence's start."""
 
 EXAMPLES_META_KEY = "mcp-hub/examples"
 MAX_EXAMPLES = 32
@@ -27,11 +37,17 @@ def clean_examples(value: Any) -> tuple[str, ...]:
         return ()
     seen: dict[str, None] = {}
     for item in value:
-        if isinstance(item, str) and (text := " ".join(item.split())[:MAX_EXAMPLE_CHARS]):
+        if isinstance(item, str) and (text := _fold(item)):
             seen.setdefault(text, None)
         if len(seen) >= MAX_EXAMPLES:
             break
     return tuple(seen)
+
+
+def _fold(text: str) -> str:
+    """`text` cut to `MAX_EXAMPLE_CHARS` (cut first, then white space folded), valid UTF-8."""
+    cut = " ".join(text[: MAX_EXAMPLE_CHARS * 4].split())[:MAX_EXAMPLE_CHARS]
+    return cut.encode("utf-8", "replace").decode("utf-8")
 
 
 def split_examples(meta: dict[str, Any] | None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
@@ -40,3 +56,12 @@ def split_examples(meta: dict[str, Any] | None) -> tuple[dict[str, Any] | None, 
         return meta, ()
     kept = {k: v for k, v in meta.items() if k != EXAMPLES_META_KEY}
     return kept or None, clean_examples(meta[EXAMPLES_META_KEY])
+
+
+def example_terms(example: str, vocabulary: Collection[str]) -> list[str]:
+    """The keyword terms of `example` without the names it uses as sample values ("invoices for Globex"):
+    a capitalised word after another word whose stem is not in `vocabulary` (the catalog's own words and
+    the synonym table's). Else a request that names its own customer Globex would be pulled toward
+    every tool whose examples happen to use the same sample name."""
+    names = {stem(w.lower()) for w in _NAME.findall(example)} - set(vocabulary)
+    return [t for t in terms(example) if t not in names]

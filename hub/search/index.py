@@ -31,6 +31,7 @@ import numpy as np
 
 from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
+from hub.search.examples import example_terms
 from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
 from hub.search.specific import query_holds_id
 from hub.search.typos import Spelling
@@ -54,14 +55,19 @@ ACTION_WEIGHT = 0.1
 EXAMPLE_SHARE = 0.25
 """For a tool with example requests (`hub.search.examples`), the share of its cosine that is the best
 of its examples' cosines (the rest is its own text's)."""
-EXAMPLE_KEYWORD_WEIGHT = 0.5
+EXAMPLE_KEYWORD_WEIGHT = 0.75
 """Added to a tool's BM25F score: this times the BM25 score of its best-matching example request, each
 example scored as a document of its own (one example saying most of the query counts; the same words
 scattered over ten examples do not add up, which pulled every word toward the tools with examples).
 A tool without examples stands as its own example: this times its own BM25F score is added, so having
 examples gives no tool an edge by itself (in the eval, tools of servers without examples kept their
-ranks only so: `docs/tool-search.md`, round 7). The semantic side works the same way: a tool without
-examples keeps its own cosine whole."""
+ranks only so: `docs/tool-search.md`, round 7). On the semantic side a tool without examples keeps its
+own cosine, and the examples' best cosines are first shifted down by the median, over the tools that
+have examples, of (best example's − own text's) (`CALIBRATION_TOOLS`): a short request-shaped example is nearer almost any
+request than a tool's own text, which otherwise lifted every tool with examples above the rest."""
+CALIBRATION_TOOLS = 5
+"""With at least this many tools having examples, their best-example cosines are shifted by the median
+gap (best example's − own text's) over those tools; with fewer, each tool's by its own examples' mean gap."""
 NAMESPACE_FIELDS = ("name", "title", "description", "params")
 """The fields whose words make up a namespace's text for the namespace prior (examples are not: they
 pulled requests for other servers' tools toward the namespaces that have examples)."""
@@ -123,20 +129,24 @@ class ToolIndex:
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         """Recent queries' vectors (an agent repeats and refines its searches): the model runs once per text."""
         self._lock = threading.Lock()
+        self._updating = threading.Lock()
 
     def update(self, docs: Sequence[ToolDoc]) -> None:
         """Replace the indexed tools; embed only texts never seen by this index or its cache.
 
         Documents are kept in name order, so a ranking (ties included) does not depend on which
-        server answered its tools/list first."""
+        server answered its tools/list first. The new tables are built (and new texts embedded: seconds
+        for a big server's examples) outside the lock searches take; only the swap is under it, so
+        searches keep ranking on the current index meanwhile. Updates run one at a time."""
         docs = sorted(docs, key=lambda d: d.name)
-        with self._lock:
+        with self._updating:
             bm25 = BM25F([d.fields for d in docs])
             vectors, example_vectors = self._embed_all(docs) if self.embedder is not None else (None, None)
             owners = [i for i, d in enumerate(docs) if d.examples]
             layout = (np.array(owners, dtype=np.int64),
                       np.cumsum([0] + [len(docs[i].examples) for i in owners[:-1]]).astype(np.int64)) if owners else None
-            example_bm25 = BM25F([{"description": terms(e)} for d in docs for e in d.examples])
+            vocabulary = set(bm25.postings) | set(SYNONYMS)
+            example_bm25 = BM25F([{"description": example_terms(e, vocabulary)} for d in docs for e in d.examples])
             intents = np.array([{"read": 1.0, "write": -1.0}.get(d.intent or "", 0.0) for d in docs], dtype=np.float32)
             names = sorted({d.namespace for d in docs})
             ns_of = np.array([names.index(d.namespace) for d in docs], dtype=np.int64)
@@ -147,11 +157,13 @@ class ToolIndex:
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
             actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
-            self._one = np.array([d.one for d in docs], dtype=np.float32)
-            self._spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
-            self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
-            self._layout, self._example_bm25, self._example_vectors = layout, example_bm25, example_vectors
-            self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
+            one = np.array([d.one for d in docs], dtype=np.float32)
+            spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
+            with self._lock:
+                self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
+                self._layout, self._example_bm25, self._example_vectors = layout, example_bm25, example_vectors
+                self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
+                self._one, self._spelling = one, spelling
 
     def _embed_all(self, docs: Sequence[ToolDoc]) -> tuple[np.ndarray, np.ndarray | None]:
         """Each tool's semantic vector (the mean of its full text's and its name phrase's vectors), and
@@ -216,9 +228,10 @@ class ToolIndex:
         implied = expansions(words)
         implied += phrase_expansions(query, words + implied)
         keyword = bm25.scores(words, implied)
-        if layout is not None:
+        example_scores = example_bm25.scores(words, implied) if layout is not None else None
+        if layout is not None and example_scores is not None:
             as_example = keyword.copy()
-            as_example[layout[0]] = np.maximum.reduceat(example_bm25.scores(words, implied), layout[1])
+            as_example[layout[0]] = np.maximum.reduceat(example_scores, layout[1])
             keyword = keyword + EXAMPLE_KEYWORD_WEIGHT * as_example
         keyword = np.where(mask, keyword, 0.0)
         top = float(keyword.max())
@@ -230,7 +243,15 @@ class ToolIndex:
                 cosine = vectors @ query_vector
                 if layout is not None and example_vectors is not None and EXAMPLE_SHARE:
                     owners, starts = layout
-                    best = np.maximum.reduceat(example_vectors @ query_vector, starts)
+                    each = example_vectors @ query_vector
+                    best = np.maximum.reduceat(each, starts)
+                    # a short request-shaped example is nearer any request than a tool's own text is: take
+                    # the typical gap off, so having examples lifts no tool by itself (EXAMPLE_KEYWORD_WEIGHT)
+                    if len(owners) >= CALIBRATION_TOOLS:
+                        best -= float(np.median(best - cosine[owners]))
+                    else:  # too few tools for a typical gap: each tool's examples' mean stands for it
+                        mean = np.add.reduceat(each, starts) / np.diff(np.append(starts, len(each)))
+                        best -= mean - cosine[owners]
                     cosine[owners] = (1.0 - EXAMPLE_SHARE) * cosine[owners] + EXAMPLE_SHARE * best
             visible = cosine[mask]
             floor, ceiling = float(np.median(visible)), float(visible.max())
@@ -255,11 +276,11 @@ class ToolIndex:
 
         def matched(i: int) -> dict[str, list[str]]:
             found = bm25.matched(i, words)
-            if layout is not None and docs[i].examples:
+            if layout is not None and example_scores is not None and docs[i].examples:
                 start = int(layout[1][np.searchsorted(layout[0], i)])
-                said = [t for j in range(start, start + len(docs[i].examples))
-                        for ts in example_bm25.matched(j, words).values() for t in ts]
-                if said:
+                best = start + int(np.argmax(example_scores[start:start + len(docs[i].examples)]))
+                said = [t for ts in example_bm25.matched(best, words).values() for t in ts]
+                if said:  # the words of the example that counted: the best one
                     found["examples"] = list(dict.fromkeys(said))
             return {f: [shown.get(t, t) for t in ts] for f, ts in found.items()}
 

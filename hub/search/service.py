@@ -37,6 +37,9 @@ logger = logging.getLogger("hub.search")
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
+REFRESH_WAIT_S = 2.0
+"""How long a search waits for a re-index already under way (e.g. a big server's new tools and examples
+being embedded after its `list_changed`) before it ranks on the index as it stands."""
 
 
 def load_search_embedder() -> Embedder | None:
@@ -73,10 +76,16 @@ class ToolSearch:
         self._lock = threading.Lock()
         hub.add_change_listener(self._on_change)
 
-    def refresh(self) -> None:
-        """Bring the index in line with the catalog (a no-op while the catalog has not changed)."""
-        with self._lock:
+    def refresh(self, wait_s: float | None = None) -> None:
+        """Bring the index in line with the catalog (a no-op while the catalog has not changed). With
+        `wait_s`, once the index is built, give up after that long if another thread is re-indexing."""
+        if not self._lock.acquire(timeout=wait_s if wait_s is not None and self._built else -1):
+            logger.info("tool search ranks on the current index: a re-index is still under way")
+            return
+        try:
             self._refresh()
+        finally:
+            self._lock.release()
 
     def _refresh(self) -> None:
         catalog = self.hub.catalog
@@ -106,7 +115,7 @@ class ToolSearch:
                mode: Mode = "hybrid", view: ProfileView | None = None) -> list[Hit]:
         """The best `limit` tools for `query` that `principal` (default: the local one) may call; with a
         profile `view`, only that profile's tools, named as the profile names them."""
-        self.refresh()
+        self.refresh(REFRESH_WAIT_S)
         who = principal or self.hub.access.local
         routes = {name: route for name, (route, _) in self._docs.items()}
 

@@ -8,14 +8,19 @@ fixture's right tool shares no word of the query in its name or description, onl
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
+import numpy as np
 import pytest
 
 from hub.config import parse_config
 from hub.hub import Hub
-from hub.search.examples import EXAMPLES_META_KEY, MAX_EXAMPLE_CHARS, MAX_EXAMPLES, clean_examples
+import hub.search.service as service
+from hub.search.examples import EXAMPLES_META_KEY, MAX_EXAMPLE_CHARS, MAX_EXAMPLES, clean_examples, example_terms
 from hub.search.service import ToolSearch
 from servers import BUILTIN_DOMAINS
 from tests.fixtures.search_examples import HOLIDAYS
@@ -106,3 +111,71 @@ async def test_examples_that_only_scatter_the_words_do_not_outrank_a_tool_withou
     async with Hub(parse_config({"mcpServers": servers})) as hub:
         search = ToolSearch(hub, WordEmbedder())
         assert search.search("ship a parcel to Oslo today", 2, mode=mode)[0].name == "post__send_parcel"
+
+
+def test_a_huge_example_is_cut_before_it_is_split_and_a_lone_surrogate_is_replaced() -> None:
+    words = "ab " * 5_000_000
+    assert clean_examples([words]) == (("ab " * 67)[:MAX_EXAMPLE_CHARS].strip(),)
+    assert clean_examples(["who is off \ud800 today"]) == ("who is off ? today",)
+
+
+def test_the_config_caps_examples_once_when_it_is_read() -> None:
+    cfg = parse_config({"mcpServers": {"people": {**PEOPLE["people"], "tool_overrides": {
+        "*": {"examples": [f"request {i}" for i in range(1000)] + ["x" * 5000]}}}}})
+    override = next(s for s in cfg.servers if s.name == "people").tool_overrides["*"]
+    assert override.examples == [f"request {i}" for i in range(MAX_EXAMPLES)]
+
+
+async def test_an_example_with_a_lone_surrogate_breaks_no_search() -> None:
+    override = {"tool_overrides": {"list_staff": {"examples": ["who reports to \ud800 whom"]}}}
+    async with Hub(config(**override)) as hub:
+        search = ToolSearch(hub, WordEmbedder())
+        assert search.search("who reports to whom", 1)[0].name == "people__list_staff"
+
+
+def test_sample_names_in_examples_are_not_keywords() -> None:
+    assert example_terms("show unpaid invoices for Globex in Berlin", {"invoic"}) == ["unpaid", "invoic"]
+    assert example_terms("Jira ticket for Priya, at Acme", {"jira", "ticket"}) == ["jira", "ticket"]
+    assert example_terms("What is OPS-12 about? Ask Dana", set()) == ["ops", "12", "about", "ask"]
+
+
+async def test_why_names_the_words_of_the_example_that_counted() -> None:
+    servers = {name: {"module": f"tests.fixtures.search_examples:{name}"} for name in ("office", "post")}
+    async with Hub(parse_config({"mcpServers": servers})) as hub:
+        search = ToolSearch(hub, WordEmbedder())
+        hit = next(h for h in search.search("ship a parcel to Oslo today", 2) if h.name == "office__list_closures")
+        said = next(p for p in hit.why().split("; ") if p.startswith("examples: "))
+        assert said in ("examples: oslo", "examples: today", "examples: ship", "examples: parcel"), said
+
+
+class GatedEmbedder(WordEmbedder):
+    """Blocks on texts that mention `word` until `gate` is set (a slow model run for a big server)."""
+
+    def __init__(self, word: str) -> None:
+        self.word, self.gate, self.entered = word, threading.Event(), threading.Event()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if any(self.word in t for t in texts):
+            self.entered.set()
+            self.gate.wait(30)
+        return super().embed(texts)
+
+
+async def test_a_search_ranks_on_the_current_index_while_a_slow_reindex_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "REFRESH_WAIT_S", 0.2)
+    servers = {"desk": {"module": "tests.fixtures.search_catalog:desk"}}
+    async with Hub(parse_config({"mcpServers": servers})) as hub:
+        embedder = GatedEmbedder("Move a closed ticket")  # the new tool's description, not the query
+        search = ToolSearch(hub, embedder)
+        assert search.search("delete a ticket", 1)[0].name == "desk__delete_ticket"
+        await hub.route_call("desk__grow", {})
+        with anyio.fail_after(10):
+            while not embedder.entered.is_set():  # the re-index after list_changed is embedding the new tool
+                await anyio.sleep(0.01)
+        with anyio.fail_after(5):
+            hits = await anyio.to_thread.run_sync(lambda: search.search("archive a closed ticket", 5))
+        assert "desk__archive_ticket" not in [h.name for h in hits], "ranked on the index as it stood"
+        embedder.gate.set()
+        with anyio.fail_after(10):
+            while "desk__archive_ticket" not in [h.name for h in search.search("archive a closed ticket", 1)]:
+                await anyio.sleep(0.01)
