@@ -131,6 +131,7 @@ async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principa
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= SEARCH_LIMIT_MAX:
         return HubToolError("invalid_argument", f"limit must be an integer from 1 to {SEARCH_LIMIT_MAX}",
                             details={"limit": limit if isinstance(limit, int) else str(limit)[:40]}).to_result(), []
+    await hub.await_first_listing()  # as a list would: a search before it must not miss servers still connecting
     hits = await tool_search(hub).asearch(query, limit, principal, view)
     return _result(hits_payload(hits)), [h.name for h in hits]
 

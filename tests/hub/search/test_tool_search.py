@@ -22,6 +22,7 @@ from hub.audit.log import query as audit_query
 from hub.auth.principal import Principal
 from hub.config import parse_config
 from hub.hub import Hub
+from hub.search.meta import answer_search
 from hub.search.service import ToolSearch
 from tests.conftest import PY, ROOT, echo_stdio, write_config
 from tests.fixtures.word_embedder import WordEmbedder
@@ -233,3 +234,16 @@ def test_cli_tools_search_json(tmp_path: Path) -> None:
     refused = subprocess.run([PY, "-m", "hub.cli", "tools", "search", "x", "--config", str(config), "--limit", "0"],
                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert refused.returncode == 2 and "--limit" in refused.stderr
+
+
+async def test_a_search_before_the_first_listing_waits_for_the_servers_still_connecting(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2026-07-28 client has no session to list in first: its first `search_tools` must see every server
+    that is still making its first connection, as a first `tools/list` would (bounded by `list_wait_s`)."""
+    monkeypatch.setenv("MCP_HUB_SEARCH_EMBEDDER", "tests.fixtures.word_embedder:create")
+    config = parse_config({"hub": {"list_wait_s": 60, "remember_listings": False},
+                           "mcpServers": {"ok": echo_stdio("--name", "ok")}})
+    async with Hub(config, wait_at_start=False) as hub:
+        assert hub.catalog.resolve_tool("ok__echo") is None, "entered before any server was up"
+        _, found = await answer_search(hub, {"query": "echo the text back", "limit": 3}, hub.access.local)
+        assert "ok__echo" in found

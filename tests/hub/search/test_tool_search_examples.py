@@ -179,3 +179,4 @@ async def test_a_search_ranks_on_the_current_index_while_a_slow_reindex_runs(mon
         with anyio.fail_after(10):
             while "desk__archive_ticket" not in [h.name for h in search.search("archive a closed ticket", 1)]:
                 await anyio.sleep(0.01)
+
