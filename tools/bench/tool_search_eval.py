@@ -1,6 +1,6 @@
 """Tool-search eval: hit@1, hit@5 and MRR of BM25 alone, embeddings alone, BM25 + priors and the shipped hybrid.
 
-usage: python -m tools.bench.tool_search_eval [--split dev|heldout|fresh|third|all] [--stdio] [--misses]
+usage: python -m tools.bench.tool_search_eval [--split dev|heldout|fresh|third|fourth|fifth|reverse|all] [--stdio] [--misses]
        python -m tools.bench.tool_search_eval --write-config FILE [--stdio] [--third-catalog]
 
 The catalog is every built-in domain plus the distractor domains of
@@ -12,7 +12,10 @@ after round 3's tuning was finished (round 4 then read its misses). `third` is
 `data/tool_search_third.json`: 69 requests (terse commands, questions, typos, non-native phrasing,
 one per built-in tool), written after round 5 was frozen and ranked against the catalog plus 64
 more distractor tools in eight other domains (`data/tool_search_distractors_third.json`, mounted
-by `tools.bench.tool_search_third`): run once, reported as is.
+by `tools.bench.tool_search_third`): run once, reported as is. Round 7 (example requests) adds
+`fourth` and `fifth` (`data/tool_search_{fourth,fifth}.json`, 138 requests each, two per built-in
+tool, written by helpers blind to the examples and every other set; ranked against the third set's
+catalog) and `reverse` (90 requests aimed at the distractor tools: do other servers' tools still rank?).
 Also prints the `tools/list` token cost (JSON characters / 4) in `all` and `search` mode.
 """
 
@@ -65,12 +68,12 @@ def eval_config_dict(stdio: bool = False, third: bool = False) -> dict[str, Any]
     return {"mcpServers": servers, "hub": {"audit": {"enabled": False}}}
 
 
-THIRD_CATALOG = ("third", "fourth")
+THIRD_CATALOG = ("third", "fourth", "fifth")
 """Splits ranked against the catalog with the third set's distractors added (255 tools)."""
 
 
 def load_queries(split: str) -> list[tuple[str, str]]:
-    if split in ("fourth", "reverse"):
+    if split in ("fourth", "fifth", "reverse"):
         return [(r["query"], r["tool"]) for r in json.loads((DATA / f"tool_search_{split}.json").read_text())]
     if split in ("fresh", "third"):
         return [tuple(r) for r in json.loads((DATA / f"tool_search_{split}.json").read_text())]  # type: ignore[misc]
@@ -152,7 +155,7 @@ async def _run_catalog(splits: list[str], stdio: bool, misses: bool, third: bool
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "third", "fourth", "reverse", "all"], action="append")
+    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "third", "fourth", "fifth", "reverse", "all"], action="append")
     parser.add_argument("--stdio", action="store_true", help="run the distractor servers as stdio children")
     parser.add_argument("--misses", action="store_true", help="print the hybrid ranking's misses to stderr")
     parser.add_argument("--write-config", type=Path, help="only write the eval's hub config (JSON) to this file")
