@@ -4,8 +4,8 @@ A tool's author knows how its users ask for it ("who's off next week?" for a tim
 better than any word table the hub could keep. A server gives them in the tool's `_meta` under
 `EXAMPLES_META_KEY` (a list of short strings); an operator can give or replace them per tool in the
 config (`tool_overrides: {"<glob>": {"examples": [...]}}`), e.g. for a third-party server. The hub
-indexes them (a BM25F field, and each one embedded: `hub.search.index`) and takes the key out of the
-tool it lists, so clients and their models never pay tokens for them.
+indexes each one on its own (a BM25 document, and a vector: `hub.search.index`) and takes the key out
+of the tool it lists, so clients and their models never pay tokens for them.
 
 Untrusted input: anything but a list of strings is ignored, each example is cut to
 `MAX_EXAMPLE_CHARS` (before anything else is done with it: a server may send one string of 60 MB),

@@ -63,8 +63,9 @@ A tool without examples stands as its own example: this times its own BM25F scor
 examples gives no tool an edge by itself (in the eval, tools of servers without examples kept their
 ranks only so: `docs/tool-search.md`, round 7). On the semantic side a tool without examples keeps its
 own cosine, and the examples' best cosines are first shifted down by the median, over the tools that
-have examples, of (best example's − own text's) (`CALIBRATION_TOOLS`): a short request-shaped example is nearer almost any
-request than a tool's own text, which otherwise lifted every tool with examples above the rest."""
+have examples, of (best example's − own text's) (`CALIBRATION_TOOLS`): a short request-shaped example
+is nearer almost any request than a tool's own text, which otherwise lifted every tool with examples
+above the rest."""
 CALIBRATION_TOOLS = 5
 """With at least this many tools having examples, their best-example cosines are shifted by the median
 gap (best example's − own text's) over those tools; with fewer, each tool's by its own examples' mean gap."""
@@ -110,7 +111,8 @@ class ToolIndex:
         self.cache = cache
         self.docs: list[ToolDoc] = []
         self.embedded = 0
-        """How many tool texts (two per tool) this index has run through the model: cache misses."""
+        """How many texts (two per tool, and one per example request) this index has run through the model:
+        cache misses."""
         self._bm25 = BM25F([])
         self._vectors: np.ndarray | None = None
         self._layout: tuple[np.ndarray, np.ndarray] | None = None
