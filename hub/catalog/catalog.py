@@ -19,7 +19,7 @@ from hub.settings import ToolOverride
 from hub.downstream.listing import Listing
 from hub.catalog.naming import exposed_name, namespaced_uri, split_uri
 from hub.catalog.schema_check import FastCheck, fast_check
-from hub.search.examples import clean_examples, split_examples
+from hub.search.examples import split_examples
 from hub.wire import without_protocol_meta
 
 if TYPE_CHECKING:
@@ -64,8 +64,8 @@ def make_route(config: ServerConfig, tool: types.Tool, exposed: str) -> ToolRout
     read_only = override.read_only if override.read_only is not None else bool(hints and hints.read_only_hint)
     idempotent = override.idempotent if override.idempotent is not None else bool(hints and hints.idempotent_hint)
     meta, examples = split_examples(tool.meta)
-    if override.examples is not None:
-        examples = clean_examples(override.examples)
+    if override.examples is not None:  # cleaned and capped by `ToolOverride` itself
+        examples = tuple(override.examples)
     return ToolRoute(
         exposed=exposed,
         server=config.name,

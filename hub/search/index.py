@@ -230,8 +230,9 @@ class ToolIndex:
         implied = expansions(words)
         implied += phrase_expansions(query, words + implied)
         keyword = bm25.scores(words, implied)
-        example_scores = example_bm25.scores(words, implied) if layout is not None else None
-        if layout is not None and example_scores is not None:
+        example_scores = None
+        if layout is not None:
+            example_scores = example_bm25.scores(words, implied)
             as_example = keyword.copy()
             as_example[layout[0]] = np.maximum.reduceat(example_scores, layout[1])
             keyword = keyword + EXAMPLE_KEYWORD_WEIGHT * as_example
