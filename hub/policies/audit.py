@@ -22,7 +22,10 @@ from hub.wire import ToolResult, replace_meta
 
 logger = logging.getLogger("hub.calls")
 CALL_LINE = Premasked("call tool=%s server=%s principal=%s outcome=%s code=%s ms=%s request_id=%s")
-"""One line per call at INFO; its names are masked one by one (`mask_short`), the rest is the hub's own."""
+"""One line per call: at INFO for a call that did not succeed (tool error, hub or server error,
+denied, cancelled), at DEBUG for one that did — the audit log keeps every call, and at INFO the
+line was a fifth of the hub's CPU per call (docs/performance.md). Its names are masked one by one
+(`mask_short`), the rest is the hub's own."""
 REQUEST_ID_META = "mcp-hub/request_id"
 _REQUEST_IDS = itertools.count(1)
 _PROCESS_TAG = f"{secrets.randbits(64):016x}"
@@ -117,8 +120,9 @@ class AuditPolicy:
     ) -> None:
         request_id, principal = attributes["request_id"], attributes.get("principal", "local")
         latency_ms = round(seconds * 1000, 3) if seconds is not None else None
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(CALL_LINE, mask_short(tool), mask_short(server), mask_short(principal), outcome, code,
+        level = logging.DEBUG if outcome == "ok" else logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(level, CALL_LINE, mask_short(tool), mask_short(server), mask_short(principal), outcome, code,
                         latency_ms, request_id)
         if self.audit is None:
             return

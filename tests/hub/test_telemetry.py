@@ -106,7 +106,7 @@ async def test_downstream_receives_the_traceparent_of_the_callers_trace() -> Non
 
 
 async def test_logs_carry_trace_ids(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="hub.calls")
+    caplog.set_level(logging.DEBUG, logger="hub.calls")  # a call that succeeds is logged at DEBUG
     exporter = InMemorySpanExporter()
     async with traced_hub(exporter) as hub:
         await hub.route_call("e__echo", {"text": "hi"}, attributes={"traceparent": CLIENT_TRACEPARENT})

@@ -78,6 +78,7 @@ def secured(tmp_path: Path, procs: list) -> dict[str, Any]:
                      "admin_for_destructive": False},
             "rate_limit": {"per_principal": {"burst": 40, "per_second": 20}},
             "audit": {"keep_fields": {"e__echo": ["text"]}},
+            "log_level": "debug",  # every line the hub can write, the per-call ones too, is checked for secrets
         },
     )
     import os
