@@ -56,7 +56,7 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServ
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.inbound import (InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header,
-                                validate_mcp_param_headers)
+                                find_invalid_x_mcp_header, validate_mcp_param_headers, x_mcp_header_map)
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
@@ -157,6 +157,8 @@ class HttpToolCalls:
         self._view = server.view  # a profile's view, or None for the whole catalog
         self._server_info = {"name": hub.config.hub.name, "version": __version__}
         self._keepalive_s = hub.config.hub.http.keepalive_s
+        self._param_headers: dict[str, tuple[Any, bool]] = {}
+        """Tool name → (its input schema, whether it declares `Mcp-Param-*` headers): `_declares_param_headers`."""
         self._in_flight: dict[str, dict[str, _Held]] = {}
         """Session id → (`id_key` of the request id → the call held here); a session is listed only while it holds one."""
         self._ledger = getattr(manager, "ledger", None)  # the per-principal session caps (`http_sessions`)
@@ -309,15 +311,32 @@ class HttpToolCalls:
         if not isinstance(caps, dict) or offers_server_requests(caps) or LOG_LEVEL_META_KEY in call.meta:
             return False
         headers = Headers(scope=scope)  # given to the SDK's checks exactly as its own transport gives them
-        if find_duplicated_routing_header(headers.items()) is not None:
+        items = headers.items()
+        if find_duplicated_routing_header(items) is not None:
             return False
-        if isinstance(classify_inbound_request(message, headers=dict(headers)), InboundLadderRejection):
+        first: dict[str, str] = {}  # what `dict(headers)` gives (a repeated name keeps its first value), in one pass
+        for name, value in items:
+            first.setdefault(name, value)
+        if isinstance(classify_inbound_request(message, headers=first), InboundLadderRejection):
             return False
-        if call.arguments or any(name.startswith("mcp-param-") for name in headers.keys()):
+        if call.arguments or any(name.startswith("mcp-param-") for name in first):
             schema = self._server.get_tool_input_schema(call.name)
-            if schema is not None and validate_mcp_param_headers(schema, call.arguments or {}, headers) is not None:
+            if schema is not None and self._declares_param_headers(call.name, schema) \
+                    and validate_mcp_param_headers(schema, call.arguments or {}, headers) is not None:
                 return False
         return True
+
+    def _declares_param_headers(self, name: str, schema: Any) -> bool:
+        """Whether `validate_mcp_param_headers` can reject anything for this schema: only a valid schema
+        with an `x-mcp-header` property can. Walking the schema was a tenth of a plain call's cost here,
+        so the answer is kept per tool while its schema object stays the same."""
+        known = self._param_headers.get(name)
+        if known is None or known[0] is not schema:
+            if len(self._param_headers) >= 4096:
+                self._param_headers.clear()
+            declares = find_invalid_x_mcp_header(schema) is None and bool(x_mcp_header_map(schema))
+            known = self._param_headers[name] = (schema, declares)
+        return known[1]
 
     # -- shared ---------------------------------------------------------------------------------
 

@@ -414,3 +414,34 @@ async def test_a_client_that_cancels_a_call_and_leaves_at_once_closes_cleanly(tm
         except Exception as exc:  # noqa: BLE001 — the client's exit is what is checked
             failures.append(repr(exc)[:200])
     assert failures == []
+
+
+async def test_mcp_param_headers_are_checked_as_the_sdk_checks_them(tmp_path: Path, procs: list) -> None:
+    """A tool whose schema declares `x-mcp-header`: each request is answered as the SDK's own path
+    (the same request with a progress token) answers it — served when header and argument agree,
+    refused with HEADER_MISMATCH otherwise; a tool declaring none ignores `Mcp-Param-*` headers."""
+    import sys
+
+    header_server = {"command": sys.executable, "args": [str(Path(__file__).parents[2] / "fixtures" / "header_server.py")]}
+    url = start_hub_http(procs, write_config(tmp_path, {"h": header_server, "e": echo_stdio()}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        await server_ready(client, url)
+        cases = [
+            ("h__regional", {"region": "eu", "note": "x"}, {"Mcp-Param-Region": "eu"}, 200),
+            ("h__regional", {"region": "eu"}, {"Mcp-Param-Region": "us"}, 400),  # disagrees with the body
+            ("h__regional", {"region": "eu"}, {}, 400),  # the argument without its header
+            ("h__regional", {"note": "x"}, {"Mcp-Param-Region": "eu"}, 400),  # the header without its argument
+            ("e__add", {"a": 1, "b": 2}, {"Mcp-Param-Region": "eu"}, 200),  # declared by no argument of this tool
+        ]
+        for ident, (name, arguments, extra, status) in enumerate(cases, start=1):
+            fast = await client.post(url, json=call(ident, name, arguments, MODERN_META), headers=modern_headers(name, **extra))
+            slow = await client.post(url, json=call(ident, name, arguments, {**MODERN_META, "progressToken": 1}),
+                                     headers=modern_headers(name, **extra))
+            assert fast.status_code == slow.status_code == status, (ident, fast.text, slow.text)
+            if status == 200:
+                assert fast.headers["content-type"] == "application/json"  # answered by the fast path
+                slow_answer = slow.json() if slow.headers["content-type"] == "application/json" else sse_message(slow)
+                assert without_request_id(fast.json()["result"]) == without_request_id(slow_answer["result"])
+                assert fast.json()["result"].get("isError") is not True, fast.text
+            else:
+                assert fast.json()["error"]["code"] == slow.json()["error"]["code"] == -32020, fast.text
