@@ -32,7 +32,7 @@ from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, Chunk, chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
 from servers.memory.pipeline import Progress, embed_batches
-from servers.memory.search import DOCUMENT_RRF_K, from_blob, fts_query, fuse, snippet, terms, to_blob
+from servers.memory.search import DOCUMENT_RRF_K, from_blob, fuse, keyword_coverage, snippet, terms, to_blob
 from servers.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class DocumentStore:
         self._loaded = False
         self._load_lock = anyio.Lock()
         self._chunk_total: int | None = None
-        self._common: dict[str, bool] = {}
+        self._frequency: dict[str, int] = {}
 
     async def _vectors(self) -> VectorIndex:
         """The chunk vectors, read from SQLite on first use."""
@@ -177,35 +177,39 @@ class DocumentStore:
 
         return _document(await self.store.run(write), tags)
 
-    async def _keyword_query(self, query: str) -> str | None:
-        """The FTS5 query for `query`, without words so common that they cannot rank anything.
+    async def _keyword_terms(self, query: str) -> dict[str, int]:
+        """The words of `query` for its FTS5 query (→ how many chunks hold each), without words so
+        common that they cannot rank anything.
 
         A word found in more than a tenth of all chunks (and in more than `COMMON_FLOOR`) has a BM25
         weight near zero, yet scoring its postings is most of a query's time on a large index; it is
         left out whenever the query has other words. Counting stops at the threshold, so a probe is
-        cheap; results are cached until the index changes.
+        cheap; counts are cached until the index changes.
         """
         words = list(dict.fromkeys(terms(query)))
         if not words:
-            return None
-        total = await self._total()
-        limit = max(COMMON_FLOOR, total // 10)
-        if total <= COMMON_FLOOR:
-            return fts_query(query)
+            return {}
+        limit = max(COMMON_FLOOR, await self._total() // 10)
 
-        def probe(db: sqlite3.Connection) -> list[str]:
-            kept = []
+        def probe(db: sqlite3.Connection) -> dict[str, int]:
             for word in words:
-                if word not in self._common:
-                    found = db.execute("SELECT count(*) FROM (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? LIMIT ?)",
-                                       (f'"{word}"', limit + 1)).fetchone()[0]
-                    self._common[word] = found > limit
-                if not self._common[word]:
-                    kept.append(word)
-            return kept
+                if word not in self._frequency:
+                    self._frequency[word] = db.execute(
+                        "SELECT count(*) FROM (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? LIMIT ?)",
+                        (f'"{word}"', limit + 1)).fetchone()[0]
+            return {word: self._frequency[word] for word in words}
 
-        kept = await self.store.run(probe) or words
-        return " OR ".join(f'"{w}"' for w in kept)
+        counts = await self.store.run(probe)
+        kept = {word: found for word, found in counts.items() if found <= limit}
+        return kept or counts
+
+    async def _coverage(self, frequency: dict[str, int], chunk_id: int) -> float:
+        """`keyword_coverage` of the chunk `chunk_id` for a query of these words."""
+        def held(db: sqlite3.Connection) -> set[str]:
+            return {word for word in frequency if db.execute(
+                "SELECT 1 FROM chunk_fts WHERE chunk_fts MATCH ? AND rowid = ?", (f'"{word}"', chunk_id)).fetchone()}
+
+        return keyword_coverage(frequency, await self.store.run(held), await self._total())
 
     async def _total(self) -> int:
         if self._chunk_total is None:
@@ -214,7 +218,7 @@ class DocumentStore:
 
     def _changed(self) -> None:
         self._chunk_total = None
-        self._common.clear()
+        self._frequency.clear()
 
     async def search(self, query: str, mode: Mode, tags: list[str] | None, since: _dt.date | None, until: _dt.date | None,
                      limit: int) -> SearchResults:
@@ -234,7 +238,9 @@ class DocumentStore:
         depth = max(CANDIDATES, limit)
         rankings: dict[str, list[int]] = {}
         scores: dict[str, dict[int, float]] = {}
-        if mode in ("keyword", "hybrid") and (match := await self._keyword_query(query)):
+        weights: dict[str, float] = {}
+        if mode in ("keyword", "hybrid") and (frequency := await self._keyword_terms(query)):
+            match = " OR ".join(f'"{w}"' for w in frequency)
             def keyword(db: sqlite3.Connection) -> list[tuple[int, float]]:
                 joins = " JOIN chunks c ON c.id = chunk_fts.rowid JOIN documents d ON d.id = c.document_id" if filters else ""
                 sql = (f"SELECT chunk_fts.rowid AS id, bm25(chunk_fts, 2.0, 1.5, 1.0) AS rank FROM chunk_fts{joins} "
@@ -244,6 +250,8 @@ class DocumentStore:
             found = await self.store.run(keyword)
             rankings["keyword"] = [i for i, _ in found]
             scores["keyword"] = dict(found)
+            if mode == "hybrid" and found:
+                weights["keyword"] = await self._coverage(frequency, found[0][0])
         if mode in ("semantic", "hybrid"):
             allowed = None
             if filters:
@@ -254,7 +262,7 @@ class DocumentStore:
             found_vectors = (await self._vectors()).search(vector, depth, allowed=allowed)
             rankings["semantic"] = [i for i, _ in found_vectors]
             scores["semantic"] = dict(found_vectors)
-        fused = fuse(rankings, DOCUMENT_RRF_K)[:limit]
+        fused = fuse(rankings, DOCUMENT_RRF_K, weights)[:limit]
         rows = await self.store.run(lambda db: {r["id"]: r for r in db.execute(
             f"SELECT c.id, c.document_id, c.heading, c.text, d.title, d.source FROM chunks c JOIN documents d ON d.id = c.document_id "
             f"WHERE c.id IN ({','.join('?' * len(fused))})", [i for i, _, _ in fused])} if fused else {})

@@ -1,0 +1,80 @@
+"""Hybrid document search weights the keyword ranking by how much of the query's distinctive
+wording its best hit holds (`servers.memory.search.keyword_coverage`): a paraphrase whose words
+match only incidental text must not outvote the semantic ranking, while a keyword question keeps
+its exact hit on top."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from servers.memory.search import fuse, keyword_coverage
+from servers.memory.service import MemoryService
+
+pytestmark = pytest.mark.anyio
+
+CONCEPTS = {"flu": 0, "sick": 0, "sickness": 0, "unwell": 0, "ill": 0,
+            "tell": 1, "report": 1, "notify": 1, "inform": 1}
+
+
+class ConceptEmbedder:
+    """Each text is the unit vector of the concepts its words name (sickness, telling someone):
+    a stand-in for a model that knows `flu` and `unwell` mean the same, made deterministic."""
+
+    name = "test-concepts-v1"
+    dimensions = 3
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                if word in CONCEPTS:
+                    out[row, CONCEPTS[word]] = 1.0
+            if not out[row].any():
+                out[row, 2] = 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+ANSWER = "Absence"
+TEXT = "\n\n".join([
+    "# Staff rules",
+    f"## {ANSWER}\n\nIf you are unwell, report it to your manager before 09:30 on the first day.",
+    *(f"## Rule {n}\n\nTell the team about rota swap {n}. Tell the desk as well, and tell the shift lead." for n in range(1, 7)),
+    "## Stores\n\nTell the quartermaster before you take anything from the stores.",
+])
+
+
+async def ranked(service: MemoryService, query: str) -> list[str]:
+    hits = (await service.documents.search(query, "hybrid", None, None, None, 10)).hits
+    return [hit.heading.split(" > ")[-1] for hit in hits]
+
+
+async def test_a_paraphrase_is_not_outvoted_by_keyword_hits_on_incidental_words(tmp_path: Path) -> None:
+    service = MemoryService(tmp_path, ConceptEmbedder())
+    await service.documents.ingest("Staff rules", TEXT, "test://rules", [], None, 500, 100)
+    keyword = [h.heading for h in (await service.documents.search("I caught the flu, who do I tell", "keyword", None, None, None, 10)).hits]
+    assert ANSWER not in " ".join(keyword), "the answer shares no word with the question"
+    assert (await ranked(service, "I caught the flu, who do I tell"))[0] == ANSWER
+    # A question naming the text's own rare word keeps its exact hit first.
+    assert (await ranked(service, "quartermaster stores"))[0] == "Stores"
+
+
+def test_keyword_coverage_weighs_words_by_rarity() -> None:
+    frequency = {"quartermaster": 1, "tell": 40, "flu": 0}
+    assert keyword_coverage(frequency, set(frequency), 100) == pytest.approx(1.0)
+    assert keyword_coverage(frequency, set(), 100) == 0.0
+    only_common = keyword_coverage(frequency, {"tell"}, 100)
+    only_rare = keyword_coverage(frequency, {"quartermaster"}, 100)
+    assert 0.0 < only_common < 0.2 < only_rare < 1.0
+    assert keyword_coverage({"tell": 40}, {"tell"}, 100) == pytest.approx(1.0)  # a one-word query: a full vote
+
+
+def test_fuse_scales_a_methods_votes_by_its_weight() -> None:
+    rankings = {"keyword": [1, 2], "semantic": [3, 1]}
+    assert [i for i, _, _ in fuse(rankings, 5)] == [1, 3, 2]
+    assert [i for i, _, _ in fuse(rankings, 5, {"keyword": 0.1})] == [3, 1, 2]
+    assert fuse(rankings, 5, {"keyword": 1.0}) == fuse(rankings, 5)
