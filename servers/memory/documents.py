@@ -32,7 +32,7 @@ from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, Chunk, chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
 from servers.memory.pipeline import Progress, embed_batches
-from servers.memory.search import DOCUMENT_RRF_K, from_blob, fuse, keyword_coverage, snippet, terms, to_blob
+from servers.memory.search import DOCUMENT_RRF_K, from_blob, fuse, keyword_coverage, named_words, snippet, terms, to_blob
 from servers.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 CANDIDATES = 50
 COMMON_FLOOR = 1000
+FREQUENCY_CACHE = 10_000
+"""Most words whose chunk counts are remembered (the cache starts over past it)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class DocumentStore:
         self._load_lock = anyio.Lock()
         self._chunk_total: int | None = None
         self._frequency: dict[str, int] = {}
+        """Word → chunks holding it (counted up to the common-word limit), until the index changes."""
+        self._generation = 0
 
     async def _vectors(self) -> VectorIndex:
         """The chunk vectors, read from SQLite on first use."""
@@ -184,32 +188,36 @@ class DocumentStore:
         A word found in more than a tenth of all chunks (and in more than `COMMON_FLOOR`) has a BM25
         weight near zero, yet scoring its postings is most of a query's time on a large index; it is
         left out whenever the query has other words. Counting stops at the threshold, so a probe is
-        cheap; counts are cached until the index changes.
+        cheap; counts are cached until the index changes (at most `FREQUENCY_CACHE`).
         """
         words = list(dict.fromkeys(terms(query)))
         if not words:
             return {}
         limit = max(COMMON_FLOOR, await self._total() // 10)
 
+        cached, generation = self._frequency, self._generation
+
         def probe(db: sqlite3.Connection) -> dict[str, int]:
-            for word in words:
-                if word not in self._frequency:
-                    self._frequency[word] = db.execute(
-                        "SELECT count(*) FROM (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? LIMIT ?)",
-                        (f'"{word}"', limit + 1)).fetchone()[0]
-            return {word: self._frequency[word] for word in words}
+            # Its own dict: an ingest or delete may clear the shared cache while this runs.
+            return {word: found if (found := cached.get(word)) is not None else db.execute(
+                "SELECT count(*) FROM (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? LIMIT ?)",
+                (f'"{word}"', limit + 1)).fetchone()[0] for word in words}
 
         counts = await self.store.run(probe)
+        if generation == self._generation:  # counts of an index that changed meanwhile are not kept
+            if len(self._frequency) + len(counts) > FREQUENCY_CACHE:
+                self._frequency.clear()
+            self._frequency.update(counts)
         kept = {word: found for word, found in counts.items() if found <= limit}
         return kept or counts
 
-    async def _coverage(self, frequency: dict[str, int], chunk_id: int) -> float:
+    async def _coverage(self, frequency: dict[str, int], chunk_id: int, named: set[str]) -> float:
         """`keyword_coverage` of the chunk `chunk_id` for a query of these words."""
         def held(db: sqlite3.Connection) -> set[str]:
             return {word for word in frequency if db.execute(
                 "SELECT 1 FROM chunk_fts WHERE chunk_fts MATCH ? AND rowid = ?", (f'"{word}"', chunk_id)).fetchone()}
 
-        return keyword_coverage(frequency, await self.store.run(held), await self._total())
+        return keyword_coverage(frequency, await self.store.run(held), await self._total(), named)
 
     async def _total(self) -> int:
         if self._chunk_total is None:
@@ -218,7 +226,8 @@ class DocumentStore:
 
     def _changed(self) -> None:
         self._chunk_total = None
-        self._frequency.clear()
+        self._generation += 1
+        self._frequency = {}
 
     async def search(self, query: str, mode: Mode, tags: list[str] | None, since: _dt.date | None, until: _dt.date | None,
                      limit: int) -> SearchResults:
@@ -251,7 +260,7 @@ class DocumentStore:
             rankings["keyword"] = [i for i, _ in found]
             scores["keyword"] = dict(found)
             if mode == "hybrid" and found:
-                weights["keyword"] = await self._coverage(frequency, found[0][0])
+                weights["keyword"] = await self._coverage(frequency, found[0][0], named_words(query))
         if mode in ("semantic", "hybrid"):
             allowed = None
             if filters:

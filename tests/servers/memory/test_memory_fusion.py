@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from servers.memory.search import fuse, keyword_coverage
+from servers.memory.search import fuse, keyword_coverage, named_words
 from servers.memory.service import MemoryService
 
 pytestmark = pytest.mark.anyio
@@ -45,6 +45,7 @@ TEXT = "\n\n".join([
     f"## {ANSWER}\n\nIf you are unwell, report it to your manager before 09:30 on the first day.",
     *(f"## Rule {n}\n\nTell the team about rota swap {n}. Tell the desk as well, and tell the shift lead." for n in range(1, 7)),
     "## Stores\n\nTell the quartermaster before you take anything from the stores.",
+    "## Codes\n\nIncident files carry the TH-INC prefix and a number.",
 ])
 
 
@@ -61,16 +62,28 @@ async def test_a_paraphrase_is_not_outvoted_by_keyword_hits_on_incidental_words(
     assert (await ranked(service, "I caught the flu, who do I tell"))[0] == ANSWER
     # A question naming the text's own rare word keeps its exact hit first.
     assert (await ranked(service, "quartermaster stores"))[0] == "Stores"
+    # A code among words its section lacks (and the semantic ranking knows nothing of) stays first too.
+    assert (await ranked(service, "TH-INC numbering scheme explained"))[0] == "Codes"
 
 
 def test_keyword_coverage_weighs_words_by_rarity() -> None:
-    frequency = {"quartermaster": 1, "tell": 40, "flu": 0}
+    frequency = {"safety": 3, "tell": 40, "flu": 0}
     assert keyword_coverage(frequency, set(frequency), 100) == pytest.approx(1.0)
     assert keyword_coverage(frequency, set(), 100) == 0.0
     only_common = keyword_coverage(frequency, {"tell"}, 100)
-    only_rare = keyword_coverage(frequency, {"quartermaster"}, 100)
-    assert 0.0 < only_common < 0.2 < only_rare < 1.0
+    only_rarer = keyword_coverage(frequency, {"safety"}, 100)
+    assert 0.0 < only_common < 0.2 < only_rarer < 1.0
     assert keyword_coverage({"tell": 40}, {"tell"}, 100) == pytest.approx(1.0)  # a one-word query: a full vote
+    # A rare word the query writes as a code or a name gives its holder a full vote.
+    code = {"th": 1, "inc": 1, "numbering": 21, "explained": 2, "scheme": 0}
+    named = named_words("TH-INC numbering scheme explained")
+    assert named == {"th", "inc"}
+    assert keyword_coverage(code, {"th", "inc"}, 1000, named) == 1.0
+    assert keyword_coverage(code, {"th", "inc"}, 1000) < 1.0  # the same words, not written as a code
+    assert keyword_coverage(code, {"numbering"}, 1000, named) < 0.3
+    assert keyword_coverage({"th": 20, "x": 3}, {"th"}, 1000, {"th"}) < 1.0  # in 2% of the chunks: not rare
+    assert named_words("the Spendwise app, form HR17 and MFA") == {"spendwise", "hr17", "mfa"}
+    assert named_words("Who do I tell when I caught the flu") <= {"i"}  # a question's first word is no name
 
 
 def test_fuse_scales_a_methods_votes_by_its_weight() -> None:
@@ -78,3 +91,33 @@ def test_fuse_scales_a_methods_votes_by_its_weight() -> None:
     assert [i for i, _, _ in fuse(rankings, 5)] == [1, 3, 2]
     assert [i for i, _, _ in fuse(rankings, 5, {"keyword": 0.1})] == [3, 1, 2]
     assert fuse(rankings, 5, {"keyword": 1.0}) == fuse(rankings, 5)
+
+
+async def test_searches_while_documents_are_ingested_never_fail(tmp_path: Path) -> None:
+    """The per-word counts are cached until the index changes; an ingest committing while a search
+    counts its words must not break that search (outside review: `KeyError` from the shared cache)."""
+    import anyio
+
+    from tests.fixtures.word_embedder import WordEmbedder
+
+    documents = MemoryService(tmp_path, WordEmbedder()).documents
+    await documents.ingest("A", "some text about leave", None, [], None, 500, 100)
+    query = " ".join(f"term{i}" for i in range(200)) + " leave"
+    failures: list[BaseException] = []
+    done = False
+
+    async def search_until_done() -> None:
+        while not done:
+            try:
+                hits = (await documents.search(query, "hybrid", None, None, None, 5)).hits
+                assert hits, "every document holds `leave`"
+            except Exception as exc:  # noqa: BLE001 — collected, reported below
+                failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(search_until_done)
+        group.start_soon(search_until_done)
+        for n in range(150):
+            await documents.ingest(f"note {n}", f"note {n} about leave", None, [], None, 500, 100)
+        done = True
+    assert failures == []
