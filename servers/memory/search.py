@@ -70,7 +70,7 @@ def named_words(query: str) -> set[str]:
 
 
 def keyword_coverage(document_frequency: dict[str, int], held: set[str], total: int,
-                     named: set[str] = frozenset()) -> float:  # type: ignore[assignment]
+                     named: frozenset[str] | set[str] = frozenset()) -> float:
     """How much of a query's distinctive wording the best keyword hit holds: the IDF-weighted share
     of the query's words (`document_frequency`: word → chunks holding it, of `total`) that it holds
     (`held`). Document search weights the keyword ranking's votes by it: a keyword question's best
@@ -81,7 +81,7 @@ def keyword_coverage(document_frequency: dict[str, int], held: set[str], total: 
     A hit holding a rare word (`RARE_SHARE`) that the query writes as a code or a name (`named`,
     from `named_words`) gets a full vote whatever else the query says: in "TH-INC numbering scheme
     explained" the words the code's section lacks must not sink it (outside review)."""
-    if any(0 < document_frequency.get(w, 0) <= max(1.0, RARE_SHARE * total) for w in held & set(named)):
+    if any(0 < document_frequency.get(w, 0) <= max(1.0, RARE_SHARE * total) for w in held & named):
         return 1.0
     weights = {w: math.log((total + 1) / (df + 0.5)) for w, df in document_frequency.items()}
     whole = sum(max(weight, 0.0) for weight in weights.values())
