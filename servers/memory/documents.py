@@ -32,7 +32,7 @@ from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, Chunk, chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
 from servers.memory.pipeline import Progress, embed_batches
-from servers.memory.search import DOCUMENT_RRF_K, from_blob, fuse, keyword_coverage, named_words, snippet, terms, to_blob
+from servers.memory.search import DOCUMENT_RRF_K, from_blob, fts_any, fuse, keyword_coverage, named_words, snippet, terms, to_blob
 from servers.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ class DocumentStore:
         scores: dict[str, dict[int, float]] = {}
         weights: dict[str, float] = {}
         if mode in ("keyword", "hybrid") and (frequency := await self._keyword_terms(query)):
-            match = " OR ".join(f'"{w}"' for w in frequency)
+            match = fts_any(frequency)
             def keyword(db: sqlite3.Connection) -> list[tuple[int, float]]:
                 joins = " JOIN chunks c ON c.id = chunk_fts.rowid JOIN documents d ON d.id = c.document_id" if filters else ""
                 sql = (f"SELECT chunk_fts.rowid AS id, bm25(chunk_fts, 2.0, 1.5, 1.0) AS rank FROM chunk_fts{joins} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,9 +33,14 @@ def terms(query: str) -> list[str]:
 
 
 def fts_query(query: str) -> str | None:
-    """An FTS5 MATCH expression that cannot be a syntax error: every word quoted, any may match."""
+    """`fts_any` of the words of `query` (`terms`), or None when it has none."""
     words = terms(query)
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words)) if words else None
+    return fts_any(dict.fromkeys(words)) if words else None
+
+
+def fts_any(words: Iterable[str]) -> str:
+    """An FTS5 MATCH expression that cannot be a syntax error: every word (`terms`) quoted, any may match."""
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 def fuse(rankings: dict[str, Sequence[int]], k: int = RRF_K,

@@ -72,13 +72,16 @@ async def run_one(embedder: Embedder, folder: Path, corpora: list[str], size: in
     print(f"  ingest: {chunks} chunks, {chars:,} characters in {wall:.1f}s = {chunks / wall:.1f} chunks/s, "
           f"{chars / wall / 1000:.1f} KB/s; {chunks / cpu:.1f} chunks per CPU-second ({cpu:.1f} CPU s; load {os.getloadavg()[0]:.1f})",
           flush=True)
+
+    def under(title: str) -> object:
+        """A hit answers a (question, section) when it is a chunk of `title` under that section."""
+        return lambda h, section: titles[h.document_id] == title and h.heading.endswith(section)
+
     if "business" in corpora:
-        table = await score(service, business.query_sets(),
-                            lambda h, section: titles[h.document_id] == business.TITLE and h.heading.endswith(section), modes)
+        table = await score(service, business.query_sets(), under(business.TITLE), modes)
         report("business", table)
     if "long" in corpora:
-        table = await score(service, long_text.query_sets(),
-                            lambda h, section: titles[h.document_id] == long_text.title() and h.heading.endswith(section), modes)
+        table = await score(service, long_text.query_sets(), under(long_text.title()), modes)
         report("long", table)
     if "pydoc" in corpora:
         table = await score(service, QUERY_SETS, lambda h, answers: titles[h.document_id] in answers, modes)
