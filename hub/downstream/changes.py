@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import anyio.abc
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from hub.errors import describe_failure
 from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
@@ -30,13 +31,27 @@ class ChangeFollowing:
         caps = client.server_capabilities
         listing = Listing()
         if caps.tools is not None:
-            listing.tools = await all_pages(client.list_tools, listing.meta, "tools")
+            try:
+                listing.tools = await all_pages(client.list_tools, listing.meta, "tools")
+            except MCPError as exc:
+                raise ConnectionError(f"its tools/list answer was an error: {describe_failure(exc)}") from exc
         if caps.resources is not None:
-            listing.resources = await all_pages(client.list_resources, listing.meta, "resources")
-            listing.resource_templates = await all_pages(client.list_resource_templates, listing.meta, "resource_templates")
+            listing.resources = await self._beside_tools(client.list_resources, listing.meta, "resources")
+            listing.resource_templates = await self._beside_tools(client.list_resource_templates, listing.meta, "resource_templates")
         if caps.prompts is not None:
-            listing.prompts = await all_pages(client.list_prompts, listing.meta, "prompts")
+            listing.prompts = await self._beside_tools(client.list_prompts, listing.meta, "prompts")
         self.listing = listing
+
+    async def _beside_tools(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
+        """A list other than tools, at connect: one the server declares but answers with an error
+        (many declare every capability and implement tools only) is served empty, with a warning,
+        instead of keeping its tools out of the hub. Its next `list_changed` fetches it again."""
+        try:
+            return await all_pages(fetch, meta, kind)
+        except MCPError as exc:
+            self.log.warning("declares %s but its list answer was an error (%s); serving its other lists without them",
+                             kind.replace("_", " "), describe_failure(exc))
+            return []
 
     async def refresh(self, kind: ListKind) -> None:
         """Refetch one list after the server announced a change, then tell the hub."""

@@ -2,7 +2,8 @@
 
 Differs from the SDK's `stdio_client` where a gateway needs it to:
 - the child's stderr is read line by line into the hub's log, tagged with the server name;
-- a line on stdout that is not JSON-RPC is logged and skipped, never fatal;
+- a line on stdout that is not JSON-RPC is logged and skipped, never fatal; a listing answer
+  holding items the SDK cannot read is served without them (`hub.downstream.listing_repair`);
 - the child gets a parent-death signal (`setpriv --pdeathsig KILL`), and its process group is
   registered with the orphan watcher (`hub.downstream.reaper`), so even a hub killed with SIGKILL
   leaves no orphan, helpers of the child included; on a normal stop stdin is closed, then SIGTERM,
@@ -36,6 +37,7 @@ from mcp_types import jsonrpc_message_adapter
 from hub.downstream.adopted import AdoptedProcess, adopt
 from hub.downstream.reaper import kill_adopted_orphans, release_group, start_watcher, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
+from hub.downstream.listing_repair import ListingAnswers
 from hub.frontends.stdio.line_errors import overlong_answer, unreadable_answer
 from hub.frontends.stdio.json_lines import json_object
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
@@ -129,6 +131,11 @@ async def stdio_child(
                 try:
                     message = sdk_message(line)
                 except ValueError:
+                    message = None
+                if (repaired := listings.repair(line, message is not None)) is not line:
+                    with suppress(ValueError):
+                        message = sdk_message(repaired)
+                if message is None:
                     # An answer whose id can still be read fails its request now, not at its deadline.
                     failed = unreadable_answer(line)
                     log.warning("ignored a stdout line that is not JSON-RPC%s: %.120r",
@@ -148,7 +155,9 @@ async def stdio_child(
             returncode = await _wait_exit(process, 1.0)
             if not stopping:
                 log.warning("exited unexpectedly (returncode=%s)", returncode)
-            if on_exit is not None:
+            if on_exit is not None and not stopping:
+                # An exit the hub caused (it ended the session) is no loss: the reason it ended
+                # the session (a failed discovery, a restart) stays the one reported.
                 on_exit(returncode, list(last_stderr))
             if channel is not None:
                 channel.close()
@@ -173,6 +182,7 @@ async def stdio_child(
     async def write_stdin() -> None:
         async with write_reader:
             async for session_message in write_reader:
+                listings.sent(session_message.message)
                 data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
                 try:
                     await send(data.encode())
@@ -181,6 +191,7 @@ async def stdio_child(
                     return
 
     stopping = False
+    listings = ListingAnswers(log)
     last_stderr: deque[str] = deque(maxlen=3)
     stderr_masker = LineMasker()
     if channel is not None:

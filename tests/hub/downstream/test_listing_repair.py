@@ -1,0 +1,100 @@
+"""A server's listing that the SDK cannot read whole (`hub.downstream.listing_repair`, `_discover`):
+the items it cannot read are left out and named, the rest served; a list beside the tools that
+answers with an error is served empty; a failed `tools/list` is reported as that, not as the exit
+of the process the hub stopped. Before: the server's every tool stayed out of the hub, which
+restarted it forever, reporting "process exited with code 0". The server is a real subprocess
+speaking raw JSON-RPC lines (`tests/fixtures/listing_server.py`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import pytest
+
+from hub.config import parse_config
+from hub.hub import Hub
+from tests.conftest import FIXTURES, PY
+
+pytestmark = pytest.mark.anyio
+
+SERVER = str(FIXTURES / "listing_server.py")
+
+
+def config(mode: str) -> Any:
+    return parse_config({"mcpServers": {"s": {"command": PY, "args": [SERVER, mode],
+                                              "restart": {"initial_backoff_s": 0.05, "max_backoff_s": 0.1}}}})
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("hub.downstream"))
+
+
+async def call_text(hub: Hub, name: str) -> str:
+    result = await hub.route_call(name, {})
+    assert not result.is_error, result
+    return result.content[0].text
+
+
+@pytest.mark.parametrize("mode, why", [
+    ("surrogate", "not Unicode text: an unpaired UTF-16 surrogate escape"),
+    ("deep", "nested deeper than MCP clients read JSON"),
+    ("invalid", "not a valid Tool: inputSchema: Field required"),
+])
+async def test_a_tool_no_client_can_read_is_left_out_and_named_and_the_others_are_served(
+        mode: str, why: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with Hub(config(mode)) as hub:
+        assert hub.downstreams["s"].state == "ready"
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+        assert await call_text(hub, "s__good") == "ok:good"
+        assert hub.downstreams["s"].restarts == 0
+    text = warnings(caplog)
+    assert f"'bad' ({why})" in text, text
+    if mode == "invalid":  # a name that is not text is named by its place; a nameless prompt too
+        assert "item #2 (not a valid Tool: name:" in text, text
+        assert "its prompts/list answer holds 1 item(s)" in text and "item #1 (not a valid Prompt: name:" in text, text
+
+
+async def test_every_page_is_checked_and_each_good_item_kept(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with Hub(config("pages")) as hub:
+        assert sorted(tool.name for tool in hub.catalog.tools()) == ["s__good", "s__second"]
+    assert "(the other 1 are served;" in warnings(caplog)
+
+
+async def test_a_listing_refetched_after_a_change_is_repaired_too(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with Hub(config("later")) as hub:
+        assert await call_text(hub, "s__good") == "ok:good"  # the server then announces a list change
+        with anyio.fail_after(30):
+            while "s__more" not in [tool.name for tool in hub.catalog.tools()]:
+                await anyio.sleep(0.02)
+        assert sorted(tool.name for tool in hub.catalog.tools()) == ["s__good", "s__more"]
+        assert hub.downstreams["s"].state == "ready"
+    assert "'bad' (nested deeper than MCP clients read JSON)" in warnings(caplog)
+
+
+async def test_lists_beside_the_tools_that_fail_are_served_empty(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with Hub(config("lists_fail")) as hub:
+        assert hub.downstreams["s"].state == "ready"
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+        assert hub.catalog.prompts() == []
+        assert await call_text(hub, "s__good") == "ok:good"
+    text = warnings(caplog)
+    for kind, method in (("resources", "resources/list"), ("resource templates", "resources/templates/list"),
+                         ("prompts", "prompts/list")):
+        assert f"declares {kind} but its list answer was an error (no {method} here)" in text, text
+
+
+async def test_a_failed_tools_list_is_the_reason_given_not_the_exit_the_hub_caused() -> None:
+    async with Hub(config("tools_fail")) as hub:
+        server = hub.downstreams["s"]
+        with anyio.fail_after(30):
+            while server.restarts < 2:  # retried as any failed connection (backoff), the reason kept
+                await anyio.sleep(0.02)
+        assert server.state != "ready"
+        assert server.error == "its tools/list answer was an error: no tools/list here", server.error
+        assert "process exited" not in str(hub.status()["s"])
