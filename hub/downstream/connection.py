@@ -10,6 +10,7 @@ stream; either way the server's part of the catalog is refetched and `on_change`
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -299,9 +300,9 @@ class Downstream(ChangeFollowing, OwnedSessions):
         cfg = self.config
         if cfg.transport == "streamable_http":
             assert cfg.url is not None
-            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers))
+            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, log=self.log))
         assert cfg.url is not None
-        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=downstream_http_client)
+        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=functools.partial(downstream_http_client, log=self.log))
 
     def _session_transport(self) -> Any:
         """A fresh transport to this server, for one more session of it (a per-client one)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import mcp_types as types
@@ -32,6 +33,10 @@ _LISTS: dict[str, tuple[str, type[BaseModel], type[BaseModel]]] = {
 }
 MAX_NAMED = 5
 """A warning names at most this many dropped items (and counts the rest)."""
+FORGET_AFTER_S = 600.0
+"""A listing request unanswered this long is forgotten (the SDK gave up on it long before)."""
+MAX_WAITING = 1024
+"""Listing requests remembered at most at once (a session pages one list at a time)."""
 
 
 class ListingAnswers:
@@ -39,30 +44,49 @@ class ListingAnswers:
 
     def __init__(self, log: logging.Logger) -> None:
         self._log = log
-        self._waiting: dict[tuple[type, Any], str] = {}
+        self._waiting: dict[tuple[type, Any], tuple[str, float]] = {}
+        """The listing requests sent and not answered yet: their method and when they were sent."""
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a listing request awaits its answer (one unanswered for `FORGET_AFTER_S` is let go)."""
+        if self._waiting and time.monotonic() - next(iter(self._waiting.values()))[1] > FORGET_AFTER_S:
+            cutoff = time.monotonic() - FORGET_AFTER_S
+            self._waiting = {key: sent for key, sent in self._waiting.items() if sent[1] >= cutoff}
+        return bool(self._waiting)
 
     def sent(self, message: Any) -> None:
         """Note a message the SDK session writes to the child (a listing request is remembered)."""
-        if isinstance(message, types.JSONRPCRequest) and message.method in _LISTS:
-            self._waiting[(type(message.id), message.id)] = message.method
+        if isinstance(message, types.JSONRPCRequest):
+            self.sent_raw(message.method, message.id)
 
-    def repair(self, line: bytes, readable: bool) -> bytes:
+    def sent_raw(self, method: Any, request_id: Any) -> None:
+        """Note a request sent as JSON (its `method` and `id` as read from it)."""
+        if method in _LISTS and isinstance(request_id, (int, str)) and len(self._waiting) < MAX_WAITING:
+            self._waiting[(type(request_id), request_id)] = (method, time.monotonic())
+
+    def repair(self, line: bytes, readable: bool | None = None) -> bytes:
         """`line` as the SDK session should read it: unchanged unless it answers a listing request
-        and holds items the SDK cannot read (`readable`: whether the SDK parses the line as
-        JSON-RPC at all), which are dropped and named in a warning."""
-        if not self._waiting:
+        and holds items the SDK cannot read, which are dropped and named in a warning. `readable`:
+        whether the SDK parses the line as JSON-RPC at all (None: find out)."""
+        if not self.waiting:
             return line
-        message = json_object(line) if readable else _lenient(line)
+        message = json_object(line) if readable else None
+        if message is None:
+            message = _lenient(line)
         request_id = message.get("id") if isinstance(message, dict) and "method" not in message else None
         if not isinstance(request_id, (int, str)):
             return line
-        method = self._waiting.pop((type(request_id), request_id), None)  # answered: an error too
-        if method is None or not isinstance(message.get("result"), dict):
+        sent = self._waiting.pop((type(request_id), request_id), None)  # answered: an error too
+        if sent is None or not isinstance(message.get("result"), dict):
             return line
+        method = sent[0]
         key, item_model, result_model = _LISTS[method]
         result, items = message["result"], message["result"].get(key)
         if not isinstance(items, list):
             return line  # the SDK reports the malformed result as it would
+        if readable is None:
+            readable = _sdk_reads(line)
         if readable and _valid(result_model, result):
             return line
         kept: list[Any] = []
@@ -83,6 +107,14 @@ class ListingAnswers:
         self._log.warning("its %s answer holds %d item(s) no MCP client can read, left out (the other %d are served; "
                           "report it to the server's authors): %s", method, len(dropped), len(kept), named)
         return repaired
+
+
+def _sdk_reads(line: bytes) -> bool:
+    try:
+        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except ValidationError:
+        return False
+    return True
 
 
 def _lenient(line: bytes) -> Any:

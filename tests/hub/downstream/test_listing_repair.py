@@ -15,16 +15,26 @@ import pytest
 
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import FIXTURES, PY
+from tests.conftest import FIXTURES, PY, Proc, free_port, wait_for_port
 
 pytestmark = pytest.mark.anyio
 
 SERVER = str(FIXTURES / "listing_server.py")
 
 
-def config(mode: str) -> Any:
-    return parse_config({"mcpServers": {"s": {"command": PY, "args": [SERVER, mode],
+def config(mode: str, entry: dict[str, Any] | None = None) -> Any:
+    return parse_config({"mcpServers": {"s": {**(entry or {"command": PY, "args": [SERVER, mode]}),
                                               "restart": {"initial_backoff_s": 0.05, "max_backoff_s": 0.1}}}})
+
+
+def http_server(procs: list[Proc], mode: str, style: str) -> dict[str, Any]:
+    """The fixture over HTTP (`json`, `events`: Streamable HTTP; `sse`: legacy SSE); its config entry."""
+    port = free_port()
+    procs.append(Proc([PY, SERVER, mode, "--http", str(port), style]))
+    wait_for_port(port)
+    if style == "sse":
+        return {"type": "sse", "url": f"http://127.0.0.1:{port}/sse"}
+    return {"url": f"http://127.0.0.1:{port}/mcp"}
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> str:
@@ -98,3 +108,21 @@ async def test_a_failed_tools_list_is_the_reason_given_not_the_exit_the_hub_caus
         assert server.state != "ready"
         assert server.error == "its tools/list answer was an error: no tools/list here", server.error
         assert "process exited" not in str(hub.status()["s"])
+
+
+@pytest.mark.parametrize("style", ["json", "events", "sse"])
+@pytest.mark.parametrize("mode", ["surrogate", "invalid"])
+async def test_over_http_the_same_listing_is_repaired_the_same_way(
+        mode: str, style: str, procs: list[Proc], caplog: pytest.LogCaptureFixture) -> None:
+    """A Streamable HTTP server answering with a JSON body or an event stream (split across two
+    chunks), and a legacy SSE server answering on its GET stream."""
+    caplog.set_level(logging.INFO)
+    entry = http_server(procs, mode, style)
+    async with Hub(config(mode, entry)) as hub:
+        assert hub.downstreams["s"].state == "ready"
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+        assert await call_text(hub, "s__good") == "ok:good"
+    text = warnings(caplog)
+    assert "'bad' (not" in text, text
+    if mode == "invalid":
+        assert "its prompts/list answer holds 1 item(s)" in text, text

@@ -1,0 +1,111 @@
+"""`hub.downstream.listing_repair` for HTTP downstreams: an httpx transport under the SDK's client.
+
+It notes the listing requests the hub POSTs to a Streamable HTTP or SSE server, and rewrites the
+answers to them — a JSON body, or an event of an event stream (a POST's or the legacy SSE stream) —
+as the stdio child's are rewritten: without the items the SDK cannot read. Everything else passes
+through as it came: a JSON body untouched while no listing request waits, an event stream chunk by
+chunk (events are only held together while a listing request waits, at connect and after a change).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+import httpx2
+
+from hub.downstream.listing_repair import ListingAnswers
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+MAX_LISTING_REQUEST = 64 * 1024
+"""A POST body longer than this is no listing request (those hold a method, an id, a cursor)."""
+_MAX_HELD = 64 * 1024 * 1024
+"""An event longer than this is passed on as it comes (the hub's line cap, as for a stdio child)."""
+
+
+class ListingRepairTransport(httpx2.AsyncBaseTransport):
+    """Wraps the transport the downstream's `httpx2.AsyncClient` would use (see the module)."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, log: logging.Logger) -> None:
+        self._inner = inner
+        self.listings = ListingAnswers(log)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method == "POST":
+            self._note(request)
+        response = await self._inner.handle_async_request(request)
+        if response.headers.get("content-encoding", "identity") != "identity":
+            return response  # compressed bytes are left as they are
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "text/event-stream":
+            return _with_stream(response, _RepairedEvents(response.stream, self.listings))  # type: ignore[arg-type]
+        if kind == "application/json" and self.listings.waiting:
+            body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+            await response.aclose()
+            repaired = self.listings.repair(body)
+            headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
+            return httpx2.Response(response.status_code, headers=[*headers, (b"content-length", str(len(repaired)).encode())],
+                                   content=repaired, extensions=response.extensions)
+        return response
+
+    def _note(self, request: httpx2.Request) -> None:
+        try:
+            content = request.content
+        except httpx2.RequestNotRead:
+            return
+        if len(content) > MAX_LISTING_REQUEST or b'/list"' not in content:
+            return  # not a listing request: a call's arguments are never parsed here
+        try:
+            message = json.loads(content)
+        except (ValueError, RecursionError):
+            return
+        if isinstance(message, dict):
+            self.listings.sent_raw(message.get("method"), message.get("id"))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _with_stream(response: httpx2.Response, stream: httpx2.AsyncByteStream) -> httpx2.Response:
+    return httpx2.Response(response.status_code, headers=response.headers.raw, stream=stream, extensions=response.extensions)
+
+
+class _RepairedEvents(httpx2.AsyncByteStream):
+    """An event stream passed on chunk by chunk, its events held whole while a listing answer is due."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, listings: ListingAnswers) -> None:
+        self._inner = inner
+        self._listings = listings
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        held = b""
+        async for chunk in self._inner:
+            if not held and not self._listings.waiting:
+                yield chunk
+                continue
+            held += chunk
+            start = 0
+            while (end := _EVENT_END.search(held, start)) is not None:
+                yield self._event(held[start:end.start()]) + end.group()
+                start = end.end()
+            held = held[start:]
+            if len(held) > _MAX_HELD or (held and not self._listings.waiting):
+                yield held  # a partial event with nothing left to repair (or too long to hold)
+                held = b""
+        if held:
+            yield held
+
+    def _event(self, event: bytes) -> bytes:
+        lines = re.split(rb"\r\n|\n|\r", event)
+        data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
+        if not data:
+            return event
+        payload = b"\n".join(data)
+        repaired = self._listings.repair(payload)
+        if repaired is payload:
+            return event
+        return b"\n".join([*(line for line in lines if not line.startswith(b"data:")), b"data: " + repaired])
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
