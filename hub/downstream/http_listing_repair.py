@@ -18,6 +18,7 @@ import httpx2
 from hub.downstream.listing_repair import ListingAnswers
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_LINE_END = re.compile(rb"\r\n|\n|\r")
 MAX_LISTING_REQUEST = 64 * 1024
 """A POST body longer than this is no listing request (those hold a method, an id, a cursor)."""
 _MAX_HELD = 64 * 1024 * 1024
@@ -79,25 +80,28 @@ class _RepairedEvents(httpx2.AsyncByteStream):
         self._listings = listings
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        held = b""
+        held = bytearray()
+        scanned = 0  # bytes at the start of `held` known to hold no event's end
         async for chunk in self._inner:
             if not held and not self._listings.waiting:
                 yield chunk
                 continue
             held += chunk
             start = 0
-            while (end := _EVENT_END.search(held, start)) is not None:
-                yield self._event(held[start:end.start()]) + end.group()
+            while (end := _EVENT_END.search(held, max(start, scanned))) is not None:
+                yield self._event(bytes(held[start:end.start()])) + end.group()
                 start = end.end()
-            held = held[start:]
+            del held[:start]
+            scanned = max(0, len(held) - 3)  # an end (up to 4 bytes) may straddle two chunks
             if len(held) > _MAX_HELD or (held and not self._listings.waiting):
-                yield held  # a partial event with nothing left to repair (or too long to hold)
-                held = b""
+                yield bytes(held)  # a partial event with nothing left to repair (or too long to hold)
+                held.clear()
+                scanned = 0
         if held:
-            yield held
+            yield bytes(held)
 
     def _event(self, event: bytes) -> bytes:
-        lines = re.split(rb"\r\n|\n|\r", event)
+        lines = _LINE_END.split(event)
         data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
         if not data:
             return event
@@ -105,7 +109,8 @@ class _RepairedEvents(httpx2.AsyncByteStream):
         repaired = self._listings.repair(payload)
         if repaired is payload:
             return event
-        return b"\n".join([*(line for line in lines if not line.startswith(b"data:")), b"data: " + repaired])
+        ending = found.group() if (found := _LINE_END.search(event)) else b"\n"  # the stream's own line ending
+        return ending.join([*(line for line in lines if not line.startswith(b"data:")), b"data: " + repaired])
 
     async def aclose(self) -> None:
         await self._inner.aclose()

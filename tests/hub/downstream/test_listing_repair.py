@@ -126,3 +126,42 @@ async def test_over_http_the_same_listing_is_repaired_the_same_way(
     assert "'bad' (not" in text, text
     if mode == "invalid":
         assert "its prompts/list answer holds 1 item(s)" in text, text
+
+
+class _Chunks:
+    """An inner byte stream that yields the given chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("size", [1, 3, 7, 4096])
+async def test_an_event_stream_in_any_chunking_is_passed_on_byte_for_byte_but_the_listing_answer(end: bytes, size: int) -> None:
+    from hub.downstream.http_listing_repair import _RepairedEvents
+    from hub.downstream.listing_repair import ListingAnswers
+
+    bad = b'{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"good","inputSchema":{"type":"object"}},{"name":"bad"}]}}'
+    events = [b": ping", b"event: message" + end + b'data: {"jsonrpc":"2.0","method":"notifications/message","params":{}}',
+              b"id: 9" + end + b"event: message" + end + b"data: " + bad, b'data: {"jsonrpc":"2.0","id":6,"result":{}}']
+    stream = b"".join(event + end + end for event in events)
+    chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
+
+    async def relayed(listings: ListingAnswers) -> bytes:
+        return b"".join([chunk async for chunk in _RepairedEvents(_Chunks(chunks), listings)])  # type: ignore[arg-type]
+
+    idle = ListingAnswers(logging.getLogger("test"))
+    assert await relayed(idle) == stream  # nothing waits: every byte as it came
+    listings = ListingAnswers(logging.getLogger("test"))
+    listings.sent_raw("tools/list", 5)
+    out = await relayed(listings)
+    repaired = b'{"jsonrpc": "2.0", "id": 5, "result": {"tools": [{"name": "good", "inputSchema": {"type": "object"}}]}}'
+    assert out == stream.replace(b"data: " + bad, b"data: " + repaired), out
+    assert not listings.waiting
