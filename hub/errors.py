@@ -11,7 +11,7 @@ import json
 from typing import Any, Literal
 
 import mcp_types as types
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 ErrorCode = Literal[
     "invalid_argument",
@@ -87,6 +87,16 @@ def describe_failure(exc: BaseException) -> str:
     """A one-line reason for a failure, unwrapping exception groups; never a traceback."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    if isinstance(exc, ValidationError) and exc.error_count():
+        return f"{exc.title} is not valid: {first_problem(exc)}"[:300]  # the first line names only the model
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def first_problem(exc: ValidationError) -> str:
+    """Where and what, of the first thing wrong (never the value: a server's answer may hold anything)."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the value"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
 from hub.frontends.stdio.line_errors import DROPPED_BY_HUB
-from hub.errors import HubRefusal, HubToolError
+from hub.errors import HubRefusal, HubToolError, first_problem
 
 LOSS_REASON_WAIT_S = 1.0
 """How long to wait for the supervisor to learn why a connection closed (exit code, stderr)."""
@@ -65,17 +65,9 @@ async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError
 
 
 async def _invalid_result(exc: BaseException, downstream: Downstream) -> HubToolError:
-    why = _first_problem(exc) if isinstance(exc, ValidationError) else describe_failure(exc)
+    why = first_problem(exc) if isinstance(exc, ValidationError) else describe_failure(exc)
     return HubToolError("upstream_error", f"server {downstream.name!r} returned an invalid result: {why}",
                         details={"server": downstream.name})
-
-
-def _first_problem(exc: ValidationError) -> str:
-    """Where and what, of the first thing wrong (never the value: it may hold anything)."""
-    first = exc.errors(include_input=False, include_url=False)[0]
-    where = ".".join(str(part) for part in first.get("loc", ())) or "the result"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
 ERROR_TABLE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],

@@ -99,14 +99,18 @@ async def test_lists_beside_the_tools_that_fail_are_served_empty(caplog: pytest.
         assert f"declares {kind} but its list answer was an error (no {method} here)" in text, text
 
 
-async def test_a_failed_tools_list_is_the_reason_given_not_the_exit_the_hub_caused() -> None:
-    async with Hub(config("tools_fail")) as hub:
+@pytest.mark.parametrize("mode, reason", [
+    ("tools_fail", "its tools/list answer was an error: no tools/list here"),
+    ("no_info", "InitializeResult is not valid: serverInfo: Field required"),  # was "1 validation error for InitializeResult"
+])
+async def test_a_failed_connection_gives_its_reason_not_the_exit_the_hub_caused(mode: str, reason: str) -> None:
+    async with Hub(config(mode)) as hub:
         server = hub.downstreams["s"]
         with anyio.fail_after(30):
             while server.restarts < 2:  # retried as any failed connection (backoff), the reason kept
                 await anyio.sleep(0.02)
         assert server.state != "ready"
-        assert server.error == "its tools/list answer was an error: no tools/list here", server.error
+        assert server.error == reason, server.error
         assert "process exited" not in str(hub.status()["s"])
 
 
