@@ -83,6 +83,9 @@ def error_result(body: ToolErrorBody) -> types.CallToolResult:
     )
 
 
+MAX_DESCRIBED_ERRORS = 1000
+
+
 def describe_failure(exc: BaseException) -> str:
     """A one-line reason for a failure, unwrapping exception groups; never a traceback."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -94,7 +97,10 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def first_problem(exc: ValidationError) -> str:
-    """Where and what, of the first thing wrong (never the value: a server's answer may hold anything)."""
+    """Where and what, of the first thing wrong (never the value: a server's answer may hold anything).
+    Past `MAX_DESCRIBED_ERRORS` only the count: listing the errors costs more than finding them."""
+    if exc.error_count() > MAX_DESCRIBED_ERRORS:
+        return f"{exc.error_count()} problems"
     first = exc.errors(include_input=False, include_url=False)[0]
     where = ".".join(str(part) for part in first.get("loc", ())) or "the value"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

@@ -11,15 +11,18 @@ import anyio
 import anyio.abc
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from hub.errors import describe_failure
 from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
+from hub.downstream.listing_repair import MAX_BAD_ITEMS, METHOD_OF_KIND, ListingAnswers
 
 
 class ChangeFollowing:
     """Discovery and list refetches of one downstream (state lives on `Downstream`)."""
 
     listing: Listing
+    listings: ListingAnswers | None
     log: logging.Logger
     _client: Client | None
     _on_change: Callable[[Any, ListKind], Awaitable[None]] | None
@@ -32,7 +35,7 @@ class ChangeFollowing:
         listing = Listing()
         if caps.tools is not None:
             try:
-                listing.tools = await all_pages(client.list_tools, listing.meta, "tools")
+                listing.tools = await self._all_pages(client.list_tools, listing.meta, "tools")
             except MCPError as exc:
                 raise ConnectionError(f"its tools/list answer was an error: {describe_failure(exc)}") from exc
         if caps.resources is not None:
@@ -42,15 +45,28 @@ class ChangeFollowing:
             listing.prompts = await self._beside_tools(client.list_prompts, listing.meta, "prompts")
         self.listing = listing
 
-    async def _beside_tools(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
-        """A list other than tools, at connect: one the server declares but answers with an error
-        (many declare every capability and implement tools only) is served empty, with a warning,
-        instead of keeping its tools out of the hub. Its next `list_changed` fetches it again."""
+    async def _all_pages(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
+        """`all_pages`; a page the SDK read but refused (its version's schema) is asked for again,
+        the answer then repaired (`hub.downstream.listing_repair`: what it cannot read left out)."""
         try:
             return await all_pages(fetch, meta, kind)
-        except MCPError as exc:
-            self.log.warning("declares %s but its list answer was an error (%s); serving its other lists without them",
-                             kind.replace("_", " "), describe_failure(exc))
+        except ValidationError as exc:
+            if self.listings is None or exc.error_count() > MAX_BAD_ITEMS:
+                raise  # past repair: the whole list fails, as it would have
+            self.listings.arm(METHOD_OF_KIND[kind])
+            return await all_pages(fetch, meta, kind)
+
+    async def _beside_tools(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
+        """A list other than tools, at connect: one the server declares but answers with an error,
+        or with a result that cannot be read even once repaired (many servers declare every
+        capability and implement tools only), is served empty, with a warning, instead of keeping
+        its tools out of the hub. Its next `list_changed` fetches it again."""
+        try:
+            return await self._all_pages(fetch, meta, kind)
+        except (MCPError, ValidationError) as exc:
+            self.log.warning("declares %s but its list answer was %s (%s); serving its other lists without them",
+                             kind.replace("_", " "), "an error" if isinstance(exc, MCPError) else "not valid",
+                             describe_failure(exc))
             return []
 
     async def refresh(self, kind: ListKind) -> None:
@@ -61,12 +77,12 @@ class ChangeFollowing:
         try:
             meta = self.listing.meta
             if kind == "tools":
-                self.listing.tools = await all_pages(client.list_tools, meta, "tools")
+                self.listing.tools = await self._all_pages(client.list_tools, meta, "tools")
             elif kind == "resources":
-                self.listing.resources = await all_pages(client.list_resources, meta, "resources")
-                self.listing.resource_templates = await all_pages(client.list_resource_templates, meta, "resource_templates")
+                self.listing.resources = await self._all_pages(client.list_resources, meta, "resources")
+                self.listing.resource_templates = await self._all_pages(client.list_resource_templates, meta, "resource_templates")
             else:
-                self.listing.prompts = await all_pages(client.list_prompts, meta, "prompts")
+                self.listing.prompts = await self._all_pages(client.list_prompts, meta, "prompts")
         except Exception as exc:  # boundary: a failed refresh keeps the previous listing
             self.log.warning("could not refresh %s after a change: %s", kind, describe_failure(exc))
             return

@@ -30,6 +30,7 @@ from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
 from hub.downstream.era import Era, HandshakeRefused
 from hub.downstream.http_client import downstream_http_client
+from hub.downstream.listing_repair import ListingAnswers
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.changes import ChangeFollowing
@@ -70,6 +71,7 @@ class Downstream(ChangeFollowing, OwnedSessions):
         self.remembered_instructions: str | None = None
         """Set by the hub from its listing cache: `instructions` until the first connection."""
         self._json: JsonChannel | None = None
+        self.listings: ListingAnswers | None = None
         self._direct: DirectTools | None = None
         self.server_object: Any = None
         """An in-process server once loaded (the HTTP hub serves its `webhooks`, see hub/webhooks.py)."""
@@ -262,14 +264,16 @@ class Downstream(ChangeFollowing, OwnedSessions):
 
     async def _make_client(self) -> Client:
         cfg = self.config
+        self.listings = ListingAnswers(self.log)  # this connection's listing answers (`hub.downstream.listing_repair`)
         transport: Any
         if cfg.transport == "stdio":
             assert cfg.command is not None
             self._json = JsonChannel() if on_asyncio() else None
             env = cfg.env | self.caller.child_env()
-            transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json)
+            transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json,
+                                    listings=self.listings)
         elif cfg.transport in ("streamable_http", "sse"):
-            transport = self._remote_transport()
+            transport = self._remote_transport(self.listings)
         else:
             # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
             # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
@@ -296,13 +300,13 @@ class Downstream(ChangeFollowing, OwnedSessions):
 
         return {kind: adapting(kind, relay) for kind, relay in callbacks.items()}
 
-    def _remote_transport(self) -> Any:
+    def _remote_transport(self, listings: ListingAnswers | None = None) -> Any:
         cfg = self.config
         if cfg.transport == "streamable_http":
             assert cfg.url is not None
-            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, log=self.log))
+            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, listings=listings))
         assert cfg.url is not None
-        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=functools.partial(downstream_http_client, log=self.log))
+        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=functools.partial(downstream_http_client, listings=listings))
 
     def _session_transport(self) -> Any:
         """A fresh transport to this server, for one more session of it (a per-client one)."""

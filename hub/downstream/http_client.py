@@ -10,12 +10,11 @@ a fresh connection instead (one TCP, or TLS, handshake after a pause).
 
 from __future__ import annotations
 
-import logging
-
 import httpx2
 from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 
 from hub.downstream.http_listing_repair import ListingRepairTransport
+from hub.downstream.listing_repair import ListingAnswers
 
 IDLE_CONNECTION_S = 4.0
 """Below the 5 s keep-alive timeout of uvicorn and Node, with a second to spare for timer skew."""
@@ -25,14 +24,14 @@ def downstream_http_client(
     headers: dict[str, str] | None = None,
     timeout: httpx2.Timeout | None = None,
     auth: httpx2.Auth | None = None,
-    log: logging.Logger | None = None,
+    listings: ListingAnswers | None = None,
 ) -> httpx2.AsyncClient:
     """An `httpx2.AsyncClient` as `create_mcp_http_client` makes it (and httpx's default pool of
     100 connections, 20 kept), idle connections kept 4 s; usable as the SDK's `McpHttpClientFactory`.
-    With `log` (the server's logger), listing answers the SDK cannot read whole are repaired
+    With `listings` (the connection's), listing answers the SDK cannot read whole are repaired
     (`hub.downstream.http_listing_repair`)."""
     limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=IDLE_CONNECTION_S)
-    transport = ListingRepairTransport(httpx2.AsyncHTTPTransport(limits=limits), log) if log is not None else None
+    transport = ListingRepairTransport(httpx2.AsyncHTTPTransport(limits=limits), listings) if listings is not None else None
     return httpx2.AsyncClient(
         headers=headers,
         timeout=timeout or httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),

@@ -10,7 +10,6 @@ chunk (events are only held together while a listing request waits, at connect a
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import AsyncIterator
 import httpx2
@@ -28,9 +27,9 @@ _MAX_HELD = 64 * 1024 * 1024
 class ListingRepairTransport(httpx2.AsyncBaseTransport):
     """Wraps the transport the downstream's `httpx2.AsyncClient` would use (see the module)."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport, log: logging.Logger) -> None:
+    def __init__(self, inner: httpx2.AsyncBaseTransport, listings: ListingAnswers) -> None:
         self._inner = inner
-        self.listings = ListingAnswers(log)
+        self.listings = listings
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if request.method == "POST":
@@ -55,14 +54,15 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             content = request.content
         except httpx2.RequestNotRead:
             return
-        if len(content) > MAX_LISTING_REQUEST or b'/list"' not in content:
-            return  # not a listing request: a call's arguments are never parsed here
+        if len(content) > MAX_LISTING_REQUEST or (b'/list"' not in content and b'"initialize"' not in content):
+            return  # not a listing request (nor the handshake): a call's arguments are never parsed here
         try:
             message = json.loads(content)
         except (ValueError, RecursionError):
             return
         if isinstance(message, dict):
-            self.listings.sent_raw(message.get("method"), message.get("id"))
+            self.listings.sent_raw(message.get("method"), message.get("id"), message.get("params"),
+                                   request.headers.get("mcp-protocol-version"))
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -1,155 +1,270 @@
-"""Listing answers from a stdio child, checked item by item before the SDK session reads them.
+"""Listing answers a server sends that the SDK cannot read whole, repaired before its session reads them.
 
 The SDK reads a `tools/list` (`resources/list`, `resources/templates/list`, `prompts/list`) answer
-whole: one item it cannot read — a description holding an unpaired UTF-16 surrogate escape,
-a schema nested deeper than its JSON parser goes (200 levels), a tool without its `inputSchema`
-— fails the whole list, and a failed `tools/list` at connect kept every other tool of that
-server out of the hub (it was restarted, listed again, and failed again, forever). Direct SDK
-clients fare no better: their `list_tools` fails or hangs on the same answer.
+whole: one item it cannot read — a description holding an unpaired UTF-16 surrogate escape or a
+byte that is not UTF-8, a schema nested deeper than its JSON parser goes (200 levels), a tool whose
+`inputSchema` the negotiated version's schema refuses (`{}`, say) — fails the whole list, and a
+failed `tools/list` at connect kept every other tool of that server out of the hub (restarted,
+listed again, failing again, forever). Direct SDK clients fare no better: their `list_tools` fails
+or hangs on the same answer.
 
-`ListingAnswers` remembers the ids of the listing requests the hub's SDK session sends to the
-child; an answer to one of them that the SDK would refuse is rewritten without the items it
-cannot read (each named in a warning, with why), so the others are served. An answer the SDK
-reads as it is goes through untouched (checked once: the result model, as the SDK will).
+`ListingAnswers` (one per connection) notes the listing requests the hub's SDK session sends, and
+the protocol version they are judged by. An answer to one of them is rewritten without what the
+SDK cannot read, each dropped item named in a warning with why, the rest served:
+- an answer the SDK cannot even parse (not text, too deep) is repaired at once;
+- an answer it parses but refuses (`mcp_types.methods.validate_server_result`, as the SDK judges it)
+  fails its request once; the caller then `arm`s that list method and asks again, and the answer
+  to that is repaired. A clean answer is therefore passed on untouched and never checked twice.
+An optional field outside the items that the version's schema refuses (a `nextCursor` that is no
+string, say) is left out too. Work is bounded: an answer with more than `MAX_BAD_ITEMS` bad items
+is not repaired (its request fails as before).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
-import mcp_types as types
-from pydantic import BaseModel, ValidationError
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.methods import validate_server_result
+from pydantic import ValidationError
 
-from hub.frontends.stdio.json_lines import is_text, json_object
+from hub.frontends.stdio.json_lines import json_object
 
-_LISTS: dict[str, tuple[str, type[BaseModel], type[BaseModel]]] = {
-    "tools/list": ("tools", types.Tool, types.ListToolsResult),
-    "resources/list": ("resources", types.Resource, types.ListResourcesResult),
-    "resources/templates/list": ("resourceTemplates", types.ResourceTemplate, types.ListResourceTemplatesResult),
-    "prompts/list": ("prompts", types.Prompt, types.ListPromptsResult),
-}
+LIST_KEYS = {"tools/list": "tools", "resources/list": "resources", "resources/templates/list": "resourceTemplates",
+             "prompts/list": "prompts"}
+METHOD_OF_KIND = {"tools": "tools/list", "resources": "resources/list", "resource_templates": "resources/templates/list",
+                  "prompts": "prompts/list"}
+"""`hub.downstream.listing` list kinds → list methods."""
+HANDSHAKE_FALLBACK = "2025-11-25"
+"""The version the SDK judges an answer by before any handshake (its own literal fallback)."""
 MAX_NAMED = 5
 """A warning names at most this many dropped items (and counts the rest)."""
-FORGET_AFTER_S = 600.0
-"""A listing request unanswered this long is forgotten (the SDK gave up on it long before)."""
+MAX_BAD_ITEMS = 10_000
+"""An answer with more bad items than this is not repaired: finding and naming them costs the loop."""
 MAX_WAITING = 1024
-"""Listing requests remembered at most at once (a session pages one list at a time)."""
+"""Requests remembered at most at once (a session pages one list at a time)."""
+FORGET_AFTER_S = 600.0
+"""A request unanswered this long is forgotten (the SDK gave up on it long before)."""
+JSON_DEPTH = 200
+"""Nesting the SDK's JSON parser reads (pydantic-core's limit), counted from the message."""
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class ListingAnswers:
-    """The listing requests one child's SDK session has in flight, and the repair of their answers."""
+    """The listing requests one connection has in flight, and the repair of their answers."""
 
     def __init__(self, log: logging.Logger) -> None:
         self._log = log
-        self._waiting: dict[tuple[type, Any], tuple[str, float]] = {}
-        """The listing requests sent and not answered yet: their method and when they were sent."""
+        self._waiting: dict[str, tuple[str, str | None, float]] = {}
+        """Request id (as the SDK matches it) → (method, version named in the request, when sent)."""
+        self._armed: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
+        self.negotiated: str | None = None
+        """The version the handshake agreed on (from the answer to `initialize`)."""
 
     @property
     def waiting(self) -> bool:
-        """Whether a listing request awaits its answer (one unanswered for `FORGET_AFTER_S` is let go)."""
-        if self._waiting and time.monotonic() - next(iter(self._waiting.values()))[1] > FORGET_AFTER_S:
+        """Whether a noted request awaits its answer (one unanswered for `FORGET_AFTER_S` is let go)."""
+        if self._waiting and time.monotonic() - next(iter(self._waiting.values()))[2] > FORGET_AFTER_S:
             cutoff = time.monotonic() - FORGET_AFTER_S
-            self._waiting = {key: sent for key, sent in self._waiting.items() if sent[1] >= cutoff}
+            self._waiting = {key: sent for key, sent in self._waiting.items() if sent[2] >= cutoff}
         return bool(self._waiting)
 
-    def sent(self, message: Any) -> None:
-        """Note a message the SDK session writes to the child (a listing request is remembered)."""
-        if isinstance(message, types.JSONRPCRequest):
-            self.sent_raw(message.method, message.id)
+    def arm(self, method: str) -> None:
+        """The SDK refused an answer to `method` it could parse: check the answers to it from now on."""
+        self._armed.add(method)
 
-    def sent_raw(self, method: Any, request_id: Any) -> None:
-        """Note a request sent as JSON (its `method` and `id` as read from it)."""
-        if method in _LISTS and isinstance(request_id, (int, str)) and len(self._waiting) < MAX_WAITING:
-            self._waiting[(type(request_id), request_id)] = (method, time.monotonic())
+    def sent(self, message: Any) -> None:
+        """Note a message the SDK session writes (a pydantic JSON-RPC message)."""
+        method, request_id = getattr(message, "method", None), getattr(message, "id", None)
+        if isinstance(method, str) and request_id is not None:
+            self.sent_raw(method, request_id, getattr(message, "params", None))
+
+    def sent_raw(self, method: Any, request_id: Any, params: Any = None, version: str | None = None) -> None:
+        """Note a request sent as JSON: a listing request, or the handshake (for the version it agrees).
+        `version`: the one the request names outside its body (an HTTP `MCP-Protocol-Version` header)."""
+        if (method in LIST_KEYS or method == "initialize") and (key := _key(request_id)) is not None \
+                and len(self._waiting) < MAX_WAITING:
+            meta = params.get("_meta") if isinstance(params, dict) else None
+            named = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
+            self._waiting[key] = (method, named if isinstance(named, str) else version, time.monotonic())
 
     def repair(self, line: bytes, readable: bool | None = None) -> bytes:
-        """`line` as the SDK session should read it: unchanged unless it answers a listing request
-        and holds items the SDK cannot read, which are dropped and named in a warning. `readable`:
-        whether the SDK parses the line as JSON-RPC at all (None: find out)."""
+        """`line` as the SDK session should read it: unchanged unless it answers a noted listing
+        request and holds what the SDK cannot read (see the module). `readable`: whether the SDK
+        parses the line as JSON-RPC at all (None: find out)."""
         if not self.waiting:
             return line
-        message = json_object(line) if readable else None
+        if readable is None:
+            readable = _sdk_parses(line)
+        message = json_object(line) if readable else None  # a big line's is a skeleton: enough for its id
         if message is None:
             message = _lenient(line)
         request_id = message.get("id") if isinstance(message, dict) and "method" not in message else None
-        if not isinstance(request_id, (int, str)):
-            return line
-        sent = self._waiting.pop((type(request_id), request_id), None)  # answered: an error too
+        sent = self._waiting.pop(key, None) if (key := _key(request_id)) is not None else None
         if sent is None or not isinstance(message.get("result"), dict):
             return line
-        method = sent[0]
-        key, item_model, result_model = _LISTS[method]
-        result, items = message["result"], message["result"].get(key)
-        if not isinstance(items, list):
-            return line  # the SDK reports the malformed result as it would
-        if readable is None:
-            readable = _sdk_reads(line)
-        if readable and _valid(result_model, result):
+        method, version = sent[0], sent[1] or self.negotiated or HANDSHAKE_FALLBACK
+        if method == "initialize":
+            agreed = message["result"].get("protocolVersion")
+            self.negotiated = agreed if isinstance(agreed, str) else None
             return line
-        kept: list[Any] = []
-        dropped: list[str] = []
-        for index, item in enumerate(items):
-            why = _unreadable(key, item_model, item)
-            if why is None:
-                kept.append(item)
-            else:
-                dropped.append(f"{_label(item, index)} ({why})")
-        if not dropped:
+        if readable and method not in self._armed:
+            return line  # the SDK judges it; if it refuses it, the caller arms the method and asks again
+        whole = _lenient(line)  # the line itself, not a big line's skeleton
+        if not isinstance(whole, dict) or not isinstance(whole.get("result"), dict):
+            return line
+        repaired = self._repaired(method, version, whole["result"], readable, line)
+        if repaired is None:
             return line
         try:
-            repaired = json.dumps({**message, "result": {**result, key: kept}}, ensure_ascii=False).encode()
+            return json.dumps({**whole, "result": repaired}, ensure_ascii=False).encode()
         except (UnicodeEncodeError, RecursionError, ValueError):
-            return line  # what cannot be read lies outside the items: the request fails as before
-        named = "; ".join(dropped[:MAX_NAMED]) + (f"; and {len(dropped) - MAX_NAMED} more" if len(dropped) > MAX_NAMED else "")
-        self._log.warning("its %s answer holds %d item(s) no MCP client can read, left out (the other %d are served; "
-                          "report it to the server's authors): %s", method, len(dropped), len(kept), named)
-        return repaired
+            return line  # what cannot be read lies outside what was checked: the request fails as before
+
+    def _repaired(self, method: str, version: str, result: dict[str, Any], readable: bool, line: bytes) -> dict[str, Any] | None:
+        """The result without what the SDK cannot read (None: nothing to repair, or too much)."""
+        key = LIST_KEYS[method]
+        items = result.get(key)
+        if not isinstance(items, list):
+            return None
+        dropped: dict[int, str] = {}
+        if not readable:
+            if _SURROGATE_ESCAPE.search(line) or not _utf8(line):
+                _find(dropped, items, lambda item: not _is_text(item), "not Unicode text (an unpaired surrogate, or bytes not UTF-8)")
+            _find(dropped, items, lambda item: _too_deep(item, JSON_DEPTH - 4), "nested deeper than MCP clients read JSON")
+        if len(dropped) > MAX_BAD_ITEMS:
+            return None
+        left_out: list[str] = []
+        if not readable:  # a field beside the items (`_meta`, `nextCursor`) may be what the SDK cannot parse
+            left_out = [field for field, value in result.items()
+                        if field != key and (not _is_text(value) or _too_deep(value, JSON_DEPTH - 3))]
+        positions = [index for index in range(len(items)) if index not in dropped]  # kept item → its index in `items`
+        kept = {**{field: value for field, value in result.items() if field not in left_out},
+                key: [items[index] for index in positions]}
+        for _ in range(3):  # the items, then an optional field they may have hidden
+            try:
+                validate_server_result(method, version, kept)
+                break
+            except ValidationError as exc:
+                refused = _refused(exc, key, kept)
+                if refused is None or len(dropped) + len(refused[0]) > MAX_BAD_ITEMS:
+                    return None
+                for position, why in refused[0].items():
+                    dropped[positions[position]] = why
+                positions = [index for position, index in enumerate(positions) if position not in refused[0]]
+                kept[key] = [items[index] for index in positions]
+                for field in refused[1]:
+                    del kept[field]
+                    left_out.append(field)
+            except (KeyError, ValueError):
+                return None  # a version or method the SDK does not judge: nothing to do
+        else:
+            return None
+        if not dropped and not left_out:
+            return None
+        self._warn(method, key, items, dropped, left_out, len(kept[key]))
+        return kept
+
+    def _warn(self, method: str, key: str, items: list[Any], dropped: dict[int, str], left_out: list[str], served: int) -> None:
+        named = [f"{_label(items[index], index)} ({why})" for index, why in sorted(dropped.items())[:MAX_NAMED]]
+        if len(dropped) > MAX_NAMED:
+            named.append(f"and {len(dropped) - MAX_NAMED} more")
+        if left_out:
+            named.append(f"the answer's {', '.join(sorted(left_out))} (not readable, or refused by the protocol's schema)")
+        text = "; ".join(named)
+        level = logging.WARNING if (method, text) not in self._warned else logging.DEBUG  # once per connection
+        if len(self._warned) < 256:
+            self._warned.add((method, text))
+        self._log.log(level, "its %s answer holds what no MCP client can read, left out (%d of its %d %s served; "
+                      "report it to the server's authors): %s", method, served, len(items), key, text)
 
 
-def _sdk_reads(line: bytes) -> bool:
+def _key(request_id: Any) -> str | None:
+    """A request id as the SDK matches an answer to it: 2 and "2" are the same request."""
+    if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
+        return None
+    return str(request_id)
+
+
+def _refused(exc: ValidationError, key: str, kept: dict[str, Any]) -> tuple[dict[int, str], set[str]] | None:
+    """What `exc` refuses: items (by position in `kept[key]`, with why) and optional fields outside
+    them; None when it refuses something else (the list itself, say) or more than `MAX_BAD_ITEMS`."""
+    if exc.error_count() > MAX_BAD_ITEMS:
+        return None
+    items: dict[int, str] = {}
+    fields: set[str] = set()
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error.get("loc", ())
+        if len(loc) >= 2 and loc[0] == key and isinstance(loc[1], int):
+            where = ".".join(str(part) for part in loc[2:]) or "the item"
+            items.setdefault(loc[1], f"refused by the protocol's schema: {where}: {error.get('msg', 'invalid')}"[:200])
+        elif loc and isinstance(loc[0], str) and loc[0] != key and loc[0] in kept:
+            fields.add(loc[0])
+        else:
+            return None
+    return (items, fields) if items or fields else None
+
+
+def _find(dropped: dict[int, str], items: list[Any], bad: Any, why: str) -> None:
+    for index, item in enumerate(items):
+        if index not in dropped and bad(item):
+            dropped[index] = why
+            if len(dropped) > MAX_BAD_ITEMS:
+                return
+
+
+def _sdk_parses(line: bytes) -> bool:
+    from mcp_types import jsonrpc_message_adapter
+
     try:
-        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        jsonrpc_message_adapter.validate_json(line, by_name=False)
     except ValidationError:
+        return False
+    return True
+
+
+def _utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
         return False
     return True
 
 
 def _lenient(line: bytes) -> Any:
-    """The line read by Python's `json`, which takes unpaired surrogates and nesting to ~1,000 levels."""
+    """The line read by Python's `json`: it takes unpaired surrogates and nesting to ~1,000 levels;
+    a byte that is not UTF-8 becomes a lone surrogate (`surrogateescape`), so it is found as not text."""
     try:
-        return json.loads(line.decode("utf-8"))
+        return json.loads(line.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError):
         return None
 
 
-def _valid(model: type[BaseModel], value: Any) -> bool:
+def _is_text(item: Any) -> bool:
     try:
-        model.model_validate(value, by_name=False)
-    except ValidationError:
+        json.dumps(item, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError, ValueError):
         return False
     return True
 
 
-def _unreadable(key: str, item_model: type[BaseModel], item: Any) -> str | None:
-    """Why the SDK could not read `item` in a listing answer, or None if it can."""
-    if not is_text(item):
-        return "not Unicode text: an unpaired UTF-16 surrogate escape"
-    try:
-        # In the place it will have in the answer the hub's SDK session reads, and its clients then.
-        types.jsonrpc_message_adapter.validate_json(json.dumps({"jsonrpc": "2.0", "id": 0, "result": {key: [item]}}),
-                                                    by_name=False)
-    except ValidationError:
-        return "nested deeper than MCP clients read JSON"
-    try:
-        item_model.model_validate(item, by_name=False)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "the item"
-        return f"not a valid {item_model.__name__}: {where}: {first.get('msg', 'invalid')}"[:200]
-    return None
+def _too_deep(item: Any, limit: int) -> bool:
+    """Whether `item` nests more than `limit` arrays and objects (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(item, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values() if isinstance(child, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value if isinstance(child, (dict, list)))
+    return False
 
 
 def _label(item: Any, index: int) -> str:
@@ -157,6 +272,6 @@ def _label(item: Any, index: int) -> str:
     if isinstance(item, dict):
         for field in ("name", "uriTemplate", "uri"):
             value = item.get(field)
-            if isinstance(value, str) and value and len(value) <= 128 and is_text(value):
+            if isinstance(value, str) and value and len(value) <= 128 and _is_text(value):
                 return repr(value)
     return f"item #{index}"

@@ -62,6 +62,7 @@ async def stdio_child(
     cwd: str | None = None,
     on_exit: Callable[[int | None, list[str]], None] | None = None,
     channel: JsonChannel | None = None,
+    listings: ListingAnswers | None = None,
 ) -> AsyncIterator[TransportStreams]:
     """Spawn `command args` (or adopt the child `hub.prestart` spawned for exactly that) and yield
     the (read, write) message streams of its stdio."""
@@ -132,9 +133,13 @@ async def stdio_child(
                     message = sdk_message(line)
                 except ValueError:
                     message = None
-                if (repaired := listings.repair(line, message is not None)) is not line:
-                    with suppress(ValueError):
-                        message = sdk_message(repaired)
+                if listings.waiting:
+                    readable = message is not None
+                    repaired = (await anyio.to_thread.run_sync(listings.repair, line, readable) if len(line) >= BIG_LINE_BYTES
+                                else listings.repair(line, readable))  # a big listing is judged off the loop
+                    if repaired is not line:
+                        with suppress(ValueError):
+                            message = sdk_message(repaired)
                 if message is None:
                     # An answer whose id can still be read fails its request now, not at its deadline.
                     failed = unreadable_answer(line)
@@ -191,7 +196,7 @@ async def stdio_child(
                     return
 
     stopping = False
-    listings = ListingAnswers(log)
+    listings = listings or ListingAnswers(log)
     last_stderr: deque[str] = deque(maxlen=3)
     stderr_masker = LineMasker()
     if channel is not None:

@@ -48,9 +48,12 @@ async def call_text(hub: Hub, name: str) -> str:
 
 
 @pytest.mark.parametrize("mode, why", [
-    ("surrogate", "not Unicode text: an unpaired UTF-16 surrogate escape"),
+    ("surrogate", "not Unicode text (an unpaired surrogate, or bytes not UTF-8)"),
+    ("utf8", "not Unicode text (an unpaired surrogate, or bytes not UTF-8)"),
     ("deep", "nested deeper than MCP clients read JSON"),
-    ("invalid", "not a valid Tool: inputSchema: Field required"),
+    ("invalid", "refused by the protocol's schema: inputSchema: Field required"),
+    ("schema_empty", "refused by the protocol's schema: inputSchema.type: Field required"),
+    ("str_id", "refused by the protocol's schema: inputSchema: Field required"),
 ])
 async def test_a_tool_no_client_can_read_is_left_out_and_named_and_the_others_are_served(
         mode: str, why: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -63,15 +66,34 @@ async def test_a_tool_no_client_can_read_is_left_out_and_named_and_the_others_ar
     text = warnings(caplog)
     assert f"'bad' ({why})" in text, text
     if mode == "invalid":  # a name that is not text is named by its place; a nameless prompt too
-        assert "item #2 (not a valid Tool: name:" in text, text
-        assert "its prompts/list answer holds 1 item(s)" in text and "item #1 (not a valid Prompt: name:" in text, text
+        assert "item #2 (refused by the protocol's schema: name:" in text, text
+        assert "its prompts/list answer holds" in text and "item #1 (refused by the protocol's schema: name:" in text, text
+    if mode == "schema_empty":
+        assert "'worse' (refused by the protocol's schema: outputSchema.type:" in text, text
+
+
+async def test_an_optional_field_the_schema_refuses_is_left_out_beside_the_items(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with Hub(config("cursor")) as hub:
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+    assert "the answer's nextCursor (not readable, or refused by the protocol's schema)" in warnings(caplog)
+
+
+async def test_the_long_texts_of_a_big_listing_survive_its_repair(caplog: pytest.LogCaptureFixture) -> None:
+    """A listing over 1 MB is parsed with its long strings lifted out (`hub.lifted`): the repair
+    must put them back, not serve placeholders (they reached clients empty)."""
+    caplog.set_level(logging.INFO)
+    async with Hub(config("lifted")) as hub:
+        described = {tool.name: len(tool.description or "") for tool in hub.catalog.tools()}
+    assert described == {"s__good": 200_000, "s__good2": 900_000}, described
+    assert "'bad' (refused by the protocol's schema: inputSchema: Field required)" in warnings(caplog)
 
 
 async def test_every_page_is_checked_and_each_good_item_kept(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     async with Hub(config("pages")) as hub:
         assert sorted(tool.name for tool in hub.catalog.tools()) == ["s__good", "s__second"]
-    assert "(the other 1 are served;" in warnings(caplog)
+    assert "left out (1 of its 2 tools served;" in warnings(caplog)
 
 
 async def test_a_listing_refetched_after_a_change_is_repaired_too(caplog: pytest.LogCaptureFixture) -> None:
@@ -97,6 +119,14 @@ async def test_lists_beside_the_tools_that_fail_are_served_empty(caplog: pytest.
     for kind, method in (("resources", "resources/list"), ("resource templates", "resources/templates/list"),
                          ("prompts", "prompts/list")):
         assert f"declares {kind} but its list answer was an error (no {method} here)" in text, text
+
+
+async def test_a_list_beside_the_tools_that_is_not_valid_is_served_empty(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with Hub(config("res_garbage")) as hub:
+        assert hub.downstreams["s"].state == "ready"
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+    assert "declares resources but its list answer was not valid (ListResourcesResult is not valid: resources:" in warnings(caplog)
 
 
 @pytest.mark.parametrize("mode, reason", [
@@ -127,9 +157,10 @@ async def test_over_http_the_same_listing_is_repaired_the_same_way(
         assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
         assert await call_text(hub, "s__good") == "ok:good"
     text = warnings(caplog)
-    assert "'bad' (not" in text, text
+    why = "not Unicode text" if mode == "surrogate" else "refused by the protocol's schema: inputSchema: Field required"
+    assert f"'bad' ({why}" in text, text
     if mode == "invalid":
-        assert "its prompts/list answer holds 1 item(s)" in text, text
+        assert "its prompts/list answer holds" in text, text
 
 
 class _Chunks:
@@ -165,6 +196,7 @@ async def test_an_event_stream_in_any_chunking_is_passed_on_byte_for_byte_but_th
     assert await relayed(idle) == stream  # nothing waits: every byte as it came
     listings = ListingAnswers(logging.getLogger("test"))
     listings.sent_raw("tools/list", 5)
+    listings.arm("tools/list")  # the SDK parsed the first answer and refused it: this one is checked
     out = await relayed(listings)
     repaired = b'{"jsonrpc": "2.0", "id": 5, "result": {"tools": [{"name": "good", "inputSchema": {"type": "object"}}]}}'
     assert out == stream.replace(b"data: " + bad, b"data: " + repaired), out
