@@ -1,8 +1,8 @@
 """`hub.downstream.listing_repair` for HTTP downstreams: an httpx transport under the SDK's client.
 
 It notes the listing requests the hub POSTs to a Streamable HTTP or SSE server, and rewrites the
-answers to them — a JSON body, or an event of an event stream (a POST's or the legacy SSE stream) —
-as the stdio child's are rewritten: without the items the SDK cannot read. Everything else passes
+answers to them — a JSON body (gzip or deflate too), or an event of an event stream (a POST's or the
+legacy SSE stream) — as the stdio child's are rewritten: without the items the SDK cannot read. Everything else passes
 through as it came: a JSON body untouched while no listing request waits, an event stream chunk by
 chunk (events are only held together while a listing request waits, at connect and after a change).
 """
@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
+from typing import Any
 from collections.abc import AsyncIterator
+import anyio
 import httpx2
 
 from hub.downstream.listing_repair import ListingAnswers
+from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE_END = re.compile(rb"\r\n|\n|\r")
@@ -35,19 +39,21 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         if request.method == "POST":
             self._note(request)
         response = await self._inner.handle_async_request(request)
-        if response.headers.get("content-encoding", "identity") != "identity":
-            return response  # compressed bytes are left as they are
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "text/event-stream":
+        if kind == "text/event-stream" and encoding == "identity":
             return _with_stream(response, _RepairedEvents(response.stream, self.listings))  # type: ignore[arg-type]
-        if kind == "application/json" and self.listings.waiting:
-            body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
-            await response.aclose()
-            repaired = self.listings.repair(body)
-            headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
-            return httpx2.Response(response.status_code, headers=[*headers, (b"content-length", str(len(repaired)).encode())],
-                                   content=repaired, extensions=response.extensions)
-        return response
+        if kind != "application/json" or not self.listings.waiting or encoding not in _DECODERS:
+            return response  # (an event stream compressed, or by a coding not known here, is left as it is)
+        body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+        await response.aclose()
+        decoded = _DECODERS[encoding](body)
+        repaired = await _repair(self.listings, decoded) if decoded is not None else None
+        if repaired is None or repaired is decoded:
+            return httpx2.Response(response.status_code, headers=response.headers.raw, content=body, extensions=response.extensions)
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
+        return httpx2.Response(response.status_code, headers=[*headers, (b"content-length", str(len(repaired)).encode())],
+                               content=repaired, extensions=response.extensions)
 
     def _note(self, request: httpx2.Request) -> None:
         try:
@@ -66,6 +72,30 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _inflate(wbits: int) -> Any:
+    def decode(body: bytes) -> bytes | None:
+        """`body` decompressed, or None if it is not, or would pass the line cap (a bomb)."""
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(body, _MAX_HELD + 1)
+        except zlib.error:
+            return None
+        return out if len(out) <= _MAX_HELD and inflater.eof else None
+    return decode
+
+
+_DECODERS: dict[str, Any] = {"identity": lambda body: body, "gzip": _inflate(16 + zlib.MAX_WBITS),
+                             "x-gzip": _inflate(16 + zlib.MAX_WBITS), "deflate": _inflate(zlib.MAX_WBITS)}
+"""Content codings a JSON body is read through (a repaired body goes on uncompressed)."""
+
+
+async def _repair(listings: ListingAnswers, line: bytes) -> bytes:
+    """`listings.repair(line)`, a big line's off the event loop."""
+    if len(line) >= BIG_LINE_BYTES and listings.waiting:
+        return await anyio.to_thread.run_sync(listings.repair, line)
+    return listings.repair(line)
 
 
 def _with_stream(response: httpx2.Response, stream: httpx2.AsyncByteStream) -> httpx2.Response:
@@ -89,7 +119,7 @@ class _RepairedEvents(httpx2.AsyncByteStream):
             held += chunk
             start = 0
             while (end := _EVENT_END.search(held, max(start, scanned))) is not None:
-                yield self._event(bytes(held[start:end.start()])) + end.group()
+                yield await self._event(bytes(held[start:end.start()])) + end.group()
                 start = end.end()
             del held[:start]
             scanned = max(0, len(held) - 3)  # an end (up to 4 bytes) may straddle two chunks
@@ -100,13 +130,13 @@ class _RepairedEvents(httpx2.AsyncByteStream):
         if held:
             yield bytes(held)
 
-    def _event(self, event: bytes) -> bytes:
+    async def _event(self, event: bytes) -> bytes:
         lines = _LINE_END.split(event)
         data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
         if not data:
             return event
         payload = b"\n".join(data)
-        repaired = self._listings.repair(payload)
+        repaired = await _repair(self._listings, payload)
         if repaired is payload:
             return event
         ending = found.group() if (found := _LINE_END.search(event)) else b"\n"  # the stream's own line ending
