@@ -36,9 +36,14 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         self.listings = listings
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.method == "POST":
-            self._note(request)
+        noted = self._note(request) if request.method == "POST" else None
+        if noted is not None or request.method == "GET":
+            # A listing's answer (on the POST, or on a legacy SSE GET stream) is asked for uncompressed,
+            # so it can be read here; a server that compresses anyway gets its JSON body decoded below.
+            request.headers["accept-encoding"] = "identity"
         response = await self._inner.handle_async_request(request)
+        if noted is not None and response.status_code >= 300:
+            self.listings.forget(noted)  # no answer will come for it
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "text/event-stream" and encoding == "identity":
@@ -55,20 +60,23 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         return httpx2.Response(response.status_code, headers=[*headers, (b"content-length", str(len(repaired)).encode())],
                                content=repaired, extensions=response.extensions)
 
-    def _note(self, request: httpx2.Request) -> None:
+    def _note(self, request: httpx2.Request) -> Any:
+        """Note a listing request (or the handshake) the POST carries; its id, or None."""
         try:
             content = request.content
         except httpx2.RequestNotRead:
-            return
+            return None
         if len(content) > MAX_LISTING_REQUEST or (b'/list"' not in content and b'"initialize"' not in content):
-            return  # not a listing request (nor the handshake): a call's arguments are never parsed here
+            return None  # not a listing request (nor the handshake): a call's arguments are never parsed here
         try:
             message = json.loads(content)
         except (ValueError, RecursionError):
-            return
-        if isinstance(message, dict):
-            self.listings.sent_raw(message.get("method"), message.get("id"), message.get("params"),
-                                   request.headers.get("mcp-protocol-version"))
+            return None
+        if not isinstance(message, dict):
+            return None
+        noted = self.listings.sent_raw(message.get("method"), message.get("id"), message.get("params"),
+                                       request.headers.get("mcp-protocol-version"))
+        return message.get("id") if noted else None
 
     async def aclose(self) -> None:
         await self._inner.aclose()

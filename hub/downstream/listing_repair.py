@@ -28,15 +28,21 @@ import re
 import time
 from typing import Any
 
+import mcp_types as types
+from mcp.shared.dispatcher import coerce_request_id
 from mcp_types import PROTOCOL_VERSION_META_KEY
 from mcp_types.methods import validate_server_result
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hub.frontends.stdio.json_lines import json_object
 from hub.frontends.stdio.line_errors import top_level_id
 
 LIST_KEYS = {"tools/list": "tools", "resources/list": "resources", "resources/templates/list": "resourceTemplates",
              "prompts/list": "prompts"}
+RESULT_MODELS: dict[str, type[BaseModel]] = {"tools/list": types.ListToolsResult, "resources/list": types.ListResourcesResult,
+                                             "resources/templates/list": types.ListResourceTemplatesResult,
+                                             "prompts/list": types.ListPromptsResult}
+"""The version-free result models the SDK's session validates a result with, after the version's schema."""
 METHOD_OF_KIND = {"tools": "tools/list", "resources": "resources/list", "resource_templates": "resources/templates/list",
                   "prompts": "prompts/list"}
 """`hub.downstream.listing` list kinds → list methods."""
@@ -44,6 +50,8 @@ HANDSHAKE_FALLBACK = "2025-11-25"
 """The version the SDK judges an answer by before any handshake (its own literal fallback)."""
 MAX_NAMED = 5
 """A warning names at most this many dropped items (and counts the rest)."""
+MAX_WARNINGS = 5
+"""Warnings logged per connection (each different); the rest go to the debug level."""
 MAX_BAD_ITEMS = 10_000
 """An answer with more bad items than this is not repaired: finding and naming them costs the loop."""
 MAX_WAITING = 1024
@@ -62,10 +70,11 @@ class ListingAnswers:
 
     def __init__(self, log: logging.Logger) -> None:
         self._log = log
-        self._waiting: dict[str, tuple[str, str | None, float]] = {}
+        self._waiting: dict[tuple[type, Any], tuple[str, str | None, float]] = {}
         """Request id (as the SDK matches it) → (method, version named in the request, when sent)."""
         self._armed: set[str] = set()
         self._warned: set[tuple[str, str]] = set()
+        self._warnings_left = MAX_WARNINGS
         self.negotiated: str | None = None
         """The version the handshake agreed on (from the answer to `initialize`)."""
 
@@ -87,14 +96,22 @@ class ListingAnswers:
         if isinstance(method, str) and request_id is not None:
             self.sent_raw(method, request_id, getattr(message, "params", None))
 
-    def sent_raw(self, method: Any, request_id: Any, params: Any = None, version: str | None = None) -> None:
-        """Note a request sent as JSON: a listing request, or the handshake (for the version it agrees).
-        `version`: the one the request names outside its body (an HTTP `MCP-Protocol-Version` header)."""
+    def sent_raw(self, method: Any, request_id: Any, params: Any = None, version: str | None = None) -> bool:
+        """Note a request sent as JSON: a listing request, or the handshake (for the version it agrees);
+        whether it was noted. `version`: the one the request names outside its body (an HTTP
+        `MCP-Protocol-Version` header)."""
         if (method in LIST_KEYS or method == "initialize") and (key := _key(request_id)) is not None \
                 and len(self._waiting) < MAX_WAITING:
             meta = params.get("_meta") if isinstance(params, dict) else None
             named = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
             self._waiting[key] = (method, named if isinstance(named, str) else version, time.monotonic())
+            return True
+        return False
+
+    def forget(self, request_id: Any) -> None:
+        """A noted request that will get no answer (its HTTP request failed)."""
+        if (key := _key(request_id)) is not None:
+            self._waiting.pop(key, None)
 
     def repair(self, line: bytes, readable: bool | None = None) -> bytes:
         """`line` as the SDK session should read it: unchanged unless it answers a noted listing
@@ -153,9 +170,10 @@ class ListingAnswers:
         positions = [index for index in range(len(items)) if index not in dropped]  # kept item → its index in `items`
         kept = {**{field: value for field, value in result.items() if field not in left_out},
                 key: [items[index] for index in positions]}
-        for _ in range(3):  # the items, then an optional field they may have hidden
+        for _ in range(4):  # the items, then an optional field they may have hidden (each of two checks)
             try:
-                validate_server_result(method, version, kept)
+                validate_server_result(method, version, kept)  # the two checks the SDK's session makes
+                RESULT_MODELS[method].model_validate(kept, by_name=False)
                 break
             except ValidationError as exc:
                 refused = _refused(exc, key, kept)
@@ -184,18 +202,24 @@ class ListingAnswers:
         if left_out:
             named.append(f"the answer's {', '.join(sorted(left_out))} (not readable, or refused by the protocol's schema)")
         text = "; ".join(named)
-        level = logging.WARNING if (method, text) not in self._warned else logging.DEBUG  # once per connection
-        if len(self._warned) < 256:
+        new = (method, text) not in self._warned
+        if new and len(self._warned) < 256:
             self._warned.add((method, text))
+        level = logging.WARNING if new and self._warnings_left > 0 else logging.DEBUG  # each once, a few per connection
+        if level == logging.WARNING:
+            self._warnings_left -= 1
+            if not self._warnings_left:
+                text += " (further such warnings for this server: at debug level)"
         self._log.log(level, "its %s answer holds what no MCP client can read, left out (%d of its %d %s served; "
                       "report it to the server's authors): %s", method, served, len(items), key, text)
 
 
-def _key(request_id: Any) -> str | None:
-    """A request id as the SDK matches an answer to it: 2 and "2" are the same request."""
+def _key(request_id: Any) -> tuple[type, Any] | None:
+    """A request id as the SDK matches an answer to it (`coerce_request_id`: 2, "2" and "02" are one)."""
     if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
         return None
-    return str(request_id)
+    coerced = coerce_request_id(request_id)
+    return (type(coerced), coerced)
 
 
 def _refused(exc: ValidationError, key: str, kept: dict[str, Any]) -> tuple[dict[int, str], set[str]] | None:

@@ -7,6 +7,7 @@ speaking raw JSON-RPC lines (`tests/fixtures/listing_server.py`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -201,3 +202,41 @@ async def test_an_event_stream_in_any_chunking_is_passed_on_byte_for_byte_but_th
     repaired = b'{"jsonrpc": "2.0", "id": 5, "result": {"tools": [{"name": "good", "inputSchema": {"type": "object"}}]}}'
     assert out == stream.replace(b"data: " + bad, b"data: " + repaired), out
     assert not listings.waiting
+
+
+async def test_a_2026_only_server_gets_both_checks_the_sdk_makes(caplog: pytest.LogCaptureFixture) -> None:
+    """On 2026-07-28 the SDK checks a listing against the version's schema and then the version-free
+    model; an item only the second refuses (`execution.taskSupport`) sank the list."""
+    caplog.set_level(logging.INFO)
+    bad = {"name": "odd", "inputSchema": {"type": "object"}, "execution": {"taskSupport": "bogus"}}
+    entry = {"command": PY, "args": [str(FIXTURES / "modern_only.py")], "env": {"EXTRA_TOOL": json.dumps(bad)}}
+    async with Hub(config("", entry)) as hub:
+        server = hub.downstreams["s"]
+        assert server.state == "ready" and server.protocol_version == "2026-07-28"
+        names = [tool.name for tool in hub.catalog.tools()]
+        assert "s__echo" in names and "s__odd" not in names, names
+    assert "'odd' (refused by the protocol's schema: execution.taskSupport:" in warnings(caplog)
+
+
+@pytest.mark.parametrize("leading", ["", "0"])
+async def test_an_answer_id_the_sdk_matches_is_matched_here_too(leading: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK takes "2" and "02" for request 2 (`coerce_request_id`)."""
+    caplog.set_level(logging.INFO)
+    entry = {"command": PY, "args": [SERVER, "str_id"], "env": {"ID_PREFIX": leading}}
+    async with Hub(config("str_id", entry)) as hub:
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+    assert "'bad' (refused by the protocol's schema: inputSchema: Field required)" in warnings(caplog)
+
+
+async def test_warnings_are_few_per_connection_however_the_items_change(caplog: pytest.LogCaptureFixture) -> None:
+    from hub.downstream.listing_repair import MAX_WARNINGS, ListingAnswers
+
+    listings = ListingAnswers(logging.getLogger("hub.downstream.test"))
+    caplog.set_level(logging.DEBUG)
+    for number in range(3 * MAX_WARNINGS):
+        listings.sent_raw("tools/list", number)
+        line = json.dumps({"jsonrpc": "2.0", "id": number, "result": {"tools": [{"name": f"bad{number}"}]}})
+        listings.repair(line.encode(), readable=False)
+    shown = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(shown) == MAX_WARNINGS and "further such warnings for this server: at debug level" in shown[-1].getMessage()
+    assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 2 * MAX_WARNINGS
