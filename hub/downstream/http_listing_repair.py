@@ -48,6 +48,11 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "text/event-stream" and encoding == "identity":
             return _with_stream(response, _RepairedEvents(response.stream, self.listings))  # type: ignore[arg-type]
+        if kind == "text/event-stream" and encoding in _WBITS:  # compressed although asked not to be
+            inflated = _Inflated(response.stream, _WBITS[encoding])  # type: ignore[arg-type]
+            headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
+            return httpx2.Response(response.status_code, headers=headers, stream=_RepairedEvents(inflated, self.listings),
+                                   extensions=response.extensions)
         if kind != "application/json" or not self.listings.waiting or encoding not in _DECODERS:
             return response  # (an event stream compressed, or by a coding not known here, is left as it is)
         body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
@@ -94,9 +99,30 @@ def _inflate(wbits: int) -> Any:
     return decode
 
 
-_DECODERS: dict[str, Any] = {"identity": lambda body: body, "gzip": _inflate(16 + zlib.MAX_WBITS),
-                             "x-gzip": _inflate(16 + zlib.MAX_WBITS), "deflate": _inflate(zlib.MAX_WBITS)}
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_DECODERS: dict[str, Any] = {"identity": lambda body: body, **{coding: _inflate(bits) for coding, bits in _WBITS.items()}}
 """Content codings a JSON body is read through (a repaired body goes on uncompressed)."""
+
+
+class _Inflated(httpx2.AsyncByteStream):
+    """A compressed event stream, decompressed as it arrives (then passed on uncompressed)."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, wbits: int) -> None:
+        self._inner = inner
+        self._wbits = wbits
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        inflater = zlib.decompressobj(self._wbits)
+        async for chunk in self._inner:
+            while chunk:  # at most 1 MiB out per step: a small chunk may inflate to far more
+                if out := inflater.decompress(chunk, 1 << 20):
+                    yield out
+                chunk = inflater.unconsumed_tail
+        if rest := inflater.flush():
+            yield rest
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 async def _repair(listings: ListingAnswers, line: bytes) -> bytes:

@@ -145,12 +145,13 @@ async def test_a_failed_connection_gives_its_reason_not_the_exit_the_hub_caused(
         assert "process exited" not in str(hub.status()["s"])
 
 
-@pytest.mark.parametrize("style", ["json", "gzip", "events", "sse"])
+@pytest.mark.parametrize("style", ["json", "gzip", "events", "gzip_events", "sse"])
 @pytest.mark.parametrize("mode", ["surrogate", "invalid"])
 async def test_over_http_the_same_listing_is_repaired_the_same_way(
         mode: str, style: str, procs: list[Proc], caplog: pytest.LogCaptureFixture) -> None:
-    """A Streamable HTTP server answering with a JSON body (plain or gzip-compressed) or an event
-    stream (split across two chunks), and a legacy SSE server answering on its GET stream."""
+    """A Streamable HTTP server answering with a JSON body or an event stream (split across two
+    chunks; each also gzip-compressed against the client's wish), and a legacy SSE server answering
+    on its GET stream."""
     caplog.set_level(logging.INFO)
     entry = http_server(procs, mode, style)
     async with Hub(config(mode, entry)) as hub:
