@@ -23,6 +23,7 @@ class ChangeFollowing:
 
     listing: Listing
     listings: ListingAnswers | None
+    connect_timeout_s: float
     log: logging.Logger
     _client: Client | None
     _on_change: Callable[[Any, ListKind], Awaitable[None]] | None
@@ -58,16 +59,23 @@ class ChangeFollowing:
 
     async def _beside_tools(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
         """A list other than tools, at connect: one the server declares but answers with an error,
-        or with a result that cannot be read even once repaired (many servers declare every
-        capability and implement tools only), is served empty, with a warning, instead of keeping
-        its tools out of the hub. Its next `list_changed` fetches it again."""
-        try:
-            return await self._all_pages(fetch, meta, kind)
-        except (MCPError, ValidationError) as exc:
-            self.log.warning("declares %s but its list answer was %s (%s); serving its other lists without them",
-                             kind.replace("_", " "), "an error" if isinstance(exc, MCPError) else "not valid",
-                             describe_failure(exc))
-            return []
+        with a result that cannot be read even once repaired, or not before the connect deadline
+        (many servers declare every capability and implement tools only), is served empty,
+        with a warning, instead of keeping its tools out of the hub. Its next `list_changed` fetches
+        it again."""
+        # Up to the connect deadline, less a tenth of it: a hung list must not fail the connection.
+        wait_s = max(0.05, anyio.current_effective_deadline() - anyio.current_time() - self.connect_timeout_s / 10)
+        with anyio.move_on_after(wait_s):
+            try:
+                return await self._all_pages(fetch, meta, kind)
+            except (MCPError, ValidationError) as exc:
+                self.log.warning("declares %s but its list answer was %s (%s); serving its other lists without them",
+                                 kind.replace("_", " "), "an error" if isinstance(exc, MCPError) else "not valid",
+                                 describe_failure(exc))
+                return []
+        self.log.warning("declares %s but did not answer their list within %.1fs; serving its other lists without them",
+                         kind.replace("_", " "), wait_s)
+        return []
 
     async def refresh(self, kind: ListKind) -> None:
         """Refetch one list after the server announced a change, then tell the hub."""

@@ -122,6 +122,17 @@ async def test_lists_beside_the_tools_that_fail_are_served_empty(caplog: pytest.
         assert f"declares {kind} but its list answer was an error (no {method} here)" in text, text
 
 
+async def test_a_list_beside_the_tools_never_answered_is_served_empty_in_time(caplog: pytest.LogCaptureFixture) -> None:
+    """Before, the connect deadline passed, and the server was restarted and asked again, forever."""
+    caplog.set_level(logging.INFO)
+    cfg = parse_config({"hub": {"connect_timeout_s": 4}, "mcpServers": {"s": {"command": PY, "args": [SERVER, "prompts_hang"]}}})
+    async with Hub(cfg) as hub:
+        assert hub.downstreams["s"].state == "ready"
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+        assert await call_text(hub, "s__good") == "ok:good"
+    assert "declares prompts but did not answer their list within" in warnings(caplog)
+
+
 async def test_a_list_beside_the_tools_that_is_not_valid_is_served_empty(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     async with Hub(config("res_garbage")) as hub:
