@@ -121,7 +121,7 @@ def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: 
     if all_day and start == end:
         end = start + timedelta(days=1)
     series = series or component
-    if component is not series and "RRULE" in series:
+    if component is not series:  # an occurrence the expansion made: its end is the expansion's arithmetic
         end = _exact_end(series, start, end)
     recurrence = recurrence or recurrence_of(series)
     instance = component.get("RECURRENCE-ID")
@@ -161,10 +161,16 @@ def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> 
     last = (series.get("DTEND") or series["DTSTART"]).dt
     if not all(isinstance(t, datetime) and t.tzinfo is not None for t in (start, end, first, last)):
         return end
-    wall = last.replace(tzinfo=None) - first.replace(tzinfo=None)  # type: ignore[union-attr]
+    # What the expansion added to the start on the wall clock: Python's difference of the two, the
+    # wall-clock one within one zone, the exact one across two (an end stored in UTC: `storable`
+    # writes the second occurrence of an ambiguous local time so, which a 5-minute event ending
+    # after a fall-back turned into 65 minutes).
+    added = last - first  # type: ignore[operator]
     exact = last.astimezone(UTC) - first.astimezone(UTC)  # type: ignore[union-attr]
-    if end.replace(tzinfo=None) - start.replace(tzinfo=None) != wall or wall != exact:
-        return end  # an override with its own length, or a first occurrence that itself spans a DST change
+    if end.replace(tzinfo=None) - start.replace(tzinfo=None) != added:  # type: ignore[union-attr]
+        return end  # an override with its own length
+    if first.tzinfo is last.tzinfo and added != exact:  # type: ignore[union-attr]
+        return end  # a first occurrence that itself spans a DST change: its wall-clock length is kept
     return (start.astimezone(UTC) + exact).astimezone(end.tzinfo)  # type: ignore[union-attr]
 
 
