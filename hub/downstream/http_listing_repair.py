@@ -18,14 +18,14 @@ import anyio
 import httpx2
 
 from hub.downstream.listing_repair import ListingAnswers
-from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES
+from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE_END = re.compile(rb"\r\n|\n|\r")
 MAX_LISTING_REQUEST = 64 * 1024
 """A POST body longer than this is no listing request (those hold a method, an id, a cursor)."""
-_MAX_HELD = 64 * 1024 * 1024
-"""An event longer than this is passed on as it comes (the hub's line cap, as for a stdio child)."""
+_MAX_HELD = 4 * 1024 * 1024
+"""An event longer than this is passed on as it comes (the SDK's client reads events up to 1 MiB)."""
 
 
 class ListingRepairTransport(httpx2.AsyncBaseTransport):
@@ -39,29 +39,35 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         noted = self._note(request) if request.method == "POST" else None
         if noted is not None or request.method == "GET":
             # A listing's answer (on the POST, or on a legacy SSE GET stream) is asked for uncompressed,
-            # so it can be read here; a server that compresses anyway gets its JSON body decoded below.
+            # so it can be read here; a server that compresses anyway is decompressed below.
             request.headers["accept-encoding"] = "identity"
-        response = await self._inner.handle_async_request(request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException:
+            if noted is not None:
+                self.listings.forget(noted)  # no answer will come for it
+            raise
         if noted is not None and response.status_code >= 300:
-            self.listings.forget(noted)  # no answer will come for it
+            self.listings.forget(noted)
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "text/event-stream" and encoding == "identity":
-            return _with_stream(response, _RepairedEvents(response.stream, self.listings))  # type: ignore[arg-type]
-        if kind == "text/event-stream" and encoding in _WBITS:  # compressed although asked not to be
-            inflated = _Inflated(response.stream, _WBITS[encoding])  # type: ignore[arg-type]
+        if encoding in _WBITS:
+            # Inflated here, bounded, whatever the body: httpx would inflate a small gzip bomb whole
+            # (1 MB to 1 GiB took the hub past 2 GB). A JSON body past the line cap fails its request.
+            cap = None if kind == "text/event-stream" else MAX_LINE_BYTES
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
-            return httpx2.Response(response.status_code, headers=headers, stream=_RepairedEvents(inflated, self.listings),
-                                   extensions=response.extensions)
-        if kind != "application/json" or not self.listings.waiting or encoding not in _DECODERS:
-            return response  # (an event stream compressed, or by a coding not known here, is left as it is)
+            response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions,
+                                       stream=_Inflated(response.stream, encoding, cap, request))  # type: ignore[arg-type]
+        elif encoding != "identity":
+            return response  # a coding not known here (br, zstd): httpx's, as before, never repaired
+        if kind == "text/event-stream":
+            return _with_stream(response, _RepairedEvents(response.stream, self.listings))  # type: ignore[arg-type]
+        if kind != "application/json" or not self.listings.waiting:
+            return response
         body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
         await response.aclose()
-        decoded = _DECODERS[encoding](body)
-        repaired = await _repair(self.listings, decoded) if decoded is not None else None
-        if repaired is None or repaired is decoded:
-            return httpx2.Response(response.status_code, headers=response.headers.raw, content=body, extensions=response.extensions)
-        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
+        repaired = await _repair(self.listings, body)
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
         return httpx2.Response(response.status_code, headers=[*headers, (b"content-length", str(len(repaired)).encode())],
                                content=repaired, extensions=response.extensions)
 
@@ -87,39 +93,50 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _inflate(wbits: int) -> Any:
-    def decode(body: bytes) -> bytes | None:
-        """`body` decompressed, or None if it is not, or would pass the line cap (a bomb)."""
-        inflater = zlib.decompressobj(wbits)
-        try:
-            out = inflater.decompress(body, _MAX_HELD + 1)
-        except zlib.error:
-            return None
-        return out if len(out) <= _MAX_HELD and inflater.eof else None
-    return decode
-
-
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-_DECODERS: dict[str, Any] = {"identity": lambda body: body, **{coding: _inflate(bits) for coding, bits in _WBITS.items()}}
-"""Content codings a JSON body is read through (a repaired body goes on uncompressed)."""
+"""Content codings decompressed here (`deflate` also raw, without its zlib header, as httpx reads it)."""
 
 
 class _Inflated(httpx2.AsyncByteStream):
-    """A compressed event stream, decompressed as it arrives (then passed on uncompressed)."""
+    """A compressed body, decompressed as it arrives, at most 1 MiB out per step; past `cap` bytes
+    in all (None: no cap, an event stream) the read fails, as a body over the line cap should."""
 
-    def __init__(self, inner: httpx2.AsyncByteStream, wbits: int) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, encoding: str, cap: int | None, request: httpx2.Request) -> None:
         self._inner = inner
-        self._wbits = wbits
+        self._encoding = encoding
+        self._cap = cap
+        self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        inflater = zlib.decompressobj(self._wbits)
+        inflater: Any = None
+        total = 0
         async for chunk in self._inner:
-            while chunk:  # at most 1 MiB out per step: a small chunk may inflate to far more
-                if out := inflater.decompress(chunk, 1 << 20):
+            if inflater is None:
+                inflater = self._inflater(chunk)
+            while chunk:
+                try:
+                    out = inflater.decompress(chunk, 1 << 20)
+                except zlib.error as exc:
+                    raise httpx2.DecodingError(f"the server's {self._encoding} body is corrupt: {exc}", request=self._request) from exc
+                total += len(out)
+                if self._cap is not None and total > self._cap:
+                    raise httpx2.DecodingError(f"the server's {self._encoding} body inflates past {self._cap} bytes "
+                                               "(the hub's line cap); refused", request=self._request)
+                if out:
                     yield out
                 chunk = inflater.unconsumed_tail
-        if rest := inflater.flush():
+        if inflater is not None and (rest := inflater.flush()):
             yield rest
+
+    def _inflater(self, first: bytes) -> Any:
+        """A decompressor for this body; a `deflate` one without the zlib header is raw deflate."""
+        inflater = zlib.decompressobj(_WBITS[self._encoding])
+        if self._encoding == "deflate":
+            try:
+                zlib.decompressobj(_WBITS["deflate"]).decompress(first[:64])
+            except zlib.error:
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        return inflater
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -35,7 +35,7 @@ from mcp_types.methods import validate_server_result
 from pydantic import BaseModel, ValidationError
 
 from hub.frontends.stdio.json_lines import json_object
-from hub.frontends.stdio.line_errors import top_level_id
+from hub.frontends.stdio.line_errors import cheap_id
 
 LIST_KEYS = {"tools/list": "tools", "resources/list": "resources", "resources/templates/list": "resourceTemplates",
              "prompts/list": "prompts"}
@@ -59,7 +59,7 @@ MAX_WAITING = 1024
 FORGET_AFTER_S = 600.0
 """A request unanswered this long is forgotten (the SDK gave up on it long before)."""
 CHEAP_ID_BYTES = 64 * 1024
-"""A line longer than this is parsed only if its id, read from its start, is one a listing waits for."""
+"""A line longer than this is not parsed when its id, read without parsing (`cheap_id`), is no listing's."""
 JSON_DEPTH = 200
 """Nesting the SDK's JSON parser reads (pydantic-core's limit), counted from the message."""
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -121,8 +121,8 @@ class ListingAnswers:
             return line
         if readable is None:
             if len(line) > CHEAP_ID_BYTES:  # a big answer to something else is not parsed here
-                request_id, is_request = top_level_id(line[:4096])
-                if is_request or _key(request_id) not in self._waiting:
+                request_id, is_request = cheap_id(line)
+                if is_request or (request_id is not None and _key(request_id) not in self._waiting):
                     return line
             readable = _sdk_parses(line)
         message = json_object(line) if readable else None  # a big line's is a skeleton: enough for its id

@@ -248,6 +248,12 @@ def _answer_id(line: bytes) -> tuple[int | str | None, bool]:
         value = None
     if isinstance(value, dict):
         return _answerable_id(value), "method" in value
+    return cheap_id(line)
+
+
+def cheap_id(line: bytes) -> tuple[int | str | None, bool]:
+    """The id of the message on `line` read without parsing it — from its start, or as the last
+    member of its outer object — and whether a method was seen at its start."""
     request_id, has_method = top_level_id(line[:4096])
     if request_id is None and not has_method and (last := _LAST_ID.search(line[-4096:])):
         request_id = _scalar(last.group(1), 0)

@@ -252,3 +252,14 @@ async def test_warnings_are_few_per_connection_however_the_items_change(caplog: 
     shown = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(shown) == MAX_WARNINGS and "further such warnings for this server: at debug level" in shown[-1].getMessage()
     assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 2 * MAX_WARNINGS
+
+
+async def test_a_compressed_answer_that_inflates_past_the_line_cap_fails_its_call_not_the_hub(procs: list[Proc]) -> None:
+    """~100 KB of gzip inflating to 100 MB (a bomb of a kind that took the hub past 2 GB, inflated
+    whole by httpx): the call fails, naming the cap, and the server stays up."""
+    entry = http_server(procs, "bomb", "gzip")
+    async with Hub(config("bomb", entry)) as hub:
+        result = await hub.route_call("s__good", {})
+        assert result.is_error, result
+        assert "inflates past" in result.content[0].text, result.content[0].text
+        assert hub.downstreams["s"].state == "ready"
