@@ -136,7 +136,7 @@ class IcalBackend:
         series = ical.master(parsed)
         if instance_start is None:
             return ical.to_event(series, calendar_id, self.name, tz, etag)
-        return ical.to_event(ical._instance(parsed, instance_start), calendar_id, self.name, tz, etag, series)
+        return ical.instance_event(parsed, instance_start, calendar_id, self.name, tz, etag)
 
     async def free_busy(self, participants: list[str], start: datetime, end: datetime) -> list[Busy]:
         """Busy intervals per participant: events on their calendar and invitations they did not
@@ -203,7 +203,7 @@ class IcalBackend:
             return ical.to_event(ical.master(split), calendar_id, self.name, tz, split_etag)
         updated = results[0]
         if scope == "this" and instance_start is not None and "RRULE" in ical.master(updated):
-            return ical.to_event(ical._instance(updated, instance_start), calendar_id, self.name, tz, new_etag, ical.master(updated))
+            return ical.instance_event(updated, instance_start, calendar_id, self.name, tz, new_etag)
         return ical.to_event(ical.master(updated), calendar_id, self.name, tz, new_etag)
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
@@ -211,8 +211,9 @@ class IcalBackend:
         parsed = ical.respond(ical.load(text), calendar_id, response, instance_start)
         new_etag = await self._save(calendar_id, event_id, parsed.to_ical().decode(), etag)
         tz = (await self.calendar(calendar_id)).zone
-        target = ical._instance(parsed, instance_start) if instance_start is not None else ical.master(parsed)
-        return ical.to_event(target, calendar_id, self.name, tz, new_etag, ical.master(parsed))
+        if instance_start is not None:
+            return ical.instance_event(parsed, instance_start, calendar_id, self.name, tz, new_etag)
+        return ical.to_event(ical.master(parsed), calendar_id, self.name, tz, new_etag)
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None:
         text, etag = await self._load(calendar_id, event_id)

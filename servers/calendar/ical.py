@@ -103,6 +103,28 @@ def occurrences(calendar: Calendar, start: datetime, end: datetime) -> list[VEve
     return list(recurring_ical_events.of(calendar).between(start, end))
 
 
+def instance_event(calendar: Calendar, instance_start: datetime | date, calendar_id: str, provider: str, tz: str,
+                   etag: str | None) -> Event:
+    """The occurrence of a series starting at `instance_start`, as an `Event` (a stored override keeps its own end)."""
+    component = _instance(calendar, instance_start)
+    return to_event(component, calendar_id, provider, tz, etag, master(calendar),
+                    override=is_override(component, overrides(calendar)))
+
+
+def overrides(calendar: Calendar) -> set[datetime | date]:
+    """The RECURRENCE-IDs (as UTC instants, or dates) of the occurrences a calendar stores on their own."""
+    return {_instant(c["RECURRENCE-ID"].dt) for c in calendar.walk("VEVENT") if c.get("RECURRENCE-ID") is not None}
+
+
+def is_override(occurrence: VEvent, stored: set[datetime | date]) -> bool:
+    rid = occurrence.get("RECURRENCE-ID")
+    return rid is not None and _instant(rid.dt) in stored
+
+
+def _instant(value: datetime | date) -> datetime | date:
+    return value.astimezone(UTC) if isinstance(value, datetime) and value.tzinfo is not None else value
+
+
 def recurrence_of(series: VEvent) -> list[str] | None:
     """The series' RRULE and EXDATE lines (computed once per series when expanding)."""
     if "RRULE" not in series:
@@ -115,13 +137,14 @@ def recurrence_of(series: VEvent) -> list[str] | None:
 
 
 def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: str | None, series: VEvent | None = None,
-             recurrence: list[str] | None = None) -> Event:
+             recurrence: list[str] | None = None, override: bool = False) -> Event:
+    """`override`: the occurrence is one the calendar stores on its own (`overrides`): its end is its own."""
     start, end = component["DTSTART"].dt, (component.get("DTEND") or component["DTSTART"]).dt
     all_day = not isinstance(start, datetime)
     if all_day and start == end:
         end = start + timedelta(days=1)
     series = series or component
-    if component is not series:  # an occurrence the expansion made: its end is the expansion's arithmetic
+    if component is not series and not override:  # an occurrence the expansion made: its end is the expansion's arithmetic
         end = _exact_end(series, start, end)
     recurrence = recurrence or recurrence_of(series)
     instance = component.get("RECURRENCE-ID")

@@ -101,6 +101,48 @@ async def test_fall_back_repeated_hour(hub: Hub) -> None:
     assert (await call(hub, "get_event", calendar_id=ADA, event_id=second["id"]))["start"]["utc"] == "2026-10-25T01:30:00Z"
 
 
+
+async def spans(hub: Hub, event_id: str, start: str, end: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """What `list_events` and `get_free_busy` give for one event in [start, end): (start, end) in UTC."""
+    listed = (await call(hub, "list_events", calendar_id=ADA, start=start, end=end))["events"]
+    busy = (await call(hub, "get_free_busy", participants=[ADA], start=start, end=end))["participants"][0]["busy"]
+    return ([(e["start"]["utc"], e["end"]["utc"]) for e in listed if e["id"] == event_id],
+            [(b["start"], b["end"]) for b in busy])
+
+
+async def test_an_occurrence_longer_than_its_wall_clock_shows_in_a_window_of_its_last_part(hub: Hub) -> None:
+    """01:00–04:00 Berlin daily lasts 3 hours exactly; on the spring-forward day the expansion's own
+    (wall-clock) end is an hour early, and a window inside that last hour found nothing: listed
+    nowhere, shown free."""
+    series = await call(hub, "create_event", calendar_id=ADA, title="Night shift", start="2026-03-27T01:00:00",
+                        end="2026-03-27T04:00:00", zone="Europe/Berlin", rrule="FREQ=DAILY;COUNT=4")
+    try:
+        listed, busy = await spans(hub, series["id"], "2026-03-29T02:30:00Z", "2026-03-29T03:00:00Z")
+        assert listed == [("2026-03-29T00:00:00Z", "2026-03-29T03:00:00Z")], listed
+        assert busy == [("2026-03-29T02:30:00Z", "2026-03-29T03:00:00Z")], busy
+        listed, busy = await spans(hub, series["id"], "2026-10-25T02:30:00Z", "2026-10-25T03:00:00Z")
+        assert listed == [] and busy == []  # not past its exact end (02:00Z) on the fall-back day
+    finally:
+        await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], confirm=True)
+
+
+async def test_an_occurrence_moved_on_a_dst_day_keeps_the_end_it_was_given(hub: Hub) -> None:
+    """An override of 02:30–03:30 Berlin on the fall-back day lasts 2 hours (the first 02:30 to 03:30);
+    the update's answer, the listing and free/busy gave it the series' length (1 hour)."""
+    series = await call(hub, "create_event", calendar_id=ADA, title="Standup", start="2026-10-24T02:30:00",
+                        end="2026-10-24T03:30:00", zone="Europe/Berlin", rrule="FREQ=DAILY;COUNT=3")
+    try:
+        moved = await call(hub, "update_event", calendar_id=ADA, event_id=series["id"], scope="this",
+                           instance_start="2026-10-25T02:30:00+02:00", start="2026-10-25T02:30:00+02:00",
+                           end="2026-10-25T03:30:00+01:00")
+        assert (moved["start"]["utc"], moved["end"]["utc"]) == ("2026-10-25T00:30:00Z", "2026-10-25T02:30:00Z"), moved
+        listed, busy = await spans(hub, series["id"], "2026-10-25T00:00:00Z", "2026-10-25T12:00:00Z")
+        assert listed == [("2026-10-25T00:30:00Z", "2026-10-25T02:30:00Z")], listed
+        assert busy == [("2026-10-25T00:30:00Z", "2026-10-25T02:30:00Z")], busy
+    finally:
+        await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], confirm=True)
+
+
 # -- 3. RRULEs and the expansion bound ----------------------------------------------------------
 
 async def test_rrules_are_validated_and_dense_unbounded_series_refused(hub: Hub) -> None:
