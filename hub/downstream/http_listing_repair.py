@@ -18,6 +18,7 @@ import anyio
 import httpx2
 
 from hub.downstream.listing_repair import ListingAnswers
+from hub.frontends.stdio.line_errors import error_answer, overlong_message
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -49,24 +50,38 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             raise
         if noted is not None and response.status_code >= 300:
             self.listings.forget(noted)
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        codings = [c for value in response.headers.get_list("content-encoding") for part in value.split(",")
+                   if (c := part.strip().lower()) and c != "identity"]
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if encoding in _WBITS:
-            # Inflated here, bounded, whatever the body: httpx would inflate a small gzip bomb whole
-            # (1 MB to 1 GiB took the hub past 2 GB). A JSON body past the line cap fails its request.
-            cap = None if kind == "text/event-stream" else MAX_LINE_BYTES
-            headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
-            response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions,
-                                       stream=_Inflated(response.stream, encoding, cap, request))  # type: ignore[arg-type]
-        elif encoding != "identity":
+        if codings and not all(c in _WBITS for c in codings):
             return response  # a coding not known here (br, zstd): httpx's, as before, never repaired
+        if codings:
+            # Inflated here, bounded, whatever the body and however its codings are written (`gzip,
+            # identity` too): httpx would inflate a small gzip bomb whole (1 MB to 1 GiB took the hub
+            # past 2 GB). A JSON body past the line cap fails its request, as a stdio line does.
+            stream: Any = response.stream
+            for coding in reversed(codings):  # the last coding applied is undone first
+                stream = _Inflated(stream, coding, None if kind == "text/event-stream" else MAX_LINE_BYTES, request)
+            headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
+            response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions, stream=stream)
         if kind == "text/event-stream":
             return _with_stream(response, _RepairedEvents(response.stream, self.listings))  # type: ignore[arg-type]
-        if kind != "application/json" or not self.listings.waiting:
+        if kind != "application/json" or not (codings or self.listings.waiting):
             return response
-        body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
-        await response.aclose()
-        repaired = await _repair(self.listings, body)
+        pieces: list[bytes] = []
+        try:
+            async for piece in response.stream:  # type: ignore[union-attr]
+                pieces.append(piece)
+        except _Refused as exc:
+            answer = error_answer(pieces[0] if pieces else b"", exc.why)
+            if answer is None:
+                raise
+            return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=answer,
+                                   extensions=response.extensions)
+        finally:
+            await response.aclose()
+        body = b"".join(pieces)
+        repaired = await _repair(self.listings, body) if self.listings.waiting else body
         headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
         return httpx2.Response(response.status_code, headers=[*headers, (b"content-length", str(len(repaired)).encode())],
                                content=repaired, extensions=response.extensions)
@@ -97,6 +112,14 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate":
 """Content codings decompressed here (`deflate` also raw, without its zlib header, as httpx reads it)."""
 
 
+class _Refused(httpx2.DecodingError):
+    """A compressed body the hub will not pass on; `why` says so to the caller."""
+
+    def __init__(self, why: str, *, request: httpx2.Request) -> None:
+        super().__init__(why, request=request)
+        self.why = why
+
+
 class _Inflated(httpx2.AsyncByteStream):
     """A compressed body, decompressed as it arrives, at most 1 MiB out per step; past `cap` bytes
     in all (None: no cap, an event stream) the read fails, as a body over the line cap should."""
@@ -117,11 +140,11 @@ class _Inflated(httpx2.AsyncByteStream):
                 try:
                     out = inflater.decompress(chunk, 1 << 20)
                 except zlib.error as exc:
-                    raise httpx2.DecodingError(f"the server's {self._encoding} body is corrupt: {exc}", request=self._request) from exc
+                    raise _Refused(f"the server's answer could not be read: its {self._encoding} body is corrupt ({exc})",
+                                   request=self._request) from exc
                 total += len(out)
                 if self._cap is not None and total > self._cap:
-                    raise httpx2.DecodingError(f"the server's {self._encoding} body inflates past {self._cap} bytes "
-                                               "(the hub's line cap); refused", request=self._request)
+                    raise _Refused(overlong_message(f"its answer ({self._encoding}, inflated)", self._cap), request=self._request)
                 if out:
                     yield out
                 chunk = inflater.unconsumed_tail

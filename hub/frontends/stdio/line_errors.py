@@ -228,6 +228,12 @@ def overlong_answer(prefix: bytes) -> bytes | None:
     return _error_answer(top_level_id(prefix), overlong_message("its answer"))
 
 
+def error_answer(prefix: bytes, message: str) -> bytes | None:
+    """For a server's answer that starts with `prefix` and cannot be passed on: the error answer (a
+    line, without newline) that fails its request, `message` saying why; None if no id can be read."""
+    return _error_answer(top_level_id(prefix), message)
+
+
 def unreadable_answer(line: bytes) -> bytes | None:
     """For a line from a server that is not valid JSON-RPC (not JSON, not text, nested too deep, not
     a message): if it answers a request whose id can be read — parsed whole where `json` reads the
