@@ -2,9 +2,10 @@
 
 It notes the listing requests the hub POSTs to a Streamable HTTP or SSE server, and rewrites the
 answers to them — a JSON body (gzip or deflate too), or an event of an event stream (a POST's or the
-legacy SSE stream) — as the stdio child's are rewritten: without the items the SDK cannot read. Everything else passes
-through as it came: a JSON body untouched while no listing request waits, an event stream chunk by
-chunk (events are only held together while a listing request waits, at connect and after a change).
+legacy SSE stream) — as the stdio child's are rewritten: without the items the SDK cannot read.
+Everything else passes through as it came: a JSON body untouched while no listing request waits, an
+event stream chunk by chunk (events are only held together while a listing request waits, at
+connect and after a change). Compressed bodies are inflated here, bounded (`_Inflated`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from typing import Any
 from collections.abc import AsyncIterator
+from typing import Any
+
 import anyio
 import httpx2
 

@@ -34,7 +34,7 @@ from mcp_types import PROTOCOL_VERSION_META_KEY
 from mcp_types.methods import validate_server_result
 from pydantic import BaseModel, ValidationError
 
-from hub.frontends.stdio.json_lines import json_object
+from hub.frontends.stdio.json_lines import is_text, json_object
 from hub.frontends.stdio.line_errors import cheap_id
 
 LIST_KEYS = {"tools/list": "tools", "resources/list": "resources", "resources/templates/list": "resourceTemplates",
@@ -159,14 +159,14 @@ class ListingAnswers:
         dropped: dict[int, str] = {}
         if not readable:
             if _SURROGATE_ESCAPE.search(line) or not _utf8(line):
-                _find(dropped, items, lambda item: not _is_text(item), "not Unicode text (an unpaired surrogate, or bytes not UTF-8)")
+                _find(dropped, items, lambda item: not is_text(item), "not Unicode text (an unpaired surrogate, or bytes not UTF-8)")
             _find(dropped, items, lambda item: _too_deep(item, JSON_DEPTH - 4), "nested deeper than MCP clients read JSON")
         if len(dropped) > MAX_BAD_ITEMS:
             return None
         left_out: list[str] = []
         if not readable:  # a field beside the items (`_meta`, `nextCursor`) may be what the SDK cannot parse
             left_out = [field for field, value in result.items()
-                        if field != key and (not _is_text(value) or _too_deep(value, JSON_DEPTH - 3))]
+                        if field != key and (not is_text(value) or _too_deep(value, JSON_DEPTH - 3))]
         positions = [index for index in range(len(items)) if index not in dropped]  # kept item → its index in `items`
         kept = {**{field: value for field, value in result.items() if field not in left_out},
                 key: [items[index] for index in positions]}
@@ -250,10 +250,8 @@ def _find(dropped: dict[int, str], items: list[Any], bad: Any, why: str) -> None
 
 
 def _sdk_parses(line: bytes) -> bool:
-    from mcp_types import jsonrpc_message_adapter
-
     try:
-        jsonrpc_message_adapter.validate_json(line, by_name=False)
+        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
     except ValidationError:
         return False
     return True
@@ -276,14 +274,6 @@ def _lenient(line: bytes) -> Any:
         return None
 
 
-def _is_text(item: Any) -> bool:
-    try:
-        json.dumps(item, ensure_ascii=False).encode()
-    except (UnicodeEncodeError, RecursionError, ValueError):
-        return False
-    return True
-
-
 def _too_deep(item: Any, limit: int) -> bool:
     """Whether `item` nests more than `limit` arrays and objects (walked without recursion)."""
     stack: list[tuple[Any, int]] = [(item, 1)]
@@ -303,6 +293,6 @@ def _label(item: Any, index: int) -> str:
     if isinstance(item, dict):
         for field in ("name", "uriTemplate", "uri"):
             value = item.get(field)
-            if isinstance(value, str) and value and len(value) <= 128 and _is_text(value):
+            if isinstance(value, str) and value and len(value) <= 128 and is_text(value):
                 return repr(value)
     return f"item #{index}"

@@ -225,7 +225,7 @@ class FrontGuard:
 def overlong_answer(prefix: bytes) -> bytes | None:
     """For an overlong line from a server: if it answers a request whose id can be read, the error
     answer (a line, without newline) that fails that request instead, naming the cap; else None."""
-    return _error_answer(top_level_id(prefix), overlong_message("its answer"))
+    return error_answer(prefix, overlong_message("its answer"))
 
 
 def error_answer(prefix: bytes, message: str) -> bytes | None:
