@@ -8,6 +8,7 @@ import hashlib
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import recurring_ical_events
 from icalendar import Alarm, Calendar
@@ -147,6 +148,7 @@ def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: 
     if component is not series and not override:  # an occurrence the expansion made: its end is the expansion's arithmetic
         end = _exact_end(series, start, end)
     recurrence = recurrence or recurrence_of(series)
+    zone = _event_zone(component, series)
     instance = component.get("RECURRENCE-ID")
     if instance is None and "RRULE" in series:
         instance_start: Any = start
@@ -169,12 +171,34 @@ def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: 
     return Event(
         id=uid, provider=provider, remote_id=uid, calendar_id=calendar_id, title=str(component.get("SUMMARY", "")),
         description=str(component.get("DESCRIPTION", "")), location=str(component["LOCATION"]) if "LOCATION" in component else None,
-        start=event_time(start, tz), end=event_time(end, tz), all_day=all_day, recurrence=recurrence,
+        start=event_time(_shown_in(start, zone), tz), end=event_time(_shown_in(end, zone), tz), all_day=all_day,
+        recurrence=recurrence,
         instance_start=instance_start, attendees=attendees,
         organizer=str(organizer).removeprefix("mailto:") if organizer else None, reminders_minutes=reminders,
         status=status if status in ("confirmed", "tentative", "cancelled") else "confirmed",  # type: ignore[arg-type]
         transparent=str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT", etag=etag,
     )
+
+
+def _event_zone(component: VEvent, series: VEvent) -> ZoneInfo | None:
+    """The named zone an event is shown in: its start's, else its end's (the occurrence's, then the
+    series'); None for an event kept in UTC or floating."""
+    for event in (component, series):
+        for prop in ("DTSTART", "DTEND"):
+            value = event.get(prop)
+            zone = getattr(value.dt, "tzinfo", None) if value is not None else None
+            if isinstance(zone, ZoneInfo) and zone.key != "UTC":
+                return zone
+    return None
+
+
+def _shown_in(value: datetime | date, zone: ZoneInfo | None) -> datetime | date:
+    """`value` in the event's zone if it is kept in UTC: `storable` keeps the second occurrence of an
+    ambiguous local time so, and the expansion gives an occurrence its start's zone. A time in a
+    named zone of its own (a flight's end) stays as it is."""
+    if zone is None or not isinstance(value, datetime) or value.tzinfo is None or getattr(value.tzinfo, "key", "UTC") != "UTC":
+        return value
+    return value.astimezone(zone)
 
 
 def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> datetime | date:

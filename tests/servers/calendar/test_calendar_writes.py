@@ -308,6 +308,10 @@ def test_any_offset_instant_round_trips(portal_hub: tuple[BlockingPortal, Hub]) 
             span = {"start": (moment - timedelta(minutes=1)).isoformat(), "end": (finish + timedelta(minutes=1)).isoformat()}
             listed = run("list_events", calendar_id=PERSON, **span)["events"]
             assert [(utc(e["start"]["utc"]), utc(e["end"]["utc"])) for e in listed] == [(moment, finish)]
+            # ... shown alike everywhere: the same local times in the same zone (an end stored in UTC
+            # was shown in UTC by get_event and in the event's zone by list_events)
+            assert [(e["start"], e["end"]) for e in listed] == [(fetched["start"], fetched["end"])]
+            assert created["end"]["zone"] == created["start"]["zone"], created
             busy = run("get_free_busy", participants=[PERSON], **span)["participants"][0]["busy"]
             assert [(utc(b["start"]), utc(b["end"])) for b in busy] == [(moment, finish)]
         finally:  # every example starts with an empty calendar
