@@ -11,6 +11,7 @@ internal error without detail).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -20,9 +21,12 @@ from pydantic import ValidationError
 
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
-from hub.frontends.stdio.line_errors import DROPPED_BY_HUB
+from hub.frontends.stdio.line_errors import DROPPED_BY_HUB, overlong_message
 from hub.errors import HubRefusal, HubToolError, first_problem
 
+_EVENT_OVER_CAP = re.compile(r"^SSE stream failed: Server-sent event exceeded the ([0-9]+) byte limit")
+"""How the SDK's Streamable HTTP client fails a request whose answering event is past its size limit
+(`hub.downstream.connection` sets it to the line cap)."""
 LOSS_REASON_WAIT_S = 1.0
 """How long to wait for the supervisor to learn why a connection closed (exit code, stderr)."""
 
@@ -54,6 +58,10 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
     if exc.data == DROPPED_BY_HUB:  # the server answered, but the hub could not pass the answer on
         return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
                             f"{exc.error.message}", details={"server": downstream.name})
+    if (over := _EVENT_OVER_CAP.search(exc.error.message)) is not None:  # the SDK's HTTP client refused an event
+        return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
+                            f"{overlong_message('its answer (one event of its event stream)', int(over.group(1)))}",
+                            details={"server": downstream.name})
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
     return HubToolError(code, f"server {downstream.name!r} rejected the call: {exc.error.message}",
                         details={"server": downstream.name, "jsonrpc_code": exc.code})

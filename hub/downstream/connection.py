@@ -40,6 +40,7 @@ from hub.downstream.sessions import SessionPool
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
 from hub.errors import describe_failure  # noqa: F401 — also imported from here by the hub
+from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
 
 logger = logging.getLogger("hub.downstream")
 
@@ -301,12 +302,18 @@ class Downstream(ChangeFollowing, OwnedSessions):
         return {kind: adapting(kind, relay) for kind, relay in callbacks.items()}
 
     def _remote_transport(self, listings: ListingAnswers | None = None) -> Any:
+        """The SDK's client transport to this HTTP or SSE server, over `downstream_http_client` (a
+        per-client session's gets listings of its own: its answers are bounded as the shared one's)."""
         cfg = self.config
-        if cfg.transport == "streamable_http":
-            assert cfg.url is not None
-            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, listings=listings))
         assert cfg.url is not None
-        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=functools.partial(downstream_http_client, listings=listings))
+        listings = listings if listings is not None else ListingAnswers(self.log)
+        if cfg.transport == "streamable_http":
+            # An answer may be as long as a stdio line (the SDK's client refuses events past 1 MiB:
+            # any result over that from a server answering with an event stream failed).
+            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, listings=listings),
+                                          max_sse_event_size=MAX_LINE_BYTES)
+        client = functools.partial(downstream_http_client, listings=listings, legacy_sse=True)
+        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=client)
 
     def _session_transport(self) -> Any:
         """A fresh transport to this server, for one more session of it (a per-client one)."""

@@ -29,14 +29,19 @@ MAX_LISTING_REQUEST = 64 * 1024
 """A POST body longer than this is no listing request (those hold a method, an id, a cursor)."""
 _MAX_HELD = 4 * 1024 * 1024
 """An event longer than this is passed on as it comes (the SDK's client reads events up to 1 MiB)."""
+LEGACY_SSE_EVENT_BYTES = 1024 * 1024 - 4096
+"""The longest event passed on to the SDK's legacy SSE client, which reads at most 1 MiB of an
+event's data (`mcp.shared._httpx_utils.sse_within_origin`), less room for the event's own field names."""
+_DATA_FIELD = re.compile(rb"(?:^|\r\n|\n|\r)data: ?")
 
 
 class ListingRepairTransport(httpx2.AsyncBaseTransport):
     """Wraps the transport the downstream's `httpx2.AsyncClient` would use (see the module)."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport, listings: ListingAnswers) -> None:
+    def __init__(self, inner: httpx2.AsyncBaseTransport, listings: ListingAnswers, legacy_sse: bool = False) -> None:
         self._inner = inner
         self.listings = listings
+        self._legacy_sse = legacy_sse
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         noted = self._note(request) if request.method == "POST" else None
@@ -67,15 +72,23 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
             response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions, stream=stream)
         if kind == "text/event-stream":
-            return _with_stream(response, _RepairedEvents(response.stream, self.listings))  # type: ignore[arg-type]
-        if kind != "application/json" or not (codings or self.listings.waiting):
+            # The legacy SSE client reads its GET stream's events up to a size it does not let anyone
+            # set, and one event past it ends the whole connection: such an event fails its own request here.
+            limit = LEGACY_SSE_EVENT_BYTES if self._legacy_sse and request.method == "GET" else None
+            return _with_stream(response, _RepairedEvents(response.stream, self.listings, limit))  # type: ignore[arg-type]
+        if kind != "application/json":
             return response
+        if not (codings or self.listings.waiting) and _framed_within_cap(response):
+            return response  # read by the SDK as it came: its length is declared, and within the cap
+        # Read here: a JSON body past the line cap (declared so, or sent without a length) fails its
+        # request, as a stdio line over the cap does, instead of being held whole by the SDK's client.
+        body_stream: Any = response.stream if codings else _Capped(response.stream, request)
         pieces: list[bytes] = []
         try:
-            async for piece in response.stream:  # type: ignore[union-attr]
+            async for piece in body_stream:
                 pieces.append(piece)
         except _Refused as exc:
-            answer = error_answer(pieces[0] if pieces else b"", exc.why)
+            answer = error_answer(_prefix(pieces), exc.why)
             if answer is None:
                 raise
             return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=answer,
@@ -167,6 +180,43 @@ class _Inflated(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
+class _Capped(httpx2.AsyncByteStream):
+    """An uncompressed body passed on as it arrives; past the line cap in all, the read fails."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, request: httpx2.Request) -> None:
+        self._inner = inner
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self._inner:
+            total += len(chunk)
+            if total > MAX_LINE_BYTES:
+                raise _Refused(overlong_message("its answer", MAX_LINE_BYTES), request=self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _framed_within_cap(response: httpx2.Response) -> bool:
+    """Whether the body's length is declared and within the line cap (HTTP/1.1 framing holds the
+    body to it, so the SDK may read it as it is)."""
+    length = response.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= MAX_LINE_BYTES
+
+
+def _prefix(pieces: list[bytes], size: int = 4096) -> bytes:
+    """The first `size` bytes of a body read in `pieces` (where its id is looked for)."""
+    taken, out = 0, []
+    for piece in pieces:
+        out.append(piece[:size - taken])
+        taken += len(out[-1])
+        if taken >= size:
+            break
+    return b"".join(out)
+
+
 async def _repair(listings: ListingAnswers, line: bytes) -> bytes:
     """`listings.repair(line)`, a big line's off the event loop."""
     if len(line) >= BIG_LINE_BYTES and listings.waiting:
@@ -179,32 +229,58 @@ def _with_stream(response: httpx2.Response, stream: httpx2.AsyncByteStream) -> h
 
 
 class _RepairedEvents(httpx2.AsyncByteStream):
-    """An event stream passed on chunk by chunk, its events held whole while a listing answer is due."""
+    """An event stream passed on chunk by chunk, its events held whole while a listing answer is due.
+    With a `limit` (the legacy SSE client's), every event is held whole, and one past the limit is
+    dropped, an error answer failing its request in its place (`_too_long`)."""
 
-    def __init__(self, inner: httpx2.AsyncByteStream, listings: ListingAnswers) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, listings: ListingAnswers, limit: int | None = None) -> None:
         self._inner = inner
         self._listings = listings
+        self._limit = limit
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         held = bytearray()
         scanned = 0  # bytes at the start of `held` known to hold no event's end
+        skipping = False  # dropping the rest of an event past the limit
         async for chunk in self._inner:
-            if not held and not self._listings.waiting:
+            if not held and self._limit is None and not self._listings.waiting:
                 yield chunk
                 continue
             held += chunk
             start = 0
             while (end := _EVENT_END.search(held, max(start, scanned))) is not None:
-                yield await self._event(bytes(held[start:end.start()])) + end.group()
+                if skipping:
+                    skipping = False
+                else:
+                    event = bytes(held[start:end.start()])
+                    yield (await self._event(event) if self._listings.waiting else event) + end.group()
                 start = end.end()
             del held[:start]
             scanned = max(0, len(held) - 3)  # an end (up to 4 bytes) may straddle two chunks
-            if len(held) > _MAX_HELD or (held and not self._listings.waiting):
+            if skipping:
+                held.clear()
+                scanned = 0
+            elif self._limit is not None:
+                if len(held) > self._limit:
+                    yield self._too_long(held)
+                    held.clear()
+                    scanned, skipping = 0, True
+            elif len(held) > _MAX_HELD or (held and not self._listings.waiting):
                 yield bytes(held)  # a partial event with nothing left to repair (or too long to hold)
                 held.clear()
                 scanned = 0
-        if held:
+        if held and not skipping:
             yield bytes(held)
+
+    def _too_long(self, held: bytearray) -> bytes:
+        """An event in place of one past the limit: the error answer failing the request it answers
+        (read from the start of its data), or nothing when it answers none."""
+        found = _DATA_FIELD.search(held)
+        why = (f"its answer is one event of its legacy SSE stream longer than the {self._limit} bytes the SDK's SSE "
+               "client reads; ask for less (a page, a range), or serve it over Streamable HTTP, where answers "
+               "up to the hub's line cap pass")
+        answer = error_answer(bytes(held[found.end():found.end() + 4096]), why) if found is not None else None
+        return b"event: message\r\ndata: " + answer + b"\r\n\r\n" if answer is not None else b""
 
     async def _event(self, event: bytes) -> bytes:
         lines = _LINE_END.split(event)

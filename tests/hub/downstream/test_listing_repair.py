@@ -244,10 +244,37 @@ async def test_warnings_are_few_per_connection_however_the_items_change(caplog: 
     assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 2 * MAX_WARNINGS
 
 
-@pytest.mark.parametrize("style", ["gzip", "gzip_stacked"])
-async def test_a_compressed_answer_that_inflates_past_the_line_cap_fails_its_call_not_the_hub(style: str, procs: list[Proc]) -> None:
+@pytest.mark.parametrize("style", ["json", "events"])
+async def test_an_answer_over_a_mebibyte_passes_over_http(style: str, procs: list[Proc]) -> None:
+    """A 3 MiB answer from a Streamable HTTP server, as JSON or as one event: the SDK's client refuses
+    events past 1 MiB, so every answer over that from a server answering with an event stream (the
+    SDK's own server does) failed; the hub now reads events up to its line cap, as a stdio line."""
+    entry = http_server(procs, "big", "plain" if style == "json" else style)
+    async with Hub(config("big", entry)) as hub:
+        assert await call_text(hub, "s__good") == "a" * (3 * 1024 * 1024)
+
+
+async def test_an_answer_past_the_legacy_sse_clients_event_size_fails_its_call_not_the_connection(procs: list[Proc]) -> None:
+    """The SDK's legacy SSE client reads events of at most 1 MiB and ends the whole connection on a
+    longer one (every call in flight failed, the server was reconnected): such an answer now fails
+    its own call, saying what to do, and the connection stays."""
+    entry = http_server(procs, "big", "sse")
+    async with Hub(config("big", entry)) as hub:
+        result = await hub.route_call("s__good", {})
+        assert result.is_error, result
+        assert "longer than the 1044480 bytes the SDK's SSE client reads" in result.content[0].text, result.content[0].text
+        assert "Streamable HTTP" in result.content[0].text
+        assert hub.downstreams["s"].state == "ready" and hub.downstreams["s"].restarts == 0
+        again = await hub.route_call("s__good", {})  # the same connection answers the next call alike
+        assert again.is_error and "legacy SSE stream" in again.content[0].text, again
+        assert hub.downstreams["s"].restarts == 0
+
+
+@pytest.mark.parametrize("style", ["gzip", "gzip_stacked", "plain", "plain_sized", "events"])
+async def test_an_answer_past_the_line_cap_fails_its_call_not_the_hub(style: str, procs: list[Proc]) -> None:
     """~100 KB of gzip inflating to 100 MB (a bomb of a kind that took the hub past 2 GB, inflated
-    whole by httpx; `gzip, identity` still went to httpx): the call fails, naming the cap, as a
+    whole by httpx; `gzip, identity` still went to httpx), or 100 MB sent as it is, with or without
+    its length (the SDK's client held it whole, however long): the call fails, naming the cap, as a
     stdio line over it does, and the connection stays (it was dropped and made again)."""
     entry = http_server(procs, "bomb", style)
     async with Hub(config("bomb", entry)) as hub:
