@@ -20,19 +20,24 @@ import anyio
 import httpx2
 
 from hub.downstream.listing_repair import ListingAnswers
-from hub.frontends.stdio.line_errors import error_answer, overlong_message
+from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, overlong_message
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r|\n\r\n|\n\r|\r\n\r")
+"""A line's end and an empty line: any two of CRLF, LF and CR (an end cut between two chunks may
+leave a lone LF at the start of the next event: an empty line, which SSE readers skip)."""
 _LINE_END = re.compile(rb"\r\n|\n|\r")
 MAX_LISTING_REQUEST = 64 * 1024
 """A POST body longer than this is no listing request (those hold a method, an id, a cursor)."""
-_MAX_HELD = 4 * 1024 * 1024
-"""An event longer than this is passed on as it comes (the SDK's client reads events up to 1 MiB)."""
+_MAX_HELD = MAX_LINE_BYTES
+"""An event longer than this is passed on as it comes (the SDK's client reads events up to the line
+cap, `hub.downstream.connection`, and then fails that call)."""
 LEGACY_SSE_EVENT_BYTES = 1024 * 1024 - 4096
 """The longest event passed on to the SDK's legacy SSE client, which reads at most 1 MiB of an
 event's data (`mcp.shared._httpx_utils.sse_within_origin`), less room for the event's own field names."""
 _DATA_FIELD = re.compile(rb"(?:^|\r\n|\n|\r)data: ?")
+_ID_WINDOW = 4096
+"""How much of each end of an over-long answer is kept to read its id from."""
 
 
 class ListingRepairTransport(httpx2.AsyncBaseTransport):
@@ -78,8 +83,10 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             return _with_stream(response, _RepairedEvents(response.stream, self.listings, limit))  # type: ignore[arg-type]
         if kind != "application/json":
             return response
-        if not (codings or self.listings.waiting) and _framed_within_cap(response):
-            return response  # read by the SDK as it came: its length is declared, and within the cap
+        if not (codings or self.listings.waiting) and (response.status_code != 200 or _framed_within_cap(response)):
+            # Read by the SDK as it came: its length is declared and within the cap, or it is no
+            # answer (a 202 to a notification, an error status), whose body the SDK does not read.
+            return response
         # Read here: a JSON body past the line cap (declared so, or sent without a length) fails its
         # request, as a stdio line over the cap does, instead of being held whole by the SDK's client.
         body_stream: Any = response.stream if codings else _Capped(response.stream, request)
@@ -88,7 +95,9 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             async for piece in body_stream:
                 pieces.append(piece)
         except _Refused as exc:
-            answer = error_answer(_prefix(pieces), exc.why)
+            # The answer's id from its start, else the id of the request it answers (a server may write
+            # the id last: the TypeScript SDK writes `{result, jsonrpc, id}`).
+            answer = error_answer(_prefix(pieces), exc.why) or error_answer_to(request.content, exc.why)
             if answer is None:
                 raise
             return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=answer,
@@ -238,61 +247,87 @@ class _RepairedEvents(httpx2.AsyncByteStream):
         self._listings = listings
         self._limit = limit
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._bounded() if self._limit is not None else self._repaired()
+
+    async def _repaired(self) -> AsyncIterator[bytes]:
         held = bytearray()
         scanned = 0  # bytes at the start of `held` known to hold no event's end
-        skipping = False  # dropping the rest of an event past the limit
         async for chunk in self._inner:
-            if not held and self._limit is None and not self._listings.waiting:
+            if not held and not self._listings.waiting:
                 yield chunk
                 continue
             held += chunk
             start = 0
             while (end := _EVENT_END.search(held, max(start, scanned))) is not None:
-                if skipping:
-                    skipping = False
+                yield await self._event(bytes(held[start:end.start()])) + end.group()
+                start = end.end()
+            del held[:start]
+            scanned = max(0, len(held) - 3)  # an end (up to 4 bytes) may straddle two chunks
+            if len(held) > _MAX_HELD or (held and not self._listings.waiting):
+                yield bytes(held)  # a partial event with nothing left to repair (or too long to hold)
+                held.clear()
+                scanned = 0
+        if held:
+            yield bytes(held)
+
+    async def _bounded(self) -> AsyncIterator[bytes]:
+        """Every event held whole; one past the limit is dropped as it comes (its first and last
+        bytes kept, to read its id from), and an error answer goes in its place once it has ended."""
+        limit = self._limit
+        assert limit is not None
+        held = bytearray()
+        scanned = 0
+        head: bytes | None = None  # the start of an event past the limit, while its rest is dropped
+        tail = b""  # the last bytes dropped of it
+        async for chunk in self._inner:
+            held += chunk
+            start = 0
+            while (end := _EVENT_END.search(held, max(start, scanned))) is not None:
+                event = bytes(held[start:end.start()])
+                if head is not None:
+                    yield self._too_long(head, (tail + event)[-_ID_WINDOW:])
+                    head, tail = None, b""
+                elif len(event) > limit:
+                    yield self._too_long(event[:2 * _ID_WINDOW], event[-_ID_WINDOW:])
                 else:
-                    event = bytes(held[start:end.start()])
                     yield (await self._event(event) if self._listings.waiting else event) + end.group()
                 start = end.end()
             del held[:start]
             scanned = max(0, len(held) - 3)  # an end (up to 4 bytes) may straddle two chunks
-            if skipping:
-                held.clear()
+            if head is None and len(held) > limit:
+                head = bytes(held[:2 * _ID_WINDOW])
+            if head is not None and len(held) > 3:  # drop what came, but the bytes an end may start in
+                tail = (tail + bytes(held[:-3]))[-_ID_WINDOW:]
+                del held[:-3]
                 scanned = 0
-            elif self._limit is not None:
-                if len(held) > self._limit:
-                    yield self._too_long(held)
-                    held.clear()
-                    scanned, skipping = 0, True
-            elif len(held) > _MAX_HELD or (held and not self._listings.waiting):
-                yield bytes(held)  # a partial event with nothing left to repair (or too long to hold)
-                held.clear()
-                scanned = 0
-        if held and not skipping:
+        if held and head is None:
             yield bytes(held)
 
-    def _too_long(self, held: bytearray) -> bytes:
+    def _too_long(self, head: bytes, tail: bytes) -> bytes:
         """An event in place of one past the limit: the error answer failing the request it answers
-        (read from the start of its data), or nothing when it answers none."""
-        found = _DATA_FIELD.search(held)
+        (its id read from the start of its data, or as the last member of its message), or nothing
+        when it answers none (a server's request or notification)."""
+        found = _DATA_FIELD.search(head)
         why = (f"its answer is one event of its legacy SSE stream longer than the {self._limit} bytes the SDK's SSE "
                "client reads; ask for less (a page, a range), or serve it over Streamable HTTP, where answers "
                "up to the hub's line cap pass")
-        answer = error_answer(bytes(held[found.end():found.end() + 4096]), why) if found is not None else None
+        answer = error_answer_at_ends(head[found.end():], tail, why) if found is not None else None
         return b"event: message\r\ndata: " + answer + b"\r\n\r\n" if answer is not None else b""
 
-    async def _event(self, event: bytes) -> bytes:
+    async def _event(self, whole: bytes) -> bytes:
+        event = whole.lstrip(b"\r\n")  # the rest of an end cut between two chunks (`_EVENT_END`)
+        lead = whole[:len(whole) - len(event)]
         lines = _LINE_END.split(event)
         data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
         if not data:
-            return event
+            return whole
         payload = b"\n".join(data)
         repaired = await _repair(self._listings, payload)
         if repaired is payload:
-            return event
+            return whole
         ending = found.group() if (found := _LINE_END.search(event)) else b"\n"  # the stream's own line ending
-        return ending.join([*(line for line in lines if not line.startswith(b"data:")), b"data: " + repaired])
+        return lead + ending.join([*(line for line in lines if not line.startswith(b"data:")), b"data: " + repaired])
 
     async def aclose(self) -> None:
         await self._inner.aclose()

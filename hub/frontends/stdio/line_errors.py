@@ -234,6 +234,18 @@ def error_answer(prefix: bytes, message: str) -> bytes | None:
     return _error_answer(top_level_id(prefix), message)
 
 
+def error_answer_to(request_prefix: bytes, message: str) -> bytes | None:
+    """The error answer failing the request that starts with `request_prefix` (its id read from its
+    start), for an answer to it that cannot be passed on and whose own id cannot be read."""
+    return _error_answer((top_level_id(request_prefix[:4096])[0], False), message)
+
+
+def error_answer_at_ends(head: bytes, tail: bytes, message: str) -> bytes | None:
+    """`error_answer` for an answer known only by its first bytes `head` and last bytes `tail`: its
+    id read from its start, else as the last member of its message (`cheap_id`)."""
+    return _error_answer(cheap_id(head[:4096] + tail[-4096:]), message)
+
+
 def unreadable_answer(line: bytes) -> bytes | None:
     """For a line from a server that is not valid JSON-RPC (not JSON, not text, nested too deep, not
     a message): if it answers a request whose id can be read — parsed whole where `json` reads the

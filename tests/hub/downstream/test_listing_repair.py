@@ -270,7 +270,16 @@ async def test_an_answer_past_the_legacy_sse_clients_event_size_fails_its_call_n
         assert hub.downstreams["s"].restarts == 0
 
 
-@pytest.mark.parametrize("style", ["gzip", "gzip_stacked", "plain", "plain_sized", "events"])
+async def test_a_server_that_answers_a_notification_with_an_endless_json_body_still_connects(procs: list[Proc]) -> None:
+    """A 202 to `notifications/initialized` typed JSON, without a length, whose body never ends: the
+    SDK never reads such a body, and the hub's transport must not either (found by review: it waited
+    for the body, and the connection never came up)."""
+    entry = http_server(procs, "sloppy_202", "json")
+    async with Hub(config("sloppy_202", entry)) as hub:
+        assert await call_text(hub, "s__good") == "ok:good"
+
+
+@pytest.mark.parametrize("style", ["gzip", "gzip_stacked", "plain", "plain_sized", "plain_id_last", "events"])
 async def test_an_answer_past_the_line_cap_fails_its_call_not_the_hub(style: str, procs: list[Proc]) -> None:
     """~100 KB of gzip inflating to 100 MB (a bomb of a kind that took the hub past 2 GB, inflated
     whole by httpx; `gzip, identity` still went to httpx), or 100 MB sent as it is, with or without
@@ -282,3 +291,69 @@ async def test_an_answer_past_the_line_cap_fails_its_call_not_the_hub(style: str
         assert result.is_error, result
         assert "longer than the hub's line cap" in result.content[0].text, result.content[0].text
         assert hub.downstreams["s"].state == "ready" and hub.downstreams["s"].restarts == 0
+
+
+# -- the legacy SSE stream's events, held whole and bounded (chunk by chunk) ---------------------
+
+class _Chunks:
+    """A response body arriving in the given pieces."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> Any:
+        for chunk in self._chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _split(data: bytes, *cuts: int) -> list[bytes]:
+    edges = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
+async def _read_events(chunks: list[bytes], limit: int) -> list[dict[str, Any]]:
+    """What the SDK's SSE parser gets through the hub's bounded stream: each event's data, parsed."""
+    from hub.downstream.http_listing_repair import _RepairedEvents
+    from hub.downstream.listing_repair import ListingAnswers
+
+    out = b"".join([piece async for piece in _RepairedEvents(_Chunks(chunks), ListingAnswers(logging.getLogger("t")), limit)])
+    events = [e for e in out.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n\n") if e.strip()]
+    return [json.loads(b"".join(line[5:].lstrip() for line in e.split(b"\n") if line.startswith(b"data:"))) for e in events]
+
+
+BIG = b'{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"' + b"a" * 300 + b'"}]}}'
+BIG_ID_LAST = b'{"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"' + b"a" * 300 + b'"}]},"id":7}'
+NEXT = b'{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}'
+
+
+@pytest.mark.parametrize("body", [BIG, BIG_ID_LAST], ids=["id_first", "id_last"])
+@pytest.mark.parametrize("ending", [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n", b"\r\n\n", b"\n\r"],
+                         ids=["lf", "crlf", "cr", "lf_crlf", "crlf_lf", "lf_cr"])
+async def test_an_event_past_the_legacy_limit_fails_its_request_wherever_the_chunks_split(body: bytes, ending: bytes) -> None:
+    """Whatever the chunks: the over-long answer becomes one error answer for its id (read from its
+    start, or its end: the TypeScript SDK writes the id last), and the event after it arrives whole.
+    Found by review: an event whose end came in the chunk that crossed the limit went through whole
+    (the SDK then dropped the connection); a split end after a dropped event swallowed the next
+    event; an id written last left the call to wait for its deadline."""
+    stream = b"event: message\ndata: " + body + ending + b"event: message\ndata: " + NEXT + ending
+    first_end = len(b"event: message\ndata: " + body)
+    cuts = sorted({1, 50, 150, first_end - 1, first_end, first_end + 1, first_end + len(ending) - 1, len(stream) - 2})
+    for count in range(0, 4):  # no cut, then one, two and three cuts at the awkward places
+        for chosen in ([()] if count == 0 else [tuple(cuts[i:i + count]) for i in range(len(cuts) - count + 1)]):
+            events = await _read_events(_split(stream, *chosen), limit=200)
+            assert [e.get("id") for e in events] == [7, None], (chosen, events)
+            assert "legacy SSE stream longer than the 200 bytes" in events[0]["error"]["message"], events[0]
+            assert events[1] == json.loads(NEXT), (chosen, events)
+
+
+async def test_events_within_the_legacy_limit_pass_as_they_came() -> None:
+    stream = b": keep-alive\n\nevent: endpoint\ndata: /messages?s=1\n\r\nevent: message\ndata: " + NEXT + b"\r\n\n"
+    for cut in range(1, len(stream)):
+        from hub.downstream.http_listing_repair import _RepairedEvents
+        from hub.downstream.listing_repair import ListingAnswers
+
+        out = b"".join([p async for p in _RepairedEvents(_Chunks(_split(stream, cut)), ListingAnswers(logging.getLogger("t")), 200)])
+        assert out == stream, cut
