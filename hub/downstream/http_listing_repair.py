@@ -20,10 +20,10 @@ import anyio
 import httpx2
 
 from hub.downstream.listing_repair import ListingAnswers
-from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, overlong_message
+from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, overlong_message, top_level_id
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r|\n\r\n|\n\r|\r\n\r")
+_EVENT_END = re.compile(rb"\r\n\r\n|\r\n\n|\n\n|\r\r|\n\r\n|\n\r|\r\n\r")
 """A line's end and an empty line: any two of CRLF, LF and CR (an end cut between two chunks may
 leave a lone LF at the start of the next event: an empty line, which SSE readers skip)."""
 _LINE_END = re.compile(rb"\r\n|\n|\r")
@@ -81,12 +81,10 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             # set, and one event past it ends the whole connection: such an event fails its own request here.
             limit = LEGACY_SSE_EVENT_BYTES if self._legacy_sse and request.method == "GET" else None
             return _with_stream(response, _RepairedEvents(response.stream, self.listings, limit))  # type: ignore[arg-type]
-        if kind != "application/json":
-            return response
-        if not (codings or self.listings.waiting) and (response.status_code != 200 or _framed_within_cap(response)):
-            # Read by the SDK as it came: its length is declared and within the cap, or it is no
-            # answer (a 202 to a notification, an error status), whose body the SDK does not read.
-            return response
+        if kind != "application/json" or not _asks_answer(request):
+            return response  # the SDK reads no body here (a notification's or a response's POST): untouched
+        if not (codings or self.listings.waiting) and _framed_within_cap(response):
+            return response  # read by the SDK as it came: its length is declared, and within the cap
         # Read here: a JSON body past the line cap (declared so, or sent without a length) fails its
         # request, as a stdio line over the cap does, instead of being held whole by the SDK's client.
         body_stream: Any = response.stream if codings else _Capped(response.stream, request)
@@ -206,6 +204,19 @@ class _Capped(httpx2.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _asks_answer(request: httpx2.Request) -> bool:
+    """Whether the request is a POST of a JSON-RPC request, whose answer the SDK reads from the
+    body (whatever its status); the body of any other POST (a notification's, a response's) it
+    never reads, and a sloppy server may send one without a length and never end it."""
+    if request.method != "POST":
+        return False
+    try:
+        request_id, has_method = top_level_id(request.content[:4096])
+    except httpx2.RequestNotRead:
+        return True
+    return request_id is not None and has_method
 
 
 def _framed_within_cap(response: httpx2.Response) -> bool:
