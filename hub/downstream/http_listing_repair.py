@@ -36,6 +36,9 @@ LEGACY_SSE_EVENT_BYTES = 1024 * 1024 - 4096
 """The longest event passed on to the SDK's legacy SSE client, which reads at most 1 MiB of an
 event's data (`mcp.shared._httpx_utils.sse_within_origin`), less room for the event's own field names."""
 _DATA_FIELD = re.compile(rb"(?:^|\r\n|\n|\r)data: ?")
+_REQUEST_AT_END = re.compile(rb'[,{]\s*"method"\s*:\s*"(?:[^"\\]|\\.){0,256}"\s*'
+                             rb'(?:,\s*"(?:id|jsonrpc)"\s*:\s*(?:"(?:[^"\\]|\\.){0,256}"|-?[0-9]{1,19}|null)\s*)*}\s*$')
+"""A message that ends with its `method` (then perhaps its id): a request or notification, not an answer."""
 _ID_WINDOW = 4096
 """How much of each end of an over-long answer is kept to read its id from."""
 
@@ -323,7 +326,13 @@ class _RepairedEvents(httpx2.AsyncByteStream):
         why = (f"its answer is one event of its legacy SSE stream longer than the {self._limit} bytes the SDK's SSE "
                "client reads; ask for less (a page, a range), or serve it over Streamable HTTP, where answers "
                "up to the hub's line cap pass")
-        answer = error_answer_at_ends(head[found.end():], tail, why) if found is not None else None
+        lines = _LINE_END.split(tail)
+        while len(lines) > 1 and not lines[-1].startswith(b"data:"):
+            lines.pop()  # fields after the data (`id:`, `retry:`): the message ends with its last data line
+        last = lines[-1].removeprefix(b"data:")
+        if found is None or _REQUEST_AT_END.search(last):
+            return b""  # no message, or a server's request written with its method last: nothing to fail
+        answer = error_answer_at_ends(head[found.end():], last, why)
         return b"event: message\r\ndata: " + answer + b"\r\n\r\n" if answer is not None else b""
 
     async def _event(self, whole: bytes) -> bytes:

@@ -361,3 +361,22 @@ async def test_events_within_the_legacy_limit_pass_as_they_came() -> None:
 
         out = b"".join([p async for p in _RepairedEvents(_Chunks(_split(stream, cut)), ListingAnswers(logging.getLogger("t")), 200)])
         assert out == stream, cut
+
+
+async def test_a_legacy_answer_past_the_limit_is_failed_by_its_id_even_with_fields_after_its_data() -> None:
+    """An id written last, then another field (`id:`): the message ends with its last data line
+    (found by review: no id was read, and the call waited for its deadline)."""
+    answer = b'{"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"' + b"a" * 6000 + b'"}]},"id":7}'
+    stream = b"event: message\ndata: " + answer + b"\nid: 5\n\nevent: message\ndata: " + NEXT + b"\n\n"
+    events = await _read_events([stream], limit=200)
+    assert [e.get("id") for e in events] == [7, None], events
+
+
+async def test_a_servers_request_past_the_legacy_limit_fails_no_call_of_the_hub() -> None:
+    """A server's request longer than the limit, its id first and its method after the first 4 KiB:
+    nothing answers it, and the hub's own call with the same id is left alone (found by review: it
+    was failed)."""
+    request = b'{"jsonrpc":"2.0","id":7,"params":{"text":"' + b"a" * 6000 + b'"},"method":"sampling/createMessage"}'
+    stream = b"event: message\ndata: " + request + b"\n\nevent: message\ndata: " + NEXT + b"\n\n"
+    for cut in (0, 100, 5000, len(stream) - 40):
+        assert await _read_events(_split(stream, cut) if cut else [stream], limit=200) == [json.loads(NEXT)], cut
