@@ -299,31 +299,22 @@ async def test_an_answer_past_the_line_cap_fails_its_call_not_the_hub(style: str
 
 # -- the legacy SSE stream's events, held whole and bounded (chunk by chunk) ---------------------
 
-class _Chunks:
-    """A response body arriving in the given pieces."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._chunks = chunks
-
-    async def __aiter__(self) -> Any:
-        for chunk in self._chunks:
-            yield chunk
-
-    async def aclose(self) -> None:
-        return None
-
-
 def _split(data: bytes, *cuts: int) -> list[bytes]:
     edges = [0, *cuts, len(data)]
     return [data[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
-async def _read_events(chunks: list[bytes], limit: int) -> list[dict[str, Any]]:
-    """What the SDK's SSE parser gets through the hub's bounded stream: each event's data, parsed."""
+async def _bounded(chunks: list[bytes], limit: int) -> bytes:
+    """What the hub's transport passes on of a legacy SSE stream arriving in `chunks`."""
     from hub.downstream.http_listing_repair import _RepairedEvents
     from hub.downstream.listing_repair import ListingAnswers
 
-    out = b"".join([piece async for piece in _RepairedEvents(_Chunks(chunks), ListingAnswers(logging.getLogger("t")), limit)])
+    return b"".join([piece async for piece in _RepairedEvents(_Chunks(chunks), ListingAnswers(logging.getLogger("t")), limit)])  # type: ignore[arg-type]
+
+
+async def _read_events(chunks: list[bytes], limit: int) -> list[dict[str, Any]]:
+    """What the SDK's SSE parser gets through the hub's bounded stream: each event's data, parsed."""
+    out = await _bounded(chunks, limit)
     events = [e for e in out.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n\n") if e.strip()]
     return [json.loads(b"".join(line[5:].lstrip() for line in e.split(b"\n") if line.startswith(b"data:"))) for e in events]
 
@@ -356,11 +347,7 @@ async def test_an_event_past_the_legacy_limit_fails_its_request_wherever_the_chu
 async def test_events_within_the_legacy_limit_pass_as_they_came() -> None:
     stream = b": keep-alive\n\nevent: endpoint\ndata: /messages?s=1\n\r\nevent: message\ndata: " + NEXT + b"\r\n\n"
     for cut in range(1, len(stream)):
-        from hub.downstream.http_listing_repair import _RepairedEvents
-        from hub.downstream.listing_repair import ListingAnswers
-
-        out = b"".join([p async for p in _RepairedEvents(_Chunks(_split(stream, cut)), ListingAnswers(logging.getLogger("t")), 200)])
-        assert out == stream, cut
+        assert await _bounded(_split(stream, cut), 200) == stream, cut
 
 
 async def test_a_legacy_answer_past_the_limit_is_failed_by_its_id_even_with_fields_after_its_data() -> None:
