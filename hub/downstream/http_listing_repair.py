@@ -36,6 +36,7 @@ LEGACY_SSE_EVENT_BYTES = 1024 * 1024 - 4096
 """The longest event passed on to the SDK's legacy SSE client, which reads at most 1 MiB of an
 event's data (`mcp.shared._httpx_utils.sse_within_origin`), less room for the event's own field names."""
 _DATA_FIELD = re.compile(rb"(?:^|\r\n|\n|\r)data: ?")
+"""An event's first data field, where its message starts."""
 _REQUEST_AT_END = re.compile(rb'[,{]\s*"method"\s*:\s*"(?:[^"\\]|\\.){0,256}"\s*'
                              rb'(?:,\s*"(?:id|jsonrpc)"\s*:\s*(?:"(?:[^"\\]|\\.){0,256}"|-?[0-9]{1,19}|null)\s*)*}\s*$')
 """A message that ends with its `method` (then perhaps its id): a request or notification, not an answer."""
@@ -98,7 +99,7 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         except _Refused as exc:
             # The answer's id from its start, else the id of the request it answers (a server may write
             # the id last: the TypeScript SDK writes `{result, jsonrpc, id}`).
-            answer = error_answer(_prefix(pieces), exc.why) or error_answer_to(request.content, exc.why)
+            answer = error_answer(_prefix(pieces), exc.why) or error_answer_to(_sent(request), exc.why)
             if answer is None:
                 raise
             return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=answer,
@@ -215,11 +216,19 @@ def _asks_answer(request: httpx2.Request) -> bool:
     never reads, and a sloppy server may send one without a length and never end it."""
     if request.method != "POST":
         return False
-    try:
-        request_id, has_method = top_level_id(request.content[:4096])
-    except httpx2.RequestNotRead:
-        return True
+    sent = _sent(request)
+    if not sent:
+        return True  # a body streamed out (never by the SDK): taken to ask for an answer, capped
+    request_id, has_method = top_level_id(sent[:4096])
     return request_id is not None and has_method
+
+
+def _sent(request: httpx2.Request) -> bytes:
+    """The request's body as sent, or nothing if it was streamed out unread."""
+    try:
+        return request.content
+    except httpx2.RequestNotRead:
+        return b""
 
 
 def _framed_within_cap(response: httpx2.Response) -> bool:
