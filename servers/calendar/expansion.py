@@ -25,8 +25,6 @@ from servers.calendar.timeutil import as_utc
 
 MAX_PER_SERIES = 1_000
 MAX_PER_QUERY = 2_000
-DST_SLACK = timedelta(hours=3)
-"""More than any DST change moves a wall clock (2 h at most, Antarctica/Troll)."""
 MAX_WALK = 20_000  # occurrences walked to find where a COUNT series ends (new rules have COUNT <= 10,000)
 STEP = {"SECONDLY": timedelta(seconds=1), "MINUTELY": timedelta(minutes=1), "HOURLY": timedelta(hours=1)}
 
@@ -126,9 +124,9 @@ def expand(objects: list[tuple[str, str, str, str]], provider: str, start: datet
                                        first, _span_end(series, tz, end), reason))
             continue
         # The expansion picks what overlaps the range by its own wall-clock ends, which a DST change can
-        # put up to `DST_SLACK` before the exact ones: it is asked from that much earlier, and what does
+        # put up to `ical.DST_SLACK` before the exact ones: it is asked from that much earlier, and what does
         # not overlap by the exact end is dropped below.
-        found = sorted(ical.occurrences(calendar, start - DST_SLACK, end), key=lambda c: as_utc(c["DTSTART"].dt, tz))
+        found = sorted(ical.occurrences(calendar, start - ical.DST_SLACK, end), key=lambda c: as_utc(c["DTSTART"].dt, tz))
         if len(found) > MAX_PER_SERIES:  # only older data can get here
             cut = as_utc(found[MAX_PER_SERIES]["DTSTART"].dt, tz)
             out.skipped.append(Skipped(str(series["UID"]), str(series.get("SUMMARY", "")), calendar_id, _people(calendar, calendar_id),
@@ -145,7 +143,7 @@ def expand(objects: list[tuple[str, str, str, str]], provider: str, start: datet
 
 
 def _overlaps(event: Event, start: datetime, tz: str) -> bool:
-    """Whether an occurrence found from `DST_SLACK` early reaches into the range, by its exact end."""
+    """Whether an occurrence found from `ical.DST_SLACK` early reaches into the range, by its exact end."""
     begins = event.start.utc or as_utc(event.start.date, tz)  # type: ignore[arg-type]
     ends = event.end.utc or as_utc(event.end.date, tz)  # type: ignore[arg-type]
     return ends > start or (ends == begins and begins >= start)

@@ -99,6 +99,11 @@ def master(calendar: Calendar) -> VEvent:
     return next(iter(calendar.walk("VEVENT")))
 
 
+DST_SLACK = timedelta(hours=3)
+"""How much earlier than a range the expansion library is asked: it judges an occurrence by its
+wall-clock end, which a DST change moves (2 h at most, Antarctica/Troll) from the exact one."""
+
+
 def occurrences(calendar: Calendar, start: datetime, end: datetime) -> list[VEvent]:
     """Instances overlapping [start, end), overrides and exclusions applied."""
     return list(recurring_ical_events.of(calendar).between(start, end))
@@ -147,6 +152,9 @@ def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: 
     series = series or component
     if component is not series and not override:  # an occurrence the expansion made: its end is the expansion's arithmetic
         end = _exact_end(series, start, end)
+        own = getattr((series.get("DTEND") or series["DTSTART"]).dt, "tzinfo", None)
+        if isinstance(end, datetime) and isinstance(own, ZoneInfo):
+            end = end.astimezone(own)  # the expansion gives the end its start's zone; it keeps the one it was stored in
     recurrence = recurrence or recurrence_of(series)
     zone = _event_zone(component, series)
     instance = component.get("RECURRENCE-ID")
@@ -193,12 +201,14 @@ def _event_zone(component: VEvent, series: VEvent) -> ZoneInfo | None:
 
 
 def _shown_in(value: datetime | date, zone: ZoneInfo | None) -> datetime | date:
-    """`value` in the event's zone if it is kept in UTC: `storable` keeps the second occurrence of an
-    ambiguous local time so, and the expansion gives an occurrence its start's zone. A time in a
-    named zone of its own (a flight's end) stays as it is."""
+    """`value` in the event's zone if `storable` kept it in UTC: exactly the second occurrence of a
+    local time the zone repeats (a fall-back night), which a TZID cannot name. Any other time in UTC
+    was asked for in UTC and stays so; a time in a named zone of its own (a flight's end) stays as it is."""
     if zone is None or not isinstance(value, datetime) or value.tzinfo is None or getattr(value.tzinfo, "key", "UTC") != "UTC":
         return value
-    return value.astimezone(zone)
+    local = value.astimezone(zone)
+    repeated = local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+    return local if repeated else value
 
 
 def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> datetime | date:
@@ -228,7 +238,9 @@ def _instance(calendar: Calendar, instance_start: datetime | date) -> VEvent:
         rid = component.get("RECURRENCE-ID")
         if rid is not None and _same_start(rid.dt, instance_start):
             return component
-    probe_start = as_utc(instance_start, "UTC") - timedelta(seconds=1)
+    # Asked from `DST_SLACK` earlier, as `expansion.expand` asks: the library keeps an occurrence by
+    # its wall-clock end, which on a spring-forward day can fall before its exact start.
+    probe_start = as_utc(instance_start, "UTC") - DST_SLACK
     for occurrence in occurrences(calendar, probe_start, probe_start + timedelta(days=2)):
         rid = occurrence.get("RECURRENCE-ID")
         start = rid.dt if rid is not None else occurrence["DTSTART"].dt

@@ -143,6 +143,61 @@ async def test_an_occurrence_moved_on_a_dst_day_keeps_the_end_it_was_given(hub: 
         await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], confirm=True)
 
 
+async def shown(hub: Hub, event_id: str, instance: str, day: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """An occurrence's start and end as `get_event` and `list_events` show them."""
+    got = await call(hub, "get_event", calendar_id=ADA, event_id=event_id, instance_start=instance)
+    listed = await call(hub, "list_events", calendar_id=ADA, start=f"{day}T00:00:00Z", end=f"{day}T23:59:00Z")
+    return [(got["start"], got["end"]), *((e["start"], e["end"]) for e in listed["events"] if e["id"] == event_id)]
+
+
+async def test_a_time_asked_for_in_utc_stays_in_utc_and_a_flights_end_in_its_own_zone(hub: Hub) -> None:
+    """Found by review of the one-zone display: an occurrence moved with zone UTC was shown in the
+    series' zone (a later zone-only update then moved it); a flight's end set in New York was listed
+    in the start's zone."""
+    series = await call(hub, "create_event", calendar_id=ADA, title="Sync", start="2026-06-01T09:00:00",
+                        end="2026-06-01T10:00:00", zone="Europe/Berlin", rrule="FREQ=DAILY;COUNT=3")
+    flight = await call(hub, "create_event", calendar_id=ADA, title="Flight", start="2026-10-31T22:00:00",
+                        end="2026-10-31T23:00:00", zone="Europe/Berlin")
+    try:
+        moved = await call(hub, "update_event", calendar_id=ADA, event_id=series["id"], scope="this",
+                           instance_start="2026-06-02T09:00:00+02:00", start="2026-06-02T12:00:00",
+                           end="2026-06-02T13:00:00", zone="UTC")
+        utc_noon = {"utc": "2026-06-02T12:00:00Z", "local": "2026-06-02T12:00:00Z", "zone": "UTC", "date": None}
+        assert moved["start"] == utc_noon, moved
+        assert [start for start, _ in await shown(hub, series["id"], "2026-06-02T09:00:00+02:00", "2026-06-02")] == [utc_noon] * 2
+        landed = await call(hub, "update_event", calendar_id=ADA, event_id=flight["id"], end="2026-11-01T03:00:00",
+                            zone="America/New_York")
+        arrival = {"utc": "2026-11-01T08:00:00Z", "local": "2026-11-01T03:00:00-05:00", "zone": "America/New_York", "date": None}
+        assert landed["end"] == arrival, landed
+        got = await call(hub, "get_event", calendar_id=ADA, event_id=flight["id"])
+        listed = await call(hub, "list_events", calendar_id=ADA, start="2026-10-31T00:00:00Z", end="2026-11-02T00:00:00Z")
+        assert [got["end"], *(e["end"] for e in listed["events"] if e["id"] == flight["id"])] == [arrival] * 2
+    finally:
+        for made in (series, flight):
+            await call(hub, "delete_event", calendar_id=ADA, event_id=made["id"], confirm=True)
+
+
+async def test_an_occurrence_moved_forward_by_a_gap_is_read_and_deleted_by_its_instance_start(hub: Hub) -> None:
+    """A daily 02:30–03:00 Berlin series: on the spring-forward day the occurrence is 03:30–04:00
+    CEST; `get_event` and `delete_event` with the `instance_start` the listing gave answered
+    `not_found` (found by review: the look-up asked the expansion without the listing's DST slack)."""
+    series = await call(hub, "create_event", calendar_id=ADA, title="Early", start="2026-03-28T02:30:00",
+                        end="2026-03-28T03:00:00", zone="Europe/Berlin", rrule="FREQ=DAILY;COUNT=3")
+    try:
+        listed = await call(hub, "list_events", calendar_id=ADA, start="2026-03-29T00:00:00Z", end="2026-03-29T12:00:00Z")
+        [gap_day] = [e for e in listed["events"] if e["id"] == series["id"]]
+        assert gap_day["start"]["local"] == "2026-03-29T03:30:00+02:00", gap_day
+        got = await call(hub, "get_event", calendar_id=ADA, event_id=series["id"], instance_start=gap_day["instance_start"])
+        assert (got["start"], got["end"]) == (gap_day["start"], gap_day["end"]), got
+        gone = await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], scope="this",
+                          instance_start=gap_day["instance_start"], confirm=True)
+        assert "code" not in gone, gone
+        after = await call(hub, "list_events", calendar_id=ADA, start="2026-03-28T00:00:00Z", end="2026-03-31T00:00:00Z")
+        assert [e["start"]["local"][:10] for e in after["events"] if e["id"] == series["id"]] == ["2026-03-28", "2026-03-30"]
+    finally:
+        await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], confirm=True)
+
+
 # -- 3. RRULEs and the expansion bound ----------------------------------------------------------
 
 async def test_rrules_are_validated_and_dense_unbounded_series_refused(hub: Hub) -> None:
