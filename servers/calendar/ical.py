@@ -17,7 +17,7 @@ from icalendar import vCalAddress, vRecur
 
 from servers.calendar import series_edits
 from servers.calendar.model import Attendee, Event, EventChanges, NewEvent, Scope
-from servers.calendar.timeutil import as_utc, event_time, require_order, storable
+from servers.calendar.timeutil import as_utc, event_time, require_order, second_occurrence, storable
 from servers.calendar.timeutil import same_start as _same_start
 from servers.kit.errors import DomainError
 
@@ -207,8 +207,7 @@ def _shown_in(value: datetime | date, zone: ZoneInfo | None) -> datetime | date:
     if zone is None or not isinstance(value, datetime) or value.tzinfo is None or getattr(value.tzinfo, "key", "UTC") != "UTC":
         return value
     local = value.astimezone(zone)
-    repeated = local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
-    return local if repeated else value
+    return local if second_occurrence(local) else value
 
 
 def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> datetime | date:

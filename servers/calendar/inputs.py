@@ -13,7 +13,7 @@ from pydantic import Field
 
 from servers.calendar import rrules
 from servers.calendar.model import Attendee, Event
-from servers.calendar.timeutil import in_gap, normalized, parse_date, require_order, resolve_time, zone
+from servers.calendar.timeutil import in_gap, normalized, parse_date, require_order, resolve_time, second_occurrence, zone
 from servers.kit.errors import DomainError
 
 MAX_REMINDER = 4 * 7 * 24 * 60  # four weeks, Google's limit too
@@ -53,6 +53,12 @@ def event_time(value: str, floating: str, offset: str, field: str, all_day: bool
     if moment.microsecond:
         raise DomainError("invalid_argument", f"{field}: event times are kept to the second (iCalendar has no fractions); "
                           "drop the fraction of a second", details={"field": field})
+    if series and field == "start" and second_occurrence(moment):
+        first = moment.replace(fold=0)
+        raise DomainError("invalid_argument", f"start: {moment.replace(tzinfo=None).isoformat()} happens twice in {offset} "
+                          f"(clocks go back) and {moment.isoformat()} is the second time; a series cannot begin there: "
+                          "iCalendar names only the first, so it would repeat at the wrong hour. Start it on another day or "
+                          f"at the first time ({first.isoformat()})", details={"field": "start"})
     if not in_gap(moment):
         return moment
     if series and field == "start":

@@ -87,6 +87,12 @@ def normalized(value: datetime) -> datetime:
     return value.astimezone(UTC).astimezone(value.tzinfo)
 
 
+def second_occurrence(value: datetime) -> bool:
+    """True if the wall-clock time is the second of a local time its zone repeats (clocks go back):
+    a TZID names only the first, so `storable` keeps such a time in UTC."""
+    return value.tzinfo is not None and value.fold == 1 and value.replace(fold=0).utcoffset() != value.utcoffset()
+
+
 def in_gap(value: datetime) -> bool:
     """True if the wall-clock time does not exist in its zone (spring-forward gap)."""
     return value.tzinfo is not None and normalized(value).replace(tzinfo=None) != value.replace(tzinfo=None)

@@ -198,6 +198,30 @@ async def test_an_occurrence_moved_forward_by_a_gap_is_read_and_deleted_by_its_i
         await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], confirm=True)
 
 
+async def test_a_series_cannot_begin_at_the_second_time_of_a_repeated_hour(hub: Hub) -> None:
+    """01:30-05:00 on New York's fall-back day is the second 01:30. iCalendar names only the first,
+    so the series was kept in UTC and repeated an hour off after the next change (found by review);
+    now it is refused, naming the first time, as a series beginning in a gap is. A single event
+    there, and a series at the first 01:30, are kept as asked."""
+    base = {"calendar_id": ADA, "title": "Night shift", "zone": "America/New_York"}
+    refused = await call(hub, "create_event", start="2026-11-01T01:30:00-05:00", end="2026-11-01T02:30:00-05:00",
+                         rrule="FREQ=WEEKLY;COUNT=3", **base)
+    assert refused["code"] == "invalid_argument", refused
+    assert "happens twice" in refused["message"] and "2026-11-01T01:30:00-04:00" in refused["message"], refused
+    listed = await call(hub, "list_events", calendar_id=ADA, start="2026-10-31T00:00:00Z", end="2026-11-30T00:00:00Z")
+    assert not [e for e in listed["events"] if e["title"] == "Night shift"], "nothing refused was stored"
+    single = await call(hub, "create_event", start="2026-11-01T01:30:00-05:00", end="2026-11-01T02:30:00-05:00", **base)
+    first = await call(hub, "create_event", start="2026-11-01T01:30:00-04:00", end="2026-11-01T02:30:00-05:00",
+                       rrule="FREQ=WEEKLY;COUNT=3", **base)
+    try:
+        assert single["start"]["utc"] == "2026-11-01T06:30:00Z", single
+        weekly = await call(hub, "list_events", calendar_id=ADA, start="2026-11-07T00:00:00Z", end="2026-11-09T00:00:00Z")
+        assert [e["start"]["local"] for e in weekly["events"] if e["id"] == first["id"]] == ["2026-11-08T01:30:00-05:00"]
+    finally:
+        for made in (single, first):
+            await call(hub, "delete_event", calendar_id=ADA, event_id=made["id"], confirm=True)
+
+
 # -- 3. RRULEs and the expansion bound ----------------------------------------------------------
 
 async def test_rrules_are_validated_and_dense_unbounded_series_refused(hub: Hub) -> None:
