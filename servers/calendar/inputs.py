@@ -107,4 +107,20 @@ async def reanchored(backend: Any, calendar_id: str, event_id: str, scope: str, 
     if target.start.local is None or target.end.local is None:
         raise DomainError("invalid_argument", "zone: an all-day event has no time zone to change; pass start and end "
                           "(date-times) to make it a timed event", details={"field": "zone"})
-    return (target.start.local.replace(tzinfo=None).isoformat(), target.end.local.replace(tzinfo=None).isoformat())
+    return _wall_clock(target.start, new_zone), _wall_clock(target.end, new_zone)
+
+
+def _wall_clock(time: Any, new_zone: str) -> str:
+    """The wall-clock time an event shows, to be read in `new_zone`: a naive local time, or, for the
+    second of a local time both zones repeat (02:30 on a fall-back night), that second time with its
+    offset — read as a naive time it would be the first, an hour off (found by review)."""
+    try:
+        shown = time.local.astimezone(zone(time.zone)) if time.zone else time.local
+    except DomainError:  # a provider's zone name that is not IANA: its wall clock as given
+        shown = time.local
+    wall = shown.replace(tzinfo=None)
+    if second_occurrence(shown):
+        again = wall.replace(tzinfo=zone(new_zone), fold=1)
+        if second_occurrence(again):
+            return again.isoformat()
+    return wall.isoformat()

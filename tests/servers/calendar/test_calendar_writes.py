@@ -222,6 +222,20 @@ async def test_a_series_cannot_begin_at_the_second_time_of_a_repeated_hour(hub: 
             await call(hub, "delete_event", calendar_id=ADA, event_id=made["id"], confirm=True)
 
 
+async def test_a_zone_only_update_keeps_the_second_time_of_a_repeated_hour(hub: Hub) -> None:
+    """02:30+01:00 is Berlin's second 02:30 on 2026-10-25; re-anchoring the event to Berlin (its own
+    zone) or Paris (the same rules) moved it to the first 02:30, an hour earlier (found by review)."""
+    made = await call(hub, "create_event", calendar_id=ADA, title="Late", start="2026-10-25T02:30:00+01:00",
+                      end="2026-10-25T03:30:00+01:00", zone="Europe/Berlin")
+    try:
+        assert (made["start"]["local"], made["start"]["zone"]) == ("2026-10-25T02:30:00+01:00", "Europe/Berlin"), made
+        for new_zone in ("Europe/Berlin", "Europe/Paris"):
+            moved = await call(hub, "update_event", calendar_id=ADA, event_id=made["id"], zone=new_zone)
+            assert (moved["start"]["utc"], moved["end"]["utc"]) == ("2026-10-25T01:30:00Z", "2026-10-25T02:30:00Z"), moved
+    finally:
+        await call(hub, "delete_event", calendar_id=ADA, event_id=made["id"], confirm=True)
+
+
 # -- 3. RRULEs and the expansion bound ----------------------------------------------------------
 
 async def test_rrules_are_validated_and_dense_unbounded_series_refused(hub: Hub) -> None:
