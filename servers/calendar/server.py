@@ -123,7 +123,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         calendar_id: CalendarRef,
         start: When,
         end: When,
-        zone: Annotated[str | None, Field(description="IANA zone for the answer's times; default the calendar's.")] = None,
+        zone: Annotated[str | None, Field(description="IANA zone a start or end without offset is read in; default the "
+                                          "calendar's. Each event's times are shown in its own zone, with UTC beside.")] = None,
         query: Annotated[str | None, Field(description="Only events whose title, description or location has these words.")] = None,
         expand: Annotated[bool, Field(description="Recurring series as separate occurrences (default).")] = True,
         limit: Limit = 100,
