@@ -153,8 +153,10 @@ def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: 
     if component is not series and not override:  # an occurrence the expansion made: its end is the expansion's arithmetic
         end = _exact_end(series, start, end)
         own = getattr((series.get("DTEND") or series["DTSTART"]).dt, "tzinfo", None)
-        if isinstance(end, datetime) and isinstance(own, ZoneInfo):
-            end = end.astimezone(own)  # the expansion gives the end its start's zone; it keeps the one it was stored in
+        if isinstance(end, datetime) and isinstance(own, ZoneInfo) and (own.key != "UTC" or "RRULE" not in series):
+            # The expansion gives the end its start's zone: a single event's end keeps the zone it was
+            # stored in, a series' the named zone of its first end (its later ends are no second occurrences).
+            end = end.astimezone(own)
     recurrence = recurrence or recurrence_of(series)
     zone = _event_zone(component, series)
     instance = component.get("RECURRENCE-ID")
@@ -201,12 +203,19 @@ def _event_zone(component: VEvent, series: VEvent) -> ZoneInfo | None:
 
 
 def _shown_in(value: datetime | date, zone: ZoneInfo | None) -> datetime | date:
-    """`value` in the event's zone if `storable` kept it in UTC: exactly the second occurrence of a
-    local time the zone repeats (a fall-back night), which a TZID cannot name. Any other time in UTC
-    was asked for in UTC and stays so; a time in a named zone of its own (a flight's end) stays as it is."""
-    if zone is None or not isinstance(value, datetime) or value.tzinfo is None or getattr(value.tzinfo, "key", "UTC") != "UTC":
+    """`value` as the event shows it: a time in a named zone of its own (a flight's end) as it is; a
+    time `storable` kept in UTC — exactly the second occurrence of a local time the event's zone
+    repeats, which a TZID cannot name — in the event's zone, while any other UTC time was asked for
+    in UTC and stays so; a time in a zone without an IANA name (another client's custom VTIMEZONE)
+    in the event's zone."""
+    if zone is None or not isinstance(value, datetime) or value.tzinfo is None:
+        return value
+    key = getattr(value.tzinfo, "key", None)
+    if key is not None and key != "UTC":
         return value
     local = value.astimezone(zone)
+    if key is None and value.utcoffset() != timedelta(0):
+        return local  # a custom zone: shown in the event's
     return local if second_occurrence(local) else value
 
 

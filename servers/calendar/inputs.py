@@ -53,12 +53,8 @@ def event_time(value: str, floating: str, offset: str, field: str, all_day: bool
     if moment.microsecond:
         raise DomainError("invalid_argument", f"{field}: event times are kept to the second (iCalendar has no fractions); "
                           "drop the fraction of a second", details={"field": field})
-    if series and field == "start" and second_occurrence(moment):
-        first = moment.replace(fold=0)
-        raise DomainError("invalid_argument", f"start: {moment.replace(tzinfo=None).isoformat()} happens twice in {offset} "
-                          f"(clocks go back) and {moment.isoformat()} is the second time; a series cannot begin there: "
-                          "iCalendar names only the first, so it would repeat at the wrong hour. Start it on another day or "
-                          f"at the first time ({first.isoformat()})", details={"field": "start"})
+    if series and field == "start":
+        refuse_series_start(moment)
     if not in_gap(moment):
         return moment
     if series and field == "start":
@@ -66,6 +62,19 @@ def event_time(value: str, floating: str, offset: str, field: str, all_day: bool
                           "(clocks go forward); a series cannot begin there: start it on another day or at a time that "
                           "exists (later occurrences at this local time move forward by the gap)", details={"field": "start"})
     return moment if series else normalized(moment)
+
+
+def refuse_series_start(moment: datetime | date) -> None:
+    """Refuse a series beginning at the second time of a local time its zone repeats (clocks go
+    back): iCalendar names only the first, so it would be kept in UTC and repeat at the wrong hour
+    after the next change."""
+    if isinstance(moment, datetime) and second_occurrence(moment):
+        first = moment.replace(fold=0)
+        where = getattr(moment.tzinfo, "key", None) or "its zone"
+        raise DomainError("invalid_argument", f"start: {moment.replace(tzinfo=None).isoformat()} happens twice in {where} "
+                          f"(clocks go back) and {moment.isoformat()} is the second time; a series cannot begin there: "
+                          "iCalendar names only the first, so it would repeat at the wrong hour. Start it on another day or "
+                          f"at the first time ({first.isoformat()})", details={"field": "start"})
 
 
 def times(start: str, end: str, floating: str, offset: str, all_day: bool | None, series: bool) -> tuple[datetime | date, datetime | date]:

@@ -282,6 +282,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
             new_end = inputs.event_time(end, own, own, "end", None, series) if end else None
             if new_start is not None and new_end is not None:
                 require_order(new_start, new_end, own)
+            if rrule and scope != "this":  # an event becoming (or staying) a series from this start ("" removes the rule)
+                inputs.refuse_series_start(new_start or existing_start(current, tz))
             rrule = await checked_rrule(rrule, new_start or existing_start(current, tz), own)
         changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
                                attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)

@@ -236,6 +236,52 @@ async def test_a_zone_only_update_keeps_the_second_time_of_a_repeated_hour(hub: 
         await call(hub, "delete_event", calendar_id=ADA, event_id=made["id"], confirm=True)
 
 
+async def test_a_single_event_at_the_second_time_does_not_become_a_series(hub: Hub) -> None:
+    """Adding a rule to an event that starts at the second 02:30 made the series the creation check
+    refuses (found by review)."""
+    made = await call(hub, "create_event", calendar_id=ADA, title="Once", start="2026-10-25T02:30:00+01:00",
+                      end="2026-10-25T03:00:00+01:00", zone="Europe/Berlin")
+    try:
+        refused = await call(hub, "update_event", calendar_id=ADA, event_id=made["id"], rrule="FREQ=WEEKLY;COUNT=3")
+        assert refused["code"] == "invalid_argument" and "happens twice" in refused["message"], refused
+        assert (await call(hub, "get_event", calendar_id=ADA, event_id=made["id"]))["recurrence"] is None
+    finally:
+        await call(hub, "delete_event", calendar_id=ADA, event_id=made["id"], confirm=True)
+
+
+async def test_a_series_whose_first_end_is_a_second_time_keeps_its_length_and_zone(hub: Hub) -> None:
+    """02:10+02:00 to 02:20+01:00 (70 minutes, the end the second 02:20): later occurrences were shown
+    ending in UTC, and a zone-only update of one cut it to 10 minutes (found by review)."""
+    series = await call(hub, "create_event", calendar_id=ADA, title="Across", start="2026-10-25T02:10:00+02:00",
+                        end="2026-10-25T02:20:00+01:00", zone="Europe/Berlin", rrule="FREQ=DAILY;COUNT=3")
+    try:
+        listed = await call(hub, "list_events", calendar_id=ADA, start="2026-10-26T00:00:00Z", end="2026-10-27T00:00:00Z")
+        [second] = [e for e in listed["events"] if e["id"] == series["id"]]
+        assert (second["start"]["local"], second["end"]["local"], second["end"]["zone"]) == (
+            "2026-10-26T02:10:00+01:00", "2026-10-26T03:20:00+01:00", "Europe/Berlin"), second
+        kept = await call(hub, "update_event", calendar_id=ADA, event_id=series["id"], scope="this",
+                          instance_start=second["instance_start"], zone="Europe/Berlin")
+        assert (kept["start"]["utc"], kept["end"]["utc"]) == (second["start"]["utc"], second["end"]["utc"]), kept
+    finally:
+        await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], confirm=True)
+
+
+async def test_a_time_in_another_clients_custom_zone_is_shown_in_the_events_zone(hub: Hub) -> None:
+    """An object another client wrote with a custom VTIMEZONE (Outlook's "Customized Time Zone", not an
+    IANA name) for its end: get_event showed that end in the calendar's zone, list_events in the
+    event's (found by review)."""
+    custom = ("BEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+              "TZOFFSETFROM:+0300\r\nTZOFFSETTO:+0300\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//other//EN\r\n" + custom + "BEGIN:VEVENT\r\nUID:custom-end\r\n"
+            "DTSTAMP:20260101T000000Z\r\nSUMMARY:Custom\r\nDTSTART;TZID=Europe/Berlin:20260610T090000\r\n"
+            "DTEND;TZID=Customized Time Zone:20260610T120000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    await EmbeddedCalendar(Path(os.environ["MCP_HUB_DATA_DIR"]))._save(ADA, "custom-end", text, None)
+    got = await call(hub, "get_event", calendar_id=ADA, event_id="custom-end")
+    listed = await call(hub, "list_events", calendar_id=ADA, start="2026-06-10T00:00:00Z", end="2026-06-11T00:00:00Z")
+    ends = [got["end"], *(e["end"] for e in listed["events"] if e["id"] == "custom-end")]
+    assert ends == [{"utc": "2026-06-10T09:00:00Z", "local": "2026-06-10T11:00:00+02:00", "zone": "Europe/Berlin", "date": None}] * 2
+
+
 # -- 3. RRULEs and the expansion bound ----------------------------------------------------------
 
 async def test_rrules_are_validated_and_dense_unbounded_series_refused(hub: Hub) -> None:
