@@ -214,8 +214,8 @@ def _shown_in(value: datetime | date, zone: ZoneInfo | None) -> datetime | date:
     if key is not None and key != "UTC":
         return value
     local = value.astimezone(zone)
-    if key is None and value.utcoffset() != timedelta(0):
-        return local  # a custom zone: shown in the event's
+    if key is None and value.tzinfo is not UTC:
+        return local  # a custom zone (even one at +00:00 now): shown in the event's
     return local if second_occurrence(local) else value
 
 
