@@ -269,7 +269,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         calendar = await backend.calendar(calendar_id)
         calendar_id, tz = calendar.id, calendar.zone
         new_start = new_end = None
-        if zone is not None and start is None and end is None:
+        reanchoring = zone is not None and start is None and end is None
+        if reanchoring:
             start, end = await inputs.reanchored(backend, calendar_id, event_id, scope, _instance(instance_start, tz), zone)
         if start or end or rrule is not None:
             current = await backend.get_event(calendar_id, event_id, None)
@@ -281,7 +282,14 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
             new_start = inputs.event_time(start, own, own, "start", None, series) if start else None
             new_end = inputs.event_time(end, own, own, "end", None, series) if end else None
             if new_start is not None and new_end is not None:
-                require_order(new_start, new_end, own)
+                try:
+                    require_order(new_start, new_end, own)
+                except DomainError as exc:
+                    if not reanchoring:
+                        raise
+                    raise DomainError("invalid_argument", f"zone: the event shows {start} to {end}, across an hour its zone "
+                                      f"repeats; read as wall-clock times in {own} it would end before it starts. Pass start "
+                                      "and end (with offsets) to move it", details={"field": "zone"}) from exc
             if rrule and scope != "this":  # an event becoming (or staying) a series from this start ("" removes the rule)
                 inputs.refuse_series_start(new_start or existing_start(current, tz))
             rrule = await checked_rrule(rrule, new_start or existing_start(current, tz), own)

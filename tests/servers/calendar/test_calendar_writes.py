@@ -282,6 +282,21 @@ async def test_a_time_in_another_clients_custom_zone_is_shown_in_the_events_zone
     assert ends == [{"utc": "2026-06-10T09:00:00Z", "local": "2026-06-10T11:00:00+02:00", "zone": "Europe/Berlin", "date": None}] * 2
 
 
+async def test_re_anchoring_an_event_across_a_repeated_hour_says_why_it_cannot(hub: Hub) -> None:
+    """The first 02:30 to the second 02:00 (30 minutes) has no wall-clock reading in Tokyo: a zone-only
+    update answered "end must be after start" to a call that gave no times (found by review)."""
+    made = await call(hub, "create_event", calendar_id=ADA, title="Across", start="2026-10-25T02:30:00",
+                      end="2026-10-25T02:00:00+01:00", zone="Europe/Berlin")
+    try:
+        refused = await call(hub, "update_event", calendar_id=ADA, event_id=made["id"], zone="Asia/Tokyo")
+        assert refused["code"] == "invalid_argument" and refused["details"]["field"] == "zone", refused
+        assert "repeats" in refused["message"] and "Pass start and end" in refused["message"], refused
+        kept = await call(hub, "get_event", calendar_id=ADA, event_id=made["id"])
+        assert (kept["start"], kept["end"]) == (made["start"], made["end"]), "nothing refused was changed"
+    finally:
+        await call(hub, "delete_event", calendar_id=ADA, event_id=made["id"], confirm=True)
+
+
 # -- 3. RRULEs and the expansion bound ----------------------------------------------------------
 
 async def test_rrules_are_validated_and_dense_unbounded_series_refused(hub: Hub) -> None:
