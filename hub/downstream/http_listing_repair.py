@@ -85,10 +85,10 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             # set, and one event past it ends the whole connection: such an event fails its own request here.
             limit = LEGACY_SSE_EVENT_BYTES if self._legacy_sse and request.method == "GET" else None
             return _with_stream(response, _RepairedEvents(response.stream, self.listings, limit))  # type: ignore[arg-type]
-        if kind != "application/json" or not _asks_answer(request):
-            return response  # the SDK reads no body here (a notification's or a response's POST): untouched
-        if not (codings or self.listings.waiting) and _framed_within_cap(response):
+        if kind != "application/json" or (not (codings or self.listings.waiting) and _framed_within_cap(response)):
             return response  # read by the SDK as it came: its length is declared, and within the cap
+        if not _asks_answer(request):
+            return response  # the SDK reads no body here (a notification's or a response's POST): untouched
         # Read here: a JSON body past the line cap (declared so, or sent without a length) fails its
         # request, as a stdio line over the cap does, instead of being held whole by the SDK's client.
         body_stream: Any = response.stream if codings else _Capped(response.stream, request)
@@ -114,10 +114,7 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
 
     def _note(self, request: httpx2.Request) -> Any:
         """Note a listing request (or the handshake) the POST carries; its id, or None."""
-        try:
-            content = request.content
-        except httpx2.RequestNotRead:
-            return None
+        content = _sent(request)
         if len(content) > MAX_LISTING_REQUEST or (b'/list"' not in content and b'"initialize"' not in content):
             return None  # not a listing request (nor the handshake): a call's arguments are never parsed here
         try:
