@@ -290,9 +290,10 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                     raise DomainError("invalid_argument", f"zone: the event shows {start} to {end}, across an hour its zone "
                                       f"repeats; read as wall-clock times in {own} it would end before it starts. Pass start "
                                       "and end (with offsets) to move it", details={"field": "zone"}) from exc
+            first = new_start or existing_start(current, tz)
             if rrule and scope != "this":  # an event becoming (or staying) a series from this start ("" removes the rule)
-                inputs.refuse_series_start(new_start or existing_start(current, tz))
-            rrule = await checked_rrule(rrule, new_start or existing_start(current, tz), own)
+                inputs.refuse_series_start(first)
+            rrule = await checked_rrule(rrule, first, own)
         changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
                                attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)
         return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
