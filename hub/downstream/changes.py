@@ -18,6 +18,10 @@ from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
 from hub.downstream.listing_repair import MAX_BAD_ITEMS, METHOD_OF_KIND, ListingAnswers
 
 
+KEY_OF_KIND = {"tools": "name", "prompts": "name", "resources": "uri", "resource_templates": "uri_template"}
+"""What names an item of each list: two items with the same are the same to a client."""
+
+
 class ChangeFollowing:
     """Discovery and list refetches of one downstream (state lives on `Downstream`)."""
 
@@ -28,34 +32,65 @@ class ChangeFollowing:
     _client: Client | None
     _on_change: Callable[[Any, ListKind], Awaitable[None]] | None
     _pending_refresh: set[ListKind]
+    _listed_twice: set[tuple[str, str]]
     _refresh_send: anyio.abc.ObjectSendStream[ListKind]
     _refresh_recv: anyio.abc.ObjectReceiveStream[ListKind]
 
     async def _discover(self, client: Client) -> None:
+        """Every list the server declares, asked for together (one round trip, not four; a server
+        takes them in its own order). A failed `tools/list` fails the connection; the others cannot."""
         caps = client.server_capabilities
         listing = Listing()
-        if caps.tools is not None:
-            try:
-                listing.tools = await self._all_pages(client.list_tools, listing.meta, "tools")
-            except MCPError as exc:
-                raise ConnectionError(f"its tools/list answer was an error: {describe_failure(exc)}") from exc
-        if caps.resources is not None:
-            listing.resources = await self._beside_tools(client.list_resources, listing.meta, "resources")
-            listing.resource_templates = await self._beside_tools(client.list_resource_templates, listing.meta, "resource_templates")
-        if caps.prompts is not None:
-            listing.prompts = await self._beside_tools(client.list_prompts, listing.meta, "prompts")
+
+        async def beside(fetch: Callable[..., Awaitable[Any]], kind: str) -> None:
+            setattr(listing, kind, await self._beside_tools(fetch, listing.meta, kind))
+
+        async with anyio.create_task_group() as tg:
+            if caps.resources is not None:
+                tg.start_soon(beside, client.list_resources, "resources")
+                tg.start_soon(beside, client.list_resource_templates, "resource_templates")
+            if caps.prompts is not None:
+                tg.start_soon(beside, client.list_prompts, "prompts")
+            if caps.tools is not None:
+                try:
+                    listing.tools = await self._all_pages(client.list_tools, listing.meta, "tools")
+                except MCPError as exc:
+                    raise ConnectionError(f"its tools/list answer was an error: {describe_failure(exc)}") from exc
         self.listing = listing
 
     async def _all_pages(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
         """`all_pages`; a page the SDK read but refused (its version's schema) is asked for again,
-        the answer then repaired (`hub.downstream.listing_repair`: what it cannot read left out)."""
+        the answer then repaired (`hub.downstream.listing_repair`: what it cannot read left out).
+        An item listed again under a name (URI) listed before is left out (`_first_of_each`)."""
         try:
-            return await all_pages(fetch, meta, kind)
+            items = await all_pages(fetch, meta, kind)
         except ValidationError as exc:
             if self.listings is None or exc.error_count() > MAX_BAD_ITEMS:
                 raise  # past repair: the whole list fails, as it would have
             self.listings.arm(METHOD_OF_KIND[kind])
-            return await all_pages(fetch, meta, kind)
+            items = await all_pages(fetch, meta, kind)
+        return self._first_of_each(items, kind)
+
+    def _first_of_each(self, items: list[Any], kind: str) -> list[Any]:
+        """A server that lists one name twice (its bug: names are its keys, and a call names only
+        the tool) has its first item served and the later ones left out, named in a warning once
+        per server. Before, a tool listed twice kept every tool of the server out, and at start
+        stopped the hub itself with a config error no config could fix."""
+        key, seen, kept, again = KEY_OF_KIND[kind], set(), [], []
+        for item in items:
+            name = getattr(item, key)
+            if name in seen:
+                again.append(name)
+            else:
+                seen.add(name)
+                kept.append(item)
+        new = sorted({name for name in again if (kind, name) not in self._listed_twice})
+        if new:
+            self._listed_twice.update((kind, name) for name in new[:256])
+            shown = ", ".join(repr(name[:80]) for name in new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
+            self.log.warning("lists %s %s more than once; serving the first of each and leaving out the rest "
+                             "(a bug of the server: each name should be listed once)", kind.replace("_", " "), shown)
+        return kept
 
     async def _beside_tools(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
         """A list other than tools, at connect: one the server declares but answers with an error,

@@ -131,6 +131,44 @@ async def test_a_list_beside_the_tools_that_fails_is_served_empty(
         assert line in text, text
 
 
+async def test_an_item_listed_twice_is_served_once_and_keeps_nothing_else_out(caplog: pytest.LogCaptureFixture) -> None:
+    """A server listing a tool (prompt, resource, template) twice has the first served and the rest
+    left out, named once in a warning. Before: the hub refused to start ("lists two tools that both
+    map to 's__good'; deny one with tools.deny": denying the name denies both), and a server that
+    connected later had none of its tools served."""
+    caplog.set_level(logging.INFO)
+    cfg = parse_config({"mcpServers": {"s": {"command": PY, "args": [SERVER, "dupes"]},
+                                       "t": {"command": PY, "args": [SERVER, "plain"]}}})
+    async with Hub(cfg) as hub:
+        tools = {tool.name: tool for tool in hub.catalog.tools()}
+        assert sorted(tools) == ["s__good", "s__other", "t__good"]
+        assert tools["s__other"].description == "first"
+        assert [(p.name, p.description) for p in hub.catalog.prompts()] == [("s__p", "first")]
+        assert [r.name for r in hub.catalog.resources()] == ["first"]
+        assert [t.name for t in hub.catalog.resource_templates()] == ["first"]
+        assert await call_text(hub, "s__other") == "ok:other"
+        await hub.downstreams["s"].refresh("tools")  # listed again: warned of once, not at every listing
+    text = warnings(caplog)
+    assert text.count("more than once") == 4, text
+    assert "lists tools 'good', 'other' more than once; serving the first of each" in text, text
+    assert "lists prompts 'p' more than once" in text and "lists resources 'file:///a' more than once" in text, text
+
+
+async def test_discovery_asks_for_every_list_at_once() -> None:
+    """At connect the hub asks for tools, resources, resource templates and prompts together, not one
+    after another (three round trips to the server saved at every connect; over HTTP, three network
+    round trips). The fixture answers no list until it was asked for all four, so a hub that waits
+    for one list before asking for the next never connects (before: not ready at the connect deadline)."""
+    cfg = parse_config({"hub": {"connect_timeout_s": 10},
+                        "mcpServers": {"s": {"command": PY, "args": [SERVER, "lists_together"]}}})
+    async with Hub(cfg) as hub:
+        server = hub.downstreams["s"]
+        assert server.state == "ready", server.error
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
+        assert hub.catalog.prompts() == [] and hub.catalog.resources() == []
+        assert await call_text(hub, "s__good") == "ok:good"
+
+
 @pytest.mark.parametrize("mode, reason", [
     ("tools_fail", "its tools/list answer was an error: no tools/list here"),
     ("no_info", "InitializeResult is not valid: serverInfo: Field required"),  # was "1 validation error for InitializeResult"
