@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 from hub.auth.principal import Principal
 from hub.completions import forward_completion, session_or_error
 from hub.downstream.connection import DownstreamUnavailable
-from hub.downstream.listing import all_pages
+from hub.downstream.listing import all_pages, last_of_each
 from hub.downstream.sessions import current_owner
 from hub.errors import HubRefusal
 from hub.catalog.naming import namespaced_uri
@@ -93,6 +93,7 @@ class HubReads:
                 downstream.log.warning("resources not listed for a client: %s", exc)
                 continue
             ns = downstream.config.namespace
+            listed, _ = last_of_each(listed, "uri")  # as the shared session's listing (`changes._one_of_each`)
             out.extend(r.model_copy(update={"uri": namespaced_uri(ns, str(r.uri))}) for r in listed)
         return out
 

@@ -14,12 +14,13 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from hub.errors import describe_failure
-from hub.downstream.listing import ListKind, Listing, all_pages, event_kind
+from hub.redact import bounded_name
+from hub.downstream.listing import KEY_OF_KIND, ListKind, Listing, all_pages, event_kind, last_of_each
 from hub.downstream.listing_repair import MAX_BAD_ITEMS, METHOD_OF_KIND, ListingAnswers
 
 
-KEY_OF_KIND = {"tools": "name", "prompts": "name", "resources": "uri", "resource_templates": "uri_template"}
-"""What names an item of each list: two items with the same are the same to a client."""
+MAX_LISTED_TWICE = 256
+"""Names listed twice a server is warned of (past that, no more warnings: memory stays bounded)."""
 
 
 class ChangeFollowing:
@@ -37,10 +38,17 @@ class ChangeFollowing:
     _refresh_recv: anyio.abc.ObjectReceiveStream[ListKind]
 
     async def _discover(self, client: Client) -> None:
-        """Every list the server declares, asked for together (one round trip, not four; a server
-        takes them in its own order). A failed `tools/list` fails the connection; the others cannot."""
+        """The server's tools to their last page, then every other list it declares asked for
+        together (two round trips fewer than one after another). Tools come first: a `tools/list`
+        that fails fails the connection, the others cannot, and a server that answers one request at
+        a time must not keep the tools' later pages behind lists the hub can do without."""
         caps = client.server_capabilities
         listing = Listing()
+        if caps.tools is not None:
+            try:
+                listing.tools = await self._all_pages(client.list_tools, listing.meta, "tools")
+            except MCPError as exc:
+                raise ConnectionError(f"its tools/list answer was an error: {describe_failure(exc)}") from exc
 
         async def beside(fetch: Callable[..., Awaitable[Any]], kind: str) -> None:
             setattr(listing, kind, await self._beside_tools(fetch, listing.meta, kind))
@@ -51,17 +59,12 @@ class ChangeFollowing:
                 tg.start_soon(beside, client.list_resource_templates, "resource_templates")
             if caps.prompts is not None:
                 tg.start_soon(beside, client.list_prompts, "prompts")
-            if caps.tools is not None:
-                try:
-                    listing.tools = await self._all_pages(client.list_tools, listing.meta, "tools")
-                except MCPError as exc:
-                    raise ConnectionError(f"its tools/list answer was an error: {describe_failure(exc)}") from exc
         self.listing = listing
 
     async def _all_pages(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
         """`all_pages`; a page the SDK read but refused (its version's schema) is asked for again,
         the answer then repaired (`hub.downstream.listing_repair`: what it cannot read left out).
-        An item listed again under a name (URI) listed before is left out (`_first_of_each`)."""
+        One item per name (URI) is kept (`_one_of_each`)."""
         try:
             items = await all_pages(fetch, meta, kind)
         except ValidationError as exc:
@@ -69,27 +72,23 @@ class ChangeFollowing:
                 raise  # past repair: the whole list fails, as it would have
             self.listings.arm(METHOD_OF_KIND[kind])
             items = await all_pages(fetch, meta, kind)
-        return self._first_of_each(items, kind)
+        return self._one_of_each(items, kind)
 
-    def _first_of_each(self, items: list[Any], kind: str) -> list[Any]:
+    def _one_of_each(self, items: list[Any], kind: str) -> list[Any]:
         """A server that lists one name twice (its bug: names are its keys, and a call names only
-        the tool) has its first item served and the later ones left out, named in a warning once
-        per server. Before, a tool listed twice kept every tool of the server out, and at start
-        stopped the hub itself with a config error no config could fix."""
-        key, seen, kept, again = KEY_OF_KIND[kind], set(), [], []
-        for item in items:
-            name = getattr(item, key)
-            if name in seen:
-                again.append(name)
-            else:
-                seen.add(name)
-                kept.append(item)
-        new = sorted({name for name in again if (kind, name) not in self._listed_twice})
-        if new:
-            self._listed_twice.update((kind, name) for name in new[:256])
-            shown = ", ".join(repr(name[:80]) for name in new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
-            self.log.warning("lists %s %s more than once; serving the first of each and leaving out the rest "
-                             "(a bug of the server: each name should be listed once)", kind.replace("_", " "), shown)
+        the tool) has one item per name served, the last (the one the SDK's client checks a call's
+        result and headers against), and the others named in a warning once per server. Before, a
+        tool listed twice kept every tool of the server out, and at start stopped the hub itself
+        with a config error no config could fix."""
+        kept, again = last_of_each(items, KEY_OF_KIND[kind])
+        if again and len(self._listed_twice) < MAX_LISTED_TWICE:
+            new = sorted({bounded_name(name) for name in again} - {n for k, n in self._listed_twice if k == kind})
+            self._listed_twice.update((kind, name) for name in new[:MAX_LISTED_TWICE - len(self._listed_twice)])
+            if new:
+                shown = ", ".join(repr(name) for name in new[:5]) + (f", and {len(new) - 5} more" if len(new) > 5 else "")
+                self.log.warning("lists %d %s more than once (%s); serving the last of each, leaving out the "
+                                 "others (a bug of the server: each should be listed once)",
+                                 len(new), kind.replace("_", " "), shown)
         return kept
 
     async def _beside_tools(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:

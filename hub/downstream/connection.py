@@ -91,7 +91,7 @@ class Downstream(ChangeFollowing, OwnedSessions):
         self._lost = anyio.Event()
         self._pending_refresh: set[ListKind] = set()
         self._listed_twice: set[tuple[str, str]] = set()
-        """(list, name) a server listed more than once, already warned of (`_first_of_each`)."""
+        """(list, name) a server listed more than once, already warned of (`_one_of_each`)."""
         self._refresh_send, self._refresh_recv = anyio.create_memory_object_stream[ListKind](8)
         self.log = logging.getLogger(f"hub.downstream.{self.name}")
         self.caller = CallerChannel.for_server(config)

@@ -30,6 +30,27 @@ class Listing:
 
 
 
+KEY_OF_KIND = {"tools": "name", "prompts": "name", "resources": "uri", "resource_templates": "uri_template"}
+"""What names an item of each list: two items with the same are the same to a client."""
+
+
+def last_of_each(items: list[Any], key: str) -> tuple[list[Any], list[str]]:
+    """`items` with one item per `key` value, the last listed (in the order the last ones came), and
+    the values listed more than once."""
+    kept: list[Any] = []
+    seen: set[str] = set()
+    again: list[str] = []
+    for item in reversed(items):
+        name = str(getattr(item, key))
+        if name in seen:
+            again.append(name)
+        else:
+            seen.add(name)
+            kept.append(item)
+    kept.reverse()
+    return kept, again
+
+
 def event_kind(event: object) -> ListKind | None:
     label = type(event).__name__
     if label.startswith("Tools"):

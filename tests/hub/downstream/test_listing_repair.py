@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
+from mcp import Client
 
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import FIXTURES, PY, Proc, free_port, wait_for_port
+from tests.conftest import FIXTURES, PY, Proc, free_port, start_hub_http, wait_for_port, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -132,41 +135,91 @@ async def test_a_list_beside_the_tools_that_fails_is_served_empty(
 
 
 async def test_an_item_listed_twice_is_served_once_and_keeps_nothing_else_out(caplog: pytest.LogCaptureFixture) -> None:
-    """A server listing a tool (prompt, resource, template) twice has the first served and the rest
-    left out, named once in a warning. Before: the hub refused to start ("lists two tools that both
-    map to 's__good'; deny one with tools.deny": denying the name denies both), and a server that
-    connected later had none of its tools served."""
+    """A server listing a tool (prompt, resource, template) twice has one served — the last, the one
+    the SDK's client checks that tool's results against — and the others left out, named once in a
+    warning. Before: the hub refused to start ("lists two tools that both map to 's__good'; deny
+    one with tools.deny": denying the name denies both), and a server that connected later had none
+    of its tools served."""
     caplog.set_level(logging.INFO)
     cfg = parse_config({"mcpServers": {"s": {"command": PY, "args": [SERVER, "dupes"]},
                                        "t": {"command": PY, "args": [SERVER, "plain"]}}})
     async with Hub(cfg) as hub:
         tools = {tool.name: tool for tool in hub.catalog.tools()}
         assert sorted(tools) == ["s__good", "s__other", "t__good"]
-        assert tools["s__other"].description == "first"
-        assert [(p.name, p.description) for p in hub.catalog.prompts()] == [("s__p", "first")]
-        assert [r.name for r in hub.catalog.resources()] == ["first"]
-        assert [t.name for t in hub.catalog.resource_templates()] == ["first"]
+        assert tools["s__other"].description == "second"
+        assert [(p.name, p.description) for p in hub.catalog.prompts()] == [("s__p", "second")]
+        assert [r.name for r in hub.catalog.resources()] == ["second"]
+        assert [t.name for t in hub.catalog.resource_templates()] == ["second"]
         assert await call_text(hub, "s__other") == "ok:other"
         await hub.downstreams["s"].refresh("tools")  # listed again: warned of once, not at every listing
     text = warnings(caplog)
     assert text.count("more than once") == 4, text
-    assert "lists tools 'good', 'other' more than once; serving the first of each" in text, text
-    assert "lists prompts 'p' more than once" in text and "lists resources 'file:///a' more than once" in text, text
+    assert "lists 2 tools more than once ('good', 'other'); serving the last of each" in text, text
+    assert "lists 1 prompts more than once ('p')" in text and "lists 1 resources more than once ('file:///a')" in text, text
 
 
-async def test_discovery_asks_for_every_list_at_once() -> None:
-    """At connect the hub asks for tools, resources, resource templates and prompts together, not one
-    after another (three round trips to the server saved at every connect; over HTTP, three network
-    round trips). The fixture answers no list until it was asked for all four, so a hub that waits
-    for one list before asking for the next never connects (before: not ready at the connect deadline)."""
-    cfg = parse_config({"hub": {"connect_timeout_s": 10},
+async def test_a_resource_listed_twice_is_listed_once_to_a_client_with_its_own_session(
+        tmp_path: Path, procs: list[Proc]) -> None:
+    """An HTTP server's resources are listed to each client from its own session (`per_client`, the
+    default for HTTP servers): the same one per URI as the shared listing (before: both, twice)."""
+    entry = http_server(procs, "dupes", "json")
+    hub_url = start_hub_http(procs, write_config(tmp_path, {"s": entry}, {"data_dir": str(tmp_path / "data")}))
+    async with Client(hub_url, mode="legacy") as client:
+        resources = (await client.list_resources()).resources
+        assert [(str(r.uri), r.name) for r in resources] == [("mcphub://s/file:///a", "second")]
+        tools = (await client.list_tools()).tools
+        assert sorted((t.name, t.description) for t in tools if t.name == "s__other") == [("s__other", "second")]
+
+
+async def test_a_name_listed_twice_is_warned_of_masked_and_within_bounds(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning masks what it names (a resource URI may carry a password) and what it remembers
+    having warned of is bounded, however many names a server repeats, however often it lists them."""
+    caplog.set_level(logging.INFO)
+    async with Hub(config("plain")) as hub:
+        server = hub.downstreams["s"]
+        secret = "s3cr3t-" + "p" * 90
+        uri = f"amqp://user:{secret}@example.test/" + "x" * 40  # sorts first: it is among the names shown
+        for round_ in range(3):
+            items = [types.Resource(uri=f"file:///{round_}/{i}", name=str(i)) for i in range(300)]
+            items += [types.Resource(uri=uri, name="a"), types.Resource(uri=uri, name="b")] + items
+            kept = server._one_of_each(items, "resources")  # noqa: SLF001 — the listing path's own filter
+            assert len(kept) == 301
+        assert len(server._listed_twice) <= 256  # noqa: SLF001
+    text = warnings(caplog)
+    assert secret[:20] not in text, text
+    assert text.count("more than once") == 1, text  # past the bound, no warning repeats at each listing
+    assert "lists 301 resources more than once ('amqp://[masked]@example.test/" in text, text
+
+
+async def test_discovery_asks_for_the_other_lists_together() -> None:
+    """At connect, once the tools are listed, the hub asks for resources, resource templates and
+    prompts together, not one after another (two round trips to the server saved at every connect;
+    over HTTP, network round trips). The fixture answers none of them until it was asked for all
+    three (before: served empty, with warnings, at the connect deadline)."""
+    cfg = parse_config({"hub": {"connect_timeout_s": 5},
                         "mcpServers": {"s": {"command": PY, "args": [SERVER, "lists_together"]}}})
     async with Hub(cfg) as hub:
         server = hub.downstreams["s"]
         assert server.state == "ready", server.error
         assert [tool.name for tool in hub.catalog.tools()] == ["s__good"]
-        assert hub.catalog.prompts() == [] and hub.catalog.resources() == []
+        assert [p.name for p in hub.catalog.prompts()] == ["s__p"]
+        assert [r.name for r in hub.catalog.resources()] == ["r"]
+        assert [t.name for t in hub.catalog.resource_templates()] == ["t"]
         assert await call_text(hub, "s__good") == "ok:good"
+
+
+async def test_the_tools_last_page_is_asked_for_before_the_other_lists() -> None:
+    """A server that works through one request at a time must not have the tools' later pages
+    queued behind lists the hub can do without. The fixture answers nothing more once it is asked for
+    another list before the tools' second page (a first version of asking for every list together
+    never connected to it)."""
+    cfg = parse_config({"hub": {"connect_timeout_s": 5},
+                        "mcpServers": {"s": {"command": PY, "args": [SERVER, "serial_paged"]}}})
+    async with Hub(cfg) as hub:
+        server = hub.downstreams["s"]
+        assert server.state == "ready", server.error
+        assert [tool.name for tool in hub.catalog.tools()] == ["s__good", "s__second"]
+        assert await call_text(hub, "s__second") == "ok:second"
 
 
 @pytest.mark.parametrize("mode, reason", [
