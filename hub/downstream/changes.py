@@ -82,13 +82,17 @@ class ChangeFollowing:
         with a config error no config could fix."""
         kept, again = last_of_each(items, KEY_OF_KIND[kind])
         if again and len(self._listed_twice) < MAX_LISTED_TWICE:
-            new = sorted({bounded_name(name) for name in again} - {n for k, n in self._listed_twice if k == kind})
+            warned = {name for listed, name in self._listed_twice if listed == kind}
+            distinct = sorted(set(again))
+            # Masked (a resource URI may hold a password) and remembered: a bounded number only.
+            new = [name for name in map(bounded_name, distinct[:MAX_LISTED_TWICE]) if name not in warned]
             self._listed_twice.update((kind, name) for name in new[:MAX_LISTED_TWICE - len(self._listed_twice)])
             if new:
-                shown = ", ".join(repr(name) for name in new[:5]) + (f", and {len(new) - 5} more" if len(new) > 5 else "")
+                count = len(new) + max(0, len(distinct) - MAX_LISTED_TWICE)
+                shown = ", ".join(repr(name) for name in new[:5]) + (f", and {count - 5} more" if count > 5 else "")
                 self.log.warning("lists %d %s more than once (%s); serving the last of each, leaving out the "
                                  "others (a bug of the server: each should be listed once)",
-                                 len(new), kind.replace("_", " "), shown)
+                                 count, kind.replace("_", " "), shown)
         return kept
 
     async def _beside_tools(self, fetch: Callable[..., Awaitable[Any]], meta: dict[str, dict[str, Any]], kind: str) -> list[Any]:
