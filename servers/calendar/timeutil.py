@@ -153,7 +153,7 @@ def storable(value: datetime | date) -> datetime | date:
     stored in UTC instead — the same instant."""
     if not isinstance(value, datetime) or value.tzinfo is None:
         return value
-    if getattr(value.tzinfo, "key", None) is None or value.replace(fold=0).astimezone(UTC) != value.astimezone(UTC):
+    if getattr(value.tzinfo, "key", None) is None or second_occurrence(value):
         return value.astimezone(UTC_ZONE)
     return value
 
