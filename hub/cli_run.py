@@ -29,9 +29,11 @@ async def serve(config: HubConfig, transport: str, host: str, port: int, profile
     from hub.frontends.server import build_server
     from hub.signals import stop_on_sigterm
     from hub.frontends.stdio.stdio_pipes import serve_stdio  # the HTTP stack loads only for an HTTP front
+    from hub import placement
 
     if transport == "stdio":
         config = config.single_client()
+    placement.apply(placement.plan(config.hub.cpu_placement))
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)
             if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it

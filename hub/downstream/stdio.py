@@ -42,6 +42,7 @@ from hub.frontends.stdio.line_errors import overlong_answer, unreadable_answer
 from hub.frontends.stdio.json_lines import json_object
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
 from hub.lifted import lifted_of, restore
+from hub import placement
 from hub.prestart import ChildStartError, child_argv, claim, discard_all, resolve_command
 from hub.redact import LineMasker
 from hub.signals import on_last_resort
@@ -98,8 +99,13 @@ async def stdio_child(
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     stdout_lines = LineQueue()
+    placed = False
 
     def take_stdout_line(line: bytes) -> bool:
+        nonlocal placed
+        if not placed:  # its first line: it has started, and moves off the hub's CPU (`hub.placement`)
+            placed = True
+            placement.serving(process.pid)
         if not line or line.isspace():
             return True  # blank lines are skipped (asked without `strip`, which copies a big line)
         # An answer to the hub's own request completes its call right here, unless earlier lines
@@ -228,6 +234,7 @@ async def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, command:
     try:
         process = await anyio.open_process(argv, stdin=child_stdin, stdout=child_stdout, env=env, cwd=cwd,
                                            start_new_session=True)
+        placement.spawned(process.pid)  # it inherited the hub's CPU: it starts on all of them
     except OSError as exc:
         os.close(our_stdin)
         os.close(our_stdout)

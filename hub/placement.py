@@ -1,0 +1,151 @@
+"""Which CPUs the hub and its stdio children run on (`hub.cpu_placement`).
+
+Every relayed call passes through three busy processes: the caller, the hub and a stdio server.
+On a machine with two or three CPUs they do not fit one per CPU, and the kernel keeps moving them:
+a server is woken on the core where the hub (or the caller) still runs and waits behind it, or
+migrates and starts cold. Measured on a 2-vCPU VM (docs/performance.md, "Per call, round 7"), an SDK
+client calling an SDK echo server through the hub: with 16 concurrent calls the hub's throughput
+swung between 0.8x and 1.6x of direct from round to round; with the hub kept on one CPU and the
+server on the other it held 1.7x, and sequential calls gained ~7%.
+
+So `mcp-hub serve` keeps its own threads on one CPU (`apply`, the last one it may use) and moves
+each stdio child, with its threads and descendants, to the others once the child has answered its
+first message (`serving`): a child imports and starts on every CPU, beside the others starting.
+A child spawned by the pinned hub inherits its CPU, so it is given all of them back at once
+(`spawned`). Threads that do heavy work of their own (the embedder's pool) release themselves
+(`release_this_thread`). `auto` does this with two or three usable CPUs; with four or more the three
+processes fit and nothing is pinned. `separate` always does it (with at least two), `off` never.
+Linux only (`os.sched_setaffinity`); elsewhere, or where a call is refused, placement is left to the OS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Literal
+
+logger = logging.getLogger("hub.placement")
+
+Mode = Literal["auto", "separate", "off"]
+AUTO_MAX_CPUS = 3
+"""`auto` separates the hub from its children on machines with at most this many usable CPUs."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The CPUs the hub may use (`everything`), the one it keeps to, and its children's."""
+
+    everything: frozenset[int]
+    hub: int
+    children: frozenset[int]
+
+
+_active: Placement | None = None
+
+
+def plan(mode: Mode, usable: set[int] | None = None) -> Placement | None:
+    """The placement `mode` asks for on a machine whose usable CPUs are `usable` (this process's
+    affinity by default); None: leave placement to the OS."""
+    if mode == "off" or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = frozenset(usable if usable is not None else os.sched_getaffinity(0))
+    if len(cpus) < 2 or (mode == "auto" and len(cpus) > AUTO_MAX_CPUS):
+        return None
+    hub = max(cpus)
+    return Placement(everything=cpus, hub=hub, children=cpus - {hub})
+
+
+def apply(placement: Placement | None) -> None:
+    """Keep every thread of this process (and every thread and child it makes from now on) on the
+    hub's CPU. Idempotent; None changes nothing."""
+    global _active
+    if placement is None:
+        return
+    if not _set_tasks(os.getpid(), {placement.hub}):
+        logger.info("CPU placement left to the OS: this process may not set its own affinity")
+        return
+    _active = placement
+    logger.debug("the hub keeps to CPU %d; stdio children get CPUs %s once serving", placement.hub,
+                 ",".join(map(str, sorted(placement.children))))
+
+
+def active() -> Placement | None:
+    """The placement `apply` set in this process, if any."""
+    return _active
+
+
+def spawned(pid: int) -> None:
+    """A child the hub just spawned inherited the hub's CPU: give it every usable CPU to start on."""
+    if _active is not None:
+        _set_tasks(pid, _active.everything)
+
+
+def serving(pid: int) -> None:
+    """A stdio child answered its first message: move it, its threads and its descendants (the
+    server a launcher such as `npx` or `uvx` started) to the children's CPUs."""
+    if _active is None:
+        return
+    for each in [pid, *_descendants(pid)]:
+        _set_tasks(each, _active.children)
+
+
+def release_this_thread() -> None:
+    """For a thread doing heavy work of its own (a pool's initializer): run on every usable CPU."""
+    if _active is not None:
+        with suppress(OSError):
+            os.sched_setaffinity(0, _active.everything)
+
+
+@contextmanager
+def unpinned() -> Iterator[None]:
+    """Run the block on every usable CPU, then go back. For setting up a library that reads the
+    CPUs it may use once, when it starts (ONNX Runtime made on the hub's one CPU runs ~30% slower)."""
+    if _active is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    release_this_thread()
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            os.sched_setaffinity(0, before)
+
+
+def _set_tasks(pid: int, cpus: set[int] | frozenset[int]) -> bool:
+    """Set the affinity of every thread of `pid`; whether its main thread took it."""
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as exc:  # gone, or not ours to change (a setuid program): placement stays the OS's
+        logger.debug("affinity of pid %d not set: %s", pid, exc)
+        return False
+    with suppress(OSError):
+        for name in os.listdir(f"/proc/{pid}/task"):
+            if int(name) != pid:
+                with suppress(OSError):
+                    os.sched_setaffinity(int(name), cpus)
+    return True
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (parent ids read once per process)."""
+    children: dict[int, list[int]] = {}
+    with suppress(OSError):
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                with suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/{name}/stat", "rb") as stat:
+                        # The command sits in parentheses and may hold spaces: the fields after its last ')'.
+                        parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+                    children.setdefault(parent, []).append(int(name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found

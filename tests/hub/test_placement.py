@@ -1,0 +1,119 @@
+"""`mcp-hub serve` keeps to one CPU and moves its stdio children to the others (`hub.placement`):
+decided from the usable CPUs, done to every thread and descendant, undone for work that needs
+every CPU (a child starting, the embedder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from hub.placement import plan
+from tests.conftest import ECHO, PY, ROOT, processes_with, write_config
+
+USABLE = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+needs_two_cpus = pytest.mark.skipif(len(USABLE) < 2, reason="placement needs two usable CPUs")
+
+
+@pytest.mark.parametrize(("mode", "usable", "hub", "children"), [
+    ("auto", {0, 1}, 1, {0}),
+    ("auto", {0, 1, 2}, 2, {0, 1}),
+    ("auto", {2, 5}, 5, {2}),  # a cpuset's CPUs, whatever their numbers
+    ("auto", {0, 1, 2, 3}, None, None),  # caller, hub and server fit: the OS places them
+    ("auto", {3}, None, None),
+    ("separate", set(range(8)), 7, set(range(7))),
+    ("separate", {4}, None, None),
+    ("off", {0, 1}, None, None),
+])
+def test_the_plan_follows_the_mode_and_the_usable_cpus(mode: str, usable: set[int], hub: int | None,
+                                                       children: set[int] | None) -> None:
+    placement = plan(mode, usable)  # type: ignore[arg-type]
+    if hub is None:
+        assert placement is None
+    else:
+        assert placement is not None
+        assert (placement.hub, set(placement.children), set(placement.everything)) == (hub, children, usable)
+
+
+# A stdio server that writes the CPUs it was started on, starts a helper process and a thread, then
+# serves the echo fixture: all three must end up off the hub's CPU, the start on every CPU.
+CHILD = r"""
+import os, runpy, subprocess, sys, threading, time
+out, marker, echo = sys.argv[1:4]
+with open(out, "w") as file:
+    file.write(" ".join(map(str, sorted(os.sched_getaffinity(0)))))
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker + "-helper"])
+threading.Thread(target=time.sleep, args=(300,), daemon=True).start()
+sys.argv = [echo, "--name", marker]
+runpy.run_path(echo, run_name="__main__")
+"""
+
+
+def _affinities(pid: int) -> set[frozenset[int]]:
+    """The distinct CPU sets of every thread of `pid`."""
+    return {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@needs_two_cpus
+@pytest.mark.anyio
+@pytest.mark.parametrize(("mode", "prestart"), [("separate", "1"), ("separate", "0"), ("off", "1")])
+async def test_serve_keeps_to_one_cpu_and_its_children_to_the_others(tmp_path: Path, mode: str, prestart: str) -> None:
+    marker = f"placement-{mode}-{prestart}-{os.getpid()}"
+    as_started = tmp_path / "as-started"
+    config = write_config(tmp_path, {"p": {"command": PY, "args": ["-c", CHILD, str(as_started), marker, ECHO]}},
+                          {"cpu_placement": mode})
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "MCP_HUB_PRESTART": prestart,
+           "MCP_HUB_DATA_DIR": os.environ["MCP_HUB_DATA_DIR"], "MCP_HUB_CACHE_DIR": os.environ["MCP_HUB_CACHE_DIR"]}
+    params = StdioServerParameters(command=PY, args=["-m", "hub.cli", "serve", "--config", str(config),
+                                                     "--log-level", "warning"], cwd=str(ROOT), env=env)
+    async with Client(params) as client:
+        assert (await client.call_tool("p__echo", {"text": "hi"})).structured_content == {"result": "hi"}
+        [hub] = processes_with(str(config), exclude=(marker,))
+        [helper] = processes_with(marker + "-helper")
+        [child] = [pid for pid in processes_with(marker) if pid != helper]
+        hub_cpu = max(USABLE)
+        if mode == "off":
+            assert _affinities(hub) == _affinities(child) == _affinities(helper) == {frozenset(USABLE)}
+        else:
+            assert _affinities(hub) == {frozenset({hub_cpu})}  # every thread, the audit writer's too
+            for pid in (child, helper):  # every thread of the server and of what it started
+                assert _affinities(pid) == {frozenset(USABLE - {hub_cpu})}
+        # Spawned before the hub kept to its CPU (pre-started) or after (inheriting it): it started on all.
+        assert {int(cpu) for cpu in as_started.read_text().split()} == USABLE
+
+
+EMBEDDER = r"""
+import json, os, sys
+from hub import placement
+placement.apply(placement.plan("separate"))
+seen = []
+
+class AtImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "onnxruntime":
+            seen.append(sorted(os.sched_getaffinity(0)))
+        return None
+
+sys.meta_path.insert(0, AtImport())
+from hub.text.embedding import QuantizedMiniLM, fast_minilm
+embedder = fast_minilm()
+assert isinstance(embedder, QuantizedMiniLM), type(embedder)
+pool = embedder._pool().submit(lambda: sorted(os.sched_getaffinity(0))).result()
+print(json.dumps({"import": seen, "pool": pool, "main": sorted(os.sched_getaffinity(0))}))
+"""
+
+
+@needs_two_cpus
+def test_the_embedder_in_a_placed_hub_imports_and_runs_on_every_cpu() -> None:
+    """ONNX Runtime first imported on the hub's one CPU costs ~30% more CPU per run for good; the
+    embedder's pool threads would inherit that CPU."""
+    done = subprocess.run([PY, "-c", EMBEDDER], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"import": [sorted(USABLE)], "pool": sorted(USABLE), "main": [max(USABLE)]}
+
