@@ -131,7 +131,38 @@ def _set_tasks(pid: int, cpus: set[int] | frozenset[int]) -> bool:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (parent ids read once per process)."""
+    """Every process below `pid`: from each thread's `children` file, or, on a kernel without those
+    (CONFIG_PROC_CHILDREN), from every process's parent id in /proc."""
+    by_parent: dict[int, list[int]] | None = None
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        kids = _children_of(parent)
+        if kids is None:
+            by_parent = by_parent if by_parent is not None else _parents_scanned()
+            kids = by_parent.get(parent, [])
+        for kid in kids:
+            if kid not in found:
+                found.append(kid)
+                todo.append(kid)
+    return found
+
+
+def _children_of(pid: int) -> list[int] | None:
+    kids: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as file:
+                kids += [int(kid) for kid in file.read().split()]
+    except FileNotFoundError:
+        return None if os.path.isdir(f"/proc/{pid}") else []
+    except OSError:
+        return []
+    return kids
+
+
+def _parents_scanned() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     with suppress(OSError):
         for name in os.listdir("/proc"):
@@ -141,11 +172,4 @@ def _descendants(pid: int) -> list[int]:
                         # The command sits in parentheses and may hold spaces: the fields after its last ')'.
                         parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
                     children.setdefault(parent, []).append(int(name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
+    return children

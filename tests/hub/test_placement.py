@@ -4,9 +4,11 @@ every CPU (a child starting, the embedder)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,33 @@ def test_the_embedder_in_a_placed_hub_imports_and_runs_on_every_cpu() -> None:
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"import": [sorted(USABLE)], "pool": sorted(USABLE), "main": [max(USABLE)]}
 
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+@pytest.mark.parametrize("children_files", [True, False])
+def test_descendants_are_found_with_or_without_the_kernels_children_files(
+        children_files: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub import placement
+
+    if not children_files:  # a kernel without CONFIG_PROC_CHILDREN: every process's parent id is read
+        monkeypatch.setattr(placement, "_children_of", lambda pid: None)
+    tree = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+            "'import subprocess, time; subprocess.Popen([\"sleep\", \"60\"]); time.sleep(60)']); time.sleep(60)")
+    top = subprocess.Popen([PY, "-c", tree])
+    try:
+        def sleeping_below() -> bool:
+            found = placement._descendants(top.pid)
+            return len(found) == 2 and Path(f"/proc/{found[1]}/stat").read_text().split()[1] == "(sleep)"
+
+        deadline = time.monotonic() + 60
+        while not sleeping_below() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the child has started its own, and that one is `sleep`
+        assert sleeping_below(), placement._descendants(top.pid)
+        middle, bottom = placement._descendants(top.pid)
+        assert placement._descendants(bottom) == [] and placement._descendants(middle) == [bottom]
+    finally:
+        for pid in placement._descendants(top.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        top.kill()
+        top.wait()
