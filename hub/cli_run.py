@@ -33,7 +33,7 @@ async def serve(config: HubConfig, transport: str, host: str, port: int, profile
 
     if transport == "stdio":
         config = config.single_client()
-    placement.apply(placement.plan(config.hub.cpu_placement))
+    placement.apply(placement.plan(config.hub.cpu_placement, transport))
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)
             if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it

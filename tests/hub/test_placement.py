@@ -21,19 +21,21 @@ USABLE = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
 needs_two_cpus = pytest.mark.skipif(len(USABLE) < 2, reason="placement needs two usable CPUs")
 
 
-@pytest.mark.parametrize(("mode", "usable", "hub", "children"), [
-    ("auto", {0, 1}, 1, {0}),
-    ("auto", {0, 1, 2}, 2, {0, 1}),
-    ("auto", {2, 5}, 5, {2}),  # a cpuset's CPUs, whatever their numbers
-    ("auto", {0, 1, 2, 3}, None, None),  # caller, hub and server fit: the OS places them
-    ("auto", {3}, None, None),
-    ("separate", set(range(8)), 7, set(range(7))),
-    ("separate", {4}, None, None),
-    ("off", {0, 1}, None, None),
+@pytest.mark.parametrize(("mode", "front", "usable", "hub", "children"), [
+    ("auto", "stdio", {0, 1}, 1, {0}),
+    ("auto", "stdio", {0, 1, 2}, 2, {0, 1}),
+    ("auto", "stdio", {2, 5}, 5, {2}),  # a cpuset's CPUs, whatever their numbers
+    ("auto", "stdio", {0, 1, 2, 3}, None, None),  # caller, hub and server fit: the OS places them
+    ("auto", "stdio", {3}, None, None),
+    ("auto", "http", {0, 1}, None, None),  # many callers: the hub needs every CPU
+    ("auto", "sse", {0, 1}, None, None),
+    ("separate", "http", set(range(8)), 7, set(range(7))),
+    ("separate", "stdio", {4}, None, None),
+    ("off", "stdio", {0, 1}, None, None),
 ])
-def test_the_plan_follows_the_mode_and_the_usable_cpus(mode: str, usable: set[int], hub: int | None,
-                                                       children: set[int] | None) -> None:
-    placement = plan(mode, usable)  # type: ignore[arg-type]
+def test_the_plan_follows_the_mode_the_front_and_the_usable_cpus(mode: str, front: str, usable: set[int], hub: int | None,
+                                                                 children: set[int] | None) -> None:
+    placement = plan(mode, front, usable)  # type: ignore[arg-type]
     if hub is None:
         assert placement is None
     else:
@@ -91,7 +93,7 @@ async def test_serve_keeps_to_one_cpu_and_its_children_to_the_others(tmp_path: P
 EMBEDDER = r"""
 import json, os, sys
 from hub import placement
-placement.apply(placement.plan("separate"))
+placement.apply(placement.plan("separate", "stdio"))
 seen = []
 
 class AtImport:
