@@ -74,11 +74,6 @@ def apply(placement: Placement | None) -> None:
                  ",".join(map(str, sorted(placement.children))))
 
 
-def active() -> Placement | None:
-    """The placement `apply` set in this process, if any."""
-    return _active
-
-
 def spawned(pid: int) -> None:
     """A child the hub just spawned inherited the hub's CPU: give it every usable CPU to start on."""
     if _active is not None:

@@ -234,7 +234,6 @@ async def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, command:
     try:
         process = await anyio.open_process(argv, stdin=child_stdin, stdout=child_stdout, env=env, cwd=cwd,
                                            start_new_session=True)
-        placement.spawned(process.pid)  # it inherited the hub's CPU: it starts on all of them
     except OSError as exc:
         os.close(our_stdin)
         os.close(our_stdout)
@@ -242,6 +241,7 @@ async def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, command:
     finally:
         os.close(child_stdin)  # the child has its copies
         os.close(child_stdout)
+    placement.spawned(process.pid)  # it inherited the hub's CPU: it starts on all of them
     return process, our_stdin, our_stdout
 
 
