@@ -4,6 +4,7 @@ it exposes), call (one tool call)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -23,6 +24,22 @@ def profile_problem(config: HubConfig, profile: str, transport: str) -> str | No
     return None
 
 
+def placement_mode(config: HubConfig) -> Any:
+    """`hub.cpu_placement`, or `$MCP_HUB_CPU_PLACEMENT` when set (no config file needed to turn it off)."""
+    from typing import get_args
+
+    from hub.config_models import ConfigError, ConfigProblem
+    from hub.placement import Mode
+
+    value = os.environ.get("MCP_HUB_CPU_PLACEMENT", "").strip()
+    if not value:
+        return config.hub.cpu_placement
+    if value not in get_args(Mode):
+        raise ConfigError([ConfigProblem(path="$MCP_HUB_CPU_PLACEMENT", message=f"{value[:40]!r} is not one of: auto, separate, off")],
+                          source="the environment")
+    return value
+
+
 async def serve(config: HubConfig, transport: str, host: str, port: int, profile: str | None = None) -> int:
     """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`); `profile`: that view on stdio."""
     from hub.hub import Hub
@@ -33,7 +50,8 @@ async def serve(config: HubConfig, transport: str, host: str, port: int, profile
 
     if transport == "stdio":
         config = config.single_client()
-    placement.apply(placement.plan(config.hub.cpu_placement, transport))
+    placement.apply(placement.plan(placement_mode(config), transport,
+                                   sum(1 for server in config.servers if server.enabled and server.transport == "stdio")))
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)
             if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it

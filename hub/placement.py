@@ -11,12 +11,20 @@ server on the other it held 1.7x, and sequential calls gained ~7%.
 So `mcp-hub serve` keeps its own threads on one CPU (`apply`, the last one it may use) and moves
 each stdio child, with its threads and descendants, to the others once the child has answered its
 first message (`serving`): a child imports and starts on every CPU, beside the others starting.
-A child spawned by the pinned hub inherits its CPU, so it is given all of them back at once
-(`spawned`). Threads that do heavy work of their own (the embedder's pool) release themselves
-(`release_this_thread`). `auto` does this on the stdio front with two or three usable CPUs: with four
-or more the three processes fit, and an HTTP front serves many callers whose requests cost the hub
-more than a stdio relay does, so it needs every CPU (16 concurrent HTTP calls, same VM: 0.92x of the
-plain SDK server placed, 1.35x not). `separate` always does it (with at least two), `off` never.
+A child spawned by the pinned hub inherits its CPU, so it is given all of them back at once, with
+whatever it forked meanwhile (`spawned`). Only what placement set is changed: a server its launcher
+pinned (`taskset -c 1 server`) keeps that. Threads that do heavy work of their own (the embedder's
+pool, ONNX Runtime's start) release themselves (`release_this_thread`, `unpinned`).
+
+`auto` does this on the stdio front with two or three usable CPUs when every stdio server can have
+a CPU of its own beside the hub's (one server on two CPUs, two on three). Measured where it does not
+(an outside review, same VM): 16 concurrent calls spread over 3–6 stdio children ran at 0.72–0.80x of
+unplaced, and two children computing at once took twice as long — the hub's CPU idle meanwhile. With
+four or more CPUs the three processes fit. An HTTP front serves many callers whose requests cost the
+hub more than a stdio relay does, so it needs every CPU (16 concurrent HTTP calls: 0.92x of the plain
+SDK server placed, 1.35x not). `separate` always places (with at least two CPUs), `off` never; the
+`MCP_HUB_CPU_PLACEMENT` variable overrides the config. One stdio server that runs CPU-heavy work in
+several threads or processes of its own gets one CPU on a 2-CPU machine: `off` for it.
 Linux only (`os.sched_setaffinity`); elsewhere, or where a call is refused, placement is left to the OS.
 """
 
@@ -48,13 +56,16 @@ class Placement:
 _active: Placement | None = None
 
 
-def plan(mode: Mode, front: str, usable: set[int] | None = None) -> Placement | None:
-    """The placement `mode` asks for, for a hub serving `front` ("stdio", "http", "sse") on a machine
-    whose usable CPUs are `usable` (this process's affinity by default); None: leave it to the OS."""
+def plan(mode: Mode, front: str, stdio_servers: int, usable: set[int] | None = None) -> Placement | None:
+    """The placement `mode` asks for, for a hub serving `front` ("stdio", "http", "sse") with
+    `stdio_servers` stdio children on a machine whose usable CPUs are `usable` (this process's
+    affinity by default); None: leave it to the OS."""
     if mode == "off" or not hasattr(os, "sched_setaffinity"):
         return None
     cpus = frozenset(usable if usable is not None else os.sched_getaffinity(0))
-    if len(cpus) < 2 or (mode == "auto" and (front != "stdio" or len(cpus) > AUTO_MAX_CPUS)):
+    if len(cpus) < 2:
+        return None
+    if mode == "auto" and (front != "stdio" or len(cpus) > AUTO_MAX_CPUS or not 1 <= stdio_servers < len(cpus)):
         return None
     hub = max(cpus)
     return Placement(everything=cpus, hub=hub, children=cpus - {hub})
@@ -66,27 +77,36 @@ def apply(placement: Placement | None) -> None:
     global _active
     if placement is None:
         return
-    if not _set_tasks(os.getpid(), {placement.hub}):
+    if not _set_tasks(os.getpid(), frozenset({placement.hub})):
         logger.info("CPU placement left to the OS: this process may not set its own affinity")
         return
     _active = placement
-    logger.debug("the hub keeps to CPU %d; stdio children get CPUs %s once serving", placement.hub,
-                 ",".join(map(str, sorted(placement.children))))
+    logger.info("CPU placement: the hub on CPU %d, its stdio servers on CPU %s once serving "
+                "(hub.cpu_placement or MCP_HUB_CPU_PLACEMENT=off leaves it to the OS)", placement.hub,
+                ",".join(map(str, sorted(placement.children))))
 
 
 def spawned(pid: int) -> None:
-    """A child the hub just spawned inherited the hub's CPU: give it every usable CPU to start on."""
+    """A child the hub just spawned inherited the hub's CPU: give it, and whatever it forked
+    already (a shell launcher's server), every usable CPU to start on."""
     if _active is not None:
-        _set_tasks(pid, _active.everything)
+        _move(pid, frozenset({_active.hub}), _active.everything)
 
 
 def serving(pid: int) -> None:
     """A stdio child answered its first message: move it, its threads and its descendants (the
     server a launcher such as `npx` or `uvx` started) to the children's CPUs."""
-    if _active is None:
-        return
-    for each in [pid, *_descendants(pid)]:
-        _set_tasks(each, _active.children)
+    if _active is not None:
+        _move(pid, _active.everything, _active.children)
+
+
+def _move(pid: int, found: frozenset[int], to: frozenset[int]) -> None:
+    """Every thread of `pid` and of its descendants that runs on exactly `found` now runs on `to`:
+    one pinned otherwise (by its launcher, or by itself) keeps its own choice. `pid` first: what it
+    forks from then on inherits `to`; what it forked before is found below it."""
+    _set_tasks(pid, to, only_from=found)
+    for each in _descendants(pid):
+        _set_tasks(each, to, only_from=found)
 
 
 def release_this_thread() -> None:
@@ -112,10 +132,12 @@ def unpinned() -> Iterator[None]:
             os.sched_setaffinity(0, before)
 
 
-def _set_tasks(pid: int, cpus: set[int] | frozenset[int]) -> bool:
-    """Set the affinity of every thread of `pid`; whether its main thread took it."""
+def _set_tasks(pid: int, cpus: frozenset[int], only_from: frozenset[int] | None = None) -> bool:
+    """Set the affinity of every thread of `pid` (`only_from`: of those running on exactly that set);
+    whether its main thread has it now. The main thread goes first: threads it starts meanwhile inherit."""
     try:
-        os.sched_setaffinity(pid, cpus)
+        if only_from is None or os.sched_getaffinity(pid) == only_from:
+            os.sched_setaffinity(pid, cpus)
     except OSError as exc:  # gone, or not ours to change (a setuid program): placement stays the OS's
         logger.debug("affinity of pid %d not set: %s", pid, exc)
         return False
@@ -123,7 +145,8 @@ def _set_tasks(pid: int, cpus: set[int] | frozenset[int]) -> bool:
         for name in os.listdir(f"/proc/{pid}/task"):
             if int(name) != pid:
                 with suppress(OSError):
-                    os.sched_setaffinity(int(name), cpus)
+                    if only_from is None or os.sched_getaffinity(int(name)) == only_from:
+                        os.sched_setaffinity(int(name), cpus)
     return True
 
 

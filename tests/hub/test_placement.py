@@ -21,21 +21,24 @@ USABLE = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
 needs_two_cpus = pytest.mark.skipif(len(USABLE) < 2, reason="placement needs two usable CPUs")
 
 
-@pytest.mark.parametrize(("mode", "front", "usable", "hub", "children"), [
-    ("auto", "stdio", {0, 1}, 1, {0}),
-    ("auto", "stdio", {0, 1, 2}, 2, {0, 1}),
-    ("auto", "stdio", {2, 5}, 5, {2}),  # a cpuset's CPUs, whatever their numbers
-    ("auto", "stdio", {0, 1, 2, 3}, None, None),  # caller, hub and server fit: the OS places them
-    ("auto", "stdio", {3}, None, None),
-    ("auto", "http", {0, 1}, None, None),  # many callers: the hub needs every CPU
-    ("auto", "sse", {0, 1}, None, None),
-    ("separate", "http", set(range(8)), 7, set(range(7))),
-    ("separate", "stdio", {4}, None, None),
-    ("off", "stdio", {0, 1}, None, None),
+@pytest.mark.parametrize(("mode", "front", "stdio_servers", "usable", "hub", "children"), [
+    ("auto", "stdio", 1, {0, 1}, 1, {0}),
+    ("auto", "stdio", 2, {0, 1, 2}, 2, {0, 1}),
+    ("auto", "stdio", 1, {2, 5}, 5, {2}),  # a cpuset's CPUs, whatever their numbers
+    ("auto", "stdio", 1, {0, 1, 2, 3}, None, None),  # caller, hub and server fit: the OS places them
+    ("auto", "stdio", 1, {3}, None, None),
+    ("auto", "stdio", 0, {0, 1}, None, None),  # no stdio server: nothing to keep apart
+    ("auto", "stdio", 2, {0, 1}, None, None),  # two servers would share the one CPU left
+    ("auto", "stdio", 3, {0, 1, 2}, None, None),
+    ("auto", "http", 1, {0, 1}, None, None),  # many callers: the hub needs every CPU
+    ("auto", "sse", 1, {0, 1}, None, None),
+    ("separate", "http", 6, set(range(8)), 7, set(range(7))),
+    ("separate", "stdio", 1, {4}, None, None),
+    ("off", "stdio", 1, {0, 1}, None, None),
 ])
-def test_the_plan_follows_the_mode_the_front_and_the_usable_cpus(mode: str, front: str, usable: set[int], hub: int | None,
-                                                                 children: set[int] | None) -> None:
-    placement = plan(mode, front, usable)  # type: ignore[arg-type]
+def test_the_plan_follows_the_mode_the_front_the_servers_and_the_usable_cpus(
+        mode: str, front: str, stdio_servers: int, usable: set[int], hub: int | None, children: set[int] | None) -> None:
+    placement = plan(mode, front, stdio_servers, usable)  # type: ignore[arg-type]
     if hub is None:
         assert placement is None
     else:
@@ -43,18 +46,22 @@ def test_the_plan_follows_the_mode_the_front_and_the_usable_cpus(mode: str, fron
         assert (placement.hub, set(placement.children), set(placement.everything)) == (hub, children, usable)
 
 
-# A stdio server that writes the CPUs it was started on, starts a helper process and a thread, then
-# serves the echo fixture: all three must end up off the hub's CPU, the start on every CPU.
+# A stdio server that writes the CPUs it was started on, optionally keeps itself to one CPU, starts
+# a helper process and a thread, then serves the echo fixture: all three must end up off the hub's
+# CPU (unless it chose its own), the start on every CPU.
 CHILD = r"""
 import os, runpy, subprocess, sys, threading, time
-out, marker, echo = sys.argv[1:4]
+out, marker, echo, own = sys.argv[1:5]
 with open(out, "w") as file:
     file.write(" ".join(map(str, sorted(os.sched_getaffinity(0)))))
+if own != "-":
+    os.sched_setaffinity(0, {int(own)})
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker + "-helper"])
 threading.Thread(target=time.sleep, args=(300,), daemon=True).start()
 sys.argv = [echo, "--name", marker]
 runpy.run_path(echo, run_name="__main__")
 """
+HUB_CPU = max(USABLE) if USABLE else -1
 
 
 def _affinities(pid: int) -> set[frozenset[int]]:
@@ -62,38 +69,100 @@ def _affinities(pid: int) -> set[frozenset[int]]:
     return {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
 
 
+def _hub_env(prestart: str = "1", **extra: str) -> dict[str, str]:
+    return {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "MCP_HUB_PRESTART": prestart,
+            "MCP_HUB_DATA_DIR": os.environ["MCP_HUB_DATA_DIR"], "MCP_HUB_CACHE_DIR": os.environ["MCP_HUB_CACHE_DIR"], **extra}
+
+
+def _child(as_started: Path, marker: str, own: str = "-", shell: bool = False) -> dict[str, object]:
+    args = ["-c", CHILD, str(as_started), marker, ECHO, own]
+    if shell:  # a launcher that forks its server at once (`; exit` keeps the shell from exec-ing it)
+        return {"command": "sh", "args": ["-c", '"$0" "$@"; exit $?', PY, *args]}
+    return {"command": PY, "args": args}
+
+
 @needs_two_cpus
 @pytest.mark.anyio
-@pytest.mark.parametrize(("mode", "prestart"), [("separate", "1"), ("separate", "0"), ("off", "1")])
-async def test_serve_keeps_to_one_cpu_and_its_children_to_the_others(tmp_path: Path, mode: str, prestart: str) -> None:
-    marker = f"placement-{mode}-{prestart}-{os.getpid()}"
+@pytest.mark.parametrize(("mode", "prestart", "launcher"), [
+    ("separate", "1", "none"), ("separate", "0", "none"), ("separate", "0", "shell"), ("separate", "1", "shell"),
+    ("off", "1", "none"),
+])
+async def test_serve_keeps_to_one_cpu_and_its_children_to_the_others(tmp_path: Path, mode: str, prestart: str,
+                                                                      launcher: str) -> None:
+    marker = f"placement-{mode}-{prestart}-{launcher}-{os.getpid()}"
     as_started = tmp_path / "as-started"
-    config = write_config(tmp_path, {"p": {"command": PY, "args": ["-c", CHILD, str(as_started), marker, ECHO]}},
-                          {"cpu_placement": mode})
-    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], "MCP_HUB_PRESTART": prestart,
-           "MCP_HUB_DATA_DIR": os.environ["MCP_HUB_DATA_DIR"], "MCP_HUB_CACHE_DIR": os.environ["MCP_HUB_CACHE_DIR"]}
+    config = write_config(tmp_path, {"p": _child(as_started, marker, shell=launcher == "shell")}, {"cpu_placement": mode})
+    params = StdioServerParameters(command=PY, args=["-m", "hub.cli", "serve", "--config", str(config),
+                                                     "--log-level", "warning"], cwd=str(ROOT), env=_hub_env(prestart))
+    async with Client(params) as client:
+        assert (await client.call_tool("p__echo", {"text": "hi"})).structured_content == {"result": "hi"}
+        [hub] = processes_with(str(config), exclude=(marker,))
+        [helper] = processes_with(marker + "-helper")
+        servers = [pid for pid in processes_with(marker) if pid != helper]  # the server, and its shell launcher
+        if mode == "off":
+            assert {a for pid in (hub, helper, *servers) for a in _affinities(pid)} == {frozenset(USABLE)}
+        else:
+            assert _affinities(hub) == {frozenset({HUB_CPU})}  # every thread, the audit writer's too
+            for pid in (*servers, helper):  # every thread of the server, its launcher and what it started
+                assert _affinities(pid) == {frozenset(USABLE - {HUB_CPU})}
+        # Spawned before the hub kept to its CPU (pre-started) or after (inheriting it, its launcher
+        # forking it at once): it started on all.
+        assert {int(cpu) for cpu in as_started.read_text().split()} == USABLE
+
+
+@needs_two_cpus
+@pytest.mark.anyio
+async def test_a_server_that_chose_its_cpus_keeps_them(tmp_path: Path) -> None:
+    marker = f"placement-own-{os.getpid()}"
+    config = write_config(tmp_path, {"p": _child(tmp_path / "as-started", marker, own=str(HUB_CPU))},
+                          {"cpu_placement": "separate"})
+    params = StdioServerParameters(command=PY, args=["-m", "hub.cli", "serve", "--config", str(config),
+                                                     "--log-level", "warning"], cwd=str(ROOT), env=_hub_env())
+    async with Client(params) as client:
+        assert (await client.call_tool("p__echo", {"text": "hi"})).structured_content == {"result": "hi"}
+        [helper] = processes_with(marker + "-helper")
+        [server] = [pid for pid in processes_with(marker) if pid != helper]
+        assert _affinities(server) == _affinities(helper) == {frozenset({HUB_CPU})}  # as it set, not moved
+
+
+@pytest.mark.skipif(len(USABLE) != 2, reason="auto's choice is checked on a 2-CPU machine")
+@pytest.mark.anyio
+@pytest.mark.parametrize(("second", "configured", "variable", "placed"), [
+    (None, "auto", None, True),
+    ("disabled", "auto", None, True),  # only servers that run count
+    ("enabled", "auto", None, False),  # two servers would share the one CPU left
+    (None, "separate", "off", False),  # the variable beats the config
+    ("enabled", "auto", "separate", True),
+])
+async def test_auto_places_one_stdio_server_on_two_cpus_and_the_variable_overrides(
+        tmp_path: Path, second: str | None, configured: str, variable: str | None, placed: bool) -> None:
+    marker = f"placement-auto-{second}-{variable}-{os.getpid()}"
+    servers: dict[str, object] = {"p": _child(tmp_path / "as-started", marker)}
+    if second is not None:
+        servers["q"] = {**_child(tmp_path / "q-started", marker + "-q"), "enabled": second == "enabled"}
+    config = write_config(tmp_path, servers, {"cpu_placement": configured})
+    env = _hub_env(**({"MCP_HUB_CPU_PLACEMENT": variable} if variable else {}))
     params = StdioServerParameters(command=PY, args=["-m", "hub.cli", "serve", "--config", str(config),
                                                      "--log-level", "warning"], cwd=str(ROOT), env=env)
     async with Client(params) as client:
         assert (await client.call_tool("p__echo", {"text": "hi"})).structured_content == {"result": "hi"}
         [hub] = processes_with(str(config), exclude=(marker,))
-        [helper] = processes_with(marker + "-helper")
-        [child] = [pid for pid in processes_with(marker) if pid != helper]
-        hub_cpu = max(USABLE)
-        if mode == "off":
-            assert _affinities(hub) == _affinities(child) == _affinities(helper) == {frozenset(USABLE)}
-        else:
-            assert _affinities(hub) == {frozenset({hub_cpu})}  # every thread, the audit writer's too
-            for pid in (child, helper):  # every thread of the server and of what it started
-                assert _affinities(pid) == {frozenset(USABLE - {hub_cpu})}
-        # Spawned before the hub kept to its CPU (pre-started) or after (inheriting it): it started on all.
-        assert {int(cpu) for cpu in as_started.read_text().split()} == USABLE
+        assert _affinities(hub) == {frozenset({HUB_CPU} if placed else USABLE)}
+
+
+def test_an_unknown_placement_in_the_variable_is_a_clear_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {})
+    done = subprocess.run([PY, "-m", "hub.cli", "serve", "--config", str(config)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL,
+                          env=_hub_env(MCP_HUB_CPU_PLACEMENT="sideways"))
+    assert done.returncode == 2
+    assert "MCP_HUB_CPU_PLACEMENT" in done.stderr and "'sideways' is not one of: auto, separate, off" in done.stderr
 
 
 EMBEDDER = r"""
 import json, os, sys
 from hub import placement
-placement.apply(placement.plan("separate", "stdio"))
+placement.apply(placement.plan("separate", "stdio", 1))
 seen = []
 
 class AtImport:
