@@ -178,10 +178,10 @@ class HubSettings(BaseModel):
     hub's stdio by `hub.frontends.stdio.stdio_calls`, and sent to stdio and in-process servers as JSON (their result
     is parsed only for an HTTP client). Same policies, same answers; off for comparison."""
     cpu_placement: Literal["auto", "separate", "off"] = "auto"
-    """`mcp-hub serve` on one CPU, its stdio servers on the others (`hub.placement`): `auto` on the stdio
-    front with two or three usable CPUs and one enabled stdio server per CPU left, where the caller,
-    the hub and a server cannot each have one; `separate` on any front, any number of servers, with at
-    least two CPUs; `off` leaves placement to the OS. `$MCP_HUB_CPU_PLACEMENT` overrides this."""
+    """`mcp-hub serve` keeps its stdio servers off one CPU, left to the hub and its caller (`hub.placement`):
+    `auto` on the stdio front with two or three usable CPUs and one enabled stdio server per other CPU,
+    where the caller, the hub and a server cannot each have one; `separate` on any front, any number of
+    servers, with at least two CPUs; `off` leaves placement to the OS. `$MCP_HUB_CPU_PLACEMENT` overrides this."""
     allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
     )

@@ -103,7 +103,7 @@ async def stdio_child(
 
     def take_stdout_line(line: bytes) -> bool:
         nonlocal placed
-        if not placed:  # its first line: it has started, and moves off the hub's CPU (`hub.placement`)
+        if not placed:  # its first line: it has started, and moves off the CPU left to the hub (`hub.placement`)
             placed = True
             placement.serving(process.pid)
         if not line or line.isspace():
@@ -241,7 +241,6 @@ async def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, command:
     finally:
         os.close(child_stdin)  # the child has its copies
         os.close(child_stdout)
-    placement.spawned(process.pid)  # it inherited the hub's CPU: it starts on all of them
     return process, our_stdin, our_stdout
 
 

@@ -209,9 +209,7 @@ class QuantizedMiniLM(MiniLM):
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            from hub.placement import release_this_thread  # in `mcp-hub serve`, off the hub's own CPU
-
-            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm", initializer=release_this_thread)
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
         return self._executor
 
 
@@ -219,10 +217,7 @@ def fast_minilm() -> MiniLM:
     """The quickest MiniLM this install can run: int8 under ONNX Runtime, else the numpy one."""
     try:
         import onnx  # noqa: F401
-
-        from hub.text.onnx_minilm import import_onnxruntime
-
-        import_onnxruntime()
+        import onnxruntime  # noqa: F401
     except ImportError:
         return MiniLM()
     try:

@@ -129,7 +129,6 @@ def model_path(base: MiniLM, cache_dir: Path, quantized: bool = True) -> Path:
         onnx.save(_graph(base), str(partial))
         os.replace(partial, fp32)
     if quantized:
-        import_onnxruntime()
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         partial = path.with_suffix(f".{os.getpid()}.tmp")
@@ -140,23 +139,14 @@ def model_path(base: MiniLM, cache_dir: Path, quantized: bool = True) -> Path:
     return path
 
 
-def import_onnxruntime() -> Any:
-    """ONNX Runtime, first imported on every usable CPU: imported on the one CPU `mcp-hub serve` keeps
-    to, it reads that as all it may use and its runs cost ~30% more CPU ever after (`hub.placement`)."""
-    from hub.placement import unpinned
-
-    with unpinned():
-        import onnxruntime
-    return onnxruntime
-
-
 class OnnxEncoder:
     """Runs the cached graph: `__call__(x, bias) -> hidden`, one thread per run (callers run several
     texts at once instead, which parallelises better than splitting one small product) and no
     spin-waiting, which on a busy machine burns the cores other work needs."""
 
     def __init__(self, path: Path) -> None:
-        ort = import_onnxruntime()
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

@@ -1,11 +1,10 @@
-"""`mcp-hub serve` keeps to one CPU and moves its stdio children to the others (`hub.placement`):
-decided from the usable CPUs, done to every thread and descendant, undone for work that needs
-every CPU (a child starting, the embedder)."""
+"""`mcp-hub serve` keeps its stdio server off one CPU, left to the hub and its caller
+(`hub.placement`): decided from the front, the servers and the usable CPUs, done to every thread and
+descendant once the server serves, never to the hub or to a server that chose its own CPUs."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import time
@@ -47,8 +46,8 @@ def test_the_plan_follows_the_mode_the_front_the_servers_and_the_usable_cpus(
 
 
 # A stdio server that writes the CPUs it was started on, optionally keeps itself to one CPU, starts
-# a helper process and a thread, then serves the echo fixture: all three must end up off the hub's
-# CPU (unless it chose its own), the start on every CPU.
+# a helper process and a thread, then serves the echo fixture: all three must end up off the CPU left
+# to the hub (unless it chose its own), the start on every CPU.
 CHILD = r"""
 import os, runpy, subprocess, sys, threading, time
 out, marker, echo, own = sys.argv[1:5]
@@ -87,7 +86,7 @@ def _child(as_started: Path, marker: str, own: str = "-", shell: bool = False) -
     ("separate", "1", "none"), ("separate", "0", "none"), ("separate", "0", "shell"), ("separate", "1", "shell"),
     ("off", "1", "none"),
 ])
-async def test_serve_keeps_to_one_cpu_and_its_children_to_the_others(tmp_path: Path, mode: str, prestart: str,
+async def test_serve_keeps_its_stdio_server_off_the_cpu_it_leaves_to_itself(tmp_path: Path, mode: str, prestart: str,
                                                                       launcher: str) -> None:
     marker = f"placement-{mode}-{prestart}-{launcher}-{os.getpid()}"
     as_started = tmp_path / "as-started"
@@ -99,14 +98,13 @@ async def test_serve_keeps_to_one_cpu_and_its_children_to_the_others(tmp_path: P
         [hub] = processes_with(str(config), exclude=(marker,))
         [helper] = processes_with(marker + "-helper")
         servers = [pid for pid in processes_with(marker) if pid != helper]  # the server, and its shell launcher
+        assert _affinities(hub) == {frozenset(USABLE)}  # the hub itself is never pinned
         if mode == "off":
-            assert {a for pid in (hub, helper, *servers) for a in _affinities(pid)} == {frozenset(USABLE)}
+            assert {a for pid in (helper, *servers) for a in _affinities(pid)} == {frozenset(USABLE)}
         else:
-            assert _affinities(hub) == {frozenset({HUB_CPU})}  # every thread, the audit writer's too
             for pid in (*servers, helper):  # every thread of the server, its launcher and what it started
                 assert _affinities(pid) == {frozenset(USABLE - {HUB_CPU})}
-        # Spawned before the hub kept to its CPU (pre-started) or after (inheriting it, its launcher
-        # forking it at once): it started on all.
+        # Pre-started or spawned by the hub, behind a launcher or not: it started on every CPU.
         assert {int(cpu) for cpu in as_started.read_text().split()} == USABLE
 
 
@@ -146,8 +144,9 @@ async def test_auto_places_one_stdio_server_on_two_cpus_and_the_variable_overrid
                                                      "--log-level", "warning"], cwd=str(ROOT), env=env)
     async with Client(params) as client:
         assert (await client.call_tool("p__echo", {"text": "hi"})).structured_content == {"result": "hi"}
-        [hub] = processes_with(str(config), exclude=(marker,))
-        assert _affinities(hub) == {frozenset({HUB_CPU} if placed else USABLE)}
+        [helper] = processes_with(marker + "-helper")
+        [server] = [pid for pid in processes_with(marker) if pid not in (helper, *processes_with(marker + "-q"))]
+        assert _affinities(server) == {frozenset(USABLE - {HUB_CPU} if placed else USABLE)}
 
 
 def test_an_unknown_placement_in_the_variable_is_a_clear_error(tmp_path: Path) -> None:
@@ -157,39 +156,6 @@ def test_an_unknown_placement_in_the_variable_is_a_clear_error(tmp_path: Path) -
                           env=_hub_env(MCP_HUB_CPU_PLACEMENT="sideways"))
     assert done.returncode == 2
     assert "MCP_HUB_CPU_PLACEMENT" in done.stderr and "'sideways' is not one of: auto, separate, off" in done.stderr
-
-
-EMBEDDER = r"""
-import json, os, sys
-from hub import placement
-placement.apply(placement.plan("separate", "stdio", 1))
-seen = []
-
-class AtImport:
-    def find_spec(self, name, path=None, target=None):
-        if name == "onnxruntime":
-            seen.append(sorted(os.sched_getaffinity(0)))
-        return None
-
-sys.meta_path.insert(0, AtImport())
-from hub.text.embedding import QuantizedMiniLM, fast_minilm
-embedder = fast_minilm()
-assert isinstance(embedder, QuantizedMiniLM), type(embedder)
-pool = embedder._pool().submit(lambda: sorted(os.sched_getaffinity(0))).result()
-print(json.dumps({"import": seen, "pool": pool, "main": sorted(os.sched_getaffinity(0))}))
-"""
-
-
-@needs_two_cpus
-def test_the_embedder_in_a_placed_hub_imports_and_runs_on_every_cpu() -> None:
-    """ONNX Runtime first imported on the hub's one CPU costs ~30% more CPU per run for good; the
-    embedder's pool threads would inherit that CPU."""
-    done = subprocess.run([PY, "-c", EMBEDDER], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen == {"import": [sorted(USABLE)], "pool": sorted(USABLE), "main": [max(USABLE)]}
-
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
