@@ -51,7 +51,7 @@ async def serve(config: HubConfig, transport: str, host: str, port: int, profile
     if transport == "stdio":
         config = config.single_client()
     placement.apply(placement.plan(placement_mode(config), transport,
-                                   sum(1 for server in config.servers if server.enabled and server.transport == "stdio")))
+                                   sum(1 for server in config.enabled_servers() if server.transport == "stdio")))
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)
             if profile is not None:  # the view renames and filters tools/call: no stdio fast path for it

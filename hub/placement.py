@@ -41,7 +41,7 @@ logger = logging.getLogger("hub.placement")
 
 Mode = Literal["auto", "separate", "off"]
 AUTO_MAX_CPUS = 3
-"""`auto` separates the hub from its children on machines with at most this many usable CPUs."""
+"""`auto` places stdio servers only on machines with at most this many usable CPUs."""
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,11 @@ def _children_of(pid: int) -> list[int] | None:
 
 
 def _parents_scanned() -> dict[int, list[int]]:
+    from hub.downstream.reaper import stat_fields
+
     children: dict[int, list[int]] = {}
     with suppress(OSError):
         for name in os.listdir("/proc"):
-            if name.isdigit():
-                with suppress(OSError, ValueError, IndexError):
-                    with open(f"/proc/{name}/stat", "rb") as stat:
-                        # The command sits in parentheses and may hold spaces: the fields after its last ')'.
-                        parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
-                    children.setdefault(parent, []).append(int(name))
+            if name.isdigit() and (fields := stat_fields(name)) is not None:
+                children.setdefault(int(fields[1]), []).append(int(name))
     return children

@@ -88,17 +88,23 @@ def kill_adopted_orphans(keep: set[int]) -> list[int]:
         time.sleep(0.02)
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of `/proc/<pid>/stat` after the command (state, parent id, process group, …); None
+    if it cannot be read. The command sits in parentheses and may hold spaces and ')': split after the last."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _kill_children_once(keep: set[int]) -> list[int]:
     me, own_group, killed = os.getpid(), os.getpgrp(), []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in keep or int(entry) == watcher_pid():
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) != me:
+        fields = stat_fields(entry)
+        if fields is None or int(fields[1]) != me:
             continue
         pid, group = int(entry), int(fields[2])
         with contextlib.suppress(OSError):
