@@ -28,8 +28,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub.frontends.http.direct_routes import DirectRoutes
 from hub.frontends.http.http_calls import HttpToolCalls
-from hub.frontends.http.http_guard import HttpGuard, head_deadline_protocol
+from hub.frontends.http.http_guard import HttpGuard
+from hub.frontends.http.http_protocol import hub_http_protocol
 from hub.frontends.http.http_sessions import sse_endpoint
 from hub.frontends.http.splice import SpliceLifted
 from hub.hub import Hub
@@ -86,7 +88,7 @@ def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | 
 def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, host: str, port: int) -> ASGIApp:
     """The ASGI app for `http` (Streamable HTTP + legacy SSE) or `sse` (legacy SSE only).
 
-    Every route sits behind `HttpGuard` (Host/Origin, body size and deadline); sessions of both
+    Every route sits behind `HttpGuard` (Host/Origin, body size; the protocol keeps the deadlines); sessions of both
     kinds are held per principal in one `SessionLedger` (`hub.frontends.http.http_sessions`)."""
     security = security_settings(hub, host)
     limits = hub.config.hub.http
@@ -120,6 +122,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         *(auth.metadata_routes() if auth else []),
     ]
     lifespan: Any = None
+    endpoints: dict[str, ASGIApp] = {}  # the MCP endpoints' exact paths, for `DirectRoutes`
     if transport == "http":
         # Sealed, portable session ids when hub.cluster.session_secrets is set (hub.cluster.sessions).
         def make_manager(mcp_server: HubServer) -> Any:
@@ -135,10 +138,11 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
             return HttpToolCalls(app, hub, manager) if hub.config.hub.fast_calls else app
 
         manager = make_manager(server)
-        routes.insert(0, Route("/mcp", RawASGI(protect(PinGate(mcp_app(manager), None)))))
+        endpoints["/mcp"] = protect(PinGate(mcp_app(manager), None))
         # /mcp/<profile>: one MCP server and session manager per configured profile (`hub.profiles.http`).
         profiled, managers = profile_routes(hub, make_manager, mcp_app, protect)
-        routes[1:1] = [Route(path, RawASGI(app)) for path, app in profiled]
+        endpoints.update((path, app) for path, app in profiled if not path.endswith("}"))
+        routes[0:0] = [Route("/mcp", RawASGI(endpoints["/mcp"])), *(Route(path, RawASGI(app)) for path, app in profiled)]
         lifespan = with_managers(managers, lambda app: manager.run())
     webhooks = HubWebhooks(hub)  # POST /webhooks/<namespace>/<provider> for in-process domains (hub.webhooks)
     routes.append(webhooks.route())
@@ -146,8 +150,9 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
 
     routes.append(Mount("/admin", app=admin_app(hub, auth)))
     lifespan = with_webhook_lifespan(webhooks, lifespan)
-    app = Starlette(routes=routes, middleware=auth.middleware() if auth else [], lifespan=lifespan)
-    return HttpGuard(app, security, limits.max_body_bytes, limits.body_timeout_s)
+    middleware = auth.middleware() if auth else []
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return HttpGuard(DirectRoutes(app, endpoints, middleware), security, limits.max_body_bytes)
 
 
 class RawASGI:
@@ -208,7 +213,7 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     app = SpliceLifted(build_http_app(hub, server, transport, host, port))  # big results' strings as sent
     # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
-                            http=head_deadline_protocol(hub.config.hub.http.body_timeout_s))
+                            http=hub_http_protocol(hub.config.hub.http.body_timeout_s))
     web = _Server(config)
 
     async def announce() -> None:

@@ -193,6 +193,60 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(shared_hub: di
     assert b"connection: close" in answer.lower()
 
 
+def test_a_body_trickling_past_the_deadline_is_answered_408_however_steady(shared_hub: dict[str, Any]) -> None:
+    """The deadline (1 s here) covers the whole body, not each piece of it."""
+    port, alice = shared_hub["port"], shared_hub["keys"]["alice"]
+    body = json.dumps(INITIALIZE).encode()
+    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {alice}\r\n"
+            f"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(head.encode())
+        started, received = time.monotonic(), b""
+        sock.settimeout(0.3)
+        for byte in body:  # one byte every 0.3 s: each in time, the whole ~40 s
+            try:
+                sock.sendall(bytes([byte]))
+                received += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if received:
+                break
+        assert time.monotonic() - started < 15, "the body was read long past its deadline"
+    assert received.startswith(b"HTTP/1.1 408"), received[:200]
+    assert b"body_timeout_s" in received
+
+
+def test_a_later_request_head_on_a_kept_alive_connection_has_a_deadline_too(shared_hub: dict[str, Any]) -> None:
+    port = shared_hub["port"]
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received or not received.rstrip().endswith(b"}"):
+            received += sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200"), received[:200]
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Unfinished".encode())
+        started = time.monotonic()
+        try:
+            rest = sock.recv(65536)
+        except TimeoutError:
+            pytest.fail("the hub held a stalled second request head open for 20 s")
+    assert rest == b"" or rest.startswith(b"HTTP/1.1 408"), rest[:200]
+    assert time.monotonic() - started < 15
+
+
+def test_a_refused_origin_stays_refused_after_an_allowed_one_from_the_same_host(shared_hub: dict[str, Any]) -> None:
+    """The guard remembers pairs the check let through, never a refusal."""
+    base, admin = shared_hub["base"], bearer(shared_hub["keys"]["admin"])
+    for _ in range(2):
+        assert httpx.get(f"{base}/healthz", headers={**admin, "Origin": base}).status_code == 200
+        assert httpx.get(f"{base}/healthz", headers={**admin}).status_code == 200
+        assert httpx.get(f"{base}/healthz", headers={**admin, "Origin": "http://evil.example"}).status_code == 403
+        assert httpx.get(f"{base}/healthz", headers={**admin, "Origin": f"{base}.evil.example"}).status_code == 403
+
+
 def test_a_host_with_a_non_numeric_port_is_refused(shared_hub: dict[str, Any]) -> None:
     """`127.0.0.1:<port>.evil.example` must not pass an allow-list entry `127.0.0.1:*`."""
     base, port, admin = shared_hub["base"], shared_hub["port"], bearer(shared_hub["keys"]["admin"])
@@ -220,6 +274,33 @@ def test_a_stalled_request_head_is_disconnected(shared_hub: dict[str, Any]) -> N
     port = shared_hub["port"]
     answer, _ = raw_request(port, f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Ty", b"")
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+def test_a_request_head_over_16_kib_is_answered_431_and_a_long_body_is_not_mistaken_for_one(
+        shared_hub: dict[str, Any]) -> None:
+    """The C parser caps nothing by itself: a head that never ends must not grow the hub's memory."""
+    port, alice = shared_hub["port"], shared_hub["keys"]["alice"]
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+        received = b""
+        try:
+            for number in range(400):  # 400 x 100 bytes of headers, unless the hub stops reading first
+                sock.sendall(f"X-Filler-{number}: {'a' * 86}\r\n".encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+    assert received.startswith(b"HTTP/1.1 431"), received[:200]
+    # A head just under the cap, then a 60 KB body in the same packets: served (401 only for no token).
+    padding = "".join(f"X-Filler-{number}: {'a' * 86}\r\n" for number in range(140))
+    body = json.dumps({**INITIALIZE, "params": {**INITIALIZE["params"], "clientInfo": {"name": "x" * 60_000, "version": "1"}}})
+    answer = httpx.post(f"http://127.0.0.1:{port}/mcp", content=body,
+                        headers={**ACCEPT, **bearer(alice), "Content-Type": "application/json",
+                                 **dict(line.split(": ", 1) for line in padding.strip().split("\r\n"))})
+    assert answer.status_code == 200, answer.text[:200]
 
 
 # -- item 1: sessions per principal --------------------------------------------------------------------
