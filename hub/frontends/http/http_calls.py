@@ -108,8 +108,21 @@ class _Heads:
         # The transport security check (case-insensitive prefix) and the 2025 transport's own (an exact part).
         json_body = (content_type.lower().startswith("application/json")
                      and any(part.strip() == "application/json" for part in content_type.split(";")[0].split(",")))
-        has_json, has_sse = check_accept_headers(_AcceptOnly(seen.get(b"accept", "")))  # the SDK's parser, wildcards included
-        self.usable = not twice and json_body and has_json and has_sse
+        self.usable = not twice and json_body and _accepts_json_and_sse(seen.get(b"accept", ""))
+
+
+_ACCEPTS: dict[str, bool] = {}
+"""`Accept` value → whether the SDK's parser reads it as both JSON and SSE (clients send a handful of values)."""
+
+
+def _accepts_json_and_sse(accept: str) -> bool:
+    known = _ACCEPTS.get(accept)
+    if known is None:
+        has_json, has_sse = check_accept_headers(_AcceptOnly(accept))  # the SDK's parser, wildcards included
+        if len(_ACCEPTS) >= 256:
+            _ACCEPTS.clear()
+        known = _ACCEPTS[accept] = has_json and has_sse
+    return known
 
 
 class _AcceptOnly:
@@ -311,8 +324,8 @@ class HttpToolCalls:
         caps = call.meta.get(CLIENT_CAPABILITIES_META_KEY)
         if not isinstance(caps, dict) or offers_server_requests(caps) or LOG_LEVEL_META_KEY in call.meta:
             return False
-        headers = Headers(scope=scope)  # given to the SDK's checks exactly as its own transport gives them
-        items = headers.items()
+        # The headers as Starlette's `Headers.items()` gives them to the SDK's own transport.
+        items = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
         if find_duplicated_routing_header(items) is not None:
             return False
         first: dict[str, str] = {}  # what `dict(headers)` gives (a repeated name keeps its first value), in one pass
@@ -323,7 +336,7 @@ class HttpToolCalls:
         if call.arguments or any(name.startswith("mcp-param-") for name in first):
             schema = self._server.get_tool_input_schema(call.name)
             if schema is not None and self._declares_param_headers(call.name, schema) \
-                    and validate_mcp_param_headers(schema, call.arguments or {}, headers) is not None:
+                    and validate_mcp_param_headers(schema, call.arguments or {}, Headers(scope=scope)) is not None:
                 return False
         return True
 

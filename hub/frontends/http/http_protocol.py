@@ -56,18 +56,22 @@ class _ArrivalLimits:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        """When the head or body now awaited must have arrived (loop time); None while nothing is awaited.
+        One timer serves every deadline of a connection: it is moved on lazily, not cancelled and
+        created per request (`_expired` re-arms for a later deadline)."""
         self._head_bytes = 0
         self._hooked: Any = None
         """The last request cycle given a `DISCONNECT_SCOPE_KEY` list."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # type: ignore[misc]
-        self._arm()
+        self._await_by()
 
     def data_received(self, data: bytes) -> None:
         head_before = self._awaiting_head()
-        if head_before:
-            self._arm()
+        if head_before and self._deadline is None:  # the first bytes of a head
+            self._await_by()
         super().data_received(data)  # type: ignore[misc]
         if self.cycle is not self._hooked and self.cycle is not None:  # a new request: its app has not run yet
             self._hooked = self.cycle
@@ -83,13 +87,15 @@ class _ArrivalLimits:
             return
         self._head_bytes = 0
         if not self.cycle.more_body:  # the request is whole: nothing more to wait for
-            self._disarm()
+            self._deadline = None
         elif head_before:  # the head just completed: the body gets a deadline of its own
-            self._disarm()
-            self._arm()
+            self._await_by()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         cycle = self.cycle
         super().connection_lost(exc)  # type: ignore[misc]
         if cycle is not None and not cycle.response_complete:
@@ -102,24 +108,24 @@ class _ArrivalLimits:
     def _awaiting_head(self) -> bool:
         return self.cycle is None or bool(self.cycle.response_complete)
 
-    def _arm(self) -> None:
+    def _await_by(self) -> None:
+        self._deadline = self.loop.time() + self.timeout_s
         if self._timer is None:
-            self._timer = self.loop.call_later(self.timeout_s, self._expired)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+            self._timer = self.loop.call_at(self._deadline, self._expired)
 
     def _expired(self) -> None:
         self._timer = None
-        if self.transport.is_closing():
+        deadline = self._deadline
+        if deadline is None or self.transport.is_closing():
+            return
+        if self.loop.time() < deadline:  # a later head or body than the one this timer was set for
+            self._timer = self.loop.call_at(deadline, self._expired)
             return
         cycle = self.cycle
         if self._awaiting_head():
             logger.debug("request head not received within %gs; closed the connection", self.timeout_s)
         elif getattr(cycle, "waiting_for_100_continue", False):  # the client waits for us, not we for it
-            self._arm()
+            self._await_by()
             return
         elif cycle.more_body and not cycle.response_started:  # (an app already answering is left to finish)
             logger.debug("request body not received in time; answered 408 and closed the connection")
@@ -128,7 +134,8 @@ class _ArrivalLimits:
             self.transport.write(_raw_json(408, {"error": reason}))
             cycle.disconnected = True  # what the app sends from now on is dropped; its `receive` says the client left
             cycle.message_event.set()
-        else:
+        else:  # an app already answering (or nothing awaited after all): look again later
+            self._await_by()
             return
         self.transport.close()
 
