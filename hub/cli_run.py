@@ -50,7 +50,7 @@ async def serve(config: HubConfig, transport: str, host: str, port: int, profile
 
     if transport == "stdio":
         config = config.single_client()
-    placement.apply(placement.plan(placement_mode(config), transport,
+    placement.apply(placement.plan(placement_mode(config),
                                    sum(1 for server in config.enabled_servers() if server.transport == "stdio")))
     with stop_on_sigterm():
         async with Hub(config, wait_at_start=False) as hub:  # initialize is answered at once (`hub.catalog.first_listing`)

@@ -17,13 +17,16 @@ that. Keeping the hub itself on the free CPU as well measured the same (0.91x / 
 1.66x, interleaved rounds), so the hub is not pinned: its threads, in-process domains and libraries
 that size their thread pools from the CPUs they see (ONNX Runtime, BLAS) keep every CPU.
 
-`auto` does this on the stdio front with two or three usable CPUs when every stdio server can have
-a CPU of its own beside the one left free (one server on two CPUs, two on three). Measured where it
+`auto` does this, on any front, with two or three usable CPUs when every stdio server can have a
+CPU of its own beside the one left free (one server on two CPUs, two on three). Measured where it
 does not (an outside review, same VM): 16 concurrent calls spread over 3–6 stdio children ran at
 0.72–0.80x of unplaced, and two children computing at once took twice as long. With four or more
-CPUs the three processes fit. An HTTP front serves many callers and gained nothing measurable
-(1.03x / 1.38x of the plain SDK server placed, 1.02x / 1.35x not). `separate` always places (with at
-least two CPUs), `off` never; the `MCP_HUB_CPU_PLACEMENT` variable overrides the config. One stdio
+CPUs the three processes fit. Over HTTP it pays once the front's own cost per request is small
+(2026-12-03, after "HTTP front, round 2" in docs/performance.md; interleaved rounds against the
+plain SDK server): 2026-07-28 calls 0.85x / 0.94x placed against 0.77x / 0.91x not (sequential /
+16 concurrent), 2025-11-25 sessions 1.18x / 1.36x against 1.11x / 1.29x; before that round it
+gained nothing measurable, and HTTP was left out. `separate` always places (with at least two CPUs),
+`off` never; the `MCP_HUB_CPU_PLACEMENT` variable overrides the config. One stdio
 server that runs CPU-heavy work in several threads or processes of its own gets one CPU on a 2-CPU
 machine: `off` for it.
 Linux only (`os.sched_setaffinity`); elsewhere, or where a call is refused, placement is left to the OS.
@@ -57,16 +60,15 @@ class Placement:
 _active: Placement | None = None
 
 
-def plan(mode: Mode, front: str, stdio_servers: int, usable: set[int] | None = None) -> Placement | None:
-    """The placement `mode` asks for, for a hub serving `front` ("stdio", "http", "sse") with
-    `stdio_servers` stdio children on a machine whose usable CPUs are `usable` (this process's
-    affinity by default); None: leave it to the OS."""
+def plan(mode: Mode, stdio_servers: int, usable: set[int] | None = None) -> Placement | None:
+    """The placement `mode` asks for, for a hub with `stdio_servers` stdio children on a machine whose
+    usable CPUs are `usable` (this process's affinity by default); None: leave it to the OS."""
     if mode == "off" or not hasattr(os, "sched_setaffinity"):
         return None
     cpus = frozenset(usable if usable is not None else os.sched_getaffinity(0))
     if len(cpus) < 2:
         return None
-    if mode == "auto" and (front != "stdio" or len(cpus) > AUTO_MAX_CPUS or not 1 <= stdio_servers < len(cpus)):
+    if mode == "auto" and (len(cpus) > AUTO_MAX_CPUS or not 1 <= stdio_servers < len(cpus)):
         return None
     hub = max(cpus)
     return Placement(everything=cpus, hub=hub, children=cpus - {hub})

@@ -12,32 +12,31 @@ from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from hub.placement import plan
-from tests.conftest import ECHO, PY, ROOT, processes_with, write_config
+from tests.conftest import ECHO, PY, ROOT, Proc, hub_command, processes_with, write_config
 
 USABLE = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
 needs_two_cpus = pytest.mark.skipif(len(USABLE) < 2, reason="placement needs two usable CPUs")
 
 
-@pytest.mark.parametrize(("mode", "front", "stdio_servers", "usable", "hub", "children"), [
-    ("auto", "stdio", 1, {0, 1}, 1, {0}),
-    ("auto", "stdio", 2, {0, 1, 2}, 2, {0, 1}),
-    ("auto", "stdio", 1, {2, 5}, 5, {2}),  # a cpuset's CPUs, whatever their numbers
-    ("auto", "stdio", 1, {0, 1, 2, 3}, None, None),  # caller, hub and server fit: the OS places them
-    ("auto", "stdio", 1, {3}, None, None),
-    ("auto", "stdio", 0, {0, 1}, None, None),  # no stdio server: nothing to keep apart
-    ("auto", "stdio", 2, {0, 1}, None, None),  # two servers would share the one CPU left
-    ("auto", "stdio", 3, {0, 1, 2}, None, None),
-    ("auto", "http", 1, {0, 1}, None, None),  # many callers: the hub needs every CPU
-    ("auto", "sse", 1, {0, 1}, None, None),
-    ("separate", "http", 6, set(range(8)), 7, set(range(7))),
-    ("separate", "stdio", 1, {4}, None, None),
-    ("off", "stdio", 1, {0, 1}, None, None),
+@pytest.mark.parametrize(("mode", "stdio_servers", "usable", "hub", "children"), [
+    ("auto", 1, {0, 1}, 1, {0}),
+    ("auto", 2, {0, 1, 2}, 2, {0, 1}),
+    ("auto", 1, {2, 5}, 5, {2}),  # a cpuset's CPUs, whatever their numbers
+    ("auto", 1, {0, 1, 2, 3}, None, None),  # caller, hub and server fit: the OS places them
+    ("auto", 1, {3}, None, None),
+    ("auto", 0, {0, 1}, None, None),  # no stdio server: nothing to keep apart
+    ("auto", 2, {0, 1}, None, None),  # two servers would share the one CPU left
+    ("auto", 3, {0, 1, 2}, None, None),
+    ("separate", 6, set(range(8)), 7, set(range(7))),
+    ("separate", 1, {4}, None, None),
+    ("off", 1, {0, 1}, None, None),
 ])
-def test_the_plan_follows_the_mode_the_front_the_servers_and_the_usable_cpus(
-        mode: str, front: str, stdio_servers: int, usable: set[int], hub: int | None, children: set[int] | None) -> None:
-    placement = plan(mode, front, stdio_servers, usable)  # type: ignore[arg-type]
+def test_the_plan_follows_the_mode_the_servers_and_the_usable_cpus(
+        mode: str, stdio_servers: int, usable: set[int], hub: int | None, children: set[int] | None) -> None:
+    placement = plan(mode, stdio_servers, usable)  # type: ignore[arg-type]
     if hub is None:
         assert placement is None
     else:
@@ -147,6 +146,25 @@ async def test_auto_places_one_stdio_server_on_two_cpus_and_the_variable_overrid
         [helper] = processes_with(marker + "-helper")
         [server] = [pid for pid in processes_with(marker) if pid not in (helper, *processes_with(marker + "-q"))]
         assert _affinities(server) == {frozenset(USABLE - {HUB_CPU} if placed else USABLE)}
+
+
+@pytest.mark.skipif(len(USABLE) != 2, reason="auto's choice is checked on a 2-CPU machine")
+@pytest.mark.anyio
+async def test_auto_places_the_stdio_server_behind_an_http_front_too(tmp_path: Path) -> None:
+    marker = f"placement-http-{os.getpid()}"
+    config = write_config(tmp_path, {"p": _child(tmp_path / "as-started", marker)})
+    hub = Proc(hub_command(config, "--transport", "http", "--port", "0", "--log-level", "info"), env=_hub_env())
+    try:
+        url = hub.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
+        async with Client(streamable_http_client(url)) as client:  # 2026-07-28: the fast path's first call
+            assert (await client.call_tool("p__echo", {"text": "hi"})).structured_content == {"result": "hi"}
+        [helper] = processes_with(marker + "-helper")
+        [server] = [pid for pid in processes_with(marker) if pid != helper]
+        assert _affinities(server) == _affinities(helper) == {frozenset(USABLE - {HUB_CPU})}
+        assert _affinities(hub.popen.pid) == {frozenset(USABLE)}
+        assert any("CPU placement" in line for line in hub.stderr_lines)
+    finally:
+        hub.stop()
 
 
 def test_an_unknown_placement_in_the_variable_is_a_clear_error(tmp_path: Path) -> None:
