@@ -25,20 +25,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 class DirectRoutes:
     """ASGI: a POST to one of `endpoints` (exact path → endpoint app) goes to that app under
-    `middleware`; anything else to `app`."""
+    `middleware`; anything else to `rest` (`starlette`, possibly wrapped)."""
 
-    def __init__(self, app: Starlette, endpoints: Mapping[str, ASGIApp], middleware: Sequence[Middleware]) -> None:
-        self.app = app
+    def __init__(self, starlette: Starlette, rest: ASGIApp, endpoints: Mapping[str, ASGIApp],
+                 middleware: Sequence[Middleware]) -> None:
+        self._starlette = starlette
+        self._rest = rest
         self._endpoints = {path: _under(endpoint, middleware) for path, endpoint in endpoints.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is not None:
-                scope["app"] = self.app  # as Starlette sets it for what it routes
+                scope["app"] = self._starlette  # as Starlette sets it for what it routes
                 await endpoint(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self._rest(scope, receive, send)
 
 
 def _under(app: ASGIApp, middleware: Sequence[Middleware]) -> ASGIApp:

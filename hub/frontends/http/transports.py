@@ -134,7 +134,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         def mcp_app(manager: Any) -> ASGIApp:
             """The SDK's Streamable HTTP app, with plain tools/call answered first (`http_calls`)
             unless `hub.fast_calls` is off."""
-            app = StreamableHTTPASGIApp(manager)
+            app = SpliceLifted(StreamableHTTPASGIApp(manager))  # big results' strings as sent (not the fast path's)
             return HttpToolCalls(app, hub, manager) if hub.config.hub.fast_calls else app
 
         manager = make_manager(server)
@@ -152,7 +152,10 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     lifespan = with_webhook_lifespan(webhooks, lifespan)
     middleware = auth.middleware() if auth else []
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    return HttpGuard(DirectRoutes(app, endpoints, middleware), security, limits.max_body_bytes)
+    # Big results' strings are spliced into what the SDK writes: every route Starlette serves (the legacy
+    # SSE stream among them), and the SDK's own path behind the MCP endpoints (`mcp_app`); the fast
+    # path writes whole answers itself.
+    return HttpGuard(DirectRoutes(app, SpliceLifted(app), endpoints, middleware), security, limits.max_body_bytes)
 
 
 class RawASGI:
@@ -210,7 +213,7 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     # Bind first, so a port of 0 is resolved before the app (and its resource URL) is built.
     sock = bind_listener(host, port)
     port = sock.getsockname()[1]
-    app = SpliceLifted(build_http_app(hub, server, transport, host, port))  # big results' strings as sent
+    app = build_http_app(hub, server, transport, host, port)
     # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
                             http=hub_http_protocol(hub.config.hub.http.body_timeout_s))
