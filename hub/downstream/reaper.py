@@ -7,10 +7,14 @@ own, reading process-group ids from a pipe only the hub holds open (`+pgid` when
 `-pgid` once the hub has stopped that group itself). When the pipe ends — the hub exited, however
 it exited — the watcher SIGKILLs every group still registered, then exits. Best effort: if the
 watcher cannot start, the hub runs as before (children still get their parent-death signal).
+
+While the hub runs, helpers of a stopped server's group that were re-parented to it (a subreaper)
+and killed with the group are reaped (`reap_group_later`), so they do not pile up as zombies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import logging
@@ -86,6 +90,39 @@ def kill_adopted_orphans(keep: set[int]) -> list[int]:
         if time.monotonic() >= deadline:
             return killed
         time.sleep(0.02)
+
+
+REAP_AFTER_S = (0.1, 1.0, 5.0)
+"""When `reap_group_later` looks for a stopped group's zombies (its members die a moment after the
+group's SIGKILL; a slow machine may take longer)."""
+
+
+def reap_group_later(pgid: int) -> None:
+    """Reap, over the next few seconds (`REAP_AFTER_S`), the members of the stopped process group
+    `pgid` that were re-parented to this subreaper when their server died: killed with the group,
+    they would stay zombies until the hub exits, a few more at every restart of a server with helpers.
+    Only members that are not the group's leader (the server itself, which its own waiter reaps):
+    the hub starts none but the leader in such a group, so no exit status anyone waits for is taken."""
+    if not _subreaper:
+        return
+    loop = asyncio.get_running_loop()
+    for delay in REAP_AFTER_S:
+        loop.call_later(delay, reap_group_zombies, pgid)
+
+
+def reap_group_zombies(pgid: int) -> list[int]:
+    """Reap this process's zombie children in process group `pgid`, its leader excepted; their pids."""
+    me, reaped = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == pgid:
+            continue
+        fields = stat_fields(entry)
+        if fields is None or fields[0] != "Z" or int(fields[1]) != me or int(fields[2]) != pgid:
+            continue
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(int(entry), os.WNOHANG)[0]:
+                reaped.append(int(entry))
+    return reaped
 
 
 def stat_fields(pid: int | str) -> list[str] | None:

@@ -9,7 +9,9 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
   leaves no orphan, helpers of the child included; on a normal stop stdin is closed, then SIGTERM,
   then SIGKILL go to the child's whole process group;
 - the moment the child exits, `on_exit(returncode, last_stderr_lines)` is called, so in-flight
-  calls fail at once and the reason can be reported;
+  calls fail at once and the reason can be reported — also when a helper it started still holds its
+  stdout open (its exit then ends the reading, `EXIT_DRAIN_S` after it, instead of the end of file);
+  helpers killed with its group are reaped (`reaper.reap_group_later`), not left zombies of the hub;
 - with a `JsonChannel`, the hub's own JSON requests share the pipes: lines answering them are
   taken off stdout before the SDK parses anything — in the protocol callback that read them
   (`hub.frontends.stdio.line_pipes`), so an answer completes its call without a reader task in between.
@@ -35,7 +37,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
 
 from hub.downstream.adopted import AdoptedProcess, adopt
-from hub.downstream.reaper import kill_adopted_orphans, release_group, start_watcher, watch_group
+from hub.downstream.reaper import kill_adopted_orphans, reap_group_later, release_group, start_watcher, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel
 from hub.downstream.listing_repair import ListingAnswers
 from hub.frontends.stdio.line_errors import overlong_answer, unreadable_answer
@@ -173,6 +175,17 @@ async def stdio_child(
             if channel is not None:
                 channel.close()
 
+    async def watch_exit() -> None:
+        # Its stdout ends with it, unless a helper it started holds the pipe (inherited): then its exit
+        # ends the reading, once the lines it wrote before exiting have been read.
+        if isinstance(process, anyio.abc.Process):
+            await process.wait()
+        else:  # a pre-started child's exit status is polled
+            while process.returncode is None:
+                await anyio.sleep(EXIT_POLL_S)
+        await anyio.sleep(EXIT_DRAIN_S)
+        stdout_lines.close()
+
     async def read_stderr() -> None:
         assert process.stderr is not None
         lines = BufferedByteReceiveStream(process.stderr)
@@ -209,6 +222,7 @@ async def stdio_child(
         channel.bind(send, lambda data: write_now(stdin, data))
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_stdout)
+        tg.start_soon(watch_exit)
         tg.start_soon(read_stderr)
         tg.start_soon(write_stdin)
         try:
@@ -265,12 +279,19 @@ async def stop_process(process: anyio.abc.Process | AdoptedProcess, log: logging
     _signal_group(process.pid, signal.SIGKILL)
     LIVE_GROUPS.discard(process.pid)
     release_group(process.pid)
+    reap_group_later(process.pid)  # its helpers, re-parented to the hub and killed with the group
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             with suppress(Exception):
                 await stream.aclose()
     log.info("stopped (returncode=%s)", process.returncode)
 
+
+EXIT_DRAIN_S = 0.5
+"""After a child exits, how long its stdout is still read (lines it wrote before exiting) if no end of
+file came: a helper of it holds the pipe."""
+EXIT_POLL_S = 0.25
+"""How often a pre-started child's exit status is polled (a child the hub spawned is waited for)."""
 
 LIVE_GROUPS: set[int] = set()
 """Process groups of the stdio children running now (each child leads its own group)."""

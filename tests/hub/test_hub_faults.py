@@ -151,6 +151,28 @@ def test_no_process_survives_the_hub(tmp_path: Path, how: str) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_crashed_servers_helpers_are_reaped_while_the_hub_runs(tmp_path: Path) -> None:
+    """Killed with its server's group and re-parented to the hub (a subreaper), a helper must not stay
+    a zombie of the hub until it exits: one more at every crash or restart of such a server."""
+    pidfile = tmp_path / "helper.pid"
+    config = write_config(tmp_path, {"f": fault_server("--helper", str(pidfile))})
+    hub = RawHub(config)
+    try:
+        hub.start({"f__echo"})
+        helper = int(wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the helper's pid"))
+        server = parent_of(helper)
+        assert alive(server) and parent_of(server) == hub.popen.pid
+        pidfile.unlink()
+        os.kill(server, signal.SIGKILL)  # a crash: the hub stops the group and starts the server again
+        wait_for(lambda: not Path(f"/proc/{helper}").exists(), timeout=30,
+                 what="the dead helper to be reaped (not left a zombie of the hub)")
+        wait_for(lambda: pidfile.exists() and pidfile.read_text(), what="the restarted server's helper")
+        hub.request(1, "tools/call", {"name": "f__echo", "arguments": {"text": "back"}})
+        assert hub.by_id(1)["result"]["structuredContent"] == {"result": "back"}
+    finally:
+        hub.close()
+
+
 # -- item 2: malformed lines on the stdio front ------------------------------------------------
 
 def test_malformed_lines_are_answered_and_the_session_goes_on(tmp_path: Path) -> None:
