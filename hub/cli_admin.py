@@ -17,8 +17,12 @@ if TYPE_CHECKING:
 
 
 def check(path: str) -> int:
+    """Validate the config at `path` and the environment `serve` reads beside it; print every problem."""
+    from hub.cli_run import placement_mode
+
     try:
         config = load_config(path)
+        placement_mode(config)  # `$MCP_HUB_CPU_PLACEMENT`, as `serve` would refuse it
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem)

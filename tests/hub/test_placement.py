@@ -174,6 +174,12 @@ def test_an_unknown_placement_in_the_variable_is_a_clear_error(tmp_path: Path) -
                           env=_hub_env(MCP_HUB_CPU_PLACEMENT="sideways"))
     assert done.returncode == 2
     assert "MCP_HUB_CPU_PLACEMENT" in done.stderr and "'sideways' is not one of: auto, separate, off" in done.stderr
+    checked = subprocess.run([PY, "-m", "hub.cli", "check", str(config)], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, env=_hub_env(MCP_HUB_CPU_PLACEMENT="sideways"))
+    assert checked.returncode == 1, "`mcp-hub check` passes what `serve` refuses"
+    assert "'sideways' is not one of: auto, separate, off" in checked.stdout and "1 error(s)" in checked.stdout
+    assert subprocess.run([PY, "-m", "hub.cli", "check", str(config)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=_hub_env(MCP_HUB_CPU_PLACEMENT="off")).returncode == 0
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
