@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
@@ -66,7 +66,6 @@ from hub import __version__
 from hub.auth.principal import Principal, current_principal
 from hub.calls.drivers import ExpressCall, task_of
 from hub.downstream.sessions import bind_owner
-from hub.frontends.http.http_protocol import DISCONNECT_SCOPE_KEY
 from hub.frontends.http.http_replies import SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
 from hub.frontends.http.http_sessions import buffered, owner_of
 from hub.frontends.plain_calls import (HANDSHAKE_VERSION, PlainCall, error_reply, offers_server_requests, plain_call,
@@ -300,7 +299,8 @@ class HttpToolCalls:
         try:
             with bind_owner(owner):  # its `per_client` servers' sessions are this request's only
                 entry, answer = self._start(call, name, principal)
-            watch = _on_disconnect(scope, receive, lambda: _cancel_soon(entry, answer))  # as the SDK's does
+            watch = asyncio.get_running_loop().create_task(_disconnect(receive))
+            watch.add_done_callback(lambda _: _cancel_soon(entry, answer))  # a disconnect cancels, as the SDK's does
             try:
                 if not await keep_alive_until(answer, send, self._keepalive_s):  # an answer in time: one JSON response
                     reply = await self._reply(call, entry, answer, principal, self._server_info)
@@ -313,8 +313,7 @@ class HttpToolCalls:
                 _cancel_soon(entry, answer)  # the POST itself was cancelled (the server is stopping)
                 raise
             finally:
-                if watch is not None:
-                    watch.cancel()
+                watch.cancel()
         finally:
             self._hub.release_owner(owner)
 
@@ -429,18 +428,6 @@ def _cancel_soon(entry: Entry, answer: asyncio.Future[ToolResult]) -> None:
     (a cancel or a session's end can arrive between its answer and this path's bookkeeping)."""
     if not answer.done():
         asyncio.get_running_loop().call_soon(task_of(entry).cancel)
-
-
-def _on_disconnect(scope: Scope, receive: Receive, cancel: Callable[[], None]) -> asyncio.Task[None] | None:
-    """Have `cancel` called if the client goes before its answer: by the hub's protocol
-    (`DISCONNECT_SCOPE_KEY`), else by a task watching `receive` (returned: cancel it when answered)."""
-    hooks = scope.get(DISCONNECT_SCOPE_KEY)
-    if hooks is not None:
-        hooks.append(cancel)
-        return None
-    watch = asyncio.get_running_loop().create_task(_disconnect(receive))
-    watch.add_done_callback(lambda _: cancel())
-    return watch
 
 
 async def _disconnect(receive: Receive) -> None:

@@ -50,7 +50,7 @@ class HttpGuard:
         if not _well_formed_host(heads.host):  # `127.0.0.1:80.evil.com` would pass a `127.0.0.1:*` allow-list entry
             await _refuse(send, 421, "the Host header is not a host name with an optional numeric port")
             return
-        if heads.origin is not None and not _well_formed_origin(heads.origin):  # `http://127.0.0.1:80.evil.com` likewise
+        if heads.origin and not _well_formed_origin(heads.origin):  # (an empty one is absent to the SDK's check)  # `http://127.0.0.1:80.evil.com` likewise
             await _refuse(send, 403, "the Origin header is not scheme://host with an optional numeric port")
             return
         pair = (heads.host, heads.origin)
@@ -164,9 +164,14 @@ def _well_formed_host(host: str | None) -> bool:
     if host.startswith("["):
         closing = host.find("]")
         rest = host[closing + 1:] if closing > 0 else "?"
-        return rest == "" or (rest.startswith(":") and rest[1:].isdigit())
+        return rest == "" or (rest.startswith(":") and _port(rest[1:]))
     name, colon, port = host.partition(":")
-    return bool(name) and ":" not in port and (not colon or port.isdigit())
+    return bool(name) and ":" not in port and (not colon or _port(port))
+
+
+def _port(text: str) -> bool:
+    """ASCII digits only (`str.isdigit` also takes `²`)."""
+    return text.isascii() and text.isdigit()
 
 
 def _well_formed_origin(origin: str) -> bool:

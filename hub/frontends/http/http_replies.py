@@ -70,9 +70,10 @@ async def keep_alive_until(answer: asyncio.Future[Any], send: Send, every_s: flo
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache, no-transform"), (b"connection", b"keep-alive"),
                             (b"x-accel-buffering", b"no")]})
-    while not await settled_within(answer, every_s):
+    while True:  # a comment at once, then one every `every_s`
         await send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
-    return True
+        if await settled_within(answer, every_s):
+            return True
 
 
 async def settled_within(answer: asyncio.Future[Any], seconds: float) -> bool:
