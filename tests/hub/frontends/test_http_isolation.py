@@ -193,6 +193,20 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(shared_hub: di
     assert b"connection: close" in answer.lower()
 
 
+def test_requests_offering_h2c_are_served_and_a_second_host_header_is_refused(shared_hub: dict[str, Any]) -> None:
+    """What the HTTP parser decides (outside review, round 2, against httptools): Java's RestClient and
+    Ktor offer `Upgrade: h2c` on every request; two Host headers are a 400 (RFC 9112 3.2)."""
+    url, port, alice = shared_hub["url"], shared_hub["port"], shared_hub["keys"]["alice"]
+    offered = httpx.post(url, json=INITIALIZE, headers={**ACCEPT, **bearer(alice), "Upgrade": "h2c",
+                                                         "Connection": "Upgrade, HTTP2-Settings",
+                                                         "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"})
+    assert offered.status_code == 200 and "serverInfo" in offered.text, offered.text[:200]
+    head = (f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\n"
+            f"Authorization: Bearer {alice}\r\n\r\n")
+    answer, _ = raw_request(port, head, b"")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+
+
 def test_a_body_trickling_past_the_deadline_is_answered_408_however_steady(shared_hub: dict[str, Any]) -> None:
     """The deadline (1 s here) covers the whole body, not each piece of it."""
     port, alice = shared_hub["port"], shared_hub["keys"]["alice"]
