@@ -23,9 +23,9 @@ does not (an outside review, same VM): 16 concurrent calls spread over 3–6 std
 0.72–0.80x of unplaced, and two children computing at once took twice as long. With four or more
 CPUs the three processes fit. Over HTTP it pays once the front's own cost per request is small
 (2026-12-03, after "HTTP front, round 2" in docs/performance.md; interleaved rounds against the
-plain SDK server): 2026-07-28 calls 0.85x / 0.94x placed against 0.77x / 0.91x not (sequential /
-16 concurrent), 2025-11-25 sessions 1.18x / 1.36x against 1.11x / 1.29x; before that round it
-gained nothing measurable, and HTTP was left out. `separate` always places (with at least two CPUs),
+plain SDK server): 2026-07-28 calls 0.85x / 1.00x placed against 0.78x / 0.97x not (sequential /
+16 concurrent), 2025-11-25 sessions 1.16x against 1.11x sequential; before that round it gained
+nothing measurable, and HTTP was left out. `separate` always places (with at least two CPUs),
 `off` never; the `MCP_HUB_CPU_PLACEMENT` variable overrides the config. One stdio
 server that runs CPU-heavy work in several threads or processes of its own gets one CPU on a 2-CPU
 machine: `off` for it.
