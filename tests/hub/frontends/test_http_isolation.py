@@ -182,12 +182,17 @@ def raw_request(port: int, head: str, body: bytes, wait_s: float = 20.0) -> tupl
         return received, time.monotonic() - started
 
 
+def initialize_head(port: int, token: str, length: int) -> str:
+    """The head of an authenticated `initialize` POST whose body is `length` bytes."""
+    return (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+            f"Content-Length: {length}\r\n\r\n")
+
+
 def test_a_stalled_body_is_answered_408_and_the_connection_closed(shared_hub: dict[str, Any]) -> None:
     port, alice = shared_hub["port"], shared_hub["keys"]["alice"]
     body = json.dumps(INITIALIZE).encode()
-    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {alice}\r\n"
-            f"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = initialize_head(port, alice, len(body))
     answer, _ = raw_request(port, head, body[: len(body) // 2])
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"connection: close" in answer.lower()
@@ -211,9 +216,7 @@ def test_a_body_trickling_past_the_deadline_is_answered_408_however_steady(share
     """The deadline (1 s here) covers the whole body, not each piece of it."""
     port, alice = shared_hub["port"], shared_hub["keys"]["alice"]
     body = json.dumps(INITIALIZE).encode()
-    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {alice}\r\n"
-            f"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = initialize_head(port, alice, len(body))
     with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
         sock.sendall(head.encode())
         started, received = time.monotonic(), b""
