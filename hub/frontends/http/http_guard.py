@@ -50,7 +50,8 @@ class HttpGuard:
         if not _well_formed_host(heads.host):  # `127.0.0.1:80.evil.com` would pass a `127.0.0.1:*` allow-list entry
             await _refuse(send, 421, "the Host header is not a host name with an optional numeric port")
             return
-        if heads.origin and not _well_formed_origin(heads.origin):  # (an empty one is absent to the SDK's check)  # `http://127.0.0.1:80.evil.com` likewise
+        # `http://127.0.0.1:80.evil.com` would pass `http://127.0.0.1:*` likewise (an empty Origin is absent to the SDK)
+        if heads.origin and not _well_formed_origin(heads.origin):
             await _refuse(send, 403, "the Origin header is not scheme://host with an optional numeric port")
             return
         pair = (heads.host, heads.origin)
