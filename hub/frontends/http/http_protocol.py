@@ -6,9 +6,11 @@ belong below ASGI (uvicorn reads a head before any app runs, and the body as it 
   has started) and the connection closed; the app then sees the client as gone. Kept here, one timer
   per connection moved lazily, rather than around each ASGI `receive` (an anyio cancel scope per
   request there).
-h11 caps a head at 16 KiB itself (uvicorn answers 400 beyond), and parses a pipelined request only
-once the one before it is answered (reading pauses meanwhile), so `self.cycle` is always the request
-being served. httptools (uvicorn's C parser, ~0.15 ms less per request) was tried and left out: it
+h11 refuses a head still incomplete after 16 KiB (uvicorn answers 400; one that arrives whole in one
+read may be longer), and parses a pipelined request only once the one before it is answered (reading
+pauses meanwhile; that request is parsed in `on_response_complete`, which arms its deadline too), so
+`self.cycle` is always the request being served. After `Expect: 100-continue` the body's deadline
+starts once the `100 Continue` has gone out (uvicorn sends it when the app first reads the body). httptools (uvicorn's C parser, ~0.15 ms less per request) was tried and left out: it
 caps neither heads nor chunked trailers, drops the body of a request carrying `Upgrade: h2c`
 (uvicorn#2722; Java's RestClient and Ktor send it), and parses pipelined requests while an answer
 is still going out (docs/performance.md, "HTTP front, round 2").
@@ -30,6 +32,10 @@ TIMED_OUT_SCOPE_KEY = "mcp_hub.body_timed_out"
 """Set in a request's ASGI scope when its body missed the deadline (the app's `ClientDisconnect` is then expected)."""
 
 
+CONTINUE_POLL_S = 0.25
+"""While a client waits for `100 Continue`, how often the deadline looks whether it went out."""
+
+
 class _HubH11(H11Protocol):
     """uvicorn's h11 protocol with the head and body deadlines (see the module's docstring).
     `timeout_s` is `hub.http.body_timeout_s`."""
@@ -43,6 +49,8 @@ class _HubH11(H11Protocol):
         """When the head or body now awaited must have arrived (loop time); None while nothing is awaited.
         One timer serves every deadline of a connection: it is moved on lazily, not cancelled and
         created per request (`_expired` re-arms for a later deadline)."""
+        self._continuing: Any = None
+        """A request whose client waited for `100 Continue` when the timer last looked."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -55,9 +63,28 @@ class _HubH11(H11Protocol):
         super().data_received(data)
         if self._awaiting_head():
             return
-        if not self.cycle.more_body:  # the request is whole: nothing more to wait for
+        if head_before or not self.cycle.more_body:
+            self._head_done()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # parses a request that came pipelined behind the one just answered
+        if self.transport.is_closing():
+            return
+        if not self._awaiting_head():  # that request's head is whole
+            self._head_done()
+        elif self.conn.trailing_data[0]:  # part of its head is here: the head's deadline
+            self._await_by()
+
+    def _head_done(self) -> None:
+        """A head is whole: no deadline if its body is too, else the body's own (once a client that
+        waits for `100 Continue` has had it: until then the timer looks every `CONTINUE_POLL_S`)."""
+        cycle = self.cycle
+        if not cycle.more_body:
             self._deadline = None
-        elif head_before:  # the head just completed: the body gets a deadline of its own
+        elif cycle.waiting_for_100_continue:
+            self._continuing = cycle
+            self._await_by(CONTINUE_POLL_S)
+        else:
             self._await_by()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -70,8 +97,8 @@ class _HubH11(H11Protocol):
     def _awaiting_head(self) -> bool:
         return self.cycle is None or bool(self.cycle.response_complete)
 
-    def _await_by(self) -> None:
-        self._deadline = self.loop.time() + self.timeout_s
+    def _await_by(self, seconds: float | None = None) -> None:
+        self._deadline = self.loop.time() + (self.timeout_s if seconds is None else seconds)
         if self._timer is None:
             self._timer = self.loop.call_at(self._deadline, self._expired)
 
@@ -86,7 +113,12 @@ class _HubH11(H11Protocol):
         cycle = self.cycle
         if self._awaiting_head():
             logger.debug("request head not received within %gs; closed the connection", self.timeout_s)
-        elif cycle.waiting_for_100_continue:  # the client waits for us, not we for it
+        elif cycle.waiting_for_100_continue:  # the client waits for us, not we for it: look again soon
+            self._continuing = cycle
+            self._await_by(CONTINUE_POLL_S)
+            return
+        elif cycle is self._continuing and cycle.more_body:  # the 100 went out since: the body's own deadline
+            self._continuing = None
             self._await_by()
             return
         elif cycle.more_body and not cycle.response_started:  # (an app already answering is left to finish)

@@ -198,6 +198,18 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(shared_hub: di
     assert b"connection: close" in answer.lower()
 
 
+def test_a_request_pipelined_behind_another_gets_its_deadline_too(shared_hub: dict[str, Any]) -> None:
+    """h11 parses it only once the one before is answered, outside the reads that arm deadlines
+    (outside review, round 2: it stayed open for good, no credential needed)."""
+    port, alice = shared_hub["port"], shared_hub["keys"]["alice"]
+    body = json.dumps(INITIALIZE).encode()
+    first = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    answer, waited = raw_request(port, first + initialize_head(port, alice, len(body)), body[: len(body) // 2])
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"HTTP/1.1 408" in answer, answer[-300:]
+    assert waited < 15
+
+
 def test_requests_offering_h2c_are_served_and_a_second_host_header_is_refused(shared_hub: dict[str, Any]) -> None:
     """What the HTTP parser decides (outside review, round 2, against httptools): Java's RestClient and
     Ktor offer `Upgrade: h2c` on every request; two Host headers are a 400 (RFC 9112 3.2)."""
