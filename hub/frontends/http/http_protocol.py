@@ -99,6 +99,9 @@ class _HubH11(H11Protocol):
 
     def _await_by(self, seconds: float | None = None) -> None:
         self._deadline = self.loop.time() + (self.timeout_s if seconds is None else seconds)
+        if self._timer is not None and self._timer.when() > self._deadline:  # sooner than it would look
+            self._timer.cancel()
+            self._timer = None
         if self._timer is None:
             self._timer = self.loop.call_at(self._deadline, self._expired)
 
