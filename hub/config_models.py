@@ -179,9 +179,9 @@ class HubSettings(BaseModel):
     is parsed only for an HTTP client). Same policies, same answers; off for comparison."""
     cpu_placement: Literal["auto", "separate", "off"] = "auto"
     """`mcp-hub serve` keeps its stdio servers off one CPU, left to the hub and its caller (`hub.placement`):
-    `auto` on the stdio front with two or three usable CPUs and one enabled stdio server per other CPU,
-    where the caller, the hub and a server cannot each have one; `separate` on any front, any number of
-    servers, with at least two CPUs; `off` leaves placement to the OS. `$MCP_HUB_CPU_PLACEMENT` overrides this."""
+    `auto` (any front) with two or three usable CPUs and one enabled stdio server per other CPU, where
+    the caller, the hub and a server cannot each have one; `separate` with any number of servers and at
+    least two CPUs; `off` leaves placement to the OS. `$MCP_HUB_CPU_PLACEMENT` overrides this."""
     allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
     )

@@ -148,11 +148,9 @@ def _children_of(pid: int) -> list[int] | None:
 
 
 def _parents_scanned() -> dict[int, list[int]]:
-    from hub.downstream.reaper import stat_fields
+    from hub.downstream.reaper import process_stats
 
     children: dict[int, list[int]] = {}
-    with suppress(OSError):
-        for name in os.listdir("/proc"):
-            if name.isdigit() and (fields := stat_fields(name)) is not None:
-                children.setdefault(int(fields[1]), []).append(int(name))
+    for pid, fields in process_stats():
+        children.setdefault(int(fields[1]), []).append(pid)
     return children

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 logger = logging.getLogger("hub.downstream")
 
@@ -113,16 +114,21 @@ def reap_group_later(pgid: int) -> None:
 def reap_group_zombies(pgid: int) -> list[int]:
     """Reap this process's zombie children in process group `pgid`, its leader excepted; their pids."""
     me, reaped = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == pgid:
-            continue
-        fields = stat_fields(entry)
-        if fields is None or fields[0] != "Z" or int(fields[1]) != me or int(fields[2]) != pgid:
+    for pid, fields in process_stats():
+        if pid == pgid or fields[0] != "Z" or int(fields[1]) != me or int(fields[2]) != pgid:
             continue
         with contextlib.suppress(ChildProcessError):
-            if os.waitpid(int(entry), os.WNOHANG)[0]:
-                reaped.append(int(entry))
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                reaped.append(pid)
     return reaped
+
+
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every process in /proc whose stat can be read, with its `stat_fields`."""
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and (fields := stat_fields(entry)) is not None:
+                yield int(entry), fields
 
 
 def stat_fields(pid: int | str) -> list[str] | None:
@@ -137,13 +143,10 @@ def stat_fields(pid: int | str) -> list[str] | None:
 
 def _kill_children_once(keep: set[int]) -> list[int]:
     me, own_group, killed = os.getpid(), os.getpgrp(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in keep or int(entry) == watcher_pid():
+    for pid, fields in process_stats():
+        if pid in keep or pid == watcher_pid() or int(fields[1]) != me:
             continue
-        fields = stat_fields(entry)
-        if fields is None or int(fields[1]) != me:
-            continue
-        pid, group = int(entry), int(fields[2])
+        group = int(fields[2])
         with contextlib.suppress(OSError):
             if group not in (own_group, 0):
                 os.killpg(group, signal.SIGKILL)

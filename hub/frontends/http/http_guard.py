@@ -16,7 +16,6 @@ many bytes) needs no counting once that length is within the limit; any other bo
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -25,8 +24,6 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.frontends.http.http_protocol import TIMED_OUT_SCOPE_KEY
-
-logger = logging.getLogger("hub.http")
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _ALLOWED_PAIRS_MAX = 256

@@ -10,8 +10,9 @@ h11 refuses a head still incomplete after 16 KiB (uvicorn answers 400; one that 
 read may be longer), and parses a pipelined request only once the one before it is answered (reading
 pauses meanwhile; that request is parsed in `on_response_complete`, which arms its deadline too), so
 `self.cycle` is always the request being served. After `Expect: 100-continue` the body's deadline
-starts once the `100 Continue` has gone out (uvicorn sends it when the app first reads the body). httptools (uvicorn's C parser, ~0.15 ms less per request) was tried and left out: it
-caps neither heads nor chunked trailers, drops the body of a request carrying `Upgrade: h2c`
+starts once the `100 Continue` has gone out (uvicorn sends it when the app first reads the body).
+httptools (uvicorn's C parser, ~0.15 ms less per request) was tried and left out: it caps neither
+heads nor chunked trailers, drops the body of a request carrying `Upgrade: h2c`
 (uvicorn#2722; Java's RestClient and Ktor send it), and parses pipelined requests while an answer
 is still going out (docs/performance.md, "HTTP front, round 2").
 """
@@ -116,13 +117,10 @@ class _HubH11(H11Protocol):
         cycle = self.cycle
         if self._awaiting_head():
             logger.debug("request head not received within %gs; closed the connection", self.timeout_s)
-        elif cycle.waiting_for_100_continue:  # the client waits for us, not we for it: look again soon
-            self._continuing = cycle
-            self._await_by(CONTINUE_POLL_S)
-            return
-        elif cycle is self._continuing and cycle.more_body:  # the 100 went out since: the body's own deadline
+        elif cycle.waiting_for_100_continue or (cycle is self._continuing and cycle.more_body):
+            # The client waits for `100 Continue` (look again soon), or has had it since: the body's own deadline.
             self._continuing = None
-            self._await_by()
+            self._head_done()
             return
         elif cycle.more_body and not cycle.response_started:  # (an app already answering is left to finish)
             logger.debug("request body not received in time; answered 408 and closed the connection")
