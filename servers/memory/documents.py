@@ -32,7 +32,8 @@ from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, Chunk, chunk_text
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
 from servers.memory.pipeline import Progress, embed_batches
-from servers.memory.search import DOCUMENT_RRF_K, from_blob, fts_any, fuse, keyword_coverage, named_words, snippet, terms, to_blob
+from servers.memory.search import (DOCUMENT_RRF_K, from_blob, fts_any, fuse, keyword_coverage, named_words, snippet,
+                                   spread_sections, terms, to_blob)
 from servers.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -271,7 +272,13 @@ class DocumentStore:
             found_vectors = (await self._vectors()).search(vector, depth, allowed=allowed)
             rankings["semantic"] = [i for i, _ in found_vectors]
             scores["semantic"] = dict(found_vectors)
-        fused = fuse(rankings, DOCUMENT_RRF_K, weights)[:limit]
+        fused = fuse(rankings, DOCUMENT_RRF_K, weights)
+        if mode == "hybrid" and len(fused) > 1:
+            # Which section each candidate is in, so one section's many chunks cannot fill the top.
+            sections = await self.store.run(lambda db: {r["id"]: (r["document_id"], r["heading"]) for r in db.execute(
+                f"SELECT id, document_id, heading FROM chunks WHERE id IN ({','.join('?' * len(fused))})", [i for i, _, _ in fused])})
+            fused = spread_sections(fused, sections)
+        fused = fused[:limit]
         rows = await self.store.run(lambda db: {r["id"]: r for r in db.execute(
             f"SELECT c.id, c.document_id, c.heading, c.text, d.title, d.source FROM chunks c JOIN documents d ON d.id = c.document_id "
             f"WHERE c.id IN ({','.join('?' * len(fused))})", [i for i, _, _ in fused])} if fused else {})

@@ -57,6 +57,31 @@ def fuse(rankings: dict[str, Sequence[int]], k: int = RRF_K,
     return sorted(((i, s, ranks[i]) for i, s in scores.items()), key=lambda item: (-item[1], item[0]))
 
 
+SECTION_REPEAT = 0.5
+"""Hybrid document search scales a chunk's fused score by this for each better chunk of the same
+section (document and heading path) above it."""
+
+
+def spread_sections(fused: Sequence[tuple[int, float, dict[str, int]]], section: dict[int, tuple[str, str]],
+                    factor: float = SECTION_REPEAT) -> list[tuple[int, float, dict[str, int]]]:
+    """`fused` (best first) re-scored so that one section cannot fill the top: the n-th chunk of a
+    section (by `section`: id → (document, heading path)) keeps `factor`**(n-1) of its score; ties
+    keep their order. A section's best chunk is never moved down by its own section's other chunks,
+    and a much stronger second chunk still outranks a weak other section. Measured on the retrieval
+    sets (docs/memory.md, "Section spread"): pydoc paraphrase hit@5 72 → 77 of 84 with every corpus
+    indexed, business held-out paraphrase 6 → 8 of 8 with two, no keyword question lost."""
+    seen: dict[tuple[str, str], int] = {}
+    rescored = []
+    for position, (ident, score, ranks) in enumerate(fused):
+        key = section.get(ident)
+        repeat = seen.get(key, 0) if key is not None else 0
+        if key is not None:
+            seen[key] = repeat + 1
+        rescored.append((score * factor**repeat, position, ident, ranks))
+    rescored.sort(key=lambda item: (-item[0], item[1]))
+    return [(ident, score, ranks) for score, _, ident, ranks in rescored]
+
+
 RARE_SHARE = 0.01
 """A word in at most this share of the chunks (and in at least one) counts as rare."""
 _TOKEN = re.compile(r"[\w-]+", re.UNICODE)

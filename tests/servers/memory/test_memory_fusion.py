@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from servers.memory.search import fuse, keyword_coverage, named_words
+from servers.memory.search import fuse, keyword_coverage, named_words, spread_sections
 from servers.memory.service import MemoryService
 
 pytestmark = pytest.mark.anyio
@@ -121,3 +121,40 @@ async def test_searches_while_documents_are_ingested_never_fail(tmp_path: Path) 
             await documents.ingest(f"note {n}", f"note {n} about leave", None, [], None, 500, 100)
         done = True
     assert failures == []
+
+
+def test_spread_sections_lets_one_section_fill_no_more_than_its_share() -> None:
+    # Section A has three chunks at the top; B and C one each below them.
+    fused = [(1, 0.30, {}), (2, 0.28, {}), (3, 0.26, {}), (4, 0.20, {}), (5, 0.10, {})]
+    section = {1: ("d", "A"), 2: ("d", "A"), 3: ("d", "A"), 4: ("d", "B"), 5: ("d", "C")}
+    spread = spread_sections(fused, section)
+    assert [i for i, _, _ in spread] == [1, 4, 2, 5, 3]
+    assert [round(s, 3) for _, s, _ in spread] == [0.30, 0.20, 0.14, 0.10, 0.065]  # best first, as shown
+    # A much stronger second chunk of a section still beats a weak other section.
+    assert [i for i, _, _ in spread_sections([(1, 0.3, {}), (2, 0.29, {}), (3, 0.05, {})],
+                                             {1: ("d", "A"), 2: ("d", "A"), 3: ("d", "B")})] == [1, 2, 3]
+    # The same heading in two documents is two sections; a chunk of unknown section is left as it is.
+    assert [i for i, _, _ in spread_sections([(1, 0.3, {}), (2, 0.29, {}), (3, 0.2, {})],
+                                             {1: ("d", "A"), 2: ("e", "A")})] == [1, 2, 3]
+    assert spread_sections(fused, section, factor=1.0) == fused
+
+
+async def test_a_long_section_does_not_crowd_the_answer_out_of_the_top_five(tmp_path: Path) -> None:
+    """Eight chunks of one section share every word of the question; the section that answers it
+    (one chunk) came ninth, behind them all. Each section's best chunk now comes first."""
+    from tests.fixtures.word_embedder import WordEmbedder
+
+    rota = "\n\n".join(f"Rota swap rule {n}: a swap of shifts on the rota must be agreed with the shift lead, "
+                       f"entered on the rota board and confirmed to the team by the end of day {n}. " * 2
+                       for n in range(8))
+    text = (f"# Handbook\n\n## Rota\n\n{rota}\n\n## Sign-off\n\nThe duty manager signs off each shift exchange in the log."
+            "\n\n## Canteen\n\nThe canteen opens at seven.")
+    documents = MemoryService(tmp_path, WordEmbedder()).documents
+    await documents.ingest("Handbook", text, None, [], None, 500, 100)
+    hits = (await documents.search("who approves a shift swap on the rota", "hybrid", None, None, None, 10)).hits
+    headings = [h.heading.split(" > ")[-1] for h in hits]
+    assert headings.count("Rota") >= 6, "the long section holds most chunks"
+    assert headings[0] == "Rota", "the best section's best chunk stays first"
+    assert "Sign-off" in headings[:5], headings  # ninth before
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True), "hits stay in the order of the scores they show"
