@@ -120,7 +120,13 @@ class DocumentStore:
             return Ingested(document=await self._relabel(existing["id"], unique_tags, new_date), changed=changed,
                             status="updated" if "date" in changed else "retagged")
         chunks = chunk_text(text, size, overlap)
-        texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
+        import os as _os
+        if _os.environ.get("NOTITLE"):
+            texts = [f"{c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
+        elif _os.environ.get("LEAF"):
+            texts = [f"{c.heading.split(' > ')[-1]}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
+        else:
+            texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
         vectors = await embed_batches(self.embedder, texts, progress, title, submitted)
         return Prepared(title=title, characters=len(text), source=source, identity=identity, digest=digest, tags=unique_tags,
                         date=new_date, existing=existing, chunks=chunks, vectors=vectors)

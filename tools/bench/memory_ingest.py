@@ -3,10 +3,11 @@
 per CPU-second (robust on a shared machine), then hit@5 and MRR per query kind and mode on the
 pydoc topics (tools/bench/retrieval_corpus.py), the business handbook
 (tools/bench/retrieval_business.py, with its held-out questions reported apart) and, with
-`--corpus long`, a longer business text written blind (tools/bench/retrieval_long.py).
+`--corpus long` and `--corpus veltrak`, two long business texts written blind
+(tools/bench/retrieval_long.py).
 
     .venv/bin/python tools/bench/memory_ingest.py [--embedder minilm minilm-numpy]
-        [--corpus business long pydoc] [--chunk-size 500] [--overlap 100] [--modes hybrid keyword semantic]
+        [--corpus business long veltrak pydoc] [--chunk-size 500] [--overlap 100] [--modes hybrid keyword semantic]
 
 `minilm` is the default embedder (int8 under ONNX Runtime); `minilm-numpy` is the float32 numpy
 path it replaced (slow: give it --corpus business on a busy machine).
@@ -29,7 +30,7 @@ from hub.text.embedding import Embedder, MiniLM, QuantizedMiniLM  # noqa: E402
 from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE  # noqa: E402
 from servers.memory.service import MemoryService  # noqa: E402
 from tools.bench import retrieval_business as business  # noqa: E402
-from tools.bench import retrieval_long as long_text  # noqa: E402
+from tools.bench.retrieval_long import BLIND_SETS  # noqa: E402
 from tools.bench.retrieval_corpus import QUERY_SETS, corpus  # noqa: E402
 
 
@@ -57,8 +58,8 @@ async def run_one(embedder: Embedder, folder: Path, corpora: list[str], size: in
     docs: list[tuple[str, str, str]] = []
     if "business" in corpora:
         docs.append((business.TITLE, business.text(), "bench://business"))
-    if "long" in corpora:
-        docs.append((long_text.title(), long_text.text(), "bench://business-long"))
+    for name in (n for n in BLIND_SETS if n in corpora):
+        docs.append((BLIND_SETS[name].title(), BLIND_SETS[name].text(), f"bench://blind-{name}"))
     if "pydoc" in corpora:
         docs += [(key, text, f"pydoc:{key}") for key, text in corpus().items()]
     chars = sum(len(t) for _, t, _ in docs)
@@ -80,9 +81,9 @@ async def run_one(embedder: Embedder, folder: Path, corpora: list[str], size: in
     if "business" in corpora:
         table = await score(service, business.query_sets(), under(business.TITLE), modes)
         report("business", table)
-    if "long" in corpora:
-        table = await score(service, long_text.query_sets(), under(long_text.title()), modes)
-        report("long", table)
+    for name in (n for n in BLIND_SETS if n in corpora):
+        table = await score(service, BLIND_SETS[name].query_sets(), under(BLIND_SETS[name].title()), modes)
+        report(name, table)
     if "pydoc" in corpora:
         table = await score(service, QUERY_SETS, lambda h, answers: titles[h.document_id] in answers, modes)
         report("pydoc", table)
@@ -98,7 +99,7 @@ def report(corpus_name: str, table: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--embedder", nargs="+", default=["minilm"], choices=("minilm", "minilm-numpy"))
-    parser.add_argument("--corpus", nargs="+", default=["business", "pydoc"], choices=("business", "long", "pydoc"))
+    parser.add_argument("--corpus", nargs="+", default=["business", "pydoc"], choices=("business", "long", "veltrak", "pydoc"))
     parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     parser.add_argument("--overlap", type=int, default=CHUNK_OVERLAP)
     parser.add_argument("--modes", nargs="+", default=["hybrid", "keyword", "semantic"])

@@ -1,34 +1,45 @@
-"""A third retrieval test set, written blind: one long business text of another company and kind
-than the handbook (tools/bench/data/business_long.md, ~12-15k words under ~100 sections that share
-vocabulary on purpose) and 60 questions (tools/bench/data/business_long_questions.json: 30
-paraphrases, 30 keyword), each naming the one section that answers it. Text and questions were
-written by a helper that saw neither the search code nor the other sets, and committed before
-their first run; the whole set is held out (nothing was tuned on it before that run).
+"""Retrieval test sets written blind: a long business text and its questions (paraphrase and
+keyword), each question naming the one section that answers it. Text and questions were written by
+a helper that saw neither the search code nor the other sets, and committed before their first run.
+
+- `LONG`: a food manufacturer's annual report, employee handbook and operating procedures
+  (tools/bench/data/business_long.md, ~14.5k words, 114 sections; 30 + 30 questions).
+- `VELTRAK`: a logistics software company's annual report, security policy, travel and expenses
+  policy and support manual (tools/bench/data/veltrak.md, ~13.8k words, 98 sections; 25 + 25
+  questions; 2026-12-03, first run after the section spread was chosen, before any other change).
+Sections share vocabulary on purpose (approvals, regions, incidents, look-alike limits).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data"
-TEXT_PATH = DATA / "business_long.md"
-QUESTIONS_PATH = DATA / "business_long_questions.json"
 
 
-def _questions() -> dict[str, object]:
-    return json.loads(QUESTIONS_PATH.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class BlindSet:
+    name: str
+    text_path: Path
+    questions_path: Path
+
+    def _questions(self) -> dict[str, object]:
+        return json.loads(self.questions_path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+    def title(self) -> str:
+        return str(self._questions()["title"])
+
+    def text(self) -> str:
+        return self.text_path.read_text(encoding="utf-8")
+
+    def query_sets(self) -> dict[str, list[tuple[str, str]]]:
+        """{'paraphrase', 'keyword'} -> (question, section heading)."""
+        data = self._questions()
+        return {kind: [(str(q), str(section)) for q, section in data[kind]] for kind in ("paraphrase", "keyword")}  # type: ignore[union-attr]
 
 
-def title() -> str:
-    return str(_questions()["title"])
-
-
-def text() -> str:
-    return TEXT_PATH.read_text(encoding="utf-8")
-
-
-def query_sets() -> dict[str, list[tuple[str, str]]]:
-    """{'paraphrase', 'keyword'} -> (question, section heading)."""
-    data = _questions()
-    return {kind: [(str(q), str(section)) for q, section in data[kind]] for kind in ("paraphrase", "keyword")}  # type: ignore[union-attr]
+LONG = BlindSet("long", DATA / "business_long.md", DATA / "business_long_questions.json")
+VELTRAK = BlindSet("veltrak", DATA / "veltrak.md", DATA / "veltrak_questions.json")
+BLIND_SETS = {s.name: s for s in (LONG, VELTRAK)}
