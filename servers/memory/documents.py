@@ -120,13 +120,7 @@ class DocumentStore:
             return Ingested(document=await self._relabel(existing["id"], unique_tags, new_date), changed=changed,
                             status="updated" if "date" in changed else "retagged")
         chunks = chunk_text(text, size, overlap)
-        import os as _os
-        if _os.environ.get("NOTITLE"):
-            texts = [f"{c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
-        elif _os.environ.get("LEAF"):
-            texts = [f"{c.heading.split(' > ')[-1]}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
-        else:
-            texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
+        texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
         vectors = await embed_batches(self.embedder, texts, progress, title, submitted)
         return Prepared(title=title, characters=len(text), source=source, identity=identity, digest=digest, tags=unique_tags,
                         date=new_date, existing=existing, chunks=chunks, vectors=vectors)
@@ -280,9 +274,11 @@ class DocumentStore:
             scores["semantic"] = dict(found_vectors)
         fused = fuse(rankings, DOCUMENT_RRF_K, weights)
         if mode == "hybrid" and len(fused) > 1:
-            # Which section each candidate is in, so one section's many chunks cannot fill the top.
+            # Which section each candidate is in, so one section's many chunks cannot fill the top. A
+            # document without headings is not one section: its chunks are left as fused.
             sections = await self.store.run(lambda db: {r["id"]: (r["document_id"], r["heading"]) for r in db.execute(
-                f"SELECT id, document_id, heading FROM chunks WHERE id IN ({','.join('?' * len(fused))})", [i for i, _, _ in fused])})
+                f"SELECT id, document_id, heading FROM chunks WHERE id IN ({','.join('?' * len(fused))}) AND heading != ''",
+                [i for i, _, _ in fused])})
             fused = spread_sections(fused, sections)
         fused = fused[:limit]
         rows = await self.store.run(lambda db: {r["id"]: r for r in db.execute(

@@ -300,7 +300,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         limit: Limit = 10,
     ) -> SearchResults:
         """Search the text of ingested documents for passages about a question; for saved memories use recall.
-        Search document chunks: hybrid (default), keyword (BM25) or semantic; each hit says its rank in each method."""
+        Search document chunks: hybrid (default), keyword (BM25) or semantic; each hit says its rank in each method.
+        In hybrid, other sections' passages may come before a section's weaker repeats (the score shown is after that)."""
         return await service.documents.search(query, mode, tags, since, until, limit)
 
     @domain_tool(mcp, read_only=True, open_world=False)

@@ -137,6 +137,11 @@ def test_spread_sections_lets_one_section_fill_no_more_than_its_share() -> None:
     assert [i for i, _, _ in spread_sections([(1, 0.3, {}), (2, 0.29, {}), (3, 0.2, {})],
                                              {1: ("d", "A"), 2: ("e", "A")})] == [1, 2, 3]
     assert spread_sections(fused, section, factor=1.0) == fused
+    # A chunk a method ranked first or second keeps its score, repeat or not (outside review: the
+    # one chunk holding a pasted error code, keyword #1, fell from 2nd to 8th).
+    ranked = [(1, 0.30, {"semantic": 1}), (2, 0.28, {"keyword": 1, "semantic": 3}), (3, 0.26, {"semantic": 4}),
+              (4, 0.20, {"semantic": 5})]
+    assert [i for i, _, _ in spread_sections(ranked, {1: ("d", "A"), 2: ("d", "A"), 3: ("d", "A"), 4: ("d", "B")})] == [1, 2, 4, 3]
 
 
 async def test_a_long_section_does_not_crowd_the_answer_out_of_the_top_five(tmp_path: Path) -> None:
@@ -158,3 +163,28 @@ async def test_a_long_section_does_not_crowd_the_answer_out_of_the_top_five(tmp_
     assert "Sign-off" in headings[:5], headings  # ninth before
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True), "hits stay in the order of the scores they show"
+
+
+async def test_the_spread_leaves_the_exact_term_and_documents_without_headings_alone(tmp_path: Path) -> None:
+    """Outside review of the first version: a section's second chunk holding the exact code the
+    question pastes (keyword #1) fell out of the top 5, and a text without headings (a .txt or a
+    PDF) counted as one section, so every chunk after its best was halved."""
+    from tests.fixtures.word_embedder import WordEmbedder
+
+    codes = "\n\n".join(f"- E40{n:02}: the sync failed because of reason number {n}; retry the sync after fixing it." for n in range(1, 14))
+    intro = "When a sync fails the client shows a sync error code; most sync errors clear on the next sync."
+    manual = (f"# Manual\n\n## Sync errors\n\n{intro}\n\n{codes}\n\n"
+              + "\n\n".join(f"## Sync topic {n}\n\nThe sync of topic {n} fails rarely; a failed sync is retried." for n in range(6)))
+    documents = MemoryService(tmp_path, WordEmbedder()).documents
+    await documents.ingest("Manual", manual, "test://manual", [], None, 500, 100)
+    hits = (await documents.search("sync keeps failing with error E4012", "hybrid", None, None, None, 5)).hits
+    holder = next(i for i, h in enumerate(hits) if "E4012" in h.text)
+    assert hits[holder].ranks.get("keyword") == 1 and holder <= 1, [(h.heading, h.ranks) for h in hits]
+
+    plain = "\n\n".join(f"Paragraph {n} of the plain text is about leave and pay, item {n}. " * 6 for n in range(12))
+    alone = MemoryService(tmp_path / "plain", WordEmbedder()).documents
+    await alone.ingest("Plain", plain, "test://plain", [], None, 500, 100)
+    found = (await alone.search("leave and pay item", "hybrid", None, None, None, 10)).hits
+    assert len(found) == 10
+    # Every chunk holds every word of the query (a full keyword vote): each score is plain RRF, none halved.
+    assert [h.score for h in found] == [round(sum(1 / (5 + r) for r in h.ranks.values()), 6) for h in found]
