@@ -81,7 +81,7 @@ def spread_sections(fused: Sequence[tuple[int, float, dict[str, int]]], section:
         repeat = seen.get(key, 0) if key is not None else 0
         if key is not None:
             seen[key] = repeat + 1
-        kept = keep_top and ranks and min(ranks.values()) <= keep_top
+        kept = bool(ranks) and min(ranks.values()) <= keep_top
         rescored.append((score if kept else score * factor**repeat, position, ident, ranks))
     rescored.sort(key=lambda item: (-item[0], item[1]))
     return [(ident, score, ranks) for score, _, ident, ranks in rescored]
