@@ -7,9 +7,12 @@ Rules (docs/domains.md, "Protocol relay"):
   when it arrives, against the capabilities of the client it goes to.
 - A `sampling/createMessage` or `elicitation/create` goes to the client whose `tools/call` to that
   server is in flight, on that call's own stream (`related_request_id`). A `per_client` session's
-  requests go only to its own client (its call in flight; for roots, that client). With calls from
-  several clients in flight on one shared session the hub cannot tell whose call caused the
-  request, so it goes to the most recent one.
+  requests go only to its own client (its call in flight; for roots, that client). With calls in
+  flight on one shared session the hub cannot tell whose call caused the request (neither stdio nor
+  the SDK's callbacks carry it): it goes to the most recent call only when every call in flight is
+  the same principal's, and is refused when several principals' calls are (an outside review saw
+  alice's password prompt reach bob, and bob's answer fed into alice's call). Such a server belongs
+  in `session: per_client`.
 - `roots/list` goes to the client of the call in flight if there is one, else to the client that
   most recently called that server with the roots capability; it is refused if neither exists.
 - A request is refused (JSON-RPC error to the server, which its tool reports) when no client is
@@ -181,13 +184,15 @@ class RequestRelay:
         return params if meta is params.meta else params.model_copy(update={"meta": meta})
 
     def _target(self, server: str, kind: str, owner: weakref.ref[Any] | None
-                ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None:
+                ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None | object:
         def ours(session: ServerSession) -> bool:  # a per-client session answers to its own client only
             return owner is None or getattr(session, "_connection", None) is owner()
 
         calls = [call for call in self._in_flight.get(server, ()) if ours(call.session)]
         if calls:
             upstream = calls[-1]
+            if any(_identity(call.principal) != _identity(upstream.principal) for call in calls):
+                return AMBIGUOUS
             return upstream.session, upstream.request_id, upstream.principal, upstream
         if kind == "roots" and (clients := self._roots_clients.get(server)):
             for session, principal in reversed(list(clients.items())):
@@ -198,6 +203,10 @@ class RequestRelay:
     async def _relay(self, server: str, kind: str, needs: types.ClientCapabilities, request: Any, result_type: Any,
                      owner: weakref.ref[Any] | None = None) -> Any:
         target = self._target(server, kind, owner)
+        if target is AMBIGUOUS:
+            return self._refuse(server, kind, None, f"calls from several callers to {server!r} are in flight on one shared "
+                                f"session, and nothing says which of them caused this {request.method}; it goes to no one "
+                                f"rather than to the wrong caller. Set `session: per_client` for {server!r} in the hub's config")
         if target is None:
             return self._refuse(server, kind, None, f"no client of the hub has a call to {server!r} in flight to answer {request.method}; "
                                 "the hub relays a server's requests only while a client's call to it runs")
@@ -260,6 +269,14 @@ class RequestRelay:
             auth_kind, credential = (principal.kind, principal.credential) if principal is not None else ("none", "")
             audit.record(AuditEvent(time.time(), new_request_id(), name, f"relay:{kind}", server, outcome, code, ms,
                                     {}, frozenset(), auth_kind, credential))
+
+
+AMBIGUOUS = object()
+"""`_target`'s answer when calls of several principals are in flight on one shared session."""
+
+
+def _identity(principal: Principal) -> tuple[str, str]:
+    return principal.kind, principal.name
 
 
 def _withdraw(upstream: UpstreamCall) -> None:

@@ -1,0 +1,58 @@
+"""A server's request never reaches a caller other than the one whose call caused it (outside
+review: on a shared session the hub sent alice's password prompt to bob, whose call had started
+last, and fed bob's answer into alice's call). With calls of several principals in flight on one
+shared session the hub cannot tell whose call asked, so it refuses the request; with one
+principal's calls only, that principal gets it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from tests.conftest import start_hub_http, write_config
+from tests.relay_support import Asked, create_key
+
+pytestmark = pytest.mark.anyio
+
+
+def client(url: str, token: str, asked: Asked) -> Client:
+    transport = streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}))
+    return Client(transport, mode="legacy", elicitation_callback=asked.elicitation)
+
+
+async def test_a_shared_servers_request_never_crosses_to_another_caller(tmp_path: Path, procs: list) -> None:
+    data_dir = tmp_path / "hub"
+    config = write_config(tmp_path, {"x": {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"}},
+                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
+    url = start_hub_http(procs, config)
+    alice_asked, bob_asked = Asked("alice"), Asked("bob")
+    with anyio.fail_after(120):
+        async with client(url, alice_key, alice_asked) as alice, client(url, bob_key, bob_asked) as bob:
+            # Alone in flight, alice gets her server's question and her answer goes back.
+            alone = json.loads((await alice.call_tool("x__ask", {})).content[0].text)  # type: ignore[union-attr]
+            assert alone == {"action": "accept", "content": {"pick": "alice"}}
+            assert alice_asked.kinds == ["elicitation"]
+
+            # Alice's call asks while bob's (started after hers) is in flight: it reaches neither.
+            results: dict[str, object] = {}
+
+            async def alice_asks() -> None:
+                results["alice"] = json.loads((await alice.call_tool("x__ask", {"wait": True})).content[0].text)  # type: ignore[union-attr]
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(alice_asks)
+                assert json.loads((await bob.call_tool("x__entered", {})).content[0].text) == "entered"  # type: ignore[union-attr]
+                # alice's call is in flight; bob's starts after it (the most recent), while `ask` waits for it
+                results["bob"] = json.loads((await bob.call_tool("x__hold", {})).content[0].text)  # type: ignore[union-attr]
+            assert bob_asked.kinds == [], "bob was asked alice's question"
+            assert results["bob"] == "held"
+            refused = results["alice"]
+            assert isinstance(refused, dict) and "per_client" in str(refused.get("refused")), refused
+            assert alice_asked.kinds == ["elicitation"]
