@@ -43,7 +43,7 @@ def resolve_config(path: str | None) -> HubConfig:
 def _add_config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="hub config file (JSON or TOML); default: $MCP_HUB_CONFIG or built-ins")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
-    parser.add_argument("--data-dir", help="keys and audit log live here (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
+    parser.add_argument("--data-dir", help="keys, audit log and the built-in domains' databases live here (default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_config(args.config)
         if getattr(args, "data_dir", None):
             config.hub.data_dir = args.data_dir
+        if config.hub.data_dir:
+            # One data dir for everything this process runs: the in-process domains (memory, tickets,
+            # HR...) find theirs through this variable, as keys and audit use the configured one (an
+            # outside review saw two hubs with separate data dirs share one memory database).
+            from hub.datadir import resolve_data_dir
+
+            os.environ["MCP_HUB_DATA_DIR"] = str(resolve_data_dir(config.hub.data_dir))
         if args.command == "keys":
             return keys(config, args)
         if args.command == "audit":

@@ -38,3 +38,25 @@ def test_call_prints_structured_result_and_errors(tmp_path: Path) -> None:
     not_json = run("call", "-c", str(config), "e__add", "{a: 1}")
     assert not_json.returncode == 2 and "not valid JSON" in not_json.stderr
     assert ok.stdout == "{\n  \"total\": 9\n}\n"  # only the result on stdout; logs went to stderr
+
+
+def test_in_process_domains_keep_their_data_in_the_configured_data_dir(tmp_path: Path) -> None:
+    """Outside review: keys and audit went to the configured data dir while the built-in domains'
+    databases went to `$MCP_HUB_DATA_DIR` (or the default), so two hubs with separate data dirs
+    shared one memory and one ticket database."""
+    import os
+
+    elsewhere = tmp_path / "env-dir"
+    env = {**os.environ, "MCP_HUB_DATA_DIR": str(elsewhere)}
+    for name, extra in (("config", []), ("flag", ["--data-dir", str(tmp_path / "flag-dir")])):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = write_config(folder, {"ticketing": {"builtin": "ticketing"}},
+                              {"data_dir": str(folder / "config-dir")} if name == "config" else None)
+        done = subprocess.run([PY, "-m", "hub.cli", "tools", "-c", str(config), "--json", *extra], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        assert any(t["name"].startswith("ticketing__") for t in json.loads(done.stdout))
+        wanted = folder / "config-dir" if name == "config" else tmp_path / "flag-dir"
+        assert (wanted / "ticketing.sqlite").exists(), sorted(p.name for p in wanted.glob("*")) if wanted.exists() else "no dir"
+    assert not (elsewhere / "ticketing.sqlite").exists()
