@@ -107,16 +107,18 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     @domain_tool(mcp, idempotent=True)
     async def upsert_contact(
         name: Annotated[str, Field(min_length=1, max_length=200, description="Company or person name.")],
-        kind: Annotated[ContactKind, Field(description="customer (you invoice them), vendor (they bill you) or both.")] = "customer",
+        kind: Annotated[ContactKind | None, Field(description="customer (you invoice them), vendor (they bill you) or both; "
+                                                  "a new contact without it is a customer, an update keeps it.")] = None,
         id: Annotated[str | None, Field(description="Update this contact; omit to create one.")] = None,
-        email: Annotated[str | None, Field(description="Billing email address.")] = None,
-        tax_number: Annotated[str | None, Field(description="VAT or tax id.")] = None,
+        email: Annotated[str | None, Field(description="Billing email address; on an update, omit to keep it, \"\" to clear it.")] = None,
+        tax_number: Annotated[str | None, Field(description="VAT or tax id; on an update, omit to keep it, \"\" to clear it.")] = None,
         version: Annotated[str | None, Field(description="The version you read, to refuse overwriting a newer change.")] = None,
     ) -> Contact:
         """Add a customer or vendor to the books, or change one's details.
-        Create a contact, or update one by id (search first to avoid duplicates)."""
-        return await backend.upsert_contact(ContactInput(id=id, name=name, email=email, kind=kind, tax_number=tax_number,
-                                                         version=version))
+        Create a contact, or update one by id: only the fields you give change. A create that matches a
+        contact exactly (name, kind, email, tax id) returns it instead of a duplicate."""
+        given = {field: value for field, value in (("email", email), ("kind", kind), ("tax_number", tax_number)) if value is not None}
+        return await backend.upsert_contact(ContactInput(id=id, name=name, version=version, **given))
 
     @domain_tool(mcp, read_only=True)
     async def search_invoices(
@@ -190,6 +192,15 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     ) -> Invoice:
         """Change an invoice or bill: approve a draft, void it, or edit its due date or lines.
         Approve, void or patch an invoice. Voiding needs confirm=true and reverses, never deletes."""
+        given = {"due_date": due_date, "reference": reference, "lines": lines, "void_date": void_date,
+                 "confirm": confirm or None}
+        belongs = {"approve": set(), "void": {"void_date", "confirm"}, "patch": {"due_date", "reference", "lines"}}[action]
+        if stray := sorted(name for name, value in given.items() if value is not None and name not in belongs):
+            # Nothing is written rather than only part of what was asked (outside review: `approve` with a
+            # new due date answered success and stored no due date).
+            raise DomainError("invalid_argument", f"{action} does not take {', '.join(stray)}; nothing was changed. "
+                              + ("Patch the draft first, then approve it." if action == "approve" else
+                                 "Call update_invoice once per action."), details={"fields": stray})
         if action == "approve":
             return await backend.approve(invoice_id, version)
         if action == "void":

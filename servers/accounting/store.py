@@ -167,20 +167,33 @@ class EmbeddedAccounting:
         return await self.store.run(run)
 
     async def upsert_contact(self, contact: ContactInput) -> Contact:
+        """Create a contact, or update one by id. An update changes only the fields the call gave (an
+        empty email or tax number clears it); a create that matches an existing contact exactly (name,
+        kind, email and tax number) returns that contact, so a retried create makes no duplicate."""
         await self._db()
+        given = contact.model_fields_set
 
         def run(db: sqlite3.Connection) -> Contact:
             if contact.id is None:
+                email, tax_number = contact.email or None, contact.tax_number or None
+                same = db.execute(
+                    "SELECT id FROM contacts WHERE lower(trim(name)) = lower(trim(?)) AND kind = ? AND email IS ? AND tax_number IS ? "
+                    "ORDER BY rowid LIMIT 1", (contact.name, contact.kind, email, tax_number)).fetchone()
+                if same is not None:
+                    return paging.contact_from_row(db.execute("SELECT * FROM contacts WHERE id = ?", (same["id"],)).fetchone())
                 new_id = "C-" + uuid.uuid4().hex[:8]
                 db.execute("INSERT INTO contacts (id, name, email, kind, tax_number) VALUES (?, ?, ?, ?, ?)",
-                           (new_id, contact.name, contact.email, contact.kind, contact.tax_number))
+                           (new_id, contact.name, email, contact.kind, tax_number))
             else:
-                row = db.execute("SELECT version FROM contacts WHERE id = ?", (contact.id,)).fetchone()
+                row = db.execute("SELECT version, email, kind, tax_number FROM contacts WHERE id = ?", (contact.id,)).fetchone()
                 if row is None:
                     raise not_found("contact", contact.id)
                 self._check_version(str(row["version"]), contact.version, f"contact {contact.id}")
+                email = (contact.email or None) if "email" in given else row["email"]
+                kind = contact.kind if "kind" in given else row["kind"]
+                tax_number = (contact.tax_number or None) if "tax_number" in given else row["tax_number"]
                 db.execute("UPDATE contacts SET name=?, email=?, kind=?, tax_number=?, version=version+1 WHERE id=?",
-                           (contact.name, contact.email, contact.kind, contact.tax_number, contact.id))
+                           (contact.name, email, kind, tax_number, contact.id))
                 new_id = contact.id
             emit_change(db, "contact", new_id, "updated" if contact.id else "created")
             return paging.contact_from_row(db.execute("SELECT * FROM contacts WHERE id = ?", (new_id,)).fetchone())

@@ -216,3 +216,41 @@ async def test_the_providers_share_the_payment_checks(monkeypatch: pytest.Monkey
         assert not [r for r in fake.requests if r["path"].endswith("/Payments")], "refused before anything was sent to Xero"
         paid = await ask("record_payment", **pay, amount="10.00", currency="NZD", date="2026-03-01")
         assert paid["invoice_balance"] == "90.00"
+
+
+async def test_an_update_changes_only_the_fields_given_and_a_repeated_create_makes_no_duplicate(hub: Hub) -> None:
+    """Outside review: `upsert_contact(id, name)` wiped the email and tax id and turned a vendor into a
+    customer; two identical creates (a hub retry of a tool marked idempotent) made two contacts."""
+    vendor = await call(hub, "upsert_contact", name="Vendor V", kind="vendor", email="v@example.com", tax_number="GB123")
+    renamed = await call(hub, "upsert_contact", id=vendor["id"], name="Vendor V Ltd")
+    kept = {k: renamed[k] for k in ("name", "kind", "email", "tax_number")}
+    assert kept == {"name": "Vendor V Ltd", "kind": "vendor", "email": "v@example.com", "tax_number": "GB123"}
+    stored = (await call(hub, "search_contacts", query="Vendor V"))["contacts"]
+    assert [(c["name"], c["kind"], c["email"], c["tax_number"]) for c in stored] == [("Vendor V Ltd", "vendor", "v@example.com", "GB123")]
+    cleared = await call(hub, "upsert_contact", id=vendor["id"], name="Vendor V Ltd", email="", kind="both")
+    assert (cleared["email"], cleared["kind"], cleared["tax_number"]) == (None, "both", "GB123")
+
+    first = await call(hub, "upsert_contact", name="Dup Co", email="ap@dup.example")
+    again = await call(hub, "upsert_contact", name="Dup Co", email="ap@dup.example")
+    assert again["id"] == first["id"]
+    assert len((await call(hub, "search_contacts", query="Dup Co"))["contacts"]) == 1
+    other = await call(hub, "upsert_contact", name="Dup Co", email="sales@dup.example")  # another contact of that name
+    assert other["id"] != first["id"]
+
+
+async def test_update_invoice_refuses_fields_its_action_would_drop(hub: Hub) -> None:
+    """Outside review: `approve` with a due date, reference and lines (or `void` with a reference)
+    answered success and stored none of them. Now refused, and nothing changes."""
+    customer = await call(hub, "upsert_contact", name="Acme")
+    draft = (await call(hub, "create_invoice", contact_id=customer["id"], issue_date="2026-05-01", due_date="2026-05-31",
+                        lines=[{"description": "x", "unit_price": "10"}], approve=False))["invoice"]
+    message = refused(await call(hub, "update_invoice", invoice_id=draft["id"], action="approve", due_date="2026-09-01",
+                                 reference="PO-9"), "approve", "due_date", "reference", "nothing was changed")
+    assert "Patch" in message
+    refused(await call(hub, "update_invoice", invoice_id=draft["id"], action="void", confirm=True, reference="wrong"), "void", "reference")
+    refused(await call(hub, "update_invoice", invoice_id=draft["id"], action="patch", reference="PO-9", confirm=True), "confirm")
+    stored = await call(hub, "get_invoice", invoice_id=draft["id"])
+    assert (stored["status"], stored["due_date"], stored.get("reference")) == ("draft", "2026-05-31", None)
+    patched = await call(hub, "update_invoice", invoice_id=draft["id"], action="patch", due_date="2026-09-01", reference="PO-9")
+    assert (patched["due_date"], patched["reference"]) == ("2026-09-01", "PO-9")
+    assert (await call(hub, "update_invoice", invoice_id=draft["id"], action="approve"))["status"] == "open"
