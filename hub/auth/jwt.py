@@ -66,7 +66,17 @@ class JwtVerifier:
         claims = dict(decoded.claims)
         raw_scopes = claims.get("scope", claims.get("scp", []))
         scopes = tuple(raw_scopes.split()) if isinstance(raw_scopes, str) else tuple(str(s) for s in raw_scopes)
-        subject = str(claims.get("sub") or claims.get("client_id") or "unknown")
+        # The caller's identity: its `sub`; a token for an application alone (no `sub`) is that client,
+        # named apart so it can never be a user whose `sub` is the same string. A token naming neither
+        # is refused: every such token used to be one shared principal, `unknown` (outside review).
+        client = claims.get("client_id") or claims.get("azp")
+        if claims.get("sub"):
+            subject = str(claims["sub"])
+        elif client:
+            subject = f"client:{client}"
+        else:
+            logger.info("rejected a JWT: it names no subject (sub) and no client (client_id, azp)")
+            return None
         exp = claims.get("exp")
         return VerifiedJwt(subject, scopes, int(exp) if isinstance(exp, (int, float)) else None, claims)
 

@@ -156,7 +156,11 @@ async def test_jwt_validation(secured: dict[str, Any]) -> None:
         "not yet valid": make_jwt(url, nbf=now + 600),
         "no expiry": make_jwt(url, exp=None),
         "malformed": good[:-10] + "AAAAAAAAAA",
+        "no subject and no client": make_jwt(url, sub=None),  # was one shared principal, `unknown`
     }
+    # A token for an application alone (no `sub`) is that client: principal `client:<id>`.
+    async with client(url, make_jwt(url, sub=None, client_id="app-one", scope="e:read e:write")) as c:
+        assert (await c.call_tool("e__echo", {"text": "app"})).structured_content == {"result": "app"}
     for why, token in rejected.items():
         assert post_initialize(url, {"Authorization": f"Bearer {token}"}).status_code == 401, why
 
