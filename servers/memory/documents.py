@@ -4,8 +4,8 @@
 A document's identity is its source URI, else its file path, else its title. Ingest is idempotent
 by content hash (the text, title and chunking settings): an unchanged document with the same tags
 and date is a no-op (`unchanged`); new tags or a new date on unchanged content are written without
-re-embedding (`retagged`, or `updated` when the date changed) — never dropped; a date left out
-keeps the stored one. A changed document has its chunks, their vectors and their FTS rows replaced
+re-embedding (`retagged`, or `updated` when the date changed) — never dropped; tags or a date
+left out keep the stored ones (`[]` clears the tags). A changed document has its chunks, their vectors and their FTS rows replaced
 in one transaction, so a search sees the old version or the new one, never a mix. `changed` names
 the fields a call changed on an existing document. `ingest` is `prepare` (chunk and embed, with two
 embedding batches in flight: servers/memory/pipeline.py) then `commit` (the one transaction); a
@@ -94,12 +94,12 @@ class DocumentStore:
                 self._loaded = True
         return self.index
 
-    async def ingest(self, title: str, text: str, source: str | None, tags: list[str], date: _dt.date | None,
+    async def ingest(self, title: str, text: str, source: str | None, tags: list[str] | None, date: _dt.date | None,
                      size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None) -> Ingested:
         prepared = await self.prepare(title, text, source, tags, date, size, overlap, progress)
         return prepared if isinstance(prepared, Ingested) else await self.commit(prepared)
 
-    async def prepare(self, title: str, text: str, source: str | None, tags: list[str], date: _dt.date | None,
+    async def prepare(self, title: str, text: str, source: str | None, tags: list[str] | None, date: _dt.date | None,
                       size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None,
                       submitted: Callable[[], None] | None = None) -> Ingested | Prepared:
         """Everything before the write: the finished result when the content is unchanged (or only its
@@ -110,7 +110,9 @@ class DocumentStore:
         identity = source or f"title:{title}"
         digest = hashlib.sha256(f"{size}:{overlap}:{title}\n{text}".encode()).hexdigest()
         existing = await self.store.run(lambda db: db.execute("SELECT * FROM documents WHERE identity = ?", (identity,)).fetchone())
-        unique_tags = sorted(set(tags))
+        # Left out (None), tags and date keep what is stored: a re-ingest that only refreshes the text
+        # must not drop the document out of its tags (outside review); [] clears the tags.
+        unique_tags = sorted(set(tags)) if tags is not None else json.loads(existing["tags"]) if existing is not None else []
         new_date = date.isoformat() if date else existing["doc_date"] if existing is not None else None  # left out: kept
         if existing is not None and existing["content_hash"] == digest:
             changed: list[Any] = [f for f, same in (("tags", json.loads(existing["tags"]) == unique_tags),

@@ -92,7 +92,7 @@ class IngestJobs:
         self._one_at_a_time = anyio.Lock()
         self._changed = anyio.Event()
 
-    def start(self, root: Path, files: list[Path], tags: list[str], size: int, overlap: int) -> IngestJob:
+    def start(self, root: Path, files: list[Path], tags: list[str] | None, size: int, overlap: int) -> IngestJob:
         """Queue the job and return at once; it runs on the server's event loop."""
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
         job = IngestJob(id=uuid.uuid4().hex[:16], root=str(root), files_total=len(files), started_at=now)
@@ -127,7 +127,7 @@ class IngestJobs:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def _prepare(self, root: Path, path: Path, tags: list[str], size: int, overlap: int,
+    async def _prepare(self, root: Path, path: Path, tags: list[str] | None, size: int, overlap: int,
                        submitted: Callable[[], None]) -> Ingested | Prepared:
         """Read and embed one file; what is wrong with the file itself (outside the folder by now, a
         read error) is a `DomainError` for it alone, and the job goes on."""
@@ -140,7 +140,7 @@ class IngestJobs:
         title = shown(title)
         return await self.documents.prepare(title, text, path.resolve().as_uri(), tags, None, size, overlap, submitted=submitted)
 
-    async def _run(self, job: IngestJob, files: list[Path], tags: list[str], size: int, overlap: int) -> None:
+    async def _run(self, job: IngestJob, files: list[Path], tags: list[str] | None, size: int, overlap: int) -> None:
         """Files are committed one by one, in order. Later files are read, chunked and embedded while
         earlier ones finish embedding and are written, so the embedder's cores never wait for reading,
         chunking or SQLite between files: the next file starts once every file in hand has started its

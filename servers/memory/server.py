@@ -235,8 +235,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         text: Annotated[str | None, Field(max_length=5_000_000, description="The document's text (or give path).")] = None,
         path: Annotated[str | None, Field(max_length=4096, description="A markdown, text, HTML or PDF file inside MEMORY_ALLOWED_PATHS.")] = None,
         source_uri: Annotated[str | None, Field(max_length=2000, description="Where it came from; also its identity for re-ingest.")] = None,
-        tags: Annotated[Tags | None, Field(description="Tags to file it under.")] = None,
-        date: Annotated[_dt.date | None, Field(description="The document's own date (for since/until searches).")] = None,
+        tags: Annotated[Tags | None, Field(description="Tags to file it under; on a re-ingest, omit to keep its tags, [] to clear them.")] = None,
+        date: Annotated[_dt.date | None, Field(description="The document's own date (for since/until searches); omit to keep it.")] = None,
         chunk_size: Annotated[int, Field(ge=200, le=8000, description="Characters per searchable passage.")] = CHUNK_SIZE,
         chunk_overlap: Annotated[int, Field(ge=0, le=2000, description="Characters shared by neighbouring passages.")] = CHUNK_OVERLAP,
     ) -> Ingested:
@@ -256,13 +256,13 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
             await ctx.report_progress(done, total, message)
 
         assert text is not None
-        return await service.documents.ingest(title, text, source_uri, tags or [], date, chunk_size, chunk_overlap, progress)
+        return await service.documents.ingest(title, text, source_uri, tags, date, chunk_size, chunk_overlap, progress)
 
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def ingest_folder(
         path: Annotated[str, Field(max_length=4096, description="A folder inside MEMORY_ALLOWED_PATHS; its markdown, text, HTML "
                                                                 "and PDF files are indexed.")],
-        tags: Annotated[Tags | None, Field(description="Tags to file every document under.")] = None,
+        tags: Annotated[Tags | None, Field(description="Tags to file every document under; omit to keep each known document's tags.")] = None,
         chunk_size: Annotated[int, Field(ge=200, le=8000, description="Characters per searchable passage.")] = CHUNK_SIZE,
         chunk_overlap: Annotated[int, Field(ge=0, le=2000, description="Characters shared by neighbouring passages.")] = CHUNK_OVERLAP,
     ) -> IngestJob:
@@ -272,7 +272,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         if not root.is_dir():
             raise DomainError("invalid_argument", f"{path} is not a folder: use ingest_document for one file", details={"field": "path"})
         files = await anyio.to_thread.run_sync(folder_files, root)
-        return service.ingest_jobs.start(root, files, tags or [], chunk_size, chunk_overlap)
+        return service.ingest_jobs.start(root, files, tags, chunk_size, chunk_overlap)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def ingest_status(

@@ -188,3 +188,25 @@ async def test_the_spread_leaves_the_exact_term_and_documents_without_headings_a
     assert len(found) == 10
     # Every chunk holds every word of the query (a full keyword vote): each score is plain RRF, none halved.
     assert [h.score for h in found] == [round(sum(1 / (5 + r) for r in h.ranks.values()), 6) for h in found]
+
+
+async def test_a_re_ingest_without_tags_keeps_the_documents_tags(tmp_path: Path) -> None:
+    """Outside review: re-ingesting a document without `tags` (only to refresh its text) cleared
+    them, so it dropped out of tag-filtered searches; the date was kept. Left out, both are kept;
+    `[]` clears the tags."""
+    import datetime as _dt
+
+    from tests.fixtures.word_embedder import WordEmbedder
+
+    documents = MemoryService(tmp_path, WordEmbedder()).documents
+    first = await documents.ingest("Travel policy", "Book trains for trips under four hours.", "kb://travel",
+                                   ["policy", "travel"], _dt.date(2026, 1, 5))
+    assert first.status == "created" and first.document.tags == ["policy", "travel"]
+    changed = await documents.ingest("Travel policy", "Book trains for trips under five hours.", "kb://travel", None, None)
+    assert changed.status == "replaced" and changed.document.tags == ["policy", "travel"]
+    assert changed.document.date == _dt.date(2026, 1, 5)
+    assert [d.title for d in (await documents.list(["travel"], 10, None)).documents] == ["Travel policy"]
+    same = await documents.ingest("Travel policy", "Book trains for trips under five hours.", "kb://travel", None, None)
+    assert same.status == "unchanged" and same.document.tags == ["policy", "travel"]
+    cleared = await documents.ingest("Travel policy", "Book trains for trips under five hours.", "kb://travel", [], None)
+    assert cleared.status == "retagged" and cleared.document.tags == []
