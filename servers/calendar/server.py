@@ -75,6 +75,19 @@ def _instance(value: str | None, tz: str) -> datetime | date | None:
     return parse_date(value, "instance_start") if len(value) == 10 else parse_instant(value, tz, "instance_start")
 
 
+def _removes_every_occurrence(event: Event, scope: Scope, instance: datetime | date | None) -> bool:
+    """Whether deleting `scope` at `instance` leaves nothing of `event`: "this" of a single event, or
+    "this and following" from a series' first occurrence."""
+    if scope == "this" and not event.recurrence:
+        return True
+    if scope != "this_and_following" or instance is None:
+        return False
+    first = event.start.utc or event.start.date
+    if isinstance(instance, datetime) and isinstance(first, datetime):
+        return instance.astimezone(UTC) == first.astimezone(UTC)
+    return not isinstance(instance, datetime) and not isinstance(first, datetime) and instance == first
+
+
 def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     backend = backend or make_backend()
     store = getattr(backend, "store", None) or Store(default_data_dir() / "calendar-idempotency.sqlite", [])
@@ -323,7 +336,13 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
             raise DomainError("invalid_argument", f"deleting {event_id} ({scope}) cannot be undone: call again with confirm=true")
         calendar = await backend.calendar(calendar_id)
         calendar_id, tz = calendar.id, calendar.zone
-        await backend.delete(calendar_id, event_id, scope, _instance(instance_start, tz))
+        instance = _instance(instance_start, tz)
+        if scope != "all" and _removes_every_occurrence(await backend.get_event(calendar_id, event_id, None), scope, instance):
+            # "This and following" from the first occurrence, or "this" of a single event, is the whole
+            # event: deleted as such, so nothing empty stays readable and its keys answer not_found
+            # (outside review: an empty series stayed, and its create key replayed it).
+            scope = "all"
+        await backend.delete(calendar_id, event_id, scope, instance)
         if scope == "all":
             await forget_deleted(mcp, event_id)
         return Deleted(id=event_id, scope=scope)

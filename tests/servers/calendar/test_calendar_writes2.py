@@ -248,3 +248,28 @@ async def test_list_events_pages_with_query_bound_keyset_cursors(hub: Hub) -> No
     assert other["code"] == "invalid_argument" and "cursor" in other["message"]
     forged = await call(hub, "list_events", calendar_id=ADA, limit=2, cursor="eyJvZmZzZXQiOjJ9", **JUNE)
     assert forged["code"] == "invalid_argument"
+
+
+async def test_deleting_every_occurrence_deletes_the_event_and_its_key(hub: Hub) -> None:
+    """Outside review: "this and following" from a series' first occurrence answered deleted but left
+    an empty series that get_event still returned and whose create key still replayed it; "this" of a
+    single event likewise. Both are the whole event now: gone, and the key answers not_found."""
+    made = {"calendar_id": ADA, "title": "Weekly", "start": "2026-06-01T10:00:00", "end": "2026-06-01T10:30:00",
+            "rrule": "FREQ=WEEKLY;COUNT=3", "idempotency_key": "weekly-1"}
+    series = await call(hub, "create_event", **made)
+    gone = await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], scope="this_and_following",
+                      instance_start="2026-06-01T10:00:00+01:00", confirm=True)
+    assert gone["scope"] == "all"
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=series["id"]))["code"] == "not_found"
+    assert (await call(hub, "create_event", **made))["code"] == "not_found"
+    assert await starts(hub) == []
+
+    single = await call(hub, "create_event", calendar_id=ADA, title="Once", start="2026-06-02T09:00:00", end="2026-06-02T09:30:00")
+    assert (await call(hub, "delete_event", calendar_id=ADA, event_id=single["id"], scope="this", confirm=True))["scope"] == "all"
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=single["id"]))["code"] == "not_found"
+
+    # From a later occurrence, "this and following" still keeps the ones before it.
+    kept = await call(hub, "create_event", **{**made, "idempotency_key": "weekly-2"})
+    cut = await call(hub, "delete_event", calendar_id=ADA, event_id=kept["id"], scope="this_and_following",
+                     instance_start="2026-06-08T10:00:00+01:00", confirm=True)
+    assert cut["scope"] == "this_and_following" and await starts(hub) == ["2026-06-01T10:00"]
