@@ -219,8 +219,15 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         if not confirm:
             raise DomainError("invalid_argument", f"deleting {id} cannot be undone: call again with confirm=true")
         deleted = await backend.get(id, [])  # its canonical id: keys that created it must not answer with it
+        comments, cursor = [], None
+        while True:  # the keys that added its comments must not answer with them either (outside review)
+            page = await backend.list_comments(deleted.id, 100, cursor)
+            comments += [comment.id for comment in page.comments]
+            if not (cursor := page.next_cursor):
+                break
         await backend.delete(id)
-        await forget_deleted(mcp, deleted.id)
+        for record in (deleted.id, *comments):
+            await forget_deleted(mcp, record)
         return Deleted(id=id)
 
     if isinstance(backend, ProjectAdmin):  # only backends that own their projects (the embedded one)

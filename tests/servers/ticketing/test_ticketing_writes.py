@@ -278,3 +278,14 @@ async def test_a_status_passed_to_update_ticket_points_to_transition_ticket(hub:
     async with Client(create_server(EmbeddedTicketing(Path(os.environ["MCP_HUB_DATA_DIR"])))) as alone:
         answer = await alone.call_tool("update_ticket", {"id": "OPS-1", "status": "closed"})
     assert answer.is_error and "transition_ticket" in answer.structured_content["message"]
+
+
+async def test_a_deleted_tickets_comment_keys_answer_not_found(hub: Hub) -> None:
+    """Outside review: after `delete_ticket`, the key that added one of its comments still replayed
+    the deleted comment (whose id a later comment on another ticket could take)."""
+    made = {"id": "OPS-1", "body": "hello", "idempotency_key": "comment-1"}
+    comment = await call(hub, "add_comment", **made)
+    assert comment["body"] == "hello"
+    assert (await call(hub, "add_comment", **made))["id"] == comment["id"]  # a replay, while the ticket lives
+    await call(hub, "delete_ticket", id="OPS-1", confirm=True)
+    assert (await call(hub, "add_comment", **made))["code"] == "not_found"
