@@ -18,6 +18,11 @@ class Principal:
     as its `sub`); empty for `local`. Recorded in audit rows."""
 
 
+def identity(principal: Principal) -> tuple[str, str]:
+    """Who a principal is, for telling callers apart (its kind and name; the credential is only which key)."""
+    return principal.kind, principal.name
+
+
 def current_principal(default: Principal) -> Principal:
     """The authenticated caller of the current HTTP request, else `default` (stdio, auth off)."""
     token = get_access_token()

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from hub.auth.principal import identity
 from hub.calls.call import Outcome, ToolCall, now
 from hub.downstream.forwarders import Forwarder
 from hub.errors import HubToolError
@@ -74,7 +75,10 @@ class Pipeline:
     def mark_sent(self, call: ToolCall) -> None:
         """The attempt is on the wire: the server has one more call in flight."""
         call.attempt_sent_at = now()
-        self.forwarder.downstream(call).stats.in_flight += 1
+        stats = self.forwarder.downstream(call).stats
+        stats.in_flight += 1
+        if (caller := call.attributes.get("caller")) is not None:
+            stats.callers[identity(caller)] += 1
 
     # -- settlement ------------------------------------------------------------------------
 
@@ -91,7 +95,14 @@ class Pipeline:
     def end_attempt(self, call: ToolCall, outcome: Outcome) -> None:
         """The attempt is over: the server's stats, then the per-attempt permits."""
         if call.attempt_sent_at:
-            self.forwarder.downstream(call).stats.finish(now() - call.attempt_sent_at, outcome.result is None)
+            stats = self.forwarder.downstream(call).stats
+            stats.finish(now() - call.attempt_sent_at, outcome.result is None)
+            if (caller := call.attributes.get("caller")) is not None:
+                key = identity(caller)
+                if stats.callers.get(key, 0) <= 1:
+                    stats.callers.pop(key, None)
+                else:
+                    stats.callers[key] -= 1
             call.attempt_sent_at = 0.0
         call.attempt_open = False
         self.settle(call, call.attempt_held, outcome)

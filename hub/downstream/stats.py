@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 
@@ -11,6 +11,9 @@ class CallStats:
     """Counters and a sliding window of recent call latencies (seconds)."""
 
     in_flight: int = 0
+    callers: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Calls in flight per caller identity (`hub.auth.principal.identity`): whose call a shared
+    session's log message can belong to (`hub.relay.logs`)."""
     calls: int = 0
     failures: int = 0
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))

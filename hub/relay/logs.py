@@ -10,7 +10,9 @@ Rules (docs/domains.md, "Protocol relay"):
   empty), or `<namespace>/<logger>` when the server named a logger. `level` and `data` pass intact.
 - A shared downstream session serves every client, so each downstream that advertises `logging`
   is set to the most verbose level any live client asked for; each client is then filtered at its
-  own level by the hub. A `per_client` server's session of one client gets that client's own level
+  own level by the hub. A shared session's message cannot be told apart by call: while calls are in
+  flight to that server it goes only to their caller's clients, and to nobody when calls of several
+  callers are (`CallStats.callers`); with none in flight (the server's own news), to every listener. A `per_client` server's session of one client gets that client's own level
   (at setLevel if open, else when it opens), and its messages go to that client only. A setLevel answers once every such downstream answered (or 5 s passed);
   one that fails is logged, never an error for the client.
 - A 2026-07-28 client opts in per request (`_meta` `io.modelcontextprotocol/logLevel` on its
@@ -18,8 +20,8 @@ Rules (docs/domains.md, "Protocol relay"):
   it at or above the level the request named, on that request's own stream (HTTP) or as notifications
   tied to it (stdio), tagged as above, under the same scope rule; nothing without the key, nothing once
   the call is answered. A call parked for input-required gets them on the leg then waiting. A shared
-  session's messages cannot be told apart by call, so they go to every opted-in call to that server in
-  flight (as they go to every setLevel client); a `per_client` session's to its own client's calls only.
+  session's messages go to the opted-in calls in flight under the same caller rule as setLevel
+  clients; a `per_client` session's to its own client's calls only.
   The level is passed on in the downstream call's `_meta` when that server speaks 2026-07-28 (it sends
   nothing otherwise); a handshake-era server is not sent a `logging/setLevel` for it (that would be
   connection-wide): what it sends anyway is relayed.
@@ -43,7 +45,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import LOG_LEVEL_META_KEY  # the reserved `_meta` key of a 2026-07-28 request's log opt-in
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from hub.auth.principal import Principal
+from hub.auth.principal import Principal, identity
 from hub.errors import describe_failure
 from hub.relay.scope import may_see_server
 
@@ -99,6 +101,17 @@ warnings.filterwarnings("ignore", message="The logging capability is deprecated"
 def tag_logger(namespace: str, server_logger: str | None) -> str:
     """The `logger` a relayed message carries: the server's namespace, then its own logger if any."""
     return f"{namespace}/{server_logger}" if server_logger else namespace
+
+
+def _whose(downstream: Downstream) -> frozenset[tuple[str, str]] | None:
+    """Which callers a shared session's log message may reach: while calls are in flight to the server,
+    only their caller's — and nobody's when several callers' calls are, since a message cannot be told
+    apart by call (an outside review saw bob receive a line the server wrote during alice's call);
+    None (no restriction) when no call is in flight: the server's own news."""
+    callers = [key for key, count in downstream.stats.callers.items() if count > 0]
+    if not callers:
+        return None
+    return frozenset(callers) if len(callers) == 1 else frozenset()
 
 
 class LogRelay:
@@ -192,8 +205,9 @@ class LogRelay:
         server; one from a per-client session (`owner`) to that session's client only. Also to the
         opted-in 2026-07-28 calls to that server in flight (`listening`)."""
         rank = RANK.get(params.level, 0)
+        whose = _whose(downstream) if owner is None else None
         if self._calls.get(downstream.name):
-            await self._to_calls(downstream, params, owner, rank)
+            await self._to_calls(downstream, params, owner, rank, whose)
         if not self._clients:
             return
         body: dict[str, Any] | None = None
@@ -201,16 +215,20 @@ class LogRelay:
         for connection, (level, principal) in clients:
             if rank < RANK[level] or not may_see_server(self._hub, principal, downstream.name):
                 continue
+            if whose is not None and identity(principal) not in whose:
+                continue
             if body is None:
                 body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
                 body["logger"] = tag_logger(downstream.config.namespace or downstream.name, params.logger)
             await connection.notify("notifications/message", body)  # best effort: never raises
 
     async def _to_calls(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any,
-                        rank: int) -> None:
+                        rank: int, whose: frozenset[tuple[str, str]] | None) -> None:
         tagged: types.LoggingMessageNotificationParams | None = None
         for listener in list(self._calls.get(downstream.name, ())):
             if (owner is not None and listener.owner is not owner) or rank < RANK[listener.level]:
+                continue
+            if whose is not None and identity(listener.principal) not in whose:
                 continue
             if not may_see_server(self._hub, listener.principal, downstream.name):
                 continue

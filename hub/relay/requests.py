@@ -50,7 +50,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 
 from hub.audit.log import AuditEvent
-from hub.auth.principal import Principal
+from hub.auth.principal import Principal, identity
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
 from hub.redact import Premasked, mask_short
@@ -191,7 +191,7 @@ class RequestRelay:
         calls = [call for call in self._in_flight.get(server, ()) if ours(call.session)]
         if calls:
             upstream = calls[-1]
-            if any(_identity(call.principal) != _identity(upstream.principal) for call in calls):
+            if any(identity(call.principal) != identity(upstream.principal) for call in calls):
                 return AMBIGUOUS
             return upstream.session, upstream.request_id, upstream.principal, upstream
         if kind == "roots" and (clients := self._roots_clients.get(server)):
@@ -273,10 +273,6 @@ class RequestRelay:
 
 AMBIGUOUS = object()
 """`_target`'s answer when calls of several principals are in flight on one shared session."""
-
-
-def _identity(principal: Principal) -> tuple[str, str]:
-    return principal.kind, principal.name
 
 
 def _withdraw(upstream: UpstreamCall) -> None:

@@ -16,14 +16,15 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tests.conftest import start_hub_http, write_config
-from tests.relay_support import Asked, create_key
+from tests.relay_support import Asked, Heard, create_key
 
 pytestmark = pytest.mark.anyio
 
 
-def client(url: str, token: str, asked: Asked) -> Client:
+def client(url: str, token: str, asked: Asked, heard: Heard | None = None) -> Client:
     transport = streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}))
-    return Client(transport, mode="legacy", elicitation_callback=asked.elicitation)
+    return Client(transport, mode="legacy", elicitation_callback=asked.elicitation,
+                  **({"logging_callback": heard.on_log, "message_handler": heard.on_message} if heard else {}))
 
 
 async def test_a_shared_servers_request_never_crosses_to_another_caller(tmp_path: Path, procs: list) -> None:
@@ -56,3 +57,24 @@ async def test_a_shared_servers_request_never_crosses_to_another_caller(tmp_path
             refused = results["alice"]
             assert isinstance(refused, dict) and "per_client" in str(refused.get("refused")), refused
             assert alice_asked.kinds == ["elicitation"]
+
+
+async def test_a_shared_servers_log_line_during_a_call_reaches_only_that_caller(tmp_path: Path, procs: list) -> None:
+    """Outside review: with both listening (`logging/setLevel`), bob received the line a shared server
+    wrote during alice's call ("alice's private diary entry")."""
+    data_dir = tmp_path / "hub"
+    config = write_config(tmp_path, {"x": {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"}},
+                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
+    url = start_hub_http(procs, config)
+    alice_heard, bob_heard = Heard(), Heard()
+    with anyio.fail_after(120):
+        async with client(url, alice_key, Asked("alice"), alice_heard) as alice, client(url, bob_key, Asked("bob"), bob_heard) as bob:
+            await alice.set_logging_level("debug")
+            await bob.set_logging_level("debug")
+            await alice.call_tool("x__note", {"text": "alice's diary"})
+            await alice_heard.until(lambda: ("x/crossing", "note: alice's diary") in alice_heard.logs)
+            await bob.call_tool("x__note", {"text": "bob's list"})  # bob's own line reaches him, after alice's
+            await bob_heard.until(lambda: ("x/crossing", "note: bob's list") in bob_heard.logs)
+            assert ("x/crossing", "note: alice's diary") not in bob_heard.logs
+            assert ("x/crossing", "note: bob's list") not in alice_heard.logs
