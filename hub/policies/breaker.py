@@ -157,11 +157,23 @@ class BreakerPolicy:
         """Count the attempt: an answer is a success, a failure code a failure; a refusal of the hub
         or the caller's cancel counts nothing (a probe that never reached the server is released)."""
         breaker = self.breaker(call.route.server)
-        if outcome.cancelled or outcome.hub_refusal:
+        if outcome.cancelled or outcome.hub_refusal or (_timed_out(outcome) and call.attributes.get(AWAITING_CLIENT)):
+            # A call that timed out while the server waited on its caller (an elicitation or sampling
+            # request the caller never answered) says nothing of the server: one caller must not open
+            # the breaker for everyone that way (outside review).
             if permit is PROBE:
                 breaker.release()
             return
         breaker.record(outcome.error is None or outcome.error.body.code not in FAILURE_CODES)
+
+
+AWAITING_CLIENT = "awaiting_client"
+"""`ToolCall.attributes` key: how many of the server's requests to the caller are waiting on it
+(`hub.relay.requests`)."""
+
+
+def _timed_out(outcome: Outcome) -> bool:
+    return outcome.error is not None and outcome.error.body.code == "timeout"
 
 
 def open_refusal(server: str, breaker: CircuitBreaker) -> HubRefusal:

@@ -53,6 +53,7 @@ from hub.audit.log import AuditEvent
 from hub.auth.principal import Principal, identity
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
+from hub.policies.breaker import AWAITING_CLIENT
 from hub.redact import Premasked, mask_short
 from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
@@ -220,6 +221,9 @@ class RequestRelay:
             return self._refuse(server, kind, principal, f"the client has no channel for {request.method}")
         started = now()
         paused = _pause_idle_deadline(upstream.call if upstream else None)
+        waiting_call = upstream.call if upstream is not None else None
+        if waiting_call is not None:  # the breaker does not count a timeout while the caller owes an answer
+            waiting_call.attributes[AWAITING_CLIENT] = waiting_call.attributes.get(AWAITING_CLIENT, 0) + 1
         scope, settled = anyio.CancelScope(), anyio.Event()  # cancelled by `track` when the call ends (`_withdraw`)
         if upstream is not None:
             upstream.relayed[scope] = settled
@@ -241,6 +245,8 @@ class RequestRelay:
             return types.ErrorData(code=types.INTERNAL_ERROR, message=f"the hub could not relay {request.method}: {type(exc).__name__}")
         finally:
             settled.set()
+            if waiting_call is not None:
+                waiting_call.attributes[AWAITING_CLIENT] -= 1
             if upstream is not None:
                 upstream.relayed.pop(scope, None)
             if paused is not None:

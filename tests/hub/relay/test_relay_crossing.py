@@ -78,3 +78,28 @@ async def test_a_shared_servers_log_line_during_a_call_reaches_only_that_caller(
             await bob_heard.until(lambda: ("x/crossing", "note: bob's list") in bob_heard.logs)
             assert ("x/crossing", "note: alice's diary") not in bob_heard.logs
             assert ("x/crossing", "note: bob's list") not in alice_heard.logs
+
+
+async def test_a_caller_who_never_answers_does_not_open_the_breaker_for_others(tmp_path: Path, procs: list) -> None:
+    """Outside review: bob left a server's elicitations unanswered until his calls timed out, the
+    server's breaker counted them as the server failing, and alice was refused for the cool-down."""
+    data_dir = tmp_path / "hub"
+    server = {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy", "timeout_s": 1, "max_timeout_s": 1,
+              "breaker": {"failure_threshold": 1, "cooldown_s": 60}}
+    config = write_config(tmp_path, {"x": server}, {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
+    url = start_hub_http(procs, config)
+
+    class Silent(Asked):
+        async def elicitation(self, ctx: object, params: object) -> object:  # type: ignore[override]
+            self.kinds.append("elicitation")
+            await anyio.sleep_forever()
+
+    bob_asked = Silent("bob")
+    with anyio.fail_after(120):
+        async with client(url, alice_key, Asked("alice")) as alice, client(url, bob_key, bob_asked) as bob:
+            timed_out = await bob.call_tool("x__ask", {})
+            assert timed_out.is_error and "timed out" in timed_out.content[0].text  # type: ignore[union-attr]
+            assert bob_asked.kinds == ["elicitation"]
+            noted = await alice.call_tool("x__note", {"text": "still here"})
+            assert not noted.is_error, noted.content
