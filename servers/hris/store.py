@@ -195,6 +195,8 @@ class EmbeddedHris:
             if row is None:
                 raise not_found("time-off request", request_id)
             target = DECISIONS[decision]
+            if row["status"] == target:  # the same decision again (a retry after a lost answer): what it did
+                return _request(row)
             allowed = {"requested": {"approved", "denied", "cancelled"}, "approved": {"cancelled"}}.get(row["status"], set())
             if target not in allowed:
                 raise DomainError("conflict", f"request {request_id} is {row['status']} and cannot be {target}",

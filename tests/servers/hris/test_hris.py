@@ -85,6 +85,10 @@ async def test_time_off_lifecycle(hub: Hub) -> None:
     assert approved["status"] == "approved"
     again_approved = await call(hub, "decide_time_off", request_id=made["request"]["id"], decision="deny", confirm=True)
     assert again_approved["code"] == "conflict"
+    # The same decision again (a retry of this idempotent-marked tool after a lost answer) is what it
+    # did, not a conflict (outside review).
+    retried = await call(hub, "decide_time_off", request_id=made["request"]["id"], decision="approve", confirm=True)
+    assert retried == approved
 
     out = await call(hub, "whos_out", start="2026-12-24", end="2026-12-26")
     kinds = sorted((a["kind"], a["name"]) for a in out["absences"])
