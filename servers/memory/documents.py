@@ -46,6 +46,23 @@ FREQUENCY_CACHE = 10_000
 
 
 @dataclass(frozen=True)
+class Writer:
+    """Who writes a document: `owner` (a qualified principal; None: the local operator) and whether
+    they hold the domain's admin scope. Documents are a shared knowledge base, but replacing or
+    retagging one another caller ingested needs the admin scope, as deleting it does (outside
+    review: a writer replaced another's document by re-ingesting its source URI)."""
+
+    owner: str | None
+    admin: bool
+
+    def check(self, existing: sqlite3.Row) -> None:
+        if not self.admin and existing["owner"] is not None and existing["owner"] != self.owner:
+            raise DomainError("forbidden", f"document {existing['title']!r} was ingested by another caller; replacing or "
+                              "retagging it needs the admin scope (as deleting it does). Ingest yours under another "
+                              "source_uri or title.", details={"document_id": existing["id"]})
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A document chunked and embedded, not yet written (`DocumentStore.prepare` -> `commit`)."""
 
@@ -59,6 +76,7 @@ class Prepared:
     existing: sqlite3.Row | None
     chunks: list[Chunk]
     vectors: np.ndarray
+    owner: str | None = None
 
 
 def _document(row: sqlite3.Row, tags: list[str]) -> Document:
@@ -95,13 +113,14 @@ class DocumentStore:
         return self.index
 
     async def ingest(self, title: str, text: str, source: str | None, tags: list[str] | None, date: _dt.date | None,
-                     size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None) -> Ingested:
-        prepared = await self.prepare(title, text, source, tags, date, size, overlap, progress)
+                     size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None,
+                     writer: Writer | None = None) -> Ingested:
+        prepared = await self.prepare(title, text, source, tags, date, size, overlap, progress, writer=writer)
         return prepared if isinstance(prepared, Ingested) else await self.commit(prepared)
 
     async def prepare(self, title: str, text: str, source: str | None, tags: list[str] | None, date: _dt.date | None,
                       size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None,
-                      submitted: Callable[[], None] | None = None) -> Ingested | Prepared:
+                      submitted: Callable[[], None] | None = None, writer: Writer | None = None) -> Ingested | Prepared:
         """Everything before the write: the finished result when the content is unchanged (or only its
         tags or date changed), else the chunks and their vectors for `commit`. Nothing of the new
         content is stored yet. `submitted()` is called once the last embedding batch has started."""
@@ -119,13 +138,17 @@ class DocumentStore:
                                                     ("date", existing["doc_date"] == new_date)) if not same]
             if not changed:
                 return Ingested(document=_document(existing, unique_tags), status="unchanged")
+            if writer is not None:
+                writer.check(existing)
             return Ingested(document=await self._relabel(existing["id"], unique_tags, new_date), changed=changed,
                             status="updated" if "date" in changed else "retagged")
+        if existing is not None and writer is not None:
+            writer.check(existing)
         chunks = chunk_text(text, size, overlap)
         texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
         vectors = await embed_batches(self.embedder, texts, progress, title, submitted)
         return Prepared(title=title, characters=len(text), source=source, identity=identity, digest=digest, tags=unique_tags,
-                        date=new_date, existing=existing, chunks=chunks, vectors=vectors)
+                        date=new_date, existing=existing, chunks=chunks, vectors=vectors, owner=writer.owner if writer else None)
 
     async def commit(self, prepared: Prepared) -> Ingested:
         """Store a prepared document in one transaction: its row, tags, chunks, vectors and FTS rows,
@@ -144,13 +167,14 @@ class DocumentStore:
                 db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in old])
                 db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
                 db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
-                           "ingested_at=? WHERE id=?", (p.title, p.source, tags, p.digest, p.characters, len(p.chunks),
-                                                         p.date, now.isoformat(), doc_id))
+                           "ingested_at=?, owner=COALESCE(owner, ?) WHERE id=?", (p.title, p.source, tags, p.digest, p.characters,
+                                                                                   len(p.chunks), p.date, now.isoformat(), p.owner, doc_id))
             else:
                 doc_id = uuid.uuid4().hex[:16]
                 db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "
-                           "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (doc_id, p.identity, p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date, now.isoformat()))
+                           "ingested_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (doc_id, p.identity, p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date, now.isoformat(),
+                            p.owner))
             db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
             db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in p.tags])
             new = []

@@ -25,7 +25,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from servers.kit.errors import DomainError, not_found
-from servers.memory.documents import DocumentStore, Prepared
+from servers.memory.documents import DocumentStore, Prepared, Writer
 from servers.memory.model import Ingested
 from servers.memory.pipeline import abandon
 from servers.memory.readers import SUPPORTED, read_document
@@ -92,7 +92,8 @@ class IngestJobs:
         self._one_at_a_time = anyio.Lock()
         self._changed = anyio.Event()
 
-    def start(self, root: Path, files: list[Path], tags: list[str] | None, size: int, overlap: int) -> IngestJob:
+    def start(self, root: Path, files: list[Path], tags: list[str] | None, size: int, overlap: int,
+              writer: Writer | None = None) -> IngestJob:
         """Queue the job and return at once; it runs on the server's event loop."""
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
         job = IngestJob(id=uuid.uuid4().hex[:16], root=str(root), files_total=len(files), started_at=now)
@@ -100,7 +101,7 @@ class IngestJobs:
         finished = [j for j in self.jobs.values() if j.state in ("done", "failed")]
         for old in finished[: max(0, len(finished) - MAX_JOBS)]:
             del self.jobs[old.id]
-        task = asyncio.get_running_loop().create_task(self._run(job, files, tags, size, overlap))
+        task = asyncio.get_running_loop().create_task(self._run(job, files, tags, size, overlap, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
@@ -128,7 +129,7 @@ class IngestJobs:
         self._changed = anyio.Event()
 
     async def _prepare(self, root: Path, path: Path, tags: list[str] | None, size: int, overlap: int,
-                       submitted: Callable[[], None]) -> Ingested | Prepared:
+                       submitted: Callable[[], None], writer: Writer | None = None) -> Ingested | Prepared:
         """Read and embed one file; what is wrong with the file itself (outside the folder by now, a
         read error) is a `DomainError` for it alone, and the job goes on."""
         if not _inside(path, root):
@@ -138,9 +139,11 @@ class IngestJobs:
         except OSError as exc:
             raise DomainError("invalid_argument", f"{shown(path)} could not be read ({exc.strerror or type(exc).__name__})") from None
         title = shown(title)
-        return await self.documents.prepare(title, text, path.resolve().as_uri(), tags, None, size, overlap, submitted=submitted)
+        return await self.documents.prepare(title, text, path.resolve().as_uri(), tags, None, size, overlap, submitted=submitted,
+                                            writer=writer)
 
-    async def _run(self, job: IngestJob, files: list[Path], tags: list[str] | None, size: int, overlap: int) -> None:
+    async def _run(self, job: IngestJob, files: list[Path], tags: list[str] | None, size: int, overlap: int,
+                   writer: Writer | None = None) -> None:
         """Files are committed one by one, in order. Later files are read, chunked and embedded while
         earlier ones finish embedding and are written, so the embedder's cores never wait for reading,
         chunking or SQLite between files: the next file starts once every file in hand has started its
@@ -160,7 +163,7 @@ class IngestJobs:
                         entry.submitted = True
                         fill()
 
-                entry.task = loop.create_task(self._prepare(Path(job.root), entry.path, tags, size, overlap, submitted))
+                entry.task = loop.create_task(self._prepare(Path(job.root), entry.path, tags, size, overlap, submitted, writer))
                 entry.task.add_done_callback(lambda _, mark=submitted: mark())  # ended without embedding (no-op, failed)
                 in_hand.append(entry)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from servers.kit.caller import Caller, current_caller
 from servers.kit.errors import DomainError
+from servers.memory.documents import Writer
 from servers.memory.model import Scope
 
 
@@ -36,3 +37,10 @@ def own_scope(scope: Scope, caller: Caller | None = None) -> Scope:
         f"{caller.namespace or 'memory'}:admin; omit scope.user to use your own memories",
         details={"field": "scope.user"},
     )
+
+
+def document_writer(caller: Caller | None = None) -> Writer:
+    """Who is writing a document now: the caller's principal (None for the local operator) and whether
+    they hold the admin scope (`servers.memory.documents.Writer`)."""
+    caller = caller or current_caller()
+    return Writer(None if caller.operator else caller.principal, caller.operator or caller.may_level("admin"))

@@ -39,7 +39,7 @@ from servers.memory.model import (
     Scope,
     SearchResults,
 )
-from servers.memory.owner import own_scope
+from servers.memory.owner import document_writer, own_scope
 from servers.memory.readers import allowed_roots, check_allowed, read_document
 from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE
 from servers.memory.jobs import IngestJob, folder_files
@@ -256,7 +256,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
             await ctx.report_progress(done, total, message)
 
         assert text is not None
-        return await service.documents.ingest(title, text, source_uri, tags, date, chunk_size, chunk_overlap, progress)
+        return await service.documents.ingest(title, text, source_uri, tags, date, chunk_size, chunk_overlap, progress, document_writer())
 
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def ingest_folder(
@@ -272,7 +272,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         if not root.is_dir():
             raise DomainError("invalid_argument", f"{path} is not a folder: use ingest_document for one file", details={"field": "path"})
         files = await anyio.to_thread.run_sync(folder_files, root)
-        return service.ingest_jobs.start(root, files, tags, chunk_size, chunk_overlap)
+        return service.ingest_jobs.start(root, files, tags, chunk_size, chunk_overlap, document_writer())
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def ingest_status(

@@ -37,6 +37,9 @@ _MIGRATIONS = [
         relation_type TEXT NOT NULL, UNIQUE (source, target, relation_type));
     CREATE VIRTUAL TABLE entity_fts USING fts5(name, entity_type, observations, tokenize='porter unicode61')""",
     history.MIGRATION,
+    # Who ingested each document (its qualified principal; NULL: the local operator, or before this
+    # column): replacing another caller's document needs the admin scope (`documents.Writer`).
+    "ALTER TABLE documents ADD COLUMN owner TEXT",
 ]
 
 

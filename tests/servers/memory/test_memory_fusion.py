@@ -210,3 +210,26 @@ async def test_a_re_ingest_without_tags_keeps_the_documents_tags(tmp_path: Path)
     assert same.status == "unchanged" and same.document.tags == ["policy", "travel"]
     cleared = await documents.ingest("Travel policy", "Book trains for trips under five hours.", "kb://travel", [], None)
     assert cleared.status == "retagged" and cleared.document.tags == []
+
+
+async def test_only_its_writer_or_an_admin_replaces_a_document(tmp_path: Path) -> None:
+    """Outside review: a `memory:write` caller replaced another caller's document by re-ingesting its
+    source URI, although deleting it needs `memory:admin`."""
+    from servers.kit.errors import DomainError
+    from servers.memory.documents import Writer
+    from tests.fixtures.word_embedder import WordEmbedder
+
+    documents = MemoryService(tmp_path, WordEmbedder()).documents
+    alice, bob, admin = Writer("api_key:alice", False), Writer("api_key:bob", False), Writer("api_key:root", True)
+    made = await documents.ingest("Travel policy", "Book trains.", "kb://travel", ["policy"], None, writer=alice)
+    for change in ({"text": "All travel is banned."}, {"tags": ["poisoned"]}):
+        with pytest.raises(DomainError) as refused:
+            await documents.ingest("Travel policy", change.get("text", "Book trains."), "kb://travel", change.get("tags"), None,
+                                   writer=bob)
+        assert refused.value.body.code == "forbidden" and "admin" in refused.value.body.message
+    assert (await documents.ingest("Travel policy", "Book trains.", "kb://travel", None, None, writer=bob)).status == "unchanged"
+    mine = await documents.ingest("Travel policy", "Book trains, not planes.", "kb://travel", None, None, writer=alice)
+    assert mine.status == "replaced" and mine.document.id == made.document.id
+    assert (await documents.ingest("Travel policy", "Book buses.", "kb://travel", None, None, writer=admin)).status == "replaced"
+    hits = (await documents.search("travel", "keyword", None, None, None, 5)).hits
+    assert hits and all("banned" not in h.text for h in hits)
