@@ -72,6 +72,9 @@ class JwtVerifier:
         client = claims.get("client_id") or claims.get("azp")
         if claims.get("sub"):
             subject = str(claims["sub"])
+            if subject.startswith("client:"):  # the prefix names applications: a user's sub may not spell one
+                logger.info("rejected a JWT: its sub uses the reserved prefix 'client:'")
+                return None
         elif client:
             subject = f"client:{client}"
         else:

@@ -32,11 +32,15 @@ from hub.downstream.forwarders import Forwarder
 from hub.errors import HubToolError
 from hub.policies.audit import with_request_id
 from hub.policies.base import MustWait, Permit, Policy
+from hub.policies.breaker import RELAY_REFUSED
 from hub.policies.retry import RetryPolicy
 from hub.relay.downstream_input import asks_for_input
 from hub.wire import ToolResult, strip_protocol_meta, wire_result
 
 logger = logging.getLogger("hub.calls")
+
+
+REFUSALS_AT_SEND = "relay_refusals_at_send"
 
 
 class Pipeline:
@@ -77,6 +81,7 @@ class Pipeline:
         call.attempt_sent_at = now()
         stats = self.forwarder.downstream(call).stats
         stats.in_flight += 1
+        call.attributes[REFUSALS_AT_SEND] = stats.relay_refusals
         if (caller := call.attributes.get("caller")) is not None:
             stats.callers[identity(caller)] += 1
 
@@ -97,6 +102,8 @@ class Pipeline:
         if call.attempt_sent_at:
             stats = self.forwarder.downstream(call).stats
             stats.finish(now() - call.attempt_sent_at, outcome.result is None)
+            if stats.relay_refusals != call.attributes.get(REFUSALS_AT_SEND, stats.relay_refusals):
+                call.attributes[RELAY_REFUSED] = True  # the hub refused the server a request meanwhile
             if (caller := call.attributes.get("caller")) is not None:
                 key = identity(caller)
                 if stats.callers.get(key, 0) <= 1:

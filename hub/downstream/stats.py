@@ -14,6 +14,9 @@ class CallStats:
     callers: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Calls in flight per caller identity (`hub.auth.principal.identity`): whose call a shared
     session's log message can belong to (`hub.relay.logs`)."""
+    relay_refusals: int = 0
+    """Requests of this server to a caller that the hub refused (`hub.relay.requests`): a call failing
+    around one says nothing of the server's health (`hub.policies.breaker`)."""
     calls: int = 0
     failures: int = 0
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))

@@ -157,16 +157,21 @@ class BreakerPolicy:
         """Count the attempt: an answer is a success, a failure code a failure; a refusal of the hub
         or the caller's cancel counts nothing (a probe that never reached the server is released)."""
         breaker = self.breaker(call.route.server)
-        if outcome.cancelled or outcome.hub_refusal or (_timed_out(outcome) and call.attributes.get(AWAITING_CLIENT)):
+        if (outcome.cancelled or outcome.hub_refusal or (_timed_out(outcome) and call.attributes.get(AWAITING_CLIENT))
+                or (outcome.error is not None and call.attributes.get(RELAY_REFUSED))):
             # A call that timed out while the server waited on its caller (an elicitation or sampling
-            # request the caller never answered) says nothing of the server: one caller must not open
-            # the breaker for everyone that way (outside review).
+            # request the caller never answered), or failed while the hub refused the server such a
+            # request, says nothing of the server: one caller must not open the breaker for everyone
+            # that way (outside reviews).
             if permit is PROBE:
                 breaker.release()
             return
         breaker.record(outcome.error is None or outcome.error.body.code not in FAILURE_CODES)
 
 
+RELAY_REFUSED = "relay_refused"
+"""`ToolCall.attributes` key: the hub refused the server a request to a caller while this attempt
+ran (so a failure then may be the refusal's, not the server's)."""
 AWAITING_CLIENT = "awaiting_client"
 """`ToolCall.attributes` key: how many of the server's requests to the caller are waiting on it
 (`hub.relay.requests`)."""

@@ -190,6 +190,12 @@ class RequestRelay:
             return owner is None or getattr(session, "_connection", None) is owner()
 
         calls = [call for call in self._in_flight.get(server, ()) if ours(call.session)]
+        if owner is None and (downstream := self._hub.downstreams.get(server)) is not None:
+            # Every call in flight counts, also those of clients that offered nothing a server could
+            # ask (their calls are not tracked here): a request caused by one must not reach another.
+            callers = {key for key, count in downstream.stats.callers.items() if count > 0}
+            if len(callers) > 1 or (calls and callers and callers != {identity(calls[-1].principal)}):
+                return AMBIGUOUS
         if calls:
             upstream = calls[-1]
             if any(identity(call.principal) != identity(upstream.principal) for call in calls):
@@ -262,6 +268,8 @@ class RequestRelay:
 
     def _refuse(self, server: str, kind: str, principal: Principal | None, why: str) -> types.ErrorData:
         self.audit_event(server, kind, principal, "denied", "forbidden", None)
+        if (downstream := self._hub.downstreams.get(server)) is not None:
+            downstream.stats.relay_refusals += 1  # the breaker does not count what fails of it
         return types.ErrorData(code=types.INVALID_REQUEST, message=f"refused by the hub: {why}")
 
     def audit_event(self, server: str, kind: str, principal: Principal | None, outcome: str, code: str | None,

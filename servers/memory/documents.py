@@ -56,7 +56,8 @@ class Writer:
     admin: bool
 
     def check(self, existing: sqlite3.Row) -> None:
-        if not self.admin and existing["owner"] is not None and existing["owner"] != self.owner:
+        # An owner of None is the local operator's (or from before owners were kept): not anyone's to claim.
+        if not self.admin and existing["owner"] != self.owner:
             raise DomainError("forbidden", f"document {existing['title']!r} was ingested by another caller; replacing or "
                               "retagging it needs the admin scope (as deleting it does). Ingest yours under another "
                               "source_uri or title.", details={"document_id": existing["id"]})
@@ -167,8 +168,8 @@ class DocumentStore:
                 db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in old])
                 db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
                 db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
-                           "ingested_at=?, owner=COALESCE(owner, ?) WHERE id=?", (p.title, p.source, tags, p.digest, p.characters,
-                                                                                   len(p.chunks), p.date, now.isoformat(), p.owner, doc_id))
+                           "ingested_at=? WHERE id=?", (p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date,
+                                                         now.isoformat(), doc_id))  # its owner stays who first ingested it
             else:
                 doc_id = uuid.uuid4().hex[:16]
                 db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "

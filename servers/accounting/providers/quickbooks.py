@@ -212,6 +212,9 @@ class QuickBooks:
         return ContactPage(contacts=contacts, next_cursor=encode_cursor(following) if following else None)
 
     async def upsert_contact(self, contact: ContactInput) -> Contact:
+        if contact.id and any(field in contact.model_fields_set and getattr(contact, field) == "" for field in ("email", "tax_number")):
+            raise DomainError("invalid_argument", "QuickBooks keeps a contact's email and tax number when they are left empty: "
+                              "clearing one is not supported here; give the new value, or edit the contact in QuickBooks")
         if contact.kind == "both":
             raise DomainError("invalid_argument", "QuickBooks keeps customers and vendors apart: create one of each")
         entity = contact.kind

@@ -157,6 +157,7 @@ async def test_jwt_validation(secured: dict[str, Any]) -> None:
         "no expiry": make_jwt(url, exp=None),
         "malformed": good[:-10] + "AAAAAAAAAA",
         "no subject and no client": make_jwt(url, sub=None),  # was one shared principal, `unknown`
+        "a subject spelling a client": make_jwt(url, sub="client:app-one"),  # would be application app-one
     }
     # A token for an application alone (no `sub`) is that client: principal `client:<id>`.
     async with client(url, make_jwt(url, sub=None, client_id="app-one", scope="e:read e:write")) as c:

@@ -103,3 +103,33 @@ async def test_a_caller_who_never_answers_does_not_open_the_breaker_for_others(t
             assert bob_asked.kinds == ["elicitation"]
             noted = await alice.call_tool("x__note", {"text": "still here"})
             assert not noted.is_error, noted.content
+
+
+async def test_a_callers_request_never_reaches_a_caller_who_can_answer_it_instead(tmp_path: Path, procs: list) -> None:
+    """Outside re-check: bob's client offers no elicitation, so his calls were not tracked, and his
+    call's question went to alice, whose call was the only one tracked. Refused now (several callers
+    in flight), and the refusal does not count against the server's breaker either: bob's call fails
+    of it, and alice is not then refused for the cool-down."""
+    data_dir = tmp_path / "hub"
+    server = {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy",
+              "breaker": {"failure_threshold": 1, "cooldown_s": 60}}
+    config = write_config(tmp_path, {"x": server}, {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
+    url = start_hub_http(procs, config)
+    alice_asked = Asked("alice")
+    bob_transport = streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {bob_key}"}))
+    with anyio.fail_after(120):
+        async with client(url, alice_key, alice_asked) as alice, Client(bob_transport, mode="legacy") as bob:
+            results: dict[str, object] = {}
+
+            async def alice_asks() -> None:
+                results["alice"] = json.loads((await alice.call_tool("x__ask", {"wait": True})).content[0].text)  # type: ignore[union-attr]
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(alice_asks)
+                assert json.loads((await bob.call_tool("x__entered", {})).content[0].text) == "entered"  # type: ignore[union-attr]
+                failed = await bob.call_tool("x__ask", {"strict": True})  # bob offers no elicitation
+                assert failed.is_error and "per_client" in failed.content[0].text, failed  # type: ignore[union-attr]
+                assert alice_asked.kinds == [], "alice was asked bob's question"
+                assert json.loads((await bob.call_tool("x__hold", {})).content[0].text) == "held"  # type: ignore[union-attr]
+            assert not (await alice.call_tool("x__note", {"text": "after"})).is_error, "the breaker opened for everyone"

@@ -216,6 +216,10 @@ async def test_the_providers_share_the_payment_checks(monkeypatch: pytest.Monkey
         assert not [r for r in fake.requests if r["path"].endswith("/Payments")], "refused before anything was sent to Xero"
         paid = await ask("record_payment", **pay, amount="10.00", currency="NZD", date="2026-03-01")
         assert paid["invoice_balance"] == "90.00"
+        # Xero keeps a field sent empty: clearing one is refused there, not answered as done (re-check).
+        before = len(fake.requests)
+        refused(await ask("upsert_contact", id=acme["id"], name=acme["name"], email=""), "clearing", "Xero")
+        assert len(fake.requests) == before
 
 
 async def test_an_update_changes_only_the_fields_given_and_a_repeated_create_makes_no_duplicate(hub: Hub) -> None:

@@ -233,3 +233,9 @@ async def test_only_its_writer_or_an_admin_replaces_a_document(tmp_path: Path) -
     assert (await documents.ingest("Travel policy", "Book buses.", "kb://travel", None, None, writer=admin)).status == "replaced"
     hits = (await documents.search("travel", "keyword", None, None, None, 5)).hits
     assert hits and all("banned" not in h.text for h in hits)
+    # A document without an owner (the operator's, or from before owners) is not anyone's to claim.
+    operator = Writer(None, True)
+    await documents.ingest("Handbook", "Be kind.", "kb://handbook", None, None, writer=operator)
+    with pytest.raises(DomainError):
+        await documents.ingest("Handbook", "Be cruel.", "kb://handbook", None, None, writer=bob)
+    assert (await documents.ingest("Handbook", "Be kinder.", "kb://handbook", None, None, writer=operator)).status == "replaced"
