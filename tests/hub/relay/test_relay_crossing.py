@@ -7,7 +7,10 @@ principal's calls only, that principal gets it."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -19,6 +22,25 @@ from tests.conftest import start_hub_http, write_config
 from tests.relay_support import Asked, Heard, create_key
 
 pytestmark = pytest.mark.anyio
+
+
+def text_of(result: Any) -> Any:
+    return json.loads(result.content[0].text)
+
+
+@asynccontextmanager
+async def alice_asking(alice: Client, bob: Client) -> AsyncIterator[dict[str, object]]:
+    """Alice's `ask` in flight, waiting inside the server for bob's `hold` (which bob must call in the
+    block); yields the dict her answer lands in (`alice`)."""
+    results: dict[str, object] = {}
+
+    async def alice_asks() -> None:
+        results["alice"] = text_of(await alice.call_tool("x__ask", {"wait": True}))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(alice_asks)
+        assert text_of(await bob.call_tool("x__entered", {})) == "entered"  # her call is in flight
+        yield results
 
 
 def client(url: str, token: str, asked: Asked, heard: Heard | None = None) -> Client:
@@ -37,21 +59,13 @@ async def test_a_shared_servers_request_never_crosses_to_another_caller(tmp_path
     with anyio.fail_after(120):
         async with client(url, alice_key, alice_asked) as alice, client(url, bob_key, bob_asked) as bob:
             # Alone in flight, alice gets her server's question and her answer goes back.
-            alone = json.loads((await alice.call_tool("x__ask", {})).content[0].text)  # type: ignore[union-attr]
+            alone = text_of(await alice.call_tool("x__ask", {}))
             assert alone == {"action": "accept", "content": {"pick": "alice"}}
             assert alice_asked.kinds == ["elicitation"]
 
-            # Alice's call asks while bob's (started after hers) is in flight: it reaches neither.
-            results: dict[str, object] = {}
-
-            async def alice_asks() -> None:
-                results["alice"] = json.loads((await alice.call_tool("x__ask", {"wait": True})).content[0].text)  # type: ignore[union-attr]
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(alice_asks)
-                assert json.loads((await bob.call_tool("x__entered", {})).content[0].text) == "entered"  # type: ignore[union-attr]
-                # alice's call is in flight; bob's starts after it (the most recent), while `ask` waits for it
-                results["bob"] = json.loads((await bob.call_tool("x__hold", {})).content[0].text)  # type: ignore[union-attr]
+            # Alice's call asks while bob's (started after hers, the most recent) is in flight: it reaches neither.
+            async with alice_asking(alice, bob) as results:
+                results["bob"] = text_of(await bob.call_tool("x__hold", {}))
             assert bob_asked.kinds == [], "bob was asked alice's question"
             assert results["bob"] == "held"
             refused = results["alice"]
@@ -120,16 +134,9 @@ async def test_a_callers_request_never_reaches_a_caller_who_can_answer_it_instea
     bob_transport = streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {bob_key}"}))
     with anyio.fail_after(120):
         async with client(url, alice_key, alice_asked) as alice, Client(bob_transport, mode="legacy") as bob:
-            results: dict[str, object] = {}
-
-            async def alice_asks() -> None:
-                results["alice"] = json.loads((await alice.call_tool("x__ask", {"wait": True})).content[0].text)  # type: ignore[union-attr]
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(alice_asks)
-                assert json.loads((await bob.call_tool("x__entered", {})).content[0].text) == "entered"  # type: ignore[union-attr]
+            async with alice_asking(alice, bob):
                 failed = await bob.call_tool("x__ask", {"strict": True})  # bob offers no elicitation
                 assert failed.is_error and "per_client" in failed.content[0].text, failed  # type: ignore[union-attr]
                 assert alice_asked.kinds == [], "alice was asked bob's question"
-                assert json.loads((await bob.call_tool("x__hold", {})).content[0].text) == "held"  # type: ignore[union-attr]
+                assert text_of(await bob.call_tool("x__hold", {})) == "held"
             assert not (await alice.call_tool("x__note", {"text": "after"})).is_error, "the breaker opened for everyone"
