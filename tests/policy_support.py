@@ -7,6 +7,7 @@ from typing import Any
 import mcp_types as types
 
 from hub.catalog.catalog import ToolRoute
+from hub.downstream.stats import CallStats
 from hub.errors import HubRefusal, HubToolError
 from hub.policies import ToolCall
 
@@ -46,16 +47,8 @@ def ok_result() -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text="ok")])
 
 
-class Stats:
-    """Stands in for a downstream's call stats."""
-
-    def __init__(self) -> None:
-        self.in_flight = self.calls = self.failures = 0
-
-    def finish(self, seconds: float, failed: bool) -> None:
-        self.in_flight -= 1
-        self.calls += 1
-        self.failures += int(failed)
+Stats = CallStats
+"""A downstream's call stats: the real ones (in flight per caller, refused requests)."""
 
 
 class Script:
