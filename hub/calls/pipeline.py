@@ -43,6 +43,12 @@ logger = logging.getLogger("hub.calls")
 REFUSALS_AT_SEND = "relay_refusals_at_send"
 
 
+def _caller(call: ToolCall) -> tuple[str, str] | None:
+    """The identity of the call's caller (`hub.auth.principal.identity`), if the call has one."""
+    caller = call.attributes.get("caller")
+    return identity(caller) if caller is not None else None
+
+
 class Pipeline:
     """The policies of each phase, the retry loop's policy and the forwarder (see the module)."""
 
@@ -80,10 +86,8 @@ class Pipeline:
         """The attempt is on the wire: the server has one more call in flight."""
         call.attempt_sent_at = now()
         stats = self.forwarder.downstream(call).stats
-        stats.in_flight += 1
+        stats.start(_caller(call))
         call.attributes[REFUSALS_AT_SEND] = stats.relay_refusals
-        if (caller := call.attributes.get("caller")) is not None:
-            stats.callers[identity(caller)] += 1
 
     # -- settlement ------------------------------------------------------------------------
 
@@ -101,15 +105,9 @@ class Pipeline:
         """The attempt is over: the server's stats, then the per-attempt permits."""
         if call.attempt_sent_at:
             stats = self.forwarder.downstream(call).stats
-            stats.finish(now() - call.attempt_sent_at, outcome.result is None)
+            stats.finish(now() - call.attempt_sent_at, outcome.result is None, _caller(call))
             if stats.relay_refusals != call.attributes.get(REFUSALS_AT_SEND, stats.relay_refusals):
                 call.attributes[RELAY_REFUSED] = True  # the hub refused the server a request meanwhile
-            if (caller := call.attributes.get("caller")) is not None:
-                key = identity(caller)
-                if stats.callers.get(key, 0) <= 1:
-                    stats.callers.pop(key, None)
-                else:
-                    stats.callers[key] -= 1
             call.attempt_sent_at = 0.0
         call.attempt_open = False
         self.settle(call, call.attempt_held, outcome)

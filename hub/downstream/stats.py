@@ -21,10 +21,25 @@ class CallStats:
     failures: int = 0
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))
 
-    def finish(self, seconds: float, failed: bool) -> None:
-        """A call counted in `in_flight` ended."""
+    def start(self, caller: tuple[str, str] | None = None) -> None:
+        """A call went on the wire, for `caller` (an identity) if known."""
+        self.in_flight += 1
+        if caller is not None:
+            self.callers[caller] += 1
+
+    def finish(self, seconds: float, failed: bool, caller: tuple[str, str] | None = None) -> None:
+        """A call counted in `in_flight` (by `start`, with the same `caller`) ended."""
         self.in_flight -= 1
+        if caller is not None:
+            if self.callers[caller] <= 1:
+                del self.callers[caller]
+            else:
+                self.callers[caller] -= 1
         self.record(seconds, failed)
+
+    def calling(self) -> set[tuple[str, str]]:
+        """The identities with calls in flight."""
+        return set(self.callers)
 
     def record(self, seconds: float, failed: bool) -> None:
         self.calls += 1

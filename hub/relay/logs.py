@@ -108,7 +108,7 @@ def _whose(downstream: Downstream) -> frozenset[tuple[str, str]] | None:
     only their caller's — and nobody's when several callers' calls are, since a message cannot be told
     apart by call (an outside review saw bob receive a line the server wrote during alice's call);
     None (no restriction) when no call is in flight: the server's own news."""
-    callers = [key for key, count in downstream.stats.callers.items() if count > 0]
+    callers = downstream.stats.calling()
     if not callers:
         return None
     return frozenset(callers) if len(callers) == 1 else frozenset()

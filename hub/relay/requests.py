@@ -193,7 +193,7 @@ class RequestRelay:
         if owner is None and (downstream := self._hub.downstreams.get(server)) is not None:
             # Every call in flight counts, also those of clients that offered nothing a server could
             # ask (their calls are not tracked here): a request caused by one must not reach another.
-            callers = {key for key, count in downstream.stats.callers.items() if count > 0}
+            callers = downstream.stats.calling()
             if len(callers) > 1 or (calls and callers and callers != {identity(calls[-1].principal)}):
                 return AMBIGUOUS
         if calls:

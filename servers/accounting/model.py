@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from servers.accounting.money import ZERO, Amount
+from servers.kit.errors import DomainError
 
 AccountType = Literal["asset", "liability", "equity", "income", "expense"]
 ContactKind = Literal["customer", "vendor", "both"]
@@ -56,6 +57,14 @@ class ContactInput(BaseModel):
     currency: str | None = None
     tax_number: str | None = None
     version: str | None = None
+
+
+def refuse_clearing(contact: ContactInput, provider: str) -> None:
+    """`invalid_argument` for an update that clears a contact's email or tax number (`""`): `provider`
+    keeps a field sent empty, so the call would answer done and change nothing."""
+    if contact.id and any(field in contact.model_fields_set and getattr(contact, field) == "" for field in ("email", "tax_number")):
+        raise DomainError("invalid_argument", f"{provider} keeps a contact's email and tax number when they are left empty: "
+                          f"clearing one is not supported here; give the new value, or edit the contact in {provider}")
 
 
 class LineInput(BaseModel):

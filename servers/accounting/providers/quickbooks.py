@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from servers.accounting.model import (
+    refuse_clearing,
     Account,
     AccountType,
     Basis,
@@ -212,9 +213,7 @@ class QuickBooks:
         return ContactPage(contacts=contacts, next_cursor=encode_cursor(following) if following else None)
 
     async def upsert_contact(self, contact: ContactInput) -> Contact:
-        if contact.id and any(field in contact.model_fields_set and getattr(contact, field) == "" for field in ("email", "tax_number")):
-            raise DomainError("invalid_argument", "QuickBooks keeps a contact's email and tax number when they are left empty: "
-                              "clearing one is not supported here; give the new value, or edit the contact in QuickBooks")
+        refuse_clearing(contact, "QuickBooks")
         if contact.kind == "both":
             raise DomainError("invalid_argument", "QuickBooks keeps customers and vendors apart: create one of each")
         entity = contact.kind

@@ -29,6 +29,7 @@ import httpx
 
 from servers.accounting import ledger, reports
 from servers.accounting.model import (
+    refuse_clearing,
     Account,
     AccountType,
     Basis,
@@ -173,9 +174,7 @@ class Xero:
         return ContactPage(contacts=[self._contact(r) for r in rows], next_cursor=encode_cursor({"page": page + 1}) if len(rows) == limit else None)
 
     async def upsert_contact(self, contact: ContactInput) -> Contact:
-        if contact.id and any(field in contact.model_fields_set and getattr(contact, field) == "" for field in ("email", "tax_number")):
-            raise DomainError("invalid_argument", "Xero keeps a contact's email and tax number when they are left empty: "
-                              "clearing one is not supported here; give the new value, or edit the contact in Xero")
+        refuse_clearing(contact, "Xero")
         body: dict[str, Any] = {"Name": contact.name}
         if contact.email:
             body["EmailAddress"] = contact.email
