@@ -97,6 +97,9 @@ class ServerConfig(BaseModel):
     """Calls in flight to this server at once (bulkhead)."""
     max_queue: int = Field(default=64, ge=0)
     """Calls waiting for a slot; beyond this a call fails at once with `unavailable`."""
+    max_concurrency_per_caller: int | None = Field(default=None, ge=1)
+    """Slots one caller identity may hold once several use this server (None: all but a quarter of
+    `max_concurrency`, at least one kept back); see `hub.policies.bulkhead`."""
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     restart: RestartSettings = Field(default_factory=RestartSettings)

@@ -29,6 +29,7 @@ def server_status(hub: Hub) -> dict[str, dict[str, Any]]:
             "breaker": breaker_state,
             "in_flight": d.stats.in_flight,
             "queued": bulkhead.waiting if bulkhead else 0,
+            "callers_paused": sum(1 for c in list(breaker.paused) if breaker.paused_for(c)) if breaker else 0,
             "restarts": d.restarts,
             "calls": d.stats.calls,
             "failures": d.stats.failures,

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from mcp.shared.dispatcher import ProgressFnT
 
+from hub.auth.principal import identity
 from hub.catalog.catalog import ToolRoute
 from hub.errors import HubRefusal, HubToolError
 from hub.lifted import is_placeholder
@@ -28,6 +29,13 @@ def server_code(code: str) -> str:
     if is_placeholder(code):
         return "(a code of 64 KiB or more)"
     return bounded_name(_CONTROL.sub("?", code), CODE_LIMIT)  # no escape sequence or line break reaches a log
+
+def caller_identity(call: ToolCall) -> tuple[str, str] | None:
+    """The identity of the call's caller (`hub.auth.principal.identity`), if the call has one: what
+    the server's stats, the bulkhead's shares and the breaker's attribution tell callers apart by."""
+    caller = call.attributes.get("caller")
+    return identity(caller) if caller is not None else None
+
 
 now = time.monotonic
 """The clock of every policy and deadline: the asyncio loop's own (`loop.time()` is `time.monotonic()`,

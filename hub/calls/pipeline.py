@@ -26,8 +26,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from hub.auth.principal import identity
-from hub.calls.call import Outcome, ToolCall, now
+from hub.calls.call import Outcome, ToolCall, caller_identity, now
 from hub.downstream.forwarders import Forwarder
 from hub.errors import HubToolError
 from hub.policies.audit import with_request_id
@@ -41,12 +40,6 @@ logger = logging.getLogger("hub.calls")
 
 
 REFUSALS_AT_SEND = "relay_refusals_at_send"
-
-
-def _caller(call: ToolCall) -> tuple[str, str] | None:
-    """The identity of the call's caller (`hub.auth.principal.identity`), if the call has one."""
-    caller = call.attributes.get("caller")
-    return identity(caller) if caller is not None else None
 
 
 class Pipeline:
@@ -86,7 +79,7 @@ class Pipeline:
         """The attempt is on the wire: the server has one more call in flight."""
         call.attempt_sent_at = now()
         stats = self.forwarder.downstream(call).stats
-        stats.start(_caller(call))
+        stats.start(caller_identity(call))
         call.attributes[REFUSALS_AT_SEND] = stats.relay_refusals
 
     # -- settlement ------------------------------------------------------------------------
@@ -105,7 +98,7 @@ class Pipeline:
         """The attempt is over: the server's stats, then the per-attempt permits."""
         if call.attempt_sent_at:
             stats = self.forwarder.downstream(call).stats
-            stats.finish(now() - call.attempt_sent_at, outcome.result is None, _caller(call))
+            stats.finish(now() - call.attempt_sent_at, outcome.result is None, caller_identity(call))
             if stats.relay_refusals != call.attributes.get(REFUSALS_AT_SEND, stats.relay_refusals):
                 call.attributes[RELAY_REFUSED] = True  # the hub refused the server a request meanwhile
             call.attempt_sent_at = 0.0

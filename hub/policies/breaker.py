@@ -6,6 +6,14 @@ in the last `window_s` failed at `failure_rate` or more. Open fails fast with `u
 breaker, failure opens it again. A tool error the server returns (`isError`) is the tool working
 and counts as success; timeouts, transport errors, crashes and protocol errors count as failures;
 refusals the hub makes itself (`HubRefusal`: down, restarting, queue full) count as nothing.
+
+One caller must not open a server's breaker for everyone with calls that fail because of what it
+sends (outside review: slow ingests timing out paused the memory server for every principal). So a
+failure is the caller's own when, at that moment, another caller's latest call succeeded (within
+`OTHERS_OK_HORIZON_S`) and no other caller's latest call failed within the window: it counts only
+against that caller, whose calls are paused for `cooldown_s` once `failure_threshold` of them failed
+in a row, and leaves the server's breaker as it was. A server only one caller uses, or whose
+callers all fail, is judged as before.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Literal
 
 from hub.settings import BreakerSettings
 from hub.errors import HubRefusal, HubToolError
+from hub.calls.call import caller_identity
 from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCall, now
 
 logger = logging.getLogger("hub.breaker")
@@ -29,6 +38,14 @@ PROBE = Permit()
 
 BUCKETS = 30
 """The failure-rate window is kept as this many time buckets, not one entry per call."""
+
+OTHERS_OK_HORIZON_S = 300.0
+"""How recent another caller's success must be for a failure to count as its caller's own."""
+
+KEPT_CALLERS = 256
+"""Callers' latest outcomes kept per server before the stale ones are dropped."""
+
+Caller = tuple[str, str]
 
 
 class CircuitBreaker:
@@ -47,6 +64,67 @@ class CircuitBreaker:
         self._ok = 0
         self._failed = 0
         self._probe_in_flight = False
+        self.latest: dict[Caller, tuple[bool, float]] = {}
+        """Each recent caller's latest verdict (success, when): who a failure belongs to."""
+        self.caller_failures: dict[Caller, int] = {}
+        """Consecutive failures of each caller that were its own."""
+        self.paused: dict[Caller, float] = {}
+        """Callers whose own failures paused their calls, until when."""
+
+    def paused_for(self, caller: Caller | None) -> float:
+        """Seconds `caller`'s own calls stay paused (0: not paused)."""
+        if caller is None or caller not in self.paused:
+            return 0.0
+        left = self.paused[caller] - self.clock()
+        if left <= 0:
+            del self.paused[caller]
+            return 0.0
+        return left
+
+    def record_for(self, caller: Caller | None, success: bool) -> None:
+        """Count a verdict of `caller`'s call: its own failure against it alone, else against the server."""
+        if caller is None:
+            self.record(success)
+            return
+        now = self.clock()
+        own = not success and self.state == "closed" and self._others_fine(caller, now)
+        self._remember(caller, success, now)
+        if success:
+            self.caller_failures.pop(caller, None)
+        elif own:
+            failures = self.caller_failures[caller] = self.caller_failures.get(caller, 0) + 1
+            if failures >= self.settings.failure_threshold:
+                self.paused[caller] = now + self.settings.cooldown_s
+                logger.warning("breaker for server %r: pausing one caller's calls for %.0fs (%d of its calls failed "
+                               "in a row while other callers' succeeded)", self.name, self.settings.cooldown_s, failures)
+            return
+        self.record(success)
+
+    def _others_fine(self, caller: Caller, now: float) -> bool:
+        """Another caller's latest call succeeded lately, and none's latest failed within the window."""
+        someone_ok = False
+        for other, (ok, when) in self.latest.items():
+            if other == caller:
+                continue
+            if not ok and when >= now - self.settings.window_s:
+                return False
+            someone_ok = someone_ok or (ok and when >= now - OTHERS_OK_HORIZON_S)
+        return someone_ok
+
+    def _remember(self, caller: Caller, success: bool, now: float) -> None:
+        self.latest.pop(caller, None)
+        self.latest[caller] = (success, now)  # newest last
+        if len(self.latest) > KEPT_CALLERS:
+            horizon = now - max(OTHERS_OK_HORIZON_S, self.settings.window_s)
+            for other in [c for c, (_, when) in self.latest.items() if when < horizon]:
+                del self.latest[other]
+                self.caller_failures.pop(other, None)
+            while len(self.latest) > KEPT_CALLERS:
+                oldest = next(iter(self.latest))
+                del self.latest[oldest]
+                self.caller_failures.pop(oldest, None)
+        for paused in [c for c, until in self.paused.items() if until <= now]:
+            del self.paused[paused]
 
     def retry_after(self) -> float:
         return max(0.0, self.opened_at + self.settings.cooldown_s - self.clock())
@@ -142,6 +220,8 @@ class BreakerPolicy:
         The cool-down over: this call is the probe, with a full deadline of its own."""
         breaker = self.breaker(call.route.server)
         if breaker.state == "closed":
+            if breaker.paused and (wait := breaker.paused_for(caller_identity(call))):
+                return _caller_paused(call.route.server, breaker, wait)
             return GRANTED
         if not breaker.admit():
             return open_refusal(call.route.server, breaker)
@@ -166,7 +246,11 @@ class BreakerPolicy:
             if permit is PROBE:
                 breaker.release()
             return
-        breaker.record(outcome.error is None or outcome.error.body.code not in FAILURE_CODES)
+        success = outcome.error is None or outcome.error.body.code not in FAILURE_CODES
+        if permit is PROBE:
+            breaker.record(success)  # the probe judges the server, whoever's call it was
+        else:
+            breaker.record_for(caller_identity(call), success)
 
 
 RELAY_REFUSED = "relay_refused"
@@ -179,6 +263,18 @@ AWAITING_CLIENT = "awaiting_client"
 
 def _timed_out(outcome: Outcome) -> bool:
     return outcome.error is not None and outcome.error.body.code == "timeout"
+
+
+def _caller_paused(server: str, breaker: CircuitBreaker, wait: float) -> HubRefusal:
+    """The refusal of a call whose caller's own calls to `server` keep failing while others' succeed."""
+    return HubRefusal(
+        "unavailable",
+        f"your calls to server {server!r} keep failing ({breaker.settings.failure_threshold} or more in a row: "
+        f"timeouts or errors) while other callers' calls succeed, so yours are paused for {wait:.1f}s. "
+        "Look at what the calls send (a smaller input, a narrower query), then retry after that.",
+        retry_after_s=round(max(wait, 0.1), 1),
+        details={"server": server, "reason": "breaker_open_for_caller"},
+    )
 
 
 def open_refusal(server: str, breaker: CircuitBreaker) -> HubRefusal:

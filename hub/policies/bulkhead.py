@@ -1,35 +1,151 @@
-"""Bulkheads: a per-server cap on calls in flight, with a bounded queue.
+"""Bulkheads: a per-server cap on calls in flight, with a bounded queue, shared fairly among callers.
 
 A call that finds the queue full, or cannot get a slot before its deadline, fails with
 `unavailable` at once instead of piling up — so one slow server cannot exhaust the hub. That is a
 `HubRefusal`: the breaker does not count it and the retry policy does not wait it out.
+
+One caller must not lock the others out of a server (outside review: sixteen hung calls of one
+principal kept every other principal waiting until their deadlines). So, once a server has seen
+calls of more than one caller identity (`hub.auth.principal.identity`):
+- a caller holds at most `per_caller` slots (`max_concurrency_per_caller`; by default all but a
+  quarter, so a newcomer finds a slot free at once);
+- a freed slot goes to the waiting caller holding the fewest slots (the longest waiting among
+  equals), not to whoever queued first;
+- a full queue takes a newcomer's call by refusing the newest queued call of the caller with the
+  most queued, when that caller has more queued than the newcomer.
+A server only one identity ever called (stdio, auth off, one user) keeps every slot for it.
 """
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import anyio
 
+from hub.calls.call import caller_identity
 from hub.errors import HubRefusal, HubToolError
 from hub.policies.base import GRANTED, MUST_WAIT, Admission, Outcome, Permit, Phase, ToolCall, now
 
 DEADLINE_MARGIN_S = 0.02
 """Give up waiting for a slot this long before the deadline, so the caller sees `unavailable`."""
 
+Caller = tuple[str, str]
+NOBODY: Caller = ("", "")
+"""The identity of a call without a caller (the hub's own calls)."""
+
+
+def caller_of(call: ToolCall) -> Caller:
+    """The identity the bulkhead shares slots by."""
+    return caller_identity(call) or NOBODY
+
+
+def default_share(max_concurrency: int) -> int:
+    """Slots one caller may hold while others use the server: all but a quarter (at least one kept back)."""
+    return max(1, max_concurrency - max(1, max_concurrency // 4))
+
+
+@dataclass(eq=False)
+class Waiter:
+    """One queued call: set once it was handed a slot, or refused to make room."""
+
+    caller: Caller
+    since: float = field(default_factory=now)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    granted: bool = False
+    evicted: bool = False
+
 
 class Bulkhead:
-    """Slots and a queue for one server."""
+    """Slots and a queue for one server (see the module for how they are shared)."""
 
-    def __init__(self, max_concurrency: int, max_queue: int) -> None:
+    def __init__(self, max_concurrency: int, max_queue: int, per_caller: int | None = None) -> None:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
-        self.slots = anyio.Semaphore(max_concurrency)
+        self.per_caller = min(max_concurrency, per_caller or default_share(max_concurrency))
+        self.free = max_concurrency
+        self.held: Counter[Caller] = Counter()
+        self.queues: dict[Caller, deque[Waiter]] = {}
         self.waiting = 0
+        self.first_caller: Caller | None = None
+        self.shared = False
+        """More than one identity has called: the per-caller share applies from now on."""
 
     @property
     def busy(self) -> int:
-        return self.max_concurrency - self.slots.value
+        return self.max_concurrency - self.free
+
+    def note(self, caller: Caller) -> None:
+        """Remember whether the server is shared by several callers."""
+        if self.first_caller is None:
+            self.first_caller = caller
+        elif caller != self.first_caller:
+            self.shared = True
+
+    def may_take(self, caller: Caller) -> bool:
+        """A slot is free and `caller` is within its share."""
+        return self.free > 0 and (not self.shared or self.held[caller] < self.per_caller)
+
+    def take(self, caller: Caller) -> None:
+        self.free -= 1
+        self.held[caller] += 1
+
+    def release(self, caller: Caller) -> None:
+        """Give `caller`'s slot back, and hand free slots to the fairest waiters."""
+        if self.held[caller] <= 1:
+            self.held.pop(caller, None)
+        else:
+            self.held[caller] -= 1
+        self.free += 1
+        self.hand_out()
+
+    def hand_out(self) -> None:
+        """While a slot is free and a waiting caller may take it, grant its oldest call."""
+        while self.free > 0:
+            eligible = [(self.held[c], q[0].since, c) for c, q in self.queues.items() if self.may_take(c)]
+            if not eligible:
+                return
+            _, _, caller = min(eligible)
+            waiter = self._pop(caller, 0)
+            self.take(caller)
+            waiter.granted = True
+            waiter.done.set()
+
+    def enqueue(self, caller: Caller) -> Waiter | None:
+        """Queue a call of `caller`; None when the queue is full and nobody queues more than it."""
+        if self.waiting >= self.max_queue:
+            mine = len(self.queues.get(caller, ()))
+            longest = max(self.queues, key=lambda c: len(self.queues[c]), default=None)
+            if longest is None or len(self.queues[longest]) <= mine + 1:
+                return None
+            evicted = self._pop(longest, -1)
+            evicted.evicted = True
+            evicted.done.set()
+        waiter = Waiter(caller)
+        self.queues.setdefault(caller, deque()).append(waiter)
+        self.waiting += 1
+        return waiter
+
+    def leave(self, waiter: Waiter) -> None:
+        """A queued call gave up (deadline, cancel): out of the queue, or its slot back if one came."""
+        if waiter.granted:
+            self.release(waiter.caller)
+            return
+        queue = self.queues.get(waiter.caller)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            self.waiting -= 1
+            if not queue:
+                del self.queues[waiter.caller]
+
+    def _pop(self, caller: Caller, index: int) -> Waiter:
+        queue = self.queues[caller]
+        waiter = queue.popleft() if index == 0 else queue.pop()
+        self.waiting -= 1
+        if not queue:
+            del self.queues[caller]
+        return waiter
 
 
 class BulkheadPolicy:
@@ -37,7 +153,7 @@ class BulkheadPolicy:
 
     phase: Phase = "attempt"
 
-    def __init__(self, limits_for: Callable[[str], tuple[int, int]]) -> None:
+    def __init__(self, limits_for: Callable[[str], tuple[int, int] | tuple[int, int, int | None]]) -> None:
         self._limits_for = limits_for
         self.bulkheads: dict[str, Bulkhead] = {}
 
@@ -48,28 +164,40 @@ class BulkheadPolicy:
         return found
 
     def admit(self, call: ToolCall) -> Admission:
-        """A free slot: taken. None and the queue full: refused at once. Else the call must queue."""
+        """A slot this caller may take: taken. None and no room in the queue: refused at once. Else
+        the call must queue. (Nobody of a fairer claim is waiting when a slot is free: `hand_out`
+        runs on every release.)"""
         bulkhead = self.bulkhead(call.route.server)
-        try:
-            bulkhead.slots.acquire_nowait()
-        except anyio.WouldBlock:
-            if bulkhead.waiting >= bulkhead.max_queue:
-                return _saturated(call, bulkhead, "its queue is full")
-            return MUST_WAIT
-        return GRANTED
+        caller = caller_of(call)
+        bulkhead.note(caller)
+        if bulkhead.may_take(caller):
+            bulkhead.take(caller)
+            return GRANTED
+        if bulkhead.waiting >= bulkhead.max_queue and not _can_displace(bulkhead, caller):
+            return _saturated(call, bulkhead, "its queue is full")
+        return MUST_WAIT
 
     async def wait(self, call: ToolCall) -> Permit | HubToolError:
         """Queue for a slot until shortly before the deadline."""
         bulkhead = self.bulkhead(call.route.server)
-        if bulkhead.waiting >= bulkhead.max_queue:
+        caller = caller_of(call)
+        if bulkhead.may_take(caller):  # freed while the call was on its way here
+            bulkhead.take(caller)
+            return GRANTED
+        waiter = bulkhead.enqueue(caller)
+        if waiter is None:
             return _saturated(call, bulkhead, "its queue is full")
-        bulkhead.waiting += 1
         try:
             with anyio.move_on_after(max(0.0, call.deadline_at - now() - DEADLINE_MARGIN_S)):
-                await bulkhead.slots.acquire()
-                return GRANTED
-        finally:
-            bulkhead.waiting -= 1
+                await waiter.done.wait()
+        except BaseException:
+            bulkhead.leave(waiter)  # cancelled: out of the queue, or the slot it was just handed goes back
+            raise
+        if waiter.granted:
+            return GRANTED
+        if waiter.evicted:
+            return _saturated(call, bulkhead, "its queue is full and another caller's calls fill it")
+        bulkhead.leave(waiter)
         return _saturated(call, bulkhead, "no slot freed up before the deadline")
 
     def refusal_at_deadline(self, call: ToolCall) -> HubRefusal:
@@ -78,8 +206,14 @@ class BulkheadPolicy:
         return _saturated(call, self.bulkhead(call.route.server), "no slot freed up before the deadline")
 
     def settle(self, call: ToolCall, permit: Permit, outcome: Outcome) -> None:
-        """Give the slot back."""
-        self.bulkhead(call.route.server).slots.release()
+        """Give the slot back (to the fairest waiter, if any)."""
+        self.bulkhead(call.route.server).release(caller_of(call))
+
+
+def _can_displace(bulkhead: Bulkhead, caller: Caller) -> bool:
+    """Whether a call of `caller` may take the place of another caller's newest queued call."""
+    mine = len(bulkhead.queues.get(caller, ()))
+    return any(len(queue) > mine + 1 for queue in bulkhead.queues.values())
 
 
 def _saturated(call: ToolCall, bulkhead: Bulkhead, why: str) -> HubRefusal:

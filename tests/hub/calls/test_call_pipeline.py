@@ -22,6 +22,7 @@ from hub.calls.pipeline import Pipeline
 from hub.errors import HubToolError
 from hub.metrics import HubMetrics
 from hub.policies import BreakerPolicy, BulkheadPolicy, DeadlinePolicy, RetryPolicy
+from hub.policies.bulkhead import NOBODY
 from hub.policies.audit import AuditPolicy
 from hub.policies.validation import ArgumentPolicy
 from hub.policies.ratelimit import MemoryBuckets, RateLimitPolicy
@@ -192,7 +193,7 @@ async def run_case(case: Case, express: bool) -> Run:
             breakers.breaker("s").record(False)
     bulkhead = bulkheads.bulkhead("s")
     if case.slot_taken:
-        bulkhead.slots.acquire_nowait()
+        bulkhead.take(NOBODY)
     heard: list[float] = []
 
     async def listen(progress: float, total: float | None, message: str | None) -> None:
@@ -217,7 +218,7 @@ async def run_case(case: Case, express: bool) -> Run:
     if case.slot_taken == "wait":
         while bulkhead.waiting == 0:
             await asyncio.sleep(0)
-        bulkhead.slots.release()
+        bulkhead.release(NOBODY)
     if case.cancel:
         while server.attempts == 0:
             await asyncio.sleep(0)
@@ -228,7 +229,7 @@ async def run_case(case: Case, express: bool) -> Run:
     except asyncio.CancelledError:
         answer = "no answer"
     if case.slot_taken == "refuse":
-        bulkhead.slots.release()
+        bulkhead.release(NOBODY)
     await asyncio.gather(*server.plays)
     if isinstance(answer, WireResult):
         answer = types.CallToolResult.model_validate(answer.body, by_name=False)

@@ -61,7 +61,7 @@ async def test_a_qualifying_call_skips_the_runner_and_keeps_the_policies(
         assert crashed.is_error and crashed.content[0].text == "Error executing tool root"
         stats = hub.downstreams["m"].stats
         assert stats.calls == 3 and stats.in_flight == 0
-        assert hub.bulkheads.bulkhead("m").slots.value == 1  # the slot came back
+        assert hub.bulkheads.bulkhead("m").busy == 0  # the slot came back
         assert hub.audit_log is not None
         hub.audit_log.flush()
     outcomes = [(r["tool"], r["outcome"], r["error_code"]) for r in query(tmp_path)]

@@ -1,0 +1,166 @@
+"""One caller cannot lock the others out of a server's bulkhead (outside review: one principal's hung
+calls filled every slot and the queue, and every other principal waited until its deadline).
+
+Once a server has seen two caller identities, one caller holds at most its share of the slots, a
+freed slot goes to the waiting caller holding fewest, and a full queue makes room for a newcomer by
+refusing the newest call of the caller queueing most. A server only one identity calls keeps every
+slot for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from hub.auth.principal import Principal
+from hub.policies import BulkheadPolicy, DeadlinePolicy, ToolCall
+from hub.policies.bulkhead import Bulkhead, default_share
+from tests.policy_support import Script, code_of, make_call, ok_result, run_call
+
+pytestmark = pytest.mark.anyio
+
+
+class Gates:
+    """A forwarder step: each call waits until the test opens the gate of its caller."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, anyio.Event] = {}
+        self.running: list[str] = []
+        self.served: list[str] = []
+
+    def gate(self, who: str) -> anyio.Event:
+        return self.gates.setdefault(who, anyio.Event())
+
+    async def __call__(self, call: ToolCall) -> Any:
+        who = call.attributes["caller"].name
+        self.running.append(who)
+        try:
+            await self.gate(who).wait()
+        finally:
+            self.running.remove(who)
+        self.served.append(who)
+        return ok_result()
+
+
+def call_of(who: str, timeout_s: float = 30) -> ToolCall:
+    call = make_call(timeout_s=timeout_s, max_timeout_s=timeout_s)
+    call.attributes["caller"] = Principal(who, ("*",), "api_key", f"key-{who}")
+    return call
+
+
+async def until(predicate: Any) -> None:
+    with anyio.fail_after(10):
+        while not predicate():
+            await anyio.sleep(0)
+
+
+class Runner:
+    """Starts calls of named callers through one bulkhead and keeps their answers."""
+
+    def __init__(self, tg: anyio.abc.TaskGroup, bulkheads: BulkheadPolicy, gates: Gates) -> None:
+        self.tg, self.bulkheads, self.gates = tg, bulkheads, gates
+        self.answers: list[tuple[str, Any]] = []
+
+    def start(self, who: str, count: int = 1, timeout_s: float = 30) -> None:
+        for _ in range(count):
+            self.tg.start_soon(self._run, who, timeout_s)
+
+    async def _run(self, who: str, timeout_s: float) -> None:
+        answer = await run_call(call_of(who, timeout_s), DeadlinePolicy(), self.bulkheads, forwarder=Script(self.gates))
+        self.answers.append((who, answer))
+
+
+async def test_a_freed_slot_goes_to_the_caller_holding_fewest_not_to_the_first_queued() -> None:
+    bulkheads, gates = BulkheadPolicy(lambda server: (4, 64)), Gates()
+    bulkhead = bulkheads.bulkhead("s")
+    async with anyio.create_task_group() as tg:
+        run = Runner(tg, bulkheads, gates)
+        run.start("bob", 4)  # alone: every slot is his
+        await until(lambda: gates.running.count("bob") == 4)
+        run.start("bob", 6)
+        await until(lambda: bulkhead.waiting == 6)
+        run.start("alice")  # queued after six of bob's
+        await until(lambda: bulkhead.waiting == 7)
+        gates.served.clear()
+        bob = gates.gate("bob")
+        gates.gates["bob"] = anyio.Event()  # one of bob's running calls finishes, the rest keep waiting
+        bob.set()
+        await until(lambda: "alice" in gates.running)
+        assert gates.running.count("bob") == 3, "alice got the freed slot, ahead of bob's six queued calls"
+        gates.gate("alice").set()
+        gates.gates["bob"].set()
+    assert len(run.answers) == 11 and not any(answer.is_error for _, answer in run.answers)
+    assert bulkhead.busy == 0 and bulkhead.waiting == 0 and not bulkhead.held and not bulkhead.queues
+
+
+async def test_once_shared_one_caller_holds_at_most_its_share_and_a_newcomer_gets_a_slot_at_once() -> None:
+    bulkheads, gates = BulkheadPolicy(lambda server: (16, 64)), Gates()
+    bulkhead = bulkheads.bulkhead("s")
+    assert default_share(16) == 12 and default_share(2) == 1 and default_share(1) == 1
+    async with anyio.create_task_group() as tg:
+        run = Runner(tg, bulkheads, gates)
+        run.start("carol")  # a second identity has used the server
+        await until(lambda: "carol" in gates.running)
+        gates.gate("carol").set()
+        await until(lambda: len(run.answers) == 1)
+        run.start("bob", 20)
+        await until(lambda: gates.running.count("bob") == 12 and bulkhead.waiting == 8)
+        run.start("alice")
+        await until(lambda: "alice" in gates.running)  # at once: four slots were kept back
+        assert bulkhead.busy == 13 and gates.running.count("bob") == 12
+        gates.gate("alice").set()
+        gates.gate("bob").set()
+    assert sum(1 for who, _ in run.answers if who == "bob") == 20
+    assert not any(answer.is_error for _, answer in run.answers) and bulkhead.busy == 0
+
+
+async def test_one_caller_alone_keeps_every_slot() -> None:
+    bulkheads, gates = BulkheadPolicy(lambda server: (16, 64)), Gates()
+    async with anyio.create_task_group() as tg:
+        run = Runner(tg, bulkheads, gates)
+        run.start("bob", 16)
+        await until(lambda: gates.running.count("bob") == 16)
+        assert bulkheads.bulkhead("s").waiting == 0
+        gates.gate("bob").set()
+    assert len(run.answers) == 16 and not any(answer.is_error for _, answer in run.answers)
+
+
+async def test_a_full_queue_makes_room_for_a_newcomer_by_refusing_the_hog_s_newest_call() -> None:
+    bulkheads, gates = BulkheadPolicy(lambda server: (2, 4)), Gates()
+    bulkhead = bulkheads.bulkhead("s")
+    async with anyio.create_task_group() as tg:
+        run = Runner(tg, bulkheads, gates)
+        run.start("bob", 2)
+        await until(lambda: gates.running.count("bob") == 2)
+        run.start("bob", 4)
+        await until(lambda: bulkhead.waiting == 4)
+        run.start("bob")  # his own queue is full: refused at once, as before
+        await until(lambda: len(run.answers) == 1)
+        assert code_of(run.answers[0][1]) == "unavailable"
+        run.start("alice")
+        await until(lambda: len(run.answers) == 2)  # bob's newest queued call made room
+        who, evicted = run.answers[1]
+        assert who == "bob" and code_of(evicted) == "unavailable"
+        assert "another caller" in evicted.content[0].text
+        assert bulkhead.waiting == 4 and len(bulkhead.queues[("api_key", "alice")]) == 1
+        gates.gate("alice").set()
+        gates.gate("bob").set()
+    served = [who for who, answer in run.answers if not answer.is_error]
+    assert served.count("alice") == 1 and served.count("bob") == 5
+    assert bulkhead.busy == 0 and bulkhead.waiting == 0
+
+
+async def test_a_queued_call_that_leaves_as_it_is_handed_a_slot_gives_the_slot_on() -> None:
+    """A waiter handed a slot and cancelled before it ran again (`wait`'s cancel path) gives the slot
+    to the next waiter, or back."""
+    bulkhead = Bulkhead(1, 4)
+    bulkhead.take(("api_key", "bob"))
+    alice, carol = bulkhead.enqueue(("api_key", "alice")), bulkhead.enqueue(("api_key", "carol"))
+    assert alice is not None and carol is not None and bulkhead.waiting == 2
+    bulkhead.release(("api_key", "bob"))
+    assert alice.granted and not carol.granted and bulkhead.held == {("api_key", "alice"): 1}
+    bulkhead.leave(alice)
+    assert carol.granted and bulkhead.held == {("api_key", "carol"): 1} and bulkhead.waiting == 0
+    bulkhead.leave(carol)
+    assert bulkhead.busy == 0 and not bulkhead.held and not bulkhead.queues
