@@ -46,7 +46,9 @@ class CalendarBackend(Protocol):
         self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None
     ) -> Event: ...
 
-    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None: ...
+    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
+        """Delete; True when the whole event is gone (every occurrence of it deleted)."""
+        ...
 
 
 class IcalBackend:
@@ -215,13 +217,14 @@ class IcalBackend:
             return ical.instance_event(parsed, instance_start, calendar_id, self.name, tz, new_etag)
         return ical.to_event(ical.master(parsed), calendar_id, self.name, tz, new_etag)
 
-    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None:
+    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
         text, etag = await self._load(calendar_id, event_id)
         remaining = ical.remove(ical.load(text), scope, instance_start)
         if remaining is None:
             await self._remove(calendar_id, event_id)
-        else:
-            await self._save(calendar_id, event_id, remaining.to_ical().decode(), etag)
+            return True
+        await self._save(calendar_id, event_id, remaining.to_ical().decode(), etag)
+        return False
 
 
 def _sort_key(event: Event, tz: str) -> tuple[str, str, str]:

@@ -341,6 +341,11 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
             base.pop("RRULE", None)
             if changes.rrule:
                 base.add("rrule", parse_rrule(changes.rrule))
+                series_edits.fit_to_rule(calendar, move_start=changes.start is None)
+            else:  # no longer a series: its edited occurrences have nothing to belong to
+                base.pop("EXDATE", None)
+                for override in series_edits.overrides(calendar):
+                    calendar.subcomponents.remove(override)
         return [calendar]
     if instance_start is None:
         raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
@@ -407,6 +412,8 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     split.add_component(follow)
     for override in carried:
         split.add_component(override)
+    if changes.rrule:
+        series_edits.fit_to_rule(split, move_start=changes.start is None)
     split.add_missing_timezones()
     return [calendar, split]
 
@@ -418,6 +425,8 @@ def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         return None
     if instance_start is None:
         raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
+    if scope == "this" and any(_same_start(value, instance_start) for value in series_edits.exdates(base)):
+        return calendar  # deleted already (a retry after a lost answer): nothing more to do
     _instance(calendar, instance_start)
     if scope == "this":
         base.add("exdate", _series_time(base, instance_start))
@@ -430,7 +439,14 @@ def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         for override in series_edits.overrides(calendar):  # edited occurrences after the cut go too
             if series_edits.at_or_after(override["RECURRENCE-ID"].dt, instance_start):
                 calendar.subcomponents.remove(override)
+    if not has_occurrences(calendar):
+        return None  # every occurrence is gone (a COUNT=1 series, the last one left): the object goes too
     return calendar
+
+
+def has_occurrences(calendar: Calendar) -> bool:
+    """Whether any occurrence of the object is left (a finite series can have every one deleted)."""
+    return next(iter(recurring_ical_events.of(calendar).all()), None) is not None
 
 
 def respond(calendar: Calendar, email: str, response: str, instance_start: datetime | date | None) -> Calendar:

@@ -1,12 +1,14 @@
 """Keeping a series' edited (RECURRENCE-ID overrides) and deleted (EXDATE) occurrences attached when
 the series moves: `update_event` scope "all" with a new start, and the split-off part of a
-"this_and_following" edit. Each RECURRENCE-ID and EXDATE shifts like the occurrence it names."""
+"this_and_following" edit. Each RECURRENCE-ID and EXDATE shifts like the occurrence it names. When
+the rule itself changes, those the new rule no longer has are dropped (`fit_to_rule`)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
+from dateutil.rrule import rrulestr
 from icalendar import Calendar
 from icalendar import Event as VEvent
 
@@ -76,3 +78,62 @@ def carry(overrides: list[VEvent], exdates: list[datetime | date], old: datetime
                     override.pop(prop)
                     override.add(prop.lower(), moved)
         keep.append(override)
+
+
+def _rule_of(base: VEvent) -> tuple[Any, bool] | None:
+    """The series' RRULE as a dateutil rule anchored at its DTSTART (which it need not match), and
+    whether the series is all-day; None when dateutil cannot read it (left as stored)."""
+    start = base["DTSTART"].dt
+    all_day = not isinstance(start, datetime)
+    anchor = datetime(start.year, start.month, start.day) if all_day else start
+    try:
+        return rrulestr(base["RRULE"].to_ical().decode(), dtstart=anchor), all_day
+    except (ValueError, TypeError):
+        return None
+
+
+def _is_occurrence(rule: Any, all_day: bool, value: datetime | date) -> bool:
+    if all_day != (not isinstance(value, datetime)):
+        return False
+    moment = datetime(value.year, value.month, value.day) if all_day else value
+    try:
+        return rule.after(moment, inc=True) == moment
+    except TypeError:  # naive against aware: a value of another kind than the series
+        return False
+
+
+def fit_to_rule(calendar: Calendar, move_start: bool) -> None:
+    """After a series' RRULE changed: drop the edited (RECURRENCE-ID) and deleted (EXDATE)
+    occurrences the new rule no longer has, and — with `move_start`, when no start was given — move
+    DTSTART (and DTEND with it) to the new rule's first occurrence on or after it, since iCalendar
+    makes DTSTART an occurrence whatever the rule says (outside review: a weekly Monday series
+    changed to Tuesdays kept its first Monday and its edited Mondays)."""
+    base = next(c for c in calendar.walk("VEVENT") if "RECURRENCE-ID" not in c)
+    read = _rule_of(base)
+    if read is None:
+        return
+    rule, all_day = read
+    start = base["DTSTART"].dt
+    if move_start and not _is_occurrence(rule, all_day, start):
+        anchor = datetime(start.year, start.month, start.day) if all_day else start
+        first = rule.after(anchor, inc=True)
+        if first is not None:
+            moved = first.date() if all_day else storable(first)
+            if "DTEND" in base:
+                end = base["DTEND"].dt
+                length = (end.replace(tzinfo=None) - start.replace(tzinfo=None)) if isinstance(end, datetime) else end - start
+                base.pop("DTEND")
+                base.add("dtend", moved + length if all_day else storable(first + length))
+            base.pop("DTSTART")
+            base.add("dtstart", moved)
+            read = _rule_of(base)
+            if read is None:
+                return
+            rule, all_day = read
+    kept = [value for value in exdates(base) if _is_occurrence(rule, all_day, value)]
+    base.pop("EXDATE", None)
+    for value in kept:
+        base.add("exdate", value)
+    for override in overrides(calendar):
+        if not _is_occurrence(rule, all_day, override["RECURRENCE-ID"].dt):
+            calendar.subcomponents.remove(override)

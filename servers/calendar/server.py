@@ -342,8 +342,8 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
             # event: deleted as such, so nothing empty stays readable and its keys answer not_found
             # (outside review: an empty series stayed, and its create key replayed it).
             scope = "all"
-        await backend.delete(calendar_id, event_id, scope, instance)
-        if scope == "all":
+        if await backend.delete(calendar_id, event_id, scope, instance) or scope == "all":
+            scope = "all"  # every occurrence is gone (a COUNT=1 series, its last one left): so is the event, and its keys
             await forget_deleted(mcp, event_id)
         return Deleted(id=event_id, scope=scope)
 

@@ -239,7 +239,7 @@ class GoogleCalendar:
         updated = await self.http.json("PATCH", self._path(calendar_id, raw["id"]), json={"attendees": attendees}, idempotent=True)
         return self._event(updated, calendar_id, tz)
 
-    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None:
+    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
         if scope == "all" or instance_start is None:
             if scope != "all":
                 raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
@@ -249,3 +249,4 @@ class GoogleCalendar:
             await self.http.request("DELETE", self._path(calendar_id, target))
         else:
             await self._end_series(calendar_id, event_id, instance_start)
+        return scope == "all"  # the provider keeps a series whose occurrences were each deleted as its own record

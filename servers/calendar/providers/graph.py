@@ -329,7 +329,7 @@ class GraphCalendar:
         await self.http.request("POST", f"{self._events(target)}/{RESPOND_ACTION[response]}", json={"sendResponse": True}, idempotent=True)
         return self._event(await self.http.json("GET", self._events(target), headers=self._prefer(tz)), calendar_id, tz)
 
-    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> None:
+    async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
         tz = (await self.calendar(calendar_id)).zone
         if scope == "all":
             await self.http.request("DELETE", self._events(event_id))
@@ -339,3 +339,4 @@ class GraphCalendar:
             await self.http.request("DELETE", self._events((await self._instance(event_id, instance_start, tz))["id"]))
         else:
             await self._end_series(event_id, instance_start, tz)
+        return scope == "all"  # the provider keeps a series whose occurrences were each deleted as its own record

@@ -273,3 +273,61 @@ async def test_deleting_every_occurrence_deletes_the_event_and_its_key(hub: Hub)
     cut = await call(hub, "delete_event", calendar_id=ADA, event_id=kept["id"], scope="this_and_following",
                      instance_start="2026-06-08T10:00:00+01:00", confirm=True)
     assert cut["scope"] == "this_and_following" and await starts(hub) == ["2026-06-01T10:00"]
+
+
+async def test_deleting_the_last_occurrence_left_deletes_the_event_and_a_repeat_is_no_error(hub: Hub) -> None:
+    """Outside re-check: `delete_event(scope="this")` on the only occurrence of a COUNT=1 series left
+    an event with no occurrence that get_event returned; the same for the last one left of a longer
+    series. And a repeated "this" delete (the hub retries this idempotent tool after a lost answer)
+    answered not_found for an occurrence it had just deleted."""
+    made = {"calendar_id": ADA, "title": "One", "start": "2026-06-03T09:00:00", "end": "2026-06-03T10:00:00",
+            "rrule": "FREQ=DAILY;COUNT=1", "idempotency_key": "one-1"}
+    once = await call(hub, "create_event", **made)
+    gone = await call(hub, "delete_event", calendar_id=ADA, event_id=once["id"], scope="this",
+                      instance_start="2026-06-03T09:00:00+01:00", confirm=True)
+    assert gone["scope"] == "all"
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=once["id"]))["code"] == "not_found"
+    assert (await call(hub, "create_event", **made))["code"] == "not_found"
+
+    three = (await call(hub, "create_event", calendar_id=ADA, title="Three", start="2026-06-08T09:00:00",
+                        end="2026-06-08T10:00:00", rrule="FREQ=DAILY;COUNT=3"))["id"]
+    first = {"calendar_id": ADA, "event_id": three, "scope": "this", "instance_start": "2026-06-08T09:00:00+01:00",
+             "confirm": True}
+    assert (await call(hub, "delete_event", **first))["scope"] == "this"
+    assert (await call(hub, "delete_event", **first))["scope"] == "this", "a repeat of a done delete is no error"
+    assert await starts(hub) == ["2026-06-09T09:00", "2026-06-10T09:00"]
+    await call(hub, "delete_event", **{**first, "instance_start": "2026-06-10T09:00:00+01:00"})
+    last = await call(hub, "delete_event", **{**first, "instance_start": "2026-06-09T09:00:00+01:00"})
+    assert last["scope"] == "all" and await starts(hub) == []
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=three))["code"] == "not_found"
+
+
+async def test_a_new_rule_drops_the_occurrences_it_no_longer_has(hub: Hub) -> None:
+    """Outside review: a weekly Monday series (one occurrence retitled, one deleted) changed to
+    Tuesdays listed five events: its first Monday (DTSTART was not moved onto the new rule), the
+    retitled Monday, and the Tuesdays. Now the series starts on the new rule's first day, edits of
+    occurrences the rule no longer has go, and those it still has stay."""
+    sid = (await call(hub, "create_event", calendar_id=ADA, title="W", start="2026-06-01T10:00:00",
+                      end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=3"))["id"]
+    await call(hub, "update_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-08T10:00:00+01:00",
+               title="special Monday")
+    await call(hub, "delete_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-15T10:00:00+01:00",
+               confirm=True)
+    moved = await call(hub, "update_event", calendar_id=ADA, event_id=sid, rrule="FREQ=WEEKLY;BYDAY=TU;COUNT=3")
+    assert moved["start"]["local"].startswith("2026-06-02T10:00") and moved["end"]["local"].startswith("2026-06-02T10:30")
+    listed = (await call(hub, "list_events", calendar_id=ADA, **JUNE))["events"]
+    assert [(e["start"]["local"][:16], e["title"]) for e in listed] == [
+        ("2026-06-02T10:00", "W"), ("2026-06-09T10:00", "W"), ("2026-06-16T10:00", "W")]
+
+    # A rule that keeps some of the edited occurrences keeps those edits.
+    both = (await call(hub, "create_event", calendar_id=X, title="B", start="2026-06-01T10:00:00",
+                       end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=4"))["id"]
+    await call(hub, "update_event", calendar_id=X, event_id=both, scope="this", instance_start="2026-06-08T10:00:00Z",
+               title="kept")
+    await call(hub, "delete_event", calendar_id=X, event_id=both, scope="this", instance_start="2026-06-15T10:00:00Z",
+               confirm=True)
+    await call(hub, "update_event", calendar_id=X, event_id=both, rrule="FREQ=WEEKLY;BYDAY=MO,TH;COUNT=6")
+    listed = (await call(hub, "list_events", calendar_id=X, **JUNE))["events"]
+    assert [(e["start"]["local"][:16], e["title"]) for e in listed] == [
+        ("2026-06-01T10:00", "B"), ("2026-06-04T10:00", "B"), ("2026-06-08T10:00", "kept"),
+        ("2026-06-11T10:00", "B"), ("2026-06-18T10:00", "B")]
