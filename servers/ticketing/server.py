@@ -16,7 +16,7 @@ from servers.kit.store import Store
 from servers.kit.tools import configure_domain, domain_examples, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.ticketing.backend import ProjectAdmin, TicketingBackend
-from servers.ticketing.checks import refuse_control_chars
+from servers.ticketing.checks import label_list, refuse_control_chars
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -150,7 +150,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         create a duplicate."""
         refuse_control_chars(project=project, title=title, description=description, type=type, labels=labels)
         new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
-                        labels=labels or [], assignee=assignee)
+                        labels=label_list(labels) or [], assignee=assignee)
         return await backend.create(new)
 
     @domain_tool(mcp, idempotent=True, not_here={
@@ -170,7 +170,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         """Edit a ticket: title, description, priority, assignee, labels or type.
         Change fields of a ticket (status changes go through transition_ticket)."""
         given = {k: v for k, v in {"title": title, "description": description, "priority": priority,
-                                   "labels": labels, "assignee": assignee, "type": type}.items() if v is not None}
+                                   "labels": label_list(labels), "assignee": assignee, "type": type}.items() if v is not None}
         if not given:
             raise DomainError(
                 "invalid_argument",

@@ -19,6 +19,7 @@ from servers.kit.errors import DomainError, not_found
 from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.store import Store
 from servers.kit.webhooks.feed import emit_change
+from servers.ticketing.checks import link_type as checked_link_type
 from servers.ticketing.checks import project_key
 from servers.ticketing.model import (
     STATUSES,
@@ -64,6 +65,14 @@ _MIGRATIONS = [
     CREATE TABLE links (from_key TEXT NOT NULL, to_key TEXT NOT NULL, type TEXT NOT NULL,
         PRIMARY KEY (from_key, to_key, type))""",
     """CREATE INDEX tickets_created ON tickets(created_at);
+    CREATE INDEX comments_ticket ON comments(ticket_key, id)""",
+    # Comment ids are never used again (a key that added a deleted comment must not name a new one).
+    """CREATE TABLE comments_kept (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, ticket_key TEXT NOT NULL REFERENCES tickets(key) ON DELETE CASCADE,
+        author TEXT, body TEXT NOT NULL, public INTEGER NOT NULL, created_at TEXT NOT NULL);
+    INSERT INTO comments_kept SELECT id, ticket_key, author, body, public, created_at FROM comments;
+    DROP TABLE comments;
+    ALTER TABLE comments_kept RENAME TO comments;
     CREATE INDEX comments_ticket ON comments(ticket_key, id)""",
 ]
 _KNOWN_PROJECTS_SHOWN = 50
@@ -257,8 +266,10 @@ class EmbeddedTicketing:
             key, other = self._row(db, ticket_id)["key"], self._row(db, other_id)["key"]
             if key == other:
                 raise DomainError("invalid_argument", "a ticket cannot be linked to itself")
-            db.execute("INSERT OR IGNORE INTO links VALUES (?, ?, ?)", (key, other, link_type))
-            return Link(type=link_type, direction="outward", ticket=other)
+            canonical, reverse = checked_link_type(link_type)
+            source, target = (other, key) if reverse else (key, other)
+            db.execute("INSERT OR IGNORE INTO links VALUES (?, ?, ?)", (source, target, canonical))
+            return Link(type=canonical, direction="inward" if reverse else "outward", ticket=other)
 
         return await self.store.run(run)
 

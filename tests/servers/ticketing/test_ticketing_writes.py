@@ -289,3 +289,53 @@ async def test_a_deleted_tickets_comment_keys_answer_not_found(hub: Hub) -> None
     assert (await call(hub, "add_comment", **made))["id"] == comment["id"]  # a replay, while the ticket lives
     await call(hub, "delete_ticket", id="OPS-1", confirm=True)
     assert (await call(hub, "add_comment", **made))["code"] == "not_found"
+    other = await call(hub, "add_comment", id="OPS-2", body="next")
+    assert other["id"] != comment["id"], "a deleted comment's id is never given to a new one"
+
+
+def test_comment_ids_stay_unique_across_the_migration(tmp_path: Path) -> None:
+    """A database from before the migration keeps its comments, and ids are not reused after it."""
+    import sqlite3
+
+    from servers.ticketing import store as store_module
+
+    old = sqlite3.connect(tmp_path / "ticketing.sqlite")
+    for number, script in enumerate(store_module._MIGRATIONS[:2], start=1):  # noqa: SLF001
+        old.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    old.execute("INSERT INTO projects (key) VALUES ('OPS')")
+    old.execute("INSERT INTO tickets (key, project, title, status, type, created_at, updated_at) "
+                "VALUES ('OPS-1', 'OPS', 't', 'open', 'task', 'x', 'x')")
+    old.execute("INSERT INTO comments (ticket_key, body, public, created_at) VALUES ('OPS-1', 'kept', 1, 'x')")
+    old.commit()
+    old.close()
+    migrated = EmbeddedTicketing(tmp_path)
+    db = migrated.store._db  # noqa: SLF001
+    assert [tuple(r) for r in db.execute("SELECT id, body FROM comments")] == [(1, "kept")]
+    db.execute("INSERT INTO comments (ticket_key, body, public, created_at) VALUES ('OPS-1', 'second', 1, 'x')")
+    db.execute("DELETE FROM comments WHERE body = 'second'")
+    db.execute("INSERT INTO comments (ticket_key, body, public, created_at) VALUES ('OPS-1', 'third', 1, 'x')")
+    assert [r[0] for r in db.execute("SELECT id FROM comments ORDER BY id")] == [1, 3]
+
+
+async def test_link_types_are_the_known_ones_in_one_spelling(hub: Hub) -> None:
+    """Outside review: `link_tickets(type="bloks")` was stored as a new link type, and "Blocks",
+    "blocks" and "is blocked by" as three types, all outward."""
+    typo = await call(hub, "link_tickets", id="OPS-1", other_id="OPS-2", type="bloks")
+    assert typo["code"] == "invalid_argument" and "'blocks'" in typo["message"]
+    assert (await call(hub, "link_tickets", id="OPS-1", other_id="OPS-2", type="Blocks"))["type"] == "blocks"
+    reverse = await call(hub, "link_tickets", id="APP-1", other_id="OPS-1", type="is  blocked by")
+    assert reverse == {"type": "blocks", "direction": "inward", "ticket": "OPS-1"}
+    links = (await call(hub, "get_ticket", id="OPS-1", include=["links"]))["links"]
+    assert sorted((link["type"], link["direction"], link["ticket"]) for link in links) == [
+        ("blocks", "outward", "APP-1"), ("blocks", "outward", "OPS-2")]
+
+
+async def test_labels_are_stored_trimmed_and_once(hub: Hub) -> None:
+    """Outside review: `labels=["x", "x", " y"]` was stored as given, and `["a", "A"]` kept both."""
+    updated = await call(hub, "update_ticket", id="OPS-1", labels=["x", "x", " y", "A", "a"])
+    assert updated["labels"] == ["x", "y", "A"]
+    made = await call(hub, "create_ticket", project="OPS", title="t", labels=["Net", " net "])
+    assert made["labels"] == ["Net"]
+    empty = await call(hub, "update_ticket", id="OPS-1", labels=["ok", "  "])
+    assert empty["code"] == "invalid_argument" and empty["details"]["field"] == "labels"
+    assert (await call(hub, "get_ticket", id="OPS-1"))["labels"] == ["x", "y", "A"], "nothing changed"
