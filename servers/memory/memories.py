@@ -13,7 +13,9 @@ Writes never drop what they were given, and say what they stored:
   nothing, not even the version. `as_new=true` stores a statement on its own unless it is the same text.
 - `update_memory` changes only the fields passed: tags are replaced as a list, metadata is merged as
   a JSON merge patch (`null` removes a key). The old version goes to the history; a call that would
-  change nothing leaves the memory and its version as they are; a call with no field is refused.
+  change nothing leaves the memory and its version as they are; a call with no field is refused; a
+  content another memory of the scope already holds (the same text, as `remember` compares it) is a
+  `conflict` naming that memory.
 """
 
 from __future__ import annotations
@@ -273,6 +275,13 @@ class MemoryBank:
                     raise DomainError("conflict", f"memory {memory_id} changed since you read it (version {row['version']}, you "
                                       f"sent {version}); get it again and reapply your change",
                                       details={"current_version": str(row["version"])})
+                if content is not None:
+                    twin = db.execute("SELECT id FROM memories WHERE scope_key = ? AND normal = ? AND id != ?",
+                                      (scope.key(), normal(content), memory_id)).fetchone()
+                    if twin is not None:  # a scope holds a text once, as `remember` keeps it (outside review)
+                        raise DomainError("conflict", f"memory {twin['id']} in this scope already holds that text; update or "
+                                          f"forget one of the two instead of making {memory_id} a copy of it",
+                                          details={"existing_id": twin["id"], "field": "content"})
                 fields, changed = _changes(row, content, vector, kind, sorted(set(tags)) if tags is not None else None, metadata,
                                            row["source"], keep_source=True)
                 return (_apply(db, row, fields, now, "update_memory") if fields else row), "content" in changed

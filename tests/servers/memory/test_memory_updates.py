@@ -204,6 +204,20 @@ async def test_update_memory_keeps_history_and_patches_metadata(hub: Hub) -> Non
     assert empty["code"] == "invalid_argument" and "content" in empty["message"]
 
 
+async def test_update_memory_never_makes_a_copy_of_another_memory(hub: Hub) -> None:
+    """Outside review: `update_memory(id=B, content=<A's text>)` stored the same text twice in one
+    scope, which `remember` promises never happens. Now a conflict naming A; nothing changes."""
+    scope = fresh_scope()
+    first = (await call(hub, "remember", content="The office wifi is called Lighthouse", scope=scope))["memory"]
+    second = (await call(hub, "remember", content="Parking is in garage B", scope=scope))["memory"]
+    copy = await refused(hub, "update_memory", id=second["id"], scope=scope, content="the office WiFi is called  lighthouse.")
+    assert copy["code"] == "conflict" and copy["details"]["existing_id"] == first["id"] and first["id"] in copy["message"]
+    kept = (await call(hub, "get_memories", ids=[second["id"]], scope=scope))["memories"][0]
+    assert kept["content"] == "Parking is in garage B" and kept["version"] == second["version"]
+    other = fresh_scope()  # another scope may hold the same text
+    assert (await call(hub, "remember", content="Parking is in garage B", scope=other))["action"] == "created"
+
+
 async def test_reingesting_a_document_with_a_new_date_records_the_date(hub: Hub) -> None:
     text = "# Notes\n\nVersion 2 adds dark mode."
     await call(hub, "ingest_document", title="Release notes", text=text, source_uri="kb://notes", date="2026-10-01")
