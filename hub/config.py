@@ -126,6 +126,10 @@ def _parse_server(
     if transport == "inprocess" and not (data.get("module") or data.get("builtin")):
         problems.append(ConfigProblem(path=base, message="in-process servers need `module` or `builtin`"))
         return None
+    if transport != "inprocess" and data.get("data_dir") is not None:
+        problems.append(ConfigProblem(path=f"{base}.data_dir", message="only in-process servers take `data_dir`; a child "
+                                      "process keeps its data where its own settings say (e.g. `env`: MCP_HUB_DATA_DIR)"))
+        return None
 
     # A disabled server may reference variables that are not set; report those as warnings.
     disabled = data.get("enabled") is False
@@ -209,6 +213,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
                 )
             )
 
+    _warn_shared_domain_data(servers, problems)
     profiles = parse_profiles(data.get("profiles", {}),
                               lambda path, message: problems.append(ConfigProblem(path=path, message=message)))
     if any(p.severity == "error" for p in problems):
@@ -232,3 +237,18 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> HubCo
         if server.transport == "stdio" and server.cwd and not Path(server.cwd).is_absolute():
             server.cwd = str((path.parent / server.cwd).resolve())
     return config
+
+
+def _warn_shared_domain_data(servers: list[ServerConfig], problems: list[ConfigProblem]) -> None:
+    """Two enabled servers of one built-in domain with the same data dir share its databases
+    (memories, tickets, ...): allowed (one store shown twice), but rarely meant, so said."""
+    seen: dict[tuple[str, str | None], str] = {}
+    for server in servers:
+        if not server.enabled or server.builtin is None:
+            continue
+        other = seen.setdefault((server.builtin, server.data_dir), server.name)
+        if other != server.name:
+            problems.append(ConfigProblem(
+                path=f"$.mcpServers.{server.name}.data_dir", severity="warning",
+                message=f"server {server.name!r} and server {other!r} are both the built-in {server.builtin} domain with "
+                        "the same data dir, so they share one store; give one its own `data_dir` to keep them apart"))

@@ -82,6 +82,9 @@ class ServerConfig(BaseModel):
     # in-process: "package.module:attribute" or a built-in domain name
     module: str | None = None
     builtin: str | None = None
+    data_dir: str | None = None
+    """In-process: where this server keeps its data (default: the hub's data dir). Two servers of one
+    built-in domain share their databases unless one has its own."""
     # hub settings
     namespace: str
     enabled: bool = True

@@ -6,7 +6,9 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 logger = logging.getLogger("hub.datadir")
@@ -14,8 +16,25 @@ PRIVATE = 0o600
 _warned: set[Path] = set()
 
 
+_server_data_dir: ContextVar[Path | None] = ContextVar("server_data_dir", default=None)
+
+
+@contextmanager
+def server_data_dir(path: Path | None) -> Iterator[None]:
+    """While an in-process server is built, `default_data_dir()` is `path` (its `data_dir`), so two
+    servers of one built-in domain can keep their databases apart (`hub.downstream.inprocess`)."""
+    token = _server_data_dir.set(path)
+    try:
+        yield
+    finally:
+        _server_data_dir.reset(token)
+
+
 def default_data_dir() -> Path:
-    """`$MCP_HUB_DATA_DIR`, else `$XDG_DATA_HOME/mcp-hub`, else `~/.local/share/mcp-hub`."""
+    """The data dir of the in-process server being built (`server_data_dir`), else
+    `$MCP_HUB_DATA_DIR`, else `$XDG_DATA_HOME/mcp-hub`, else `~/.local/share/mcp-hub`."""
+    if (own := _server_data_dir.get()) is not None:
+        return own
     if env := os.environ.get("MCP_HUB_DATA_DIR"):
         return Path(env)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

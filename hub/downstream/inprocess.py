@@ -8,11 +8,13 @@ client talks to such a server through direct dispatch: no pipes, no JSON framing
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 from mcp.server import MCPServer, Server
 
 from hub.config import ServerConfig
+from hub.datadir import server_data_dir
 from hub.domains import RegistryError, domain_target
 
 
@@ -41,7 +43,8 @@ def load_server_object(config: ServerConfig) -> Server[Any] | MCPServer:
     if obj is None:
         raise InProcessLoadError(f"module {module_name!r} has no attribute {attribute!r}")
     if callable(obj) and not isinstance(obj, (Server, MCPServer)):
-        obj = obj()
+        with server_data_dir(Path(config.data_dir).expanduser() if config.data_dir else None):
+            obj = obj()
     if not isinstance(obj, (Server, MCPServer)):
         raise InProcessLoadError(f"{target!r} is a {type(obj).__name__}, not an MCP server")
     return obj
