@@ -54,7 +54,7 @@ class _HubH11(H11Protocol):
         """A request whose client waited for `100 Continue` when the timer last looked."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_PairedWrites(transport, self.loop))  # type: ignore[arg-type]
         self._await_by()
 
     def data_received(self, data: bytes) -> None:
@@ -133,6 +133,57 @@ class _HubH11(H11Protocol):
             self._await_by()
             return
         self.transport.close()
+
+
+PAIRED_MAX = 64 * 1024
+"""Writes larger than this go out on their own (after what is held), never copied to be paired."""
+
+
+class _PairedWrites:
+    """The connection's transport, with a write held until the next one or the end of this turn of
+    the loop, whichever comes first. uvicorn's h11 protocol writes a response's head and its body
+    separately: two sends and two packets, and a client woken for each; held, they go out as one.
+    Closing sends what is held first; everything else is the transport's own."""
+
+    __slots__ = ("_transport", "_loop", "_held")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        held = self._held
+        if len(data) > PAIRED_MAX:  # a big piece is not copied to pair it
+            self._send_held()
+            self._transport.write(data)
+        elif held is None:
+            self._held = bytes(data)
+            self._loop.call_soon(self._send_held)
+        else:
+            self._held = None
+            self._transport.write(held + data)
+
+    def _send_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._send_held()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._send_held()
+        self._transport.write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _raw_json(status: int, reason: str, body: dict[str, Any]) -> bytes:

@@ -80,3 +80,52 @@ def test_without_the_body_after_100_continue_it_is_answered_408(port: int) -> No
             received += chunk
     assert received.startswith(b"HTTP/1.1 100") and b"HTTP/1.1 408" in received, received[:300]
     assert time.monotonic() - started < 10
+
+
+class Recorder:
+    """A transport that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+@pytest.mark.anyio
+async def test_a_responses_head_and_body_go_out_in_one_write() -> None:
+    """uvicorn's h11 protocol writes a head and a body apart (two sends, two packets, a client woken
+    twice); the hub's transport pairs a write with the next one made in the same turn of the loop."""
+    import asyncio
+
+    from hub.frontends.http.http_protocol import PAIRED_MAX, _PairedWrites
+
+    loop, raw = asyncio.get_running_loop(), Recorder()
+    paired = _PairedWrites(raw, loop)  # type: ignore[arg-type]
+    paired.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    paired.write(b"")  # h11's end of a sized body: nothing
+    paired.write(b"{}")
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
+    paired.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # alone: out at the end of this turn
+    assert raw.writes[1:] == [] and paired.get_write_buffer_size() > 0
+    await anyio.sleep(0)
+    assert raw.writes[1:] == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    big = b"x" * (PAIRED_MAX + 1)
+    paired.write(b"head")
+    paired.write(big)  # not copied into one: the head first, then the big piece as it is
+    assert raw.writes[2:] == [b"head", big]
+    paired.write(b"last words")
+    paired.close()  # what is held goes out before the close
+    assert raw.writes[-1] == b"last words" and raw.closed
+    await anyio.sleep(0)
+    assert raw.writes[-1] == b"last words" and len(raw.writes) == 5, "nothing written twice"
