@@ -35,8 +35,10 @@ class Posting:
 
 
 def post(account_code: str, amount: Decimal, memo: str = "") -> Posting:
-    """A posting from a signed amount: positive debits, negative credits."""
-    return Posting(account_code, amount if amount > 0 else ZERO, -amount if amount < 0 else ZERO, memo)
+    """A posting from a signed amount: positive debits, negative credits (the other side a zero of the
+    same scale: "0.00", not "0")."""
+    zero = ZERO.quantize(amount) if amount.is_finite() else ZERO
+    return Posting(account_code, amount if amount > 0 else zero, -amount if amount < 0 else zero, memo)
 
 
 def check_balanced(postings: Sequence[Posting]) -> None:
@@ -80,10 +82,13 @@ def check_journal(lines: Sequence[JournalLine], currency: str) -> list[JournalLi
     """Journal lines at currency precision, each one-sided and positive, debits equal to credits."""
     if len(lines) < 2:
         raise DomainError("invalid_argument", "a journal entry needs at least two lines", details={"field": "lines"})
+    normalized: list[JournalLine] = []
     for index, line in enumerate(lines):
         where = f"lines[{index}]"
-        exact_money(line.debit, currency, f"{where}.debit")
-        exact_money(line.credit, currency, f"{where}.credit")
+        # Stored at the currency's scale ("5.0" JPY is 5, "10.000" USD is 10.00), as every amount is.
+        line = line.model_copy(update={"debit": exact_money(line.debit, currency, f"{where}.debit"),
+                                       "credit": exact_money(line.credit, currency, f"{where}.credit")})
+        normalized.append(line)
         if line.debit < 0 or line.credit < 0:
             raise DomainError("invalid_argument", f"{where}: amounts are positive; put a negative amount on the other side",
                               details={"field": where})
@@ -95,7 +100,7 @@ def check_journal(lines: Sequence[JournalLine], currency: str) -> list[JournalLi
     if debits != credits:
         raise DomainError("invalid_argument", f"the journal entry does not balance: debits {debits} != credits {credits} "
                           f"(off by {abs(debits - credits)}); nothing was posted", details={"field": "lines"})
-    return list(lines)
+    return normalized
 
 
 def invoice_postings(kind: InvoiceKind, lines: Sequence[InvoiceLine], memo: str) -> list[Posting]:
@@ -151,16 +156,17 @@ def reverse(postings: Sequence[Posting], memo: str) -> list[Posting]:
     return [Posting(p.account_code, p.credit, p.debit, memo) for p in postings]
 
 
-def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None, currency: str | None = None) -> None:
+def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None, currency: str | None = None) -> Decimal:
     """A payment must be in the invoice's currency and at its precision, above zero, on an approved
     invoice that is not yet paid, dated on or after the invoice's issue date, and at most its balance.
-    Checked in that order, before any backend is asked to write (every provider shares it)."""
+    Checked in that order, before any backend is asked to write (every provider shares it); returns
+    the amount at the currency's scale."""
     label = invoice.number or invoice.id
     if currency is not None and currency.upper() != invoice.currency.upper():
         raise DomainError("invalid_argument", f"currency: invoice {label} is in {invoice.currency}, the payment in {currency.upper()}; "
                           f"record it in {invoice.currency} (payments are not converted)",
                           details={"field": "currency", "invoice_currency": invoice.currency})
-    exact_money(amount, invoice.currency, "amount")
+    amount = exact_money(amount, invoice.currency, "amount")  # at the currency's scale: "10.000" USD is 10.00
     if amount <= 0:
         raise DomainError("invalid_argument", f"amount: a payment must be above zero, got {amount}; a refund or a correction "
                           "is a journal entry (create_journal_entry)", details={"field": "amount"})
@@ -178,3 +184,4 @@ def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None,
         raise DomainError("invalid_argument", f"amount: {amount} {invoice.currency} is more than the balance due on "
                           f"{label} ({invoice.balance} {invoice.currency}); record at most the balance",
                           details={"field": "amount", "balance": str(invoice.balance)})
+    return amount

@@ -226,7 +226,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         Record a payment against an invoice or bill, dated on or after its issue date; its balance and status follow."""
         invoice = await backend.invoice(invoice_id)
         day = date or _today()
-        ledger.check_payable(invoice, amount, day, currency)  # currency, precision, status, date, balance: for every backend
+        amount = ledger.check_payable(invoice, amount, day, currency)  # currency, precision, status, date, balance: every backend
         return await backend.pay(invoice_id, amount, day, account_code, reference, idempotency_key)
 
     @domain_tool(mcp)

@@ -336,16 +336,16 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Payment:
             invoice = self._invoice(db, invoice_id)
-            check_payable(invoice, amount, on)
+            paid = check_payable(invoice, amount, on)  # at the currency's scale
             bank = payment_account(db, account_code or ledger.BANK)
             payment_id = uuid.uuid4().hex[:12]
-            db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", (payment_id, invoice_id, on.isoformat(), str(amount), bank, reference))
+            db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", (payment_id, invoice_id, on.isoformat(), str(paid), bank, reference))
             self._post(db, on, "payment", payment_id, f"payment {invoice.number}",
-                       ledger.payment_postings(invoice.kind, amount, bank, f"payment {invoice.number}"))
+                       ledger.payment_postings(invoice.kind, paid, bank, f"payment {invoice.number}"))
             after = self._invoice(db, invoice_id)
             emit_change(db, "payment", payment_id, "created")
             emit_change(db, "invoice", invoice_id, "updated")
-            return Payment(id=payment_id, invoice_id=invoice_id, date=on, amount=amount, currency=invoice.currency, account_code=bank,
+            return Payment(id=payment_id, invoice_id=invoice_id, date=on, amount=paid, currency=invoice.currency, account_code=bank,
                            reference=reference, invoice_balance=after.balance, invoice_status=after.status)
 
         return await self.store.run(run)

@@ -258,3 +258,19 @@ async def test_update_invoice_refuses_fields_its_action_would_drop(hub: Hub) -> 
     patched = await call(hub, "update_invoice", invoice_id=draft["id"], action="patch", due_date="2026-09-01", reference="PO-9")
     assert (patched["due_date"], patched["reference"]) == ("2026-09-01", "PO-9")
     assert (await call(hub, "update_invoice", invoice_id=draft["id"], action="approve"))["status"] == "open"
+
+
+async def test_amounts_are_stored_at_the_currencys_scale(hub: Hub) -> None:
+    """Outside review: a payment of "10.000" USD and a journal line of "5.000" passed the precision
+    check (they are whole cents) and were echoed and stored with that scale, unlike every other amount."""
+    customer = await call(hub, "upsert_contact", name="Scale Co")
+    line = {"quantity": "1", "unit_price": "100.00", "account_code": "4000", "tax_code": "NONE"}
+    invoice = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line], issue_date="2026-05-01"))["invoice"]
+    paid = await call(hub, "record_payment", invoice_id=invoice["id"], amount="10.000", date="2026-05-02")
+    assert paid["amount"] == "10.00" and paid["invoice_balance"] == "90.00"
+    entry = await call(hub, "create_journal_entry", date="2026-05-03", memo="scale",
+                       lines=[{"account_code": "6100", "debit": "5.000"}, {"account_code": "1000", "credit": "5.0"}])
+    assert [(l["debit"], l["credit"]) for l in entry["lines"]] == [("5.00", "0.00"), ("0.00", "5.00")]
+    moved = (await call(hub, "list_transactions", start="2026-05-02", end="2026-05-03"))["transactions"]
+    amounts = {t["debit"] for t in moved} | {t["credit"] for t in moved}
+    assert amounts <= {"0.00", "5.00", "10.00"}, amounts
