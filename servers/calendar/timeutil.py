@@ -101,10 +101,16 @@ def in_gap(value: datetime) -> bool:
 def parse_date(value: str | date, field: str) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
+    text = str(value).strip()
+    if len(text) > 10 and text[:10].count("-") == 2 and text[10:11] in ("T", " "):
+        # A date-time where a date belongs (all_day=true with a time, say): refused, never cut to its date
+        # (outside review: "2026-06-01T23:00:00-05:00" kept 06-01 without a word; in UTC it is 06-02).
+        raise DomainError("invalid_argument", f"{field}: {text[:60]!r} has a time, but all-day events take dates: give "
+                          f"{text[:10]!r} (the date you mean) or leave all_day out for a timed event", details={"field": field})
     try:
-        return date.fromisoformat(str(value)[:10])
+        return date.fromisoformat(text)
     except ValueError:
-        raise DomainError("invalid_argument", f"{field}: {str(value)[:60]!r} is not a date (YYYY-MM-DD)", details={"field": field}) from None
+        raise DomainError("invalid_argument", f"{field}: {text[:60]!r} is not a date (YYYY-MM-DD)", details={"field": field}) from None
 
 
 def event_time(value: datetime | date, tz: str) -> EventTime:

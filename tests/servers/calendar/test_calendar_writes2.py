@@ -331,3 +331,14 @@ async def test_a_new_rule_drops_the_occurrences_it_no_longer_has(hub: Hub) -> No
     assert [(e["start"]["local"][:16], e["title"]) for e in listed] == [
         ("2026-06-01T10:00", "B"), ("2026-06-04T10:00", "B"), ("2026-06-08T10:00", "kept"),
         ("2026-06-11T10:00", "B"), ("2026-06-18T10:00", "B")]
+
+
+async def test_an_all_day_event_with_a_time_is_refused_not_cut_to_its_date(hub: Hub) -> None:
+    """Outside review: `all_day=true` with `start="2026-06-01T23:00:00-05:00"` kept 06-01 (in UTC
+    that instant is 06-02) without a word; and "2026-06-01garbage" was read as 06-01."""
+    for start in ("2026-06-01T23:00:00-05:00", "2026-06-01 09:00", "2026-06-01garbage"):
+        refused = await call(hub, "create_event", calendar_id=ADA, title="Off", start=start, end="2026-06-02", all_day=True)
+        assert refused["code"] == "invalid_argument" and refused["details"]["field"] == "start", (start, refused)
+    assert await starts(hub) == []
+    made = await call(hub, "create_event", calendar_id=ADA, title="Off", start="2026-06-01", end="2026-06-02", all_day=True)
+    assert made["start"]["date"] == "2026-06-01"
