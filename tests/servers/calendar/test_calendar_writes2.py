@@ -250,18 +250,24 @@ async def test_list_events_pages_with_query_bound_keyset_cursors(hub: Hub) -> No
     assert forged["code"] == "invalid_argument"
 
 
+async def deletes_the_whole_event(hub: Hub, made: dict[str, str], scope: str, instance: str) -> None:
+    """Create an event with `made` (which carries an idempotency key), delete `scope` at `instance`:
+    the answer says the whole event went, it reads as not_found, and its create key answers not_found."""
+    event = await call(hub, "create_event", **made)
+    gone = await call(hub, "delete_event", calendar_id=ADA, event_id=event["id"], scope=scope, instance_start=instance,
+                      confirm=True)
+    assert gone["scope"] == "all"
+    assert (await call(hub, "get_event", calendar_id=ADA, event_id=event["id"]))["code"] == "not_found"
+    assert (await call(hub, "create_event", **made))["code"] == "not_found"
+
+
 async def test_deleting_every_occurrence_deletes_the_event_and_its_key(hub: Hub) -> None:
     """Outside review: "this and following" from a series' first occurrence answered deleted but left
     an empty series that get_event still returned and whose create key still replayed it; "this" of a
     single event likewise. Both are the whole event now: gone, and the key answers not_found."""
     made = {"calendar_id": ADA, "title": "Weekly", "start": "2026-06-01T10:00:00", "end": "2026-06-01T10:30:00",
             "rrule": "FREQ=WEEKLY;COUNT=3", "idempotency_key": "weekly-1"}
-    series = await call(hub, "create_event", **made)
-    gone = await call(hub, "delete_event", calendar_id=ADA, event_id=series["id"], scope="this_and_following",
-                      instance_start="2026-06-01T10:00:00+01:00", confirm=True)
-    assert gone["scope"] == "all"
-    assert (await call(hub, "get_event", calendar_id=ADA, event_id=series["id"]))["code"] == "not_found"
-    assert (await call(hub, "create_event", **made))["code"] == "not_found"
+    await deletes_the_whole_event(hub, made, "this_and_following", "2026-06-01T10:00:00+01:00")
     assert await starts(hub) == []
 
     single = await call(hub, "create_event", calendar_id=ADA, title="Once", start="2026-06-02T09:00:00", end="2026-06-02T09:30:00")
@@ -282,12 +288,7 @@ async def test_deleting_the_last_occurrence_left_deletes_the_event_and_a_repeat_
     answered not_found for an occurrence it had just deleted."""
     made = {"calendar_id": ADA, "title": "One", "start": "2026-06-03T09:00:00", "end": "2026-06-03T10:00:00",
             "rrule": "FREQ=DAILY;COUNT=1", "idempotency_key": "one-1"}
-    once = await call(hub, "create_event", **made)
-    gone = await call(hub, "delete_event", calendar_id=ADA, event_id=once["id"], scope="this",
-                      instance_start="2026-06-03T09:00:00+01:00", confirm=True)
-    assert gone["scope"] == "all"
-    assert (await call(hub, "get_event", calendar_id=ADA, event_id=once["id"]))["code"] == "not_found"
-    assert (await call(hub, "create_event", **made))["code"] == "not_found"
+    await deletes_the_whole_event(hub, made, "this", "2026-06-03T09:00:00+01:00")
 
     three = (await call(hub, "create_event", calendar_id=ADA, title="Three", start="2026-06-08T09:00:00",
                         end="2026-06-08T10:00:00", rrule="FREQ=DAILY;COUNT=3"))["id"]
@@ -302,17 +303,24 @@ async def test_deleting_the_last_occurrence_left_deletes_the_event_and_a_repeat_
     assert (await call(hub, "get_event", calendar_id=ADA, event_id=three))["code"] == "not_found"
 
 
+async def mondays_edited_and_deleted(hub: Hub, calendar_id: str, title: str, count: int, offset: str) -> str:
+    """A weekly Monday series at 10:00 from 2026-06-01, its second occurrence retitled "edited" and
+    its third deleted; its id."""
+    sid: str = (await call(hub, "create_event", calendar_id=calendar_id, title=title, start="2026-06-01T10:00:00",
+                           end="2026-06-01T10:30:00", rrule=f"FREQ=WEEKLY;BYDAY=MO;COUNT={count}"))["id"]
+    await call(hub, "update_event", calendar_id=calendar_id, event_id=sid, scope="this",
+               instance_start=f"2026-06-08T10:00:00{offset}", title="edited")
+    await call(hub, "delete_event", calendar_id=calendar_id, event_id=sid, scope="this",
+               instance_start=f"2026-06-15T10:00:00{offset}", confirm=True)
+    return sid
+
+
 async def test_a_new_rule_drops_the_occurrences_it_no_longer_has(hub: Hub) -> None:
     """Outside review: a weekly Monday series (one occurrence retitled, one deleted) changed to
     Tuesdays listed five events: its first Monday (DTSTART was not moved onto the new rule), the
     retitled Monday, and the Tuesdays. Now the series starts on the new rule's first day, edits of
     occurrences the rule no longer has go, and those it still has stay."""
-    sid = (await call(hub, "create_event", calendar_id=ADA, title="W", start="2026-06-01T10:00:00",
-                      end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=3"))["id"]
-    await call(hub, "update_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-08T10:00:00+01:00",
-               title="special Monday")
-    await call(hub, "delete_event", calendar_id=ADA, event_id=sid, scope="this", instance_start="2026-06-15T10:00:00+01:00",
-               confirm=True)
+    sid = await mondays_edited_and_deleted(hub, ADA, "W", 3, "+01:00")
     moved = await call(hub, "update_event", calendar_id=ADA, event_id=sid, rrule="FREQ=WEEKLY;BYDAY=TU;COUNT=3")
     assert moved["start"]["local"].startswith("2026-06-02T10:00") and moved["end"]["local"].startswith("2026-06-02T10:30")
     listed = (await call(hub, "list_events", calendar_id=ADA, **JUNE))["events"]
@@ -320,16 +328,11 @@ async def test_a_new_rule_drops_the_occurrences_it_no_longer_has(hub: Hub) -> No
         ("2026-06-02T10:00", "W"), ("2026-06-09T10:00", "W"), ("2026-06-16T10:00", "W")]
 
     # A rule that keeps some of the edited occurrences keeps those edits.
-    both = (await call(hub, "create_event", calendar_id=X, title="B", start="2026-06-01T10:00:00",
-                       end="2026-06-01T10:30:00", rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=4"))["id"]
-    await call(hub, "update_event", calendar_id=X, event_id=both, scope="this", instance_start="2026-06-08T10:00:00Z",
-               title="kept")
-    await call(hub, "delete_event", calendar_id=X, event_id=both, scope="this", instance_start="2026-06-15T10:00:00Z",
-               confirm=True)
+    both = await mondays_edited_and_deleted(hub, X, "B", 4, "Z")
     await call(hub, "update_event", calendar_id=X, event_id=both, rrule="FREQ=WEEKLY;BYDAY=MO,TH;COUNT=6")
     listed = (await call(hub, "list_events", calendar_id=X, **JUNE))["events"]
     assert [(e["start"]["local"][:16], e["title"]) for e in listed] == [
-        ("2026-06-01T10:00", "B"), ("2026-06-04T10:00", "B"), ("2026-06-08T10:00", "kept"),
+        ("2026-06-01T10:00", "B"), ("2026-06-04T10:00", "B"), ("2026-06-08T10:00", "edited"),
         ("2026-06-11T10:00", "B"), ("2026-06-18T10:00", "B")]
 
 
