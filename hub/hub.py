@@ -83,7 +83,8 @@ class Hub(HubReads):
         self.breakers = BreakerPolicy(lambda server: self.downstreams[server].config.breaker)
         self.bulkheads = BulkheadPolicy(
             lambda server: (self.downstreams[server].config.max_concurrency, self.downstreams[server].config.max_queue,
-                            self.downstreams[server].config.max_concurrency_per_caller)
+                            self.downstreams[server].config.max_concurrency_per_caller),
+            several_callers=config.hub.auth.enabled,
         )
         retry = RetryPolicy(lambda server: self.downstreams[server].config.retry)
         self.metrics = HubMetrics(self.status)

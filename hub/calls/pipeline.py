@@ -31,7 +31,7 @@ from hub.downstream.forwarders import Forwarder
 from hub.errors import HubToolError
 from hub.policies.audit import with_request_id
 from hub.policies.base import MustWait, Permit, Policy
-from hub.policies.breaker import RELAY_REFUSED
+from hub.policies.breaker import RELAY_REFUSED, WIRE_S
 from hub.policies.retry import RetryPolicy
 from hub.relay.downstream_input import asks_for_input
 from hub.wire import ToolResult, strip_protocol_meta, wire_result
@@ -98,7 +98,8 @@ class Pipeline:
         """The attempt is over: the server's stats, then the per-attempt permits."""
         if call.attempt_sent_at:
             stats = self.forwarder.downstream(call).stats
-            stats.finish(now() - call.attempt_sent_at, outcome.result is None, caller_identity(call))
+            wire_s = call.attributes[WIRE_S] = now() - call.attempt_sent_at  # what the breaker judges a timeout by
+            stats.finish(wire_s, outcome.result is None, caller_identity(call))
             if stats.relay_refusals != call.attributes.get(REFUSALS_AT_SEND, stats.relay_refusals):
                 call.attributes[RELAY_REFUSED] = True  # the hub refused the server a request meanwhile
             call.attempt_sent_at = 0.0

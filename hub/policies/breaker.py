@@ -7,18 +7,25 @@ breaker, failure opens it again. A tool error the server returns (`isError`) is 
 and counts as success; timeouts, transport errors, crashes and protocol errors count as failures;
 refusals the hub makes itself (`HubRefusal`: down, restarting, queue full) count as nothing.
 
-One caller must not open a server's breaker for everyone with calls that fail because of what it
-sends (outside review: slow ingests timing out paused the memory server for every principal). So a
-failure is the caller's own when, at that moment, another caller's latest call succeeded (within
-`OTHERS_OK_HORIZON_S`) and no other caller's latest call failed within the window: it counts only
-against that caller, whose calls are paused for `cooldown_s` once `failure_threshold` of them failed
-in a row, and leaves the server's breaker as it was. A server only one caller uses, or whose
-callers all fail, is judged as before.
+One caller must not open a server's breaker for everyone, nor hold it open (outside reviews: one
+principal's slow ingests paused the memory server for all; two colluding principals opened it; a
+failing caller, taken as the half-open probe each time, kept it open). So:
+- a failure while another caller's latest call succeeded within `window_s` is its caller's own: it
+  counts only against that caller, whose calls are paused for `cooldown_s` once
+  `failure_threshold` of them failed in a row; the server's breaker is left as it was. A server
+  that works for nobody (no other caller's success in the window) is judged as before;
+- a timeout counts only when the server had the call for its whole `timeout_s` (not when the
+  deadline was spent waiting for a bulkhead slot), and never when the server had asked the caller
+  something meanwhile (an elicitation, sampling or roots request);
+- the half-open probe is never a call of a caller whose own latest call failed shortly before (within
+  `window_s + cooldown_s`), unless that is everyone; and a probe that succeeds starts the breaker's
+  window afresh, so the failures that opened it cannot open it again at once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Literal
@@ -38,9 +45,6 @@ PROBE = Permit()
 
 BUCKETS = 30
 """The failure-rate window is kept as this many time buckets, not one entry per call."""
-
-OTHERS_OK_HORIZON_S = 300.0
-"""How recent another caller's success must be for a failure to count as its caller's own."""
 
 KEPT_CALLERS = 256
 """Callers' latest outcomes kept per server before the stale ones are dropped."""
@@ -87,7 +91,7 @@ class CircuitBreaker:
             self.record(success)
             return
         now = self.clock()
-        own = not success and self.state == "closed" and self._others_fine(caller, now)
+        own = not success and self.state == "closed" and self._works_for_others(caller, now)
         self._remember(caller, success, now)
         if success:
             self.caller_failures.pop(caller, None)
@@ -100,22 +104,28 @@ class CircuitBreaker:
             return
         self.record(success)
 
-    def _others_fine(self, caller: Caller, now: float) -> bool:
-        """Another caller's latest call succeeded lately, and none's latest failed within the window."""
-        someone_ok = False
-        for other, (ok, when) in self.latest.items():
-            if other == caller:
-                continue
-            if not ok and when >= now - self.settings.window_s:
-                return False
-            someone_ok = someone_ok or (ok and when >= now - OTHERS_OK_HORIZON_S)
-        return someone_ok
+    def _works_for_others(self, caller: Caller, now: float) -> bool:
+        """Another caller's latest call succeeded within the window."""
+        since = now - self.settings.window_s
+        return any(ok and when >= since for other, (ok, when) in self.latest.items() if other != caller)
+
+    def may_probe(self, caller: Caller | None) -> bool:
+        """Whether `caller`'s call may be the half-open probe: not when its own latest call failed
+        within `window_s + cooldown_s` while someone else's did not (that caller would judge the
+        server by its own failing calls)."""
+        if caller is None:
+            return True
+        since = self.clock() - self.settings.window_s - self.settings.cooldown_s
+        latest = self.latest.get(caller)
+        if latest is None or latest[0] or latest[1] < since:
+            return True
+        return all(not ok and when >= since for other, (ok, when) in self.latest.items() if other != caller)
 
     def _remember(self, caller: Caller, success: bool, now: float) -> None:
         self.latest.pop(caller, None)
         self.latest[caller] = (success, now)  # newest last
         if len(self.latest) > KEPT_CALLERS:
-            horizon = now - max(OTHERS_OK_HORIZON_S, self.settings.window_s)
+            horizon = now - self.settings.window_s - self.settings.cooldown_s
             for other in [c for c, (_, when) in self.latest.items() if when < horizon]:
                 del self.latest[other]
                 self.caller_failures.pop(other, None)
@@ -157,12 +167,23 @@ class CircuitBreaker:
             self.consecutive_failures = 0
             if self.state == "half_open":
                 self._move("closed", "probe call succeeded")
+                self._start_afresh()
             return
         self.consecutive_failures += 1
         if self.state == "half_open" or was_probe:
             self._open("probe call failed")
         elif self.state == "closed" and self._should_open():
             self._open(f"{self.consecutive_failures} consecutive failure(s), {self._failure_rate():.0%} of recent calls")
+
+    def _start_afresh(self) -> None:
+        """The server answered the probe: the failures that opened the breaker are history (kept,
+        they would open it again at the next failure), and so are the callers' own."""
+        self._buckets.clear()
+        self._ok = self._failed = 0
+        self.caller_failures.clear()
+        self.paused.clear()
+        for caller in [c for c, (ok, _) in self.latest.items() if not ok]:
+            del self.latest[caller]
 
     def release(self) -> None:
         """A call ended without a verdict (the caller cancelled it)."""
@@ -223,6 +244,8 @@ class BreakerPolicy:
             if breaker.paused and (wait := breaker.paused_for(caller_identity(call))):
                 return _caller_paused(call.route.server, breaker, wait)
             return GRANTED
+        if breaker.retry_after() <= 0 and not breaker.may_probe(caller_identity(call)):
+            return open_refusal(call.route.server, breaker)  # left for a caller whose calls do not fail
         if not breaker.admit():
             return open_refusal(call.route.server, breaker)
         if breaker.state == "half_open":
@@ -237,12 +260,15 @@ class BreakerPolicy:
         """Count the attempt: an answer is a success, a failure code a failure; a refusal of the hub
         or the caller's cancel counts nothing (a probe that never reached the server is released)."""
         breaker = self.breaker(call.route.server)
-        if (outcome.cancelled or outcome.hub_refusal or (_timed_out(outcome) and call.attributes.get(AWAITING_CLIENT))
+        if (outcome.cancelled or outcome.hub_refusal
+                or (_timed_out(outcome) and (call.attributes.get(ASKED_CLIENT)
+                                             or call.attributes.get(WIRE_S, math.inf) < WHOLE_TIMEOUT * call.timeout_s))
                 or (outcome.error is not None and call.attributes.get(RELAY_REFUSED))):
-            # A call that timed out while the server waited on its caller (an elicitation or sampling
-            # request the caller never answered), or failed while the hub refused the server such a
-            # request, says nothing of the server: one caller must not open the breaker for everyone
-            # that way (outside reviews).
+            # A call that timed out after the server asked its caller something (an elicitation or
+            # sampling request, perhaps never answered), or before the server had it for its whole
+            # timeout (the deadline spent in a bulkhead queue), or failed while the hub refused the
+            # server such a request, says nothing of the server: one caller must not open the breaker
+            # for everyone that way (outside reviews).
             if permit is PROBE:
                 breaker.release()
             return
@@ -256,9 +282,13 @@ class BreakerPolicy:
 RELAY_REFUSED = "relay_refused"
 """`ToolCall.attributes` key: the hub refused the server a request to a caller while this attempt
 ran (so a failure then may be the refusal's, not the server's)."""
-AWAITING_CLIENT = "awaiting_client"
-"""`ToolCall.attributes` key: how many of the server's requests to the caller are waiting on it
-(`hub.relay.requests`)."""
+ASKED_CLIENT = "asked_client"
+"""`ToolCall.attributes` key: the server sent this call's caller a request during the attempt."""
+WHOLE_TIMEOUT = 0.9
+"""A timeout counts when the server had the call for at least this share of its `timeout_s` (the
+rest allows for the hub's own moments between the call's start and its send)."""
+WIRE_S = "wire_s"
+"""`ToolCall.attributes` key: how long the attempt was with the server (`hub.calls.pipeline`)."""
 
 
 def _timed_out(outcome: Outcome) -> bool:

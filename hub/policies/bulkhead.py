@@ -5,15 +5,19 @@ A call that finds the queue full, or cannot get a slot before its deadline, fail
 `HubRefusal`: the breaker does not count it and the retry policy does not wait it out.
 
 One caller must not lock the others out of a server (outside review: sixteen hung calls of one
-principal kept every other principal waiting until their deadlines). So, once a server has seen
-calls of more than one caller identity (`hub.auth.principal.identity`):
+principal kept every other principal waiting until their deadlines). So, whenever callers can be
+told apart (`hub.auth.enabled`: API keys or tokens, `hub.auth.principal.identity`) — from the first
+call, since the first caller after a start must not be able to take every slot either — and else
+once a server has seen calls of more than one identity:
 - a caller holds at most `per_caller` slots (`max_concurrency_per_caller`; by default all but a
   quarter, so a newcomer finds a slot free at once);
 - a freed slot goes to the waiting caller holding the fewest slots (the longest waiting among
   equals), not to whoever queued first;
 - a full queue takes a newcomer's call by refusing the newest queued call of the caller with the
   most queued, when that caller has more queued than the newcomer.
-A server only one identity ever called (stdio, auth off, one user) keeps every slot for it.
+A server only one identity ever called (stdio, auth off) keeps every slot for it. Decided: with
+auth on, a caller alone still holds at most its share (12 of 16 by default): the slots kept back are
+what lets the next caller in at once.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class Waiter:
 class Bulkhead:
     """Slots and a queue for one server (see the module for how they are shared)."""
 
-    def __init__(self, max_concurrency: int, max_queue: int, per_caller: int | None = None) -> None:
+    def __init__(self, max_concurrency: int, max_queue: int, per_caller: int | None = None, shared: bool = False) -> None:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.per_caller = min(max_concurrency, per_caller or default_share(max_concurrency))
@@ -69,8 +73,8 @@ class Bulkhead:
         self.queues: dict[Caller, deque[Waiter]] = {}
         self.waiting = 0
         self.first_caller: Caller | None = None
-        self.shared = False
-        """More than one identity has called: the per-caller share applies from now on."""
+        self.shared = shared
+        """Several identities can call (auth on), or have: the per-caller share applies."""
 
     @property
     def busy(self) -> int:
@@ -153,14 +157,19 @@ class BulkheadPolicy:
 
     phase: Phase = "attempt"
 
-    def __init__(self, limits_for: Callable[[str], tuple[int, int] | tuple[int, int, int | None]]) -> None:
+    def __init__(self, limits_for: Callable[[str], tuple[int, int] | tuple[int, int, int | None]],
+                 several_callers: bool = False) -> None:
         self._limits_for = limits_for
+        self._several_callers = several_callers
+        """Callers are told apart (auth on): every bulkhead shares its slots from the first call."""
         self.bulkheads: dict[str, Bulkhead] = {}
 
     def bulkhead(self, server: str) -> Bulkhead:
         found = self.bulkheads.get(server)
         if found is None:
-            found = self.bulkheads[server] = Bulkhead(*self._limits_for(server))
+            limits = self._limits_for(server)
+            found = self.bulkheads[server] = Bulkhead(limits[0], limits[1], limits[2] if len(limits) > 2 else None,
+                                                      shared=self._several_callers)
         return found
 
     def admit(self, call: ToolCall) -> Admission:

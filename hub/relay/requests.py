@@ -53,7 +53,7 @@ from hub.audit.log import AuditEvent
 from hub.auth.principal import Principal, identity
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
-from hub.policies.breaker import AWAITING_CLIENT
+from hub.policies.breaker import ASKED_CLIENT
 from hub.redact import Premasked, mask_short
 from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
@@ -228,8 +228,8 @@ class RequestRelay:
         started = now()
         paused = _pause_idle_deadline(upstream.call if upstream else None)
         waiting_call = upstream.call if upstream is not None else None
-        if waiting_call is not None:  # the breaker does not count a timeout while the caller owes an answer
-            waiting_call.attributes[AWAITING_CLIENT] = waiting_call.attributes.get(AWAITING_CLIENT, 0) + 1
+        if waiting_call is not None:  # a timeout after this says nothing of the server (`hub.policies.breaker`)
+            waiting_call.attributes[ASKED_CLIENT] = True
         scope, settled = anyio.CancelScope(), anyio.Event()  # cancelled by `track` when the call ends (`_withdraw`)
         if upstream is not None:
             upstream.relayed[scope] = settled
@@ -251,8 +251,6 @@ class RequestRelay:
             return types.ErrorData(code=types.INTERNAL_ERROR, message=f"the hub could not relay {request.method}: {type(exc).__name__}")
         finally:
             settled.set()
-            if waiting_call is not None:
-                waiting_call.attributes[AWAITING_CLIENT] -= 1
             if upstream is not None:
                 upstream.relayed.pop(scope, None)
             if paused is not None:

@@ -1,9 +1,11 @@
-"""One caller cannot open a server's breaker for everyone with calls that fail because of what it
-sends (outside review: one principal's slow ingests, timing out, paused the memory server for all).
+"""One caller cannot open a server's breaker for everyone, nor hold it open (outside reviews: one
+principal's slow ingests, timing out, paused the memory server for all; two colluding principals
+opened it; a failing caller, taken as the half-open probe each time, kept it open).
 
-A failure is its caller's own when another caller's latest call succeeded and no other caller's
-latest call failed within the window: it pauses that caller alone once enough of its calls failed in
-a row. A server one caller uses, or whose callers all fail, opens as before. On an injected clock."""
+A failure is its caller's own when another caller's latest call succeeded within the window: it
+pauses that caller alone once enough of its calls failed in a row. A server one caller uses, or that
+works for nobody, opens as before. The probe is never a caller whose own calls just failed (unless
+that is everyone), and a probe that succeeds starts the window afresh. On an injected clock."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import pytest
 
 from hub.auth.principal import Principal
 from hub.policies import BreakerPolicy, DeadlinePolicy
-from hub.policies.breaker import KEPT_CALLERS, OTHERS_OK_HORIZON_S
+from hub.errors import HubToolError
+from hub.policies.breaker import KEPT_CALLERS, PROBE, WIRE_S
 from hub.settings import BreakerSettings
 from tests.policy_support import ManualClock, Script, code_of, lost, make_call, ok_result, run_call
 
@@ -71,14 +74,77 @@ async def test_a_server_failing_every_caller_opens_for_everyone() -> None:
     assert (await call(breakers, "carol", ok_result())).structured_content["details"]["reason"] == "breaker_open"
 
 
-async def test_an_old_success_of_another_caller_no_longer_makes_the_failures_one_caller_s() -> None:
+async def test_a_server_that_works_for_nobody_opens_once_the_last_success_is_out_of_the_window() -> None:
+    """Outside review: a dead server's breaker stayed closed for 5 minutes after anyone's last
+    success, each caller sitting through its own timeouts and told that others' calls succeed."""
     clock = ManualClock()
     breakers = policy(clock)
     await call(breakers, "alice", ok_result())
-    clock.advance(OTHERS_OK_HORIZON_S + 1)
+    clock.advance(31)  # the window is 30 s
     for _ in range(3):
         await call(breakers, "bob", lost())
     assert breakers.breaker("s").state == "open"
+
+
+async def test_two_colluding_callers_are_each_paused_while_the_server_works_for_others() -> None:
+    """Outside review: two principals failing together opened the breaker for everyone."""
+    breakers = policy(ManualClock())
+    await call(breakers, "alice", ok_result())
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+        await call(breakers, "mallory", lost())
+    assert breakers.breaker("s").state == "closed"
+    assert set(breakers.breaker("s").paused) == {("api_key", "bob"), ("api_key", "mallory")}
+    assert not (await call(breakers, "alice", ok_result())).is_error
+
+
+async def test_a_failing_caller_is_never_the_probe_and_a_good_probe_starts_afresh() -> None:
+    """Outside review: once open, the call of a caller whose calls kept failing was the half-open
+    probe after each cool-down and reopened the breaker; and after another caller's probe closed
+    it, one more failure reopened it at once (the window still held the failures that opened it)."""
+    clock = ManualClock()
+    breakers = policy(clock)
+    await call(breakers, "alice", ok_result())
+    clock.advance(31)  # alice's success is out of the window: bob's failures are the server's
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+    server = breakers.breaker("s")
+    assert server.state == "open"
+    clock.advance(10)
+    bob = await call(breakers, "bob", AssertionError("bob's call is not the probe"))
+    assert bob.structured_content["details"]["reason"] == "breaker_open" and server.state == "open"
+    assert not (await call(breakers, "alice", ok_result())).is_error, "alice's call is the probe"
+    assert server.state == "closed"
+    assert code_of(await call(breakers, "bob", lost())) == "unavailable"
+    assert server.state == "closed", "the failures that opened it are history"
+
+
+async def test_when_every_caller_just_failed_any_of_them_may_probe() -> None:
+    clock = ManualClock()
+    breakers = policy(clock)
+    for _ in range(2):
+        await call(breakers, "bob", lost())
+    await call(breakers, "carol", lost())
+    assert breakers.breaker("s").state == "open"
+    clock.advance(10)
+    assert not (await call(breakers, "bob", ok_result())).is_error
+    assert breakers.breaker("s").state == "closed"
+
+
+@pytest.mark.parametrize(("wire_s", "counts"), [(0.5, False), (5.0, True)], ids=["deadline-spent-queueing", "full-timeout"])
+async def test_a_timeout_counts_only_when_the_server_had_the_whole_timeout(wire_s: float, counts: bool) -> None:
+    """Outside review: calls whose deadline was spent waiting for a bulkhead slot timed out soon
+    after they were sent, and opened a healthy server's breaker."""
+    from hub.calls.call import Outcome
+
+    breakers = policy(ManualClock())
+    for _ in range(3):
+        late = make_call(timeout_s=5.0)
+        late.attributes[WIRE_S] = wire_s
+        permit = breakers.admit(late)
+        assert permit is not PROBE
+        breakers.settle(late, permit, Outcome(error=HubToolError("timeout", "no answer within 5s")))  # type: ignore[arg-type]
+    assert breakers.breaker("s").state == ("open" if counts else "closed")
 
 
 async def test_the_callers_remembered_per_server_stay_bounded() -> None:

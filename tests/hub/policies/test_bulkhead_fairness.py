@@ -164,3 +164,18 @@ async def test_a_queued_call_that_leaves_as_it_is_handed_a_slot_gives_the_slot_o
     assert carol.granted and bulkhead.held == {("api_key", "carol"): 1} and bulkhead.waiting == 0
     bulkhead.leave(carol)
     assert bulkhead.busy == 0 and not bulkhead.held and not bulkhead.queues
+
+
+async def test_with_auth_on_the_first_caller_after_a_start_is_held_to_its_share() -> None:
+    """Outside review: the share applied only once a second identity had called, so the first
+    caller after a start took all sixteen slots and the next one waited for one of them to end."""
+    bulkheads, gates = BulkheadPolicy(lambda server: (16, 64), several_callers=True), Gates()
+    async with anyio.create_task_group() as tg:
+        run = Runner(tg, bulkheads, gates)
+        run.start("bob", 20)
+        await until(lambda: gates.running.count("bob") == 12 and bulkheads.bulkhead("s").waiting == 8)
+        run.start("alice")
+        await until(lambda: "alice" in gates.running)
+        gates.gate("alice").set()
+        gates.gate("bob").set()
+    assert len(run.answers) == 21 and not any(answer.is_error for _, answer in run.answers)
