@@ -73,10 +73,20 @@ def open_db(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(migrations[version:], start=version + 1):
-        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
-    return conn
+    while True:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(migrations):
+            return conn
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE; {migrations[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if conn.execute("PRAGMA user_version").fetchone()[0] > version:
+                # Another connection opening the same file migrated it meanwhile (two in-process servers
+                # of one domain, two replicas; outside review: one died on "table memories already exists").
+                continue
+            raise
 
 
 def audit_digest_key(data_dir: Path) -> bytes:
