@@ -321,6 +321,8 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     series (or the split-off part) moves its edited and deleted occurrences with it (`_carry`)."""
     base = master(calendar)
     if scope == "all" or "RRULE" not in base:
+        if changes.rrule == "" and "RRULE" in base:
+            _become_first_occurrence(calendar)
         old_start, old_rule = base["DTSTART"].dt, vRecur(dict(base["RRULE"])) if "RRULE" in base else None
         _apply(base, changes)
         if old_rule is not None and changes.start is not None:
@@ -416,6 +418,23 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         series_edits.fit_to_rule(split, move_start=changes.start is None)
     split.add_missing_timezones()
     return [calendar, split]
+
+
+def _become_first_occurrence(calendar: Calendar) -> None:
+    """A series losing its rule becomes its first remaining occurrence as it shows now: a deleted
+    first one is skipped, an edited one keeps its edits (outside review: `rrule=""` brought back the
+    deleted first occurrence and dropped the edited one). The rest of the series goes."""
+    base = master(calendar)
+    first = next(iter(recurring_ical_events.of(calendar).all()), None)
+    if first is None:
+        return
+    uid = base["UID"]
+    for key in list(base.keys()):
+        del base[key]
+    base.add("uid", uid)
+    for key, value in first.items():
+        if key not in ("UID", "RECURRENCE-ID", "RRULE", "EXDATE", "RDATE"):
+            base[key] = value
 
 
 def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | None) -> Calendar | None:

@@ -345,3 +345,18 @@ async def test_an_all_day_event_with_a_time_is_refused_not_cut_to_its_date(hub: 
     assert await starts(hub) == []
     made = await call(hub, "create_event", calendar_id=ADA, title="Off", start="2026-06-01", end="2026-06-02", all_day=True)
     assert made["start"]["date"] == "2026-06-01"
+
+
+async def test_removing_the_rule_keeps_the_first_occurrence_as_it_shows(hub: Hub) -> None:
+    """Outside review: `rrule=""` on a series whose first occurrence was deleted and second retitled
+    left one event at the deleted first time, and dropped the edit."""
+    sid = await mondays_edited_and_deleted(hub, X, "G", 4, "Z")  # 06-22 stays as well
+    await call(hub, "delete_event", calendar_id=X, event_id=sid, scope="this", instance_start="2026-06-01T10:00:00Z",
+               confirm=True)
+    single = await call(hub, "update_event", calendar_id=X, event_id=sid, rrule="")
+    assert single["recurrence"] is None and single["title"] == "edited"
+    assert single["start"]["local"].startswith("2026-06-08T10:00") and single["end"]["local"].startswith("2026-06-08T10:30")
+    listed = (await call(hub, "list_events", calendar_id=X, **JUNE))["events"]
+    assert [(e["start"]["local"][:16], e["title"]) for e in listed] == [("2026-06-08T10:00", "edited")]
+    renamed = await call(hub, "update_event", calendar_id=X, event_id=sid, rrule="", title="kept title")
+    assert renamed["title"] == "kept title" and renamed["start"]["local"].startswith("2026-06-08T10:00")
