@@ -34,7 +34,7 @@ def normalized_filters(query: SearchQuery, project: str | None) -> dict[str, Any
         "text": query.text or None,
         "status": sorted(set(query.status)) if query.status else None,
         "priority": sorted(set(query.priority)) if query.priority else None,
-        "labels": sorted(set(query.labels)) if query.labels else None,
+        "labels": sorted({label.strip().casefold() for label in query.labels}) if query.labels else None,
         "project": project,
         "type": query.type or None,
         "assignee": query.assignee or None,
@@ -67,7 +67,7 @@ def where_clause(filters: dict[str, Any]) -> tuple[str, list[Any]]:
         clauses.append("t.updated_at >= ?")
         params.append(filters["updated_since"])
     for label in filters["labels"] or []:
-        clauses.append("EXISTS (SELECT 1 FROM json_each(t.labels) WHERE value = ?)")
+        clauses.append("EXISTS (SELECT 1 FROM json_each(t.labels) WHERE casefold(value) = ?)")  # as labels are kept once
         params.append(label)
     return " AND ".join(clauses), params
 

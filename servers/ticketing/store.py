@@ -78,6 +78,20 @@ _MIGRATIONS = [
 _KNOWN_PROJECTS_SHOWN = 50
 
 
+def _casefold(value: object) -> object:
+    return value.strip().casefold() if isinstance(value, str) else value
+
+
+def _never_reuse_comment_ids(db: sqlite3.Connection) -> None:
+    """Start comment ids above every id an `add_comment` key ever answered with: the migration to
+    AUTOINCREMENT could only start above the comments that survived, and a deleted one above them
+    (its key kept) would otherwise be issued again once (second outside review)."""
+    db.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'comments', 0 "
+               "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'comments')")
+    db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT MAX(CAST(record_id AS INTEGER)) FROM idempotency_keys "
+               "WHERE tool = 'add_comment' AND record_id GLOB '[0-9]*'), 0)) WHERE name = 'comments'")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -90,6 +104,8 @@ class EmbeddedTicketing:
     def __init__(self, data_dir: Path) -> None:
         self.store = Store(data_dir / "ticketing.sqlite", _MIGRATIONS)
         self._secret: bytes | None = None
+        _never_reuse_comment_ids(self.store._db)  # noqa: SLF001 - at open, before any work runs
+        self.store._db.create_function("casefold", 1, _casefold, deterministic=True)  # noqa: SLF001 - label search
 
     def _cursor_secret(self, db: sqlite3.Connection) -> bytes:
         if self._secret is None:

@@ -297,6 +297,7 @@ def test_comment_ids_stay_unique_across_the_migration(tmp_path: Path) -> None:
     """A database from before the migration keeps its comments, and ids are not reused after it."""
     import sqlite3
 
+    from servers.kit.store import _IDEMPOTENCY_TABLE
     from servers.ticketing import store as store_module
 
     old = sqlite3.connect(tmp_path / "ticketing.sqlite")
@@ -305,7 +306,12 @@ def test_comment_ids_stay_unique_across_the_migration(tmp_path: Path) -> None:
     old.execute("INSERT INTO projects (key) VALUES ('OPS')")
     old.execute("INSERT INTO tickets (key, project, title, status, type, created_at, updated_at) "
                 "VALUES ('OPS-1', 'OPS', 't', 'open', 'task', 'x', 'x')")
-    old.execute("INSERT INTO comments (ticket_key, body, public, created_at) VALUES ('OPS-1', 'kept', 1, 'x')")
+    for body in ("kept", "gone", "gone too"):
+        old.execute("INSERT INTO comments (ticket_key, body, public, created_at) VALUES ('OPS-1', ?, 1, 'x')", (body,))
+    # The key that added comment 3 outlives it (second outside review: the migration then gave id 2 again).
+    old.executescript(_IDEMPOTENCY_TABLE)
+    old.execute("INSERT INTO idempotency_keys VALUES ('local', 'add_comment', 'k3', 'f', '{}', '3', 0, 0, 9e9)")
+    old.execute("DELETE FROM comments WHERE id > 1")
     old.commit()
     old.close()
     migrated = EmbeddedTicketing(tmp_path)
@@ -314,7 +320,7 @@ def test_comment_ids_stay_unique_across_the_migration(tmp_path: Path) -> None:
     db.execute("INSERT INTO comments (ticket_key, body, public, created_at) VALUES ('OPS-1', 'second', 1, 'x')")
     db.execute("DELETE FROM comments WHERE body = 'second'")
     db.execute("INSERT INTO comments (ticket_key, body, public, created_at) VALUES ('OPS-1', 'third', 1, 'x')")
-    assert [r[0] for r in db.execute("SELECT id FROM comments ORDER BY id")] == [1, 3]
+    assert [r[0] for r in db.execute("SELECT id FROM comments ORDER BY id")] == [1, 5]
 
 
 async def test_link_types_are_the_known_ones_in_one_spelling(hub: Hub) -> None:
@@ -339,3 +345,14 @@ async def test_labels_are_stored_trimmed_and_once(hub: Hub) -> None:
     empty = await call(hub, "update_ticket", id="OPS-1", labels=["ok", "  "])
     assert empty["code"] == "invalid_argument" and empty["details"]["field"] == "labels"
     assert (await call(hub, "get_ticket", id="OPS-1"))["labels"] == ["x", "y", "A"], "nothing changed"
+
+
+async def test_label_search_matches_labels_as_they_are_kept_once(hub: Hub) -> None:
+    """Second outside review: labels were kept once ignoring case but searched by exact spelling, so
+    `labels=["URGENT"]` missed a ticket labelled "Urgent"."""
+    made = await call(hub, "create_ticket", project="OPS", title="label case", labels=[" Urgent", "URGENT", "Straße"])
+    assert made["labels"] == ["Urgent", "Straße"]
+    for asked in (["URGENT"], ["urgent"], [" Urgent "], ["STRASSE"], ["urgent", "straße"]):
+        found = await call(hub, "search_tickets", labels=asked)
+        assert [t["key"] for t in found["tickets"]] == [made["key"]], asked
+    assert (await call(hub, "search_tickets", labels=["urgent", "other"]))["tickets"] == []
