@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="health of a running HTTP hub, per server")
     status.add_argument("--url", default="http://127.0.0.1:8765", help="the hub's base URL (default %(default)s)")
     status.add_argument("--json", action="store_true", help="print the raw /healthz JSON")
+    status.add_argument("--key", help="an API key with hub:admin, for the per-server details when auth is on "
+                                      "(default $MCP_HUB_ADMIN_KEY)")
 
     keys = sub.add_parser("keys", help="manage API keys for the HTTP endpoint")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return check(args.config)
         if args.command == "status":
-            return status(args.url, args.json)
+            return status(args.url, args.json, args.key)
         if hasattr(args, "contributed"):
             if args.contributed is None:
                 print(f"mcp-hub: {args.registry_error}", file=sys.stderr)

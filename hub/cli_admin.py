@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -130,26 +131,32 @@ def audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def status(url: str, as_json: bool) -> int:
+def status(url: str, as_json: bool, key: str | None = None) -> int:
     import httpx
 
     base = url.rstrip("/").removesuffix("/mcp").removesuffix("/sse")
+    key = key or os.environ.get("MCP_HUB_ADMIN_KEY")
     try:
-        response = httpx.get(f"{base}/healthz", timeout=5)
+        response = httpx.get(f"{base}/healthz", timeout=5, headers={"Authorization": f"Bearer {key}"} if key else {})
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         print(f"mcp-hub: no hub answered at {base}/healthz ({exc}); is `mcp-hub serve -t http` running?", file=sys.stderr)
         return 2
     if as_json:
         print(json.dumps(body, indent=2))
+    elif "servers" not in body:  # auth on, and no key with hub:admin: only the overall state is shown
+        print(f"hub: {body.get('status', '?')} (per-server details need a key with the hub:admin scope: pass --key "
+              "or set MCP_HUB_ADMIN_KEY)")
     else:
         print(f"hub: {body['status']} ({body['tools']} tools)")
-        rows = [("SERVER", "HEALTH", "BREAKER", "IN-FLIGHT", "RESTARTS", "P50 MS", "P95 MS", "LAST ERROR")]
+        rows = [("SERVER", "HEALTH", "BREAKER", "IN-FLIGHT", "QUEUED", "CALLERS PAUSED", "RESTARTS", "P50 MS", "P95 MS",
+                 "LAST ERROR")]
         for name, s in body["servers"].items():
-            rows.append((name, s["health"], s["breaker"], str(s["in_flight"]), str(s["restarts"]),
+            rows.append((name, s["health"], s["breaker"], str(s["in_flight"]), str(s.get("queued", 0)),
+                         str(s.get("callers_paused", 0)), str(s["restarts"]),
                          str(s["p50_ms"] if s["p50_ms"] is not None else "-"),
                          str(s["p95_ms"] if s["p95_ms"] is not None else "-"), (s["last_error"] or "")[:80]))
-        widths = [max(len(r[i]) for r in rows) for i in range(7)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         for r in rows:
-            print("  ".join(f"{r[i]:<{widths[i]}}" for i in range(7)) + "  " + r[7])
+            print("  ".join(f"{r[i]:<{widths[i]}}" for i in range(len(widths))) + "  " + r[-1])
     return 0 if response.status_code == 200 else 1

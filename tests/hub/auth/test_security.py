@@ -108,6 +108,14 @@ def test_unauthenticated_requests_get_401_with_resource_metadata(secured: dict[s
     while (health := httpx.get(f"{base}/healthz").json()) != {"status": "ok"} and time.monotonic() < deadline:
         time.sleep(0.1)
     assert health == {"status": "ok"}
+    # `mcp-hub status` says what it needs instead of failing on the short answer (second outside review).
+    anonymous = subprocess.run([PY, "-m", "hub.cli", "status", "--url", base], capture_output=True, text=True, cwd=ROOT)
+    assert anonymous.returncode == 0 and "need a key with the hub:admin scope" in anonymous.stdout, anonymous.stderr
+    admin = create_key(secured["data_dir"], "status-admin", "hub:admin")
+    detailed = subprocess.run([PY, "-m", "hub.cli", "status", "--url", base, "--key", admin], capture_output=True, text=True,
+                              cwd=ROOT)
+    assert detailed.returncode == 0, detailed.stderr
+    assert detailed.stdout.splitlines()[1].split()[:6] == ["SERVER", "HEALTH", "BREAKER", "IN-FLIGHT", "QUEUED", "CALLERS"]
 
 
 async def test_api_keys_scopes_and_revocation(secured: dict[str, Any]) -> None:
