@@ -37,7 +37,7 @@ from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
 from servers.kit.text import refuse_control_chars
-from servers.kit.tools import configure_domain, domain_examples, domain_tool, forget_deleted
+from servers.kit.tools import configure_domain, deleted_lately, domain_examples, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.kit.webhooks.channels import keepers_from_env
 
@@ -337,7 +337,13 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         calendar = await backend.calendar(calendar_id)
         calendar_id, tz = calendar.id, calendar.zone
         instance = _instance(instance_start, tz)
-        if scope != "all" and _removes_every_occurrence(await backend.get_event(calendar_id, event_id, None), scope, instance):
+        try:
+            current = await backend.get_event(calendar_id, event_id, None)
+        except DomainError as exc:
+            if exc.body.code == "not_found" and await deleted_lately(mcp, event_id):
+                return Deleted(id=event_id, scope="all")  # a retry of the delete that removed it: answered as then
+            raise
+        if scope != "all" and _removes_every_occurrence(current, scope, instance):
             # "This and following" from the first occurrence, or "this" of a single event, is the whole
             # event: deleted as such, so nothing empty stays readable and its keys answer not_found
             # (outside review: an empty series stayed, and its create key replayed it).

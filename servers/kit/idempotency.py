@@ -9,6 +9,8 @@ The rules (docs/domains.md states them for users):
 - While the first call is still running, a second one with the key gets a retryable `conflict`.
 - A call that fails records nothing: it wrote nothing, so the key may be used again.
 - A key whose record was deleted since answers `not_found` instead of the deleted record.
+- A delete of a record deleted here within the TTL answers as the first delete did (a retry after a
+  lost answer), not `not_found` (`deleted_lately`).
 - Keys expire `IDEMPOTENCY_TTL_S` (24 h) after their first use.
 """
 
@@ -148,9 +150,23 @@ class IdempotencyLedger:
         await self.store.run(release)
 
     async def record_deleted(self, record_id: str) -> None:
-        """Mark the keys that created `record_id` so they never answer with the deleted record."""
+        """Mark the keys that created `record_id` so they never answer with the deleted record, and
+        remember the deletion for `IDEMPOTENCY_TTL_S` (`was_deleted`)."""
 
         def mark(db: sqlite3.Connection) -> None:
             db.execute("UPDATE idempotency_keys SET deleted=1 WHERE record_id=?", (record_id,))
+            moment = time.time()
+            db.execute("INSERT OR REPLACE INTO deleted_records VALUES (?, ?)", (record_id, moment))
+            db.execute("DELETE FROM deleted_records WHERE deleted_at < ?", (moment - IDEMPOTENCY_TTL_S,))
 
         await self.store.run(mark)
+
+    async def was_deleted(self, record_id: str) -> bool:
+        """Whether `record_id` was deleted here lately: a delete retried after its answer was lost
+        answers as the first did, not `not_found`."""
+
+        def look(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT deleted_at FROM deleted_records WHERE record_id=?", (record_id,)).fetchone()
+            return row is not None and row[0] >= time.time() - IDEMPOTENCY_TTL_S
+
+        return await self.store.run(look)

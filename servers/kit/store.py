@@ -23,6 +23,7 @@ _IDEMPOTENCY_TABLE = """CREATE TABLE IF NOT EXISTS idempotency_keys (
     started_at REAL NOT NULL, expires_at REAL NOT NULL,
     PRIMARY KEY (principal, tool, key));
 CREATE INDEX IF NOT EXISTS idempotency_keys_record ON idempotency_keys (record_id);
+CREATE TABLE IF NOT EXISTS deleted_records (record_id TEXT PRIMARY KEY, deleted_at REAL NOT NULL);
 DROP TABLE IF EXISTS idempotency"""
 
 

@@ -141,6 +141,12 @@ def domain_tool(
     return register
 
 
+async def deleted_lately(server: MCPServer, record_id: str) -> bool:
+    """Whether this server deleted `record_id` within the idempotency TTL (`forget_deleted` was told)."""
+    ledger: IdempotencyLedger | None = getattr(server, _LEDGER, None)
+    return ledger is not None and await ledger.was_deleted(record_id)
+
+
 async def forget_deleted(server: MCPServer, record_id: str) -> None:
     """Tell the idempotency records that `record_id` was deleted (its keys answer `not_found`)."""
     ledger: IdempotencyLedger | None = getattr(server, _LEDGER, None)

@@ -13,7 +13,7 @@ from hub.datadir import default_data_dir
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
-from servers.kit.tools import configure_domain, domain_examples, domain_tool, forget_deleted
+from servers.kit.tools import configure_domain, deleted_lately, domain_examples, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.ticketing.backend import ProjectAdmin, TicketingBackend
 from servers.ticketing.checks import label_list, refuse_control_chars
@@ -218,7 +218,12 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         Delete a ticket and its comments for good. Requires confirm=true."""
         if not confirm:
             raise DomainError("invalid_argument", f"deleting {id} cannot be undone: call again with confirm=true")
-        deleted = await backend.get(id, [])  # its canonical id: keys that created it must not answer with it
+        try:
+            deleted = await backend.get(id, [])  # its canonical id: keys that created it must not answer with it
+        except DomainError as exc:
+            if exc.body.code == "not_found" and (await deleted_lately(mcp, id) or await deleted_lately(mcp, id.upper())):
+                return Deleted(id=id)  # a retry of the delete that removed it: answered as then
+            raise
         comments, cursor = [], None
         while True:  # the keys that added its comments must not answer with them either (outside review)
             page = await backend.list_comments(deleted.id, 100, cursor)

@@ -289,6 +289,9 @@ async def test_a_deleted_tickets_comment_keys_answer_not_found(hub: Hub) -> None
     assert (await call(hub, "add_comment", **made))["id"] == comment["id"]  # a replay, while the ticket lives
     await call(hub, "delete_ticket", id="OPS-1", confirm=True)
     assert (await call(hub, "add_comment", **made))["code"] == "not_found"
+    # A retried delete (its answer lost) answers as the first did; a ticket that never was is not_found.
+    assert (await call(hub, "delete_ticket", id="ops-1", confirm=True))["id"] == "ops-1"
+    assert (await call(hub, "delete_ticket", id="OPS-99", confirm=True))["code"] == "not_found"
     other = await call(hub, "add_comment", id="OPS-2", body="next")
     assert other["id"] != comment["id"], "a deleted comment's id is never given to a new one"
 
