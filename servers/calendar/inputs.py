@@ -97,6 +97,30 @@ async def checked_rrule(rule: str | None, start: datetime | date, tz: str) -> st
     return await anyio.to_thread.run_sync(rrules.validate, rule, start, series_zone or tz)
 
 
+async def require_on_rule(rule: str, start: datetime | date) -> None:
+    """A series begins on a time its rule repeats on: iCalendar makes DTSTART an occurrence whatever
+    the rule says, so a Thursday start of a Tuesday rule would add a Thursday (a COUNT=3 series
+    showing four; second outside review). Refused with the rule's first time from `start`."""
+    first = await anyio.to_thread.run_sync(_first_on_rule, rule.removeprefix("RRULE:"), start)
+    if first is None or first == start:
+        return
+    shown = first.isoformat() if not isinstance(first, datetime) else first.replace(tzinfo=None).isoformat()
+    raise DomainError("invalid_argument", f"start: {_day(start)} is not a time the rule {rule.removeprefix('RRULE:')[:120]} "
+                      f"repeats on, so it would be an extra occurrence; its first time from there is {shown}: start the "
+                      "series then, or give a rule that includes the start", details={"field": "start", "first": shown})
+
+
+def _first_on_rule(rule: str, start: datetime | date) -> datetime | date | None:
+    """The first occurrence of `rule` (anchored at `start`) at or after `start`; None: none, or unreadable here."""
+    anchored = rrules.anchored(rule, start)
+    return rrules.first_at_or_after(anchored, start) if anchored is not None else None
+
+
+def _day(moment: datetime | date) -> str:
+    local = moment.replace(tzinfo=None) if isinstance(moment, datetime) else moment
+    return f"{local.isoformat()} ({local.strftime('%A')})"
+
+
 def existing_start(event: Event, tz: str) -> datetime | date:
     """An event's start as read back: a date, or an aware time in the event's own zone."""
     if event.start.date is not None and event.start.utc is None:

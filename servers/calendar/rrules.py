@@ -252,3 +252,26 @@ def expandable(rule: Any, start: datetime | date) -> bool:
     first = start if isinstance(start, datetime) else datetime.combine(start, time())
     last = until if isinstance(until, datetime) else datetime.combine(until, time())
     return last.replace(tzinfo=None) - first.replace(tzinfo=None) <= DENSE_SPAN + timedelta(days=2)
+
+
+def anchored(rule: str, start: datetime | date) -> Any | None:
+    """`rule` as a dateutil rule anchored at `start` (a date as its midnight), which it need not
+    match; None when dateutil cannot read it here (the caller then leaves things as stored)."""
+    anchor = start if isinstance(start, datetime) else datetime(start.year, start.month, start.day)
+    try:
+        return rrulestr(rule.removeprefix("RRULE:"), dtstart=anchor)
+    except (ValueError, TypeError):
+        return None
+
+
+def first_at_or_after(rule: Any, value: datetime | date) -> datetime | date | None:
+    """The first occurrence of an `anchored` rule at or after `value`, of `value`'s kind (None: none)."""
+    all_day = not isinstance(value, datetime)
+    moment = datetime(value.year, value.month, value.day) if all_day else value
+    try:
+        found = rule.after(moment, inc=True)
+    except TypeError:  # naive against aware: a value of another kind than the series
+        return None
+    if found is None:
+        return None
+    return found.date() if all_day else found

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from dateutil.rrule import rrulestr
 from icalendar import Calendar
 from icalendar import Event as VEvent
 
+from servers.calendar import rrules
 from servers.calendar.timeutil import as_utc, same_start, storable
 from servers.kit.errors import DomainError
 
@@ -80,26 +80,12 @@ def carry(overrides: list[VEvent], exdates: list[datetime | date], old: datetime
         keep.append(override)
 
 
-def _rule_of(base: VEvent) -> tuple[Any, bool] | None:
-    """The series' RRULE as a dateutil rule anchored at its DTSTART (which it need not match), and
-    whether the series is all-day; None when dateutil cannot read it (left as stored)."""
-    start = base["DTSTART"].dt
-    all_day = not isinstance(start, datetime)
-    anchor = datetime(start.year, start.month, start.day) if all_day else start
-    try:
-        return rrulestr(base["RRULE"].to_ical().decode(), dtstart=anchor), all_day
-    except (ValueError, TypeError):
-        return None
+def _rule_of(base: VEvent) -> Any | None:
+    return rrules.anchored(base["RRULE"].to_ical().decode(), base["DTSTART"].dt)
 
 
-def _is_occurrence(rule: Any, all_day: bool, value: datetime | date) -> bool:
-    if all_day != (not isinstance(value, datetime)):
-        return False
-    moment = datetime(value.year, value.month, value.day) if all_day else value
-    try:
-        return rule.after(moment, inc=True) == moment
-    except TypeError:  # naive against aware: a value of another kind than the series
-        return False
+def _is_occurrence(rule: Any, value: datetime | date) -> bool:
+    return rrules.first_at_or_after(rule, value) == value
 
 
 def fit_to_rule(calendar: Calendar, move_start: bool) -> None:
@@ -109,31 +95,28 @@ def fit_to_rule(calendar: Calendar, move_start: bool) -> None:
     makes DTSTART an occurrence whatever the rule says (outside review: a weekly Monday series
     changed to Tuesdays kept its first Monday and its edited Mondays)."""
     base = next(c for c in calendar.walk("VEVENT") if "RECURRENCE-ID" not in c)
-    read = _rule_of(base)
-    if read is None:
+    rule = _rule_of(base)
+    if rule is None:
         return
-    rule, all_day = read
     start = base["DTSTART"].dt
-    if move_start and not _is_occurrence(rule, all_day, start):
-        anchor = datetime(start.year, start.month, start.day) if all_day else start
-        first = rule.after(anchor, inc=True)
+    if move_start and not _is_occurrence(rule, start):
+        first = rrules.first_at_or_after(rule, start)
         if first is not None:
-            moved = first.date() if all_day else storable(first)
+            moved = storable(first)
             if "DTEND" in base:
                 end = base["DTEND"].dt
                 length = (end.replace(tzinfo=None) - start.replace(tzinfo=None)) if isinstance(end, datetime) else end - start
                 base.pop("DTEND")
-                base.add("dtend", moved + length if all_day else storable(first + length))
+                base.add("dtend", moved + length if not isinstance(first, datetime) else storable(first + length))
             base.pop("DTSTART")
             base.add("dtstart", moved)
-            read = _rule_of(base)
-            if read is None:
+            rule = _rule_of(base)
+            if rule is None:
                 return
-            rule, all_day = read
-    kept = [value for value in exdates(base) if _is_occurrence(rule, all_day, value)]
+    kept = [value for value in exdates(base) if _is_occurrence(rule, value)]
     base.pop("EXDATE", None)
     for value in kept:
         base.add("exdate", value)
     for override in overrides(calendar):
-        if not _is_occurrence(rule, all_day, override["RECURRENCE-ID"].dt):
+        if not _is_occurrence(rule, override["RECURRENCE-ID"].dt):
             calendar.subcomponents.remove(override)

@@ -242,8 +242,11 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         calendar_id, tz = calendar.id, zone or calendar.zone
         start_at, end_at = times(start, end, tz, zone or "UTC", all_day, series=bool(rrule))
         invited = attendee_list(attendees)
+        rule = await checked_rrule(rrule, start_at, tz)
+        if rule:
+            await inputs.require_on_rule(rule, start_at)
         new = NewEvent(calendar_id=calendar_id, title=title, start=start_at, end=end_at, zone=tz, all_day=all_day,
-                       rrule=await checked_rrule(rrule, start_at, tz), attendees=invited, location=location,
+                       rrule=rule, attendees=invited, location=location,
                        description=description, reminders_minutes=sorted(set(reminders_minutes or [])))
         if check_conflicts:
             people = [calendar_id, *[a.email for a in invited]]
@@ -307,6 +310,9 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
             if rrule and scope != "this":  # an event becoming (or staying) a series from this start ("" removes the rule)
                 inputs.refuse_series_start(first)
             rrule = await checked_rrule(rrule, first, own)
+            rule = rrule if rrule is not None else next((line for line in current.recurrence or [] if line.startswith("RRULE:")), "")
+            if new_start is not None and scope != "this" and rule:  # the series (or its split-off part) begins here
+                await inputs.require_on_rule(rule, new_start)
         changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
                                attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)
         return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)

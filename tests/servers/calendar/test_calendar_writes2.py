@@ -364,3 +364,23 @@ async def test_removing_the_rule_keeps_the_first_occurrence_as_it_shows(hub: Hub
     assert [(e["start"]["local"][:16], e["title"]) for e in listed] == [("2026-06-08T10:00", "edited")]
     renamed = await call(hub, "update_event", calendar_id=X, event_id=sid, rrule="", title="kept title")
     assert renamed["title"] == "kept title" and renamed["start"]["local"].startswith("2026-06-08T10:00")
+
+
+async def test_a_series_begins_on_a_time_its_rule_repeats_on(hub: Hub) -> None:
+    """Second outside review: a Thursday start with a Tuesday rule (create, or update with both)
+    added the Thursday as an extra occurrence: a COUNT=3 series showed four."""
+    thursday = {"calendar_id": X, "title": "T", "start": "2026-06-04T10:00:00", "end": "2026-06-04T10:30:00"}
+    refused = await call(hub, "create_event", **thursday, rrule="FREQ=WEEKLY;BYDAY=TU;COUNT=3")
+    assert refused["code"] == "invalid_argument" and refused["details"] == {"field": "start", "first": "2026-06-09T10:00:00"}
+    assert "Thursday" in refused["message"] and await starts(hub, X) == []
+    made = await call(hub, "create_event", **thursday, rrule="FREQ=WEEKLY;BYDAY=TH;COUNT=3")
+    moved = await call(hub, "update_event", calendar_id=X, event_id=made["id"], start="2026-06-05T10:00:00",
+                       end="2026-06-05T10:30:00")  # a Friday, with the Thursday rule kept
+    assert moved["code"] == "invalid_argument" and moved["details"]["first"] == "2026-06-11T10:00:00"
+    both = await call(hub, "update_event", calendar_id=X, event_id=made["id"], start="2026-06-05T10:00:00",
+                      end="2026-06-05T10:30:00", rrule="FREQ=WEEKLY;BYDAY=FR;COUNT=3")
+    assert both["start"]["local"].startswith("2026-06-05T10:00")
+    assert await starts(hub, X) == ["2026-06-05T10:00", "2026-06-12T10:00", "2026-06-19T10:00"]
+    daily = await call(hub, "create_event", calendar_id=X, title="D", start="2026-06-20", end="2026-06-21", all_day=True,
+                       rrule="FREQ=MONTHLY;BYMONTHDAY=1;COUNT=2")
+    assert daily["code"] == "invalid_argument" and daily["details"]["first"] == "2026-07-01"
