@@ -300,7 +300,8 @@ def _caller_paused(server: str, breaker: CircuitBreaker, wait: float) -> HubRefu
     return HubRefusal(
         "unavailable",
         f"your calls to server {server!r} keep failing ({breaker.settings.failure_threshold} or more in a row: "
-        f"timeouts or errors) while other callers' calls succeed, so yours are paused for {wait:.1f}s. "
+        f"timeouts or errors) while another caller's call succeeded within the last {breaker.settings.window_s:g}s, "
+        f"so yours are paused for {wait:.1f}s. "
         "Look at what the calls send (a smaller input, a narrower query), then retry after that.",
         retry_after_s=round(max(wait, 0.1), 1),
         details={"server": server, "reason": "breaker_open_for_caller"},
