@@ -17,9 +17,13 @@ failing caller, taken as the half-open probe each time, kept it open). So:
 - a timeout counts only when the server had the call for its whole `timeout_s` (not when the
   deadline was spent waiting for a bulkhead slot), and never when the server had asked the caller
   something meanwhile (an elicitation, sampling or roots request);
-- the half-open probe is never a call of a caller whose own latest call failed shortly before (within
-  `window_s + cooldown_s`), unless that is everyone; and a probe that succeeds starts the breaker's
-  window afresh, so the failures that opened it cannot open it again at once.
+- while the breaker is open, a call of a caller whose own latest call did not fail (within
+  `window_s + cooldown_s`) is let through at once as a probe (one such at a time), cool-down or
+  not: a failing caller cannot keep the server from the others, whose first call finds out whether
+  it works (on a server that is really down, each such caller spends one call finding out). The
+  probe after the cool-down is anyone's, as before; a probe's verdict is remembered as its caller's,
+  and a probe that succeeds starts the window afresh. Only a probe moves an open or half-open
+  breaker: an ordinary call admitted before it opened and ending now says nothing new.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ FAILURE_CODES = frozenset({"timeout", "unavailable", "upstream_error", "internal
 
 
 PROBE = Permit()
-"""The permit of the half-open breaker's one probe call."""
+"""The permit of the half-open breaker's one probe call after the cool-down."""
+CLEAN_PROBE = Permit()
+"""The permit of a probe let through at once for a caller whose own calls did not fail."""
 
 BUCKETS = 30
 """The failure-rate window is kept as this many time buckets, not one entry per call."""
@@ -68,6 +74,7 @@ class CircuitBreaker:
         self._ok = 0
         self._failed = 0
         self._probe_in_flight = False
+        self._clean_probe_in_flight = False
         self.latest: dict[Caller, tuple[bool, float]] = {}
         """Each recent caller's latest verdict (success, when): who a failure belongs to."""
         self.caller_failures: dict[Caller, int] = {}
@@ -93,6 +100,8 @@ class CircuitBreaker:
         now = self.clock()
         own = not success and self.state == "closed" and self._works_for_others(caller, now)
         self._remember(caller, success, now)
+        if self.state != "closed":  # an ordinary call admitted before the breaker opened: nothing new
+            return
         if success:
             self.caller_failures.pop(caller, None)
         elif own:
@@ -109,17 +118,17 @@ class CircuitBreaker:
         since = now - self.settings.window_s
         return any(ok and when >= since for other, (ok, when) in self.latest.items() if other != caller)
 
-    def may_probe(self, caller: Caller | None) -> bool:
-        """Whether `caller`'s call may be the half-open probe: not when its own latest call failed
-        within `window_s + cooldown_s` while someone else's did not (that caller would judge the
-        server by its own failing calls)."""
-        if caller is None:
+    def suspect(self, caller: Caller | None) -> bool:
+        """`caller`'s own latest call failed within `window_s + cooldown_s`: it may not be the clean
+        probe (it would judge the server by its own failing calls); the gated one, after the cool-down."""
+        if caller is None:  # a call without a caller (the hub's own) cannot be told clean
             return True
-        since = self.clock() - self.settings.window_s - self.settings.cooldown_s
         latest = self.latest.get(caller)
-        if latest is None or latest[0] or latest[1] < since:
-            return True
-        return all(not ok and when >= since for other, (ok, when) in self.latest.items() if other != caller)
+        return latest is not None and not latest[0] and latest[1] >= self.clock() - self.settings.window_s - self.settings.cooldown_s
+
+    def remember(self, caller: Caller, success: bool) -> None:
+        """Keep `caller`'s latest verdict (a probe's too: who judged the server, and how)."""
+        self._remember(caller, success, self.clock())
 
     def _remember(self, caller: Caller, success: bool, now: float) -> None:
         self.latest.pop(caller, None)
@@ -151,10 +160,19 @@ class CircuitBreaker:
             self._probe_in_flight = True
         return True
 
-    def record(self, success: bool) -> None:
+    def record(self, success: bool, probe: str | None = None) -> None:
+        """Count a verdict. `probe`: "gated" (the probe let through after the cool-down), "clean" (a
+        caller's whose calls did not fail, let through at once), "none" (an ordinary call); None
+        infers it (the gated probe if one is out). Only a probe's verdict moves an open or half-open
+        breaker: an ordinary call admitted before it opened and ending now says nothing new."""
         now = self.clock()
-        was_probe = self._probe_in_flight
-        self._probe_in_flight = False
+        if probe is None:
+            probe = "gated" if self._probe_in_flight else "none"
+        if probe == "gated":
+            self._probe_in_flight = False
+        elif probe == "clean":
+            self._clean_probe_in_flight = False
+        was_probe = probe != "none"
         self._slide(now)
         if not self._buckets or now >= self._buckets[-1][0] + self.settings.window_s / BUCKETS:
             self._buckets.append([now, 0, 0])
@@ -165,14 +183,15 @@ class CircuitBreaker:
             self._failed += 1
         if success:
             self.consecutive_failures = 0
-            if self.state == "half_open":
+            if self.state != "closed" and was_probe:
                 self._move("closed", "probe call succeeded")
                 self._start_afresh()
             return
         self.consecutive_failures += 1
-        if self.state == "half_open" or was_probe:
-            self._open("probe call failed")
-        elif self.state == "closed" and self._should_open():
+        if self.state != "closed":
+            if was_probe:
+                self._open("probe call failed")
+        elif self._should_open():
             self._open(f"{self.consecutive_failures} consecutive failure(s), {self._failure_rate():.0%} of recent calls")
 
     def _start_afresh(self) -> None:
@@ -185,9 +204,23 @@ class CircuitBreaker:
         for caller in [c for c, (ok, _) in self.latest.items() if not ok]:
             del self.latest[caller]
 
-    def release(self) -> None:
-        """A call ended without a verdict (the caller cancelled it)."""
-        self._probe_in_flight = False
+    def release(self, probe: str = "gated") -> None:
+        """A probe ended without a verdict (the caller cancelled it, the hub refused it further in)."""
+        if probe == "clean":
+            self._clean_probe_in_flight = False
+        else:
+            self._probe_in_flight = False
+
+    def admit_clean(self) -> bool:
+        """While not closed: let a call of a caller whose own calls did not fail through as a probe at
+        once, cool-down or not (one such at a time): a caller who failed cannot keep the server from
+        the others that way, and the first clean caller finds out whether it works again."""
+        if self._clean_probe_in_flight:
+            return False
+        if self.state == "open":
+            self._move("half_open", "a caller whose calls did not fail is the probe")
+        self._clean_probe_in_flight = True
+        return True
 
     def _slide(self, now: float) -> None:
         while self._buckets and self._buckets[0][0] < now - self.settings.window_s:
@@ -244,8 +277,9 @@ class BreakerPolicy:
             if breaker.paused and (wait := breaker.paused_for(caller_identity(call))):
                 return _caller_paused(call.route.server, breaker, wait)
             return GRANTED
-        if breaker.retry_after() <= 0 and not breaker.may_probe(caller_identity(call)):
-            return open_refusal(call.route.server, breaker)  # left for a caller whose calls do not fail
+        if not breaker.suspect(caller_identity(call)) and breaker.admit_clean():
+            call.restart_deadline()
+            return CLEAN_PROBE
         if not breaker.admit():
             return open_refusal(call.route.server, breaker)
         if breaker.state == "half_open":
@@ -269,14 +303,19 @@ class BreakerPolicy:
             # timeout (the deadline spent in a bulkhead queue), or failed while the hub refused the
             # server such a request, says nothing of the server: one caller must not open the breaker
             # for everyone that way (outside reviews).
-            if permit is PROBE:
-                breaker.release()
+            if permit is PROBE or permit is CLEAN_PROBE:
+                breaker.release("clean" if permit is CLEAN_PROBE else "gated")
             return
         success = outcome.error is None or outcome.error.body.code not in FAILURE_CODES
-        if permit is PROBE:
-            breaker.record(success)  # the probe judges the server, whoever's call it was
+        caller = caller_identity(call)
+        if (permit is PROBE or permit is CLEAN_PROBE) and breaker.state != "closed":
+            if caller is not None:
+                breaker.remember(caller, success)
+            breaker.record(success, "clean" if permit is CLEAN_PROBE else "gated")  # the probe judges the server
         else:
-            breaker.record_for(caller_identity(call), success)
+            if permit is PROBE or permit is CLEAN_PROBE:  # another probe closed it meanwhile
+                breaker.release("clean" if permit is CLEAN_PROBE else "gated")
+            breaker.record_for(caller, success)
 
 
 RELAY_REFUSED = "relay_refused"

@@ -228,8 +228,12 @@ class RequestRelay:
         started = now()
         paused = _pause_idle_deadline(upstream.call if upstream else None)
         waiting_call = upstream.call if upstream is not None else None
-        if waiting_call is not None:  # a timeout after this says nothing of the server (`hub.policies.breaker`)
-            waiting_call.attributes[ASKED_CLIENT] = True
+        for other in self._in_flight.get(server, ()):
+            # A timeout after this says nothing of the server (`hub.policies.breaker`): for every call of
+            # this caller in flight to it, since nothing says which of them asked (second outside review:
+            # only the newest was excused, and five unanswered elicitations paused their caller).
+            if other.call is not None and identity(other.principal) == identity(principal):
+                other.call.attributes[ASKED_CLIENT] = True
         scope, settled = anyio.CancelScope(), anyio.Event()  # cancelled by `track` when the call ends (`_withdraw`)
         if upstream is not None:
             upstream.relayed[scope] = settled

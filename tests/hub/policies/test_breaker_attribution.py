@@ -58,7 +58,7 @@ async def test_a_server_one_caller_uses_opens_as_before() -> None:
     for _ in range(3):
         await call(breakers, "bob", lost())
     assert breakers.breaker("s").state == "open"
-    refused = (await call(breakers, "alice", ok_result())).structured_content
+    refused = (await call(breakers, "bob", AssertionError("never reaches the server"))).structured_content
     assert refused["details"]["reason"] == "breaker_open"
 
 
@@ -71,7 +71,14 @@ async def test_a_server_failing_every_caller_opens_for_everyone() -> None:
     for _ in range(3):
         await call(breakers, "alice", lost())  # now the server fails alice too
     assert breakers.breaker("s").state == "open"
-    assert (await call(breakers, "carol", ok_result())).structured_content["details"]["reason"] == "breaker_open"
+    for who in ("alice", "bob"):
+        refused = await call(breakers, who, AssertionError("never reaches the server"))
+        assert refused.structured_content["details"]["reason"] == "breaker_open"
+    # carol's calls did not fail: hers is the probe at once (one at a time), and finds it still failing
+    assert code_of(await call(breakers, "carol", lost())) == "unavailable"
+    assert breakers.breaker("s").state == "open"
+    refused = await call(breakers, "carol", AssertionError("never reaches the server"))
+    assert refused.structured_content["details"]["reason"] == "breaker_open"
 
 
 async def test_a_server_that_works_for_nobody_opens_once_the_last_success_is_out_of_the_window() -> None:
@@ -98,25 +105,35 @@ async def test_two_colluding_callers_are_each_paused_while_the_server_works_for_
     assert not (await call(breakers, "alice", ok_result())).is_error
 
 
-async def test_a_failing_caller_is_never_the_probe_and_a_good_probe_starts_afresh() -> None:
-    """Outside review: once open, the call of a caller whose calls kept failing was the half-open
-    probe after each cool-down and reopened the breaker; and after another caller's probe closed
-    it, one more failure reopened it at once (the window still held the failures that opened it)."""
+async def test_a_failing_caller_never_holds_the_breaker_open_for_others() -> None:
+    """Outside reviews: once open, the call of a caller whose calls kept failing was the half-open
+    probe after each cool-down and reopened the breaker; after another caller's probe closed it, a
+    burst of the failing caller's reopened it at once. Now a caller whose calls did not fail is let
+    through as the probe at once, its success is remembered, and the failing caller is paused alone."""
     clock = ManualClock()
     breakers = policy(clock)
-    await call(breakers, "alice", ok_result())
-    clock.advance(31)  # alice's success is out of the window: bob's failures are the server's
-    for _ in range(3):
+    for _ in range(3):  # bob alone, nobody else in the window: the server's failures, open for everyone
         await call(breakers, "bob", lost())
     server = breakers.breaker("s")
     assert server.state == "open"
-    clock.advance(10)
-    bob = await call(breakers, "bob", AssertionError("bob's call is not the probe"))
-    assert bob.structured_content["details"]["reason"] == "breaker_open" and server.state == "open"
-    assert not (await call(breakers, "alice", ok_result())).is_error, "alice's call is the probe"
+    clock.advance(10)  # the cool-down is over: bob's next call is the probe after it, fails, and reopens it
+    assert code_of(await call(breakers, "bob", lost())) == "unavailable" and server.state == "open"
+    assert not (await call(breakers, "alice", ok_result())).is_error, "alice's call is the probe, at once"
     assert server.state == "closed"
-    assert code_of(await call(breakers, "bob", lost())) == "unavailable"
-    assert server.state == "closed", "the failures that opened it are history"
+    for _ in range(3):  # a whole burst: his own failures now, alice's success being remembered
+        assert code_of(await call(breakers, "bob", lost())) == "unavailable"
+    assert server.state == "closed" and server.paused_for(("api_key", "bob")) > 0
+    assert not (await call(breakers, "alice", ok_result())).is_error
+
+
+async def test_a_clean_caller_is_the_probe_at_once_even_during_the_cool_down() -> None:
+    clock = ManualClock()
+    breakers = policy(clock)
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+    assert breakers.breaker("s").state == "open" and breakers.breaker("s").retry_after() == 10
+    assert not (await call(breakers, "alice", ok_result())).is_error
+    assert breakers.breaker("s").state == "closed"
 
 
 async def test_when_every_caller_just_failed_any_of_them_may_probe() -> None:
@@ -155,3 +172,30 @@ async def test_the_callers_remembered_per_server_stay_bounded() -> None:
         clock.advance(0.01)
     server = breakers.breaker("s")
     assert len(server.latest) <= KEPT_CALLERS and len(server.caller_failures) <= KEPT_CALLERS
+
+
+async def test_an_ordinary_call_ending_while_the_breaker_is_not_closed_moves_nothing() -> None:
+    """Second outside review (from reading the code): any verdict arriving in half-open was taken
+    as the probe's, so a call admitted before the breaker opened could close or reopen it."""
+    from hub.calls.call import Outcome
+
+    def of(who: str) -> Any:
+        made = make_call()
+        made.attributes["caller"] = Principal(who, ("*",), "api_key", f"key-{who}")
+        return made
+
+    clock = ManualClock()
+    breakers = policy(clock)
+    early = of("dave")
+    early_permit = breakers.admit(early)  # admitted while closed; its answer comes late
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+    server = breakers.breaker("s")
+    clock.advance(10)
+    probe = of("bob")
+    probe_permit = breakers.admit(probe)
+    assert probe_permit is PROBE and server.state == "half_open"
+    breakers.settle(early, early_permit, Outcome(result=ok_result()))  # type: ignore[arg-type]
+    assert server.state == "half_open", "dave's old call is not the probe"
+    breakers.settle(probe, probe_permit, Outcome(error=lost()))  # type: ignore[arg-type]
+    assert server.state == "open"

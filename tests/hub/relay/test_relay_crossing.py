@@ -112,11 +112,19 @@ async def test_a_caller_who_never_answers_does_not_open_the_breaker_for_others(t
     bob_asked = Silent("bob")
     with anyio.fail_after(120):
         async with client(url, alice_key, Asked("alice")) as alice, client(url, bob_key, bob_asked) as bob:
-            timed_out = await bob.call_tool("x__ask", {})
-            assert timed_out.is_error and "timed out" in timed_out.content[0].text  # type: ignore[union-attr]
-            assert bob_asked.kinds == ["elicitation"]
-            noted = await alice.call_tool("x__note", {"text": "still here"})
-            assert not noted.is_error, noted.content
+            answers: list[Any] = []
+
+            async def ask() -> None:
+                answers.append(await bob.call_tool("x__ask", {}))
+
+            async with anyio.create_task_group() as tg:  # several at once (second outside review: only the
+                for _ in range(3):  # newest call was excused, the others counted)
+                    tg.start_soon(ask)
+            assert all(a.is_error and "timed out" in a.content[0].text for a in answers), answers  # type: ignore[union-attr]
+            assert bob_asked.kinds == ["elicitation"] * 3
+            for who, session in (("bob", bob), ("alice", alice)):  # neither the server nor bob was paused
+                noted = await session.call_tool("x__note", {"text": f"{who} still here"})
+                assert not noted.is_error, (who, noted.content)
 
 
 async def test_a_callers_request_never_reaches_a_caller_who_can_answer_it_instead(tmp_path: Path, procs: list) -> None:
