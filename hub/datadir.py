@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -71,22 +72,28 @@ def open_db(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
     warn_if_shared(path.parent)
     make_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    while True:
+    with _opening(path):
+        # One opener at a time per file, processes and threads alike: two in-process servers of one
+        # domain or two replicas opening a new database at once each found it unmigrated, and one died
+        # on "table ... already exists" or "database is locked" (outside reviews).
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version >= len(migrations):
-            return conn
-        try:
-            conn.executescript(f"BEGIN IMMEDIATE; {migrations[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if conn.execute("PRAGMA user_version").fetchone()[0] > version:
-                # Another connection opening the same file migrated it meanwhile (two in-process servers
-                # of one domain, two replicas; outside review: one died on "table memories already exists").
-                continue
-            raise
+        for number, script in enumerate(migrations[version:], start=version + 1):
+            conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    return conn
+
+
+@contextmanager
+def _opening(path: Path) -> Iterator[None]:
+    """An exclusive lock on `<path>.lock` (a private file beside the database) while it is opened."""
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, PRIVATE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def audit_digest_key(data_dir: Path) -> bytes:

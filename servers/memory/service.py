@@ -45,12 +45,13 @@ _MIGRATIONS = [
 
 def _bind_embedder(path: Path, name: str) -> None:
     """Vectors from two embedders cannot be compared: the first one used owns this database."""
-    with sqlite3.connect(path) as db:
+    with sqlite3.connect(path, timeout=5) as db:
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # Claimed in one statement: two servers opening one database at once both saw no row, and one
+        # died on the primary key (second outside review).
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('embedder', ?)", (name,))
         row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
-        if row is None:
-            db.execute("INSERT INTO meta VALUES ('embedder', ?)", (name,))
-        elif row[0] != name:
+        if row[0] != name:
             raise ValueError(f"{path} was indexed with the {row[0]} embedder, not {name}: set MEMORY_EMBEDDER to match, "
                              "or use a new data dir and ingest again")
 
