@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hub.audit.log import query
+from hub.auth.principal import identity
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.policies import GRANTED, NeverWaits
@@ -76,8 +77,8 @@ async def test_refuses_at_once_escalates_what_must_wait_and_holds_nothing_after(
         assert bulkhead.busy == 0 and stats.in_flight == 0  # the awaiting driver released what express took
 
         breaker = hub.breakers.breaker("e")
-        breaker.record(False)
-        breaker.record(False)
+        for _ in range(2):  # the local caller's own calls failed: it is not let through as a probe either
+            breaker.record_for(identity(local), False)
         assert breaker.state == "open"
         fast = hub.start_express("e__echo", {"text": "x"}, local, answers.append, never)
         assert fast is not None and fast.finished and answers[-1].structured_content["details"]["reason"] == "breaker_open"
