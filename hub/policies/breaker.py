@@ -155,7 +155,7 @@ class CircuitBreaker:
                 return False
             self._move("half_open", "cool-down over; letting one probe call through")
         if self.state == "half_open":
-            if self._probe_in_flight:
+            if self._probe_in_flight or self.retry_after() > 0:  # (half-open early for a clean probe: not for this one)
                 return False
             self._probe_in_flight = True
         return True

@@ -199,3 +199,23 @@ async def test_an_ordinary_call_ending_while_the_breaker_is_not_closed_moves_not
     assert server.state == "half_open", "dave's old call is not the probe"
     breakers.settle(probe, probe_permit, Outcome(error=lost()))  # type: ignore[arg-type]
     assert server.state == "open"
+
+
+async def test_a_cancelled_clean_probe_does_not_open_the_gate_early_for_a_suspect() -> None:
+    from hub.calls.call import Outcome
+    from hub.policies.breaker import CLEAN_PROBE
+
+    clock = ManualClock()
+    breakers = policy(clock)
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+    alice = make_call()
+    alice.attributes["caller"] = Principal("alice", ("*",), "api_key", "key-alice")
+    permit = breakers.admit(alice)
+    assert permit is CLEAN_PROBE and breakers.breaker("s").state == "half_open"
+    breakers.settle(alice, permit, Outcome(cancelled=True))  # type: ignore[arg-type]
+    refused = await call(breakers, "bob", AssertionError("not before the cool-down"))
+    assert refused.structured_content["details"]["reason"] == "breaker_open"
+    clock.advance(10)
+    assert not (await call(breakers, "bob", ok_result())).is_error  # after it, the gated probe is anyone's
+    assert breakers.breaker("s").state == "closed"
