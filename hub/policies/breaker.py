@@ -21,8 +21,8 @@ failing caller, taken as the half-open probe each time, kept it open). So:
   `window_s + cooldown_s`) is let through at once as a probe (one such at a time), cool-down or
   not: a failing caller cannot keep the server from the others, whose first call finds out whether
   it works (on a server that is really down, each such caller spends one call finding out). The
-  probe after the cool-down is anyone's, as before; a probe's verdict is remembered as its caller's,
-  and a probe that succeeds starts the window afresh. Only a probe moves an open or half-open
+  probe after the cool-down is anyone's, as before; a probe's verdict is remembered as its caller's
+  (a probe given up without one, as a failure), and a probe that succeeds starts the window afresh. Only a probe moves an open or half-open
   breaker: an ordinary call admitted before it opened and ending now says nothing new.
 """
 
@@ -98,10 +98,12 @@ class CircuitBreaker:
             self.record(success)
             return
         now = self.clock()
-        own = not success and self.state == "closed" and self._works_for_others(caller, now)
-        self._remember(caller, success, now)
-        if self.state != "closed":  # an ordinary call admitted before the breaker opened: nothing new
+        if self.state != "closed":  # an ordinary call admitted before the breaker opened: nothing new of the
+            if not success:  # server; and its success must not make its caller look clean (re-check A1)
+                self._remember(caller, success, now)
             return
+        own = not success and self._works_for_others(caller, now)
+        self._remember(caller, success, now)
         if success:
             self.caller_failures.pop(caller, None)
         elif own:
@@ -305,6 +307,10 @@ class BreakerPolicy:
             # for everyone that way (outside reviews).
             if permit is PROBE or permit is CLEAN_PROBE:
                 breaker.release("clean" if permit is CLEAN_PROBE else "gated")
+                if (caller := caller_identity(call)) is not None:
+                    # A probe given up without a verdict (cancelled, say) makes its caller wait like one that
+                    # failed: else cancelling one's own probes held the breaker half-open (re-check A1).
+                    breaker.remember(caller, False)
             return
         success = outcome.error is None or outcome.error.body.code not in FAILURE_CODES
         caller = caller_identity(call)

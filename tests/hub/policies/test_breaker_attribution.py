@@ -219,3 +219,39 @@ async def test_a_cancelled_clean_probe_does_not_open_the_gate_early_for_a_suspec
     clock.advance(10)
     assert not (await call(breakers, "bob", ok_result())).is_error  # after it, the gated probe is anyone's
     assert breakers.breaker("s").state == "closed"
+
+
+async def test_cancelling_ones_own_probes_does_not_hold_the_breaker_half_open() -> None:
+    """Final re-check (A1): a caller whose probes were cancelled got no verdict, stayed clean and took
+    the probe slot again at once, so alice got 0 of 39 calls through a healthy server."""
+    from hub.calls.call import Outcome
+    from hub.policies.breaker import CLEAN_PROBE
+
+    clock = ManualClock()
+    breakers = policy(clock)
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+    mallory = make_call()
+    mallory.attributes["caller"] = Principal("mallory", ("*",), "api_key", "key-mallory")
+    permit = breakers.admit(mallory)
+    assert permit is CLEAN_PROBE
+    breakers.settle(mallory, permit, Outcome(cancelled=True))  # type: ignore[arg-type]
+    again = await call(breakers, "mallory", AssertionError("mallory waits like a caller whose probe failed"))
+    assert again.structured_content["details"]["reason"] == "breaker_open"
+    assert not (await call(breakers, "alice", ok_result())).is_error, "the probe slot is alice's"
+    assert breakers.breaker("s").state == "closed"
+
+
+async def test_an_old_calls_success_while_open_does_not_make_its_caller_clean() -> None:
+    from hub.calls.call import Outcome
+
+    clock = ManualClock()
+    breakers = policy(clock)
+    early = make_call()
+    early.attributes["caller"] = Principal("bob", ("*",), "api_key", "key-bob")
+    early_permit = breakers.admit(early)
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+    breakers.settle(early, early_permit, Outcome(result=ok_result()))  # type: ignore[arg-type]
+    refused = await call(breakers, "bob", AssertionError("bob is no clean probe"))
+    assert refused.structured_content["details"]["reason"] == "breaker_open"
