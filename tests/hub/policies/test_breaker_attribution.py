@@ -28,11 +28,32 @@ def policy(clock: ManualClock) -> BreakerPolicy:
     return BreakerPolicy(lambda server: settings, clock=clock)
 
 
-async def call(breakers: BreakerPolicy, who: str, outcome: Any) -> Any:
-    """One call of `who` through the breaker, playing `outcome` if it reaches the server."""
+def call_of(who: str) -> Any:
+    """A call made by principal `who`."""
     made = make_call()
     made.attributes["caller"] = Principal(who, ("*",), "api_key", f"key-{who}")
-    return await run_call(made, DeadlinePolicy(), breakers, forwarder=Script(outcome))
+    return made
+
+
+async def call(breakers: BreakerPolicy, who: str, outcome: Any) -> Any:
+    """One call of `who` through the breaker, playing `outcome` if it reaches the server."""
+    return await run_call(call_of(who), DeadlinePolicy(), breakers, forwarder=Script(outcome))
+
+
+async def opened_by_bob_then_a_clean_probe_cancelled(clock: ManualClock, prober: str) -> BreakerPolicy:
+    """bob's failures open the breaker; `prober`, whose calls did not fail, is let through as the
+    probe at once and that probe ends cancelled (no verdict)."""
+    from hub.calls.call import Outcome
+    from hub.policies.breaker import CLEAN_PROBE
+
+    breakers = policy(clock)
+    for _ in range(3):
+        await call(breakers, "bob", lost())
+    probe = call_of(prober)
+    permit = breakers.admit(probe)
+    assert permit is CLEAN_PROBE and breakers.breaker("s").state == "half_open"
+    breakers.settle(probe, permit, Outcome(cancelled=True))  # type: ignore[arg-type]
+    return breakers
 
 
 async def test_one_caller_s_own_failures_pause_that_caller_and_not_the_server() -> None:
@@ -179,20 +200,15 @@ async def test_an_ordinary_call_ending_while_the_breaker_is_not_closed_moves_not
     as the probe's, so a call admitted before the breaker opened could close or reopen it."""
     from hub.calls.call import Outcome
 
-    def of(who: str) -> Any:
-        made = make_call()
-        made.attributes["caller"] = Principal(who, ("*",), "api_key", f"key-{who}")
-        return made
-
     clock = ManualClock()
     breakers = policy(clock)
-    early = of("dave")
+    early = call_of("dave")
     early_permit = breakers.admit(early)  # admitted while closed; its answer comes late
     for _ in range(3):
         await call(breakers, "bob", lost())
     server = breakers.breaker("s")
     clock.advance(10)
-    probe = of("bob")
+    probe = call_of("bob")
     probe_permit = breakers.admit(probe)
     assert probe_permit is PROBE and server.state == "half_open"
     breakers.settle(early, early_permit, Outcome(result=ok_result()))  # type: ignore[arg-type]
@@ -202,18 +218,8 @@ async def test_an_ordinary_call_ending_while_the_breaker_is_not_closed_moves_not
 
 
 async def test_a_cancelled_clean_probe_does_not_open_the_gate_early_for_a_suspect() -> None:
-    from hub.calls.call import Outcome
-    from hub.policies.breaker import CLEAN_PROBE
-
     clock = ManualClock()
-    breakers = policy(clock)
-    for _ in range(3):
-        await call(breakers, "bob", lost())
-    alice = make_call()
-    alice.attributes["caller"] = Principal("alice", ("*",), "api_key", "key-alice")
-    permit = breakers.admit(alice)
-    assert permit is CLEAN_PROBE and breakers.breaker("s").state == "half_open"
-    breakers.settle(alice, permit, Outcome(cancelled=True))  # type: ignore[arg-type]
+    breakers = await opened_by_bob_then_a_clean_probe_cancelled(clock, "alice")
     refused = await call(breakers, "bob", AssertionError("not before the cool-down"))
     assert refused.structured_content["details"]["reason"] == "breaker_open"
     clock.advance(10)
@@ -224,18 +230,7 @@ async def test_a_cancelled_clean_probe_does_not_open_the_gate_early_for_a_suspec
 async def test_cancelling_ones_own_probes_does_not_hold_the_breaker_half_open() -> None:
     """Final re-check (A1): a caller whose probes were cancelled got no verdict, stayed clean and took
     the probe slot again at once, so alice got 0 of 39 calls through a healthy server."""
-    from hub.calls.call import Outcome
-    from hub.policies.breaker import CLEAN_PROBE
-
-    clock = ManualClock()
-    breakers = policy(clock)
-    for _ in range(3):
-        await call(breakers, "bob", lost())
-    mallory = make_call()
-    mallory.attributes["caller"] = Principal("mallory", ("*",), "api_key", "key-mallory")
-    permit = breakers.admit(mallory)
-    assert permit is CLEAN_PROBE
-    breakers.settle(mallory, permit, Outcome(cancelled=True))  # type: ignore[arg-type]
+    breakers = await opened_by_bob_then_a_clean_probe_cancelled(ManualClock(), "mallory")
     again = await call(breakers, "mallory", AssertionError("mallory waits like a caller whose probe failed"))
     assert again.structured_content["details"]["reason"] == "breaker_open"
     assert not (await call(breakers, "alice", ok_result())).is_error, "the probe slot is alice's"
@@ -247,8 +242,7 @@ async def test_an_old_calls_success_while_open_does_not_make_its_caller_clean() 
 
     clock = ManualClock()
     breakers = policy(clock)
-    early = make_call()
-    early.attributes["caller"] = Principal("bob", ("*",), "api_key", "key-bob")
+    early = call_of("bob")
     early_permit = breakers.admit(early)
     for _ in range(3):
         await call(breakers, "bob", lost())
