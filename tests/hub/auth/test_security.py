@@ -111,6 +111,12 @@ def test_unauthenticated_requests_get_401_with_resource_metadata(secured: dict[s
     # `mcp-hub status` says what it needs instead of failing on the short answer (second outside review).
     anonymous = subprocess.run([PY, "-m", "hub.cli", "status", "--url", base], capture_output=True, text=True, cwd=ROOT)
     assert anonymous.returncode == 0 and "need a key with the hub:admin scope" in anonymous.stdout, anonymous.stderr
+    reader = create_key(secured["data_dir"], "status-reader", "e:read")
+    for wrong in ("not-a-key", reader):  # a key that is not taken says so, instead of the anonymous summary
+        refused = subprocess.run([PY, "-m", "hub.cli", "status", "--url", base, "--key", wrong], capture_output=True,
+                                 text=True, cwd=ROOT)
+        assert refused.returncode == 1 and "did not accept the key given" in refused.stderr, refused
+        assert wrong not in refused.stderr + refused.stdout, "the key is never echoed"
     admin = create_key(secured["data_dir"], "status-admin", "hub:admin")
     detailed = subprocess.run([PY, "-m", "hub.cli", "status", "--url", base, "--key", admin], capture_output=True, text=True,
                               cwd=ROOT)
