@@ -56,3 +56,38 @@ def not_enough(balance: Balance, hours: float) -> DomainError:
                  "entitlement_hours": balance.entitlement_hours, "booked_hours": balance.booked_hours,
                  "pending_hours": balance.pending_hours},
     )
+
+
+FULL_TIME_DAY_HOURS = 8.0
+
+
+def charged_per_day(employee_id: str, employment_type: str | None, scheduled: float | None, asked: float | None) -> float:
+    """The hours one working day off charges: `asked` (a part day, such as a half day) if given, never
+    more than the employee's scheduled day; else their scheduled day where the HR system records it;
+    else 8 — except for a part-time employee, whose day the caller must give (8 would overcharge them)."""
+    if asked is not None:
+        if scheduled is not None and asked > scheduled:
+            raise DomainError(
+                "invalid_argument",
+                f"{employee_id} works {scheduled:g}h a day, so a day off is at most {scheduled:g}h; hours_per_day was "
+                f"{asked:g}. Leave it out for whole days, or give less for part days.",
+                details={"field": "hours_per_day", "scheduled_hours_per_day": scheduled},
+            )
+        return asked
+    if scheduled is not None:
+        return scheduled
+    if employment_type == "part_time":
+        raise DomainError(
+            "invalid_argument",
+            f"{employee_id} is part-time and the HR system records no daily schedule for them, so the hours a day "
+            "off takes are unknown: pass hours_per_day (the hours they work on those days; half of it for half days).",
+            details={"field": "hours_per_day"},
+        )
+    return FULL_TIME_DAY_HOURS
+
+
+def days_of(per_day: float, employment_type: str | None, scheduled: float | None) -> float:
+    """How many days `per_day` hours off are, for time-off types a provider counts in days: a part of the
+    employee's scheduled day (8 hours unless recorded; a part-time employee's given hours are their whole day)."""
+    length = scheduled if scheduled is not None else (per_day if employment_type == "part_time" else FULL_TIME_DAY_HOURS)
+    return per_day / length

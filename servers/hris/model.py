@@ -35,6 +35,11 @@ class Employee(BaseModel):
     employment_type: EmploymentType | None = None
     start_date: date | None = None
     end_date: date | None = None
+    scheduled_hours_per_day: float | None = Field(
+        default=None,
+        description="The hours of this employee's working day where the HR system records them; a day off charges "
+                    "this by default (8 when unknown, except for part-time employees: see request_time_off).",
+    )
     updated_at: datetime | None = None
     sensitive: dict[str, Any] | None = Field(
         default=None,
@@ -129,6 +134,7 @@ class TimeOffPreview(BaseModel):
     dry_run: bool
     request: TimeOffRequest | None = None
     hours: float
+    hours_per_day: float = Field(description="Hours charged for each working day in the range.")
     balance_before: float
     balance_after: float
     overlaps: list[str] = Field(default_factory=list, description="Ids of the employee's requests that overlap.")

@@ -193,13 +193,18 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         note: Annotated[str | None, Field(max_length=2000, description="Optional note for the approver.")] = None,
         dry_run: Annotated[bool, Field(description="Only compute hours, balance after and overlaps.")] = False,
         idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
+        hours_per_day: Annotated[float | None, Field(
+            gt=0, le=24, multiple_of=0.25,
+            description="Hours off on each working day of the range, for part days (4 for half days of an 8-hour "
+                        "day). Default: the employee's whole working day (scheduled_hours_per_day, else 8); required "
+                        "for a part-time employee without a recorded schedule.")] = None,
     ) -> TimeOffPreview:
-        """Ask for (book) vacation, leave or days off.
+        """Ask for (book) vacation, leave or days off, whole or part days.
         Request time off (inclusive dates); try dry_run first to see hours and the balance after."""
         _check_range(start, end)
         if dry_run:
-            return await backend.request_time_off(employee_id, type, start, end, note, True)
-        return await backend.request_time_off(employee_id, type, start, end, note, False)
+            return await backend.request_time_off(employee_id, type, start, end, note, True, hours_per_day)
+        return await backend.request_time_off(employee_id, type, start, end, note, False, hours_per_day)
 
     @domain_tool(mcp, destructive=True, idempotent=True)
     async def decide_time_off(

@@ -11,7 +11,7 @@ from typing import Any
 
 from servers.hris.backend import EmployeeFilter
 from servers.hris import paging
-from servers.hris.balances import balance_of, not_enough
+from servers.hris.balances import FULL_TIME_DAY_HOURS, balance_of, charged_per_day, not_enough
 from servers.hris.model import (
     SENSITIVE_FIELDS,
     Absence,
@@ -30,7 +30,7 @@ from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
 from servers.kit.webhooks.feed import FEED_TABLE, emit_change
 
-HOURS_PER_DAY = 8.0
+HOURS_PER_DAY = FULL_TIME_DAY_HOURS  # how providers turn a type counted in days into hours
 DECISIONS = {"approve": "approved", "deny": "denied", "cancel": "cancelled"}
 _MIGRATIONS = [
     """CREATE TABLE employees (
@@ -54,6 +54,8 @@ _MIGRATIONS = [
                CASE WHEN instr(updated_at, '.') THEN updated_at ELSE replace(updated_at, '+00:00', '.000000+00:00') END,
                'embedded', 'backfill:' || id
         FROM employees ORDER BY updated_at, id""",
+    # A working day's hours per employee (NULL: not recorded; 8 for full-time, asked for part-time).
+    "ALTER TABLE employees ADD COLUMN hours_per_day REAL",
 ]
 
 
@@ -152,19 +154,23 @@ class EmbeddedHris:
         return await self.store.run(run)
 
     async def request_time_off(
-        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool
+        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
+        hours_per_day: float | None = None,
     ) -> TimeOffPreview:
+        ref = employee_id
         if end < start:
             raise DomainError("invalid_argument", "end is before start (both dates are inclusive)", details={"field": "end"})
 
         def run(db: sqlite3.Connection) -> TimeOffPreview:
-            self._row(db, employee_id)
+            person = self._row(db, ref)
+            employee_id = person["id"]  # an email or employee number names the same person
+            per_day = charged_per_day(employee_id, person["employment_type"], person["hours_per_day"], hours_per_day)
             grant = db.execute("SELECT granted_hours FROM balances WHERE employee_id = ? AND type = ?", (employee_id, type)).fetchone()
             if grant is None:
                 types = [r[0] for r in db.execute("SELECT type FROM balances WHERE employee_id = ?", (employee_id,))]
                 raise DomainError("invalid_argument", f"{employee_id} has no {type!r} time off; types: {', '.join(types) or 'none'}")
             holidays = {r[0] for r in db.execute("SELECT day FROM holidays")}
-            hours = business_days(start, end, holidays) * HOURS_PER_DAY
+            hours = business_days(start, end, holidays) * per_day
             if hours == 0:
                 raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
             balance = _balance(db, employee_id, type, grant[0], date.today())
@@ -172,7 +178,8 @@ class EmbeddedHris:
             overlaps = [str(r[0]) for r in db.execute(
                 "SELECT id FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') AND start <= ? AND \"end\" >= ?",
                 (employee_id, end.isoformat(), start.isoformat()))]
-            preview = TimeOffPreview(dry_run=dry_run, hours=hours, balance_before=before, balance_after=before - hours, overlaps=overlaps)
+            preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=per_day, balance_before=before,
+                                     balance_after=before - hours, overlaps=overlaps)
             if dry_run:
                 return preview
             if overlaps:
@@ -231,7 +238,8 @@ class EmbeddedHris:
             dict(id="e3", employee_number="1003", first_name="Alan", last_name="Turing", work_email="alan@example.com",
                  title="Engineer", department="Engineering", location="Manchester", manager_id="e2"),
             dict(id="e4", employee_number="1004", first_name="Katherine", last_name="Johnson", work_email="katherine@example.com",
-                 title="Analyst", department="Finance", location="Remote", manager_id="e1", employment_type="part_time"),
+                 title="Analyst", department="Finance", location="Remote", manager_id="e1", employment_type="part_time",
+                 hours_per_day=4.0),
         ]
         for person in people:
             person.setdefault("employment_type", "full_time")
@@ -272,7 +280,9 @@ def _balance(db: sqlite3.Connection, employee_id: str, type: str, granted: float
         elif start <= as_of:
             if holidays is None:
                 holidays = {h[0] for h in db.execute("SELECT day FROM holidays")}
-            taken += min(r["hours"], business_days(start, as_of, holidays) * HOURS_PER_DAY)
+            # by the request's own hours a day (part days, part-time schedules)
+            days = business_days(start, end, holidays)
+            taken += r["hours"] * business_days(start, as_of, holidays) / days if days else r["hours"]
     return balance_of(type, entitlement=granted, booked=booked, taken=taken, pending=pending)
 
 
@@ -283,7 +293,8 @@ def _employee(row: sqlite3.Row, sensitive: list[str]) -> Employee:
         first_name=row["first_name"], last_name=row["last_name"], display_name=f"{row['first_name']} {row['last_name']}",
         work_email=row["work_email"], title=row["title"], department=row["department"], location=row["location"],
         manager_id=row["manager_id"], employment_status=row["employment_status"], employment_type=row["employment_type"],
-        start_date=row["start_date"], end_date=row["end_date"], updated_at=row["updated_at"],
+        start_date=row["start_date"], end_date=row["end_date"], scheduled_hours_per_day=row["hours_per_day"],
+        updated_at=row["updated_at"],
         sensitive={f: stored.get(f) for f in sensitive} if sensitive else None,
     )
 

@@ -126,7 +126,7 @@ class FakeBamboo:
         row = {"id": str(900 + len(self.time_off)), "employeeId": person["id"], "name": person["displayName"],
                "status": {"status": body["status"]}, "start": body["start"], "end": body["end"], "created": "2026-11-23",
                "type": {"id": body["timeOffTypeId"], "name": "Vacation" if body["timeOffTypeId"] == "78" else "Sick"},
-               "amount": {"unit": "hours", "amount": str(body["amount"])},
+               "amount": {"unit": "hours" if body["timeOffTypeId"] == "78" else "days", "amount": str(body["amount"])},
                "notes": {"employee": body["notes"][0]["note"]} if body["notes"] else {}}
         self.time_off.append(row)
         return JSONResponse(row, 201)

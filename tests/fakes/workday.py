@@ -105,8 +105,10 @@ class FakeWorkday:
     async def balances(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        return JSONResponse({"total": 1, "data": [{"absencePlan": {"descriptor": "Vacation"}, "unit": {"descriptor": "Hours"},
-                                                   "quantity": "96", "used": "24"}]})
+        return JSONResponse({"total": 2, "data": [{"absencePlan": {"descriptor": "Vacation"}, "unit": {"descriptor": "Hours"},
+                                                   "quantity": "96", "used": "24"},
+                                                  {"absencePlan": {"descriptor": "Sick"}, "unit": {"descriptor": "Days"},
+                                                   "quantity": "10", "used": "1"}]})
 
     async def time_off(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -117,9 +119,10 @@ class FakeWorkday:
         if failure := await self._begin(request):
             return failure
         body = await request.json()
+        kind = body["days"][0]["timeOffType"]["descriptor"]
         entry = {"id": f"tor{len(self.details)}", "worker": request.path_params["id"], "date": body["days"][0]["date"],
                  "endDate": body["days"][-1]["date"], "quantity": str(sum(d["dailyQuantity"] for d in body["days"])),
-                 "timeOffType": {"descriptor": "Vacation"}, "status": {"descriptor": "Submitted"}, "comment": body.get("comment"),
+                 "unit": {"descriptor": "Days" if kind.lower() == "sick" else "Hours"}, "timeOffType": {"descriptor": kind}, "status": {"descriptor": "Submitted"}, "comment": body.get("comment"),
                  "createdOn": "2026-11-23T10:00:00Z"}
         self.details.append(entry)
         return JSONResponse({"id": entry["id"], "status": {"descriptor": "Submitted"}}, 201)

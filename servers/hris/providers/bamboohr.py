@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
-from servers.hris.balances import balance_of, requested_hours
+from servers.hris.balances import balance_of, charged_per_day, days_of, requested_hours
 from servers.hris.model import (
     Absence,
     Balances,
@@ -58,7 +58,7 @@ class BambooHris:
 
     def __init__(self, http: ProviderHTTP) -> None:
         self.http = http
-        self._types: dict[str, str] | None = None
+        self._types: dict[str, tuple[str, bool]] | None = None  # name -> (id, counted in days)
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> BambooHris:
@@ -186,34 +186,42 @@ class BambooHris:
         page = rows[offset : offset + limit]
         return TimeOffPage(requests=page, next_cursor=encode_cursor({"offset": offset + limit}) if offset + limit < len(rows) else None)
 
-    async def _type_id(self, name: str) -> str:
+    async def _type(self, name: str) -> tuple[str, bool]:
+        """A time-off type's id, and whether BambooHR counts it in days (`units`) rather than hours."""
         if self._types is None:
             body = await self.http.json("GET", "/meta/time_off/types")
-            self._types = {t["name"].lower(): str(t["id"]) for t in body.get("timeOffTypes", [])}
+            self._types = {t["name"].lower(): (str(t["id"]), t.get("units") == "days") for t in body.get("timeOffTypes", [])}
         found = self._types.get(name.lower())
         if found is None:
             raise DomainError("invalid_argument", f"BambooHR has no time-off type {name!r}; types: {', '.join(sorted(self._types))}")
         return found
 
     async def request_time_off(
-        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool
+        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
+        hours_per_day: float | None = None,
     ) -> TimeOffPreview:
-        type_id = await self._type_id(type)
+        type_id, in_days = await self._type(type)
         holidays = {a.start.isoformat() for a in await self.whos_out(start, end) if a.kind == "holiday"}
-        hours = business_days(start, end, holidays) * HOURS_PER_DAY
-        if hours == 0:
+        working = business_days(start, end, holidays)
+        if working == 0:
             raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
+        person = await self.get(employee_id, [])
+        per_day = charged_per_day(employee_id, person.employment_type, person.scheduled_hours_per_day, hours_per_day)
+        # BambooHR takes `amount` in the type's units: days for a type counted in days (8 hours each, as read back)
+        amount = working * (days_of(per_day, person.employment_type, person.scheduled_hours_per_day) if in_days else per_day)
+        hours = amount * HOURS_PER_DAY if in_days else amount
         balance = next((b.available_hours for b in (await self.balances(employee_id, end)).balances if b.type == type.lower()), 0.0)
         existing = await self._request_rows({"employeeId": employee_id, "start": start.isoformat(), "end": end.isoformat()})
         overlaps = [str(r["id"]) for r in existing
                     if str((r.get("status") or {}).get("status", "")).lower() in ("requested", "approved")]
-        preview = TimeOffPreview(dry_run=dry_run, hours=hours, balance_before=balance, balance_after=balance - hours, overlaps=overlaps)
+        preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=hours / working, balance_before=balance,
+                                 balance_after=balance - hours, overlaps=overlaps)
         if dry_run:
             return preview
         if overlaps:
             raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}", details={"overlaps": overlaps})
         body = {"status": "requested", "start": start.isoformat(), "end": end.isoformat(), "timeOffTypeId": type_id,
-                "amount": hours, "notes": [{"from": "employee", "note": note}] if note else []}
+                "amount": amount, "notes": [{"from": "employee", "note": note}] if note else []}
         created = await self.http.json("PUT", f"/employees/{employee_id}/time_off/request", json=body, idempotent=False)
         preview.request = self._request(created)
         return preview

@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
-from servers.hris.balances import balance_of, requested_hours
+from servers.hris.balances import balance_of, charged_per_day, days_of, requested_hours
 from servers.hris.model import (
     Absence,
+    Balance,
     Balances,
     Department,
     Employee,
@@ -150,16 +151,20 @@ class WorkdayHris:
         """Workday's plan balance as of `as_of` minus submitted requests not yet approved (Workday
         deducts time off once approved); booked is the plan's used hours plus approved requests
         starting after `as_of`."""
+        return Balances(employee_id=employee_id, as_of=as_of, balances=[b for b, _ in await self._plans(employee_id, as_of)])
+
+    async def _plans(self, employee_id: str, as_of: date) -> list[tuple[Balance, bool]]:
+        """Each absence plan's balance in hours, and whether Workday counts it in days."""
         body = await self.absence.json("GET", "/balances", params={"worker": employee_id, "effective": as_of.isoformat()})
         pending, upcoming = requested_hours(await self._open_requests(employee_id, as_of), as_of)
         out = []
         for b in body.get("data", []):
-            factor = HOURS_PER_DAY if str(b.get("unit", {}).get("descriptor", "Hours")).lower().startswith("day") else 1.0
+            factor = _hours_per_unit(b)
             kind = str((b.get("absencePlan") or {}).get("descriptor", "")).lower()
             taken = strict_number(b.get("used", 0), "a used amount") * factor
-            out.append(balance_of(kind, provider_balance=strict_number(b.get("quantity"), "a balance") * factor, taken=taken,
-                                  booked=taken + upcoming.get(kind, 0.0), pending=pending.get(kind, 0.0)))
-        return Balances(employee_id=employee_id, as_of=as_of, balances=out)
+            out.append((balance_of(kind, provider_balance=strict_number(b.get("quantity"), "a balance") * factor, taken=taken,
+                                   booked=taken + upcoming.get(kind, 0.0), pending=pending.get(kind, 0.0)), factor != 1.0))
+        return out
 
     async def _open_requests(self, employee_id: str, as_of: date, max_pages: int = 20) -> list[TimeOffRequest]:
         """The worker's requests from a year before `as_of` to two years after, every page."""
@@ -176,7 +181,8 @@ class WorkdayHris:
     def _request(self, employee_id: str, d: dict[str, Any]) -> TimeOffRequest:
         return TimeOffRequest(
             id=str(d["id"]), employee_id=employee_id, type=str((d.get("timeOffType") or {}).get("descriptor", "")).lower(),
-            start=d["date"], end=d.get("endDate") or d["date"], hours=strict_number(d.get("quantity", 0), "a quantity"),
+            start=d["date"], end=d.get("endDate") or d["date"],
+            hours=strict_number(d.get("quantity", 0), "a quantity") * _hours_per_unit(d),
             status=STATUS_FROM_WORKDAY.get(str((d.get("status") or {}).get("descriptor", "submitted")).lower(), "requested"),
             note=d.get("comment"), created_at=d.get("createdOn") or datetime.now().astimezone(),
         )
@@ -200,23 +206,28 @@ class WorkdayHris:
         return TimeOffPage(requests=requests, next_cursor=encode_cursor({"offset": end_at}) if more else None)
 
     async def request_time_off(
-        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool
+        self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
+        hours_per_day: float | None = None,
     ) -> TimeOffPreview:
-        balances = await self.balances(employee_id, end)
-        plan = next((b for b in balances.balances if b.type == type.lower()), None)
+        plans = await self._plans(employee_id, end)
+        plan, in_days = next(((b, days) for b, days in plans if b.type == type.lower()), (None, False))
         if plan is None:
             raise DomainError("invalid_argument", f"no {type!r} absence plan for {employee_id}; plans: "
-                              f"{', '.join(b.type for b in balances.balances) or 'none'}")
+                              f"{', '.join(b.type for b, _ in plans) or 'none'}")
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         working = [d for d in days if business_days(d, d, set())]
-        hours = len(working) * HOURS_PER_DAY
         if not working:
             raise DomainError("invalid_argument", "that range has no working days")
-        preview = TimeOffPreview(dry_run=dry_run, hours=hours, balance_before=plan.available_hours,
-                                 balance_after=plan.available_hours - hours)
+        person = await self.get(employee_id, [])
+        per_day = charged_per_day(employee_id, person.employment_type, person.scheduled_hours_per_day, hours_per_day)
+        # Workday takes each day's quantity in the plan's unit: days for a plan counted in days
+        daily = days_of(per_day, person.employment_type, person.scheduled_hours_per_day) if in_days else per_day
+        hours = len(working) * (daily * HOURS_PER_DAY if in_days else daily)
+        preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=hours / len(working),
+                                 balance_before=plan.available_hours, balance_after=plan.available_hours - hours)
         if dry_run:
             return preview
-        body = {"days": [{"date": d.isoformat(), "dailyQuantity": HOURS_PER_DAY, "timeOffType": {"descriptor": type}} for d in working],
+        body = {"days": [{"date": d.isoformat(), "dailyQuantity": daily, "timeOffType": {"descriptor": type}} for d in working],
                 "comment": note}
         created = await self.absence.json("POST", f"/workers/{employee_id}/requestTimeOff", json=body)
         preview.request = TimeOffRequest(
@@ -228,3 +239,8 @@ class WorkdayHris:
 
     async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
         raise _unsupported("decide_time_off", "approvals are Workday business processes; decide in Workday's inbox")
+
+
+def _hours_per_unit(row: dict[str, Any]) -> float:
+    """Hours in one of a Workday plan's or entry's units (`unit.descriptor`: Hours, or Days)."""
+    return HOURS_PER_DAY if str((row.get("unit") or {}).get("descriptor", "Hours")).lower().startswith("day") else 1.0

@@ -100,6 +100,30 @@ async def test_time_off_lifecycle(hub: Hub) -> None:
     assert (await call(hub, "list_time_off_requests", status="approved", start="2026-12-01", end="2026-12-31"))["requests"][0]["employee_id"] == "e3"
 
 
+async def test_part_days_and_part_time_schedules(hub: Hub) -> None:
+    """A day off charged 8 hours whatever the employee's day (a part-time employee lost twice what she took) and
+    there was no way to take half a day; a part-day leave already under way counted 8 hours a day as taken."""
+    katherine = await call(hub, "get_employee", ref="e4")
+    assert katherine["employment_type"] == "part_time" and katherine["scheduled_hours_per_day"] == 4.0
+    day = await call(hub, "request_time_off", employee_id="e4", type="vacation", start="2027-01-04", end="2027-01-05")
+    assert (day["hours"], day["hours_per_day"], day["request"]["hours"]) == (8.0, 4.0, 8.0)
+    too_long = await call(hub, "request_time_off", employee_id="e4", type="vacation", start="2027-01-06", end="2027-01-06",
+                          hours_per_day=6)
+    assert too_long["code"] == "invalid_argument" and too_long["details"]["scheduled_hours_per_day"] == 4.0
+    assert len((await call(hub, "list_time_off_requests", employee_id="e4"))["requests"]) == 1, "nothing written"
+
+    halves = await call(hub, "request_time_off", employee_id="alan@example.com", type="vacation", start="2027-02-01",
+                        end="2027-02-05", hours_per_day=4)
+    assert halves["hours"] == 20.0 and halves["request"]["employee_id"] == "e3", halves
+    await call(hub, "decide_time_off", request_id=halves["request"]["id"], decision="approve", confirm=True)
+    under_way = await call(hub, "get_time_off_balances", employee_id="e3", as_of="2027-02-02")
+    vacation = next(b for b in under_way["balances"] if b["type"] == "vacation")
+    assert (vacation["booked_hours"], vacation["taken_hours"], vacation["available_hours"]) == (20.0, 8.0, 180.0)
+    bad = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-03-01", end="2027-03-01",
+                     hours_per_day=0.1)
+    assert bad["code"] == "invalid_argument", "quarter hours at most"
+
+
 async def test_bad_input(hub: Hub) -> None:
     assert (await call(hub, "get_employee", ref="nobody"))["code"] == "not_found"
     assert (await call(hub, "whos_out", start="2026-12-10", end="2026-12-01"))["code"] == "invalid_argument"

@@ -74,18 +74,23 @@ async def test_bamboohr_people(bamboo: tuple[FakeBamboo, Any]) -> None:
 
 async def test_bamboohr_time_off_and_failures(bamboo: tuple[FakeBamboo, Any]) -> None:
     fake, server = bamboo
-    preview = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-21", end="2026-12-25", dry_run=True)
+    # Ada is part-time and BambooHR records no daily schedule: the hours a day off takes must be given
+    unknown = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-21", end="2026-12-25")
+    assert unknown["code"] == "invalid_argument" and unknown["details"] == {"field": "hours_per_day"}, unknown
+    ada = {"hours_per_day": 8}
+    preview = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-21", end="2026-12-25",
+                         dry_run=True, **ada)
     assert preview["hours"] == 32 and preview["balance_before"] == 120 and preview["balance_after"] == 88
     assert not any(r["method"] == "PUT" for r in fake.requests)
     made = await tool(server, "request_time_off", employee_id="41", type="Vacation", start="2026-12-21", end="2026-12-25",
-                      note="family", idempotency_key="once")
+                      note="family", idempotency_key="once", **ada)
     again = await tool(server, "request_time_off", employee_id="41", type="Vacation", start="2026-12-21", end="2026-12-25",
-                       note="family", idempotency_key="once")
+                       note="family", idempotency_key="once", **ada)
     assert made["request"]["id"] == again["request"]["id"] and len(fake.time_off) == 1
     sent = next(r for r in fake.requests if r["method"] == "PUT" and r["path"].endswith("/time_off/request"))
     assert sent["json"] == {"status": "requested", "start": "2026-12-21", "end": "2026-12-25", "timeOffTypeId": "78",
                             "amount": 32.0, "notes": [{"from": "employee", "note": "family"}]}
-    overlap = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-22", end="2026-12-22")
+    overlap = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-22", end="2026-12-22", **ada)
     assert overlap["code"] == "conflict"
     decided = await tool(server, "decide_time_off", request_id=made["request"]["id"], decision="approve", confirm=True)
     assert decided["status"] == "approved"
@@ -167,8 +172,39 @@ async def test_workday_refresh_token_grant_paging_and_rotation(workday: tuple[Fa
         refused = await tool(server, name, **args)
         assert refused["code"] == "invalid_argument", name
     balances = await tool(server, "get_time_off_balances", employee_id="w001")
-    assert balances["balances"] == [{"type": "vacation", "entitlement_hours": None, "booked_hours": 24.0, "taken_hours": 24.0,
-                                     "pending_hours": 40.0, "available_hours": 56.0}], "the submitted request is pending"
+    assert balances["balances"][0] == {"type": "vacation", "entitlement_hours": None, "booked_hours": 24.0, "taken_hours": 24.0,
+                                       "pending_hours": 40.0, "available_hours": 56.0}, "the submitted request is pending"
+
+
+async def test_bamboohr_asks_in_the_types_unit_and_takes_part_days(bamboo: tuple[FakeBamboo, Any]) -> None:
+    """A type BambooHR counts in days was sent 8 per day (`amount` is in the type's unit: 8 days a day off)."""
+    fake, server = bamboo
+    sick = await tool(server, "request_time_off", employee_id="40", type="sick", start="2027-01-05", end="2027-01-06")
+    assert sick["hours"] == 16 and sick["hours_per_day"] == 8, sick
+    assert fake.requests[-1]["json"]["amount"] == 2.0 and fake.time_off[-1]["amount"] == {"unit": "days", "amount": "2.0"}
+    listed = await tool(server, "list_time_off_requests", employee_id="40", status="requested")
+    assert [r["hours"] for r in listed["requests"]] == [16.0], "read back as it was asked"
+    half = await tool(server, "request_time_off", employee_id="40", type="sick", start="2027-01-08", end="2027-01-08",
+                      hours_per_day=4)
+    assert half["hours"] == 4 and fake.requests[-1]["json"]["amount"] == 0.5
+    hours = await tool(server, "request_time_off", employee_id="40", type="vacation", start="2027-01-11", end="2027-01-12",
+                       hours_per_day=4)
+    assert hours["hours"] == 8 and fake.requests[-1]["json"]["amount"] == 8.0, "a type in hours: 4 h on each of two days"
+
+
+async def test_workday_asks_in_the_plans_unit_and_takes_part_days(workday: tuple[FakeWorkday, WorkdayHris, Any]) -> None:
+    fake, _, server = workday
+    sick = await tool(server, "request_time_off", employee_id="w001", type="sick", start="2027-01-04", end="2027-01-05")
+    assert sick["hours"] == 16, sick
+    assert [d["dailyQuantity"] for d in fake.requests[-1]["json"]["days"]] == [1.0, 1.0], "Days, not 8 a day"
+    half = await tool(server, "request_time_off", employee_id="w001", type="vacation", start="2027-01-07", end="2027-01-08",
+                      hours_per_day=4)
+    assert half["hours"] == 8 and [d["dailyQuantity"] for d in fake.requests[-1]["json"]["days"]] == [4.0, 4.0]
+    listed = await tool(server, "list_time_off_requests", employee_id="w001")
+    assert sorted(r["hours"] for r in listed["requests"]) == [8.0, 16.0], "read back in hours (types are withheld here)"
+    balances = await tool(server, "get_time_off_balances", employee_id="w001")
+    assert {"type": "sick", "entitlement_hours": None, "booked_hours": 8.0, "taken_hours": 8.0, "pending_hours": 16.0,
+            "available_hours": 64.0} in balances["balances"]
 
 
 async def test_workday_refresh_failure_and_bad_types(workday: tuple[FakeWorkday, WorkdayHris, Any]) -> None:

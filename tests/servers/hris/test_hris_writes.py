@@ -274,13 +274,13 @@ async def test_bamboohr_balance_subtracts_pending_requests_like_the_preview(
     backend = BambooHris.from_env(transport=httpx.ASGITransport(app=fake.app()))
     async with hris(tmp_path, "", create_server(backend, PrivacyPolicy(frozenset({"leave_reason"})))) as hub:
         made = await call(hub, "request_time_off", HR, employee_id="41", type="vacation", start="2027-01-11", end="2027-01-15",
-                          note="surgery recovery")
+                          note="surgery recovery", hours_per_day=8)  # Ada is part-time with no recorded schedule
         assert made["request"]["status"] == "requested"
         shown = vacation(await call(hub, "get_time_off_balances", READER, employee_id="41", as_of="2026-12-01"))
         assert shown == {"type": "vacation", "entitlement_hours": None, "booked_hours": 0.0, "taken_hours": 0.0,
                          "pending_hours": 40.0, "available_hours": 80.0}, "BambooHR's 120 h minus the pending 40 h"
         preview = await call(hub, "request_time_off", HR, employee_id="41", type="vacation", start="2027-02-01",
-                             end="2027-02-01", dry_run=True)
+                             end="2027-02-01", dry_run=True, hours_per_day=8)
         assert preview["balance_before"] == shown["available_hours"]
         (hidden,) = (await call(hub, "list_time_off_requests", READER, employee_id="41"))["requests"]
         assert hidden["type"] is None and hidden["note"] is None and hidden["reason_hidden"] is True
