@@ -4,7 +4,9 @@ Decided for issue #16: an account is a *bank or cash* account when its subtype i
 (the chart marks 1000 Bank; QuickBooks calls the same thing AccountType Bank). A payment is money
 arriving in or leaving such an account, so `record_payment` takes only those; any other account
 (1100 Accounts Receivable, an expense, …) is `invalid_argument` naming the accepted codes. A journal
-entry may still move amounts between any accounts.
+entry may move amounts between any accounts but the two control accounts, 1100 Accounts Receivable
+and 2000 Accounts Payable (`ledger.CONTROL_ACCOUNTS`), which only invoices, bills, their payments and
+voids move, so they always equal the aged receivables and payables reports (Xero's system accounts).
 """
 
 from __future__ import annotations

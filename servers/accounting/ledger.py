@@ -24,6 +24,9 @@ from servers.accounting.money import ROUNDING, ZERO, allocate_cumulative, check_
 from servers.kit.errors import DomainError
 
 BANK, RECEIVABLE, INPUT_TAX, PAYABLE, TAX_PAYABLE = "1000", "1100", "1200", "2000", "2100"
+# Control accounts (Xero's "system accounts"): each always equals its open documents — the aged receivables or
+# payables report — so only invoices or bills, their payments and voids move it, never a line of a journal or a bill.
+CONTROL_ACCOUNTS = {RECEIVABLE: "invoices", PAYABLE: "bills"}
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,15 @@ class EmbeddedAccounting:
         if row is None:
             raise DomainError("invalid_argument", f"{field}: account {code!r} does not exist; list_accounts shows the chart",
                               details={"field": field})
+        if code in ledger.CONTROL_ACCOUNTS:
+            documents = ledger.CONTROL_ACCOUNTS[code]
+            raise DomainError(
+                "invalid_argument",
+                f"{field}: account {code} is a control account: it always equals the open {documents} (the aged "
+                f"{'receivables' if documents == 'invoices' else 'payables'} report), so only {documents}, their payments "
+                f"and voids move it. Change the amount owed with update_invoice (void) or record_payment; post other "
+                "adjustments to another account (list_accounts).",
+                details={"field": field, "control_account": code})
         if types and row["type"] not in types:
             raise DomainError("invalid_argument", f"{field}: account {code} is {row['type']}, expected {' or '.join(types)}",
                               details={"field": field})

@@ -274,3 +274,25 @@ async def test_amounts_are_stored_at_the_currencys_scale(hub: Hub) -> None:
     moved = (await call(hub, "list_transactions", start="2026-05-02", end="2026-05-03"))["transactions"]
     amounts = {t["debit"] for t in moved} | {t["credit"] for t in moved}
     assert amounts <= {"0.00", "5.00", "10.00"}, amounts
+
+
+async def test_control_accounts_move_only_with_their_documents(hub: Hub) -> None:
+    """Outside review: a journal to Accounts Receivable (or a bill line coded to it) was posted, so the balance
+    sheet's receivables no longer matched the aged receivables report. They are control accounts, as in Xero."""
+    customer = await call(hub, "upsert_contact", name="Control Co")
+    line = {"quantity": "1", "unit_price": "100.00", "account_code": "4000", "tax_code": "NONE"}
+    invoice = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line], issue_date="2026-05-01"))["invoice"]
+    await call(hub, "update_invoice", invoice_id=invoice["id"], action="approve")
+    before = await rows(hub, "accrual")
+    for code in ("1100", "2000"):
+        journal = await call(hub, "create_journal_entry", date="2026-05-03", memo="write-off",
+                             lines=[{"account_code": "6000", "debit": "40.00"}, {"account_code": code, "credit": "40.00"}])
+        refused(journal, "lines[1].account_code", f"account {code} is a control account")
+        assert journal["details"]["control_account"] == code
+    vendor = await call(hub, "upsert_contact", name="Control Supplies", kind="vendor")
+    bill = await call(hub, "create_invoice", contact_id=vendor["id"], kind="payable",
+                      lines=[{**line, "account_code": "1100"}], issue_date="2026-05-01")
+    refused(bill, "lines[0].account_code", "control account")
+    assert await rows(hub, "accrual") == before, "nothing was posted"
+    aged = await call(hub, "get_report", report="aged_receivables", as_of="2026-12-31")
+    assert before["1100"] == aged["totals"]["total"] == "100.00", aged
