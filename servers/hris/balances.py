@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from servers.hris.model import Balance, TimeOffRequest
+from servers.hris.model import Balance, Employee, TimeOffRequest
 from servers.kit.errors import DomainError
 
 
@@ -86,8 +86,14 @@ def charged_per_day(employee_id: str, employment_type: str | None, scheduled: fl
     return FULL_TIME_DAY_HOURS
 
 
-def days_of(per_day: float, employment_type: str | None, scheduled: float | None) -> float:
-    """How many days `per_day` hours off are, for time-off types a provider counts in days: a part of the
-    employee's scheduled day (8 hours unless recorded; a part-time employee's given hours are their whole day)."""
-    length = scheduled if scheduled is not None else (per_day if employment_type == "part_time" else FULL_TIME_DAY_HOURS)
-    return per_day / length
+def provider_day(employee: Employee, asked: float | None, in_days: bool) -> tuple[float, float]:
+    """What a provider is asked for each working day off, in the type's unit, and the hours that reads back as.
+
+    A type counted in days takes a part of the employee's scheduled day (8 hours unless recorded; a part-time
+    employee's given hours are their whole day) and is read back as 8 hours a day, as balances are."""
+    per_day = charged_per_day(employee.id, employee.employment_type, employee.scheduled_hours_per_day, asked)
+    if not in_days:
+        return per_day, per_day
+    scheduled = employee.scheduled_hours_per_day
+    length = scheduled if scheduled is not None else (per_day if employee.employment_type == "part_time" else FULL_TIME_DAY_HOURS)
+    return per_day / length, per_day / length * FULL_TIME_DAY_HOURS

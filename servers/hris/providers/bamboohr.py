@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
-from servers.hris.balances import balance_of, charged_per_day, days_of, requested_hours
+from servers.hris.balances import balance_of, provider_day, requested_hours
 from servers.hris.model import (
     Absence,
     Balances,
@@ -205,11 +205,9 @@ class BambooHris:
         working = business_days(start, end, holidays)
         if working == 0:
             raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
-        person = await self.get(employee_id, [])
-        per_day = charged_per_day(employee_id, person.employment_type, person.scheduled_hours_per_day, hours_per_day)
-        # BambooHR takes `amount` in the type's units: days for a type counted in days (8 hours each, as read back)
-        amount = working * (days_of(per_day, person.employment_type, person.scheduled_hours_per_day) if in_days else per_day)
-        hours = amount * HOURS_PER_DAY if in_days else amount
+        # BambooHR takes `amount` in the type's units: days for a type counted in days
+        each, hours_each = provider_day(await self.get(employee_id, []), hours_per_day, in_days)
+        amount, hours = working * each, working * hours_each
         balance = next((b.available_hours for b in (await self.balances(employee_id, end)).balances if b.type == type.lower()), 0.0)
         existing = await self._request_rows({"employeeId": employee_id, "start": start.isoformat(), "end": end.isoformat()})
         overlaps = [str(r["id"]) for r in existing

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
-from servers.hris.balances import balance_of, charged_per_day, days_of, requested_hours
+from servers.hris.balances import balance_of, provider_day, requested_hours
 from servers.hris.model import (
     Absence,
     Balance,
@@ -218,11 +218,9 @@ class WorkdayHris:
         working = [d for d in days if business_days(d, d, set())]
         if not working:
             raise DomainError("invalid_argument", "that range has no working days")
-        person = await self.get(employee_id, [])
-        per_day = charged_per_day(employee_id, person.employment_type, person.scheduled_hours_per_day, hours_per_day)
         # Workday takes each day's quantity in the plan's unit: days for a plan counted in days
-        daily = days_of(per_day, person.employment_type, person.scheduled_hours_per_day) if in_days else per_day
-        hours = len(working) * (daily * HOURS_PER_DAY if in_days else daily)
+        daily, hours_each = provider_day(await self.get(employee_id, []), hours_per_day, in_days)
+        hours = len(working) * hours_each
         preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=hours / len(working),
                                  balance_before=plan.available_hours, balance_after=plan.available_hours - hours)
         if dry_run:
