@@ -11,6 +11,9 @@ call, since the first caller after a start must not be able to take every slot e
 once a server has seen calls of more than one identity:
 - a caller holds at most `per_caller` slots (`max_concurrency_per_caller`; by default all but a
   quarter, so a newcomer finds a slot free at once);
+- the last slots — a quarter, never more than the share leaves over — go only to callers holding
+  none, so two callers together cannot fill them either (outside review: 12 + 4 calls of two
+  colluding principals kept a third waiting 17 s); each of those is one caller's first slot;
 - a freed slot goes to the waiting caller holding the fewest slots (the longest waiting among
   equals), not to whoever queued first;
 - a full queue takes a newcomer's call by refusing the newest queued call of the caller with the
@@ -68,6 +71,8 @@ class Bulkhead:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.per_caller = min(max_concurrency, per_caller or default_share(max_concurrency))
+        self.reserve = min(max_concurrency - default_share(max_concurrency), max_concurrency - self.per_caller)
+        """Slots kept for callers holding none (a share of every slot keeps none back)."""
         self.free = max_concurrency
         self.held: Counter[Caller] = Counter()
         self.queues: dict[Caller, deque[Waiter]] = {}
@@ -88,8 +93,11 @@ class Bulkhead:
             self.shared = True
 
     def may_take(self, caller: Caller) -> bool:
-        """A slot is free and `caller` is within its share."""
-        return self.free > 0 and (not self.shared or self.held[caller] < self.per_caller)
+        """A slot is free and `caller` is within its share; the reserved slots only for a first slot."""
+        if self.free <= 0 or not self.shared:
+            return self.free > 0
+        held = self.held[caller]
+        return held < self.per_caller and (held == 0 or self.free > self.reserve)
 
     def take(self, caller: Caller) -> None:
         self.free -= 1

@@ -87,7 +87,10 @@ async def test_a_freed_slot_goes_to_the_caller_holding_fewest_not_to_the_first_q
         gates.gates["bob"] = anyio.Event()  # one of bob's running calls finishes, the rest keep waiting
         bob.set()
         await until(lambda: "alice" in gates.running)
-        assert gates.running.count("bob") == 3, "alice got the freed slot, ahead of bob's six queued calls"
+        await until(lambda: gates.running.count("bob") == 2)
+        # alice got a freed slot ahead of bob's queued calls; bob holds two, and the fourth slot is kept for a
+        # caller holding none
+        assert gates.running.count("alice") == 1 and bulkhead.busy == 3 and bulkhead.waiting == 4
         gates.gate("alice").set()
         gates.gates["bob"].set()
     assert len(run.answers) == 11 and not any(answer.is_error for _, answer in run.answers)
@@ -179,3 +182,38 @@ async def test_with_auth_on_the_first_caller_after_a_start_is_held_to_its_share(
         gates.gate("alice").set()
         gates.gate("bob").set()
     assert len(run.answers) == 21 and not any(answer.is_error for _, answer in run.answers)
+
+
+async def test_two_callers_together_cannot_take_the_slots_kept_for_others() -> None:
+    """Outside review: bob's 12 slow calls and mallory's 4 filled all 16 slots (each within a 12-slot
+    share), and alice waited 17 s for one of them to end. The last four go only to a caller's first slot."""
+    bulkheads, gates = BulkheadPolicy(lambda server: (16, 64), several_callers=True), Gates()
+    bulkhead = bulkheads.bulkhead("s")
+    async with anyio.create_task_group() as tg:
+        run = Runner(tg, bulkheads, gates)
+        run.start("bob", 12)
+        await until(lambda: gates.running.count("bob") == 12)
+        run.start("mallory", 4)
+        await until(lambda: gates.running.count("mallory") == 1 and bulkhead.waiting == 3)
+        run.start("alice")
+        await until(lambda: "alice" in gates.running)  # at once
+        run.start("carol")
+        await until(lambda: "carol" in gates.running)
+        assert bulkhead.busy == 15 and bulkhead.waiting == 3
+        gates.gate("alice").set()
+        gates.gate("carol").set()
+        await until(lambda: bulkhead.busy == 13)
+        assert gates.running.count("mallory") == 1, "the kept slots are not mallory's second"
+        bob = gates.gate("bob")
+        gates.gates["bob"] = anyio.Event()
+        bob.set()  # bob's twelve end: mallory's queued calls run (she holds fewest)
+        await until(lambda: gates.running.count("mallory") == 4)
+        gates.gate("mallory").set()
+        gates.gates["bob"].set()
+    assert len(run.answers) == 18 and not any(answer.is_error for _, answer in run.answers)
+    assert bulkhead.busy == 0 and bulkhead.waiting == 0
+
+
+def test_the_kept_slots_follow_the_configured_share() -> None:
+    assert (Bulkhead(16, 64).reserve, Bulkhead(16, 64, 16).reserve, Bulkhead(16, 64, 4).reserve) == (4, 0, 4)
+    assert (Bulkhead(1, 4).reserve, Bulkhead(2, 4).reserve) == (0, 1)
