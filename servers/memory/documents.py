@@ -48,19 +48,19 @@ FREQUENCY_CACHE = 10_000
 @dataclass(frozen=True)
 class Writer:
     """Who writes a document: `owner` (a qualified principal; None: the local operator) and whether
-    they hold the domain's admin scope. Documents are a shared knowledge base, but replacing or
-    retagging one another caller ingested needs the admin scope, as deleting it does (outside
-    review: a writer replaced another's document by re-ingesting its source URI)."""
+    they hold the domain's admin scope. Documents are a shared knowledge base, but replacing,
+    retagging or deleting one another caller ingested needs the admin scope (outside reviews: a
+    writer replaced another's document by re-ingesting its source URI, or by deleting it first)."""
 
     owner: str | None
     admin: bool
 
-    def check(self, existing: sqlite3.Row) -> None:
+    def check(self, existing: sqlite3.Row, doing: str = "replacing or retagging",
+              instead: str = "Ingest yours under another source_uri or title.") -> None:
         # An owner of None is the local operator's (or from before owners were kept): not anyone's to claim.
         if not self.admin and existing["owner"] != self.owner:
-            raise DomainError("forbidden", f"document {existing['title']!r} was ingested by another caller; replacing or "
-                              "retagging it needs the admin scope (as deleting it does). Ingest yours under another "
-                              "source_uri or title.", details={"document_id": existing["id"]})
+            raise DomainError("forbidden", f"document {existing['title']!r} was ingested by another caller; {doing} "
+                              f"it needs the admin scope. {instead}", details={"document_id": existing["id"]})
 
 
 @dataclass(frozen=True)
@@ -336,10 +336,12 @@ class DocumentStore:
 
         return await self.store.run(run)
 
-    async def delete(self, document_id: str) -> DocumentDeleted:
+    async def delete(self, document_id: str, writer: Writer) -> DocumentDeleted:
         def run(db: sqlite3.Connection) -> list[int]:
-            if db.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone() is None:
+            existing = db.execute("SELECT id, title, owner FROM documents WHERE id = ?", (document_id,)).fetchone()
+            if existing is None:
                 raise not_found("document", document_id)
+            writer.check(existing, "deleting", "Ask its writer or an admin.")
             ids = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))]
             db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in ids])
             for table, column in (("chunks", "document_id"), ("doc_tags", "document_id"), ("documents", "id")):

@@ -88,6 +88,9 @@ class IngestJobs:
     def __init__(self, documents: DocumentStore) -> None:
         self.documents = documents
         self.jobs: dict[str, IngestJob] = {}
+        self.owners: dict[str, str | None] = {}
+        """Who started each job (`Writer.owner`): only they or an admin see it (outside review: any reader
+        could read another's job, its server-side folder and errors, by its id)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._one_at_a_time = anyio.Lock()
         self._changed = anyio.Event()
@@ -98,23 +101,28 @@ class IngestJobs:
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
         job = IngestJob(id=uuid.uuid4().hex[:16], root=str(root), files_total=len(files), started_at=now)
         self.jobs[job.id] = job
+        self.owners[job.id] = writer.owner if writer is not None else None
         finished = [j for j in self.jobs.values() if j.state in ("done", "failed")]
         for old in finished[: max(0, len(finished) - MAX_JOBS)]:
             del self.jobs[old.id]
+            self.owners.pop(old.id, None)
         task = asyncio.get_running_loop().create_task(self._run(job, files, tags, size, overlap, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
 
-    def get(self, job_id: str) -> IngestJob:
+    def get(self, job_id: str, viewer: Writer | None = None) -> IngestJob:
+        """The job, for its starter or an admin (`viewer`; None: the server itself). Another caller's job is
+        `not_found`, as one that never was."""
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is None or (viewer is not None and not viewer.admin and self.owners.get(job_id) != viewer.owner):
             raise not_found("ingest job", job_id)
         return job
 
-    async def wait(self, job_id: str, timeout_s: float, report: Report | None = None) -> IngestJob:
+    async def wait(self, job_id: str, timeout_s: float, report: Report | None = None,
+                   viewer: Writer | None = None) -> IngestJob:
         """The job once it has finished or `timeout_s` passed, reporting each file done to `report`."""
-        job = self.get(job_id)
+        job = self.get(job_id, viewer)
         with anyio.move_on_after(timeout_s):
             while job.state in ("queued", "running"):
                 changed = self._changed

@@ -282,13 +282,14 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
                                                                  "notifications; 0 answers at once.")] = 0,
     ) -> IngestJob:
         """How far a folder ingest has got (files and chunks done, errors); can wait for it to finish."""
+        viewer = document_writer()  # a job is its starter's (or an admin's) to see
         if not wait_s:
-            return service.ingest_jobs.get(job_id)
+            return service.ingest_jobs.get(job_id, viewer)
 
         async def progress(done: float, total: float, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
-        return await service.ingest_jobs.wait(job_id, wait_s, progress)
+        return await service.ingest_jobs.wait(job_id, wait_s, progress, viewer)
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def search_documents(
@@ -316,10 +317,10 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         confirm: Annotated[bool, Field(description="Must be true: deletion cannot be undone.")] = False,
     ) -> DocumentDeleted:
         """Delete a document from the knowledge base.
-        Remove a document and its chunks from search. Requires confirm=true."""
+        Remove a document and its chunks from search. Requires confirm=true; another caller's document needs the admin scope."""
         if not confirm:
             raise DomainError("invalid_argument", "deleting removes the document from search: call again with confirm=true")
-        return await service.documents.delete(document_id)
+        return await service.documents.delete(document_id, document_writer())
 
     # -- knowledge graph (the reference server's tools) -----------------------------------------
 

@@ -239,3 +239,38 @@ async def test_only_its_writer_or_an_admin_replaces_a_document(tmp_path: Path) -
     with pytest.raises(DomainError):
         await documents.ingest("Handbook", "Be cruel.", "kb://handbook", None, None, writer=bob)
     assert (await documents.ingest("Handbook", "Be kinder.", "kb://handbook", None, None, writer=operator)).status == "replaced"
+
+
+
+async def test_only_its_writer_or_an_admin_deletes_a_document_or_sees_its_folder_job(tmp_path: Path) -> None:
+    """Outside review: bob (`memory:write`) could not replace alice's document but could delete it and ingest
+    his own under her title, locking her out; and anyone could read another's folder job (its server path,
+    errors) by its id."""
+    from servers.kit.errors import DomainError
+    from servers.memory.documents import Writer
+    from tests.fixtures.word_embedder import WordEmbedder
+
+    service = MemoryService(tmp_path, WordEmbedder())
+    documents = service.documents
+    alice, bob, admin = Writer("api_key:alice", False), Writer("api_key:bob", False), Writer("api_key:root", True)
+    made = await documents.ingest("Alice handbook", "Be kind.", None, None, None, writer=alice)
+    with pytest.raises(DomainError) as refused:
+        await documents.delete(made.document.id, bob)
+    assert refused.value.body.code == "forbidden" and "deleting it needs the admin scope" in refused.value.body.message
+    assert [d.id for d in (await documents.list(None, 10, None)).documents] == [made.document.id], "nothing deleted"
+    assert (await documents.delete(made.document.id, alice)).id == made.document.id
+    again = await documents.ingest("Alice handbook", "Be kind.", None, None, None, writer=alice)
+    assert (await documents.delete(again.document.id, admin)).id == again.document.id
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nalpha")
+    job = service.ingest_jobs.start(folder, [folder / "a.md"], None, 1000, 100, alice)
+    for viewer in (alice, admin, None):
+        assert service.ingest_jobs.get(job.id, viewer).id == job.id
+    with pytest.raises(DomainError) as hidden:
+        service.ingest_jobs.get(job.id, bob)
+    assert hidden.value.body.code == "not_found"
+    with pytest.raises(DomainError):
+        await service.ingest_jobs.wait(job.id, 0, None, bob)
+    assert (await service.ingest_jobs.wait(job.id, 30, None, alice)).state == "done"
