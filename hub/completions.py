@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from hub.auth.principal import Principal
+from hub.auth.principal import Principal, identity
 from hub.downstream.connection import Downstream, DownstreamUnavailable
 from hub.errors import HubRefusal
 
@@ -35,19 +35,21 @@ async def forward_completion(
     """Complete `argument` (`{"name", "value"}`) for `principal` at the server behind `ref`."""
     await hub.await_first_listing()  # before any list answer, wait (bounded) for servers still connecting
     server, downstream_ref = _resolve(hub, ref, principal)
-    async with session_or_error(hub.downstreams[server]) as client:
+    async with session_or_error(hub.downstreams[server], principal) as client:
         if client.server_capabilities.completions is None:
             return types.CompleteResult(completion=types.Completion(values=[]))
         return await client.complete(downstream_ref, argument, context_arguments=context)
 
 
 @asynccontextmanager
-async def session_or_error(downstream: Downstream) -> AsyncIterator[Any]:
-    """`downstream.session()` (the caller's own session of a `per_client` server), with "down" and a
-    `max_sessions` refusal as JSON-RPC errors (the refusal's `{code, message, retryable}` as `data`)."""
+async def session_or_error(downstream: Downstream, principal: Principal) -> AsyncIterator[Any]:
+    """`downstream.session()` (the caller's own session of a `per_client` server) for a request of
+    `principal`, counted as theirs while it runs (`CallStats.asking`), with "down" and a `max_sessions`
+    refusal as JSON-RPC errors (the refusal's `{code, message, retryable}` as `data`)."""
     try:
-        async with downstream.session() as client:
-            yield client
+        with downstream.stats.asking(identity(principal)):
+            async with downstream.session() as client:
+                yield client
     except DownstreamUnavailable as exc:
         raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
     except HubRefusal as exc:

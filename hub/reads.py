@@ -6,8 +6,6 @@ may not read, is absent), and a read or prompt of something hidden is refused as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
@@ -105,7 +103,7 @@ class HubReads:
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target
-        async with self._session_or_error(server) as client:
+        async with session_or_error(self.downstreams[server], principal or self.access.local) as client:
             result = await client.read_resource(original)
         return self._namespace_contents(server, result)
 
@@ -122,7 +120,7 @@ class HubReads:
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         server, original = target
-        async with self._session_or_error(server) as client:
+        async with session_or_error(self.downstreams[server], principal or self.access.local) as client:
             return await client.get_prompt(original, arguments)
 
     async def complete(
@@ -135,10 +133,4 @@ class HubReads:
         """`completion/complete` (`argument` is `{"name", "value"}`) for what `principal` can see;
         anything else is refused as unknown (`hub.completions`)."""
         return await forward_completion(self, ref, argument, context, principal or self.access.local)
-
-    @asynccontextmanager
-    async def _session_or_error(self, server: str) -> AsyncIterator[Any]:
-        """The caller's session of `server` (`Downstream.session`); down or refused is a JSON-RPC error."""
-        async with session_or_error(self.downstreams[server]) as client:
-            yield client
 

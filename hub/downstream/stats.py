@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -36,6 +38,21 @@ class CallStats:
             else:
                 self.callers[caller] -= 1
         self.record(seconds, failed)
+
+    @contextmanager
+    def asking(self, caller: tuple[str, str]) -> Iterator[None]:
+        """A request of `caller` other than a tool call (a prompt, a resource read, a completion) is with the
+        server: what the server asks or logs meanwhile may be that caller's too, so it counts in `callers`
+        (outside review: a sampling request a prompt of bob's caused went to alice, whose call ran). Not a
+        call: in-flight and latency figures are the tool calls'."""
+        self.callers[caller] += 1
+        try:
+            yield
+        finally:
+            if self.callers[caller] <= 1:
+                del self.callers[caller]
+            else:
+                self.callers[caller] -= 1
 
     def calling(self) -> set[tuple[str, str]]:
         """The identities with calls in flight."""

@@ -148,3 +148,35 @@ async def test_a_callers_request_never_reaches_a_caller_who_can_answer_it_instea
                 assert alice_asked.kinds == [], "alice was asked bob's question"
                 assert text_of(await bob.call_tool("x__hold", {})) == "held"
             assert not (await alice.call_tool("x__note", {"text": "after"})).is_error, "the breaker opened for everyone"
+
+
+async def test_a_request_caused_by_a_prompt_of_one_caller_never_reaches_another(tmp_path: Path, procs: list) -> None:
+    """Outside review: while alice's call ran, a question (and a log line) caused by bob's `prompts/get`
+    went to alice — only tool calls counted as a caller's requests in flight — and her answer went
+    into bob's prompt. A prompt, a resource read or a completion counts now: the question is refused."""
+    data_dir = tmp_path / "hub"
+    config = write_config(tmp_path, {"x": {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"}},
+                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
+    url = start_hub_http(procs, config)
+    alice_asked, alice_heard, bob_heard = Asked("alice"), Heard(), Heard()
+    with anyio.fail_after(120):
+        async with client(url, alice_key, alice_asked, alice_heard) as alice, \
+                client(url, bob_key, Asked("bob"), bob_heard) as bob:
+            await alice.set_logging_level("debug")
+            await bob.set_logging_level("debug")
+            results: dict[str, Any] = {}
+
+            async def alice_holds() -> None:
+                results["alice"] = text_of(await alice.call_tool("x__hold", {}))
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(alice_holds)
+                prompt = await bob.get_prompt("x__summarize", {"topic": "bob's layoff list"})
+            answer = prompt.messages[0].content.text  # type: ignore[union-attr]
+            assert answer.startswith("refused:") and "per_client" in answer, answer
+            assert alice_asked.kinds == [], "alice was asked about bob's prompt"
+            assert results["alice"] == "held"
+            await alice.call_tool("x__note", {"text": "after"})  # her own line arrives, bob's prompt's never did
+            await alice_heard.until(lambda: ("x/crossing", "note: after") in alice_heard.logs)
+            assert not any("layoff" in line for _, line in alice_heard.logs), alice_heard.logs
