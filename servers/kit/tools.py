@@ -6,13 +6,17 @@ model (→ `outputSchema` + `structuredContent`, with the JSON also in a text bl
 - turns a `DomainError` raised inside into an `isError` result with the hub's error shape, and any
   other exception into `internal` without leaking its text;
 - if it takes an `idempotency_key`, runs at most once per key and caller, with the key bound to the
-  call's arguments (`servers.kit.idempotency`), once `configure_domain` gave the server a store;
+  call's arguments (`servers.kit.idempotency`), once `configure_domain` gave the server a store; a
+  keyed write runs to its end in a task of its own even when its call is cancelled (the hub's
+  deadline, the client's cancel), so its answer is recorded for the key and a retry gets that answer
+  — before, a write that committed as its call was cancelled lost its record and a retry wrote twice;
 - carries the example requests of its domain's `examples.json` (tool name → list of requests as
   users phrase them) in its `_meta`, for the hub's tool search (`hub.search.examples`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -39,6 +43,25 @@ F = TypeVar("F", bound=Callable[..., Awaitable[BaseModel]])
 _LEDGER = "_mcp_hub_idempotency"
 _OPEN_WORLD = "_mcp_hub_open_world"
 _EXAMPLES = "_mcp_hub_examples"
+
+
+_DETACHED: set[asyncio.Task[Any]] = set()
+"""Keyed writes running on their own (`_detached`), held so they are not collected mid-way."""
+
+
+async def _detached(work: Awaitable[types.CallToolResult]) -> types.CallToolResult:
+    """`work` in a task of its own: cancelling the caller leaves it running to its end (in the caller's
+    context: who is calling stays bound)."""
+    task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+    _DETACHED.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _DETACHED.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None and not isinstance(error, HubToolError):
+        logger.debug("a keyed write ended with %s", type(error).__name__)  # its caller, if still there, reports it
 
 
 def ok(model: BaseModel) -> types.CallToolResult:
@@ -109,14 +132,19 @@ def domain_tool(
             earlier = await ledger.claim(principal, name, key, fingerprint(kwargs))
             if earlier is not None:
                 return recorded(earlier)
-            try:
-                result = ok(await fn(**kwargs))
-            except BaseException:
-                with anyio.CancelScope(shield=True):  # a cancelled call must still free its key
-                    await ledger.release(principal, name, key)
-                raise
-            await ledger.complete(principal, name, key, result.structured_content or {})
-            return result
+
+            async def write() -> types.CallToolResult:
+                try:
+                    result = ok(await fn(**kwargs))
+                except BaseException:
+                    with anyio.CancelScope(shield=True):  # a failed write must still free its key
+                        await ledger.release(principal, name, key)
+                    raise
+                with anyio.CancelScope(shield=True):
+                    await ledger.complete(principal, name, key, result.structured_content or {})
+                return result
+
+            return await _detached(write())
 
         @functools.wraps(fn)
         async def wrapper(**kwargs: Any) -> Any:

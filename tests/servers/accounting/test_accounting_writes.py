@@ -296,3 +296,42 @@ async def test_control_accounts_move_only_with_their_documents(hub: Hub) -> None
     assert await rows(hub, "accrual") == before, "nothing was posted"
     aged = await call(hub, "get_report", report="aged_receivables", as_of="2026-12-31")
     assert before["1100"] == aged["totals"]["total"] == "100.00", aged
+
+
+async def test_a_keyed_write_cut_off_by_the_deadline_is_recorded_and_a_retry_replays_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside review: a payment whose write committed as the hub's deadline cancelled its call lost its
+    idempotency record (the key answered "still running" for 5 minutes, then the retry paid again: 60.00
+    paid for one 30.00 payment). The keyed write now runs to its end and is recorded."""
+    from hub.config import parse_config
+
+    original = EmbeddedAccounting.pay
+    slow = anyio.Event()
+
+    async def pay_then_linger(self: EmbeddedAccounting, *args: Any, **kwargs: Any) -> Any:
+        paid = await original(self, *args, **kwargs)  # committed
+        await slow.wait()  # and still busy when the deadline comes
+        return paid
+
+    monkeypatch.setattr(EmbeddedAccounting, "pay", pay_then_linger)
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    config = parse_config({"mcpServers": {"accounting": {"builtin": "accounting", "timeout_s": 1, "max_timeout_s": 1,
+                                                         "retry": {"max_attempts": 1}}}})
+    async with Hub(config) as running:
+        customer = await call(running, "upsert_contact", name="Deadline Co")
+        line = {"quantity": "1", "unit_price": "100.00", "account_code": "4000", "tax_code": "NONE"}
+        invoice = (await call(running, "create_invoice", contact_id=customer["id"], lines=[line],
+                              issue_date="2026-05-01"))["invoice"]
+        await call(running, "update_invoice", invoice_id=invoice["id"], action="approve")
+        payment = {"invoice_id": invoice["id"], "amount": "30.00", "date": "2026-05-02", "idempotency_key": "pay-1"}
+        late = await call(running, "record_payment", **payment)
+        assert late["code"] == "timeout", late
+        slow.set()  # the write ends on its own and records its answer
+        with anyio.fail_after(30):
+            while (again := await call(running, "record_payment", **payment)).get("code") == "conflict":
+                await anyio.sleep(0.05)  # "still running" until it is recorded
+        assert again["invoice_balance"] == "70.00", again
+        assert (await call(running, "record_payment", **payment))["id"] == again["id"]
+        shown = await call(running, "get_invoice", invoice_id=invoice["id"])
+        assert (shown["amount_paid"], shown["balance"]) == ("30.00", "70.00"), shown
