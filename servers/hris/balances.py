@@ -61,6 +61,21 @@ def not_enough(balance: Balance, hours: float) -> DomainError:
 FULL_TIME_DAY_HOURS = 8.0
 
 
+def check_employed(employee: Employee, start: date, end: date) -> None:
+    """Time off falls within the employment: not before its start date, not after its end, and not for
+    someone no longer employed (outside review: leave was booked and approved for a former employee, a
+    new hire before their first day, and dates in 1990)."""
+    if employee.end_date is not None and end > employee.end_date:
+        raise DomainError("invalid_argument", f"{employee.id}'s employment ended on {employee.end_date}: time off must "
+                          "end by then", details={"field": "end", "employment_end_date": str(employee.end_date)})
+    if employee.employment_status == "inactive" and employee.end_date is None:
+        raise DomainError("invalid_argument", f"{employee.id} is no longer employed (inactive): no time off can be "
+                          "booked for them", details={"field": "employee_id"})
+    if employee.start_date is not None and start < employee.start_date:
+        raise DomainError("invalid_argument", f"{employee.id}'s employment starts on {employee.start_date}: time off "
+                          "must begin on or after it", details={"field": "start", "employment_start_date": str(employee.start_date)})
+
+
 def charged_per_day(employee_id: str, employment_type: str | None, scheduled: float | None, asked: float | None) -> float:
     """The hours one working day off charges: `asked` (a part day, such as a half day) if given, never
     more than the employee's scheduled day; else their scheduled day where the HR system records it;

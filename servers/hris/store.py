@@ -11,7 +11,7 @@ from typing import Any
 
 from servers.hris.backend import EmployeeFilter
 from servers.hris import paging
-from servers.hris.balances import FULL_TIME_DAY_HOURS, balance_of, charged_per_day, not_enough
+from servers.hris.balances import FULL_TIME_DAY_HOURS, balance_of, charged_per_day, check_employed, not_enough
 from servers.hris.model import (
     SENSITIVE_FIELDS,
     Absence,
@@ -134,10 +134,10 @@ class EmbeddedHris:
         hours depends on `as_of`; available is the same figure `request_time_off` checks."""
 
         def run(db: sqlite3.Connection) -> Balances:
-            self._row(db, employee_id)
-            grants = db.execute("SELECT type, granted_hours FROM balances WHERE employee_id = ? ORDER BY type", (employee_id,))
-            out = [_balance(db, employee_id, g["type"], g["granted_hours"], as_of) for g in grants.fetchall()]
-            return Balances(employee_id=employee_id, as_of=as_of, balances=out)
+            found = self._row(db, employee_id)["id"]  # an email or employee number names the same person
+            grants = db.execute("SELECT type, granted_hours FROM balances WHERE employee_id = ? ORDER BY type", (found,))
+            out = [_balance(db, found, g["type"], g["granted_hours"], as_of) for g in grants.fetchall()]
+            return Balances(employee_id=found, as_of=as_of, balances=out)
 
         return await self.store.run(run)
 
@@ -148,7 +148,8 @@ class EmbeddedHris:
         """Requests by first day, then id, keyset-paged (`servers.hris.paging`)."""
 
         def run(db: sqlite3.Connection) -> TimeOffPage:
-            rows, next_cursor = paging.request_rows(db, self._cursor_secret(db), employee_id, start, end, status, limit, cursor)
+            found = self._row(db, employee_id)["id"] if employee_id is not None else None  # by email or number too
+            rows, next_cursor = paging.request_rows(db, self._cursor_secret(db), found, start, end, status, limit, cursor)
             return TimeOffPage(requests=[_request(r) for r in rows], next_cursor=next_cursor)
 
         return await self.store.run(run)
@@ -164,6 +165,7 @@ class EmbeddedHris:
         def run(db: sqlite3.Connection) -> TimeOffPreview:
             person = self._row(db, ref)
             employee_id = person["id"]  # an email or employee number names the same person
+            check_employed(_employee(person, []), start, end)
             per_day = charged_per_day(employee_id, person["employment_type"], person["hours_per_day"], hours_per_day)
             grant = db.execute("SELECT granted_hours FROM balances WHERE employee_id = ? AND type = ?", (employee_id, type)).fetchone()
             if grant is None:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
-from servers.hris.balances import balance_of, provider_day, requested_hours
+from servers.hris.balances import balance_of, check_employed, provider_day, requested_hours
 from servers.hris.model import (
     Absence,
     Balances,
@@ -206,7 +206,9 @@ class BambooHris:
         if working == 0:
             raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
         # BambooHR takes `amount` in the type's units: days for a type counted in days
-        each, hours_each = provider_day(await self.get(employee_id, []), hours_per_day, in_days)
+        person = await self.get(employee_id, [])
+        check_employed(person, start, end)
+        each, hours_each = provider_day(person, hours_per_day, in_days)
         amount, hours = working * each, working * hours_each
         balance = next((b.available_hours for b in (await self.balances(employee_id, end)).balances if b.type == type.lower()), 0.0)
         existing = await self._request_rows({"employeeId": employee_id, "start": start.isoformat(), "end": end.isoformat()})

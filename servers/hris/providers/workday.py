@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from servers.hris.backend import EmployeeFilter
-from servers.hris.balances import balance_of, provider_day, requested_hours
+from servers.hris.balances import balance_of, check_employed, provider_day, requested_hours
 from servers.hris.model import (
     Absence,
     Balance,
@@ -219,7 +219,9 @@ class WorkdayHris:
         if not working:
             raise DomainError("invalid_argument", "that range has no working days")
         # Workday takes each day's quantity in the plan's unit: days for a plan counted in days
-        daily, hours_each = provider_day(await self.get(employee_id, []), hours_per_day, in_days)
+        person = await self.get(employee_id, [])
+        check_employed(person, start, end)
+        daily, hours_each = provider_day(person, hours_per_day, in_days)
         hours = len(working) * hours_each
         preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=hours / len(working),
                                  balance_before=plan.available_hours, balance_after=plan.available_hours - hours)

@@ -115,6 +115,10 @@ async def test_part_days_and_part_time_schedules(hub: Hub) -> None:
     halves = await call(hub, "request_time_off", employee_id="alan@example.com", type="vacation", start="2027-02-01",
                         end="2027-02-05", hours_per_day=4)
     assert halves["hours"] == 20.0 and halves["request"]["employee_id"] == "e3", halves
+    for ref in ("alan@example.com", "1003"):  # read back by the same names (they answered empty lists)
+        assert [r["id"] for r in (await call(hub, "list_time_off_requests", employee_id=ref))["requests"]] == [halves["request"]["id"]]
+        assert (await call(hub, "get_time_off_balances", employee_id=ref))["employee_id"] == "e3"
+    assert (await call(hub, "list_time_off_requests", employee_id="nobody@example.com"))["code"] == "not_found"
     await call(hub, "decide_time_off", request_id=halves["request"]["id"], decision="approve", confirm=True)
     under_way = await call(hub, "get_time_off_balances", employee_id="e3", as_of="2027-02-02")
     vacation = next(b for b in under_way["balances"] if b["type"] == "vacation")
@@ -122,6 +126,22 @@ async def test_part_days_and_part_time_schedules(hub: Hub) -> None:
     bad = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-03-01", end="2027-03-01",
                      hours_per_day=0.1)
     assert bad["code"] == "invalid_argument", "quarter hours at most"
+
+
+async def test_time_off_falls_within_the_employment(hub: Hub, tmp_path: Path) -> None:
+    """Outside review: leave was booked and approved for a former employee, for a new hire before their
+    first day, and for 1990 (before anyone started)."""
+    store = EmbeddedHris(tmp_path)
+    await store.add_employee(id="e8", first_name="Old", last_name="Timer", employment_status="inactive",
+                             start_date="2020-01-06", end_date="2026-06-30")
+    await store.add_employee(id="e9", first_name="New", last_name="Hire", employment_status="pending",
+                             start_date="2027-03-01")
+    cases = [("e8", "2026-12-07", "2026-12-11", "end"), ("e9", "2027-01-11", "2027-01-15", "start"),
+             ("e3", "1990-01-01", "1990-01-02", "start")]
+    for who, start, end, field in cases:
+        refused = await call(hub, "request_time_off", employee_id=who, type="vacation", start=start, end=end)
+        assert refused["code"] == "invalid_argument" and refused["details"]["field"] == field, refused
+    assert not (await call(hub, "list_time_off_requests"))["requests"], "nothing was booked"
 
 
 async def test_bad_input(hub: Hub) -> None:
