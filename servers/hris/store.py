@@ -200,7 +200,9 @@ class EmbeddedHris:
 
     async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
         def run(db: sqlite3.Connection) -> TimeOffRequest:
-            row = db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+            # ids as listed only: SQLite would take "01" or "1.0" for request 1
+            canonical = request_id.isascii() and request_id.isdigit() and str(int(request_id)) == request_id
+            row = db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone() if canonical else None
             if row is None:
                 raise not_found("time-off request", request_id)
             target = DECISIONS[decision]
@@ -210,6 +212,13 @@ class EmbeddedHris:
             if target not in allowed:
                 raise DomainError("conflict", f"request {request_id} is {row['status']} and cannot be {target}",
                                   details={"status": row["status"]})
+            if row["status"] == "approved" and date.fromisoformat(row["start"]) <= date.today():
+                # cancelling would give back hours already taken (outside review: a leave cancelled mid-way
+                # refunded its first week)
+                raise DomainError("conflict", f"request {request_id} is approved leave that began on {row['start']}: its "
+                                  "days so far are taken, so it cannot be cancelled; only leave not yet begun can be. "
+                                  "To end it early, have HR shorten it in the HR records.",
+                                  details={"status": row["status"], "start": row["start"]})
             db.execute("UPDATE requests SET status = ?, decided_at = ? WHERE id = ?", (target, _now(), request_id))
             emit_change(db, "time_off_request", str(row["id"]), "updated")
             return _request(db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone())

@@ -144,6 +144,24 @@ async def test_time_off_falls_within_the_employment(hub: Hub, tmp_path: Path) ->
     assert not (await call(hub, "list_time_off_requests"))["requests"], "nothing was booked"
 
 
+async def test_leave_under_way_is_not_cancelled_and_ids_are_taken_as_listed(hub: Hub) -> None:
+    """Outside review: cancelling approved leave that had begun gave back the days already taken
+    ((booked, taken) 120, 80 -> 0, 0); "01" and "1.0" decided request 1."""
+    from datetime import date, timedelta
+
+    monday = date.today() - timedelta(days=date.today().weekday() + 7)
+    made = await call(hub, "request_time_off", employee_id="e2", type="vacation", start=monday.isoformat(),
+                      end=(monday + timedelta(days=18)).isoformat())
+    request_id = made["request"]["id"]
+    for loose in ("0" + request_id, request_id + ".0", " " + request_id):
+        assert (await call(hub, "decide_time_off", request_id=loose, decision="approve", confirm=True))["code"] == "not_found"
+    await call(hub, "decide_time_off", request_id=request_id, decision="approve", confirm=True)
+    before = await call(hub, "get_time_off_balances", employee_id="e2")
+    refused = await call(hub, "decide_time_off", request_id=request_id, decision="cancel", confirm=True)
+    assert refused["code"] == "conflict" and "began on" in refused["message"], refused
+    assert await call(hub, "get_time_off_balances", employee_id="e2") == before, "no hours given back"
+
+
 async def test_bad_input(hub: Hub) -> None:
     assert (await call(hub, "get_employee", ref="nobody"))["code"] == "not_found"
     assert (await call(hub, "whos_out", start="2026-12-10", end="2026-12-01"))["code"] == "invalid_argument"
