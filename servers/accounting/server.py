@@ -59,6 +59,8 @@ PROVIDERS = Providers("accounting", {
 Limit = Annotated[int, Field(ge=1, le=500, description="Items per page.")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
 InvoiceId = Annotated[str, Field(description="Invoice or bill id (search_invoices, create_invoice).")]
+InvoiceRef = Annotated[str, Field(description="Invoice or bill id (search_invoices, create_invoice), or its number such "
+                                              "as INV-00012.")]
 ContactId = Annotated[str, Field(description="Customer or vendor contact id (search_contacts, upsert_contact).")]
 Day = Annotated[_dt.date | None, Field(description="YYYY-MM-DD; default today.")]
 Reference = Annotated[str | None, Field(description="Your reference, e.g. a PO or bank reference.")]
@@ -74,6 +76,16 @@ def make_backend(name: str | None = None, data_dir: Path | None = None) -> Accou
 
 def _today() -> _dt.date:
     return _dt.date.today()
+
+
+def _not_ahead(day: _dt.date, field: str, what: str) -> _dt.date:
+    """`day`, unless after tomorrow (a day of slack for callers ahead in time zones): money and reversals are
+    recorded when they happen (outside review: a payment dated 200 days ahead made the invoice read paid today
+    while today's reports still showed it owed)."""
+    if day > _today() + _dt.timedelta(days=1):
+        raise DomainError("invalid_argument", f"{field}: {day} is in the future; record the {what} on the day it "
+                          "happens (today or earlier)", details={"field": field})
+    return day
 
 
 def create_server(backend: AccountingBackend | None = None) -> MCPServer:
@@ -140,7 +152,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         return await backend.invoices(query, limit, cursor)
 
     @domain_tool(mcp, read_only=True)
-    async def get_invoice(invoice_id: InvoiceId) -> Invoice:
+    async def get_invoice(invoice_id: InvoiceRef) -> Invoice:
         """Read one invoice or bill whose id or number you know; to find invoices by status, contact or date, use
         search_invoices.
         One invoice or bill with its lines, totals, amount paid and balance."""
@@ -206,7 +218,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         if action == "void":
             if not confirm:
                 raise DomainError("invalid_argument", "voiding reverses the invoice's postings: call again with confirm=true")
-            return await backend.void(invoice_id, version, void_date or _today())
+            return await backend.void(invoice_id, version, _not_ahead(void_date or _today(), "void_date", "void"))
         if due_date is None and reference is None and lines is None:
             raise DomainError("invalid_argument", "patch needs due_date, reference or lines")
         return await backend.patch(invoice_id, version, InvoicePatch(due_date=due_date, reference=reference, lines=lines))
@@ -225,9 +237,9 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         """Record money received for an invoice or paid for a bill (in full or in part).
         Record a payment against an invoice or bill, dated on or after its issue date; its balance and status follow."""
         invoice = await backend.invoice(invoice_id)
-        day = date or _today()
+        day = _not_ahead(date or _today(), "date", "payment")
         amount = ledger.check_payable(invoice, amount, day, currency)  # currency, precision, status, date, balance: every backend
-        return await backend.pay(invoice_id, amount, day, account_code, reference, idempotency_key)
+        return await backend.pay(invoice.id, amount, day, account_code, reference, idempotency_key)
 
     @domain_tool(mcp)
     async def create_journal_entry(

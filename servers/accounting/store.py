@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from servers.accounting import ledger, ledger_reads, paging, reports
-from servers.accounting.chart import DEFAULT_LINE_ACCOUNT, SUBTYPE_MIGRATION, TAX_RATES, payment_account, seed
+from servers.accounting.chart import DEFAULT_LINE_ACCOUNT, MONEY_SUBTYPES, SUBTYPE_MIGRATION, TAX_RATES, payment_account, seed
 from servers.accounting.ledger import Posting, check_payable
 from servers.accounting.model import (
     Account,
@@ -102,11 +102,14 @@ class EmbeddedAccounting:
         return [Account(code=r["code"], name=r["name"], type=r["type"], subtype=r["subtype"], active=bool(r["active"]))
                 for r in db.execute("SELECT * FROM accounts ORDER BY code")]
 
-    def _account(self, db: sqlite3.Connection, code: str | None, field: str, types: tuple[str, ...] | None = None) -> str:
+    def _account(self, db: sqlite3.Connection, code: str | None, field: str, types: tuple[str, ...] | None = None,
+                 line: bool = False) -> str:
+        """`code` if it exists, is of `types` and may be posted to by hand; `line`: an invoice or bill line's, which is
+        neither money (record_payment moves it) nor tax (the line's tax_code does)."""
         if not code:
             raise DomainError("invalid_argument", f"{field}: an account code is required; list_accounts shows the chart",
                               details={"field": field})
-        row = db.execute("SELECT type FROM accounts WHERE code = ?", (code,)).fetchone()
+        row = db.execute("SELECT type, subtype, name FROM accounts WHERE code = ?", (code,)).fetchone()
         if row is None:
             raise DomainError("invalid_argument", f"{field}: account {code!r} does not exist; list_accounts shows the chart",
                               details={"field": field})
@@ -119,14 +122,23 @@ class EmbeddedAccounting:
                 f"and voids move it. Change the amount owed with update_invoice (void) or record_payment; post other "
                 "adjustments to another account (list_accounts).",
                 details={"field": field, "control_account": code})
+        if line and (row["subtype"] in MONEY_SUBTYPES or code in (ledger.INPUT_TAX, ledger.TAX_PAYABLE)):
+            # outside review: a bill line on 1000 Bank made 500.00 of cash that never arrived
+            what = "a bank or cash account: money moves with record_payment" if row["subtype"] in MONEY_SUBTYPES else \
+                "a tax account: a line's tax follows its tax_code"
+            raise DomainError("invalid_argument", f"{field}: account {code} ({row['name']}) is {what}. Code the line to "
+                              "an income, expense or other asset account (list_accounts).", details={"field": field})
         if types and row["type"] not in types:
             raise DomainError("invalid_argument", f"{field}: account {code} is {row['type']}, expected {' or '.join(types)}",
                               details={"field": field})
         return code  # type: ignore[return-value]
 
-    def _invoice(self, db: sqlite3.Connection, invoice_id: str, as_of: _dt.date | None = None) -> Invoice:
+    def _invoice(self, db: sqlite3.Connection, invoice_id: str, as_of: _dt.date | None = None,
+                 by_number: bool = False) -> Invoice:
+        """The invoice with id `invoice_id` (`by_number`: or that number; writes go by id only)."""
         row = db.execute("SELECT i.*, c.name AS contact_name FROM invoices i JOIN contacts c ON c.id = i.contact_id "
-                         "WHERE i.id = ?", (invoice_id,)).fetchone()
+                         "WHERE i.id = ? OR (? AND i.number = ?) ORDER BY i.id = ? DESC LIMIT 1",
+                         (invoice_id, by_number, invoice_id, invoice_id)).fetchone()
         if row is None:
             raise not_found("invoice", invoice_id)
         return ledger_reads.invoice_from_row(db, row, self.name, as_of)
@@ -223,14 +235,14 @@ class EmbeddedAccounting:
 
     async def invoice(self, invoice_id: str) -> Invoice:
         await self._db()
-        return await self.store.run(lambda db: self._invoice(db, invoice_id))
+        return await self.store.run(lambda db: self._invoice(db, invoice_id, by_number=True))
 
     def _priced(self, db: sqlite3.Connection, new: NewInvoice | InvoicePatch, kind: str, currency: str) -> Totals:
         assert new.lines is not None
         wanted = ("income",) if kind == "receivable" else ("expense", "asset")
         lines = [line if line.account_code else line.model_copy(update={"account_code": DEFAULT_LINE_ACCOUNT[kind]}) for line in new.lines]
         for index, line in enumerate(lines):
-            self._account(db, line.account_code, f"lines[{index}].account_code", wanted)
+            self._account(db, line.account_code, f"lines[{index}].account_code", wanted, line=True)
         return ledger.price_lines(lines, currency, TAX_RATES)
 
     async def quote(self, new: NewInvoice) -> Totals:
@@ -248,9 +260,15 @@ class EmbeddedAccounting:
         self._home(new.currency)
 
         def run(db: sqlite3.Connection) -> Invoice:
-            contact = db.execute("SELECT kind FROM contacts WHERE id = ?", (new.contact_id,)).fetchone()
+            contact = db.execute("SELECT kind, name FROM contacts WHERE id = ?", (new.contact_id,)).fetchone()
             if contact is None:
                 raise not_found("contact", new.contact_id)
+            needed = "customer" if new.kind == "receivable" else "vendor"
+            if contact["kind"] not in (needed, "both"):  # a vendor in aged receivables (outside review)
+                raise DomainError("invalid_argument", f"contact_id: {contact['name']!r} is a {contact['kind']}, and a "
+                                  f"{'sales invoice' if new.kind == 'receivable' else 'bill'} is for a {needed}. Make the "
+                                  "contact kind 'both' with upsert_contact, or pick another contact.",
+                                  details={"field": "contact_id", "contact_kind": contact["kind"]})
             totals = self._priced(db, new, new.kind, new.currency)
             prefix = "INV" if new.kind == "receivable" else "BILL"
             count = db.execute("SELECT COUNT(*) FROM invoices WHERE kind = ?", (new.kind,)).fetchone()[0]
@@ -296,7 +314,8 @@ class EmbeddedAccounting:
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is already voided")
             if invoice.amount_paid > 0:
                 raise DomainError("invalid_argument", f"invoice {invoice.number} has {invoice.amount_paid} {invoice.currency} of "
-                                  "payments; a paid invoice cannot be voided — credit it with a journal entry instead")
+                                  "payments, so it cannot be voided. The embedded books keep no credit notes or write-offs "
+                                  "yet: the balance stays owed (see docs/domains.md, Accounting)")
             if invoice.status != "draft":
                 if on < invoice.issue_date:
                     raise DomainError("invalid_argument", f"the void date {on} is before the invoice date {invoice.issue_date}")
@@ -322,7 +341,7 @@ class EmbeddedAccounting:
             if patch.lines is not None:
                 if invoice.status != "draft":
                     raise DomainError("invalid_argument", f"invoice {invoice.number} is approved: its lines are in the ledger. "
-                                      "Void it and issue a new one, or post an adjusting journal entry")
+                                      "Void it and issue a new one (one with payments cannot be voided)")
                 lines = [line.model_dump(mode="json") for line in self._priced(db, patch, invoice.kind, invoice.currency).lines]
                 db.execute("UPDATE invoices SET lines = ? WHERE id = ?", (json.dumps(lines), invoice_id))
             if patch.due_date is not None:

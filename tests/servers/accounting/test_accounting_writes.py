@@ -335,3 +335,33 @@ async def test_a_keyed_write_cut_off_by_the_deadline_is_recorded_and_a_retry_rep
         assert (await call(running, "record_payment", **payment))["id"] == again["id"]
         shown = await call(running, "get_invoice", invoice_id=invoice["id"])
         assert (shown["amount_paid"], shown["balance"]) == ("30.00", "70.00"), shown
+
+
+async def test_lines_contacts_dates_and_numbers_that_led_the_books_astray(hub: Hub) -> None:
+    """Outside review: a bill line on 1000 Bank made cash that never arrived (1200 Input Tax passed too); a
+    sales invoice to a vendor put the vendor in aged receivables; a payment dated 200 days ahead made an
+    invoice read paid while today's reports showed it owed; get_invoice by number said not_found."""
+    vendor = await call(hub, "upsert_contact", name="Supplies Ltd", kind="vendor")
+    customer = await call(hub, "upsert_contact", name="Buyer Inc")
+    line = {"quantity": "1", "unit_price": "500.00", "tax_code": "NONE"}
+    before = await rows(hub, "accrual")
+    for code in ("1000", "1200"):
+        bill = await call(hub, "create_invoice", contact_id=vendor["id"], kind="payable",
+                          lines=[{**line, "account_code": code}], issue_date="2026-05-01")
+        refused(bill, "lines[0].account_code", f"account {code}")
+    refused(await call(hub, "create_invoice", contact_id=vendor["id"], lines=[{**line, "account_code": "4000"}],
+                       issue_date="2026-05-01"), "is a vendor", "upsert_contact")
+    refused(await call(hub, "create_invoice", contact_id=customer["id"], kind="payable",
+                       lines=[{**line, "account_code": "6000"}], issue_date="2026-05-01"), "is a customer")
+    assert (await call(hub, "search_invoices"))["invoices"] == [] and await rows(hub, "accrual") == before
+
+    made = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[{**line, "account_code": "4000"}],
+                       issue_date="2026-05-01"))["invoice"]
+    await call(hub, "update_invoice", invoice_id=made["id"], action="approve")
+    assert (await call(hub, "get_invoice", invoice_id=made["number"]))["id"] == made["id"]
+    ahead = (_dt.date.today() + _dt.timedelta(days=200)).isoformat()
+    refused(await call(hub, "record_payment", invoice_id=made["id"], amount="50.00", date=ahead), "date:", "future")
+    refused(await call(hub, "update_invoice", invoice_id=made["id"], action="void", void_date=ahead, confirm=True),
+            "void_date:", "future")
+    shown = await call(hub, "get_invoice", invoice_id=made["id"])
+    assert (shown["status"], shown["balance"]) != ("voided", "0.00") and shown["amount_paid"] == "0.00", shown
