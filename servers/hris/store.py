@@ -72,6 +72,25 @@ def business_days(start: date, end: date, holidays: set[str]) -> int:
     return days
 
 
+def _overbooked(overlapping: list[sqlite3.Row], start: date, end: date, per_day: float, day: float,
+                holidays: set[str]) -> list[str]:
+    """The overlapping requests on a working day of `start`..`end` where they and `per_day` more hours
+    would take more than the `day`'s hours (each spread evenly over its working days)."""
+    taken: dict[date, float] = {}
+    on: dict[date, list[str]] = {}
+    for r in overlapping:
+        first, last = date.fromisoformat(r["start"]), date.fromisoformat(r["end"])
+        each = r["hours"] / max(1, business_days(first, last, holidays))
+        current = max(first, start)
+        while current <= min(last, end):
+            if business_days(current, current, holidays):
+                taken[current] = taken.get(current, 0.0) + each
+                on.setdefault(current, []).append(str(r["id"]))
+            current += timedelta(days=1)
+    clashing = {i for d, hours in taken.items() if hours + per_day > day + 1e-9 for i in on[d]}
+    return sorted(clashing, key=int)
+
+
 class EmbeddedHris:
     name = "embedded"
 
@@ -177,15 +196,19 @@ class EmbeddedHris:
                 raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
             balance = _balance(db, employee_id, type, grant[0], date.today())
             before = balance.available_hours
-            overlaps = [str(r[0]) for r in db.execute(
-                "SELECT id FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') AND start <= ? AND \"end\" >= ?",
-                (employee_id, end.isoformat(), start.isoformat()))]
+            overlapping = db.execute(
+                "SELECT id, start, \"end\", hours FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') "
+                "AND start <= ? AND \"end\" >= ?", (employee_id, end.isoformat(), start.isoformat())).fetchall()
+            overlaps = [str(r["id"]) for r in overlapping]
+            day = person["hours_per_day"] or (per_day if person["employment_type"] == "part_time" else FULL_TIME_DAY_HOURS)
+            clashing = _overbooked(overlapping, start, end, per_day, day, holidays)
             preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=per_day, balance_before=before,
                                      balance_after=before - hours, overlaps=overlaps)
             if dry_run:
                 return preview
-            if overlaps:
-                raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}", details={"overlaps": overlaps})
+            if clashing:  # part days on one date may add up to a working day (outside review: two half days)
+                raise DomainError("conflict", f"overlaps existing request(s) {', '.join(clashing)}: together more than "
+                                  f"a {day:g}h working day on a date", details={"overlaps": clashing})
             if before - hours < 0:
                 raise not_enough(balance, hours)
             cursor = db.execute(

@@ -123,6 +123,15 @@ async def test_part_days_and_part_time_schedules(hub: Hub) -> None:
     under_way = await call(hub, "get_time_off_balances", employee_id="e3", as_of="2027-02-02")
     vacation = next(b for b in under_way["balances"] if b["type"] == "vacation")
     assert (vacation["booked_hours"], vacation["taken_hours"], vacation["available_hours"]) == (20.0, 8.0, 180.0)
+    morning = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-03-01", end="2027-03-01",
+                         hours_per_day=4)
+    afternoon = await call(hub, "request_time_off", employee_id="e3", type="sick", start="2027-03-01", end="2027-03-01",
+                           hours_per_day=4)  # two half days make one day (outside review: refused as overlapping)
+    assert afternoon["request"]["hours"] == 4.0 and afternoon["overlaps"] == [morning["request"]["id"]], afternoon
+    third = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-02-26", end="2027-03-02",
+                       hours_per_day=1)
+    assert third["code"] == "conflict" and third["details"]["overlaps"] == sorted(
+        [morning["request"]["id"], afternoon["request"]["id"]], key=int), third
     bad = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-03-01", end="2027-03-01",
                      hours_per_day=0.1)
     assert bad["code"] == "invalid_argument", "quarter hours at most"
