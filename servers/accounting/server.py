@@ -43,6 +43,7 @@ from servers.accounting.model import (
     TransactionPage,
 )
 from servers.accounting.money import ROUNDING, Amount
+from servers.kit.text import refuse_control_chars
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
@@ -129,6 +130,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         """Add a customer or vendor to the books, or change one's details.
         Create a contact, or update one by id: only the fields you give change. A create that matches a
         contact exactly (name, kind, email, tax id) returns it instead of a duplicate."""
+        refuse_control_chars(name=name, email=email, tax_number=tax_number)
         given = {field: value for field, value in (("email", email), ("kind", kind), ("tax_number", tax_number)) if value is not None}
         return await backend.upsert_contact(ContactInput(id=id, name=name, version=version, **given))
 
@@ -175,6 +177,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     ) -> InvoiceResult:
         """Bill a customer, or enter a supplier's bill to pay, with line items.
         Create a sales invoice (receivable) or a bill (payable). Rounding is per line, half-even."""
+        refuse_control_chars(reference=reference, lines=[line.description or "" for line in lines])
         issued = issue_date or _today()
         due = due_date or issued + _dt.timedelta(days=payment_terms_days)
         if due < issued:
@@ -204,6 +207,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     ) -> Invoice:
         """Change an invoice or bill: approve a draft, void it, or edit its due date or lines.
         Approve, void or patch an invoice. Voiding needs confirm=true and reverses, never deletes."""
+        refuse_control_chars(reference=reference, lines=[line.description or "" for line in lines or []])
         given = {"due_date": due_date, "reference": reference, "lines": lines, "void_date": void_date,
                  "confirm": confirm or None}
         belongs = {"approve": set(), "void": {"void_date", "confirm"}, "patch": {"due_date", "reference", "lines"}}[action]
@@ -236,6 +240,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     ) -> Payment:
         """Record money received for an invoice or paid for a bill (in full or in part).
         Record a payment against an invoice or bill, dated on or after its issue date; its balance and status follow."""
+        refuse_control_chars(reference=reference)
         invoice = await backend.invoice(invoice_id)
         day = _not_ahead(date or _today(), "date", "payment")
         amount = ledger.check_payable(invoice, amount, day, currency)  # currency, precision, status, date, balance: every backend
@@ -251,6 +256,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
     ) -> JournalEntry:
         """Move amounts between ledger accounts (adjustment, transfer, depreciation).
         Post a manual journal entry; it must balance (total debits = total credits)."""
+        refuse_control_chars(memo=memo, lines=[line.description or "" for line in lines])
         checked = ledger.check_journal(lines, backend.currency)
         return await backend.journal(date or _today(), memo, checked, idempotency_key)
 

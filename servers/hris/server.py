@@ -27,6 +27,7 @@ from servers.hris.model import (
     WhosOut,
 )
 from servers.hris.privacy import PrivacyPolicy
+from servers.kit.text import refuse_control_chars
 from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
@@ -202,6 +203,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         """Ask for (book) vacation, leave or days off, whole or part days.
         Request time off (inclusive dates); try dry_run first to see hours and the balance after."""
         _check_range(start, end)
+        refuse_control_chars(type=type, note=note)
         if dry_run:
             return await backend.request_time_off(employee_id, type, start, end, note, True, hours_per_day)
         return await backend.request_time_off(employee_id, type, start, end, note, False, hours_per_day)

@@ -365,3 +365,17 @@ async def test_lines_contacts_dates_and_numbers_that_led_the_books_astray(hub: H
             "void_date:", "future")
     shown = await call(hub, "get_invoice", invoice_id=made["id"])
     assert (shown["status"], shown["balance"]) != ("voided", "0.00") and shown["amount_paid"] == "0.00", shown
+
+
+async def test_free_text_with_control_characters_is_refused(hub: Hub) -> None:
+    customer = await call(hub, "upsert_contact", name="Plain Co")
+    line = {"quantity": "1", "unit_price": "1.00", "account_code": "4000", "tax_code": "NONE"}
+    for tool, args, field in (
+        ("upsert_contact", {"name": "Bad\x07Bell"}, "name"),
+        ("create_invoice", {"contact_id": customer["id"], "lines": [{**line, "description": "a\x00b"}]}, "lines"),
+        ("create_journal_entry", {"memo": "x\x1by", "lines": [{"account_code": "6100", "debit": "1.00"},
+                                                              {"account_code": "1000", "credit": "1.00"}]}, "memo"),
+    ):
+        answer = await call(hub, tool, **args)
+        assert answer["code"] == "invalid_argument" and answer["details"] == {"field": field}, (tool, answer)
+    assert (await call(hub, "search_invoices"))["invoices"] == []

@@ -194,3 +194,11 @@ async def test_standalone_over_stdio(tmp_path: Path) -> None:
         assert len(tools) == 10 and tools["decide_time_off"].annotations.destructive_hint is True
         result = await client.call_tool("get_employee", {"ref": "ada@example.com"})
         assert result.structured_content["title"] == "Head of Engineering"
+
+
+async def test_free_text_with_control_characters_is_refused(hub: Hub) -> None:
+    """Outside review: a NUL in a time-off note was stored and echoed (ticketing and calendar refuse them)."""
+    refused = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-05-03",
+                         end="2027-05-03", note="back\x00soon")
+    assert refused["code"] == "invalid_argument" and refused["details"] == {"field": "note"}, refused
+    assert not (await call(hub, "list_time_off_requests", employee_id="e3"))["requests"]
