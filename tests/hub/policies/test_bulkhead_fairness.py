@@ -55,6 +55,13 @@ async def until(predicate: Any) -> None:
             await anyio.sleep(0)
 
 
+def one_server(capacity: int, queue: int, several_callers: bool = False) -> tuple[BulkheadPolicy, Gates, Bulkhead]:
+    """A bulkhead policy whose server "s" has `capacity` slots and `queue` places, gates for its calls, and
+    that server's bulkhead."""
+    bulkheads = BulkheadPolicy(lambda server: (capacity, queue), several_callers=several_callers)
+    return bulkheads, Gates(), bulkheads.bulkhead("s")
+
+
 class Runner:
     """Starts calls of named callers through one bulkhead and keeps their answers."""
 
@@ -72,8 +79,7 @@ class Runner:
 
 
 async def test_a_freed_slot_goes_to_the_caller_holding_fewest_not_to_the_first_queued() -> None:
-    bulkheads, gates = BulkheadPolicy(lambda server: (4, 64)), Gates()
-    bulkhead = bulkheads.bulkhead("s")
+    bulkheads, gates, bulkhead = one_server(4, 64)
     async with anyio.create_task_group() as tg:
         run = Runner(tg, bulkheads, gates)
         run.start("bob", 4)  # alone: every slot is his
@@ -98,8 +104,7 @@ async def test_a_freed_slot_goes_to_the_caller_holding_fewest_not_to_the_first_q
 
 
 async def test_once_shared_one_caller_holds_at_most_its_share_and_a_newcomer_gets_a_slot_at_once() -> None:
-    bulkheads, gates = BulkheadPolicy(lambda server: (16, 64)), Gates()
-    bulkhead = bulkheads.bulkhead("s")
+    bulkheads, gates, bulkhead = one_server(16, 64)
     assert default_share(16) == 12 and default_share(2) == 1 and default_share(1) == 1
     async with anyio.create_task_group() as tg:
         run = Runner(tg, bulkheads, gates)
@@ -130,8 +135,7 @@ async def test_one_caller_alone_keeps_every_slot() -> None:
 
 
 async def test_a_full_queue_makes_room_for_a_newcomer_by_refusing_the_hog_s_newest_call() -> None:
-    bulkheads, gates = BulkheadPolicy(lambda server: (2, 4)), Gates()
-    bulkhead = bulkheads.bulkhead("s")
+    bulkheads, gates, bulkhead = one_server(2, 4)
     async with anyio.create_task_group() as tg:
         run = Runner(tg, bulkheads, gates)
         run.start("bob", 2)
@@ -187,8 +191,7 @@ async def test_with_auth_on_the_first_caller_after_a_start_is_held_to_its_share(
 async def test_two_callers_together_cannot_take_the_slots_kept_for_others() -> None:
     """Outside review: bob's 12 slow calls and mallory's 4 filled all 16 slots (each within a 12-slot
     share), and alice waited 17 s for one of them to end. The last four go only to a caller's first slot."""
-    bulkheads, gates = BulkheadPolicy(lambda server: (16, 64), several_callers=True), Gates()
-    bulkhead = bulkheads.bulkhead("s")
+    bulkheads, gates, bulkhead = one_server(16, 64, several_callers=True)
     async with anyio.create_task_group() as tg:
         run = Runner(tg, bulkheads, gates)
         run.start("bob", 12)
