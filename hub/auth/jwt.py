@@ -64,8 +64,10 @@ class JwtVerifier:
             logger.info("rejected a JWT: %s", exc.description or exc.error)
             return None
         claims = dict(decoded.claims)
-        raw_scopes = claims.get("scope", claims.get("scp", []))
-        scopes = tuple(raw_scopes.split()) if isinstance(raw_scopes, str) else tuple(str(s) for s in raw_scopes)
+        scopes = _scopes(claims.get("scope", claims.get("scp", [])))
+        if scopes is None:
+            logger.info("rejected a JWT: its scope claim is neither a space-separated string nor a list of strings")
+            return None
         # The caller's identity: its `sub`; a token for an application alone (no `sub`) is that client,
         # named apart so it can never be a user whose `sub` is the same string. A token naming neither
         # is refused: every such token used to be one shared principal, `unknown` (outside review).
@@ -107,3 +109,14 @@ class JwtVerifier:
         if self._remote is not None:
             sets.append(self._remote)
         return sets
+
+
+def _scopes(raw: Any) -> tuple[str, ...] | None:
+    """The scopes of a `scope` (RFC 6749 3.3: space-separated, split on the space character only, so
+    "read\u00a0admin" is one unknown scope, not two) or `scp` (a list of strings) claim; None for
+    anything else (outside review: an integer scope answered 500, and any Unicode space split a scope)."""
+    if isinstance(raw, str):
+        return tuple(part for part in raw.split(" ") if part)
+    if isinstance(raw, list) and all(isinstance(part, str) for part in raw):
+        return tuple(raw)
+    return None

@@ -172,7 +172,12 @@ async def test_jwt_validation(secured: dict[str, Any]) -> None:
         "malformed": good[:-10] + "AAAAAAAAAA",
         "no subject and no client": make_jwt(url, sub=None),  # was one shared principal, `unknown`
         "a subject spelling a client": make_jwt(url, sub="client:app-one"),  # would be application app-one
+        "an integer scope": make_jwt(url, scope=5),  # answered 500 (review round 5)
+        "a scope list of numbers": make_jwt(url, scope=None, scp=[1, 2]),
     }
+    # Scopes are split on the space character only: a no-break space or a tab does not make two scopes.
+    async with client(url, make_jwt(url, scope="e:read\u00a0e:write\te:admin"), mode="legacy") as c:
+        assert (await c.list_tools()).tools == [], "one unknown scope, not three"
     # A token for an application alone (no `sub`) is that client: principal `client:<id>`.
     async with client(url, make_jwt(url, sub=None, client_id="app-one", scope="e:read e:write")) as c:
         assert (await c.call_tool("e__echo", {"text": "app"})).structured_content == {"result": "app"}
