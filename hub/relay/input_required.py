@@ -39,7 +39,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from hub.auth.principal import Principal
+from hub.auth.principal import Principal, identity
 from hub.policies.base import now
 
 MAX_PARKED = 1000
@@ -67,7 +67,8 @@ class ParkedCall:
     """A 2026-07-28 client's call running in the background between the legs of its input-required flow."""
 
     token: str
-    principal: str
+    principal: tuple[str, str]
+    """Whose call it is (`identity`: the kind as well as the name, so a JWT `alice` is not API key `alice`)."""
     name: str
     inputs: dict[str, _Input] = field(default_factory=dict)
     wake: anyio.Event = field(default_factory=anyio.Event)
@@ -144,13 +145,13 @@ class InputRequiredCalls:
 
     def _park(self, name: str, principal: Principal) -> ParkedCall:
         self._sweep()
-        parked = ParkedCall(secrets.token_urlsafe(24), principal.name, name)
+        parked = ParkedCall(secrets.token_urlsafe(24), identity(principal), name)
         self._parked[parked.token] = parked
         return parked
 
     def _resume(self, state: Any, name: str, principal: Principal, responses: Any) -> ParkedCall:
         parked = self._parked.get(state) if isinstance(state, str) else None
-        if parked is None or parked.principal != principal.name or parked.name != name:
+        if parked is None or parked.principal != identity(principal) or parked.name != name:
             raise MCPError(code=types.INVALID_PARAMS, message="requestState is unknown or expired (or not this caller's "
                            "and tool's); call the tool again without requestState and inputResponses")
         for key, response in (responses or {}).items() if isinstance(responses, dict) else ():

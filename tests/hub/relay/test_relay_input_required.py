@@ -117,3 +117,17 @@ async def test_the_flow_also_works_on_the_hubs_stdio(tmp_path: Path) -> None:
             assert client.protocol_version == "2026-07-28"
             result = await client.call_tool("t__interview", {})
     assert result.content[0].text == 'accept {"pick": "owls"}; model said hoot'  # type: ignore[union-attr]
+
+
+async def test_a_request_state_is_its_principals_kind_and_name_not_the_name_alone() -> None:
+    """Review round 5: a requestState made by API key `alice` was taken from a JWT whose sub is `alice`
+    (parked calls were kept by the bare name)."""
+    from hub.auth.principal import Principal
+    from hub.relay.input_required import InputRequiredCalls
+
+    calls = InputRequiredCalls()
+    parked = calls._park("t__interview", Principal("alice", ("*",), "api_key"))  # noqa: SLF001
+    with pytest.raises(MCPError) as refused:
+        calls._resume(parked.token, "t__interview", Principal("alice", ("*",), "jwt"), {})  # noqa: SLF001
+    assert refused.value.code == types.INVALID_PARAMS
+    assert calls._resume(parked.token, "t__interview", Principal("alice", ("*",), "api_key"), {}) is parked  # noqa: SLF001
