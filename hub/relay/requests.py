@@ -166,13 +166,17 @@ class RequestRelay:
         mine = weakref.ref(owner) if owner is not None else None
 
         async def sampling(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+            task = self.tasks.related_principal(server, params.meta)
             params = self._task_ids_exposed(server, params)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
-            return await self._relay(server, "sampling", _SAMPLING, types.CreateMessageRequest(params=params), result_type, mine)
+            return await self._relay(server, "sampling", _SAMPLING, types.CreateMessageRequest(params=params), result_type, mine,
+                                     task)
 
         async def elicitation(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
+            task = self.tasks.related_principal(server, params.meta)
             params = self._task_ids_exposed(server, params)
-            return await self._relay(server, "elicitation", _ELICITATION, types.ElicitRequest(params=params), types.ElicitResult, mine)
+            return await self._relay(server, "elicitation", _ELICITATION, types.ElicitRequest(params=params), types.ElicitResult,
+                                     mine, task)
 
         async def roots(ctx: ClientRequestContext) -> Any:
             return await self._relay(server, "roots", _ROOTS, types.ListRootsRequest(), types.ListRootsResult, mine)
@@ -184,12 +188,20 @@ class RequestRelay:
         meta = self.tasks.expose_related(server, params.meta)
         return params if meta is params.meta else params.model_copy(update={"meta": meta})
 
-    def _target(self, server: str, kind: str, owner: weakref.ref[Any] | None
+    def _target(self, server: str, kind: str, owner: weakref.ref[Any] | None,
+                task: tuple[bool, Principal | None] = (False, None),
                 ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None | object:
         def ours(session: ServerSession) -> bool:  # a per-client session answers to its own client only
             return owner is None or getattr(session, "_connection", None) is owner()
 
         calls = [call for call in self._in_flight.get(server, ()) if ours(call.session)]
+        about_task, task_owner = task
+        if about_task:
+            # A task's request (`related-task`) is its creator's: to that principal's call in flight (their
+            # `tasks/result`), else to no one — never to whoever else is calling (review round 5: alice's
+            # task's question reached bob, and his answer went into her task).
+            mine = [call for call in calls if task_owner is not None and identity(call.principal) == identity(task_owner)]
+            return (mine[-1].session, mine[-1].request_id, mine[-1].principal, mine[-1]) if mine else None
         if owner is None and (downstream := self._hub.downstreams.get(server)) is not None:
             # Every call in flight counts, also those of clients that offered nothing a server could
             # ask (their calls are not tracked here): a request caused by one must not reach another.
@@ -208,12 +220,15 @@ class RequestRelay:
         return None
 
     async def _relay(self, server: str, kind: str, needs: types.ClientCapabilities, request: Any, result_type: Any,
-                     owner: weakref.ref[Any] | None = None) -> Any:
-        target = self._target(server, kind, owner)
+                     owner: weakref.ref[Any] | None = None, task: tuple[bool, Principal | None] = (False, None)) -> Any:
+        target = self._target(server, kind, owner, task)
         if target is AMBIGUOUS:
             return self._refuse(server, kind, None, f"calls from several callers to {server!r} are in flight on one shared "
                                 f"session, and nothing says which of them caused this {request.method}; it goes to no one "
                                 f"rather than to the wrong caller. Set `session: per_client` for {server!r} in the hub's config")
+        if target is None and task[0]:
+            return self._refuse(server, kind, None, f"the client whose task this {request.method} is about is not waiting on "
+                                "it (tasks/result); it goes to no one else")
         if target is None:
             return self._refuse(server, kind, None, f"no client of the hub has a call to {server!r} in flight to answer {request.method}; "
                                 "the hub relays a server's requests only while a client's call to it runs")
@@ -227,7 +242,6 @@ class RequestRelay:
             return self._refuse(server, kind, principal, f"the client has no channel for {request.method}")
         started = now()
         paused = _pause_idle_deadline(upstream.call if upstream else None)
-        waiting_call = upstream.call if upstream is not None else None
         for other in self._in_flight.get(server, ()):
             # A timeout after this says nothing of the server (`hub.policies.breaker`): for every call of
             # this caller in flight to it, since nothing says which of them asked (second outside review:

@@ -13,7 +13,8 @@ Rules (docs/protocol.md, "Tasks"):
   connection that created it: another connection (or the same one after losing sight of the server)
   gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
 - `io.modelcontextprotocol/related-task` in results and in requests a server sends while a task runs
-  (e.g. an elicitation during `tasks/result`) carries the exposed id.
+  (e.g. an elicitation during `tasks/result`) carries the exposed id; such a request goes only to a
+  call in flight of the principal who created the task, else to no one (`related_principal`).
 - `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`; one
   the server no longer knows is forgotten), at most `MAX_TASKS_PER_CONNECTION`, in one page.
 - A disconnect is not a cancel: the hub forgets the connection's tasks and the server lets them
@@ -267,6 +268,18 @@ class TaskRelay:
             return
 
     # -- related-task ----------------------------------------------------------------------
+
+    def related_principal(self, server: str, meta: dict[str, Any] | None) -> tuple[bool, Principal | None]:
+        """Whether `meta` names a `related-task`, and the principal whose connection created that task through
+        the hub (None: a task the hub did not relay, or has forgotten)."""
+        related = meta.get(RELATED_TASK) if meta else None
+        if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
+            return False, None
+        exposed = self._exposed.get((server, related["taskId"]))
+        for owned in list(self._owned.values()) if exposed is not None else ():
+            if (relayed := owned.get(exposed)) is not None:
+                return True, relayed.principal
+        return True, None
 
     def expose_related(self, server: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
         """`meta` with its `related-task` id as the client knows it (unchanged when the hub did not relay that task)."""

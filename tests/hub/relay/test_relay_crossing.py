@@ -180,3 +180,26 @@ async def test_a_request_caused_by_a_prompt_of_one_caller_never_reaches_another(
             await alice.call_tool("x__note", {"text": "after"})  # her own line arrives, bob's prompt's never did
             await alice_heard.until(lambda: ("x/crossing", "note: after") in alice_heard.logs)
             assert not any("layoff" in line for _, line in alice_heard.logs), alice_heard.logs
+
+
+async def test_a_tasks_question_goes_to_its_creator_or_to_no_one(tmp_path: Path, procs: list) -> None:
+    """Review round 5: a request marked with alice's task (`related-task`) was sent to bob, whose call
+    was the one in flight, and bob's answer went into alice's task. It is the task creator's: while she
+    does not wait on the task, nobody gets it."""
+    from tests.hub.relay.test_relay_tasks import raw, start_task
+
+    data_dir = tmp_path / "hub"
+    config = write_config(tmp_path, {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}},
+                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    alice_key, bob_key = create_key(data_dir, "alice", "t:write"), create_key(data_dir, "bob", "t:write")
+    url = start_hub_http(procs, config)
+    alice_asked, bob_asked = Asked("alice"), Asked("bob")
+    with anyio.fail_after(120):
+        async with client(url, alice_key, alice_asked) as alice, client(url, bob_key, bob_asked) as bob:
+            created = await start_task(alice, topic="alice: Project Falcon")
+            assert created["task"]["taskId"] == "t:t1"
+            answer = await bob.call_tool("t__ask_for", {"task": "t1"})
+            said = answer.content[0].text  # type: ignore[union-attr]
+            assert said.startswith("refused:") and "task" in said, said
+            assert bob_asked.kinds == [] and alice_asked.kinds == []
+            assert (await raw(alice, "tasks/get", {"taskId": "t:t1"}))["status"] == "working"
