@@ -379,3 +379,41 @@ async def test_free_text_with_control_characters_is_refused(hub: Hub) -> None:
         answer = await call(hub, tool, **args)
         assert answer["code"] == "invalid_argument" and answer["details"] == {"field": field}, (tool, answer)
     assert (await call(hub, "search_invoices"))["invoices"] == []
+
+
+async def test_a_keyed_write_cut_off_by_a_stop_keeps_its_key_claimed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-check: a hub stopped while a keyed payment was still running released its key after the write had
+    committed, and the retry paid again at once. The claim now stays: the retry hears "still running"."""
+    from hub.config import parse_config
+    from servers.kit import tools
+
+    original = EmbeddedAccounting.pay
+    committed = anyio.Event()
+
+    async def pay_then_hang(self: EmbeddedAccounting, *args: Any, **kwargs: Any) -> Any:
+        paid = await original(self, *args, **kwargs)
+        committed.set()
+        await anyio.sleep_forever()
+        return paid
+
+    monkeypatch.setattr(EmbeddedAccounting, "pay", pay_then_hang)
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    config = parse_config({"mcpServers": {"accounting": {"builtin": "accounting", "timeout_s": 1, "max_timeout_s": 1,
+                                                         "retry": {"max_attempts": 1}}}})
+    async with Hub(config) as running:
+        customer = await call(running, "upsert_contact", name="Stop Co")
+        line = {"quantity": "1", "unit_price": "100.00", "account_code": "4000", "tax_code": "NONE"}
+        invoice = (await call(running, "create_invoice", contact_id=customer["id"], lines=[line],
+                              issue_date="2026-05-01"))["invoice"]
+        payment = {"invoice_id": invoice["id"], "amount": "30.00", "date": "2026-05-02", "idempotency_key": "pay-2"}
+        assert (await call(running, "record_payment", **payment))["code"] == "timeout"
+        await committed.wait()
+        for task in list(tools._DETACHED):  # noqa: SLF001 — what stopping the server does to it
+            task.cancel()
+        with anyio.fail_after(10):
+            while tools._DETACHED:  # noqa: SLF001
+                await anyio.sleep(0.01)
+        retry = await call(running, "record_payment", **payment)
+        assert retry["code"] == "conflict" and "still running" in retry["message"], retry
+        shown = await call(running, "get_invoice", invoice_id=invoice["id"])
+        assert shown["amount_paid"] == "30.00", "paid once"
