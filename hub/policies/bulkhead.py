@@ -11,9 +11,10 @@ call, since the first caller after a start must not be able to take every slot e
 once a server has seen calls of more than one identity:
 - a caller holds at most `per_caller` slots (`max_concurrency_per_caller`; by default all but a
   quarter, so a newcomer finds a slot free at once);
-- the last slots — a quarter, never more than the share leaves over — go only to callers holding
-  none, so two callers together cannot fill them either (outside review: 12 + 4 calls of two
-  colluding principals kept a third waiting 17 s); each of those is one caller's first slot;
+- the last free slot goes only to a caller holding none, so two callers together cannot fill a
+  server either (outside review: 12 + 4 calls of two colluding principals kept a third waiting
+  17 s). One slot, not the quarter a share keeps back: keeping a quarter cut a second caller to
+  one call at a time beside a busy one, with three slots idle (re-check);
 - a freed slot goes to the waiting caller holding the fewest slots (the longest waiting among
   equals), not to whoever queued first;
 - a full queue takes a newcomer's call by refusing the newest queued call of the caller with the
@@ -71,8 +72,8 @@ class Bulkhead:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.per_caller = min(max_concurrency, per_caller or default_share(max_concurrency))
-        self.reserve = min(max_concurrency - default_share(max_concurrency), max_concurrency - self.per_caller)
-        """Slots kept for callers holding none (a share of every slot keeps none back)."""
+        self.reserve = min(1, max_concurrency - self.per_caller)
+        """Free slots kept for a caller holding none (a share of every slot keeps none back)."""
         self.free = max_concurrency
         self.held: Counter[Caller] = Counter()
         self.queues: dict[Caller, deque[Waiter]] = {}
