@@ -288,7 +288,8 @@ class EmbeddedHris:
 
     @staticmethod
     def _row(db: sqlite3.Connection, ref: str) -> sqlite3.Row:
-        row = db.execute("SELECT * FROM employees WHERE id = ? OR work_email = ? OR employee_number = ?", (ref, ref, ref)).fetchone()
+        row = db.execute("SELECT * FROM employees WHERE id = ? OR lower(work_email) = lower(?) OR employee_number = ?",
+                         (ref, ref, ref)).fetchone()  # an email in any case (re-check)
         if row is None:
             raise not_found("employee", ref)
         return row

@@ -115,7 +115,10 @@ async def test_part_days_and_part_time_schedules(hub: Hub) -> None:
     halves = await call(hub, "request_time_off", employee_id="alan@example.com", type="vacation", start="2027-02-01",
                         end="2027-02-05", hours_per_day=4)
     assert halves["hours"] == 20.0 and halves["request"]["employee_id"] == "e3", halves
-    for ref in ("alan@example.com", "1003"):  # read back by the same names (they answered empty lists)
+    too_long = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-02-08", end="2027-02-08",
+                          hours_per_day=24)  # no recorded schedule: the 8-hour day bounds it (re-check: 24 h charged)
+    assert too_long["code"] == "invalid_argument" and too_long["details"]["scheduled_hours_per_day"] == 8.0, too_long
+    for ref in ("alan@example.com", "ALAN@Example.com", "1003"):  # read back by the same names (they answered empty lists)
         assert [r["id"] for r in (await call(hub, "list_time_off_requests", employee_id=ref))["requests"]] == [halves["request"]["id"]]
         assert (await call(hub, "get_time_off_balances", employee_id=ref))["employee_id"] == "e3"
     assert (await call(hub, "list_time_off_requests", employee_id="nobody@example.com"))["code"] == "not_found"
