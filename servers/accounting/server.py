@@ -59,7 +59,6 @@ PROVIDERS = Providers("accounting", {
 })
 Limit = Annotated[int, Field(ge=1, le=500, description="Items per page.")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
-InvoiceId = Annotated[str, Field(description="Invoice or bill id (search_invoices, create_invoice).")]
 InvoiceRef = Annotated[str, Field(description="Invoice or bill id (search_invoices, create_invoice), or its number such "
                                               "as INV-00012.")]
 ContactId = Annotated[str, Field(description="Customer or vendor contact id (search_contacts, upsert_contact).")]
@@ -195,7 +194,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp, destructive=True)
     async def update_invoice(
-        invoice_id: InvoiceId,
+        invoice_id: InvoiceRef,
         action: Annotated[Literal["approve", "void", "patch"], Field(description="approve a draft; void (reverses its postings); "
                                                                                   "patch due date, reference or a draft's lines.")],
         version: Annotated[str | None, Field(description="The version you read; a newer change makes this a conflict.")] = None,
@@ -217,6 +216,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
             raise DomainError("invalid_argument", f"{action} does not take {', '.join(stray)}; nothing was changed. "
                               + ("Patch the draft first, then approve it." if action == "approve" else
                                  "Call update_invoice once per action."), details={"fields": stray})
+        invoice_id = (await backend.invoice(invoice_id)).id  # a number names it too, as in get_invoice (re-check)
         if action == "approve":
             return await backend.approve(invoice_id, version)
         if action == "void":
@@ -229,7 +229,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp)
     async def record_payment(
-        invoice_id: InvoiceId,
+        invoice_id: InvoiceRef,
         amount: Annotated[Amount, Field(description="Full or partial; at most the balance due.")],
         date: Annotated[_dt.date | None, Field(description="Day the money moved; default today.")] = None,
         account_code: Annotated[str | None, Field(description="The bank account paid into/from (default: embedded 1000 Bank; "
@@ -258,7 +258,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         Post a manual journal entry; it must balance (total debits = total credits)."""
         refuse_control_chars(memo=memo, lines=[line.description or "" for line in lines])
         checked = ledger.check_journal(lines, backend.currency)
-        return await backend.journal(date or _today(), memo, checked, idempotency_key)
+        return await backend.journal(_not_ahead(date or _today(), "date", "journal entry"), memo, checked, idempotency_key)
 
     @domain_tool(mcp, read_only=True)
     async def list_transactions(

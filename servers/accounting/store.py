@@ -135,7 +135,7 @@ class EmbeddedAccounting:
 
     def _invoice(self, db: sqlite3.Connection, invoice_id: str, as_of: _dt.date | None = None,
                  by_number: bool = False) -> Invoice:
-        """The invoice with id `invoice_id` (`by_number`: or that number; writes go by id only)."""
+        """The invoice with id `invoice_id` (`by_number`: or that number; the tools resolve a number to the id first)."""
         row = db.execute("SELECT i.*, c.name AS contact_name FROM invoices i JOIN contacts c ON c.id = i.contact_id "
                          "WHERE i.id = ? OR (? AND i.number = ?) ORDER BY i.id = ? DESC LIMIT 1",
                          (invoice_id, by_number, invoice_id, invoice_id)).fetchone()
@@ -212,6 +212,15 @@ class EmbeddedAccounting:
                 self._check_version(str(row["version"]), contact.version, f"contact {contact.id}")
                 email = (contact.email or None) if "email" in given else row["email"]
                 kind = contact.kind if "kind" in given else row["kind"]
+                for documents, needs in (("receivable", "customer"), ("payable", "vendor")):
+                    # a kind the contact's documents need stays (re-check: a customer made a vendor while its
+                    # invoice was open sat in aged receivables as a vendor)
+                    if kind not in (needs, "both") and db.execute(
+                            "SELECT 1 FROM invoices WHERE contact_id = ? AND kind = ? AND status != 'voided' LIMIT 1",
+                            (contact.id, documents)).fetchone():
+                        raise DomainError("invalid_argument", f"kind: the contact has {'sales invoices' if needs == 'customer' else 'bills'} "
+                                          f"that are not voided, so it stays a {needs}; use 'both'",
+                                          details={"field": "kind"})
                 tax_number = (contact.tax_number or None) if "tax_number" in given else row["tax_number"]
                 db.execute("UPDATE contacts SET name=?, email=?, kind=?, tax_number=?, version=version+1 WHERE id=?",
                            (contact.name, email, kind, tax_number, contact.id))

@@ -417,3 +417,21 @@ async def test_a_keyed_write_cut_off_by_a_stop_keeps_its_key_claimed(tmp_path: P
         assert retry["code"] == "conflict" and "still running" in retry["message"], retry
         shown = await call(running, "get_invoice", invoice_id=invoice["id"])
         assert shown["amount_paid"] == "30.00", "paid once"
+
+
+async def test_numbers_name_invoices_for_writes_and_kinds_and_dates_stay_consistent(hub: Hub) -> None:
+    """Re-check: update_invoice by number said the invoice did not exist; a customer made a vendor after its
+    invoice stayed in aged receivables; a journal dated 300 days ahead moved today's balances."""
+    customer = await call(hub, "upsert_contact", name="Number Co")
+    line = {"quantity": "1", "unit_price": "110.00", "account_code": "4000", "tax_code": "NONE"}
+    made = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line], issue_date="2026-05-01"))["invoice"]
+    paid = await call(hub, "record_payment", invoice_id=made["number"], amount="10.00", date="2026-05-02")
+    assert paid["invoice_balance"] == "100.00", paid
+    patched = await call(hub, "update_invoice", invoice_id=made["number"], action="patch", reference="PO-7")
+    assert patched["id"] == made["id"] and patched["reference"] == "PO-7", patched
+    refused(await call(hub, "upsert_contact", id=customer["id"], name="Number Co", kind="vendor"), "kind:", "both")
+    assert (await call(hub, "upsert_contact", id=customer["id"], name="Number Co", kind="both"))["kind"] == "both"
+    ahead = (_dt.date.today() + _dt.timedelta(days=300)).isoformat()
+    refused(await call(hub, "create_journal_entry", date=ahead, memo="later",
+                       lines=[{"account_code": "1000", "debit": "1.00"}, {"account_code": "4000", "credit": "1.00"}]),
+            "date:", "future")
