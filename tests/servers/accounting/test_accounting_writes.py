@@ -9,6 +9,8 @@ import datetime as _dt
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -298,20 +300,18 @@ async def test_control_accounts_move_only_with_their_documents(hub: Hub) -> None
     assert before["1100"] == aged["totals"]["total"] == "100.00", aged
 
 
-async def test_a_keyed_write_cut_off_by_the_deadline_is_recorded_and_a_retry_replays_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Outside review: a payment whose write committed as the hub's deadline cancelled its call lost its
-    idempotency record (the key answered "still running" for 5 minutes, then the retry paid again: 60.00
-    paid for one 30.00 payment). The keyed write now runs to its end and is recorded."""
+@asynccontextmanager
+async def a_payment_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            after_commit: Callable[[], Awaitable[None]]) -> AsyncIterator[tuple[Hub, dict[str, Any]]]:
+    """An in-process hub (1 s deadline, no retries) whose payments commit and then await `after_commit`; yields
+    the hub and the arguments of a keyed 30.00 payment on a new 100.00 invoice, already answered `timeout`."""
     from hub.config import parse_config
 
     original = EmbeddedAccounting.pay
-    slow = anyio.Event()
 
     async def pay_then_linger(self: EmbeddedAccounting, *args: Any, **kwargs: Any) -> Any:
         paid = await original(self, *args, **kwargs)  # committed
-        await slow.wait()  # and still busy when the deadline comes
+        await after_commit()  # and still busy when the deadline comes
         return paid
 
     monkeypatch.setattr(EmbeddedAccounting, "pay", pay_then_linger)
@@ -323,18 +323,63 @@ async def test_a_keyed_write_cut_off_by_the_deadline_is_recorded_and_a_retry_rep
         line = {"quantity": "1", "unit_price": "100.00", "account_code": "4000", "tax_code": "NONE"}
         invoice = (await call(running, "create_invoice", contact_id=customer["id"], lines=[line],
                               issue_date="2026-05-01"))["invoice"]
-        await call(running, "update_invoice", invoice_id=invoice["id"], action="approve")
         payment = {"invoice_id": invoice["id"], "amount": "30.00", "date": "2026-05-02", "idempotency_key": "pay-1"}
         late = await call(running, "record_payment", **payment)
         assert late["code"] == "timeout", late
+        yield running, payment
+
+
+async def test_a_keyed_write_cut_off_by_the_deadline_is_recorded_and_a_retry_replays_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside review: a payment whose write committed as the hub's deadline cancelled its call lost its
+    idempotency record (the key answered "still running" for 5 minutes, then the retry paid again: 60.00
+    paid for one 30.00 payment). The keyed write now runs to its end and is recorded."""
+    slow = anyio.Event()
+    async with a_payment_cut_off(tmp_path, monkeypatch, slow.wait) as (running, payment):
         slow.set()  # the write ends on its own and records its answer
         with anyio.fail_after(30):
             while (again := await call(running, "record_payment", **payment)).get("code") == "conflict":
                 await anyio.sleep(0.05)  # "still running" until it is recorded
         assert again["invoice_balance"] == "70.00", again
         assert (await call(running, "record_payment", **payment))["id"] == again["id"]
-        shown = await call(running, "get_invoice", invoice_id=invoice["id"])
+        shown = await call(running, "get_invoice", invoice_id=payment["invoice_id"])
         assert (shown["amount_paid"], shown["balance"]) == ("30.00", "70.00"), shown
+
+
+async def test_a_keyed_write_cut_off_by_a_stop_keeps_its_key_claimed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-check: a hub stopped while a keyed payment was still running released its key after the write had
+    committed, and the retry paid again at once. The claim now stays: the retry hears "still running"."""
+    from servers.kit import tools
+
+    async with a_payment_cut_off(tmp_path, monkeypatch, anyio.sleep_forever) as (running, payment):
+        for task in list(tools._DETACHED):  # noqa: SLF001 — what stopping the server does to it
+            task.cancel()
+        with anyio.fail_after(10):
+            while tools._DETACHED:  # noqa: SLF001
+                await anyio.sleep(0.01)
+        retry = await call(running, "record_payment", **payment)
+        assert retry["code"] == "conflict" and "still running" in retry["message"], retry
+        shown = await call(running, "get_invoice", invoice_id=payment["invoice_id"])
+        assert shown["amount_paid"] == "30.00", "paid once"
+
+
+async def test_numbers_name_invoices_for_writes_and_kinds_and_dates_stay_consistent(hub: Hub) -> None:
+    """Re-check: update_invoice by number said the invoice did not exist; a customer made a vendor after its
+    invoice stayed in aged receivables; a journal dated 300 days ahead moved today's balances."""
+    customer = await call(hub, "upsert_contact", name="Number Co")
+    line = {"quantity": "1", "unit_price": "110.00", "account_code": "4000", "tax_code": "NONE"}
+    made = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line], issue_date="2026-05-01"))["invoice"]
+    paid = await call(hub, "record_payment", invoice_id=made["number"], amount="10.00", date="2026-05-02")
+    assert paid["invoice_balance"] == "100.00", paid
+    patched = await call(hub, "update_invoice", invoice_id=made["number"], action="patch", reference="PO-7")
+    assert patched["id"] == made["id"] and patched["reference"] == "PO-7", patched
+    refused(await call(hub, "upsert_contact", id=customer["id"], name="Number Co", kind="vendor"), "kind:", "both")
+    assert (await call(hub, "upsert_contact", id=customer["id"], name="Number Co", kind="both"))["kind"] == "both"
+    ahead = (_dt.date.today() + _dt.timedelta(days=300)).isoformat()
+    refused(await call(hub, "create_journal_entry", date=ahead, memo="later",
+                       lines=[{"account_code": "1000", "debit": "1.00"}, {"account_code": "4000", "credit": "1.00"}]),
+            "date:", "future")
 
 
 async def test_lines_contacts_dates_and_numbers_that_led_the_books_astray(hub: Hub) -> None:
@@ -379,59 +424,3 @@ async def test_free_text_with_control_characters_is_refused(hub: Hub) -> None:
         answer = await call(hub, tool, **args)
         assert answer["code"] == "invalid_argument" and answer["details"] == {"field": field}, (tool, answer)
     assert (await call(hub, "search_invoices"))["invoices"] == []
-
-
-async def test_a_keyed_write_cut_off_by_a_stop_keeps_its_key_claimed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Re-check: a hub stopped while a keyed payment was still running released its key after the write had
-    committed, and the retry paid again at once. The claim now stays: the retry hears "still running"."""
-    from hub.config import parse_config
-    from servers.kit import tools
-
-    original = EmbeddedAccounting.pay
-    committed = anyio.Event()
-
-    async def pay_then_hang(self: EmbeddedAccounting, *args: Any, **kwargs: Any) -> Any:
-        paid = await original(self, *args, **kwargs)
-        committed.set()
-        await anyio.sleep_forever()
-        return paid
-
-    monkeypatch.setattr(EmbeddedAccounting, "pay", pay_then_hang)
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    config = parse_config({"mcpServers": {"accounting": {"builtin": "accounting", "timeout_s": 1, "max_timeout_s": 1,
-                                                         "retry": {"max_attempts": 1}}}})
-    async with Hub(config) as running:
-        customer = await call(running, "upsert_contact", name="Stop Co")
-        line = {"quantity": "1", "unit_price": "100.00", "account_code": "4000", "tax_code": "NONE"}
-        invoice = (await call(running, "create_invoice", contact_id=customer["id"], lines=[line],
-                              issue_date="2026-05-01"))["invoice"]
-        payment = {"invoice_id": invoice["id"], "amount": "30.00", "date": "2026-05-02", "idempotency_key": "pay-2"}
-        assert (await call(running, "record_payment", **payment))["code"] == "timeout"
-        await committed.wait()
-        for task in list(tools._DETACHED):  # noqa: SLF001 — what stopping the server does to it
-            task.cancel()
-        with anyio.fail_after(10):
-            while tools._DETACHED:  # noqa: SLF001
-                await anyio.sleep(0.01)
-        retry = await call(running, "record_payment", **payment)
-        assert retry["code"] == "conflict" and "still running" in retry["message"], retry
-        shown = await call(running, "get_invoice", invoice_id=invoice["id"])
-        assert shown["amount_paid"] == "30.00", "paid once"
-
-
-async def test_numbers_name_invoices_for_writes_and_kinds_and_dates_stay_consistent(hub: Hub) -> None:
-    """Re-check: update_invoice by number said the invoice did not exist; a customer made a vendor after its
-    invoice stayed in aged receivables; a journal dated 300 days ahead moved today's balances."""
-    customer = await call(hub, "upsert_contact", name="Number Co")
-    line = {"quantity": "1", "unit_price": "110.00", "account_code": "4000", "tax_code": "NONE"}
-    made = (await call(hub, "create_invoice", contact_id=customer["id"], lines=[line], issue_date="2026-05-01"))["invoice"]
-    paid = await call(hub, "record_payment", invoice_id=made["number"], amount="10.00", date="2026-05-02")
-    assert paid["invoice_balance"] == "100.00", paid
-    patched = await call(hub, "update_invoice", invoice_id=made["number"], action="patch", reference="PO-7")
-    assert patched["id"] == made["id"] and patched["reference"] == "PO-7", patched
-    refused(await call(hub, "upsert_contact", id=customer["id"], name="Number Co", kind="vendor"), "kind:", "both")
-    assert (await call(hub, "upsert_contact", id=customer["id"], name="Number Co", kind="both"))["kind"] == "both"
-    ahead = (_dt.date.today() + _dt.timedelta(days=300)).isoformat()
-    refused(await call(hub, "create_journal_entry", date=ahead, memo="later",
-                       lines=[{"account_code": "1000", "debit": "1.00"}, {"account_code": "4000", "credit": "1.00"}]),
-            "date:", "future")
