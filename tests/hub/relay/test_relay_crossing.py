@@ -43,6 +43,14 @@ async def alice_asking(alice: Client, bob: Client) -> AsyncIterator[dict[str, ob
         yield results
 
 
+def two_callers(tmp_path: Path, procs: list, namespace: str, server: dict[str, Any]) -> tuple[str, str, str]:
+    """A hub with auth serving `server` as `namespace`; its URL and the API keys of alice and bob (`<namespace>:write`)."""
+    data_dir = tmp_path / "hub"
+    config = write_config(tmp_path, {namespace: server}, {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    keys = [create_key(data_dir, who, f"{namespace}:write") for who in ("alice", "bob")]
+    return start_hub_http(procs, config), keys[0], keys[1]
+
+
 def client(url: str, token: str, asked: Asked, heard: Heard | None = None) -> Client:
     transport = streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}))
     return Client(transport, mode="legacy", elicitation_callback=asked.elicitation,
@@ -50,11 +58,7 @@ def client(url: str, token: str, asked: Asked, heard: Heard | None = None) -> Cl
 
 
 async def test_a_shared_servers_request_never_crosses_to_another_caller(tmp_path: Path, procs: list) -> None:
-    data_dir = tmp_path / "hub"
-    config = write_config(tmp_path, {"x": {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"}},
-                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
-    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
-    url = start_hub_http(procs, config)
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "x", {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"})
     alice_asked, bob_asked = Asked("alice"), Asked("bob")
     with anyio.fail_after(120):
         async with client(url, alice_key, alice_asked) as alice, client(url, bob_key, bob_asked) as bob:
@@ -76,11 +80,7 @@ async def test_a_shared_servers_request_never_crosses_to_another_caller(tmp_path
 async def test_a_shared_servers_log_line_during_a_call_reaches_only_that_caller(tmp_path: Path, procs: list) -> None:
     """Outside review: with both listening (`logging/setLevel`), bob received the line a shared server
     wrote during alice's call ("alice's private diary entry")."""
-    data_dir = tmp_path / "hub"
-    config = write_config(tmp_path, {"x": {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"}},
-                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
-    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
-    url = start_hub_http(procs, config)
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "x", {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"})
     alice_heard, bob_heard = Heard(), Heard()
     with anyio.fail_after(120):
         async with client(url, alice_key, Asked("alice"), alice_heard) as alice, client(url, bob_key, Asked("bob"), bob_heard) as bob:
@@ -97,12 +97,9 @@ async def test_a_shared_servers_log_line_during_a_call_reaches_only_that_caller(
 async def test_a_caller_who_never_answers_does_not_open_the_breaker_for_others(tmp_path: Path, procs: list) -> None:
     """Outside review: bob left a server's elicitations unanswered until his calls timed out, the
     server's breaker counted them as the server failing, and alice was refused for the cool-down."""
-    data_dir = tmp_path / "hub"
     server = {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy", "timeout_s": 1, "max_timeout_s": 1,
               "breaker": {"failure_threshold": 1, "cooldown_s": 60}}
-    config = write_config(tmp_path, {"x": server}, {"data_dir": str(data_dir), "auth": {"enabled": True}})
-    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
-    url = start_hub_http(procs, config)
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "x", server)
 
     class Silent(Asked):
         async def elicitation(self, ctx: object, params: object) -> object:  # type: ignore[override]
@@ -132,12 +129,9 @@ async def test_a_callers_request_never_reaches_a_caller_who_can_answer_it_instea
     call's question went to alice, whose call was the only one tracked. Refused now (several callers
     in flight), and the refusal does not count against the server's breaker either: bob's call fails
     of it, and alice is not then refused for the cool-down."""
-    data_dir = tmp_path / "hub"
     server = {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy",
               "breaker": {"failure_threshold": 1, "cooldown_s": 60}}
-    config = write_config(tmp_path, {"x": server}, {"data_dir": str(data_dir), "auth": {"enabled": True}})
-    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
-    url = start_hub_http(procs, config)
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "x", server)
     alice_asked = Asked("alice")
     bob_transport = streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {bob_key}"}))
     with anyio.fail_after(120):
@@ -154,11 +148,7 @@ async def test_a_request_caused_by_a_prompt_of_one_caller_never_reaches_another(
     """Outside review: while alice's call ran, a question (and a log line) caused by bob's `prompts/get`
     went to alice — only tool calls counted as a caller's requests in flight — and her answer went
     into bob's prompt. A prompt, a resource read or a completion counts now: the question is refused."""
-    data_dir = tmp_path / "hub"
-    config = write_config(tmp_path, {"x": {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"}},
-                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
-    alice_key, bob_key = create_key(data_dir, "alice", "x:write"), create_key(data_dir, "bob", "x:write")
-    url = start_hub_http(procs, config)
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "x", {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"})
     alice_asked, alice_heard, bob_heard = Asked("alice"), Heard(), Heard()
     with anyio.fail_after(120):
         async with client(url, alice_key, alice_asked, alice_heard) as alice, \
@@ -188,11 +178,7 @@ async def test_a_tasks_question_goes_to_its_creator_or_to_no_one(tmp_path: Path,
     does not wait on the task, nobody gets it."""
     from tests.hub.relay.test_relay_tasks import raw, start_task
 
-    data_dir = tmp_path / "hub"
-    config = write_config(tmp_path, {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}},
-                          {"data_dir": str(data_dir), "auth": {"enabled": True}})
-    alice_key, bob_key = create_key(data_dir, "alice", "t:write"), create_key(data_dir, "bob", "t:write")
-    url = start_hub_http(procs, config)
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "t", {"module": "tests.fixtures.task_server:server", "protocol": "legacy"})
     alice_asked, bob_asked = Asked("alice"), Asked("bob")
     with anyio.fail_after(120):
         async with client(url, alice_key, alice_asked) as alice, client(url, bob_key, bob_asked) as bob:
