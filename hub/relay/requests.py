@@ -230,6 +230,11 @@ class RequestRelay:
             return self._refuse(server, kind, None, f"the client whose task this {request.method} is about is not waiting on "
                                 "it (tasks/result); it goes to no one else")
         if target is None:
+            downstream = self._hub.downstreams.get(server)
+            if downstream is not None and downstream.stats.calling():  # untracked: no capability, or not a tool call
+                return self._refuse(server, kind, None, f"what is in flight to {server!r} cannot be asked {request.method}: "
+                                    "a tool call of a client that offered no such capability, or a prompt, resource read "
+                                    "or completion (the hub relays a server's requests only during a tool call)")
             return self._refuse(server, kind, None, f"no client of the hub has a call to {server!r} in flight to answer {request.method}; "
                                 "the hub relays a server's requests only while a client's call to it runs")
         session, request_id, principal, upstream = target
