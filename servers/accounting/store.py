@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from servers.accounting import ledger, ledger_reads, paging, reports
-from servers.accounting.chart import DEFAULT_LINE_ACCOUNT, MONEY_SUBTYPES, SUBTYPE_MIGRATION, TAX_RATES, payment_account, seed
+from servers.accounting.chart import DEFAULT_LINE_ACCOUNT, SUBTYPE_MIGRATION, TAX_RATES, payment_account, postable_account, seed
 from servers.accounting.ledger import Posting, check_payable
 from servers.accounting.model import (
     Account,
@@ -101,37 +101,6 @@ class EmbeddedAccounting:
     def _accounts(db: sqlite3.Connection) -> list[Account]:
         return [Account(code=r["code"], name=r["name"], type=r["type"], subtype=r["subtype"], active=bool(r["active"]))
                 for r in db.execute("SELECT * FROM accounts ORDER BY code")]
-
-    def _account(self, db: sqlite3.Connection, code: str | None, field: str, types: tuple[str, ...] | None = None,
-                 line: bool = False) -> str:
-        """`code` if it exists, is of `types` and may be posted to by hand; `line`: an invoice or bill line's, which is
-        neither money (record_payment moves it) nor tax (the line's tax_code does)."""
-        if not code:
-            raise DomainError("invalid_argument", f"{field}: an account code is required; list_accounts shows the chart",
-                              details={"field": field})
-        row = db.execute("SELECT type, subtype, name FROM accounts WHERE code = ?", (code,)).fetchone()
-        if row is None:
-            raise DomainError("invalid_argument", f"{field}: account {code!r} does not exist; list_accounts shows the chart",
-                              details={"field": field})
-        if code in ledger.CONTROL_ACCOUNTS:
-            documents = ledger.CONTROL_ACCOUNTS[code]
-            raise DomainError(
-                "invalid_argument",
-                f"{field}: account {code} is a control account: it always equals the open {documents} (the aged "
-                f"{'receivables' if documents == 'invoices' else 'payables'} report), so only {documents}, their payments "
-                f"and voids move it. Change the amount owed with update_invoice (void) or record_payment; post other "
-                "adjustments to another account (list_accounts).",
-                details={"field": field, "control_account": code})
-        if line and (row["subtype"] in MONEY_SUBTYPES or code in (ledger.INPUT_TAX, ledger.TAX_PAYABLE)):
-            # outside review: a bill line on 1000 Bank made 500.00 of cash that never arrived
-            what = "a bank or cash account: money moves with record_payment" if row["subtype"] in MONEY_SUBTYPES else \
-                "a tax account: a line's tax follows its tax_code"
-            raise DomainError("invalid_argument", f"{field}: account {code} ({row['name']}) is {what}. Code the line to "
-                              "an income, expense or other asset account (list_accounts).", details={"field": field})
-        if types and row["type"] not in types:
-            raise DomainError("invalid_argument", f"{field}: account {code} is {row['type']}, expected {' or '.join(types)}",
-                              details={"field": field})
-        return code  # type: ignore[return-value]
 
     def _invoice(self, db: sqlite3.Connection, invoice_id: str, as_of: _dt.date | None = None,
                  by_number: bool = False) -> Invoice:
@@ -251,7 +220,7 @@ class EmbeddedAccounting:
         wanted = ("income",) if kind == "receivable" else ("expense", "asset")
         lines = [line if line.account_code else line.model_copy(update={"account_code": DEFAULT_LINE_ACCOUNT[kind]}) for line in new.lines]
         for index, line in enumerate(lines):
-            self._account(db, line.account_code, f"lines[{index}].account_code", wanted, line=True)
+            postable_account(db, line.account_code, f"lines[{index}].account_code", wanted, line=True)
         return ledger.price_lines(lines, currency, TAX_RATES)
 
     async def quote(self, new: NewInvoice) -> Totals:
@@ -392,7 +361,7 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> JournalEntry:
             for index, line in enumerate(lines):
-                self._account(db, line.account_code, f"lines[{index}].account_code")
+                postable_account(db, line.account_code, f"lines[{index}].account_code")
             entry_id = "JE-" + uuid.uuid4().hex[:10]
             postings = [ledger.post(line.account_code, line.debit - line.credit, line.description or memo) for line in lines]
             self._post(db, on, "journal", entry_id, memo, postings, [line.model_dump(mode="json") for line in lines])
