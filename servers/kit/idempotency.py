@@ -6,7 +6,9 @@ The rules (docs/domains.md states them for users):
 - Same key, same arguments → the first call's result, whatever happened to the record since
   (an invoice paid in full still answers the payment that was recorded), and nothing is written.
 - Same key, other arguments → `conflict` naming the key; nothing is written.
-- While the first call is still running, a second one with the key gets a retryable `conflict`.
+- While the first call is still running, a second one with the key gets a retryable `conflict`; once it
+  has had no answer for `STALE_CLAIM_S` (cut off by a stop, or stuck) a `conflict` saying its outcome
+  is unknown — never a second run, which could write twice.
 - A call that fails records nothing: it wrote nothing, so the key may be used again.
 - A key whose record was deleted since answers `not_found` instead of the deleted record.
 - A delete of a record deleted here within the TTL answers as the first delete did (a retry after a
@@ -33,7 +35,7 @@ from servers.kit.store import Store
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 STALE_CLAIM_S = 300
-"""A claim whose call never finished (the process died) is taken over after this long."""
+"""A claim without an answer this old is reported as of unknown outcome (never run again) until it expires."""
 KEY_ARGUMENT = "idempotency_key"
 
 
@@ -117,6 +119,16 @@ class IdempotencyLedger:
                     )
                     running.body.retryable = True  # unlike other conflicts, waiting resolves this one
                     raise running
+                # No answer for STALE_CLAIM_S: the call was cut off (the server stopped mid-write) or is stuck.
+                # Whether it wrote is unknown, so the key is not run again (re-check: a write cut off by a stop
+                # had committed, and the takeover after 5 minutes paid a second time).
+                raise DomainError(
+                    "conflict",
+                    f"a {tool} call with idempotency_key {_short(key)!r} got no answer for over {STALE_CLAIM_S // 60} "
+                    "minutes (cut off by a server stop, or stuck), so whether it wrote is unknown; nothing was "
+                    "written now. Look the record up, and use a new key only if it is not there.",
+                    details={"idempotency_key": _short(key), "outcome": "unknown"},
+                )
             db.execute(
                 "INSERT OR REPLACE INTO idempotency_keys (principal, tool, key, fingerprint, result, record_id,"
                 " deleted, started_at, expires_at) VALUES (?, ?, ?, ?, NULL, NULL, 0, ?, ?)",

@@ -10,7 +10,8 @@ model (→ `outputSchema` + `structuredContent`, with the JSON also in a text bl
   keyed write runs to its end in a task of its own even when its call is cancelled (the hub's
   deadline, the client's cancel), so its answer is recorded for the key and a retry gets that answer
   — before, a write that committed as its call was cancelled lost its record and a retry wrote twice;
-  one cut off by the server stopping keeps its claim ("still running" until `STALE_CLAIM_S`);
+  one cut off by the server stopping keeps its claim ("still running", then "outcome unknown": never
+  run twice);
 - carries the example requests of its domain's `examples.json` (tool name → list of requests as
   users phrase them) in its `_meta`, for the hub's tool search (`hub.search.examples`).
 """
@@ -141,7 +142,7 @@ def domain_tool(
                     # Only a stop of the server cancels this task, and the write may have committed meanwhile
                     # (its database work runs on in a thread): the claim stays, so a retry is told "still
                     # running" rather than writing again (re-check: a hub stopped mid-write released the key
-                    # after the commit, and the retry paid twice). After STALE_CLAIM_S it is taken over.
+                    # after the commit, and the retry paid twice). Later its outcome is reported unknown.
                     raise
                 except BaseException:
                     with anyio.CancelScope(shield=True):  # a failed write must still free its key

@@ -360,6 +360,10 @@ async def test_a_keyed_write_cut_off_by_a_stop_keeps_its_key_claimed(tmp_path: P
                 await anyio.sleep(0.01)
         retry = await call(running, "record_payment", **payment)
         assert retry["code"] == "conflict" and "still running" in retry["message"], retry
+        # Later (re-check: the takeover of a claim 5 minutes old paid a second time), the outcome is unknown:
+        monkeypatch.setattr("servers.kit.idempotency.STALE_CLAIM_S", 0)
+        later = await call(running, "record_payment", **payment)
+        assert later["code"] == "conflict" and later["details"]["outcome"] == "unknown" and not later["retryable"], later
         shown = await call(running, "get_invoice", invoice_id=payment["invoice_id"])
         assert shown["amount_paid"] == "30.00", "paid once"
 
