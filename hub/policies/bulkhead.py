@@ -11,10 +11,11 @@ call, since the first caller after a start must not be able to take every slot e
 once a server has seen calls of more than one identity:
 - a caller holds at most `per_caller` slots (`max_concurrency_per_caller`; by default all but a
   quarter, so a newcomer finds a slot free at once);
-- the last free slot goes only to a caller holding none, so two callers together cannot fill a
-  server either (outside review: 12 + 4 calls of two colluding principals kept a third waiting
-  17 s). One slot, not the quarter a share keeps back: keeping a quarter cut a second caller to
-  one call at a time beside a busy one, with three slots idle (re-check);
+- the last free slot goes only to a caller holding none, as its first slot: a caller cannot take
+  it as a second (outside review: 12 + 4 calls of two colluding principals kept a third waiting
+  17 s), though callers each taking their first slot can fill a server (12 + 3 + 1 of 16; on a
+  bulkhead of 2 to 7 slots, two callers). One slot, not the quarter a share keeps back: keeping a
+  quarter cut a second caller to one call at a time beside a busy one, three slots idle (re-check);
 - a freed slot goes to the waiting caller holding the fewest slots (the longest waiting among
   equals), not to whoever queued first;
 - a full queue takes a newcomer's call by refusing the newest queued call of the caller with the

@@ -81,10 +81,9 @@ def charged_per_day(employee_id: str, employment_type: str | None, scheduled: fl
     more than the employee's scheduled day; else their scheduled day where the HR system records it;
     else 8 — except for a part-time employee, whose day the caller must give (8 would overcharge them)."""
     if asked is not None:
-        # At most the employee's day: their schedule, else the 8-hour default — except for a part-time
-        # employee without one, whose day the caller gives (re-check: 24 h were charged for one day).
-        day = scheduled if scheduled is not None else (None if employment_type == "part_time" else FULL_TIME_DAY_HOURS)
-        if day is not None and asked > day:
+        # At most the employee's day: their schedule, else the 8-hour default (re-check: 24 h were charged).
+        day = scheduled if scheduled is not None else FULL_TIME_DAY_HOURS  # a part-time day is no longer (re-check 6)
+        if asked > day:
             raise DomainError(
                 "invalid_argument",
                 f"{employee_id} works {day:g}h a day, so a day off is at most {day:g}h; hours_per_day was "

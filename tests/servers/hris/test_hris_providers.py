@@ -77,6 +77,9 @@ async def test_bamboohr_time_off_and_failures(bamboo: tuple[FakeBamboo, Any]) ->
     # Ada is part-time and BambooHR records no daily schedule: the hours a day off takes must be given
     unknown = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-21", end="2026-12-25")
     assert unknown["code"] == "invalid_argument" and unknown["details"] == {"field": "hours_per_day"}, unknown
+    whole_day = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-21",
+                           end="2026-12-21", hours_per_day=24)  # no longer than a full-time day (re-check 6)
+    assert whole_day["code"] == "invalid_argument" and whole_day["details"]["scheduled_hours_per_day"] == 8.0, whole_day
     ada = {"hours_per_day": 8}
     preview = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-21", end="2026-12-25",
                          dry_run=True, **ada)
