@@ -110,9 +110,10 @@ class KnowledgeGraph:
                 if db.execute("SELECT 1 FROM entities WHERE name = ?", (entity["name"],)).fetchone():
                     continue
                 db.execute("INSERT INTO entities (name, entity_type) VALUES (?, ?)", (entity["name"], entity["entityType"]))
+                kept = list(dict.fromkeys(entity.get("observations", [])))  # stored once each: answered so too
                 db.executemany("INSERT OR IGNORE INTO observations (entity, content) VALUES (?, ?)",
-                               [(entity["name"], o) for o in entity.get("observations", [])])
-                created.append({"name": entity["name"], "entityType": entity["entityType"], "observations": list(entity.get("observations", []))})
+                               [(entity["name"], o) for o in kept])
+                created.append({"name": entity["name"], "entityType": entity["entityType"], "observations": kept})
             return created
 
         created = await self.store.run(write)

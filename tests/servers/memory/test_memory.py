@@ -266,3 +266,12 @@ def test_cli_reports_a_missing_path(tmp_path: Path) -> None:
     done = subprocess.run([PY, "-m", "hub.cli", "memory", "ingest", str(tmp_path / "nope"), "--data-dir", str(tmp_path)],
                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, cwd=str(ROOT))
     assert done.returncode == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_create_entities_answers_what_it_stored(client: Client) -> None:
+    """Review: a repeated observation was stored once but answered twice."""
+    made = await call(client, "create_entities", entities=[{"name": "Ann", "entityType": "person",
+                                                            "observations": ["likes tea", "likes tea", "bikes"]}])
+    stored = (await call(client, "read_graph"))["entities"]
+    assert made["entities"][0]["observations"] == ["likes tea", "bikes"]
+    assert [e["observations"] for e in stored if e["name"] == "Ann"] == [made["entities"][0]["observations"]]
