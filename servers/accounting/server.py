@@ -216,7 +216,6 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
             raise DomainError("invalid_argument", f"{action} does not take {', '.join(stray)}; nothing was changed. "
                               + ("Patch the draft first, then approve it." if action == "approve" else
                                  "Call update_invoice once per action."), details={"fields": stray})
-        invoice_id = (await backend.invoice(invoice_id)).id  # a number names it too, as in get_invoice (re-check)
         if action == "approve":
             return await backend.approve(invoice_id, version)
         if action == "void":

@@ -102,12 +102,11 @@ class EmbeddedAccounting:
         return [Account(code=r["code"], name=r["name"], type=r["type"], subtype=r["subtype"], active=bool(r["active"]))
                 for r in db.execute("SELECT * FROM accounts ORDER BY code")]
 
-    def _invoice(self, db: sqlite3.Connection, invoice_id: str, as_of: _dt.date | None = None,
-                 by_number: bool = False) -> Invoice:
-        """The invoice with id `invoice_id` (`by_number`: or that number; the tools resolve a number to the id first)."""
+    def _invoice(self, db: sqlite3.Connection, invoice_id: str, as_of: _dt.date | None = None) -> Invoice:
+        """The invoice with id `invoice_id`, or that number (writes then go by the id it has)."""
         row = db.execute("SELECT i.*, c.name AS contact_name FROM invoices i JOIN contacts c ON c.id = i.contact_id "
-                         "WHERE i.id = ? OR (? AND i.number = ?) ORDER BY i.id = ? DESC LIMIT 1",
-                         (invoice_id, by_number, invoice_id, invoice_id)).fetchone()
+                         "WHERE i.id = ? OR i.number = ? ORDER BY i.id = ? DESC LIMIT 1",
+                         (invoice_id, invoice_id, invoice_id)).fetchone()
         if row is None:
             raise not_found("invoice", invoice_id)
         return ledger_reads.invoice_from_row(db, row, self.name, as_of)
@@ -213,7 +212,7 @@ class EmbeddedAccounting:
 
     async def invoice(self, invoice_id: str) -> Invoice:
         await self._db()
-        return await self.store.run(lambda db: self._invoice(db, invoice_id, by_number=True))
+        return await self.store.run(lambda db: self._invoice(db, invoice_id))
 
     def _priced(self, db: sqlite3.Connection, new: NewInvoice | InvoicePatch, kind: str, currency: str) -> Totals:
         assert new.lines is not None
@@ -273,12 +272,12 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Invoice:
             invoice = self._invoice(db, invoice_id)
-            self._check_version(invoice.version, version, f"invoice {invoice_id}")
+            self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status != "draft":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is {invoice.status}; only drafts can be approved")
             self._approve(db, invoice)
-            emit_change(db, "invoice", invoice_id, "updated")
-            return self._invoice(db, invoice_id)
+            emit_change(db, "invoice", invoice.id, "updated")
+            return self._invoice(db, invoice.id)
 
         return await self.store.run(run)
 
@@ -287,7 +286,7 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Invoice:
             invoice = self._invoice(db, invoice_id)
-            self._check_version(invoice.version, version, f"invoice {invoice_id}")
+            self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status == "voided":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is already voided")
             if invoice.amount_paid > 0:
@@ -302,9 +301,9 @@ class EmbeddedAccounting:
                             for r in db.execute("SELECT * FROM postings WHERE batch_id = ?", (batch["id"],))]
                 self._post(db, on, "void", invoice.id, f"void {invoice.number}", ledger.reverse(original, f"void {invoice.number}"))
             db.execute("UPDATE invoices SET status = 'voided', voided_on = ?, version = version + 1 WHERE id = ?",
-                       (on.isoformat(), invoice_id))
-            emit_change(db, "invoice", invoice_id, "updated")
-            return self._invoice(db, invoice_id)
+                       (on.isoformat(), invoice.id))
+            emit_change(db, "invoice", invoice.id, "updated")
+            return self._invoice(db, invoice.id)
 
         return await self.store.run(run)
 
@@ -313,7 +312,7 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Invoice:
             invoice = self._invoice(db, invoice_id)
-            self._check_version(invoice.version, version, f"invoice {invoice_id}")
+            self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status == "voided":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is voided and cannot change")
             if patch.lines is not None:
@@ -321,16 +320,16 @@ class EmbeddedAccounting:
                     raise DomainError("invalid_argument", f"invoice {invoice.number} is approved: its lines are in the ledger. "
                                       "Void it and issue a new one (one with payments cannot be voided)")
                 lines = [line.model_dump(mode="json") for line in self._priced(db, patch, invoice.kind, invoice.currency).lines]
-                db.execute("UPDATE invoices SET lines = ? WHERE id = ?", (json.dumps(lines), invoice_id))
+                db.execute("UPDATE invoices SET lines = ? WHERE id = ?", (json.dumps(lines), invoice.id))
             if patch.due_date is not None:
                 if patch.due_date < invoice.issue_date:
                     raise DomainError("invalid_argument", "due_date is before the issue date", details={"field": "due_date"})
-                db.execute("UPDATE invoices SET due_date = ? WHERE id = ?", (patch.due_date.isoformat(), invoice_id))
+                db.execute("UPDATE invoices SET due_date = ? WHERE id = ?", (patch.due_date.isoformat(), invoice.id))
             if patch.reference is not None:
-                db.execute("UPDATE invoices SET reference = ? WHERE id = ?", (patch.reference, invoice_id))
-            db.execute("UPDATE invoices SET version = version + 1 WHERE id = ?", (invoice_id,))
-            emit_change(db, "invoice", invoice_id, "updated")
-            return self._invoice(db, invoice_id)
+                db.execute("UPDATE invoices SET reference = ? WHERE id = ?", (patch.reference, invoice.id))
+            db.execute("UPDATE invoices SET version = version + 1 WHERE id = ?", (invoice.id,))
+            emit_change(db, "invoice", invoice.id, "updated")
+            return self._invoice(db, invoice.id)
 
         return await self.store.run(run)
 
@@ -345,13 +344,13 @@ class EmbeddedAccounting:
             paid = check_payable(invoice, amount, on)  # at the currency's scale
             bank = payment_account(db, account_code or ledger.BANK)
             payment_id = uuid.uuid4().hex[:12]
-            db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", (payment_id, invoice_id, on.isoformat(), str(paid), bank, reference))
+            db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", (payment_id, invoice.id, on.isoformat(), str(paid), bank, reference))
             self._post(db, on, "payment", payment_id, f"payment {invoice.number}",
                        ledger.payment_postings(invoice.kind, paid, bank, f"payment {invoice.number}"))
-            after = self._invoice(db, invoice_id)
+            after = self._invoice(db, invoice.id)
             emit_change(db, "payment", payment_id, "created")
-            emit_change(db, "invoice", invoice_id, "updated")
-            return Payment(id=payment_id, invoice_id=invoice_id, date=on, amount=paid, currency=invoice.currency, account_code=bank,
+            emit_change(db, "invoice", invoice.id, "updated")
+            return Payment(id=payment_id, invoice_id=invoice.id, date=on, amount=paid, currency=invoice.currency, account_code=bank,
                            reference=reference, invoice_balance=after.balance, invoice_status=after.status)
 
         return await self.store.run(run)
