@@ -33,10 +33,7 @@ class CallStats:
         """A call counted in `in_flight` (by `start`, with the same `caller`) ended."""
         self.in_flight -= 1
         if caller is not None:
-            if self.callers[caller] <= 1:
-                del self.callers[caller]
-            else:
-                self.callers[caller] -= 1
+            self._uncount(caller)
         self.record(seconds, failed)
 
     @contextmanager
@@ -49,10 +46,13 @@ class CallStats:
         try:
             yield
         finally:
-            if self.callers[caller] <= 1:
-                del self.callers[caller]
-            else:
-                self.callers[caller] -= 1
+            self._uncount(caller)
+
+    def _uncount(self, caller: tuple[str, str]) -> None:
+        if self.callers[caller] <= 1:
+            del self.callers[caller]
+        else:
+            self.callers[caller] -= 1
 
     def calling(self) -> set[tuple[str, str]]:
         """The identities with calls in flight."""

@@ -200,7 +200,9 @@ class RequestRelay:
             # A task's request (`related-task`) is its creator's: to that principal's call in flight (their
             # `tasks/result`), else to no one — never to whoever else is calling (review round 5: alice's
             # task's question reached bob, and his answer went into her task).
-            mine = [call for call in calls if task_owner is not None and identity(call.principal) == identity(task_owner)]
+            if task_owner is None:
+                return None
+            mine = [call for call in calls if identity(call.principal) == identity(task_owner)]
             return (mine[-1].session, mine[-1].request_id, mine[-1].principal, mine[-1]) if mine else None
         if owner is None and (downstream := self._hub.downstreams.get(server)) is not None:
             # Every call in flight counts, also those of clients that offered nothing a server could

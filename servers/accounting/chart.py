@@ -1,7 +1,8 @@
 """The embedded ledger's chart of accounts, and which of its accounts money can move through.
 
-Decided for issue #16 (`postable_account`, `payment_account`): an account is a *bank or cash* account when its subtype is `bank` or `cash`
-(the chart marks 1000 Bank; QuickBooks calls the same thing AccountType Bank). A payment is money
+Decided for issue #16 (`postable_account`, `payment_account`): an account is a *bank or cash*
+account when its subtype is `bank` or `cash` (the chart marks 1000 Bank; QuickBooks calls the same
+thing AccountType Bank). A payment is money
 arriving in or leaving such an account, so `record_payment` takes only those; any other account
 (1100 Accounts Receivable, an expense, …) is `invalid_argument` naming the accepted codes. A journal
 entry may move amounts between any accounts but the two control accounts, 1100 Accounts Receivable

@@ -81,8 +81,9 @@ def charged_per_day(employee_id: str, employment_type: str | None, scheduled: fl
     more than the employee's scheduled day; else their scheduled day where the HR system records it;
     else 8 — except for a part-time employee, whose day the caller must give (8 would overcharge them)."""
     if asked is not None:
-        # At most the employee's day: their schedule, else the 8-hour default (re-check: 24 h were charged).
-        day = scheduled if scheduled is not None else FULL_TIME_DAY_HOURS  # a part-time day is no longer (re-check 6)
+        # At most the employee's day: their schedule, else the 8-hour default, for part-time employees too
+        # (re-checks: 24 h were charged for one day).
+        day = scheduled if scheduled is not None else FULL_TIME_DAY_HOURS
         if asked > day:
             raise DomainError(
                 "invalid_argument",
@@ -103,6 +104,14 @@ def charged_per_day(employee_id: str, employment_type: str | None, scheduled: fl
     return FULL_TIME_DAY_HOURS
 
 
+def working_day(employment_type: str | None, scheduled: float | None, per_day: float) -> float:
+    """The hours of the employee's whole working day: their schedule, else 8 — but for a part-time employee
+    without one, the `per_day` hours the caller gave (`charged_per_day` required them)."""
+    if scheduled is not None:
+        return scheduled
+    return per_day if employment_type == "part_time" else FULL_TIME_DAY_HOURS
+
+
 def provider_day(employee: Employee, asked: float | None, in_days: bool) -> tuple[float, float]:
     """What a provider is asked for each working day off, in the type's unit, and the hours that reads back as.
 
@@ -111,6 +120,5 @@ def provider_day(employee: Employee, asked: float | None, in_days: bool) -> tupl
     per_day = charged_per_day(employee.id, employee.employment_type, employee.scheduled_hours_per_day, asked)
     if not in_days:
         return per_day, per_day
-    scheduled = employee.scheduled_hours_per_day
-    length = scheduled if scheduled is not None else (per_day if employee.employment_type == "part_time" else FULL_TIME_DAY_HOURS)
-    return per_day / length, per_day / length * FULL_TIME_DAY_HOURS
+    days = per_day / working_day(employee.employment_type, employee.scheduled_hours_per_day, per_day)
+    return days, days * FULL_TIME_DAY_HOURS

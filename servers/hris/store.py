@@ -11,7 +11,7 @@ from typing import Any
 
 from servers.hris.backend import EmployeeFilter
 from servers.hris import paging
-from servers.hris.balances import FULL_TIME_DAY_HOURS, balance_of, charged_per_day, check_employed, not_enough
+from servers.hris.balances import FULL_TIME_DAY_HOURS, balance_of, charged_per_day, check_employed, not_enough, working_day
 from servers.hris.model import (
     SENSITIVE_FIELDS,
     Absence,
@@ -200,7 +200,7 @@ class EmbeddedHris:
                 "SELECT id, start, \"end\", hours FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') "
                 "AND start <= ? AND \"end\" >= ?", (employee_id, end.isoformat(), start.isoformat())).fetchall()
             overlaps = [str(r["id"]) for r in overlapping]
-            day = person["hours_per_day"] or (per_day if person["employment_type"] == "part_time" else FULL_TIME_DAY_HOURS)
+            day = working_day(person["employment_type"], person["hours_per_day"], per_day)
             clashing = _overbooked(overlapping, start, end, per_day, day, holidays)
             preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=per_day, balance_before=before,
                                      balance_after=before - hours, overlaps=overlaps)
