@@ -210,9 +210,15 @@ class RequestRelay:
             callers = downstream.stats.calling()
             if len(callers) > 1 or (calls and callers and callers != {identity(calls[-1].principal)}):
                 return AMBIGUOUS
+            if calls and downstream.stats.in_flight > len(calls):  # an untracked call on the wire beside them
+                return AMBIGUOUS
         if calls:
             upstream = calls[-1]
-            if any(identity(call.principal) != identity(upstream.principal) for call in calls):
+            # One caller on two connections (two windows of one key, or every client when auth is off) is
+            # two places to ask: calls of several connections are as ambiguous as calls of several callers
+            # (outside review, relay round 7: client A's sampling went to client B, whose answer went into A's call).
+            if any(identity(call.principal) != identity(upstream.principal) or _connection(call) is not _connection(upstream)
+                   for call in calls):
                 return AMBIGUOUS
             return upstream.session, upstream.request_id, upstream.principal, upstream
         if kind == "roots" and (clients := self._roots_clients.get(server)):
@@ -225,7 +231,7 @@ class RequestRelay:
                      owner: weakref.ref[Any] | None = None, task: tuple[bool, Principal | None] = (False, None)) -> Any:
         target = self._target(server, kind, owner, task)
         if target is AMBIGUOUS:
-            return self._refuse(server, kind, None, f"calls from several callers to {server!r} are in flight on one shared "
+            return self._refuse(server, kind, None, f"calls from several callers or connections to {server!r} are in flight on one shared "
                                 f"session, and nothing says which of them caused this {request.method}; it goes to no one "
                                 f"rather than to the wrong caller. Set `session: per_client` for {server!r} in the hub's config")
         if target is None and task[0]:
@@ -335,3 +341,8 @@ def _resume_idle_deadline(call: ToolCall) -> None:
     call.idle_deadline_from(now())
     if call.deadline_scope is not None:
         call.deadline_scope.deadline = call.deadline_at
+
+
+def _connection(call: UpstreamCall) -> Any:
+    """The client connection a call came on (its requests' sessions are views of it in SDK 2.x)."""
+    return getattr(call.session, "_connection", None) or call.session

@@ -77,6 +77,27 @@ async def test_a_shared_servers_request_never_crosses_to_another_caller(tmp_path
             assert alice_asked.kinds == ["elicitation"]
 
 
+@pytest.mark.parametrize("beside", ["another window", "a client offering nothing"])
+async def test_one_callers_request_never_crosses_to_their_other_connection(tmp_path: Path, procs: list, beside: str) -> None:
+    """Outside review (relay round 7): with auth off every client is one principal, and a server's
+    question during client A's call went to client B (whose call started last) and B's answer went
+    into A's call. Two connections of one caller are two places to ask: refused like two callers.
+    Here one key on two connections (two windows of one agent), or beside a client of that key
+    offering nothing (its call is on the wire, untracked)."""
+    url, alice_key, _ = two_callers(tmp_path, procs, "x", {"module": "tests.fixtures.crossing_server:server", "protocol": "legacy"})
+    first, second = Asked("first window"), Asked("second window")
+    other = client(url, alice_key, second) if beside == "another window" else Client(
+        streamable_http_client(url, http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {alice_key}"})), mode="legacy")
+    with anyio.fail_after(120):
+        async with client(url, alice_key, first) as one, other:
+            assert text_of(await one.call_tool("x__ask", {})) == {"action": "accept", "content": {"pick": "first window"}}
+            async with alice_asking(one, other) as results:
+                results["other"] = text_of(await other.call_tool("x__hold", {}))
+            assert second.kinds == [], "the other connection was asked the first one's question"
+            assert "per_client" in str(results["alice"]), results
+            assert first.kinds == ["elicitation"]
+
+
 async def test_a_shared_servers_log_line_during_a_call_reaches_only_that_caller(tmp_path: Path, procs: list) -> None:
     """Outside review: with both listening (`logging/setLevel`), bob received the line a shared server
     wrote during alice's call ("alice's private diary entry")."""
