@@ -7,6 +7,10 @@ retried); a connection lost mid-call is `unavailable` (retried when safe); a JSO
 server is `invalid_argument` for -32602, else `upstream_error`; an unreadable result is
 `upstream_error`. Anything else is a bug of the hub and propagates (the front ends answer it as an
 internal error without detail).
+
+What a server wrote (its error message, its stderr as a loss reason, a failure's text) is masked
+(`hub.redact.mask`) before it enters the hub's own error message, as in the hub's log lines (outside
+review: a password and a bearer token in a server's error message reached the caller unmasked).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from hub.downstream.connection import Downstream, DownstreamUnavailable, describ
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
 from hub.frontends.stdio.line_errors import DROPPED_BY_HUB, overlong_message
 from hub.errors import HubRefusal, HubToolError, first_problem
+from hub.redact import mask
 
 _EVENT_OVER_CAP = re.compile(r"^SSE stream failed: Server-sent event exceeded the ([0-9]+) byte limit")
 """How the SDK's Streamable HTTP client fails a request whose answering event is past its size limit
@@ -54,26 +59,27 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
     if _connection_lost(exc):
         reason = await downstream.loss_reason(wait_s=LOSS_REASON_WAIT_S)
         return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} "
-                            f"({reason or 'connection closed'}); try again later", details={"server": downstream.name})
+                            f"({mask(reason) if reason else 'connection closed'}); try again later",
+                            details={"server": downstream.name})
     if exc.data == DROPPED_BY_HUB:  # the server answered, but the hub could not pass the answer on
         return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
-                            f"{exc.error.message}", details={"server": downstream.name})
+                            f"{mask(exc.error.message)}", details={"server": downstream.name})
     if (over := _EVENT_OVER_CAP.search(exc.error.message)) is not None:  # the SDK's HTTP client refused an event
         return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
                             f"{overlong_message('its answer (one event of its event stream)', int(over.group(1)))}",
                             details={"server": downstream.name})
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
-    return HubToolError(code, f"server {downstream.name!r} rejected the call: {exc.error.message}",
+    return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(exc.error.message)}",
                         details={"server": downstream.name, "jsonrpc_code": exc.code})
 
 
 async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError:
-    return HubToolError("unavailable", f"lost the connection to server {downstream.name!r}: {describe_failure(exc)}",
+    return HubToolError("unavailable", f"lost the connection to server {downstream.name!r}: {mask(describe_failure(exc))}",
                         details={"server": downstream.name})
 
 
 async def _invalid_result(exc: BaseException, downstream: Downstream) -> HubToolError:
-    why = first_problem(exc) if isinstance(exc, ValidationError) else describe_failure(exc)
+    why = mask(first_problem(exc) if isinstance(exc, ValidationError) else describe_failure(exc))
     return HubToolError("upstream_error", f"server {downstream.name!r} returned an invalid result: {why}",
                         details={"server": downstream.name})
 

@@ -44,6 +44,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.principal import Principal
 from hub.downstream.connection import DownstreamUnavailable
 from hub.errors import HubRefusal, HubToolError
+from hub.redact import mask
 from hub.calls.call import Outcome, ToolCall
 from hub.calls.drivers import Drivers
 from hub.calls.pipeline import Pipeline
@@ -336,7 +337,7 @@ async def _send_on(downstream: Downstream, session: Any, method: str, params: di
         if method != "tools/call":
             raise  # tasks/*: the server's JSON-RPC error is the client's answer
         code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
-        raise HubToolError(code, f"server {downstream.name!r} rejected the task: {exc.error.message}",
+        raise HubToolError(code, f"server {downstream.name!r} rejected the task: {mask(exc.error.message)}",
                            details={"server": downstream.name, "jsonrpc_code": exc.code}) from exc
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
         raise HubToolError("unavailable", f"lost the connection to server {downstream.name!r}; try again later",

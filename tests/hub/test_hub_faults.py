@@ -362,3 +362,23 @@ def test_an_invalid_result_is_the_servers_error_on_every_session_kind(tmp_path: 
         assert "invalid result" in answer["result"]["content"][0]["text"] and "content" in answer["result"]["content"][0]["text"]
     finally:
         hub.close()
+
+
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+def test_a_servers_error_message_reaches_the_caller_masked(tmp_path: Path, session: str) -> None:
+    """Outside review (console round 7): a password, an API key and a bearer token in a server's
+    error message reached the caller unmasked in the hub's `upstream_error` (its log line was masked)."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")], "session": session}})
+    hub = RawHub(config)
+    secret = "login failed: password=hunter2-SECRETVALUE api_key=sk_live_51HxQzLkK2 Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"
+    try:
+        hub.start({"b__fail"}, version="2025-06-18")
+        for ident, code in enumerate((-32000, -32602), start=1):
+            hub.request(ident, "tools/call", {"name": "b__fail", "arguments": {"code": code, "message": secret}})
+            result = hub.by_id(ident)["result"]
+            text = result["content"][0]["text"]
+            assert result["isError"] is True and "login failed" in text, result
+            for leaked in ("hunter2-SECRETVALUE", "sk_live_51HxQzLkK2", "eyJhbGciOiJIUzI1NiJ9"):
+                assert leaked not in text and leaked not in json.dumps(result), (leaked, result)
+    finally:
+        hub.close()
