@@ -13,8 +13,12 @@ Through the hub (rules; docs/protocol.md, "2026-07-28 input-required flow"):
   `InputRequiredResult` whose `requestState` is an unguessable id of the parked call.
 - The client's next leg (`requestState` + `inputResponses`) answers the waiting server requests and
   waits again: for the result, or the next request. The hub's policies run once, on the parked call.
-- A `requestState` is valid for the principal and tool that made it, on this hub process (no
-  sticky sessions across replicas yet): anything else is -32602 naming what to do.
+- A `requestState` is valid for the principal, tool and arguments that made it, on this hub process
+  (no sticky sessions across replicas yet): anything else is -32602 naming what to do (outside review,
+  relay round 7: a leg with other arguments got the first arguments' result).
+- A leg that leaves a request it was asked unanswered (no `inputResponses` entry for its key) is
+  asked it again at once, in a new `InputRequiredResult` (before, it waited for an answer that could
+  not come until the call's hard deadline).
 - Cancellation: a client leg that is cancelled (its stream closed, `notifications/cancelled`) abandons
   the call: the parked call is cancelled and forgotten. A server request withdrawn while waiting (the
   call's deadline fired, the server cancelled it) ends its round: it is never put to a later leg, and an
@@ -28,6 +32,8 @@ Through the hub (rules; docs/protocol.md, "2026-07-28 input-required flow"):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -70,6 +76,8 @@ class ParkedCall:
     principal: tuple[str, str]
     """Whose call it is (`identity`: the kind as well as the name, so a JWT `alice` is not API key `alice`)."""
     name: str
+    arguments: str = ""
+    """A digest of the call's arguments: a later leg must carry the same."""
     inputs: dict[str, _Input] = field(default_factory=dict)
     wake: anyio.Event = field(default_factory=anyio.Event)
     result: Any = None
@@ -126,11 +134,12 @@ class InputRequiredCalls:
         """One leg: start the call (`run(parked)`) or answer its waiting requests; then the result or
         the next `InputRequiredResult`."""
         state = params.get("requestState")
+        arguments = _digest(params.get("arguments"))
         if state is None:
-            parked = self._park(name, principal)
+            parked = self._park(name, principal, arguments)
             parked.task = asyncio.get_running_loop().create_task(self._run(parked, run))
         else:
-            parked = self._resume(state, name, principal, params.get("inputResponses"))
+            parked = self._resume(state, name, principal, arguments, params.get("inputResponses"))
         parked.report, parked.log = report, log
         try:
             return await self._next(parked)
@@ -143,22 +152,29 @@ class InputRequiredCalls:
             if parked.report is report:
                 parked.report = parked.log = None
 
-    def _park(self, name: str, principal: Principal) -> ParkedCall:
+    def _park(self, name: str, principal: Principal, arguments: str) -> ParkedCall:
         self._sweep()
-        parked = ParkedCall(secrets.token_urlsafe(24), identity(principal), name)
+        parked = ParkedCall(secrets.token_urlsafe(24), identity(principal), name, arguments)
         self._parked[parked.token] = parked
         return parked
 
-    def _resume(self, state: Any, name: str, principal: Principal, responses: Any) -> ParkedCall:
+    def _resume(self, state: Any, name: str, principal: Principal, arguments: str, responses: Any) -> ParkedCall:
         parked = self._parked.get(state) if isinstance(state, str) else None
         if parked is None or parked.principal != identity(principal) or parked.name != name:
             raise MCPError(code=types.INVALID_PARAMS, message="requestState is unknown or expired (or not this caller's "
                            "and tool's); call the tool again without requestState and inputResponses")
+        if parked.arguments != arguments:  # the call goes on, waiting for a leg with its own arguments
+            raise MCPError(code=types.INVALID_PARAMS, message=f"requestState belongs to a call of {name} with other "
+                           "arguments; send the same arguments with it, or call the tool again without requestState "
+                           "and inputResponses to start a new call")
         for key, response in (responses or {}).items() if isinstance(responses, dict) else ():
             entry = parked.inputs.get(key)
             if entry is not None and entry.sent and not entry.withdrawn and not entry.answered.is_set():  # others are ignored, as the spec says
                 entry.response = response
                 entry.answered.set()
+        for entry in parked.inputs.values():  # left unanswered by this leg: asked again at once
+            if entry.sent and not entry.withdrawn and not entry.answered.is_set():
+                entry.sent = False
         return parked
 
     async def _run(self, parked: ParkedCall, run: Callable[[ParkedCall], Awaitable[Any]]) -> None:
@@ -195,3 +211,9 @@ class InputRequiredCalls:
             _, oldest = self._parked.popitem(last=False)
             if oldest.task is not None:
                 oldest.task.cancel()
+
+
+def _digest(arguments: Any) -> str:
+    """A digest of a leg's arguments, equal for equal JSON (keys in any order)."""
+    text = json.dumps(arguments if arguments is not None else {}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

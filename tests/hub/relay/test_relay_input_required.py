@@ -93,6 +93,41 @@ async def test_each_leg_by_hand_and_a_request_state_that_is_not_the_callers(tmp_
     assert isinstance(done, types.CallToolResult) and done.content[0].text == "decline null; model said ok"  # type: ignore[union-attr]
 
 
+async def test_a_leg_that_leaves_a_request_unanswered_is_asked_again_and_other_arguments_are_refused(tmp_path: Path) -> None:
+    """Outside review (relay round 7): a leg whose `inputResponses` lacked the key it was asked (a
+    client bug, or one resending its last leg) got no answer until the call's hard deadline; a leg
+    with other arguments got the first arguments' result."""
+    answers = Answers()
+    with anyio.fail_after(30):
+        async with hub_of(tmp_path) as hub, answers.client(hub) as client:
+            session = client.session
+            first = await session.call_tool("t__interview", {}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult)
+            [(key, request)] = (first.input_requests or {}).items()
+
+            for responses in ({}, {"not-the-key": types.ElicitResult(action="decline")}):
+                again = await session.call_tool("t__interview", {}, request_state=first.request_state,
+                                                input_responses=responses, allow_input_required=True)
+                assert isinstance(again, types.InputRequiredResult), again
+                assert again.input_requests == {key: request} and again.request_state == first.request_state
+
+            with pytest.raises(MCPError) as refused:
+                await session.call_tool("t__interview", {"topic": "other"}, request_state=first.request_state,
+                                        input_responses={key: types.ElicitResult(action="decline")}, allow_input_required=True)
+            assert refused.value.code == types.INVALID_PARAMS and "other arguments" in refused.value.error.message
+
+            second = await session.call_tool("t__interview", {}, request_state=first.request_state,  # the call went on
+                                             input_responses={key: types.ElicitResult(action="decline")},
+                                             allow_input_required=True)
+            assert isinstance(second, types.InputRequiredResult)
+            [(key2, _)] = (second.input_requests or {}).items()
+            done = await session.call_tool("t__interview", {}, request_state=second.request_state,
+                                           input_responses={key2: types.CreateMessageResult(
+                                               role="assistant", content=types.TextContent(type="text", text="ok"), model="m")},
+                                           allow_input_required=True)
+    assert isinstance(done, types.CallToolResult) and done.content[0].text == "decline null; model said ok"  # type: ignore[union-attr]
+
+
 async def test_a_2026_client_without_the_capability_is_refused_as_before(tmp_path: Path) -> None:
     with anyio.fail_after(30):
         async with hub_of(tmp_path) as hub, Client(build_server(hub), mode="auto") as client:
@@ -126,8 +161,8 @@ async def test_a_request_state_is_its_principals_kind_and_name_not_the_name_alon
     from hub.relay.input_required import InputRequiredCalls
 
     calls = InputRequiredCalls()
-    parked = calls._park("t__interview", Principal("alice", ("*",), "api_key"))  # noqa: SLF001
+    parked = calls._park("t__interview", Principal("alice", ("*",), "api_key"), "")  # noqa: SLF001
     with pytest.raises(MCPError) as refused:
-        calls._resume(parked.token, "t__interview", Principal("alice", ("*",), "jwt"), {})  # noqa: SLF001
+        calls._resume(parked.token, "t__interview", Principal("alice", ("*",), "jwt"), "", {})  # noqa: SLF001
     assert refused.value.code == types.INVALID_PARAMS
-    assert calls._resume(parked.token, "t__interview", Principal("alice", ("*",), "api_key"), {}) is parked  # noqa: SLF001
+    assert calls._resume(parked.token, "t__interview", Principal("alice", ("*",), "api_key"), "", {}) is parked  # noqa: SLF001
