@@ -47,6 +47,13 @@ logger = logging.getLogger("hub.downstream")
 State = Literal["starting", "ready", "down", "stopped"]
 
 
+RELAYED_SAMPLING = types.SamplingCapability(tools=types.SamplingToolsCapability(), context=types.SamplingContextCapability())
+"""What every downstream session advertises of sampling: all the hub can relay; each request is then
+checked against what its client declared (`hub.relay.requests.lacks`). With the SDK's default (no
+`tools`), a server refused to offer tools to a client that had declared them (outside review, relay
+round 7)."""
+
+
 class DownstreamUnavailable(Exception):
     """The server is not connected (failed to start, exited, or stopped)."""
 
@@ -113,6 +120,9 @@ class Downstream(ChangeFollowing, OwnedSessions):
         self.on_resource_updated: Callable[..., Awaitable[None]] | None = None
         """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`); for a
         per-client session's, with its owner (`(downstream, params, owner)`), as for `on_log`."""
+        self.on_elicitation_complete: Callable[[Downstream, Any], Awaitable[None]] | None = None
+        """Where this server's `notifications/elicitation/complete` go (`hub.relay.requests`: to the client
+        its URL-mode elicitation went to), from any of its sessions."""
         self.on_task_status: Callable[[Downstream, Any, Any], Awaitable[None]] | None = None
         """Where this server's `notifications/tasks/status` go, with the owner of the session it came on
         (None: the shared session) (`hub.relay.tasks`)."""
@@ -333,7 +343,7 @@ class Downstream(ChangeFollowing, OwnedSessions):
                      on_status: Callable[[Any], Awaitable[None]]) -> Client:
         return Client(transport, mode=self.era.mode, message_handler=on_message, cache=None,
                       client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
-                      extensions=[TaskStatusObserver(on_status)], **callbacks)
+                      extensions=[TaskStatusObserver(on_status)], sampling_capabilities=RELAYED_SAMPLING, **callbacks)
 
     async def _on_status(self, params: Any) -> None:
         if self.on_task_status is not None:
@@ -356,6 +366,8 @@ class Downstream(ChangeFollowing, OwnedSessions):
             await self.on_log(self, message.params)
         elif isinstance(message, types.ResourceUpdatedNotification) and self.on_resource_updated is not None:
             await self.on_resource_updated(self, message.params)
+        elif isinstance(message, types.ElicitCompleteNotification) and self.on_elicitation_complete is not None:
+            await self.on_elicitation_complete(self, message.params)
         if kind is not None:
             # Refetching inside the message handler would deadlock the session's reader.
             self._refresh_soon(kind)

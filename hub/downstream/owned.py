@@ -31,6 +31,7 @@ class OwnedSessions:
     owner_callbacks: Callable[[Any], dict[str, Any]]
     on_log: Callable[..., Awaitable[None]] | None
     on_resource_updated: Callable[..., Awaitable[None]] | None
+    on_elicitation_complete: Callable[..., Awaitable[None]] | None
     on_task_status: Callable[..., Awaitable[None]] | None
 
     if TYPE_CHECKING:  # provided by `Downstream`
@@ -60,6 +61,8 @@ class OwnedSessions:
             await self.on_log(self, message.params, owner)
         elif isinstance(message, types.ResourceUpdatedNotification) and self.on_resource_updated is not None:
             await self.on_resource_updated(self, message.params, owner)
+        elif isinstance(message, types.ElicitCompleteNotification) and self.on_elicitation_complete is not None:
+            await self.on_elicitation_complete(self, message.params)  # it goes where its elicitation went
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Client]:

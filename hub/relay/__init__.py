@@ -1,5 +1,6 @@
 """What downstream servers send toward the hub's clients: log messages (`hub.relay.logs`),
-server→client requests — sampling, elicitation, roots (`hub.relay.requests`) — resource
+server→client requests — sampling, elicitation, roots (`hub.relay.requests`) and the end of a
+URL-mode elicitation — resource
 updates (`hub.relay.subscriptions`) and task status notifications (`hub.relay.tasks`)."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay, ResourceSubscriptio
         downstream.on_log = logs.relay
         downstream.on_resource_updated = subscriptions.relay
         downstream.on_task_status = requests.tasks.status
+        downstream.on_elicitation_complete = requests.elicitation_completed
         if downstream.session_pool is not None:  # a client's own session gets its log level when it opens
             downstream.session_pool.prepare = lambda owner, client, d=downstream: logs.prepare(d, owner, client)
     return logs, requests, subscriptions

@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -66,9 +67,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hub.relay")
 RELAY_LINE = Premasked("relay kind=%s server=%s principal=%s outcome=%s code=%s ms=%s")
 
-_SAMPLING = types.ClientCapabilities(sampling=types.SamplingCapability())
-_ELICITATION = types.ClientCapabilities(elicitation=types.ElicitationCapability())
-_ROOTS = types.ClientCapabilities(roots=types.RootsCapability())
 _UNTRACKED: AbstractAsyncContextManager[Any] = nullcontext()
 WITHDRAW_WAIT_S = 1.0
 REQUEST_CANCELLED = -32800
@@ -93,6 +91,9 @@ class RequestRelay:
         self._in_flight: dict[str, list[UpstreamCall]] = {}
         self._roots_clients: dict[str, weakref.WeakKeyDictionary[ServerSession, Principal]] = {}
         self.tasks = TaskRelay(hub)
+        self._url_elicitations: OrderedDict[tuple[str, str], tuple[weakref.ref[ServerSession], UpstreamCall | None]] = OrderedDict()
+        """(server, elicitationId) of each URL-mode elicitation relayed on a client's session → where it
+        went: its `notifications/elicitation/complete` goes there (`elicitation_completed`)."""
         self.input_required = InputRequiredCalls()
         """2026-07-28 clients' calls between the legs of their input-required flow."""
         """Task-augmented calls and `tasks/*` (`hub.relay.tasks`): a task's server requests come through here."""
@@ -169,17 +170,17 @@ class RequestRelay:
             task = self.tasks.related_principal(server, params.meta)
             params = self._task_ids_exposed(server, params)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
-            return await self._relay(server, "sampling", _SAMPLING, types.CreateMessageRequest(params=params), result_type, mine,
+            return await self._relay(server, "sampling", types.CreateMessageRequest(params=params), result_type, mine,
                                      task)
 
         async def elicitation(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
             task = self.tasks.related_principal(server, params.meta)
             params = self._task_ids_exposed(server, params)
-            return await self._relay(server, "elicitation", _ELICITATION, types.ElicitRequest(params=params), types.ElicitResult,
+            return await self._relay(server, "elicitation", types.ElicitRequest(params=params), types.ElicitResult,
                                      mine, task)
 
         async def roots(ctx: ClientRequestContext) -> Any:
-            return await self._relay(server, "roots", _ROOTS, types.ListRootsRequest(), types.ListRootsResult, mine)
+            return await self._relay(server, "roots", types.ListRootsRequest(), types.ListRootsResult, mine)
 
         return {"sampling_callback": sampling, "elicitation_callback": elicitation, "list_roots_callback": roots}
 
@@ -227,7 +228,7 @@ class RequestRelay:
                     return session, None, principal, None
         return None
 
-    async def _relay(self, server: str, kind: str, needs: types.ClientCapabilities, request: Any, result_type: Any,
+    async def _relay(self, server: str, kind: str, request: Any, result_type: Any,
                      owner: weakref.ref[Any] | None = None, task: tuple[bool, Principal | None] = (False, None)) -> Any:
         target = self._target(server, kind, owner, task)
         if target is AMBIGUOUS:
@@ -248,8 +249,9 @@ class RequestRelay:
         session, request_id, principal, upstream = target
         if not may_see_server(self._hub, principal, server):
             return self._refuse(server, kind, principal, f"the client that would answer {request.method} may not see server {server!r}")
-        if not session.check_client_capability(needs):
-            return self._refuse(server, kind, principal, f"the client did not declare the {kind} capability; {request.method} cannot be answered")
+        lacking = lacks(session.client_capabilities, request)
+        if lacking is not None:
+            return self._refuse(server, kind, principal, f"the client did not declare {lacking}; {request.method} cannot be answered")
         park = upstream.park if upstream is not None else None
         if park is None and not session.can_send_request and request_id is None:
             return self._refuse(server, kind, principal, f"the client has no channel for {request.method}")
@@ -269,6 +271,7 @@ class RequestRelay:
                 if park is not None:
                     result = await park(request, result_type)
                 else:
+                    self._remember_url_elicitation(server, request, session, upstream)
                     metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
                     result = await session.send_request(request, result_type, metadata=metadata)
         except MCPError as exc:
@@ -295,6 +298,31 @@ class RequestRelay:
         self.audit_event(server, kind, principal, "ok", None, started)
         return result
 
+    def _remember_url_elicitation(self, server: str, request: Any, session: ServerSession, upstream: UpstreamCall | None) -> None:
+        elicitation_id = getattr(request.params, "elicitation_id", None) if isinstance(request, types.ElicitRequest) else None
+        if isinstance(elicitation_id, str):
+            self._url_elicitations[(server, elicitation_id)] = (weakref.ref(session), upstream)
+            while len(self._url_elicitations) > MAX_URL_ELICITATIONS:
+                self._url_elicitations.popitem(last=False)
+
+    async def elicitation_completed(self, downstream: Any, params: types.ElicitCompleteNotificationParams) -> None:
+        """A server's `notifications/elicitation/complete`: to the client its URL-mode elicitation of that
+        id went to — on the call's stream while the call runs, else the client's own stream — and to no
+        one for an id it sent no client (outside review, relay round 7: never relayed, so a client never
+        learned that an OAuth or payment flow in the browser had finished)."""
+        where = self._url_elicitations.pop((downstream.name, params.elicitation_id), None)
+        session = where[0]() if where is not None else None
+        if where is None or session is None:
+            logger.debug("elicitation/complete from %s for an elicitation no client of this hub got; dropped",
+                         mask_short(downstream.name))
+            return
+        upstream = where[1]
+        running = upstream is not None and upstream in self._in_flight.get(downstream.name, ())
+        try:
+            await session.send_elicit_complete(params.elicitation_id, upstream.request_id if running else None)
+        except Exception as exc:  # noqa: BLE001 — best effort, as every relayed notification
+            logger.debug("elicitation/complete not relayed: %s", type(exc).__name__)
+
     def _refuse(self, server: str, kind: str, principal: Principal | None, why: str) -> types.ErrorData:
         self.audit_event(server, kind, principal, "denied", "forbidden", None)
         if (downstream := self._hub.downstreams.get(server)) is not None:
@@ -313,6 +341,36 @@ class RequestRelay:
             audit.record(AuditEvent(time.time(), new_request_id(), name, f"relay:{kind}", server, outcome, code, ms,
                                     {}, frozenset(), auth_kind, credential))
 
+
+def lacks(caps: types.ClientCapabilities | None, request: Any) -> str | None:
+    """What a client's declared capabilities lack for a server's request (None: nothing): sampling
+    offering tools needs `sampling.tools`, with `includeContext` `sampling.context`; URL-mode
+    elicitation needs `elicitation.url`, form mode `elicitation.form` (an empty `elicitation` means
+    form, as the spec keeps for older clients)."""
+    params = getattr(request, "params", None)
+    if isinstance(request, types.CreateMessageRequest):
+        sampling = caps.sampling if caps is not None else None
+        if sampling is None:
+            return "the sampling capability"
+        if params is not None and params.tools and sampling.tools is None:
+            return "sampling.tools (the server's request offers tools to the model)"
+        if params is not None and params.include_context not in (None, "none") and sampling.context is None:
+            return "sampling.context (the server's request asks for includeContext)"
+        return None
+    if isinstance(request, types.ElicitRequest):
+        elicitation = caps.elicitation if caps is not None else None
+        if elicitation is None:
+            return "the elicitation capability"
+        if getattr(params, "mode", None) == "url":
+            return "elicitation.url (a URL-mode request)" if elicitation.url is None else None
+        return "elicitation.form (a form-mode request)" if elicitation.form is None and elicitation.url is not None else None
+    if isinstance(request, types.ListRootsRequest):
+        return "the roots capability" if caps is None or caps.roots is None else None
+    return None
+
+
+MAX_URL_ELICITATIONS = 1000
+"""URL-mode elicitations remembered for their completion notice; the oldest are forgotten first."""
 
 AMBIGUOUS = object()
 """`_target`'s answer when calls of several principals are in flight on one shared session."""
