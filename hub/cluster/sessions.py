@@ -10,9 +10,13 @@ caller nothing), and a session is started under that same id with the handshake 
 Why sealed ids rather than Redis: nothing to look up per request, so no new failure mode and no
 round trip; the state is small and fixed at `initialize`. What it does not carry (per-session
 state the hub keeps in memory, such as the tools a `search_tools` session found, log level,
-resource subscriptions, and a GET stream) starts afresh on the adopting replica; and a DELETE ends
-the session only on the replica that received it (another would adopt the id again until it is
-older than `session_max_age_s`).
+resource subscriptions, and a GET stream) starts afresh on the adopting replica.
+
+A session its client DELETEd, or that was closed for idleness, is ended for every replica
+(`hub.cluster.ended_sessions`): its id answers 404 from then on — on the replica that ended it at
+once, on the others once they look (before adopting the id; a replica holding it sweeps its sealed
+sessions every `ENDED_SWEEP_S`) when `hub.cluster.redis_url` is set. Without Redis, another replica
+could continue it until it is older than `session_max_age_s`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import contextvars
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
 
@@ -38,12 +44,15 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from hub.cluster.sealing import MAX_ID_CHARS, SessionSealer, SessionState
+from hub.cluster.ended_sessions import EndedSessions
+from hub.cluster.sealing import MAX_ID_CHARS, PREFIX, SessionSealer, SessionState
 from hub.frontends.http.http_sessions import PrincipalSessionManager, buffered, refusal_response
 from hub.session_ledger import SessionRefused
 
 logger = logging.getLogger("hub.cluster")
 _NEXT_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("mcp_hub_next_session_id", default=None)
+ENDED_SWEEP_S = 2.0
+"""How often a replica looks whether sessions it holds were ended on another (with Redis)."""
 
 
 def _owner(requestor: AuthorizationContext | None) -> tuple[str | None, str | None, str | None] | None:
@@ -75,12 +84,68 @@ class _ChosenIds(StreamableHTTPSessionManager):
 class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
     """Sessions whose ids any replica sharing `hub.cluster.session_secrets` can continue."""
 
-    def __init__(self, app: Any, ledger: Any, sealer: SessionSealer, **options: Any) -> None:
+    def __init__(self, app: Any, ledger: Any, sealer: SessionSealer, ended: EndedSessions | None = None,
+                 **options: Any) -> None:
         super().__init__(app, ledger, **options)
         self.sealer = sealer
+        self.ended = ended if ended is not None else EndedSessions(None)
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        async with super().run():
+            if self.ended.shared and self._task_group is not None:
+                self._task_group.start_soon(self._sweep_ended)
+            try:
+                yield
+            finally:
+                await self.ended.aclose()
+
+    async def _sweep_ended(self) -> None:
+        """End the sealed sessions held here that another replica ended (DELETE, idleness)."""
+        while True:
+            await anyio.sleep(ENDED_SWEEP_S)
+            held = {sid: transport for sid, transport in self._server_instances.items() if sid.startswith(PREFIX)}
+            for session_id in await self.ended.ended_among(list(held)):
+                logger.info("ending a session another replica ended")
+                await held[session_id].terminate()
 
     async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
+        if session_id is not None and scope.get("method") == "DELETE":
+            await self._delete(session_id, scope, receive, send)
+            return
+        await self._route(session_id, scope, receive, send)
+
+    async def _delete(self, session_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """A client ends its session: once answered 2xx, its id is ended for every replica."""
+        status: list[int] = []
+
+        async def noting(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self._route(session_id, scope, receive, noting)
+        if status and status[0] < 300:
+            await self._ended_now(session_id)
+
+    async def _ended_now(self, session_id: str) -> None:
+        state = self.sealer.open(session_id)
+        if state is not None:
+            await self.ended.end(session_id, state.issued_at + self.sealer.max_age_s)
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        state = None
+        if transport.idle_scope is not None and transport.idle_scope.cancelled_caught:  # closed for idleness
+            state = self.sealer.open(session_id)
+        if state is not None:  # before the id is forgotten here, so no request adopts it in between
+            self.ended.remember(session_id, state.issued_at + self.sealer.max_age_s)
+        await super()._discard_session(session_id, transport)
+        if state is not None:
+            with anyio.CancelScope(shield=True):
+                await self.ended.share(session_id, state.issued_at + self.sealer.max_age_s)
+
+    async def _route(self, session_id: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         if session_id is None and scope.get("method") == "POST":
             body, receive = await buffered(receive)
             params = _initialize_params(body)
@@ -99,6 +164,9 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
                 return
         elif session_id is not None and session_id not in self._server_instances:
             state = self.sealer.open(session_id)
+            if state is not None and await self.ended.ended(session_id):
+                await _error_response("Session not found", 404)(scope, receive, send)
+                return
             if state is not None:
                 await self._adopt(session_id, state, scope, receive, send)
                 return
@@ -195,4 +263,5 @@ def session_manager(server: Any, ledger: Any, cluster: Any, **options: Any) -> P
     secrets = secrets or [s for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
     if not secrets:
         return PrincipalSessionManager(server, ledger, **options)
-    return PortableSessionManager(server, ledger, SessionSealer(secrets, cluster.session_max_age_s), **options)
+    return PortableSessionManager(server, ledger, SessionSealer(secrets, cluster.session_max_age_s),
+                                  EndedSessions(cluster.redis_url), **options)

@@ -5,6 +5,7 @@ with an unknown secret is refused like an unknown one (404). Two real hub proces
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from hub.cluster.sealing import SessionSealer, SessionState
 from tests.conftest import echo_stdio, start_hub_http, write_config
 from tests.hub.test_hygiene import wait_ready
+from tests.haproxy_cluster import Redis
 from tests.hub.auth.test_security import create_key
 
 SECRET_A, SECRET_B = "a" * 40, "b" * 40
@@ -54,14 +56,17 @@ def initialize(url: str, token: str) -> str:
     return session
 
 
-def two_replicas(tmp_path: Path, procs: list, secrets: list[str] | None) -> tuple[str, str, Path]:
+def two_replicas(tmp_path: Path, procs: list, secrets: list[str] | None, redis_url: str | None = None,
+                 **more: Any) -> tuple[str, str, Path]:
     data_dir = tmp_path / "data"
     urls = []
     for name, first in (("a", SECRET_A), ("b", SECRET_B)):
         folder = tmp_path / name
         folder.mkdir()
         cluster = {"session_secrets": [first, *[s for s in secrets if s != first]]} if secrets is not None else {}
-        hub = {"auth": {"enabled": True}, "data_dir": str(data_dir), **({"cluster": cluster} if cluster else {})}
+        if redis_url is not None:
+            cluster["redis_url"] = redis_url
+        hub = {"auth": {"enabled": True}, "data_dir": str(data_dir), **({"cluster": cluster} if cluster else {}), **more}
         urls.append(start_hub_http(procs, write_config(folder, {"e": echo_stdio()}, hub=hub)))
     for url in urls:
         wait_ready(url)
@@ -102,6 +107,55 @@ def test_without_shared_secrets_a_session_stays_on_its_replica(tmp_path: Path, p
     session = initialize(url_a, carol)
     assert rpc(url_b, "tools/list", {}, carol, session).status_code == 404
     assert result_of(rpc(url_a, "tools/list", {}, carol, session))["tools"]
+
+
+def delete(url: str, token: str, session: str) -> int:
+    headers = {**HEADERS, "Authorization": f"Bearer {token}", "MCP-Protocol-Version": "2025-11-25", "Mcp-Session-Id": session}
+    return httpx.delete(url, headers=headers, timeout=30).status_code
+
+
+def until_gone(url: str, token: str, session: str) -> None:
+    """Wait (bounded) until `url` answers 404 for `session`: a replica holding it looks every ENDED_SWEEP_S."""
+    deadline = time.monotonic() + 30
+    while (status := rpc(url, "tools/list", {}, token, session).status_code) != 404:
+        assert status == 200 and time.monotonic() < deadline, status
+        time.sleep(0.2)
+
+
+def test_a_deleted_session_ends_on_every_replica(tmp_path: Path, procs: list) -> None:
+    """Outside review (cluster round 7): after a DELETE on A, both replicas went on serving the session
+    — any replica adopted a sealed id it did not hold, the one that had just ended it too."""
+    redis = Redis()
+    try:
+        url_a, url_b, data_dir = two_replicas(tmp_path, procs, [SECRET_A, SECRET_B], redis.url)
+        carol = create_key(data_dir, "carol", "e:write")
+        held_by_both, held_by_a = initialize(url_a, carol), initialize(url_a, carol)
+        assert result_of(rpc(url_b, "tools/list", {}, carol, held_by_both))["tools"]  # B adopts it
+        assert delete(url_a, carol, held_by_both) == 200
+        assert rpc(url_a, "tools/list", {}, carol, held_by_both).status_code == 404  # at once on A
+        until_gone(url_b, carol, held_by_both)  # B held it: ended by its sweep
+        assert delete(url_b, carol, held_by_a) == 200  # ended by B, which never held it
+        for url in (url_b, url_a):
+            until_gone(url, carol, held_by_a)
+        assert result_of(rpc(url_b, "tools/list", {}, carol, initialize(url_a, carol)))["tools"]  # others go on
+    finally:
+        redis.stop()
+
+
+def test_without_redis_a_deleted_or_idle_session_ends_at_least_where_it_ended(tmp_path: Path, procs: list) -> None:
+    url_a, url_b, data_dir = two_replicas(tmp_path, procs, [SECRET_A, SECRET_B],
+                                          http={"session_idle_timeout_s": 1})
+    carol = create_key(data_dir, "carol", "e:write")
+    session = initialize(url_a, carol)
+    assert delete(url_a, carol, session) == 200
+    assert rpc(url_a, "tools/list", {}, carol, session).status_code == 404
+    idle = initialize(url_b, carol)
+    admin = {"Authorization": f"Bearer {create_key(data_dir, 'ops', 'hub:admin')}"}
+    deadline = time.monotonic() + 30  # its idle expiry on B (asking would keep it alive: watch B's open sessions)
+    while httpx.get(url_b.replace("/mcp", "/healthz"), headers=admin, timeout=30).json()["sessions"]["streamable_http"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert rpc(url_b, "tools/list", {}, carol, idle).status_code == 404  # not adopted again there
 
 
 OWNERS = st.one_of(st.none(), st.tuples(st.text(max_size=20), st.none() | st.text(max_size=20),
