@@ -51,7 +51,9 @@ NAMESPACE_WEIGHT = 0.25
 QUERY_CACHE = 1024
 """Query vectors kept (384 floats each: 1.5 MB at most)."""
 ACTION_WEIGHT = 0.1
-"""Added when an order's kind of write (create, update, delete) is the one the tool's name says."""
+"""Added when an order's kind of write (create, update, delete) is the one the tool's name says; subtracted
+from destructive tools (`ToolDoc.destructive`) when the order creates (review console7 #4: "refund a
+charge" ranked `delete_refund` first, its `refund_id` parameter repeating the noun)."""
 EXAMPLE_SHARE = 0.25
 """For a tool with example requests (`hub.search.examples`), the share of its cosine that is the best
 of its examples' cosines (the rest is its own text's)."""
@@ -72,6 +74,9 @@ gap (best example's − own text's) over those tools; with fewer, each tool's by
 NAMESPACE_FIELDS = ("name", "title", "description", "params")
 """The fields whose words make up a namespace's text for the namespace prior (examples are not: they
 pulled requests for other servers' tools toward the namespaces that have examples)."""
+MAX_QUERY_CHARS = 1000
+"""A longer query is cut to this before any work (`search_tools` refuses one; the CLI and library callers
+do not): the query's regexes, words, typo probes and its cached vector all cost at most this much."""
 SPECIFIC_WEIGHT = 0.1
 """Added to tools that read one record by id when the query holds an identifier, subtracted when it
 holds none (`hub.search.specific`)."""
@@ -122,6 +127,7 @@ class ToolIndex:
         self._example_vectors: np.ndarray | None = None
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
+        self._destructive = np.zeros(0, dtype=np.float32)
         self._one = np.zeros(0, dtype=np.float32)
         self._spelling = Spelling({})
         self._shapes: dict[str, np.ndarray] = {}
@@ -150,8 +156,8 @@ class ToolIndex:
             vocabulary = set(bm25.postings) | set(SYNONYMS)
             example_bm25 = BM25F([{"description": example_terms(e, vocabulary)} for d in docs for e in d.examples])
             intents = np.array([{"read": 1.0, "write": -1.0}.get(d.intent or "", 0.0) for d in docs], dtype=np.float32)
-            names = sorted({d.namespace for d in docs})
-            ns_of = np.array([names.index(d.namespace) for d in docs], dtype=np.int64)
+            names = {n: i for i, n in enumerate(sorted({d.namespace for d in docs}))}
+            ns_of = np.array([names[d.namespace] for d in docs], dtype=np.int64)
             grouped: list[list[str]] = [[] for _ in names]
             for d, n in zip(docs, ns_of):
                 grouped[n].extend(t for f in NAMESPACE_FIELDS for t in d.fields.get(f, ()))
@@ -159,13 +165,14 @@ class ToolIndex:
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
             actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
+            destructive = np.array([d.destructive for d in docs], dtype=np.float32)
             one = np.array([d.one for d in docs], dtype=np.float32)
             spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
             with self._lock:
                 self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
                 self._layout, self._example_bm25, self._example_vectors = layout, example_bm25, example_vectors
                 self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
-                self._one, self._spelling = one, spelling
+                self._one, self._spelling, self._destructive = one, spelling, destructive
 
     def _embed_all(self, docs: Sequence[ToolDoc]) -> tuple[np.ndarray, np.ndarray | None]:
         """Each tool's semantic vector (the mean of its full text's and its name phrase's vectors), and
@@ -218,9 +225,10 @@ class ToolIndex:
             docs, bm25, vectors = self.docs, self._bm25, self._vectors
             layout, example_bm25, example_vectors = self._layout, self._example_bm25, self._example_vectors
             intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
-            actions, one, spelling = self._actions, self._one, self._spelling
+            actions, one, spelling, destructive = self._actions, self._one, self._spelling, self._destructive
         if not docs or limit <= 0:
             return []
+        query = query[:MAX_QUERY_CHARS]
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
         if not mask.any():
             return []
@@ -269,6 +277,8 @@ class ToolIndex:
             action = query_action(query)
             if action is not None and action in actions:
                 fused = fused + ACTION_WEIGHT * actions[action]
+            if action == "create" and len(destructive) == len(docs):
+                fused = fused - ACTION_WEIGHT * destructive
             if SPECIFIC_WEIGHT and len(one) == len(docs):
                 fused = fused + SPECIFIC_WEIGHT * one * (1.0 if query_holds_id(query) else -1.0)
         fused = np.where(mask, fused, -np.inf)

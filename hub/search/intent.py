@@ -3,8 +3,14 @@
 - **Intent.** A request that asks ("is anyone out", "show", "which invoices") wants a tool that
   reads; one that orders ("book", "cancel", "mark … as done") wants one that writes. A query's
   intent is read from its first verb after polite filler ("can you", "please", "I need to"); a
-  tool's from its `readOnlyHint`, else from the first word of its name (`get_`, `list_`, … read).
+  tool's from its `readOnlyHint`, else from its name's verb (`get_`, `list_`, … read).
   Unknown on either side means no signal.
+- **A tool name's verb** (review console7 #4) is its first word that is a tool verb, wherever it
+  stands: many servers put the product first (`slack_post_message`, `stripe_delete_refund`) or the
+  noun (`file_delete`). A verb that is as often a noun (`_NOUN_LIKE`: `post`, `log`, `file`, `set`…)
+  counts after the first word only when another word follows (`slack_post_message`, not
+  `blog_post`), and as the first word it yields to a later verb that is not one (`audit_log_search`
+  reads). Intent, the kind of write and the one-record test (`hub.search.specific`) read this verb.
 - **Shapes.** Tokens such as `OPS-12`, `INV-0001`, `ada@example.com` or `#42` say which kind of
   value the user holds. They become pseudo-terms (`⟨key⟩`, `⟨email⟩`, …) on the query side and,
   on the tool side, in the parameter field wherever a parameter's name or description shows that
@@ -37,7 +43,7 @@ WRITE_VERBS = frozenset(
     transition merge upload archive store save note make put register start stop pause finish complete enter
     attach block relate reassign respond rsvp void pay refund issue draft raise tag label keep memorize drop
     erase clear wipe tidy fix replace import scrap shift postpone extend amend patch purge tweak adjust switch jot
-    reclassify reclass""".split()
+    reclassify reclass rotate""".split()
 )
 AMBIGUOUS_VERBS = frozenset(
     "open file log issue note request record schedule book set tag label link comment invoice draft store "
@@ -91,14 +97,15 @@ def query_intent(query: str) -> Intent:
 
 
 def tool_intent(tool: types.Tool, original: str) -> Intent:
-    """`read` for a read-only tool, `write` for one that is not; by name verb when unannotated."""
+    """`read` for a read-only tool, `write` for one that is not; by its name's verb when unannotated
+    (a name with no verb of `_READ_TOOL_VERBS` writes)."""
     hint = tool.annotations.read_only_hint if tool.annotations else None
     if hint is not None:
         return "read" if hint else "write"
-    first = re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", original.strip("_"))[0].lower()
-    if not first:
+    if not name_parts(original):
         return None
-    return "read" if first in _READ_TOOL_VERBS else "write"
+    verb = name_verb(original)
+    return "read" if verb is not None and verb[1] in _READ_TOOL_VERBS else "write"
 
 
 SHAPES: dict[str, re.Pattern[str]] = {
@@ -136,18 +143,46 @@ Action = Literal["create", "update", "delete"] | None
 
 _QUERY_ACTIONS: dict[str, Action] = {
     **dict.fromkeys("""create add book schedule pencil log file open raise submit make new put register record
-    remember keep save store memorize invite enter draft ingest upload note jot""".split(), "create"),
+    remember keep save store memorize invite enter draft ingest upload note jot post request insert refund""".split(),
+                     "create"),
     **dict.fromkeys("reclass reclassify".split(), "create"),
     **dict.fromkeys("""update change rename move push reschedule edit correct modify shift bump postpone extend fix
-    replace reassign adjust tweak switch amend patch""".split(), "update"),
+    replace reassign adjust tweak switch amend patch rotate""".split(), "update"),
     **dict.fromkeys("delete cancel remove drop erase forget clear wipe void scrap purge".split(), "delete"),
 }
 _TOOL_ACTIONS: dict[str, Action] = {
     **dict.fromkeys("create add new book schedule post submit record log file open raise request ingest upload "
-                    "remember invite insert register make".split(), "create"),
+                    "remember invite insert register make refund send".split(), "create"),
     **dict.fromkeys("update edit set change rename move modify patch transition reschedule upsert correct".split(), "update"),
     **dict.fromkeys("delete remove cancel void forget archive erase drop purge".split(), "delete"),
 }
+
+
+_TOOL_VERBS = _READ_TOOL_VERBS | _TOOL_ACTIONS.keys()
+_NOUN_LIKE = frozenset(
+    "new book schedule post record log file request open set change archive query view check count graph now "
+    "preview export read".split()
+)
+"""Tool verbs that are as often nouns or participles (`blog_post`, `audit_log_search`, `mark_as_read`)."""
+_NAME_PARTS = re.compile(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])")
+
+
+def name_parts(original: str) -> list[str]:
+    """A tool name's words, lower case: `slack_postMessage` → `slack post message`."""
+    return [p.lower() for p in _NAME_PARTS.split(original.strip("_")) if p]
+
+
+def name_verb(original: str) -> tuple[int, str] | None:
+    """(position, word) of the action word of a tool's name, wherever it stands (module docstring):
+    `create_refund`, `stripe_create_refund`, `refund_create` → create; None when the name has none."""
+    parts = name_parts(original)
+    found = [(i, p) for i, p in enumerate(parts)
+             if p in _TOOL_VERBS and (i == 0 or i < len(parts) - 1 or p not in _NOUN_LIKE)]
+    if not found:
+        return None
+    if found[0][1] in _NOUN_LIKE:
+        return next((f for f in found[1:] if f[1] not in _NOUN_LIKE), found[0])
+    return found[0]
 
 
 def query_action(query: str) -> Action:
@@ -162,7 +197,7 @@ def query_action(query: str) -> Action:
 
 
 def tool_action(original: str) -> Action:
-    """The kind of write a tool's name says by its first word (`create_event` → create), or None."""
-    first = re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", original.strip("_"))[0].lower()
-    return _TOOL_ACTIONS.get(first)
+    """The kind of write a tool's name says by its verb (`create_event`, `calendar_create_event` → create)."""
+    verb = name_verb(original)
+    return _TOOL_ACTIONS.get(verb[1]) if verb is not None else None
 

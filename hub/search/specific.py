@@ -8,8 +8,9 @@ both) but often in its values: a request that names a record by an identifier (`
 `employee 17`, `#42`, an email address or a URL) wants the one-record tool; a request that holds
 no identifier wants the finder. So:
 
-- a tool **fetches one** when its name's first word reads (`get`, `read`, `fetch`, `lookup`,
-  `describe`, `show`, `view`), the last word of its name is singular, and its first parameter (or,
+- a tool **fetches one** when its name's verb (`hub.search.intent.name_verb`: `get_invoice`,
+  `stripe_get_refund`) reads one (`get`, `read`, `fetch`, `lookup`, `describe`, `show`, `view`) and
+  is not the name's last word, the last word of its name is singular, and its first parameter (or,
   when the schema lists required ones, its first required parameter) names a record: `id`, `ref`,
   `key`, `uuid`, `email`, `url`, or a name ending in `_id`, `_ref`, `_key`, `_number`, `_email`,
   `_url` (`get_metadata(project, ticket_id)` reads a configuration, not a record by id);
@@ -26,12 +27,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hub.search.intent import SHAPES
+from hub.search.intent import SHAPES, name_parts, name_verb
 
 _READ_ONE_VERBS = frozenset("get read fetch lookup describe show view".split())
 _ID_NAMES = frozenset("id ref key uuid email url".split())
 _ID_SUFFIXES = ("_id", "_ref", "_key", "_number", "_email", "_url", "_uuid", "Id", "Ref", "Key")
-_PARTS = re.compile(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])")
 _NUMBER_AFTER = re.compile(r"([A-Za-z][A-Za-z']*)\s+#?(\d{2,})\b(?!\s*(?:%|am\b|pm\b|k\b|h\b|m\b|x\b|st\b|nd\b|rd\b|th\b))")
 _TAGGED = re.compile(r"#\d+\b|\b[A-Za-z]{2,}_(?=\w*\d)\w+\b")
 """`#42`, or a prefixed id such as `evt_77` or `mem_0a1b`."""
@@ -53,8 +53,9 @@ def query_holds_id(query: str) -> bool:
 
 def fetches_one(original: str, schema: dict[str, Any] | None) -> bool:
     """True for a tool that reads one record by an identifier (see the module docstring)."""
-    parts = [p.lower() for p in _PARTS.split(original.strip("_")) if p]
-    if len(parts) < 2 or parts[0] not in _READ_ONE_VERBS:
+    parts = name_parts(original)
+    verb = name_verb(original)
+    if verb is None or verb[1] not in _READ_ONE_VERBS or verb[0] >= len(parts) - 1:
         return False
     if parts[-1].endswith("s") and not parts[-1].endswith(("ss", "us", "is")):
         return False

@@ -14,6 +14,13 @@ probes, not a scan of the vocabulary. Decided (round 5):
   `preview` on the dev split. Without the model installed nothing is corrected;
 - a correction is a tool word at Damerau–Levenshtein distance 1; when several are, all of them
   (at most `MAX_CORRECTIONS`, the most frequent first) count as words the query says.
+
+Cost (review console7 #1): a word of L letters has L deletions of L−1 letters, so indexing one
+30,000-letter word (a hex key in a description) took gigabytes. Only words of at most `MAX_LENGTH`
+letters are indexed (typo tolerance means nothing for a hex blob or a 25-letter compound), and
+only query words of at most `MAX_LENGTH + 1` letters (one edit longer) are looked up: the index
+holds at most `MAX_LENGTH + 1` keys of at most `MAX_LENGTH` letters per catalog word, so its size
+and build time are linear in the vocabulary, and a query word costs at most that many probes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from pathlib import Path
 
 MIN_LENGTH = 5
 """Shorter words are too easily one edit from another real word ("form"/"from")."""
+MAX_LENGTH = 24
+"""Longest word indexed for typos ("internationalization" is 20); longer ones are matched exactly only."""
 MAX_CORRECTIONS = 2
 
 
@@ -77,17 +86,23 @@ class Spelling:
     """The catalog's words (with how many tools use each), indexed by their one-letter deletions."""
 
     def __init__(self, frequency: Mapping[str, int]) -> None:
+        """Index `frequency`'s words of `MIN_LENGTH - 1` to `MAX_LENGTH` letters (linear in the vocabulary)."""
         self.frequency = dict(frequency)
         english_words()  # loaded here, at index time, not on the first query
         self._by_deletion: dict[str, set[str]] = defaultdict(set)
         for word in self.frequency:
-            if len(word) >= MIN_LENGTH - 1 and not word.isdigit():
+            if MIN_LENGTH - 1 <= len(word) <= MAX_LENGTH and not word.isdigit():
                 for key in _deletions(word) | {word}:
                     self._by_deletion[key].add(word)
 
+    @property
+    def size(self) -> int:
+        """How many (key, word) entries the deletion index holds: its cost, for checks."""
+        return sum(len(words) for words in self._by_deletion.values())
+
     def corrections(self, word: str) -> list[str]:
         """Tool words one edit from `word` (most used first), or [] when `word` is a tool word."""
-        if word in self.frequency or len(word) < MIN_LENGTH or not word.isalpha():
+        if word in self.frequency or not MIN_LENGTH <= len(word) <= MAX_LENGTH + 1 or not word.isalpha():
             return []
         found: set[str] = set()
         for key in _deletions(word) | {word}:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+MAX_WORD_CHARS = 64
+"""A longer word (a hex key, a base64 blob) is cut to its first 64 characters, in tool text and query alike,
+so no single word costs more than that to stem, cache or index (`hub.search.documents` caps the texts)."""
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -115,12 +119,12 @@ _AMPERSAND = re.compile(r"\b([a-z])&([a-z])\b")
 def terms(text: str, drop_stop_words: bool = True) -> list[str]:
     """Stemmed lower-case words of `text`, identifiers split, stop words dropped (`P&L` is one word, `pl`)."""
     words = _WORD.findall(_AMPERSAND.sub(r"\1\2", split_identifier(text).lower()))
-    return [stem(w) for w in words if not (drop_stop_words and w in STOP_WORDS)]
+    return [stem(w[:MAX_WORD_CHARS]) for w in words if not (drop_stop_words and w in STOP_WORDS)]
 
 
 def surface_words(text: str) -> dict[str, str]:
     """stem → the word as `text` wrote it (lower case), to show matches in the user's words."""
-    words = _WORD.findall(_AMPERSAND.sub(r"\1\2", split_identifier(text).lower()))
+    words = [w[:MAX_WORD_CHARS] for w in _WORD.findall(_AMPERSAND.sub(r"\1\2", split_identifier(text).lower()))]
     return {stem(w): w for w in reversed(words)}
 
 
