@@ -10,7 +10,7 @@ driver. The read side (lists per principal, resources, prompts, completions) is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import ProgressFnT
 
+from hub.announcer import ALL_KINDS, ChangeAnnouncer, ChangeListener
 from hub.policies.access import AccessControl
 from hub.auth.principal import Principal
 from hub.catalog.catalog import CatalogConflict, ToolCatalog, ToolRoute
@@ -28,7 +29,7 @@ from hub.catalog.remembered import RememberedListings
 from hub.calls.call import ToolCall
 from hub.calls.drivers import Done, Drivers, Escalate, ExpressCall
 from hub.calls.pipeline import Pipeline
-from hub.downstream.connection import Downstream, describe_failure
+from hub.downstream.connection import Downstream
 from hub.downstream.listing import ListKind
 from hub.downstream.forwarders import Forwarder
 from hub.catalog.first_listing import FirstListing
@@ -49,8 +50,6 @@ from hub.wire import ToolResult, WireResult
 from hub.unknown_tool import not_ready_refusal
 
 logger = logging.getLogger("hub")
-
-ChangeListener = Callable[[ListKind], Awaitable[None]]
 
 
 class UnknownTool(Exception):
@@ -124,7 +123,8 @@ class Hub(HubReads):
         self._express = config.hub.fast_calls and self.tracing is None
         """Whether calls may take the express driver (`hub.calls.drivers`): off with `fast_calls: false`,
         and while tracing is on (its spans follow the awaiting driver's coroutines)."""
-        self._listeners: list[ChangeListener] = []
+        self._changes = ChangeAnnouncer()
+        """List changes, announced to the listeners off the path that made them (`hub.announcer`)."""
         self._task_group: anyio.abc.TaskGroup | None = None
         self._exit_stack = AsyncExitStack()
         self._started = False
@@ -228,17 +228,16 @@ class Hub(HubReads):
     # -- change propagation ----------------------------------------------------------------
 
     def add_change_listener(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
+        self._changes.add(listener)
 
-    async def _announce(self, kinds: Sequence[ListKind]) -> None:
-        for kind in kinds:
-            for listener in list(self._listeners):
-                try:
-                    await listener(kind)
-                except Exception as exc:  # boundary: one broken client must not stop the others
-                    logger.warning("could not notify a client of a %s change: %s", kind, describe_failure(exc))
+    def _announce_soon(self, kinds: Sequence[ListKind]) -> None:
+        self._changes.soon(self._task_group, kinds)
 
     async def _on_downstream_change(self, downstream: Downstream, kind: ListKind) -> None:
+        """Called inside the server's connection: changes the catalog now, announces in a task (a slow
+        listener must not hold up the connection, or a stop of it)."""
+        if downstream.stopping:
+            return  # disabled: its tools stay withdrawn
         before = self.catalog.version
         try:
             self.catalog.set_server(downstream.config, downstream.listing)
@@ -248,7 +247,7 @@ class Hub(HubReads):
         if self.catalog.version != before:
             changed = self.catalog.version
             self._retry_clashed()  # another server may be exposed now: then every kind may have changed
-            await self._announce([kind] if self.catalog.version == changed else ["tools", "resources", "prompts"])
+            self._announce_soon([kind] if self.catalog.version == changed else ALL_KINDS)
 
     def _on_downstream_state(self, downstream: Downstream) -> None:
         """After a server comes up (again) or goes down, bring its catalog part in line at once — a
@@ -259,7 +258,7 @@ class Hub(HubReads):
             if self.catalog.version != before and self.first_listing.settled:
                 # Before the first list answer has settled, no client holds a list this change makes
                 # stale: every list answer waits for the first attempts and includes it.
-                self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
+                self._announce_soon(ALL_KINDS)
             if downstream.state == "ready":  # a new session: renew the clients' resource subscriptions
                 self._task_group.start_soon(self.subscriptions.resubscribe, downstream)
 
@@ -276,17 +275,19 @@ class Hub(HubReads):
             if downstream.pool is not None:
                 downstream.pool.close(owner)
 
-    def set_server_enabled(self, name: str, enabled: bool) -> None:
-        """Stop a server and withdraw its tools, or start a stopped one again (admin console)."""
+    def stop_server(self, name: str) -> None:
+        """Stop a server and withdraw its tools now (the console's Disable, ordered by `hub.admin.actions`)."""
+        self.downstreams[name].stop()
+        self.catalog.remove_server(name)
+        self._announce_soon(ALL_KINDS)
+
+    def start_server(self, name: str) -> None:
+        """Run a server whose supervisor has ended (`Downstream.ended`) again: the console's Enable."""
+        if self._task_group is None:
+            raise RuntimeError("the hub is not running")
         downstream = self.downstreams[name]
-        if not enabled:
-            downstream.stop()
-            self.catalog.remove_server(name)
-        elif downstream.state == "stopped" and self._task_group is not None:
-            downstream.resume()
-            self._task_group.start_soon(downstream.run)
-        if self._task_group is not None:
-            self._task_group.start_soon(self._announce, ["tools", "resources", "prompts"])
+        downstream.resume()
+        self._task_group.start_soon(downstream.run)
 
     def _sync_server(self, downstream: Downstream) -> None:
         """One server's catalog part, in line with its state: a clash found now is logged, not raised.

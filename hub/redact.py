@@ -7,6 +7,9 @@ credential, auth, cookie, session id, and the personal ids cpf / ssn / national 
 each form it is written in: env / logfmt / query string (unquoted, up to whitespace), JSON and
 Python repr (quoted, escapes honoured), JSON escaped once or more (`\\"password\\": \\"…\\"`),
 and headers (`Authorization:` and `Cookie:` to the end of the line; `<scheme> <token>` as a pair).
+A name that is only a word like `authentication` / `authenticated` (a setting or prose: "serving
+without authentication: anyone who…") keeps a value that is one plain lower-case word; any other value of it
+(quoted, with a digit, a symbol or capitals inside, or `<scheme> <token>`) is masked.
 
 Secrets by shape: bearer tokens, JWTs, our API keys and common vendor tokens, credentials inside
 URLs (`scheme://user:pass@`), PEM private-key blocks (multi-line; an unterminated block is masked
@@ -47,6 +50,9 @@ _SCHEME_TOKEN = re.compile(r"[ \t]++[^\s\"'\\]++")
 _AUTH_SCHEMES = frozenset({"basic", "bearer", "digest", "token", "negotiate", "ntlm", "dpop", "mac", "hawk", "aws4-hmac-sha256"})
 _PLACEHOLDERS = frozenset({MASK, "[redacted]"})
 _WHOLE_LINE_HEADERS = re.compile(r"(?i)(?:proxy-)?authorization|(?:set-)?cookie")
+_AUTHENTICATION_WORD = re.compile(r"(?i)authenticat(?:e[ds]?|ing|ions?)$")
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]{0,19}")
+"""A word as prose or a setting writes it (`anyone`, `required`, `None`); not an all-capitals or mixed-case code."""
 
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
@@ -156,8 +162,11 @@ def _mask_pairs(text: str) -> str:
             continue  # inside a value already masked, or not a secret's name
         value_start = match.end()
         value_end = _value_end(text, value_start, match.group("name"), match.group("sep"))
-        if value_end == value_start or text[value_start:value_end].strip("\\\"'") in _PLACEHOLDERS:
+        value = text[value_start:value_end]
+        if value_end == value_start or value.strip("\\\"'") in _PLACEHOLDERS:
             continue  # no value, or one already hidden
+        if _PLAIN_WORD.fullmatch(value) and value.lower() not in _AUTH_SCHEMES and _only_authentication(match.group("name")):
+            continue  # "without authentication: anyone …", "authenticated=true": a setting or prose, no secret
         opened = _QUOTE_OPEN.match(text, value_start)
         parts.append(text[position:value_start])
         if opened is not None and value_end - value_start > len(opened.group(0)):
@@ -169,6 +178,12 @@ def _mask_pairs(text: str) -> str:
         return text
     parts.append(text[position:])
     return "".join(parts)
+
+
+def _only_authentication(name: str) -> bool:
+    """Whether `name` ends in a word like `authentication` and holds no other sensitive stem before it."""
+    word = _AUTHENTICATION_WORD.search(name)
+    return word is not None and not _SENSITIVE_NAME.search(name[: word.start()])
 
 
 def _mask_pem(match: re.Match[str]) -> str:

@@ -10,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from hub.admin.actions import ServerActions
 from hub.admin.session import AdminSession, SessionStore
 from hub.audit.log import AuditEvent
 from hub.auth.keys import KeyStore
@@ -30,13 +31,14 @@ def _when(ts: float | None) -> str:
 
 
 class Console:
-    """What every console page needs: the hub, its auth, the key store, sessions and templates."""
+    """What every console page needs: the hub, its auth, the key store, sessions, server actions and templates."""
 
     def __init__(self, hub: Hub, auth: HttpAuth | None) -> None:
         self.hub = hub
         self.auth = auth
         self.keys: KeyStore | None = auth.verifier.keys if auth is not None else None
         self.sessions = SessionStore()
+        self.actions = ServerActions(hub)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["when"] = _when

@@ -37,6 +37,8 @@ class AdminSession:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     created: float = field(default_factory=time.time)
     seen: float = field(default_factory=time.time)
+    notice: str | None = None
+    """The answer to this session's last server action, shown once by the next Servers page."""
 
 
 class SessionStore:

@@ -2,7 +2,9 @@
 
 A server disabled here is stopped and its tools withdrawn until it is enabled again or the hub
 restarts (the config file stays the source of truth); a server disabled in the config is listed
-but can only be enabled there. Every action is written to the audit log as `admin:<verb>`.
+but can only be enabled there. Actions are applied in order and answered with what they did
+(`hub.admin.actions`): done, they redirect to this page, which shows the answer once; refused, the
+page is answered with 409 and the reason. Every action is audited as `admin:<verb>` with its result.
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from hub.admin.actions import VERBS
 from hub.admin.console import Console
 from hub.admin.session import AdminSession
 
-VERBS = ("restart", "disable", "enable")
 
-
-async def servers(console: Console, request: Request, session: AdminSession) -> Response:
+async def servers(console: Console, request: Request, session: AdminSession, refusal: str | None = None) -> Response:
     hub = console.hub
     status = hub.status()
     tool_counts: dict[str, int] = {}
@@ -26,22 +27,26 @@ async def servers(console: Console, request: Request, session: AdminSession) -> 
     for name, s in status.items():
         downstream = hub.downstreams[name]
         rows.append({"name": name, **s, "tools": tool_counts.get(name, 0), "transport": downstream.config.transport,
-                     "disabled": downstream.state == "stopped"})
+                     "disabled": downstream.stopping})
     off = [s.name for s in hub.config.servers if not s.enabled]
-    return console.render(request, "servers.html", session, page="servers", rows=rows, config_disabled=off,
-                          notice=request.query_params.get("notice"))
+    notice, session.notice = session.notice, None  # an action's answer, shown once
+    return console.render(request, "servers.html", session, status=409 if refusal else 200, page="servers", rows=rows,
+                          config_disabled=off, notice=notice, refusal=refusal)
 
 
 async def act(console: Console, request: Request, session: AdminSession) -> Response:
-    name, verb = request.path_params["name"], request.path_params["verb"]
-    downstream = console.hub.downstreams.get(name)
-    if verb not in VERBS or downstream is None:
+    name = request.path_params["name"]
+    verb = next((v for v in VERBS if v == request.path_params["verb"]), None)
+    if verb is None or name not in console.hub.downstreams:
+        asked = request.path_params["verb"]
         return console.render(request, "error.html", session, status=404, title="No such server or action",
-                              message=f"There is no running server {name[:80]!r} or no action {verb[:20]!r}; "
+                              message=f"There is no running server {name[:80]!r} or no action {asked[:20]!r}; "
                                       "go back to Servers and pick one from the table.")
-    if verb == "restart":
-        downstream.restart(f"restarted from the admin console by {session.principal}")
-    else:
-        console.hub.set_server_enabled(name, verb == "enable")
-    console.audit(session, verb, name, {"server": name})
-    return RedirectResponse(f"/admin/servers?notice={verb}:{name}", status_code=303)
+    done = await console.actions.perform(name, verb, session.principal)
+    arguments = {"server": name, "result": done.result}
+    if not done.applied:
+        console.audit(session, verb, name, arguments, outcome="denied", error_code="conflict")
+        return await servers(console, request, session, refusal=f"Not done: {verb} {name} — {done.message}")
+    console.audit(session, verb, name, arguments)
+    session.notice = f"{'Nothing to do' if done.result == 'unchanged' else 'Done'}: {verb} {name} — {done.message}"
+    return RedirectResponse("/admin/servers", status_code=303)

@@ -95,6 +95,9 @@ class Downstream(ChangeFollowing, OwnedSessions):
         """Set once the first connection attempt has succeeded or failed."""
         self.stats = CallStats()
         self._stop = anyio.Event()
+        self._ended = anyio.Event()
+        """Set once `run()` has returned (stopped, or an in-process server that cannot be imported)."""
+        self._backoff_scope: anyio.CancelScope | None = None
         self._lost = anyio.Event()
         self._pending_refresh: set[ListKind] = set()
         self._listed_twice: set[tuple[str, str]] = set()
@@ -166,12 +169,14 @@ class Downstream(ChangeFollowing, OwnedSessions):
             self.log.error("unavailable: %s; reconnecting in %.1fs", self.error, backoff)
             self.first_attempt.set()
             self.reconnect_at = anyio.current_time() + backoff
-            with anyio.move_on_after(backoff):
+            with anyio.move_on_after(backoff) as self._backoff_scope:  # cancelled by `restart()`: at once
                 await self._stop.wait()
+            self._backoff_scope = None
             backoff = min(backoff * 2, self.config.restart.max_backoff_s)
             self.restarts += 1
         self._set_state("stopped" if self._stop.is_set() else self.state)
         self.first_attempt.set()
+        self._ended.set()
 
     async def _connect_and_serve(self) -> None:
         # The handshake and discovery get `connect_timeout_s`; once connected, no deadline.
@@ -243,15 +248,31 @@ class Downstream(ChangeFollowing, OwnedSessions):
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()
 
-    def restart(self, reason: str) -> None:
-        """End the current connection (a child process exits); the supervisor reconnects as after a loss."""
+    @property
+    def stopping(self) -> bool:
+        """`stop()` was called (and no `resume()` since): its `run()` ends, or has ended."""
+        return self._stop.is_set()
+
+    async def ended(self, wait_s: float) -> bool:
+        """Whether `run()` has returned, waiting up to `wait_s` for it."""
+        with anyio.move_on_after(wait_s):
+            await self._ended.wait()
+        return self._ended.is_set()
+
+    def restart(self, reason: str) -> bool:
+        """End the current connection (a child process exits), or cut a wait between attempts short: the
+        supervisor connects again now. False, nothing done, when no `run()` is under way (or it is stopping)."""
+        scope = self._attempt_scope or self._backoff_scope
+        if scope is None or self._stop.is_set() or self._ended.is_set():
+            return False
         self.error = reason
-        if self._attempt_scope is not None:
-            self._attempt_scope.cancel()
+        scope.cancel()
+        return True
 
     def resume(self) -> None:
-        """Allow `run()` again after `stop()` (the admin console's enable)."""
+        """Allow `run()` again once the last one has ended (the admin console's Enable)."""
         self._stop = anyio.Event()
+        self._ended = anyio.Event()
         self.first_attempt = anyio.Event()
         self._set_state("starting")
 

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub.auth.scopes import grants
 from hub.frontends.http.direct_routes import DirectRoutes
 from hub.frontends.http.http_calls import HttpToolCalls
 from hub.frontends.http.http_guard import HttpGuard
@@ -170,9 +171,11 @@ class RawASGI:
 
 
 def _has_scope(request: Request, scope: str) -> bool:
+    """Whether the request's credential grants `scope`, by the hub's one rule (`hub.auth.scopes.grants`:
+    `*`, `<ns>:*`, and admin ⊇ write ⊇ read), as for tools and the console."""
     user = request.scope.get("user")
     scopes = getattr(getattr(user, "access_token", None), "scopes", None) or []
-    return "*" in scopes or scope in scopes
+    return grants(scopes, scope)
 
 
 def _may_see_details(request: Request) -> bool:
