@@ -109,7 +109,9 @@ class ToolSearch:
 
     async def _on_change(self, kind: ListKind) -> None:
         if kind == "tools" and self._built:
-            await anyio.to_thread.run_sync(self.refresh)
+            # A stop need not wait for a re-index under way: the thread finishes it on its own (the refresh
+            # is whole or not applied), and the hub's shutdown goes on.
+            await anyio.to_thread.run_sync(self.refresh, abandon_on_cancel=True)
 
     def search(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
                mode: Mode = "hybrid", view: ProfileView | None = None) -> list[Hit]:
