@@ -4,15 +4,25 @@ The hub never imports a domain: an in-process server object that carries a `webh
 (duck-typed: `handle(request, provider) -> Response` and `running()`, an async context manager that
 runs its background processor) is served here. Its processor starts once the domain has connected
 (checked every second) or with the first delivery, and runs until the hub's HTTP app shuts down.
-With the shared store configured (`hub.store.url`), each intake is moved to the PostgreSQL event log
-first (`use_shared_store(url)`, duck-typed too). These routes take no MCP auth: each delivery proves itself with
-the provider's signature.
+Before that the intake is bound to its namespace (`bind(namespace, store_url=, provider_wide=)`,
+duck-typed too): its rows, dedupe and claims are that namespace's, its secrets are
+`<NAMESPACE>_<PROVIDER>_WEBHOOK_SECRET` (the provider-wide variable only while it is the hub's one
+server of its domain), and with the shared store configured (`hub.store.url`) its log is in
+PostgreSQL. With replicas (`hub.cluster.redis_url`), the domain's change resources publish every
+change through `hub.cluster.notify`, so a webhook processed here reaches subscribers anywhere.
+These routes take no MCP auth: each delivery proves itself with the provider's signature.
+
+Route names: a server's namespace; a server with no namespace (`""`) by its server name (unless
+that is another server's namespace). A server name is accepted in the path too when it names no
+namespace (`/webhooks/tickets-eu/github` for `"tickets-eu": {"namespace": "eu"}`): rows are
+still keyed by the namespace.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -22,51 +32,80 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hub.domains import RegistryError, domain_target
 from hub.store import store_url
 
 if TYPE_CHECKING:
+    from hub.downstream.connection import Downstream
     from hub.hub import Hub
 
 logger = logging.getLogger("hub.webhooks")
 
 
 class HubWebhooks:
-    """Finds a namespace's intake and keeps its processor running while the app lives."""
+    """Finds a namespace's intake, binds it, and keeps its processor running while the app lives."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._group: anyio.abc.TaskGroup | None = None
         self._started: set[int] = set()
+        self._bound: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = anyio.Lock()
         self._store_url = store_url(hub.config.hub.store)
         """With the shared PostgreSQL store configured, every intake's event log lives there."""
         hub.metrics.webhooks.source = self.metrics
 
+    def names(self) -> dict[str, Downstream]:
+        """Route name -> server: each server's namespace, or the server name of one without (see the module)."""
+        servers = list(self.hub.downstreams.values())
+        out = {d.config.namespace: d for d in servers if d.config.namespace}
+        for downstream in servers:
+            if not downstream.config.namespace:
+                out.setdefault(downstream.name, downstream)
+        return out
+
+    def resolve(self, segment: str) -> tuple[str, Downstream] | None:
+        """The route name and server a path segment means: a namespace, else a server name."""
+        names = self.names()
+        if segment in names:
+            return segment, names[segment]
+        downstream = self.hub.downstreams.get(segment)
+        return next(((name, d) for name, d in names.items() if d is downstream), None)
+
+    def _intakes(self) -> Iterator[tuple[str, Downstream, Any]]:
+        for name, downstream in self.names().items():
+            intake = _intake(downstream)
+            if intake is not None:
+                yield name, downstream, intake
+
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Per in-process domain with an intake: its per-provider counters (`Intake.metrics()`)."""
+        """Per in-process domain with an intake, by server name (the `server` label of every hub
+        metric): its per-provider counters (`Intake.metrics()`)."""
         out: dict[str, dict[str, dict[str, float]]] = {}
-        for namespace in list(self.hub.downstreams):
-            intake = self.intake(namespace)
-            if intake is not None and hasattr(intake, "metrics"):
+        for name, downstream, intake in self._intakes():
+            if hasattr(intake, "metrics"):
                 try:
-                    out[namespace] = intake.metrics()
+                    out[downstream.name] = intake.metrics()
                 except Exception as exc:  # noqa: BLE001 — one unreadable log must not fail the scrape
-                    logger.warning("webhook metrics of %s unavailable: %s", namespace, type(exc).__name__)
+                    logger.warning("webhook metrics of %s unavailable: %s", name, type(exc).__name__)
         return out
 
     def health(self) -> dict[str, Any]:
-        """For the hub's `/healthz`: per domain, whether its processor runs, its per-provider metrics
-        and its push channels' upkeep (Google channels, Graph subscriptions); `status` is `degraded`
-        while events sit in its dead-letter queue or a channel is failing (shown, never degrading
-        the hub: the hub still serves)."""
+        """For the hub's `/healthz`, by route name (namespace): per domain, its server, whether its
+        processor runs, its per-provider metrics and its push channels' upkeep (Google channels, Graph
+        subscriptions); `status` is `degraded` while events sit in its dead-letter queue or a channel
+        is failing (shown, never degrading the hub: the hub still serves)."""
+        metrics = self.metrics()
         out: dict[str, Any] = {}
-        for namespace, providers in self.metrics().items():
-            intake = self.intake(namespace)
+        for name, downstream, intake in self._intakes():
+            if downstream.name not in metrics:
+                continue
+            providers = metrics[downstream.name]
             dead = sum(p.get("dead_lettered", 0) for p in providers.values())
-            channels = _channels(intake, namespace)
+            channels = _channels(intake, name)
             failing = dead or any(c["state"] == "error" for c in channels)
-            out[namespace] = {"status": "degraded" if failing else "ok", "running": bool(getattr(intake, "started", False)),
-                              "providers": providers, "channels": channels}
+            out[name] = {"status": "degraded" if failing else "ok", "server": downstream.name,
+                         "running": bool(getattr(intake, "started", False)), "providers": providers, "channels": channels}
         return out
 
     def route(self) -> Route:
@@ -88,39 +127,67 @@ class HubWebhooks:
         """Start each in-process domain's processor (and push-channel upkeep) once it has connected, so
         events accepted before a restart are processed without waiting for a new delivery."""
         while True:
-            for namespace in list(self.hub.downstreams):
-                intake = self.intake(namespace)
-                if intake is not None:
-                    await self._ensure_running(intake)
+            for name, downstream, intake in list(self._intakes()):
+                await self._ensure_running(name, downstream, intake)
             await anyio.sleep(1.0)  # in-process servers connect (and reconnect) in the background
 
-    def intake(self, namespace: str) -> Any:
-        downstream = self.hub.downstreams.get(namespace)
-        return getattr(getattr(downstream, "server_object", None), "webhooks", None)
-
     async def endpoint(self, request: Request) -> Response:
-        namespace = request.path_params["namespace"]
-        if namespace not in self.hub.downstreams:
-            return JSONResponse({"error": f"no server named {namespace!r} on this hub"}, status_code=404)
-        intake = self.intake(namespace)
+        segment = request.path_params["namespace"]
+        found = self.resolve(segment)
+        if found is None:
+            return JSONResponse({"error": f"no namespace {segment!r} on this hub: deliveries go to "
+                                          "/webhooks/<namespace>/<provider>"}, status_code=404)
+        name, downstream = found
+        intake = _intake(downstream)
         if intake is None:
             # Not connected yet (503: providers retry) or not an in-process server with webhooks (404).
-            downstream = self.hub.downstreams[namespace]
             if getattr(downstream.config, "transport", "") == "inprocess" and getattr(downstream, "server_object", None) is None:
-                return JSONResponse({"error": f"{namespace} is starting; retry shortly"}, status_code=503,
+                return JSONResponse({"error": f"{name} is starting; retry shortly"}, status_code=503,
                                     headers={"Retry-After": "5"})
-            return JSONResponse({"error": f"{namespace} takes no webhooks through the hub"}, status_code=404)
-        await self._ensure_running(intake)
+            return JSONResponse({"error": f"{name} takes no webhooks through the hub"}, status_code=404)
+        await self._ensure_running(name, downstream, intake)
         return await intake.handle(request, request.path_params["provider"])
 
-    async def _ensure_running(self, intake: Any) -> None:
-        if self._store_url is not None and hasattr(intake, "use_shared_store"):
-            intake.use_shared_store(self._store_url)  # before its processor first runs: a no-op after
+    async def _ensure_running(self, name: str, downstream: Downstream, intake: Any) -> None:
         async with self._lock:
+            if intake not in self._bound:  # before its processor first runs or it takes a delivery
+                self._bound.add(intake)
+                if hasattr(intake, "bind"):
+                    intake.bind(name, store_url=self._store_url, provider_wide=lambda: self._alone(downstream))
+                await self._publish_changes(downstream)
             if id(intake) in self._started or self._group is None or getattr(intake, "started", False):
                 return
             self._started.add(id(intake))
             self._group.start_soon(_run, intake)
+
+    def _alone(self, downstream: Downstream) -> bool:
+        """Whether `downstream` is the hub's only server of its domain (then the provider-wide
+        `<PROVIDER>_WEBHOOK_SECRET` may serve it; with two tenants of one domain, neither)."""
+        mine = _target(downstream)
+        return sum(1 for d in self.hub.downstreams.values() if _target(d) == mine) == 1
+
+    async def _publish_changes(self, downstream: Downstream) -> None:
+        """With replicas, the domain publishes each change it makes to every replica (`hub.cluster.notify`)."""
+        notifier = getattr(self.hub, "cluster_notify", None)
+        server = getattr(downstream, "server_object", None)
+        resources = getattr(server, "change_resources", None)
+        if notifier is not None and hasattr(resources, "publish_every_change"):
+            await resources.publish_every_change(notifier.published_at_source(downstream.name, server))
+
+
+def _intake(downstream: Downstream) -> Any:
+    return getattr(getattr(downstream, "server_object", None), "webhooks", None)
+
+
+def _target(downstream: Downstream) -> str:
+    """What code a server runs: a builtin's registered target, else its module (else its name)."""
+    config = downstream.config
+    if config.builtin is not None:
+        try:
+            return domain_target(config.builtin)
+        except RegistryError:
+            return f"builtin:{config.builtin}"
+    return config.module or f"server:{downstream.name}"
 
 
 def _channels(intake: Any, namespace: str) -> list[dict[str, Any]]:

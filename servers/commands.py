@@ -45,7 +45,8 @@ def _server(args: argparse.Namespace) -> int:
 def _events_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("events_command", choices=["list", "dead-letter", "replay"])
     parser.add_argument("event_id", nargs="?", type=int, help="the event to reprocess (replay)")
-    parser.add_argument("--domain", help="ticketing, hris, calendar or accounting (default: all; replay needs one)")
+    parser.add_argument("--domain", help="ticketing, hris, calendar or accounting (default: all; replay needs it or --namespace)")
+    parser.add_argument("--namespace", help="one hub namespace's (tenant's) events only, e.g. acme (default: every one)")
     parser.add_argument("--data-dir", help=f"where <domain>-events.sqlite lives {DATA_DIR_HELP}")
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -64,7 +65,8 @@ def _events(args: argparse.Namespace) -> int:
     if args.events_command == "replay" and args.event_id is None:
         print("mcp-hub: events replay needs the event id (see `mcp-hub events list`)", file=sys.stderr)
         return 2
-    return run(args.events_command, resolve_data_dir(args.data_dir), args.domain, args.event_id, args.json, args.limit)
+    return run(args.events_command, resolve_data_dir(args.data_dir), args.domain, args.event_id, args.json, args.limit,
+               args.namespace)
 
 
 def _memory_args(parser: argparse.ArgumentParser) -> None:

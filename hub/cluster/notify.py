@@ -19,12 +19,17 @@ Rules (docs/deploy.md, "Server→client messages"):
   never raised; the listener reconnects by itself (backoff up to 5 s). `health()` reports it.
 - Replicas connected to the same shared downstream each receive its notification and each publish
   it, so a client may get the same `list_changed` once per replica: harmless (it only re-lists).
+- A server whose resource updates are `published_at_source` (an in-process domain's change feed,
+  `hub.webhooks`) publishes every change it makes, whether or not a client of this replica
+  subscribed: the webhook a replica processes is news for subscribers on every replica. Its
+  updates are then not published again from the downstream relay, so each reaches the others once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -61,6 +66,8 @@ class ClusterNotifier:
         self.replica = uuid4().hex
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._list_sinks: list[ListSink] = []
+        self._at_source: dict[str, weakref.ref[Any]] = {}
+        """Server name -> the server object that publishes its updates itself (`published_at_source`)."""
         self.connected = False
         self._publish_failing = False
         self.delivered = 0
@@ -80,11 +87,25 @@ class ClusterNotifier:
         """Where another replica's `list_changed` goes: the local fan-out only (`hub.frontends.server`)."""
         self._list_sinks.append(sink)
 
+    def published_at_source(self, server: str, source: Any) -> Callable[[list[str]], Awaitable[None]]:
+        """How `server`'s in-process object `source` publishes its own resource updates (original URIs,
+        as it names them): while `source` is the server's object, the only path its updates take to the
+        other replicas; never raises."""
+        self._at_source[server] = weakref.ref(source)
+
+        async def publish(uris: list[str]) -> None:
+            for uri in uris:
+                await self.publish({"type": "resource_updated", "server": server, "params": {"uri": uri}})
+        return publish
+
     def _publishing(self, local: Callable[[Downstream, Any], Awaitable[None]] | None,
                     kind: str) -> Callable[[Downstream, Any], Awaitable[None]]:
         async def relay(downstream: Downstream, params: Any) -> None:
             if local is not None:
                 await local(downstream, params)
+            source = self._at_source.get(downstream.name)
+            if kind == "resource_updated" and source is not None and source() is getattr(downstream, "server_object", None):
+                return  # already published where it happened (`published_at_source`)
             await self.publish({"type": kind, "server": downstream.name,
                                 "params": params.model_dump(by_alias=True, mode="json", exclude_none=True)})
         return relay

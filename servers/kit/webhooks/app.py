@@ -5,13 +5,17 @@ answered at once; processing happens in the background (`Processor`).
 Answers: 200 (accepted, or a duplicate of an accepted delivery — providers must stop retrying),
 401 (unsigned, forged, stale, or the provider's secret is not configured), 404 (a provider this
 domain does not take), 413 (body over the cap, default 1 MiB), 405 (not POST), 400 (a Graph
-validation token that is empty or too long). Xero always gets an empty body (its intent-to-receive
-check); Graph's `validationToken` handshake is echoed as text/plain. Payloads are never logged.
+validation token that is empty or too long, JSON nested deeper than `MAX_JSON_DEPTH`), 503 with
+`Retry-After` (the event log cannot be written: the delivery is not accepted, the provider retries).
+Xero always gets an empty body (its intent-to-receive check); Graph's `validationToken` handshake is
+echoed as text/plain. Payloads are never logged.
+
+Deliveries are keyed by `namespace`: the domain's name on its own server, the hub namespace once the
+HTTP hub `bind`s the intake. Rows, dedupe, claims and secrets are that namespace's only, so two
+tenants of one domain never process (or open the route of) each other's deliveries.
 """
 
 from __future__ import annotations
-
-import json
 
 import logging
 import time
@@ -27,11 +31,12 @@ from starlette.routing import Route
 from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import delivery_id, kept_headers
 from servers.kit.webhooks.processor import Processor
-from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, secret_for
+from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, parse_json
 
 logger = logging.getLogger("servers.webhooks")
 MAX_BODY_BYTES = 1 << 20
 MAX_VALIDATION_TOKEN = 1024
+LOG_RETRY_AFTER_S = 5
 
 
 class Intake:
@@ -39,14 +44,16 @@ class Intake:
 
     def __init__(self, domain: str, providers: tuple[str, ...], log: EventLog, processor: Processor, *,
                  max_body_bytes: int = MAX_BODY_BYTES, window_s: float = REPLAY_WINDOW_S,
-                 secrets: Callable[[str], str | None] = secret_for, clock: Callable[[], float] = time.time) -> None:
+                 secrets: Callable[[str], str | None] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.domain = domain
+        self.namespace = domain
+        """Whose deliveries these are: the domain's name until the HTTP hub `bind`s its namespace."""
         self.providers = providers
         self.log = log
         self.processor = processor
         self.max_body_bytes = max_body_bytes
         self.window_s = window_s
-        self.secrets = secrets
+        self.secrets: Callable[[str], str | None] = secrets or Secrets(domain)
         self.clock = clock
         self.counters = {"received": 0, "duplicate": 0, "rejected": 0}
         self.by_provider: dict[str, dict[str, int]] = {}
@@ -56,15 +63,24 @@ class Intake:
         self.keepers: list[Any] = []
         """Push-channel upkeep jobs (`channels.ChannelKeeper`) run beside the processor."""
 
-    def use_shared_store(self, url: str) -> None:
-        """Move this intake to the PostgreSQL event log at `url` (the HTTP hub calls it with its
-        `hub.store.url` before the processor first starts). Events left pending in the SQLite log
-        stay there (see docs/events.md)."""
-        from servers.kit.webhooks.log_pg import PgEventLog  # psycopg only when PostgreSQL is configured
-
-        if getattr(self.log, "url", None) == url or self.started:
+    def bind(self, namespace: str, *, store_url: str | None = None, provider_wide: Callable[[], bool] | None = None) -> None:
+        """Serve as the hub's `namespace` (the HTTP hub calls it before the processor first starts; a
+        no-op after): rows, dedupe and claims are keyed by it, secrets are `Secrets(namespace,
+        provider_wide)`, push channels carry that secret, and with `store_url` (the hub's
+        `hub.store.url`) the log moves to PostgreSQL. Events left pending in the SQLite log stay there
+        (see docs/events.md)."""
+        if self.started:
             return
-        self.log = self.processor.log = PgEventLog(url, self.domain, self.log.store)
+        self.namespace = namespace
+        if isinstance(self.secrets, Secrets):
+            self.secrets = Secrets(namespace, provider_wide or (lambda: True), self.secrets.environ)
+        if store_url is not None and getattr(self.log, "url", None) != store_url:
+            from servers.kit.webhooks.log_pg import PgEventLog  # psycopg only when PostgreSQL is configured
+
+            self.log = self.processor.log = PgEventLog(store_url, self.domain, self.log.store, namespace=namespace)
+        self.log.namespace = namespace
+        for keeper in self.keepers:  # a channel's token (Google) or clientState (Graph) is what this route checks
+            keeper.api.secret = self.secrets(keeper.api.provider) or ""
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Intake]:
@@ -95,10 +111,11 @@ class Intake:
             return await self._handle(request, provider)
         except Rejected as refusal:
             self._count(provider, "rejected")
-            logger.info("webhook %s/%s refused (%d): %s", self.domain, provider, refusal.status, refusal.reason)
+            logger.info("webhook %s/%s refused (%d): %s", self.namespace, provider, refusal.status, refusal.reason)
+            headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else None
             if provider == "xero":
-                return Response(status_code=refusal.status)
-            return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+                return Response(status_code=refusal.status, headers=headers)
+            return JSONResponse({"error": refusal.reason}, status_code=refusal.status, headers=headers)
 
     async def _handle(self, request: Request, provider: str) -> Response:
         if provider not in self.providers or provider not in VERIFIERS:
@@ -114,7 +131,9 @@ class Intake:
         body = await self._body(request)
         secret = self.secrets(provider)
         if secret is None:
-            raise Rejected(401, f"{provider.upper()}_WEBHOOK_SECRET is not configured: nothing is accepted unsigned")
+            missing = getattr(self.secrets, "missing", None)
+            raise Rejected(401, missing(provider) if missing else f"no {provider} webhook secret is configured: "
+                                                                  "nothing is accepted unsigned")
         headers = {k.lower(): v for k, v in request.headers.items()}
         VERIFIERS[provider](body, headers, query, secret, self.clock(), self.window_s)
         if provider == "xero" and _no_xero_events(body):
@@ -124,13 +143,24 @@ class Intake:
                 return Response(status_code=200)  # a new channel's first message: it announces no change
         else:
             _require_json_object(body, headers.get("content-type", ""))
-        seq, duplicate = await self.log.record(provider, delivery_id(provider, headers, body), kept_headers(headers), body)
+        seq, duplicate = await self._record(provider, delivery_id(provider, headers, body), kept_headers(headers), body)
         self._count(provider, "duplicate" if duplicate else "received")
         if not duplicate:
             self.processor.wake()
         if provider == "xero":
             return Response(status_code=200)
         return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq})
+
+    async def _record(self, provider: str, delivery: str, headers: dict[str, str], body: bytes) -> tuple[int, bool]:
+        """Log the delivery; a log that cannot be written (PostgreSQL down, disk full) is a 503 the
+        provider retries (the PostgreSQL log waits little for a connection, less while it knows it is down)."""
+        try:
+            return await self.log.record(provider, delivery, headers, body)
+        except Exception as exc:  # noqa: BLE001 — any failure to log means "not accepted", never a 500
+            logger.warning("webhook %s/%s not accepted: its event log failed (%s)", self.namespace, provider,
+                           type(exc).__name__)
+            raise Rejected(503, "the event log is unreachable, so the delivery was not accepted: retry shortly",
+                           retry_after=LOG_RETRY_AFTER_S) from None
 
     def _count(self, provider: str, outcome: str) -> None:
         self.counters[outcome] += 1
@@ -172,15 +202,18 @@ class Intake:
         """`GET /webhooks`: counters since start (received, duplicate, rejected), the log's rows per
         state (`dead` is the dead-letter queue) and `lag_s`, the age of the oldest pending event."""
         channels = [c for keeper in self.keepers for c in await keeper.status()]
-        return {"domain": self.domain, "running": self.started, **self.counters, "log": await self.log.counts(),
-                "channels": channels}
+        try:
+            counts: dict[str, Any] = await self.log.counts()
+        except Exception as exc:  # noqa: BLE001 — the state of everything else is still worth showing
+            logger.warning("webhook log of %s unreadable: %s", self.namespace, type(exc).__name__)
+            counts = {"error": f"the event log is unreachable ({type(exc).__name__})"}
+        return {"domain": self.domain, "namespace": self.namespace, "running": self.started, **self.counters,
+                "log": counts, "channels": channels}
 
 
 def _no_xero_events(body: bytes) -> bool:
-    import json
-
     try:
-        return not json.loads(body).get("events")
+        return not parse_json(body).get("events")
     except (ValueError, AttributeError):
         return False
 
@@ -190,7 +223,7 @@ def _require_json_object(body: bytes, content_type: str) -> None:
     Google (whose messages are headers only) posts a JSON object. Answering 2xx and dead-lettering it later
     would tell the provider all is well; 415/400 makes the misconfiguration visible at the provider."""
     try:
-        parsed = json.loads(body) if body else None
+        parsed = parse_json(body) if body else None
     except ValueError:
         parsed = None
     if isinstance(parsed, dict):

@@ -53,6 +53,7 @@ class Channel:
 
 class ChannelAPI(Protocol):
     provider: str
+    secret: str
 
     async def open(self, resource: str, now: float) -> tuple[str, str, float]:
         """A new channel on `resource`: (channel id, provider's id for it, expires at)."""
@@ -66,12 +67,13 @@ class GoogleChannels:
     provider = "google"
 
     def __init__(self, http: Any, address: str, token: str, ttl_s: int = 7 * 86400) -> None:
-        self.http, self.address, self.token, self.ttl_s = http, address, token, ttl_s
+        self.http, self.address, self.secret, self.ttl_s = http, address, token, ttl_s
+        """`secret`: the channel token, which the intake checks (`Intake.bind` sets its namespace's)."""
 
     async def open(self, resource: str, now: float) -> tuple[str, str, float]:
         channel_id = str(uuid.uuid4())
         body = await self.http.json("POST", f"/calendars/{quote(resource, safe='')}/events/watch", idempotent=True, json={
-            "id": channel_id, "type": "web_hook", "address": self.address, "token": self.token,
+            "id": channel_id, "type": "web_hook", "address": self.address, "token": self.secret,
             "params": {"ttl": str(self.ttl_s)}})
         return channel_id, str(body["resourceId"]), int(body["expiration"]) / 1000
 
@@ -93,7 +95,8 @@ class GraphSubscriptions:
     provider = "graph"
 
     def __init__(self, http: Any, address: str, client_state: str, lifetime_s: int = 4000 * 60) -> None:
-        self.http, self.address, self.client_state, self.lifetime_s = http, address, client_state, lifetime_s
+        self.http, self.address, self.secret, self.lifetime_s = http, address, client_state, lifetime_s
+        """`secret`: the clientState, which the intake checks (`Intake.bind` sets its namespace's)."""
 
     def _expiry(self, now: float) -> str:
         return datetime.fromtimestamp(now + self.lifetime_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -105,7 +108,7 @@ class GraphSubscriptions:
     async def open(self, resource: str, now: float) -> tuple[str, str, float]:
         body = await self.http.json("POST", "/subscriptions", idempotent=True, json={
             "changeType": "created,updated,deleted", "notificationUrl": self.address, "resource": resource,
-            "expirationDateTime": self._expiry(now), "clientState": self.client_state})
+            "expirationDateTime": self._expiry(now), "clientState": self.secret})
         return str(body["id"]), str(body["id"]), self._instant(body["expirationDateTime"])
 
     async def renew(self, channel: Channel, now: float) -> tuple[str, str, float]:
@@ -133,6 +136,7 @@ class ChannelKeeper:
 
     def __init__(self, store: Store, api: ChannelAPI, resources: list[str], margin_s: float = 86400.0) -> None:
         self.store, self.api, self.resources, self.margin_s = store, api, resources, margin_s
+        self._warned = False
 
     async def _all(self) -> list[Channel]:
         def work(db: sqlite3.Connection) -> list[Channel]:
@@ -156,6 +160,12 @@ class ChannelKeeper:
     async def tick(self, now: float | None = None) -> float:
         """Open, renew or stop what is due; when the next check is due (a unix time)."""
         now = time.time() if now is None else now
+        if not self.api.secret:  # a channel would carry a token (clientState) the route refuses
+            if not self._warned:
+                logger.warning("%s push channels not kept: this namespace has no %s webhook secret", self.api.provider,
+                               self.api.provider)
+                self._warned = True
+            return now + 3600.0
         known = {c.resource: c for c in await self._all()}
         for resource in self.resources:
             channel = known.pop(resource, None) or Channel(self.api.provider, resource)
@@ -222,14 +232,15 @@ def keepers_from_env(backend: Any, store: Store, environ: Mapping[str, str] | No
     """Keepers for a calendar backend, when configured: GOOGLE_PUSH_ADDRESS (the public URL of
     `/webhooks/google`) + GOOGLE_PUSH_CALENDARS (comma-separated ids) with GOOGLE_WEBHOOK_SECRET as the
     channel token; GRAPH_PUSH_ADDRESS + GRAPH_PUSH_RESOURCES (default `me/events`) with
-    GRAPH_WEBHOOK_SECRET as the clientState."""
+    GRAPH_WEBHOOK_SECRET as the clientState. Behind the hub, `Intake.bind` replaces the secret with the
+    namespace's (`<NAMESPACE>_GOOGLE_WEBHOOK_SECRET`, ...); a keeper with none opens no channel."""
     env = os.environ if environ is None else environ
     http, name = getattr(backend, "http", None), getattr(backend, "name", "")
     keepers: list[ChannelKeeper] = []
-    if name == "google" and env.get("GOOGLE_PUSH_ADDRESS") and env.get("GOOGLE_WEBHOOK_SECRET"):
-        api: ChannelAPI = GoogleChannels(http, env["GOOGLE_PUSH_ADDRESS"], env["GOOGLE_WEBHOOK_SECRET"])
+    if name == "google" and env.get("GOOGLE_PUSH_ADDRESS"):
+        api: ChannelAPI = GoogleChannels(http, env["GOOGLE_PUSH_ADDRESS"], env.get("GOOGLE_WEBHOOK_SECRET", ""))
         keepers.append(ChannelKeeper(store, api, [c.strip() for c in env.get("GOOGLE_PUSH_CALENDARS", "primary").split(",") if c.strip()]))
-    if name == "graph" and env.get("GRAPH_PUSH_ADDRESS") and env.get("GRAPH_WEBHOOK_SECRET"):
-        api = GraphSubscriptions(http, env["GRAPH_PUSH_ADDRESS"], env["GRAPH_WEBHOOK_SECRET"])
+    if name == "graph" and env.get("GRAPH_PUSH_ADDRESS"):
+        api = GraphSubscriptions(http, env["GRAPH_PUSH_ADDRESS"], env.get("GRAPH_WEBHOOK_SECRET", ""))
         keepers.append(ChannelKeeper(store, api, [r.strip() for r in env.get("GRAPH_PUSH_RESOURCES", "me/events").split(",") if r.strip()]))
     return keepers

@@ -1,5 +1,8 @@
-"""The durable event log of one domain: every verified delivery, deduplicated by (provider,
-delivery id), with its processing state.
+"""The durable event log of one domain: every verified delivery, deduplicated by (namespace,
+provider, delivery id), with its processing state. Each row belongs to one namespace (the hub
+namespace whose route took it; a domain server on its own uses its domain's name): a log claims,
+lists and settles its own namespace's rows only, so two namespaces of one domain sharing a data dir
+(or the PostgreSQL store, `log_pg`) never process each other's deliveries.
 
 States: `received` (waiting to be processed, `next_attempt_at` says when), `processed`, `failed`
 (an attempt failed; retried at `next_attempt_at`), `dead` (failed `max_attempts` times: the
@@ -12,10 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel
 
@@ -24,23 +28,47 @@ from servers.kit.store import Store
 State = Literal["received", "processed", "failed", "dead"]
 LEASE_S = 120.0
 STORE_URL_ENV = "MCP_HUB_STORE_URL"  # the hub's fallback for hub.store.url (hub/store/__init__.py)
-_MIGRATIONS = [
-    """CREATE TABLE webhook_events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
-        received_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'received',
-        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
-        last_error TEXT, processed_at REAL, headers TEXT NOT NULL DEFAULT '{}', payload BLOB,
-        duplicates INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (provider, delivery_id));
-    CREATE INDEX webhook_events_due ON webhook_events (state, next_attempt_at)"""
-]
+_COLUMNS = "seq, provider, delivery_id, received_at, state, attempts, next_attempt_at, last_error, processed_at, headers, " \
+           "payload, duplicates"
+ALL = "*"
+"""`namespace` for a log that reads every namespace of its file (`mcp-hub events`); it takes no deliveries."""
+
+
+def _migrations(domain: str) -> list[str]:
+    """The schema; version 2 keys rows by namespace, giving the rows from before it their domain's
+    name (the namespace of a domain server on its own, and of the hub's default config)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", domain):
+        raise ValueError(f"{domain!r} is not a domain name")
+    return [
+        """CREATE TABLE webhook_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
+            received_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'received',
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+            last_error TEXT, processed_at REAL, headers TEXT NOT NULL DEFAULT '{}', payload BLOB,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (provider, delivery_id));
+        CREATE INDEX webhook_events_due ON webhook_events (state, next_attempt_at)""",
+        f"""CREATE TABLE webhook_events_v2 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL,
+            provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
+            received_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'received',
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+            last_error TEXT, processed_at REAL, headers TEXT NOT NULL DEFAULT '{{}}', payload BLOB,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (namespace, provider, delivery_id));
+        INSERT INTO webhook_events_v2 (namespace, {_COLUMNS}) SELECT '{domain}', {_COLUMNS} FROM webhook_events;
+        DROP TABLE webhook_events;
+        ALTER TABLE webhook_events_v2 RENAME TO webhook_events;
+        CREATE INDEX webhook_events_due ON webhook_events (namespace, state, next_attempt_at)""",
+    ]
 
 
 class EventRow(BaseModel):
     """One logged delivery as the CLI shows it (no payload)."""
 
     seq: int
+    namespace: str = ""
     provider: str
     delivery_id: str
     state: State
@@ -55,6 +83,11 @@ class EventRow(BaseModel):
 
 def events_path(data_dir: Path, domain: str) -> Path:
     return data_dir / f"{domain}-events.sqlite"
+
+
+def domain_of(path: Path) -> str:
+    """The domain an events file belongs to (`<domain>-events.sqlite`)."""
+    return path.name.removesuffix(".sqlite").removesuffix("-events")
 
 
 def shared_store_url(url: str | None = None) -> str | None:
@@ -79,34 +112,47 @@ def open_event_log(data_dir: Path, domain: str, url: str | None = None) -> Any:
 
 
 def _row(r: sqlite3.Row) -> EventRow:
-    return EventRow(seq=r["seq"], provider=r["provider"], delivery_id=r["delivery_id"], state=r["state"],
+    return EventRow(seq=r["seq"], namespace=r["namespace"], provider=r["provider"], delivery_id=r["delivery_id"], state=r["state"],
                     attempts=r["attempts"], received_at=r["received_at"], next_attempt_at=r["next_attempt_at"],
                     processed_at=r["processed_at"], last_error=r["last_error"], duplicates=r["duplicates"],
                     purged=r["payload"] is None)
 
 
 class EventLog:
-    """Record, claim and settle deliveries; list, replay and purge them."""
+    """Record, claim and settle one namespace's deliveries; list, replay and purge them."""
 
-    def __init__(self, path: Path) -> None:
-        self.store = Store(path, _MIGRATIONS)
+    def __init__(self, path: Path, namespace: str | None = None) -> None:
+        """`namespace` defaults to the file's domain; `ALL` reads every namespace (and records none)."""
+        domain = domain_of(path)
+        self.store = Store(path, _migrations(domain))
         self.store._db.execute("PRAGMA synchronous=FULL")  # noqa: SLF001 — an ack promises the row is on disk
+        self.namespace = namespace or domain
+
+    def _own(self) -> str:
+        if self.namespace == ALL:
+            raise ValueError("a log of every namespace takes and claims no deliveries")
+        return self.namespace
+
+    def _mine(self) -> tuple[str, list[Any]]:
+        """The WHERE condition selecting this log's namespace (every one for `ALL`)."""
+        return ("1 = 1", []) if self.namespace == ALL else ("namespace = ?", [self.namespace])
 
     async def record(self, provider: str, delivery_id: str, headers: dict[str, str], payload: bytes,
                      now: float | None = None) -> tuple[int, bool]:
         """Store a delivery; (seq, duplicate). A duplicate only bumps the duplicate counter."""
         at = time.time() if now is None else now
+        key = (self._own(), provider, delivery_id)
 
         def work(db: sqlite3.Connection) -> tuple[int, bool]:
             cur = db.execute(
-                "INSERT OR IGNORE INTO webhook_events (provider, delivery_id, received_at, next_attempt_at, headers, payload)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (provider, delivery_id, at, at, json.dumps(headers), payload))
+                "INSERT OR IGNORE INTO webhook_events (namespace, provider, delivery_id, received_at, next_attempt_at,"
+                " headers, payload) VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, at, at, json.dumps(headers), payload))
             if cur.rowcount:
                 return int(cur.lastrowid or 0), False
-            db.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE provider = ? AND delivery_id = ?",
-                       (provider, delivery_id))
-            seq = db.execute("SELECT seq FROM webhook_events WHERE provider = ? AND delivery_id = ?",
-                             (provider, delivery_id)).fetchone()[0]
+            db.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE namespace = ? AND provider = ?"
+                       " AND delivery_id = ?", key)
+            seq = db.execute("SELECT seq FROM webhook_events WHERE namespace = ? AND provider = ? AND delivery_id = ?",
+                             key).fetchone()[0]
             return int(seq), True
 
         return await self.store.run(work)
@@ -117,19 +163,24 @@ class EventLog:
         (the hub and a standalone server sharing a data dir) does not take it too; if this process
         dies mid-attempt, the delivery is due again when the lease ends."""
 
+        namespace = self._own()
+
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = db.execute(
-                "SELECT seq, provider, delivery_id, attempts, headers, payload FROM webhook_events"
-                " WHERE state IN ('received', 'failed') AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
-                (now, limit)).fetchall()
+                "SELECT seq, provider, delivery_id, attempts, headers, payload FROM webhook_events WHERE namespace = ?"
+                " AND state IN ('received', 'failed') AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
+                (namespace, now, limit)).fetchall()
             db.executemany("UPDATE webhook_events SET next_attempt_at = ? WHERE seq = ?", [(now + lease_s, r["seq"]) for r in rows])
             return [dict(r) | {"headers": json.loads(r["headers"])} for r in rows]
 
         return await self.store.run(work)
 
     async def next_due_at(self) -> float | None:
+        namespace = self._own()
+
         def work(db: sqlite3.Connection) -> float | None:
-            return db.execute("SELECT MIN(next_attempt_at) FROM webhook_events WHERE state IN ('received', 'failed')").fetchone()[0]
+            return cast("float | None", db.execute("SELECT MIN(next_attempt_at) FROM webhook_events WHERE namespace = ?"
+                                                   " AND state IN ('received', 'failed')", (namespace,)).fetchone()[0])
 
         return await self.store.run(work)
 
@@ -147,20 +198,24 @@ class EventLog:
         await self.store.run(work)
 
     async def list(self, state: State | None = None, limit: int = 50) -> list[EventRow]:
+        mine, args = self._mine()
+        if state:
+            mine, args = f"{mine} AND state = ?", [*args, state]
+
         def work(db: sqlite3.Connection) -> list[EventRow]:
-            where, args = ("WHERE state = ?", [state]) if state else ("", [])
-            rows = db.execute(f"SELECT * FROM webhook_events {where} ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
+            rows = db.execute(f"SELECT * FROM webhook_events WHERE {mine} ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
             return [_row(r) for r in rows]
 
         return await self.store.run(work)
 
     async def replay(self, seq: int, now: float | None = None) -> EventRow | None:
-        """Queue a dead (or failed/processed) delivery for one more round of attempts; None if unknown.
-        Refused (ValueError) when its payload was already purged."""
+        """Queue a dead (or failed/processed) delivery for one more round of attempts; None if unknown
+        (or another namespace's). Refused (ValueError) when its payload was already purged."""
         at = time.time() if now is None else now
+        mine, args = self._mine()
 
         def work(db: sqlite3.Connection) -> EventRow | None:
-            row = db.execute("SELECT * FROM webhook_events WHERE seq = ?", (seq,)).fetchone()
+            row = db.execute(f"SELECT * FROM webhook_events WHERE seq = ? AND {mine}", (seq, *args)).fetchone()
             if row is None:
                 return None
             if row["payload"] is None:
@@ -174,9 +229,11 @@ class EventLog:
     async def purge(self, older_than: float) -> int:
         """Drop the payload (personal data) of settled deliveries received before `older_than`."""
 
+        mine, args = self._mine()
+
         def work(db: sqlite3.Connection) -> int:
-            return db.execute("UPDATE webhook_events SET payload = NULL, headers = '{}' WHERE received_at < ?"
-                              " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (older_than,)).rowcount
+            return db.execute(f"UPDATE webhook_events SET payload = NULL, headers = '{{}}' WHERE {mine} AND received_at < ?"
+                              " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (*args, older_than)).rowcount
 
         return await self.store.run(work)
 
@@ -186,11 +243,12 @@ class EventLog:
         path = self.store.path
         if not path.exists():
             return {}
+        mine, args = self._mine()
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
         try:
             rows = db.execute("SELECT provider, SUM(state = 'dead'), SUM(state IN ('received', 'failed')),"
                               " MIN(CASE WHEN state IN ('received', 'failed') THEN received_at END)"
-                              " FROM webhook_events GROUP BY provider").fetchall()
+                              f" FROM webhook_events WHERE {mine} GROUP BY provider", args).fetchall()
         finally:
             db.close()
         return {p: {"dead_lettered": int(dead or 0), "pending": int(pending or 0),
@@ -198,11 +256,15 @@ class EventLog:
                 for p, dead, pending, oldest in rows}
 
     async def counts(self) -> dict[str, int]:
+        mine, args = self._mine()
+
         def work(db: sqlite3.Connection) -> dict[str, int]:
-            rows = db.execute("SELECT state, COUNT(*), SUM(duplicates) FROM webhook_events GROUP BY state").fetchall()
+            rows = db.execute(f"SELECT state, COUNT(*), SUM(duplicates) FROM webhook_events WHERE {mine} GROUP BY state",
+                              args).fetchall()
             out = {r[0]: int(r[1]) for r in rows}
             out["duplicates"] = sum(int(r[2] or 0) for r in rows)
-            oldest = db.execute("SELECT MIN(received_at) FROM webhook_events WHERE state IN ('received', 'failed')").fetchone()[0]
+            oldest = db.execute(f"SELECT MIN(received_at) FROM webhook_events WHERE {mine} AND state IN ('received', 'failed')",
+                                args).fetchone()[0]
             out["lag_s"] = round(max(0.0, time.time() - oldest), 3) if oldest is not None else 0  # type: ignore[assignment]
             return out
 

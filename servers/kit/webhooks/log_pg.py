@@ -1,8 +1,9 @@
 """The event log in PostgreSQL, for replicas that share the hub's store (`hub.store.url`, or
-`$MCP_HUB_STORE_URL`): the same states and rules as the SQLite `EventLog` (dedupe by provider and
-delivery id, leased claims, retries, dead letter, replay, retention), one `webhook_events` table
-for every domain (a `domain` column), so any replica's intake, processor and `mcp-hub events`
-see the same rows.
+`$MCP_HUB_STORE_URL`): the same states and rules as the SQLite `EventLog` (dedupe by namespace,
+provider and delivery id, leased claims, retries, dead letter, replay, retention), one
+`webhook_events` table for every domain and namespace (`domain` and `namespace` columns), so any
+replica's intake, processor and `mcp-hub events` see the same rows, and a namespace's processor
+claims that namespace's rows only (two tenants of one domain never process each other's).
 
 Rules decided here:
 - A delivery is acknowledged once its INSERT committed (autocommit, PostgreSQL's default
@@ -11,6 +12,11 @@ Rules decided here:
   statement, so two processors (replicas, or a hub and a standalone server) never take one event at
   once; a processor that dies mid-attempt leaves it to whoever finds it due when the lease ends.
 - Event ids (`seq`) are unique across domains (one sequence); `replay ID --domain D` checks the domain.
+- Migration 2 keys rows by namespace: rows from before it get their domain's name as namespace (the
+  hub's default config names each builtin's namespace so). Replicas must all run the new code: an
+  old one's INSERT no longer matches the table's unique key.
+- A delivery waits at most `RECORD_WAIT_S` for a connection, `DOWN_WAIT_S` while the log has just
+  failed (PostgreSQL down): the intake answers 503 + Retry-After at once instead of hanging.
 - Migrations are versioned in `mcp_hub_event_migrations` under an advisory lock (replicas starting
   together apply each once) and run before the first query of each process.
 - `stats_now` (a Prometheus scrape cannot await) answers from the last snapshot and refreshes it
@@ -31,11 +37,11 @@ from typing import Any, TypeVar
 import anyio
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hub.store.postgres import apply_migrations, describe
 from servers.kit.store import Store
-from servers.kit.webhooks.log import LEASE_S, EventRow, State
+from servers.kit.webhooks.log import ALL, LEASE_S, EventRow, State
 
 logger = logging.getLogger("servers.webhooks")
 T = TypeVar("T")
@@ -49,12 +55,24 @@ MIGRATIONS = [
         last_error TEXT, processed_at DOUBLE PRECISION, headers TEXT NOT NULL DEFAULT '{}', payload BYTEA,
         duplicates INTEGER NOT NULL DEFAULT 0,
         UNIQUE (domain, provider, delivery_id));
-    CREATE INDEX webhook_events_due ON webhook_events (domain, state, next_attempt_at)"""
+    CREATE INDEX webhook_events_due ON webhook_events (domain, state, next_attempt_at)""",
+    """ALTER TABLE webhook_events ADD COLUMN namespace TEXT;
+    UPDATE webhook_events SET namespace = domain;
+    ALTER TABLE webhook_events ALTER COLUMN namespace SET NOT NULL;
+    ALTER TABLE webhook_events DROP CONSTRAINT IF EXISTS webhook_events_domain_provider_delivery_id_key;
+    ALTER TABLE webhook_events ADD CONSTRAINT webhook_events_delivery UNIQUE (domain, namespace, provider, delivery_id);
+    DROP INDEX IF EXISTS webhook_events_due;
+    CREATE INDEX webhook_events_due ON webhook_events (domain, namespace, state, next_attempt_at)""",
 ]
 _PENDING = "state IN ('received', 'failed')"
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
 _migrated: set[str] = set()
+_down_since: dict[str, float] = {}
+"""URL -> when a query on it last failed for want of a connection (cleared by the next success)."""
+RECORD_WAIT_S = 2.0
+DOWN_WAIT_S = 0.25
+_UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 
 def _pool(url: str) -> ConnectionPool:
@@ -78,6 +96,7 @@ def close_pools() -> None:
         pools = list(_pools.values())
         _pools.clear()
         _migrated.clear()
+        _down_since.clear()
     for pool in pools:
         pool.close(timeout=2)
 
@@ -90,61 +109,83 @@ def _migrate(url: str, conn: psycopg.Connection[Any]) -> None:
 
 
 def _row(r: dict[str, Any]) -> EventRow:
-    return EventRow(seq=r["seq"], provider=r["provider"], delivery_id=r["delivery_id"], state=r["state"],
+    return EventRow(seq=r["seq"], namespace=r["namespace"], provider=r["provider"], delivery_id=r["delivery_id"], state=r["state"],
                     attempts=r["attempts"], received_at=r["received_at"], next_attempt_at=r["next_attempt_at"],
                     processed_at=r["processed_at"], last_error=r["last_error"], duplicates=r["duplicates"],
                     purged=r["payload"] is None)
 
 
 class PgEventLog:
-    """`EventLog`'s interface over one domain's rows of the shared PostgreSQL table."""
+    """`EventLog`'s interface over one namespace's rows of the shared PostgreSQL table."""
 
-    def __init__(self, url: str, domain: str, local: Store | None = None) -> None:
+    def __init__(self, url: str, domain: str, local: Store | None = None, namespace: str | None = None) -> None:
+        """`namespace` defaults to `domain`; `log.ALL` reads every namespace of the domain (and records none)."""
         self.url, self.domain, self.name = url, domain, describe(url)
+        self.namespace = namespace or domain
         self.store = local
         """The domain's local SQLite file, for state that stays per machine (push channels)."""
         self._stats: dict[str, dict[str, float]] = {}
         self._stats_at = 0.0
         self._refreshing = threading.Lock()
 
-    def _sync(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        with _pool(self.url).connection() as conn:
-            _migrate(self.url, conn)
-            return work(conn)
+    def _own(self) -> tuple[str, str]:
+        if self.namespace == ALL:
+            raise ValueError("a log of every namespace takes and claims no deliveries")
+        return self.domain, self.namespace
 
-    async def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        return await anyio.to_thread.run_sync(self._sync, work)
+    def _mine(self) -> tuple[str, list[Any]]:
+        """The WHERE condition selecting this log's rows (its domain's, of its namespace unless `ALL`)."""
+        if self.namespace == ALL:
+            return "domain = %s", [self.domain]
+        return "domain = %s AND namespace = %s", [self.domain, self.namespace]
+
+    def _sync(self, work: Callable[[psycopg.Connection[Any]], T], wait: float | None = None) -> T:
+        try:
+            with _pool(self.url).connection(timeout=wait) as conn:
+                _migrate(self.url, conn)
+                result = work(conn)
+        except _UNREACHABLE:
+            _down_since.setdefault(self.url, time.time())
+            raise
+        _down_since.pop(self.url, None)
+        return result
+
+    async def _run(self, work: Callable[[psycopg.Connection[Any]], T], wait: float | None = None) -> T:
+        return await anyio.to_thread.run_sync(self._sync, work, wait)
 
     async def record(self, provider: str, delivery_id: str, headers: dict[str, str], payload: bytes,
                      now: float | None = None) -> tuple[int, bool]:
         """Store a delivery; (seq, duplicate). A duplicate only bumps the duplicate counter."""
         at = time.time() if now is None else now
-        key = (self.domain, provider, delivery_id)
+        key = (*self._own(), provider, delivery_id)
 
         def work(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
             row = conn.execute(
-                "INSERT INTO webhook_events (domain, provider, delivery_id, received_at, next_attempt_at, headers, payload)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (domain, provider, delivery_id) DO NOTHING RETURNING seq",
+                "INSERT INTO webhook_events (domain, namespace, provider, delivery_id, received_at, next_attempt_at, headers,"
+                " payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (domain, namespace, provider, delivery_id) DO NOTHING RETURNING seq",
                 (*key, at, at, json.dumps(headers), payload)).fetchone()
             if row is not None:
                 return int(row["seq"]), False
-            row = conn.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE domain = %s AND provider = %s"
-                               " AND delivery_id = %s RETURNING seq", key).fetchone()
+            row = conn.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE domain = %s AND namespace = %s"
+                               " AND provider = %s AND delivery_id = %s RETURNING seq", key).fetchone()
             assert row is not None  # rows are never deleted
             return int(row["seq"]), True
 
-        return await self._run(work)
+        return await self._run(work, DOWN_WAIT_S if self.url in _down_since else RECORD_WAIT_S)
 
     async def due(self, now: float, limit: int = 50, lease_s: float = LEASE_S) -> list[dict[str, Any]]:
         """Claim the pending deliveries due now, oldest first, each leased for `lease_s` (see the module)."""
 
+        key = self._own()
+
         def work(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
             rows = conn.execute(
-                f"WITH picked AS (SELECT seq, next_attempt_at FROM webhook_events WHERE domain = %s AND {_PENDING}"
-                " AND next_attempt_at <= %s ORDER BY next_attempt_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
+                "WITH picked AS (SELECT seq, next_attempt_at FROM webhook_events WHERE domain = %s AND namespace = %s"
+                f" AND {_PENDING} AND next_attempt_at <= %s ORDER BY next_attempt_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
                 " UPDATE webhook_events e SET next_attempt_at = %s FROM picked WHERE e.seq = picked.seq"
                 " RETURNING e.seq, e.provider, e.delivery_id, e.attempts, e.headers, e.payload, picked.next_attempt_at AS due_at",
-                (self.domain, now, limit, now + lease_s)).fetchall()
+                (*key, now, limit, now + lease_s)).fetchall()
             rows.sort(key=lambda r: (r["due_at"], r["seq"]))
             return [{k: v for k, v in r.items() if k != "due_at"} | {"headers": json.loads(r["headers"]),
                                                                       "payload": bytes(r["payload"]) if r["payload"] is not None else None}
@@ -153,9 +194,11 @@ class PgEventLog:
         return await self._run(work)
 
     async def next_due_at(self) -> float | None:
+        key = self._own()
+
         def work(conn: psycopg.Connection[Any]) -> float | None:
-            row = conn.execute(f"SELECT MIN(next_attempt_at) AS at FROM webhook_events WHERE domain = %s AND {_PENDING}",
-                               (self.domain,)).fetchone()
+            row = conn.execute("SELECT MIN(next_attempt_at) AS at FROM webhook_events WHERE domain = %s AND namespace = %s"
+                               f" AND {_PENDING}", key).fetchone()
             return row["at"] if row else None
 
         return await self._run(work)
@@ -163,35 +206,41 @@ class PgEventLog:
     async def settle(self, seq: int, *, error: str | None, next_at: float | None, dead: bool, now: float) -> None:
         """Mark one attempt's outcome: processed (error None), failed (retry at next_at) or dead."""
 
+        mine, args = self._mine()
+
         def work(conn: psycopg.Connection[Any]) -> None:
             if error is None:
                 conn.execute("UPDATE webhook_events SET state = 'processed', attempts = attempts + 1, processed_at = %s,"
-                             " last_error = NULL WHERE seq = %s AND domain = %s", (now, seq, self.domain))
+                             f" last_error = NULL WHERE seq = %s AND {mine}", (now, seq, *args))
             else:
                 conn.execute("UPDATE webhook_events SET state = %s, attempts = attempts + 1, last_error = %s,"
-                             " next_attempt_at = %s WHERE seq = %s AND domain = %s",
-                             ("dead" if dead else "failed", error[:300], next_at or now, seq, self.domain))
+                             f" next_attempt_at = %s WHERE seq = %s AND {mine}",
+                             ("dead" if dead else "failed", error[:300], next_at or now, seq, *args))
 
         await self._run(work)
 
     async def list(self, state: State | None = None, limit: int = 50) -> list[EventRow]:
+        mine, args = self._mine()
+        if state:
+            mine, args = f"{mine} AND state = %s", [*args, state]
+
         def work(conn: psycopg.Connection[Any]) -> list[EventRow]:
-            where, args = ("AND state = %s", [state]) if state else ("", [])
-            rows = conn.execute(f"SELECT * FROM webhook_events WHERE domain = %s {where} ORDER BY seq DESC LIMIT %s",
-                                [self.domain, *args, limit]).fetchall()  # type: ignore[arg-type]
+            rows = conn.execute(f"SELECT * FROM webhook_events WHERE {mine} ORDER BY seq DESC LIMIT %s",  # type: ignore[arg-type]
+                                [*args, limit]).fetchall()
             return [_row(r) for r in rows]
 
         return await self._run(work)
 
     async def replay(self, seq: int, now: float | None = None) -> EventRow | None:
-        """Queue a delivery for one more round of attempts; None if this domain has no such event.
-        Refused (ValueError) when its payload was already purged."""
+        """Queue a delivery for one more round of attempts; None if this domain (namespace) has no such
+        event. Refused (ValueError) when its payload was already purged."""
         at = time.time() if now is None else now
+        mine, args = self._mine()
 
         def work(conn: psycopg.Connection[Any]) -> EventRow | None:
             with conn.transaction():
-                row = conn.execute("SELECT * FROM webhook_events WHERE seq = %s AND domain = %s FOR UPDATE",
-                                   (seq, self.domain)).fetchone()
+                row = conn.execute(f"SELECT * FROM webhook_events WHERE seq = %s AND {mine} FOR UPDATE",  # type: ignore[arg-type]
+                                   (seq, *args)).fetchone()
                 if row is None:
                     return None
                 if row["payload"] is None:
@@ -205,9 +254,12 @@ class PgEventLog:
     async def purge(self, older_than: float) -> int:
         """Drop the payload (personal data) of settled deliveries received before `older_than`."""
 
+        mine, args = self._mine()
+
         def work(conn: psycopg.Connection[Any]) -> int:
-            return conn.execute("UPDATE webhook_events SET payload = NULL, headers = '{}' WHERE domain = %s AND received_at < %s"
-                                " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (self.domain, older_than)).rowcount
+            return conn.execute(f"UPDATE webhook_events SET payload = NULL, headers = '{{}}' WHERE {mine} "  # type: ignore[arg-type]
+                                "AND received_at < %s AND state IN ('processed', 'dead') AND payload IS NOT NULL",
+                                (*args, older_than)).rowcount
 
         return await self._run(work)
 
@@ -219,11 +271,12 @@ class PgEventLog:
         return self._stats
 
     def _refresh_stats(self) -> None:
+        mine, args = self._mine()
         try:
             rows = self._sync(lambda c: c.execute(
-                "SELECT provider, COUNT(*) FILTER (WHERE state = 'dead') AS dead,"
+                "SELECT provider, COUNT(*) FILTER (WHERE state = 'dead') AS dead,"  # type: ignore[arg-type]
                 f" COUNT(*) FILTER (WHERE {_PENDING}) AS pending, MIN(received_at) FILTER (WHERE {_PENDING}) AS oldest"
-                " FROM webhook_events WHERE domain = %s GROUP BY provider", (self.domain,)).fetchall())
+                f" FROM webhook_events WHERE {mine} GROUP BY provider", args).fetchall())
             now = time.time()
             self._stats = {r["provider"]: {"dead_lettered": int(r["dead"]), "pending": int(r["pending"]),
                                            "lag_s": round(max(0.0, now - r["oldest"]), 3) if r["oldest"] is not None else 0.0}
@@ -235,13 +288,15 @@ class PgEventLog:
             self._refreshing.release()
 
     async def counts(self) -> dict[str, int]:
+        mine, args = self._mine()
+
         def work(conn: psycopg.Connection[Any]) -> dict[str, int]:
-            rows = conn.execute("SELECT state, COUNT(*) AS n, SUM(duplicates) AS d FROM webhook_events WHERE domain = %s"
-                                " GROUP BY state", (self.domain,)).fetchall()
+            rows = conn.execute(f"SELECT state, COUNT(*) AS n, SUM(duplicates) AS d FROM webhook_events WHERE {mine}"  # type: ignore[arg-type]
+                                " GROUP BY state", args).fetchall()
             out = {r["state"]: int(r["n"]) for r in rows}
             out["duplicates"] = sum(int(r["d"] or 0) for r in rows)
-            oldest = conn.execute(f"SELECT MIN(received_at) AS at FROM webhook_events WHERE domain = %s AND {_PENDING}",
-                                  (self.domain,)).fetchone()
+            oldest = conn.execute(f"SELECT MIN(received_at) AS at FROM webhook_events WHERE {mine} AND {_PENDING}",  # type: ignore[arg-type]
+                                  args).fetchone()
             at = oldest["at"] if oldest else None
             out["lag_s"] = round(max(0.0, time.time() - at), 3) if at is not None else 0  # type: ignore[assignment]
             return out

@@ -93,8 +93,9 @@ class Processor:
                     attempts = event["attempts"] + 1
                     dead = attempts >= self.policy.max_attempts
                     reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-                    logger.warning("webhook event %s (%s) attempt %d failed: %s%s", event["seq"], event["provider"],
-                                   attempts, type(exc).__name__, " — dead-lettered" if dead else "")
+                    logger.warning("webhook event %s (%s/%s) attempt %d failed: %s%s", event["seq"],
+                                   getattr(self.log, "namespace", "?"), event["provider"], attempts, type(exc).__name__,
+                                   " — dead-lettered" if dead else "")
                     await self.log.settle(event["seq"], error=reason, dead=dead, now=time.time(),
                                           next_at=time.time() + self.policy.backoff(attempts))
                 else:
@@ -109,6 +110,7 @@ class Processor:
                 logger.info("purged the payload of %d webhook events past retention", purged)
 
     async def run(self) -> None:
+        failing_since: float | None = None
         while True:
             self._wake = anyio.Event()
             try:
@@ -116,9 +118,17 @@ class Processor:
                 await self.purge_if_due(now)
                 await self.drain(now)
                 next_at = await self.log.next_due_at()
-            except Exception:  # the log itself failed (disk full, locked): keep the server up, try again soon
-                logger.exception("webhook processor could not read or settle its event log; retrying in 30s")
+            except Exception as exc:  # the log itself failed (PostgreSQL down, disk full): keep the server up, try again
+                if failing_since is None:  # one line per outage, no traceback (it is the log's state, not a bug)
+                    failing_since = time.time()
+                    logger.warning("webhook processor cannot read or settle its event log (%s); retrying every %gs",
+                                   type(exc).__name__, self.policy.poll_s)
+                logger.debug("event log failure", exc_info=True)
                 next_at = time.time() + 30
+            else:
+                if failing_since is not None:
+                    logger.info("webhook event log answers again after %.0fs", time.time() - failing_since)
+                    failing_since = None
             wait = self.policy.purge_every_s if next_at is None else max(0.0, next_at - time.time())
             with anyio.move_on_after(min(wait, self.policy.purge_every_s, self.policy.poll_s)):
                 await self._wake.wait()

@@ -14,6 +14,9 @@ Rules decided here:
   data dir are noticed at this server's next tool call or webhook, not before.
 - Each update is sent once per subscribed URI per batch of new changes, best effort, on the client
   connection's standalone channel; a connection that went away is forgotten (held weakly).
+- With `publish_every_change(publish)` (the HTTP hub with replicas, `hub.webhooks`), every batch's
+  URIs also go to `publish` whether or not anyone listens here: the subscriber of a change this
+  process made (a webhook it processed) may be connected to another replica.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import logging
 import sqlite3
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -75,6 +79,8 @@ class ChangeResources:
         self.sessions: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self.announced: int | None = None
         """Highest feed seq already announced; None while nobody listens."""
+        self.publish: Callable[[list[str]], Awaitable[None]] | None = None
+        """Also told every batch's URIs, listeners here or not (`publish_every_change`)."""
         self._lock = anyio.Lock()
 
     def accepts(self, uri: str) -> bool:
@@ -87,6 +93,16 @@ class ChangeResources:
     def _listening(self) -> bool:
         bus = getattr(self.server, "_subscriptions", None)
         return any(self.sessions.values()) or bool(getattr(bus, "_listeners", None))
+
+    def wanted(self) -> bool:
+        """Whether new changes are to be announced: someone listens here, or they are published."""
+        return self.publish is not None or self._listening()
+
+    async def publish_every_change(self, publish: Callable[[list[str]], Awaitable[None]]) -> None:
+        """From now on, give `publish` the URIs of every new batch of changes (never raising), from
+        this feed position on (what is already in the feed is not news)."""
+        await self._catch_up()
+        self.publish = publish
 
     async def subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
         uri = str(params.uri)
@@ -114,8 +130,8 @@ class ChangeResources:
                 self.announced = await self._latest()
 
     async def check(self) -> None:
-        """Announce the changes appended since the last check to their subscribers."""
-        if not self._listening():
+        """Announce the changes appended since the last check to their subscribers (and `publish`)."""
+        if not self.wanted():
             self.announced = None
             return
         async with self._lock:
@@ -144,6 +160,8 @@ class ChangeResources:
 
             for uri in uris:
                 await bus.publish(ResourceUpdated(uri=uri))
+        if self.publish is not None:
+            await self.publish(uris)
 
 
 def attach_change_resources(server: MCPServer, domain: str, feed: ChangeFeed) -> ChangeResources:
@@ -186,7 +204,7 @@ def attach_change_resources(server: MCPServer, domain: str, feed: ChangeFeed) ->
         try:
             return await call_tool(*args, **kwargs)
         finally:
-            if resources._listening():
+            if resources.wanted():
                 try:
                     await resources.check()
                 except Exception:  # noqa: BLE001 — the call's answer matters more than the announcement

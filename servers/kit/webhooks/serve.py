@@ -22,10 +22,12 @@ def with_webhooks(app: Starlette, server: Any) -> Starlette:
     app.router.routes.extend(intake.routes())
 
     async def healthz(request: Request) -> JSONResponse:
-        """Up (200), with the webhook intake's state; `status` is `degraded` while a push channel is failing
-        or events sit in the dead-letter queue (not a reason to take the server out of rotation)."""
+        """Up (200), with the webhook intake's state; `status` is `degraded` while a push channel is failing,
+        events sit in the dead-letter queue or the event log is unreachable (not a reason to take the
+        server out of rotation)."""
         state = await intake.status()
-        failing = any(c["state"] == "error" for c in state["channels"]) or state["log"].get("dead", 0) > 0
+        log = state["log"]
+        failing = any(c["state"] == "error" for c in state["channels"]) or "error" in log or log.get("dead", 0) > 0
         return JSONResponse({"status": "degraded" if failing else "ok", "webhooks": state})
 
     app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))

@@ -3,8 +3,10 @@ documented scheme, every comparison constant-time (`hmac.compare_digest`).
 
 A verifier takes the raw body, the request headers (lower-cased names), the query string and the
 secret, and either returns (the delivery is authentic) or raises `Rejected` with the HTTP status to
-answer. Secrets come from `<PROVIDER>_WEBHOOK_SECRET`; a provider with no secret configured accepts
-nothing. Timestamps outside the replay window (default 300 s either side of now) are refused.
+answer. Secrets come from `<NAMESPACE>_<PROVIDER>_WEBHOOK_SECRET`, else `<PROVIDER>_WEBHOOK_SECRET`
+while the namespace is its domain's only one (`Secrets`); a provider with no secret configured
+accepts nothing. Timestamps outside the replay window (default 300 s either side of now) are refused.
+Bodies are parsed with a nesting bound (`parse_json`): a deeper one is refused 400, never a 500.
 """
 
 from __future__ import annotations
@@ -12,27 +14,87 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
+import re
+from array import array
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
+from typing import Any
 
 Headers = Mapping[str, str]
 REPLAY_WINDOW_S = 300.0
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a webhook body may have; every provider's is under 10."""
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 class Rejected(Exception):
-    """The delivery is refused: `status` is the HTTP answer, `reason` a short text without payload."""
+    """The delivery is refused: `status` is the HTTP answer, `reason` a short text without payload,
+    `retry_after` (seconds) when the refusal is temporary (503)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
+
+
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads(body)` once its nesting is known to be at most `max_depth` (measured without
+    recursion, strings skipped): a deeper body is `Rejected` 400, never a RecursionError. Not JSON:
+    ValueError, as `json.loads`."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _BRACKETS).translate(_DEPTH_STEP)
+    if brackets and max(accumulate(array("b", brackets))) > max_depth:
+        raise Rejected(400, f"the JSON body nests deeper than {max_depth} levels, which no provider sends: "
+                            "check what posts to this URL")
+    try:
+        return json.loads(body)
+    except RecursionError:  # not reached with the bound above; a last guard all the same
+        raise Rejected(400, "the JSON body nests too deeply") from None
 
 
 def secret_for(provider: str, environ: Mapping[str, str] | None = None) -> str | None:
     """`<PROVIDER>_WEBHOOK_SECRET` (e.g. GITHUB_WEBHOOK_SECRET), or None when unset or empty."""
     value = (environ if environ is not None else os.environ).get(f"{provider.upper()}_WEBHOOK_SECRET", "")
     return value or None
+
+
+def namespace_variable(namespace: str, provider: str) -> str:
+    """`<NAMESPACE>_<PROVIDER>_WEBHOOK_SECRET`, the namespace upper-cased with `-` as `_`
+    (`eu-west` + github: EU_WEST_GITHUB_WEBHOOK_SECRET)."""
+    return f"{re.sub(r'[^A-Za-z0-9]', '_', namespace).upper()}_{provider.upper()}_WEBHOOK_SECRET"
+
+
+@dataclass
+class Secrets:
+    """One namespace's webhook secrets: `<NAMESPACE>_<PROVIDER>_WEBHOOK_SECRET` first, else the
+    provider-wide `<PROVIDER>_WEBHOOK_SECRET`, but only while `provider_wide()` says this namespace
+    is its domain's only one on the hub: with two tenants of one domain, each needs its own, and
+    neither's secret opens the other's route."""
+
+    namespace: str
+    provider_wide: Callable[[], bool] = lambda: True
+    environ: Mapping[str, str] | None = None
+
+    def __call__(self, provider: str) -> str | None:
+        env = os.environ if self.environ is None else self.environ
+        own = env.get(namespace_variable(self.namespace, provider), "")
+        if own:
+            return own
+        return secret_for(provider, env) if self.provider_wide() else None
+
+    def missing(self, provider: str) -> str:
+        """Why nothing is accepted for `provider`, naming the variable to set (never a value)."""
+        own = namespace_variable(self.namespace, provider)
+        if self.provider_wide():
+            return f"neither {own} nor {provider.upper()}_WEBHOOK_SECRET is configured: nothing is accepted unsigned"
+        return (f"{own} is not configured: this hub has several servers of this domain, so the provider-wide "
+                f"{provider.upper()}_WEBHOOK_SECRET is not used for any of them")
 
 
 def _hmac(secret: str, message: bytes) -> bytes:
@@ -122,10 +184,8 @@ def graph(body: bytes, headers: Headers, query: Headers, secret: str, now: float
     """Microsoft Graph change notifications: every item of `value` must carry `clientState` equal to
     the secret given when subscribing (constant-time). The `validationToken` handshake is answered
     before verification (see `app.py`)."""
-    import json
-
     try:
-        items = json.loads(body).get("value")
+        items = parse_json(body).get("value")
     except (ValueError, AttributeError):
         raise Rejected(401, "notification body is not a Graph notification collection") from None
     if not isinstance(items, list) or not items:

@@ -1,0 +1,137 @@
+"""Deliveries the intake must refuse with a clear status, never a 500 and a traceback (outside review
+cluster round 7): JSON nested past the bound on every provider route (Graph's before any secret is
+checked), and an event log that cannot be written (PostgreSQL down, a failing SQLite file): 503 with
+Retry-After, which providers retry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from starlette.applications import Starlette
+
+from servers.kit.webhooks import Intake, Processor
+from tests.webhook_support import ALL, SECRETS, Served, make_intake, payload, serve, set_secrets, signed
+
+pytestmark = pytest.mark.anyio
+DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000  # 200 KB, far under the 1 MiB cap
+
+
+@pytest.fixture
+async def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Served]:
+    set_secrets(monkeypatch)
+    intake, feed = make_intake(tmp_path)
+    async for url in serve(Starlette(routes=intake.routes())):
+        served = Served(intake, feed, url)
+        async with served.http:
+            yield served
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    failures = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert failures == [], [r.getMessage() for r in failures]
+
+
+def test_nesting_is_measured_without_recursion_and_strings_do_not_count() -> None:
+    from servers.kit.webhooks.verify import MAX_JSON_DEPTH, parse_json
+
+    at_bound = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
+    assert parse_json(at_bound) is not None
+    assert parse_json(b'{"text": "' + b"[" * 10_000 + b'\\"{"}') == {"text": "[" * 10_000 + '"{'}
+    with pytest.raises(Exception) as deeper:
+        parse_json(b"[" + at_bound + b"]")
+    assert getattr(deeper.value, "status", None) == 400
+
+
+@pytest.mark.parametrize("provider", [p for p in ALL if p != "google"])  # Google's messages have no body
+async def test_deeply_nested_json_is_a_400_on_every_provider_route(served: Served, provider: str,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    deep = b'{"value": ' + DEEP_ARRAY + b', "events": [1]}' if provider in ("graph", "xero") else DEEP_ARRAY
+    headers = signed(provider, deep) | {"Content-Type": "application/json"}
+    answer = await served.post(provider, deep, headers)
+    assert answer.status_code == 400, answer.text
+    if provider != "xero":  # Xero is always answered with an empty body
+        assert "nests deeper than" in answer.json()["error"]
+    assert await served.intake.log.list() == []
+    no_traceback(caplog)
+
+
+async def test_graph_checks_nesting_before_any_client_state(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    deep = b'{"value":' + b"[" * 50_000 + b"]" * 50_000 + b"}"  # no clientState at all: nobody authenticated
+    answer = await served.post("graph", deep, {"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "nests deeper than" in answer.json()["error"]
+    unsigned = await served.post("graph", payload("graph", client_state="not-the-secret"), {})
+    assert unsigned.status_code == 401
+    no_traceback(caplog)
+
+
+class BrokenLog:
+    """An event log whose disk failed: every write raises."""
+
+    store = None
+    namespace = "ticketing"
+
+    async def record(self, *args: Any, **kwargs: Any) -> tuple[int, bool]:
+        import sqlite3
+
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def counts(self) -> dict[str, int]:
+        import sqlite3
+
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+async def test_a_log_that_cannot_be_written_is_a_503_with_retry_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    set_secrets(monkeypatch)
+    log: Any = BrokenLog()
+    intake = Intake("ticketing", ALL, log, Processor(log, None))
+    async for url in serve(Starlette(routes=intake.routes())):
+        served = Served(intake, None, url)  # type: ignore[arg-type]
+        async with served.http:
+            body = payload("github")
+            answer = await served.post("github", body, signed("github", body))
+            assert answer.status_code == 503 and answer.headers["retry-after"].isdigit(), answer.text
+            assert "retry" in answer.json()["error"]
+            xero = payload("xero")
+            assert (await served.post("xero", xero, signed("xero", xero))).status_code == 503
+            state = (await served.http.get("/webhooks")).json()
+            assert "unreachable" in state["log"]["error"], "the intake's state still answers"
+    no_traceback(caplog)
+
+
+async def test_a_delivery_while_postgresql_is_down_gets_503_and_retry_after(pg: Any, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    from servers.kit.webhooks.log_pg import close_pools
+
+    set_secrets(monkeypatch)
+    intake, _ = make_intake(tmp_path)
+    intake.bind("acme", store_url=pg.new_database())
+    async for url in serve(Starlette(routes=intake.routes())):
+        served = Served(intake, None, url)  # type: ignore[arg-type]
+        async with served.http:
+            body = payload("github", "1")
+            assert (await served.post("github", body, signed("github", body))).status_code == 200
+            pg.stop()
+            try:
+                for number in ("2", "3"):  # the first finds the outage, the second is told at once
+                    body = payload("github", number)
+                    with anyio.fail_after(30):  # it used to wait for the pool's 5 s, then answer 500
+                        answer = await served.post("github", body, signed("github", body))
+                    assert answer.status_code == 503 and answer.headers["retry-after"].isdigit(), answer.text
+            finally:
+                pg.start()
+            with anyio.fail_after(60):
+                while (answer := await served.post("github", body, signed("github", body))).status_code == 503:
+                    await anyio.sleep(0.1)  # waiting for the state "the pool reconnected"
+            assert answer.status_code == 200, answer.text
+    close_pools()
+    no_traceback(caplog)
+    assert SECRETS["github"] not in caplog.text
