@@ -17,20 +17,15 @@ import hmac
 import json
 import os
 import re
-from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate
 from typing import Any
 
 Headers = Mapping[str, str]
 REPLAY_WINDOW_S = 300.0
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a webhook body may have; every provider's is under 10."""
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
-_DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 class Rejected(Exception):
@@ -45,17 +40,26 @@ class Rejected(Exception):
 
 
 def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """`json.loads(body)` once its nesting is known to be at most `max_depth` (measured without
-    recursion, strings skipped): a deeper body is `Rejected` 400, never a RecursionError. Not JSON:
-    ValueError, as `json.loads`."""
-    brackets = _JSON_STRING.sub(b"", body).translate(None, _BRACKETS).translate(_DEPTH_STEP)
-    if brackets and max(accumulate(array("b", brackets))) > max_depth:
-        raise Rejected(400, f"the JSON body nests deeper than {max_depth} levels, which no provider sends: "
-                            "check what posts to this URL")
+    """`json.loads(body)`, and a body nesting arrays and objects deeper than `max_depth` `Rejected`
+    400 — also one too deep for the parser itself (its RecursionError, at ~1,000 levels). Linear in the
+    body: the depth is measured on the parsed value, without recursion (re-check: a scan with a regex
+    for strings took 40 s on a 96 KB unclosed string of escaped quotes, before any signature check).
+    Not JSON: ValueError, as `json.loads`."""
     try:
-        return json.loads(body)
-    except RecursionError:  # not reached with the bound above; a last guard all the same
-        raise Rejected(400, "the JSON body nests too deeply") from None
+        value = json.loads(body)
+    except RecursionError:
+        raise Rejected(400, _TOO_DEEP.format(max_depth)) from None
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:
+        item, depth = pending.pop()
+        if depth > max_depth:
+            raise Rejected(400, _TOO_DEEP.format(max_depth))
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value
+
+
+_TOO_DEEP = "the JSON body nests deeper than {} levels, which no provider sends: check what posts to this URL"
 
 
 def secret_for(provider: str, environ: Mapping[str, str] | None = None) -> str | None:

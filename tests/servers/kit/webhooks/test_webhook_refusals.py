@@ -47,6 +47,22 @@ def test_nesting_is_measured_without_recursion_and_strings_do_not_count() -> Non
     assert getattr(deeper.value, "status", None) == 400
 
 
+def test_measuring_the_nesting_is_linear_in_the_body_whatever_it_holds() -> None:
+    """Re-check: the first nesting bound scanned strings with a regex that took 40 s on a 96 KB
+    unclosed string of escaped quotes (quadratic; a 1 MiB body, hours), on Graph's route before any
+    secret check. Run apart, so a slow scan fails the test instead of holding the suite."""
+    import subprocess
+    import sys
+
+    probe = ("from servers.kit.webhooks.verify import parse_json\n"
+             "for body in (b'\"' + b'\\\\\"' * 300_000, b'[\"' + b'\\\\\"' * 300_000 + b'\"]', b'[' * 1_000_000):\n"
+             "    try:\n        parse_json(body)\n    except ValueError:\n        pass\n"
+             "    except Exception as exc:\n        assert getattr(exc, 'status', None) == 400, exc\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[4], timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @pytest.mark.parametrize("provider", [p for p in ALL if p != "google"])  # Google's messages have no body
 async def test_deeply_nested_json_is_a_400_on_every_provider_route(served: Served, provider: str,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
