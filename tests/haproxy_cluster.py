@@ -23,13 +23,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.cluster_support import PgServer, need_binary
-from tests.conftest import PY, ROOT, Proc, echo_stdio, free_port, hub_command, wait_for_port
+from tests.conftest import PY, ROOT, Proc, echo_stdio, free_port, hub_command, wait_for_port, write_config
 
 HAPROXY_CONFIG = """\
 global
@@ -120,6 +122,28 @@ class HAProxy:
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+@contextmanager
+def redis_replicas(tmp_path: Path, servers: dict[str, Any], env: dict[str, str] | None = None,
+                   count: int = 2) -> Iterator[list[str]]:
+    """`count` hub replicas of one config sharing a fresh Redis (`hub.cluster.redis_url`), each with a
+    data dir of its own; yields their /mcp URLs once healthy, and stops them, then Redis."""
+    redis = Redis()
+    config = write_config(tmp_path, servers, hub={"cluster": {"redis_url": redis.url}})
+    procs: list[Proc] = []
+    try:
+        for index in range(count):
+            procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
+                              env={"MCP_HUB_DATA_DIR": str(tmp_path / f"replica{index}"), **(env or {})}))
+        urls = [proc.wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1) for proc in procs]
+        for url in urls:
+            wait_healthy(url)
+        yield urls
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        redis.stop()
 
 
 def wait_healthy(url: str, timeout: float = 60.0) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Proc, echo_stdio, hub_command, write_config
-from tests.haproxy_cluster import Redis, wait_healthy
+from tests.conftest import echo_stdio
+from tests.haproxy_cluster import redis_replicas
 
 pytestmark = [pytest.mark.slow]
 ACCEPT = {"Accept": "application/json, text/event-stream"}
@@ -23,21 +23,8 @@ ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[list[str]]:
-    redis = Redis()
-    config = write_config(tmp_path, {"e": echo_stdio()}, hub={"cluster": {"redis_url": redis.url}})
-    procs: list[Proc] = []
-    try:
-        for index in range(2):
-            procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                              env={"MCP_HUB_DATA_DIR": str(tmp_path / f"replica{index}")}))
-        urls = [proc.wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1) for proc in procs]
-        for url in urls:
-            wait_healthy(url)
+    with redis_replicas(tmp_path, {"e": echo_stdio()}) as urls:
         yield urls
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        redis.stop()
 
 
 def rpc(http: httpx.Client, url: str, method: str, params: dict | None = None, session: str | None = None,

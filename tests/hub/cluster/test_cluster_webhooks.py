@@ -14,8 +14,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import Proc, hub_command, write_config
-from tests.haproxy_cluster import Redis, wait_healthy
+from tests.haproxy_cluster import redis_replicas
 from tests.resource_updates import Updates
 from tests.webhook_support import SECRETS, deliver, payload, signed
 
@@ -29,22 +28,8 @@ def record(number: int) -> str:
 
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[list[str]]:
-    redis = Redis()
-    config = write_config(tmp_path, {"ticketing": {"builtin": "ticketing"}}, hub={"cluster": {"redis_url": redis.url}})
-    procs: list[Proc] = []
-    try:
-        for index in range(2):
-            procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                              env={"MCP_HUB_DATA_DIR": str(tmp_path / f"replica{index}"),
-                                   "GITHUB_WEBHOOK_SECRET": SECRETS["github"]}))
-        urls = [proc.wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1) for proc in procs]
-        for url in urls:
-            wait_healthy(url)
+    with redis_replicas(tmp_path, {"ticketing": {"builtin": "ticketing"}}, {"GITHUB_WEBHOOK_SECRET": SECRETS["github"]}) as urls:
         yield urls
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        redis.stop()
 
 
 async def subscribe(client: Client, *uris: str) -> None:
