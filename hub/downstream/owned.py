@@ -62,7 +62,7 @@ class OwnedSessions:
         elif isinstance(message, types.ResourceUpdatedNotification) and self.on_resource_updated is not None:
             await self.on_resource_updated(self, message.params, owner)
         elif isinstance(message, types.ElicitCompleteNotification) and self.on_elicitation_complete is not None:
-            await self.on_elicitation_complete(self, message.params)  # it goes where its elicitation went
+            await self.on_elicitation_complete(self, message.params, owner)  # where its elicitation went
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Client]:

@@ -91,9 +91,10 @@ class RequestRelay:
         self._in_flight: dict[str, list[UpstreamCall]] = {}
         self._roots_clients: dict[str, weakref.WeakKeyDictionary[ServerSession, Principal]] = {}
         self.tasks = TaskRelay(hub)
-        self._url_elicitations: OrderedDict[tuple[str, str], tuple[weakref.ref[ServerSession], UpstreamCall | None]] = OrderedDict()
-        """(server, elicitationId) of each URL-mode elicitation relayed on a client's session → where it
-        went: its `notifications/elicitation/complete` goes there (`elicitation_completed`)."""
+        self._url_elicitations: OrderedDict[tuple[str, int, str], tuple[weakref.ref[ServerSession], UpstreamCall | None]] = OrderedDict()
+        """(server, the per-client session's owner or 0, elicitationId) of each URL-mode elicitation relayed
+        on a client's session → where it went: its `notifications/elicitation/complete` goes there
+        (`elicitation_completed`). The owner keeps two clients' own sessions apart, whose ids may be alike."""
         self.input_required = InputRequiredCalls()
         """2026-07-28 clients' calls between the legs of their input-required flow."""
         """Task-augmented calls and `tasks/*` (`hub.relay.tasks`): a task's server requests come through here."""
@@ -271,7 +272,7 @@ class RequestRelay:
                 if park is not None:
                     result = await park(request, result_type)
                 else:
-                    self._remember_url_elicitation(server, request, session, upstream)
+                    self._remember_url_elicitation((server, _owner_key(owner)), request, session, upstream)
                     metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
                     result = await session.send_request(request, result_type, metadata=metadata)
         except MCPError as exc:
@@ -298,19 +299,21 @@ class RequestRelay:
         self.audit_event(server, kind, principal, "ok", None, started)
         return result
 
-    def _remember_url_elicitation(self, server: str, request: Any, session: ServerSession, upstream: UpstreamCall | None) -> None:
+    def _remember_url_elicitation(self, where: tuple[str, int], request: Any, session: ServerSession,
+                                  upstream: UpstreamCall | None) -> None:
         elicitation_id = getattr(request.params, "elicitation_id", None) if isinstance(request, types.ElicitRequest) else None
         if isinstance(elicitation_id, str):
-            self._url_elicitations[(server, elicitation_id)] = (weakref.ref(session), upstream)
+            self._url_elicitations[(*where, elicitation_id)] = (weakref.ref(session), upstream)
             while len(self._url_elicitations) > MAX_URL_ELICITATIONS:
                 self._url_elicitations.popitem(last=False)
 
-    async def elicitation_completed(self, downstream: Any, params: types.ElicitCompleteNotificationParams) -> None:
+    async def elicitation_completed(self, downstream: Any, params: types.ElicitCompleteNotificationParams,
+                                    owner: Any = None) -> None:
         """A server's `notifications/elicitation/complete`: to the client its URL-mode elicitation of that
         id went to — on the call's stream while the call runs, else the client's own stream — and to no
         one for an id it sent no client (outside review, relay round 7: never relayed, so a client never
         learned that an OAuth or payment flow in the browser had finished)."""
-        where = self._url_elicitations.pop((downstream.name, params.elicitation_id), None)
+        where = self._url_elicitations.pop((downstream.name, id(owner) if owner is not None else 0, params.elicitation_id), None)
         session = where[0]() if where is not None else None
         if where is None or session is None:
             logger.debug("elicitation/complete from %s for an elicitation no client of this hub got; dropped",
@@ -404,3 +407,9 @@ def _resume_idle_deadline(call: ToolCall) -> None:
 def _connection(call: UpstreamCall) -> Any:
     """The client connection a call came on (its requests' sessions are views of it in SDK 2.x)."""
     return getattr(call.session, "_connection", None) or call.session
+
+
+def _owner_key(owner: weakref.ref[Any] | None) -> int:
+    """The key of a per-client session's owner (0: the shared session)."""
+    held = owner() if owner is not None else None
+    return id(held) if held is not None else 0

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.anyio
 FX = str(FIXTURES / "relay_fx_server.py")
 
 
-def hub_url(tmp_path: Path, procs: list) -> str:
-    servers = {"fxs": {"command": PY, "args": [FX, "stdio"], "namespace": "fx", "protocol": "legacy"}}
+def hub_url(tmp_path: Path, procs: list, **server: Any) -> str:
+    servers = {"fxs": {"command": PY, "args": [FX, "stdio"], "namespace": "fx", "protocol": "legacy", **server}}
     return start_hub_http(procs, write_config(tmp_path, servers, {"data_dir": str(tmp_path / "data")}))
 
 
@@ -83,6 +83,36 @@ async def test_a_url_elicitations_completion_reaches_the_client_it_went_to(tmp_p
             assert result.content[0].text == "URL:accept", result  # type: ignore[union-attr]
             await done.wait()
     assert completed == ["sign-in-7"]
+
+
+async def test_two_clients_own_sessions_completions_never_cross(tmp_path: Path, procs: list) -> None:
+    """Re-check: on a `per_client` server each client's session chose the same elicitation id, and
+    client B got A's completion while its own flow was open (kept by server and id only)."""
+    url = hub_url(tmp_path, procs, session="per_client")
+    completed: dict[str, list[str]] = {"A": [], "B": []}
+    asked = {"A": anyio.Event(), "B": anyio.Event()}
+
+    def client(who: str) -> Client:
+        async def accept(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+            asked[who].set()
+            await asked["A"].wait()
+            await asked["B"].wait()  # both flows open before either completes
+            return types.ElicitResult(action="accept")
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ElicitCompleteNotification):
+                completed[who].append(message.params.elicitation_id)
+
+        return Client(url, mode="legacy", elicitation_callback=accept, message_handler=on_message)
+
+    with anyio.fail_after(60):
+        async with client("A") as a, client("B") as b:
+            async with anyio.create_task_group() as group:
+                for session in (a, b):
+                    group.start_soon(session.call_tool, "fx__elicit_url", {"elicitation_id": "flow-1"})
+            while len(completed["A"]) + len(completed["B"]) < 2:
+                await anyio.sleep(0.05)
+    assert completed == {"A": ["flow-1"], "B": ["flow-1"]}
 
 
 def test_each_request_is_checked_against_what_its_client_declared() -> None:
