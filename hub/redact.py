@@ -7,8 +7,8 @@ credential, auth, cookie, session id, and the personal ids cpf / ssn / national 
 each form it is written in: env / logfmt / query string (unquoted, up to whitespace), JSON and
 Python repr (quoted, escapes honoured), JSON escaped once or more (`\\"password\\": \\"…\\"`),
 and headers (`Authorization:` and `Cookie:` to the end of the line; `<scheme> <token>` as a pair).
-A name that is only a word like `authentication` / `authenticated` (a setting or prose: "serving
-without authentication: anyone who…") keeps a value that is one plain lower-case word; any other value of it
+A name that is only a lower-case word like `authentication` / `authenticated` (a setting or prose:
+"serving without authentication: anyone who…") keeps a value that is one plain lower-case word; any other value of it
 (quoted, with a digit, a symbol or capitals inside, or `<scheme> <token>`) is masked.
 
 Secrets by shape: bearer tokens, JWTs, our API keys and common vendor tokens, credentials inside
@@ -50,7 +50,7 @@ _SCHEME_TOKEN = re.compile(r"[ \t]++[^\s\"'\\]++")
 _AUTH_SCHEMES = frozenset({"basic", "bearer", "digest", "token", "negotiate", "ntlm", "dpop", "mac", "hawk", "aws4-hmac-sha256"})
 _PLACEHOLDERS = frozenset({MASK, "[redacted]"})
 _WHOLE_LINE_HEADERS = re.compile(r"(?i)(?:proxy-)?authorization|(?:set-)?cookie")
-_AUTHENTICATION_WORD = re.compile(r"(?i)authenticat(?:e[ds]?|ing|ions?)$")
+_AUTHENTICATION_WORD = re.compile(r"authenticat(?:e[ds]?|ing|ions?)")
 _PLAIN_WORD = re.compile(r"[A-Za-z][a-z]{0,19}")
 """A word as prose or a setting writes it (`anyone`, `required`, `None`); not an all-capitals or mixed-case code."""
 
@@ -181,9 +181,10 @@ def _mask_pairs(text: str) -> str:
 
 
 def _only_authentication(name: str) -> bool:
-    """Whether `name` ends in a word like `authentication` and holds no other sensitive stem before it."""
-    word = _AUTHENTICATION_WORD.search(name)
-    return word is not None and not _SENSITIVE_NAME.search(name[: word.start()])
+    """Whether `name` is just a word like `authentication`, written in lower case as prose and settings
+    write it: an identifier holding it (`SMTP_AUTHENTICATION=letmein`, `AUTHENTICATION=…`) is a
+    variable that may hold a password (re-check), and its value is masked."""
+    return name.islower() and _AUTHENTICATION_WORD.fullmatch(name) is not None
 
 
 def _mask_pem(match: re.Match[str]) -> str:
