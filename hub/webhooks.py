@@ -153,7 +153,8 @@ class HubWebhooks:
             if intake not in self._bound:  # before its processor first runs or it takes a delivery
                 self._bound.add(intake)
                 if hasattr(intake, "bind"):
-                    intake.bind(name, store_url=self._store_url, provider_wide=lambda: self._alone(downstream))
+                    intake.bind(name, store_url=self._store_url, provider_wide=lambda: self._alone(downstream),
+                                namespaces=lambda: list(self.names()))
                 await self._publish_changes(downstream)
             if id(intake) in self._started or self._group is None or getattr(intake, "started", False):
                 return

@@ -63,17 +63,19 @@ class Intake:
         self.keepers: list[Any] = []
         """Push-channel upkeep jobs (`channels.ChannelKeeper`) run beside the processor."""
 
-    def bind(self, namespace: str, *, store_url: str | None = None, provider_wide: Callable[[], bool] | None = None) -> None:
+    def bind(self, namespace: str, *, store_url: str | None = None, provider_wide: Callable[[], bool] | None = None,
+             namespaces: Callable[[], list[str]] | None = None) -> None:
         """Serve as the hub's `namespace` (the HTTP hub calls it before the processor first starts; a
         no-op after): rows, dedupe and claims are keyed by it, secrets are `Secrets(namespace,
-        provider_wide)`, push channels carry that secret, and with `store_url` (the hub's
+        provider_wide, namespaces=the hub's namespaces)`, push channels carry that secret, and with `store_url` (the hub's
         `hub.store.url`) the log moves to PostgreSQL. Events left pending in the SQLite log stay there
         (see docs/events.md)."""
         if self.started:
             return
         self.namespace = namespace
         if isinstance(self.secrets, Secrets):
-            self.secrets = Secrets(namespace, provider_wide or (lambda: True), self.secrets.environ)
+            self.secrets = Secrets(namespace, provider_wide or (lambda: True), self.secrets.environ,
+                                   namespaces or (lambda: []))
         if store_url is not None and getattr(self.log, "url", None) != store_url:
             from servers.kit.webhooks.log_pg import PgEventLog  # psycopg only when PostgreSQL is configured
 

@@ -84,17 +84,29 @@ class Secrets:
     namespace: str
     provider_wide: Callable[[], bool] = lambda: True
     environ: Mapping[str, str] | None = None
+    namespaces: Callable[[], list[str]] = lambda: []
+    """The hub's other namespaces: one whose variable is this one's (`acme-eu` and `acme_eu`, `Acme` and
+    `acme`) makes the variable open neither route — one secret would open both (re-check)."""
 
     def __call__(self, provider: str) -> str | None:
         env = os.environ if self.environ is None else self.environ
+        if self._sharing(provider):
+            return None
         own = env.get(namespace_variable(self.namespace, provider), "")
         if own:
             return own
         return secret_for(provider, env) if self.provider_wide() else None
 
+    def _sharing(self, provider: str) -> list[str]:
+        own = namespace_variable(self.namespace, provider)
+        return sorted(n for n in self.namespaces() if n != self.namespace and namespace_variable(n, provider) == own)
+
     def missing(self, provider: str) -> str:
         """Why nothing is accepted for `provider`, naming the variable to set (never a value)."""
         own = namespace_variable(self.namespace, provider)
+        if sharing := self._sharing(provider):
+            return (f"namespaces {self.namespace!r} and {', '.join(map(repr, sharing))} would both read {own}, so it "
+                    "opens neither: give one of them another namespace")
         if self.provider_wide():
             return f"neither {own} nor {provider.upper()}_WEBHOOK_SECRET is configured: nothing is accepted unsigned"
         return (f"{own} is not configured: this hub has several servers of this domain, so the provider-wide "

@@ -126,6 +126,14 @@ def test_each_namespace_has_its_own_secret_and_the_provider_wide_one_serves_a_do
     assert tenant("github") is None, "two servers of one domain: the shared secret opens neither"
     assert "GLOBEX_GITHUB_WEBHOOK_SECRET" in tenant.missing("github") and "shared" not in tenant.missing("github")
 
+    # Re-check: `acme-eu` and `acme_eu` both read ACME_EU_GITHUB_WEBHOOK_SECRET, so one secret opened both.
+    env = {"ACME_EU_GITHUB_WEBHOOK_SECRET": "one for two"}
+    for mine, other in (("acme-eu", "acme_eu"), ("acme_eu", "acme-eu")):
+        clashing = Secrets(mine, lambda: False, env, lambda other=other, mine=mine: [mine, other])
+        assert clashing("github") is None
+        assert "ACME_EU_GITHUB_WEBHOOK_SECRET" in clashing.missing("github") and repr(other) in clashing.missing("github")
+    assert Secrets("acme-eu", lambda: False, env, lambda: ["acme-eu", "globex"])("github") == "one for two"
+
 
 # -- through the HTTP hub -----------------------------------------------------------------------
 
