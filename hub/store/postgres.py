@@ -6,6 +6,8 @@ schema is created by versioned migrations on first use, under an advisory lock, 
 starting together apply each one once. The pool is opened without waiting: a hub starts while
 PostgreSQL is down, reports it in `/healthz`, and recovers by itself when it returns (each
 connection is checked when taken from the pool, so a restarted server costs no failed call).
+While it is down, a call looks about once a second whether it answers again and then starts a
+fresh pool (`hub.store.pool_revival`: the pool's own reconnection backs off).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hub.redact import mask
+from hub.store.pool_revival import PoolRevival, retire
 from hub.store.base import (ACTIVITY_COLUMNS, AUDIT_COLUMNS, AuditFilter, KeyRow, StoreUnavailable, activity_sql,
                              minutes_sql, NOT_ADMIN, where_clause)
 
@@ -96,26 +99,42 @@ class PostgresStore:
 
     def __init__(self, url: str, pool_size: int = 8, timeout_s: float = 2.0) -> None:
         self.name = describe(url)
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=timeout_s, name="mcp-hub",
-            check=ConnectionPool.check_connection,
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout_s)),
-                    "options": f"-c statement_timeout={int(timeout_s * 5000)}"},
-        )
-        self._pool.open(wait=False)
+        self._url, self._pool_size, self._timeout_s = url, pool_size, timeout_s
+        self._pool = self._new_pool()
+        self._revival = PoolRevival(url, self._connect_kwargs())
         self._migrated = False
         self._migrate_lock = threading.Lock()
         self._digest_key: bytes | None = None
         self.down_since: float | None = None
         self.last_error: str | None = None
 
+    def _new_pool(self) -> ConnectionPool:
+        pool = ConnectionPool(
+            self._url, min_size=1, max_size=self._pool_size, open=False, timeout=self._timeout_s, name="mcp-hub",
+            check=ConnectionPool.check_connection,
+            kwargs=self._connect_kwargs() | {"options": f"-c statement_timeout={int(self._timeout_s * 5000)}"},
+        )
+        pool.open(wait=False)
+        return pool
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {"autocommit": True, "connect_timeout": max(1, int(self._timeout_s))}
+
     def close(self) -> None:
         self._pool.close(timeout=2)
+
+    def _revive(self) -> None:
+        """The database was down: if it answers again, serve from a fresh pool at once (`hub.store.pool_revival`)."""
+        if self._revival.answers_again():
+            old, self._pool = self._pool, self._new_pool()
+            retire(old)
 
     # -- plumbing -----------------------------------------------------------------------------
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run `work` on a pooled connection (migrating first if needed); failures → StoreUnavailable."""
+        if self.down_since is not None:
+            self._revive()
         try:
             with self._pool.connection() as conn:
                 if not self._migrated:

@@ -39,6 +39,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from hub.store.pool_revival import PoolRevival, retire
 from hub.store.postgres import apply_migrations, describe
 from servers.kit.store import Store
 from servers.kit.webhooks.log import ALL, LEASE_S, EventRow, State
@@ -68,6 +69,7 @@ _PENDING = "state IN ('received', 'failed')"
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
 _migrated: set[str] = set()
+_revivals: dict[str, PoolRevival] = {}
 _down_since: dict[str, float] = {}
 """URL -> when a query on it last failed for want of a connection (cleared by the next success)."""
 RECORD_WAIT_S = 2.0
@@ -75,10 +77,11 @@ DOWN_WAIT_S = 0.25
 _UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 
-def _pool(url: str) -> ConnectionPool:
-    """One small pool per URL per process, shared by every domain's log."""
+def _pool(url: str, fresh: bool = False) -> ConnectionPool:
+    """One small pool per URL per process, shared by every domain's log; `fresh`: a new one in its place
+    (the database answers again while the old one waits in its reconnection backoff)."""
     with _pools_lock:
-        if url not in _pools:
+        if url not in _pools or fresh:
             pool = ConnectionPool(url, min_size=1, max_size=4, open=False, timeout=5.0, name="mcp-hub-events",
                                   check=ConnectionPool.check_connection,
                                   kwargs={"autocommit": True, "connect_timeout": 5, "row_factory": dict_row,
@@ -86,7 +89,10 @@ def _pool(url: str) -> ConnectionPool:
             pool.open(wait=False)
             if not _pools:
                 atexit.register(close_pools)
+            if url in _pools:
+                retire(_pools[url])
             _pools[url] = pool
+            _revivals.setdefault(url, PoolRevival(url, {"autocommit": True, "connect_timeout": 2}))
         return _pools[url]
 
 
@@ -97,6 +103,7 @@ def close_pools() -> None:
         _pools.clear()
         _migrated.clear()
         _down_since.clear()
+        _revivals.clear()
     for pool in pools:
         pool.close(timeout=2)
 
@@ -140,8 +147,11 @@ class PgEventLog:
         return "domain = %s AND namespace = %s", [self.domain, self.namespace]
 
     def _sync(self, work: Callable[[psycopg.Connection[Any]], T], wait: float | None = None) -> T:
+        pool = _pool(self.url)
+        if self.url in _down_since and _revivals[self.url].answers_again():
+            pool = _pool(self.url, fresh=True)
         try:
-            with _pool(self.url).connection(timeout=wait) as conn:
+            with pool.connection(timeout=wait) as conn:
                 _migrate(self.url, conn)
                 result = work(conn)
         except _UNREACHABLE:
