@@ -26,9 +26,10 @@ class ManualClock:
 
 
 def make_call(read_only: bool = True, timeout_s: float = 5.0, max_timeout_s: float = 10.0,
-              arguments: dict[str, Any] | None = None) -> ToolCall:
+              arguments: dict[str, Any] | None = None, keyed: bool = False) -> ToolCall:
+    """A call to `s__t`; `keyed`: the tool declares an `idempotency_key` argument (`ToolRoute.keyed`)."""
     tool = types.Tool(name="s__t", input_schema={"type": "object"})
-    route = ToolRoute(exposed="s__t", server="s", original="t", tool=tool, read_only=read_only)
+    route = ToolRoute(exposed="s__t", server="s", original="t", tool=tool, read_only=read_only, keyed=keyed)
     return ToolCall(route, arguments or {}, timeout_s, max_timeout_s)
 
 

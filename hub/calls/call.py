@@ -112,9 +112,12 @@ class ToolCall:
 
     @property
     def retry_safe(self) -> bool:
-        """Safe to send twice: read-only, idempotent, or carrying the caller's idempotency key."""
+        """Safe to send twice: read-only, idempotent, or carrying an idempotency key the tool declares
+        (`ToolRoute.keyed`)."""
+        if self.route.read_only or self.route.idempotent:
+            return True
         key = self.arguments.get("idempotency_key")
-        return self.route.read_only or self.route.idempotent or (isinstance(key, str) and key != "")
+        return self.route.keyed and isinstance(key, str) and key != ""
 
 
 @dataclass(slots=True)

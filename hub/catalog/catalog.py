@@ -42,6 +42,10 @@ class ToolRoute:
     exactly as the downstream sent it)."""
     read_only: bool = False
     idempotent: bool = False
+    keyed: bool = False
+    """The tool's input schema declares an `idempotency_key` property: a call carrying one is safe to send
+    again (the server dedupes by it). A key the tool never declared proves nothing (outside review,
+    faults round 7: a plain write was run three times once the caller added `idempotency_key`)."""
     timeout_s: float | None = None
     max_timeout_s: float | None = None
     examples: tuple[str, ...] = ()
@@ -55,6 +59,11 @@ def tool_override(config: ServerConfig, name: str) -> ToolOverride:
         if fnmatch.fnmatchcase(name, pattern):
             merged.update(override.model_dump(exclude_none=True))
     return ToolOverride.model_validate(merged)
+
+
+def _declares_key(schema: Any) -> bool:
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return isinstance(properties, dict) and "idempotency_key" in properties
 
 
 def make_route(config: ServerConfig, tool: types.Tool, exposed: str) -> ToolRoute:
@@ -73,6 +82,7 @@ def make_route(config: ServerConfig, tool: types.Tool, exposed: str) -> ToolRout
         tool=tool.model_copy(update={"name": exposed, "meta": meta}),
         read_only=read_only,
         idempotent=idempotent,
+        keyed=_declares_key(tool.input_schema),
         timeout_s=override.timeout_s or config.timeout_s,
         max_timeout_s=override.max_timeout_s or config.max_timeout_s,
         examples=examples,

@@ -48,7 +48,8 @@ def rate_limited(after_s: float | None, code: str = "rate_limited") -> types.Cal
 
 
 async def call_with(waits: Waits, script: Script, read_only: bool = True, timeout_s: float = 30.0, **kw: Any) -> Any:
-    call = make_call(read_only=read_only, timeout_s=timeout_s, max_timeout_s=timeout_s, arguments=kw.pop("arguments", None))
+    call = make_call(read_only=read_only, timeout_s=timeout_s, max_timeout_s=timeout_s, arguments=kw.pop("arguments", None),
+                     keyed=kw.pop("keyed", False))
     call.started_at = waits.clock()  # the call's deadline counts on the same clock as the retry's
     return await run_call(call, DeadlinePolicy(), *kw.pop("policies", ()), forwarder=script, retry=retry(waits, **kw))
 
@@ -73,8 +74,23 @@ async def test_a_write_without_an_idempotency_key_is_tried_once() -> None:
     await call_with(Waits(ManualClock()), script, read_only=False)
     assert script.attempts == 1
     keyed = Script(lost(), ok_result())
-    await call_with(Waits(ManualClock()), keyed, read_only=False, arguments={"idempotency_key": "k"})
+    await call_with(Waits(ManualClock()), keyed, read_only=False, arguments={"idempotency_key": "k"}, keyed=True)
     assert keyed.attempts == 2
+    # Outside review (faults round 7): a key the tool never declared proves nothing; it was retried.
+    undeclared = Script(lost(), ok_result())
+    await call_with(Waits(ManualClock()), undeclared, read_only=False, arguments={"idempotency_key": "k"})
+    assert undeclared.attempts == 1
+
+
+def test_a_route_is_keyed_only_when_its_schema_declares_the_key() -> None:
+    from hub.catalog.catalog import make_route
+    from hub.config import parse_config
+
+    config = parse_config({"mcpServers": {"s": {"command": "x"}}}).servers[0]
+    declared = types.Tool(name="t", input_schema={"type": "object", "properties": {"idempotency_key": {"type": "string"}}})
+    assert make_route(config, declared, "s__t").keyed
+    for schema in ({"type": "object"}, {"type": "object", "properties": {"key": {}}}, {"type": "object", "properties": []}):
+        assert not make_route(config, types.Tool(name="t", input_schema=schema), "s__t").keyed
 
 
 async def test_a_providers_retry_after_is_waited_with_a_capped_jitter_then_the_call_succeeds() -> None:
