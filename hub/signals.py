@@ -15,8 +15,13 @@ once. A second signal does the same without waiting. The clean-up before such an
 this handler is installed, `hub.prestart` stops the process at once (no unwinding); so from the
 first instruction on, a stop signal ends `mcp-hub serve` within a bounded time.
 
-Over HTTP, uvicorn takes SIGTERM (and SIGINT) for itself while it serves, shuts down gracefully
-and then raises the signal again: that second delivery reaches this handler and stops the hub.
+Over HTTP, uvicorn takes SIGTERM (and SIGINT) for itself while it serves: the hub's server tells
+`uvicorn_took` of it, which arms the same watchdog (and exits at once on a second signal), and
+uvicorn's graceful wait for requests in flight is bounded (`hub.frontends.http.transports`), so
+their calls are cancelled; once it has shut down, uvicorn raises the signal again, and that
+delivery reaches this handler as the same stop (not a second one) and stops the hub (outside
+review, faults round 7: a call in flight held an HTTP hub up to its own deadline, 300 s, and a
+second SIGTERM did nothing).
 """
 
 from __future__ import annotations
@@ -79,6 +84,29 @@ def _overdue_stop(status: int) -> None:
     _exit_now(status)
 
 
+_relayed: int | None = None
+"""A stop signal uvicorn took (`uvicorn_took`), which it raises again once it has shut down."""
+
+
+def _noted(signum: int) -> None:
+    """A stop signal: arm the watchdog, or, for a second one, exit now."""
+    global _received
+    if _received is not None:  # a second signal: stop now
+        _exit_now(128 + signum)
+    _received = signum
+    watchdog = threading.Timer(STOP_GRACE_S, _overdue_stop, (128 + signum,))
+    watchdog.daemon = True
+    watchdog.start()
+
+
+def uvicorn_took(signum: int) -> None:
+    """uvicorn caught a stop signal for itself (it shuts down, then raises it again): the watchdog is
+    armed from now, and a second signal exits at once, as for a signal the hub caught."""
+    global _relayed
+    _noted(signum)
+    _relayed = signum
+
+
 @contextmanager
 def stop_on_sigterm() -> Iterator[None]:
     """While the body runs, SIGTERM and SIGINT cancel the current (main) task, with a watchdog
@@ -88,13 +116,11 @@ def stop_on_sigterm() -> Iterator[None]:
     assert task is not None
 
     def on_signal(signum: int, frame: object) -> None:
-        global _received
-        if _received is not None:  # a second signal: stop now
-            _exit_now(128 + signum)
-        _received = signum
-        watchdog = threading.Timer(STOP_GRACE_S, _overdue_stop, (128 + signum,))
-        watchdog.daemon = True
-        watchdog.start()
+        global _relayed
+        if _relayed == signum:  # uvicorn's own delivery again of the stop it took: the same stop
+            _relayed = None
+        else:
+            _noted(signum)
         loop.call_soon_threadsafe(task.cancel)
 
     # A signal the process was started ignoring (SIGINT under `nohup`, or `cmd &` in a script) stays ignored.

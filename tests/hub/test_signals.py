@@ -83,3 +83,61 @@ def test_a_stop_signal_the_hub_was_started_ignoring_stays_ignored(tmp_path: Path
         if hub.poll() is None:
             hub.kill()
             hub.wait()
+
+
+@pytest.mark.parametrize("second", [False, True])
+def test_a_stop_signal_ends_an_http_hub_with_a_call_in_flight_in_bounded_time(tmp_path: Path, second: bool) -> None:
+    """Outside review (faults round 7): uvicorn took SIGTERM for itself and waited for every request
+    in flight, so an HTTP hub stayed up until each call's own deadline (300 s for a tool that reports
+    progress), and a second SIGTERM did nothing. Now the call is cancelled after a short drain and
+    the hub exits as on stdio; a second signal exits at once."""
+    import threading
+
+    import anyio
+    import httpx
+    from mcp import Client
+
+    config = tmp_path / "hub.json"
+    fault = str(ROOT / "tests" / "fixtures" / "fault_server.py")
+    config.write_text(json.dumps({"hub": {"data_dir": str(tmp_path / "data")},
+                                  "mcpServers": {"f": {"command": PY, "args": [fault], "timeout_s": 300, "max_timeout_s": 300}}}))
+    log = tmp_path / "hub.log"
+    with log.open("w") as err:
+        hub = subprocess.Popen([PY, "-m", "hub.cli", "serve", "--config", str(config), "--transport", "http", "--port", "0"],
+                               stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+    answered: list[object] = []
+
+    def call(url: str) -> None:
+        async def go() -> None:
+            async with Client(url, mode="legacy") as client:
+                answered.append(await client.call_tool("f__sleep", {"seconds": 120}))
+        try:
+            anyio.run(go)
+        except BaseException as exc:  # noqa: BLE001 — the hub went away: what the client saw is kept
+            answered.append(exc)
+
+    try:
+        deadline = time.monotonic() + 60
+        while (found := re.search(r"listening on (http://\S+)", log.read_text())) is None:
+            assert time.monotonic() < deadline and hub.poll() is None, log.read_text()
+            time.sleep(0.05)
+        url = found.group(1)
+        caller = threading.Thread(target=call, args=(url,), daemon=True)
+        caller.start()
+        metrics = url.replace("/mcp", "/metrics")
+        while 'mcp_hub_in_flight{server="f"} 1.0' not in httpx.get(metrics, timeout=30).text:
+            assert time.monotonic() < deadline, "the call never went in flight"
+            time.sleep(0.05)
+        stopped = time.monotonic()
+        hub.send_signal(signal.SIGTERM)
+        if second:
+            time.sleep(0.2)
+            hub.send_signal(signal.SIGTERM)
+        assert hub.wait(30) == 128 + signal.SIGTERM
+        assert time.monotonic() - stopped < (5 if second else 15), time.monotonic() - stopped
+        caller.join(30)
+        assert answered, "the client was left waiting"
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()

@@ -46,6 +46,9 @@ from hub.profiles.http import PinGate, profile_routes, with_managers
 logger = logging.getLogger("hub.transport")
 
 UpstreamTransport = Literal["stdio", "http", "sse"]
+DRAIN_S = 1.0
+"""On a stop, how long answers already under way may take to go out before the requests still in
+flight are cancelled (their calls with them, the servers told), as on stdio."""
 
 
 def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
@@ -199,7 +202,14 @@ def bind_listener(host: str, port: int) -> socket.socket:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, except that a stop signal this process was started ignoring (SIGINT under
-    `nohup` or `cmd &` in a script) stays ignored while it serves (uvicorn takes both for itself)."""
+    `nohup` or `cmd &` in a script) stays ignored while it serves (uvicorn takes both for itself), and
+    a stop signal it takes arms the hub's watchdog (`hub.signals.uvicorn_took`)."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        from hub.signals import uvicorn_took
+
+        uvicorn_took(sig)  # a second stop exits at once
+        super().handle_exit(sig, frame)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -219,7 +229,8 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     app = build_http_app(hub, server, transport, host, port)
     # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
-                            http=hub_http_protocol(hub.config.hub.http.body_timeout_s))
+                            http=hub_http_protocol(hub.config.hub.http.body_timeout_s),
+                            timeout_graceful_shutdown=DRAIN_S)
     web = _Server(config)
 
     async def announce() -> None:
