@@ -50,6 +50,9 @@ from hub.redact import LineMasker
 from hub.signals import on_last_resort
 
 logger = logging.getLogger("hub.downstream")
+JUNK_WARNINGS = 5
+"""Stdout lines that are not JSON-RPC logged as warnings per connection; the rest are counted."""
+JUNK_SUMMARY_EVERY = 10_000
 
 STDIN_CLOSE_GRACE_S = 2.0
 SIGTERM_GRACE_S = 2.0
@@ -132,10 +135,31 @@ async def stdio_child(
         stdin.write(data)
         await stdin.drain()
 
+    junk = 0  # stdout lines that are not JSON-RPC so far
+
+    def ignored(line: bytes, failed: bytes | None) -> None:
+        """Log a stdout line that is not JSON-RPC: the first `JUNK_WARNINGS` as warnings, then one
+        warning every `JUNK_SUMMARY_EVERY` with the count, the rest at debug level (outside review,
+        faults round 7: 100,000 lines of noise were 100,000 warnings, and held the other servers up)."""
+        nonlocal junk
+        junk += 1
+        fails = "; the request it answers fails" if failed else ""
+        if junk <= JUNK_WARNINGS:
+            log.warning("ignored a stdout line that is not JSON-RPC%s: %.120r%s", fails, line,
+                        "; more such lines are counted, not shown" if junk == JUNK_WARNINGS else "")
+        elif junk % JUNK_SUMMARY_EVERY == 0:
+            log.warning("ignored %d stdout lines that are not JSON-RPC so far (the server prints to stdout, which "
+                        "is the protocol's channel: it should write its logs to stderr)", junk)
+        else:
+            log.debug("ignored a stdout line that is not JSON-RPC%s: %.120r", fails, line)
+
     async def read_stdout() -> None:
         async with read_writer:
             while (line := await stdout_lines.get()) is not None:
                 if channel is not None and ID_MARKER in line and await channel.accept(line):
+                    continue
+                if not listings.waiting and line.lstrip()[:1] != b"{" and b'"id"' not in line:
+                    ignored(line, None)  # no message, and no request's id to fail early: nothing to parse
                     continue
                 try:
                     message = sdk_message(line)
@@ -151,8 +175,7 @@ async def stdio_child(
                 if message is None:
                     # An answer whose id can still be read fails its request now, not at its deadline.
                     failed = unreadable_answer(line)
-                    log.warning("ignored a stdout line that is not JSON-RPC%s: %.120r",
-                                "; the request it answers fails" if failed else "", line)
+                    ignored(line, failed)
                     if failed is None:
                         continue
                     if ID_MARKER in failed:  # a call of the hub's own channel

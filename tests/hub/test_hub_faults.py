@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -52,10 +52,11 @@ def parent_of(pid: int) -> int:
 class RawHub:
     """`mcp-hub serve` on stdio, spoken to in raw bytes; every line it writes lands in `lines`."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, log: IO[str] | None = None) -> None:
+        """`log`: where the hub's stderr goes (at info level), else nowhere (warnings only)."""
         self.popen = subprocess.Popen(
-            [PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "warning"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
+            [PY, "-m", "hub.cli", "serve", "--config", str(config), "--log-level", "info" if log else "warning"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         )
         self.lines: queue.Queue[bytes] = queue.Queue()
@@ -382,3 +383,22 @@ def test_a_servers_error_message_reaches_the_caller_masked(tmp_path: Path, sessi
                 assert leaked not in text and leaked not in json.dumps(result), (leaked, result)
     finally:
         hub.close()
+
+
+def test_a_servers_stdout_chatter_is_counted_not_logged_line_by_line(tmp_path: Path) -> None:
+    """Outside review (faults round 7): 100,000 lines of a child's stdout noise were 100,000 warnings
+    (12 MB of log from one call) and held calls to the other servers up. The first few are warnings,
+    then one every 10,000 with the count; the call's answer still comes."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
+    log = tmp_path / "hub.log"
+    with log.open("w") as err:
+        hub = RawHub(config, log=err)
+    try:
+        hub.start({"b__noise"})
+        hub.request(1, "tools/call", {"name": "b__noise", "arguments": {"lines": 25_000}})
+        assert hub.by_id(1)["result"]["structuredContent"] == {"result": "done"}
+    finally:
+        hub.close()
+    warnings = [line for line in log.read_text().splitlines() if "not JSON-RPC" in line]
+    assert len(warnings) == 5 + 2, warnings[:10]  # five shown, then at 10,000 and 20,000
+    assert "20000 stdout lines" in warnings[-1] and "stderr" in warnings[-1]
