@@ -278,7 +278,10 @@ class Downstream(ChangeFollowing, OwnedSessions):
 
     def _mark_lost(self, returncode: int | None, last_stderr: list[str]) -> None:
         tail = f"; last stderr: {' | '.join(last_stderr)[-300:]}" if last_stderr else ""
-        self._lose(f"process exited with code {returncode}{tail}")
+        if returncode is None:  # still running a second after its stdout ended: the hub stops it and starts anew
+            self._lose(f"the process closed its stdout but did not exit; it is stopped and started again{tail}")
+        else:
+            self._lose(f"process exited with code {returncode}{tail}")
 
     def _lose(self, reason: str) -> None:
         """The connection is gone: calls fail fast from now on; the supervisor reconnects."""

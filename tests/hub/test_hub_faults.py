@@ -402,3 +402,16 @@ def test_a_servers_stdout_chatter_is_counted_not_logged_line_by_line(tmp_path: P
     warnings = [line for line in log.read_text().splitlines() if "not JSON-RPC" in line]
     assert len(warnings) == 5 + 2, warnings[:10]  # five shown, then at 10,000 and 20,000
     assert "20000 stdout lines" in warnings[-1] and "stderr" in warnings[-1]
+
+
+def test_a_server_that_closes_its_stdout_but_runs_on_is_reported_as_such(tmp_path: Path) -> None:
+    """Outside review (faults round 7): it was reported as "process exited with code None"."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
+    hub = RawHub(config)
+    try:
+        hub.start({"b__hangup"})
+        hub.request(1, "tools/call", {"name": "b__hangup", "arguments": {}})
+        message = hub.by_id(1)["result"]["structuredContent"]["message"]
+        assert "closed its stdout but did not exit" in message and "code None" not in message, message
+    finally:
+        hub.close()
