@@ -69,8 +69,23 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
                             f"{overlong_message('its answer (one event of its event stream)', int(over.group(1)))}",
                             details={"server": downstream.name})
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
-    return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(exc.error.message)}",
+    return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(without_traceback(exc.error.message))}",
                         details={"server": downstream.name, "jsonrpc_code": exc.code})
+
+
+TRACEBACK = "Traceback (most recent call last):"
+
+
+def without_traceback(text: str) -> str:
+    """A server's error text with a Python traceback in it cut to what precedes it and its last line
+    (the exception): paths and code lines are the server's internals, never the caller's business
+    (outside review, faults round 7)."""
+    head, found, rest = text.partition(TRACEBACK)
+    if not found:
+        return text
+    lines = [line.strip() for line in rest.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return " ".join(part for part in (head.strip(), last, "(the server's traceback is not shown)") if part)
 
 
 async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError:

@@ -415,3 +415,19 @@ def test_a_server_that_closes_its_stdout_but_runs_on_is_reported_as_such(tmp_pat
         assert "closed its stdout but did not exit" in message and "code None" not in message, message
     finally:
         hub.close()
+
+
+def test_a_servers_traceback_is_cut_to_its_exception_line(tmp_path: Path) -> None:
+    """Outside review (faults round 7): an error answer's "Traceback (most recent call last): File
+    "/srv/x.py" …" reached the caller verbatim."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
+    hub = RawHub(config)
+    trace = ('Traceback (most recent call last):\n  File "/srv/tools/x.py", line 12, in handler\n    do(it)\n'
+             "ValueError: the date is not a date")
+    try:
+        hub.start({"b__fail"})
+        hub.request(1, "tools/call", {"name": "b__fail", "arguments": {"code": -32603, "message": trace}})
+        text = hub.by_id(1)["result"]["content"][0]["text"]
+        assert "ValueError: the date is not a date" in text and "/srv/tools" not in text and "do(it)" not in text, text
+    finally:
+        hub.close()
