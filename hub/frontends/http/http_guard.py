@@ -16,7 +16,10 @@ many bytes) needs no counting once that length is within the limit; any other bo
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
+from contextlib import suppress
 
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import ClientDisconnect, Request
@@ -24,6 +27,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.frontends.http.http_protocol import TIMED_OUT_SCOPE_KEY
+
+logger = logging.getLogger("hub.http")
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _ALLOWED_PAIRS_MAX = 256
@@ -76,6 +81,13 @@ class HttpGuard:
                 raise
             # we answered 408/413 and told the app the client left: the app giving up is the expected end,
             # not an error worth a traceback per refused request
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request's task: a stop, once answers under way have had their time
+            # (`transports.DRAIN_S`). The app has cancelled its calls on the way out; the client is told the
+            # hub is stopping (503, or its stream is ended), and the request ends here — not as a ~40-line
+            # traceback per request in flight on every stop (re-check, faults round 7).
+            logger.info("a request in flight ended: the hub is stopping")
+            await _ended_by_stop(body.send if body is not None else send)
 
     def _too_large(self) -> str:
         return f"request body larger than {self.max_body_bytes} bytes (hub.http.max_body_bytes); send a smaller one"
@@ -176,6 +188,18 @@ def _well_formed_origin(origin: str) -> bool:
     """`null` (an opaque origin, which no allow-list entry names), or `scheme://` and a well-formed host."""
     scheme, separator, host = origin.partition("://")
     return origin == "null" or (bool(scheme) and bool(separator) and "/" not in host and _well_formed_host(host))
+
+
+async def _ended_by_stop(send: Send) -> None:
+    """Answer 503 if no answer has started, else end the one under way (either send may refuse: ignored)."""
+    response = JSONResponse({"error": "the hub is stopping; send the request again (to another replica, or once it is back)"},
+                            status_code=503, headers={"Retry-After": "5", "Connection": "close"})
+    with suppress(Exception):
+        await send({"type": "http.response.start", "status": 503, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    with suppress(Exception):
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _refuse(send: Send, status: int, reason: str) -> None:
