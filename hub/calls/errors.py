@@ -84,8 +84,14 @@ def without_traceback(text: str) -> str:
     if not found:
         return text
     lines = [line.strip() for line in rest.splitlines() if line.strip()]
-    last = lines[-1] if lines else ""
+    last = lines[-1] if len(lines) > 1 else ""
+    if len(lines) == 1:  # written on one line: only a trailing `SomeError: message` is the exception
+        found_last = _EXCEPTION.findall(lines[0])
+        last = found_last[-1] if found_last else ""
     return " ".join(part for part in (head.strip(), last, "(the server's traceback is not shown)") if part)
+
+
+_EXCEPTION = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)\b(?::[^\n]*)?$")
 
 
 async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError:

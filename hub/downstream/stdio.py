@@ -190,7 +190,10 @@ async def stdio_child(
             # Report the exit before the session sees the stream end, so the reason is known first.
             returncode = await _wait_exit(process, 1.0)
             if not stopping:
-                log.warning("exited unexpectedly (returncode=%s)", returncode)
+                if returncode is None:  # its stdout ended, the process runs on: the hub stops it
+                    log.warning("closed its stdout but did not exit; stopping it")
+                else:
+                    log.warning("exited unexpectedly (returncode=%s)", returncode)
             if on_exit is not None and not stopping:
                 # An exit the hub caused (it ended the session) is no loss: the reason it ended
                 # the session (a failed discovery, a restart) stays the one reported.

@@ -407,7 +407,9 @@ def test_a_servers_stdout_chatter_is_counted_not_logged_line_by_line(tmp_path: P
 def test_a_server_that_closes_its_stdout_but_runs_on_is_reported_as_such(tmp_path: Path) -> None:
     """Outside review (faults round 7): it was reported as "process exited with code None"."""
     config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
-    hub = RawHub(config)
+    log = tmp_path / "hub.log"
+    with log.open("w") as err:
+        hub = RawHub(config, log=err)
     try:
         hub.start({"b__hangup"})
         hub.request(1, "tools/call", {"name": "b__hangup", "arguments": {}})
@@ -415,6 +417,7 @@ def test_a_server_that_closes_its_stdout_but_runs_on_is_reported_as_such(tmp_pat
         assert "closed its stdout but did not exit" in message and "code None" not in message, message
     finally:
         hub.close()
+    assert "returncode=None" not in log.read_text() and "closed its stdout" in log.read_text()  # its log says so too
 
 
 def test_a_servers_traceback_is_cut_to_its_exception_line(tmp_path: Path) -> None:
@@ -428,6 +431,10 @@ def test_a_servers_traceback_is_cut_to_its_exception_line(tmp_path: Path) -> Non
         hub.start({"b__fail"})
         hub.request(1, "tools/call", {"name": "b__fail", "arguments": {"code": -32603, "message": trace}})
         text = hub.by_id(1)["result"]["content"][0]["text"]
+        assert "ValueError: the date is not a date" in text and "/srv/tools" not in text and "do(it)" not in text, text
+        one_line = trace.replace("\n", " ")  # re-check: a traceback written on one line was kept whole
+        hub.request(2, "tools/call", {"name": "b__fail", "arguments": {"code": -32603, "message": one_line}})
+        text = hub.by_id(2)["result"]["content"][0]["text"]
         assert "ValueError: the date is not a date" in text and "/srv/tools" not in text and "do(it)" not in text, text
     finally:
         hub.close()
