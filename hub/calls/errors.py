@@ -84,10 +84,11 @@ def without_traceback(text: str) -> str:
     if not found:
         return text
     lines = [line.strip() for line in rest.splitlines() if line.strip()]
-    last = lines[-1] if len(lines) > 1 else ""
     if len(lines) == 1:  # written on one line: only a trailing `SomeError: message` is the exception
-        found_last = _EXCEPTION.findall(lines[0])
-        last = found_last[-1] if found_last else ""
+        exception = _EXCEPTION.search(lines[0])
+        last = exception.group(0) if exception else ""
+    else:
+        last = lines[-1] if lines else ""
     return " ".join(part for part in (head.strip(), last, "(the server's traceback is not shown)") if part)
 
 

@@ -129,21 +129,24 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         if status and status[0] < 300:
             await self._ended_now(session_id)
 
-    async def _ended_now(self, session_id: str) -> None:
+    def _expiry(self, session_id: str) -> float | None:
+        """Until when `session_id` could be opened (None: it is not a sealed id of ours)."""
         state = self.sealer.open(session_id)
-        if state is not None:
-            await self.ended.end(session_id, state.issued_at + self.sealer.max_age_s)
+        return state.issued_at + self.sealer.max_age_s if state is not None else None
+
+    async def _ended_now(self, session_id: str) -> None:
+        if (expires_at := self._expiry(session_id)) is not None:
+            await self.ended.end(session_id, expires_at)
 
     async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
-        state = None
-        if transport.idle_scope is not None and transport.idle_scope.cancelled_caught:  # closed for idleness
-            state = self.sealer.open(session_id)
-        if state is not None:  # before the id is forgotten here, so no request adopts it in between
-            self.ended.remember(session_id, state.issued_at + self.sealer.max_age_s)
+        idle = transport.idle_scope is not None and transport.idle_scope.cancelled_caught  # closed for idleness
+        expires_at = self._expiry(session_id) if idle else None
+        if expires_at is not None:  # before the id is forgotten here, so no request adopts it in between
+            self.ended.remember(session_id, expires_at)
         await super()._discard_session(session_id, transport)
-        if state is not None:
+        if expires_at is not None:
             with anyio.CancelScope(shield=True):
-                await self.ended.share(session_id, state.issued_at + self.sealer.max_age_s)
+                await self.ended.share(session_id, expires_at)
 
     async def _route(self, session_id: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         if session_id is None and scope.get("method") == "POST":

@@ -385,14 +385,19 @@ def test_a_servers_error_message_reaches_the_caller_masked(tmp_path: Path, sessi
         hub.close()
 
 
+def big_server_hub(tmp_path: Path) -> tuple[RawHub, Path]:
+    """A hub over `big_server.py` as `b`, and the file its log (at info level) goes to."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
+    log = tmp_path / "hub.log"
+    with log.open("w") as err:
+        return RawHub(config, log=err), log
+
+
 def test_a_servers_stdout_chatter_is_counted_not_logged_line_by_line(tmp_path: Path) -> None:
     """Outside review (faults round 7): 100,000 lines of a child's stdout noise were 100,000 warnings
     (12 MB of log from one call) and held calls to the other servers up. The first few are warnings,
     then one every 10,000 with the count; the call's answer still comes."""
-    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
-    log = tmp_path / "hub.log"
-    with log.open("w") as err:
-        hub = RawHub(config, log=err)
+    hub, log = big_server_hub(tmp_path)
     try:
         hub.start({"b__noise"})
         hub.request(1, "tools/call", {"name": "b__noise", "arguments": {"lines": 25_000}})
@@ -406,10 +411,7 @@ def test_a_servers_stdout_chatter_is_counted_not_logged_line_by_line(tmp_path: P
 
 def test_a_server_that_closes_its_stdout_but_runs_on_is_reported_as_such(tmp_path: Path) -> None:
     """Outside review (faults round 7): it was reported as "process exited with code None"."""
-    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
-    log = tmp_path / "hub.log"
-    with log.open("w") as err:
-        hub = RawHub(config, log=err)
+    hub, log = big_server_hub(tmp_path)
     try:
         hub.start({"b__hangup"})
         hub.request(1, "tools/call", {"name": "b__hangup", "arguments": {}})
@@ -423,8 +425,7 @@ def test_a_server_that_closes_its_stdout_but_runs_on_is_reported_as_such(tmp_pat
 def test_a_servers_traceback_is_cut_to_its_exception_line(tmp_path: Path) -> None:
     """Outside review (faults round 7): an error answer's "Traceback (most recent call last): File
     "/srv/x.py" …" reached the caller verbatim."""
-    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")]}})
-    hub = RawHub(config)
+    hub, _ = big_server_hub(tmp_path)
     trace = ('Traceback (most recent call last):\n  File "/srv/tools/x.py", line 12, in handler\n    do(it)\n'
              "ValueError: the date is not a date")
     try:

@@ -192,18 +192,16 @@ def _well_formed_origin(origin: str) -> bool:
 
 async def _ended_by_stop(send: Send) -> None:
     """Answer 503 if no answer has started, else end the one under way (either send may refuse: ignored)."""
-    response = JSONResponse({"error": "the hub is stopping; send the request again (to another replica, or once it is back)"},
-                            status_code=503, headers={"Retry-After": "5", "Connection": "close"})
     with suppress(Exception):
-        await send({"type": "http.response.start", "status": 503, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+        await _refuse(send, 503, "the hub is stopping; send the request again (to another replica, or once it is back)",
+                      {"Retry-After": "5"})
         return
     with suppress(Exception):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _refuse(send: Send, status: int, reason: str) -> None:
+async def _refuse(send: Send, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
     """A JSON error that also ends the connection: the rest of the body is never read."""
-    response = JSONResponse({"error": reason}, status_code=status, headers={"Connection": "close"})
+    response = JSONResponse({"error": reason}, status_code=status, headers={"Connection": "close", **(headers or {})})
     await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
