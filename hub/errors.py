@@ -11,7 +11,10 @@ import json
 from typing import Any, Literal
 
 import mcp_types as types
+from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
 from pydantic import BaseModel, ValidationError
+
+from hub.redact import mask
 
 ErrorCode = Literal[
     "invalid_argument",
@@ -71,6 +74,31 @@ class HubRefusal(HubToolError):
     """A call the hub refused itself, without sending it: the server is down or restarting, its
     breaker is open, its bulkhead queue is full. Says nothing about the server's health, so no
     breaker counts it; and no retry waits it out — the caller gets it at once, with `retry_after_s`."""
+
+
+URL_REQUIRED_REASON = "url_elicitation_required"
+
+
+class UrlElicitationRequired(HubToolError):
+    """A server answered JSON-RPC -32042: the user must first open a URL (an OAuth sign-in, a payment)
+    and the call be made again. A client that declared URL-mode elicitation gets the error as the
+    server sent it (`as_mcp_error`, at the SDK front's edge); any other client this `unauthorized`
+    result naming each URL. The server answered, so no breaker counts it (`unauthorized` is no failure)."""
+
+    def __init__(self, server: str, message: str, elicitations: list[types.ElicitRequestURLParams]) -> None:
+        self.server = server
+        self.server_message = message
+        self.elicitations = elicitations
+        steps = "; ".join(f"{mask(e.message)} — open {e.url}" for e in elicitations)
+        super().__init__("unauthorized", f"server {server!r} needs the user to complete a step in a browser before this "
+                         f"call can go on ({mask(message)}): {steps}. Then call the tool again with the same arguments",
+                         details={"server": server, "reason": URL_REQUIRED_REASON,
+                                  "elicitations": [e.model_dump(mode="json", by_alias=True, exclude_none=True)
+                                                   for e in elicitations]})
+
+    def as_mcp_error(self) -> MCPError:
+        """The JSON-RPC error the server answered (its message, its elicitations)."""
+        return UrlElicitationRequiredError(self.elicitations, self.server_message)
 
 
 def error_result(body: ToolErrorBody) -> types.CallToolResult:

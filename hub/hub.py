@@ -37,6 +37,7 @@ from hub.reads import HubReads
 from hub.audit.log import AuditLog
 from hub.store import open_shared_store
 from hub.health import server_status
+from hub.errors import UrlElicitationRequired
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.policies.base import Policy
@@ -385,9 +386,11 @@ class Hub(HubReads):
         principal: Principal | None = None,
         wire: bool = False,
         memory_awaited: bool = False,
+        url_required: bool = False,
     ) -> ToolResult:
         """Route one `tools/call`. Raises `UnknownTool` (also for a tool the principal may not use);
-        every other failure is an `isError` result. Downstreams that can relay JSON (stdio, in-process)
+        with `url_required` (the client declared URL-mode elicitation), `UrlElicitationRequired` when
+        the server answered -32042; every other failure is an `isError` result. Downstreams that can relay JSON (stdio, in-process)
         answer with the JSON object; with `wire` it is returned as a `WireResult` for the caller to
         send on, else parsed into the `CallToolResult` returned for every other downstream.
         `memory_awaited`: the caller has already waited `await_memory_servers` for this call."""
@@ -410,7 +413,10 @@ class Hub(HubReads):
                 return with_request_id(refusal.to_result(), attributes["request_id"])
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
-        result = await self.drivers.run(ToolCall(route, arguments, timeout, hard, progress, attributes))
+        call = ToolCall(route, arguments, timeout, hard, progress, attributes)
+        result = await self.drivers.run(call)
+        if url_required and call.outcome is not None and isinstance(call.outcome.error, UrlElicitationRequired):
+            raise call.outcome.error
         if isinstance(result, WireResult) and not wire:
             return types.CallToolResult.model_validate(result.body, by_name=False)
         return result

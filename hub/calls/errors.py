@@ -4,7 +4,8 @@ Every forwarder (stdio JSON relay, in-process, SDK client over HTTP/SSE) raises 
 raises; the pipeline turns it into a `HubToolError` here and nowhere else. A server that is down
 when the call would be sent is the hub's own refusal (`HubRefusal`: no evidence against it, never
 retried); a connection lost mid-call is `unavailable` (retried when safe); a JSON-RPC error from the
-server is `invalid_argument` for -32602, else `upstream_error`; an unreadable result is
+server is `invalid_argument` for -32602, `UrlElicitationRequired` for -32042 (the user must open a
+URL first), else `upstream_error`; an unreadable result is
 `upstream_error`. Anything else is a bug of the hub and propagates (the front ends answer it as an
 internal error without detail).
 
@@ -20,13 +21,13 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import mcp_types as types
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
 from pydantic import ValidationError
 
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
 from hub.frontends.stdio.line_errors import DROPPED_BY_HUB, overlong_message
-from hub.errors import HubRefusal, HubToolError, first_problem
+from hub.errors import HubRefusal, HubToolError, UrlElicitationRequired, first_problem
 from hub.redact import mask
 
 _EVENT_OVER_CAP = re.compile(r"^SSE stream failed: Server-sent event exceeded the ([0-9]+) byte limit")
@@ -68,9 +69,21 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
         return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
                             f"{overlong_message('its answer (one event of its event stream)', int(over.group(1)))}",
                             details={"server": downstream.name})
+    if exc.code == types.URL_ELICITATION_REQUIRED and (required := _url_required(exc, downstream.name)) is not None:
+        return required
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
     return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(without_traceback(exc.error.message))}",
                         details={"server": downstream.name, "jsonrpc_code": exc.code})
+
+
+def _url_required(exc: MCPError, server: str) -> UrlElicitationRequired | None:
+    """A server's -32042 with the elicitations it names; None when its `data` does not hold valid ones
+    (then it is an error like any other)."""
+    try:
+        elicitations = UrlElicitationRequiredError.from_error(exc.error).elicitations
+    except (ValidationError, ValueError, TypeError, AttributeError):
+        return None
+    return UrlElicitationRequired(server, exc.error.message, elicitations) if elicitations else None
 
 
 TRACEBACK = "Traceback (most recent call last):"

@@ -27,12 +27,13 @@ from hub import __version__
 from hub.downstream.listing import ListKind
 from hub.downstream.sessions import bind_owner as owned_by
 from hub.auth.principal import Principal, current_principal
+from hub.errors import UrlElicitationRequired
 from hub.hub import Hub, UnknownTool
 from hub.profiles import ProfileView
 from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers
 from hub.relay.logs import requested_level
-from hub.relay.requests import relay_capable
+from hub.relay.requests import declares_url_elicitation, relay_capable
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import WireResult, sdk_result
 
@@ -208,9 +209,12 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                         traced = ({"traceparent": ctx.request.headers.get("traceparent")}
                                   if hub.tracing is not None and ctx.request is not None else None)
                         result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True,
-                                                      memory_awaited=True)
+                                                      memory_awaited=True, url_required=declares_url_elicitation(ctx.session))
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
                 return unknown_tool_result(hub, params.name, caller())
+            except UrlElicitationRequired as required:  # the server's -32042, whole; its completions to this client
+                hub.request_relay.url_required(required.server, [e.elicitation_id for e in required.elicitations], ctx.session)
+                raise required.as_mcp_error() from None
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
             # handler and checks it against the negotiated version, so parsing it here would only add a
             # model build and a dump.

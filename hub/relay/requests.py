@@ -60,6 +60,7 @@ from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import TaskRelay
 from hub.relay.upstream import UpstreamCall, current_upstream
+from hub.downstream.sessions import current_owner
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -78,6 +79,12 @@ def relay_capable(session: ServerSession) -> bool:
     return declares_server_requests(session.client_capabilities)
 
 
+def declares_url_elicitation(session: ServerSession) -> bool:
+    """Whether a client declared URL-mode elicitation (so a server's -32042 may reach it whole)."""
+    caps = session.client_capabilities
+    return caps is not None and caps.elicitation is not None and caps.elicitation.url is not None
+
+
 def declares_server_requests(caps: Any) -> bool:
     """Whether client capabilities offer sampling, elicitation or roots (anything a server asks of a client)."""
     return caps is not None and (caps.sampling is not None or caps.elicitation is not None or caps.roots is not None)
@@ -91,7 +98,7 @@ class RequestRelay:
         self._in_flight: dict[str, list[UpstreamCall]] = {}
         self._roots_clients: dict[str, weakref.WeakKeyDictionary[ServerSession, Principal]] = {}
         self.tasks = TaskRelay(hub)
-        self._url_elicitations: OrderedDict[tuple[str, int, str], tuple[weakref.ref[ServerSession], UpstreamCall | None]] = OrderedDict()
+        self._url_elicitations: OrderedDict[tuple[str, int, str], tuple[weakref.ref[ServerSession], weakref.ref[Any] | None, UpstreamCall | None]] = OrderedDict()
         """(server, the per-client session's owner or 0, elicitationId) of each URL-mode elicitation relayed
         on a client's session → where it went: its `notifications/elicitation/complete` goes there
         (`elicitation_completed`). The owner keeps two clients' own sessions apart, whose ids may be alike."""
@@ -303,26 +310,44 @@ class RequestRelay:
                                   upstream: UpstreamCall | None) -> None:
         elicitation_id = getattr(request.params, "elicitation_id", None) if isinstance(request, types.ElicitRequest) else None
         if isinstance(elicitation_id, str):
-            self._url_elicitations[(*where, elicitation_id)] = (weakref.ref(session), upstream)
-            while len(self._url_elicitations) > MAX_URL_ELICITATIONS:
-                self._url_elicitations.popitem(last=False)
+            self._keep_url_elicitation((*where, elicitation_id), session, upstream)
+
+    def _keep_url_elicitation(self, key: tuple[str, int, str], session: ServerSession, upstream: UpstreamCall | None) -> None:
+        connection = getattr(session, "_connection", None)  # no public accessor; outlives the per-request session
+        self._url_elicitations[key] = (weakref.ref(session), weakref.ref(connection) if connection is not None else None, upstream)
+        while len(self._url_elicitations) > MAX_URL_ELICITATIONS:
+            self._url_elicitations.popitem(last=False)
+
+    def url_required(self, server: str, elicitation_ids: list[str], session: ServerSession) -> None:
+        """A server answered a client's request with -32042 (URL elicitation required) and the client
+        gets it whole: each elicitation's `notifications/elicitation/complete` goes to that client
+        (on its own stream: the request it failed has ended)."""
+        downstream = self._hub.downstreams.get(server)
+        owner = current_owner() if downstream is not None and downstream.pool is not None else None
+        for elicitation_id in elicitation_ids:
+            self._keep_url_elicitation((server, id(owner) if owner is not None else 0, elicitation_id), session, None)
 
     async def elicitation_completed(self, downstream: Any, params: types.ElicitCompleteNotificationParams,
                                     owner: Any = None) -> None:
         """A server's `notifications/elicitation/complete`: to the client its URL-mode elicitation of that
-        id went to — on the call's stream while the call runs, else the client's own stream — and to no
-        one for an id it sent no client (outside review, relay round 7: never relayed, so a client never
-        learned that an OAuth or payment flow in the browser had finished)."""
+        id went to — on the call's stream while the call runs, else the client's own stream (the flow in
+        the browser may well end after the call) — and to no one for an id it sent no client (outside
+        review, relay round 7: never relayed, so a client never learned that an OAuth or payment flow
+        had finished)."""
         where = self._url_elicitations.pop((downstream.name, id(owner) if owner is not None else 0, params.elicitation_id), None)
-        session = where[0]() if where is not None else None
-        if where is None or session is None:
-            logger.debug("elicitation/complete from %s for an elicitation no client of this hub got; dropped",
-                         mask_short(downstream.name))
-            return
-        upstream = where[1]
+        session, connection, upstream = ((where[0](), where[1]() if where[1] is not None else None, where[2])
+                                         if where is not None else (None, None, None))
         running = upstream is not None and upstream in self._in_flight.get(downstream.name, ())
         try:
-            await session.send_elicit_complete(params.elicitation_id, upstream.request_id if running else None)
+            if running and session is not None:
+                await session.send_elicit_complete(params.elicitation_id, upstream.request_id)  # type: ignore[union-attr]
+            elif connection is not None:  # the per-request session is gone with its request: the client's own stream
+                await connection.notify("notifications/elicitation/complete", {"elicitationId": params.elicitation_id})
+            elif session is not None:
+                await session.send_elicit_complete(params.elicitation_id)
+            else:
+                logger.debug("elicitation/complete from %s for an elicitation no client of this hub got; dropped",
+                             mask_short(downstream.name))
         except Exception as exc:  # noqa: BLE001 — best effort, as every relayed notification
             logger.debug("elicitation/complete not relayed: %s", type(exc).__name__)
 

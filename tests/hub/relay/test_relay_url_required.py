@@ -1,0 +1,119 @@
+"""A server's JSON-RPC error -32042 (URL elicitation required) through the hub.
+
+A server answers a `tools/call` with -32042 and `data.elicitations` when the user must first open a
+URL (an OAuth sign-in, a payment) — server-everything's `trigger-url-elicitation` with `errorPath`,
+any SDK tool raising `UrlElicitationRequiredError`. The hub used to turn it into an `upstream_error`
+result that dropped the elicitation (its URL and id), counted it against the server's breaker, and
+never routed the flow's `notifications/elicitation/complete`. Now a client that declared URL-mode
+elicitation gets the error as the server sent it and, later, its completion notice; any other client
+gets an `isError` result that names the URL to open; and the answer counts as the server working.
+
+The hub runs over Streamable HTTP; the downstream is `tests/fixtures/relay_fx_server.py` over stdio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client, MCPError
+
+from tests.conftest import FIXTURES, PY, start_hub_http, write_config
+
+pytestmark = pytest.mark.anyio
+
+FX = str(FIXTURES / "relay_fx_server.py")
+
+
+def hub_url(tmp_path: Path, procs: list, **server: Any) -> str:
+    servers = {"fxs": {"command": PY, "args": [FX, "stdio"], "namespace": "fx", "protocol": "legacy",
+                       "breaker": {"failure_threshold": 2}, **server}}
+    return start_hub_http(procs, write_config(tmp_path, servers, {"data_dir": str(tmp_path / "data")}))
+
+
+async def never_asked(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    raise AssertionError(f"no elicitation/create was expected: {params}")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+async def test_a_url_required_error_reaches_a_capable_client_whole_then_its_completion(
+        tmp_path: Path, procs: list, mode: str, session: str) -> None:
+    url = hub_url(tmp_path, procs, session=session)
+    completed: list[str] = []
+    done = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ElicitCompleteNotification):
+            completed.append(message.params.elicitation_id)
+            done.set()
+
+    with anyio.fail_after(60):
+        async with Client(url, mode=mode, elicitation_callback=never_asked, message_handler=on_message) as client:
+            for _ in range(3):  # more than the breaker's threshold: an answer, not a failure of the server
+                with pytest.raises(MCPError) as raised:
+                    await client.call_tool("fx__needs_sign_in", {"elicitation_id": "cal-9"})
+                error = raised.value.error
+                assert error.code == types.URL_ELICITATION_REQUIRED, error
+                assert error.data == {"elicitations": [{"mode": "url", "message": "Sign in to the calendar first",
+                                                        "url": "https://example.com/auth?flow=cal-9&state=s3cr3t",
+                                                        "elicitationId": "cal-9"}]}, error
+            if mode == "legacy":  # a 2026-07-28 client has no stream for a notice outside a call (docs/protocol.md)
+                finished = await client.call_tool("fx__finish_sign_in", {"elicitation_id": "cal-9"})
+                assert not finished.is_error, finished
+                await done.wait()
+                assert completed == ["cal-9"]
+            else:
+                await client.call_tool("fx__finish_sign_in", {"elicitation_id": "cal-9"})
+            if mode == "auto" and session == "per_client":
+                return  # each 2026-07-28 request gets a session (here a child process) of its own: signed in there only
+            again = await client.call_tool("fx__needs_sign_in", {"elicitation_id": "cal-9"})
+            assert again.content[0].text == "SIGNED_IN:cal-9", again  # type: ignore[union-attr]
+
+
+async def test_a_client_without_url_elicitation_is_told_which_url_to_open(tmp_path: Path, procs: list) -> None:
+    url = hub_url(tmp_path, procs)
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy") as plain, Client(url, mode="legacy", elicitation_callback=never_asked) as capable:
+            for _ in range(3):
+                result = await plain.call_tool("fx__needs_sign_in", {"elicitation_id": "pay-1"})
+                assert result.is_error, result
+                body = result.structured_content or json.loads(result.content[0].text)  # type: ignore[union-attr]
+                assert body["code"] == "unauthorized" and body["retryable"] is False, body
+                assert "https://example.com/auth?flow=pay-1&state=s3cr3t" in body["message"], body
+                assert "Sign in to the calendar first" in body["message"], body
+                assert body["details"]["reason"] == "url_elicitation_required", body
+                assert body["details"]["elicitations"][0]["elicitationId"] == "pay-1", body
+            # the server's breaker stayed closed: another caller's call is answered by the server
+            with pytest.raises(MCPError) as raised:
+                await capable.call_tool("fx__needs_sign_in", {"elicitation_id": "pay-2"})
+            assert raised.value.error.code == types.URL_ELICITATION_REQUIRED
+
+
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+async def test_a_completion_after_the_call_ended_still_reaches_its_client(tmp_path: Path, procs: list, session: str) -> None:
+    """The browser flow of a URL-mode elicitation usually ends after the call that asked for it: its
+    notice went nowhere once the call's request had ended (only the per-request session was kept)."""
+    url = hub_url(tmp_path, procs, session=session)  # explicit: a stdio default turns per-client at the first ask
+    completed: list[str] = []
+    done = anyio.Event()
+
+    async def accept(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept")
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ElicitCompleteNotification):
+            completed.append(message.params.elicitation_id)
+            done.set()
+
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy", elicitation_callback=accept, message_handler=on_message) as client:
+            asked = await client.call_tool("fx__elicit_url_only", {"elicitation_id": "oauth-3"})
+            assert asked.content[0].text == "URL:accept", asked  # type: ignore[union-attr]
+            assert completed == []
+            await client.call_tool("fx__finish_sign_in", {"elicitation_id": "oauth-3"})
+            await done.wait()
+    assert completed == ["oauth-3"]
