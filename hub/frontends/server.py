@@ -33,7 +33,7 @@ from hub.profiles import ProfileView
 from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers
 from hub.relay.logs import requested_level
-from hub.relay.requests import declares_url_elicitation, relay_capable
+from hub.relay.capabilities import declares_url_elicitation, relay_capable
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import WireResult, sdk_result
 
@@ -213,7 +213,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
                 return unknown_tool_result(hub, params.name, caller())
             except UrlElicitationRequired as required:  # the server's -32042, whole; its completions to this client
-                hub.request_relay.url_required(required.server, [e.elicitation_id for e in required.elicitations], ctx.session)
+                hub.request_relay.url_elicitations.required(required.server, [e.elicitation_id for e in required.elicitations], ctx.session)
                 raise required.as_mcp_error() from None
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
             # handler and checks it against the negotiated version, so parsing it here would only add a

@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -59,8 +58,9 @@ from hub.redact import Premasked, mask_short
 from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import TaskRelay
+from hub.relay.capabilities import lacks, relay_capable
 from hub.relay.upstream import UpstreamCall, current_upstream
-from hub.downstream.sessions import current_owner
+from hub.relay.url_elicitations import UrlElicitations
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -74,22 +74,6 @@ REQUEST_CANCELLED = -32800
 """The error a server gets for a request the hub withdrew (the code LSP and MCP SDKs use for it)."""
 
 
-def relay_capable(session: ServerSession) -> bool:
-    """Whether a client declared anything a server could ask of it (else its calls are not tracked)."""
-    return declares_server_requests(session.client_capabilities)
-
-
-def declares_url_elicitation(session: ServerSession) -> bool:
-    """Whether a client declared URL-mode elicitation (so a server's -32042 may reach it whole)."""
-    caps = session.client_capabilities
-    return caps is not None and caps.elicitation is not None and caps.elicitation.url is not None
-
-
-def declares_server_requests(caps: Any) -> bool:
-    """Whether client capabilities offer sampling, elicitation or roots (anything a server asks of a client)."""
-    return caps is not None and (caps.sampling is not None or caps.elicitation is not None or caps.roots is not None)
-
-
 class RequestRelay:
     """Calls in flight per server, the clients that offered roots, and the downstream callbacks."""
 
@@ -98,10 +82,9 @@ class RequestRelay:
         self._in_flight: dict[str, list[UpstreamCall]] = {}
         self._roots_clients: dict[str, weakref.WeakKeyDictionary[ServerSession, Principal]] = {}
         self.tasks = TaskRelay(hub)
-        self._url_elicitations: OrderedDict[tuple[str, int, str], tuple[weakref.ref[ServerSession], weakref.ref[Any] | None, UpstreamCall | None]] = OrderedDict()
-        """(server, the per-client session's owner or 0, elicitationId) of each URL-mode elicitation relayed
-        on a client's session → where it went: its `notifications/elicitation/complete` goes there
-        (`elicitation_completed`). The owner keeps two clients' own sessions apart, whose ids may be alike."""
+        self.url_elicitations = UrlElicitations(lambda server: self._in_flight.get(server, ()),
+                                                lambda server: (d := hub.downstreams.get(server)) is not None and d.pool is not None)
+        """Where each URL-mode elicitation went: its completion notice goes there (`hub.relay.url_elicitations`)."""
         self.input_required = InputRequiredCalls()
         """2026-07-28 clients' calls between the legs of their input-required flow."""
         """Task-augmented calls and `tasks/*` (`hub.relay.tasks`): a task's server requests come through here."""
@@ -279,7 +262,7 @@ class RequestRelay:
                 if park is not None:
                     result = await park(request, result_type)
                 else:
-                    self._remember_url_elicitation((server, _owner_key(owner)), request, session, upstream)
+                    self.url_elicitations.relayed((server, _owner_key(owner)), request, session, upstream)
                     metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
                     result = await session.send_request(request, result_type, metadata=metadata)
         except MCPError as exc:
@@ -306,51 +289,6 @@ class RequestRelay:
         self.audit_event(server, kind, principal, "ok", None, started)
         return result
 
-    def _remember_url_elicitation(self, where: tuple[str, int], request: Any, session: ServerSession,
-                                  upstream: UpstreamCall | None) -> None:
-        elicitation_id = getattr(request.params, "elicitation_id", None) if isinstance(request, types.ElicitRequest) else None
-        if isinstance(elicitation_id, str):
-            self._keep_url_elicitation((*where, elicitation_id), session, upstream)
-
-    def _keep_url_elicitation(self, key: tuple[str, int, str], session: ServerSession, upstream: UpstreamCall | None) -> None:
-        connection = getattr(session, "_connection", None)  # no public accessor; outlives the per-request session
-        self._url_elicitations[key] = (weakref.ref(session), weakref.ref(connection) if connection is not None else None, upstream)
-        while len(self._url_elicitations) > MAX_URL_ELICITATIONS:
-            self._url_elicitations.popitem(last=False)
-
-    def url_required(self, server: str, elicitation_ids: list[str], session: ServerSession) -> None:
-        """A server answered a client's request with -32042 (URL elicitation required) and the client
-        gets it whole: each elicitation's `notifications/elicitation/complete` goes to that client
-        (on its own stream: the request it failed has ended)."""
-        downstream = self._hub.downstreams.get(server)
-        owner = current_owner() if downstream is not None and downstream.pool is not None else None
-        for elicitation_id in elicitation_ids:
-            self._keep_url_elicitation((server, id(owner) if owner is not None else 0, elicitation_id), session, None)
-
-    async def elicitation_completed(self, downstream: Any, params: types.ElicitCompleteNotificationParams,
-                                    owner: Any = None) -> None:
-        """A server's `notifications/elicitation/complete`: to the client its URL-mode elicitation of that
-        id went to — on the call's stream while the call runs, else the client's own stream (the flow in
-        the browser may well end after the call) — and to no one for an id it sent no client (outside
-        review, relay round 7: never relayed, so a client never learned that an OAuth or payment flow
-        had finished)."""
-        where = self._url_elicitations.pop((downstream.name, id(owner) if owner is not None else 0, params.elicitation_id), None)
-        session, connection, upstream = ((where[0](), where[1]() if where[1] is not None else None, where[2])
-                                         if where is not None else (None, None, None))
-        running = upstream is not None and upstream in self._in_flight.get(downstream.name, ())
-        try:
-            if running and session is not None:
-                await session.send_elicit_complete(params.elicitation_id, upstream.request_id)  # type: ignore[union-attr]
-            elif connection is not None:  # the per-request session is gone with its request: the client's own stream
-                await connection.notify("notifications/elicitation/complete", {"elicitationId": params.elicitation_id})
-            elif session is not None:
-                await session.send_elicit_complete(params.elicitation_id)
-            else:
-                logger.debug("elicitation/complete from %s for an elicitation no client of this hub got; dropped",
-                             mask_short(downstream.name))
-        except Exception as exc:  # noqa: BLE001 — best effort, as every relayed notification
-            logger.debug("elicitation/complete not relayed: %s", type(exc).__name__)
-
     def _refuse(self, server: str, kind: str, principal: Principal | None, why: str) -> types.ErrorData:
         self.audit_event(server, kind, principal, "denied", "forbidden", None)
         if (downstream := self._hub.downstreams.get(server)) is not None:
@@ -368,33 +306,6 @@ class RequestRelay:
             auth_kind, credential = (principal.kind, principal.credential) if principal is not None else ("none", "")
             audit.record(AuditEvent(time.time(), new_request_id(), name, f"relay:{kind}", server, outcome, code, ms,
                                     {}, frozenset(), auth_kind, credential))
-
-
-def lacks(caps: types.ClientCapabilities | None, request: Any) -> str | None:
-    """What a client's declared capabilities lack for a server's request (None: nothing): sampling
-    offering tools needs `sampling.tools`, with `includeContext` `sampling.context`; URL-mode
-    elicitation needs `elicitation.url`, form mode `elicitation.form` (an empty `elicitation` means
-    form, as the spec keeps for older clients)."""
-    params = getattr(request, "params", None)
-    if isinstance(request, types.CreateMessageRequest):
-        sampling = caps.sampling if caps is not None else None
-        if sampling is None:
-            return "the sampling capability"
-        if params is not None and params.tools and sampling.tools is None:
-            return "sampling.tools (the server's request offers tools to the model)"
-        if params is not None and params.include_context not in (None, "none") and sampling.context is None:
-            return "sampling.context (the server's request asks for includeContext)"
-        return None
-    if isinstance(request, types.ElicitRequest):
-        elicitation = caps.elicitation if caps is not None else None
-        if elicitation is None:
-            return "the elicitation capability"
-        if getattr(params, "mode", None) == "url":
-            return "elicitation.url (a URL-mode request)" if elicitation.url is None else None
-        return "elicitation.form (a form-mode request)" if elicitation.form is None and elicitation.url is not None else None
-    if isinstance(request, types.ListRootsRequest):
-        return "the roots capability" if caps is None or caps.roots is None else None
-    return None
 
 
 MAX_URL_ELICITATIONS = 1000

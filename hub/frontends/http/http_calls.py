@@ -73,7 +73,8 @@ from hub.frontends.plain_calls import (HANDSHAKE_VERSION, PlainCall, error_reply
 from hub.frontends.stdio.json_lines import json_line, json_object
 from hub.frontends.stdio.line_errors import duplicate_message, id_key
 from hub.hub import Hub, UnknownTool
-from hub.relay.requests import REQUEST_CANCELLED, declares_server_requests
+from hub.relay.capabilities import declares_server_requests
+from hub.relay.requests import REQUEST_CANCELLED
 from hub.search.meta import META_NAMES, search_mode_for
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import ToolResult

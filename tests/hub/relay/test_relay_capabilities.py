@@ -21,7 +21,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from hub.relay.requests import lacks
+from hub.relay.capabilities import lacks
 from tests.conftest import FIXTURES, PY, start_hub_http, write_config
 
 pytestmark = pytest.mark.anyio
