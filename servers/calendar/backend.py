@@ -8,16 +8,22 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from servers.calendar import ical
+from servers.calendar import edits, ical
 from servers.calendar.expansion import Expansion, expand
 from servers.calendar.model import Busy, Calendar, Event, EventChanges, EventPage, Interval, NewEvent, Response, Scope
 from servers.calendar.slots import merge
 from servers.calendar.timeutil import as_utc
+from servers.calendar.walks import Walks
 from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.errors import DomainError
 
 
 _FOLD = re.compile(r"\r?\n[ \t]")
+MERGE_ATTEMPTS = 5
+"""Reads of an event an update or a response is re-applied to when another write lands between its
+read and its write (only without `expected_etag`: a change to named fields merges onto the newer
+event; with one, the caller asked for that version, so it is `conflict`). Every write is conditional
+on the version read (`_save`), so nothing written in between is lost."""
 
 
 class CalendarBackend(Protocol):
@@ -93,14 +99,15 @@ class IcalBackend:
     async def list_events(
         self, calendar_id: str, start: datetime, end: datetime, query: str | None, expand: bool, limit: int, cursor: str | None
     ) -> EventPage:
-        """Keyset paging: occurrences sorted by (start, event id, recurrence id); a signed cursor bound
-        to this query resumes after the last one returned, so writes between pages never repeat or
-        skip an occurrence, and a cursor from another query is `invalid_argument`."""
+        """Occurrences sorted by (start, event id, recurrence id). A listing longer than `limit` is
+        walked on a snapshot (`servers.calendar.walks`): writes between pages never repeat or skip
+        an occurrence, and a signed cursor bound to this query resumes it; a cursor from another
+        query is `invalid_argument`."""
         tz = (await self.calendar(calendar_id)).zone
         secret = await self._cursor_secret()
         fingerprint = query_fingerprint(f"events:{calendar_id}", {"start": start.astimezone(UTC).isoformat(),
                                         "end": end.astimezone(UTC).isoformat(), "query": query, "expand": expand})
-        after = open_cursor(secret, cursor, fingerprint, 3)
+        after = open_cursor(secret, cursor, fingerprint, 2)
         notes: list[str] = []
         if expand:
             expansion = await self._expanded(calendar_id, start, end, tz)
@@ -112,14 +119,31 @@ class IcalBackend:
             needle = query.lower()
             events = [e for e in events if needle in e.title.lower() or needle in e.description.lower()
                       or needle in (e.location or "").lower()]
-        keyed = sorted(((_sort_key(e, tz), e) for e in events if e.status != "cancelled"), key=lambda item: item[0])
-        if after is not None:
-            position = tuple(str(v) for v in after)
-            keyed = [item for item in keyed if item[0] > position]
-        page = keyed[:limit]
-        more = len(keyed) > limit
-        return EventPage(events=[e for _, e in page], next_cursor=sign_cursor(secret, fingerprint, list(page[-1][0])) if more else None,
-                         truncated=bool(notes), notes=notes)
+        ordered = [e for _, e in sorted(((_sort_key(e, tz), e) for e in events if e.status != "cancelled"), key=lambda i: i[0])]
+        walks = self._walks()
+        if after is None:
+            page, next_cursor = ordered[:limit], None
+            if len(ordered) > limit:
+                walk_id = await walks.put([_identity(e) for e in ordered])
+                next_cursor = sign_cursor(secret, fingerprint, [walk_id, limit])
+        else:
+            walk_id, position = str(after[0]), int(after[1] or 0)
+            keys = await walks.get(walk_id)
+            now = {_identity(e): e for e in ordered}
+            page = []
+            while position < len(keys) and len(page) < limit:
+                found = now.get(tuple(keys[position]))  # type: ignore[call-overload]
+                position += 1
+                if found is not None:
+                    page.append(found)
+            more = any(tuple(key) in now for key in keys[position:])
+            next_cursor = sign_cursor(secret, fingerprint, [walk_id, position]) if more else None
+        return EventPage(events=page, next_cursor=next_cursor, truncated=bool(notes), notes=notes)
+
+    def _walks(self) -> Walks:
+        if not hasattr(self, "_walk_store"):
+            self._walk_store = Walks(getattr(self, "store", None))
+        return self._walk_store
 
     async def _cursor_secret(self) -> bytes:
         """The key cursors are signed with: the embedded store's (survives restarts), else one per
@@ -191,12 +215,18 @@ class IcalBackend:
         self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None,
         changes: EventChanges, expected_etag: str | None,
     ) -> Event:
-        text, etag = await self._load(calendar_id, event_id)
-        if expected_etag is not None and expected_etag != etag:
-            raise DomainError("conflict", f"event {event_id} changed since you read it; get it again and reapply your change",
-                              details={"current_etag": etag})
-        results = [ical.load(c.to_ical().decode()) for c in ical.change(ical.load(text), scope, instance_start, changes)]
-        new_etag = await self._save(calendar_id, event_id, results[0].to_ical().decode(), etag)
+        for attempt in range(MERGE_ATTEMPTS):
+            text, etag = await self._load(calendar_id, event_id)
+            if expected_etag is not None and expected_etag != etag:
+                raise DomainError("conflict", f"event {event_id} changed since you read it; get it again and reapply your change",
+                                  details={"current_etag": etag})
+            results = [ical.load(c.to_ical().decode()) for c in edits.change(ical.load(text), scope, instance_start, changes)]
+            try:
+                new_etag = await self._save(calendar_id, event_id, results[0].to_ical().decode(), etag)
+                break
+            except DomainError as exc:  # another write landed between our read and our write
+                if exc.body.code != "conflict" or expected_etag is not None or attempt == MERGE_ATTEMPTS - 1:
+                    raise
         tz = (await self.calendar(calendar_id)).zone
         if len(results) == 2:
             split = results[1]
@@ -209,9 +239,15 @@ class IcalBackend:
         return ical.to_event(ical.master(updated), calendar_id, self.name, tz, new_etag)
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
-        text, etag = await self._load(calendar_id, event_id)
-        parsed = ical.respond(ical.load(text), calendar_id, response, instance_start)
-        new_etag = await self._save(calendar_id, event_id, parsed.to_ical().decode(), etag)
+        for attempt in range(MERGE_ATTEMPTS):
+            text, etag = await self._load(calendar_id, event_id)
+            parsed = edits.respond(ical.load(text), calendar_id, response, instance_start)
+            try:
+                new_etag = await self._save(calendar_id, event_id, parsed.to_ical().decode(), etag)
+                break
+            except DomainError as exc:
+                if exc.body.code != "conflict" or attempt == MERGE_ATTEMPTS - 1:
+                    raise
         tz = (await self.calendar(calendar_id)).zone
         if instance_start is not None:
             return ical.instance_event(parsed, instance_start, calendar_id, self.name, tz, new_etag)
@@ -219,12 +255,18 @@ class IcalBackend:
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
         text, etag = await self._load(calendar_id, event_id)
-        remaining = ical.remove(ical.load(text), scope, instance_start)
+        remaining = edits.remove(ical.load(text), scope, instance_start)
         if remaining is None:
             await self._remove(calendar_id, event_id)
             return True
         await self._save(calendar_id, event_id, remaining.to_ical().decode(), etag)
         return False
+
+
+def _identity(event: Event) -> tuple[str, str]:
+    """What names an occurrence across writes: event id, and a series occurrence's recurrence id
+    (never its start: a single event's expansion reports its start as its recurrence id)."""
+    return event.id, _sort_key(event, "UTC")[2] if event.recurrence else ""
 
 
 def _sort_key(event: Event, tz: str) -> tuple[str, str, str]:

@@ -15,9 +15,8 @@ from icalendar import Alarm, Calendar
 from icalendar import Event as VEvent
 from icalendar import vCalAddress, vRecur
 
-from servers.calendar import series_edits
-from servers.calendar.model import Attendee, Event, EventChanges, NewEvent, Scope
-from servers.calendar.timeutil import as_utc, event_time, require_order, second_occurrence, storable
+from servers.calendar.model import Attendee, Event, NewEvent
+from servers.calendar.timeutil import as_utc, event_time, in_gap, normalized, second_occurrence, storable
 from servers.calendar.timeutil import same_start as _same_start
 from servers.kit.errors import DomainError
 
@@ -46,7 +45,7 @@ def parse_rrule(rule: str) -> vRecur:
                           details={"field": "rrule"}) from None
 
 
-def _set_attendees(component: VEvent, attendees: list[Attendee]) -> None:
+def set_attendees(component: VEvent, attendees: list[Attendee]) -> None:
     component.pop("ATTENDEE", None)
     for attendee in attendees:
         address = vCalAddress(f"mailto:{attendee.email}")
@@ -73,7 +72,7 @@ def build_series(new: NewEvent, uid: str | None = None, organizer: str | None = 
         event.add("rrule", parse_rrule(new.rrule))
     if organizer:
         event.add("organizer", vCalAddress(f"mailto:{organizer}"))
-    _set_attendees(event, new.attendees)
+    set_attendees(event, new.attendees)
     for minutes in new.reminders_minutes:
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
@@ -112,7 +111,7 @@ def occurrences(calendar: Calendar, start: datetime, end: datetime) -> list[VEve
 def instance_event(calendar: Calendar, instance_start: datetime | date, calendar_id: str, provider: str, tz: str,
                    etag: str | None) -> Event:
     """The occurrence of a series starting at `instance_start`, as an `Event` (a stored override keeps its own end)."""
-    component = _instance(calendar, instance_start)
+    component = occurrence_at(calendar, instance_start)
     return to_event(component, calendar_id, provider, tz, etag, master(calendar),
                     override=is_override(component, overrides(calendar)))
 
@@ -157,6 +156,8 @@ def to_event(component: VEvent, calendar_id: str, provider: str, tz: str, etag: 
             # The expansion gives the end its start's zone: a single event's end keeps the zone it was
             # stored in, a series' the named zone of its first end (its later ends are no second occurrences).
             end = end.astimezone(own)
+    elif component is series and LENGTH_PROP in series:  # a split-off series whose first day is a DST day
+        end = _exact_end(series, start, end)
     recurrence = recurrence or recurrence_of(series)
     zone = _event_zone(component, series)
     instance = component.get("RECURRENCE-ID")
@@ -219,6 +220,32 @@ def _shown_in(value: datetime | date, zone: ZoneInfo | None) -> datetime | date:
     return local if second_occurrence(local) else value
 
 
+LENGTH_PROP = "X-MCP-HUB-LENGTH"
+"""Seconds every occurrence of a series lasts, written only on the part split off a series at an
+occurrence on a DST day (`edits.change`): its own DTSTART/DTEND (a gap time, or a first occurrence
+spanning the change) cannot say the length the series had."""
+
+
+def series_length(series: VEvent) -> timedelta | None:
+    """The exact length of a series' occurrences (RFC 5545 §3.8.5.3), or None when they keep the
+    wall-clock length of a first occurrence that itself spans a DST change (the documented choice)."""
+    if LENGTH_PROP in series:
+        return timedelta(seconds=int(str(series[LENGTH_PROP])))
+    first = series["DTSTART"].dt
+    last = (series.get("DTEND") or series["DTSTART"]).dt
+    if not all(isinstance(t, datetime) and t.tzinfo is not None for t in (first, last)):
+        return None
+    # What the expansion adds to the start on the wall clock: Python's difference of the two, the
+    # wall-clock one within one zone, the exact one across two (an end stored in UTC: `storable`
+    # writes the second occurrence of an ambiguous local time so, which a 5-minute event ending
+    # after a fall-back turned into 65 minutes).
+    added = last - first
+    exact = last.astimezone(UTC) - first.astimezone(UTC)
+    if first.tzinfo is last.tzinfo and added != exact:
+        return None if not in_gap(first) else added  # a gap start: the length it was written with
+    return exact
+
+
 def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> datetime | date:
     """An occurrence's end by the series' exact duration (RFC 5545 §3.8.5.3). The expansion adds
     the duration to the wall clock, which on a DST day can end an occurrence before it starts."""
@@ -226,20 +253,40 @@ def _exact_end(series: VEvent, start: datetime | date, end: datetime | date) -> 
     last = (series.get("DTEND") or series["DTSTART"]).dt
     if not all(isinstance(t, datetime) and t.tzinfo is not None for t in (start, end, first, last)):
         return end
-    # What the expansion added to the start on the wall clock: Python's difference of the two, the
-    # wall-clock one within one zone, the exact one across two (an end stored in UTC: `storable`
-    # writes the second occurrence of an ambiguous local time so, which a 5-minute event ending
-    # after a fall-back turned into 65 minutes).
-    added = last - first  # type: ignore[operator]
-    exact = last.astimezone(UTC) - first.astimezone(UTC)  # type: ignore[union-attr]
-    if end.replace(tzinfo=None) - start.replace(tzinfo=None) != added:  # type: ignore[union-attr]
+    if end.replace(tzinfo=None) - start.replace(tzinfo=None) != last - first:  # type: ignore[union-attr,operator]
         return end  # an override with its own length
-    if first.tzinfo is last.tzinfo and added != exact:  # type: ignore[union-attr]
+    length = series_length(series)
+    if length is None:
         return end  # a first occurrence that itself spans a DST change: its wall-clock length is kept
-    return (start.astimezone(UTC) + exact).astimezone(end.tzinfo)  # type: ignore[union-attr]
+    return (start.astimezone(UTC) + length).astimezone(end.tzinfo)  # type: ignore[union-attr]
 
 
-def _instance(calendar: Calendar, instance_start: datetime | date) -> VEvent:
+def exact_times(occurrence: VEvent, series: VEvent) -> tuple[datetime | date, datetime | date]:
+    """An occurrence's (start, end) as instants iCalendar can store: the expansion's wall-clock
+    fields made exact — a start in a spring-forward gap moved forward by the gap, the end at the
+    series' exact length (`_exact_end`) — so a copy of it (an override, the first occurrence of a
+    series that lost its rule) keeps the times the occurrence was shown at."""
+    start = occurrence["DTSTART"].dt
+    end = (occurrence.get("DTEND") or occurrence["DTSTART"]).dt
+    if not isinstance(start, datetime) or start.tzinfo is None:
+        return start, end
+    end = _exact_end(series, start, end)
+    if isinstance(end, datetime):
+        end = storable(normalized(end))
+    return storable(normalized(start)), end
+
+
+def pin_times(component: VEvent, start: datetime | date, end: datetime | date) -> None:
+    """Set a component's DTSTART and DTEND (the end only if it has one)."""
+    had_end = "DTEND" in component
+    component.pop("DTSTART", None)
+    component.pop("DTEND", None)
+    component.add("dtstart", start)
+    if had_end:
+        component.add("dtend", end)
+
+
+def occurrence_at(calendar: Calendar, instance_start: datetime | date) -> VEvent:
     """The occurrence starting at `instance_start` (its override if there is one)."""
     base = master(calendar)
     for component in calendar.walk("VEVENT"):
@@ -255,232 +302,3 @@ def _instance(calendar: Calendar, instance_start: datetime | date) -> VEvent:
         if _same_start(start, instance_start):
             return occurrence
     raise DomainError("not_found", f"the series {base['UID']} has no occurrence starting {instance_start}")
-
-
-def _apply(component: VEvent, changes: EventChanges) -> None:
-    for field, prop in (("title", "summary"), ("description", "description"), ("location", "location")):
-        value = getattr(changes, field)
-        if value is not None:
-            component.pop(prop.upper(), None)
-            component.add(prop, value)
-    if changes.start is not None:
-        duration = _duration(component)
-        component.pop("DTSTART")
-        component.add("dtstart", storable(changes.start))
-        if changes.end is None and duration is not None:
-            # A series keeps its wall-clock length (what RRULE expansion repeats); one event its exact length.
-            component.pop("DTEND", None)
-            start = changes.start
-            exact = isinstance(start, datetime) and start.tzinfo is not None and "RRULE" not in component
-            moved = (start.astimezone(UTC) + duration).astimezone(start.tzinfo) if exact else start + duration  # type: ignore[union-attr]
-            component.add("dtend", storable(moved))
-    if changes.end is not None:
-        component.pop("DTEND", None)
-        component.add("dtend", storable(changes.end))
-    if changes.start is not None or changes.end is not None:
-        require_order(component["DTSTART"].dt, (component.get("DTEND") or component["DTSTART"]).dt, "UTC")
-    if changes.attendees is not None:
-        _set_attendees(component, changes.attendees)
-    component.pop("DTSTAMP", None)
-    component.add("dtstamp", datetime.now(UTC))
-    seq = int(component.get("SEQUENCE", 0)) + 1
-    component.pop("SEQUENCE", None)
-    component.add("sequence", seq)
-
-
-def _duration(component: VEvent) -> timedelta | None:
-    """DTEND - DTSTART: wall-clock for a series master, exact for one event (days for all-day)."""
-    if "DTEND" not in component:
-        return None
-    start, end = component["DTSTART"].dt, component["DTEND"].dt
-    if isinstance(start, datetime) and isinstance(end, datetime) and start.tzinfo is not None and end.tzinfo is not None:
-        if "RRULE" in component:
-            return end.replace(tzinfo=None) - start.replace(tzinfo=None)
-        return end.astimezone(UTC) - start.astimezone(UTC)
-    return end - start  # type: ignore[no-any-return]
-
-
-def _series_time(base: VEvent, value: datetime | date) -> datetime | date:
-    """An instance time in the series' own zone, so EXDATE/RECURRENCE-ID carry a real TZID (not
-    a fixed offset other servers cannot resolve)."""
-    start = base["DTSTART"].dt
-    if isinstance(value, datetime) and isinstance(start, datetime) and start.tzinfo is not None:
-        return value.astimezone(start.tzinfo)
-    return value
-
-
-def _until_before(base: VEvent, instance_start: datetime | date) -> None:
-    rule = base["RRULE"]
-    rule.pop("COUNT", None)
-    rule["UNTIL"] = [as_utc(instance_start, "UTC") - timedelta(seconds=1)] if isinstance(instance_start, datetime) \
-        else [instance_start - timedelta(days=1)]
-
-
-def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | None, changes: EventChanges) -> list[Calendar]:
-    """Apply an edit; returns the objects to store (the split-off series comes second). Moving a
-    series (or the split-off part) moves its edited and deleted occurrences with it (`_carry`)."""
-    base = master(calendar)
-    if scope == "all" or "RRULE" not in base:
-        if changes.rrule == "" and "RRULE" in base:
-            _become_first_occurrence(calendar)
-        old_start, old_rule = base["DTSTART"].dt, vRecur(dict(base["RRULE"])) if "RRULE" in base else None
-        _apply(base, changes)
-        if old_rule is not None and changes.start is not None:
-            overrides, exdates = series_edits.overrides(calendar), series_edits.exdates(base)
-            base.pop("EXDATE", None)
-            for override in overrides:
-                calendar.subcomponents.remove(override)
-            kept: list[VEvent] = []
-            series_edits.carry(overrides, exdates, old_start, base, kept, str(base["UID"]))
-            for override in kept:
-                calendar.add_component(override)
-            new_start = base["DTSTART"].dt
-            until = (old_rule.get("UNTIL") or [None])[0]
-            if changes.rrule is None and isinstance(until, datetime) and isinstance(new_start, datetime):
-                # The series keeps its number of occurrences: its UNTIL moves with it.
-                base["RRULE"]["UNTIL"] = [until + (as_utc(new_start, "UTC") - as_utc(old_start, "UTC"))]
-        if changes.rrule is not None:
-            base.pop("RRULE", None)
-            if changes.rrule:
-                base.add("rrule", parse_rrule(changes.rrule))
-                series_edits.fit_to_rule(calendar, move_start=changes.start is None)
-            else:  # no longer a series: its edited occurrences have nothing to belong to
-                base.pop("EXDATE", None)
-                for override in series_edits.overrides(calendar):
-                    calendar.subcomponents.remove(override)
-        return [calendar]
-    if instance_start is None:
-        raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
-    if scope == "this":
-        occurrence = _instance(calendar, instance_start)
-        override = VEvent()
-        for key, value in occurrence.items():
-            if key not in ("RRULE", "EXDATE", "RDATE"):
-                override[key] = value
-        if "RECURRENCE-ID" not in override:
-            override.add("recurrence-id", _series_time(base, instance_start))
-        for existing in list(calendar.subcomponents):
-            rid = existing.get("RECURRENCE-ID") if existing.name == "VEVENT" else None
-            if rid is not None and _same_start(rid.dt, instance_start):
-                calendar.subcomponents.remove(existing)
-        _apply(override, changes)
-        calendar.add_component(override)
-        return [calendar]
-    # this_and_following: end the old series before the instance, start a new one from it.
-    occurrence = _instance(calendar, instance_start)
-    follow = VEvent()
-    for key, value in base.items():
-        if key not in ("UID", "EXDATE", "RECURRENCE-ID"):
-            follow[key] = value
-    follow.add("uid", new_uid())
-    follow.pop("DTSTART")
-    follow.pop("DTEND", None)
-    slot = _series_time(base, instance_start)  # the occurrence's original time, even if it was moved on its own
-    length = _duration(base)
-    follow.add("dtstart", slot)
-    follow.add("dtend", slot + length if length is not None else slot)
-    rule = vRecur(dict(base["RRULE"]))
-    if "COUNT" in rule:
-        # The new series must end where the old one would have: turn COUNT into the last start.
-        ends = [o["DTSTART"].dt for o in occurrences(calendar, as_utc(base["DTSTART"].dt, "UTC"), datetime(9999, 1, 1, tzinfo=UTC))]
-        rule.pop("COUNT")
-        last = max((as_utc(e, "UTC") for e in ends), default=as_utc(instance_start, "UTC"))
-        rule["UNTIL"] = [last]
-    follow.pop("RRULE")
-    follow.add("rrule", rule)
-    _until_before(base, instance_start)
-    _apply(follow, changes)
-    later = [o for o in series_edits.overrides(calendar) if series_edits.at_or_after(o["RECURRENCE-ID"].dt, instance_start)]
-    for override in later:
-        calendar.subcomponents.remove(override)
-    old_exdates = series_edits.exdates(base)
-    base.pop("EXDATE", None)
-    for value in old_exdates:
-        if not series_edits.at_or_after(value, instance_start):
-            base.add("exdate", value)
-    carried: list[VEvent] = []
-    series_edits.carry(later, [v for v in old_exdates if series_edits.at_or_after(v, instance_start)], slot, follow, carried, str(follow["UID"]))
-    shift = as_utc(follow["DTSTART"].dt, "UTC") - as_utc(slot, "UTC")
-    if shift and "UNTIL" in follow["RRULE"]:
-        # Moving the series later must not cut its last occurrence off.
-        until = follow["RRULE"]["UNTIL"][0]
-        follow["RRULE"]["UNTIL"] = [until + shift if isinstance(until, datetime) else until]
-    if changes.rrule:
-        follow.pop("RRULE")
-        follow.add("rrule", parse_rrule(changes.rrule))
-    split = Calendar()
-    split.add("prodid", "-//mcp-hub//calendar//EN")
-    split.add("version", "2.0")
-    split.add_component(follow)
-    for override in carried:
-        split.add_component(override)
-    if changes.rrule:
-        series_edits.fit_to_rule(split, move_start=changes.start is None)
-    split.add_missing_timezones()
-    return [calendar, split]
-
-
-def _become_first_occurrence(calendar: Calendar) -> None:
-    """A series losing its rule becomes its first remaining occurrence as it shows now: a deleted
-    first one is skipped, an edited one keeps its edits (outside review: `rrule=""` brought back the
-    deleted first occurrence and dropped the edited one). The rest of the series goes."""
-    base = master(calendar)
-    first = next(iter(recurring_ical_events.of(calendar).all()), None)
-    if first is None:
-        return
-    uid = base["UID"]
-    for key in list(base.keys()):
-        del base[key]
-    base.add("uid", uid)
-    for key, value in first.items():
-        if key not in ("UID", "RECURRENCE-ID", "RRULE", "EXDATE", "RDATE"):
-            base[key] = value
-
-
-def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | None) -> Calendar | None:
-    """Delete an occurrence, the rest of a series, or everything (None: delete the object)."""
-    base = master(calendar)
-    if scope == "all" or "RRULE" not in base:
-        return None
-    if instance_start is None:
-        raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
-    if scope == "this" and any(_same_start(value, instance_start) for value in series_edits.exdates(base)):
-        return calendar  # deleted already (a retry after a lost answer): nothing more to do
-    _instance(calendar, instance_start)
-    if scope == "this":
-        base.add("exdate", _series_time(base, instance_start))
-        for existing in list(calendar.subcomponents):
-            rid = existing.get("RECURRENCE-ID") if existing.name == "VEVENT" else None
-            if rid is not None and _same_start(rid.dt, instance_start):
-                calendar.subcomponents.remove(existing)
-    else:
-        _until_before(base, instance_start)
-        for override in series_edits.overrides(calendar):  # edited occurrences after the cut go too
-            if series_edits.at_or_after(override["RECURRENCE-ID"].dt, instance_start):
-                calendar.subcomponents.remove(override)
-    if not has_occurrences(calendar):
-        return None  # every occurrence is gone (a COUNT=1 series, the last one left): the object goes too
-    return calendar
-
-
-def has_occurrences(calendar: Calendar) -> bool:
-    """Whether any occurrence of the object is left (a finite series can have every one deleted)."""
-    return next(iter(recurring_ical_events.of(calendar).all()), None) is not None
-
-
-def respond(calendar: Calendar, email: str, response: str, instance_start: datetime | date | None) -> Calendar:
-    """Set one attendee's PARTSTAT on the series or on one occurrence."""
-    targets = [master(calendar)]
-    if instance_start is not None:
-        change(calendar, "this", instance_start, EventChanges())
-        targets = [c for c in calendar.walk("VEVENT") if c.get("RECURRENCE-ID") is not None
-                   and _same_start(c["RECURRENCE-ID"].dt, instance_start)]
-    for component in targets:
-        raw = component.get("ATTENDEE", [])
-        addresses = raw if isinstance(raw, list) else [raw]
-        match = [a for a in addresses if str(a).lower().removeprefix("mailto:") == email.lower()]
-        if not match:
-            raise DomainError("invalid_argument", f"{email} is not invited to this event")
-        for address in match:
-            address.params["PARTSTAT"] = PARTSTAT[response]
-    return calendar

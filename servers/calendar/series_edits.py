@@ -5,14 +5,14 @@ the rule itself changes, those the new rule no longer has are dropped (`fit_to_r
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from icalendar import Calendar
 from icalendar import Event as VEvent
 
 from servers.calendar import rrules
-from servers.calendar.timeutil import as_utc, same_start, storable
+from servers.calendar.timeutil import as_utc, normalized, same_start, storable
 from servers.kit.errors import DomainError
 
 
@@ -72,12 +72,31 @@ def carry(overrides: list[VEvent], exdates: list[datetime | date], old: datetime
         override.pop("UID")
         override.add("uid", uid)
         if not independent:
-            for prop in ("DTSTART", "DTEND"):
-                if prop in override:
-                    moved = shift(override[prop].dt)
-                    override.pop(prop)
-                    override.add(prop.lower(), moved)
+            _follow_slot(override, override["RECURRENCE-ID"].dt)
         keep.append(override)
+
+
+def _follow_slot(override: VEvent, slot: datetime | date) -> None:
+    """An override that kept its slot, moved to its new slot `slot`: starting at that instant (a gap
+    time moved forward by the gap) and lasting exactly as long as it did, so a DST day on either
+    side never stretches or cuts it."""
+    start = override["DTSTART"].dt
+    end = override["DTEND"].dt if "DTEND" in override else None
+    if isinstance(start, datetime) and isinstance(slot, datetime) and start.tzinfo is not None and slot.tzinfo is not None:
+        moved = normalized(slot)
+        new_end = None if end is None else storable((moved.astimezone(UTC) + (as_utc(end, "UTC") - as_utc(start, "UTC")))
+                                                    .astimezone(moved.tzinfo))
+        new_start = storable(moved)
+    else:
+        days = slot - start if not isinstance(slot, datetime) and not isinstance(start, datetime) else None
+        if days is None:
+            return
+        new_start, new_end = slot, None if end is None else end + days
+    override.pop("DTSTART")
+    override.add("dtstart", new_start)
+    if new_end is not None:
+        override.pop("DTEND")
+        override.add("dtend", new_end)
 
 
 def _rule_of(base: VEvent) -> Any | None:

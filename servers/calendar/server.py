@@ -180,7 +180,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         working_hours: Annotated[dict[str, WorkingHours] | None, Field(
             description="Per participant; default 09:00-17:00 Mon-Fri in their calendar's zone (UTC if unknown).")] = None,
         buffer_minutes: Annotated[int, Field(ge=0, le=240, description="Free minutes to keep before and after.")] = 0,
-        granularity_minutes: Annotated[int, Field(ge=5, le=240, description="Slots start on multiples of this.")] = 15,
+        granularity_minutes: Annotated[int, Field(ge=5, le=240, description="Slots start on multiples of this on a local clock: `zone`'s or a participant's.")] = 15,
         max_results: Annotated[int, Field(ge=1, le=50, description="How many slots to propose.")] = 5,
         zone: Zone = "UTC",
     ) -> Slots:
@@ -204,7 +204,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                  if p not in unknown or p in given}
         spans = {b.participant: [(i.start, i.end) for i in b.busy] for b in busy}
         found = find_slots(spans, hours, start_at, end_at, timedelta(minutes=duration_minutes), timedelta(minutes=buffer_minutes),
-                           timedelta(minutes=granularity_minutes), max_results)
+                           timedelta(minutes=granularity_minutes), max_results, grid_zones=[zone])
         shown = tz_zone(zone)
         notes = [f"{p} has no calendar here: these slots avoid only the events they are invited to here, so check with them"
                  for p in unknown]

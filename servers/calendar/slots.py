@@ -8,7 +8,9 @@ intervals.
 from __future__ import annotations
 
 import bisect
+import math
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from servers.calendar.model import WorkingHours
 from servers.calendar.timeutil import zone
@@ -64,14 +66,18 @@ def find_slots(
     buffer: timedelta = timedelta(0),
     granularity: timedelta = timedelta(minutes=15),
     max_results: int = 10,
+    grid_zones: list[str] | None = None,
 ) -> list[Span]:
-    """Free slots for everyone, earliest first."""
+    """Free slots for everyone, earliest first. Slot starts sit on multiples of `granularity` on a
+    local clock: of `grid_zones` (the zone the caller reads the slots in) or of a participant's
+    working-hours zone, so a whole free local hour in a +05:30 or +05:45 zone is offered (UTC
+    multiples would all start at :30 or :15 there)."""
     merged = {p: merge(spans) for p, spans in busy.items()}
     starts = {p: [s for s, _ in spans] for p, spans in merged.items()}
     windows = {p: working_windows(h, window_start, window_end) for p, h in hours.items()}
     step = int(granularity.total_seconds())
-    epoch = int(window_start.timestamp())
-    candidate = datetime.fromtimestamp(epoch + (-epoch) % step, UTC)
+    zones = [zone(name) for name in dict.fromkeys([*(grid_zones or []), *(h.zone for h in hours.values())] or ["UTC"])]
+    candidate = on_grid(window_start, step, zones)
     found: list[Span] = []
     while candidate + duration <= window_end and len(found) < max_results:
         end = candidate + duration
@@ -79,12 +85,32 @@ def find_slots(
             _free(merged[p], starts[p], candidate - buffer, end + buffer) for p in merged)
         if ok:
             found.append((candidate, end))
-            candidate = end + buffer
-            epoch = int(candidate.timestamp())
-            candidate = datetime.fromtimestamp(epoch + (-epoch) % step, UTC)
+            candidate = on_grid(end + buffer, step, zones)
         else:
-            candidate += granularity
+            candidate = on_grid(candidate + timedelta(seconds=1), step, zones)
     return found
+
+
+def on_grid(moment: datetime, step: int, zones: list[ZoneInfo]) -> datetime:
+    """The first instant at or after `moment` whose wall-clock time in one of `zones` is a multiple
+    of `step` seconds (counted from midnight 1970-01-01 on that clock, as UTC multiples were)."""
+    return min(_local_grid(moment, step, tz) for tz in zones)
+
+
+def _local_grid(moment: datetime, step: int, tz: ZoneInfo) -> datetime:
+    base = math.ceil(moment.timestamp())
+    first = _offset(base, tz)
+    best: int | None = None
+    # The offset at the grid point counts; it differs from `moment`'s only across a DST change.
+    for offset in {first, _offset(base + (-(base + first)) % step, tz)}:
+        point = base + (-(base + offset)) % step
+        if _offset(point, tz) == offset and (best is None or point < best):
+            best = point
+    return datetime.fromtimestamp(best if best is not None else base + (-(base + first)) % step, UTC)
+
+
+def _offset(at: int, tz: ZoneInfo) -> int:
+    return int(datetime.fromtimestamp(at, UTC).astimezone(tz).utcoffset().total_seconds())  # type: ignore[union-attr]
 
 
 def _free(busy: list[Span], starts: list[datetime], start: datetime, end: datetime) -> bool:

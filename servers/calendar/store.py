@@ -20,12 +20,14 @@ from servers.calendar.timeutil import local_zone
 from servers.kit.errors import DomainError, not_found
 from servers.kit.webhooks.feed import emit_change
 from servers.kit.store import Store
+from servers.calendar.walks import WALKS_TABLE
 
 _MIGRATIONS = [
     """CREATE TABLE calendars (id TEXT PRIMARY KEY, name TEXT NOT NULL, zone TEXT NOT NULL, is_primary INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE events (uid TEXT PRIMARY KEY, calendar_id TEXT NOT NULL REFERENCES calendars(id), ical TEXT NOT NULL,
         etag TEXT NOT NULL, updated_at TEXT NOT NULL);
     CREATE INDEX events_calendar ON events(calendar_id)""",
+    WALKS_TABLE,
 ]
 
 

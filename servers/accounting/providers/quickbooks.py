@@ -14,7 +14,8 @@ account codes are QuickBooks account ids (what every reference uses). The versio
 (from the idempotency key) so a retried POST cannot duplicate. Amounts are read as Decimal and sent
 as JSON numbers carrying exactly their digits. Reports come from `/reports/*` with
 `accounting_method`. What QuickBooks cannot do: draft invoices (an invoice is posted when created),
-approving, voiding a bill through the API; those answer a clear error.
+approving, voiding a bill through the API; those answer a clear error. A void is read from the
+amounts (`is_voided`), and a voided invoice cannot be patched, as in the embedded ledger.
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ def _request_id(key: str | None, scope: str) -> str | None:
     return hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()[:50] if key else None
 
 
+def is_voided(raw: dict[str, Any], currency: str) -> bool:
+    """Whether QuickBooks voided this invoice. It has no void flag: a void zeroes the total, balance
+    and lines, read here — never `PrivateNote` ("Voided" after a void, but the caller's `reference`).
+    The tools refuse zero totals, so only a $0 invoice made in QuickBooks also reads as voided."""
+    lines = [line for line in raw.get("Line", []) if line.get("SalesItemLineDetail") or line.get("AccountBasedExpenseLineDetail")]
+    return all(read_money(raw.get(key), currency) == 0 for key in ("TotalAmt", "Balance")) and \
+        all(read_money(line.get("Amount"), currency) == 0 for line in lines)
+
+
 def error_text(body: dict[str, Any]) -> list[str]:
     """QuickBooks' error shape: `{"Fault": {"Error": [{"Message", "Detail", "code"}], "type"}}`."""
     fault = body.get("Fault")
@@ -151,7 +161,7 @@ class QuickBooks:
                                      net=net, tax=ZERO, total=net))
         total, balance = read_money(raw.get("TotalAmt"), currency), read_money(raw.get("Balance"), currency)
         tax = read_money((raw.get("TxnTaxDetail") or {}).get("TotalTax"), currency)
-        voided = total == 0 and "void" in (raw.get("PrivateNote") or "").lower()
+        voided = is_voided(raw, currency)
         status = "voided" if voided else "paid" if balance == 0 else "partially_paid" if balance < total else "open"
         party = (raw.get("CustomerRef") if kind == "invoice" else raw.get("VendorRef")) or {}
         return Invoice(id=f"{kind}:{raw['Id']}", number=raw.get("DocNumber"), kind="receivable" if kind == "invoice" else "payable",
@@ -299,6 +309,9 @@ class QuickBooks:
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
         kind, raw_id, current = await self._current(invoice_id, version)
+        if is_voided(current, (current.get("CurrencyRef") or {}).get("value") or self.currency):
+            # As the embedded ledger: a voided invoice is final (QuickBooks would accept the write).
+            raise DomainError("invalid_argument", f"invoice {current.get('DocNumber') or invoice_id} is voided and cannot change")
         body: dict[str, Any] = {"Id": raw_id, "SyncToken": current["SyncToken"], "sparse": True}
         if patch.due_date is not None:
             body["DueDate"] = patch.due_date.isoformat()

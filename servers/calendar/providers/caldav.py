@@ -4,7 +4,8 @@ Configuration: `CALDAV_URL`, `CALDAV_USER`, `CALDAV_PASSWORD`; `CALDAV_ZONE` is 
 given without an offset (default UTC). Objects are iCalendar resources, one per series, so the
 shared `IcalBackend` logic applies unchanged; the `caldav` client is synchronous, so every call
 runs in a worker thread. Calendar ids are the calendars' URLs. The etag used for optimistic
-concurrency is a digest of the resource as last read.
+concurrency is a digest of the resource as last read; a replace re-reads it with the server's ETag
+and PUTs with `If-Match`, so the server refuses (412, `conflict`) a write that lost a race.
 """
 
 from __future__ import annotations
@@ -77,20 +78,40 @@ class CalDavCalendar(IcalBackend):
         return obj.data, ical.etag_of(obj.data)
 
     async def _save(self, calendar_id: str, uid: str, text: str, expected_etag: str | None) -> str:
+        """Create, or replace the object whose text digests to `expected_etag`: read it (body and the
+        server's ETag), compare, and PUT with `If-Match` on that ETag, so a writer in between makes
+        the server answer 412 (`conflict`) and two writers can never both pass the check."""
         dav = await self._dav(calendar_id)
-        if expected_etag is not None:
-            current, etag = await self._load(calendar_id, uid)
-            if etag != expected_etag:
-                raise DomainError("conflict", f"event {uid} changed on the CalDAV server while it was being updated; get it again")
-
-            def replace() -> None:
-                obj = dav.event_by_uid(uid)
-                obj.data = text
-                obj.save()
-
-            await self._run(replace)
-        else:
+        if expected_etag is None:
             await self._run(lambda: dav.save_event(text))
+            return ical.etag_of(text)
+
+        def replace() -> str | None:
+            obj = dav.event_by_uid(uid)  # body and ETag from one response, read as `_load` reads
+            if ical.etag_of(obj.data) != expected_etag:
+                return "changed"
+            server_etag = obj.etag
+            if not server_etag:  # the search did not report it: a GET does, for the body it answers with
+                body = obj.data
+                obj.load()
+                server_etag = obj.etag if ical.etag_of(obj.data) == ical.etag_of(body) else None
+            if not server_etag or server_etag.startswith("W/"):
+                return "no_etag"
+            response = self._client.put(str(obj.url), text, {"If-Match": server_etag,
+                                                             "Content-Type": "text/calendar; charset=utf-8"})
+            if response.status == 412:
+                return "changed"
+            if response.status >= 300:
+                raise caldav_error.PutError(f"{response.status} {response.reason}")
+            return None
+
+        problem = await self._run(replace)
+        if problem == "no_etag":
+            raise DomainError("unavailable", "the CalDAV server gave no strong ETag for this event, so it cannot be changed "
+                              "safely (a concurrent write could be lost); use a server that sends ETags")
+        if problem is not None:
+            raise DomainError("conflict", f"event {uid} changed on the CalDAV server while it was being updated; get it again "
+                              "and reapply your change", details={"field": "expected_etag"})
         return ical.etag_of(text)
 
     async def _remove(self, calendar_id: str, uid: str) -> None:

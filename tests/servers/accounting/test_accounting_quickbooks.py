@@ -147,3 +147,26 @@ async def test_quickbooks_connector(qbo: tuple[FakeQuickBooks, Any]) -> None:
         posted = len(fake.store["JournalEntry"])
         unbalanced = await call("create_journal_entry", lines=[{"account_code": "17", "debit": "1.00"}, {"account_code": "35", "credit": "2.00"}])
         assert unbalanced["code"] == "invalid_argument" and len(fake.store["JournalEntry"]) == posted, "refused before QuickBooks saw it"
+
+
+async def test_a_voided_invoice_stays_voided_and_refuses_a_patch(qbo: tuple[FakeQuickBooks, Any]) -> None:
+    """QuickBooks has no void flag and writes "Voided" into PrivateNote, which is the caller's
+    `reference`: the void is read from the amounts, and a patch of a voided invoice is refused as the
+    embedded ledger refuses it."""
+    fake, server = qbo
+    async with Client(server) as client:
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content  # type: ignore[return-value]
+
+        made = (await call("create_invoice", contact_id="customer:58", issue_date="2026-12-01",
+                           lines=[{"description": "x", "quantity": "1", "unit_price": "100.00", "item": "1"}]))["invoice"]
+        assert (await call("update_invoice", invoice_id=made["id"], action="void", confirm=True))["status"] == "voided"
+        patched = await call("update_invoice", invoice_id=made["id"], action="patch", reference="PO-7")
+        assert patched["code"] == "invalid_argument" and "voided" in patched["message"]
+        raw_id = made["id"].split(":")[1]
+        assert fake.store["Invoice"][raw_id]["PrivateNote"] == "Voided", "nothing was sent"
+        fake.store["Invoice"][raw_id]["PrivateNote"] = "PO-7 (edited in QuickBooks)"  # the note is anyone's text
+        got = await call("get_invoice", invoice_id=made["id"])
+        assert (got["status"], got["total"], got["balance"]) == ("voided", "0.00", "0.00")
+        listed = await call("search_invoices", status=["paid"])
+        assert made["id"] not in [i["id"] for i in listed["invoices"]]

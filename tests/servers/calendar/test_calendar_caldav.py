@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import caldav
+import icalendar
 import pytest
 from mcp import Client
 
@@ -76,3 +77,45 @@ async def test_caldav_round_trips_against_radicale(radicale: dict[str, str], tmp
     async with Client(create_server(wrong)) as client:
         denied = (await client.call_tool("list_calendars", {})).structured_content
         assert denied["code"] == "unauthorized" and "wrong" not in str(denied)
+
+
+async def test_caldav_writes_are_conditional_so_a_write_in_between_is_never_lost(radicale: dict[str, str], tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another client writes the event between our read and our PUT: our PUT carries If-Match, the
+    server refuses it (412), and the update is merged onto the newer event (no expected_etag) or
+    refused as `conflict` (a stale expected_etag) — never written over the other client's change."""
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    backend = CalDavCalendar(radicale["url"], "alice", "secret", "Europe/Paris")
+    cal = radicale["calendar"]
+    other = caldav.DAVClient(url=radicale["url"], username="alice", password="secret", require_tls=False).calendar(url=cal)
+    sent = backend._client.put
+    pending: list[str] = []
+
+    def put_after_another_writer(url: str, body: str, headers: Any = None) -> Any:
+        if pending:  # the other client's write lands just before ours reaches the server
+            uid, location = pending.pop(), f"Elsewhere {len(pending)}"
+            obj = other.event_by_uid(uid)
+            parsed = icalendar.Calendar.from_ical(obj.data)
+            event = next(iter(parsed.walk("VEVENT")))
+            event.pop("LOCATION", None)
+            event.add("location", location)
+            obj.data = parsed.to_ical().decode()
+            obj.save()
+        return sent(url, body, headers)
+
+    monkeypatch.setattr(backend._client, "put", put_after_another_writer)
+    async with Client(create_server(backend)) as client:
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content
+
+        made = await call("create_event", calendar_id=cal, title="C0", start="2026-06-01T10:00:00", end="2026-06-01T11:00:00")
+        pending.append(made["id"])
+        renamed = await call("update_event", calendar_id=cal, event_id=made["id"], title="T1")
+        assert renamed.get("title") == "T1" and renamed.get("location") == "Elsewhere 0", renamed
+        current = await call("get_event", calendar_id=cal, event_id=made["id"])
+        assert (current["title"], current["location"]) == ("T1", "Elsewhere 0")
+        pending.append(made["id"])
+        stale = await call("update_event", calendar_id=cal, event_id=made["id"], description="D1", expected_etag=current["etag"])
+        assert stale.get("code") == "conflict", stale
+        after = await call("get_event", calendar_id=cal, event_id=made["id"])
+        assert (after["description"], after["location"]) == ("", "Elsewhere 0")
