@@ -39,6 +39,7 @@ from hub.downstream.owned import OwnedSessions, TaskStatusObserver
 from hub.downstream.sessions import SessionPool
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
+from hub.downstream.watched import watched
 from hub.errors import describe_failure  # noqa: F401 — also imported from here by the hub
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
 
@@ -310,7 +311,13 @@ class Downstream(ChangeFollowing, OwnedSessions):
             transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json,
                                     listings=self.listings)
         elif cfg.transport in ("streamable_http", "sse"):
-            transport = self._remote_transport(self.listings)
+            lost = self._lost
+
+            def ended(why: str) -> None:  # an SSE session's stream ended: this attempt's connection is lost
+                if self._lost is lost:
+                    self._lose(f"the connection to it ended: {why}")
+
+            transport = self._remote_transport(self.listings, on_end=ended)
         else:
             # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
             # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
@@ -337,9 +344,10 @@ class Downstream(ChangeFollowing, OwnedSessions):
 
         return {kind: adapting(kind, relay) for kind, relay in callbacks.items()}
 
-    def _remote_transport(self, listings: ListingAnswers | None = None) -> Any:
+    def _remote_transport(self, listings: ListingAnswers | None = None, on_end: Callable[[str], None] | None = None) -> Any:
         """The SDK's client transport to this HTTP or SSE server, over `downstream_http_client` (a
-        per-client session's gets listings of its own: its answers are bounded as the shared one's)."""
+        per-client session's gets listings of its own: its answers are bounded as the shared one's).
+        An SSE session is over when its event stream ends: `on_end(why)` then (`hub.downstream.watched`)."""
         cfg = self.config
         assert cfg.url is not None
         listings = listings if listings is not None else ListingAnswers(self.log)
@@ -349,10 +357,12 @@ class Downstream(ChangeFollowing, OwnedSessions):
             return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, listings=listings),
                                           max_sse_event_size=MAX_LINE_BYTES)
         client = functools.partial(downstream_http_client, listings=listings, legacy_sse=True)
-        return sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=client)
+        transport = sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=client)
+        return watched(transport, on_end) if on_end is not None else transport
 
-    def _session_transport(self) -> Any:
-        """A fresh transport to this server, for one more session of it (a per-client one)."""
+    def _session_transport(self, on_end: Callable[[str], None] | None = None) -> Any:
+        """A fresh transport to this server, for one more session of it (a per-client one); `on_end`
+        as for `_remote_transport`."""
         cfg = self.config
         if cfg.transport == "stdio":
             assert cfg.command is not None
@@ -361,7 +371,7 @@ class Downstream(ChangeFollowing, OwnedSessions):
             if self.server_object is None:
                 raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
             return self.server_object
-        return self._remote_transport()
+        return self._remote_transport(on_end=on_end)
 
     def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
                      on_status: Callable[[Any], Awaitable[None]]) -> Client:

@@ -26,6 +26,7 @@ class OwnedSessions:
     config: ServerConfig
     name: str
     pool: SessionPool | None
+    log: Any
     server_object: Any
     caller: Any
     owner_callbacks: Callable[[Any], dict[str, Any]]
@@ -35,7 +36,7 @@ class OwnedSessions:
     on_task_status: Callable[..., Awaitable[None]] | None
 
     if TYPE_CHECKING:  # provided by `Downstream`
-        def _session_transport(self) -> Any: ...
+        def _session_transport(self, on_end: Callable[[str], None] | None = None) -> Any: ...
         def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
                          on_status: Callable[[Any], Awaitable[None]]) -> Client: ...
         async def ready_client(self) -> Client: ...
@@ -54,7 +55,12 @@ class OwnedSessions:
             if (who := mine()) is not None and self.on_task_status is not None:
                 await self.on_task_status(self, params, who)
 
-        return self._client_over(self._session_transport(), on_message, self.owner_callbacks(owner), on_status)
+        def ended(why: str) -> None:  # its SSE stream ended: the next call opens a new session
+            if (who := mine()) is not None and self.pool is not None:
+                self.log.info("a client's own session ended: %s", why)
+                self.pool.close(who)
+
+        return self._client_over(self._session_transport(ended), on_message, self.owner_callbacks(owner), on_status)
 
     async def _on_owned_message(self, message: IncomingMessage, owner: Any) -> None:
         if isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
