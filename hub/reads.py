@@ -16,6 +16,7 @@ from hub.completions import forward_completion, session_or_error
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.listing import all_pages, last_of_each
 from hub.downstream.sessions import current_owner
+from hub.catalog.links import expose_prompt
 from hub.errors import HubRefusal
 from hub.catalog.naming import namespaced_uri
 from hub.relay.scope import may_see_server
@@ -121,7 +122,8 @@ class HubReads:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         server, original = target
         async with session_or_error(self.downstreams[server], principal or self.access.local) as client:
-            return await client.get_prompt(original, arguments)
+            result = await client.get_prompt(original, arguments)
+        return expose_prompt(result, self.downstreams[server].config.namespace)  # its resource links readable here
 
     async def complete(
         self,

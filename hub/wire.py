@@ -12,6 +12,7 @@ from typing import Any
 
 import mcp_types as types
 
+from hub.catalog.links import expose_content
 from hub.lifted import SPLICE_SCOPE_KEY, SPLICING, hold, lifted_of, restore
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
@@ -81,6 +82,17 @@ def strip_protocol_meta(result: ToolResult) -> ToolResult:
     if not meta or not any(key in HOP_META_KEYS for key in meta):
         return result
     return replace_meta(result, without_protocol_meta(meta))
+
+
+def from_server(result: ToolResult, namespace: str) -> ToolResult:
+    """A server's result as the hub passes it on: without the hop's `_meta` keys (`strip_protocol_meta`),
+    its resource links and embedded resources under the URIs the hub exposes (`hub.catalog.links`)."""
+    result = strip_protocol_meta(result)
+    if isinstance(result, WireResult):
+        expose_content(result.skeleton.get("content"), namespace)  # in place: a big result's lifted strings stay
+        return result
+    content = expose_content(result.content, namespace)
+    return result if content is result.content else result.model_copy(update={"content": content})
 
 
 def as_sent(result: types.CallToolResult) -> WireResult:

@@ -34,7 +34,7 @@ from hub.policies.base import MustWait, Permit, Policy
 from hub.policies.breaker import RELAY_REFUSED, WIRE_S
 from hub.policies.retry import RetryPolicy
 from hub.relay.downstream_input import asks_for_input
-from hub.wire import ToolResult, strip_protocol_meta, wire_result
+from hub.wire import ToolResult, from_server, wire_result
 
 logger = logging.getLogger("hub.calls")
 
@@ -125,5 +125,5 @@ class Pipeline:
         a closed connection, a transient failure): the awaiting driver then reads it."""
         if message is None or "error" in message or asks_for_input(message.get("result")):
             return None  # an input-required answer is relayed by the awaiting driver (`hub.relay.downstream_input`)
-        outcome = Outcome(result=strip_protocol_meta(wire_result(message.get("result"))))
+        outcome = Outcome(result=from_server(wire_result(message.get("result")), self.forwarder.downstream(call).config.namespace))
         return None if self.retry.wants(call, outcome) else outcome

@@ -29,7 +29,7 @@ from hub.downstream.sessions import current_owner
 from hub.errors import HubToolError
 from hub.relay.downstream_input import asks_for_input, complete_input_rounds
 from hub.relay.logs import with_log_level
-from hub.wire import ToolResult, as_sent, json_number, strip_protocol_meta, wire_result
+from hub.wire import ToolResult, as_sent, from_server, json_number, wire_result
 
 if TYPE_CHECKING:
     from mcp.shared.dispatcher import ProgressFnT
@@ -70,7 +70,7 @@ class Forwarder:
         body = await sent.channel.result(sent)  # the channel it went out on
         downstream = self.downstreams[call.route.server]
         meta = downstream.caller.meta(call.attributes["caller"])
-        return strip_protocol_meta(wire_result(await _with_input(downstream, call, body, meta)))
+        return from_server(wire_result(await _with_input(downstream, call, body, meta)), downstream.config.namespace)
 
     async def forward(self, call: ToolCall) -> ToolResult:
         """Send one attempt and await its result."""
@@ -79,20 +79,20 @@ class Forwarder:
         meta = downstream.caller.meta(caller)
         if self.tracing is not None:  # the attempt's W3C trace context in `_meta.traceparent` (`hub.telemetry`)
             meta = self.tracing.downstream_meta(meta)
-        original, arguments = call.route.original, call.arguments
+        original, arguments, namespace = call.route.original, call.arguments, downstream.config.namespace
         fast = self._fast and not _owned(downstream)
         with downstream.caller.bind(caller):
             if fast and (direct := downstream.direct) and direct.qualifies(original):
-                return strip_protocol_meta(await direct.call(original, arguments))
+                return from_server(await direct.call(original, arguments), namespace)
             if fast and downstream.relays_json:
                 body = await _call_json(downstream, original, arguments, call.on_progress, meta)
-                return strip_protocol_meta(wire_result(await _with_input(downstream, call, body, meta)))
+                return from_server(wire_result(await _with_input(downstream, call, body, meta)), namespace)
             # Parsed by the SDK client (HTTP, SSE, a per-client session): passed on as the fields the
             # server sent, no defaults added.
             async with downstream.session() as client:
-                return strip_protocol_meta(as_sent(await client.call_tool(
+                return from_server(as_sent(await client.call_tool(
                     original, arguments, progress_callback=_integral_progress(call.on_progress),
-                    meta=with_log_level(meta, client.protocol_version))))
+                    meta=with_log_level(meta, client.protocol_version))), namespace)
 
     async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
         """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`)."""

@@ -53,7 +53,8 @@ from hub.policies.retry import RetryPolicy
 from hub.policies.audit import new_request_id
 from hub.relay.scope import may_see_server
 from hub.unknown_tool import unknown_tool_result
-from hub.wire import WireResult, strip_protocol_meta
+from hub.catalog.links import expose_content
+from hub.wire import WireResult, from_server
 
 if TYPE_CHECKING:
     from hub.catalog.catalog import ToolRoute
@@ -187,7 +188,7 @@ class TaskRelay:
             body, session = await _send(downstream, "tools/call", params)
         created = body.get("task")
         if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
-            return WireResult(_checked_call_result(body, route.server))  # the server ran it without a task
+            return WireResult(_checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
         exposed = self._own(connection, RelayedTask(f"{route.server}:{created['taskId']}", route.server,
                                                     created["taskId"], principal, session))
         return WireResult({**self._exposed_meta(body, route.server), "task": {**created, "taskId": exposed}})
@@ -229,6 +230,8 @@ class TaskRelay:
             body, _ = await _send(downstream, method, params, relayed)
         self._audit_cancel(method, principal, relayed)
         body = self._exposed_meta(body, relayed.server)
+        if method == "tasks/result":  # the tool's result: its resource links under the hub's URIs
+            expose_content(body.get("content"), downstream.config.namespace)
         return {**body, "taskId": exposed} if "taskId" in body else body
 
     async def list(self, connection: Any, principal: Principal) -> dict[str, Any]:
@@ -344,11 +347,11 @@ async def _send_on(downstream: Downstream, session: Any, method: str, params: di
                            details={"server": downstream.name}) from exc
 
 
-def _checked_call_result(body: dict[str, Any], server: str) -> dict[str, Any]:
+def _checked_call_result(body: dict[str, Any], server: str, namespace: str) -> dict[str, Any]:
     if not isinstance(body.get("content"), list):
         raise HubToolError("upstream_error", f"server {server!r} answered a task-augmented call with neither a "
                            "task nor a tool result", details={"server": server})
-    result = strip_protocol_meta(WireResult(body))
+    result = from_server(WireResult(body), namespace)
     assert isinstance(result, WireResult)
     return result.body
 

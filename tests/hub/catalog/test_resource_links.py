@@ -1,0 +1,58 @@
+"""Outside review (interop round 8): a resource link a tool or a prompt handed a client could not be read
+through the hub — it kept the server's own URI, while the hub reads only the URIs it exposes
+(`mcphub://<namespace>/<uri>`). Links and embedded resources now carry the exposed URI, on every front
+and path (stdio express, HTTP in both eras), and read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from tests.conftest import echo_stdio, start_hub_http, write_config
+from tests.hub.frontends.test_hub_stdio import hub_params
+
+pytestmark = pytest.mark.anyio
+
+
+async def follow_links(client: Client) -> None:
+    result = await client.call_tool("e__links", {"item": "7"})
+    assert not result.is_error, result
+    link, embedded = result.content
+    assert isinstance(link, types.ResourceLink) and link.uri == "mcphub://e/fixture://readme", link
+    assert isinstance(embedded, types.EmbeddedResource), embedded
+    assert embedded.resource.uri == "mcphub://e/fixture://items/7", embedded
+    read = await client.read_resource(link.uri)
+    assert read.contents[0].text == "readme of e", read  # type: ignore[union-attr]
+    read = await client.read_resource(embedded.resource.uri)
+    assert read.contents[0].text == "item 7", read  # type: ignore[union-attr]
+
+    prompt = await client.get_prompt("e__discuss", {"item": "8"})
+    first = prompt.messages[0].content
+    assert isinstance(first, types.EmbeddedResource) and first.resource.uri == "mcphub://e/fixture://items/8", first
+    assert (await client.read_resource(first.resource.uri)).contents[0].text == "item 8"  # type: ignore[union-attr]
+
+
+async def test_links_read_back_through_the_stdio_front(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"echo": echo_stdio("--name", "e", "--links", namespace="e")})
+    with anyio.fail_after(60):
+        async with Client(hub_params(config)) as client:
+            await follow_links(client)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_links_read_back_through_the_http_front(tmp_path: Path, procs: list, mode: str) -> None:
+    async def no_questions(ctx: Any, params: Any) -> Any:
+        raise AssertionError("not asked")
+
+    config = write_config(tmp_path, {"echo": echo_stdio("--name", "e", "--links", namespace="e")}, {"data_dir": str(tmp_path / "data")})
+    url = start_hub_http(procs, config)
+    with anyio.fail_after(60):
+        async with Client(url, mode=mode) as plain:  # the fast path
+            await follow_links(plain)
+        async with Client(url, mode=mode, elicitation_callback=no_questions) as relaying:  # the SDK's session
+            await follow_links(relaying)
