@@ -9,7 +9,9 @@ left out keep the stored ones (`[]` clears the tags). A changed document has its
 in one transaction, so a search sees the old version or the new one, never a mix. `changed` names
 the fields a call changed on an existing document. `ingest` is `prepare` (chunk and embed, with two
 embedding batches in flight: servers/memory/pipeline.py) then `commit` (the one transaction); a
-folder job calls them apart to embed the next file while writing this one.
+folder job calls them apart to embed the next file while writing this one. Whether the writer may
+replace a document, and what the answer says, are decided inside that transaction
+(servers/memory/document_writes.py). Titles, sources and tags are compared in NFC.
 """
 
 from __future__ import annotations
@@ -18,71 +20,29 @@ import datetime as _dt
 import hashlib
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
+from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.store import Store
-from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, Chunk, chunk_text
+from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, chunk_text
+from servers.memory.document_writes import Prepared, Writer, document, relabel, stored, write_prepared
 from servers.memory.embedding import Embedder
-from servers.memory.model import ChunkHit, Document, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults
+from servers.memory.model import ChunkHit, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults, nfc
 from servers.memory.pipeline import Progress, embed_batches
 from servers.memory.search import (DOCUMENT_RRF_K, from_blob, fts_any, fuse, keyword_coverage, named_words, snippet,
-                                   spread_sections, terms, to_blob)
+                                   spread_sections, terms)
 from servers.memory.vectors import VectorIndex
 
-if TYPE_CHECKING:
-    import numpy as np
+__all__ = ["DocumentStore", "Prepared", "Writer"]
 
 CANDIDATES = 50
 COMMON_FLOOR = 1000
 FREQUENCY_CACHE = 10_000
 """Most words whose chunk counts are remembered (the cache starts over past it)."""
-
-
-@dataclass(frozen=True)
-class Writer:
-    """Who writes a document: `owner` (a qualified principal; None: the local operator) and whether
-    they hold the domain's admin scope. Documents are a shared knowledge base, but replacing,
-    retagging or deleting one another caller ingested needs the admin scope (outside reviews: a
-    writer replaced another's document by re-ingesting its source URI, or by deleting it first)."""
-
-    owner: str | None
-    admin: bool
-
-    def check(self, existing: sqlite3.Row, doing: str = "replacing or retagging",
-              instead: str = "Ingest yours under another source_uri or title.") -> None:
-        # An owner of None is the local operator's (or from before owners were kept): not anyone's to claim.
-        if not self.admin and existing["owner"] != self.owner:
-            raise DomainError("forbidden", f"document {existing['title']!r} was ingested by another caller; {doing} "
-                              f"it needs the admin scope. {instead}", details={"document_id": existing["id"]})
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A document chunked and embedded, not yet written (`DocumentStore.prepare` -> `commit`)."""
-
-    title: str
-    characters: int
-    source: str | None
-    identity: str
-    digest: str
-    tags: list[str]
-    date: str | None
-    existing: sqlite3.Row | None
-    chunks: list[Chunk]
-    vectors: np.ndarray
-    owner: str | None = None
-
-
-def _document(row: sqlite3.Row, tags: list[str]) -> Document:
-    return Document(id=row["id"], title=row["title"], source=row["source"], tags=tags, content_hash=row["content_hash"],
-                    chunks=row["chunk_count"], characters=row["characters"], date=row["doc_date"], ingested_at=row["ingested_at"])
 
 
 class DocumentStore:
@@ -127,87 +87,39 @@ class DocumentStore:
         content is stored yet. `submitted()` is called once the last embedding batch has started."""
         if not text.strip():
             raise DomainError("invalid_argument", f"document {title!r} has no text to index", details={"field": "text"})
+        # Canonically equivalent spellings (NFC/NFD) are one title, one source and one content (outside review);
+        # the text is stored as given.
+        title, source = nfc(title), nfc(source) if source is not None else None
         identity = source or f"title:{title}"
-        digest = hashlib.sha256(f"{size}:{overlap}:{title}\n{text}".encode()).hexdigest()
-        existing = await self.store.run(lambda db: db.execute("SELECT * FROM documents WHERE identity = ?", (identity,)).fetchone())
+        digest = hashlib.sha256(f"{size}:{overlap}:{title}\n{nfc(text)}".encode()).hexdigest()
+        existing = await self.store.run(lambda db: stored(db, identity))
         # Left out (None), tags and date keep what is stored: a re-ingest that only refreshes the text
         # must not drop the document out of its tags (outside review); [] clears the tags.
-        unique_tags = sorted(set(tags)) if tags is not None else json.loads(existing["tags"]) if existing is not None else []
+        unique_tags = sorted({nfc(t) for t in tags}) if tags is not None else json.loads(existing["tags"]) if existing is not None else []
         new_date = date.isoformat() if date else existing["doc_date"] if existing is not None else None  # left out: kept
-        if existing is not None and existing["content_hash"] == digest:
-            changed: list[Any] = [f for f, same in (("tags", json.loads(existing["tags"]) == unique_tags),
-                                                    ("date", existing["doc_date"] == new_date)) if not same]
-            if not changed:
-                return Ingested(document=_document(existing, unique_tags), status="unchanged")
-            if writer is not None:
-                writer.check(existing)
-            return Ingested(document=await self._relabel(existing["id"], unique_tags, new_date), changed=changed,
-                            status="updated" if "date" in changed else "retagged")
+        if existing is not None and existing["content_hash"] == digest:  # the owner rule is checked as it writes
+            return await self.store.run(lambda db: relabel(db, identity, digest, unique_tags, new_date, writer))
         if existing is not None and writer is not None:
-            writer.check(existing)
+            writer.check(existing)  # before the embedding's work; `commit` checks again as it writes
         chunks = chunk_text(text, size, overlap)
         texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
         vectors = await embed_batches(self.embedder, texts, progress, title, submitted)
         return Prepared(title=title, characters=len(text), source=source, identity=identity, digest=digest, tags=unique_tags,
-                        date=new_date, existing=existing, chunks=chunks, vectors=vectors, owner=writer.owner if writer else None)
+                        date=new_date, chunks=chunks, vectors=vectors, against=existing["id"] if existing is not None else None, writer=writer)
 
     async def commit(self, prepared: Prepared) -> Ingested:
         """Store a prepared document in one transaction: its row, tags, chunks, vectors and FTS rows,
-        replacing an earlier version's whole (a search sees the old version or the new one)."""
-        p = prepared
+        replacing an earlier version's whole (a search sees the old version or the new one). Whether
+        its writer may, and what the answer says, are decided against the row as it is then
+        (`servers/memory/document_writes.py`)."""
         index = await self._vectors()
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-        tags = json.dumps(p.tags)
-
-        def write(db: sqlite3.Connection) -> tuple[sqlite3.Row, list[int], list[int]]:
-            row = db.execute("SELECT id FROM documents WHERE identity = ?", (p.identity,)).fetchone()
-            old: list[int] = []
-            if row is not None:
-                doc_id = row["id"]
-                old = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", (doc_id,))]
-                db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in old])
-                db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
-                db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
-                           "ingested_at=? WHERE id=?", (p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date,
-                                                         now.isoformat(), doc_id))  # its owner stays who first ingested it
-            else:
-                doc_id = uuid.uuid4().hex[:16]
-                db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "
-                           "ingested_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (doc_id, p.identity, p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date, now.isoformat(),
-                            p.owner))
-            db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
-            db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in p.tags])
-            new = []
-            for chunk, vector in zip(p.chunks, p.vectors, strict=True):
-                cursor = db.execute("INSERT INTO chunks (document_id, position, heading, text, vector) VALUES (?, ?, ?, ?, ?)",
-                                    (doc_id, chunk.position, chunk.heading, chunk.text, to_blob(vector)))
-                new.append(int(cursor.lastrowid or 0))
-                db.execute("INSERT INTO chunk_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
-                           (cursor.lastrowid, p.title, chunk.heading, chunk.text))
-            return db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone(), old, new
-
-        saved, old, new = await self.store.run(write)
-        self._changed()
-        index.remove(old)
-        index.add(new, p.vectors)
-        existing = p.existing
-        if existing is None:
-            return Ingested(document=_document(saved, p.tags), status="created")
-        replaced: list[Any] = ["content", *(f for f, before, after in (("title", existing["title"], p.title),
-                                                                       ("tags", json.loads(existing["tags"]), p.tags),
-                                                                       ("date", existing["doc_date"], p.date)) if before != after)]
-        return Ingested(document=_document(saved, p.tags), status="replaced", changed=replaced)
-
-    async def _relabel(self, document_id: str, tags: list[str], date: str | None) -> Document:
-        """New tags and date for a document whose content is unchanged (no re-embedding)."""
-        def write(db: sqlite3.Connection) -> sqlite3.Row:
-            db.execute("UPDATE documents SET tags = ?, doc_date = ? WHERE id = ?", (json.dumps(tags), date, document_id))
-            db.execute("DELETE FROM doc_tags WHERE document_id = ?", (document_id,))
-            db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(document_id, t) for t in tags])
-            return db.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
-
-        return _document(await self.store.run(write), tags)
+        written = await self.store.run(lambda db: write_prepared(db, prepared, now))
+        if written.added or written.removed:
+            self._changed()
+            index.remove(written.removed)
+            index.add(written.added, prepared.vectors)
+        return written.answer
 
     async def _keyword_terms(self, query: str) -> dict[str, int]:
         """The words of `query` for its FTS5 query (→ how many chunks hold each), without words so
@@ -323,16 +235,29 @@ class DocumentStore:
         return SearchResults(mode=mode, hits=hits)
 
     async def list(self, tags: list[str] | None, limit: int, cursor: str | None) -> DocumentList:
-        offset = int(decode_cursor(cursor).get("offset", 0))
+        """Documents newest first by when each was first ingested (a re-ingest does not move one), paged by a
+        signed keyset cursor bound to the tags: a walk returns every document that existed throughout once,
+        whatever is ingested, replaced or deleted meanwhile; a cursor from another filter is `invalid_argument`."""
+        wanted = sorted({nfc(t) for t in tags or []})
 
         def run(db: sqlite3.Connection) -> DocumentList:
-            sql, args = "SELECT * FROM documents", []
-            if tags:
-                sql += f" WHERE id IN (SELECT document_id FROM doc_tags WHERE tag IN ({','.join('?' * len(tags))}))"
-                args += tags
-            rows = db.execute(sql + " ORDER BY ingested_at DESC, id LIMIT ? OFFSET ?", [*args, limit + 1, offset]).fetchall()
-            docs = [_document(r, json.loads(r["tags"])) for r in rows[:limit]]
-            return DocumentList(documents=docs, next_cursor=encode_cursor({"offset": offset + limit}) if len(rows) > limit else None)
+            secret, fingerprint = store_secret(db), query_fingerprint("documents", {"tags": wanted})
+            after = open_cursor(secret, cursor, fingerprint, width=2)
+            if after is not None and not all(isinstance(part, str) for part in after):
+                raise DomainError("invalid_argument", "cursor was not issued by list_documents: leave it out to start again",
+                                  details={"field": "cursor"})
+            clauses, args = [], []
+            if wanted:
+                clauses.append(f"id IN (SELECT document_id FROM doc_tags WHERE tag IN ({','.join('?' * len(wanted))}))")
+                args += wanted
+            if after is not None:
+                clauses.append("(created_at, id) < (?, ?)")
+                args += after
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            rows = db.execute(f"SELECT * FROM documents{where} ORDER BY created_at DESC, id DESC LIMIT ?", [*args, limit + 1]).fetchall()
+            last = rows[limit - 1] if len(rows) > limit else None
+            return DocumentList(documents=[document(r, json.loads(r["tags"])) for r in rows[:limit]],
+                                next_cursor=sign_cursor(secret, fingerprint, [last["created_at"], last["id"]]) if last else None)
 
         return await self.store.run(run)
 

@@ -41,6 +41,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from servers.memory.model import nfc
+
 EDIT_COSINE = 0.60
 RESTATE_COSINE = 0.80
 CUE_COSINE = 0.60
@@ -115,8 +117,9 @@ class _Statement:
 
 
 def normal(text: str) -> str:
-    """The text compared for exact duplicates: lower case, single spaces, no final `.` or `!`."""
-    return " ".join(text.lower().split()).rstrip(".!").rstrip()
+    """The text compared for exact duplicates: NFC (equivalent Unicode spellings are one text), lower case,
+    single spaces, no final `.` or `!`."""
+    return " ".join(nfc(text).lower().split()).rstrip(".!").rstrip()
 
 
 def words(text: str) -> list[str]:

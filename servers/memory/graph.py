@@ -69,27 +69,32 @@ class KnowledgeGraph:
         return [{"from": r["source"], "to": r["target"], "relationType": r["relation_type"]} for r in db.execute(sql + " ORDER BY id", args)]
 
     async def _reindex(self, names: list[str]) -> None:
-        """Re-embed and re-index these entities (after their observations changed)."""
+        """Re-embed and re-index these entities (after their observations changed). An entity changed or
+        deleted by another call while this one embedded is left to that call's own re-index: writing
+        this older text over it would leave its search stale (or fail on a deleted entity)."""
         entities = await self.store.run(lambda db: self._entities(db, names))
         if not entities:
             return
         texts = [_entity_text(e["name"], e["entityType"], e["observations"]) for e in entities]
         vectors = await anyio.to_thread.run_sync(self.embedder.embed, texts)
 
-        def write(db: sqlite3.Connection) -> list[int]:
-            ids = []
-            for entity, text, vector in zip(entities, texts, vectors, strict=True):
+        def write(db: sqlite3.Connection) -> list[tuple[int, int]]:
+            now = {e["name"]: _entity_text(e["name"], e["entityType"], e["observations"]) for e in self._entities(db, names)}
+            done = []
+            for at, (entity, text, vector) in enumerate(zip(entities, texts, vectors, strict=True)):
+                if now.get(entity["name"]) != text:
+                    continue
                 row = db.execute("SELECT rowid FROM entities WHERE name = ?", (entity["name"],)).fetchone()
                 db.execute("UPDATE entities SET vector = ? WHERE rowid = ?", (to_blob(vector), row["rowid"]))
                 db.execute("DELETE FROM entity_fts WHERE rowid = ?", (row["rowid"],))
                 db.execute("INSERT INTO entity_fts (rowid, name, entity_type, observations) VALUES (?, ?, ?, ?)",
                            (row["rowid"], entity["name"], entity["entityType"], text))
-                ids.append(row["rowid"])
-            return ids
+                done.append((row["rowid"], at))
+            return done
 
-        ids = await self.store.run(write)
-        if self._loaded:
-            self.index.add(ids, vectors)
+        done = await self.store.run(write)
+        if self._loaded and done:
+            self.index.add([rowid for rowid, _ in done], vectors[[at for _, at in done]])
 
     async def _vectors(self) -> VectorIndex:
         if not self._loaded:

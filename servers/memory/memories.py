@@ -47,6 +47,7 @@ from servers.memory.model import (
     Recall,
     Remembered,
     Scope,
+    nfc,
 )
 from servers.memory.search import from_blob, fts_query, fuse, to_blob
 from servers.memory.vectors import VectorIndex
@@ -149,7 +150,7 @@ class MemoryBank:
             return row, "exact", 1.0
         rows = [(r, cosine) for rowid, cosine in nearest if cosine >= FLOOR
                 and (r := db.execute(_SELECT + " WHERE m.rowid = ? AND m.scope_key = ?", (rowid, key)).fetchone()) is not None]
-        found = best_match(content, [(r["content"], cosine) for r, cosine in rows], exact_only=as_new)
+        found = best_match(nfc(content), [(nfc(r["content"]), cosine) for r, cosine in rows], exact_only=as_new)
         if found is None:
             return None
         row, cosine = rows[found[0]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -26,8 +27,17 @@ def _no_nul(value: str) -> str:
     return value
 
 
-ScopePart = Annotated[str, Field(max_length=200), AfterValidator(_no_control)]
-TagName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
+def nfc(value: str) -> str:
+    """`value` in Unicode NFC: canonically equivalent spellings (`é` as one code point or as `e` + accent,
+    as macOS and some keyboards send it) are one title, tag, scope or duplicate (outside review)."""
+    return unicodedata.normalize("NFC", value)
+
+
+# Keys (scope parts, tags, titles) are kept in NFC, so equivalent spellings name the same thing.
+ScopePart = Annotated[str, Field(max_length=200), AfterValidator(_no_control), AfterValidator(nfc)]
+TagName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control), AfterValidator(nfc)]
+DocumentTitle = Annotated[str, Field(max_length=500), AfterValidator(_no_control), AfterValidator(nfc)]
+DocumentText = Annotated[str, Field(max_length=5_000_000), AfterValidator(_no_nul)]
 Identifier = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
 EntityName = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_control)]
 TypeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control)]

@@ -18,7 +18,7 @@ from servers.kit.providers import Provider, Providers
 from servers.kit.tools import configure_domain, domain_examples, domain_tool
 from servers.memory.model import (
     MAX_METADATA_CHARS,
-    DocumentDeleted,
+    DocumentDeleted, DocumentText, DocumentTitle,
     EntityName,
     Identifier,
     MemoryText,
@@ -231,8 +231,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def ingest_document(
         ctx: Context,
-        title: Annotated[str | None, Field(max_length=500, description="Document title; default from the file or text.")] = None,
-        text: Annotated[str | None, Field(max_length=5_000_000, description="The document's text (or give path).")] = None,
+        title: Annotated[DocumentTitle | None, Field(description="Document title; default from the file or text.")] = None,
+        text: Annotated[DocumentText | None, Field(description="The document's text (or give path).")] = None,
         path: Annotated[str | None, Field(max_length=4096, description="A markdown, text, HTML or PDF file inside MEMORY_ALLOWED_PATHS.")] = None,
         source_uri: Annotated[str | None, Field(max_length=2000, description="Where it came from; also its identity for re-ingest.")] = None,
         tags: Annotated[Tags | None, Field(description="Tags to file it under; on a re-ingest, omit to keep its tags, [] to clear them.")] = None,
@@ -308,7 +308,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     @domain_tool(mcp, read_only=True, open_world=False)
     async def list_documents(tags: TagFilter = None, limit: Limit = 50, cursor: PageCursor = None) -> DocumentList:
         """Which documents are in the knowledge base.
-        Ingested documents, newest first."""
+        Ingested documents, newest first by first ingest (a re-ingest does not move one); the cursor only works for the same tags."""
         return await service.documents.list(tags, limit, cursor)
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)

@@ -40,6 +40,10 @@ _MIGRATIONS = [
     # Who ingested each document (its qualified principal; NULL: the local operator, or before this
     # column): replacing another caller's document needs the admin scope (`documents.Writer`).
     "ALTER TABLE documents ADD COLUMN owner TEXT",
+    # When each document was first ingested: list_documents pages on (created_at, id), which a re-ingest
+    # leaves alone (ingested_at moves), so a walk sees each document once while others write.
+    """ALTER TABLE documents ADD COLUMN created_at TEXT; UPDATE documents SET created_at = ingested_at;
+    CREATE INDEX documents_created ON documents(created_at, id)""",
 ]
 
 

@@ -13,7 +13,7 @@ from mcp import Client, StdioServerParameters
 
 from hub.config import parse_config
 from hub.hub import Hub
-from servers.memory import documents as documents_module
+from servers.memory import document_writes as documents_module
 from servers.memory.chunking import chunk_text
 from servers.memory.embedding import MiniLM
 from servers.memory.server import create_server

@@ -1,0 +1,144 @@
+"""Document writes, each one transaction that decides against the row as it is when it writes.
+
+An ingest reads the document it would replace, then chunks and embeds (seconds for a long text)
+before writing; another caller may create, replace, retag or delete that document meanwhile (outside
+review: a slow ingest replaced a document another caller created meanwhile, and both answered
+`created` with one id). So the owner rule (`Writer.check`) and the answer's status are decided again
+inside the write transaction (`Store.run` is `BEGIN IMMEDIATE`), never from what was read before.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from servers.kit.errors import DomainError
+from servers.memory.chunking import Chunk
+from servers.memory.model import Document, Ingested
+from servers.memory.search import to_blob
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who writes a document: `owner` (a qualified principal; None: the local operator) and whether
+    they hold the domain's admin scope. Documents are a shared knowledge base, but replacing,
+    retagging or deleting one another caller ingested needs the admin scope (outside reviews: a
+    writer replaced another's document by re-ingesting its source URI, or by deleting it first)."""
+
+    owner: str | None
+    admin: bool
+
+    def check(self, existing: sqlite3.Row, doing: str = "replacing or retagging",
+              instead: str = "Ingest yours under another source_uri or title.") -> None:
+        # An owner of None is the local operator's (or from before owners were kept): not anyone's to claim.
+        if not self.admin and existing["owner"] != self.owner:
+            raise DomainError("forbidden", f"document {existing['title']!r} was ingested by another caller; {doing} "
+                              f"it needs the admin scope. {instead}", details={"document_id": existing["id"]})
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A document chunked and embedded, not yet written (`DocumentStore.prepare` -> `commit`)."""
+
+    title: str
+    characters: int
+    source: str | None
+    identity: str
+    digest: str
+    tags: list[str]
+    date: str | None
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    against: str | None = None
+    """The id of the stored document it was prepared to replace (None: there was none)."""
+    writer: Writer | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write stored: the row now, and the chunk ids it removed and added (for the vector index)."""
+
+    answer: Ingested
+    removed: list[int]
+    added: list[int]
+
+
+def document(row: sqlite3.Row, tags: list[str]) -> Document:
+    return Document(id=row["id"], title=row["title"], source=row["source"], tags=tags, content_hash=row["content_hash"],
+                    chunks=row["chunk_count"], characters=row["characters"], date=row["doc_date"], ingested_at=row["ingested_at"])
+
+
+def stored(db: sqlite3.Connection, identity: str) -> sqlite3.Row | None:
+    return db.execute("SELECT * FROM documents WHERE identity = ?", (identity,)).fetchone()
+
+
+def outcome(before: sqlite3.Row | None, after: sqlite3.Row, tags: list[str]) -> Ingested:
+    """The answer for a write that turned `before` (None: no document) into `after`."""
+    if before is None:
+        return Ingested(document=document(after, tags), status="created")
+    changed: list[Any] = [field for field, old, new in (
+        ("content", before["content_hash"], after["content_hash"]), ("title", before["title"], after["title"]),
+        ("tags", json.loads(before["tags"]), tags), ("date", before["doc_date"], after["doc_date"])) if old != new]
+    status = ("replaced" if "content" in changed else "updated" if "date" in changed else "retagged" if changed else "unchanged")
+    return Ingested(document=document(after, tags), status=status, changed=changed)
+
+
+def relabel(db: sqlite3.Connection, identity: str, digest: str, tags: list[str], date: str | None,
+            writer: Writer | None) -> Ingested:
+    """New tags and date for a document whose stored content is `digest` (no re-embedding)."""
+    row = stored(db, identity)
+    if row is None or row["content_hash"] != digest:
+        raise DomainError("conflict", "the document was replaced or deleted by another call while this one ran: call again "
+                          "to apply yours", details={"document_id": row["id"] if row is not None else None})
+    if json.loads(row["tags"]) == tags and row["doc_date"] == date:
+        return outcome(row, row, tags)
+    if writer is not None:
+        writer.check(row)
+    db.execute("UPDATE documents SET tags = ?, doc_date = ? WHERE id = ?", (json.dumps(tags), date, row["id"]))
+    db.execute("DELETE FROM doc_tags WHERE document_id = ?", (row["id"],))
+    db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(row["id"], t) for t in tags])
+    return outcome(row, db.execute("SELECT * FROM documents WHERE id = ?", (row["id"],)).fetchone(), tags)
+
+
+def write_prepared(db: sqlite3.Connection, p: Prepared, now: _dt.datetime) -> Written:
+    """Store `p` whole (row, tags, chunks, vectors, FTS rows), replacing the stored version of its
+    identity whole, once its writer may; the same content written meanwhile is only relabelled."""
+    row = stored(db, p.identity)
+    if row is not None and p.writer is not None:
+        p.writer.check(row, "replacing or retagging" if row["id"] == p.against else
+                       "replacing it (it was written while yours was being indexed)")
+    if row is not None and row["content_hash"] == p.digest:
+        return Written(relabel(db, p.identity, p.digest, p.tags, p.date, p.writer), [], [])
+    tags, removed = json.dumps(p.tags), []
+    if row is not None:
+        doc_id = row["id"]
+        removed = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", (doc_id,))]
+        db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in removed])
+        db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
+        db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
+                   "ingested_at=? WHERE id=?", (p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date,
+                                                 now.isoformat(), doc_id))  # its owner and created_at stay
+    else:
+        doc_id = uuid.uuid4().hex[:16]
+        db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "
+                   "ingested_at, owner, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (doc_id, p.identity, p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date, now.isoformat(),
+                    p.writer.owner if p.writer else None, now.isoformat()))
+    db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
+    db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in p.tags])
+    added = []
+    for chunk, vector in zip(p.chunks, p.vectors, strict=True):
+        cursor = db.execute("INSERT INTO chunks (document_id, position, heading, text, vector) VALUES (?, ?, ?, ?, ?)",
+                            (doc_id, chunk.position, chunk.heading, chunk.text, to_blob(vector)))
+        added.append(int(cursor.lastrowid or 0))
+        db.execute("INSERT INTO chunk_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
+                   (cursor.lastrowid, p.title, chunk.heading, chunk.text))
+    after = db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
+    return Written(outcome(row, after, p.tags), removed, added)
