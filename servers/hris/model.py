@@ -92,22 +92,29 @@ class WhosOut(BaseModel):
 
 class Balance(BaseModel):
     """One time-off type. `available_hours` = entitlement − booked − pending: exactly what
-    `request_time_off` grants (pending requests hold their hours until decided)."""
+    `request_time_off` grants (pending requests hold their hours until decided). The figures that
+    move with bookings are null for callers who may not see leave reasons (see `Balances`)."""
 
     type: str
     entitlement_hours: float | None = Field(
         description="Hours granted; null when the provider reports only a balance (then available is its balance − pending)."
     )
-    booked_hours: float = Field(description="Approved leave, taken or upcoming.")
-    taken_hours: float = Field(description="The part of booked_hours on or before as_of.")
-    pending_hours: float = Field(description="Requested and not yet decided; counts against available_hours.")
-    available_hours: float = Field(description="What request_time_off can still grant.")
+    booked_hours: float | None = Field(description="Approved leave, taken or upcoming.")
+    taken_hours: float | None = Field(description="The part of booked_hours on or before as_of.")
+    pending_hours: float | None = Field(description="Requested and not yet decided; counts against available_hours.")
+    available_hours: float | None = Field(description="What request_time_off can still grant.")
 
 
 class Balances(BaseModel):
     employee_id: str
     as_of: date
     balances: list[Balance]
+    total: Balance | None = Field(default=None, description=(
+        "All types added up (type 'all'): given when the per-type figures are withheld (reason_hidden)."))
+    reason_hidden: bool = Field(default=False, description=(
+        "True when the per-type booked, taken, pending and available hours are null: they would tell which type "
+        "someone's leave is (its reason, health data), which needs scope hris:sensitive and leave_reason in "
+        "HRIS_SENSITIVE_ALLOW. The entitlements and `total` are shown."))
 
 
 class TimeOffRequest(BaseModel):
@@ -135,6 +142,9 @@ class TimeOffPreview(BaseModel):
     request: TimeOffRequest | None = None
     hours: float
     hours_per_day: float = Field(description="Hours charged for each working day in the range.")
-    balance_before: float
-    balance_after: float
+    balance_before: float | None = Field(description="Available hours of this type before the request.")
+    balance_after: float | None
     overlaps: list[str] = Field(default_factory=list, description="Ids of the employee's requests that overlap.")
+    reason_hidden: bool = Field(default=False, description=(
+        "True when balance_before/balance_after are withheld: they reveal the hours of this type booked by earlier "
+        "requests, whose types the caller may not see (scope hris:sensitive and leave_reason in HRIS_SENSITIVE_ALLOW)."))

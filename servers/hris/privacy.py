@@ -14,6 +14,14 @@ ones. Leave records are never refused: without both conditions they show
 that someone is out (who, when, hours, status) with `type` and `note` withheld and
 `reason_hidden: true`. The local operator of a standalone server (no hub) holds every scope, so
 for them the allow-list alone decides.
+
+A figure derived from leave records gives the reason away as surely as the type itself: "sick:
+16 h booked" next to a 16-hour absence shown without its type (outside review 8). So the hours
+per type that move with bookings (booked, taken, pending, available: in `get_time_off_balances`,
+in `request_time_off`'s balance before/after and in its over-balance refusal) follow the leave
+reason's rule, for every type: hiding only "sensitive" types would still tell, by elimination, that
+an absence missing from the vacation figures is something else. Those callers see each type's
+entitlement and the hours of all types added up (who is out and for how long is not hidden).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from servers.hris.model import SENSITIVE_FIELDS, Absence, Employee, TimeOffRequest
+from servers.hris.model import SENSITIVE_FIELDS, Absence, Balance, Balances, Employee, TimeOffPreview, TimeOffRequest
 from servers.kit.caller import Caller
 from servers.kit.errors import DomainError
 
@@ -100,3 +108,39 @@ class PrivacyPolicy:
         if self.shows_leave_reason(caller):
             return requests
         return [r.model_copy(update={"type": None, "note": None, "reason_hidden": True}) for r in requests]
+
+    def balances(self, balances: Balances, caller: Caller) -> Balances:
+        """`balances` as `caller` may see them: per type only the entitlement, plus the total of all
+        types, unless the reason is shown."""
+        if self.shows_leave_reason(caller):
+            return balances
+        rows = balances.balances
+        entitlements = [b.entitlement_hours for b in rows]
+        total = Balance(
+            type="all", entitlement_hours=None if None in entitlements else sum(e or 0.0 for e in entitlements),
+            booked_hours=sum(b.booked_hours or 0.0 for b in rows), taken_hours=sum(b.taken_hours or 0.0 for b in rows),
+            pending_hours=sum(b.pending_hours or 0.0 for b in rows), available_hours=sum(b.available_hours or 0.0 for b in rows))
+        hidden = [Balance(type=b.type, entitlement_hours=b.entitlement_hours, booked_hours=None, taken_hours=None,
+                          pending_hours=None, available_hours=None) for b in rows]
+        return balances.model_copy(update={"balances": hidden, "total": total, "reason_hidden": True})
+
+    def preview(self, preview: TimeOffPreview, caller: Caller) -> TimeOffPreview:
+        """`preview` without the balance before and after unless `caller` may see leave reasons (the type
+        and note the caller just sent are theirs and stay)."""
+        if self.shows_leave_reason(caller):
+            return preview
+        return preview.model_copy(update={"balance_before": None, "balance_after": None, "reason_hidden": True})
+
+    def refusal(self, error: DomainError, caller: Caller) -> DomainError:
+        """An over-balance refusal (`balances.not_enough`) without its figures unless `caller` may see
+        leave reasons; any other error as it is."""
+        details = error.body.details or {}
+        if error.body.code != "conflict" or "available_hours" not in details or self.shows_leave_reason(caller):
+            return error
+        return DomainError(
+            "conflict",
+            f"not enough {details.get('type')} left for the {details.get('requested_hours', 0):g}h requested; ask for fewer "
+            f"days, or have someone with scope {SENSITIVE_SCOPE} check the balance (its figures would show the types "
+            "of other leave, which this caller may not see)",
+            details={"type": details.get("type"), "requested_hours": details.get("requested_hours"), "reason_hidden": True},
+        )

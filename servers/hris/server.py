@@ -165,8 +165,11 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     ) -> Balances:
         """How many vacation, PTO or sick days someone has left and has used.
         Per time-off type: entitlement, booked (approved, taken or upcoming), taken by as_of,
-        pending, and available = entitlement − booked − pending, the hours request_time_off grants."""
-        return await backend.balances(employee_id, as_of or date.today())
+        pending, and available = entitlement − booked − pending, the hours request_time_off grants.
+        The per-type hours tell the type of someone's leave (health data), so they need scope
+        hris:sensitive and leave_reason in HRIS_SENSITIVE_ALLOW; otherwise they are null, reason_hidden
+        is true, and `total` gives all types added up."""
+        return policy.balances(await backend.balances(employee_id, as_of or date.today()), current_caller())
 
     @domain_tool(mcp, read_only=True)
     async def list_time_off_requests(
@@ -201,12 +204,17 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
                         "for a part-time employee without a recorded schedule.")] = None,
     ) -> TimeOffPreview:
         """Ask for (book) vacation, leave or days off, whole or part days.
-        Request time off (inclusive dates); try dry_run first to see hours and the balance after."""
+        Request time off (inclusive dates); try dry_run first to see hours and the balance after
+        (balance_before/after need scope hris:sensitive and leave_reason in HRIS_SENSITIVE_ALLOW, as
+        the leave types they reveal do; otherwise null with reason_hidden true)."""
         _check_range(start, end)
         refuse_control_chars(type=type, note=note)
-        if dry_run:
-            return await backend.request_time_off(employee_id, type, start, end, note, True, hours_per_day)
-        return await backend.request_time_off(employee_id, type, start, end, note, False, hours_per_day)
+        caller = current_caller()
+        try:
+            made = await backend.request_time_off(employee_id, type, start, end, note, dry_run, hours_per_day)
+        except DomainError as exc:
+            raise policy.refusal(exc, caller) from None
+        return policy.preview(made, caller)
 
     @domain_tool(mcp, destructive=True, idempotent=True)
     async def decide_time_off(

@@ -11,6 +11,7 @@ import re
 
 from servers.kit.errors import DomainError
 from servers.kit.text import refuse_control_chars
+from servers.ticketing.normal import fold, nfc
 
 __all__ = ["LINK_TYPES", "PROJECT_KEY", "label_list", "link_type", "project_key", "refuse_control_chars"]
 
@@ -31,19 +32,19 @@ def project_key(key: str) -> str:
 
 
 def label_list(labels: list[str] | None) -> list[str] | None:
-    """Labels as stored: trimmed, each once (the first spelling of ones equal but for case), none
-    empty (outside review: `["x", "x", " y"]` was stored as given)."""
+    """Labels as stored: trimmed, in NFC, each once (the first spelling of ones equal but for case or
+    canonical form), none empty (outside review: `["x", "x", " y"]` was stored as given)."""
     if labels is None:
         return None
     out: list[str] = []
     seen: set[str] = set()
     for label in labels:
-        name = label.strip()
+        name = nfc(label.strip())
         if not name:
             raise DomainError("invalid_argument", "labels: a label is empty or only spaces; leave it out",
                               details={"field": "labels"})
-        if name.casefold() not in seen:
-            seen.add(name.casefold())
+        if fold(name) not in seen:
+            seen.add(fold(name))
             out.append(name)
     return out
 

@@ -58,11 +58,15 @@ class Ticket(BaseModel):
     created_at: datetime
     updated_at: datetime
     url: str | None = None
-    version: str = Field(description="Pass as expected_version to update_ticket to avoid overwriting a newer change.")
+    version: str = Field(description="Pass as expected_version to update_ticket or transition_ticket to avoid "
+                                     "overwriting a newer change.")
     comments: list[Comment] | None = None
     transitions: list[Transition] | None = None
     links: list[Link] | None = None
     raw: dict[str, Any] | None = Field(default=None, description="The provider's payload (include=['raw']).")
+    changed: list[str] | None = Field(default=None, description=(
+        "update_ticket on the embedded backend: the fields this update changed; [] when every value given was "
+        "already stored, so nothing was written (version and updated_at kept)."))
 
 
 class TicketPage(BaseModel):

@@ -16,6 +16,7 @@ from datetime import UTC
 from typing import Any
 
 from servers.ticketing.model import SearchQuery
+from servers.ticketing.normal import fold, is_email
 
 ORDER = "t.created_at DESC, t.rowid DESC"
 AFTER = "(t.created_at, t.rowid) < (?, ?)"
@@ -31,13 +32,13 @@ def normalized_filters(query: SearchQuery, project: str | None) -> dict[str, Any
     """The query's filters in canonical form (sorted, deduplicated, the project's stored key, the
     instant in UTC): equal searches give equal dicts, so a cursor binds to what was asked."""
     return {
-        "text": query.text or None,
+        "text": fold(query.text) if query.text else None,
         "status": sorted(set(query.status)) if query.status else None,
         "priority": sorted(set(query.priority)) if query.priority else None,
-        "labels": sorted({label.strip().casefold() for label in query.labels}) if query.labels else None,
+        "labels": sorted({fold(label.strip()) for label in query.labels}) if query.labels else None,
         "project": project,
         "type": query.type or None,
-        "assignee": query.assignee or None,
+        "assignee": (fold(query.assignee.strip()) if is_email(query.assignee) else query.assignee) if query.assignee else None,
         "updated_since": query.updated_since.astimezone(UTC).isoformat(timespec="milliseconds")
         if query.updated_since
         else None,
@@ -48,8 +49,9 @@ def where_clause(filters: dict[str, Any]) -> tuple[str, list[Any]]:
     """`WHERE` text (over `tickets t LEFT JOIN users u`) and its parameters for normalized filters."""
     clauses, params = ["1=1"], []
     if text := filters["text"]:
-        clauses.append("(t.title LIKE ? ESCAPE '\\' OR t.description LIKE ? ESCAPE '\\' OR t.key = ? COLLATE NOCASE)")
-        params += [like_pattern(text), like_pattern(text), text]
+        # literal, without case or canonical form (servers.ticketing.normal): `%` and `_` are plain characters
+        clauses.append("(instr(fold(t.title), ?) > 0 OR instr(fold(t.description), ?) > 0 OR t.key = ? COLLATE NOCASE)")
+        params += [text, text, text]
     for column in ("status", "priority"):
         if values := filters[column]:
             clauses.append(f"t.{column} IN ({','.join('?' * len(values))})")
@@ -61,7 +63,7 @@ def where_clause(filters: dict[str, Any]) -> tuple[str, list[Any]]:
         clauses.append("t.type = ?")
         params.append(filters["type"])
     if filters["assignee"]:
-        clauses.append("(t.assignee = ? OR u.email = ? OR u.name = ?)")
+        clauses.append("(t.assignee = ? OR fold(u.email) = ? OR u.name = ?)")  # emails folded in normalized_filters
         params += [filters["assignee"]] * 3
     if filters["updated_since"]:
         clauses.append("t.updated_at >= ?")

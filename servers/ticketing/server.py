@@ -17,6 +17,7 @@ from servers.kit.tools import configure_domain, deleted_lately, domain_examples,
 from servers.kit.webhooks import attach_webhooks
 from servers.ticketing.backend import ProjectAdmin, TicketingBackend
 from servers.ticketing.checks import label_list, refuse_control_chars
+from servers.ticketing.normal import nfc
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -94,6 +95,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         Find tickets by text (matched literally) and filters; project keys are case-insensitive.
         Page on by passing next_cursor with the same filters. Embedded backend: newest created first,
         stable while others write (a walk returns each matching ticket once); providers: their order."""
+        text, labels = nfc(text), nfc(labels)  # one canonical form (servers.ticketing.normal)
         query = SearchQuery(text=text, status=status, assignee=assignee, project=project, labels=labels,
                             priority=priority, type=type, updated_since=updated_since, native_query=native_query)
         return await backend.search(query, limit, cursor)
@@ -149,6 +151,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         the embedded backend, create_project adds one). Give an idempotency_key so a retry cannot
         create a duplicate."""
         refuse_control_chars(project=project, title=title, description=description, type=type, labels=labels)
+        title, description, type, assignee = nfc(title), nfc(description), nfc(type), nfc(assignee)
         new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
                         labels=label_list(labels) or [], assignee=assignee)
         return await backend.create(new)
@@ -168,9 +171,10 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         ] = None,
     ) -> Ticket:
         """Edit a ticket: title, description, priority, assignee, labels or type.
-        Change fields of a ticket (status changes go through transition_ticket)."""
-        given = {k: v for k, v in {"title": title, "description": description, "priority": priority,
-                                   "labels": label_list(labels), "assignee": assignee, "type": type}.items() if v is not None}
+        Change fields of a ticket (status changes go through transition_ticket). Values equal to the
+        stored ones change nothing: such an update keeps the version (embedded: `changed` lists what changed)."""
+        given = {k: nfc(v) for k, v in {"title": title, "description": description, "priority": priority,
+                                        "labels": label_list(labels), "assignee": assignee, "type": type}.items() if v is not None}
         if not given:
             raise DomainError(
                 "invalid_argument",
@@ -182,11 +186,14 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
 
     @domain_tool(mcp)
     async def transition_ticket(
-        id: Id, to: Annotated[str, Field(description="open, in_progress, on_hold, resolved, closed, or a native status.")]
+        id: Id, to: Annotated[str, Field(description="open, in_progress, on_hold, resolved, closed, or a native status.")],
+        expected_version: Annotated[
+            str | None, Field(description="The version you read; the move fails with conflict if it changed.")
+        ] = None,
     ) -> Ticket:
         """Change a ticket's status: start, resolve, close, reopen, mark done.
         Move a ticket to another status; if not allowed, the error lists the allowed ones."""
-        return await backend.transition(id, to)
+        return await backend.transition(id, to, expected_version)
 
     @domain_tool(mcp)
     async def add_comment(
@@ -198,7 +205,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         """Write a comment, reply or note on a ticket.
         Comment on a ticket, publicly or as an internal note."""
         refuse_control_chars(body=body)
-        return await backend.add_comment(id, body, public)
+        return await backend.add_comment(id, nfc(body), public)
 
     @domain_tool(mcp, idempotent=True)
     async def link_tickets(

@@ -21,6 +21,7 @@ from servers.kit.store import Store
 from servers.kit.webhooks.feed import emit_change
 from servers.ticketing.checks import link_type as checked_link_type
 from servers.ticketing.checks import project_key
+from servers.ticketing.edits import check_version, effective_changes
 from servers.ticketing.model import (
     STATUSES,
     Comment,
@@ -38,6 +39,8 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
+from servers.ticketing.normal import fold, is_email
+from servers.ticketing.normal import register as register_folds
 from servers.ticketing.query import like_pattern, normalized_filters, page_rows
 
 WORKFLOW: dict[Status, list[Status]] = {
@@ -78,10 +81,6 @@ _MIGRATIONS = [
 _KNOWN_PROJECTS_SHOWN = 50
 
 
-def _casefold(value: object) -> object:
-    return value.strip().casefold() if isinstance(value, str) else value
-
-
 def _never_reuse_comment_ids(db: sqlite3.Connection) -> None:
     """Start comment ids above every id an `add_comment` key ever answered with: the migration to
     AUTOINCREMENT could only start above the comments that survived, and a deleted one above them
@@ -105,7 +104,7 @@ class EmbeddedTicketing:
         self.store = Store(data_dir / "ticketing.sqlite", _MIGRATIONS)
         self._secret: bytes | None = None
         _never_reuse_comment_ids(self.store._db)  # noqa: SLF001 - at open, before any work runs
-        self.store._db.create_function("casefold", 1, _casefold, deterministic=True)  # noqa: SLF001 - label search
+        register_folds(self.store._db)  # noqa: SLF001 - label, text and email comparisons (servers.ticketing.normal)
 
     def _cursor_secret(self, db: sqlite3.Connection) -> bytes:
         if self._secret is None:
@@ -219,13 +218,7 @@ class EmbeddedTicketing:
         def run(db: sqlite3.Connection) -> Ticket:
             row = self._row(db, ticket_id)
             key = row["key"]
-            if expected_version is not None and str(row["version"]) != expected_version:
-                raise DomainError(
-                    "conflict",
-                    f"{key} changed since you read it (version {row['version']}, you had {expected_version}); "
-                    "get it again and reapply your change",
-                    details={"current_version": str(row["version"])},
-                )
+            check_version(row, expected_version)
             changes = patch.model_dump(exclude_unset=True)
             if "type" in changes and changes["type"] not in TYPES:
                 raise DomainError("invalid_argument", f"type {changes['type']!r} is not one of {TYPES}")
@@ -233,21 +226,24 @@ class EmbeddedTicketing:
                 changes["assignee"] = self._user_id(db, changes["assignee"]) if changes["assignee"] else None
             if "labels" in changes:
                 changes["labels"] = json.dumps(changes["labels"])
-            if changes:
+            if changes := effective_changes(row, changes):  # a no-op keeps version, updated_at and the feed
                 sets = ", ".join(f"{column} = ?" for column in changes)
                 db.execute(
                     f"UPDATE tickets SET {sets}, updated_at = ?, version = version + 1 WHERE key = ?",
                     [*changes.values(), _now(), key],
                 )
                 emit_change(db, "ticket", key, "updated")
-            return self._ticket(db, self._row(db, key), [])
+            ticket = self._ticket(db, self._row(db, key), [])
+            ticket.changed = sorted(changes)
+            return ticket
 
         return await self.store.run(run)
 
-    async def transition(self, ticket_id: str, to: str) -> Ticket:
+    async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         def run(db: sqlite3.Connection) -> Ticket:
             row = self._row(db, ticket_id)
             key = row["key"]
+            check_version(row, expected_version)
             allowed = WORKFLOW[row["status"]]
             target = to.strip().lower().replace(" ", "_")
             if target not in allowed:
@@ -354,7 +350,9 @@ class EmbeddedTicketing:
 
     @staticmethod
     def _user_id(db: sqlite3.Connection, who: str) -> str:
-        row = db.execute("SELECT id FROM users WHERE id = ? OR email = ? OR name = ?", (who, who, who)).fetchone()
+        row = db.execute("SELECT id FROM users WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1", (who, who, who)).fetchone()
+        if row is None and is_email(who):  # emails compare without case (outside review 8, defect 7)
+            row = db.execute("SELECT id FROM users WHERE fold(email) = ? ORDER BY id LIMIT 1", (fold(who.strip()),)).fetchone()
         if row is None:
             raise DomainError("invalid_argument", f"no user {who!r}; use find_users to get an id", details={"field": "assignee"})
         return row["id"]

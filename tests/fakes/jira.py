@@ -103,6 +103,8 @@ class FakeJira:
             return JSONResponse({"errorMessages": [], "errors": {"summary": "You must specify a summary of the issue."}}, 400)
         self.counter += 1
         key, now = f"{fields['project']['key']}-{self.counter}", self._stamp()
+        if bad := self._unknown_assignee(fields):
+            return bad
         assignee = next((u for u in USERS if u["accountId"] == (fields.get("assignee") or {}).get("accountId")), None)
         self.issues[key] = {"id": str(10000 + self.counter), "key": key, "fields": {
             "summary": fields["summary"], "description": fields.get("description"), "status": STATUSES["To Do"],
@@ -121,14 +123,30 @@ class FakeJira:
             del self.issues[found["key"]]
             return Response(status_code=204)
         if request.method == "PUT":
-            for name, value in (await request.json())["fields"].items():
+            fields = (await request.json())["fields"]
+            if bad := self._unknown_assignee(fields):
+                return bad
+            for name, value in fields.items():
                 found["fields"][name] = value
+            if "assignee" in fields:  # Jira answers the whole user, as on create
+                found["fields"]["assignee"] = self._user(fields["assignee"])
             found["fields"]["updated"] = self._stamp()
             return Response(status_code=204)
         out = dict(found)
         if request.query_params.get("expand") == "transitions":
             out["transitions"] = self._allowed(found)
         return JSONResponse(out)
+
+    @staticmethod
+    def _user(ref: dict[str, Any] | None) -> dict[str, Any] | None:
+        return next((u for u in USERS if ref and u["accountId"] == ref.get("accountId")), None)
+
+    def _unknown_assignee(self, fields: dict[str, Any]) -> JSONResponse | None:
+        """Jira's 400 for an assignee accountId that names no user (it takes accountIds only, never emails)."""
+        ref = fields.get("assignee")
+        if ref and self._user(ref) is None:
+            return JSONResponse({"errorMessages": [], "errors": {"assignee": f"User '{ref.get('accountId')}' does not exist."}}, 400)
+        return None
 
     def _allowed(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
         current = issue["fields"]["status"]["name"]
@@ -180,8 +198,8 @@ class FakeJira:
     async def users(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        query = request.query_params.get("query", "").lower()
-        return JSONResponse([u for u in USERS if query in u["displayName"].lower() or query in u.get("emailAddress", "")])
+        query = request.query_params.get("query", "").lower()  # matched without case on display name and email
+        return JSONResponse([u for u in USERS if query in u["displayName"].lower() or query in u.get("emailAddress", "").lower()])
 
     async def priorities(self, request: Request) -> Response:
         if failure := await self._begin(request):

@@ -145,8 +145,11 @@ class FakeServiceNow:
         if query.startswith("sys_idIN"):
             ids = query[len("sys_idIN"):].split(",")
             return self._page(request, [u for u in USERS if u["sys_id"] in ids])
-        needle = re.match(r"nameLIKE([^^]*)", query)
-        return self._page(request, [u for u in USERS if needle and needle.group(1).lower() in u["name"].lower()])
+        def matches(user: dict[str, Any], part: str) -> bool:  # one `^OR` term: fieldLIKEvalue or field=value
+            field_, op, value = re.match(r"(\w+?)(LIKE|=)(.*)", part).groups()  # type: ignore[union-attr]
+            return value.lower() in user[field_].lower() if op == "LIKE" else user[field_] == value
+
+        return self._page(request, [u for u in USERS if any(matches(u, part) for part in query.split("^OR") if part)])
 
     async def groups(self, request: Request) -> Response:
         if failure := await self._begin(request):

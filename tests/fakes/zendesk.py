@@ -123,7 +123,7 @@ class FakeZendesk:
         if failure := await self._begin(request):
             return failure
         q = request.query_params["query"].lower()
-        return JSONResponse({"users": [u for u in USERS if q in u["name"].lower() or q in u["email"]]})
+        return JSONResponse({"users": [u for u in USERS if q in u["name"].lower() or q in u["email"].lower()]})
 
     async def show_many(self, request: Request) -> Response:
         if failure := await self._begin(request):

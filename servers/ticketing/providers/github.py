@@ -37,6 +37,7 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
+from servers.ticketing.providers.users import github_login as _login
 
 API_VERSION = "2022-11-28"
 SEARCH_CAP = 1000
@@ -187,7 +188,7 @@ class GitHubTicketing:
             labels.append(ticket.type)
         body: dict[str, Any] = {"title": ticket.title, "body": ticket.description, "labels": labels}
         if ticket.assignee:
-            body["assignees"] = [ticket.assignee]
+            body["assignees"] = [_login(ticket.assignee)]
         raw = await self.http.json("POST", f"/repos/{repo}/issues", json=body)
         return self._ticket(raw, repo, [])
 
@@ -203,7 +204,7 @@ class GitHubTicketing:
         if "description" in changes:
             body["body"] = changes["description"]
         if "assignee" in changes:
-            body["assignees"] = [changes["assignee"]] if changes["assignee"] else []
+            body["assignees"] = [_login(changes["assignee"])] if changes["assignee"] else []
         if "labels" in changes or "priority" in changes:
             labels = changes.get("labels", [label["name"] for label in current.get("labels", []) if not _PRIORITY.match(label["name"])])
             priority = changes.get("priority") or next((m.group(1).lower() for label in current.get("labels", [])
@@ -213,8 +214,11 @@ class GitHubTicketing:
         raw = await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True)
         return self._ticket(raw, repo or self.repo, [])
 
-    async def transition(self, ticket_id: str, to: str) -> Ticket:
+    async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         raw = await self.http.json("GET", self._path(ticket_id))
+        if expected_version is not None and raw["updated_at"] != expected_version:
+            raise DomainError("conflict", f"{ticket_id} changed since you read it (updated {raw['updated_at']}); get it again",
+                              details={"current_version": raw["updated_at"]})
         wanted = to.strip().lower().replace(" ", "_")
         allowed = [t.to_status for t in self._transitions(raw)]
         if wanted not in allowed:

@@ -6,7 +6,9 @@ with `nextPageToken`; descriptions and comments are Atlassian Document Format, c
 to markdown. Statuses are normalized from the status category (To Do → open, In Progress →
 in_progress, Done → resolved, or closed when the status is named Closed; names with hold/blocked/
 waiting → on_hold); the native name is kept. Jira has no version token, so `expected_version` is
-checked against the issue's `updated` time just before the write (best effort).
+checked against the issue's `updated` time just before the write (best effort), for updates and
+transitions. Jira assigns by accountId only: an assignee given as an email is looked up with
+`/user/search` first (`servers.ticketing.providers.users.one_user`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
+from servers.ticketing.normal import is_email
 from servers.ticketing.providers.adf import adf_to_markdown, markdown_to_adf
+from servers.ticketing.providers.users import one_user
 
 FIELDS = "summary,description,status,priority,issuetype,labels,assignee,reporter,created,updated,project,issuelinks"
 PRIORITY_TO_JIRA = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
@@ -169,11 +173,12 @@ class JiraTicketing:
         if ticket.priority:
             fields["priority"] = {"name": PRIORITY_TO_JIRA[ticket.priority]}
         if ticket.assignee:
-            fields["assignee"] = {"accountId": ticket.assignee}
+            fields["assignee"] = {"accountId": await self._account_id(ticket.assignee)}
         created = await self.http.json("POST", "/issue", json={"fields": fields})
         return await self.get(created["key"], [])
 
-    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
+    async def _check_version(self, ticket_id: str, expected_version: str | None) -> None:
+        """`conflict` when the issue's `updated` is not `expected_version` (checked just before the write)."""
         if expected_version is not None:
             current = await self.get(ticket_id, [])
             if current.version != expected_version:
@@ -182,6 +187,15 @@ class JiraTicketing:
                     f"{ticket_id} changed since you read it (updated {current.version}); get it again and reapply",
                     details={"current_version": current.version},
                 )
+
+    async def _account_id(self, who: str) -> str:
+        """The accountId for `who`: an email is looked up with `/user/search` (Jira takes only accountIds)."""
+        if not is_email(who):
+            return who
+        return one_user(who, await self.find_users(who, 20), "Jira").id
+
+    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
+        await self._check_version(ticket_id, expected_version)
         fields: dict[str, Any] = {}
         changes = patch.model_dump(exclude_unset=True)
         if "title" in changes:
@@ -193,13 +207,14 @@ class JiraTicketing:
         if "labels" in changes:
             fields["labels"] = changes["labels"]
         if "assignee" in changes:
-            fields["assignee"] = {"accountId": changes["assignee"]} if changes["assignee"] else None
+            fields["assignee"] = {"accountId": await self._account_id(changes["assignee"])} if changes["assignee"] else None
         if "type" in changes:
             fields["issuetype"] = {"name": changes["type"]}
         await self.http.request("PUT", f"/issue/{ticket_id}", json={"fields": fields})
         return await self.get(ticket_id, [])
 
-    async def transition(self, ticket_id: str, to: str) -> Ticket:
+    async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
+        await self._check_version(ticket_id, expected_version)
         transitions = await self._transitions(ticket_id)
         wanted = to.strip().lower()
         match = next((t for t in transitions if t.name.lower() == wanted or t.native_to.lower() == wanted), None)

@@ -41,6 +41,8 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
+from servers.ticketing.normal import is_email
+from servers.ticketing.providers.users import one_user
 
 STATE_FROM: dict[str, Status] = {"1": "open", "2": "in_progress", "3": "on_hold", "6": "resolved", "7": "closed", "8": "closed"}
 STATE_NAMES = {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed", "8": "Canceled"}
@@ -177,6 +179,10 @@ class ServiceNowTicketing:
         return [User(id=u["sys_id"], name=u.get("name") or u.get("user_name", ""), email=u.get("email") or None)
                 for u in body.get("result", [])]
 
+    async def _user_sys_id(self, who: str) -> str:
+        """A sys_user sys_id for `who`: an email is looked up first (`assigned_to` is a reference by sys_id)."""
+        return one_user(who, await self.find_users(who, 20), "ServiceNow").id if is_email(who) else who
+
     # -- writing ---------------------------------------------------------------------------
 
     async def create(self, ticket: NewTicket) -> Ticket:
@@ -184,7 +190,7 @@ class ServiceNowTicketing:
         if ticket.priority:
             body["impact"], body["urgency"] = IMPACT_URGENCY[ticket.priority]
         if ticket.assignee:
-            body["assigned_to"] = ticket.assignee
+            body["assigned_to"] = await self._user_sys_id(ticket.assignee)
         if ticket.type not in ("task", "incident"):
             body["category"] = ticket.type
         if ticket.labels:
@@ -221,13 +227,16 @@ class ServiceNowTicketing:
         if "priority" in changes:
             body["impact"], body["urgency"] = IMPACT_URGENCY[changes["priority"]]
         if "assignee" in changes:
-            body["assigned_to"] = changes["assignee"] or ""
+            body["assigned_to"] = await self._user_sys_id(changes["assignee"]) if changes["assignee"] else ""
         if "type" in changes:
             body["category"] = changes["type"]
         return await self._patch(row["sys_id"], body)
 
-    async def transition(self, ticket_id: str, to: str) -> Ticket:
+    async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         row = await self._row(ticket_id)
+        if expected_version is not None and str(row["sys_mod_count"]) != expected_version:
+            raise DomainError("conflict", f"{ticket_id} changed since you read it (version {row['sys_mod_count']}); get it again",
+                              details={"current_version": str(row["sys_mod_count"])})
         wanted = to.strip().lower().replace(" ", "_")
         code = STATE_TO.get(wanted) or next((c for c, n in STATE_NAMES.items() if n.lower() == to.strip().lower()), None)
         allowed = WORKFLOW[row["state"]]

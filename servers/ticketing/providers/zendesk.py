@@ -37,6 +37,8 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
+from servers.ticketing.normal import is_email
+from servers.ticketing.providers.users import one_user
 
 STATUS_FROM: dict[str, Status] = {"new": "open", "open": "open", "pending": "on_hold", "hold": "on_hold", "solved": "resolved",
                                   "closed": "closed"}
@@ -151,6 +153,15 @@ class ZendeskTicketing:
         body = await self.http.json("GET", "/users/search.json", params={"query": query, "per_page": limit})
         return [User(id=str(u["id"]), name=u.get("name", ""), email=u.get("email")) for u in body.get("users", [])][:limit]
 
+    async def _user_id(self, who: str) -> int:
+        """A Zendesk user id (an integer) for `who`: a numeric id, or an email looked up with `/users/search`."""
+        if who.isdigit():
+            return int(who)
+        if is_email(who):
+            return int(one_user(who, await self.find_users(who, 20), "Zendesk").id)
+        raise DomainError("invalid_argument", f"Zendesk assigns by numeric user id or email, not {who[:60]!r}; "
+                          "find_users gives the id", details={"field": "assignee"})
+
     # -- writing ---------------------------------------------------------------------------
 
     async def create(self, ticket: NewTicket) -> Ticket:
@@ -161,7 +172,7 @@ class ZendeskTicketing:
         if ticket.priority:
             body["priority"] = PRIORITY_TO[ticket.priority]
         if ticket.assignee:
-            body["assignee_id"] = int(ticket.assignee) if ticket.assignee.isdigit() else ticket.assignee
+            body["assignee_id"] = await self._user_id(ticket.assignee)
         if ticket.project and ticket.project.isdigit():
             body["group_id"] = int(ticket.project)
         raw = (await self.http.json("POST", "/tickets.json", json={"ticket": body}))["ticket"]
@@ -183,7 +194,7 @@ class ZendeskTicketing:
         if "labels" in changes:
             body["tags"] = changes["labels"]
         if "assignee" in changes:
-            body["assignee_id"] = changes["assignee"]
+            body["assignee_id"] = await self._user_id(changes["assignee"]) if changes["assignee"] else None
         if "type" in changes:
             body["type"] = changes["type"]
         if expected_version is not None:
@@ -195,7 +206,7 @@ class ZendeskTicketing:
                 raise DomainError("conflict", f"{ticket_id} changed since you read it; get it again and reapply your change") from None
             raise
 
-    async def transition(self, ticket_id: str, to: str) -> Ticket:
+    async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         raw = await self._raw(ticket_id)
         wanted = to.strip().lower().replace(" ", "_")
         native = wanted if wanted in WORKFLOW else STATUS_TO.get(wanted)
@@ -203,7 +214,14 @@ class ZendeskTicketing:
         if native not in allowed:
             raise DomainError("conflict", f"ticket {ticket_id} is {raw['status']} and cannot move to {to!r}; allowed: "
                               f"{', '.join(allowed) or 'none (closed tickets cannot change)'}", details={"allowed": allowed})
-        return await self._put(ticket_id, {"status": native})
+        if expected_version is None:
+            return await self._put(ticket_id, {"status": native})
+        try:  # Zendesk's own check, in the write: safe_update refuses a stale updated_stamp with 409
+            return await self._put(ticket_id, {"status": native, "safe_update": True, "updated_stamp": expected_version})
+        except DomainError as exc:
+            if exc.body.code == "conflict":
+                raise DomainError("conflict", f"{ticket_id} changed since you read it; get it again and retry the move") from None
+            raise
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
         await self._put(ticket_id, {"comment": {"body": body, "public": public}})

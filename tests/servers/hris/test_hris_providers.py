@@ -35,7 +35,7 @@ def bamboo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeBamboo,
     monkeypatch.setenv("BAMBOOHR_API_KEY", fake.key)
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
     backend = BambooHris.from_env(transport=httpx.ASGITransport(app=fake.app()))
-    return fake, create_server(backend, PrivacyPolicy(frozenset({"date_of_birth"})))
+    return fake, create_server(backend, PrivacyPolicy(frozenset({"date_of_birth", "leave_reason"})))  # balances shown
 
 
 async def test_bamboohr_people(bamboo: tuple[FakeBamboo, Any]) -> None:
@@ -130,7 +130,7 @@ def workday(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeWorkda
                         "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode(), "MCP_HUB_DATA_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
     backend = workday_backend(fake, tmp_path)
-    return fake, backend, create_server(backend, PrivacyPolicy(frozenset()))
+    return fake, backend, create_server(backend, PrivacyPolicy(frozenset({"leave_reason"})))  # balances shown
 
 
 def workday_backend(fake: FakeWorkday, data_dir: Path) -> WorkdayHris:

@@ -87,7 +87,7 @@ def vacation(balances: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_balance_counts_future_approved_and_pending_like_request_time_off(tmp_path: Path) -> None:
-    async with hris(tmp_path, "") as hub:
+    async with hris(tmp_path, "leave_reason") as hub:  # the local operator may see the per-type figures
         # Alan (e3) has 200 h of vacation. Four future weeks approved (160 h) and one pending (40 h).
         approved = await call(hub, "request_time_off", employee_id="e3", type="vacation", start="2027-02-01", end="2027-02-26")
         await call(hub, "decide_time_off", request_id=approved["request"]["id"], decision="approve", confirm=True)
@@ -122,7 +122,7 @@ request_plan = st.tuples(
 
 
 async def _balance_then_request(data_dir: Path, entitlement: int, plans: list[tuple[int, int, str, str]], as_of: date) -> None:
-    async with hris(data_dir, "") as hub:
+    async with hris(data_dir, "leave_reason") as hub:
         await EmbeddedHris(data_dir).store.run(
             lambda db: db.execute("UPDATE balances SET granted_hours = ? WHERE employee_id = 'e3' AND type = 'vacation'",
                                   (float(entitlement),)))
@@ -229,6 +229,39 @@ async def test_leave_reasons_stay_hidden_unless_the_allow_list_names_them(tmp_pa
             assert request["type"] is None and request["note"] is None
 
 
+@pytest.mark.parametrize("allow", ["leave_reason", ""])
+@pytest.mark.parametrize("caller", [READER, WRITER, ADMIN], ids=["read", "write", "admin"])
+async def test_balances_and_previews_do_not_give_the_hidden_reason_away(tmp_path: Path, caller: Principal, allow: str) -> None:
+    """Outside review 8: a reader shown Alan's absence without its type read "sick: 16 h booked" from
+    his balances, and a writer the same from a dry run's balance_before. Every type's booking figures
+    are withheld (showing vacation's alone would tell by elimination); entitlements and totals stay."""
+    async with hris(tmp_path, allow) as hub:
+        await _book_sick_leave(hub)
+        shown = await call(hub, "get_time_off_balances", caller, employee_id="e3", as_of="2026-12-01")
+        hidden = {"booked_hours": None, "taken_hours": None, "pending_hours": None, "available_hours": None}
+        assert shown["reason_hidden"] is True and shown["balances"] == [
+            {"type": "sick", "entitlement_hours": 80.0, **hidden}, {"type": "vacation", "entitlement_hours": 200.0, **hidden}]
+        assert shown["total"] == {"type": "all", "entitlement_hours": 280.0, "booked_hours": 16.0, "taken_hours": 0.0,
+                                  "pending_hours": 0.0, "available_hours": 264.0}, "who is out and how long is not hidden"
+        if caller is not READER:
+            preview = await call(hub, "request_time_off", caller, employee_id="e3", type="sick", start="2027-03-01",
+                                 end="2027-03-01", dry_run=True)
+            assert preview["hours"] == 8.0 and preview["reason_hidden"] is True
+            assert preview["balance_before"] is None and preview["balance_after"] is None
+            refused = await call(hub, "request_time_off", caller, employee_id="e3", type="sick", start="2027-03-01",
+                                 end="2027-03-12")  # 80 h asked, 64 h left
+            assert refused["code"] == "conflict" and "64" not in refused["message"] and "16" not in refused["message"]
+            assert refused["details"] == {"type": "sick", "requested_hours": 80.0, "reason_hidden": True}
+        if allow:  # who may see the reason sees the figures
+            full = await call(hub, "get_time_off_balances", HR, employee_id="e3", as_of="2026-12-01")
+            assert full["reason_hidden"] is False and full["total"] is None
+            assert full["balances"][0] == {"type": "sick", "entitlement_hours": 80.0, "booked_hours": 16.0, "taken_hours": 0.0,
+                                           "pending_hours": 0.0, "available_hours": 64.0}
+            preview = await call(hub, "request_time_off", HR, employee_id="e3", type="sick", start="2027-03-01",
+                                 end="2027-03-01", dry_run=True)
+            assert preview["balance_before"] == 64.0 and preview["reason_hidden"] is False
+
+
 # -- #17.8: sensitive employee fields need hris:sensitive ----------------------------------------
 
 
@@ -276,7 +309,7 @@ async def test_bamboohr_balance_subtracts_pending_requests_like_the_preview(
         made = await call(hub, "request_time_off", HR, employee_id="41", type="vacation", start="2027-01-11", end="2027-01-15",
                           note="surgery recovery", hours_per_day=8)  # Ada is part-time with no recorded schedule
         assert made["request"]["status"] == "requested"
-        shown = vacation(await call(hub, "get_time_off_balances", READER, employee_id="41", as_of="2026-12-01"))
+        shown = vacation(await call(hub, "get_time_off_balances", HR, employee_id="41", as_of="2026-12-01"))
         assert shown == {"type": "vacation", "entitlement_hours": None, "booked_hours": 0.0, "taken_hours": 0.0,
                          "pending_hours": 40.0, "available_hours": 80.0}, "BambooHR's 120 h minus the pending 40 h"
         preview = await call(hub, "request_time_off", HR, employee_id="41", type="vacation", start="2027-02-01",
