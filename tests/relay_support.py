@@ -69,6 +69,19 @@ class TaskStatus(BaseModel):
     status: str
 
 
+class Completions:
+    """A client's message handler keeping the ids of the `notifications/elicitation/complete` it heard."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.done = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ElicitCompleteNotification):
+            self.ids.append(message.params.elicitation_id)
+            self.done.set()
+
+
 class Heard:
     """What one client received: resource updates, log messages, task status notifications."""
 

@@ -125,5 +125,5 @@ class Pipeline:
         a closed connection, a transient failure): the awaiting driver then reads it."""
         if message is None or "error" in message or asks_for_input(message.get("result")):
             return None  # an input-required answer is relayed by the awaiting driver (`hub.relay.downstream_input`)
-        outcome = Outcome(result=from_server(wire_result(message.get("result")), self.forwarder.downstream(call).config.namespace))
+        outcome = Outcome(result=from_server(wire_result(message.get("result")), call.route.namespace))
         return None if self.retry.wants(call, outcome) else outcome

@@ -50,6 +50,8 @@ class ToolRoute:
     max_timeout_s: float | None = None
     examples: tuple[str, ...] = ()
     """Example requests for tool search (`hub.search.examples`): the config's, else the server's."""
+    namespace: str = ""
+    """The server's namespace: its resources' URIs in the tool's results are exposed under it (`hub.catalog.links`)."""
 
 
 def tool_override(config: ServerConfig, name: str) -> ToolOverride:
@@ -86,6 +88,7 @@ def make_route(config: ServerConfig, tool: types.Tool, exposed: str) -> ToolRout
         timeout_s=override.timeout_s or config.timeout_s,
         max_timeout_s=override.max_timeout_s or config.max_timeout_s,
         examples=examples,
+        namespace=config.namespace,
     )
 
 

@@ -70,7 +70,7 @@ class Forwarder:
         body = await sent.channel.result(sent)  # the channel it went out on
         downstream = self.downstreams[call.route.server]
         meta = downstream.caller.meta(call.attributes["caller"])
-        return from_server(wire_result(await _with_input(downstream, call, body, meta)), downstream.config.namespace)
+        return from_server(wire_result(await _with_input(downstream, call, body, meta)), call.route.namespace)
 
     async def forward(self, call: ToolCall) -> ToolResult:
         """Send one attempt and await its result."""
@@ -79,7 +79,7 @@ class Forwarder:
         meta = downstream.caller.meta(caller)
         if self.tracing is not None:  # the attempt's W3C trace context in `_meta.traceparent` (`hub.telemetry`)
             meta = self.tracing.downstream_meta(meta)
-        original, arguments, namespace = call.route.original, call.arguments, downstream.config.namespace
+        original, arguments, namespace = call.route.original, call.arguments, call.route.namespace
         fast = self._fast and not _owned(downstream)
         with downstream.caller.bind(caller):
             if fast and (direct := downstream.direct) and direct.qualifies(original):

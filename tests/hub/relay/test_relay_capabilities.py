@@ -23,6 +23,7 @@ from mcp import Client
 
 from hub.relay.capabilities import lacks
 from tests.conftest import FIXTURES, PY, start_hub_http, write_config
+from tests.relay_support import Completions
 
 pytestmark = pytest.mark.anyio
 
@@ -65,24 +66,18 @@ async def test_sampling_with_tools_reaches_a_client_that_declared_them_and_no_ot
 
 async def test_a_url_elicitations_completion_reaches_the_client_it_went_to(tmp_path: Path, procs: list) -> None:
     url = hub_url(tmp_path, procs)
-    completed: list[str] = []
-    done = anyio.Event()
+    completions = Completions()
 
     async def accept(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         assert getattr(params, "mode", None) == "url"
         return types.ElicitResult(action="accept")
 
-    async def on_message(message: Any) -> None:
-        if isinstance(message, types.ElicitCompleteNotification):
-            completed.append(message.params.elicitation_id)
-            done.set()
-
     with anyio.fail_after(60):
-        async with Client(url, mode="legacy", elicitation_callback=accept, message_handler=on_message) as client:
+        async with Client(url, mode="legacy", elicitation_callback=accept, message_handler=completions) as client:
             result = await client.call_tool("fx__elicit_url", {"elicitation_id": "sign-in-7"})
             assert result.content[0].text == "URL:accept", result  # type: ignore[union-attr]
-            await done.wait()
-    assert completed == ["sign-in-7"]
+            await completions.done.wait()
+    assert completions.ids == ["sign-in-7"]
 
 
 async def test_two_clients_own_sessions_completions_never_cross(tmp_path: Path, procs: list) -> None:

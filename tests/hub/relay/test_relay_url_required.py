@@ -22,6 +22,7 @@ import pytest
 from mcp import Client, MCPError
 
 from tests.conftest import FIXTURES, PY, start_hub_http, write_config
+from tests.relay_support import Completions
 
 pytestmark = pytest.mark.anyio
 
@@ -43,16 +44,9 @@ async def never_asked(ctx: Any, params: types.ElicitRequestParams) -> types.Elic
 async def test_a_url_required_error_reaches_a_capable_client_whole_then_its_completion(
         tmp_path: Path, procs: list, mode: str, session: str) -> None:
     url = hub_url(tmp_path, procs, session=session)
-    completed: list[str] = []
-    done = anyio.Event()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, types.ElicitCompleteNotification):
-            completed.append(message.params.elicitation_id)
-            done.set()
-
+    completions = Completions()
     with anyio.fail_after(60):
-        async with Client(url, mode=mode, elicitation_callback=never_asked, message_handler=on_message) as client:
+        async with Client(url, mode=mode, elicitation_callback=never_asked, message_handler=completions) as client:
             for _ in range(3):  # more than the breaker's threshold: an answer, not a failure of the server
                 with pytest.raises(MCPError) as raised:
                     await client.call_tool("fx__needs_sign_in", {"elicitation_id": "cal-9"})
@@ -64,8 +58,8 @@ async def test_a_url_required_error_reaches_a_capable_client_whole_then_its_comp
             if mode == "legacy":  # a 2026-07-28 client has no stream for a notice outside a call (docs/protocol.md)
                 finished = await client.call_tool("fx__finish_sign_in", {"elicitation_id": "cal-9"})
                 assert not finished.is_error, finished
-                await done.wait()
-                assert completed == ["cal-9"]
+                await completions.done.wait()
+                assert completions.ids == ["cal-9"]
             else:
                 await client.call_tool("fx__finish_sign_in", {"elicitation_id": "cal-9"})
             if mode == "auto" and session == "per_client":
@@ -98,22 +92,16 @@ async def test_a_completion_after_the_call_ended_still_reaches_its_client(tmp_pa
     """The browser flow of a URL-mode elicitation usually ends after the call that asked for it: its
     notice went nowhere once the call's request had ended (only the per-request session was kept)."""
     url = hub_url(tmp_path, procs, session=session)  # explicit: a stdio default turns per-client at the first ask
-    completed: list[str] = []
-    done = anyio.Event()
+    completions = Completions()
 
     async def accept(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="accept")
 
-    async def on_message(message: Any) -> None:
-        if isinstance(message, types.ElicitCompleteNotification):
-            completed.append(message.params.elicitation_id)
-            done.set()
-
     with anyio.fail_after(60):
-        async with Client(url, mode="legacy", elicitation_callback=accept, message_handler=on_message) as client:
+        async with Client(url, mode="legacy", elicitation_callback=accept, message_handler=completions) as client:
             asked = await client.call_tool("fx__elicit_url_only", {"elicitation_id": "oauth-3"})
             assert asked.content[0].text == "URL:accept", asked  # type: ignore[union-attr]
-            assert completed == []
+            assert completions.ids == []
             await client.call_tool("fx__finish_sign_in", {"elicitation_id": "oauth-3"})
-            await done.wait()
-    assert completed == ["oauth-3"]
+            await completions.done.wait()
+    assert completions.ids == ["oauth-3"]

@@ -8,13 +8,10 @@ fixture's right tool shares no word of the query in its name or description, onl
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import numpy as np
 import pytest
 
 from hub.config import parse_config
@@ -24,7 +21,7 @@ from hub.search.examples import EXAMPLES_META_KEY, MAX_EXAMPLE_CHARS, MAX_EXAMPL
 from hub.search.service import ToolSearch
 from servers import BUILTIN_DOMAINS
 from tests.fixtures.search_examples import HOLIDAYS
-from tests.fixtures.word_embedder import WordEmbedder
+from tests.fixtures.word_embedder import GatedWordEmbedder, WordEmbedder
 
 pytestmark = pytest.mark.anyio
 
@@ -148,24 +145,11 @@ async def test_why_names_the_words_of_the_example_that_counted() -> None:
         assert said in ("examples: oslo", "examples: today", "examples: ship", "examples: parcel"), said
 
 
-class GatedEmbedder(WordEmbedder):
-    """Blocks on texts that mention `word` until `gate` is set (a slow model run for a big server)."""
-
-    def __init__(self, word: str) -> None:
-        self.word, self.gate, self.entered = word, threading.Event(), threading.Event()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if any(self.word in t for t in texts):
-            self.entered.set()
-            self.gate.wait(30)
-        return super().embed(texts)
-
-
 async def test_a_search_ranks_on_the_current_index_while_a_slow_reindex_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "REFRESH_WAIT_S", 0.2)
     servers = {"desk": {"module": "tests.fixtures.search_catalog:desk"}}
     async with Hub(parse_config({"mcpServers": servers})) as hub:
-        embedder = GatedEmbedder("Move a closed ticket")  # the new tool's description, not the query
+        embedder = GatedWordEmbedder("Move a closed ticket")  # the new tool's description, not the query
         search = ToolSearch(hub, embedder)
         assert search.search("delete a ticket", 1)[0].name == "desk__delete_ticket"
         await hub.route_call("desk__grow", {})
@@ -175,7 +159,7 @@ async def test_a_search_ranks_on_the_current_index_while_a_slow_reindex_runs(mon
         with anyio.fail_after(5):
             hits = await anyio.to_thread.run_sync(lambda: search.search("archive a closed ticket", 5))
         assert "desk__archive_ticket" not in [h.name for h in hits], "ranked on the index as it stood"
-        embedder.gate.set()
+        embedder.release.set()
         with anyio.fail_after(10):
             while "desk__archive_ticket" not in [h.name for h in search.search("archive a closed ticket", 1)]:
                 await anyio.sleep(0.01)

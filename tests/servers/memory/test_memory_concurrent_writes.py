@@ -8,15 +8,12 @@ make the overlaps happen without timing."""
 from __future__ import annotations
 
 import datetime as _dt
-import threading
 import types
 import unicodedata
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import numpy as np
 import pytest
 from mcp import Client
 
@@ -25,7 +22,7 @@ from servers.memory import documents as documents_module
 from servers.memory.documents import Writer
 from servers.memory.server import create_server
 from servers.memory.service import MemoryService
-from tests.fixtures.word_embedder import WordEmbedder
+from tests.fixtures.word_embedder import GatedWordEmbedder, WordEmbedder
 
 pytestmark = pytest.mark.anyio
 WAIT = 30
@@ -40,22 +37,7 @@ def nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
 
 
-class GatedEmbedder(WordEmbedder):
-    """WordEmbedder whose embedding of any text holding `gate_word` waits for `release` (`entered` says it began)."""
-
-    def __init__(self, gate_word: str) -> None:
-        self.gate_word = gate_word
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if any(self.gate_word in t for t in texts):
-            self.entered.set()
-            assert self.release.wait(WAIT), "the test never released the gate"
-        return super().embed(texts)
-
-
-def held(embedder: GatedEmbedder, work: Any) -> Any:
+def held(embedder: GatedWordEmbedder, work: Any) -> Any:
     """Start `work()` and return once its embedding is held at the gate; `finish()` releases it and gives its outcome."""
     outcome: dict[str, Any] = {}
     done = anyio.Event()
@@ -81,7 +63,7 @@ async def test_a_slow_ingest_does_not_replace_a_document_created_meanwhile(tmp_p
     """Bob's ingest passed the owner check (no document yet) and is embedding when alice ingests the same
     title: bob's write is refused, alice's document keeps her text; and the status a writer gets is
     decided as it writes (alice racing herself: the second to write answers `replaced`, not `created`)."""
-    embedder = GatedEmbedder("bobmark")
+    embedder = GatedWordEmbedder("bobmark")
     documents = MemoryService(tmp_path, embedder).documents
     run, finish = held(embedder, lambda: documents.ingest("Travel policy", "bobmark fraud loopholes. " * 40, None, None,
                                                                 None, writer=BOB))
@@ -115,7 +97,7 @@ async def test_a_slow_ingest_does_not_replace_a_document_created_meanwhile(tmp_p
 async def test_a_graph_re_index_never_writes_an_older_text_over_a_newer_one(tmp_path: Path) -> None:
     """An observation added, then deleted while the addition's re-index embeds: the older text (with the
     deleted observation) must not be what search finds; an entity deleted meanwhile is no error."""
-    embedder = GatedEmbedder("chess")
+    embedder = GatedWordEmbedder("chess")
     graph = MemoryService(tmp_path, embedder).graph
     await graph.create_entities([{"name": "Ada", "entityType": "person", "observations": ["likes tea"]},
                                  {"name": "Bo", "entityType": "person", "observations": ["likes coffee"]}])

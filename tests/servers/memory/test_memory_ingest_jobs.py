@@ -6,42 +6,18 @@ for the model, so the test waits for states, never for time."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import numpy as np
 import pytest
 from mcp import Client
 
 from servers.memory.server import create_server
 from servers.memory.service import MemoryService
+from tests.fixtures.word_embedder import GatedWordEmbedder
 
 pytestmark = pytest.mark.anyio
-
-
-class GatedEmbedder:
-    """Hash-of-words vectors; embedding any text containing `gate_word` blocks until `release` is set."""
-
-    name = "gated-stub"
-    dimensions = 16
-
-    def __init__(self, gate_word: str) -> None:
-        self.gate_word = gate_word
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if any(self.gate_word in t for t in texts):
-            self.entered.set()
-            assert self.release.wait(30), "the test never released the gate"
-        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                out[row, hash(word) % self.dimensions] += 1.0
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
@@ -58,7 +34,7 @@ async def test_folder_ingest_runs_in_background_and_search_works_meanwhile(tmp_p
     (folder / "b_leave.md").write_text("# Leave\n\nEmployees receive 27 days of zebrafinch annual leave.\n")
     (folder / "notes.bin").write_bytes(b"\x00ignored")
     monkeypatch.setenv("MEMORY_ALLOWED_PATHS", str(tmp_path))
-    embedder = GatedEmbedder("zebrafinch")
+    embedder = GatedWordEmbedder("zebrafinch")
     service = MemoryService(tmp_path / "data", embedder)
     async with Client(create_server(service)) as client:
         job = await call(client, "ingest_folder", path=str(folder), tags=["handbook"])
@@ -99,7 +75,7 @@ async def test_folder_ingest_refuses_what_it_may_not_read(tmp_path: Path, monkey
     allowed.mkdir()
     (allowed / "one.md").write_text("# One\n\ntext\n")
     monkeypatch.setenv("MEMORY_ALLOWED_PATHS", str(allowed))
-    service = MemoryService(tmp_path / "data", GatedEmbedder("never"))
+    service = MemoryService(tmp_path / "data", GatedWordEmbedder("never"))
     async with Client(create_server(service)) as client:
         outside = await client.call_tool("ingest_folder", {"path": str(tmp_path)})
         assert outside.is_error and outside.structured_content and outside.structured_content["code"] == "forbidden"
@@ -121,7 +97,7 @@ async def test_folder_ingest_reads_nothing_through_a_link_out_of_the_folder(tmp_
     (allowed / "b_inside.md").write_text("# Inside\n\nplainword inside the folder\n")
     (allowed / "c_inner_link.md").symlink_to(allowed / "b_inside.md")  # a link that stays inside: fine
     monkeypatch.setenv("MEMORY_ALLOWED_PATHS", str(allowed))
-    service = MemoryService(tmp_path / "data", GatedEmbedder("never"))
+    service = MemoryService(tmp_path / "data", GatedWordEmbedder("never"))
     async with Client(create_server(service)) as client:
         job = await call(client, "ingest_folder", path=str(allowed))
         done = await call(client, "ingest_status", job_id=job["id"], wait_s=30)
@@ -154,7 +130,7 @@ async def test_one_odd_or_unreadable_file_does_not_stop_the_folder_job(tmp_path:
         return real_read(path)
 
     monkeypatch.setattr("servers.memory.jobs.read_document", flaky_read)
-    service = MemoryService(tmp_path / "data", GatedEmbedder("never"))
+    service = MemoryService(tmp_path / "data", GatedWordEmbedder("never"))
     async with Client(create_server(service)) as client:
         job = await call(client, "ingest_folder", path=str(folder))
         done = await call(client, "ingest_status", job_id=job["id"], wait_s=30)
