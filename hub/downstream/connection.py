@@ -10,7 +10,6 @@ stream; either way the server's part of the catalog is refetched and `on_change`
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -20,8 +19,6 @@ import anyio
 import mcp_types as types
 from mcp import Client
 from mcp.client.session import IncomingMessage
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -29,37 +26,30 @@ from hub.auth.caller_channel import CallerChannel
 from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
 from hub.downstream.era import Era, HandshakeRefused
-from hub.downstream.http_client import downstream_http_client
 from hub.downstream.listing_repair import ListingAnswers
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.changes import ChangeFollowing
 from hub.downstream.listing import ListKind, Listing
-from hub.downstream.owned import OwnedSessions, TaskStatusObserver
+from hub.downstream.owned import OwnedSessions
 from hub.downstream.sessions import SessionPool
 from hub.downstream.stats import CallStats
 from hub.downstream.stdio import stdio_child
-from hub.downstream.watched import watched
+from hub.downstream.transports import Transports
 from hub.errors import describe_failure  # noqa: F401 — also imported from here by the hub
-from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
 
 logger = logging.getLogger("hub.downstream")
 
 State = Literal["starting", "ready", "down", "stopped"]
 
 
-RELAYED_SAMPLING = types.SamplingCapability(tools=types.SamplingToolsCapability(), context=types.SamplingContextCapability())
-"""What every downstream session advertises of sampling: all the hub can relay; each request is then
-checked against what its client declared (`hub.relay.requests.lacks`). With the SDK's default (no
-`tools`), a server refused to offer tools to a client that had declared them (outside review, relay
-round 7)."""
 
 
 class DownstreamUnavailable(Exception):
     """The server is not connected (failed to start, exited, or stopped)."""
 
 
-class Downstream(ChangeFollowing, OwnedSessions):
+class Downstream(ChangeFollowing, OwnedSessions, Transports):
     """A live connection to one configured server."""
 
     def __init__(
@@ -328,38 +318,6 @@ class Downstream(ChangeFollowing, OwnedSessions):
         callbacks = self._adapt(self.relay_callbacks) if self.pool is None and self.session_pool is not None else self.relay_callbacks
         return self._client_over(transport, self._on_message, callbacks, self._on_status)
 
-    def _adapt(self, callbacks: dict[str, Any]) -> dict[str, Any]:
-        """The shared session's sampling / elicitation / roots callbacks for a stdio server left to its
-        `session` default: its first such request shows it works per client (it asks its client for
-        something), so from then on each upstream client gets a session of its own (`session_pool`)."""
-
-        def adapting(kind: str, relay: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def first_asks(*args: Any, **kwargs: Any) -> Any:
-                if self.pool is None and self.session_pool is not None:
-                    self.pool = self.session_pool
-                    self.log.info("it sent a %s request: each upstream client now gets its own session of it "
-                                  "(`session: shared` keeps one for all)", kind.replace("_callback", ""))
-                return await relay(*args, **kwargs)
-            return first_asks
-
-        return {kind: adapting(kind, relay) for kind, relay in callbacks.items()}
-
-    def _remote_transport(self, listings: ListingAnswers | None = None, on_end: Callable[[str], None] | None = None) -> Any:
-        """The SDK's client transport to this HTTP or SSE server, over `downstream_http_client` (a
-        per-client session's gets listings of its own: its answers are bounded as the shared one's).
-        An SSE session is over when its event stream ends: `on_end(why)` then (`hub.downstream.watched`)."""
-        cfg = self.config
-        assert cfg.url is not None
-        listings = listings if listings is not None else ListingAnswers(self.log)
-        if cfg.transport == "streamable_http":
-            # An answer may be as long as a stdio line (the SDK's client refuses events past 1 MiB:
-            # any result over that from a server answering with an event stream failed).
-            return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, listings=listings),
-                                          max_sse_event_size=MAX_LINE_BYTES)
-        client = functools.partial(downstream_http_client, listings=listings, legacy_sse=True)
-        transport = sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=client)
-        return watched(transport, on_end) if on_end is not None else transport
-
     def _session_transport(self, on_end: Callable[[str], None] | None = None) -> Any:
         """A fresh transport to this server, for one more session of it (a per-client one); `on_end`
         as for `_remote_transport`."""
@@ -372,12 +330,6 @@ class Downstream(ChangeFollowing, OwnedSessions):
                 raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
             return self.server_object
         return self._remote_transport(on_end=on_end)
-
-    def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
-                     on_status: Callable[[Any], Awaitable[None]]) -> Client:
-        return Client(transport, mode=self.era.mode, message_handler=on_message, cache=None,
-                      client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
-                      extensions=[TaskStatusObserver(on_status)], sampling_capabilities=RELAYED_SAMPLING, **callbacks)
 
     async def _on_status(self, params: Any) -> None:
         if self.on_task_status is not None:
