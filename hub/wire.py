@@ -88,8 +88,8 @@ def from_server(result: ToolResult, namespace: str) -> ToolResult:
     """A server's result as the hub passes it on: without the hop's `_meta` keys (`strip_protocol_meta`),
     its resource links and embedded resources under the URIs the hub exposes (`hub.catalog.links`)."""
     result = strip_protocol_meta(result)
-    if isinstance(result, WireResult):
-        expose_content(result.skeleton.get("content"), namespace)  # in place: a big result's lifted strings stay
+    if isinstance(result, WireResult):  # in place: a big result's other lifted strings stay lifted
+        expose_content(result.skeleton.get("content"), namespace, lifted_of(result.skeleton))
         return result
     content = expose_content(result.content, namespace)
     return result if content is result.content else result.model_copy(update={"content": content})

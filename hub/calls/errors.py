@@ -76,14 +76,21 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
                         details={"server": downstream.name, "jsonrpc_code": exc.code})
 
 
+MAX_REQUIRED_ELICITATIONS = 16
+"""Of one -32042, at most this many elicitations are passed on and routed (a user opens each URL by
+hand; a longer list is a server misbehaving, and its ids would crowd others' completions out)."""
+
+
 def _url_required(exc: MCPError, server: str) -> UrlElicitationRequired | None:
-    """A server's -32042 with the elicitations it names; None when its `data` does not hold valid ones
-    (then it is an error like any other)."""
+    """A server's -32042 with the elicitations it names (the first `MAX_REQUIRED_ELICITATIONS`); None
+    when its `data` does not hold valid ones (then it is an error like any other)."""
     try:
         elicitations = UrlElicitationRequiredError.from_error(exc.error).elicitations
     except (ValidationError, ValueError, TypeError, AttributeError):
         return None
-    return UrlElicitationRequired(server, exc.error.message, elicitations) if elicitations else None
+    if not elicitations:
+        return None
+    return UrlElicitationRequired(server, exc.error.message, elicitations[:MAX_REQUIRED_ELICITATIONS])
 
 
 TRACEBACK = "Traceback (most recent call last):"

@@ -4,9 +4,12 @@ A server's `resource_link` (and an embedded `resource`) names its resource by th
 the hub exposes that server's resources as `mcphub://<namespace>/<uri>` (`namespaced_uri`) and reads
 only those, so a client following a link a tool or a prompt handed it got "Resource not found" for a
 resource that exists (outside review, interop round 8). Tool results and prompt messages therefore
-carry the exposed URI, as `resources/list`, `resources/read` and resource updates already did. A URI
-already under the hub's scheme for that namespace is left as it is (a result passes here once, but
-a retried or replayed one must not be prefixed twice).
+carry the exposed URI, as `resources/list`, `resources/read` and resource updates already did (a
+result passes here once: a server's URI that happens to start with `mcphub://` is prefixed as its
+listing is). Left as they are: URIs a client resolves by itself, never through `resources/read` —
+`data:` (the content is in the URI), `http:` and `https:` (the spec's "fetch it directly") (re-check
+of round 8: such links had become unreadable hub URIs). A long URI of a big result, lifted out of its
+line as a placeholder (`hub.lifted`), is restored before it is prefixed.
 """
 
 from __future__ import annotations
@@ -15,22 +18,25 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.catalog.naming import RESOURCE_SCHEME, namespaced_uri
+from hub.catalog.naming import namespaced_uri
+from hub.lifted import Lifted, restore
 
 _LINK_TYPES = ("resource_link", "resource")
+SELF_RESOLVED = ("data:", "http:", "https:")
+"""Schemes of URIs a client resolves itself: left as the server sent them."""
 
 
-def expose_block(block: Any, namespace: str) -> Any:
+def expose_block(block: Any, namespace: str, lifted: Lifted | None = None) -> Any:
     """A content block (a JSON object, changed in place, or a model, copied) with its resource URI
-    exposed; any other block as it is."""
+    exposed; any other block as it is. `lifted`: what was lifted out of the big line it came from."""
     if not namespace:
         return block
     if isinstance(block, dict):
         kind = block.get("type")
         if kind == "resource_link" and isinstance(block.get("uri"), str):
-            block["uri"] = _exposed(block["uri"], namespace)
+            block["uri"] = _exposed(block["uri"], namespace, lifted)
         elif kind == "resource" and isinstance(resource := block.get("resource"), dict) and isinstance(resource.get("uri"), str):
-            resource["uri"] = _exposed(resource["uri"], namespace)
+            resource["uri"] = _exposed(resource["uri"], namespace, lifted)
         return block
     if isinstance(block, types.ResourceLink):
         return block.model_copy(update={"uri": _exposed(block.uri, namespace)})
@@ -39,7 +45,7 @@ def expose_block(block: Any, namespace: str) -> Any:
     return block
 
 
-def expose_content(content: Any, namespace: str) -> Any:
+def expose_content(content: Any, namespace: str, lifted: Lifted | None = None) -> Any:
     """A list of content blocks with their resource URIs exposed (a JSON list in place; a list of
     models copied only if one changes). Cheap when nothing links: one look at each block's type."""
     if not namespace or not isinstance(content, list):
@@ -49,7 +55,7 @@ def expose_content(content: Any, namespace: str) -> Any:
         return content
     if all(isinstance(block, dict) for block in content):
         for block in content:
-            expose_block(block, namespace)
+            expose_block(block, namespace, lifted)
         return content
     return [expose_block(block, namespace) for block in content]
 
@@ -62,5 +68,7 @@ def expose_prompt(result: types.GetPromptResult, namespace: str) -> types.GetPro
     return result.model_copy(update={"messages": messages})
 
 
-def _exposed(uri: str, namespace: str) -> str:
-    return uri if uri.startswith(f"{RESOURCE_SCHEME}://{namespace}/") else namespaced_uri(namespace, uri)
+def _exposed(uri: str, namespace: str, lifted: Lifted | None = None) -> str:
+    if lifted is not None:
+        uri = restore(uri, lifted)  # a placeholder must never be prefixed (it would never be put back)
+    return uri if uri[:6].lower().startswith(SELF_RESOLVED) else namespaced_uri(namespace, uri)

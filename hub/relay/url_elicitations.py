@@ -27,6 +27,9 @@ logger = logging.getLogger("hub.relay")
 
 MAX_URL_ELICITATIONS = 1000
 """At most this many are remembered (the oldest go first)."""
+MAX_PER_SERVER = 100
+"""At most this many of one server (its own oldest go first): one server's flood of ids must not
+crowd out the elicitations other servers' clients wait on (re-check of round 8)."""
 
 _Where = tuple[weakref.ref[ServerSession], weakref.ref[Any] | None, UpstreamCall | None]
 
@@ -55,6 +58,9 @@ class UrlElicitations:
     def _keep(self, key: tuple[str, int, str], session: ServerSession, upstream: UpstreamCall | None) -> None:
         connection = getattr(session, "_connection", None)  # no public accessor; outlives the per-request session
         self._where[key] = (weakref.ref(session), weakref.ref(connection) if connection is not None else None, upstream)
+        mine = [k for k in self._where if k[0] == key[0]]
+        for oldest in mine[:max(0, len(mine) - MAX_PER_SERVER)]:
+            del self._where[oldest]
         while len(self._where) > MAX_URL_ELICITATIONS:
             self._where.popitem(last=False)
 

@@ -22,7 +22,10 @@ pytestmark = pytest.mark.anyio
 async def follow_links(client: Client) -> None:
     result = await client.call_tool("e__links", {"item": "7"})
     assert not result.is_error, result
-    link, embedded = result.content
+    link, embedded, inline, web = result.content
+    # what a client resolves itself is left alone (re-check of round 8)
+    assert isinstance(inline, types.ResourceLink) and inline.uri == "data:text/plain;base64,SGVsbG8=", inline
+    assert isinstance(web, types.ResourceLink) and web.uri == "https://example.org/report.pdf", web
     assert isinstance(link, types.ResourceLink) and link.uri == "mcphub://e/fixture://readme", link
     assert isinstance(embedded, types.EmbeddedResource), embedded
     assert embedded.resource.uri == "mcphub://e/fixture://items/7", embedded
@@ -37,11 +40,22 @@ async def follow_links(client: Client) -> None:
     assert (await client.read_resource(first.resource.uri)).contents[0].text == "item 8"  # type: ignore[union-attr]
 
 
+async def follow_a_long_link_in_a_big_result(client: Client) -> None:
+    """A line of 1 MiB or more has its long strings lifted out as placeholders (`hub.lifted`): a long
+    link was prefixed as its placeholder, which was then never put back (re-check of round 8)."""
+    big = await client.call_tool("e__big_link", {"kb": 1536})
+    text, long_link = big.content
+    assert isinstance(text, types.TextContent) and len(text.text) == 1536 * 1024
+    assert isinstance(long_link, types.ResourceLink), long_link
+    assert long_link.uri == "mcphub://e/fixture://items/" + "y" * 81920, long_link.uri[:120]
+
+
 async def test_links_read_back_through_the_stdio_front(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"echo": echo_stdio("--name", "e", "--links", namespace="e")})
     with anyio.fail_after(60):
         async with Client(hub_params(config)) as client:
             await follow_links(client)
+            await follow_a_long_link_in_a_big_result(client)
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -54,5 +68,6 @@ async def test_links_read_back_through_the_http_front(tmp_path: Path, procs: lis
     with anyio.fail_after(60):
         async with Client(url, mode=mode) as plain:  # the fast path
             await follow_links(plain)
+            await follow_a_long_link_in_a_big_result(plain)  # a JSON answer (an SSE event past 1 MiB the SDK refuses)
         async with Client(url, mode=mode, elicitation_callback=no_questions) as relaying:  # the SDK's session
             await follow_links(relaying)

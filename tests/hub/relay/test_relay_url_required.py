@@ -21,6 +21,9 @@ import mcp_types as types
 import pytest
 from mcp import Client, MCPError
 
+from hub.calls.errors import MAX_REQUIRED_ELICITATIONS, forward_error
+from hub.errors import UrlElicitationRequired
+from hub.relay.url_elicitations import UrlElicitations
 from tests.conftest import FIXTURES, PY, start_hub_http, write_config
 from tests.relay_support import Completions
 
@@ -105,3 +108,42 @@ async def test_a_completion_after_the_call_ended_still_reaches_its_client(tmp_pa
             await client.call_tool("fx__finish_sign_in", {"elicitation_id": "oauth-3"})
             await completions.done.wait()
     assert completions.ids == ["oauth-3"]
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.sent.append(params["elicitationId"])
+
+
+class _Session:
+    def __init__(self) -> None:
+        self._connection = _Connection()
+
+
+class _Downstream:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+async def test_one_servers_flood_of_ids_never_crowds_out_another_servers_completion() -> None:
+    """Re-check of round 8: a -32042 naming 1,200 elicitations pushed every other server's pending
+    completion out of the hub-wide table (1,000), and a client without URL elicitation got all of them
+    in one message. One error gives at most 16; one server keeps at most 100 pending."""
+    kept = UrlElicitations(lambda server: (), lambda server: False)
+    waiting, flooding = _Session(), _Session()
+    kept.required("fxs", ["cal-9"], waiting)  # type: ignore[arg-type]
+    for batch in range(30):
+        kept.required("x", [f"id-{batch}-{n}" for n in range(50)], flooding)  # type: ignore[arg-type]
+    await kept.completed(_Downstream("fxs"), types.ElicitCompleteNotificationParams(elicitation_id="cal-9"))
+    assert waiting._connection.sent == ["cal-9"]
+    await kept.completed(_Downstream("x"), types.ElicitCompleteNotificationParams(elicitation_id="id-29-49"))
+    assert flooding._connection.sent == ["id-29-49"]  # the newest of the flooding server's are kept
+
+    many = [{"mode": "url", "url": f"https://example.com/{n}", "message": "m", "elicitationId": f"e{n}"} for n in range(3000)]
+    required = await forward_error(MCPError(types.URL_ELICITATION_REQUIRED, "sign in", {"elicitations": many}),
+                                   _Downstream("x"))  # type: ignore[arg-type]
+    assert isinstance(required, UrlElicitationRequired) and len(required.elicitations) == MAX_REQUIRED_ELICITATIONS
+    assert len(required.body.message) < 4000 and len(required.as_mcp_error().error.data["elicitations"]) == 16
