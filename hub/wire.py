@@ -12,7 +12,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.catalog.links import expose_content
+from hub.catalog.links import expose_content, expose_meta
 from hub.lifted import SPLICE_SCOPE_KEY, SPLICING, hold, lifted_of, restore
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
@@ -86,8 +86,11 @@ def strip_protocol_meta(result: ToolResult) -> ToolResult:
 
 def from_server(result: ToolResult, namespace: str) -> ToolResult:
     """A server's result as the hub passes it on: without the hop's `_meta` keys (`strip_protocol_meta`),
-    its resource links and embedded resources under the URIs the hub exposes (`hub.catalog.links`)."""
+    its resource links, embedded resources and MCP Apps UI resource under the URIs the hub exposes
+    (`hub.catalog.links`)."""
     result = strip_protocol_meta(result)
+    if (meta := expose_meta(result.meta, namespace)) is not result.meta:
+        result = replace_meta(result, meta)
     if isinstance(result, WireResult):  # in place: a big result's other lifted strings stay lifted
         expose_content(result.skeleton.get("content"), namespace, lifted_of(result.skeleton))
         return result

@@ -17,7 +17,8 @@ import mcp_types as types
 from hub.config import ServerConfig
 from hub.settings import ToolOverride
 from hub.downstream.listing import Listing
-from hub.catalog.naming import exposed_name, namespaced_uri, split_uri
+from hub.catalog.links import expose_meta
+from hub.catalog.naming import UI_SCHEME, exposed_name, namespaced_uri, split_uri
 from hub.catalog.schema_check import FastCheck, fast_check
 from hub.search.examples import split_examples
 from hub.wire import without_protocol_meta
@@ -75,6 +76,7 @@ def make_route(config: ServerConfig, tool: types.Tool, exposed: str) -> ToolRout
     read_only = override.read_only if override.read_only is not None else bool(hints and hints.read_only_hint)
     idempotent = override.idempotent if override.idempotent is not None else bool(hints and hints.idempotent_hint)
     meta, examples = split_examples(tool.meta)
+    meta = expose_meta(meta, config.namespace)  # an MCP Apps tool's UI resource, readable through the hub
     if override.examples is not None:  # cleaned and capped by `ToolOverride` itself
         examples = tuple(override.examples)
     return ToolRoute(
@@ -225,10 +227,13 @@ class ToolCatalog:
     def resolve_uri(self, uri: str) -> tuple[str, str] | None:
         """`(server, original uri)` for an exposed resource URI."""
         split = split_uri(uri)
-        namespace, original = split if split else ("", uri)
-        for server, config in self._configs.items():
-            if config.namespace == namespace and server in self._parts:
-                return server, original
+        candidates = [split] if split else [("", uri)]
+        if split and uri.startswith(UI_SCHEME):
+            candidates.append(("", uri))  # or an unnamespaced server's own `ui://a__b/…`
+        for namespace, original in candidates:
+            for server, config in self._configs.items():
+                if config.namespace == namespace and server in self._parts:
+                    return server, original
         return None
 
     def validator(self, route: ToolRoute) -> Validator:

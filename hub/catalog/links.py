@@ -4,7 +4,7 @@ A server's `resource_link` (and an embedded `resource`) names its resource by th
 the hub exposes that server's resources as `mcphub://<namespace>/<uri>` (`namespaced_uri`) and reads
 only those, so a client following a link a tool or a prompt handed it got "Resource not found" for a
 resource that exists (outside review, interop round 8). Tool results and prompt messages therefore
-carry the exposed URI, as `resources/list`, `resources/read` and resource updates already did (a
+carry the exposed URI — and so does an MCP Apps tool's UI resource (`expose_meta`) — as `resources/list`, `resources/read` and resource updates already did (a
 result passes here once: a server's URI that happens to start with `mcphub://` is prefixed as its
 listing is). Left as they are: URIs a client resolves by itself, never through `resources/read` —
 `data:` (the content is in the URI), `http:` and `https:` (the spec's "fetch it directly") (re-check
@@ -58,6 +58,29 @@ def expose_content(content: Any, namespace: str, lifted: Lifted | None = None) -
             expose_block(block, namespace, lifted)
         return content
     return [expose_block(block, namespace) for block in content]
+
+
+UI_META = "ui"
+LEGACY_UI_META = "ui/resourceUri"
+"""MCP Apps: a tool names its UI resource in `_meta.ui.resourceUri` (or, older, `_meta["ui/resourceUri"]`,
+also in a tool result's `_meta`); a host reads it with `resources/read`, so it is exposed like any
+resource URI (a `ui://` one keeps its scheme: `hub.catalog.naming.UI_SCHEME`)."""
+
+
+def expose_meta(meta: Any, namespace: str) -> Any:
+    """A tool's or a result's `_meta` with its MCP Apps UI resource URI exposed (a copy; else `meta` itself)."""
+    if not namespace or not isinstance(meta, dict):
+        return meta
+    ui, legacy = meta.get(UI_META), meta.get(LEGACY_UI_META)
+    named = isinstance(ui, dict) and isinstance(ui.get("resourceUri"), str)
+    if not named and not isinstance(legacy, str):
+        return meta
+    exposed = dict(meta)
+    if named:
+        exposed[UI_META] = {**ui, "resourceUri": namespaced_uri(namespace, ui["resourceUri"])}
+    if isinstance(legacy, str):
+        exposed[LEGACY_UI_META] = namespaced_uri(namespace, legacy)
+    return exposed
 
 
 def expose_prompt(result: types.GetPromptResult, namespace: str) -> types.GetPromptResult:

@@ -19,7 +19,7 @@ _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _HASH_LEN = 8
 
 RESOURCE_SCHEME = "mcphub"
-"""Namespaced resource URIs look like `mcphub://<namespace>/<original uri>`."""
+"""Namespaced resource URIs look like `mcphub://<namespace>/<original uri>` (but `UI_SCHEME`'s)."""
 
 
 def exposed_name(namespace: str, name: str, budget: int = 64) -> str:
@@ -33,13 +33,25 @@ def exposed_name(namespace: str, name: str, budget: int = 64) -> str:
     return f"{head}_{digest}"
 
 
+UI_SCHEME = "ui://"
+"""MCP Apps' resources (`ui://…`, named by a tool's `_meta.ui.resourceUri`): a host renders only that
+scheme, so such a URI keeps it and carries the namespace in its authority: `ui://<namespace>__<rest>`."""
+
+
 def namespaced_uri(namespace: str, uri: str) -> str:
     """The URI (or URI template) a downstream resource is exposed under."""
-    return f"{RESOURCE_SCHEME}://{namespace}/{uri}" if namespace else uri
+    if not namespace:
+        return uri
+    if uri.startswith(UI_SCHEME):
+        return f"{UI_SCHEME}{namespace}{SEPARATOR}{uri[len(UI_SCHEME):]}"
+    return f"{RESOURCE_SCHEME}://{namespace}/{uri}"
 
 
 def split_uri(uri: str) -> tuple[str, str] | None:
     """Reverse `namespaced_uri`: `(namespace, original uri)`, or None for an unprefixed URI."""
+    if uri.startswith(UI_SCHEME):
+        namespace, sep, rest = uri[len(UI_SCHEME):].partition(SEPARATOR)
+        return (namespace, UI_SCHEME + rest) if sep and namespace and "/" not in namespace else None
     prefix = f"{RESOURCE_SCHEME}://"
     if not uri.startswith(prefix):
         return None

@@ -34,6 +34,15 @@ async def follow_links(client: Client) -> None:
     read = await client.read_resource(embedded.resource.uri)
     assert read.contents[0].text == "item 7", read  # type: ignore[union-attr]
 
+    # MCP Apps: a host reads the tool's UI resource by the URI in its `_meta`, and renders only `ui://`
+    tool = next(t for t in (await client.list_tools()).tools if t.name == "e__show_view")
+    assert tool.meta is not None and tool.meta["ui"] == {"resourceUri": "ui://e__echo/view"}, tool.meta
+    shown = await client.call_tool("e__show_view", {})
+    assert shown.meta is not None and shown.meta["ui/resourceUri"] == "ui://e__echo/view", shown.meta
+    listed = [str(r.uri) for r in (await client.list_resources()).resources]
+    assert "ui://e__echo/view" in listed, listed
+    assert (await client.read_resource("ui://e__echo/view")).contents[0].text == "<p>view</p>"  # type: ignore[union-attr]
+
     prompt = await client.get_prompt("e__discuss", {"item": "8"})
     first = prompt.messages[0].content
     assert isinstance(first, types.EmbeddedResource) and first.resource.uri == "mcphub://e/fixture://items/8", first
