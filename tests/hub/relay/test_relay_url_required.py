@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import mcp_types as types
 import pytest
 from mcp import Client, MCPError
@@ -88,6 +89,9 @@ async def test_a_client_without_url_elicitation_is_told_which_url_to_open(tmp_pa
             with pytest.raises(MCPError) as raised:
                 await capable.call_tool("fx__needs_sign_in", {"elicitation_id": "pay-2"})
             assert raised.value.error.code == types.URL_ELICITATION_REQUIRED
+        async with httpx.AsyncClient(timeout=30) as http:  # nor does /healthz count the answers as failures
+            stats = (await http.get(url.replace("/mcp", "/healthz"))).json()["servers"]["fxs"]
+        assert stats["calls"] == 4 and stats["failures"] == 0, stats
 
 
 @pytest.mark.parametrize("session", ["shared", "per_client"])
