@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +31,27 @@ def new_uid() -> str:
 
 def etag_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def same_events(sent: str, stored: str) -> bool:
+    """Whether `stored` (a server's answer after storing `sent`) holds exactly `sent`'s events, line for
+    line once both are parsed: servers reorder and refold lines and add VTIMEZONEs (Radicale) or
+    properties of their own, which are allowed; a change to any line we sent, or another event, is not."""
+    try:
+        ours, theirs = _event_lines(sent), _event_lines(stored)
+    except ValueError:
+        return False
+    return ours.keys() == theirs.keys() and all(not lines - theirs[key] for key, lines in ours.items())
+
+
+def _event_lines(text: str) -> dict[str, Counter[str]]:
+    """Each VEVENT's unfolded content lines (its alarms' too), by UID and RECURRENCE-ID."""
+    out: dict[str, Counter[str]] = {}
+    for component in load(text).walk("VEVENT"):
+        recurrence = component.get("RECURRENCE-ID")
+        key = f"{component.get('UID')}|{recurrence.to_ical().decode() if recurrence is not None else ''}"
+        out[key] = Counter(component.to_ical().decode().replace("\r\n ", "").split("\r\n"))
+    return out
 
 
 def parse_rrule(rule: str) -> vRecur:

@@ -53,9 +53,12 @@ class HrisBackend(Protocol):
 
     async def request_time_off(
         self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
-        hours_per_day: float | None = None,
+        hours_per_day: float | None = None, check_balance: bool = True,
     ) -> TimeOffPreview:
-        """`hours_per_day`: the hours each working day charges (`balances.charged_per_day` decides when None)."""
+        """`hours_per_day`: the hours each working day charges (`balances.charged_per_day` decides when None).
+        `check_balance` False: the caller may not see the balance, so none of the answer (dry run or not) may
+        depend on it; a request over it is booked as pending and its approval is checked instead. A dry run
+        raises what the real call would (the provider's own refusals aside)."""
         ...
 
     async def decide(self, request_id: str, decision: str) -> TimeOffRequest: ...

@@ -58,6 +58,19 @@ def not_enough(balance: Balance, hours: float) -> DomainError:
     )
 
 
+def over_on_approval(request_id: str, balance: Balance, hours: float) -> DomainError:
+    """The refusal to approve a request that would book more than the type's entitlement."""
+    entitlement, booked = balance.entitlement_hours or 0.0, balance.booked_hours or 0.0
+    return DomainError(
+        "conflict",
+        f"approving request {request_id} would overdraw {balance.type}: {entitlement - booked:g}h left "
+        f"({entitlement:g}h entitlement − {booked:g}h booked), the request takes {hours:g}h; deny it, or cancel "
+        "other approved leave of that type first",
+        details={"request_id": request_id, "type": balance.type, "requested_hours": hours,
+                 "left_hours": entitlement - booked, "entitlement_hours": entitlement, "booked_hours": booked},
+    )
+
+
 FULL_TIME_DAY_HOURS = 8.0
 
 

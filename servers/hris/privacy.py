@@ -22,6 +22,9 @@ in `request_time_off`'s balance before/after and in its over-balance refusal) fo
 reason's rule, for every type: hiding only "sensitive" types would still tell, by elimination, that
 an absence missing from the vacation figures is something else. Those callers see each type's
 entitlement and the hours of all types added up (who is out and for how long is not hidden).
+A refusal is such a figure too (re-check 8: "not enough sick left" only when sick leave is booked),
+so their requests are not checked against the balance — booked as pending whatever it is, the dry
+run answering alike — and approving one that would pass the entitlement is refused instead.
 """
 
 from __future__ import annotations
@@ -132,14 +135,24 @@ class PrivacyPolicy:
         return preview.model_copy(update={"balance_before": None, "balance_after": None, "reason_hidden": True})
 
     def refusal(self, error: DomainError, caller: Caller) -> DomainError:
-        """An over-balance refusal (`balances.not_enough`) without its figures unless `caller` may see
-        leave reasons; any other error as it is."""
+        """An over-balance refusal (`balances.not_enough`, `balances.over_on_approval`) without its figures,
+        and an approval's without the type, unless `caller` may see leave reasons; any other error as it is."""
         details = error.body.details or {}
-        if error.body.code != "conflict" or "available_hours" not in details or self.shows_leave_reason(caller):
+        figures = "available_hours" in details or "left_hours" in details
+        if error.body.code != "conflict" or not figures or self.shows_leave_reason(caller):
             return error
+        asked = details.get("requested_hours", 0)
+        if "request_id" in details:
+            return DomainError(
+                "conflict",
+                f"approving request {details['request_id']} would book more hours ({asked:g}h) than its type has left; "
+                f"deny it, or have someone with scope {SENSITIVE_SCOPE} check the balance (its figures and the type "
+                "would show the reason for leave, which this caller may not see)",
+                details={"request_id": details["request_id"], "requested_hours": asked, "reason_hidden": True},
+            )
         return DomainError(
             "conflict",
-            f"not enough {details.get('type')} left for the {details.get('requested_hours', 0):g}h requested; ask for fewer "
+            f"not enough {details.get('type')} left for the {asked:g}h requested; ask for fewer "
             f"days, or have someone with scope {SENSITIVE_SCOPE} check the balance (its figures would show the types "
             "of other leave, which this caller may not see)",
             details={"type": details.get("type"), "requested_hours": details.get("requested_hours"), "reason_hidden": True},

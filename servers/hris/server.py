@@ -204,14 +204,17 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
                         "for a part-time employee without a recorded schedule.")] = None,
     ) -> TimeOffPreview:
         """Ask for (book) vacation, leave or days off, whole or part days.
-        Request time off (inclusive dates); try dry_run first to see hours and the balance after
-        (balance_before/after need scope hris:sensitive and leave_reason in HRIS_SENSITIVE_ALLOW, as
-        the leave types they reveal do; otherwise null with reason_hidden true)."""
+        Request time off (inclusive dates); dry_run answers what the real call would, with hours and the
+        balance after. The balance (balance_before/after, the over-balance refusal) needs scope hris:sensitive
+        and leave_reason in HRIS_SENSITIVE_ALLOW, as the leave types it reveals do; otherwise balance_before/after
+        are null, reason_hidden is true, and the request is booked as pending whatever the balance (its
+        approval is refused if over it)."""
         _check_range(start, end)
         refuse_control_chars(type=type, note=note)
         caller = current_caller()
-        try:
-            made = await backend.request_time_off(employee_id, type, start, end, note, dry_run, hours_per_day)
+        try:  # no balance check for a caller who may not see it: its refusal would tell the type of other leave
+            made = await backend.request_time_off(employee_id, type, start, end, note, dry_run, hours_per_day,
+                                                  check_balance=policy.shows_leave_reason(caller))
         except DomainError as exc:
             raise policy.refusal(exc, caller) from None
         return policy.preview(made, caller)
@@ -223,12 +226,17 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         confirm: Annotated[bool, Field(description="Must be true: the decision is applied at once.")] = False,
     ) -> TimeOffRequest:
         """Decide on a leave request.
-        Approve, deny or cancel a time-off request. Requires confirm=true. The answer withholds
-        type and note unless the caller holds scope hris:sensitive (see list_time_off_requests)."""
+        Approve, deny or cancel a time-off request. Requires confirm=true. Approving leave that would
+        pass its type's entitlement is refused (conflict). The answer withholds type and note unless
+        the caller holds scope hris:sensitive (see list_time_off_requests)."""
         if not confirm:
             raise DomainError("invalid_argument", f"to {decision} request {request_id}, call again with confirm=true")
-        decided = await backend.decide(request_id, decision)
-        return policy.requests([decided], current_caller())[0]
+        caller = current_caller()
+        try:
+            decided = await backend.decide(request_id, decision)
+        except DomainError as exc:
+            raise policy.refusal(exc, caller) from None
+        return policy.requests([decided], caller)[0]
 
     mcp.backend = backend  # type: ignore[attr-defined]
     return mcp

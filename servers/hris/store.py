@@ -11,7 +11,9 @@ from typing import Any
 
 from servers.hris.backend import EmployeeFilter
 from servers.hris import paging
-from servers.hris.balances import FULL_TIME_DAY_HOURS, balance_of, charged_per_day, check_employed, not_enough, working_day
+from servers.hris.balances import (
+    FULL_TIME_DAY_HOURS, balance_of, charged_per_day, check_employed, not_enough, over_on_approval, working_day,
+)
 from servers.hris.model import (
     SENSITIVE_FIELDS,
     Absence,
@@ -175,8 +177,10 @@ class EmbeddedHris:
 
     async def request_time_off(
         self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
-        hours_per_day: float | None = None,
+        hours_per_day: float | None = None, check_balance: bool = True,
     ) -> TimeOffPreview:
+        """A dry run raises what the real call would; `check_balance` False books a request over the balance
+        as pending (its approval is checked instead, `decide`)."""
         ref = employee_id
         if end < start:
             raise DomainError("invalid_argument", "end is before start (both dates are inclusive)", details={"field": "end"})
@@ -204,13 +208,13 @@ class EmbeddedHris:
             clashing = _overbooked(overlapping, start, end, per_day, day, holidays)
             preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=per_day, balance_before=before,
                                      balance_after=before - hours, overlaps=overlaps)
-            if dry_run:
-                return preview
             if clashing:  # part days on one date may add up to a working day (outside review: two half days)
                 raise DomainError("conflict", f"overlaps existing request(s) {', '.join(clashing)}: together more than "
                                   f"a {day:g}h working day on a date", details={"overlaps": clashing})
-            if before - hours < 0:
+            if check_balance and before - hours < 0:
                 raise not_enough(balance, hours)
+            if dry_run:
+                return preview
             cursor = db.execute(
                 'INSERT INTO requests (employee_id, type, start, "end", hours, status, note, created_at) VALUES (?, ?, ?, ?, ?, \'requested\', ?, ?)',
                 (employee_id, type, start.isoformat(), end.isoformat(), hours, note, _now()),
@@ -242,6 +246,8 @@ class EmbeddedHris:
                                   "days so far are taken, so it cannot be cancelled; only leave not yet begun can be. "
                                   "To end it early, have HR shorten it in the HR records.",
                                   details={"status": row["status"], "start": row["start"]})
+            if target == "approved":
+                _check_approval(db, row)
             db.execute("UPDATE requests SET status = ?, decided_at = ? WHERE id = ?", (target, _now(), request_id))
             emit_change(db, "time_off_request", str(row["id"]), "updated")
             return _request(db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone())
@@ -319,6 +325,18 @@ def _balance(db: sqlite3.Connection, employee_id: str, type: str, granted: float
             days = business_days(start, end, holidays)
             taken += r["hours"] * business_days(start, as_of, holidays) / days if days else r["hours"]
     return balance_of(type, entitlement=granted, booked=booked, taken=taken, pending=pending)
+
+
+def _check_approval(db: sqlite3.Connection, row: sqlite3.Row) -> None:
+    """Refuse approving `row` when its hours and the approved leave of its type would pass the entitlement
+    (requests by callers who may not see the balance are booked whatever it is, privacy.py)."""
+    grant = db.execute("SELECT granted_hours FROM balances WHERE employee_id = ? AND type = ?",
+                       (row["employee_id"], row["type"])).fetchone()
+    if grant is None:
+        return
+    balance = _balance(db, row["employee_id"], row["type"], grant[0], date.today())
+    if (balance.booked_hours or 0.0) + row["hours"] > grant[0] + 1e-9:
+        raise over_on_approval(str(row["id"]), balance, row["hours"])
 
 
 def _employee(row: sqlite3.Row, sensitive: list[str]) -> Employee:

@@ -5,7 +5,9 @@ given without an offset (default UTC). Objects are iCalendar resources, one per 
 shared `IcalBackend` logic applies unchanged; the `caldav` client is synchronous, so every call
 runs in a worker thread. Calendar ids are the calendars' URLs. The etag used for optimistic
 concurrency is a digest of the resource as last read; a replace re-reads it with the server's ETag
-and PUTs with `If-Match`, so the server refuses (412, `conflict`) a write that lost a race.
+and PUTs with `If-Match`, so the server refuses (412, `conflict`) a write that lost a race. A write
+answers the digest of what the server stored (read back after the PUT), so it is what the next read
+gives and the next update accepts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import caldav
@@ -80,13 +83,13 @@ class CalDavCalendar(IcalBackend):
     async def _save(self, calendar_id: str, uid: str, text: str, expected_etag: str | None) -> str:
         """Create, or replace the object whose text digests to `expected_etag`: read it (body and the
         server's ETag), compare, and PUT with `If-Match` on that ETag, so a writer in between makes
-        the server answer 412 (`conflict`) and two writers can never both pass the check."""
+        the server answer 412 (`conflict`) and two writers can never both pass the check. Returns the
+        etag the next read gives (`_stored_etag`)."""
         dav = await self._dav(calendar_id)
         if expected_etag is None:
-            await self._run(lambda: dav.save_event(text))
-            return ical.etag_of(text)
+            return await self._run(lambda: self._stored_etag(dav, uid, text, dav.save_event(text).etag))
 
-        def replace() -> str | None:
+        def replace() -> str:
             obj = dav.event_by_uid(uid)  # body and ETag from one response, read as `_load` reads
             if ical.etag_of(obj.data) != expected_etag:
                 return "changed"
@@ -103,16 +106,33 @@ class CalDavCalendar(IcalBackend):
                 return "changed"
             if response.status >= 300:
                 raise caldav_error.PutError(f"{response.status} {response.reason}")
-            return None
+            return "etag:" + self._stored_etag(dav, uid, text, (response.headers or {}).get("ETag"))
 
-        problem = await self._run(replace)
-        if problem == "no_etag":
+        outcome = await self._run(replace)
+        if outcome == "no_etag":
             raise DomainError("unavailable", "the CalDAV server gave no strong ETag for this event, so it cannot be changed "
                               "safely (a concurrent write could be lost); use a server that sends ETags")
-        if problem is not None:
+        if not outcome.startswith("etag:"):
             raise DomainError("conflict", f"event {uid} changed on the CalDAV server while it was being updated; get it again "
                               "and reapply your change", details={"field": "expected_etag"})
-        return ical.etag_of(text)
+        return outcome.removeprefix("etag:")
+
+    @staticmethod
+    def _stored_etag(dav: Any, uid: str, text: str, put_etag: str | None) -> str:
+        """The etag of what the server stored for `text` — the digest of the body it now answers, which
+        `_load` and `_objects` compute — read back right after the PUT: servers normalise what they
+        store (Radicale reorders lines and adds a VTIMEZONE), so the digest of `text` would never match
+        (re-check 8). The body read is ours when its ETag is the one the PUT answered, or, without one
+        (RFC 4791 §5.3.4: none for a changed body), when it holds `text`'s events unchanged. Otherwise
+        another write landed in between: the digest of `text` is returned, which the next update
+        refuses as stale (`conflict`) rather than overwrite that write."""
+        try:
+            stored = dav.event_by_uid(uid)
+        except caldav_error.DAVError:  # the write is done; an etag the next update refuses is safe
+            return ical.etag_of(text)
+        put_etag = unquote(put_etag) if put_etag and put_etag.startswith(("%22", "W/%22")) else put_etag
+        ours = stored.etag == put_etag if put_etag and stored.etag else ical.same_events(text, stored.data)
+        return ical.etag_of(stored.data) if ours else ical.etag_of(text)
 
     async def _remove(self, calendar_id: str, uid: str) -> None:
         dav = await self._dav(calendar_id)

@@ -198,8 +198,9 @@ class BambooHris:
 
     async def request_time_off(
         self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
-        hours_per_day: float | None = None,
+        hours_per_day: float | None = None, check_balance: bool = True,
     ) -> TimeOffPreview:
+        """The hub checks no balance here (`check_balance` changes nothing): the provider's policy decides."""
         type_id, in_days = await self._type(type)
         holidays = {a.start.isoformat() for a in await self.whos_out(start, end) if a.kind == "holiday"}
         working = business_days(start, end, holidays)
@@ -216,10 +217,10 @@ class BambooHris:
                     if str((r.get("status") or {}).get("status", "")).lower() in ("requested", "approved")]
         preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=hours / working, balance_before=balance,
                                  balance_after=balance - hours, overlaps=overlaps)
+        if overlaps:  # in a dry run too, which answers what the real call would
+            raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}", details={"overlaps": overlaps})
         if dry_run:
             return preview
-        if overlaps:
-            raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}", details={"overlaps": overlaps})
         body = {"status": "requested", "start": start.isoformat(), "end": end.isoformat(), "timeOffTypeId": type_id,
                 "amount": amount, "notes": [{"from": "employee", "note": note}] if note else []}
         created = await self.http.json("PUT", f"/employees/{employee_id}/time_off/request", json=body, idempotent=False)

@@ -207,8 +207,9 @@ class WorkdayHris:
 
     async def request_time_off(
         self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
-        hours_per_day: float | None = None,
+        hours_per_day: float | None = None, check_balance: bool = True,
     ) -> TimeOffPreview:
+        """The hub checks no balance here (`check_balance` changes nothing): the provider's policy decides."""
         plans = await self._plans(employee_id, end)
         plan, in_days = next(((b, days) for b, days in plans if b.type == type.lower()), (None, False))
         if plan is None:

@@ -119,3 +119,55 @@ async def test_caldav_writes_are_conditional_so_a_write_in_between_is_never_lost
         assert stale.get("code") == "conflict", stale
         after = await call("get_event", calendar_id=cal, event_id=made["id"])
         assert (after["description"], after["location"]) == ("", "Elsewhere 0")
+
+
+@pytest.mark.parametrize("put_etag", [True, False], ids=["put-answers-etag", "put-answers-none"])
+async def test_caldav_the_etag_a_write_answers_is_the_one_the_next_write_accepts(
+    radicale: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, put_etag: bool
+) -> None:
+    """Re-check 8: Radicale stores a normalised body (reordered, with a VTIMEZONE), so the digest of the
+    text we sent never matched a later read and every chained update was a spurious `conflict`. The etag
+    is now that of the body the server stores — told ours by the PUT's ETag or, without one (RFC 4791
+    §5.3.4), line by line — unless another write landed right after ours: then it stays stale, so the
+    next update is refused rather than written over that change."""
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    backend = CalDavCalendar(radicale["url"], "alice", "secret", "Europe/Paris")
+    cal = radicale["calendar"]
+    other = caldav.DAVClient(url=radicale["url"], username="alice", password="secret", require_tls=False).calendar(url=cal)
+    sent, uid, race = backend._client.put, [], [False]
+
+    def put(url: str, body: str, headers: Any = None) -> Any:
+        response = sent(url, body, headers)
+        if not put_etag:
+            response.headers.pop("ETag", None)
+        if race[0]:  # another client writes just after our PUT, before our re-read
+            obj = other.event_by_uid(uid[0])
+            obj.data = obj.data.replace("SUMMARY:", "SUMMARY:theirs ")
+            obj.save()
+        return response
+
+    monkeypatch.setattr(backend._client, "put", put)
+    async with Client(create_server(backend)) as client:
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content
+
+        made = await call("create_event", calendar_id=cal, title="A", start="2026-07-06T10:00:00", end="2026-07-06T11:00:00",
+                          rrule="FREQ=WEEKLY;COUNT=3", attendees=["bob@example.com"], reminders_minutes=[15])
+        uid.append(made["id"])
+        assert made["etag"] == (await call("get_event", calendar_id=cal, event_id=made["id"]))["etag"]
+        renamed = await call("update_event", calendar_id=cal, event_id=made["id"], title="B", expected_etag=made["etag"])
+        assert renamed.get("title") == "B", renamed
+        moved = await call("update_event", calendar_id=cal, event_id=made["id"], scope="this", expected_etag=renamed["etag"],
+                           instance_start="2026-07-13T10:00:00+02:00", start="2026-07-14T12:00:00", end="2026-07-14T13:00:00")
+        assert moved.get("start", {}).get("local", "").startswith("2026-07-14T12:00"), moved
+        span = {"calendar_id": cal, "start": "2026-07-01T00:00:00Z", "end": "2026-08-01T00:00:00Z"}
+        assert {e["etag"] for e in (await call("list_events", **span))["events"]} == {moved["etag"]}
+        again = await call("update_event", calendar_id=cal, event_id=made["id"], title="C", expected_etag=moved["etag"])
+        assert again.get("title") == "C", again
+
+        race[0] = True
+        raced = await call("update_event", calendar_id=cal, event_id=made["id"], title="D", expected_etag=again["etag"])
+        race[0] = False
+        stale = await call("update_event", calendar_id=cal, event_id=made["id"], title="E", expected_etag=raced["etag"])
+        assert stale.get("code") == "conflict", stale
+        assert (await call("get_event", calendar_id=cal, event_id=made["id"]))["title"] == "theirs D"

@@ -95,6 +95,9 @@ async def test_bamboohr_time_off_and_failures(bamboo: tuple[FakeBamboo, Any]) ->
                             "amount": 32.0, "notes": [{"from": "employee", "note": "family"}]}
     overlap = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-22", end="2026-12-22", **ada)
     assert overlap["code"] == "conflict"
+    dry = await tool(server, "request_time_off", employee_id="41", type="vacation", start="2026-12-22", end="2026-12-22",
+                     dry_run=True, **ada)
+    assert dry == overlap, "a dry run answers what the real call would"
     decided = await tool(server, "decide_time_off", request_id=made["request"]["id"], decision="approve", confirm=True)
     assert decided["status"] == "approved"
     status_put = [r for r in fake.requests if r["path"].endswith("/status")][-1]
