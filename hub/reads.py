@@ -79,7 +79,11 @@ class HubReads:
                if owner is not None and d.pool is not None and self.access.may_read(principal, name)}
         if not own:
             return self.visible_resources(principal)
-        out = [r for r in self.visible_resources(principal) if (self.catalog.resolve_uri(str(r.uri)) or ("",))[0] not in own]
+        by_server: dict[str, list[types.Resource]] = {}
+        for resource in self.visible_resources(principal):
+            server = (self.catalog.resolve_uri(str(resource.uri)) or ("",))[0]
+            if server not in own:
+                by_server.setdefault(server, []).append(resource)
         for name, downstream in own.items():
             if downstream.state != "ready":
                 continue
@@ -93,8 +97,8 @@ class HubReads:
                 continue
             ns = downstream.config.namespace
             listed, _ = last_of_each(listed, "uri")  # as the shared session's listing (`changes._one_of_each`)
-            out.extend(r.model_copy(update={"uri": namespaced_uri(ns, str(r.uri))}) for r in listed)
-        return out
+            by_server[name] = [r.model_copy(update={"uri": namespaced_uri(ns, str(r.uri))}) for r in listed]
+        return [r for server in sorted(by_server) for r in by_server[server]]  # in server order, as `catalog.resources`
 
     # -- resources and prompts -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from hub.config import ServerConfig
 from hub.settings import ToolOverride
 from hub.downstream.listing import Listing
 from hub.catalog.links import expose_meta
+from hub.catalog.uri_templates import matches_template, own_uri
 from hub.catalog.naming import UI_SCHEME, exposed_name, namespaced_uri, split_uri
 from hub.catalog.schema_check import FastCheck, fast_check
 from hub.search.examples import split_examples
@@ -122,6 +123,7 @@ class ToolCatalog:
         self._parts: dict[str, _ServerPart] = {}
         self._configs: dict[str, ServerConfig] = {}
         self._tools: dict[str, ToolRoute] = {}
+        self._by_original: dict[str, ToolRoute] = {}
         self._prompts: dict[str, tuple[str, str, types.Prompt]] = {}
         self._validators: dict[str, Validator] = {}
         self._fast_checks: dict[str, FastCheck | None] = {}
@@ -182,6 +184,10 @@ class ToolCatalog:
             self._tools.update(part.tools)
             self._prompts.update({name: (server, original, p) for name, (original, p) in part.prompts.items()})
         self._tools = dict(sorted(self._tools.items()))
+        by_original: dict[str, ToolRoute | None] = {}
+        for route in self._tools.values():  # None: more than one server has a tool of that name
+            by_original[route.original] = None if route.original in by_original else route
+        self._by_original = {name: route for name, route in by_original.items() if route is not None and name not in self._tools}
         self._prompts = dict(sorted(self._prompts.items()))
         self._validators = {}
         self._fast_checks = {}
@@ -197,7 +203,17 @@ class ToolCatalog:
         return list(self._tools.values())
 
     def resolve_tool(self, exposed: str) -> ToolRoute | None:
-        return self._tools.get(exposed)
+        """The route of an exposed tool name — or of a server's own name for a tool, when exactly one
+        server has a tool of that name (`resolve_original`)."""
+        found = self._tools.get(exposed)
+        return found if found is not None else self._by_original.get(exposed)
+
+    def resolve_original(self, name: str) -> ToolRoute | None:
+        """The route of the one exposed tool whose server calls it `name` (None: none, or several servers
+        have one; an exposed name always wins). MCP Apps call their own server's tools by the server's
+        names, as an app knows them (outside review, apps round 9: every app's button failed `not_found`
+        through the hub); the caller's access to the route is checked as for any call."""
+        return self._by_original.get(name)
 
     def prompts(self) -> list[types.Prompt]:
         return [p for _, _, p in self._prompts.values()]
@@ -234,7 +250,18 @@ class ToolCatalog:
             for server, config in self._configs.items():
                 if config.namespace == namespace and server in self._parts:
                     return server, original
-        return None
+        owner = self._own_uri_owner(uri) if split is None else None
+        return (owner, uri) if owner is not None else None
+
+    def _own_uri_owner(self, uri: str) -> str | None:
+        """The one server that lists `uri` as its own, or has a template it matches (None: none, or
+        several). An MCP App reads its server's resources by the server's URIs, as it knows them
+        (outside review, apps round 9), as it calls its tools (`resolve_original`)."""
+        listed = {server for server, part in self._parts.items() if any(own_uri(str(r.uri)) == uri for r in part.resources)}
+        if not listed:
+            listed = {server for server, part in self._parts.items()
+                      if any(matches_template(uri, own_uri(t.uri_template)) for t in part.templates)}
+        return listed.pop() if len(listed) == 1 else None
 
     def validator(self, route: ToolRoute) -> Validator:
         """A compiled validator for the tool's `inputSchema` (cached until the catalog changes)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp import Client
+from mcp.client.extension import advertise
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -31,6 +32,13 @@ RELAYED_SAMPLING = types.SamplingCapability(tools=types.SamplingToolsCapability(
 checked against what its client declared (`hub.relay.requests.lacks`). With the SDK's default (no
 `tools`), a server refused to offer tools to a client that had declared them (outside review, relay
 round 7)."""
+
+
+MCP_APPS = advertise("io.modelcontextprotocol/ui", {"mimeTypes": ["text/html;profile=mcp-app"]})
+"""The MCP Apps extension, declared to every server: the hub relays an app's `ui://` resources and its
+tool calls, so a server that offers its UI only to hosts that declared it (ext-apps' documented
+pattern) offers it through the hub (outside review, apps round 9). A host without apps shows such a
+tool's text result, as the extension intends."""
 
 
 class Transports:
@@ -78,4 +86,4 @@ class Transports:
                      on_status: Callable[[Any], Awaitable[None]]) -> Client:
         return Client(transport, mode=self.era.mode, message_handler=on_message, cache=None,
                       client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
-                      extensions=[TaskStatusObserver(on_status)], sampling_capabilities=RELAYED_SAMPLING, **callbacks)
+                      extensions=[TaskStatusObserver(on_status), MCP_APPS], sampling_capabilities=RELAYED_SAMPLING, **callbacks)

@@ -43,6 +43,14 @@ async def follow_links(client: Client) -> None:
     assert "ui://e__echo/view" in listed, listed
     assert (await client.read_resource("ui://e__echo/view")).contents[0].text == "<p>view</p>"  # type: ignore[union-attr]
 
+    # an app calls its server's tools and reads its resources by the server's own names (apps round 9)
+    called = await client.call_tool("show_view", {})
+    assert not called.is_error and called.content[0].text == "shown", called  # type: ignore[union-attr]
+    assert (await client.read_resource("ui://echo/view")).contents[0].text == "<p>view</p>"  # type: ignore[union-attr]
+    assert (await client.read_resource("fixture://items/9")).contents[0].text == "item 9"  # type: ignore[union-attr]
+    declared = await client.call_tool("e__apps_declared", {})
+    assert declared.structured_content == {"result": True}, declared  # the hub declares MCP Apps to its servers
+
     prompt = await client.get_prompt("e__discuss", {"item": "8"})
     first = prompt.messages[0].content
     assert isinstance(first, types.EmbeddedResource) and first.resource.uri == "mcphub://e/fixture://items/8", first
@@ -80,3 +88,24 @@ async def test_links_read_back_through_the_http_front(tmp_path: Path, procs: lis
             await follow_a_long_link_in_a_big_result(plain)  # a JSON answer (an SSE event past 1 MiB the SDK refuses)
         async with Client(url, mode=mode, elicitation_callback=no_questions) as relaying:  # the SDK's session
             await follow_links(relaying)
+
+
+async def test_an_own_name_shared_by_two_servers_stays_unknown(tmp_path: Path) -> None:
+    """A server's own tool name resolves only when exactly one server has a tool of that name."""
+    config = write_config(tmp_path, {"one": echo_stdio("--name", "one", "--links", namespace="one"),
+                                     "two": echo_stdio("--name", "two", "--links", namespace="two")})
+    with anyio.fail_after(60):
+        async with Client(hub_params(config)) as client:
+            result = await client.call_tool("show_view", {})
+            assert result.is_error and result.structured_content["code"] == "not_found", result  # type: ignore[index]
+            assert not (await client.call_tool("one__show_view", {})).is_error
+
+
+async def test_resources_are_listed_in_server_order_with_per_client_sessions(tmp_path: Path, procs: list) -> None:
+    """A per-client server's resources came after every other server's (apps round 9)."""
+    servers = {"a": echo_stdio("--name", "a", namespace="a", session="per_client"), "z": echo_stdio("--name", "z", namespace="z")}
+    url = start_hub_http(procs, write_config(tmp_path, servers, {"data_dir": str(tmp_path / "data")}))
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy") as client:
+            uris = [str(r.uri) for r in (await client.list_resources()).resources]
+    assert uris == ["mcphub://a/fixture://readme", "mcphub://z/fixture://readme"], uris
