@@ -38,6 +38,7 @@ from hub.audit.log import AuditLog
 from hub.store import open_shared_store
 from hub.health import server_status
 from hub.errors import UrlElicitationRequired
+from hub.own_names import own_tool_name
 from hub.metrics import HubMetrics
 from hub.policies.audit import AuditPolicy, new_request_id, with_request_id
 from hub.policies.base import Policy
@@ -400,6 +401,8 @@ class Hub(HubReads):
         if not memory_awaited:
             await self.await_memory_servers(name)
         route = self.catalog.resolve_tool(name)
+        if route is None and (own := own_tool_name(self, name, principal)) is not None:
+            name, route = own, self.catalog.resolve_tool(own)  # an MCP App's call by its server's own name
         if route is None:  # a name from a server still making its first connection?
             route = await self._resolve_after_first_attempts(name)
         if route is not None and self.remembered.still_starting(route.server):

@@ -17,6 +17,7 @@ from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.listing import all_pages, last_of_each
 from hub.downstream.sessions import current_owner
 from hub.catalog.links import expose_prompt
+from hub.own_names import own_resource
 from hub.errors import HubRefusal
 from hub.catalog.naming import namespaced_uri
 from hub.relay.scope import may_see_server
@@ -105,6 +106,8 @@ class HubReads:
     async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
         await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
         target = self.catalog.resolve_uri(uri)
+        if target is None:  # an MCP App reads its server's resources by the server's own URIs (`hub.own_names`)
+            target = own_resource(self, uri, principal or self.access.local)  # type: ignore[arg-type]
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target

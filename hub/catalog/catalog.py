@@ -19,7 +19,7 @@ from hub.settings import ToolOverride
 from hub.downstream.listing import Listing
 from hub.catalog.links import expose_meta
 from hub.catalog.uri_templates import matches_template, own_uri
-from hub.catalog.naming import UI_SCHEME, exposed_name, namespaced_uri, split_uri
+from hub.catalog.naming import SEPARATOR, UI_SCHEME, exposed_name, namespaced_uri, split_uri
 from hub.catalog.schema_check import FastCheck, fast_check
 from hub.search.examples import split_examples
 from hub.wire import without_protocol_meta
@@ -123,7 +123,10 @@ class ToolCatalog:
         self._parts: dict[str, _ServerPart] = {}
         self._configs: dict[str, ServerConfig] = {}
         self._tools: dict[str, ToolRoute] = {}
-        self._by_original: dict[str, ToolRoute] = {}
+        self._by_original: dict[str, list[ToolRoute]] = {}
+        self._offered_by: dict[str, set[str]] = {}
+        """A server's own tool name → every server that offered it while the hub runs (never forgotten:
+        a server down now must not leave another's tool of that name to be taken for its own)."""
         self._prompts: dict[str, tuple[str, str, types.Prompt]] = {}
         self._validators: dict[str, Validator] = {}
         self._fast_checks: dict[str, FastCheck | None] = {}
@@ -184,10 +187,11 @@ class ToolCatalog:
             self._tools.update(part.tools)
             self._prompts.update({name: (server, original, p) for name, (original, p) in part.prompts.items()})
         self._tools = dict(sorted(self._tools.items()))
-        by_original: dict[str, ToolRoute | None] = {}
-        for route in self._tools.values():  # None: more than one server has a tool of that name
-            by_original[route.original] = None if route.original in by_original else route
-        self._by_original = {name: route for name, route in by_original.items() if route is not None and name not in self._tools}
+        self._by_original = {}
+        for route in self._tools.values():
+            if SEPARATOR not in route.original and route.original not in self._tools:
+                self._by_original.setdefault(route.original, []).append(route)
+                self._offered_by.setdefault(route.original, set()).add(route.server)
         self._prompts = dict(sorted(self._prompts.items()))
         self._validators = {}
         self._fast_checks = {}
@@ -205,15 +209,16 @@ class ToolCatalog:
     def resolve_tool(self, exposed: str) -> ToolRoute | None:
         """The route of an exposed tool name — or of a server's own name for a tool, when exactly one
         server has a tool of that name (`resolve_original`)."""
-        found = self._tools.get(exposed)
-        return found if found is not None else self._by_original.get(exposed)
+        return self._tools.get(exposed)
 
-    def resolve_original(self, name: str) -> ToolRoute | None:
-        """The route of the one exposed tool whose server calls it `name` (None: none, or several servers
-        have one; an exposed name always wins). MCP Apps call their own server's tools by the server's
-        names, as an app knows them (outside review, apps round 9: every app's button failed `not_found`
-        through the hub); the caller's access to the route is checked as for any call."""
-        return self._by_original.get(name)
+    def routes_named(self, name: str) -> list[ToolRoute]:
+        """The exposed tools whose server calls them `name` (a name without `__` that no tool is exposed
+        under), and every server that offered a tool so named while the hub runs (down ones too):
+        `hub.own_names` picks the caller's one."""
+        return self._by_original.get(name, [])
+
+    def offered_by(self, name: str) -> set[str]:
+        return self._offered_by.get(name, set())
 
     def prompts(self) -> list[types.Prompt]:
         return [p for _, _, p in self._prompts.values()]
@@ -250,18 +255,15 @@ class ToolCatalog:
             for server, config in self._configs.items():
                 if config.namespace == namespace and server in self._parts:
                     return server, original
-        owner = self._own_uri_owner(uri) if split is None else None
-        return (owner, uri) if owner is not None else None
+        return None
 
-    def _own_uri_owner(self, uri: str) -> str | None:
-        """The one server that lists `uri` as its own, or has a template it matches (None: none, or
-        several). An MCP App reads its server's resources by the server's URIs, as it knows them
-        (outside review, apps round 9), as it calls its tools (`resolve_original`)."""
-        listed = {server for server, part in self._parts.items() if any(own_uri(str(r.uri)) == uri for r in part.resources)}
-        if not listed:
-            listed = {server for server, part in self._parts.items()
-                      if any(matches_template(uri, own_uri(t.uri_template)) for t in part.templates)}
-        return listed.pop() if len(listed) == 1 else None
+    def servers_owning(self, uri: str, servers: set[str]) -> set[str]:
+        """Of `servers`, those that list `uri` as their own resource, else those with a URI template it
+        matches (`hub.own_names`)."""
+        parts = {server: self._parts[server] for server in servers if server in self._parts}
+        listed = {server for server, part in parts.items() if any(own_uri(str(r.uri)) == uri for r in part.resources)}
+        return listed or {server for server, part in parts.items()
+                          if any(matches_template(uri, own_uri(t.uri_template)) for t in part.templates)}
 
     def validator(self, route: ToolRoute) -> Validator:
         """A compiled validator for the tool's `inputSchema` (cached until the catalog changes)."""

@@ -17,9 +17,16 @@ def own_uri(exposed: str) -> str:
     return split[1] if split is not None else exposed
 
 
+MAX_URI = 2048
+"""Longer URIs are matched against no template (a resource read must never cost the hub more)."""
+
+
 def matches_template(uri: str, template: str) -> bool:
-    """Whether `uri` is one a server's URI template (as the server knows it) expands to."""
-    return _pattern(template).fullmatch(uri) is not None
+    """Whether `uri` is one a server's URI template (as the server knows it) expands to. Each expression
+    matches atomically (no backtracking into it: linear time, re-check of apps round 9 — side-by-side
+    expressions backtracked quadratically and a 40,000-character URI held the hub 7 s); a template whose
+    expressions could only match by giving characters back then does not match, which is safe."""
+    return len(uri) <= MAX_URI and _pattern(template).fullmatch(uri) is not None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -30,8 +37,9 @@ def _pattern(template: str) -> re.Pattern[str]:
     for found in _EXPRESSION.finditer(template):
         out.append(re.escape(template[at:found.start()]))
         operator = found.group(1)[:1]
-        out.append({"+": ".*", "#": "(?:#.*)?", "/": "(?:/[^?#]*)?", "?": "(?:[?&].*)?", "&": "(?:[?&].*)?",
-                    ".": "(?:\\.[^/?#]*)?", ";": "(?:;[^/?#]*)?"}.get(operator, "[^/?#]+"))
+        expression = {"+": ".*", "#": "(?:#.*)?", "/": "(?:/[^?#]*)?", "?": "(?:[?&].*)?", "&": "(?:[?&].*)?",
+                      ".": "(?:\\.[^/?#]*)?", ";": "(?:;[^/?#]*)?"}.get(operator, "[^/?#]+")
+        out.append(f"(?>{expression})")
         at = found.end()
     out.append(re.escape(template[at:]))
     return re.compile("".join(out), re.DOTALL)

@@ -122,13 +122,8 @@ class ProfileView:
         return exposed in self.table().short
 
     def resolve(self, name: str) -> str | None:
-        """The hub-wide name of the profile's tool `name` (or of its server's own name for it: MCP Apps
-        call by that, `ToolCatalog.resolve_original`), or None outside the profile."""
-        table = self.table()
-        found = table.exposed.get(name)
-        if found is None and (route := self.hub.catalog.resolve_original(name)) is not None and route.exposed in table.short:
-            found = route.exposed
-        return found
+        """The hub-wide name of the profile's tool `name`, or None outside the profile."""
+        return self.table().exposed.get(name)
 
     def rename(self, exposed: str) -> str:
         """The profile's name for a hub-wide name it includes."""

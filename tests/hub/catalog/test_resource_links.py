@@ -6,12 +6,18 @@ and path (stdio express, HTTP in both eras), and read back."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
+
+from hub.auth.principal import Principal
+from hub.catalog.catalog import ToolRoute
+from hub.catalog.uri_templates import matches_template
+from hub.own_names import own_tool_name
 
 from tests.conftest import echo_stdio, start_hub_http, write_config
 from tests.hub.frontends.test_hub_stdio import hub_params
@@ -109,3 +115,45 @@ async def test_resources_are_listed_in_server_order_with_per_client_sessions(tmp
         async with Client(url, mode="legacy") as client:
             uris = [str(r.uri) for r in (await client.list_resources()).resources]
     assert uris == ["mcphub://a/fixture://readme", "mcphub://z/fixture://readme"], uris
+
+
+async def test_a_down_servers_own_name_is_never_taken_for_anothers_tool(tmp_path: Path) -> None:
+    """Re-check of apps round 9: a server's own name resolves only when one server the caller may see
+    ever offered it — a server down now still counts, or a call meant for it would run on another's."""
+    config = write_config(tmp_path, {"one": echo_stdio("--name", "one", "--links", namespace="one", hide_when_down=True,
+                                                       restart={"initial_backoff_s": 30, "max_backoff_s": 30}),
+                                     "two": echo_stdio("--name", "two", "--links", namespace="two")})
+    with anyio.fail_after(90):
+        async with Client(hub_params(config)) as client:
+            assert (await client.call_tool("show_view", {})).structured_content["code"] == "not_found"  # type: ignore[index]
+            await client.call_tool("one__crash", {})
+            while any(t.name.startswith("one__") for t in (await client.list_tools()).tools):
+                await anyio.sleep(0.05)
+            after = await client.call_tool("show_view", {})
+            assert after.is_error and after.structured_content["code"] == "not_found", after  # type: ignore[index]
+            with pytest.raises(MCPError):  # a subscription keeps to the exposed URIs
+                await client.subscribe_resource("fixture://readme")
+
+
+def test_own_names_are_judged_over_what_the_caller_may_see() -> None:
+    routes = {"a": ToolRoute("a__shared", "a", "shared", types.Tool(name="a__shared", input_schema={"type": "object"})),
+              "b": ToolRoute("b__shared", "b", "shared", types.Tool(name="b__shared", input_schema={"type": "object"}))}
+    catalog = SimpleNamespace(resolve_tool=lambda name: None, routes_named=lambda name: list(routes.values()) if name == "shared" else [],
+                              offered_by=lambda name: {"a", "b"} if name == "shared" else set(), routes=lambda: list(routes.values()))
+    sees: set[str] = {"a"}
+    access = SimpleNamespace(may_read=lambda principal, server: server in sees,
+                             may_use_tool=lambda principal, route: route.server in sees)
+    hub: Any = SimpleNamespace(catalog=catalog, access=access, downstreams={"a": None, "b": None})
+    caller = Principal(name="k", scopes=())
+    assert own_tool_name(hub, "shared", caller) == "a__shared"  # b is hidden from this caller: unique for it
+    sees.add("b")
+    assert own_tool_name(hub, "shared", caller) is None  # two servers it may see: ambiguous
+    assert own_tool_name(hub, "shared", caller, keep=lambda exposed: exposed.startswith("a__")) == "a__shared"  # a profile
+    assert own_tool_name(hub, "a__shared", caller) is None  # a name with `__` is never a server's own name
+
+
+def test_uri_templates_match_in_bounded_work() -> None:
+    assert matches_template("videos://bunny-1mb", "videos://{id}") and not matches_template("videos://a/b", "videos://{id}")
+    assert matches_template("f://a.txt", "f://{name}{.ext}") and matches_template("file:///a/b", "file:///{+path}")
+    assert matches_template("x://s?q=1", "x://s{?q,limit}") and not matches_template("x.y://s", "x+y://s")
+    assert not matches_template("f://" + "a" * 40_000, "f://{a}{b}{c}")  # past MAX_URI: no template is tried

@@ -92,10 +92,13 @@ async def test_bad_arguments_and_unknown_tools(tmp_path: Path) -> None:
         missing = await client.call_tool("e__add", {"a": 1})
         assert missing.structured_content["code"] == "invalid_argument" and "'b'" in missing.structured_content["message"]
 
-        for name in ("e__nope", "e__fail", "add"):  # unknown, filtered, unprefixed: one not_found answer
+        # unknown, filtered, and the same two by their server's own names: one not_found answer (a server's
+        # own name reaches only a tool the hub exposes: MCP Apps call by it, `hub.own_names`)
+        for name in ("e__nope", "e__fail", "nope", "fail"):
             unknown = await client.call_tool(name, {})
             assert unknown.is_error and unknown.structured_content["code"] == "not_found"
             assert unknown.structured_content["details"] == {"tool": name}
+        assert (await client.call_tool("add", {"a": 1, "b": 2})).structured_content == {"total": 3}
         # The hub keeps serving after all of that.
         assert (await client.call_tool("e__echo", {"text": "still here"})).structured_content == {"result": "still here"}
 

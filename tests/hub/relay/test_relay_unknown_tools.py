@@ -39,12 +39,15 @@ async def test_unknown_filtered_and_hidden_tools_get_the_same_not_found_result(t
     async with hub_of(tmp_path, auth={"stdio_scopes": ["e:write"]}) as hub:
         async with Client(build_server(hub), mode=mode) as client:
             answers = {}
-            for name in ("e__nope", "e__divide", "w__multiply", "multiply"):  # made up, denied by config, out of scope, unprefixed
+            # made up, denied by config, out of scope, and a server's own name only a denied or out-of-scope tool has
+            for name in ("e__nope", "e__divide", "w__multiply", "divide"):
                 result = await client.call_tool(name, {"a": 1, "b": 2})
                 assert_not_found(result, name)
                 answers[name] = result.structured_content["message"].replace(repr(name), "<name>")
             assert len(set(answers.values())) == 1, answers  # no existence leak
             assert (await client.call_tool("e__multiply", {"a": 2, "b": 3})).structured_content == {"result": 6}
+            # a server's own name reaches the one tool of that name this caller may use (w's is out of scope)
+            assert (await client.call_tool("multiply", {"a": 2, "b": 4})).structured_content == {"result": 8}
     denied = {r["tool"] for r in query(tmp_path / "data", principal="local") if r["outcome"] == "denied"}
     assert {"w__multiply", "e__divide"} <= denied  # still audited as refused
 

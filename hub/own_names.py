@@ -1,0 +1,49 @@
+"""A server's own names for its tools and resources, taken for the names the hub exposes them under.
+
+An MCP App calls its server's tools and reads its server's resources by the names the server gave
+them, as the app knows them — not `<namespace>__<tool>` or `mcphub://<namespace>/<uri>` — and hosts
+pass those on unchanged (outside review, apps round 9: every app's button failed `not_found` through
+the hub). So a name no tool is exposed under is taken for the caller's one tool whose server calls it
+so, and an unprefixed URI for the one server of the caller's that lists it or has a template it
+matches. Only when that is unambiguous for this caller, judged over every server it may see that has
+offered such a tool while the hub runs (one that is down now still counts: its tool must never be
+taken for another server's). Never a name with `__` (it reads as an exposed name: a server down now
+must not leave its name to another's tool). The caller's access is checked as for any call; a name
+that resolves to nothing is answered as an unknown one, whatever hidden servers offer (re-check of
+apps round 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hub.auth.principal import Principal
+from hub.catalog.naming import SEPARATOR
+from hub.relay.scope import may_see_server
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+
+def own_tool_name(hub: Hub, name: str, principal: Principal, keep: Callable[[str], bool] = lambda exposed: True) -> str | None:
+    """The exposed name of the caller's one tool whose server calls it `name` (`keep`: a profile's
+    own filter of exposed names), or None."""
+    if SEPARATOR in name or hub.catalog.resolve_tool(name) is not None:
+        return None
+    routes = hub.catalog.routes_named(name)
+    outside = {route.server for route in routes if not keep(route.exposed)}  # a profile's servers only
+    offering = {server for server in hub.catalog.offered_by(name)
+                if server not in outside and may_see_server(hub, principal, server)}  # a server down now counts
+    if len(offering) != 1:
+        return None
+    mine = [route for route in routes if route.server in offering and hub.access.may_use_tool(principal, route)]
+    return mine[0].exposed if len(mine) == 1 else None
+
+
+def own_resource(hub: Hub, uri: str, principal: Principal) -> tuple[str, str] | None:
+    """`(server, uri)` for an unprefixed URI of the caller's one readable server that lists it or has a
+    template it matches, or None. For `resources/read` only: a subscription keeps to exposed URIs."""
+    readable = {name for name in hub.downstreams if hub.access.may_read(principal, name)}
+    owners = hub.catalog.servers_owning(uri, readable)
+    return (owners.pop(), uri) if len(owners) == 1 else None
