@@ -5,12 +5,15 @@ them, as the app knows them — not `<namespace>__<tool>` or `mcphub://<namespac
 pass those on unchanged (outside review, apps round 9: every app's button failed `not_found` through
 the hub). So a name no tool is exposed under is taken for the caller's one tool whose server calls it
 so, and an unprefixed URI for the one server of the caller's that lists it or has a template it
-matches. Only when that is unambiguous for this caller, judged over every server it may see that has
-offered such a tool while the hub runs (one that is down now still counts: its tool must never be
-taken for another server's). Never a name with `__` (it reads as an exposed name: a server down now
-must not leave its name to another's tool). The caller's access is checked as for any call; a name
-that resolves to nothing is answered as an unknown one, whatever hidden servers offer (re-check of
-apps round 9).
+matches. Only when that is unambiguous, and safe (re-checks of apps round 9):
+- only while every server the hub runs (all but those an operator stopped) is up and listed: a server
+  starting or down could be the one the name meant, and its call must never run on another server;
+- judged over every server that offered such a tool while the hub runs — one down or stopped now, or
+  exposing the name itself (no namespace), still counts — but those up now that the caller may not
+  see (and, on a profile, those outside it): their tools make no answer of the caller's differ;
+- never a name with `__` (it reads as an exposed name).
+The caller's access is checked as for any call; a name that resolves to nothing is answered as an
+unknown one.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ if TYPE_CHECKING:
 def own_tool_name(hub: Hub, name: str, principal: Principal, keep: Callable[[str], bool] = lambda exposed: True) -> str | None:
     """The exposed name of the caller's one tool whose server calls it `name` (`keep`: a profile's
     own filter of exposed names), or None."""
-    if SEPARATOR in name or hub.catalog.resolve_tool(name) is not None:
+    if SEPARATOR in name or hub.catalog.resolve_tool(name) is not None or not all_up(hub):
         return None
     routes = hub.catalog.routes_named(name)
     outside = {route.server for route in routes if not keep(route.exposed)}  # a profile's servers only
-    offering = {server for server in hub.catalog.offered_by(name)
-                if server not in outside and may_see_server(hub, principal, server)}  # a server down now counts
+    offering = {server for server in hub.catalog.offered_by(name) if server not in outside
+                and not (hub.catalog.serves(server) and not may_see_server(hub, principal, server))}
     if len(offering) != 1:
         return None
     mine = [route for route in routes if route.server in offering and hub.access.may_use_tool(principal, route)]
@@ -44,6 +47,13 @@ def own_tool_name(hub: Hub, name: str, principal: Principal, keep: Callable[[str
 def own_resource(hub: Hub, uri: str, principal: Principal) -> tuple[str, str] | None:
     """`(server, uri)` for an unprefixed URI of the caller's one readable server that lists it or has a
     template it matches, or None. For `resources/read` only: a subscription keeps to exposed URIs."""
+    if not all_up(hub):
+        return None
     readable = {name for name in hub.downstreams if hub.access.may_read(principal, name)}
     owners = hub.catalog.servers_owning(uri, readable)
     return (owners.pop(), uri) if len(owners) == 1 else None
+
+
+def all_up(hub: Hub) -> bool:
+    """Whether every server the hub runs (all but those an operator stopped) is up and listed."""
+    return all(d.state == "ready" and hub.catalog.serves(name) for name, d in hub.downstreams.items() if d.state != "stopped")

@@ -106,8 +106,10 @@ class HubReads:
     async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
         await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
         target = self.catalog.resolve_uri(uri)
-        if target is None:  # an MCP App reads its server's resources by the server's own URIs (`hub.own_names`)
-            target = own_resource(self, uri, principal or self.access.local)  # type: ignore[arg-type]
+        if target is None or (target[1] == uri and not self.access.may_read(principal or self.access.local, target[0])):
+            # an MCP App reads its server's resources by the server's own URIs (`hub.own_names`), also when
+            # an unprefixed server the caller may not read would take every unprefixed URI
+            target = own_resource(self, uri, principal or self.access.local) or target  # type: ignore[arg-type]
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target

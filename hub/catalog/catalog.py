@@ -189,9 +189,10 @@ class ToolCatalog:
         self._tools = dict(sorted(self._tools.items()))
         self._by_original = {}
         for route in self._tools.values():
-            if SEPARATOR not in route.original and route.original not in self._tools:
-                self._by_original.setdefault(route.original, []).append(route)
+            if SEPARATOR not in route.original:  # an unprefixed server's exposed names count as offered too
                 self._offered_by.setdefault(route.original, set()).add(route.server)
+                if route.original not in self._tools:
+                    self._by_original.setdefault(route.original, []).append(route)
         self._prompts = dict(sorted(self._prompts.items()))
         self._validators = {}
         self._fast_checks = {}
@@ -219,6 +220,10 @@ class ToolCatalog:
 
     def offered_by(self, name: str) -> set[str]:
         return self._offered_by.get(name, set())
+
+    def serves(self, server: str) -> bool:
+        """Whether `server`'s listing is in the catalog now (it is up, or listed from memory)."""
+        return server in self._parts
 
     def prompts(self) -> list[types.Prompt]:
         return [p for _, _, p in self._prompts.values()]

@@ -138,14 +138,19 @@ async def test_a_down_servers_own_name_is_never_taken_for_anothers_tool(tmp_path
 def test_own_names_are_judged_over_what_the_caller_may_see() -> None:
     routes = {"a": ToolRoute("a__shared", "a", "shared", types.Tool(name="a__shared", input_schema={"type": "object"})),
               "b": ToolRoute("b__shared", "b", "shared", types.Tool(name="b__shared", input_schema={"type": "object"}))}
-    catalog = SimpleNamespace(resolve_tool=lambda name: None, routes_named=lambda name: list(routes.values()) if name == "shared" else [],
-                              offered_by=lambda name: {"a", "b"} if name == "shared" else set(), routes=lambda: list(routes.values()))
+    downstreams = {"a": SimpleNamespace(state="ready"), "b": SimpleNamespace(state="ready")}
+    catalog = SimpleNamespace(resolve_tool=lambda name: None, routes=lambda: list(routes.values()),
+                              routes_named=lambda name: [r for r in routes.values() if downstreams[r.server].state == "ready"],
+                              offered_by=lambda name: {"a", "b"}, serves=lambda server: downstreams[server].state == "ready")
     sees: set[str] = {"a"}
     access = SimpleNamespace(may_read=lambda principal, server: server in sees,
                              may_use_tool=lambda principal, route: route.server in sees)
-    hub: Any = SimpleNamespace(catalog=catalog, access=access, downstreams={"a": None, "b": None})
+    hub: Any = SimpleNamespace(catalog=catalog, access=access, downstreams=downstreams)
     caller = Principal(name="k", scopes=())
     assert own_tool_name(hub, "shared", caller) == "a__shared"  # b is hidden from this caller: unique for it
+    downstreams["b"].state = "down"
+    assert own_tool_name(hub, "shared", caller) is None  # a server down might be the one meant: never another's
+    downstreams["b"].state = "ready"
     sees.add("b")
     assert own_tool_name(hub, "shared", caller) is None  # two servers it may see: ambiguous
     assert own_tool_name(hub, "shared", caller, keep=lambda exposed: exposed.startswith("a__")) == "a__shared"  # a profile
