@@ -61,7 +61,7 @@ async def session_transcript(config: Path | str, mode: str) -> list[Any]:
         out.append(list(progress))
         counted = await client.call_tool("math__count", {"n": 2}, progress_callback=on_progress)
         out.append((counted.structured_content, progress[-2:]))
-        for name in ("e__nope", "add"):
+        for name in ("e__nope", "nope"):
             unknown = await client.call_tool(name, {})
             out.append((unknown.is_error, unknown.structured_content["code"], unknown.structured_content["details"]))
         out.append(json.loads((await client.call_tool("e__request_id", {})).structured_content["result"]))
@@ -87,7 +87,7 @@ async def test_fast_path_answers_like_the_sdk_path(tmp_path: Path, mode: str) ->
     assert "departments" in fast[10]["structured_content"] and fast[11]["structured_content"]["code"] == "not_found"
     assert fast[-4] == [(1, 2, "step 1"), (2, 2, "step 2")]
     assert fast[-3] == ({"result": 2}, [(1, 2, None), (2, 2, None)])
-    assert fast[-2:] == [(True, "not_found", {"tool": "e__nope"}), (True, "not_found", {"tool": "add"})]
+    assert fast[-2:] == [(True, "not_found", {"tool": "e__nope"}), (True, "not_found", {"tool": "nope"})]
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
