@@ -11,7 +11,10 @@ matches. Only when that is unambiguous, and safe (re-checks of apps round 9):
 - judged over every server that offered such a tool while the hub runs — one down or stopped now, or
   exposing the name itself (no namespace), still counts — but those up now that the caller may not
   see (and, on a profile, those outside it): their tools make no answer of the caller's differ;
-- never a name with `__` (it reads as an exposed name).
+- never a name with `__`, nor a URI under the hub's schemes (`mcphub://…`, `ui://<ns>__…`): they read as
+  exposed ones; a tool name counts as offered even where the config withholds that tool;
+- for a URI, a server that lists it wins over one whose template matches it, and while any server is
+  stopped by an operator no URI resolves (nothing records which URIs a stopped server had).
 The caller's access is checked as for any call; a name that resolves to nothing is answered as an
 unknown one.
 """
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hub.auth.principal import Principal
-from hub.catalog.naming import SEPARATOR
+from hub.catalog.naming import SEPARATOR, split_uri
 from hub.relay.scope import may_see_server
 
 if TYPE_CHECKING:
@@ -47,13 +50,15 @@ def own_tool_name(hub: Hub, name: str, principal: Principal, keep: Callable[[str
 def own_resource(hub: Hub, uri: str, principal: Principal) -> tuple[str, str] | None:
     """`(server, uri)` for an unprefixed URI of the caller's one readable server that lists it or has a
     template it matches, or None. For `resources/read` only: a subscription keeps to exposed URIs."""
-    if not all_up(hub):
-        return None
+    if split_uri(uri) is not None or not all_up(hub, stopped_too=True):
+        return None  # an exposed-looking URI is never another server's own; a stopped server keeps its URIs
     readable = {name for name in hub.downstreams if hub.access.may_read(principal, name)}
     owners = hub.catalog.servers_owning(uri, readable)
     return (owners.pop(), uri) if len(owners) == 1 else None
 
 
-def all_up(hub: Hub) -> bool:
-    """Whether every server the hub runs (all but those an operator stopped) is up and listed."""
-    return all(d.state == "ready" and hub.catalog.serves(name) for name, d in hub.downstreams.items() if d.state != "stopped")
+def all_up(hub: Hub, stopped_too: bool = False) -> bool:
+    """Whether every server the hub runs (all but those an operator stopped, unless `stopped_too`) is
+    up and listed. Resources have no record of who offered a URI, so a stopped server stops them all."""
+    return all(d.state == "ready" and hub.catalog.serves(name) for name, d in hub.downstreams.items()
+               if stopped_too or d.state != "stopped")

@@ -125,8 +125,9 @@ class ToolCatalog:
         self._tools: dict[str, ToolRoute] = {}
         self._by_original: dict[str, list[ToolRoute]] = {}
         self._offered_by: dict[str, set[str]] = {}
-        """A server's own tool name → every server that offered it while the hub runs (never forgotten:
-        a server down now must not leave another's tool of that name to be taken for its own)."""
+        """A server's own tool name → every server that listed it while the hub runs, filtered out by the
+        config or not (never forgotten: a server down now, or one whose tool of that name the operator
+        withheld, must not leave the name to another server's tool)."""
         self._prompts: dict[str, tuple[str, str, types.Prompt]] = {}
         self._validators: dict[str, Validator] = {}
         self._fast_checks: dict[str, FastCheck | None] = {}
@@ -140,6 +141,8 @@ class ToolCatalog:
         ns = config.namespace
         part = _ServerPart()
         for tool in listing.tools:
+            if SEPARATOR not in tool.name:  # filtered out or not: a name its own server has (`hub.own_names`)
+                self._offered_by.setdefault(tool.name, set()).add(config.name)
             name = exposed_name(ns, tool.name, self.name_budget)
             route = make_route(config, tool, name)
             if not tool_visible(config, route):  # task-only tools stay: `hub.relay.tasks` decides who sees them
@@ -189,10 +192,8 @@ class ToolCatalog:
         self._tools = dict(sorted(self._tools.items()))
         self._by_original = {}
         for route in self._tools.values():
-            if SEPARATOR not in route.original:  # an unprefixed server's exposed names count as offered too
-                self._offered_by.setdefault(route.original, set()).add(route.server)
-                if route.original not in self._tools:
-                    self._by_original.setdefault(route.original, []).append(route)
+            if SEPARATOR not in route.original and route.original not in self._tools:
+                self._by_original.setdefault(route.original, []).append(route)
         self._prompts = dict(sorted(self._prompts.items()))
         self._validators = {}
         self._fast_checks = {}

@@ -17,7 +17,7 @@ from mcp import Client, MCPError
 from hub.auth.principal import Principal
 from hub.catalog.catalog import ToolRoute
 from hub.catalog.uri_templates import matches_template
-from hub.own_names import own_tool_name
+from hub.own_names import own_resource, own_tool_name
 
 from tests.conftest import echo_stdio, start_hub_http, write_config
 from tests.hub.frontends.test_hub_stdio import hub_params
@@ -162,3 +162,29 @@ def test_uri_templates_match_in_bounded_work() -> None:
     assert matches_template("f://a.txt", "f://{name}{.ext}") and matches_template("file:///a/b", "file:///{+path}")
     assert matches_template("x://s?q=1", "x://s{?q,limit}") and not matches_template("x.y://s", "x+y://s")
     assert not matches_template("f://" + "a" * 40_000, "f://{a}{b}{c}")  # past MAX_URI: no template is tried
+
+
+async def test_a_withheld_tools_own_name_is_never_taken_for_anothers(tmp_path: Path) -> None:
+    """Re-check of round 10: server one's `show_view`, withheld by the config, left its name to server
+    two's tool — a call one's app meant ran on two. A name counts as offered even where it is withheld."""
+    config = write_config(tmp_path, {"one": echo_stdio("--name", "one", "--links", namespace="one", tools={"deny": ["show_view"]}),
+                                     "two": echo_stdio("--name", "two", "--links", namespace="two")})
+    with anyio.fail_after(60):
+        async with Client(hub_params(config)) as client:
+            result = await client.call_tool("show_view", {})
+            assert result.is_error and result.structured_content["code"] == "not_found", result  # type: ignore[index]
+            assert not (await client.call_tool("two__show_view", {})).is_error
+
+
+def test_an_own_uri_never_reaches_another_server_while_one_is_stopped_or_by_an_exposed_form() -> None:
+    """Re-check of round 10: after a console Disable of server a, its URIs were answered by another server."""
+    downstreams = {"a": SimpleNamespace(state="ready"), "b": SimpleNamespace(state="ready")}
+    catalog = SimpleNamespace(serves=lambda server: downstreams[server].state == "ready",
+                              servers_owning=lambda uri, servers: {"b"} & servers)
+    access = SimpleNamespace(may_read=lambda principal, server: True)
+    hub: Any = SimpleNamespace(catalog=catalog, access=access, downstreams=downstreams)
+    caller = Principal(name="k", scopes=())
+    assert own_resource(hub, "file:///notes.txt", caller) == ("b", "file:///notes.txt")
+    assert own_resource(hub, "ui://a__app.html", caller) is None  # the exposed form of a's UI: never b's
+    downstreams["a"].state = "stopped"
+    assert own_resource(hub, "file:///notes.txt", caller) is None  # a stopped server might be the one meant
