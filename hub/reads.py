@@ -105,15 +105,16 @@ class HubReads:
 
     async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
         await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
+        reader = principal or self.access.local
         target = self.catalog.resolve_uri(uri)
-        if target is None or (target[1] == uri and not self.access.may_read(principal or self.access.local, target[0])):
+        if target is None or (target[1] == uri and not self.access.may_read(reader, target[0])):
             # an MCP App reads its server's resources by the server's own URIs (`hub.own_names`), also when
             # an unprefixed server the caller may not read would take every unprefixed URI
-            target = own_resource(self, uri, principal or self.access.local) or target  # type: ignore[arg-type]
-        if target is None or not self.access.may_read(principal or self.access.local, target[0]):
+            target = own_resource(self, uri, reader) or target  # type: ignore[arg-type]
+        if target is None or not self.access.may_read(reader, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target
-        async with session_or_error(self.downstreams[server], principal or self.access.local) as client:
+        async with session_or_error(self.downstreams[server], reader) as client:
             result = await client.read_resource(original)
         return self._namespace_contents(server, result)
 

@@ -31,7 +31,7 @@ from hub.downstream.forwarders import Forwarder
 from hub.errors import HubToolError
 from hub.policies.audit import with_request_id
 from hub.policies.base import MustWait, Permit, Policy
-from hub.policies.breaker import FAILURE_CODES, RELAY_REFUSED, WIRE_S
+from hub.policies.breaker import RELAY_REFUSED, WIRE_S, answered_with_failure
 from hub.policies.retry import RetryPolicy
 from hub.relay.downstream_input import asks_for_input
 from hub.wire import ToolResult, from_server, wire_result
@@ -99,8 +99,8 @@ class Pipeline:
         if call.attempt_sent_at:
             stats = self.forwarder.downstream(call).stats
             wire_s = call.attributes[WIRE_S] = now() - call.attempt_sent_at  # what the breaker judges a timeout by
-            # A failure as the breaker judges one: the server answering (a -32602, a -32042) is not one.
-            failed = outcome.result is None and (outcome.error is None or outcome.error.body.code in FAILURE_CODES)
+            # A failure as the breaker judges one (a call ended without an answer or an error counts too).
+            failed = outcome.result is None and (outcome.error is None or answered_with_failure(outcome))
             stats.finish(wire_s, failed, caller_identity(call))
             if stats.relay_refusals != call.attributes.get(REFUSALS_AT_SEND, stats.relay_refusals):
                 call.attributes[RELAY_REFUSED] = True  # the hub refused the server a request meanwhile

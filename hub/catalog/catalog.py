@@ -209,17 +209,17 @@ class ToolCatalog:
         return list(self._tools.values())
 
     def resolve_tool(self, exposed: str) -> ToolRoute | None:
-        """The route of an exposed tool name — or of a server's own name for a tool, when exactly one
-        server has a tool of that name (`resolve_original`)."""
+        """The route of an exposed tool name (a server's own name for it: `hub.own_names`)."""
         return self._tools.get(exposed)
 
     def routes_named(self, name: str) -> list[ToolRoute]:
         """The exposed tools whose server calls them `name` (a name without `__` that no tool is exposed
-        under), and every server that offered a tool so named while the hub runs (down ones too):
-        `hub.own_names` picks the caller's one."""
+        under): `hub.own_names` picks the caller's one."""
         return self._by_original.get(name, [])
 
     def offered_by(self, name: str) -> set[str]:
+        """Every server that listed a tool named `name` while the hub runs (down ones, and tools the
+        config withholds, too)."""
         return self._offered_by.get(name, set())
 
     def serves(self, server: str) -> bool:

@@ -4,9 +4,9 @@ A server's `resource_link` (and an embedded `resource`) names its resource by th
 the hub exposes that server's resources as `mcphub://<namespace>/<uri>` (`namespaced_uri`) and reads
 only those, so a client following a link a tool or a prompt handed it got "Resource not found" for a
 resource that exists (outside review, interop round 8). Tool results and prompt messages therefore
-carry the exposed URI — and so does an MCP Apps tool's UI resource (`expose_meta`) — as `resources/list`, `resources/read` and resource updates already did (a
-result passes here once: a server's URI that happens to start with `mcphub://` is prefixed as its
-listing is). Left as they are: URIs a client resolves by itself, never through `resources/read` —
+carry the exposed URI — and so does an MCP Apps tool's UI resource (`expose_meta`) — as
+`resources/list`, `resources/read` and resource updates already did (a result passes here once: a
+server's URI that happens to start with `mcphub://` is prefixed as its listing is). Left as they are: URIs a client resolves by itself, never through `resources/read` —
 `data:` (the content is in the URI), `http:` and `https:` (the spec's "fetch it directly") (re-check
 of round 8: such links had become unreadable hub URIs). A long URI of a big result, lifted out of its
 line as a placeholder (`hub.lifted`), is restored before it is prefixed.

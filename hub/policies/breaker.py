@@ -44,6 +44,12 @@ BreakerState = Literal["closed", "open", "half_open"]
 FAILURE_CODES = frozenset({"timeout", "unavailable", "upstream_error", "internal"})
 
 
+def answered_with_failure(outcome: Outcome) -> bool:
+    """Whether an attempt's error is a verdict against the server (a timeout, a lost connection, a
+    protocol error); an answer the server gave — `isError`, a -32602, a -32042 — is not."""
+    return outcome.error is not None and outcome.error.body.code in FAILURE_CODES
+
+
 PROBE = Permit()
 """The permit of the half-open breaker's one probe call after the cool-down."""
 CLEAN_PROBE = Permit()
@@ -312,7 +318,7 @@ class BreakerPolicy:
                     # failed: else cancelling one's own probes held the breaker half-open (re-check A1).
                     breaker.remember(caller, False)
             return
-        success = outcome.error is None or outcome.error.body.code not in FAILURE_CODES
+        success = not answered_with_failure(outcome)
         caller = caller_identity(call)
         if (permit is PROBE or permit is CLEAN_PROBE) and breaker.state != "closed":
             if caller is not None:

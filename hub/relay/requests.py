@@ -262,7 +262,7 @@ class RequestRelay:
                 if park is not None:
                     result = await park(request, result_type)
                 else:
-                    self.url_elicitations.relayed((server, _owner_key(owner)), request, session, upstream)
+                    self.url_elicitations.relayed(server, owner() if owner is not None else None, request, session, upstream)
                     metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
                     result = await session.send_request(request, result_type, metadata=metadata)
         except MCPError as exc:
@@ -344,8 +344,3 @@ def _connection(call: UpstreamCall) -> Any:
     """The client connection a call came on (its requests' sessions are views of it in SDK 2.x)."""
     return getattr(call.session, "_connection", None) or call.session
 
-
-def _owner_key(owner: weakref.ref[Any] | None) -> int:
-    """The key of a per-client session's owner (0: the shared session)."""
-    held = owner() if owner is not None else None
-    return id(held) if held is not None else 0

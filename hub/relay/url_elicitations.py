@@ -42,18 +42,19 @@ class UrlElicitations:
         self._has_pool = has_pool
         self._where: OrderedDict[tuple[str, int, str], _Where] = OrderedDict()
 
-    def relayed(self, where: tuple[str, int], request: Any, session: ServerSession, upstream: UpstreamCall | None) -> None:
-        """A server's `elicitation/create` went to the client of `session` (remembered if URL-mode)."""
+    def relayed(self, server: str, owner: Any, request: Any, session: ServerSession, upstream: UpstreamCall | None) -> None:
+        """A server's `elicitation/create` went to the client of `session` (remembered if URL-mode);
+        `owner`: the per-client session's owner it came on (None: the shared session)."""
         elicitation_id = getattr(request.params, "elicitation_id", None) if isinstance(request, types.ElicitRequest) else None
         if isinstance(elicitation_id, str):
-            self._keep((*where, elicitation_id), session, upstream)
+            self._keep((server, _owner_key(owner), elicitation_id), session, upstream)
 
     def required(self, server: str, elicitation_ids: list[str], session: ServerSession) -> None:
         """A server answered a client's request with -32042 and the client got it whole: each
         elicitation's completion goes to that client (on its own stream: the request has ended)."""
-        owner = current_owner() if self._has_pool(server) else None
+        owner = _owner_key(current_owner()) if self._has_pool(server) else 0
         for elicitation_id in elicitation_ids:
-            self._keep((server, id(owner) if owner is not None else 0, elicitation_id), session, None)
+            self._keep((server, owner, elicitation_id), session, None)
 
     def _keep(self, key: tuple[str, int, str], session: ServerSession, upstream: UpstreamCall | None) -> None:
         connection = getattr(session, "_connection", None)  # no public accessor; outlives the per-request session
@@ -68,7 +69,7 @@ class UrlElicitations:
         """A server's `notifications/elicitation/complete`: to the client its elicitation of that id went
         to, and to no one for an id it sent no client (outside review, relay round 7: never relayed, so
         a client never learned that an OAuth or payment flow had finished)."""
-        where = self._where.pop((downstream.name, id(owner) if owner is not None else 0, params.elicitation_id), None)
+        where = self._where.pop((downstream.name, _owner_key(owner), params.elicitation_id), None)
         session, connection, upstream = ((where[0](), where[1]() if where[1] is not None else None, where[2])
                                          if where is not None else (None, None, None))
         running = upstream is not None and upstream in self._in_flight(downstream.name)
@@ -84,3 +85,8 @@ class UrlElicitations:
                              mask_short(downstream.name))
         except Exception as exc:  # noqa: BLE001 — best effort, as every relayed notification
             logger.debug("elicitation/complete not relayed: %s", type(exc).__name__)
+
+
+def _owner_key(owner: Any) -> int:
+    """The key of a per-client session's owner (0: the shared session)."""
+    return id(owner) if owner is not None else 0

@@ -33,16 +33,22 @@ async def tool(server: Any, name: str, **args: Any) -> dict[str, Any]:
         return (await client.call_tool(name, args)).structured_content
 
 
+def provider_env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str], unset: tuple[str, ...] = ()) -> None:
+    """Point a connector at its fake: set `values`; unset what would pick another way to log in."""
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
+
+
 def writes(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in requests if r["method"] in ("POST", "PUT", "PATCH")]
 
 
 async def test_jira_resolves_an_email_to_the_account_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     fake = FakeJira()
-    for name, value in {"JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_EMAIL": fake.email,
-                        "JIRA_API_TOKEN": fake.token, "MCP_HUB_DATA_DIR": str(tmp_path)}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("JIRA_OAUTH_TOKEN", raising=False)
+    provider_env(monkeypatch, {"JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_EMAIL": fake.email,
+                               "JIRA_API_TOKEN": fake.token, "MCP_HUB_DATA_DIR": str(tmp_path)}, unset=("JIRA_OAUTH_TOKEN",))
     server = create_server(JiraTicketing.from_env(transport=httpx.ASGITransport(app=fake.app())))
     created = await tool(server, "create_ticket", project="OPS", title="assign me", assignee="ADA@example.com")
     assert created["assignee"] == {"id": "acc-1", "name": "Ada Lovelace", "email": "ada@example.com"}
@@ -68,10 +74,8 @@ async def test_jira_resolves_an_email_to_the_account_id(monkeypatch: pytest.Monk
 async def test_servicenow_and_zendesk_resolve_an_email_github_refuses_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
     now = FakeServiceNow()
-    for name, value in {"SERVICENOW_INSTANCE": "https://acme.service-now.test", "SERVICENOW_USER": now.user,
-                        "SERVICENOW_PASSWORD": now.password}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("SERVICENOW_CLIENT_ID", raising=False)
+    provider_env(monkeypatch, {"SERVICENOW_INSTANCE": "https://acme.service-now.test", "SERVICENOW_USER": now.user,
+                               "SERVICENOW_PASSWORD": now.password}, unset=("SERVICENOW_CLIENT_ID",))
     server = create_server(ServiceNowTicketing.from_env(transport=httpx.ASGITransport(app=now.app())))
     created = await tool(server, "create_ticket", project="Service Desk", title="Email down", assignee="Beth@ACME.test")
     assert created["assignee"]["id"] == SN_USERS[0]["sys_id"] and writes(now.requests)[-1]["json"]["assigned_to"] == SN_USERS[0]["sys_id"]
@@ -82,10 +86,8 @@ async def test_servicenow_and_zendesk_resolve_an_email_github_refuses_one(monkey
     assert stale["code"] == "conflict" and stale["details"] == {"current_version": moved["version"]}
 
     desk = FakeZendesk()
-    for name, value in {"ZENDESK_BASE_URL": "https://acme.zendesk.test", "ZENDESK_EMAIL": desk.email,
-                        "ZENDESK_API_TOKEN": desk.token}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("ZENDESK_OAUTH_TOKEN", raising=False)
+    provider_env(monkeypatch, {"ZENDESK_BASE_URL": "https://acme.zendesk.test", "ZENDESK_EMAIL": desk.email,
+                               "ZENDESK_API_TOKEN": desk.token}, unset=("ZENDESK_OAUTH_TOKEN",))
     server = create_server(ZendeskTicketing.from_env(transport=httpx.ASGITransport(app=desk.app())))
     ticket = await tool(server, "create_ticket", project="support", title="Cannot log in", type="incident", assignee="SMITH@acme.test")
     assert writes(desk.requests)[-1]["json"]["ticket"]["assignee_id"] == 501 and ticket["assignee"]["name"] == "Agent Smith"
@@ -95,8 +97,7 @@ async def test_servicenow_and_zendesk_resolve_an_email_github_refuses_one(monkey
     assert stale["code"] == "conflict" and (await tool(server, "get_ticket", id=ticket["id"]))["status"] == "open"
 
     hub_fake = FakeGitHub()
-    for name, value in {"GITHUB_REPO": hub_fake.repo, "GITHUB_TOKEN": hub_fake.token, "GITHUB_API_URL": "http://github.test"}.items():
-        monkeypatch.setenv(name, value)
+    provider_env(monkeypatch, {"GITHUB_REPO": hub_fake.repo, "GITHUB_TOKEN": hub_fake.token, "GITHUB_API_URL": "http://github.test"})
     server = create_server(GitHubTicketing.from_env(transport=httpx.ASGITransport(app=hub_fake.app())))
     refused = await tool(server, "create_ticket", project=hub_fake.repo, title="x", assignee="octo@example.com")
     assert refused["code"] == "invalid_argument" and "login" in refused["message"] and not writes(hub_fake.requests)
