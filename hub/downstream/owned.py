@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
@@ -17,7 +16,7 @@ from mcp.client.session import IncomingMessage
 from pydantic import BaseModel, ConfigDict
 
 from hub.config import ServerConfig
-from hub.downstream.sessions import SessionPool, current_owner
+from hub.downstream.sessions import OwnerRef, SessionPool, current_lend_key, current_owner
 
 
 class OwnedSessions:
@@ -41,11 +40,10 @@ class OwnedSessions:
                          on_status: Callable[[Any], Awaitable[None]]) -> Client: ...
         async def ready_client(self) -> Client: ...
 
-    def _open_owned(self, owner: Any) -> Client:
-        """A new session of this server for one upstream client (`SessionPool`): its server→client
-        requests, log messages, resource updates and task status notifications go to that client
-        only; list changes come from the shared session."""
-        mine = weakref.ref(owner)
+    def _open_owned(self, mine: OwnerRef) -> Client:
+        """A new session of this server for one upstream client, `mine()` (`SessionPool`): its
+        server→client requests, log messages, resource updates and task status notifications go to
+        that client only; list changes come from the shared session."""
 
         async def on_message(message: IncomingMessage) -> None:
             if (who := mine()) is not None:
@@ -60,7 +58,7 @@ class OwnedSessions:
                 self.log.info("a client's own session ended: %s", why)
                 self.pool.close(who)
 
-        return self._client_over(self._session_transport(ended), on_message, self.owner_callbacks(owner), on_status)
+        return self._client_over(self._session_transport(ended), on_message, self.owner_callbacks(mine), on_status)
 
     async def _on_owned_message(self, message: IncomingMessage, owner: Any) -> None:
         if isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
@@ -80,7 +78,10 @@ class OwnedSessions:
         if self.pool is None or owner is None:
             yield shared
             return
-        async with self.pool.using(owner) as client:
+        # A stdio session is a child process: one stateless request lends it on to its caller's next
+        # (`SessionPool`); any other server's costs a request or two, and each request gets its own.
+        lend_key = current_lend_key() if self.config.transport == "stdio" else None
+        async with self.pool.using(owner, lend_key) as client:
             yield client
 
 

@@ -12,7 +12,12 @@ sampling requests) must not share one downstream session among every client of t
   client connection ended) or by `close(owner)` / `close_where(...)`, once no call uses it; and all
   of them when `run()` ends (or `stop()`);
 - each session is entered and left in a task of its own inside `run()`'s task group, as anyio
-  requires of an `mcp.Client`.
+  requires of an `mcp.Client`;
+- lent (`using(owner, lend_key=...)`): an owner that is one 2026-07-28 request has no session beyond
+  itself, and a stdio server's session is a child process (~0.5 s to start). So its released session
+  is parked, not closed, and the next such request with the same `lend_key` (the caller's principal)
+  borrows it: one request at a time, never another key's. Parked sessions count against
+  `max_sessions` (the oldest is closed to make room for another key) and close after `idle_s`.
 
 `open_session(owner)` builds the (not yet entered) client: the hub passes one whose sampling /
 elicitation / roots callbacks go straight to that owner, so no "most recent call" guess is needed.
@@ -26,7 +31,7 @@ import logging
 import math
 import weakref
 from contextvars import ContextVar
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +44,7 @@ from hub.errors import HubRefusal
 logger = logging.getLogger("hub.downstream.sessions")
 
 _current_owner: ContextVar[weakref.ref[Any] | None] = ContextVar("current_owner", default=None)
+_current_lend_key: ContextVar[Hashable | None] = ContextVar("current_lend_key", default=None)
 
 
 def current_owner() -> Any:
@@ -48,23 +54,54 @@ def current_owner() -> Any:
     return ref() if ref is not None else None
 
 
+def current_lend_key() -> Hashable | None:
+    """Set when the current owner is one stateless request (`bind_owner(..., lend_key=...)`): whose
+    parked sessions it may borrow (see `SessionPool`)."""
+    return _current_lend_key.get()
+
+
 @contextmanager
-def bind_owner(owner: Any) -> Iterator[None]:
+def bind_owner(owner: Any, *, lend_key: Hashable | None = None) -> Iterator[None]:
     """Make `owner` the `current_owner` for the block. Held weakly: tasks started inside copy the
-    context and may outlive the request, and must not keep the client's connection alive."""
+    context and may outlive the request, and must not keep the client's connection alive. `lend_key`
+    (the caller's identity) marks an owner that is one 2026-07-28 request."""
     token = _current_owner.set(weakref.ref(owner) if owner is not None else None)
+    lend_token = _current_lend_key.set(lend_key if owner is not None else None)
     try:
         yield
     finally:
+        _current_lend_key.reset(lend_token)
         _current_owner.reset(token)
 
-OpenSession = Callable[[Any], Any]
-"""`open_session(owner)`: an async context manager (an `mcp.Client`) that is a new session of the server."""
+
+class OwnerRef:
+    """A weak reference to a session's owner that the pool points at the next owner when it lends
+    the session: what `open_session` gets, so the session's callbacks always reach its current owner."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, owner: Any) -> None:
+        self._ref = weakref.ref(owner)
+
+    def __call__(self) -> Any:
+        return self._ref()
+
+    def rebind(self, owner: Any) -> None:
+        self._ref = weakref.ref(owner)
+
+OpenSession = Callable[[OwnerRef], Any]
+"""`open_session(owner_ref)`: an async context manager (an `mcp.Client`) that is a new session of the
+server, for the owner `owner_ref()` (a lent session's owner changes: read it when needed)."""
 
 
 @dataclass(eq=False)
 class _Session:
     owner: weakref.ref[Any]
+    ref: OwnerRef
+    key: int
+    """Its owner's key in `SessionPool._sessions` (changes when it is lent)."""
+    lend_key: Hashable | None = None
+    """Set for a session of stateless requests: parked when released, lent to that key's next request."""
     client: Any = None
     in_use: int = 0
     pinned: int = 0
@@ -87,6 +124,8 @@ class SessionPool:
         self.max_sessions = max_sessions
         self.idle_s = idle_s
         self._sessions: dict[int, _Session] = {}
+        self._parked: dict[Hashable, list[_Session]] = {}
+        """Released sessions of stateless requests, by lend key, oldest first (see the module docstring)."""
         self._tg: anyio.abc.TaskGroup | None = None
         self._changed = anyio.Event()
         self._ended = anyio.Event()
@@ -95,11 +134,12 @@ class SessionPool:
 
     @property
     def open_count(self) -> int:
-        return len(self._sessions)
+        """Sessions open: those of owners, and those parked to be lent."""
+        return len(self._sessions) + sum(map(len, self._parked.values()))
 
     async def wait_open_count(self, count: int) -> None:
         """Wait until exactly `count` sessions are open (woken as each session ends)."""
-        while len(self._sessions) != count:
+        while self.open_count != count:
             if self._ended.is_set():
                 self._ended = anyio.Event()
             await self._ended.wait()
@@ -115,6 +155,7 @@ class SessionPool:
         finally:
             self._tg = None
             self._sessions.clear()
+            self._parked.clear()
 
     def stop(self) -> None:
         """End `run()` (every session is closed on the way out)."""
@@ -122,9 +163,10 @@ class SessionPool:
             self._tg.cancel_scope.cancel()
 
     @asynccontextmanager
-    async def using(self, owner: Any) -> AsyncIterator[Any]:
-        """The owner's session (opened if it has none) for the duration of the block."""
-        session = await self._session_of(owner)
+    async def using(self, owner: Any, lend_key: Hashable | None = None) -> AsyncIterator[Any]:
+        """The owner's session (opened if it has none; with `lend_key`, one parked for that key if
+        any) for the duration of the block."""
+        session = await self._session_of(owner, lend_key)
         session.in_use += 1
         try:
             yield session.client
@@ -132,7 +174,7 @@ class SessionPool:
             session.in_use -= 1
             session.last_used = anyio.current_time()
             if session.released and not session.in_use:
-                session.closing.set()
+                self._park_or_close(session)
             self._poke()
 
     def client_of(self, owner: Any) -> Any:
@@ -153,35 +195,41 @@ class SessionPool:
         """Close the owner's session, if it has one (its client connection ended), once no call uses it."""
         session = self._sessions.get(id(owner))
         if session is not None and session.owner() is owner:
-            _release(session)
+            self._release(session)
 
     def close_where(self, ended: Callable[[Any], bool]) -> None:
         """Close the session of each owner for which `ended(owner)` is true."""
         for session in list(self._sessions.values()):
             owner = session.owner()
             if owner is not None and ended(owner):
-                _release(session)
+                self._release(session)
 
-    async def _session_of(self, owner: Any) -> _Session:
+    async def _session_of(self, owner: Any, lend_key: Hashable | None) -> _Session:
         key = id(owner)
         session = self._sessions.get(key)
         if session is not None and session.owner() is not owner:  # an id reused after its owner died
             session.closing.set()
             session = None
+        if session is None and lend_key is not None and (session := self._borrow(lend_key, owner)) is not None:
+            if self.prepare is not None:
+                await self._prepare(session, owner)
         if session is None:
             if self._tg is None:
                 raise HubRefusal("unavailable", f"server {self.server!r}: per-client sessions are not running",
                                  retry_after_s=1.0, details={"server": self.server, "reason": "down"})
-            if len(self._sessions) >= self.max_sessions:
+            if self.open_count >= self.max_sessions:
+                self._close_oldest_parked()
+            if self.open_count >= self.max_sessions:
                 raise HubRefusal(
                     "unavailable", f"server {self.server!r} has its {self.max_sessions} per-client sessions in use; "
                     "try again when one is released (idle sessions close after "
                     f"{self.idle_s:g}s), or raise its max_sessions", retry_after_s=min(self.idle_s, 30.0),
                     details={"server": self.server, "reason": "sessions_full"})
-            session = _Session(weakref.ref(owner, lambda _ref, key=key: self._owner_gone(key)))
+            session = _Session(weakref.ref(owner, lambda _ref, key=key: self._owner_gone(key)), OwnerRef(owner), key,
+                               lend_key)
             session.last_used = anyio.current_time()
             self._sessions[key] = session
-            self._tg.start_soon(self._hold, key, session, owner)
+            self._tg.start_soon(self._hold, session)
         await session.ready.wait()
         if session.error is not None:
             raise HubRefusal("unavailable", f"could not open a session with server {self.server!r}: "
@@ -189,36 +237,89 @@ class SessionPool:
                              details={"server": self.server, "reason": "down"}) from session.error
         return session
 
-    async def _hold(self, key: int, session: _Session, owner: Any) -> None:
+    async def _hold(self, session: _Session) -> None:
         """Enter the session's client, keep it open until it is closed, leave it (all in this task)."""
         try:
-            client = self._open(owner)
-            del owner  # the pool must not keep the owner alive
+            client = self._open(session.ref)
             async with client:
                 session.client = client
                 if self.prepare is not None and (alive := session.owner()) is not None:
-                    try:
-                        with anyio.fail_after(10):
-                            await self.prepare(alive, client)
-                    except Exception:  # noqa: BLE001 — best effort: the session serves without it
-                        logger.warning("server %r: preparing a per-client session failed", self.server)
-                    del alive
+                    await self._prepare(session, alive)
+                    del alive  # the pool must not keep the owner alive
                 session.ready.set()
                 await session.closing.wait()
         except Exception as exc:  # noqa: BLE001 — reported to whoever waits for it; the pool goes on
             session.error = exc
         finally:
             session.ready.set()
-            if self._sessions.get(key) is session:
-                del self._sessions[key]
+            if self._sessions.get(session.key) is session:
+                del self._sessions[session.key]
+            self._unpark(session)
             session.closed.set()
             self._ended.set()
             self._poke()
 
+    async def _prepare(self, session: _Session, owner: Any) -> None:
+        assert self.prepare is not None
+        try:
+            with anyio.fail_after(10):
+                await self.prepare(owner, session.client)
+        except Exception:  # noqa: BLE001 — best effort: the session serves without it
+            logger.warning("server %r: preparing a per-client session failed", self.server)
+
+    # -- lending (sessions of stateless requests) ------------------------------------------------
+
+    def _borrow(self, lend_key: Hashable, owner: Any) -> _Session | None:
+        """A session parked for `lend_key`, now `owner`'s (the most recently used: the warmest)."""
+        parked = self._parked.get(lend_key)
+        while parked:
+            session = parked.pop()
+            if session.closing.is_set() or session.error is not None:
+                continue
+            if not parked:
+                del self._parked[lend_key]
+            key = id(owner)
+            session.owner = weakref.ref(owner, lambda _ref, key=key: self._owner_gone(key))
+            session.ref.rebind(owner)
+            session.key, session.released = key, False
+            self._sessions[key] = session
+            return session
+        self._parked.pop(lend_key, None)
+        return None
+
+    def _park_or_close(self, session: _Session) -> None:
+        """A released session nobody uses: parked for its lend key's next request, else closed."""
+        if session.lend_key is None or session.closing.is_set() or session.error is not None or self._tg is None:
+            session.closing.set()
+            return
+        if self._sessions.get(session.key) is session:
+            del self._sessions[session.key]
+        self._parked.setdefault(session.lend_key, []).append(session)
+
+    def _unpark(self, session: _Session) -> None:
+        parked = self._parked.get(session.lend_key) if session.lend_key is not None else None
+        if parked and session in parked:
+            parked.remove(session)
+            if not parked:
+                del self._parked[session.lend_key]
+
+    def _close_oldest_parked(self) -> None:
+        """Make room for a new session: close the parked session used least recently, if any."""
+        oldest = min((s for sessions in self._parked.values() for s in sessions),
+                     key=lambda s: s.last_used, default=None)
+        if oldest is not None:
+            self._unpark(oldest)
+            oldest.closing.set()
+
+    def _release(self, session: _Session) -> None:
+        session.released = True
+        if not session.in_use:
+            self._park_or_close(session)
+
     def _owner_gone(self, key: int) -> None:
         session = self._sessions.get(key)
         if session is not None and session.owner() is None:
-            _release(session)
+            self._release(session)
 
     def _poke(self) -> None:
         self._changed.set()
@@ -227,20 +328,16 @@ class SessionPool:
         while True:
             now = anyio.current_time()
             next_due = math.inf
-            for session in list(self._sessions.values()):
+            parked = [session for sessions in self._parked.values() for session in sessions]
+            for session in [*self._sessions.values(), *parked]:
                 if session.in_use or session.pinned or not session.ready.is_set():
                     continue
                 due = session.last_used + self.idle_s
                 if due <= now:
+                    self._unpark(session)
                     session.closing.set()
                 else:
                     next_due = min(next_due, due)
             self._changed = anyio.Event()
             with anyio.move_on_after(next_due - now if next_due < math.inf else math.inf):
                 await self._changed.wait()
-
-
-def _release(session: _Session) -> None:
-    session.released = True
-    if not session.in_use:
-        session.closing.set()

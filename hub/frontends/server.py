@@ -26,7 +26,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub import __version__
 from hub.downstream.listing import ListKind
 from hub.downstream.sessions import bind_owner as owned_by
-from hub.auth.principal import Principal, current_principal
+from hub.auth.principal import Principal, current_principal, identity
 from hub.errors import UrlElicitationRequired
 from hub.hub import Hub, UnknownTool
 from hub.own_names import own_tool_name
@@ -293,7 +293,8 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
     async def bind_owner(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """The request's upstream connection as `current_owner`: a `per_client` server gives it its own
         session. A 2026-07-28 request has no session beyond itself: its downstream sessions are released
-        when it is answered (a call parked for input-required keeps its session until it finishes)."""
+        when it is answered (a call parked for input-required keeps its session until it finishes); a
+        stdio server's is then lent to the same caller's next such request (`SessionPool`)."""
         connection = getattr(ctx.session, "_connection", None)  # no public accessor
         if (connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
                 and not connection.state.get(_RELEASE_ON_CLOSE)):
@@ -303,11 +304,12 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             # expiry) closes its per-client downstream sessions at once, not at garbage collection.
             connection.state[_RELEASE_ON_CLOSE] = True
             connection.exit_stack.callback(hub.release_owner, connection)
-        with owned_by(connection):
+        stateless = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        with owned_by(connection, lend_key=identity(caller()) if stateless else None):
             try:
                 return await call_next(ctx)
             finally:
-                if connection is not None and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                if connection is not None and stateless:
                     hub.release_owner(connection)
 
     server.middleware.append(bind_owner)

@@ -51,6 +51,7 @@ from mcp.shared.message import ServerMessageMetadata
 
 from hub.audit.log import AuditEvent
 from hub.auth.principal import Principal, identity
+from hub.downstream.sessions import OwnerRef
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
 from hub.policies.breaker import ASKED_CLIENT
@@ -152,10 +153,9 @@ class RequestRelay:
             calls.remove(upstream)
             _withdraw(upstream)
 
-    def callbacks(self, server: str, owner: Any = None) -> dict[str, Any]:
+    def callbacks(self, server: str, mine: OwnerRef | None = None) -> dict[str, Any]:
         """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub — with
-        `owner` (a per-client session's upstream connection, held weakly), only to that client."""
-        mine = weakref.ref(owner) if owner is not None else None
+        `mine` (a per-client session's owner: its upstream connection, held weakly), only to `mine()`."""
 
         async def sampling(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
             task = self.tasks.related_principal(server, params.meta)
@@ -180,7 +180,7 @@ class RequestRelay:
         meta = self.tasks.expose_related(server, params.meta)
         return params if meta is params.meta else params.model_copy(update={"meta": meta})
 
-    def _target(self, server: str, kind: str, owner: weakref.ref[Any] | None,
+    def _target(self, server: str, kind: str, owner: OwnerRef | None,
                 task: tuple[bool, Principal | None] = (False, None),
                 ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None | object:
         def ours(session: ServerSession) -> bool:  # a per-client session answers to its own client only
@@ -220,7 +220,7 @@ class RequestRelay:
         return None
 
     async def _relay(self, server: str, kind: str, request: Any, result_type: Any,
-                     owner: weakref.ref[Any] | None = None, task: tuple[bool, Principal | None] = (False, None)) -> Any:
+                     owner: OwnerRef | None = None, task: tuple[bool, Principal | None] = (False, None)) -> Any:
         target = self._target(server, kind, owner, task)
         if target is AMBIGUOUS:
             return self._refuse(server, kind, None, f"calls from several callers or connections to {server!r} are in flight on one shared "

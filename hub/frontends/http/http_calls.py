@@ -63,7 +63,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub import __version__
-from hub.auth.principal import Principal, current_principal
+from hub.auth.principal import Principal, current_principal, identity
 from hub.calls.drivers import ExpressCall, task_of
 from hub.downstream.sessions import bind_owner
 from hub.frontends.http.http_replies import SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
@@ -298,7 +298,7 @@ class HttpToolCalls:
             return
         owner = _RequestOwner()
         try:
-            with bind_owner(owner):  # its `per_client` servers' sessions are this request's only
+            with bind_owner(owner, lend_key=identity(principal)):  # its `per_client` sessions: lent (`SessionPool`)
                 entry, answer = self._start(call, name, principal)
             watch = asyncio.get_running_loop().create_task(_disconnect(receive))
             watch.add_done_callback(lambda _: _cancel_soon(entry, answer))  # a disconnect cancels, as the SDK's does

@@ -167,3 +167,57 @@ async def test_the_hub_gives_each_bound_client_its_own_session_of_a_per_client_s
             hub.release_owner(a)
             await pool.wait_open_count(1)
             assert await call(a, "a3") == ["a3"]  # a new session
+
+
+async def release_after(pool: SessionPool, owner: Owner, x: str, lend_key: str) -> list[str]:
+    """One stateless request: `owner` uses its session with `lend_key`, then is done with it."""
+    async with pool.using(owner, lend_key) as client:
+        said = (await client.call_tool("remember", {"x": x})).structured_content["result"]
+    pool.close(owner)
+    return said  # type: ignore[no-any-return]
+
+
+async def test_a_stateless_requests_session_is_lent_to_its_callers_next_request_only() -> None:
+    """A 2026-07-28 request's session (a stdio child) is parked when released and borrowed by the next
+    request with the same lend key (the caller): one session for a caller's many requests, one at a time;
+    never another key's, and its callbacks reach the request that holds it now."""
+    server = counting_server()
+    opened: list[Any] = []
+    pool = pool_of(server, opened)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            assert await release_after(pool, Owner(), "a1", "alice") == ["a1"]
+            assert pool.open_count == 1  # parked, not closed
+            second = Owner()
+            async with pool.using(second, "alice"):
+                assert opened[0]() is second  # the session's owner reference follows the borrower
+                # Held by `second`: a concurrent request of the same caller gets a session of its own.
+                assert await release_after(pool, Owner(), "a-concurrent", "alice") == ["a-concurrent"]
+                assert len(opened) == 2
+            pool.close(second)
+            assert await release_after(pool, Owner(), "b1", "bob") == ["b1"]  # never alice's session
+            assert len(opened) == 3 and pool.open_count == 3
+            said = await release_after(pool, Owner(), "a2", "alice")
+            assert said[-1] == "a2" and said[0].startswith("a") and len(opened) == 3
+            tg.cancel_scope.cancel()
+    assert pool.open_count == 0
+
+
+async def test_parked_sessions_close_when_idle_and_make_room_for_other_callers() -> None:
+    server = counting_server()
+    opened: list[Any] = []
+    pool = pool_of(server, opened, max_sessions=2, idle_s=0.5)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            await release_after(pool, Owner(), "a", "alice")
+            await release_after(pool, Owner(), "b", "bob")
+            assert pool.open_count == 2
+            # Full: a third caller closes the parked session used least recently (alice's), not a refusal.
+            assert await release_after(pool, Owner(), "c", "carol") == ["c"]
+            await pool.wait_open_count(2)
+            assert await release_after(pool, Owner(), "a", "alice") == ["a"]  # alice's state went with it
+            await pool.wait_open_count(0)  # every parked session closes once idle
+            assert len(opened) == 4
+            tg.cancel_scope.cancel()

@@ -18,14 +18,18 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 import sys
+import uuid
 
 import mcp_types as types
 
-from tests.conftest import FIXTURES, ROOT, Proc, start_hub_http, write_config
-from tests.relay_support import Heard, StatusWatcher, answer, eventually, open_sessions, raw, start_relay_server
+from tests.conftest import FIXTURES, ROOT, Proc, processes_with, start_hub_http, write_config
+from tests.relay_support import (Asked, Heard, StatusWatcher, answer, create_key, eventually, open_sessions, raw,
+                                 start_relay_server)
 
 pytestmark = pytest.mark.anyio
 
@@ -144,6 +148,43 @@ async def test_a_stdio_server_that_asks_its_client_gets_a_session_per_client_fro
             await a.subscribe_resource(URI)  # now on A's own child
             assert answer(await a.call_tool("st__touch", {"x": "a"})) is True
             assert answer(await b.call_tool("st__touch", {"x": "a"})) is False  # B's own child: no A state
+
+
+async def test_a_2026_07_28_callers_requests_share_one_child_of_a_per_client_stdio_server(tmp_path: Path, procs: list) -> None:
+    """A 2026-07-28 request has no session beyond itself; a stdio server's session is a child process
+    (~0.5 s to start). The child a caller's request used is lent to that caller's next request (it
+    was a child per call, ~600 ms a call), never to another caller; its questions reach the request
+    that holds it."""
+    marker = f"--lend-{uuid.uuid4().hex}"
+    child = {"command": sys.executable, "args": [str(FIXTURES / "session_relay_server.py"), "stdio", marker],
+             "env": {"PYTHONPATH": str(ROOT)}, "session": "per_client"}
+    data_dir = tmp_path / "data"
+    config = write_config(tmp_path, {"st": child}, {"data_dir": str(data_dir), "auth": {"enabled": True}})
+    keys = {name: create_key(data_dir, name, "st:write") for name in ("alice", "bob")}
+    url = start_hub_http(procs, config, "http")
+
+    def modern(name: str) -> Client:
+        asked = Asked(name)
+        transport = streamable_http_client(url, http_client=create_mcp_http_client(
+            headers={"Authorization": f"Bearer {keys[name]}"}))
+        return Client(transport, mode="auto", sampling_callback=asked.sampling, elicitation_callback=asked.elicitation,
+                      list_roots_callback=asked.roots)
+
+    def children() -> set[int]:
+        return set(processes_with(marker))
+
+    with anyio.fail_after(120):
+        async with modern("alice") as alice, modern("bob") as bob:
+            assert alice.protocol_version == "2026-07-28"
+            assert answer(await alice.call_tool("st__ask", {}))[0] == "I am alice"
+            after_first = children()
+            assert len(after_first) == 2  # the hub's shared (catalog) session and alice's, kept for her
+            for _ in range(3):
+                assert answer(await alice.call_tool("st__ask", {}))[0] == "I am alice"
+                assert children() == after_first  # no child per call
+            assert answer(await bob.call_tool("st__ask", {}))[0] == "I am bob"
+            assert len(children() - after_first) == 1  # bob never gets alice's child
+            assert answer(await alice.call_tool("st__ask", {}))[0] == "I am alice"
 
 
 async def _sampled(ctx: object, params: object) -> types.CreateMessageResult:
