@@ -217,7 +217,8 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
                 return unknown_tool_result(hub, params.name, caller())
             except UrlElicitationRequired as required:  # the server's -32042, whole; its completions to this client
-                hub.request_relay.url_elicitations.required(required.server, [e.elicitation_id for e in required.elicitations], ctx.session)
+                hub.request_relay.url_elicitations.required(required.server, [e.elicitation_id for e in required.elicitations],
+                                                            ctx.session, caller())
                 raise required.as_mcp_error() from None
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
             # handler and checks it against the negotiated version, so parsing it here would only add a

@@ -25,8 +25,10 @@ Through the hub (rules; docs/protocol.md, "2026-07-28 input-required flow"):
   answer to it is ignored (`hub.relay.requests` audits it `cancelled` / `timeout`).
 - Deadlines: while the server waits for the user, the call's idle deadline is paused as for any relayed
   request; its hard deadline keeps running and ends a call whose client never comes back. A finished
-  call nobody collected is dropped after `DONE_KEEP_S`; at most `MAX_PARKED` calls are kept (the oldest
-  go first, cancelled if still running).
+  call nobody collected is dropped after `DONE_KEEP_S`; at most `MAX_PARKED_PER_CALLER` calls of one
+  principal and `MAX_PARKED` in all are kept — a bound takes the oldest of the principal holding the
+  most (cancelled if still running), so one caller's flood never evicts another's call (outside review,
+  isolation round 10: 1,000 calls of one key cancelled another caller's call waiting on its user).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import asyncio
 import hashlib
 import json
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,8 +48,10 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal, identity
 from hub.policies.base import now
+from hub.relay.fair_cap import FairCap
 
-MAX_PARKED = 1000
+MAX_PARKED = 2000
+MAX_PARKED_PER_CALLER = 200
 DONE_KEEP_S = 300.0
 """How long a finished call whose client has not come back for it is kept."""
 
@@ -116,7 +119,7 @@ class InputRequiredCalls:
     """The parked calls of 2026-07-28 clients, by `requestState`."""
 
     def __init__(self) -> None:
-        self._parked: OrderedDict[str, ParkedCall] = OrderedDict()
+        self._parked: FairCap[str, ParkedCall] = FairCap(MAX_PARKED_PER_CALLER, MAX_PARKED, on_evict=_cancel)
 
     @staticmethod
     def applies(protocol_version: str | None, session: Any, params: Any) -> bool:
@@ -144,7 +147,7 @@ class InputRequiredCalls:
         try:
             return await self._next(parked)
         except anyio.get_cancelled_exc_class():  # the client abandoned the call: it ends, its requests too
-            self._parked.pop(parked.token, None)
+            self._parked.pop(parked.token)
             if parked.task is not None:
                 parked.task.cancel()
             raise
@@ -155,7 +158,7 @@ class InputRequiredCalls:
     def _park(self, name: str, principal: Principal, arguments: str) -> ParkedCall:
         self._sweep()
         parked = ParkedCall(secrets.token_urlsafe(24), identity(principal), name, arguments)
-        self._parked[parked.token] = parked
+        self._parked.put(parked.token, parked.principal, parked)
         return parked
 
     def _resume(self, state: Any, name: str, principal: Principal, arguments: str, responses: Any) -> ParkedCall:
@@ -195,7 +198,7 @@ class InputRequiredCalls:
                 return types.InputRequiredResult(input_requests={k: e.request for k, e in unsent.items()},
                                                  request_state=parked.token)
             if parked.ended_at is not None:
-                self._parked.pop(parked.token, None)
+                self._parked.pop(parked.token)
                 if parked.error is not None:
                     raise parked.error
                 return parked.result
@@ -204,13 +207,15 @@ class InputRequiredCalls:
 
     def _sweep(self) -> None:
         moment = now()
-        for token, parked in list(self._parked.items()):
+        for token, parked in self._parked.items():
             if parked.ended_at is not None and moment - parked.ended_at > DONE_KEEP_S:
-                del self._parked[token]
-        while len(self._parked) >= MAX_PARKED:
-            _, oldest = self._parked.popitem(last=False)
-            if oldest.task is not None:
-                oldest.task.cancel()
+                self._parked.pop(token)
+
+
+def _cancel(parked: ParkedCall) -> None:
+    """A parked call a bound took (`FairCap`): cancelled if it still runs."""
+    if parked.task is not None:
+        parked.task.cancel()
 
 
 def _digest(arguments: Any) -> str:

@@ -48,6 +48,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.principal import Principal, identity
 from hub.errors import describe_failure
 from hub.relay.scope import may_see_server
+from hub.downstream.serials import session_serial
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -182,7 +183,7 @@ class LogRelay:
             client = downstream.client()
         except Exception:  # noqa: BLE001 — down: nothing to set; a reconnect is set on the next setLevel
             return
-        key = (id(client.session), level)
+        key = (session_serial(client.session), level)
         if self._sent.get(downstream.name) == key:
             return
         if await self._apply(downstream, client, level):

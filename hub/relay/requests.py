@@ -157,15 +157,15 @@ class RequestRelay:
         """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub — with
         `mine` (a per-client session's owner: its upstream connection, held weakly), only to `mine()`."""
 
-        async def sampling(ctx: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
-            task = self.tasks.related_principal(server, params.meta)
+        async def sampling(ctx: ClientRequestContext | None, params: types.CreateMessageRequestParams) -> Any:
+            task = self.tasks.related_principal(server, params.meta, ctx.session if ctx is not None else None)
             params = self._task_ids_exposed(server, params)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
             return await self._relay(server, "sampling", types.CreateMessageRequest(params=params), result_type, mine,
                                      task)
 
-        async def elicitation(ctx: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
-            task = self.tasks.related_principal(server, params.meta)
+        async def elicitation(ctx: ClientRequestContext | None, params: types.ElicitRequestParams) -> Any:
+            task = self.tasks.related_principal(server, params.meta, ctx.session if ctx is not None else None)
             params = self._task_ids_exposed(server, params)
             return await self._relay(server, "elicitation", types.ElicitRequest(params=params), types.ElicitResult,
                                      mine, task)
@@ -262,7 +262,8 @@ class RequestRelay:
                 if park is not None:
                     result = await park(request, result_type)
                 else:
-                    self.url_elicitations.relayed(server, owner() if owner is not None else None, request, session, upstream)
+                    self.url_elicitations.relayed(server, owner() if owner is not None else None, request, session, upstream,
+                                                  principal)
                     metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
                     result = await session.send_request(request, result_type, metadata=metadata)
         except MCPError as exc:

@@ -54,6 +54,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
 from hub.errors import HubRefusal
+from hub.downstream.serials import session_serial
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -220,7 +221,7 @@ class ResourceSubscriptions:
 
     async def _ensure(self, downstream: Downstream, uri: str, original: str) -> None:
         client = downstream.client()
-        session = id(client.session)
+        session = session_serial(client.session)
         if self._downstream.get(uri) == (downstream.name, original, session):
             return
         if _modern(client):
@@ -232,7 +233,7 @@ class ResourceSubscriptions:
 
     async def _ensure_streamed(self, downstream: Downstream, items: list[tuple[str, str]]) -> None:
         """Add (exposed, original) URIs to the listen stream held on a 2026-07-28 server."""
-        session = id(downstream.client().session)
+        session = session_serial(downstream.client().session)
         fresh = [(uri, original) for uri, original in items if self._downstream.get(uri) != (downstream.name, original, session)]
         if not fresh:
             return
@@ -264,7 +265,7 @@ class ResourceSubscriptions:
                     await self._relisten(downstream, stream)
                 return
             client = downstream.client()
-            if id(client.session) == session:
+            if session_serial(client.session) == session:
                 with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
                     await client.session.unsubscribe_resource(original)
         except Exception as exc:  # noqa: BLE001 — best effort: a reconnected session has no subscription anyway
@@ -292,7 +293,7 @@ class ResourceSubscriptions:
         try:
             if stream is not None and stream.uris and _modern(downstream.client()):
                 await self._relisten(downstream, stream)  # one stream for all of them
-                session = id(downstream.client().session)
+                session = session_serial(downstream.client().session)
                 for uri, (server, original, _session) in list(self._downstream.items()):
                     if server == downstream.name:
                         self._downstream[uri] = (server, original, session)

@@ -41,7 +41,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from hub.auth.principal import Principal
+from hub.auth.principal import Principal, identity
 from hub.downstream.connection import DownstreamUnavailable
 from hub.errors import HubRefusal, HubToolError
 from hub.redact import mask
@@ -55,6 +55,8 @@ from hub.relay.scope import may_see_server
 from hub.unknown_tool import unknown_tool_result
 from hub.catalog.links import expose_content
 from hub.wire import WireResult, from_server
+from hub.downstream.serials import session_serial
+from hub.relay.fair_cap import FairCap
 
 if TYPE_CHECKING:
     from hub.catalog.catalog import ToolRoute
@@ -65,7 +67,10 @@ RELATED_TASK = "io.modelcontextprotocol/related-task"
 MAX_TASKS_PER_CONNECTION = 200
 """Tasks a client connection keeps through the hub; creating one more forgets its oldest."""
 MAX_TASKS = 10_000
-"""Tasks whose `related-task` ids the hub rewrites, over all connections (the oldest are forgotten first)."""
+"""Tasks whose `related-task` ids the hub rewrites, over all connections (`FairCap`: the principal
+holding the most forgets its oldest first)."""
+MAX_TASKS_PER_CALLER = 2_000
+"""Of those, at most this many of one principal (its own oldest are forgotten first)."""
 TASK_CAPABILITY = types.ServerTasksCapability(
     list=types.TasksListCapability(), cancel=types.TasksCancelCapability(),
     requests=types.ServerTasksRequestsCapability(tools=types.TasksToolsCapability(call=types.TasksCallCapability())))
@@ -90,8 +95,8 @@ class RelayedTask:
     """The server's own id."""
     principal: Principal | None = None
     session: int | None = None
-    """Which downstream session created it (`id()` of its `ClientSession`): every `tasks/*` about it
-    goes to that session (a `per_client` server: the creator's own), never to another."""
+    """Which downstream session created it (`session_serial` of its `ClientSession`): every `tasks/*`
+    about it goes to that session (a `per_client` server: the creator's own), never to another."""
 
 
 class TaskRelay:
@@ -100,8 +105,8 @@ class TaskRelay:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._owned: weakref.WeakKeyDictionary[Any, OrderedDict[str, RelayedTask]] = weakref.WeakKeyDictionary()
-        self._exposed: OrderedDict[tuple[str, str], str] = OrderedDict()
-        """(server, its task id) → exposed id, for rewriting `related-task` in what servers send."""
+        self._exposed: FairCap[tuple[str, str], RelayedTask] = FairCap(MAX_TASKS_PER_CALLER, MAX_TASKS)
+        """(server, its task id) → the task, for rewriting `related-task` in what servers send."""
 
     # -- what clients are offered ----------------------------------------------------------
 
@@ -197,13 +202,15 @@ class TaskRelay:
         exposed, server, task_id = task.exposed, task.server, task.task_id
         owned = self._owned.setdefault(connection, OrderedDict())
         owned[exposed] = task
-        self._exposed[(server, task_id)] = exposed
+        self._exposed.put((server, task_id), identity(task.principal) if task.principal else None, task)
         while len(owned) > MAX_TASKS_PER_CONNECTION:
             _, old = owned.popitem(last=False)
-            self._exposed.pop((old.server, old.task_id), None)
-        while len(self._exposed) > MAX_TASKS:  # connections that ended left theirs here
-            self._exposed.popitem(last=False)
+            self._forget(old)
         return exposed
+
+    def _forget(self, task: RelayedTask) -> None:
+        if self._exposed.get((task.server, task.task_id)) is task:
+            self._exposed.pop((task.server, task.task_id))
 
     # -- tasks/* ---------------------------------------------------------------------------
 
@@ -246,7 +253,7 @@ class TaskRelay:
             except MCPError as exc:
                 if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
                     owned.pop(exposed, None)
-                    self._exposed.pop((relayed.server, relayed.task_id), None)
+                    self._forget(relayed)
                 continue
             tasks.append({k: v for k, v in body.items() if k != "_meta"} | {"taskId": exposed})
         return {"tasks": tasks}
@@ -258,7 +265,7 @@ class TaskRelay:
         exposed = f"{downstream.name}:{params.taskId}"
         if owner is None:
             try:
-                shared = id(downstream.client().session)
+                shared = session_serial(downstream.client().session)
             except DownstreamUnavailable:
                 return
         for connection in [owner] if owner is not None else list(self._owned.keys()):
@@ -273,25 +280,26 @@ class TaskRelay:
 
     # -- related-task ----------------------------------------------------------------------
 
-    def related_principal(self, server: str, meta: dict[str, Any] | None) -> tuple[bool, Principal | None]:
+    def related_principal(self, server: str, meta: dict[str, Any] | None, session: Any = None) -> tuple[bool, Principal | None]:
         """Whether `meta` names a `related-task`, and the principal whose connection created that task through
-        the hub (None: a task the hub did not relay, or has forgotten)."""
+        the hub on `session` (the downstream session asking; None: a task the hub did not relay there, or
+        has forgotten). Two sessions may number their tasks alike (a `per_client` server, a restarted one):
+        a task is only ever the one its own session made."""
         related = meta.get(RELATED_TASK) if meta else None
         if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
             return False, None
-        exposed = self._exposed.get((server, related["taskId"]))
-        for owned in list(self._owned.values()) if exposed is not None else ():
-            if (relayed := owned.get(exposed)) is not None:
-                return True, relayed.principal
-        return True, None
+        relayed = self._exposed.get((server, related["taskId"]))
+        if relayed is None or (session is not None and relayed.session != session_serial(session)):
+            return True, None
+        return True, relayed.principal
 
     def expose_related(self, server: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
         """`meta` with its `related-task` id as the client knows it (unchanged when the hub did not relay that task)."""
         related = meta.get(RELATED_TASK) if meta else None
         if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
             return meta
-        exposed = self._exposed.get((server, related["taskId"]))
-        return meta if exposed is None else {**meta, RELATED_TASK: {**related, "taskId": exposed}}  # type: ignore[dict-item]
+        relayed = self._exposed.get((server, related["taskId"]))
+        return meta if relayed is None else {**meta, RELATED_TASK: {**related, "taskId": relayed.exposed}}  # type: ignore[dict-item]
 
     def _exposed_meta(self, body: dict[str, Any], server: str) -> dict[str, Any]:
         meta = body.get("_meta")
@@ -316,10 +324,10 @@ async def _send(downstream: Downstream, method: str, params: dict[str, Any],
     try:
         async with downstream.session() as client:
             session = client.session
-            if task is not None and task.session is not None and task.session != id(session):
+            if task is not None and task.session is not None and task.session != session_serial(session):
                 raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {task.exposed[:200]!r}; the "
                                f"session with server {downstream.name!r} that ran it has ended")
-            return await _send_on(downstream, session, method, params), id(session)
+            return await _send_on(downstream, session, method, params), session_serial(session)
     except DownstreamUnavailable as exc:
         wait = downstream.retry_after_s()
         raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,

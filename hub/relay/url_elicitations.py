@@ -12,24 +12,26 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any
 
 import mcp_types as types
 from mcp.server.session import ServerSession
 
+from hub.auth.principal import Principal, identity
 from hub.downstream.sessions import current_owner
+from hub.relay.fair_cap import FairCap
 from hub.redact import mask_short
 from hub.relay.upstream import UpstreamCall
 
 logger = logging.getLogger("hub.relay")
 
 MAX_URL_ELICITATIONS = 1000
-"""At most this many are remembered (the oldest go first)."""
-MAX_PER_SERVER = 100
-"""At most this many of one server (its own oldest go first): one server's flood of ids must not
-crowd out the elicitations other servers' clients wait on (re-check of round 8)."""
+"""At most this many are remembered (the caller holding the most loses its oldest: `FairCap`)."""
+MAX_PER_CALLER = 100
+"""At most this many of one server for one principal (their own oldest go first): one server's flood
+of ids, or one caller's flood of calls, must not crowd out the elicitations others wait on (re-check
+of round 8; outside review, isolation round 10: 100 of caller B's lost caller A's completion)."""
 
 _Where = tuple[weakref.ref[ServerSession], weakref.ref[Any] | None, UpstreamCall | None]
 
@@ -40,36 +42,34 @@ class UrlElicitations:
     def __init__(self, in_flight: Callable[[str], Collection[UpstreamCall]], has_pool: Callable[[str], bool]) -> None:
         self._in_flight = in_flight
         self._has_pool = has_pool
-        self._where: OrderedDict[tuple[str, int, str], _Where] = OrderedDict()
+        self._where: FairCap[tuple[str, int, str], _Where] = FairCap(MAX_PER_CALLER, MAX_URL_ELICITATIONS)
 
-    def relayed(self, server: str, owner: Any, request: Any, session: ServerSession, upstream: UpstreamCall | None) -> None:
-        """A server's `elicitation/create` went to the client of `session` (remembered if URL-mode);
-        `owner`: the per-client session's owner it came on (None: the shared session)."""
+    def relayed(self, server: str, owner: Any, request: Any, session: ServerSession, upstream: UpstreamCall | None,
+                principal: Principal) -> None:
+        """A server's `elicitation/create` went to `principal`'s client of `session` (remembered if
+        URL-mode); `owner`: the per-client session's owner it came on (None: the shared session)."""
         elicitation_id = getattr(request.params, "elicitation_id", None) if isinstance(request, types.ElicitRequest) else None
         if isinstance(elicitation_id, str):
-            self._keep((server, _owner_key(owner), elicitation_id), session, upstream)
+            self._keep((server, _owner_key(owner), elicitation_id), principal, session, upstream)
 
-    def required(self, server: str, elicitation_ids: list[str], session: ServerSession) -> None:
-        """A server answered a client's request with -32042 and the client got it whole: each
+    def required(self, server: str, elicitation_ids: list[str], session: ServerSession, principal: Principal) -> None:
+        """A server answered `principal`'s request with -32042 and the client got it whole: each
         elicitation's completion goes to that client (on its own stream: the request has ended)."""
         owner = _owner_key(current_owner()) if self._has_pool(server) else 0
         for elicitation_id in elicitation_ids:
-            self._keep((server, owner, elicitation_id), session, None)
+            self._keep((server, owner, elicitation_id), principal, session, None)
 
-    def _keep(self, key: tuple[str, int, str], session: ServerSession, upstream: UpstreamCall | None) -> None:
+    def _keep(self, key: tuple[str, int, str], principal: Principal, session: ServerSession,
+              upstream: UpstreamCall | None) -> None:
         connection = getattr(session, "_connection", None)  # no public accessor; outlives the per-request session
-        self._where[key] = (weakref.ref(session), weakref.ref(connection) if connection is not None else None, upstream)
-        mine = [k for k in self._where if k[0] == key[0]]
-        for oldest in mine[:max(0, len(mine) - MAX_PER_SERVER)]:
-            del self._where[oldest]
-        while len(self._where) > MAX_URL_ELICITATIONS:
-            self._where.popitem(last=False)
+        where = (weakref.ref(session), weakref.ref(connection) if connection is not None else None, upstream)
+        self._where.put(key, (key[0], identity(principal)), where)
 
     async def completed(self, downstream: Any, params: types.ElicitCompleteNotificationParams, owner: Any = None) -> None:
         """A server's `notifications/elicitation/complete`: to the client its elicitation of that id went
         to, and to no one for an id it sent no client (outside review, relay round 7: never relayed, so
         a client never learned that an OAuth or payment flow had finished)."""
-        where = self._where.pop((downstream.name, _owner_key(owner), params.elicitation_id), None)
+        where = self._where.pop((downstream.name, _owner_key(owner), params.elicitation_id))
         session, connection, upstream = ((where[0](), where[1]() if where[1] is not None else None, where[2])
                                          if where is not None else (None, None, None))
         running = upstream is not None and upstream in self._in_flight(downstream.name)

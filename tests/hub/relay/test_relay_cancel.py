@@ -105,7 +105,7 @@ async def test_a_2026_clients_input_round_ends_when_the_deadline_fires(tmp_path:
             first = await client.session.call_tool("t__interview", {}, allow_input_required=True)
             assert isinstance(first, types.InputRequiredResult)
             # The client does not come back: the call's deadline ends it, the request withdrawn; the next leg gets that.
-            parked = hub.request_relay.input_required._parked[first.request_state]  # noqa: SLF001
+            parked = hub.request_relay.input_required._parked.get(first.request_state)  # noqa: SLF001
             while parked.ended_at is None:
                 await anyio.sleep(0.05)
             done = await client.session.call_tool("t__interview", {}, request_state=first.request_state,

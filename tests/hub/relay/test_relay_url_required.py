@@ -24,6 +24,7 @@ from mcp import Client, MCPError
 
 from hub.calls.errors import MAX_REQUIRED_ELICITATIONS, forward_error
 from hub.errors import UrlElicitationRequired
+from hub.auth.principal import Principal
 from hub.relay.url_elicitations import UrlElicitations
 from tests.conftest import FIXTURES, PY, start_hub_http, write_config
 from tests.relay_support import Completions
@@ -127,6 +128,9 @@ class _Session:
         self._connection = _Connection()
 
 
+ALICE, BOB = Principal("alice", ("*",), "api_key"), Principal("bob", ("*",), "api_key")
+
+
 class _Downstream:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -138,9 +142,9 @@ async def test_one_servers_flood_of_ids_never_crowds_out_another_servers_complet
     in one message. One error gives at most 16; one server keeps at most 100 pending."""
     kept = UrlElicitations(lambda server: (), lambda server: False)
     waiting, flooding = _Session(), _Session()
-    kept.required("fxs", ["cal-9"], waiting)  # type: ignore[arg-type]
+    kept.required("fxs", ["cal-9"], waiting, ALICE)  # type: ignore[arg-type]
     for batch in range(30):
-        kept.required("x", [f"id-{batch}-{n}" for n in range(50)], flooding)  # type: ignore[arg-type]
+        kept.required("x", [f"id-{batch}-{n}" for n in range(50)], flooding, ALICE)  # type: ignore[arg-type]
     await kept.completed(_Downstream("fxs"), types.ElicitCompleteNotificationParams(elicitation_id="cal-9"))
     assert waiting._connection.sent == ["cal-9"]
     await kept.completed(_Downstream("x"), types.ElicitCompleteNotificationParams(elicitation_id="id-29-49"))
@@ -151,3 +155,18 @@ async def test_one_servers_flood_of_ids_never_crowds_out_another_servers_complet
                                    _Downstream("x"))  # type: ignore[arg-type]
     assert isinstance(required, UrlElicitationRequired) and len(required.elicitations) == MAX_REQUIRED_ELICITATIONS
     assert len(required.body.message) < 4000 and len(required.as_mcp_error().error.data["elicitations"]) == 16
+
+
+async def test_one_callers_flood_on_a_shared_server_never_crowds_out_another_callers_completion() -> None:
+    """Outside review, isolation round 10: 100 URL elicitations of caller B's calls to a shared server
+    pushed out caller A's pending one (the bound was per server), and A never learned its flow ended."""
+    kept = UrlElicitations(lambda server: (), lambda server: False)
+    alice, bob = _Session(), _Session()
+    kept.required("shared", ["alice-login"], alice, ALICE)  # type: ignore[arg-type]
+    for n in range(1500):
+        kept.required("shared", [f"bob-{n}"], bob, BOB)  # type: ignore[arg-type]
+    await kept.completed(_Downstream("shared"), types.ElicitCompleteNotificationParams(elicitation_id="alice-login"))
+    assert alice._connection.sent == ["alice-login"]
+    await kept.completed(_Downstream("shared"), types.ElicitCompleteNotificationParams(elicitation_id="bob-1499"))
+    await kept.completed(_Downstream("shared"), types.ElicitCompleteNotificationParams(elicitation_id="bob-0"))
+    assert bob._connection.sent == ["bob-1499"]  # bob's own oldest went to make room for his newest
