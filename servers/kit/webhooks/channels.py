@@ -8,8 +8,13 @@ in the domain's event log file (so it survives restarts) and is reported by `GET
 - Graph: `POST /subscriptions` {changeType, notificationUrl, resource, expirationDateTime,
   clientState}; renewal `PATCH /subscriptions/{id}` {expirationDateTime} (a 404 means it is gone: a
   new one is created); cleanup `DELETE /subscriptions/{id}`.
-A channel is renewed once less than `margin_s` (default 24 h) is left; a failure is recorded
-(`state: error`, `last_error`) and retried with backoff (1 min doubling to 1 h).
+A channel is renewed once less than `margin_s` (default 24 h) is left — or half its granted lifetime,
+when the provider grants less than that (Google may grant a shorter expiration than the `ttl` asked;
+Graph caps each resource's): renewing at "24 h before expiry" a channel granted 1 h renewed it every
+second, forever (outside review, events round 10) — and never sooner than `MIN_RENEWAL_S` after the
+last renewal. A grant that ends within `MIN_RENEWAL_S` (a provider's odd answer, or this host's clock
+running ahead) is an error. A failure is recorded (`state: error`, `last_error`) and retried with
+backoff (1 min doubling to 1 h).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from servers.kit.errors import DomainError
 from servers.kit.store import Store
 
 logger = logging.getLogger("servers.webhooks")
+MIN_RENEWAL_S = 60.0
+"""A channel is never renewed sooner than this after its last renewal."""
 CHANNELS_TABLE = """CREATE TABLE IF NOT EXISTS push_channels (
     provider TEXT NOT NULL, resource TEXT NOT NULL, channel_id TEXT, remote_id TEXT,
     expires_at REAL NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending', last_error TEXT,
@@ -49,6 +56,8 @@ class Channel:
     last_error: str | None = None
     failures: int = 0
     next_try_at: float = 0.0
+    renewed_at: float | None = None
+    """When it was last opened or renewed (so its granted lifetime is `expires_at - renewed_at`)."""
 
 
 class ChannelAPI(Protocol):
@@ -128,7 +137,7 @@ class GraphSubscriptions:
 
 def _row(r: sqlite3.Row) -> Channel:
     return Channel(**{k: r[k] for k in ("provider", "resource", "channel_id", "remote_id", "expires_at", "state",
-                                        "last_error", "failures", "next_try_at")})
+                                        "last_error", "failures", "next_try_at", "renewed_at")})
 
 
 class ChannelKeeper:
@@ -145,11 +154,11 @@ class ChannelKeeper:
 
         return await self.store.run(work)
 
-    async def _save(self, channel: Channel, now: float) -> None:
+    async def _save(self, channel: Channel) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR REPLACE INTO push_channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (channel.provider, channel.resource, channel.channel_id, channel.remote_id, channel.expires_at,
-                        channel.state, channel.last_error, channel.failures, channel.next_try_at, now))
+                        channel.state, channel.last_error, channel.failures, channel.next_try_at, channel.renewed_at))
 
         await self.store.run(work)
 
@@ -169,20 +178,22 @@ class ChannelKeeper:
         known = {c.resource: c for c in await self._all()}
         for resource in self.resources:
             channel = known.pop(resource, None) or Channel(self.api.provider, resource)
-            due = channel.channel_id is None or channel.expires_at - now < self.margin_s
+            due = channel.channel_id is None or now >= self._renew_at(channel)
             if not due or channel.next_try_at > now:
                 continue
             try:
                 opened = await (self.api.open(resource, now) if channel.channel_id is None else self.api.renew(channel, now))
             except Exception as exc:  # recorded and retried; the reason shows in /healthz
-                channel.failures += 1
-                channel.state, channel.last_error = "error", f"{type(exc).__name__}: {str(exc)[:200]}"
-                channel.next_try_at = now + min(3600.0, 60.0 * 2 ** (channel.failures - 1))
-                logger.warning("%s channel on %s: %s", self.api.provider, resource, channel.last_error)
+                self._failed(channel, now, f"{type(exc).__name__}: {str(exc)[:200]}")
             else:
                 channel.channel_id, channel.remote_id, channel.expires_at = opened
-                channel.state, channel.last_error, channel.failures, channel.next_try_at = "active", None, 0, 0.0
-            await self._save(channel, now)
+                channel.renewed_at = now
+                if channel.expires_at - now < MIN_RENEWAL_S:
+                    self._failed(channel, now, f"the provider granted a channel that ends in {channel.expires_at - now:.0f}s; "
+                                 "check this host's clock (it may run ahead) and the resource's maximum lifetime")
+                else:
+                    channel.state, channel.last_error, channel.failures, channel.next_try_at = "active", None, 0, 0.0
+            await self._save(channel)
         for stale in known.values():  # no longer configured: stop it
             try:
                 await self.api.close(stale)
@@ -190,8 +201,22 @@ class ChannelKeeper:
                 logger.info("could not stop %s channel on %s: %s", stale.provider, stale.resource, type(exc).__name__)
             await self._drop(stale)
         channels = await self._all()
-        times = [c.next_try_at if c.state == "error" else c.expires_at - self.margin_s for c in channels]
+        times = [c.next_try_at if c.state == "error" else self._renew_at(c) for c in channels]
         return min([now + 3600.0, *times])
+
+    def _renew_at(self, channel: Channel) -> float:
+        """When an open channel is renewed: `margin_s` before it expires, or halfway through a shorter
+        grant; never sooner than `MIN_RENEWAL_S` after its last renewal."""
+        if channel.renewed_at is None:  # kept from before renewals were dated: as before
+            return channel.expires_at - self.margin_s
+        margin = min(self.margin_s, max(0.0, channel.expires_at - channel.renewed_at) / 2)
+        return max(channel.expires_at - margin, channel.renewed_at + MIN_RENEWAL_S)
+
+    def _failed(self, channel: Channel, now: float, reason: str) -> None:
+        channel.failures += 1
+        channel.state, channel.last_error = "error", reason
+        channel.next_try_at = now + min(3600.0, 60.0 * 2 ** (channel.failures - 1))
+        logger.warning("%s channel on %s: %s", self.api.provider, channel.resource, reason)
 
     async def run(self) -> None:
         while True:

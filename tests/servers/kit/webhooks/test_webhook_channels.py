@@ -189,3 +189,48 @@ async def test_channel_upkeep_state_shows_in_the_hubs_healthz(tmp_path: Path, mo
     assert failing["webhooks"]["calendar"]["status"] == "degraded" and failing["status"] == "ok", "shown, not degrading the hub"
     assert healed["webhooks"]["calendar"]["status"] == "ok"
     assert healed["webhooks"]["calendar"]["channels"][0]["state"] == "active"
+
+
+class ShortGrantGoogle(FakeGoogle):
+    """Grants `grant_s` whatever `ttl` was asked (Google documents that it may grant less)."""
+
+    def __init__(self, grant_s: float) -> None:
+        super().__init__()
+        self.grant_s = grant_s
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        response = super().handler(request)
+        if request.url.path.endswith("/events/watch"):
+            body = json.loads(response.content) | {"expiration": str(int((time.time() + self.grant_s) * 1000))}
+            return httpx.Response(200, json=body)
+        return response
+
+
+async def test_a_channel_granted_less_than_the_margin_is_renewed_halfway_not_every_second(tmp_path: Path) -> None:
+    """Outside review, events round 10: a channel granted 1 h was due ("24 h before expiry") the moment
+    it opened: a new channel and a stop about once a second, forever, while /healthz said `active`."""
+    fake = ShortGrantGoogle(3600)
+    api = GoogleChannels(http("https://www.googleapis.com/calendar/v3", fake), "https://hooks.example/webhooks/google", "tok")
+    keeper = ChannelKeeper(Store(tmp_path / "events.sqlite", []), api, ["ada@example.com"])
+    now = time.time()
+    next_at = await keeper.tick(now)
+    assert now + 1700 < next_at < now + 1900  # halfway through the grant
+    await keeper.tick(now + 1)
+    await keeper.tick(now + 60)
+    assert len(fake.watches) == 1 and fake.stopped == []
+    await keeper.tick(next_at + 1)
+    assert len(fake.watches) == 2 and len(fake.stopped) == 1 and (await keeper.status())[0]["state"] == "active"
+
+
+async def test_a_grant_that_ends_at_once_is_an_error_retried_with_backoff(tmp_path: Path) -> None:
+    """A grant already over by this host's clock (the clock runs ahead, or an odd answer): shown as an
+    error in /healthz and retried with backoff, not renewed on every tick."""
+    fake = ShortGrantGoogle(-7200)
+    api = GoogleChannels(http("https://www.googleapis.com/calendar/v3", fake), "https://hooks.example/webhooks/google", "tok")
+    keeper = ChannelKeeper(Store(tmp_path / "events.sqlite", []), api, ["ada@example.com"])
+    now = time.time()
+    next_at = await keeper.tick(now)
+    [status] = await keeper.status()
+    assert status["state"] == "error" and "clock" in status["last_error"] and next_at >= now + 60
+    await keeper.tick(now + 5)
+    assert len(fake.watches) == 1
