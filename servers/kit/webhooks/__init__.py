@@ -34,7 +34,7 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
     """Give `server` a webhook intake for `providers` (its log beside `store`, as
     `<domain>-events.sqlite`, or in the shared PostgreSQL store when `$MCP_HUB_STORE_URL` is set)
     and the `list_changes` tool over the feed kept in `store`."""
-    feed = ChangeFeed(store)
+    feed = ChangeFeed(store, scope=domain)  # the intake's namespace until the hub binds its own
     log = open_event_log(store.path.parent, domain)
     intake = Intake(domain, providers, log, Processor(log, feed, policy or Policy.from_env(domain)))
     server.webhooks = intake  # type: ignore[attr-defined] — read by the runner and the hub, duck-typed

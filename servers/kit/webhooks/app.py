@@ -81,6 +81,8 @@ class Intake:
 
             self.log = self.processor.log = PgEventLog(store_url, self.domain, self.log.store, namespace=namespace)
         self.log.namespace = namespace
+        if self.processor.feed is not None:  # its webhook changes are this namespace's (`feed`)
+            self.processor.feed.scope = namespace
         for keeper in self.keepers:  # a channel's token (Google) or clientState (Graph) is what this route checks
             keeper.api.secret = self.secrets(keeper.api.provider) or ""
 

@@ -3,6 +3,12 @@ backend's own writes, read by the `list_changes` tool with signed keyset cursors
 
 The table lives in the domain's main store (so an embedded write and its change commit together).
 `origin` makes a change written twice (a webhook reprocessed after a crash) count once.
+
+`scope`: whose change it is. A webhook's change is its namespace's (the hub namespace whose route took
+it; a domain server on its own: the domain's name); an embedded write's is '' — every namespace
+sharing that store shares its records too. A feed reads its own scope's changes and ''. Two tenants
+of one domain sharing a data dir (the default) shared one feed, so one tenant's webhook changes
+reached the other's `list_changes`, resources and subscribers (outside review, events round 10).
 """
 
 from __future__ import annotations
@@ -46,6 +52,17 @@ class ChangePage(BaseModel):
 def _ensure(db: sqlite3.Connection) -> None:
     for statement in FEED_TABLE.split(";"):  # IF NOT EXISTS: a schema lookup, microseconds
         db.execute(statement)
+    if "scope" not in {row[1] for row in db.execute("PRAGMA table_info(kit_changes)")}:
+        try:  # a feed from before changes were scoped: its rows are everyone's ('')
+            db.execute("ALTER TABLE kit_changes ADD COLUMN scope TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError:  # another process added it meanwhile
+            if "scope" not in {row[1] for row in db.execute("PRAGMA table_info(kit_changes)")}:
+                raise
+
+
+def in_scope(scope: str) -> tuple[str, list[str]]:
+    """The SQL condition (and its argument) for the changes a feed of `scope` may show."""
+    return "scope IN ('', ?)", [scope]
 
 
 def _now() -> str:
@@ -53,19 +70,21 @@ def _now() -> str:
 
 
 def emit_change(db: sqlite3.Connection, kind: str, record_id: str, action: str, *, source: str = "embedded",
-                origin: str | None = None) -> None:
+                origin: str | None = None, scope: str = "") -> None:
     """Append a change inside the caller's transaction (call it from an embedded store's write)."""
     _ensure(db)
-    db.execute("INSERT OR IGNORE INTO kit_changes (kind, record_id, action, changed_at, source, origin) VALUES (?, ?, ?, ?, ?, ?)",
-               (kind, record_id, action, _now(), source, origin))
+    db.execute("INSERT OR IGNORE INTO kit_changes (kind, record_id, action, changed_at, source, origin, scope) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)", (kind, record_id, action, _now(), source, origin, scope))
 
 
 class ChangeFeed:
     """Reads and appends a domain's changes; `listeners` are awaited after new changes commit
     (`resources.ChangeResources.check` announces them to subscribers)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, scope: str = "") -> None:
         self.store = store
+        self.scope = scope
+        """Whose webhook changes this feed appends and shows (`Intake.bind` sets the hub namespace)."""
         self.listeners: list[Callable[[], Awaitable[None]]] = []
 
     async def append(self, rows: Iterable[tuple[str, str, str, str, str]]) -> None:
@@ -73,8 +92,9 @@ class ChangeFeed:
         rows = list(rows)
 
         def work(db: sqlite3.Connection) -> None:
-            for kind, record_id, action, source, origin in rows:
-                emit_change(db, kind, record_id, action, source=source, origin=origin)
+            for kind, record_id, action, source, origin in rows:  # an origin is unique in its scope
+                emit_change(db, kind, record_id, action, source=source, scope=self.scope,
+                            origin=f"{self.scope}/{origin}" if self.scope else origin)
 
         await self.store.run(work)
         for listener in self.listeners:
@@ -94,7 +114,8 @@ class ChangeFeed:
         def work(db: sqlite3.Connection) -> ChangePage:
             _ensure(db)
             position = open_cursor(store_secret(db), cursor, fingerprint, 1)
-            where, args = ["changed_at >= ?", "seq > ?"], [after_text, int(position[0]) if position else 0]
+            scoped, scope_args = in_scope(self.scope)
+            where, args = [scoped, "changed_at >= ?", "seq > ?"], [*scope_args, after_text, int(position[0]) if position else 0]
             if wanted:
                 where.append(f"kind IN ({', '.join('?' * len(wanted))})")
                 args += wanted

@@ -34,7 +34,7 @@ import mcp_types as types
 from mcp.server import MCPServer
 from mcp.shared.exceptions import MCPError
 
-from servers.kit.webhooks.feed import ChangeFeed, _ensure
+from servers.kit.webhooks.feed import ChangeFeed, _ensure, in_scope
 
 logger = logging.getLogger("servers.webhooks")
 RECENT = 50
@@ -54,10 +54,14 @@ def record_uri(domain: str, kind: str, record_id: str) -> str:
 
 
 def _recent(feed: ChangeFeed, where: str, args: list[Any]) -> Any:
+    """The feed's latest changes (`where`: more conditions, joined with AND) and its latest seq."""
+    scoped, scope_args = in_scope(feed.scope)
+
     def work(db: sqlite3.Connection) -> dict[str, Any]:
         _ensure(db)
-        rows = db.execute(f"SELECT * FROM kit_changes {where} ORDER BY seq DESC LIMIT ?", [*args, RECENT]).fetchall()
-        latest = db.execute("SELECT MAX(seq) FROM kit_changes").fetchone()[0] or 0
+        rows = db.execute(f"SELECT * FROM kit_changes WHERE {scoped} {where} ORDER BY seq DESC LIMIT ?",
+                          [*scope_args, *args, RECENT]).fetchall()
+        latest = db.execute(f"SELECT MAX(seq) FROM kit_changes WHERE {scoped}", scope_args).fetchone()[0] or 0
         changes = [{k: r[k] for k in ("seq", "kind", "record_id", "action", "changed_at", "source")} for r in reversed(rows)]
         return {"latest_seq": latest, "changes": changes}
 
@@ -118,9 +122,11 @@ class ChangeResources:
         return types.EmptyResult()
 
     async def _latest(self) -> int:
+        scoped, scope_args = in_scope(self.feed.scope)
+
         def work(db: sqlite3.Connection) -> int:
             _ensure(db)
-            return int(db.execute("SELECT MAX(seq) FROM kit_changes").fetchone()[0] or 0)
+            return int(db.execute(f"SELECT MAX(seq) FROM kit_changes WHERE {scoped}", scope_args).fetchone()[0] or 0)
 
         return await self.feed.store.run(work)
 
@@ -137,9 +143,12 @@ class ChangeResources:
         async with self._lock:
             start = self.announced if self.announced is not None else await self._latest()
 
+            scoped, scope_args = in_scope(self.feed.scope)
+
             def work(db: sqlite3.Connection) -> list[sqlite3.Row]:
                 _ensure(db)
-                return db.execute("SELECT seq, kind, record_id FROM kit_changes WHERE seq > ? ORDER BY seq", (start,)).fetchall()
+                return db.execute(f"SELECT seq, kind, record_id FROM kit_changes WHERE {scoped} AND seq > ? ORDER BY seq",
+                                  [*scope_args, start]).fetchall()
 
             rows = await self.feed.store.run(work)
             if not rows:
@@ -177,7 +186,7 @@ def attach_change_resources(server: MCPServer, domain: str, feed: ChangeFeed) ->
     for kind in resources.kinds:
         def reader(kind: str = kind) -> Any:
             async def record_changes(record_id: str) -> str:
-                body = await _recent(feed, "WHERE kind = ? AND record_id = ?", [kind, unquote(record_id)])
+                body = await _recent(feed, "AND kind = ? AND record_id = ?", [kind, unquote(record_id)])
                 return json.dumps({"kind": kind, "record_id": unquote(record_id), **body})
             return record_changes
 

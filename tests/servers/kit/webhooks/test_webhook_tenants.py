@@ -189,6 +189,35 @@ async def test_two_tenants_on_postgresql_keep_their_own_deliveries_and_secrets(p
     assert {r["namespace"] for r in events_cli(url, "list", "--limit", "100")} == {"acme", "globex"}
 
 
+async def test_two_tenants_sharing_a_data_dir_keep_their_own_change_feeds(tmp_path: Path) -> None:
+    """Outside review, events round 10: two tenants without a data dir of their own (the default) share
+    one store, and so one change feed: a delivery signed with acme's secret reached globex's
+    `list_changes`, its changes resource and its subscribers. Each feed shows its own namespace's
+    webhook changes (and the records both share: embedded writes)."""
+    servers = {t: {"builtin": "ticketing", "namespace": t} for t in TENANT_SECRETS}
+    env = {f"{t.upper()}_GITHUB_WEBHOOK_SECRET": secret for t, secret in TENANT_SECRETS.items()}
+    async with http_hub(tmp_path, servers, env) as (mcp_url, http):
+        body = issue("acme", 7)
+        answer = await deliver(http, "/webhooks/acme/github", body, signed("github", body, TENANT_SECRETS["acme"]))
+        assert answer.status_code == 200, answer.text
+        same = payload("github", "99")  # one delivery id sent to both: a change in each
+        for tenant, secret in TENANT_SECRETS.items():
+            assert (await deliver(http, f"/webhooks/{tenant}/github", same, signed("github", same, secret))).status_code == 200
+        async with Client(mcp_url) as client:
+            with anyio.fail_after(60):
+                while not {"acme/app#7", "acme/app#99"} <= set(await records(client, "acme")):
+                    await anyio.sleep(0.1)  # waiting for the state "processed into acme's feed"
+                while "acme/app#99" not in await records(client, "globex"):
+                    await anyio.sleep(0.1)
+            assert "acme/app#7" not in await records(client, "globex")
+            feed = await client.read_resource("mcphub://globex/ticketing://changes")
+            assert "acme/app#7" not in feed.contents[0].text  # type: ignore[union-attr]
+            assert not (await client.call_tool("globex__create_project", {"key": "OPS"})).is_error
+            created = await client.call_tool("globex__create_ticket", {"project": "OPS", "title": "shared store"})
+            assert not created.is_error, created.content
+            key = created.structured_content["key"]  # type: ignore[index]
+            assert key in await records(client, "acme")  # the records are shared: so are their changes
+
 async def test_the_route_is_the_namespace_and_the_server_name_is_accepted_too(tmp_path: Path) -> None:
     servers = {"tickets-eu": {"builtin": "ticketing", "namespace": "eu"},
                "cal": {"builtin": "calendar", "namespace": ""}}  # no namespace: its server name is its route
