@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 from hub.domains import Command, domain_names
 from hub.logsetup import configure_logging
@@ -42,13 +43,29 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number in [low, high], else a usage error saying so (an event id past
+    SQLite's 64-bit integers was an OverflowError blamed on PostgreSQL; `--limit -1` listed everything)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text[:40]} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
 def _events_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("events_command", choices=["list", "dead-letter", "replay"])
-    parser.add_argument("event_id", nargs="?", type=int, help="the event to reprocess (replay)")
+    parser.add_argument("event_id", nargs="?", type=_whole_number(1, 2**63 - 1),
+                        help="the event to reprocess (replay; its id in `mcp-hub events list`)")
     parser.add_argument("--domain", help="ticketing, hris, calendar or accounting (default: all; replay needs it or --namespace)")
     parser.add_argument("--namespace", help="one hub namespace's (tenant's) events only, e.g. acme (default: every one)")
     parser.add_argument("--data-dir", help=f"where <domain>-events.sqlite lives {DATA_DIR_HELP}")
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--limit", type=_whole_number(1, 100_000), default=50, help="at most this many rows (default 50)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--store-url", help="the hub's shared PostgreSQL store (`hub.store.url`; default "
                         "$MCP_HUB_STORE_URL): read the event log there instead of the data dir's SQLite")

@@ -3,6 +3,8 @@ MCP endpoint, and the background processor run for the app's lifetime (its lifes
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,11 +44,32 @@ def with_webhooks(app: Starlette, server: Any) -> Starlette:
     return app
 
 
+BODY_TIMEOUT_S = 10.0
+"""How long a request's head, then its body, may take to arrive (as the hub's `hub.http.body_timeout_s`);
+`$MCP_SERVER_BODY_TIMEOUT_S` sets another."""
+
+
 async def serve_http(server: Any, transport: str, host: str, port: int) -> None:
-    """Serve `server` over Streamable HTTP (`http`) or legacy SSE (`sse`) with its webhooks."""
+    """Serve `server` over Streamable HTTP (`http`) or legacy SSE (`sse`) with its webhooks. The
+    webhook routes take no MCP credential, so a request sent a byte a second must not hold a
+    connection for ever (outside review, events round 10): the hub's HTTP protocol and its deadlines
+    (a head or body not whole within `BODY_TIMEOUT_S`: 408, connection closed)."""
     import uvicorn
+
+    from hub.frontends.http.http_protocol import hub_http_protocol
 
     app = server.streamable_http_app(host=host) if transport == "http" else server.sse_app(host=host)
     config = uvicorn.Config(with_webhooks(app, server), host=host, port=port,
-                            log_level=server.settings.log_level.lower())
+                            log_level=server.settings.log_level.lower(), http=hub_http_protocol(_body_timeout_s()))
     await uvicorn.Server(config).serve()
+
+
+def _body_timeout_s() -> float:
+    text = os.environ.get("MCP_SERVER_BODY_TIMEOUT_S", "")
+    try:
+        value = float(text) if text else BODY_TIMEOUT_S
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise SystemExit(f"MCP_SERVER_BODY_TIMEOUT_S={text[:40]!r}: give a number of seconds above 0, e.g. 10")
+    return value

@@ -23,9 +23,11 @@ from tests.conftest import PY, ROOT
 from tests.webhook_support import (
     ALL,
     HMAC_SIGNED,
+    SECRETS,
     SIGNATURE_HEADER,
     TIMESTAMPED,
     Served,
+    _mac,
     make_intake,
     payload,
     serve,
@@ -101,6 +103,28 @@ async def test_stale_timestamp_is_refused(served: Served, provider: str) -> None
     assert (await served.post(provider, body, signed(provider, body, now=time.time() + 400))).status_code == 401
     assert await served.intake.log.list() == []
 
+
+def _signed_over(provider: str, body: bytes, stamp: str) -> dict[str, str]:
+    """ServiceNow's or BambooHR's headers, signed (rightly) over the timestamp text `stamp`."""
+    key = SECRETS[provider]
+    if provider == "servicenow":
+        return {"X-ServiceNow-Signature": "sha256=" + _mac(key, stamp.encode() + b"." + body).hex(),
+                "X-ServiceNow-Timestamp": stamp, "X-ServiceNow-Delivery": stamp}
+    return {"X-BambooHR-Signature": _mac(key, body + stamp.encode()).hex(), "X-BambooHR-Timestamp": stamp}
+
+
+@pytest.mark.parametrize("provider", ["servicenow", "bamboohr"])
+async def test_a_timestamp_that_is_not_plain_digits_is_refused_however_it_parses(served: Served, provider: str) -> None:
+    """Outside review, events round 10: a delivery signed over the timestamp `nan` was accepted and
+    never went stale (no window refuses NaN); `float()` also took `inf`, signs, `_` and exponents."""
+    body = payload(provider)
+    now = int(time.time())
+    for stamp in ("nan", "NaN", "-nan", "inf", "1e400", f"+{now}", f"{now:_}", f"{now}e0", f"0x{now:x}"):
+        refused = await served.post(provider, body, _signed_over(provider, body, stamp))
+        assert refused.status_code == 401, (stamp, refused.text)
+    assert await served.intake.log.list() == []
+    for stamp in (str(now), f"{now}.25", str(now * 1000)):  # seconds, a fraction, milliseconds
+        assert (await served.post(provider, body, _signed_over(provider, body, stamp))).status_code == 200, stamp
 
 @pytest.mark.parametrize("provider", ALL)
 async def test_replayed_delivery_is_acknowledged_once_logged_once(served: Served, provider: str) -> None:
@@ -193,6 +217,11 @@ async def test_failures_dead_letter_and_replay_reprocesses_once(tmp_path: Path, 
     dead = subprocess.run([*cli, "dead-letter", "--domain", "ticketing", "--data-dir", str(tmp_path), "--json"],
                           capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
     assert [json.loads(line)["seq"] for line in dead.stdout.splitlines()] == [seq]
+    for wrong in (["replay", "99999999999999999999"], ["replay", "0"], ["list", "--limit", "-1"]):
+        # Outside review, events round 10: an id past SQLite's integers blamed PostgreSQL; `--limit -1` listed all.
+        refused = subprocess.run([*cli, *wrong, "--domain", "ticketing", "--data-dir", str(tmp_path)],
+                                 capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert refused.returncode == 2 and "is outside" in refused.stderr and "STORE_URL" not in refused.stdout, wrong
     subprocess.run([*cli, "replay", str(seq), "--domain", "ticketing", "--data-dir", str(tmp_path)],
                    capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
 

@@ -4,6 +4,7 @@ cursors walk every change once."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from pathlib import Path
 
@@ -140,6 +141,27 @@ async def test_domain_server_over_http_takes_webhooks(tmp_path: Path) -> None:
         proc.stop()
 
 
+
+def test_a_domain_servers_webhook_route_does_not_wait_for_ever_for_a_slow_body(tmp_path: Path) -> None:
+    """Outside review, events round 10: `mcp-hub server <domain> -t http` waited 30 s and more for a
+    body sent a byte a second, on the one route that takes no credential (slowloris); the hub answered
+    408 after its `body_timeout_s`. The domain server has the same deadlines now."""
+    port = free_port()
+    proc = Proc([PY, "-m", "hub.cli", "server", "ticketing", "-t", "http", "--port", str(port), "--data-dir", str(tmp_path),
+                 "--log-level", "warning"], env={"JIRA_WEBHOOK_SECRET": SECRETS["jira"], "MCP_SERVER_BODY_TIMEOUT_S": "1"})
+    try:
+        wait_for_port(port)
+        body = payload("jira", "9")
+        head = "".join(f"{name}: {value}\r\n" for name, value in signed("jira", body).items())
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(f"POST /webhooks/jira HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+                         f"{head}\r\n".encode() + body[:10])
+            answer = b""
+            while chunk := sock.recv(65536):  # a socket timeout (20 s) fails the test
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        proc.stop()
 
 async def test_hris_list_changes_has_the_shared_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
