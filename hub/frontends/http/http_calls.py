@@ -52,7 +52,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport, check_accept_headers
+from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.inbound import (InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header,
@@ -66,6 +66,7 @@ from hub import __version__
 from hub.auth.principal import Principal, current_principal, identity
 from hub.calls.drivers import ExpressCall, task_of
 from hub.downstream.sessions import bind_owner
+from hub.frontends.http.http_heads import SESSION_HEADER, Heads
 from hub.frontends.http.http_replies import SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
 from hub.frontends.http.http_sessions import buffered, owner_of
 from hub.frontends.plain_calls import (HANDSHAKE_VERSION, PlainCall, error_reply, offers_server_requests, plain_call,
@@ -81,57 +82,7 @@ from hub.wire import ToolResult
 
 logger = logging.getLogger("hub.http")
 
-_SESSION = MCP_SESSION_ID_HEADER.lower().encode()
-_WATCHED = frozenset({b"content-type", b"accept", _SESSION, b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
-"""Headers that decide how a request is served: a request holding one twice is left to the SDK."""
-
 Entry = ExpressCall | asyncio.Task[Any]
-
-
-class _Heads:
-    """The headers this path looks at, read in one pass, judged as the SDK judges them: `usable` is
-    False when any of them appears twice (the SDK reads the first copy, or refuses the request) or
-    when the SDK would refuse the body's type or the `Accept` header."""
-
-    __slots__ = ("session_id", "usable", "version")
-
-    def __init__(self, scope: Scope) -> None:
-        seen: dict[bytes, str] = {}
-        twice = False
-        for name, value in scope["headers"]:
-            if name in _WATCHED:
-                twice = twice or name in seen
-                seen[name] = value.decode("latin-1")
-        self.version = seen.get(b"mcp-protocol-version")
-        self.session_id = seen.get(_SESSION)
-        content_type = seen.get(b"content-type", "")
-        # The transport security check (case-insensitive prefix) and the 2025 transport's own (an exact part).
-        json_body = (content_type.lower().startswith("application/json")
-                     and any(part.strip() == "application/json" for part in content_type.split(";")[0].split(",")))
-        self.usable = not twice and json_body and _accepts_json_and_sse(seen.get(b"accept", ""))
-
-
-_ACCEPTS: dict[str, bool] = {}
-"""`Accept` value → whether the SDK's parser reads it as both JSON and SSE (clients send a handful of values)."""
-
-
-def _accepts_json_and_sse(accept: str) -> bool:
-    known = _ACCEPTS.get(accept)
-    if known is None:
-        has_json, has_sse = check_accept_headers(_AcceptOnly(accept))  # the SDK's parser, wildcards included
-        if len(_ACCEPTS) >= 256:
-            _ACCEPTS.clear()
-        known = _ACCEPTS[accept] = has_json and has_sse
-    return known
-
-
-class _AcceptOnly:
-    """What `check_accept_headers` reads of a request."""
-
-    __slots__ = ("headers",)
-
-    def __init__(self, accept: str) -> None:
-        self.headers = {"accept": accept}
 
 
 class _RequestOwner:
@@ -181,7 +132,7 @@ class HttpToolCalls:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and self._hub.tracing is None:
-            heads = _Heads(scope)
+            heads = Heads(scope)
             if heads.usable:
                 if heads.version in MODERN_PROTOCOL_VERSIONS:
                     await self._modern(scope, receive, send)
@@ -212,7 +163,7 @@ class HttpToolCalls:
                     await self._answer_in_session(scope, session_id, transport, call, name, principal, send)
                     return
             elif self._mine(scope, session_id, transport) and self._cancel(session_id, message):
-                await send({"type": "http.response.start", "status": 202, "headers": [(_SESSION, session_id.encode())]})
+                await send({"type": "http.response.start", "status": 202, "headers": [(SESSION_HEADER, session_id.encode())]})
                 await send({"type": "http.response.body", "body": b""})
                 return
         await self.app(scope, receive, send)
@@ -228,7 +179,7 @@ class HttpToolCalls:
     async def _answer_in_session(self, scope: Scope, session_id: str, transport: StreamableHTTPServerTransport,
                                  call: PlainCall, name: str, principal: Principal, send: Send) -> None:
         key = id_key(call.request_id)
-        headers = [(_SESSION, session_id.encode())]
+        headers = [(SESSION_HEADER, session_id.encode())]
         if key in self._in_flight.get(session_id, ()):
             await send_json(send, json_line(error_reply(call.request_id, INVALID_REQUEST, duplicate_message(call.request_id))), headers)
             return

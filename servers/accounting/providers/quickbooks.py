@@ -39,13 +39,11 @@ from servers.accounting.model import (
     ContactKind,
     ContactPage,
     Invoice,
-    InvoiceLine,
     InvoicePage,
     InvoicePatch,
     InvoiceQuery,
     JournalEntry,
     JournalLine,
-    LineInput,
     NewInvoice,
     Payment,
     Report,
@@ -57,6 +55,7 @@ from servers.accounting.model import (
 from servers.accounting import ledger
 from servers.accounting.money import ZERO, read_money, round_money
 from servers.accounting.money import read_amount as amount
+from servers.accounting.providers.qbo_mapping import is_voided, read_contact, read_invoice, write_lines
 from servers.accounting.providers.qbo_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
@@ -85,15 +84,6 @@ def _split(typed_id: str, allowed: tuple[str, ...]) -> tuple[str, str]:
 def _request_id(key: str | None, scope: str) -> str | None:
     """QuickBooks' `requestid` (at most 50 characters) from our idempotency key."""
     return hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()[:50] if key else None
-
-
-def is_voided(raw: dict[str, Any], currency: str) -> bool:
-    """Whether QuickBooks voided this invoice. It has no void flag: a void zeroes the total, balance
-    and lines, read here — never `PrivateNote` ("Voided" after a void, but the caller's `reference`).
-    The tools refuse zero totals, so only a $0 invoice made in QuickBooks also reads as voided."""
-    lines = [line for line in raw.get("Line", []) if line.get("SalesItemLineDetail") or line.get("AccountBasedExpenseLineDetail")]
-    return all(read_money(raw.get(key), currency) == 0 for key in ("TotalAmt", "Balance")) and \
-        all(read_money(line.get("Amount"), currency) == 0 for line in lines)
 
 
 def error_text(body: dict[str, Any]) -> list[str]:
@@ -143,59 +133,6 @@ class QuickBooks:
     async def _read(self, entity: str, raw_id: str) -> dict[str, Any]:
         return (await self._call("GET", f"/{entity.lower()}/{raw_id}"))[entity]
 
-    # -- mapping ----------------------------------------------------------------------------
-
-    def _invoice(self, raw: dict[str, Any], kind: str) -> Invoice:
-        currency = (raw.get("CurrencyRef") or {}).get("value") or self.currency
-
-        lines: list[InvoiceLine] = []
-        for line in raw.get("Line", []):
-            detail = line.get("SalesItemLineDetail") or line.get("AccountBasedExpenseLineDetail")
-            if detail is None:
-                continue  # subtotal and discount summary lines
-            net = read_money(line.get("Amount"), currency)
-            lines.append(InvoiceLine(description=line.get("Description", ""), quantity=amount(detail.get("Qty")) or Decimal(1),
-                                     unit_price=amount(detail.get("UnitPrice")) if detail.get("UnitPrice") is not None else net,
-                                     account_code=(detail.get("AccountRef") or {}).get("value"),
-                                     item=(detail.get("ItemRef") or {}).get("value"), tax_code=(detail.get("TaxCodeRef") or {}).get("value"),
-                                     net=net, tax=ZERO, total=net))
-        total, balance = read_money(raw.get("TotalAmt"), currency), read_money(raw.get("Balance"), currency)
-        tax = read_money((raw.get("TxnTaxDetail") or {}).get("TotalTax"), currency)
-        voided = is_voided(raw, currency)
-        status = "voided" if voided else "paid" if balance == 0 else "partially_paid" if balance < total else "open"
-        party = (raw.get("CustomerRef") if kind == "invoice" else raw.get("VendorRef")) or {}
-        return Invoice(id=f"{kind}:{raw['Id']}", number=raw.get("DocNumber"), kind="receivable" if kind == "invoice" else "payable",
-                       contact_id=f"{'customer' if kind == 'invoice' else 'vendor'}:{party.get('value')}",
-                       contact_name=party.get("name"), issue_date=raw["TxnDate"], due_date=raw.get("DueDate"), currency=currency,
-                       status=status, lines=lines, subtotal=total - tax, tax_total=tax, total=total, amount_paid=total - balance,
-                       balance=balance, reference=raw.get("PrivateNote"), version=str(raw.get("SyncToken", "0")), provider=self.name)
-
-    @staticmethod
-    def _contact(raw: dict[str, Any], kind: str) -> Contact:
-        return Contact(id=f"{kind}:{raw['Id']}", name=raw.get("DisplayName", ""), email=(raw.get("PrimaryEmailAddr") or {}).get("Address"),
-                       kind="customer" if kind == "customer" else "vendor", currency=(raw.get("CurrencyRef") or {}).get("value"),
-                       tax_number=raw.get("TaxIdentifier") or raw.get("ResaleNum"), version=str(raw.get("SyncToken", "0")))
-
-    def _lines(self, kind: str, lines: list[LineInput], currency: str) -> list[dict[str, Any]]:
-        priced = ledger.price_lines(lines, currency, None).lines
-        out = []
-        for index, line in enumerate(priced):
-            tax = {"TaxCodeRef": {"value": line.tax_code}} if line.tax_code else {}
-            if kind == "invoice":
-                if not line.item:
-                    raise DomainError("invalid_argument", f"lines[{index}].item: QuickBooks invoice lines name a product/service "
-                                      "(its Item id)", details={"field": f"lines[{index}].item"})
-                detail = {"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {
-                    "ItemRef": {"value": line.item}, "Qty": line.quantity, "UnitPrice": line.unit_price, **tax}}
-            else:
-                if not line.account_code:
-                    raise DomainError("invalid_argument", f"lines[{index}].account_code: a QuickBooks bill line needs an expense "
-                                      "account (its id, as list_accounts shows)", details={"field": f"lines[{index}].account_code"})
-                detail = {"DetailType": "AccountBasedExpenseLineDetail", "AccountBasedExpenseLineDetail": {
-                    "AccountRef": {"value": line.account_code}, **tax}}
-            out.append({"Amount": line.net, "Description": line.description, **detail})
-        return out
-
     # -- chart and contacts -----------------------------------------------------------------
 
     async def accounts(self) -> list[Account]:
@@ -213,7 +150,7 @@ class QuickBooks:
                               "unchanged", details={"field": "cursor"})
         where = f" where DisplayName LIKE {_quote('%' + query + '%')}" if query else ""
         rows = await self._query(f"select * from {ENTITY[entity]}{where} ORDERBY DisplayName", first, limit)
-        contacts = [self._contact(r, entity) for r in rows]
+        contacts = [read_contact(r, entity) for r in rows]
         if len(rows) == limit:
             following: dict[str, Any] | None = {"entity": entity, "start": first + limit}
         elif entity == "customer" and kind in (None, "both"):
@@ -240,7 +177,7 @@ class QuickBooks:
             body.update(Id=raw_id, SyncToken=current.get("SyncToken"), sparse=True)
             entity = kind
         saved = await self._call("POST", f"/{entity}", json=body)
-        return self._contact(saved[ENTITY[entity]], entity)
+        return read_contact(saved[ENTITY[entity]], entity)
 
     # -- invoices ---------------------------------------------------------------------------
 
@@ -258,14 +195,14 @@ class QuickBooks:
             clauses.append("Balance > '0'")
         where = f" where {' and '.join(clauses)}" if clauses else ""
         rows = await self._query(f"select * from {ENTITY[kind]}{where} ORDERBY TxnDate", start, limit)
-        found = [self._invoice(r, kind) for r in rows]
+        found = [read_invoice(r, kind, self.currency) for r in rows]
         if query.status:
             found = [i for i in found if i.status in query.status]
         return InvoicePage(invoices=found, next_cursor=encode_cursor({"start": start + limit}) if len(rows) == limit else None)
 
     async def invoice(self, invoice_id: str) -> Invoice:
         kind, raw_id = _split(invoice_id, ("invoice", "bill"))
-        return self._invoice(await self._read(ENTITY[kind], raw_id), kind)
+        return read_invoice(await self._read(ENTITY[kind], raw_id), kind, self.currency)
 
     async def quote(self, new: NewInvoice) -> Totals:
         return ledger.price_lines(new.lines, new.currency, None)
@@ -277,14 +214,14 @@ class QuickBooks:
         kind = "invoice" if new.kind == "receivable" else "bill"
         party_kind, party = _split(new.contact_id, ("customer",) if kind == "invoice" else ("vendor",))
         body: dict[str, Any] = {"CustomerRef" if kind == "invoice" else "VendorRef": {"value": party}, "TxnDate": new.issue_date.isoformat(),
-                                "DueDate": new.due_date.isoformat(), "Line": self._lines(kind, new.lines, new.currency),
+                                "DueDate": new.due_date.isoformat(), "Line": write_lines(kind, new.lines, new.currency),
                                 "CurrencyRef": {"value": new.currency}}
         if new.reference:
             body["PrivateNote"] = new.reference
         request_id = _request_id(idempotency_key, f"create_{kind}")
         saved = await self._call("POST", f"/{kind}", {"requestid": request_id} if request_id else None, json=body,
                                  idempotent=request_id is not None)
-        return self._invoice(saved[ENTITY[kind]], kind)
+        return read_invoice(saved[ENTITY[kind]], kind, self.currency)
 
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
         raise DomainError("invalid_argument", "QuickBooks invoices and bills are posted when created; there is nothing to approve")
@@ -305,7 +242,7 @@ class QuickBooks:
             raise DomainError("invalid_argument", f"{invoice_id} has payments applied; remove them in QuickBooks before voiding")
         saved = await self._call("POST", "/invoice", {"operation": "void"}, json={"Id": raw_id, "SyncToken": current["SyncToken"]},
                                  idempotent=True)
-        return self._invoice(saved["Invoice"], kind)
+        return read_invoice(saved["Invoice"], kind, self.currency)
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
         kind, raw_id, current = await self._current(invoice_id, version)
@@ -318,9 +255,9 @@ class QuickBooks:
         if patch.reference is not None:
             body["PrivateNote"] = patch.reference
         if patch.lines is not None:
-            body["Line"] = self._lines(kind, patch.lines, (current.get("CurrencyRef") or {}).get("value") or self.currency)
+            body["Line"] = write_lines(kind, patch.lines, (current.get("CurrencyRef") or {}).get("value") or self.currency)
         saved = await self._call("POST", f"/{kind}", json=body, idempotent=True)
-        return self._invoice(saved[ENTITY[kind]], kind)
+        return read_invoice(saved[ENTITY[kind]], kind, self.currency)
 
     # -- payments and journals --------------------------------------------------------------
 
