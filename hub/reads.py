@@ -18,6 +18,7 @@ from hub.downstream.listing import all_pages, last_of_each
 from hub.downstream.sessions import current_owner
 from hub.catalog.links import expose_prompt
 from hub.own_names import own_resource
+from hub.calls.errors import sign_in_named
 from hub.errors import HubRefusal
 from hub.catalog.naming import namespaced_uri
 from hub.relay.scope import may_see_server
@@ -115,7 +116,8 @@ class HubReads:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target
         async with session_or_error(self.downstreams[server], reader) as client:
-            result = await client.read_resource(original)
+            with sign_in_named(server):
+                result = await client.read_resource(original)
         return self._namespace_contents(server, result)
 
     def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
@@ -132,7 +134,8 @@ class HubReads:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         server, original = target
         async with session_or_error(self.downstreams[server], principal or self.access.local) as client:
-            result = await client.get_prompt(original, arguments)
+            with sign_in_named(server):
+                result = await client.get_prompt(original, arguments)
         return expose_prompt(result, self.downstreams[server].config.namespace)  # its resource links readable here
 
     async def complete(

@@ -17,7 +17,8 @@ review: a password and a bearer token in a server's error message reached the ca
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import anyio
 import mcp_types as types
@@ -69,7 +70,7 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
         return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
                             f"{overlong_message('its answer (one event of its event stream)', int(over.group(1)))}",
                             details={"server": downstream.name})
-    if exc.code == types.URL_ELICITATION_REQUIRED and (required := _url_required(exc, downstream.name)) is not None:
+    if exc.code == types.URL_ELICITATION_REQUIRED and (required := url_required(exc, downstream.name)) is not None:
         return required
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
     return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(without_traceback(exc.error.message))}",
@@ -81,7 +82,21 @@ MAX_REQUIRED_ELICITATIONS = 16
 hand; a longer list is a server misbehaving, and its ids would crowd others' completions out)."""
 
 
-def _url_required(exc: MCPError, server: str) -> UrlElicitationRequired | None:
+@contextmanager
+def sign_in_named(server: str) -> Iterator[None]:
+    """A server's -32042 raised in the block as `UrlElicitationRequired` (its first elicitations), so the
+    front end passes it on whole and routes its completions (`resources/read`, `prompts/get`: before,
+    it passed through uncapped and its completions went nowhere)."""
+    try:
+        yield
+    except MCPError as exc:
+        required = url_required(exc, server) if exc.code == types.URL_ELICITATION_REQUIRED else None
+        if required is None:
+            raise
+        raise required from None
+
+
+def url_required(exc: MCPError, server: str) -> UrlElicitationRequired | None:
     """A server's -32042 with the elicitations it names (the first `MAX_REQUIRED_ELICITATIONS`); None
     when its `data` does not hold valid ones (then it is an error like any other)."""
     try:

@@ -217,9 +217,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
                 return unknown_tool_result(hub, params.name, caller())
             except UrlElicitationRequired as required:  # the server's -32042, whole; its completions to this client
-                hub.request_relay.url_elicitations.required(required.server, [e.elicitation_id for e in required.elicitations],
-                                                            ctx.session, caller())
-                raise required.as_mcp_error() from None
+                raise sign_in_required(ctx, required) from None
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a
             # handler and checks it against the negotiated version, so parsing it here would only add a
             # model build and a dump.
@@ -247,8 +245,19 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         return types.ListResourceTemplatesResult(resource_templates=items, next_cursor=next_cursor,
                                                  meta=hub.list_meta("resource_templates", caller()))
 
+    def sign_in_required(ctx: ServerRequestContext[Any], required: UrlElicitationRequired) -> MCPError:
+        """A server's -32042 as the JSON-RPC error it sent (its first elicitations); their completion
+        notices will go to this client, if it declared URL-mode elicitation (`hub.relay.url_elicitations`)."""
+        if declares_url_elicitation(ctx.session):
+            hub.request_relay.url_elicitations.required(required.server, [e.elicitation_id for e in required.elicitations],
+                                                        ctx.session, caller())
+        return required.as_mcp_error()
+
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        return await hub.read_resource(str(params.uri), caller())
+        try:
+            return await hub.read_resource(str(params.uri), caller())
+        except UrlElicitationRequired as required:
+            raise sign_in_required(ctx, required) from None
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         await hub.await_first_listing()
@@ -257,7 +266,10 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         return types.ListPromptsResult(prompts=items, next_cursor=next_cursor, meta=hub.list_meta("prompts", caller()))
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
-        return await hub.get_prompt(params.name, params.arguments, caller())
+        try:
+            return await hub.get_prompt(params.name, params.arguments, caller())
+        except UrlElicitationRequired as required:
+            raise sign_in_required(ctx, required) from None
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
         context = params.context.arguments if params.context else None

@@ -67,8 +67,7 @@ async def test_a_url_required_error_reaches_a_capable_client_whole_then_its_comp
                 assert completions.ids == ["cal-9"]
             else:
                 await client.call_tool("fx__finish_sign_in", {"elicitation_id": "cal-9"})
-            if mode == "auto" and session == "per_client":
-                return  # each 2026-07-28 request gets a session (here a child process) of its own: signed in there only
+            # (A 2026-07-28 client's requests to a `per_client` stdio server share the child lent to its principal.)
             again = await client.call_tool("fx__needs_sign_in", {"elicitation_id": "cal-9"})
             assert again.content[0].text == "SIGNED_IN:cal-9", again  # type: ignore[union-attr]
 
@@ -94,6 +93,31 @@ async def test_a_client_without_url_elicitation_is_told_which_url_to_open(tmp_pa
             stats = (await http.get(url.replace("/mcp", "/healthz"))).json()["servers"]["fxs"]
         assert stats["calls"] == 4 and stats["failures"] == 0, stats
 
+
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+async def test_a_read_or_a_prompt_that_needs_a_sign_in_routes_its_completion_too(tmp_path: Path, procs: list,
+                                                                                 session: str) -> None:
+    """A -32042 to `resources/read` or `prompts/get` passed through as it came (every elicitation it
+    named) and its completion notice went nowhere; now as for a call: the first 16, and the notice to
+    the client that got the error."""
+    url = hub_url(tmp_path, procs, session=session)
+    completions = Completions()
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy", elicitation_callback=never_asked, message_handler=completions) as client:
+            with pytest.raises(MCPError) as raised:
+                await client.read_resource("mcphub://fx/private://read-1")
+            assert raised.value.error.code == types.URL_ELICITATION_REQUIRED
+            assert raised.value.error.data["elicitations"][0]["elicitationId"] == "read-1"  # type: ignore[index]
+            with pytest.raises(MCPError) as raised:
+                await client.get_prompt("fx__private_prompt", {"elicitation_id": "prompt-1"})
+            assert raised.value.error.code == types.URL_ELICITATION_REQUIRED
+            for flow in ("read-1", "prompt-1"):
+                await client.call_tool("fx__finish_sign_in", {"elicitation_id": flow})
+            with anyio.fail_after(10):
+                while sorted(completions.ids) != ["prompt-1", "read-1"]:
+                    await anyio.sleep(0.05)  # waiting for the state "both notices heard"
+            read = await client.read_resource("mcphub://fx/private://read-1")
+            assert read.contents[0].text == "SIGNED_IN:read-1"  # type: ignore[union-attr]
 
 @pytest.mark.parametrize("session", ["shared", "per_client"])
 async def test_a_completion_after_the_call_ended_still_reaches_its_client(tmp_path: Path, procs: list, session: str) -> None:
