@@ -238,6 +238,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports):
         self._stop.set()
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()
+        if self.session_pool is not None:  # its per-client sessions too (children, parked or in use)
+            self.session_pool.close_all()
 
     @property
     def stopping(self) -> bool:
@@ -258,6 +260,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports):
             return False
         self.error = reason
         scope.cancel()
+        if self.session_pool is not None:  # its per-client sessions too: none keeps the old process
+            self.session_pool.close_all()
         return True
 
     def resume(self) -> None:
@@ -319,12 +323,13 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports):
         return self._client_over(transport, self._on_message, callbacks, self._on_status)
 
     def _session_transport(self, on_end: Callable[[str], None] | None = None) -> Any:
-        """A fresh transport to this server, for one more session of it (a per-client one); `on_end`
-        as for `_remote_transport`."""
+        """A fresh transport to this server, for one more session of it (a per-client one); `on_end(why)`
+        when it is over: an SSE session's event stream ended (`_remote_transport`), a child exited."""
         cfg = self.config
         if cfg.transport == "stdio":
             assert cfg.command is not None
-            return stdio_child(cfg.name, cfg.command, cfg.args, cfg.env | self.caller.child_env(), cfg.cwd)
+            exited = (lambda code, _stderr: on_end(f"its process exited with code {code}")) if on_end is not None else None
+            return stdio_child(cfg.name, cfg.command, cfg.args, cfg.env | self.caller.child_env(), cfg.cwd, on_exit=exited)
         if cfg.transport == "inprocess":
             if self.server_object is None:
                 raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")

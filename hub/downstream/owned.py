@@ -16,7 +16,8 @@ from mcp.client.session import IncomingMessage
 from pydantic import BaseModel, ConfigDict
 
 from hub.config import ServerConfig
-from hub.downstream.sessions import OwnerRef, SessionPool, current_lend_key, current_owner
+from hub.auth.principal import identity
+from hub.downstream.sessions import OwnerRef, SessionPool, counted_caller, current_caller, current_owner
 
 
 class OwnedSessions:
@@ -53,10 +54,10 @@ class OwnedSessions:
             if (who := mine()) is not None and self.on_task_status is not None:
                 await self.on_task_status(self, params, who)
 
-        def ended(why: str) -> None:  # its SSE stream ended: the next call opens a new session
-            if (who := mine()) is not None and self.pool is not None:
+        def ended(why: str) -> None:  # its child exited, its SSE stream ended: the next call opens a new session
+            if self.pool is not None:
                 self.log.info("a client's own session ended: %s", why)
-                self.pool.close(who)
+                self.pool.end(mine)
 
         return self._client_over(self._session_transport(ended), on_message, self.owner_callbacks(mine), on_status)
 
@@ -78,10 +79,11 @@ class OwnedSessions:
         if self.pool is None or owner is None:
             yield shared
             return
+        principal, stateless = current_caller()
         # A stdio session is a child process: one stateless request lends it on to its caller's next
         # (`SessionPool`); any other server's costs a request or two, and each request gets its own.
-        lend_key = current_lend_key() if self.config.transport == "stdio" else None
-        async with self.pool.using(owner, lend_key) as client:
+        lend_key = identity(principal) if stateless and principal is not None and self.config.transport == "stdio" else None
+        async with self.pool.using(owner, lend_key, counted_caller()) as client:
             yield client
 
 

@@ -7,6 +7,7 @@ sampling requests) must not share one downstream session among every client of t
 - opened on the owner's first use (`async with pool.using(owner) as client`), reused after;
 - at most `max_sessions` open; one more owner gets `HubRefusal("unavailable")`, retryable, with
   `details.reason: "sessions_full"` — never a shared session instead (that is the leak this avoids);
+  one caller (`using(..., caller=)`) may hold `max_per_caller` of them (`"sessions_share"` beyond);
 - closed after `idle_s` without use (never while in use, nor while it holds a resource subscription:
   `pin`); when its owner is garbage-collected (the
   client connection ended) or by `close(owner)` / `close_where(...)`, once no call uses it; and all
@@ -39,12 +40,13 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from hub.auth.principal import Principal, identity
 from hub.errors import HubRefusal
 
 logger = logging.getLogger("hub.downstream.sessions")
 
 _current_owner: ContextVar[weakref.ref[Any] | None] = ContextVar("current_owner", default=None)
-_current_lend_key: ContextVar[Hashable | None] = ContextVar("current_lend_key", default=None)
+_current_caller: ContextVar[tuple[Principal | None, bool]] = ContextVar("current_caller", default=(None, False))
 
 
 def current_owner() -> Any:
@@ -54,23 +56,30 @@ def current_owner() -> Any:
     return ref() if ref is not None else None
 
 
-def current_lend_key() -> Hashable | None:
-    """Set when the current owner is one stateless request (`bind_owner(..., lend_key=...)`): whose
-    parked sessions it may borrow (see `SessionPool`)."""
-    return _current_lend_key.get()
+def current_caller() -> tuple[Principal | None, bool]:
+    """Who the current owner's requests are from (`bind_owner`), and whether the owner is one
+    stateless (2026-07-28) request: `SessionPool.using`'s `caller` and `lend_key` come from these."""
+    return _current_caller.get()
+
+
+def counted_caller() -> Hashable | None:
+    """The current caller as `SessionPool.using`'s `caller`; None with authentication off (every client
+    is the one local principal: no share to keep for others)."""
+    principal, _ = current_caller()
+    return identity(principal) if principal is not None and principal.kind != "local" else None
 
 
 @contextmanager
-def bind_owner(owner: Any, *, lend_key: Hashable | None = None) -> Iterator[None]:
+def bind_owner(owner: Any, *, principal: Principal | None = None, stateless: bool = False) -> Iterator[None]:
     """Make `owner` the `current_owner` for the block. Held weakly: tasks started inside copy the
-    context and may outlive the request, and must not keep the client's connection alive. `lend_key`
-    (the caller's identity) marks an owner that is one 2026-07-28 request."""
+    context and may outlive the request, and must not keep the client's connection alive. `principal`:
+    whose requests these are; `stateless`: the owner is one 2026-07-28 request."""
     token = _current_owner.set(weakref.ref(owner) if owner is not None else None)
-    lend_token = _current_lend_key.set(lend_key if owner is not None else None)
+    caller_token = _current_caller.set((principal, stateless) if owner is not None else (None, False))
     try:
         yield
     finally:
-        _current_lend_key.reset(lend_token)
+        _current_caller.reset(caller_token)
         _current_owner.reset(token)
 
 
@@ -102,6 +111,8 @@ class _Session:
     """Its owner's key in `SessionPool._sessions` (changes when it is lent)."""
     lend_key: Hashable | None = None
     """Set for a session of stateless requests: parked when released, lent to that key's next request."""
+    caller: Hashable | None = None
+    """Whose session it is, for the share one caller may hold (None: not counted, e.g. auth off)."""
     client: Any = None
     in_use: int = 0
     pinned: int = 0
@@ -162,11 +173,17 @@ class SessionPool:
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
 
+    @property
+    def max_per_caller(self) -> int:
+        """Sessions one caller may hold: all but a quarter (at least one) kept for the others, so one
+        caller's concurrent requests never take every session (re-check of round 12)."""
+        return max(1, self.max_sessions - max(1, self.max_sessions // 4))
+
     @asynccontextmanager
-    async def using(self, owner: Any, lend_key: Hashable | None = None) -> AsyncIterator[Any]:
+    async def using(self, owner: Any, lend_key: Hashable | None = None, caller: Hashable | None = None) -> AsyncIterator[Any]:
         """The owner's session (opened if it has none; with `lend_key`, one parked for that key if
-        any) for the duration of the block."""
-        session = await self._session_of(owner, lend_key)
+        any) for the duration of the block. `caller`: whose it is, held to `max_per_caller`."""
+        session = await self._session_of(owner, lend_key, caller)
         session.in_use += 1
         try:
             yield session.client
@@ -197,6 +214,29 @@ class SessionPool:
         if session is not None and session.owner() is owner:
             self._release(session)
 
+    def end(self, ref: OwnerRef) -> None:
+        """The session opened for `ref` has lost its server (its child exited, its event stream ended):
+        closed now — also one parked, which would otherwise be lent, dead, to its caller's next request
+        for ever (re-check of round 12)."""
+        for session in [*self._sessions.values(), *(s for parked in self._parked.values() for s in parked)]:
+            if session.ref is ref:
+                self._unpark(session)
+                session.lend_key = None
+                session.closing.set()
+                self._poke()
+
+    def close_all(self) -> None:
+        """Close every session (the server is restarted or stopped): parked ones now, those in use once
+        their calls finish; none is lent again (re-check of round 12: a restarted server's old children
+        kept serving, with their old state)."""
+        for sessions in list(self._parked.values()):
+            for session in list(sessions):
+                self._unpark(session)
+                session.closing.set()
+        for session in list(self._sessions.values()):
+            session.lend_key = None
+            self._release(session)
+
     def close_where(self, ended: Callable[[Any], bool]) -> None:
         """Close the session of each owner for which `ended(owner)` is true."""
         for session in list(self._sessions.values()):
@@ -204,7 +244,7 @@ class SessionPool:
             if owner is not None and ended(owner):
                 self._release(session)
 
-    async def _session_of(self, owner: Any, lend_key: Hashable | None) -> _Session:
+    async def _session_of(self, owner: Any, lend_key: Hashable | None, caller: Hashable | None) -> _Session:
         key = id(owner)
         session = self._sessions.get(key)
         if session is not None and session.owner() is not owner:  # an id reused after its owner died
@@ -217,6 +257,14 @@ class SessionPool:
             if self._tg is None:
                 raise HubRefusal("unavailable", f"server {self.server!r}: per-client sessions are not running",
                                  retry_after_s=1.0, details={"server": self.server, "reason": "down"})
+            if caller is not None and self._held_by(caller) >= self.max_per_caller:
+                self._close_oldest_parked(caller)
+                if self._held_by(caller) >= self.max_per_caller:
+                    raise HubRefusal(
+                        "unavailable", f"you hold {self.max_per_caller} of server {self.server!r}'s {self.max_sessions} "
+                        "per-client sessions, as many as one caller may (the rest are kept for others); try again when "
+                        "one of your requests or sessions ends", retry_after_s=min(self.idle_s, 30.0),
+                        details={"server": self.server, "reason": "sessions_share"})
             if self.open_count >= self.max_sessions:
                 self._close_oldest_parked()
             if self.open_count >= self.max_sessions:
@@ -226,7 +274,7 @@ class SessionPool:
                     f"{self.idle_s:g}s), or raise its max_sessions", retry_after_s=min(self.idle_s, 30.0),
                     details={"server": self.server, "reason": "sessions_full"})
             session = _Session(weakref.ref(owner, lambda _ref, key=key: self._owner_gone(key)), OwnerRef(owner), key,
-                               lend_key)
+                               lend_key, caller)
             session.last_used = anyio.current_time()
             self._sessions[key] = session
             self._tg.start_soon(self._hold, session)
@@ -303,9 +351,14 @@ class SessionPool:
             if not parked:
                 del self._parked[session.lend_key]
 
-    def _close_oldest_parked(self) -> None:
-        """Make room for a new session: close the parked session used least recently, if any."""
-        oldest = min((s for sessions in self._parked.values() for s in sessions),
+    def _held_by(self, caller: Hashable) -> int:
+        every = [*self._sessions.values(), *(s for sessions in self._parked.values() for s in sessions)]
+        return sum(1 for session in every if session.caller == caller)
+
+    def _close_oldest_parked(self, caller: Hashable | None = None) -> None:
+        """Make room for a new session: close the parked session used least recently (of `caller`'s,
+        if given), if any."""
+        oldest = min((s for sessions in self._parked.values() for s in sessions if caller is None or s.caller == caller),
                      key=lambda s: s.last_used, default=None)
         if oldest is not None:
             self._unpark(oldest)

@@ -26,7 +26,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub import __version__
 from hub.downstream.listing import ListKind
 from hub.downstream.sessions import bind_owner as owned_by
-from hub.auth.principal import Principal, current_principal, identity
+from hub.auth.principal import Principal, current_principal
 from hub.errors import UrlElicitationRequired
 from hub.hub import Hub, UnknownTool
 from hub.own_names import own_tool_name
@@ -318,7 +318,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             connection.state[_RELEASE_ON_CLOSE] = True
             connection.exit_stack.callback(hub.release_owner, connection)
         stateless = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
-        with owned_by(connection, lend_key=identity(caller()) if stateless else None):
+        with owned_by(connection, principal=caller(), stateless=stateless):
             try:
                 return await call_next(ctx)
             finally:

@@ -51,6 +51,7 @@ from mcp.shared.message import ServerMessageMetadata
 
 from hub.audit.log import AuditEvent
 from hub.auth.principal import Principal, identity
+from hub.downstream.serials import session_serial
 from hub.downstream.sessions import OwnerRef
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
@@ -159,14 +160,14 @@ class RequestRelay:
 
         async def sampling(ctx: ClientRequestContext | None, params: types.CreateMessageRequestParams) -> Any:
             task = self.tasks.related_principal(server, params.meta, ctx.session if ctx is not None else None)
-            params = self._task_ids_exposed(server, params)
+            params = self._task_ids_exposed(server, params, ctx)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
             return await self._relay(server, "sampling", types.CreateMessageRequest(params=params), result_type, mine,
                                      task)
 
         async def elicitation(ctx: ClientRequestContext | None, params: types.ElicitRequestParams) -> Any:
             task = self.tasks.related_principal(server, params.meta, ctx.session if ctx is not None else None)
-            params = self._task_ids_exposed(server, params)
+            params = self._task_ids_exposed(server, params, ctx)
             return await self._relay(server, "elicitation", types.ElicitRequest(params=params), types.ElicitResult,
                                      mine, task)
 
@@ -175,9 +176,9 @@ class RequestRelay:
 
         return {"sampling_callback": sampling, "elicitation_callback": elicitation, "list_roots_callback": roots}
 
-    def _task_ids_exposed(self, server: str, params: Any) -> Any:
+    def _task_ids_exposed(self, server: str, params: Any, ctx: ClientRequestContext | None) -> Any:
         """`params` with a `related-task` id as the client knows it (`hub.relay.tasks`)."""
-        meta = self.tasks.expose_related(server, params.meta)
+        meta = self.tasks.expose_related(server, params.meta, session_serial(ctx.session) if ctx is not None else None)
         return params if meta is params.meta else params.model_copy(update={"meta": meta})
 
     def _target(self, server: str, kind: str, owner: OwnerRef | None,

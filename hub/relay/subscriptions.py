@@ -55,6 +55,7 @@ from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
 from hub.errors import HubRefusal
 from hub.downstream.serials import session_serial
+from hub.downstream.sessions import counted_caller
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -168,7 +169,7 @@ class ResourceSubscriptions:
         if not subscribe and pool.client_of(connection) is None:
             return  # its session is gone, and its subscriptions with it
         try:
-            async with pool.using(connection) as client:
+            async with pool.using(connection, caller=counted_caller()) as client:
                 with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
                     if subscribe:
                         await client.session.subscribe_resource(original)

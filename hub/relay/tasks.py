@@ -105,8 +105,10 @@ class TaskRelay:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._owned: weakref.WeakKeyDictionary[Any, OrderedDict[str, RelayedTask]] = weakref.WeakKeyDictionary()
-        self._exposed: FairCap[tuple[str, str], RelayedTask] = FairCap(MAX_TASKS_PER_CALLER, MAX_TASKS)
-        """(server, its task id) → the task, for rewriting `related-task` in what servers send."""
+        self._exposed: FairCap[tuple[str, int | None, str], RelayedTask] = FairCap(MAX_TASKS_PER_CALLER, MAX_TASKS)
+        """(server, the session that made it, its task id) → the task, for rewriting `related-task` in what
+        servers send. Two sessions number their tasks alike (each client's own of a `per_client` server):
+        keyed without the session, one caller's task record replaced another's (re-check of round 12)."""
 
     # -- what clients are offered ----------------------------------------------------------
 
@@ -196,21 +198,21 @@ class TaskRelay:
             return WireResult(_checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
         exposed = self._own(connection, RelayedTask(f"{route.server}:{created['taskId']}", route.server,
                                                     created["taskId"], principal, session))
-        return WireResult({**self._exposed_meta(body, route.server), "task": {**created, "taskId": exposed}})
+        return WireResult({**self._exposed_meta(body, route.server, session), "task": {**created, "taskId": exposed}})
 
     def _own(self, connection: Any, task: RelayedTask) -> str:
         exposed, server, task_id = task.exposed, task.server, task.task_id
         owned = self._owned.setdefault(connection, OrderedDict())
         owned[exposed] = task
-        self._exposed.put((server, task_id), identity(task.principal) if task.principal else None, task)
+        self._exposed.put((server, task.session, task_id), identity(task.principal) if task.principal else None, task)
         while len(owned) > MAX_TASKS_PER_CONNECTION:
             _, old = owned.popitem(last=False)
             self._forget(old)
         return exposed
 
     def _forget(self, task: RelayedTask) -> None:
-        if self._exposed.get((task.server, task.task_id)) is task:
-            self._exposed.pop((task.server, task.task_id))
+        if self._exposed.get((task.server, task.session, task.task_id)) is task:
+            self._exposed.pop((task.server, task.session, task.task_id))
 
     # -- tasks/* ---------------------------------------------------------------------------
 
@@ -236,7 +238,7 @@ class TaskRelay:
         else:
             body, _ = await _send(downstream, method, params, relayed)
         self._audit_cancel(method, principal, relayed)
-        body = self._exposed_meta(body, relayed.server)
+        body = self._exposed_meta(body, relayed.server, relayed.session)
         if method == "tasks/result":  # the tool's result: its resource links under the hub's URIs
             expose_content(body.get("content"), downstream.config.namespace)
         return {**body, "taskId": exposed} if "taskId" in body else body
@@ -275,7 +277,8 @@ class TaskRelay:
             if relayed.principal is None or not may_see_server(self._hub, relayed.principal, downstream.name):
                 return
             body = params.model_dump(mode="json", exclude_none=True)
-            await connection.notify("notifications/tasks/status", {**self._exposed_meta(body, downstream.name), "taskId": exposed})
+            await connection.notify("notifications/tasks/status",
+                                    {**self._exposed_meta(body, downstream.name, relayed.session), "taskId": exposed})
             return
 
     # -- related-task ----------------------------------------------------------------------
@@ -288,24 +291,31 @@ class TaskRelay:
         related = meta.get(RELATED_TASK) if meta else None
         if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
             return False, None
-        relayed = self._exposed.get((server, related["taskId"]))
-        if relayed is None or (session is not None and relayed.session != session_serial(session)):
-            return True, None
-        return True, relayed.principal
+        relayed = self._related(server, related["taskId"], session_serial(session) if session is not None else None)
+        return True, relayed.principal if relayed is not None else None
 
-    def expose_related(self, server: str, meta: dict[str, Any] | None) -> dict[str, Any] | None:
-        """`meta` with its `related-task` id as the client knows it (unchanged when the hub did not relay that task)."""
+    def expose_related(self, server: str, meta: dict[str, Any] | None, session: int | None) -> dict[str, Any] | None:
+        """`meta` with its `related-task` id as the client knows it (unchanged when the hub did not relay
+        that task on `session`, a `session_serial`)."""
         related = meta.get(RELATED_TASK) if meta else None
         if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
             return meta
-        relayed = self._exposed.get((server, related["taskId"]))
+        relayed = self._related(server, related["taskId"], session)
         return meta if relayed is None else {**meta, RELATED_TASK: {**related, "taskId": relayed.exposed}}  # type: ignore[dict-item]
 
-    def _exposed_meta(self, body: dict[str, Any], server: str) -> dict[str, Any]:
+    def _related(self, server: str, task_id: str, session: int | None) -> RelayedTask | None:
+        """The task `task_id` of `server` that `session` made; with no session known (a 2026-07-28
+        server's own input-required answer), the one task of that id, if only one."""
+        if session is not None:
+            return self._exposed.get((server, session, task_id))
+        found = [task for (name, _, tid), task in self._exposed.items() if name == server and tid == task_id]
+        return found[0] if len(found) == 1 else None
+
+    def _exposed_meta(self, body: dict[str, Any], server: str, session: int | None) -> dict[str, Any]:
         meta = body.get("_meta")
         if not isinstance(meta, dict):
             return body
-        return {**body, "_meta": self.expose_related(server, meta)}
+        return {**body, "_meta": self.expose_related(server, meta, session)}
 
     def _audit_cancel(self, method: str, principal: Principal, relayed: RelayedTask) -> None:
         if method == "tasks/cancel":

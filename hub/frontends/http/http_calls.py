@@ -63,7 +63,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub import __version__
-from hub.auth.principal import Principal, current_principal, identity
+from hub.auth.principal import Principal, current_principal
 from hub.calls.drivers import ExpressCall, task_of
 from hub.downstream.sessions import bind_owner
 from hub.frontends.http.http_heads import SESSION_HEADER, Heads
@@ -188,7 +188,7 @@ class HttpToolCalls:
             self._ledger.touch(session_id, owner)
         try:
             # A `per_client` server gives this session its own downstream session (`current_owner`).
-            with Busy(transport), bind_owner(self._connections.get(session_id)):
+            with Busy(transport), bind_owner(self._connections.get(session_id), principal=principal):
                 entry, answer = self._start(call, name, principal)
                 held_here = self._in_flight.setdefault(session_id, {})
                 held = held_here[key] = _Held(entry, call.request_id, answer)
@@ -249,7 +249,7 @@ class HttpToolCalls:
             return
         owner = _RequestOwner()
         try:
-            with bind_owner(owner, lend_key=identity(principal)):  # its `per_client` sessions: lent (`SessionPool`)
+            with bind_owner(owner, principal=principal, stateless=True):  # its `per_client` sessions: lent (`SessionPool`)
                 entry, answer = self._start(call, name, principal)
             watch = asyncio.get_running_loop().create_task(_disconnect(receive))
             watch.add_done_callback(lambda _: _cancel_soon(entry, answer))  # a disconnect cancels, as the SDK's does

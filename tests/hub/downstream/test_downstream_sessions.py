@@ -221,3 +221,80 @@ async def test_parked_sessions_close_when_idle_and_make_room_for_other_callers()
             await pool.wait_open_count(0)  # every parked session closes once idle
             assert len(opened) == 4
             tg.cancel_scope.cancel()
+
+
+async def test_one_caller_may_hold_all_but_a_share_kept_for_others() -> None:
+    """Re-check of round 12: one principal's concurrent requests took every session, and everyone else
+    was refused `sessions_full`. A caller holds at most `max_per_caller` (here 3 of 4)."""
+    server = counting_server()
+    pool = pool_of(server, max_sessions=4)
+    assert pool.max_per_caller == 3
+    bobs = [Owner() for _ in range(4)]
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            async with pool.using(bobs[0], caller="bob"), pool.using(bobs[1], caller="bob"), pool.using(bobs[2], caller="bob"):
+                with pytest.raises(HubRefusal) as refused:
+                    async with pool.using(bobs[3], caller="bob"):
+                        pass
+                assert refused.value.body.details == {"server": "stateful", "reason": "sessions_share"}
+                async with pool.using(Owner(), caller="alice") as client:  # the share kept for others
+                    assert (await client.call_tool("remember", {"x": "a"})).structured_content["result"] == ["a"]
+            tg.cancel_scope.cancel()
+
+
+async def test_a_caller_at_its_share_makes_room_by_closing_its_own_parked_session() -> None:
+    server = counting_server()
+    opened: list[Any] = []
+    pool = pool_of(server, opened, max_sessions=4)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            owners = [Owner() for _ in range(3)]
+            async with pool.using(owners[0], "bob", "bob"), pool.using(owners[1], "bob", "bob"), \
+                    pool.using(owners[2], "bob", "bob"):
+                pass
+            for owner in owners:
+                pool.close(owner)  # three parked sessions of bob's
+            assert pool.open_count == 3
+            async with pool.using(Owner(), None, "bob"):  # not lent (no lend key): his oldest parked one makes room
+                await pool.wait_open_count(3)
+            tg.cancel_scope.cancel()
+
+
+async def test_close_all_closes_parked_sessions_now_and_those_in_use_when_released_never_lending_them() -> None:
+    """Re-check of round 12: a console Restart or Disable left a per-client server's parked children
+    running, and they were lent again with their old state."""
+    server = counting_server()
+    opened: list[Any] = []
+    pool = pool_of(server, opened)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            await release_after(pool, Owner(), "old state", "alice")  # parked
+            busy = Owner()
+            async with pool.using(busy) as client:  # a session of its own (not lent: no lend key)
+                pool.close_all()
+                await pool.wait_open_count(1)  # the parked one is gone; the one in use finishes its call
+                assert (await client.call_tool("remember", {"x": "still"})).structured_content["result"] == ["still"]
+            pool.close(busy)
+            await pool.wait_open_count(0)  # closed once released, not parked
+            assert await release_after(pool, Owner(), "new", "alice") == ["new"]  # a fresh session
+            assert len(opened) == 3
+            tg.cancel_scope.cancel()
+
+
+async def test_a_session_whose_server_ended_is_closed_even_when_parked() -> None:
+    """Re-check of round 12: a per-client child that exited was parked and lent again, dead, to every
+    later request of its caller."""
+    server = counting_server()
+    opened: list[Any] = []
+    pool = pool_of(server, opened)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            await release_after(pool, Owner(), "a", "alice")
+            pool.end(opened[0])  # what its transport reports (`Downstream._open_owned`'s `ended`)
+            await pool.wait_open_count(0)
+            assert await release_after(pool, Owner(), "b", "alice") == ["b"] and len(opened) == 2
+            tg.cancel_scope.cancel()

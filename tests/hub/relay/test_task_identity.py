@@ -43,6 +43,18 @@ def test_a_servers_question_about_a_task_goes_to_the_principal_of_that_sessions_
     assert relay.related_principal("st", {}, after_restart) == (False, None)
 
 
+def test_two_sessions_tasks_of_one_number_are_each_their_own() -> None:
+    """Re-check of round 12: each client's own session of a `per_client` server numbers its tasks from
+    1; bob's task 1 replaced alice's record, and her task's question was refused as nobody's."""
+    relay = TaskRelay(hub=None)  # type: ignore[arg-type]
+    alices, bobs = _Session(), _Session()
+    relay._own(_Connection(), RelayedTask("st:1", "st", "1", ALICE, session_serial(alices)))  # noqa: SLF001
+    relay._own(_Connection(), RelayedTask("st:1", "st", "1", BOB, session_serial(bobs)))  # noqa: SLF001
+    assert relay.related_principal("st", about("1"), alices) == (True, ALICE)
+    assert relay.related_principal("st", about("1"), bobs) == (True, BOB)
+    assert relay.expose_related("st", about("1"), session_serial(alices)) == about("st:1")
+    assert relay.related_principal("st", about("1")) == (True, None)  # no session known, two tasks: nobody's
+
 def test_a_session_serial_is_never_given_to_another_session() -> None:
     seen = set()
     for _ in range(1000):
