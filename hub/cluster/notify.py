@@ -8,7 +8,12 @@ clients, and delivers what the other replicas published to its own streams.
 Rules (docs/deploy.md, "Server→client messages"):
 - Published: `list_changed` (tools/resources/prompts, after this replica's catalog changed), every
   downstream `notifications/resources/updated` and `notifications/message` (log) this replica
-  received. Each event carries a random event id and the publishing replica's id.
+  received on a shared session — a log message with the audience judged here (while calls are in
+  flight to the server, only their caller's; nobody's when several callers' are, and then it is not
+  published): the delivering replica has no calls in flight to judge by (outside review, cluster
+  round 12: a line written during alice's call reached bob on another replica). A per-client
+  session's message is its client's on this replica only: never published (it crashed the relay
+  before). Each event carries a random event id and the publishing replica's id.
 - Delivered: an event from another replica goes through the same local fan-out as a local one
   (`hub.frontends.server` broadcast and listen bus, `hub.relay.subscriptions`, `hub.relay.logs`), so scopes,
   log levels and subscriptions are checked on the delivering replica, for its own clients. A replica
@@ -98,16 +103,23 @@ class ClusterNotifier:
                 await self.publish({"type": "resource_updated", "server": server, "params": {"uri": uri}})
         return publish
 
-    def _publishing(self, local: Callable[[Downstream, Any], Awaitable[None]] | None,
-                    kind: str) -> Callable[[Downstream, Any], Awaitable[None]]:
-        async def relay(downstream: Downstream, params: Any) -> None:
+    def _publishing(self, local: Callable[..., Awaitable[None]] | None, kind: str) -> Callable[..., Awaitable[None]]:
+        async def relay(downstream: Downstream, params: Any, owner: Any = None) -> None:
             if local is not None:
-                await local(downstream, params)
+                await (local(downstream, params) if owner is None else local(downstream, params, owner))
+            if owner is not None:
+                return  # a per-client session's: its client's, on this replica
             source = self._at_source.get(downstream.name)
             if kind == "resource_updated" and source is not None and source() is getattr(downstream, "server_object", None):
                 return  # already published where it happened (`published_at_source`)
-            await self.publish({"type": kind, "server": downstream.name,
-                                "params": params.model_dump(by_alias=True, mode="json", exclude_none=True)})
+            event: dict[str, Any] = {"type": kind, "server": downstream.name,
+                                     "params": params.model_dump(by_alias=True, mode="json", exclude_none=True)}
+            if kind == "log":
+                audience = self._hub.log_relay.audience(downstream)
+                if audience is not None and not audience:
+                    return  # several callers' calls in flight: nobody's
+                event["callers"] = sorted(audience) if audience is not None else None
+            await self.publish(event)
         return relay
 
     # -- publishing ----------------------------------------------------------------------------
@@ -200,7 +212,11 @@ class ClusterNotifier:
         if downstream is None:
             return
         if kind == "log":
-            await self._hub.log_relay.relay(downstream, types.LoggingMessageNotificationParams.model_validate(event["params"]))
+            callers = event.get("callers")
+            audience = (frozenset(tuple(c) for c in callers if isinstance(c, list) and len(c) == 2)
+                        if isinstance(callers, list) else None)
+            await self._hub.log_relay.relay(downstream, types.LoggingMessageNotificationParams.model_validate(event["params"]),
+                                            remote=audience)
         elif kind == "resource_updated":
             await self._hub.subscriptions.relay(downstream,
                                                 types.ResourceUpdatedNotificationParams.model_validate(event["params"]))

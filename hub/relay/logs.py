@@ -201,14 +201,26 @@ class LogRelay:
             downstream.log.warning("logging/setLevel %s not applied: %s", level, describe_failure(exc))
             return False
 
-    async def relay(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any = None) -> None:
+    def audience(self, downstream: Downstream) -> frozenset[tuple[str, str]] | None:
+        """Whose clients a message of `downstream`'s shared session may reach now (`_whose`): what a
+        replica publishing it tells the others (`hub.cluster.notify`)."""
+        return _whose(downstream)
+
+    async def relay(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any = None,
+                    *, remote: frozenset[tuple[str, str]] | None | bool = False) -> None:
         """Pass one downstream log message to every client that asked for its level and may see the
         server; one from a per-client session (`owner`) to that session's client only. Also to the
-        opted-in 2026-07-28 calls to that server in flight (`listening`)."""
+        opted-in 2026-07-28 calls to that server in flight (`listening`). `remote`: another replica's
+        message, with the audience that replica judged (`audience`): its calls in flight are not ours,
+        so ours are never asked (an outside review, cluster round 12, saw bob on replica B get a line
+        the server wrote during alice's call on replica A)."""
         rank = RANK.get(params.level, 0)
-        whose = _whose(downstream) if owner is None else None
-        if self._calls.get(downstream.name):
-            await self._to_calls(downstream, params, owner, rank, whose)
+        if remote is not False:
+            whose = remote if isinstance(remote, frozenset) else None
+        else:
+            whose = _whose(downstream) if owner is None else None
+            if self._calls.get(downstream.name):
+                await self._to_calls(downstream, params, owner, rank, whose)
         if not self._clients:
             return
         body: dict[str, Any] | None = None
