@@ -31,6 +31,29 @@ def server_data_dir(path: Path | None) -> Iterator[None]:
         _server_data_dir.reset(token)
 
 
+_server_shared_store: ContextVar[tuple[str, str] | None] = ContextVar("server_shared_store", default=None)
+
+
+@contextmanager
+def server_shared_store(url: str | None, scope: str) -> Iterator[None]:
+    """While an in-process server is built, `shared_store_for_server()` is the hub's PostgreSQL store
+    (`hub.store.url`) and the server's namespace, where its idempotency records go (replicas)."""
+    token = _server_shared_store.set((url, scope) if url else None)
+    try:
+        yield
+    finally:
+        _server_shared_store.reset(token)
+
+
+def shared_store_for_server(default_scope: str) -> tuple[str, str] | None:
+    """(PostgreSQL URL, scope) for the server being built: the hub's (`server_shared_store`), else
+    `$MCP_HUB_STORE_URL` (a domain server on its own, scoped by `default_scope`, its name), else None."""
+    if (bound := _server_shared_store.get()) is not None:
+        return bound
+    url = os.environ.get("MCP_HUB_STORE_URL") or None
+    return (url, default_scope) if url else None
+
+
 def default_data_dir() -> Path:
     """The data dir of the in-process server being built (`server_data_dir`), else
     `$MCP_HUB_DATA_DIR`, else `$XDG_DATA_HOME/mcp-hub`, else `~/.local/share/mcp-hub`."""

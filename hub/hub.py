@@ -36,7 +36,7 @@ from hub.catalog.first_listing import FirstListing
 from hub.reads import HubReads
 from hub.server_control import ServerControl
 from hub.audit.log import AuditLog
-from hub.store import open_shared_store
+from hub.store import open_shared_store, store_url
 from hub.health import server_status
 from hub.errors import UrlElicitationRequired
 from hub.own_names import own_tool_name
@@ -92,6 +92,8 @@ class Hub(HubReads, ServerControl):
         self.metrics = HubMetrics(self.status)
         self.shared_store = open_shared_store(config.hub.store)
         """PostgreSQL for keys and audit shared by replicas (`hub.store.url`); None: SQLite in the data dir."""
+        for downstream in self.downstreams.values():  # in-process domains keep idempotency records there too
+            downstream.shared_store_url = store_url(config.hub.store)
         if not config.hub.audit.enabled:
             self.audit_log: AuditLog | None = None
         elif self.shared_store is not None:

@@ -97,6 +97,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports):
         self.log = logging.getLogger(f"hub.downstream.{self.name}")
         self.caller = CallerChannel.for_server(config)
         """How this server learns each call's caller (`hub.auth.caller_channel`)."""
+        self.shared_store_url: str | None = None
+        """The hub's PostgreSQL store (`hub.store.url`), handed to an in-process server as it is built."""
         self.relay_callbacks: dict[str, Any] = {}
         """Sampling / elicitation / roots callbacks for the shared session (`hub.relay.requests`)."""
         self.owner_callbacks: Callable[[Any], dict[str, Any]] = lambda owner: self.relay_callbacks
@@ -316,7 +318,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports):
             # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
             # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
             # cache) while it runs.
-            transport = await anyio.to_thread.run_sync(load_server_object, cfg)
+            transport = await anyio.to_thread.run_sync(load_server_object, cfg, self.shared_store_url)
             self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
             self.server_object = transport
         callbacks = self._adapt(self.relay_callbacks) if self.pool is None and self.session_pool is not None else self.relay_callbacks

@@ -14,7 +14,7 @@ from typing import Any
 from mcp.server import MCPServer, Server
 
 from hub.config import ServerConfig
-from hub.datadir import server_data_dir
+from hub.datadir import server_data_dir, server_shared_store
 from hub.domains import RegistryError, domain_target
 
 
@@ -22,8 +22,9 @@ class InProcessLoadError(Exception):
     """The configured module or attribute cannot be imported or is not an MCP server."""
 
 
-def load_server_object(config: ServerConfig) -> Server[Any] | MCPServer:
-    """Import and return the server object a config entry names."""
+def load_server_object(config: ServerConfig, shared_store_url: str | None = None) -> Server[Any] | MCPServer:
+    """Import and return the server object a config entry names (built with its data dir, and the
+    hub's shared store for what replicas must share: `hub.datadir.server_shared_store`)."""
     if config.builtin is not None:
         try:
             target = domain_target(config.builtin)  # registered by its package (`hub.domains`)
@@ -43,7 +44,8 @@ def load_server_object(config: ServerConfig) -> Server[Any] | MCPServer:
     if obj is None:
         raise InProcessLoadError(f"module {module_name!r} has no attribute {attribute!r}")
     if callable(obj) and not isinstance(obj, (Server, MCPServer)):
-        with server_data_dir(Path(config.data_dir).expanduser() if config.data_dir else None):
+        with server_data_dir(Path(config.data_dir).expanduser() if config.data_dir else None), \
+                server_shared_store(shared_store_url, config.namespace or config.name):
             obj = obj()
     if not isinstance(obj, (Server, MCPServer)):
         raise InProcessLoadError(f"{target!r} is a {type(obj).__name__}, not an MCP server")

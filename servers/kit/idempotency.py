@@ -26,6 +26,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -73,6 +74,63 @@ def _short(key: str) -> str:
     return key if len(key) <= 60 else key[:60] + "…"
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A key's record as found when claiming it again."""
+
+    fingerprint: str
+    result: str | None
+    """The first call's result (JSON), None while it has not answered."""
+    record_id: str | None
+    deleted: bool
+    started_at: float
+
+
+def judge_claim(row: Claimed | None, tool: str, key: str, print_: str, now: float) -> dict[str, Any]:
+    """What a claim of a key already recorded answers, by the rules above (both ledgers: SQLite here,
+    PostgreSQL in `servers.kit.idempotency_pg`): the first call's result, or a `conflict` / `not_found`.
+    `row` None: the record went while it was being read (a failed call released it): retry."""
+    if row is None:
+        row = Claimed(print_, None, None, False, now)
+    if row.fingerprint != print_:
+        raise DomainError(
+            "conflict",
+            f"idempotency_key {_short(key)!r} was already used for a {tool} call with different "
+            "arguments; nothing was written. Use a new key for a new request, or repeat the "
+            "original arguments to get the original result.",
+            details={"idempotency_key": _short(key)},
+        )
+    if row.deleted:
+        raise DomainError(
+            "not_found",
+            f"the record {tool} created with idempotency_key {_short(key)!r} ({row.record_id}) "
+            "has been deleted since; use a new key to create another",
+            details={"idempotency_key": _short(key), "id": row.record_id},
+        )
+    if row.result is not None:
+        return json.loads(row.result)  # type: ignore[no-any-return]
+    if now - row.started_at < STALE_CLAIM_S:
+        running = DomainError(
+            "conflict",
+            f"a {tool} call with idempotency_key {_short(key)!r} is still running; retry in a moment "
+            "to get its result",
+            retry_after_s=1.0,
+            details={"idempotency_key": _short(key)},
+        )
+        running.body.retryable = True  # unlike other conflicts, waiting resolves this one
+        raise running
+    # No answer for STALE_CLAIM_S: the call was cut off (the server stopped mid-write) or is stuck.
+    # Whether it wrote is unknown, so the key is not run again (re-check: a write cut off by a stop
+    # had committed, and the takeover after 5 minutes paid a second time).
+    raise DomainError(
+        "conflict",
+        f"a {tool} call with idempotency_key {_short(key)!r} got no answer for over {STALE_CLAIM_S // 60} "
+        "minutes (cut off by a server stop, or stuck), so whether it wrote is unknown; nothing was "
+        "written now. Look the record up, and use a new key only if it is not there.",
+        details={"idempotency_key": _short(key), "outcome": "unknown"},
+    )
+
+
 class IdempotencyLedger:
     """The idempotency records of one domain server, kept in its SQLite `Store`."""
 
@@ -92,43 +150,8 @@ class IdempotencyLedger:
                 (principal, tool, key),
             ).fetchone()
             if row is not None:
-                if row["fingerprint"] != print_:
-                    raise DomainError(
-                        "conflict",
-                        f"idempotency_key {_short(key)!r} was already used for a {tool} call with different "
-                        "arguments; nothing was written. Use a new key for a new request, or repeat the "
-                        "original arguments to get the original result.",
-                        details={"idempotency_key": _short(key)},
-                    )
-                if row["deleted"]:
-                    raise DomainError(
-                        "not_found",
-                        f"the record {tool} created with idempotency_key {_short(key)!r} ({row['record_id']}) "
-                        "has been deleted since; use a new key to create another",
-                        details={"idempotency_key": _short(key), "id": row["record_id"]},
-                    )
-                if row["result"] is not None:
-                    return json.loads(row["result"])  # type: ignore[no-any-return]
-                if now - row["started_at"] < STALE_CLAIM_S:
-                    running = DomainError(
-                        "conflict",
-                        f"a {tool} call with idempotency_key {_short(key)!r} is still running; retry in a moment "
-                        "to get its result",
-                        retry_after_s=1.0,
-                        details={"idempotency_key": _short(key)},
-                    )
-                    running.body.retryable = True  # unlike other conflicts, waiting resolves this one
-                    raise running
-                # No answer for STALE_CLAIM_S: the call was cut off (the server stopped mid-write) or is stuck.
-                # Whether it wrote is unknown, so the key is not run again (re-check: a write cut off by a stop
-                # had committed, and the takeover after 5 minutes paid a second time).
-                raise DomainError(
-                    "conflict",
-                    f"a {tool} call with idempotency_key {_short(key)!r} got no answer for over {STALE_CLAIM_S // 60} "
-                    "minutes (cut off by a server stop, or stuck), so whether it wrote is unknown; nothing was "
-                    "written now. Look the record up, and use a new key only if it is not there.",
-                    details={"idempotency_key": _short(key), "outcome": "unknown"},
-                )
+                return judge_claim(Claimed(row["fingerprint"], row["result"], row["record_id"], bool(row["deleted"]),
+                                           row["started_at"]), tool, key, print_, now)
             db.execute(
                 "INSERT OR REPLACE INTO idempotency_keys (principal, tool, key, fingerprint, result, record_id,"
                 " deleted, started_at, expires_at) VALUES (?, ?, ?, ?, NULL, NULL, 0, ?, ?)",

@@ -32,6 +32,7 @@ import mcp_types as types
 from mcp.server import MCPServer
 from pydantic import BaseModel
 
+from hub.datadir import shared_store_for_server
 from hub.errors import HubToolError
 from hub.search.examples import EXAMPLES_META_KEY, clean_examples
 from servers.kit.arguments import INVALID, make_strict
@@ -93,8 +94,23 @@ def configure_domain(server: MCPServer, *, open_world: bool, idempotency: Store 
     a system outside this process (`openWorldHint`; false for the embedded SQLite backends), the
     store that keeps idempotency records, and each tool's example requests (`domain_examples`)."""
     setattr(server, _OPEN_WORLD, open_world)
-    setattr(server, _LEDGER, IdempotencyLedger(idempotency) if idempotency is not None else None)
+    setattr(server, _LEDGER, _ledger(server, open_world, idempotency))
     setattr(server, _EXAMPLES, dict(examples or {}))
+
+
+def _ledger(server: MCPServer, open_world: bool, store: Store | None) -> Any:
+    """Where the server's idempotency records go: the hub's shared PostgreSQL store when its data lives
+    at a provider and replicas share that store (a key must hold whichever replica a retry reaches:
+    `servers.kit.idempotency_pg`), else `store` beside its data (an embedded backend's records stay
+    with the data they name); None: no keyed tools."""
+    if store is None:
+        return None
+    shared = shared_store_for_server(default_scope=server.name) if open_world else None
+    if shared is not None:
+        from servers.kit.idempotency_pg import PgIdempotencyLedger  # psycopg only when PostgreSQL is configured
+
+        return PgIdempotencyLedger(*shared)
+    return IdempotencyLedger(store)
 
 
 def domain_tool(
@@ -117,7 +133,7 @@ def domain_tool(
         idempotent_hint=idempotent or read_only,
         open_world_hint=getattr(server, _OPEN_WORLD, True) if open_world is None else open_world,
     )
-    ledger: IdempotencyLedger | None = getattr(server, _LEDGER, None)
+    ledger: Any = getattr(server, _LEDGER, None)  # IdempotencyLedger or PgIdempotencyLedger
 
     def register(fn: F) -> F:
         keyed = KEY_ARGUMENT in inspect.signature(fn).parameters and ledger is not None
@@ -179,12 +195,12 @@ def domain_tool(
 
 async def deleted_lately(server: MCPServer, record_id: str) -> bool:
     """Whether this server deleted `record_id` within the idempotency TTL (`forget_deleted` was told)."""
-    ledger: IdempotencyLedger | None = getattr(server, _LEDGER, None)
+    ledger: Any = getattr(server, _LEDGER, None)  # IdempotencyLedger or PgIdempotencyLedger
     return ledger is not None and await ledger.was_deleted(record_id)
 
 
 async def forget_deleted(server: MCPServer, record_id: str) -> None:
     """Tell the idempotency records that `record_id` was deleted (its keys answer `not_found`)."""
-    ledger: IdempotencyLedger | None = getattr(server, _LEDGER, None)
+    ledger: Any = getattr(server, _LEDGER, None)  # IdempotencyLedger or PgIdempotencyLedger
     if ledger is not None:
         await ledger.record_deleted(record_id)

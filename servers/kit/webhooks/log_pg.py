@@ -68,7 +68,7 @@ MIGRATIONS = [
 _PENDING = "state IN ('received', 'failed')"
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
-_migrated: set[str] = set()
+_migrated: set[tuple[str, str]] = set()
 _revivals: dict[str, PoolRevival] = {}
 _down_since: dict[str, float] = {}
 """URL -> when a query on it last failed for want of a connection (cleared by the next success)."""
@@ -108,11 +108,35 @@ def close_pools() -> None:
         pool.close(timeout=2)
 
 
-def _migrate(url: str, conn: psycopg.Connection[Any]) -> None:
+Migrations = tuple[list[str], str, int]
+"""(scripts, the table recording them, the advisory lock serialising them across replicas)."""
+EVENT_MIGRATIONS: Migrations = (MIGRATIONS, "mcp_hub_event_migrations", _LOCK_ID)
+
+
+def _migrate(url: str, conn: psycopg.Connection[Any], migrations: Migrations) -> None:
+    scripts, table, lock_id = migrations
     with _pools_lock:
-        if url not in _migrated:
-            apply_migrations(conn, MIGRATIONS, "mcp_hub_event_migrations", _LOCK_ID)
-            _migrated.add(url)
+        if (url, table) not in _migrated:
+            apply_migrations(conn, scripts, table, lock_id)
+            _migrated.add((url, table))
+
+
+def run_sync(url: str, migrations: Migrations, work: Callable[[psycopg.Connection[Any]], T], wait: float | None = None) -> T:
+    """`work(conn)` on a connection of this process's pool for `url` (autocommit, dict rows), once
+    `migrations` are applied; a database that answers again gets a fresh pool. Shared by every store
+    of the kit on the hub's PostgreSQL (event logs, idempotency records)."""
+    pool = _pool(url)
+    if url in _down_since and _revivals[url].answers_again():
+        pool = _pool(url, fresh=True)
+    try:
+        with pool.connection(timeout=wait) as conn:
+            _migrate(url, conn, migrations)
+            result = work(conn)
+    except _UNREACHABLE:
+        _down_since.setdefault(url, time.time())
+        raise
+    _down_since.pop(url, None)
+    return result
 
 
 def _row(r: dict[str, Any]) -> EventRow:
@@ -147,18 +171,7 @@ class PgEventLog:
         return "domain = %s AND namespace = %s", [self.domain, self.namespace]
 
     def _sync(self, work: Callable[[psycopg.Connection[Any]], T], wait: float | None = None) -> T:
-        pool = _pool(self.url)
-        if self.url in _down_since and _revivals[self.url].answers_again():
-            pool = _pool(self.url, fresh=True)
-        try:
-            with pool.connection(timeout=wait) as conn:
-                _migrate(self.url, conn)
-                result = work(conn)
-        except _UNREACHABLE:
-            _down_since.setdefault(self.url, time.time())
-            raise
-        _down_since.pop(self.url, None)
-        return result
+        return run_sync(self.url, EVENT_MIGRATIONS, work, wait)
 
     async def _run(self, work: Callable[[psycopg.Connection[Any]], T], wait: float | None = None) -> T:
         return await anyio.to_thread.run_sync(self._sync, work, wait)

@@ -1,0 +1,81 @@
+"""Idempotency keys across hub replicas (`servers.kit.idempotency_pg`; outside review, cluster round
+12): a domain whose data lives at a provider keeps its idempotency records in the hub's shared
+PostgreSQL store, so a create retried on another replica answers the first result instead of writing
+a second issue at GitHub. Two replicas here are two ticketing servers on the GitHub backend (a local
+fake of its REST API), each with its own data dir, built as the hub builds an in-process server
+(`hub.datadir.server_shared_store`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+
+from hub.datadir import server_data_dir, server_shared_store
+from servers.kit.idempotency import IdempotencyLedger
+from servers.kit.idempotency_pg import PgIdempotencyLedger
+from servers.ticketing.store import EmbeddedTicketing
+from servers.ticketing.providers.github import GitHubTicketing
+from servers.ticketing.server import create_server
+from tests.cluster_support import PgServer
+from tests.fakes.github import FakeGitHub
+
+pytestmark = pytest.mark.anyio
+
+
+def replica(fake: FakeGitHub, data_dir: Path, url: str, scope: str = "ticketing") -> Any:
+    with server_data_dir(data_dir), server_shared_store(url, scope):
+        return create_server(GitHubTicketing.from_env(transport=httpx.ASGITransport(app=fake.app())))
+
+
+async def create(server: Any, key: str, title: str = "Printer on fire") -> dict[str, Any]:
+    async with Client(server) as client:
+        result = await client.call_tool("create_ticket", {"project": fake_repo, "title": title, "idempotency_key": key})
+    assert result.structured_content is not None, result.content
+    return {"error": result.is_error, **result.structured_content}
+
+
+fake_repo = FakeGitHub().repo
+
+
+async def test_a_keyed_create_retried_on_another_replica_writes_once(pg: PgServer, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeGitHub()
+    monkeypatch.setenv("GITHUB_REPO", fake.repo)
+    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
+    monkeypatch.setenv("GITHUB_API_URL", "http://github.test")
+    url = pg.new_database()
+    a, b = replica(fake, tmp_path / "a", url), replica(fake, tmp_path / "b", url)
+    first = await create(a, "retry-me-0001")
+    assert not first["error"]
+    again = await create(b, "retry-me-0001")  # the retry the balancer sent to the other replica
+    assert again == first and len(fake.issues) == 1
+    refused = await create(b, "retry-me-0001", title="Scanner on fire")  # other arguments: a conflict there too
+    assert refused["error"] and refused["code"] == "conflict" and len(fake.issues) == 1
+
+    # One key claimed on both replicas at once: one write.
+    both = await asyncio.gather(create(a, "at-once-0002"), create(b, "at-once-0002"))
+    assert len(fake.issues) == 2
+    assert sum(1 for answer in both if not answer["error"]) >= 1
+    assert all(answer.get("code") == "conflict" for answer in both if answer["error"])  # "still running": retry
+
+    # Another namespace (tenant) of the domain: its own keys.
+    globex = replica(fake, tmp_path / "g", url, scope="globex")
+    assert (await create(globex, "retry-me-0001"))["id"] != first["id"] and len(fake.issues) == 3
+
+
+def test_the_shared_store_serves_providers_only(pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedded backend's records stay beside its data (a record another replica made is not here)."""
+    fake = FakeGitHub()
+    monkeypatch.setenv("GITHUB_REPO", fake.repo)
+    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
+    monkeypatch.setenv("GITHUB_API_URL", "http://github.test")
+    url = pg.new_database()
+    assert isinstance(replica(fake, tmp_path / "a", url)._mcp_hub_idempotency, PgIdempotencyLedger)  # noqa: SLF001
+    with server_data_dir(tmp_path / "e"), server_shared_store(url, "ticketing"):
+        embedded = create_server(EmbeddedTicketing(tmp_path / "e"))
+    assert isinstance(embedded._mcp_hub_idempotency, IdempotencyLedger)  # noqa: SLF001
