@@ -107,6 +107,11 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
             held = {sid: transport for sid, transport in self._server_instances.items() if sid.startswith(PREFIX)}
             for session_id in await self.ended.ended_among(list(held)):
                 logger.info("ending a session another replica ended")
+                if (expires_at := self._expiry(session_id)) is not None:
+                    # Remembered here too: Redis may lose the record (a restart without persistence, a
+                    # failover, an eviction), and this replica would then adopt the id again (outside
+                    # review, cluster round 12: a DELETEd session answered 200 after Redis restarted).
+                    self.ended.remember(session_id, expires_at)
                 await held[session_id].terminate()
 
     async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -168,6 +173,7 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         elif session_id is not None and session_id not in self._server_instances:
             state = self.sealer.open(session_id)
             if state is not None and await self.ended.ended(session_id):
+                self.ended.remember(session_id, state.issued_at + self.sealer.max_age_s)  # found in Redis: kept here too
                 await _error_response("Session not found", 404)(scope, receive, send)
                 return
             if state is not None:
