@@ -50,6 +50,8 @@ from hub.auth.principal import Principal, identity
 from hub.policies.base import now
 from hub.relay.fair_cap import FairCap
 
+PROCESS_TAG = secrets.token_hex(4)
+"""Begins every `requestState` this process makes: a leg that reaches another replica is told so."""
 MAX_PARKED = 2000
 MAX_PARKED_PER_CALLER = 200
 DONE_KEEP_S = 300.0
@@ -157,12 +159,17 @@ class InputRequiredCalls:
 
     def _park(self, name: str, principal: Principal, arguments: str) -> ParkedCall:
         self._sweep()
-        parked = ParkedCall(secrets.token_urlsafe(24), identity(principal), name, arguments)
+        parked = ParkedCall(f"{PROCESS_TAG}.{secrets.token_urlsafe(24)}", identity(principal), name, arguments)
         self._parked.put(parked.token, parked.principal, parked)
         return parked
 
     def _resume(self, state: Any, name: str, principal: Principal, arguments: str, responses: Any) -> ParkedCall:
         parked = self._parked.get(state) if isinstance(state, str) else None
+        if parked is None and isinstance(state, str) and _made_elsewhere(state):
+            raise MCPError(code=types.INVALID_PARAMS, message="requestState was made by another hub process (another "
+                           "replica, or before a restart): the call it belongs to runs there. With several replicas, "
+                           "send a client's requests to one replica (docs/deploy.md); else call the tool again "
+                           "without requestState and inputResponses")
         if parked is None or parked.principal != identity(principal) or parked.name != name:
             raise MCPError(code=types.INVALID_PARAMS, message="requestState is unknown or expired (or not this caller's "
                            "and tool's); call the tool again without requestState and inputResponses")
@@ -210,6 +217,11 @@ class InputRequiredCalls:
         for token, parked in self._parked.items():
             if parked.ended_at is not None and moment - parked.ended_at > DONE_KEEP_S:
                 self._parked.pop(token)
+
+
+def _made_elsewhere(state: str) -> bool:
+    tag, dot, rest = state.partition(".")
+    return bool(dot) and len(tag) == len(PROCESS_TAG) and tag != PROCESS_TAG and len(rest) >= 24
 
 
 def _cancel(parked: ParkedCall) -> None:

@@ -183,3 +183,21 @@ async def test_one_callers_flood_of_parked_calls_never_evicts_another_callers_ca
         calls._resume(floods[0].token, "t__interview", bob, "", {})  # noqa: SLF001
     assert calls._resume(floods[-1].token, "t__interview", bob, "", {}) is floods[-1]  # noqa: SLF001
     assert len(calls._parked) == 1 + MAX_PARKED_PER_CALLER  # noqa: SLF001
+
+
+async def test_a_request_state_from_another_hub_process_says_so() -> None:
+    """Outside review, cluster round 12: behind a balancer a leg reached another replica and was told its
+    requestState was "unknown or expired (or not this caller's and tool's)", blaming its parameters."""
+    from hub.auth.principal import Principal
+    from hub.relay import input_required
+    from hub.relay.input_required import InputRequiredCalls
+
+    calls, alice = InputRequiredCalls(), Principal("alice", ("*",), "api_key")
+    parked = calls._park("t__interview", alice, "")  # noqa: SLF001
+    elsewhere = ("0" * 8 if input_required.PROCESS_TAG != "0" * 8 else "1" * 8) + parked.token[8:]
+    with pytest.raises(MCPError) as refused:
+        calls._resume(elsewhere, "t__interview", alice, "", {})  # noqa: SLF001
+    assert "another hub process" in refused.value.error.message and "replica" in refused.value.error.message
+    with pytest.raises(MCPError) as unknown:
+        calls._resume("made-up", "t__interview", alice, "", {})  # noqa: SLF001
+    assert "unknown or expired" in unknown.value.error.message
