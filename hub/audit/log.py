@@ -121,6 +121,11 @@ class AuditLog:
         self._thread.join(5)
 
     def _write_loop(self) -> None:
+        if self.table.remote:  # a shared store that cannot be reached (down, a wrong password) shows at once in
+            try:  # /healthz, not on the first call (outside review, cluster round 12: "ok" until traffic failed)
+                self.table.ping()
+            except StoreUnavailable as exc:
+                self._fail(str(exc))
         while True:
             woken = self._wake.wait(None if self.healthy or not self.table.remote else PROBE_INTERVAL_S)
             if not woken and not self._closing:

@@ -44,6 +44,8 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 
+from hub.redact import mask
+
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
     from hub.downstream.listing import ListKind
@@ -178,6 +180,9 @@ class ClusterNotifier:
                 if self.connected:
                     logger.warning("lost Redis pub/sub (%s); other replicas' notifications pause until it is back",
                                    type(exc).__name__)
+                elif not started:  # never connected (down, a wrong password): said once, not only in /healthz
+                    logger.warning("cannot reach Redis for the other replicas' notifications (%s: %s); retrying",
+                                   type(exc).__name__, mask(str(exc))[:200])
                 self.connected = False
             if not started:
                 started = True

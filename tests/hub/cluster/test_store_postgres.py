@@ -130,6 +130,17 @@ async def test_key_store_down_answers_503_not_401_and_healthz_says_why(tmp_path:
     assert health["status"] == "degraded"
 
 
+def test_a_store_it_cannot_reach_shows_in_healthz_before_any_traffic(tmp_path: Path, procs: list) -> None:
+    """Outside review, cluster round 12: with a wrong password in the store URL `/healthz` said `ok` (and
+    a readiness probe admitted the replica) until the first calls failed."""
+    unreachable = f"postgresql://hub:wrong@127.0.0.1:{free_port()}/none"
+    url = start_hub_http(procs, replica_config(tmp_path, "a", unreachable))
+    deadline = time.monotonic() + 30
+    while (health := httpx.get(url.replace("/mcp", "/healthz")).json())["status"] != "degraded":
+        assert time.monotonic() < deadline, health  # waiting for the state "the writer's first probe failed"
+        time.sleep(0.1)
+    assert "wrong" not in json.dumps(health)
+
 def test_migrations_run_once_with_replicas_starting_together(pg: PgServer) -> None:
     from hub.store.postgres import MIGRATIONS, PostgresStore
 
