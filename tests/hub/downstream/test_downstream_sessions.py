@@ -6,6 +6,8 @@ expired when idle, closed when the client goes away.
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -169,6 +171,16 @@ async def test_the_hub_gives_each_bound_client_its_own_session_of_a_per_client_s
             assert await call(a, "a3") == ["a3"]  # a new session
 
 
+@asynccontextmanager
+async def running(pool: SessionPool) -> AsyncIterator[None]:
+    """`pool` serving for the block (bounded: a hang fails the test), stopped after it."""
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            yield
+            tg.cancel_scope.cancel()
+
+
 async def release_after(pool: SessionPool, owner: Owner, x: str, lend_key: str) -> list[str]:
     """One stateless request: `owner` uses its session with `lend_key`, then is done with it."""
     async with pool.using(owner, lend_key) as client:
@@ -184,23 +196,20 @@ async def test_a_stateless_requests_session_is_lent_to_its_callers_next_request_
     server = counting_server()
     opened: list[Any] = []
     pool = pool_of(server, opened)
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            await tg.start(pool.run)
-            assert await release_after(pool, Owner(), "a1", "alice") == ["a1"]
-            assert pool.open_count == 1  # parked, not closed
-            second = Owner()
-            async with pool.using(second, "alice"):
-                assert opened[0]() is second  # the session's owner reference follows the borrower
-                # Held by `second`: a concurrent request of the same caller gets a session of its own.
-                assert await release_after(pool, Owner(), "a-concurrent", "alice") == ["a-concurrent"]
-                assert len(opened) == 2
-            pool.close(second)
-            assert await release_after(pool, Owner(), "b1", "bob") == ["b1"]  # never alice's session
-            assert len(opened) == 3 and pool.open_count == 3
-            said = await release_after(pool, Owner(), "a2", "alice")
-            assert said[-1] == "a2" and said[0].startswith("a") and len(opened) == 3
-            tg.cancel_scope.cancel()
+    async with running(pool):
+        assert await release_after(pool, Owner(), "a1", "alice") == ["a1"]
+        assert pool.open_count == 1  # parked, not closed
+        second = Owner()
+        async with pool.using(second, "alice"):
+            assert opened[0]() is second  # the session's owner reference follows the borrower
+            # Held by `second`: a concurrent request of the same caller gets a session of its own.
+            assert await release_after(pool, Owner(), "a-concurrent", "alice") == ["a-concurrent"]
+            assert len(opened) == 2
+        pool.close(second)
+        assert await release_after(pool, Owner(), "b1", "bob") == ["b1"]  # never alice's session
+        assert len(opened) == 3 and pool.open_count == 3
+        said = await release_after(pool, Owner(), "a2", "alice")
+        assert said[-1] == "a2" and said[0].startswith("a") and len(opened) == 3
     assert pool.open_count == 0
 
 
@@ -208,19 +217,16 @@ async def test_parked_sessions_close_when_idle_and_make_room_for_other_callers()
     server = counting_server()
     opened: list[Any] = []
     pool = pool_of(server, opened, max_sessions=2, idle_s=0.5)
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            await tg.start(pool.run)
-            await release_after(pool, Owner(), "a", "alice")
-            await release_after(pool, Owner(), "b", "bob")
-            assert pool.open_count == 2
-            # Full: a third caller closes the parked session used least recently (alice's), not a refusal.
-            assert await release_after(pool, Owner(), "c", "carol") == ["c"]
-            await pool.wait_open_count(2)
-            assert await release_after(pool, Owner(), "a", "alice") == ["a"]  # alice's state went with it
-            await pool.wait_open_count(0)  # every parked session closes once idle
-            assert len(opened) == 4
-            tg.cancel_scope.cancel()
+    async with running(pool):
+        await release_after(pool, Owner(), "a", "alice")
+        await release_after(pool, Owner(), "b", "bob")
+        assert pool.open_count == 2
+        # Full: a third caller closes the parked session used least recently (alice's), not a refusal.
+        assert await release_after(pool, Owner(), "c", "carol") == ["c"]
+        await pool.wait_open_count(2)
+        assert await release_after(pool, Owner(), "a", "alice") == ["a"]  # alice's state went with it
+        await pool.wait_open_count(0)  # every parked session closes once idle
+        assert len(opened) == 4
 
 
 async def test_one_caller_may_hold_all_but_a_share_kept_for_others() -> None:
@@ -230,36 +236,30 @@ async def test_one_caller_may_hold_all_but_a_share_kept_for_others() -> None:
     pool = pool_of(server, max_sessions=4)
     assert pool.max_per_caller == 3
     bobs = [Owner() for _ in range(4)]
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            await tg.start(pool.run)
-            async with pool.using(bobs[0], caller="bob"), pool.using(bobs[1], caller="bob"), pool.using(bobs[2], caller="bob"):
-                with pytest.raises(HubRefusal) as refused:
-                    async with pool.using(bobs[3], caller="bob"):
-                        pass
-                assert refused.value.body.details == {"server": "stateful", "reason": "sessions_share"}
-                async with pool.using(Owner(), caller="alice") as client:  # the share kept for others
-                    assert (await client.call_tool("remember", {"x": "a"})).structured_content["result"] == ["a"]
-            tg.cancel_scope.cancel()
+    async with running(pool):
+        async with pool.using(bobs[0], caller="bob"), pool.using(bobs[1], caller="bob"), pool.using(bobs[2], caller="bob"):
+            with pytest.raises(HubRefusal) as refused:
+                async with pool.using(bobs[3], caller="bob"):
+                    pass
+            assert refused.value.body.details == {"server": "stateful", "reason": "sessions_share"}
+            async with pool.using(Owner(), caller="alice") as client:  # the share kept for others
+                assert (await client.call_tool("remember", {"x": "a"})).structured_content["result"] == ["a"]
 
 
 async def test_a_caller_at_its_share_makes_room_by_closing_its_own_parked_session() -> None:
     server = counting_server()
     opened: list[Any] = []
     pool = pool_of(server, opened, max_sessions=4)
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            await tg.start(pool.run)
-            owners = [Owner() for _ in range(3)]
-            async with pool.using(owners[0], "bob", "bob"), pool.using(owners[1], "bob", "bob"), \
-                    pool.using(owners[2], "bob", "bob"):
-                pass
-            for owner in owners:
-                pool.close(owner)  # three parked sessions of bob's
-            assert pool.open_count == 3
-            async with pool.using(Owner(), None, "bob"):  # not lent (no lend key): his oldest parked one makes room
-                await pool.wait_open_count(3)
-            tg.cancel_scope.cancel()
+    async with running(pool):
+        owners = [Owner() for _ in range(3)]
+        async with pool.using(owners[0], "bob", "bob"), pool.using(owners[1], "bob", "bob"), \
+                pool.using(owners[2], "bob", "bob"):
+            pass
+        for owner in owners:
+            pool.close(owner)  # three parked sessions of bob's
+        assert pool.open_count == 3
+        async with pool.using(Owner(), None, "bob"):  # not lent (no lend key): his oldest parked one makes room
+            await pool.wait_open_count(3)
 
 
 async def test_close_all_closes_parked_sessions_now_and_those_in_use_when_released_never_lending_them() -> None:
@@ -268,20 +268,17 @@ async def test_close_all_closes_parked_sessions_now_and_those_in_use_when_releas
     server = counting_server()
     opened: list[Any] = []
     pool = pool_of(server, opened)
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            await tg.start(pool.run)
-            await release_after(pool, Owner(), "old state", "alice")  # parked
-            busy = Owner()
-            async with pool.using(busy) as client:  # a session of its own (not lent: no lend key)
-                pool.close_all()
-                await pool.wait_open_count(1)  # the parked one is gone; the one in use finishes its call
-                assert (await client.call_tool("remember", {"x": "still"})).structured_content["result"] == ["still"]
-            pool.close(busy)
-            await pool.wait_open_count(0)  # closed once released, not parked
-            assert await release_after(pool, Owner(), "new", "alice") == ["new"]  # a fresh session
-            assert len(opened) == 3
-            tg.cancel_scope.cancel()
+    async with running(pool):
+        await release_after(pool, Owner(), "old state", "alice")  # parked
+        busy = Owner()
+        async with pool.using(busy) as client:  # a session of its own (not lent: no lend key)
+            pool.close_all()
+            await pool.wait_open_count(1)  # the parked one is gone; the one in use finishes its call
+            assert (await client.call_tool("remember", {"x": "still"})).structured_content["result"] == ["still"]
+        pool.close(busy)
+        await pool.wait_open_count(0)  # closed once released, not parked
+        assert await release_after(pool, Owner(), "new", "alice") == ["new"]  # a fresh session
+        assert len(opened) == 3
 
 
 async def test_a_session_whose_server_ended_is_closed_even_when_parked() -> None:
@@ -290,11 +287,8 @@ async def test_a_session_whose_server_ended_is_closed_even_when_parked() -> None
     server = counting_server()
     opened: list[Any] = []
     pool = pool_of(server, opened)
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            await tg.start(pool.run)
-            await release_after(pool, Owner(), "a", "alice")
-            pool.end(opened[0])  # what its transport reports (`Downstream._open_owned`'s `ended`)
-            await pool.wait_open_count(0)
-            assert await release_after(pool, Owner(), "b", "alice") == ["b"] and len(opened) == 2
-            tg.cancel_scope.cancel()
+    async with running(pool):
+        await release_after(pool, Owner(), "a", "alice")
+        pool.end(opened[0])  # what its transport reports (`Downstream._open_owned`'s `ended`)
+        await pool.wait_open_count(0)
+        assert await release_after(pool, Owner(), "b", "alice") == ["b"] and len(opened) == 2
