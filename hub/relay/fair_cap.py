@@ -64,6 +64,14 @@ class FairCap(Generic[K, V]):
             del self._by_owner[owner]
         return value
 
+    def count(self, owner: Hashable) -> int:
+        """How many entries `owner` holds."""
+        return len(self._by_owner.get(owner, ()))
+
+    def values_of(self, owner: Hashable) -> list[V]:
+        """`owner`'s entries, oldest first."""
+        return list(self._by_owner.get(owner, {}).values())
+
     def items(self) -> Iterator[tuple[K, V]]:
         """A snapshot of (key, value), each owner's oldest first."""
         return iter([item for mine in list(self._by_owner.values()) for item in mine.items()])

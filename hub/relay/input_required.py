@@ -26,9 +26,10 @@ Through the hub (rules; docs/protocol.md, "2026-07-28 input-required flow"):
 - Deadlines: while the server waits for the user, the call's idle deadline is paused as for any relayed
   request; its hard deadline keeps running and ends a call whose client never comes back. A finished
   call nobody collected is dropped after `DONE_KEEP_S`; at most `MAX_PARKED_PER_CALLER` calls of one
-  principal and `MAX_PARKED` in all are kept — a bound takes the oldest of the principal holding the
-  most (cancelled if still running), so one caller's flood never evicts another's call (outside review,
-  isolation round 10: 1,000 calls of one key cancelled another caller's call waiting on its user).
+  principal (beyond: its finished, uncollected ones make room, else the new call is refused
+  `rate_limited`) and `MAX_PARKED` in all are kept — that bound takes the oldest of the principal
+  holding the most (cancelled if still running), so one caller's flood never evicts another's call
+  (outside review, isolation round 10: 1,000 calls of one key cancelled another's waiting on its user).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal, identity
+from hub.errors import HubRefusal
 from hub.policies.base import now
 from hub.relay.fair_cap import FairCap
 
@@ -141,6 +143,11 @@ class InputRequiredCalls:
         state = params.get("requestState")
         arguments = _digest(params.get("arguments"))
         if state is None:
+            if not self._room_for(identity(principal)):
+                return HubRefusal(
+                    "rate_limited", f"you have {MAX_PARKED_PER_CALLER} calls waiting for their input (sampling, "
+                    "elicitation, roots) on this hub; answer or abandon some of them before starting another",
+                    retry_after_s=5.0, details={"reason": "calls_waiting_for_input"}).to_result()
             parked = self._park(name, principal, arguments)
             parked.task = asyncio.get_running_loop().create_task(self._run(parked, run))
         else:
@@ -158,10 +165,22 @@ class InputRequiredCalls:
                 parked.report = parked.log = None
 
     def _park(self, name: str, principal: Principal, arguments: str) -> ParkedCall:
-        self._sweep()
         parked = ParkedCall(f"{PROCESS_TAG}.{secrets.token_urlsafe(24)}", identity(principal), name, arguments)
         self._parked.put(parked.token, parked.principal, parked)
         return parked
+
+    def _room_for(self, caller: tuple[str, str]) -> bool:
+        """Whether `caller` may park one more call: at its share, a finished call nobody collected makes
+        room (its oldest); one still running is never cancelled for a newcomer of the same caller — the
+        newcomer is refused (re-check of round 12: a heavy caller's oldest running call was cancelled)."""
+        self._sweep()
+        if self._parked.count(caller) < MAX_PARKED_PER_CALLER:
+            return True
+        ended = next((p for p in self._parked.values_of(caller) if p.ended_at is not None), None)
+        if ended is None:
+            return False
+        self._parked.pop(ended.token)
+        return True
 
     def _resume(self, state: Any, name: str, principal: Principal, arguments: str, responses: Any) -> ParkedCall:
         parked = self._parked.get(state) if isinstance(state, str) else None

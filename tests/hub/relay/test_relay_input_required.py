@@ -170,19 +170,27 @@ async def test_a_request_state_is_its_principals_kind_and_name_not_the_name_alon
 
 async def test_one_callers_flood_of_parked_calls_never_evicts_another_callers_call() -> None:
     """Outside review, isolation round 10: 1,000 parked calls of caller B (hub-wide bound, oldest first)
-    evicted and cancelled caller A's call waiting on A's user; A's next leg got "requestState unknown"."""
-    from hub.auth.principal import Principal
-    from hub.relay.input_required import MAX_PARKED, MAX_PARKED_PER_CALLER, InputRequiredCalls
+    evicted and cancelled caller A's call waiting on A's user; A's next leg got "requestState unknown".
+    Re-check of round 12: B's own oldest *running* call was cancelled for B's newcomer — now a finished,
+    uncollected call of B's makes room, else B's newcomer is refused."""
+    from hub.auth.principal import Principal, identity
+    from hub.relay.input_required import MAX_PARKED_PER_CALLER, InputRequiredCalls
 
     calls = InputRequiredCalls()
     alice, bob = Principal("alice", ("*",), "api_key"), Principal("bob", ("*",), "api_key")
-    waiting = calls._park("t__interview", alice, "")  # noqa: SLF001
-    floods = [calls._park("t__interview", bob, "") for _ in range(MAX_PARKED + 10)]  # noqa: SLF001
+
+    def start(principal: Principal) -> Any:
+        return calls._park("t__interview", principal, "") if calls._room_for(identity(principal)) else None  # noqa: SLF001
+
+    waiting = start(alice)
+    floods = [start(bob) for _ in range(MAX_PARKED_PER_CALLER)]
+    assert None not in floods and start(bob) is None  # at his share, all running: refused, none cancelled
+    assert all(calls._resume(p.token, "t__interview", bob, "", {}) is p for p in floods)  # noqa: SLF001
+    floods[5].ended_at = 0.0  # finished; bob never came back for it
+    assert start(bob) is not None  # it made room
+    with pytest.raises(MCPError):
+        calls._resume(floods[5].token, "t__interview", bob, "", {})  # noqa: SLF001
     assert calls._resume(waiting.token, "t__interview", alice, "", {}) is waiting  # noqa: SLF001
-    with pytest.raises(MCPError):  # bob's own oldest made room for his newest
-        calls._resume(floods[0].token, "t__interview", bob, "", {})  # noqa: SLF001
-    assert calls._resume(floods[-1].token, "t__interview", bob, "", {}) is floods[-1]  # noqa: SLF001
-    assert len(calls._parked) == 1 + MAX_PARKED_PER_CALLER  # noqa: SLF001
 
 
 async def test_a_request_state_from_another_hub_process_says_so() -> None:
