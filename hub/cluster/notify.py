@@ -107,6 +107,8 @@ class ClusterNotifier:
 
     def _publishing(self, local: Callable[..., Awaitable[None]] | None, kind: str) -> Callable[..., Awaitable[None]]:
         async def relay(downstream: Downstream, params: Any, owner: Any = None) -> None:
+            # Judged before anything awaits: the call the message belongs to may end meanwhile.
+            audience = self._hub.log_relay.audience(downstream, params) if kind == "log" and owner is None else None
             if local is not None:
                 await (local(downstream, params) if owner is None else local(downstream, params, owner))
             if owner is not None:
@@ -117,7 +119,6 @@ class ClusterNotifier:
             event: dict[str, Any] = {"type": kind, "server": downstream.name,
                                      "params": params.model_dump(by_alias=True, mode="json", exclude_none=True)}
             if kind == "log":
-                audience = self._hub.log_relay.audience(downstream)
                 if audience is not None and not audience:
                     return  # several callers' calls in flight: nobody's
                 event["callers"] = sorted(audience) if audience is not None else None

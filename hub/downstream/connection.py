@@ -113,6 +113,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports):
         self.on_log: Callable[..., Awaitable[None]] | None = None
         """Where this server's `notifications/message` go (`hub.relay.logs`): `(downstream, params)`, and
         the owner as a third argument for a per-client session's."""
+        self.on_log_line: Callable[[bytes], None] | None = None
+        """Told of each log message line of the shared stdio session as it is read (`hub.relay.logs`)."""
         self.on_resource_updated: Callable[..., Awaitable[None]] | None = None
         """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`); for a
         per-client session's, with its owner (`(downstream, params, owner)`), as for `on_log`."""
@@ -305,7 +307,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports):
             self._json = JsonChannel() if on_asyncio() else None
             env = cfg.env | self.caller.child_env()
             transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json,
-                                    listings=self.listings)
+                                    listings=self.listings, on_log_line=self.on_log_line)
         elif cfg.transport in ("streamable_http", "sse"):
             lost = self._lost
 

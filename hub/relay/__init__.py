@@ -25,6 +25,7 @@ def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay, ResourceSubscriptio
         downstream.relay_callbacks = requests.callbacks(downstream.name)
         downstream.owner_callbacks = lambda owner, name=downstream.name: requests.callbacks(name, owner)
         downstream.on_log = logs.relay
+        downstream.on_log_line = lambda line, d=downstream: logs.stamp(d, line)
         downstream.on_resource_updated = subscriptions.relay
         downstream.on_task_status = requests.tasks.status
         downstream.on_elicitation_complete = requests.url_elicitations.completed

@@ -29,9 +29,11 @@ Rules (docs/domains.md, "Protocol relay"):
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 import weakref
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
@@ -104,6 +106,16 @@ def tag_logger(namespace: str, server_logger: str | None) -> str:
     return f"{namespace}/{server_logger}" if server_logger else namespace
 
 
+Audience = frozenset[tuple[str, str]] | None
+STAMPS_KEPT = 256
+"""Read-time audiences kept per server (`LogRelay.stamp`), the oldest forgotten first."""
+
+
+def _key(params: Any) -> str:
+    """What tells one log message's params from another's, alike from the raw line and the SDK's model."""
+    return json.dumps([params.get("level"), params.get("logger"), params.get("data")], sort_keys=True, default=str)
+
+
 def _whose(downstream: Downstream) -> frozenset[tuple[str, str]] | None:
     """Which callers a shared session's log message may reach: while calls are in flight to the server,
     only their caller's — and nobody's when several callers' calls are, since a message cannot be told
@@ -123,6 +135,8 @@ class LogRelay:
         self._clients: weakref.WeakKeyDictionary[Connection, tuple[str, Principal]] = weakref.WeakKeyDictionary()
         self._sent: dict[str, tuple[int, str]] = {}
         """Per server: (id of the client session, level) last set on it — a reconnect is a new session."""
+        self._stamps: dict[str, OrderedDict[str, deque[Audience]]] = {}
+        """Per server: read-time audiences of log lines not yet relayed, by `_key` (`stamp`)."""
         self._calls: dict[str, list[CallListener]] = {}
         """Per server: the opted-in 2026-07-28 calls to it in flight."""
 
@@ -201,10 +215,44 @@ class LogRelay:
             downstream.log.warning("logging/setLevel %s not applied: %s", level, describe_failure(exc))
             return False
 
-    def audience(self, downstream: Downstream) -> frozenset[tuple[str, str]] | None:
-        """Whose clients a message of `downstream`'s shared session may reach now (`_whose`): what a
-        replica publishing it tells the others (`hub.cluster.notify`)."""
+    def stamp(self, downstream: Downstream, line: bytes) -> None:
+        """A stdio child's log message line, as it is read: whose it may be is judged now (`_whose`). The
+        SDK handles the message in a task of its own, often after the answer read next has ended the call
+        — then it seemed nobody's call and reached every listener (re-check of round 13: 22 of 25 lines a
+        server logged just before answering alice reached carol)."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        params = message.get("params") if isinstance(message, dict) else None
+        if isinstance(params, dict):
+            stamps = self._stamps.setdefault(downstream.name, OrderedDict())
+            stamps.setdefault(_key(params), deque()).append(_whose(downstream))
+            while len(stamps) > STAMPS_KEPT:
+                stamps.popitem(last=False)
+
+    def audience(self, downstream: Downstream, params: Any = None) -> Audience:
+        """Whose clients a message of `downstream`'s shared session may reach: as judged when it was read
+        (`stamp`), else now (`_whose`); what a replica publishing it tells the others (`hub.cluster.notify`)."""
+        if params is not None and (stamps := self._stamps.get(downstream.name)):
+            key = _key(params.model_dump(mode="json", exclude_none=True))
+            if judged := stamps.get(key):
+                return judged[0]
         return _whose(downstream)
+
+    def _take_stamp(self, downstream: Downstream, params: Any) -> Audience | bool:
+        """The read-time audience of this message, used up; False when it was not stamped."""
+        stamps = self._stamps.get(downstream.name)
+        if not stamps:
+            return False
+        key = _key(params.model_dump(mode="json", exclude_none=True))
+        judged = stamps.get(key)
+        if not judged:
+            return False
+        audience = judged.popleft()
+        if not judged:
+            del stamps[key]
+        return audience
 
     async def relay(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any = None,
                     *, remote: frozenset[tuple[str, str]] | None | bool = False) -> None:
@@ -218,7 +266,8 @@ class LogRelay:
         if remote is not False:
             whose = remote if isinstance(remote, frozenset) else None
         else:
-            whose = _whose(downstream) if owner is None else None
+            stamped = self._take_stamp(downstream, params) if owner is None else False
+            whose = (stamped if stamped is not False else _whose(downstream)) if owner is None else None
             if self._calls.get(downstream.name):
                 await self._to_calls(downstream, params, owner, rank, whose)
         if not self._clients:

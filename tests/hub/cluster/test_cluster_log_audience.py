@@ -57,10 +57,10 @@ async def test_a_log_line_crosses_replicas_with_its_audience_and_a_per_client_on
             locally.append(args)
 
         relay = notifier._publishing(local, "log")  # noqa: SLF001
-        hub.log_relay.audience = lambda _downstream: frozenset({identity(ALICE)})  # type: ignore[method-assign]
+        hub.log_relay.audience = lambda *_: frozenset({identity(ALICE)})  # type: ignore[method-assign]
         await relay(downstream, LINE)
         assert notifier.events[-1]["callers"] == [["api_key", "alice"]]
-        hub.log_relay.audience = lambda _downstream: frozenset()  # type: ignore[method-assign]
+        hub.log_relay.audience = lambda *_: frozenset()  # type: ignore[method-assign]
         await relay(downstream, LINE)
         assert len(notifier.events) == 1  # several callers' calls in flight: nobody's, not published
         owner = object()

@@ -7,6 +7,7 @@ principal's calls only, that principal gets it."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tests.conftest import start_hub_http, write_config
+from tests.conftest import FIXTURES, ROOT, start_hub_http, write_config
 from tests.relay_support import Asked, Heard, create_key
 
 pytestmark = pytest.mark.anyio
@@ -114,6 +115,29 @@ async def test_a_shared_servers_log_line_during_a_call_reaches_only_that_caller(
             assert ("x/crossing", "note: alice's diary") not in bob_heard.logs
             assert ("x/crossing", "note: bob's list") not in alice_heard.logs
 
+
+@pytest.mark.parametrize("transport", ["inprocess", "stdio"])
+async def test_a_line_logged_just_before_the_answer_reaches_only_its_caller(tmp_path: Path, procs: list,
+                                                                             transport: str) -> None:
+    """Re-check of round 13: a stdio server's line logged right before it answers is handled by the SDK in
+    a task of its own, often after the answer ended the call: then it seemed nobody's call's, and bob,
+    only listening, got 22 of alice's 25 lines. Its audience is judged as the line is read."""
+    server: dict[str, Any] = ({"module": "tests.fixtures.crossing_server:server"} if transport == "inprocess" else
+                              {"command": sys.executable, "args": [str(FIXTURES / "crossing_server.py")],
+                               "env": {"PYTHONPATH": str(ROOT)}, "session": "shared"})
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "x", {**server, "protocol": "legacy"})
+    alice_heard, bob_heard = Heard(), Heard()
+    lines = [f"alice's line {n}" for n in range(15)]
+    with anyio.fail_after(120):
+        async with client(url, alice_key, Asked("alice"), alice_heard) as alice, client(url, bob_key, Asked("bob"), bob_heard) as bob:
+            await alice.set_logging_level("debug")
+            await bob.set_logging_level("debug")
+            for line in lines:
+                await alice.call_tool("x__note", {"text": line})
+            await alice_heard.until(lambda: all(("x/crossing", f"note: {line}") in alice_heard.logs for line in lines))
+            await bob.call_tool("x__note", {"text": "bob's own"})  # his own line, after all of hers
+            await bob_heard.until(lambda: ("x/crossing", "note: bob's own") in bob_heard.logs)
+            assert [entry for entry in bob_heard.logs if "alice" in str(entry[1])] == []
 
 async def test_a_caller_who_never_answers_does_not_open_the_breaker_for_others(tmp_path: Path, procs: list) -> None:
     """Outside review: bob left a server's elicitations unanswered until his calls timed out, the
