@@ -197,9 +197,15 @@ class SessionPool:
     def client_of(self, owner: Any) -> Any:
         """The owner's open session's client, or None (none opened yet, or closed)."""
         session = self._sessions.get(id(owner))
-        if session is None or session.owner() is not owner or not session.ready.is_set() or session.error is not None:
+        if (session is None or session.owner() is not owner or not session.ready.is_set() or session.error is not None
+                or session.released or session.closing.is_set()):
             return None
         return session.client
+
+    def pins_of(self, owner: Any) -> int:
+        """The subscriptions held on the owner's current session (0: none, or no session open)."""
+        session = self._sessions.get(id(owner))
+        return session.pinned if session is not None and session.owner() is owner and not session.released else 0
 
     def pin(self, owner: Any, delta: int) -> None:
         """Add `delta` (+1 / -1) to the subscriptions held on the owner's open session (see `_Session.pinned`)."""
@@ -249,6 +255,10 @@ class SessionPool:
         session = self._sessions.get(key)
         if session is not None and session.owner() is not owner:  # an id reused after its owner died
             session.closing.set()
+            session = None
+        if session is not None and (session.released or session.closing.is_set()):
+            # Being closed (its server restarted, its owner let it go): a call in flight finishes on it,
+            # a new one gets a new session (re-check of round 13: it got the old child, then "lost").
             session = None
         if session is None and lend_key is not None and (session := self._borrow(lend_key, owner)) is not None:
             if self.prepare is not None:

@@ -55,7 +55,7 @@ from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
 from hub.errors import HubRefusal
 from hub.downstream.serials import session_serial
-from hub.downstream.sessions import counted_caller
+from hub.downstream.sessions import bind_owner, counted_caller
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -309,6 +309,29 @@ class ResourceSubscriptions:
                 await self._ensure(downstream, uri, original)
             except Exception as exc:  # noqa: BLE001 — logged; the client's next subscribe retries
                 downstream.log.warning("could not renew the subscription to %s: %s", original, type(exc).__name__)
+        if downstream.pool is not None and _per_client(downstream):
+            await self._resubscribe_own(downstream)
+
+    async def _resubscribe_own(self, downstream: Downstream) -> None:
+        """Each client's subscriptions on a session of its own that has ended (a console Restart closes
+        them with the server's process), on a new one: they were recorded as held, so the client's
+        updates stopped and subscribing again did nothing (re-check of round 13)."""
+        pool = downstream.pool
+        assert pool is not None
+        renewed: set[int] = set()  # connections given a new session in this pass (still to be subscribed to all)
+        for uri, clients in list(self._clients.items()):
+            for connection, principal in list(clients.items()):
+                try:
+                    server, original = self._resolve(uri, principal)
+                    # Its current session holds none of them (closed with the old process, or opened since
+                    # by a call): subscribe it to each, once per pass.
+                    if server != downstream.name or (pool.pins_of(connection) and id(connection) not in renewed):
+                        continue
+                    renewed.add(id(connection))
+                    with bind_owner(connection, principal=principal):
+                        await self._own_session(downstream, connection, original, subscribe=True)
+                except Exception as exc:  # noqa: BLE001 — logged; the client's next subscribe retries
+                    downstream.log.warning("could not renew a client's subscription to %s: %s", uri, type(exc).__name__)
 
     async def relay(self, downstream: Downstream, params: types.ResourceUpdatedNotificationParams, owner: Any = None) -> None:
         """Send one server's `notifications/resources/updated` to the clients subscribed to it; one

@@ -1,7 +1,10 @@
-"""The children a `per_client` stdio server lends to a 2026-07-28 caller's next request
-(`hub.downstream.sessions`, lending) end with their server: one that exits is never lent again, and a
-Restart of the server ends every one of them (re-check of round 12: a crashed child was lent, dead, to
-every later request of its caller; a restarted server's old children kept serving).
+"""A `per_client` stdio server's own sessions (children) end with their server, and come back: one
+lent to a 2026-07-28 caller's next request (`hub.downstream.sessions`, lending) that exits is never lent
+again; a Restart ends every one of them (re-check of round 12: a crashed child was lent, dead, to every
+later request of its caller; a restarted server's old children kept serving); after it, a call goes to
+a new child while one still runs on the old, and a client's resource subscriptions are renewed on its
+new session (re-check of round 13: the old child served on, then "lost the connection"; the
+subscriptions were recorded as held, and nothing reached the client any more).
 
 The hub runs in this process; the client is the SDK's, in memory, speaking 2026-07-28; the server is
 `tests/fixtures/echo_server.py` over stdio, each child marked so this test can count them."""
@@ -13,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -67,3 +71,43 @@ async def test_a_restart_ends_the_children_lent_to_callers(tmp_path: Path) -> No
             while not await echo(client):
                 await anyio.sleep(0.1)
             assert not set(processes_with(marker)) & before
+
+
+async def test_after_a_restart_new_calls_get_a_new_child_while_one_runs_on_the_old(tmp_path: Path) -> None:
+    marker = f"--moved-{uuid.uuid4().hex}"
+    config = parse_config({"hub": {"data_dir": str(tmp_path / "data")}, "mcpServers": {"e": {
+        "command": sys.executable, "args": [str(FIXTURES / "echo_server.py"), marker], "env": {"PYTHONPATH": str(ROOT)},
+        "session": "per_client", "protocol": "legacy"}}})
+    with anyio.fail_after(90):
+        async with Hub(config) as hub, Client(build_server(hub), mode="legacy") as client:
+            assert await echo(client)
+            before = set(processes_with(marker))
+            shared = hub.downstreams["e"]
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.call_tool, "e__slow", {"seconds": 3})
+                while shared.stats.in_flight == 0:  # waiting for the state "the long call runs on the old child"
+                    await anyio.sleep(0.02)
+                assert shared.restart("restarted by the test")
+                while not await echo(client):
+                    await anyio.sleep(0.1)
+                assert set(processes_with(marker)) - before  # served by a new child, not the old one
+
+
+async def test_a_restart_renews_a_clients_subscriptions_on_its_new_session(tmp_path: Path) -> None:
+    config = parse_config({"hub": {"data_dir": str(tmp_path / "data")}, "mcpServers": {"n": {
+        "command": sys.executable, "args": [str(FIXTURES / "subscribing_server.py")], "env": {"PYTHONPATH": str(ROOT)},
+        "session": "per_client", "protocol": "legacy"}}})
+
+    async def watched(client: Client) -> Any:
+        result = await client.call_tool("n__subscribed", {})
+        return None if result.is_error else result.structured_content or result.content[0].text  # type: ignore[union-attr]
+
+    with anyio.fail_after(90):
+        async with Hub(config) as hub, Client(build_server(hub), mode="legacy") as client:
+            await hub.await_first_listing()
+            await client.subscribe_resource("mcphub://n/note://a")
+            subscribed = await watched(client)
+            assert "note://a" in str(subscribed)
+            assert hub.downstreams["n"].restart("restarted by the test")
+            while await watched(client) != subscribed:  # waiting for the state "renewed on the new child"
+                await anyio.sleep(0.1)
