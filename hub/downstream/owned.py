@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
 from mcp import Client
 from mcp.client.extension import ClientExtension, NotificationBinding
 from mcp.client.session import IncomingMessage
@@ -84,7 +85,21 @@ class OwnedSessions:
         # (`SessionPool`); any other server's costs a request or two, and each request gets its own.
         lend_key = identity(principal) if stateless and principal is not None and self.config.transport == "stdio" else None
         async with self.pool.using(owner, lend_key, counted_caller()) as client:
-            yield client
+            try:
+                yield client
+            except MCPError as exc:
+                if session_ended_by_server(exc):  # its next request opens a new session (re-check of round 13:
+                    self.log.info("the server ended a client's own session; its next request opens a new one")
+                    self.pool.close(owner)  # a restarted server's 404 failed every call until idle)
+                raise
+
+
+def session_ended_by_server(exc: MCPError) -> bool:
+    """Whether a Streamable HTTP server answered that it no longer knows the session (HTTP 404: the SDK's
+    client reports the server's JSON-RPC error, or `Session terminated`): the spec's signal to start a
+    new one."""
+    message = exc.error.message.lower()
+    return exc.code == types.INVALID_REQUEST and "session" in message and ("not found" in message or "terminated" in message)
 
 
 class TaskStatusObserver(ClientExtension):

@@ -175,9 +175,10 @@ class SessionPool:
 
     @property
     def max_per_caller(self) -> int:
-        """Sessions one caller may hold: all but a quarter (at least one) kept for the others, so one
-        caller's concurrent requests never take every session (re-check of round 12)."""
-        return max(1, self.max_sessions - max(1, self.max_sessions // 4))
+        """Sessions one caller may hold: a quarter of them (at least one), so one caller's concurrent
+        requests never take every session (re-check of round 12), nor one with a second key, nor one
+        heavy caller and a few others (round 13: three quarters for one left a quarter for all the rest)."""
+        return max(1, self.max_sessions // 4)
 
     @asynccontextmanager
     async def using(self, owner: Any, lend_key: Hashable | None = None, caller: Hashable | None = None) -> AsyncIterator[Any]:
@@ -281,7 +282,7 @@ class SessionPool:
                 raise HubRefusal(
                     "unavailable", f"server {self.server!r} has its {self.max_sessions} per-client sessions in use; "
                     "try again when one is released (idle sessions close after "
-                    f"{self.idle_s:g}s), or raise its max_sessions", retry_after_s=min(self.idle_s, 30.0),
+                    f"{self.idle_s:g}s), or ask the hub's operator to raise its max_sessions", retry_after_s=min(self.idle_s, 30.0),
                     details={"server": self.server, "reason": "sessions_full"})
             session = _Session(weakref.ref(owner, lambda _ref, key=key: self._owner_gone(key)), OwnerRef(owner), key,
                                lend_key, caller)

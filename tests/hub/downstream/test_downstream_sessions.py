@@ -229,34 +229,36 @@ async def test_parked_sessions_close_when_idle_and_make_room_for_other_callers()
         assert len(opened) == 4
 
 
-async def test_one_caller_may_hold_all_but_a_share_kept_for_others() -> None:
+async def test_one_caller_holds_at_most_a_quarter_of_the_sessions() -> None:
     """Re-check of round 12: one principal's concurrent requests took every session, and everyone else
-    was refused `sessions_full`. A caller holds at most `max_per_caller` (here 3 of 4)."""
+    was refused `sessions_full`; round 13: three quarters for one caller left one quarter for all the
+    others (a heavy caller and two users locked everyone else out). A caller holds a quarter (2 of 8)."""
     server = counting_server()
-    pool = pool_of(server, max_sessions=4)
-    assert pool.max_per_caller == 3
-    bobs = [Owner() for _ in range(4)]
+    pool = pool_of(server, max_sessions=8)
+    assert pool.max_per_caller == 2
+    bobs = [Owner() for _ in range(3)]
     async with running(pool):
-        async with pool.using(bobs[0], caller="bob"), pool.using(bobs[1], caller="bob"), pool.using(bobs[2], caller="bob"):
+        async with pool.using(bobs[0], caller="bob"), pool.using(bobs[1], caller="bob"), \
+                pool.using(Owner(), caller="carol"), pool.using(Owner(), caller="dave"):
             with pytest.raises(HubRefusal) as refused:
-                async with pool.using(bobs[3], caller="bob"):
+                async with pool.using(bobs[2], caller="bob"):
                     pass
             assert refused.value.body.details == {"server": "stateful", "reason": "sessions_share"}
-            async with pool.using(Owner(), caller="alice") as client:  # the share kept for others
+            async with pool.using(Owner(), caller="alice") as client:  # room for others
                 assert (await client.call_tool("remember", {"x": "a"})).structured_content["result"] == ["a"]
 
 
 async def test_a_caller_at_its_share_makes_room_by_closing_its_own_parked_session() -> None:
     server = counting_server()
     opened: list[Any] = []
-    pool = pool_of(server, opened, max_sessions=4)
+    pool = pool_of(server, opened, max_sessions=12)
     async with running(pool):
         owners = [Owner() for _ in range(3)]
         async with pool.using(owners[0], "bob", "bob"), pool.using(owners[1], "bob", "bob"), \
                 pool.using(owners[2], "bob", "bob"):
             pass
         for owner in owners:
-            pool.close(owner)  # three parked sessions of bob's
+            pool.close(owner)  # three parked sessions of bob's: his share
         assert pool.open_count == 3
         async with pool.using(Owner(), None, "bob"):  # not lent (no lend key): his oldest parked one makes room
             await pool.wait_open_count(3)

@@ -150,5 +150,33 @@ async def test_a_2026_07_28_request_gets_a_session_of_its_own_released_when_answ
             assert await remember(legacy, "again") == ["kept", "again"]
 
 
+async def test_a_client_whose_session_the_restarted_server_forgot_gets_a_new_one(tmp_path: Path, procs: list) -> None:
+    """Re-check of round 13: after the server restarted, a client's own session answered 404 ("Session
+    not found") to every call, until 300 s after its last use — never, while it kept retrying. The
+    server's "no such session" ends it: the call says to call again, and the next gets a new session."""
+    port = free_port()
+    server = Proc([PY, FIXTURE, str(port)])
+    procs.append(server)
+    wait_for_port(port)
+    config = write_config(tmp_path, {"st": {"url": f"http://127.0.0.1:{port}/mcp", "protocol": "legacy",
+                                            "health_interval_s": 1}}, {"data_dir": str(tmp_path / "data")})
+    url = start_hub_http(procs, config)
+    with anyio.fail_after(120):
+        async with client(url, "a") as a:
+            assert await remember(a, "before") == ["before"]
+            server.stop()
+            restarted = Proc([PY, FIXTURE, str(port)])
+            procs.append(restarted)
+            wait_for_port(port)
+            refused = await a.call_tool("st__remember", {"x": "lost"})
+            if refused.is_error:  # the call the server answered 404 to: retryable, saying why
+                body = json.loads(refused.content[0].text)  # type: ignore[union-attr]
+                assert body["retryable"] is True and body["details"]["reason"] in ("session_ended", "down"), body
+                while (again := await a.call_tool("st__remember", {"x": "after"})).is_error:
+                    await anyio.sleep(0.2)  # waiting for the state "the server is back for the hub": a few tries
+                assert answer(again) == ["after"]
+            else:
+                assert answer(refused) == ["lost"]
+
 async def _equals(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
