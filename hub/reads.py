@@ -15,7 +15,7 @@ from hub.auth.principal import Principal
 from hub.completions import forward_completion, session_or_error
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.listing import all_pages, last_of_each
-from hub.downstream.sessions import current_owner
+from hub.downstream.owners import current_owner
 from hub.catalog.links import expose_prompt
 from hub.own_names import own_resource
 from hub.calls.errors import sign_in_named

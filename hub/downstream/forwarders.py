@@ -25,7 +25,7 @@ from hub.calls.call import ToolCall
 from hub.calls.errors import forward_error
 from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
-from hub.downstream.sessions import current_owner
+from hub.downstream.owners import current_owner
 from hub.errors import HubToolError
 from hub.relay.downstream_input import asks_for_input, complete_input_rounds
 from hub.relay.logs import with_log_level

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.config import ServerConfig
 from hub.auth.principal import identity
-from hub.downstream.sessions import OwnerRef, SessionPool, counted_caller, current_caller, current_owner
+from hub.downstream.owners import OwnerRef, counted_caller, current_caller, current_owner
+from hub.downstream.sessions import SessionPool
 
 
 class OwnedSessions:

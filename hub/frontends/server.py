@@ -25,7 +25,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub import __version__
 from hub.downstream.listing import ListKind
-from hub.downstream.sessions import bind_owner as owned_by
+from hub.downstream.owners import bind_owner as owned_by
 from hub.auth.principal import Principal, current_principal
 from hub.errors import UrlElicitationRequired
 from hub.hub import Hub, UnknownTool

@@ -52,7 +52,7 @@ from mcp.shared.message import ServerMessageMetadata
 from hub.audit.log import AuditEvent
 from hub.auth.principal import Principal, identity
 from hub.downstream.serials import session_serial
-from hub.downstream.sessions import OwnerRef
+from hub.downstream.owners import OwnerRef
 from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
 from hub.policies.breaker import ASKED_CLIENT

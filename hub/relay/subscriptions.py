@@ -55,7 +55,7 @@ from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
 from hub.errors import HubRefusal
 from hub.downstream.serials import session_serial
-from hub.downstream.sessions import bind_owner, counted_caller
+from hub.downstream.owners import bind_owner, counted_caller
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream

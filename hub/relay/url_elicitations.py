@@ -19,7 +19,7 @@ import mcp_types as types
 from mcp.server.session import ServerSession
 
 from hub.auth.principal import Principal, identity
-from hub.downstream.sessions import current_owner
+from hub.downstream.owners import current_owner
 from hub.relay.fair_cap import FairCap
 from hub.redact import mask_short
 from hub.relay.upstream import UpstreamCall

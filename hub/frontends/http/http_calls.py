@@ -65,7 +65,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub import __version__
 from hub.auth.principal import Principal, current_principal
 from hub.calls.drivers import ExpressCall, task_of
-from hub.downstream.sessions import bind_owner
+from hub.downstream.owners import bind_owner
 from hub.frontends.http.http_heads import SESSION_HEADER, Heads
 from hub.frontends.http.http_replies import SSE, Busy, encoded, keep_alive_until, send_json, send_last_event, status_of
 from hub.frontends.http.http_sessions import buffered, owner_of

@@ -144,7 +144,7 @@ async def test_the_hub_gives_each_bound_client_its_own_session_of_a_per_client_s
     """Wired: an in-process server set to `session: per_client`; calls bound to an owner (as the front
     end binds each request's connection) go to that owner's session, not the shared one."""
     from hub.config import parse_config
-    from hub.downstream.sessions import bind_owner
+    from hub.downstream.owners import bind_owner
     from hub.hub import Hub
 
     config = parse_config({"hub": {"data_dir": str(tmp_path)}, "mcpServers": {"st": {
