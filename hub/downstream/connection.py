@@ -110,8 +110,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness):
         self.on_log: Callable[..., Awaitable[None]] | None = None
         """Where this server's `notifications/message` go (`hub.relay.logs`): `(downstream, params)`, and
         the owner as a third argument for a per-client session's."""
-        self.on_log_line: Callable[[bytes], None] | None = None
-        """Told of each log message line of the shared stdio session as it is read (`hub.relay.logs`)."""
+        self.on_log_line: Callable[[Any], None] | None = None
+        """Told of each log message's params on the shared stdio session as it is read (`hub.relay.logs`)."""
         self.on_resource_updated: Callable[..., Awaitable[None]] | None = None
         """Where this server's `notifications/resources/updated` go (`hub.relay.subscriptions`); for a
         per-client session's, with its owner (`(downstream, params, owner)`), as for `on_log`."""

@@ -49,7 +49,6 @@ from hub.prestart import ChildStartError, child_argv, claim, discard_all, resolv
 from hub.redact import LineMasker
 from hub.signals import on_last_resort
 
-LOG_METHOD = b'"notifications/message"'
 logger = logging.getLogger("hub.downstream")
 JUNK_WARNINGS = 5
 """Stdout lines that are not JSON-RPC logged as warnings per connection; the rest are counted."""
@@ -70,12 +69,12 @@ async def stdio_child(
     on_exit: Callable[[int | None, list[str]], None] | None = None,
     channel: JsonChannel | None = None,
     listings: ListingAnswers | None = None,
-    on_log_line: Callable[[bytes], None] | None = None,
+    on_log_line: Callable[[Any], None] | None = None,
 ) -> AsyncIterator[TransportStreams]:
     """Spawn `command args` (or adopt the child `hub.prestart` spawned for exactly that) and yield
-    the (read, write) message streams of its stdio. `on_log_line(line)`: each `notifications/message`
-    line, as it is read — before the answers after it complete their calls here, which the SDK's
-    handling of the message (a task of its own) may come after."""
+    the (read, write) message streams of its stdio. `on_log_line(params)`: each `notifications/message`,
+    as it is read — before the answers after it complete their calls here, which the SDK's handling of
+    the message (a task of its own) may come after."""
     log = logging.getLogger(f"hub.downstream.{server_name}")
     prestarted = claim(server_name)
     try:
@@ -162,8 +161,6 @@ async def stdio_child(
             while (line := await stdout_lines.get()) is not None:
                 if channel is not None and ID_MARKER in line and await channel.accept(line):
                     continue
-                if on_log_line is not None and LOG_METHOD in line:
-                    on_log_line(line)
                 if not listings.waiting and line.lstrip()[:1] != b"{" and b'"id"' not in line:
                     ignored(line, None)  # no message, and no request's id to fail early: nothing to parse
                     continue
@@ -189,6 +186,8 @@ async def stdio_child(
                             await channel.accept(failed)
                         continue
                     message = jsonrpc_message_adapter.validate_json(failed, by_name=False)  # a request of the SDK session
+                if on_log_line is not None and getattr(message, "method", None) == "notifications/message":
+                    on_log_line(message.params)  # as the SDK will read it: escapes, NaN and all
                 try:
                     await read_writer.send(SessionMessage(message))
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):

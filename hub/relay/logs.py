@@ -215,16 +215,12 @@ class LogRelay:
             downstream.log.warning("logging/setLevel %s not applied: %s", level, describe_failure(exc))
             return False
 
-    def stamp(self, downstream: Downstream, line: bytes) -> None:
-        """A stdio child's log message line, as it is read: whose it may be is judged now (`_whose`). The
-        SDK handles the message in a task of its own, often after the answer read next has ended the call
-        — then it seemed nobody's call and reached every listener (re-check of round 13: 22 of 25 lines a
-        server logged just before answering alice reached carol)."""
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return
-        params = message.get("params") if isinstance(message, dict) else None
+    def stamp(self, downstream: Downstream, params: Any) -> None:
+        """A stdio child's log message (its params as read from the line), as it is read: whose it may
+        be is judged now (`_whose`). The SDK handles the message in a task of its own, often after the
+        answer read next has ended the call — then it seemed nobody's call and reached every listener
+        (re-check of round 13: 22 of 25 lines a server logged just before answering alice reached
+        carol). Judged from the parsed message, so escaped slashes or NaN in it change nothing (round 14)."""
         if isinstance(params, dict):
             stamps = self._stamps.setdefault(downstream.name, OrderedDict())
             stamps.setdefault(_key(params), deque()).append(_whose(downstream))
@@ -235,7 +231,7 @@ class LogRelay:
         """Whose clients a message of `downstream`'s shared session may reach: as judged when it was read
         (`stamp`), else now (`_whose`); what a replica publishing it tells the others (`hub.cluster.notify`)."""
         if params is not None and (stamps := self._stamps.get(downstream.name)):
-            key = _key(params.model_dump(mode="json", exclude_none=True))
+            key = _key(params.model_dump(exclude_none=True))
             if judged := stamps.get(key):
                 return judged[0]
         return _whose(downstream)
@@ -245,7 +241,7 @@ class LogRelay:
         stamps = self._stamps.get(downstream.name)
         if not stamps:
             return False
-        key = _key(params.model_dump(mode="json", exclude_none=True))
+        key = _key(params.model_dump(exclude_none=True))
         judged = stamps.get(key)
         if not judged:
             return False

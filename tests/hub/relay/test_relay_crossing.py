@@ -139,6 +139,25 @@ async def test_a_line_logged_just_before_the_answer_reaches_only_its_caller(tmp_
             await bob_heard.until(lambda: ("x/crossing", "note: bob's own") in bob_heard.logs)
             assert [entry for entry in bob_heard.logs if "alice" in str(entry[1])] == []
 
+async def test_a_line_written_as_other_json_writers_write_it_reaches_only_its_caller(tmp_path: Path, procs: list) -> None:
+    """Re-check of round 14: the read-time judgement missed lines with escaped slashes
+    (`notifications\\/message`) or NaN in their data, and those reached bob as before."""
+    server = {"command": sys.executable, "args": [str(FIXTURES / "raw_log_server.py")], "session": "shared",
+              "protocol": "legacy"}
+    url, alice_key, bob_key = two_callers(tmp_path, procs, "x", server)
+    alice_heard, bob_heard = Heard(), Heard()
+    with anyio.fail_after(120):
+        async with client(url, alice_key, Asked("alice"), alice_heard) as alice, client(url, bob_key, Asked("bob"), bob_heard) as bob:
+            await alice.set_logging_level("debug")
+            await bob.set_logging_level("debug")
+            for n in range(8):
+                await alice.call_tool("x__note", {"text": f"alice {n}"})
+                await alice.call_tool("x__note_nan", {"text": f"alice {n}"})
+            await alice_heard.until(lambda: len(alice_heard.logs) >= 16)
+            await bob.call_tool("x__note", {"text": "bob's own"})
+            await bob_heard.until(lambda: ("x/crossing", "note: bob's own") in bob_heard.logs)
+            assert [entry for entry in bob_heard.logs if "alice" in str(entry[1])] == []
+
 async def test_a_caller_who_never_answers_does_not_open_the_breaker_for_others(tmp_path: Path, procs: list) -> None:
     """Outside review: bob left a server's elicitations unanswered until his calls timed out, the
     server's breaker counted them as the server failing, and alice was refused for the cool-down."""
