@@ -86,6 +86,9 @@ class SessionPool:
         self._tg: anyio.abc.TaskGroup | None = None
         self._changed = anyio.Event()
         self._ended = anyio.Event()
+        self.on_lost_pins: Callable[[], None] | None = None
+        """Told when a session holding subscriptions ended with its server (`end`): the hub renews them
+        on a new session (`hub.relay.subscriptions`; re-check of round 14: a crash dropped them)."""
         self.prepare: Callable[[Any, Any], Awaitable[None]] | None = None
         """`prepare(owner, client)`, run on each new session before its first use (the owner's log level)."""
 
@@ -152,7 +155,9 @@ class SessionPool:
     def pins_of(self, owner: Any) -> int:
         """The subscriptions held on the owner's current session (0: none, or no session open)."""
         session = self._sessions.get(id(owner))
-        return session.pinned if session is not None and session.owner() is owner and not session.released else 0
+        if session is None or session.owner() is not owner or session.released or session.closing.is_set():
+            return 0
+        return session.pinned
 
     def pin(self, owner: Any, delta: int) -> None:
         """Add `delta` (+1 / -1) to the subscriptions held on the owner's open session (see `_Session.pinned`)."""
@@ -177,6 +182,8 @@ class SessionPool:
                 session.lend_key = None
                 session.closing.set()
                 self._poke()
+                if session.pinned and self.on_lost_pins is not None:
+                    self.on_lost_pins()  # its subscriptions go with it: renewed on a new session
 
     def close_all(self) -> None:
         """Close every session (the server is restarted or stopped): parked ones now, those in use once
@@ -286,7 +293,7 @@ class SessionPool:
             key = id(owner)
             session.owner = weakref.ref(owner, lambda _ref, key=key: self._owner_gone(key))
             session.ref.rebind(owner)
-            session.key, session.released = key, False
+            session.key, session.released, session.last_used = key, False, anyio.current_time()  # not idle while lent
             self._sessions[key] = session
             return session
         self._parked.pop(lend_key, None)

@@ -54,6 +54,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
 from hub.errors import HubRefusal
+from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.serials import session_serial
 from hub.downstream.owners import bind_owner, counted_caller
 
@@ -309,15 +310,18 @@ class ResourceSubscriptions:
                 await self._ensure(downstream, uri, original)
             except Exception as exc:  # noqa: BLE001 — logged; the client's next subscribe retries
                 downstream.log.warning("could not renew the subscription to %s: %s", original, type(exc).__name__)
-        if downstream.pool is not None and _per_client(downstream):
-            await self._resubscribe_own(downstream)
+        await self.resubscribe_own(downstream)
 
-    async def _resubscribe_own(self, downstream: Downstream) -> None:
+    async def resubscribe_own(self, downstream: Downstream) -> None:
         """Each client's subscriptions on a session of its own that has ended (a console Restart closes
-        them with the server's process), on a new one: they were recorded as held, so the client's
-        updates stopped and subscribing again did nothing (re-check of round 13)."""
+        them with the server's process; its child crashed), on a new one: they were recorded as held, so
+        the client's updates stopped and subscribing again did nothing (re-checks of rounds 13 and 14)."""
         pool = downstream.pool
-        assert pool is not None
+        try:
+            if pool is None or not _per_client(downstream):
+                return
+        except DownstreamUnavailable:  # down: renewed when it is back (`resubscribe`)
+            return
         renewed: set[int] = set()  # connections given a new session in this pass (still to be subscribed to all)
         for uri, clients in list(self._clients.items()):
             for connection, principal in list(clients.items()):

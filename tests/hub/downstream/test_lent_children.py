@@ -11,6 +11,8 @@ The hub runs in this process; the client is the SDK's, in memory, speaking 2026-
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -93,10 +95,14 @@ async def test_after_a_restart_new_calls_get_a_new_child_while_one_runs_on_the_o
                 assert set(processes_with(marker)) - before  # served by a new child, not the old one
 
 
-async def test_a_restart_renews_a_clients_subscriptions_on_its_new_session(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ending", ["restart", "crash"])
+async def test_a_clients_subscriptions_are_renewed_on_its_new_session(tmp_path: Path, ending: str) -> None:
+    """After a Restart (re-check of round 13) or its child's crash (round 14) the client's own session
+    is new, and holds the client's subscriptions again."""
+    marker = f"--subscribing-{uuid.uuid4().hex}"
     config = parse_config({"hub": {"data_dir": str(tmp_path / "data")}, "mcpServers": {"n": {
-        "command": sys.executable, "args": [str(FIXTURES / "subscribing_server.py")], "env": {"PYTHONPATH": str(ROOT)},
-        "session": "per_client", "protocol": "legacy"}}})
+        "command": sys.executable, "args": [str(FIXTURES / "subscribing_server.py"), marker],
+        "env": {"PYTHONPATH": str(ROOT)}, "session": "per_client", "protocol": "legacy"}}})
 
     async def watched(client: Client) -> Any:
         result = await client.call_tool("n__subscribed", {})
@@ -105,9 +111,14 @@ async def test_a_restart_renews_a_clients_subscriptions_on_its_new_session(tmp_p
     with anyio.fail_after(90):
         async with Hub(config) as hub, Client(build_server(hub), mode="legacy") as client:
             await hub.await_first_listing()
+            shared_child = set(processes_with(marker))
             await client.subscribe_resource("mcphub://n/note://a")
             subscribed = await watched(client)
             assert "note://a" in str(subscribed)
-            assert hub.downstreams["n"].restart("restarted by the test")
+            if ending == "restart":
+                assert hub.downstreams["n"].restart("restarted by the test")
+            else:
+                [own_child] = set(processes_with(marker)) - shared_child
+                os.kill(own_child, signal.SIGKILL)
             while await watched(client) != subscribed:  # waiting for the state "renewed on the new child"
                 await anyio.sleep(0.1)
