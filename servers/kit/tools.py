@@ -165,7 +165,14 @@ def domain_tool(
                         await ledger.release(principal, name, key)
                     raise
                 with anyio.CancelScope(shield=True):
-                    await ledger.complete(principal, name, key, result.structured_content or {})
+                    try:
+                        await ledger.complete(principal, name, key, result.structured_content or {})
+                    except Exception as exc:  # noqa: BLE001 — the write happened: its result is the caller's
+                        # (re-check of round 14: PostgreSQL down at this moment made a written issue an
+                        # `internal` failure). A retry with the key finds the claim: "still running", then
+                        # "outcome unknown" — never a second write.
+                        logger.warning("%s wrote, but recording its result for the idempotency key failed (%s); "
+                                       "a retry with that key is told its outcome is unknown", name, type(exc).__name__)
                 return result
 
             return await _detached(write())

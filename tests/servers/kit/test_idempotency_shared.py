@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client
+from pydantic import BaseModel
 
 from hub.datadir import server_data_dir, server_shared_store
 from servers.kit.idempotency import IdempotencyLedger
@@ -40,6 +41,11 @@ async def create(server: Any, key: str, title: str = "Printer on fire") -> dict[
 
 
 fake_repo = FakeGitHub().repo
+
+
+class Record(BaseModel):
+    id: str
+    title: str
 
 
 async def test_a_keyed_create_retried_on_another_replica_writes_once(pg: PgServer, tmp_path: Path,
@@ -79,3 +85,34 @@ def test_the_shared_store_serves_providers_only(pg: PgServer, tmp_path: Path, mo
     with server_data_dir(tmp_path / "e"), server_shared_store(url, "ticketing"):
         embedded = create_server(EmbeddedTicketing(tmp_path / "e"))
     assert isinstance(embedded._mcp_hub_idempotency, IdempotencyLedger)  # noqa: SLF001
+
+
+async def test_a_write_whose_result_cannot_be_recorded_still_answers_and_never_writes_twice(tmp_path: Path) -> None:
+    """Re-check of round 14: PostgreSQL went down while a keyed create was at the provider; the issue was
+    created, but the caller was told `internal … failed` (so it would write again with a new key)."""
+    from mcp.server import MCPServer
+
+    from servers.kit.store import Store
+    from servers.kit.tools import configure_domain, domain_tool
+
+    class RecordingFails(IdempotencyLedger):
+        async def complete(self, principal: str, tool: str, key: str, result: dict[str, Any]) -> None:
+            raise OSError("the store went away")
+
+    server = MCPServer("kit")
+    configure_domain(server, open_world=True, idempotency=Store(tmp_path / "keys.sqlite", []))
+    server._mcp_hub_idempotency = RecordingFails(Store(tmp_path / "keys.sqlite", []))  # noqa: SLF001
+    writes: list[str] = []
+
+    @domain_tool(server)
+    async def make(title: str, idempotency_key: str | None = None) -> Record:
+        """Make a record."""
+        writes.append(title)
+        return Record(id="r1", title=title)
+
+    async with Client(server) as client:
+        made = await client.call_tool("make", {"title": "Printer", "idempotency_key": "k-1"})
+        assert not made.is_error and made.structured_content == {"id": "r1", "title": "Printer"}, made.content
+        again = await client.call_tool("make", {"title": "Printer", "idempotency_key": "k-1"})
+    assert again.is_error and again.structured_content["code"] == "conflict"  # type: ignore[index]
+    assert writes == ["Printer"]
