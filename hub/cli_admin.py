@@ -54,7 +54,8 @@ def _on_shared_store(config: HubConfig, work: Callable[[Any], int], unavailable:
     try:
         return work(shared)
     except StoreUnavailable as exc:
-        print(f"mcp-hub: {exc}{unavailable}. Check hub.store.url and that PostgreSQL is running.", file=sys.stderr)
+        advice = "" if "refused the login" in str(exc) else ". Check hub.store.url and that PostgreSQL is running"
+        print(f"mcp-hub: {exc}{unavailable}{advice}.", file=sys.stderr)
         return 2
     finally:
         if shared is not None:

@@ -146,7 +146,7 @@ class PostgresStore:
                 self.down_since = time.time()
                 logger.error("%s is unreachable (%s)", self.name, reason)
             self.last_error = reason
-            raise StoreUnavailable(f"{self.name} did not answer ({reason})") from exc
+            raise StoreUnavailable(f"{self.name} {_failed_how(reason)} ({reason})") from exc
         if self.down_since is not None:
             logger.warning("%s answers again after %.1fs", self.name, time.time() - self.down_since)
             self.down_since, self.last_error = None, None
@@ -233,3 +233,12 @@ class PostgresStore:
             out.update(since=datetime.fromtimestamp(self.down_since, UTC).isoformat(timespec="seconds"),
                        last_error=self.last_error)
         return out
+
+
+def _failed_how(reason: str) -> str:
+    """What went wrong, in words: a refused login is not a database that does not answer (outside
+    review, cluster round 12: a wrong password read "did not answer … check PostgreSQL is running")."""
+    lowered = reason.lower()
+    if "authentication failed" in lowered or "password" in lowered or "no pg_hba.conf entry" in lowered:
+        return "refused the login (check the user and password in hub.store.url)"
+    return "did not answer"

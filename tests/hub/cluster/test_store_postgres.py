@@ -200,3 +200,13 @@ def test_once_postgres_answers_again_a_pool_stuck_in_its_backoff_is_replaced(pg:
     finally:
         store.close()
         stuck.close()
+
+
+def test_a_refused_login_is_told_apart_from_a_database_that_does_not_answer() -> None:
+    """Outside review, cluster round 12: a wrong password read "did not answer … check PostgreSQL is running"."""
+    from hub.store.postgres import _failed_how
+
+    refused = 'OperationalError: connection failed: FATAL:  password authentication failed for user "hub"'
+    assert "refused the login" in _failed_how(refused) and "password" in _failed_how(refused)
+    assert _failed_how("OperationalError: connection failed: Connection refused") == "did not answer"
+    assert _failed_how("PoolTimeout: couldn't get a connection after 2.00 sec") == "did not answer"
