@@ -179,6 +179,7 @@ class Hub(HubReads, ServerControl):
         """Connect every server concurrently; wait (bounded) for each first attempt, then build the
         catalog. A server with a remembered listing (`listing_cache`) is not waited for."""
         assert self._task_group is not None
+        self._task_group.start_soon(self.rate_limits.probe)  # a shared store it cannot reach shows at once
         for downstream in self.downstreams.values():
             if downstream.session_pool is not None:  # per-client sessions (`hub.downstream.sessions`)
                 await self._task_group.start(downstream.session_pool.run)

@@ -100,6 +100,9 @@ class RedisBuckets:
         result = await self._script(keys=[self._prefix + key], args=[bucket.burst, bucket.per_second])
         return float(result)
 
+    async def ping(self) -> None:
+        await self._redis.ping()
+
     async def aclose(self) -> None:
         await self._redis.aclose()
 
@@ -155,6 +158,18 @@ class RateLimitPolicy:
     def health(self) -> dict[str, Any] | None:
         """For `/healthz`: the shared store's state, or None with in-memory buckets."""
         return self.store.report() if self.store is not None else None
+
+    async def probe(self) -> None:
+        """Ask the shared store once (at start): one it cannot reach — down, a wrong password — shows in
+        `/healthz` and the log at once, not on the first call (outside review, cluster rounds 12 and 14)."""
+        if self.store is None or not isinstance(self.buckets, RedisBuckets):
+            return
+        try:
+            await self.buckets.ping()
+        except Exception as exc:  # noqa: BLE001 — recorded; calls apply `fail_mode` meanwhile
+            self.store.failed(exc)
+        else:
+            self.store.succeeded()
 
     def admit(self, call: ToolCall) -> Admission:
         """In-memory buckets decide at once; shared (Redis) buckets must be asked: `MUST_WAIT`."""

@@ -94,3 +94,22 @@ async def test_each_fail_mode(tmp_path: Path, procs: list, fail_mode: str, read:
         assert code(await hub.route_call("e__echo", {"text": "x"})) == write
         report = hub.rate_limits.health()
         assert report is not None and report["state"] == "unreachable" and report["fail_mode"] == fail_mode
+
+
+async def test_a_redis_it_cannot_use_shows_in_health_before_any_call(tmp_path: Path, procs: list) -> None:
+    """Outside review, cluster rounds 12 and 14: with a wrong Redis password `/healthz` said the rate
+    limiter was `ok` until calls failed. A Redis that refuses the password, or none at all, shows at start."""
+    port = free_port()
+    binary = shutil.which("redis-server")
+    assert binary is not None, "`.ci/run` installs redis-server"
+    procs.append(Proc([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                       "--requirepass", "right-password"]))
+    wait_for_port(port)
+    for url in (f"redis://:wrong-password@127.0.0.1:{port}/0", f"redis://127.0.0.1:{free_port()}/0"):
+        limits = {"backend": "redis", "redis_url": url, "per_principal": BUCKET}
+        config = parse_config({"hub": {"data_dir": str(tmp_path), "rate_limit": limits}, "mcpServers": {}})
+        async with Hub(config) as hub:
+            with anyio.fail_after(20):
+                while (report := hub.rate_limits.health())["state"] == "ok":  # type: ignore[index]
+                    await anyio.sleep(0.05)  # waiting for the state "the start's probe failed"
+            assert report["state"] == "unreachable" and "wrong-password" not in str(report), report
