@@ -71,7 +71,7 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
         return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
                             f"{overlong_message('its answer (one event of its event stream)', int(over.group(1)))}",
                             details={"server": downstream.name})
-    if exc.code == types.URL_ELICITATION_REQUIRED and (required := url_required(exc, downstream.name)) is not None:
+    if (required := url_required(exc, downstream.name)) is not None:
         return required
     if downstream.pool is not None and session_ended_by_server(exc):  # a new session is opened on the next call
         return HubRefusal("unavailable", f"server {downstream.name!r} ended this client's session with it (restarted?); "
@@ -95,7 +95,7 @@ def sign_in_named(server: str) -> Iterator[None]:
     try:
         yield
     except MCPError as exc:
-        required = url_required(exc, server) if exc.code == types.URL_ELICITATION_REQUIRED else None
+        required = url_required(exc, server)
         if required is None:
             raise
         raise required from None
@@ -103,7 +103,9 @@ def sign_in_named(server: str) -> Iterator[None]:
 
 def url_required(exc: MCPError, server: str) -> UrlElicitationRequired | None:
     """A server's -32042 with the elicitations it names (the first `MAX_REQUIRED_ELICITATIONS`); None
-    when its `data` does not hold valid ones (then it is an error like any other)."""
+    for any other error, and when its `data` does not hold valid ones (then it is an error like any other)."""
+    if exc.code != types.URL_ELICITATION_REQUIRED:
+        return None
     try:
         elicitations = UrlElicitationRequiredError.from_error(exc.error).elicitations
     except (ValidationError, ValueError, TypeError, AttributeError):

@@ -230,14 +230,11 @@ class LogRelay:
     def audience(self, downstream: Downstream, params: Any = None) -> Audience:
         """Whose clients a message of `downstream`'s shared session may reach: as judged when it was read
         (`stamp`), else now (`_whose`); what a replica publishing it tells the others (`hub.cluster.notify`)."""
-        if params is not None and (stamps := self._stamps.get(downstream.name)):
-            key = _key(params.model_dump(exclude_none=True))
-            if judged := stamps.get(key):
-                return judged[0]
-        return _whose(downstream)
+        judged = self._judged(downstream, params, take=False) if params is not None else False
+        return _whose(downstream) if judged is False else judged
 
-    def _take_stamp(self, downstream: Downstream, params: Any) -> Audience | bool:
-        """The read-time audience of this message, used up; False when it was not stamped."""
+    def _judged(self, downstream: Downstream, params: Any, *, take: bool) -> Audience | bool:
+        """The read-time audience of this message (`stamp`), used up when `take`; False when it was not stamped."""
         stamps = self._stamps.get(downstream.name)
         if not stamps:
             return False
@@ -245,6 +242,8 @@ class LogRelay:
         judged = stamps.get(key)
         if not judged:
             return False
+        if not take:
+            return judged[0]
         audience = judged.popleft()
         if not judged:
             del stamps[key]
@@ -262,8 +261,8 @@ class LogRelay:
         if remote is not False:
             whose = remote if isinstance(remote, frozenset) else None
         else:
-            stamped = self._take_stamp(downstream, params) if owner is None else False
-            whose = (stamped if stamped is not False else _whose(downstream)) if owner is None else None
+            judged = self._judged(downstream, params, take=True) if owner is None else None
+            whose = None if owner is not None else _whose(downstream) if judged is False else judged
             if self._calls.get(downstream.name):
                 await self._to_calls(downstream, params, owner, rank, whose)
         if not self._clients:
