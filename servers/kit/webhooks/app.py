@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from servers.kit.webhooks.log import EventLog
-from servers.kit.webhooks.normalize import delivery_id, kept_headers
+from servers.kit.webhooks.normalize import delivery_alias, delivery_id, kept_headers
 from servers.kit.webhooks.processor import Processor
 from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, parse_json
 
@@ -147,7 +147,8 @@ class Intake:
                 return Response(status_code=200)  # a new channel's first message: it announces no change
         else:
             _require_json_object(body, headers.get("content-type", ""))
-        seq, duplicate = await self._record(provider, delivery_id(provider, headers, body), kept_headers(headers), body)
+        seq, duplicate = await self._record(provider, delivery_id(provider, headers, body),
+                                            delivery_alias(provider, headers, body), kept_headers(headers), body)
         self._count(provider, "duplicate" if duplicate else "received")
         if not duplicate:
             self.processor.wake()
@@ -155,11 +156,12 @@ class Intake:
             return Response(status_code=200)
         return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq})
 
-    async def _record(self, provider: str, delivery: str, headers: dict[str, str], body: bytes) -> tuple[int, bool]:
+    async def _record(self, provider: str, delivery: str, alias: str | None, headers: dict[str, str],
+                      body: bytes) -> tuple[int, bool]:
         """Log the delivery; a log that cannot be written (PostgreSQL down, disk full) is a 503 the
         provider retries (the PostgreSQL log waits little for a connection, less while it knows it is down)."""
         try:
-            return await self.log.record(provider, delivery, headers, body)
+            return await self.log.record(provider, delivery, headers, body, alias=alias)
         except Exception as exc:  # noqa: BLE001 — any failure to log means "not accepted", never a 500
             logger.warning("webhook %s/%s not accepted: its event log failed (%s)", self.namespace, provider,
                            type(exc).__name__)

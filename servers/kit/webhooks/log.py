@@ -61,6 +61,12 @@ def _migrations(domain: str) -> list[str]:
         DROP TABLE webhook_events;
         ALTER TABLE webhook_events_v2 RENAME TO webhook_events;
         CREATE INDEX webhook_events_due ON webhook_events (namespace, state, next_attempt_at)""",
+        # version 3: a delivery's second key, for providers that re-sign their retries (normalize.delivery_alias)
+        # and the signed keys of the retries it matched, so a captured retry re-sent under a new id is one too
+        """ALTER TABLE webhook_events ADD COLUMN alias TEXT;
+        CREATE UNIQUE INDEX webhook_events_alias ON webhook_events (namespace, provider, alias);
+        CREATE TABLE webhook_retry_keys (namespace TEXT NOT NULL, provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
+            seq INTEGER NOT NULL, PRIMARY KEY (namespace, provider, delivery_id))""",
     ]
 
 
@@ -138,21 +144,32 @@ class EventLog:
         return ("1 = 1", []) if self.namespace == ALL else ("namespace = ?", [self.namespace])
 
     async def record(self, provider: str, delivery_id: str, headers: dict[str, str], payload: bytes,
-                     now: float | None = None) -> tuple[int, bool]:
-        """Store a delivery; (seq, duplicate). A duplicate only bumps the duplicate counter."""
+                     now: float | None = None, alias: str | None = None) -> tuple[int, bool]:
+        """Store a delivery; (seq, duplicate). A delivery whose key or `alias` (a second key: a retry id
+        with the body, `normalize.delivery_alias`) is already logged, or whose key a logged delivery's
+        re-signed retry had, is a duplicate: it only bumps the duplicate counter of the row it matches
+        (the oldest, if it matches two). A retry matched by its alias alone leaves its key behind."""
         at = time.time() if now is None else now
         key = (self._own(), provider, delivery_id)
 
         def work(db: sqlite3.Connection) -> tuple[int, bool]:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO webhook_events (namespace, provider, delivery_id, received_at, next_attempt_at,"
-                " headers, payload) VALUES (?, ?, ?, ?, ?, ?, ?)", (*key, at, at, json.dumps(headers), payload))
-            if cur.rowcount:
-                return int(cur.lastrowid or 0), False
-            db.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE namespace = ? AND provider = ?"
-                       " AND delivery_id = ?", key)
-            seq = db.execute("SELECT seq FROM webhook_events WHERE namespace = ? AND provider = ? AND delivery_id = ?",
-                             key).fetchone()[0]
+            known = db.execute("SELECT seq FROM webhook_retry_keys WHERE namespace = ? AND provider = ?"
+                               " AND delivery_id = ?", key).fetchone()
+            if known is None:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO webhook_events (namespace, provider, delivery_id, alias, received_at,"
+                    " next_attempt_at, headers, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key, alias, at, at, json.dumps(headers), payload))
+                if cur.rowcount:
+                    return int(cur.lastrowid or 0), False
+                seq, first_key = db.execute(
+                    "SELECT seq, delivery_id FROM webhook_events WHERE namespace = ? AND provider = ?"
+                    " AND (delivery_id = ? OR alias = ?) ORDER BY seq LIMIT 1", (*key, alias)).fetchone()
+                if first_key != delivery_id:
+                    db.execute("INSERT OR IGNORE INTO webhook_retry_keys VALUES (?, ?, ?, ?)", (*key, seq))
+            else:
+                seq = known[0]
+            db.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE seq = ?", (seq,))
             return int(seq), True
 
         return await self.store.run(work)

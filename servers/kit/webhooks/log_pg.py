@@ -64,6 +64,12 @@ MIGRATIONS = [
     ALTER TABLE webhook_events ADD CONSTRAINT webhook_events_delivery UNIQUE (domain, namespace, provider, delivery_id);
     DROP INDEX IF EXISTS webhook_events_due;
     CREATE INDEX webhook_events_due ON webhook_events (domain, namespace, state, next_attempt_at)""",
+    # a delivery's second key, for providers that re-sign their retries (normalize.delivery_alias)
+    # and the signed keys of the retries it matched, so a captured retry re-sent under a new id is one too
+    """ALTER TABLE webhook_events ADD COLUMN alias TEXT;
+    CREATE UNIQUE INDEX webhook_events_alias ON webhook_events (domain, namespace, provider, alias);
+    CREATE TABLE webhook_retry_keys (domain TEXT NOT NULL, namespace TEXT NOT NULL, provider TEXT NOT NULL,
+        delivery_id TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (domain, namespace, provider, delivery_id))""",
 ]
 _PENDING = "state IN ('received', 'failed')"
 _pools: dict[str, ConnectionPool] = {}
@@ -177,23 +183,33 @@ class PgEventLog:
         return await anyio.to_thread.run_sync(self._sync, work, wait)
 
     async def record(self, provider: str, delivery_id: str, headers: dict[str, str], payload: bytes,
-                     now: float | None = None) -> tuple[int, bool]:
-        """Store a delivery; (seq, duplicate). A duplicate only bumps the duplicate counter."""
+                     now: float | None = None, alias: str | None = None) -> tuple[int, bool]:
+        """Store a delivery; (seq, duplicate). As `EventLog.record`: a delivery whose key or `alias` is
+        already logged, or whose key a logged delivery's re-signed retry had, only bumps the duplicate
+        counter of the (oldest) row it matches; a retry matched by its alias alone leaves its key behind."""
         at = time.time() if now is None else now
         key = (*self._own(), provider, delivery_id)
 
         def work(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
-            row = conn.execute(
-                "INSERT INTO webhook_events (domain, namespace, provider, delivery_id, received_at, next_attempt_at, headers,"
-                " payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (domain, namespace, provider, delivery_id) DO NOTHING RETURNING seq",
-                (*key, at, at, json.dumps(headers), payload)).fetchone()
-            if row is not None:
-                return int(row["seq"]), False
-            row = conn.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE domain = %s AND namespace = %s"
-                               " AND provider = %s AND delivery_id = %s RETURNING seq", key).fetchone()
-            assert row is not None  # rows are never deleted
-            return int(row["seq"]), True
+            known = conn.execute("SELECT seq FROM webhook_retry_keys WHERE domain = %s AND namespace = %s"
+                                 " AND provider = %s AND delivery_id = %s", key).fetchone()
+            if known is None:
+                row = conn.execute(
+                    "INSERT INTO webhook_events (domain, namespace, provider, delivery_id, alias, received_at,"
+                    " next_attempt_at, headers, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING seq", (*key, alias, at, at, json.dumps(headers), payload)).fetchone()
+                if row is not None:
+                    return int(row["seq"]), False
+                row = conn.execute(
+                    "SELECT seq, delivery_id FROM webhook_events WHERE domain = %s AND namespace = %s AND provider = %s"
+                    " AND (delivery_id = %s OR alias = %s) ORDER BY seq LIMIT 1", (*key, alias)).fetchone()
+                assert row is not None  # rows are never deleted
+                if row["delivery_id"] != delivery_id:
+                    conn.execute("INSERT INTO webhook_retry_keys VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                 (*key, row["seq"]))
+                known = row
+            conn.execute("UPDATE webhook_events SET duplicates = duplicates + 1 WHERE seq = %s", (known["seq"],))
+            return int(known["seq"]), True
 
         return await self._run(work, DOWN_WAIT_S if self.url in _down_since else RECORD_WAIT_S)
 

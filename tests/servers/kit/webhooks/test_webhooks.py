@@ -302,6 +302,29 @@ async def test_a_captured_delivery_resent_under_a_new_id_is_a_duplicate(served: 
     assert len(await served.intake.log.list()) == 1
 
 
+_RETRY_ID = {"zendesk": "X-Zendesk-Webhook-Invocation-Id", "servicenow": "X-ServiceNow-Delivery"}
+
+
+@pytest.mark.parametrize("provider", sorted(_RETRY_ID))
+async def test_a_retry_signed_anew_is_a_duplicate_and_an_equal_body_under_another_id_is_not(served: Served,
+                                                                                             provider: str) -> None:
+    """Zendesk signs each attempt of an invocation with that attempt's timestamp: the retry's signed
+    key differs from the first attempt's, its invocation id and body do not. A trigger with a fixed
+    template sends equal bodies for two real changes: new id, new timestamp, two events."""
+    body = payload(provider)
+    first_headers = signed(provider, body)
+    first = await served.post(provider, body, first_headers)
+    retry_headers = signed(provider, body, now=time.time() + 61) | {_RETRY_ID[provider]: first_headers[_RETRY_ID[provider]]}
+    retry = await served.post(provider, body, retry_headers)
+    assert retry.status_code == 200 and retry.json() == {"accepted": True, "duplicate": True, "event": first.json()["event"]}
+    captured = await served.post(provider, body, retry_headers | {_RETRY_ID[provider]: "forged-new-id"})
+    assert captured.json()["duplicate"] is True, "a captured attempt re-sent under a new id is still a duplicate"
+    another = await served.post(provider, body, signed(provider, body, now=time.time() + 122))
+    assert another.status_code == 200 and another.json()["duplicate"] is False
+    assert sorted((r.seq, r.duplicates) for r in await served.intake.log.list()) == [(first.json()["event"], 2),
+                                                                                    (another.json()["event"], 0)]
+
+
 async def test_a_signed_body_that_is_not_a_json_object_is_refused_not_dead_lettered(served: Served) -> None:
     form = b"payload=%7B%22action%22%3A%22opened%22%7D"
     refused = await served.post("github", form, signed("github", form) | {"Content-Type": "application/x-www-form-urlencoded"})

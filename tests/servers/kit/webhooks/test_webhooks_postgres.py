@@ -96,6 +96,21 @@ async def test_dedupe_retries_dead_letter_replay_and_retention(pg: PgServer, tmp
         await log.replay(first[0])
 
 
+async def test_a_delivery_matching_either_key_is_a_duplicate(pg: PgServer) -> None:
+    """A re-signed retry matches by its alias (retry id + body), a captured attempt under a new id by its
+    signed key; a delivery matching neither is new (as the SQLite log: test_webhooks.py)."""
+    log = PgEventLog(pg.new_database(), "ticketing")
+    seq, duplicate = await log.record("zendesk", "sig-1", {}, b"{}", alias="alias-1")
+    assert duplicate is False
+    assert await log.record("zendesk", "sig-2", {}, b"{}", alias="alias-1") == (seq, True), "a retry signed anew"
+    assert await log.record("zendesk", "sig-1", {}, b"{}", alias="alias-9") == (seq, True), "a captured attempt"
+    assert await log.record("zendesk", "sig-2", {}, b"{}", alias="alias-8") == (seq, True), "a captured retry"
+    other, duplicate = await log.record("zendesk", "sig-3", {}, b"{}", alias="alias-3")
+    assert duplicate is False and other != seq
+    assert (await log.record("zendesk", "sig-4", {}, b"{}"))[1] is False, "no alias: the signed key alone"
+    assert sorted((r.seq, r.duplicates) for r in await log.list())[:2] == [(seq, 3), (other, 0)]
+
+
 async def test_a_restart_loses_no_accepted_event(pg: PgServer) -> None:
     url = pg.new_database()
     seqs = [(await PgEventLog(url, "hris").record("bamboohr", f"d-{i}", {}, b"{}"))[0] for i in range(5)]
