@@ -13,7 +13,8 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from hub.config_models import (  # the models live there; importers keep taking 
     TransportName,
 )
 from hub.profile_settings import parse_profiles
+from hub.redact import remember_secrets
 
 __all__ = ["NAMESPACE_RE", "ConfigError", "ConfigProblem", "HubConfig", "HubSettings", "ServerConfig", "ToolFilter",
            "TransportName", "default_namespace", "expand_env", "load_config", "parse_config"]
@@ -75,6 +77,26 @@ def expand_env(value: str, env: Mapping[str, str], path: str, problems: list[Con
         return ""
 
     return _ENV_REF.sub(replace, value)
+
+
+def _credentials(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(name, value) of every value of a server entry that may be a credential, for masking by value
+    (`hub.redact.remember_secrets`): `env` and `headers` values (and each word of a header value:
+    `Bearer <token>`), the URL's query values and password, `caller_secret`."""
+    for field in ("env", "headers"):
+        block = data.get(field)
+        for name, value in block.items() if isinstance(block, dict) else ():
+            if isinstance(value, str):
+                yield str(name), value
+                if field == "headers":
+                    yield from ((str(name), word) for word in value.split())
+    if isinstance(url := data.get("url"), str):
+        parts = urllib.parse.urlsplit(url)
+        if parts.password:
+            yield "password", urllib.parse.unquote(parts.password)
+        yield from urllib.parse.parse_qsl(parts.query)
+    if isinstance(secret := data.get("caller_secret"), str):
+        yield "caller_secret", secret
 
 
 def _parse_server(
@@ -151,6 +173,7 @@ def _parse_server(
         ]
     if disabled:
         problems.extend(p.model_copy(update={"severity": "warning"}) for p in expand_problems)
+    remember_secrets(_credentials(data))
 
     namespace = data.get("namespace")
     if namespace is None:

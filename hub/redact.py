@@ -26,9 +26,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
+import urllib.parse
+from collections.abc import Iterable
 
 MASK = "[masked]"
 
@@ -191,8 +194,59 @@ def _mask_pem(match: re.Match[str]) -> str:
     return f"{match.group(1)}{MASK}{match.group(2) or ''}"
 
 
+_known: tuple[str, ...] = ()
+"""Secret values the hub was given (`remember_secrets`), longest first: masked wherever they appear."""
+KNOWN_LIMIT = 4096
+"""At most this many remembered spellings (a config holds far fewer; a bound all the same)."""
+_KNOWN_NAME = re.compile(r"(?i)key|secret|token|pass|pwd|auth|cred|cookie|session|signature|private")
+"""Names whose values are remembered even when short or plain (`_secret_like`)."""
+_ORDINARY = re.compile(r"(?i)true|false|none|null|[/~.].*|[a-z][a-z0-9+.-]*://[^@\s]*")
+"""Values that read as settings, never remembered: booleans, paths, URLs without user info."""
+_WORD = re.compile(r"[A-Za-z_.-]+")
+
+
+def _secret_like(name: str, value: str) -> bool:
+    """Whether a configured value is remembered as a secret (`remember_secrets`)."""
+    if value != value.strip() or value in _PLACEHOLDERS or _ORDINARY.fullmatch(value):
+        return False
+    if _KNOWN_NAME.search(name):  # a secret's name: any value but a short word or number
+        return len(value) >= 6 and not (_WORD.fullmatch(value) and len(value) < 12) \
+            and not (value.isdigit() and len(value) < 6)
+    # any name: a token-like value (8+ characters, no spaces, letters mixed with digits or symbols)
+    return len(value) >= 8 and not any(ch.isspace() for ch in value) and not _WORD.fullmatch(value) \
+        and not value.isdigit()
+
+
+def remember_secrets(named_values: Iterable[tuple[str, str]]) -> None:
+    """Mask these values from now on wherever the hub writes text, in whatever sentence a downstream
+    server or library repeats them (`invalid key 'Zq8…'`, a query string, stderr): the credentials
+    the operator configured for servers (`env`, `headers`, URL query and user info, `caller_secret`),
+    which no pattern can recognise by shape. Kept: under a secret-sounding name (key, token, pass,
+    auth, …) any value of 6+ characters but a short word or number; under any name a token-like value
+    (8+ characters, no spaces, not only letters or only digits). Never: booleans, paths, URLs without
+    user info. Also masked: a kept value's JSON- and URL-escaped spellings. Values only ever join (a
+    reloaded config adds its own)."""
+    global _known
+    found = set(_known)
+    for name, value in named_values:
+        if isinstance(value, str) and len(found) < KNOWN_LIMIT and _secret_like(name, value):
+            found.update({value, json.dumps(value)[1:-1], urllib.parse.quote(value, safe="")})
+    if len(found) != len(_known):
+        _known = tuple(sorted(found, key=len, reverse=True))
+        _mask_remembered.cache_clear()
+
+
+def _mask_known(text: str) -> str:
+    for value in _known:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
 def mask(text: str) -> str:
-    """Replace every secret or PII pattern in `text` with `[masked]`."""
+    """Replace every secret or PII pattern in `text` with `[masked]`, and every remembered secret value."""
+    if _known:
+        text = _mask_known(text)
     if "PRIVATE KEY" in text:
         text = _PEM.sub(_mask_pem, text)
     text = _mask_pairs(text)

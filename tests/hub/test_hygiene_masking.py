@@ -198,3 +198,59 @@ def test_the_per_call_line_masks_its_names_one_by_one(principal: str, tool: str,
         assert secret not in text and MASK in text
     finally:
         root.handlers[:], root.level = saved
+
+
+VENDOR_KEY = "Zq8vN3kLp0Rt7Wx2Yb5"
+"""A credential of no recognisable shape, as vendors issue them."""
+_REPEATING_SERVER = r'''
+import json, os, sys
+key = os.environ["VENDOR_KEY"]
+sys.stderr.write(f"warning: vendor key {key} expires soon; header token {os.environ['HEADER_TOKEN']}\n")
+sys.stderr.flush()
+for line in sys.stdin:
+    m = json.loads(line)
+    def send(o): sys.stdout.write(json.dumps(o) + "\n"); sys.stdout.flush()
+    if m.get("method") == "initialize":
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {"protocolVersion": m["params"]["protocolVersion"],
+              "capabilities": {"tools": {}}, "serverInfo": {"name": "v", "version": "1"}}})
+    elif m.get("method") == "tools/list":
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {"tools": [{"name": "get", "inputSchema": {"type": "object"}}]}})
+    elif m.get("method") == "tools/call":
+        send({"jsonrpc": "2.0", "id": m["id"], "error": {"code": -32603, "message": f"vendor said: key {key} is not valid"}})
+    elif "id" in m and "method" in m:
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {}})
+'''
+
+
+@pytest.mark.anyio
+async def test_a_configured_credential_is_masked_in_whatever_sentence_a_server_repeats_it(tmp_path: Path, procs: list) -> None:
+    """Masking by shape cannot know a vendor's key: the values the operator configured (`env`,
+    `headers`) are masked by value in errors to callers and in the hub's log (outside review faults15)."""
+    server = tmp_path / "vendor.py"
+    server.write_text(_REPEATING_SERVER)
+    header_token = "hdr-9f8e7d6c5b4a"
+    entry = {"command": PY, "args": [str(server)], "env": {"VENDOR_KEY": VENDOR_KEY, "HEADER_TOKEN": header_token,
+                                                           "MODE": "production"}}
+    config = write_config(tmp_path, {"vendor": entry}, hub={"data_dir": str(tmp_path / "data")})
+    url = start_hub_http(procs, config)
+    wait_ready(url)
+    async with Client(url, mode="legacy") as c:
+        result = await c.call_tool("vendor__get", {})
+    error = result.content[0].text
+    assert result.is_error and "vendor said: key [masked] is not valid" in error and VENDOR_KEY not in error
+    procs[-1].stop()
+    logs = "".join(procs[-1].stderr_lines)
+    assert "warning: vendor key [masked] expires soon" in logs
+    assert VENDOR_KEY not in logs and header_token not in logs
+
+
+@pytest.mark.parametrize(("name", "value", "remembered"), [
+    ("VENDOR_KEY", VENDOR_KEY, True), ("ANY", "ab12cd34ef", True), ("Authorization", "Bearer t0k3n-abc", True),
+    ("PASSWORD", "hunter2x", True), ("MODE", "production", False), ("HOME", "/home/ada", False),
+    ("DEBUG", "true", False), ("URL", "https://api.example.com/v1", False), ("PORT", "8080", False),
+    ("AUTH_MODE", "oauth", False), ("NAME", "Ada Lovelace", False),
+])
+def test_which_configured_values_are_remembered_as_secrets(name: str, value: str, remembered: bool) -> None:
+    from hub.redact import remember_secrets
+    remember_secrets([(name, value)])
+    assert (value not in mask(f"said {value}!")) is remembered
