@@ -130,7 +130,18 @@ async def stdio_child(
 
     await read_lines(pipe_file(our_stdout, "rb"), stdout_lines, take_stdout_line,
                      lambda problem: log.warning("stdout: %s; closing the connection", problem), take_overlong)
-    stdin = await connect_line_writer(pipe_file(our_stdin, "wb"))
+    stdin_lost = False
+
+    def lose_stdin() -> None:
+        """The child closed its stdin (it reads no more requests) or we did: unless the hub is stopping
+        it, the connection ends as when its stdout ends, and the server is restarted (outside review
+        faults15: a child that closed stdin and ran on failed every call, for good)."""
+        nonlocal stdin_lost
+        if not stopping and not stdin_lost:
+            stdin_lost = True
+            stdout_lines.close()
+
+    stdin = await connect_line_writer(pipe_file(our_stdin, "wb"), lose_stdin)
 
     async def send(data: bytes) -> None:
         if stdin.is_closing():
@@ -195,8 +206,8 @@ async def stdio_child(
             # Report the exit before the session sees the stream end, so the reason is known first.
             returncode = await _wait_exit(process, 1.0)
             if not stopping:
-                if returncode is None:  # its stdout ended, the process runs on: the hub stops it
-                    log.warning("closed its stdout but did not exit; stopping it")
+                if returncode is None:  # its stdout (or stdin) ended, the process runs on: the hub stops it
+                    log.warning("closed its %s but did not exit; stopping it", "stdin" if stdin_lost else "stdout")
                 else:
                     log.warning("exited unexpectedly (returncode=%s)", returncode)
             if on_exit is not None and not stopping:

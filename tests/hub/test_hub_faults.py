@@ -422,6 +422,31 @@ def test_a_server_that_closes_its_stdout_but_runs_on_is_reported_as_such(tmp_pat
     assert "returncode=None" not in log.read_text() and "closed its stdout" in log.read_text()  # its log says so too
 
 
+def test_a_server_that_closes_its_stdin_but_runs_on_is_stopped_and_restarted(tmp_path: Path) -> None:
+    """Outside review (faults15): a child that closed its stdin and ran on was never marked down nor
+    restarted; every later call failed "the stdin … is closed" (each attempt counted by the breaker)."""
+    hub, log = big_server_hub(tmp_path)
+    try:
+        hub.start({"b__deaf"})
+        hub.request(1, "tools/call", {"name": "b__deaf", "arguments": {}})
+        assert hub.by_id(1)["result"]["content"][0]["text"] == ""
+        calls = iter(range(100, 10_000))
+
+        def echoed() -> bool:
+            number = next(calls)
+            hub.request(number, "tools/call", {"name": "b__echo", "arguments": {"text": "back"}})
+            result = hub.by_id(number)["result"]
+            return result.get("structuredContent") == {"result": "back"}
+
+        deadline = time.monotonic() + 30
+        while not echoed():  # refused (down, restarting) until the restarted child answers
+            assert time.monotonic() < deadline, "the server was never restarted"
+            time.sleep(0.1)  # between polls of the state "answers again"
+    finally:
+        hub.close()
+    assert "closed its stdin but did not exit; stopping it" in log.read_text()
+
+
 def test_a_servers_traceback_is_cut_to_its_exception_line(tmp_path: Path) -> None:
     """Outside review (faults round 7): an error answer's "Traceback (most recent call last): File
     "/srv/x.py" …" reached the caller verbatim."""

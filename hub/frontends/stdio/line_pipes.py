@@ -306,11 +306,25 @@ def watchable(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-async def connect_line_writer(pipe: IO[bytes]) -> asyncio.StreamWriter:
+class _WatchedWriter(asyncio.streams.FlowControlMixin):
+    """A pipe writer's protocol that reports the pipe's loss: asyncio learns that the reading end
+    closed (EPOLLERR/EPOLLHUP on the pipe) without waiting for a write to fail."""
+
+    def __init__(self, on_lost: Callable[[], None] | None) -> None:
+        super().__init__()
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._on_lost is not None:
+            self._on_lost()
+
+
+async def connect_line_writer(pipe: IO[bytes], on_lost: Callable[[], None] | None = None) -> asyncio.StreamWriter:
     """A `StreamWriter` on `pipe`: `write` is a non-blocking write, `drain` waits only when the
-    pipe is full."""
+    pipe is full. `on_lost` is called once the pipe is lost (its reader closed it, or we did)."""
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+    transport, protocol = await loop.connect_write_pipe(lambda: _WatchedWriter(on_lost), pipe)
     return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
