@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.server import MCPServer
 from mcp.server.runner import ServerRunner
@@ -67,3 +68,24 @@ async def test_a_qualifying_call_skips_the_runner_and_keeps_the_policies(
     outcomes = [(r["tool"], r["outcome"], r["error_code"]) for r in query(tmp_path)]
     assert outcomes == [("m__multiply", "ok", None), ("m__count", "ok", None), ("m__multiply", "error", "invalid_argument"),
                         ("m__root", "tool_error", None)]
+
+
+@pytest.mark.parametrize(("fast", "tool"), [(True, "block"), (False, "block"), (True, "block_with_context")])
+async def test_the_deadline_holds_for_a_tool_blocking_a_worker_thread(tmp_path: Path, fast: bool, tool: str) -> None:
+    """A plain `def` tool runs in a worker thread no cancel interrupts: the call waited for the thread
+    (outside review faults15: 6 s under a 1 s deadline, answered as a success). Now it answers
+    `timeout` at its deadline, and the server serves other calls meanwhile."""
+    inproc_server.RELEASE.clear()
+    config = parse_config({
+        "hub": {"fast_calls": fast, "data_dir": str(tmp_path), "timeout_s": 0.5, "max_timeout_s": 1},
+        "mcpServers": {"m": {"module": "tests.fixtures.inproc_server:server"}},
+    })
+    try:
+        async with Hub(config) as hub:
+            with anyio.fail_after(20):  # the tool itself would block for 60 s
+                result = await hub.route_call(f"m__{tool}", {})
+            assert result.is_error and result.structured_content["code"] == "timeout", result.structured_content
+            assert inproc_server.RELEASE.is_set() is False  # answered while the thread still waits
+            assert (await hub.route_call("m__multiply", {"a": 2, "b": 3})).structured_content == {"result": 6.0}
+    finally:
+        inproc_server.RELEASE.set()  # frees the worker thread
