@@ -24,7 +24,8 @@ Rules (docs/domains.md, "Protocol relay"):
   the hard deadline (`max_timeout_s`) keeps running; when the answer is relayed back the idle timer
   restarts, as after a progress notification.
 - A relayed request lives no longer than the call that caused it: when that call ends while the
-  request still waits on the client (the client cancelled it or went away, or its deadline fired),
+  request still waits on the client (with several calls of one connection in flight, nothing says
+  which asked: when the last of them ends) (the client cancelled it or went away, or its deadline fired),
   the request is withdrawn — a handshake-era client gets `notifications/cancelled` for it, a
   2026-07-28 client's input-required round ends (`hub.relay.input_required`) — and the server gets
   a -32800 "request cancelled" error. The server cancelling its own request is passed on the same way.
@@ -61,7 +62,7 @@ from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
-from hub.relay.upstream import UpstreamCall, current_upstream
+from hub.relay.upstream import RelayedRequest, UpstreamCall, current_upstream
 from hub.relay.url_elicitations import UrlElicitations
 
 if TYPE_CHECKING:
@@ -183,7 +184,10 @@ class RequestRelay:
 
     def _target(self, server: str, kind: str, owner: OwnerRef | None,
                 task: tuple[bool, Principal | None] = (False, None),
-                ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None] | None | object:
+                ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None, list[UpstreamCall]] | None | object:
+        """Where a server's request goes: the client's session, the request id of the call whose stream
+        carries it, the principal, that call, and every call it may belong to (`RelayedRequest.holders`);
+        None (no one), or `AMBIGUOUS`."""
         def ours(session: ServerSession) -> bool:  # a per-client session answers to its own client only
             return owner is None or getattr(session, "_connection", None) is owner()
 
@@ -196,7 +200,7 @@ class RequestRelay:
             if task_owner is None:
                 return None
             mine = [call for call in calls if identity(call.principal) == identity(task_owner)]
-            return (mine[-1].session, mine[-1].request_id, mine[-1].principal, mine[-1]) if mine else None
+            return (mine[-1].session, mine[-1].request_id, mine[-1].principal, mine[-1], [mine[-1]]) if mine else None
         if owner is None and (downstream := self._hub.downstreams.get(server)) is not None:
             # Every call in flight counts, also those of clients that offered nothing a server could
             # ask (their calls are not tracked here): a request caused by one must not reach another.
@@ -213,11 +217,11 @@ class RequestRelay:
             if any(identity(call.principal) != identity(upstream.principal) or _connection(call) is not _connection(upstream)
                    for call in calls):
                 return AMBIGUOUS
-            return upstream.session, upstream.request_id, upstream.principal, upstream
+            return upstream.session, upstream.request_id, upstream.principal, upstream, calls
         if kind == "roots" and (clients := self._roots_clients.get(server)):
             for session, principal in reversed(list(clients.items())):
                 if ours(session):
-                    return session, None, principal, None
+                    return session, None, principal, None, []
         return None
 
     async def _relay(self, server: str, kind: str, request: Any, result_type: Any,
@@ -238,7 +242,7 @@ class RequestRelay:
                                     "or completion (the hub relays a server's requests only during a tool call)")
             return self._refuse(server, kind, None, f"no client of the hub has a call to {server!r} in flight to answer {request.method}; "
                                 "the hub relays a server's requests only while a client's call to it runs")
-        session, request_id, principal, upstream = target
+        session, request_id, principal, upstream, holders = target
         if not may_see_server(self._hub, principal, server):
             return self._refuse(server, kind, principal, f"the client that would answer {request.method} may not see server {server!r}")
         lacking = lacks(session.client_capabilities, request)
@@ -248,16 +252,17 @@ class RequestRelay:
         if park is None and not session.can_send_request and request_id is None:
             return self._refuse(server, kind, principal, f"the client has no channel for {request.method}")
         started = now()
-        paused = _pause_idle_deadline(upstream.call if upstream else None)
+        paused = [call for holder in holders if (call := _pause_idle_deadline(holder.call)) is not None]
         for other in self._in_flight.get(server, ()):
             # A timeout after this says nothing of the server (`hub.policies.breaker`): for every call of
             # this caller in flight to it, since nothing says which of them asked (second outside review:
             # only the newest was excused, and five unanswered elicitations paused their caller).
             if other.call is not None and identity(other.principal) == identity(principal):
                 other.call.attributes[ASKED_CLIENT] = True
-        scope, settled = anyio.CancelScope(), anyio.Event()  # cancelled by `track` when the call ends (`_withdraw`)
-        if upstream is not None:
-            upstream.relayed[scope] = settled
+        scope = anyio.CancelScope()  # cancelled by `track` when the last call it may belong to ends (`_withdraw`)
+        relayed = RelayedRequest(scope, anyio.Event(), list(holders))
+        for holder in holders:
+            holder.relayed[scope] = relayed
         try:
             with scope:
                 if park is not None:
@@ -277,13 +282,13 @@ class RequestRelay:
             self.audit_event(server, kind, principal, "error", "internal", started)
             return types.ErrorData(code=types.INTERNAL_ERROR, message=f"the hub could not relay {request.method}: {type(exc).__name__}")
         finally:
-            settled.set()
-            if upstream is not None:
-                upstream.relayed.pop(scope, None)
-            if paused is not None:
-                _resume_idle_deadline(paused)
+            relayed.settled.set()
+            for holder in holders:
+                holder.relayed.pop(scope, None)
+            for call in paused:
+                _resume_idle_deadline(call)
         if scope.cancelled_caught:
-            outcome = upstream.ended if upstream is not None and upstream.ended else "cancelled"
+            outcome = relayed.ended or "cancelled"
             self.audit_event(server, kind, principal, outcome, None, started)
             return types.ErrorData(code=REQUEST_CANCELLED,
                                    message=f"{request.method} withdrawn by the hub: the client's call that caused it "
@@ -318,13 +323,19 @@ AMBIGUOUS = object()
 
 
 def _withdraw(upstream: UpstreamCall) -> None:
-    """The call ended: cancel the requests relayed for it that still wait on the client, noting why."""
+    """The call ended: cancel the requests relayed for it that still wait on the client and belong to
+    no other call in flight (`RelayedRequest`), noting why."""
     if not upstream.relayed:
         return
     call = upstream.call
-    upstream.ended = "timeout" if call is not None and now() >= call.hard_deadline else "cancelled"
-    for scope, settled in list(upstream.relayed.items()):
-        upstream.withdrawing.append(settled)
+    ended = "timeout" if call is not None and now() >= call.hard_deadline else "cancelled"
+    for scope, relayed in list(upstream.relayed.items()):
+        del upstream.relayed[scope]
+        relayed.holders = [holder for holder in relayed.holders if holder is not upstream]
+        if relayed.holders:
+            continue  # another call of that connection may have asked it: it stays while that one runs
+        relayed.ended = upstream.ended = ended
+        upstream.withdrawing.append(relayed.settled)
         scope.cancel()
 
 

@@ -27,13 +27,30 @@ class UpstreamCall:
     park: Any = None
     """For a 2026-07-28 client: `park(request, result_type)` sends a request through the input-required
     flow (`hub.relay.input_required`) instead of on a back-channel the client does not have."""
-    relayed: dict[Any, Any] = field(default_factory=dict)
-    """Cancel scope → settled event of each request relayed for this call still waiting on the client:
-    cancelled when the call ends, so the client is told (`notifications/cancelled`) and nothing waits."""
+    relayed: dict[Any, RelayedRequest] = field(default_factory=dict)
+    """Cancel scope → each request relayed for this call still waiting on the client: withdrawn when
+    the last call it may belong to ends, so the client is told (`notifications/cancelled`) and nothing waits."""
     withdrawing: list[Any] = field(default_factory=list)
     """Settled events of the requests withdrawn when the call ended (awaited briefly: see `RequestRelay.tracked`)."""
     ended: str | None = None
     """Why the call ended while requests were pending: `timeout` (its deadline fired) or `cancelled`."""
+
+
+@dataclass(eq=False)
+class RelayedRequest:
+    """A server's request relayed to a client, and the calls it may belong to: one connection's calls
+    in flight to that server when it came (on a shared stdio session nothing says which of them asked).
+    It is withdrawn when the last of them ends — not when a quicker sibling call does (outside review
+    relay15: call A's question was withdrawn when call B, started after it, finished)."""
+
+    scope: Any
+    """Its cancel scope: cancelled to withdraw it."""
+    settled: Any
+    """Set once it is answered, refused or withdrawn."""
+    holders: list[UpstreamCall]
+    """The calls still in flight it may belong to."""
+    ended: str | None = None
+    """Why it was withdrawn: `timeout` (the last holder's deadline fired) or `cancelled`."""
 
 
 current_upstream: ContextVar[UpstreamCall | None] = ContextVar("current_upstream", default=None)

@@ -113,3 +113,42 @@ async def test_a_2026_clients_input_round_ends_when_the_deadline_fires(tmp_path:
     assert isinstance(done, types.CallToolResult) and done.is_error
     rows = query(tmp_path / "data", tool="relay:elicitation")
     assert [(row["outcome"], row["principal"]) for row in rows] == [("timeout", "local")]
+
+
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+async def test_a_quicker_sibling_call_ending_does_not_withdraw_another_calls_request(tmp_path: Path, procs: list,
+                                                                                   session: str) -> None:
+    """Outside review relay15: call A's sampling request, asked while call B (started after A) was in
+    flight on the same connection, was tied to B; when B finished, A's request was withdrawn while the
+    user was answering it, and A failed. It now lives as long as any call it may belong to."""
+    servers = {"fxs": {"command": PY, "args": [FX, "stdio"], "namespace": "fx", "protocol": "legacy", "session": session}}
+    url = start_hub_http(procs, write_config(tmp_path, servers, {"data_dir": str(tmp_path / "data")}))
+    a_started, b_started, a_gate, b_gate = (str(tmp_path / name) for name in ("a-started", "b-started", "a-gate", "b-gate"))
+    b_done = anyio.Event()
+    results: dict[str, Any] = {}
+
+    async def sampler(ctx: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        Path(b_gate).touch()  # B answers now, while A's request waits on this user
+        await b_done.wait()
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="yes"), model="m")
+
+    async def call(client: Client, key: str, tool: str, args: dict[str, Any]) -> None:
+        results[key] = await client.call_tool(tool, args)
+        if key == "b":
+            b_done.set()
+
+    with anyio.fail_after(60):
+        async with Client(url, mode="legacy", sampling_callback=sampler) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, client, "a", "fx__sample_after", {"started": a_started, "gate": a_gate})
+                while not Path(a_started).exists():
+                    await anyio.sleep(0.02)  # waiting for the state "A runs"
+                tg.start_soon(call, client, "b", "fx__wait_gate", {"started": b_started, "gate": b_gate})
+                while not Path(b_started).exists():
+                    await anyio.sleep(0.02)  # waiting for the state "B runs"
+                Path(a_gate).touch()  # A asks its question now, B still in flight
+    assert results["b"].structured_content == {"result": "OPENED"}
+    assert not results["a"].is_error and results["a"].structured_content == {"result": "SAMPLED:yes"}, results["a"]
+    with anyio.fail_after(10):
+        await audited(tmp_path, "ok")
+    assert not query(tmp_path / "data", tool="relay:sampling", outcome="cancelled")
