@@ -6,8 +6,10 @@ when the call would be sent is the hub's own refusal (`HubRefusal`: no evidence 
 retried); a connection lost mid-call is `unavailable` (retried when safe); a JSON-RPC error from the
 server is `invalid_argument` for -32602, `UrlElicitationRequired` for -32042 (the user must open a
 URL first), else `upstream_error`; an unreadable result is
-`upstream_error`. Anything else is a bug of the hub and propagates (the front ends answer it as an
-internal error without detail).
+`upstream_error`. What the SDK's HTTP client makes up in place of an answer is read for what it is: an
+HTTP error status by its meaning (`HTTP_STATUS_CODES`), an event stream that ended unanswered as a lost
+connection, an unreadable body in a few words. Anything else is a bug of the hub and propagates (the
+front ends answer it as an internal error without detail).
 
 What a server wrote (its error message, its stderr as a loss reason, a failure's text) is masked
 (`hub.redact.mask`) before it enters the hub's own error message, as in the hub's log lines (outside
@@ -17,8 +19,10 @@ review: a password and a bearer token in a server's error message reached the ca
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -26,10 +30,11 @@ from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
 from pydantic import ValidationError
 
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
+from hub.downstream.http_status import HttpStatus
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
 from hub.downstream.owned import session_ended_by_server
 from hub.frontends.stdio.line_errors import DROPPED_BY_HUB, overlong_message
-from hub.errors import HubRefusal, HubToolError, UrlElicitationRequired, first_problem
+from hub.errors import ErrorCode, HubRefusal, HubToolError, UrlElicitationRequired, first_problem
 from hub.redact import mask
 
 _EVENT_OVER_CAP = re.compile(r"^SSE stream failed: Server-sent event exceeded the ([0-9]+) byte limit")
@@ -64,6 +69,8 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
         return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} "
                             f"({mask(reason) if reason else 'connection closed'}); try again later",
                             details={"server": downstream.name})
+    if not isinstance(exc, ErrorAnswer) and (stand_in := _http_failure(exc, downstream)) is not None:
+        return stand_in
     if exc.data == DROPPED_BY_HUB:  # the server answered, but the hub could not pass the answer on
         return HubToolError("upstream_error", f"the answer of server {downstream.name!r} was dropped by the hub: "
                             f"{mask(exc.error.message)}", details={"server": downstream.name})
@@ -80,6 +87,67 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
     return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(without_traceback(exc.error.message))}",
                         details={"server": downstream.name, "jsonrpc_code": exc.code})
+
+
+SDK_STREAM_ENDED = frozenset({"SSE stream ended without a response",
+                              "SSE stream ended and reconnection attempts were exhausted"})
+"""How the SDK's Streamable HTTP client fails a request whose event stream ended unanswered (-32000):
+the server died or restarted mid-call, as a stdio child's exit (outside review, faults round 15)."""
+_UNPARSED = re.compile(r"^Failed to parse (?:JSON response|SSE message): ")
+"""How the SDK's client fails a request whose answer it could not read (-32700), before pydantic's dump."""
+_INVALID_JSON = re.compile(r"Invalid JSON: ([^\[\n]{1,160}?) \[type=json_invalid")
+
+
+def _unparsed(message: str) -> str | None:
+    """Why the SDK could not read an answer, in a few words (never the answer's bytes, which pydantic's
+    dump quotes, nor its internals); None for a message that is no such failure."""
+    if not _UNPARSED.match(message):
+        return None
+    if (invalid := _INVALID_JSON.search(message)) is not None:
+        return f"it is not valid JSON: {invalid.group(1)}"
+    if "validation error" in message:
+        return "it is JSON, but not a JSON-RPC message"
+    return "its body could not be read"
+
+
+def _http_failure(exc: MCPError, downstream: Downstream) -> HubToolError | None:
+    """The error for what the SDK's HTTP client made up in place of an answer — the hub's transport's
+    answer to an HTTP error status, a stream that ended unanswered, an unreadable body — or None."""
+    if (status := HttpStatus.of(exc.error.data)) is not None:
+        return _http_status(status, downstream)
+    if exc.code == types.CONNECTION_CLOSED and exc.error.message in SDK_STREAM_ENDED:
+        return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} (its event stream ended "
+                            "before it answered: it may have crashed or restarted); try again later",
+                            details={"server": downstream.name})
+    if exc.code == types.PARSE_ERROR and (unread := _unparsed(exc.error.message)) is not None:
+        downstream.log.warning("its answer to a call could not be read (%s); the call failed", unread)
+        return HubToolError("upstream_error", f"server {downstream.name!r} sent an answer the hub cannot read ({unread}); "
+                            "the server has a bug: report it to its authors", details={"server": downstream.name})
+    return None
+
+
+HTTP_STATUS_CODES: dict[int, ErrorCode] = {401: "unauthorized", 403: "forbidden", 429: "rate_limited",
+                                           502: "unavailable", 503: "unavailable", 504: "unavailable"}
+"""An HTTP downstream's status → the caller's code; any other is `upstream_error`. 401/403 name the
+hub's own credentials for the server (its config), never the caller's; neither they nor 429 count
+against the breaker (`hub.policies.breaker.FAILURE_CODES`): the server is up and answering."""
+_credentials_warned: weakref.WeakKeyDictionary[Downstream, set[int]] = weakref.WeakKeyDictionary()
+
+
+def _http_status(status: HttpStatus, downstream: Downstream) -> HubToolError:
+    """The error for a request the server refused with an HTTP status (`hub.downstream.http_status`);
+    a refusal of the hub's credentials is logged once per server and status, for the operator."""
+    code = HTTP_STATUS_CODES.get(status.status, "upstream_error")
+    details: dict[str, Any] = {"server": downstream.name, "http_status": status.status}
+    if code in ("unauthorized", "forbidden"):
+        details["reason"] = "credentials_refused"
+        warned = _credentials_warned.setdefault(downstream, set())
+        if status.status not in warned:
+            warned.add(status.status)
+            downstream.log.warning("it refused the credentials the hub sends it (HTTP %d): check the `headers` "
+                                   "configured for it; its calls fail until they are fixed (logged once)", status.status)
+    return HubToolError(code, f"server {downstream.name!r} {mask(status.sentence())}",
+                        retry_after_s=status.retry_after_s, details=details)
 
 
 MAX_REQUIRED_ELICITATIONS = 16

@@ -10,6 +10,8 @@ a fresh connection instead (one TCP, or TLS, handshake after a pause).
 
 from __future__ import annotations
 
+import logging
+
 import httpx2
 from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 
@@ -18,6 +20,16 @@ from hub.downstream.listing_repair import ListingAnswers
 
 IDLE_CONNECTION_S = 4.0
 """Below the 5 s keep-alive timeout of uvicorn and Node, with a second to spare for timer skew."""
+SDK_CLIENT_LOG = "mcp.client.streamable_http"
+UNPARSED_ANSWER_LOGS = frozenset({"Error parsing JSON response", "Error parsing SSE message"})
+"""What the SDK's client logs, at ERROR with its traceback, when a server's answer is not JSON-RPC."""
+
+
+def _no_traceback_for_an_unparsed_answer(record: logging.LogRecord) -> bool:
+    """Drops the SDK's traceback for a server's unreadable answer: the call it answered fails with a
+    one-line reason, which `hub.calls.errors` also logs as a warning naming the server (the traceback
+    held the hub's internals, and parts of the server's answer)."""
+    return record.msg not in UNPARSED_ANSWER_LOGS
 
 
 def downstream_http_client(
@@ -32,6 +44,7 @@ def downstream_http_client(
     With `listings` (the connection's), listing answers the SDK cannot read whole are repaired
     (`hub.downstream.http_listing_repair`); `legacy_sse`: for the legacy SSE client, whose event
     size the transport then holds to what that client reads."""
+    logging.getLogger(SDK_CLIENT_LOG).addFilter(_no_traceback_for_an_unparsed_answer)  # once: a filter is added once
     limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=IDLE_CONNECTION_S)
     transport = ListingRepairTransport(httpx2.AsyncHTTPTransport(limits=limits), listings, legacy_sse) if listings is not None else None
     return httpx2.AsyncClient(

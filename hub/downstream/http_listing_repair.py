@@ -5,7 +5,8 @@ answers to them — a JSON body (gzip or deflate too), or an event of an event s
 legacy SSE stream) — as the stdio child's are rewritten: without the items the SDK cannot read.
 Everything else passes through as it came: a JSON body untouched while no listing request waits, an
 event stream chunk by chunk (events are only held together while a listing request waits, at
-connect and after a change). Compressed bodies are inflated here, bounded (`_Inflated`).
+connect and after a change). Compressed bodies are inflated here, bounded (`_Inflated`). An error
+status answering a request gets a JSON-RPC error body that names it (`hub.downstream.http_status`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from hub.downstream.http_status import status_answer
 from hub.downstream.listing_repair import ListingAnswers
 from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, overlong_message, top_level_id
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
@@ -80,6 +82,10 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
                 stream = _Inflated(stream, coding, None if kind == "text/event-stream" else MAX_LINE_BYTES, request)
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
             response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions, stream=stream)
+        if response.status_code >= 400 and not self._legacy_sse and (request_id := _answered_id(request)) is not None:
+            # The SDK would fail it as -32603 "Server returned an error response": status and Retry-After lost.
+            if (refused := await status_answer(response, request_id)) is not None:
+                return refused
         if kind == "text/event-stream":
             # The legacy SSE client reads its GET stream's events up to a size it does not let anyone
             # set, and one event past it ends the whole connection: such an event fails its own request here.
@@ -218,6 +224,14 @@ def _asks_answer(request: httpx2.Request) -> bool:
         return True  # a body streamed out (never by the SDK): taken to ask for an answer, capped
     request_id, has_method = top_level_id(sent[:4096])
     return request_id is not None and has_method
+
+
+def _answered_id(request: httpx2.Request) -> int | str | None:
+    """The id of the JSON-RPC request a POST carries (whose answer the SDK reads from its body), or None."""
+    if request.method != "POST":
+        return None
+    request_id, has_method = top_level_id(_sent(request)[:4096])
+    return request_id if has_method else None
 
 
 def _sent(request: httpx2.Request) -> bytes:

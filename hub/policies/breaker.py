@@ -42,6 +42,11 @@ from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCa
 logger = logging.getLogger("hub.breaker")
 BreakerState = Literal["closed", "open", "half_open"]
 FAILURE_CODES = frozenset({"timeout", "unavailable", "upstream_error", "internal"})
+"""The codes that count against a server. An HTTP server's 502/503/504 (`unavailable`) and other
+4xx/5xx (`upstream_error`) do; its 401/403 (`unauthorized`/`forbidden`: it refused the hub's
+configured credentials) and 429 (`rate_limited`) do not: the server is up and answering, an open
+breaker would only hide the actionable error (fix the config; come back after `retry_after_s`)
+behind "breaker open" (`hub.calls.errors.HTTP_STATUS_CODES`)."""
 
 
 def answered_with_failure(outcome: Outcome) -> bool:

@@ -1,0 +1,157 @@
+"""An HTTP downstream's error status, kept for the caller instead of lost in the SDK's client.
+
+The SDK's Streamable HTTP client answers a request refused with any status but 404 as JSON-RPC -32603
+"Server returned an error response": the status, its reason and `Retry-After` were lost, so a 503
+read as final and a 401 as the server's fault (outside review, faults round 15). The hub's transport
+(`hub.downstream.http_listing_repair`) gives such a response a JSON-RPC error body instead, which
+the SDK passes on as the answer: a sentence naming the status, and in `data` an `HttpStatus` that
+`hub.calls.errors` maps to a code. Status and headers stay as sent (an httpx `Auth` flow still sees
+its 401).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx2
+import mcp_types as types
+from pydantic import BaseModel, ValidationError
+
+from hub.redact import mask
+
+MARK = "mcp-hub/http-status"
+ALWAYS_MAPPED = frozenset({401, 403, 429, 502, 503, 504})
+"""Statuses whose meaning decides the caller's code whatever the body (a JSON-RPC error in it is kept
+as the server's words); at any other status a JSON-RPC error body is the server's answer, as the SDK reads it."""
+TRANSIENT = frozenset({429, 502, 503, 504})
+"""Statuses whose `Retry-After` is kept."""
+MAX_RETRY_AFTER_S = 300.0
+"""A `Retry-After` is held to this: a caller is told of a wait it may plan for, never of a day."""
+ERROR_BODY_BYTES = 64 * 1024
+"""At most this much of an error response's JSON body is read (for a JSON-RPC error); more is no such error."""
+SAID_CHARS = 200
+"""A server's own error message is cut to this, on one line."""
+
+
+class HttpStatus(BaseModel):
+    """The `data` of the error answer the hub makes for a request refused with an HTTP status."""
+
+    by: Literal["mcp-hub/http-status"] = MARK
+    status: int
+    retry_after_s: float | None = None
+    said: str | None = None
+    """The server's own message, when the body held a JSON-RPC error (masked, one line, cut)."""
+
+    @classmethod
+    def of(cls, data: Any) -> HttpStatus | None:
+        """The refusal an error answer's `data` describes, or None if it is not one of the hub's."""
+        if not isinstance(data, dict) or data.get("by") != MARK:
+            return None
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            return None
+
+    @property
+    def named(self) -> str:
+        """`HTTP 503 Service Unavailable`, with the server's own words after a colon."""
+        phrase = httpx2.codes.get_reason_phrase(self.status)
+        head = f"HTTP {self.status} {phrase}".rstrip()
+        return f"{head}: {self.said}" if self.said else head
+
+    @property
+    def when(self) -> str:
+        return f"try again in {self.retry_after_s:g}s" if self.retry_after_s is not None else "try again later"
+
+    def sentence(self) -> str:
+        """What happened, to follow "server 'x' ", with what to do."""
+        status = self.status
+        if status == 401:
+            return (f"refused the credentials the hub sends it ({self.named}): the hub's operator must check the "
+                    "`headers` configured for this server in the hub's config; calling again will not help")
+        if status == 403:
+            return (f"refused the call with the credentials the hub sends it ({self.named}): they lack a permission "
+                    "it needs; the hub's operator must check the `headers` configured for this server in the hub's config")
+        if status == 429:
+            return f"is rate limiting the hub's calls ({self.named}); {self.when}"
+        if status in TRANSIENT:
+            return f"is unavailable ({self.named}); {self.when}"
+        if status >= 500:
+            return f"failed the call ({self.named}); if it keeps failing, the server's operator must look at its logs"
+        return f"refused the request the hub sent ({self.named}); check the `url` configured for this server"
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (delay-seconds or an HTTP-date), held to
+    [0, `MAX_RETRY_AFTER_S`]; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return round(min(max(seconds, 0.0), MAX_RETRY_AFTER_S), 3)
+
+
+async def status_answer(response: httpx2.Response, request_id: int | str) -> httpx2.Response | None:
+    """For a request (`request_id`) answered with a status of 400 or more (but 404, which the SDK
+    reads as the session's end): a response at that status whose body is the JSON-RPC error answering
+    it; None to leave it to the SDK as it came. A JSON-RPC error in a body at a status not in
+    `ALWAYS_MAPPED` is the server's answer, and passed on as it came."""
+    status = response.status_code
+    if status < 400 or status == 404:
+        return None
+    body = await _error_body(response)
+    error = _jsonrpc_error(body) if body is not None else None
+    headers = [(k, v) for k, v in response.headers.raw
+               if k.lower() not in (b"content-length", b"content-type", b"content-encoding", b"transfer-encoding")]
+    if error is not None and status not in ALWAYS_MAPPED:
+        assert body is not None
+        return httpx2.Response(status, headers=[*headers, (b"content-type", b"application/json")], content=body,
+                               extensions=response.extensions)
+    said = " ".join(mask(error.message).split())[:SAID_CHARS] if error is not None else ""
+    after = retry_after_s(response.headers.get("retry-after")) if status in TRANSIENT else None
+    refusal = HttpStatus(status=status, retry_after_s=after, said=said or None)
+    answer = {"jsonrpc": "2.0", "id": request_id, "error": {
+        "code": types.INTERNAL_ERROR, "message": f"the server {refusal.sentence()}",
+        "data": refusal.model_dump(exclude_none=True)}}
+    return httpx2.Response(status, headers=[*headers, (b"content-type", b"application/json")],
+                           content=json.dumps(answer).encode(), extensions=response.extensions)
+
+
+async def _error_body(response: httpx2.Response) -> bytes | None:
+    """The body of an error response if it is JSON of at most `ERROR_BODY_BYTES`, else None; the
+    response is read (that far) and closed either way."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        if kind == "application/json":
+            async for piece in response.stream:  # type: ignore[union-attr]
+                pieces.append(piece)
+                size += len(piece)
+                if size > ERROR_BODY_BYTES:
+                    return None
+    except (httpx2.HTTPError, httpx2.StreamError):
+        return None  # cut short, corrupt: no error to read in it
+    finally:
+        await response.aclose()
+    return b"".join(pieces) if kind == "application/json" else None
+
+
+def _jsonrpc_error(body: bytes) -> types.ErrorData | None:
+    """The JSON-RPC error a body holds, read as the SDK reads it, or None."""
+    try:
+        message = types.jsonrpc_message_adapter.validate_json(body, by_name=False)
+    except ValidationError:
+        return None
+    return message.error if isinstance(message, types.JSONRPCError) else None
