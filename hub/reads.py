@@ -15,6 +15,7 @@ from hub.auth.principal import Principal
 from hub.completions import forward_completion, session_or_error
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.listing import all_pages, last_of_each
+from hub.downstream.owned import is_session_ended
 from hub.downstream.owners import current_owner
 from hub.catalog.links import expose_prompt
 from hub.own_names import own_resource
@@ -90,12 +91,11 @@ class HubReads:
             if downstream.state != "ready":
                 continue
             try:
-                async with downstream.session() as client:
-                    if client.server_capabilities.resources is None:
-                        continue
-                    listed = await all_pages(client.list_resources)
+                listed = await _own_listing(downstream)
             except (DownstreamUnavailable, HubRefusal) as exc:
                 downstream.log.warning("resources not listed for a client: %s", exc)
+                continue
+            if listed is None:
                 continue
             ns = downstream.config.namespace
             listed, _ = last_of_each(listed, "uri")  # as the shared session's listing (`changes._one_of_each`)
@@ -149,3 +149,19 @@ class HubReads:
         anything else is refused as unknown (`hub.completions`)."""
         return await forward_completion(self, ref, argument, context, principal or self.access.local)
 
+
+
+async def _own_listing(downstream: Downstream) -> list[types.Resource] | None:
+    """The resources the caller's own session of `downstream` lists (None: the server has none). A
+    listing is safe to repeat, so one the server answered "session not found" to is asked once more, on
+    the new session that opens (`Downstream.own_session`), rather than listing nothing for that server."""
+    for attempt in range(2):
+        try:
+            async with downstream.session() as client:
+                if client.server_capabilities.resources is None:
+                    return None
+                return await all_pages(client.list_resources)
+        except HubRefusal as exc:
+            if attempt or not is_session_ended(exc):
+                raise
+    raise AssertionError("unreachable")

@@ -1,7 +1,13 @@
 """Per-client sessions of one downstream (issue #19 item 7; a mixin of
 `hub.downstream.connection.Downstream`): which session a request uses, and how a session opened for
 one upstream client is built — its server→client requests, log messages, resource updates and task
-status notifications go to that client only (`hub.relay`)."""
+status notifications go to that client only (`hub.relay`).
+
+Every use of a client's own session goes through `own_session` (calls, reads, prompts, completions,
+tasks through `session()`; subscriptions and log levels directly), so a server's "session not found"
+(HTTP 404: it restarted, or expired the session) ends that session on every path exactly as a child
+exit or a stream end does (`SessionPool.end`: its subscriptions renewed on a new one) and is answered
+as the retryable `session_ended` refusal (relay round 15: on the subscribe path it was neither)."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.config import ServerConfig
 from hub.auth.principal import identity
+from hub.errors import HubRefusal
 from hub.downstream.owners import OwnerRef, counted_caller, current_caller, current_owner
 from hub.downstream.sessions import SessionPool
 
@@ -85,14 +92,26 @@ class OwnedSessions:
         # A stdio session is a child process: one stateless request lends it on to its caller's next
         # (`SessionPool`); any other server's costs a request or two, and each request gets its own.
         lend_key = identity(principal) if stateless and principal is not None and self.config.transport == "stdio" else None
+        async with self.own_session(owner, lend_key) as client:
+            yield client
+
+    @asynccontextmanager
+    async def own_session(self, owner: Any, lend_key: Any = None) -> AsyncIterator[Client]:
+        """`owner`'s own session of this `per_client` server (`SessionPool.using`, opened if it has none).
+        A server's "session not found" raised in the block ends that session as its server's loss does
+        (`SessionPool.end_client`) and is raised as `session_ended(...)`: the request was not served, and
+        the owner's next one opens a new session (re-check of round 13: a restarted server's 404 failed
+        every call until idle; relay round 15: it dropped the client's subscriptions for good)."""
+        assert self.pool is not None
         async with self.pool.using(owner, lend_key, counted_caller()) as client:
             try:
                 yield client
             except MCPError as exc:
-                if session_ended_by_server(exc):  # its next request opens a new session (re-check of round 13:
-                    self.log.info("the server ended a client's own session; its next request opens a new one")
-                    self.pool.close(owner)  # a restarted server's 404 failed every call until idle)
-                raise
+                if not session_ended_by_server(exc):
+                    raise
+                self.log.info("the server ended a client's own session; its next request opens a new one")
+                self.pool.end_client(client)
+                raise session_ended(self.name) from exc
 
 
 def session_ended_by_server(exc: MCPError) -> bool:
@@ -101,6 +120,21 @@ def session_ended_by_server(exc: MCPError) -> bool:
     new one."""
     message = exc.error.message.lower()
     return exc.code == types.INVALID_REQUEST and "session" in message and ("not found" in message or "terminated" in message)
+
+
+SESSION_ENDED = "session_ended"
+
+
+def session_ended(server: str) -> HubRefusal:
+    """The retryable refusal for a request the server answered "session not found" to: it was not served."""
+    return HubRefusal("unavailable", f"server {server!r} ended this client's session with it (restarted?); "
+                      "call again: the next call opens a new one", retry_after_s=0.1,
+                      details={"server": server, "reason": SESSION_ENDED})
+
+
+def is_session_ended(exc: BaseException) -> bool:
+    """Whether `exc` is `session_ended(...)`."""
+    return isinstance(exc, HubRefusal) and (exc.body.details or {}).get("reason") == SESSION_ENDED
 
 
 class TaskStatusObserver(ClientExtension):

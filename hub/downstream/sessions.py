@@ -12,6 +12,9 @@ sampling requests) must not share one downstream session among every client of t
   `pin`); when its owner is garbage-collected (the
   client connection ended) or by `close(owner)` / `close_where(...)`, once no call uses it; and all
   of them when `run()` ends (or `stop()`);
+- ended at once when its server lost it — its child exited, its event stream ended (`end`), or the
+  server answered that it no longer knows it (HTTP 404, `end_client`): one path, so the
+  subscriptions it held are renewed on a new session alike (`on_lost_pins`);
 - each session is entered and left in a task of its own inside `run()`'s task group, as anyio
   requires of an `mcp.Client`;
 - lent (`using(owner, lend_key=...)`): an owner that is one 2026-07-28 request has no session beyond
@@ -61,8 +64,9 @@ class _Session:
     """Whose session it is, for the share one caller may hold (None: not counted, e.g. auth off)."""
     client: Any = None
     in_use: int = 0
-    pinned: int = 0
-    """Subscriptions held on it: never closed as idle while any is (its owner leaving still closes it)."""
+    pinned: set[Hashable] = field(default_factory=set)
+    """The subscriptions (the server's URIs) held on it: never closed as idle while any is (its owner
+    leaving still closes it)."""
     released: bool = False
     """Its owner is done with it: closed as soon as nothing uses it (a call in flight finishes first)."""
     last_used: float = 0.0
@@ -87,8 +91,9 @@ class SessionPool:
         self._changed = anyio.Event()
         self._ended = anyio.Event()
         self.on_lost_pins: Callable[[], None] | None = None
-        """Told when a session holding subscriptions ended with its server (`end`): the hub renews them
-        on a new session (`hub.relay.subscriptions`; re-check of round 14: a crash dropped them)."""
+        """Told when a session holding subscriptions ended with its server (`end`, `end_client`): the hub
+        renews them on a new session (`hub.relay.subscriptions`; re-check of round 14: a crash dropped
+        them; relay round 15: a restarted HTTP server's 404 did)."""
         self.prepare: Callable[[Any, Any], Awaitable[None]] | None = None
         """`prepare(owner, client)`, run on each new session before its first use (the owner's log level)."""
 
@@ -152,18 +157,21 @@ class SessionPool:
             return None
         return session.client
 
-    def pins_of(self, owner: Any) -> int:
-        """The subscriptions held on the owner's current session (0: none, or no session open)."""
+    def pins_of(self, owner: Any) -> frozenset[Hashable]:
+        """The subscriptions held on the owner's current session (empty: none, or no session open)."""
         session = self._sessions.get(id(owner))
         if session is None or session.owner() is not owner or session.released or session.closing.is_set():
-            return 0
-        return session.pinned
+            return frozenset()
+        return frozenset(session.pinned)
 
-    def pin(self, owner: Any, delta: int) -> None:
-        """Add `delta` (+1 / -1) to the subscriptions held on the owner's open session (see `_Session.pinned`)."""
+    def pin(self, owner: Any, key: Hashable, held: bool) -> None:
+        """Record the subscription `key` as held (or no longer) on the owner's open session (`_Session.pinned`)."""
         session = self._sessions.get(id(owner))
         if session is not None and session.owner() is owner:
-            session.pinned = max(0, session.pinned + delta)
+            if held:
+                session.pinned.add(key)
+            else:
+                session.pinned.discard(key)
             self._poke()
 
     def close(self, owner: Any) -> None:
@@ -184,6 +192,15 @@ class SessionPool:
                 self._poke()
                 if session.pinned and self.on_lost_pins is not None:
                     self.on_lost_pins()  # its subscriptions go with it: renewed on a new session
+
+    def end_client(self, client: Any) -> None:
+        """The server answered that it no longer knows the session whose client is `client` (HTTP 404:
+        restarted, or it expired the session): ended as by `end` — not the owner's session of the moment,
+        which a concurrent request may already have opened anew."""
+        found = [s for s in [*self._sessions.values(), *(s for parked in self._parked.values() for s in parked)]
+                 if s.client is client]
+        for session in found:
+            self.end(session.ref)
 
     def close_all(self) -> None:
         """Close every session (the server is restarted or stopped): parked ones now, those in use once

@@ -170,7 +170,17 @@ class LogRelay:
             for downstream in self._hub.downstreams.values():
                 client = downstream.pool.client_of(connection) if downstream.pool is not None else None
                 if client is not None and may_see_server(self._hub, principal, downstream.name):
-                    tg.start_soon(self._apply, downstream, client, level)
+                    tg.start_soon(self._apply_own, downstream, connection, level)
+
+    async def _apply_own(self, downstream: Downstream, connection: Connection, level: str) -> None:
+        """`logging/setLevel` on the client's own open session. One the server answers "session not found"
+        is ended (`Downstream.own_session`, as a child exit ends one): not asked again, the new session its
+        next request opens gets the level in `prepare`."""
+        try:
+            async with downstream.own_session(connection) as client:
+                await self._apply(downstream, client, level, raising=True)
+        except Exception as exc:  # noqa: BLE001 — one server's refusal is its problem, not the client's
+            downstream.log.warning("logging/setLevel %s not applied: %s", level, describe_failure(exc))
 
     async def prepare(self, downstream: Downstream, owner: Any, client: Any) -> None:
         """A per-client session was opened for `owner`: give it the level its client asked for, if any."""
@@ -203,8 +213,9 @@ class LogRelay:
         if await self._apply(downstream, client, level):
             self._sent[downstream.name] = key
 
-    async def _apply(self, downstream: Downstream, client: Any, level: str) -> bool:
-        """`logging/setLevel` on one session of a handshake-era server advertising logging; True if it answered."""
+    async def _apply(self, downstream: Downstream, client: Any, level: str, *, raising: bool = False) -> bool:
+        """`logging/setLevel` on one session of a handshake-era server advertising logging; True if it
+        answered (a failure is logged, or with `raising` raised)."""
         if client.server_capabilities.logging is None or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return False
         try:
@@ -212,6 +223,8 @@ class LogRelay:
                 await client.set_logging_level(level)
             return True
         except Exception as exc:  # boundary: one server's refusal is its problem, not the client's
+            if raising:
+                raise
             downstream.log.warning("logging/setLevel %s not applied: %s", level, describe_failure(exc))
             return False
 

@@ -17,8 +17,8 @@ Rules (docs/domains.md, "Protocol relay"; docs/events.md, "Subscribable resource
   acknowledgment, so an update after it is delivered. Scopes are checked when the stream opens
   (the stream is one request: a client whose scopes change re-listens).
 - A `per_client` handshake-era server: each client's subscription is made on, and removed from,
-  its own downstream session (held open while it has any), and that session's updates go to that
-  client only. A 2026-07-28 client's listen stream has no session of its own (its requests each get
+  its own downstream session (held open while it has any; `hub.relay.own_subscriptions`, also for a
+  session that ends with its server), and that session's updates go to that client only. A 2026-07-28 client's listen stream has no session of its own (its requests each get
   a session released when answered), so its URIs are held on the shared session as for any server.
 - A shared downstream session: the hub subscribes it once per resource (on the first
   client) and lets go when the last client leaves (or its connection ends, found at the next
@@ -53,10 +53,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
-from hub.errors import HubRefusal
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.serials import session_serial
-from hub.downstream.owners import bind_owner, counted_caller
+from hub.relay.own_subscriptions import DOWNSTREAM_TIMEOUT_S, renew, subscribe_own
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -65,7 +64,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hub.relay.subscriptions")
 
 RESOURCE_NOT_FOUND = -32002
-DOWNSTREAM_TIMEOUT_S = 10.0
 MAX_LISTEN_URIS = 100
 
 # The hub relays handshake-era subscriptions on purpose: no warning per subscribe.
@@ -140,12 +138,13 @@ class ResourceSubscriptions:
 
     async def subscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
         """A client's `resources/subscribe`: remember it, and subscribe the server if not yet — for a
-        `per_client` server, the client's own session (`_own_session`)."""
+        `per_client` server, on the client's own session each time, as a direct client would (idempotent;
+        a session its server has forgotten is ended and the subscription made on a new one: relay round
+        15, where subscribing again did nothing because it was recorded as held)."""
         downstream, original = self._target(uri, principal)
         clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
         if _per_client(downstream):
-            if connection not in clients:
-                await self._own_session(downstream, connection, original, subscribe=True)
+            await subscribe_own(downstream, connection, original, subscribe=True)
         else:
             await self._ensure(downstream, uri, original)
         clients[connection] = principal
@@ -159,26 +158,8 @@ class ResourceSubscriptions:
         held = clients is not None and clients.pop(connection, None) is not None
         downstream = self._hub.downstreams[server]
         if held and _per_client(downstream):
-            await self._own_session(downstream, connection, original, subscribe=False)
+            await subscribe_own(downstream, connection, original, subscribe=False)
         await self._release_if_unused(uri)
-
-    async def _own_session(self, downstream: Downstream, connection: Connection, original: str, *, subscribe: bool) -> None:
-        """(Un)subscribe `original` on the client's own session of a `per_client` server, which is
-        held open (not closed as idle) while it has subscriptions; its updates reach that client only."""
-        pool = downstream.pool
-        assert pool is not None
-        if not subscribe and pool.client_of(connection) is None:
-            return  # its session is gone, and its subscriptions with it
-        try:
-            async with pool.using(connection, caller=counted_caller()) as client:
-                with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
-                    if subscribe:
-                        await client.session.subscribe_resource(original)
-                    else:
-                        await client.session.unsubscribe_resource(original)
-        except HubRefusal as exc:  # `max_sessions` reached: the refusal's body as the error's data
-            raise MCPError(code=types.INTERNAL_ERROR, message=exc.body.message, data=exc.body.model_dump(exclude_none=True)) from exc
-        pool.pin(connection, 1 if subscribe else -1)
 
     async def hold_for_stream(self, uris: Iterable[str], principal: Principal) -> list[str]:
         """A 2026-07-28 client's listen stream opens: subscribe what it may read; the URIs held."""
@@ -314,28 +295,24 @@ class ResourceSubscriptions:
 
     async def resubscribe_own(self, downstream: Downstream) -> None:
         """Each client's subscriptions on a session of its own that has ended (a console Restart closes
-        them with the server's process; its child crashed), on a new one: they were recorded as held, so
-        the client's updates stopped and subscribing again did nothing (re-checks of rounds 13 and 14)."""
-        pool = downstream.pool
+        them with the server's process; its child crashed; the server answered 404), on a new one: they
+        were recorded as held, so the client's updates stopped (re-checks of rounds 13 and 14, relay
+        round 15). Each URI its current session lacks is subscribed (`own_subscriptions.renew`)."""
         try:
-            if pool is None or not _per_client(downstream):
+            if downstream.pool is None or not _per_client(downstream):
                 return
         except DownstreamUnavailable:  # down: renewed when it is back (`resubscribe`)
             return
-        renewed: set[int] = set()  # connections given a new session in this pass (still to be subscribed to all)
+        held: list[tuple[Connection, Principal, str]] = []
         for uri, clients in list(self._clients.items()):
             for connection, principal in list(clients.items()):
                 try:
                     server, original = self._resolve(uri, principal)
-                    # Its current session holds none of them (closed with the old process, or opened since
-                    # by a call): subscribe it to each, once per pass.
-                    if server != downstream.name or (pool.pins_of(connection) and id(connection) not in renewed):
-                        continue
-                    renewed.add(id(connection))
-                    with bind_owner(connection, principal=principal):
-                        await self._own_session(downstream, connection, original, subscribe=True)
-                except Exception as exc:  # noqa: BLE001 — logged; the client's next subscribe retries
-                    downstream.log.warning("could not renew a client's subscription to %s: %s", uri, type(exc).__name__)
+                except MCPError:  # no longer readable by it: not renewed
+                    continue
+                if server == downstream.name:
+                    held.append((connection, principal, original))
+        await renew(downstream, held)
 
     async def relay(self, downstream: Downstream, params: types.ResourceUpdatedNotificationParams, owner: Any = None) -> None:
         """Send one server's `notifications/resources/updated` to the clients subscribed to it; one
