@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
 from hub.downstream.http_status import HttpStatus
 from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
-from hub.downstream.owned import session_ended_by_server
+from hub.downstream.owned import session_ended, session_ended_by_server
 from hub.frontends.stdio.line_errors import DROPPED_BY_HUB, overlong_message
 from hub.errors import ErrorCode, HubRefusal, HubToolError, UrlElicitationRequired, first_problem
 from hub.redact import mask
@@ -81,9 +81,7 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
     if (required := url_required(exc, downstream.name)) is not None:
         return required
     if downstream.pool is not None and session_ended_by_server(exc):  # a new session is opened on the next call
-        return HubRefusal("unavailable", f"server {downstream.name!r} ended this client's session with it (restarted?); "
-                          "call again: the next call opens a new one", retry_after_s=0.1,
-                          details={"server": downstream.name, "reason": "session_ended"})
+        return session_ended(downstream.name)
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
     return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(without_traceback(exc.error.message))}",
                         details={"server": downstream.name, "jsonrpc_code": exc.code})
