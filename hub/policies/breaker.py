@@ -3,8 +3,9 @@
 closed → open after `failure_threshold` consecutive failures, or when at least `min_calls` calls
 in the last `window_s` failed at `failure_rate` or more. Open fails fast with `unavailable` and
 `retry_after_s`. After `cooldown_s` one probe call goes through (half-open): success closes the
-breaker, failure opens it again. A tool error the server returns (`isError`) is the tool working
-and counts as success; timeouts, transport errors, crashes and protocol errors count as failures;
+breaker, failure opens it again. A tool error the server returns (`isError`) or a JSON-RPC error it
+answers with is the server working and counts as success; timeouts, transport errors, crashes,
+unreadable answers and HTTP 5xx count as failures;
 refusals the hub makes itself (`HubRefusal`: down, restarting, queue full) count as nothing.
 
 One caller must not open a server's breaker for everyone, nor hold it open (outside reviews: one
@@ -50,9 +51,16 @@ behind "breaker open" (`hub.calls.errors.HTTP_STATUS_CODES`)."""
 
 
 def answered_with_failure(outcome: Outcome) -> bool:
-    """Whether an attempt's error is a verdict against the server (a timeout, a lost connection, a
-    protocol error); an answer the server gave — `isError`, a -32602, a -32042 — is not."""
-    return outcome.error is not None and outcome.error.body.code in FAILURE_CODES
+    """Whether an attempt's error is a verdict against the server (a timeout, a lost connection, an
+    answer it could not give or the hub could not read, an HTTP 5xx); an answer the server gave —
+    `isError`, or any JSON-RPC error it answered with (`details.jsonrpc_code`: -32602, -32042, and
+    -32603, which the SDK's low-level server makes of every exception its handler raises on a bad
+    input) — is not: the server is up and answering at once, failing fast already (outside review
+    faults7 #4, again in faults15: five -32603s to one caller's bad inputs paused the whole server)."""
+    error = outcome.error
+    if error is None or error.body.code not in FAILURE_CODES:
+        return False
+    return not (error.body.code == "upstream_error" and "jsonrpc_code" in (error.body.details or {}))
 
 
 PROBE = Permit()

@@ -314,8 +314,8 @@ def test_a_servers_own_minus_32000_error_is_its_error_not_a_lost_connection(tmp_
     """-32000 opens JSON-RPC's server-error range and servers use it for their own errors; the SDK
     also uses it for a closed connection. A server's answer with it is that server's error: at once,
     `upstream_error` with the server's message (it was `unavailable`, "lost the connection", after
-    a second's wait for a loss reason), and the connection stays up. Like any protocol error it
-    still counts against the breaker (`hub.policies.breaker`)."""
+    a second's wait for a loss reason), and the connection stays up. Like any JSON-RPC error answer
+    it does not count against the breaker (`test_json_rpc_error_answers_do_not_open_the_breaker`)."""
     config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")],
                                            "breaker": {"failure_threshold": 100}}})
     hub = RawHub(config)
@@ -329,6 +329,27 @@ def test_a_servers_own_minus_32000_error_is_its_error_not_a_lost_connection(tmp_
             assert result["structuredContent"]["details"]["jsonrpc_code"] == -32000
         hub.request(9, "tools/call", {"name": "b__echo", "arguments": {"text": "still connected"}})
         assert hub.by_id(9)["result"]["structuredContent"] == {"result": "still connected"}
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("code", [-32603, -32000, -32602])
+def test_json_rpc_error_answers_do_not_open_the_breaker(tmp_path: Path, code: int) -> None:
+    """Outside review faults7 #4, again in faults15: the SDK's low-level server answers -32603 for every
+    exception its handler raises on a bad input, and five of them in a row paused the whole server for
+    everyone (a healthy tool refused `breaker_open`). An error the server answered with is the server
+    working, as `isError` is; an unreadable answer still counts (`test_lines_that_are_json_but_no_peer_can_read_are_answered_both_ways`)."""
+    config = write_config(tmp_path, {"b": {"command": PY, "args": [str(FIXTURES / "big_server.py")],
+                                           "breaker": {"failure_threshold": 2, "min_calls": 2}}})
+    hub = RawHub(config)
+    try:
+        hub.start({"b__fail", "b__echo"})
+        for ident in range(1, 7):
+            hub.request(ident, "tools/call", {"name": "b__fail", "arguments": {"code": code, "message": "bad input"}})
+            body = hub.by_id(ident)["result"]["structuredContent"]
+            assert body["code"] in ("upstream_error", "invalid_argument") and body["details"]["jsonrpc_code"] == code, body
+        hub.request(9, "tools/call", {"name": "b__echo", "arguments": {"text": "healthy"}})
+        assert hub.by_id(9)["result"]["structuredContent"] == {"result": "healthy"}
     finally:
         hub.close()
 
