@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.config import ConfigError, HubConfig, load_config
+from hub.terminal import inert
 
 if TYPE_CHECKING:
     from hub.auth.keys import KeyStore
@@ -84,7 +85,7 @@ def keys_command(store: KeyStore, args: argparse.Namespace) -> int:
         for r in store.list():
             state = "revoked" if r.revoked_at else ("expired" if r.expires_at and r.expires_at <= now else "active")
             expires = time.strftime("%Y-%m-%d", time.gmtime(r.expires_at)) if r.expires_at else "never"
-            print(f"{r.key_id}  {r.principal:<20}  {state:<8}  expires {expires:<10}  {' '.join(r.scopes)}")
+            print(f"{r.key_id}  {inert(r.principal):<20}  {state:<8}  expires {expires:<10}  {inert(' '.join(r.scopes))}")
         return 0
     if store.revoke(args.key_id):
         print(f"revoked {args.key_id}")
@@ -127,8 +128,9 @@ def audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
         else:
             stamp = datetime.fromtimestamp(row["ts"]).isoformat(timespec="seconds")
             ms = f"{row['latency_ms']:.1f}ms" if row["latency_ms"] is not None else "-"
-            print(f"{stamp}  {row['request_id'][:12]}  {row['principal']:<12}  {row['tool']:<32}  "
-                  f"{row['outcome']:<10}  {row['error_code'] or '':<16}  {ms:>9}  {row['args']}")
+            # A caller chose the tool name and arguments (and an identity provider the principal): inert.
+            print(f"{stamp}  {inert(row['request_id'][:12])}  {inert(row['principal']):<12}  {inert(row['tool']):<32}  "
+                  f"{row['outcome']:<10}  {inert(row['error_code'] or ''):<16}  {ms:>9}  {inert(row['args'])}")
     return 0
 
 
@@ -151,17 +153,17 @@ def status(url: str, as_json: bool, key: str | None = None) -> int:
     if as_json:
         print(json.dumps(body, indent=2))
     elif "servers" not in body:  # auth on, and no key with hub:admin: only the overall state is shown
-        print(f"hub: {body.get('status', '?')} (per-server details need a key with the hub:admin scope: pass --key "
+        print(f"hub: {inert(body.get('status', '?'))} (per-server details need a key with the hub:admin scope: pass --key "
               "or set MCP_HUB_ADMIN_KEY)")
-    else:
-        print(f"hub: {body['status']} ({body['tools']} tools)")
+    else:  # whatever answered at --url, and the servers' own errors: every cell inert (`hub.terminal`)
+        print(f"hub: {inert(body['status'])} ({inert(body['tools'])} tools)")
         rows = [("SERVER", "HEALTH", "BREAKER", "IN-FLIGHT", "QUEUED", "CALLERS PAUSED", "RESTARTS", "P50 MS", "P95 MS",
                  "LAST ERROR")]
         for name, s in body["servers"].items():
-            rows.append((name, s["health"], s["breaker"], str(s["in_flight"]), str(s.get("queued", 0)),
-                         str(s.get("callers_paused", 0)), str(s["restarts"]),
-                         str(s["p50_ms"] if s["p50_ms"] is not None else "-"),
-                         str(s["p95_ms"] if s["p95_ms"] is not None else "-"), (s["last_error"] or "")[:80]))
+            rows.append(tuple(inert(cell) for cell in (
+                name, s["health"], s["breaker"], s["in_flight"], s.get("queued", 0), s.get("callers_paused", 0),
+                s["restarts"], s["p50_ms"] if s["p50_ms"] is not None else "-",
+                s["p95_ms"] if s["p95_ms"] is not None else "-", (s["last_error"] or "")[:80])))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         for r in rows:
             print("  ".join(f"{r[i]:<{widths[i]}}" for i in range(len(widths))) + "  " + r[-1])

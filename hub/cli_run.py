@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from hub.config import HubConfig
+from hub.terminal import first_line, inert
 
 
 def profile_problem(config: HubConfig, profile: str, transport: str) -> str | None:
@@ -79,17 +80,23 @@ async def tools(config: HubConfig, as_json: bool) -> int:
                                "read_only": r.read_only, "description": r.tool.description or ""} for r in routes], indent=2))
         else:
             print_table(routes)
-        for name, status in hub.status().items():
-            if status["state"] != "ready":
-                print(f"server {name} unavailable: {status['last_error']}", file=sys.stderr)
+        print_unavailable(hub.status(), every_state=True)
     return 0
 
 
+def print_unavailable(statuses: dict[str, dict[str, Any]], every_state: bool = False) -> None:
+    """On stderr, each server that is not ready (`every_state`; else only those with an error) and its
+    last error: the server's own words, so shown inert (`hub.terminal`)."""
+    for name, status in statuses.items():
+        if status["state"] != "ready" and (every_state or status["last_error"]):
+            print(f"server {inert(name)} unavailable: {inert(status['last_error'])}", file=sys.stderr)
+
+
 def print_table(routes: list[Any]) -> None:
+    """`mcp-hub tools`: names and descriptions come from the servers, so every cell is inert (`hub.terminal`)."""
     rows = [("NAME", "SERVER", "READ-ONLY", "DESCRIPTION")]
     for r in routes:
-        first_line = (r.tool.description or "").strip().splitlines()[0:1]
-        rows.append((r.exposed, r.server, "yes" if r.read_only else "no", (first_line[0] if first_line else "")[:70]))
+        rows.append((inert(r.exposed), inert(r.server), "yes" if r.read_only else "no", first_line(r.tool.description, 70)))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
@@ -114,8 +121,8 @@ async def call(config: HubConfig, name: str, raw_arguments: str) -> int:
             print(f"mcp-hub: unknown tool {name!r}; run `mcp-hub tools` to see the exposed names", file=sys.stderr)
             return 2
     if result.structured_content is not None:
-        print(json.dumps(result.structured_content, indent=2))
-    else:
+        print(json.dumps(result.structured_content, indent=2))  # JSON: every control character escaped
+    else:  # the server's text, inert but for its lines and tabs (`hub.terminal`)
         for block in result.content:
-            print(getattr(block, "text", None) or block.model_dump_json(by_alias=True, exclude_none=True))
+            print(inert(getattr(block, "text", None) or block.model_dump_json(by_alias=True, exclude_none=True), multiline=True))
     return 1 if result.is_error else 0

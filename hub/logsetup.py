@@ -5,7 +5,8 @@ Masking happens where a record is made (a log-record factory), so it holds for e
 including ones a library installs later; our own handler also masks the formatted line (with any
 traceback). Libraries that log payloads, per-request lines or session ids (`THIRD_PARTY`) are held
 at WARNING whatever the hub's level: debug logging of the hub never writes request or response
-bodies, tokens or session ids through them.
+bodies, tokens or session ids through them. A line is made inert (`hub.terminal.inert`: newlines and
+every other control character written out), since it carries servers' stderr and errors.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hub.redact import MaskingFilter, mask, mask_record
+from hub.terminal import inert
 
 THIRD_PARTY = (
     "mcp",  # session ids at INFO, messages and transport errors at DEBUG
@@ -36,7 +38,7 @@ class _OneLine(logging.Formatter):
         text = super().format(record)
         if record.exc_info or record.exc_text or record.stack_info:
             text = mask(text)  # the message is masked already (`mask_record`); this covers the traceback
-        return text.replace("\r", "\\r").replace("\n", "\\n")
+        return inert(text)  # one line, and a server's stderr or error cannot drive the terminal (`hub.terminal`)
 
 
 def configure_logging(level: str = "info") -> None:

@@ -47,6 +47,19 @@ def own_tool_name(hub: Hub, name: str, principal: Principal, keep: Callable[[str
     return mine[0].exposed if len(mine) == 1 else None
 
 
+async def await_own_tool_name(hub: Hub, name: str, principal: Principal,
+                              keep: Callable[[str], bool] = lambda exposed: True) -> str | None:
+    """`own_tool_name`, first waiting (bounded by `hub.list_wait_s`, as a first list does) for the servers
+    still making their first connection: before it, not every server is up, and a call by an own name
+    made before the session's first `tools/list` was refused while the same call after it ran (outside
+    review search15 #6). Once the first listing is settled this never waits."""
+    if SEPARATOR in name or hub.catalog.resolve_tool(name) is not None:
+        return None
+    if not all_up(hub):
+        await hub.await_first_listing()
+    return own_tool_name(hub, name, principal, keep)
+
+
 def own_resource(hub: Hub, uri: str, principal: Principal) -> tuple[str, str] | None:
     """`(server, uri)` for an unprefixed URI of the caller's one readable server that lists it or has a
     template it matches, or None. For `resources/read` only: a subscription keeps to exposed URIs."""

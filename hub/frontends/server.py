@@ -29,7 +29,6 @@ from hub.downstream.owners import bind_owner as owned_by
 from hub.auth.principal import Principal, current_principal
 from hub.errors import UrlElicitationRequired
 from hub.hub import Hub, UnknownTool
-from hub.own_names import own_tool_name
 from hub.profiles import ProfileView
 from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers
@@ -183,11 +182,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]
-        await hub.await_memory_servers(params.name, search.view is None)  # judged (profile included) by real listings
-        name = search.resolve(params.name)
-        if name is None or catalog.resolve_tool(name) is None:  # an MCP App's call by its server's own name?
-            keep = search.view.includes if search.view is not None else (lambda exposed: True)
-            name = own_tool_name(hub, params.name, caller(), keep) or name
+        name = await search.target(params.name, caller())  # exposed or own name, as `call_tool` resolves it
         if name is None:  # outside the profile: exactly what an unknown tool gets
             return unknown_tool_result(hub, params.name, caller())
 

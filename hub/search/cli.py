@@ -1,4 +1,13 @@
-"""`mcp-hub tools search QUERY`: the ranking a caller would get from `search_tools`, for people and scripts."""
+"""`mcp-hub tools search QUERY`: the ranking a caller would get from `search_tools`, for people and scripts.
+
+Decisions (outside review search15 #5, #8):
+- A query that is empty or only blanks is refused (exit 2, as every usage error, saying why), as
+  `search_tools` refuses it (`hub.search.meta.blank_query`): ranking nothing would print tools at
+  score 0.0 in name order, which a script cannot tell from an answer.
+- The table shows names and descriptions the servers gave, and the unavailable servers' errors:
+  all inert (`hub.terminal`), so a server's escape sequences never reach the operator's terminal.
+  `--json` is JSON (every control character escaped) and needs nothing more.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import json
 import sys
 
 from hub.config import HubConfig
+from hub.terminal import first_line, inert
 
 
 async def run_search(config: HubConfig, query: str, limit: int, as_json: bool, profile: str | None = None) -> int:
@@ -13,8 +23,10 @@ async def run_search(config: HubConfig, query: str, limit: int, as_json: bool, p
 
     The local principal ranks (stdio semantics: every tool); with `profile`, only that profile's tools,
     under the names the profile exposes. An unknown profile exits 2 naming the defined ones."""
+    from hub.cli_run import print_unavailable
     from hub.hub import Hub
     from hub.profiles import UnknownProfile, profile_settings, profile_view
+    from hub.search.meta import blank_query
     from hub.search.service import MAX_LIMIT, tool_search
 
     if profile is not None:
@@ -26,12 +38,14 @@ async def run_search(config: HubConfig, query: str, limit: int, as_json: bool, p
     if not 1 <= limit <= MAX_LIMIT:
         print(f"mcp-hub: --limit must be from 1 to {MAX_LIMIT}", file=sys.stderr)
         return 2
+    if blank_query(query):
+        print("mcp-hub: the query is empty; describe the task in plain words, e.g. "
+              "mcp-hub tools search 'list overdue invoices'", file=sys.stderr)
+        return 2
     async with Hub(config) as hub:
         view = profile_view(hub, profile) if profile is not None else None
         hits = await tool_search(hub).asearch(query, limit, view=view)
-        for name, status in hub.status().items():
-            if status["state"] != "ready" and status["last_error"]:
-                print(f"server {name} unavailable: {status['last_error']}", file=sys.stderr)
+        print_unavailable(hub.status())
     if as_json:
         print(json.dumps([{"name": h.name, "score": h.score, "keyword": h.keyword, "semantic": h.semantic,
                            "description": (h.doc.tool.description or "") if h.doc else "", "why": h.why()}
@@ -40,8 +54,8 @@ async def run_search(config: HubConfig, query: str, limit: int, as_json: bool, p
     if not hits:
         print("no tools match")
         return 0
-    width = max(len(h.name) for h in hits)
-    for rank, h in enumerate(hits, 1):
-        first = ((h.doc.tool.description or "") if h.doc else "").strip().splitlines()[:1]
-        print(f"{rank:>2}. {h.name:<{width}}  {h.score:.3f}  {(first[0] if first else '')[:70]}")
+    names = [inert(h.name) for h in hits]
+    width = max(len(name) for name in names)
+    for rank, (name, h) in enumerate(zip(names, hits), 1):
+        print(f"{rank:>2}. {name:<{width}}  {h.score:.3f}  {first_line(h.doc.tool.description if h.doc else '', 70)}")
     return 0

@@ -5,6 +5,12 @@ then every tool a `search_tools` call of this session returned (still visible to
 the order found. After a search finds new tools the session gets `notifications/tools/list_changed`
 so a client that re-lists sees them. A 2026-07-28 client has no session: it gets the meta-tools and
 calls what it finds through `call_tool` (or directly by name).
+
+`SearchFront.target` is the one way a name a caller calls becomes a hub-wide tool name, for
+`call_tool` and for a direct `tools/call` alike (outside review search15 #6: on a profile `call_tool`
+knew only the profile's names while `tools/call` also took the server's own name, so the tool a
+model is told to use refused names the other path ran): the profile's (or hub's) exposed name, else
+the caller's one tool its server calls so (`hub.own_names`, judged within the profile).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from mcp.shared.dispatcher import ProgressFnT
 
 from hub.auth.principal import Principal
 from hub.downstream.connection import describe_failure
+from hub.own_names import await_own_tool_name
 from hub.search.meta import CALL_TOOL, META_NAMES, SEARCH_TOOLS, answer_search, call_arguments, meta_tools, not_callable, search_mode_for
 
 if TYPE_CHECKING:
@@ -46,6 +53,18 @@ class SearchFront:
     def resolve(self, name: str) -> str | None:
         """The hub-wide name of a name this face exposes (None: outside its profile)."""
         return self.view.resolve(name) if self.view is not None else name
+
+    async def target(self, name: str, principal: Principal) -> str | None:
+        """The hub-wide name a call of `name` goes to: this face's exposed name for it, else (no such tool
+        here) the caller's one tool whose server calls it `name`, within the profile; None outside the
+        profile. On the whole catalog an unknown name is returned as it is, for `Hub.route_call` to judge
+        (a server still connecting may own it). Waits first for servers listed from memory that may own it."""
+        await self.hub.await_memory_servers(name, self.view is None)  # judged (profile included) by real listings
+        exposed = self.resolve(name)
+        if exposed is None or self.hub.catalog.resolve_tool(exposed) is None:  # an own name (an MCP App's, a model's)?
+            keep = self.view.includes if self.view is not None else (lambda hub_wide: True)
+            exposed = await await_own_tool_name(self.hub, name, principal, keep) or exposed
+        return exposed
 
     def tools(self, session: Any, principal: Principal) -> list[types.Tool]:
         out = meta_tools()
@@ -85,8 +104,7 @@ class SearchFront:
             target, inner = parsed
             from hub.hub import UnknownTool
 
-            await self.hub.await_memory_servers(target, self.view is None)  # judged by its server's real listing
-            exposed = self.resolve(target)
+            exposed = await self.target(target, principal)  # as a direct `tools/call` resolves it
             if exposed is None:
                 return not_callable(target)
             try:

@@ -11,16 +11,34 @@ plus the tools this session has found so far (progressive discovery). Decisions:
 - A direct `tools/call` of any tool the caller may call keeps working in search mode.
 - Meta-tool names are reserved in search mode: a downstream tool exposed under the same name is
   reachable through `call_tool` only.
+- **Arguments** (outside review search15 #4): a meta-tool's arguments are checked against the input
+  schema it advertises, as any relayed tool's are (`hub.argument_errors`): an unknown argument
+  (`args` for `arguments`, `lmit` for `limit`) is refused `invalid_argument` naming the accepted ones,
+  never ignored — a misspelled `arguments` must not run the tool with its defaults. Past the schema:
+  a query of blanks is refused (`blank_query`; the CLI refuses it too), `limit` must be a JSON
+  integer (not `2.0`), and `call_tool`'s `arguments: null` reads as `{}` (clients send it for "no
+  arguments"). The target's own arguments are the target's schema's business (`Hub.route_call`).
+- **Hits** (review search15 #2): a hit is the tool as `tools/list` in `all` mode lists it — `title`,
+  `output_schema`, `annotations`, `execution` and `meta` (its `_meta`, the hub's example requests
+  already taken out) where the tool has them — plus `score` and `why`, so a client whose list never
+  grows (2026-07-28) still learns what a tool it runs through `call_tool` does (`destructiveHint`,
+  `readOnlyHint`) and what its structured result looks like. Hit keys are the MCP `Tool` model's
+  field names in snake case, as `input_schema` always was; what they hold (schemas, annotations,
+  `_meta`) is as MCP spells it. `icons` are left out: display only, possibly large `data:` URIs, of
+  no use to a model (a client that lists gets them).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
+from pydantic import BaseModel
 
+from hub.argument_errors import argument_error, sorted_errors
 from hub.auth.principal import Principal
 from hub.errors import HubToolError
 
@@ -98,24 +116,53 @@ def search_mode_for(hub: Hub, principal: Principal, view: ProfileView | None = N
     return size // 4 > AUTO_MAX_TOKENS
 
 
+@cache
+def _validators() -> dict[str, Any]:
+    """A compiled validator per meta-tool, for the input schema it advertises."""
+    from jsonschema import Draft202012Validator
+
+    return {tool.name: Draft202012Validator(tool.input_schema) for tool in meta_tools()}
+
+
+def argument_problem(tool: str, arguments: dict[str, Any]) -> types.CallToolResult | None:
+    """The `invalid_argument` result for meta-tool `tool`'s `arguments` against its advertised schema
+    (an unknown argument, a wrong type, a value out of range), or None when they fit it."""
+    errors = sorted_errors(_validators()[tool], arguments)
+    return argument_error(tool, errors).to_result() if errors else None
+
+
+def blank_query(query: str) -> bool:
+    """Whether a search query says nothing (empty or blanks): refused by `search_tools` and the CLI alike."""
+    return not query.strip()
+
+
 def _result(payload: dict[str, Any]) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(payload))],
                                 structured_content=payload)
 
 
+HIT_TOOL_FIELDS = ("title", "output_schema", "annotations", "execution", "meta")
+"""The `Tool` fields a hit carries where the tool has them, besides its name, description and input schema."""
+
+
+def hit_entry(hit: Hit) -> dict[str, Any]:
+    """One hit: the tool as `tools/list` lists it (under the caller's name for it; no icons), its score and why."""
+    tool = hit.doc.tool if hit.doc is not None else None
+    entry: dict[str, Any] = {"name": hit.name, "description": (tool.description or "") if tool else "",
+                             "input_schema": tool.input_schema if tool else {}}
+    for field in HIT_TOOL_FIELDS if tool is not None else ():
+        value = getattr(tool, field)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if value is not None:
+            entry[field] = value
+    entry["score"], entry["why"] = hit.score, hit.why()
+    return entry
+
+
 def hits_payload(hits: Sequence[Hit]) -> dict[str, Any]:
     """`search_tools`' structured answer."""
-    tools = []
-    for hit in hits:
-        tool = hit.doc.tool if hit.doc is not None else None
-        tools.append({
-            "name": hit.name,
-            "description": (tool.description or "") if tool else "",
-            "input_schema": tool.input_schema if tool else {},
-            "score": hit.score,
-            "why": hit.why(),
-        })
-    return {"tools": tools}
+    return {"tools": [hit_entry(hit) for hit in hits]}
 
 
 async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principal,
@@ -123,9 +170,11 @@ async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principa
     """Run `search_tools`; return its result and the names it found (to join the session's list)."""
     from hub.search.service import tool_search
 
+    if (refused := argument_problem(SEARCH_TOOLS, arguments)) is not None:
+        return refused, []
     query = arguments.get("query")
     limit = arguments.get("limit", 5)
-    if not isinstance(query, str) or not query.strip() or len(query) > 1000:
+    if not isinstance(query, str) or blank_query(query) or len(query) > 1000:
         return HubToolError("invalid_argument", "query must be a non-empty string of at most 1000 characters; "
                             "describe the task, e.g. 'list overdue invoices'").to_result(), []
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= SEARCH_LIMIT_MAX:
@@ -138,11 +187,13 @@ async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principa
 
 def call_arguments(arguments: dict[str, Any]) -> tuple[str, dict[str, Any]] | types.CallToolResult:
     """`call_tool`'s (name, arguments), or the `invalid_argument` result saying what is wrong."""
+    if arguments.get("arguments", {}) is None:
+        arguments = {k: v for k, v in arguments.items() if k != "arguments"}  # null: no arguments
+    if (refused := argument_problem(CALL_TOOL, arguments)) is not None:
+        return refused
     name, inner = arguments.get("name"), arguments.get("arguments", {})
     if not isinstance(name, str) or not name:
         return HubToolError("invalid_argument", "name must be the exact tool name search_tools returned").to_result()
-    if inner is None:
-        inner = {}
     if not isinstance(inner, dict):
         return HubToolError("invalid_argument", "arguments must be a JSON object of the tool's arguments",
                             details={"tool": name[:128]}).to_result()
