@@ -31,21 +31,33 @@ SYNONYM_WEIGHT = 0.35
 
 
 class BM25F:
-    """An immutable BM25F index over `docs` (each a mapping field → list of terms)."""
+    """An immutable BM25F index over `docs` (each a mapping field → list of terms).
 
-    def __init__(self, docs: Sequence[Mapping[str, list[str]]], weights: Mapping[str, float] = FIELD_WEIGHTS) -> None:
-        self.size = len(docs)
+    With `positions` (review search15 #3) the index covers a subset of a larger document list: every
+    statistic (document frequencies, average field lengths, N) is computed over `docs` alone, and
+    document `k` answers at `positions[k]` of a `size`-long score array (0 elsewhere), so a caller's
+    ranking is computed over the tools it may see and no hidden tool moves it."""
+
+    def __init__(self, docs: Sequence[Mapping[str, list[str]]], weights: Mapping[str, float] = FIELD_WEIGHTS,
+                 positions: Sequence[int] | np.ndarray | None = None, size: int | None = None) -> None:
+        where = np.arange(len(docs), dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64)
+        assert len(where) == len(docs)
+        self.count = len(docs)
+        """How many documents the statistics are computed over."""
+        self.size = len(docs) if size is None else size
+        """How long a score array is (the whole document list when `positions` maps a subset into it)."""
         lengths = {f: np.array([len(d.get(f, ())) for d in docs], dtype=np.float32) for f in weights}
         averages = {f: max(float(v.mean()) if len(v) else 0.0, 1.0) for f, v in lengths.items()}
         weighted: dict[str, dict[int, float]] = defaultdict(dict)
         self.fields_of: dict[str, dict[int, set[str]]] = defaultdict(dict)
         """term → doc → the fields it occurs in (for "why matched")."""
-        for i, doc in enumerate(docs):
+        for k, doc in enumerate(docs):
+            i = int(where[k])
             for field, weight in weights.items():
                 words = doc.get(field, ())
                 if not words:
                     continue
-                norm = 1.0 - B + B * lengths[field][i] / averages[field]
+                norm = 1.0 - B + B * lengths[field][k] / averages[field]
                 for term, count in Counter(words).items():
                     weighted[term][i] = weighted[term].get(i, 0.0) + weight * count / norm
                     self.fields_of[term].setdefault(i, set()).add(field)
@@ -53,7 +65,7 @@ class BM25F:
         for term, per_doc in weighted.items():
             ids = np.fromiter(per_doc.keys(), dtype=np.int64, count=len(per_doc))
             tf = np.fromiter(per_doc.values(), dtype=np.float32, count=len(per_doc))
-            idf = math.log(1.0 + (self.size - len(per_doc) + 0.5) / (len(per_doc) + 0.5))
+            idf = math.log(1.0 + (self.count - len(per_doc) + 0.5) / (len(per_doc) + 0.5))
             self.postings[term] = (ids, (idf * tf * (K1 + 1.0) / (tf + K1)).astype(np.float32))
 
     def scores(self, query: Sequence[str], implied: Sequence[str] = ()) -> np.ndarray:

@@ -15,7 +15,9 @@ read/write intent agreement (±INTENT_WEIGHT), a parameter taking a value shape 
 tools' text scaled by the best namespace (×NAMESPACE_WEIGHT); and (round 5) ±SPECIFIC_WEIGHT on tools
 that read one record by id, by whether the query holds an identifier (`hub.search.specific`). Query
 words no tool uses and that are not English are read as the tool words one edit away
-(`hub.search.typos`). Without an embedder the shipped
+(`hub.search.typos`). Every word statistic (BM25 document frequencies, the examples' and the
+namespaces' tables, the typo vocabulary) is computed over the tools the caller may see, cached per
+visible set (`hub.search.stats`, review search15 #3). Without an embedder the shipped
 ranking is BM25F plus the priors. Reciprocal-rank fusion, a namespace prior from mean vectors
 and an exact-name-word bonus were tried on dev and did not pay (docs/tool-search.md).
 """
@@ -31,9 +33,9 @@ import numpy as np
 
 from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
-from hub.search.examples import example_terms
 from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
 from hub.search.specific import query_holds_id
+from hub.search.stats import Layout, Stats, ViewCache, build_stats
 from hub.search.typos import Spelling
 from hub.search.vectors import VectorCache
 from hub.search.words import SYNONYMS, expansions, phrase_expansions, surface_words, terms
@@ -71,9 +73,6 @@ above the rest."""
 CALIBRATION_TOOLS = 5
 """With at least this many tools having examples, their best-example cosines are shifted by the median
 gap (best example's − own text's) over those tools; with fewer, each tool's by its own examples' mean gap."""
-NAMESPACE_FIELDS = ("name", "title", "description", "params")
-"""The fields whose words make up a namespace's text for the namespace prior (examples are not: they
-pulled requests for other servers' tools toward the namespaces that have examples)."""
 MAX_QUERY_CHARS = 1000
 """A longer query is cut to this before any work (`search_tools` refuses one; the CLI and library callers
 do not): the query's regexes, words, typo probes and its cached vector all cost at most this much."""
@@ -118,21 +117,20 @@ class ToolIndex:
         self.embedded = 0
         """How many texts (two per tool, and one per example request) this index has run through the model:
         cache misses."""
-        self._bm25 = BM25F([])
         self._vectors: np.ndarray | None = None
-        self._layout: tuple[np.ndarray, np.ndarray] | None = None
+        self._layout: Layout | None = None
         """The tools that have example requests, and where each one's examples start in the stack of all
         examples (tool by tool, in `docs` order); None when no tool has examples."""
-        self._example_bm25 = BM25F([])
+        self._views = ViewCache(Stats(BM25F([]), BM25F([]), BM25F([]), Spelling({})))
+        """The word statistics of the whole build and of recently searched visible sets."""
         self._example_vectors: np.ndarray | None = None
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
         self._destructive = np.zeros(0, dtype=np.float32)
         self._one = np.zeros(0, dtype=np.float32)
-        self._spelling = Spelling({})
         self._shapes: dict[str, np.ndarray] = {}
         self._ns_of = np.zeros(0, dtype=np.int64)
-        self._ns_bm25 = BM25F([])
+        self._namespaces = 0
         self._by_key: dict[str, np.ndarray] = {}
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         """Recent queries' vectors (an agent repeats and refines its searches): the model runs once per text."""
@@ -148,31 +146,24 @@ class ToolIndex:
         searches keep ranking on the current index meanwhile. Updates run one at a time."""
         docs = sorted(docs, key=lambda d: d.name)
         with self._updating:
-            bm25 = BM25F([d.fields for d in docs])
             vectors, example_vectors = self._embed_all(docs) if self.embedder is not None else (None, None)
             owners = [i for i, d in enumerate(docs) if d.examples]
             layout = (np.array(owners, dtype=np.int64),
                       np.cumsum([0] + [len(docs[i].examples) for i in owners[:-1]]).astype(np.int64)) if owners else None
-            vocabulary = set(bm25.postings) | set(SYNONYMS)
-            example_bm25 = BM25F([{"description": example_terms(e, vocabulary)} for d in docs for e in d.examples])
             intents = np.array([{"read": 1.0, "write": -1.0}.get(d.intent or "", 0.0) for d in docs], dtype=np.float32)
             names = {n: i for i, n in enumerate(sorted({d.namespace for d in docs}))}
             ns_of = np.array([names[d.namespace] for d in docs], dtype=np.int64)
-            grouped: list[list[str]] = [[] for _ in names]
-            for d, n in zip(docs, ns_of):
-                grouped[n].extend(t for f in NAMESPACE_FIELDS for t in d.fields.get(f, ()))
-            ns_bm25 = BM25F([{"description": g} for g in grouped])
+            whole = build_stats(docs, np.ones(len(docs), dtype=bool), layout, ns_of, len(names))
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
             actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
             destructive = np.array([d.destructive for d in docs], dtype=np.float32)
             one = np.array([d.one for d in docs], dtype=np.float32)
-            spelling = Spelling({t: len(ids) for t, (ids, _) in bm25.postings.items()})
             with self._lock:
-                self.docs, self._bm25, self._vectors, self._shapes = list(docs), bm25, vectors, shapes
-                self._layout, self._example_bm25, self._example_vectors = layout, example_bm25, example_vectors
-                self._intents, self._ns_of, self._ns_bm25, self._actions = intents, ns_of, ns_bm25, actions
-                self._one, self._spelling, self._destructive = one, spelling, destructive
+                self.docs, self._vectors, self._shapes = list(docs), vectors, shapes
+                self._layout, self._example_vectors, self._views = layout, example_vectors, ViewCache(whole)
+                self._intents, self._ns_of, self._namespaces, self._actions = intents, ns_of, len(names), actions
+                self._one, self._destructive = one, destructive
 
     def _embed_all(self, docs: Sequence[ToolDoc]) -> tuple[np.ndarray, np.ndarray | None]:
         """Each tool's semantic vector (the mean of its full text's and its name phrase's vectors), and
@@ -222,16 +213,18 @@ class ToolIndex:
                mode: Mode = "hybrid") -> list[Hit]:
         """The best `limit` tools for `query` among those `allowed` accepts, best first."""
         with self._lock:
-            docs, bm25, vectors = self.docs, self._bm25, self._vectors
-            layout, example_bm25, example_vectors = self._layout, self._example_bm25, self._example_vectors
-            intents, ns_of, ns_bm25, shapes = self._intents, self._ns_of, self._ns_bm25, self._shapes
-            actions, one, spelling, destructive = self._actions, self._one, self._spelling, self._destructive
+            docs, vectors, views = self.docs, self._vectors, self._views
+            layout, example_vectors, namespaces = self._layout, self._example_vectors, self._namespaces
+            intents, ns_of, shapes = self._intents, self._ns_of, self._shapes
+            actions, one, destructive = self._actions, self._one, self._destructive
         if not docs or limit <= 0:
             return []
         query = query[:MAX_QUERY_CHARS]
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
         if not mask.any():
             return []
+        stats = views.get(mask, lambda: build_stats(docs, mask, layout, ns_of, namespaces))
+        bm25, example_bm25, ns_bm25, spelling = stats.bm25, stats.example_bm25, stats.ns_bm25, stats.spelling
         words = terms(query) + query_shapes(query)
         shown = surface_words(query)
         words += spelling.correct(words, known=SYNONYMS, written=shown)
@@ -258,8 +251,9 @@ class ToolIndex:
                     best = np.maximum.reduceat(each, starts)
                     # a short request-shaped example is nearer any request than a tool's own text is: take
                     # the typical gap off, so having examples lifts no tool by itself (EXAMPLE_KEYWORD_WEIGHT)
-                    if len(owners) >= CALIBRATION_TOOLS:
-                        best -= float(np.median(best - cosine[owners]))
+                    seen = mask[owners]  # the typical gap of the caller's own tools: hidden ones move nothing
+                    if int(seen.sum()) >= CALIBRATION_TOOLS:
+                        best -= float(np.median((best - cosine[owners])[seen]))
                     else:  # too few tools for a typical gap: each tool's examples' mean stands for it
                         mean = np.add.reduceat(each, starts) / np.diff(np.append(starts, len(each)))
                         best -= mean - cosine[owners]
@@ -284,7 +278,10 @@ class ToolIndex:
         fused = np.where(mask, fused, -np.inf)
         count = min(limit, int(mask.sum()))
         order = np.argpartition(-fused, count - 1)[:count] if count < len(docs) else np.arange(len(docs))
-        order = sorted(order, key=lambda i: (-fused[i], docs[i].name))
+        # every tool tied with the last one kept competes by name (argpartition picks among ties by position,
+        # which hidden tools shift)
+        order = np.flatnonzero(fused >= fused[order].min()) if count < len(docs) else order
+        order = sorted(order, key=lambda i: (-fused[i], docs[i].name))[:count]
         signals = _signals(query, docs, shapes) if mode in ("hybrid", "keyword") else (lambda i: ())
 
         def matched(i: int) -> dict[str, list[str]]:
@@ -326,7 +323,7 @@ def _priors(query: str, words: list[str], implied: list[str], intents: np.ndarra
     for term in query_shapes(query):
         if term in shapes:
             out += SHAPE_WEIGHT * shapes[term]
-    if NAMESPACE_WEIGHT and ns_bm25.size > 1:
+    if NAMESPACE_WEIGHT and ns_bm25.count > 1:
         visible = np.zeros(ns_bm25.size, dtype=bool)
         visible[np.unique(ns_of[mask])] = True
         prior = np.where(visible, ns_bm25.scores(words, implied), 0.0)

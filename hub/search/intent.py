@@ -5,6 +5,11 @@
   intent is read from its first verb after polite filler ("can you", "please", "I need to"); a
   tool's from its `readOnlyHint`, else from its name's verb (`get_`, `list_`, … read).
   Unknown on either side means no signal.
+- **Telling someone** (review search15 #7): "tell the ops channel that the deploy is done", "let the
+  team know in #ops…", "notify/ping/message/inform <someone>…" are orders that create (a message
+  is sent), not questions. Only "tell me/us …" and "let me/us know …" ask ("tell me who is out"):
+  there the caller is the one told. "let <someone> know" counts when "know" follows within
+  `_LET_KNOW_SPAN` words of "let".
 - **A tool name's verb** (review console7 #4) is its first word that is a tool verb, wherever it
   stands: many servers put the product first (`slack_post_message`, `stripe_delete_refund`) or the
   noun (`file_delete`). A verb that is as often a noun (`_NOUN_LIKE`: `post`, `log`, `file`, `set`…)
@@ -73,13 +78,38 @@ def _words(query: str) -> list[str]:
     return _WORD.findall(text)
 
 
+_TELL_VERBS = frozenset("tell notify ping message inform".split())
+"""Verbs that order a message sent to someone other than the caller."""
+_TOLD_CALLER = frozenset("me us myself ourselves".split())
+_LET_KNOW_SPAN = 5
+"""At most this many words between "let" and "know" in "let the on-call team know"."""
+
+
+def _tells_someone(words: list[str], i: int) -> bool | None:
+    """At `words[i]`: True for an order to tell someone else ("tell the team", "let Ana know"), False for
+    "tell me/us" / "let me/us know" (a question), None when the word is no telling."""
+    word = words[i]
+    after = words[i + 1] if i + 1 < len(words) else ""
+    if word in _TELL_VERBS:
+        if word == "tell":
+            return after not in _TOLD_CALLER if after else None
+        return bool(after) and after not in _TOLD_CALLER and after not in _NOUN_FOLLOWERS
+    if word == "let" and "know" in words[i + 2:i + 2 + _LET_KNOW_SPAN]:
+        return after not in _TOLD_CALLER
+    return None
+
+
 def query_intent(query: str) -> Intent:
     """`read`, `write` or None from the first meaningful word of `query` (a trailing "?" reads).
 
     An order word that is often a noun (`AMBIGUOUS_VERBS`) does not count before a plural noun or a
-    preposition ("open tickets", "report on Q3")."""
+    preposition ("open tickets", "report on Q3"). Telling someone other than the caller is an order
+    (`_tells_someone`)."""
     words = _words(query)
     for i, word in enumerate(words):
+        told = _tells_someone(words, i)
+        if told is not None:
+            return "write" if told else "read"
         if word in _FILLER:
             continue
         if word in AMBIGUOUS_VERBS:
@@ -190,7 +220,10 @@ def query_action(query: str) -> Action:
     `query_intent`; None for a question, or an order of another kind."""
     if query_intent(query) != "write":
         return None
-    for word in _words(query):
+    words = _words(query)
+    for i, word in enumerate(words):
+        if _tells_someone(words, i):
+            return "create"
         if word not in _FILLER:
             return _QUERY_ACTIONS.get(word)
     return None

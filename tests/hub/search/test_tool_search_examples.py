@@ -146,7 +146,7 @@ async def test_why_names_the_words_of_the_example_that_counted() -> None:
 
 
 async def test_a_search_ranks_on_the_current_index_while_a_slow_reindex_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "REFRESH_WAIT_S", 0.2)
+    monkeypatch.setattr(service, "FRESH_WAIT_S", 0.2)
     servers = {"desk": {"module": "tests.fixtures.search_catalog:desk"}}
     async with Hub(parse_config({"mcpServers": servers})) as hub:
         embedder = GatedWordEmbedder("Move a closed ticket")  # the new tool's description, not the query
