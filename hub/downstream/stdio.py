@@ -203,8 +203,12 @@ async def stdio_child(
                     await read_writer.send(SessionMessage(message))
                 except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                     break
-            # Report the exit before the session sees the stream end, so the reason is known first.
+            # Report the exit before the session sees the stream end, so the reason is known first, with
+            # what it wrote to stderr as it went (read to its end, briefly: a helper may hold it open).
             returncode = await _wait_exit(process, 1.0)
+            if returncode is not None:
+                with anyio.move_on_after(STDERR_DRAIN_S):
+                    await stderr_done.wait()
             if not stopping:
                 if returncode is None:  # its stdout (or stdin) ended, the process runs on: the hub stops it
                     log.warning("closed its %s but did not exit; stopping it", "stdin" if stdin_lost else "stdout")
@@ -237,6 +241,7 @@ async def stdio_child(
             except anyio.DelimiterNotFound:
                 continue
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                stderr_done.set()
                 return
             # Masked here, not only by the log filter: the last lines also reach /healthz and
             # error messages, and a private key spans lines no single-line filter sees together.
@@ -253,10 +258,13 @@ async def stdio_child(
                 try:
                     await send(data.encode())
                 except (anyio.BrokenResourceError, OSError):
-                    await read_writer.aclose()
+                    # Its stdin is gone (it exited, or closed it): the connection ends as when stdout ends,
+                    # the exit and its stderr reported before the session sees the end (`read_stdout`).
+                    lose_stdin()
                     return
 
     stopping = False
+    stderr_done = anyio.Event()
     listings = listings or ListingAnswers(log)
     last_stderr: deque[str] = deque(maxlen=3)
     stderr_masker = LineMasker()
@@ -332,6 +340,8 @@ async def stop_process(process: anyio.abc.Process | AdoptedProcess, log: logging
 EXIT_DRAIN_S = 0.5
 """After a child exits, how long its stdout is still read (lines it wrote before exiting) if no end of
 file came: a helper of it holds the pipe."""
+STDERR_DRAIN_S = 0.5
+"""After a child's exit, how long its stderr is read on for the lines its loss reason quotes."""
 EXIT_POLL_S = 0.25
 """How often a pre-started child's exit status is polled (a child the hub spawned is waited for)."""
 
