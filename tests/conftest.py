@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,26 @@ def processes_with(marker: str, exclude: tuple[str, ...] = ("hub.cli",)) -> list
             if marker in cmdline and not any(word in cmdline for word in exclude):
                 found.append(int(entry))
     return found
+
+
+@contextmanager
+def json_http_server(body: bytes) -> Iterator[str]:
+    """A loopback HTTP server answering every GET with `body` as JSON (a JWKS, a `/healthz`); yields
+    its base URL and stops when the block ends."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

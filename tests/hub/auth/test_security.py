@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tests.conftest import PY, ROOT, echo_stdio, start_echo_http, start_hub_http, write_config
+from tests.conftest import PY, ROOT, echo_stdio, json_http_server, start_echo_http, start_hub_http, write_config
 
 pytestmark = pytest.mark.anyio
 ISSUER = "https://auth.example.test"
@@ -186,27 +184,13 @@ async def test_jwt_validation(secured: dict[str, Any]) -> None:
 
 
 async def test_jwks_url_and_required_scopes(tmp_path: Path, procs: list) -> None:
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            body = json.dumps(PUBLIC_JWKS).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        jwks_url = f"http://127.0.0.1:{server.server_port}/jwks.json"
+    with json_http_server(json.dumps(PUBLIC_JWKS).encode()) as jwks_base:
         config = write_config(
             tmp_path,
             {"e": echo_stdio()},
             hub={"data_dir": str(tmp_path / "d"),
                  "auth": {"enabled": True, "api_keys": False, "required_scopes": ["mcp:use"],
-                          "jwt": {"issuer": ISSUER, "jwks_url": jwks_url}}},
+                          "jwt": {"issuer": ISSUER, "jwks_url": f"{jwks_base}/jwks.json"}}},
         )
         url = start_hub_http(procs, config)
         ok = make_jwt(url, scope="mcp:use e:read")
@@ -216,8 +200,6 @@ async def test_jwks_url_and_required_scopes(tmp_path: Path, procs: list) -> None
         assert lacking.status_code == 403
         assert 'error="insufficient_scope"' in lacking.headers["www-authenticate"]
         assert "mcp:use" in lacking.headers["www-authenticate"]
-    finally:
-        server.shutdown()
 
 
 async def test_no_token_pass_through(secured: dict[str, Any]) -> None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hub.terminal import inert
-from tests.conftest import PY, ROOT, write_config
+from tests.conftest import PY, ROOT, json_http_server, write_config
 
 EMBEDDER = "tests.fixtures.word_embedder:create"
 BROKEN = {"command": PY, "args": ["-c", "import sys; sys.stderr.write('\\x1b]0;pwned\\x07\\x1b[2Jboom\\n'); sys.exit(3)"]}
@@ -84,22 +81,8 @@ def test_status_shows_what_healthz_answered_inert(tmp_path: Path) -> None:
         "health": "down", "breaker": "closed", "in_flight": 0, "restarts": 0, "p50_ms": None, "p95_ms": None,
         "last_error": f"exited{evil}"}}}).encode()
 
-    class Healthz(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        shown = hub_cli(tmp_path, "status", "--url", f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
+    with json_http_server(body) as url:
+        shown = hub_cli(tmp_path, "status", "--url", url)
     assert shown.returncode == 0, shown.stderr
     assert not CONTROL.search(shown.stdout), shown.stdout
     assert shown.stdout.count("\\x1b]0;pwned\\x07\\x1b[2Jboom") == 3, shown.stdout
