@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -74,6 +75,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness):
         self._on_change = on_change
         self._on_state = on_state
         self.restarts = 0
+        self.ended_by_hub: tuple[float, str] | None = None
+        """When (`time.monotonic()`) and why the hub itself last ended the connection (a Restart, a stop):
+        calls it cut off are not the server's failure (`hub.downstream.forwarders.Forwarder.error`)."""
         self.reconnect_at = 0.0
         """When the supervisor next tries to (re)connect after a loss (`anyio.current_time()`)."""
         self.connect_timeout_s = connect_timeout_s
@@ -236,6 +240,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness):
         return self.remembered_instructions if self.state == "starting" else None
 
     def stop(self) -> None:
+        self.ended_by_hub = (time.monotonic(), "it was stopped")
         self._stop.set()
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()
@@ -260,6 +265,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness):
         if scope is None or self._stop.is_set() or self._ended.is_set():
             return False
         self.error = reason
+        self.ended_by_hub = (time.monotonic(), reason)
         scope.cancel()
         if self.session_pool is not None:  # its per-client sessions too: none keeps the old process
             self.session_pool.close_all()

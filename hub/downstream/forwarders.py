@@ -28,7 +28,7 @@ from hub.calls.errors import forward_error
 from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
 from hub.downstream.owners import current_owner
-from hub.errors import HubToolError
+from hub.errors import HubRefusal, HubToolError
 from hub.relay.downstream_input import asks_for_input, complete_input_rounds
 from hub.relay.logs import with_log_level
 from hub.wire import ToolResult, as_sent, from_server, json_number, wire_result
@@ -106,8 +106,32 @@ class Forwarder:
                     meta=with_log_level(meta, client.protocol_version))), namespace)
 
     async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
-        """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`)."""
-        return await forward_error(exc, self.downstreams[call.route.server])
+        """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`): a connection
+        the hub itself ended while the call ran (`ended_by_hub`) is `restarted_by_hub`."""
+        downstream = self.downstreams[call.route.server]
+        error = await forward_error(exc, downstream)
+        ended = downstream.ended_by_hub
+        if (error.body.code == "unavailable" and not isinstance(error, HubRefusal) and ended is not None
+                and call.attempt_sent_at and ended[0] >= call.attempt_sent_at):
+            return restarted_by_hub(downstream.name, ended[1])
+        return error
+
+
+RESTARTED_BY_HUB = "restarted_by_hub"
+RESTART_RETRY_S = 1.0
+"""The wait a call cut off by a Restart is told (and a retry-safe one waits) before calling again: about
+what a stdio server takes to start."""
+
+
+def restarted_by_hub(server: str, why: str) -> HubToolError:
+    """The error of a call whose connection the hub itself ended while it ran (a console Restart or
+    Disable, the hub stopping): retryable — a retry-safe call is tried again after `RESTART_RETRY_S`
+    — and never counted against the server's breaker (`hub.policies.breaker.answered_with_failure`):
+    before (outside review console15), a Restart with four calls in flight opened the breaker and
+    refused every caller for a cool-down after the server was back."""
+    return HubToolError("unavailable", f"the hub ended its connection to server {server!r} while this call ran ({why}); "
+                        "the call did not finish: call again once the server is back", retry_after_s=RESTART_RETRY_S,
+                        details={"server": server, "reason": RESTARTED_BY_HUB})
 
 
 async def _with_input(downstream: Downstream, call: ToolCall, body: Any, meta: dict[str, Any] | None) -> Any:

@@ -60,7 +60,10 @@ def answered_with_failure(outcome: Outcome) -> bool:
     error = outcome.error
     if error is None or error.body.code not in FAILURE_CODES:
         return False
-    return not (error.body.code == "upstream_error" and "jsonrpc_code" in (error.body.details or {}))
+    details = error.body.details or {}
+    if details.get("reason") == "restarted_by_hub":  # the hub ended the connection itself (a console Restart)
+        return False
+    return not (error.body.code == "upstream_error" and "jsonrpc_code" in details)
 
 
 PROBE = Permit()

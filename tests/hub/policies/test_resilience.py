@@ -380,3 +380,32 @@ def test_status_command_and_healthz(tmp_path: Path, procs: list) -> None:
     nobody = subprocess.run([PY, "-m", "hub.cli", "status", "--url", f"http://127.0.0.1:{free_port()}"],
                             capture_output=True, text=True, cwd=ROOT)
     assert nobody.returncode == 2 and "no hub answered" in nobody.stderr
+
+
+async def test_calls_cut_off_by_the_hubs_own_restart_do_not_open_the_breaker() -> None:
+    """Outside review console15: a console Restart of a healthy server with four calls in flight opened
+    its breaker (each cut-off call and its retries counted as the server failing), refusing every caller
+    for a cool-down after the server was back. Calls the hub's own Restart cuts off are `restarted_by_hub`:
+    retried when retry-safe, never counted."""
+    servers = {"e": echo_stdio(restart=FAST_RESTART, breaker={"failure_threshold": 2},
+                               tool_overrides={"slow": {"read_only": True}})}
+    async with hub_for(servers) as hub:
+        downstream = hub.downstreams["e"]
+        outcomes: list[Any] = []
+
+        async def slow() -> None:
+            outcomes.append(await hub.route_call("e__slow", {"seconds": 4, "steps": 8}))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(slow)
+            await wait_until(lambda: downstream.stats.in_flight == 4)
+            assert downstream.restart("restarted by the test")
+        assert len(outcomes) == 4
+        for outcome in outcomes:  # each either ran again on the new child, or says what happened
+            if outcome.is_error:
+                body = outcome.structured_content
+                assert body["code"] == "unavailable" and body["details"]["reason"] in ("restarted_by_hub", "down"), body
+        assert hub.breakers.breaker("e").state == "closed", hub.breakers.breaker("e").transitions
+        await wait_until(lambda: downstream.state == "ready")
+        assert (await hub.route_call("e__echo", {"text": "back"})).structured_content == {"result": "back"}
