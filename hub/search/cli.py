@@ -39,7 +39,8 @@ async def run_search(config: HubConfig, query: str, limit: int, as_json: bool, p
         print(f"mcp-hub: --limit must be from 1 to {MAX_LIMIT}", file=sys.stderr)
         return 2
     if blank_query(query):
-        print("mcp-hub: the query is empty; describe the task in plain words, e.g. "
+        print("mcp-hub: the query says nothing to search by (empty, punctuation, or only words like 'the'); "
+              "describe the task in plain words, e.g. "
               "mcp-hub tools search 'list overdue invoices'", file=sys.stderr)
         return 2
     async with Hub(config) as hub:

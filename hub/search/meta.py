@@ -31,6 +31,7 @@ plus the tools this session has found so far (progressive discovery). Decisions:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from pydantic import BaseModel
 from hub.argument_errors import argument_error, sorted_errors
 from hub.auth.principal import Principal
 from hub.errors import HubToolError
+from hub.search.words import STOP_WORDS
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -132,8 +134,11 @@ def argument_problem(tool: str, arguments: dict[str, Any]) -> types.CallToolResu
 
 
 def blank_query(query: str) -> bool:
-    """Whether a search query says nothing (empty or blanks): refused by `search_tools` and the CLI alike."""
-    return not query.strip()
+    """Whether a search query says nothing — empty, blanks, punctuation, or only words like "the" and
+    "of" — refused by `search_tools` and the CLI alike (re-check 15: `?!` ranked the first tools by
+    name, a delete among them). Words of any script count (a query in Japanese is ranked by meaning)."""
+    words = re.findall(r"\w+", query.lower())
+    return not words or all(word in STOP_WORDS or word == "_" * len(word) for word in words)
 
 
 def _result(payload: dict[str, Any]) -> types.CallToolResult:
@@ -175,8 +180,9 @@ async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principa
     query = arguments.get("query")
     limit = arguments.get("limit", 5)
     if not isinstance(query, str) or blank_query(query) or len(query) > 1000:
-        return HubToolError("invalid_argument", "query must be a non-empty string of at most 1000 characters; "
-                            "describe the task, e.g. 'list overdue invoices'").to_result(), []
+        return HubToolError("invalid_argument", "query must be a string of at most 1000 characters that says what "
+                            "to do (not empty, punctuation or only words like 'the'); describe the task, e.g. "
+                            "'list overdue invoices'").to_result(), []
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= SEARCH_LIMIT_MAX:
         return HubToolError("invalid_argument", f"limit must be an integer from 1 to {SEARCH_LIMIT_MAX}",
                             details={"limit": limit if isinstance(limit, int) else str(limit)[:40]}).to_result(), []

@@ -88,9 +88,15 @@ def test_status_shows_what_healthz_answered_inert(tmp_path: Path) -> None:
     assert shown.stdout.count("\\x1b]0;pwned\\x07\\x1b[2Jboom") == 3, shown.stdout
 
 
-@pytest.mark.parametrize("query", ["", "   "])
-def test_tools_search_refuses_an_empty_query_as_search_tools_does(tmp_path: Path, query: str) -> None:
+@pytest.mark.parametrize("query", ["", "   ", "?!", "the a of"])
+def test_tools_search_refuses_a_query_that_says_nothing_as_search_tools_does(tmp_path: Path, query: str) -> None:
+    """Re-check 15: `?!` or `the a of` ranked the first tools by name at score 0, a delete among them."""
     config = str(write_config(tmp_path, {"evil": SERVERS["evil"]}))
     refused = hub_cli(tmp_path, "tools", "search", query, "--config", config, "--json")
     assert refused.returncode == 2 and refused.stdout == "", refused.stdout
-    assert "the query is empty" in refused.stderr
+    assert "the query says nothing to search by" in refused.stderr
+
+
+def test_a_query_in_any_script_is_searched() -> None:
+    from hub.search.meta import blank_query
+    assert not blank_query("東京の天気") and not blank_query("überweisung prüfen") and not blank_query("who is out")
