@@ -166,14 +166,14 @@ class Hub(HubReads, ServerControl):
                 downstream.session_pool.stop()
         self._task_group = None
         await self._exit_stack.aclose()
-        if self.tracing is not None:  # flush the spans not yet exported
-            await anyio.to_thread.run_sync(self.tracing.shutdown)
         if isinstance(self.rate_limits.buckets, RedisBuckets):
             await self.rate_limits.buckets.aclose()
         if self.audit_log is not None:
             await anyio.to_thread.run_sync(self.audit_log.close)
         if self.shared_store is not None:
             await anyio.to_thread.run_sync(self.shared_store.close)
+        if self.tracing is not None:  # flush the spans not yet exported, last and bounded
+            await self.tracing.aclose()
 
     async def _start_all(self) -> None:
         """Connect every server concurrently; wait (bounded) for each first attempt, then build the

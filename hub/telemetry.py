@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -48,6 +50,8 @@ from hub.policies.bulkhead import BulkheadPolicy
 from hub.settings import TelemetrySettings
 
 logger = logging.getLogger("hub.telemetry")
+STOP_FLUSH_S = 1.0
+"""How long the hub's stop waits for the last spans to reach the collector."""
 TRACEPARENT = "traceparent"
 """The W3C header and `_meta` key; also the `ToolCall.attributes` key of a caller's trace context."""
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -64,11 +68,14 @@ class CallTracing:
         service = settings.service_name
         if "service_name" not in settings.model_fields_set:
             service = os.environ.get("OTEL_SERVICE_NAME") or service
-        self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        self.provider = TracerProvider(resource=Resource.create({"service.name": service}),
+                                       shutdown_on_exit=False)  # the hub shuts it down itself, bounded (`aclose`)
+        self._otlp: SpanExporter | None = None
         if exporter is not None:
             self.provider.add_span_processor(SimpleSpanProcessor(exporter))
         else:
-            self.provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(settings.endpoint)))
+            self._otlp = _otlp_exporter(settings.endpoint)
+            self.provider.add_span_processor(BatchSpanProcessor(self._otlp))
         self.tracer = self.provider.get_tracer("mcp-hub")
         self._breakers = breakers
         self._bulkheads = bulkheads
@@ -77,11 +84,29 @@ class CallTracing:
             if not any(isinstance(f, TraceLogFilter) for f in handler.filters):
                 handler.addFilter(self.log_filter)
 
-    def shutdown(self) -> None:
-        """Flush spans not yet exported and stop the exporter (at hub close)."""
+    async def aclose(self) -> None:
+        """At hub close: the spans not yet exported get at most `STOP_FLUSH_S` to reach the collector,
+        then the exporter and the provider stop. The flush runs in a daemon thread of its own: the SDK
+        retries an export toward a collector that is down with backoff, up to its own 10 s timeout, in
+        the flushing thread, and a worker thread doing that held the process's exit (8 s, or the 10 s
+        watchdog, before: outside review console15). Stopping the exporter ends those retries."""
         for handler in logging.getLogger().handlers:
             handler.removeFilter(self.log_filter)
-        self.provider.shutdown()
+        flushed = threading.Event()
+
+        def flush() -> None:
+            self.provider.force_flush()
+            flushed.set()
+
+        threading.Thread(target=flush, name="mcp-hub-span-flush", daemon=True).start()
+        await anyio.to_thread.run_sync(flushed.wait, STOP_FLUSH_S)
+        if self._otlp is not None:
+            self._otlp.shutdown()
+        with anyio.move_on_after(STOP_FLUSH_S):
+            await anyio.to_thread.run_sync(self.provider.shutdown, abandon_on_cancel=True)
+        if not flushed.is_set():
+            logger.warning("spans not yet exported were dropped: the trace collector did not take them within %gs "
+                           "of the stop", STOP_FLUSH_S)
 
     # -- the caller's context and the downstream's --------------------------------------------
 

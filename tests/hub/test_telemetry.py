@@ -182,3 +182,27 @@ async def test_fresh_serve_over_stdio(tmp_path: Path, telemetry: str) -> None:
     finally:
         receiver.shutdown()
         receiver.server_close()
+
+
+async def test_a_collector_that_is_down_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """Outside review console15: with the OTLP collector unreachable, the stop waited for the SDK's export
+    retries (8 s, or the 10 s watchdog); the last spans now get `STOP_FLUSH_S`, then they are dropped."""
+    import socket
+    import time
+
+    from hub.telemetry import STOP_FLUSH_S
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    config = parse_config({"hub": {"data_dir": str(tmp_path), "telemetry": {"enabled": True, "endpoint": dead}},
+                           "mcpServers": {"m": {"module": "tests.fixtures.inproc_server:server"}}})
+    hub = Hub(config)
+    await hub.__aenter__()
+    try:
+        assert (await hub.route_call("m__multiply", {"a": 2, "b": 3})).structured_content == {"result": 6.0}
+    finally:
+        started = time.monotonic()
+        await hub.__aexit__(None, None, None)
+        took = time.monotonic() - started
+    assert took < 2 * STOP_FLUSH_S + 1.5, f"the stop took {took:.1f}s"
