@@ -81,20 +81,32 @@ def expand_env(value: str, env: Mapping[str, str], path: str, problems: list[Con
 
 def _credentials(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(name, value) of every value of a server entry that may be a credential, for masking by value
-    (`hub.redact.remember_secrets`): `env` and `headers` values (and each word of a header value:
-    `Bearer <token>`), the URL's query values and password, `caller_secret`."""
+    (`hub.redact.remember_secrets`, which keeps only those that look like one): `env` and `headers`
+    values (and each part of a header value: `Bearer <token>`, a cookie's `name=value; …`), the URL's
+    password, query values (as written and decoded) and path segments (`/hooks/<token>`), `args` (named
+    by the flag before them, `--api-key <key>`, or in them, `--token=<key>`), and `caller_secret`."""
     for field in ("env", "headers"):
         block = data.get(field)
         for name, value in block.items() if isinstance(block, dict) else ():
             if isinstance(value, str):
                 yield str(name), value
                 if field == "headers":
-                    yield from ((str(name), word) for word in value.split())
+                    yield from ((str(name), part) for part in re.split(r"[\s;,=]+", value) if part)
     if isinstance(url := data.get("url"), str):
         parts = urllib.parse.urlsplit(url)
         if parts.password:
             yield "password", urllib.parse.unquote(parts.password)
-        yield from urllib.parse.parse_qsl(parts.query)
+        for pair in parts.query.split("&"):
+            name, _, raw = pair.partition("=")
+            yield from ((name, value) for value in {raw, urllib.parse.unquote(raw), urllib.parse.unquote_plus(raw)})
+        yield from (("path", segment) for segment in parts.path.split("/") if segment)
+    if isinstance(args := data.get("args"), list):
+        strings = [a for a in args if isinstance(a, str)]
+        for before, arg in zip(["", *strings], strings):
+            flag, equals, inner = arg.partition("=")
+            if arg.startswith("-") and equals:
+                yield flag.lstrip("-"), inner
+            yield (before.lstrip("-") if before.startswith("-") else "arg"), arg
     if isinstance(secret := data.get("caller_secret"), str):
         yield "caller_secret", secret
 

@@ -200,21 +200,24 @@ KNOWN_LIMIT = 4096
 """At most this many remembered spellings (a config holds far fewer; a bound all the same)."""
 _KNOWN_NAME = re.compile(r"(?i)key|secret|token|pass|pwd|auth|cred|cookie|session|signature|private")
 """Names whose values are remembered even when short or plain (`_secret_like`)."""
-_ORDINARY = re.compile(r"(?i)true|false|none|null|[/~.].*|[a-z][a-z0-9+.-]*://[^@\s]*")
-"""Values that read as settings, never remembered: booleans, paths, URLs without user info."""
+_SETTING = re.compile(r"(?i)true|false|none|null|yes|no|on|off")
+_ORDINARY = re.compile(r"(?i)[/~.].*|[a-z][a-z0-9+.-]*://[^@\s]*|[a-z0-9-]+(?:\.[a-z0-9-]+)+(?::\d+)?|[a-z]+/[a-z0-9.+-]+")
+"""Values of no secret-sounding name that read as settings: paths, URLs without user info, host names,
+IP addresses and versions (`127.0.0.1`, `db.internal:5432`, `1.2.3`), media types (`application/json`)."""
 _WORD = re.compile(r"[A-Za-z_.-]+")
 
 
 def _secret_like(name: str, value: str) -> bool:
     """Whether a configured value is remembered as a secret (`remember_secrets`)."""
-    if value != value.strip() or value in _PLACEHOLDERS or _ORDINARY.fullmatch(value):
+    if value != value.strip() or value in _PLACEHOLDERS or _SETTING.fullmatch(value):
         return False
-    if _KNOWN_NAME.search(name):  # a secret's name: any value but a short word or number
+    if _KNOWN_NAME.search(name):  # a secret's name: any value but a short word or number (a path too:
+        # an AWS secret access key may start with `/`)
         return len(value) >= 6 and not (_WORD.fullmatch(value) and len(value) < 12) \
             and not (value.isdigit() and len(value) < 6)
-    # any name: a token-like value (8+ characters, no spaces, letters mixed with digits or symbols)
-    return len(value) >= 8 and not any(ch.isspace() for ch in value) and not _WORD.fullmatch(value) \
-        and not value.isdigit()
+    # any name: a token-like value (8+ characters, no spaces, letters and digits both), not a setting
+    return (len(value) >= 8 and not any(ch.isspace() for ch in value) and any(ch.isalpha() for ch in value)
+            and any(ch.isdigit() for ch in value) and not _ORDINARY.fullmatch(value))
 
 
 def remember_secrets(named_values: Iterable[tuple[str, str]]) -> None:
@@ -223,20 +226,29 @@ def remember_secrets(named_values: Iterable[tuple[str, str]]) -> None:
     the operator configured for servers (`env`, `headers`, URL query and user info, `caller_secret`),
     which no pattern can recognise by shape. Kept: under a secret-sounding name (key, token, pass,
     auth, …) any value of 6+ characters but a short word or number; under any name a token-like value
-    (8+ characters, no spaces, not only letters or only digits). Never: booleans, paths, URLs without
-    user info. Also masked: a kept value's JSON- and URL-escaped spellings. Values only ever join (a
+    (8+ characters, no spaces, letters and digits both) that does not read as a setting (a path, a URL
+    without user info, a host name or address, a version, a media type). Never booleans. Also masked:
+    a kept value's JSON- and URL-escaped spellings (`+` kept or escaped). Values only ever join (a
     reloaded config adds its own)."""
     global _known
     found = set(_known)
     for name, value in named_values:
         if isinstance(value, str) and len(found) < KNOWN_LIMIT and _secret_like(name, value):
-            found.update({value, json.dumps(value)[1:-1], urllib.parse.quote(value, safe="")})
+            found.update({value, json.dumps(value)[1:-1], urllib.parse.quote(value, safe=""),
+                          urllib.parse.quote_plus(value), urllib.parse.quote(value, safe="+/=")})
     if len(found) != len(_known):
         _known = tuple(sorted(found, key=len, reverse=True))
         _mask_remembered.cache_clear()
 
 
-def _mask_known(text: str) -> str:
+def known_secrets() -> bool:
+    """Whether any configured secret is remembered (`remember_secrets`)."""
+    return bool(_known)
+
+
+def mask_known(text: str) -> str:
+    """`text` with each remembered secret value masked (and nothing else: for a server's own words in
+    a tool's error, which must keep its meaning)."""
     for value in _known:
         if value in text:
             text = text.replace(value, MASK)
@@ -246,7 +258,7 @@ def _mask_known(text: str) -> str:
 def mask(text: str) -> str:
     """Replace every secret or PII pattern in `text` with `[masked]`, and every remembered secret value."""
     if _known:
-        text = _mask_known(text)
+        text = mask_known(text)
     if "PRIVATE KEY" in text:
         text = _PEM.sub(_mask_pem, text)
     text = _mask_pairs(text)

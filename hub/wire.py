@@ -14,6 +14,7 @@ import mcp_types as types
 
 from hub.catalog.links import expose_content, expose_meta
 from hub.lifted import SPLICE_SCOPE_KEY, SPLICING, hold, lifted_of, restore
+from hub.redact import known_secrets, mask_known
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 HOP_META_KEYS = frozenset(RESERVED_META_PREFIX + key for key in (
@@ -93,9 +94,24 @@ def from_server(result: ToolResult, namespace: str) -> ToolResult:
         result = replace_meta(result, meta)
     if isinstance(result, WireResult):  # in place: a big result's other lifted strings stay lifted
         expose_content(result.skeleton.get("content"), namespace, lifted_of(result.skeleton))
+        if result.is_error and known_secrets():
+            _mask_error_texts(result.skeleton.get("content"))
         return result
     content = expose_content(result.content, namespace)
+    if result.is_error and known_secrets():
+        content = [block.model_copy(update={"text": mask_known(block.text)})
+                   if isinstance(block, types.TextContent) else block for block in content]
     return result if content is result.content else result.model_copy(update={"content": content})
+
+
+def _mask_error_texts(content: Any) -> None:
+    """An `isError` result's text blocks without the credentials configured for servers
+    (`hub.redact.mask_known`): a tool's error is the server's own words, as its JSON-RPC error message
+    is, which is masked so (re-check 15: a key repeated in an `isError` result reached the caller).
+    A successful result is data and passes as sent."""
+    for block in content if isinstance(content, list) else ():
+        if isinstance(block, dict) and isinstance(text := block.get("text"), str):
+            block["text"] = mask_known(text)
 
 
 def as_sent(result: types.CallToolResult) -> WireResult:

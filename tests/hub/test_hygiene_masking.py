@@ -205,7 +205,7 @@ VENDOR_KEY = "Zq8vN3kLp0Rt7Wx2Yb5"
 _REPEATING_SERVER = r'''
 import json, os, sys
 key = os.environ["VENDOR_KEY"]
-sys.stderr.write(f"warning: vendor key {key} expires soon; header token {os.environ['HEADER_TOKEN']}\n")
+sys.stderr.write(f"warning: vendor key {key} expires soon; header token {os.environ['HEADER_TOKEN']}; args {sys.argv[1:]}\n")
 sys.stderr.flush()
 for line in sys.stdin:
     m = json.loads(line)
@@ -214,7 +214,11 @@ for line in sys.stdin:
         send({"jsonrpc": "2.0", "id": m["id"], "result": {"protocolVersion": m["params"]["protocolVersion"],
               "capabilities": {"tools": {}}, "serverInfo": {"name": "v", "version": "1"}}})
     elif m.get("method") == "tools/list":
-        send({"jsonrpc": "2.0", "id": m["id"], "result": {"tools": [{"name": "get", "inputSchema": {"type": "object"}}]}})
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {"tools": [{"name": n, "inputSchema": {"type": "object"}}
+                                                                      for n in ("get", "soft")]}})
+    elif m.get("method") == "tools/call" and m["params"]["name"] == "soft":
+        send({"jsonrpc": "2.0", "id": m["id"], "result": {"isError": True, "content": [
+            {"type": "text", "text": f"vendor said: key {key} is not valid (arg key {sys.argv[2]})"}]}})
     elif m.get("method") == "tools/call":
         send({"jsonrpc": "2.0", "id": m["id"], "error": {"code": -32603, "message": f"vendor said: key {key} is not valid"}})
     elif "id" in m and "method" in m:
@@ -229,19 +233,46 @@ async def test_a_configured_credential_is_masked_in_whatever_sentence_a_server_r
     server = tmp_path / "vendor.py"
     server.write_text(_REPEATING_SERVER)
     header_token = "hdr-9f8e7d6c5b4a"
-    entry = {"command": PY, "args": [str(server)], "env": {"VENDOR_KEY": VENDOR_KEY, "HEADER_TOKEN": header_token,
-                                                           "MODE": "production"}}
+    arg_key = "ak-7Hq2Lm9Xz4Pw"
+    entry = {"command": PY, "args": [str(server), "--api-key", arg_key],
+             "env": {"VENDOR_KEY": VENDOR_KEY, "HEADER_TOKEN": header_token, "MODE": "production"}}
     config = write_config(tmp_path, {"vendor": entry}, hub={"data_dir": str(tmp_path / "data")})
     url = start_hub_http(procs, config)
     wait_ready(url)
     async with Client(url, mode="legacy") as c:
         result = await c.call_tool("vendor__get", {})
+        soft = await c.call_tool("vendor__soft", {})  # the same words as a tool's own error (re-check 15)
     error = result.content[0].text
     assert result.is_error and "vendor said: key [masked] is not valid" in error and VENDOR_KEY not in error
+    assert soft.is_error and soft.content[0].text == "vendor said: key [masked] is not valid (arg key [masked])"
     procs[-1].stop()
     logs = "".join(procs[-1].stderr_lines)
     assert "warning: vendor key [masked] expires soon" in logs
-    assert VENDOR_KEY not in logs and header_token not in logs
+    assert VENDOR_KEY not in logs and header_token not in logs and arg_key not in logs
+
+
+@pytest.mark.parametrize(("entry", "secret"), [
+    ({"url": "https://api.example.com/v1?api_key=ab+cd/ef==x9Zq"}, "ab+cd/ef==x9Zq"),
+    ({"url": "https://hooks.example.com/services/T0AB12CD/xoxq9Wm2Lr7Tk4"}, "xoxq9Wm2Lr7Tk4"),
+    ({"url": "https://x.example.com", "headers": {"Cookie": "session=Qm9vN3kLp0Rt7Wx2Yb5; theme=dark"}}, "Qm9vN3kLp0Rt7Wx2Yb5"),
+    ({"command": "srv", "args": ["--token=tk-55Hd8Qz1Vb"]}, "tk-55Hd8Qz1Vb"),
+    ({"command": "srv", "args": ["--api-key", "plainpassphrase"]}, "plainpassphrase"),
+    ({"command": "srv", "env": {"AWS_SECRET_ACCESS_KEY": "/k7Rq+2vLm9Xz4Pw0Tb6Yh3Nc8Fd1Gs5"}}, "/k7Rq+2vLm9Xz4Pw0Tb6Yh3Nc8Fd1Gs5"),
+])
+def test_credentials_in_every_part_of_a_server_entry_are_masked(entry: dict, secret: str) -> None:
+    """Re-check 15: a key in `args`, a URL path, a query value with `+`, a cookie, a secret starting with `/`."""
+    from hub.config import parse_config
+    parse_config({"mcpServers": {"s": entry}})
+    for spelled in (secret, quote(secret, safe="")):
+        assert spelled not in mask(f"the server said {spelled} was refused"), spelled
+
+
+@pytest.mark.parametrize("setting", ["127.0.0.1", "db.internal:5432", "application/json", "1.2.3", "us-east-1a"])
+def test_settings_in_a_server_entry_are_not_masked(setting: str) -> None:
+    """Re-check 15: `PGHOST=127.0.0.1` masked every log line naming the hub's own address."""
+    from hub.config import parse_config
+    parse_config({"mcpServers": {"s": {"command": "srv", "env": {"PGHOST": setting, "ACCEPT": setting}}}})
+    assert setting in mask(f"listening on {setting}") or setting == "us-east-1a"
 
 
 @pytest.mark.parametrize(("name", "value", "remembered"), [
