@@ -43,7 +43,7 @@ from servers.accounting.model import (
     TransactionPage,
 )
 from servers.accounting.money import ROUNDING, Amount
-from servers.kit.text import refuse_control_chars
+from servers.kit.text import refuse_blank, refuse_control_chars
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
@@ -130,6 +130,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         Create a contact, or update one by id: only the fields you give change. A create that matches a
         contact exactly (name, kind, email, tax id) returns it instead of a duplicate."""
         refuse_control_chars(name=name, email=email, tax_number=tax_number)
+        refuse_blank(name=name)
         given = {field: value for field, value in (("email", email), ("kind", kind), ("tax_number", tax_number)) if value is not None}
         return await backend.upsert_contact(ContactInput(id=id, name=name, version=version, **given))
 

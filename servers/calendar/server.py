@@ -36,7 +36,7 @@ from servers.calendar.timeutil import zone as tz_zone
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
-from servers.kit.text import refuse_control_chars
+from servers.kit.text import refuse_blank, refuse_control_chars
 from servers.kit.tools import configure_domain, deleted_lately, domain_examples, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.kit.webhooks.channels import keepers_from_env
@@ -121,6 +121,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         Add a calendar (embedded backend; a fresh install already has 'primary'). Calling again with
         the same id, name and zone answers the existing calendar."""
         refuse_control_chars(calendar_id=calendar_id, name=name)
+        refuse_blank(name=name)
         if "@" in calendar_id:
             calendar_id = calendar_id.lower()  # email ids compare without case: one calendar per address
         creator = getattr(backend, "create_calendar", None)
@@ -238,6 +239,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         everyone can make, call find_available_slots first.
         Create an event or a recurring series."""
         refuse_control_chars(calendar_id=calendar_id, title=title, location=location, description=description)
+        refuse_blank(title=title)
         calendar = await backend.calendar(calendar_id)
         calendar_id, tz = calendar.id, zone or calendar.zone
         start_at, end_at = times(start, end, tz, zone or "UTC", all_day, series=bool(rrule))
@@ -279,6 +281,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         """Reschedule, move, push back, rename or edit a meeting, call or appointment (time, title, attendees, place).
         Change an event, one occurrence, or this and following occurrences of a series."""
         refuse_control_chars(calendar_id=calendar_id, event_id=event_id, title=title, location=location, description=description)
+        refuse_blank(title=title)
         if all(v is None for v in (title, description, location, start, end, zone, attendees, rrule)):
             raise DomainError("invalid_argument", "nothing to change: pass at least one of title, description, location, start, "
                               "end, zone, attendees, rrule")

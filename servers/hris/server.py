@@ -27,7 +27,7 @@ from servers.hris.model import (
     WhosOut,
 )
 from servers.hris.privacy import PrivacyPolicy
-from servers.kit.text import refuse_control_chars
+from servers.kit.text import refuse_blank, refuse_control_chars
 from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
@@ -211,6 +211,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         approval is refused if over it)."""
         _check_range(start, end)
         refuse_control_chars(type=type, note=note)
+        refuse_blank(type=type)
         caller = current_caller()
         try:  # no balance check for a caller who may not see it: its refusal would tell the type of other leave
             made = await backend.request_time_off(employee_id, type, start, end, note, dry_run, hours_per_day,

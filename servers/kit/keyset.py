@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -65,12 +66,7 @@ def open_cursor(secret: bytes, cursor: str | None, fingerprint: str, width: int)
     fingerprint check out and it holds `width` sort values; else `invalid_argument`."""
     if not cursor:
         return None
-    forged = DomainError(
-        "invalid_argument",
-        "cursor was not issued by this server or was altered: pass next_cursor from the previous page "
-        "unchanged, or leave cursor out to start from the first page",
-        details={"field": "cursor"},
-    )
+    forged = _forged()
     body, dot, mac = cursor.partition(".")
     if len(cursor) > _MAX_CURSOR_CHARS or not dot or not hmac.compare_digest(mac.encode(), _mac(secret, body).encode()):
         raise forged
@@ -78,6 +74,16 @@ def open_cursor(secret: bytes, cursor: str | None, fingerprint: str, width: int)
         state = json.loads(_unb64(body))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise forged from None
+    return _position(state, fingerprint, width, forged)
+
+
+def _forged() -> DomainError:
+    return DomainError("invalid_argument", "cursor was not issued by this server or was altered: pass next_cursor from the "
+                       "previous page unchanged, or leave cursor out to start from the first page", details={"field": "cursor"})
+
+
+def _position(state: Any, fingerprint: str, width: int, forged: DomainError) -> Position:
+    """The position in an opened cursor's `state`, once it is this version's, `width` wide and of this query."""
     if not isinstance(state, dict) or state.get("v") != _VERSION:
         raise forged
     position = state.get("after")
@@ -91,3 +97,39 @@ def open_cursor(secret: bytes, cursor: str | None, fingerprint: str, width: int)
             details={"field": "cursor"},
         )
     return position
+
+
+_SEALED = "s1."
+
+
+def _seal_key(secret: bytes) -> bytes:
+    return hmac.new(secret, b"mcp-hub cursor seal", hashlib.sha256).digest()
+
+
+def seal_cursor(secret: bytes, fingerprint: str, position: Sequence[Any]) -> str:
+    """`sign_cursor`, but opaque: the state is encrypted and authenticated (AES-GCM under a key derived
+    from the store secret), so a caller can neither read nor alter the position it carries."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    plain = json.dumps({"v": _VERSION, "q": fingerprint, "after": list(position)}, separators=(",", ":")).encode()
+    nonce = os.urandom(12)
+    return _SEALED + _b64(nonce + AESGCM(_seal_key(secret)).encrypt(nonce, plain, _SEALED.encode()))
+
+
+def open_sealed_cursor(secret: bytes, cursor: str | None, fingerprint: str, width: int) -> Position | None:
+    """The position a `seal_cursor` cursor resumes after (None without a cursor); `invalid_argument`
+    (as `open_cursor`) for one altered, made elsewhere, of another query or of another width."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if not cursor:
+        return None
+    forged = _forged()
+    if len(cursor) > _MAX_CURSOR_CHARS or not cursor.startswith(_SEALED):
+        raise forged
+    try:
+        raw = _unb64(cursor[len(_SEALED):])
+        state = json.loads(AESGCM(_seal_key(secret)).decrypt(raw[:12], raw[12:], _SEALED.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError, InvalidTag):
+        raise forged from None
+    return _position(state, fingerprint, width, forged)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from servers.kit.text import is_blank
+
 # ~500 characters + 100 of overlap is ~130 word pieces with the title and heading prepended: about
 # the 128 MiniLM was trained on, so the vector covers the whole chunk, and ~1.6x the chunks per
 # CPU-second of 900/150 at the same recall (docs/memory.md).
@@ -46,7 +48,7 @@ def _pieces(body: str, size: int) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
     for paragraph in re.split(r"\n\s*\n", body):
         paragraph = paragraph.strip()
-        if not paragraph:
+        if is_blank(paragraph):  # nothing visible to find (U+200B, U+FEFF, ...)
             continue
         if len(paragraph) <= size:
             out.append((paragraph, True))

@@ -4,7 +4,8 @@ An ingest reads the document it would replace, then chunks and embeds (seconds f
 before writing; another caller may create, replace, retag or delete that document meanwhile (outside
 review: a slow ingest replaced a document another caller created meanwhile, and both answered
 `created` with one id). So the owner rule (`Writer.check`) and the answer's status are decided again
-inside the write transaction (`Store.run` is `BEGIN IMMEDIATE`), never from what was read before.
+inside the write transaction (`Store.run` is `BEGIN IMMEDIATE`), never from what was read before;
+so are tags and a date left out ("keep them"): the ones stored then are kept, not those read before.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from servers.kit.errors import DomainError
 from servers.memory.chunking import Chunk
 from servers.memory.model import Document, Ingested
 from servers.memory.search import to_blob
+from servers.memory.sequences import next_seq
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,8 +54,10 @@ class Prepared:
     source: str | None
     identity: str
     digest: str
-    tags: list[str]
+    tags: list[str] | None
+    """None: keep the tags stored when it is written (read then, not when it was prepared)."""
     date: str | None
+    """None: keep the stored date, likewise."""
     chunks: list[Chunk]
     vectors: np.ndarray
     against: str | None = None
@@ -90,13 +94,22 @@ def outcome(before: sqlite3.Row | None, after: sqlite3.Row, tags: list[str]) -> 
     return Ingested(document=document(after, tags), status=status, changed=changed)
 
 
-def relabel(db: sqlite3.Connection, identity: str, digest: str, tags: list[str], date: str | None,
+def kept(row: sqlite3.Row | None, tags: list[str] | None, date: str | None) -> tuple[list[str], str | None]:
+    """The tags and date to write: those given, else (None) the ones `row` holds now. Read inside the write
+    transaction, so a retag that landed while this write was being prepared is kept (outside review: a
+    slow re-ingest that left tags out wrote back the tags it had read before embedding)."""
+    return (tags if tags is not None else json.loads(row["tags"]) if row is not None else [],
+            date if date is not None else row["doc_date"] if row is not None else None)
+
+
+def relabel(db: sqlite3.Connection, identity: str, digest: str, tags: list[str] | None, date: str | None,
             writer: Writer | None) -> Ingested:
-    """New tags and date for a document whose stored content is `digest` (no re-embedding)."""
+    """New tags and date (None: keep) for a document whose stored content is `digest` (no re-embedding)."""
     row = stored(db, identity)
     if row is None or row["content_hash"] != digest:
         raise DomainError("conflict", "the document was replaced or deleted by another call while this one ran: call again "
                           "to apply yours", details={"document_id": row["id"] if row is not None else None})
+    tags, date = kept(row, tags, date)
     if json.loads(row["tags"]) == tags and row["doc_date"] == date:
         return outcome(row, row, tags)
     if writer is not None:
@@ -116,23 +129,24 @@ def write_prepared(db: sqlite3.Connection, p: Prepared, now: _dt.datetime) -> Wr
                        "replacing it (it was written while yours was being indexed)")
     if row is not None and row["content_hash"] == p.digest:
         return Written(relabel(db, p.identity, p.digest, p.tags, p.date, p.writer), [], [])
-    tags, removed = json.dumps(p.tags), []
+    tag_list, date = kept(row, p.tags, p.date)
+    tags, removed = json.dumps(tag_list), []
     if row is not None:
         doc_id = row["id"]
         removed = [r["id"] for r in db.execute("SELECT id FROM chunks WHERE document_id = ?", (doc_id,))]
         db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in removed])
         db.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
         db.execute("UPDATE documents SET title=?, source=?, tags=?, content_hash=?, characters=?, chunk_count=?, doc_date=?, "
-                   "ingested_at=? WHERE id=?", (p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date,
-                                                 now.isoformat(), doc_id))  # its owner and created_at stay
+                   "ingested_at=? WHERE id=?", (p.title, p.source, tags, p.digest, p.characters, len(p.chunks), date,
+                                                 now.isoformat(), doc_id))  # its owner, created_at and seq stay
     else:
         doc_id = uuid.uuid4().hex[:16]
         db.execute("INSERT INTO documents (id, identity, title, source, tags, content_hash, characters, chunk_count, doc_date, "
-                   "ingested_at, owner, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (doc_id, p.identity, p.title, p.source, tags, p.digest, p.characters, len(p.chunks), p.date, now.isoformat(),
-                    p.writer.owner if p.writer else None, now.isoformat()))
+                   "ingested_at, owner, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (doc_id, p.identity, p.title, p.source, tags, p.digest, p.characters, len(p.chunks), date, now.isoformat(),
+                    p.writer.owner if p.writer else None, now.isoformat(), next_seq(db, "documents")))
     db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
-    db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in p.tags])
+    db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in tag_list])
     added = []
     for chunk, vector in zip(p.chunks, p.vectors, strict=True):
         cursor = db.execute("INSERT INTO chunks (document_id, position, heading, text, vector) VALUES (?, ?, ?, ?, ?)",
@@ -141,4 +155,4 @@ def write_prepared(db: sqlite3.Connection, p: Prepared, now: _dt.datetime) -> Wr
         db.execute("INSERT INTO chunk_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
                    (cursor.lastrowid, p.title, chunk.heading, chunk.text))
     after = db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
-    return Written(outcome(row, after, p.tags), removed, added)
+    return Written(outcome(row, after, tag_list), removed, added)

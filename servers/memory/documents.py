@@ -26,8 +26,9 @@ from typing import Any
 import anyio
 
 from servers.kit.errors import DomainError, not_found
-from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
+from servers.kit.keyset import open_sealed_cursor, query_fingerprint, seal_cursor, store_secret
 from servers.kit.store import Store
+from servers.kit.text import is_blank
 from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, chunk_text
 from servers.memory.document_writes import Prepared, Writer, document, relabel, stored, write_prepared
 from servers.memory.embedding import Embedder
@@ -85,7 +86,7 @@ class DocumentStore:
         """Everything before the write: the finished result when the content is unchanged (or only its
         tags or date changed), else the chunks and their vectors for `commit`. Nothing of the new
         content is stored yet. `submitted()` is called once the last embedding batch has started."""
-        if not text.strip():
+        if is_blank(text):
             raise DomainError("invalid_argument", f"document {title!r} has no text to index", details={"field": "text"})
         # Canonically equivalent spellings (NFC/NFD) are one title, one source and one content (outside review);
         # the text is stored as given.
@@ -93,15 +94,19 @@ class DocumentStore:
         identity = source or f"title:{title}"
         digest = hashlib.sha256(f"{size}:{overlap}:{title}\n{nfc(text)}".encode()).hexdigest()
         existing = await self.store.run(lambda db: stored(db, identity))
-        # Left out (None), tags and date keep what is stored: a re-ingest that only refreshes the text
-        # must not drop the document out of its tags (outside review); [] clears the tags.
-        unique_tags = sorted({nfc(t) for t in tags}) if tags is not None else json.loads(existing["tags"]) if existing is not None else []
-        new_date = date.isoformat() if date else existing["doc_date"] if existing is not None else None  # left out: kept
+        # Left out (None), tags and date keep what is stored when it is written: a re-ingest that only refreshes
+        # the text must not drop the document out of its tags, nor undo a retag made meanwhile (outside
+        # reviews); [] clears the tags.
+        unique_tags = sorted({nfc(t) for t in tags}) if tags is not None else None
+        new_date = date.isoformat() if date else None
         if existing is not None and existing["content_hash"] == digest:  # the owner rule is checked as it writes
             return await self.store.run(lambda db: relabel(db, identity, digest, unique_tags, new_date, writer))
         if existing is not None and writer is not None:
             writer.check(existing)  # before the embedding's work; `commit` checks again as it writes
         chunks = chunk_text(text, size, overlap)
+        if not chunks:  # headings only: it would be listed, but no search could ever find it (outside review)
+            raise DomainError("invalid_argument", f"document {title!r} has headings but no text under them, so nothing to "
+                              "search: add the text under its headings", details={"field": "text"})
         texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
         vectors = await embed_batches(self.embedder, texts, progress, title, submitted)
         return Prepared(title=title, characters=len(text), source=source, identity=identity, digest=digest, tags=unique_tags,
@@ -171,7 +176,7 @@ class DocumentStore:
 
     async def search(self, query: str, mode: Mode, tags: list[str] | None, since: _dt.date | None, until: _dt.date | None,
                      limit: int) -> SearchResults:
-        if not query.strip():
+        if is_blank(query):
             raise DomainError("invalid_argument", "query is empty", details={"field": "query"})
         filters, args = [], []
         if tags:
@@ -235,15 +240,16 @@ class DocumentStore:
         return SearchResults(mode=mode, hits=hits)
 
     async def list(self, tags: list[str] | None, limit: int, cursor: str | None) -> DocumentList:
-        """Documents newest first by when each was first ingested (a re-ingest does not move one), paged by a
-        signed keyset cursor bound to the tags: a walk returns every document that existed throughout once,
-        whatever is ingested, replaced or deleted meanwhile; a cursor from another filter is `invalid_argument`."""
+        """Documents newest first by when each was first ingested (a re-ingest does not move one), paged by an
+        opaque keyset cursor on `seq` (servers/memory/sequences.py) bound to the tags: a walk returns every
+        document that existed throughout once and none ingested after it began, whatever is ingested,
+        replaced or deleted meanwhile; a cursor from another filter is `invalid_argument`."""
         wanted = sorted({nfc(t) for t in tags or []})
 
         def run(db: sqlite3.Connection) -> DocumentList:
             secret, fingerprint = store_secret(db), query_fingerprint("documents", {"tags": wanted})
-            after = open_cursor(secret, cursor, fingerprint, width=2)
-            if after is not None and not all(isinstance(part, str) for part in after):
+            after = open_sealed_cursor(secret, cursor, fingerprint, width=1)
+            if after is not None and not isinstance(after[0], int):
                 raise DomainError("invalid_argument", "cursor was not issued by list_documents: leave it out to start again",
                                   details={"field": "cursor"})
             clauses, args = [], []
@@ -251,13 +257,13 @@ class DocumentStore:
                 clauses.append(f"id IN (SELECT document_id FROM doc_tags WHERE tag IN ({','.join('?' * len(wanted))}))")
                 args += wanted
             if after is not None:
-                clauses.append("(created_at, id) < (?, ?)")
+                clauses.append("seq < ?")
                 args += after
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-            rows = db.execute(f"SELECT * FROM documents{where} ORDER BY created_at DESC, id DESC LIMIT ?", [*args, limit + 1]).fetchall()
+            rows = db.execute(f"SELECT * FROM documents{where} ORDER BY seq DESC LIMIT ?", [*args, limit + 1]).fetchall()
             last = rows[limit - 1] if len(rows) > limit else None
             return DocumentList(documents=[document(r, json.loads(r["tags"])) for r in rows[:limit]],
-                                next_cursor=sign_cursor(secret, fingerprint, [last["created_at"], last["id"]]) if last else None)
+                                next_cursor=seal_cursor(secret, fingerprint, [last["seq"]]) if last else None)
 
         return await self.store.run(run)
 

@@ -6,8 +6,9 @@ relations, read/open), so a prompt written for it works unchanged. Differences, 
 `search_nodes` ranks (FTS5 BM25 + embeddings + the reference's substring match, fused) instead of
 returning substring matches in file order — every entity the reference would return is still
 returned; a relation repeated inside one `create_relations` call is stored once (the reference
-stores it twice); `neighbors` walks edges in both directions up to depth 2. `import_jsonl` reads the
-reference server's memory file.
+stores it twice); `neighbors` walks edges in both directions up to depth 2; each entity, observation
+and relation remembers who wrote it, and deleting another caller's needs the admin scope
+(`servers/memory/graph_owner.py`). `import_jsonl` reads the reference server's memory file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import anyio
 
 from servers.kit.errors import DomainError
 from servers.kit.store import Store
+from servers.memory.document_writes import Writer
 from servers.memory.embedding import Embedder
+from servers.memory.graph_owner import check, owner_of
 from servers.memory.search import fts_query, fuse, to_blob
 from servers.memory.vectors import VectorIndex
 
@@ -108,16 +111,19 @@ class KnowledgeGraph:
 
     # -- the reference server's operations -------------------------------------------------
 
-    async def create_entities(self, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def create_entities(self, entities: list[dict[str, Any]], writer: Writer | None = None) -> list[dict[str, Any]]:
+        owner = owner_of(writer)  # who may delete what: servers/memory/graph_owner.py
+
         def write(db: sqlite3.Connection) -> list[dict[str, Any]]:
             created = []
             for entity in entities:
                 if db.execute("SELECT 1 FROM entities WHERE name = ?", (entity["name"],)).fetchone():
                     continue
-                db.execute("INSERT INTO entities (name, entity_type) VALUES (?, ?)", (entity["name"], entity["entityType"]))
+                db.execute("INSERT INTO entities (name, entity_type, owner) VALUES (?, ?, ?)",
+                           (entity["name"], entity["entityType"], owner))
                 kept = list(dict.fromkeys(entity.get("observations", [])))  # stored once each: answered so too
-                db.executemany("INSERT OR IGNORE INTO observations (entity, content) VALUES (?, ?)",
-                               [(entity["name"], o) for o in kept])
+                db.executemany("INSERT OR IGNORE INTO observations (entity, content, owner) VALUES (?, ?, ?)",
+                               [(entity["name"], o, owner) for o in kept])
                 created.append({"name": entity["name"], "entityType": entity["entityType"], "observations": kept})
             return created
 
@@ -125,26 +131,27 @@ class KnowledgeGraph:
         await self._reindex([e["name"] for e in created])
         return created
 
-    async def create_relations(self, relations: list[dict[str, str]]) -> list[dict[str, str]]:
+    async def create_relations(self, relations: list[dict[str, str]], writer: Writer | None = None) -> list[dict[str, str]]:
         def write(db: sqlite3.Connection) -> list[dict[str, str]]:
             created = []
             for r in relations:
-                cursor = db.execute("INSERT OR IGNORE INTO relations (source, target, relation_type) VALUES (?, ?, ?)",
-                                    (r["from"], r["to"], r["relationType"]))
+                cursor = db.execute("INSERT OR IGNORE INTO relations (source, target, relation_type, owner) VALUES (?, ?, ?, ?)",
+                                    (r["from"], r["to"], r["relationType"], owner_of(writer)))
                 if cursor.rowcount:
                     created.append({"from": r["from"], "to": r["to"], "relationType": r["relationType"]})
             return created
 
         return await self.store.run(write)
 
-    async def add_observations(self, observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def add_observations(self, observations: list[dict[str, Any]], writer: Writer | None = None) -> list[dict[str, Any]]:
         def write(db: sqlite3.Connection) -> list[dict[str, Any]]:
             results = []
             for item in observations:
                 if db.execute("SELECT 1 FROM entities WHERE name = ?", (item["entityName"],)).fetchone() is None:
                     raise DomainError("not_found", f"Entity with name {item['entityName']} not found")
                 added = [c for c in dict.fromkeys(item["contents"])
-                         if db.execute("INSERT OR IGNORE INTO observations (entity, content) VALUES (?, ?)", (item["entityName"], c)).rowcount]
+                         if db.execute("INSERT OR IGNORE INTO observations (entity, content, owner) VALUES (?, ?, ?)",
+                                       (item["entityName"], c, owner_of(writer))).rowcount]
                 results.append({"entityName": item["entityName"], "addedObservations": added})
             return results
 
@@ -152,10 +159,13 @@ class KnowledgeGraph:
         await self._reindex([r["entityName"] for r in results if r["addedObservations"]])
         return results
 
-    async def delete_entities(self, names: list[str]) -> None:
+    async def delete_entities(self, names: list[str], writer: Writer | None = None) -> None:
         def write(db: sqlite3.Connection) -> list[int]:
             marks = ",".join("?" * len(names))
-            ids = [r["rowid"] for r in db.execute(f"SELECT rowid FROM entities WHERE name IN ({marks})", names)]
+            rows = db.execute(f"SELECT rowid, name, owner FROM entities WHERE name IN ({marks})", names).fetchall()
+            for row in rows:  # all checked before anything is deleted
+                check(writer, f"entity {row['name']!r}", "entityNames", (row["owner"],))
+            ids = [r["rowid"] for r in rows]
             db.executemany("DELETE FROM entity_fts WHERE rowid = ?", [(i,) for i in ids])
             db.execute(f"DELETE FROM observations WHERE entity IN ({marks})", names)
             db.execute(f"DELETE FROM relations WHERE source IN ({marks}) OR target IN ({marks})", names + names)
@@ -166,8 +176,14 @@ class KnowledgeGraph:
             removed = await self.store.run(write)
             (await self._vectors()).remove(removed)
 
-    async def delete_observations(self, deletions: list[dict[str, Any]]) -> None:
+    async def delete_observations(self, deletions: list[dict[str, Any]], writer: Writer | None = None) -> None:
         def write(db: sqlite3.Connection) -> list[str]:
+            for item in deletions:  # all checked before anything is deleted
+                for content in item["observations"]:
+                    row = db.execute("SELECT o.owner, e.owner AS entity_owner FROM observations o JOIN entities e ON e.name = o.entity "
+                                     "WHERE o.entity = ? AND o.content = ?", (item["entityName"], content)).fetchone()
+                    if row is not None:
+                        check(writer, f"an observation of {item['entityName']!r}", "deletions", (row["owner"], row["entity_owner"]))
             touched = []
             for item in deletions:
                 for content in item["observations"]:
@@ -177,9 +193,20 @@ class KnowledgeGraph:
 
         await self._reindex(sorted(set(await self.store.run(write))))
 
-    async def delete_relations(self, relations: list[dict[str, str]]) -> None:
-        await self.store.run(lambda db: db.executemany("DELETE FROM relations WHERE source = ? AND target = ? AND relation_type = ?",
-                                                       [(r["from"], r["to"], r["relationType"]) for r in relations]))
+    async def delete_relations(self, relations: list[dict[str, str]], writer: Writer | None = None) -> None:
+        keys = [(r["from"], r["to"], r["relationType"]) for r in relations]
+
+        def write(db: sqlite3.Connection) -> None:
+            for source, target, kind in keys:  # all checked before anything is deleted
+                row = db.execute("SELECT r.owner, (SELECT owner FROM entities WHERE name = r.source) AS from_owner, (SELECT owner "
+                                 "FROM entities WHERE name = r.target) AS to_owner FROM relations r WHERE r.source = ? AND "
+                                 "r.target = ? AND r.relation_type = ?", (source, target, kind)).fetchone()
+                if row is not None:
+                    check(writer, f"relation {source!r} {kind} {target!r}", "relations",
+                          (row["owner"], row["from_owner"], row["to_owner"]))
+            db.executemany("DELETE FROM relations WHERE source = ? AND target = ? AND relation_type = ?", keys)
+
+        await self.store.run(write)
 
     async def read_graph(self) -> dict[str, Any]:
         return await self.store.run(lambda db: {"entities": self._entities(db), "relations": self._relations(db)})

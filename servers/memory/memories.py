@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from servers.kit.errors import DomainError
-from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
+from servers.kit.keyset import open_sealed_cursor, query_fingerprint, seal_cursor, store_secret
 from servers.kit.store import Store
+from servers.kit.text import is_blank
 from servers.memory import history
 from servers.memory.embedding import Embedder
 from servers.memory.facts import FLOOR, Match, best_match, merge_patch, normal
@@ -49,7 +50,9 @@ from servers.memory.model import (
     Scope,
     nfc,
 )
-from servers.memory.search import from_blob, fts_query, fuse, to_blob
+from servers.memory.recall_rank import ScopeStats, keyword_ranking, scope_stats
+from servers.memory.search import from_blob, fuse, to_blob
+from servers.memory.sequences import memory_sequence, next_seq
 from servers.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -126,6 +129,7 @@ class MemoryBank:
         self.index = VectorIndex(embedder.dimensions)
         self._loaded = False
         self._lock = anyio.Lock()  # a same-fact check and its write, or an update and its vector, are one step
+        self._stats = ScopeStats()  # keyword ranking statistics, per scope (servers/memory/recall_rank.py)
 
     async def _vectors(self) -> VectorIndex:
         if not self._loaded:
@@ -159,7 +163,7 @@ class MemoryBank:
     async def remember(self, content: str, kind: Kind | None, scope: Scope, tags: list[str], source: str | None,
                        metadata: dict[str, Any], as_new: bool = False) -> Remembered:
         """Store `content`, or update the memory of this scope that states the same fact (module docstring)."""
-        if not content.strip():
+        if is_blank(content):
             raise DomainError("invalid_argument", "content is empty", details={"field": "content"})
         vector = await self._embed(content)
         key = scope.key()
@@ -173,10 +177,10 @@ class MemoryBank:
                 if found is None:
                     cursor = db.execute(
                         "INSERT INTO memories (id, scope_key, user, agent, project, content, normal, kind, tags, source, metadata, "
-                        "created_at, updated_at, version, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                        "created_at, updated_at, version, vector, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
                         ("m_" + uuid.uuid4().hex[:16], key, scope.user, scope.agent, scope.project, content, normal(content),
                          kind or "fact", json.dumps(sorted(set(tags))), source, json.dumps(merge_patch({}, metadata)), now, now,
-                         to_blob(vector)))
+                         to_blob(vector), next_seq(db, memory_sequence(key))))
                     db.execute("INSERT INTO memory_fts (rowid, content, tags) VALUES (?, ?, ?)",
                                (cursor.lastrowid, content, " ".join(sorted(set(tags)))))
                     row = db.execute(_SELECT + " WHERE m.rowid = ?", (cursor.lastrowid,)).fetchone()
@@ -190,6 +194,7 @@ class MemoryBank:
                                   merged=True, similarity=round(similarity, 4)), row["rowid"]
 
             answer, rowid = await self.store.run(write)
+            self._stats.changed(key)
             if answer.action == "created" or "content" in answer.changed:
                 index.add([rowid], vector[None, :], [_group(key)])  # replaces the old text's vector
         return answer
@@ -198,11 +203,17 @@ class MemoryBank:
                      limit: int, include_history: bool = False) -> Recall:
         key = scope.key()
         rankings: dict[str, list[int]] = {}
-        if mode in ("keyword", "hybrid") and (match := fts_query(query)):
-            rows = await self.store.run(lambda db: db.execute(
-                "SELECT memory_fts.rowid AS id FROM memory_fts JOIN memories m ON m.rowid = memory_fts.rowid "
-                "WHERE memory_fts MATCH ? AND m.scope_key = ? ORDER BY bm25(memory_fts) LIMIT ?", (match, key, CANDIDATES)).fetchall())
-            rankings["keyword"] = [r["id"] for r in rows]
+        if is_blank(query):
+            raise DomainError("invalid_argument", "query is empty", details={"field": "query"})
+        if mode in ("keyword", "hybrid"):  # BM25 with this scope's statistics only: others' memories never move it
+            generation, cached = self._stats.reader(key)
+
+            def keyword(db: sqlite3.Connection) -> tuple[list[int], tuple[int, float]]:
+                stats = cached or scope_stats(db, key)
+                return keyword_ranking(db, key, query, CANDIDATES, stats), stats
+
+            rankings["keyword"], stats = await self.store.run(keyword)
+            self._stats.keep(key, generation, stats)
         if mode in ("semantic", "hybrid"):
             found = (await self._vectors()).search(await self._embed(query), CANDIDATES, group=_group(key))
             rankings["semantic"] = [i for i, _ in found]
@@ -238,21 +249,23 @@ class MemoryBank:
 
     async def recent(self, scope: Scope, limit: int, cursor: str | None) -> MemoryList:
         """A scope's memories, newest first by when each was first saved (an update does not move a memory), paged
-        by a signed keyset cursor bound to the scope: a walk sees every memory that existed when it began exactly
-        once, whatever is remembered, updated or forgotten meanwhile (memories saved after it began are not in it)."""
+        by an opaque keyset cursor bound to the scope: a walk sees every memory that existed when it began exactly
+        once, whatever is remembered, updated or forgotten meanwhile (memories saved after it began are not in it).
+        The cursor holds the memory's position in its own scope (`seq`), encrypted: nothing about other scopes
+        (outside review: it showed the global row id, so the gap between two pages counted others' writes)."""
         key = scope.key()
 
         def read(db: sqlite3.Connection) -> MemoryList:
             secret, fingerprint = store_secret(db), query_fingerprint("memories:recent", {"scope": key})
-            after = open_cursor(secret, cursor, fingerprint, width=1)
+            after = open_sealed_cursor(secret, cursor, fingerprint, width=1)
             if after is not None and not isinstance(after[0], int):
                 raise DomainError("invalid_argument", "cursor was not issued by list_recent: leave it out to start again",
                                   details={"field": "cursor"})
-            rows = db.execute(_SELECT + " WHERE m.scope_key = ? AND m.rowid < ? ORDER BY m.rowid DESC LIMIT ?",
+            rows = db.execute(_SELECT + " WHERE m.scope_key = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
                               (key, after[0] if after else 2**63 - 1, limit + 1)).fetchall()
             more = len(rows) > limit
             return MemoryList(memories=[_memory(r) for r in rows[:limit]],
-                              next_cursor=sign_cursor(secret, fingerprint, [rows[limit - 1]["rowid"]]) if more else None)
+                              next_cursor=seal_cursor(secret, fingerprint, [rows[limit - 1]["seq"]]) if more else None)
 
         return await self.store.run(read)
 
@@ -262,7 +275,7 @@ class MemoryBank:
         if content is None and kind is None and tags is None and metadata is None:
             raise DomainError("invalid_argument", "nothing to change: give content, kind, tags or metadata (fields you leave out "
                               "are kept)", details={"fields": ["content", "kind", "tags", "metadata"]})
-        if content is not None and not content.strip():
+        if content is not None and is_blank(content):
             raise DomainError("invalid_argument", "content is empty", details={"field": "content"})
         vector = await self._embed(content) if content is not None else None
         async with self._lock:
@@ -288,6 +301,7 @@ class MemoryBank:
                 return (_apply(db, row, fields, now, "update_memory") if fields else row), "content" in changed
 
             row, new_text = await self.store.run(write)
+            self._stats.changed(scope.key())
             if new_text and vector is not None:
                 (await self._vectors()).add([row["rowid"]], vector[None, :], [_group(row["scope_key"])])
         return _memory(row)
@@ -318,5 +332,6 @@ class MemoryBank:
 
         async with self._lock:
             rows = await self.store.run(run)
+            self._stats.changed(scope.key())
             (await self._vectors()).remove([r["rowid"] for r in rows])
         return Forgotten(deleted=len(rows), ids=[r["id"] for r in rows])

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from servers.kit.text import is_blank
+
 Kind = Literal["fact", "preference", "note"]
 Mode = Literal["hybrid", "keyword", "semantic"]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -27,24 +29,39 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _visible(value: str) -> str:
+    """Required text must show something: "", blanks and invisible-only text (U+200B, U+FEFF, ...) are refused."""
+    if is_blank(value):
+        raise ValueError("is empty (only spaces or invisible characters such as U+200B): give visible text")
+    return value
+
+
+def _visible_if_given(value: str) -> str:
+    """`_visible`, but "" stays "" (an optional title or scope part left empty)."""
+    return _visible(value) if value else value
+
+
 def nfc(value: str) -> str:
     """`value` in Unicode NFC: canonically equivalent spellings (`é` as one code point or as `e` + accent,
     as macOS and some keyboards send it) are one title, tag, scope or duplicate (outside review)."""
     return unicodedata.normalize("NFC", value)
 
 
-# Keys (scope parts, tags, titles) are kept in NFC, so equivalent spellings name the same thing.
-ScopePart = Annotated[str, Field(max_length=200), AfterValidator(_no_control), AfterValidator(nfc)]
-TagName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control), AfterValidator(nfc)]
-DocumentTitle = Annotated[str, Field(max_length=500), AfterValidator(_no_control), AfterValidator(nfc)]
+# Keys (scope parts, tags, titles) are kept in NFC, so equivalent spellings name the same thing. Required
+# text (`_visible`) that shows nothing is refused: `str.strip()` keeps U+200B, U+2060, U+FEFF (outside review).
+ScopePart = Annotated[str, Field(max_length=200), AfterValidator(_no_control), AfterValidator(_visible_if_given), AfterValidator(nfc)]
+TagName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control), AfterValidator(_visible),
+                   AfterValidator(nfc)]
+DocumentTitle = Annotated[str, Field(max_length=500), AfterValidator(_no_control), AfterValidator(_visible_if_given),
+                          AfterValidator(nfc)]
 DocumentText = Annotated[str, Field(max_length=5_000_000), AfterValidator(_no_nul)]
 Identifier = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
-EntityName = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_control)]
-TypeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control)]
-ObservationText = Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)]
+EntityName = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_control), AfterValidator(_visible)]
+TypeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control), AfterValidator(_visible)]
+ObservationText = Annotated[str, Field(max_length=5000), AfterValidator(_no_nul), AfterValidator(_visible)]
 ShortText = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
-MemoryText = Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(_no_nul)]
-QueryText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_nul)]
+MemoryText = Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(_no_nul), AfterValidator(_visible)]
+QueryText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_nul), AfterValidator(_visible)]
 MAX_METADATA_CHARS = 20_000
 
 

@@ -40,7 +40,7 @@ def own_scope(scope: Scope, caller: Caller | None = None) -> Scope:
 
 
 def document_writer(caller: Caller | None = None) -> Writer:
-    """Who is writing a document now: the caller's principal (None for the local operator) and whether
-    they hold the admin scope (`servers.memory.documents.Writer`)."""
+    """Who is writing a document or graph piece now: the caller's principal (None for the local operator)
+    and whether they hold the admin scope (`servers.memory.documents.Writer`, `graph_owner`)."""
     caller = caller or current_caller()
     return Writer(None if caller.operator else caller.principal, caller.operator or caller.may_level("admin"))

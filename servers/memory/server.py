@@ -328,42 +328,42 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     async def create_entities(entities: Annotated[list[Entity], Field(
             max_length=1000, description="Nodes to add: name, entityType and observations (facts about it).")]) -> Entities:
         """Create multiple new entities in the knowledge graph"""
-        created = await service.graph.create_entities([e.model_dump() for e in entities])
+        created = await service.graph.create_entities([e.model_dump() for e in entities], document_writer())
         return Entities(entities=[Entity(**e) for e in created])
 
     @domain_tool(mcp, open_world=False)
     async def create_relations(relations: Annotated[list[Relation], Field(
             max_length=1000, description="Edges to add: from, to (entity names) and relationType.")]) -> Relations:
         """Create multiple new relations between entities in the knowledge graph. Relations should be in active voice"""
-        created = await service.graph.create_relations(_relations(relations))
+        created = await service.graph.create_relations(_relations(relations), document_writer())
         return Relations(relations=[Relation.model_validate(r) for r in created])
 
     @domain_tool(mcp, open_world=False)
     async def add_observations(observations: Annotated[list[ObservationAddition], Field(
             max_length=1000, description="Per entity name, the facts to add to it.")]) -> ObservationResults:
         """Add new observations to existing entities in the knowledge graph"""
-        results = await service.graph.add_observations([o.model_dump() for o in observations])
+        results = await service.graph.add_observations([o.model_dump() for o in observations], document_writer())
         return ObservationResults(results=[AddedObservations(**r) for r in results])
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
     async def delete_entities(
             entityNames: Annotated[EntityNames, Field(description="Entities to delete, with their relations.")]) -> Done:
-        """Delete multiple entities and their associated relations from the knowledge graph"""
-        await service.graph.delete_entities(entityNames)
+        """Delete multiple entities and their associated relations from the knowledge graph (yours; another caller's needs the admin scope)"""
+        await service.graph.delete_entities(entityNames, document_writer())
         return Done(message="Entities deleted successfully")
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
     async def delete_observations(deletions: Annotated[list[ObservationDeletion], Field(
             max_length=1000, description="Per entity name, the facts to remove from it.")]) -> Done:
-        """Delete specific observations from entities in the knowledge graph"""
-        await service.graph.delete_observations([d.model_dump() for d in deletions])
+        """Delete specific observations from entities in the knowledge graph (ones you added, or on your entities; else the admin scope)"""
+        await service.graph.delete_observations([d.model_dump() for d in deletions], document_writer())
         return Done(message="Observations deleted successfully")
 
     @domain_tool(mcp, destructive=True, idempotent=True, open_world=False)
     async def delete_relations(relations: Annotated[list[Relation], Field(
             max_length=1000, description="Edges to remove: from, to and relationType.")]) -> Done:
-        """Delete multiple relations from the knowledge graph"""
-        await service.graph.delete_relations(_relations(relations))
+        """Delete multiple relations from the knowledge graph (yours, or touching your entities; else the admin scope)"""
+        await service.graph.delete_relations(_relations(relations), document_writer())
         return Done(message="Relations deleted successfully")
 
     @domain_tool(mcp, read_only=True, open_world=False)

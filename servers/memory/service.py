@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from servers.kit.store import Store
-from servers.memory import history
+from servers.memory import graph_owner, history, sequences
 from servers.memory.documents import DocumentStore
 from servers.memory.embedding import Embedder, load_embedder
 from servers.memory.graph import KnowledgeGraph
@@ -44,6 +44,11 @@ _MIGRATIONS = [
     # leaves alone (ingested_at moves), so a walk sees each document once while others write.
     """ALTER TABLE documents ADD COLUMN created_at TEXT; UPDATE documents SET created_at = ingested_at;
     CREATE INDEX documents_created ON documents(created_at, id)""",
+    # Paging positions that only grow: list_documents and list_recent page on them (servers/memory/sequences.py).
+    sequences.MIGRATION,
+    # Who wrote each graph entity, observation and relation (NULL: the local operator, or from before
+    # this column): changing or deleting another caller's needs the admin scope (servers/memory/graph_owner.py).
+    graph_owner.MIGRATION,
 ]
 
 

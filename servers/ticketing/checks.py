@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from servers.kit.errors import DomainError
-from servers.kit.text import refuse_control_chars
+from servers.kit.text import is_blank, refuse_control_chars
 from servers.ticketing.normal import fold, nfc
 
 __all__ = ["LINK_TYPES", "PROJECT_KEY", "label_list", "link_type", "project_key", "refuse_control_chars"]
@@ -40,8 +40,8 @@ def label_list(labels: list[str] | None) -> list[str] | None:
     seen: set[str] = set()
     for label in labels:
         name = nfc(label.strip())
-        if not name:
-            raise DomainError("invalid_argument", "labels: a label is empty or only spaces; leave it out",
+        if is_blank(name):
+            raise DomainError("invalid_argument", "labels: a label is empty or only spaces or invisible characters; leave it out",
                               details={"field": "labels"})
         if fold(name) not in seen:
             seen.add(fold(name))

@@ -16,6 +16,7 @@ from servers.kit.store import Store
 from servers.kit.tools import configure_domain, deleted_lately, domain_examples, domain_tool, forget_deleted
 from servers.kit.webhooks import attach_webhooks
 from servers.ticketing.backend import ProjectAdmin, TicketingBackend
+from servers.kit.text import refuse_blank
 from servers.ticketing.checks import label_list, refuse_control_chars
 from servers.ticketing.normal import nfc
 from servers.ticketing.model import (
@@ -151,6 +152,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         the embedded backend, create_project adds one). Give an idempotency_key so a retry cannot
         create a duplicate."""
         refuse_control_chars(project=project, title=title, description=description, type=type, labels=labels)
+        refuse_blank(title=title, type=type)
         title, description, type, assignee = nfc(title), nfc(description), nfc(type), nfc(assignee)
         new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
                         labels=label_list(labels) or [], assignee=assignee)
@@ -182,6 +184,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
                 "to change the status use transition_ticket (get_ticket with include=['transitions'] lists the allowed ones)",
             )
         refuse_control_chars(title=title, description=description, type=type, labels=labels)
+        refuse_blank(title=title, type=type)
         return await backend.update(id, TicketPatch(**given), expected_version)
 
     @domain_tool(mcp)
@@ -205,6 +208,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         """Write a comment, reply or note on a ticket.
         Comment on a ticket, publicly or as an internal note."""
         refuse_control_chars(body=body)
+        refuse_blank(body=body)
         return await backend.add_comment(id, nfc(body), public)
 
     @domain_tool(mcp, idempotent=True)

@@ -215,7 +215,11 @@ async def test_jira_failure_modes(jira: tuple[FakeJira, JiraTicketing], monkeypa
     garbled = await jira_call(server, "get_ticket", id="OPS-1")
     assert garbled["code"] == "upstream_error" and "not JSON" in garbled["message"]
 
-    bad = await jira_call(server, "create_ticket", project="OPS", title=" ")
+    before = len(fake.requests)
+    blank = await jira_call(server, "create_ticket", project="OPS", title=" \u200b")  # blank: refused before any request
+    assert blank["code"] == "invalid_argument" and len(fake.requests) == before
+    fake.fail_next.append((400, {}, '{"errorMessages": [], "errors": {"summary": "You must specify a summary of the issue."}}'))
+    bad = await jira_call(server, "create_ticket", project="OPS", title="Jira refuses this one")
     assert bad["code"] == "invalid_argument" and "summary: You must specify a summary" in bad["message"]
 
     monkeypatch.setenv("JIRA_API_TOKEN", "expired-token-value")
