@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from hub.config_models import (  # the models live there; importers keep taking them from here
     NAMESPACE_RE,
+    RESERVED_NAMESPACES,
     ConfigError,
     ConfigProblem,
     HubConfig,
@@ -198,6 +199,18 @@ def _parse_server(
                 "(no '__', which separates namespace and tool), or \"\" for no prefix",
             )
         )
+        return None
+    prefix = data["namespace"] or key  # the tools' scope prefix (`hub.auth.scopes.scope_prefix`)
+    reserved = RESERVED_NAMESPACES.get(prefix)
+    if reserved is not None:
+        what = ("its namespace" if namespace else "its name (the namespace when none is set)" if namespace is None
+                else "its name (its scope prefix when the namespace is \"\")")
+        fix = (f"set another \"namespace\" for this server (for example \"{prefix}-tools\")" if namespace != ""
+               else "rename the server")
+        problems.append(ConfigProblem(
+            path=f"{base}.namespace",
+            message=f"{prefix!r} is reserved: with it as {what}, this server's tool scopes ({prefix}:read, "
+                    f"{prefix}:write, {prefix}:admin, {prefix}:*) would be {reserved}; {fix}"))
         return None
 
     try:

@@ -28,6 +28,13 @@ from hub.settings import (
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*$")
 """A namespace: tool-name characters, no `__` (the separator) and no leading/trailing `_`."""
 
+RESERVED_NAMESPACES = {
+    "hub": "the hub's own scopes (hub:admin opens the admin console and creates keys, hub:metrics reads /metrics)",
+    "profile": "the profile pins (a key holding profile:<name> may use only /mcp/<name>)",
+}
+"""Namespaces a server may not have: a server's tool scopes are `<namespace>:read|write|admin` (and
+`<namespace>:*` grants them all), so these would be the hub's own scopes, each with another meaning."""
+
 TransportName = Literal["stdio", "streamable_http", "sse", "inprocess"]
 
 

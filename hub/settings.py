@@ -86,6 +86,9 @@ class AuthSettings(BaseModel):
     """Scopes every HTTP request needs (403 insufficient_scope otherwise)."""
     admin_for_destructive: bool = False
     """Require `<namespace>:admin` (not just `:write`) for tools annotated destructive."""
+    console_idle_s: float = Field(1800.0, gt=0, le=8 * 3600)
+    """An admin console session with no operator request for this long ends (a live stream's polling
+    does not count); 8 h is every session's limit anyway."""
     stdio_principal: str = "local"
     stdio_scopes: list[str] = Field(default_factory=lambda: ["*"])
 

@@ -29,6 +29,10 @@ class ActivityFilter:
     outcome: str | None = None
     since_s: float | None = None
     """Only rows from the last `since_s` seconds."""
+    start: float | None = None
+    """Only rows at or after this time (the range's start)."""
+    end: float | None = None
+    """Only rows before this time (the range's end)."""
 
 
 def source(hub: Hub) -> AuditReads:
@@ -37,15 +41,17 @@ def source(hub: Hub) -> AuditReads:
     return shared if shared is not None else SqliteAuditReads(hub.data_dir / "audit.sqlite")
 
 
-def _store_filter(flt: ActivityFilter, limit: int) -> AuditFilter:
-    since = time.time() - flt.since_s if flt.since_s else None
+def _store_filter(flt: ActivityFilter, limit: int, before_id: int | None = None) -> AuditFilter:
+    starts = [t for t in (time.time() - flt.since_s if flt.since_s else None, flt.start) if t is not None]
     return AuditFilter(principal=flt.principal or None, tool=flt.tool or None, outcome=flt.outcome or None,
-                       since=since, limit=limit)
+                       since=max(starts) if starts else None, limit=limit, until=flt.end, before_id=before_id)
 
 
-async def recent(hub: Hub, flt: ActivityFilter, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-    """Newest-first rows matching `flt` with an id above `after_id`."""
-    return await anyio.to_thread.run_sync(source(hub).audit_after, _store_filter(flt, limit), after_id)
+async def recent(hub: Hub, flt: ActivityFilter, after_id: int = 0, limit: int = 200,
+                 before_id: int | None = None) -> list[dict[str, Any]]:
+    """Newest-first rows matching `flt` with an id above `after_id` (and below `before_id`: a page
+    further back), at most `limit`."""
+    return await anyio.to_thread.run_sync(source(hub).audit_after, _store_filter(flt, limit, before_id), after_id)
 
 
 async def one(hub: Hub, row_id: int) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from hub.audit.log import AuditEvent
 from hub.auth.keys import KeyStore
 from hub.hub import Hub
 from hub.policies.audit import new_request_id
+from hub.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
     from hub.auth.http import HttpAuth
@@ -37,11 +38,24 @@ class Console:
         self.hub = hub
         self.auth = auth
         self.keys: KeyStore | None = auth.verifier.keys if auth is not None else None
-        self.sessions = SessionStore()
+        self.sessions = SessionStore(hub.config.hub.auth.console_idle_s)
         self.actions = ServerActions(hub)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["when"] = _when
+
+    async def live_session(self, request: Request, touch: bool = True) -> AdminSession | None:
+        """The request's session, ended if its API key has since been revoked or has expired — looked
+        up as `/mcp` looks keys up (`KeyStore.active`), so a revocation by the CLI or on another replica
+        counts too. `touch=False` for a live stream (its polls are not operator activity). A key store
+        that does not answer raises `StoreUnavailable` (the key may well be valid: nothing is ended)."""
+        session = self.sessions.get(request, touch=touch)
+        if session is None or session.kind != "api_key" or self.keys is None:
+            return session
+        if not await self.keys.active(session.credential):
+            self.sessions.end_credential(session.credential)
+            return None
+        return session
 
     def render(self, request: Request, name: str, session: AdminSession | None, status: int = 200,
                **context: Any) -> HTMLResponse:
@@ -59,6 +73,8 @@ class Console:
             time.time(), new_request_id(), session.principal, f"admin:{action}", target, outcome, error_code, None,
             arguments, frozenset(arguments), session.kind, session.credential))
 
+
+__all__ = ["ADMIN_SCOPE", "HERE", "Console", "StoreUnavailable"]
 
 _SECURITY_HEADERS = {
     # Pages load only their own CSS and JS: no inline script, no framing, no referrer (with its filters) sent to another site.

@@ -1,6 +1,7 @@
 """`/admin`: login and logout, the session and CSRF gate in front of every page, and the routes.
 
-Only principals holding `hub:admin` get a session. The credential (an API key, or a JWT where the
+Only principals holding `hub:admin` and pinned to no profile (`profile:<name>`: such a credential
+may use only its profiles' URLs, and the console is hub-wide) get a session. The credential (an API key, or a JWT where the
 hub accepts them) is POSTed in a form, never put in a URL; every POST must carry the session's
 CSRF token. Without `hub.auth.enabled` there is no way to tell an admin from anyone else, so the
 console only explains how to turn auth on.
@@ -8,7 +9,6 @@ console only explains how to turn auth on.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -18,9 +18,10 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from hub.admin import views_activity, views_keys, views_servers, views_tools
-from hub.admin.console import ADMIN_SCOPE, HERE, Console
+from hub.admin.console import ADMIN_SCOPE, HERE, Console, StoreUnavailable
 from hub.admin.session import (COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, csrf_ok, login_token,
                                 login_token_issued, set_cookie)
+from hub.auth.minting import PIN_PREFIX
 from hub.auth.scopes import grants
 from hub.hub import Hub
 
@@ -34,11 +35,21 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
     """The console's ASGI app, to be mounted at `/admin`."""
     console = Console(hub, auth)
 
-    def page(view: View) -> Callable[[Request], Awaitable[Response]]:
+    async def gate(request: Request, touch: bool = True) -> AdminSession | Response | None:
+        try:
+            return await console.live_session(request, touch)
+        except StoreUnavailable:
+            return console.render(request, "error.html", None, status=503, title="Key store unreachable",
+                                  message="The hub's key store did not answer, so your session's key could not be "
+                                          "checked. Nothing was done; try again in a few seconds.")
+
+    def page(view: View, touch: bool = True) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             if console.auth is None:
                 return console.render(request, "no_auth.html", None, status=503)
-            session = _live_session(console, request)
+            session = await gate(request, touch)
+            if isinstance(session, Response):
+                return session
             if session is None:
                 return RedirectResponse("/admin/login", status_code=303)
             return await view(console, request, session)
@@ -48,7 +59,9 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
         async def endpoint(request: Request) -> Response:
             if console.auth is None:
                 return console.render(request, "no_auth.html", None, status=503)
-            session = _live_session(console, request)
+            session = await gate(request)
+            if isinstance(session, Response):
+                return session
             if session is None:
                 return console.render(request, "error.html", None, status=401, title="Not signed in",
                                       message="Your session has ended. Sign in again, then repeat the action.")
@@ -80,10 +93,16 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
         if not grants(token.scopes, ADMIN_SCOPE):
             return _login_page(console, request, f"This credential works but lacks the {ADMIN_SCOPE} scope "
                                                  "the console needs.", 403)
+        pins = sorted(s for s in token.scopes if s.startswith(PIN_PREFIX))
+        if pins:
+            return _login_page(console, request, f"This credential is pinned to a profile ({' '.join(pins)}): it may "
+                                                 "use only that profile's URL, and the console is hub-wide. Sign in "
+                                                 "with a key that holds no profile: scope.", 403)
         claims = token.claims or {}
         kind = str(claims.get("mcp_hub_kind", "jwt"))
         ident = str(claims.get("key_id") if kind == "api_key" else claims.get("iss") or "")
-        session = AdminSession(token.client_id, kind, ident, float(token.expires_at) if token.expires_at else None)
+        session = AdminSession(token.client_id, kind, ident, float(token.expires_at) if token.expires_at else None,
+                               tuple(token.scopes))
         sid = console.sessions.create(session)
         console.audit(session, "login", None, {"via": kind})
         response = RedirectResponse("/admin/servers", status_code=303)
@@ -109,25 +128,13 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
         Route("/servers/{name}/{verb:str}", action(views_servers.act), methods=["POST"]),
         Route("/tools", page(views_tools.tools), methods=["GET"]),
         Route("/activity", page(views_activity.activity), methods=["GET"]),
-        Route("/activity/stream", page(views_activity.stream), methods=["GET"]),
+        Route("/activity/stream", page(views_activity.stream, touch=False), methods=["GET"]),
         Route("/charts", page(views_activity.charts), methods=["GET"]),
         Route("/keys", page(views_keys.keys), methods=["GET"]),
         Route("/keys", action(views_keys.create), methods=["POST"]),
         Route("/keys/{key_id}/revoke", action(views_keys.revoke), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ])
-
-
-def _live_session(console: Console, request: Request) -> AdminSession | None:
-    """The request's session, ended if its API key has since been revoked or has expired."""
-    session = console.sessions.get(request)
-    if session is None or session.kind != "api_key" or console.keys is None:
-        return session
-    record = next((r for r in console.keys.list() if r.key_id == session.credential), None)
-    if record is None or not record.active(time.time()):
-        console.sessions.end_credential(session.credential)
-        return None
-    return session
 
 
 def _login_page(console: Console, request: Request, error: str | None, status: int) -> Response:

@@ -1,9 +1,11 @@
 """Console sessions: a random id in an HttpOnly, SameSite=Strict cookie, held server-side, with a
 session-bound CSRF token every form must send back.
 
-Rules decided here (see docs/console.md): a session lives 8 h at most and ends after 30 min idle;
-it is re-checked on every request against its credential (a revoked or expired API key, or an
-expired JWT, ends it at once); the login form itself is protected by a double-submit cookie, so a
+Rules decided here (see docs/console.md): a session lives 8 h at most and ends after 30 min idle
+(`hub.auth.console_idle_s`);
+it is re-checked on every request, and on every tick of a live stream, against its credential (a
+revoked or expired API key, or an expired JWT, ends it at once); only an operator's own requests
+restart the idle clock (a stream's polling does not); the login form itself is protected by a double-submit cookie, so a
 foreign page cannot log a browser into an attacker's session. Sessions live in memory: a restart
 logs everyone out, which is the safe failure.
 """
@@ -34,6 +36,8 @@ class AdminSession:
     """The API key's id, or the JWT's issuer."""
     expires_at: float | None
     """When the credential itself expires (the session ends then too)."""
+    scopes: tuple[str, ...] = ()
+    """The credential's scopes: a key created in this session may hold no more (`hub.auth.minting`)."""
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     created: float = field(default_factory=time.time)
     seen: float = field(default_factory=time.time)
@@ -44,8 +48,9 @@ class AdminSession:
 class SessionStore:
     """Server-side sessions keyed by a 256-bit random id."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_s: float = IDLE_S) -> None:
         self._sessions: dict[str, AdminSession] = {}
+        self.idle_s = idle_s
 
     def create(self, session: AdminSession) -> str:
         self._expire()
@@ -56,17 +61,19 @@ class SessionStore:
         self._sessions[sid] = session
         return sid
 
-    def get(self, request: Request) -> AdminSession | None:
-        """The live session of this request's cookie (its idle clock restarted), else None."""
+    def get(self, request: Request, touch: bool = True) -> AdminSession | None:
+        """The live session of this request's cookie, else None. `touch`: the operator acted, so its
+        idle clock restarts (False for a live stream's open and polls, which are not activity)."""
         sid = request.cookies.get(COOKIE)
         session = self._sessions.get(sid) if sid else None
         if session is None or sid is None:
             return None
         now = time.time()
-        if not _alive(session, now):
+        if not _alive(session, now, self.idle_s):
             del self._sessions[sid]
             return None
-        session.seen = now
+        if touch:
+            session.seen = now
         return session
 
     def end(self, request: Request) -> None:
@@ -81,12 +88,12 @@ class SessionStore:
 
     def _expire(self) -> None:
         now = time.time()
-        for sid in [s for s, v in self._sessions.items() if not _alive(v, now)]:
+        for sid in [s for s, v in self._sessions.items() if not _alive(v, now, self.idle_s)]:
             del self._sessions[sid]
 
 
-def _alive(session: AdminSession, now: float) -> bool:
-    return (now - session.seen < IDLE_S and now - session.created < MAX_AGE_S
+def _alive(session: AdminSession, now: float, idle_s: float) -> bool:
+    return (now - session.seen < idle_s and now - session.created < MAX_AGE_S
             and (session.expires_at is None or session.expires_at > now))
 
 

@@ -9,7 +9,10 @@ last one sent and pushes them as `row` events carrying pre-rendered table rows.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
+from urllib.parse import urlencode
 
 import anyio
 from sse_starlette.sse import EventSourceResponse
@@ -18,11 +21,22 @@ from starlette.responses import Response
 
 from hub.admin import audit_reads
 from hub.admin.charts import line_chart
-from hub.admin.console import Console
+from hub.admin.console import Console, StoreUnavailable
 from hub.admin.session import AdminSession
 
 OUTCOMES = ("ok", "tool_error", "error", "denied")
 PERIODS = {"": None, "15m": 900, "1h": 3600, "24h": 86400, "7d": 604800}
+PAGE = 100
+"""Rows per Activity page (and at most per live-stream poll)."""
+FILTERS = ("principal", "tool", "outcome", "since", "from", "to")
+
+
+def _when(text: str) -> float | None:
+    """A `datetime-local` value (`2026-12-03T14:05`, seconds optional) in the hub's local time, else None."""
+    try:
+        return datetime.fromisoformat(text.strip()[:32]).timestamp() if text.strip() else None
+    except (ValueError, OverflowError, OSError):  # not a time, or one the platform cannot convert
+        return None
 
 
 def _filter(request: Request) -> audit_reads.ActivityFilter:
@@ -30,26 +44,42 @@ def _filter(request: Request) -> audit_reads.ActivityFilter:
     outcome = q.get("outcome", "")
     return audit_reads.ActivityFilter(
         principal=q.get("principal", "").strip()[:128] or None, tool=q.get("tool", "").strip()[:128] or None,
-        outcome=outcome if outcome in OUTCOMES else None, since_s=PERIODS.get(q.get("since", ""), None))
+        outcome=outcome if outcome in OUTCOMES else None, since_s=PERIODS.get(q.get("since", ""), None),
+        start=_when(q.get("from", "")), end=_when(q.get("to", "")))
+
+
+def _before(request: Request) -> int | None:
+    raw = request.query_params.get("before", "")
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
 
 
 async def activity(console: Console, request: Request, session: AdminSession) -> Response:
     flt = _filter(request)
+    before = _before(request)
     error = None
     try:
-        rows = await audit_reads.recent(console.hub, flt)
+        rows = await audit_reads.recent(console.hub, flt, limit=PAGE + 1, before_id=before)
     except Exception as exc:  # boundary: show the failure on the page, not a 500
         rows, error = [], f"Cannot read the audit log: {type(exc).__name__}."
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    kept = {k: request.query_params[k][:128] for k in FILTERS if request.query_params.get(k)}
+    older = f"/admin/activity?{urlencode({**kept, 'before': rows[-1]['id']})}" if more else None
+    newest = f"/admin/activity?{urlencode(kept)}" if before is not None else None
     detail = None
     picked = request.query_params.get("id", "")
     if picked.isdigit():
         detail = await audit_reads.one(console.hub, int(picked))
         if detail is not None:
             detail["args_pretty"] = _pretty(detail["args"])
+    q = request.query_params
     return console.render(request, "activity.html", session, page="activity", rows=rows, flt=flt, error=error,
-                          outcomes=OUTCOMES, periods=PERIODS, since=request.query_params.get("since", ""),
-                          detail=detail, picked=picked, audit_on=console.hub.audit_log is not None,
-                          last_id=max((r["id"] for r in rows), default=0))
+                          outcomes=OUTCOMES, periods=PERIODS, since=q.get("since", ""), start=q.get("from", "")[:32],
+                          end=q.get("to", "")[:32], detail=detail, picked=picked,
+                          audit_on=console.hub.audit_log is not None, last_id=max((r["id"] for r in rows), default=0),
+                          older=older, newest=newest, page_size=PAGE,
+                          detail_qs=urlencode({**kept, **({"before": before} if before is not None else {})}),
+                          live=before is None and (flt.end is None or flt.end > time.time()))
 
 
 async def stream(console: Console, request: Request, session: AdminSession) -> Response:
@@ -62,12 +92,17 @@ async def stream(console: Console, request: Request, session: AdminSession) -> R
     async def events() -> AsyncIterator[dict[str, str]]:
         nonlocal after
         while True:
-            rows = await audit_reads.recent(console.hub, flt, after_id=after, limit=100)
+            try:  # every tick, as every request: the session alive and its key still valid (not activity)
+                alive = await console.live_session(request, touch=False) is not None
+            except StoreUnavailable:
+                alive = False  # the key cannot be checked: stop (the browser reconnects through the gate)
+            if not alive:
+                yield {"event": "end", "data": "session ended"}
+                return
+            rows = await audit_reads.recent(console.hub, flt, after_id=after, limit=PAGE)
             for row in reversed(rows):
                 after = max(after, row["id"])
                 yield {"event": "row", "id": str(row["id"]), "data": row_template.render(r=row, picked="").replace("\n", " ")}
-            if console.sessions.get(request) is None:
-                return  # logged out or expired: stop streaming
             await anyio.sleep(1.0)
 
     return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-store"})

@@ -1,7 +1,9 @@
 """Keys page: create (the key is shown once, on the answer to the form), list, revoke; expiry.
 
-Revoking a key also ends every console session opened with it. Creating and revoking are audited
-(`admin:create_key`, `admin:revoke_key`) with the key's id and principal, never its secret.
+Revoking a key also ends every console session opened with it. A session may create only keys no
+broader than its own credential (`hub.auth.minting`): a wider one is refused (403) and audited as
+denied. Creating and revoking are audited (`admin:create_key`, `admin:revoke_key`) with the key's id
+and principal, never its secret.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from hub.admin.console import Console
 from hub.admin.session import AdminSession
 from hub.auth.keys import parse_duration
+from hub.auth.minting import ScopeEscalation
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
 _SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]{1,64}$")
@@ -53,7 +56,12 @@ async def create(console: Console, request: Request, session: AdminSession) -> R
             problem = "Expires in: a number and a unit s, m, h, d or w (for example 30d), or empty for never."
     if problem is not None:
         return await keys(console, request, session, error=problem, status=400)
-    secret, record = console.keys.create(name, scopes, expires_in)
+    try:
+        secret, record = console.keys.create(name, scopes, expires_in, minter=session.scopes)
+    except ScopeEscalation as exc:
+        console.audit(session, "create_key", None, {"principal": name, "scopes": " ".join(scopes)},
+                      outcome="denied", error_code="forbidden")
+        return await keys(console, request, session, error=f"Not created: {exc}.", status=403)
     console.audit(session, "create_key", None, {"key_id": record.key_id, "principal": name, "scopes": " ".join(scopes)})
     return await keys(console, request, session, created=secret)
 

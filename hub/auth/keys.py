@@ -12,11 +12,13 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
+from hub.auth.minting import check_mint
 from hub.store.base import KeyRow, KeyTable
 
 PREFIX = "mcphub_"
@@ -73,8 +75,14 @@ class KeyStore:
         self._cache_s = cache_s if table.remote else 0.0
         self._cache: dict[str, tuple[float, KeyRow | None]] = {}
 
-    def create(self, principal: str, scopes: list[str], expires_in_s: float | None = None) -> tuple[str, KeyRecord]:
-        """Create a key; the returned string is the only time the secret exists outside the caller."""
+    def create(self, principal: str, scopes: list[str], expires_in_s: float | None = None, *,
+               minter: Sequence[str] | None = None) -> tuple[str, KeyRecord]:
+        """Create a key; the returned string is the only time the secret exists outside the caller.
+
+        `minter`: the scopes of the credential asking (over HTTP: the console session's), checked by
+        `hub.auth.minting` (`ScopeEscalation` if the key would be broader); None only for the local
+        operator (the CLI, which holds the data dir or database anyway)."""
+        check_mint(minter, scopes)
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = time.time()
         expires_at = now + expires_in_s if expires_in_s else None
@@ -94,7 +102,16 @@ class KeyStore:
         match = _KEY_RE.match(key)
         if not match:
             return None
-        key_id = match.group(1)
+        return self._check(await self._lookup(match.group(1)), match.group(2))
+
+    async def active(self, key_id: str) -> bool:
+        """Whether key `key_id` is still unrevoked and unexpired, looked up exactly as `/mcp` does
+        (`averify`: a shared table off the event loop, cached `cache_s`, so a revocation on any
+        replica counts here within that long). Raises `StoreUnavailable` if the table does not answer."""
+        row = await self._lookup(key_id)
+        return row is not None and _record(row).active(time.time())
+
+    async def _lookup(self, key_id: str) -> KeyRow | None:
         hit = self._cache.get(key_id)
         if hit is not None and hit[0] > time.monotonic():
             row = hit[1]
@@ -106,7 +123,7 @@ class KeyStore:
                 self._cache[key_id] = (time.monotonic() + self._cache_s, row)
         else:
             row = self.table.key_get(key_id)
-        return self._check(row, match.group(2))
+        return row
 
     def _cached(self, key_id: str) -> KeyRow | None:
         hit = self._cache.get(key_id)

@@ -37,6 +37,10 @@ class AuditFilter(NamedTuple):
     since: float | None = None
     outcome: str | None = None
     limit: int = 100
+    until: float | None = None
+    """Only rows before this time (`ts < until`)."""
+    before_id: int | None = None
+    """Keyset paging: only rows with a smaller id (the Activity page's "older rows")."""
 
 
 class KeyTable(Protocol):
@@ -84,6 +88,12 @@ def where_clause(flt: AuditFilter, placeholder: str) -> tuple[str, list[Any]]:
     if flt.since is not None:
         clauses.append(f"ts >= {placeholder}")
         params.append(flt.since)
+    if flt.until is not None:
+        clauses.append(f"ts < {placeholder}")
+        params.append(flt.until)
+    if flt.before_id is not None:
+        clauses.append(f"id < {placeholder}")
+        params.append(flt.before_id)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 

@@ -146,3 +146,29 @@ def test_session_mode_defaults_per_transport_and_can_be_set() -> None:
     assert (pinned.max_sessions, pinned.session_idle_s) == (2, 5)
     with pytest.raises(ConfigError):
         parse_config({"mcpServers": {"web": {"url": "http://127.0.0.1:9/mcp", "session": "per_user"}}})
+
+
+def test_namespaces_that_would_be_the_hubs_own_scopes_are_refused_by_check(tmp_path: Path) -> None:
+    """A server's tool scopes are `<namespace>:read|write|admin|*`: namespace `hub` would make them the
+    hub's own (`hub:*` meant for that server opens the console), `profile` its profile pins. The
+    namespace is the server's name unless set, and its name again when set to "" (outside review console 15, #7)."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"mcpServers": {
+        "hub": {"command": "x"},                                  # the name is the namespace
+        "pins": {"command": "x", "namespace": "profile"},         # set explicitly
+        "profile": {"command": "x", "namespace": ""},             # no prefix: the name is the scope prefix
+        "fine": {"command": "x", "namespace": "hub-tools"},       # a namespace only containing the word is fine
+    }}))
+    done = _check(path)
+    assert done.returncode == 1, done.stdout
+    lines = done.stdout.splitlines()
+    hub_line = next(line for line in lines if "$.mcpServers.hub.namespace" in line)
+    assert "'hub' is reserved" in hub_line and "hub:admin" in hub_line and 'set another "namespace"' in hub_line
+    pins_line = next(line for line in lines if "$.mcpServers.pins.namespace" in line)
+    assert "'profile' is reserved" in pins_line and "profile:" in pins_line
+    renamed = next(line for line in lines if "$.mcpServers.profile.namespace" in line)
+    assert "rename the server" in renamed
+    assert "fine" not in done.stdout and "3 error(s)" in done.stdout
+    with pytest.raises(ConfigError):
+        parse_config({"mcpServers": {"x": {"command": "x", "namespace": "hub"}}})
+    assert parse_config({"mcpServers": {"hub": {"command": "x", "namespace": "ops"}}}).servers[0].namespace == "ops"

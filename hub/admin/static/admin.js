@@ -7,6 +7,10 @@ document.addEventListener("DOMContentLoaded", function () {
   if (!status || !body || !window.EventSource) { return; }
   var source = new EventSource(status.getAttribute("data-stream"));
   source.addEventListener("open", function () { status.textContent = "Live view: on — new calls appear at the top."; });
+  source.addEventListener("end", function () {
+    source.close(); // the session ended (signed out, expired, or its key revoked)
+    status.textContent = "Live view: stopped — your session has ended. Reload to sign in again.";
+  });
   source.addEventListener("error", function () { status.textContent = "Live view: reconnecting… (reload if this persists)"; });
   source.addEventListener("row", function (event) {
     var holder = document.createElement("tbody");

@@ -35,7 +35,7 @@ def console(tmp_path: Path, procs: list) -> dict[str, Any]:
         {"e": echo_stdio(), "broken": {"command": PY, "args": ["-c", "import sys; sys.exit(3)"]}},
         hub={"data_dir": str(data_dir), "auth": {"enabled": True, "admin_for_destructive": False}},
     )
-    admin = create_key(data_dir, "ops-admin", "hub:admin")
+    admin = create_key(data_dir, "ops-admin", "hub:admin e:*")  # e:*: it creates e:read keys (no key mints a broader one)
     agent = create_key(data_dir, "agent-7", "e:write")
     url = start_hub_http(procs, config)
     return {"url": url, "base": url.removesuffix("/mcp"), "admin": admin, "agent": agent, "data_dir": data_dir}
