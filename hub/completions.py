@@ -5,21 +5,19 @@ as for listing and reading them). Anything else — a name that does not exist, 
 missing scope — is refused with the same INVALID_PARAMS error (the code the spec names for an
 invalid prompt name), so completions never reveal what exists behind a scope. A template
 reference must name a listed template (or a listed resource URI) exactly. A server that offers
-no completions answers "no suggestions".
+no completions answers "no suggestions". Deadline, errors and a repeat after "session not found": `hub.forwarded`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from hub.auth.principal import Principal, identity
-from hub.downstream.connection import Downstream, DownstreamUnavailable
-from hub.errors import HubRefusal
+from hub.auth.principal import Principal
+from hub.forwarded import ask
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -35,26 +33,13 @@ async def forward_completion(
     """Complete `argument` (`{"name", "value"}`) for `principal` at the server behind `ref`."""
     await hub.await_first_listing()  # before any list answer, wait (bounded) for servers still connecting
     server, downstream_ref = _resolve(hub, ref, principal)
-    async with session_or_error(hub.downstreams[server], principal) as client:
+
+    async def complete(client: Client) -> types.CompleteResult:
         if client.server_capabilities.completions is None:
             return types.CompleteResult(completion=types.Completion(values=[]))
         return await client.complete(downstream_ref, argument, context_arguments=context)
 
-
-@asynccontextmanager
-async def session_or_error(downstream: Downstream, principal: Principal) -> AsyncIterator[Any]:
-    """`downstream.session()` (the caller's own session of a `per_client` server) for a request of
-    `principal`, counted as theirs while it runs (`CallStats.asking`), with "down" and a `max_sessions`
-    refusal as JSON-RPC errors (the refusal's `{code, message, retryable}` as `data`)."""
-    try:
-        with downstream.stats.asking(identity(principal)):
-            async with downstream.session() as client:
-                yield client
-    except DownstreamUnavailable as exc:
-        raise MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later") from exc
-    except HubRefusal as exc:
-        raise MCPError(code=types.INTERNAL_ERROR, message=exc.body.message,
-                       data=exc.body.model_dump(exclude_none=True)) from exc
+    return await ask(hub.config, hub.downstreams[server], principal, "completion/complete", complete)
 
 
 def _resolve(hub: Hub, ref: Reference, principal: Principal) -> tuple[str, Any]:

@@ -1,7 +1,8 @@
 """What a principal may see of the catalog, and the reads, prompts and completions forwarded for it.
 
 A mixin of `Hub` (`hub.hub`): lists are filtered per principal (a tool it may not use, a server it
-may not read, is absent), and a read or prompt of something hidden is refused as unknown.
+may not read, is absent), and a read or prompt of something hidden is refused as unknown. Reads,
+prompts and completions are asked of their server within a deadline (`hub.forwarded`).
 """
 
 from __future__ import annotations
@@ -9,22 +10,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from hub.auth.principal import Principal
-from hub.completions import forward_completion, session_or_error
+from hub.completions import forward_completion
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.listing import all_pages, last_of_each
-from hub.downstream.owned import is_session_ended
 from hub.downstream.owners import current_owner
+from hub.downstream.request_deadline import request_deadline, within_deadline
 from hub.catalog.links import expose_prompt
+from hub.forwarded import ask, on_live_session
 from hub.own_names import own_resource
 from hub.calls.errors import sign_in_named
-from hub.errors import HubRefusal
+from hub.errors import HubToolError
 from hub.catalog.naming import namespaced_uri
 from hub.relay.scope import may_see_server
 
 if TYPE_CHECKING:
+    from hub.config import HubConfig
     from hub.policies.access import AccessControl
     from hub.catalog.catalog import ToolCatalog
     from hub.downstream.connection import Downstream
@@ -36,6 +40,7 @@ RESOURCE_NOT_FOUND = -32002
 class HubReads:
     """The read side of the hub (see the module)."""
 
+    config: HubConfig
     catalog: ToolCatalog
     access: AccessControl
     downstreams: dict[str, Downstream]
@@ -91,8 +96,8 @@ class HubReads:
             if downstream.state != "ready":
                 continue
             try:
-                listed = await _own_listing(downstream)
-            except (DownstreamUnavailable, HubRefusal) as exc:
+                listed = await _own_listing(self.config, downstream)
+            except (DownstreamUnavailable, HubToolError) as exc:  # down, `max_sessions`, `timeout`
                 downstream.log.warning("resources not listed for a client: %s", exc)
                 continue
             if listed is None:
@@ -115,9 +120,9 @@ class HubReads:
         if target is None or not self.access.may_read(reader, target[0]):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}")
         server, original = target
-        async with session_or_error(self.downstreams[server], reader) as client:
-            with sign_in_named(server):
-                result = await client.read_resource(original)
+        with sign_in_named(server):
+            result = await ask(self.config, self.downstreams[server], reader, "resources/read",
+                               lambda client: client.read_resource(original))
         return self._namespace_contents(server, result)
 
     def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
@@ -133,9 +138,9 @@ class HubReads:
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name}")
         server, original = target
-        async with session_or_error(self.downstreams[server], principal or self.access.local) as client:
-            with sign_in_named(server):
-                result = await client.get_prompt(original, arguments)
+        with sign_in_named(server):
+            result = await ask(self.config, self.downstreams[server], principal or self.access.local, "prompts/get",
+                               lambda client: client.get_prompt(original, arguments))
         return expose_prompt(result, self.downstreams[server].config.namespace)  # its resource links readable here
 
     async def complete(
@@ -150,18 +155,16 @@ class HubReads:
         return await forward_completion(self, ref, argument, context, principal or self.access.local)
 
 
+async def _own_listing(config: HubConfig, downstream: Downstream) -> list[types.Resource] | None:
+    """The resources the caller's own session of `downstream` lists (None: the server has none), all its
+    pages within the deadline of one request (`hub.downstream.request_deadline`). A listing is safe
+    to repeat: one the server answered "session not found" to is asked once more, on the new session
+    (`hub.forwarded.on_live_session`), rather than listing nothing for that server."""
 
-async def _own_listing(downstream: Downstream) -> list[types.Resource] | None:
-    """The resources the caller's own session of `downstream` lists (None: the server has none). A
-    listing is safe to repeat, so one the server answered "session not found" to is asked once more, on
-    the new session that opens (`Downstream.own_session`), rather than listing nothing for that server."""
-    for attempt in range(2):
-        try:
-            async with downstream.session() as client:
-                if client.server_capabilities.resources is None:
-                    return None
-                return await all_pages(client.list_resources)
-        except HubRefusal as exc:
-            if attempt or not is_session_ended(exc):
-                raise
-    raise AssertionError("unreachable")
+    async def listing(client: Client) -> list[types.Resource] | None:
+        if client.server_capabilities.resources is None:
+            return None
+        return await all_pages(client.list_resources)
+
+    seconds, setting = request_deadline(config.hub, downstream.config, "resources/list")
+    return await within_deadline(downstream, "resources/list", on_live_session(downstream, listing), seconds, setting)

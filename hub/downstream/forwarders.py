@@ -17,10 +17,8 @@ trace context; progress always goes to `ToolCall.on_progress` (it is what keeps 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from hub.auth.principal import Principal
 from hub.calls.call import ToolCall
@@ -28,6 +26,7 @@ from hub.calls.errors import forward_error
 from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
 from hub.downstream.owners import current_owner
+from hub.downstream.request_deadline import unless_cancelled
 from hub.errors import HubRefusal, HubToolError
 from hub.relay.downstream_input import asks_for_input, complete_input_rounds
 from hub.relay.logs import with_log_level
@@ -35,9 +34,6 @@ from hub.wire import ToolResult, as_sent, from_server, json_number, wire_result
 
 if TYPE_CHECKING:
     from mcp.shared.dispatcher import ProgressFnT
-
-logger = logging.getLogger("hub.forwarder")
-T = TypeVar("T")
 
 
 class Forwarder:
@@ -167,29 +163,6 @@ async def _call_json(downstream: Downstream, name: str, arguments: dict[str, Any
     if progress is not None:
         opts["on_progress"] = progress
     return await session._dispatcher.send_raw_request("tools/call", data["params"], opts)  # type: ignore[arg-type]  # noqa: SLF001
-
-
-async def unless_cancelled(work: Coroutine[Any, Any, T]) -> T:
-    """Await `work` in a task of its own, so a cancel — the call's deadline, the caller's cancel —
-    takes effect at once even while `work` waits on a thread nothing can interrupt: a plain `def`
-    tool of an in-process server, or a domain's SQLite or CalDAV unit of work, both run through
-    `anyio.to_thread` (outside review faults15: a 6 s sync tool under a 1 s deadline answered after
-    6 s, as a success). The work is cancelled as well and ends when its thread returns; what it
-    returns then is dropped (a write may still land, as on a stdio server that ignores a cancel)."""
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not task.done():
-            task.cancel()
-            task.add_done_callback(_abandoned)
-        raise
-
-
-def _abandoned(task: asyncio.Future[Any]) -> None:
-    """Collect the outcome of work a cancel left running (`unless_cancelled`), so nothing is logged as lost."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        logger.debug("an abandoned in-process call ended with %s", type(exc).__name__)
 
 
 def _owned(downstream: Downstream) -> bool:

@@ -8,7 +8,8 @@ Rules (docs/protocol.md, "Tasks"):
 - The hub's policies apply to the task-augmented call as to any call: access (an unknown or hidden
   tool gets the same `not_found` result), argument validation, audit (the tool's name, outcome `ok`
   once the task exists), rate limit, deadline (for creating the task), breaker and bulkhead. Retry
-  does not: creating a task twice is not safe.
+  does not: creating a task twice is not safe. Each `tasks/*` has a deadline of its own
+  (`hub.relay.task_requests`).
 - The client sees the task id `<server>:<taskId>`; the hub maps it back. A task belongs to the client
   connection that created it: another connection (or the same one after losing sight of the server)
   gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
@@ -36,15 +37,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal, identity
 from hub.downstream.connection import DownstreamUnavailable
-from hub.errors import HubRefusal, HubToolError
-from hub.redact import mask
 from hub.calls.call import Outcome, ToolCall
 from hub.calls.drivers import Drivers
 from hub.calls.pipeline import Pipeline
@@ -54,7 +52,8 @@ from hub.policies.audit import new_request_id
 from hub.relay.scope import may_see_server
 from hub.unknown_tool import unknown_tool_result
 from hub.catalog.links import expose_content
-from hub.wire import WireResult, from_server
+from hub.relay.task_requests import ask_about_task, checked_call_result, create_task
+from hub.wire import WireResult
 from hub.downstream.serials import session_serial
 from hub.relay.fair_cap import FairCap
 
@@ -192,10 +191,10 @@ class TaskRelay:
         if meta:
             params["_meta"] = meta
         with downstream.caller.bind(principal):
-            body, session = await _send(downstream, "tools/call", params)
+            body, session = await create_task(downstream, params)
         created = body.get("task")
         if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
-            return WireResult(_checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
+            return WireResult(checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
         exposed = self._own(connection, RelayedTask(f"{route.server}:{created['taskId']}", route.server,
                                                     created["taskId"], principal, session))
         return WireResult({**self._exposed_meta(body, route.server, session), "task": {**created, "taskId": exposed}})
@@ -231,12 +230,11 @@ class TaskRelay:
         During `tasks/result` the server's requests (elicitation, sampling) go to this caller."""
         relayed = self.find(connection, principal, exposed)
         downstream = self._hub.downstreams[relayed.server]
-        params = {"taskId": relayed.task_id}
         if method == "tasks/result" and session is not None:
             with self._hub.request_relay.track(relayed.server, session, request_id, principal):
-                body, _ = await _send(downstream, method, params, relayed)
+                body = await ask_about_task(self._hub.config, downstream, method, relayed)
         else:
-            body, _ = await _send(downstream, method, params, relayed)
+            body = await ask_about_task(self._hub.config, downstream, method, relayed)
         self._audit_cancel(method, principal, relayed)
         body = self._exposed_meta(body, relayed.server, relayed.session)
         if method == "tasks/result":  # the tool's result: its resource links under the hub's URIs
@@ -251,7 +249,7 @@ class TaskRelay:
             if not may_see_server(self._hub, principal, relayed.server):
                 continue
             try:
-                body, _ = await _send(self._hub.downstreams[relayed.server], "tasks/get", {"taskId": relayed.task_id}, relayed)
+                body = await ask_about_task(self._hub.config, self._hub.downstreams[relayed.server], "tasks/get", relayed)
             except MCPError as exc:
                 if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
                     owned.pop(exposed, None)
@@ -320,58 +318,6 @@ class TaskRelay:
     def _audit_cancel(self, method: str, principal: Principal, relayed: RelayedTask) -> None:
         if method == "tasks/cancel":
             self._hub.request_relay.audit_event(relayed.server, "task_cancel", principal, "ok", None, None)
-
-
-async def _send(downstream: Downstream, method: str, params: dict[str, Any],
-                task: RelayedTask | None = None) -> tuple[dict[str, Any], int]:
-    """A raw request to a downstream, stamped for its era, on the caller's session (the caller's own
-    of a `per_client` server, `Downstream.session`); (the JSON object it answered, which session).
-    With `task`, only on the session that created it: another is -32602 task not found.
-
-    The SDK's typed `send_request` would check a task-augmented `tools/call` answer as a
-    `CallToolResult`, so this uses the session's dispatcher (as `Downstream.call_tool_json` does);
-    a public `Downstream.send_raw_request` would be the hook."""
-    try:
-        async with downstream.session() as client:
-            session = client.session
-            if task is not None and task.session is not None and task.session != session_serial(session):
-                raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {task.exposed[:200]!r}; the "
-                               f"session with server {downstream.name!r} that ran it has ended")
-            return await _send_on(downstream, session, method, params), session_serial(session)
-    except DownstreamUnavailable as exc:
-        wait = downstream.retry_after_s()
-        raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,
-                         details={"server": downstream.name, "reason": "down"}) from exc
-    except HubRefusal as exc:  # `max_sessions`: a tool call's isError result; for tasks/* a JSON-RPC error
-        if method == "tools/call":
-            raise
-        raise MCPError(code=types.INTERNAL_ERROR, message=exc.body.message, data=exc.body.model_dump(exclude_none=True)) from exc
-
-
-async def _send_on(downstream: Downstream, session: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    data: dict[str, Any] = {"method": method, "params": params}
-    opts: dict[str, Any] = {}
-    session._stamp(data, opts)  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
-    try:
-        return await session._dispatcher.send_raw_request(method, data["params"], opts)  # type: ignore[no-any-return]  # noqa: SLF001
-    except MCPError as exc:
-        if method != "tools/call":
-            raise  # tasks/*: the server's JSON-RPC error is the client's answer
-        code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
-        raise HubToolError(code, f"server {downstream.name!r} rejected the task: {mask(exc.error.message)}",
-                           details={"server": downstream.name, "jsonrpc_code": exc.code}) from exc
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        raise HubToolError("unavailable", f"lost the connection to server {downstream.name!r}; try again later",
-                           details={"server": downstream.name}) from exc
-
-
-def _checked_call_result(body: dict[str, Any], server: str, namespace: str) -> dict[str, Any]:
-    if not isinstance(body.get("content"), list):
-        raise HubToolError("upstream_error", f"server {server!r} answered a task-augmented call with neither a "
-                           "task nor a tool result", details={"server": server})
-    result = from_server(WireResult(body), namespace)
-    assert isinstance(result, WireResult)
-    return result.body
 
 
 class _NoRetry(RetryPolicy):

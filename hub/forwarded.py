@@ -1,0 +1,69 @@
+"""`resources/read`, `prompts/get` and `completion/complete` asked of a server for a client.
+
+Each goes on the caller's session (its own of a `per_client` server, `Downstream.session`), within its
+deadline (`hub.downstream.request_deadline`), and fails as a JSON-RPC error whose `data` is the hub's
+error body (`{code, message, retryable, ...}`; a timeout is -32001, the SDKs' request-timeout code).
+
+A server's "session not found" (a `per_client` Streamable HTTP server that restarted: HTTP 404) means
+it never handled the request, so these three are asked once more, on the new session, as the client's
+own `resources/list` is (outside review recheck15 #10: a read was refused "session ended … call again").
+That holds for `prompts/get` too: even a prompt with side effects runs once, the 404 having run nothing.
+Only `tools/call` and `tasks/*` answer the retryable `session_ended`: a tool's caller must learn that
+the state its session held is gone, and a task lives on the session that ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import mcp_types as types
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from hub.auth.principal import Principal, identity
+from hub.downstream.connection import DownstreamUnavailable
+from hub.downstream.owned import is_session_ended
+from hub.downstream.request_deadline import request_deadline, within_deadline
+from hub.errors import HubRefusal, HubToolError
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
+    from hub.downstream.connection import Downstream
+
+T = TypeVar("T")
+
+
+async def ask(config: HubConfig, downstream: Downstream, principal: Principal, method: str,
+              request: Callable[[Client], Awaitable[T]]) -> T:
+    """`request(client)` (`method`) on the caller's live session of `downstream`, within its deadline,
+    counted as `principal`'s while it runs (`CallStats.asking`)."""
+    seconds, setting = request_deadline(config.hub, downstream.config, method)
+    try:
+        with downstream.stats.asking(identity(principal)):
+            return await within_deadline(downstream, method, on_live_session(downstream, request), seconds, setting)
+    except (DownstreamUnavailable, HubToolError) as exc:
+        raise jsonrpc_error(exc) from exc
+
+
+async def on_live_session(downstream: Downstream, request: Callable[[Client], Awaitable[T]]) -> T:
+    """`request(client)` on the caller's session of `downstream`; once more, on a new session, when the
+    server answered that it no longer knows the first (`is_session_ended`): it handled nothing."""
+    for attempt in range(2):
+        try:
+            async with downstream.session() as client:
+                return await request(client)
+        except HubRefusal as exc:
+            if attempt or not is_session_ended(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def jsonrpc_error(exc: DownstreamUnavailable | HubToolError) -> MCPError:
+    """A failure of a forwarded request as the JSON-RPC error the client gets: "down" as it always read,
+    a hub error (`timeout`, a `max_sessions` refusal, …) with its body as `data`."""
+    if isinstance(exc, DownstreamUnavailable):
+        return MCPError(code=types.INTERNAL_ERROR, message=f"{exc}; try again later")
+    code = types.REQUEST_TIMEOUT if exc.body.code == "timeout" else types.INTERNAL_ERROR
+    return MCPError(code=code, message=exc.body.message, data=exc.body.model_dump(exclude_none=True))
+

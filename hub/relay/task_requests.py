@@ -1,0 +1,94 @@
+"""The requests `hub.relay.tasks` sends a server: the task-augmented `tools/call` and `tasks/*`.
+
+Raw requests on the caller's session (its own of a `per_client` server, `Downstream.session`), stamped
+for the server's era. The task-creating call has the call pipeline's deadline; each `tasks/*` its own
+(`hub.downstream.request_deadline`: `timeout_s`, `tasks/result` the hard limit), and every failure
+of one is a JSON-RPC error (`hub.forwarded.jsonrpc_error`). An in-process server's request runs in a
+task of its own either way, so a deadline holds while its work waits on a thread.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from hub.downstream.connection import DownstreamUnavailable
+from hub.downstream.request_deadline import request_deadline, unless_cancelled, within_deadline
+from hub.downstream.serials import session_serial
+from hub.errors import HubRefusal, HubToolError
+from hub.forwarded import jsonrpc_error
+from hub.redact import mask
+from hub.wire import WireResult, from_server
+
+if TYPE_CHECKING:
+    from hub.config import HubConfig
+    from hub.downstream.connection import Downstream
+    from hub.relay.tasks import RelayedTask
+
+
+async def create_task(downstream: Downstream, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A task-augmented `tools/call`; (the JSON object the server answered, which session). Its failures
+    are the call pipeline's to map (`HubToolError`), its deadline the pipeline's."""
+    work = _send(downstream, "tools/call", params)
+    return await (unless_cancelled(work) if downstream.config.transport == "inprocess" else work)
+
+
+async def ask_about_task(config: HubConfig, downstream: Downstream, method: str,
+                         task: RelayedTask) -> dict[str, Any]:
+    """`tasks/get`, `tasks/result` or `tasks/cancel` about `task`, on the session that created it (another
+    is -32602 task not found), within its deadline; what the server answered."""
+    seconds, setting = request_deadline(config.hub, downstream.config, method)
+    try:
+        body, _ = await within_deadline(downstream, method, _send(downstream, method, {"taskId": task.task_id}, task),
+                                        seconds, setting)
+    except HubToolError as exc:  # down, `max_sessions`, `session_ended`, lost, `timeout`
+        raise jsonrpc_error(exc) from exc
+    return body
+
+
+async def _send(downstream: Downstream, method: str, params: dict[str, Any],
+                task: RelayedTask | None = None) -> tuple[dict[str, Any], int]:
+    """The request, on the caller's session (with `task`: only the one that created it); (the answer,
+    which session). The SDK's typed `send_request` would check a task-augmented `tools/call` answer as a
+    `CallToolResult`, so this uses the session's dispatcher (as `Downstream.call_tool_json` does)."""
+    try:
+        async with downstream.session() as client:
+            session = client.session
+            if task is not None and task.session is not None and task.session != session_serial(session):
+                raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {task.exposed[:200]!r}; the "
+                               f"session with server {downstream.name!r} that ran it has ended")
+            return await _send_on(downstream, session, method, params), session_serial(session)
+    except DownstreamUnavailable as exc:
+        wait = downstream.retry_after_s()
+        raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,
+                         details={"server": downstream.name, "reason": "down"}) from exc
+
+
+async def _send_on(downstream: Downstream, session: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {"method": method, "params": params}
+    opts: dict[str, Any] = {}
+    session._stamp(data, opts)  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
+    try:
+        return await session._dispatcher.send_raw_request(method, data["params"], opts)  # type: ignore[no-any-return]  # noqa: SLF001
+    except MCPError as exc:
+        if method != "tools/call":
+            raise  # tasks/*: the server's JSON-RPC error is the client's answer
+        code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
+        raise HubToolError(code, f"server {downstream.name!r} rejected the task: {mask(exc.error.message)}",
+                           details={"server": downstream.name, "jsonrpc_code": exc.code}) from exc
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        raise HubToolError("unavailable", f"lost the connection to server {downstream.name!r}; try again later",
+                           details={"server": downstream.name}) from exc
+
+
+def checked_call_result(body: dict[str, Any], server: str, namespace: str) -> dict[str, Any]:
+    """A task-augmented call's answer that created no task: a tool result, else `upstream_error`."""
+    if not isinstance(body.get("content"), list):
+        raise HubToolError("upstream_error", f"server {server!r} answered a task-augmented call with neither a "
+                           "task nor a tool result", details={"server": server})
+    result = from_server(WireResult(body), namespace)
+    assert isinstance(result, WireResult)
+    return result.body
