@@ -143,10 +143,11 @@ def status(url: str, as_json: bool, key: str | None = None) -> int:
         response = httpx.get(f"{base}/healthz", timeout=5, headers={"Authorization": f"Bearer {key}"} if key else {})
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        print(f"mcp-hub: no hub answered at {base}/healthz ({exc}); is `mcp-hub serve -t http` running?", file=sys.stderr)
+        print(f"mcp-hub: no hub answered at {inert(base)}/healthz ({inert(exc)}); is `mcp-hub serve -t http` running?",
+              file=sys.stderr)
         return 2
     if key and "servers" not in body:  # auth on, and the key was not taken as a hub:admin key
-        print(f"mcp-hub: the hub is {body.get('status', '?')}, but it did not accept the key given (--key or "
+        print(f"mcp-hub: the hub is {inert(body.get('status', '?'))}, but it did not accept the key given (--key or "
               "MCP_HUB_ADMIN_KEY) for per-server details: the key is unknown, revoked or expired, or lacks the "
               "hub:admin scope. Create one with `mcp-hub keys create --name <you> --scopes hub:admin`.", file=sys.stderr)
         return 1

@@ -86,6 +86,11 @@ def test_status_shows_what_healthz_answered_inert(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert not CONTROL.search(shown.stdout), shown.stdout
     assert shown.stdout.count("\\x1b]0;pwned\\x07\\x1b[2Jboom") == 3, shown.stdout
+    status_only = json.dumps({"status": f"ok{evil}"}).encode()  # what a hub answers a key it did not take
+    with json_http_server(status_only) as url:
+        refused = hub_cli(tmp_path, "status", "--url", url, "--key", "mcphub_000000000000_not-a-key-at-all-0000")
+    assert refused.returncode == 1 and not CONTROL.search(refused.stderr), refused.stderr  # re-check 15 #11
+    assert "\\x1b]0;pwned" in refused.stderr
 
 
 @pytest.mark.parametrize("query", ["", "   ", "?!", "the a of"])
