@@ -13,6 +13,9 @@ class RestartSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     initial_backoff_s: float = Field(default=0.5, gt=0)
     max_backoff_s: float = Field(default=30.0, gt=0)
+    ping_timeout_s: float | None = Field(default=5.0, gt=0)
+    """A stdio server that let a call time out is pinged; no answer within this long and it is taken for
+    hung: stopped and started again (`hub.downstream.liveness`). Null: never pinged."""
 
 
 class BreakerSettings(BaseModel):

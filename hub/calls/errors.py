@@ -7,9 +7,10 @@ retried); a connection lost mid-call is `unavailable` (retried when safe); a JSO
 server is `invalid_argument` for -32602, `UrlElicitationRequired` for -32042 (the user must open a
 URL first), else `upstream_error`; an unreadable result is
 `upstream_error`. What the SDK's HTTP client makes up in place of an answer is read for what it is: an
-HTTP error status by its meaning (`HTTP_STATUS_CODES`), an event stream that ended unanswered as a lost
-connection, an unreadable body in a few words. Anything else is a bug of the hub and propagates (the
-front ends answer it as an internal error without detail).
+HTTP error status by its meaning (`HTTP_STATUS_CODES`), a redirect, a web page or a 202 as an answer
+holding no JSON-RPC (`upstream_error` naming the status and what to do), an event stream that ended
+unanswered as a lost connection, an unreadable body or event stream in a few words. Anything else is
+a bug of the hub and propagates (the front ends answer it as an internal error without detail).
 
 What a server wrote (its error message, its stderr as a loss reason, a failure's text) is masked
 (`hub.redact.mask`) before it enters the hub's own error message, as in the hub's log lines (outside
@@ -91,6 +92,8 @@ SDK_STREAM_ENDED = frozenset({"SSE stream ended without a response",
                               "SSE stream ended and reconnection attempts were exhausted"})
 """How the SDK's Streamable HTTP client fails a request whose event stream ended unanswered (-32000):
 the server died or restarted mid-call, as a stdio child's exit (outside review, faults round 15)."""
+SDK_STREAM_FAILED = "SSE stream failed: "
+"""How the SDK's Streamable HTTP client fails a request whose event stream it could not read (-32000)."""
 _UNPARSED = re.compile(r"^Failed to parse (?:JSON response|SSE message): ")
 """How the SDK's client fails a request whose answer it could not read (-32700), before pydantic's dump."""
 _INVALID_JSON = re.compile(r"Invalid JSON: ([^\[\n]{1,160}?) \[type=json_invalid")
@@ -110,13 +113,21 @@ def _unparsed(message: str) -> str | None:
 
 def _http_failure(exc: MCPError, downstream: Downstream) -> HubToolError | None:
     """The error for what the SDK's HTTP client made up in place of an answer — the hub's transport's
-    answer to an HTTP error status, a stream that ended unanswered, an unreadable body — or None."""
+    answer to an HTTP error status or to an answer holding no JSON-RPC (a redirect, a web page, a 202),
+    a stream that ended unanswered or could not be read, an unreadable body — or None. None carries a
+    `jsonrpc_code`: the server sent none, and each counts against the breaker but 401/403/429."""
     if (status := HttpStatus.of(exc.error.data)) is not None:
         return _http_status(status, downstream)
     if exc.code == types.CONNECTION_CLOSED and exc.error.message in SDK_STREAM_ENDED:
         return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} (its event stream ended "
                             "before it answered: it may have crashed or restarted); try again later",
                             details={"server": downstream.name})
+    if (exc.code == types.CONNECTION_CLOSED and exc.error.message.startswith(SDK_STREAM_FAILED)
+            and _EVENT_OVER_CAP.search(exc.error.message) is None):  # an event over the cap: named by `_mcp_error`
+        why = " ".join(exc.error.message.removeprefix(SDK_STREAM_FAILED).split())[:160]
+        downstream.log.warning("its event stream could not be read (%s); the call failed", why)
+        return HubToolError("upstream_error", f"server {downstream.name!r} sent an event stream the hub cannot read "
+                            f"({mask(why)}); the server has a bug: report it to its authors", details={"server": downstream.name})
     if exc.code == types.PARSE_ERROR and (unread := _unparsed(exc.error.message)) is not None:
         downstream.log.warning("its answer to a call could not be read (%s); the call failed", unread)
         return HubToolError("upstream_error", f"server {downstream.name!r} sent an answer the hub cannot read ({unread}); "
@@ -129,17 +140,25 @@ HTTP_STATUS_CODES: dict[int, ErrorCode] = {401: "unauthorized", 403: "forbidden"
 """An HTTP downstream's status → the caller's code; any other is `upstream_error`. 401/403 name the
 hub's own credentials for the server (its config), never the caller's; neither they nor 429 count
 against the breaker (`hub.policies.breaker.FAILURE_CODES`): the server is up and answering."""
-_credentials_warned: weakref.WeakKeyDictionary[Downstream, set[int]] = weakref.WeakKeyDictionary()
+_warned_once: weakref.WeakKeyDictionary[Downstream, set[int | str]] = weakref.WeakKeyDictionary()
+"""What each server was logged for once: a status refusing its credentials, a kind of answer without JSON-RPC."""
 
 
 def _http_status(status: HttpStatus, downstream: Downstream) -> HubToolError:
     """The error for a request the server refused with an HTTP status (`hub.downstream.http_status`);
     a refusal of the hub's credentials is logged once per server and status, for the operator."""
-    code = HTTP_STATUS_CODES.get(status.status, "upstream_error")
+    code = "upstream_error" if status.problem is not None else HTTP_STATUS_CODES.get(status.status, "upstream_error")
     details: dict[str, Any] = {"server": downstream.name, "http_status": status.status}
+    if status.problem is not None:  # no JSON-RPC in its answer: the operator is told once (per server and kind)
+        details |= {"reason": "no_jsonrpc_answer", **({"location": status.location} if status.location else {}),
+                    **({"content_type": status.content_type} if status.content_type is not None else {})}
+        warned = _warned_once.setdefault(downstream, set())
+        if status.problem not in warned:
+            warned.add(status.problem)
+            downstream.log.warning("it %s (its calls fail as server failures; logged once)", mask(status.sentence()))
     if code in ("unauthorized", "forbidden"):
         details["reason"] = "credentials_refused"
-        warned = _credentials_warned.setdefault(downstream, set())
+        warned = _warned_once.setdefault(downstream, set())
         if status.status not in warned:
             warned.add(status.status)
             downstream.log.warning("it refused the credentials the hub sends it (HTTP %d): check the `headers` "

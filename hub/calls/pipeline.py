@@ -102,6 +102,8 @@ class Pipeline:
             # A failure as the breaker judges one (a call ended without an answer or an error counts too).
             failed = outcome.result is None and (outcome.error is None or answered_with_failure(outcome))
             stats.finish(wire_s, failed, caller_identity(call))
+            if outcome.error is not None and outcome.error.body.code == "timeout":
+                stats.timed_out()  # a stdio server is then pinged: hung, or slow? (`hub.downstream.liveness`)
             if stats.relay_refusals != call.attributes.get(REFUSALS_AT_SEND, stats.relay_refusals):
                 call.attributes[RELAY_REFUSED] = True  # the hub refused the server a request meanwhile
             call.attempt_sent_at = 0.0

@@ -32,6 +32,7 @@ from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.changes import ChangeFollowing
 from hub.downstream.listing import ListKind, Listing
+from hub.downstream.liveness import Liveness
 from hub.downstream.owned import OwnedSessions
 from hub.downstream.readiness import DownstreamUnavailable, Readiness
 from hub.downstream.sessions import SessionPool
@@ -47,7 +48,7 @@ State = Literal["starting", "ready", "down", "stopped"]
 
 
 
-class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness):
+class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness):
     """A live connection to one configured server."""
 
     def __init__(
@@ -85,7 +86,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness):
         self._connected_at: float | None = None
         self.first_attempt = anyio.Event()
         """Set once the first connection attempt has succeeded or failed."""
-        self.stats = CallStats()
+        self.stats = CallStats(on_timeout=self.call_timed_out)
         self._stop = anyio.Event()
         self._ended = anyio.Event()
         """Set once `run()` has returned (stopped, or an in-process server that cannot be imported)."""
@@ -192,10 +193,13 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness):
             raise TimeoutError
 
     async def _serve(self, client: Client, tg: anyio.abc.TaskGroup) -> None:
-        """Apply list changes (and, for HTTP, health-check) until the connection is lost or stopped."""
+        """Apply list changes (and, for HTTP, health-check; for stdio, ping after a timeout:
+        `hub.downstream.liveness`) until the connection is lost or stopped."""
         tg.start_soon(self._refresh_worker)
         if self.config.transport in ("streamable_http", "sse"):
             tg.start_soon(self._health_check, client)
+        elif self.watches_liveness:
+            tg.start_soon(self._watch_liveness, client)
         with anyio.CancelScope() as scope:
             tg.start_soon(_set_when, self._stop, scope)
             tg.start_soon(_set_when, self._lost, scope)

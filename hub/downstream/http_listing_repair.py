@@ -6,7 +6,8 @@ legacy SSE stream) — as the stdio child's are rewritten: without the items the
 Everything else passes through as it came: a JSON body untouched while no listing request waits, an
 event stream chunk by chunk (events are only held together while a listing request waits, at
 connect and after a change). Compressed bodies are inflated here, bounded (`_Inflated`). An error
-status answering a request gets a JSON-RPC error body that names it (`hub.downstream.http_status`).
+status answering a request, and an answer holding no JSON-RPC (a redirect the SDK does not follow, a
+web page, a 202), get a JSON-RPC error body that names it (`hub.downstream.http_status`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import anyio
 import httpx2
 
-from hub.downstream.http_status import status_answer
+from hub.downstream.http_status import no_answer, no_answer_response, status_answer
 from hub.downstream.listing_repair import ListingAnswers
 from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, overlong_message, top_level_id
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
@@ -68,6 +69,12 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             raise
         if noted is not None and response.status_code >= 300:
             self.listings.forget(noted)
+        if (request.method == "POST" and not self._legacy_sse and (found := no_answer(request, response)) is not None
+                and (answered := _answered_id(request)) is not None):
+            # The SDK would make up a -32600 the server never sent: read as its answer, never counted by the breaker.
+            if noted is not None:
+                self.listings.forget(noted)
+            return await no_answer_response(response, answered, found)
         codings = [c for value in response.headers.get_list("content-encoding") for part in value.split(",")
                    if (c := part.strip().lower()) and c != "identity"]
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()

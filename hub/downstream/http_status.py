@@ -1,12 +1,18 @@
-"""An HTTP downstream's error status, kept for the caller instead of lost in the SDK's client.
+"""An HTTP downstream's answer that holds no JSON-RPC, kept for the caller instead of lost in the SDK's client.
 
 The SDK's Streamable HTTP client answers a request refused with any status but 404 as JSON-RPC -32603
 "Server returned an error response": the status, its reason and `Retry-After` were lost, so a 503
-read as final and a 401 as the server's fault (outside review, faults round 15). The hub's transport
-(`hub.downstream.http_listing_repair`) gives such a response a JSON-RPC error body instead, which
-the SDK passes on as the answer: a sentence naming the status, and in `data` an `HttpStatus` that
-`hub.calls.errors` maps to a code. Status and headers stay as sent (an httpx `Auth` flow still sees
-its 401).
+read as final and a 401 as the server's fault (outside review, faults round 15). It makes up -32600
+for a redirect it does not follow, a content type that is neither JSON nor an event stream, and a
+202 to a request: read as the server's own answer, those never counted against the breaker (outside
+review recheck15 #7: a server serving only an SSO proxy's login page was never paused). The hub's
+transport (`hub.downstream.http_listing_repair`) gives each such response a JSON-RPC error body
+instead, which the SDK passes on as the answer: a sentence naming the status (and where a redirect
+leads, what the content type was), and in `data` an `HttpStatus` that `hub.calls.errors` maps to a
+code, with no `jsonrpc_code`. An error status keeps its status and headers (an httpx `Auth` flow
+still sees its 401); an answer below 400 becomes a 200 (the SDK reads a 202's body as nothing).
+404 is left to the SDK: with a session it is the session's end, without one the -32601 that makes
+the hub retry a handshake as 2026-07-28 (`hub.downstream.era`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ ERROR_BODY_BYTES = 64 * 1024
 """At most this much of an error response's JSON body is read (for a JSON-RPC error); more is no such error."""
 SAID_CHARS = 200
 """A server's own error message is cut to this, on one line."""
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+NoAnswer = Literal["redirect", "accepted", "content_type", "empty"]
+"""Why an answer below 400 holds no JSON-RPC: a redirect the SDK does not follow, a 202 to a request,
+a content type that is neither JSON nor an event stream, an empty JSON body."""
 
 
 class HttpStatus(BaseModel):
@@ -45,6 +55,12 @@ class HttpStatus(BaseModel):
     retry_after_s: float | None = None
     said: str | None = None
     """The server's own message, when the body held a JSON-RPC error (masked, one line, cut)."""
+    problem: NoAnswer | None = None
+    """Set for an answer below 400 that holds no JSON-RPC (`NoAnswer`)."""
+    location: str | None = None
+    """Where a redirect leads (masked; without userinfo, query or fragment)."""
+    content_type: str | None = None
+    """The media type of an answer that is neither JSON nor an event stream ("" when it named none)."""
 
     @classmethod
     def of(cls, data: Any) -> HttpStatus | None:
@@ -69,6 +85,8 @@ class HttpStatus(BaseModel):
 
     def sentence(self) -> str:
         """What happened, to follow "server 'x' ", with what to do."""
+        if self.problem is not None:
+            return self._no_answer()
         status = self.status
         if status == 401:
             return (f"refused the credentials the hub sends it ({self.named}): the hub's operator must check the "
@@ -83,6 +101,20 @@ class HttpStatus(BaseModel):
         if status >= 500:
             return f"failed the call ({self.named}); if it keeps failing, the server's operator must look at its logs"
         return f"refused the request the hub sent ({self.named}); check the `url` configured for this server"
+
+    def _no_answer(self) -> str:
+        not_mcp = "or the `url` configured for it is not its MCP endpoint: check it"
+        if self.problem == "redirect":
+            return (f"redirects the hub's requests to {self.location} ({self.named}), which the hub does not follow: "
+                    "if that is its MCP endpoint, configure that final URL as this server's `url` in the hub's config; "
+                    "if it is a sign-in page, a proxy in front of the server wants a login the hub cannot give")
+        if self.problem == "accepted":
+            return f"answered the call with {self.named} and no answer, as if it were a notification: the server has a bug, {not_mcp}"
+        if self.problem == "empty":
+            return f"answered with an empty body ({self.named}), not JSON-RPC: the server has a bug, {not_mcp}"
+        kind = self.content_type or "no content type"
+        return (f"answered with {kind} ({self.named}), not JSON-RPC: the `url` configured for this server may lead to a "
+                "web page (a proxy's sign-in page?) instead of its MCP endpoint; check it")
 
 
 def retry_after_s(value: str | None, now: float | None = None) -> float | None:
@@ -112,8 +144,7 @@ async def status_answer(response: httpx2.Response, request_id: int | str) -> htt
         return None
     body = await _error_body(response)
     error = _jsonrpc_error(body) if body is not None else None
-    headers = [(k, v) for k, v in response.headers.raw
-               if k.lower() not in (b"content-length", b"content-type", b"content-encoding", b"transfer-encoding")]
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _BODY_HEADERS]
     if error is not None and status not in ALWAYS_MAPPED:
         assert body is not None
         return httpx2.Response(status, headers=[*headers, (b"content-type", b"application/json")], content=body,
@@ -121,11 +152,65 @@ async def status_answer(response: httpx2.Response, request_id: int | str) -> htt
     said = " ".join(mask(error.message).split())[:SAID_CHARS] if error is not None else ""
     after = retry_after_s(response.headers.get("retry-after")) if status in TRANSIENT else None
     refusal = HttpStatus(status=status, retry_after_s=after, said=said or None)
-    answer = {"jsonrpc": "2.0", "id": request_id, "error": {
-        "code": types.INTERNAL_ERROR, "message": f"the server {refusal.sentence()}",
-        "data": refusal.model_dump(exclude_none=True)}}
     return httpx2.Response(status, headers=[*headers, (b"content-type", b"application/json")],
-                           content=json.dumps(answer).encode(), extensions=response.extensions)
+                           content=_answer(request_id, refusal), extensions=response.extensions)
+
+
+def no_answer(request: httpx2.Request, response: httpx2.Response) -> HttpStatus | None:
+    """What an answer below 400 to a POST is if the SDK's client would make up a JSON-RPC error for it
+    (`NoAnswer`), else None. Header checks only: the caller asks whether the POST carried a request."""
+    status = response.status_code
+    if status >= 400:
+        return None
+    if status in REDIRECTS and "location" in response.headers:
+        target = _redirect_target(request, response)
+        if target is None:
+            return None  # one the SDK follows (a 307/308 within the origin)
+        return HttpStatus(status=status, problem="redirect", location=target)
+    if status == 202:
+        return HttpStatus(status=status, problem="accepted")
+    kind = response.headers.get("content-type", "").lower()
+    if not kind.startswith(("application/json", "text/event-stream")):  # the SDK's own test
+        return HttpStatus(status=status, problem="content_type", content_type=kind.split(";")[0].strip()[:SAID_CHARS])
+    if kind.startswith("application/json") and response.headers.get("content-length", "").strip() == "0":
+        return HttpStatus(status=status, problem="empty")
+    return None
+
+
+async def no_answer_response(response: httpx2.Response, request_id: int | str, found: HttpStatus) -> httpx2.Response:
+    """A 200 whose body is the JSON-RPC error answering `request_id` with `found`; the response is closed unread."""
+    await response.aclose()
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _BODY_HEADERS and k.lower() != b"location"]
+    return httpx2.Response(200, headers=[*headers, (b"content-type", b"application/json")],
+                           content=_answer(request_id, found), extensions=response.extensions)
+
+
+def _redirect_target(request: httpx2.Request, response: httpx2.Response) -> str | None:
+    """Where a redirect of a POST leads, for a message (masked; no userinfo, query or fragment), or None
+    for one the SDK's client follows (`mcp.shared._httpx_utils.next_request_within_origin`: 307/308,
+    which keep the method and body, within the request's origin, bringing no userinfo of its own)."""
+    try:
+        target = request.url.join(response.headers["location"])
+    except (httpx2.InvalidURL, ValueError):
+        return "(an unreadable Location)"
+    sent = request.url
+    same = (sent.scheme, sent.host, sent.port) == (target.scheme, target.host, target.port) or (
+        sent.host == target.host and sent.scheme == "http" and sent.port is None
+        and target.scheme == "https" and target.port is None)
+    if response.status_code in (307, 308) and same and (not target.userinfo or target.userinfo == sent.userinfo):
+        return None
+    shown = str(target.copy_with(userinfo=b"", query=None, fragment=None))
+    return mask(shown)[:SAID_CHARS]
+
+
+_BODY_HEADERS = (b"content-length", b"content-type", b"content-encoding", b"transfer-encoding")
+
+
+def _answer(request_id: int | str, refusal: HttpStatus) -> bytes:
+    """The JSON-RPC error answering `request_id` with `refusal` (the hub's, not the server's)."""
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {
+        "code": types.INTERNAL_ERROR, "message": f"the server {refusal.sentence()}",
+        "data": refusal.model_dump(exclude_none=True)}}).encode()
 
 
 async def _error_body(response: httpx2.Response) -> bytes | None:

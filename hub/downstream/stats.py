@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -21,6 +21,8 @@ class CallStats:
     around one says nothing of the server's health (`hub.policies.breaker`)."""
     calls: int = 0
     failures: int = 0
+    on_timeout: Callable[[], None] | None = None
+    """Told of each call that timed out on the wire (`hub.downstream.liveness`: is the server hung?)."""
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))
 
     def start(self, caller: tuple[str, str] | None = None) -> None:
@@ -35,6 +37,11 @@ class CallStats:
         if caller is not None:
             self._uncount(caller)
         self.record(seconds, failed)
+
+    def timed_out(self) -> None:
+        """A call this server had on the wire timed out (after its `finish`)."""
+        if self.on_timeout is not None:
+            self.on_timeout()
 
     @contextmanager
     def asking(self, caller: tuple[str, str]) -> Iterator[None]:

@@ -141,3 +141,49 @@ async def test_a_cut_json_body_is_one_line_without_the_servers_bytes_and_no_trac
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
     assert [r for r in caplog.records if r.name == "hub.downstream.s" and r.levelno == logging.WARNING
             and "could not be read" in r.getMessage()]
+
+
+# Outside review recheck15 #7: answers holding no JSON-RPC at all (a redirect, a web page, a 202, an empty
+# body) read "rejected the call" with a -32600 the SDK made up, and never counted against the breaker.
+
+@pytest.mark.parametrize(("tool", "status", "words"), [
+    ("redirect", 302, "redirects the hub's requests to http://127.0.0.1:"),
+    ("away", 307, "redirects the hub's requests to http://localhost:"),  # within no origin the SDK follows
+    ("html", 200, "answered with text/html (HTTP 200 OK), not JSON-RPC"),
+    ("accepted", 202, "answered the call with HTTP 202 Accepted and no answer"),
+    ("empty", 200, "answered with an empty body (HTTP 200 OK), not JSON-RPC"),
+])
+async def test_an_answer_holding_no_json_rpc_names_its_status_and_what_to_do(
+        status_server: str, tool: str, status: int, words: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with hub_over(status_server) as hub:
+        body = await error_of(hub, tool)
+        again = await error_of(hub, tool)
+    assert body["code"] == again["code"] == "upstream_error" and body["retryable"] is False
+    details = body["details"]
+    assert details["http_status"] == status and details["reason"] == "no_jsonrpc_answer", details
+    assert words in body["message"] and "`url`" in body["message"], body["message"]
+    if tool in ("redirect", "away"):
+        assert details["location"].endswith(("/login", "/mcp")) and "sso-state-secret" not in str(body)
+        assert "configure that final URL" in body["message"]
+    if tool == "html":
+        assert details["content_type"] == "text/html" and "<html>" not in str(body)
+    logged = [r.getMessage() for r in caplog.records if r.name == "hub.downstream.s" and r.levelno == logging.WARNING]
+    assert len(logged) == 1 and words in logged[0], logged  # the operator is told once
+    assert not [r for r in caplog.records if r.name.startswith("mcp.client") and r.levelno >= logging.ERROR]
+
+
+async def test_a_redirect_the_sdk_follows_still_reaches_the_server(status_server: str) -> None:
+    async with hub_over(status_server) as hub:
+        with anyio.fail_after(30):
+            result = await hub.route_call("s__moved", {})
+    assert not result.is_error, result
+    assert httpx.get(f"{status_server}/calls").json()["moved"] == 2  # redirected once, answered there
+
+
+async def test_answers_holding_no_json_rpc_open_the_breaker(status_server: str) -> None:
+    async with hub_over(status_server, breaker={"failure_threshold": 3, "cooldown_s": 60}) as hub:
+        seen = [await error_of(hub, tool) for tool in ("html", "redirect", "html", "html")]
+    assert [body["code"] for body in seen[:3]] == ["upstream_error"] * 3
+    assert seen[3]["code"] == "unavailable" and seen[3]["details"]["reason"] == "breaker_open", seen[3]
+    assert httpx.get(f"{status_server}/calls").json()["html"] == 2  # the fourth never reached the server
