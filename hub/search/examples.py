@@ -63,5 +63,11 @@ def example_terms(example: str, vocabulary: Collection[str]) -> list[str]:
     a capitalised word after another word whose stem is not in `vocabulary` (the catalog's own words and
     the synonym table's). Else a request that names its own customer Globex would be pulled toward
     every tool whose examples happen to use the same sample name."""
-    names = {stem(w.lower()) for w in _NAME.findall(example)} - set(vocabulary)
+    names = sample_names(example) - set(vocabulary)
     return [t for t in terms(example) if t not in names]
+
+
+def sample_names(example: str) -> set[str]:
+    """The stems of the capitalised words after another word in `example`: its sample names unless the
+    vocabulary knows them (`example_terms`)."""
+    return {stem(w.lower()) for w in _NAME.findall(example)}

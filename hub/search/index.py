@@ -16,8 +16,8 @@ tools' text scaled by the best namespace (×NAMESPACE_WEIGHT); and (round 5) ±S
 that read one record by id, by whether the query holds an identifier (`hub.search.specific`). Query
 words no tool uses and that are not English are read as the tool words one edit away
 (`hub.search.typos`). Every word statistic (BM25 document frequencies, the examples' and the
-namespaces' tables, the typo vocabulary) is computed over the tools the caller may see, cached per
-visible set (`hub.search.stats`, review search15 #3). Without an embedder the shipped
+namespaces' tables, the typo vocabulary) is computed over the tools the caller may see, at query time
+from raw tables built once (`hub.search.stats`, review search15 #3, re-check 15 #9). Without an embedder the shipped
 ranking is BM25F plus the priors. Reciprocal-rank fusion, a namespace prior from mean vectors
 and an exact-name-word bonus were tried on dev and did not pay (docs/tool-search.md).
 """
@@ -31,12 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hub.search.bm25 import BM25F
 from hub.search.documents import ToolDoc, text_key
 from hub.search.intent import SHAPES, query_action, query_intent, query_shapes
 from hub.search.specific import query_holds_id
-from hub.search.stats import Layout, Stats, ViewCache, build_stats
-from hub.search.typos import Spelling
+from hub.search.stats import Layout, Tables, View, ViewCache, build_tables
 from hub.search.vectors import VectorCache
 from hub.search.words import SYNONYMS, expansions, phrase_expansions, surface_words, terms
 from hub.text.blas import single_blas_thread
@@ -121,8 +119,10 @@ class ToolIndex:
         self._layout: Layout | None = None
         """The tools that have example requests, and where each one's examples start in the stack of all
         examples (tool by tool, in `docs` order); None when no tool has examples."""
-        self._views = ViewCache(Stats(BM25F([]), BM25F([]), BM25F([]), Spelling({})))
-        """The word statistics of the whole build and of recently searched visible sets."""
+        self._tables = build_tables([], None, np.zeros(0, dtype=np.int64), 0)
+        """The raw word tables of this build, from which every visible set's statistics are computed."""
+        self._views = ViewCache(self._tables.view(np.ones(0, dtype=bool)))
+        """The query-independent statistics of the whole build and of recently searched visible sets."""
         self._example_vectors: np.ndarray | None = None
         self._intents = np.zeros(0, dtype=np.float32)
         self._actions: dict[str, np.ndarray] = {}
@@ -130,7 +130,6 @@ class ToolIndex:
         self._one = np.zeros(0, dtype=np.float32)
         self._shapes: dict[str, np.ndarray] = {}
         self._ns_of = np.zeros(0, dtype=np.int64)
-        self._namespaces = 0
         self._by_key: dict[str, np.ndarray] = {}
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         """Recent queries' vectors (an agent repeats and refines its searches): the model runs once per text."""
@@ -153,7 +152,8 @@ class ToolIndex:
             intents = np.array([{"read": 1.0, "write": -1.0}.get(d.intent or "", 0.0) for d in docs], dtype=np.float32)
             names = {n: i for i, n in enumerate(sorted({d.namespace for d in docs}))}
             ns_of = np.array([names[d.namespace] for d in docs], dtype=np.int64)
-            whole = build_stats(docs, np.ones(len(docs), dtype=bool), layout, ns_of, len(names))
+            tables = build_tables(docs, layout, ns_of, len(names))
+            whole = tables.view(np.ones(len(docs), dtype=bool))
             shapes = {term: np.array([term in d.fields.get("params", ()) for d in docs], dtype=np.float32)
                       for term in SHAPES}
             actions = {a: np.array([d.action == a for d in docs], dtype=np.float32) for a in ("create", "update", "delete")}
@@ -162,7 +162,7 @@ class ToolIndex:
             with self._lock:
                 self.docs, self._vectors, self._shapes = list(docs), vectors, shapes
                 self._layout, self._example_vectors, self._views = layout, example_vectors, ViewCache(whole)
-                self._intents, self._ns_of, self._namespaces, self._actions = intents, ns_of, len(names), actions
+                self._tables, self._intents, self._ns_of, self._actions = tables, intents, ns_of, actions
                 self._one, self._destructive = one, destructive
 
     def _embed_all(self, docs: Sequence[ToolDoc]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -213,8 +213,8 @@ class ToolIndex:
                mode: Mode = "hybrid") -> list[Hit]:
         """The best `limit` tools for `query` among those `allowed` accepts, best first."""
         with self._lock:
-            docs, vectors, views = self.docs, self._vectors, self._views
-            layout, example_vectors, namespaces = self._layout, self._example_vectors, self._namespaces
+            docs, vectors, views, tables = self.docs, self._vectors, self._views, self._tables
+            layout, example_vectors = self._layout, self._example_vectors
             intents, ns_of, shapes = self._intents, self._ns_of, self._shapes
             actions, one, destructive = self._actions, self._one, self._destructive
         if not docs or limit <= 0:
@@ -223,17 +223,17 @@ class ToolIndex:
         mask = np.array([allowed(d.name) for d in docs], dtype=bool) if allowed is not None else np.ones(len(docs), bool)
         if not mask.any():
             return []
-        stats = views.get(mask, lambda: build_stats(docs, mask, layout, ns_of, namespaces))
-        bm25, example_bm25, ns_bm25, spelling = stats.bm25, stats.example_bm25, stats.ns_bm25, stats.spelling
+        view = views.get(mask, lambda: tables.view(mask))
+        bm25, example_bm25 = tables.bm25, tables.examples
         words = terms(query) + query_shapes(query)
         shown = surface_words(query)
-        words += spelling.correct(words, known=SYNONYMS, written=shown)
+        words += tables.spelling.correct(words, known=SYNONYMS, written=shown, frequency=view.frequency(tables))
         implied = expansions(words)
         implied += phrase_expansions(query, words + implied)
-        keyword = bm25.scores(words, implied)
+        keyword = bm25.scores(words, implied, view.tools)
         example_scores = None
         if layout is not None:
-            example_scores = example_bm25.scores(words, implied)
+            example_scores = example_bm25.scores(words, implied, view.examples)
             as_example = keyword.copy()
             as_example[layout[0]] = np.maximum.reduceat(example_scores, layout[1])
             keyword = keyword + EXAMPLE_KEYWORD_WEIGHT * as_example
@@ -267,7 +267,7 @@ class ToolIndex:
             fused = semantic
         else:
             fused = keyword if vectors is None or mode == "keyword" else BM25_SHARE * keyword + (1.0 - BM25_SHARE) * semantic
-            fused = fused + _priors(query, words, implied, intents, shapes, ns_of, ns_bm25, mask)
+            fused = fused + _priors(query, words, implied, intents, shapes, ns_of, tables, view)
             action = query_action(query)
             if action is not None and action in actions:
                 fused = fused + ACTION_WEIGHT * actions[action]
@@ -289,7 +289,7 @@ class ToolIndex:
             if layout is not None and example_scores is not None and docs[i].examples:
                 start = int(layout[1][np.searchsorted(layout[0], i)])
                 best = start + int(np.argmax(example_scores[start:start + len(docs[i].examples)]))
-                said = [t for ts in example_bm25.matched(best, words).values() for t in ts]
+                said = [t for ts in example_bm25.matched(best, words, view.examples).values() for t in ts]
                 if said:  # the words of the example that counted: the best one
                     found["examples"] = list(dict.fromkeys(said))
             return {f: [shown.get(t, t) for t in ts] for f, ts in found.items()}
@@ -314,7 +314,7 @@ def _signals(query: str, docs: Sequence[ToolDoc], shapes: dict[str, np.ndarray])
 
 
 def _priors(query: str, words: list[str], implied: list[str], intents: np.ndarray, shapes: dict[str, np.ndarray],
-            ns_of: np.ndarray, ns_bm25: BM25F, mask: np.ndarray) -> np.ndarray:
+            ns_of: np.ndarray, tables: Tables, view: View) -> np.ndarray:
     """Per tool: intent agreement (±INTENT_WEIGHT), value shapes (+SHAPE_WEIGHT), namespace prior."""
     out = np.zeros(len(intents), dtype=np.float32)
     intent = query_intent(query)
@@ -323,10 +323,8 @@ def _priors(query: str, words: list[str], implied: list[str], intents: np.ndarra
     for term in query_shapes(query):
         if term in shapes:
             out += SHAPE_WEIGHT * shapes[term]
-    if NAMESPACE_WEIGHT and ns_bm25.count > 1:
-        visible = np.zeros(ns_bm25.size, dtype=bool)
-        visible[np.unique(ns_of[mask])] = True
-        prior = np.where(visible, ns_bm25.scores(words, implied), 0.0)
+    if NAMESPACE_WEIGHT and view.namespaces.count > 1:
+        prior = np.where(view.namespaces.visible, tables.namespace_scores(words, implied, view), 0.0)
         top = float(prior.max())
         if top > 0:
             out += NAMESPACE_WEIGHT * (prior / top)[ns_of].astype(np.float32)

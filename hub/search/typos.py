@@ -13,7 +13,10 @@ probes, not a scan of the vocabulary. Decided (round 5):
   ending taken off: without that check "profile" became `profit`, "three" `tree` and "review"
   `preview` on the dev split. Without the model installed nothing is corrected;
 - a correction is a tool word at Damerau–Levenshtein distance 1; when several are, all of them
-  (at most `MAX_CORRECTIONS`, the most frequent first) count as words the query says.
+  (at most `MAX_CORRECTIONS`, the most frequent first) count as words the query says;
+- per caller (re-check 15 #9): one index holds the whole catalog's words, and a lookup passes how
+  many of the caller's tools use a word (`frequency`): a word none of them uses is neither known nor
+  proposed, and corrections rank by that count, so a correction never points to a hidden tool's word.
 
 Cost (review console7 #1): a word of L letters has L deletions of L−1 letters, so indexing one
 30,000-letter word (a hex key in a description) took gigabytes. Only words of at most `MAX_LENGTH`
@@ -26,7 +29,7 @@ and build time are linear in the vocabulary, and a query word costs at most that
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -100,22 +103,28 @@ class Spelling:
         """How many (key, word) entries the deletion index holds: its cost, for checks."""
         return sum(len(words) for words in self._by_deletion.values())
 
-    def corrections(self, word: str) -> list[str]:
-        """Tool words one edit from `word` (most used first), or [] when `word` is a tool word."""
-        if word in self.frequency or not MIN_LENGTH <= len(word) <= MAX_LENGTH + 1 or not word.isalpha():
+    def corrections(self, word: str, frequency: Callable[[str], int] | None = None) -> list[str]:
+        """Tool words one edit from `word` (most used first), or [] when `word` is a tool word; with
+        `frequency` (how many of the caller's tools use a word) only words it counts are tool words."""
+        count = frequency if frequency is not None else (lambda w: self.frequency.get(w, 0))
+        if not MIN_LENGTH <= len(word) <= MAX_LENGTH + 1 or not word.isalpha() or count(word) > 0:
             return []
-        found: set[str] = set()
+        found: dict[str, int] = {}
         for key in _deletions(word) | {word}:
-            found.update(w for w in self._by_deletion.get(key, ()) if _one_edit(word, w))
-        return sorted(found, key=lambda w: (-self.frequency[w], w))[:MAX_CORRECTIONS]
+            for w in self._by_deletion.get(key, ()):
+                if w not in found and _one_edit(word, w):
+                    found[w] = count(w)
+        return sorted((w for w, n in found.items() if n > 0), key=lambda w: (-found[w], w))[:MAX_CORRECTIONS]
 
-    def correct(self, words: Iterable[str], known: Iterable[str] = (), written: Mapping[str, str] | None = None) -> list[str]:
+    def correct(self, words: Iterable[str], known: Iterable[str] = (), written: Mapping[str, str] | None = None,
+                frequency: Callable[[str], int] | None = None) -> list[str]:
         """The corrections of every word in `words` (stems) that is neither a tool word, nor in `known`,
-        nor English as the query wrote it (`written`: stem → the word as written)."""
+        nor English as the query wrote it (`written`: stem → the word as written); `frequency` as for
+        `corrections`."""
         skip = set(known)
         out: list[str] = []
         for word in words:
             if word in skip or is_english((written or {}).get(word, word)):
                 continue
-            out.extend(c for c in self.corrections(word) if c not in out)
+            out.extend(c for c in self.corrections(word, frequency) if c not in out)
         return out
