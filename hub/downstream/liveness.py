@@ -32,6 +32,7 @@ from hub.downstream.json_channel import ConnectionLost, JsonChannel
 
 if TYPE_CHECKING:
     from hub.downstream.sessions import SessionPool
+    from hub.downstream.stats import CallStats
 
 
 class Liveness:
@@ -41,6 +42,7 @@ class Liveness:
     log: logging.Logger
     pool: SessionPool | None
     _json: JsonChannel | None
+    stats: CallStats
     _suspect: anyio.Event | None = None
     """Set to ask the watcher for a ping; None while no stdio connection is watched."""
     if TYPE_CHECKING:
@@ -77,24 +79,43 @@ class Liveness:
             self._suspect = None
 
     async def _answers_ping(self, client: Client, timeout: float) -> bool:
-        """Whether the server answers a `ping` (any answer, an error too) within `timeout` seconds;
-        a closed connection is left to the supervisor (True: nothing to add)."""
-        session: Any = client.session
-        stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
-        with anyio.move_on_after(timeout):
+        """Whether the server answers a `ping` (any answer, an error too) within `timeout` seconds of
+        having no call in flight; a closed connection is left to the supervisor (True: nothing to add).
+        While calls are in flight the wait goes on (re-check 16: a one-thread server busy with a long
+        call, within its deadline, was taken for hung when a shorter call beside it timed out, and the
+        long call was cut off): calls have deadlines, so the wait is bounded."""
+        answered = anyio.Event()
+        verdict = True
+
+        async def ping() -> None:
             try:
-                if self._json is not None and self._json.open:
-                    await self._json.request("ping", {}, stamp)
-                else:  # no JSON channel (not on asyncio): through the SDK session
-                    data: dict[str, Any] = {"method": "ping", "params": {}}
-                    opts: dict[str, Any] = {}
-                    stamp(data, opts)
-                    await session._dispatcher.send_raw_request("ping", data["params"], opts)  # noqa: SLF001
+                await self._ping(client)
             except (ConnectionLost, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                return True  # its pipes closed: its exit (or their end) already tells the supervisor
+                pass  # its pipes closed: its exit (or their end) already tells the supervisor
             except MCPError:
                 pass  # an error answer is an answer: it reads its requests
             except Exception as exc:  # boundary: a ping the SDK would not send proves nothing either way
                 self.log.debug("could not ping it: %s", exc)
-            return True
-        return False
+            answered.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ping)
+            while not answered.is_set():
+                with anyio.move_on_after(timeout):
+                    await answered.wait()
+                if not answered.is_set() and self.stats.in_flight == 0:
+                    verdict = False
+                    tg.cancel_scope.cancel()
+                    break
+        return verdict
+
+    async def _ping(self, client: Client) -> None:
+        session: Any = client.session
+        stamp = session._stamp  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
+        if self._json is not None and self._json.open:
+            await self._json.request("ping", {}, stamp)
+        else:  # no JSON channel (not on asyncio): through the SDK session
+            data: dict[str, Any] = {"method": "ping", "params": {}}
+            opts: dict[str, Any] = {}
+            stamp(data, opts)
+            await session._dispatcher.send_raw_request("ping", data["params"], opts)  # noqa: SLF001

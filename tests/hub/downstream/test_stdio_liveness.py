@@ -89,3 +89,29 @@ async def test_without_ping_timeout_a_timeout_sends_no_ping(tmp_path: Path, capl
         assert failed
         assert (await text_of(hub, "pid"))[0] is False
     assert not [r for r in caplog.records if "a ping" in r.getMessage()]
+
+
+async def test_a_one_thread_server_busy_with_a_call_within_its_deadline_is_not_taken_for_hung(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Re-check 16: a short call timing out beside a long one on a one-thread server got it pinged, and
+    the ping unanswered while the long call ran (within its deadline) restarted the server, cutting
+    that call off. The ping's answer is now waited for while calls are in flight."""
+    caplog.set_level(logging.INFO)
+    overrides = {"busy": {"timeout_s": 30}, "echo": {"timeout_s": 0.5}}
+    async with hub_over(tmp_path, tool_overrides=overrides) as hub:
+        first = int((await text_of(hub, "pid"))[1])
+        results: dict[str, tuple[bool, str]] = {}
+
+        async def run(tool: str, arguments: dict[str, Any]) -> None:
+            results[tool] = await text_of(hub, tool, arguments)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "busy", {"seconds": 4 * PING_S + 1})
+            with anyio.fail_after(30):
+                while hub.downstreams["b"].stats.in_flight < 1:  # the state "busy is with the server"
+                    await anyio.sleep(0.01)
+            tg.start_soon(run, "echo", {"text": "queued behind busy"})
+        assert results["busy"] == (False, "worked"), results
+        assert results["echo"][0] and "timed out" in results["echo"][1], results
+        await logged(caplog, "answered a ping after a call timed out")
+        assert int((await text_of(hub, "pid"))[1]) == first, "the server was restarted"
