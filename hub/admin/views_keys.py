@@ -57,7 +57,8 @@ async def create(console: Console, request: Request, session: AdminSession) -> R
     if problem is not None:
         return await keys(console, request, session, error=problem, status=400)
     try:
-        secret, record = console.keys.create(name, scopes, expires_in, minter=session.scopes)
+        secret, record = console.keys.create(name, scopes, expires_in, minter=session.scopes,
+                                             minter_expires_at=session.expires_at)
     except ScopeEscalation as exc:
         console.audit(session, "create_key", None, {"principal": name, "scopes": " ".join(scopes)},
                       outcome="denied", error_code="forbidden")

@@ -76,16 +76,20 @@ class KeyStore:
         self._cache: dict[str, tuple[float, KeyRow | None]] = {}
 
     def create(self, principal: str, scopes: list[str], expires_in_s: float | None = None, *,
-               minter: Sequence[str] | None = None) -> tuple[str, KeyRecord]:
+               minter: Sequence[str] | None = None, minter_expires_at: float | None = None) -> tuple[str, KeyRecord]:
         """Create a key; the returned string is the only time the secret exists outside the caller.
 
         `minter`: the scopes of the credential asking (over HTTP: the console session's), checked by
         `hub.auth.minting` (`ScopeEscalation` if the key would be broader); None only for the local
-        operator (the CLI, which holds the data dir or database anyway)."""
+        operator (the CLI, which holds the data dir or database anyway). `minter_expires_at`: when that
+        credential expires — the new key expires no later (re-check 16: a 2-minute key minted a key
+        that never expired, so a short grant outlived itself)."""
         check_mint(minter, scopes)
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = time.time()
         expires_at = now + expires_in_s if expires_in_s else None
+        if minter_expires_at is not None:
+            expires_at = min(expires_at, minter_expires_at) if expires_at is not None else minter_expires_at
         row = KeyRow(key_id, principal, " ".join(scopes), salt, _digest(salt, secret), now, expires_at, None)
         self.table.key_insert(row)
         return f"{PREFIX}{key_id}_{secret}", _record(row)

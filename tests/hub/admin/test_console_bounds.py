@@ -200,3 +200,18 @@ def test_the_tools_page_is_paged_and_filtered(tmp_path: Path, procs: list) -> No
     assert re.findall(r'data-tool="([^"]+)"', found) == [f"e__t{i}" for i in range(230, 240)]
     assert _link(found, "Next tools") is None and "0 of 0" not in found
     assert re.findall(r'data-tool="', http.get("/admin/tools", params={"ns": "nope"}).text) == []
+
+
+def test_a_minted_key_expires_no_later_than_its_minter(tmp_path: Path) -> None:
+    """Re-check 16: a 2-minute `hub:admin seq:*` key minted a key that never expired."""
+    from hub.auth.keys import KeyStore
+
+    store = KeyStore(tmp_path)
+    soon = time.time() + 120
+    _, unlimited = store.create("contractor", ["seq:read"], None, minter=["hub:admin", "seq:*"], minter_expires_at=soon)
+    _, longer = store.create("contractor", ["seq:read"], 86_400, minter=["hub:admin", "seq:*"], minter_expires_at=soon)
+    _, shorter = store.create("contractor", ["seq:read"], 60, minter=["hub:admin", "seq:*"], minter_expires_at=soon)
+    assert unlimited.expires_at == longer.expires_at == soon
+    assert shorter.expires_at is not None and shorter.expires_at < soon
+    _, operators = store.create("ops", ["seq:read"], None)  # the local operator (the CLI): as asked
+    assert operators.expires_at is None
