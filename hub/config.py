@@ -97,6 +97,8 @@ def _credentials(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         parts = urllib.parse.urlsplit(url)
         if parts.password:
             yield "password", urllib.parse.unquote(parts.password)
+        if parts.username:  # a token as the user name (`https://<token>@host`)
+            yield "user", urllib.parse.unquote(parts.username)
         for pair in parts.query.split("&"):
             name, _, raw = pair.partition("=")
             yield from ((name, value) for value in {raw, urllib.parse.unquote(raw), urllib.parse.unquote_plus(raw)})
@@ -105,7 +107,7 @@ def _credentials(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         strings = [a for a in args if isinstance(a, str)]
         for before, arg in zip(["", *strings], strings):
             flag, equals, inner = arg.partition("=")
-            if arg.startswith("-") and equals:
+            if equals:  # `--token=<key>`, or `-e GITHUB_TOKEN=<key>` as docker takes it
                 yield flag.lstrip("-"), inner
             yield (before.lstrip("-") if before.startswith("-") else "arg"), arg
     if isinstance(secret := data.get("caller_secret"), str):

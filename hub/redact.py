@@ -205,6 +205,8 @@ _ORDINARY = re.compile(r"(?i)[/~.].*|[a-z][a-z0-9+.-]*://[^@\s]*|[a-z0-9-]+(?:\.
 """Values of no secret-sounding name that read as settings: paths, URLs without user info, host names,
 IP addresses and versions (`127.0.0.1`, `db.internal:5432`, `1.2.3`), media types (`application/json`)."""
 _WORD = re.compile(r"[A-Za-z_.-]+")
+UNNAMED_MIN = 16
+"""A value of no secret-sounding name is remembered only from this length on (vendors' keys are longer)."""
 
 
 def _secret_like(name: str, value: str) -> bool:
@@ -215,8 +217,9 @@ def _secret_like(name: str, value: str) -> bool:
         # an AWS secret access key may start with `/`)
         return len(value) >= 6 and not (_WORD.fullmatch(value) and len(value) < 12) \
             and not (value.isdigit() and len(value) < 6)
-    # any name: a token-like value (8+ characters, no spaces, letters and digits both), not a setting
-    return (len(value) >= 8 and not any(ch.isspace() for ch in value) and any(ch.isalpha() for ch in value)
+    # any name: a token-like value (16+ characters — a region, a model or locale name, a script's file
+    # name are shorter: re-check 16 — no spaces, letters and digits both), not a setting
+    return (len(value) >= UNNAMED_MIN and not any(ch.isspace() for ch in value) and any(ch.isalpha() for ch in value)
             and any(ch.isdigit() for ch in value) and not _ORDINARY.fullmatch(value))
 
 
@@ -226,7 +229,7 @@ def remember_secrets(named_values: Iterable[tuple[str, str]]) -> None:
     the operator configured for servers (`env`, `headers`, URL query and user info, `caller_secret`),
     which no pattern can recognise by shape. Kept: under a secret-sounding name (key, token, pass,
     auth, …) any value of 6+ characters but a short word or number; under any name a token-like value
-    (8+ characters, no spaces, letters and digits both) that does not read as a setting (a path, a URL
+    (16+ characters, no spaces, letters and digits both) that does not read as a setting (a path, a URL
     without user info, a host name or address, a version, a media type). Never booleans. Also masked:
     a kept value's JSON- and URL-escaped spellings (`+` kept or escaped). Values only ever join (a
     reloaded config adds its own)."""

@@ -253,7 +253,9 @@ async def test_a_configured_credential_is_masked_in_whatever_sentence_a_server_r
 
 @pytest.mark.parametrize(("entry", "secret"), [
     ({"url": "https://api.example.com/v1?api_key=ab+cd/ef==x9Zq"}, "ab+cd/ef==x9Zq"),
-    ({"url": "https://hooks.example.com/services/T0AB12CD/xoxq9Wm2Lr7Tk4"}, "xoxq9Wm2Lr7Tk4"),
+    ({"url": "https://hooks.example.com/services/T0AB12CD/xoxq9Wm2Lr7Tk4Hs8Jd"}, "xoxq9Wm2Lr7Tk4Hs8Jd"),
+    ({"url": "https://gh7Kq2Lm9Xz4Pw0Tb6Y@git.example.com/repo"}, "gh7Kq2Lm9Xz4Pw0Tb6Y"),
+    ({"command": "docker", "args": ["run", "-e", "GITHUB_TOKEN=ghx9Tq2Lm7Zw4Pv0Rb6N", "image"]}, "ghx9Tq2Lm7Zw4Pv0Rb6N"),
     ({"url": "https://x.example.com", "headers": {"Cookie": "session=Qm9vN3kLp0Rt7Wx2Yb5; theme=dark"}}, "Qm9vN3kLp0Rt7Wx2Yb5"),
     ({"command": "srv", "args": ["--token=tk-55Hd8Qz1Vb"]}, "tk-55Hd8Qz1Vb"),
     ({"command": "srv", "args": ["--api-key", "plainpassphrase"]}, "plainpassphrase"),
@@ -276,7 +278,8 @@ def test_settings_in_a_server_entry_are_not_masked(setting: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "value", "remembered"), [
-    ("VENDOR_KEY", VENDOR_KEY, True), ("ANY", "ab12cd34ef", True), ("Authorization", "Bearer t0k3n-abc", True),
+    ("VENDOR_KEY", VENDOR_KEY, True), ("ANY", "ab12cd34ef56gh78ij", True), ("ANY", "ab12cd34ef", False),
+    ("REGION", "us-east-1", False), ("MODEL", "gpt-4o-mini", False), ("LANG", "en_US.UTF-8", False), ("Authorization", "Bearer t0k3n-abc", True),
     ("PASSWORD", "hunter2x", True), ("MODE", "production", False), ("HOME", "/home/ada", False),
     ("DEBUG", "true", False), ("URL", "https://api.example.com/v1", False), ("PORT", "8080", False),
     ("AUTH_MODE", "oauth", False), ("NAME", "Ada Lovelace", False),
