@@ -30,7 +30,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -86,25 +86,18 @@ class CallTracing:
 
     async def aclose(self) -> None:
         """At hub close: the spans not yet exported get at most `STOP_FLUSH_S` to reach the collector,
-        then the exporter and the provider stop. The flush runs in a daemon thread of its own: the SDK
-        retries an export toward a collector that is down with backoff, up to its own 10 s timeout, in
-        the flushing thread, and a worker thread doing that held the process's exit (8 s, or the 10 s
-        watchdog, before: outside review console15). Stopping the exporter ends those retries."""
+        then the exporter and the provider stop (as long again at most). Both run in daemon threads of
+        their own: the SDK retries an export toward a collector that is down with backoff, and waits out
+        its 10 s request timeout on one that hangs, in the calling thread — a worker thread doing that
+        held the process's exit (8 s, or the 10 s watchdog: outside review console15, re-check 16).
+        Stopping the exporter ends the retries; a hung request is left to its daemon thread."""
         for handler in logging.getLogger().handlers:
             handler.removeFilter(self.log_filter)
-        flushed = threading.Event()
-
-        def flush() -> None:
-            self.provider.force_flush()
-            flushed.set()
-
-        threading.Thread(target=flush, name="mcp-hub-span-flush", daemon=True).start()
-        await anyio.to_thread.run_sync(flushed.wait, STOP_FLUSH_S)
+        flushed = await _in_daemon_thread(self.provider.force_flush, STOP_FLUSH_S)
         if self._otlp is not None:
             self._otlp.shutdown()
-        with anyio.move_on_after(STOP_FLUSH_S):
-            await anyio.to_thread.run_sync(self.provider.shutdown, abandon_on_cancel=True)
-        if not flushed.is_set():
+        await _in_daemon_thread(self.provider.shutdown, STOP_FLUSH_S)
+        if not flushed:
             logger.warning("spans not yet exported were dropped: the trace collector did not take them within %gs "
                            "of the stop", STOP_FLUSH_S)
 
@@ -235,6 +228,21 @@ def _mark(span: Span, kind: str, code: str | None) -> None:
         span.set_attribute("mcp_hub.error_code", code)
     if kind != "ok":
         span.set_status(StatusCode.ERROR, code or kind)
+
+
+async def _in_daemon_thread(work: Callable[[], object], wait_s: float) -> bool:
+    """Run `work` in a daemon thread (one the process does not wait for at exit) and wait for it at most
+    `wait_s`; whether it finished."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mcp-hub-span-stop", daemon=True).start()
+    return await anyio.to_thread.run_sync(done.wait, wait_s)
 
 
 def _otlp_exporter(endpoint: str | None) -> SpanExporter:
