@@ -82,8 +82,14 @@ async def activity(console: Console, request: Request, session: AdminSession) ->
                           live=before is None and (flt.end is None or flt.end > time.time()))
 
 
+LIVE_ROWS = 500
+"""Rows one tick of the live view sends at most: what the page's table keeps (admin.js). A burst of
+more is announced (`gap`); before, a tick sent the newest 100 and skipped the rest (re-check 16)."""
+
+
 async def stream(console: Console, request: Request, session: AdminSession) -> Response:
-    """`row` events, each one `<tr>` of the activity table, for rows after `after` that match the filters."""
+    """`row` events, each one `<tr>` of the activity table, for rows after `after` that match the
+    filters, oldest first; a `gap` event when a tick had more than `LIVE_ROWS`."""
     flt = _filter(request)
     raw_after = request.query_params.get("after", "")
     after = int(raw_after) if raw_after.isdigit() else 0
@@ -99,8 +105,10 @@ async def stream(console: Console, request: Request, session: AdminSession) -> R
             if not alive:
                 yield {"event": "end", "data": "session ended"}
                 return
-            rows = await audit_reads.recent(console.hub, flt, after_id=after, limit=PAGE)
-            for row in reversed(rows):
+            rows = await audit_reads.recent(console.hub, flt, after_id=after, limit=LIVE_ROWS + 1)
+            if len(rows) > LIVE_ROWS:  # more arrived in one tick than the table keeps: say so, never skip silently
+                yield {"event": "gap", "data": f"more than {LIVE_ROWS} calls in a second"}
+            for row in reversed(rows[:LIVE_ROWS]):
                 after = max(after, row["id"])
                 yield {"event": "row", "id": str(row["id"]), "data": row_template.render(r=row, picked="").replace("\n", " ")}
             await anyio.sleep(1.0)

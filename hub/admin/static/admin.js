@@ -11,6 +11,9 @@ document.addEventListener("DOMContentLoaded", function () {
     source.close(); // the session ended (signed out, expired, or its key revoked)
     status.textContent = "Live view: stopped — your session has ended. Reload to sign in again.";
   });
+  source.addEventListener("gap", function () {
+    status.textContent = "Live view: on — more calls arrived at once than the table shows; reload the page (or page back) to see them all.";
+  });
   source.addEventListener("error", function () { status.textContent = "Live view: reconnecting… (reload if this persists)"; });
   source.addEventListener("row", function (event) {
     var holder = document.createElement("tbody");

@@ -215,3 +215,17 @@ def test_a_minted_key_expires_no_later_than_its_minter(tmp_path: Path) -> None:
     assert shorter.expires_at is not None and shorter.expires_at < soon
     _, operators = store.create("ops", ["seq:read"], None)  # the local operator (the CLI): as asked
     assert operators.expires_at is None
+
+
+def test_a_live_stream_sends_every_row_of_a_burst(tmp_path: Path, procs: list) -> None:
+    """Re-check 16: each tick of the live view sent the newest 100 rows and skipped the rest (151 of a
+    300-call burst reached it). Rows that are there when it opens are one burst of its first tick."""
+    hub = start(tmp_path, procs)
+    admin = create_key(hub["data_dir"], "ops", "hub:admin")
+    agent = create_key(hub["data_dir"], "agent", "e:write")
+    hub = serve(hub)
+    mcp_calls(hub["url"], agent, *[("e__echo", {"text": f"burst {i}"}) for i in range(150)])
+    http, _ = signed_in(hub["base"], admin)
+    stream = Stream(hub["base"], http)
+    wait_for("every row of the burst", lambda: stream.events("row") >= 151, timeout=60)  # the calls and the login
+    assert stream.events("gap") == 0
