@@ -55,6 +55,7 @@ async def within_deadline(downstream: Downstream, method: str, work: Coroutine[A
         work = unless_cancelled(work)
     with anyio.move_on_after(seconds):
         return await work
+    downstream.stats.timed_out()  # a stdio server is asked whether it still reads (`hub.downstream.liveness`)
     raise request_timeout(downstream.name, method, seconds, setting, anyio.current_time() - started)
 
 

@@ -7,6 +7,7 @@ waited for as long as the client did (the read of a hung stdio server, for ever)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,13 @@ async def test_an_in_process_def_resource_or_prompt_blocking_its_thread_times_ou
             assert (await hub.route_call("m__multiply", {"a": 2, "b": 3})).structured_content == {"result": 6.0}
     finally:
         inproc_server.RELEASE.set()  # frees the worker thread
+
+
+async def test_a_timed_out_read_gets_a_stdio_server_pinged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """As a timed-out call does (`hub.downstream.liveness`): a server that answers the ping is left running."""
+    caplog.set_level(logging.INFO)
+    async with hung_hub(tmp_path, {"timeout_s": 0.5, "max_timeout_s": 1}) as hub:
+        await timed_out(lambda: hub.read_resource("mcphub://h/h://x"))
+        with anyio.fail_after(30):
+            while not any("answered a ping after a call timed out" in r.getMessage() for r in caplog.records):
+                await anyio.sleep(0.02)  # waiting for the state "pinged, and it answered"
