@@ -6,27 +6,33 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from servers.kit.errors import DomainError
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def refuse_control_chars(**fields: str | Iterable[str] | None) -> None:
-    """Raise `invalid_argument` for the first field (or list item) holding a forbidden control char."""
+def _texts(fields: dict[str, str | Iterable[str] | None]) -> Iterator[tuple[str, str, str]]:
+    """(field name, label, text) of each given field, a list field's items labelled `name[i]`."""
     for name, value in fields.items():
         if value is None:
             continue
         items = [(name, value)] if isinstance(value, str) else [(f"{name}[{i}]", v) for i, v in enumerate(value)]
         for label, text in items:
-            if found := CONTROL.search(text):
-                raise DomainError(
-                    "invalid_argument",
-                    f"{label} contains control character U+{ord(found.group()):04X} at position {found.start()}; "
-                    "remove it (only tab, newline and carriage return are allowed in text)",
-                    details={"field": name},
-                )
+            yield name, label, text
+
+
+def refuse_control_chars(**fields: str | Iterable[str] | None) -> None:
+    """Raise `invalid_argument` for the first field (or list item) holding a forbidden control char."""
+    for name, label, text in _texts(fields):
+        if found := CONTROL.search(text):
+            raise DomainError(
+                "invalid_argument",
+                f"{label} contains control character U+{ord(found.group()):04X} at position {found.start()}; "
+                "remove it (only tab, newline and carriage return are allowed in text)",
+                details={"field": name},
+            )
 
 
 # Characters that show nothing: format characters (Cf: zero-width space, word joiner, BOM, bidi marks),
@@ -45,11 +51,7 @@ def is_blank(text: str) -> bool:
 
 def refuse_blank(**fields: str | Iterable[str] | None) -> None:
     """Raise `invalid_argument` for the first required text field (or list item) that is blank (`is_blank`)."""
-    for name, value in fields.items():
-        if value is None:
-            continue
-        items = [(name, value)] if isinstance(value, str) else [(f"{name}[{i}]", v) for i, v in enumerate(value)]
-        for label, text in items:
-            if is_blank(text):
-                raise DomainError("invalid_argument", f"{label} is empty (only spaces or invisible characters): give visible text",
-                                  details={"field": name})
+    for name, label, text in _texts(fields):
+        if is_blank(text):
+            raise DomainError("invalid_argument", f"{label} is empty (only spaces or invisible characters): give visible text",
+                              details={"field": name})
