@@ -77,6 +77,9 @@ class HubRefusal(HubToolError):
 
 
 URL_REQUIRED_REASON = "url_elicitation_required"
+RESTARTED_BY_HUB = "restarted_by_hub"
+"""`details.reason` of a call whose connection the hub itself ended while it ran
+(`hub.downstream.forwarders.restarted_by_hub`): never counted against the server's breaker."""
 
 
 class UrlElicitationRequired(HubToolError):

@@ -27,7 +27,7 @@ from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
 from hub.downstream.owners import current_owner
 from hub.downstream.request_deadline import unless_cancelled
-from hub.errors import HubRefusal, HubToolError
+from hub.errors import RESTARTED_BY_HUB, HubRefusal, HubToolError
 from hub.relay.downstream_input import asks_for_input, complete_input_rounds
 from hub.relay.logs import with_log_level
 from hub.wire import ToolResult, as_sent, from_server, json_number, wire_result
@@ -113,7 +113,6 @@ class Forwarder:
         return error
 
 
-RESTARTED_BY_HUB = "restarted_by_hub"
 RESTART_RETRY_S = 1.0
 """The wait a call cut off by a Restart is told (and a retry-safe one waits) before calling again: about
 what a stdio server takes to start."""

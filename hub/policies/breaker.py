@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from hub.settings import BreakerSettings
-from hub.errors import HubRefusal, HubToolError
+from hub.errors import RESTARTED_BY_HUB, HubRefusal, HubToolError
 from hub.calls.call import caller_identity
 from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCall, now
 
@@ -61,7 +61,7 @@ def answered_with_failure(outcome: Outcome) -> bool:
     if error is None or error.body.code not in FAILURE_CODES:
         return False
     details = error.body.details or {}
-    if details.get("reason") == "restarted_by_hub":  # the hub ended the connection itself (a console Restart)
+    if details.get("reason") == RESTARTED_BY_HUB:  # the hub ended the connection itself (a console Restart)
         return False
     return not (error.body.code == "upstream_error" and "jsonrpc_code" in details)
 
