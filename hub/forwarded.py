@@ -14,8 +14,8 @@ the state its session held is gone, and a task lives on the session that ended.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mcp_types as types
 from mcp import Client
@@ -38,10 +38,17 @@ async def ask(config: HubConfig, downstream: Downstream, principal: Principal, m
               request: Callable[[Client], Awaitable[T]]) -> T:
     """`request(client)` (`method`) on the caller's live session of `downstream`, within its deadline,
     counted as `principal`'s while it runs (`CallStats.asking`)."""
+    with downstream.stats.asking(identity(principal)):
+        return await within_request_deadline(config, downstream, method, on_live_session(downstream, request))
+
+
+async def within_request_deadline(config: HubConfig, downstream: Downstream, method: str,
+                                  work: Coroutine[Any, Any, T]) -> T:
+    """`work` (`method` to `downstream`) within the deadline of that request
+    (`hub.downstream.request_deadline`); any failure as the JSON-RPC error the client gets."""
     seconds, setting = request_deadline(config.hub, downstream.config, method)
     try:
-        with downstream.stats.asking(identity(principal)):
-            return await within_deadline(downstream, method, on_live_session(downstream, request), seconds, setting)
+        return await within_deadline(downstream, method, work, seconds, setting)
     except (DownstreamUnavailable, HubToolError) as exc:
         raise jsonrpc_error(exc) from exc
 

@@ -21,36 +21,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import mcp_types as types
-from mcp.shared.exceptions import MCPError
-
 from hub.auth.principal import Principal
 from hub.downstream.owned import is_session_ended
 from hub.downstream.owners import bind_owner
-from hub.errors import HubRefusal
+from hub.downstream.request_deadline import request_deadline, within_deadline
+from hub.errors import HubRefusal, HubToolError
+from hub.forwarded import jsonrpc_error
 
 if TYPE_CHECKING:
+    from hub.config import HubConfig
     from hub.downstream.connection import Downstream
 
-DOWNSTREAM_TIMEOUT_S = 10.0
-
-
-async def subscribe_own(downstream: Downstream, connection: Any, original: str, *, subscribe: bool) -> None:
+async def subscribe_own(config: HubConfig, downstream: Downstream, connection: Any, original: str, *,
+                        subscribe: bool) -> None:
     """(Un)subscribe `original` on `connection`'s own session of `downstream` (see the module for a
-    "session not found" answer); its updates reach that client only."""
+    "session not found" answer), within that request's deadline (`hub.downstream.request_deadline`);
+    its updates reach that client only."""
     pool = downstream.pool
     assert pool is not None
     if not subscribe and pool.client_of(connection) is None:
         return  # its session is gone, and its subscriptions with it
+    method = "resources/subscribe" if subscribe else "resources/unsubscribe"
+    seconds, setting = request_deadline(config.hub, downstream.config, method)
     for attempt in range(2):
         try:
             async with downstream.own_session(connection) as client:
-                with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
-                    if subscribe:
-                        await client.session.subscribe_resource(original)
-                    else:
-                        await client.session.unsubscribe_resource(original)
+                sent = (client.session.subscribe_resource(original) if subscribe
+                        else client.session.unsubscribe_resource(original))
+                await within_deadline(downstream, method, sent, seconds, setting)
                 pool.pin(connection, original, subscribe)  # on the session it was sent on
             return
         except HubRefusal as exc:
@@ -59,11 +57,12 @@ async def subscribe_own(downstream: Downstream, connection: Any, original: str, 
             if is_session_ended(exc) and not attempt:
                 continue  # once more, on the new session
             # `max_sessions` reached, or ended again: the refusal's body as the error's data
-            raise MCPError(code=types.INTERNAL_ERROR, message=exc.body.message,
-                           data=exc.body.model_dump(exclude_none=True)) from exc
+            raise jsonrpc_error(exc) from exc
+        except HubToolError as exc:  # past its deadline
+            raise jsonrpc_error(exc) from exc
 
 
-async def renew(downstream: Downstream, held: Iterable[tuple[Any, Principal, str]]) -> None:
+async def renew(config: HubConfig, downstream: Downstream, held: Iterable[tuple[Any, Principal, str]]) -> None:
     """Subscribe each held `(connection, principal, original URI)` that its connection's current session
     lacks (that session ended with its server, or was opened since by another request); best effort."""
     pool = downstream.pool
@@ -73,6 +72,6 @@ async def renew(downstream: Downstream, held: Iterable[tuple[Any, Principal, str
             continue
         try:
             with bind_owner(connection, principal=principal):
-                await subscribe_own(downstream, connection, original, subscribe=True)
+                await subscribe_own(config, downstream, connection, original, subscribe=True)
         except Exception as exc:  # noqa: BLE001 — logged; the client's next subscribe retries
             downstream.log.warning("could not renew a client's subscription to %s: %s", original, type(exc).__name__)

@@ -54,8 +54,10 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
 from hub.downstream.connection import DownstreamUnavailable
+from hub.downstream.request_deadline import request_deadline
 from hub.downstream.serials import session_serial
-from hub.relay.own_subscriptions import DOWNSTREAM_TIMEOUT_S, renew, subscribe_own
+from hub.forwarded import within_request_deadline
+from hub.relay.own_subscriptions import renew, subscribe_own
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -144,7 +146,7 @@ class ResourceSubscriptions:
         downstream, original = self._target(uri, principal)
         clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
         if _per_client(downstream):
-            await subscribe_own(downstream, connection, original, subscribe=True)
+            await subscribe_own(self._hub.config, downstream, connection, original, subscribe=True)
         else:
             await self._ensure(downstream, uri, original)
         clients[connection] = principal
@@ -158,7 +160,7 @@ class ResourceSubscriptions:
         held = clients is not None and clients.pop(connection, None) is not None
         downstream = self._hub.downstreams[server]
         if held and _per_client(downstream):
-            await subscribe_own(downstream, connection, original, subscribe=False)
+            await subscribe_own(self._hub.config, downstream, connection, original, subscribe=False)
         await self._release_if_unused(uri)
 
     async def hold_for_stream(self, uris: Iterable[str], principal: Principal) -> list[str]:
@@ -210,8 +212,8 @@ class ResourceSubscriptions:
         if _modern(client):
             await self._ensure_streamed(downstream, [(uri, original)])
             return
-        with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
-            await client.session.subscribe_resource(original)
+        await within_request_deadline(self._hub.config, downstream, "resources/subscribe",
+                                      client.session.subscribe_resource(original))
         self._downstream[uri] = (downstream.name, original, session)
 
     async def _ensure_streamed(self, downstream: Downstream, items: list[tuple[str, str]]) -> None:
@@ -249,8 +251,8 @@ class ResourceSubscriptions:
                 return
             client = downstream.client()
             if session_serial(client.session) == session:
-                with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
-                    await client.session.unsubscribe_resource(original)
+                await within_request_deadline(self._hub.config, downstream, "resources/unsubscribe",
+                                              client.session.unsubscribe_resource(original))
         except Exception as exc:  # noqa: BLE001 — best effort: a reconnected session has no subscription anyway
             logger.debug("unsubscribing %s on %s not sent: %s", original, server, type(exc).__name__)
 
@@ -264,7 +266,8 @@ class ResourceSubscriptions:
                 group = self._hub._task_group  # noqa: SLF001 — streams live as long as the hub's servers
                 if group is None:
                     raise RuntimeError("the hub is not running")
-                with anyio.fail_after(DOWNSTREAM_TIMEOUT_S):
+                seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "subscriptions/listen")
+                with anyio.fail_after(seconds):
                     fresh = await group.start(_hold_stream, downstream, sorted(stream.uris))
             stream.scope = fresh
             if previous is not None:
@@ -312,7 +315,7 @@ class ResourceSubscriptions:
                     continue
                 if server == downstream.name:
                     held.append((connection, principal, original))
-        await renew(downstream, held)
+        await renew(self._hub.config, downstream, held)
 
     async def relay(self, downstream: Downstream, params: types.ResourceUpdatedNotificationParams, owner: Any = None) -> None:
         """Send one server's `notifications/resources/updated` to the clients subscribed to it; one

@@ -16,10 +16,10 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from hub.downstream.connection import DownstreamUnavailable
-from hub.downstream.request_deadline import request_deadline, unless_cancelled, within_deadline
+from hub.downstream.request_deadline import unless_cancelled
 from hub.downstream.serials import session_serial
 from hub.errors import HubRefusal, HubToolError
-from hub.forwarded import jsonrpc_error
+from hub.forwarded import within_request_deadline
 from hub.redact import mask
 from hub.wire import WireResult, from_server
 
@@ -40,12 +40,9 @@ async def ask_about_task(config: HubConfig, downstream: Downstream, method: str,
                          task: RelayedTask) -> dict[str, Any]:
     """`tasks/get`, `tasks/result` or `tasks/cancel` about `task`, on the session that created it (another
     is -32602 task not found), within its deadline; what the server answered."""
-    seconds, setting = request_deadline(config.hub, downstream.config, method)
-    try:
-        body, _ = await within_deadline(downstream, method, _send(downstream, method, {"taskId": task.task_id}, task),
-                                        seconds, setting)
-    except HubToolError as exc:  # down, `max_sessions`, `session_ended`, lost, `timeout`
-        raise jsonrpc_error(exc) from exc
+    # down, `max_sessions`, `session_ended`, lost, `timeout`: each a JSON-RPC error
+    body, _ = await within_request_deadline(config, downstream, method,
+                                            _send(downstream, method, {"taskId": task.task_id}, task))
     return body
 
 

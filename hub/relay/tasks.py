@@ -16,8 +16,9 @@ Rules (docs/protocol.md, "Tasks"):
 - `io.modelcontextprotocol/related-task` in results and in requests a server sends while a task runs
   (e.g. an elicitation during `tasks/result`) carries the exposed id; such a request goes only to a
   call in flight of the principal who created the task, else to no one (`related_principal`).
-- `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`; one
-  the server no longer knows is forgotten), at most `MAX_TASKS_PER_CONNECTION`, in one page.
+- `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`, up to
+  `LIST_CONCURRENCY` at once, each within its deadline; one the server no longer knows is forgotten,
+  one it does not answer in time is left out of that listing), at most `MAX_TASKS_PER_CONNECTION`, in one page.
 - A disconnect is not a cancel: the hub forgets the connection's tasks and the server lets them
   expire (their `ttl`).
 - A `per_client` server: the task is created on the caller's own downstream session, and every
@@ -37,6 +38,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -65,6 +67,8 @@ if TYPE_CHECKING:
 RELATED_TASK = "io.modelcontextprotocol/related-task"
 MAX_TASKS_PER_CONNECTION = 200
 """Tasks a client connection keeps through the hub; creating one more forgets its oldest."""
+LIST_CONCURRENCY = 16
+"""`tasks/get` requests one `tasks/list` has in flight at once."""
 MAX_TASKS = 10_000
 """Tasks whose `related-task` ids the hub rewrites, over all connections (`FairCap`: the principal
 holding the most forgets its oldest first)."""
@@ -244,19 +248,27 @@ class TaskRelay:
     async def list(self, connection: Any, principal: Principal) -> dict[str, Any]:
         """The caller's live tasks, each as its server reports it now."""
         owned = self._owned.get(connection) if connection is not None else None
-        tasks = []
-        for exposed, relayed in list((owned or {}).items()):
-            if not may_see_server(self._hub, principal, relayed.server):
-                continue
-            try:
-                body = await ask_about_task(self._hub.config, self._hub.downstreams[relayed.server], "tasks/get", relayed)
-            except MCPError as exc:
-                if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
-                    owned.pop(exposed, None)
-                    self._forget(relayed)
-                continue
-            tasks.append({k: v for k, v in body.items() if k != "_meta"} | {"taskId": exposed})
-        return {"tasks": tasks}
+        visible = [(exposed, relayed) for exposed, relayed in (owned or {}).items()
+                   if may_see_server(self._hub, principal, relayed.server)]
+        found: dict[str, dict[str, Any]] = {}
+        limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
+
+        async def get(exposed: str, relayed: RelayedTask) -> None:
+            async with limiter:
+                try:
+                    body = await ask_about_task(self._hub.config, self._hub.downstreams[relayed.server], "tasks/get", relayed)
+                except MCPError as exc:
+                    if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
+                        owned.pop(exposed, None)
+                        self._forget(relayed)
+                    return  # down or too slow: left out of this listing, kept for the next
+            found[exposed] = {k: v for k, v in body.items() if k != "_meta"} | {"taskId": exposed}
+
+        # Asked at once, so a hung server costs one deadline, not one per task (was N x `timeout_s`).
+        async with anyio.create_task_group() as group:
+            for exposed, relayed in visible:
+                group.start_soon(get, exposed, relayed)
+        return {"tasks": [found[exposed] for exposed, _ in visible if exposed in found]}
 
     async def status(self, downstream: Downstream, params: Any, owner: Any) -> None:
         """A server's `notifications/tasks/status`: to the client connection that owns the task (for a

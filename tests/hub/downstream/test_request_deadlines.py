@@ -125,3 +125,33 @@ async def test_a_timed_out_read_gets_a_stdio_server_pinged(tmp_path: Path, caplo
         with anyio.fail_after(30):
             while not any("answered a ping after a call timed out" in r.getMessage() for r in caplog.records):
                 await anyio.sleep(0.02)  # waiting for the state "pinged, and it answered"
+
+
+@pytest.mark.parametrize("session", ["shared", "per_client"])
+async def test_a_subscribe_to_a_hung_server_times_out_at_the_servers_deadline(tmp_path: Path, session: str) -> None:
+    """`resources/subscribe` had a fixed 10 s bound, whatever the server's `timeout_s`, and its expiry
+    reached the client as a bare `TimeoutError`. Now it is the server's deadline and the `timeout` error."""
+    async with hung_hub(tmp_path, {"timeout_s": 30}, {"timeout_s": 0.4, "session": session}) as hub:
+        connection = Connection()
+        error, elapsed = await timed_out(
+            lambda: hub.subscriptions.subscribe(connection, "mcphub://h/h://x", hub.access.local))  # type: ignore[arg-type]
+        assert_timeout(error, "resources/subscribe", "mcpServers.h.timeout_s")
+        assert elapsed < 5, elapsed
+        await cancelled_downstream(tmp_path, "resources/subscribe")
+
+
+async def test_tasks_list_asks_about_its_tasks_at_once(tmp_path: Path) -> None:
+    """`tasks/list` asked each task's server in turn: six tasks on a hung server took six deadlines. Now
+    they are asked at once: one deadline, and a task not answered in time is left out, not forgotten."""
+    async with hung_hub(tmp_path, {"timeout_s": 30}, {"timeout_s": 0.6}) as hub:
+        tasks, connection, local = hub.request_relay.tasks, Connection(), hub.access.local
+        created = [(await tasks.call(connection, local, "h__job", {}, {"ttl": 60_000}))["task"]["taskId"]
+                   for _ in range(6)]
+        assert len(set(created)) == 6, created
+        started = anyio.current_time()
+        with anyio.fail_after(10):
+            listed = await tasks.list(connection, local)
+        elapsed = anyio.current_time() - started
+        assert listed == {"tasks": []} and 0.5 < elapsed < 2.5, (listed, elapsed)
+        error, _ = await timed_out(lambda: tasks.forward(connection, local, "tasks/get", created[-1]))
+        assert_timeout(error, "tasks/get", "mcpServers.h.timeout_s")  # still known to the hub
