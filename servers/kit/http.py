@@ -30,6 +30,7 @@ import httpx
 
 from hub.redact import mask
 from servers.kit.errors import DomainError
+from servers.kit.landed import WRITE_METHODS, note
 
 
 def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
@@ -92,10 +93,13 @@ class ProviderHTTP:
         json: Any = None,
         idempotent: bool | None = None,
         headers: dict[str, str] | None = None,
+        writes: bool | None = None,
     ) -> httpx.Response:
         """Send once; return the successful response or raise `DomainError` (never retries: the hub
         does, for retry-safe calls). `idempotent` marks a write as safe to repeat; it no longer changes
-        what is sent (the hub decides retries from the tool's annotations and `idempotency_key`)."""
+        what is sent (the hub decides retries from the tool's annotations and `idempotency_key`).
+        A successful write is reported to the tool call's watch (`servers.kit.landed`); `writes`
+        False marks a POST that only reads (a search, a report), None judges by the method."""
         method = method.upper()
         response = await self._send(method, path, params, json, headers)
         if response.status_code == 401 and self.on_unauthorized is not None:
@@ -104,6 +108,8 @@ class ProviderHTTP:
                 self._client.headers.update(fresh)
             response = await self._send(method, path, params, json, headers)
         if response.is_success:
+            if writes is not False and (writes or method in WRITE_METHODS):
+                note(self.provider, method, path, _json_or_none(response), writes=True)
             return response
         raise self._error(method, path, response)
 
@@ -170,6 +176,13 @@ class ProviderHTTP:
             return DomainError("unavailable", f"{where} failed on the provider's side ({status}); try again later",
                                retry_after_s=round(wait, 1) if wait is not None else None, details={"status": status})
         return DomainError("upstream_error", f"{where} failed ({status}){suffix}", details={"status": status})
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
 
 
 def _number(value: Decimal) -> float:

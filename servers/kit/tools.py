@@ -12,6 +12,8 @@ model (→ `outputSchema` + `structuredContent`, with the JSON also in a text bl
   — before, a write that committed as its call was cancelled lost its record and a retry wrote twice;
   one cut off by the server stopping keeps its claim ("still running", then "outcome unknown": never
   run twice);
+- watches the provider writes it makes: a failure after one landed is a non-retryable error naming
+  the change made (`servers.kit.landed`), recorded for its idempotency key like a result;
 - carries the example requests of its domain's `examples.json` (tool name → list of requests as
   users phrase them) in its `_meta`, for the hub's tool search (`hub.search.examples`).
 """
@@ -33,11 +35,13 @@ from mcp.server import MCPServer
 from pydantic import BaseModel
 
 from hub.datadir import shared_store_for_server
-from hub.errors import HubToolError
+from hub.errors import HubToolError, ToolErrorBody, error_result
 from hub.search.examples import EXAMPLES_META_KEY, clean_examples
 from servers.kit.arguments import INVALID, make_strict
 from servers.kit.caller import bind_caller, caller_for_request, current_caller
+from servers.kit.errors import DomainError
 from servers.kit.idempotency import KEY_ARGUMENT, IdempotencyLedger, fingerprint
+from servers.kit.landed import after_landing, watching
 from servers.kit.store import Store
 
 logger = logging.getLogger("servers")
@@ -61,6 +65,42 @@ async def _detached(work: Awaitable[types.CallToolResult]) -> types.CallToolResu
     return await asyncio.shield(task)
 
 
+class PartlyApplied(DomainError):
+    """A call that failed after one of its provider writes landed (`servers.kit.landed.after_landing`)."""
+
+
+PARTIAL_RECORD = "mcp-hub/partly-applied"
+"""The key under which an idempotency record holds the error of a write that only partly completed."""
+
+
+async def _watched(name: str, fn: Callable[..., Awaitable[BaseModel]], kwargs: dict[str, Any]) -> BaseModel:
+    """`fn(**kwargs)`, its provider writes watched: a failure after one landed is `PartlyApplied`."""
+    with watching() as landed:
+        try:
+            return await fn(**kwargs)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            if not landed:
+                raise
+            logger.warning("%s failed after a provider write landed (%s)", name, type(exc).__name__,
+                           exc_info=not isinstance(exc, HubToolError))
+            partial = after_landing(name, landed, exc)
+            raise PartlyApplied(partial.body.code, partial.body.message, details=partial.body.details) from exc
+
+
+async def _record(ledger: Any, principal: str, name: str, key: str, payload: dict[str, Any]) -> None:
+    """Record a keyed write's answer for its key."""
+    try:
+        await ledger.complete(principal, name, key, payload)
+    except Exception as exc:  # noqa: BLE001 — the write happened: its result is the caller's
+        # (re-check of round 14: PostgreSQL down at this moment made a written issue an
+        # `internal` failure). A retry with the key finds the claim: "still running", then
+        # "outcome unknown" — never a second write.
+        logger.warning("%s wrote, but recording its result for the idempotency key failed (%s); "
+                       "a retry with that key is told its outcome is unknown", name, type(exc).__name__)
+
+
 def _finished(task: asyncio.Task[Any]) -> None:
     _DETACHED.discard(task)
     if not task.cancelled() and (error := task.exception()) is not None and not isinstance(error, HubToolError):
@@ -72,7 +112,10 @@ def ok(model: BaseModel) -> types.CallToolResult:
 
 
 def recorded(payload: dict[str, Any]) -> types.CallToolResult:
-    """A successful result from its structured content (also how a replayed result is answered)."""
+    """A successful result from its structured content (also how a replayed result is answered; a
+    write that only partly completed is replayed as the error it answered: `servers.kit.landed`)."""
+    if isinstance(payload.get(PARTIAL_RECORD), dict):
+        return error_result(ToolErrorBody.model_validate(payload[PARTIAL_RECORD]))
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=json.dumps(payload, ensure_ascii=False))],
         structured_content=payload,
@@ -143,7 +186,7 @@ def domain_tool(
             # A dry run writes nothing, so it neither uses nor spends the key.
             key = kwargs.get(KEY_ARGUMENT) if keyed and not kwargs.get("dry_run") else None
             if key is None or ledger is None:
-                return ok(await fn(**kwargs))
+                return ok(await _watched(name, fn, kwargs))
             if not key.strip():
                 raise HubToolError("invalid_argument", f"{KEY_ARGUMENT} is empty: leave it out, or give a key unique to this request")
             principal = current_caller().principal
@@ -153,7 +196,12 @@ def domain_tool(
 
             async def write() -> types.CallToolResult:
                 try:
-                    result = ok(await fn(**kwargs))
+                    result = ok(await _watched(name, fn, kwargs))
+                except PartlyApplied as exc:  # the provider holds a change: a retry with the key must not redo it
+                    result = exc.to_result()
+                    with anyio.CancelScope(shield=True):
+                        await _record(ledger, principal, name, key, {PARTIAL_RECORD: exc.body.model_dump(exclude_none=True)})
+                    return result
                 except anyio.get_cancelled_exc_class():
                     # Only a stop of the server cancels this task, and the write may have committed meanwhile
                     # (its database work runs on in a thread): the claim stays, so a retry is told "still
@@ -165,14 +213,7 @@ def domain_tool(
                         await ledger.release(principal, name, key)
                     raise
                 with anyio.CancelScope(shield=True):
-                    try:
-                        await ledger.complete(principal, name, key, result.structured_content or {})
-                    except Exception as exc:  # noqa: BLE001 — the write happened: its result is the caller's
-                        # (re-check of round 14: PostgreSQL down at this moment made a written issue an
-                        # `internal` failure). A retry with the key finds the claim: "still running", then
-                        # "outcome unknown" — never a second write.
-                        logger.warning("%s wrote, but recording its result for the idempotency key failed (%s); "
-                                       "a retry with that key is told its outcome is unknown", name, type(exc).__name__)
+                    await _record(ledger, principal, name, key, result.structured_content or {})
                 return result
 
             return await _detached(write())

@@ -72,7 +72,7 @@ class BambooHris:
     async def _report(self, sensitive: list[str]) -> list[dict[str, Any]]:
         fields = BASE_FIELDS + [f for name in sensitive for f in SENSITIVE_TO_BAMBOO[name]]
         body = await self.http.json("POST", "/reports/custom", params={"format": "JSON", "onlyCurrent": "true"},
-                                    json={"title": "mcp-hub people", "fields": fields}, idempotent=True)
+                                    json={"title": "mcp-hub people", "fields": fields}, idempotent=True, writes=False)
         return body.get("employees", []) if isinstance(body, dict) else []
 
     def _employee(self, row: dict[str, Any], sensitive: list[str]) -> Employee:
