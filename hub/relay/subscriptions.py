@@ -10,6 +10,9 @@ Rules (docs/domains.md, "Protocol relay"; docs/events.md, "Subscribable resource
   server the client may not read, is -32002 "Resource not found" — subscribing never reveals
   more than reading. A server that cannot take subscriptions (a handshake-era one that did not
   advertise `resources.subscribe`, or one without resources) is -32602 naming it.
+- A caller (principal) holds at most `hub.http.max_sessions_per_principal` listen streams at once, and
+  all callers `hub.http.max_sessions`: the next is refused `rate_limited` (review isolation16: one key
+  held the SDK's 1,024 streams and every other 2026-07-28 client lost its change notifications).
 - A 2026-07-28 client's `subscriptions/listen` is acknowledged with the URIs the hub can deliver:
   one it may not read, of no server, or of a server that cannot take subscriptions (or is down)
   is left out of the acknowledged `resourceSubscriptions` (the same answer for all three, so
@@ -38,6 +41,7 @@ from __future__ import annotations
 import logging
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,11 +55,12 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from hub.auth.principal import Principal
+from hub.auth.principal import Principal, identity
 from hub.catalog.naming import namespaced_uri
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.request_deadline import request_deadline
 from hub.downstream.serials import session_serial
+from hub.errors import HubRefusal
 from hub.forwarded import within_request_deadline
 from hub.relay.own_subscriptions import renew, subscribe_own
 
@@ -111,6 +116,8 @@ class ResourceSubscriptions:
         """Server name -> the listen stream held on it (2026-07-28 servers)."""
         self._buses: list[SubscriptionBus] = []
         """The listen buses of the hub's MCP servers (one per profile)."""
+        self.streams_of: Counter[tuple[str, str]] = Counter()
+        """Open 2026-07-28 listen streams per principal (`identity`), across every profile's handler."""
 
     def advertised(self) -> bool:
         """The `resources.subscribe` the hub advertises (see the module's rules)."""
@@ -120,7 +127,9 @@ class ResourceSubscriptions:
         """The hub's `subscriptions/listen` handler: the SDK's, publishing on `bus`, with the
         requested resource URIs held downstream for as long as the stream is open."""
         self._buses.append(bus)
-        return _HubListenHandler(bus, self, caller)
+        limits = self._hub.config.hub.http
+        return _HubListenHandler(bus, self, caller, per_principal=limits.max_sessions_per_principal,
+                                 max_subscriptions=limits.max_sessions)
 
     def _resolve(self, uri: str, principal: Principal) -> tuple[str, str]:
         target = self._hub.catalog.resolve_uri(uri)
@@ -377,17 +386,33 @@ class _HubListenHandler(ListenHandler):
     """The SDK's listen handler, with the stream's resource URIs held downstream while it is open
     and the acknowledgment naming only those (see the module's rules)."""
 
-    def __init__(self, bus: SubscriptionBus, subscriptions: ResourceSubscriptions, caller: Callable[[], Principal]) -> None:
-        super().__init__(bus)
-        self._subscriptions, self._caller = subscriptions, caller
+    def __init__(self, bus: SubscriptionBus, subscriptions: ResourceSubscriptions, caller: Callable[[], Principal], *,
+                 per_principal: int, max_subscriptions: int) -> None:
+        super().__init__(bus, max_subscriptions=max_subscriptions)
+        self._subscriptions, self._caller, self._per_principal = subscriptions, caller, per_principal
 
     async def __call__(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> types.SubscriptionsListenResult:
-        wanted = params.notifications.resource_subscriptions or []
-        held = await self._subscriptions.hold_for_stream(wanted, self._caller()) if wanted else []
-        honored = params.notifications.model_copy(update={"resource_subscriptions": held or None})
+        principal = self._caller()
+        who, open_streams = identity(principal), self._subscriptions.streams_of
+        if open_streams[who] >= self._per_principal:  # one caller must not hold every stream (review isolation16)
+            refusal = HubRefusal("rate_limited", f"this caller already holds {open_streams[who]} listen streams, "
+                                 "the most one caller may hold (hub.http.max_sessions_per_principal); close one "
+                                 "(one stream can carry every notification kind and resource URI) and listen again",
+                                 retry_after_s=1.0)
+            raise MCPError(code=types.INTERNAL_ERROR, message=refusal.body.message,
+                           data=refusal.body.model_dump(exclude_none=True))
+        open_streams[who] += 1
         try:
-            return await super().__call__(ctx, params.model_copy(update={"notifications": honored}))
+            wanted = params.notifications.resource_subscriptions or []
+            held = await self._subscriptions.hold_for_stream(wanted, principal) if wanted else []
+            honored = params.notifications.model_copy(update={"resource_subscriptions": held or None})
+            try:
+                return await super().__call__(ctx, params.model_copy(update={"notifications": honored}))
+            finally:
+                if held:
+                    with anyio.CancelScope(shield=True):
+                        await self._subscriptions.release_stream(held)
         finally:
-            if held:
-                with anyio.CancelScope(shield=True):
-                    await self._subscriptions.release_stream(held)
+            open_streams[who] -= 1
+            if open_streams[who] <= 0:
+                del open_streams[who]

@@ -146,3 +146,30 @@ async def test_a_listen_stream_holds_its_uris_on_a_2026_downstream_only_while_op
             with anyio.fail_after(30):
                 while len(domain_bus._listeners) > before:  # noqa: SLF001
                     await anyio.sleep(0.02)  # waiting for the state "no stream on the domain"
+
+
+async def test_one_caller_holds_at_most_its_share_of_listen_streams() -> None:
+    """The hub kept the SDK's 1,024 listen streams for everyone, with no share per caller: one key held
+    them all and every other 2026-07-28 client was refused its change notifications (outside review
+    isolation16). Now a caller holds at most `hub.http.max_sessions_per_principal` streams; the next is
+    refused with what to do, and closing one makes room."""
+    import anyio
+    from contextlib import AsyncExitStack
+
+    hub = Hub(parse_config({"hub": {"http": {"max_sessions_per_principal": 2}}, "mcpServers": {"n": FIXTURE}}))
+    async with hub, Client(build_server(hub)) as client, AsyncExitStack() as streams:
+        await streams.enter_async_context(client.listen(tools_list_changed=True))
+        await streams.enter_async_context(client.listen(prompts_list_changed=True))
+        with anyio.fail_after(30), pytest.raises(MCPError) as refused:
+            async with client.listen(tools_list_changed=True):
+                pass
+        assert "max_sessions_per_principal" in refused.value.error.message, refused.value.error
+        assert refused.value.error.data["code"] == "rate_limited", refused.value.error.data
+        await streams.aclose()
+        with anyio.fail_after(30):
+            while hub.subscriptions.streams_of:
+                await anyio.sleep(0.02)  # waiting for the state "the hub saw both streams end"
+            async with client.listen(tools_list_changed=True) as again:
+                assert again.honored.tools_list_changed
+            while hub.subscriptions.streams_of:
+                await anyio.sleep(0.02)  # waiting for the state "every stream of this caller ended"
