@@ -85,8 +85,9 @@ async def _watched(name: str, fn: Callable[..., Awaitable[BaseModel]], kwargs: d
                 raise
             logger.warning("%s failed after a provider write landed (%s)", name, type(exc).__name__,
                            exc_info=not isinstance(exc, HubToolError))
-            partial = after_landing(name, landed, exc)
-            raise PartlyApplied(partial.body.code, partial.body.message, details=partial.body.details) from exc
+            said = exc.body if isinstance(exc, HubToolError) and (exc.body.details or {}).get("partially_applied") else None
+            partial = said or after_landing(name, landed, exc).body  # a connector that said what is left is kept
+            raise PartlyApplied(partial.code, partial.message, details=partial.details) from exc
 
 
 async def _record(ledger: Any, principal: str, name: str, key: str, payload: dict[str, Any]) -> None:

@@ -1,5 +1,7 @@
 """A local fake of Google Calendar v3: calendarList, events (singleEvents expansion, orderBy,
-pageToken), instances, If-Match etags (412), freeBusy, and per-instance overrides/cancellations.
+pageToken), instances (`showDeleted` shows cancelled ones with status "cancelled"; `maxResults`/
+`pageToken` paging), If-Match etags (412), freeBusy, and per-instance overrides/cancellations (an
+instance is stored only once written, as Google keeps only changed instances).
 The fake expands RRULEs with dateutil; the connector under test never does."""
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class FakeGoogle:
             return JSONResponse({"error": {"code": 401, "message": "Invalid Credentials"}}, 401)
         return injected(self.fail_next)
 
-    def _expand(self, master: dict[str, Any], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def _expand(self, master: dict[str, Any], start: datetime, end: datetime, deleted: bool = False) -> list[dict[str, Any]]:
         first, last = _parse(master["start"]), _parse(master["end"])
         if not master.get("recurrence"):
             return [master] if first < end and last > start else []
@@ -62,13 +64,14 @@ class FakeGoogle:
                 "originalStartTime": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
                 "start": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
                 "end": {"dateTime": (occurrence + (last - first)).isoformat(), "timeZone": master["start"]["timeZone"]}}
-            if instance.get("status") != "cancelled" and _parse(instance["start"]) < end and _parse(instance["end"]) > start:
+            if (deleted or instance.get("status") != "cancelled") and _parse(instance["start"]) < end and _parse(instance["end"]) > start:
                 out.append(instance)
         return out
 
     def _window(self, request: Request) -> tuple[datetime, datetime]:
         q = request.query_params
-        return (datetime.fromisoformat(q["timeMin"].replace("Z", "+00:00")), datetime.fromisoformat(q["timeMax"].replace("Z", "+00:00")))
+        low, high = q.get("timeMin", "1970-01-01T00:00:00Z"), q.get("timeMax", "2100-01-01T00:00:00Z")  # both optional
+        return (datetime.fromisoformat(low.replace("Z", "+00:00")), datetime.fromisoformat(high.replace("Z", "+00:00")))
 
     def _masters(self) -> list[dict[str, Any]]:
         return [e for e in self.events.values() if "recurringEventId" not in e]
@@ -103,9 +106,15 @@ class FakeGoogle:
         master = self.events.get(request.path_params["id"])
         if master is None:
             return JSONResponse({"error": {"code": 404, "message": "Not Found"}}, 404)
-        return JSONResponse({"items": self._expand(master, *self._window(request))})
+        rows = self._expand(master, *self._window(request), deleted=request.query_params.get("showDeleted") == "true")
+        size, offset = int(request.query_params.get("maxResults", 250)), int(request.query_params.get("pageToken", "0"))
+        body: dict[str, Any] = {"items": rows[offset : offset + size]}
+        if offset + size < len(rows):
+            body["nextPageToken"] = str(offset + size)
+        return JSONResponse(body)
 
-    def _materialize(self, event_id: str) -> dict[str, Any] | None:
+    def _materialize(self, event_id: str, keep: bool) -> dict[str, Any] | None:
+        """The event or instance `event_id`; an instance is stored (`keep`) only when it is written."""
         if event_id in self.events:
             return self.events[event_id]
         master_id, _, stamp = event_id.rpartition("_")
@@ -115,15 +124,16 @@ class FakeGoogle:
         moment = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         for instance in self._expand(master, moment, moment.replace(second=1)):
             if instance["id"] == event_id:
-                self.events[event_id] = dict(instance)
-                return self.events[event_id]
+                if keep:
+                    self.events[event_id] = dict(instance)
+                return self.events.get(event_id, instance)
         return None
 
     async def event(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        found = self._materialize(request.path_params["id"])
-        if found is None:
+        found = self._materialize(request.path_params["id"], keep=request.method != "GET")
+        if found is None or found.get("status") == "cancelled" and request.method != "GET":
             return JSONResponse({"error": {"code": 404, "message": "Not Found"}}, 404)
         if request.method == "DELETE":
             if "recurringEventId" in found:

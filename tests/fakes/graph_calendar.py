@@ -1,8 +1,11 @@
 """A local fake of Microsoft Graph v1.0 calendars: mailboxSettings (a Windows zone name), calendars,
 calendarView (series expanded, `$top` paging through absolute `@odata.nextLink`s, `$filter=contains`,
 answers in the `Prefer: outlook.timezone` zone with seven fractional digits), events with
-`@odata.etag` and If-Match (412), instances and exceptions, accept/decline/tentativelyAccept, and
-getSchedule. The fake expands patterns with dateutil on its own; the connector under test never does."""
+`@odata.etag` and If-Match (412), instances and exceptions (an occurrence is stored only once written;
+a deleted one leaves the instances list), a series master's `cancelledOccurrences`
+(`OID.{masterId}.{local date}`, on `$select`) and `exceptionOccurrences` (on `$expand`),
+accept/decline/tentativelyAccept, and getSchedule. The fake expands patterns with dateutil on its own;
+the connector under test never does."""
 
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ class FakeGraph:
 
     # -- expansion (the fake's own, from the pattern objects) ------------------------------
 
-    def _occurrences(self, master: dict[str, Any], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def _occurrences(self, master: dict[str, Any], start: datetime, end: datetime, every: bool = False) -> list[dict[str, Any]]:
+        """The master's occurrences in [start, end) (`every`: the pattern's slots there, cancelled and moved ones too)."""
         first, last = _at(master["start"]), _at(master["end"])
         recurrence = master.get("recurrence")
         if not recurrence:
@@ -103,7 +107,7 @@ class FakeGraph:
                 "originalStart": moment.astimezone(UTC).isoformat().replace("+00:00", "Z"),
                 "start": {"dateTime": moment.replace(tzinfo=None).isoformat(), "timeZone": master["start"]["timeZone"]},
                 "end": {"dateTime": (moment + (last - first)).replace(tzinfo=None).isoformat(), "timeZone": master["start"]["timeZone"]}}
-            if not instance.get("isCancelled") and _at(instance["start"]) < end and _at(instance["end"]) > start:
+            if every or not instance.get("isCancelled") and _at(instance["start"]) < end and _at(instance["end"]) > start:
                 out.append(instance)
         return out
 
@@ -112,12 +116,13 @@ class FakeGraph:
         if prefer is None:
             return raw
         tz = prefer.group(1)
-        return {**raw, "start": _show(_at(raw["start"]), tz), "end": _show(_at(raw["end"]), tz)}
+        return raw | {k: _show(_at(raw[k]), tz) for k in ("start", "end") if k in raw}
 
     def _masters(self) -> list[dict[str, Any]]:
         return [e for e in self.events.values() if e.get("type") in ("singleInstance", "seriesMaster")]
 
-    def _materialize(self, event_id: str) -> dict[str, Any] | None:
+    def _materialize(self, event_id: str, keep: bool) -> dict[str, Any] | None:
+        """The event or occurrence `event_id`; an occurrence is stored (`keep`, as an exception) only when written."""
         if event_id in self.events:
             return self.events[event_id]
         master_id, _, stamp = event_id.rpartition("_")
@@ -127,9 +132,38 @@ class FakeGraph:
         moment = datetime.strptime(stamp, "%Y%m%dT%H%M").replace(tzinfo=UTC)
         for instance in self._occurrences(master, moment, moment + timedelta(seconds=1)):
             if instance["id"] == event_id:
-                self.events[event_id] = {**instance, "type": "exception"}
-                return self.events[event_id]
+                if keep:
+                    self.events[event_id] = {**instance, "type": "exception"}
+                return self.events.get(event_id, instance)
         return None
+
+    def _stored_occurrences(self, master: dict[str, Any]) -> list[dict[str, Any]]:
+        """The master's written occurrences that its pattern still has (a shortened range drops the rest)."""
+        out = []
+        for stored in self.events.values():
+            if stored.get("seriesMasterId") != master["id"]:
+                continue
+            moment = datetime.fromisoformat(stored["originalStart"].replace("Z", "+00:00"))
+            if any(i["id"] == stored["id"] for i in self._occurrences(master, moment, moment + timedelta(seconds=1), True)):
+                out.append(stored)
+        return out
+
+    def _master_view(self, master: dict[str, Any], q: Any) -> dict[str, Any]:
+        """A series master as GET answers it: `$select` narrows the fields (`cancelledOccurrences` only on
+        `$select`), `$expand=exceptionOccurrences` adds the edited occurrences."""
+        view = dict(master)
+        stored = self._stored_occurrences(master)
+        if "$select" in q:
+            fields = set(q["$select"].split(","))
+            view = {k: v for k, v in master.items() if k in fields | {"id", "@odata.etag"}}
+            if "cancelledOccurrences" in fields:
+                local = _zone(master["recurrence"]["range"].get("recurrenceTimeZone") or master["start"]["timeZone"])
+                view["cancelledOccurrences"] = [
+                    f"OID.{master['id']}.{datetime.fromisoformat(s['originalStart'].replace('Z', '+00:00')).astimezone(local).date()}"
+                    for s in stored if s.get("isCancelled")]
+        if "exceptionOccurrences" in q.get("$expand", ""):
+            view["exceptionOccurrences"] = [s for s in stored if not s.get("isCancelled")]
+        return view
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -174,9 +208,11 @@ class FakeGraph:
     async def event(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        found = self._materialize(request.path_params["id"])
-        if found is None:
+        found = self._materialize(request.path_params["id"], keep=request.method != "GET")
+        if found is None or found.get("isCancelled"):
             return _not_found()
+        if request.method == "GET" and found.get("type") == "seriesMaster":
+            return JSONResponse(self._shown(self._master_view(found, request.query_params), request))
         if request.method == "DELETE":
             if found["type"] in ("occurrence", "exception"):
                 found["isCancelled"] = True
@@ -205,7 +241,7 @@ class FakeGraph:
         if failure := await self._begin(request):
             return failure
         answers = {"accept": "accepted", "decline": "declined", "tentativelyAccept": "tentativelyAccepted"}
-        found = self._materialize(request.path_params["id"])
+        found = self._materialize(request.path_params["id"], keep=True)
         if found is None or request.path_params["action"] not in answers:
             return _not_found()
         found["responseStatus"] = {"response": answers[request.path_params["action"]]}

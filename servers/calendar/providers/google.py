@@ -5,14 +5,14 @@ Configuration: `GOOGLE_CALENDAR_TOKEN` (a bearer token), or `GOOGLE_CLIENT_ID` +
 `GOOGLE_CALENDAR_API` overrides the API base. Lists use `singleEvents=true` to expand series,
 `orderBy=startTime` and `pageToken`; free/busy uses `POST /freeBusy`. Updates send `If-Match` with
 the event's etag (412 → conflict). One occurrence is edited or deleted through its instance
-(`/events/{id}/instances`); "this and following" ends the series with UNTIL and starts a new one,
-which Google cannot do for COUNT-limited series without recounting — those get a clear error.
+(`/events/{id}/instances`); "this and following" starts a new series, carries the edited and deleted
+occurrences over, then ends the old one with UNTIL (`google_series`, `splitting`: a failure undoes the
+new series) — not for COUNT-limited series, which Google cannot split without recounting.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
+from servers.calendar.providers.google_series import ended_recurrence, if_match, split
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -38,6 +39,7 @@ from servers.kit.credentials import connect, oauth_from_env
 
 RESPONSE_FROM = {"needsAction": "needs_action", "declined": "declined", "tentative": "tentative", "accepted": "accepted"}
 RESPONSE_TO = {v: k for k, v in RESPONSE_FROM.items()}
+RESPOND_ATTEMPTS = 3
 
 
 def _time_body(value: datetime | date, tz: str) -> dict[str, str]:
@@ -143,7 +145,7 @@ class GoogleCalendar:
         return self._event(raw, calendar_id, tz)
 
     async def free_busy(self, participants: list[str], start: datetime, end: datetime) -> list[Busy]:
-        body = await self.http.json("POST", "/freeBusy", idempotent=True, json={
+        body = await self.http.json("POST", "/freeBusy", idempotent=True, writes=False, json={
             "timeMin": start.astimezone(UTC).isoformat(), "timeMax": end.astimezone(UTC).isoformat(),
             "items": [{"id": p} for p in participants]})
         out = []
@@ -196,48 +198,35 @@ class GoogleCalendar:
         if scope == "this" and instance_start is not None:
             target = (await self._instance(calendar_id, event_id, instance_start))["id"]
         elif scope == "this_and_following" and instance_start is not None:
-            return await self._split(calendar_id, event_id, instance_start, body, tz)
+            raw = await split(self, calendar_id, event_id, instance_start, body, expected_etag)
+            return self._event(raw, calendar_id, tz)
         else:
             target = event_id
         raw = await self.http.json("PATCH", self._path(calendar_id, target), json=body, headers=headers, idempotent=True)
         return self._event(raw, calendar_id, tz)
 
-    async def _end_series(self, calendar_id: str, event_id: str, instance_start: datetime | date) -> dict[str, Any]:
-        master = await self.http.json("GET", self._path(calendar_id, event_id))
-        rules = master.get("recurrence") or []
-        rule = next((r for r in rules if r.startswith("RRULE:")), None)
-        if rule is None:
-            raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
-        if "COUNT=" in rule:
-            raise DomainError("invalid_argument", "Google cannot split a COUNT-limited series here; change the occurrences one by one "
-                              "or the whole series")
-        until = (as_utc(instance_start, "UTC") - timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
-        ended = re.sub(r";UNTIL=[^;]+", "", rule) + f";UNTIL={until}"
-        await self.http.json("PATCH", self._path(calendar_id, event_id), idempotent=True,
-                             json={"recurrence": [ended if r == rule else r for r in rules]})
-        return master | {"rule": rule}
-
-    async def _split(self, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any], tz: str) -> Event:
-        occurrence = await self._instance(calendar_id, event_id, instance_start)
-        master = await self._end_series(calendar_id, event_id, instance_start)
-        follow = {"summary": master.get("summary"), "description": master.get("description", ""), "location": master.get("location"),
-                  "start": occurrence["start"], "end": occurrence["end"], "attendees": master.get("attendees", []),
-                  "recurrence": [master["rule"]]} | body
-        raw = await self.http.json("POST", self._path(calendar_id), json={k: v for k, v in follow.items() if v is not None})
-        return self._event(raw, calendar_id, tz)
-
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
+        """Rewrites the attendee list with If-Match on the etag it was read at; a concurrent change is re-read and the
+        answer re-applied (a few times), so no one else's edit to the list is overwritten."""
         tz = (await self.calendar(calendar_id)).zone
-        raw = await self._instance(calendar_id, event_id, instance_start) if instance_start is not None else \
-            await self.http.json("GET", self._path(calendar_id, event_id))
-        attendees = raw.get("attendees", [])
-        if not any(a.get("email", "").lower() == calendar_id.lower() or a.get("self") for a in attendees):
-            raise DomainError("invalid_argument", f"{calendar_id} is not invited to this event")
-        for attendee in attendees:
-            if attendee.get("email", "").lower() == calendar_id.lower() or attendee.get("self"):
-                attendee["responseStatus"] = RESPONSE_TO[response]
-        updated = await self.http.json("PATCH", self._path(calendar_id, raw["id"]), json={"attendees": attendees}, idempotent=True)
-        return self._event(updated, calendar_id, tz)
+        for attempt in range(RESPOND_ATTEMPTS):
+            raw = await self._instance(calendar_id, event_id, instance_start) if instance_start is not None else \
+                await self.http.json("GET", self._path(calendar_id, event_id))
+            attendees = raw.get("attendees", [])
+            if not any(a.get("email", "").lower() == calendar_id.lower() or a.get("self") for a in attendees):
+                raise DomainError("invalid_argument", f"{calendar_id} is not invited to this event")
+            for attendee in attendees:
+                if attendee.get("email", "").lower() == calendar_id.lower() or attendee.get("self"):
+                    attendee["responseStatus"] = RESPONSE_TO[response]
+            try:
+                updated = await self.http.json("PATCH", self._path(calendar_id, raw["id"]), json={"attendees": attendees},
+                                               headers={"If-Match": raw["etag"]} if raw.get("etag") else None, idempotent=True)
+            except DomainError as exc:
+                if exc.body.code != "conflict" or attempt == RESPOND_ATTEMPTS - 1:
+                    raise
+                continue
+            return self._event(updated, calendar_id, tz)
+        raise AssertionError("unreachable")
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
         if scope == "all" or instance_start is None:
@@ -248,5 +237,7 @@ class GoogleCalendar:
             target = (await self._instance(calendar_id, event_id, instance_start))["id"]
             await self.http.request("DELETE", self._path(calendar_id, target))
         else:
-            await self._end_series(calendar_id, event_id, instance_start)
+            master = await self.http.json("GET", self._path(calendar_id, event_id))
+            await self.http.json("PATCH", self._path(calendar_id, event_id), idempotent=True, headers=if_match(master),
+                                 json={"recurrence": ended_recurrence(master, instance_start)})
         return scope == "all"  # the provider keeps a series whose occurrences were each deleted as its own record

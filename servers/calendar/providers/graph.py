@@ -12,9 +12,10 @@ mapped to IANA wherever they appear. The text query is sent as `$filter=contains
 Free/busy is `POST …/calendar/getSchedule` (busy, tentative and out-of-office block time).
 Writing: recurrence is converted between RRULE and Graph's pattern objects (`graph_recurrence`);
 updates send `If-Match` with the event's `@odata.etag` (412 → conflict); one occurrence is edited
-through `…/events/{id}/instances`; "this and following" ends the series the day before (range type
-`endDate`) and creates a new series from that occurrence — COUNT-limited (`numbered`) series get a
-clear error. Graph keeps one reminder per event: the earliest of `reminders_minutes` is sent.
+through `…/events/{id}/instances`; "this and following" creates a new series from that occurrence,
+carries the edited and deleted occurrences over, then ends the old series the day before (range type
+`endDate`; `graph_series`, `splitting`: a failure undoes the new series) — COUNT-limited (`numbered`)
+series get a clear error. Graph keeps one reminder per event: the earliest of `reminders_minutes` is sent.
 Responses use `accept` / `tentativelyAccept` / `decline`.
 """
 
@@ -41,6 +42,7 @@ from servers.calendar.model import (
     Scope,
 )
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
+from servers.calendar.providers.graph_series import ended_recurrence, if_match, split
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor, next_link
 from servers.kit.errors import DomainError, not_found
@@ -49,6 +51,7 @@ from servers.kit.credentials import connect, oauth_from_env
 
 RESPONSE_FROM = {"none": "needs_action", "notResponded": "needs_action", "accepted": "accepted", "organizer": "accepted",
                  "tentativelyAccepted": "tentative", "declined": "declined"}
+ANSWERED = {"accepted": "accepted", "tentative": "tentativelyAccepted", "declined": "declined"}
 RESPOND_ACTION = {"accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
 BLOCKING = {"busy", "tentative", "oof", "workingElsewhere"}
 
@@ -220,7 +223,7 @@ class GraphCalendar:
         if not self._calendars:
             await self.calendars()
         addresses = [self._owners.get(p, p) for p in participants]
-        body = await self.http.json("POST", f"/{self.user}/calendar/getSchedule", idempotent=True, headers=self._prefer("UTC"), json={
+        body = await self.http.json("POST", f"/{self.user}/calendar/getSchedule", idempotent=True, writes=False, headers=self._prefer("UTC"), json={
             "schedules": addresses, "availabilityViewInterval": 15,
             "startTime": {"dateTime": start.astimezone(UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
             "endTime": {"dateTime": end.astimezone(UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"}})
@@ -275,7 +278,7 @@ class GraphCalendar:
         if scope != "all" and instance_start is None:
             raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
         if scope == "this_and_following" and instance_start is not None:
-            return await self._split(calendar_id, event_id, instance_start, body, changes, tz)
+            return self._event(await split(self, calendar_id, event_id, instance_start, body, changes, tz, expected_etag), calendar_id, tz)
         target = (await self._instance(event_id, instance_start, tz))["id"] if scope == "this" and instance_start is not None else event_id
         if changes.rrule is not None:
             if scope == "this":
@@ -287,47 +290,20 @@ class GraphCalendar:
         raw = await self.http.json("PATCH", self._events(target), json=body, headers=headers, idempotent=True)
         return self._event(raw, calendar_id, tz)
 
-    async def _end_series(self, event_id: str, instance_start: datetime | date, tz: str) -> dict[str, Any]:
-        master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
-        recurrence = master.get("recurrence")
-        if not recurrence:
-            raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
-        if (recurrence.get("range") or {}).get("type") == "numbered":
-            raise DomainError("invalid_argument", "Graph cannot split a series limited by a number of occurrences (COUNT) here; "
-                              "change the occurrences one by one or the whole series")
-        series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
-        local_day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date()
-        if local_day.isoformat() <= recurrence["range"]["startDate"]:
-            raise DomainError("invalid_argument", "that is the first occurrence: change the whole series (scope='all') instead")
-        ended = {**recurrence, "range": {**recurrence["range"], "type": "endDate", "endDate": (local_day - timedelta(days=1)).isoformat()}}
-        await self.http.json("PATCH", self._events(event_id), json={"recurrence": ended}, idempotent=True)
-        return master
-
-    async def _split(self, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
-                     changes: EventChanges, tz: str) -> Event:
-        occurrence = await self._instance(event_id, instance_start, tz)
-        master = await self._end_series(event_id, instance_start, tz)
-        recurrence = master["recurrence"]
-        first = changes.start or _read(occurrence["start"], tz)
-        local_first = first.date() if isinstance(first, datetime) else first
-        follow: dict[str, Any] = {
-            "subject": master.get("subject"), "body": master.get("body"), "location": master.get("location"),
-            "start": occurrence["start"], "end": occurrence["end"], "isAllDay": master.get("isAllDay", False),
-            "attendees": master.get("attendees", []),
-            "recurrence": to_graph(changes.rrule, first, tz) if changes.rrule else
-            {**recurrence, "range": {**recurrence["range"], "startDate": local_first.isoformat()}},
-        } | body
-        raw = await self.http.json("POST", f"{self._calendar_path(calendar_id)}/events", headers=self._prefer(tz),
-                                   json={k: v for k, v in follow.items() if v is not None})
-        return self._event(raw, calendar_id, tz)
-
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
+        """POSTs the answer; the event is read before it, so a failed read-back still answers what was done."""
         if response not in RESPOND_ACTION:
             raise DomainError("invalid_argument", "Graph takes accepted, tentative or declined as a response")
         tz = (await self.calendar(calendar_id)).zone
-        target = (await self._instance(event_id, instance_start, tz))["id"] if instance_start is not None else event_id
-        await self.http.request("POST", f"{self._events(target)}/{RESPOND_ACTION[response]}", json={"sendResponse": True}, idempotent=True)
-        return self._event(await self.http.json("GET", self._events(target), headers=self._prefer(tz)), calendar_id, tz)
+        raw = await self._instance(event_id, instance_start, tz) if instance_start is not None else \
+            await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
+        await self.http.request("POST", f"{self._events(raw['id'])}/{RESPOND_ACTION[response]}", json={"sendResponse": True},
+                                idempotent=True)
+        try:
+            raw = await self.http.json("GET", self._events(raw["id"]), headers=self._prefer(tz))
+        except DomainError:
+            raw = raw | {"responseStatus": {"response": ANSWERED[response]}}
+        return self._event(raw, calendar_id, tz)
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
         tz = (await self.calendar(calendar_id)).zone
@@ -338,5 +314,7 @@ class GraphCalendar:
         elif scope == "this":
             await self.http.request("DELETE", self._events((await self._instance(event_id, instance_start, tz))["id"]))
         else:
-            await self._end_series(event_id, instance_start, tz)
+            master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
+            ended = ended_recurrence(master, event_id, instance_start, tz)
+            await self.http.json("PATCH", self._events(event_id), json={"recurrence": ended}, headers=if_match(master), idempotent=True)
         return scope == "all"  # the provider keeps a series whose occurrences were each deleted as its own record

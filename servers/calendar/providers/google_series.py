@@ -1,0 +1,160 @@
+"""Google Calendar: ending a series and splitting it ("this and following", `splitting.split_series`).
+
+The old series' edited and cancelled occurrences from the split point on are read from
+`/events/{id}/instances?showDeleted=true` (an unbounded series up to `HORIZON` past the split point)
+and carried over: a cancelled one is deleted again in the new series, an edited one gets what it had
+changed (the fields that differ from its series, and its own times if it was moved on its own).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from servers.calendar.providers.splitting import SplitSteps, slot_shift, split_series, stale
+from servers.calendar.timeutil import as_utc, zone
+from servers.kit.errors import DomainError
+
+if TYPE_CHECKING:
+    from servers.calendar.providers.google import GoogleCalendar
+
+HORIZON = timedelta(days=3660)
+"""How far past the split point an unbounded series' edited and deleted occurrences are looked for."""
+CARRIED = ("summary", "description", "location", "attendees", "transparency", "visibility", "colorId", "reminders")
+"""An occurrence's own fields that an edit of it can change (its times are handled apart)."""
+
+
+def if_match(raw: dict[str, Any]) -> dict[str, str] | None:
+    return {"If-Match": raw["etag"]} if raw.get("etag") else None
+
+
+def _rule(master: dict[str, Any], event_id: str) -> str:
+    rule = next((r for r in master.get("recurrence") or [] if r.startswith("RRULE:")), None)
+    if rule is None:
+        raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
+    return rule
+
+
+def ended_recurrence(master: dict[str, Any], instance_start: datetime | date) -> list[str]:
+    """The master's recurrence lines, its RRULE ending (UNTIL) just before `instance_start`."""
+    rule = _rule(master, master.get("id", "the event"))
+    if "COUNT=" in rule:
+        raise DomainError("invalid_argument", "Google cannot split a COUNT-limited series here; change the occurrences one by one "
+                          "or the whole series")
+    until = (as_utc(instance_start, "UTC") - timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
+    ended = re.sub(r";UNTIL=[^;]+", "", rule) + f";UNTIL={until}"
+    return [ended if r == rule else r for r in master["recurrence"]]
+
+
+def _moment(part: dict[str, Any]) -> datetime | date:
+    if "date" in part:
+        return date.fromisoformat(part["date"])
+    moment = datetime.fromisoformat(part["dateTime"].replace("Z", "+00:00"))
+    return moment.astimezone(zone(part["timeZone"])) if part.get("timeZone") else moment
+
+
+def _part(value: datetime | date, like: dict[str, Any]) -> dict[str, str]:
+    if isinstance(value, datetime):
+        return {"dateTime": value.isoformat(), **({"timeZone": like["timeZone"]} if like.get("timeZone") else {})}
+    return {"date": value.isoformat()}
+
+
+def _until(rule: str) -> datetime | None:
+    found = re.search(r"UNTIL=(\d{8})(T\d{6}Z?)?", rule)
+    if found is None:
+        return None
+    return datetime.strptime(found.group(1), "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=2)
+
+
+def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | date) -> dict[str, Any]:
+    """What an edited occurrence changed, to re-apply to its counterpart at `slot` in the new series."""
+    out = {k: item.get(k) for k in CARRIED if item.get(k) != master.get(k)}
+    start, end = _moment(item["start"]), _moment(item["end"])
+    length = _moment(master["end"]) - _moment(master["start"])  # type: ignore[operator]
+    if as_utc(start, "UTC") != as_utc(_moment(item["originalStartTime"]), "UTC"):  # moved on its own: stays where it was put
+        out.update(start=item["start"], end=item["end"])
+    elif end - start != length:  # type: ignore[operator]
+        out["end"] = _part(slot + (end - start), item["end"])  # type: ignore[operator]
+    return out
+
+
+async def _exceptions(cal: GoogleCalendar, calendar_id: str, master: dict[str, Any], rule: str,
+                      split_at: datetime) -> list[dict[str, Any]]:
+    """The old series' cancelled and edited occurrences whose own slot is at or after `split_at`."""
+    time_max = _until(rule) or split_at + HORIZON
+    params: dict[str, Any] = {"timeMin": as_utc(_moment(master["start"]), "UTC").isoformat(), "timeMax": time_max.isoformat(),
+                              "showDeleted": "true", "maxResults": 2500}
+    found: list[dict[str, Any]] = []
+    while True:
+        body = await cal.http.json("GET", cal._path(calendar_id, master["id"]) + "/instances", params=params)
+        for item in body.get("items", []):
+            original = item.get("originalStartTime")
+            if original is None or as_utc(_moment(original), "UTC") < split_at:
+                continue
+            if item.get("status") == "cancelled" or _own_changes(item, master, _moment(original)):
+                found.append(item)
+        if not body.get("nextPageToken"):
+            return found
+        params["pageToken"] = body["nextPageToken"]
+
+
+async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
+                expected_etag: str | None) -> dict[str, Any]:
+    """A "this and following" edit: the new series' raw body (see `splitting`)."""
+    path = cal._path(calendar_id, event_id)
+    master = await cal.http.json("GET", path)
+    if expected_etag and master.get("etag") != expected_etag:
+        raise stale(event_id)
+    rule, ended = _rule(master, event_id), ended_recurrence(master, instance_start)
+    if any(r.startswith("RDATE") for r in master["recurrence"]):
+        raise DomainError("invalid_argument", f"{event_id} has extra dates (RDATE) that a split cannot divide; change the whole "
+                          "series (scope='all') or the occurrences one by one")
+    occurrence = await cal._instance(calendar_id, event_id, instance_start)
+    slot = _moment(occurrence.get("originalStartTime") or occurrence["start"])
+    first = _moment(body["start"]) if "start" in body else slot
+    exceptions = await _exceptions(cal, calendar_id, master, rule, as_utc(slot, "UTC"))
+    exdates = [r for r in master["recurrence"] if r.startswith("EXDATE")]
+    if (exceptions or exdates) and (isinstance(first, datetime) != isinstance(slot, datetime) or exdates and first != slot):
+        raise DomainError("invalid_argument", f"moving the following occurrences of {event_id} here would lose its edited or "
+                          "deleted occurrences; change them without a new start, or change the whole series (scope='all')",
+                          details={"field": "start"})
+    length = _moment(master["end"]) - _moment(master["start"])  # type: ignore[operator]
+    follow = {"summary": master.get("summary"), "description": master.get("description", ""), "location": master.get("location"),
+              "start": _part(slot, master["start"]), "end": _part(slot + length, master["end"]),  # type: ignore[operator]
+              "attendees": master.get("attendees", []), "reminders": master.get("reminders"),
+              "transparency": master.get("transparency"), "recurrence": [rule, *exdates]} | body
+    shift = slot_shift(slot, first)
+
+    async def create() -> tuple[str, dict[str, Any]]:
+        raw = await cal.http.json("POST", cal._path(calendar_id), json={k: v for k, v in follow.items() if v is not None})
+        return raw["id"], raw
+
+    async def carry(new_id: str) -> None:
+        for item in exceptions:
+            target = shift(_moment(item["originalStartTime"]))
+            try:
+                counterpart = await cal._instance(calendar_id, new_id, target)
+            except DomainError as exc:
+                if exc.body.code != "not_found":
+                    raise
+                continue  # a new rule (rrule) without this occurrence
+            where = cal._path(calendar_id, counterpart["id"])
+            if item.get("status") == "cancelled":
+                await cal.http.request("DELETE", where, idempotent=True)
+            else:
+                await cal.http.json("PATCH", where, json=_own_changes(item, master, target), idempotent=True)
+
+    async def end() -> None:
+        await cal.http.json("PATCH", path, json={"recurrence": ended}, headers=if_match(master), idempotent=True)
+
+    async def is_ended() -> bool:
+        now = (await cal.http.json("GET", path)).get("recurrence")
+        if now not in (ended, master["recurrence"]):
+            raise DomainError("conflict", f"the series {event_id} was changed by someone else meanwhile")
+        return bool(now == ended)
+
+    async def remove(new_id: str) -> None:
+        await cal.http.request("DELETE", cal._path(calendar_id, new_id))
+
+    return await split_series(SplitSteps("Google Calendar", event_id, instance_start, create, carry, end, is_ended, remove))

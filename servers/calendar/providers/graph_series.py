@@ -1,0 +1,142 @@
+"""Microsoft Graph: ending a series and splitting it ("this and following", `splitting.split_series`).
+
+The old series' deleted occurrences come from its master's `cancelledOccurrences` (`$select`; ids
+`OID.{masterId}.{local date}` in the range's zone) and its edited ones from `exceptionOccurrences`
+(`$expand`); those from the split point on are carried over: a deleted one is deleted again in the new
+series, an edited one gets what it had changed (the fields that differ from its series, and its own
+times if it was moved on its own).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from servers.calendar.model import EventChanges
+from servers.calendar.providers.graph_recurrence import to_graph
+from servers.calendar.providers.splitting import SplitSteps, slot_shift, split_series, stale
+from servers.calendar.timeutil import as_utc, zone
+from servers.kit.errors import DomainError
+
+if TYPE_CHECKING:
+    from servers.calendar.providers.graph import GraphCalendar
+
+CARRIED = ("subject", "body", "location", "attendees", "showAs", "isReminderOn", "reminderMinutesBeforeStart", "sensitivity",
+           "importance", "categories")
+"""An occurrence's own fields that an edit of it can change (its times are handled apart)."""
+
+
+def if_match(raw: dict[str, Any]) -> dict[str, str]:
+    return {"If-Match": raw["@odata.etag"]} if raw.get("@odata.etag") else {}
+
+
+def ended_recurrence(master: dict[str, Any], event_id: str, instance_start: datetime | date, tz: str) -> dict[str, Any]:
+    """The master's recurrence, its range ending (`endDate`) the local day before `instance_start`."""
+    from servers.calendar.providers.graph import iana
+
+    recurrence = master.get("recurrence")
+    if not recurrence:
+        raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
+    if (recurrence.get("range") or {}).get("type") == "numbered":
+        raise DomainError("invalid_argument", "Graph cannot split a series limited by a number of occurrences (COUNT) here; "
+                          "change the occurrences one by one or the whole series")
+    series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
+    local_day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date()
+    if local_day.isoformat() <= recurrence["range"]["startDate"]:
+        raise DomainError("invalid_argument", "that is the first occurrence: change the whole series (scope='all') instead")
+    return {**recurrence, "range": {**recurrence["range"], "type": "endDate", "endDate": (local_day - timedelta(days=1)).isoformat()}}
+
+
+def _original(raw: dict[str, Any], series_zone: str, all_day: bool) -> datetime | date:
+    moment = datetime.fromisoformat(raw["originalStart"].replace("Z", "+00:00")).astimezone(zone(series_zone))
+    return moment.date() if all_day else moment
+
+
+def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | date, series_zone: str, tz: str) -> dict[str, Any]:
+    """What an edited occurrence changed, to re-apply to its counterpart at `slot` in the new series."""
+    from servers.calendar.providers.graph import _local, _read
+
+    out = {k: item[k] for k in CARRIED if k in item and item[k] != master.get(k)}
+    start, end = _read(item["start"], tz), _read(item["end"], tz)
+    if start.astimezone(UTC) != datetime.fromisoformat(item["originalStart"].replace("Z", "+00:00")).astimezone(UTC):
+        out.update(start=item["start"], end=item["end"])  # moved on its own: stays where it was put
+    elif end - start != _read(master["end"], tz) - _read(master["start"], tz):
+        out["end"] = _local(slot + (end - start), series_zone)
+    return out
+
+
+async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
+                changes: EventChanges, tz: str, expected_etag: str | None) -> dict[str, Any]:
+    """A "this and following" edit: the new series' raw body (see `splitting`)."""
+    from servers.calendar.providers.graph import _local, _read, iana
+
+    prefer = cal._prefer(tz)
+    master = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+    if expected_etag and master.get("@odata.etag") != expected_etag:
+        raise stale(event_id)
+    ended = ended_recurrence(master, event_id, instance_start, tz)
+    recurrence, all_day = master["recurrence"], bool(master.get("isAllDay"))
+    series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
+    occurrence = await cal._instance(event_id, instance_start, tz)
+    slot = _original(occurrence, series_zone, all_day) if occurrence.get("originalStart") else _read(occurrence["start"], tz)
+    first = changes.start or slot
+    extras = await cal.http.json("GET", cal._events(event_id), headers=prefer,
+                                 params={"$select": "cancelledOccurrences", "$expand": "exceptionOccurrences"})
+    at = _read(master["start"], tz).astimezone(zone(series_zone))
+    days = [date.fromisoformat(oid.rsplit(".", 1)[-1]) for oid in extras.get("cancelledOccurrences") or []]
+    cancelled = [d if all_day else datetime.combine(d, at.time(), zone(series_zone)) for d in days]
+    cancelled = [c for c in cancelled if as_utc(c, series_zone) >= as_utc(slot, series_zone)]
+    edited = [(e, _original(e, series_zone, all_day)) for e in extras.get("exceptionOccurrences") or []]
+    edited = [(e, o) for e, o in edited
+              if as_utc(o, series_zone) >= as_utc(slot, series_zone) and _own_changes(e, master, o, series_zone, tz)]
+    if (cancelled or edited) and isinstance(first, datetime) != isinstance(slot, datetime):
+        raise DomainError("invalid_argument", f"changing the following occurrences of {event_id} between timed and all-day would "
+                          "lose its edited or deleted occurrences; delete them and create a new series instead", details={"field": "start"})
+    length = _read(master["end"], tz) - _read(master["start"], tz)
+    local_first = first.astimezone(zone(series_zone)).date() if isinstance(first, datetime) else first
+    follow: dict[str, Any] = {
+        "subject": master.get("subject"), "body": master.get("body"), "location": master.get("location"),
+        "start": _local(slot, series_zone), "end": _local(slot + length, series_zone), "isAllDay": all_day,
+        "attendees": master.get("attendees", []), "showAs": master.get("showAs"), "isReminderOn": master.get("isReminderOn"),
+        "reminderMinutesBeforeStart": master.get("reminderMinutesBeforeStart"),
+        "recurrence": to_graph(changes.rrule, first, tz) if changes.rrule else
+        {**recurrence, "range": {**recurrence["range"], "startDate": local_first.isoformat()}},
+    } | body
+    shift = slot_shift(slot, first)
+
+    async def create() -> tuple[str, dict[str, Any]]:
+        raw = await cal.http.json("POST", f"{cal._calendar_path(calendar_id)}/events", headers=prefer,
+                                  json={k: v for k, v in follow.items() if v is not None})
+        return raw["id"], raw
+
+    async def counterpart(new_id: str, original: datetime | date) -> dict[str, Any] | None:
+        try:
+            return await cal._instance(new_id, shift(original), series_zone)
+        except DomainError as exc:
+            if exc.body.code != "not_found":
+                raise
+            return None  # a new rule (rrule) without this occurrence
+
+    async def carry(new_id: str) -> None:
+        for original in cancelled:
+            if (found := await counterpart(new_id, original)) is not None:
+                await cal.http.request("DELETE", cal._events(found["id"]), idempotent=True)
+        for item, original in edited:
+            if (found := await counterpart(new_id, original)) is not None:
+                await cal.http.json("PATCH", cal._events(found["id"]), headers=prefer, idempotent=True,
+                                    json=_own_changes(item, master, shift(original), series_zone, tz))
+
+    async def end() -> None:
+        await cal.http.json("PATCH", cal._events(event_id), json={"recurrence": ended}, headers=prefer | if_match(master),
+                            idempotent=True)
+
+    async def is_ended() -> bool:
+        now = (await cal.http.json("GET", cal._events(event_id), headers=prefer)).get("recurrence")
+        if now not in (ended, recurrence):
+            raise DomainError("conflict", f"the series {event_id} was changed by someone else meanwhile")
+        return bool(now == ended)
+
+    async def remove(new_id: str) -> None:
+        await cal.http.request("DELETE", cal._events(new_id))
+
+    return await split_series(SplitSteps("Microsoft Graph", event_id, instance_start, create, carry, end, is_ended, remove))
