@@ -15,6 +15,7 @@ from typing import Any
 from mcp_types import SERVER_INFO_META_KEY
 
 from hub.wire import ToolResult, result_json
+from hub.policies.validation import SDK_READ_DEPTH, too_deep
 
 HANDSHAKE_VERSION = "2025-11-25"
 """The handshake-era version the fast paths answer for; older negotiated versions go to the SDK."""
@@ -45,8 +46,10 @@ def plain_call(message: dict[str, Any]) -> PlainCall | None:
     if not _KNOWN_PARAMS.issuperset(params):
         return None  # e.g. inputResponses / requestState: the SDK's multi-round-trip machinery
     token = meta.get("progressToken")
-    if token is not None and (not isinstance(token, (int, str)) or isinstance(token, bool)):
-        return None  # not a valid token: the SDK refuses it
+    if "progressToken" in meta and (not isinstance(token, (int, str)) or isinstance(token, bool)):
+        return None  # not a valid token (null included: outside review engines16 #5): the SDK refuses it
+    if too_deep(message, SDK_READ_DEPTH):
+        return None  # the SDK refuses it too, as it would any deeper line (outside review engines16 #4)
     return PlainCall(request_id, name, arguments, meta, token)
 
 

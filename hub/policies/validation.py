@@ -26,6 +26,12 @@ class ArgumentPolicy(NeverWaits):
 
     def error(self, route: ToolRoute, arguments: dict[str, Any]) -> HubToolError | None:
         """What is wrong with `arguments` against the tool's input schema, or None."""
+        if too_deep(arguments):
+            return HubToolError(
+                "invalid_argument",
+                f"the arguments of {route.exposed} are nested more than {MAX_ARGUMENT_DEPTH} levels deep; nothing was "
+                "sent. Flatten them (or pass deep data as a JSON string), then call again.",
+                details={"max_depth": MAX_ARGUMENT_DEPTH})
         fast = self._catalog.fast_check(route)
         if fast is not None and fast(arguments):
             return None
@@ -35,6 +41,33 @@ class ArgumentPolicy(NeverWaits):
             logger.warning("%s has an invalid inputSchema; arguments not validated: %s", route.exposed, exc.message)
             return None
         return argument_error(route.exposed, errors) if errors else None
+
+
+MAX_ARGUMENT_DEPTH = 100
+"""Deepest nesting of objects and arrays a call's arguments may have. The MCP SDKs' JSON readers stop
+near 200 levels for a whole message — a Python SDK stdio server drops such a line without an answer, a
+legacy SSE server answers its POST 400 and its session can send no more — while the hub's own reader
+(orjson) goes to 1,024, so deep arguments ran on one path and hung or broke a session on another
+(outside review engines16). Refused on every path, before anything is sent, well inside every reader."""
+
+
+SDK_READ_DEPTH = 200
+"""The nesting the MCP Python SDK's JSON-RPC reader takes for a whole message (pydantic's parser; 201
+levels are refused). A front answers a deeper line itself (`hub.frontends.stdio.line_errors`)."""
+
+
+def too_deep(value: Any, limit: int = MAX_ARGUMENT_DEPTH) -> bool:
+    """Whether `value` nests objects/arrays more than `limit` levels (iterative; stops at the first too deep)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _schema_error() -> type[Exception]:

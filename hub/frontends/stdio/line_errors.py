@@ -20,6 +20,7 @@ from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
 from hub.frontends.stdio.json_lines import is_text, json_line, json_object
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
+from hub.policies.validation import SDK_READ_DEPTH, too_deep
 
 CAP_SETTING = "$MCP_HUB_MAX_LINE_BYTES"
 
@@ -122,6 +123,10 @@ def invalid_line(line: bytes, message: Any) -> bytes | None:
     if "params" in message and not isinstance(message["params"], dict):
         kind = _JSON_TYPES.get(type(message["params"]).__name__, "value")
         return error_line(answer_id, INVALID_PARAMS, f"Invalid params: params must be an object, not a {kind}") if has_id else b""
+    if line.count(b"[") + line.count(b"{") > SDK_READ_DEPTH and too_deep(message, SDK_READ_DEPTH):
+        # The SDK's reader would drop it unanswered (outside review engines16 #2); the counts rule out most lines cheaply.
+        return error_line(answer_id, PARSE_ERROR, f"Parse error: the line nests JSON more than {SDK_READ_DEPTH} levels "
+                          "deep, past what MCP peers read; flatten it") if has_id else b""
     return None
 
 
