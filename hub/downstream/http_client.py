@@ -11,6 +11,7 @@ a fresh connection instead (one TCP, or TLS, handshake after a pause).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import httpx2
 from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
@@ -38,15 +39,17 @@ def downstream_http_client(
     auth: httpx2.Auth | None = None,
     listings: ListingAnswers | None = None,
     legacy_sse: bool = False,
+    on_refused: Callable[[bytes], None] | None = None,
 ) -> httpx2.AsyncClient:
     """An `httpx2.AsyncClient` as `create_mcp_http_client` makes it (and httpx's default pool of
     100 connections, 20 kept), idle connections kept 4 s; usable as the SDK's `McpHttpClientFactory`.
     With `listings` (the connection's), listing answers the SDK cannot read whole are repaired
     (`hub.downstream.http_listing_repair`); `legacy_sse`: for the legacy SSE client, whose event
-    size the transport then holds to what that client reads."""
+    size the transport then holds to what that client reads, and `on_refused` takes the answer to a
+    request whose POST the server refused (`hub.downstream.watched.Refusals`)."""
     logging.getLogger(SDK_CLIENT_LOG).addFilter(_no_traceback_for_an_unparsed_answer)  # once: a filter is added once
     limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=IDLE_CONNECTION_S)
-    transport = ListingRepairTransport(httpx2.AsyncHTTPTransport(limits=limits), listings, legacy_sse) if listings is not None else None
+    transport = ListingRepairTransport(httpx2.AsyncHTTPTransport(limits=limits), listings, legacy_sse, on_refused) if listings is not None else None
     return httpx2.AsyncClient(
         headers=headers,
         timeout=timeout or httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),

@@ -13,9 +13,10 @@ web page, a 202), get a JSON-RPC error body that names it (`hub.downstream.http_
 from __future__ import annotations
 
 import json
+import logging
 import re
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -38,6 +39,7 @@ cap, `hub.downstream.connection`, and then fails that call)."""
 LEGACY_SSE_EVENT_BYTES = 1024 * 1024 - 4096
 """The longest event passed on to the SDK's legacy SSE client, which reads at most 1 MiB of an
 event's data (`mcp.shared._httpx_utils.sse_within_origin`), less room for the event's own field names."""
+logger = logging.getLogger("hub.downstream")
 _DATA_FIELD = re.compile(rb"(?:^|\r\n|\n|\r)data: ?")
 """An event's first data field, where its message starts."""
 _REQUEST_AT_END = re.compile(rb'[,{]\s*"method"\s*:\s*"(?:[^"\\]|\\.){0,256}"\s*'
@@ -47,13 +49,39 @@ _ID_WINDOW = 4096
 """How much of each end of an over-long answer is kept to read its id from."""
 
 
+async def _refused_answer(request: httpx2.Request, response: httpx2.Response) -> bytes | None:
+    """The JSON-RPC error answering the request a refused POST carried (None: it carried no request)."""
+    request_id = _answered_id(request)
+    refused = await status_answer(response, request_id) if request_id is not None else None
+    if refused is None:
+        await response.aclose()
+        return None
+    return await refused.aread()
+
+
 class ListingRepairTransport(httpx2.AsyncBaseTransport):
     """Wraps the transport the downstream's `httpx2.AsyncClient` would use (see the module)."""
 
-    def __init__(self, inner: httpx2.AsyncBaseTransport, listings: ListingAnswers, legacy_sse: bool = False) -> None:
+    def __init__(self, inner: httpx2.AsyncBaseTransport, listings: ListingAnswers, legacy_sse: bool = False,
+                 on_refused: Callable[[bytes], None] | None = None) -> None:
         self._inner = inner
         self.listings = listings
         self._legacy_sse = legacy_sse
+        self._on_refused = on_refused
+        """Legacy SSE: where the answer to a request whose POST was refused goes (`hub.downstream.watched`)."""
+
+    @staticmethod
+    async def _refused_post(request: httpx2.Request, response: httpx2.Response,
+                            on_refused: Callable[[bytes], None]) -> httpx2.Response:
+        """A legacy SSE message POST answered with an error status: its request's answer to `on_refused`,
+        and 202 to the SDK, whose writer would otherwise stop for the rest of the session."""
+        status = response.status_code
+        answer = await _refused_answer(request, response)
+        if answer is not None:
+            on_refused(answer)
+        else:
+            logger.warning("the server refused a message that was not a request (HTTP %d); the session goes on", status)
+        return httpx2.Response(202, extensions=response.extensions)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         noted = self._note(request) if request.method == "POST" else None
@@ -89,6 +117,9 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
                 stream = _Inflated(stream, coding, None if kind == "text/event-stream" else MAX_LINE_BYTES, request)
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
             response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions, stream=stream)
+        if self._legacy_sse and self._on_refused is not None and request.method == "POST" and response.status_code >= 400 \
+                and response.status_code != 404:
+            return await self._refused_post(request, response, self._on_refused)
         if response.status_code >= 400 and not self._legacy_sse and (request_id := _answered_id(request)) is not None:
             # The SDK would fail it as -32603 "Server returned an error response": status and Retry-After lost.
             if (refused := await status_answer(response, request_id)) is not None:

@@ -20,7 +20,7 @@ from hub.downstream.http_client import downstream_http_client
 from hub.downstream.listing_repair import ListingAnswers
 from hub.downstream.owned import TaskStatusObserver
 from hub.downstream.sessions import SessionPool
-from hub.downstream.watched import watched
+from hub.downstream.watched import Refusals, watched
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
@@ -78,12 +78,17 @@ class Transports:
             # any result over that from a server answering with an event stream failed).
             return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, listings=listings),
                                           max_sse_event_size=MAX_LINE_BYTES)
-        client = functools.partial(downstream_http_client, listings=listings, legacy_sse=True)
+        refusals = Refusals()  # a refused POST's answer, delivered on the session's read side
+        client = functools.partial(downstream_http_client, listings=listings, legacy_sse=True, on_refused=refusals.put)
         transport = sse_client(cfg.url, headers=cfg.headers, httpx_client_factory=client)
-        return watched(transport, on_end) if on_end is not None else transport
+        return watched(transport, on_end or _unwatched, refusals)
 
     def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
                      on_status: Callable[[Any], Awaitable[None]]) -> Client:
         return Client(transport, mode=self.era.mode, message_handler=on_message, cache=None,
                       client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
                       extensions=[TaskStatusObserver(on_status), MCP_APPS], sampling_capabilities=RELAYED_SAMPLING, **callbacks)
+
+
+def _unwatched(why: str) -> None:
+    """A session whose end its owner learns otherwise (a per-client session: its next request fails)."""
