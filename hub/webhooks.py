@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hub.argument_errors import preview
 from hub.domains import RegistryError, domain_target
 from hub.store import store_url
 
@@ -135,8 +136,7 @@ class HubWebhooks:
         segment = request.path_params["namespace"]
         found = self.resolve(segment)
         if found is None:
-            return JSONResponse({"error": f"no namespace {segment!r} on this hub: deliveries go to "
-                                          "/webhooks/<namespace>/<provider>"}, status_code=404)
+            return _takes_none(segment)
         name, downstream = found
         intake = _intake(downstream)
         if intake is None:
@@ -144,7 +144,7 @@ class HubWebhooks:
             if getattr(downstream.config, "transport", "") == "inprocess" and getattr(downstream, "server_object", None) is None:
                 return JSONResponse({"error": f"{name} is starting; retry shortly"}, status_code=503,
                                     headers={"Retry-After": "5"})
-            return JSONResponse({"error": f"{name} takes no webhooks through the hub"}, status_code=404)
+            return _takes_none(segment)  # the same answer as for no server at all: the route lists nothing
         await self._ensure_running(name, downstream, intake)
         return await intake.handle(request, request.path_params["provider"])
 
@@ -220,3 +220,10 @@ def with_webhook_lifespan(webhooks: HubWebhooks, inner: Any) -> Any:
                     yield
 
     return lifespan
+
+
+def _takes_none(segment: str) -> JSONResponse:
+    """No server here takes webhooks at `segment`: one answer whether or not a server has that name, so
+    the unauthenticated route does not list the hub's servers (outside review admin17)."""
+    return JSONResponse({"error": f"nothing on this hub takes webhooks at {preview(segment)}: deliveries go to "
+                                  "/webhooks/<namespace>/<provider> of a domain server that takes them"}, status_code=404)

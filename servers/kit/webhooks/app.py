@@ -115,7 +115,8 @@ class Intake:
             return await self._handle(request, provider)
         except Rejected as refusal:
             self._count(provider, "rejected")
-            logger.info("webhook %s/%s refused (%d): %s", self.namespace, provider, refusal.status, refusal.reason)
+            shown = provider if provider in self.providers else "other"  # a made-up name is the sender's text, any length
+            logger.info("webhook %s/%s refused (%d): %s", self.namespace, shown, refusal.status, refusal.reason)
             headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else None
             if provider == "xero":
                 return Response(status_code=refusal.status, headers=headers)

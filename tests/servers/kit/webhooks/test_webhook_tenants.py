@@ -287,3 +287,18 @@ async def test_push_channels_carry_their_namespaces_secret(tmp_path: Path, monke
         intake.bind(namespace, provider_wide=lambda: False)  # two calendar servers on this hub
         await intake.keepers[0].tick()
         assert google.tokens == expected, namespace
+
+
+async def test_the_unauthenticated_route_does_not_tell_which_servers_exist(tmp_path: Path) -> None:
+    """A server that takes no webhooks was answered "payroll takes no webhooks through the hub" (by its
+    name or its namespace) and a segment naming nothing "no namespace …": anyone could list the hub's
+    servers without a credential (outside review admin17)."""
+    servers = {"ticketing": {"builtin": "ticketing"},
+               "payroll-secret": {"command": PY, "args": ["-c", "import time; time.sleep(600)"], "namespace": "payroll"}}
+    async with http_hub(tmp_path, servers, {}) as (_url, http):
+        answers = {}
+        for segment in ("payroll", "payroll-secret", "zz-nothing-here"):
+            answer = await http.post(f"/webhooks/{segment}/github", content=b"{}")
+            answers[segment] = (answer.status_code, answer.text.replace(segment, "<segment>"))
+        assert answers["payroll"] == answers["payroll-secret"] == answers["zz-nothing-here"], answers
+        assert answers["payroll"][0] == 404

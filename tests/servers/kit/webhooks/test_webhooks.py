@@ -163,6 +163,17 @@ async def test_unconfigured_secret_and_unknown_provider(served: Served, monkeypa
     assert await served.intake.log.list() == []
 
 
+async def test_a_made_up_provider_name_is_not_logged(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    """The sender's text, any length (12,000 characters made a 12,147-character log line: outside review admin17)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="servers")
+    made_up = "p" * 12_000
+    assert (await served.post(made_up, b"{}", {})).status_code == 404
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert lines and all(made_up not in line and len(line) < 500 for line in lines), lines
+
+
 async def test_graph_validation_handshake_echoes_the_token(served: Served) -> None:
     response = await served.post("graph", b"", {}, validationToken="Validation: Token 123")
     assert response.status_code == 200 and response.text == "Validation: Token 123"
