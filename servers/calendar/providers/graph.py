@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from servers.calendar.model import (
     Attendee,
@@ -43,6 +42,9 @@ from servers.calendar.model import (
 )
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, split
+from servers.calendar.providers.graph_times import iana
+from servers.calendar.providers.graph_times import local as _local
+from servers.calendar.providers.graph_times import read as _read
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor, next_link
 from servers.kit.errors import DomainError, not_found
@@ -54,33 +56,6 @@ RESPONSE_FROM = {"none": "needs_action", "notResponded": "needs_action", "accept
 ANSWERED = {"accepted": "accepted", "tentative": "tentativelyAccepted", "declined": "declined"}
 RESPOND_ACTION = {"accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
 BLOCKING = {"busy", "tentative", "oof", "workingElsewhere"}
-
-
-def iana(name: str | None, fallback: str = "UTC") -> str:
-    """An IANA zone for a Graph zone name (IANA already, Windows, or missing)."""
-    if not name:
-        return fallback
-    if name in ("UTC", "tzone://Microsoft/Utc"):
-        return "UTC"
-    return WINDOWS_TO_OLSON.get(name, name)
-
-
-def _local(value: datetime | date, tz: str) -> dict[str, str]:
-    """Graph's dateTimeTimeZone: a wall-clock time and the zone it is in."""
-    if isinstance(value, datetime):
-        name = getattr(value.tzinfo, "key", None) or tz
-        return {"dateTime": value.astimezone(zone(name)).replace(tzinfo=None).isoformat(), "timeZone": name}
-    return {"dateTime": datetime(value.year, value.month, value.day).isoformat(), "timeZone": tz}
-
-
-def _read(part: dict[str, Any], tz: str) -> datetime:
-    text = part["dateTime"]
-    if "." in text:  # Graph sends seven fractional digits
-        head, _, fraction = text.partition(".")
-        text = f"{head}.{fraction[:6]}"
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    name = iana(part.get("timeZone"), tz)
-    return moment.astimezone(zone(name)) if moment.tzinfo else moment.replace(tzinfo=zone(name))
 
 
 class GraphCalendar:

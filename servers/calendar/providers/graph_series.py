@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from servers.calendar.model import EventChanges
 from servers.calendar.providers.graph_recurrence import to_graph
+from servers.calendar.providers.graph_times import iana
+from servers.calendar.providers.graph_times import local as _local
+from servers.calendar.providers.graph_times import read as _read
 from servers.calendar.providers.splitting import SplitSteps, slot_shift, split_series, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
@@ -32,7 +35,6 @@ def if_match(raw: dict[str, Any]) -> dict[str, str]:
 
 def ended_recurrence(master: dict[str, Any], event_id: str, instance_start: datetime | date, tz: str) -> dict[str, Any]:
     """The master's recurrence, its range ending (`endDate`) the local day before `instance_start`."""
-    from servers.calendar.providers.graph import iana
 
     recurrence = master.get("recurrence")
     if not recurrence:
@@ -54,7 +56,6 @@ def _original(raw: dict[str, Any], series_zone: str, all_day: bool) -> datetime 
 
 def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | date, series_zone: str, tz: str) -> dict[str, Any]:
     """What an edited occurrence changed, to re-apply to its counterpart at `slot` in the new series."""
-    from servers.calendar.providers.graph import _local, _read
 
     out = {k: item[k] for k in CARRIED if k in item and item[k] != master.get(k)}
     start, end = _read(item["start"], tz), _read(item["end"], tz)
@@ -68,7 +69,6 @@ def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | 
 async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
                 changes: EventChanges, tz: str, expected_etag: str | None) -> dict[str, Any]:
     """A "this and following" edit: the new series' raw body (see `splitting`)."""
-    from servers.calendar.providers.graph import _local, _read, iana
 
     prefer = cal._prefer(tz)
     master = await cal.http.json("GET", cal._events(event_id), headers=prefer)
