@@ -35,6 +35,15 @@ def default_config() -> HubConfig:
     return parse_config({"mcpServers": {name: {"builtin": name} for name in domain_names()}})
 
 
+def _log_config_warnings(config: HubConfig) -> None:
+    """What `mcp-hub check` warns about, in the log of a hub that starts anyway."""
+    log = logging.getLogger("hub.config")
+    for warning in config.warnings:
+        log.warning("config %s", warning)
+    if not config.enabled_servers():
+        log.warning("no enabled server in the config: the hub serves no tools (list servers under \"mcpServers\")")
+
+
 def resolve_config(path: str | None) -> HubConfig:
     path = path or os.environ.get("MCP_HUB_CONFIG")
     return load_config(path) if path else default_config()
@@ -162,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level or ("warning" if args.command in ("tools", "call") else config.hub.log_level))
     try:
         if args.command == "serve":
+            _log_config_warnings(config)
             prestart.keep_only({s.name for s in config.enabled_servers() if s.transport == "stdio"})
             if args.profile is not None and (problem := profile_problem(config, args.profile, args.transport)):
                 print(f"mcp-hub: {problem}", file=sys.stderr)

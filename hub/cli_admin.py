@@ -34,6 +34,9 @@ def check(path: str) -> int:
     for warning in config.warnings:
         print(warning)
     enabled = config.enabled_servers()
+    if not enabled:
+        print("warning: $.mcpServers: no enabled server: the hub would serve no tools; list servers under "
+              "\"mcpServers\" (or VS Code's \"servers\"), or set \"enabled\": true on one")
     print(f"{path}: OK — {len(enabled)} enabled server(s): " + ", ".join(f"{s.name} ({s.transport})" for s in enabled))
     return 0
 

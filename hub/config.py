@@ -9,6 +9,7 @@ of each) before failing, so `mcp-hub check` can print them all at once.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -37,7 +38,23 @@ from hub.redact import remember_secrets
 __all__ = ["NAMESPACE_RE", "ConfigError", "ConfigProblem", "HubConfig", "HubSettings", "ServerConfig", "ToolFilter",
            "TransportName", "default_namespace", "expand_env", "load_config", "parse_config"]
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_REF = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""`${VAR}`, `${VAR:-default}`, and VS Code's `${env:VAR}`."""
+_CLIENT_REF = re.compile(r"\$\{(input|config|command):([^}]*)\}")
+"""VS Code variables the hub cannot resolve: `${input:id}` is a prompt, the others are the editor's."""
+_EDITOR_VARS = ("workspaceFolder", "workspaceRoot", "userHome")
+"""VS Code's own paths: unless the environment sets them, named as such when missing."""
+
+SERVER_BLOCKS = ("mcpServers", "servers")
+"""Where servers are listed: the hub's and Claude Desktop's block, or VS Code's (`mcp.json`)."""
+TOP_LEVEL_KEYS = ("hub", *SERVER_BLOCKS, "profiles")
+_FOREIGN_TOP_LEVEL = {
+    "$schema": "a JSON schema reference",
+    "inputs": "VS Code's prompts (the hub has none: a `${input:...}` reference is an error where it is used)",
+    "globalShortcut": "a Claude Desktop setting",
+    "preferences": "a Claude Desktop setting",
+}
+"""Top-level keys other clients' files hold; accepted and ignored (`inputs` with a warning)."""
 
 _TRANSPORT_ALIASES: dict[str, TransportName] = {
     "stdio": "stdio",
@@ -52,6 +69,9 @@ _TRANSPORT_ALIASES: dict[str, TransportName] = {
 
 # Keys other MCP clients put in their copies of this block; accepted and ignored.
 _FOREIGN_SERVER_KEYS = {"disabled", "alwaysAllow", "autoApprove", "description", "type", "transportType"}
+_UNSUPPORTED_SERVER_KEYS = {
+    "envFile": "VS Code's `envFile` is not read by the hub: list the variables under `env` (values may be ${VAR})",
+}
 
 
 def default_namespace(key: str) -> str:
@@ -61,7 +81,10 @@ def default_namespace(key: str) -> str:
 
 
 def expand_env(value: str, env: Mapping[str, str], path: str, problems: list[ConfigProblem]) -> str:
-    """Expand `${VAR}` and `${VAR:-default}`; a missing variable is a problem naming it."""
+    """Expand `${VAR}`, `${VAR:-default}` and `${env:VAR}`; a missing variable, or a VS Code variable the
+    hub cannot resolve (`${input:id}`, `${workspaceFolder}`, ...), is a problem naming it."""
+    for match in _CLIENT_REF.finditer(value):
+        problems.append(ConfigProblem(path=path, message=_client_ref_message(match)))
 
     def replace(match: re.Match[str]) -> str:
         var, default = match.group(1), match.group(2)
@@ -69,15 +92,23 @@ def expand_env(value: str, env: Mapping[str, str], path: str, problems: list[Con
             return env[var]
         if default is not None:
             return default
-        problems.append(
-            ConfigProblem(
-                path=path,
-                message=f"environment variable {var} is not set (export it, or write ${{{var}:-default}})",
-            )
-        )
+        message = (f"${{{var}}} is a VS Code variable the hub does not know: write the path itself (or ${{HOME}})"
+                   if var in _EDITOR_VARS else
+                   f"environment variable {var} is not set (export it, or write ${{{var}:-default}})")
+        problems.append(ConfigProblem(path=path, message=message))
         return ""
 
     return _ENV_REF.sub(replace, value)
+
+
+def _client_ref_message(match: re.Match[str]) -> str:
+    """What to write instead of VS Code's `${input:id}` (a prompt) or `${config:...}` / `${command:...}`."""
+    var = re.sub(r"[^A-Za-z0-9]+", "_", match.group(2)).strip("_").upper() or "VALUE"
+    if match.group(1) == "input":
+        return (f"{match.group(0)} is a VS Code prompt, and the hub has no prompt: export the value in an environment "
+                f"variable and write ${{{var}}} instead")
+    return (f"{match.group(0)} is a VS Code variable the hub does not resolve: export the value in an environment "
+            f"variable and write ${{{var}}} instead")
 
 
 def _credentials(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -115,13 +146,18 @@ def _credentials(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _parse_server(
-    key: str, raw: Any, env: Mapping[str, str], problems: list[ConfigProblem]
+    key: str, raw: Any, env: Mapping[str, str], problems: list[ConfigProblem], block: str = "mcpServers"
 ) -> ServerConfig | None:
-    base = f"$.mcpServers.{key}"
+    base = f"$.{block}.{key}"
     if not isinstance(raw, dict):
         problems.append(ConfigProblem(path=base, message="must be an object"))
         return None
     data = dict(raw)
+    unsupported = [ConfigProblem(path=f"{base}.{name}", message=_UNSUPPORTED_SERVER_KEYS[name])
+                   for name in _UNSUPPORTED_SERVER_KEYS if name in data]
+    if unsupported:
+        problems.extend(unsupported)
+        return None
     for foreign in _FOREIGN_SERVER_KEYS & data.keys():
         value = data.pop(foreign)
         if foreign in ("type", "transportType") and "transport" not in data:
@@ -239,13 +275,15 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
             loc = ".".join(str(p) for p in err["loc"])
             problems.append(ConfigProblem(path=f"$.hub.{loc}", message=err["msg"]))
 
-    servers_raw = data.get("mcpServers", {})
+    _check_top_level(data, problems)
+    block = _servers_block(data, problems)
+    servers_raw = data.get(block, {})
     servers: list[ServerConfig] = []
     if not isinstance(servers_raw, dict):
-        problems.append(ConfigProblem(path="$.mcpServers", message="must be an object keyed by server name"))
+        problems.append(ConfigProblem(path=f"$.{block}", message="must be an object keyed by server name"))
         servers_raw = {}
     for key, raw in servers_raw.items():
-        server = _parse_server(key, raw, env, problems)
+        server = _parse_server(key, raw, env, problems, block)
         if server is not None:
             servers.append(server)
 
@@ -257,18 +295,48 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
         if other != server.name:
             problems.append(
                 ConfigProblem(
-                    path=f"$.mcpServers.{server.name}.namespace",
+                    path=f"$.{block}.{server.name}.namespace",
                     message=f"namespace {server.namespace!r} is already used by server {other!r}; "
                     "two servers cannot share a namespace",
                 )
             )
 
-    _warn_shared_domain_data(servers, problems)
+    _warn_shared_domain_data(servers, problems, block)
     profiles = parse_profiles(data.get("profiles", {}),
                               lambda path, message: problems.append(ConfigProblem(path=path, message=message)))
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems, source)
     return HubConfig(hub=hub, servers=servers, profiles=profiles, warnings=problems)
+
+
+def _check_top_level(data: Mapping[str, Any], problems: list[ConfigProblem]) -> None:
+    """An unknown top-level key is an error naming the closest known one (a misspelt `mcpservers` would
+    otherwise leave the hub with no servers); other clients' own keys are ignored with a warning."""
+    for key in data:
+        if key in TOP_LEVEL_KEYS:
+            continue
+        name = str(key)
+        if name in _FOREIGN_TOP_LEVEL:
+            if name == "inputs":
+                problems.append(ConfigProblem(path=f"$.{name}", severity="warning",
+                                              message=f"ignored: {_FOREIGN_TOP_LEVEL[name]}"))
+            continue
+        lowered = {known.lower(): known for known in TOP_LEVEL_KEYS}
+        close = difflib.get_close_matches(name.lower(), lowered, n=1, cutoff=0.6)
+        hint = f"did you mean {lowered[close[0]]!r}? " if close else ""
+        problems.append(ConfigProblem(path=f"$.{name}", message=f"unknown top-level key {name!r}: {hint}the known keys are "
+                                      + ", ".join(TOP_LEVEL_KEYS) + " (`servers` is VS Code's name for `mcpServers`)"))
+
+
+def _servers_block(data: Mapping[str, Any], problems: list[ConfigProblem]) -> str:
+    """`mcpServers`, or VS Code's `servers` (the same shape: `type` is the hub's `transport`); not both."""
+    if "servers" not in data:
+        return "mcpServers"
+    if "mcpServers" in data:
+        problems.append(ConfigProblem(path="$.servers", message="both `mcpServers` and `servers` (VS Code's name for it) "
+                                      "are given: list every server in one of them"))
+        return "mcpServers"
+    return "servers"
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> HubConfig:
@@ -289,7 +357,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> HubCo
     return config
 
 
-def _warn_shared_domain_data(servers: list[ServerConfig], problems: list[ConfigProblem]) -> None:
+def _warn_shared_domain_data(servers: list[ServerConfig], problems: list[ConfigProblem], block: str) -> None:
     """Two enabled servers of one built-in domain with the same data dir share its databases
     (memories, tickets, ...): allowed (one store shown twice), but rarely meant, so said."""
     seen: dict[tuple[str, str | None], str] = {}
@@ -299,6 +367,6 @@ def _warn_shared_domain_data(servers: list[ServerConfig], problems: list[ConfigP
         other = seen.setdefault((server.builtin, server.data_dir), server.name)
         if other != server.name:
             problems.append(ConfigProblem(
-                path=f"$.mcpServers.{server.name}.data_dir", severity="warning",
+                path=f"$.{block}.{server.name}.data_dir", severity="warning",
                 message=f"server {server.name!r} and server {other!r} are both the built-in {server.builtin} domain with "
                         "the same data dir, so they share one store; give one its own `data_dir` to keep them apart"))

@@ -51,7 +51,10 @@ from hub.downstream.reaper import kill_adopted_orphans, release_group, start_wat
 SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 # The variables `mcp.client.stdio.get_default_environment` passes on (POSIX).
 _INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_REF = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""As `hub.config`'s: `${VAR}`, `${VAR:-default}`, VS Code's `${env:VAR}`."""
+_CLIENT_REF = re.compile(r"\$\{(?:input|config|command):")
+"""VS Code variables the hub refuses (`hub.config`): a server using one is not started early."""
 SECRET_ENV = "MCP_HUB_CALLER_SECRET"
 AUDIENCE_ENV = "MCP_HUB_CALLER_AUDIENCE"
 
@@ -170,7 +173,7 @@ def start_config(path: str, environ: Mapping[str, str]) -> list[PreStarted]:
             data = tomllib.loads(raw.decode("utf-8"))
         else:
             data = json.loads(raw)
-        servers = data.get("mcpServers") if isinstance(data, dict) else None
+        servers = (data.get("mcpServers") or data.get("servers")) if isinstance(data, dict) else None  # VS Code: `servers`
     except (OSError, ValueError):
         return []
     if not isinstance(servers, dict):
@@ -288,4 +291,4 @@ def _expand(value: str, environ: Mapping[str, str]) -> str | None:
         return ""
 
     result = _ENV_REF.sub(replace, value)
-    return None if missing else result
+    return None if missing or _CLIENT_REF.search(value) else result

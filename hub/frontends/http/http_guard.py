@@ -1,9 +1,9 @@
-"""Checks every HTTP request meets before any route: Host/Origin and body size.
+"""Checks every HTTP request meets before any route: Host/Origin, CORS and body size.
 
 `HttpGuard` is the outermost ASGI layer, so `/healthz`, `/metrics`, the OAuth metadata and any
 route added later get the same DNS-rebinding check as `/mcp` (421 for a foreign `Host`, 403 for a
-foreign `Origin`), and no route reads more than `max_body_bytes` (413). The body is passed through
-as it arrives, not buffered here, so an unauthenticated caller cannot make the hub hold its body.
+foreign `Origin`), a browser on an allowed origin gets CORS on the MCP endpoints (`cors`), and no
+route reads more than `max_body_bytes` (413). The body is passed through as it arrives, not buffered here, so an unauthenticated caller cannot make the hub hold its body.
 The time a head and a body may take to arrive (`hub.http.body_timeout_s`: 408, then the connection
 is closed) is kept by the protocol below ASGI (`hub.frontends.http.http_protocol`).
 
@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.frontends.http.cors import is_cors_path, is_preflight, preflight, with_cors
 from hub.frontends.http.http_protocol import TIMED_OUT_SCOPE_KEY
 
 logger = logging.getLogger("hub.http")
@@ -36,7 +37,7 @@ _ALLOWED_PAIRS_MAX = 256
 
 
 class HttpGuard:
-    """ASGI middleware: the Host/Origin allow-lists, then a bounded request body."""
+    """ASGI middleware: the Host/Origin allow-lists, CORS for the origins they allow, then a bounded request body."""
 
     def __init__(self, app: ASGIApp, security: TransportSecuritySettings, max_body_bytes: int) -> None:
         self.app = app
@@ -65,6 +66,11 @@ class HttpGuard:
             if len(self._allowed) >= _ALLOWED_PAIRS_MAX:
                 self._allowed.clear()
             self._allowed.add(pair)
+        if heads.origin and is_cors_path(scope["path"]):  # a browser on an allowed origin (`cors`)
+            if is_preflight(scope):
+                await preflight(scope, send, heads.origin)
+                return
+            send = with_cors(send, heads.origin)
         declared = heads.content_length
         if declared is not None and declared > self.max_body_bytes:
             await _refuse(send, 413, self._too_large())

@@ -249,3 +249,13 @@ def test_a_stop_signal_during_the_imports_ends_the_hub_at_once(tmp_path: Path, s
         hub.stderr.close()
         for pid in _processes_with(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_prestart_expands_variables_as_the_config_does() -> None:
+    """VS Code's `${env:NAME}` was left as its literal text (a child started early with it, then thrown
+    away), and a `${input:...}` the config refuses still started one. Now as `hub.config.expand_env`."""
+    from hub.prestart import _expand
+
+    environ = {"HOME": "/home/u", "TOKEN": "t0k"}
+    assert _expand("${env:HOME}/data and ${TOKEN} and ${MISSING:-x}", environ) == "/home/u/data and t0k and x"
+    assert _expand("${input:apiKey}", environ) is None and _expand("${env:MISSING}", environ) is None
