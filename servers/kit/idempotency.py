@@ -14,6 +14,10 @@ The rules (docs/domains.md states them for users):
 - A delete of a record deleted here within the TTL answers as the first delete did (a retry after a
   lost answer), not `not_found` (`deleted_lately`).
 - Keys expire `IDEMPOTENCY_TTL_S` (24 h) after their first use.
+- A connector never forwards the caller's key to a provider (Xero `Idempotency-Key`, QuickBooks
+  `requestid`): it sends `provider_key(tool, key)`, derived from (caller, tool, key), so a provider's
+  replay cache keeps the same scope as this ledger — two callers or two tools never share a provider
+  key, while a retry of one call by its caller reaches the same one (outside review writes17 #1).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError
 from servers.kit.store import Store
 
@@ -68,6 +73,16 @@ def fingerprint(arguments: Mapping[str, Any]) -> str:
     material = canonical({k: v for k, v in arguments.items() if k != KEY_ARGUMENT})
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def provider_key(tool: str, key: str | None, *, length: int = 64) -> str | None:
+    """The key to send a provider for the current caller's `key` on `tool`: SHA-256 hex of
+    (principal, tool, key), cut to `length` characters (QuickBooks' `requestid` takes 50); None
+    without a key. Never the caller's key itself: the provider's replay cache is shared by everyone."""
+    if not key:
+        return None
+    material = json.dumps([current_caller().principal, tool, key], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(material.encode()).hexdigest()[:length]
 
 
 def _short(key: str) -> str:

@@ -13,6 +13,13 @@ successful POST/PUT/PATCH/DELETE that is not marked a read, `note`), and a failu
 reached the provider (and the id it answered, when it named one), what failed after it, and to read
 the record before doing anything else. A keyed write records that answer for its key, so a retry with
 the key gets it again instead of writing twice (`servers.kit.tools`).
+
+A provider's replayed answer (Xero `Idempotency-Key`, QuickBooks `requestid`) is noted like any write,
+on purpose (writes17 #1): connectors send keys derived from (caller, tool, key)
+(`servers.kit.idempotency.provider_key`), so a provider replays only to a retry of the same call by
+its caller, whose earlier attempt did reach it. The change it names is held by the provider, so
+"the change reached the provider" stays true. Before, a key shared across callers or tools replayed
+someone else's answer, and a failure after it was reported as a landed write that never happened.
 """
 
 from __future__ import annotations

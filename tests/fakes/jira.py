@@ -191,6 +191,9 @@ class FakeJira:
         if outward is None or inward is None:
             return self._not_found()
         kind = {"name": payload["type"]["name"], "outward": payload["type"]["name"].lower(), "inward": "is " + payload["type"]["name"].lower() + " by"}
+        if any(link["type"]["name"] == kind["name"] and link.get("outwardIssue", {}).get("key") == inward["key"]
+               for link in outward["fields"]["issuelinks"]):
+            return Response(status_code=201)  # Jira answers a duplicate link as created and adds none
         outward["fields"]["issuelinks"].append({"type": kind, "outwardIssue": {"key": inward["key"]}})
         inward["fields"]["issuelinks"].append({"type": kind, "inwardIssue": {"key": outward["key"]}})
         return Response(status_code=201)

@@ -113,7 +113,10 @@ class FakeWorkday:
     async def time_off(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        return self._page(request, [d for d in self.details if d["worker"] == request.path_params["id"]])
+        # Entries with a day in [fromDate, toDate] (ISO dates compare as text), as Workday filters them.
+        since, until = request.query_params.get("fromDate", ""), request.query_params.get("toDate", "9999-12-31")
+        return self._page(request, [d for d in self.details if d["worker"] == request.path_params["id"]
+                                    and d["endDate"] >= since and d["date"] <= until])
 
     async def request_time_off(self, request: Request) -> Response:
         if failure := await self._begin(request):

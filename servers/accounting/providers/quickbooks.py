@@ -10,8 +10,9 @@ Mapping: every request carries `minorversion`; lists use the query language with
 MAXRESULTS inside an opaque cursor; ids are typed (`invoice:123`, `bill:45`, `customer:7`,
 `vendor:9`) because QuickBooks keeps sales invoices and bills (and customers and vendors) apart;
 account codes are QuickBooks account ids (what every reference uses). The version token is the
-`SyncToken`: updates send it and a stale one (Fault 5010) is a `conflict`. Creates send `requestid`
-(from the idempotency key) so a retried POST cannot duplicate. Amounts are read as Decimal and sent
+`SyncToken`: updates send it and a stale one (Fault 5010) is a `conflict`. Keyed creates send a
+`requestid` derived from the caller, the tool and the idempotency key (`provider_key`), so a retried
+POST cannot duplicate and no other caller's key meets it. Amounts are read as Decimal and sent
 as JSON numbers carrying exactly their digits. Reports come from `/reports/*` with
 `accounting_method`. What QuickBooks cannot do: draft invoices (an invoice is posted when created),
 approving, voiding a bill through the API; those answer a clear error. A void is read from the
@@ -21,7 +22,6 @@ amounts (`is_voided`), and a voided invoice cannot be patched, as in the embedde
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -60,6 +60,7 @@ from servers.accounting.providers.qbo_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.idempotency import provider_key
 from servers.kit.credentials import connect, oauth_from_env
 
 CLASSIFICATION: dict[str, AccountType] = {"Asset": "asset", "Liability": "liability", "Equity": "equity", "Revenue": "income",
@@ -81,9 +82,10 @@ def _split(typed_id: str, allowed: tuple[str, ...]) -> tuple[str, str]:
     return kind, raw
 
 
-def _request_id(key: str | None, scope: str) -> str | None:
-    """QuickBooks' `requestid` (at most 50 characters) from our idempotency key."""
-    return hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()[:50] if key else None
+def _request_id(key: str | None, tool: str) -> str | None:
+    """QuickBooks' `requestid` (at most 50 characters) for the caller's key on `tool` (and entity), derived
+    from the caller too (`provider_key`): QuickBooks answers a repeated requestid with its first answer."""
+    return provider_key(tool, key, length=50)
 
 
 def error_text(body: dict[str, Any]) -> list[str]:
@@ -218,7 +220,7 @@ class QuickBooks:
                                 "CurrencyRef": {"value": new.currency}}
         if new.reference:
             body["PrivateNote"] = new.reference
-        request_id = _request_id(idempotency_key, f"create_{kind}")
+        request_id = _request_id(idempotency_key, f"create_invoice:{kind}")
         saved = await self._call("POST", f"/{kind}", {"requestid": request_id} if request_id else None, json=body,
                                  idempotent=request_id is not None)
         return read_invoice(saved[ENTITY[kind]], kind, self.currency)
@@ -282,7 +284,7 @@ class QuickBooks:
                                   "QUICKBOOKS_BANK_ACCOUNT", details={"field": "account_code"})
             body = {"VendorRef": {"value": party}, "PayType": "Check", "CheckPayment": {"BankAccountRef": {"value": bank}},
                     "TotalAmt": value, "TxnDate": on.isoformat(), "Line": link}
-        request_id = _request_id(idempotency_key, entity)
+        request_id = _request_id(idempotency_key, f"record_payment:{entity}")
         saved = await self._call("POST", f"/{entity}", {"requestid": request_id} if request_id else None, json=body,
                                  idempotent=request_id is not None)
         raw = saved["Payment" if entity == "payment" else "BillPayment"]
@@ -295,7 +297,7 @@ class QuickBooks:
             {"Description": line.description or memo, "Amount": line.debit or line.credit, "DetailType": "JournalEntryLineDetail",
              "JournalEntryLineDetail": {"PostingType": "Debit" if line.debit else "Credit", "AccountRef": {"value": line.account_code}}}
             for line in lines]}
-        request_id = _request_id(idempotency_key, "journalentry")
+        request_id = _request_id(idempotency_key, "create_journal_entry")
         saved = await self._call("POST", "/journalentry", {"requestid": request_id} if request_id else None, json=body,
                                  idempotent=request_id is not None)
         return JournalEntry(id=f"journalentry:{saved['JournalEntry']['Id']}", date=on, memo=memo, currency=self.currency, lines=lines,

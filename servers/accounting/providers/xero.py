@@ -8,8 +8,9 @@ currency, `XERO_BANK_ACCOUNT_CODE` the default account payments go into/out of.
 Mapping: sales invoices are `ACCREC`, bills `ACCPAY`; lists use `page` + `pageSize` and `where`
 (`Type=="ACCREC" AND Date>=DateTime(2026,03,01)`), `Statuses`, `ContactIDs`; dates are read from
 `DateString` or `/Date(ms)/`. Line items are Description, Quantity, UnitAmount, AccountCode,
-TaxType (`LineAmountTypes: Exclusive`, `unitdp=4` so unit prices keep four decimals). Creates send
-`Idempotency-Key`. Xero has no version token: we use `UpdatedDateUTC`, compared before each update
+TaxType (`LineAmountTypes: Exclusive`, `unitdp=4` so unit prices keep four decimals). Keyed creates
+send `Idempotency-Key` derived from the caller, the tool and their key (`provider_key`: Xero replays
+a stored answer to whoever sends the key again, on any endpoint). Xero has no version token: we use `UpdatedDateUTC`, compared before each update
 (a change landing between that read and the write is not detected — Xero offers nothing better).
 Dry runs price lines with the tenant's `/TaxRates`. Ledger lines come from `/Journals` (ordered by
 journal number, read 100 at a time). Aged receivables/payables are computed from invoices and
@@ -60,6 +61,7 @@ from servers.accounting.providers.xero_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.idempotency import provider_key
 from servers.kit.credentials import connect, oauth_from_env
 
 CLASS: dict[str, AccountType] = {"ASSET": "asset", "LIABILITY": "liability", "EQUITY": "equity", "REVENUE": "income", "EXPENSE": "expense"}
@@ -81,6 +83,12 @@ def _date(raw: dict[str, Any], key: str) -> _dt.date | None:
 
 def _where_date(value: _dt.date) -> str:
     return f"DateTime({value.year},{value.month:02d},{value.day:02d})"
+
+
+def _keyed(tool: str, key: str | None) -> dict[str, str] | None:
+    """The `Idempotency-Key` header for the caller's `key` on `tool` (never the key itself)."""
+    sent = provider_key(tool, key)
+    return {"Idempotency-Key": sent} if sent else None
 
 
 def error_text(body: dict[str, Any]) -> list[str]:
@@ -228,8 +236,7 @@ class Xero:
         if new.reference:
             body["Reference"] = new.reference
         saved = await self._call("PUT", "/Invoices", params={"unitdp": 4}, json={"Invoices": [body]},
-                                 headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
-                                 idempotent=idempotency_key is not None)
+                                 headers=_keyed("create_invoice", idempotency_key), idempotent=idempotency_key is not None)
         return self._invoice(saved["Invoices"][0])
 
     async def _update(self, invoice_id: str, version: str | None, changes: dict[str, Any]) -> Invoice:
@@ -273,8 +280,7 @@ class Xero:
         if reference:
             body["Reference"] = reference
         saved = await self._call("PUT", "/Payments", json={"Payments": [body]},
-                                 headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
-                                 idempotent=idempotency_key is not None)
+                                 headers=_keyed("record_payment", idempotency_key), idempotent=idempotency_key is not None)
         after = await self.invoice(invoice_id)
         return Payment(id=saved["Payments"][0]["PaymentID"], invoice_id=invoice_id, date=on, amount=value, currency=after.currency,
                        account_code=bank, reference=reference, invoice_balance=after.balance, invoice_status=after.status)
@@ -284,8 +290,7 @@ class Xero:
                 "JournalLines": [{"LineAmount": line.debit if line.debit else -line.credit, "AccountCode": line.account_code,
                                   "Description": line.description} for line in lines]}
         saved = await self._call("PUT", "/ManualJournals", json={"ManualJournals": [body]},
-                                 headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
-                                 idempotent=idempotency_key is not None)
+                                 headers=_keyed("create_journal_entry", idempotency_key), idempotent=idempotency_key is not None)
         return JournalEntry(id=saved["ManualJournals"][0]["ManualJournalID"], date=on, memo=memo, currency=self.currency, lines=lines,
                             provider=self.name)
 

@@ -12,6 +12,8 @@ Used: Staffing `workers` (`limit` ≤ 100 + `offset`, `{data, total}`), `workers
 and `decide_time_off` answer with a clear error saying so (`list_changes` shows only what this server
 wrote: Workday sends no webhooks we take). Values that arrive as
 strings where numbers are expected are converted strictly: a non-number is an `upstream_error`.
+`request_time_off` reads the worker's `timeOffDetails` for the range first: days already in a
+submitted or approved request are refused with `conflict` naming it (a dry run too), as on BambooHR.
 """
 
 from __future__ import annotations
@@ -178,6 +180,18 @@ class WorkdayHris:
                 break
         return found
 
+    async def _overlapping(self, employee_id: str, start: date, end: date, max_pages: int = 20) -> list[str]:
+        """Ids of the worker's submitted or approved requests with a day in [start, end]."""
+        found: list[str] = []
+        cursor: str | None = None
+        for _ in range(max_pages):
+            page = await self.list_requests(employee_id, start, end, None, PAGE_MAX, cursor)
+            found += [r.id for r in page.requests
+                      if r.status in ("requested", "approved") and r.start <= end and r.end >= start and r.id not in found]
+            if not (cursor := page.next_cursor):
+                break
+        return found
+
     def _request(self, employee_id: str, d: dict[str, Any]) -> TimeOffRequest:
         return TimeOffRequest(
             id=str(d["id"]), employee_id=employee_id, type=str((d.get("timeOffType") or {}).get("descriptor", "")).lower(),
@@ -209,7 +223,10 @@ class WorkdayHris:
         self, employee_id: str, type: str, start: date, end: date, note: str | None, dry_run: bool,
         hours_per_day: float | None = None, check_balance: bool = True,
     ) -> TimeOffPreview:
-        """The hub checks no balance here (`check_balance` changes nothing): the provider's policy decides."""
+        """The hub checks no balance here (`check_balance` changes nothing): the provider's policy decides.
+        A range overlapping a submitted or approved request is `conflict` (a dry run too), as on BambooHR."""
+        person = await self.get(employee_id, [])
+        employee_id = person.id  # an email or employee number names the same worker; paths take the id
         plans = await self._plans(employee_id, end)
         plan, in_days = next(((b, days) for b, days in plans if b.type == type.lower()), (None, False))
         if plan is None:
@@ -220,12 +237,16 @@ class WorkdayHris:
         if not working:
             raise DomainError("invalid_argument", "that range has no working days")
         # Workday takes each day's quantity in the plan's unit: days for a plan counted in days
-        person = await self.get(employee_id, [])
         check_employed(person, start, end)
         daily, hours_each = provider_day(person, hours_per_day, in_days)
         hours = len(working) * hours_each
+        overlaps = await self._overlapping(employee_id, start, end)
         preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=hours / len(working),
-                                 balance_before=plan.available_hours, balance_after=plan.available_hours - hours)
+                                 balance_before=plan.available_hours, balance_after=plan.available_hours - hours,
+                                 overlaps=overlaps)
+        if overlaps:  # in a dry run too, which answers what the real call would
+            raise DomainError("conflict", f"overlaps existing request(s) {', '.join(overlaps)}: cancel or change them in "
+                              "Workday first, or ask for other days", details={"overlaps": overlaps})
         if dry_run:
             return preview
         body = {"days": [{"date": d.isoformat(), "dailyQuantity": daily, "timeOffType": {"descriptor": type}} for d in working],

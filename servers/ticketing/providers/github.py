@@ -6,8 +6,10 @@ pinned. Lists follow the `Link` header; pull requests, which the issues endpoint
 are dropped. Text and native queries use `/search/issues`, which GitHub caps at 1,000 results
 (`truncated` says so). GitHub issues are open or closed: `resolved` closes as completed, `closed`
 as not planned; in_progress/on_hold do not exist there. Priority is read from and written to a
-`priority: <level>` label. GitHub has no internal comments, no issue links (a link is written as a
-cross-reference comment, which GitHub shows on both issues) and no deletion over REST.
+`priority: <level>` label, the type to a label too (`update_ticket` changes it only with the full
+new `labels`: which label was the old type cannot be told). GitHub has no internal comments, no issue
+links (a link is written once as a cross-reference comment, which GitHub shows on both issues; a
+repeated link finds it and posts nothing) and no deletion over REST.
 """
 
 from __future__ import annotations
@@ -205,11 +207,21 @@ class GitHubTicketing:
             body["body"] = changes["description"]
         if "assignee" in changes:
             body["assignees"] = [_login(changes["assignee"])] if changes["assignee"] else []
+        kept = [label["name"] for label in current.get("labels", []) if not _PRIORITY.match(label["name"])]
+        if "type" in changes and "labels" not in changes:
+            raise DomainError(
+                "invalid_argument",
+                f"GitHub keeps an issue's type as one of its labels ({', '.join(kept) or 'none now'}) and cannot tell which "
+                "one it is: give labels (the full new list, without the old type's label) together with type", details={
+                    "field": "type", "labels": kept})
         if "labels" in changes or "priority" in changes:
-            labels = changes.get("labels", [label["name"] for label in current.get("labels", []) if not _PRIORITY.match(label["name"])])
+            labels = list(changes.get("labels", kept))
+            kind = changes.get("type") or ""
+            if kind not in ("task", "") and kind.lower() not in {label.lower() for label in labels}:
+                labels.append(kind)  # the type is a label, as `create` writes it
             priority = changes.get("priority") or next((m.group(1).lower() for label in current.get("labels", [])
                                                         if (m := _PRIORITY.match(label["name"]))), None)
-            body["labels"] = list(labels) + ([f"priority: {priority}"] if priority else [])
+            body["labels"] = labels + ([f"priority: {priority}"] if priority else [])
         repo, _ = self._number(ticket_id)
         raw = await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True)
         return self._ticket(raw, repo or self.repo, [])
@@ -238,8 +250,21 @@ class GitHubTicketing:
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
         other_repo, number = self._number(other_id)
         reference = f"{other_repo}#{number}" if other_repo and other_repo != self.repo else f"#{number}"
-        await self.add_comment(ticket_id, f"{link_type.capitalize()} {reference}", True)
+        text = f"{link_type.capitalize()} {reference}"
+        if not await self._has_comment(ticket_id, text):  # a retry finds its comment: the link is written once
+            await self.add_comment(ticket_id, text, True)
         return Link(type=link_type, direction="outward", ticket=other_id)
+
+    async def _has_comment(self, ticket_id: str, text: str, max_pages: int = 30) -> bool:
+        """Whether the issue already carries a comment reading exactly `text` (its first 3,000 comments)."""
+        cursor: str | None = None
+        for _ in range(max_pages):
+            page = await self.list_comments(ticket_id, 100, cursor)
+            if any(c.body.strip() == text for c in page.comments):
+                return True
+            if not (cursor := page.next_cursor):
+                break
+        return False
 
     async def delete(self, ticket_id: str) -> None:
         raise DomainError("invalid_argument", "GitHub's REST API cannot delete issues; close it with transition_ticket(to='closed')")

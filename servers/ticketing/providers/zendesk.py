@@ -196,6 +196,8 @@ class ZendeskTicketing:
         if "assignee" in changes:
             body["assignee_id"] = await self._user_id(changes["assignee"]) if changes["assignee"] else None
         if "type" in changes:
+            if changes["type"] not in TYPES:  # as create: Zendesk has these four and no other
+                raise DomainError("invalid_argument", f"type must be one of {TYPES} for Zendesk", details={"field": "type"})
             body["type"] = changes["type"]
         if expected_version is not None:
             body.update(safe_update=True, updated_stamp=expected_version)
