@@ -8,8 +8,9 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from servers.calendar import edits, ical
+from servers.calendar import edits, ical, ical_split
 from servers.calendar.expansion import Expansion, expand
+from servers.calendar.expansion import expand as expand_objects  # `list_events` has a parameter named `expand`
 from servers.calendar.model import Busy, Calendar, Event, EventChanges, EventPage, Interval, NewEvent, Response, Scope
 from servers.calendar.slots import merge
 from servers.calendar.timeutil import as_utc
@@ -112,9 +113,12 @@ class IcalBackend:
         if expand:
             expansion = await self._expanded(calendar_id, start, end, tz)
             events, notes = expansion.events, expansion.notes()
-        else:
-            events = [ical.to_event(ical.master(ical.load(text)), calendar_id, self.name, tz, etag)
-                      for text, etag in await self._objects(calendar_id, start, end)]
+        else:  # the series themselves, of those with an occurrence in the range (a store may give more)
+            objects = await self._objects(calendar_id, start, end)
+            found = expand_objects([(calendar_id, text, etag, tz) for text, etag in objects], self.name, start, end)
+            present = {e.id for e in found.events} | {s.uid for s in found.skipped}
+            events = [event for text, etag in objects
+                      if (event := ical.to_event(ical.master(ical.load(text)), calendar_id, self.name, tz, etag)).id in present]
         if query:
             needle = query.lower()
             events = [e for e in events if needle in e.title.lower() or needle in e.description.lower()
@@ -215,6 +219,7 @@ class IcalBackend:
         self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None,
         changes: EventChanges, expected_etag: str | None,
     ) -> Event:
+        tz = (await self.calendar(calendar_id)).zone  # every read before the first write
         for attempt in range(MERGE_ATTEMPTS):
             text, etag = await self._load(calendar_id, event_id)
             if expected_etag is not None and expected_etag != etag:
@@ -222,23 +227,22 @@ class IcalBackend:
                                   details={"current_etag": etag})
             results = [ical.load(c.to_ical().decode()) for c in edits.change(ical.load(text), scope, instance_start, changes)]
             try:
+                if len(results) == 2:  # this_and_following: the new series first, then the old one ended
+                    split_etag = await ical_split.split(self, calendar_id, event_id, etag, results[0], results[1],
+                                                        instance_start)  # type: ignore[arg-type]
+                    return ical.to_event(ical.master(results[1]), calendar_id, self.name, tz, split_etag)
                 new_etag = await self._save(calendar_id, event_id, results[0].to_ical().decode(), etag)
                 break
             except DomainError as exc:  # another write landed between our read and our write
                 if exc.body.code != "conflict" or expected_etag is not None or attempt == MERGE_ATTEMPTS - 1:
                     raise
-        tz = (await self.calendar(calendar_id)).zone
-        if len(results) == 2:
-            split = results[1]
-            uid = str(ical.master(split)["UID"])
-            split_etag = await self._save(calendar_id, uid, split.to_ical().decode(), None)
-            return ical.to_event(ical.master(split), calendar_id, self.name, tz, split_etag)
         updated = results[0]
         if scope == "this" and instance_start is not None and "RRULE" in ical.master(updated):
             return ical.instance_event(updated, instance_start, calendar_id, self.name, tz, new_etag)
         return ical.to_event(ical.master(updated), calendar_id, self.name, tz, new_etag)
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
+        tz = (await self.calendar(calendar_id)).zone  # every read before the write
         for attempt in range(MERGE_ATTEMPTS):
             text, etag = await self._load(calendar_id, event_id)
             parsed = edits.respond(ical.load(text), calendar_id, response, instance_start)
@@ -248,7 +252,6 @@ class IcalBackend:
             except DomainError as exc:
                 if exc.body.code != "conflict" or attempt == MERGE_ATTEMPTS - 1:
                     raise
-        tz = (await self.calendar(calendar_id)).zone
         if instance_start is not None:
             return ical.instance_event(parsed, instance_start, calendar_id, self.name, tz, new_etag)
         return ical.to_event(ical.master(parsed), calendar_id, self.name, tz, new_etag)

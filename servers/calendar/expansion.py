@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
@@ -123,10 +124,7 @@ def expand(objects: list[tuple[str, str, str, str]], provider: str, start: datet
             out.skipped.append(Skipped(str(series["UID"]), str(series.get("SUMMARY", "")), calendar_id, _people(calendar, calendar_id),
                                        first, _span_end(series, tz, end), reason))
             continue
-        # The expansion picks what overlaps the range by its own wall-clock ends, which a DST change can
-        # put up to `ical.DST_SLACK` before the exact ones: it is asked from that much earlier, and what does
-        # not overlap by the exact end is dropped below.
-        found = sorted(ical.occurrences(calendar, start - ical.DST_SLACK, end), key=lambda c: as_utc(c["DTSTART"].dt, tz))
+        found = sorted(ical.occurrences(calendar, *_asked(series, start, end, tz)), key=lambda c: as_utc(c["DTSTART"].dt, tz))
         if len(found) > MAX_PER_SERIES:  # only older data can get here
             cut = as_utc(found[MAX_PER_SERIES]["DTSTART"].dt, tz)
             out.skipped.append(Skipped(str(series["UID"]), str(series.get("SUMMARY", "")), calendar_id, _people(calendar, calendar_id),
@@ -136,14 +134,31 @@ def expand(objects: list[tuple[str, str, str, str]], provider: str, start: datet
         lines = ical.recurrence_of(series)
         stored = ical.overrides(calendar) if recurring else set()
         events = [ical.to_event(o, calendar_id, provider, tz, etag, series, lines, ical.is_override(o, stored)) for o in found]
-        events = [e for e in events if _overlaps(e, start, tz)]
+        events = [e for e in events if _overlaps(e, start, end, tz)]
         budget -= len(events)
         out.events.extend(events)
     return out
 
 
-def _overlaps(event: Event, start: datetime, tz: str) -> bool:
-    """Whether an occurrence found from `ical.DST_SLACK` early reaches into the range, by its exact end."""
+def _asked(series: ical.VEvent, start: datetime, end: datetime, tz: str) -> tuple[datetime, datetime]:
+    """The range to ask the expansion library for; what it finds is then filtered exactly (`_overlaps`).
+
+    It picks occurrences by their wall-clock ends, which a DST change can put up to `ical.DST_SLACK`
+    before the exact ones, so it is asked from that much earlier. It reads a DATE (an all-day event)
+    or a time without zone in the zone of the range it is given: such a series is asked with the range
+    as wall-clock times in the calendar's zone, so an all-day event covers its calendar's local day
+    whatever zone the query came in (outside review writes17 #3: a UTC range missed a Sydney all-day
+    event before 10:00 local)."""
+    first = series["DTSTART"].dt
+    if isinstance(first, datetime) and first.tzinfo is not None:
+        return start - ical.DST_SLACK, end
+    zone = ZoneInfo(tz)
+    return ((start.astimezone(zone) - ical.DST_SLACK).replace(tzinfo=None),
+            (end.astimezone(zone) + ical.DST_SLACK).replace(tzinfo=None))
+
+
+def _overlaps(event: Event, start: datetime, end: datetime, tz: str) -> bool:
+    """Whether an occurrence found in the wider range `_asked` reaches into [start, end), by its exact times."""
     begins = event.start.utc or as_utc(event.start.date, tz)  # type: ignore[arg-type]
     ends = event.end.utc or as_utc(event.end.date, tz)  # type: ignore[arg-type]
-    return ends > start or (ends == begins and begins >= start)
+    return begins < end and (ends > start or (ends == begins and begins >= start))

@@ -7,15 +7,16 @@ runs in a worker thread. Calendar ids are the calendars' URLs. The etag used for
 concurrency is a digest of the resource as last read; a replace re-reads it with the server's ETag
 and PUTs with `If-Match`, so the server refuses (412, `conflict`) a write that lost a race. A write
 answers the digest of what the server stored (read back after the PUT), so it is what the next read
-gives and the next update accepts.
+gives and the next update accepts. Every PUT and DELETE the server accepted is reported to the tool
+call's watch (`servers.kit.landed`), which never sees the library's own HTTP.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import caldav
@@ -25,6 +26,9 @@ from servers.calendar import ical
 from servers.calendar.backend import IcalBackend
 from servers.calendar.model import Calendar
 from servers.kit.errors import DomainError, not_found
+from servers.kit.landed import note
+
+DATE_SLACK = timedelta(days=1)
 
 
 class CalDavCalendar(IcalBackend):
@@ -72,7 +76,9 @@ class CalDavCalendar(IcalBackend):
 
     async def _objects(self, calendar_id: str, start: datetime, end: datetime) -> list[tuple[str, str]]:
         dav = await self._dav(calendar_id)
-        found = await self._run(lambda: dav.search(start=start, end=end, event=True, expand=False))
+        # A server reads an all-day DATE in a zone of its own (RFC 4791 §9.9: UTC without a calendar
+        # zone), so it is asked a day wider on each side; the expansion keeps the exact range.
+        found = await self._run(lambda: dav.search(start=start - DATE_SLACK, end=end + DATE_SLACK, event=True, expand=False))
         return [(obj.data, ical.etag_of(obj.data)) for obj in found]
 
     async def _load(self, calendar_id: str, uid: str) -> tuple[str, str]:
@@ -87,7 +93,12 @@ class CalDavCalendar(IcalBackend):
         etag the next read gives (`_stored_etag`)."""
         dav = await self._dav(calendar_id)
         if expected_etag is None:
-            return await self._run(lambda: self._stored_etag(dav, uid, text, dav.save_event(text).etag))
+            def create() -> str:
+                saved = dav.save_event(text)
+                _landed("PUT", saved.url, uid)
+                return self._stored_etag(dav, uid, text, saved.etag)
+
+            return await self._run(create)
 
         def replace() -> str:
             obj = dav.event_by_uid(uid)  # body and ETag from one response, read as `_load` reads
@@ -106,6 +117,7 @@ class CalDavCalendar(IcalBackend):
                 return "changed"
             if response.status >= 300:
                 raise caldav_error.PutError(f"{response.status} {response.reason}")
+            _landed("PUT", obj.url, uid)
             return "etag:" + self._stored_etag(dav, uid, text, (response.headers or {}).get("ETag"))
 
         outcome = await self._run(replace)
@@ -128,7 +140,7 @@ class CalDavCalendar(IcalBackend):
         refuses as stale (`conflict`) rather than overwrite that write."""
         try:
             stored = dav.event_by_uid(uid)
-        except caldav_error.DAVError:  # the write is done; an etag the next update refuses is safe
+        except (caldav_error.DAVError, OSError):  # the write is done; an etag the next update refuses is safe
             return ical.etag_of(text)
         put_etag = unquote(put_etag) if put_etag and put_etag.startswith(("%22", "W/%22")) else put_etag
         ours = stored.etag == put_etag if put_etag and stored.etag else ical.same_events(text, stored.data)
@@ -136,4 +148,17 @@ class CalDavCalendar(IcalBackend):
 
     async def _remove(self, calendar_id: str, uid: str) -> None:
         dav = await self._dav(calendar_id)
-        await self._run(lambda: dav.event_by_uid(uid).delete())
+
+        def remove() -> None:
+            obj = dav.event_by_uid(uid)
+            obj.delete()
+            _landed("DELETE", obj.url, uid)
+
+        await self._run(remove)
+
+
+def _landed(method: str, url: Any, uid: str) -> None:
+    """Report a write the server accepted to the tool call's watch (`servers.kit.landed`): the caldav
+    library does its own HTTP, so `ProviderHTTP` never sees it, and a later failure of the same call
+    must be answered as partly applied (not retryable), never as a plain retryable error."""
+    note("CalDAV", method, urlsplit(str(url)).path, {"id": uid}, writes=True)
