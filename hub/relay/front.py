@@ -69,7 +69,8 @@ class RelayFace(Server[Any]):
 
 def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Principal]) -> None:
     """Answer `logging/setLevel` (so `logging` is advertised), `resources/subscribe` and
-    `unsubscribe`, task-augmented `tools/call` and `tasks/*` (`hub.relay.tasks`), and pass roots changes on."""
+    `unsubscribe`, task-augmented `tools/call` and `tasks/*` (`hub.relay.tasks`), pass roots changes on, and
+    note each client at its `initialized` (its roots answer requests made outside a call: `hub.relay.roots`)."""
     if isinstance(server, RelayFace):
         server.relay_hub, server.relay_caller = hub, caller
 
@@ -94,10 +95,14 @@ def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], P
     async def roots_changed(ctx: ServerRequestContext[Any], params: types.NotificationParams) -> None:
         await hub.request_relay.roots_changed(caller(), _connection_of(ctx))
 
+    async def initialized(ctx: ServerRequestContext[Any], params: types.NotificationParams) -> None:
+        await hub.request_relay.client_arrived(_connection_of(ctx), caller())  # its roots, asked outside a call
+
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)
     server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
     server.add_notification_handler("notifications/roots/list_changed", types.NotificationParams, roots_changed)
+    server.add_notification_handler("notifications/initialized", types.NotificationParams, initialized)
     install_task_handlers(server, hub, caller)
 
 

@@ -13,8 +13,10 @@ Rules (docs/domains.md, "Protocol relay"):
   the same principal's, and is refused when several principals' calls are (an outside review saw
   alice's password prompt reach bob, and bob's answer fed into alice's call). Such a server belongs
   in `session: per_client`.
-- `roots/list` goes to the client of the call in flight if there is one, else to the client that
-  most recently called that server with the roots capability; it is refused if neither exists.
+- `roots/list` goes to the client of the call in flight if there is one, else (asked outside any call:
+  server-filesystem asks after `initialized` and on `roots/list_changed`) on a client's own stream to
+  the per-client session's owner, or the client that most recently called that server with roots,
+  or the one connected client that declared roots (`hub.relay.roots`); it is refused if none exists.
 - A request is refused (JSON-RPC error to the server, which its tool reports) when no client is
   waiting, the client did not declare the capability, it has no back-channel (a 2026-07-28 client
   gets the request through its input-required flow instead: `hub.relay.input_required`), or it may
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,7 @@ from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
+from hub.relay.roots import ClientStream, RootsClients, always_open, askable
 from hub.relay.upstream import RelayedRequest, UpstreamCall, current_upstream
 from hub.relay.url_elicitations import UrlElicitations
 
@@ -83,7 +85,8 @@ class RequestRelay:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._in_flight: dict[str, list[UpstreamCall]] = {}
-        self._roots_clients: dict[str, weakref.WeakKeyDictionary[ServerSession, Principal]] = {}
+        self.roots = RootsClients()
+        """The client connections that can answer a `roots/list` asked outside any call (`hub.relay.roots`)."""
         self.tasks = TaskRelay(hub)
         self.url_elicitations = UrlElicitations(lambda server: self._in_flight.get(server, ()),
                                                 lambda server: (d := hub.downstreams.get(server)) is not None and d.pool is not None)
@@ -117,8 +120,10 @@ class RequestRelay:
                         await settled.wait()
 
     async def roots_changed(self, principal: Principal, connection: Any = None) -> None:
-        """A client's `notifications/roots/list_changed`: tell each connected handshake-era server it may
-        see — on the client's own session of a `per_client` server (if it has one open), else the shared one."""
+        """A client's `notifications/roots/list_changed`: tell each connected server it concerns, so that it
+        asks again — the client's own session of a `per_client` server (if it has one open), else the shared
+        one unless that one's roots are another client's (`RootsClients.answerer`)."""
+        self.roots.arrived(connection, principal)
         for downstream in self._hub.downstreams.values():
             if not may_see_server(self._hub, principal, downstream.name):
                 continue
@@ -126,9 +131,29 @@ class RequestRelay:
                 own = downstream.pool.client_of(connection) if downstream.pool is not None and connection is not None else None
                 if downstream.pool is not None and connection is not None and own is None:
                     continue  # no session of its own yet: a session opened later asks for roots afresh
+                if own is None and connection is not None and self._roots_of_another(downstream.name, connection):
+                    continue
                 await (own or downstream.client()).send_roots_list_changed()
             except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
                 logger.debug("roots/list_changed not sent to %s: %s", downstream.name, type(exc).__name__)
+
+    def _roots_of_another(self, server: str, connection: Any) -> bool:
+        found = self.roots.answerer(server, lambda principal: may_see_server(self._hub, principal, server))
+        return found is not None and not isinstance(found, str) and found is not connection
+
+    async def client_arrived(self, connection: Any, principal: Principal) -> None:
+        """A client connection finished its handshake: one that declared roots can answer them from now on,
+        and each shared session that asked when no client could is told to ask again (`roots/list_changed`)."""
+        if not self.roots.arrived(connection, principal):
+            return
+        for server in self.roots.waiting_for(lambda server: may_see_server(self._hub, principal, server)):
+            downstream = self._hub.downstreams.get(server)
+            if downstream is None or downstream.pool is not None:  # per-client sessions ask their own client
+                continue
+            try:
+                await downstream.client().send_roots_list_changed()
+            except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
+                logger.debug("roots/list_changed not sent to %s: %s", server, type(exc).__name__)
 
     @contextmanager
     def track(self, server: str, session: ServerSession, request_id: types.RequestId | None,
@@ -142,11 +167,7 @@ class RequestRelay:
         upstream = UpstreamCall(session, request_id, principal, server, park=park)
         calls = self._in_flight.setdefault(server, [])
         calls.append(upstream)
-        caps = session.client_capabilities
-        if caps is not None and caps.roots is not None:
-            clients = self._roots_clients.setdefault(server, weakref.WeakKeyDictionary())
-            clients.pop(session, None)
-            clients[session] = principal  # most recent last
+        self.roots.called(server, getattr(session, "_connection", None), principal)  # kept per connection, not per request
         token = current_upstream.set(upstream)
         try:
             yield upstream
@@ -184,10 +205,10 @@ class RequestRelay:
 
     def _target(self, server: str, kind: str, owner: OwnerRef | None,
                 task: tuple[bool, Principal | None] = (False, None),
-                ) -> tuple[ServerSession, types.RequestId | None, Principal, UpstreamCall | None, list[UpstreamCall]] | None | object:
-        """Where a server's request goes: the client's session, the request id of the call whose stream
-        carries it, the principal, that call, and every call it may belong to (`RelayedRequest.holders`);
-        None (no one), or `AMBIGUOUS`."""
+                ) -> tuple[Any, types.RequestId | None, Principal, UpstreamCall | None, list[UpstreamCall]] | None | object:
+        """Where a server's request goes: the client's session (or its own stream, `ClientStream`), the
+        request id of the call whose stream carries it, the principal, that call, and every call it may
+        belong to (`RelayedRequest.holders`); None (no one), `AMBIGUOUS`, or a reason to refuse."""
         def ours(session: ServerSession) -> bool:  # a per-client session answers to its own client only
             return owner is None or getattr(session, "_connection", None) is owner()
 
@@ -217,20 +238,31 @@ class RequestRelay:
             if any(identity(call.principal) != identity(upstream.principal) or _connection(call) is not _connection(upstream)
                    for call in calls):
                 return AMBIGUOUS
+            if kind == "roots" and always_open(connection := _connection(upstream)):
+                # About the client, not the call: on its own stream, not withdrawn when a call ends (a re-ask on
+                # `roots/list_changed` crossing an unrelated call was withdrawn with it in 1 ms).
+                return ClientStream(connection), None, upstream.principal, None, []
             return upstream.session, upstream.request_id, upstream.principal, upstream, calls
-        if kind == "roots" and (clients := self._roots_clients.get(server)):
-            for session, principal in reversed(list(clients.items())):
-                if ours(session):
-                    return session, None, principal, None, []
+        if kind == "roots":
+            found = self.roots.target(server, owner() if owner is not None else None,
+                                      lambda principal: may_see_server(self._hub, principal, server))
+            if isinstance(found, str):
+                return found
+            if found is not None:
+                return found[0], None, found[1], None, []
         return None
 
     async def _relay(self, server: str, kind: str, request: Any, result_type: Any,
-                     owner: OwnerRef | None = None, task: tuple[bool, Principal | None] = (False, None)) -> Any:
-        target = self._target(server, kind, owner, task)
+                     owner: OwnerRef | None = None, task: tuple[bool, Principal | None] = (False, None),
+                     again: tuple[ClientStream, Principal] | None = None) -> Any:
+        """Relay one server request (`again`: a `roots/list` withdrawn with a call, asked on the client's own stream)."""
+        target = self._target(server, kind, owner, task) if again is None else (again[0], None, again[1], None, [])
         if target is AMBIGUOUS:
             return self._refuse(server, kind, None, f"calls from several callers or connections to {server!r} are in flight on one shared "
                                 f"session, and nothing says which of them caused this {request.method}; it goes to no one "
                                 f"rather than to the wrong caller. Set `session: per_client` for {server!r} in the hub's config")
+        if isinstance(target, str):
+            return self._refuse(server, kind, None, target)
         if target is None and task[0]:
             return self._refuse(server, kind, None, f"the client whose task this {request.method} is about is not waiting on "
                                 "it (tasks/result); it goes to no one else")
@@ -287,6 +319,10 @@ class RequestRelay:
                 holder.relayed.pop(scope, None)
             for call in paused:
                 _resume_idle_deadline(call)
+        if scope.cancelled_caught and kind == "roots" and again is None and askable(connection := getattr(session, "_connection", None)):
+            # About the client, not the call that happened to carry it (a Streamable HTTP client may have no GET
+            # stream, so it went there first): asked again on the client's own stream rather than withdrawn.
+            return await self._relay(server, kind, request, result_type, owner, task, (ClientStream(connection), principal))
         if scope.cancelled_caught:
             outcome = relayed.ended or "cancelled"
             self.audit_event(server, kind, principal, outcome, None, started)
