@@ -21,6 +21,7 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.server import MCPServer
+from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.caller_channel import CallerChannel
@@ -28,6 +29,7 @@ from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
 from hub.downstream.era import Era, HandshakeRefused
 from hub.downstream.listing_repair import ListingAnswers
+from hub.downstream.session_lost import SessionWatch, is_lost_answer, lost_why
 from hub.downstream.inprocess import load_server_object
 from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.changes import ChangeFollowing
@@ -86,6 +88,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         self._connected_at: float | None = None
         self.first_attempt = anyio.Event()
         """Set once the first connection attempt has succeeded or failed."""
+        self.reopened: anyio.Event | None = None
+        """Set once the shared session a server forgot is open again (`reopen`); None when none is awaited."""
         self.stats = CallStats(on_timeout=self.call_timed_out)
         self._stop = anyio.Event()
         self._ended = anyio.Event()
@@ -154,6 +158,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                 connected_at = self._connected_at
                 self._connected_at = None
 
+            if connected_at is None and self.reopened is not None:  # reopening failed: requests held for it go on
+                self.reopened.set()
+                self.reopened = None
             if self._stop.is_set():
                 break
             if self.config.transport == "inprocess" and connected_at is None:
@@ -187,6 +194,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                 self._client = client
                 self._connected_at = anyio.current_time()
                 self._set_state("ready")
+                if self.reopened is not None:
+                    self.reopened.set()
+                    self.reopened = None
                 self.first_attempt.set()
                 await self._serve(client, tg)
         if handshake.cancelled_caught:
@@ -218,6 +228,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                     await client.list_tools(cache_mode="refresh")
                 failures = 0
             except Exception as exc:  # boundary: any failure counts against health
+                if isinstance(exc, MCPError) and is_lost_answer(exc.error.data):
+                    self.reopen(lost_why(exc.error.data))  # the server is up, but forgot the session: reconnect now
+                    return
                 failures += 1
                 if failures >= 2:
                     self._lose(f"health check failed: {describe_failure(exc)}")
@@ -307,7 +320,15 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
 
     async def _make_client(self) -> Client:
         cfg = self.config
-        self.listings = ListingAnswers(self.log)  # this connection's listing answers (`hub.downstream.listing_repair`)
+        lost = self._lost
+
+        def forgotten(why: str) -> None:  # the server no longer knows this connection's session: reconnect
+            if self._lost is lost:
+                self.reopen(why)
+
+        # This connection's listing answers (`hub.downstream.listing_repair`); an HTTP server's "session
+        # not found" in any shape reported (`hub.downstream.session_lost`).
+        self.listings = SessionWatch(self.log, forgotten if cfg.transport == "streamable_http" else None)
         transport: Any
         if cfg.transport == "stdio":
             assert cfg.command is not None
@@ -316,8 +337,6 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json,
                                     listings=self.listings, on_log_line=self.on_log_line)
         elif cfg.transport in ("streamable_http", "sse"):
-            lost = self._lost
-
             def ended(why: str) -> None:  # an SSE session's stream ended: this attempt's connection is lost
                 if self._lost is lost:
                     self._lose(f"the connection to it ended: {why}")
@@ -333,9 +352,11 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         callbacks = self._adapt(self.relay_callbacks) if self.pool is None and self.session_pool is not None else self.relay_callbacks
         return self._client_over(transport, self._on_message, callbacks, self._on_status)
 
-    def _session_transport(self, on_end: Callable[[str], None] | None = None) -> Any:
+    def _session_transport(self, on_end: Callable[[str], None] | None = None,
+                           on_lost: Callable[[str], None] | None = None) -> Any:
         """A fresh transport to this server, for one more session of it (a per-client one); `on_end(why)`
-        when it is over: an SSE session's event stream ended (`_remote_transport`), a child exited."""
+        when it is over: an SSE session's event stream ended (`_remote_transport`), a child exited;
+        `on_lost(why)` when a Streamable HTTP server no longer knows it (`hub.downstream.session_lost`)."""
         cfg = self.config
         if cfg.transport == "stdio":
             assert cfg.command is not None
@@ -345,7 +366,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             if self.server_object is None:
                 raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
             return self.server_object
-        return self._remote_transport(on_end=on_end)
+        listings = SessionWatch(self.log, on_lost) if cfg.transport == "streamable_http" else None
+        return self._remote_transport(listings, on_end=on_end)
 
     async def _on_status(self, params: Any) -> None:
         if self.on_task_status is not None:

@@ -7,7 +7,8 @@ Everything else passes through as it came: a JSON body untouched while no listin
 event stream chunk by chunk (events are only held together while a listing request waits, at
 connect and after a change). Compressed bodies are inflated here, bounded (`_Inflated`). An error
 status answering a request, and an answer holding no JSON-RPC (a redirect the SDK does not follow, a
-web page, a 202), get a JSON-RPC error body that names it (`hub.downstream.http_status`).
+web page, a 202), get a JSON-RPC error body that names it (`hub.downstream.http_status`); a 4xx saying
+the server no longer knows the session, the error the SDK reads a 404 as (`hub.downstream.session_lost`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx2
 
 from hub.downstream.http_status import no_answer, no_answer_response, status_answer
 from hub.downstream.listing_repair import ListingAnswers
+from hub.downstream.session_lost import SESSION_HEADER, lost_response, session_lost
 from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, overlong_message, top_level_id
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
 
@@ -117,6 +119,10 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
                 stream = _Inflated(stream, coding, None if kind == "text/event-stream" else MAX_LINE_BYTES, request)
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
             response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions, stream=stream)
+        if response.status_code >= 400 and not self._legacy_sse and request.headers.get(SESSION_HEADER):
+            why, response = await session_lost(request, response)
+            if why is not None:  # the server no longer knows the session (`hub.downstream.session_lost`)
+                return lost_response(request, response.status_code, why, _answered_id(request), self.listings)
         if self._legacy_sse and self._on_refused is not None and request.method == "POST" and response.status_code >= 400 \
                 and response.status_code != 404:
             return await self._refused_post(request, response, self._on_refused)

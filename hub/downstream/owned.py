@@ -5,7 +5,7 @@ status notifications go to that client only (`hub.relay`).
 
 Every use of a client's own session goes through `own_session` (calls, reads, prompts, completions,
 tasks through `session()`; subscriptions and log levels directly), so a server's "session not found"
-(HTTP 404: it restarted, or expired the session) ends that session on every path exactly as a child
+(HTTP 404, or a 4xx saying so: it restarted, or expired the session; `hub.downstream.session_lost`) ends that session on every path exactly as a child
 exit or a stream end does (`SessionPool.end`: its subscriptions renewed on a new one) and is answered
 as the retryable `session_ended` refusal (relay round 15: on the subscribe path it was neither)."""
 
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp import Client
@@ -26,6 +27,7 @@ from hub.config import ServerConfig
 from hub.auth.principal import identity
 from hub.errors import HubRefusal
 from hub.downstream.owners import OwnerRef, counted_caller, current_caller, current_owner
+from hub.downstream.session_lost import is_lost_answer, lost_why
 from hub.downstream.sessions import SessionPool
 
 
@@ -45,10 +47,27 @@ class OwnedSessions:
     on_task_status: Callable[..., Awaitable[None]] | None
 
     if TYPE_CHECKING:  # provided by `Downstream`
-        def _session_transport(self, on_end: Callable[[str], None] | None = None) -> Any: ...
+        def _session_transport(self, on_end: Callable[[str], None] | None = None,
+                               on_lost: Callable[[str], None] | None = None) -> Any: ...
         def _client_over(self, transport: Any, on_message: Any, callbacks: dict[str, Any],
                          on_status: Callable[[Any], Awaitable[None]]) -> Client: ...
         async def ready_client(self) -> Client: ...
+        def _lose(self, reason: str) -> None: ...
+
+    # Provided by `Downstream` too: the shared session, and whether it is being reopened (`reopen`).
+    _client: Client | None
+    _lost: anyio.Event
+    reopened: anyio.Event | None
+    connect_timeout_s: float
+
+    def reopen(self, why: str) -> None:
+        """The server no longer knows the shared session (it restarted, or expired it: `why`): reconnect,
+        and hold requests for the shared session until then (`reopened`) instead of refusing them."""
+        if self._lost.is_set():
+            return
+        if self.reopened is None:
+            self.reopened = anyio.Event()
+        self._lose(f"the server no longer knows the hub's session ({why}); opening a new one")
 
     def _open_owned(self, mine: OwnerRef) -> Client:
         """A new session of this server for one upstream client, `mine()` (`SessionPool`): its
@@ -68,7 +87,15 @@ class OwnedSessions:
                 self.log.info("a client's own session ended: %s", why)
                 self.pool.end(mine)
 
-        return self._client_over(self._session_transport(ended), on_message, self.owner_callbacks(mine), on_status)
+        client: Client | None = None
+
+        def lost(why: str) -> None:  # the server no longer knows it (`hub.downstream.session_lost`): this one ends
+            if self.pool is not None and client is not None:
+                self.log.info("the server no longer knows a client's own session (%s); its next request opens a new one", why)
+                self.pool.end_client(client)
+
+        client = self._client_over(self._session_transport(ended, lost), on_message, self.owner_callbacks(mine), on_status)
+        return client
 
     async def _on_owned_message(self, message: IncomingMessage, owner: Any) -> None:
         if isinstance(message, types.LoggingMessageNotification) and self.on_log is not None:
@@ -83,10 +110,20 @@ class OwnedSessions:
         """The client to use for the current request: the caller's own session of a `per_client`
         server (`current_owner`; opened on first use, `HubRefusal` when `max_sessions` are open),
         else the shared one. Either way the server must be up (`DownstreamUnavailable`)."""
+        if (reopened := self.reopened) is not None:  # the server forgot the shared session: it is being reopened
+            with anyio.move_on_after(self.connect_timeout_s):
+                await reopened.wait()
         shared = await self.ready_client()
         owner = current_owner()
         if self.pool is None or owner is None:
-            yield shared
+            try:
+                yield shared
+            except MCPError as exc:
+                if not is_lost_answer(exc.error.data):
+                    raise
+                if self._client is shared:
+                    self.reopen(lost_why(exc.error.data))  # the supervisor reconnects; the next request waits for it
+                raise session_ended(self.name, shared=True) from exc
             return
         principal, stateless = current_caller()
         # A stdio session is a child process: one stateless request lends it on to its caller's next
@@ -115,9 +152,12 @@ class OwnedSessions:
 
 
 def session_ended_by_server(exc: MCPError) -> bool:
-    """Whether a Streamable HTTP server answered that it no longer knows the session (HTTP 404: the SDK's
-    client reports the server's JSON-RPC error, or `Session terminated`): the spec's signal to start a
-    new one."""
+    """Whether a Streamable HTTP server answered that it no longer knows the session: the spec's signal
+    to start a new one. Its HTTP 404, or a 4xx whose words say so (the TypeScript SDK example's 400 "No
+    valid session ID provided"), as the hub's transport answers it (`hub.downstream.session_lost`);
+    else the SDK's client reports the server's JSON-RPC error, or `Session terminated`."""
+    if is_lost_answer(exc.error.data):
+        return True
     message = exc.error.message.lower()
     return exc.code == types.INVALID_REQUEST and "session" in message and ("not found" in message or "terminated" in message)
 
@@ -125,11 +165,21 @@ def session_ended_by_server(exc: MCPError) -> bool:
 SESSION_ENDED = "session_ended"
 
 
-def session_ended(server: str) -> HubRefusal:
-    """The retryable refusal for a request the server answered "session not found" to: it was not served."""
+def session_ended(server: str, shared: bool = False) -> HubRefusal:
+    """The retryable refusal for a request the server answered "session not found" to: it was not served.
+    `shared`: the hub's one session with the server, which the supervisor is opening anew."""
+    if shared:
+        return HubRefusal("unavailable", f"server {server!r} no longer knows the hub's session with it (restarted?); "
+                          "the hub is opening a new one: call again", retry_after_s=SHARED_REOPEN_S,
+                          details={"server": server, "reason": SESSION_ENDED})
     return HubRefusal("unavailable", f"server {server!r} ended this client's session with it (restarted?); "
                       "call again: the next call opens a new one", retry_after_s=0.1,
                       details={"server": server, "reason": SESSION_ENDED})
+
+
+SHARED_REOPEN_S = 0.1
+"""What a caller of a shared session the server forgot is told to wait: its next request waits for the
+session to be open again (`Downstream.reopened`)."""
 
 
 def is_session_ended(exc: BaseException) -> bool:

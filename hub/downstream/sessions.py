@@ -198,7 +198,7 @@ class SessionPool:
         restarted, or it expired the session): ended as by `end` — not the owner's session of the moment,
         which a concurrent request may already have opened anew."""
         found = [s for s in [*self._sessions.values(), *(s for parked in self._parked.values() for s in parked)]
-                 if s.client is client]
+                 if s.client is client and not s.closing.is_set()]  # once: the transport may have ended it first
         for session in found:
             self.end(session.ref)
 

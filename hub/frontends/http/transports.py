@@ -34,6 +34,7 @@ from hub.frontends.http.http_calls import HttpToolCalls
 from hub.frontends.http.http_guard import HttpGuard
 from hub.frontends.http.http_protocol import hub_http_protocol
 from hub.frontends.http.http_sessions import sse_endpoint
+from hub.frontends.http.resumable import EventBudget, LastEventGate, with_event_stores
 from hub.frontends.http.splice import SpliceLifted
 from hub.hub import Hub
 from hub.store.health import store_health
@@ -129,16 +130,19 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     endpoints: dict[str, ASGIApp] = {}  # the MCP endpoints' exact paths, for `DirectRoutes`
     if transport == "http":
         # Sealed, portable session ids when hub.cluster.session_secrets is set (hub.cluster.sessions).
+        budget = EventBudget()  # events kept for resumption, over every session (`hub.frontends.http.resumable`)
+
         def make_manager(mcp_server: HubServer) -> Any:
-            return session_manager(
+            return with_event_stores(session_manager(
                 mcp_server, ledger, hub.config.hub.cluster, security_settings=security,
                 session_idle_timeout=limits.session_idle_timeout_s, max_request_body_size=limits.max_body_bytes,
-            )
+            ), budget)
 
         def mcp_app(manager: Any) -> ASGIApp:
-            """The SDK's Streamable HTTP app, with plain tools/call answered first (`http_calls`)
-            unless `hub.fast_calls` is off."""
-            app = SpliceLifted(StreamableHTTPASGIApp(manager))  # big results' strings as sent (not the fast path's)
+            """The SDK's Streamable HTTP app (its sessions' streams resumable: `LastEventGate`), with plain
+            tools/call answered first (`http_calls`) unless `hub.fast_calls` is off."""
+            # Big results' strings as sent (not the fast path's).
+            app = SpliceLifted(LastEventGate(StreamableHTTPASGIApp(manager), manager))
             return HttpToolCalls(app, hub, manager) if hub.config.hub.fast_calls else app
 
         manager = make_manager(server)

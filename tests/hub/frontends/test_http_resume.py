@@ -1,0 +1,122 @@
+"""`Last-Event-ID` on the hub's 2025-11-25 Streamable HTTP sessions (outside review interop16 #5: a GET with it
+answered HTTP 500). A client whose call stream dropped resumes it and gets the answer; an id the hub never
+issued opens a fresh GET stream; an id of a call's stream the hub no longer holds is 410, saying so.
+Raw HTTP against a real hub process; the per-session store alone (`hub.frontends.http.resumable`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import mcp_types as types
+import pytest
+from mcp.server.streamable_http import GET_STREAM_KEY, EventMessage
+
+from hub.frontends.http.resumable import EventBudget, SessionEvents
+from tests.conftest import echo_stdio, start_hub_http, write_config
+from tests.hub.frontends.test_http_disconnect import open_session, server_stats, wait_for_calls
+
+pytestmark = pytest.mark.anyio
+
+
+async def events(response: httpx.Response) -> Any:
+    """(id, data) of each SSE event of `response` as it arrives."""
+    event_id, data = None, []
+    async for line in response.aiter_lines():
+        if line.startswith("id:"):
+            event_id = line[3:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line:
+            if data or event_id:
+                yield event_id, "\n".join(data)
+            event_id, data = None, []
+
+
+async def ready_hub(tmp_path: Path, procs: list, client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()}))
+    headers = await open_session(client, url)
+    with anyio.fail_after(30):  # `serve` listens before its servers are up
+        while (await server_stats(client, url))["state"] != "ready":
+            await anyio.sleep(0.05)
+    return url, headers
+
+
+async def test_a_dropped_call_stream_is_resumed_with_its_answer(tmp_path: Path, procs: list) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        url, headers = await ready_hub(tmp_path, procs, client)
+        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "e__slow", "arguments": {"seconds": 1.0, "steps": 4}, "_meta": {"progressToken": "p"}}}
+        last = None
+        with anyio.fail_after(30):
+            async with client.stream("POST", url, json=call, headers=headers) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                async for event_id, data in events(response):
+                    last = event_id
+                    if data and json.loads(data).get("method") == "notifications/progress":
+                        break  # the stream drops mid-call
+        assert last is not None, "events carry ids"
+        await wait_for_calls(client, url, 1)  # the call ended while nobody listened
+        resume = {"Accept": "text/event-stream", "Mcp-Session-Id": headers["Mcp-Session-Id"],
+                  "Mcp-Protocol-Version": "2025-11-25", "Last-Event-ID": last}
+        with anyio.fail_after(30):
+            async with client.stream("GET", url, headers=resume) as resumed:
+                assert resumed.status_code == 200
+                async for _, data in events(resumed):
+                    if data and (message := json.loads(data)).get("id") == 7:
+                        assert message["result"]["content"][0]["text"] == "done"
+                        break
+                else:
+                    pytest.fail("the answer was not replayed")
+
+
+async def test_an_id_the_hub_never_issued_opens_a_fresh_stream_and_a_lost_calls_id_is_gone(
+        tmp_path: Path, procs: list) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        url, headers = await ready_hub(tmp_path, procs, client)
+        get = {"Accept": "text/event-stream", "Mcp-Session-Id": headers["Mcp-Session-Id"],
+               "Mcp-Protocol-Version": "2025-11-25"}
+        async with client.stream("GET", url, headers={**get, "Last-Event-ID": "1"}) as fresh:
+            assert fresh.status_code == 200 and fresh.headers["content-type"].startswith("text/event-stream")
+        gone = await client.get(url, headers={**get, "Last-Event-ID": "r999999"})
+        assert gone.status_code == 410
+        assert "no longer holds" in gone.json()["error"]["message"]
+
+
+def message(n: int, size: int = 10) -> types.JSONRPCNotification:
+    return types.JSONRPCNotification(jsonrpc="2.0", method="notifications/message", params={"n": n, "pad": "x" * size})
+
+
+async def replayed(store: SessionEvents, after: str) -> list[Any]:
+    got: list[EventMessage] = []
+
+    async def keep(event: EventMessage) -> None:
+        got.append(event)
+
+    await store.replay_events_after(after, keep)
+    return [event.message.params["n"] for event in got]  # type: ignore[union-attr]
+
+
+async def test_a_session_store_replays_one_stream_and_keeps_within_its_bounds() -> None:
+    budget = EventBudget(cap=10_000)
+    store = SessionEvents(budget, max_events=5, max_bytes=5_000)
+    first = await store.store_event("1", None)
+    ids = [await store.store_event("1" if n % 2 else GET_STREAM_KEY, message(n)) for n in range(4)]
+    assert first.startswith("r") and ids[0].startswith("g")
+    assert await replayed(store, first) == [1, 3]  # its own stream's only
+    assert await replayed(store, ids[0]) == [2]
+    for n in range(4, 10):
+        await store.store_event("1", message(n))
+    assert not store.holds(first) and len(store._events) == 5  # noqa: SLF001 — the oldest went first
+    assert await store.store_event("1", message(99, size=6_000)) and not any(  # too big to keep
+        event.message.params["n"] == 99 for event in store._events.values())  # type: ignore[union-attr]  # noqa: SLF001
+    other = SessionEvents(budget, max_events=500, max_bytes=10_000)
+    for n in range(60):
+        await other.store_event("2", message(n, size=100))
+    assert budget.used <= budget.cap
+    store.clear()
+    other.clear()
+    assert budget.used == 0
