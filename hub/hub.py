@@ -318,12 +318,9 @@ class Hub(HubReads, ServerControl):
         if route is not None and self.remembered.still_starting(route.server):
             route = None  # listed from memory, its server not up within its connect timeout: `not_ready_refusal`
         if route is None or not self.access.may_use_tool(principal, route):
-            refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
-            if refusal is None and route is None:
-                refusal = not_ready_refusal(self, name, principal)  # its server is starting or down
-            self.auditor.denied(attributes, name, arguments, route, refusal)  # audited as answered
-            if refusal is not None:
-                return with_request_id(refusal.to_result(), attributes["request_id"])
+            refused = await self.refuse_call(name, arguments, principal, attributes, route, not_ready=True)
+            if refused is not None:
+                return refused
             raise UnknownTool(name)
         timeout, hard = self.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, progress, attributes)
@@ -333,6 +330,23 @@ class Hub(HubReads, ServerControl):
         if isinstance(result, WireResult) and not wire:
             return types.CallToolResult.model_validate(result.body, by_name=False)
         return result
+
+    async def refuse_call(self, name: str, arguments: dict[str, Any] | None, principal: Principal,
+                          attributes: dict[str, Any] | None = None, route: ToolRoute | None = None,
+                          not_ready: bool = False) -> types.CallToolResult | None:
+        """Refuse a call of `name` the caller cannot make (no tool to it, hidden by its scopes, outside the
+        profile it called on) as every front refuses one (docs/security.md): charged to its rate limit,
+        audited `denied` and counted. `route`: the tool it may not use, None for a name that is no tool to
+        it (never looked up here: a name outside a profile must not be judged by the whole catalog).
+        Returns the rate limit's answer (with `not_ready`, also a starting or down server's `unavailable`),
+        or None: the caller answers `not_found` (`hub.unknown_tool`)."""
+        if attributes is None:
+            attributes = {"principal": principal.name, "caller": principal, "request_id": new_request_id()}
+        refusal = await self.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
+        if refusal is None and route is None and not_ready:
+            refusal = not_ready_refusal(self, name, principal)  # its server is starting or down
+        self.auditor.denied(attributes, name, arguments or {}, route, refusal)  # audited as answered
+        return with_request_id(refusal.to_result(), attributes["request_id"]) if refusal is not None else None  # type: ignore[return-value]
 
     def start_express(self, name: str, arguments: dict[str, Any], principal: Principal, done: Done,
                       escalate: Escalate, progress: ProgressFnT | None = None) -> ExpressCall | None:

@@ -169,7 +169,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         principal = caller()
         visible = (search.tools(ctx.session, principal) if search.active(principal)
                    else view.tools(principal) if view is not None else hub.visible_tools(principal))
-        visible = hub.request_relay.tasks.listable(visible, ctx.protocol_version)  # task-only tools it can call
+        visible = hub.request_relay.tasks.listable(visible, ctx.protocol_version, search.resolve)  # task-only tools it can call
         tools, next_cursor = page(visible, params.cursor if params else None, page_size, catalog.version)
         clients.listed(ctx, "tools")
         return types.ListToolsResult(tools=tools, next_cursor=next_cursor, meta=hub.list_meta("tools", principal))
@@ -183,8 +183,9 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]
         name = await search.target(params.name, caller())  # exposed or own name, as `call_tool` resolves it
-        if name is None:  # outside the profile: exactly what an unknown tool gets
-            return unknown_tool_result(hub, params.name, caller())
+        if name is None:  # outside the profile: exactly what an unknown tool gets, charged and audited as one
+            refused = await hub.refuse_call(params.name, params.arguments, caller())
+            return refused if refused is not None else unknown_tool_result(hub, params.name, caller())
 
         raw = dict(ctx.params or {})
         log_level = requested_level(ctx.protocol_version, raw.get("_meta"))  # a 2026-07-28 log opt-in, or None
@@ -321,7 +322,8 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                     hub.release_owner(connection)
 
     server.middleware.append(bind_owner)
-    install_relay_handlers(server, hub, caller)  # logging/setLevel, roots changes (`hub.relay`)
+    # logging/setLevel, roots changes, task-augmented calls resolved as plain ones (`hub.relay`)
+    install_relay_handlers(server, hub, caller, search.task_target, view)
 
     async def announce(kind: ListKind, everyone: bool = False) -> None:
         event = {"tools": ToolsListChanged, "resources": ResourcesListChanged, "prompts": PromptsListChanged}[kind]()

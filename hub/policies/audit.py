@@ -71,15 +71,18 @@ class AuditPolicy:
         return self.audit is None or self.audit.healthy
 
     def _refusal(self, call: ToolCall) -> HubToolError | None:
-        """The error to refuse this call with while the audit store is down, per `on_failure`."""
+        return self.refusal_for(call.route.exposed, call.route.read_only)
+
+    def refusal_for(self, tool: str, read_only: bool) -> HubToolError | None:
+        """The error to refuse a call of `tool` with while the audit store is down, per `on_failure`."""
         if self.audit is None or self.audit.healthy or self.settings.on_failure == "fail_open":
             return None
-        if self.settings.on_failure == "fail_closed_writes" and call.route.read_only:
-            logger.error("audit log unavailable; allowing read-only %s", call.route.exposed)
+        if self.settings.on_failure == "fail_closed_writes" and read_only:
+            logger.error("audit log unavailable; allowing read-only %s", tool)
             return None
         return HubToolError(
             "unavailable",
-            f"the hub's audit log is unavailable ({self.audit.last_error}), so {call.route.exposed} is refused "
+            f"the hub's audit log is unavailable ({self.audit.last_error}), so {tool} is refused "
             "until it recovers; read-only tools still work. Ask the hub's operator to check the audit store "
             "(the data directory, or hub.store.url; /healthz shows its state).",
         )
@@ -90,6 +93,16 @@ class AuditPolicy:
         if code == "rate_limited" and outcome == "error":
             self.metrics.rate_limited.labels(tool).inc()
         self._write(call.attributes, tool, server, outcome, code, seconds, call.arguments)
+
+    def hub_tool(self, attributes: dict[str, Any], tool: str, outcome: str, code: str | None, seconds: float,
+                 arguments: dict[str, Any]) -> None:
+        """A call of a tool the hub answers itself (`hub.calls.hub_tools`: search mode's meta-tools): its
+        row (no server; arguments kept as any call's, values redacted unless `keep_fields` names them),
+        metric and log line. `tool` is one of the hub's own names, so labels stay a bounded set."""
+        self.metrics.calls.labels(tool, "", outcome).inc()
+        if code == "rate_limited" and outcome == "error":
+            self.metrics.rate_limited.labels(tool).inc()
+        self._write(attributes, tool, None, outcome, code, seconds, arguments)
 
     def denied(self, attributes: dict[str, Any], name: str, arguments: dict[str, Any], route: ToolRoute | None = None,
                refusal: HubToolError | None = None) -> None:

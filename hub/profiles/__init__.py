@@ -10,8 +10,9 @@ at `/mcp/<name>` over HTTP and by `mcp-hub serve --profile <name>` on stdio. Dec
   caller, so they are stable across callers and restarts while the catalog is the same. Calls by
   the short name go to the tool through the reverse table; the hub-wide name is not accepted on
   the profile (it is not in its list).
-- **Outside the profile** a tool does not exist: `tools/call` answers JSON-RPC -32602 "Unknown
-  tool", `call_tool` and search answer as for a name that does not exist.
+- **Outside the profile** a tool does not exist: `tools/call` (plain or task-augmented), `call_tool`
+  and search answer as for a name that does not exist (`not_found`), charged to the caller's rate
+  limit and audited `denied` as on `/mcp` (`Hub.refuse_call`); the name is never looked up hub-wide.
 - Profiles shape tools only; resources and prompts are served as on `/mcp` (scopes still apply).
 - A key or token is pinned to profiles by holding `profile:<name>` scopes (`pinned_profiles`).
 """

@@ -7,8 +7,8 @@ Handlers are registered with the SDK's public `add_request_handler` / `add_notif
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
@@ -19,6 +19,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from hub.auth.principal import Principal
 from hub.hub import Hub
 from hub.relay.instructions import hub_instructions
+
+if TYPE_CHECKING:
+    from hub.profiles import ProfileView
 
 
 class RelayFace(Server[Any]):
@@ -67,10 +70,16 @@ class RelayFace(Server[Any]):
                                       init_options=None, raise_exceptions=raise_exceptions)
 
 
-def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Principal]) -> None:
+TaskTarget = Callable[[str, Principal], Awaitable[str | None]]
+"""A face's resolution of a called name to the hub-wide tool (`SearchFront.task_target`); None: not a task call."""
+
+
+def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Principal],
+                           target: TaskTarget, view: ProfileView | None = None) -> None:
     """Answer `logging/setLevel` (so `logging` is advertised), `resources/subscribe` and
     `unsubscribe`, task-augmented `tools/call` and `tasks/*` (`hub.relay.tasks`), pass roots changes on, and
-    note each client at its `initialized` (its roots answer requests made outside a call: `hub.relay.roots`)."""
+    note each client at its `initialized` (its roots answer requests made outside a call: `hub.relay.roots`).
+    `target` resolves a task-augmented call's name as the face's plain calls are resolved; `view`: its profile."""
     if isinstance(server, RelayFace):
         server.relay_hub, server.relay_caller = hub, caller
 
@@ -103,13 +112,16 @@ def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], P
     server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe)
     server.add_notification_handler("notifications/roots/list_changed", types.NotificationParams, roots_changed)
     server.add_notification_handler("notifications/initialized", types.NotificationParams, initialized)
-    install_task_handlers(server, hub, caller)
+    install_task_handlers(server, hub, caller, target, view)
 
 
-def install_task_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Principal]) -> None:
+def install_task_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Principal],
+                          target: TaskTarget, view: ProfileView | None = None) -> None:
     """A task-augmented `tools/call` is answered by a middleware: the SDK checks a `tools/call` handler's
     result as a `CallToolResult`, which a `CreateTaskResult` is not. `tasks/*` are plain handlers (the
-    SDK types them but does not dispatch them)."""
+    SDK types them but does not dispatch them). The name is resolved by `target`, as the face's plain call
+    resolves it: one the plain call refuses (outside the profile `view`) is answered by the plain call,
+    never looked up in the whole catalog; `tasks/*` see only tasks created on this face."""
     tasks = hub.request_relay.tasks
 
     async def task_calls(ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
@@ -117,26 +129,29 @@ def install_task_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Pr
         if ctx.method != "tools/call" or not isinstance(params, dict) or "task" not in params:
             return await call_next(ctx)
         name = params.get("name")
-        await hub.await_first_listing()  # as a list would: a server still connecting may own the tool
-        if isinstance(name, str):  # listed from memory: its real listing, and whether it takes tasks, come with its session
-            await hub.await_memory_servers(name)
-        if not isinstance(name, str) or not tasks.wants_task(name, params, ctx.protocol_version):
+        if not isinstance(name, str):
             return await call_next(ctx)
+        await hub.await_first_listing()  # as a list would: a server still connecting may own the tool
+        # Listed from memory: its real listing, and whether it takes tasks, come with its session (`target` waits).
+        exposed = await target(name, caller())
+        if exposed is None or not tasks.wants_task(exposed, params, ctx.protocol_version):
+            return await call_next(ctx)  # a plain call: outside the profile, refused there as an unknown name
         arguments = params.get("arguments")
-        return await tasks.call(_connection_of(ctx), caller(), name, arguments if isinstance(arguments, dict) else None,
-                                params["task"])
+        return await tasks.call(_connection_of(ctx), caller(), exposed, arguments if isinstance(arguments, dict) else None,
+                                params["task"], asked=name, view=view)
 
     async def get(ctx: ServerRequestContext[Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
-        return await tasks.forward(_connection_of(ctx), caller(), "tasks/get", params.task_id)
+        return await tasks.forward(_connection_of(ctx), caller(), "tasks/get", params.task_id, view=view)
 
     async def result(ctx: ServerRequestContext[Any], params: types.GetTaskPayloadRequestParams) -> dict[str, Any]:
-        return await tasks.forward(_connection_of(ctx), caller(), "tasks/result", params.task_id, ctx.session, ctx.request_id)
+        return await tasks.forward(_connection_of(ctx), caller(), "tasks/result", params.task_id, ctx.session,
+                                   ctx.request_id, view=view)
 
     async def cancel(ctx: ServerRequestContext[Any], params: types.CancelTaskRequestParams) -> dict[str, Any]:
-        return await tasks.forward(_connection_of(ctx), caller(), "tasks/cancel", params.task_id)
+        return await tasks.forward(_connection_of(ctx), caller(), "tasks/cancel", params.task_id, view=view)
 
     async def listed(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams) -> dict[str, Any]:
-        return await tasks.list(_connection_of(ctx), caller())
+        return await tasks.list(_connection_of(ctx), caller(), view)
 
     server.middleware.append(task_calls)
     server.add_request_handler("tasks/get", types.GetTaskRequestParams, get)

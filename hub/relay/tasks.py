@@ -13,6 +13,10 @@ Rules (docs/protocol.md, "Tasks"):
 - The client sees the task id `<server>:<taskId>`; the hub maps it back. A task belongs to the client
   connection that created it: another connection (or the same one after losing sight of the server)
   gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
+- On a profile (`/mcp/<profile>`, `serve --profile`) the tool's name is resolved as a plain call's is
+  (its names, its own names, nothing outside it: `SearchFront.task_target`); a name the plain call refuses
+  is answered by the plain call (outside review policies17 #1). A task is seen only on the profile it
+  was created on, and only while its tool is still in that profile.
 - `io.modelcontextprotocol/related-task` in results and in requests a server sends while a task runs
   (e.g. an elicitation during `tasks/result`) carries the exposed id; such a request goes only to a
   call in flight of the principal who created the task, else to no one (`related_principal`).
@@ -60,7 +64,10 @@ from hub.downstream.serials import session_serial
 from hub.relay.fair_cap import FairCap
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hub.catalog.catalog import ToolRoute
+    from hub.profiles import ProfileView
     from hub.downstream.connection import Downstream
     from hub.hub import Hub
 
@@ -100,6 +107,14 @@ class RelayedTask:
     session: int | None = None
     """Which downstream session created it (`session_serial` of its `ClientSession`): every `tasks/*`
     about it goes to that session (a `per_client` server: the creator's own), never to another."""
+    tool: str = ""
+    """The hub-wide name of the tool that created it."""
+    view: ProfileView | None = None
+    """The profile it was created on (None: the whole catalog)."""
+
+    def seen_on(self, view: ProfileView | None) -> bool:
+        """Whether a client of `view` may see it: created there, its tool still in that profile."""
+        return view is self.view and (view is None or view.includes(self.tool))
 
 
 class TaskRelay:
@@ -135,10 +150,12 @@ class TaskRelay:
         servers = self._hub.downstreams
         return TASK_CAPABILITY if any(self._starting(name) or self.server_takes_tasks(name) for name in servers) else None
 
-    def listable(self, tools: list[types.Tool], protocol_version: str | None) -> list[types.Tool]:
+    def listable(self, tools: list[types.Tool], protocol_version: str | None,
+                 resolve: Callable[[str], str | None] = lambda name: name) -> list[types.Tool]:
         """`tools` without the task-only ones this client could not call: all of them for a 2026-07-28
         client, and those of servers that do not take task-augmented calls for anyone (a server still
-        starting, listed from a remembered listing, is given the benefit of the doubt)."""
+        starting, listed from a remembered listing, is given the benefit of the doubt). `resolve`: a
+        listed name → the hub-wide one (a profile's short names)."""
         if not any(task_only(tool) for tool in tools):
             return tools
         modern = protocol_version in MODERN_PROTOCOL_VERSIONS
@@ -146,7 +163,8 @@ class TaskRelay:
         kept = []
         for tool in tools:
             if task_only(tool):
-                route = catalog.resolve_tool(tool.name)
+                exposed = resolve(tool.name)
+                route = catalog.resolve_tool(exposed) if exposed is not None else None
                 if modern or route is None or not (self._starting(route.server) or self.server_takes_tasks(route.server)):
                     continue
             kept.append(tool)
@@ -164,21 +182,22 @@ class TaskRelay:
         return route is not None and takes_tasks(route.tool) and self.server_takes_tasks(route.server)
 
     async def call(self, connection: Any, principal: Principal, name: str, arguments: dict[str, Any] | None,
-                   task: dict[str, Any]) -> dict[str, Any]:
+                   task: dict[str, Any], asked: str | None = None, view: ProfileView | None = None) -> dict[str, Any]:
         """Create the task downstream through the hub's policies; the `CreateTaskResult` (exposed id)
-        or, when the hub refuses, the `isError` result, as the JSON object to answer."""
+        or, when the hub refuses, the `isError` result, as the JSON object to answer. `name` is hub-wide,
+        already resolved by the face (`asked`: as the caller wrote it; `view`: the face's profile)."""
         hub, arguments = self._hub, arguments or {}
         route = hub.catalog.resolve_tool(name)
         attributes = {"principal": principal.name, "caller": principal, "request_id": new_request_id()}
         if route is None or connection is None or not hub.access.may_use_tool(principal, route):
-            refusal = await hub.rate_limits.refused_call(attributes, name)  # probing names is rate limited too
-            hub.auditor.denied(attributes, name, arguments, route, refusal)
-            return _json(refusal.to_result() if refusal is not None else unknown_tool_result(hub, name, principal))
+            # charged and audited as any refused name; the caller's name echoed, as a plain call echoes it
+            refused = await hub.refuse_call(name, arguments, principal, attributes, route, not_ready=route is None)
+            return _json(refused if refused is not None else unknown_tool_result(hub, asked or name, principal))
         timeout, hard = hub.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, None, attributes)
 
         async def create(call: ToolCall) -> WireResult:
-            return await self._create(call.route, call.arguments, task, principal, connection)
+            return await self._create(call.route, call.arguments, task, principal, connection, view)
 
         # The hub's own pipeline (argument validation, audit, rate limit, deadline, breaker, bulkhead, in
         # its order) around a forwarder that creates the task, with no retry: creating twice is not safe.
@@ -188,7 +207,7 @@ class TaskRelay:
         return result.body if isinstance(result, WireResult) else _json(result)
 
     async def _create(self, route: ToolRoute, arguments: dict[str, Any], task: dict[str, Any], principal: Principal,
-                      connection: Any) -> WireResult:
+                      connection: Any, view: ProfileView | None) -> WireResult:
         downstream = self._hub.downstreams[route.server]
         params: dict[str, Any] = {"name": route.original, "arguments": arguments, "task": task}
         meta = downstream.caller.meta(principal)
@@ -200,7 +219,7 @@ class TaskRelay:
         if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
             return WireResult(checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
         exposed = self._own(connection, RelayedTask(f"{route.server}:{created['taskId']}", route.server,
-                                                    created["taskId"], principal, session))
+                                                    created["taskId"], principal, session, route.exposed, view))
         return WireResult({**self._exposed_meta(body, route.server, session), "task": {**created, "taskId": exposed}})
 
     def _own(self, connection: Any, task: RelayedTask) -> str:
@@ -219,20 +238,21 @@ class TaskRelay:
 
     # -- tasks/* ---------------------------------------------------------------------------
 
-    def find(self, connection: Any, principal: Principal, exposed: str) -> RelayedTask:
-        """The caller's task `exposed`, else -32602 — the same for another client's task and a made-up id."""
+    def find(self, connection: Any, principal: Principal, exposed: str, view: ProfileView | None = None) -> RelayedTask:
+        """The caller's task `exposed` on the face of profile `view`, else -32602 — the same for another
+        client's or another profile's task and a made-up id."""
         owned = self._owned.get(connection) if connection is not None else None
         relayed = owned.get(exposed) if owned is not None else None
-        if relayed is None or not may_see_server(self._hub, principal, relayed.server):
+        if relayed is None or not self._visible(relayed, principal, view):
             raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {exposed[:200]!r}; "
                            "pass a taskId this connection got from a task-augmented tools/call or tasks/list")
         return relayed
 
     async def forward(self, connection: Any, principal: Principal, method: str, exposed: str,
-                      session: Any = None, request_id: Any = None) -> dict[str, Any]:
+                      session: Any = None, request_id: Any = None, view: ProfileView | None = None) -> dict[str, Any]:
         """`tasks/get`, `tasks/result` or `tasks/cancel` for the caller's task, its answer with the exposed id.
         During `tasks/result` the server's requests (elicitation, sampling) go to this caller."""
-        relayed = self.find(connection, principal, exposed)
+        relayed = self.find(connection, principal, exposed, view)
         downstream = self._hub.downstreams[relayed.server]
         if method == "tasks/result" and session is not None:
             with self._hub.request_relay.track(relayed.server, session, request_id, principal):
@@ -245,11 +265,11 @@ class TaskRelay:
             expose_content(body.get("content"), downstream.config.namespace)
         return {**body, "taskId": exposed} if "taskId" in body else body
 
-    async def list(self, connection: Any, principal: Principal) -> dict[str, Any]:
-        """The caller's live tasks, each as its server reports it now."""
+    async def list(self, connection: Any, principal: Principal, view: ProfileView | None = None) -> dict[str, Any]:
+        """The caller's live tasks (on the face of profile `view`), each as its server reports it now."""
         owned = self._owned.get(connection) if connection is not None else None
         visible = [(exposed, relayed) for exposed, relayed in (owned or {}).items()
-                   if may_see_server(self._hub, principal, relayed.server)]
+                   if self._visible(relayed, principal, view)]
         found: dict[str, dict[str, Any]] = {}
         limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
 
@@ -284,12 +304,17 @@ class TaskRelay:
             relayed = (self._owned.get(connection) or {}).get(exposed)
             if relayed is None or (owner is None and relayed.session != shared):
                 continue
-            if relayed.principal is None or not may_see_server(self._hub, relayed.principal, downstream.name):
+            if relayed.principal is None or not self._visible(relayed, relayed.principal, relayed.view):
                 return
             body = params.model_dump(mode="json", exclude_none=True)
             await connection.notify("notifications/tasks/status",
                                     {**self._exposed_meta(body, downstream.name, relayed.session), "taskId": exposed})
             return
+
+    def _visible(self, relayed: RelayedTask, principal: Principal, view: ProfileView | None) -> bool:
+        """Whether `principal`, on the face of profile `view`, may see the task: it may still see its server,
+        and the task was created on that face with a tool still in it (`RelayedTask.seen_on`)."""
+        return may_see_server(self._hub, principal, relayed.server) and relayed.seen_on(view)
 
     # -- related-task ----------------------------------------------------------------------
 

@@ -25,7 +25,9 @@ from mcp.shared.dispatcher import ProgressFnT
 from hub.auth.principal import Principal
 from hub.downstream.connection import describe_failure
 from hub.own_names import await_own_tool_name
-from hub.search.meta import CALL_TOOL, META_NAMES, SEARCH_TOOLS, answer_search, call_arguments, meta_tools, not_callable, search_mode_for
+from hub.calls.hub_tools import answer_hub_tool
+from hub.search.meta import (CALL_TOOL, META_NAMES, SEARCH_TOOLS, call_arguments, meta_tools, not_callable, run_search,
+                             search_mode_for, search_request)
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -66,6 +68,15 @@ class SearchFront:
             exposed = await await_own_tool_name(self.hub, name, principal, keep) or exposed
         return exposed
 
+    async def task_target(self, name: str, principal: Principal) -> str | None:
+        """The hub-wide tool a task-augmented `tools/call` of `name` goes to, resolved exactly as a plain call's
+        (`target`: the profile's names, own names within it); None when the plain call must answer it: a
+        meta-tool in search mode, a name outside the profile (outside review policies17 #1: the task path
+        looked names up in the whole catalog, so a profile's caller created tasks on tools outside it)."""
+        if name in META_NAMES and self.active(principal):
+            return None
+        return await self.target(name, principal)
+
     def tools(self, session: Any, principal: Principal) -> list[types.Tool]:
         out = meta_tools()
         for name in self._session_found(session):
@@ -87,8 +98,18 @@ class SearchFront:
                    progress: ProgressFnT | None) -> ToolResult | None:
         """Answer a meta-tool call; None for any other name (the normal path takes it)."""
         arguments = arguments or {}
-        if name == SEARCH_TOOLS:
-            result, names = await answer_search(self.hub, arguments, principal, self.view)
+        if name == SEARCH_TOOLS:  # a call like any: rate limited and audited (`hub.calls.hub_tools`)
+            request = search_request(arguments)
+            names: list[str] = []
+
+            async def run() -> types.CallToolResult:
+                assert not isinstance(request, types.CallToolResult)
+                result, hits = await run_search(self.hub, *request, principal, self.view)
+                names.extend(hits)
+                return result
+
+            problem = request if isinstance(request, types.CallToolResult) else None
+            answer = await answer_hub_tool(self.hub, SEARCH_TOOLS, arguments, principal, problem, run)
             found = self._session_found(session)
             new = [n for n in names if n not in found]
             if new:
@@ -96,17 +117,17 @@ class SearchFront:
                 while len(found) > MAX_FOUND:
                     found.pop(next(iter(found)))
                 await self._announce(session)
-            return result
+            return answer
         if name == CALL_TOOL:
             parsed = call_arguments(arguments)
-            if isinstance(parsed, types.CallToolResult):
-                return parsed
+            if isinstance(parsed, types.CallToolResult):  # its own arguments: audited as a direct call's would be
+                return await answer_hub_tool(self.hub, CALL_TOOL, arguments, principal, parsed, None)
             target, inner = parsed
             from hub.hub import UnknownTool
 
             exposed = await self.target(target, principal)  # as a direct `tools/call` resolves it
-            if exposed is None:
-                return not_callable(target)
+            if exposed is None:  # outside the profile: refused (charged, audited) as an unknown name
+                return await self.hub.refuse_call(target, inner, principal) or not_callable(target)
             try:
                 return await self.hub.route_call(exposed, inner, progress, principal=principal, memory_awaited=True)
             except UnknownTool:

@@ -170,25 +170,39 @@ def hits_payload(hits: Sequence[Hit]) -> dict[str, Any]:
     return {"tools": [hit_entry(hit) for hit in hits]}
 
 
-async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principal,
-                        view: ProfileView | None = None) -> tuple[types.CallToolResult, list[str]]:
-    """Run `search_tools`; return its result and the names it found (to join the session's list)."""
-    from hub.search.service import tool_search
-
+def search_request(arguments: dict[str, Any]) -> tuple[str, int] | types.CallToolResult:
+    """`search_tools`' (query, limit), or the `invalid_argument` result saying what is wrong."""
     if (refused := argument_problem(SEARCH_TOOLS, arguments)) is not None:
-        return refused, []
+        return refused
     query = arguments.get("query")
     limit = arguments.get("limit", 5)
     if not isinstance(query, str) or blank_query(query) or len(query) > 1000:
         return HubToolError("invalid_argument", "query must be a string of at most 1000 characters that says what "
                             "to do (not empty, punctuation or only words like 'the'); describe the task, e.g. "
-                            "'list overdue invoices'").to_result(), []
+                            "'list overdue invoices'").to_result()
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= SEARCH_LIMIT_MAX:
         return HubToolError("invalid_argument", f"limit must be an integer from 1 to {SEARCH_LIMIT_MAX}",
-                            details={"limit": limit if isinstance(limit, int) else str(limit)[:40]}).to_result(), []
+                            details={"limit": limit if isinstance(limit, int) else str(limit)[:40]}).to_result()
+    return query, limit
+
+
+async def run_search(hub: Hub, query: str, limit: int, principal: Principal,
+                     view: ProfileView | None = None) -> tuple[types.CallToolResult, list[str]]:
+    """Rank for a checked `search_request`; its result and the names it found (to join the session's list)."""
+    from hub.search.service import tool_search
+
     await hub.await_first_listing()  # as a list would: a search before it must not miss servers still connecting
     hits = await tool_search(hub).asearch(query, limit, principal, view)
     return _result(hits_payload(hits)), [h.name for h in hits]
+
+
+async def answer_search(hub: Hub, arguments: dict[str, Any], principal: Principal,
+                        view: ProfileView | None = None) -> tuple[types.CallToolResult, list[str]]:
+    """Run `search_tools` unmetered (the face meters it: `hub.calls.hub_tools`); its result and the names it found."""
+    parsed = search_request(arguments)
+    if isinstance(parsed, types.CallToolResult):
+        return parsed, []
+    return await run_search(hub, *parsed, principal, view)
 
 
 def call_arguments(arguments: dict[str, Any]) -> tuple[str, dict[str, Any]] | types.CallToolResult:
