@@ -56,6 +56,8 @@ class SessionLedger:
         self._clock = count()
         self.on_end: list[Callable[[str], None]] = []
         """Called with the id of each session that ended (the hub closes its per-client sessions)."""
+        self.watch: Any = None
+        """The `CredentialWatch` that ends sessions whose credential is no longer valid (auth on)."""
 
     def make_room(self, owner: Owner) -> None:
         """Close idle sessions as needed so `owner` may open one more, or raise `SessionRefused`."""

@@ -55,13 +55,13 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from hub.auth.principal import Principal, identity
+from hub.auth.principal import Principal
 from hub.catalog.naming import namespaced_uri
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.request_deadline import request_deadline
 from hub.downstream.serials import session_serial
-from hub.errors import HubRefusal
 from hub.forwarded import within_request_deadline
+from hub.relay.listen_streams import HubListenHandler
 from hub.relay.own_subscriptions import renew, subscribe_own
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ class ResourceSubscriptions:
         """The listen buses of the hub's MCP servers (one per profile)."""
         self.streams_of: Counter[tuple[str, str]] = Counter()
         """Open 2026-07-28 listen streams per principal (`identity`), across every profile's handler."""
+        self.watch: Any = None
+        """The HTTP front's `CredentialWatch`: a listen stream ends once its credential is no longer valid."""
 
     def advertised(self) -> bool:
         """The `resources.subscribe` the hub advertises (see the module's rules)."""
@@ -128,7 +130,7 @@ class ResourceSubscriptions:
         requested resource URIs held downstream for as long as the stream is open."""
         self._buses.append(bus)
         limits = self._hub.config.hub.http
-        return _HubListenHandler(bus, self, caller, per_principal=limits.max_sessions_per_principal,
+        return HubListenHandler(bus, self, caller, per_principal=limits.max_sessions_per_principal,
                                  max_subscriptions=limits.max_sessions)
 
     def _resolve(self, uri: str, principal: Principal) -> tuple[str, str]:
@@ -380,39 +382,3 @@ async def _hold_stream(downstream: Downstream, uris: list[str], *,
             if not started:
                 raise
             downstream.log.info("resource subscription stream ended: %s (renewed when it reconnects)", type(exc).__name__)
-
-
-class _HubListenHandler(ListenHandler):
-    """The SDK's listen handler, with the stream's resource URIs held downstream while it is open
-    and the acknowledgment naming only those (see the module's rules)."""
-
-    def __init__(self, bus: SubscriptionBus, subscriptions: ResourceSubscriptions, caller: Callable[[], Principal], *,
-                 per_principal: int, max_subscriptions: int) -> None:
-        super().__init__(bus, max_subscriptions=max_subscriptions)
-        self._subscriptions, self._caller, self._per_principal = subscriptions, caller, per_principal
-
-    async def __call__(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> types.SubscriptionsListenResult:
-        principal = self._caller()
-        who, open_streams = identity(principal), self._subscriptions.streams_of
-        if open_streams[who] >= self._per_principal:  # one caller must not hold every stream (review isolation16)
-            refusal = HubRefusal("rate_limited", f"this caller already holds {open_streams[who]} listen streams, "
-                                 "the most one caller may hold (hub.http.max_sessions_per_principal); close one "
-                                 "(one stream can carry every notification kind and resource URI) and listen again",
-                                 retry_after_s=1.0)
-            raise MCPError(code=types.INTERNAL_ERROR, message=refusal.body.message,
-                           data=refusal.body.model_dump(exclude_none=True))
-        open_streams[who] += 1
-        try:
-            wanted = params.notifications.resource_subscriptions or []
-            held = await self._subscriptions.hold_for_stream(wanted, principal) if wanted else []
-            honored = params.notifications.model_copy(update={"resource_subscriptions": held or None})
-            try:
-                return await super().__call__(ctx, params.model_copy(update={"notifications": honored}))
-            finally:
-                if held:
-                    with anyio.CancelScope(shield=True):
-                        await self._subscriptions.release_stream(held)
-        finally:
-            open_streams[who] -= 1
-            if open_streams[who] <= 0:
-                del open_streams[who]

@@ -7,6 +7,9 @@ request in flight, no open GET stream); closing one cancels that countdown's sco
 the session exactly as an idle expiry would. Legacy SSE sessions are held for as long as their
 stream is open, so they count against the same caps but are never idle.
 
+Both kinds end at once, open streams and all, when the credential that opened them is revoked or
+expires (`hub.auth.credential_watch`, via `SessionLedger.watch`).
+
 Unauthenticated requests never reach these: with auth on, the bearer check answers 401 first.
 With auth off every caller is the same principal (`ANONYMOUS`).
 """
@@ -15,9 +18,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
+import anyio
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
@@ -56,6 +62,8 @@ class PrincipalSessionManager(StreamableHTTPSessionManager):
     def __init__(self, app: Any, ledger: SessionLedger, **options: Any) -> None:
         super().__init__(app, max_sessions=None, **options)
         self.ledger = ledger
+        self._released: dict[str, Callable[[], None]] = {}
+        """Per session: the release of its `CredentialWatch` hold."""
 
     async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
@@ -78,11 +86,21 @@ class PrincipalSessionManager(StreamableHTTPSessionManager):
             session_id = transport.mcp_session_id
             self.ledger.add(session_id, owner, "streamable_http", lambda: _is_idle(transport),
                             lambda: self._close(session_id, transport))
+            if self.ledger.watch is not None:  # ended, streams and all, once its credential is no longer valid
+                self._released[session_id] = self.ledger.watch.hold(
+                    get_access_token(), lambda: self._end_now(session_id, transport), "Streamable HTTP session")
         return transport
 
     async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
         self.ledger.remove(session_id)
+        if (release := self._released.pop(session_id, None)) is not None:
+            release()
         await super()._discard_session(session_id, transport)
+
+    def _end_now(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        """End a session at once, busy or not: its id answers 404 and its streams close."""
+        if self._task_group is not None:
+            self._task_group.start_soon(self._discard_session, session_id, transport)
 
     def _close(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
         """End an idle session now, as its idle expiry would (its id answers 404 from here on)."""
@@ -111,13 +129,35 @@ def sse_endpoint(sse: SseServerTransport, server: Any, ledger: SessionLedger) ->
             return
         held = f"sse-{uuid4().hex}"
         ledger.add(held, owner, "sse", lambda: False, lambda: None)
-        try:
-            async with sse.connect_sse(scope, receive, send) as (read, write):
-                await server.run(read, write, server.create_initialization_options())
-        finally:
-            ledger.remove(held)
+        sent = _Tracked(send)
+        with anyio.CancelScope() as stream:
+            release = ledger.watch.hold(get_access_token(), stream.cancel, "legacy SSE stream") if ledger.watch else None
+            try:
+                async with sse.connect_sse(scope, receive, sent) as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
+            finally:
+                ledger.remove(held)
+                if release is not None:
+                    release()
+        if stream.cancelled_caught and sent.started and not sent.finished:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})  # the stream's orderly end
 
     return endpoint
+
+
+class _Tracked:
+    """An ASGI `send` that remembers whether the answer started and ended."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = self.finished = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.finished = True
+        await self._send(message)
 
 
 async def buffered(receive: Receive) -> tuple[bytes, Receive]:

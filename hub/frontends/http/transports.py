@@ -158,6 +158,12 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
 
     routes.append(Mount("/admin", app=admin_app(hub, auth)))
     lifespan = with_webhook_lifespan(webhooks, lifespan)
+    if auth is not None:  # sessions and streams end once their credential is revoked or expires
+        from hub.auth.credential_watch import CredentialWatch
+
+        watch = CredentialWatch(auth.verifier.keys, hub.config.hub.store.key_cache_s)
+        ledger.watch = hub.subscriptions.watch = watch
+        lifespan = watch.lifespan(lifespan)
     middleware = auth.middleware() if auth else []
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     # Big results' strings are spliced into what the SDK writes: every route Starlette serves (the legacy
