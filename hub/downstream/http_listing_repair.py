@@ -58,7 +58,16 @@ async def _refused_answer(request: httpx2.Request, response: httpx2.Response) ->
     if refused is None:
         await response.aclose()
         return None
-    return await refused.aread()
+    answer = await refused.aread()
+    try:
+        message = json.loads(answer)
+    except ValueError:
+        return answer
+    if isinstance(message, dict) and message.get("id") != request_id:
+        # The server's own error names no request (id null: mcp-go's SSE server): it answers this one
+        # (recheck17 #2: the call waited out its deadline, and the breaker counted it).
+        return json.dumps({**message, "id": request_id}).encode()
+    return answer
 
 
 class ListingRepairTransport(httpx2.AsyncBaseTransport):

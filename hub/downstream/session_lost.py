@@ -46,7 +46,9 @@ _SESSION_GONE = re.compile(
     r"session(?:[- ]?id)?\b"  # "No valid session ID provided", "Invalid session ID", "unknown session"
     r"|\bsession(?:[- ]?id)?\b\W{0,3}(?:[\w-]{1,80}\W{1,3})?(?:\w+\s+){0,2}"
     r"(?:not\s+found|unknown|invalid|expired|terminated|closed|not\s+valid|does\s*n[o']t\s+exist|no\s+longer"
-    r"|not\s+recogni[sz]ed|(?:is\s+)?required|missing)\b"  # "Session not found", "session abc expired", "Mcp-Session-Id header is required"
+    r"|not\s+recogni[sz]ed)\b"  # "Session not found", "session abc expired"
+    r"|\bsession[- ]?id\b\W{0,3}(?:\w+\s+){0,2}(?:is\s+)?(?:required|missing)\b"  # "Mcp-Session-Id header is required"
+    # (only the session *id*: "parameter 'session' is required" is about an argument: recheck17 #3)
     r"|\bserver\s+not\s+initiali[sz]ed\b",  # the TypeScript SDK's transport after a restart
     re.IGNORECASE)
 """Words saying the session named is unknown to the server. A message about arguments names no session

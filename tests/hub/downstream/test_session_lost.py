@@ -120,6 +120,7 @@ def test_words_that_say_the_session_is_gone(said: str) -> None:
 @pytest.mark.parametrize("said", [
     "Bad Request: argument 'n' must be a number", "Invalid params: session_id is required",
     "session_name must be a string", "Bad Request", "Invalid request: the sessions list is empty",
+    "parameter 'session' is required", "Bad Request: session is required",  # an argument named session (recheck17 #3)
 ])
 def test_words_about_the_arguments_are_not(said: str) -> None:
     assert not says_session_gone(said)
