@@ -36,6 +36,7 @@ from mcp.server.streamable_http import (
     EventStore,
     StreamId,
 )
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp_types import JSONRPCMessage
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -156,14 +157,24 @@ class LastEventGate:
         session_id = next((v.decode("latin-1") for k, v in headers if k == MCP_SESSION_ID_HEADER.encode()), None)
         transport = self.manager._server_instances.get(session_id) if last is not None and session_id else None  # noqa: SLF001
         store = getattr(transport, "_event_store", None)
-        if last is None or transport is None or (isinstance(store, SessionEvents) and store.holds(last)):
-            await self.app(scope, receive, send)  # replayed by the SDK; an unknown session is its 404
+        if last is None or transport is None or not self._owns(scope, session_id) \
+                or (isinstance(store, SessionEvents) and store.holds(last)):
+            # Replayed by the SDK; an unknown session, or one of another caller, is its 404 (recheck17 #4:
+            # a 410 here told another caller that the session exists).
+            await self.app(scope, receive, send)
             return
         if last.startswith(_CALL) and last[1:].isdigit():
             await _gone(last, send)
             return
         scope = {**scope, "headers": [(k, v) for k, v in headers if k != LAST_EVENT_ID_HEADER.encode()]}
         await self.app(scope, receive, send)  # a fresh GET stream
+
+
+    def _owns(self, scope: Scope, session_id: str | None) -> bool:
+        """Whether the request's credential is the one that created the session, as the SDK judges it."""
+        user = scope.get("user")
+        requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+        return requestor == self.manager._session_owners.get(session_id)  # noqa: SLF001 — the SDK's own record
 
 
 async def _gone(last: str, send: Send) -> None:

@@ -120,3 +120,22 @@ async def test_a_session_store_replays_one_stream_and_keeps_within_its_bounds() 
     store.clear()
     other.clear()
     assert budget.used == 0
+
+
+async def test_another_callers_last_event_id_is_answered_as_for_no_session(tmp_path: Path, procs: list) -> None:
+    """Bob naming alice's session with a made-up `Last-Event-ID` got 410, not the 404 of any session
+    he does not own: it told him the session exists (re-check 17 #4)."""
+    from tests.hub.auth.test_security import create_key, post_initialize
+
+    data_dir = tmp_path / "data"
+    url = start_hub_http(procs, write_config(tmp_path, {"e": echo_stdio()},
+                                             hub={"data_dir": str(data_dir), "auth": {"enabled": True}}))
+    alice, bob = create_key(data_dir, "alice", "e:read"), create_key(data_dir, "bob", "e:read")
+    session = post_initialize(url, {"Authorization": f"Bearer {alice}"}).headers["mcp-session-id"]
+    asked = {"Accept": "text/event-stream", "Mcp-Session-Id": session, "Last-Event-ID": "r999999"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        other = await client.get(url, headers={**asked, "Authorization": f"Bearer {bob}"})
+        nowhere = await client.get(url, headers={**asked, "Mcp-Session-Id": "0" * 32, "Authorization": f"Bearer {bob}"})
+        own = await client.get(url, headers={**asked, "Authorization": f"Bearer {alice}"})
+    assert other.status_code == nowhere.status_code == 404, (other.status_code, nowhere.status_code)
+    assert own.status_code == 410, own.status_code
