@@ -36,6 +36,14 @@ class _Held:
     expires_at: float | None
     end: Callable[[], None]
     what: str
+    holder: tuple[str, ...]
+    """Who the credential speaks for: a later token of theirs (a refreshed JWT) extends `expires_at`."""
+
+
+def _holder(token: AccessToken) -> tuple[str, ...]:
+    claims = token.claims or {}
+    return (str(claims.get("mcp_hub_kind", "")), str(claims.get("key_id") or claims.get("iss") or ""),
+            token.subject or token.client_id)
 
 
 class CredentialWatch:
@@ -46,6 +54,15 @@ class CredentialWatch:
         self.interval_s = max(1.0, interval_s)
         self._held: dict[int, _Held] = {}
         self._serial = count()
+        self._latest: dict[tuple[str, ...], float] = {}
+        """Per holder with streams held: the latest expiry of a token of theirs seen on any request."""
+
+    def seen(self, token: AccessToken) -> None:
+        """A request authenticated with `token` (every one, `HubTokenVerifier.on_verified`): a client that
+        refreshed its JWT keeps the streams its earlier token opened (re-check 17: its session was ended
+        at the first token's expiry, refreshed or not)."""
+        if token.expires_at and (holder := _holder(token)) in self._latest:
+            self._latest[holder] = max(self._latest[holder], float(token.expires_at))
 
     def hold(self, token: AccessToken | None, end: Callable[[], None], what: str) -> Callable[[], None]:
         """Watch a stream opened with `token` (None: auth off, nothing to watch); `end()` ends it. Returns
@@ -56,7 +73,10 @@ class CredentialWatch:
         if key_id is None and expires_at is None:
             return _nothing
         serial = next(self._serial)
-        self._held[serial] = _Held(str(key_id) if key_id is not None else None, expires_at, end, what)
+        holder = _holder(token) if token is not None else ()
+        self._held[serial] = _Held(str(key_id) if key_id is not None else None, expires_at, end, what, holder)
+        if expires_at is not None:
+            self._latest[holder] = max(self._latest.get(holder, 0.0), expires_at)
         return lambda: self._held.pop(serial, None) and None
 
     async def run(self) -> None:
@@ -70,8 +90,8 @@ class CredentialWatch:
         now = time.time()
         verdicts: dict[str, bool] = {}
         for serial, held in list(self._held.items()):
-            if held.expires_at is not None and held.expires_at <= now:
-                self._end(serial, held, "its credential expired")
+            if held.expires_at is not None and self._latest.get(held.holder, held.expires_at) <= now:
+                self._end(serial, held, "its credential expired (and no later one of its holder was seen)")
                 continue
             if held.key_id is None or self._keys is None:
                 continue
@@ -82,6 +102,9 @@ class CredentialWatch:
                     continue  # not known now: checked again next time
             if not verdicts[held.key_id]:
                 self._end(serial, held, "its API key was revoked")
+        holders = {held.holder for held in self._held.values()}
+        for gone in [holder for holder in self._latest if holder not in holders]:
+            del self._latest[gone]  # no stream of theirs left: forgotten
 
     def _end(self, serial: int, held: _Held, why: str) -> None:
         if self._held.pop(serial, None) is None:

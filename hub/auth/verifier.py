@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mcp.server.auth.provider import AccessToken
 from starlette.authentication import AuthenticationError
 
@@ -23,8 +25,16 @@ class HubTokenVerifier:
         self.keys = keys
         self.jwt = jwt
         self.resource = resource
+        self.on_verified: Callable[[AccessToken], None] | None = None
+        """Told of every token verified (`hub.auth.credential_watch.CredentialWatch.seen`)."""
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        verified = await self._verify(token)
+        if verified is not None and self.on_verified is not None:
+            self.on_verified(verified)
+        return verified
+
+    async def _verify(self, token: str) -> AccessToken | None:
         if token.startswith(PREFIX):
             try:
                 record = await self.keys.averify(token) if self.keys is not None else None

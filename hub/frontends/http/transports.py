@@ -163,6 +163,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
 
         watch = CredentialWatch(auth.verifier.keys, hub.config.hub.store.key_cache_s)
         ledger.watch = hub.subscriptions.watch = watch
+        auth.verifier.on_verified = watch.seen  # a refreshed JWT keeps its holder's streams
         lifespan = watch.lifespan(lifespan)
     middleware = auth.middleware() if auth else []
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -100,3 +100,28 @@ async def test_an_expired_token_ends_its_streams_and_a_released_one_is_forgotten
             await anyio.sleep(0.1)  # waiting for the state "expired"
             await watch.sweep()
     assert ended == ["expiring"] and len(watch) == 0
+
+
+async def test_a_refreshed_jwt_keeps_its_holders_streams() -> None:
+    """A session was ended at the expiry of the token that opened it, though its client had since sent
+    refreshed tokens (every OAuth client does; re-check 17 #1). Another holder's token extends nothing."""
+    import time
+
+    from mcp.server.auth.provider import AccessToken
+
+    from hub.auth.credential_watch import CredentialWatch
+
+    def token(subject: str, seconds: float) -> AccessToken:
+        return AccessToken(token="jwt", client_id=subject, subject=subject, scopes=[], expires_at=int(time.time() + seconds),
+                           claims={"mcp_hub_kind": "jwt", "iss": "https://issuer.test"})
+
+    watch, ended = CredentialWatch(None, 1.0), []
+    watch.hold(token("alice", 1), lambda: ended.append("alice"), "Streamable HTTP session")
+    watch.hold(token("bob", 1), lambda: ended.append("bob"), "Streamable HTTP session")
+    watch.seen(token("alice", 300))  # alice's client refreshed; bob's did not
+    watch.seen(token("carol", 300))  # holds nothing: not remembered
+    with anyio.fail_after(10):
+        while not ended:
+            await anyio.sleep(0.1)  # waiting for the state "the first tokens expired"
+            await watch.sweep()
+    assert ended == ["bob"] and len(watch) == 1
