@@ -159,11 +159,14 @@ def reverse(postings: Sequence[Posting], memo: str) -> list[Posting]:
     return [Posting(p.account_code, p.credit, p.debit, memo) for p in postings]
 
 
-def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None, currency: str | None = None) -> Decimal:
+def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None, currency: str | None = None,
+                  *, replay: bool = False) -> Decimal:
     """A payment must be in the invoice's currency and at its precision, above zero, on an approved
     invoice that is not yet paid, dated on or after the invoice's issue date, and at most its balance.
     Checked in that order, before any backend is asked to write (every provider shares it); returns
-    the amount at the currency's scale."""
+    the amount at the currency's scale. `replay`: a keyed retry whose first attempt may have paid it
+    already — "paid" and "more than the balance" pass while at least `amount` was paid on the invoice,
+    so the provider can replay that payment (or the backend find it) instead (re-check 17w #4)."""
     label = invoice.number or invoice.id
     if currency is not None and currency.upper() != invoice.currency.upper():
         raise DomainError("invalid_argument", f"currency: invoice {label} is in {invoice.currency}, the payment in {currency.upper()}; "
@@ -176,14 +179,15 @@ def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None,
     if invoice.status == "draft":
         raise DomainError("invalid_argument", f"invoice {label} is a draft: approve it (update_invoice action=approve) before "
                           "recording payments", details={"field": "invoice_id", "status": invoice.status})
-    if invoice.status in ("voided", "paid"):
+    maybe_ours = replay and invoice.total - invoice.balance >= amount and invoice.status != "voided"
+    if invoice.status in ("voided", "paid") and not maybe_ours:
         raise DomainError("invalid_argument", f"invoice {label} is {invoice.status} (balance {invoice.balance} {invoice.currency}); "
                           "it takes no more payments", details={"field": "invoice_id", "status": invoice.status})
     if on is not None and on < invoice.issue_date:
         raise DomainError("invalid_argument", f"date: the payment date {on} is before invoice {label} was issued "
                           f"({invoice.issue_date}); use a date on or after {invoice.issue_date}",
                           details={"field": "date", "issue_date": invoice.issue_date.isoformat()})
-    if amount > invoice.balance:
+    if amount > invoice.balance and not maybe_ours:
         raise DomainError("invalid_argument", f"amount: {amount} {invoice.currency} is more than the balance due on "
                           f"{label} ({invoice.balance} {invoice.currency}); record at most the balance",
                           details={"field": "amount", "balance": str(invoice.balance)})

@@ -243,8 +243,20 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         refuse_control_chars(reference=reference)
         invoice = await backend.invoice(invoice_id)
         day = _not_ahead(date or _today(), "date", "payment")
-        amount = ledger.check_payable(invoice, amount, day, currency)  # currency, precision, status, date, balance: every backend
-        return await backend.pay(invoice.id, amount, day, account_code, reference, idempotency_key)
+        try:
+            amount, refused = ledger.check_payable(invoice, amount, day, currency), None  # currency, precision, status, date, balance
+        except DomainError as exc:
+            if idempotency_key is None:
+                raise
+            # A keyed retry whose first answer was lost finds the invoice paid by that very payment: the backend
+            # replays it for the key (Xero Idempotency-Key, QuickBooks' marked payment) or refuses as the check did.
+            amount, refused = ledger.check_payable(invoice, amount, day, currency, replay=True), exc
+        try:
+            return await backend.pay(invoice.id, amount, day, account_code, reference, idempotency_key)
+        except DomainError as exc:
+            if refused is not None and exc.body.code == "invalid_argument":
+                raise refused from exc
+            raise
 
     @domain_tool(mcp)
     async def create_journal_entry(

@@ -15,9 +15,11 @@ The rules (docs/domains.md states them for users):
   lost answer), not `not_found` (`deleted_lately`).
 - Keys expire `IDEMPOTENCY_TTL_S` (24 h) after their first use.
 - A connector never forwards the caller's key to a provider (Xero `Idempotency-Key`, QuickBooks
-  `requestid`): it sends `provider_key(tool, key)`, derived from (caller, tool, key), so a provider's
-  replay cache keeps the same scope as this ledger — two callers or two tools never share a provider
-  key, while a retry of one call by its caller reaches the same one (outside review writes17 #1).
+  `requestid`): it sends `provider_key(tool, key)`, derived from (caller, tool, key, the call's
+  fingerprint), so a provider's replay cache keeps the same scope as this ledger — two callers, two
+  tools or two different requests never share a provider key, while a retry of one call by its caller
+  reaches the same one (outside review writes17 #1; re-check 17w #2: after a lost answer freed the
+  key, a corrected call with it got the earlier call's invoice replayed by Xero).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,13 +79,28 @@ def fingerprint(arguments: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_CALL_PRINT: ContextVar[str | None] = ContextVar("mcp_hub_keyed_call_fingerprint", default=None)
+"""The fingerprint of the keyed tool call running in this context (`keyed_call`)."""
+
+
+@contextmanager
+def keyed_call(print_: str) -> Iterator[None]:
+    """Bind the running keyed call's argument fingerprint, which `provider_key` folds in."""
+    token = _CALL_PRINT.set(print_)
+    try:
+        yield
+    finally:
+        _CALL_PRINT.reset(token)
+
+
 def provider_key(tool: str, key: str | None, *, length: int = 64) -> str | None:
     """The key to send a provider for the current caller's `key` on `tool`: SHA-256 hex of
-    (principal, tool, key), cut to `length` characters (QuickBooks' `requestid` takes 50); None
-    without a key. Never the caller's key itself: the provider's replay cache is shared by everyone."""
+    (principal, tool, key, the running call's argument fingerprint from `keyed_call`), cut to `length`
+    characters (QuickBooks' `requestid` takes 50); None without a key. Never the caller's key itself:
+    the provider's replay cache is shared by everyone, and it must never answer other arguments."""
     if not key:
         return None
-    material = json.dumps([current_caller().principal, tool, key], separators=(",", ":"), ensure_ascii=False)
+    material = json.dumps([current_caller().principal, tool, key, _CALL_PRINT.get()], separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(material.encode()).hexdigest()[:length]
 
 

@@ -15,9 +15,9 @@ the record before doing anything else. A keyed write records that answer for its
 the key gets it again instead of writing twice (`servers.kit.tools`).
 
 A provider's replayed answer (Xero `Idempotency-Key`, QuickBooks `requestid`) is noted like any write,
-on purpose (writes17 #1): connectors send keys derived from (caller, tool, key)
-(`servers.kit.idempotency.provider_key`), so a provider replays only to a retry of the same call by
-its caller, whose earlier attempt did reach it. The change it names is held by the provider, so
+on purpose (writes17 #1): connectors send keys derived from (caller, tool, key, the call's argument
+fingerprint) (`servers.kit.idempotency.provider_key`), so a provider replays only to a retry of the
+same call by its caller, whose earlier attempt did reach it. The change it names is held by the provider, so
 "the change reached the provider" stays true. Before, a key shared across callers or tools replayed
 someone else's answer, and a failure after it was reported as a landed write that never happened.
 """
@@ -96,6 +96,11 @@ def made_id(body: Any) -> str | None:
     return None
 
 
+def landed_rows(landed: list[Landed]) -> list[dict[str, str]]:
+    """`landed` as the `details.landed` rows of a partly applied answer."""
+    return [{"method": i.method, "path": i.path, **({"id": i.made} if i.made else {})} for i in landed]
+
+
 def after_landing(tool: str, landed: list[Landed], error: BaseException) -> DomainError:
     """The answer for a call that failed after `landed` reached the provider (see the module)."""
     what = error.body.message if isinstance(error, HubToolError) else f"an unexpected {type(error).__name__}"
@@ -107,5 +112,5 @@ def after_landing(tool: str, landed: list[Landed], error: BaseException) -> Doma
         f"failed ({what}). Do not repeat this call, it would make the change again: read the record "
         "to see its state first.",
         details={"partially_applied": True, "failed": failed,
-                 "landed": [{"method": i.method, "path": i.path, **({"id": i.made} if i.made else {})} for i in landed]},
+                 "landed": landed_rows(landed)},
     )

@@ -40,8 +40,8 @@ from hub.search.examples import EXAMPLES_META_KEY, clean_examples
 from servers.kit.arguments import INVALID, make_strict
 from servers.kit.caller import bind_caller, caller_for_request, current_caller
 from servers.kit.errors import DomainError
-from servers.kit.idempotency import KEY_ARGUMENT, IdempotencyLedger, fingerprint
-from servers.kit.landed import after_landing, watching
+from servers.kit.idempotency import KEY_ARGUMENT, IdempotencyLedger, fingerprint, keyed_call
+from servers.kit.landed import after_landing, landed_rows, watching
 from servers.kit.store import Store
 
 logger = logging.getLogger("servers")
@@ -86,7 +86,9 @@ async def _watched(name: str, fn: Callable[..., Awaitable[BaseModel]], kwargs: d
             logger.warning("%s failed after a provider write landed (%s)", name, type(exc).__name__,
                            exc_info=not isinstance(exc, HubToolError))
             said = exc.body if isinstance(exc, HubToolError) and (exc.body.details or {}).get("partially_applied") else None
-            partial = said or after_landing(name, landed, exc).body  # a connector that said what is left is kept
+            partial = said or after_landing(name, landed, exc).body  # a connector that said what is left is kept,
+            if said is not None and "landed" not in (said.details or {}):  # with the writes that landed added
+                partial = said.model_copy(update={"details": {**(said.details or {}), "landed": landed_rows(landed)}})
             raise PartlyApplied(partial.code, partial.message, details=partial.details) from exc
 
 
@@ -191,13 +193,15 @@ def domain_tool(
             if not key.strip():
                 raise HubToolError("invalid_argument", f"{KEY_ARGUMENT} is empty: leave it out, or give a key unique to this request")
             principal = current_caller().principal
-            earlier = await ledger.claim(principal, name, key, fingerprint(kwargs))
+            print_ = fingerprint(kwargs)
+            earlier = await ledger.claim(principal, name, key, print_)
             if earlier is not None:
                 return recorded(earlier)
 
             async def write() -> types.CallToolResult:
                 try:
-                    result = ok(await _watched(name, fn, kwargs))
+                    with keyed_call(print_):  # provider keys fold in the arguments (`provider_key`)
+                        result = ok(await _watched(name, fn, kwargs))
                 except PartlyApplied as exc:  # the provider holds a change: a retry with the key must not redo it
                     result = exc.to_result()
                     with anyio.CancelScope(shield=True):

@@ -6,6 +6,7 @@ The fake expands RRULEs with dateutil; the connector under test never does."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ class FakeGoogle:
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    used_ids: set[str] = field(default_factory=set)
 
     def app(self) -> Starlette:
         return Starlette(routes=[
@@ -86,10 +88,16 @@ class FakeGoogle:
             return failure
         if request.method == "POST":
             body = await request.json()
-            event = {**body, "id": secrets.token_hex(6), "etag": f'"{secrets.token_hex(4)}"', "status": "confirmed",
+            chosen = body.get("id")  # Google takes a client-chosen id: base32hex, 5-1024 characters, unique per calendar
+            if chosen is not None and not re.fullmatch(r"[a-v0-9]{5,1024}", str(chosen)):
+                return JSONResponse({"error": {"code": 400, "message": "Invalid resource id value."}}, 400)
+            if chosen is not None and chosen in self.used_ids:
+                return JSONResponse({"error": {"code": 409, "message": "The requested identifier already exists."}}, 409)
+            event = {**body, "id": chosen or secrets.token_hex(6), "etag": f'"{secrets.token_hex(4)}"', "status": "confirmed",
                      "organizer": {"email": CAL}}
             event["attendees"] = [{"responseStatus": "needsAction", **a} for a in body.get("attendees", [])]
             self.events[event["id"]] = event
+            self.used_ids.add(event["id"])  # a deleted event's id stays taken, as at Google
             return JSONResponse(event)
         start, end = self._window(request)
         rows = [i for m in self._masters() for i in self._expand(m, start, end)]

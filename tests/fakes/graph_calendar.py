@@ -4,7 +4,8 @@ answers in the `Prefer: outlook.timezone` zone with seven fractional digits), ev
 `@odata.etag` and If-Match (412), instances and exceptions (an occurrence is stored only once written;
 a deleted one leaves the instances list), a series master's `cancelledOccurrences`
 (`OID.{masterId}.{local date}`, on `$select`) and `exceptionOccurrences` (on `$expand`),
-accept/decline/tentativelyAccept, and getSchedule. The fake expands patterns with dateutil on its own;
+accept/decline/tentativelyAccept, getSchedule, and `transactionId` on create (a repeated create with one
+answers the event already made for it). The fake expands patterns with dateutil on its own;
 the connector under test never does."""
 
 from __future__ import annotations
@@ -197,6 +198,9 @@ class FakeGraph:
         if failure := await self._begin(request):
             return failure
         body = await request.json()
+        if (transaction := body.get("transactionId")) is not None:  # a repeated create answers the event made for it
+            if made := next((e for e in self.events.values() if e.get("transactionId") == transaction), None):
+                return JSONResponse(self._shown(made, request), 201)
         event_id = "AAMkAGI" + secrets.token_hex(6)
         event = {**body, "id": event_id, "@odata.etag": _etag(), "type": "seriesMaster" if body.get("recurrence") else "singleInstance",
                  "organizer": {"emailAddress": {"address": ME, "name": "Ada"}}, "responseStatus": {"response": "organizer"},

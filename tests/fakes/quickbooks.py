@@ -231,6 +231,8 @@ class FakeQuickBooks:
                 for link in line["LinkedTxn"]:
                     target = self.store[link["TxnType"]][link["TxnId"]]
                     target["Balance"] -= line["Amount"]
+                    kind = "Payment" if name == "Payment" else "BillPaymentCheck"  # as QuickBooks lists them on the invoice
+                    target.setdefault("LinkedTxn", []).append({"TxnId": saved["Id"], "TxnType": kind})
                     target["SyncToken"] = str(int(target["SyncToken"]) + 1)
         elif name == "JournalEntry":
             sides = {"Debit": Decimal(0), "Credit": Decimal(0)}

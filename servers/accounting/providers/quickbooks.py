@@ -67,6 +67,8 @@ CLASSIFICATION: dict[str, AccountType] = {"Asset": "asset", "Liability": "liabil
                                           "Expense": "expense"}
 REPORTS = {"trial_balance": "TrialBalance", "profit_and_loss": "ProfitAndLoss", "balance_sheet": "BalanceSheet",
            "aged_receivables": "AgedReceivables", "aged_payables": "AgedPayables"}
+PAID_MARK = "mcp-hub payment "
+"""A keyed payment's PrivateNote: this and its requestid, so a retry can find it (`_earlier_payment`)."""
 ENTITY = {"invoice": "Invoice", "bill": "Bill", "customer": "Customer", "vendor": "Vendor"}
 
 
@@ -285,12 +287,36 @@ class QuickBooks:
             body = {"VendorRef": {"value": party}, "PayType": "Check", "CheckPayment": {"BankAccountRef": {"value": bank}},
                     "TotalAmt": value, "TxnDate": on.isoformat(), "Line": link}
         request_id = _request_id(idempotency_key, f"record_payment:{entity}")
+        if request_id:
+            body["PrivateNote"] = PAID_MARK + request_id
+        if value > invoice.balance:  # only a keyed retry gets here (the server's pre-check, `replay`)
+            return await self._earlier_payment(invoice, request_id, value, on, account_code, reference)
         saved = await self._call("POST", f"/{entity}", {"requestid": request_id} if request_id else None, json=body,
                                  idempotent=request_id is not None)
         raw = saved["Payment" if entity == "payment" else "BillPayment"]
         after = await self.invoice(invoice_id)
         return Payment(id=f"{entity}:{raw['Id']}", invoice_id=invoice_id, date=on, amount=value, currency=invoice.currency,
                        account_code=account_code, reference=reference, invoice_balance=after.balance, invoice_status=after.status)
+
+    async def _earlier_payment(self, invoice: Invoice, request_id: str | None, value: Decimal, on: _dt.date,
+                               account_code: str | None, reference: str | None) -> Payment:
+        """A keyed retry on an invoice that no longer takes `value`: the payment an earlier attempt with this
+        key made (its PrivateNote carries `PAID_MARK` + requestid, found among the invoice's linked
+        payments), else the pre-check's refusal. QuickBooks is never sent it: a requestid it never saw
+        would book an overpayment."""
+        kind, raw_id = _split(invoice.id, ("invoice", "bill"))
+        for link in (await self._read(ENTITY[kind], raw_id)).get("LinkedTxn") or []:
+            entity = {"Payment": "Payment"}.get(link.get("TxnType"), "BillPayment" if str(link.get("TxnType")).startswith("BillPayment") else "")
+            if not entity or not request_id:
+                continue
+            found = await self._read(entity, str(link["TxnId"]))
+            if found.get("PrivateNote") == PAID_MARK + request_id:
+                day = _dt.date.fromisoformat(found["TxnDate"]) if found.get("TxnDate") else on
+                return Payment(id=f"{entity.lower()}:{found['Id']}", invoice_id=invoice.id, date=day, amount=value,
+                               currency=invoice.currency, account_code=account_code, reference=reference,
+                               invoice_balance=invoice.balance, invoice_status=invoice.status)
+        ledger.check_payable(invoice, value, on)  # refuses: paid, or more than the balance
+        raise DomainError("invalid_argument", f"amount: {value} is more than the balance due ({invoice.balance})")
 
     async def journal(self, on: _dt.date, memo: str, lines: list[JournalLine], idempotency_key: str | None) -> JournalEntry:
         body = {"TxnDate": on.isoformat(), "PrivateNote": memo, "Line": [

@@ -9,10 +9,11 @@ changed (the fields that differ from its series, and its own times if it was mov
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from servers.calendar.providers.splitting import SplitSteps, slot_shift, split_series, stale
+from servers.calendar.providers.splitting import SplitSteps, create_known, slot_shift, split_series, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -126,9 +127,23 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
               "transparency": master.get("transparency"), "recurrence": [rule, *exdates]} | body
     shift = slot_shift(slot, first)
 
-    async def create() -> tuple[str, dict[str, Any]]:
-        raw = await cal.http.json("POST", cal._path(calendar_id), json={k: v for k, v in follow.items() if v is not None})
+    new_id = uuid.uuid4().hex  # Google takes a client-chosen id (base32hex, 5-1024 characters): an unclear answer is looked up
+
+    async def post() -> tuple[str, dict[str, Any]]:
+        raw = await cal.http.json("POST", cal._path(calendar_id), json={k: v for k, v in follow.items() if v is not None} | {"id": new_id})
         return raw["id"], raw
+
+    async def find() -> tuple[str, dict[str, Any]] | None:
+        try:
+            raw = await cal.http.json("GET", cal._path(calendar_id, new_id))
+        except DomainError as exc:
+            if exc.body.code == "not_found" or (exc.body.details or {}).get("status") == 410:
+                return None
+            raise
+        return None if raw.get("status") == "cancelled" else (new_id, raw)
+
+    async def create() -> tuple[str, dict[str, Any]]:
+        return await create_known("Google Calendar", event_id, instance_start, f"event id {new_id}", post, find)
 
     async def carry(new_id: str) -> None:
         for item in exceptions:
@@ -155,6 +170,11 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
         return bool(now == ended)
 
     async def remove(new_id: str) -> None:
-        await cal.http.request("DELETE", cal._path(calendar_id, new_id))
+        try:
+            await cal.http.request("DELETE", cal._path(calendar_id, new_id))
+        except DomainError as exc:
+            if (exc.body.details or {}).get("status") == 410:  # Google: "deleted" — already gone
+                raise DomainError("not_found", f"the series {new_id} is already deleted") from exc
+            raise
 
     return await split_series(SplitSteps("Google Calendar", event_id, instance_start, create, carry, end, is_ended, remove))

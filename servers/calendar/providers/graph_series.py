@@ -9,6 +9,7 @@ times if it was moved on its own).
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from servers.calendar.providers.graph_recurrence import to_graph
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
 from servers.calendar.providers.graph_times import read as _read
-from servers.calendar.providers.splitting import SplitSteps, slot_shift, split_series, stale
+from servers.calendar.providers.splitting import SplitSteps, create_known, slot_shift, split_series, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -104,10 +105,17 @@ async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_st
     } | body
     shift = slot_shift(slot, first)
 
-    async def create() -> tuple[str, dict[str, Any]]:
+    transaction = str(uuid.uuid4())  # Graph de-duplicates a repeated create with the same transactionId
+
+    async def post() -> tuple[str, dict[str, Any]]:
         raw = await cal.http.json("POST", f"{cal._calendar_path(calendar_id)}/events", headers=prefer,
-                                  json={k: v for k, v in follow.items() if v is not None})
+                                  json={k: v for k, v in follow.items() if v is not None} | {"transactionId": transaction})
         return raw["id"], raw
+
+    async def create() -> tuple[str, dict[str, Any]]:
+        # After an unclear answer the same POST is the look-up: Graph answers the event it already made
+        # for this transactionId, or makes it now, never a second one.
+        return await create_known("Microsoft Graph", event_id, instance_start, f"transactionId {transaction}", post, post)
 
     async def counterpart(new_id: str, original: datetime | date) -> dict[str, Any] | None:
         try:

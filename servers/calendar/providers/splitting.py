@@ -3,10 +3,12 @@
 Every read and check comes first (the series' etag against `expected_etag`, the rule, the occurrence,
 the old series' edited and deleted occurrences), so a refusal changes nothing. Then: (1) create the
 new series, (2) carry the old series' edited and deleted occurrences from the split point over to it,
-(3) end the old series before the split point, with If-Match on the etag it was read at. A failure in
-(2) or (3) deletes the new series again and answers that failure (the calendar is as before); an end
-whose outcome is unknown (5xx, no answer) is settled by reading the old series back. Only when that
-compensation fails too is the answer `upstream_error` (not retryable), naming what is left.
+(3) end the old series before the split point, with If-Match on the etag it was read at. The create
+names the new series by a client-chosen handle, so an unclear answer to it is settled by looking it up
+(`create_known`). A failure in (2) (the old series was never asked to end) or in (3) deletes the new
+series again and answers that failure (the calendar is as before); an end whose outcome is unknown
+(5xx, no answer) is settled by reading the old series back. Only when that compensation or read-back
+fails too is the answer `upstream_error` (not retryable), naming both series (`series`, `left_series`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from servers.calendar.series_edits import shifter
 from servers.kit.errors import DomainError
@@ -49,49 +51,95 @@ def slot_shift(old: datetime | date, new: datetime | date) -> Callable[[datetime
     return shifter(old, new)  # type: ignore[no-any-return]
 
 
-async def split_series(steps: SplitSteps) -> dict[str, Any]:
-    """Run `steps` (see the module); answers the new series' raw body."""
+def unclear(exc: BaseException) -> bool:
+    """Whether a failed write may have happened anyway (a 5xx, no answer, an unreadable answer)."""
+    return not (isinstance(exc, DomainError) and exc.body.code in DEFINITE)
+
+
+async def create_known(provider: str, series_id: str, split_at: datetime | date, handle: str,
+                       post: Callable[[], Awaitable[tuple[str, dict[str, Any]]]],
+                       find: Callable[[], Awaitable[tuple[str, dict[str, Any]] | None]]) -> tuple[str, dict[str, Any]]:
+    """`post` the new series, named by the client-chosen `handle` (Google's event id, Graph's
+    transactionId). After an unclear answer, `find` it by that handle: there → go on with it; absent →
+    the original error (nothing was made; a retry is safe); the look-up failing too → `upstream_error`
+    (not retryable) naming the handle, since the new series may exist (re-check 17w #1: a 503 after the
+    POST landed was retried by the hub, and the series was split twice)."""
     try:
-        new_id, created = await steps.create()
-    except DomainError as exc:
-        if exc.body.code != "timeout":
+        return await post()
+    except Exception as exc:
+        if not unclear(exc):
             raise
-        raise DomainError("timeout", f"{steps.provider} did not answer while creating the series that continues {steps.series_id} "
-                          f"from {steps.split_at}; the old series is unchanged, but the new one may exist: list the events "
-                          "from then and delete a duplicate series before retrying") from exc
+        try:
+            found = await find()
+        except Exception as missed:
+            reason = missed.body.message if isinstance(missed, DomainError) else type(missed).__name__
+            raise DomainError(
+                "upstream_error", f"{provider} gave no clear answer while creating the series ({handle}) that continues {series_id} "
+                f"from {split_at} ({_reason(exc)}), and looking it up failed too ({reason}). The old series is unchanged. List the "
+                f"events from {split_at}: if they show twice, delete the new series (the one starting then), then retry the edit",
+                details={"partially_applied": True, "series": series_id, "may_be_left": handle}) from exc
+        if found is None:
+            raise
+        return found
+
+
+async def split_series(steps: SplitSteps) -> dict[str, Any]:
+    """Run `steps` (see the module); answers the new series' raw body. A create that can answer unclearly
+    settles that itself (`create_known`; the iCalendar stores remove what may be stored)."""
+    new_id, created = await steps.create()
     try:
         await steps.carry(new_id)
+    except Exception as exc:  # the old series was not asked to end: only the new one is to undo
+        await _compensate(steps, new_id, exc)
+        _reraise(steps, exc)
+    try:
         await steps.end()
     except Exception as exc:
-        if isinstance(exc, DomainError) and exc.body.code in DEFINITE or not await _landed_anyway(steps):
+        if not unclear(exc) or not await _landed_anyway(steps, new_id, exc):
             await _compensate(steps, new_id, exc)
-            if isinstance(exc, DomainError) and exc.body.code == "conflict":
-                raise stale(steps.series_id) from exc
-            raise
+            _reraise(steps, exc)
     return created
 
 
-async def _landed_anyway(steps: SplitSteps) -> bool:
+def _reraise(steps: SplitSteps, exc: Exception) -> NoReturn:
+    if isinstance(exc, DomainError) and exc.body.code == "conflict":
+        raise stale(steps.series_id) from exc
+    raise exc
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.body.message if isinstance(exc, DomainError) else type(exc).__name__
+
+
+async def _landed_anyway(steps: SplitSteps, new_id: str, cause: BaseException) -> bool:
     """After an end whose outcome is unknown: whether the old series was ended after all."""
     try:
         return await steps.ended()
     except Exception as exc:
-        raise DomainError("upstream_error", f"a this_and_following edit of {steps.series_id} could not tell whether the old series "
-                          f"was ended before {steps.split_at} ({exc}); a new series continuing it was created. Read both "
-                          "(list_events from the split point): if the old one still runs on, delete the new one, then retry",
-                          details={"partially_applied": True}) from exc
+        raise DomainError(
+            "upstream_error", f"a this_and_following edit of {steps.series_id} could not tell whether the old series was ended "
+            f"before {steps.split_at} (ending it: {_reason(cause)}; reading it back: {_reason(exc)}); the new series {new_id} "
+            f"continuing it exists. Read {steps.series_id} (get_event): if it still runs on from {steps.split_at}, delete the new "
+            f"series (delete_event event_id={new_id!r}, scope='all') and retry; if it ends before, the edit is done",
+            details={"partially_applied": True, "series": steps.series_id, "left_series": new_id}) from exc
 
 
 async def _compensate(steps: SplitSteps, new_id: str, cause: BaseException) -> None:
-    """Delete the new series so the calendar is as before; if that fails, say exactly what is left."""
-    try:
-        await steps.remove(new_id)
-    except DomainError as exc:
-        if exc.body.code != "not_found":
-            reason = cause.body.message if isinstance(cause, DomainError) else type(cause).__name__
+    """Delete the new series so the calendar is as before (a delete whose answer was unclear is asked
+    again: `not_found` then means it went); if that fails, say exactly what is left."""
+    for attempt in (1, 2):
+        try:
+            await steps.remove(new_id)
+            break
+        except DomainError as exc:
+            if exc.body.code == "not_found":
+                break
+            if attempt == 1 and unclear(exc):
+                continue
             raise DomainError(
-                "upstream_error", f"a this_and_following edit of {steps.series_id} failed ({reason}) and the new series {new_id} it "
-                f"had created could not be removed ({exc.body.message}). The old series is unchanged, so occurrences from "
-                f"{steps.split_at} now show twice: delete the new series (delete_event event_id={new_id!r}, scope='all'), "
-                "then retry the edit", details={"partially_applied": True, "left_series": new_id}) from cause
+                "upstream_error", f"a this_and_following edit of {steps.series_id} failed ({_reason(cause)}) and the new series "
+                f"{new_id} it had created could not be removed ({exc.body.message}). The old series {steps.series_id} is "
+                f"unchanged, so occurrences from {steps.split_at} now show twice: delete the new series (delete_event "
+                f"event_id={new_id!r}, scope='all'), then retry the edit",
+                details={"partially_applied": True, "series": steps.series_id, "left_series": new_id}) from cause
     undone()

@@ -58,7 +58,8 @@ async def test_xero_connector(xero: tuple[FakeXero, Any]) -> None:
         assert not [r for r in fake.requests if r["method"] == "PUT"], "a dry run creates nothing"
         created = (await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-03-01", idempotency_key="inv-1"))["invoice"]
         sent = last("PUT")
-        assert sent["headers"]["idempotency-key"] == provider_key("create_invoice", "inv-1") and sent["params"] == {"unitdp": "4"}
+        sent_key = sent["headers"]["idempotency-key"]  # derived, the call's arguments folded in (outside a call: none)
+        assert len(sent_key) == 64 and sent_key not in ("inv-1", provider_key("create_invoice", "inv-1")) and sent["params"] == {"unitdp": "4"}
         assert sent["json"]["Invoices"][0]["LineItems"][1] == {"Description": "Widgets", "Quantity": 3, "UnitAmount": 26.8499,
                                                                 "AccountCode": "200", "TaxType": "NONE"}
         assert sent["json"]["Invoices"][0]["Type"] == "ACCREC" and sent["json"]["Invoices"][0]["Status"] == "AUTHORISED"

@@ -143,7 +143,8 @@ def _faults(series: str, step: str) -> list[Rule]:
         "carry-patch": [("PATCH", new_occurrence, 503, "before")],
         "end": [("PATCH", old_series, 503, "before")],
         "end-raced": [("PATCH", old_series, 412, "before")],
-        "end-and-undo": [("PATCH", old_series, 503, "before"), ("DELETE", new_series, 503, "before")],
+        "end-and-undo": [("PATCH", old_series, 503, "before"), ("DELETE", new_series, 503, "before"),
+                         ("DELETE", new_series, 503, "before")],  # the clean-up is asked twice
         "end-answer-lost": [("PATCH", old_series, 503, "after")],
     }[step]
 
@@ -161,6 +162,8 @@ async def test_a_failed_split_step_leaves_the_calendar_as_it_was(kind: str, step
         shim.rules = _faults(series, step)
         answer = await call.split(series)
         assert not shim.rules, "the fault was met"
+        if step == "create" and kind == "graph":  # the create is repeated with its transactionId: Graph makes it once
+            code = None
         if code is None:  # the end landed though its answer was lost: read back, it is a success
             assert "code" not in answer and await call.shown() == AFTER
             return
@@ -168,6 +171,7 @@ async def test_a_failed_split_step_leaves_the_calendar_as_it_was(kind: str, step
         if step == "end-and-undo":  # the new series could not be removed: say exactly what is left
             left = next(m["id"] for m in fake._masters() if m["id"] != series)
             assert left in answer["message"] and "delete_event" in answer["message"] and answer["retryable"] is False
+            assert answer["details"]["left_series"] == left and answer["details"]["series"] == series
             assert len(fake._masters()) == 2
             return
         assert answer["retryable"] is (code == "unavailable")
