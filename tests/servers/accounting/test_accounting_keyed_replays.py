@@ -7,14 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
-import httpx2
 import pytest
-from cryptography.fernet import Fernet
 
-from servers.accounting.providers.quickbooks import QuickBooks
 from servers.accounting.server import create_server
-from tests.fakes.quickbooks import REALM, FakeQuickBooks
+from tests.accounting_support import quickbooks_on_fake
 from tests.fakes.xero import FakeXero
 from tests.servers.accounting.test_accounting_provider_keys import ALICE, LoseAnswer, call, xero  # noqa: F401 — the fixture
 
@@ -55,6 +51,11 @@ class LosePayment:
     def __init__(self, app: Any) -> None:
         self.app, self.armed = app, False
 
+    def around(self, app: Any) -> LosePayment:
+        """Wrap `app` (`tests.accounting_support`'s `wrap`)."""
+        self.app = app
+        return self
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and self.armed and scope["method"] == "POST" and scope["path"].endswith("/payment"):
             self.armed = False
@@ -70,16 +71,9 @@ class LosePayment:
 
 
 async def test_quickbooks_keyed_full_payment_is_answered_on_retry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = FakeQuickBooks()
-    for name, value in {"QUICKBOOKS_REALM_ID": REALM, "QUICKBOOKS_API": "http://qbo.test", "QUICKBOOKS_CLIENT_ID": fake.oauth.client_id,
-                        "QUICKBOOKS_CLIENT_SECRET": fake.oauth.client_secret, "QUICKBOOKS_REFRESH_TOKEN": fake.oauth.refresh_token,
-                        "QUICKBOOKS_TOKEN_URL": "http://qbo.test/oauth2/v1/tokens/bearer", "MCP_HUB_DATA_DIR": str(tmp_path),
-                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
-        monkeypatch.setenv(name, value)
-    app = fake.app()
-    shim = LosePayment(app)
-    server = create_server(QuickBooks.from_env(tmp_path, transport=httpx.ASGITransport(app=shim),
-                                               token_transport=httpx2.ASGITransport(app=app)))
+    shim = LosePayment(None)
+    fake, backend = quickbooks_on_fake(monkeypatch, tmp_path, wrap=shim.around)
+    server = create_server(backend)
     invoice = (await call(server, ALICE, "create_invoice", contact_id="customer:58", issue_date="2026-03-01",
                           lines=[{"description": "x", "quantity": "1", "unit_price": "100.00", "item": "1"}]))["invoice"]
     args = dict(invoice_id=invoice["id"], amount="100.00", date="2026-03-02", idempotency_key="pay-1")

@@ -6,18 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
-import httpx2
 import pytest
-from cryptography.fernet import Fernet
 
-from servers.accounting.providers.quickbooks import QuickBooks
-from servers.accounting.providers.xero import Xero
 from servers.accounting.server import create_server
 from servers.kit.caller import Caller, bind_caller
 from servers.kit import idempotency
-from tests.fakes.quickbooks import REALM, FakeQuickBooks
-from tests.fakes.xero import TENANT, FakeXero
+from tests.accounting_support import quickbooks_on_fake, xero_on_fake
+from tests.fakes.xero import FakeXero
 
 pytestmark = pytest.mark.anyio
 
@@ -37,6 +32,11 @@ class LoseAnswer:
     def __init__(self, app: Any, path_end: str) -> None:
         self.app, self.path_end, self.lost = app, path_end, False
 
+    def around(self, app: Any) -> LoseAnswer:
+        """Wrap `app` (`tests.accounting_support`'s `wrap`)."""
+        self.app = app
+        return self
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or self.lost or scope["method"] != "PUT" or not scope["path"].endswith(self.path_end):
             await self.app(scope, receive, send)
@@ -53,16 +53,10 @@ class LoseAnswer:
 
 @pytest.fixture
 def xero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeXero, LoseAnswer, Any]:
-    fake = FakeXero()
-    for name, value in {"XERO_TENANT_ID": TENANT, "XERO_API": "http://xero.test/api.xro/2.0", "XERO_CLIENT_ID": fake.oauth.client_id,
-                        "XERO_CLIENT_SECRET": fake.oauth.client_secret, "XERO_REFRESH_TOKEN": fake.oauth.refresh_token,
-                        "XERO_TOKEN_URL": "http://xero.test/connect/token", "MCP_HUB_DATA_DIR": str(tmp_path),
-                        "XERO_BANK_ACCOUNT_CODE": "090", "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
-        monkeypatch.setenv(name, value)
-    app = fake.app()
-    shim = LoseAnswer(app, "/Invoices")
+    shim = LoseAnswer(None, "/Invoices")
     shim.lost = True  # off until a test arms it
-    backend = Xero.from_env(tmp_path, transport=httpx.ASGITransport(app=shim), token_transport=httpx2.ASGITransport(app=app))
+    monkeypatch.setenv("XERO_BANK_ACCOUNT_CODE", "090")
+    fake, backend = xero_on_fake(monkeypatch, tmp_path, wrap=shim.around)
     return fake, shim, create_server(backend)
 
 
@@ -114,15 +108,8 @@ async def test_xero_retry_after_a_lost_answer_reaches_the_same_key(xero: tuple[F
 
 
 async def test_quickbooks_request_ids_are_per_caller(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fake = FakeQuickBooks()
-    for name, value in {"QUICKBOOKS_REALM_ID": REALM, "QUICKBOOKS_API": "http://qbo.test", "QUICKBOOKS_CLIENT_ID": fake.oauth.client_id,
-                        "QUICKBOOKS_CLIENT_SECRET": fake.oauth.client_secret, "QUICKBOOKS_REFRESH_TOKEN": fake.oauth.refresh_token,
-                        "QUICKBOOKS_TOKEN_URL": "http://qbo.test/oauth2/v1/tokens/bearer", "MCP_HUB_DATA_DIR": str(tmp_path),
-                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
-        monkeypatch.setenv(name, value)
-    app = fake.app()
-    server = create_server(QuickBooks.from_env(tmp_path, transport=httpx.ASGITransport(app=app),
-                                               token_transport=httpx2.ASGITransport(app=app)))
+    fake, backend = quickbooks_on_fake(monkeypatch, tmp_path)
+    server = create_server(backend)
     line = {"description": "Consulting", "quantity": "1", "unit_price": "150.00", "item": "1"}
     alice = (await call(server, ALICE, "create_invoice", contact_id="customer:58", issue_date="2026-03-01", lines=[line],
                         idempotency_key="same"))["invoice"]

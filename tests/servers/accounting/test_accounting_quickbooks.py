@@ -6,15 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-import httpx2
 import pytest
-from cryptography.fernet import Fernet
 from mcp import Client
 
-from servers.accounting.providers.quickbooks import QuickBooks
 from servers.accounting.server import create_server
 from servers.kit.errors import DomainError
+from tests.accounting_support import quickbooks_on_fake
 from tests.fakes.quickbooks import REALM, FakeQuickBooks
 
 pytestmark = pytest.mark.anyio
@@ -22,14 +19,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def qbo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeQuickBooks, Any]:
-    fake = FakeQuickBooks()
-    for name, value in {"QUICKBOOKS_REALM_ID": REALM, "QUICKBOOKS_API": "http://qbo.test", "QUICKBOOKS_CLIENT_ID": fake.oauth.client_id,
-                        "QUICKBOOKS_CLIENT_SECRET": fake.oauth.client_secret, "QUICKBOOKS_REFRESH_TOKEN": fake.oauth.refresh_token,
-                        "QUICKBOOKS_TOKEN_URL": "http://qbo.test/oauth2/v1/tokens/bearer", "MCP_HUB_DATA_DIR": str(tmp_path),
-                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
-        monkeypatch.setenv(name, value)
-    app = fake.app()
-    backend = QuickBooks.from_env(tmp_path, transport=httpx.ASGITransport(app=app), token_transport=httpx2.ASGITransport(app=app))
+    fake, backend = quickbooks_on_fake(monkeypatch, tmp_path)
     return fake, create_server(backend)
 
 

@@ -12,24 +12,15 @@ from mcp import Client
 
 from servers.calendar.providers.caldav import CalDavCalendar
 from servers.calendar.server import create_server
-from tests.conftest import PY, Proc, free_port, wait_for_port
+from tests.servers.calendar.radicale_support import start_radicale
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def radicale(tmp_path: Path, procs: list) -> dict[str, str]:
-    users = tmp_path / "users"
-    users.write_text("alice:secret\n")
-    port = free_port()
-    procs.append(Proc([PY, "-m", "radicale", "--server-hosts", f"127.0.0.1:{port}", "--storage-filesystem-folder",
-                       str(tmp_path / "store"), "--auth-type", "htpasswd", "--auth-htpasswd-filename", str(users),
-                       "--auth-htpasswd-encryption", "plain", "--rights-type", "owner_only"]))
-    wait_for_port(port)
-    url = f"http://127.0.0.1:{port}/alice/"
-    client = caldav.DAVClient(url=url, username="alice", password="secret", require_tls=False, timeout=10)
-    calendar = client.principal().make_calendar(name="Work", cal_id="work")
-    return {"url": url, "calendar": str(calendar.url)}
+    dav = start_radicale(tmp_path, procs)
+    return {"url": dav.direct, "calendar": f"{dav.direct}work/"}
 
 
 async def test_caldav_round_trips_against_radicale(radicale: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

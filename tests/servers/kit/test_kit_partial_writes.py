@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
-from cryptography.fernet import Fernet
 from mcp import Client
 
 from hub.config import parse_config
 from hub.hub import Hub
 from tests.fakes.jira import FakeJira
-from tests.fakes.quickbooks import REALM, FakeQuickBooks
+from tests.accounting_support import quickbooks_on_fake
 from tests.fakes.servicenow import USERS as SERVICENOW_USERS
 from tests.fakes.servicenow import FakeServiceNow
 from tests.fakes.zendesk import FakeZendesk
@@ -141,19 +139,11 @@ async def test_the_hub_does_not_retry_a_keyed_create_that_landed(monkeypatch: py
 
 
 async def test_a_payment_whose_invoice_read_back_fails_is_not_retryable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from servers.accounting.providers.quickbooks import QuickBooks
     from servers.accounting.server import create_server
 
-    fake = FakeQuickBooks()
-    for name, value in {"QUICKBOOKS_REALM_ID": REALM, "QUICKBOOKS_API": "http://qbo.test",
-                        "QUICKBOOKS_CLIENT_ID": fake.oauth.client_id, "QUICKBOOKS_CLIENT_SECRET": fake.oauth.client_secret,
-                        "QUICKBOOKS_REFRESH_TOKEN": fake.oauth.refresh_token,
-                        "QUICKBOOKS_TOKEN_URL": "http://qbo.test/oauth2/v1/tokens/bearer", "MCP_HUB_DATA_DIR": str(tmp_path),
-                        "MCP_HUB_SECRET_KEY": Fernet.generate_key().decode()}.items():
-        monkeypatch.setenv(name, value)
-    app = fake.app()
-    shim = AfterWrite(app)
-    backend = QuickBooks.from_env(tmp_path, transport=httpx.ASGITransport(app=shim), token_transport=httpx2.ASGITransport(app=app))
+    shims: list[AfterWrite] = []
+    _fake, backend = quickbooks_on_fake(monkeypatch, tmp_path, wrap=lambda app: shims.append(AfterWrite(app)) or shims[-1])
+    shim = shims[0]
     async with Client(create_server(backend)) as client:
         call: Callable[..., Awaitable[Any]] = client.call_tool
         invoice = (await call("create_invoice", {"contact_id": "customer:58", "issue_date": "2026-03-01", "lines": [
