@@ -25,6 +25,7 @@ from hub.config import parse_config
 from hub.frontends.server import build_server
 from hub.hub import Hub
 from hub.profiles import profile_view, short_name
+from tests.hub.relay.test_relay_tasks import raw
 
 pytestmark = pytest.mark.anyio
 
@@ -46,15 +47,6 @@ async def client_of(hub: Hub, profile: str | None) -> AsyncIterator[Client]:
     with anyio.fail_after(30):
         async with Client(build_server(hub, view), mode="legacy") as client:
             yield client
-
-
-async def raw(client: Client, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A request the SDK client has no API for (task-augmented calls, `tasks/*`), stamped as it stamps any."""
-    session = client.session
-    data: dict[str, Any] = {"method": method, "params": params}
-    opts: dict[str, Any] = {}
-    session._stamp(data, opts)  # noqa: SLF001 — the SDK's own envelope for this session
-    return await session._dispatcher.send_raw_request(method, data["params"], opts)  # noqa: SLF001
 
 
 async def call(client: Client, name: str, arguments: dict[str, Any], task: bool = False) -> dict[str, Any]:
