@@ -5,7 +5,7 @@ answers to them — a JSON body (gzip or deflate too), or an event of an event s
 legacy SSE stream) — as the stdio child's are rewritten: without the items the SDK cannot read.
 Everything else passes through as it came: a JSON body untouched while no listing request waits, an
 event stream chunk by chunk (events are only held together while a listing request waits, at
-connect and after a change). Compressed bodies are inflated here, bounded (`_Inflated`). An error
+connect and after a change). Compressed bodies are inflated here, bounded (`hub.downstream.http_bodies.Inflated`). An error
 status answering a request, and an answer holding no JSON-RPC (a redirect the SDK does not follow, a
 web page, a 202), get a JSON-RPC error body that names it (`hub.downstream.http_status`); a 4xx saying
 the server no longer knows the session, the error the SDK reads a 404 as (`hub.downstream.session_lost`).
@@ -16,17 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import httpx2
 
+from hub.downstream.http_bodies import WBITS, Capped, Inflated, Refused
 from hub.downstream.http_status import no_answer, no_answer_response, status_answer
 from hub.downstream.listing_repair import ListingAnswers
 from hub.downstream.session_lost import SESSION_HEADER, lost_response, session_lost
-from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, overlong_message, top_level_id
+from hub.frontends.stdio.line_errors import error_answer, error_answer_at_ends, error_answer_to, top_level_id
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\r\n\n|\n\n|\r\r|\n\r\n|\n\r|\r\n\r")
@@ -117,7 +117,7 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         codings = [c for value in response.headers.get_list("content-encoding") for part in value.split(",")
                    if (c := part.strip().lower()) and c != "identity"]
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if codings and not all(c in _WBITS for c in codings):
+        if codings and not all(c in WBITS for c in codings):
             return response  # a coding not known here (br, zstd): httpx's, as before, never repaired
         if codings:
             # Inflated here, bounded, whatever the body and however its codings are written (`gzip,
@@ -125,7 +125,7 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             # past 2 GB). A JSON body past the line cap fails its request, as a stdio line does.
             stream: Any = response.stream
             for coding in reversed(codings):  # the last coding applied is undone first
-                stream = _Inflated(stream, coding, None if kind == "text/event-stream" else MAX_LINE_BYTES, request)
+                stream = Inflated(stream, coding, None if kind == "text/event-stream" else MAX_LINE_BYTES, request)
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"content-length", b"content-encoding")]
             response = httpx2.Response(response.status_code, headers=headers, extensions=response.extensions, stream=stream)
         if response.status_code >= 400 and not self._legacy_sse and request.headers.get(SESSION_HEADER):
@@ -150,12 +150,12 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
             return response  # the SDK reads no body here (a notification's or a response's POST): untouched
         # Read here: a JSON body past the line cap (declared so, or sent without a length) fails its
         # request, as a stdio line over the cap does, instead of being held whole by the SDK's client.
-        body_stream: Any = response.stream if codings else _Capped(response.stream, request)
+        body_stream: Any = response.stream if codings else Capped(response.stream, request)
         pieces: list[bytes] = []
         try:
             async for piece in body_stream:
                 pieces.append(piece)
-        except _Refused as exc:
+        except Refused as exc:
             # The answer's id from its start, else the id of the request it answers (a server may write
             # the id last: the TypeScript SDK writes `{result, jsonrpc, id}`).
             answer = error_answer(_prefix(pieces), exc.why) or error_answer_to(_sent(request), exc.why)
@@ -185,82 +185,6 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         noted = self.listings.sent_raw(message.get("method"), message.get("id"), message.get("params"),
                                        request.headers.get("mcp-protocol-version"))
         return message.get("id") if noted else None
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-"""Content codings decompressed here (`deflate` also raw, without its zlib header, as httpx reads it)."""
-
-
-class _Refused(httpx2.DecodingError):
-    """A compressed body the hub will not pass on; `why` says so to the caller."""
-
-    def __init__(self, why: str, *, request: httpx2.Request) -> None:
-        super().__init__(why, request=request)
-        self.why = why
-
-
-class _Inflated(httpx2.AsyncByteStream):
-    """A compressed body, decompressed as it arrives, at most 1 MiB out per step; past `cap` bytes
-    in all (None: no cap, an event stream) the read fails, as a body over the line cap should."""
-
-    def __init__(self, inner: httpx2.AsyncByteStream, encoding: str, cap: int | None, request: httpx2.Request) -> None:
-        self._inner = inner
-        self._encoding = encoding
-        self._cap = cap
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        inflater: Any = None
-        total = 0
-        async for chunk in self._inner:
-            if inflater is None:
-                inflater = self._inflater(chunk)
-            while chunk:
-                try:
-                    out = inflater.decompress(chunk, 1 << 20)
-                except zlib.error as exc:
-                    raise _Refused(f"the server's answer could not be read: its {self._encoding} body is corrupt ({exc})",
-                                   request=self._request) from exc
-                total += len(out)
-                if self._cap is not None and total > self._cap:
-                    raise _Refused(overlong_message(f"its answer ({self._encoding}, inflated)", self._cap), request=self._request)
-                if out:
-                    yield out
-                chunk = inflater.unconsumed_tail
-        if inflater is not None and (rest := inflater.flush()):
-            yield rest
-
-    def _inflater(self, first: bytes) -> Any:
-        """A decompressor for this body; a `deflate` one without the zlib header is raw deflate."""
-        inflater = zlib.decompressobj(_WBITS[self._encoding])
-        if self._encoding == "deflate":
-            try:
-                zlib.decompressobj(_WBITS["deflate"]).decompress(first[:64])
-            except zlib.error:
-                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        return inflater
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _Capped(httpx2.AsyncByteStream):
-    """An uncompressed body passed on as it arrives; past the line cap in all, the read fails."""
-
-    def __init__(self, inner: httpx2.AsyncByteStream, request: httpx2.Request) -> None:
-        self._inner = inner
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self._inner:
-            total += len(chunk)
-            if total > MAX_LINE_BYTES:
-                raise _Refused(overlong_message("its answer", MAX_LINE_BYTES), request=self._request)
-            yield chunk
 
     async def aclose(self) -> None:
         await self._inner.aclose()
