@@ -42,17 +42,17 @@ BODY_BYTES = 64 * 1024
 SAID_CHARS = 200
 _TEXT_KINDS = ("application/json", "text/plain", "text/html", "")
 _SESSION_GONE = re.compile(
-    r"\b(?:no|invalid|unknown|expired|missing|stale|bad|not\s+a\s+valid)\s+(?:valid\s+|active\s+|mcp[- ])?"
-    r"session(?:[- ]?id)?\b"  # "No valid session ID provided", "Invalid session ID", "unknown session"
-    r"|\bsession(?:[- ]?id)?\b\W{0,3}(?:[\w-]{1,80}\W{1,3})?(?:\w+\s+){0,2}"
-    r"(?:not\s+found|unknown|invalid|expired|terminated|closed|not\s+valid|does\s*n[o']t\s+exist|no\s+longer"
+    r"\b(?:no|invalid|missing|bad|not\s+a\s+valid)\s+(?:valid\s+|active\s+|mcp[- ])?session[- ]id\b"  # "No valid session ID provided"
+    r"|\b(?:unknown|expired|stale)\s+(?:mcp[- ])?session\b(?!\W{0,3}(?:name|param|arg|field|key|type|value))"  # "unknown session"
+    r"|\bsession(?:[- ]id)?\b\W{0,3}(?:[\w-]{1,80}\W{1,3})?(?:\w+\s+){0,2}"
+    r"(?:not\s+found|expired|terminated|closed|does\s*n[o']t\s+exist|no\s+longer\s+(?:valid|exists?)"
     r"|not\s+recogni[sz]ed)\b"  # "Session not found", "session abc expired"
-    r"|\bsession[- ]?id\b\W{0,3}(?:\w+\s+){0,2}(?:is\s+)?(?:required|missing)\b"  # "Mcp-Session-Id header is required"
-    # (only the session *id*: "parameter 'session' is required" is about an argument: recheck17 #3)
+    r"|\bsession[- ]id\b\W{0,3}(?:\w+\s+){0,2}(?:is\s+)?(?:required|missing|invalid|unknown)\b"  # "Mcp-Session-Id header is required"
     r"|\bserver\s+not\s+initiali[sz]ed\b",  # the TypeScript SDK's transport after a restart
     re.IGNORECASE)
-"""Words saying the session named is unknown to the server. A message about arguments names no session
-(`session_id` as an argument's name is not read as one)."""
+"""Words saying the session named is unknown to the server. A message about arguments names no session:
+an argument called `session`, `session_id` or `sessionId` is not read as one — a session *id* is written
+with a space or a hyphen, and "invalid"/"missing" count only for an id (re-checks 17 #3, 18)."""
 ABOUT_ARGUMENTS = frozenset({types.PARSE_ERROR, types.METHOD_NOT_FOUND, types.INVALID_PARAMS})
 """JSON-RPC codes of an answer about the request itself, never about the session, whatever their words."""
 

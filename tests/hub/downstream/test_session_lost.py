@@ -111,7 +111,7 @@ async def test_a_bad_request_about_the_arguments_ends_no_session(tmp_path: Path,
 @pytest.mark.parametrize("said", [
     "Bad Request: No valid session ID provided", "Session not found", "Invalid session ID",
     "Unauthorized: Session not found", "Bad Request: Server not initialized", "session abc123 has expired",
-    "Bad Request: Mcp-Session-Id header is required", "Session terminated",
+    "Bad Request: Mcp-Session-Id header is required", "Session terminated", "unknown session", "Session ID is missing",
 ])
 def test_words_that_say_the_session_is_gone(said: str) -> None:
     assert says_session_gone(said)
@@ -121,6 +121,8 @@ def test_words_that_say_the_session_is_gone(said: str) -> None:
     "Bad Request: argument 'n' must be a number", "Invalid params: session_id is required",
     "session_name must be a string", "Bad Request", "Invalid request: the sessions list is empty",
     "parameter 'session' is required", "Bad Request: session is required",  # an argument named session (recheck17 #3)
+    "parameter 'sessionId' is required", "missing session parameter", "argument session: invalid choice 'x'",
+    "invalid session name 'dev 1'", "unknown session type 'x'",  # re-check 18
 ])
 def test_words_about_the_arguments_are_not(said: str) -> None:
     assert not says_session_gone(said)
