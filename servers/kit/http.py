@@ -109,7 +109,7 @@ class ProviderHTTP:
             response = await self._send(method, path, params, json, headers)
         if response.is_success:
             if writes is not False and (writes or method in WRITE_METHODS):
-                note(self.provider, method, path, _json_or_none(response), writes=True)
+                note(self.provider, method, path, lambda: _json_or_none(response), writes=True)
             return response
         raise self._error(method, path, response)
 

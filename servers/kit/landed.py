@@ -24,7 +24,8 @@ someone else's answer, and a failure after it was reported as a landed write tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,8 +47,13 @@ class Landed:
     provider: str
     method: str
     path: str
-    made: str | None
-    """The id the provider's answer named, if any."""
+    answer: Callable[[], Any]
+    """The provider's answer as JSON, read only if the call fails after it (`made`)."""
+
+    @functools.cached_property
+    def made(self) -> str | None:
+        """The id the provider's answer named, if any."""
+        return made_id(self.answer())
 
     def describe(self) -> str:
         made = f" (it answered id {preview(self.made)})" if self.made else ""
@@ -68,12 +74,14 @@ def watching() -> Iterator[list[Landed]]:
         _LANDED.reset(token)
 
 
-def note(provider: str, method: str, path: str, body: Any, *, writes: bool | None = None) -> None:
-    """A provider request succeeded: remember it if it wrote (`writes` None: by its method)."""
+def note(provider: str, method: str, path: str, answer: Callable[[], Any], *, writes: bool | None = None) -> None:
+    """A provider request succeeded: remember it if it wrote (`writes` None: by its method). Its answer
+    (`answer()`, its JSON) is read only to name what it made, if a later step fails: a call that
+    succeeds never parses it twice."""
     landed = _LANDED.get()
     if landed is None or not (method in WRITE_METHODS if writes is None else writes):
         return
-    landed.append(Landed(provider, method, path, made_id(body)))
+    landed.append(Landed(provider, method, path, answer))
 
 
 def undone() -> None:

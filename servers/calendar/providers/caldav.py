@@ -161,4 +161,4 @@ def _landed(method: str, url: Any, uid: str) -> None:
     """Report a write the server accepted to the tool call's watch (`servers.kit.landed`): the caldav
     library does its own HTTP, so `ProviderHTTP` never sees it, and a later failure of the same call
     must be answered as partly applied (not retryable), never as a plain retryable error."""
-    note("CalDAV", method, urlsplit(str(url)).path, {"id": uid}, writes=True)
+    note("CalDAV", method, urlsplit(str(url)).path, lambda: {"id": uid}, writes=True)
