@@ -17,6 +17,13 @@ that it no longer holds (or one the hub never issued) opens a fresh GET stream, 
 holds is 410 Gone, saying so: that call's answer is lost, and waiting on a fresh stream would never
 bring it. Plain calls the fast path answers as `application/json` (`hub.frontends.http.http_calls`)
 have no stream to resume.
+
+An event the store does not keep — larger than a session's bytes, a big result whose long strings
+were lifted out (`hub.lifted`: its skeleton would replay them empty), or one the process's budget has
+no room for — is a gap in its stream: resuming a call's stream from before the gap is 410 Gone too, as
+replaying around it would leave the client waiting for an answer that never comes (or give it a
+result with its text missing). A GET stream resumed across a gap is replayed without it, as any
+notification is best effort.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from mcp.server.streamable_http import (
 )
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp_types import JSONRPCMessage
+
+from hub.lifted import PLACEHOLDER_MARK
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 MAX_EVENTS = 500
@@ -48,6 +57,8 @@ HUB_BYTES = 64 * 1024 * 1024
 """Bytes of events kept over all sessions of the process."""
 _GET, _CALL = "g", "r"
 """Event id prefixes: of the GET stream's events, of a call's stream's."""
+MAX_GAPS = 64
+"""Streams whose latest unkept event is remembered past the oldest held event (older gaps cannot matter)."""
 
 
 class EventBudget:
@@ -75,18 +86,21 @@ class SessionEvents(EventStore):
         self._events: OrderedDict[EventId, _Event] = OrderedDict()
         self._bytes = 0
         self._seq = 0
+        self._gaps: dict[StreamId, int] = {}
+        """Per stream, the sequence number of its latest event that was not kept."""
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         self._seq += 1
         event_id = f"{_GET if stream_id == GET_STREAM_KEY else _CALL}{self._seq}"
-        size = 64 if message is None else len(message.model_dump_json(by_alias=True, exclude_unset=True)) + 64
-        if size > self._max_bytes or size > self._budget.cap:
-            return event_id  # too big to keep: resuming after it is refused as for an evicted one
+        dumped = b"" if message is None else message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+        size = len(dumped) + 64
+        if size > self._max_bytes or size > self._budget.cap or PLACEHOLDER_MARK in dumped:
+            return self._gap(stream_id, event_id)  # too big to keep (a lifted result is over a MiB)
         while self._events and (len(self._events) >= self._max_events or self._bytes + size > self._max_bytes
                                 or self._budget.used + size > self._budget.cap):
             self._drop_oldest()
         if self._budget.used + size > self._budget.cap:
-            return event_id  # other sessions hold the budget
+            return self._gap(stream_id, event_id)  # other sessions hold the budget
         self._events[event_id] = _Event(stream_id, message, size)
         self._bytes += size
         self._budget.used += size
@@ -108,11 +122,24 @@ class SessionEvents(EventStore):
     def holds(self, event_id: str) -> bool:
         return event_id in self._events
 
+    def whole_after(self, event_id: str) -> bool:
+        """Whether every event of `event_id`'s stream after it was kept (it must be held)."""
+        event = self._events[event_id]
+        return self._gaps.get(event.stream, 0) < _seq_of(event_id)
+
+    def _gap(self, stream_id: StreamId, event_id: str) -> str:
+        self._gaps[stream_id] = self._seq
+        if len(self._gaps) > MAX_GAPS:
+            oldest = _seq_of(next(iter(self._events))) if self._events else self._seq
+            self._gaps = {stream: seq for stream, seq in self._gaps.items() if seq >= oldest}
+        return event_id
+
     def clear(self) -> None:
         """Drop every event (the session ended)."""
         self._budget.used -= self._bytes
         self._bytes = 0
         self._events.clear()
+        self._gaps.clear()
 
     def _drop_oldest(self) -> None:
         _, event = self._events.popitem(last=False)
@@ -158,7 +185,8 @@ class LastEventGate:
         transport = self.manager._server_instances.get(session_id) if last is not None and session_id else None  # noqa: SLF001
         store = getattr(transport, "_event_store", None)
         if last is None or transport is None or not self._owns(scope, session_id) \
-                or (isinstance(store, SessionEvents) and store.holds(last)):
+                or (isinstance(store, SessionEvents) and store.holds(last)
+                    and (store.whole_after(last) or not last.startswith(_CALL))):
             # Replayed by the SDK; an unknown session, or one of another caller, is its 404 (recheck17 #4:
             # a 410 here told another caller that the session exists).
             await self.app(scope, receive, send)
@@ -177,10 +205,15 @@ class LastEventGate:
         return requestor == self.manager._session_owners.get(session_id)  # noqa: SLF001 — the SDK's own record
 
 
+def _seq_of(event_id: str) -> int:
+    return int(event_id[1:])
+
+
 async def _gone(last: str, send: Send) -> None:
-    message = (f"Last-Event-ID {last[:64]!r} names events of a call's stream that the hub no longer holds (it keeps "
-               f"a session's last {MAX_EVENTS} events, {MAX_BYTES // 1024} KiB): that call's answer is lost; "
-               "call again, or open the event stream without Last-Event-ID")
+    message = (f"Last-Event-ID {last[:64]!r} names events of a call's stream that the hub no longer holds whole (it "
+               f"keeps a session's last {MAX_EVENTS} events, {MAX_BYTES // 1024} KiB, and no single event over that, "
+               "such as a big result): that call's answer is lost; call again, or open the event stream without "
+               "Last-Event-ID")
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}).encode()
     await send({"type": "http.response.start", "status": 410,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

@@ -139,3 +139,57 @@ async def test_another_callers_last_event_id_is_answered_as_for_no_session(tmp_p
         own = await client.get(url, headers={**asked, "Authorization": f"Bearer {alice}"})
     assert other.status_code == nowhere.status_code == 404, (other.status_code, nowhere.status_code)
     assert own.status_code == 410, own.status_code
+
+
+async def test_resuming_a_call_stream_before_a_big_answer_is_gone_not_an_empty_or_missing_answer(
+        tmp_path: Path, procs: list) -> None:
+    """A big result's long strings are lifted out and let go once written, so its replay carried its text
+    empty; an event too big to keep was skipped, leaving the resumed client waiting. Resuming from before
+    such an event is 410 now, as for an evicted one."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        url, headers = await ready_hub(tmp_path, procs, client)
+        text = "big answer " * 120_000  # 1.3 MB: lifted (hub.lifted) and over a session's event bytes
+        call = {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {
+            "name": "e__echo", "arguments": {"text": text}, "_meta": {"progressToken": "p"}}}
+        first = None
+        with anyio.fail_after(60):
+            async with client.stream("POST", url, json=call, headers=headers) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                async for event_id, data in events(response):
+                    if event_id is not None and first is None:
+                        first = event_id  # the priming event, before the answer
+                    if data and json.loads(data).get("id") == 8:
+                        assert json.loads(data)["result"]["content"][0]["text"] == text  # live, it is whole
+                        break
+        assert first is not None and first.startswith("r")
+        resume = {"Accept": "text/event-stream", "Mcp-Session-Id": headers["Mcp-Session-Id"],
+                  "Mcp-Protocol-Version": "2025-11-25", "Last-Event-ID": first}
+        with anyio.fail_after(30):
+            async with client.stream("GET", url, headers=resume) as resumed:
+                if resumed.status_code == 200:
+                    async for _, data in events(resumed):
+                        if data and (message := json.loads(data)).get("id") == 8:
+                            got = message["result"]["content"][0]["text"]
+                            pytest.fail(f"the answer was replayed with {len(got)} of {len(text)} characters")
+                body = await resumed.aread()
+        assert resumed.status_code == 410, resumed.status_code
+        assert "no longer holds whole" in json.loads(body)["error"]["message"]
+
+
+async def test_a_gap_in_a_stream_is_remembered_only_for_that_stream_and_only_while_it_can_matter() -> None:
+    from hub.lifted import _PLACEHOLDER  # noqa: PLC2701 — a real placeholder, as a lifted result holds it
+
+    store = SessionEvents(EventBudget(cap=100_000), max_events=10, max_bytes=5_000)
+    before = await store.store_event("1", None)
+    other = await store.store_event("2", None)
+    await store.store_event("1", message(1, size=6_000))  # too big to keep
+    lifted = types.JSONRPCNotification(jsonrpc="2.0", method="notifications/message", params={"text": _PLACEHOLDER + "1.0"})
+    await store.store_event("2", lifted)
+    after = await store.store_event("1", message(2))
+    assert store.holds(before) and not store.whole_after(before)
+    assert store.holds(other) and not store.whole_after(other)  # a lifted skeleton is not kept either
+    assert store.whole_after(after)
+    for n in range(12):  # the old events go; so do gaps no held event can be before
+        await store.store_event(str(100 + n), None)
+        await store.store_event(str(100 + n), message(n, size=6_000))
+    assert len(store._gaps) <= 64 + 1  # noqa: SLF001
