@@ -209,6 +209,8 @@ class FakeQuickBooks:
             if str(body.get("SyncToken")) != current["SyncToken"]:
                 return fault("Stale Object Error", "5010", f"Stale Object Error : You and another user were working on the same "
                              f"thing. SyncToken {body.get('SyncToken')} != {current['SyncToken']}")
+            if name in ("Customer", "Vendor") and "DisplayName" in body and self._name_taken(body["DisplayName"], current):
+                return fault("Duplicate Name Exists Error", "6240", "The name supplied already exists.")
             if operation == "void":
                 current.update(TotalAmt=Decimal("0"), Balance=Decimal("0"), PrivateNote="Voided", Line=[])
             else:
@@ -240,11 +242,16 @@ class FakeQuickBooks:
                 sides[line["JournalEntryLineDetail"]["PostingType"]] += line["Amount"]
             if sides["Debit"] != sides["Credit"]:
                 return fault("Transaction is not balanced", "6000", "The transaction must balance")
-        elif name in ("Customer", "Vendor"):
-            if any(c["DisplayName"] == body["DisplayName"] for c in self.store[name].values()):
-                return fault("Duplicate Name Exists Error", "6240", "The name supplied already exists.")
+        elif name in ("Customer", "Vendor") and self._name_taken(body["DisplayName"], None):
+            return fault("Duplicate Name Exists Error", "6240", "The name supplied already exists. : Another customer, "
+                         "vendor or employee is already using this name. Please use a different name.")
         self.store[name][saved["Id"]] = saved
         return _json({name: saved, "time": "2026-11-23T10:00:00.000-08:00"})
+
+    def _name_taken(self, name: str, other_than: dict[str, Any] | None) -> bool:
+        """QuickBooks keeps a display name unique across customers, vendors and employees, whatever its case."""
+        return any(c is not other_than and c["DisplayName"].strip().casefold() == name.strip().casefold()
+                   for entity in ("Customer", "Vendor") for c in self.store[entity].values())
 
     @staticmethod
     def _totals(doc: dict[str, Any]) -> None:

@@ -180,6 +180,10 @@ class FakeXero:
             saved = []
             for body in self._body(await request.body())["Contacts"]:
                 contact = self.contacts.get(body.get("ContactID", "")) or {"ContactID": str(uuid.uuid4()), "IsCustomer": False, "IsSupplier": False}
+                name = str(body.get("Name", contact.get("Name", ""))).strip().casefold()
+                if any(c is not contact and c["Name"].strip().casefold() == name for c in self.contacts.values()):
+                    return _validation(f"The contact name {body.get('Name')} is already assigned to another contact. The contact "
+                                       "name must be unique across all active contacts.")
                 contact.update(body, UpdatedDateUTC=self._updated())
                 self.contacts[contact["ContactID"]] = contact
                 saved.append(contact)

@@ -171,8 +171,6 @@ class QuickBooks:
         body: dict[str, Any] = {"DisplayName": contact.name}
         if contact.email:
             body["PrimaryEmailAddr"] = {"Address": contact.email}
-        if contact.tax_number and entity == "vendor":
-            body["TaxIdentifier"] = contact.tax_number
         if contact.id:
             kind, raw_id = _split(contact.id, ("customer", "vendor"))
             current = await self._read(ENTITY[kind], raw_id)
@@ -180,8 +178,26 @@ class QuickBooks:
                 raise DomainError("conflict", f"contact {contact.id} changed since you read it; get it again and reapply your change")
             body.update(Id=raw_id, SyncToken=current.get("SyncToken"), sparse=True)
             entity = kind
-        saved = await self._call("POST", f"/{entity}", json=body)
+        if contact.tax_number:  # where `read_contact` reads it back: a customer's was dropped before
+            body["TaxIdentifier" if entity == "vendor" else "ResaleNum"] = contact.tax_number
+        try:
+            saved = await self._call("POST", f"/{entity}", json=body)
+        except DomainError as error:
+            if "Duplicate Name" not in error.body.message:
+                raise
+            if not contact.id and (same := await self._same_contact(contact, entity)) is not None:
+                return same  # a create matching a contact exactly returns it, as the tool promises (a retried create)
+            raise DomainError("conflict", f"QuickBooks already has a customer, vendor or employee named {contact.name!r} (a name "
+                              "is unique across all three): find it with search_contacts and update it by id, or use "
+                              "another name", details={"field": "name"}) from None
         return read_contact(saved[ENTITY[entity]], entity)
+
+    async def _same_contact(self, contact: ContactInput, entity: str) -> Contact | None:
+        """The `entity` contact named as `contact` (as QuickBooks compares names) with its email and tax number."""
+        rows = await self._query(f"select * from {ENTITY[entity]} where DisplayName = {_quote(contact.name)}", 1, 10)
+        wanted = (contact.name.strip().casefold(), contact.email or None, contact.tax_number or None)
+        return next((found for found in (read_contact(r, entity) for r in rows)
+                     if (found.name.strip().casefold(), found.email or None, found.tax_number or None) == wanted), None)
 
     # -- invoices ---------------------------------------------------------------------------
 

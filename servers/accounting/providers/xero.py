@@ -193,8 +193,24 @@ class Xero:
             if contact.version is not None and contact.version != current.get("UpdatedDateUTC"):
                 raise DomainError("conflict", f"contact {contact.id} changed since you read it; get it again and reapply your change")
             body["ContactID"] = contact.id
-        saved = await self._call("POST", "/Contacts", json={"Contacts": [body]}, idempotent=contact.id is not None)
+        try:
+            saved = await self._call("POST", "/Contacts", json={"Contacts": [body]}, idempotent=contact.id is not None)
+        except DomainError as error:
+            if "already assigned to another contact" not in error.body.message or "contact name" not in error.body.message:
+                raise
+            if not contact.id and (same := await self._same_contact(contact)) is not None:
+                return same  # a create matching a contact exactly returns it, as the tool promises (a retried create)
+            raise DomainError("conflict", f"Xero already has a contact named {contact.name!r} (a contact's name is unique): find "
+                              "it with search_contacts and update it by id, or use another name",
+                              details={"field": "name"}) from None
         return self._contact(saved["Contacts"][0])
+
+    async def _same_contact(self, contact: ContactInput) -> Contact | None:
+        """The contact named as `contact` (whatever the case) with its email and tax number, if there is one."""
+        rows = (await self._call("GET", "/Contacts", params={"searchTerm": contact.name, "pageSize": 100}))["Contacts"]
+        wanted = (contact.name.strip().casefold(), contact.email or None, contact.tax_number or None)
+        return next((found for found in map(self._contact, rows)
+                     if (found.name.strip().casefold(), found.email or None, found.tax_number or None) == wanted), None)
 
     # -- invoices ---------------------------------------------------------------------------
 

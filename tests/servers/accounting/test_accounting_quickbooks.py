@@ -160,3 +160,27 @@ async def test_a_voided_invoice_stays_voided_and_refuses_a_patch(qbo: tuple[Fake
         assert (got["status"], got["total"], got["balance"]) == ("voided", "0.00", "0.00")
         listed = await call("search_invoices", status=["paid"])
         assert made["id"] not in [i["id"] for i in listed["invoices"]]
+
+
+async def test_a_repeated_create_returns_the_contact_and_a_taken_name_is_a_clear_conflict(qbo: tuple[FakeQuickBooks, Any]) -> None:
+    """The tool promises that a create matching a contact exactly returns it (a retried create after a lost
+    answer): QuickBooks refuses a second DisplayName (Fault 6240), which reached the agent as a bare
+    provider error. A name taken by another contact, of either kind, is a `conflict` saying what to do; a
+    customer's tax number, read back from ResaleNum, was never written."""
+    fake, server = qbo
+    async with Client(server) as client:
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content  # type: ignore[return-value]
+
+        first = await call("upsert_contact", name="Globex Ltd", email="ap@globex.test", tax_number="RS-1")
+        assert (first["kind"], first["tax_number"]) == ("customer", "RS-1")
+        again = await call("upsert_contact", name="Globex Ltd", email="ap@globex.test", tax_number="RS-1")
+        assert again == first, again
+        assert sum(1 for c in fake.store["Customer"].values() if c["DisplayName"] == "Globex Ltd") == 1
+        other = await call("upsert_contact", name="Globex Ltd", email="billing@globex.test")
+        assert other["code"] == "conflict" and "search_contacts" in other["message"], other
+        as_vendor = await call("upsert_contact", name="globex ltd", kind="vendor")
+        assert as_vendor["code"] == "conflict", "a name is unique across customers and vendors"
+        vendor = await call("upsert_contact", name="Initech", kind="vendor")
+        renamed = await call("upsert_contact", id=vendor["id"], name="Globex Ltd", version=vendor["version"])
+        assert renamed["code"] == "conflict" and renamed["details"]["field"] == "name"

@@ -135,3 +135,22 @@ async def test_xero_connector(xero: tuple[FakeXero, Any]) -> None:
                                         '"Elements": [{"ValidationErrors": [{"Message": "Account code 999 is not a valid code"}]}]}'))
         invalid = await call("create_journal_entry", lines=[{"account_code": "999", "debit": "1.00"}, {"account_code": "090", "credit": "1.00"}])
         assert invalid["code"] == "invalid_argument" and "Account code 999 is not a valid code" in invalid["message"]
+
+
+async def test_a_repeated_create_returns_the_contact_and_a_taken_name_is_a_clear_conflict(xero: tuple[FakeXero, Any]) -> None:
+    """Xero keeps a contact's name unique: a retried create (its answer lost) got Xero's validation error,
+    not the contact the tool promises; a name another contact holds is a `conflict` saying what to do."""
+    fake, server = xero
+    async with Client(server) as client:
+        async def call(tool: str, **args: Any) -> dict[str, Any]:
+            return (await client.call_tool(tool, args)).structured_content  # type: ignore[return-value]
+
+        first = await call("upsert_contact", name="Globex & Sons", email="ap@globex.test", tax_number="GB-1")
+        again = await call("upsert_contact", name="Globex & Sons", email="ap@globex.test", tax_number="GB-1")
+        assert again == first, again
+        assert sum(1 for c in fake.contacts.values() if c["Name"] == "Globex & Sons") == 1
+        other = await call("upsert_contact", name="globex & sons", email="billing@globex.test")
+        assert other["code"] == "conflict" and "search_contacts" in other["message"], other
+        initech = await call("upsert_contact", name="Initech")
+        renamed = await call("upsert_contact", id=initech["id"], name="Globex & Sons", version=initech["version"])
+        assert renamed["code"] == "conflict" and renamed["details"]["field"] == "name"
