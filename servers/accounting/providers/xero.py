@@ -148,8 +148,11 @@ class Xero:
 
     @staticmethod
     def _contact(raw: dict[str, Any]) -> Contact:
+        # Xero sets IsCustomer / IsSupplier itself, from a contact's first invoice or bill (neither can be
+        # written): a contact with neither is usable both ways, so it reads "both" — a new vendor read
+        # "customer" before
         customer, supplier = bool(raw.get("IsCustomer")), bool(raw.get("IsSupplier"))
-        kind: ContactKind = "both" if customer and supplier else "vendor" if supplier else "customer"
+        kind: ContactKind = "vendor" if supplier and not customer else "customer" if customer and not supplier else "both"
         return Contact(id=raw["ContactID"], name=raw.get("Name", ""), email=raw.get("EmailAddress") or None, kind=kind,
                        currency=raw.get("DefaultCurrency"), tax_number=raw.get("TaxNumber"), version=raw.get("UpdatedDateUTC"))
 

@@ -151,6 +151,7 @@ async def test_a_repeated_create_returns_the_contact_and_a_taken_name_is_a_clear
         assert sum(1 for c in fake.contacts.values() if c["Name"] == "Globex & Sons") == 1
         other = await call("upsert_contact", name="globex & sons", email="billing@globex.test")
         assert other["code"] == "conflict" and "search_contacts" in other["message"], other
-        initech = await call("upsert_contact", name="Initech")
+        initech = await call("upsert_contact", name="Initech", kind="vendor")
+        assert initech["kind"] == "both", "Xero sets a contact's kind from its first invoice or bill; a new one read 'customer'"
         renamed = await call("upsert_contact", id=initech["id"], name="Globex & Sons", version=initech["version"])
         assert renamed["code"] == "conflict" and renamed["details"]["field"] == "name"
