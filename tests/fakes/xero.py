@@ -135,6 +135,10 @@ class FakeXero:
 
     @staticmethod
     def _where(row: dict[str, Any], where: str) -> bool:
+        return any(FakeXero._all_of(row, alternative) for alternative in where.split(" OR "))
+
+    @staticmethod
+    def _all_of(row: dict[str, Any], where: str) -> bool:
         for term in where.split(" AND "):
             match = _TERM.match(term.strip())
             if match is None:

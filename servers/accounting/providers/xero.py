@@ -180,7 +180,8 @@ class Xero:
         if query:
             params["searchTerm"] = query
         if kind in ("customer", "vendor"):
-            params["where"] = "IsCustomer==true" if kind == "customer" else "IsSupplier==true"
+            # a contact Xero has flagged neither way yet reads "both" (`_contact`), so either search finds it
+            params["where"] = "IsCustomer==true OR IsSupplier==false" if kind == "customer" else "IsSupplier==true OR IsCustomer==false"
         rows = (await self._call("GET", "/Contacts", params=params)).get("Contacts", [])
         return ContactPage(contacts=[self._contact(r) for r in rows], next_cursor=encode_cursor({"page": page + 1}) if len(rows) == limit else None)
 

@@ -44,7 +44,7 @@ async def test_xero_connector(xero: tuple[FakeXero, Any]) -> None:
         assert [(a["code"], a["type"]) for a in accounts] == [("090", "asset"), ("200", "income"), ("469", "expense")], "archived hidden"
         assert last("GET")["headers"]["xero-tenant-id"] == TENANT
         vendors = (await call("search_contacts", kind="vendor"))["contacts"]
-        assert [c["name"] for c in vendors] == ["Both Ways", "Paper Supplies"] and last("GET")["params"]["where"] == "IsSupplier==true"
+        assert [c["name"] for c in vendors] == ["Both Ways", "Paper Supplies"] and last("GET")["params"]["where"] == "IsSupplier==true OR IsCustomer==false"
         acme = (await call("search_contacts", query="acme"))["contacts"][0]
         assert acme["kind"] == "customer" and acme["version"].startswith("/Date(")
         renamed = await call("upsert_contact", id=acme["id"], name="Acme Limited", version=acme["version"])
@@ -153,5 +153,8 @@ async def test_a_repeated_create_returns_the_contact_and_a_taken_name_is_a_clear
         assert other["code"] == "conflict" and "search_contacts" in other["message"], other
         initech = await call("upsert_contact", name="Initech", kind="vendor")
         assert initech["kind"] == "both", "Xero sets a contact's kind from its first invoice or bill; a new one read 'customer'"
+        for kind in ("customer", "vendor"):
+            found = (await call("search_contacts", query="Initech", kind=kind))["contacts"]
+            assert [c["id"] for c in found] == [initech["id"]], f"a new contact is found as a {kind}"
         renamed = await call("upsert_contact", id=initech["id"], name="Globex & Sons", version=initech["version"])
         assert renamed["code"] == "conflict" and renamed["details"]["field"] == "name"
