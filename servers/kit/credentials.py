@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from hub.redact import remember_secrets
 from servers.kit.http import ErrorText, ProviderHTTP, common_error_text
 from servers.kit.oauth import TokenManager, TokenVault
 
@@ -49,8 +50,10 @@ Credentials = Bearer | Basic | TokenManager
 
 def connect(provider: str, base_url: str, credentials: Credentials, *, headers: dict[str, str] | None = None,
             error_text: ErrorText = common_error_text, transport: httpx.AsyncBaseTransport | None = None) -> ProviderHTTP:
-    """The provider's HTTP client, authenticated the one way every connector is."""
+    """The provider's HTTP client, authenticated the one way every connector is. Its credential values
+    are masked from then on wherever the process writes text (`remember_credentials`)."""
     headers = dict(headers or {})
+    remember_credentials(credentials)
     if isinstance(credentials, TokenManager):
         return ProviderHTTP(provider, base_url, headers=headers, auth_headers=credentials.headers,
                             on_unauthorized=credentials.force_refresh, error_text=error_text, transport=transport)
@@ -60,6 +63,20 @@ def connect(provider: str, base_url: str, credentials: Credentials, *, headers: 
         pair = f"{credentials.user}:{credentials.password}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
     return ProviderHTTP(provider, base_url, headers=headers, error_text=error_text, transport=transport)
+
+
+def remember_credentials(credentials: Credentials) -> None:
+    """Mask these credential values by value in every text the process writes (tool errors, logs): a
+    provider, or a gateway in front of it, may repeat a key in its error (`API key 4f9a… is not
+    permitted`), and a bare hex key has no shape a pattern could catch (outside review domains18 #8:
+    only credentials in a hub config were remembered, never those a connector reads from its env)."""
+    if isinstance(credentials, TokenManager):
+        values = [credentials.client_secret, credentials.initial_refresh_token]
+    elif isinstance(credentials, Bearer):
+        values = [credentials.token]
+    else:
+        values = [credentials.user, credentials.password]  # BambooHR's key is the user; an email is PII anyway
+    remember_secrets(("password", value) for value in values if value)
 
 
 def refresh_token_manager(provider: str, prefix: str, token_url: str, *, data_dir: Path | None, vault_name: str | None = None,

@@ -89,6 +89,7 @@ class TokenManager:
         self._client_args = {"client_id": client_id, "client_secret": client_secret, "transport": transport}
         self._token: dict[str, Any] | None = vault.load() if vault else None
         self._initial_refresh = refresh_token
+        self.client_secret, self.initial_refresh_token = client_secret, refresh_token  # to mask (`remember_credentials`)
         self._lock = anyio.Lock()
         self.refreshes = 0
 

@@ -25,6 +25,7 @@ from caldav.lib import error as caldav_error
 from servers.calendar import ical
 from servers.calendar.backend import IcalBackend
 from servers.calendar.model import Calendar
+from servers.kit.credentials import Basic, remember_credentials
 from servers.kit.errors import DomainError, not_found
 from servers.kit.landed import note
 
@@ -45,6 +46,7 @@ class CalDavCalendar(IcalBackend):
         """From `CALDAV_URL` (checked by the calendar `PROVIDERS` table), `CALDAV_USER`, `CALDAV_PASSWORD`,
         `CALDAV_ZONE`; the caldav library does its own HTTP, so `connect` is not used here."""
         url = os.environ["CALDAV_URL"]
+        remember_credentials(Basic(os.environ.get("CALDAV_USER") or "", os.environ.get("CALDAV_PASSWORD") or ""))
         return cls(url, os.environ.get("CALDAV_USER"), os.environ.get("CALDAV_PASSWORD"), os.environ.get("CALDAV_ZONE", "UTC"))
 
     async def _run(self, work: Any, *args: Any) -> Any:
