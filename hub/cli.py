@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--name", required=True, help="principal (tenant/user) the key acts as")
-    create.add_argument("--scopes", required=True, help='space-separated, e.g. "ticketing:read hris:read"')
+    create.add_argument("--scopes", required=True, help='separated by spaces or commas, e.g. "ticketing:read hris:read"')
     create.add_argument("--expires", help="lifetime such as 30d, 12h (default: never)")
     keys_sub.add_parser("list", help="list keys (never the secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")

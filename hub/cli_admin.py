@@ -74,10 +74,10 @@ def keys_command(store: KeyStore, args: argparse.Namespace) -> int:
     if args.keys_command == "create":
         try:
             expires = parse_duration(args.expires) if args.expires else None
+            key, record = store.create(args.name, [args.scopes], expires)
         except ValueError as exc:
             print(f"mcp-hub: {exc}", file=sys.stderr)
             return 2
-        key, record = store.create(args.name, args.scopes.split(), expires)
         print(key)
         print(f"id {record.key_id} for {record.principal}; scopes: {' '.join(record.scopes)}; "
               f"expires: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) + ' UTC' if record.expires_at else 'never'}."

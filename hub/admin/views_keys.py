@@ -16,11 +16,10 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.admin.console import Console
 from hub.admin.session import AdminSession
-from hub.auth.keys import parse_duration
+from hub.auth.keys import SCOPE_RE, parse_duration, split_scopes
 from hub.auth.minting import ScopeEscalation
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
-_SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]{1,64}$")
 
 
 async def keys(console: Console, request: Request, session: AdminSession, created: str | None = None,
@@ -41,13 +40,13 @@ async def create(console: Console, request: Request, session: AdminSession) -> R
         return await keys(console, request, session, error="API keys are turned off (hub.auth.api_keys).", status=409)
     form = await request.form()
     name = str(form.get("principal") or "").strip()
-    scopes = str(form.get("scopes") or "").split()
+    scopes = split_scopes([str(form.get("scopes") or "")])
     expires = str(form.get("expires") or "").strip()
     problem = None
     if not _NAME.match(name):
         problem = "Principal: 1–64 letters, digits or . _ @ : - (for example ci-bot)."
-    elif not scopes or len(scopes) > 50 or not all(_SCOPE.match(s) for s in scopes):
-        problem = "Scopes: one or more, separated by spaces (for example ticketing:read hub:admin)."
+    elif not scopes or len(scopes) > 50 or not all(SCOPE_RE.match(s) for s in scopes):
+        problem = "Scopes: one or more, separated by spaces or commas (for example ticketing:read hub:admin)."
     expires_in = None
     if problem is None and expires:
         try:

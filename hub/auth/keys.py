@@ -56,6 +56,16 @@ def _record(row: KeyRow) -> KeyRecord:
     return KeyRecord(row.key_id, row.principal, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at)
 
 
+SCOPE_RE = re.compile(r"^[A-Za-z0-9_.:*-]{1,64}$")
+"""What one scope may be spelt with (the console and the CLI alike)."""
+
+
+def split_scopes(scopes: Sequence[str]) -> list[str]:
+    """Scopes as given, split at spaces and commas alike: `--scopes "memory:read,memory:write"` made a key
+    with the one scope `memory:read,memory:write`, which grants nothing (outside review domains18)."""
+    return list(dict.fromkeys(part for scope in scopes for part in re.split(r"[\s,]+", scope) if part))
+
+
 class KeyStore:
     """The `api_keys` table: SQLite in `data_dir` unless a shared `table` (PostgreSQL) is given.
 
@@ -84,6 +94,10 @@ class KeyStore:
         operator (the CLI, which holds the data dir or database anyway). `minter_expires_at`: when that
         credential expires — the new key expires no later (re-check 16: a 2-minute key minted a key
         that never expired, so a short grant outlived itself)."""
+        scopes = split_scopes(scopes)
+        if not scopes or not all(SCOPE_RE.match(scope) for scope in scopes):
+            raise ValueError("scopes: one or more of letters, digits and . _ : * - (up to 64 each), separated by spaces "
+                             "or commas, e.g. \"ticketing:read hris:read\"")
         check_mint(minter, scopes)
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = time.time()

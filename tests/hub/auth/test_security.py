@@ -280,3 +280,15 @@ async def test_audit_rows_request_ids_and_no_secrets_anywhere(secured: dict[str,
     for secret in (key, token, DOWNSTREAM_SECRET, *PII.values()):
         assert secret not in logs, secret
         assert secret.encode() not in audit_bytes, secret
+
+
+def test_scopes_given_with_commas_are_each_granted_and_a_malformed_scope_is_refused(tmp_path: Path) -> None:
+    """`--scopes "memory:read,memory:write"` made a key with the one scope `memory:read,memory:write`,
+    which grants nothing: every call then said "no tool named …" (outside review domains18)."""
+    data_dir = tmp_path / "data"
+    assert create_key(data_dir, "ops", "memory:read, memory:write,hris:read")
+    listed = hub_cli(data_dir, "keys", "list")
+    assert "memory:read memory:write hris:read" in listed.stdout, listed.stdout
+    for bad in ("", "memory:read;drop", "a" * 65):
+        refused = hub_cli(data_dir, "keys", "create", "--name", "x", "--scopes", bad)
+        assert refused.returncode == 2 and "scopes:" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
