@@ -37,6 +37,9 @@ class FakeBamboo:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     time_off: list[dict[str, Any]] = field(default_factory=list)
+    # Company holidays as Who's Out lists them: a start and an end, possibly days apart (a shutdown).
+    holidays: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"id": 1, "type": "holiday", "name": "Christmas Day", "start": "2026-12-25", "end": "2026-12-25"}])
 
     def app(self) -> Starlette:
         base = f"/api/gateway.php/{self.company}/v1"
@@ -86,6 +89,8 @@ class FakeBamboo:
     async def calculator(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
+        if not any(p["id"] == request.path_params["id"] for p in PEOPLE):
+            return Response("", 404)  # paths take the numeric id; an email or employee number is no employee
         used = sum(float(r["amount"]["amount"]) for r in self.time_off
                    if r["employeeId"] == request.path_params["id"] and r["status"]["status"] == "approved")
         return JSONResponse([{"timeOffType": "78", "name": "Vacation", "units": "hours", "balance": str(120 - used), "usedYearToDate": str(used)},
@@ -100,7 +105,7 @@ class FakeBamboo:
         if failure := await self._begin(request):
             return failure
         start, end = request.query_params["start"], request.query_params["end"]
-        out = [{"id": 1, "type": "holiday", "name": "Christmas Day", "start": "2026-12-25", "end": "2026-12-25"}]
+        out = list(self.holidays)  # time-off rows carry no leave type: their id is the request's
         out += [{"id": int(r["id"]), "type": "timeOff", "employeeId": int(r["employeeId"]), "name": r["name"], "start": r["start"], "end": r["end"]}
                 for r in self.time_off if r["status"]["status"] == "approved"]
         return JSONResponse([o for o in out if o["start"] <= end and o["end"] >= start])
@@ -122,7 +127,9 @@ class FakeBamboo:
         if failure := await self._begin(request):
             return failure
         body = await request.json()
-        person = next(p for p in PEOPLE if p["id"] == request.path_params["id"])
+        person = next((p for p in PEOPLE if p["id"] == request.path_params["id"]), None)
+        if person is None:
+            return Response("", 404)
         row = {"id": str(900 + len(self.time_off)), "employeeId": person["id"], "name": person["displayName"],
                "status": {"status": body["status"]}, "start": body["start"], "end": body["end"], "created": "2026-11-23",
                "type": {"id": body["timeOffTypeId"], "name": "Vacation" if body["timeOffTypeId"] == "78" else "Sick"},

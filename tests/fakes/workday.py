@@ -7,7 +7,9 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,6 +38,17 @@ class FakeWorkday:
     fail_refresh: bool = False
     string_totals: bool = True
     details: list[dict[str, Any]] = field(default_factory=list)
+    # Workday may send dates as date-times: midnight in the tenant's zone, in UTC. None: plain dates.
+    date_zone: str | None = None
+
+    def _date(self, value: str) -> str:
+        if self.date_zone is None:
+            return value
+        midnight = datetime.combine(date.fromisoformat(value), time(), ZoneInfo(self.date_zone))
+        return midnight.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def _dated(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._date(v) if k in ("hireDate", "date", "endDate") and v else v for k, v in row.items()}
 
     def app(self) -> Starlette:
         staffing, absence = f"/ccx/api/staffing/v6/{self.tenant}", f"/ccx/api/absenceManagement/v1/{self.tenant}"
@@ -77,7 +90,7 @@ class FakeWorkday:
         if limit > 100:
             return JSONResponse({"error": "limit must be 100 or less"}, 400)
         total: Any = str(len(rows)) if self.string_totals else len(rows)
-        return JSONResponse({"total": total, "data": rows[offset : offset + limit]})
+        return JSONResponse({"total": total, "data": [self._dated(r) for r in rows[offset : offset + limit]]})
 
     async def workers(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -90,7 +103,7 @@ class FakeWorkday:
         if failure := await self._begin(request):
             return failure
         found = next((w for w in WORKERS if w["id"] == request.path_params["id"]), None)
-        return JSONResponse(found) if found else JSONResponse({"error": "not found"}, 404)
+        return JSONResponse(self._dated(found)) if found else JSONResponse({"error": "not found"}, 404)
 
     async def reports(self, request: Request) -> Response:
         if failure := await self._begin(request):

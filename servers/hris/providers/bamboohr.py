@@ -53,6 +53,21 @@ def _day(value: str | None) -> date | None:
     return date.fromisoformat(value) if value and value != "0000-00-00" else None
 
 
+def holiday_days(rows: list[dict[str, Any]], start: date, end: date) -> set[str]:
+    """Every day in `start`..`end` that a Who's Out holiday covers: a holiday has a start and an end and
+    may span days (a year-end shutdown), and may have begun before `start` (outside review 18: only each
+    holiday's first day was excluded, so the rest of a shutdown was charged)."""
+    days: set[str] = set()
+    for row in rows:
+        if row.get("type") != "holiday":
+            continue
+        current, last = max(start, date.fromisoformat(row["start"])), min(end, date.fromisoformat(row["end"]))
+        while current <= last:
+            days.add(current.isoformat())
+            current += timedelta(days=1)
+    return days
+
+
 class BambooHris:
     name = "bamboohr"
 
@@ -115,14 +130,28 @@ class BambooHris:
         return EmployeePage(employees=page, next_cursor=encode_cursor({"offset": offset + limit}) if more else None)
 
     async def get(self, ref: str, sensitive: list[str]) -> Employee:
+        """By id first (an all-digit ref), else by work email in any case or by employee number, which is
+        often all digits too (outside review 18: "1001" was only ever tried as an id)."""
         if ref.isdigit():
             fields = ",".join(["id"] + BASE_FIELDS + [f for n in sensitive for f in SENSITIVE_TO_BAMBOO[n]])
-            row = await self.http.json("GET", f"/employees/{ref}", params={"fields": fields})
-            return self._employee({"id": ref, **row}, sensitive)
-        for row in await self._report(sensitive):
-            if ref in (row.get("workEmail"), row.get("employeeNumber")):
-                return self._employee(row, sensitive)
-        raise not_found("employee", ref)
+            try:
+                row = await self.http.json("GET", f"/employees/{ref}", params={"fields": fields})
+            except DomainError as exc:
+                if exc.body.code != "not_found":
+                    raise
+            else:
+                return self._employee({"id": ref, **row}, sensitive)
+        rows = await self._report(sensitive)
+        email = ref.casefold()
+        match = next((r for r in rows if str(r.get("workEmail") or "").casefold() == email), None) or next(
+            (r for r in rows if str(r.get("employeeNumber") or "") == ref), None)
+        if match is None:
+            raise not_found("employee", ref)
+        return self._employee(match, sensitive)
+
+    async def _employee_id(self, ref: str) -> str:
+        """The numeric id BambooHR paths and filters take, for an id, work email or employee number."""
+        return (await self.get(ref, [])).id
 
     async def reports_of(self, employee_id: str) -> list[Employee]:
         return [self._employee(r, []) for r in await self._report([]) if str(r.get("supervisorEId") or "") == employee_id]
@@ -136,13 +165,26 @@ class BambooHris:
 
     # -- time off --------------------------------------------------------------------------
 
+    async def _whos_out_rows(self, start: date, end: date) -> list[dict[str, Any]]:
+        return await self.http.json("GET", "/time_off/whos_out", params={"start": start.isoformat(), "end": end.isoformat()}) or []
+
     async def whos_out(self, start: date, end: date) -> list[Absence]:
-        rows = await self.http.json("GET", "/time_off/whos_out", params={"start": start.isoformat(), "end": end.isoformat()})
+        """Who's Out rows carry no leave type; each time-off row's id is its request's, whose type is read
+        from `time_off/requests` (the privacy policy withholds it from callers who may not see it)."""
+        rows = await self._whos_out_rows(start, end)
+        types: dict[str, str] = {}
+        if any(r.get("type") != "holiday" for r in rows):
+            listed = await self._request_rows({"start": start.isoformat(), "end": end.isoformat(), "status": "approved"})
+            types = {str(r["id"]): self._request(r).type or "" for r in listed}
         return [Absence(kind="holiday" if r.get("type") == "holiday" else "time_off",
                         employee_id=str(r["employeeId"]) if r.get("employeeId") else None, name=r.get("name", ""),
-                        start=r["start"], end=r["end"]) for r in rows or []]
+                        start=r["start"], end=r["end"],
+                        type=None if r.get("type") == "holiday" else types.get(str(r.get("id"))) or None) for r in rows]
 
     async def balances(self, employee_id: str, as_of: date) -> Balances:
+        return await self._balances(await self._employee_id(employee_id), as_of)
+
+    async def _balances(self, employee_id: str, as_of: date) -> Balances:
         """BambooHR's estimate as of `as_of` (accruals and approved time off counted) minus the
         requests still awaiting approval, which BambooHR does not count; booked is the year's
         used hours plus approved requests starting after `as_of`."""
@@ -179,7 +221,7 @@ class BambooHris:
         today = date.today()
         params = {"start": (start or today - timedelta(days=365)).isoformat(), "end": (end or today + timedelta(days=365)).isoformat()}
         if employee_id:
-            params["employeeId"] = employee_id
+            params["employeeId"] = await self._employee_id(employee_id)
         if status:
             params["status"] = {"cancelled": "canceled"}.get(status, status)
         rows = sorted((self._request(r) for r in await self._request_rows(params)), key=lambda r: (r.start, r.id))
@@ -202,16 +244,16 @@ class BambooHris:
     ) -> TimeOffPreview:
         """The hub checks no balance here (`check_balance` changes nothing): the provider's policy decides."""
         type_id, in_days = await self._type(type)
-        holidays = {a.start.isoformat() for a in await self.whos_out(start, end) if a.kind == "holiday"}
-        working = business_days(start, end, holidays)
+        working = business_days(start, end, holiday_days(await self._whos_out_rows(start, end), start, end))
         if working == 0:
             raise DomainError("invalid_argument", "that range has no working days (weekends and holidays only)")
         # BambooHR takes `amount` in the type's units: days for a type counted in days
         person = await self.get(employee_id, [])
+        employee_id = person.id  # an email or employee number names the same person; paths take the id
         check_employed(person, start, end)
         each, hours_each = provider_day(person, hours_per_day, in_days)
         amount, hours = working * each, working * hours_each
-        balance = next((b.available_hours for b in (await self.balances(employee_id, end)).balances if b.type == type.lower()), 0.0)
+        balance = next((b.available_hours for b in (await self._balances(employee_id, end)).balances if b.type == type.lower()), 0.0)
         existing = await self._request_rows({"employeeId": employee_id, "start": start.isoformat(), "end": end.isoformat()})
         overlaps = [str(r["id"]) for r in existing
                     if str((r.get("status") or {}).get("status", "")).lower() in ("requested", "approved")]
@@ -227,9 +269,7 @@ class BambooHris:
         preview.request = self._request(created)
         return preview
 
-    async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
-        await self.http.request("PUT", f"/time_off/requests/{request_id}/status",
-                                json={"status": STATUS_TO_BAMBOO[decision], "note": "via mcp-hub"})
+    async def _find_request(self, request_id: str) -> TimeOffRequest:
         today = date.today()
         rows = await self._request_rows({"id": request_id, "start": (today - timedelta(days=3650)).isoformat(),
                                          "end": (today + timedelta(days=3650)).isoformat()})
@@ -237,3 +277,16 @@ class BambooHris:
         if match is None:
             raise not_found("time-off request", request_id)
         return self._request(match)
+
+    async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
+        """Approved leave that has begun is not cancelled, as on the embedded backend (docs/domains.md): its
+        days so far are taken, and BambooHR would give them back to the balance."""
+        current = await self._find_request(request_id)
+        if decision == "cancel" and current.status == "approved" and current.start <= date.today():
+            raise DomainError("conflict", f"request {request_id} is approved leave that began on {current.start}: its "
+                              "days so far are taken, so it cannot be cancelled; only leave not yet begun can be. "
+                              "To end it early, have HR shorten it in BambooHR.",
+                              details={"status": current.status, "start": current.start.isoformat()})
+        await self.http.request("PUT", f"/time_off/requests/{request_id}/status",
+                                json={"status": STATUS_TO_BAMBOO[decision], "note": "via mcp-hub"})
+        return await self._find_request(request_id)

@@ -14,6 +14,8 @@ wrote: Workday sends no webhooks we take). Values that arrive as
 strings where numbers are expected are converted strictly: a non-number is an `upstream_error`.
 `request_time_off` reads the worker's `timeOffDetails` for the range first: days already in a
 submitted or approved request are refused with `conflict` naming it (a dry run too), as on BambooHR.
+No holiday calendar is read (a weekday holiday is charged). Dates may arrive as date-times, midnight in
+the tenant's zone (`workday_date`, `WORKDAY_TIMEZONE`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
@@ -58,6 +61,27 @@ def strict_number(value: Any, what: str) -> float:
         raise DomainError("upstream_error", f"Workday sent {what} that is not a number") from None
 
 
+def workday_date(value: Any, what: str, zone: ZoneInfo | None = None) -> date | None:
+    """A calendar date Workday sent as a date or as a date-time. A date-time is midnight in the tenant's
+    zone ("2024-06-08T07:00:00.000Z" in Los Angeles, "2024-06-07T22:00:00.000Z" in Berlin): it is read in
+    `zone` (`WORKDAY_TIMEZONE`) when configured, else as the nearest midnight in its own offset — the day
+    the tenant meant, not the UTC date (a day early east of UTC). Without `zone`, tenants ahead of UTC+12
+    (New Zealand in summer, Tonga) would read a day early. Anything else is an `upstream_error` (values
+    are typed strictly, PROVIDERS.md)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    try:
+        if "T" not in text:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DomainError("upstream_error", f"Workday sent {what} that is not a date") from None
+    if zone is not None and moment.tzinfo is not None:
+        return moment.astimezone(zone).date()
+    return (moment + timedelta(hours=12)).date()
+
+
 def _unsupported(tool: str, why: str) -> DomainError:
     return DomainError("invalid_argument", f"{tool} is not available with the Workday backend: {why}")
 
@@ -65,10 +89,11 @@ def _unsupported(tool: str, why: str) -> DomainError:
 class WorkdayHris:
     name = "workday"
 
-    def __init__(self, staffing: ProviderHTTP, absence: ProviderHTTP, tokens: TokenManager) -> None:
+    def __init__(self, staffing: ProviderHTTP, absence: ProviderHTTP, tokens: TokenManager, zone: ZoneInfo | None = None) -> None:
         self.staffing = staffing
         self.absence = absence
         self.tokens = tokens
+        self.zone = zone  # the tenant's time zone, for dates Workday sends as date-times (`workday_date`)
 
     @classmethod
     def from_env(
@@ -87,7 +112,7 @@ class WorkdayHris:
             return connect("Workday", f"{base}/ccx/api/{service}/{tenant}", tokens, headers={"Accept": "application/json"},
                            transport=transport)
 
-        return cls(client("staffing/v6"), client("absenceManagement/v1"), tokens)
+        return cls(client("staffing/v6"), client("absenceManagement/v1"), tokens, _tenant_zone())
 
     # -- people ----------------------------------------------------------------------------
 
@@ -102,7 +127,7 @@ class WorkdayHris:
             title=w.get("businessTitle"), department=org.get("descriptor"), location=(w.get("location") or {}).get("descriptor"),
             manager_id=manager.get("id"), employment_status="active" if active else "inactive",
             employment_type="contractor" if w.get("workerType") == "Contingent_Worker" else "full_time",
-            start_date=w.get("hireDate"),
+            start_date=workday_date(w.get("hireDate"), "a hire date", self.zone),
         )
 
     async def _workers(self, search: str | None, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
@@ -125,15 +150,26 @@ class WorkdayHris:
         return EmployeePage(employees=people, next_cursor=encode_cursor({"offset": end}) if end < total and rows else None)
 
     async def get(self, ref: str, sensitive: list[str]) -> Employee:
+        """By Workday id, else by work email in any case or by employee number (`workerId`)."""
         if sensitive:
             raise _unsupported("sensitive fields", "the workers API used here does not expose them")
-        if "@" in ref or ref.isdigit():
-            rows, _ = await self._workers(ref, 0, 10)
-            match = next((w for w in rows if ref in (w.get("primaryWorkEmail"), w.get("workerId"))), None)
-            if match is None:
-                raise not_found("employee", ref)
-            return self._employee(match)
-        return self._employee(await self.staffing.json("GET", f"/workers/{ref}"))
+        if "@" not in ref and not ref.isdigit():
+            try:
+                return self._employee(await self.staffing.json("GET", f"/workers/{ref}"))
+            except DomainError as exc:
+                if exc.body.code != "not_found":
+                    raise
+        rows, _ = await self._workers(ref, 0, 10)
+        email = ref.casefold()
+        match = next((w for w in rows if str(w.get("primaryWorkEmail") or "").casefold() == email
+                      or str(w.get("workerId") or "") == ref), None)
+        if match is None:
+            raise not_found("employee", ref)
+        return self._employee(match)
+
+    async def _worker_id(self, ref: str) -> str:
+        """The Workday id paths take, for an id, work email or employee number."""
+        return (await self.get(ref, [])).id
 
     async def reports_of(self, employee_id: str) -> list[Employee]:
         body = await self.staffing.json("GET", f"/workers/{employee_id}/directReports", params={"limit": PAGE_MAX})
@@ -153,6 +189,7 @@ class WorkdayHris:
         """Workday's plan balance as of `as_of` minus submitted requests not yet approved (Workday
         deducts time off once approved); booked is the plan's used hours plus approved requests
         starting after `as_of`."""
+        employee_id = await self._worker_id(employee_id)
         return Balances(employee_id=employee_id, as_of=as_of, balances=[b for b, _ in await self._plans(employee_id, as_of)])
 
     async def _plans(self, employee_id: str, as_of: date) -> list[tuple[Balance, bool]]:
@@ -174,7 +211,7 @@ class WorkdayHris:
         cursor: str | None = None
         start, end = as_of - timedelta(days=366), as_of + timedelta(days=731)
         for _ in range(max_pages):
-            page = await self.list_requests(employee_id, start, end, None, PAGE_MAX, cursor)
+            page = await self._list_requests(employee_id, start, end, None, PAGE_MAX, cursor)
             found += page.requests
             if not (cursor := page.next_cursor):
                 break
@@ -185,7 +222,7 @@ class WorkdayHris:
         found: list[str] = []
         cursor: str | None = None
         for _ in range(max_pages):
-            page = await self.list_requests(employee_id, start, end, None, PAGE_MAX, cursor)
+            page = await self._list_requests(employee_id, start, end, None, PAGE_MAX, cursor)
             found += [r.id for r in page.requests
                       if r.status in ("requested", "approved") and r.start <= end and r.end >= start and r.id not in found]
             if not (cursor := page.next_cursor):
@@ -193,9 +230,12 @@ class WorkdayHris:
         return found
 
     def _request(self, employee_id: str, d: dict[str, Any]) -> TimeOffRequest:
+        start = workday_date(d.get("date"), "a time-off date", self.zone)
+        if start is None:
+            raise DomainError("upstream_error", f"Workday sent time-off entry {d.get('id')} without a date")
         return TimeOffRequest(
             id=str(d["id"]), employee_id=employee_id, type=str((d.get("timeOffType") or {}).get("descriptor", "")).lower(),
-            start=d["date"], end=d.get("endDate") or d["date"],
+            start=start, end=workday_date(d.get("endDate"), "a time-off end date", self.zone) or start,
             hours=strict_number(d.get("quantity", 0), "a quantity") * _hours_per_unit(d),
             status=STATUS_FROM_WORKDAY.get(str((d.get("status") or {}).get("descriptor", "submitted")).lower(), "requested"),
             note=d.get("comment"), created_at=d.get("createdOn") or datetime.now().astimezone(),
@@ -207,6 +247,12 @@ class WorkdayHris:
     ) -> TimeOffPage:
         if not employee_id:
             raise DomainError("invalid_argument", "the Workday backend lists time off per employee: give employee_id")
+        return await self._list_requests(await self._worker_id(employee_id), start, end, status, limit, cursor)
+
+    async def _list_requests(
+        self, employee_id: str, start: date | None, end: date | None, status: RequestStatus | None,
+        limit: int, cursor: str | None,
+    ) -> TimeOffPage:
         offset = int(decode_cursor(cursor).get("offset", 0))
         today = date.today()
         params = {"fromDate": (start or today - timedelta(days=365)).isoformat(), "toDate": (end or today + timedelta(days=365)).isoformat(),
@@ -261,6 +307,15 @@ class WorkdayHris:
 
     async def decide(self, request_id: str, decision: str) -> TimeOffRequest:
         raise _unsupported("decide_time_off", "approvals are Workday business processes; decide in Workday's inbox")
+
+
+def _tenant_zone() -> ZoneInfo | None:
+    """`WORKDAY_TIMEZONE`, the tenant's IANA zone (optional; see `workday_date`)."""
+    name = os.environ.get("WORKDAY_TIMEZONE", "").strip()
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"WORKDAY_TIMEZONE={name!r} is not an IANA time zone (e.g. Pacific/Auckland)") from None
 
 
 def _hours_per_unit(row: dict[str, Any]) -> float:
