@@ -1,14 +1,22 @@
 """A local fake of Jira Cloud REST v3, reproducing the documented shapes the connector relies on:
 Basic auth, `/search/jql` with `nextPageToken`, ADF bodies, transitions by id, issue links,
 `errorMessages` errors — plus injectable failures (429 + Retry-After, 401, 5xx, malformed JSON).
-Every request is recorded so tests can check what the connector sent."""
+Every request is recorded so tests can check what the connector sent.
+
+As on Jira Cloud: in `POST /issueLink` the *inwardIssue* is the issue the outward phrase belongs to
+({Blocks, inwardIssue A, outwardIssue B} is "A blocks B"; GET shows A `{outwardIssue: B}` and B
+`{inwardIssue: A}`; mozilla/jira-bugzilla-integration#1285, atlassian/atlassian-mcp-server#112). A JQL
+date-time (`updated >= "yyyy-MM-dd HH:mm"`) has no zone and is read in the searching user's profile
+zone, which `GET /myself` gives as `timeZone`."""
 
 from __future__ import annotations
 
 import base64
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +34,9 @@ STATUSES = {
 TRANSITIONS = {"11": ("Start progress", "In Progress"), "21": ("Wait for customer", "Waiting for customer"),
                "31": ("Resolve", "Done"), "41": ("Reopen", "To Do")}
 ALLOWED = {"To Do": ["11", "31"], "In Progress": ["21", "31"], "Waiting for customer": ["11"], "Done": ["41"]}
+LINK_TYPES = {"Blocks": ("is blocked by", "blocks"), "Duplicate": ("is duplicated by", "duplicates"),
+              "Relates": ("relates to", "relates to")}
+"""Jira's default link types: name → (inward phrase, outward phrase)."""
 USERS = [{"accountId": "acc-1", "displayName": "Ada Lovelace", "emailAddress": "ada@example.com", "accountType": "atlassian"},
          {"accountId": "app-1", "displayName": "Automation", "accountType": "app"}]
 
@@ -39,6 +50,8 @@ class FakeJira:
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     counter: int = 0
     clock: int = 0
+    time_zone: str = "UTC"
+    """The API user's profile zone (`GET /myself` `timeZone`), the one JQL date-times are read in."""
 
     def app(self) -> Starlette:
         base = "/rest/api/3"
@@ -50,6 +63,7 @@ class FakeJira:
             Route(f"{base}/issue/{{key}}/transitions", self.transitions, methods=["GET", "POST"]),
             Route(f"{base}/issueLink", self.link, methods=["POST"]),
             Route(f"{base}/user/search", self.users, methods=["GET"]),
+            Route(f"{base}/myself", self.myself, methods=["GET"]),
             Route(f"{base}/priority", self.priorities, methods=["GET"]),
             Route(f"{base}/project/{{key}}", self.project, methods=["GET"]),
             Route(f"{base}/project/{{key}}/statuses", self.statuses, methods=["GET"]),
@@ -88,6 +102,9 @@ class FakeJira:
             matches = [i for i in matches if i["fields"]["project"]["key"] == project.group(1)]
         if text := re.search(r'text ~ "([^"]+)"', jql):
             matches = [i for i in matches if text.group(1).lower() in i["fields"]["summary"].lower()]
+        if since := re.search(r'updated >= "(\d{4}-\d{2}-\d{2} \d{2}:\d{2})"', jql):
+            start = datetime.strptime(since.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(self.time_zone))
+            matches = [i for i in matches if _instant(i["fields"]["updated"]) >= start]
         matches.sort(key=lambda i: i["fields"]["updated"], reverse=True)
         page = matches[offset : offset + size]
         body: dict[str, Any] = {"issues": page, "isLast": offset + size >= len(matches)}
@@ -184,19 +201,30 @@ class FakeJira:
         return JSONResponse({"startAt": start, "maxResults": size, "total": len(comments), "comments": comments[start : start + size]})
 
     async def link(self, request: Request) -> Response:
+        """Link `inwardIssue` <outward phrase> `outwardIssue`, as Jira Cloud does; a link that exists is
+        answered as created and not added again."""
         if failure := await self._begin(request):
             return failure
         payload = await request.json()
-        outward, inward = self._get(payload["outwardIssue"]["key"]), self._get(payload["inwardIssue"]["key"])
-        if outward is None or inward is None:
+        name = payload["type"]["name"]
+        if name not in LINK_TYPES:
+            return JSONResponse({"errorMessages": [f"No issue link type with name '{name}' found."]}, 404)
+        source, target = self._get(payload["inwardIssue"]["key"]), self._get(payload["outwardIssue"]["key"])
+        if source is None or target is None:
             return self._not_found()
-        kind = {"name": payload["type"]["name"], "outward": payload["type"]["name"].lower(), "inward": "is " + payload["type"]["name"].lower() + " by"}
-        if any(link["type"]["name"] == kind["name"] and link.get("outwardIssue", {}).get("key") == inward["key"]
-               for link in outward["fields"]["issuelinks"]):
-            return Response(status_code=201)  # Jira answers a duplicate link as created and adds none
-        outward["fields"]["issuelinks"].append({"type": kind, "outwardIssue": {"key": inward["key"]}})
-        inward["fields"]["issuelinks"].append({"type": kind, "inwardIssue": {"key": outward["key"]}})
+        kind = {"name": name, "inward": LINK_TYPES[name][0], "outward": LINK_TYPES[name][1]}
+        if any(link["type"]["name"] == name and link.get("outwardIssue", {}).get("key") == target["key"]
+               for link in source["fields"]["issuelinks"]):
+            return Response(status_code=201)
+        source["fields"]["issuelinks"].append({"type": kind, "outwardIssue": {"key": target["key"]}})
+        target["fields"]["issuelinks"].append({"type": kind, "inwardIssue": {"key": source["key"]}})
         return Response(status_code=201)
+
+    async def myself(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return JSONResponse({"accountId": USERS[0]["accountId"], "displayName": USERS[0]["displayName"],
+                             "emailAddress": self.email, "timeZone": self.time_zone})
 
     async def users(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -218,3 +246,8 @@ class FakeJira:
         if failure := await self._begin(request):
             return failure
         return JSONResponse([{"name": "Task", "statuses": list(STATUSES.values())}])
+
+
+def _instant(stamp: str) -> datetime:
+    """Jira's `2026-11-23T10:00:00.000+0000` as an aware datetime."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z")

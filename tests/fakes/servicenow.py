@@ -1,6 +1,12 @@
 """A local fake of the ServiceNow Table API (incident, sys_user, sys_user_group, sys_journal_field)
 and `/oauth_token.do`: `{"result": …}` bodies, encoded queries (the subset the connector sends),
-`sysparm_limit`/`sysparm_offset` with `X-Total-Count`, close-code enforcement, recorded requests."""
+`sysparm_limit`/`sysparm_offset` with `X-Total-Count`, `sysparm_fields`, close-code enforcement,
+recorded requests. ACLs as ServiceNow applies them: rows in `hidden` (read ACL) are dropped from a
+page *after* the query was cut to `sysparm_limit` at `sysparm_offset` (so a page comes back short or
+empty with 200, and `X-Total-Count` still counts them; KB3047115) and read one by one they are 404
+"No Record found"; fields in `readonly_fields` (field write ACL) are skipped by POST and PATCH, which
+still answer 200 with the record as stored. An update that changes nothing is not written
+(`sys_mod_count` and `sys_updated_on` stay)."""
 
 from __future__ import annotations
 
@@ -35,6 +41,10 @@ class FakeServiceNow:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     clock: int = 0
+    hidden: set[str] = field(default_factory=set)
+    """sys_ids of rows (any table) the integration user may not read."""
+    readonly_fields: set[str] = field(default_factory=set)
+    """incident fields the integration user may not write: skipped without an error."""
 
     def app(self) -> Starlette:
         t = "/api/now/table"
@@ -90,8 +100,16 @@ class FakeServiceNow:
         return True
 
     def _page(self, request: Request, rows: list[dict[str, Any]]) -> Response:
+        """The query's rows cut at offset/limit, then the ones read ACLs hide removed (as ServiceNow does)."""
         limit, offset = int(request.query_params.get("sysparm_limit", 10000)), int(request.query_params.get("sysparm_offset", 0))
-        return JSONResponse({"result": rows[offset : offset + limit]}, headers={"X-Total-Count": str(len(rows))})
+        page = [self._only(request, r) for r in rows[offset : offset + limit] if r.get("sys_id") not in self.hidden]
+        return JSONResponse({"result": page}, headers={"X-Total-Count": str(len(rows))})
+
+    @staticmethod
+    def _only(request: Request, row: dict[str, Any]) -> dict[str, Any]:
+        """`sysparm_fields`: only the fields asked for (a field of the table that is empty reads "")."""
+        fields = request.query_params.get("sysparm_fields")
+        return {f: row[f] for f in fields.split(",") if f in row} if fields else row
 
     async def incidents_route(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -105,9 +123,14 @@ class FakeServiceNow:
                    "impact": str(impact), "urgency": str(urgency), "priority": str(min(5, impact + urgency - 1)),
                    "category": body.get("category", "inquiry"), "assigned_to": body.get("assigned_to", ""),
                    "assignment_group": body.get("assignment_group", ""), "caller_id": USERS[1]["sys_id"], "opened_at": now,
-                   "sys_created_on": now, "sys_updated_on": now, "sys_mod_count": "0", "parent_incident": ""}
+                   "sys_created_on": now, "sys_updated_on": now, "sys_mod_count": "0", "parent_incident": "",
+                   "close_code": "", "close_notes": ""}
+            defaults = {"impact": "3", "urgency": "3", "priority": "5", "category": "inquiry"}
+            for name in self.readonly_fields & row.keys():  # a field the user may not write keeps its default
+                row[name] = defaults.get(name, "")
+            row["priority"] = str(min(5, int(row["impact"]) + int(row["urgency"]) - 1))
             self.incidents.append(row)
-            return JSONResponse({"result": row}, 201)
+            return JSONResponse({"result": self._only(request, row)}, 201)
         query = request.query_params.get("sysparm_query", "")
         rows = [r for r in self.incidents if self._match(r, query)]
         if "ORDERBYDESCsys_updated_on" in query:
@@ -118,8 +141,10 @@ class FakeServiceNow:
         if failure := await self._begin(request):
             return failure
         row = next((r for r in self.incidents if r["sys_id"] == request.path_params["sys_id"]), None)
-        if row is None:
-            return JSONResponse({"error": {"message": "No Record found"}, "status": "failure"}, 404)
+        if row is None or row["sys_id"] in self.hidden:
+            return JSONResponse({"error": {"message": "No Record found",
+                                           "detail": "Record doesn't exist or ACL restricts the record retrieval"},
+                                 "status": "failure"}, 404)
         if request.method == "DELETE":
             self.incidents.remove(row)
             return Response(status_code=204)
@@ -127,16 +152,20 @@ class FakeServiceNow:
             body = await request.json()
             if body.get("state") == "6" and not (body.get("close_code") and body.get("close_notes")):
                 return JSONResponse({"error": {"message": "Data Policy Exception: close_code, close_notes are mandatory"}}, 403)
+            body = {k: v for k, v in body.items() if k not in self.readonly_fields}  # skipped, no error
+            journaled = False
             for journal in ("comments", "work_notes"):
                 if journal in body:
                     self.journal.append({"sys_id": secrets.token_hex(16), "element_id": row["sys_id"], "element": journal,
                                          "value": body.pop(journal), "sys_created_on": self._stamp(), "sys_created_by": "integration"})
+                    journaled = True
             if "impact" in body or "urgency" in body:
                 body["priority"] = str(min(5, int(body.get("impact", row["impact"])) + int(body.get("urgency", row["urgency"])) - 1))
-            row.update(body)
-            row["sys_updated_on"] = self._stamp()
-            row["sys_mod_count"] = str(int(row["sys_mod_count"]) + 1)
-        return JSONResponse({"result": row})
+            if journaled or any(str(row.get(k)) != str(v) for k, v in body.items()):
+                row.update(body)
+                row["sys_updated_on"] = self._stamp()
+                row["sys_mod_count"] = str(int(row["sys_mod_count"]) + 1)
+        return JSONResponse({"result": self._only(request, row)})
 
     async def users(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -159,6 +188,11 @@ class FakeServiceNow:
     async def journal_route(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        element = re.match(r"element_id=(\w+)", request.query_params.get("sysparm_query", ""))
+        query = request.query_params.get("sysparm_query", "")
+        element = re.match(r"element_id=(\w+)", query)
         rows = [j for j in self.journal if element and j["element_id"] == element.group(1)]
+        if kind := re.search(r"\^element=(\w+)", query):
+            rows = [j for j in rows if j["element"] == kind.group(1)]
+        if order := re.search(r"ORDERBY(DESC)?sys_created_on", query):
+            rows.sort(key=lambda j: j["sys_created_on"], reverse=bool(order.group(1)))
         return self._page(request, rows)

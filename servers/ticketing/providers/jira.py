@@ -14,9 +14,11 @@ transitions. Jira assigns by accountId only: an assignee given as an email is lo
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
@@ -24,6 +26,7 @@ from servers.kit.credentials import Basic, Bearer, connect
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP, common_error_text
+from servers.ticketing.checks import LINK_TYPES
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -43,9 +46,11 @@ from servers.ticketing.normal import is_email
 from servers.ticketing.providers.adf import adf_to_markdown, markdown_to_adf
 from servers.ticketing.providers.users import one_user
 
+ZONE_TTL_S = 600.0
 FIELDS = "summary,description,status,priority,issuetype,labels,assignee,reporter,created,updated,project,issuelinks"
 PRIORITY_TO_JIRA = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
 PRIORITY_FROM_JIRA = {"highest": "critical", "high": "high", "medium": "medium", "low": "low", "lowest": "low"}
+JIRA_LINK_TYPES = {"blocks": "Blocks", "relates to": "Relates", "duplicates": "Duplicate"}
 CATEGORY_FOR_STATUS = {"open": "To Do", "in_progress": "In Progress", "on_hold": "In Progress", "resolved": "Done", "closed": "Done"}
 
 
@@ -66,6 +71,23 @@ def error_text(body: dict[str, Any]) -> list[str]:
     return [*(body.get("errorMessages") or []), *fields, *common_error_text(body)]
 
 
+def jql_instant(instant: datetime, zone: ZoneInfo) -> str:
+    """`instant` as a JQL date-time literal Jira reads back as that instant.
+
+    JQL date-times ("yyyy-MM-dd HH:mm") carry no zone: Jira reads them in the time zone of the user
+    running the search, from their profile (outside review domains18 #6: a UTC wall-clock time sent for a
+    Los Angeles user was read 8 h late). Decision: write the instant as wall-clock time in that user's
+    zone (`GET /myself` `timeZone`). Rejected: relative forms ("-90m") drift with the clock between the
+    pages of one walk, and epoch milliseconds are not a documented JQL form. JQL has minute precision, so
+    the instant is floored to its minute: up to 59 s earlier is included, nothing later is missed. A wall
+    time repeated when clocks go back is written so that either reading of it is not after the instant."""
+    local = instant.astimezone(zone)
+    second = local.replace(fold=1)
+    if local.fold == 0 and second.utcoffset() != local.utcoffset():  # the first of two readings: step back
+        local = (instant - (local.utcoffset() - second.utcoffset())).astimezone(zone)  # type: ignore[operator]
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
 def _jql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -76,6 +98,7 @@ class JiraTicketing:
     def __init__(self, base_url: str, http: ProviderHTTP) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
+        self._zone: tuple[ZoneInfo, float] | None = None
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> JiraTicketing:
@@ -90,7 +113,8 @@ class JiraTicketing:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def build_jql(self, query: SearchQuery) -> str:
+    def build_jql(self, query: SearchQuery, zone: ZoneInfo) -> str:
+        """JQL for `query`; `zone` is the searching user's zone, the one Jira reads date-times in."""
         if query.native_query:
             return query.native_query
         clauses = []
@@ -110,13 +134,28 @@ class JiraTicketing:
         if query.type:
             clauses.append(f"issuetype = {_jql_string(query.type)}")
         if query.updated_since:
-            stamp = query.updated_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-            clauses.append(f'updated >= "{stamp}"')
+            clauses.append(f'updated >= "{jql_instant(query.updated_since, zone)}"')
         return " AND ".join(clauses) + " ORDER BY updated DESC"
+
+    async def search_zone(self) -> ZoneInfo:
+        """The zone Jira reads this user's JQL date-times in: the profile's `timeZone` from `GET /myself`
+        (kept for ZONE_TTL_S, so a profile change is seen within minutes)."""
+        if self._zone is not None and time.monotonic() - self._zone[1] < ZONE_TTL_S:
+            return self._zone[0]
+        name = (await self.http.json("GET", "/myself")).get("timeZone")
+        try:
+            zone = ZoneInfo(str(name))
+        except (ValueError, ZoneInfoNotFoundError):
+            raise DomainError("upstream_error", f"Jira did not give the API user's time zone (GET /myself timeZone: {str(name)[:40]!r}), "
+                              "which updated_since needs; set a time zone in that user's Jira profile, or search without "
+                              "updated_since") from None
+        self._zone = (zone, time.monotonic())
+        return zone
 
     async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
         state = decode_cursor(cursor)
-        params: dict[str, Any] = {"jql": self.build_jql(query), "maxResults": limit, "fields": FIELDS}
+        zone = await self.search_zone() if query.updated_since and not query.native_query else ZoneInfo("UTC")
+        params: dict[str, Any] = {"jql": self.build_jql(query, zone), "maxResults": limit, "fields": FIELDS}
         if token := state.get("next_page_token"):
             params["nextPageToken"] = token
         body = await self.http.json("GET", "/search/jql", params=params)
@@ -236,12 +275,18 @@ class JiraTicketing:
         return self._comment(await self.http.json("POST", f"/issue/{ticket_id}/comment", json=payload))
 
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
-        name = {"blocks": "Blocks", "relates to": "Relates", "duplicates": "Duplicate"}.get(link_type.lower(), link_type)
+        """`ticket_id <outward phrase> other_id`. On Jira Cloud the *inwardIssue* of `POST /issueLink` is the
+        issue the outward phrase belongs to ({Blocks, inwardIssue A, outwardIssue B} reads "A blocks B";
+        outside review domains18 #1, mozilla/jira-bugzilla-integration#1285), so `ticket_id` goes in
+        `inwardIssue`. An inward spelling ("is blocked by") swaps the two; other names are Jira's own types."""
+        known = LINK_TYPES.get(" ".join(link_type.lower().split()))
+        name, reverse = (JIRA_LINK_TYPES[known[0]], known[1]) if known else (link_type, False)
+        source, target = (other_id, ticket_id) if reverse else (ticket_id, other_id)
         await self.http.request(
-            "POST", "/issueLink", json={"type": {"name": name}, "outwardIssue": {"key": ticket_id}, "inwardIssue": {"key": other_id}},
+            "POST", "/issueLink", json={"type": {"name": name}, "inwardIssue": {"key": source}, "outwardIssue": {"key": target}},
             idempotent=True,
         )
-        return Link(type=link_type, direction="outward", ticket=other_id)
+        return Link(type=known[0] if known else link_type, direction="inward" if reverse else "outward", ticket=other_id)
 
     async def delete(self, ticket_id: str) -> None:
         await self.http.request("DELETE", f"/issue/{ticket_id}")

@@ -171,7 +171,7 @@ async def test_jira_connector_sends_the_documented_requests(jira: tuple[FakeJira
     assert [c["body"] for c in second_page["comments"]] == ["public follow-up"] and second_page["next_cursor"] is None
     await jira_call(server, "link_tickets", id="OPS-1", other_id="OPS-2", type="blocks")
     linked = await jira_call(server, "get_ticket", id="OPS-2", include=["links", "comments", "transitions"])
-    assert linked["links"] == [{"type": "is blocks by", "direction": "inward", "ticket": "OPS-1"}]
+    assert linked["links"] == [{"type": "is blocked by", "direction": "inward", "ticket": "OPS-1"}]
     assert [t["name"] for t in linked["transitions"]] == ["Start progress", "Resolve"]
 
     stale = await jira_call(server, "update_ticket", id="OPS-1", title="renamed", expected_version="2026-01-01T00:00:00.000+0000")
