@@ -6,6 +6,9 @@ diaeresis), most others NFC ("ë"). The tool surface turns every stored or searc
 labels, search text and emails through `fold` (NFC, then Unicode case folding), registered in
 SQLite as `casefold` (trimmed, for labels) and `fold` (untrimmed, for substrings), so rows written
 in NFD before this rule match too, and `école` finds `ÉCOLE` (SQLite's `LIKE` folds ASCII only).
+A name the caller gives for something the provider names (a status or transition, a type, a group)
+is compared through `same_name` / `name_key`, so "Résolu" typed in NFD, or "RÉSOLU", finds the
+provider's "Résolu" (outside review 18, defect 13).
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ def nfc(value: T) -> T:
 def fold(value: str) -> str:
     """`value` for comparing without case or canonical form: NFC, case-folded, NFC again."""
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
+
+
+def name_key(value: str) -> str:
+    """A status, transition or type name as compared: trimmed, inner runs of space as one `_`, folded
+    (`fold`), so "In Progress", "in_progress" and an NFD "Résolu" each compare equal to their spellings."""
+    return fold("_".join(value.split()))
+
+
+def same_name(given: str, provider_name: str) -> bool:
+    """Whether the name a caller gave is the provider's name, whatever its case, canonical form and spacing."""
+    return name_key(given) == name_key(provider_name)
 
 
 def is_email(value: str) -> bool:

@@ -96,7 +96,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         Find tickets by text (matched literally) and filters; project keys are case-insensitive.
         Page on by passing next_cursor with the same filters. Embedded backend: newest created first,
         stable while others write (a walk returns each matching ticket once); providers: their order."""
-        text, labels = nfc(text), nfc(labels)  # one canonical form (servers.ticketing.normal)
+        text, labels, assignee, project = nfc(text), nfc(labels), nfc(assignee), nfc(project)  # one canonical form (servers.ticketing.normal)
         query = SearchQuery(text=text, status=status, assignee=assignee, project=project, labels=labels,
                             priority=priority, type=type, updated_since=updated_since, native_query=native_query)
         return await backend.search(query, limit, cursor)
@@ -134,7 +134,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     ) -> UserList:
         """Look up people (assignees, reporters) in the ticketing system to get their user ids.
         Users matching a name or email, with the ids the other tools take."""
-        return UserList(users=await backend.find_users(query, limit))
+        return UserList(users=await backend.find_users(nfc(query), limit))
 
     @domain_tool(mcp)
     async def create_ticket(
@@ -153,7 +153,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         create a duplicate."""
         refuse_control_chars(project=project, title=title, description=description, type=type, labels=labels)
         refuse_blank(title=title, type=type)
-        title, description, type, assignee = nfc(title), nfc(description), nfc(type), nfc(assignee)
+        project, title, description, type, assignee = nfc(project), nfc(title), nfc(description), nfc(type), nfc(assignee)
         new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
                         labels=label_list(labels) or [], assignee=assignee)
         return await backend.create(new)
@@ -196,7 +196,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     ) -> Ticket:
         """Change a ticket's status: start, resolve, close, reopen, mark done.
         Move a ticket to another status; if not allowed, the error lists the allowed ones."""
-        return await backend.transition(id, to, expected_version)
+        return await backend.transition(id, nfc(to), expected_version)  # "Résolu" typed in NFD is the provider's "Résolu"
 
     @domain_tool(mcp)
     async def add_comment(
@@ -219,7 +219,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         """Relate two tickets: one blocks another, duplicates it, or relates to it.
         Link two tickets ("blocks", "relates to", "duplicates")."""
         refuse_control_chars(type=type)
-        return await backend.link(id, other_id, type)
+        return await backend.link(id, other_id, nfc(type))
 
     @domain_tool(mcp, destructive=True, idempotent=True)
     async def delete_ticket(

@@ -5,7 +5,8 @@ Projects exist only once created (`create_project`, or the `--demo` data): a tic
 project is refused with `not_found` listing the known ones, so a mistyped key never makes a new
 project. Project keys and ticket ids are matched case-insensitively ("pay" finds PAY, "pay-1" finds
 PAY-1). Lists page with signed keyset cursors bound to their query (see `servers.kit.keyset` and
-`servers.ticketing.query`).
+`servers.ticketing.query`). A ticket's reporter and a comment's author are the caller who wrote it
+(`api_key:alice` behind the hub; `local`, the operator, when the server runs on its own).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from servers.kit.caller import current_caller
 from servers.kit.errors import DomainError, not_found
 from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.store import Store
@@ -39,7 +41,7 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
-from servers.ticketing.normal import fold, is_email
+from servers.ticketing.normal import fold, is_email, name_key
 from servers.ticketing.normal import register as register_folds
 from servers.ticketing.query import like_pattern, normalized_filters, page_rows
 
@@ -89,6 +91,13 @@ def _never_reuse_comment_ids(db: sqlite3.Connection) -> None:
                "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'comments')")
     db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT MAX(CAST(record_id AS INTEGER)) FROM idempotency_keys "
                "WHERE tool = 'add_comment' AND record_id GLOB '[0-9]*'), 0)) WHERE name = 'comments'")
+
+
+def _author() -> str:
+    """Who is writing: the authenticated caller's principal (`api_key:alice`), or `local` for the
+    standalone operator; read in the tool call's task, before the work moves to the store's thread
+    (outside review 18, defect 12: every reporter and comment author read `local`)."""
+    return current_caller().principal
 
 
 def _now() -> str:
@@ -195,6 +204,8 @@ class EmbeddedTicketing:
         return await self.store.run(run)
 
     async def create(self, ticket: NewTicket) -> Ticket:
+        reporter = _author()
+
         def run(db: sqlite3.Connection) -> Ticket:
             if ticket.type not in TYPES:
                 raise DomainError("invalid_argument", f"type {ticket.type!r} is not one of {TYPES}", details={"field": "type"})
@@ -205,9 +216,9 @@ class EmbeddedTicketing:
             key, now = f"{project}-{number}", _now()
             db.execute(
                 "INSERT INTO tickets (key, project, title, description, status, priority, type, labels, assignee, "
-                "reporter, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, 'local', ?, ?)",
+                "reporter, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)",
                 (key, project, ticket.title, ticket.description, ticket.priority, ticket.type,
-                 json.dumps(ticket.labels), assignee, now, now),
+                 json.dumps(ticket.labels), assignee, reporter, now, now),
             )
             emit_change(db, "ticket", key, "created")
             return self._ticket(db, self._row(db, key), [])
@@ -245,7 +256,7 @@ class EmbeddedTicketing:
             key = row["key"]
             check_version(row, expected_version)
             allowed = WORKFLOW[row["status"]]
-            target = to.strip().lower().replace(" ", "_")
+            target = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
             if target not in allowed:
                 raise DomainError(
                     "conflict",
@@ -261,11 +272,13 @@ class EmbeddedTicketing:
         return await self.store.run(run)
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
+        author = _author()
+
         def run(db: sqlite3.Connection) -> Comment:
             key = self._row(db, ticket_id)["key"]
             cursor = db.execute(
-                "INSERT INTO comments (ticket_key, author, body, public, created_at) VALUES (?, 'local', ?, ?, ?)",
-                (key, body, int(public), _now()),
+                "INSERT INTO comments (ticket_key, author, body, public, created_at) VALUES (?, ?, ?, ?, ?)",
+                (key, author, body, int(public), _now()),
             )
             db.execute("UPDATE tickets SET updated_at = ?, version = version + 1 WHERE key = ?", (_now(), key))
             emit_change(db, "ticket", key, "updated")

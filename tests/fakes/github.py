@@ -1,9 +1,14 @@
 """A local fake of the GitHub REST API for issues: pinned version header, bearer auth, Link-header
-paging, pull requests mixed into issue lists, search with total_count, and rate-limit headers."""
+paging, pull requests mixed into issue lists, search with total_count, and rate-limit headers.
+
+As GitHub does: lists honour `since` (an ISO 8601 instant); search honours `is:open`/`is:closed`,
+`reason:completed` / `reason:"not planned"` (the close reason) and `updated:>=` (a date, or an ISO
+8601 date-time with its zone: that instant)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -12,6 +17,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.recording import injected, record
+
+
+def _instant(value: str) -> datetime:
+    """A time as GitHub reads it in `since` and `updated:>=`: a date is that day's start (UTC)."""
+    if "T" not in value:
+        value += "T00:00:00Z"
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass
@@ -84,6 +96,8 @@ class FakeGitHub:
         rows = [i for i in self.issues if state == "all" or i["state"] == state]
         if labels := request.query_params.get("labels"):
             rows = [i for i in rows if set(labels.split(",")) <= {label["name"] for label in i["labels"]}]
+        if since := request.query_params.get("since"):
+            rows = [i for i in rows if _instant(i["updated_at"]) >= _instant(since)]
         rows.sort(key=lambda i: i["updated_at"], reverse=True)
         return self._paged(request, rows)
 
@@ -132,9 +146,16 @@ class FakeGitHub:
     async def search(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        q = request.query_params["q"]
+        q = request.query_params["q"].replace('reason:"not planned"', "reason:not_planned")
         words = [w for w in q.split() if ":" not in w]
         rows = [i for i in self.issues if all(w.lower() in i["title"].lower() for w in words)]
+        for term in q.split():
+            if term in ("is:open", "is:closed"):
+                rows = [i for i in rows if i["state"] == term.removeprefix("is:")]
+            elif term.startswith("reason:"):
+                rows = [i for i in rows if i["state"] == "closed" and i.get("state_reason") == term.removeprefix("reason:")]
+            elif term.startswith("updated:>="):
+                rows = [i for i in rows if _instant(i["updated_at"]) >= _instant(term.removeprefix("updated:>="))]
         per_page, page = int(request.query_params.get("per_page", 30)), int(request.query_params.get("page", 1))
         total = self.search_total if self.search_total is not None else len(rows)
         return JSONResponse({"total_count": total, "incomplete_results": False, "items": rows[(page - 1) * per_page : page * per_page]})

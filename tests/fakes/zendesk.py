@@ -1,12 +1,22 @@
 """A local fake of the Zendesk Support API: Basic `{email}/token:{token}`, cursor paging with
 `meta.has_more`/`after_cursor`, `/search.json` with `count` and `next_page`, `safe_update` 409s,
-closed tickets that refuse changes, and recorded requests."""
+closed tickets that refuse changes, and recorded requests.
+
+As Zendesk does: a ticket update answers `{ticket, audit}`, the audit's `events` naming the comment it
+added (`type: Comment`, its `id`); `/groups.json` lists the groups, and a ticket created without a
+`group_id` lands in the default group; search honours `group:` (name or id) and `updated>=`, where a
+bare date is the whole day in the account's zone (UTC here) and an ISO date-time is that instant.
+`answer_together = n` holds each update's answer back, after its write is applied, until n updates
+have been applied (as network and processing delay do), so concurrent writers' answers cross."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+import anyio
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +26,16 @@ from starlette.routing import Route
 from tests.fakes.recording import injected, record
 
 USERS = [{"id": 501, "name": "Agent Smith", "email": "smith@acme.test"}, {"id": 502, "name": "Customer Jones", "email": "jones@example.com"}]
+GROUPS = [{"id": 360001, "name": "Billing", "deleted": False}, {"id": 360002, "name": "Support", "deleted": False},
+          {"id": 360003, "name": "Old Team", "deleted": True}]
+DEFAULT_GROUP = 360002
+
+
+def _instant(value: str) -> datetime:
+    """A search's `updated>=` value as Zendesk reads it: a date is that day's start (account zone UTC)."""
+    if "T" not in value:
+        value += "T00:00:00Z"
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass
@@ -28,6 +48,10 @@ class FakeZendesk:
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     search_count: int | None = None
     clock: int = 0
+    groups: list[dict[str, Any]] = field(default_factory=lambda: [dict(g) for g in GROUPS])
+    answer_together: int = 0
+    _applied: int = 0
+    _all_applied: anyio.Event | None = None
 
     def app(self) -> Starlette:
         v2 = "/api/v2"
@@ -38,6 +62,7 @@ class FakeZendesk:
             Route(f"{v2}/search.json", self.search, methods=["GET"]),
             Route(f"{v2}/users/search.json", self.user_search, methods=["GET"]),
             Route(f"{v2}/users/show_many.json", self.show_many, methods=["GET"]),
+            Route(f"{v2}/groups.json", self.groups_route, methods=["GET"]),
         ])
 
     def _stamp(self) -> str:
@@ -58,10 +83,11 @@ class FakeZendesk:
         return JSONResponse({key: chunk, "meta": {"has_more": more, "after_cursor": str(start + size) if more else None},
                              "links": {"next": f"?page[after]={start + size}" if more else None}})
 
-    def _add_comment(self, ticket_id: int, body: str, public: bool, author: int) -> None:
+    def _add_comment(self, ticket_id: int, body: str, public: bool, author: int) -> dict[str, Any]:
         rows = self.comments.setdefault(ticket_id, [])
         rows.append({"id": 7000 + sum(len(c) for c in self.comments.values()), "body": body, "public": public,
                      "author_id": author, "created_at": self._stamp()})
+        return rows[-1]
 
     async def tickets_route(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -71,7 +97,7 @@ class FakeZendesk:
             now = self._stamp()
             ticket = {"id": len(self.tickets) + 1, "subject": body["subject"], "description": body["comment"]["body"],
                       "status": "new", "priority": body.get("priority"), "type": body.get("type"), "tags": body.get("tags", []),
-                      "assignee_id": body.get("assignee_id"), "requester_id": 502, "group_id": body.get("group_id"),
+                      "assignee_id": body.get("assignee_id"), "requester_id": 502, "group_id": body.get("group_id") or DEFAULT_GROUP,
                       "problem_id": None, "created_at": now, "updated_at": now}
             self.tickets.append(ticket)
             self._add_comment(ticket["id"], body["comment"]["body"], True, 502)
@@ -94,11 +120,29 @@ class FakeZendesk:
                 return JSONResponse({"error": "RecordInvalid", "description": "Status: closed prevents ticket update"}, 422)
             if body.pop("safe_update", False) and body.pop("updated_stamp", None) != found["updated_at"]:
                 return JSONResponse({"error": "UpdateConflict", "description": "Safe Update prevented the update"}, 409)
+            events = []
             if comment := body.pop("comment", None):
-                self._add_comment(found["id"], comment["body"], comment.get("public", True), 501)
+                added = self._add_comment(found["id"], comment["body"], comment.get("public", True), 501)
+                events.append({"id": added["id"], "type": "Comment", "author_id": 501, "body": added["body"],
+                               "public": added["public"], "attachments": []})
+            events += [{"id": 8000 + len(self.requests), "type": "Change", "field_name": k, "value": v} for k, v in body.items()]
             found.update(body)
             found["updated_at"] = self._stamp()
+            answer = {"ticket": dict(found), "audit": {"id": 9000 + len(self.requests), "ticket_id": found["id"], "author_id": 501,
+                                                       "created_at": found["updated_at"], "events": events}}
+            if self.answer_together:
+                await self._wait_for_the_others()
+            return JSONResponse(answer)
         return JSONResponse({"ticket": found})
+
+    async def _wait_for_the_others(self) -> None:
+        """Answer only once `answer_together` updates have been applied (a 10 s guard against a hang)."""
+        self._all_applied = self._all_applied or anyio.Event()
+        self._applied += 1
+        if self._applied >= self.answer_together:
+            self._all_applied.set()
+        with anyio.fail_after(10):
+            await self._all_applied.wait()
 
     async def ticket_comments(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -111,13 +155,27 @@ class FakeZendesk:
     async def search(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        words = [w for w in request.query_params["query"].split() if ":" not in w and "=" not in w and ">" not in w]
+        terms = request.query_params["query"].split()
+        words = [w for w in terms if ":" not in w and "=" not in w and ">" not in w]
         rows = [dict(t, result_type="ticket") for t in self.tickets if all(w.lower() in t["subject"].lower() for w in words)]
+        for term in terms:
+            if term.startswith("group:"):
+                names = {str(g["id"]): g["name"].lower() for g in self.groups}
+                wanted = term.removeprefix("group:").lower()
+                rows = [t for t in rows if wanted in (str(t["group_id"]), names.get(str(t["group_id"])))]
+            elif term.startswith("updated>="):
+                since = _instant(term.removeprefix("updated>="))
+                rows = [t for t in rows if _instant(t["updated_at"]) >= since]
         per_page, page = int(request.query_params.get("per_page", 100)), int(request.query_params.get("page", 1))
         count = self.search_count if self.search_count is not None else len(rows)
         more = page * per_page < count
         return JSONResponse({"results": rows[(page - 1) * per_page : page * per_page], "count": count,
                              "next_page": f"https://x/api/v2/search.json?page={page + 1}" if more else None})
+
+    async def groups_route(self, request: Request) -> Response:
+        if failure := await self._begin(request):
+            return failure
+        return self._cursor_page(request, self.groups, "groups")
 
     async def user_search(self, request: Request) -> Response:
         if failure := await self._begin(request):

@@ -5,7 +5,9 @@ Configuration: `GITHUB_REPO` (owner/name, the default project) and `GITHUB_TOKEN
 pinned. Lists follow the `Link` header; pull requests, which the issues endpoint also returns,
 are dropped. Text and native queries use `/search/issues`, which GitHub caps at 1,000 results
 (`truncated` says so). GitHub issues are open or closed: `resolved` closes as completed, `closed`
-as not planned; in_progress/on_hold do not exist there. Priority is read from and written to a
+as not planned; in_progress/on_hold do not exist there (a search by status asks GitHub for the close
+reason too, `reason:completed`, and keeps only the statuses asked for). `updated_since` is sent as the
+exact UTC instant (`since=` on lists, `updated:>=…T…Z` in search). Priority is read from and written to a
 `priority: <level>` label, the type to a label too (`update_ticket` changes it only with the full
 new `labels`: which label was the old type cannot be told). GitHub has no internal comments, no issue
 links (a link is written once as a cross-reference comment, which GitHub shows on both issues; a
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +42,35 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
+from servers.ticketing.normal import fold, name_key
 from servers.ticketing.providers.users import github_login as _login
 
 API_VERSION = "2022-11-28"
 SEARCH_CAP = 1000
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 _PRIORITY = re.compile(r"^priority:\s*(critical|high|medium|low)$", re.I)
+_OPEN = {"open", "in_progress", "on_hold"}
+
+
+def instant(when: datetime) -> str:
+    """`when` as GitHub takes a time (`since`, `updated:>=`): ISO 8601 in UTC to the second, floored so
+    an issue updated in that second is kept; a naive value is taken as UTC."""
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_terms(statuses: set[str]) -> tuple[list[str], bool]:
+    """Search qualifiers that narrow a search to `statuses` (resolved = closed as completed, closed =
+    closed any other way: not planned, duplicate, or before GitHub kept reasons), and whether they
+    select exactly those (only `resolved` has a qualifier of its own, `reason:completed`); the results
+    are filtered by status afterwards either way, and GitHub's count is the total only when exact."""
+    if statuses <= _OPEN:
+        return ["is:open"], "open" in statuses
+    if statuses == {"resolved"}:
+        return ["is:closed", "reason:completed"], True
+    if statuses <= {"resolved", "closed"}:
+        return ["is:closed"], statuses == {"resolved", "closed"}
+    return [], {"open", "resolved", "closed"} <= statuses
 
 
 def error_text(body: dict[str, Any]) -> list[str]:
@@ -107,7 +133,7 @@ class GitHubTicketing:
         if query.assignee:
             params["assignee"] = query.assignee
         if query.updated_since:
-            params["since"] = query.updated_since.isoformat()
+            params["since"] = instant(query.updated_since)
         next_url = next_link(state, self.api)
         response = await self.http.request("GET", next_url or f"/repos/{repo}/issues", params=None if next_url else params)
         rows = [r for r in response.json() if "pull_request" not in r]
@@ -119,21 +145,21 @@ class GitHubTicketing:
 
     async def _search(self, query: SearchQuery, repo: str, limit: int, page: int) -> TicketPage:
         terms = [query.native_query] if query.native_query else [f"repo:{repo}", "is:issue"]
+        counted = True  # GitHub's total_count is this search's total
         if not query.native_query:
             if query.text:
                 terms.append(query.text)
-            if query.status and set(query.status) <= {"open", "in_progress", "on_hold"}:
-                terms.append("is:open")
-            elif query.status and set(query.status) <= {"resolved", "closed"}:
-                terms.append("is:closed")
+            if query.status:  # resolved vs closed is the close reason (outside review 18, defect 10)
+                qualifiers, counted = status_terms(set(query.status))
+                terms += qualifiers
             terms += [f'label:"{label}"' for label in query.labels or []]
             terms += [f'label:"priority: {p}"' for p in query.priority or []]
             if query.type:
                 terms.append(f'label:"{query.type}"')
             if query.assignee:
                 terms.append(f"assignee:{query.assignee}")
-            if query.updated_since:
-                terms.append(f"updated:>={query.updated_since.date().isoformat()}")
+            if query.updated_since:  # the instant, not its date in its own offset
+                terms.append(f"updated:>={instant(query.updated_since)}")
         per_page = min(limit, 100)
         body = await self.http.json("GET", "/search/issues", params={"q": " ".join(terms), "per_page": per_page, "page": page,
                                                                      "sort": "updated", "order": "desc"})
@@ -141,7 +167,10 @@ class GitHubTicketing:
         total = int(body.get("total_count", 0))
         reachable = min(total, SEARCH_CAP)
         more = page * per_page < reachable
-        return TicketPage(tickets=[self._ticket(r, repo, []) for r in items], total=total, truncated=total > SEARCH_CAP,
+        tickets = [self._ticket(r, repo, []) for r in items]
+        if query.status and not query.native_query:  # as the list path: only the statuses asked for
+            tickets = [t for t in tickets if t.status in query.status]
+        return TicketPage(tickets=tickets, total=total if counted else None, truncated=total > SEARCH_CAP,
                           next_cursor=encode_cursor({"page": page + 1}) if more else None)
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
@@ -176,8 +205,8 @@ class GitHubTicketing:
 
     async def find_users(self, query: str, limit: int) -> list[User]:
         users = await self.http.json("GET", f"/repos/{self.repo}/assignees", params={"per_page": 100})
-        wanted = query.lower()
-        return [User(id=u["login"], name=u["login"]) for u in users if wanted in u["login"].lower()][:limit]
+        wanted = fold(query.strip())
+        return [User(id=u["login"], name=u["login"]) for u in users if wanted in fold(u["login"])][:limit]
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -217,7 +246,7 @@ class GitHubTicketing:
         if "labels" in changes or "priority" in changes:
             labels = list(changes.get("labels", kept))
             kind = changes.get("type") or ""
-            if kind not in ("task", "") and kind.lower() not in {label.lower() for label in labels}:
+            if kind not in ("task", "") and fold(kind) not in {fold(label) for label in labels}:
                 labels.append(kind)  # the type is a label, as `create` writes it
             priority = changes.get("priority") or next((m.group(1).lower() for label in current.get("labels", [])
                                                         if (m := _PRIORITY.match(label["name"]))), None)
@@ -231,7 +260,7 @@ class GitHubTicketing:
         if expected_version is not None and raw["updated_at"] != expected_version:
             raise DomainError("conflict", f"{ticket_id} changed since you read it (updated {raw['updated_at']}); get it again",
                               details={"current_version": raw["updated_at"]})
-        wanted = to.strip().lower().replace(" ", "_")
+        wanted = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
         allowed = [t.to_status for t in self._transitions(raw)]
         if wanted not in allowed:
             raise DomainError("conflict", f"{ticket_id} is {raw['state']} on GitHub and cannot move to {to!r}; allowed: {', '.join(allowed)}",

@@ -42,7 +42,7 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
-from servers.ticketing.normal import is_email
+from servers.ticketing.normal import is_email, name_key, same_name
 from servers.ticketing.providers.adf import adf_to_markdown, markdown_to_adf
 from servers.ticketing.providers.users import one_user
 
@@ -255,9 +255,8 @@ class JiraTicketing:
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         await self._check_version(ticket_id, expected_version)
         transitions = await self._transitions(ticket_id)
-        wanted = to.strip().lower()
-        match = next((t for t in transitions if t.name.lower() == wanted or t.native_to.lower() == wanted), None)
-        match = match or next((t for t in transitions if t.to_status == wanted.replace(" ", "_")), None)
+        match = next((t for t in transitions if same_name(to, t.name) or same_name(to, t.native_to)), None)
+        match = match or next((t for t in transitions if t.to_status == name_key(to)), None)
         if match is None:
             allowed = [f"{t.name} (→ {t.native_to})" for t in transitions]
             raise DomainError(

@@ -44,7 +44,7 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
-from servers.ticketing.normal import is_email
+from servers.ticketing.normal import is_email, name_key, same_name
 from servers.ticketing.providers.users import one_user
 
 STATE_FROM: dict[str, Status] = {"1": "open", "2": "in_progress", "3": "on_hold", "6": "resolved", "7": "closed", "8": "closed"}
@@ -302,8 +302,7 @@ class ServiceNowTicketing:
         if expected_version is not None and str(row["sys_mod_count"]) != expected_version:
             raise DomainError("conflict", f"{ticket_id} changed since you read it (version {row['sys_mod_count']}); get it again",
                               details={"current_version": str(row["sys_mod_count"])})
-        wanted = to.strip().lower().replace(" ", "_")
-        code = STATE_TO.get(wanted) or next((c for c, n in STATE_NAMES.items() if n.lower() == to.strip().lower()), None)
+        code = STATE_TO.get(name_key(to)) or next((c for c, n in STATE_NAMES.items() if same_name(to, n)), None)
         allowed = WORKFLOW[row["state"]]
         if code not in allowed:
             names = [STATE_NAMES[c] for c in allowed]

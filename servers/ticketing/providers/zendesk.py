@@ -7,12 +7,17 @@ Configuration: `ZENDESK_SUBDOMAIN` (or `ZENDESK_BASE_URL`), and `ZENDESK_EMAIL` 
 open, pending/hold → on_hold, solved → resolved, closed → closed (closed tickets cannot change).
 Internal notes are comments with `public: false`. Updates with `expected_version` use Zendesk's
 own optimistic concurrency (`safe_update` + `updated_stamp`, 409 on conflict). Links attach an
-incident to a problem (`problem_id`).
+incident to a problem (`problem_id`). A project is a group: by id, or by name (any case), looked up
+with `/groups` (an unknown name is `not_found` listing the groups; nothing is filed elsewhere). A
+comment's answer is the comment the write made, read from the update's `audit.events`. `updated_since`
+is sent as the exact UTC instant (`updated>=2026-12-05T11:00:00Z`; a bare date would be a whole day in
+the account's zone).
 """
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +42,7 @@ from servers.ticketing.model import (
     Transition,
     User,
 )
-from servers.ticketing.normal import is_email
+from servers.ticketing.normal import fold, is_email, name_key
 from servers.ticketing.providers.users import one_user
 
 STATUS_FROM: dict[str, Status] = {"new": "open", "open": "open", "pending": "on_hold", "hold": "on_hold", "solved": "resolved",
@@ -49,6 +54,15 @@ PRIORITY_FROM = {"urgent": "critical", "high": "high", "normal": "medium", "low"
 PRIORITY_TO = {v: k for k, v in PRIORITY_FROM.items()}
 TYPES = ["question", "incident", "problem", "task"]
 SEARCH_CAP = 1000
+GROUP_PAGES = 20  # 2,000 groups: more than any account keeps
+SHOWN_GROUPS = 50
+
+
+def search_instant(when: datetime) -> str:
+    """`when` as Zendesk search takes a date-time: ISO 8601 in UTC, to the second (floored, so a ticket
+    updated in the same second is kept). A naive value is taken as UTC, as the embedded store does."""
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ZendeskTicketing:
@@ -57,6 +71,7 @@ class ZendeskTicketing:
     def __init__(self, base: str, http: ProviderHTTP) -> None:
         self.base = base
         self.http = http
+        self._groups: dict[str, int] | None = None  # name → id, refreshed when a name is not in it
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> ZendeskTicketing:
@@ -68,7 +83,8 @@ class ZendeskTicketing:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def build_search(self, query: SearchQuery) -> str:
+    def build_search(self, query: SearchQuery, group_id: int | None = None) -> str:
+        """The search text for `query`; `group_id` is its project resolved (`_group_id`)."""
         if query.native_query:
             return query.native_query if "type:" in query.native_query else f"type:ticket {query.native_query}"
         terms = ["type:ticket"]
@@ -83,10 +99,10 @@ class ZendeskTicketing:
             terms.append(f"assignee:{query.assignee}")
         if query.type:
             terms.append(f"ticket_type:{query.type}")
-        if query.project:
-            terms.append(f"group:{query.project}")
-        if query.updated_since:
-            terms.append(f"updated>={query.updated_since.date().isoformat()}")
+        if group_id is not None:
+            terms.append(f"group:{group_id}")
+        if query.updated_since:  # the instant, not its date in its own offset (outside review 18, defect 9)
+            terms.append(f"updated>={search_instant(query.updated_since)}")
         return " ".join(terms)
 
     async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
@@ -96,7 +112,8 @@ class ZendeskTicketing:
         if filtered:
             page = int(state.get("page", 1))
             per_page = min(limit, 100)
-            body = await self.http.json("GET", "/search.json", params={"query": self.build_search(query), "per_page": per_page,
+            group_id = await self._group_id(query.project) if query.project and not query.native_query else None
+            body = await self.http.json("GET", "/search.json", params={"query": self.build_search(query, group_id), "per_page": per_page,
                                                                        "page": page, "sort_by": "updated_at", "sort_order": "desc"})
             count = int(body.get("count", 0))
             rows = [r for r in body.get("results", []) if r.get("result_type", "ticket") == "ticket"]
@@ -146,7 +163,13 @@ class ZendeskTicketing:
 
     async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata:
         transitions = self._transitions((await self._raw(ticket_id))["status"]) if ticket_id else None
-        return Metadata(native_statuses=dict(STATUS_FROM), transitions=transitions, types=TYPES,
+        if project:
+            await self._group_id(project)  # an unknown group is not_found, as on create
+        try:
+            projects: list[str] | None = sorted(await self._group_names(), key=fold)
+        except DomainError:  # a token that may not list groups still gets the rest
+            projects = None
+        return Metadata(native_statuses=dict(STATUS_FROM), transitions=transitions, types=TYPES, projects=projects,
                         priorities=["critical", "high", "medium", "low"], required_fields=["title", "description"])
 
     async def find_users(self, query: str, limit: int) -> list[User]:
@@ -162,19 +185,69 @@ class ZendeskTicketing:
         raise DomainError("invalid_argument", f"Zendesk assigns by numeric user id or email, not {who[:60]!r}; "
                           "find_users gives the id", details={"field": "assignee"})
 
+    async def _group_names(self, refresh: bool = False) -> dict[str, int]:
+        """The account's groups, name → id (deleted ones left out), read once and again on `refresh`."""
+        if self._groups is None or refresh:
+            groups: dict[str, int] = {}
+            params: dict[str, Any] = {"page[size]": 100}
+            for _ in range(GROUP_PAGES):
+                body = await self.http.json("GET", "/groups.json", params=params)
+                groups.update({g["name"]: int(g["id"]) for g in body.get("groups", []) if not g.get("deleted")})
+                meta = body.get("meta") or {}
+                if not (meta.get("has_more") and meta.get("after_cursor")):
+                    break
+                params = {"page[size]": 100, "page[after]": meta["after_cursor"]}
+            self._groups = groups
+        return self._groups
+
+    async def _group_id(self, project: str) -> int:
+        """The group a project names: a numeric group id as given, else the group of that name (any case
+        or canonical form; an exact name wins). An unknown name is `not_found` listing the groups: a
+        ticket is never filed in the default group instead (outside review 18, defect 7)."""
+        wanted = project.strip()
+        if wanted.isdigit():
+            return int(wanted)
+        for refresh in (False, True):  # a group made since the list was read is found on the second look
+            try:
+                groups = await self._group_names(refresh)
+            except DomainError as exc:  # e.g. a token that may not list groups: the id still works
+                raise DomainError(exc.body.code, f"cannot look up the Zendesk group {wanted[:60]!r} by name ({exc.body.message}); "
+                                  "pass the group's numeric id as project instead", retry_after_s=exc.body.retry_after_s,
+                                  details={"field": "project"}) from None
+            if wanted in groups:
+                return groups[wanted]
+            found = {name: gid for name, gid in groups.items() if fold(name) == fold(wanted)}
+            if len(found) == 1:
+                return next(iter(found.values()))
+            if found:
+                raise DomainError("invalid_argument", f"several Zendesk groups are named {wanted[:60]!r} in some case: "
+                                  f"{', '.join(f'{n} ({i})' for n, i in found.items())}; pass the group id",
+                                  details={"field": "project", "candidates": sorted(found.values())})
+        names = sorted(groups, key=fold)
+        shown = ", ".join(names[:SHOWN_GROUPS]) + (", …" if len(names) > SHOWN_GROUPS else "")
+        raise DomainError("not_found", f"Zendesk has no group {wanted[:60]!r} (a project is a group: "
+                          f"{shown or 'this account has no groups'}); use one of those names or a group id",
+                          details={"field": "project", "known_projects": names[:SHOWN_GROUPS]})
+
+    @staticmethod
+    def _type(given: str) -> str:
+        """Zendesk's name for a ticket type given in any case, or `invalid_argument` naming its four."""
+        found = next((t for t in TYPES if name_key(given) == t), None)
+        if found is None:
+            raise DomainError("invalid_argument", f"type must be one of {TYPES} for Zendesk", details={"field": "type"})
+        return found
+
     # -- writing ---------------------------------------------------------------------------
 
     async def create(self, ticket: NewTicket) -> Ticket:
-        if ticket.type not in TYPES + ["task"]:
-            raise DomainError("invalid_argument", f"type must be one of {TYPES} for Zendesk")
         body: dict[str, Any] = {"subject": ticket.title, "comment": {"body": ticket.description or ticket.title},
-                                "type": ticket.type, "tags": ticket.labels}
+                                "type": self._type(ticket.type), "tags": ticket.labels}
         if ticket.priority:
             body["priority"] = PRIORITY_TO[ticket.priority]
         if ticket.assignee:
             body["assignee_id"] = await self._user_id(ticket.assignee)
-        if ticket.project and ticket.project.isdigit():
-            body["group_id"] = int(ticket.project)
+        if ticket.project:
+            body["group_id"] = await self._group_id(ticket.project)
         raw = (await self.http.json("POST", "/tickets.json", json={"ticket": body}))["ticket"]
         return self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [])
 
@@ -195,10 +268,8 @@ class ZendeskTicketing:
             body["tags"] = changes["labels"]
         if "assignee" in changes:
             body["assignee_id"] = await self._user_id(changes["assignee"]) if changes["assignee"] else None
-        if "type" in changes:
-            if changes["type"] not in TYPES:  # as create: Zendesk has these four and no other
-                raise DomainError("invalid_argument", f"type must be one of {TYPES} for Zendesk", details={"field": "type"})
-            body["type"] = changes["type"]
+        if "type" in changes:  # as create: Zendesk has these four and no other
+            body["type"] = self._type(changes["type"])
         if expected_version is not None:
             body.update(safe_update=True, updated_stamp=expected_version)
         try:
@@ -210,7 +281,7 @@ class ZendeskTicketing:
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         raw = await self._raw(ticket_id)
-        wanted = to.strip().lower().replace(" ", "_")
+        wanted = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
         native = wanted if wanted in WORKFLOW else STATUS_TO.get(wanted)
         allowed = WORKFLOW[raw["status"]]
         if native not in allowed:
@@ -226,13 +297,24 @@ class ZendeskTicketing:
             raise
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
-        await self._put(ticket_id, {"comment": {"body": body, "public": public}})
-        latest = await self.http.json("GET", f"/tickets/{self._id(ticket_id)}/comments.json", params={"sort_order": "desc", "page[size]": 1})
-        c = latest["comments"][0]
-        return Comment(id=str(c["id"]), body=c.get("body", ""), public=bool(c.get("public", True)), created_at=c["created_at"])
+        """The comment this write made, as Zendesk's answer names it: the update's audit holds one
+        `Comment` event with the new comment's id (never "the newest comment", which under concurrent
+        writes is someone else's: outside review 18, defect 3)."""
+        answer = await self.http.json("PUT", f"/tickets/{self._id(ticket_id)}.json",
+                                      json={"ticket": {"comment": {"body": body, "public": public}}})
+        audit = answer.get("audit") or {}
+        event = next((e for e in audit.get("events") or [] if e.get("type") in ("Comment", "VoiceComment") and e.get("id")), None)
+        if event is None:
+            raise DomainError("upstream_error", f"Zendesk took the comment on ticket {ticket_id} but its answer did not name it "
+                              "(no Comment event in the update's audit); do not add it again: list_comments shows it")
+        users = await self._users([event.get("author_id")])
+        author = users.get(str(event.get("author_id")))
+        created = audit.get("created_at") or (answer.get("ticket") or {}).get("updated_at")
+        return Comment(id=str(event["id"]), author=author.name if author else None, body=event.get("body", body),
+                       public=bool(event.get("public", public)), created_at=created)
 
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
-        if link_type.lower() not in ("incident of", "problem"):
+        if name_key(link_type) not in ("incident_of", "problem"):
             raise DomainError("invalid_argument", "Zendesk links an incident to its problem only: use type 'incident of'")
         problem = await self._raw(other_id)
         if problem.get("type") != "problem":
