@@ -50,7 +50,7 @@ def _filter(request: Request) -> audit_reads.ActivityFilter:
 
 def _before(request: Request) -> int | None:
     raw = request.query_params.get("before", "")
-    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 async def activity(console: Console, request: Request, session: AdminSession) -> Response:
@@ -68,7 +68,7 @@ async def activity(console: Console, request: Request, session: AdminSession) ->
     newest = f"/admin/activity?{urlencode(kept)}" if before is not None else None
     detail = None
     picked = request.query_params.get("id", "")
-    if picked.isdigit():
+    if picked.isascii() and picked.isdigit() and len(picked) <= 18:
         detail = await audit_reads.one(console.hub, int(picked))
         if detail is not None:
             detail["args_pretty"] = _pretty(detail["args"])
@@ -92,7 +92,7 @@ async def stream(console: Console, request: Request, session: AdminSession) -> R
     filters, oldest first; a `gap` event when a tick had more than `LIVE_ROWS`."""
     flt = _filter(request)
     raw_after = request.query_params.get("after", "")
-    after = int(raw_after) if raw_after.isdigit() else 0
+    after = int(raw_after) if raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 18 else 0
     row_template = console.templates.get_template("activity_row.html")
 
     async def events() -> AsyncIterator[dict[str, str]]:

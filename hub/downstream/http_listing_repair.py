@@ -223,7 +223,7 @@ def _framed_within_cap(response: httpx2.Response) -> bool:
     """Whether the body's length is declared and within the line cap (HTTP/1.1 framing holds the
     body to it, so the SDK may read it as it is)."""
     length = response.headers.get("content-length", "")
-    return length.isdigit() and int(length) <= MAX_LINE_BYTES
+    return length.isascii() and length.isdigit() and int(length) <= MAX_LINE_BYTES
 
 
 def _prefix(pieces: list[bytes], size: int = 4096) -> bytes:

@@ -33,9 +33,9 @@ import os, signal, sys
 groups = set()
 for line in sys.stdin:
     line = line.strip()
-    if line[:1] == "+" and line[1:].isdigit():
+    if line[:1] == "+" and line[1:].isascii() and line[1:].isdigit():
         groups.add(int(line[1:]))
-    elif line[:1] == "-" and line[1:].isdigit():
+    elif line[:1] == "-" and line[1:].isascii() and line[1:].isdigit():
         groups.discard(int(line[1:]))
 for pgid in groups:
     try:
@@ -127,7 +127,7 @@ def process_stats() -> Iterator[tuple[int, list[str]]]:
     """Every process in /proc whose stat can be read, with its `stat_fields`."""
     with contextlib.suppress(OSError):
         for entry in os.listdir("/proc"):
-            if entry.isdigit() and (fields := stat_fields(entry)) is not None:
+            if entry.isascii() and entry.isdigit() and (fields := stat_fields(entry)) is not None:
                 yield int(entry), fields
 
 

@@ -87,7 +87,7 @@ def parse(rule: str) -> dict[str, str]:
             raise _bad(part, f"must be one of {', '.join(FREQS)}")
         if key in ("COUNT", "INTERVAL"):
             high = MAX_COUNT if key == "COUNT" else MAX_INTERVAL
-            if not value.isdigit() or not 1 <= int(value) <= high:
+            if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= high:
                 raise _bad(part, f"must be a whole number 1..{high}")
         if key == "UNTIL" and not _UNTIL.match(value):
             raise _bad(part, "must be a date (20261231) or a UTC date-time (20261231T170000Z)")

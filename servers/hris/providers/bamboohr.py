@@ -132,7 +132,7 @@ class BambooHris:
     async def get(self, ref: str, sensitive: list[str]) -> Employee:
         """By id first (an all-digit ref), else by work email in any case or by employee number, which is
         often all digits too (outside review 18: "1001" was only ever tried as an id)."""
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             fields = ",".join(["id"] + BASE_FIELDS + [f for n in sensitive for f in SENSITIVE_TO_BAMBOO[n]])
             try:
                 row = await self.http.json("GET", f"/employees/{ref}", params={"fields": fields})

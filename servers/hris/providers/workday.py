@@ -153,7 +153,7 @@ class WorkdayHris:
         """By Workday id, else by work email in any case or by employee number (`workerId`)."""
         if sensitive:
             raise _unsupported("sensitive fields", "the workers API used here does not expose them")
-        if "@" not in ref and not ref.isdigit():
+        if "@" not in ref and not (ref.isascii() and ref.isdigit()):
             try:
                 return self._employee(await self.staffing.json("GET", f"/workers/{ref}"))
             except DomainError as exc:

@@ -109,7 +109,7 @@ class GitHubTicketing:
         """`owner/repo#12`, `#12` or `12` → (repo or None, number)."""
         repo, _, number = ticket_id.rpartition("#")
         number = number.strip()
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             raise DomainError("invalid_argument", f"{ticket_id!r} is not a GitHub issue id: use 42, #42 or owner/repo#42")
         return (repo or None), number
 

@@ -134,7 +134,7 @@ class ZendeskTicketing:
     @staticmethod
     def _id(ticket_id: str) -> str:
         cleaned = ticket_id.lstrip("#")
-        if not cleaned.isdigit():
+        if not (cleaned.isascii() and cleaned.isdigit()):
             raise DomainError("invalid_argument", f"{ticket_id!r} is not a Zendesk ticket id (a number)")
         return cleaned
 
@@ -178,7 +178,7 @@ class ZendeskTicketing:
 
     async def _user_id(self, who: str) -> int:
         """A Zendesk user id (an integer) for `who`: a numeric id, or an email looked up with `/users/search`."""
-        if who.isdigit():
+        if who.isascii() and who.isdigit():
             return int(who)
         if is_email(who):
             return int(one_user(who, await self.find_users(who, 20), "Zendesk").id)
@@ -205,7 +205,7 @@ class ZendeskTicketing:
         or canonical form; an exact name wins). An unknown name is `not_found` listing the groups: a
         ticket is never filed in the default group instead (outside review 18, defect 7)."""
         wanted = project.strip()
-        if wanted.isdigit():
+        if wanted.isascii() and wanted.isdigit():
             return int(wanted)
         for refresh in (False, True):  # a group made since the list was read is found on the second look
             try:
