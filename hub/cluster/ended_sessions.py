@@ -1,18 +1,22 @@
 """Sealed session ids that were ended, so no replica continues them (`hub.cluster.sessions`).
 
 A sealed id carries everything needed to continue its session, so without a record of its end a
-DELETEd or expired session was adopted again — even by the replica that had just ended it (outside
-review, cluster round 7: after `DELETE` both replicas answered 200 for the id, which stayed usable
-for `session_max_age_s`). Ended here: a session its client DELETEd, and one closed for idleness (its
-idle expiry, or the session limits closing an idle one). Not ended: sessions cut by this replica
-stopping — continuing those elsewhere is what portable ids are for.
+DELETEd session was adopted again — even by the replica that had just ended it (outside review,
+cluster round 7: after `DELETE` both replicas answered 200 for the id, which stayed usable for
+`session_max_age_s`). Recorded here only ends that are the session's own, true on every replica: its
+client DELETEd it, or the API key that opened it was revoked or expired. Never a replica's local view
+of its copy — idle here, evicted here under this replica's caps, cut by this replica stopping — as
+the client may be using the session on another replica right now (outside review, cluster round 18
+#1: an idle copy on A, shared as an end, killed the session the client was using on B).
 
 Where the record lives:
 - in this replica's memory, always (until the id is too old to open anyway);
 - in Redis too when `hub.cluster.redis_url` is set (`SET mcp-hub:ended:<sha256 of the id>` with the
   id's remaining lifetime), read only when a replica is about to adopt an id it does not hold — never
   per request. Redis unreachable then: the id is adopted (the owner check still applies) and a
-  warning logged once per outage; an end not written to Redis is kept locally and logged.
+  warning logged once per outage. An end Redis did not take is kept here and written again (`flush`,
+  on every sweep of `hub.cluster.sessions`) once Redis answers (outside review, cluster round 18 #9:
+  a DELETE during a Redis blip was never shared, and the other replicas served the session for 24 h).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class EndedSessions:
 
             self._redis = redis.from_url(redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S)
         self._warned = False
+        self._unshared: OrderedDict[str, float] = OrderedDict()
+        """Digest → expiry of ends Redis did not take yet (written again by `flush`)."""
 
     async def end(self, session_id: str, expires_at: float) -> None:
         """Record that `session_id` ended; it could be opened until `expires_at` (epoch seconds)."""
@@ -64,16 +70,50 @@ class EndedSessions:
             self._local.popitem(last=False)
 
     async def share(self, session_id: str, expires_at: float) -> None:
-        """The shared half of `end` (Redis, when set)."""
-        digest, now = _digest(session_id), time.time()
-        if self._redis is None or expires_at <= now:
+        """The shared half of `end` (Redis, when set); kept for `flush` if Redis does not take it."""
+        if self._redis is None or expires_at <= time.time():
+            return
+        digest = _digest(session_id)
+        try:
+            await self._write({digest: expires_at})
+        except Exception as exc:  # noqa: BLE001 — the end holds here, and is written again once Redis answers
+            self._keep_unshared(digest, expires_at)
+            logger.warning("could not record an ended session in Redis (%s); other replicas may continue it "
+                           "until Redis answers again, when it is recorded", type(exc).__name__)
+
+    async def flush(self) -> None:
+        """Write the ends Redis did not take (an outage) now that it may answer; kept if it still does not."""
+        now = time.time()
+        pending = {digest: expires_at for digest, expires_at in self._unshared.items() if expires_at > now}
+        if self._redis is None or not pending:
+            self._unshared.clear()
             return
         try:
-            with anyio.fail_after(REDIS_TIMEOUT_S):
-                await self._redis.set(KEY_PREFIX + digest, b"1", ex=max(1, int(expires_at - now) + 1))
-        except Exception as exc:  # noqa: BLE001 — the end holds here; another replica may still continue it
-            logger.warning("could not record an ended session in Redis (%s); other replicas may continue it "
-                           "until it expires", type(exc).__name__)
+            await self._write(pending)
+        except Exception:  # noqa: BLE001 — tried again on the next sweep
+            return
+        for digest in pending:
+            self._unshared.pop(digest, None)
+        logger.info("recorded %d ended session(s) in Redis that an outage had kept from it", len(pending))
+
+    @property
+    def unshared(self) -> int:
+        """How many ends wait for Redis."""
+        return len(self._unshared)
+
+    async def _write(self, ends: dict[str, float]) -> None:
+        now = time.time()
+        with anyio.fail_after(REDIS_TIMEOUT_S):
+            pipe = self._redis.pipeline(transaction=False)
+            for digest, expires_at in ends.items():
+                pipe.set(KEY_PREFIX + digest, b"1", ex=max(1, int(expires_at - now) + 1))
+            await pipe.execute()
+
+    def _keep_unshared(self, digest: str, expires_at: float) -> None:
+        self._unshared[digest] = expires_at
+        self._unshared.move_to_end(digest)
+        while len(self._unshared) > MAX_LOCAL:
+            self._unshared.popitem(last=False)
 
     async def ended(self, session_id: str) -> bool:
         """Whether `session_id` was ended here or (with Redis) on any replica."""

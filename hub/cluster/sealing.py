@@ -4,7 +4,7 @@ The id is `s1.` + base64url(nonce ‖ AES-256-GCM(state)), keyed by the first of
 `hub.cluster.session_secrets`; every listed secret is tried when opening, so a secret is rotated
 by putting the new one first, and dropped once the old sessions have ended. The state is what a
 replica needs to continue the session: the negotiated version, the client's initialize params
-(capabilities, client info), the principal it is bound to, and when it was issued. Tampering, a
+(capabilities, client name and version; not its icons), the principal it is bound to, and when it was issued. Tampering, a
 forged id, or an unknown secret all fail authentication (`open_session` returns None).
 """
 
@@ -30,7 +30,8 @@ MAX_ID_CHARS = 4096
 class SessionState(NamedTuple):
     protocol_version: str
     client_params: dict[str, Any]
-    """The client's `initialize` params as it sent them (capabilities, clientInfo)."""
+    """What adoption needs of the client's `initialize` params (`hub.cluster.sessions.sealable_params`):
+    version, capabilities, clientInfo's name/version/title — not its icons, which overran the id."""
     owner: tuple[str | None, str | None, str | None] | None
     """(client_id, issuer, subject) of the credential that opened it; None with auth off."""
     issued_at: float

@@ -12,11 +12,24 @@ round trip; the state is small and fixed at `initialize`. What it does not carry
 state the hub keeps in memory, such as the tools a `search_tools` session found, log level,
 resource subscriptions, and a GET stream) starts afresh on the adopting replica.
 
-A session its client DELETEd, or that was closed for idleness, is ended for every replica
-(`hub.cluster.ended_sessions`): its id answers 404 from then on — on the replica that ended it at
-once, on the others once they look (before adopting the id; a replica holding it sweeps its sealed
-sessions every `ENDED_SWEEP_S`) when `hub.cluster.redis_url` is set. Without Redis, another replica
-could continue it until it is older than `session_max_age_s`.
+A session ends for every replica only by its own end (`hub.cluster.ended_sessions`): its client
+DELETEd it, or the API key that opened it was revoked or expired. Its id answers 404 from then on —
+on the replica that ended it at once, on the others once they look (before adopting the id; a
+replica holding it sweeps its sealed sessions every `ENDED_SWEEP_S`) when `hub.cluster.redis_url` is
+set. Without Redis, another replica could continue it until it is older than `session_max_age_s`.
+
+A replica's *copy* of a session is its own business: closed when idle here
+(`hub.http.session_idle_timeout_s`), evicted to make room under this replica's caps, or released by
+a JWT's expiry seen here (the client may have refreshed it on another replica), the copy just goes,
+with its in-memory state, and the id is adopted again by the next request that brings it — here or
+anywhere. Sharing those as ends killed sessions clients were using on other replicas (outside
+review, cluster round 18 #1). So with sealed ids a session lives until its client ends it, its key
+ends, or `session_max_age_s`; the idle timeout bounds only how long a replica keeps an unused copy.
+
+What is sealed is what adoption needs (`sealable_params`): the version, the client's capabilities
+and its name, version and title — not its icons (a `data:` URI easily passes the id's 4096 characters;
+outside review, cluster round 18 #8: such a session silently got a random id that every other replica
+answered 404). An `initialize` whose capabilities alone are too big to seal is refused, saying so.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ from mcp.shared.transport_context import TransportContext
 from mcp_types import InitializeRequestParams
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from hub.cluster.ended_sessions import EndedSessions
@@ -101,9 +115,11 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
                 await self.ended.aclose()
 
     async def _sweep_ended(self) -> None:
-        """End the sealed sessions held here that another replica ended (DELETE, idleness)."""
+        """End the sealed sessions held here that another replica ended (DELETE, key revoked); first write
+        the ends a Redis outage kept from it."""
         while True:
             await anyio.sleep(ENDED_SWEEP_S)
+            await self.ended.flush()
             held = {sid: transport for sid, transport in self._server_instances.items() if sid.startswith(PREFIX)}
             for session_id in await self.ended.ended_among(list(held)):
                 logger.info("ending a session another replica ended")
@@ -143,15 +159,21 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         if (expires_at := self._expiry(session_id)) is not None:
             await self.ended.end(session_id, expires_at)
 
-    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
-        idle = transport.idle_scope is not None and transport.idle_scope.cancelled_caught  # closed for idleness
-        expires_at = self._expiry(session_id) if idle else None
+    async def _end_for_good(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        """The session's own end (its API key revoked or expired): for every replica, not only this copy."""
+        expires_at = self._expiry(session_id)
         if expires_at is not None:  # before the id is forgotten here, so no request adopts it in between
             self.ended.remember(session_id, expires_at)
-        await super()._discard_session(session_id, transport)
+        await super()._end_for_good(session_id, transport)
         if expires_at is not None:
             with anyio.CancelScope(shield=True):
                 await self.ended.share(session_id, expires_at)
+
+    async def adoptable(self, session_id: str, scope: Scope) -> bool:
+        """Whether a request (`scope`) naming `session_id`, which this replica does not hold, would continue
+        it here: an id of ours, not ended, bound to the requester."""
+        state = self.sealer.open(session_id)
+        return state is not None and state.owner == _owner(_requestor(scope)) and not await self.ended.ended(session_id)
 
     async def _route(self, session_id: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         if session_id is None and scope.get("method") == "POST":
@@ -160,11 +182,12 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
             if params is not None:
                 requested = params.get("protocolVersion")
                 version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
-                state = SessionState(version, params, _owner(_requestor(scope)), time.time())
+                state = SessionState(version, sealable_params(params), _owner(_requestor(scope)), time.time())
                 sealed = self.sealer.seal(state)
-                if len(sealed) > MAX_ID_CHARS:  # an enormous initialize: this session stays on this replica
-                    logger.warning("initialize params too large to seal; this session cannot move between replicas")
-                token = _NEXT_ID.set(sealed if len(sealed) <= MAX_ID_CHARS else None)
+                if len(sealed) > MAX_ID_CHARS:
+                    await _unsealable(body, params, len(sealed))(scope, receive, send)
+                    return
+                token = _NEXT_ID.set(sealed)
                 try:
                     await super()._handle_stateful_request(scope, receive, send)
                 finally:
@@ -247,6 +270,42 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         finally:
             if not established:
                 await self._discard_session(session_id, transport)
+
+
+MAX_INFO_CHARS = 200
+"""Of each clientInfo string sealed (name, version, title: shown in logs, never checked)."""
+
+
+def sealable_params(params: dict[str, Any]) -> dict[str, Any]:
+    """What adopting a session needs of its `initialize` params: the version asked, the capabilities (which
+    server→client requests the hub may relay) and the client's name, version and title. Not its icons,
+    description or website (bulky, and nothing the hub uses), nor `_meta`: so a client's `data:` icon
+    does not make the id too long to seal. The replica that took the `initialize` keeps it whole."""
+    kept = {key: params[key] for key in ("protocolVersion", "capabilities") if key in params}
+    info = params.get("clientInfo")
+    if isinstance(info, dict):
+        kept["clientInfo"] = {key: value[:MAX_INFO_CHARS] if isinstance(value, str) else value
+                              for key in ("name", "version", "title") if (value := info.get(key)) is not None}
+    return kept
+
+
+def _unsealable(body: bytes, params: dict[str, Any], length: int) -> JSONResponse:
+    """The refusal of an `initialize` too big to seal: a session on one replica only would answer 404 from
+    every other one the balancer picks, so the client is told now, with what to shorten."""
+    capabilities = len(json.dumps(params.get("capabilities", {}), separators=(",", ":")))
+    message = (f"initialize refused: this hub runs as several replicas, and carries each session in its "
+               f"Mcp-Session-Id, which would be {length} characters (at most {MAX_ID_CHARS}); the client's "
+               f"capabilities take {capabilities} bytes as JSON. Declare fewer or smaller (experimental) "
+               "capabilities, or ask the operator to serve this client from a hub without "
+               "hub.cluster.session_secrets")
+    logger.warning("refused an initialize whose capabilities (%d bytes) are too big to seal into a session id",
+                   capabilities)
+    try:
+        request_id = json.loads(body).get("id")
+    except ValueError:
+        request_id = None
+    return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": message}},
+                        status_code=400)
 
 
 def _initialize_params(body: bytes) -> dict[str, Any] | None:

@@ -8,7 +8,10 @@ the session exactly as an idle expiry would. Legacy SSE sessions are held for as
 stream is open, so they count against the same caps but are never idle.
 
 Both kinds end at once, open streams and all, when the credential that opened them is revoked or
-expires (`hub.auth.credential_watch`, via `SessionLedger.watch`).
+expires (`hub.auth.credential_watch`, via `SessionLedger.watch`). With portable sessions
+(`hub.cluster.sessions`) only an API key's end is the session's end on every replica (`_end_for_good`:
+the key store is shared); a JWT's expiry seen here, an idle expiry and an eviction release this
+replica's copy only, as the client may go on elsewhere (with a refreshed JWT, on another replica).
 
 Unauthenticated requests never reach these: with auth on, the bearer check answers 401 first.
 With auth off every caller is the same principal (`ANONYMOUS`).
@@ -87,8 +90,10 @@ class PrincipalSessionManager(StreamableHTTPSessionManager):
             self.ledger.add(session_id, owner, "streamable_http", lambda: _is_idle(transport),
                             lambda: self._close(session_id, transport))
             if self.ledger.watch is not None:  # ended, streams and all, once its credential is no longer valid
+                token = get_access_token()
+                whole = token is not None and (token.claims or {}).get("mcp_hub_kind") == "api_key"
                 self._released[session_id] = self.ledger.watch.hold(
-                    get_access_token(), lambda: self._end_now(session_id, transport), "Streamable HTTP session")
+                    token, lambda: self._end_now(session_id, transport, whole), "Streamable HTTP session")
         return transport
 
     async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
@@ -97,13 +102,26 @@ class PrincipalSessionManager(StreamableHTTPSessionManager):
             release()
         await super()._discard_session(session_id, transport)
 
-    def _end_now(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
-        """End a session at once, busy or not: its id answers 404 and its streams close."""
+    def _end_now(self, session_id: str, transport: StreamableHTTPServerTransport, whole: bool = False) -> None:
+        """End a session at once, busy or not: its id answers 404 and its streams close. `whole`: the end is
+        the session's own (an API key revoked or expired, as every replica's key store says), not only this
+        copy's (a JWT expiry seen here: the client may have refreshed it on another replica)."""
         if self._task_group is not None:
-            self._task_group.start_soon(self._discard_session, session_id, transport)
+            self._task_group.start_soon(self._end_for_good if whole else self._discard_session, session_id, transport)
+
+    async def _end_for_good(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        """End the session itself (with one replica, the same as discarding it; see `hub.cluster.sessions`)."""
+        await self._discard_session(session_id, transport)
+
+    async def adoptable(self, session_id: str, scope: Scope) -> bool:
+        """Whether this replica would continue `session_id`, which it does not hold, for `scope`'s requester:
+        never with one replica's random ids (`hub.cluster.sessions` adopts sealed ones)."""
+        return False
 
     def _close(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
-        """End an idle session now, as its idle expiry would (its id answers 404 from here on)."""
+        """End an idle session now, as its idle expiry would: its id answers 404 here from then on, unless
+        it is a sealed one (`hub.cluster.sessions`), whose next request adopts it again — a copy made room
+        for, not the session's end."""
         logger.info("closing an idle session to make room under hub.http session limits")
         if transport.idle_scope is not None:
             transport.idle_scope.cancel()

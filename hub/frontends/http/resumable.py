@@ -18,6 +18,12 @@ holds is 410 Gone, saying so: that call's answer is lost, and waiting on a fresh
 bring it. Plain calls the fast path answers as `application/json` (`hub.frontends.http.http_calls`)
 have no stream to resume.
 
+A session this replica does not hold yet, but would continue (a sealed id of its requester,
+`hub.cluster.sessions`: the replica that ran the call stopped, or the balancer picked another), holds
+none of its events here: judged so before the SDK adopts it and replays from an empty store — which
+answered an empty 200 stream (outside review, cluster round 18 #7). A call's stream id is 410 Gone,
+a GET stream's opens a fresh GET stream (the session adopted).
+
 An event the store does not keep — larger than a session's bytes, a big result whose long strings
 were lifted out (`hub.lifted`: its skeleton would replay them empty), or one the process's budget has
 no room for — is a gap in its stream: resuming a call's stream from before the gap is 410 Gone too, as
@@ -182,21 +188,38 @@ class LastEventGate:
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         last = next((v.decode("latin-1") for k, v in headers if k == LAST_EVENT_ID_HEADER.encode()), None)
         session_id = next((v.decode("latin-1") for k, v in headers if k == MCP_SESSION_ID_HEADER.encode()), None)
-        transport = self.manager._server_instances.get(session_id) if last is not None and session_id else None  # noqa: SLF001
-        store = getattr(transport, "_event_store", None)
-        if last is None or transport is None or not self._owns(scope, session_id) \
-                or (isinstance(store, SessionEvents) and store.holds(last)
-                    and (store.whole_after(last) or not last.startswith(_CALL))):
-            # Replayed by the SDK; an unknown session, or one of another caller, is its 404 (recheck17 #4:
-            # a 410 here told another caller that the session exists).
+        if last is None or not session_id:
             await self.app(scope, receive, send)
             return
+        transport = self.manager._server_instances.get(session_id)  # noqa: SLF001
+        if transport is None:
+            if await self._adoptable(session_id, scope):
+                await self._not_held(last, scope, headers, receive, send, here=False)
+            else:  # an unknown session, or one of another caller: its 404
+                await self.app(scope, receive, send)
+            return
+        store = getattr(transport, "_event_store", None)
+        if not self._owns(scope, session_id) or (isinstance(store, SessionEvents) and store.holds(last)
+                                                 and (store.whole_after(last) or not last.startswith(_CALL))):
+            # Replayed by the SDK; a session of another caller is its 404 (recheck17 #4: a 410 here told
+            # another caller that the session exists).
+            await self.app(scope, receive, send)
+            return
+        await self._not_held(last, scope, headers, receive, send, here=True)
+
+    async def _not_held(self, last: str, scope: Scope, headers: list[tuple[bytes, bytes]], receive: Receive,
+                        send: Send, here: bool) -> None:
+        """`last` names events the session does not hold (whole) here: a call's are gone, a GET stream's
+        give way to a fresh GET stream."""
         if last.startswith(_CALL) and last[1:].isdigit():
-            await _gone(last, send)
+            await _gone(last, send, here)
             return
         scope = {**scope, "headers": [(k, v) for k, v in headers if k != LAST_EVENT_ID_HEADER.encode()]}
         await self.app(scope, receive, send)  # a fresh GET stream
 
+    async def _adoptable(self, session_id: str, scope: Scope) -> bool:
+        adoptable = getattr(self.manager, "adoptable", None)
+        return adoptable is not None and await adoptable(session_id, scope)
 
     def _owns(self, scope: Scope, session_id: str | None) -> bool:
         """Whether the request's credential is the one that created the session, as the SDK judges it."""
@@ -209,10 +232,13 @@ def _seq_of(event_id: str) -> int:
     return int(event_id[1:])
 
 
-async def _gone(last: str, send: Send) -> None:
-    message = (f"Last-Event-ID {last[:64]!r} names events of a call's stream that the hub no longer holds whole (it "
-               f"keeps a session's last {MAX_EVENTS} events, {MAX_BYTES // 1024} KiB, and no single event over that, "
-               "such as a big result): that call's answer is lost; call again, or open the event stream without "
+async def _gone(last: str, send: Send, here: bool = True) -> None:
+    why = (f"that the hub no longer holds whole (it keeps a session's last {MAX_EVENTS} events, "
+           f"{MAX_BYTES // 1024} KiB, and no single event over that, such as a big result)" if here else
+           "that this hub replica never held (the call ran on another replica, which stopped or which the "
+           "balancer did not pick; a call's events stay on the replica that ran it)")
+    message = (f"Last-Event-ID {last[:64]!r} names events of a call's stream {why}: that call's answer is lost; "
+               "call again (a write only if it did not happen: check first), or open the event stream without "
                "Last-Event-ID")
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}).encode()
     await send({"type": "http.response.start", "status": 410,

@@ -150,7 +150,11 @@ def test_a_deleted_session_ends_on_every_replica(tmp_path: Path, procs: list) ->
         redis.stop()
 
 
-def test_without_redis_a_deleted_or_idle_session_ends_at_least_where_it_ended(tmp_path: Path, procs: list) -> None:
+def test_without_redis_a_deleted_session_ends_where_it_ended_and_an_idle_copy_is_adopted_again(
+    tmp_path: Path, procs: list
+) -> None:
+    """An idle expiry releases a replica's copy, not the session (outside review, cluster round 18 #1: its
+    client may be using it on another replica): the next request adopts it again."""
     url_a, url_b, data_dir = two_replicas(tmp_path, procs, [SECRET_A, SECRET_B],
                                           http={"session_idle_timeout_s": 1})
     carol = create_key(data_dir, "carol", "e:write")
@@ -163,7 +167,7 @@ def test_without_redis_a_deleted_or_idle_session_ends_at_least_where_it_ended(tm
     while httpx.get(url_b.replace("/mcp", "/healthz"), headers=admin, timeout=30).json()["sessions"]["streamable_http"]:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert rpc(url_b, "tools/list", {}, carol, idle).status_code == 404  # not adopted again there
+    assert result_of(rpc(url_b, "tools/list", {}, carol, idle))["tools"]  # adopted again there
 
 
 OWNERS = st.one_of(st.none(), st.tuples(st.text(max_size=20), st.none() | st.text(max_size=20),
