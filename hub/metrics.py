@@ -45,13 +45,13 @@ class _WebhookCollector(Collector):
             return
         labels = ["server", "provider"]
         deliveries = CounterMetricFamily("mcp_hub_webhook_deliveries", "Webhook deliveries since start by outcome "
-                                         "(received, duplicate, rejected)", labels=[*labels, "outcome"])
+                                         "(received, duplicate, rejected, ignored: for another company or an event type the domain does not read)", labels=[*labels, "outcome"])
         dead = GaugeMetricFamily("mcp_hub_webhook_dead_lettered", "Events in the dead-letter queue", labels=labels)
         pending = GaugeMetricFamily("mcp_hub_webhook_pending", "Events accepted and not yet processed", labels=labels)
         lag = GaugeMetricFamily("mcp_hub_webhook_lag_seconds", "Age of the oldest pending event", labels=labels)
         for server, providers in self.source().items():
             for provider, s in providers.items():
-                for outcome in ("received", "duplicate", "rejected"):
+                for outcome in ("received", "duplicate", "rejected", "ignored"):
                     deliveries.add_metric([server, provider, outcome], s.get(outcome, 0))
                 dead.add_metric([server, provider], s.get("dead_lettered", 0))
                 pending.add_metric([server, provider], s.get("pending", 0))

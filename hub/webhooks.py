@@ -49,7 +49,11 @@ class HubWebhooks:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._group: anyio.abc.TaskGroup | None = None
-        self._started: set[int] = set()
+        self._running: dict[str, tuple[Any, anyio.CancelScope]] = {}
+        """Route name -> the intake whose processor runs for it, and that processor's scope. A restarted,
+        disabled or reloaded server's old intake is stopped when it is no longer the server's (outside
+        review events18 #9: each console Restart left one more processor, its stores and its push-channel
+        keepers running, so Google channels were renewed once per leaked keeper and orphaned)."""
         self._bound: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = anyio.Lock()
         self._store_url = store_url(hub.config.hub.store)
@@ -121,15 +125,22 @@ class HubWebhooks:
                 yield
             finally:
                 self._group = None
-                self._started.clear()
+                self._running.clear()
                 group.cancel_scope.cancel()
 
     async def _start_connected(self) -> None:
         """Start each in-process domain's processor (and push-channel upkeep) once it has connected, so
         events accepted before a restart are processed without waiting for a new delivery."""
         while True:
+            current = {}
             for name, downstream, intake in list(self._intakes()):
+                current[name] = intake
                 await self._ensure_running(name, downstream, intake)
+            async with self._lock:
+                for name, (intake, scope) in list(self._running.items()):
+                    if current.get(name) is not intake:  # its server stopped or was replaced
+                        scope.cancel()
+                        del self._running[name]
             await anyio.sleep(1.0)  # in-process servers connect (and reconnect) in the background
 
     async def endpoint(self, request: Request) -> Response:
@@ -156,10 +167,14 @@ class HubWebhooks:
                     intake.bind(name, store_url=self._store_url, provider_wide=lambda: self._alone(downstream),
                                 namespaces=lambda: list(self.names()))
                 await self._publish_changes(downstream)
-            if id(intake) in self._started or self._group is None or getattr(intake, "started", False):
+            running = self._running.get(name)
+            if (running is not None and running[0] is intake) or self._group is None or getattr(intake, "started", False):
                 return
-            self._started.add(id(intake))
-            self._group.start_soon(_run, intake)
+            if running is not None:
+                running[1].cancel()  # the server's earlier intake: its processor stops and closes its stores
+            scope = anyio.CancelScope()
+            self._running[name] = (intake, scope)
+            self._group.start_soon(_run, intake, scope)
 
     def _alone(self, downstream: Downstream) -> bool:
         """Whether `downstream` is the hub's only server of its domain (then the provider-wide
@@ -199,12 +214,13 @@ def _channels(intake: Any, namespace: str) -> list[dict[str, Any]]:
         return []
 
 
-async def _run(intake: Any) -> None:
-    try:
-        async with intake.running():
-            await anyio.sleep_forever()
-    except Exception:  # one domain's processor failing must not take the hub's HTTP app down
-        logger.exception("webhook processor of %s stopped", getattr(intake, "domain", "?"))
+async def _run(intake: Any, scope: anyio.CancelScope) -> None:
+    with scope:
+        try:
+            async with intake.running():
+                await anyio.sleep_forever()
+        except Exception:  # one domain's processor failing must not take the hub's HTTP app down
+            logger.exception("webhook processor of %s stopped", getattr(intake, "domain", "?"))
 
 
 def with_webhook_lifespan(webhooks: HubWebhooks, inner: Any) -> Any:

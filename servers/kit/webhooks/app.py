@@ -2,13 +2,18 @@
 `/webhooks/<namespace>/<provider>`). A delivery is verified, written durably to the event log, and
 answered at once; processing happens in the background (`Processor`).
 
-Answers: 200 (accepted, or a duplicate of an accepted delivery — providers must stop retrying),
-401 (unsigned, forged, stale, or the provider's secret is not configured), 404 (a provider this
-domain does not take), 413 (body over the cap, default 1 MiB), 405 (not POST), 400 (a Graph
-validation token that is empty or too long, JSON nested deeper than `MAX_JSON_DEPTH`), 503 with
+Answers: 200 (accepted, or a duplicate of an accepted delivery — providers must stop retrying — or
+`ignored`: signed, but about nothing this domain reads, so not logged), 401 (unsigned, forged, stale,
+or the provider's secret is not configured), 404 (a provider this domain does not take), 413 (body
+over the cap: default 1 MiB, Google 64 KiB), 405 (not POST), 400 (a Graph validation token that is
+empty or too long, JSON nested deeper than `MAX_JSON_DEPTH` or over its structure budget), 503 with
 `Retry-After` (the event log cannot be written: the delivery is not accepted, the provider retries).
 Xero always gets an empty body (its intent-to-receive check); Graph's `validationToken` handshake is
 echoed as text/plain. Payloads are never logged.
+
+What an unauthenticated request may cost is bounded: the secret is looked up before the body is read,
+every HMAC is checked before any parse, and Graph — whose proof is inside the body — parses within
+`verify.UNVERIFIED` (outside review, events round 18: a 1 MiB `[{},…]` held the event loop 0.6 s).
 
 Deliveries are keyed by `namespace`: the domain's name on its own server, the hub namespace once the
 HTTP hub `bind`s the intake. Rows, dedupe, claims and secrets are that namespace's only, so two
@@ -21,6 +26,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -31,12 +37,17 @@ from starlette.routing import Route
 from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import delivery_alias, delivery_id, kept_headers
 from servers.kit.webhooks.processor import Processor
+from servers.kit.webhooks.readers import Malformed, read
 from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, parse_json
 
 logger = logging.getLogger("servers.webhooks")
 MAX_BODY_BYTES = 1 << 20
+PROVIDER_BODY_BYTES = {"google": 64 << 10}
+"""Tighter caps where a provider's deliveries are known small: Google's channel messages have no body."""
 MAX_VALIDATION_TOKEN = 1024
 LOG_RETRY_AFTER_S = 5
+REFUSED_ALERT = 5
+"""Refusals in a row, none accepted, after which a provider's active push channels show as failing."""
 
 
 class Intake:
@@ -55,10 +66,13 @@ class Intake:
         self.window_s = window_s
         self.secrets: Callable[[str], str | None] = secrets or Secrets(domain)
         self.clock = clock
-        self.counters = {"received": 0, "duplicate": 0, "rejected": 0}
+        self.counters = {"received": 0, "duplicate": 0, "rejected": 0, "ignored": 0}
         self.by_provider: dict[str, dict[str, int]] = {}
         """The same counters per provider; refusals for a provider this domain does not take count
         under `other` (the path is the sender's choice: no label per made-up name)."""
+        self.refused_in_a_row: dict[str, tuple[int, float]] = {}
+        """Per provider taken: refusals since its last accepted delivery, and when the first of them
+        came (`_count`); shown on its push channels (`channels_now`)."""
         self.started = False
         self.keepers: list[Any] = []
         """Push-channel upkeep jobs (`channels.ChannelKeeper`) run beside the processor."""
@@ -133,21 +147,27 @@ class Intake:
             if not token or len(token) > MAX_VALIDATION_TOKEN:
                 raise Rejected(400, "validationToken is empty or too long")
             return PlainTextResponse(token, headers={"X-Content-Type-Options": "nosniff"})
-        body = await self._body(request)
         secret = self.secrets(provider)
-        if secret is None:
+        if secret is None:  # before the body is read: nothing to verify it with
             missing = getattr(self.secrets, "missing", None)
             raise Rejected(401, missing(provider) if missing else f"no {provider} webhook secret is configured: "
                                                                   "nothing is accepted unsigned")
+        body = await self._body(request, PROVIDER_BODY_BYTES.get(provider, self.max_body_bytes))
         headers = {k.lower(): v for k, v in request.headers.items()}
         VERIFIERS[provider](body, headers, query, secret, self.clock(), self.window_s)
-        if provider == "xero" and _no_xero_events(body):
-            return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
+        data: Any = None
         if provider == "google":
             if headers.get("x-goog-resource-state", "").lower() == "sync":
                 return Response(status_code=200)  # a new channel's first message: it announces no change
         else:
-            _require_json_object(body, headers.get("content-type", ""))
+            data = _payload(provider, body, headers.get("content-type", ""))
+        if provider == "xero" and not data.get("events"):
+            return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
+        if self._reads_nothing(provider, headers, data):
+            self._count(provider, "ignored")
+            if provider == "xero":
+                return Response(status_code=200)
+            return JSONResponse({"accepted": True, "duplicate": False, "ignored": True, "event": None})
         seq, duplicate = await self._record(provider, delivery_id(provider, headers, body),
                                             delivery_alias(provider, headers, body), kept_headers(headers), body)
         self._count(provider, "duplicate" if duplicate else "received")
@@ -169,11 +189,27 @@ class Intake:
             raise Rejected(503, "the event log is unreachable, so the delivery was not accepted: retry shortly",
                            retry_after=LOG_RETRY_AFTER_S) from None
 
+    def _reads_nothing(self, provider: str, headers: Mapping[str, str], data: Any) -> bool:
+        """A verified delivery announcing no change this server reads (`readers`: an event type the domain
+        does not take, a pull request, another company of the same app): acknowledged, counted `ignored`,
+        never logged — logging it only to dead-letter it made the domain `degraded` (outside review,
+        events round 18). One the reader cannot read is logged, and dead-lettered by the processor."""
+        try:
+            return not read(provider, headers, data, self.processor.account)
+        except Malformed:
+            return False
+
     def _count(self, provider: str, outcome: str) -> None:
-        self.counters[outcome] += 1
+        self.counters[outcome] = self.counters.get(outcome, 0) + 1
         label = provider if provider in self.providers else "other"
         counts = self.by_provider.setdefault(label, {"received": 0, "duplicate": 0, "rejected": 0})
-        counts[outcome] += 1
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if label != "other":
+            if outcome == "rejected":
+                refused, since = self.refused_in_a_row.get(label, (0, self.clock()))
+                self.refused_in_a_row[label] = (refused + 1, since)
+            else:
+                self.refused_in_a_row.pop(label, None)
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Per provider, synchronously (for a Prometheus scrape): received, duplicate and rejected since
@@ -187,19 +223,40 @@ class Intake:
         return out
 
     def channels_now(self) -> list[dict[str, Any]]:
-        """Each push channel's state (`channels.ChannelKeeper.status_now`), synchronously."""
-        return [c for keeper in self.keepers for c in keeper.status_now()]
+        """Each push channel's state (`channels.ChannelKeeper.status_now`), synchronously, with refusals
+        on its route shown (`_refusals_shown`)."""
+        return self._refusals_shown([c for keeper in self.keepers for c in keeper.status_now()])
 
-    async def _body(self, request: Request) -> bytes:
+    def _refusals_shown(self, channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An active channel whose provider's deliveries have all been refused, at least
+        `REFUSED_ALERT` in a row since the last accepted one, shows as `error` (a channel made with a
+        secret or address this route no longer takes is refused for ever, and nothing else tells).
+        Anyone can post to the route, so forged posts can show it too: it clears at the next accepted
+        delivery, and it never stops the server."""
+        shown = []
+        for channel in channels:
+            refused, since = self.refused_in_a_row.get(channel["provider"], (0, 0.0))
+            if channel["state"] == "active" and refused >= REFUSED_ALERT:
+                at = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
+                channel = channel | {"state": "error", "last_error": (
+                    f"the last {refused} {channel['provider']} deliveries to this route (since {at}) were refused and none "
+                    "accepted: if the provider sends them, it holds another secret or address than this server's "
+                    f"{channel['provider']} webhook secret and push address (this server's log gives each refusal's reason); "
+                    "a channel this server made with other values is replaced by its upkeep")}
+            shown.append(channel)
+        return shown
+
+    async def _body(self, request: Request, cap: int) -> bytes:
+        cap = min(cap, self.max_body_bytes)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise Rejected(413, f"body is over {self.max_body_bytes} bytes")
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > cap:
+            raise Rejected(413, f"body is over {cap} bytes")
         chunks, size = [], 0
         try:
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise Rejected(413, f"body is over {self.max_body_bytes} bytes")
+                if size > cap:
+                    raise Rejected(413, f"body is over {cap} bytes")
                 chunks.append(chunk)
         except ClientDisconnect:
             raise Rejected(400, "the body did not arrive completely") from None
@@ -208,7 +265,7 @@ class Intake:
     async def status(self) -> dict[str, Any]:
         """`GET /webhooks`: counters since start (received, duplicate, rejected), the log's rows per
         state (`dead` is the dead-letter queue) and `lag_s`, the age of the oldest pending event."""
-        channels = [c for keeper in self.keepers for c in await keeper.status()]
+        channels = self._refusals_shown([c for keeper in self.keepers for c in await keeper.status()])
         try:
             counts: dict[str, Any] = await self.log.counts()
         except Exception as exc:  # noqa: BLE001 — the state of everything else is still worth showing
@@ -218,23 +275,20 @@ class Intake:
                 "log": counts, "channels": channels}
 
 
-def _no_xero_events(body: bytes) -> bool:
-    try:
-        return not parse_json(body).get("events")
-    except (ValueError, AttributeError):
-        return False
-
-
-def _require_json_object(body: bytes, content_type: str) -> None:
-    """Refuse, before it is logged, a verified delivery this hub could never process: every provider but
-    Google (whose messages are headers only) posts a JSON object. Answering 2xx and dead-lettering it later
-    would tell the provider all is well; 415/400 makes the misconfiguration visible at the provider."""
+def _payload(provider: str, body: bytes, content_type: str) -> Any:
+    """The verified body, parsed once (within `verify.SIGNED`). Refused before it is logged when this hub
+    could never process it: every provider posts a JSON object, but QuickBooks' CloudEvents format (Intuit's
+    mandatory one since 2026) posts an array of them (Google, whose messages are headers, is not parsed).
+    Answering 2xx and dead-lettering it later would tell the provider all is well; 415/400 makes the
+    misconfiguration visible at the provider."""
     try:
         parsed = parse_json(body) if body else None
     except ValueError:
         parsed = None
-    if isinstance(parsed, dict):
-        return
+    if isinstance(parsed, dict) or (provider == "quickbooks" and isinstance(parsed, list)):
+        return parsed
     if "json" not in content_type.lower():
         raise Rejected(415, "the body is not JSON: configure the webhook to send application/json")
+    if provider == "quickbooks":
+        raise Rejected(400, "the body is neither a QuickBooks notification object nor an array of CloudEvents")
     raise Rejected(400, "the body is not a JSON object")

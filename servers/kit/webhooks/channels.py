@@ -15,10 +15,21 @@ second, forever (outside review, events round 10) — and never sooner than `MIN
 last renewal. A grant that ends within `MIN_RENEWAL_S` (a provider's odd answer, or this host's clock
 running ahead) is an error. A failure is recorded (`state: error`, `last_error`) and retried with
 backoff (1 min doubling to 1 h).
+
+Each channel records what it was made with: `made_with`, a salted, slow fingerprint of (provider, push
+address, secret) — never the secret. A renewal only extends a channel (Graph's PATCH changes neither
+its clientState nor its notificationUrl), so when the namespace's secret or the push address changes
+(rotation, or a standalone server moved behind the hub) the upkeep *replaces* the channel: a new one
+with the current values, then the old one stopped (outside review, events round 18: a rotated Graph
+secret left the live subscription on the old clientState, every notification refused 401 while
+/healthz said `active`). Until it is replaced, `/healthz` shows it as `error`. A channel kept from
+before fingerprints were recorded is replaced once.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import sqlite3
@@ -41,8 +52,21 @@ MIN_RENEWAL_S = 60.0
 CHANNELS_TABLE = """CREATE TABLE IF NOT EXISTS push_channels (
     provider TEXT NOT NULL, resource TEXT NOT NULL, channel_id TEXT, remote_id TEXT,
     expires_at REAL NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending', last_error TEXT,
-    failures INTEGER NOT NULL DEFAULT 0, next_try_at REAL NOT NULL DEFAULT 0, renewed_at REAL,
+    failures INTEGER NOT NULL DEFAULT 0, next_try_at REAL NOT NULL DEFAULT 0, renewed_at REAL, made_with TEXT,
     PRIMARY KEY (provider, resource))"""
+_FIELDS = ("provider", "resource", "channel_id", "remote_id", "expires_at", "state", "last_error", "failures",
+           "next_try_at", "renewed_at", "made_with")
+STALE = ("it was made with another {provider} webhook secret or push address than this server's now, so the provider "
+         "still sends the old one and its deliveries are refused; the upkeep replaces it (next try {when})")
+
+
+@functools.lru_cache(maxsize=64)
+def fingerprint(provider: str, address: str, secret: str) -> str:
+    """What a channel was made with, as stored beside it: PBKDF2 of the secret salted with the provider
+    and address, so the state file never holds (nor cheaply reveals) the secret, yet a changed secret or
+    address shows. Cached: computed once per value, not per upkeep round or /healthz."""
+    salt = f"mcp-hub push channel\0{provider}\0{address}".encode()
+    return hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, 20_000).hex()[:32]
 
 
 @dataclass
@@ -58,10 +82,13 @@ class Channel:
     next_try_at: float = 0.0
     renewed_at: float | None = None
     """When it was last opened or renewed (so its granted lifetime is `expires_at - renewed_at`)."""
+    made_with: str | None = None
+    """`fingerprint` of the provider, push address and secret it was opened with (None: from before they were kept)."""
 
 
 class ChannelAPI(Protocol):
     provider: str
+    address: str
     secret: str
 
     async def open(self, resource: str, now: float) -> tuple[str, str, float]:
@@ -69,7 +96,23 @@ class ChannelAPI(Protocol):
 
     async def renew(self, channel: Channel, now: float) -> tuple[str, str, float]: ...
 
+    async def replace(self, channel: Channel, now: float) -> tuple[str, str, float]:
+        """A new channel with the current address and secret, then the old one stopped."""
+
     async def close(self, channel: Channel) -> None: ...
+
+
+async def _replace(api: ChannelAPI, channel: Channel, now: float) -> tuple[str, str, float]:
+    """Open anew, then stop the old channel (overlap: nothing is missed); a stop that fails is logged,
+    the old channel ends at its expiry (its deliveries, with the old secret, are refused meanwhile)."""
+    fresh = await api.open(channel.resource, now)
+    try:
+        await api.close(channel)
+    except Exception as exc:  # noqa: BLE001 — the new channel is open; the old one expires by itself
+        code = exc.body.code if isinstance(exc, DomainError) else type(exc).__name__
+        logger.warning("could not stop the old %s channel on %s (%s): it ends at its expiry", api.provider,
+                       channel.resource, code)
+    return fresh
 
 
 class GoogleChannels:
@@ -87,12 +130,11 @@ class GoogleChannels:
         return channel_id, str(body["resourceId"]), int(body["expiration"]) / 1000
 
     async def renew(self, channel: Channel, now: float) -> tuple[str, str, float]:
-        fresh = await self.open(channel.resource, now)  # overlap: the old one keeps delivering until stopped
-        try:
-            await self.close(channel)
-        except DomainError as exc:  # it expires by itself anyway
-            logger.info("could not stop the old Google channel on %s: %s", channel.resource, exc.body.code)
-        return fresh
+        """A Google channel cannot be extended: a new one (current address and token), then the old stopped."""
+        return await _replace(self, channel, now)
+
+    async def replace(self, channel: Channel, now: float) -> tuple[str, str, float]:
+        return await _replace(self, channel, now)
 
     async def close(self, channel: Channel) -> None:
         if channel.channel_id and channel.remote_id:
@@ -130,14 +172,24 @@ class GraphSubscriptions:
             return await self.open(channel.resource, now)
         return str(body["id"]), str(body["id"]), self._instant(body["expirationDateTime"])
 
+    async def replace(self, channel: Channel, now: float) -> tuple[str, str, float]:
+        """PATCH cannot change a subscription's clientState or notificationUrl: a new one, then DELETE the old."""
+        return await _replace(self, channel, now)
+
     async def close(self, channel: Channel) -> None:
         if channel.remote_id:
             await self.http.request("DELETE", f"/subscriptions/{channel.remote_id}")
 
 
 def _row(r: sqlite3.Row) -> Channel:
-    return Channel(**{k: r[k] for k in ("provider", "resource", "channel_id", "remote_id", "expires_at", "state",
-                                        "last_error", "failures", "next_try_at", "renewed_at")})
+    return Channel(**{k: r[k] for k in _FIELDS if k in r.keys()})
+
+
+def _ensure_table(db: sqlite3.Connection) -> None:
+    """The channels table, with `made_with` added to one made before it was kept."""
+    db.execute(CHANNELS_TABLE)
+    if "made_with" not in {r[1] for r in db.execute("PRAGMA table_info(push_channels)")}:
+        db.execute("ALTER TABLE push_channels ADD COLUMN made_with TEXT")
 
 
 class ChannelKeeper:
@@ -149,16 +201,15 @@ class ChannelKeeper:
 
     async def _all(self) -> list[Channel]:
         def work(db: sqlite3.Connection) -> list[Channel]:
-            db.execute(CHANNELS_TABLE)
+            _ensure_table(db)
             return [_row(r) for r in db.execute("SELECT * FROM push_channels WHERE provider = ?", (self.api.provider,))]
 
         return await self.store.run(work)
 
     async def _save(self, channel: Channel) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR REPLACE INTO push_channels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (channel.provider, channel.resource, channel.channel_id, channel.remote_id, channel.expires_at,
-                        channel.state, channel.last_error, channel.failures, channel.next_try_at, channel.renewed_at))
+            db.execute(f"INSERT OR REPLACE INTO push_channels ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})",
+                       tuple(getattr(channel, k) for k in _FIELDS))
 
         await self.store.run(work)
 
@@ -176,18 +227,27 @@ class ChannelKeeper:
                 self._warned = True
             return now + 3600.0
         known = {c.resource: c for c in await self._all()}
+        wanted = await anyio.to_thread.run_sync(self.made_with)
         for resource in self.resources:
             channel = known.pop(resource, None) or Channel(self.api.provider, resource)
-            due = channel.channel_id is None or now >= self._renew_at(channel)
+            stale = channel.channel_id is not None and channel.made_with != wanted
+            due = channel.channel_id is None or stale or now >= self._renew_at(channel)
             if not due or channel.next_try_at > now:
                 continue
             try:
-                opened = await (self.api.open(resource, now) if channel.channel_id is None else self.api.renew(channel, now))
+                if channel.channel_id is None:
+                    opened = await self.api.open(resource, now)
+                elif stale:  # a renewal would keep the old secret (clientState, token) and address
+                    logger.info("%s channel on %s was made with another secret or address: replacing it",
+                                self.api.provider, resource)
+                    opened = await self.api.replace(channel, now)
+                else:
+                    opened = await self.api.renew(channel, now)
             except Exception as exc:  # recorded and retried; the reason shows in /healthz
                 self._failed(channel, now, f"{type(exc).__name__}: {str(exc)[:200]}")
             else:
                 channel.channel_id, channel.remote_id, channel.expires_at = opened
-                channel.renewed_at = now
+                channel.renewed_at, channel.made_with = now, wanted
                 if channel.expires_at - now < MIN_RENEWAL_S:
                     self._failed(channel, now, f"the provider granted a channel that ends in {channel.expires_at - now:.0f}s; "
                                  "check this host's clock (it may run ahead) and the resource's maximum lifetime")
@@ -203,6 +263,19 @@ class ChannelKeeper:
         channels = await self._all()
         times = [c.next_try_at if c.state == "error" else self._renew_at(c) for c in channels]
         return min([now + 3600.0, *times])
+
+    def made_with(self) -> str:
+        """The fingerprint of what a channel opened now is made with (the current address and secret)."""
+        return fingerprint(self.api.provider, self.api.address, self.api.secret)
+
+    def _public(self, channel: Channel) -> dict[str, Any]:
+        """`_public`, with a kept channel made with another secret or address shown as an error."""
+        shown = _public(channel)
+        if channel.channel_id is not None and channel.state == "active" and self.api.secret \
+                and channel.made_with != self.made_with():
+            when = datetime.fromtimestamp(max(channel.next_try_at, time.time()), UTC).isoformat(timespec="seconds")
+            shown |= {"state": "error", "last_error": STALE.format(provider=self.api.provider, when=when)}
+        return shown
 
     def _renew_at(self, channel: Channel) -> float:
         """When an open channel is renewed: `margin_s` before it expires, or halfway through a shorter
@@ -228,7 +301,7 @@ class ChannelKeeper:
             await anyio.sleep(max(1.0, next_at - time.time()))
 
     async def status(self) -> list[dict[str, Any]]:
-        return [_public(c) for c in await self._all()]
+        return [self._public(c) for c in await self._all()]
 
     def status_now(self) -> list[dict[str, Any]]:
         """`status`, read synchronously on a short-lived read-only connection (the hub's `/healthz`
@@ -244,7 +317,7 @@ class ChannelKeeper:
             return []
         finally:
             db.close()
-        return [_public(_row(r)) for r in rows]
+        return [self._public(_row(r)) for r in rows]
 
 
 def _public(c: Channel) -> dict[str, Any]:

@@ -9,15 +9,26 @@ States: `received` (waiting to be processed, `next_attempt_at` says when), `proc
 dead-letter queue, left alone until `replay`). The file is `<data dir>/<domain>-events.sqlite`, opened
 with `synchronous=FULL` so an acknowledged delivery survives a crash. Payloads are purged (set to NULL,
 the row kept) once older than the retention period and no longer pending.
+
+Rows are bounded (decided here, outside review events round 18): a *processed* delivery's row is
+deleted once older than `<DOMAIN>_EVENTS_KEEP_DAYS` (default 90) or beyond the newest
+`<DOMAIN>_EVENTS_KEEP_ROWS` processed rows of its namespace (default 1,000,000), at the processor's
+hourly purge — a row's only later use is dedupe, and no provider retries a delivery that late. Pending,
+failed and dead rows are never deleted (a dead letter waits to be handled). Per (namespace, provider,
+state) counts are kept by triggers (`webhook_counts`) and the oldest pending row is found by index,
+so `stats_now` (a metrics scrape, on the event loop) costs the same with ten rows or ten million.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -25,6 +36,7 @@ from pydantic import BaseModel
 
 from servers.kit.store import Store
 
+logger = logging.getLogger("servers.webhooks")
 State = Literal["received", "processed", "failed", "dead"]
 LEASE_S = 120.0
 STORE_URL_ENV = "MCP_HUB_STORE_URL"  # the hub's fallback for hub.store.url (hub/store/__init__.py)
@@ -32,6 +44,10 @@ _COLUMNS = "seq, provider, delivery_id, received_at, state, attempts, next_attem
            "payload, duplicates"
 ALL = "*"
 """`namespace` for a log that reads every namespace of its file (`mcp-hub events`); it takes no deliveries."""
+KEEP_DAYS = 90.0
+KEEP_ROWS = 1_000_000
+TRIM_BATCH = 5000
+"""Rows deleted per transaction when trimming, so a first trim of a long history never holds the writer long."""
 
 
 def _migrations(domain: str) -> list[str]:
@@ -67,7 +83,48 @@ def _migrations(domain: str) -> list[str]:
         CREATE UNIQUE INDEX webhook_events_alias ON webhook_events (namespace, provider, alias);
         CREATE TABLE webhook_retry_keys (namespace TEXT NOT NULL, provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
             seq INTEGER NOT NULL, PRIMARY KEY (namespace, provider, delivery_id))""",
+        # version 4: counts per (namespace, provider, state) kept by triggers, and an index by age, so a
+        # metrics scrape and the trimming of old rows never scan the history (outside review events round 18)
+        """CREATE TABLE webhook_counts (namespace TEXT NOT NULL, provider TEXT NOT NULL, state TEXT NOT NULL,
+            n INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (namespace, provider, state));
+        INSERT INTO webhook_counts SELECT namespace, provider, state, COUNT(*), SUM(duplicates) FROM webhook_events
+            GROUP BY namespace, provider, state;
+        CREATE TRIGGER webhook_counts_added AFTER INSERT ON webhook_events BEGIN
+            INSERT INTO webhook_counts VALUES (NEW.namespace, NEW.provider, NEW.state, 1, NEW.duplicates)
+            ON CONFLICT (namespace, provider, state) DO UPDATE SET n = n + 1, duplicates = duplicates + excluded.duplicates;
+        END;
+        CREATE TRIGGER webhook_counts_changed AFTER UPDATE OF state, duplicates ON webhook_events BEGIN
+            UPDATE webhook_counts SET n = n - 1, duplicates = duplicates - OLD.duplicates
+            WHERE namespace = OLD.namespace AND provider = OLD.provider AND state = OLD.state;
+            INSERT INTO webhook_counts VALUES (NEW.namespace, NEW.provider, NEW.state, 1, NEW.duplicates)
+            ON CONFLICT (namespace, provider, state) DO UPDATE SET n = n + 1, duplicates = duplicates + excluded.duplicates;
+        END;
+        CREATE TRIGGER webhook_counts_removed AFTER DELETE ON webhook_events BEGIN
+            UPDATE webhook_counts SET n = n - 1, duplicates = duplicates - OLD.duplicates
+            WHERE namespace = OLD.namespace AND provider = OLD.provider AND state = OLD.state;
+            DELETE FROM webhook_retry_keys WHERE seq = OLD.seq;
+        END;
+        CREATE INDEX webhook_events_age ON webhook_events (namespace, state, received_at);
+        CREATE INDEX webhook_retry_keys_seq ON webhook_retry_keys (seq)""",
     ]
+
+
+def keep_limits(domain: str, environ: Mapping[str, str] | None = None) -> tuple[float, int]:
+    """How long and how many processed rows a namespace of `domain` keeps: (seconds, rows), from
+    `<DOMAIN>_EVENTS_KEEP_DAYS` (default 90) and `<DOMAIN>_EVENTS_KEEP_ROWS` (default 1,000,000)."""
+    env = os.environ if environ is None else environ
+    prefix = domain.upper()
+    days_text, rows_text = env.get(f"{prefix}_EVENTS_KEEP_DAYS", ""), env.get(f"{prefix}_EVENTS_KEEP_ROWS", "")
+    try:
+        days = float(days_text) if days_text else KEEP_DAYS
+        rows = int(rows_text) if rows_text else KEEP_ROWS
+    except ValueError:
+        days, rows = -1.0, -1
+    if not math.isfinite(days) or days <= 0 or rows <= 0:
+        raise ValueError(f"{prefix}_EVENTS_KEEP_DAYS={days_text[:20]!r} / {prefix}_EVENTS_KEEP_ROWS={rows_text[:20]!r}: "
+                         f"give a number of days above 0 (default {KEEP_DAYS:g}) and a whole number of rows above 0 "
+                         f"(default {KEEP_ROWS}), or leave them unset")
+    return days * 86400.0, rows
 
 
 class EventRow(BaseModel):
@@ -133,6 +190,7 @@ class EventLog:
         self.store = Store(path, _migrations(domain))
         self.store._db.execute("PRAGMA synchronous=FULL")  # noqa: SLF001 — an ack promises the row is on disk
         self.namespace = namespace or domain
+        self.keep_s, self.keep_rows = keep_limits(domain)
 
     def _own(self) -> str:
         if self.namespace == ALL:
@@ -243,8 +301,9 @@ class EventLog:
 
         return await self.store.run(work)
 
-    async def purge(self, older_than: float) -> int:
-        """Drop the payload (personal data) of settled deliveries received before `older_than`."""
+    async def purge(self, older_than: float, now: float | None = None) -> int:
+        """Drop the payload (personal data) of settled deliveries received before `older_than`, then
+        trim processed rows past `keep_s` / `keep_rows` (`trim`); the number of payloads dropped."""
 
         mine, args = self._mine()
 
@@ -252,37 +311,93 @@ class EventLog:
             return db.execute(f"UPDATE webhook_events SET payload = NULL, headers = '{{}}' WHERE {mine} AND received_at < ?"
                               " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (*args, older_than)).rowcount
 
-        return await self.store.run(work)
+        purged = await self.store.run(work)
+        await self.trim((time.time() if now is None else now) - self.keep_s)
+        return purged
+
+    async def trim(self, older_than: float) -> int:
+        """Delete processed rows received before `older_than`, and the oldest beyond the newest
+        `keep_rows` of each namespace, `TRIM_BATCH` per transaction (by index: the cost is the rows
+        deleted); the number deleted. Pending, failed and dead rows stay."""
+        total = 0
+        for namespace in await self._namespaces():
+            def work(db: sqlite3.Connection, namespace: str = namespace) -> int:
+                (kept,) = db.execute("SELECT COALESCE(SUM(n), 0) FROM webhook_counts WHERE namespace = ? AND state = 'processed'",
+                                     (namespace,)).fetchone()
+                over = min(TRIM_BATCH, max(0, int(kept) - self.keep_rows))
+                doomed = db.execute(
+                    "SELECT seq FROM webhook_events WHERE namespace = ? AND state = 'processed' AND received_at < ?"
+                    " ORDER BY received_at LIMIT ?", (namespace, older_than, TRIM_BATCH)).fetchall()
+                if len(doomed) < over:
+                    doomed = db.execute("SELECT seq FROM webhook_events WHERE namespace = ? AND state = 'processed'"
+                                        " ORDER BY received_at LIMIT ?", (namespace, over)).fetchall()
+                db.executemany("DELETE FROM webhook_events WHERE seq = ?", doomed)
+                return len(doomed)
+
+            while deleted := await self.store.run(work):
+                total += deleted
+        if total:
+            logger.info("deleted %d processed webhook events past their row retention", total)
+        return total
+
+    async def _namespaces(self) -> list[str]:
+        if self.namespace != ALL:
+            return [self.namespace]
+        rows = await self.store.run(lambda db: db.execute("SELECT DISTINCT namespace FROM webhook_counts").fetchall())
+        return [r[0] for r in rows]
 
     def stats_now(self, now: float) -> dict[str, dict[str, float]]:
         """Per provider: `dead_lettered`, `pending` and `lag_s`, read synchronously on a short-lived
-        read-only connection (a metrics scrape cannot await; WAL readers never block the writer)."""
+        read-only connection (a metrics scrape cannot await; WAL readers never block the writer). The
+        counts come from `webhook_counts` and the oldest pending row from the age index: a few index
+        lookups per provider, whatever the history (outside review events round 18: a full scan of a
+        1,000,000-row log held the hub's event loop ~0.3 s per scrape)."""
         path = self.store.path
         if not path.exists():
             return {}
-        mine, args = self._mine()
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
         try:
-            rows = db.execute("SELECT provider, SUM(state = 'dead'), SUM(state IN ('received', 'failed')),"
-                              " MIN(CASE WHEN state IN ('received', 'failed') THEN received_at END)"
-                              f" FROM webhook_events WHERE {mine} GROUP BY provider", args).fetchall()
+            return _stats(db, self._mine(), now)
+        except sqlite3.OperationalError:  # a file not yet migrated (an older server wrote it): nothing to show yet
+            return {}
         finally:
             db.close()
-        return {p: {"dead_lettered": int(dead or 0), "pending": int(pending or 0),
-                    "lag_s": round(max(0.0, now - oldest), 3) if oldest is not None else 0.0}
-                for p, dead, pending, oldest in rows}
 
     async def counts(self) -> dict[str, int]:
+        """Rows per state, duplicates and `lag_s`, from the kept counts (no scan of the history)."""
         mine, args = self._mine()
 
         def work(db: sqlite3.Connection) -> dict[str, int]:
-            rows = db.execute(f"SELECT state, COUNT(*), SUM(duplicates) FROM webhook_events WHERE {mine} GROUP BY state",
+            rows = db.execute(f"SELECT state, SUM(n), SUM(duplicates) FROM webhook_counts WHERE {mine} GROUP BY state",
                               args).fetchall()
-            out = {r[0]: int(r[1]) for r in rows}
+            out = {r[0]: int(r[1]) for r in rows if r[1]}
             out["duplicates"] = sum(int(r[2] or 0) for r in rows)
-            oldest = db.execute(f"SELECT MIN(received_at) FROM webhook_events WHERE {mine} AND state IN ('received', 'failed')",
-                                args).fetchone()[0]
+            oldest = _oldest_pending(db, mine, args)
             out["lag_s"] = round(max(0.0, time.time() - oldest), 3) if oldest is not None else 0  # type: ignore[assignment]
             return out
 
         return await self.store.run(work)
+
+
+def _oldest_pending(db: sqlite3.Connection, mine: str, args: list[Any], provider: str | None = None) -> float | None:
+    """When the oldest pending delivery was received: one age-index lookup per pending state (and
+    namespace); the walk is over pending rows only, never the settled history."""
+    where, params = (f"{mine} AND provider = ?", [*args, provider]) if provider is not None else (mine, args)
+    found = [db.execute(f"SELECT received_at FROM webhook_events INDEXED BY webhook_events_age WHERE namespace = ?"
+                        f" AND state = ? AND {where} ORDER BY received_at LIMIT 1", (namespace, state, *params)).fetchone()
+             for namespace, state in db.execute(f"SELECT namespace, state FROM webhook_counts WHERE {where}"
+                                                " AND state IN ('received', 'failed') AND n > 0", params).fetchall()]
+    return min((f[0] for f in found if f is not None), default=None)
+
+
+def _stats(db: sqlite3.Connection, selected: tuple[str, list[Any]], now: float) -> dict[str, dict[str, float]]:
+    mine, args = selected
+    rows = db.execute(f"SELECT provider, SUM(CASE WHEN state = 'dead' THEN n ELSE 0 END),"
+                      " SUM(CASE WHEN state IN ('received', 'failed') THEN n ELSE 0 END)"
+                      f" FROM webhook_counts WHERE {mine} GROUP BY provider", args).fetchall()
+    out: dict[str, dict[str, float]] = {}
+    for provider, dead, pending in rows:
+        oldest = _oldest_pending(db, mine, args, provider) if pending else None
+        out[provider] = {"dead_lettered": int(dead or 0), "pending": int(pending or 0),
+                         "lag_s": round(max(0.0, now - oldest), 3) if oldest is not None else 0.0}
+    return out

@@ -20,7 +20,11 @@ Rules decided here:
 - Migrations are versioned in `mcp_hub_event_migrations` under an advisory lock (replicas starting
   together apply each once) and run before the first query of each process.
 - `stats_now` (a Prometheus scrape cannot await) answers from the last snapshot and refreshes it
-  in a thread, so a scrape never waits on the network: its figures may be one scrape old.
+  in a thread, so a scrape never waits on the network: its figures may be one scrape old. The refresh
+  reads pending and dead rows only (by the age index), never the processed history.
+- Rows are trimmed as in the SQLite log (`log.keep_limits`: processed rows past
+  `<DOMAIN>_EVENTS_KEEP_DAYS` or beyond the newest `<DOMAIN>_EVENTS_KEEP_ROWS` of a namespace are
+  deleted, with their retry keys; pending, failed and dead rows stay), `TRIM_BATCH` per statement.
 - Push-channel state stays in the domain's local SQLite file (`local`), beside the data dir.
 """
 
@@ -32,17 +36,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import anyio
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from hub.store.pool_revival import PoolRevival, retire
 from hub.store.postgres import apply_migrations, describe
 from servers.kit.store import Store
-from servers.kit.webhooks.log import ALL, LEASE_S, EventRow, State
+from servers.kit.webhooks.log import ALL, LEASE_S, TRIM_BATCH, EventRow, State, keep_limits
 
 logger = logging.getLogger("servers.webhooks")
 T = TypeVar("T")
@@ -70,6 +75,10 @@ MIGRATIONS = [
     CREATE UNIQUE INDEX webhook_events_alias ON webhook_events (domain, namespace, provider, alias);
     CREATE TABLE webhook_retry_keys (domain TEXT NOT NULL, namespace TEXT NOT NULL, provider TEXT NOT NULL,
         delivery_id TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (domain, namespace, provider, delivery_id))""",
+    # rows by age within their state: the stats and the trimming of processed rows read only the rows they
+    # count or delete, never the history (outside review events round 18)
+    """CREATE INDEX webhook_events_age ON webhook_events (domain, namespace, state, received_at);
+    CREATE INDEX webhook_retry_keys_seq ON webhook_retry_keys (seq)""",
 ]
 _PENDING = "state IN ('received', 'failed')"
 _pools: dict[str, ConnectionPool] = {}
@@ -135,14 +144,47 @@ def run_sync(url: str, migrations: Migrations, work: Callable[[psycopg.Connectio
     if url in _down_since and _revivals[url].answers_again():
         pool = _pool(url, fresh=True)
     try:
-        with pool.connection(timeout=wait) as conn:
-            _migrate(url, conn, migrations)
-            result = work(conn)
+        try:
+            result = _on(pool, url, migrations, work, wait)
+        except _Retired:
+            # Another thread swapped a fresh pool in (the database answers again) and retired the one this
+            # call had taken, before it lent a connection: not an outage, so the fresh pool serves the call
+            # (outside review, cluster round 18: a webhook processor logged "cannot read or settle its event
+            # log (PoolClosed)" right after a recovery).
+            result = _on(_pool(url), url, migrations, work, wait)
+    except _Retired as exc:
+        _down_since.setdefault(url, time.time())
+        raise exc.closed from None
     except _UNREACHABLE:
         _down_since.setdefault(url, time.time())
         raise
     _down_since.pop(url, None)
     return result
+
+
+class _Retired(Exception):
+    """The pool a call took was closed before it lent a connection (`closed`: the pool's own error)."""
+
+    def __init__(self, closed: PoolClosed) -> None:
+        super().__init__(str(closed))
+        self.closed = closed
+
+
+def _on(pool: ConnectionPool, url: str, migrations: Migrations, work: Callable[[psycopg.Connection[Any]], T],
+        wait: float | None) -> T:
+    """`work` on a connection of `pool`; a pool already closed is `_Retired` (nothing ran, so it may be retried)."""
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(pool.connection(timeout=wait))
+        except PoolClosed as exc:
+            raise _Retired(exc) from exc
+        _migrate(url, conn, migrations)
+        return work(conn)
+
+
+def is_down(url: str) -> bool:
+    """Whether the last query on `url` failed for want of a connection (no success since)."""
+    return url in _down_since
 
 
 def _row(r: dict[str, Any]) -> EventRow:
@@ -164,6 +206,7 @@ class PgEventLog:
         self._stats: dict[str, dict[str, float]] = {}
         self._stats_at = 0.0
         self._refreshing = threading.Lock()
+        self.keep_s, self.keep_rows = keep_limits(domain)
 
     def _own(self) -> tuple[str, str]:
         if self.namespace == ALL:
@@ -203,7 +246,8 @@ class PgEventLog:
                 row = conn.execute(
                     "SELECT seq, delivery_id FROM webhook_events WHERE domain = %s AND namespace = %s AND provider = %s"
                     " AND (delivery_id = %s OR alias = %s) ORDER BY seq LIMIT 1", (*key, alias)).fetchone()
-                assert row is not None  # rows are never deleted
+                if row is None:  # the row it conflicted with was trimmed meanwhile: a retry of the provider's is new
+                    raise psycopg.errors.SerializationFailure("the matching delivery was deleted meanwhile; retry")
                 if row["delivery_id"] != delivery_id:
                     conn.execute("INSERT INTO webhook_retry_keys VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                                  (*key, row["seq"]))
@@ -290,8 +334,9 @@ class PgEventLog:
 
         return await self._run(work)
 
-    async def purge(self, older_than: float) -> int:
-        """Drop the payload (personal data) of settled deliveries received before `older_than`."""
+    async def purge(self, older_than: float, now: float | None = None) -> int:
+        """Drop the payload (personal data) of settled deliveries received before `older_than`, then
+        trim processed rows (`trim`); the number of payloads dropped."""
 
         mine, args = self._mine()
 
@@ -300,7 +345,43 @@ class PgEventLog:
                                 "AND received_at < %s AND state IN ('processed', 'dead') AND payload IS NOT NULL",
                                 (*args, older_than)).rowcount
 
-        return await self._run(work)
+        purged = await self._run(work)
+        await self.trim((time.time() if now is None else now) - self.keep_s)
+        return purged
+
+    async def trim(self, older_than: float) -> int:
+        """Delete processed rows received before `older_than` and the oldest beyond the newest
+        `keep_rows` of each namespace (and their retry keys), `TRIM_BATCH` per statement; the number
+        deleted. Pending, failed and dead rows stay."""
+        mine, args = self._mine()
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            deleted = 0
+            namespaces = [r["namespace"] for r in conn.execute(  # type: ignore[arg-type]
+                f"SELECT DISTINCT namespace FROM webhook_events WHERE {mine} AND state = 'processed'", args).fetchall()]
+            for namespace in namespaces:
+                key = (self.domain, namespace)
+                newest_gone = conn.execute(  # the newest row beyond the newest keep_rows (one index walk)
+                    "SELECT received_at FROM webhook_events WHERE domain = %s AND namespace = %s AND state = 'processed'"
+                    " ORDER BY received_at DESC OFFSET %s LIMIT 1", (*key, self.keep_rows)).fetchone()
+                cut, upto = (older_than, "<") if newest_gone is None or newest_gone["received_at"] < older_than \
+                    else (newest_gone["received_at"], "<=")
+                while True:
+                    doomed = [r["seq"] for r in conn.execute(  # type: ignore[call-overload]
+                        "SELECT seq FROM webhook_events WHERE domain = %s AND namespace = %s AND state = 'processed'"
+                        f" AND received_at {upto} %s ORDER BY received_at LIMIT %s", (*key, cut, TRIM_BATCH)).fetchall()]
+                    if not doomed:
+                        break
+                    with conn.transaction():
+                        conn.execute("DELETE FROM webhook_retry_keys WHERE seq = ANY(%s)", (doomed,))
+                        deleted += conn.execute("DELETE FROM webhook_events WHERE seq = ANY(%s) AND state = 'processed'",
+                                                (doomed,)).rowcount
+            return deleted
+
+        total = await self._run(work)
+        if total:
+            logger.info("deleted %d processed webhook events past their row retention", total)
+        return total
 
     def stats_now(self, now: float) -> dict[str, dict[str, float]]:
         """Per provider: `dead_lettered`, `pending`, `lag_s` — the last snapshot, refreshed in a
@@ -312,10 +393,11 @@ class PgEventLog:
     def _refresh_stats(self) -> None:
         mine, args = self._mine()
         try:
-            rows = self._sync(lambda c: c.execute(
+            rows = self._sync(lambda c: c.execute(  # pending and dead rows only (the age index), not the history
                 "SELECT provider, COUNT(*) FILTER (WHERE state = 'dead') AS dead,"  # type: ignore[arg-type]
                 f" COUNT(*) FILTER (WHERE {_PENDING}) AS pending, MIN(received_at) FILTER (WHERE {_PENDING}) AS oldest"
-                f" FROM webhook_events WHERE {mine} GROUP BY provider", args).fetchall())
+                f" FROM webhook_events WHERE {mine} AND state IN ('received', 'failed', 'dead') GROUP BY provider",
+                args).fetchall())
             now = time.time()
             self._stats = {r["provider"]: {"dead_lettered": int(r["dead"]), "pending": int(r["pending"]),
                                            "lag_s": round(max(0.0, now - r["oldest"]), 3) if r["oldest"] is not None else 0.0}

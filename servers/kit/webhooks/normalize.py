@@ -1,5 +1,6 @@
 """What a verified delivery means: its delivery id (for deduplication) and the record changes it
-announces, per provider. Only ids and kinds are read from a payload; nothing else leaves it.
+announces, per provider (`readers`: kinds and ids as the domain's tools name them, for this server's
+account only). Only ids and kinds are read from a payload; nothing else leaves it.
 
 Delivery ids (the deduplication key): the SHA-256 of what the signature covers — the raw body, with
 the signed timestamp for Zendesk, ServiceNow and BambooHR — so a provider's retry of the same bytes is
@@ -19,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Action = Literal["created", "updated", "deleted"]
+from servers.kit.webhooks.readers import Account, ChangeSpec, Malformed, read
+
+__all__ = ["Account", "ChangeSpec", "Malformed", "changes", "delivery_alias", "delivery_id", "kept_headers"]
 
 _ID_HEADERS = {"google": ("x-goog-channel-id", "x-goog-message-number")}
 _SIGNED_TIMESTAMPS = {"zendesk": "x-zendesk-webhook-signature-timestamp", "servicenow": "x-servicenow-timestamp",
@@ -33,17 +35,6 @@ _RETRY_IDS = {"zendesk": "x-zendesk-webhook-invocation-id", "servicenow": "x-ser
 # Headers kept with an event because processing needs them (never a signature or a token).
 KEPT_HEADERS = ("x-github-event", "x-goog-resource-state", "x-goog-resource-id", "x-goog-resource-uri",
                 "x-goog-channel-id")
-
-
-class Malformed(ValueError):
-    """A verified payload this processor cannot read; processing fails and is retried, then dead-lettered."""
-
-
-@dataclass(frozen=True)
-class ChangeSpec:
-    kind: str
-    record_id: str
-    action: Action
 
 
 def delivery_id(provider: str, headers: Mapping[str, str], body: bytes) -> str:
@@ -71,15 +62,6 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: headers[name][:300] for name in KEPT_HEADERS if name in headers}
 
 
-def _action(text: Any) -> Action:
-    word = str(text or "").lower()
-    if "creat" in word or word in ("opened", "insert", "add"):
-        return "created"
-    if "delet" in word or word in ("remove", "removed", "not_exists"):
-        return "deleted"
-    return "updated"
-
-
 def _json(body: bytes) -> Any:
     if not body:
         return None
@@ -89,60 +71,8 @@ def _json(body: bytes) -> Any:
         raise Malformed("payload is not JSON") from None
 
 
-def _need(value: Any, what: str) -> str:
-    if value is None or value == "":
-        raise Malformed(f"payload has no {what}")
-    return str(value)
-
-
-def changes(provider: str, headers: Mapping[str, str], body: bytes) -> list[ChangeSpec]:
-    """The record changes a delivery announces (empty for pings and handshakes); `Malformed` if the
-    payload does not have the provider's documented shape."""
-    data = _json(body)
-    if provider == "google":  # resource state and ids travel in headers; "sync" starts a channel
-        state = headers.get("x-goog-resource-state", "")
-        if state == "sync":
-            return []
-        resource = headers.get("x-goog-resource-uri") or headers.get("x-goog-resource-id")
-        return [ChangeSpec("calendar", _need(resource, "X-Goog-Resource-URI"), _action(state))]
-    if not isinstance(data, dict):
-        raise Malformed("payload is not a JSON object")
-    if provider == "github":
-        event = headers.get("x-github-event", "")
-        if event == "ping":
-            return []
-        issue = data.get("issue") or {}
-        repo = (data.get("repository") or {}).get("full_name")
-        number = _need(issue.get("number"), "issue.number")
-        action = data.get("action") if event == "issues" else "updated"
-        return [ChangeSpec("ticket", f"{repo}#{number}" if repo else number, _action(action))]
-    if provider == "jira":
-        issue = data.get("issue") or {}
-        event = str(data.get("webhookEvent", ""))
-        return [ChangeSpec("ticket", _need(issue.get("key"), "issue.key"),
-                           _action(event.split("_")[-1]) if event.startswith("jira:issue_") else "updated")]
-    if provider == "zendesk":
-        detail = data.get("detail") or data.get("ticket") or data
-        return [ChangeSpec("ticket", _need(detail.get("id"), "ticket id"), _action(data.get("type", "")))]
-    if provider == "servicenow":
-        return [ChangeSpec(str(data.get("table") or "incident"), _need(data.get("sys_id"), "sys_id"),
-                           _action(data.get("operation")))]
-    if provider == "bamboohr":
-        employees = data.get("employees")
-        if not isinstance(employees, list):
-            raise Malformed("payload has no employees list")
-        return [ChangeSpec("employee", _need(e.get("id"), "employee id"), _action(e.get("action"))) for e in employees]
-    if provider == "graph":
-        return [ChangeSpec("event", _need((i.get("resourceData") or {}).get("id") or i.get("resource"), "resource"),
-                           _action(i.get("changeType"))) for i in data.get("value") or []]
-    if provider == "quickbooks":
-        out = []
-        for note in data.get("eventNotifications") or []:
-            for entity in (note.get("dataChangeEvent") or {}).get("entities") or []:
-                out.append(ChangeSpec(_need(entity.get("name"), "entity name").lower(), _need(entity.get("id"), "entity id"),
-                                      _action(entity.get("operation"))))
-        return out
-    if provider == "xero":
-        return [ChangeSpec(_need(e.get("eventCategory"), "eventCategory").lower(), _need(e.get("resourceId"), "resourceId"),
-                           _action(e.get("eventType"))) for e in data.get("events") or []]
-    raise Malformed(f"no reader for provider {provider!r}")
+def changes(provider: str, headers: Mapping[str, str], body: bytes, account: Account | None = None) -> list[ChangeSpec]:
+    """The record changes a logged delivery announces for `account` (default: from the environment);
+    empty for pings, handshakes and what this domain does not read; `Malformed` if the payload does not
+    have the provider's documented shape (`readers`)."""
+    return read(provider, headers, _json(body), account if account is not None else Account.from_env())

@@ -20,7 +20,7 @@ import anyio
 
 from servers.kit.webhooks.feed import ChangeFeed
 from servers.kit.webhooks.log import EventLog
-from servers.kit.webhooks.normalize import changes
+from servers.kit.webhooks.normalize import Account, changes
 
 logger = logging.getLogger("servers.webhooks")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -61,10 +61,12 @@ class Processor:
     """Drains an `EventLog` into a `ChangeFeed` (or an injected handler)."""
 
     def __init__(self, log: EventLog, feed: ChangeFeed | None, policy: Policy | None = None,
-                 handler: Handler | None = None) -> None:
+                 handler: Handler | None = None, account: Account | None = None) -> None:
         self.log = log
         self.feed = feed
         self.policy = policy or Policy()
+        self.account = account if account is not None else Account.from_env()
+        """Whose deliveries are this server's (`readers.Account`, from the connector's variables when built)."""
         self.handler = handler or self._to_feed
         self._wake = anyio.Event()
         self._last_purge = 0.0
@@ -74,7 +76,7 @@ class Processor:
         self._wake.set()
 
     async def _to_feed(self, event: dict[str, Any]) -> None:
-        specs = changes(event["provider"], event["headers"], event["payload"] or b"")
+        specs = changes(event["provider"], event["headers"], event["payload"] or b"", self.account)
         if self.feed is not None and specs:
             origin = f"{event['provider']}:{event['delivery_id']}"
             await self.feed.append((s.kind, s.record_id, s.action, event["provider"], f"{origin}:{i}")

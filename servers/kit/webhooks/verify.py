@@ -6,7 +6,9 @@ secret, and either returns (the delivery is authentic) or raises `Rejected` with
 answer. Secrets come from `<NAMESPACE>_<PROVIDER>_WEBHOOK_SECRET`, else `<PROVIDER>_WEBHOOK_SECRET`
 while the namespace is its domain's only one (`Secrets`); a provider with no secret configured
 accepts nothing. Timestamps outside the replay window (default 300 s either side of now) are refused.
-Bodies are parsed with a nesting bound (`parse_json`): a deeper one is refused 400, never a 500.
+Bodies are parsed with a nesting bound and a size-of-structure budget (`parse_json`): a deeper or
+busier one is refused 400, never a 500. Graph alone must parse before it can authenticate (its proof,
+`clientState`, is inside the body), so its unauthenticated parse gets the tight `UNVERIFIED` budget.
 """
 
 from __future__ import annotations
@@ -28,6 +30,26 @@ MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects a webhook body may have; every provider's is under 10."""
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How much structure a body may have before it is parsed: arrays + objects, and separators (`,` and `:`),
+    counted on the raw bytes (C speed; text inside strings counts too, so it over-counts). Parsing cost
+    follows these, not the byte count: 1 MiB of `[[],[],…]` took 0.53 s in `json.loads` alone and 1.4 s
+    with the depth walk, on the event loop (outside review, events round 18)."""
+
+    containers: int
+    separators: int
+
+
+SIGNED = Budget(containers=32_768, separators=262_144)
+"""For a body whose signature was checked: ~10 ms of parsing at most. A real delivery under the 1 MiB cap
+has fewer than 12,000 arrays/objects (QuickBooks' biggest batches: one object per ~100 bytes)."""
+UNVERIFIED = Budget(containers=8_192, separators=65_536)
+"""For a body parsed before it is authenticated (Graph's clientState): ~3 ms at most. A Graph notification
+item (no resource data, as our subscriptions ask) is ~700 bytes with 2 objects and ~22 separators, so
+every real batch under the 1 MiB cap (~1,500 items) fits."""
+
+
 class Rejected(Exception):
     """The delivery is refused: `status` is the HTTP answer, `reason` a short text without payload,
     `retry_after` (seconds) when the refusal is temporary (503)."""
@@ -39,12 +61,13 @@ class Rejected(Exception):
         self.retry_after = retry_after
 
 
-def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH, budget: Budget = SIGNED) -> Any:
     """`json.loads(body)`, and a body nesting arrays and objects deeper than `max_depth` `Rejected`
-    400 — also one too deep for the parser itself (its RecursionError, at ~1,000 levels). Linear in the
-    body: the depth is measured on the parsed value, without recursion (re-check: a scan with a regex
-    for strings took 40 s on a 96 KB unclosed string of escaped quotes, before any signature check).
-    Not JSON: ValueError, as `json.loads`."""
+    400 — also one too deep for the parser itself (its RecursionError, at ~1,000 levels) — and so is one
+    over `budget`, checked on the bytes before anything is built. Linear in the body: the depth is
+    measured on the parsed value, without recursion (re-check: a scan with a regex for strings took 40 s
+    on a 96 KB unclosed string of escaped quotes, before any signature check). Not JSON: ValueError."""
+    _within(body, budget)
     try:
         value = json.loads(body)
     except RecursionError:
@@ -60,6 +83,16 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 
 _TOO_DEEP = "the JSON body nests deeper than {} levels, which no provider sends: check what posts to this URL"
+
+
+def _within(body: bytes, budget: Budget) -> None:
+    containers = body.count(b"[") + body.count(b"{")
+    if containers > budget.containers:
+        raise Rejected(400, f"the JSON body has over {budget.containers} arrays and objects, which no provider "
+                            "sends in one delivery: check what posts to this URL")
+    if body.count(b",") + body.count(b":") > budget.separators:
+        raise Rejected(400, f"the JSON body has over {budget.separators} values, which no provider sends in one "
+                            "delivery: check what posts to this URL")
 
 
 def secret_for(provider: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -203,9 +236,10 @@ def google(body: bytes, headers: Headers, query: Headers, secret: str, now: floa
 def graph(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
     """Microsoft Graph change notifications: every item of `value` must carry `clientState` equal to
     the secret given when subscribing (constant-time). The `validationToken` handshake is answered
-    before verification (see `app.py`)."""
+    before verification (see `app.py`). The body is parsed before it is authenticated, so only within
+    the `UNVERIFIED` budget: a few milliseconds at most, whoever posts it."""
     try:
-        items = parse_json(body).get("value")
+        items = parse_json(body, budget=UNVERIFIED).get("value")
     except (ValueError, AttributeError):
         raise Rejected(401, "notification body is not a Graph notification collection") from None
     if not isinstance(items, list) or not items:
