@@ -257,6 +257,8 @@ class EmbeddedTicketing:
             check_version(row, expected_version)
             allowed = WORKFLOW[row["status"]]
             target = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
+            if target == row["status"]:  # already there: nothing to write (an agent's retry of a move that landed)
+                return self._ticket(db, row, [])
             if target not in allowed:
                 raise DomainError(
                     "conflict",

@@ -261,12 +261,14 @@ class GitHubTicketing:
             raise DomainError("conflict", f"{ticket_id} changed since you read it (updated {raw['updated_at']}); get it again",
                               details={"current_version": raw["updated_at"]})
         wanted = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
+        repo, _ = self._number(ticket_id)
+        if (current := self._ticket(raw, repo or self.repo, [])).status == wanted:
+            return current  # already there: nothing to write (an agent's retry of a move that landed)
         allowed = [t.to_status for t in self._transitions(raw)]
         if wanted not in allowed:
             raise DomainError("conflict", f"{ticket_id} is {raw['state']} on GitHub and cannot move to {to!r}; allowed: {', '.join(allowed)}",
                               details={"allowed": allowed})
         body = {"state": "open"} if wanted == "open" else {"state": "closed", "state_reason": "completed" if wanted == "resolved" else "not_planned"}
-        repo, _ = self._number(ticket_id)
         return self._ticket(await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True), repo or self.repo, [])
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:

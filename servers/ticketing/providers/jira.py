@@ -254,6 +254,9 @@ class JiraTicketing:
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         await self._check_version(ticket_id, expected_version)
+        current = await self.get(ticket_id, [])
+        if same_name(to, current.native_status) or current.status == name_key(to):
+            return current  # already there: nothing to write (an agent's retry of a move that landed)
         transitions = await self._transitions(ticket_id)
         match = next((t for t in transitions if same_name(to, t.name) or same_name(to, t.native_to)), None)
         match = match or next((t for t in transitions if t.to_status == name_key(to)), None)

@@ -303,6 +303,8 @@ class ServiceNowTicketing:
             raise DomainError("conflict", f"{ticket_id} changed since you read it (version {row['sys_mod_count']}); get it again",
                               details={"current_version": str(row["sys_mod_count"])})
         code = STATE_TO.get(name_key(to)) or next((c for c, n in STATE_NAMES.items() if same_name(to, n)), None)
+        if code == row["state"]:  # already there: nothing to write (an agent's retry of a move that landed)
+            return self._ticket(row, await self._names([row.get("assigned_to")]), [])
         allowed = WORKFLOW[row["state"]]
         if code not in allowed:
             names = [STATE_NAMES[c] for c in allowed]

@@ -283,6 +283,8 @@ class ZendeskTicketing:
         raw = await self._raw(ticket_id)
         wanted = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
         native = wanted if wanted in WORKFLOW else STATUS_TO.get(wanted)
+        if native == raw["status"] and expected_version in (None, raw.get("updated_at")):
+            return await self.get(ticket_id, [])  # already there: nothing to write (a retry of a move that landed)
         allowed = WORKFLOW[raw["status"]]
         if native not in allowed:
             raise DomainError("conflict", f"ticket {ticket_id} is {raw['status']} and cannot move to {to!r}; allowed: "
