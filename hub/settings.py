@@ -161,6 +161,11 @@ class HttpSettings(BaseModel):
     body_timeout_s: float = Field(default=10.0, gt=0)
     """The request head, and then its body, must each arrive within this long: a late head closes
     the connection, a late body is answered 408 and the connection closed."""
+    drain_s: float = Field(default=15.0, ge=0, le=3600)
+    """On SIGTERM/SIGINT, how long calls in flight get to finish: the listener closes at once and open
+    streams (GET, `/sse`, `subscriptions/listen`) end so their clients reconnect elsewhere; a call still
+    running then is cancelled and told whether it may be sent again. Fits Kubernetes' default 30 s
+    grace with a 5 s preStop: keep terminationGracePeriodSeconds ≥ preStop + drain_s + 10."""
     keepalive_s: float = Field(default=15.0, gt=0, le=300)
     """A 2026-07-28 `tools/call` still running after this long is answered as an event stream with a
     keep-alive comment every `keepalive_s` until its answer (the SDK's interval; lower it below a

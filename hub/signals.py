@@ -17,9 +17,9 @@ first instruction on, a stop signal ends `mcp-hub serve` within a bounded time.
 
 Over HTTP, uvicorn takes SIGTERM (and SIGINT) for itself while it serves: the hub's server tells
 `uvicorn_took` of it, which arms the same watchdog (and exits at once on a second signal), and
-uvicorn's graceful wait for requests in flight is bounded (`hub.frontends.http.transports`), so
-their calls are cancelled; once it has shut down, uvicorn raises the signal again, and that
-delivery reaches this handler as the same stop (not a second one) and stops the hub (outside
+uvicorn's graceful wait for requests in flight is bounded (`hub.http.drain_s`; the watchdog then
+allows that drain on top of `STOP_GRACE_S`), so calls still running then are cancelled; once it has
+shut down, uvicorn raises the signal again, and that delivery reaches this handler as the same stop (not a second one) and stops the hub (outside
 review, faults round 7: a call in flight held an HTTP hub up to its own deadline, 300 s, and a
 second SIGTERM did nothing).
 """
@@ -88,22 +88,22 @@ _relayed: int | None = None
 """A stop signal uvicorn took (`uvicorn_took`), which it raises again once it has shut down."""
 
 
-def _noted(signum: int) -> None:
-    """A stop signal: arm the watchdog, or, for a second one, exit now."""
+def _noted(signum: int, drain_s: float = 0.0) -> None:
+    """A stop signal: arm the watchdog (`drain_s` on top of `STOP_GRACE_S`), or, for a second one, exit now."""
     global _received
     if _received is not None:  # a second signal: stop now
         _exit_now(128 + signum)
     _received = signum
-    watchdog = threading.Timer(STOP_GRACE_S, _overdue_stop, (128 + signum,))
+    watchdog = threading.Timer(STOP_GRACE_S + drain_s, _overdue_stop, (128 + signum,))
     watchdog.daemon = True
     watchdog.start()
 
 
-def uvicorn_took(signum: int) -> None:
-    """uvicorn caught a stop signal for itself (it shuts down, then raises it again): the watchdog is
-    armed from now, and a second signal exits at once, as for a signal the hub caught."""
+def uvicorn_took(signum: int, drain_s: float = 0.0) -> None:
+    """uvicorn caught a stop signal for itself (it drains for up to `drain_s`, shuts down, then raises
+    it again): the watchdog is armed from now, and a second signal exits at once, as for a signal the hub caught."""
     global _relayed
-    _noted(signum)
+    _noted(signum, drain_s)
     _relayed = signum
 
 

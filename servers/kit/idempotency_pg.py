@@ -9,19 +9,31 @@ is one `INSERT … ON CONFLICT DO NOTHING`, so two replicas claiming a key at on
 `scope` keeps two namespaces (tenants) of one domain apart (`acme__create_ticket` and
 `globex__create_ticket` are one tool name to their servers). An embedded backend's records stay with
 its data, in the replica's own SQLite file: a record created on another replica is not here anyway.
+
+PostgreSQL out of reach is an outage, not a bug: each method raises `LedgerUnreachable`, a retryable
+`unavailable` naming the store (`PostgreSQL host:port/db`, never the URL), and waits for a connection
+`RECORD_WAIT_S`, or `DOWN_WAIT_S` while the store has just failed. Before, a claim waited the pool's
+5 s and its `PoolTimeout` reached the agent as `internal … failed unexpectedly`, not retryable, with
+a traceback logged as for a bug (outside review, cluster round 18). What `servers.kit.tools` does when
+a release or a record cannot be written is decided there (`settle_later`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import anyio
 import psycopg
 
+from hub.errors import HubToolError
+from hub.store.postgres import describe
 from servers.kit.idempotency import IDEMPOTENCY_TTL_S, Claimed, judge_claim
-from servers.kit.webhooks.log_pg import Migrations, run_sync
+from servers.kit.webhooks.log_pg import _UNREACHABLE, DOWN_WAIT_S, RECORD_WAIT_S, Migrations, is_down, run_sync
+
+logger = logging.getLogger("servers")
 
 MIGRATIONS: Migrations = ([
     """CREATE TABLE idempotency_keys (
@@ -37,14 +49,39 @@ MIGRATIONS: Migrations = ([
 ], "mcp_hub_idempotency_migrations", 0x6D63_7068_6964)  # "mcphid"
 
 
+class LedgerUnreachable(HubToolError):
+    """The idempotency records' store cannot be reached: `unavailable`, retryable (nothing was run)."""
+
+    def __init__(self, store: str, cause: BaseException) -> None:
+        super().__init__("unavailable", f"the idempotency records in {store} cannot be reached "
+                         f"({type(cause).__name__}), so the call was not run and nothing was written; "
+                         "send it again with the same idempotency_key in a few seconds",
+                         retry_after_s=2.0, details={"store": store})
+
+
 class PgIdempotencyLedger:
     """One scope's idempotency records in the shared PostgreSQL store (see the module docstring)."""
 
     def __init__(self, url: str, scope: str) -> None:
         self.url, self.scope = url, scope
+        self.store = describe(url)
+        self._failing = False
+        """Whether the last query failed for want of the store (its first failure is logged, once)."""
 
     async def _run(self, work: Any) -> Any:
-        return await anyio.to_thread.run_sync(run_sync, self.url, MIGRATIONS, work)
+        wait = DOWN_WAIT_S if is_down(self.url) else RECORD_WAIT_S
+        try:
+            result = await anyio.to_thread.run_sync(run_sync, self.url, MIGRATIONS, work, wait)
+        except _UNREACHABLE as exc:
+            if not self._failing:
+                self._failing = True
+                logger.warning("idempotency records of %s: %s cannot be reached (%s); keyed writes are refused "
+                               "with `unavailable` until it answers", self.scope, self.store, type(exc).__name__)
+            raise LedgerUnreachable(self.store, exc) from exc
+        if self._failing:
+            self._failing = False
+            logger.info("idempotency records of %s: %s answers again", self.scope, self.store)
+        return result
 
     async def claim(self, principal: str, tool: str, key: str, print_: str) -> dict[str, Any] | None:
         def claim(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:

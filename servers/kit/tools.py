@@ -11,7 +11,9 @@ model (→ `outputSchema` + `structuredContent`, with the JSON also in a text bl
   deadline, the client's cancel), so its answer is recorded for the key and a retry gets that answer
   — before, a write that committed as its call was cancelled lost its record and a retry wrote twice;
   one cut off by the server stopping keeps its claim ("still running", then "outcome unknown": never
-  run twice);
+  run twice); the records' store out of reach (PostgreSQL down) refuses the call with a retryable
+  `unavailable` naming it, before anything is written (`servers.kit.idempotency_pg`), and a release or
+  a record that cannot be written when the call ends is retried in the background (`settle_later`);
 - watches the provider writes it makes: a failure after one landed is a non-retryable error naming
   the change made (`servers.kit.landed`), recorded for its idempotency key like a result;
 - carries the example requests of its domain's `examples.json` (tool name → list of requests as
@@ -92,16 +94,69 @@ async def _watched(name: str, fn: Callable[..., Awaitable[BaseModel]], kwargs: d
             raise PartlyApplied(partial.code, partial.message, details=partial.details) from exc
 
 
+SETTLE_EVERY_S = 2.0
+"""How often a release or a record the idempotency store refused is tried again (`settle_later`)."""
+SETTLE_FOR_S = 600.0
+"""For how long it is tried: past the 5 minutes a claim is "still running" (then its outcome is
+reported unknown; a record that lands later still answers retries with the first result)."""
+
+
 async def _record(ledger: Any, principal: str, name: str, key: str, payload: dict[str, Any]) -> None:
-    """Record a keyed write's answer for its key."""
+    """Record a keyed write's answer for its key; if the store refuses, keep trying (`settle_later`)."""
     try:
         await ledger.complete(principal, name, key, payload)
     except Exception as exc:  # noqa: BLE001 — the write happened: its result is the caller's
         # (re-check of round 14: PostgreSQL down at this moment made a written issue an
-        # `internal` failure). A retry with the key finds the claim: "still running", then
-        # "outcome unknown" — never a second write.
-        logger.warning("%s wrote, but recording its result for the idempotency key failed (%s); "
-                       "a retry with that key is told its outcome is unknown", name, type(exc).__name__)
+        # `internal` failure). A retry with the key finds the claim: "still running" — never a
+        # second write — until the record lands (round 18: it is retried, not dropped).
+        logger.warning("%s wrote, but recording its result for the idempotency key failed (%s); retrying in "
+                       "the background: until it lands, a retry with that key is told it is still running",
+                       name, type(exc).__name__)
+        settle_later(f"recording {name}'s result for its idempotency key",
+                     lambda: ledger.complete(principal, name, key, payload))
+
+
+async def _release(ledger: Any, principal: str, name: str, key: str, failure: BaseException) -> None:
+    """Free the key of a write that failed (nothing of it landed), so a retry with it runs again.
+
+    Decided (outside review, cluster round 18): if the store refuses, the caller still gets the
+    provider's own error, not the store's; the key stays claimed meanwhile, and the error says so
+    (a retry with the same key before the store answers is told "still running"); the release is
+    retried in the background until the store answers (`settle_later`)."""
+    try:
+        await ledger.release(principal, name, key)
+    except Exception as exc:  # noqa: BLE001 — the call's own failure is what its caller must see
+        logger.warning("%s failed, and its idempotency key could not be freed (%s); retrying in the background",
+                       name, type(exc).__name__)
+        settle_later(f"freeing the idempotency key of a failed {name}", lambda: ledger.release(principal, name, key))
+        if isinstance(failure, HubToolError):
+            body = failure.body
+            body.message += (" (Its idempotency_key could not be freed yet: the idempotency store is unreachable. "
+                             "A retry with the same key is told it is still running until the store answers; "
+                             "nothing of this call was written.)")
+            body.details = {**(body.details or {}), "idempotency_key_held": True}
+
+
+def settle_later(what: str, step: Callable[[], Awaitable[Any]]) -> None:
+    """Try `step` (a write to the idempotency store it just refused) every `SETTLE_EVERY_S` for
+    `SETTLE_FOR_S`, in a task of its own; it is lost if the server stops first."""
+
+    async def again() -> None:
+        deadline = anyio.current_time() + SETTLE_FOR_S
+        while anyio.current_time() < deadline:
+            await anyio.sleep(SETTLE_EVERY_S)
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 — the store is still out of reach: try again
+                logger.debug("%s failed again (%s)", what, type(exc).__name__)
+                continue
+            logger.info("%s succeeded once the idempotency store answered again", what)
+            return
+        logger.warning("gave up %s after %.0f s: the idempotency store did not answer", what, SETTLE_FOR_S)
+
+    task = asyncio.get_running_loop().create_task(again())
+    _DETACHED.add(task)
+    task.add_done_callback(_finished)
 
 
 def _finished(task: asyncio.Task[Any]) -> None:
@@ -213,9 +268,9 @@ def domain_tool(
                     # running" rather than writing again (re-check: a hub stopped mid-write released the key
                     # after the commit, and the retry paid twice). Later its outcome is reported unknown.
                     raise
-                except BaseException:
+                except BaseException as failure:
                     with anyio.CancelScope(shield=True):  # a failed write must still free its key
-                        await ledger.release(principal, name, key)
+                        await _release(ledger, principal, name, key, failure)
                     raise
                 with anyio.CancelScope(shield=True):
                     await _record(ledger, principal, name, key, result.structured_content or {})
@@ -255,5 +310,11 @@ async def deleted_lately(server: MCPServer, record_id: str) -> bool:
 async def forget_deleted(server: MCPServer, record_id: str) -> None:
     """Tell the idempotency records that `record_id` was deleted (its keys answer `not_found`)."""
     ledger: Any = getattr(server, _LEDGER, None)  # IdempotencyLedger or PgIdempotencyLedger
-    if ledger is not None:
+    if ledger is None:
+        return
+    try:
         await ledger.record_deleted(record_id)
+    except Exception as exc:  # noqa: BLE001 — the delete happened: its answer must say so, not "unavailable"
+        logger.warning("recording that %s was deleted failed (%s); retrying in the background", record_id,
+                       type(exc).__name__)
+        settle_later(f"recording that {record_id} was deleted", lambda: ledger.record_deleted(record_id))

@@ -89,8 +89,8 @@ def test_a_stop_signal_the_hub_was_started_ignoring_stays_ignored(tmp_path: Path
 def test_a_stop_signal_ends_an_http_hub_with_a_call_in_flight_in_bounded_time(tmp_path: Path, second: bool) -> None:
     """Outside review (faults round 7): uvicorn took SIGTERM for itself and waited for every request
     in flight, so an HTTP hub stayed up until each call's own deadline (300 s for a tool that reports
-    progress), and a second SIGTERM did nothing. Now the call is cancelled after a short drain and
-    the hub exits as on stdio; a second signal exits at once."""
+    progress), and a second SIGTERM did nothing. Now the call is cancelled once `hub.http.drain_s`
+    has passed (2 s here) and the hub exits as on stdio; a second signal exits at once."""
     import threading
 
     import anyio
@@ -99,7 +99,7 @@ def test_a_stop_signal_ends_an_http_hub_with_a_call_in_flight_in_bounded_time(tm
 
     config = tmp_path / "hub.json"
     fault = str(ROOT / "tests" / "fixtures" / "fault_server.py")
-    config.write_text(json.dumps({"hub": {"data_dir": str(tmp_path / "data")},
+    config.write_text(json.dumps({"hub": {"data_dir": str(tmp_path / "data"), "http": {"drain_s": 2}},
                                   "mcpServers": {"f": {"command": PY, "args": [fault], "timeout_s": 300, "max_timeout_s": 300}}}))
     log = tmp_path / "hub.log"
     with log.open("w") as err:

@@ -7,6 +7,7 @@ clients, legacy SSE at `/sse` + `/messages/`; `--transport sse` serves only the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
@@ -47,9 +48,6 @@ from hub.profiles.http import PinGate, profile_routes, with_managers
 logger = logging.getLogger("hub.transport")
 
 UpstreamTransport = Literal["stdio", "http", "sse"]
-DRAIN_S = 1.0
-"""On a stop, how long answers already under way may take to go out before the requests still in
-flight are cancelled (their calls with them, the servers told), as on stdio."""
 
 
 def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
@@ -170,7 +168,8 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     # Big results' strings are spliced into what the SDK writes: every route Starlette serves (the legacy
     # SSE stream among them), and the SDK's own path behind the MCP endpoints (`mcp_app`); the fast
     # path writes whole answers itself.
-    return HttpGuard(DirectRoutes(app, SpliceLifted(app), endpoints, middleware), security, limits.max_body_bytes)
+    return HttpGuard(DirectRoutes(app, SpliceLifted(app), endpoints, middleware), security, limits.max_body_bytes,
+                     read_only=lambda name: bool((route := hub.catalog.resolve_tool(name)) and route.read_only))
 
 
 class RawASGI:
@@ -213,14 +212,35 @@ def bind_listener(host: str, port: int) -> socket.socket:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, except that a stop signal this process was started ignoring (SIGINT under
-    `nohup` or `cmd &` in a script) stays ignored while it serves (uvicorn takes both for itself), and
-    a stop signal it takes arms the hub's watchdog (`hub.signals.uvicorn_took`)."""
+    `nohup` or `cmd &` in a script) stays ignored while it serves (uvicorn takes both for itself), a
+    stop signal it takes arms the hub's watchdog (`hub.signals.uvicorn_took`), and a stop drains:
+    uvicorn closes the listener, the guard then ends long-lived streams at once (`HttpGuard.stop`:
+    their clients reconnect elsewhere rather than hold the drain), and calls in flight get
+    `hub.http.drain_s` to finish (uvicorn's graceful wait; it ends as soon as they have) before those
+    still running are cancelled and answered for what they are (`hub.frontends.http.http_guard`)."""
+
+    def __init__(self, config: uvicorn.Config, guard: HttpGuard | None = None) -> None:
+        super().__init__(config)
+        self.guard = guard
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         from hub.signals import uvicorn_took
 
-        uvicorn_took(sig)  # a second stop exits at once
+        uvicorn_took(sig, self.config.timeout_graceful_shutdown or 0.0)  # a second stop exits at once
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn closes its listeners before its first await: the streams end after that, so a client
+        # reconnecting at once reaches another replica, not this one's still-open listener.
+        if self.guard is not None:
+            asyncio.get_running_loop().call_soon(self._end_streams)
+        await super().shutdown(sockets)
+
+    def _end_streams(self) -> None:
+        assert self.guard is not None
+        ended, calls = self.guard.stop(), self.guard.in_flight()
+        logger.info("stopping: %d open stream(s) ended; waiting up to %g s (hub.http.drain_s) for %d request(s) in "
+                    "flight", ended, self.config.timeout_graceful_shutdown or 0.0, max(0, calls - ended))
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -241,8 +261,14 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
                             http=hub_http_protocol(hub.config.hub.http.body_timeout_s),
-                            timeout_graceful_shutdown=DRAIN_S)
-    web = _Server(config)
+                            timeout_graceful_shutdown=hub.config.hub.http.drain_s)
+    web = _Server(config, app if isinstance(app, HttpGuard) else None)
+    # sse-starlette (the SDK's event streams) ends every event stream of the process as soon as uvicorn
+    # sees a stop signal — the answer streams of calls in flight too, which then never got their answer.
+    # The guard ends the long-lived streams itself; a call's stream ends with its call, or the drain.
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.disable_automatic_graceful_drain()
 
     async def announce() -> None:
         while not web.started:
