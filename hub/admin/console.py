@@ -11,8 +11,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from hub.admin.actions import ServerActions
-from hub.admin.session import AdminSession, SessionStore
+from hub.admin.cluster_actions import ClusterActions
+from hub.admin.session import AdminSession, LoginTokens, SealedSessionStore, SessionStore
 from hub.audit.log import AuditEvent
+from hub.cluster.ended_sessions import EndedSessions
 from hub.auth.keys import KeyStore
 from hub.hub import Hub
 from hub.policies.audit import new_request_id
@@ -38,8 +40,15 @@ class Console:
         self.hub = hub
         self.auth = auth
         self.keys: KeyStore | None = auth.verifier.keys if auth is not None else None
-        self.sessions = SessionStore(hub.config.hub.auth.console_idle_s)
-        self.actions = ServerActions(hub)
+        # With the cluster set up, any replica serves a console session, its login form and its actions
+        # (docs/deploy.md, "Admin console on a shared store"); without it, one replica's, as always.
+        cluster = hub.config.hub.cluster
+        shared = [s.get_secret_value() for s in cluster.session_secrets]
+        idle_s = hub.config.hub.auth.console_idle_s
+        self.sessions: SessionStore | SealedSessionStore = (
+            SealedSessionStore(shared, EndedSessions(cluster.redis_url), idle_s) if shared else SessionStore(idle_s))
+        self.login_tokens = LoginTokens(shared)
+        self.actions = ClusterActions(ServerActions(hub), getattr(hub, "cluster_notify", None), shared)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["when"] = _when
@@ -49,7 +58,7 @@ class Console:
         up as `/mcp` looks keys up (`KeyStore.active`), so a revocation by the CLI or on another replica
         counts too. `touch=False` for a live stream (its polls are not operator activity). A key store
         that does not answer raises `StoreUnavailable` (the key may well be valid: nothing is ended)."""
-        session = self.sessions.get(request, touch=touch)
+        session = await self.sessions.get(request, touch=touch)
         if session is None or session.kind != "api_key" or self.keys is None:
             return session
         if not await self.keys.active(session.credential):

@@ -19,8 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from hub.admin import views_activity, views_keys, views_servers, views_tools
 from hub.admin.console import ADMIN_SCOPE, HERE, Console, StoreUnavailable
-from hub.admin.session import (COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, csrf_ok, login_token,
-                                login_token_issued, set_cookie)
+from hub.admin.session import COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, csrf_ok, set_cookie
 from hub.auth.minting import PIN_PREFIX
 from hub.auth.scopes import grants
 from hub.hub import Hub
@@ -52,7 +51,8 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
                 return session
             if session is None:
                 return RedirectResponse("/admin/login", status_code=303)
-            return await view(console, request, session)
+            response = await view(console, request, session)
+            return _resealed(console, request, session, response) if touch else response
         return endpoint
 
     def action(view: View) -> Callable[[Request], Awaitable[Response]]:
@@ -70,7 +70,7 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
                 return console.render(request, "error.html", session, status=403, title="Form refused",
                                       message="The form's CSRF token is missing or wrong. Reload the page and "
                                               "submit the form again.")
-            return await view(console, request, session)
+            return _resealed(console, request, session, await view(console, request, session))
         return endpoint
 
     async def login_form(request: Request) -> Response:
@@ -83,7 +83,7 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
             return console.render(request, "no_auth.html", None, status=503)
         form = await request.form()
         issued = request.cookies.get(LOGIN_CSRF_COOKIE)
-        if not login_token_issued(issued) or not csrf_ok(issued, form.get("csrf")):
+        if not console.login_tokens.issued(issued) or not csrf_ok(issued, form.get("csrf")):
             return _login_page(console, request, "The sign-in form expired or was not sent from this page. "
                                                  "Try again.", 403)
         credential = str(form.get("key") or "").strip()
@@ -111,7 +111,8 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
         return response
 
     async def logout(console: Console, request: Request, session: AdminSession) -> Response:
-        console.sessions.end(request)
+        await console.sessions.end(session)
+        session.sid = ""  # ended: `_resealed` sends no new cookie for it
         response = RedirectResponse("/admin/login", status_code=303)
         response.delete_cookie(COOKIE, path="/admin")
         return response
@@ -137,8 +138,16 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
     ])
 
 
+def _resealed(console: Console, request: Request, session: AdminSession, response: Response) -> Response:
+    """The answer, with the session's cookie sealed anew when the session lives in it (its idle clock,
+    its notice); a signed-out session gets none."""
+    if session.sid and (value := console.sessions.cookie(session)):
+        set_cookie(response, request, COOKIE, value, MAX_AGE_S)
+    return response
+
+
 def _login_page(console: Console, request: Request, error: str | None, status: int) -> Response:
-    token = login_token()
+    token = console.login_tokens.issue()
     response = console.render(request, "login.html", None, status=status, error=error, login_csrf=token)
     set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600)
     return response

@@ -1,30 +1,59 @@
-"""Console sessions: a random id in an HttpOnly, SameSite=Strict cookie, held server-side, with a
-session-bound CSRF token every form must send back.
+"""Console sessions: an HttpOnly, SameSite=Strict cookie, with a session-bound CSRF token every form
+must send back.
 
 Rules decided here (see docs/console.md): a session lives 8 h at most and ends after 30 min idle
 (`hub.auth.console_idle_s`);
 it is re-checked on every request, and on every tick of a live stream, against its credential (a
 revoked or expired API key, or an expired JWT, ends it at once); only an operator's own requests
 restart the idle clock (a stream's polling does not); the login form itself is protected by a double-submit cookie, so a
-foreign page cannot log a browser into an attacker's session. Sessions live in memory: a restart
-logs everyone out, which is the safe failure.
+foreign page cannot log a browser into an attacker's session.
+
+Where a session lives:
+- one replica (no `hub.cluster.session_secrets`): in memory, the cookie a 256-bit random id; a
+  restart logs everyone out, which is the safe failure (`SessionStore`);
+- replicas (`session_secrets` set): sealed into the cookie itself (AES-256-GCM, a key derived from the
+  first secret, every secret opens), so any replica serves it behind a round-robin balancer (outside
+  review, cluster round 18 #3: a session made on A was unknown on B). Each answer re-seals it with
+  the new idle clock. Sign-out is recorded as the end of the session's random id — in this replica's
+  memory and, with `hub.cluster.redis_url`, in Redis for every replica (`hub.cluster.ended_sessions`,
+  checked on every console request; Redis unreachable: accepted, as for MCP sessions, and the end is
+  written once it answers). A revoked key needs no record: every request re-checks it in the shared
+  key store (`SealedSessionStore`).
+The login form's token is signed with a key derived from the shared secret too, so a form served by
+one replica is accepted by another; without it, by a key random per process.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import json
+import os
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from starlette.requests import Request
 from starlette.responses import Response
+
+from hub.cluster.ended_sessions import EndedSessions
 
 COOKIE = "mcphub_admin"
 LOGIN_CSRF_COOKIE = "mcphub_admin_login"
 IDLE_S = 30 * 60
 MAX_AGE_S = 8 * 3600
 MAX_SESSIONS = 1000
+SEALED_PREFIX = "c1."
+MAX_COOKIE_CHARS = 3800
+"""Browsers keep cookies up to 4096 bytes with their name and attributes; a longer sealed value sheds its notice."""
+_SEAL_AAD = b"mcp-hub admin console session v1"
+_LOGIN_AAD = b"mcp-hub admin console login v1"
+_ENDED_PREFIX = "admin-console:"
+"""Namespaces a console session's end among `EndedSessions`' records (MCP session ids never start so)."""
 
 
 @dataclass
@@ -43,25 +72,27 @@ class AdminSession:
     seen: float = field(default_factory=time.time)
     notice: str | None = None
     """The answer to this session's last server action, shown once by the next Servers page."""
+    sid: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    """The session's random id: the cookie in memory, the record of its end when sealed."""
 
 
 class SessionStore:
-    """Server-side sessions keyed by a 256-bit random id."""
+    """Server-side sessions keyed by a 256-bit random id (one replica)."""
 
     def __init__(self, idle_s: float = IDLE_S) -> None:
         self._sessions: dict[str, AdminSession] = {}
         self.idle_s = idle_s
 
     def create(self, session: AdminSession) -> str:
+        """The cookie value for a new session."""
         self._expire()
         if len(self._sessions) >= MAX_SESSIONS:  # drop the oldest rather than grow without bound
             oldest = min(self._sessions, key=lambda k: self._sessions[k].seen)
             del self._sessions[oldest]
-        sid = secrets.token_urlsafe(32)
-        self._sessions[sid] = session
-        return sid
+        self._sessions[session.sid] = session
+        return session.sid
 
-    def get(self, request: Request, touch: bool = True) -> AdminSession | None:
+    async def get(self, request: Request, touch: bool = True) -> AdminSession | None:
         """The live session of this request's cookie, else None. `touch`: the operator acted, so its
         idle clock restarts (False for a live stream's open and polls, which are not activity)."""
         sid = request.cookies.get(COOKIE)
@@ -76,10 +107,12 @@ class SessionStore:
             session.seen = now
         return session
 
-    def end(self, request: Request) -> None:
-        sid = request.cookies.get(COOKIE)
-        if sid:
-            self._sessions.pop(sid, None)
+    def cookie(self, session: AdminSession) -> str | None:
+        """A new cookie value to send with the answer: none, the session is held here."""
+        return None
+
+    async def end(self, session: AdminSession) -> None:
+        self._sessions.pop(session.sid, None)
 
     def end_credential(self, credential: str) -> None:
         """End every session opened with this credential (its key was revoked)."""
@@ -91,28 +124,112 @@ class SessionStore:
         for sid in [s for s, v in self._sessions.items() if not _alive(v, now, self.idle_s)]:
             del self._sessions[sid]
 
+    async def aclose(self) -> None:
+        return None
+
+
+class SealedSessionStore:
+    """Sessions sealed into their cookie, so every replica sharing `session_secrets` serves them."""
+
+    def __init__(self, secrets_: Sequence[str], ended: EndedSessions, idle_s: float = IDLE_S) -> None:
+        if not secrets_:
+            raise ValueError("hub.cluster.session_secrets is empty: nothing to seal console sessions with")
+        self._keys = [AESGCM(_derive(_SEAL_AAD, s)) for s in secrets_]
+        self.ended = ended
+        self.idle_s = idle_s
+
+    def create(self, session: AdminSession) -> str:
+        return self._seal(session)
+
+    async def get(self, request: Request, touch: bool = True) -> AdminSession | None:
+        raw = request.cookies.get(COOKIE)
+        session = self._open(raw) if raw else None
+        now = time.time()
+        if session is None or not _alive(session, now, self.idle_s):
+            return None
+        await self.ended.flush()  # an end Redis missed during an outage is written once it answers
+        if await self.ended.ended(_ENDED_PREFIX + session.sid):
+            return None
+        if touch:
+            session.seen = now
+        return session
+
+    def cookie(self, session: AdminSession) -> str | None:
+        """The session re-sealed (its idle clock and notice as they are now), to send with the answer."""
+        return self._seal(session)
+
+    async def end(self, session: AdminSession) -> None:
+        """Sign-out: here at once, and on every replica through Redis when it is set."""
+        await self.ended.end(_ENDED_PREFIX + session.sid, session.created + MAX_AGE_S)
+
+    def end_credential(self, credential: str) -> None:
+        """Nothing to drop: every request re-checks the credential in the shared key store."""
+
+    async def aclose(self) -> None:
+        await self.ended.aclose()
+
+    def _seal(self, session: AdminSession) -> str:
+        state = [session.sid, session.principal, session.kind, session.credential, session.expires_at,
+                 list(session.scopes), session.csrf, session.created, session.seen, session.notice]
+        value = self._encrypt(json.dumps(state, separators=(",", ":")).encode())
+        if len(value) > MAX_COOKIE_CHARS and session.notice is not None:
+            state[-1] = None  # the notice is only a courtesy; the session must fit
+            value = self._encrypt(json.dumps(state, separators=(",", ":")).encode())
+        return value
+
+    def _encrypt(self, plain: bytes) -> str:
+        nonce = os.urandom(12)
+        sealed = nonce + self._keys[0].encrypt(nonce, plain, _SEAL_AAD)
+        return SEALED_PREFIX + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+    def _open(self, value: str) -> AdminSession | None:
+        if not value.startswith(SEALED_PREFIX) or len(value) > MAX_COOKIE_CHARS * 2:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(value[len(SEALED_PREFIX):] + "=" * (-len(value) % 4))
+        except ValueError:
+            return None
+        for key in self._keys:
+            try:
+                plain = key.decrypt(raw[:12], raw[12:], _SEAL_AAD)
+            except (InvalidTag, ValueError):
+                continue
+            sid, principal, kind, credential, expires_at, scopes, csrf, created, seen, notice = json.loads(plain)
+            return AdminSession(principal, kind, credential, expires_at, tuple(scopes), csrf, created, seen, notice, sid)
+        return None
+
 
 def _alive(session: AdminSession, now: float, idle_s: float) -> bool:
     return (now - session.seen < idle_s and now - session.created < MAX_AGE_S
             and (session.expires_at is None or session.expires_at > now))
 
 
-_LOGIN_KEY = secrets.token_bytes(32)
-"""Signs login-form tokens: the double-submit pair must be one this process issued, not any pair."""
+def _derive(purpose: bytes, secret: str) -> bytes:
+    return hashlib.sha256(purpose + secret.encode()).digest()
 
 
-def login_token() -> str:
-    """A fresh login-form CSRF token: random part + HMAC of it under this process's key."""
-    nonce = secrets.token_urlsafe(24)
-    return f"{nonce}.{hmac.new(_LOGIN_KEY, nonce.encode(), 'sha256').hexdigest()[:32]}"
+class LoginTokens:
+    """Login-form CSRF tokens: random part + HMAC of it. The double-submit pair must be one a replica
+    of this hub issued, not any pair: signed by a key derived from the first shared secret (verified
+    with each, for rotation), or a key random per process when there are none."""
+
+    def __init__(self, secrets_: Sequence[str] = ()) -> None:
+        self._keys = [_derive(_LOGIN_AAD, s) for s in secrets_] or [secrets.token_bytes(32)]
+
+    def issue(self) -> str:
+        nonce = secrets.token_urlsafe(24)
+        return f"{nonce}.{_mac(self._keys[0], nonce)}"
+
+    def issued(self, token: str | None) -> bool:
+        """Whether `token` is one `issue` made here or on a replica sharing the secrets (constant-time)."""
+        if not token or token.count(".") != 1:
+            return False
+        nonce, mac = token.split(".")
+        return any(hmac.compare_digest(mac, _mac(key, nonce)) for key in self._keys)
 
 
-def login_token_issued(token: str | None) -> bool:
-    """Whether `token` is one `login_token` made (constant-time)."""
-    if not token or token.count(".") != 1:
-        return False
-    nonce, mac = token.split(".")
-    return hmac.compare_digest(mac, hmac.new(_LOGIN_KEY, nonce.encode(), "sha256").hexdigest()[:32])
+def _mac(key: bytes, nonce: str) -> str:
+    return hmac.new(key, nonce.encode(), "sha256").hexdigest()[:32]
 
 
 def csrf_ok(expected: str | None, sent: object) -> bool:

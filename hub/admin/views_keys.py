@@ -71,6 +71,6 @@ async def revoke(console: Console, request: Request, session: AdminSession) -> R
     if console.keys is None or not console.keys.revoke(key_id):
         return await keys(console, request, session, status=404,
                           error=f"No active key with id {key_id[:40]!r}: it may be revoked already.")
-    console.sessions.end_credential(key_id)
+    console.sessions.end_credential(key_id)  # sealed sessions: their next request re-checks the key
     console.audit(session, "revoke_key", None, {"key_id": key_id})
     return RedirectResponse(f"/admin/keys?notice=revoked:{key_id}", status_code=303)

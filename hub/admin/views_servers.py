@@ -3,7 +3,7 @@
 A server disabled here is stopped and its tools withdrawn until it is enabled again or the hub
 restarts (the config file stays the source of truth); a server disabled in the config is listed
 but can only be enabled there. Actions are applied in order and answered with what they did
-(`hub.admin.actions`): done, they redirect to this page, which shows the answer once; refused, the
+(`hub.admin.actions`), on every replica when the cluster is set up (`hub.admin.cluster_actions`): done, they redirect to this page, which shows the answer once; refused, the
 page is answered with 409 and the reason. Every action is audited as `admin:<verb>` with its result.
 """
 
@@ -42,11 +42,16 @@ async def act(console: Console, request: Request, session: AdminSession) -> Resp
         return console.render(request, "error.html", session, status=404, title="No such server or action",
                               message=f"There is no running server {name[:80]!r} or no action {asked[:20]!r}; "
                                       "go back to Servers and pick one from the table.")
-    done = await console.actions.perform(name, verb, session.principal)
+    outcome = await console.actions.perform(name, verb, session.principal)
+    done = outcome.local
     arguments = {"server": name, "result": done.result}
-    if not done.applied:
+    if outcome.reached is not None or outcome.alone_because is not None:
+        arguments["replicas"] = outcome.replicas  # answered/reached, this replica included
+    if not outcome.applied:
         console.audit(session, verb, name, arguments, outcome="denied", error_code="conflict")
-        return await servers(console, request, session, refusal=f"Not done: {verb} {name} — {done.message}")
+        refusal = (f"Not done: {verb} {name} — {done.message}" if not outcome.remote and outcome.alone_because is None
+                   else f"Not done anywhere: {outcome.text()}")
+        return await servers(console, request, session, refusal=refusal)
     console.audit(session, verb, name, arguments)
-    session.notice = f"{'Nothing to do' if done.result == 'unchanged' else 'Done'}: {verb} {name} — {done.message}"
+    session.notice = outcome.text()
     return RedirectResponse("/admin/servers", status_code=303)

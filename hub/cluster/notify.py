@@ -24,6 +24,10 @@ Rules (docs/deploy.md, "Server→client messages"):
   never raised; the listener reconnects by itself (backoff up to 5 s). `health()` reports it.
 - Replicas connected to the same shared downstream each receive its notification and each publish
   it, so a client may get the same `list_changed` once per replica: harmless (it only re-lists).
+- Other kinds (a console's server action and its replies, `hub.admin.cluster_actions`) go to the
+  handler registered for them (`on_event`), run apart from the listener so a slow one (a Disable
+  waits for its server to stop) holds no other event up; `publish_counted` says how many replicas
+  a message reached.
 - A server whose resource updates are `published_at_source` (an in-process domain's change feed,
   `hub.webhooks`) publishes every change it makes, whether or not a client of this replica
   subscribed: the webhook a replica processes is news for subscribers on every replica. Its
@@ -59,6 +63,7 @@ SEEN_IDS = 4096
 MAX_BACKOFF_S = 5.0
 
 ListSink = Callable[["ListKind"], Awaitable[None]]
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class ClusterNotifier:
@@ -80,6 +85,8 @@ class ClusterNotifier:
         self.delivered = 0
         self.published = 0
         self._scope = anyio.CancelScope()
+        self._handlers: dict[str, EventHandler] = {}
+        self._handling: anyio.abc.TaskGroup | None = None
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -93,6 +100,10 @@ class ClusterNotifier:
     def on_list_changed(self, sink: ListSink) -> None:
         """Where another replica's `list_changed` goes: the local fan-out only (`hub.frontends.server`)."""
         self._list_sinks.append(sink)
+
+    def on_event(self, kind: str, handler: EventHandler) -> None:
+        """Where another replica's event of type `kind` goes (run apart from the listener; errors logged)."""
+        self._handlers[kind] = handler
 
     def published_at_source(self, server: str, source: Any) -> Callable[[list[str]], Awaitable[None]]:
         """How `server`'s in-process object `source` publishes its own resource updates (original URIs,
@@ -146,6 +157,17 @@ class ClusterNotifier:
         self._publish_failing = False
         self.published += 1
 
+    async def publish_counted(self, event: dict[str, Any]) -> int:
+        """Send `event` to the other replicas; how many replicas' listeners received it (this one's
+        not counted). Raises what Redis raised: the caller must tell its user the message went nowhere."""
+        event_id = uuid4().hex
+        self._remember(event_id)
+        body = json.dumps({**event, "id": event_id, "origin": self.replica})
+        with anyio.fail_after(2.0):
+            received = int(await self._redis.publish(self._channel, body))
+        self.published += 1
+        return max(0, received - (1 if self.connected else 0))
+
     def _remember(self, event_id: str) -> bool:
         """Record `event_id`; False when it was already known."""
         if event_id in self._seen:
@@ -160,7 +182,9 @@ class ClusterNotifier:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until `aclose`, reconnecting with backoff; `started` after the first attempt."""
         with self._scope:
-            await self._listen(task_status)
+            async with anyio.create_task_group() as handling:
+                self._handling = handling
+                await self._listen(task_status)
 
     async def _listen(self, task_status: TaskStatus[None]) -> None:
         started = False
@@ -209,6 +233,13 @@ class ClusterNotifier:
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        handler = self._handlers.get(str(kind))
+        if handler is not None:
+            if self._handling is not None:
+                self._handling.start_soon(self._handle, handler, event)
+            else:
+                await self._handle(handler, event)
+            return
         if kind == "list_changed":
             if event.get("kind") in ("tools", "resources", "prompts"):
                 for sink in list(self._list_sinks):
@@ -226,6 +257,12 @@ class ClusterNotifier:
         elif kind == "resource_updated":
             await self._hub.subscriptions.relay(downstream,
                                                 types.ResourceUpdatedNotificationParams.model_validate(event["params"]))
+
+    async def _handle(self, handler: EventHandler, event: dict[str, Any]) -> None:
+        try:
+            await handler(event)
+        except Exception as exc:  # noqa: BLE001 — one bad event must not end the listener's task group
+            logger.warning("could not handle a %s from another replica: %s", event.get("type"), type(exc).__name__)
 
     def health(self) -> dict[str, Any]:
         """`{"backend": "redis", "state": "ok" | "unreachable"}` for `/healthz`."""

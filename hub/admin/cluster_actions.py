@@ -1,0 +1,219 @@
+"""A console's server action applied on every replica, and answered with what each did.
+
+Behind a round-robin balancer the console a browser reaches is one replica's, and each replica runs
+its own connection to every server: a Disable applied there alone left the server serving on every
+other replica (outside review, cluster round 18 #3). So, with `hub.cluster.redis_url` and
+`hub.cluster.session_secrets` set, an action is published on the replicas' notification channel
+(`hub.cluster.notify`, event `admin_action`), signed with a key derived from the shared secret (who
+can write to Redis cannot thereby stop or restart servers), and each other replica applies it with its
+own `ServerActions` (the same per-server order as its own console's actions) and publishes its answer
+(`admin_action_done`). The replica that took the click applies it at the same time, waits for the
+answers (at most `REPLY_WAIT_S`, or until every replica Redis reached has answered) and says
+truthfully what happened: on how many replicas, which answered what, which did not answer, and — if
+Redis did not take the message — that it acted on this replica only.
+
+Decided: a replica that was not listening when the action was sent (Redis down there, or started
+later) keeps the state its config gives (as after a restart: the config stays the source of truth);
+the answer counts only replicas Redis reached. A message older than `MAX_SKEW_S`, or one whose
+signature does not check, is ignored (a replay, or another deployment's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+import anyio
+
+from hub.admin.actions import STOP_WAIT_S, VERBS, ActionResult, ServerActions, Verb
+
+if TYPE_CHECKING:
+    from hub.cluster.notify import ClusterNotifier
+
+logger = logging.getLogger("hub.admin")
+
+ACTION = "admin_action"
+DONE = "admin_action_done"
+REPLY_WAIT_S = STOP_WAIT_S + 10.0
+"""How long the clicked replica waits for the others' answers: their Disable may wait `STOP_WAIT_S`
+for the server to stop, plus a margin for a loaded machine."""
+MAX_SKEW_S = 60.0
+_SIGN_PURPOSE = b"mcp-hub admin console actions v1"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one console action did across the replicas."""
+
+    local: ActionResult
+    remote: tuple[ActionResult, ...] = ()
+    """The other replicas' answers."""
+    reached: int | None = None
+    """How many other replicas Redis delivered the action to; None: it was not sent to any."""
+    alone_because: str | None = None
+    """Why the action stayed on this replica (cluster settings on, but Redis or the secret missing)."""
+    waited_s: float = field(default=REPLY_WAIT_S)
+
+    @property
+    def applied(self) -> bool:
+        """False only when every replica refused it (nothing changed anywhere)."""
+        return self.local.applied or any(r.applied for r in self.remote)
+
+    @property
+    def replicas(self) -> str:
+        """`answered/reached` counting this replica, for the audit row (`1/1` alone)."""
+        return f"{1 + len(self.remote)}/{1 + (self.reached or 0)}"
+
+    def text(self) -> str:
+        """One sentence for the operator (the single-replica answer is as it always was)."""
+        done = self.local
+        head = "Nothing to do" if done.result == "unchanged" else "Done"
+        verb_server = f"{done.verb} {done.server}"
+        if self.reached is None and self.alone_because is None:
+            return f"{head}: {verb_server} — {done.message}"
+        if self.reached is None:
+            return f"{head} on this replica only: {verb_server} — {done.message} {self.alone_because}"
+        if self.reached == 0:
+            return (f"{head}: {verb_server} — {done.message} No other replica is listening on Redis, so this "
+                    "replica is the only one it applied to.")
+        answers = [done, *self.remote]
+        missing = self.reached - len(self.remote)
+        if missing == 0 and len({(r.result, r.message) for r in answers}) == 1:
+            return f"{head} on all {len(answers)} replicas: {verb_server} — {done.message}"
+        parts = [f"this replica: {done.result} ({done.message})"]
+        for (result, message), count in _tally(self.remote).items():
+            parts.append(f"{count} other replica{'s' if count > 1 else ''}: {result} ({message})")
+        if missing:
+            parts.append(f"{missing} other replica{'s' if missing > 1 else ''} did not answer within "
+                         f"{self.waited_s:g} s, so what it did there is unknown (its Servers page shows it; "
+                         "repeating the action is safe)")
+        return f"{verb_server} on {1 + self.reached} replicas — " + "; ".join(parts) + "."
+
+
+def _tally(results: Sequence[ActionResult]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for r in results:
+        counts[(r.result, r.message)] = counts.get((r.result, r.message), 0) + 1
+    return counts
+
+
+class ClusterActions:
+    """`ServerActions` of this replica, broadcast to the others when the cluster is set up."""
+
+    def __init__(self, local: ServerActions, notifier: ClusterNotifier | None, secrets: Sequence[str],
+                 reply_wait_s: float = REPLY_WAIT_S) -> None:
+        self.local = local
+        self.notifier = notifier
+        self._keys = [hashlib.sha256(_SIGN_PURPOSE + s.encode()).digest() for s in secrets]
+        self.reply_wait_s = reply_wait_s
+        self._waiting: dict[str, tuple[list[ActionResult], anyio.Event]] = {}
+        self._done_ids: dict[str, float] = {}
+        if notifier is not None and self._keys:
+            notifier.on_event(ACTION, self._apply_remote)
+            notifier.on_event(DONE, self._answer)
+
+    @property
+    def clustered(self) -> bool:
+        return self.notifier is not None or bool(self._keys)
+
+    async def perform(self, name: str, verb: Verb, principal: str) -> Outcome:
+        """Apply `verb` to `name` here and, when the cluster is set up, on every replica Redis reaches."""
+        if self.notifier is None or not self._keys:
+            done = await self.local.perform(name, verb, principal)
+            if not self.clustered:
+                return Outcome(done)
+            missing = "hub.cluster.redis_url" if self.notifier is None else "hub.cluster.session_secrets"
+            return Outcome(done, alone_because=f"Console actions reach the other replicas only with {missing} set "
+                                               "(docs/deploy.md), so they still run it as before.")
+        action_id = uuid4().hex
+        answers: list[ActionResult] = []
+        arrived = anyio.Event()
+        self._waiting[action_id] = (answers, arrived)
+        try:
+            payload = {"action_id": action_id, "server": name, "verb": verb, "principal": principal, "at": time.time()}
+            try:
+                reached = await self.notifier.publish_counted({"type": ACTION, "action": payload,
+                                                               "sig": self._sign(payload)})
+            except Exception as exc:  # noqa: BLE001 — said to the operator: acted here only
+                logger.warning("could not send a console %s of %s to the other replicas (Redis: %s)", verb, name,
+                               type(exc).__name__)
+                done = await self.local.perform(name, verb, principal)
+                return Outcome(done, alone_because=f"Redis (hub.cluster.redis_url) did not take the message "
+                                                   f"({type(exc).__name__}), so the other replicas did not get it "
+                                                   "and still run it as before: repeat the action once Redis "
+                                                   "answers again.")
+            done = await self.local.perform(name, verb, principal)
+            with anyio.move_on_after(self.reply_wait_s):
+                while len(answers) < reached:
+                    await arrived.wait()
+                    arrived = anyio.Event()
+                    self._waiting[action_id] = (answers, arrived)
+            return Outcome(done, tuple(answers[:reached]), reached, waited_s=self.reply_wait_s)
+        finally:
+            self._waiting.pop(action_id, None)
+
+    # -- the other replicas' side ---------------------------------------------------------------
+
+    async def _apply_remote(self, event: dict[str, Any]) -> None:
+        payload = event.get("action")
+        if not isinstance(payload, dict) or not self._verified(payload, event.get("sig")):
+            logger.warning("ignored a console action from Redis that is unsigned, altered, or too old")
+            return
+        action_id, name, verb = str(payload["action_id"]), str(payload["server"]), str(payload["verb"])
+        if action_id in self._done_ids:
+            return
+        self._done_ids[action_id] = time.time()
+        self._forget_old()
+        if verb not in VERBS:
+            return
+        if name not in self.local.hub.downstreams:
+            done = ActionResult(verb, name, False, "refused", "this replica has no such server (another config).")  # type: ignore[arg-type]
+        else:
+            done = await self.local.perform(name, verb, str(payload.get("principal") or "?"))  # type: ignore[arg-type]
+        logger.info("console %s of %s sent by another replica: %s", verb, name, done.result)
+        assert self.notifier is not None
+        reply = {"action_id": action_id, "verb": verb, "server": name, "applied": done.applied,
+                 "result": done.result, "message": done.message}
+        try:
+            await self.notifier.publish_counted({"type": DONE, "done": reply})
+        except Exception as exc:  # noqa: BLE001 — the clicked replica then says this one did not answer
+            logger.warning("could not answer a console action of another replica (Redis: %s)", type(exc).__name__)
+
+    async def _answer(self, event: dict[str, Any]) -> None:
+        reply = event.get("done")
+        if not isinstance(reply, dict):
+            return
+        waiting = self._waiting.get(str(reply.get("action_id")))
+        if waiting is None:
+            return  # another replica's action, or one this replica stopped waiting for
+        answers, arrived = waiting
+        answers.append(ActionResult(str(reply.get("verb")), str(reply.get("server")), bool(reply.get("applied")),  # type: ignore[arg-type]
+                                    str(reply.get("result"))[:40], str(reply.get("message"))[:500]))
+        arrived.set()
+
+    # -- signing --------------------------------------------------------------------------------
+
+    def _sign(self, payload: dict[str, Any], key: bytes | None = None) -> str:
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hmac.new(key or self._keys[0], body, "sha256").hexdigest()
+
+    def _verified(self, payload: dict[str, Any], sig: object) -> bool:
+        if not isinstance(sig, str) or not {"action_id", "server", "verb", "at"} <= payload.keys():
+            return False
+        try:
+            fresh = abs(time.time() - float(payload["at"])) <= MAX_SKEW_S
+        except (TypeError, ValueError):
+            return False
+        return fresh and any(hmac.compare_digest(sig, self._sign(payload, key)) for key in self._keys)
+
+    def _forget_old(self) -> None:
+        cutoff = time.time() - 2 * MAX_SKEW_S
+        for action_id in [a for a, at in self._done_ids.items() if at < cutoff]:
+            del self._done_ids[action_id]

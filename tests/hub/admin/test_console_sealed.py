@@ -1,0 +1,129 @@
+"""Console sessions sealed into their cookie and console actions signed for the other replicas
+(outside review, cluster round 18 #3): what any replica sharing `hub.cluster.session_secrets` accepts,
+and what it refuses (altered, foreign, too old, idle, signed out, unsigned). No processes."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+import pytest
+from starlette.requests import Request
+
+from hub.admin.actions import ActionResult
+from hub.admin.cluster_actions import ACTION, ClusterActions, Outcome
+from hub.admin.session import COOKIE, MAX_AGE_S, AdminSession, LoginTokens, SealedSessionStore, SessionStore
+from hub.cluster.ended_sessions import EndedSessions
+
+A, B, C = "a" * 40, "b" * 40, "c" * 40
+
+
+def request_with(cookie: str | None) -> Request:
+    headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie else []
+    return Request({"type": "http", "method": "GET", "path": "/admin/servers", "headers": headers})
+
+
+def session(**kw: Any) -> AdminSession:
+    return AdminSession("ops", "api_key", "k1", None, ("hub:admin",), **kw)
+
+
+def test_a_sealed_session_opens_on_every_replica_sharing_a_secret_and_only_there() -> None:
+    async def run() -> None:
+        a = SealedSessionStore([A, B], EndedSessions(None), idle_s=60)
+        b = SealedSessionStore([B, A], EndedSessions(None), idle_s=60)  # a rotation in progress
+        stranger = SealedSessionStore([C], EndedSessions(None), idle_s=60)
+        made = session(notice="Done")
+        cookie = a.create(made)
+        opened = await b.get(request_with(cookie))
+        assert opened is not None and (opened.sid, opened.csrf, opened.notice) == (made.sid, made.csrf, "Done")
+        assert await stranger.get(request_with(cookie)) is None
+        altered = cookie[:-3] + ("A" if cookie[-3] != "A" else "B") + cookie[-2:]
+        for bad in (altered, "c1." + "A" * 60, made.sid, ""):
+            assert await b.get(request_with(bad)) is None
+        # Idle and max age hold as they did in memory.
+        assert await b.get(request_with(a.create(session(seen=time.time() - 61)))) is None
+        assert await b.get(request_with(a.create(session(created=time.time() - MAX_AGE_S - 1)))) is None
+        assert await b.get(request_with(a.create(session(notice="x" * 5000)))) is not None  # sheds its notice to fit
+        # Signed out on A: refused on A at once (and on B through Redis: tests/hub/cluster/test_cluster_console.py).
+        await a.end(made)
+        assert await a.get(request_with(cookie)) is None
+
+    anyio.run(run)
+
+
+def test_without_shared_secrets_sessions_and_login_forms_stay_per_process() -> None:
+    async def run() -> None:
+        store = SessionStore(60)
+        sid = store.create(session())
+        assert store.cookie(session()) is None  # nothing re-sent: the session is held here
+        assert await store.get(request_with(sid)) is not None
+        assert await SessionStore(60).get(request_with(sid)) is None
+
+    anyio.run(run)
+    assert not LoginTokens().issued(LoginTokens().issue())
+    assert LoginTokens([A, B]).issued(LoginTokens([B]).issue())  # any replica's form, mid-rotation
+    assert not LoginTokens([C]).issued(LoginTokens([A]).issue())
+
+
+class Notifier:
+    """Stands in for `ClusterNotifier`: what was published, and the handlers registered."""
+
+    def __init__(self, reached: int | Exception = 0) -> None:
+        self.reached, self.sent, self.handlers = reached, [], {}  # type: ignore[var-annotated]
+
+    def on_event(self, kind: str, handler: Any) -> None:
+        self.handlers[kind] = handler
+
+    async def publish_counted(self, event: dict[str, Any]) -> int:
+        if isinstance(self.reached, Exception):
+            raise self.reached
+        self.sent.append(event)
+        return self.reached
+
+
+class Local:
+    def __init__(self) -> None:
+        self.hub = SimpleNamespace(downstreams={"e": object()})
+        self.done: list[tuple[str, str]] = []
+
+    async def perform(self, name: str, verb: str, principal: str) -> ActionResult:
+        self.done.append((name, verb))
+        return ActionResult(verb, name, True, "stopped", "it is stopped and its tools are withdrawn.")  # type: ignore[arg-type]
+
+
+def test_an_action_from_redis_is_applied_only_when_signed_with_the_shared_secret_and_fresh() -> None:
+    async def run() -> None:
+        sender_notifier, receiver_notifier = Notifier(reached=1), Notifier()
+        sender = ClusterActions(Local(), sender_notifier, [A], reply_wait_s=0.2)  # type: ignore[arg-type]
+        local = Local()
+        ClusterActions(local, receiver_notifier, [B, A])  # type: ignore[arg-type]
+        outcome = await sender.perform("e", "disable", "ops")
+        assert outcome.reached == 1 and outcome.remote == ()  # nobody answered within 0.2 s: said so
+        assert "1 other replica did not answer" in outcome.text()
+        event = sender_notifier.sent[0]
+        apply = receiver_notifier.handlers[ACTION]
+        forged = {**event, "action": {**event["action"], "verb": "restart"}}
+        stale = {**event, "action": {**event["action"], "at": time.time() - 600}}
+        for bad in (forged, stale, {**event, "sig": "0" * 64}, {k: v for k, v in event.items() if k != "sig"}):
+            await apply(bad)
+        assert local.done == []
+        await apply(event)
+        await apply(event)  # a repeat is applied once
+        assert local.done == [("e", "disable")]
+        assert receiver_notifier.sent[0]["done"]["result"] == "stopped"
+
+    anyio.run(run)
+
+
+@pytest.mark.parametrize(("reached", "expected"), [
+    (None, "Done: disable e — it is stopped and its tools are withdrawn."),  # one replica: as it always was
+    (OSError("down"), "Done on this replica only: disable e — it is stopped and its tools are withdrawn. Redis"),
+])
+def test_the_answer_says_where_the_action_applied(reached: Any, expected: str) -> None:
+    async def run() -> Outcome:
+        notifier = None if reached is None else Notifier(reached)
+        return await ClusterActions(Local(), notifier, [A] if notifier else []).perform("e", "disable", "ops")  # type: ignore[arg-type]
+
+    assert anyio.run(run).text().startswith(expected)
