@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp import Client
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from hub.auth.principal import Principal
 from hub.forwarded import ask
+from hub.forwarded import complete as complete_on
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -28,16 +30,18 @@ _SHOWN = 120
 
 
 async def forward_completion(
-    hub: Hub, ref: Reference, argument: dict[str, str], context: dict[str, str] | None, principal: Principal
+    hub: Hub, ref: Reference, argument: dict[str, str], context: dict[str, str] | None, principal: Principal,
+    progress: ProgressFnT | None = None,
 ) -> types.CompleteResult:
-    """Complete `argument` (`{"name", "value"}`) for `principal` at the server behind `ref`."""
+    """Complete `argument` (`{"name", "value"}`) for `principal` at the server behind `ref` (its progress to
+    `progress`)."""
     await hub.await_first_listing()  # before any list answer, wait (bounded) for servers still connecting
     server, downstream_ref = _resolve(hub, ref, principal)
 
     async def complete(client: Client) -> types.CompleteResult:
         if client.server_capabilities.completions is None:
             return types.CompleteResult(completion=types.Completion(values=[]))
-        return await client.complete(downstream_ref, argument, context_arguments=context)
+        return await complete_on(client, downstream_ref, argument, context, progress)
 
     return await ask(hub.config, hub.downstreams[server], principal, "completion/complete", complete)
 

@@ -10,6 +10,10 @@ own `resources/list` is (outside review recheck15 #10: a read was refused "sessi
 That holds for `prompts/get` too: even a prompt with side effects runs once, the 404 having run nothing.
 Only `tools/call` and `tasks/*` answer the retryable `session_ended`: a tool's caller must learn that
 the state its session held is gone, and a task lives on the session that ended.
+
+Progress: when the client's request carried a `progressToken`, the server's progress for it is passed
+on (`get_prompt`, `read_resource`, `complete` with `progress`); the SDK client's own methods take no
+progress callback, so those requests are then sent as it sends them, with one (relay18 D4).
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import mcp_types as types
 from mcp import Client
+from mcp.client.session import _GetPromptResultAdapter, _ReadResourceResultAdapter
 from mcp.shared.exceptions import MCPError
+from mcp.shared.dispatcher import ProgressFnT
 
 from hub.auth.principal import Principal, identity
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.owned import is_session_ended
+from hub.downstream.owners import current_owner
 from hub.downstream.request_deadline import request_deadline, within_deadline
 from hub.errors import HubRefusal, HubToolError
 
@@ -37,8 +44,8 @@ T = TypeVar("T")
 async def ask(config: HubConfig, downstream: Downstream, principal: Principal, method: str,
               request: Callable[[Client], Awaitable[T]]) -> T:
     """`request(client)` (`method`) on the caller's live session of `downstream`, within its deadline,
-    counted as `principal`'s while it runs (`CallStats.asking`)."""
-    with downstream.stats.asking(identity(principal)):
+    counted as `principal`'s on its client connection while it runs (`CallStats.asking`)."""
+    with downstream.stats.asking(identity(principal), current_owner()):
         return await within_request_deadline(config, downstream, method, on_live_session(downstream, request))
 
 
@@ -74,3 +81,41 @@ def jsonrpc_error(exc: DownstreamUnavailable | HubToolError) -> MCPError:
     code = types.REQUEST_TIMEOUT if exc.body.code == "timeout" else types.INTERNAL_ERROR
     return MCPError(code=code, message=exc.body.message, data=exc.body.model_dump(exclude_none=True))
 
+
+
+async def get_prompt(client: Client, name: str, arguments: dict[str, str] | None,
+                     progress: ProgressFnT | None) -> types.GetPromptResult:
+    """`prompts/get`, its progress to `progress` (None: the client asked for none)."""
+    if progress is None:
+        return await client.get_prompt(name, arguments)
+
+    async def send(answers: types.InputResponses | None, state: str | None) -> Any:
+        params = types.GetPromptRequestParams(name=name, arguments=arguments, input_responses=answers, request_state=state)
+        return await client.session.send_request(types.GetPromptRequest(params=params), _GetPromptResultAdapter,
+                                                 progress_callback=progress)
+
+    return await client._drive_input_required(await send(None, None), send)  # type: ignore[no-any-return]  # noqa: SLF001 — as `Client.get_prompt`
+
+
+async def read_resource(client: Client, uri: str, progress: ProgressFnT | None) -> types.ReadResourceResult:
+    """`resources/read`, its progress to `progress` (None: the client asked for none)."""
+    if progress is None:
+        return await client.read_resource(uri)
+
+    async def send(answers: types.InputResponses | None, state: str | None) -> Any:
+        params = types.ReadResourceRequestParams(uri=uri, input_responses=answers, request_state=state)
+        return await client.session.send_request(types.ReadResourceRequest(params=params), _ReadResourceResultAdapter,
+                                                 progress_callback=progress)
+
+    return await client._drive_input_required(await send(None, None), send)  # type: ignore[no-any-return]  # noqa: SLF001 — as `Client.read_resource`
+
+
+async def complete(client: Client, ref: Any, argument: dict[str, str], context: dict[str, str] | None,
+                   progress: ProgressFnT | None) -> types.CompleteResult:
+    """`completion/complete`, its progress to `progress` (None: the client asked for none)."""
+    if progress is None:
+        return await client.complete(ref, argument, context_arguments=context)
+    params = types.CompleteRequestParams(ref=ref, argument=types.CompletionArgument(**argument),
+                                         context=types.CompletionContext(arguments=context) if context is not None else None)
+    return await client.session.send_request(types.CompleteRequest(params=params), types.CompleteResult,
+                                             progress_callback=progress)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp.shared.dispatcher import ProgressFnT
 
 from hub.auth.principal import Principal
 from hub.completions import forward_completion
@@ -20,7 +21,7 @@ from hub.downstream.listing import all_pages, last_of_each
 from hub.downstream.owners import current_owner
 from hub.downstream.request_deadline import request_deadline, within_deadline
 from hub.catalog.links import expose_prompt
-from hub.forwarded import ask, on_live_session
+from hub.forwarded import ask, get_prompt, on_live_session, read_resource
 from hub.own_names import own_resource
 from hub.calls.errors import sign_in_named
 from hub.errors import HubToolError
@@ -109,7 +110,9 @@ class HubReads:
 
     # -- resources and prompts -------------------------------------------------------------
 
-    async def read_resource(self, uri: str, principal: Principal | None = None) -> types.ReadResourceResult:
+    async def read_resource(self, uri: str, principal: Principal | None = None, *,
+                            progress: ProgressFnT | None = None) -> types.ReadResourceResult:
+        """Read `uri` for `principal`; the server's progress to `progress` (the client sent a progressToken)."""
         await self.await_first_listing()  # a read before any list waits, as a list would, for servers connecting
         reader = principal or self.access.local
         target = self.catalog.resolve_uri(uri)
@@ -122,7 +125,7 @@ class HubReads:
         server, original = target
         with sign_in_named(server):
             result = await ask(self.config, self.downstreams[server], reader, "resources/read",
-                               lambda client: client.read_resource(original))
+                               lambda client: read_resource(client, original, progress))
         return self._namespace_contents(server, result)
 
     def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
@@ -131,8 +134,10 @@ class HubReads:
         return result.model_copy(update={"contents": contents})
 
     async def get_prompt(
-        self, name: str, arguments: dict[str, str] | None, principal: Principal | None = None
+        self, name: str, arguments: dict[str, str] | None, principal: Principal | None = None, *,
+        progress: ProgressFnT | None = None,
     ) -> types.GetPromptResult:
+        """Prompt `name` for `principal`; the server's progress to `progress` (the client sent a progressToken)."""
         await self.await_first_listing()
         target = self.catalog.resolve_prompt(name)
         if target is None or not self.access.may_read(principal or self.access.local, target[0]):
@@ -140,7 +145,7 @@ class HubReads:
         server, original = target
         with sign_in_named(server):
             result = await ask(self.config, self.downstreams[server], principal or self.access.local, "prompts/get",
-                               lambda client: client.get_prompt(original, arguments))
+                               lambda client: get_prompt(client, original, arguments, progress))
         return expose_prompt(result, self.downstreams[server].config.namespace)  # its resource links readable here
 
     async def complete(
@@ -149,10 +154,12 @@ class HubReads:
         argument: dict[str, str],
         context: dict[str, str] | None,
         principal: Principal | None = None,
+        *,
+        progress: ProgressFnT | None = None,
     ) -> types.CompleteResult:
         """`completion/complete` (`argument` is `{"name", "value"}`) for what `principal` can see;
-        anything else is refused as unknown (`hub.completions`)."""
-        return await forward_completion(self, ref, argument, context, principal or self.access.local)
+        anything else is refused as unknown (`hub.completions`). The server's progress to `progress`."""
+        return await forward_completion(self, ref, argument, context, principal or self.access.local, progress)
 
 
 async def _own_listing(config: HubConfig, downstream: Downstream) -> list[types.Resource] | None:

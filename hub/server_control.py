@@ -17,6 +17,7 @@ from hub.downstream.connection import Downstream
 from hub.downstream.listing import ListKind
 
 if TYPE_CHECKING:
+    from hub.relay.requests import RequestRelay
     from hub.relay.subscriptions import ResourceSubscriptions
 
 
@@ -28,6 +29,7 @@ class ServerControl:
     remembered: RememberedListings
     first_listing: FirstListing
     subscriptions: ResourceSubscriptions
+    request_relay: RequestRelay
     _clashed: set[str]
     _started: bool
     _task_group: anyio.abc.TaskGroup | None
@@ -72,7 +74,9 @@ class ServerControl:
                 downstream.pool.close_where(lambda owner: getattr(owner, "session_id", None) == session_id)
 
     def release_owner(self, owner: Any) -> None:
-        """`owner` (an upstream connection) is done: its per-client sessions close once unused."""
+        """`owner` (an upstream connection) is done: its per-client sessions close once unused, and the tasks
+        it created are forgotten (`TaskRelay.release`)."""
+        self.request_relay.tasks.release(owner)
         for downstream in self.downstreams.values():
             if downstream.pool is not None:
                 downstream.pool.close(owner)

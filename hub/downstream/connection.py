@@ -127,6 +127,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         self.on_elicitation_complete: Callable[[Downstream, Any], Awaitable[None]] | None = None
         """Where this server's `notifications/elicitation/complete` go (`hub.relay.requests`: to the client
         its URL-mode elicitation went to), from any of its sessions."""
+        self.on_progress: Callable[..., Awaitable[None]] | None = None
+        """Told of progress no request of the hub's waits on (a task's, after its `CreateTaskResult`), with
+        the owner of the session it came on for a per-client session's (`hub.relay.tasks`)."""
         self.on_task_status: Callable[[Downstream, Any, Any], Awaitable[None]] | None = None
         """Where this server's `notifications/tasks/status` go, with the owner of the session it came on
         (None: the shared session) (`hub.relay.tasks`)."""
@@ -392,6 +395,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             await self.on_resource_updated(self, message.params)
         elif isinstance(message, types.ElicitCompleteNotification) and self.on_elicitation_complete is not None:
             await self.on_elicitation_complete(self, message.params)
+        elif isinstance(message, types.ProgressNotification) and self.on_progress is not None:
+            await self.on_progress(self, message.params)
         if kind is not None:
             # Refetching inside the message handler would deadlock the session's reader.
             self._refresh_soon(kind)

@@ -44,6 +44,7 @@ class OwnedSessions:
     on_log: Callable[..., Awaitable[None]] | None
     on_resource_updated: Callable[..., Awaitable[None]] | None
     on_elicitation_complete: Callable[..., Awaitable[None]] | None
+    on_progress: Callable[..., Awaitable[None]] | None
     on_task_status: Callable[..., Awaitable[None]] | None
 
     if TYPE_CHECKING:  # provided by `Downstream`
@@ -104,6 +105,8 @@ class OwnedSessions:
             await self.on_resource_updated(self, message.params, owner)
         elif isinstance(message, types.ElicitCompleteNotification) and self.on_elicitation_complete is not None:
             await self.on_elicitation_complete(self, message.params, owner)  # where its elicitation went
+        elif isinstance(message, types.ProgressNotification) and self.on_progress is not None:
+            await self.on_progress(self, message.params, owner)  # a task's, to its creator only
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Client]:

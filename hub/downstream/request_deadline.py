@@ -5,8 +5,9 @@ sends a server for a client — `resources/read`, `prompts/get`, `completion/com
 `resources/list` pages, `tasks/*` — has one here (outside review recheck15: a read of a hung server
 never ended):
 
-- it is the server's `timeout_s`, else `hub.timeout_s`. Per-tool settings are for tools only, and
-  these requests carry no progress, so the idle timer is the whole deadline;
+- it is the server's `timeout_s`, else `hub.timeout_s`. Per-tool settings are for tools only; the
+  progress a server reports on a prompt, read or completion is passed on to the client
+  (`hub.forwarded`) but does not extend this deadline: the idle timer is the whole deadline;
 - `tasks/result`, which waits for the task to finish, has the hard limit instead: the server's
   `max_timeout_s`, else `hub.max_timeout_s` (the task keeps running; the client asks again);
 - on expiry the request is cancelled (the SDK's client sends `notifications/cancelled`) and the caller

@@ -6,6 +6,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
+
+ASKED_UNBOUND = object()
+"""`CallStats.asked_by`'s key for a request without a client connection (a library call, a CLI command)."""
 
 
 @dataclass
@@ -16,6 +20,9 @@ class CallStats:
     callers: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Calls in flight per caller identity (`hub.auth.principal.identity`): whose call a shared
     session's log message can belong to (`hub.relay.logs`)."""
+    asked_by: Counter[Any] = field(default_factory=Counter)
+    """Prompts, reads and completions in flight per client connection (`asking`; `ASKED_UNBOUND` for one
+    without a connection): whose request a server's question may be caused by (`hub.relay.requests`)."""
     relay_refusals: int = 0
     """Requests of this server to a caller that the hub refused (`hub.relay.requests`): a call failing
     around one says nothing of the server's health (`hub.policies.breaker`)."""
@@ -44,16 +51,27 @@ class CallStats:
             self.on_timeout()
 
     @contextmanager
-    def asking(self, caller: tuple[str, str]) -> Iterator[None]:
-        """A request of `caller` other than a tool call (a prompt, a resource read, a completion) is with the
-        server: what the server asks or logs meanwhile may be that caller's too, so it counts in `callers`
-        (outside review: a sampling request a prompt of bob's caused went to alice, whose call ran). Not a
-        call: in-flight and latency figures are the tool calls'."""
+    def asking(self, caller: tuple[str, str], connection: Any = None) -> Iterator[None]:
+        """A request of `caller` on `connection` other than a tool call (a prompt, a resource read, a
+        completion) is with the server: what the server asks or logs meanwhile may be that caller's too, so
+        it counts in `callers` (outside review: a sampling request a prompt of bob's caused went to alice,
+        whose call ran) and, per connection, in `asked_by` (relay18 D2: one caller's two connections are
+        two places to ask). Not a call: in-flight and latency figures are the tool calls'."""
+        key = connection if connection is not None else ASKED_UNBOUND
         self.callers[caller] += 1
+        self.asked_by[key] += 1
         try:
             yield
         finally:
             self._uncount(caller)
+            if self.asked_by[key] <= 1:
+                del self.asked_by[key]
+            else:
+                self.asked_by[key] -= 1
+
+    def askers(self) -> list[Any]:
+        """The client connections with a prompt, read or completion in flight (`asking`)."""
+        return list(self.asked_by)
 
     def _uncount(self, caller: tuple[str, str]) -> None:
         if self.callers[caller] <= 1:

@@ -31,7 +31,7 @@ from hub.errors import UrlElicitationRequired
 from hub.hub import Hub, UnknownTool
 from hub.profiles import ProfileView
 from hub.search.front import SearchFront
-from hub.relay.front import RelayFace, install_relay_handlers
+from hub.relay.front import RelayFace, install_relay_handlers, progress_of
 from hub.relay.logs import requested_level
 from hub.relay.capabilities import declares_url_elicitation, relay_capable
 from hub.unknown_tool import unknown_tool_result
@@ -193,15 +193,19 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         async def send_log(message: types.LoggingMessageNotificationParams) -> None:
             await ctx.session.send_log_message(message.level, message.data, message.logger, related_request_id=ctx.request_id)
 
+        connection = getattr(ctx.session, "_connection", None)
+        set_level = log_level is None and hub.log_relay.listens(connection)  # a handshake-era `logging/setLevel` client
+
         async def routed(report: Any, park: Any = None, log: Any = send_log) -> Any:
-            if park is not None or log_level is not None or relay_capable(ctx.session):
+            if park is not None or log_level is not None or set_level or relay_capable(ctx.session):
                 await hub.await_first_listing()  # its server may be connecting still: tracking needs the route
-            route = catalog.resolve_tool(name) if log_level is not None else None
+            route = catalog.resolve_tool(name) if log_level is not None or set_level else None
             try:
                 # A client able to answer sampling/elicitation/roots is tracked while its call runs; one that
-                # opted in to log messages gets its server's (`hub.relay`).
-                listens = hub.log_relay.listening(route.server if route else "", log_level if route else None,
-                                                  caller(), getattr(ctx.session, "_connection", None), log)
+                # opted in to log messages gets its server's, those of its call on the call's stream (`hub.relay`).
+                listens = (hub.log_relay.streaming(route.server if route else "", connection, log) if set_level else
+                           hub.log_relay.listening(route.server if route else "", log_level if route else None,
+                                                   caller(), connection, log))
                 async with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):
                     with listens:
                         # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it
@@ -251,7 +255,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
 
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         try:
-            return await hub.read_resource(str(params.uri), caller())
+            return await hub.read_resource(str(params.uri), caller(), progress=progress_of(ctx))
         except UrlElicitationRequired as required:
             raise sign_in_required(ctx, required) from None
 
@@ -263,14 +267,14 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
         try:
-            return await hub.get_prompt(params.name, params.arguments, caller())
+            return await hub.get_prompt(params.name, params.arguments, caller(), progress=progress_of(ctx))
         except UrlElicitationRequired as required:
             raise sign_in_required(ctx, required) from None
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
         context = params.context.arguments if params.context else None
         argument = {"name": params.argument.name, "value": params.argument.value}
-        return await hub.complete(params.ref, argument, context, caller())
+        return await hub.complete(params.ref, argument, context, caller(), progress=progress_of(ctx))
 
     def input_schema(name: str) -> dict[str, Any] | None:
         exposed = search.resolve(name)

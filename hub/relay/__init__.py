@@ -28,6 +28,7 @@ def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay, ResourceSubscriptio
         downstream.on_log_line = lambda params, d=downstream: logs.stamp(d, params)
         downstream.on_resource_updated = subscriptions.relay
         downstream.on_task_status = requests.tasks.status
+        downstream.on_progress = requests.tasks.progress  # a task's, after its CreateTaskResult
         downstream.on_elicitation_complete = requests.url_elicitations.completed
         if downstream.session_pool is not None:  # a client's own session gets its log level when it opens
             downstream.session_pool.prepare = lambda owner, client, d=downstream: logs.prepare(d, owner, client)

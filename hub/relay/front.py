@@ -14,11 +14,13 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.runner import serve_dual_era_loop
+from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
 from hub.hub import Hub
 from hub.relay.instructions import hub_instructions
+from hub.wire import json_number
 
 if TYPE_CHECKING:
     from hub.profiles import ProfileView
@@ -138,14 +140,14 @@ def install_task_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Pr
             return await call_next(ctx)  # a plain call: outside the profile, refused there as an unknown name
         arguments = params.get("arguments")
         return await tasks.call(_connection_of(ctx), caller(), exposed, arguments if isinstance(arguments, dict) else None,
-                                params["task"], asked=name, view=view)
+                                params["task"], asked=name, view=view, progress_token=_progress_token(params))
 
     async def get(ctx: ServerRequestContext[Any], params: types.GetTaskRequestParams) -> dict[str, Any]:
         return await tasks.forward(_connection_of(ctx), caller(), "tasks/get", params.task_id, view=view)
 
     async def result(ctx: ServerRequestContext[Any], params: types.GetTaskPayloadRequestParams) -> dict[str, Any]:
         return await tasks.forward(_connection_of(ctx), caller(), "tasks/result", params.task_id, ctx.session,
-                                   ctx.request_id, view=view)
+                                   ctx.request_id, view=view, progress=progress_of(ctx))
 
     async def cancel(ctx: ServerRequestContext[Any], params: types.CancelTaskRequestParams) -> dict[str, Any]:
         return await tasks.forward(_connection_of(ctx), caller(), "tasks/cancel", params.task_id, view=view)
@@ -158,6 +160,32 @@ def install_task_handlers(server: Server[Any], hub: Hub, caller: Callable[[], Pr
     server.add_request_handler("tasks/result", types.GetTaskPayloadRequestParams, result)
     server.add_request_handler("tasks/cancel", types.CancelTaskRequestParams, cancel)
     server.add_request_handler("tasks/list", types.PaginatedRequestParams, listed)
+
+
+def progress_of(ctx: ServerRequestContext[Any]) -> ProgressFnT | None:
+    """The request's progress reporter when its client asked for progress (a `progressToken`, or an in-memory
+    client's callback), else None: the server's progress for a forwarded prompt, read, completion or
+    `tasks/result` goes back to the client (relay18 D4: it was dropped), and a server is never asked for
+    progress nobody wants."""
+    meta: Any = ctx.meta or {}
+    outbound = getattr(ctx.session, "_request_outbound", None)  # no public accessor: the SDK's own reporter
+    wanted = (meta.get("progress_token", meta.get("progressToken")) is not None
+              or getattr(outbound, "_progress_token", None) is not None or getattr(outbound, "_on_progress", None) is not None)
+    if not wanted:
+        return None
+
+    async def report(value: float, total: float | None, message: str | None) -> None:
+        # the SDK client parses progress into floats: an integral value goes on as the integer it was (`json_number`)
+        await ctx.session.report_progress(json_number(value), json_number(total) if total is not None else None, message)
+
+    return report
+
+
+def _progress_token(params: dict[str, Any]) -> str | int | None:
+    """The request's `_meta.progressToken` (a string or an integer, never a boolean), else None."""
+    meta = params.get("_meta")
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    return token if isinstance(token, str | int) and not isinstance(token, bool) else None
 
 
 def _connection_of(ctx: ServerRequestContext[Any]) -> Any:

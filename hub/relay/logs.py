@@ -15,6 +15,14 @@ Rules (docs/domains.md, "Protocol relay"):
   callers are (`CallStats.callers`); with none in flight (the server's own news), to every listener. A `per_client` server's session of one client gets that client's own level
   (at setLevel if open, else when it opens), and its messages go to that client only. A setLevel answers once every such downstream answered (or 5 s passed);
   one that fails is logged, never an error for the client.
+- Where a setLevel client gets a message: on the stream of its call in flight that the message belongs
+  to — a `per_client` session's, its owner's call to that server; a shared session's, when every call,
+  prompt, read and completion in flight to that server is that connection's (`_sole`) — as a server
+  sends a request's own messages (`related_request_id`); else on the client's own stream (the GET stream
+  over Streamable HTTP, which is optional: relay18 D5, a client without it got none of its call's
+  messages). A message known that way to be one connection's call's goes to no other connection of the
+  same principal; when it cannot be told (a call of a client that asked for no logs is in flight too, or
+  a stdio line is handled after its call ended), it goes to the caller's clients as above.
 - A 2026-07-28 client opts in per request (`_meta` `io.modelcontextprotocol/logLevel` on its
   `tools/call`; `logging/setLevel` is gone). While that call runs, the messages its server sends reach
   it at or above the level the request named, on that request's own stream (HTTP) or as notifications
@@ -81,6 +89,15 @@ class CallListener:
     send: SendLog
 
 
+@dataclass(eq=False)
+class CallStream:
+    """A handshake-era setLevel client's call in flight: a stream its server's messages may go on."""
+
+    server: str
+    connection: Any
+    send: SendLog
+
+
 def requested_level(protocol_version: str | None, meta: Any) -> str | None:
     """The level a 2026-07-28 request opted in at (`_meta` key), or None (not 2026, absent, not a level)."""
     if protocol_version not in MODERN_PROTOCOL_VERSIONS or not isinstance(meta, dict):
@@ -139,6 +156,54 @@ class LogRelay:
         """Per server: read-time audiences of log lines not yet relayed, by `_key` (`stamp`)."""
         self._calls: dict[str, list[CallListener]] = {}
         """Per server: the opted-in 2026-07-28 calls to it in flight."""
+        self._streams: dict[str, list[CallStream]] = {}
+        """Per server: the calls to it in flight of handshake-era clients that set a level (`streaming`)."""
+
+    def listens(self, connection: Any) -> bool:
+        """Whether this handshake-era client connection asked for log messages (`logging/setLevel`)."""
+        return connection is not None and connection in self._clients
+
+    def streaming(self, server: str, connection: Any, send: SendLog) -> AbstractContextManager[None]:
+        """While the block (a handshake-era call to `server`) runs, the messages that belong to it go to
+        `send`, its own stream; a shared no-op for a client that set no level (the common case)."""
+        return self._stream(server, connection, send) if server and self.listens(connection) else _QUIET
+
+    @contextmanager
+    def _stream(self, server: str, connection: Any, send: SendLog) -> Iterator[None]:
+        stream = CallStream(server, connection, send)
+        streams = self._streams.setdefault(server, [])
+        streams.append(stream)
+        try:
+            yield
+        finally:
+            streams.remove(stream)
+            if not streams:
+                self._streams.pop(server, None)
+
+    def _sole(self, downstream: Downstream) -> Any:
+        """The one connection whose requests are everything in flight to `downstream`'s shared session, known
+        because it asked for log messages (`streaming`); None when that cannot be told. Then a message is that
+        connection's call's only: not for another connection of the same principal (a second window of one
+        key, or any client with auth off)."""
+        streams = self._streams.get(downstream.name)
+        if not streams or self._calls.get(downstream.name):
+            return None
+        connection = streams[0].connection
+        stats = downstream.stats
+        if any(stream.connection is not connection for stream in streams) or stats.in_flight > len(streams):
+            return None
+        return connection if all(asker is connection for asker in stats.askers()) else None
+
+    def _stream_of(self, downstream: Downstream, connection: Any, owner: Any) -> CallStream | None:
+        """The call of `connection` a message of `downstream` belongs to (see the module's rules), or None."""
+        streams = self._streams.get(downstream.name, ())
+        mine = [stream for stream in streams if stream.connection is connection]
+        if not mine:
+            return None
+        if owner is not None:  # a per-client session: its messages are its owner's
+            return mine[-1]
+        # a shared session's: only when nothing else is in flight there (`_sole`)
+        return mine[-1] if self._sole(downstream) is connection else None
 
     def listening(self, server: str, level: str | None, principal: Principal, owner: Any,
                   send: SendLog) -> AbstractContextManager[None]:
@@ -271,6 +336,7 @@ class LogRelay:
         so ours are never asked (an outside review, cluster round 12, saw bob on replica B get a line
         the server wrote during alice's call on replica A)."""
         rank = RANK.get(params.level, 0)
+        local = remote is False
         if remote is not False:
             whose = remote if isinstance(remote, frozenset) else None
         else:
@@ -280,12 +346,18 @@ class LogRelay:
                 await self._to_calls(downstream, params, owner, rank, whose)
         if not self._clients:
             return
+        sole = self._sole(downstream) if local and owner is None else None
         body: dict[str, Any] | None = None
         clients = list(self._clients.items()) if owner is None else [(owner, self._clients[owner])] if owner in self._clients else []
         for connection, (level, principal) in clients:
             if rank < RANK[level] or not may_see_server(self._hub, principal, downstream.name):
                 continue
             if whose is not None and identity(principal) not in whose:
+                continue
+            if sole is not None and connection is not sole:
+                continue  # its call's, not another connection's of the same principal
+            stream = self._stream_of(downstream, connection, owner) if local else None
+            if stream is not None and await _sent_on(stream, params, downstream):
                 continue
             if body is None:
                 body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -309,3 +381,14 @@ class LogRelay:
                 await listener.send(tagged)
             except Exception as exc:  # noqa: BLE001 — best effort, as every relayed notification: the call goes on
                 logger.debug("log message not relayed to a call: %s", type(exc).__name__)
+
+
+async def _sent_on(stream: CallStream, params: types.LoggingMessageNotificationParams, downstream: Downstream) -> bool:
+    """Send a message on its call's stream; False if that failed (the client's own stream gets it then)."""
+    try:
+        await stream.send(params.model_copy(update={"logger": tag_logger(downstream.config.namespace or downstream.name,
+                                                                         params.logger)}))
+        return True
+    except Exception as exc:  # noqa: BLE001 — the call's stream closed meanwhile: best effort, as every notification
+        logger.debug("log message not sent on its call's stream: %s", type(exc).__name__)
+        return False

@@ -9,10 +9,12 @@ Rules (docs/domains.md, "Protocol relay"):
   server is in flight, on that call's own stream (`related_request_id`). A `per_client` session's
   requests go only to its own client (its call in flight; for roots, that client). With calls in
   flight on one shared session the hub cannot tell whose call caused the request (neither stdio nor
-  the SDK's callbacks carry it): it goes to the most recent call only when every call in flight is
-  the same principal's, and is refused when several principals' calls are (an outside review saw
-  alice's password prompt reach bob, and bob's answer fed into alice's call). Such a server belongs
-  in `session: per_client`.
+  the SDK's callbacks carry it): it goes to the most recent call only when every call in flight — and
+  every prompt, read and completion, counted per connection (`CallStats.asking`) — is one principal's
+  on one connection, and is refused otherwise (an outside review saw alice's password prompt reach
+  bob, and bob's answer fed into alice's call). Such a server belongs in `session: per_client`.
+- A request about a task (`related-task`) goes to a call in flight on the connection that created the
+  task (its `tasks/result`), else to no one; with that connection gone it is refused saying so.
 - `roots/list` goes to the client of the call in flight if there is one, else (asked outside any call:
   server-filesystem asks after `initialized` and on `roots/list_changed`) on a client's own stream to
   the per-client session's owner, or the client that most recently called that server with roots,
@@ -61,7 +63,7 @@ from hub.policies.breaker import ASKED_CLIENT
 from hub.redact import Premasked, mask_short
 from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
-from hub.relay.tasks import TaskRelay
+from hub.relay.tasks import RelayedTask, TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
 from hub.relay.roots import ClientStream, RootsClients, always_open, askable
 from hub.relay.upstream import RelayedRequest, UpstreamCall, current_upstream
@@ -181,14 +183,14 @@ class RequestRelay:
         `mine` (a per-client session's owner: its upstream connection, held weakly), only to `mine()`."""
 
         async def sampling(ctx: ClientRequestContext | None, params: types.CreateMessageRequestParams) -> Any:
-            task = self.tasks.related_principal(server, params.meta, ctx.session if ctx is not None else None)
+            task = self.tasks.related_task(server, params.meta, ctx.session if ctx is not None else None)
             params = self._task_ids_exposed(server, params, ctx)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
             return await self._relay(server, "sampling", types.CreateMessageRequest(params=params), result_type, mine,
                                      task)
 
         async def elicitation(ctx: ClientRequestContext | None, params: types.ElicitRequestParams) -> Any:
-            task = self.tasks.related_principal(server, params.meta, ctx.session if ctx is not None else None)
+            task = self.tasks.related_task(server, params.meta, ctx.session if ctx is not None else None)
             params = self._task_ids_exposed(server, params, ctx)
             return await self._relay(server, "elicitation", types.ElicitRequest(params=params), types.ElicitResult,
                                      mine, task)
@@ -204,7 +206,7 @@ class RequestRelay:
         return params if meta is params.meta else params.model_copy(update={"meta": meta})
 
     def _target(self, server: str, kind: str, owner: OwnerRef | None,
-                task: tuple[bool, Principal | None] = (False, None),
+                task: tuple[bool, RelayedTask | None] = (False, None),
                 ) -> tuple[Any, types.RequestId | None, Principal, UpstreamCall | None, list[UpstreamCall]] | None | object:
         """Where a server's request goes: the client's session (or its own stream, `ClientStream`), the
         request id of the call whose stream carries it, the principal, that call, and every call it may
@@ -213,15 +215,9 @@ class RequestRelay:
             return owner is None or getattr(session, "_connection", None) is owner()
 
         calls = [call for call in self._in_flight.get(server, ()) if ours(call.session)]
-        about_task, task_owner = task
+        about_task, related = task
         if about_task:
-            # A task's request (`related-task`) is its creator's: to that principal's call in flight (their
-            # `tasks/result`), else to no one — never to whoever else is calling (review round 5: alice's
-            # task's question reached bob, and his answer went into her task).
-            if task_owner is None:
-                return None
-            mine = [call for call in calls if identity(call.principal) == identity(task_owner)]
-            return (mine[-1].session, mine[-1].request_id, mine[-1].principal, mine[-1], [mine[-1]]) if mine else None
+            return self._task_target(calls, related)
         if owner is None and (downstream := self._hub.downstreams.get(server)) is not None:
             # Every call in flight counts, also those of clients that offered nothing a server could
             # ask (their calls are not tracked here): a request caused by one must not reach another.
@@ -229,6 +225,10 @@ class RequestRelay:
             if len(callers) > 1 or (calls and callers and callers != {identity(calls[-1].principal)}):
                 return AMBIGUOUS
             if calls and downstream.stats.in_flight > len(calls):  # an untracked call on the wire beside them
+                return AMBIGUOUS
+            if calls and any(asker is not _connection(calls[-1]) for asker in downstream.stats.askers()):
+                # A prompt, read or completion of another connection is with the server too: it may be the one
+                # asking (outside review relay18 D2: client A's prompt's question went to client B's call).
                 return AMBIGUOUS
         if calls:
             upstream = calls[-1]
@@ -252,8 +252,25 @@ class RequestRelay:
                 return found[0], None, found[1], None, []
         return None
 
+    def _task_target(self, calls: list[UpstreamCall], related: RelayedTask | None) -> Any:
+        """Where a task's request (`related-task`) goes: a call in flight on the connection that created the
+        task (its `tasks/result`), else to no one — never to another connection, even of the same principal
+        (review round 5: alice's task's question reached bob; relay18 D1: it reached the other window of one
+        key, or any client with auth off, whose answer went into the task). Decided: with the creator's
+        connection gone, the request is refused saying so — no other connection can poll the task (tasks are
+        owned per connection), so none can be the one waiting on it."""
+        if related is None:
+            return None
+        creator = related.owner() if related.owner is not None else None
+        if creator is None:
+            return (f"the client connection that created task {related.exposed[:200]!r} has disconnected; no other "
+                    "connection may answer for it (a task belongs to the connection that created it). Fail the task "
+                    "or let it expire (its ttl)")
+        mine = [call for call in calls if _connection(call) is creator]
+        return (mine[-1].session, mine[-1].request_id, mine[-1].principal, mine[-1], [mine[-1]]) if mine else None
+
     async def _relay(self, server: str, kind: str, request: Any, result_type: Any,
-                     owner: OwnerRef | None = None, task: tuple[bool, Principal | None] = (False, None),
+                     owner: OwnerRef | None = None, task: tuple[bool, RelayedTask | None] = (False, None),
                      again: tuple[ClientStream, Principal] | None = None) -> Any:
         """Relay one server request (`again`: a `roots/list` withdrawn with a call, asked on the client's own stream)."""
         target = self._target(server, kind, owner, task) if again is None else (again[0], None, again[1], None, [])

@@ -1,4 +1,5 @@
-"""The requests `hub.relay.tasks` sends a server: the task-augmented `tools/call` and `tasks/*`.
+"""The requests `hub.relay.tasks` sends a server: the task-augmented `tools/call` and `tasks/*`, and the
+forwarder that creates a task inside the hub's call pipeline (`TaskCreation`, never retried: `NoRetry`).
 
 Raw requests on the caller's session (its own of a `per_client` server, `Downstream.session`), stamped
 for the server's era. The task-creating call has the call pipeline's deadline; each `tasks/*` its own
@@ -13,13 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
+from hub.calls.call import Outcome, ToolCall
 from hub.downstream.connection import DownstreamUnavailable
+from hub.downstream.forwarders import Forwarder
 from hub.downstream.request_deadline import unless_cancelled
 from hub.downstream.serials import session_serial
 from hub.errors import HubRefusal, HubToolError
 from hub.forwarded import within_request_deadline
+from hub.policies.retry import RetryPolicy
 from hub.redact import mask
 from hub.wire import WireResult, from_server
 
@@ -37,17 +42,18 @@ async def create_task(downstream: Downstream, params: dict[str, Any]) -> tuple[d
 
 
 async def ask_about_task(config: HubConfig, downstream: Downstream, method: str,
-                         task: RelayedTask) -> dict[str, Any]:
+                         task: RelayedTask, progress: ProgressFnT | None = None) -> dict[str, Any]:
     """`tasks/get`, `tasks/result` or `tasks/cancel` about `task`, on the session that created it (another
-    is -32602 task not found), within its deadline; what the server answered."""
+    is -32602 task not found), within its deadline; what the server answered (its progress on this
+    request to `progress`, when the client asked for it)."""
     # down, `max_sessions`, `session_ended`, lost, `timeout`: each a JSON-RPC error
     body, _ = await within_request_deadline(config, downstream, method,
-                                            _send(downstream, method, {"taskId": task.task_id}, task))
+                                            _send(downstream, method, {"taskId": task.task_id}, task, progress))
     return body
 
 
 async def _send(downstream: Downstream, method: str, params: dict[str, Any],
-                task: RelayedTask | None = None) -> tuple[dict[str, Any], int]:
+                task: RelayedTask | None = None, progress: ProgressFnT | None = None) -> tuple[dict[str, Any], int]:
     """The request, on the caller's session (with `task`: only the one that created it); (the answer,
     which session). The SDK's typed `send_request` would check a task-augmented `tools/call` answer as a
     `CallToolResult`, so this uses the session's dispatcher (as `Downstream.call_tool_json` does)."""
@@ -57,17 +63,20 @@ async def _send(downstream: Downstream, method: str, params: dict[str, Any],
             if task is not None and task.session is not None and task.session != session_serial(session):
                 raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {task.exposed[:200]!r}; the "
                                f"session with server {downstream.name!r} that ran it has ended")
-            return await _send_on(downstream, session, method, params), session_serial(session)
+            return await _send_on(downstream, session, method, params, progress), session_serial(session)
     except DownstreamUnavailable as exc:
         wait = downstream.retry_after_s()
         raise HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,
                          details={"server": downstream.name, "reason": "down"}) from exc
 
 
-async def _send_on(downstream: Downstream, session: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
+async def _send_on(downstream: Downstream, session: Any, method: str, params: dict[str, Any],
+                   progress: ProgressFnT | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {"method": method, "params": params}
     opts: dict[str, Any] = {}
     session._stamp(data, opts)  # noqa: SLF001 — the era's `_meta` envelope exactly as the SDK writes it
+    if progress is not None:
+        opts["on_progress"] = progress  # the dispatcher adds its own progressToken and routes the progress back
     try:
         return await session._dispatcher.send_raw_request(method, data["params"], opts)  # type: ignore[no-any-return]  # noqa: SLF001
     except MCPError as exc:
@@ -89,3 +98,38 @@ def checked_call_result(body: dict[str, Any], server: str, namespace: str) -> di
     result = from_server(WireResult(body), namespace)
     assert isinstance(result, WireResult)
     return result.body
+
+
+class NoRetry(RetryPolicy):
+    """A retry policy that never retries (task creation is not idempotent)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda server: None)  # type: ignore[arg-type,return-value]  (settings never read)
+
+    def wants(self, call: ToolCall, outcome: Outcome) -> bool:
+        return False
+
+    def after(self, call: ToolCall, outcome: Outcome) -> float | None:
+        return None
+
+
+NEVER_RETRY = NoRetry()
+
+
+class TaskCreation(Forwarder):
+    """The hub's forwarder, except that an attempt creates the task (`create`) instead of a plain call."""
+
+    def __init__(self, base: Forwarder, create: Any) -> None:
+        super().__init__(base.downstreams, base._local, False, base.tracing)  # noqa: SLF001 — same hub, same caller
+        self._create = create
+
+    def send_now(self, call: ToolCall, on_answer: Any) -> None:
+        return None  # never the express path: the awaiting driver runs task creation
+
+    async def forward(self, call: ToolCall) -> WireResult:
+        return await self._create(call)
+
+
+def as_json(result: types.CallToolResult) -> dict[str, Any]:
+    """A tool result as the JSON object a task-augmented call is answered with."""
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)

@@ -19,7 +19,8 @@ Rules (docs/protocol.md, "Tasks"):
   was created on, and only while its tool is still in that profile.
 - `io.modelcontextprotocol/related-task` in results and in requests a server sends while a task runs
   (e.g. an elicitation during `tasks/result`) carries the exposed id; such a request goes only to a
-  call in flight of the principal who created the task, else to no one (`related_principal`).
+  call in flight on the client connection that created the task (its `tasks/result`), never to another
+  connection of the same principal; with that connection gone, it is refused saying so (`related_task`).
 - `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`, up to
   `LIST_CONCURRENCY` at once, each within its deadline; one the server no longer knows is forgotten,
   one it does not answer in time is left out of that listing), at most `MAX_TASKS_PER_CONNECTION`, in one page.
@@ -44,21 +45,22 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal, identity
 from hub.downstream.connection import DownstreamUnavailable
-from hub.calls.call import Outcome, ToolCall
+from hub.calls.call import ToolCall
 from hub.calls.drivers import Drivers
 from hub.calls.pipeline import Pipeline
-from hub.downstream.forwarders import Forwarder
-from hub.policies.retry import RetryPolicy
 from hub.policies.audit import new_request_id
 from hub.relay.scope import may_see_server
 from hub.unknown_tool import unknown_tool_result
 from hub.catalog.links import expose_content
-from hub.relay.task_requests import ask_about_task, checked_call_result, create_task
+from hub.relay.task_progress import TERMINAL, TaskProgress, TaskProgressRoutes
+from hub.relay.task_requests import (NEVER_RETRY, TaskCreation, as_json, ask_about_task, checked_call_result,
+                                     create_task)
 from hub.wire import WireResult
 from hub.downstream.serials import session_serial
 from hub.relay.fair_cap import FairCap
@@ -111,6 +113,11 @@ class RelayedTask:
     """The hub-wide name of the tool that created it."""
     view: ProfileView | None = None
     """The profile it was created on (None: the whole catalog)."""
+    owner: weakref.ref[Any] | None = None
+    """The client connection that created it (held weakly): a request the server sends about the task goes
+    to that connection's call in flight only, never to another of the same principal (`related_task`)."""
+    progress: TaskProgress | None = None
+    """Its progress token, while the task is not known to be terminal (`TaskRelay.progress`)."""
 
     def seen_on(self, view: ProfileView | None) -> bool:
         """Whether a client of `view` may see it: created there, its tool still in that profile."""
@@ -127,6 +134,8 @@ class TaskRelay:
         """(server, the session that made it, its task id) → the task, for rewriting `related-task` in what
         servers send. Two sessions number their tasks alike (each client's own of a `per_client` server):
         keyed without the session, one caller's task record replaced another's (re-check of round 12)."""
+        self._progress = TaskProgressRoutes()
+        """Tasks' progress tokens (`hub.relay.task_progress`)."""
 
     # -- what clients are offered ----------------------------------------------------------
 
@@ -182,35 +191,41 @@ class TaskRelay:
         return route is not None and takes_tasks(route.tool) and self.server_takes_tasks(route.server)
 
     async def call(self, connection: Any, principal: Principal, name: str, arguments: dict[str, Any] | None,
-                   task: dict[str, Any], asked: str | None = None, view: ProfileView | None = None) -> dict[str, Any]:
+                   task: dict[str, Any], asked: str | None = None, view: ProfileView | None = None,
+                   progress_token: str | int | None = None) -> dict[str, Any]:
         """Create the task downstream through the hub's policies; the `CreateTaskResult` (exposed id)
         or, when the hub refuses, the `isError` result, as the JSON object to answer. `name` is hub-wide,
-        already resolved by the face (`asked`: as the caller wrote it; `view`: the face's profile)."""
+        already resolved by the face (`asked`: as the caller wrote it; `view`: the face's profile);
+        `progress_token`: the client's, kept for the task's lifetime (`TaskProgress`)."""
         hub, arguments = self._hub, arguments or {}
         route = hub.catalog.resolve_tool(name)
         attributes = {"principal": principal.name, "caller": principal, "request_id": new_request_id()}
         if route is None or connection is None or not hub.access.may_use_tool(principal, route):
             # charged and audited as any refused name; the caller's name echoed, as a plain call echoes it
             refused = await hub.refuse_call(name, arguments, principal, attributes, route, not_ready=route is None)
-            return _json(refused if refused is not None else unknown_tool_result(hub, asked or name, principal))
+            return as_json(refused if refused is not None else unknown_tool_result(hub, asked or name, principal))
         timeout, hard = hub.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, None, attributes)
 
         async def create(call: ToolCall) -> WireResult:
-            return await self._create(call.route, call.arguments, task, principal, connection, view)
+            return await self._create(call.route, call.arguments, task, principal, connection, view, progress_token)
 
         # The hub's own pipeline (argument validation, audit, rate limit, deadline, breaker, bulkhead, in
         # its order) around a forwarder that creates the task, with no retry: creating twice is not safe.
         base = hub.pipeline
-        pipeline = Pipeline(base.call_policies, base.attempt_policies, _NEVER_RETRY, _TaskCreation(base.forwarder, create))
+        pipeline = Pipeline(base.call_policies, base.attempt_policies, NEVER_RETRY, TaskCreation(base.forwarder, create))
         result = await Drivers(pipeline, hub.tracing).run(call)
-        return result.body if isinstance(result, WireResult) else _json(result)
+        return result.body if isinstance(result, WireResult) else as_json(result)
 
     async def _create(self, route: ToolRoute, arguments: dict[str, Any], task: dict[str, Any], principal: Principal,
-                      connection: Any, view: ProfileView | None) -> WireResult:
+                      connection: Any, view: ProfileView | None, progress_token: str | int | None = None) -> WireResult:
         downstream = self._hub.downstreams[route.server]
         params: dict[str, Any] = {"name": route.original, "arguments": arguments, "task": task}
-        meta = downstream.caller.meta(principal)
+        meta = dict(downstream.caller.meta(principal) or {})
+        progress = None
+        if progress_token is not None:  # registered first: the server may report before its answer is read
+            progress = self._progress.open(progress_token, route.server, principal, connection)
+            meta["progressToken"] = progress.token
         if meta:
             params["_meta"] = meta
         with downstream.caller.bind(principal):
@@ -218,13 +233,19 @@ class TaskRelay:
         created = body.get("task")
         if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
             return WireResult(checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
-        exposed = self._own(connection, RelayedTask(f"{route.server}:{created['taskId']}", route.server,
-                                                    created["taskId"], principal, session, route.exposed, view))
+        relayed = RelayedTask(f"{route.server}:{created['taskId']}", route.server, created["taskId"], principal, session,
+                              route.exposed, view, progress=progress)
+        if progress is not None:
+            progress.task = relayed
+            if created.get("status") in TERMINAL:
+                self._settled(relayed)
+        exposed = self._own(connection, relayed)
         return WireResult({**self._exposed_meta(body, route.server, session), "task": {**created, "taskId": exposed}})
 
     def _own(self, connection: Any, task: RelayedTask) -> str:
         exposed, server, task_id = task.exposed, task.server, task.task_id
         owned = self._owned.setdefault(connection, OrderedDict())
+        task.owner = weakref.ref(connection)
         owned[exposed] = task
         self._exposed.put((server, task.session, task_id), identity(task.principal) if task.principal else None, task)
         while len(owned) > MAX_TASKS_PER_CONNECTION:
@@ -233,8 +254,32 @@ class TaskRelay:
         return exposed
 
     def _forget(self, task: RelayedTask) -> None:
+        self._settled(task)
         if self._exposed.get((task.server, task.session, task.task_id)) is task:
             self._exposed.pop((task.server, task.session, task.task_id))
+
+    def release(self, connection: Any) -> None:
+        """The client connection is gone (its teardown): its tasks are forgotten here (a disconnect is not a
+        cancel; they expire on the server), and a server's request about one is refused as its creator's gone."""
+        for task in (self._owned.pop(connection, None) or {}).values():
+            self._settled(task)
+            task.owner = None
+
+    def _settled(self, task: RelayedTask) -> None:
+        """The task is terminal (or forgotten): its progress token is no longer valid."""
+        self._progress.close(task)
+
+    async def progress(self, downstream: Downstream, params: types.ProgressNotificationParams, owner: Any = None) -> None:
+        """A server's `notifications/progress` with a task's token (`TaskProgress`): to the connection that
+        created the task, with its own token, while it may see the server; anything else is not a task's
+        (a call's progress goes to its call) and is dropped here. On the connection's own stream (its GET
+        stream over Streamable HTTP), as a server sends a task's progress after `CreateTaskResult`."""
+        def visible(route: TaskProgress) -> bool:
+            if route.task is None:  # not created yet: its caller was just admitted by the call's policies
+                return may_see_server(self._hub, route.principal, route.server)
+            return self._visible(route.task, route.principal, route.task.view)
+
+        await self._progress.relay(downstream.name, params, owner, visible)
 
     # -- tasks/* ---------------------------------------------------------------------------
 
@@ -249,17 +294,21 @@ class TaskRelay:
         return relayed
 
     async def forward(self, connection: Any, principal: Principal, method: str, exposed: str,
-                      session: Any = None, request_id: Any = None, view: ProfileView | None = None) -> dict[str, Any]:
+                      session: Any = None, request_id: Any = None, view: ProfileView | None = None,
+                      progress: ProgressFnT | None = None) -> dict[str, Any]:
         """`tasks/get`, `tasks/result` or `tasks/cancel` for the caller's task, its answer with the exposed id.
-        During `tasks/result` the server's requests (elicitation, sampling) go to this caller."""
+        During `tasks/result` the server's requests (elicitation, sampling) go to this caller, and the progress
+        it reports on that request to `progress` (the client sent a progressToken of its own for it)."""
         relayed = self.find(connection, principal, exposed, view)
         downstream = self._hub.downstreams[relayed.server]
         if method == "tasks/result" and session is not None:
             with self._hub.request_relay.track(relayed.server, session, request_id, principal):
-                body = await ask_about_task(self._hub.config, downstream, method, relayed)
+                body = await ask_about_task(self._hub.config, downstream, method, relayed, progress)
         else:
             body = await ask_about_task(self._hub.config, downstream, method, relayed)
         self._audit_cancel(method, principal, relayed)
+        if method == "tasks/result" or body.get("status") in TERMINAL:
+            self._settled(relayed)
         body = self._exposed_meta(body, relayed.server, relayed.session)
         if method == "tasks/result":  # the tool's result: its resource links under the hub's URIs
             expose_content(body.get("content"), downstream.config.namespace)
@@ -304,6 +353,8 @@ class TaskRelay:
             relayed = (self._owned.get(connection) or {}).get(exposed)
             if relayed is None or (owner is None and relayed.session != shared):
                 continue
+            if getattr(params, "status", None) in TERMINAL:
+                self._settled(relayed)
             if relayed.principal is None or not self._visible(relayed, relayed.principal, relayed.view):
                 return
             body = params.model_dump(mode="json", exclude_none=True)
@@ -319,15 +370,20 @@ class TaskRelay:
     # -- related-task ----------------------------------------------------------------------
 
     def related_principal(self, server: str, meta: dict[str, Any] | None, session: Any = None) -> tuple[bool, Principal | None]:
-        """Whether `meta` names a `related-task`, and the principal whose connection created that task through
-        the hub on `session` (the downstream session asking; None: a task the hub did not relay there, or
-        has forgotten). Two sessions may number their tasks alike (a `per_client` server, a restarted one):
-        a task is only ever the one its own session made."""
+        """Whether `meta` names a `related-task`, and the principal whose connection created that task
+        (`related_task`)."""
+        about, relayed = self.related_task(server, meta, session)
+        return about, relayed.principal if relayed is not None else None
+
+    def related_task(self, server: str, meta: dict[str, Any] | None, session: Any = None) -> tuple[bool, RelayedTask | None]:
+        """Whether `meta` names a `related-task`, and that task as the hub relayed it on `session` (the
+        downstream session asking; None: a task the hub did not relay there, or has forgotten) — its
+        `owner` is where the server's request about it may go. Two sessions may number their tasks alike
+        (a `per_client` server, a restarted one): a task is only ever the one its own session made."""
         related = meta.get(RELATED_TASK) if meta else None
         if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
             return False, None
-        relayed = self._related(server, related["taskId"], session_serial(session) if session is not None else None)
-        return True, relayed.principal if relayed is not None else None
+        return True, self._related(server, related["taskId"], session_serial(session) if session is not None else None)
 
     def expose_related(self, server: str, meta: dict[str, Any] | None, session: int | None) -> dict[str, Any] | None:
         """`meta` with its `related-task` id as the client knows it (unchanged when the hub did not relay
@@ -355,37 +411,3 @@ class TaskRelay:
     def _audit_cancel(self, method: str, principal: Principal, relayed: RelayedTask) -> None:
         if method == "tasks/cancel":
             self._hub.request_relay.audit_event(relayed.server, "task_cancel", principal, "ok", None, None)
-
-
-class _NoRetry(RetryPolicy):
-    """A retry policy that never retries (task creation is not idempotent)."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda server: None)  # type: ignore[arg-type,return-value]  (settings never read)
-
-    def wants(self, call: ToolCall, outcome: Outcome) -> bool:
-        return False
-
-    def after(self, call: ToolCall, outcome: Outcome) -> float | None:
-        return None
-
-
-_NEVER_RETRY = _NoRetry()
-
-
-class _TaskCreation(Forwarder):
-    """The hub's forwarder, except that an attempt creates the task (`create`) instead of a plain call."""
-
-    def __init__(self, base: Forwarder, create: Any) -> None:
-        super().__init__(base.downstreams, base._local, False, base.tracing)  # noqa: SLF001 — same hub, same caller
-        self._create = create
-
-    def send_now(self, call: ToolCall, on_answer: Any) -> None:
-        return None  # never the express path: the awaiting driver runs task creation
-
-    async def forward(self, call: ToolCall) -> WireResult:
-        return await self._create(call)
-
-
-def _json(result: types.CallToolResult) -> dict[str, Any]:
-    return result.model_dump(by_alias=True, mode="json", exclude_none=True)

@@ -14,8 +14,9 @@ It takes a POST only when every one of these holds, and otherwise leaves the req
 to the SDK unchanged:
 - the session id names a session this replica's manager holds, of the requester (the manager's own
   check), not ending, and whose handshake this hub saw (the session's connection is known);
-- that session negotiated 2025-11-25 and its client declared no sampling, elicitation or roots (a
-  server's requests to it go through the SDK's session, `hub.relay`);
+- that session negotiated 2025-11-25, its client declared no sampling, elicitation or roots (a
+  server's requests to it go through the SDK's session, `hub.relay`) and asked for no log messages
+  (`logging/setLevel`: its call's messages go on the call's event stream, `hub.relay.logs`);
 - the headers are what the SDK serves, judged as it judges them: a JSON `Content-Type`, an `Accept`
   its own parser reads as both JSON and SSE, no deciding header given twice, a
   `Mcp-Protocol-Version` header, if sent, the session's;
@@ -148,7 +149,8 @@ class HttpToolCalls:
         transport = self._manager._server_instances.get(session_id)  # noqa: SLF001
         connection = self._connections.get(session_id)
         if (transport is None or connection is None or connection.protocol_version != HANDSHAKE_VERSION
-                or not connection.initialized.is_set() or declares_server_requests(connection.client_capabilities)):
+                or not connection.initialized.is_set() or declares_server_requests(connection.client_capabilities)
+                or self._hub.log_relay.listens(connection)):  # its call's log messages go on the call's stream
             await self.app(scope, receive, send)
             return
         body, receive = await buffered(receive)
