@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.admin.console import Console
 from hub.admin.session import AdminSession
-from hub.auth.keys import SCOPE_RE, parse_duration, split_scopes
+from hub.auth.keys import LEVEL_WORDS, SCOPE_RE, parse_duration, split_scopes
 from hub.auth.minting import ScopeEscalation
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
@@ -45,8 +45,8 @@ async def create(console: Console, request: Request, session: AdminSession) -> R
     problem = None
     if not _NAME.match(name):
         problem = "Principal: 1–64 letters, digits or . _ @ : - (for example ci-bot)."
-    elif not scopes or len(scopes) > 50 or not all(SCOPE_RE.match(s) for s in scopes):
-        problem = "Scopes: one or more, separated by spaces or commas (for example ticketing:read hub:admin)."
+    elif not scopes or len(scopes) > 50 or not all(SCOPE_RE.match(s) and s.lower() not in LEVEL_WORDS for s in scopes):
+        problem = "Scopes: one or more namespace:level, no space around the colon, separated by spaces or commas (for example ticketing:read hub:admin)."
     expires_in = None
     if problem is None and expires:
         try:

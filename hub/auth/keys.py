@@ -56,8 +56,11 @@ def _record(row: KeyRow) -> KeyRecord:
     return KeyRecord(row.key_id, row.principal, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at)
 
 
-SCOPE_RE = re.compile(r"^[A-Za-z0-9_.:*-]{1,64}$")
-"""What one scope may be spelt with (the console and the CLI alike)."""
+SCOPE_RE = re.compile(r"^(?=.{1,64}$)[A-Za-z0-9_.*-]+(?::[A-Za-z0-9_.*-]+)*$")
+"""What one scope may be spelt with (the console and the CLI alike): parts joined by single colons, none
+empty — `ticketing: read` split into `ticketing:` and `read`, which granted nothing (re-check 19)."""
+LEVEL_WORDS = frozenset({"read", "write", "admin"})
+"""A level alone is a fragment of `<namespace>:<level>` written with a space, never a scope."""
 
 
 def split_scopes(scopes: Sequence[str]) -> list[str]:
@@ -95,9 +98,10 @@ class KeyStore:
         credential expires — the new key expires no later (re-check 16: a 2-minute key minted a key
         that never expired, so a short grant outlived itself)."""
         scopes = split_scopes(scopes)
-        if not scopes or not all(SCOPE_RE.match(scope) for scope in scopes):
-            raise ValueError("scopes: one or more of letters, digits and . _ : * - (up to 64 each), separated by spaces "
-                             "or commas, e.g. \"ticketing:read hris:read\"")
+        if not scopes or not all(SCOPE_RE.match(scope) and scope.lower() not in LEVEL_WORDS for scope in scopes):
+            raise ValueError("scopes: one or more <namespace>:<level> (letters, digits and . _ * -, parts joined by one "
+                             "colon with no space around it, up to 64 characters each), separated by spaces or commas, "
+                             "e.g. \"ticketing:read hris:read\"")
         check_mint(minter, scopes)
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = time.time()

@@ -289,6 +289,6 @@ def test_scopes_given_with_commas_are_each_granted_and_a_malformed_scope_is_refu
     assert create_key(data_dir, "ops", "memory:read, memory:write,hris:read")
     listed = hub_cli(data_dir, "keys", "list")
     assert "memory:read memory:write hris:read" in listed.stdout, listed.stdout
-    for bad in ("", "memory:read;drop", "a" * 65):
+    for bad in ("", "memory:read;drop", "a" * 65, "ticketing: read", "ticketing :read", "ticketing : read", "a::b"):
         refused = hub_cli(data_dir, "keys", "create", "--name", "x", "--scopes", bad)
         assert refused.returncode == 2 and "scopes:" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
