@@ -254,13 +254,17 @@ class JiraTicketing:
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         await self._check_version(ticket_id, expected_version)
-        current = await self.get(ticket_id, [])
-        if same_name(to, current.native_status) or current.status == name_key(to):
-            return current  # already there: nothing to write (an agent's retry of a move that landed)
         transitions = await self._transitions(ticket_id)
         match = next((t for t in transitions if same_name(to, t.name) or same_name(to, t.native_to)), None)
         match = match or next((t for t in transitions if t.to_status == name_key(to)), None)
         if match is None:
+            # No move leads there: if the issue is there already (its status, or a status of that kind when
+            # no transition offers another), nothing is written — an agent's retry of a move that landed.
+            # A transition that leads there is always taken first: "In Review" is in_progress too, and a
+            # move from it to "In Progress" once answered success with nothing moved (re-check 19 #1).
+            current = await self.get(ticket_id, [])
+            if same_name(to, current.native_status) or current.status == name_key(to):
+                return current
             allowed = [f"{t.name} (→ {t.native_to})" for t in transitions]
             raise DomainError(
                 "conflict",

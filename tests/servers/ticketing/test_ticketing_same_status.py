@@ -78,3 +78,26 @@ async def test_a_move_to_the_status_a_ticket_has_writes_nothing_and_answers_it(
     again = await call("transition_ticket", id=made["id"], to="Resolved")
     assert again.get("status") == "resolved" and again.get("version") == moved["version"], again
     assert writes(fake) == before, "nothing was written"
+
+
+async def test_a_jira_move_between_two_statuses_of_one_kind_is_made(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """"In Review" and "In Progress" are both in_progress: a move from one to the other is a real transition,
+    never answered as "already there" (re-check 19 #1: nothing moved and success was answered)."""
+    from tests.fakes import jira as fake_jira
+
+    monkeypatch.setitem(fake_jira.STATUSES, "In Review", {"name": "In Review", "statusCategory": {"key": "indeterminate"}})
+    monkeypatch.setitem(fake_jira.TRANSITIONS, "61", ("Submit for review", "In Review"))
+    monkeypatch.setitem(fake_jira.TRANSITIONS, "51", ("Back to progress", "In Progress"))
+    monkeypatch.setitem(fake_jira.ALLOWED, "In Progress", [*fake_jira.ALLOWED["In Progress"], "61"])
+    monkeypatch.setitem(fake_jira.ALLOWED, "In Review", ["51", "31"])
+    server, fake, project = backend("jira", monkeypatch, tmp_path)
+
+    async def call(tool: str, **args: Any) -> dict[str, Any]:
+        return (await server.call_tool(tool, args)).structured_content  # type: ignore[no-any-return]
+
+    made = await call("create_ticket", project=project, title="Two of a kind")
+    assert (await call("transition_ticket", id=made["id"], to="In Progress")).get("native_status") == "In Progress"
+    review = await call("transition_ticket", id=made["id"], to="In Review")
+    assert (review.get("native_status"), review.get("status")) == ("In Review", "in_progress"), review
+    moved = await call("transition_ticket", id=made["id"], to="in_progress")
+    assert moved.get("native_status") == "In Progress", moved
