@@ -125,6 +125,7 @@ class FakeServiceNow:
                    "assignment_group": body.get("assignment_group", ""), "caller_id": USERS[1]["sys_id"], "opened_at": now,
                    "sys_created_on": now, "sys_updated_on": now, "sys_mod_count": "0", "parent_incident": "",
                    "close_code": "", "close_notes": ""}
+            _cut_to_columns(row)
             defaults = {"impact": "3", "urgency": "3", "priority": "5", "category": "inquiry"}
             for name in self.readonly_fields & row.keys():  # a field the user may not write keeps its default
                 row[name] = defaults.get(name, "")
@@ -153,6 +154,7 @@ class FakeServiceNow:
             if body.get("state") == "6" and not (body.get("close_code") and body.get("close_notes")):
                 return JSONResponse({"error": {"message": "Data Policy Exception: close_code, close_notes are mandatory"}}, 403)
             body = {k: v for k, v in body.items() if k not in self.readonly_fields}  # skipped, no error
+            _cut_to_columns(body)
             journaled = False
             for journal in ("comments", "work_notes"):
                 if journal in body:
@@ -196,3 +198,13 @@ class FakeServiceNow:
         if order := re.search(r"ORDERBY(DESC)?sys_created_on", query):
             rows.sort(key=lambda j: j["sys_created_on"], reverse=bool(order.group(1)))
         return self._page(request, rows)
+
+
+COLUMN_MAX = {"short_description": 160, "description": 4000}
+"""incident string columns' lengths out of the box: a longer value is stored cut, with a 200."""
+
+
+def _cut_to_columns(values: dict[str, Any]) -> None:
+    for name, limit in COLUMN_MAX.items():
+        if isinstance(values.get(name), str):
+            values[name] = values[name][:limit]

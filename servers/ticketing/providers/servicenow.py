@@ -85,10 +85,34 @@ def _check_applied(ticket_id: str, sent: dict[str, Any], row: dict[str, Any], be
     still answers 200 with the record as stored (outside review domains18 #5: a transition to On Hold and
     a priority change answered success with nothing moved). So each field sent is compared with the one
     that came back; a field the answer leaves out cannot be checked and is not reported."""
-    missed = [f for f, value in sent.items() if f in row and _stored(row[f]) != _stored(value)]
+    differ = [f for f, value in sent.items() if f in row and _stored(row[f]) != _stored(value)]
+    cut = [f for f in differ if _cut_short(row[f], sent[f])]
+    missed = [f for f in differ if f not in cut]
     if missed:
         applied = sorted({TOOL_FIELD.get(f, f) for f in sent if f not in missed} - {TOOL_FIELD.get(f, f) for f in missed})
         raise _skipped_error(ticket_id, missed, applied, row, created=before is None)
+    if cut:
+        raise _cut_error(ticket_id, cut, row, created=before is None)
+
+
+def _cut_short(stored: Any, sent: Any) -> bool:
+    """Whether ServiceNow stored `sent` cut to its column's length (short_description holds 160 characters
+    out of the box, description 4,000): stored, but shorter — no missing permission (re-check 19 #2)."""
+    kept, given = _stored(stored), _stored(sent)
+    return bool(kept) and len(kept) < len(given) and given.startswith(kept)
+
+
+def _cut_error(ticket_id: str, cut: list[str], row: dict[str, Any], created: bool) -> DomainError:
+    """The write landed with text cut to its column's length: say what was kept, and not to write it again."""
+    fields = ", ".join(f"{TOOL_FIELD.get(f, f)} to {len(str(row[f]))} characters (incident.{f})" for f in cut)
+    what = f"{ticket_id} was created" if created else f"{ticket_id} was updated"
+    return DomainError(
+        "invalid_argument",
+        f"{what}, but ServiceNow cut {fields}: the column holds no more. Everything else is stored; do not write it "
+        "again — shorten the text with update_ticket (or put the rest in a comment) if the cut matters.",
+        details={"cut": [TOOL_FIELD.get(f, f) for f in cut], "native_fields": cut, "ticket": ticket_id,
+                 "current_version": str(row.get("sys_mod_count", "")), "partially_applied": True},
+    )
 
 
 def _skipped_error(ticket_id: str, missed: list[str], applied: list[str], row: dict[str, Any], created: bool = False) -> DomainError:

@@ -122,3 +122,20 @@ async def test_servicenow_comment_answer_is_its_journal_entry(env: FakeServiceNo
     listed = {c["id"]: (c["body"], c["public"]) for c in (await tool(server, "list_comments", id="INC0000001"))["comments"]}
     assert listed.get(public["id"]) == ("We are on it", True) and listed.get(note["id"]) == ("Vendor case 42", False), \
         f"answered ids {public['id']!r}, {note['id']!r}; list_comments has {sorted(listed)}"
+
+
+async def test_text_servicenow_cut_to_its_column_is_said_so_not_reported_forbidden(
+        env: FakeServiceNow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A title over 160 characters is stored cut (short_description's length): the write landed, so the
+    answer says what was kept and not to write it again — not `forbidden` "ask an admin for write
+    access", which it is not (re-check 19 #2)."""
+    server = _server(env, monkeypatch)
+    long_title = "Printer on floor 3 " * 10  # 190 characters
+    created = await tool(server, "create_ticket", project="Service Desk", title=long_title)
+    assert created["code"] == "invalid_argument" and "cut title to 160 characters" in created["message"], created
+    assert created["details"]["partially_applied"] is True and "do not write it again" in created["message"]
+    assert len(env.incidents) == 1 and env.incidents[0]["short_description"] == long_title[:160]
+    env.readonly_fields.add("urgency")
+    number = env.incidents[0]["number"]
+    both = await tool(server, "update_ticket", id=number, priority="critical", description="x" * 4100)
+    assert both["code"] == "forbidden" and "priority" in both["details"]["not_applied"], both  # a permission is still one
