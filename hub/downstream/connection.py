@@ -30,7 +30,7 @@ from hub.downstream.direct_tools import DirectTools
 from hub.downstream.era import Era, HandshakeRefused
 from hub.downstream.listing_repair import ListingAnswers
 from hub.downstream.session_lost import SessionWatch, is_lost_answer, lost_why
-from hub.downstream.inprocess import load_server_object
+from hub.downstream.inprocess import load_server_object, release_later
 from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.changes import ChangeFollowing
 from hub.downstream.listing import ListKind, Listing
@@ -351,7 +351,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             # cache) while it runs.
             transport = await anyio.to_thread.run_sync(load_server_object, cfg, self.shared_store_url)
             self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
-            self.server_object = transport
+            replaced, self.server_object = self.server_object, transport
+            if replaced is not None and replaced is not transport:
+                release_later(replaced)
         callbacks = self._adapt(self.relay_callbacks) if self.pool is None and self.session_pool is not None else self.relay_callbacks
         return self._client_over(transport, self._on_message, callbacks, self._on_status)
 

@@ -8,6 +8,8 @@ client talks to such a server through direct dispatch: no pipes, no JSON framing
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,28 @@ def load_server_object(config: ServerConfig, shared_store_url: str | None = None
     if not isinstance(obj, (Server, MCPServer)):
         raise InProcessLoadError(f"{target!r} is a {type(obj).__name__}, not an MCP server")
     return obj
+
+
+RELEASE_AFTER_S = 2.0
+"""How long a replaced server object keeps its resources: its webhook processor is stopped within a
+second of the replacement (`hub.webhooks`), and a request still on it finishes or is refused."""
+logger = logging.getLogger("hub.downstream.inprocess")
+
+
+def release_later(server: Any, after_s: float | None = None) -> None:
+    """Let a replaced in-process server object (a restart, a reload) close what it holds — its SQLite
+    stores — through its optional `close_resources()`, `after_s` from now, off the event loop. Each
+    console Restart left one more set of open database files (re-check 19 #3)."""
+    close = getattr(server, "close_resources", None)
+    if not callable(close):
+        return
+
+    def run() -> None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 — a server's own cleanup failing must not touch the hub
+            logger.warning("a replaced in-process server could not close its resources", exc_info=True)
+
+    timer = threading.Timer(RELEASE_AFTER_S if after_s is None else after_s, run)
+    timer.daemon = True
+    timer.start()

@@ -44,7 +44,7 @@ from servers.kit.caller import bind_caller, caller_for_request, current_caller
 from servers.kit.errors import DomainError
 from servers.kit.idempotency import KEY_ARGUMENT, IdempotencyLedger, fingerprint, keyed_call
 from servers.kit.landed import after_landing, landed_rows, watching
-from servers.kit.store import Store
+from servers.kit.store import Store, close_stores
 
 logger = logging.getLogger("servers")
 F = TypeVar("F", bound=Callable[..., Awaitable[BaseModel]])
@@ -197,6 +197,7 @@ def configure_domain(server: MCPServer, *, open_world: bool, idempotency: Store 
     setattr(server, _OPEN_WORLD, open_world)
     setattr(server, _LEDGER, _ledger(server, open_world, idempotency))
     setattr(server, _EXAMPLES, dict(examples or {}))
+    server.close_resources = lambda: close_stores(server)  # type: ignore[attr-defined]  # the hub calls it on a restart
 
 
 def _ledger(server: MCPServer, open_world: bool, store: Store | None) -> Any:
