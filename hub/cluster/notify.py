@@ -12,11 +12,16 @@ Rules (docs/deploy.md, "Server→client messages"):
   flight to the server, only their caller's; nobody's when several callers' are, and then it is not
   published): the delivering replica has no calls in flight to judge by (outside review, cluster
   round 12: a line written during alice's call reached bob on another replica). A per-client
-  session's message is its client's on this replica only: never published (it crashed the relay
-  before). Each event carries a random event id and the publishing replica's id.
+  session's message is its client's only: published only when that client's session is sealed (it
+  may have its stream on another replica), naming the session (`session`, the digest of its id), and
+  delivered there to that session's copy only (`hub.cluster.session_state`) — not when it went on the
+  client's call stream here. Each event carries a random event id and the publishing replica's id.
 - Delivered: an event from another replica goes through the same local fan-out as a local one
   (`hub.frontends.server` broadcast and listen bus, `hub.relay.subscriptions`, `hub.relay.logs`), so scopes,
-  log levels and subscriptions are checked on the delivering replica, for its own clients. A replica
+  log levels and subscriptions are checked on the delivering replica, for its own clients (a session's
+  level and subscriptions are held by every replica holding a copy of it: `hub.cluster.session_state`).
+  A log message the publishing replica sent on a session's call stream names that session (`on_call`,
+  the digest of its id), and is not sent on its stream elsewhere again. A replica
   never delivers its own event twice, nor any event id twice (a bounded memory of recent ids).
 - Events of a server the delivering replica does not have (another config) are dropped.
 - Best effort, like every notification: Redis down → this replica's clients still get its own
@@ -48,9 +53,12 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 
+from hub.cluster.session_state import session_digest
 from hub.redact import mask
 
 if TYPE_CHECKING:
+    from hub.cluster.session_state import SessionState
+    from hub.cluster.tasks import RemoteTasks
     from hub.downstream.connection import Downstream
     from hub.downstream.listing import ListKind
     from hub.hub import Hub
@@ -87,6 +95,10 @@ class ClusterNotifier:
         self._scope = anyio.CancelScope()
         self._handlers: dict[str, EventHandler] = {}
         self._handling: anyio.abc.TaskGroup | None = None
+        self.sessions: SessionState | None = None
+        """Sessions' log levels and subscriptions, carried between replicas (`hub.cluster.session_state`)."""
+        self.tasks: RemoteTasks | None = None
+        """Asks about tasks another replica holds (`hub.cluster.tasks`; with session secrets only)."""
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -120,19 +132,25 @@ class ClusterNotifier:
         async def relay(downstream: Downstream, params: Any, owner: Any = None) -> None:
             # Judged before anything awaits: the call the message belongs to may end meanwhile.
             audience = self._hub.log_relay.audience(downstream, params) if kind == "log" and owner is None else None
+            sent = None
             if local is not None:
-                await (local(downstream, params) if owner is None else local(downstream, params, owner))
-            if owner is not None:
-                return  # a per-client session's: its client's, on this replica
+                sent = await (local(downstream, params) if owner is None else local(downstream, params, owner))
+            params_json = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+            if owner is not None:  # a per-client session's: its client's only, wherever its stream is
+                digest = session_digest(owner)
+                if digest is not None and not (kind == "log" and sent):  # not when it went on its call's stream
+                    await self.publish({"type": kind, "server": downstream.name, "params": params_json, "session": digest})
+                return
             source = self._at_source.get(downstream.name)
             if kind == "resource_updated" and source is not None and source() is getattr(downstream, "server_object", None):
                 return  # already published where it happened (`published_at_source`)
-            event: dict[str, Any] = {"type": kind, "server": downstream.name,
-                                     "params": params.model_dump(by_alias=True, mode="json", exclude_none=True)}
+            event: dict[str, Any] = {"type": kind, "server": downstream.name, "params": params_json}
             if kind == "log":
                 if audience is not None and not audience:
                     return  # several callers' calls in flight: nobody's
                 event["callers"] = sorted(audience) if audience is not None else None
+                if sent:  # sessions that got it on their call's stream here: not again on their stream elsewhere
+                    event["on_call"] = sorted(sent)
             await self.publish(event)
         return relay
 
@@ -248,15 +266,33 @@ class ClusterNotifier:
         downstream = self._hub.downstreams.get(str(event.get("server")))
         if downstream is None:
             return
+        if "session" in event:  # a per-client session's: to that session's copy here only
+            await self._deliver_to_session(downstream, event)
+            return
         if kind == "log":
             callers = event.get("callers")
             audience = (frozenset(tuple(c) for c in callers if isinstance(c, list) and len(c) == 2)
                         if isinstance(callers, list) else None)
+            on_call = event.get("on_call")
+            skip = frozenset(d for d in on_call if isinstance(d, str)) if isinstance(on_call, list) else frozenset()
             await self._hub.log_relay.relay(downstream, types.LoggingMessageNotificationParams.model_validate(event["params"]),
-                                            remote=audience)
+                                            remote=audience, skip=skip)
         elif kind == "resource_updated":
             await self._hub.subscriptions.relay(downstream,
                                                 types.ResourceUpdatedNotificationParams.model_validate(event["params"]))
+
+    async def _deliver_to_session(self, downstream: Downstream, event: dict[str, Any]) -> None:
+        digest = event.get("session")
+        held = self.sessions.held(digest) if self.sessions is not None and isinstance(digest, str) else None
+        if held is None:
+            return
+        owner = held[0]
+        if event.get("type") == "log":
+            await self._hub.log_relay.relay(downstream, types.LoggingMessageNotificationParams.model_validate(event["params"]),
+                                            owner, remote=None)
+        elif event.get("type") == "resource_updated":
+            await self._hub.subscriptions.relay(downstream,
+                                                types.ResourceUpdatedNotificationParams.model_validate(event["params"]), owner)
 
     async def _handle(self, handler: EventHandler, event: dict[str, Any]) -> None:
         try:
@@ -282,4 +318,9 @@ def cluster_notifier(hub: Hub) -> ClusterNotifier | None:
         return None
     notifier = ClusterNotifier(hub, url)
     notifier.install()
+    from hub.cluster.session_state import SessionState
+    from hub.cluster.tasks import remote_tasks
+
+    notifier.sessions = SessionState(hub, notifier, hub.config.hub.cluster.session_max_age_s)
+    notifier.tasks = remote_tasks(hub, notifier)
     return notifier

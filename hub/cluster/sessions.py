@@ -9,8 +9,10 @@ caller nothing), and a session is started under that same id with the handshake 
 
 Why sealed ids rather than Redis: nothing to look up per request, so no new failure mode and no
 round trip; the state is small and fixed at `initialize`. What it does not carry (per-session
-state the hub keeps in memory, such as the tools a `search_tools` session found, log level,
-resource subscriptions, and a GET stream) starts afresh on the adopting replica.
+state the hub keeps in memory, such as the tools a `search_tools` session found, and a GET stream)
+starts afresh on the adopting replica — except the log level and resource subscriptions, which
+travel through Redis (`hub.cluster.session_state`, told of each connection by `on_connection`), and
+tasks, which any replica answers by asking the one holding them (`hub.cluster.tasks`).
 
 A session ends for every replica only by its own end (`hub.cluster.ended_sessions`): its client
 DELETEd it, or the API key that opened it was revoked or expired. Its id answers 404 from then on —
@@ -38,7 +40,7 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
@@ -103,6 +105,9 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         super().__init__(app, ledger, **options)
         self.sealer = sealer
         self.ended = ended if ended is not None else EndedSessions(None)
+        self.on_connection: Callable[[Connection, bool], Awaitable[None]] | None = None
+        """Told of each connection this replica serves a session on (True: adopted), before it serves a
+        request: its per-session state kept in Redis comes with it (`hub.cluster.session_state`)."""
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -237,9 +242,20 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         logger.info("continuing a session opened elsewhere (protocol %s)", state.protocol_version)
         await self._serve_adopted(transport, state.protocol_version, params, scope, receive, send)
 
+    async def _serve_opening_request(self, http_transport: StreamableHTTPServerTransport, scope: Scope,
+                                     receive: Receive, send: Send) -> None:
+        """The SDK's, with the connection made here, so `on_connection` learns of it (`_serve`)."""
+        await self._serve(http_transport, None, None, scope, receive, send)
+
     async def _serve_adopted(self, transport: StreamableHTTPServerTransport, version: str,
                              params: InitializeRequestParams, scope: Scope, receive: Receive, send: Send) -> None:
         """As the SDK's `_serve_opening_request`, with the connection born initialized."""
+        await self._serve(transport, version, params, scope, receive, send)
+
+    async def _serve(self, transport: StreamableHTTPServerTransport, version: str | None,
+                     params: InitializeRequestParams | None, scope: Scope, receive: Receive, send: Send) -> None:
+        """Start the session's connection (born initialized when adopted: `version` and `params` given),
+        tell `on_connection` of it before it serves anything, and let the transport answer the request."""
         session_id = transport.mcp_session_id
         assert session_id is not None
 
@@ -250,14 +266,17 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
                     dispatcher: JSONRPCDispatcher[TransportContext] = JSONRPCDispatcher(
                         read_stream, write_stream, inline_methods=frozenset({"initialize"}))
                     connection = Connection.for_loop(dispatcher, session_id=session_id, protocol_version_hint=version)
-                    connection.client_params = params
-                    connection.protocol_version = version
-                    connection.initialized.set()
+                    if version is not None:
+                        connection.client_params = params
+                        connection.protocol_version = version
+                        connection.initialized.set()
+                    if self.on_connection is not None:  # in a copy of the request's context: its caller is known
+                        await self.on_connection(connection, version is not None)
                     with transport.idle_scope or anyio.CancelScope():
                         await serve_connection(self.app, dispatcher, connection=connection,
                                                lifespan_state=self._lifespan_state)
                 except Exception:
-                    logger.exception("adopted session crashed")
+                    logger.exception("session crashed" if version is None else "adopted session crashed")
                 finally:
                     await self._discard_session(session_id, transport)
 
@@ -331,5 +350,10 @@ def session_manager(server: Any, ledger: Any, cluster: Any, **options: Any) -> P
     secrets = secrets or [s for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
     if not secrets:
         return PrincipalSessionManager(server, ledger, **options)
-    return PortableSessionManager(server, ledger, SessionSealer(secrets, cluster.session_max_age_s),
-                                  EndedSessions(cluster.redis_url), **options)
+    manager = PortableSessionManager(server, ledger, SessionSealer(secrets, cluster.session_max_age_s),
+                                     EndedSessions(cluster.redis_url), **options)
+    hub, caller = getattr(server, "relay_hub", None), getattr(server, "relay_caller", None)
+    carried = getattr(getattr(hub, "cluster_notify", None), "sessions", None)  # with `hub.cluster.redis_url`
+    if carried is not None and caller is not None:  # log level and subscriptions travel with the session
+        manager.on_connection = lambda connection, adopted: carried.hold(connection, caller(), adopted)
+    return manager

@@ -23,6 +23,9 @@ Rules (docs/domains.md, "Protocol relay"):
   messages). A message known that way to be one connection's call's goes to no other connection of the
   same principal; when it cannot be told (a call of a client that asked for no logs is in flight too, or
   a stdio line is handled after its call ended), it goes to the caller's clients as above.
+- Several replicas: a sealed session's level is shared with every replica holding a copy of it
+  (`hub.cluster.session_state`), so its GET stream gets the lines wherever it is; a line sent on a
+  call's stream here is not sent again on its GET stream by another replica (`relay`'s `skip`).
 - A 2026-07-28 client opts in per request (`_meta` `io.modelcontextprotocol/logLevel` on its
   `tools/call`; `logging/setLevel` is gone). While that call runs, the messages its server sends reach
   it at or above the level the request named, on that request's own stream (HTTP) or as notifications
@@ -56,11 +59,13 @@ from mcp_types import LOG_LEVEL_META_KEY  # the reserved `_meta` key of a 2026-0
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal, identity
+from hub.cluster.session_state import session_digest
 from hub.errors import describe_failure
 from hub.relay.scope import may_see_server
 from hub.downstream.serials import session_serial
 
 if TYPE_CHECKING:
+    from hub.cluster.session_state import SessionState
     from hub.downstream.connection import Downstream
     from hub.hub import Hub
 
@@ -230,6 +235,22 @@ class LogRelay:
         the shared sessions, and the client's own open sessions of `per_client` servers (one it opens
         later gets the level in `prepare`)."""
         self._clients[connection] = (level, principal)
+        carried = _carried(self._hub)
+        if carried is not None:  # the session's level on every replica (its GET stream may be on another)
+            await carried.share_level(connection, level)
+        await self._bring_in_line(connection, level, principal)
+
+    def carried(self, connection: Connection, level: str, principal: Principal) -> None:
+        """The level this session's client set on another replica (`hub.cluster.session_state`): held for
+        its copy here at once, the downstreams brought in line in the background."""
+        if level not in RANK:
+            return
+        self._clients[connection] = (level, principal)
+        group = getattr(self._hub, "_task_group", None)
+        if group is not None:
+            group.start_soon(self._bring_in_line, connection, level, principal)
+
+    async def _bring_in_line(self, connection: Connection, level: str, principal: Principal) -> None:
         await self.fan_out()
         async with anyio.create_task_group() as tg:
             for downstream in self._hub.downstreams.values():
@@ -328,14 +349,18 @@ class LogRelay:
         return audience
 
     async def relay(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any = None,
-                    *, remote: frozenset[tuple[str, str]] | None | bool = False) -> None:
+                    *, remote: frozenset[tuple[str, str]] | None | bool = False,
+                    skip: frozenset[str] = frozenset()) -> set[str]:
         """Pass one downstream log message to every client that asked for its level and may see the
         server; one from a per-client session (`owner`) to that session's client only. Also to the
         opted-in 2026-07-28 calls to that server in flight (`listening`). `remote`: another replica's
         message, with the audience that replica judged (`audience`): its calls in flight are not ours,
         so ours are never asked (an outside review, cluster round 12, saw bob on replica B get a line
-        the server wrote during alice's call on replica A)."""
+        the server wrote during alice's call on replica A). Returns the (sealed) sessions that got it on a
+        call's stream here, so another replica does not send it on their GET stream too; `skip`: those
+        sessions, told by the replica that published it (`hub.cluster.session_state`)."""
         rank = RANK.get(params.level, 0)
+        on_call: set[str] = set()
         local = remote is False
         if remote is not False:
             whose = remote if isinstance(remote, frozenset) else None
@@ -345,7 +370,7 @@ class LogRelay:
             if self._calls.get(downstream.name):
                 await self._to_calls(downstream, params, owner, rank, whose)
         if not self._clients:
-            return
+            return on_call
         sole = self._sole(downstream) if local and owner is None else None
         body: dict[str, Any] | None = None
         clients = list(self._clients.items()) if owner is None else [(owner, self._clients[owner])] if owner in self._clients else []
@@ -356,13 +381,18 @@ class LogRelay:
                 continue
             if sole is not None and connection is not sole:
                 continue  # its call's, not another connection's of the same principal
+            if skip and session_digest(connection) in skip:
+                continue  # got it on its call's stream on the replica that published it
             stream = self._stream_of(downstream, connection, owner) if local else None
             if stream is not None and await _sent_on(stream, params, downstream):
+                if (digest := session_digest(connection)) is not None:
+                    on_call.add(digest)
                 continue
             if body is None:
                 body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
                 body["logger"] = tag_logger(downstream.config.namespace or downstream.name, params.logger)
             await connection.notify("notifications/message", body)  # best effort: never raises
+        return on_call
 
     async def _to_calls(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any,
                         rank: int, whose: frozenset[tuple[str, str]] | None) -> None:
@@ -381,6 +411,12 @@ class LogRelay:
                 await listener.send(tagged)
             except Exception as exc:  # noqa: BLE001 — best effort, as every relayed notification: the call goes on
                 logger.debug("log message not relayed to a call: %s", type(exc).__name__)
+
+
+def _carried(hub: Hub) -> SessionState | None:
+    """Where sessions' levels are shared between replicas (`hub.cluster.redis_url`), else None (one replica)."""
+    notifier = getattr(hub, "cluster_notify", None)
+    return notifier.sessions if notifier is not None else None
 
 
 async def _sent_on(stream: CallStream, params: types.LoggingMessageNotificationParams, downstream: Downstream) -> bool:

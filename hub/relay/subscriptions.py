@@ -31,6 +31,8 @@ Rules (docs/domains.md, "Protocol relay"; docs/events.md, "Subscribable resource
 - An update is rewritten to the exposed URI and sent to each subscribed handshake-era client that
   may still read the server (scopes are checked again at delivery) on its standalone channel, and
   published once on the hub's listen bus for 2026-07-28 streams; best effort.
+- Several replicas: a sealed session's subscriptions are shared with every replica holding a copy of it
+  (`hub.cluster.session_state`, `carried`), which subscribes its own server too.
 - `resources.subscribe` is advertised to handshake-era clients while any server can take
   subscriptions, or while any is still connecting (its support is not known yet, and an
   initialize never waits for servers).
@@ -161,6 +163,58 @@ class ResourceSubscriptions:
         else:
             await self._ensure(downstream, uri, original)
         clients[connection] = principal
+        await self._share(connection, uri, subscribed=True)
+
+    async def _share(self, connection: Connection, uri: str, *, subscribed: bool) -> None:
+        """The session's subscription for its copies on other replicas (`hub.cluster.session_state`)."""
+        notifier = getattr(self._hub, "cluster_notify", None)
+        if notifier is not None and notifier.sessions is not None:
+            await notifier.sessions.share_subscription(connection, uri, subscribed)
+
+    def carried(self, connection: Connection, uri: str, principal: Principal, *, subscribed: bool) -> None:
+        """A subscription (or its end) this session's client made on another replica: held for its copy
+        here at once (an update delivered here reaches it), the server subscribed here in the background
+        (an update of this replica's server too); a URI it may not read here is left out, logged."""
+        held = self._clients.get(uri)
+        if not subscribed:
+            if held is not None and held.pop(connection, None) is not None:
+                self._soon(self._carried_end, connection, uri)
+            return
+        try:
+            server, original = self._resolve(uri, principal)
+        except MCPError:
+            logger.debug("a carried subscription to %s is not held: not readable here", uri)
+            return
+        clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
+        if connection in clients:
+            return
+        clients[connection] = principal
+        self._soon(self._carried_start, connection, uri, server, original)
+
+    def _soon(self, work: Callable[..., Any], *args: Any) -> None:
+        group = getattr(self._hub, "_task_group", None)
+        if group is not None:
+            group.start_soon(work, *args)
+
+    async def _carried_start(self, connection: Connection, uri: str, server: str, original: str) -> None:
+        try:
+            downstream = self._hub.downstreams[server]
+            if _per_client(downstream):
+                await subscribe_own(self._hub.config, downstream, connection, original, subscribe=True)
+            elif supports_subscribe(downstream):
+                await self._ensure(downstream, uri, original)
+        except Exception as exc:  # noqa: BLE001 — best effort: updates relayed from other replicas still arrive
+            logger.info("a carried subscription to %s is not held on server %s: %s", uri, server, type(exc).__name__)
+
+    async def _carried_end(self, connection: Connection, uri: str) -> None:
+        target = self._hub.catalog.resolve_uri(uri)
+        downstream = self._hub.downstreams.get(target[0]) if target is not None else None
+        try:
+            if target is not None and downstream is not None and _per_client(downstream):
+                await subscribe_own(self._hub.config, downstream, connection, target[1], subscribe=False)
+        except Exception as exc:  # noqa: BLE001 — best effort, as an unsubscribe
+            logger.debug("a carried unsubscribe from %s not sent: %s", uri, type(exc).__name__)
+        await self._release_if_unused(uri)
 
     async def unsubscribe(self, connection: Connection, uri: str, principal: Principal) -> None:
         """A client's `resources/unsubscribe`: forget it; the last one out unsubscribes the server
@@ -173,6 +227,7 @@ class ResourceSubscriptions:
         if held and _per_client(downstream):
             await subscribe_own(self._hub.config, downstream, connection, original, subscribe=False)
         await self._release_if_unused(uri)
+        await self._share(connection, uri, subscribed=False)
 
     async def hold_for_stream(self, uris: Iterable[str], principal: Principal) -> list[str]:
         """A 2026-07-28 client's listen stream opens: subscribe what it may read; the URIs held."""

@@ -13,6 +13,9 @@ Rules (docs/protocol.md, "Tasks"):
 - The client sees the task id `<server>:<taskId>`; the hub maps it back. A task belongs to the client
   connection that created it: another connection (or the same one after losing sight of the server)
   gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
+- Several replicas (`hub.cluster.tasks`): in a sealed session the id also names the replica holding the
+  task, `<server>:<taskId>@<replica>.<mac>`; another replica serving the session asks that one through
+  Redis, or says that the task is held there (never "not found": outside review, cluster round 18 #5).
 - On a profile (`/mcp/<profile>`, `serve --profile`) the tool's name is resolved as a plain call's is
   (its names, its own names, nothing outside it: `SearchFront.task_target`); a name the plain call refuses
   is answered by the plain call (outside review policies17 #1). A task is seen only on the profile it
@@ -42,6 +45,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 import anyio
 import mcp_types as types
@@ -63,7 +67,9 @@ from hub.relay.task_requests import (NEVER_RETRY, TaskCreation, as_json, ask_abo
                                      create_task)
 from hub.wire import WireResult
 from hub.downstream.serials import session_serial
+from hub.downstream.request_deadline import request_deadline
 from hub.relay.fair_cap import FairCap
+from hub.cluster.tasks import RemoteTasks, TaskMarks, configured_secrets, elsewhere, unmarked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,6 +80,8 @@ if TYPE_CHECKING:
     from hub.hub import Hub
 
 RELATED_TASK = "io.modelcontextprotocol/related-task"
+_NOWHERE: Any = object()
+"""A profile no task was created on (`answer_for_replica`: the asking face is not the task's)."""
 MAX_TASKS_PER_CONNECTION = 200
 """Tasks a client connection keeps through the hub; creating one more forgets its oldest."""
 LIST_CONCURRENCY = 16
@@ -119,6 +127,11 @@ class RelayedTask:
     progress: TaskProgress | None = None
     """Its progress token, while the task is not known to be terminal (`TaskRelay.progress`)."""
 
+    @property
+    def key(self) -> str:
+        """How its connection's tasks are keyed: `<server>:<taskId>` (`exposed` may carry a replica mark)."""
+        return f"{self.server}:{self.task_id}"
+
     def seen_on(self, view: ProfileView | None) -> bool:
         """Whether a client of `view` may see it: created there, its tool still in that profile."""
         return view is self.view and (view is None or view.includes(self.tool))
@@ -136,6 +149,19 @@ class TaskRelay:
         keyed without the session, one caller's task record replaced another's (re-check of round 12)."""
         self._progress = TaskProgressRoutes()
         """Tasks' progress tokens (`hub.relay.task_progress`)."""
+        self._cluster: tuple[TaskMarks | None, RemoteTasks | None] | None = None
+        """Replica marks on task ids and the asks to other replicas, when clustered (`_clustered`)."""
+
+    def _clustered(self) -> tuple[TaskMarks | None, RemoteTasks | None]:
+        """(marks, remote asks): both with session secrets and Redis, marks alone with secrets alone,
+        neither on one machine (worked out once, on first use: the notifier is made after the relays)."""
+        if self._cluster is None:
+            notifier = getattr(self._hub, "cluster_notify", None)
+            remote = notifier.tasks if notifier is not None else None
+            secrets = configured_secrets(self._hub.config) if remote is None else []
+            marks = remote.marks if remote is not None else TaskMarks(secrets, uuid4().hex) if secrets else None
+            self._cluster = (marks, remote)
+        return self._cluster
 
     # -- what clients are offered ----------------------------------------------------------
 
@@ -233,8 +259,12 @@ class TaskRelay:
         created = body.get("task")
         if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
             return WireResult(checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
-        relayed = RelayedTask(f"{route.server}:{created['taskId']}", route.server, created["taskId"], principal, session,
-                              route.exposed, view, progress=progress)
+        marks, _ = self._clustered()
+        exposed = f"{route.server}:{created['taskId']}"
+        if marks is not None:  # a sealed session's: says which replica holds it
+            exposed = marks.mark(exposed, getattr(connection, "session_id", None))
+        relayed = RelayedTask(exposed, route.server, created["taskId"], principal, session, route.exposed, view,
+                              progress=progress)
         if progress is not None:
             progress.task = relayed
             if created.get("status") in TERMINAL:
@@ -246,7 +276,7 @@ class TaskRelay:
         exposed, server, task_id = task.exposed, task.server, task.task_id
         owned = self._owned.setdefault(connection, OrderedDict())
         task.owner = weakref.ref(connection)
-        owned[exposed] = task
+        owned[task.key] = task
         self._exposed.put((server, task.session, task_id), identity(task.principal) if task.principal else None, task)
         while len(owned) > MAX_TASKS_PER_CONNECTION:
             _, old = owned.popitem(last=False)
@@ -287,7 +317,9 @@ class TaskRelay:
         """The caller's task `exposed` on the face of profile `view`, else -32602 — the same for another
         client's or another profile's task and a made-up id."""
         owned = self._owned.get(connection) if connection is not None else None
-        relayed = owned.get(exposed) if owned is not None else None
+        relayed = owned.get(unmarked(exposed)) if owned is not None else None
+        if relayed is not None and relayed.exposed != exposed:
+            relayed = None  # its key with another mark (or none): not an id this connection was given
         if relayed is None or not self._visible(relayed, principal, view):
             raise MCPError(code=types.INVALID_PARAMS, message=f"task not found: {exposed[:200]!r}; "
                            "pass a taskId this connection got from a task-augmented tools/call or tasks/list")
@@ -295,11 +327,19 @@ class TaskRelay:
 
     async def forward(self, connection: Any, principal: Principal, method: str, exposed: str,
                       session: Any = None, request_id: Any = None, view: ProfileView | None = None,
-                      progress: ProgressFnT | None = None) -> dict[str, Any]:
+                      progress: ProgressFnT | None = None, *, asked_elsewhere: bool = False) -> dict[str, Any]:
         """`tasks/get`, `tasks/result` or `tasks/cancel` for the caller's task, its answer with the exposed id.
         During `tasks/result` the server's requests (elicitation, sampling) go to this caller, and the progress
-        it reports on that request to `progress` (the client sent a progressToken of its own for it)."""
-        relayed = self.find(connection, principal, exposed, view)
+        it reports on that request to `progress` (the client sent a progressToken of its own for it). A task
+        of this session another replica holds is asked there (`hub.cluster.tasks`); `asked_elsewhere`: this
+        is such an ask, answered here (never passed on again)."""
+        try:
+            relayed = self.find(connection, principal, exposed, view)
+        except MCPError:
+            answer = None if asked_elsewhere else await self._elsewhere(connection, method, exposed, view)
+            if answer is None:
+                raise
+            return answer
         downstream = self._hub.downstreams[relayed.server]
         if method == "tasks/result" and session is not None:
             with self._hub.request_relay.track(relayed.server, session, request_id, principal):
@@ -314,30 +354,75 @@ class TaskRelay:
             expose_content(body.get("content"), downstream.config.namespace)
         return {**body, "taskId": exposed} if "taskId" in body else body
 
-    async def list(self, connection: Any, principal: Principal, view: ProfileView | None = None) -> dict[str, Any]:
-        """The caller's live tasks (on the face of profile `view`), each as its server reports it now."""
+    async def _elsewhere(self, connection: Any, method: str, exposed: str,
+                         view: ProfileView | None) -> dict[str, Any] | None:
+        """A task this connection does not hold: asked of the replica that issued it in this session, if
+        another one did; None when none did ("task not found" as ever)."""
+        marks, remote = self._clustered()
+        session_id = getattr(connection, "session_id", None)
+        replica = marks.holder(exposed, session_id) if marks is not None else None
+        downstream = self._hub.downstreams.get(unmarked(exposed).split(":", 1)[0])
+        if replica is None or downstream is None or session_id is None:
+            return None
+        if remote is None:
+            raise elsewhere(exposed, replica, "cannot be asked without hub.cluster.redis_url")
+        seconds, _ = request_deadline(self._hub.config.hub, downstream.config, method)
+        return await remote.ask(replica, session_id, method, exposed, seconds, view.name if view is not None else None)
+
+    async def answer_for_replica(self, connection: Any, principal: Principal, method: str, exposed: str,
+                                 view_name: str | None) -> dict[str, Any]:
+        """Another replica's ask about a task of this connection's session (`hub.cluster.tasks`), asked on the
+        face of profile `view_name` there: answered as if asked here on that face."""
         owned = self._owned.get(connection) if connection is not None else None
-        visible = [(exposed, relayed) for exposed, relayed in (owned or {}).items()
-                   if self._visible(relayed, principal, view)]
+        relayed = owned.get(unmarked(exposed)) if owned is not None else None
+        view = relayed.view if relayed is not None else None
+        if relayed is None or (view.name if view is not None else None) != view_name:
+            view = None if view_name is None else _NOWHERE  # not this face's task: not found, as ever
+        return await self.forward(connection, principal, method, exposed, view=view, asked_elsewhere=True)
+
+    async def list(self, connection: Any, principal: Principal, view: ProfileView | None = None) -> dict[str, Any]:
+        """The caller's live tasks (on the face of profile `view`), each as its server reports it now; in a
+        sealed session, those the other replicas hold for it too (`hub.cluster.tasks`)."""
+        tasks = await self._listed(connection, lambda relayed: self._visible(relayed, principal, view))
+        _, remote = self._clustered()
+        session_id = getattr(connection, "session_id", None)
+        if remote is not None and isinstance(session_id, str):
+            seen = {task["taskId"] for task in tasks}
+            elsewhere_ = await remote.list_elsewhere(session_id, view.name if view is not None else None,
+                                                     self._hub.config.hub.timeout_s)
+            tasks += [task for task in elsewhere_ if task.get("taskId") not in seen]
+        return {"tasks": tasks}
+
+    async def list_for_replica(self, connection: Any, principal: Principal, view_name: str | None) -> dict[str, Any]:
+        """Another replica's `tasks/list` for this connection's session, on the face of profile `view_name` there."""
+        def kept(relayed: RelayedTask) -> bool:
+            return ((relayed.view.name if relayed.view is not None else None) == view_name
+                    and self._visible(relayed, principal, relayed.view))
+        return {"tasks": await self._listed(connection, kept)}
+
+    async def _listed(self, connection: Any, keep: Callable[[RelayedTask], bool]) -> list[dict[str, Any]]:
+        """The connection's tasks that `keep` keeps, each as its server reports it now."""
+        owned = self._owned.get(connection) if connection is not None else None
+        visible = [(key, relayed) for key, relayed in (owned or {}).items() if keep(relayed)]
         found: dict[str, dict[str, Any]] = {}
         limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
 
-        async def get(exposed: str, relayed: RelayedTask) -> None:
+        async def get(key: str, relayed: RelayedTask) -> None:
             async with limiter:
                 try:
                     body = await ask_about_task(self._hub.config, self._hub.downstreams[relayed.server], "tasks/get", relayed)
                 except MCPError as exc:
                     if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
-                        owned.pop(exposed, None)
+                        owned.pop(key, None)
                         self._forget(relayed)
                     return  # down or too slow: left out of this listing, kept for the next
-            found[exposed] = {k: v for k, v in body.items() if k != "_meta"} | {"taskId": exposed}
+            found[key] = {k: v for k, v in body.items() if k != "_meta"} | {"taskId": relayed.exposed}
 
         # Asked at once, so a hung server costs one deadline, not one per task (was N x `timeout_s`).
         async with anyio.create_task_group() as group:
-            for exposed, relayed in visible:
-                group.start_soon(get, exposed, relayed)
-        return {"tasks": [found[exposed] for exposed, _ in visible if exposed in found]}
+            for key, relayed in visible:
+                group.start_soon(get, key, relayed)
+        return [found[key] for key, _ in visible if key in found]
 
     async def status(self, downstream: Downstream, params: Any, owner: Any) -> None:
         """A server's `notifications/tasks/status`: to the client connection that owns the task (for a
@@ -358,8 +443,11 @@ class TaskRelay:
             if relayed.principal is None or not self._visible(relayed, relayed.principal, relayed.view):
                 return
             body = params.model_dump(mode="json", exclude_none=True)
-            await connection.notify("notifications/tasks/status",
-                                    {**self._exposed_meta(body, downstream.name, relayed.session), "taskId": exposed})
+            body = {**self._exposed_meta(body, downstream.name, relayed.session), "taskId": relayed.exposed}
+            await connection.notify("notifications/tasks/status", body)
+            notifier = getattr(self._hub, "cluster_notify", None)
+            if notifier is not None and notifier.sessions is not None:  # its GET stream may be on another replica
+                await notifier.sessions.notify_elsewhere(connection, "notifications/tasks/status", body)
             return
 
     def _visible(self, relayed: RelayedTask, principal: Principal, view: ProfileView | None) -> bool:
