@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -69,6 +68,7 @@ from hub.wire import WireResult
 from hub.downstream.serials import session_serial
 from hub.downstream.request_deadline import request_deadline
 from hub.relay.fair_cap import FairCap
+from hub.relay.task_model import TASK_CAPABILITY, RelayedTask, task_only, takes_tasks
 from hub.cluster.tasks import RemoteTasks, TaskMarks, configured_secrets, elsewhere, unmarked
 
 if TYPE_CHECKING:
@@ -91,52 +91,6 @@ MAX_TASKS = 10_000
 holding the most forgets its oldest first)."""
 MAX_TASKS_PER_CALLER = 2_000
 """Of those, at most this many of one principal (its own oldest are forgotten first)."""
-TASK_CAPABILITY = types.ServerTasksCapability(
-    list=types.TasksListCapability(), cancel=types.TasksCancelCapability(),
-    requests=types.ServerTasksRequestsCapability(tools=types.TasksToolsCapability(call=types.TasksCallCapability())))
-
-
-def task_only(tool: types.Tool) -> bool:
-    """Whether `tool` can be called only as a task (`taskSupport: "required"`)."""
-    return tool.execution is not None and tool.execution.task_support == "required"
-
-
-def takes_tasks(tool: types.Tool) -> bool:
-    return tool.execution is not None and tool.execution.task_support in ("optional", "required")
-
-
-@dataclass(eq=False)
-class RelayedTask:
-    """A task a client created through the hub."""
-
-    exposed: str
-    server: str
-    task_id: str
-    """The server's own id."""
-    principal: Principal | None = None
-    session: int | None = None
-    """Which downstream session created it (`session_serial` of its `ClientSession`): every `tasks/*`
-    about it goes to that session (a `per_client` server: the creator's own), never to another."""
-    tool: str = ""
-    """The hub-wide name of the tool that created it."""
-    view: ProfileView | None = None
-    """The profile it was created on (None: the whole catalog)."""
-    owner: weakref.ref[Any] | None = None
-    """The client connection that created it (held weakly): a request the server sends about the task goes
-    to that connection's call in flight only, never to another of the same principal (`related_task`)."""
-    progress: TaskProgress | None = None
-    """Its progress token, while the task is not known to be terminal (`TaskRelay.progress`)."""
-
-    @property
-    def key(self) -> str:
-        """How its connection's tasks are keyed: `<server>:<taskId>` (`exposed` may carry a replica mark)."""
-        return f"{self.server}:{self.task_id}"
-
-    def seen_on(self, view: ProfileView | None) -> bool:
-        """Whether a client of `view` may see it: created there, its tool still in that profile."""
-        return view is self.view and (view is None or view.includes(self.tool))
-
-
 class TaskRelay:
     """The tasks each client connection created, and the relay of `tasks/*` to their servers."""
 
