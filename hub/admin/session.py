@@ -25,6 +25,7 @@ one replica is accepted by another; without it, by a key random per process.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -47,6 +48,8 @@ LOGIN_CSRF_COOKIE = "mcphub_admin_login"
 IDLE_S = 30 * 60
 MAX_AGE_S = 8 * 3600
 MAX_SESSIONS = 1000
+FLUSH_EVERY_S = 2.0
+"""How often a sign-out Redis did not take is written again."""
 SEALED_PREFIX = "c1."
 MAX_COOKIE_CHARS = 3800
 """Browsers keep cookies up to 4096 bytes with their name and attributes; a longer sealed value sheds its notice."""
@@ -132,6 +135,7 @@ class SealedSessionStore:
     """Sessions sealed into their cookie, so every replica sharing `session_secrets` serves them."""
 
     def __init__(self, secrets_: Sequence[str], ended: EndedSessions, idle_s: float = IDLE_S) -> None:
+        self._flusher: asyncio.Task[None] | None = None
         if not secrets_:
             raise ValueError("hub.cluster.session_secrets is empty: nothing to seal console sessions with")
         self._keys = [AESGCM(_derive(_SEAL_AAD, s)) for s in secrets_]
@@ -159,8 +163,21 @@ class SealedSessionStore:
         return self._seal(session)
 
     async def end(self, session: AdminSession) -> None:
-        """Sign-out: here at once, and on every replica through Redis when it is set."""
+        """Sign-out: here at once, and on every replica through Redis when it is set; a sign-out Redis did
+        not take (an outage) is written again every `FLUSH_EVERY_S` until it is, not only on this replica's
+        next console request (re-check 20 #3: another replica accepted the signed-out cookie meanwhile)."""
         await self.ended.end(_ENDED_PREFIX + session.sid, session.created + MAX_AGE_S)
+        if self.ended.unshared and self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_until_shared())
+
+    async def _flush_until_shared(self) -> None:
+        try:
+            deadline = time.monotonic() + MAX_AGE_S
+            while self.ended.unshared and time.monotonic() < deadline:
+                await asyncio.sleep(FLUSH_EVERY_S)
+                await self.ended.flush()
+        finally:
+            self._flusher = None
 
     def end_credential(self, credential: str) -> None:
         """Nothing to drop: every request re-checks the credential in the shared key store."""

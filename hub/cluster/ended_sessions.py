@@ -125,7 +125,7 @@ class EndedSessions:
             return False
         try:
             with anyio.fail_after(REDIS_TIMEOUT_S):
-                found = bool(await self._redis.exists(KEY_PREFIX + digest))
+                left = int(await self._redis.ttl(KEY_PREFIX + digest))  # -2: no such key, -1: no expiry
         except Exception as exc:  # noqa: BLE001 — fail open: the owner check still guards the id
             if not self._warned:
                 logger.warning("could not read ended sessions from Redis (%s); continuing a session opened "
@@ -133,7 +133,12 @@ class EndedSessions:
                 self._warned = True
             return False
         self._warned = False
-        return found
+        if left == -2:
+            return False
+        # Learnt from Redis: kept here too, so a Redis restart without persistence does not revive it on
+        # this replica (re-check 20 #2: a console sign-out read from Redis was accepted again after one).
+        self.remember(session_id, time.time() + (left if left > 0 else 24 * 3600))
+        return True
 
     @property
     def shared(self) -> bool:

@@ -127,3 +127,60 @@ def test_the_answer_says_where_the_action_applied(reached: Any, expected: str) -
         return await ClusterActions(Local(), notifier, [A] if notifier else []).perform("e", "disable", "ops")  # type: ignore[arg-type]
 
     assert anyio.run(run).text().startswith(expected)
+
+
+class FakeRedis:
+    """What `EndedSessions` asks of Redis, with an outage switch and a restart that forgets everything."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, int] = {}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionError("redis is down")
+
+    async def ttl(self, key: str) -> int:
+        self._check()
+        return self.keys.get(key, -2)
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        redis, writes = self, []
+
+        class Pipe:
+            def set(self, key: str, value: bytes, ex: int) -> None:
+                writes.append((key, ex))
+
+            async def execute(self) -> None:
+                redis._check()
+                redis.keys.update(writes)
+
+        return Pipe()
+
+
+@pytest.mark.anyio
+async def test_a_sign_out_survives_a_redis_restart_and_one_made_during_an_outage_is_shared_once_it_is_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-check 20 #2 and #3: a sign-out read from Redis was accepted again on another replica once Redis
+    restarted without persistence; one made while Redis was down reached Redis only on this replica's next
+    console request, so other replicas accepted the signed-out cookie meanwhile."""
+    import hub.admin.session as session_module
+
+    monkeypatch.setattr(session_module, "FLUSH_EVERY_S", 0.05, raising=False)
+    redis = FakeRedis()
+    here, there = EndedSessions(None), EndedSessions(None)
+    here._redis = there._redis = redis  # noqa: SLF001 — two replicas on one Redis
+    mine = session()
+    cookie = SealedSessionStore(["k" * 32], here).create(mine)
+    replica_b = SealedSessionStore(["k" * 32], there)
+    assert await replica_b.get(request_with(cookie)) is not None
+    redis.down = True
+    await SealedSessionStore(["k" * 32], here).end(mine)  # signed out on A while Redis is down
+    assert here.unshared == 1
+    redis.down = False
+    with anyio.fail_after(10):  # written by A on its own, with no further console request there
+        while here.unshared:
+            await anyio.sleep(0.02)
+    assert await replica_b.get(request_with(cookie)) is None, "B learnt the sign-out from Redis"
+    redis.keys.clear()  # Redis restarted without persistence
+    assert await replica_b.get(request_with(cookie)) is None, "B remembers what it learnt"
