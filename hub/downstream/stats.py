@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,20 @@ class CallStats:
     on_timeout: Callable[[], None] | None = None
     """Told of each call that timed out on the wire (`hub.downstream.liveness`: is the server hung?)."""
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=512))
+    _tasks: dict[int, tuple[tuple[str, str], float]] = field(default_factory=dict)
+    """Tasks running on the server, by a token of `task_running`: (caller identity, monotonic bound)."""
+    _task_serial: int = 0
+
+    def task_running(self, caller: tuple[str, str], for_s: float) -> int:
+        """A task of `caller` runs on the server (for at most `for_s` as far as the hub can tell: its ttl):
+        what the server writes meanwhile may be that task's, so its caller counts as calling (`calling`).
+        Re-check 20 #1: a line bob's task wrote reached alice, whose plain call happened to be in flight."""
+        self._task_serial += 1
+        self._tasks[self._task_serial] = (caller, time.monotonic() + for_s)
+        return self._task_serial
+
+    def task_done(self, token: int) -> None:
+        self._tasks.pop(token, None)
 
     def start(self, caller: tuple[str, str] | None = None) -> None:
         """A call went on the wire, for `caller` (an identity) if known."""
@@ -80,8 +95,13 @@ class CallStats:
             self.callers[caller] -= 1
 
     def calling(self) -> set[tuple[str, str]]:
-        """The identities with calls in flight."""
-        return set(self.callers)
+        """The identities with calls in flight, or tasks running (`task_running`)."""
+        if not self._tasks:
+            return set(self.callers)
+        now = time.monotonic()
+        for token in [t for t, (_, until) in self._tasks.items() if until <= now]:
+            del self._tasks[token]
+        return set(self.callers) | {caller for caller, _ in self._tasks.values()}
 
     def record(self, seconds: float, failed: bool) -> None:
         self.calls += 1

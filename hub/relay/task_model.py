@@ -48,6 +48,8 @@ class RelayedTask:
     owner: weakref.ref[Any] | None = None
     """The client connection that created it (held weakly): a request the server sends about the task goes
     to that connection's call in flight only, never to another of the same principal (`related_task`)."""
+    running: int | None = None
+    """Its token in the server's `CallStats` while it may be running (`task_running`), else None."""
     progress: TaskProgress | None = None
     """Its progress token, while the task is not known to be terminal (`TaskRelay.progress`)."""
 

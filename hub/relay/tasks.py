@@ -219,6 +219,8 @@ class TaskRelay:
             exposed = marks.mark(exposed, getattr(connection, "session_id", None))
         relayed = RelayedTask(exposed, route.server, created["taskId"], principal, session, route.exposed, view,
                               progress=progress)
+        if created.get("status") not in TERMINAL and principal is not None:
+            relayed.running = downstream.stats.task_running(identity(principal), _running_bound_s(created))
         if progress is not None:
             progress.task = relayed
             if created.get("status") in TERMINAL:
@@ -250,8 +252,12 @@ class TaskRelay:
             task.owner = None
 
     def _settled(self, task: RelayedTask) -> None:
-        """The task is terminal (or forgotten): its progress token is no longer valid."""
+        """The task is terminal (or forgotten): its progress token is no longer valid, and what its server
+        writes is no longer its caller's (`CallStats.task_running`)."""
         self._progress.close(task)
+        if task.running is not None and (downstream := self._hub.downstreams.get(task.server)) is not None:
+            downstream.stats.task_done(task.running)
+        task.running = None
 
     async def progress(self, downstream: Downstream, params: types.ProgressNotificationParams, owner: Any = None) -> None:
         """A server's `notifications/progress` with a task's token (`TaskProgress`): to the connection that
@@ -453,3 +459,15 @@ class TaskRelay:
     def _audit_cancel(self, method: str, principal: Principal, relayed: RelayedTask) -> None:
         if method == "tasks/cancel":
             self._hub.request_relay.audit_event(relayed.server, "task_cancel", principal, "ok", None, None)
+
+
+RUNNING_BOUND_S = 600.0
+"""How long a task whose end the hub never sees counts as running, when the server gave no ttl."""
+
+
+def _running_bound_s(created: dict[str, Any]) -> float:
+    """A task's running bound: its ttl (ms) when the server gave one, within an hour; else `RUNNING_BOUND_S`."""
+    ttl = created.get("ttl")
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > 0:
+        return min(float(ttl) / 1000, 3600.0)
+    return RUNNING_BOUND_S
