@@ -54,9 +54,15 @@ class Store:
                 if self.closed:
                     raise DomainError("unavailable", "this server was restarted or stopped while the request ran; "
                                       "send it again")
-                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise _busy(exc) from None
                 try:
                     result = work(self._db)
+                except sqlite3.OperationalError as exc:
+                    self._db.execute("ROLLBACK")
+                    raise _busy(exc) from None
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -64,6 +70,15 @@ class Store:
                 return result
 
         return await anyio.to_thread.run_sync(in_thread)
+
+
+def _busy(exc: sqlite3.OperationalError) -> Exception:
+    """A database another writer held past the busy timeout is a retryable `unavailable` (nothing was
+    written: the transaction rolled back), not a bug; any other operational error stays what it is."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        return DomainError("unavailable", "the server's database is busy with another writer (locked); nothing was "
+                           "written: try again shortly", retry_after_s=1.0)
+    return exc
 
 
 def close_stores(root: object, depth: int = 4) -> int:

@@ -80,3 +80,26 @@ async def test_work_on_a_closed_store_is_refused_as_unavailable_not_a_crash(tmp_
     with pytest.raises(DomainError) as refused:
         await store.run(lambda db: db.execute("SELECT 1").fetchone())
     assert refused.value.body.code == "unavailable" and "send it again" in refused.value.body.message
+
+
+async def test_a_database_locked_by_another_writer_is_a_retryable_unavailable_not_internal(tmp_path: Path) -> None:
+    """The SQLite idempotency ledger (and every store) answered `internal … failed unexpectedly` when
+    another writer held the database past the busy timeout; nothing was written, so it may be retried."""
+    import sqlite3
+
+    from servers.kit.errors import DomainError
+    from servers.kit.store import Store
+
+    store = Store(tmp_path / "x.sqlite", ["CREATE TABLE t (v INTEGER)"])
+    store._db.execute("PRAGMA busy_timeout = 50")  # noqa: SLF001 — not the 5 s a server waits
+    other = sqlite3.connect(tmp_path / "x.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DomainError) as busy:
+            await store.run(lambda db: db.execute("INSERT INTO t VALUES (1)"))
+        assert busy.value.body.code == "unavailable" and busy.value.body.retryable, busy.value.body
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await store.run(lambda db: db.execute("INSERT INTO t VALUES (2)"))
+    assert [tuple(r) for r in await store.run(lambda db: db.execute("SELECT v FROM t").fetchall())] == [(2,)]
