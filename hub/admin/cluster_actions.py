@@ -20,9 +20,6 @@ signature does not check, is ignored (a replay, or another deployment's).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -33,6 +30,7 @@ from uuid import uuid4
 import anyio
 
 from hub.admin.actions import STOP_WAIT_S, VERBS, ActionResult, ServerActions, Verb
+from hub.cluster.signing import SharedKeys, canonical
 
 if TYPE_CHECKING:
     from hub.cluster.notify import ClusterNotifier
@@ -111,7 +109,7 @@ class ClusterActions:
                  reply_wait_s: float = REPLY_WAIT_S) -> None:
         self.local = local
         self.notifier = notifier
-        self._keys = [hashlib.sha256(_SIGN_PURPOSE + s.encode()).digest() for s in secrets]
+        self._keys = SharedKeys(_SIGN_PURPOSE, secrets)
         self.reply_wait_s = reply_wait_s
         self._waiting: dict[str, tuple[list[ActionResult], anyio.Event]] = {}
         self._done_ids: dict[str, float] = {}
@@ -200,9 +198,8 @@ class ClusterActions:
 
     # -- signing --------------------------------------------------------------------------------
 
-    def _sign(self, payload: dict[str, Any], key: bytes | None = None) -> str:
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        return hmac.new(key or self._keys[0], body, "sha256").hexdigest()
+    def _sign(self, payload: dict[str, Any]) -> str:
+        return self._keys.sign(canonical(payload))
 
     def _verified(self, payload: dict[str, Any], sig: object) -> bool:
         if not isinstance(sig, str) or not {"action_id", "server", "verb", "at"} <= payload.keys():
@@ -211,7 +208,7 @@ class ClusterActions:
             fresh = abs(time.time() - float(payload["at"])) <= MAX_SKEW_S
         except (TypeError, ValueError):
             return False
-        return fresh and any(hmac.compare_digest(sig, self._sign(payload, key)) for key in self._keys)
+        return fresh and self._keys.verify(canonical(payload), sig)
 
     def _forget_old(self) -> None:
         cutoff = time.time() - 2 * MAX_SKEW_S

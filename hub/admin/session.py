@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hub.cluster.signing import derive_key
 from hub.cluster.ended_sessions import EndedSessions
 
 COOKIE = "mcphub_admin"
@@ -138,7 +138,7 @@ class SealedSessionStore:
         self._flusher: asyncio.Task[None] | None = None
         if not secrets_:
             raise ValueError("hub.cluster.session_secrets is empty: nothing to seal console sessions with")
-        self._keys = [AESGCM(_derive(_SEAL_AAD, s)) for s in secrets_]
+        self._keys = [AESGCM(derive_key(_SEAL_AAD, s)) for s in secrets_]
         self.ended = ended
         self.idle_s = idle_s
 
@@ -221,17 +221,13 @@ def _alive(session: AdminSession, now: float, idle_s: float) -> bool:
             and (session.expires_at is None or session.expires_at > now))
 
 
-def _derive(purpose: bytes, secret: str) -> bytes:
-    return hashlib.sha256(purpose + secret.encode()).digest()
-
-
 class LoginTokens:
     """Login-form CSRF tokens: random part + HMAC of it. The double-submit pair must be one a replica
     of this hub issued, not any pair: signed by a key derived from the first shared secret (verified
     with each, for rotation), or a key random per process when there are none."""
 
     def __init__(self, secrets_: Sequence[str] = ()) -> None:
-        self._keys = [_derive(_LOGIN_AAD, s) for s in secrets_] or [secrets.token_bytes(32)]
+        self._keys = [derive_key(_LOGIN_AAD, s) for s in secrets_] or [secrets.token_bytes(32)]
 
     def issue(self) -> str:
         nonce = secrets.token_urlsafe(24)

@@ -21,7 +21,6 @@ Where the record lives:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -29,16 +28,14 @@ from typing import Any
 
 import anyio
 
+from hub.cluster.signing import id_digest
+
 logger = logging.getLogger("hub.cluster")
 
 KEY_PREFIX = "mcp-hub:ended:"
 REDIS_TIMEOUT_S = 2.0
 MAX_LOCAL = 100_000
 """Ended ids kept in memory (the oldest forgotten first; Redis, when set, keeps them all)."""
-
-
-def _digest(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 class EndedSessions:
@@ -63,7 +60,7 @@ class EndedSessions:
 
     def remember(self, session_id: str, expires_at: float) -> None:
         """The local half of `end`: at once, before anything awaits."""
-        digest, now = _digest(session_id), time.time()
+        digest, now = id_digest(session_id), time.time()
         self._local[digest] = expires_at
         self._local.move_to_end(digest)
         while self._local and (len(self._local) > MAX_LOCAL or next(iter(self._local.values())) <= now):
@@ -73,7 +70,7 @@ class EndedSessions:
         """The shared half of `end` (Redis, when set); kept for `flush` if Redis does not take it."""
         if self._redis is None or expires_at <= time.time():
             return
-        digest = _digest(session_id)
+        digest = id_digest(session_id)
         try:
             await self._write({digest: expires_at})
         except Exception as exc:  # noqa: BLE001 — the end holds here, and is written again once Redis answers
@@ -117,7 +114,7 @@ class EndedSessions:
 
     async def ended(self, session_id: str) -> bool:
         """Whether `session_id` was ended here or (with Redis) on any replica."""
-        digest = _digest(session_id)
+        digest = id_digest(session_id)
         expires_at = self._local.get(digest)
         if expires_at is not None and expires_at > time.time():
             return True
@@ -153,7 +150,7 @@ class EndedSessions:
             with anyio.fail_after(REDIS_TIMEOUT_S):
                 pipe = self._redis.pipeline(transaction=False)
                 for session_id in session_ids:
-                    pipe.exists(KEY_PREFIX + _digest(session_id))
+                    pipe.exists(KEY_PREFIX + id_digest(session_id))
                 found = await pipe.execute()
         except Exception:  # noqa: BLE001 — looked at again on the next sweep
             return set()

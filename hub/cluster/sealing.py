@@ -11,7 +11,6 @@ forged id, or an unknown secret all fail authentication (`open_session` returns 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import time
@@ -20,6 +19,8 @@ from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hub.cluster.signing import derive_key
 
 PREFIX = "s1."
 _AAD = b"mcp-hub session id v1"
@@ -38,7 +39,7 @@ class SessionState(NamedTuple):
 
 
 def _key(secret: str) -> AESGCM:
-    return AESGCM(hashlib.sha256(_AAD + secret.encode()).digest())
+    return AESGCM(derive_key(_AAD, secret))
 
 
 class SessionSealer:

@@ -23,13 +23,13 @@ travel with the session, so every replica holding a copy of it delivers as the o
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from hub.cluster.signing import id_digest
 from hub.cluster.sealing import PREFIX
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def session_digest(connection: Any) -> str | None:
     session_id = getattr(connection, "session_id", None)
     if not isinstance(session_id, str) or not session_id.startswith(PREFIX):
         return None
-    return hashlib.sha256(session_id.encode()).hexdigest()
+    return id_digest(session_id)
 
 
 class SessionState:

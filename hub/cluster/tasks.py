@@ -28,9 +28,6 @@ Rules (docs/deploy.md, "Sessions"):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import os
 import re
@@ -44,6 +41,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from hub.cluster.sealing import PREFIX
+from hub.cluster.signing import SharedKeys, canonical, id_digest
 
 if TYPE_CHECKING:
     from hub.cluster.notify import ClusterNotifier
@@ -76,19 +74,15 @@ class TaskMarks:
     """Task ids that say which replica holds them, verifiable by every replica of the cluster."""
 
     def __init__(self, secrets: Sequence[str], replica: str) -> None:
-        self._keys = [hashlib.sha256(_PURPOSE + s.encode()).digest() for s in secrets]
+        self._keys = SharedKeys(_PURPOSE, secrets)
         self.replica = replica[:12]
-
-    def _mac(self, key: bytes, replica: str, base: str, session_id: str) -> str:
-        body = json.dumps([replica, base, hashlib.sha256(session_id.encode()).hexdigest()]).encode()
-        return hmac.new(key, body, "sha256").hexdigest()[:16]
 
     def mark(self, base: str, session_id: str | None) -> str:
         """`base` with this replica's mark, for a sealed session; unchanged otherwise (it never moves)."""
         if not _sealed(session_id):
             return base
         assert session_id is not None
-        return f"{base}@{self.replica}.{self._mac(self._keys[0], self.replica, base, session_id)}"
+        return f"{base}@{self.replica}.{self._keys.sign(canonical([self.replica, base, id_digest(session_id)]), 16)}"
 
     def holder(self, exposed: str, session_id: str | None) -> str | None:
         """The replica that issued `exposed` in this session, when it is another one; else None."""
@@ -97,16 +91,14 @@ class TaskMarks:
             return None
         assert session_id is not None
         base, replica = exposed[:found.start()], found.group(1)
-        ok = any(hmac.compare_digest(found.group(2), self._mac(key, replica, base, session_id)) for key in self._keys)
+        ok = self._keys.verify(canonical([replica, base, id_digest(session_id)]), found.group(2), 16)
         return replica if ok else None
 
     def sign(self, payload: dict[str, Any]) -> str:
-        return hmac.new(self._keys[0], json.dumps(payload, sort_keys=True).encode(), "sha256").hexdigest()
+        return self._keys.sign(canonical(payload))
 
     def signed(self, payload: dict[str, Any], signature: Any) -> bool:
-        body = json.dumps(payload, sort_keys=True).encode()
-        return isinstance(signature, str) and any(
-            hmac.compare_digest(signature, hmac.new(key, body, "sha256").hexdigest()) for key in self._keys)
+        return self._keys.verify(canonical(payload), signature)
 
 
 def _sealed(session_id: str | None) -> bool:
@@ -139,7 +131,7 @@ class RemoteTasks:
         once acknowledged); its answer, or its JSON-RPC error raised."""
         ask_id = uuid4().hex
         payload = {"to": replica, "from": self._marks.replica, "ask": ask_id, "at": time.time(), "method": method,
-                   "taskId": exposed, "session": hashlib.sha256(session_id.encode()).hexdigest(), "view": view}
+                   "taskId": exposed, "session": id_digest(session_id), "view": view}
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](2)
         self._waiting[ask_id] = send
         try:
@@ -165,7 +157,7 @@ class RemoteTasks:
         answers within `seconds`; none when Redis does not take the ask."""
         ask_id = uuid4().hex
         payload = {"to": "*", "from": self._marks.replica, "ask": ask_id, "at": time.time(), "method": "tasks/list",
-                   "taskId": None, "session": hashlib.sha256(session_id.encode()).hexdigest(), "view": view}
+                   "taskId": None, "session": id_digest(session_id), "view": view}
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](64)
         self._waiting[ask_id] = send
         found: list[dict[str, Any]] = []

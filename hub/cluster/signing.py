@@ -1,0 +1,45 @@
+"""What replicas sign for each other with keys derived from the shared `hub.cluster.session_secrets`:
+one key per secret and purpose, the first signing and every one verifying (so a secret can be rotated).
+Used by task marks and asks (`hub.cluster.tasks`) and console actions (`hub.admin.cluster_actions`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from typing import Any
+
+
+def derive_key(purpose: bytes, secret: str) -> bytes:
+    """A 256-bit key for one purpose from a shared secret (never the secret itself)."""
+    return hashlib.sha256(purpose + secret.encode()).digest()
+
+
+def id_digest(session_id: str) -> str:
+    """How a session id is named among replicas (Redis keys, signed payloads): its SHA-256, in hex."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def canonical(payload: Any) -> bytes:
+    """`payload` as the bytes a signature covers: compact JSON, keys sorted."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+class SharedKeys:
+    """One purpose's keys, from every shared secret."""
+
+    def __init__(self, purpose: bytes, secrets: Sequence[str]) -> None:
+        self.keys = [derive_key(purpose, s) for s in secrets]
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def sign(self, body: bytes, length: int = 64, key: bytes | None = None) -> str:
+        """The HMAC-SHA256 of `body` under the first key (or `key`), hex, cut to `length` characters."""
+        return hmac.new(key or self.keys[0], body, "sha256").hexdigest()[:length]
+
+    def verify(self, body: bytes, signature: object, length: int = 64) -> bool:
+        """Whether `signature` is `body`'s under any of the keys (constant-time)."""
+        return isinstance(signature, str) and any(
+            hmac.compare_digest(signature, self.sign(body, length, key)) for key in self.keys)
