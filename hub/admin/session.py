@@ -26,21 +26,17 @@ one replica is accepted by another; without it, by a key random per process.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.cluster.signing import derive_key
+from hub.cluster.signing import Sealed, derive_key
 from hub.cluster.ended_sessions import EndedSessions
 
 COOKIE = "mcphub_admin"
@@ -138,7 +134,7 @@ class SealedSessionStore:
         self._flusher: asyncio.Task[None] | None = None
         if not secrets_:
             raise ValueError("hub.cluster.session_secrets is empty: nothing to seal console sessions with")
-        self._keys = [AESGCM(derive_key(_SEAL_AAD, s)) for s in secrets_]
+        self._sealed = Sealed(_SEAL_AAD, secrets_, SEALED_PREFIX)
         self.ended = ended
         self.idle_s = idle_s
 
@@ -188,32 +184,18 @@ class SealedSessionStore:
     def _seal(self, session: AdminSession) -> str:
         state = [session.sid, session.principal, session.kind, session.credential, session.expires_at,
                  list(session.scopes), session.csrf, session.created, session.seen, session.notice]
-        value = self._encrypt(json.dumps(state, separators=(",", ":")).encode())
+        value = self._sealed.seal(json.dumps(state, separators=(",", ":")).encode())
         if len(value) > MAX_COOKIE_CHARS and session.notice is not None:
             state[-1] = None  # the notice is only a courtesy; the session must fit
-            value = self._encrypt(json.dumps(state, separators=(",", ":")).encode())
+            value = self._sealed.seal(json.dumps(state, separators=(",", ":")).encode())
         return value
 
-    def _encrypt(self, plain: bytes) -> str:
-        nonce = os.urandom(12)
-        sealed = nonce + self._keys[0].encrypt(nonce, plain, _SEAL_AAD)
-        return SEALED_PREFIX + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
-
     def _open(self, value: str) -> AdminSession | None:
-        if not value.startswith(SEALED_PREFIX) or len(value) > MAX_COOKIE_CHARS * 2:
+        plain = self._sealed.open(value, MAX_COOKIE_CHARS * 2)
+        if plain is None:
             return None
-        try:
-            raw = base64.urlsafe_b64decode(value[len(SEALED_PREFIX):] + "=" * (-len(value) % 4))
-        except ValueError:
-            return None
-        for key in self._keys:
-            try:
-                plain = key.decrypt(raw[:12], raw[12:], _SEAL_AAD)
-            except (InvalidTag, ValueError):
-                continue
-            sid, principal, kind, credential, expires_at, scopes, csrf, created, seen, notice = json.loads(plain)
-            return AdminSession(principal, kind, credential, expires_at, tuple(scopes), csrf, created, seen, notice, sid)
-        return None
+        sid, principal, kind, credential, expires_at, scopes, csrf, created, seen, notice = json.loads(plain)
+        return AdminSession(principal, kind, credential, expires_at, tuple(scopes), csrf, created, seen, notice, sid)
 
 
 def _alive(session: AdminSession, now: float, idle_s: float) -> bool:

@@ -10,17 +10,12 @@ forged id, or an unknown secret all fail authentication (`open_session` returns 
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from hub.cluster.signing import derive_key
+from hub.cluster.signing import Sealed
 
 PREFIX = "s1."
 _AAD = b"mcp-hub session id v1"
@@ -38,38 +33,22 @@ class SessionState(NamedTuple):
     issued_at: float
 
 
-def _key(secret: str) -> AESGCM:
-    return AESGCM(derive_key(_AAD, secret))
-
-
 class SessionSealer:
     def __init__(self, secrets: Sequence[str], max_age_s: float) -> None:
         if not secrets:
             raise ValueError("hub.cluster.session_secrets is empty: nothing to seal session ids with")
-        self._keys = [_key(s) for s in secrets]
+        self._sealed = Sealed(_AAD, secrets, PREFIX)
         self.max_age_s = max_age_s
 
     def seal(self, state: SessionState) -> str:
-        nonce = os.urandom(12)
-        plain = json.dumps(list(state), separators=(",", ":")).encode()
-        return PREFIX + base64.urlsafe_b64encode(nonce + self._keys[0].encrypt(nonce, plain, _AAD)).decode().rstrip("=")
+        return self._sealed.seal(json.dumps(list(state), separators=(",", ":")).encode())
 
     def open(self, session_id: str, now: float | None = None) -> SessionState | None:
         """The state sealed in `session_id`; None if it is not one of ours, altered, or too old."""
-        if not session_id.startswith(PREFIX) or len(session_id) > MAX_ID_CHARS:
+        plain = self._sealed.open(session_id, MAX_ID_CHARS)
+        if plain is None:
             return None
-        try:
-            raw = base64.urlsafe_b64decode(session_id[len(PREFIX):] + "=" * (-len(session_id) % 4))
-        except ValueError:
+        version, params, owner, issued = json.loads(plain)
+        if (now if now is not None else time.time()) - issued > self.max_age_s:
             return None
-        for key in self._keys:
-            try:
-                plain = key.decrypt(raw[:12], raw[12:], _AAD)
-            except (InvalidTag, ValueError):
-                continue
-            version, params, owner, issued = json.loads(plain)
-            state = SessionState(version, params, tuple(owner) if owner is not None else None, issued)
-            if (now if now is not None else time.time()) - issued > self.max_age_s:
-                return None
-            return state
-        return None
+        return SessionState(version, params, tuple(owner) if owner is not None else None, issued)
