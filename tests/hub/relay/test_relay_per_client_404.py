@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -53,6 +54,16 @@ class Downstream:
         wait_for_port(self.port)
         return proc
 
+    hub_url = ""
+
+    async def hub_connected(self) -> None:
+        """Wait until the hub's own (shared) session of the server is up: a hub that noticed the restart
+        lists no resources of a `per_client` server until it has reconnected (`Hub.resources_for`)."""
+        async def connected() -> bool:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(self.hub_url.replace("/mcp", "/healthz"), timeout=5)).json().get("status") == "ok"
+        await eventually(connected)
+
     def restart(self) -> None:
         self._proc.stop()
         self._started.remove(self._proc)
@@ -65,6 +76,7 @@ async def hub_and_client(tmp_path: Path, started: list[Proc]) -> AsyncIterator[t
     config = write_config(tmp_path, {"st": {"url": downstream.url, "protocol": "legacy", "session": "per_client"}},
                           {"data_dir": str(tmp_path / "data")})
     url = start_hub_http(started, config)
+    downstream.hub_url = url
     heard = Heard()
     with anyio.fail_after(120):
         async with Client(url, mode="legacy", message_handler=heard.on_message, logging_callback=heard.on_log) as client:
@@ -152,6 +164,7 @@ async def test_listing_resources_after_the_404_asks_again_on_a_new_session(tmp_p
     async with hub_and_client(tmp_path, started) as (client, _heard, downstream):
         assert [str(r.uri) for r in (await client.list_resources()).resources] == [URI]
         downstream.restart()
+        await downstream.hub_connected()  # if the hub noticed the restart, its client's session is still the old one
         assert [str(r.uri) for r in (await client.list_resources()).resources] == [URI]
 
 
