@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from hub.admin import views_activity, views_keys, views_servers, views_tools
@@ -30,8 +30,19 @@ if TYPE_CHECKING:
 View = Callable[[Console, Request, AdminSession], Awaitable[Response]]
 
 
-def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
-    """The console's ASGI app, to be mounted at `/admin`."""
+class ConsoleApp(Router):
+    """The console's routes, and `aclose()` for the hub's stop (its sessions' shared-store client)."""
+
+    def __init__(self, console: Console, routes: list[BaseRoute]) -> None:
+        super().__init__(routes=routes)
+        self.console = console
+
+    async def aclose(self) -> None:
+        await self.console.sessions.aclose()
+
+
+def admin_app(hub: Hub, auth: HttpAuth | None) -> ConsoleApp:
+    """The console's ASGI app, to be mounted at `/admin`; `aclose()` it when the hub stops."""
     console = Console(hub, auth)
 
     async def gate(request: Request, touch: bool = True) -> AdminSession | Response | None:
@@ -120,7 +131,7 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> Router:
     async def home(request: Request) -> Response:
         return RedirectResponse("/admin/servers", status_code=303)
 
-    return Router(routes=[
+    return ConsoleApp(console, [
         Route("/", home, methods=["GET"]),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),

@@ -179,6 +179,13 @@ class SealedSessionStore:
         """Nothing to drop: every request re-checks the credential in the shared key store."""
 
     async def aclose(self) -> None:
+        """At the hub's stop: a sign-out Redis has not taken yet gets one last write, the retry loop
+        ends, and the Redis client is closed."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self.ended.unshared:
+            await self.ended.flush()
         await self.ended.aclose()
 
     def _seal(self, session: AdminSession) -> str:

@@ -117,6 +117,8 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
             try:
                 yield
             finally:
+                if self.ended.unshared:  # an end a Redis outage kept back: one last write before this replica goes
+                    await self.ended.flush()
                 await self.ended.aclose()
 
     async def _sweep_ended(self) -> None:

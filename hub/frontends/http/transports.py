@@ -13,8 +13,8 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal
 
 import anyio
@@ -154,8 +154,9 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     routes.append(webhooks.route())
     from hub.admin import admin_app  # Jinja2 and the console load only for an HTTP hub (docs/console.md)
 
-    routes.append(Mount("/admin", app=admin_app(hub, auth)))
-    lifespan = with_webhook_lifespan(webhooks, lifespan)
+    console = admin_app(hub, auth)
+    routes.append(Mount("/admin", app=console))
+    lifespan = closing_at_stop(with_webhook_lifespan(webhooks, lifespan), console.aclose)
     if auth is not None:  # sessions and streams end once their credential is revoked or expires
         from hub.auth.credential_watch import CredentialWatch
 
@@ -170,6 +171,20 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     # path writes whole answers itself.
     return HttpGuard(DirectRoutes(app, SpliceLifted(app), endpoints, middleware), security, limits.max_body_bytes,
                      read_only=lambda name: bool((route := hub.catalog.resolve_tool(name)) and route.read_only))
+
+
+def closing_at_stop(inner: Any, aclose: Callable[[], Awaitable[None]]) -> Any:
+    """A Starlette lifespan running `inner`, then `aclose()` when the app stops (however `inner` ends)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            async with inner(app):
+                yield
+        finally:
+            await aclose()
+
+    return lifespan
 
 
 class RawASGI:

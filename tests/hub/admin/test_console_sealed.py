@@ -184,3 +184,62 @@ async def test_a_sign_out_survives_a_redis_restart_and_one_made_during_an_outage
     assert await replica_b.get(request_with(cookie)) is None, "B learnt the sign-out from Redis"
     redis.keys.clear()  # Redis restarted without persistence
     assert await replica_b.get(request_with(cookie)) is None, "B remembers what it learnt"
+
+
+async def run_lifespan(app: Any) -> None:
+    """Start and stop an ASGI app's lifespan, as uvicorn does."""
+    sent = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    heard: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return sent.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        heard.append(message["type"])
+
+    with anyio.fail_after(30):
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert heard == ["lifespan.startup.complete", "lifespan.shutdown.complete"], heard
+
+
+@pytest.mark.anyio
+async def test_the_http_hubs_stop_closes_the_consoles_redis_client_and_writes_an_unshared_sign_out(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's sealed sessions kept a Redis client (and a retry loop for sign-outs Redis missed)
+    that nothing closed when the hub stopped."""
+    from hub.config import parse_config
+    from hub.frontends.http.transports import build_http_app
+    from hub.frontends.server import build_server
+    from hub.hub import Hub
+
+    made: list[EndedSessions] = []
+    closed: list[EndedSessions] = []
+    real_init = EndedSessions.__init__
+
+    def init(self: EndedSessions, redis_url: str | None) -> None:
+        real_init(self, redis_url)
+        made.append(self)
+
+    monkeypatch.setattr(EndedSessions, "__init__", init)
+    flushed: list[EndedSessions] = []
+    real_flush = EndedSessions.flush
+
+    async def aclose(self: EndedSessions) -> None:
+        closed.append(self)
+
+    async def flush(self: EndedSessions) -> None:
+        flushed.append(self)
+        await real_flush(self)
+
+    monkeypatch.setattr(EndedSessions, "aclose", aclose)
+    monkeypatch.setattr(EndedSessions, "flush", flush)
+    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    config = parse_config({"hub": {"cluster": {"session_secrets": [A]}}, "mcpServers": {}})
+    async with Hub(config) as hub:
+        app = build_http_app(hub, build_server(hub), "http", "127.0.0.1", 8765)
+        assert len(made) == 2, made  # the console's and the MCP sessions' (`hub.cluster.sessions`)
+        for ended in made:
+            ended._unshared["pending"] = time.time() + 60  # a sign-out Redis did not take yet
+        await run_lifespan(app)
+    assert [e for e in made if e not in closed] == [], "a Redis client was not closed at the stop"
+    assert [e for e in made if e not in flushed] == [], "an end Redis had not taken got no last write at the stop"
