@@ -33,6 +33,7 @@ from hub.downstream.owned import is_session_ended
 from hub.downstream.owners import current_owner
 from hub.downstream.request_deadline import request_deadline, within_deadline
 from hub.errors import HubRefusal, HubToolError
+from hub.relay.logs import with_log_level
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
@@ -86,11 +87,13 @@ def jsonrpc_error(exc: DownstreamUnavailable | HubToolError) -> MCPError:
 async def get_prompt(client: Client, name: str, arguments: dict[str, str] | None,
                      progress: ProgressFnT | None) -> types.GetPromptResult:
     """`prompts/get`, its progress to `progress` (None: the client asked for none)."""
+    meta = with_log_level(None, client.protocol_version)  # a 2026-07-28 client's log opt-in (`hub.relay.logs`)
     if progress is None:
-        return await client.get_prompt(name, arguments)
+        return await client.get_prompt(name, arguments, meta=meta)
 
     async def send(answers: types.InputResponses | None, state: str | None) -> Any:
-        params = types.GetPromptRequestParams(name=name, arguments=arguments, input_responses=answers, request_state=state)
+        params = types.GetPromptRequestParams(name=name, arguments=arguments, input_responses=answers, request_state=state,
+                                              _meta=meta)
         return await client.session.send_request(types.GetPromptRequest(params=params), _GetPromptResultAdapter,
                                                  progress_callback=progress)
 
@@ -99,11 +102,12 @@ async def get_prompt(client: Client, name: str, arguments: dict[str, str] | None
 
 async def read_resource(client: Client, uri: str, progress: ProgressFnT | None) -> types.ReadResourceResult:
     """`resources/read`, its progress to `progress` (None: the client asked for none)."""
+    meta = with_log_level(None, client.protocol_version)  # a 2026-07-28 client's log opt-in (`hub.relay.logs`)
     if progress is None:
-        return await client.read_resource(uri)
+        return await client.read_resource(uri, meta=meta)
 
     async def send(answers: types.InputResponses | None, state: str | None) -> Any:
-        params = types.ReadResourceRequestParams(uri=uri, input_responses=answers, request_state=state)
+        params = types.ReadResourceRequestParams(uri=uri, input_responses=answers, request_state=state, _meta=meta)
         return await client.session.send_request(types.ReadResourceRequest(params=params), _ReadResourceResultAdapter,
                                                  progress_callback=progress)
 
@@ -113,9 +117,11 @@ async def read_resource(client: Client, uri: str, progress: ProgressFnT | None) 
 async def complete(client: Client, ref: Any, argument: dict[str, str], context: dict[str, str] | None,
                    progress: ProgressFnT | None) -> types.CompleteResult:
     """`completion/complete`, its progress to `progress` (None: the client asked for none)."""
-    if progress is None:
+    meta = with_log_level(None, client.protocol_version)  # a 2026-07-28 client's log opt-in (`hub.relay.logs`)
+    if progress is None and meta is None:
         return await client.complete(ref, argument, context_arguments=context)
     params = types.CompleteRequestParams(ref=ref, argument=types.CompletionArgument(**argument),
-                                         context=types.CompletionContext(arguments=context) if context is not None else None)
+                                         context=types.CompletionContext(arguments=context) if context is not None else None,
+                                         _meta=meta)
     return await client.session.send_request(types.CompleteRequest(params=params), types.CompleteResult,
                                              progress_callback=progress)

@@ -12,6 +12,7 @@ import logging
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import mcp_types as types
@@ -253,9 +254,23 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                                                         ctx.session, caller())
         return required.as_mcp_error()
 
+    def request_logs(ctx: ServerRequestContext[Any], target: tuple[str, str] | None) -> AbstractContextManager[None]:
+        """While a prompt, read or completion runs: its server's log messages at or above the level a
+        2026-07-28 client named in that request's `_meta`, on the request's own stream, as for a call
+        (`hub.relay.logs`); a shared no-op for a request that did not opt in."""
+        level = requested_level(ctx.protocol_version, dict(ctx.params or {}).get("_meta")) if target else None
+        if level is None or target is None:
+            return nullcontext()
+
+        async def send_log(message: types.LoggingMessageNotificationParams) -> None:
+            await ctx.session.send_log_message(message.level, message.data, message.logger, related_request_id=ctx.request_id)
+
+        return hub.log_relay.listening(target[0], level, caller(), getattr(ctx.session, "_connection", None), send_log)
+
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         try:
-            return await hub.read_resource(str(params.uri), caller(), progress=progress_of(ctx))
+            with request_logs(ctx, catalog.resolve_uri(str(params.uri))):
+                return await hub.read_resource(str(params.uri), caller(), progress=progress_of(ctx))
         except UrlElicitationRequired as required:
             raise sign_in_required(ctx, required) from None
 
@@ -267,14 +282,18 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
 
     async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
         try:
-            return await hub.get_prompt(params.name, params.arguments, caller(), progress=progress_of(ctx))
+            with request_logs(ctx, catalog.resolve_prompt(params.name)):
+                return await hub.get_prompt(params.name, params.arguments, caller(), progress=progress_of(ctx))
         except UrlElicitationRequired as required:
             raise sign_in_required(ctx, required) from None
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
         context = params.context.arguments if params.context else None
         argument = {"name": params.argument.name, "value": params.argument.value}
-        return await hub.complete(params.ref, argument, context, caller(), progress=progress_of(ctx))
+        ref = params.ref
+        target = catalog.resolve_prompt(ref.name) if isinstance(ref, types.PromptReference) else catalog.resolve_uri(ref.uri)
+        with request_logs(ctx, target):
+            return await hub.complete(ref, argument, context, caller(), progress=progress_of(ctx))
 
     def input_schema(name: str) -> dict[str, Any] | None:
         exposed = search.resolve(name)

@@ -27,7 +27,8 @@ Rules (docs/domains.md, "Protocol relay"):
   (`hub.cluster.session_state`), so its GET stream gets the lines wherever it is; a line sent on a
   call's stream here is not sent again on its GET stream by another replica (`relay`'s `skip`).
 - A 2026-07-28 client opts in per request (`_meta` `io.modelcontextprotocol/logLevel` on its
-  `tools/call`; `logging/setLevel` is gone). While that call runs, the messages its server sends reach
+  `tools/call`, `prompts/get`, `resources/read` or `completion/complete`; `logging/setLevel` is gone).
+  While that request runs, the messages its server sends reach
   it at or above the level the request named, on that request's own stream (HTTP) or as notifications
   tied to it (stdio), tagged as above, under the same scope rule; nothing without the key, nothing once
   the call is answered. A call parked for input-required gets them on the leg then waiting. A shared

@@ -61,3 +61,31 @@ async def test_the_same_on_the_hubs_stdio(tmp_path: Path) -> None:
     params = StdioServerParameters(command=argv[0], args=argv[1:], env={"PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
     received, text = await logs_of_call(params, "error")
     assert text == "LOGGED" and received == [("error", "fx/fxlog", "log-error")]
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "auto"])
+async def test_a_2026_clients_read_and_prompt_get_their_log_messages_too(tmp_path: Path, procs: list, protocol: str) -> None:
+    """The per-request opt-in was honoured on `tools/call` only: a read's or a prompt's messages were dropped
+    (and a 2026-07-28 server was never told the level, so it sent none)."""
+    url = hub_url(tmp_path, procs, protocol)
+    received: list[tuple[str, str | None, Any]] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        received.append((params.level, params.logger, params.data))
+
+    expected = [("warning", "fx/fxlog", "log-warning"), ("error", "fx/fxlog", "log-error")]
+    with anyio.fail_after(60):
+        async with Client(url, mode="2026-07-28", log_level="warning", logging_callback=on_log) as client:
+            [template] = [t for t in (await client.list_resource_templates()).resource_templates
+                          if t.uri_template.endswith("logged://{what}")]
+            read = await client.read_resource(template.uri_template.replace("{what}", "a"))
+            assert read.contents[0].text == "READ:a"  # type: ignore[union-attr]
+            assert received == expected
+            received.clear()
+            prompt = await client.get_prompt("fx__logged_prompt", {"what": "b"})
+            assert prompt.messages[0].content.text == "PROMPT:b"  # type: ignore[union-attr]
+            assert received == expected
+        async with Client(url, mode="2026-07-28", logging_callback=on_log) as client:  # no opt-in: none
+            received.clear()
+            await client.get_prompt("fx__logged_prompt", {"what": "c"})
+            assert received == []
