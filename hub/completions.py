@@ -38,12 +38,12 @@ async def forward_completion(
     await hub.await_first_listing()  # before any list answer, wait (bounded) for servers still connecting
     server, downstream_ref = _resolve(hub, ref, principal)
 
-    async def complete(client: Client) -> types.CompleteResult:
+    async def complete(client: Client, reported: ProgressFnT | None) -> types.CompleteResult:
         if client.server_capabilities.completions is None:
             return types.CompleteResult(completion=types.Completion(values=[]))
-        return await complete_on(client, downstream_ref, argument, context, progress)
+        return await complete_on(client, downstream_ref, argument, context, reported)
 
-    return await ask(hub.config, hub.downstreams[server], principal, "completion/complete", complete)
+    return await ask(hub.config, hub.downstreams[server], principal, "completion/complete", complete, progress)
 
 
 def _resolve(hub: Hub, ref: Reference, principal: Principal) -> tuple[str, Any]:

@@ -31,7 +31,7 @@ from hub.auth.principal import Principal, identity
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.owned import is_session_ended
 from hub.downstream.owners import current_owner
-from hub.downstream.request_deadline import request_deadline, within_deadline
+from hub.downstream.request_deadline import ProgressDeadline, hard_limit, request_deadline, within_deadline
 from hub.errors import HubRefusal, HubToolError
 from hub.relay.logs import with_log_level
 
@@ -43,20 +43,25 @@ T = TypeVar("T")
 
 
 async def ask(config: HubConfig, downstream: Downstream, principal: Principal, method: str,
-              request: Callable[[Client], Awaitable[T]]) -> T:
-    """`request(client)` (`method`) on the caller's live session of `downstream`, within its deadline,
-    counted as `principal`'s on its client connection while it runs (`CallStats.asking`)."""
+              request: Callable[[Client, ProgressFnT | None], Awaitable[T]], progress: ProgressFnT | None = None) -> T:
+    """`request(client, progress)` (`method`) on the caller's live session of `downstream`, within its
+    deadline, counted as `principal`'s on its client connection while it runs (`CallStats.asking`). The
+    server's progress goes to `progress` (None: the client asked for none) and moves the deadline on."""
+    seconds, setting = request_deadline(config.hub, downstream.config, method)
+    clock = ProgressDeadline(seconds, *hard_limit(config.hub, downstream.config))
+    reported = clock.passing(progress)
     with downstream.stats.asking(identity(principal), current_owner()):
-        return await within_request_deadline(config, downstream, method, on_live_session(downstream, request))
+        return await within_request_deadline(config, downstream, method,
+                                             on_live_session(downstream, lambda client: request(client, reported)), clock)
 
 
 async def within_request_deadline(config: HubConfig, downstream: Downstream, method: str,
-                                  work: Coroutine[Any, Any, T]) -> T:
+                                  work: Coroutine[Any, Any, T], clock: ProgressDeadline | None = None) -> T:
     """`work` (`method` to `downstream`) within the deadline of that request
     (`hub.downstream.request_deadline`); any failure as the JSON-RPC error the client gets."""
     seconds, setting = request_deadline(config.hub, downstream.config, method)
     try:
-        return await within_deadline(downstream, method, work, seconds, setting)
+        return await within_deadline(downstream, method, work, seconds, setting, clock)
     except (DownstreamUnavailable, HubToolError) as exc:
         raise jsonrpc_error(exc) from exc
 

@@ -125,7 +125,7 @@ class HubReads:
         server, original = target
         with sign_in_named(server):
             result = await ask(self.config, self.downstreams[server], reader, "resources/read",
-                               lambda client: read_resource(client, original, progress))
+                               lambda client, reported: read_resource(client, original, reported), progress)
         return self._namespace_contents(server, result)
 
     def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
@@ -145,7 +145,7 @@ class HubReads:
         server, original = target
         with sign_in_named(server):
             result = await ask(self.config, self.downstreams[server], principal or self.access.local, "prompts/get",
-                               lambda client: get_prompt(client, original, arguments, progress))
+                               lambda client, reported: get_prompt(client, original, arguments, reported), progress)
         return expose_prompt(result, self.downstreams[server].config.namespace)  # its resource links readable here
 
     async def complete(

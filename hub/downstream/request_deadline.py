@@ -5,9 +5,11 @@ sends a server for a client — `resources/read`, `prompts/get`, `completion/com
 `resources/list` pages, `tasks/*` — has one here (outside review recheck15: a read of a hung server
 never ended):
 
-- it is the server's `timeout_s`, else `hub.timeout_s`. Per-tool settings are for tools only; the
-  progress a server reports on a prompt, read or completion is passed on to the client
-  (`hub.forwarded`) but does not extend this deadline: the idle timer is the whole deadline;
+- it is the server's `timeout_s`, else `hub.timeout_s`. Per-tool settings are for tools only. As for a
+  call (`hub.policies.deadline`) it is an idle timer: the progress a server reports on a prompt, read
+  or completion the client asked progress for is passed on to the client (`hub.forwarded`) and moves
+  the deadline on, but never past the hard limit (the server's `max_timeout_s`, else
+  `hub.max_timeout_s`) from the request's start (`ProgressDeadline`);
 - `tasks/result`, which waits for the task to finish, has the hard limit instead: the server's
   `max_timeout_s`, else `hub.max_timeout_s` (the task keeps running; the client asks again);
 - on expiry the request is cancelled (the SDK's client sends `notifications/cancelled`) and the caller
@@ -28,6 +30,8 @@ import anyio
 from hub.errors import HubToolError
 
 if TYPE_CHECKING:
+    from mcp.shared.dispatcher import ProgressFnT
+
     from hub.config import HubSettings, ServerConfig
     from hub.downstream.connection import Downstream
 
@@ -38,25 +42,63 @@ WAITS_FOR_THE_WORK = frozenset({"tasks/result"})
 """Requests answered only once the work they ask about ends: held to the hard limit, not the idle one."""
 
 
+def hard_limit(hub: HubSettings, server: ServerConfig) -> tuple[float, str]:
+    """(seconds, setting) no request to `server` outlives, however much progress it reports."""
+    if server.max_timeout_s is not None:
+        return server.max_timeout_s, f"mcpServers.{server.name}.max_timeout_s"
+    return hub.max_timeout_s, "hub.max_timeout_s"
+
+
+class ProgressDeadline:
+    """A forwarded request's deadline that its server's progress moves on: `idle_s` from the last
+    progress (or the start), never past `hard_s` from the start (`within_deadline` enforces it)."""
+
+    def __init__(self, idle_s: float, hard_s: float, hard_setting: str) -> None:
+        self.idle_s, self.hard_s, self.hard_setting = idle_s, max(idle_s, hard_s), hard_setting
+        self.started = anyio.current_time()
+        self.scope: anyio.CancelScope | None = None
+
+    @property
+    def at_cap(self) -> bool:
+        return self.scope is not None and self.scope.deadline >= self.started + self.hard_s
+
+    def passing(self, progress: ProgressFnT | None) -> ProgressFnT | None:
+        """`progress`, each report first moving the deadline on; None stays None (no progress asked)."""
+        if progress is None:
+            return None
+
+        async def moved(value: float, total: float | None, message: str | None) -> None:
+            if self.scope is not None:
+                self.scope.deadline = min(anyio.current_time() + self.idle_s, self.started + self.hard_s)
+            await progress(value, total, message)
+
+        return moved
+
+
 def request_deadline(hub: HubSettings, server: ServerConfig, method: str) -> tuple[float, str]:
     """(seconds, the setting they come from, as an operator would write it) for `method` to `server`."""
     idle = server.timeout_s or hub.timeout_s
     if method in WAITS_FOR_THE_WORK:
-        cap = f"mcpServers.{server.name}.max_timeout_s" if server.max_timeout_s is not None else "hub.max_timeout_s"
-        return max(idle, server.max_timeout_s or hub.max_timeout_s), cap
+        hard, cap = hard_limit(hub, server)
+        return max(idle, hard), cap
     return idle, f"mcpServers.{server.name}.timeout_s" if server.timeout_s is not None else "hub.timeout_s"
 
 
 async def within_deadline(downstream: Downstream, method: str, work: Coroutine[Any, Any, T], seconds: float,
-                          setting: str) -> T:
-    """Await `work` (`method` to `downstream`) for at most `seconds`; past them it is cancelled and
-    `request_timeout` raised. An in-process server's work runs in a task of its own (`unless_cancelled`)."""
+                          setting: str, clock: ProgressDeadline | None = None) -> T:
+    """Await `work` (`method` to `downstream`) for at most `seconds` (moved on by progress through
+    `clock`, if given); past them it is cancelled and `request_timeout` raised. An in-process server's
+    work runs in a task of its own (`unless_cancelled`)."""
     started = anyio.current_time()
     if downstream.config.transport == "inprocess":
         work = unless_cancelled(work)
-    with anyio.move_on_after(seconds):
+    with anyio.CancelScope(deadline=started + seconds) as scope:
+        if clock is not None:
+            clock.scope = scope
         return await work
     downstream.stats.timed_out()  # a stdio server is asked whether it still reads (`hub.downstream.liveness`)
+    if clock is not None and clock.at_cap:
+        seconds, setting = clock.hard_s, clock.hard_setting
     raise request_timeout(downstream.name, method, seconds, setting, anyio.current_time() - started)
 
 

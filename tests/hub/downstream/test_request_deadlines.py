@@ -155,3 +155,26 @@ async def test_tasks_list_asks_about_its_tasks_at_once(tmp_path: Path) -> None:
         assert listed == {"tasks": []} and 0.5 < elapsed < 2.5, (listed, elapsed)
         error, _ = await timed_out(lambda: tasks.forward(connection, local, "tasks/get", created[-1]))
         assert_timeout(error, "tasks/get", "mcpServers.h.timeout_s")  # still known to the hub
+
+
+async def test_progress_moves_a_reads_deadline_on_up_to_the_hard_limit(tmp_path: Path) -> None:
+    """The server's progress on a read was passed on but did not extend its deadline: a read reporting
+    progress every 0.2 s was cut at `timeout_s` as if the server were hung. Now progress moves it on, as
+    for a call, never past `max_timeout_s` (named then)."""
+    config = parse_config({"hub": {"data_dir": str(tmp_path), "timeout_s": 0.6, "max_timeout_s": 1.6},
+                           "mcpServers": {"m": {"module": "tests.fixtures.inproc_server:server"}}})
+    reports: list[float] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        reports.append(value)
+
+    async with Hub(config) as hub:
+        with anyio.fail_after(10):
+            read = await hub.read_resource("mcphub://m/progressing://5", progress=progress)  # ~1 s, progress each 0.2 s
+        assert read.contents[0].text == "DONE" and reports == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
+        error, elapsed = await timed_out(lambda: hub.read_resource("mcphub://m/progressing://5"))  # no progress asked
+        assert_timeout(error, "resources/read", "hub.timeout_s")
+        assert elapsed < 1.0, elapsed
+        error, elapsed = await timed_out(lambda: hub.read_resource("mcphub://m/progressing://20", progress=progress))
+        assert_timeout(error, "resources/read", "hub.max_timeout_s")
+        assert 1.5 < elapsed < 4, elapsed
