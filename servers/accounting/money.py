@@ -2,7 +2,8 @@
 
 Rules (documented in the README and docs/domains.md):
 - amounts travel as decimal strings ("12.50"); a JSON float is refused, because 0.1 + 0.2 is not 0.3;
-- each currency has its minor-unit exponent (2 by default; 0 for JPY, KRW, ...; 3 for BHD, KWD, ...);
+- each currency has its ISO 4217 minor unit (2 for most; 0 for JPY, KRW, XOF, ...; 3 for BHD, KWD, ...; 4 for
+  CLF, UYW); a code that is not ISO 4217 is refused, never guessed at 2;
 - an invoice line's net is quantity x unit price rounded half-even to the currency's minor unit, its
   tax is net x rate rounded the same way, per line; totals are sums of the rounded lines
   (QuickBooks and Xero both round per line by default);
@@ -28,7 +29,19 @@ from servers.kit.errors import DomainError
 
 ZERO = Decimal("0")
 ROUNDING = "per line, half-even to the currency's minor unit"
-_EXPONENTS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0, "UGX": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
+ISO_4217 = frozenset("""
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF
+    CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
+    GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP
+    LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN
+    PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS
+    TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW
+    ZWG ZWL""".split())
+"""ISO 4217 currency codes (current, and recently withdrawn ones old documents still carry), without the
+fund, metal and test codes that have no minor unit (XAU, XDR, XTS, XXX, ...): nothing is invoiced in those."""
+_EXPONENTS = {**dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+              **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3), "CLF": 4, "UYW": 4}
+"""ISO 4217 minor units other than 2 (SIX list one); every other code in `ISO_4217` has 2."""
 MAX_DIGITS = 15
 """Digits before the decimal point of any amount: 15 + 8 digits fit Decimal's default 28-digit precision."""
 MAX_DECIMALS = 8
@@ -105,8 +118,54 @@ def multiply(left: Decimal, right: Decimal) -> Decimal:
         return left * right
 
 
+_NO_MINOR_UNIT = frozenset("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX".split())
+"""ISO 4217 codes with no minor unit (metals, funds, test): refused, since no amount has a precision in them."""
+
+
+def _not_iso(value: str) -> str:
+    if isinstance(value, str) and value.strip().upper() in _NO_MINOR_UNIT:
+        return (f"{_preview(value)} is an ISO 4217 metal, fund or test code with no minor unit; give the code of a "
+                "currency, such as EUR, USD or JPY")
+    return (f"{_preview(value)} is not an ISO 4217 currency code; give the three-letter code of a currency, such as EUR, "
+            "USD or JPY")
+
+
+def currency_code(value: str, field: str = "currency") -> str:
+    """`value` as an ISO 4217 code (upper case); anything else is refused, since its minor unit is unknown."""
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if code not in ISO_4217:
+        raise DomainError("invalid_argument", f"{field}: {_not_iso(value)}", details={"field": field})
+    return code
+
+
+def home_currency(value: str, variable: str) -> str:
+    """A configured home currency (`variable` names the setting); `ValueError` at start if not ISO 4217."""
+    try:
+        return currency_code(value, variable)
+    except DomainError as error:
+        raise ValueError(f"{error.body.message} (set {variable} to one)") from None
+
+
+def _currency_field(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().upper() not in ISO_4217:
+        raise _refused(_not_iso(value) if isinstance(value, str) else "{value} is not a currency code; give one such as EUR",
+                       "" if isinstance(value, str) else repr(value))
+    return value.strip().upper()
+
+
+CurrencyCode = Annotated[
+    str,
+    BeforeValidator(_currency_field),
+    WithJsonSchema({"type": "string", "description": "An ISO 4217 currency code such as EUR.", "examples": ["EUR"]}),
+]
+"""An ISO 4217 code, upper-cased; an unknown code is refused (its minor unit would be a guess)."""
+
+
 def exponent(currency: str) -> int:
-    return _EXPONENTS.get(currency.upper(), 2)
+    """The currency's ISO 4217 minor unit (decimals); an unknown code is an `invalid_argument`."""
+    return _EXPONENTS.get(currency_code(currency), 2)
 
 
 def round_money(value: Decimal, currency: str) -> Decimal:

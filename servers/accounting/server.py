@@ -42,7 +42,7 @@ from servers.accounting.model import (
     Totals,
     TransactionPage,
 )
-from servers.accounting.money import ROUNDING, Amount
+from servers.accounting.money import ROUNDING, Amount, CurrencyCode
 from servers.kit.text import refuse_blank, refuse_control_chars
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
@@ -65,7 +65,7 @@ ContactId = Annotated[str, Field(description="Customer or vendor contact id (sea
 Day = Annotated[_dt.date | None, Field(description="YYYY-MM-DD; default today.")]
 Reference = Annotated[str | None, Field(description="Your reference, e.g. a PO or bank reference.")]
 Key = Annotated[str | None, Field(max_length=200, description="Repeat a call with the same key and it runs once.")]
-Currency = Annotated[str | None, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217; default: the home currency.")]
+Currency = Annotated[CurrencyCode | None, Field(description="ISO 4217 code such as EUR; default: the home currency.")]
 MAX_REPORT_DAYS = 3660
 
 
@@ -201,7 +201,11 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         version: Annotated[str | None, Field(description="The version you read; a newer change makes this a conflict.")] = None,
         due_date: Annotated[_dt.date | None, Field(description="patch: new due date.")] = None,
         reference: Annotated[str | None, Field(description="patch: new reference.")] = None,
-        lines: Annotated[list[LineInput] | None, Field(description="patch (drafts only): the full new lines.")] = None,
+        lines: Annotated[list[LineInput] | None, Field(description="patch (drafts only): the full new lines. An approved "
+                                                                   "invoice is refused: void it and issue a new one, or a "
+                                                                   "credit note. Xero: DRAFT or SUBMITTED only. QuickBooks "
+                                                                   "(no drafts): any invoice or bill with nothing paid or "
+                                                                   "credited and, for an invoice, not emailed.")] = None,
         void_date: Annotated[_dt.date | None, Field(description="void: day of the reversal; default today.")] = None,
         confirm: Annotated[bool, Field(description="void: must be true (it cannot be undone).")] = False,
     ) -> Invoice:

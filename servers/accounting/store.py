@@ -44,7 +44,7 @@ from servers.accounting.model import (
     Totals,
     TransactionPage,
 )
-from servers.accounting.money import ZERO
+from servers.accounting.money import ZERO, home_currency
 from servers.kit.keyset import store_secret
 from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
@@ -79,7 +79,7 @@ class EmbeddedAccounting:
     name = "embedded"
 
     def __init__(self, data_dir: Path, currency: str | None = None) -> None:
-        self.currency = (currency or os.environ.get("ACCOUNTING_CURRENCY") or "USD").upper()
+        self.currency = home_currency(currency or os.environ.get("ACCOUNTING_CURRENCY") or "USD", "ACCOUNTING_CURRENCY")
         self.store = Store(data_dir / "accounting.sqlite", _MIGRATIONS)
         self._seeded = False
         self._secret: bytes | None = None

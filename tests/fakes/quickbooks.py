@@ -227,6 +227,8 @@ class FakeQuickBooks:
                 if detail and abs(Decimal(str(detail["Qty"])) * Decimal(str(detail["UnitPrice"])) - line["Amount"]) >= Decimal("0.005"):
                     return fault("Business Validation Error: Amount is not equal to UnitPrice * Qty", "6070")
             saved["DocNumber"] = str(1000 + self.next_id)
+            if name == "Invoice":
+                saved.setdefault("EmailStatus", "NotSet")  # QuickBooks: NotSet, NeedToSend or EmailSent (after a send)
             self._totals(saved)
         elif name in ("Payment", "BillPayment"):
             for line in body["Line"]:

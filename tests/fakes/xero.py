@@ -1,7 +1,8 @@
 """A local fake of Xero's Accounting API 2.0 for one organisation: `xero-tenant-id` required,
 Accounts, Contacts (searchTerm, where, page/pageSize), Invoices (where with ==, >=, <=, <, >
 and DateTime(y,m,d), Statuses, ContactIDs, page/pageSize; PUT creates with Idempotency-Key; POST
-updates status/fields; Xero computes line amounts and tax per line from /TaxRates), Payments,
+updates status/fields, lines only of unpaid DRAFT/SUBMITTED/AUTHORISED ones; Xero computes line amounts
+and tax per line from /TaxRates; credit notes, prepayments and overpayments applied with `apply_credit`), Payments,
 ManualJournals (must balance), Journals (offset by journal number), TaxRates, and report endpoints
 answering documented shapes. Dates go out as `/Date(ms+0000)/` with a `DateString`."""
 
@@ -26,6 +27,8 @@ from tests.fakes.recording import injected, record
 TENANT = "70784a63-d24b-46a9-a4db-0e70a274b056"
 BASE = "/api.xro/2.0"
 RATES = {"OUTPUT": Decimal("15"), "INPUT": Decimal("15"), "NONE": Decimal("0"), "EXEMPTOUTPUT": Decimal("0")}
+CREDITS = ("CreditNotes", "Prepayments", "Overpayments")
+"""What Xero lists on an invoice as applied to it besides Payments; their sum is AmountCredited."""
 _TERM = re.compile(r'^(\w+)\s*(==|>=|<=|<|>)\s*(?:"([^"]*)"|DateTime\((\d+),(\d+),(\d+)\)|(true|false)|([\d.]+))$')
 
 
@@ -214,7 +217,8 @@ class FakeXero:
         invoice["TotalTax"] = sum((i["TaxAmount"] for i in invoice["LineItems"]), Decimal(0))
         invoice["Total"] = invoice["SubTotal"] + invoice["TotalTax"]
         invoice["AmountPaid"] = sum((p["Amount"] for p in invoice.get("Payments", [])), Decimal(0))
-        invoice["AmountDue"] = invoice["Total"] - invoice["AmountPaid"]
+        invoice["AmountCredited"] = sum((c["AppliedAmount"] for key in CREDITS for c in invoice.get(key, [])), Decimal(0))
+        invoice["AmountDue"] = invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"]
         if invoice["Status"] == "AUTHORISED" and invoice["AmountDue"] == 0:
             invoice["Status"] = "PAID"
         for key in ("Date", "DueDate"):
@@ -222,6 +226,16 @@ class FakeXero:
                 stamp = _stamp(str(invoice[key]))
                 invoice[key], invoice[f"{key}String"] = stamp[""], stamp["String"]
         invoice["UpdatedDateUTC"] = self._updated()
+
+    def apply_credit(self, invoice_id: str, kind: str, applied: Decimal, dated: str) -> None:
+        """A credit note, prepayment or overpayment (`kind`: its list on the invoice, `CREDITS`) of `applied`,
+        dated `dated`, allocated to the invoice, as Xero lists it on a list read: AppliedAmount and the
+        credit's own Date (not the allocation's; XeroAPI/Xero-OpenAPI#266), counted in AmountCredited."""
+        singular = {"CreditNotes": "CreditNote", "Prepayments": "Prepayment", "Overpayments": "Overpayment"}[kind]
+        invoice = self.invoices[invoice_id]
+        invoice.setdefault(kind, []).append({f"{singular}ID": str(uuid.uuid4()), "ID": str(uuid.uuid4()), "Total": applied,
+                                             "AppliedAmount": applied, **{f"Date{k}": v for k, v in _stamp(dated).items()}})
+        self._compute(invoice)
 
     async def invoices_route(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -260,6 +274,10 @@ class FakeXero:
             changes = self._body(await request.body())["Invoices"][0]
             if changes.get("Status") == "VOIDED" and found["AmountPaid"] > 0:
                 return _validation("Invoice not of valid status for modification")
+            if "LineItems" in changes and (found["Status"] in ("PAID", "VOIDED", "DELETED") or found["AmountPaid"] > 0
+                                           or found.get("AmountCredited", 0) > 0):
+                # Xero edits the lines of DRAFT, SUBMITTED and unpaid AUTHORISED invoices, nothing else
+                return _validation("This document cannot be edited as it has a payment or credit note allocated to it.")
             found.update({k: v for k, v in changes.items() if k != "InvoiceID"})
             self._compute(found)
         return _json({"Invoices": [found]})

@@ -16,7 +16,9 @@ POST cannot duplicate and no other caller's key meets it. Amounts are read as De
 as JSON numbers carrying exactly their digits. Reports come from `/reports/*` with
 `accounting_method`. What QuickBooks cannot do: draft invoices (an invoice is posted when created),
 approving, voiding a bill through the API; those answer a clear error. A void is read from the
-amounts (`is_voided`), and a voided invoice cannot be patched, as in the embedded ledger.
+amounts (`is_voided`), and a voided invoice cannot be patched, as in the embedded ledger; nor can the
+lines of one with payments or credits applied or that was emailed (the nearest thing to "not a draft").
+Aged reports are QuickBooks' own (`report_date`), which apply credit memos and date payments themselves.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from servers.accounting.model import (
     TransactionPage,
 )
 from servers.accounting import ledger
-from servers.accounting.money import ZERO, read_money, round_money
+from servers.accounting.money import ZERO, home_currency, read_money, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.qbo_mapping import is_voided, read_contact, read_invoice, write_lines
 from servers.accounting.providers.qbo_reports import read_report
@@ -98,6 +100,22 @@ def error_text(body: dict[str, Any]) -> list[str]:
             *common_error_text(body)]
 
 
+def _refuse_issued_lines(invoice_id: str, current: dict[str, Any]) -> None:
+    """QuickBooks has no drafts, so "drafts only" means: nothing paid or credited yet and never emailed. Past
+    that, QuickBooks would rewrite lines a customer was sent or a payment settled (outside review money19)."""
+    label = f"{invoice_id} ({current['DocNumber']})" if current.get("DocNumber") else invoice_id
+    total, balance = amount(current.get("TotalAmt")) or ZERO, amount(current.get("Balance")) or ZERO
+    if balance != total:
+        raise DomainError("invalid_argument", f"{label} has payments or credits applied (balance {balance} of {total}): its "
+                          "lines are settled in part. Issue a credit memo and a new invoice, or remove the payments in "
+                          "QuickBooks first; only the lines of an unpaid, unsent invoice can be patched",
+                          details={"field": "lines"})
+    if current.get("EmailStatus") == "EmailSent":
+        raise DomainError("invalid_argument", f"{label} was emailed to the customer: its lines are what they were sent. Void "
+                          "it and issue a new one, or issue a credit memo for the difference; only the lines of an unpaid, "
+                          "unsent invoice can be patched", details={"field": "lines"})
+
+
 class QuickBooks:
     name = "quickbooks"
 
@@ -111,7 +129,7 @@ class QuickBooks:
                  token_transport: Any = None) -> QuickBooks:
         realm = os.environ["QUICKBOOKS_REALM_ID"]  # the company id; the accounting `PROVIDERS` table checks it is set
         base = os.environ.get("QUICKBOOKS_API", "https://quickbooks.api.intuit.com").rstrip("/") + f"/v3/company/{realm}"
-        settings = {"minorversion": os.environ.get("QUICKBOOKS_MINORVERSION", "75"), "currency": os.environ.get("QUICKBOOKS_CURRENCY", "USD")}
+        settings = {"minorversion": os.environ.get("QUICKBOOKS_MINORVERSION", "75"), "currency": home_currency(os.environ.get("QUICKBOOKS_CURRENCY", "USD"), "QUICKBOOKS_CURRENCY")}
         credentials = oauth_from_env("QuickBooks", "QUICKBOOKS", "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
                                      data_dir=data_dir, token_transport=token_transport, sign_in="reconnect the app to QuickBooks")
         http = connect("QuickBooks", base, credentials, headers={"Accept": "application/json"}, error_text=error_text,
@@ -275,6 +293,7 @@ class QuickBooks:
         if patch.reference is not None:
             body["PrivateNote"] = patch.reference
         if patch.lines is not None:
+            _refuse_issued_lines(invoice_id, current)
             body["Line"] = write_lines(kind, patch.lines, (current.get("CurrencyRef") or {}).get("value") or self.currency)
         saved = await self._call("POST", f"/{kind}", json=body, idempotent=True)
         return read_invoice(saved[ENTITY[kind]], kind, self.currency)

@@ -13,8 +13,10 @@ send `Idempotency-Key` derived from the caller, the tool and their key (`provide
 a stored answer to whoever sends the key again, on any endpoint). Xero has no version token: we use `UpdatedDateUTC`, compared before each update
 (a change landing between that read and the write is not detected — Xero offers nothing better).
 Dry runs price lines with the tenant's `/TaxRates`. Ledger lines come from `/Journals` (ordered by
-journal number, read 100 at a time). Aged receivables/payables are computed from invoices and
-their payments as of the date (Xero's own aged reports need one contact per call).
+journal number, read 100 at a time). Aged receivables/payables are computed from invoices (Xero's own
+aged reports need one contact per call): the total less every allocation dated by `as_of` (payments,
+credit notes, prepayments, overpayments), Xero's `AmountDue` from today on; voided invoices never
+count (Xero voids on the invoice's own date). Lines are patched on DRAFT/SUBMITTED invoices only.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from servers.accounting.model import (
     Transaction,
     TransactionPage,
 )
-from servers.accounting.money import ZERO, read_money, round_money
+from servers.accounting.money import ZERO, home_currency, read_money, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.xero_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -101,6 +103,19 @@ def error_text(body: dict[str, Any]) -> list[str]:
     return [*messages, *common_error_text(body)]
 
 
+def _refuse_issued_lines(invoice: Invoice) -> None:
+    """Lines change on drafts only (DRAFT, SUBMITTED), as in the embedded ledger: Xero would rewrite an
+    approved invoice's lines (outside review money19), changing what was issued to the customer and posted."""
+    if invoice.status == "draft":
+        return
+    label = invoice.number or invoice.id
+    if invoice.status == "voided":
+        raise DomainError("invalid_argument", f"invoice {label} is voided and cannot change")
+    raise DomainError("invalid_argument", f"invoice {label} is approved ({invoice.status}): its lines are in the ledger and "
+                      "were issued. Void it and issue a new one, or issue a credit note for the difference (one with "
+                      "payments cannot be voided); only a draft's lines can be patched", details={"field": "lines"})
+
+
 class Xero:
     name = "xero"
 
@@ -113,7 +128,8 @@ class Xero:
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> Xero:
         tenant = os.environ["XERO_TENANT_ID"]  # from /connections; the accounting `PROVIDERS` table checks it is set
         base = os.environ.get("XERO_API", "https://api.xero.com/api.xro/2.0")
-        settings = {"currency": os.environ.get("XERO_CURRENCY", "USD"), "bank_account": os.environ.get("XERO_BANK_ACCOUNT_CODE")}
+        settings = {"currency": home_currency(os.environ.get("XERO_CURRENCY", "USD"), "XERO_CURRENCY"),
+                    "bank_account": os.environ.get("XERO_BANK_ACCOUNT_CODE")}
         credentials = oauth_from_env("Xero", "XERO", "https://identity.xero.com/connect/token", data_dir=data_dir,
                                      token_transport=token_transport, sign_in="reconnect the app to Xero")
         http = connect("Xero", base, credentials, headers={"Accept": "application/json", "xero-tenant-id": tenant},
@@ -259,34 +275,42 @@ class Xero:
                                  headers=_keyed("create_invoice", idempotency_key), idempotent=idempotency_key is not None)
         return self._invoice(saved["Invoices"][0])
 
-    async def _update(self, invoice_id: str, version: str | None, changes: dict[str, Any]) -> Invoice:
+    async def _current(self, invoice_id: str, version: str | None) -> Invoice:
+        """The invoice as Xero has it now; `conflict` if it changed since `version` was read."""
         current = await self.invoice(invoice_id)
         if version is not None and version != current.version:
             raise DomainError("conflict", f"invoice {invoice_id} changed since you read it (updated {current.version}); get it again "
                               "and reapply your change", details={"current_version": current.version})
+        return current
+
+    async def _update(self, invoice_id: str, changes: dict[str, Any]) -> Invoice:
+        """Write `changes` (read the invoice with `_current` first: that is the version check)."""
         saved = await self._call("POST", f"/Invoices/{invoice_id}", params={"unitdp": 4},
                                  json={"Invoices": [{"InvoiceID": invoice_id, **changes}]}, idempotent=True)
         return self._invoice(saved["Invoices"][0])
 
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
-        return await self._update(invoice_id, version, {"Status": "AUTHORISED"})
+        await self._current(invoice_id, version)
+        return await self._update(invoice_id, {"Status": "AUTHORISED"})
 
     async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice:
-        current = await self.invoice(invoice_id)
+        current = await self._current(invoice_id, version)
         if current.amount_paid > 0:
             raise DomainError("invalid_argument", f"invoice {current.number} has payments; Xero voids only unpaid invoices — remove "
                               "the payments in Xero first")
-        return await self._update(invoice_id, version, {"Status": "DELETED" if current.status == "draft" else "VOIDED"})
+        return await self._update(invoice_id, {"Status": "DELETED" if current.status == "draft" else "VOIDED"})
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
+        current = await self._current(invoice_id, version)
         changes: dict[str, Any] = {}
         if patch.due_date is not None:
             changes["DueDate"] = patch.due_date.isoformat()
         if patch.reference is not None:
             changes["Reference"] = patch.reference
         if patch.lines is not None:
-            changes["LineItems"] = self._line_items(patch.lines, self.currency)
-        return await self._update(invoice_id, version, changes)
+            _refuse_issued_lines(current)
+            changes["LineItems"] = self._line_items(patch.lines, current.currency)  # the invoice's currency, not the home one
+        return await self._update(invoice_id, changes)
 
     # -- payments and journals --------------------------------------------------------------
 
@@ -358,6 +382,9 @@ class Xero:
         return read_report(body, kind, basis, self.currency, start, end, as_of)
 
     async def _aged(self, kind: str, as_of: _dt.date) -> Report:
+        """Open items as of `as_of` from the invoices dated by then. VOIDED ones are left out at every date:
+        Xero has no void date (a void reverses the invoice on its own date), so its balance sheet and aged
+        reports never show a voided invoice either, and ours agree with them."""
         where = f'Type=="{"ACCREC" if kind == "receivable" else "ACCPAY"}" AND Date<={_where_date(as_of)}'
         items = []
         for page in range(1, MAX_PAGES + 1):
@@ -365,9 +392,37 @@ class Xero:
                                                                  "Statuses": "AUTHORISED,PAID"})).get("Invoices", [])
             for raw in rows:
                 invoice = self._invoice(raw)
-                paid = sum((amount(p.get("Amount")) or ZERO for p in raw.get("Payments", []) if (_date(p, "Date") or as_of) <= as_of), ZERO)
                 items.append(reports.OpenItem(invoice.contact_name or invoice.contact_id, invoice.due_date or invoice.issue_date,
-                                              invoice.total - paid))
+                                              _owed(raw, invoice, as_of)))
             if len(rows) < 100:
                 break
         return reports.aged(kind, items, as_of, self.currency, self.name)
+
+
+def _today() -> _dt.date:
+    return _dt.date.today()
+
+
+def _settled(raw: dict[str, Any]) -> list[tuple[_dt.date | None, Decimal]]:
+    """Every allocation against the invoice, dated: payments, and credit notes, prepayments and overpayments
+    applied to it. A credit's own `Allocations` (date of each allocation) are used when Xero sends them; else its
+    `AppliedAmount` at its `Date`, which on a list read is the credit's date, not the allocation's (Xero)."""
+    found = [(_date(p, "Date"), amount(p.get("Amount")) or ZERO) for p in raw.get("Payments") or []]
+    for key in ("CreditNotes", "Prepayments", "Overpayments"):
+        for credit in raw.get(key) or []:
+            allocations = [a for a in credit.get("Allocations") or []
+                           if (a.get("Invoice") or {}).get("InvoiceID") in (None, raw.get("InvoiceID"))]
+            if allocations:
+                found += [(_date(a, "Date"), amount(a.get("Amount")) or ZERO) for a in allocations]
+            else:
+                found.append((_date(credit, "Date"), amount(credit.get("AppliedAmount")) or ZERO))
+    return found
+
+
+def _owed(raw: dict[str, Any], invoice: Invoice, as_of: _dt.date) -> Decimal:
+    """What was owed on the invoice at the end of `as_of`: Xero's own `AmountDue` from today on, else the total
+    less every allocation dated by then (outside review money19: credit notes and pre/overpayments were ignored)."""
+    if as_of >= _today():
+        return read_money(raw.get("AmountDue"), invoice.currency)
+    settled = sum((value for day, value in _settled(raw) if day is None or day <= as_of), ZERO)
+    return max(invoice.total - round_money(settled, invoice.currency), ZERO)
