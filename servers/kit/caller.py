@@ -114,8 +114,9 @@ def caller_from_meta(meta: Mapping[str, Any] | None, secret: str | None, audienc
     token = meta.get(META_KEY) if meta else None
     if token is None:
         if secret is not None:
-            raise _unauthorized("the call carries no caller token, and this server only serves calls the hub signed; "
-                                "call it through the hub")
+            raise _unauthorized(f"the call carries no caller token, and this server only serves calls the hub signed "
+                                f"({SECRET_ENV} is set here). Call it through the hub; if this call came through a "
+                                f"hub, set that hub's `caller_secret` for this server to the same value as {SECRET_ENV}")
         return LOCAL_CALLER
     if secret is None:
         raise _unauthorized(f"the call carries a caller token but this server has no caller secret to check it: set "

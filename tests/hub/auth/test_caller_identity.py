@@ -190,7 +190,10 @@ async def test_domain_server_with_a_secret_refuses_calls_without_a_valid_token(t
         command=PY, args=["-m", "hub.cli", "server", "calendar", "--data-dir", str(tmp_path), "--log-level", "warning"],
         env={"PYTHONPATH": str(ROOT), "MCP_HUB_CALLER_SECRET": secret, "MCP_HUB_CALLER_AUDIENCE": "calendar"}, cwd=str(ROOT))
     async with Client(params) as client:
-        assert refused(await client.call_tool("now", {})) == "unauthorized"
+        unsigned = await client.call_tool("now", {})
+        assert refused(unsigned) == "unauthorized"
+        # A hub configured without `caller_secret` for it sends no token: the refusal names what to set.
+        assert "`caller_secret`" in unsigned.content[0].text and "MCP_HUB_CALLER_SECRET" in unsigned.content[0].text  # type: ignore[union-attr]
         bad = {
             "garbage": "not-a-token",
             "forged": forged_token(),
