@@ -11,12 +11,13 @@ from typing import Protocol
 from servers.calendar import edits, ical, ical_split
 from servers.calendar.expansion import Expansion, expand
 from servers.calendar.expansion import expand as expand_objects  # `list_events` has a parameter named `expand`
+from servers.calendar.providers.splitting import create_handle, settle_create
 from servers.calendar.model import Busy, Calendar, Event, EventChanges, EventPage, Interval, NewEvent, Response, Scope
 from servers.calendar.slots import merge
 from servers.calendar.timeutil import as_utc
 from servers.calendar.walks import Walks
 from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
-from servers.kit.errors import DomainError
+from servers.kit.errors import DomainError, not_found
 
 
 _FOLD = re.compile(r"\r?\n[ \t]")
@@ -42,7 +43,10 @@ class CalendarBackend(Protocol):
 
     async def free_busy(self, participants: list[str], start: datetime, end: datetime) -> list[Busy]: ...
 
-    async def create(self, new: NewEvent) -> Event: ...
+    async def create(self, new: NewEvent, idempotency_key: str | None = None) -> Event:
+        """Create under a handle the connector chooses (`splitting.create_handle`: derived from the caller's
+        `idempotency_key` when there is one), settling an unclear answer by reading it back."""
+        ...
 
     async def update(
         self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None,
@@ -82,6 +86,41 @@ class IcalBackend:
     async def _remove(self, calendar_id: str, uid: str) -> None:
         raise NotImplementedError
 
+    async def _invitations(self, calendar_id: str, start: datetime, end: datetime) -> list[tuple[str, str]]:
+        """(text, etag) of objects on *other* calendars here that invite `calendar_id`'s owner. None by
+        default: a CalDAV server delivers invitations into the invitee's calendar itself (RFC 6638)."""
+        return []
+
+    async def _invitation(self, calendar_id: str, uid: str) -> tuple[str, str, str]:
+        """(organizer's calendar id, text, etag) of the object `uid` on another calendar here that invites
+        `calendar_id`'s owner; `not_found` when there is none."""
+        raise not_found("event", uid)
+
+    async def _locate(self, calendar_id: str, uid: str) -> tuple[str, str, str]:
+        """(calendar holding it, text, etag) of `uid` as `calendar_id` sees it: its own event, else an
+        invitation to its owner from another calendar here."""
+        try:
+            return (calendar_id, *await self._load(calendar_id, uid))
+        except DomainError as exc:
+            if exc.body.code != "not_found":
+                raise
+        return await self._invitation(calendar_id, uid)
+
+    async def _own(self, calendar_id: str, uid: str) -> tuple[str, str]:
+        """`_load`, but an invitation from another calendar is named as such: only its organizer changes it."""
+        try:
+            return await self._load(calendar_id, uid)
+        except DomainError as exc:
+            if exc.body.code != "not_found":
+                raise
+            try:
+                owner, _, _ = await self._invitation(calendar_id, uid)
+            except DomainError:
+                raise exc from None
+            raise DomainError("forbidden", f"event {uid} is an invitation from {owner}'s calendar: only its organizer can change "
+                              f"or delete it; answer it with respond_to_event (response='declined' to decline it)",
+                              details={"organizer_calendar": owner}) from None
+
     # -- the protocol ------------------------------------------------------------------------
 
     async def calendar(self, calendar_id: str) -> Calendar:
@@ -91,8 +130,12 @@ class IcalBackend:
                 return found
         raise unknown_calendar(calendar_id, known)
 
+    async def _seen(self, calendar_id: str, start: datetime, end: datetime) -> list[tuple[str, str]]:
+        """What a calendar shows: its own objects and the invitations to its owner from other calendars here."""
+        return [*await self._objects(calendar_id, start, end), *await self._invitations(calendar_id, start, end)]
+
     async def _expanded(self, calendar_id: str, start: datetime, end: datetime, tz: str) -> Expansion:
-        objects = [(calendar_id, text, etag, tz) for text, etag in await self._objects(calendar_id, start, end)]
+        objects = [(calendar_id, text, etag, tz) for text, etag in await self._seen(calendar_id, start, end)]
         found = expand(objects, self.name, start, end)
         found.events.sort(key=lambda e: (e.start.utc or as_utc(e.start.date, tz), e.id))  # type: ignore[arg-type]
         return found
@@ -114,7 +157,7 @@ class IcalBackend:
             expansion = await self._expanded(calendar_id, start, end, tz)
             events, notes = expansion.events, expansion.notes()
         else:  # the series themselves, of those with an occurrence in the range (a store may give more)
-            objects = await self._objects(calendar_id, start, end)
+            objects = await self._seen(calendar_id, start, end)
             found = expand_objects([(calendar_id, text, etag, tz) for text, etag in objects], self.name, start, end)
             present = {e.id for e in found.events} | {s.uid for s in found.skipped}
             events = [event for text, etag in objects
@@ -160,7 +203,7 @@ class IcalBackend:
         return self._secret
 
     async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
-        text, etag = await self._load(calendar_id, event_id)
+        _, text, etag = await self._locate(calendar_id, event_id)
         tz = (await self.calendar(calendar_id)).zone
         parsed = ical.load(text)
         series = ical.master(parsed)
@@ -204,16 +247,31 @@ class IcalBackend:
                             truncated=bool(cut)))
         return out
 
-    async def create(self, new: NewEvent) -> Event:
+    async def create(self, new: NewEvent, idempotency_key: str | None = None) -> Event:
+        """Stored under a UID (and CalDAV resource name) derived from the call's key (`create_handle`), never
+        over an existing object: a PUT whose answer was lost, or a keyed retry of it, is found again by
+        that UID instead of being stored twice under another one (`settle_create`)."""
         calendar = await self.calendar(new.calendar_id)
         if calendar.read_only:
             raise DomainError("forbidden", f"calendar {new.calendar_id} is read-only")
-        built = ical.build_series(new, organizer=new.calendar_id if "@" in new.calendar_id else None)
-        uid = str(ical.master(built)["UID"])
-        text = built.to_ical().decode()
-        etag = await self._save(new.calendar_id, uid, text, None)
+        uid = f"{create_handle(f'{self.name}:{new.calendar_id}', idempotency_key)}@mcp-hub"
+        text = ical.build_series(new, uid=uid, organizer=new.calendar_id if "@" in new.calendar_id else None).to_ical().decode()
+
+        async def post() -> tuple[str, str]:
+            return text, await self._save(new.calendar_id, uid, text, None)
+
+        async def find() -> tuple[str, str] | None:
+            try:
+                return await self._load(new.calendar_id, uid)
+            except DomainError as exc:
+                if exc.body.code == "not_found":
+                    return None
+                raise
+
+        stored, etag = await settle_create(self.name, f"UID {uid}", post, find, what="the event", details={},
+                                           advice="Look for it (list_events around its start) before creating it again")
         # Answer with what was stored, read back as every later read will (not the object in hand).
-        return ical.to_event(ical.master(ical.load(text)), new.calendar_id, self.name, calendar.zone, etag)
+        return ical.to_event(ical.master(ical.load(stored)), new.calendar_id, self.name, calendar.zone, etag)
 
     async def update(
         self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None,
@@ -221,7 +279,7 @@ class IcalBackend:
     ) -> Event:
         tz = (await self.calendar(calendar_id)).zone  # every read before the first write
         for attempt in range(MERGE_ATTEMPTS):
-            text, etag = await self._load(calendar_id, event_id)
+            text, etag = await self._own(calendar_id, event_id)
             if expected_etag is not None and expected_etag != etag:
                 raise DomainError("conflict", f"event {event_id} changed since you read it; get it again and reapply your change",
                                   details={"current_etag": etag})
@@ -242,12 +300,15 @@ class IcalBackend:
         return ical.to_event(ical.master(updated), calendar_id, self.name, tz, new_etag)
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
+        """Sets the PARTSTAT of `calendar_id`'s owner, on the event as it is stored: on the organizer's calendar
+        for an invitation from another calendar here (so a decline frees their time); a calendar whose
+        owner is not invited cannot answer."""
         tz = (await self.calendar(calendar_id)).zone  # every read before the write
         for attempt in range(MERGE_ATTEMPTS):
-            text, etag = await self._load(calendar_id, event_id)
+            holder, text, etag = await self._locate(calendar_id, event_id)
             parsed = edits.respond(ical.load(text), calendar_id, response, instance_start)
             try:
-                new_etag = await self._save(calendar_id, event_id, parsed.to_ical().decode(), etag)
+                new_etag = await self._save(holder, event_id, parsed.to_ical().decode(), etag)
                 break
             except DomainError as exc:
                 if exc.body.code != "conflict" or attempt == MERGE_ATTEMPTS - 1:
@@ -257,7 +318,7 @@ class IcalBackend:
         return ical.to_event(ical.master(parsed), calendar_id, self.name, tz, new_etag)
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
-        text, etag = await self._load(calendar_id, event_id)
+        text, etag = await self._own(calendar_id, event_id)
         remaining = edits.remove(ical.load(text), scope, instance_start)
         if remaining is None:
             await self._remove(calendar_id, event_id)

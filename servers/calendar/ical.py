@@ -5,6 +5,7 @@ and CalDAV keep exactly these objects, so both share this code — no hand-writt
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +28,18 @@ RESPONSE = {v: k for k, v in PARTSTAT.items()}
 
 def new_uid() -> str:
     return f"{uuid.uuid4()}@mcp-hub"
+
+
+def invites(text: str, email: str) -> bool:
+    """Whether an object names `email` as an ATTENDEE of any of its events (emails compare without case)."""
+    wanted = f"mailto:{email.lower()}"
+    if wanted not in re.sub(r"\r?\n[ \t]", "", text).lower():  # a cheap test first; lines may be folded (RFC 5545 §3.1)
+        return False
+    for component in load(text).walk("VEVENT"):
+        raw = component.get("ATTENDEE", [])
+        if any(str(a).lower() == wanted for a in (raw if isinstance(raw, list) else [raw])):
+            return True
+    return False
 
 
 def etag_of(text: str) -> str:

@@ -257,7 +257,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
             if clashes:
                 raise DomainError("conflict", f"{', '.join(clashes)} already busy then; pick another time (find_available_slots helps)",
                                   details={"busy": clashes})
-        return await backend.create(new)
+        return await backend.create(new, idempotency_key)
 
     @domain_tool(mcp, idempotent=True)
     async def update_event(

@@ -91,6 +91,28 @@ class EmbeddedCalendar(IcalBackend):
 
         return await self.store.run(run)
 
+    async def _invitations(self, calendar_id: str, start: datetime, end: datetime) -> list[tuple[str, str]]:
+        """Events on other calendars here that invite this calendar's owner (its id is their email): they
+        show on it, as a provider's invitations do (outside review money19 #4)."""
+        if "@" not in calendar_id:
+            return []
+
+        def run(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = db.execute("SELECT ical, etag FROM events WHERE lower(calendar_id) != lower(?)", (calendar_id,))
+            return [(r["ical"], r["etag"]) for r in rows if ical.invites(r["ical"], calendar_id)]
+
+        return await self.store.run(run)
+
+    async def _invitation(self, calendar_id: str, uid: str) -> tuple[str, str, str]:
+        def run(db: sqlite3.Connection) -> tuple[str, str, str]:
+            row = db.execute("SELECT calendar_id, ical, etag FROM events WHERE uid = ? AND lower(calendar_id) != lower(?)",
+                             (uid, calendar_id)).fetchone()
+            if row is None or "@" not in calendar_id or not ical.invites(row["ical"], calendar_id):
+                raise not_found("event", uid)
+            return row["calendar_id"], row["ical"], row["etag"]
+
+        return await self.store.run(run)
+
     async def _load(self, calendar_id: str, uid: str) -> tuple[str, str]:
         def run(db: sqlite3.Connection) -> tuple[str, str]:
             row = db.execute("SELECT ical, etag FROM events WHERE uid = ? AND calendar_id = ?", (uid, calendar_id)).fetchone()
@@ -105,6 +127,9 @@ class EmbeddedCalendar(IcalBackend):
 
         def run(db: sqlite3.Connection) -> str:
             row = db.execute("SELECT etag FROM events WHERE uid = ?", (uid,)).fetchone()
+            if expected_etag is None and row is not None:  # a create never replaces: the UID is taken (maybe by this create)
+                raise DomainError("conflict", f"an event with UID {uid} already exists; list the events to find it",
+                                  details={"duplicate": True})
             if expected_etag is not None and (row is None or row["etag"] != expected_etag):
                 raise DomainError("conflict", f"event {uid} changed while it was being updated; get it again")
             db.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?)", (uid, calendar_id, text, etag, datetime.now(UTC).isoformat()))

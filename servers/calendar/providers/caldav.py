@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 import caldav
@@ -89,18 +89,29 @@ class CalDavCalendar(IcalBackend):
         return obj.data, ical.etag_of(obj.data)
 
     async def _save(self, calendar_id: str, uid: str, text: str, expected_etag: str | None) -> str:
-        """Create, or replace the object whose text digests to `expected_etag`: read it (body and the
+        """Create (a PUT with `If-None-Match: *` at the resource named by the UID, so a repeated create is
+        refused, 412 → a `duplicate` conflict, never stored twice or over another object), or replace the
+        object whose text digests to `expected_etag`: read it (body and the
         server's ETag), compare, and PUT with `If-Match` on that ETag, so a writer in between makes
         the server answer 412 (`conflict`) and two writers can never both pass the check. Returns the
         etag the next read gives (`_stored_etag`)."""
         dav = await self._dav(calendar_id)
         if expected_etag is None:
             def create() -> str:
-                saved = dav.save_event(text)
-                _landed("PUT", saved.url, uid)
-                return self._stored_etag(dav, uid, text, saved.etag)
+                url = dav.url.join(quote(uid, safe="@") + ".ics")  # the resource name follows the UID
+                response = self._client.put(str(url), text, {"If-None-Match": "*", "Content-Type": "text/calendar; charset=utf-8"})
+                if response.status == 412:
+                    return "taken"
+                if response.status >= 300:
+                    raise caldav_error.PutError(f"{response.status} {response.reason}")
+                _landed("PUT", url, uid)
+                return "etag:" + self._stored_etag(dav, uid, text, (response.headers or {}).get("ETag"))
 
-            return await self._run(create)
+            made = await self._run(create)
+            if made == "taken":
+                raise DomainError("conflict", f"the CalDAV server already holds an event with UID {uid}",
+                                  details={"duplicate": True})
+            return made.removeprefix("etag:")
 
         def replace() -> str:
             obj = dav.event_by_uid(uid)  # body and ETag from one response, read as `_load` reads

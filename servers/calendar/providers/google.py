@@ -7,7 +7,10 @@ Configuration: `GOOGLE_CALENDAR_TOKEN` (a bearer token), or `GOOGLE_CLIENT_ID` +
 the event's etag (412 → conflict). One occurrence is edited or deleted through its instance
 (`/events/{id}/instances`); "this and following" starts a new series, carries the edited and deleted
 occurrences over, then ends the old one with UNTIL (`google_series`, `splitting`: a failure undoes the
-new series) — not for COUNT-limited series, which Google cannot split without recounting.
+new series) — not for COUNT-limited series, which Google cannot split without recounting. Every write
+of an event sends `sendUpdates=all` (Google's default notifies no one), so attendees are invited and
+told of changes and cancellations, as Graph does by itself. A create names its event by a
+client-chosen id, so an unclear answer is settled by reading it back (`splitting.settle_create`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
-from servers.calendar.providers.google_series import ended_recurrence, if_match, split
+from servers.calendar.providers.google_series import NOTIFY, ended_recurrence, if_match, split
+from servers.calendar.providers.splitting import create_handle, settle_create
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -159,7 +163,9 @@ class GoogleCalendar:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def create(self, new: NewEvent) -> Event:
+    async def create(self, new: NewEvent, idempotency_key: str | None = None) -> Event:
+        """Inserts under a client-chosen event id (`create_handle`), so an answer lost after the insert landed
+        is found again by that id rather than booked twice (`settle_create`); attendees are invited."""
         body: dict[str, Any] = {"summary": new.title, "description": new.description, "start": _time_body(new.start, new.zone),
                                 "end": _time_body(new.end, new.zone), "attendees": [{"email": a.email} for a in new.attendees]}
         if new.location:
@@ -168,8 +174,29 @@ class GoogleCalendar:
             body["recurrence"] = [new.rrule if new.rrule.startswith("RRULE:") else f"RRULE:{new.rrule}"]
         if new.reminders_minutes:
             body["reminders"] = {"useDefault": False, "overrides": [{"method": "popup", "minutes": m} for m in new.reminders_minutes]}
-        raw = await self.http.json("POST", self._path(new.calendar_id), json=body)
+        handle = create_handle(f"google:{new.calendar_id}", idempotency_key)
+        path = self._path(new.calendar_id)
+
+        async def post() -> dict[str, Any]:
+            return await self.http.json("POST", path, json=body | {"id": handle}, params=NOTIFY)  # type: ignore[no-any-return]
+
+        async def find() -> dict[str, Any] | None:
+            return await self.find(new.calendar_id, handle)
+
+        raw = await settle_create("Google Calendar", f"event id {handle}", post, find, what="the event", details={},
+                                  advice="Look for it (list_events around its start) before creating it again")
         return self._event(raw, new.calendar_id, new.zone)
+
+    async def find(self, calendar_id: str, event_id: str) -> dict[str, Any] | None:
+        """The event made under a client-chosen id, or None when there is none (or it was deleted: Google
+        keeps a deleted event's id, answering it `cancelled` or 410)."""
+        try:
+            raw = await self.http.json("GET", self._path(calendar_id, event_id))
+        except DomainError as exc:
+            if exc.body.code == "not_found" or (exc.body.details or {}).get("status") == 410:
+                return None
+            raise
+        return None if raw.get("status") == "cancelled" else raw  # type: ignore[no-any-return]
 
     def _patch_body(self, changes: EventChanges, tz: str) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -202,7 +229,8 @@ class GoogleCalendar:
             return self._event(raw, calendar_id, tz)
         else:
             target = event_id
-        raw = await self.http.json("PATCH", self._path(calendar_id, target), json=body, headers=headers, idempotent=True)
+        raw = await self.http.json("PATCH", self._path(calendar_id, target), json=body, headers=headers, idempotent=True,
+                                   params=NOTIFY)
         return self._event(raw, calendar_id, tz)
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
@@ -232,12 +260,12 @@ class GoogleCalendar:
         if scope == "all" or instance_start is None:
             if scope != "all":
                 raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
-            await self.http.request("DELETE", self._path(calendar_id, event_id))
+            await self.http.request("DELETE", self._path(calendar_id, event_id), params=NOTIFY)
         elif scope == "this":
             target = (await self._instance(calendar_id, event_id, instance_start))["id"]
-            await self.http.request("DELETE", self._path(calendar_id, target))
+            await self.http.request("DELETE", self._path(calendar_id, target), params=NOTIFY)
         else:
             master = await self.http.json("GET", self._path(calendar_id, event_id))
             await self.http.json("PATCH", self._path(calendar_id, event_id), idempotent=True, headers=if_match(master),
-                                 json={"recurrence": ended_recurrence(master, instance_start)})
+                                 json={"recurrence": ended_recurrence(master, instance_start)}, params=NOTIFY)
         return scope == "all"  # the provider keeps a series whose occurrences were each deleted as its own record

@@ -9,11 +9,10 @@ changed (the fields that differ from its series, and its own times if it was mov
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from servers.calendar.providers.splitting import SplitSteps, create_known, slot_shift, split_series, stale
+from servers.calendar.providers.splitting import SplitSteps, create_handle, create_known, slot_shift, split_series, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
 
 HORIZON = timedelta(days=3660)
 """How far past the split point an unbounded series' edited and deleted occurrences are looked for."""
+NOTIFY = {"sendUpdates": "all"}
+"""Sent with every write of an event: Google notifies attendees only when asked (the default is none)."""
 CARRIED = ("summary", "description", "location", "attendees", "transparency", "visibility", "colorId", "reminders")
 """An occurrence's own fields that an edit of it can change (its times are handled apart)."""
 
@@ -127,20 +128,16 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
               "transparency": master.get("transparency"), "recurrence": [rule, *exdates]} | body
     shift = slot_shift(slot, first)
 
-    new_id = uuid.uuid4().hex  # Google takes a client-chosen id (base32hex, 5-1024 characters): an unclear answer is looked up
+    new_id = create_handle(f"google:{calendar_id}", None)  # a client-chosen id (base32hex): an unclear answer is looked up
 
     async def post() -> tuple[str, dict[str, Any]]:
-        raw = await cal.http.json("POST", cal._path(calendar_id), json={k: v for k, v in follow.items() if v is not None} | {"id": new_id})
+        raw = await cal.http.json("POST", cal._path(calendar_id), params=NOTIFY,
+                                  json={k: v for k, v in follow.items() if v is not None} | {"id": new_id})
         return raw["id"], raw
 
     async def find() -> tuple[str, dict[str, Any]] | None:
-        try:
-            raw = await cal.http.json("GET", cal._path(calendar_id, new_id))
-        except DomainError as exc:
-            if exc.body.code == "not_found" or (exc.body.details or {}).get("status") == 410:
-                return None
-            raise
-        return None if raw.get("status") == "cancelled" else (new_id, raw)
+        raw = await cal.find(calendar_id, new_id)
+        return None if raw is None else (new_id, raw)
 
     async def create() -> tuple[str, dict[str, Any]]:
         return await create_known("Google Calendar", event_id, instance_start, f"event id {new_id}", post, find)
@@ -156,12 +153,12 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
                 continue  # a new rule (rrule) without this occurrence
             where = cal._path(calendar_id, counterpart["id"])
             if item.get("status") == "cancelled":
-                await cal.http.request("DELETE", where, idempotent=True)
+                await cal.http.request("DELETE", where, idempotent=True, params=NOTIFY)
             else:
-                await cal.http.json("PATCH", where, json=_own_changes(item, master, target), idempotent=True)
+                await cal.http.json("PATCH", where, json=_own_changes(item, master, target), idempotent=True, params=NOTIFY)
 
     async def end() -> None:
-        await cal.http.json("PATCH", path, json={"recurrence": ended}, headers=if_match(master), idempotent=True)
+        await cal.http.json("PATCH", path, json={"recurrence": ended}, headers=if_match(master), idempotent=True, params=NOTIFY)
 
     async def is_ended() -> bool:
         now = (await cal.http.json("GET", path)).get("recurrence")
@@ -171,7 +168,7 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
 
     async def remove(new_id: str) -> None:
         try:
-            await cal.http.request("DELETE", cal._path(calendar_id, new_id))
+            await cal.http.request("DELETE", cal._path(calendar_id, new_id), params=NOTIFY)
         except DomainError as exc:
             if (exc.body.details or {}).get("status") == 410:  # Google: "deleted" — already gone
                 raise DomainError("not_found", f"the series {new_id} is already deleted") from exc

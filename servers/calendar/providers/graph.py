@@ -41,7 +41,8 @@ from servers.calendar.model import (
     Scope,
 )
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
-from servers.calendar.providers.graph_series import ended_recurrence, if_match, split
+from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
+from servers.calendar.providers.splitting import create_handle, settle_create
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
 from servers.calendar.providers.graph_times import read as _read
@@ -235,13 +236,23 @@ class GraphCalendar:
                                   "type": "optional" if a.optional else "required"} for a in fields.attendees]
         return body
 
-    async def create(self, new: NewEvent) -> Event:
+    async def create(self, new: NewEvent, idempotency_key: str | None = None) -> Event:
+        """POSTs with a `transactionId` the connector chooses (`create_handle`): Graph answers a repeated create
+        with the event it already made for it, so an unclear answer is settled by repeating the POST
+        (`settle_create`, as the series split does) and a keyed retry never books twice."""
         body = self._body(new, new.zone)
         if new.rrule:
             body["recurrence"] = to_graph(new.rrule, new.start, getattr(getattr(new.start, "tzinfo", None), "key", None) or new.zone)
         if new.reminders_minutes:
             body.update(isReminderOn=True, reminderMinutesBeforeStart=min(new.reminders_minutes))
-        raw = await self.http.json("POST", f"{self._calendar_path(new.calendar_id)}/events", json=body, headers=self._prefer(new.zone))
+        transaction = transaction_id(create_handle(f"graph:{self.user}:{new.calendar_id}", idempotency_key))
+
+        async def post() -> dict[str, Any]:
+            return await self.http.json("POST", f"{self._calendar_path(new.calendar_id)}/events",  # type: ignore[no-any-return]
+                                        json=body | {"transactionId": transaction}, headers=self._prefer(new.zone))
+
+        raw = await settle_create("Microsoft Graph", f"transactionId {transaction}", post, post, what="the event", details={},
+                                  advice="Look for it (list_events around its start) before creating it again")
         return self._event(raw, new.calendar_id, new.zone)
 
     async def update(

@@ -3,15 +3,22 @@
 Graph does not take RRULE text: a series is a pattern (daily, weekly, absolute/relative monthly,
 absolute/relative yearly; interval, daysOfWeek, dayOfMonth, month, index, firstDayOfWeek) and a
 range (noEnd, endDate — an inclusive local date — or numbered). The RRULE subset that maps onto
-that exactly is converted; anything else (BYHOUR, several month days, FREQ=HOURLY, ...) is refused
-with an error that says what Graph can express, rather than silently changing the schedule.
+that exactly is converted; anything else (BYHOUR, several month days, FREQ=HOURLY, BYMONTH outside
+YEARLY, several BYDAY positions, ...) is refused with an error that names the part and says what to
+write instead, rather than silently changing the schedule. As a last guard every pattern is expanded
+as Graph documents it and compared with the RRULE (dateutil) over its first `CHECKED` occurrences:
+any difference is refused too (outside review money19 #2: four rules were booked as other schedules).
 """
 
 from __future__ import annotations
 
+import calendar as _calendar
 from datetime import date, datetime, timedelta
+from itertools import islice
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from dateutil.rrule import rrulestr
 from icalendar.prop import vRecur
 
 from servers.kit.errors import DomainError
@@ -21,6 +28,9 @@ CODES = {v: k for k, v in DAYS.items()}
 INDEX = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}
 POSITION = {v: k for k, v in INDEX.items()}
 SUPPORTED = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "UNTIL", "COUNT", "WKST"}
+CHECKED = 100
+"""Occurrences of the rule and of the Graph pattern compared before a rule is sent."""
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
 def _refuse(why: str) -> DomainError:
@@ -56,6 +66,7 @@ def to_graph(rrule: str, start: datetime | date, zone: str) -> dict[str, Any]:
     month_days = [int(d) for d in rule.get("BYMONTHDAY", [])]
     if len(month_days) > 1 or len(positions) > 1 or len(rule.get("BYMONTH", [])) > 1:
         raise _refuse("only one BYMONTHDAY, BYSETPOS and BYMONTH value")
+    _refuse_lossy(freq, interval, rule, by_day)
     if freq in ("DAILY", "WEEKLY"):
         if positions or month_days or any(p is not None for p, _ in by_day):
             raise _refuse(f"{freq} with positions or month days")
@@ -84,7 +95,88 @@ def to_graph(rrule: str, start: datetime | date, zone: str) -> dict[str, Any]:
         span.update(type="endDate", endDate=_last_day(rule["UNTIL"][0], start, zone).isoformat())
     elif "COUNT" in rule:
         span.update(type="numbered", numberOfOccurrences=int(rule["COUNT"][0]))
+    _same_schedule(rule, pattern, span, start, zone)
     return {"pattern": pattern, "range": span}
+
+
+def _refuse_lossy(freq: str, interval: int, rule: vRecur, by_day: list[tuple[int | None, str]]) -> None:
+    """The rules Graph's patterns are known to change, each refused naming the part and what to write instead."""
+    if rule.get("BYMONTH") and freq != "YEARLY":
+        raise _refuse(f"BYMONTH with FREQ={freq} (Graph repeats it in every month); drop BYMONTH and end the series with "
+                      "UNTIL, or create one series per month")
+    if freq == "YEARLY" and not rule.get("BYMONTH") and (rule.get("BYMONTHDAY") or by_day):
+        raise _refuse("FREQ=YEARLY with BYMONTHDAY or BYDAY but no BYMONTH (RFC 5545 repeats that in every month or week "
+                      "of the year); write FREQ=MONTHLY with the same BYMONTHDAY/BYDAY, or add BYMONTH=<month> for once a year")
+    if freq in ("MONTHLY", "YEARLY") and len(by_day) > 1 and any(p is not None for p, _ in by_day):
+        raise _refuse("several BYDAY values with their own positions (e.g. 1MO,3WE: Graph takes one position for all of "
+                      "them); create one series per weekday (BYDAY=1MO, then BYDAY=3WE)")
+    if freq == "DAILY" and interval > 1 and by_day:
+        raise _refuse(f"FREQ=DAILY;INTERVAL={interval} with BYDAY (Graph has no every-n-days-on-weekdays pattern); write "
+                      "FREQ=WEEKLY;BYDAY=... (with INTERVAL for every n weeks), or FREQ=DAILY;INTERVAL=n without BYDAY")
+
+
+def _same_schedule(rule: vRecur, pattern: dict[str, Any], span: dict[str, Any], start: datetime | date, zone: str) -> None:
+    """Refuse unless `pattern` repeats on exactly the days the RRULE does (its first `CHECKED` occurrences,
+    within its COUNT or UNTIL): the last guard against a conversion that changes the schedule."""
+    local = start
+    if isinstance(start, datetime) and start.tzinfo is not None:
+        try:
+            local = start.astimezone(ZoneInfo(zone))
+        except (KeyError, ValueError):
+            pass
+    anchor = datetime.combine(local, datetime.min.time()) if not isinstance(local, datetime) else local.replace(tzinfo=None)
+    bare = {k: v for k, v in rule.items() if k not in ("COUNT", "UNTIL")}
+    limit = min(CHECKED, int(span["numberOfOccurrences"])) if span["type"] == "numbered" else CHECKED
+    asked = [d.date() for d in islice(rrulestr(vRecur(bare).to_ical().decode(), dtstart=anchor), limit)]
+    booked = list(islice(_graph_days(pattern, anchor.date()), limit))
+    if span["type"] == "endDate":
+        last = date.fromisoformat(span["endDate"])
+        asked, booked = [d for d in asked if d <= last], [d for d in booked if d <= last]
+    for index, (want, got) in enumerate(zip(asked, booked, strict=False)):
+        if want != got:
+            raise _refuse(f"its occurrence {index + 1} is on {want.isoformat()}, but Graph's closest pattern ({pattern['type']}) "
+                          f"would put it on {got.isoformat()}; pick a rule it repeats exactly (a month day of 28 or less, "
+                          "BYDAY=-1MO for a month's last Monday, no 29 February)")
+    if len(asked) != len(booked):
+        raise _refuse(f"Graph's closest pattern ({pattern['type']}) gives {len(booked)} occurrences where the rule gives {len(asked)}")
+
+
+def _graph_days(pattern: dict[str, Any], first: date) -> Any:
+    """The days a Graph pattern repeats on from `first` (its range's startDate), as Graph documents them:
+    a relative pattern with several days takes the index-th day that is any of them; an absolute day past
+    a month's end falls on its last day (as Outlook does; a rule skipping such months is then refused)."""
+    kind, interval = pattern["type"], int(pattern.get("interval") or 1)
+    days = {WEEKDAYS.index(d) for d in pattern.get("daysOfWeek") or []}
+    horizon = first.replace(year=min(first.year + 400 * interval, 9000))
+    if kind == "daily":
+        day = first
+        while day < horizon:
+            yield day
+            day += timedelta(days=interval)
+        return
+    if kind == "weekly":
+        week = first - timedelta(days=(first.weekday() - WEEKDAYS.index(pattern.get("firstDayOfWeek", "sunday"))) % 7)
+        while week < horizon:
+            for offset in range(7):
+                day = week + timedelta(days=offset)
+                if day.weekday() in days and day >= first:
+                    yield day
+            week += timedelta(weeks=interval)
+        return
+    step = interval if kind.endswith("Monthly") else 12 * interval
+    month = (first.year * 12 + first.month - 1) if kind.endswith("Monthly") else first.year * 12 + int(pattern["month"]) - 1
+    while month // 12 < horizon.year:
+        year, number = divmod(month, 12)
+        length = _calendar.monthrange(year, number + 1)[1]
+        if kind.startswith("absolute"):
+            found: date | None = date(year, number + 1, min(int(pattern["dayOfMonth"]), length))
+        else:
+            hits = [date(year, number + 1, d) for d in range(1, length + 1) if date(year, number + 1, d).weekday() in days]
+            position = POSITION[pattern.get("index", "first")]
+            found = hits[position - 1 if position > 0 else -1] if len(hits) >= abs(position) else None
+        if found is not None and found >= first:
+            yield found
+        month += step
 
 
 def _last_day(until: datetime | date, start: datetime | date, zone: str) -> date:

@@ -18,7 +18,7 @@ from servers.calendar.providers.graph_recurrence import to_graph
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
 from servers.calendar.providers.graph_times import read as _read
-from servers.calendar.providers.splitting import SplitSteps, create_known, slot_shift, split_series, stale
+from servers.calendar.providers.splitting import SplitSteps, create_handle, create_known, slot_shift, split_series, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 CARRIED = ("subject", "body", "location", "attendees", "showAs", "isReminderOn", "reminderMinutesBeforeStart", "sensitivity",
            "importance", "categories")
 """An occurrence's own fields that an edit of it can change (its times are handled apart)."""
+
+
+def transaction_id(handle: str) -> str:
+    """A Graph `transactionId` (GUID-shaped, as Graph's own clients send) from a 32-hex-digit handle."""
+    return str(uuid.UUID(hex=handle))
 
 
 def if_match(raw: dict[str, Any]) -> dict[str, str]:
@@ -105,7 +110,7 @@ async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_st
     } | body
     shift = slot_shift(slot, first)
 
-    transaction = str(uuid.uuid4())  # Graph de-duplicates a repeated create with the same transactionId
+    transaction = transaction_id(create_handle(f"graph:{cal.user}:{calendar_id}", None))  # Graph de-duplicates by transactionId
 
     async def post() -> tuple[str, dict[str, Any]]:
         raw = await cal.http.json("POST", f"{cal._calendar_path(calendar_id)}/events", headers=prefer,

@@ -5,7 +5,8 @@ the old series' edited and deleted occurrences), so a refusal changes nothing. T
 new series, (2) carry the old series' edited and deleted occurrences from the split point over to it,
 (3) end the old series before the split point, with If-Match on the etag it was read at. The create
 names the new series by a client-chosen handle, so an unclear answer to it is settled by looking it up
-(`create_known`). A failure in (2) (the old series was never asked to end) or in (3) deletes the new
+(`create_known`; every connector's plain `create` is settled the same way: `create_handle`,
+`settle_create`). A failure in (2) (the old series was never asked to end) or in (3) deletes the new
 series again and answers that failure (the calendar is as before); an end whose outcome is unknown
 (5xx, no answer) is settled by reading the old series back. Only when that compensation or read-back
 fails too is the answer `upstream_error` (not retryable), naming both series (`series`, `left_series`).
@@ -13,14 +14,20 @@ fails too is the answer `upstream_error` (not retryable), naming both series (`s
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from servers.calendar.series_edits import shifter
 from servers.kit.errors import DomainError
+from servers.kit.idempotency import provider_key
 from servers.kit.landed import undone
+
+T = TypeVar("T")
 
 DEFINITE = frozenset({"conflict", "invalid_argument", "not_found", "forbidden", "unauthorized", "rate_limited"})
 """Failures the provider answered before acting: the write did not happen."""
@@ -56,31 +63,60 @@ def unclear(exc: BaseException) -> bool:
     return not (isinstance(exc, DomainError) and exc.body.code in DEFINITE)
 
 
-async def create_known(provider: str, series_id: str, split_at: datetime | date, handle: str,
-                       post: Callable[[], Awaitable[tuple[str, dict[str, Any]]]],
-                       find: Callable[[], Awaitable[tuple[str, dict[str, Any]] | None]]) -> tuple[str, dict[str, Any]]:
-    """`post` the new series, named by the client-chosen `handle` (Google's event id, Graph's
-    transactionId). After an unclear answer, `find` it by that handle: there → go on with it; absent →
-    the original error (nothing was made; a retry is safe); the look-up failing too → `upstream_error`
-    (not retryable) naming the handle, since the new series may exist (re-check 17w #1: a 503 after the
-    POST landed was retried by the hub, and the series was split twice)."""
+def create_handle(scope: str, key: str | None) -> str:
+    """The handle a create is made under (32 lowercase hex characters: a valid Google event id — base32hex,
+    5-1024 long —, Graph transactionId and iCalendar UID). With the caller's `idempotency_key` it is derived
+    from (`scope`, the key as `provider_key` scopes it: caller, tool, the call's arguments), so the hub's
+    retry of the same keyed call asks for the same event again instead of booking it twice (outside review
+    money19 #1); without a key, a fresh one per call."""
+    sent = provider_key("create_event", key)
+    if sent is None:
+        return uuid.uuid4().hex
+    return hashlib.sha256(json.dumps([scope, sent], separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def duplicate(exc: BaseException) -> bool:
+    """Whether a create was refused because its handle is taken (Google 409 "already exists", a CalDAV
+    412 on If-None-Match: *, the embedded store's row): it may be this very create, landed earlier."""
+    if not isinstance(exc, DomainError) or exc.body.code != "conflict":
+        return False
+    details = exc.body.details or {}
+    return details.get("status") == 409 or bool(details.get("duplicate"))
+
+
+async def settle_create(provider: str, handle: str, post: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]], *,
+                        what: str, advice: str, details: dict[str, Any]) -> T:
+    """`post` a create named by the client-chosen `handle`. After an unclear answer (5xx, timeout, no
+    answer) or a duplicate (`duplicate`), `find` it by that handle: there → its answer, as the first
+    attempt would have given; absent → the original error (nothing was made; a retry is safe); the
+    look-up failing too → `upstream_error` (not retryable) naming the handle, since it may exist."""
     try:
         return await post()
     except Exception as exc:
-        if not unclear(exc):
+        if not (unclear(exc) or duplicate(exc)):
             raise
         try:
             found = await find()
         except Exception as missed:
-            reason = missed.body.message if isinstance(missed, DomainError) else type(missed).__name__
             raise DomainError(
-                "upstream_error", f"{provider} gave no clear answer while creating the series ({handle}) that continues {series_id} "
-                f"from {split_at} ({_reason(exc)}), and looking it up failed too ({reason}). The old series is unchanged. List the "
-                f"events from {split_at}: if they show twice, delete the new series (the one starting then), then retry the edit",
-                details={"partially_applied": True, "series": series_id, "may_be_left": handle}) from exc
+                "upstream_error", f"{provider} gave no clear answer while creating {what} ({handle}) ({_reason(exc)}), and "
+                f"looking it up failed too ({_reason(missed)}). {advice}",
+                details={"partially_applied": True, **details, "may_be_left": handle}) from exc
         if found is None:
             raise
         return found
+
+
+async def create_known(provider: str, series_id: str, split_at: datetime | date, handle: str,
+                       post: Callable[[], Awaitable[tuple[str, dict[str, Any]]]],
+                       find: Callable[[], Awaitable[tuple[str, dict[str, Any]] | None]]) -> tuple[str, dict[str, Any]]:
+    """The new series of a split, created under `handle` (Google's event id, Graph's transactionId) and
+    settled like any create (`settle_create`; re-check 17w #1: a 503 after the POST landed was retried by
+    the hub, and the series was split twice)."""
+    return await settle_create(
+        provider, handle, post, find, what=f"the series that continues {series_id} from {split_at}",
+        advice=f"The old series is unchanged. List the events from {split_at}: if they show twice, delete the new series "
+               "(the one starting then), then retry the edit", details={"series": series_id})
 
 
 async def split_series(steps: SplitSteps) -> dict[str, Any]:
