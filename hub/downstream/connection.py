@@ -46,6 +46,8 @@ from hub.errors import describe_failure  # noqa: F401 — also imported from her
 logger = logging.getLogger("hub.downstream")
 
 State = Literal["starting", "ready", "down", "stopped"]
+STABLE_AFTER_S = 10.0
+"""A connection that served this long resets the reconnect backoff (`Downstream._stable_after_s`)."""
 
 
 
@@ -171,8 +173,8 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                 self.log.error("unavailable: %s", self.error)
                 break  # an import error will not fix itself
             self._set_state("down")
-            if connected_at is not None and anyio.current_time() - connected_at > 2 * self.config.restart.max_backoff_s:
-                backoff = self.config.restart.initial_backoff_s  # it was stable for a while: start over
+            if connected_at is not None and anyio.current_time() - connected_at >= self._stable_after_s:
+                backoff = self.config.restart.initial_backoff_s  # it served for a while: start over
             self.log.error("unavailable: %s; reconnecting in %.1fs", self.error, backoff)
             self.first_attempt.set()
             self.reconnect_at = anyio.current_time() + backoff
@@ -184,6 +186,17 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         self._set_state("stopped" if self._stop.is_set() else self.state)
         self.first_attempt.set()
         self._ended.set()
+
+    @property
+    def _stable_after_s(self) -> float:
+        """How long a connection must have served for its loss to start the backoff over.
+
+        Decision (outside review faults19 #3): `STABLE_AFTER_S` (10 s), or less when `restart.max_backoff_s`
+        is shorter. The backoff is for a server that flaps — exits at start or right after its handshake —
+        and keeps doubling then; a reconnect that served for 10 s was a success, and one more loss after it
+        waits `restart.initial_backoff_s` again (it took 2 × `max_backoff_s`, 60 s: a few losses a minute
+        apart, each reconnecting at once, had the server refused for up to 30 s)."""
+        return min(STABLE_AFTER_S, 2 * self.config.restart.max_backoff_s)
 
     async def _connect_and_serve(self) -> None:
         # The handshake and discovery get `connect_timeout_s`; once connected, no deadline.
@@ -316,10 +329,12 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             self._set_state("down")
 
     async def loss_reason(self, wait_s: float) -> str | None:
-        """Why the connection ended, waiting briefly for a child's exit status to be known."""
+        """Why the connection ended, waiting briefly for a child's exit status to be known; None when it
+        has not ended (a request failed alone, `hub.downstream.http_status.lost_answer`, or a per-client
+        session's): `error` is then the reason of an earlier loss, which is not this call's."""
         with anyio.move_on_after(wait_s):
             await self._lost.wait()
-        return self.error
+        return self.error if self._lost.is_set() or self._client is None else None
 
     async def _make_client(self) -> Client:
         cfg = self.config

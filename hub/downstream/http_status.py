@@ -42,9 +42,14 @@ ERROR_BODY_BYTES = 64 * 1024
 SAID_CHARS = 200
 """A server's own error message is cut to this, on one line."""
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-NoAnswer = Literal["redirect", "accepted", "content_type", "empty"]
+NoAnswer = Literal["redirect", "accepted", "content_type", "empty", "unanswered"]
 """Why an answer below 400 holds no JSON-RPC: a redirect the SDK does not follow, a 202 to a request,
-a content type that is neither JSON nor an event stream, an empty JSON body."""
+a content type that is neither JSON nor an event stream, an empty JSON body, a JSON body holding no
+answer to the request (a notification, an answer to another id: outside review faults19 #4, the call
+waited out its deadline though nothing more could come on that POST)."""
+LOST_MARK = "mcp-hub/response-lost"
+"""The `data.by` of the error answer the hub makes for a request whose HTTP response was cut off
+(`lost_answer`)."""
 
 
 class HttpStatus(BaseModel):
@@ -61,6 +66,8 @@ class HttpStatus(BaseModel):
     """Where a redirect leads (masked; without userinfo, query or fragment)."""
     content_type: str | None = None
     """The media type of an answer that is neither JSON nor an event stream ("" when it named none)."""
+    held: str | None = None
+    """For `unanswered`: what the JSON body held instead of the answer."""
 
     @classmethod
     def of(cls, data: Any) -> HttpStatus | None:
@@ -110,6 +117,9 @@ class HttpStatus(BaseModel):
                     "if it is a sign-in page, a proxy in front of the server wants a login the hub cannot give")
         if self.problem == "accepted":
             return f"answered the call with {self.named} and no answer, as if it were a notification: the server has a bug, {not_mcp}"
+        if self.problem == "unanswered":
+            return (f"answered the call with a JSON body ({self.named}) holding {self.held or 'no answer'} instead of "
+                    "the answer to it, and nothing more can come on that request: the server has a bug, report it to its authors")
         if self.problem == "empty":
             return f"answered with an empty body ({self.named}), not JSON-RPC: the server has a bug, {not_mcp}"
         kind = self.content_type or "no content type"
@@ -204,6 +214,20 @@ def _redirect_target(request: httpx2.Request, response: httpx2.Response) -> str 
 
 
 _BODY_HEADERS = (b"content-length", b"content-type", b"content-encoding", b"transfer-encoding")
+
+
+def lost_answer(request_id: int | str, why: str) -> bytes:
+    """The JSON-RPC error answering `request_id` whose HTTP response was cut off (a body cut mid-way, a
+    connection reset before the headers): the SDK's own {-32000, "Connection closed"}, which the call
+    pipeline reads as a connection lost mid-call (`unavailable`), with `why` in `data` — for this request
+    only: the session, shared by every call of a server, goes on (outside review faults19 #3)."""
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {
+        "code": types.CONNECTION_CLOSED, "message": "Connection closed", "data": {"by": LOST_MARK, "why": why}}}).encode()
+
+
+def unanswered_answer(request_id: int | str, status: int, held: str) -> bytes:
+    """The JSON-RPC error answering `request_id`, whose JSON body held `held` instead of its answer."""
+    return _answer(request_id, HttpStatus(status=status, problem="unanswered", held=held))
 
 
 def _answer(request_id: int | str, refusal: HttpStatus) -> bytes:

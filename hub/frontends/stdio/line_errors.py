@@ -19,7 +19,7 @@ from typing import Any
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
 from hub.frontends.stdio.json_lines import is_text, json_line, json_object
-from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
+from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES, cut_by_end
 from hub.policies.validation import SDK_READ_DEPTH, too_deep
 
 CAP_SETTING = "$MCP_HUB_MAX_LINE_BYTES"
@@ -255,7 +255,17 @@ def unreadable_answer(line: bytes) -> bytes | None:
     """For a line from a server that is not valid JSON-RPC (not JSON, not text, nested too deep, not
     a message): if it answers a request whose id can be read — parsed whole where `json` reads the
     line, else from its start, or as the last member of its outer object — the error answer (a
-    line, without newline) that fails that request at once instead of at its deadline; else None."""
+    line, without newline) that fails that request at once instead of at its deadline; else None.
+
+    None too for a last line the end of the pipe cut off (`hub.frontends.stdio.line_pipes.cut_by_end`):
+    decision (outside review faults19 #5), its writer was killed while writing its answer (OOM, SIGKILL),
+    and that is no bug of the server: its calls fail when the process's exit is known, as a lost
+    connection naming the exit code and stderr (`hub.calls.errors`, waiting up to `LOSS_REASON_WAIT_S`),
+    and a read-only call is retried, as for a crash one instant earlier. Failed here by its id, the call
+    was told "the server has a bug", not retryable, whenever the line was read before the exit was seen.
+    A last line that reads whole (only its newline lost) is still an answer: nothing of it was lost."""
+    if cut_by_end(line):
+        return None
     return _error_answer(_answer_id(line), "the server's answer could not be read: it is not a valid JSON-RPC "
                                            "message in UTF-8 text; the server has a bug, report it to its authors")
 

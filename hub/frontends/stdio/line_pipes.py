@@ -36,6 +36,20 @@ WriteNow = Callable[[bytes], bool]
 """Writes one complete line at once if the pipe keeps up, and says whether it did (`write_now`)."""
 
 
+class CutLine(bytes):
+    """A last line the end of the pipe cut off (no newline came): its writer may have been killed while
+    writing it (`hub.frontends.stdio.line_errors.unreadable_answer`)."""
+
+
+class CutBigLine(bytearray):
+    """`CutLine` for a big line (collected in a `bytearray`)."""
+
+
+def cut_by_end(line: bytes | bytearray) -> bool:
+    """Whether `line` is what was left at the end of a pipe without its newline (`LineReader`)."""
+    return isinstance(line, (CutLine, CutBigLine))
+
+
 class LineReader(asyncio.Protocol):
     """Splits what arrives on a pipe into lines (without the newline) for `on_line`; calls
     `on_end(problem)` once when the pipe closes (`problem` is None for a clean end of file, else
@@ -203,13 +217,14 @@ class LineReader(asyncio.Protocol):
         return None
 
     def _last_line(self) -> None:
-        """What is left at the end of the pipe is a last line without its newline, still a line: a
-        big one is parsed off the loop as any other."""
+        """What is left at the end of the pipe is a last line without its newline, still a line (a
+        big one is parsed off the loop as any other), marked as cut by the end (`CutLine`, `CutBigLine`):
+        whoever reads it may tell a writer killed mid-line from a line it could not read."""
         if self._big:
             big, self._big = self._big, None
-            self._parse_off_loop(big, b"")
+            self._parse_off_loop(CutBigLine(big), b"")
         elif self._buffer:
-            line, self._buffer = bytes(self._buffer), bytearray()
+            line, self._buffer = CutLine(self._buffer), bytearray()
             self._on_line(line)
 
     def connection_lost(self, exc: Exception | None) -> None:
