@@ -54,6 +54,8 @@ class HubToolError(Exception):
         *,
         retry_after_s: float | None = None,
         details: dict[str, Any] | None = None,
+        retryable: bool | None = None,
+        lost_in_flight: str | None = None,
     ) -> None:
         if len(message) > MESSAGE_LIMIT:  # a message quoting a caller's megabyte must not return it whole
             message = f"{message[:MESSAGE_LIMIT]}… ({len(message) - MESSAGE_LIMIT} more characters cut)"
@@ -61,10 +63,14 @@ class HubToolError(Exception):
         self.body = ToolErrorBody(
             code=code,
             message=message,
-            retryable=code in _RETRYABLE,
+            retryable=code in _RETRYABLE if retryable is None else retryable,
             retry_after_s=retry_after_s,
             details=details,
         )
+        self.lost_in_flight = lost_in_flight
+        """What happened, without advice, when the call may have reached its server and the failure
+        says nothing of whether it took effect (a timeout, a connection lost mid-call); else None.
+        What the caller is told to do then depends on the call (`in_flight_answer`)."""
 
     def to_result(self) -> types.CallToolResult:
         return error_result(self.body)
@@ -74,6 +80,46 @@ class HubRefusal(HubToolError):
     """A call the hub refused itself, without sending it: the server is down or restarting, its
     breaker is open, its bulkhead queue is full. Says nothing about the server's health, so no
     breaker counts it; and no retry waits it out — the caller gets it at once, with `retry_after_s`."""
+
+
+OUTCOME_UNKNOWN_ADVICE = ("whether it took effect is unknown. Check first (read back what it creates or changes: "
+                          "look it up, list or search for it); send it again only if it did not happen (a call with an "
+                          "idempotency_key may be sent again with the same key: it never runs twice)")
+"""What a caller is told of a write that may have reached its server before it was cut off."""
+
+
+def outcome_unknown_body(what: str, tool: str, code: ErrorCode = "unavailable",
+                         details: dict[str, Any] | None = None, retry_after_s: float | None = None) -> ToolErrorBody:
+    """The error of a write cut off after it may have reached its server (`what` happened to it):
+    not retryable, `details.outcome: "unknown"` — sending it again blindly could do it twice (outside
+    review faults19 #1: a timeout or a crash mid-write said "try again later"; cluster round 18 #2,
+    the same for a drain). One shape for the hub's stop (`hub.frontends.http.http_guard`) and for
+    every call path (`in_flight_answer`)."""
+    message = f"{what}: {OUTCOME_UNKNOWN_ADVICE}."
+    if len(message) > MESSAGE_LIMIT:
+        message = f"{message[:MESSAGE_LIMIT]}… ({len(message) - MESSAGE_LIMIT} more characters cut)"
+    return ToolErrorBody(code=code, message=message, retryable=False, retry_after_s=retry_after_s,
+                         details={**(details or {}), "outcome": "unknown", "tool": tool[:128]})
+
+
+def in_flight_answer(error: HubToolError, tool: str, *, read_only: bool, keyed: bool) -> HubToolError:
+    """What the caller is told of a call lost in flight (`HubToolError.lost_in_flight`): a read-only or
+    idempotent call the error as it is (retryable); a write carrying an idempotency key, to send it again
+    with the same key; any other write, that its outcome is unknown (`outcome_unknown_body`). Any other
+    error (a refusal before anything was sent, an answer) is returned as it is."""
+    if error.lost_in_flight is None or read_only:
+        return error
+    body = error.body
+    if keyed:
+        again = HubToolError(body.code, f"{error.lost_in_flight}; it may have taken effect: send it again with the same "
+                             "idempotency_key (it never runs twice)", retry_after_s=body.retry_after_s,
+                             details=body.details, lost_in_flight=error.lost_in_flight)
+        return again
+    what = f"{error.lost_in_flight}; {tool[:128]} may have reached its server and taken effect"
+    unknown = outcome_unknown_body(what, tool, body.code, body.details)
+    answer = HubToolError(body.code, unknown.message, details=unknown.details, retryable=False)
+    answer.body = unknown  # exactly the body built (its message already cut)
+    return answer
 
 
 URL_REQUIRED_REASON = "url_elicitation_required"

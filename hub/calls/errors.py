@@ -67,9 +67,8 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
     assert isinstance(exc, MCPError)
     if _connection_lost(exc):
         reason = await downstream.loss_reason(wait_s=LOSS_REASON_WAIT_S)
-        return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} "
-                            f"({mask(reason) if reason else 'connection closed'}); try again later",
-                            details={"server": downstream.name})
+        return lost_in_flight(f"lost the connection to server {downstream.name!r} "
+                              f"({mask(reason) if reason else 'connection closed'})", downstream)
     if not isinstance(exc, ErrorAnswer) and (stand_in := _http_failure(exc, downstream)) is not None:
         return stand_in
     if exc.data == DROPPED_BY_HUB:  # the server answered, but the hub could not pass the answer on
@@ -119,9 +118,8 @@ def _http_failure(exc: MCPError, downstream: Downstream) -> HubToolError | None:
     if (status := HttpStatus.of(exc.error.data)) is not None:
         return _http_status(status, downstream)
     if exc.code == types.CONNECTION_CLOSED and exc.error.message in SDK_STREAM_ENDED:
-        return HubToolError("unavailable", f"lost the connection to server {downstream.name!r} (its event stream ended "
-                            "before it answered: it may have crashed or restarted); try again later",
-                            details={"server": downstream.name})
+        return lost_in_flight(f"lost the connection to server {downstream.name!r} (its event stream ended "
+                              "before it answered: it may have crashed or restarted)", downstream)
     if (exc.code == types.CONNECTION_CLOSED and exc.error.message.startswith(SDK_STREAM_FAILED)
             and _EVENT_OVER_CAP.search(exc.error.message) is None):  # an event over the cap: named by `_mcp_error`
         why = " ".join(exc.error.message.removeprefix(SDK_STREAM_FAILED).split())[:160]
@@ -222,9 +220,16 @@ def without_traceback(text: str) -> str:
 _EXCEPTION = re.compile(r"\b[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)\b(?::[^\n]*)?$")
 
 
+def lost_in_flight(what: str, downstream: Downstream) -> HubToolError:
+    """`unavailable` for a connection lost while a request was on it (`what` happened): the server may
+    have acted on it, so what the caller is told to do depends on the call (`hub.errors.in_flight_answer`:
+    a write without a key is told its outcome is unknown, never "try again later")."""
+    return HubToolError("unavailable", f"{what}; try again later", details={"server": downstream.name},
+                        lost_in_flight=what)
+
+
 async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError:
-    return HubToolError("unavailable", f"lost the connection to server {downstream.name!r}: {mask(describe_failure(exc))}",
-                        details={"server": downstream.name})
+    return lost_in_flight(f"lost the connection to server {downstream.name!r}: {mask(describe_failure(exc))}", downstream)
 
 
 async def _invalid_result(exc: BaseException, downstream: Downstream) -> HubToolError:

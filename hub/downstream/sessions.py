@@ -43,13 +43,20 @@ import anyio
 import anyio.abc
 
 from hub.downstream.owners import OwnerRef
-from hub.errors import HubRefusal
+from hub.errors import HubRefusal, describe_failure
+from hub.redact import mask
 
 logger = logging.getLogger("hub.downstream.sessions")
 
 OpenSession = Callable[[OwnerRef], Any]
 """`open_session(owner_ref)`: an async context manager (an `mcp.Client`) that is a new session of the
 server, for the owner `owner_ref()` (a lent session's owner changes: read it when needed)."""
+
+
+def opening_failure(exc: BaseException) -> str:
+    """Why a session could not be opened, in a few masked words: the first real exception of the SDK's
+    exception group (outside review faults19 #6: the caller was told only "ExceptionGroup")."""
+    return mask(describe_failure(exc))
 
 
 @dataclass(eq=False)
@@ -261,9 +268,9 @@ class SessionPool:
             self._tg.start_soon(self._hold, session)
         await session.ready.wait()
         if session.error is not None:
-            raise HubRefusal("unavailable", f"could not open a session with server {self.server!r}: "
-                             f"{type(session.error).__name__}", retry_after_s=1.0,
-                             details={"server": self.server, "reason": "down"}) from session.error
+            raise HubRefusal("unavailable", f"could not open a session with server {self.server!r} "
+                             f"({opening_failure(session.error)}): it may be down or restarting; try again in 1s",
+                             retry_after_s=1.0, details={"server": self.server, "reason": "down"}) from session.error
         return session
 
     async def _hold(self, session: _Session) -> None:

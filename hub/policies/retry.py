@@ -9,6 +9,11 @@ domain kit, which does not retry itself) is honoured: retries of provider errors
 (`HubRefusal`: server down or restarting, breaker open, queue full) is never retried: waiting
 one out would spend the caller's deadline (and turn a probe into a call cut short), so the caller
 gets it at once, with its `retry_after_s`, and decides.
+
+The failure the loop does not try again is the call's answer, worded for what the call is
+(`answer_of`): a write without a key lost in flight (a timeout, a crash, a lost connection after
+it was sent) is told its outcome is unknown — not retryable, check before sending it again — and a
+keyed one to send it again with the same key (outside review faults19 #1).
 """
 
 from __future__ import annotations
@@ -19,12 +24,31 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from hub.errors import RESTARTED_BY_HUB, HubToolError, in_flight_answer
 from hub.wire import ToolResult
 from hub.settings import RetrySettings
 from hub.policies.base import Outcome, ToolCall, now
 
 logger = logging.getLogger("hub.retry")
 TRANSIENT_CODES = frozenset({"unavailable", "rate_limited"})
+
+
+def answer_of(call: ToolCall, error: HubToolError) -> HubToolError:
+    """`error` as the caller is told it, once no retry follows (`hub.errors.in_flight_answer`)."""
+    if error.lost_in_flight is None and (error.body.details or {}).get("reason") == RESTARTED_BY_HUB:
+        # the hub ended the connection while the call ran (`hub.downstream.forwarders.restarted_by_hub`)
+        error.lost_in_flight = error.body.message.partition("; the call did not finish")[0]
+    if error.lost_in_flight is None:
+        return error
+    return in_flight_answer(error, call.route.original, read_only=call.route.read_only or call.route.idempotent,
+                            keyed=call.retry_safe)
+
+
+def answered(call: ToolCall, outcome: Outcome) -> None:
+    """Word the error of a final outcome for the call (`answer_of`), in place: the breaker and the
+    server's stats have already judged the attempt by what happened."""
+    if outcome.error is not None and outcome.error.body.code in ("timeout", "unavailable"):
+        outcome.error = answer_of(call, outcome.error)
 
 
 def transient_result(result: ToolResult) -> tuple[bool, float | None]:
@@ -65,6 +89,7 @@ class RetryPolicy:
         backoff with full jitter up to `max_delay_s`. A wait that would not end before the
         call's deadline is not started: the failure is returned at once."""
         if not self.wants(call, outcome):
+            answered(call, outcome)
             return None
         settings = self._settings_for(call.route.server)
         if outcome.error is not None:
@@ -77,6 +102,7 @@ class RetryPolicy:
         else:
             delay = self._jitter() * min(settings.max_delay_s, settings.base_delay_s * 2 ** (call.attempt - 1))
         if self._clock() + delay >= call.deadline_at:
+            answered(call, outcome)
             return None
         logger.info("retrying %s (attempt %d of %d) in %.2fs", call.route.exposed, call.attempt + 1,
                     settings.max_attempts, delay)

@@ -42,7 +42,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.errors import ToolErrorBody, error_result
+from hub.errors import error_result, outcome_unknown_body
 from hub.frontends.http.cors import is_cors_path, is_preflight, preflight, with_cors
 from hub.frontends.http.http_protocol import TIMED_OUT_SCOPE_KEY
 
@@ -288,13 +288,10 @@ async def _cut_by_stop(flight: _Flight, read_only: Callable[[str], bool], send: 
 
 
 def _outcome_unknown(request_id: Any, tool: str) -> bytes:
-    """The JSON-RPC answer to a `tools/call` a stop cut after its server may have acted on it."""
-    body = ToolErrorBody(
-        code="unavailable", retryable=False, details={"outcome": "unknown", "tool": tool[:128]},
-        message=(f"the hub stopped (a restart or a deploy) while {tool[:128]} was running, after it may have reached "
-                 "its server: whether it took effect is unknown. Check first (look up, list or search for what it "
-                 "creates or changes); send it again only if it did not happen (a call with an idempotency_key may "
-                 "be sent again with the same key: it never runs twice)."))
+    """The JSON-RPC answer to a `tools/call` a stop cut after its server may have acted on it (the shape
+    every call path gives a write lost in flight: `hub.errors.outcome_unknown_body`)."""
+    body = outcome_unknown_body(f"the hub stopped (a restart or a deploy) while {tool[:128]} was running, after it "
+                                "may have reached its server", tool)
     result = error_result(body).model_dump(mode="json", by_alias=True, exclude_none=True)
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}, ensure_ascii=False).encode()
 
