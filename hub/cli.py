@@ -27,7 +27,7 @@ from hub.config import ConfigError, HubConfig, load_config, parse_config  # noqa
 from hub.domains import RegistryError, command_names, domain_names, load_command  # noqa: E402
 from hub.logsetup import configure_logging  # noqa: E402
 from hub.cli_admin import audit, check, keys, status  # noqa: E402
-from hub.cli_run import call, profile_problem, serve, tools  # noqa: E402
+from hub.cli_run import call, profile_problem, serve, stdio_scopes_env, tools  # noqa: E402
 
 
 def default_config() -> HubConfig:
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             return int(args.contributed.run(args))
         config = resolve_config(args.config)
+        if args.command in ("serve", "tools", "call"):
+            stdio_scopes_env()  # checked, and made space-separated for the access policy
         if getattr(args, "data_dir", None):
             config.hub.data_dir = args.data_dir
         if config.hub.data_dir:

@@ -4,6 +4,7 @@ keys), audit (the audit log), status (a running hub's /healthz)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub.config import ConfigError, HubConfig, load_config
+from hub.config import ConfigError, ConfigProblem, HubConfig, load_config
 from hub.terminal import inert
 
 if TYPE_CHECKING:
@@ -20,11 +21,15 @@ if TYPE_CHECKING:
 
 def check(path: str) -> int:
     """Validate the config at `path` and the environment `serve` reads beside it; print every problem."""
-    from hub.cli_run import placement_mode
+    from hub.cli_run import placement_mode, stdio_scopes_env
 
     try:
         config = load_config(path)
         placement_mode(config)  # `$MCP_HUB_CPU_PLACEMENT`, as `serve` would refuse it
+        stdio_scopes_env()  # `$MCP_HUB_SCOPES`, likewise
+        startup = startup_problems(config, _servers_block_of(path))
+        if startup:
+            raise ConfigError([*config.warnings, *startup], path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem)
@@ -41,12 +46,81 @@ def check(path: str) -> int:
     return 0
 
 
+def startup_problems(config: HubConfig, block: str = "mcpServers") -> list[ConfigProblem]:
+    """What would keep each enabled server from ever starting, found without starting it: an unknown
+    `builtin`, a `module` the hub's Python cannot find (`find_spec`: nothing is imported but its parent
+    packages), a `command` not on the child's PATH, a `cwd` that does not exist.
+
+    These are the checks the starters make (`hub.downstream`), made here too because a config `check`
+    called OK then served as a down server (outside review newuser19 #1); each names the fix."""
+    from importlib.util import find_spec
+
+    from hub.domains import RegistryError, domain_names, domain_target
+
+    problems: list[ConfigProblem] = []
+    for server in config.enabled_servers():
+        base = f"$.{block}.{server.name}"
+        if server.builtin is not None:
+            try:
+                domain_target(server.builtin)
+            except RegistryError as exc:
+                close = difflib.get_close_matches(server.builtin, domain_names(), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                problems.append(ConfigProblem(path=f"{base}.builtin", message=f"{hint}{exc}"))
+        elif server.module is not None:
+            module_name, _, attribute = server.module.partition(":")
+            try:
+                found = bool(module_name) and find_spec(module_name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not attribute:
+                problems.append(ConfigProblem(path=f"{base}.module", message=f"{server.module!r} must look like "
+                                              "'package.module:attribute' (the MCP server object or a factory for it)"))
+            elif not found:
+                problems.append(ConfigProblem(path=f"{base}.module", message=f"module {module_name!r} cannot be found by "
+                                              f"the hub's Python ({sys.executable}): install its package into the hub's "
+                                              "environment (pip install ...), or correct the name"))
+        if server.transport == "stdio" and server.command:
+            problems.extend(_child_problems(server.command, server.env, server.cwd, base))
+    return problems
+
+
+def _child_problems(command: str, env: dict[str, str], cwd: str | None, base: str) -> list[ConfigProblem]:
+    """A stdio server's `cwd` and `command`, looked up as `hub.downstream.stdio` will (the child's PATH)."""
+    from mcp.client.stdio import get_default_environment
+
+    from hub.prestart import ChildStartError, resolve_command
+
+    if cwd is not None and not os.path.isdir(cwd):
+        return [ConfigProblem(path=f"{base}.cwd", message=f"working directory {cwd!r} does not exist: create it, or "
+                              "set `cwd` to an existing folder (a relative one is taken from the config file's folder)")]
+    try:
+        resolve_command(command, get_default_environment() | env, cwd)
+    except ChildStartError as exc:
+        fix = ("install it, or write its absolute path, or put its folder on PATH (in this server's `env` too)"
+               if os.sep not in command else "correct the path, or make the file executable (chmod +x)")
+        return [ConfigProblem(path=f"{base}.command", message=f"{exc}: {fix}")]
+    return []
+
+
+def _servers_block_of(path: str) -> str:
+    """`servers` for a VS Code file, else `mcpServers`: where the JSON paths of server problems point."""
+    import tomllib
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
+    except (OSError, ValueError):
+        return "mcpServers"
+    return "servers" if isinstance(data, dict) and "servers" in data and "mcpServers" not in data else "mcpServers"
+
+
 def keys(config: HubConfig, args: argparse.Namespace) -> int:
     from hub.auth.keys import KeyStore
     from hub.datadir import resolve_data_dir
 
-    return _on_shared_store(config, lambda shared: keys_command(KeyStore(resolve_data_dir(config.hub.data_dir), shared), args),
-                            "; nothing was changed")
+    return _on_shared_store(config, lambda shared: keys_command(KeyStore(resolve_data_dir(config.hub.data_dir), shared), args,
+                                                                config), "; nothing was changed")
 
 
 def _on_shared_store(config: HubConfig, work: Callable[[Any], int], unavailable: str = "") -> int:
@@ -66,18 +140,56 @@ def _on_shared_store(config: HubConfig, work: Callable[[Any], int], unavailable:
             shared.close()
 
 
-def keys_command(store: KeyStore, args: argparse.Namespace) -> int:
+KNOWN_LEVELS = frozenset({"read", "write", "admin", "*", "sensitive"})
+"""What the hub's scopes end in (`hub.auth.scopes`), and `sensitive`, which domains check (`hris:sensitive`)."""
+
+
+def scope_warnings(config: HubConfig, scopes: list[str]) -> list[str]:
+    """Scopes of a new key that no server in `config` can grant anything for: an unknown action
+    (`ticketing:reed`), or a namespace no enabled server has. Warned, not refused: the key may be
+    for servers configured later or on another replica (outside review newuser19 #10)."""
+    from hub.auth.scopes import scope_prefix
+
+    custom = {scope for server in config.servers for listed in server.scopes.values() for scope in listed}
+    namespaces = {scope_prefix(server) for server in config.enabled_servers()} | {"hub"}
+    namespaces |= {scope.rpartition(":")[0] for scope in custom}
+    warnings: list[str] = []
+    for scope in scopes:
+        namespace, _, level = scope.rpartition(":")
+        if scope == "*" or scope in custom:
+            continue
+        if namespace == "profile":
+            if level not in config.profiles:
+                known = ", ".join(sorted(config.profiles)) or "none in this config"
+                warnings.append(f"{scope!r} pins the key to profile {level!r}, which the config does not define "
+                                f"(profiles: {known})")
+            continue
+        if level not in KNOWN_LEVELS:
+            close = difflib.get_close_matches(level, sorted(KNOWN_LEVELS - {"*"}), n=1)
+            hint = f"did you mean '{namespace}:{close[0]}'? " if close else ""
+            warnings.append(f"{scope!r} names no action the hub grants: {hint}a scope ends in :read, :write, :admin or :*")
+        elif namespace and namespace not in namespaces:
+            close = difflib.get_close_matches(namespace, sorted(namespaces), n=1)
+            hint = f"did you mean '{close[0]}:{level}'? " if close else ""
+            warnings.append(f"{scope!r}: no enabled server in the config has namespace {namespace!r}, so it grants "
+                            f"nothing yet; {hint}namespaces: {', '.join(sorted(namespaces - {'hub'})) or 'none'}")
+    return warnings
+
+
+def keys_command(store: KeyStore, args: argparse.Namespace, config: HubConfig | None = None) -> int:
     import time
 
-    from hub.auth.keys import parse_duration
+    from hub.auth.keys import parse_lifetime
 
     if args.keys_command == "create":
         try:
-            expires = parse_duration(args.expires) if args.expires else None
+            expires = parse_lifetime(args.expires) if args.expires is not None else None
             key, record = store.create(args.name, [args.scopes], expires)
         except ValueError as exc:
             print(f"mcp-hub: {exc}", file=sys.stderr)
             return 2
+        for warning in scope_warnings(config, list(record.scopes)) if config is not None else ():
+            print(f"mcp-hub: warning: {inert(warning)}", file=sys.stderr)
         print(key)
         print(f"id {record.key_id} for {record.principal}; scopes: {' '.join(record.scopes)}; "
               f"expires: {time.strftime('%Y-%m-%d %H:%M', time.gmtime(record.expires_at)) + ' UTC' if record.expires_at else 'never'}."
@@ -125,15 +237,21 @@ def audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
                     print(f"mcp-hub: --since {args.since!r} is neither a duration (1h, 2d) nor an ISO time", file=sys.stderr)
                     return 2
         rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit, table=shared)
-    for row in rows:
-        if args.json:
-            print(json.dumps(row))
-        else:
-            stamp = datetime.fromtimestamp(row["ts"]).isoformat(timespec="seconds")
-            ms = f"{row['latency_ms']:.1f}ms" if row["latency_ms"] is not None else "-"
-            # A caller chose the tool name and arguments (and an identity provider the principal): inert.
-            print(f"{stamp}  {inert(row['request_id'][:12])}  {inert(row['principal']):<12}  {inert(row['tool']):<32}  "
-                  f"{row['outcome']:<10}  {inert(row['error_code'] or ''):<16}  {ms:>9}  {inert(row['args'])}")
+    try:
+        for row in rows:
+            if args.json:
+                print(json.dumps(row))
+            else:
+                stamp = datetime.fromtimestamp(row["ts"]).isoformat(timespec="seconds")
+                ms = f"{row['latency_ms']:.1f}ms" if row["latency_ms"] is not None else "-"
+                # The whole request id, as the client got it in `_meta` and the log has it: its first 12
+                # characters are the hub run's prefix, the same for every call of that run (newuser19 #7).
+                # A caller chose the tool name and arguments (and an identity provider the principal): inert.
+                print(f"{stamp}  {inert(row['request_id'])}  {inert(row['principal']):<12}  {inert(row['tool']):<32}  "
+                      f"{row['outcome']:<10}  {inert(row['error_code'] or ''):<16}  {ms:>9}  {inert(row['args'])}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `audit query | head`: the reader has enough; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -41,6 +41,29 @@ def placement_mode(config: HubConfig) -> Any:
     return value
 
 
+def stdio_scopes_env() -> list[str] | None:
+    """`$MCP_HUB_SCOPES`, checked and rewritten space-separated, as `keys create --scopes` takes scopes
+    (`hub.auth.scope_syntax`): spaces or commas. None when unset.
+
+    Rewritten in place because the access policy reads the variable itself and splits it at spaces
+    only: `"ticketing:read,hris:read"` granted nothing and the stdio hub served 0 tools, silently
+    (outside review newuser19). Set but empty, or holding something that is no scope, is an error:
+    an empty value used to fall back to `auth.stdio_scopes` (`*` by default), failing open."""
+    from hub.auth.scope_syntax import parse_scopes
+    from hub.config_models import ConfigError, ConfigProblem
+
+    raw = os.environ.get("MCP_HUB_SCOPES")
+    if raw is None:
+        return None
+    try:
+        scopes = parse_scopes(raw)
+    except ValueError as exc:
+        hint = " (unset it to use hub.auth.stdio_scopes from the config)" if not raw.strip() else ""
+        raise ConfigError([ConfigProblem(path="$MCP_HUB_SCOPES", message=f"{exc}{hint}")], source="the environment") from None
+    os.environ["MCP_HUB_SCOPES"] = " ".join(scopes)
+    return scopes
+
+
 async def serve(config: HubConfig, transport: str, host: str, port: int, profile: str | None = None) -> int:
     """Serve until stdin closes (stdio), SIGINT or SIGTERM (`hub.signals`); `profile`: that view on stdio."""
     from hub.hub import Hub

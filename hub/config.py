@@ -14,12 +14,13 @@ import json
 import os
 import re
 import tomllib
+import typing
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hub.config_models import (  # the models live there; importers keep taking them from here
     NAMESPACE_RE,
@@ -71,7 +72,12 @@ _TRANSPORT_ALIASES: dict[str, TransportName] = {
 _FOREIGN_SERVER_KEYS = {"disabled", "alwaysAllow", "autoApprove", "description", "type", "transportType"}
 _UNSUPPORTED_SERVER_KEYS = {
     "envFile": "VS Code's `envFile` is not read by the hub: list the variables under `env` (values may be ${VAR})",
+    "timeout": "Cline's `timeout` is not read by the hub: its equivalent is `timeout_s` (seconds), so rename the key",
 }
+_IGNORED_SERVER_KEYS = {
+    "dev": "VS Code's `dev` block (watching and debugging a server you develop) is not used by the hub: ignored",
+}
+"""Other clients' per-server keys with no hub meaning that a pasted file keeps: ignored, with a warning."""
 
 
 def default_namespace(key: str) -> str:
@@ -158,6 +164,9 @@ def _parse_server(
     if unsupported:
         problems.extend(unsupported)
         return None
+    for ignored in _IGNORED_SERVER_KEYS.keys() & data.keys():
+        data.pop(ignored)
+        problems.append(ConfigProblem(path=f"{base}.{ignored}", severity="warning", message=_IGNORED_SERVER_KEYS[ignored]))
     for foreign in _FOREIGN_SERVER_KEYS & data.keys():
         value = data.pop(foreign)
         if foreign in ("type", "transportType") and "transport" not in data:
@@ -214,9 +223,15 @@ def _parse_server(
                 k: expand_env(v, env, f"{base}.{field}.{k}", expand_problems) if isinstance(v, str) else v
                 for k, v in block.items()
             }
-    for field in ("url", "caller_secret"):
+    # `command` and `cwd` too (decided for outside review newuser19 #9): `"cwd": "${HOME}/proj"` is what a
+    # user means, and left as written it became "<config dir>/${HOME}/proj does not exist" at start.
+    for field in ("url", "caller_secret", "command", "cwd"):
         if isinstance(data.get(field), str):
             data[field] = expand_env(data[field], env, f"{base}.{field}", expand_problems)
+    if transport == "stdio" and isinstance(data.get("command"), str) and not data["command"].strip() \
+            and not any(p.path == f"{base}.command" for p in expand_problems):
+        expand_problems.append(ConfigProblem(path=f"{base}.command", message="is empty once its ${...} variables are "
+                                             "expanded: set the variable, or write the command itself"))
     if isinstance(data.get("args"), list):
         data["args"] = [
             expand_env(a, env, f"{base}.args[{i}]", expand_problems) if isinstance(a, str) else a
@@ -256,8 +271,56 @@ def _parse_server(
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"] if p != "name")
-            problems.append(ConfigProblem(path=f"{base}.{loc}" if loc else base, message=err["msg"]))
+            problems.append(ConfigProblem(path=f"{base}.{loc}" if loc else base, message=_error_message(ServerConfig, err)))
         return None
+
+
+def _error_message(model: type[BaseModel], err: Any) -> str:
+    """pydantic's message, but an unknown key names the closest known one (as a top-level key does),
+    or lists the known ones: `timout_s` got only "Extra inputs are not permitted" (outside review newuser19)."""
+    if err.get("type") != "extra_forbidden" or not err["loc"]:
+        return err["msg"]
+    known = _known_keys(model, err["loc"][:-1])
+    if not known:
+        return err["msg"]
+    key = str(err["loc"][-1])
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(key.lower(), lowered, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key!r}: did you mean {lowered[close[0]]!r}? (docs/configuration.md lists every key)"
+    return f"unknown key {key!r}: the known keys here are " + ", ".join(sorted(known))
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model at `loc` under `model`, through optional, list and dict fields
+    (a list index or a dict key in `loc` is stepped over); empty when the path leads to no model."""
+    current, key_next = model, False
+    for part in loc:
+        if key_next or isinstance(part, int):
+            key_next = False
+            continue
+        field = current.model_fields.get(str(part))
+        inner = _inner_model(field.annotation) if field is not None else None
+        if field is None or inner is None:
+            return []
+        current, key_next = inner, _is_mapping(field.annotation)
+    return [name for name in current.model_fields if not (current is ServerConfig and name == "name")]
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The one pydantic model inside `X | None`, `list[X]` or `dict[str, X]`, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """Whether `annotation` is (or optionally is) a dict, whose keys come before its models' fields."""
+    return typing.get_origin(annotation) is dict or any(_is_mapping(arg) for arg in typing.get_args(annotation))
 
 
 def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = "config") -> HubConfig:
@@ -273,7 +336,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            problems.append(ConfigProblem(path=f"$.hub.{loc}", message=err["msg"]))
+            problems.append(ConfigProblem(path=f"$.hub.{loc}", message=_error_message(HubSettings, err)))
 
     _check_top_level(data, problems)
     block = _servers_block(data, problems)

@@ -94,6 +94,18 @@ class AuthSettings(BaseModel):
     does not count); 8 h is every session's limit anyway."""
     stdio_principal: str = "local"
     stdio_scopes: list[str] = Field(default_factory=lambda: ["*"])
+    """What stdio (and HTTP with auth off) may use; `$MCP_HUB_SCOPES` overrides it. Written as `keys create
+    --scopes` takes them: a list, or one string split at spaces and commas."""
+
+    @field_validator("stdio_scopes", mode="before")
+    @classmethod
+    def _scopes_as_keys_take_them(cls, value: Any) -> Any:
+        """The one scope rule (`hub.auth.scope_syntax`): `["a:read,b:read"]` granted nothing before."""
+        from hub.auth.scope_syntax import parse_scopes
+
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return parse_scopes(value)
+        return value
 
 
 class AuditSettings(BaseModel):

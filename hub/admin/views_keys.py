@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.admin.console import Console
 from hub.admin.session import AdminSession
-from hub.auth.keys import LEVEL_WORDS, SCOPE_RE, parse_duration, split_scopes
+from hub.auth.keys import LEVEL_WORDS, SCOPE_RE, parse_lifetime, split_scopes
 from hub.auth.minting import ScopeEscalation
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
@@ -50,9 +50,10 @@ async def create(console: Console, request: Request, session: AdminSession) -> R
     expires_in = None
     if problem is None and expires:
         try:
-            expires_in = parse_duration(expires)
+            expires_in = parse_lifetime(expires)  # more than zero: `0d` made a key that never expired
         except ValueError:
-            problem = "Expires in: a number and a unit s, m, h, d or w (for example 30d), or empty for never."
+            problem = ("Expires in: a number above 0 and a unit s, m, h, d or w (for example 30d), "
+                       "or empty for never.")
     if problem is not None:
         return await keys(console, request, session, error=problem, status=400)
     try:

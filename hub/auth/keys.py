@@ -19,6 +19,7 @@ from pathlib import Path
 import anyio
 
 from hub.auth.minting import check_mint
+from hub.auth.scope_syntax import LEVEL_WORDS, SCOPE_RE, parse_scopes, split_scopes  # the last three re-exported
 from hub.store.base import KeyRow, KeyTable
 
 PREFIX = "mcphub_"
@@ -33,6 +34,18 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f"{text!r} is not a duration: use a number and a unit (s, m, h, d, w), e.g. 30d")
     return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_lifetime(text: str) -> float:
+    """A key's lifetime (`keys create --expires`, the console's form): `parse_duration`, but more than zero.
+
+    `0s` made a key that never expired, the opposite of what was asked (outside review newuser19); no
+    lifetime at all (the option left out) is how to ask for that."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"{text.strip()!r} is no lifetime: a key must live more than 0 seconds; give e.g. 30d, 12h "
+                         "or 90m, or leave the expiry out for a key that never expires")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -56,17 +69,7 @@ def _record(row: KeyRow) -> KeyRecord:
     return KeyRecord(row.key_id, row.principal, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at)
 
 
-SCOPE_RE = re.compile(r"^(?=.{1,64}$)[A-Za-z0-9_.*-]+(?::[A-Za-z0-9_.*-]+)*$")
-"""What one scope may be spelt with (the console and the CLI alike): parts joined by single colons, none
-empty — `ticketing: read` split into `ticketing:` and `read`, which granted nothing (re-check 19)."""
-LEVEL_WORDS = frozenset({"read", "write", "admin"})
-"""A level alone is a fragment of `<namespace>:<level>` written with a space, never a scope."""
-
-
-def split_scopes(scopes: Sequence[str]) -> list[str]:
-    """Scopes as given, split at spaces and commas alike: `--scopes "memory:read,memory:write"` made a key
-    with the one scope `memory:read,memory:write`, which grants nothing (outside review domains18)."""
-    return list(dict.fromkeys(part for scope in scopes for part in re.split(r"[\s,]+", scope) if part))
+__all__ = ["LEVEL_WORDS", "SCOPE_RE", "KeyRecord", "KeyStore", "parse_duration", "parse_lifetime", "split_scopes"]
 
 
 class KeyStore:
@@ -97,15 +100,17 @@ class KeyStore:
         operator (the CLI, which holds the data dir or database anyway). `minter_expires_at`: when that
         credential expires — the new key expires no later (re-check 16: a 2-minute key minted a key
         that never expired, so a short grant outlived itself)."""
-        scopes = split_scopes(scopes)
-        if not scopes or not all(SCOPE_RE.match(scope) and scope.lower() not in LEVEL_WORDS for scope in scopes):
-            raise ValueError("scopes: one or more <namespace>:<level> (letters, digits and . _ * -, parts joined by one "
-                             "colon with no space around it, up to 64 characters each), separated by spaces or commas, "
-                             "e.g. \"ticketing:read hris:read\"")
+        try:
+            scopes = parse_scopes(scopes)
+        except ValueError as exc:
+            raise ValueError(f"scopes: {exc}") from None
+        if expires_in_s is not None and expires_in_s <= 0:
+            raise ValueError(f"expires: a key must live more than 0 seconds (got {expires_in_s:g}); "
+                             "give a lifetime such as 30d, or none for a key that never expires")
         check_mint(minter, scopes)
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = time.time()
-        expires_at = now + expires_in_s if expires_in_s else None
+        expires_at = now + expires_in_s if expires_in_s is not None else None
         if minter_expires_at is not None:
             expires_at = min(expires_at, minter_expires_at) if expires_at is not None else minter_expires_at
         row = KeyRow(key_id, principal, " ".join(scopes), salt, _digest(salt, secret), now, expires_at, None)
