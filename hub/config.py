@@ -14,13 +14,12 @@ import json
 import os
 import re
 import tomllib
-import typing
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from hub.config_models import (  # the models live there; importers keep taking them from here
     NAMESPACE_RE,
@@ -33,7 +32,8 @@ from hub.config_models import (  # the models live there; importers keep taking 
     ToolFilter,
     TransportName,
 )
-from hub.profile_settings import parse_profiles
+from hub.profile_settings import namespace_problems, parse_profiles
+from hub.config_keys import key_error_message
 from hub.redact import remember_secrets
 
 __all__ = ["NAMESPACE_RE", "ConfigError", "ConfigProblem", "HubConfig", "HubSettings", "ServerConfig", "ToolFilter",
@@ -271,56 +271,8 @@ def _parse_server(
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"] if p != "name")
-            problems.append(ConfigProblem(path=f"{base}.{loc}" if loc else base, message=_error_message(ServerConfig, err)))
+            problems.append(ConfigProblem(path=f"{base}.{loc}" if loc else base, message=key_error_message(ServerConfig, err)))
         return None
-
-
-def _error_message(model: type[BaseModel], err: Any) -> str:
-    """pydantic's message, but an unknown key names the closest known one (as a top-level key does),
-    or lists the known ones: `timout_s` got only "Extra inputs are not permitted" (outside review newuser19)."""
-    if err.get("type") != "extra_forbidden" or not err["loc"]:
-        return err["msg"]
-    known = _known_keys(model, err["loc"][:-1])
-    if not known:
-        return err["msg"]
-    key = str(err["loc"][-1])
-    lowered = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(key.lower(), lowered, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key {key!r}: did you mean {lowered[close[0]]!r}? (docs/configuration.md lists every key)"
-    return f"unknown key {key!r}: the known keys here are " + ", ".join(sorted(known))
-
-
-def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the model at `loc` under `model`, through optional, list and dict fields
-    (a list index or a dict key in `loc` is stepped over); empty when the path leads to no model."""
-    current, key_next = model, False
-    for part in loc:
-        if key_next or isinstance(part, int):
-            key_next = False
-            continue
-        field = current.model_fields.get(str(part))
-        inner = _inner_model(field.annotation) if field is not None else None
-        if field is None or inner is None:
-            return []
-        current, key_next = inner, _is_mapping(field.annotation)
-    return [name for name in current.model_fields if not (current is ServerConfig and name == "name")]
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The one pydantic model inside `X | None`, `list[X]` or `dict[str, X]`, if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _is_mapping(annotation: Any) -> bool:
-    """Whether `annotation` is (or optionally is) a dict, whose keys come before its models' fields."""
-    return typing.get_origin(annotation) is dict or any(_is_mapping(arg) for arg in typing.get_args(annotation))
 
 
 def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = "config") -> HubConfig:
@@ -336,7 +288,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            problems.append(ConfigProblem(path=f"$.hub.{loc}", message=_error_message(HubSettings, err)))
+            problems.append(ConfigProblem(path=f"$.hub.{loc}", message=key_error_message(HubSettings, err)))
 
     _check_top_level(data, problems)
     block = _servers_block(data, problems)
@@ -367,6 +319,8 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, source: str = 
     _warn_shared_domain_data(servers, problems, block)
     profiles = parse_profiles(data.get("profiles", {}),
                               lambda path, message: problems.append(ConfigProblem(path=path, message=message)))
+    for path, severity, message in namespace_problems((s.namespace for s in servers), profiles):
+        problems.append(ConfigProblem(path=path, severity=severity, message=message))  # type: ignore[arg-type]
     if any(p.severity == "error" for p in problems):
         raise ConfigError(problems, source)
     return HubConfig(hub=hub, servers=servers, profiles=profiles, warnings=problems)

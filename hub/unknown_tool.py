@@ -10,6 +10,7 @@ tool does not exist or the caller may not see it, so probing names learns nothin
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 import mcp_types as types
@@ -20,14 +21,23 @@ from hub.search.meta import not_callable, search_mode_for
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+    from hub.profiles import ProfileView
 
 NAME_SHOWN = 128
 """At most this many characters of the asked name are echoed back."""
 
 
-def unknown_tool_result(hub: Hub, name: str, principal: Principal) -> types.CallToolResult:
-    """The `not_found` result for `name`; in search mode it points at `search_tools` instead of the list."""
-    if search_mode_for(hub, principal):
+answering_view: ContextVar[ProfileView | None] = ContextVar("mcp_hub_answering_view", default=None)
+"""The profile of the face resolving the current request's tool name (`SearchFront.target` sets it), for
+callers of `unknown_tool_result` that do not pass their view (None: the whole hub)."""
+
+
+def unknown_tool_result(hub: Hub, name: str, principal: Principal,
+                        view: ProfileView | None = None) -> types.CallToolResult:
+    """The `not_found` result for `name`; in search mode it points at `search_tools` instead of the list.
+    The mode is the profile's where the call came in on one (`view`, else `answering_view`): outside review
+    search19 #4, an `all` profile on a `search` hub pointed at a `search_tools` it does not list."""
+    if search_mode_for(hub, principal, view if view is not None else answering_view.get()):
         return not_callable(name)
     shown = name[:NAME_SHOWN]
     return HubToolError("not_found", f"no tool named {shown!r} that you may call; list the tools (tools/list) "

@@ -11,7 +11,8 @@ or hangs on the same answer.
 `ListingAnswers` (one per connection) notes the listing requests the hub's SDK session sends, and
 the protocol version they are judged by. An answer to one of them is rewritten without what the
 SDK cannot read, each dropped item named in a warning with why, the rest served:
-- an answer the SDK cannot even parse (not text, too deep) is repaired at once;
+- an answer the SDK cannot even parse (not text, too deep) is repaired at once, and so is one over
+  `CHEAP_ID_BYTES` nesting past `JSON_DEPTH` that a big line's off-loop parse took as readable;
 - an answer it parses but refuses (`mcp_types.methods.validate_server_result`, as the SDK judges it)
   fails its request once; the caller then `arm`s that list method and asks again, and the answer
   to that is repaired. A clean answer is therefore passed on untouched and never checked twice.
@@ -137,6 +138,11 @@ class ListingAnswers:
             agreed = message["result"].get("protocolVersion")
             self.negotiated = agreed if isinstance(agreed, str) else None
             return line
+        if readable and len(line) > CHEAP_ID_BYTES and _too_deep(message["result"], JSON_DEPTH - 2):
+            # A big line is read from an object parsed off the loop (`hub.downstream.stdio.sdk_message`), which
+            # has no depth limit: "readable", yet the SDK's serializer later refuses it and the connection ends
+            # (outside review search19 #5: one deep tool took a 300-tool listing out). Repaired as unparseable.
+            readable = False
         if readable and method not in self._armed:
             return line  # the SDK judges it; if it refuses it, the caller arms the method and asks again
         whole = _lenient(line)  # the line itself, not a big line's skeleton

@@ -186,7 +186,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         name = await search.target(params.name, caller())  # exposed or own name, as `call_tool` resolves it
         if name is None:  # outside the profile: exactly what an unknown tool gets, charged and audited as one
             refused = await hub.refuse_call(params.name, params.arguments, caller())
-            return refused if refused is not None else unknown_tool_result(hub, params.name, caller())
+            return refused if refused is not None else unknown_tool_result(hub, params.name, caller(), view)
 
         raw = dict(ctx.params or {})
         log_level = requested_level(ctx.protocol_version, raw.get("_meta"))  # a 2026-07-28 log opt-in, or None
@@ -216,7 +216,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                         result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True,
                                                       memory_awaited=True, url_required=declares_url_elicitation(ctx.session))
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)
-                return unknown_tool_result(hub, params.name, caller())
+                return unknown_tool_result(hub, params.name, caller(), view)
             except UrlElicitationRequired as required:  # the server's -32042, whole; its completions to this client
                 raise sign_in_required(ctx, required) from None
             # A result relayed as JSON goes back as the dict it is: the SDK's runner takes a dict from a

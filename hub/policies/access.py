@@ -10,6 +10,7 @@ import functools
 import os
 
 from hub.auth.principal import Principal
+from hub.auth.scope_syntax import parse_scopes
 from hub.auth.scopes import missing_scopes, required_scopes, scope_prefix
 from hub.catalog.catalog import ToolRoute
 from hub.config import HubConfig
@@ -21,7 +22,9 @@ class AccessControl:
         self._admin_for_destructive = config.hub.auth.admin_for_destructive
         auth = config.hub.auth
         name = os.environ.get("MCP_HUB_PRINCIPAL") or auth.stdio_principal
-        scopes = os.environ["MCP_HUB_SCOPES"].split() if os.environ.get("MCP_HUB_SCOPES") else auth.stdio_scopes
+        # `$MCP_HUB_SCOPES` by the one scope rule (commas as spaces: `hub.auth.scope_syntax`); `mcp-hub serve`
+        # has refused a malformed or empty value before the hub is built (`hub.cli_run.stdio_scopes_env`).
+        scopes = parse_scopes(env) if (env := os.environ.get("MCP_HUB_SCOPES")) else auth.stdio_scopes
         self.local = Principal(name, tuple(scopes), "local")
         """Who calls over stdio (or over HTTP with auth off): config, overridden by $MCP_HUB_PRINCIPAL /
         $MCP_HUB_SCOPES so a Claude Desktop entry can run the hub with fewer rights."""

@@ -2,7 +2,9 @@
 
 A profile (config `profiles.<name>`) keeps the tools whose namespace it lists (all when it lists
 none), that match an `include` glob (all when none) and no `exclude` glob, read-only ones only
-with `read_only`, and at most `max_tools` of them (the first in exposed-name order). It is served
+with `read_only`, and at most `max_tools` of them per caller (the first in exposed-name order of the
+tools this caller may use: scopes first, then the cap, so tools it cannot see never use up its
+cap nor show through as its own tools coming and going; outside review search19 #2). It is served
 at `/mcp/<name>` over HTTP and by `mcp-hub serve --profile <name>` on stdio. Decisions:
 - **Names.** A name longer than the profile's `name_budget` is cut and suffixed with 8 hex of
   `sha256(exposed name)`; a clash (with any other name of the view) takes the next suffix of
@@ -20,7 +22,7 @@ at `/mcp/<name>` over HTTP and by `mcp-hub serve --profile <name>` on stdio. Dec
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Literal
 
@@ -70,6 +72,13 @@ class _Table:
     """exposed → the profile's name."""
     exposed: dict[str, str]
     """the profile's name → exposed."""
+    callers: dict[tuple[str, ...], tuple[frozenset[str], list[types.Tool]]] = field(default_factory=dict)
+    """Per caller's scopes: its tools in the profile (capped) and its `tools/list` of them, for this
+    catalog version (outside review search19 #7: an `auto` profile rebuilt it on every call)."""
+
+
+_CALLERS_KEPT = 256
+"""Scope sets whose view of a profile is remembered per catalog version (the oldest leave first)."""
 
 
 class ProfileView:
@@ -98,14 +107,13 @@ class ProfileView:
         return downstream.config.namespace if downstream is not None else route.server
 
     def table(self) -> _Table:
-        """Names for the current catalog (rebuilt when its version moves)."""
+        """Names for the current catalog (rebuilt when its version moves), over the whole view: `max_tools`
+        is applied per caller (`_caller`), never to the names."""
         catalog = self.hub.catalog
         if self._table.version == catalog.version:
             return self._table
         version = catalog.version
         kept = sorted((r.exposed for r in catalog.routes() if self.admits(r)))
-        if self.settings.max_tools is not None:
-            kept = kept[: self.settings.max_tools]
         short: dict[str, str] = {}
         taken = {e for e in kept if len(e) <= self.name_budget}
         for exposed in kept:
@@ -118,13 +126,19 @@ class ProfileView:
         self._table = _Table(version, short, {v: k for k, v in short.items()})
         return self._table
 
-    def includes(self, exposed: str) -> bool:
-        """Whether the hub-wide name `exposed` is in this profile."""
-        return exposed in self.table().short
+    def includes(self, exposed: str, principal: Principal | None = None) -> bool:
+        """Whether the hub-wide name `exposed` is in this profile (for `principal`: within its `max_tools`)."""
+        if principal is None or self.settings.max_tools is None:
+            return exposed in self.table().short
+        return exposed in self._caller(principal)[0]
 
-    def resolve(self, name: str) -> str | None:
-        """The hub-wide name of the profile's tool `name`, or None outside the profile."""
-        return self.table().exposed.get(name)
+    def resolve(self, name: str, principal: Principal | None = None) -> str | None:
+        """The hub-wide name of the profile's tool `name`, or None outside the profile (for `principal`:
+        also None past its `max_tools`)."""
+        exposed = self.table().exposed.get(name)
+        if exposed is None or principal is None or self.settings.max_tools is None:
+            return exposed
+        return exposed if exposed in self._caller(principal)[0] else None
 
     def rename(self, exposed: str) -> str:
         """The profile's name for a hub-wide name it includes."""
@@ -132,13 +146,29 @@ class ProfileView:
 
     def tools(self, principal: Principal) -> list[types.Tool]:
         """What `tools/list` answers in `all` mode: the caller's visible tools in the profile, renamed."""
+        return list(self._caller(principal)[1])
+
+    def _caller(self, principal: Principal) -> tuple[frozenset[str], list[types.Tool]]:
+        """The caller's tools in the profile: the ones its scopes let it use, then the first `max_tools` of
+        those in exposed-name order (hub-wide names), and its renamed, sorted list of them; remembered per
+        scope set until the catalog moves."""
         table = self.table()
+        key = tuple(principal.scopes)
+        known = table.callers.get(key)
+        if known is not None:
+            return known
+        visible = sorted((t for t in self.hub.visible_tools(principal) if t.name in table.short), key=lambda t: t.name)
+        if self.settings.max_tools is not None:
+            visible = visible[: self.settings.max_tools]
         out = []
-        for tool in self.hub.visible_tools(principal):
-            name = table.short.get(tool.name)
-            if name is not None:
-                out.append(tool if name == tool.name else tool.model_copy(update={"name": name}))
-        return sorted(out, key=lambda t: t.name)
+        for tool in visible:
+            name = table.short[tool.name]
+            out.append(tool if name == tool.name else tool.model_copy(update={"name": name}))
+        known = (frozenset(t.name for t in visible), sorted(out, key=lambda t: t.name))
+        if len(table.callers) >= _CALLERS_KEPT:  # searches read this from a worker thread: never raise
+            table.callers.pop(next(iter(table.callers), None), None)
+        table.callers[key] = known
+        return known
 
 
 def profile_view(hub: Hub, name: str) -> ProfileView:

@@ -183,7 +183,7 @@ class TaskRelay:
         if route is None or connection is None or not hub.access.may_use_tool(principal, route):
             # charged and audited as any refused name; the caller's name echoed, as a plain call echoes it
             refused = await hub.refuse_call(name, arguments, principal, attributes, route, not_ready=route is None)
-            return as_json(refused if refused is not None else unknown_tool_result(hub, asked or name, principal))
+            return as_json(refused if refused is not None else unknown_tool_result(hub, asked or name, principal, view))
         timeout, hard = hub.settings_for(route)
         call = ToolCall(route, arguments, timeout, hard, None, attributes)
 

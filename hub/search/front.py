@@ -25,6 +25,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from hub.auth.principal import Principal
 from hub.downstream.connection import describe_failure
 from hub.own_names import await_own_tool_name
+from hub.unknown_tool import answering_view
 from hub.calls.hub_tools import answer_hub_tool
 from hub.search.meta import (CALL_TOOL, META_NAMES, SEARCH_TOOLS, call_arguments, meta_tools, not_callable, run_search,
                              search_mode_for, search_request)
@@ -52,19 +53,22 @@ class SearchFront:
     def active(self, principal: Principal) -> bool:
         return search_mode_for(self.hub, principal, self.view)
 
-    def resolve(self, name: str) -> str | None:
-        """The hub-wide name of a name this face exposes (None: outside its profile)."""
-        return self.view.resolve(name) if self.view is not None else name
+    def resolve(self, name: str, principal: Principal | None = None) -> str | None:
+        """The hub-wide name of a name this face exposes (None: outside its profile, or past `principal`'s
+        `max_tools` on it)."""
+        return self.view.resolve(name, principal) if self.view is not None else name
 
     async def target(self, name: str, principal: Principal) -> str | None:
         """The hub-wide name a call of `name` goes to: this face's exposed name for it, else (no such tool
         here) the caller's one tool whose server calls it `name`, within the profile; None outside the
         profile. On the whole catalog an unknown name is returned as it is, for `Hub.route_call` to judge
         (a server still connecting may own it). Waits first for servers listed from memory that may own it."""
+        answering_view.set(self.view)  # an unknown name's hint follows this face's mode (`hub.unknown_tool`)
         await self.hub.await_memory_servers(name, self.view is None)  # judged (profile included) by real listings
-        exposed = self.resolve(name)
+        exposed = self.resolve(name, principal)
         if exposed is None or self.hub.catalog.resolve_tool(exposed) is None:  # an own name (an MCP App's, a model's)?
-            keep = self.view.includes if self.view is not None else (lambda hub_wide: True)
+            view = self.view
+            keep = (lambda hub_wide: view.includes(hub_wide, principal)) if view is not None else (lambda hub_wide: True)
             exposed = await await_own_tool_name(self.hub, name, principal, keep) or exposed
         return exposed
 
@@ -80,7 +84,7 @@ class SearchFront:
     def tools(self, session: Any, principal: Principal) -> list[types.Tool]:
         out = meta_tools()
         for name in self._session_found(session):
-            exposed = self.resolve(name)
+            exposed = self.resolve(name, principal)
             route = self.hub.catalog.resolve_tool(exposed) if exposed is not None else None
             if route is not None and name not in META_NAMES and self.hub.access.may_use_tool(principal, route):
                 out.append(route.tool if name == exposed else route.tool.model_copy(update={"name": name}))
@@ -104,7 +108,8 @@ class SearchFront:
 
             async def run() -> types.CallToolResult:
                 assert not isinstance(request, types.CallToolResult)
-                result, hits = await run_search(self.hub, *request, principal, self.view)
+                result, hits = await run_search(self.hub, *request, principal, self.view,
+                                                getattr(session, "protocol_version", None))  # as its tools/list
                 names.extend(hits)
                 return result
 

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
+import mcp_types as types
 import numpy as np
 
 from hub.search.documents import ToolDoc, text_key
@@ -96,6 +97,9 @@ class Hit:
     signals: tuple[str, ...] = ()
     """Priors that raised this tool: `reads`/`writes` (intent agreed), `takes ⟨key⟩` (a value shape),
     `reads the one record named` (the query holds an identifier and the tool reads one record by id)."""
+    tool: types.Tool | None = field(default=None, compare=False, repr=False)
+    """The tool as the catalog holds it when the search answers (`ToolSearch.search`), which a hit presents;
+    `doc.tool` is the tool as last indexed, for ranking only (outside review search19 #1)."""
 
     def why(self) -> str:
         """A one-line reason: the query words found per field, the priors and the semantic similarity."""
@@ -131,7 +135,7 @@ class ToolIndex:
         self._shapes: dict[str, np.ndarray] = {}
         self._ns_of = np.zeros(0, dtype=np.int64)
         self._by_key: dict[str, np.ndarray] = {}
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries: OrderedDict[tuple[Hashable, str], np.ndarray] = OrderedDict()
         """Recent queries' vectors (an agent repeats and refines its searches): the model runs once per text."""
         self._lock = threading.Lock()
         self._updating = threading.Lock()
@@ -194,24 +198,28 @@ class ToolIndex:
         examples = np.stack(rows).astype(np.float32) if rows else None
         return ((full + name) / 2.0).astype(np.float32), examples
 
-    def _query_vector(self, query: str) -> np.ndarray:
-        """The query's embedding, from the last `QUERY_CACHE` queries' when it was asked before."""
+    def _query_vector(self, query: str, caller: Hashable = None) -> np.ndarray:
+        """The query's embedding, from the last `QUERY_CACHE` queries' when this `caller` asked it before.
+        Keyed by caller (outside review search19 #9): one cache for all let any caller time whether another
+        had searched a given text. An agent repeating its own searches still gets the model run once."""
         assert self.embedder is not None
+        key = (caller, query)
         with self._lock:
-            found = self._queries.get(query)
+            found = self._queries.get(key)
             if found is not None:
-                self._queries.move_to_end(query)
+                self._queries.move_to_end(key)
                 return found
         vector = self.embedder.embed([query])[0]
         with self._lock:
-            self._queries[query] = vector
+            self._queries[key] = vector
             while len(self._queries) > QUERY_CACHE:
                 self._queries.popitem(last=False)
         return vector
 
     def search(self, query: str, limit: int = 10, allowed: Callable[[str], bool] | None = None,
-               mode: Mode = "hybrid") -> list[Hit]:
-        """The best `limit` tools for `query` among those `allowed` accepts, best first."""
+               mode: Mode = "hybrid", caller: Hashable = None) -> list[Hit]:
+        """The best `limit` tools for `query` among those `allowed` accepts, best first. `caller`: whose
+        search it is, for the query-vector cache (`_query_vector`)."""
         with self._lock:
             docs, vectors, views, tables = self.docs, self._vectors, self._views, self._tables
             layout, example_vectors = self._layout, self._example_vectors
@@ -243,7 +251,7 @@ class ToolIndex:
         semantic = np.zeros(len(docs), dtype=np.float32)
         if vectors is not None and mode in ("hybrid", "semantic") and self.embedder is not None:
             with single_blas_thread():
-                query_vector = self._query_vector(query)
+                query_vector = self._query_vector(query, caller)
                 cosine = vectors @ query_vector
                 if layout is not None and example_vectors is not None and EXAMPLE_SHARE:
                     owners, starts = layout

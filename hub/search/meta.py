@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from hub.errors import HubToolError
 from hub.search.words import STOP_WORDS
 
 if TYPE_CHECKING:
+    from hub.catalog.catalog import ToolRoute
     from hub.hub import Hub
     from hub.profiles import ProfileView
     from hub.search.index import Hit
@@ -111,11 +113,26 @@ def search_mode_for(hub: Hub, principal: Principal, view: ProfileView | None = N
     mode = view.tools_mode if view is not None else hub.config.hub.tools_mode
     if mode != "auto":
         return mode == "search"
-    visible = view.tools(principal) if view is not None else hub.visible_tools(principal)
-    if len(visible) > AUTO_MAX_TOOLS:
-        return True
-    size = sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in visible)
-    return size // 4 > AUTO_MAX_TOKENS
+    # `auto` is decided once per (face, caller's scopes, catalog version), not on every call (outside review
+    # search19 #7: each tools/call rebuilt the caller's whole visible list to decide it).
+    version, key = hub.catalog.version, (view.name if view is not None else None, tuple(principal.scopes))
+    known = _auto_decided.get(hub)
+    if known is None or known[0] != version:
+        known = _auto_decided[hub] = (version, {})
+    decided = known[1].get(key)
+    if decided is None:
+        visible = view.tools(principal) if view is not None else hub.visible_tools(principal)
+        decided = len(visible) > AUTO_MAX_TOOLS or (
+            sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in visible) // 4 > AUTO_MAX_TOKENS)
+        if len(known[1]) >= 1024:
+            known[1].clear()
+        known[1][key] = decided
+    return decided
+
+
+_auto_decided: weakref.WeakKeyDictionary[Any, tuple[int, dict[tuple[str | None, tuple[str, ...]], bool]]] = (
+    weakref.WeakKeyDictionary())
+"""Per hub: (catalog version, `auto`'s decision per (face, scopes)) — see `search_mode_for`."""
 
 
 @cache
@@ -152,7 +169,7 @@ HIT_TOOL_FIELDS = ("title", "output_schema", "annotations", "execution", "meta")
 
 def hit_entry(hit: Hit) -> dict[str, Any]:
     """One hit: the tool as `tools/list` lists it (under the caller's name for it; no icons), its score and why."""
-    tool = hit.doc.tool if hit.doc is not None else None
+    tool = hit.tool if hit.tool is not None else hit.doc.tool if hit.doc is not None else None  # the live one first
     entry: dict[str, Any] = {"name": hit.name, "description": (tool.description or "") if tool else "",
                              "input_schema": tool.input_schema if tool else {}}
     for field in HIT_TOOL_FIELDS if tool is not None else ():
@@ -186,13 +203,25 @@ def search_request(arguments: dict[str, Any]) -> tuple[str, int] | types.CallToo
     return query, limit
 
 
-async def run_search(hub: Hub, query: str, limit: int, principal: Principal,
-                     view: ProfileView | None = None) -> tuple[types.CallToolResult, list[str]]:
-    """Rank for a checked `search_request`; its result and the names it found (to join the session's list)."""
+async def run_search(hub: Hub, query: str, limit: int, principal: Principal, view: ProfileView | None = None,
+                     protocol_version: str | None = None) -> tuple[types.CallToolResult, list[str]]:
+    """Rank for a checked `search_request`; its result and the names it found (to join the session's list).
+    Only tools the caller's `tools/list` would list are ranked: `hub.request_relay.tasks.listable` for its
+    `protocol_version` (task-only tools withheld from a 2026-07-28 client, or of a server taking no tasks).
+    Decided: stricter than the list for a server still starting (listed from memory): the list gives its
+    task-only tools the benefit of the doubt, search does not, since a hit is meant to be run through
+    `call_tool`, which cannot make a task call; they rank once the handshake says the server takes tasks."""
+    from hub.relay.task_model import task_only
     from hub.search.service import tool_search
 
     await hub.await_first_listing()  # as a list would: a search before it must not miss servers still connecting
-    hits = await tool_search(hub).asearch(query, limit, principal, view)
+    tasks = hub.request_relay.tasks
+
+    def listable(route: ToolRoute) -> bool:
+        return not task_only(route.tool) or (tasks.server_takes_tasks(route.server)
+                                             and bool(tasks.listable([route.tool], protocol_version)))
+
+    hits = await tool_search(hub).asearch(query, limit, principal, view, listable)
     return _result(hits_payload(hits)), [h.name for h in hits]
 
 

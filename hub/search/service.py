@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import replace
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
@@ -243,25 +244,37 @@ class ToolSearch:
             self._kick()
 
     def search(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
-               mode: Mode = "hybrid", view: ProfileView | None = None) -> list[Hit]:
+               mode: Mode = "hybrid", view: ProfileView | None = None,
+               listable: Callable[[ToolRoute], bool] | None = None) -> list[Hit]:
         """The best `limit` tools for `query` that `principal` (default: the local one) may call; with a
-        profile `view`, only that profile's tools, named as the profile names them."""
+        profile `view`, only that profile's tools (within the caller's `max_tools`), named as the profile
+        names them. `listable`: whether the caller's `tools/list` would list a tool (task-only tools it
+        cannot call are withheld from it: search withholds them too, outside review search19 #3).
+
+        Each hit carries the tool as the catalog holds it now (`Hit.tool`): the index decides the order
+        only, so a tool whose server's re-index is paced or still embedding is shown with its current
+        annotations, schema and description, never as last indexed (outside review search19 #1)."""
         self._catch_up()
         who = principal or self.hub.access.local
         routes = {route.exposed: route for route in self.hub.catalog.routes()}
 
         def allowed(name: str) -> bool:
             route = routes.get(name)
-            return (route is not None and (view is None or view.includes(name))
-                    and self.hub.access.may_use_tool(who, route))
+            return (route is not None and (view is None or view.includes(name, who))
+                    and self.hub.access.may_use_tool(who, route) and (listable is None or listable(route)))
 
-        hits = self.index.search(query, max(1, min(limit, MAX_LIMIT)), allowed, mode)
-        return hits if view is None else [replace(h, name=view.rename(h.name)) for h in hits]
+        hits = self.index.search(query, max(1, min(limit, MAX_LIMIT)), allowed, mode, (who.kind, who.name, who.credential))
+        out = []
+        for hit in hits:
+            tool = routes[hit.name].tool
+            name = view.rename(hit.name) if view is not None else hit.name
+            out.append(replace(hit, name=name, tool=tool if name == tool.name else tool.model_copy(update={"name": name})))
+        return out
 
     async def asearch(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
-                      view: ProfileView | None = None) -> list[Hit]:
+                      view: ProfileView | None = None, listable: Callable[[ToolRoute], bool] | None = None) -> list[Hit]:
         """`search` in a worker thread (the first one may embed the catalog: seconds, not for the event loop)."""
-        return await anyio.to_thread.run_sync(lambda: self.search(query, limit, principal, view=view))
+        return await anyio.to_thread.run_sync(lambda: self.search(query, limit, principal, view=view, listable=listable))
 
 
 _searches: weakref.WeakKeyDictionary[Hub, ToolSearch] = weakref.WeakKeyDictionary()

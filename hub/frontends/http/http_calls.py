@@ -314,7 +314,7 @@ class HttpToolCalls:
         if (name in META_NAMES and search_mode_for(self._hub, principal, self._view)
                 or self._hub.memory_servers_for(name, self._view is None)):
             return None
-        return self._view.resolve(name) if self._view is not None else name
+        return self._view.resolve(name, principal) if self._view is not None else name  # within its max_tools
 
     def _start(self, call: PlainCall, name: str, principal: Principal) -> tuple[Entry, asyncio.Future[ToolResult]]:
         """Start the call on the express driver (else the awaiting one); the future of its result."""
@@ -333,7 +333,7 @@ class HttpToolCalls:
         try:
             result = await answer
         except UnknownTool:  # or hidden: the same `not_found` result as the SDK's face gives
-            result = unknown_tool_result(self._hub, call.name, principal)
+            result = unknown_tool_result(self._hub, call.name, principal, self._view)
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 _cancel_soon(entry, answer)  # the POST itself was cancelled (the server is stopping)

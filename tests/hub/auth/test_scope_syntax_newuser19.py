@@ -55,3 +55,14 @@ def test_zero_lifetime_is_refused(tmp_path: Path, text: str) -> None:
     created = run("keys", "create", "--data-dir", str(tmp_path), "--name", "p", "--scopes", "a:read", "--expires", text)
     assert created.returncode == 2 and "more than 0 seconds" in created.stderr and "never" not in created.stdout
     assert "never" not in run("keys", "list", "--data-dir", str(tmp_path)).stdout
+
+
+def test_a_hub_built_directly_reads_comma_separated_mcp_hub_scopes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the CLI rewrote the variable: a `Hub` built in-process (an embedding program, a test harness)
+    read `a:read,b:read` as one scope that grants nothing."""
+    from hub.config import parse_config
+    from hub.policies.access import AccessControl
+
+    monkeypatch.setenv("MCP_HUB_SCOPES", "a:read, b:write")
+    config = parse_config({"mcpServers": {}})
+    assert AccessControl(config).local.scopes == ("a:read", "b:write")
