@@ -56,6 +56,12 @@ def not_ready_refusal(hub: Hub, name: str, principal: Principal) -> HubRefusal |
             continue  # a server the caller may not see: answered like any unknown name
         why = downstream.error or "its first connection attempt is not finished"
         reason = "starting" if downstream.state == "starting" else "down"
+        if reason == "down" and downstream.needs_operator:  # calling again will not help (`hub.calls.errors._down`)
+            return HubRefusal("unavailable", f"server {downstream.name!r} is down ({why}), so {name[:128]!r} cannot be "
+                              "called; the hub's operator must fix this server's entry in the hub's config (calling "
+                              "again will not help until then), see `mcp-hub status`", retryable=False,
+                              details={"server": downstream.name, "state": downstream.state, "reason": reason,
+                                       "needs": "operator"})
         return HubRefusal("unavailable", f"server {downstream.name!r} is {downstream.state} ({why}), so {name[:128]!r} "
                           "cannot be called now; retry after retry_after_s, or see `mcp-hub status`",
                           retry_after_s=downstream.retry_after_s(),

@@ -46,6 +46,10 @@ LOSS_REASON_WAIT_S = 1.0
 
 
 async def _down(exc: BaseException, downstream: Downstream) -> HubToolError:
+    if downstream.needs_operator:  # refused credentials, no such command: calling again will not help
+        return HubRefusal("unavailable", f"{exc}; the hub's operator must fix this server's entry in the hub's config "
+                          "(calling again will not help until then)", retryable=False,
+                          details={"server": downstream.name, "reason": "down", "needs": "operator"})
     wait = downstream.retry_after_s()
     return HubRefusal("unavailable", f"{exc}; retry in {wait:g}s", retry_after_s=wait,
                       details={"server": downstream.name, "reason": "down"})

@@ -84,6 +84,10 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         """When (`time.monotonic()`) and why the hub itself last ended the connection (a Restart, a stop):
         calls it cut off are not the server's failure (`hub.downstream.forwarders.Forwarder.error`)."""
         self.reconnect_at = 0.0
+        self.needs_operator = False
+        """Whether the last connection attempt failed for a reason only the hub's operator can fix (the
+        server refused the configured credentials, the command or working directory does not exist): calls
+        are then refused as not retryable (`hub.calls.errors`), though the supervisor keeps trying."""
         """When the supervisor next tries to (re)connect after a loss (`anyio.current_time()`)."""
         self.connect_timeout_s = connect_timeout_s
         self._attempt_scope: anyio.CancelScope | None = None
@@ -157,6 +161,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             except Exception as exc:  # boundary: any connection failure is reported, never raised to the hub
                 if not (self._lost.is_set() and self.error):
                     self.error = describe_failure(exc)
+                    self.needs_operator = operator_must_fix(exc)
             finally:
                 self._client = None
                 self._attempt_scope = None
@@ -209,6 +214,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                 handshake.deadline = math.inf
                 self._client = client
                 self._connected_at = anyio.current_time()
+                self.needs_operator = False
                 self._set_state("ready")
                 if self.reopened is not None:
                     self.reopened.set()
@@ -422,3 +428,23 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
 async def _set_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
+
+
+def operator_must_fix(exc: BaseException) -> bool:
+    """Whether a failed connection attempt needs the hub's operator, not time: the server refused the
+    credentials configured for it (HTTP 401/403), or the child cannot be spawned (command or working
+    directory missing, not executable). A caller told to retry such a refusal only loops (outside review
+    newuser19 #6: "calling again will not help" came with `retryable: true`)."""
+    from mcp.shared.exceptions import MCPError
+
+    from hub.downstream.http_status import HttpStatus
+    from hub.prestart import ChildStartError
+
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, (ChildStartError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)):
+        return True  # an in-process server's module that cannot be imported too (`Downstream.run` stops trying)
+    if isinstance(exc, MCPError) and (status := HttpStatus.of(exc.error.data)) is not None:
+        return status.status in (401, 403) and status.problem is None
+    response = getattr(exc, "response", None)  # httpx's HTTPStatusError (the legacy SSE transport's GET)
+    return getattr(response, "status_code", None) in (401, 403)
