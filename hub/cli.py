@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--outcome", choices=["ok", "tool_error", "error", "denied", "cancelled"])
     query.add_argument("--since", help="a duration back from now (1h, 2d) or an ISO time")
     query.add_argument("--limit", type=int, default=200)
+    query.add_argument("--request-id", help="the call with this request id (the whole id, as `audit tail` shows it)")
     for sub_parser in audit_sub.choices.values():
         _add_config_arg(sub_parser)
         sub_parser.add_argument("--json", action="store_true", help="one JSON object per line")

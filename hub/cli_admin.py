@@ -236,7 +236,8 @@ def audit_command(data_dir: Path, shared: Any, args: argparse.Namespace) -> int:
                 except ValueError:
                     print(f"mcp-hub: --since {args.since!r} is neither a duration (1h, 2d) nor an ISO time", file=sys.stderr)
                     return 2
-        rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit, table=shared)
+        rows = query(data_dir, args.principal, args.tool, since, args.outcome, args.limit, table=shared,
+                     request_id=args.request_id)
     try:
         for row in rows:
             if args.json:

@@ -188,10 +188,11 @@ def query(
     outcome: str | None = None,
     limit: int = 100,
     table: AuditTable | None = None,
+    request_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Newest-last audit rows matching the filters: from `table` (PostgreSQL) when given, else the
     data dir's SQLite file (read-only connection)."""
-    flt = AuditFilter(principal, tool, since, outcome, limit)
+    flt = AuditFilter(principal, tool, since, outcome, limit, request_id=request_id)
     if table is not None:
         return table.audit_query(flt)
     from hub.store.sqlite import query_file

@@ -41,6 +41,8 @@ class AuditFilter(NamedTuple):
     """Only rows before this time (`ts < until`)."""
     before_id: int | None = None
     """Keyset paging: only rows with a smaller id (the Activity page's "older rows")."""
+    request_id: str | None = None
+    """Only the row of this request id (as the client got it in `_meta`, and the log has it)."""
 
 
 class KeyTable(Protocol):
@@ -81,7 +83,8 @@ def where_clause(flt: AuditFilter, placeholder: str) -> tuple[str, list[Any]]:
     """`WHERE …` and its parameters for an audit filter (`placeholder`: `?` or `%s`)."""
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in (("principal", flt.principal), ("tool", flt.tool), ("outcome", flt.outcome)):
+    for column, value in (("principal", flt.principal), ("tool", flt.tool), ("outcome", flt.outcome),
+                          ("request_id", flt.request_id)):
         if value is not None:
             clauses.append(f"{column} = {placeholder}")
             params.append(value)

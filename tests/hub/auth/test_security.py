@@ -265,6 +265,9 @@ async def test_audit_rows_request_ids_and_no_secrets_anywhere(secured: dict[str,
     assert len(by_tool["e__echo"]["args_digest"]) == 64
     jwt_rows = hub_cli(data_dir, "audit", "query", "--principal", "user-42", "--json").stdout.splitlines()
     assert len(jwt_rows) == 1
+    # the one call of a request id, as the client got it (outside review newuser19 #7)
+    [one] = hub_cli(data_dir, "audit", "query", "--request-id", request_id, "--json").stdout.splitlines()
+    assert json.loads(one)["tool"] == "e__echo"
     tail = hub_cli(data_dir, "audit", "tail", "-n", "3").stdout.splitlines()
     assert len(tail) == 3 and "user-42" in tail[-1]
 
