@@ -245,7 +245,8 @@ def _start_entry(name: str, entry: object, environ: Mapping[str, str], base: str
         return None  # a configured secret for a stdio child: left to the hub
     expanded = [_expand(a, environ) for a in args]
     expanded_env = {str(k): _expand(v, environ) for k, v in env.items()}
-    if None in expanded or None in expanded_env.values():
+    command, cwd = _expand(command, environ), _expand(cwd, environ) if cwd is not None else None  # as the config does
+    if None in expanded or None in expanded_env.values() or not command or (entry.get("cwd") is not None and cwd is None):
         return None
     if cwd and not os.path.isabs(cwd):
         cwd = os.path.realpath(os.path.join(base, cwd))

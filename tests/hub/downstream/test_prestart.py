@@ -63,15 +63,23 @@ def _group_leader(marker: str) -> list[str]:
     return ["-c", code, marker]
 
 
-async def test_child_started_before_the_sdk_import_is_the_one_the_hub_talks_to(tmp_path: Path) -> None:
-    marker = f"prestart-adopt-{os.getpid()}"
-    config = write_config(tmp_path, {"e": echo_stdio("--name", marker)})
+@pytest.mark.parametrize("variables", [False, True], ids=["literal", "variables"])
+async def test_child_started_before_the_sdk_import_is_the_one_the_hub_talks_to(tmp_path: Path, variables: bool) -> None:
+    """Also with `${VAR}` in `command` and `cwd`, which the config expands (outside review newuser19 #9):
+    the pre-start expands them the same way, so such a child still starts early and is adopted."""
+    marker = f"prestart-adopt-{os.getpid()}-{variables}"
+    entry = echo_stdio("--name", marker)
+    extra = {}
+    if variables:
+        entry |= {"command": "${PRESTART_PY}", "cwd": "${PRESTART_CWD}"}
+        extra = {"PRESTART_PY": PY, "PRESTART_CWD": str(ROOT)}
+    config = write_config(tmp_path, {"e": entry})
     seen = tmp_path / "children-at-sdk-import"
     params = StdioServerParameters(command=PY, args=["-c", LAUNCHER, str(seen), "serve", "--config", str(config),
                                                      "--log-level", "warning"], cwd=str(ROOT),
                                    env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"],
                                         "MCP_HUB_DATA_DIR": os.environ["MCP_HUB_DATA_DIR"],
-                                        "MCP_HUB_CACHE_DIR": os.environ["MCP_HUB_CACHE_DIR"]})
+                                        "MCP_HUB_CACHE_DIR": os.environ["MCP_HUB_CACHE_DIR"], **extra})
     async with Client(params) as client:
         answer = await client.call_tool("e__echo", {"text": "hi"})
         assert answer.structured_content == {"result": "hi"}
