@@ -3,7 +3,9 @@
 Rules (documented in the README and docs/domains.md):
 - amounts travel as decimal strings ("12.50"); a JSON float is refused, because 0.1 + 0.2 is not 0.3;
 - each currency has its ISO 4217 minor unit (2 for most; 0 for JPY, KRW, XOF, ...; 3 for BHD, KWD, ...; 4 for
-  CLF, UYW); a code that is not ISO 4217 is refused, never guessed at 2;
+  CLF, UYW); a code a caller gives (or the home currency) that is not ISO 4217 is refused, never guessed at 2;
+  a code read back from a provider or the ledger is never refused (`minor_unit`: the non-ISO codes providers
+  use are known, `PROVIDER_CURRENCIES`; any other is read at the provider's digits, else 2);
 - an invoice line's net is quantity x unit price rounded half-even to the currency's minor unit, its
   tax is net x rate rounded the same way, per line; totals are sums of the rounded lines
   (QuickBooks and Xero both round per line by default);
@@ -126,6 +128,10 @@ def _not_iso(value: str) -> str:
     if isinstance(value, str) and value.strip().upper() in _NO_MINOR_UNIT:
         return (f"{_preview(value)} is an ISO 4217 metal, fund or test code with no minor unit; give the code of a "
                 "currency, such as EUR, USD or JPY")
+    if isinstance(value, str) and value.strip().upper() in PROVIDER_CURRENCIES:
+        return (f"{_preview(value)} is a code some providers use but not an ISO 4217 currency: the hub reads invoices in it "
+                "but issues only in ISO 4217 currencies (issue it in the provider itself); to pay an invoice in its own "
+                "currency, leave currency out")
     return (f"{_preview(value)} is not an ISO 4217 currency code; give the three-letter code of a currency, such as EUR, "
             "USD or JPY")
 
@@ -163,14 +169,41 @@ CurrencyCode = Annotated[
 """An ISO 4217 code, upper-cased; an unknown code is refused (its minor unit would be a guess)."""
 
 
+PROVIDER_CURRENCIES = {**dict.fromkeys("GGP IMP JEP SPL TVD LTL VEF ZMK ZWD XDR".split(), 2), "BYR": 0}
+"""Codes providers return that are not (or no longer) ISO 4217 currencies, with their minor units: Xero's
+CurrencyCode list holds the Guernsey, Manx and Jersey pounds, the Tuvaluan dollar, the Seborga luigino
+(SPL), the SDR (XDR, kept at 2 decimals there) and withdrawn codes older invoices carry (BYR had 0
+decimals; LTL, VEF, ZMK, ZWD 2). Read exactly, never refused; not accepted as arguments (`currency_code`)."""
+
+
 def exponent(currency: str) -> int:
-    """The currency's ISO 4217 minor unit (decimals); an unknown code is an `invalid_argument`."""
+    """The currency's ISO 4217 minor unit (decimals); an unknown code is an `invalid_argument`: for codes
+    a caller gives. Amounts a provider or the stored ledger holds go through `minor_unit`."""
     return _EXPONENTS.get(currency_code(currency), 2)
 
 
-def round_money(value: Decimal, currency: str) -> Decimal:
-    """Half-even to the currency's minor unit."""
-    return value.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUND_HALF_EVEN)
+def known_currency(currency: str | None) -> bool:
+    """Whether the minor unit of `currency` is known (ISO 4217 or `PROVIDER_CURRENCIES`)."""
+    code = currency.strip().upper() if isinstance(currency, str) else ""
+    return code in ISO_4217 or code in PROVIDER_CURRENCIES
+
+
+def minor_unit(currency: str | None, digits: int | None = None) -> int:
+    """The decimals of amounts in `currency` as read back (a provider's record, the stored ledger): ISO 4217's,
+    then `PROVIDER_CURRENCIES`', then the provider's own `digits`, else 2. Never refuses: one record in a code
+    we do not know must not fail a read (outside review recheck21d #2); arguments are checked where they
+    enter (`currency_code`, `CurrencyCode`)."""
+    code = currency.strip().upper() if isinstance(currency, str) else ""
+    if code in ISO_4217:
+        return _EXPONENTS.get(code, 2)
+    if code in PROVIDER_CURRENCIES:
+        return PROVIDER_CURRENCIES[code]
+    return digits if isinstance(digits, int) and 0 <= digits <= MAX_DECIMALS else 2
+
+
+def round_money(value: Decimal, currency: str, digits: int | None = None) -> Decimal:
+    """Half-even to the currency's minor unit (`minor_unit`: the code was checked where it came in)."""
+    return value.quantize(Decimal(1).scaleb(-minor_unit(currency, digits)), rounding=ROUND_HALF_EVEN)
 
 
 def exact_money(value: Decimal, currency: str, field: str) -> Decimal:
@@ -179,8 +212,8 @@ def exact_money(value: Decimal, currency: str, field: str) -> Decimal:
     rounded = round_money(value, currency)
     if rounded != value:
         raise DomainError("invalid_argument", f"{field}: {value} has more decimals than {currency.upper()} allows (at most "
-                          f"{exponent(currency)}); round it yourself: nothing is rounded for you",
-                          details={"field": field, "decimals": exponent(currency)})
+                          f"{minor_unit(currency)}); round it yourself: nothing is rounded for you",
+                          details={"field": field, "decimals": minor_unit(currency)})
     return rounded
 
 
@@ -219,6 +252,11 @@ def read_amount(text: Any) -> Decimal | None:
         return None
 
 
-def read_money(value: Any, currency: str) -> Decimal:
-    """A provider's amount at the currency's precision (a blank or missing amount is zero)."""
-    return round_money(read_amount(value) or ZERO, currency)
+def read_money(value: Any, currency: str, digits: int | None = None) -> Decimal:
+    """A provider's amount at the currency's precision (a blank or missing amount is zero). The code is the
+    provider's, so it is never refused: one we do not know keeps the digits the provider sent (at least 2)."""
+    amount = read_amount(value) or ZERO
+    if digits is None and not known_currency(currency):
+        sent = -amount.as_tuple().exponent  # type: ignore[operator]
+        digits = min(max(sent, 2), MAX_DECIMALS)  # the provider's own digits: nothing it sent is rounded away
+    return round_money(amount, currency, digits)

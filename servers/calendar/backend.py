@@ -11,7 +11,7 @@ from typing import Protocol
 from servers.calendar import edits, ical, ical_split
 from servers.calendar.expansion import Expansion, expand
 from servers.calendar.expansion import expand as expand_objects  # `list_events` has a parameter named `expand`
-from servers.calendar.providers.splitting import create_handle, settle_create
+from servers.calendar.providers.splitting import Asked, create_handle, settle_create
 from servers.calendar.model import Busy, Calendar, Event, EventChanges, EventPage, Interval, NewEvent, Response, Scope
 from servers.calendar.slots import merge
 from servers.calendar.timeutil import as_utc
@@ -268,8 +268,12 @@ class IcalBackend:
                     return None
                 raise
 
+        def read(found: tuple[str, str]) -> Event:
+            return ical.to_event(ical.master(ical.load(found[0])), new.calendar_id, self.name, calendar.zone, found[1])
+
         stored, etag = await settle_create(self.name, f"UID {uid}", post, find, what="the event", details={},
-                                           advice="Look for it (list_events around its start) before creating it again")
+                                           advice="Look for it (list_events around its start) before creating it again",
+                                           asked=Asked(new, read))
         # Answer with what was stored, read back as every later read will (not the object in hand).
         return ical.to_event(ical.master(ical.load(stored)), new.calendar_id, self.name, calendar.zone, etag)
 

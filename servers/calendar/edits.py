@@ -11,6 +11,7 @@ COUNT/UNTIL keeps every one of them."""
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import UTC, date, datetime, timedelta
 
 import recurring_ical_events
@@ -20,7 +21,7 @@ from icalendar import vRecur
 
 from servers.calendar import series_edits
 from servers.calendar.ical import (LENGTH_PROP, PARTSTAT, exact_times, is_override, master, new_uid, occurrence_at, occurrences,
-                                   parse_rrule, pin_times, series_length, set_attendees)
+                                   owned_copy, parse_rrule, pin_times, series_length, set_attendees)
 from servers.calendar.ical import overrides as stored_overrides
 from servers.calendar.model import EventChanges, Scope
 from servers.calendar.timeutil import as_utc, in_gap, require_order, same_start, storable
@@ -108,10 +109,7 @@ def _pin_first(follow: VEvent, slot: datetime | date, shown: tuple[datetime | da
         return None
     if length is not None:
         follow.add(LENGTH_PROP, str(int(length.total_seconds())))
-    first = VEvent()
-    for key, value in follow.items():
-        if key not in ("RRULE", "EXDATE", "RDATE", LENGTH_PROP):
-            first[key] = value
+    first = owned_copy(follow, ("RRULE", "EXDATE", "RDATE", LENGTH_PROP))
     first.add("recurrence-id", slot)
     pin_times(first, *shown)
     return first
@@ -154,10 +152,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
     if scope == "this":
         occurrence = occurrence_at(calendar, instance_start)
-        override = VEvent()
-        for key, value in occurrence.items():
-            if key not in ("RRULE", "EXDATE", "RDATE", LENGTH_PROP):
-                override[key] = value
+        override = owned_copy(occurrence, ("RRULE", "EXDATE", "RDATE", LENGTH_PROP))
         if not is_override(occurrence, stored_overrides(calendar)):
             pin_times(override, *exact_times(occurrence, base))  # the times it was shown at, not the wall-clock fields
         if "RECURRENCE-ID" not in override:
@@ -174,10 +169,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     stored = is_override(occurrence, stored_overrides(calendar))
     shown = exact_times(occurrence, base)
     length = series_length(base)
-    follow = VEvent()
-    for key, value in base.items():
-        if key not in ("UID", "EXDATE", "RECURRENCE-ID"):
-            follow[key] = value
+    follow = owned_copy(base, ("UID", "EXDATE", "RECURRENCE-ID"))
     follow.add("uid", new_uid())
     follow.pop("DTSTART")
     follow.pop("DTEND", None)
@@ -248,7 +240,7 @@ def _become_first_occurrence(calendar: Calendar) -> None:
     base.add("uid", uid)
     for key, value in first.items():
         if key not in ("UID", "RECURRENCE-ID", "RRULE", "EXDATE", "RDATE", LENGTH_PROP):
-            base[key] = value
+            base[key] = deepcopy(value)  # its own objects, not the expansion's (see `ical.owned_copy`)
     if times is not None:
         pin_times(base, *times)  # as it showed, not the expansion's wall-clock fields
 

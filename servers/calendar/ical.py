@@ -8,6 +8,8 @@ import hashlib
 import re
 import uuid
 from collections import Counter
+from collections.abc import Iterable
+from copy import deepcopy
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +30,21 @@ RESPONSE = {v: k for k, v in PARTSTAT.items()}
 
 def new_uid() -> str:
     return f"{uuid.uuid4()}@mcp-hub"
+
+
+def owned_copy(source: VEvent, leave_out: Iterable[str] = ()) -> VEvent:
+    """A new VEVENT holding deep copies of `source`'s properties (but `leave_out`) and alarms. An
+    override or split-off series made from a master is edited in place later (`edits.respond` sets an
+    attendee's PARTSTAT on it); sharing the master's property objects made that edit reach the master
+    (outside review recheck21d #1: declining one occurrence declined the whole series)."""
+    skipped = {key.upper() for key in leave_out}
+    copy = VEvent()
+    for key, value in source.items():
+        if key.upper() not in skipped:
+            copy[key] = deepcopy(value)
+    for sub in source.subcomponents:
+        copy.add_component(deepcopy(sub))
+    return copy
 
 
 def invites(text: str, email: str) -> bool:

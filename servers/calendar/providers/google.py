@@ -8,9 +8,10 @@ the event's etag (412 → conflict). One occurrence is edited or deleted through
 (`/events/{id}/instances`); "this and following" starts a new series, carries the edited and deleted
 occurrences over, then ends the old one with UNTIL (`google_series`, `splitting`: a failure undoes the
 new series) — not for COUNT-limited series, which Google cannot split without recounting. Every write
-of an event sends `sendUpdates=all` (Google's default notifies no one), so attendees are invited and
-told of changes and cancellations, as Graph does by itself. A create names its event by a
-client-chosen id, so an unclear answer is settled by reading it back (`splitting.settle_create`).
+of an event (an answer to an invitation too) sends `sendUpdates=all` (Google's default notifies no one),
+so attendees are invited and told of changes and cancellations, and an organizer of the answer, as Graph
+does by itself. A create names its event by a client-chosen id, so an unclear answer is settled by
+reading it back (`splitting.settle_create`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from servers.calendar.model import (
     Scope,
 )
 from servers.calendar.providers.google_series import NOTIFY, ended_recurrence, if_match, split
-from servers.calendar.providers.splitting import create_handle, settle_create
+from servers.calendar.providers.splitting import Asked, create_handle, settle_create
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -184,7 +185,8 @@ class GoogleCalendar:
             return await self.find(new.calendar_id, handle)
 
         raw = await settle_create("Google Calendar", f"event id {handle}", post, find, what="the event", details={},
-                                  advice="Look for it (list_events around its start) before creating it again")
+                                  advice="Look for it (list_events around its start) before creating it again",
+                                  asked=Asked(new, lambda found: self._event(found, new.calendar_id, new.zone)))
         return self._event(raw, new.calendar_id, new.zone)
 
     async def find(self, calendar_id: str, event_id: str) -> dict[str, Any] | None:
@@ -248,6 +250,7 @@ class GoogleCalendar:
                     attendee["responseStatus"] = RESPONSE_TO[response]
             try:
                 updated = await self.http.json("PATCH", self._path(calendar_id, raw["id"]), json={"attendees": attendees},
+                                               params=NOTIFY,  # the organizer is told the answer (recheck21d #4)
                                                headers={"If-Match": raw["etag"]} if raw.get("etag") else None, idempotent=True)
             except DomainError as exc:
                 if exc.body.code != "conflict" or attempt == RESPOND_ATTEMPTS - 1:

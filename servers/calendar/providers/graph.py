@@ -42,7 +42,7 @@ from servers.calendar.model import (
 )
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
-from servers.calendar.providers.splitting import create_handle, settle_create
+from servers.calendar.providers.splitting import Asked, create_handle, settle_create
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
 from servers.calendar.providers.graph_times import read as _read
@@ -252,7 +252,9 @@ class GraphCalendar:
                                         json=body | {"transactionId": transaction}, headers=self._prefer(new.zone))
 
         raw = await settle_create("Microsoft Graph", f"transactionId {transaction}", post, post, what="the event", details={},
-                                  advice="Look for it (list_events around its start) before creating it again")
+                                  advice="Look for it (list_events around its start) before creating it again",
+                                  asked=Asked(new, lambda found: self._event(found, new.calendar_id, new.zone),
+                                              rule=to_rrule(body.get("recurrence"))), post_may_repeat=True)
         return self._event(raw, new.calendar_id, new.zone)
 
     async def update(

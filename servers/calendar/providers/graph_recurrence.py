@@ -147,25 +147,31 @@ def _graph_days(pattern: dict[str, Any], first: date) -> Any:
     a month's end falls on its last day (as Outlook does; a rule skipping such months is then refused)."""
     kind, interval = pattern["type"], int(pattern.get("interval") or 1)
     days = {WEEKDAYS.index(d) for d in pattern.get("daysOfWeek") or []}
-    horizon = first.replace(year=min(first.year + 400 * interval, 9000))
+    # A year number, not `first` with its year replaced: `first` may be 29 February (recheck21d #5).
+    end_year = min(first.year + 400 * interval, 9000)
     if kind == "daily":
-        day = first
-        while day < horizon:
+        day, step = first, timedelta(days=interval)
+        while day.year < end_year:
             yield day
-            day += timedelta(days=interval)
+            if date.max - day < step:
+                return
+            day += step
         return
     if kind == "weekly":
         week = first - timedelta(days=(first.weekday() - WEEKDAYS.index(pattern.get("firstDayOfWeek", "sunday"))) % 7)
-        while week < horizon:
+        step = timedelta(weeks=interval)
+        while week.year < end_year:
             for offset in range(7):
                 day = week + timedelta(days=offset)
                 if day.weekday() in days and day >= first:
                     yield day
-            week += timedelta(weeks=interval)
+            if date.max - week < step + timedelta(days=7):
+                return
+            week += step
         return
-    step = interval if kind.endswith("Monthly") else 12 * interval
+    months = interval if kind.endswith("Monthly") else 12 * interval
     month = (first.year * 12 + first.month - 1) if kind.endswith("Monthly") else first.year * 12 + int(pattern["month"]) - 1
-    while month // 12 < horizon.year:
+    while month // 12 < end_year:
         year, number = divmod(month, 12)
         length = _calendar.monthrange(year, number + 1)[1]
         if kind.startswith("absolute"):
@@ -176,7 +182,7 @@ def _graph_days(pattern: dict[str, Any], first: date) -> Any:
             found = hits[position - 1 if position > 0 else -1] if len(hits) >= abs(position) else None
         if found is not None and found >= first:
             yield found
-        month += step
+        month += months
 
 
 def _last_day(until: datetime | date, start: datetime | date, zone: str) -> date:

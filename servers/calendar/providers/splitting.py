@@ -20,12 +20,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from servers.calendar.series_edits import shifter
+from servers.calendar.timeutil import as_utc
 from servers.kit.errors import DomainError
 from servers.kit.idempotency import provider_key
 from servers.kit.landed import undone
+
+if TYPE_CHECKING:
+    from servers.calendar.model import Event, NewEvent
 
 T = TypeVar("T")
 
@@ -84,14 +88,73 @@ def duplicate(exc: BaseException) -> bool:
     return details.get("status") == 409 or bool(details.get("duplicate"))
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What a keyed create asks (`new`) and how to read a provider's answer as an event (`read`): a handle
+    found taken is answered only when its event still holds what is asked (`asked_for`)."""
+
+    new: NewEvent
+    read: Callable[[Any], Event]
+    rule: list[str] | None = None
+    """The asked rule as the provider states it back, when it restates it (Graph: its pattern's RRULE)."""
+
+
+def _rule_shape(lines: list[str] | str | None) -> tuple[str, str] | None:
+    """A rule's FREQ and INTERVAL: what a provider keeps as written (BYDAY, WKST, UNTIL's form it may restate)."""
+    candidates = [lines] if isinstance(lines, str) else lines or []
+    text = next((line.strip().upper() for line in candidates if line.strip().upper().startswith(("RRULE:", "FREQ="))), None)
+    if text is None:
+        return None
+    parts = dict(p.split("=", 1) for p in text.removeprefix("RRULE:").split(";") if "=" in p)
+    return parts.get("FREQ", ""), parts.get("INTERVAL", "1")
+
+
+def _same_time(shown: Any, asked: datetime | date) -> bool:
+    if isinstance(asked, datetime):
+        return shown.utc is not None and shown.utc == as_utc(asked, "UTC")
+    return shown.date == asked  # type: ignore[no-any-return]
+
+
+def asked_for(event: Event, new: NewEvent, rule: list[str] | None = None) -> bool:
+    """Whether `event` (found under a create's handle) is what `new` asks: calendar, title, start, end,
+    all-day and recurrence (its FREQ and INTERVAL, of `rule` when the provider restates the asked one)."""
+    return (event.calendar_id == new.calendar_id and event.title.strip() == new.title.strip() and event.all_day == new.all_day
+            and _same_time(event.start, new.start) and _same_time(event.end, new.end)
+            and _rule_shape(event.recurrence) == _rule_shape(rule if rule is not None else new.rrule))
+
+
+def made_earlier(handle: str, event_id: str | None) -> DomainError:
+    """A create whose handle names an event made by an earlier create with the same key (whose record expired)
+    that has since changed or been deleted: answering it would claim a booking that does not exist."""
+    which = f"event {event_id}" if event_id else "its event"
+    state = "has since been changed or moved" if event_id else "has since been deleted"
+    return DomainError(
+        "conflict", f"a create with this idempotency_key was made earlier ({which}, {handle}) and {state}, so it is not "
+        "answered as this create. To create another event, send a new idempotency_key; to change that one, use update_event",
+        details={"reason": "idempotency_key_used", "handle": handle, **({"event_id": event_id} if event_id else {})})
+
+
+def _answer(found: T, handle: str, asked: Asked | None) -> T:
+    if asked is not None:
+        event = asked.read(found)
+        if not asked_for(event, asked.new, asked.rule):
+            raise made_earlier(handle, event.id)
+    return found
+
+
 async def settle_create(provider: str, handle: str, post: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]], *,
-                        what: str, advice: str, details: dict[str, Any]) -> T:
+                        what: str, advice: str, details: dict[str, Any], asked: Asked | None = None,
+                        post_may_repeat: bool = False) -> T:
     """`post` a create named by the client-chosen `handle`. After an unclear answer (5xx, timeout, no
     answer) or a duplicate (`duplicate`), `find` it by that handle: there → its answer, as the first
     attempt would have given; absent → the original error (nothing was made; a retry is safe); the
-    look-up failing too → `upstream_error` (not retryable) naming the handle, since it may exist."""
+    look-up failing too → `upstream_error` (not retryable) naming the handle, since it may exist.
+    Handles outlive idempotency keys (recheck21d #3), so with `asked` an event found under the handle is
+    answered only if it still holds what is asked, and a duplicate whose event is gone (Google keeps a
+    deleted id) is `conflict`, never a success or the same refusal for ever. `post_may_repeat`: the POST
+    itself may answer an earlier create's event (Graph's transactionId), so its answer is checked too."""
     try:
-        return await post()
+        made = await post()
     except Exception as exc:
         if not (unclear(exc) or duplicate(exc)):
             raise
@@ -103,8 +166,11 @@ async def settle_create(provider: str, handle: str, post: Callable[[], Awaitable
                 f"looking it up failed too ({_reason(missed)}). {advice}",
                 details={"partially_applied": True, **details, "may_be_left": handle}) from exc
         if found is None:
+            if asked is not None and duplicate(exc):
+                raise made_earlier(handle, None) from exc
             raise
-        return found
+        return _answer(found, handle, asked)
+    return _answer(made, handle, asked) if post_may_repeat else made
 
 
 async def create_known(provider: str, series_id: str, split_at: datetime | date, handle: str,
