@@ -44,6 +44,17 @@ def _log_config_warnings(config: HubConfig) -> None:
         log.warning("no enabled server in the config: the hub serves no tools (list servers under \"mcpServers\")")
 
 
+def _log_scope_warnings(config: HubConfig, transport: str = "stdio") -> None:
+    """Stdio scopes that grant nothing (`w:READ`, `w:reed`, a namespace no server has), said at start as
+    `check` and `keys create` say them: they gave 0 tools silently (outside review recheck21h #7). Only where
+    they apply: stdio, or HTTP with auth off."""
+    from hub.auth.scope_warnings import stdio_scope_warnings
+
+    if transport == "stdio" or not config.hub.auth.enabled:
+        for warning in stdio_scope_warnings(config):
+            logging.getLogger("hub.config").warning("%s", warning)
+
+
 def resolve_config(path: str | None) -> HubConfig:
     path = path or os.environ.get("MCP_HUB_CONFIG")
     return load_config(path) if path else default_config()
@@ -173,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(args.log_level or ("warning" if args.command in ("tools", "call") else config.hub.log_level))
     try:
+        if args.command in ("serve", "tools", "call"):
+            _log_scope_warnings(config, getattr(args, "transport", "stdio"))
         if args.command == "serve":
             _log_config_warnings(config)
             prestart.keep_only({s.name for s in config.enabled_servers() if s.transport == "stdio"})

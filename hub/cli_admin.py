@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hub.auth.scope_warnings import scope_warnings, stdio_scope_warnings  # one judgement for keys and stdio
 from hub.config import ConfigError, ConfigProblem, HubConfig, load_config
 from hub.terminal import inert
 
@@ -38,6 +39,8 @@ def check(path: str) -> int:
         return 1
     for warning in config.warnings:
         print(warning)
+    for warning in stdio_scope_warnings(config):  # what serve says at start (outside review recheck21h #7)
+        print(f"warning: {warning}")
     enabled = config.enabled_servers()
     if not enabled:
         print("warning: $.mcpServers: no enabled server: the hub would serve no tools; list servers under "
@@ -138,42 +141,6 @@ def _on_shared_store(config: HubConfig, work: Callable[[Any], int], unavailable:
     finally:
         if shared is not None:
             shared.close()
-
-
-KNOWN_LEVELS = frozenset({"read", "write", "admin", "*", "sensitive"})
-"""What the hub's scopes end in (`hub.auth.scopes`), and `sensitive`, which domains check (`hris:sensitive`)."""
-
-
-def scope_warnings(config: HubConfig, scopes: list[str]) -> list[str]:
-    """Scopes of a new key that no server in `config` can grant anything for: an unknown action
-    (`ticketing:reed`), or a namespace no enabled server has. Warned, not refused: the key may be
-    for servers configured later or on another replica (outside review newuser19 #10)."""
-    from hub.auth.scopes import scope_prefix
-
-    custom = {scope for server in config.servers for listed in server.scopes.values() for scope in listed}
-    namespaces = {scope_prefix(server) for server in config.enabled_servers()} | {"hub"}
-    namespaces |= {scope.rpartition(":")[0] for scope in custom}
-    warnings: list[str] = []
-    for scope in scopes:
-        namespace, _, level = scope.rpartition(":")
-        if scope == "*" or scope in custom:
-            continue
-        if namespace == "profile":
-            if level not in config.profiles:
-                known = ", ".join(sorted(config.profiles)) or "none in this config"
-                warnings.append(f"{scope!r} pins the key to profile {level!r}, which the config does not define "
-                                f"(profiles: {known})")
-            continue
-        if level not in KNOWN_LEVELS:
-            close = difflib.get_close_matches(level, sorted(KNOWN_LEVELS - {"*"}), n=1)
-            hint = f"did you mean '{namespace}:{close[0]}'? " if close else ""
-            warnings.append(f"{scope!r} names no action the hub grants: {hint}a scope ends in :read, :write, :admin or :*")
-        elif namespace and namespace not in namespaces:
-            close = difflib.get_close_matches(namespace, sorted(namespaces), n=1)
-            hint = f"did you mean '{close[0]}:{level}'? " if close else ""
-            warnings.append(f"{scope!r}: no enabled server in the config has namespace {namespace!r}, so it grants "
-                            f"nothing yet; {hint}namespaces: {', '.join(sorted(namespaces - {'hub'})) or 'none'}")
-    return warnings
 
 
 def keys_command(store: KeyStore, args: argparse.Namespace, config: HubConfig | None = None) -> int:

@@ -86,7 +86,21 @@ class AuthSettings(BaseModel):
     authorization_servers: list[str] = Field(default_factory=list)
     """Advertised in protected-resource metadata; defaults to the JWT issuer."""
     required_scopes: list[str] = Field(default_factory=list)
-    """Scopes every HTTP request needs (403 insufficient_scope otherwise)."""
+    """Scopes every HTTP request needs (403 insufficient_scope otherwise); none when empty. Written by the same
+    rule as `stdio_scopes` (outside review recheck21h #6: `["w:read,w:write"]` was one scope no key can hold,
+    so every caller got 403)."""
+
+    @field_validator("required_scopes", mode="before")
+    @classmethod
+    def _required_as_keys_take_them(cls, value: Any) -> Any:
+        """The one scope rule (`hub.auth.scope_syntax`); an empty list requires nothing, as before."""
+        from hub.auth.scope_syntax import parse_scopes
+
+        if value == []:
+            return value
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return parse_scopes(value)
+        return value
     admin_for_destructive: bool = False
     """Require `<namespace>:admin` (not just `:write`) for tools annotated destructive."""
     console_idle_s: float = Field(1800.0, gt=0, le=8 * 3600)

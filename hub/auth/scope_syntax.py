@@ -1,5 +1,5 @@
 """How a list of scopes is written, wherever one is read: `keys create --scopes`, the console's key form,
-`$MCP_HUB_SCOPES` and `hub.auth.stdio_scopes`. One rule for all, so a value that works in one place
+`$MCP_HUB_SCOPES`, `hub.auth.stdio_scopes` and `hub.auth.required_scopes`. One rule for all, so a value that works in one place
 works in every other (outside review newuser19: `MCP_HUB_SCOPES="a:read,b:read"` granted nothing).
 
 No imports from the rest of the hub: the settings models use it.

@@ -3,8 +3,9 @@
 A profile (config `profiles.<name>`) keeps the tools whose namespace it lists (all when it lists
 none), that match an `include` glob (all when none) and no `exclude` glob, read-only ones only
 with `read_only`, and at most `max_tools` of them per caller (the first in exposed-name order of the
-tools this caller may use: scopes first, then the cap, so tools it cannot see never use up its
-cap nor show through as its own tools coming and going; outside review search19 #2). It is served
+tools this caller may use and is listed: scopes and `tasks.listable` first, then the cap, so tools it
+cannot see never use up its cap nor show through as its own tools coming and going; outside review
+search19 #2, recheck21h #4). It is served
 at `/mcp/<name>` over HTTP and by `mcp-hub serve --profile <name>` on stdio. Decisions:
 - **Names.** A name longer than the profile's `name_budget` is cut and suffixed with 8 hex of
   `sha256(exposed name)`; a clash (with any other name of the view) takes the next suffix of
@@ -31,6 +32,7 @@ import mcp_types as types
 from hub.catalog.catalog import ToolRoute
 from hub.config import HubConfig
 from hub.profile_settings import ProfileSettings
+from hub.relay.task_model import task_only
 
 if TYPE_CHECKING:
     from hub.auth.principal import Principal
@@ -65,6 +67,9 @@ def short_name(exposed: str, budget: int, salt: int = 0) -> str:
     return f"{head}_{digest}"
 
 
+_CallerKey = tuple[tuple[str, ...], str | None, tuple[bool, ...]]
+
+
 @dataclass(frozen=True)
 class _Table:
     version: int
@@ -72,9 +77,12 @@ class _Table:
     """exposed → the profile's name."""
     exposed: dict[str, str]
     """the profile's name → exposed."""
-    callers: dict[tuple[str, ...], tuple[frozenset[str], list[types.Tool]]] = field(default_factory=dict)
-    """Per caller's scopes: its tools in the profile (capped) and its `tools/list` of them, for this
-    catalog version (outside review search19 #7: an `auto` profile rebuilt it on every call)."""
+    task_servers: tuple[str, ...] = ()
+    """Servers with a task-only tool in the view: whether each takes tasks now is part of a caller's key."""
+    callers: dict[_CallerKey, tuple[frozenset[str], list[types.Tool]]] = field(default_factory=dict)
+    """Per caller's scopes, protocol version and `task_servers`' state: its tools in the profile (capped)
+    and its `tools/list` of them, for this catalog version (outside review search19 #7: an `auto` profile
+    rebuilt it on every call)."""
 
 
 _CALLERS_KEPT = 256
@@ -123,41 +131,51 @@ class ProfileView:
                 name = short_name(exposed, self.name_budget, salt)
             taken.add(name)
             short[exposed] = name
-        self._table = _Table(version, short, {v: k for k, v in short.items()})
+        task_servers = tuple(sorted({r.server for r in catalog.routes() if r.exposed in short and task_only(r.tool)}))
+        self._table = _Table(version, short, {v: k for k, v in short.items()}, task_servers)
         return self._table
 
-    def includes(self, exposed: str, principal: Principal | None = None) -> bool:
-        """Whether the hub-wide name `exposed` is in this profile (for `principal`: within its `max_tools`)."""
+    def includes(self, exposed: str, principal: Principal | None = None, protocol_version: str | None = None) -> bool:
+        """Whether the hub-wide name `exposed` is in this profile (for `principal`: within its `max_tools`, as
+        counted for a client of `protocol_version`, see `_caller`)."""
         if principal is None or self.settings.max_tools is None:
             return exposed in self.table().short
-        return exposed in self._caller(principal)[0]
+        return exposed in self._caller(principal, protocol_version)[0]
 
-    def resolve(self, name: str, principal: Principal | None = None) -> str | None:
+    def resolve(self, name: str, principal: Principal | None = None, protocol_version: str | None = None) -> str | None:
         """The hub-wide name of the profile's tool `name`, or None outside the profile (for `principal`:
-        also None past its `max_tools`)."""
+        also None past its `max_tools`, as counted for a client of `protocol_version`)."""
         exposed = self.table().exposed.get(name)
         if exposed is None or principal is None or self.settings.max_tools is None:
             return exposed
-        return exposed if exposed in self._caller(principal)[0] else None
+        return exposed if exposed in self._caller(principal, protocol_version)[0] else None
 
     def rename(self, exposed: str) -> str:
         """The profile's name for a hub-wide name it includes."""
         return self.table().short.get(exposed, exposed)
 
-    def tools(self, principal: Principal) -> list[types.Tool]:
-        """What `tools/list` answers in `all` mode: the caller's visible tools in the profile, renamed."""
-        return list(self._caller(principal)[1])
+    def tools(self, principal: Principal, protocol_version: str | None = None) -> list[types.Tool]:
+        """What `tools/list` answers in `all` mode: the caller's listable tools in the profile, renamed."""
+        return list(self._caller(principal, protocol_version)[1])
 
-    def _caller(self, principal: Principal) -> tuple[frozenset[str], list[types.Tool]]:
-        """The caller's tools in the profile: the ones its scopes let it use, then the first `max_tools` of
-        those in exposed-name order (hub-wide names), and its renamed, sorted list of them; remembered per
-        scope set until the catalog moves."""
+    def _caller(self, principal: Principal, protocol_version: str | None = None) -> tuple[frozenset[str], list[types.Tool]]:
+        """The caller's tools in the profile: the ones its scopes let it use and its `tools/list` lists
+        (`hub.request_relay.tasks.listable` for `protocol_version`: no task-only tool of a server taking no
+        tasks, none at all for a 2026-07-28 client), then the first `max_tools` of those in exposed-name order
+        (hub-wide names), and its renamed, sorted list of them. A tool the caller is never listed never uses
+        up its cap (outside review recheck21h #4: a withheld task-only tool took a slot, so the caller was
+        listed one tool fewer and the next one answered not_found). `None` (a caller that does not say)
+        counts as a 2025-11-25 client, as stdio is. Remembered per scope set, protocol version and whether
+        each server with a task-only tool takes tasks now, until the catalog moves."""
         table = self.table()
-        key = tuple(principal.scopes)
+        tasks = self.hub.request_relay.tasks
+        key = (tuple(principal.scopes), protocol_version,
+               tuple(self._task_ready(server) for server in table.task_servers))
         known = table.callers.get(key)
         if known is not None:
             return known
         visible = sorted((t for t in self.hub.visible_tools(principal) if t.name in table.short), key=lambda t: t.name)
+        visible = tasks.listable(visible, protocol_version)  # hub-wide names here: no resolve needed
         if self.settings.max_tools is not None:
             visible = visible[: self.settings.max_tools]
         out = []
@@ -169,6 +187,12 @@ class ProfileView:
             table.callers.pop(next(iter(table.callers), None), None)
         table.callers[key] = known
         return known
+
+    def _task_ready(self, server: str) -> bool:
+        """Whether `server`'s task-only tools are listed to a 2025-11-25 client now (`tasks.listable`'s rule)."""
+        downstream = self.hub.downstreams.get(server)
+        return (downstream is not None and downstream.state == "starting"
+                or self.hub.request_relay.tasks.server_takes_tasks(server))
 
 
 def profile_view(hub: Hub, name: str) -> ProfileView:

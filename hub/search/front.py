@@ -53,38 +53,38 @@ class SearchFront:
     def active(self, principal: Principal) -> bool:
         return search_mode_for(self.hub, principal, self.view)
 
-    def resolve(self, name: str, principal: Principal | None = None) -> str | None:
+    def resolve(self, name: str, principal: Principal | None = None, protocol_version: str | None = None) -> str | None:
         """The hub-wide name of a name this face exposes (None: outside its profile, or past `principal`'s
-        `max_tools` on it)."""
-        return self.view.resolve(name, principal) if self.view is not None else name
+        `max_tools` on it, counted for a client of `protocol_version` as its list is)."""
+        return self.view.resolve(name, principal, protocol_version) if self.view is not None else name
 
-    async def target(self, name: str, principal: Principal) -> str | None:
+    async def target(self, name: str, principal: Principal, protocol_version: str | None = None) -> str | None:
         """The hub-wide name a call of `name` goes to: this face's exposed name for it, else (no such tool
         here) the caller's one tool whose server calls it `name`, within the profile; None outside the
         profile. On the whole catalog an unknown name is returned as it is, for `Hub.route_call` to judge
         (a server still connecting may own it). Waits first for servers listed from memory that may own it."""
         answering_view.set(self.view)  # an unknown name's hint follows this face's mode (`hub.unknown_tool`)
         await self.hub.await_memory_servers(name, self.view is None)  # judged (profile included) by real listings
-        exposed = self.resolve(name, principal)
+        exposed = self.resolve(name, principal, protocol_version)
         if exposed is None or self.hub.catalog.resolve_tool(exposed) is None:  # an own name (an MCP App's, a model's)?
             view = self.view
-            keep = (lambda hub_wide: view.includes(hub_wide, principal)) if view is not None else (lambda hub_wide: True)
+            keep = (lambda hub_wide: view.includes(hub_wide, principal, protocol_version)) if view is not None else (lambda hub_wide: True)
             exposed = await await_own_tool_name(self.hub, name, principal, keep) or exposed
         return exposed
 
-    async def task_target(self, name: str, principal: Principal) -> str | None:
+    async def task_target(self, name: str, principal: Principal, protocol_version: str | None = None) -> str | None:
         """The hub-wide tool a task-augmented `tools/call` of `name` goes to, resolved exactly as a plain call's
         (`target`: the profile's names, own names within it); None when the plain call must answer it: a
         meta-tool in search mode, a name outside the profile (outside review policies17 #1: the task path
         looked names up in the whole catalog, so a profile's caller created tasks on tools outside it)."""
         if name in META_NAMES and self.active(principal):
             return None
-        return await self.target(name, principal)
+        return await self.target(name, principal, protocol_version)
 
     def tools(self, session: Any, principal: Principal) -> list[types.Tool]:
         out = meta_tools()
         for name in self._session_found(session):
-            exposed = self.resolve(name, principal)
+            exposed = self.resolve(name, principal, getattr(session, "protocol_version", None))
             route = self.hub.catalog.resolve_tool(exposed) if exposed is not None else None
             if route is not None and name not in META_NAMES and self.hub.access.may_use_tool(principal, route):
                 out.append(route.tool if name == exposed else route.tool.model_copy(update={"name": name}))

@@ -221,7 +221,7 @@ async def run_search(hub: Hub, query: str, limit: int, principal: Principal, vie
         return not task_only(route.tool) or (tasks.server_takes_tasks(route.server)
                                              and bool(tasks.listable([route.tool], protocol_version)))
 
-    hits = await tool_search(hub).asearch(query, limit, principal, view, listable)
+    hits = await tool_search(hub).asearch(query, limit, principal, view, listable, protocol_version)
     return _result(hits_payload(hits)), [h.name for h in hits]
 
 

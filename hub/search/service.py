@@ -245,11 +245,12 @@ class ToolSearch:
 
     def search(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
                mode: Mode = "hybrid", view: ProfileView | None = None,
-               listable: Callable[[ToolRoute], bool] | None = None) -> list[Hit]:
+               listable: Callable[[ToolRoute], bool] | None = None, protocol_version: str | None = None) -> list[Hit]:
         """The best `limit` tools for `query` that `principal` (default: the local one) may call; with a
         profile `view`, only that profile's tools (within the caller's `max_tools`), named as the profile
         names them. `listable`: whether the caller's `tools/list` would list a tool (task-only tools it
-        cannot call are withheld from it: search withholds them too, outside review search19 #3).
+        cannot call are withheld from it: search withholds them too, outside review search19 #3);
+        `protocol_version` is the caller's, for counting its `max_tools` on the profile as its list does.
 
         Each hit carries the tool as the catalog holds it now (`Hit.tool`): the index decides the order
         only, so a tool whose server's re-index is paced or still embedding is shown with its current
@@ -260,7 +261,7 @@ class ToolSearch:
 
         def allowed(name: str) -> bool:
             route = routes.get(name)
-            return (route is not None and (view is None or view.includes(name, who))
+            return (route is not None and (view is None or view.includes(name, who, protocol_version))
                     and self.hub.access.may_use_tool(who, route) and (listable is None or listable(route)))
 
         hits = self.index.search(query, max(1, min(limit, MAX_LIMIT)), allowed, mode, (who.kind, who.name, who.credential))
@@ -272,9 +273,11 @@ class ToolSearch:
         return out
 
     async def asearch(self, query: str, limit: int = DEFAULT_LIMIT, principal: Principal | None = None,
-                      view: ProfileView | None = None, listable: Callable[[ToolRoute], bool] | None = None) -> list[Hit]:
+                      view: ProfileView | None = None, listable: Callable[[ToolRoute], bool] | None = None,
+                      protocol_version: str | None = None) -> list[Hit]:
         """`search` in a worker thread (the first one may embed the catalog: seconds, not for the event loop)."""
-        return await anyio.to_thread.run_sync(lambda: self.search(query, limit, principal, view=view, listable=listable))
+        return await anyio.to_thread.run_sync(lambda: self.search(query, limit, principal, view=view, listable=listable,
+                                                                      protocol_version=protocol_version))
 
 
 _searches: weakref.WeakKeyDictionary[Hub, ToolSearch] = weakref.WeakKeyDictionary()
