@@ -83,30 +83,39 @@ class HubRefusal(HubToolError):
 
 
 OUTCOME_UNKNOWN_ADVICE = ("whether it took effect is unknown. Check first (read back what it creates or changes: "
-                          "look it up, list or search for it); send it again only if it did not happen (a call with an "
-                          "idempotency_key may be sent again with the same key: it never runs twice)")
-"""What a caller is told of a write that may have reached its server before it was cut off."""
+                          "look it up, list or search for it); send it again only if it did not happen")
+"""What a caller is told of a write that may have reached its server before it was cut off. No word of
+an idempotency key here: a resend is safe with one only where the tool declares it (outside review
+recheck21h #2: a tool that ignores the key was told "it never runs twice", and a resend paid twice)."""
+DECLARED_KEY_ADVICE = ("; this tool takes an idempotency_key: give one when sending it again, so that any later "
+                       "resend with the same key never runs twice")
+"""Added for a write whose tool declares `idempotency_key` but that was sent without one."""
 
 
 def outcome_unknown_body(what: str, tool: str, code: ErrorCode = "unavailable",
-                         details: dict[str, Any] | None = None, retry_after_s: float | None = None) -> ToolErrorBody:
+                         details: dict[str, Any] | None = None, retry_after_s: float | None = None,
+                         *, declares_key: bool = False) -> ToolErrorBody:
     """The error of a write cut off after it may have reached its server (`what` happened to it):
     not retryable, `details.outcome: "unknown"` — sending it again blindly could do it twice (outside
     review faults19 #1: a timeout or a crash mid-write said "try again later"; cluster round 18 #2,
     the same for a drain). One shape for the hub's stop (`hub.frontends.http.http_guard`) and for
-    every call path (`in_flight_answer`)."""
-    message = f"{what}: {OUTCOME_UNKNOWN_ADVICE}."
+    every call path (`in_flight_answer`). `declares_key`: the tool's input schema has `idempotency_key`
+    (only then is a key mentioned; the drain, which does not know the schema, never mentions one)."""
+    message = f"{what}: {OUTCOME_UNKNOWN_ADVICE}{DECLARED_KEY_ADVICE if declares_key else ''}."
     if len(message) > MESSAGE_LIMIT:
         message = f"{message[:MESSAGE_LIMIT]}… ({len(message) - MESSAGE_LIMIT} more characters cut)"
     return ToolErrorBody(code=code, message=message, retryable=False, retry_after_s=retry_after_s,
                          details={**(details or {}), "outcome": "unknown", "tool": tool[:128]})
 
 
-def in_flight_answer(error: HubToolError, tool: str, *, read_only: bool, keyed: bool) -> HubToolError:
+def in_flight_answer(error: HubToolError, tool: str, *, read_only: bool, keyed: bool,
+                     declares_key: bool = False) -> HubToolError:
     """What the caller is told of a call lost in flight (`HubToolError.lost_in_flight`): a read-only or
-    idempotent call the error as it is (retryable); a write carrying an idempotency key, to send it again
-    with the same key; any other write, that its outcome is unknown (`outcome_unknown_body`). Any other
-    error (a refusal before anything was sent, an answer) is returned as it is."""
+    idempotent call the error as it is (retryable); a write carrying an idempotency key its tool declares
+    (`keyed`), to send it again with the same key; any other write, that its outcome is unknown
+    (`outcome_unknown_body`; a key is mentioned only if the tool declares one, `declares_key` — a key the
+    tool does not declare is ignored by it, and a resend with it runs twice). Any other error (a refusal
+    before anything was sent, an answer) is returned as it is."""
     if error.lost_in_flight is None or read_only:
         return error
     body = error.body
@@ -116,7 +125,7 @@ def in_flight_answer(error: HubToolError, tool: str, *, read_only: bool, keyed: 
                              details=body.details, lost_in_flight=error.lost_in_flight)
         return again
     what = f"{error.lost_in_flight}; {tool[:128]} may have reached its server and taken effect"
-    unknown = outcome_unknown_body(what, tool, body.code, body.details)
+    unknown = outcome_unknown_body(what, tool, body.code, body.details, declares_key=declares_key)
     answer = HubToolError(body.code, unknown.message, details=unknown.details, retryable=False)
     answer.body = unknown  # exactly the body built (its message already cut)
     return answer

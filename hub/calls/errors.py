@@ -3,7 +3,9 @@
 Every forwarder (stdio JSON relay, in-process, SDK client over HTTP/SSE) raises what its transport
 raises; the pipeline turns it into a `HubToolError` here and nowhere else. A server that is down
 when the call would be sent is the hub's own refusal (`HubRefusal`: no evidence against it, never
-retried); a connection lost mid-call is `unavailable` (retried when safe); a JSON-RPC error from the
+retried); a call that never left the hub (`NotSent`, or the transport's not-sent answer: a refused
+connect, a pipe already closed) is `unavailable`, retryable whatever the tool; a connection lost
+mid-call is `unavailable` (retried when safe); a JSON-RPC error from the
 server is `invalid_argument` for -32602, `UrlElicitationRequired` for -32042 (the user must open a
 URL first), else `upstream_error`; an unreadable result is
 `upstream_error`. What the SDK's HTTP client makes up in place of an answer is read for what it is: an
@@ -32,7 +34,7 @@ from pydantic import ValidationError
 
 from hub.downstream.connection import Downstream, DownstreamUnavailable, describe_failure
 from hub.downstream.http_status import HttpStatus
-from hub.downstream.json_channel import ConnectionLost, ErrorAnswer
+from hub.downstream.json_channel import ConnectionLost, ErrorAnswer, NotSent, not_sent_why
 from hub.downstream.owned import session_ended, session_ended_by_server
 from hub.frontends.stdio.line_errors import DROPPED_BY_HUB, overlong_message
 from hub.errors import ErrorCode, HubRefusal, HubToolError, UrlElicitationRequired, first_problem
@@ -67,8 +69,30 @@ def _connection_lost(exc: MCPError) -> bool:
     return exc.code == types.CONNECTION_CLOSED and exc.error.message == "Connection closed"
 
 
+NOT_SENT = "not_sent"
+"""`details.reason` of a call that never left the hub (`not_sent`)."""
+
+
+def not_sent(why: str, downstream: Downstream) -> HubToolError:
+    """`unavailable`, retryable, for a call that failed before anything of it reached its server (`why`:
+    the connection was refused, or already closed when it was to be written): whatever the tool, it did
+    not run, so calling again is safe. Decision (outside review recheck21h #1): only a failure known to
+    come before the write is this; any doubt is `lost_in_flight`. Counted by the breaker as any
+    `unavailable` (a server refusing connections is failing), and retried where the call is retry-safe."""
+    return HubToolError("unavailable", f"could not send the call to server {downstream.name!r} ({mask(why)}); nothing of "
+                        "it reached the server, so it did not run: call again in a moment",
+                        details={"server": downstream.name, "reason": NOT_SENT})
+
+
+async def _not_sent(exc: BaseException, downstream: Downstream) -> HubToolError:
+    assert isinstance(exc, NotSent)
+    return not_sent(exc.why, downstream)
+
+
 async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError:
     assert isinstance(exc, MCPError)
+    if (why := not_sent_why(exc.error.data)) is not None:  # answered by the hub's transport: never sent
+        return not_sent(why, downstream)
     if _connection_lost(exc):
         reason = await downstream.loss_reason(wait_s=LOSS_REASON_WAIT_S)
         return lost_in_flight(f"lost the connection to server {downstream.name!r} "
@@ -245,6 +269,7 @@ async def _invalid_result(exc: BaseException, downstream: Downstream) -> HubTool
 ERROR_TABLE: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...],
                          Callable[[BaseException, Downstream], Awaitable[HubToolError]]], ...] = (
     (DownstreamUnavailable, _down),
+    (NotSent, _not_sent),  # first: an `MCPError` and a `BrokenResourceError` known to come before the write
     (MCPError, _mcp_error),
     ((anyio.BrokenResourceError, anyio.ClosedResourceError, OSError), _transport),
     (RuntimeError, _invalid_result),

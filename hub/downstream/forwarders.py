@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.auth.principal import Principal
 from hub.calls.call import ToolCall
-from hub.calls.errors import forward_error
+from hub.calls.errors import NOT_SENT, forward_error
 from hub.downstream.connection import Downstream
 from hub.downstream.json_channel import Pending
 from hub.downstream.owners import current_owner
@@ -108,6 +108,7 @@ class Forwarder:
         error = await forward_error(exc, downstream)
         ended = downstream.ended_by_hub
         if (error.body.code == "unavailable" and not isinstance(error, HubRefusal) and ended is not None
+                and (error.body.details or {}).get("reason") != NOT_SENT  # never sent: no restart cut it off
                 and call.attempt_sent_at and ended[0] >= call.attempt_sent_at):
             return restarted_by_hub(downstream.name, ended[1])
         return error

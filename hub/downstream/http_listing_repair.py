@@ -24,6 +24,7 @@ import httpx2
 
 from hub.downstream.http_bodies import WBITS, Capped, Inflated, Refused
 from hub.downstream.http_status import lost_answer, no_answer, no_answer_response, status_answer, unanswered_answer
+from hub.downstream.json_channel import not_sent_error
 from hub.downstream.listing_repair import ListingAnswers, _key
 from hub.downstream.session_lost import SESSION_HEADER, lost_response, session_lost
 from hub.errors import describe_failure
@@ -107,6 +108,8 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         except BaseException as exc:
             if noted is not None:
                 self.listings.forget(noted)  # no answer will come for it
+            if (unsent := self._not_sent(request, exc)) is not None:
+                return unsent
             if (lost := self._cut_off(request, exc)) is not None:
                 return lost
             raise
@@ -212,6 +215,26 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=lost_answer(request_id, why),
                                request=request)
 
+    def _not_sent(self, request: httpx2.Request, exc: BaseException) -> httpx2.Response | None:
+        """For a Streamable HTTP POST of a `tools/call` that never left the hub (`_NOT_SENT`: no connection
+        could be made, none came free): a response whose body is the error answer saying so
+        (`hub.downstream.json_channel.not_sent_error`; the call is answered retryable, whatever the tool);
+        else None.
+
+        Decision (outside review recheck21h #1): raised, it ended the SDK's transport, and the call was
+        told "connection closed" — which may have taken effect, so a write was told its outcome is
+        unknown. Only a call is answered so: the handshake, a ping (the health check) and the rest still
+        raise, and the server's state is seen by them as before (a refused health check marks it down)."""
+        if self._legacy_sse or not isinstance(exc, _NOT_SENT) or (request_id := _answered_id(request)) is None:
+            return None
+        head = _sent(request)[:4096]
+        if _TOOLS_CALL.search(head, 0, max(0, head.find(b'"params"'))) is None:
+            return None
+        why = describe_failure(exc)
+        self._log.warning("a call could not be sent (%s); it failed as not sent", why)
+        body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": not_sent_error(why)}).encode()
+        return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=body, request=request)
+
     def _note(self, request: httpx2.Request) -> Any:
         """Note a listing request (or the handshake) the POST carries; its id, or None."""
         content = _sent(request)
@@ -236,6 +259,13 @@ _CUT_OFF = (httpx2.RemoteProtocolError, httpx2.ReadError, httpx2.WriteError)
 """A response lost on its way (a body cut mid-way, a connection reset or closed before the headers):
 its request fails, the session does not. Not a refused connection nor a timeout: those are the server's
 state, seen by the SDK and the health check as before."""
+
+
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+"""Failures that come before anything of a request is written: no connection could be made (refused,
+no route, the name does not resolve, the connect timed out), or none came free in the pool."""
+_TOOLS_CALL = re.compile(rb'"method"\s*:\s*"tools/call"')
+"""A `tools/call` request's method, looked for before its `params` (as the SDK writes a request)."""
 
 
 async def _unanswered(body: bytes, request_id: int | str, status: int, log: logging.Logger) -> tuple[bytes, bytes] | None:

@@ -44,6 +44,40 @@ class ErrorAnswer(MCPError):
     JSON-RPC's server-error range, which the SDK also uses for a closed connection)."""
 
 
+NOT_SENT_MARK = "mcp-hub/not-sent"
+"""`data.by` of the JSON-RPC error the hub's transports answer a request with that was never sent
+(`not_sent_error`): the SDK's session passes it to the caller as an `MCPError`."""
+NOT_SENT_MESSAGE = "Not sent: the connection to the server was closed or could not be made"
+
+
+class NotSent(MCPError, anyio.BrokenResourceError):
+    """A request that never left the hub: the connection was already closed (or the pipe already known
+    closed) when it was to be written, so nothing of it reached the server. Unlike `ConnectionLost` (a
+    request on the wire when its connection closed, which may have taken effect), calling again is safe
+    whatever the tool (outside review recheck21h #1); `hub.calls.errors` answers it retryable. Still a
+    `CONNECTION_CLOSED` `MCPError` (as a closed channel raised before) and a `BrokenResourceError` (as a
+    closed pipe raised before), for whoever catches those."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(code=CONNECTION_CLOSED, message=NOT_SENT_MESSAGE, data={"by": NOT_SENT_MARK, "why": why})
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def not_sent_error(why: str) -> dict[str, Any]:
+    """The JSON-RPC `error` answering a request that was never sent (`why`: what stopped it)."""
+    return {"code": CONNECTION_CLOSED, "message": NOT_SENT_MESSAGE, "data": {"by": NOT_SENT_MARK, "why": why}}
+
+
+def not_sent_why(data: object) -> str | None:
+    """What stopped a request from being sent, from `not_sent_error`'s `data`; None for any other data."""
+    if isinstance(data, dict) and data.get("by") == NOT_SENT_MARK:
+        return str(data.get("why") or "the connection was closed")
+    return None
+
+
 ID_PREFIX = "hub-"
 ID_MARKER = b'"hub-'
 """Bytes every line meant for this channel contains (its id or progress token)."""
@@ -157,12 +191,16 @@ class JsonChannel:
         return pending, json_line({"jsonrpc": "2.0", "id": ident, **data})
 
     async def request(self, method: str, params: dict[str, Any], stamp: Stamp, progress: ProgressFnT | None = None) -> Any:
-        """Send one request and return its `result` (unchecked JSON)."""
+        """Send one request and return its `result` (unchecked JSON). Raises `NotSent` when nothing of
+        it was written (the connection is already closed: the child exited, its stdin is closed)."""
         if self._send is None:
-            raise ConnectionLost()
+            raise NotSent("the connection to the server is closed (its process exited or is restarting)")
         pending, line = self._register(method, params, stamp, progress)
         try:
             await self._send(line)
+        except NotSent:
+            del self._waiting[pending.ident]  # nothing of it was written: nothing to cancel
+            raise
         except BaseException:
             del self._waiting[pending.ident]
             await self._cancel(pending.ident, stamp)  # the line may be out: its answer is not wanted

@@ -19,6 +19,7 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -34,11 +35,11 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.client.stdio import get_default_environment
 from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
-from mcp_types import jsonrpc_message_adapter
+from mcp_types import ErrorData, JSONRPCError, JSONRPCRequest, jsonrpc_message_adapter
 
 from hub.downstream.adopted import AdoptedProcess, adopt
 from hub.downstream.reaper import kill_adopted_orphans, reap_group_later, release_group, start_watcher, watch_group
-from hub.downstream.json_channel import ID_MARKER, JsonChannel
+from hub.downstream.json_channel import ID_MARKER, JsonChannel, NotSent, not_sent_error
 from hub.downstream.listing_repair import ListingAnswers
 from hub.frontends.stdio.line_errors import overlong_answer, unreadable_answer
 from hub.frontends.stdio.json_lines import json_object
@@ -139,13 +140,17 @@ async def stdio_child(
         nonlocal stdin_lost
         if not stopping and not stdin_lost:
             stdin_lost = True
-            stdout_lines.close()
+            # Not at once: a child that exited closes stdin and stdout together, and the lines it wrote
+            # last (an answer without its newline among them) are read to the end of file first
+            # (outside review recheck21h #3: closing stdout here dropped a whole last answer, in a race
+            # with its end of file, since faults15's 16aff4c). A child that runs on is stopped after it.
+            asyncio.get_running_loop().call_later(STDIN_LOSS_DRAIN_S, stdout_lines.close)
 
     stdin = await connect_line_writer(pipe_file(our_stdin, "wb"), lose_stdin)
 
     async def send(data: bytes) -> None:
-        if stdin.is_closing():
-            raise anyio.BrokenResourceError(f"the stdin of server {server_name!r} is closed")
+        if stdin.is_closing():  # nothing written: the call never left the hub (`NotSent`, retryable)
+            raise NotSent(f"the stdin of server {server_name!r} is closed: its process exited or closed it")
         stdin.write(data)
         await stdin.drain()
 
@@ -257,11 +262,24 @@ async def stdio_child(
                 data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
                 try:
                     await send(data.encode())
-                except (anyio.BrokenResourceError, OSError):
+                except (anyio.BrokenResourceError, OSError) as exc:
                     # Its stdin is gone (it exited, or closed it): the connection ends as when stdout ends,
                     # the exit and its stderr reported before the session sees the end (`read_stdout`).
+                    # A request nothing of which was written is answered as never sent (retryable).
+                    if isinstance(exc, NotSent):
+                        await unsent(session_message, exc.why)
                     lose_stdin()
                     return
+
+    async def unsent(session_message: SessionMessage, why: str) -> None:
+        """Answer the SDK session's request that was never written (`not_sent_error`), so its caller is
+        told so instead of "connection closed" (which may have taken effect)."""
+        message = session_message.message
+        if not isinstance(message, JSONRPCRequest):
+            return
+        answer = JSONRPCError(jsonrpc="2.0", id=message.id, error=ErrorData.model_validate(not_sent_error(why)))
+        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError), anyio.move_on_after(STDIN_LOSS_DRAIN_S):
+            await read_writer.send(SessionMessage(answer))
 
     stopping = False
     stderr_done = anyio.Event()
@@ -337,6 +355,9 @@ async def stop_process(process: anyio.abc.Process | AdoptedProcess, log: logging
     log.info("stopped (returncode=%s)", process.returncode)
 
 
+STDIN_LOSS_DRAIN_S = 0.5
+"""After a child's stdin is seen closed, how long its stdout is still read (to its end of file, when it
+exited) before the connection ends (`lose_stdin`)."""
 EXIT_DRAIN_S = 0.5
 """After a child exits, how long its stdout is still read (lines it wrote before exiting) if no end of
 file came: a helper of it holds the pipe."""

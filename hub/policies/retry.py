@@ -41,7 +41,7 @@ def answer_of(call: ToolCall, error: HubToolError) -> HubToolError:
     if error.lost_in_flight is None:
         return error
     return in_flight_answer(error, call.route.original, read_only=call.route.read_only or call.route.idempotent,
-                            keyed=call.retry_safe)
+                            keyed=call.retry_safe, declares_key=call.route.keyed)
 
 
 def answered(call: ToolCall, outcome: Outcome) -> None:
