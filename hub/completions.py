@@ -18,7 +18,7 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from hub.auth.principal import Principal
-from hub.forwarded import ask
+from hub.forwarded import ask, limits_of
 from hub.forwarded import complete as complete_on
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ async def forward_completion(
             return types.CompleteResult(completion=types.Completion(values=[]))
         return await complete_on(client, downstream_ref, argument, context, reported)
 
-    return await ask(hub.config, hub.downstreams[server], principal, "completion/complete", complete, progress)
+    # admitted as a tool call is: rate limit and bulkhead slot (`hub.forwarded.admitted`); IDEs send these per keystroke
+    return await ask(hub.config, hub.downstreams[server], principal, "completion/complete", complete, progress,
+                     limits=limits_of(hub))
 
 
 def _resolve(hub: Hub, ref: Reference, principal: Principal) -> tuple[str, Any]:

@@ -8,6 +8,10 @@ A server's "session not found" (a `per_client` Streamable HTTP server that resta
 it never handled the request, so these three are asked once more, on the new session, as the client's
 own `resources/list` is (outside review recheck15 #10: a read was refused "session ended … call again").
 That holds for `prompts/get` too: even a prompt with side effects runs once, the 404 having run nothing.
+Limits (outside review isolation21 #2): each is charged to its caller's overall and the server's
+rate-limit buckets (not to a tool rule: it names no tool) and holds a slot of the server's bulkhead,
+shared with the tool calls by the same per-caller rules (`admitted`); refused as a tool call is.
+
 Only `tools/call` and `tasks/*` answer the retryable `session_ended`: a tool's caller must learn that
 the state its session held is gone, and a task lives on the session that ended.
 
@@ -18,8 +22,9 @@ progress callback, so those requests are then sent as it sends them, with one (r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import mcp_types as types
 from mcp import Client
@@ -33,26 +38,79 @@ from hub.downstream.owned import is_session_ended
 from hub.downstream.owners import current_owner
 from hub.downstream.request_deadline import ProgressDeadline, hard_limit, request_deadline, within_deadline
 from hub.errors import HubRefusal, HubToolError
+from hub.calls.call import now
 from hub.relay.logs import with_log_level
 
 if TYPE_CHECKING:
     from hub.config import HubConfig
     from hub.downstream.connection import Downstream
+    from hub.policies.bulkhead import BulkheadPolicy
+    from hub.policies.ratelimit import RateLimitPolicy
 
 T = TypeVar("T")
 
 
+class Limits(Protocol):
+    """Where a forwarded request's limits are held: the hub's (`hub.hub.Hub`)."""
+
+    bulkheads: BulkheadPolicy
+    rate_limits: RateLimitPolicy
+
+
+def limits_of(hub: Any) -> Limits | None:
+    """The hub's bulkheads and rate limits a read, prompt or completion is admitted by (`admitted`); None
+    for an object without them (a bare `HubReads` in a test)."""
+    return hub if hasattr(hub, "bulkheads") and hasattr(hub, "rate_limits") else None
+
+
 async def ask(config: HubConfig, downstream: Downstream, principal: Principal, method: str,
-              request: Callable[[Client, ProgressFnT | None], Awaitable[T]], progress: ProgressFnT | None = None) -> T:
+              request: Callable[[Client, ProgressFnT | None], Awaitable[T]], progress: ProgressFnT | None = None,
+              *, limits: Limits | None = None) -> T:
     """`request(client, progress)` (`method`) on the caller's live session of `downstream`, within its
     deadline, counted as `principal`'s on its client connection while it runs (`CallStats.asking`). The
-    server's progress goes to `progress` (None: the client asked for none) and moves the deadline on."""
+    server's progress goes to `progress` (None: the client asked for none) and moves the deadline on.
+    With `limits`: charged to the caller's rate limit and holding a slot of the server's bulkhead
+    while it runs (`admitted`)."""
     seconds, setting = request_deadline(config.hub, downstream.config, method)
-    clock = ProgressDeadline(seconds, *hard_limit(config.hub, downstream.config))
-    reported = clock.passing(progress)
-    with downstream.stats.asking(identity(principal), current_owner()):
-        return await within_request_deadline(config, downstream, method,
-                                             on_live_session(downstream, lambda client: request(client, reported)), clock)
+    async with admitted(limits, downstream.name, principal, method, seconds):
+        clock = ProgressDeadline(seconds, *hard_limit(config.hub, downstream.config))
+        reported = clock.passing(progress)
+        with downstream.stats.asking(identity(principal), current_owner()):
+            return await within_request_deadline(config, downstream, method,
+                                                 on_live_session(downstream, lambda client: request(client, reported)),
+                                                 clock)
+
+
+@asynccontextmanager
+async def admitted(limits: Limits | None, server: str, principal: Principal, method: str,
+                   wait_s: float, *, slot: bool = True) -> AsyncIterator[None]:
+    """Admit a forwarded request as a tool call is admitted, but for what names a tool: the caller's
+    overall and the server's rate-limit buckets (`RateLimitPolicy.check_request`; no tool rule applies),
+    then a slot of the server's bulkhead by the same per-caller share, waited for at most `wait_s` (the
+    request's deadline starts once it holds the slot). Refused with the JSON-RPC error carrying the same
+    `rate_limited` / `unavailable` body (and `retry_after_s`) a tool call gets. Outside review
+    isolation21 #2: reads, prompts and completions took no slot and no token, so one read-only caller
+    flooded a shared server and another caller's tool call timed out. `slot`: False to charge the rate
+    limit only."""
+    if limits is None:
+        yield
+        return
+    rate_limits = limits.rate_limits
+    if rate_limits.configured:
+        refusal = await rate_limits.check_request(principal, server, method)
+        if refusal is not None:
+            raise jsonrpc_error(refusal)
+    if not slot:  # charged, holding no slot (`tasks/result`: see `hub.relay.tasks`)
+        yield
+        return
+    caller = identity(principal)
+    refused = await limits.bulkheads.acquire(server, caller, now() + wait_s)
+    if refused is not None:
+        raise jsonrpc_error(refused)
+    try:
+        yield
+    finally:
+        limits.bulkheads.give_back(server, caller)
 
 
 async def within_request_deadline(config: HubConfig, downstream: Downstream, method: str,

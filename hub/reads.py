@@ -2,7 +2,8 @@
 
 A mixin of `Hub` (`hub.hub`): lists are filtered per principal (a tool it may not use, a server it
 may not read, is absent), and a read or prompt of something hidden is refused as unknown. Reads,
-prompts and completions are asked of their server within a deadline (`hub.forwarded`).
+prompts and completions are asked of their server within a deadline, charged to the caller's rate
+limit and holding a slot of the server's bulkhead as a tool call does (`hub.forwarded.admitted`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hub.downstream.listing import all_pages, last_of_each
 from hub.downstream.owners import current_owner
 from hub.downstream.request_deadline import request_deadline, within_deadline
 from hub.catalog.links import expose_prompt
-from hub.forwarded import ask, get_prompt, on_live_session, read_resource
+from hub.forwarded import ask, get_prompt, limits_of, on_live_session, read_resource
 from hub.own_names import own_resource
 from hub.calls.errors import sign_in_named
 from hub.errors import HubToolError
@@ -125,7 +126,8 @@ class HubReads:
         server, original = target
         with sign_in_named(server):
             result = await ask(self.config, self.downstreams[server], reader, "resources/read",
-                               lambda client, reported: read_resource(client, original, reported), progress)
+                               lambda client, reported: read_resource(client, original, reported), progress,
+                               limits=limits_of(self))
         return self._namespace_contents(server, result)
 
     def _namespace_contents(self, server: str, result: types.ReadResourceResult) -> types.ReadResourceResult:
@@ -145,7 +147,8 @@ class HubReads:
         server, original = target
         with sign_in_named(server):
             result = await ask(self.config, self.downstreams[server], principal or self.access.local, "prompts/get",
-                               lambda client, reported: get_prompt(client, original, arguments, reported), progress)
+                               lambda client, reported: get_prompt(client, original, arguments, reported), progress,
+                               limits=limits_of(self))
         return expose_prompt(result, self.downstreams[server].config.namespace)  # its resource links readable here
 
     async def complete(

@@ -20,7 +20,9 @@ once a server has seen calls of more than one identity:
   equals), not to whoever queued first;
 - a full queue takes a newcomer's call by refusing the newest queued call of the caller with the
   most queued, when that caller has more queued than the newcomer.
-A server only one identity ever called (stdio, auth off) keeps every slot for it. Decided: with
+A server only one identity ever called (stdio, auth off) keeps every slot for it. Decided: a
+`resources/read`, `prompts/get` or `completion/complete` forwarded to the server takes a slot too
+(`acquire`), by the same share and queue: "calls in flight" are every request a caller has there. Decided: with
 auth on, a caller alone still holds at most its share (12 of 16 by default): the slots kept back are
 what lets the next caller in at once.
 """
@@ -219,6 +221,37 @@ class BulkheadPolicy:
         bulkhead.leave(waiter)
         return _saturated(call, bulkhead, "no slot freed up before the deadline")
 
+    async def acquire(self, server: str, caller: Caller, deadline_at: float) -> HubRefusal | None:
+        """A slot of `server` for a forwarded request other than a tool call (`resources/read`,
+        `prompts/get`, `completion/complete`: `hub.forwarded`), shared with the tool calls by the same
+        rules, queued until shortly before `deadline_at` (`now()` time); None once held (give it back with
+        `give_back`), else the same `unavailable` a tool call gets. Outside review isolation21 #2: reads
+        took no slot, so one read-only caller's flood timed out another caller's tool call."""
+        bulkhead = self.bulkhead(server)
+        bulkhead.note(caller)
+        if bulkhead.may_take(caller):
+            bulkhead.take(caller)
+            return None
+        waiter = bulkhead.enqueue(caller)
+        if waiter is None:
+            return _refusal(server, bulkhead, "its queue is full")
+        try:
+            with anyio.move_on_after(max(0.0, deadline_at - now() - DEADLINE_MARGIN_S)):
+                await waiter.done.wait()
+        except BaseException:
+            bulkhead.leave(waiter)
+            raise
+        if waiter.granted:
+            return None
+        if waiter.evicted:
+            return _refusal(server, bulkhead, "its queue is full and another caller's calls fill it")
+        bulkhead.leave(waiter)
+        return _refusal(server, bulkhead, "no slot freed up before the deadline")
+
+    def give_back(self, server: str, caller: Caller) -> None:
+        """The slot `acquire` took for a forwarded request (to the fairest waiter, if any)."""
+        self.bulkhead(server).release(caller)
+
     def refusal_at_deadline(self, call: ToolCall) -> HubRefusal:
         """What a call's deadline means when it comes while the call still queues here (the loop ran
         too late for `wait`'s own timer): the same refusal, not a timeout (`hub.calls.drivers`)."""
@@ -237,10 +270,14 @@ def _can_displace(bulkhead: Bulkhead, caller: Caller) -> bool:
 
 def _saturated(call: ToolCall, bulkhead: Bulkhead, why: str) -> HubRefusal:
     """A refusal (`HubRefusal`): not evidence against the server, and not retried."""
+    return _refusal(call.route.server, bulkhead, why)
+
+
+def _refusal(server: str, bulkhead: Bulkhead, why: str) -> HubRefusal:
     return HubRefusal(
         "unavailable",
-        f"server {call.route.server!r} is saturated ({bulkhead.max_concurrency} calls in flight; {why}). "
+        f"server {server!r} is saturated ({bulkhead.max_concurrency} calls in flight; {why}). "
         "Retry in a moment.",
         retry_after_s=1.0,
-        details={"server": call.route.server, "reason": "saturated"},
+        details={"server": server, "reason": "saturated"},
     )

@@ -7,7 +7,9 @@ over the limit fails with `rate_limited` and `retry_after_s` before anything is 
 A bucket belongs to one identity: the auth kind is part of its key (`api_key:alice` and a JWT
 whose `sub` is `alice` never share one; a JWT's issuer is part of it too). Calls the hub refuses
 before routing (unknown or hidden tool) still take a token from the caller's overall bucket and
-from any tool rule their name matches, so probing names costs the same as calling.
+from any tool rule their name matches, so probing names costs the same as calling. A forwarded
+`resources/read`, `prompts/get` or `completion/complete` takes a token from the caller's overall
+bucket and the server's bucket, never from a tool rule: it names no tool (`check_request`).
 
 When Redis cannot be reached, `rate_limit.fail_mode` decides (`hub.policies.limiter_store`): `closed`
 refuses every limited call, `closed_for_writes` (the default) refuses calls to tools not marked
@@ -199,6 +201,28 @@ class RateLimitPolicy:
         if not self.configured:
             return None
         return await self.check(call_identity(attributes), name, None, read_only=True, shown="calls to unknown tools")
+
+    async def check_request(self, principal: Principal, server: str, method: str) -> HubToolError | None:
+        """Charge a forwarded `resources/read`, `prompts/get` or `completion/complete` to `server` to its
+        caller (`hub.forwarded`): the caller's overall bucket and the server's bucket, never a tool rule
+        (the request names no tool). Treated as read-only under `fail_mode` (it changes nothing there
+        that a tool call would). The same `rate_limited` a tool call gets, or None. Outside review
+        isolation21 #2: reads were never limited, so a read-only key could flood a shared server."""
+        if self.settings.per_principal is None and server not in self.settings.servers:
+            return None
+        identity, shown = bucket_identity(principal), f"{method} on server {server!r}"
+        buckets: list[tuple[str, BucketSettings]] = []
+        if self.settings.per_principal is not None:
+            buckets.append((f"p:{identity}", self.settings.per_principal))
+        if (server_bucket := self.settings.servers.get(server)) is not None:
+            buckets.append((f"s:{quote(server, safe='')}:{identity}", server_bucket))
+        for key, bucket in buckets:
+            wait = await self._take(key, bucket, True, shown)
+            if isinstance(wait, HubToolError):
+                return wait
+            if wait > 0:
+                return self._limited(key, bucket, wait, shown)
+        return None
 
     async def check(self, identity: str, tool: str, server: str | None, read_only: bool,
                     shown: str | None = None) -> HubToolError | None:

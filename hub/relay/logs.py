@@ -23,6 +23,12 @@ Rules (docs/domains.md, "Protocol relay"):
   messages). A message known that way to be one connection's call's goes to no other connection of the
   same principal; when it cannot be told (a call of a client that asked for no logs is in flight too, or
   a stdio line is handled after its call ended), it goes to the caller's clients as above.
+- A message the server tagged with `_meta` `io.modelcontextprotocol/related-task` (2025-11-25: a server
+  tags everything about a task) is routed by that tag, never by who is calling (outside review
+  isolation21 #1): to the connection that created the task, if it set a level; once that connection
+  is gone (a disconnect is not a cancel), to its principal's connections that set one, while the hub
+  holds the task as that principal's; to nobody when the hub did not relay that task or has forgotten
+  it — never to another principal, never as the server's own news. The id is the one the client knows.
 - Several replicas: a sealed session's level is shared with every replica holding a copy of it
   (`hub.cluster.session_state`), so its GET stream gets the lines wherever it is; a line sent on a
   call's stream here is not sent again on its GET stream by another replica (`relay`'s `skip`).
@@ -69,6 +75,7 @@ if TYPE_CHECKING:
     from hub.cluster.session_state import SessionState
     from hub.downstream.connection import Downstream
     from hub.hub import Hub
+    from hub.relay.task_model import RelayedTask
 
 logger = logging.getLogger("hub.relay.logs")
 
@@ -137,6 +144,17 @@ STAMPS_KEPT = 256
 def _key(params: Any) -> str:
     """What tells one log message's params from another's, alike from the raw line and the SDK's model."""
     return json.dumps([params.get("level"), params.get("logger"), params.get("data")], sort_keys=True, default=str)
+
+
+RELATED_TASK = "io.modelcontextprotocol/related-task"
+
+
+def related_task_id(params: Any) -> str | None:
+    """The server's own id of the task a message is about (`_meta` `related-task`), or None."""
+    meta = getattr(params, "meta", None)
+    related = meta.get(RELATED_TASK) if isinstance(meta, dict) else None
+    task_id = related.get("taskId") if isinstance(related, dict) else None
+    return task_id if isinstance(task_id, str) else None
 
 
 def _whose(downstream: Downstream) -> frozenset[tuple[str, str]] | None:
@@ -330,6 +348,8 @@ class LogRelay:
     def audience(self, downstream: Downstream, params: Any = None) -> Audience:
         """Whose clients a message of `downstream`'s shared session may reach: as judged when it was read
         (`stamp`), else now (`_whose`); what a replica publishing it tells the others (`hub.cluster.notify`)."""
+        if params is not None and related_task_id(params) is not None:
+            return self.task_audience(downstream, params)
         judged = self._judged(downstream, params, take=False) if params is not None else False
         return _whose(downstream) if judged is False else judged
 
@@ -363,6 +383,12 @@ class LogRelay:
         rank = RANK.get(params.level, 0)
         on_call: set[str] = set()
         local = remote is False
+        task_id = related_task_id(params)
+        if local and task_id is not None:  # the server said whose it is: that task's owner's, or nobody's
+            if owner is None:
+                self._judged(downstream, params, take=True)  # its read-time stamp, used up (not consulted)
+            await self._to_task_owner(downstream, params, owner, task_id, rank)
+            return on_call
         if remote is not False:
             whose = remote if isinstance(remote, frozenset) else None
         else:
@@ -394,6 +420,62 @@ class LogRelay:
                 body["logger"] = tag_logger(downstream.config.namespace or downstream.name, params.logger)
             await connection.notify("notifications/message", body)  # best effort: never raises
         return on_call
+
+    def _task_of(self, downstream: Downstream, owner: Any, task_id: str) -> RelayedTask | None:
+        """The task `task_id` the hub relayed on the session this message came from (`owner`'s own of a
+        `per_client` server, else the shared one); None when the hub never relayed it there, has
+        forgotten it (evicted, its record gone), or that session is no longer open."""
+        tasks = getattr(getattr(self._hub, "request_relay", None), "tasks", None)
+        if tasks is None:
+            return None
+        try:
+            client = (downstream.pool.client_of(owner) if owner is not None and downstream.pool is not None
+                      else downstream.client())
+        except Exception:  # noqa: BLE001 — down meanwhile: which session wrote it cannot be told
+            client = None
+        session = getattr(client, "session", None)
+        if session is None:  # never by the id alone: two sessions number their tasks alike (`per_client`)
+            return None
+        _, task = tasks.related_task(downstream.name, {RELATED_TASK: {"taskId": task_id}}, session)
+        return task
+
+    def task_audience(self, downstream: Downstream, params: Any) -> Audience:
+        """For another replica (`audience`): a task's message is never the server's own news. While its
+        creating connection lives here it got it here (nobody's elsewhere); once gone, its principal's."""
+        task = self._task_of(downstream, None, related_task_id(params) or "")
+        if task is None or task.principal is None or (task.owner is not None and task.owner() is not None):
+            return frozenset()
+        return frozenset({identity(task.principal)})
+
+    async def _to_task_owner(self, downstream: Downstream, params: types.LoggingMessageNotificationParams,
+                             owner: Any, task_id: str, rank: int) -> None:
+        """A message the server tagged with `related-task` (the 2025-11-25 spec has a server tag everything
+        about a task): to the connection that created the task, if it set a level; once that connection is
+        gone (a disconnect is not a cancel: the task runs on), to its principal's connections that did,
+        while the hub still holds the task as that principal's; else to nobody — never to whoever happens
+        to be calling, never as the server's own news (outside review isolation21 #1: alice's task's line
+        reached bob once alice's session ended). The client sees the task's id as it knows it."""
+        task = self._task_of(downstream, owner, task_id)
+        if task is None or task.principal is None or not may_see_server(self._hub, task.principal, downstream.name):
+            return
+        creator = task.owner() if task.owner is not None else None
+        if creator is not None:
+            targets = [creator] if creator in self._clients else []
+        else:
+            whose = identity(task.principal)
+            targets = [c for c, (_, p) in list(self._clients.items()) if identity(p) == whose]
+        body: dict[str, Any] | None = None
+        for connection in targets:
+            asked = self._clients.get(connection)
+            if asked is None or rank < RANK[asked[0]] or not may_see_server(self._hub, asked[1], downstream.name):
+                continue
+            if body is None:
+                body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+                body["logger"] = tag_logger(downstream.config.namespace or downstream.name, params.logger)
+                meta = dict(body.get("_meta") or {})
+                meta[RELATED_TASK] = {**meta.get(RELATED_TASK, {}), "taskId": task.exposed}
+                body["_meta"] = meta
+            await connection.notify("notifications/message", body)  # best effort: never raises
 
     async def _to_calls(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any,
                         rank: int, whose: frozenset[tuple[str, str]] | None) -> None:

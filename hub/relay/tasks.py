@@ -9,7 +9,9 @@ Rules (docs/protocol.md, "Tasks"):
   tool gets the same `not_found` result), argument validation, audit (the tool's name, outcome `ok`
   once the task exists), rate limit, deadline (for creating the task), breaker and bulkhead. Retry
   does not: creating a task twice is not safe. Each `tasks/*` has a deadline of its own
-  (`hub.relay.task_requests`).
+  (`hub.relay.task_requests`); `tasks/get|result|cancel` are charged to the caller's overall and the
+  server's rate-limit buckets, and `tasks/get|cancel` hold a bulkhead slot, as a read does
+  (`hub.forwarded.admitted`); `tasks/result` holds none (it waits for the task's end).
 - The client sees the task id `<server>:<taskId>`; the hub maps it back. A task belongs to the client
   connection that created it: another connection (or the same one after losing sight of the server)
   gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
@@ -28,7 +30,9 @@ Rules (docs/protocol.md, "Tasks"):
   `LIST_CONCURRENCY` at once, each within its deadline; one the server no longer knows is forgotten,
   one it does not answer in time is left out of that listing), at most `MAX_TASKS_PER_CONNECTION`, in one page.
 - A disconnect is not a cancel: the hub forgets the connection's tasks and the server lets them
-  expire (their `ttl`).
+  expire (their `ttl`). Until then (at most their ttl, or `RUNNING_BOUND_S`) a shared server's lines
+  still count as possibly their caller's; a line tagged with such a task's `related-task` goes to that
+  principal's connections that set a log level, to nobody else (`hub.relay.logs`).
 - A `per_client` server: the task is created on the caller's own downstream session, and every
   `tasks/*` about it goes to that session; once that session has ended the task is "not found".
 - `notifications/tasks/status` from a server goes to the connection that owns the task (for one
@@ -65,6 +69,7 @@ from hub.relay.task_progress import TERMINAL, TaskProgress, TaskProgressRoutes
 from hub.relay.task_requests import (NEVER_RETRY, TaskCreation, as_json, ask_about_task, checked_call_result,
                                      create_task)
 from hub.wire import WireResult
+from hub.forwarded import admitted, limits_of
 from hub.downstream.serials import session_serial
 from hub.downstream.request_deadline import request_deadline
 from hub.relay.fair_cap import FairCap
@@ -246,9 +251,13 @@ class TaskRelay:
 
     def release(self, connection: Any) -> None:
         """The client connection is gone (its teardown): its tasks are forgotten here (a disconnect is not a
-        cancel; they expire on the server), and a server's request about one is refused as its creator's gone."""
+        cancel; they expire on the server), and a server's request about one is refused as its creator's gone.
+        Each may still run there: it keeps counting as its caller's (`CallStats.task_running`) until its bound,
+        and its record (by which a line tagged with it reaches its principal only, `hub.relay.logs`) stays
+        until evicted (outside review isolation21 #1: released, its untagged lines became "the server's own
+        news", every listener's)."""
         for task in (self._owned.pop(connection, None) or {}).values():
-            self._settled(task)
+            self._progress.close(task)
             task.owner = None
 
     def _settled(self, task: RelayedTask) -> None:
@@ -301,11 +310,17 @@ class TaskRelay:
                 raise
             return answer
         downstream = self._hub.downstreams[relayed.server]
-        if method == "tasks/result" and session is not None:
-            with self._hub.request_relay.track(relayed.server, session, request_id, principal):
-                body = await ask_about_task(self._hub.config, downstream, method, relayed, progress)
-        else:
-            body = await ask_about_task(self._hub.config, downstream, method, relayed)
+        # Admitted as a read is (`hub.forwarded.admitted`; outside review isolation21 #2, polling is a flood
+        # too): the caller's rate limit, and a bulkhead slot for tasks/get|cancel. Not once more when another
+        # replica asks on the caller's behalf; tasks/result holds no slot, as it waits for the task's end.
+        limits = None if asked_elsewhere else limits_of(self._hub)
+        seconds, _ = request_deadline(self._hub.config.hub, downstream.config, method)
+        async with admitted(limits, relayed.server, principal, method, seconds, slot=method != "tasks/result"):
+            if method == "tasks/result" and session is not None:
+                with self._hub.request_relay.track(relayed.server, session, request_id, principal):
+                    body = await ask_about_task(self._hub.config, downstream, method, relayed, progress)
+            else:
+                body = await ask_about_task(self._hub.config, downstream, method, relayed)
         self._audit_cancel(method, principal, relayed)
         if method == "tasks/result" or body.get("status") in TERMINAL:
             self._settled(relayed)

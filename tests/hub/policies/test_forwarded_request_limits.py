@@ -1,0 +1,123 @@
+"""Reads, prompts and completions forwarded to a server are admitted as tool calls are (outside review
+isolation21 #2: they took no bulkhead slot and no rate-limit token, so one read-only caller flooded a
+shared server and another caller's tool call timed out): each holds a slot of the server's bulkhead by
+the same per-caller share, and is charged to the caller's overall and the server's rate-limit buckets —
+never to a tool rule, as it names no tool. Refused with the same `unavailable` / `rate_limited` body."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from hub.auth.principal import Principal
+from hub.config import parse_config
+from hub.hub import Hub
+from tests.conftest import FIXTURES, PY
+
+pytestmark = pytest.mark.anyio
+
+HUNG = str(FIXTURES / "hung_requests_server.py")
+MALLORY = Principal("mallory", ("h:read",), "api_key", "k1")
+ALICE = Principal("alice", ("h:read", "h:write"), "api_key", "k2")
+
+
+def hung_hub(tmp_path: Path, hub: dict[str, Any], server: dict[str, Any]) -> Hub:
+    config = parse_config({"hub": {"data_dir": str(tmp_path / "data"), **hub},
+                           "mcpServers": {"h": {"command": PY, "args": [HUNG, str(tmp_path / "cancels")], **server}}})
+    return Hub(config)
+
+
+def requests(hub: Hub, principal: Principal) -> dict[str, Any]:
+    return {
+        "resources/read": lambda: hub.read_resource("mcphub://h/h://x", principal),
+        "prompts/get": lambda: hub.get_prompt("h__p", {}, principal),
+        "completion/complete": lambda: hub.complete(types.PromptReference(type="ref/prompt", name="h__p"),
+                                                   {"name": "a", "value": ""}, None, principal),
+    }
+
+
+async def refused(request: Any) -> dict[str, Any]:
+    """The hub's error body `request` was refused with, at once (not after a deadline)."""
+    with anyio.fail_after(2), pytest.raises(MCPError) as caught:
+        await request()
+    data = caught.value.error.data
+    assert isinstance(data, dict), caught.value.error
+    return data
+
+
+async def until(check: Any) -> None:
+    with anyio.fail_after(10):
+        while not check():
+            await anyio.sleep(0.01)
+
+
+@pytest.mark.parametrize("method", ["resources/read", "prompts/get", "completion/complete"])
+async def test_one_callers_reads_hold_at_most_its_share_of_the_bulkhead_and_the_rest_is_refused(
+        tmp_path: Path, method: str) -> None:
+    server = {"timeout_s": 8, "max_concurrency": 4, "max_queue": 0}
+    async with hung_hub(tmp_path, {"auth": {"enabled": True}}, server) as hub:
+        await hub.await_first_listing()
+        bulkhead = hub.bulkheads.bulkhead("h")
+        async with anyio.create_task_group() as group:
+            async def hang(principal: Principal) -> None:
+                with pytest.raises(MCPError):
+                    await requests(hub, principal)[method]()
+
+            for _ in range(3):
+                group.start_soon(hang, MALLORY)
+            await until(lambda: bulkhead.held[("api_key", "mallory")] == 3)
+            body = await refused(requests(hub, MALLORY)[method])  # a 4th: past her share, no queue
+            assert body["code"] == "unavailable" and body["retry_after_s"] > 0, body
+            assert body["details"] == {"server": "h", "reason": "saturated"}, body
+            group.start_soon(hang, ALICE)  # the slot kept back lets another caller in at once
+            await until(lambda: bulkhead.held[("api_key", "alice")] == 1)
+            group.cancel_scope.cancel()
+        assert bulkhead.free == 4 and not bulkhead.held, "every slot given back"
+
+
+async def test_reads_are_charged_to_the_callers_overall_bucket_not_to_a_tool_rule(tmp_path: Path) -> None:
+    limits = {"rate_limit": {"per_principal": {"burst": 3, "per_second": 0.01},
+                             "rules": [{"tools": "*", "burst": 1, "per_second": 0.01}]}}
+    async with hung_hub(tmp_path, {"timeout_s": 0.3, "max_timeout_s": 0.5, **limits}, {}) as hub:
+        await hub.await_first_listing()
+        for method in ("resources/read", "prompts/get", "completion/complete"):  # 3 tokens: each reaches the server
+            with anyio.fail_after(5), pytest.raises(MCPError) as caught:
+                await requests(hub, MALLORY)[method]()
+            assert caught.value.code == types.REQUEST_TIMEOUT, caught.value.error  # not the tool rule's burst of 1
+        for method in ("resources/read", "prompts/get", "completion/complete"):
+            body = await refused(requests(hub, MALLORY)[method])
+            assert body["code"] == "rate_limited" and body["details"] == {"limit": "p"}, body
+            assert body["retry_after_s"] > 0 and method in body["message"], body
+        with anyio.fail_after(5), pytest.raises(MCPError) as caught:  # another caller's bucket is her own
+            await requests(hub, ALICE)["resources/read"]()
+        assert caught.value.code == types.REQUEST_TIMEOUT, caught.value.error
+
+
+class Connection:
+    """A client connection, as the task relay keys its tasks (any object that can be weakly referenced)."""
+
+
+async def test_task_polling_is_charged_to_the_rate_limit_and_tasks_get_holds_a_slot(tmp_path: Path) -> None:
+    limits = {"rate_limit": {"per_principal": {"burst": 3, "per_second": 0.01}}}
+    async with hung_hub(tmp_path, {"timeout_s": 0.3, "max_timeout_s": 0.5, **limits},
+                        {"max_concurrency": 1, "max_queue": 0}) as hub:
+        await hub.await_first_listing()
+        tasks, connection, local = hub.request_relay.tasks, Connection(), hub.access.local
+        exposed = (await tasks.call(connection, local, "h__job", {}, {"ttl": 60_000}))["task"]["taskId"]  # token 1
+        async with anyio.create_task_group() as group:
+            async def hang() -> None:
+                with pytest.raises(MCPError):
+                    await tasks.forward(connection, local, "tasks/get", exposed)  # token 2, holds the one slot
+
+            group.start_soon(hang)
+            await until(lambda: hub.bulkheads.bulkhead("h").free == 0)
+            body = await refused(lambda: tasks.forward(connection, local, "tasks/cancel", exposed))  # token 3
+            assert body["code"] == "unavailable" and body["details"]["reason"] == "saturated", body
+            group.cancel_scope.cancel()
+        body = await refused(lambda: tasks.forward(connection, local, "tasks/get", exposed))
+        assert body["code"] == "rate_limited" and "tasks/get" in body["message"], body
