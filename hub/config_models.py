@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from hub.auth.scope_syntax import parse_scopes
 from hub.profile_settings import ProfileSettings
 from hub.settings import (
     AuditSettings,
@@ -144,6 +145,14 @@ class ServerConfig(BaseModel):
         if self.session is not None:
             return self.session
         return "per_client" if self.transport in ("streamable_http", "sse") else "shared"
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes_by_the_one_rule(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Each glob's scopes as every scope list is read (`hub.auth.scope_syntax`: commas as spaces,
+        a malformed scope refused); `["x:read,x:write"]` was one scope no key holds. An empty list stays
+        empty (no scope required)."""
+        return {glob: parse_scopes(listed) if listed else [] for glob, listed in value.items()}
 
     @field_validator("caller_secret")
     @classmethod

@@ -169,7 +169,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         await hub.await_first_listing()  # the first answer waits (bounded) for servers still connecting
         principal = caller()
         visible = (search.tools(ctx.session, principal) if search.active(principal)
-                   else view.tools(principal) if view is not None else hub.visible_tools(principal))
+                   else view.tools(principal, ctx.protocol_version) if view is not None else hub.visible_tools(principal))
         visible = hub.request_relay.tasks.listable(visible, ctx.protocol_version, search.resolve)  # task-only tools it can call
         tools, next_cursor = page(visible, params.cursor if params else None, page_size, catalog.version)
         clients.listed(ctx, "tools")
@@ -183,7 +183,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
                                                                       caller(), progress)) is not None:
             return answered  # type: ignore[return-value]
-        name = await search.target(params.name, caller())  # exposed or own name, as `call_tool` resolves it
+        name = await search.target(params.name, caller(), ctx.protocol_version)  # exposed or own name, as `call_tool` resolves it
         if name is None:  # outside the profile: exactly what an unknown tool gets, charged and audited as one
             refused = await hub.refuse_call(params.name, params.arguments, caller())
             return refused if refused is not None else unknown_tool_result(hub, params.name, caller(), view)

@@ -108,3 +108,14 @@ def test_stdio_scopes_that_grant_nothing_are_warned(tmp_path: Path, scopes: str,
 def test_stdio_scopes_that_grant_are_not_warned(tmp_path: Path) -> None:
     checked = cli(tmp_path, "check", scopes="w:read,hub:admin")
     assert checked.returncode == 0 and "warning" not in checked.stdout, checked.stdout
+
+
+def test_a_servers_per_tool_scopes_follow_the_one_scope_rule() -> None:
+    """`scopes: {"*": ["x:read,x:write"]}` was one scope no key can hold (a sibling of `required_scopes`)."""
+    from hub.config import ConfigError, parse_config
+
+    server = {"command": "echo"}
+    config = parse_config({"mcpServers": {"x": {**server, "scopes": {"*": ["x:read,x:write"], "ping": []}}}})
+    assert config.servers[0].scopes == {"*": ["x:read", "x:write"], "ping": []}
+    with pytest.raises(ConfigError, match="separated by spaces or commas"):
+        parse_config({"mcpServers": {"x": {**server, "scopes": {"*": ["x: read"]}}}})

@@ -136,7 +136,7 @@ class HttpToolCalls:
             heads = Heads(scope)
             if heads.usable:
                 if heads.version in MODERN_PROTOCOL_VERSIONS:
-                    await self._modern(scope, receive, send)
+                    await self._modern(scope, receive, send, heads.version)
                     return
                 if heads.session_id is not None and heads.version in (None, HANDSHAKE_VERSION):
                     await self._handshake(scope, receive, send, heads.session_id)
@@ -160,7 +160,7 @@ class HttpToolCalls:
             call = plain_call(message)
             if call is not None and call.progress_token is None:
                 principal = current_principal(self._hub.access.local)
-                name = self._exposed(call.name, principal)
+                name = self._exposed(call.name, principal, HANDSHAKE_VERSION)
                 if name is not None and self._mine(scope, session_id, transport):
                     await self._answer_in_session(scope, session_id, transport, call, name, principal, send)
                     return
@@ -237,7 +237,7 @@ class HttpToolCalls:
 
     # -- 2026-07-28 requests --------------------------------------------------------------------
 
-    async def _modern(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _modern(self, scope: Scope, receive: Receive, send: Send, version: str | None) -> None:
         body, receive = await buffered(receive)
         message = json_object(body) if b'"tools/call"' in body else None
         call = plain_call(message) if message is not None and not _also_answer(message) else None
@@ -245,7 +245,7 @@ class HttpToolCalls:
             await self.app(scope, receive, send)
             return
         principal = current_principal(self._hub.access.local)
-        name = self._exposed(call.name, principal)
+        name = self._exposed(call.name, principal, version)
         if name is None:
             await self.app(scope, receive, send)
             return
@@ -307,14 +307,15 @@ class HttpToolCalls:
 
     # -- shared ---------------------------------------------------------------------------------
 
-    def _exposed(self, name: str, principal: Principal) -> str | None:
+    def _exposed(self, name: str, principal: Principal, protocol_version: str | None) -> str | None:
         """The hub-wide name to call, or None when the SDK's server must answer (a search meta-tool,
         a name outside this profile: both answered there exactly as decided; a name a server listed
         from memory may own: the SDK path waits for that server before judging the call)."""
         if (name in META_NAMES and search_mode_for(self._hub, principal, self._view)
                 or self._hub.memory_servers_for(name, self._view is None)):
             return None
-        return self._view.resolve(name, principal) if self._view is not None else name  # within its max_tools
+        # within its max_tools, counted as the tools/list of a client of `protocol_version`
+        return self._view.resolve(name, principal, protocol_version) if self._view is not None else name
 
     def _start(self, call: PlainCall, name: str, principal: Principal) -> tuple[Entry, asyncio.Future[ToolResult]]:
         """Start the call on the express driver (else the awaiting one); the future of its result."""
