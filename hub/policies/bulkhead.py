@@ -200,26 +200,9 @@ class BulkheadPolicy:
 
     async def wait(self, call: ToolCall) -> Permit | HubToolError:
         """Queue for a slot until shortly before the deadline."""
-        bulkhead = self.bulkhead(call.route.server)
-        caller = caller_of(call)
-        if bulkhead.may_take(caller):  # freed while the call was on its way here
-            bulkhead.take(caller)
-            return GRANTED
-        waiter = bulkhead.enqueue(caller)
-        if waiter is None:
-            return _saturated(call, bulkhead, "its queue is full")
-        try:
-            with anyio.move_on_after(max(0.0, call.deadline_at - now() - DEADLINE_MARGIN_S)):
-                await waiter.done.wait()
-        except BaseException:
-            bulkhead.leave(waiter)  # cancelled: out of the queue, or the slot it was just handed goes back
-            raise
-        if waiter.granted:
-            return GRANTED
-        if waiter.evicted:
-            return _saturated(call, bulkhead, "its queue is full and another caller's calls fill it")
-        bulkhead.leave(waiter)
-        return _saturated(call, bulkhead, "no slot freed up before the deadline")
+        server = call.route.server
+        refused = await self._queued(server, self.bulkhead(server), caller_of(call), call.deadline_at)
+        return GRANTED if refused is None else refused
 
     async def acquire(self, server: str, caller: Caller, deadline_at: float) -> HubRefusal | None:
         """A slot of `server` for a forwarded request other than a tool call (`resources/read`,
@@ -229,6 +212,11 @@ class BulkheadPolicy:
         took no slot, so one read-only caller's flood timed out another caller's tool call."""
         bulkhead = self.bulkhead(server)
         bulkhead.note(caller)
+        return await self._queued(server, bulkhead, caller, deadline_at)
+
+    async def _queued(self, server: str, bulkhead: Bulkhead, caller: Caller, deadline_at: float) -> HubRefusal | None:
+        """A slot of `bulkhead` for `caller`: taken now if one is free (freed while the request was on its
+        way here), else queued for until shortly before `deadline_at`; None once held, else the refusal."""
         if bulkhead.may_take(caller):
             bulkhead.take(caller)
             return None
@@ -239,7 +227,7 @@ class BulkheadPolicy:
             with anyio.move_on_after(max(0.0, deadline_at - now() - DEADLINE_MARGIN_S)):
                 await waiter.done.wait()
         except BaseException:
-            bulkhead.leave(waiter)
+            bulkhead.leave(waiter)  # cancelled: out of the queue, or the slot it was just handed goes back
             raise
         if waiter.granted:
             return None
