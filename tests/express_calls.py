@@ -5,10 +5,11 @@ resilience tests can run every scenario through both drivers and prove they agre
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import mcp_types as types
+import pytest
 from mcp.shared.dispatcher import ProgressFnT
 
 from hub.hub import Hub
@@ -58,3 +59,21 @@ async def call_like_stdio_front(hub: Hub, name: str, arguments: dict[str, Any] |
     if isinstance(result, WireResult):
         return types.CallToolResult.model_validate(result.body, by_name=False)
     return result
+
+
+Route = Callable[[Hub, str, dict[str, Any]], Awaitable[Any]]
+"""How a test's call reaches the hub: `via_chain` or `via_express` (the `route` fixture gives each in turn)."""
+
+
+async def via_chain(hub: Hub, name: str, args: dict[str, Any]) -> Any:
+    return await hub.route_call(name, args)
+
+
+async def via_express(hub: Hub, name: str, args: dict[str, Any]) -> Any:
+    return await call_like_stdio_front(hub, name, args)
+
+
+@pytest.fixture(params=[via_chain, via_express], ids=["chain", "express"])
+def route(request: pytest.FixtureRequest) -> Route:
+    """Each call path in turn, for a test that must hold on both drivers."""
+    return request.param  # type: ignore[no-any-return]

@@ -6,7 +6,6 @@ call and a refusal before anything was sent keep their retryable answer. Same on
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -16,25 +15,9 @@ from hub.config import parse_config
 from hub.errors import HubToolError
 from hub.hub import Hub
 from tests.conftest import echo_stdio
-from tests.express_calls import call_like_stdio_front
+from tests.express_calls import Route, route  # noqa: F401 — `route`: the fixture (both drivers)
 
 pytestmark = pytest.mark.anyio
-
-Route = Callable[[Hub, str, dict[str, Any]], Awaitable[Any]]
-
-
-async def via_chain(hub: Hub, name: str, args: dict[str, Any]) -> Any:
-    return await hub.route_call(name, args)
-
-
-async def via_express(hub: Hub, name: str, args: dict[str, Any]) -> Any:
-    return await call_like_stdio_front(hub, name, args)
-
-
-@pytest.fixture(params=[via_chain, via_express], ids=["chain", "express"])
-def route(request: pytest.FixtureRequest) -> Route:
-    return request.param  # type: ignore[no-any-return]
-
 
 def assert_outcome_unknown(body: dict[str, Any], code: str, tool: str) -> None:
     assert body["code"] == code and body["retryable"] is False, body

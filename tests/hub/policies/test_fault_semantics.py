@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +18,9 @@ from hub.config import parse_config
 from hub.hub import Hub, UnknownTool
 from hub.policies import CircuitBreaker
 from tests.conftest import PY, ROOT, echo_stdio, write_config
-from tests.express_calls import call_like_stdio_front
+from tests.express_calls import Route, route  # noqa: F401 — `route`: the fixture (both drivers)
 
 pytestmark = pytest.mark.anyio
-
-Route = Callable[[Hub, str, dict[str, Any]], Awaitable[Any]]
-
-
-async def via_chain(hub: Hub, name: str, args: dict[str, Any]) -> Any:
-    return await hub.route_call(name, args)
-
-
-async def via_express(hub: Hub, name: str, args: dict[str, Any]) -> Any:
-    return await call_like_stdio_front(hub, name, args)
-
-
-@pytest.fixture(params=[via_chain, via_express], ids=["chain", "express"])
-def route(request: pytest.FixtureRequest) -> Route:
-    return request.param  # type: ignore[no-any-return]
-
 
 def hub_for(servers: dict[str, Any], **hub_settings: Any) -> Hub:
     return Hub(parse_config({"hub": hub_settings, "mcpServers": servers}))
