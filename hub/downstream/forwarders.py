@@ -125,9 +125,10 @@ def restarted_by_hub(server: str, why: str) -> HubToolError:
     — and never counted against the server's breaker (`hub.policies.breaker.answered_with_failure`):
     before (outside review console15), a Restart with four calls in flight opened the breaker and
     refused every caller for a cool-down after the server was back."""
-    return HubToolError("unavailable", f"the hub ended its connection to server {server!r} while this call ran ({why}); "
-                        "the call did not finish: call again once the server is back", retry_after_s=RESTART_RETRY_S,
-                        details={"server": server, "reason": RESTARTED_BY_HUB})
+    what = f"the hub ended its connection to server {server!r} while this call ran ({why})"
+    return HubToolError("unavailable", f"{what}; the call did not finish: call again once the server is back",
+                        retry_after_s=RESTART_RETRY_S, details={"server": server, "reason": RESTARTED_BY_HUB},
+                        lost_in_flight=what)  # a write may have landed: worded for the call (`hub.errors.in_flight_answer`)
 
 
 async def _with_input(downstream: Downstream, call: ToolCall, body: Any, meta: dict[str, Any] | None) -> Any:

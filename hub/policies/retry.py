@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from hub.errors import RESTARTED_BY_HUB, HubToolError, in_flight_answer
+from hub.errors import HubToolError, in_flight_answer
 from hub.wire import ToolResult
 from hub.settings import RetrySettings
 from hub.policies.base import Outcome, ToolCall, now
@@ -35,9 +35,6 @@ TRANSIENT_CODES = frozenset({"unavailable", "rate_limited"})
 
 def answer_of(call: ToolCall, error: HubToolError) -> HubToolError:
     """`error` as the caller is told it, once no retry follows (`hub.errors.in_flight_answer`)."""
-    if error.lost_in_flight is None and (error.body.details or {}).get("reason") == RESTARTED_BY_HUB:
-        # the hub ended the connection while the call ran (`hub.downstream.forwarders.restarted_by_hub`)
-        error.lost_in_flight = error.body.message.partition("; the call did not finish")[0]
     if error.lost_in_flight is None:
         return error
     return in_flight_answer(error, call.route.original, read_only=call.route.read_only or call.route.idempotent,
