@@ -25,7 +25,7 @@ import httpx2
 from hub.downstream.http_bodies import WBITS, Capped, Inflated, Refused
 from hub.downstream.http_status import lost_answer, no_answer, no_answer_response, status_answer, unanswered_answer
 from hub.downstream.json_channel import not_sent_error
-from hub.downstream.listing_repair import ListingAnswers, _key
+from hub.downstream.listing_repair import ListingAnswers, answer_key
 from hub.downstream.session_lost import SESSION_HEADER, lost_response, session_lost
 from hub.errors import describe_failure
 from hub.frontends.stdio.line_errors import cheap_id, error_answer, error_answer_at_ends, error_answer_to, top_level_id
@@ -182,7 +182,7 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         finally:
             await response.aclose()
         body = b"".join(pieces)
-        if checked is not None and (instead := await _unanswered(body, checked, response.status_code, self._log)) is not None:
+        if checked is not None and (instead := await _unanswered(body, checked, response.status_code, self.listings.log)) is not None:
             if noted is not None:
                 self.listings.forget(noted)
             kept = [(k, v) for k, v in response.headers.raw if k.lower() not in _BODY_HEADERS]
@@ -193,12 +193,6 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
         return httpx2.Response(response.status_code, headers=[*headers, (b"content-length", str(len(repaired)).encode())],
                                content=repaired, extensions=response.extensions)
-
-    @property
-    def _log(self) -> logging.Logger:
-        """The server's own logger where the session's has one (`hub.downstream.session_lost.SessionWatch`)."""
-        found = getattr(self.listings, "_log", None)
-        return found if isinstance(found, logging.Logger) else logger
 
     def _cut_off(self, request: httpx2.Request, exc: BaseException) -> httpx2.Response | None:
         """For a Streamable HTTP POST of a request whose response was cut off (`_CUT_OFF`): a response whose
@@ -211,7 +205,7 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         if self._legacy_sse or not isinstance(exc, _CUT_OFF) or (request_id := _answered_id(request)) is None:
             return None
         why = describe_failure(exc)
-        self._log.warning("its response to a request was cut off (%s); that request failed, the session goes on", why)
+        self.listings.log.warning("its response to a request was cut off (%s); that request failed, the session goes on", why)
         return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=lost_answer(request_id, why),
                                request=request)
 
@@ -231,7 +225,7 @@ class ListingRepairTransport(httpx2.AsyncBaseTransport):
         if _TOOLS_CALL.search(head, 0, max(0, head.find(b'"params"'))) is None:
             return None
         why = describe_failure(exc)
-        self._log.warning("a call could not be sent (%s); it failed as not sent", why)
+        self.listings.log.warning("a call could not be sent (%s); it failed as not sent", why)
         body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": not_sent_error(why)}).encode()
         return httpx2.Response(200, headers=[(b"content-type", b"application/json")], content=body, request=request)
 
@@ -279,7 +273,7 @@ async def _unanswered(body: bytes, request_id: int | str, status: int, log: logg
     another id is dropped (logged): the SDK takes an event stream's answer for the request's own, whatever
     its id. An error with id null is the server's answer to this request (as `_refused_answer` reads it)."""
     found, has_method = cheap_id(body)
-    if found is not None and not has_method and _key(found) == _key(request_id):
+    if found is not None and not has_method and answer_key(found) == answer_key(request_id):
         return None  # the answer, read without parsing it
     try:
         message = (await anyio.to_thread.run_sync(json.loads, body) if len(body) >= BIG_LINE_BYTES
@@ -293,7 +287,7 @@ async def _unanswered(body: bytes, request_id: int | str, status: int, log: logg
         held = "a server's request" if "id" in message else f"a notification ({_said(message.get('method'))})"
         passed.append(json.dumps(message).encode())
     elif "result" in message or "error" in message:
-        if _key(message.get("id")) == _key(request_id):
+        if answer_key(message.get("id")) == answer_key(request_id):
             return None
         if "error" in message and message.get("id") is None:
             return b"application/json", json.dumps({**message, "id": request_id}).encode()

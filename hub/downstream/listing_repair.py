@@ -70,7 +70,8 @@ class ListingAnswers:
     """The listing requests one connection has in flight, and the repair of their answers."""
 
     def __init__(self, log: logging.Logger) -> None:
-        self._log = log
+        self.log = log
+        """The server's own logger (its transport logs its faults there too)."""
         self._waiting: dict[tuple[type, Any], tuple[str, str | None, float]] = {}
         """Request id (as the SDK matches it) → (method, version named in the request, when sent)."""
         self._armed: set[str] = set()
@@ -101,7 +102,7 @@ class ListingAnswers:
         """Note a request sent as JSON: a listing request, or the handshake (for the version it agrees);
         whether it was noted. `version`: the one the request names outside its body (an HTTP
         `MCP-Protocol-Version` header)."""
-        if (method in LIST_KEYS or method == "initialize") and (key := _key(request_id)) is not None \
+        if (method in LIST_KEYS or method == "initialize") and (key := answer_key(request_id)) is not None \
                 and len(self._waiting) < MAX_WAITING:
             meta = params.get("_meta") if isinstance(params, dict) else None
             named = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
@@ -111,7 +112,7 @@ class ListingAnswers:
 
     def forget(self, request_id: Any) -> None:
         """A noted request that will get no answer (its HTTP request failed)."""
-        if (key := _key(request_id)) is not None:
+        if (key := answer_key(request_id)) is not None:
             self._waiting.pop(key, None)
 
     def repair(self, line: bytes, readable: bool | None = None) -> bytes:
@@ -123,14 +124,14 @@ class ListingAnswers:
         if readable is None:
             if len(line) > CHEAP_ID_BYTES:  # a big answer to something else is not parsed here
                 request_id, is_request = cheap_id(line)
-                if is_request or (request_id is not None and _key(request_id) not in self._waiting):
+                if is_request or (request_id is not None and answer_key(request_id) not in self._waiting):
                     return line
             readable = _sdk_parses(line)
         message = json_object(line) if readable else None  # a big line's is a skeleton: enough for its id
         if message is None:
             message = _lenient(line)
         request_id = message.get("id") if isinstance(message, dict) and "method" not in message else None
-        sent = self._waiting.pop(key, None) if (key := _key(request_id)) is not None else None
+        sent = self._waiting.pop(key, None) if (key := answer_key(request_id)) is not None else None
         if sent is None or not isinstance(message.get("result"), dict):
             return line
         method, version = sent[0], sent[1] or self.negotiated or HANDSHAKE_FALLBACK
@@ -216,11 +217,11 @@ class ListingAnswers:
             self._warnings_left -= 1
             if not self._warnings_left:
                 text += " (further such warnings for this server: at debug level)"
-        self._log.log(level, "its %s answer holds what no MCP client can read, left out (%d of its %d %s served; "
+        self.log.log(level, "its %s answer holds what no MCP client can read, left out (%d of its %d %s served; "
                       "report it to the server's authors): %s", method, served, len(items), key, text)
 
 
-def _key(request_id: Any) -> tuple[type, Any] | None:
+def answer_key(request_id: Any) -> tuple[type, Any] | None:
     """A request id as the SDK matches an answer to it (`coerce_request_id`: 2, "2" and "02" are one)."""
     if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
         return None
