@@ -72,8 +72,8 @@ async def ask(config: HubConfig, downstream: Downstream, principal: Principal, m
     With `limits`: charged to the caller's rate limit and holding a slot of the server's bulkhead
     while it runs (`admitted`)."""
     seconds, setting = request_deadline(config.hub, downstream.config, method)
+    clock = ProgressDeadline(seconds, *hard_limit(config.hub, downstream.config))  # its wait for a slot counts
     async with admitted(limits, downstream.name, principal, method, seconds):
-        clock = ProgressDeadline(seconds, *hard_limit(config.hub, downstream.config))
         reported = clock.passing(progress)
         with downstream.stats.asking(identity(principal), current_owner()):
             return await within_request_deadline(config, downstream, method,
@@ -87,7 +87,7 @@ async def admitted(limits: Limits | None, server: str, principal: Principal, met
     """Admit a forwarded request as a tool call is admitted, but for what names a tool: the caller's
     overall and the server's rate-limit buckets (`RateLimitPolicy.check_request`; no tool rule applies),
     then a slot of the server's bulkhead by the same per-caller share, waited for at most `wait_s` (the
-    request's deadline starts once it holds the slot). Refused with the JSON-RPC error carrying the same
+    request's deadline counts that wait, as a tool call's does). Refused with the JSON-RPC error carrying the same
     `rate_limited` / `unavailable` body (and `retry_after_s`) a tool call gets. Outside review
     isolation21 #2: reads, prompts and completions took no slot and no token, so one read-only caller
     flooded a shared server and another caller's tool call timed out. `slot`: False to charge the rate
@@ -114,12 +114,14 @@ async def admitted(limits: Limits | None, server: str, principal: Principal, met
 
 
 async def within_request_deadline(config: HubConfig, downstream: Downstream, method: str,
-                                  work: Coroutine[Any, Any, T], clock: ProgressDeadline | None = None) -> T:
+                                  work: Coroutine[Any, Any, T], clock: ProgressDeadline | None = None,
+                                  started: float | None = None) -> T:
     """`work` (`method` to `downstream`) within the deadline of that request
-    (`hub.downstream.request_deadline`); any failure as the JSON-RPC error the client gets."""
+    (`hub.downstream.request_deadline`), counted from `started` (the clock's start, or now); any failure
+    as the JSON-RPC error the client gets."""
     seconds, setting = request_deadline(config.hub, downstream.config, method)
     try:
-        return await within_deadline(downstream, method, work, seconds, setting, clock)
+        return await within_deadline(downstream, method, work, seconds, setting, clock, started)
     except (DownstreamUnavailable, HubToolError) as exc:
         raise jsonrpc_error(exc) from exc
 

@@ -53,9 +53,9 @@ class ProgressDeadline:
     """A forwarded request's deadline that its server's progress moves on: `idle_s` from the last
     progress (or the start), never past `hard_s` from the start (`within_deadline` enforces it)."""
 
-    def __init__(self, idle_s: float, hard_s: float, hard_setting: str) -> None:
+    def __init__(self, idle_s: float, hard_s: float, hard_setting: str, started: float | None = None) -> None:
         self.idle_s, self.hard_s, self.hard_setting = idle_s, max(idle_s, hard_s), hard_setting
-        self.started = anyio.current_time()
+        self.started = anyio.current_time() if started is None else started
         self.scope: anyio.CancelScope | None = None
 
     @property
@@ -85,11 +85,13 @@ def request_deadline(hub: HubSettings, server: ServerConfig, method: str) -> tup
 
 
 async def within_deadline(downstream: Downstream, method: str, work: Coroutine[Any, Any, T], seconds: float,
-                          setting: str, clock: ProgressDeadline | None = None) -> T:
-    """Await `work` (`method` to `downstream`) for at most `seconds` (moved on by progress through
-    `clock`, if given); past them it is cancelled and `request_timeout` raised. An in-process server's
-    work runs in a task of its own (`unless_cancelled`)."""
-    started = anyio.current_time()
+                          setting: str, clock: ProgressDeadline | None = None, started: float | None = None) -> T:
+    """Await `work` (`method` to `downstream`) until `seconds` after `started` (now, if not given: a request
+    that waited for a bulkhead slot counts its wait, as a tool call's deadline does), moved on by progress
+    through `clock` (whose start is then the request's); past them it is cancelled and `request_timeout`
+    raised. An in-process server's work runs in a task of its own (`unless_cancelled`)."""
+    if started is None:
+        started = clock.started if clock is not None else anyio.current_time()
     if downstream.config.transport == "inprocess":
         work = unless_cancelled(work)
     with anyio.CancelScope(deadline=started + seconds) as scope:

@@ -42,13 +42,14 @@ async def create_task(downstream: Downstream, params: dict[str, Any]) -> tuple[d
 
 
 async def ask_about_task(config: HubConfig, downstream: Downstream, method: str,
-                         task: RelayedTask, progress: ProgressFnT | None = None) -> dict[str, Any]:
+                         task: RelayedTask, progress: ProgressFnT | None = None, started: float | None = None) -> dict[str, Any]:
     """`tasks/get`, `tasks/result` or `tasks/cancel` about `task`, on the session that created it (another
-    is -32602 task not found), within its deadline; what the server answered (its progress on this
-    request to `progress`, when the client asked for it)."""
+    is -32602 task not found), within its deadline from `started` (now, if not given); what the server
+    answered (its progress on this request to `progress`, when the client asked for it)."""
     # down, `max_sessions`, `session_ended`, lost, `timeout`: each a JSON-RPC error
     body, _ = await within_request_deadline(config, downstream, method,
-                                            _send(downstream, method, {"taskId": task.task_id}, task, progress))
+                                            _send(downstream, method, {"taskId": task.task_id}, task, progress),
+                                            started=started)
     return body
 
 

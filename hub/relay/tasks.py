@@ -315,12 +315,13 @@ class TaskRelay:
         # replica asks on the caller's behalf; tasks/result holds no slot, as it waits for the task's end.
         limits = None if asked_elsewhere else limits_of(self._hub)
         seconds, _ = request_deadline(self._hub.config.hub, downstream.config, method)
+        started = anyio.current_time()  # the deadline counts the wait for a slot, as a call's does
         async with admitted(limits, relayed.server, principal, method, seconds, slot=method != "tasks/result"):
             if method == "tasks/result" and session is not None:
                 with self._hub.request_relay.track(relayed.server, session, request_id, principal):
-                    body = await ask_about_task(self._hub.config, downstream, method, relayed, progress)
+                    body = await ask_about_task(self._hub.config, downstream, method, relayed, progress, started)
             else:
-                body = await ask_about_task(self._hub.config, downstream, method, relayed)
+                body = await ask_about_task(self._hub.config, downstream, method, relayed, started=started)
         self._audit_cancel(method, principal, relayed)
         if method == "tasks/result" or body.get("status") in TERMINAL:
             self._settled(relayed)

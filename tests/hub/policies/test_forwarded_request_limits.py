@@ -121,3 +121,48 @@ async def test_task_polling_is_charged_to_the_rate_limit_and_tasks_get_holds_a_s
             group.cancel_scope.cancel()
         body = await refused(lambda: tasks.forward(connection, local, "tasks/get", exposed))
         assert body["code"] == "rate_limited" and "tasks/get" in body["message"], body
+
+
+BOB = Principal("bob", ("h:read", "h:write"), "api_key", "k3")
+
+
+@pytest.mark.parametrize("method", ["resources/read", "tasks/get"])
+async def test_a_request_waiting_for_a_slot_counts_its_wait_toward_its_deadline(tmp_path: Path, method: str) -> None:
+    """As a tool call's deadline does: a read (or a task poll) queued behind another caller's hung one for
+    most of its deadline ends once that deadline from its start has passed — not after the wait and a
+    whole deadline more (it ran 1.2 s + 2 s before)."""
+    deadline = 2.0
+    async with hung_hub(tmp_path, {"auth": {"enabled": True}, "timeout_s": deadline, "max_timeout_s": deadline},
+                        {"max_concurrency": 1, "max_queue": 1}) as hub:
+        await hub.await_first_listing()
+        bulkhead, tasks = hub.bulkheads.bulkhead("h"), hub.request_relay.tasks
+
+        async def asker(principal: Principal) -> Any:
+            if method == "resources/read":
+                return requests(hub, principal)[method]
+            connection = Connection()
+            exposed = (await tasks.call(connection, principal, "h__job", {}, {"ttl": 60_000}))["task"]["taskId"]
+            return lambda: tasks.forward(connection, principal, method, exposed)
+
+        first, second = await asker(BOB), await asker(ALICE)
+        async with anyio.create_task_group() as group:
+            async def hang(scope: anyio.CancelScope) -> None:
+                with scope, pytest.raises(MCPError):
+                    await first()
+
+            held = anyio.CancelScope()
+            group.start_soon(hang, held)  # holds the one slot
+            await until(lambda: bulkhead.free == 0)
+            started = anyio.current_time()
+
+            async def free_the_slot_later() -> None:
+                await until(lambda: bulkhead.waiting == 1)
+                await anyio.sleep(0.6 * deadline)  # the time passing is what is tested: the second waits this long
+                held.cancel()
+
+            group.start_soon(free_the_slot_later)
+            with anyio.fail_after(4 * deadline), pytest.raises(MCPError) as caught:
+                await second()
+            waited = anyio.current_time() - started
+        assert caught.value.code == types.REQUEST_TIMEOUT, caught.value.error
+        assert waited < 1.3 * deadline, f"the queued {method} ran {waited:.2f}s: its wait for the slot was not counted"
