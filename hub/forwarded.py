@@ -83,7 +83,7 @@ async def ask(config: HubConfig, downstream: Downstream, principal: Principal, m
 
 @asynccontextmanager
 async def admitted(limits: Limits | None, server: str, principal: Principal, method: str,
-                   wait_s: float, *, slot: bool = True) -> AsyncIterator[None]:
+                   wait_s: float, *, slot: bool = True, charge: bool = True) -> AsyncIterator[None]:
     """Admit a forwarded request as a tool call is admitted, but for what names a tool: the caller's
     overall and the server's rate-limit buckets (`RateLimitPolicy.check_request`; no tool rule applies),
     then a slot of the server's bulkhead by the same per-caller share, waited for at most `wait_s` (the
@@ -91,12 +91,13 @@ async def admitted(limits: Limits | None, server: str, principal: Principal, met
     `rate_limited` / `unavailable` body (and `retry_after_s`) a tool call gets. Outside review
     isolation21 #2: reads, prompts and completions took no slot and no token, so one read-only caller
     flooded a shared server and another caller's tool call timed out. `slot`: False to charge the rate
-    limit only."""
+    limit only; `charge`: False to hold a slot only (a `tasks/get` a `tasks/list` makes, the listing
+    itself having been charged)."""
     if limits is None:
         yield
         return
     rate_limits = limits.rate_limits
-    if rate_limits.configured:
+    if charge and rate_limits.configured:
         refusal = await rate_limits.check_request(principal, server, method)
         if refusal is not None:
             raise jsonrpc_error(refusal)

@@ -202,19 +202,21 @@ class RateLimitPolicy:
             return None
         return await self.check(call_identity(attributes), name, None, read_only=True, shown="calls to unknown tools")
 
-    async def check_request(self, principal: Principal, server: str, method: str) -> HubToolError | None:
-        """Charge a forwarded `resources/read`, `prompts/get` or `completion/complete` to `server` to its
-        caller (`hub.forwarded`): the caller's overall bucket and the server's bucket, never a tool rule
-        (the request names no tool). Treated as read-only under `fail_mode` (it changes nothing there
-        that a tool call would). The same `rate_limited` a tool call gets, or None. Outside review
+    async def check_request(self, principal: Principal, server: str | None, method: str) -> HubToolError | None:
+        """Charge a forwarded `resources/read`, `prompts/get`, `completion/complete`, `resources/subscribe`
+        or `tasks/*` to `server` to its caller (`hub.forwarded`): the caller's overall bucket and the
+        server's bucket (None: a request of no one server, `tasks/list`: the overall bucket only), never a
+        tool rule (the request names no tool). Treated as read-only under `fail_mode` (it changes nothing
+        there that a tool call would). The same `rate_limited` a tool call gets, or None. Outside review
         isolation21 #2: reads were never limited, so a read-only key could flood a shared server."""
         if self.settings.per_principal is None and server not in self.settings.servers:
             return None
-        identity, shown = bucket_identity(principal), f"{method} on server {server!r}"
+        identity = bucket_identity(principal)
+        shown = f"{method} on server {server!r}" if server is not None else method
         buckets: list[tuple[str, BucketSettings]] = []
         if self.settings.per_principal is not None:
             buckets.append((f"p:{identity}", self.settings.per_principal))
-        if (server_bucket := self.settings.servers.get(server)) is not None:
+        if server is not None and (server_bucket := self.settings.servers.get(server)) is not None:
             buckets.append((f"s:{quote(server, safe='')}:{identity}", server_bucket))
         for key, bucket in buckets:
             wait = await self._take(key, bucket, True, shown)

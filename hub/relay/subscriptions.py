@@ -62,7 +62,7 @@ from hub.catalog.naming import namespaced_uri
 from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.request_deadline import request_deadline
 from hub.downstream.serials import session_serial
-from hub.forwarded import within_request_deadline
+from hub.forwarded import admitted, limits_of, within_request_deadline
 from hub.relay.listen_streams import HubListenHandler
 from hub.relay.own_subscriptions import renew, subscribe_own
 
@@ -158,10 +158,13 @@ class ResourceSubscriptions:
         15, where subscribing again did nothing because it was recorded as held)."""
         downstream, original = self._target(uri, principal)
         clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
-        if _per_client(downstream):
-            await subscribe_own(self._hub.config, downstream, connection, original, subscribe=True)
-        else:
-            await self._ensure(downstream, uri, original)
+        seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "resources/subscribe")
+        # Admitted as a read is (`hub.forwarded.admitted`): subscribing to URI after URI is a flood too.
+        async with admitted(limits_of(self._hub), downstream.name, principal, "resources/subscribe", seconds):
+            if _per_client(downstream):
+                await subscribe_own(self._hub.config, downstream, connection, original, subscribe=True)
+            else:
+                await self._ensure(downstream, uri, original)
         clients[connection] = principal
         await self._share(connection, uri, subscribed=True)
 

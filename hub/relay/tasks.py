@@ -11,7 +11,8 @@ Rules (docs/protocol.md, "Tasks"):
   does not: creating a task twice is not safe. Each `tasks/*` has a deadline of its own
   (`hub.relay.task_requests`); `tasks/get|result|cancel` are charged to the caller's overall and the
   server's rate-limit buckets, and `tasks/get|cancel` hold a bulkhead slot, as a read does
-  (`hub.forwarded.admitted`); `tasks/result` holds none (it waits for the task's end).
+  (`hub.forwarded.admitted`); `tasks/result` holds none (it waits for the task's end); `tasks/list` is
+  charged once to the caller's overall bucket, and each `tasks/get` it makes holds a slot.
 - The client sees the task id `<server>:<taskId>`; the hub maps it back. A task belongs to the client
   connection that created it: another connection (or the same one after losing sight of the server)
   gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
@@ -69,7 +70,7 @@ from hub.relay.task_progress import TERMINAL, TaskProgress, TaskProgressRoutes
 from hub.relay.task_requests import (NEVER_RETRY, TaskCreation, as_json, ask_about_task, checked_call_result,
                                      create_task)
 from hub.wire import WireResult
-from hub.forwarded import admitted, limits_of
+from hub.forwarded import admitted, jsonrpc_error, limits_of
 from hub.downstream.serials import session_serial
 from hub.downstream.request_deadline import request_deadline
 from hub.relay.fair_cap import FairCap
@@ -358,8 +359,15 @@ class TaskRelay:
 
     async def list(self, connection: Any, principal: Principal, view: ProfileView | None = None) -> dict[str, Any]:
         """The caller's live tasks (on the face of profile `view`), each as its server reports it now; in a
-        sealed session, those the other replicas hold for it too (`hub.cluster.tasks`)."""
-        tasks = await self._listed(connection, lambda relayed: self._visible(relayed, principal, view))
+        sealed session, those the other replicas hold for it too (`hub.cluster.tasks`). Charged once to the
+        caller's overall rate-limit bucket; each `tasks/get` it makes holds a slot of its server's bulkhead
+        (a caller polling `tasks/list` floods no server: up to `MAX_TASKS_PER_CONNECTION` asks a listing)."""
+        limits = limits_of(self._hub)
+        if limits is not None and limits.rate_limits.configured:
+            refusal = await limits.rate_limits.check_request(principal, None, "tasks/list")
+            if refusal is not None:
+                raise jsonrpc_error(refusal)
+        tasks = await self._listed(connection, principal, lambda relayed: self._visible(relayed, principal, view))
         _, remote = self._clustered()
         session_id = getattr(connection, "session_id", None)
         if remote is not None and isinstance(session_id, str):
@@ -374,19 +382,25 @@ class TaskRelay:
         def kept(relayed: RelayedTask) -> bool:
             return ((relayed.view.name if relayed.view is not None else None) == view_name
                     and self._visible(relayed, principal, relayed.view))
-        return {"tasks": await self._listed(connection, kept)}
+        return {"tasks": await self._listed(connection, principal, kept)}
 
-    async def _listed(self, connection: Any, keep: Callable[[RelayedTask], bool]) -> list[dict[str, Any]]:
-        """The connection's tasks that `keep` keeps, each as its server reports it now."""
+    async def _listed(self, connection: Any, principal: Principal,
+                      keep: Callable[[RelayedTask], bool]) -> list[dict[str, Any]]:
+        """The connection's tasks that `keep` keeps, each as its server reports it now (each ask holding a
+        slot of its server's bulkhead: one refused a slot in time is left out, as a server too slow is)."""
         owned = self._owned.get(connection) if connection is not None else None
         visible = [(key, relayed) for key, relayed in (owned or {}).items() if keep(relayed)]
         found: dict[str, dict[str, Any]] = {}
         limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
 
         async def get(key: str, relayed: RelayedTask) -> None:
+            downstream = self._hub.downstreams[relayed.server]
+            seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "tasks/get")
+            started = anyio.current_time()
             async with limiter:
                 try:
-                    body = await ask_about_task(self._hub.config, self._hub.downstreams[relayed.server], "tasks/get", relayed)
+                    async with admitted(limits_of(self._hub), relayed.server, principal, "tasks/get", seconds, charge=False):
+                        body = await ask_about_task(self._hub.config, downstream, "tasks/get", relayed, started=started)
                 except MCPError as exc:
                     if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
                         owned.pop(key, None)

@@ -166,3 +166,37 @@ async def test_a_request_waiting_for_a_slot_counts_its_wait_toward_its_deadline(
             waited = anyio.current_time() - started
         assert caught.value.code == types.REQUEST_TIMEOUT, caught.value.error
         assert waited < 1.3 * deadline, f"the queued {method} ran {waited:.2f}s: its wait for the slot was not counted"
+
+
+async def test_tasks_list_is_charged_once_and_each_task_it_asks_about_holds_a_slot(tmp_path: Path) -> None:
+    """`tasks/list` asks each of the caller's tasks of its server: a caller polling it was a flood no limit
+    saw. The listing is charged to the caller's overall bucket; each `tasks/get` it makes holds a slot."""
+    limits = {"rate_limit": {"per_principal": {"burst": 3, "per_second": 0.01}}}
+    async with hung_hub(tmp_path, {"timeout_s": 2, "max_timeout_s": 2, **limits},
+                        {"max_concurrency": 2, "max_queue": 0}) as hub:
+        await hub.await_first_listing()
+        tasks, connection, local, bulkhead = hub.request_relay.tasks, Connection(), hub.access.local, hub.bulkheads.bulkhead("h")
+        await tasks.call(connection, local, "h__job", {}, {"ttl": 60_000})  # token 1
+        async with anyio.create_task_group() as group:
+            group.start_soon(tasks.list, connection, local)  # token 2; its tasks/get hangs
+            await until(lambda: bulkhead.free == 1)  # ... holding a slot of the server's bulkhead
+            group.cancel_scope.cancel()
+        assert bulkhead.free == 2 and not bulkhead.held, "every slot given back"
+        assert (await tasks.list(Connection(), local)) == {"tasks": []}  # token 3
+        body = await refused(lambda: tasks.list(connection, local))
+        assert body["code"] == "rate_limited" and "tasks/list" in body["message"], body
+
+
+async def test_resources_subscribe_is_charged_and_holds_a_slot_while_the_server_is_asked(tmp_path: Path) -> None:
+    limits = {"rate_limit": {"per_principal": {"burst": 1, "per_second": 0.01}}}
+    async with hung_hub(tmp_path, {"timeout_s": 2, "max_timeout_s": 2, **limits},
+                        {"max_concurrency": 2, "max_queue": 0}) as hub:
+        await hub.await_first_listing()
+        local, bulkhead = hub.access.local, hub.bulkheads.bulkhead("h")
+        async with anyio.create_task_group() as group:
+            group.start_soon(hub.subscriptions.subscribe, Connection(), "mcphub://h/h://x", local)  # token 1; hangs
+            await until(lambda: bulkhead.free == 1)
+            group.cancel_scope.cancel()
+        assert bulkhead.free == 2 and not bulkhead.held, "every slot given back"
+        body = await refused(lambda: hub.subscriptions.subscribe(Connection(), "mcphub://h/h://x", local))
+        assert body["code"] == "rate_limited" and "resources/subscribe" in body["message"], body
