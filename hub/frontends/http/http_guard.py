@@ -4,6 +4,11 @@
 route added later get the same DNS-rebinding check as `/mcp` (421 for a foreign `Host`, 403 for a
 foreign `Origin`), a browser on an allowed origin gets CORS on the MCP endpoints (`cors`), and no
 route reads more than `max_body_bytes` (413). The body is passed through as it arrives, not buffered here, so an unauthenticated caller cannot make the hub hold its body.
+A body over the limit by at most `DRAIN_FACTOR` times is read to its end and dropped before the 413
+goes out (a lingering close, as nginx does), so a client still sending reads the answer instead of a
+reset connection — the SDK's client then raises the 413's JSON-RPC error and keeps its session (outside
+review memory26 D7: a document under a tool's advertised size broke the client's session); a bigger one
+is answered at once and the connection closed. On the MCP endpoints the 413 is a JSON-RPC error.
 The time a head and a body may take to arrive (`hub.http.body_timeout_s`: 408, then the connection
 is closed) is kept by the protocol below ASGI (`hub.frontends.http.http_protocol`).
 
@@ -50,6 +55,8 @@ logger = logging.getLogger("hub.http")
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _ALLOWED_PAIRS_MAX = 256
+DRAIN_FACTOR = 4
+"""A body over `max_body_bytes` by at most this many times is read to its end (and dropped) before the 413."""
 """How many (Host, Origin) pairs the SDK let through are remembered."""
 
 
@@ -108,7 +115,9 @@ class HttpGuard:
             send = with_cors(send, heads.origin)
         declared = heads.content_length
         if declared is not None and declared > self.max_body_bytes:
-            await _refuse(send, 413, self._too_large())
+            if declared <= DRAIN_FACTOR * self.max_body_bytes:
+                await _drop_body(receive)
+            await _refuse(send, 413, self._too_large(), jsonrpc=is_cors_path(scope["path"]))
             return
         flight = _Flight(scope, receive, send)
         if self.stopping and flight.is_stream():
@@ -122,7 +131,7 @@ class HttpGuard:
                 if declared is not None and not heads.transfer_encoding:  # bounded by its length: nothing to count
                     await self.app(scope, receive, send)
                 else:
-                    body = _BodyWatch(receive, send, self.max_body_bytes, self._too_large)
+                    body = _BodyWatch(receive, send, self.max_body_bytes, self._too_large, is_cors_path(scope["path"]))
                     await self.app(scope, body.receive, body.send)
             if flight.scope.cancelled_caught:  # a stream `stop` ended: its client opens it again elsewhere
                 flight.closing = True
@@ -186,11 +195,11 @@ class _BodyWatch:
 
     After a refusal the app sees the client as gone and whatever it still sends is dropped."""
 
-    __slots__ = ("_answered", "_complete", "_limit", "_receive", "_received", "_send", "_too_large", "refused")
+    __slots__ = ("_answered", "_complete", "_jsonrpc", "_limit", "_receive", "_received", "_send", "_too_large", "refused")
 
-    def __init__(self, receive: Receive, send: Send, limit: int, too_large: Callable[[], str]) -> None:
+    def __init__(self, receive: Receive, send: Send, limit: int, too_large: Callable[[], str], jsonrpc: bool) -> None:
         self._receive, self._send = receive, send
-        self._limit, self._too_large = limit, too_large
+        self._limit, self._too_large, self._jsonrpc = limit, too_large, jsonrpc
         self._received = 0
         self._complete = False
         self._answered = False
@@ -207,7 +216,9 @@ class _BodyWatch:
             if self._received > self._limit:
                 if not self._answered:
                     self._answered = True
-                    await _refuse(self._send, 413, self._too_large())
+                    if message.get("more_body", False):
+                        await _drop_body(self._receive, DRAIN_FACTOR * self._limit - self._received)
+                    await _refuse(self._send, 413, self._too_large(), jsonrpc=self._jsonrpc)
                 self.refused = True
                 return _DISCONNECT
             self._complete = not message.get("more_body", False)
@@ -371,8 +382,25 @@ def _being_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-async def _refuse(send: Send, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
-    """A JSON error that also ends the connection: the rest of the body is never read."""
-    response = JSONResponse({"error": reason}, status_code=status, headers={"Connection": "close", **(headers or {})})
+async def _drop_body(receive: Receive, budget: int | None = None) -> None:
+    """Read the rest of a refused body and drop it (at most `budget` more bytes, if given), so that its
+    client, still sending, reads the answer; the body deadline (408) bounds the time it may take."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        if budget is not None:
+            budget -= len(message.get("body", b""))
+            if budget < 0:
+                return
+
+
+async def _refuse(send: Send, status: int, reason: str, headers: dict[str, str] | None = None, *,
+                  jsonrpc: bool = False) -> None:
+    """A JSON error that also ends the connection (whatever of the body is left is never read); `jsonrpc`:
+    as a JSON-RPC error (`id` null: the request was not read), which an MCP client raises for its request."""
+    body: dict[str, Any] = ({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": reason}} if jsonrpc
+                            else {"error": reason})
+    response = JSONResponse(body, status_code=status, headers={"Connection": "close", **(headers or {})})
     await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})

@@ -168,6 +168,23 @@ def test_bodies_over_the_limit_get_413_declared_or_streamed(shared_hub: dict[str
     assert httpx.post(url, json=INITIALIZE, headers={**ACCEPT, **alice}).status_code == 200
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_request_over_the_limit_is_an_error_naming_the_limit_and_the_session_carries_on(
+        shared_hub: dict[str, Any], mode: str) -> None:
+    """Outside review memory26 D7: the 413 went out while the client was still sending and the connection
+    was closed, so the SDK's client read a reset, not the answer, and its session broke. A body up to
+    `DRAIN_FACTOR` times the limit is read and dropped first; the 413 is a JSON-RPC error on `/mcp`."""
+    url, alice = shared_hub["url"], shared_hub["keys"]["alice"]
+    prompt = PromptReference(type="ref/prompt", name="c__greet")
+    async with mcp_client(url, alice, mode) as c:
+        for big in ("x" * 100_000, "é" * 120_000):  # over the 64 KiB limit, declared and as UTF-8
+            with pytest.raises(MCPError) as caught:
+                await c.complete(prompt, {"name": "language", "value": big})
+            assert "hub.http.max_body_bytes" in caught.value.message and "65536" in caught.value.message, caught.value.error
+        done = await c.complete(prompt, {"name": "language", "value": "e"})  # the same session, still usable
+        assert done.completion.values[:2] == ["english", "esperanto"], mode
+
+
 def raw_request(port: int, head: str, body: bytes, wait_s: float = 20.0) -> tuple[bytes, float]:
     """Send a request head and part of a body, then stall; what the hub answers and after how long."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
