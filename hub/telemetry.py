@@ -48,12 +48,11 @@ from hub.policies.base import Outcome, ToolCall
 from hub.policies.breaker import BreakerPolicy
 from hub.policies.bulkhead import BulkheadPolicy
 from hub.settings import TelemetrySettings
+from hub.trace_context import TRACEPARENT, carried_trace
 
 logger = logging.getLogger("hub.telemetry")
 STOP_FLUSH_S = 1.0
 """How long the hub's stop waits for the last spans to reach the collector."""
-TRACEPARENT = "traceparent"
-"""The W3C header and `_meta` key; also the `ToolCall.attributes` key of a caller's trace context."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 _LAST_END = "_otel_attempt_end"
 
@@ -105,12 +104,13 @@ class CallTracing:
 
     def _parent(self, attributes: Mapping[str, Any]) -> Context | None:
         """The caller's trace context: the ambient one (the SDK put `_meta.traceparent` there) if
-        valid, else the `traceparent` attribute (stdio fast path, HTTP header), else a new trace."""
+        valid, else the `traceparent` (and `tracestate`) attributes (stdio front, HTTP headers:
+        `hub.trace_context`), else a new trace."""
         if trace.get_current_span().get_span_context().is_valid:
             return None
-        carried = attributes.get(TRACEPARENT)
-        if isinstance(carried, str) and carried:
-            context = _PROPAGATOR.extract({TRACEPARENT: carried})
+        carried = carried_trace(attributes.get)
+        if carried is not None:
+            context = _PROPAGATOR.extract(carried)  # its tracestate too, passed on with the span's context
             if trace.get_current_span(context).get_span_context().is_valid:
                 return context
         return None

@@ -35,6 +35,7 @@ from hub.search.front import SearchFront
 from hub.relay.front import RelayFace, install_relay_handlers, progress_of
 from hub.relay.logs import requested_level
 from hub.relay.capabilities import declares_url_elicitation, relay_capable
+from hub.trace_context import carried_trace
 from hub.unknown_tool import unknown_tool_result
 from hub.wire import WireResult, sdk_result
 
@@ -180,8 +181,12 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
             # A no-op when this caller did not ask for progress.
             await ctx.session.report_progress(value, total, message)
 
+        # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it there); with
+        # tracing on, the HTTP `traceparent` (and `tracestate`) headers are the fallback (`hub.telemetry`).
+        traced = (carried_trace(ctx.request.headers.get)
+                  if hub.tracing is not None and ctx.request is not None else None)
         if search.active(caller()) and (answered := await search.call(ctx.session, params.name, params.arguments,
-                                                                      caller(), progress)) is not None:
+                                                                      caller(), progress, traced)) is not None:
             return answered  # type: ignore[return-value]
         name = await search.target(params.name, caller(), ctx.protocol_version)  # exposed or own name, as `call_tool` resolves it
         if name is None:  # outside the profile: exactly what an unknown tool gets, charged and audited as one
@@ -209,10 +214,6 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
                                                    caller(), connection, log))
                 async with hub.request_relay.tracking(name, ctx.session, ctx.request_id, caller(), park):
                     with listens:
-                        # `_meta.traceparent` is the ambient trace context already (the SDK's server puts it
-                        # there); with tracing on, an HTTP `traceparent` header is the fallback (`hub.telemetry`).
-                        traced = ({"traceparent": ctx.request.headers.get("traceparent")}
-                                  if hub.tracing is not None and ctx.request is not None else None)
                         result = await hub.route_call(name, params.arguments, report, traced, principal=caller(), wire=True,
                                                       memory_awaited=True, url_required=declares_url_elicitation(ctx.session))
             except UnknownTool:  # or hidden from this caller: the same `not_found` result (`hub.unknown_tool`)

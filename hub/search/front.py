@@ -99,8 +99,9 @@ class SearchFront:
             return {}
 
     async def call(self, session: Any, name: str, arguments: dict[str, Any] | None, principal: Principal,
-                   progress: ProgressFnT | None) -> ToolResult | None:
-        """Answer a meta-tool call; None for any other name (the normal path takes it)."""
+                   progress: ProgressFnT | None, traced: dict[str, str] | None = None) -> ToolResult | None:
+        """Answer a meta-tool call; None for any other name (the normal path takes it). `traced`: the
+        caller's trace context from the HTTP headers (`hub.trace_context`), for the tool `call_tool` calls."""
         arguments = arguments or {}
         if name == SEARCH_TOOLS:  # a call like any: rate limited and audited (`hub.calls.hub_tools`)
             request = search_request(arguments)
@@ -134,7 +135,7 @@ class SearchFront:
             if exposed is None:  # outside the profile: refused (charged, audited) as an unknown name
                 return await self.hub.refuse_call(target, inner, principal) or not_callable(target)
             try:
-                return await self.hub.route_call(exposed, inner, progress, principal=principal, memory_awaited=True)
+                return await self.hub.route_call(exposed, inner, progress, traced, principal=principal, memory_awaited=True)
             except UnknownTool:
                 return not_callable(target)
         return None

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.anyio
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 CLIENT_TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+CLIENT_TRACESTATE = "vendor=opaque-1,other=2"
 
 
 def traced_hub(exporter: InMemorySpanExporter, **server: Any) -> Hub:
@@ -105,6 +106,46 @@ async def test_downstream_receives_the_traceparent_of_the_callers_trace() -> Non
     assert (version, flags) == ("00", "01")
 
 
+async def test_the_callers_tracestate_goes_on_with_its_traceparent() -> None:
+    """W3C Trace Context: `tracestate` travels with `traceparent` through every participant (outside
+    review console26 #8: given as call attributes — the stdio front's, HTTP headers' — it was dropped)."""
+    exporter = InMemorySpanExporter()
+    async with traced_hub(exporter) as hub:
+        result = await hub.route_call("e__seen_traceparent", {}, attributes={"traceparent": CLIENT_TRACEPARENT,
+                                                                               "tracestate": CLIENT_TRACESTATE})
+    seen = json.loads(result.content[0].text)
+    assert seen["traceparent"].split("-")[1] == CLIENT_TRACE and seen["tracestate"] == CLIENT_TRACESTATE, seen
+
+
+@pytest.mark.parametrize("mode", ["all", "search"])
+async def test_http_trace_headers_parent_a_call_in_every_tools_mode(tmp_path: Path, mode: str) -> None:
+    """The HTTP `traceparent` and `tracestate` headers are the fallback when `_meta` carries none, for a
+    plain call and for search mode's `call_tool` alike (outside review console26 #7: search mode lost them)."""
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    from tests.conftest import Proc, hub_command
+
+    config = write_config(tmp_path, {"e": echo_stdio("--seen-meta")},
+                          {"data_dir": str(tmp_path / "data"), "tools_mode": mode,
+                           "telemetry": {"enabled": True, "endpoint": "http://127.0.0.1:9"}})
+    proc = Proc(hub_command(config, "--transport", "http", "--port", "0"))
+    try:
+        url = proc.wait_for_line(r"mcp-hub listening on (\S+)").group(1)
+        headers = {"traceparent": CLIENT_TRACEPARENT, "tracestate": CLIENT_TRACESTATE}
+        async with Client(streamable_http_client(url, http_client=create_mcp_http_client(headers=headers)),
+                          mode="legacy") as client:
+            if mode == "search":
+                result = await client.call_tool("call_tool", {"name": "e__seen_traceparent", "arguments": {}})
+            else:
+                result = await client.call_tool("e__seen_traceparent", {})
+        seen = json.loads(result.content[0].text)
+        assert seen["traceparent"].split("-")[1] == CLIENT_TRACE, (mode, seen)
+        assert seen["tracestate"] == CLIENT_TRACESTATE, (mode, seen)
+    finally:
+        proc.stop()
+
+
 async def test_logs_carry_trace_ids(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="hub.calls")  # a call that succeeds is logged at DEBUG
     exporter = InMemorySpanExporter()
@@ -166,9 +207,11 @@ async def test_fresh_serve_over_stdio(tmp_path: Path, telemetry: str) -> None:
     try:
         with errlog.open("w") as err:
             async with Client(stdio_client(params, errlog=err)) as client:
-                result = await client.call_tool("e__seen_traceparent", {}, meta={"traceparent": CLIENT_TRACEPARENT})
+                result = await client.call_tool("e__seen_traceparent", {}, meta={"traceparent": CLIENT_TRACEPARENT,
+                                                                                  "tracestate": CLIENT_TRACESTATE})
         imported = errlog.read_text()
         seen = json.loads(result.content[0].text)["traceparent"]
+        assert telemetry == "off" or json.loads(result.content[0].text)["tracestate"] == CLIENT_TRACESTATE, result
         if telemetry == "off":
             assert "opentelemetry.sdk" not in imported and "hub.telemetry" not in imported
             assert " hub.hub\n" in imported and " hub.frontends.stdio.stdio_calls\n" in imported, "importtime listed the hub's imports"

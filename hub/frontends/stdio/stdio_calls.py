@@ -36,6 +36,7 @@ from hub.calls.drivers import ExpressCall, task_of
 from hub.hub import Hub, UnknownTool
 from hub.frontends.stdio.line_errors import FrontGuard, duplicate_message, error_line, id_key as _id_key
 from hub.search.meta import META_NAMES, search_mode_for
+from hub.trace_context import carried_trace
 from hub.unknown_tool import unknown_tool_result
 from hub.frontends.plain_calls import HANDSHAKE_VERSION, error_reply, offers_server_requests, plain_call, result_reply
 from hub.frontends.stdio.json_lines import encode_off_loop, is_big, json_line, json_object
@@ -119,8 +120,8 @@ class StdioToolCalls:
             if not express.finished:  # a refusal at admission is answered before start_express returns
                 self._in_flight[key] = express
         else:
-            # With tracing on (`hub.telemetry`), the caller's `_meta.traceparent` parents the call's span.
-            traced = {"traceparent": meta.get("traceparent")} if self._hub.tracing is not None else None
+            # With tracing on (`hub.telemetry`), the caller's `_meta.traceparent` (and tracestate) parents the call's span.
+            traced = carried_trace(meta.get) if self._hub.tracing is not None else None
             self._start(key, request_id, name, modern,
                         self._hub.route_call(name, arguments, progress, traced, principal=local, wire=True))
         return True
