@@ -123,3 +123,17 @@ def test_audit_table_shows_whole_request_ids(tmp_path: Path, capsys: pytest.Capt
     audit_command(tmp_path, Rows(rows), argparse.Namespace(audit_command="tail", n=2, json=False))
     shown = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
     assert shown == ids
+
+
+def test_check_and_serve_mask_a_token_in_the_config_as_a_log_line_would(tmp_path: Path) -> None:
+    """Outside review console26 #9: `check` quoted a whole pasted command line, `--token=ghp_…` and all, into
+    its output (which lands in CI logs); `serve`'s refusal of a config did the same on stderr."""
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    done = check(tmp_path, {"mcpServers": {"gh": {"command": f"github-mcp-server --token={token} stdio"}}})
+    assert done.returncode == 1 and "gh.command" in done.stdout, done.stdout
+    assert token not in done.stdout + done.stderr and "[masked]" in done.stdout, done.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"mcpServers": {"gh": {"command": "x", "transport": f"--token={token}"}}}))  # quoted back
+    served = subprocess.run([PY, "-m", "hub.cli", "tools", "--config", str(bad)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert served.returncode == 2 and token not in served.stdout + served.stderr, served.stderr
