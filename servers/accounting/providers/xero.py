@@ -302,6 +302,8 @@ class Xero:
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
         current = await self._current(invoice_id, version)
+        if current.status == "voided":  # final, as in the embedded ledger and QuickBooks: nothing is sent
+            raise DomainError("invalid_argument", f"invoice {current.number or current.id} is voided and cannot change")
         changes: dict[str, Any] = {}
         if patch.due_date is not None:
             changes["DueDate"] = patch.due_date.isoformat()

@@ -95,6 +95,11 @@ async def test_xero_connector(xero: tuple[FakeXero, Any]) -> None:
         assert patched["reference"] == "PO-7"
         voided = await call("update_invoice", invoice_id=bill["id"], action="void", confirm=True, version=patched["version"])
         assert voided["status"] == "voided" and last("POST")["json"]["Invoices"][0]["Status"] == "VOIDED"
+        posts = len([r for r in fake.requests if r["method"] == "POST"])
+        for change in ({"reference": "PO-8"}, {"due_date": "2026-05-31"}):  # a voided invoice is final, as elsewhere
+            refused = await call("update_invoice", invoice_id=bill["id"], action="patch", **change)
+            assert refused["code"] == "invalid_argument" and "voided" in refused["message"], refused
+        assert len([r for r in fake.requests if r["method"] == "POST"]) == posts, "nothing was sent to Xero"
 
         entry = await call("create_journal_entry", date="2026-03-31", memo="Rent", idempotency_key="je-1",
                            lines=[{"account_code": "469", "debit": "1200.00"}, {"account_code": "090", "credit": "1200.00"}])
