@@ -108,7 +108,7 @@ class HubWebhooks:
             providers = metrics[downstream.name]
             dead = sum(p.get("dead_lettered", 0) for p in providers.values())
             channels = _channels(intake, name)
-            failing = dead or any(c["state"] == "error" for c in channels)
+            failing = dead or any(c["state"] in ("error", "resync") for c in channels)  # as `serve.FAILING`
             out[name] = {"status": "degraded" if failing else "ok", "server": downstream.name,
                          "running": bool(getattr(intake, "started", False)), "providers": providers, "channels": channels}
         return out

@@ -30,6 +30,7 @@ from servers.calendar.model import (
     Slots,
     WorkingHours,
 )
+from servers.calendar.push_ids import tool_ids
 from servers.calendar.slots import find_slots
 from servers.calendar.timeutil import as_utc, event_time, local_zone, parse_date, parse_instant, require_order
 from servers.calendar.timeutil import zone as tz_zone
@@ -94,7 +95,9 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     mcp = MCPServer("calendar", instructions="Calendars with correct time zones. Call now first to anchor 'today' and 'tomorrow'.")
     configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store, examples=domain_examples(__package__))
     intake = attach_webhooks(mcp, "calendar", store, ("google", "graph"))
-    intake.keepers = keepers_from_env(backend, intake.log.store)  # Google channels / Graph subscriptions, if configured
+    # Google channels / Graph subscriptions, if configured, carrying the secret the route checks (`Intake.secret`)
+    intake.keepers = keepers_from_env(backend, intake.log.store, secrets=intake.secret)
+    intake.processor.tool_ids = tool_ids(backend)  # Google's `primary` recorded as the id list_calendars gives
 
     @domain_tool(mcp, read_only=True, open_world=False)
     async def now(zone: Zone = "UTC") -> Now:

@@ -9,7 +9,9 @@ over the cap: default 1 MiB, Google 64 KiB), 405 (not POST), 400 (a Graph valida
 empty or too long, JSON nested deeper than `MAX_JSON_DEPTH` or over its structure budget), 503 with
 `Retry-After` (the event log cannot be written: the delivery is not accepted, the provider retries).
 Xero always gets an empty body (its intent-to-receive check); Graph's `validationToken` handshake is
-echoed as text/plain. Payloads are never logged.
+echoed as text/plain. Payloads are never logged. A Graph POST is proven item by item (`verify.graph_collection`):
+items of another subscription on the URL are skipped and not logged, lifecycle items are handed to the
+push-channel upkeep (`channels.ChannelKeeper.lifecycle`) before the answer, and the rest is logged.
 
 What an unauthenticated request may cost is bounded: the secret is looked up before the body is read,
 every HMAC is checked before any parse, and Graph — whose proof is inside the body — parses within
@@ -22,6 +24,8 @@ tenants of one domain never process (or open the route of) each other's deliveri
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -38,7 +42,7 @@ from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import delivery_alias, delivery_id, kept_headers
 from servers.kit.webhooks.processor import Processor
 from servers.kit.webhooks.readers import Malformed, read
-from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, parse_json
+from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, graph_collection, parse_json
 
 logger = logging.getLogger("servers.webhooks")
 MAX_BODY_BYTES = 1 << 20
@@ -97,8 +101,15 @@ class Intake:
         self.log.namespace = namespace
         if self.processor.feed is not None:  # its webhook changes are this namespace's (`feed`)
             self.processor.feed.scope = namespace
-        for keeper in self.keepers:  # a channel's token (Google) or clientState (Graph) is what this route checks
-            keeper.api.secret = self.secrets(keeper.api.provider) or ""
+        for keeper in self.keepers:  # a channel's token (Google) or clientState (Graph): what this route checks, when used
+            keeper.api.secret = functools.partial(self.secret, keeper.api.provider)
+
+    def secret(self, provider: str) -> str | None:
+        """The secret this route checks for `provider` now: the one lookup the push-channel upkeep uses
+        too (`channels.keepers_from_env(secrets=)`), so a channel never carries another (outside review,
+        events round 26). Read at each use: `bind` may move the route to a hub namespace after the
+        keepers are built."""
+        return self.secrets(provider)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Intake]:
@@ -154,7 +165,18 @@ class Intake:
                                                                   "nothing is accepted unsigned")
         body = await self._body(request, PROVIDER_BODY_BYTES.get(provider, self.max_body_bytes))
         headers = {k.lower(): v for k, v in request.headers.items()}
-        VERIFIERS[provider](body, headers, query, secret, self.clock(), self.window_s)
+        acted: dict[str, Any] = {}
+        if provider == "graph":  # proven per item: only our items are read, lifecycle ones acted on here
+            items, total = graph_collection(body, secret)
+            changed = await self._graph_lifecycle(items)
+            acted = {"lifecycle": len(items) - len(changed)} if len(changed) < len(items) else {}
+            if not changed:
+                self._count(provider, "received")
+                return JSONResponse({"accepted": True, "duplicate": False, "event": None, **acted})
+            if len(changed) < total:  # what is logged is our change items alone (others' are not ours to keep)
+                body = json.dumps({"value": changed}, separators=(",", ":")).encode()
+        else:
+            VERIFIERS[provider](body, headers, query, secret, self.clock(), self.window_s)
         data: Any = None
         if provider == "google":
             if headers.get("x-goog-resource-state", "").lower() == "sync":
@@ -175,7 +197,30 @@ class Intake:
             self.processor.wake()
         if provider == "xero":
             return Response(status_code=200)
-        return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq})
+        return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq, **acted})
+
+    async def _graph_lifecycle(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Hand each verified Graph lifecycle notification (`lifecycleEvent`: subscriptionRemoved,
+        reauthorizationRequired, missed) to the push-channel upkeep, which records it before this answers
+        (a store that cannot be written is a 503 Graph retries); the change notifications left."""
+        changes = []
+        for item in items:
+            event = item.get("lifecycleEvent")
+            if not event:
+                changes.append(item)
+                continue
+            subscription = str(item.get("subscriptionId") or "")
+            try:
+                known = [await keeper.lifecycle(subscription, str(event)) for keeper in self.keepers
+                         if keeper.api.provider == "graph" and hasattr(keeper, "lifecycle")]
+            except Exception as exc:  # noqa: BLE001 — not recorded: Graph retries
+                logger.warning("graph lifecycle notification on %s not recorded (%s)", self.namespace, type(exc).__name__)
+                raise Rejected(503, "the push channel state could not be written, so the lifecycle notification was "
+                                    "not accepted: retry shortly", retry_after=LOG_RETRY_AFTER_S) from None
+            if not any(known):
+                logger.info("graph lifecycle notification %s on %s: no subscription this server keeps",
+                            str(event)[:40], self.namespace)
+        return changes
 
     async def _record(self, provider: str, delivery: str, alias: str | None, headers: dict[str, str],
                       body: bytes) -> tuple[int, bool]:

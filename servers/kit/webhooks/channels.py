@@ -24,6 +24,19 @@ with the current values, then the old one stopped (outside review, events round 
 secret left the live subscription on the old clientState, every notification refused 401 while
 /healthz said `active`). Until it is replaced, `/healthz` shows it as `error`. A channel kept from
 before fingerprints were recorded is replaced once.
+
+Graph subscriptions ask for lifecycle notifications (`lifecycleNotificationUrl`, the push address: it
+cannot be added later), and the intake hands each verified one to `ChannelKeeper.lifecycle` (outside
+review, events round 26: they were neither asked for nor read, so a removed subscription went unseen
+for ~1.8 days): `subscriptionRemoved` forgets the subscription and the upkeep creates a new one at once,
+`reauthorizationRequired` renews it at once (a renewal reauthorizes), `missed` marks the channel
+`resync` in `/healthz` until its next renewal (the notifications lost cannot be fetched again).
+
+The secret a channel carries is read when it is needed, from the callable the intake gives (its
+`secrets`), so the upkeep and the route always use one secret (outside review, events round 26: a
+standalone server's upkeep read `GRAPH_WEBHOOK_SECRET` while its route checked
+`CALENDAR_GRAPH_WEBHOOK_SECRET`). Each distinct resource is kept once (a resource listed twice opened
+one more channel every round, never stopped).
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -53,11 +66,19 @@ CHANNELS_TABLE = """CREATE TABLE IF NOT EXISTS push_channels (
     provider TEXT NOT NULL, resource TEXT NOT NULL, channel_id TEXT, remote_id TEXT,
     expires_at REAL NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending', last_error TEXT,
     failures INTEGER NOT NULL DEFAULT 0, next_try_at REAL NOT NULL DEFAULT 0, renewed_at REAL, made_with TEXT,
-    PRIMARY KEY (provider, resource))"""
+    missed_at REAL, PRIMARY KEY (provider, resource))"""
 _FIELDS = ("provider", "resource", "channel_id", "remote_id", "expires_at", "state", "last_error", "failures",
-           "next_try_at", "renewed_at", "made_with")
+           "next_try_at", "renewed_at", "made_with", "missed_at")
+_ADDED = {"made_with": "TEXT", "missed_at": "REAL"}
+"""Columns added after the table was first made (an older state file gets them at the next upkeep)."""
+MISSED = ("Graph could not deliver some change notifications (lifecycle notification `missed`, first at {at}): changes "
+          "since then may be missing from the feed and were not announced; re-read the calendar with the tools to catch "
+          "up (this clears at the subscription's next renewal)")
+REMOVED = ("Graph removed this subscription (lifecycle notification `subscriptionRemoved`, e.g. credentials changed or "
+           "access revoked): the upkeep creates a new one now; if that fails, the reason shows here")
 STALE = ("it was made with another {provider} webhook secret or push address than this server's now, so the provider "
-         "still sends the old one and its deliveries are refused; the upkeep replaces it (next try {when})")
+         "still sends the old one and its deliveries are refused (or, Graph, before lifecycle notifications were asked "
+         "for); the upkeep replaces it (next try {when})")
 
 
 @functools.lru_cache(maxsize=64)
@@ -84,12 +105,35 @@ class Channel:
     """When it was last opened or renewed (so its granted lifetime is `expires_at - renewed_at`)."""
     made_with: str | None = None
     """`fingerprint` of the provider, push address and secret it was opened with (None: from before they were kept)."""
+    missed_at: float | None = None
+    """When Graph first said it missed notifications on it (lifecycle `missed`) since its last renewal."""
+
+
+SecretSource = str | Callable[[], str | None]
+"""A channel's secret: a fixed value, or (the intake's) lookup read at each use."""
+
+
+class _LiveSecret:
+    """`secret` read when used: the intake's lookup (`Intake.secrets`), so the upkeep carries exactly the
+    secret the route checks, also after `Intake.bind` moved the route to a hub namespace."""
+
+    _secret: SecretSource = ""
+
+    @property
+    def secret(self) -> str:
+        return (self._secret() if callable(self._secret) else self._secret) or ""
+
+    @secret.setter
+    def secret(self, value: SecretSource) -> None:
+        self._secret = value
 
 
 class ChannelAPI(Protocol):
     provider: str
     address: str
-    secret: str
+
+    @property
+    def secret(self) -> str: ...
 
     async def open(self, resource: str, now: float) -> tuple[str, str, float]:
         """A new channel on `resource`: (channel id, provider's id for it, expires at)."""
@@ -115,12 +159,12 @@ async def _replace(api: ChannelAPI, channel: Channel, now: float) -> tuple[str, 
     return fresh
 
 
-class GoogleChannels:
+class GoogleChannels(_LiveSecret):
     provider = "google"
 
-    def __init__(self, http: Any, address: str, token: str, ttl_s: int = 7 * 86400) -> None:
+    def __init__(self, http: Any, address: str, token: SecretSource, ttl_s: int = 7 * 86400) -> None:
         self.http, self.address, self.secret, self.ttl_s = http, address, token, ttl_s
-        """`secret`: the channel token, which the intake checks (`Intake.bind` sets its namespace's)."""
+        """`secret`: the channel token, which the intake checks (its namespace's, read at each use)."""
 
     async def open(self, resource: str, now: float) -> tuple[str, str, float]:
         channel_id = str(uuid.uuid4())
@@ -142,12 +186,15 @@ class GoogleChannels:
                                     idempotent=True)
 
 
-class GraphSubscriptions:
+class GraphSubscriptions(_LiveSecret):
     provider = "graph"
+    made_as = "lifecycle"
+    """Part of what a subscription is made with (`ChannelKeeper.made_with`): one made before it asked for
+    lifecycle notifications cannot get them by PATCH, so the upkeep replaces it once."""
 
-    def __init__(self, http: Any, address: str, client_state: str, lifetime_s: int = 4000 * 60) -> None:
+    def __init__(self, http: Any, address: str, client_state: SecretSource, lifetime_s: int = 4000 * 60) -> None:
         self.http, self.address, self.secret, self.lifetime_s = http, address, client_state, lifetime_s
-        """`secret`: the clientState, which the intake checks (`Intake.bind` sets its namespace's)."""
+        """`secret`: the clientState, which the intake checks (its namespace's, read at each use)."""
 
     def _expiry(self, now: float) -> str:
         return datetime.fromtimestamp(now + self.lifetime_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -159,6 +206,7 @@ class GraphSubscriptions:
     async def open(self, resource: str, now: float) -> tuple[str, str, float]:
         body = await self.http.json("POST", "/subscriptions", idempotent=True, json={
             "changeType": "created,updated,deleted", "notificationUrl": self.address, "resource": resource,
+            "lifecycleNotificationUrl": self.address,  # subscriptionRemoved / reauthorizationRequired / missed
             "expirationDateTime": self._expiry(now), "clientState": self.secret})
         return str(body["id"]), str(body["id"]), self._instant(body["expirationDateTime"])
 
@@ -186,18 +234,26 @@ def _row(r: sqlite3.Row) -> Channel:
 
 
 def _ensure_table(db: sqlite3.Connection) -> None:
-    """The channels table, with `made_with` added to one made before it was kept."""
+    """The channels table, with the columns added since (`_ADDED`) added to one made before them."""
     db.execute(CHANNELS_TABLE)
-    if "made_with" not in {r[1] for r in db.execute("PRAGMA table_info(push_channels)")}:
-        db.execute("ALTER TABLE push_channels ADD COLUMN made_with TEXT")
+    present = {r[1] for r in db.execute("PRAGMA table_info(push_channels)")}
+    for column, kind in _ADDED.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE push_channels ADD COLUMN {column} {kind}")
 
 
 class ChannelKeeper:
     """Keeps one channel open per wanted (provider, resource), renewing ahead of expiry."""
 
     def __init__(self, store: Store, api: ChannelAPI, resources: list[str], margin_s: float = 86400.0) -> None:
-        self.store, self.api, self.resources, self.margin_s = store, api, resources, margin_s
+        self.store, self.api, self.margin_s = store, api, margin_s
+        self.resources = list(dict.fromkeys(resources))
+        """Each resource once: one listed twice was handled twice a round, the second pass opening a new
+        channel over the first's row, which was then never stopped (outside review, events round 26)."""
         self._warned = False
+        self._urgent: set[str] = set()
+        """Resources to renew at the next round whatever their expiry (Graph `reauthorizationRequired`)."""
+        self._wake = anyio.Event()
 
     async def _all(self) -> list[Channel]:
         def work(db: sqlite3.Connection) -> list[Channel]:
@@ -231,7 +287,8 @@ class ChannelKeeper:
         for resource in self.resources:
             channel = known.pop(resource, None) or Channel(self.api.provider, resource)
             stale = channel.channel_id is not None and channel.made_with != wanted
-            due = channel.channel_id is None or stale or now >= self._renew_at(channel)
+            urgent = resource in self._urgent and channel.channel_id is not None
+            due = channel.channel_id is None or stale or urgent or now >= self._renew_at(channel)
             if not due or channel.next_try_at > now:
                 continue
             try:
@@ -244,10 +301,12 @@ class ChannelKeeper:
                 else:
                     opened = await self.api.renew(channel, now)
             except Exception as exc:  # recorded and retried; the reason shows in /healthz
+                self._urgent.discard(resource)
                 self._failed(channel, now, f"{type(exc).__name__}: {str(exc)[:200]}")
             else:
+                self._urgent.discard(resource)
                 channel.channel_id, channel.remote_id, channel.expires_at = opened
-                channel.renewed_at, channel.made_with = now, wanted
+                channel.renewed_at, channel.made_with, channel.missed_at = now, wanted, None
                 if channel.expires_at - now < MIN_RENEWAL_S:
                     self._failed(channel, now, f"the provider granted a channel that ends in {channel.expires_at - now:.0f}s; "
                                  "check this host's clock (it may run ahead) and the resource's maximum lifetime")
@@ -264,13 +323,43 @@ class ChannelKeeper:
         times = [c.next_try_at if c.state == "error" else self._renew_at(c) for c in channels]
         return min([now + 3600.0, *times])
 
+    async def lifecycle(self, remote_id: str, event: str, now: float | None = None) -> bool:
+        """Act on a verified Graph lifecycle notification about subscription `remote_id`; False when it
+        is none of this keeper's (an old, replaced subscription's, or another app's on the same URL).
+        The state is written before the intake answers, so a restart keeps what it was told."""
+        now = time.time() if now is None else now
+        channel = next((c for c in await self._all() if c.remote_id == remote_id and c.channel_id is not None), None)
+        if channel is None or channel.resource not in self.resources:
+            return False
+        if event == "subscriptionRemoved":  # gone at Graph: create a new one at once
+            channel.channel_id = channel.remote_id = None
+            channel.state, channel.last_error, channel.failures, channel.next_try_at = "error", REMOVED, 0, 0.0
+        elif event == "reauthorizationRequired":  # a renewal reauthorizes it
+            self._urgent.add(channel.resource)
+        elif event == "missed":
+            channel.missed_at = channel.missed_at or now
+        else:
+            logger.info("graph lifecycle notification %r on %s not acted on: not one Graph documents", event[:40],
+                        channel.resource)
+            return True
+        logger.info("graph lifecycle notification %s on %s", event, channel.resource)
+        await self._save(channel)
+        self._wake.set()
+        return True
+
     def made_with(self) -> str:
         """The fingerprint of what a channel opened now is made with (the current address and secret)."""
-        return fingerprint(self.api.provider, self.api.address, self.api.secret)
+        made_as = getattr(self.api, "made_as", "")
+        return fingerprint(f"{self.api.provider}\0{made_as}" if made_as else self.api.provider, self.api.address,
+                           self.api.secret)
 
     def _public(self, channel: Channel) -> dict[str, Any]:
-        """`_public`, with a kept channel made with another secret or address shown as an error."""
+        """`_public`, with a kept channel made with another secret or address shown as an error, and one
+        Graph missed notifications on shown as `resync`."""
         shown = _public(channel)
+        if channel.missed_at is not None and channel.state == "active":
+            at = datetime.fromtimestamp(channel.missed_at, UTC).isoformat(timespec="seconds")
+            shown |= {"state": "resync", "last_error": MISSED.format(at=at)}
         if channel.channel_id is not None and channel.state == "active" and self.api.secret \
                 and channel.made_with != self.made_with():
             when = datetime.fromtimestamp(max(channel.next_try_at, time.time()), UTC).isoformat(timespec="seconds")
@@ -292,13 +381,16 @@ class ChannelKeeper:
         logger.warning("%s channel on %s: %s", self.api.provider, channel.resource, reason)
 
     async def run(self) -> None:
+        """Tick when due, or at once when a lifecycle notification asks (`lifecycle` wakes it)."""
         while True:
+            self._wake = anyio.Event()
             try:
                 next_at = await self.tick()
             except Exception:
                 logger.exception("%s channel upkeep failed; retrying in 60s", self.api.provider)
                 next_at = time.time() + 60
-            await anyio.sleep(max(1.0, next_at - time.time()))
+            with anyio.move_on_after(max(1.0, next_at - time.time())):
+                await self._wake.wait()
 
     async def status(self) -> list[dict[str, Any]]:
         return [self._public(c) for c in await self._all()]
@@ -326,19 +418,31 @@ def _public(c: Channel) -> dict[str, Any]:
             "last_error": c.last_error}
 
 
-def keepers_from_env(backend: Any, store: Store, environ: Mapping[str, str] | None = None) -> list[ChannelKeeper]:
+def _listed(text: str, strip: str = "") -> list[str]:
+    """A comma-separated resource list, each resource once, in order (`strip`: characters that do not
+    make another resource, e.g. Graph's leading `/`)."""
+    return list(dict.fromkeys(item.strip().strip(strip) for item in text.split(",") if item.strip().strip(strip)))
+
+
+def keepers_from_env(backend: Any, store: Store, environ: Mapping[str, str] | None = None,
+                     secrets: Callable[[str], str | None] | None = None) -> list[ChannelKeeper]:
     """Keepers for a calendar backend, when configured: GOOGLE_PUSH_ADDRESS (the public URL of
-    `/webhooks/google`) + GOOGLE_PUSH_CALENDARS (comma-separated ids) with GOOGLE_WEBHOOK_SECRET as the
-    channel token; GRAPH_PUSH_ADDRESS + GRAPH_PUSH_RESOURCES (default `me/events`) with
-    GRAPH_WEBHOOK_SECRET as the clientState. Behind the hub, `Intake.bind` replaces the secret with the
-    namespace's (`<NAMESPACE>_GOOGLE_WEBHOOK_SECRET`, ...); a keeper with none opens no channel."""
+    `/webhooks/google`) + GOOGLE_PUSH_CALENDARS (comma-separated ids, default `primary`) with the Google
+    secret as the channel token; GRAPH_PUSH_ADDRESS + GRAPH_PUSH_RESOURCES (default `me/events`) with the
+    Graph secret as the clientState. `secrets` is the intake's lookup (`Intake.secret`: the namespace's
+    `<NAMESPACE>_<PROVIDER>_WEBHOOK_SECRET`, else the provider-wide one), read at each use, so the upkeep
+    and the route check one secret; without it, `<PROVIDER>_WEBHOOK_SECRET`. With none, no channel is opened."""
     env = os.environ if environ is None else environ
     http, name = getattr(backend, "http", None), getattr(backend, "name", "")
+
+    def secret(provider: str) -> SecretSource:
+        return (lambda: secrets(provider)) if secrets is not None else env.get(f"{provider.upper()}_WEBHOOK_SECRET", "")
+
     keepers: list[ChannelKeeper] = []
     if name == "google" and env.get("GOOGLE_PUSH_ADDRESS"):
-        api: ChannelAPI = GoogleChannels(http, env["GOOGLE_PUSH_ADDRESS"], env.get("GOOGLE_WEBHOOK_SECRET", ""))
-        keepers.append(ChannelKeeper(store, api, [c.strip() for c in env.get("GOOGLE_PUSH_CALENDARS", "primary").split(",") if c.strip()]))
+        api: ChannelAPI = GoogleChannels(http, env["GOOGLE_PUSH_ADDRESS"], secret("google"))
+        keepers.append(ChannelKeeper(store, api, _listed(env.get("GOOGLE_PUSH_CALENDARS", "primary"))))
     if name == "graph" and env.get("GRAPH_PUSH_ADDRESS"):
-        api = GraphSubscriptions(http, env["GRAPH_PUSH_ADDRESS"], env.get("GRAPH_WEBHOOK_SECRET", ""))
-        keepers.append(ChannelKeeper(store, api, [r.strip() for r in env.get("GRAPH_PUSH_RESOURCES", "me/events").split(",") if r.strip()]))
+        api = GraphSubscriptions(http, env["GRAPH_PUSH_ADDRESS"], secret("graph"))
+        keepers.append(ChannelKeeper(store, api, _listed(env.get("GRAPH_PUSH_RESOURCES", "me/events"), "/")))
     return keepers

@@ -20,10 +20,13 @@ import anyio
 
 from servers.kit.webhooks.feed import ChangeFeed
 from servers.kit.webhooks.log import EventLog
-from servers.kit.webhooks.normalize import Account, changes
+from servers.kit.webhooks.normalize import Account, ChangeSpec, changes
 
 logger = logging.getLogger("servers.webhooks")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+ToolIds = Callable[[ChangeSpec], Awaitable[ChangeSpec]]
+"""A domain's own mapping of a change to the id its tools use, where the delivery cannot tell it (a
+provider alias: Google's `primary` calendar); it may ask the provider, and a failure is retried."""
 
 
 @dataclass
@@ -68,6 +71,8 @@ class Processor:
         self.account = account if account is not None else Account.from_env()
         """Whose deliveries are this server's (`readers.Account`, from the connector's variables when built)."""
         self.handler = handler or self._to_feed
+        self.tool_ids: ToolIds | None = None
+        """Set by a domain whose deliveries can name a record by a provider alias (the calendar's)."""
         self._wake = anyio.Event()
         self._last_purge = 0.0
 
@@ -77,6 +82,8 @@ class Processor:
 
     async def _to_feed(self, event: dict[str, Any]) -> None:
         specs = changes(event["provider"], event["headers"], event["payload"] or b"", self.account)
+        if self.tool_ids is not None:
+            specs = [await self.tool_ids(s) for s in specs]
         if self.feed is not None and specs:
             origin = f"{event['provider']}:{event['delivery_id']}"
             await self.feed.append((s.kind, s.record_id, s.action, event["provider"], f"{origin}:{i}")

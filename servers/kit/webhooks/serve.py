@@ -14,6 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+FAILING = ("error", "resync")
+"""Channel states that make `/healthz` say `degraded`: failing, or Graph missed notifications on it."""
+
 
 def with_webhooks(app: Starlette, server: Any) -> Starlette:
     """Add `server.webhooks`' routes to `app` and run its processor inside `app`'s lifespan
@@ -24,12 +27,13 @@ def with_webhooks(app: Starlette, server: Any) -> Starlette:
     app.router.routes.extend(intake.routes())
 
     async def healthz(request: Request) -> JSONResponse:
-        """Up (200), with the webhook intake's state; `status` is `degraded` while a push channel is failing,
+        """Up (200), with the webhook intake's state; `status` is `degraded` while a push channel is failing
+        (or needs a resync: Graph missed notifications on it),
         events sit in the dead-letter queue or the event log is unreachable (not a reason to take the
         server out of rotation)."""
         state = await intake.status()
         log = state["log"]
-        failing = any(c["state"] == "error" for c in state["channels"]) or "error" in log or log.get("dead", 0) > 0
+        failing = any(c["state"] in FAILING for c in state["channels"]) or "error" in log or log.get("dead", 0) > 0
         return JSONResponse({"status": "degraded" if failing else "ok", "webhooks": state})
 
     app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
