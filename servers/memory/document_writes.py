@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import sqlite3
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from servers.memory.chunking import Chunk
 from servers.memory.model import Document, Ingested
 from servers.memory.search import to_blob
 from servers.memory.sequences import next_seq
+from servers.memory.words import index_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,6 +48,32 @@ class Writer:
                               f"it needs the admin scope. {instead}", details={"document_id": existing["id"]})
 
 
+SERVER_SCHEMES = ("file", "title")
+"""Schemes of identities only the server derives: `file:` for a file it read itself (`path`, folder jobs),
+`title:` for a document without a source."""
+_SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.\-]*)\s*:")
+
+
+def check_caller_source(source: str | None) -> None:
+    """Refuse a caller's `source_uri` in a namespace the server derives (`SERVER_SCHEMES`): a `file:` URI would
+    show the caller's text as a server file's and lock its real ingest out (outside review memory26 D1), a
+    `title:` one would take another document's title."""
+    if source is None:
+        return
+    found = _SCHEME.match(unicodedata.normalize("NFKC", source))
+    if found is not None and found.group(1).lower() in SERVER_SCHEMES:
+        raise DomainError("invalid_argument", f"source_uri may not be a {found.group(1).lower()}: address: those are given "
+                          "only by the server (a file:// source is the file the server read itself). For a file inside "
+                          "MEMORY_ALLOWED_PATHS give path instead; for text you send, leave source_uri out or use where it "
+                          "came from (e.g. an https:// URL)", details={"field": "source_uri"})
+
+
+def may_refresh(p: Prepared, row: sqlite3.Row) -> bool:
+    """Whether `p` only refreshes `row` from the server file it was read from (`from_file`) and keeps its tags and
+    date: the text is the file's, not the writer's, so any writer may (a first reader must not lock the file)."""
+    return p.from_file and kept(row, p.tags, p.date) == (json.loads(row["tags"]), row["doc_date"])
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A document chunked and embedded, not yet written (`DocumentStore.prepare` -> `commit`)."""
@@ -63,6 +92,10 @@ class Prepared:
     against: str | None = None
     """The id of the stored document it was prepared to replace (None: there was none)."""
     writer: Writer | None = None
+    from_file: bool = False
+    """Read by the server from the file of its `file:` identity, under that file's own title (`may_refresh`)."""
+    words: list[tuple[str, str, str]] | None = None
+    """Per chunk, its FTS row (title, heading, text) as `index_text`, made before the write transaction."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +157,7 @@ def write_prepared(db: sqlite3.Connection, p: Prepared, now: _dt.datetime) -> Wr
     """Store `p` whole (row, tags, chunks, vectors, FTS rows), replacing the stored version of its
     identity whole, once its writer may; the same content written meanwhile is only relabelled."""
     row = stored(db, p.identity)
-    if row is not None and p.writer is not None:
+    if row is not None and p.writer is not None and not may_refresh(p, row):
         p.writer.check(row, "replacing or retagging" if row["id"] == p.against else
                        "replacing it (it was written while yours was being indexed)")
     if row is not None and row["content_hash"] == p.digest:
@@ -148,11 +181,13 @@ def write_prepared(db: sqlite3.Connection, p: Prepared, now: _dt.datetime) -> Wr
     db.execute("DELETE FROM doc_tags WHERE document_id = ?", (doc_id,))
     db.executemany("INSERT INTO doc_tags VALUES (?, ?)", [(doc_id, t) for t in tag_list])
     added = []
-    for chunk, vector in zip(p.chunks, p.vectors, strict=True):
+    title = index_text(p.title)
+    words = p.words or [(title, index_text(c.heading), index_text(c.text)) for c in p.chunks]
+    for chunk, vector, (fts_title, fts_heading, fts_text) in zip(p.chunks, p.vectors, words, strict=True):
         cursor = db.execute("INSERT INTO chunks (document_id, position, heading, text, vector) VALUES (?, ?, ?, ?, ?)",
                             (doc_id, chunk.position, chunk.heading, chunk.text, to_blob(vector)))
         added.append(int(cursor.lastrowid or 0))
         db.execute("INSERT INTO chunk_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
-                   (cursor.lastrowid, p.title, chunk.heading, chunk.text))
+                   (cursor.lastrowid, fts_title, fts_heading, fts_text))
     after = db.execute("SELECT * FROM documents WHERE id = ?", (doc_id,)).fetchone()
     return Written(outcome(row, after, tag_list), removed, added)

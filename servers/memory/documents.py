@@ -30,13 +30,14 @@ from servers.kit.keyset import open_sealed_cursor, query_fingerprint, seal_curso
 from servers.kit.store import Store
 from servers.kit.text import is_blank
 from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE, chunk_text
-from servers.memory.document_writes import Prepared, Writer, document, relabel, stored, write_prepared
+from servers.memory.document_writes import Prepared, Writer, document, kept, relabel, stored, write_prepared
 from servers.memory.embedding import Embedder
 from servers.memory.model import ChunkHit, DocumentDeleted, DocumentList, Ingested, Mode, SearchResults, nfc
 from servers.memory.pipeline import Progress, embed_batches
 from servers.memory.search import (DOCUMENT_RRF_K, from_blob, fts_any, fuse, keyword_coverage, named_words, snippet,
                                    spread_sections, terms)
 from servers.memory.vectors import VectorIndex
+from servers.memory.words import fts_term, index_text
 
 __all__ = ["DocumentStore", "Prepared", "Writer"]
 
@@ -76,13 +77,14 @@ class DocumentStore:
 
     async def ingest(self, title: str, text: str, source: str | None, tags: list[str] | None, date: _dt.date | None,
                      size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None,
-                     writer: Writer | None = None) -> Ingested:
-        prepared = await self.prepare(title, text, source, tags, date, size, overlap, progress, writer=writer)
+                     writer: Writer | None = None, from_file: bool = False) -> Ingested:
+        prepared = await self.prepare(title, text, source, tags, date, size, overlap, progress, writer=writer, from_file=from_file)
         return prepared if isinstance(prepared, Ingested) else await self.commit(prepared)
 
     async def prepare(self, title: str, text: str, source: str | None, tags: list[str] | None, date: _dt.date | None,
                       size: int = CHUNK_SIZE, overlap: int = CHUNK_OVERLAP, progress: Progress | None = None,
-                      submitted: Callable[[], None] | None = None, writer: Writer | None = None) -> Ingested | Prepared:
+                      submitted: Callable[[], None] | None = None, writer: Writer | None = None,
+                      from_file: bool = False) -> Ingested | Prepared:
         """Everything before the write: the finished result when the content is unchanged (or only its
         tags or date changed), else the chunks and their vectors for `commit`. Nothing of the new
         content is stored yet. `submitted()` is called once the last embedding batch has started."""
@@ -101,16 +103,19 @@ class DocumentStore:
         new_date = date.isoformat() if date else None
         if existing is not None and existing["content_hash"] == digest:  # the owner rule is checked as it writes
             return await self.store.run(lambda db: relabel(db, identity, digest, unique_tags, new_date, writer))
-        if existing is not None and writer is not None:
-            writer.check(existing)  # before the embedding's work; `commit` checks again as it writes
+        if existing is not None and writer is not None and not (
+                from_file and kept(existing, unique_tags, new_date) == (json.loads(existing["tags"]), existing["doc_date"])):
+            writer.check(existing)  # before the embedding's work; `commit` checks again as it writes (`may_refresh`)
         chunks = chunk_text(text, size, overlap)
         if not chunks:  # headings only: it would be listed, but no search could ever find it (outside review)
             raise DomainError("invalid_argument", f"document {title!r} has headings but no text under them, so nothing to "
                               "search: add the text under its headings", details={"field": "text"})
         texts = [f"{title}. {c.heading}. {c.text}" if c.heading else f"{title}. {c.text}" for c in chunks]
         vectors = await embed_batches(self.embedder, texts, progress, title, submitted)
+        words = await anyio.to_thread.run_sync(lambda: [(index_text(title), index_text(c.heading), index_text(c.text)) for c in chunks])
         return Prepared(title=title, characters=len(text), source=source, identity=identity, digest=digest, tags=unique_tags,
-                        date=new_date, chunks=chunks, vectors=vectors, against=existing["id"] if existing is not None else None, writer=writer)
+                        date=new_date, chunks=chunks, vectors=vectors, against=existing["id"] if existing is not None else None, writer=writer,
+                        from_file=from_file, words=words)
 
     async def commit(self, prepared: Prepared) -> Ingested:
         """Store a prepared document in one transaction: its row, tags, chunks, vectors and FTS rows,
@@ -146,7 +151,7 @@ class DocumentStore:
             # Its own dict: an ingest or delete may clear the shared cache while this runs.
             return {word: found if (found := cached.get(word)) is not None else db.execute(
                 "SELECT count(*) FROM (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? LIMIT ?)",
-                (f'"{word}"', limit + 1)).fetchone()[0] for word in words}
+                (fts_term(word), limit + 1)).fetchone()[0] for word in words}
 
         counts = await self.store.run(probe)
         if generation == self._generation:  # counts of an index that changed meanwhile are not kept
@@ -160,7 +165,7 @@ class DocumentStore:
         """`keyword_coverage` of the chunk `chunk_id` for a query of these words."""
         def held(db: sqlite3.Connection) -> set[str]:
             return {word for word in frequency if db.execute(
-                "SELECT 1 FROM chunk_fts WHERE chunk_fts MATCH ? AND rowid = ?", (f'"{word}"', chunk_id)).fetchone()}
+                "SELECT 1 FROM chunk_fts WHERE chunk_fts MATCH ? AND rowid = ?", (fts_term(word), chunk_id)).fetchone()}
 
         return keyword_coverage(frequency, await self.store.run(held), await self._total(), named)
 

@@ -26,6 +26,7 @@ from servers.memory.document_writes import Writer
 from servers.memory.embedding import Embedder
 from servers.memory.graph_owner import check, owner_of
 from servers.memory.search import fts_query, fuse, to_blob
+from servers.memory.words import index_text
 from servers.memory.vectors import VectorIndex
 
 SEMANTIC_FLOOR = 0.35
@@ -91,7 +92,7 @@ class KnowledgeGraph:
                 db.execute("UPDATE entities SET vector = ? WHERE rowid = ?", (to_blob(vector), row["rowid"]))
                 db.execute("DELETE FROM entity_fts WHERE rowid = ?", (row["rowid"],))
                 db.execute("INSERT INTO entity_fts (rowid, name, entity_type, observations) VALUES (?, ?, ?, ?)",
-                           (row["rowid"], entity["name"], entity["entityType"], text))
+                           (row["rowid"], index_text(entity["name"]), index_text(entity["entityType"]), index_text(text)))
                 done.append((row["rowid"], at))
             return done
 

@@ -4,9 +4,15 @@ caller that gave a progressToken). Each file is indexed in its own transaction, 
 right away, semantic too — already finds the files done while later ones are still embedding.
 
 Decisions: jobs live in the server process's memory (a restart forgets them; re-running the folder
-is cheap because unchanged files are no-ops); at most `MAX_JOBS` finished jobs are kept; one job
-runs at a time per server (a second one queues behind it, so two ingests never compete for the
-CPU the embedder needs); a file that fails is recorded (first `MAX_ERRORS`) and the job goes on.
+is cheap because unchanged files are no-ops). A job id starts with the server start's epoch, so a
+poll of a job the restart cut off is told so, and how to resume, not "no such id" (outside review
+memory26 D6). Bounds are per caller (owner), so one caller's jobs never push out another's (D4): at
+most `MAX_JOBS` finished jobs and `MAX_PENDING` queued or running ones per owner. One job runs at a
+time per server (a second one queues behind it, so two ingests never compete for the CPU the
+embedder needs); a file that fails is recorded (first `MAX_ERRORS`) and the job goes on. A waiting
+`ingest_status` sends progress at least every `KEEPALIVE_S` (the hub's deadline for the call is an
+idle timer that progress restarts) and waits at most `MAX_WAIT_S`, below the hub's default hard
+limit: it answers the job's state, never `timeout` (D5).
 Within a job, up to `LOOK_AHEAD` files are in hand at once: later files are read, chunked and
 embedded while earlier ones are written, and files are still committed in folder order.
 """
@@ -15,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import re
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -24,17 +32,35 @@ from typing import Literal
 import anyio
 from pydantic import BaseModel, Field
 
-from servers.kit.errors import DomainError, not_found
+from hub.argument_errors import preview
+from servers.kit.errors import DomainError
 from servers.memory.documents import DocumentStore, Prepared, Writer
 from servers.memory.model import Ingested
 from servers.memory.pipeline import abandon
 from servers.memory.readers import SUPPORTED, read_document
 
 MAX_JOBS = 50
+"""Finished jobs kept per owner (the oldest of that owner's go first)."""
+MAX_PENDING = 5
+"""Queued or running jobs per owner; one more is refused (`rate_limited`) until one finishes."""
+KEEPALIVE_S = 0.5
+"""How often a waiting `ingest_status` reports progress while no file finishes."""
+MAX_WAIT_S = 240.0
+"""The longest `ingest_status` waits, whatever `wait_s` says: under the hub's default 300 s hard limit
+(`hub.max_timeout_s`), which progress does not extend."""
 MAX_ERRORS = 20
 MAX_FILES = 10_000
 LOOK_AHEAD = 4
 State = Literal["queued", "running", "done", "failed"]
+_JOB_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{20}")
+_last_epoch = 0
+
+
+def _new_epoch() -> str:
+    """Milliseconds since 1970 in 11 hex digits, later for each server start (ids compare as text)."""
+    global _last_epoch
+    _last_epoch = max(time.time_ns() // 1_000_000, _last_epoch + 1)
+    return f"{_last_epoch:011x}"
 Report = Callable[[float, float, str], Awaitable[None]]
 
 
@@ -91,21 +117,31 @@ class IngestJobs:
         self.owners: dict[str, str | None] = {}
         """Who started each job (`Writer.owner`): only they or an admin see it (outside review: any reader
         could read another's job, its server-side folder and errors, by its id)."""
+        self.epoch = _new_epoch()
+        """This server start's epoch (`_new_epoch`): the first 11 characters of every job id it gives."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._one_at_a_time = anyio.Lock()
         self._changed = anyio.Event()
 
     def start(self, root: Path, files: list[Path], tags: list[str] | None, size: int, overlap: int,
               writer: Writer | None = None) -> IngestJob:
-        """Queue the job and return at once; it runs on the server's event loop."""
+        """Queue the job and return at once; it runs on the server's event loop. An owner's oldest finished jobs
+        beyond `MAX_JOBS` are dropped; others' are left alone."""
+        owner = writer.owner if writer is not None else None
+        mine = [j for j in self.jobs.values() if self.owners.get(j.id) == owner]
+        pending = [j for j in mine if j.state in ("queued", "running")]
+        if len(pending) >= MAX_PENDING:
+            raise DomainError("rate_limited", f"you already have {len(pending)} folder ingests queued or running (at most "
+                              f"{MAX_PENDING}): wait for one with ingest_status(job_id={pending[0].id!r}, wait_s=...) and "
+                              "start this one then", retry_after_s=5.0, details={"job_ids": [j.id for j in pending]})
         now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
-        job = IngestJob(id=uuid.uuid4().hex[:16], root=str(root), files_total=len(files), started_at=now)
-        self.jobs[job.id] = job
-        self.owners[job.id] = writer.owner if writer is not None else None
-        finished = [j for j in self.jobs.values() if j.state in ("done", "failed")]
-        for old in finished[: max(0, len(finished) - MAX_JOBS)]:
+        job = IngestJob(id=self.epoch + uuid.uuid4().hex[:9], root=str(root), files_total=len(files), started_at=now)
+        finished = [j for j in mine if j.state in ("done", "failed")]
+        for old in finished[: max(0, len(finished) + 1 - MAX_JOBS)]:
             del self.jobs[old.id]
             self.owners.pop(old.id, None)
+        self.jobs[job.id] = job
+        self.owners[job.id] = owner
         task = asyncio.get_running_loop().create_task(self._run(job, files, tags, size, overlap, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -116,20 +152,39 @@ class IngestJobs:
         `not_found`, as one that never was."""
         job = self.jobs.get(job_id)
         if job is None or (viewer is not None and not viewer.admin and self.owners.get(job_id) != viewer.owner):
-            raise not_found("ingest job", job_id)
+            raise self._unknown(job_id)
         return job
+
+    def _unknown(self, job_id: str) -> DomainError:
+        """What a poll of a job this server does not hold is told: one from before its start was cut off by the
+        restart (say how to resume); else no such job here (perhaps one of the caller's `MAX_JOBS` oldest)."""
+        if _JOB_ID.fullmatch(job_id) and (len(job_id) == 16 or job_id[:11] < self.epoch):  # 16: ids before epochs
+            return DomainError("not_found", f"ingest job {job_id!r} was started before this server last restarted, which "
+                               "cut it off (jobs live in the server's memory). The files it finished are indexed; run "
+                               "ingest_folder on the same folder again to resume: files already indexed are skipped as "
+                               "unchanged.", details={"job_id": job_id, "reason": "server_restarted"})
+        return DomainError("not_found", f"ingest job {preview(job_id)} does not exist on this server (check the id; only "
+                           f"your last {MAX_JOBS} finished jobs are kept): run ingest_folder again to see the folder's state",
+                           details={"job_id": job_id[:100]})
 
     async def wait(self, job_id: str, timeout_s: float, report: Report | None = None,
                    viewer: Writer | None = None) -> IngestJob:
-        """The job once it has finished or `timeout_s` passed, reporting each file done to `report`."""
+        """The job once it has finished or `timeout_s` (at most `MAX_WAIT_S`) passed, reporting each file done to
+        `report`, and at least every `KEEPALIVE_S` meanwhile: a file that embeds for minutes must not leave the
+        call silent past the hub's idle deadline. Progress only grows: between files it creeps towards the next
+        whole file, never reaching it."""
         job = self.get(job_id, viewer)
-        with anyio.move_on_after(timeout_s):
+        ticks = 0
+        with anyio.move_on_after(min(timeout_s, MAX_WAIT_S)):
             while job.state in ("queued", "running"):
-                changed = self._changed
-                await changed.wait()
+                changed, done = self._changed, job.files_done
+                with anyio.move_on_after(KEEPALIVE_S):
+                    await changed.wait()
+                ticks = 0 if job.files_done != done else ticks + 1
                 if report is not None:
-                    await report(job.files_done, job.files_total, f"{job.files_done} of {job.files_total} files, "
-                                 f"{job.chunks_indexed} chunks")
+                    await report(job.files_done + ticks / (ticks + 1), job.files_total,
+                                 f"{job.state}: {job.files_done} of {job.files_total} files, {job.chunks_indexed} chunks"
+                                 + (f", indexing {job.current}" if job.current else ""))
         return job
 
     def _notify(self) -> None:
@@ -148,7 +203,7 @@ class IngestJobs:
             raise DomainError("invalid_argument", f"{shown(path)} could not be read ({exc.strerror or type(exc).__name__})") from None
         title = shown(title)
         return await self.documents.prepare(title, text, path.resolve().as_uri(), tags, None, size, overlap, submitted=submitted,
-                                            writer=writer)
+                                            writer=writer, from_file=True)
 
     async def _run(self, job: IngestJob, files: list[Path], tags: list[str] | None, size: int, overlap: int,
                    writer: Writer | None = None) -> None:

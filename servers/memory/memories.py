@@ -50,10 +50,11 @@ from servers.memory.model import (
     Scope,
     nfc,
 )
-from servers.memory.recall_rank import ScopeStats, keyword_ranking, scope_stats
+from servers.memory.recall_rank import ScopeStats, keyword_ranking, memory_filter, scope_stats
 from servers.memory.search import from_blob, fuse, to_blob
 from servers.memory.sequences import memory_sequence, next_seq
 from servers.memory.vectors import VectorIndex
+from servers.memory.words import index_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -91,7 +92,7 @@ def _apply(db: sqlite3.Connection, row: sqlite3.Row, fields: dict[str, Any], now
                [*fields.values(), now, row["rowid"]])
     updated = db.execute(_SELECT + " WHERE m.rowid = ?", (row["rowid"],)).fetchone()
     db.execute("UPDATE memory_fts SET content = ?, tags = ? WHERE rowid = ?",
-               (updated["content"], " ".join(json.loads(updated["tags"])), row["rowid"]))
+               (index_text(updated["content"]), index_text(" ".join(json.loads(updated["tags"]))), row["rowid"]))
     return updated
 
 
@@ -182,7 +183,7 @@ class MemoryBank:
                          kind or "fact", json.dumps(sorted(set(tags))), source, json.dumps(merge_patch({}, metadata)), now, now,
                          to_blob(vector), next_seq(db, memory_sequence(key))))
                     db.execute("INSERT INTO memory_fts (rowid, content, tags) VALUES (?, ?, ?)",
-                               (cursor.lastrowid, content, " ".join(sorted(set(tags)))))
+                               (cursor.lastrowid, index_text(content), index_text(" ".join(sorted(set(tags))))))
                     row = db.execute(_SELECT + " WHERE m.rowid = ?", (cursor.lastrowid,)).fetchone()
                     return Remembered(memory=_memory(row), action="created", stored_text=content, merged=False), row["rowid"]
                 row, match, similarity = found
@@ -210,12 +211,17 @@ class MemoryBank:
 
             def keyword(db: sqlite3.Connection) -> tuple[list[int], tuple[int, float]]:
                 stats = cached or scope_stats(db, key)
-                return keyword_ranking(db, key, query, CANDIDATES, stats), stats
+                return keyword_ranking(db, key, query, CANDIDATES, stats, kinds, tags), stats
 
             rankings["keyword"], stats = await self.store.run(keyword)
             self._stats.keep(key, generation, stats)
         if mode in ("semantic", "hybrid"):
-            found = (await self._vectors()).search(await self._embed(query), CANDIDATES, group=_group(key))
+            allowed = None
+            if kinds or tags:  # only the memories the filter lets through are ranked (`memory_filter`)
+                where, args = memory_filter(kinds, tags)
+                allowed = await self.store.run(lambda db: {r[0] for r in db.execute(
+                    f"SELECT m.rowid FROM memories m WHERE m.scope_key = ?{where}", [key, *args])})
+            found = (await self._vectors()).search(await self._embed(query), CANDIDATES, group=_group(key), allowed=allowed)
             rankings["semantic"] = [i for i, _ in found]
         fused = fuse(rankings)
 

@@ -54,7 +54,26 @@ TagName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no
                    AfterValidator(nfc)]
 DocumentTitle = Annotated[str, Field(max_length=500), AfterValidator(_no_control), AfterValidator(_visible_if_given),
                           AfterValidator(nfc)]
-DocumentText = Annotated[str, Field(max_length=5_000_000), AfterValidator(_no_nul)]
+HUB_REQUEST_BYTES = 4 * 1024 * 1024
+"""The hub's default cap on one HTTP request body (`hub.http.max_body_bytes`)."""
+MAX_DOCUMENT_CHARS = 330_000
+"""The longest document text one request can carry whatever its characters: in JSON a character may take 12
+bytes (one outside the BMP, escaped as two `\\uXXXX`), and the other arguments and the envelope may take
+~140 KB, so 330,000 × 12 + 140 KB fits in `HUB_REQUEST_BYTES`. The schema advertised 5,000,000 before, and a
+document under it was cut off by the hub's 413 with the client's session (outside review memory26 D7)."""
+
+
+def _fits_request(value: str) -> str:
+    if len(value) > MAX_DOCUMENT_CHARS:
+        raise ValueError(f"is {len(value)} characters long; at most {MAX_DOCUMENT_CHARS} fit in one request (the hub "
+                         f"refuses a request over {HUB_REQUEST_BYTES // (1024 * 1024)} MiB, and JSON may escape a character "
+                         "to 12 bytes): put the document in a file inside MEMORY_ALLOWED_PATHS and give it as path, or "
+                         "split it into parts")
+    return value
+
+
+DocumentText = Annotated[str, Field(json_schema_extra={"maxLength": MAX_DOCUMENT_CHARS}), AfterValidator(_fits_request),
+                         AfterValidator(_no_nul)]
 Identifier = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
 EntityName = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_control), AfterValidator(_visible)]
 TypeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control), AfterValidator(_visible)]

@@ -17,6 +17,7 @@ import math
 import sqlite3
 
 from servers.memory.search import terms
+from servers.memory.words import fts_term
 
 K1, B = 1.2, 0.75
 MAX_WORDS = 32
@@ -56,16 +57,33 @@ def scope_stats(db: sqlite3.Connection, key: str) -> tuple[int, float]:
     return int(count), (total / count if count else 1.0)
 
 
-def keyword_ranking(db: sqlite3.Connection, key: str, query: str, limit: int, stats: tuple[int, float]) -> list[int]:
-    """The rowids of scope `key`'s memories matching any word of `query`, best first by BM25 over the
-    scope alone (`stats`: its size and average length, from `scope_stats`)."""
+def memory_filter(kinds: list[str] | None, tags: list[str] | None) -> tuple[str, list[str]]:
+    """SQL (` AND ...` on the `memories m` row) and its arguments for recall's kinds and tags (any of them):
+    a filter narrows what each method ranks, never a list already cut to its top (outside review memory26 D2:
+    one matching memory behind 50 better others was never found)."""
+    sql, args = "", []
+    if kinds:
+        sql += f" AND m.kind IN ({','.join('?' * len(kinds))})"
+        args += kinds
+    if tags:
+        sql += f" AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE json_each.value IN ({','.join('?' * len(tags))}))"
+        args += tags
+    return sql, args
+
+
+def keyword_ranking(db: sqlite3.Connection, key: str, query: str, limit: int, stats: tuple[int, float],
+                    kinds: list[str] | None = None, tags: list[str] | None = None) -> list[int]:
+    """The rowids of scope `key`'s memories matching any word of `query` (and the filter: `memory_filter`),
+    best first by BM25 over the scope alone (`stats`: its size and average length, from `scope_stats`)."""
     total, average = stats
+    where, filter_args = memory_filter(kinds, tags)
     scores: dict[int, float] = {}
     for word in list(dict.fromkeys(terms(query)))[:MAX_WORDS]:
         rows = db.execute(
             "SELECT m.rowid AS id, length(m.content) + length(m.tags) AS size, highlight(memory_fts, 0, ?, '') AS content, "
             "highlight(memory_fts, 1, ?, '') AS tags FROM memory_fts JOIN memories m ON m.rowid = memory_fts.rowid "
-            "WHERE memory_fts MATCH ? AND m.scope_key = ? LIMIT ?", (_MARK, _MARK, f'"{word}"', key, WORD_ROWS)).fetchall()
+            f"WHERE memory_fts MATCH ? AND m.scope_key = ?{where} LIMIT ?",
+            (_MARK, _MARK, fts_term(word), key, *filter_args, WORD_ROWS)).fetchall()
         if not rows:
             continue
         found = len(rows)

@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from servers.memory.words import fts_term, is_unspaced, query_words
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -16,7 +18,6 @@ RRF_K = 60
 # methods rank middling, so an exact term's best BM25 hit and a paraphrase's best semantic hit both
 # stay in the top 5 (k = 60 let mid-ranked chunks push them out; docs/memory.md has the figures).
 DOCUMENT_RRF_K = 5
-_TERM = re.compile(r"\w+", re.UNICODE)
 # Function words that carry no topic: left in, they make every chunk a BM25 match for a question.
 STOPWORDS = frozenset("""a about above after again all am an and any are as at be because been before being below between both but by
 can could did do does doing down during each few for from further had has have having he her here hers him his how i if in into is it
@@ -26,8 +27,10 @@ will with would you your yours""".split())
 
 
 def terms(query: str) -> list[str]:
-    """The words of a query that say what it is about (no stopwords, no single letters)."""
-    words = [t for t in _TERM.findall(query.lower()) if len(t) > 1 or t.isdigit()]
+    """The words of a query that say what it is about (no stopwords, no single letters), split as the
+    FTS tables' text is (`servers.memory.words`: CJK and Thai as character pairs; a lone character of such a
+    script is a word)."""
+    words = [t for t in query_words(query) if len(t) > 1 or t.isdigit() or is_unspaced(t)]
     content = [w for w in words if w not in STOPWORDS]
     return content or words
 
@@ -39,8 +42,8 @@ def fts_query(query: str) -> str | None:
 
 
 def fts_any(words: Iterable[str]) -> str:
-    """An FTS5 MATCH expression that cannot be a syntax error: every word (`terms`) quoted, any may match."""
-    return " OR ".join(f'"{w}"' for w in words)
+    """An FTS5 MATCH expression that cannot be a syntax error: every word (`terms`) quoted (`fts_term`), any may match."""
+    return " OR ".join(fts_term(w) for w in words)
 
 
 def fuse(rankings: dict[str, Sequence[int]], k: int = RRF_K,
@@ -100,7 +103,7 @@ def named_words(query: str) -> set[str]:
     for position, token in enumerate(_TOKEN.findall(query)):
         capital = token[:1].isupper() and (position > 0 or token.lower() not in STOPWORDS)
         if capital or any(c.isdigit() for c in token) or sum(c.isupper() for c in token) >= 2:
-            named.update(_TERM.findall(token.lower()))
+            named.update(query_words(token))
     return named
 
 

@@ -17,6 +17,7 @@ from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.tools import configure_domain, domain_examples, domain_tool
 from servers.memory.model import (
+    MAX_DOCUMENT_CHARS,
     MAX_METADATA_CHARS,
     DocumentDeleted, DocumentText, DocumentTitle,
     EntityName,
@@ -38,11 +39,13 @@ from servers.memory.model import (
     Remembered,
     Scope,
     SearchResults,
+    nfc,
 )
+from servers.memory.document_writes import check_caller_source
 from servers.memory.owner import document_writer, own_scope
 from servers.memory.readers import allowed_roots, check_allowed, read_document
 from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE
-from servers.memory.jobs import IngestJob, folder_files
+from servers.memory.jobs import MAX_WAIT_S, IngestJob, folder_files
 from servers.memory.service import MemoryService
 
 Limit = Annotated[int, Field(ge=1, le=100, description="How many items at most.")]
@@ -232,9 +235,12 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     async def ingest_document(
         ctx: Context,
         title: Annotated[DocumentTitle | None, Field(description="Document title; default from the file or text.")] = None,
-        text: Annotated[DocumentText | None, Field(description="The document's text (or give path).")] = None,
-        path: Annotated[str | None, Field(max_length=4096, description="A markdown, text, HTML or PDF file inside MEMORY_ALLOWED_PATHS.")] = None,
-        source_uri: Annotated[str | None, Field(max_length=2000, description="Where it came from; also its identity for re-ingest.")] = None,
+        text: Annotated[DocumentText | None, Field(description=f"The document's text, at most {MAX_DOCUMENT_CHARS} characters "
+                                                               "(what one request carries); a bigger one: give path.")] = None,
+        path: Annotated[str | None, Field(max_length=4096, description="A markdown, text, HTML or PDF file inside MEMORY_ALLOWED_PATHS; "
+                                                                       "its source is the file's own file:// URI.")] = None,
+        source_uri: Annotated[str | None, Field(max_length=2000, description="Where the text came from (e.g. https://...), also its "
+                                                                             "identity for re-ingest; not file: (give path).")] = None,
         tags: Annotated[Tags | None, Field(description="Tags to file it under; on a re-ingest, omit to keep its tags, [] to clear them.")] = None,
         date: Annotated[_dt.date | None, Field(description="The document's own date (for since/until searches); omit to keep it.")] = None,
         chunk_size: Annotated[int, Field(ge=200, le=8000, description="Characters per searchable passage.")] = CHUNK_SIZE,
@@ -244,11 +250,18 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         Add a document (text, or a file path) for search. Unchanged content is a no-op; changed content replaces it atomically."""
         if (text is None) == (path is None):
             raise DomainError("invalid_argument", "give exactly one of text or path")
+        from_file = False
         if path is not None:
             resolved = check_allowed(Path(path), allowed_roots())
             found_title, text = read_document(resolved)
+            # The file's own text under its own URI and title: any writer may refresh it (docs/memory.md, "Sources").
+            from_file = source_uri in (None, resolved.as_uri()) and title in (None, nfc(found_title))
+            if source_uri != resolved.as_uri():
+                check_caller_source(source_uri)
             title = title or found_title
             source_uri = source_uri or resolved.as_uri()
+        else:
+            check_caller_source(source_uri)
         if not title:
             raise DomainError("invalid_argument", "a document given as text needs a title", details={"field": "title"})
 
@@ -256,7 +269,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
             await ctx.report_progress(done, total, message)
 
         assert text is not None
-        return await service.documents.ingest(title, text, source_uri, tags, date, chunk_size, chunk_overlap, progress, document_writer())
+        return await service.documents.ingest(title, text, source_uri, tags, date, chunk_size, chunk_overlap, progress, document_writer(),
+                                              from_file=from_file)
 
     @domain_tool(mcp, idempotent=True, open_world=False)
     async def ingest_folder(
@@ -278,8 +292,9 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     async def ingest_status(
         ctx: Context,
         job_id: Annotated[Identifier, Field(description="The job id ingest_folder returned.")],
-        wait_s: Annotated[float, Field(ge=0, le=300, description="Wait up to this long for the job to finish, with progress "
-                                                                 "notifications; 0 answers at once.")] = 0,
+        wait_s: Annotated[float, Field(ge=0, le=300, description=f"Wait up to this long (at most {MAX_WAIT_S:g} s) for the job to "
+                                                                 "finish, with progress notifications; 0 answers at once. The "
+                                                                 "answer is the job's state then (running if not done yet).")] = 0,
     ) -> IngestJob:
         """How far a folder ingest has got (files and chunks done, errors); can wait for it to finish."""
         viewer = document_writer()  # a job is its starter's (or an admin's) to see

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from servers.kit.store import Store
-from servers.memory import graph_owner, history, sequences
+from servers.memory import graph_owner, history, keyword_index, sequences
 from servers.memory.documents import DocumentStore
 from servers.memory.embedding import Embedder, load_embedder
 from servers.memory.graph import KnowledgeGraph
@@ -49,6 +49,9 @@ _MIGRATIONS = [
     # Who wrote each graph entity, observation and relation (NULL: the local operator, or from before
     # this column): changing or deleting another caller's needs the admin scope (servers/memory/graph_owner.py).
     graph_owner.MIGRATION,
+    # Keyword search splits words itself, CJK and Thai as character pairs (servers/memory/words.py; outside
+    # review memory26 D3): the FTS tables are made again, and `keyword_index.refill` fills them at start.
+    keyword_index.MIGRATION,
 ]
 
 
@@ -73,6 +76,7 @@ class MemoryService:
         embedder = embedder or load_embedder(data_dir / "models")
         self.embedder = embedder
         _bind_embedder(self.store.path, embedder.name)
+        keyword_index.refill(self.store.path)
         self.memories = MemoryBank(self.store, embedder)
         self.documents = DocumentStore(self.store, embedder)
         self.ingest_jobs = IngestJobs(self.documents)
