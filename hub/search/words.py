@@ -12,18 +12,14 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from hub.text.scripts import char_pairs, is_unspaced, split_unspaced, unaccented
+
 MAX_WORD_CHARS = 64
 """A longer word (a hex key, a base64 blob) is cut to its first 64 characters, in tool text and query alike,
 so no single word costs more than that to stem, cache or index (`hub.search.documents` caps the texts)."""
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[a-z0-9]+")
-_UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # Thai, Lao, Myanmar, Khmer
-             "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af")
-"""Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, Han, kana, Hangul syllables)."""
-_UNSPACED_RUN = re.compile(f"[{_UNSPACED}]+")
-_ACCENTED_SCRIPTS_END = "\u0530"
-"""Latin, Greek and Cyrillic (below U+0530) are the scripts whose accents people drop when they type."""
 
 
 def _is_word_char(char: str, in_word: bool) -> bool:
@@ -47,53 +43,30 @@ def _runs(text: str) -> list[str]:
     return runs
 
 
-def _unaccented(word: str) -> str:
-    """`löschen` → `loschen`, `événement` → `evenement`: the second form a word is also indexed and asked under,
-    so a query typed without accents meets a description written with them (and the other way round). Only for
-    Latin, Greek and Cyrillic words: a mark in other scripts is part of the letter, not an accent."""
-    if word.isascii() or max(word) >= _ACCENTED_SCRIPTS_END:
-        return word
-    return unicodedata.normalize("NFC", "".join(
-        c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn"))
-
-
 def _words(text: str) -> list[str]:
     """The words of `text` in every script, NFKC-normalised (full-width `ｓｅｎｄ` is `send`) and case-folded.
 
     A run of a script written without spaces (CJK, Thai and its neighbours) becomes its overlapping character
     pairs (a lone character stays itself), the usual keyword answer for such text (outside review search19 #6:
     a whole Chinese clause was one term). An accented Latin, Greek or Cyrillic word also counts in its
-    unaccented form (`_unaccented`). Before, only `[a-z0-9]` and CJK made terms, so Russian, Greek, Thai and
+    unaccented form (`hub.text.scripts.unaccented`). Before, only `[a-z0-9]` and CJK made terms, so Russian, Greek, Thai and
     full-width Latin gave none and "löschen" was cut at its accent (outside review recheck21h #5). Tool text
     and queries go through the same split."""
     text = unicodedata.normalize("NFKC", text)
     text = _AMPERSAND.sub(r"\1\2", split_identifier(text).casefold())
     out: list[str] = []
     for run in _runs(text):
-        for part in _split_unspaced(run):
-            if _UNSPACED_RUN.fullmatch(part):
-                out.extend([part] if len(part) == 1 else [part[i:i + 2] for i in range(len(part) - 1)])
+        for part in split_unspaced(run):
+            if is_unspaced(part):
+                out.extend(char_pairs(part))
                 continue
             word = part[:MAX_WORD_CHARS]
             out.append(word)
-            plain = _unaccented(word)
+            plain = unaccented(word)
             if plain != word:
                 out.append(plain)
     return out
 
-
-def _split_unspaced(run: str) -> list[str]:
-    """`run` cut where a script without spaces starts or stops (`api接口` → `api`, `接口`)."""
-    if not _UNSPACED_RUN.search(run):
-        return [run]
-    parts: list[str] = []
-    last = 0
-    for match in _UNSPACED_RUN.finditer(run):
-        parts.extend(p for p in (run[last:match.start()], match.group()) if p)
-        last = match.end()
-    if run[last:]:
-        parts.append(run[last:])
-    return parts
 
 STOP_WORDS = frozenset(
     """a an and are as at be been by can could did do does for from had has have how i i'd i'm in into is it

@@ -22,22 +22,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from hub.text.scripts import char_pairs, is_unspaced, split_unspaced, unaccented
+
 TOKENIZER = "porter unicode61 remove_diacritics 2 categories 'L* N* Co M*'"
 """The FTS5 tokenizer of the memory tables: letters, digits and combining marks make words."""
 
 MAX_WORD_CHARS = 64
 """A longer word (a hex key, a base64 blob) is cut to its first 64 characters, in text and query alike."""
-
-_UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # Thai, Lao, Myanmar, Khmer
-             "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\uac00-\ud7af"
-             "\U00020000-\U0003134f")
-"""Scripts written without spaces between words (as hub/search/words.py, plus the CJK extension planes)."""
-_UNSPACED_RUN = re.compile(f"[{_UNSPACED}]+")
-_FOLDED_BY_TOKENIZER_END = "\u0370"
-"""Latin (below U+0370): the tokenizer removes its diacritics itself."""
-_ACCENTED_SCRIPTS_END = "\u0530"
-"""Greek and Cyrillic (U+0370..U+052F): accents people drop when they type, which the tokenizer keeps."""
-
 
 def _marks() -> str:
     """Every combining mark (Unicode category M*) of the planes that have them, as a regex class body."""
@@ -61,30 +52,6 @@ def _runs(text: str) -> list[str]:
     return _RUN.findall(text.replace("_", " "))
 
 
-def _split_unspaced(run: str) -> list[str]:
-    """`run` cut where a script without spaces starts or stops (`api接口` → `api`, `接口`)."""
-    parts: list[str] = []
-    last = 0
-    for match in _UNSPACED_RUN.finditer(run):
-        parts.extend(p for p in (run[last:match.start()], match.group()) if p)
-        last = match.end()
-    if run[last:]:
-        parts.append(run[last:])
-    return parts
-
-
-def _unaccented(word: str) -> str:
-    """`ελλάδα` → `ελλαδα`, `ёлка` → `елка`: Greek and Cyrillic words only (Latin is folded by the tokenizer,
-    and a mark in other scripts is part of the letter, not an accent)."""
-    if not _FOLDED_BY_TOKENIZER_END <= max(word) < _ACCENTED_SCRIPTS_END:
-        return word
-    return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn"))
-
-
-def is_unspaced(word: str) -> bool:
-    return bool(_UNSPACED_RUN.fullmatch(word))
-
-
 def _words(text: str, indexing: bool) -> list[str]:
     text = unicodedata.normalize("NFKC", text).casefold()
     out: list[str] = []
@@ -92,18 +59,15 @@ def _words(text: str, indexing: bool) -> list[str]:
         if run.isascii():  # most words: no script to split, no accent to drop
             out.append(run[:MAX_WORD_CHARS])
             continue
-        for part in _split_unspaced(run):
+        for part in split_unspaced(run):
             if is_unspaced(part):
-                if len(part) == 1:
-                    out.append(part)
-                else:
-                    out.extend(part[i:i + 2] for i in range(len(part) - 1))
-                    if indexing:
-                        out.append(part[-1])
+                out.extend(char_pairs(part))
+                if indexing and len(part) > 1:
+                    out.append(part[-1])
                 continue
             word = part[:MAX_WORD_CHARS]
             out.append(word)
-            if (plain := _unaccented(word)) != word:
+            if (plain := unaccented(word, latin=False)) != word:  # the tokenizer folds Latin itself
                 out.append(plain)
     return out
 
