@@ -133,6 +133,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         self.on_elicitation_complete: Callable[[Downstream, Any], Awaitable[None]] | None = None
         """Where this server's `notifications/elicitation/complete` go (`hub.relay.requests`: to the client
         its URL-mode elicitation went to), from any of its sessions."""
+        self.on_connected: Callable[[Downstream, Client], Awaitable[None]] | None = None
+        """Told of each new shared session before it is marked ready (`hub.relay.log_levels.renew`: the
+        clients' log level, which a new session lacks); bounded by its own timeouts, never raises."""
         self.on_progress: Callable[..., Awaitable[None]] | None = None
         """Told of progress no request of the hub's waits on (a task's, after its `CreateTaskResult`), with
         the owner of the session it came on for a per-client session's (`hub.relay.tasks`)."""
@@ -215,6 +218,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                 self._client = client
                 self._connected_at = anyio.current_time()
                 self.needs_operator = False
+                await self._renew_session(client)
                 self._set_state("ready")
                 if self.reopened is not None:
                     self.reopened.set()
@@ -223,6 +227,15 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                 await self._serve(client, tg)
         if handshake.cancelled_caught:
             raise TimeoutError
+
+    async def _renew_session(self, client: Client) -> None:
+        """State the hub holds for its clients, replayed on a new session before its first use (`on_connected`)."""
+        if self.on_connected is None:
+            return
+        try:
+            await self.on_connected(self, client)
+        except Exception as exc:  # boundary: the session serves without it; logged
+            self.log.warning("could not renew the clients' state on the new session: %s", describe_failure(exc))
 
     async def _serve(self, client: Client, tg: anyio.abc.TaskGroup) -> None:
         """Apply list changes (and, for HTTP, health-check; for stdio, ping after a timeout:

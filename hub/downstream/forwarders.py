@@ -18,7 +18,10 @@ trace context; progress always goes to `ToolCall.on_progress` (it is what keeps 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
+
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from hub.auth.principal import Principal
 from hub.calls.call import ToolCall
@@ -30,6 +33,7 @@ from hub.downstream.request_deadline import unless_cancelled
 from hub.errors import RESTARTED_BY_HUB, HubRefusal, HubToolError
 from hub.relay.downstream_input import asks_for_input, complete_input_rounds
 from hub.relay.logs import with_log_level
+from hub.relay.upstream import answering_for
 from hub.wire import ToolResult, as_sent, from_server, json_number, wire_result
 
 if TYPE_CHECKING:
@@ -97,9 +101,13 @@ class Forwarder:
             # Parsed by the SDK client (HTTP, SSE, a per-client session): passed on as the fields the
             # server sent, no defaults added.
             async with downstream.session() as client:
-                return from_server(as_sent(await client.call_tool(
-                    original, arguments, progress_callback=_integral_progress(call.on_progress),
-                    meta=with_log_level(meta, client.protocol_version))), namespace)
+                # A 2026-07-28 server's `InputRequiredResult` is driven by the SDK through the relay callbacks:
+                # its requests answer this call, so they go to this call's client (`answering_for`).
+                known = answering_for(downstream.name) if client.protocol_version in MODERN_PROTOCOL_VERSIONS else nullcontext()
+                with known:
+                    return from_server(as_sent(await client.call_tool(
+                        original, arguments, progress_callback=_integral_progress(call.on_progress),
+                        meta=with_log_level(meta, client.protocol_version))), namespace)
 
     async def error(self, call: ToolCall, exc: Exception) -> HubToolError:
         """What `exc`, raised while forwarding, means for the caller (`hub.calls.errors`): a connection

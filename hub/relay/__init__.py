@@ -25,6 +25,7 @@ def attach_relays(hub: Hub) -> tuple[LogRelay, RequestRelay, ResourceSubscriptio
         downstream.relay_callbacks = requests.callbacks(downstream.name)
         downstream.owner_callbacks = lambda owner, name=downstream.name: requests.callbacks(name, owner)
         downstream.on_log = logs.relay
+        downstream.on_connected = logs.renew  # a new shared session gets the clients' log level (relay26 D2)
         downstream.on_log_line = lambda params, d=downstream: logs.stamp(d, params)
         downstream.on_resource_updated = subscriptions.relay
         downstream.on_task_status = requests.tasks.status

@@ -11,10 +11,15 @@ flight — a handshake-era client gets a real server→client request, a 2026-07
 `InputRequiredResult` of the hub's own (`hub.relay.input_required`) — with the relay's capability,
 scope and audit rules (`relay:<kind>`). Then the call is sent again with the answers.
 
+The requests are part of the answer to this one call, so they go to its client (`answering_for`),
+also on a shared session with other callers' calls in flight (outside review relay26 D1: they were
+refused as ambiguous).
+
 Decisions: at most `MAX_ROUNDS` rounds (a server that keeps asking is an invalid result); a request
-the relay refuses (no client waiting, capability missing, server not visible) ends the call as an
-`upstream_error` naming the refusal — the server is not sent a made-up answer; the requests of one
-round are answered one after another (a user answers one prompt at a time).
+the relay refuses (capability missing, server not visible, the call ended) ends the call as an
+`upstream_error` naming the refusal, worded as the hub's (`InputRefused`: the server did nothing
+wrong) — the server is not sent a made-up answer; the requests of one round are answered one after
+another (a user answers one prompt at a time).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from typing import Any
 import mcp_types as types
 from pydantic import TypeAdapter, ValidationError
 
+from hub.errors import HubToolError
+from hub.relay.upstream import answering_for
+
 MAX_ROUNDS = 16
 _INPUT_REQUEST: TypeAdapter[types.InputRequest] = TypeAdapter(types.InputRequest)
 
@@ -33,7 +41,16 @@ SendAgain = Callable[[dict[str, Any], Any], Awaitable[Any]]
 
 
 class InputNotRelayed(RuntimeError):
-    """The server's input request could not be answered through the hub (the message says why)."""
+    """The server's input request could not be read (an invalid result of the server's; the message says why)."""
+
+
+class InputRefused(HubToolError):
+    """A valid input request the call's client did not answer (the hub refused to relay it, or the client
+    answered with an error): not the server's fault, so not worded as an invalid result."""
+
+    def __init__(self, server: str, method: str, why: str) -> None:
+        super().__init__("upstream_error", f"server {server!r} asked this call's client for {method} (an input-required "
+                         f"answer), which was not answered: {why}", details={"server": server})
 
 
 def asks_for_input(body: Any) -> bool:
@@ -43,7 +60,8 @@ def asks_for_input(body: Any) -> bool:
 
 async def complete_input_rounds(server: str, callbacks: dict[str, Any], body: Any, send_again: SendAgain) -> Any:
     """`body`, or — while it asks for input — the answer after relaying its requests (`callbacks`: the
-    downstream's relay callbacks) and sending the call again; `InputNotRelayed` when that fails."""
+    downstream's relay callbacks) and sending the call again; `InputNotRelayed` (unreadable) or
+    `InputRefused` (not relayed) when that fails."""
     rounds = 0
     while asks_for_input(body):
         rounds += 1
@@ -52,7 +70,8 @@ async def complete_input_rounds(server: str, callbacks: dict[str, Any], body: An
         requests = body.get("inputRequests") or {}
         if not isinstance(requests, dict):
             raise InputNotRelayed(f"server {server!r} sent inputRequests that are not an object")
-        responses = {str(key): await _answer(server, callbacks, request) for key, request in requests.items()}
+        with answering_for(server):  # part of this call's answer: its client is asked (module doc)
+            responses = {str(key): await _answer(server, callbacks, request) for key, request in requests.items()}
         body = await send_again(responses, body.get("requestState"))
     return body
 
@@ -70,5 +89,5 @@ async def _answer(server: str, callbacks: dict[str, Any], raw: Any) -> dict[str,
     else:
         result = await callbacks["list_roots_callback"](None)
     if isinstance(result, types.ErrorData):
-        raise InputNotRelayed(f"server {server!r} asked for {request.method}, which was not answered: {result.message[:300]}")
+        raise InputRefused(server, request.method, result.message[:300])
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)  # type: ignore[no-any-return]

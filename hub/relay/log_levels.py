@@ -1,7 +1,18 @@
 """`logging/setLevel` of handshake-era clients, fanned out (a mixin of `hub.relay.logs.LogRelay`): each
 client's level remembered, shared with the other replicas holding its session, and each downstream
 that advertises `logging` set to the most verbose level any live client asked for (a `per_client`
-session of one client to that client's own level). The rules are in `hub.relay.logs`."""
+session of one client to that client's own level). The rules are in `hub.relay.logs`.
+
+That level is derived state, recomputed whenever one of its inputs changes (outside review relay26
+D2, D4: it was computed only at a client's setLevel):
+- a client's setLevel (`set_level`, `carried`);
+- a client's connection ending (its `exit_stack`, as per-client sessions are closed): its level no
+  longer counts, and every downstream set is brought to what the clients left want. Decision: with no
+  client left that asked, a downstream that was set is set to `QUIET` (`emergency`, the least verbose
+  level: `logging/setLevel` has no "off"); the hub relays nothing of it to anyone then;
+- a downstream's new shared session (first connect, crash restart, console Restart, an HTTP server's
+  "session not found" reconnect: `renew`, before it is marked ready), which has no level of its own.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +33,14 @@ if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
     from hub.hub import Hub
 
-__all__ = ["LEVELS", "RANK", "SET_LEVEL_TIMEOUT_S", "LevelFanOut"]
+__all__ = ["LEVELS", "QUIET", "RANK", "SET_LEVEL_TIMEOUT_S", "LevelFanOut"]
 
 LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 RANK = {level: rank for rank, level in enumerate(LEVELS)}
 SET_LEVEL_TIMEOUT_S = 5.0
+QUIET = LEVELS[-1]
+"""The level a set downstream is brought to once no live client asks for any (see the module doc)."""
+_FORGET_ON_CLOSE = "hub.relay.log_levels.forget_on_close"
 
 
 class LevelFanOut:
@@ -40,7 +54,7 @@ class LevelFanOut:
         """A client's `logging/setLevel`: remember it, then bring every logging downstream in line —
         the shared sessions, and the client's own open sessions of `per_client` servers (one it opens
         later gets the level in `prepare`)."""
-        self._clients[connection] = (level, principal)
+        self._remember(connection, level, principal)
         carried = _carried(self._hub)
         if carried is not None:  # the session's level on every replica (its GET stream may be on another)
             await carried.share_level(connection, level)
@@ -51,10 +65,33 @@ class LevelFanOut:
         its copy here at once, the downstreams brought in line in the background."""
         if level not in RANK:
             return
-        self._clients[connection] = (level, principal)
+        self._remember(connection, level, principal)
         group = getattr(self._hub, "_task_group", None)
         if group is not None:
             group.start_soon(self._bring_in_line, connection, level, principal)
+
+    def _remember(self, connection: Connection, level: str, principal: Principal) -> None:
+        """Hold the client's level while its connection lives; its teardown (stdio EOF, SSE stream closed,
+        Streamable HTTP DELETE or expiry) forgets it and brings the downstreams in line (`_forget`)."""
+        self._clients[connection] = (level, principal)
+        state, stack = getattr(connection, "state", None), getattr(connection, "exit_stack", None)
+        if isinstance(state, dict) and stack is not None and not state.get(_FORGET_ON_CLOSE):
+            state[_FORGET_ON_CLOSE] = True
+            stack.callback(self._forget, weakref.ref(connection))
+
+    def _forget(self, ref: weakref.ref[Connection]) -> None:
+        connection = ref()
+        if connection is None or self._clients.pop(connection, None) is None:
+            return
+        group = getattr(self._hub, "_task_group", None)
+        if group is not None:  # not in the connection's teardown: that must not wait on servers
+            group.start_soon(self.fan_out)
+
+    async def renew(self, downstream: Downstream, client: Any) -> None:
+        """A new shared session of `downstream` (it has no level yet): set the level the live clients want."""
+        level = self.wanted_level()
+        if level is not None and await self._apply(downstream, client, level):
+            self._sent[downstream.name] = (session_serial(client.session), level)
 
     async def _bring_in_line(self, connection: Connection, level: str, principal: Principal) -> None:
         await self.fan_out()
@@ -86,18 +123,19 @@ class LevelFanOut:
         return LEVELS[min(ranks)] if ranks else None
 
     async def fan_out(self) -> None:
-        """Send the wanted level to each connected handshake-era downstream that advertises logging."""
-        level = self.wanted_level()
-        if level is None:
-            return
+        """Send the wanted level to each connected handshake-era downstream that advertises logging; with
+        no client asking, `QUIET` to each that was set (see the module doc)."""
+        wanted = self.wanted_level()
+        level = wanted or QUIET
         async with anyio.create_task_group() as tg:
             for downstream in self._hub.downstreams.values():
-                tg.start_soon(self._set_one, downstream, level)
+                if wanted is not None or downstream.name in self._sent:
+                    tg.start_soon(self._set_one, downstream, level)
 
     async def _set_one(self, downstream: Downstream, level: str) -> None:
         try:
             client = downstream.client()
-        except Exception:  # noqa: BLE001 — down: nothing to set; a reconnect is set on the next setLevel
+        except Exception:  # noqa: BLE001 — down: nothing to set; its new session is set when it connects (`renew`)
             return
         key = (session_serial(client.session), level)
         if self._sent.get(downstream.name) == key:

@@ -13,6 +13,9 @@ Rules (docs/domains.md, "Protocol relay"):
   every prompt, read and completion, counted per connection (`CallStats.asking`) — is one principal's
   on one connection, and is refused otherwise (an outside review saw alice's password prompt reach
   bob, and bob's answer fed into alice's call). Such a server belongs in `session: per_client`.
+- A 2026-07-28 server's own `InputRequiredResult` is the answer to one known call: its requests go to
+  that call's client whoever else is calling, also on a shared session (`hub.relay.upstream.answering_for`;
+  outside review relay26 D1 saw them refused as ambiguous).
 - A request about a task (`related-task`) goes to a call in flight on the connection that created the
   task (its `tasks/result`), else to no one; with that connection gone it is refused saying so.
 - `roots/list` goes to the client of the call in flight if there is one, else (asked outside any call:
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -50,7 +54,8 @@ import anyio
 import mcp_types as types
 from mcp.client.session import ClientRequestContext
 from mcp.server.session import ServerSession
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.message import ServerMessageMetadata
 
 from hub.audit.log import AuditEvent
@@ -61,18 +66,21 @@ from hub.policies.audit import new_request_id
 from hub.policies.base import ToolCall, now
 from hub.policies.breaker import ASKED_CLIENT
 from hub.redact import Premasked, mask_short
+from hub.wire import json_number
 from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import RelayedTask, TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
 from hub.relay.roots import ClientStream, RootsClients, always_open, askable
-from hub.relay.upstream import RelayedRequest, UpstreamCall, current_upstream
+from hub.relay.upstream import RelayedRequest, UpstreamCall, answering, current_upstream
 from hub.relay.url_elicitations import UrlElicitations
 
 if TYPE_CHECKING:
     from hub.hub import Hub
 
 logger = logging.getLogger("hub.relay")
+# A handshake-era client's progress for a server's request is relayed on purpose (`_progress_back`): no warning each time.
+warnings.filterwarnings("ignore", message="Client-to-server progress", category=MCPDeprecationWarning)
 RELAY_LINE = Premasked("relay kind=%s server=%s principal=%s outcome=%s code=%s ms=%s")
 
 _UNTRACKED: AbstractAsyncContextManager[Any] = nullcontext()
@@ -184,19 +192,22 @@ class RequestRelay:
 
         async def sampling(ctx: ClientRequestContext | None, params: types.CreateMessageRequestParams) -> Any:
             task = self.tasks.related_task(server, params.meta, ctx.session if ctx is not None else None)
+            back = _progress_back(server, ctx, params.meta)
             params = self._task_ids_exposed(server, params, ctx)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
             return await self._relay(server, "sampling", types.CreateMessageRequest(params=params), result_type, mine,
-                                     task)
+                                     task, progress=back)
 
         async def elicitation(ctx: ClientRequestContext | None, params: types.ElicitRequestParams) -> Any:
             task = self.tasks.related_task(server, params.meta, ctx.session if ctx is not None else None)
+            back = _progress_back(server, ctx, params.meta)
             params = self._task_ids_exposed(server, params, ctx)
             return await self._relay(server, "elicitation", types.ElicitRequest(params=params), types.ElicitResult,
-                                     mine, task)
+                                     mine, task, progress=back)
 
         async def roots(ctx: ClientRequestContext) -> Any:
-            return await self._relay(server, "roots", types.ListRootsRequest(), types.ListRootsResult, mine)
+            return await self._relay(server, "roots", types.ListRootsRequest(), types.ListRootsResult, mine,
+                                     progress=_progress_back(server, ctx, None))
 
         return {"sampling_callback": sampling, "elicitation_callback": elicitation, "list_roots_callback": roots}
 
@@ -218,6 +229,9 @@ class RequestRelay:
         about_task, related = task
         if about_task:
             return self._task_target(calls, related)
+        known = answering.get()
+        if known is not None and known.active and known.server == server:
+            return self._known_target(server, known.upstream, calls)
         if owner is None and (downstream := self._hub.downstreams.get(server)) is not None:
             # Every call in flight counts, also those of clients that offered nothing a server could
             # ask (their calls are not tracked here): a request caused by one must not reach another.
@@ -252,6 +266,16 @@ class RequestRelay:
                 return found[0], None, found[1], None, []
         return None
 
+    def _known_target(self, server: str, upstream: UpstreamCall | None, calls: list[UpstreamCall]) -> Any:
+        """Where a request that is part of one known call's answer goes (`hub.relay.upstream.answering_for`):
+        that call's client, on that call, whoever else is calling — or a reason it cannot be asked."""
+        if upstream is None:
+            return (f"the client whose call to {server!r} this answers declared none of sampling, elicitation or "
+                    "roots; the hub asks no other client. Connect with a client that offers what the tool asks for")
+        if upstream not in calls:  # its call ended (or a per-client session's owner differs): no one waits
+            return None
+        return upstream.session, upstream.request_id, upstream.principal, upstream, [upstream]
+
     def _task_target(self, calls: list[UpstreamCall], related: RelayedTask | None) -> Any:
         """Where a task's request (`related-task`) goes: a call in flight on the connection that created the
         task (its `tasks/result`), else to no one — never to another connection, even of the same principal
@@ -271,8 +295,9 @@ class RequestRelay:
 
     async def _relay(self, server: str, kind: str, request: Any, result_type: Any,
                      owner: OwnerRef | None = None, task: tuple[bool, RelayedTask | None] = (False, None),
-                     again: tuple[ClientStream, Principal] | None = None) -> Any:
-        """Relay one server request (`again`: a `roots/list` withdrawn with a call, asked on the client's own stream)."""
+                     again: tuple[ClientStream, Principal] | None = None, progress: ProgressFnT | None = None) -> Any:
+        """Relay one server request (`again`: a `roots/list` withdrawn with a call, asked on the client's own stream;
+        `progress`: where the client's progress for it goes, when the server asked for some: `_progress_back`)."""
         target = self._target(server, kind, owner, task) if again is None else (again[0], None, again[1], None, [])
         if target is AMBIGUOUS:
             return self._refuse(server, kind, None, f"calls from several callers or connections to {server!r} are in flight on one shared "
@@ -320,7 +345,9 @@ class RequestRelay:
                     self.url_elicitations.relayed(server, owner() if owner is not None else None, request, session, upstream,
                                                   principal)
                     metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
-                    result = await session.send_request(request, result_type, metadata=metadata)
+                    # With `progress`, the SDK gives the request a progress token of the hub's own (its request
+                    # id, unique on this connection) and hands the client's progress for it to `progress`.
+                    result = await session.send_request(request, result_type, metadata=metadata, progress_callback=progress)
         except MCPError as exc:
             self.audit_event(server, kind, principal, "error", str(exc.error.code), started)
             return exc.error
@@ -339,7 +366,8 @@ class RequestRelay:
         if scope.cancelled_caught and kind == "roots" and again is None and askable(connection := getattr(session, "_connection", None)):
             # About the client, not the call that happened to carry it (a Streamable HTTP client may have no GET
             # stream, so it went there first): asked again on the client's own stream rather than withdrawn.
-            return await self._relay(server, kind, request, result_type, owner, task, (ClientStream(connection), principal))
+            return await self._relay(server, kind, request, result_type, owner, task, (ClientStream(connection), principal),
+                                     progress)
         if scope.cancelled_caught:
             outcome = relayed.ended or "cancelled"
             self.audit_event(server, kind, principal, outcome, None, started)
@@ -404,6 +432,35 @@ def _resume_idle_deadline(call: ToolCall) -> None:
     call.idle_deadline_from(now())
     if call.deadline_scope is not None:
         call.deadline_scope.deadline = call.deadline_at
+
+
+def _progress_back(server: str, ctx: ClientRequestContext | None, meta: Any) -> ProgressFnT | None:
+    """Where a client's `notifications/progress` for a server's request goes: back to the downstream session
+    that sent it, under the server's own token (outside review relay26 D3: the hub passed the token on and
+    dropped the client's progress). None when the request asked for none, or came in an input-required
+    answer (`ctx` None: no session to report to). The client sees a token of the hub's (`_relay`), so two
+    servers' equal tokens never meet."""
+    token = _progress_token(ctx.meta if ctx is not None else None) or _progress_token(meta)
+    if ctx is None or token is None:
+        return None
+    downstream = ctx.session
+
+    async def back(progress: float, total: float | None, message: str | None) -> None:
+        try:
+            await downstream.send_progress_notification(token, json_number(progress),
+                                                        None if total is None else json_number(total), message)
+        except Exception as exc:  # noqa: BLE001 — best effort, as progress is: the server's session may be gone
+            logger.debug("progress for %s's request not passed on: %s", server, type(exc).__name__)
+
+    return back
+
+
+def _progress_token(meta: Any) -> str | int | None:
+    if isinstance(meta, dict):  # the SDK's `RequestParamsMeta` holds it by its Python name; a raw one by its wire name
+        token = meta.get("progress_token", meta.get("progressToken"))
+    else:
+        token = getattr(meta, "progress_token", None)
+    return token if isinstance(token, str | int) and not isinstance(token, bool) else None
 
 
 def _connection(call: UpstreamCall) -> Any:

@@ -54,8 +54,11 @@ class ClientStream:
         """A handshake-era connection with a back-channel (2026-07-28 forbids server-initiated requests)."""
         return askable(self._connection)
 
-    async def send_request(self, request: Any, result_type: Any, metadata: Any = None) -> Any:
-        return await self._connection.send_request(request, result_type=result_type, opts={"timeout": ASK_TIMEOUT_S})
+    async def send_request(self, request: Any, result_type: Any, metadata: Any = None, progress_callback: Any = None) -> Any:
+        opts: dict[str, Any] = {"timeout": ASK_TIMEOUT_S}
+        if progress_callback is not None:  # the client's progress for it goes back to the server (`_progress_back`)
+            opts["on_progress"] = progress_callback
+        return await self._connection.send_request(request, result_type=result_type, opts=opts)
 
 
 def askable(connection: Any) -> bool:

@@ -23,9 +23,14 @@ Rules (docs/domains.md, "Protocol relay"; docs/events.md, "Subscribable resource
   its own downstream session (held open while it has any; `hub.relay.own_subscriptions`, also for a
   session that ends with its server), and that session's updates go to that client only. A 2026-07-28 client's listen stream has no session of its own (its requests each get
   a session released when answered), so its URIs are held on the shared session as for any server.
+- A handshake-era client's session (connection) holds at most `MAX_SUBSCRIPTIONS_PER_CONNECTION`
+  subscriptions, as a listen stream holds at most `MAX_LISTEN_URIS`: the next `resources/subscribe` is
+  refused -32602 saying to unsubscribe first (outside review relay26 D5: 1,500 were taken, each a
+  downstream round trip). When its connection ends (stdio EOF, SSE stream closed, Streamable HTTP DELETE
+  or expiry), its subscriptions are released at once (relay26 D5: they outlived it until an update for
+  that very URI came).
 - A shared downstream session: the hub subscribes it once per resource (on the first
-  client) and lets go when the last client leaves (or its connection ends, found at the next
-  update). A 2026-07-28 server's stream is replaced (new stream acknowledged first, then the old
+  client) and lets go when the last client leaves (unsubscribes, or its connection ends). A 2026-07-28 server's stream is replaced (new stream acknowledged first, then the old
   one closed, so no update falls in a gap) whenever the set of URIs changes. A downstream that
   reconnected is a new session: `resubscribe` renews every live subscription on it.
 - An update is rewritten to the exposed URI and sent to each subscribed handshake-era client that
@@ -74,6 +79,9 @@ logger = logging.getLogger("hub.relay.subscriptions")
 
 RESOURCE_NOT_FOUND = -32002
 MAX_LISTEN_URIS = 100
+MAX_SUBSCRIPTIONS_PER_CONNECTION = MAX_LISTEN_URIS
+"""Decision: one handshake-era session holds as many subscriptions as one 2026-07-28 listen stream."""
+_RELEASE_ON_CLOSE = "hub.relay.subscriptions.release_on_close"
 
 # The hub relays handshake-era subscriptions on purpose: no warning per subscribe.
 warnings.filterwarnings("ignore", message="resources/(un)?subscribe", category=MCPDeprecationWarning)
@@ -112,6 +120,8 @@ class ResourceSubscriptions:
         self._clients: dict[str, weakref.WeakKeyDictionary[Connection, Principal]] = {}
         self._listeners: dict[str, int] = {}
         """Exposed URI -> how many open 2026-07-28 listen streams acknowledged it."""
+        self._by_connection: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+        """Handshake-era connection -> the exposed URIs it holds (its cap; released when it ends)."""
         self._downstream: dict[str, tuple[str, str, int]] = {}
         """Exposed URI -> (server, original URI, id of the downstream session subscribed)."""
         self._streams: dict[str, _Stream] = {}
@@ -157,16 +167,63 @@ class ResourceSubscriptions:
         a session its server has forgotten is ended and the subscription made on a new one: relay round
         15, where subscribing again did nothing because it was recorded as held)."""
         downstream, original = self._target(uri, principal)
-        clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
-        seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "resources/subscribe")
-        # Admitted as a read is (`hub.forwarded.admitted`): subscribing to URI after URI is a flood too.
-        async with admitted(limits_of(self._hub), downstream.name, principal, "resources/subscribe", seconds):
-            if _per_client(downstream):
-                await subscribe_own(self._hub.config, downstream, connection, original, subscribe=True)
-            else:
-                await self._ensure(downstream, uri, original)
-        clients[connection] = principal
+        held = self._by_connection.setdefault(connection, set())
+        fresh = uri not in held
+        if fresh and len(held) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+            raise MCPError(code=types.INVALID_PARAMS,
+                           message=f"this session already holds {len(held)} resource subscriptions, the most one session "
+                                   f"may hold; send resources/unsubscribe for one it no longer needs, then subscribe "
+                                   f"to {uri} again")
+        held.add(uri)  # reserved while the server is asked: concurrent subscribes count too
+        try:
+            seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "resources/subscribe")
+            # Admitted as a read is (`hub.forwarded.admitted`): subscribing to URI after URI is a flood too.
+            async with admitted(limits_of(self._hub), downstream.name, principal, "resources/subscribe", seconds):
+                if _per_client(downstream):
+                    await subscribe_own(self._hub.config, downstream, connection, original, subscribe=True)
+                else:
+                    await self._ensure(downstream, uri, original)
+        except BaseException:
+            if fresh:
+                held.discard(uri)
+            raise
+        self._hold(connection, uri, principal)
         await self._share(connection, uri, subscribed=True)
+
+    def _hold(self, connection: Connection, uri: str, principal: Principal) -> None:
+        """Record `connection`'s subscription to `uri`; its teardown releases what it holds (`_ended`)."""
+        self._clients.setdefault(uri, weakref.WeakKeyDictionary())[connection] = principal
+        self._by_connection.setdefault(connection, set()).add(uri)
+        state, stack = getattr(connection, "state", None), getattr(connection, "exit_stack", None)
+        if isinstance(state, dict) and stack is not None and not state.get(_RELEASE_ON_CLOSE):
+            state[_RELEASE_ON_CLOSE] = True
+            stack.callback(self._ended, weakref.ref(connection))
+
+    def _drop(self, connection: Connection, uri: str) -> bool:
+        """Forget `connection`'s subscription to `uri`; whether it held one."""
+        held = self._by_connection.get(connection)
+        if held is not None:
+            held.discard(uri)
+        clients = self._clients.get(uri)
+        return clients is not None and clients.pop(connection, None) is not None
+
+    def _ended(self, ref: weakref.ref[Connection]) -> None:
+        """A client connection ended: forget its subscriptions now, and let go of the server's in the
+        background (its teardown must not wait on servers). A `per_client` server's own session of it is
+        closed with the connection (`Hub.release_owner`)."""
+        connection = ref()
+        if connection is None:
+            return
+        uris = sorted(self._by_connection.pop(connection, set()))
+        for uri in uris:
+            if (clients := self._clients.get(uri)) is not None:
+                clients.pop(connection, None)
+        if uris:
+            self._soon(self._release_all, uris)
+
+    async def _release_all(self, uris: list[str]) -> None:
+        for uri in uris:
+            await self._release_if_unused(uri)
 
     async def _share(self, connection: Connection, uri: str, *, subscribed: bool) -> None:
         """The session's subscription for its copies on other replicas (`hub.cluster.session_state`)."""
@@ -180,7 +237,7 @@ class ResourceSubscriptions:
         (an update of this replica's server too); a URI it may not read here is left out, logged."""
         held = self._clients.get(uri)
         if not subscribed:
-            if held is not None and held.pop(connection, None) is not None:
+            if held is not None and self._drop(connection, uri):
                 self._soon(self._carried_end, connection, uri)
             return
         try:
@@ -191,7 +248,7 @@ class ResourceSubscriptions:
         clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
         if connection in clients:
             return
-        clients[connection] = principal
+        self._hold(connection, uri, principal)
         self._soon(self._carried_start, connection, uri, server, original)
 
     def _soon(self, work: Callable[..., Any], *args: Any) -> None:
@@ -224,8 +281,7 @@ class ResourceSubscriptions:
         (a `per_client` server: the client's own session at once). Unsubscribing from something not
         subscribed is a no-op, as it is for servers."""
         server, original = self._resolve(uri, principal)
-        clients = self._clients.get(uri)
-        held = clients is not None and clients.pop(connection, None) is not None
+        held = self._drop(connection, uri)
         downstream = self._hub.downstreams[server]
         if held and _per_client(downstream):
             await subscribe_own(self._hub.config, downstream, connection, original, subscribe=False)

@@ -4,6 +4,8 @@ Kept free of hub imports: the deadline policy reads it on every call."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,3 +57,34 @@ class RelayedRequest:
 
 current_upstream: ContextVar[UpstreamCall | None] = ContextVar("current_upstream", default=None)
 """The upstream call the running task serves (set only for clients that can answer a server's requests)."""
+
+
+@dataclass(eq=False)
+class KnownCall:
+    """The call a server's input request answers, when the request says it: a 2026-07-28 server's own
+    `InputRequiredResult` is the answer to one `tools/call` (`answering`)."""
+
+    server: str
+    upstream: UpstreamCall | None
+    """That call as the relay tracks it; None: its client offered nothing a server could ask."""
+    active: bool = True
+    """False once its input rounds are over: a task started inside keeps no stale claim."""
+
+
+answering: ContextVar[KnownCall | None] = ContextVar("answering", default=None)
+"""Set while the hub relays the input requests of one call's `InputRequiredResult` (`answering_for`)."""
+
+
+@contextmanager
+def answering_for(server: str) -> Iterator[None]:
+    """While the block runs, the relay sends `server`'s requests to the current call's client: they are
+    part of the answer to that call, so on a shared session nothing is ambiguous (outside review relay26 D1:
+    they were refused as "several callers in flight" and the caller got a misleading `upstream_error`)."""
+    upstream = current_upstream.get()
+    known = KnownCall(server, upstream if upstream is not None and upstream.server == server else None)
+    token = answering.set(known)
+    try:
+        yield
+    finally:
+        known.active = False
+        answering.reset(token)
