@@ -8,14 +8,29 @@ other replica (outside review, cluster round 18 #3). So, with `hub.cluster.redis
 can write to Redis cannot thereby stop or restart servers), and each other replica applies it with its
 own `ServerActions` (the same per-server order as its own console's actions) and publishes its answer
 (`admin_action_done`). The replica that took the click applies it at the same time, waits for the
-answers (at most `REPLY_WAIT_S`, or until every replica Redis reached has answered) and says
+answers (at most `REPLY_WAIT_S`, or until every replica it was sent to has answered) and says
 truthfully what happened: on how many replicas, which answered what, which did not answer, and — if
 Redis did not take the message — that it acted on this replica only.
 
 Decided: a replica that was not listening when the action was sent (Redis down there, or started
-later) keeps the state its config gives (as after a restart: the config stays the source of truth);
-the answer counts only replicas Redis reached. A message older than `MAX_SKEW_S`, or one whose
-signature does not check, is ignored (a replay, or another deployment's).
+later) keeps the state its config gives (as after a restart: the config stays the source of truth).
+
+Who counts as a replica (outside review console26 #4: any subscriber to the channel was counted, and
+an unsigned answer from a plain Redis client made the console say "Done on all 2 replicas"): each
+replica announces itself on the channel when its listener subscribes and every `PRESENCE_EVERY_S`
+(event `admin_replica`, signed, naming its replica id and the time); a replica is alive while its last
+signed announcement is under `ALIVE_S` old. An action names the replicas alive when it is sent
+(`targets`), the clicked replica waits only for their answers, and an answer counts only when it is
+signed, names one of those targets, and is that target's first. A silent subscriber or another
+deployment's listener neither counts nor holds the action.
+
+Replays (outside review console26 #2: a captured Disable re-published with a new envelope undid the
+operator's Enable on the replica that sent it): what is signed binds the action to one id, its sender
+(`origin`), its targets and its time. A replica applies it only if it is one of the targets (a
+restarted replica has a new id, so a copy sent before its restart is not for it), not its sender,
+within `MAX_SKEW_S`, and the first time it sees that id (the sender records its own id too). Anything
+else is refused and logged (a warning for a signed copy: someone who can write to Redis replayed it).
+A message whose signature does not check is ignored (another deployment's, or forged).
 """
 
 from __future__ import annotations
@@ -43,7 +58,14 @@ REPLY_WAIT_S = STOP_WAIT_S + 10.0
 """How long the clicked replica waits for the others' answers: their Disable may wait `STOP_WAIT_S`
 for the server to stop, plus a margin for a loaded machine."""
 MAX_SKEW_S = 60.0
-_SIGN_PURPOSE = b"mcp-hub admin console actions v1"
+PRESENCE = "admin_replica"
+PRESENCE_EVERY_S = 5.0
+"""How often a replica announces itself to the others' consoles."""
+ALIVE_S = 3 * PRESENCE_EVERY_S
+"""A replica whose last signed announcement is older is not waited for (it stopped, or lost Redis)."""
+MAX_REPLICAS = 1000
+"""Replicas remembered (the oldest announcement forgotten first)."""
+_SIGN_PURPOSE = b"mcp-hub admin console actions v2"
 
 
 @dataclass(frozen=True)
@@ -54,7 +76,7 @@ class Outcome:
     remote: tuple[ActionResult, ...] = ()
     """The other replicas' answers."""
     reached: int | None = None
-    """How many other replicas Redis delivered the action to; None: it was not sent to any."""
+    """How many other replicas the action was sent to (those known alive); None: it was not sent."""
     alone_because: str | None = None
     """Why the action stayed on this replica (cluster settings on, but Redis or the secret missing)."""
     waited_s: float = field(default=REPLY_WAIT_S)
@@ -79,8 +101,8 @@ class Outcome:
         if self.reached is None:
             return f"{head} on this replica only: {verb_server} — {done.message} {self.alone_because}"
         if self.reached == 0:
-            return (f"{head}: {verb_server} — {done.message} No other replica is listening on Redis, so this "
-                    "replica is the only one it applied to.")
+            return (f"{head}: {verb_server} — {done.message} No other replica has announced itself on Redis "
+                    f"in the last {ALIVE_S:g} s, so this replica is the only one it applied to.")
         answers = [done, *self.remote]
         missing = self.reached - len(self.remote)
         if missing == 0 and len({(r.result, r.message) for r in answers}) == 1:
@@ -111,18 +133,31 @@ class ClusterActions:
         self.notifier = notifier
         self._keys = SharedKeys(_SIGN_PURPOSE, secrets)
         self.reply_wait_s = reply_wait_s
-        self._waiting: dict[str, tuple[list[ActionResult], anyio.Event]] = {}
+        self.replica: str = str(getattr(notifier, "replica", "") or uuid4().hex)
+        self._waiting: dict[str, _Waiting] = {}
         self._done_ids: dict[str, float] = {}
+        self._alive: dict[str, float] = {}
+        """Replica id → the signed time of its last announcement."""
+        self._announcing = False
         if notifier is not None and self._keys:
             notifier.on_event(ACTION, self._apply_remote)
             notifier.on_event(DONE, self._answer)
+            notifier.on_event(PRESENCE, self._presence)
+            on_subscribed = getattr(notifier, "on_subscribed", None)
+            if on_subscribed is not None:
+                on_subscribed(self.announce)
 
     @property
     def clustered(self) -> bool:
         return self.notifier is not None or bool(self._keys)
 
+    def alive(self) -> list[str]:
+        """The other replicas whose last signed announcement is under `ALIVE_S` old."""
+        cutoff = time.time() - ALIVE_S
+        return sorted(r for r, at in self._alive.items() if at > cutoff)
+
     async def perform(self, name: str, verb: Verb, principal: str) -> Outcome:
-        """Apply `verb` to `name` here and, when the cluster is set up, on every replica Redis reaches."""
+        """Apply `verb` to `name` here and, when the cluster is set up, on every replica known alive."""
         if self.notifier is None or not self._keys:
             done = await self.local.perform(name, verb, principal)
             if not self.clustered:
@@ -131,14 +166,15 @@ class ClusterActions:
             return Outcome(done, alone_because=f"Console actions reach the other replicas only with {missing} set "
                                                "(docs/deploy.md), so they still run it as before.")
         action_id = uuid4().hex
-        answers: list[ActionResult] = []
-        arrived = anyio.Event()
-        self._waiting[action_id] = (answers, arrived)
+        self._done_ids[action_id] = time.time()  # a copy of it coming back is a replay, here too
+        targets = self.alive()
+        waiting = _Waiting(frozenset(targets))
+        self._waiting[action_id] = waiting
         try:
-            payload = {"action_id": action_id, "server": name, "verb": verb, "principal": principal, "at": time.time()}
+            payload = {"action_id": action_id, "server": name, "verb": verb, "principal": principal,
+                       "at": time.time(), "origin": self.replica, "targets": targets}
             try:
-                reached = await self.notifier.publish_counted({"type": ACTION, "action": payload,
-                                                               "sig": self._sign(payload)})
+                await self.notifier.publish_counted({"type": ACTION, "action": payload, "sig": self._sign(payload)})
             except Exception as exc:  # noqa: BLE001 — said to the operator: acted here only
                 logger.warning("could not send a console %s of %s to the other replicas (Redis: %s)", verb, name,
                                type(exc).__name__)
@@ -149,26 +185,75 @@ class ClusterActions:
                                                    "answers again.")
             done = await self.local.perform(name, verb, principal)
             with anyio.move_on_after(self.reply_wait_s):
-                while len(answers) < reached:
-                    await arrived.wait()
-                    arrived = anyio.Event()
-                    self._waiting[action_id] = (answers, arrived)
-            return Outcome(done, tuple(answers[:reached]), reached, waited_s=self.reply_wait_s)
+                while len(waiting.answers) < len(targets):
+                    await waiting.arrived.wait()
+                    waiting.arrived = anyio.Event()
+            return Outcome(done, tuple(waiting.answers.values()), len(targets), waited_s=self.reply_wait_s)
         finally:
             self._waiting.pop(action_id, None)
+            self._forget_old()
+
+    # -- who is a replica ------------------------------------------------------------------------
+
+    async def announce(self) -> None:
+        """Run each time this replica's listener (re)subscribes: say so at once, asking the others to
+        answer with theirs, then every `PRESENCE_EVERY_S` (one loop, until the listener stops)."""
+        await self.announce_once()
+        if self._announcing:
+            return
+        self._announcing = True
+        try:
+            while True:
+                await anyio.sleep(PRESENCE_EVERY_S)
+                await self._send_presence(hello=False)
+        finally:
+            self._announcing = False
+
+    async def announce_once(self) -> None:
+        """Say this replica is alive, asking the others to answer with theirs."""
+        await self._send_presence(hello=True)
+
+    async def _send_presence(self, hello: bool) -> None:
+        assert self.notifier is not None
+        payload = {"replica": self.replica, "at": time.time(), "hello": hello}
+        try:
+            await self.notifier.publish_counted({"type": PRESENCE, "presence": payload, "sig": self._sign(payload)})
+        except Exception as exc:  # noqa: BLE001 — the next announcement tries again
+            logger.debug("could not announce this replica to the others' consoles (Redis: %s)", type(exc).__name__)
+
+    async def _presence(self, event: dict[str, Any]) -> None:
+        payload = event.get("presence")
+        if not isinstance(payload, dict) or not self._verified(payload, event.get("sig"), {"replica", "at"}):
+            return  # not a replica of this deployment
+        replica, at = str(payload["replica"]), float(payload["at"])
+        if replica == self.replica:
+            return
+        self._alive[replica] = max(at, self._alive.get(replica, 0.0))
+        while len(self._alive) > MAX_REPLICAS:
+            del self._alive[min(self._alive, key=self._alive.__getitem__)]
+        if payload.get("hello") is True:
+            await self._send_presence(hello=False)  # a replica that just started learns of this one now
 
     # -- the other replicas' side ---------------------------------------------------------------
 
     async def _apply_remote(self, event: dict[str, Any]) -> None:
         payload = event.get("action")
-        if not isinstance(payload, dict) or not self._verified(payload, event.get("sig")):
+        if not isinstance(payload, dict) or not self._verified(payload, event.get("sig"), _ACTION_FIELDS):
             logger.warning("ignored a console action from Redis that is unsigned, altered, or too old")
             return
         action_id, name, verb = str(payload["action_id"]), str(payload["server"]), str(payload["verb"])
-        if action_id in self._done_ids:
+        targets = payload["targets"]
+        if payload["origin"] == self.replica or action_id in self._done_ids:
+            logger.warning("refused a replayed console action (%s of %s, action %s): a signed copy of an action "
+                           "already applied here was sent again on Redis by someone who can write to it",
+                           verb, name, action_id[:12])
             return
         self._done_ids[action_id] = time.time()
         self._forget_old()
+        if not isinstance(targets, list) or self.replica not in targets:
+            logger.info("a console %s of %s was not addressed to this replica (it started or reached Redis after "
+                        "the action was sent, or it is a replay): not applied, it keeps its own state", verb, name)
+            return
         if verb not in VERBS:
             return
         if name not in self.local.hub.downstreams:
@@ -177,10 +262,10 @@ class ClusterActions:
             done = await self.local.perform(name, verb, str(payload.get("principal") or "?"))  # type: ignore[arg-type]
         logger.info("console %s of %s sent by another replica: %s", verb, name, done.result)
         assert self.notifier is not None
-        reply = {"action_id": action_id, "verb": verb, "server": name, "applied": done.applied,
-                 "result": done.result, "message": done.message}
+        reply = {"action_id": action_id, "replica": self.replica, "verb": verb, "server": name,
+                 "applied": done.applied, "result": done.result, "message": done.message, "at": time.time()}
         try:
-            await self.notifier.publish_counted({"type": DONE, "done": reply})
+            await self.notifier.publish_counted({"type": DONE, "done": reply, "sig": self._sign(reply)})
         except Exception as exc:  # noqa: BLE001 — the clicked replica then says this one did not answer
             logger.warning("could not answer a console action of another replica (Redis: %s)", type(exc).__name__)
 
@@ -191,18 +276,25 @@ class ClusterActions:
         waiting = self._waiting.get(str(reply.get("action_id")))
         if waiting is None:
             return  # another replica's action, or one this replica stopped waiting for
-        answers, arrived = waiting
-        answers.append(ActionResult(str(reply.get("verb")), str(reply.get("server")), bool(reply.get("applied")),  # type: ignore[arg-type]
-                                    str(reply.get("result"))[:40], str(reply.get("message"))[:500]))
-        arrived.set()
+        if not self._verified(reply, event.get("sig"), {"action_id", "replica", "at"}):
+            logger.warning("ignored an answer to a console action that is unsigned, altered, or too old (not "
+                           "from a replica of this hub)")
+            return
+        replica = str(reply["replica"])
+        if replica not in waiting.targets or replica in waiting.answers:
+            return
+        waiting.answers[replica] = ActionResult(
+            str(reply.get("verb")), str(reply.get("server")), bool(reply.get("applied")),  # type: ignore[arg-type]
+            str(reply.get("result"))[:40], str(reply.get("message"))[:500])
+        waiting.arrived.set()
 
     # -- signing --------------------------------------------------------------------------------
 
     def _sign(self, payload: dict[str, Any]) -> str:
         return self._keys.sign(canonical(payload))
 
-    def _verified(self, payload: dict[str, Any], sig: object) -> bool:
-        if not isinstance(sig, str) or not {"action_id", "server", "verb", "at"} <= payload.keys():
+    def _verified(self, payload: dict[str, Any], sig: object, fields: set[str] | frozenset[str]) -> bool:
+        if not isinstance(sig, str) or not fields <= payload.keys():
             return False
         try:
             fresh = abs(time.time() - float(payload["at"])) <= MAX_SKEW_S
@@ -214,3 +306,18 @@ class ClusterActions:
         cutoff = time.time() - 2 * MAX_SKEW_S
         for action_id in [a for a, at in self._done_ids.items() if at < cutoff]:
             del self._done_ids[action_id]
+        for replica in [r for r, at in self._alive.items() if at < cutoff]:
+            del self._alive[replica]
+
+
+_ACTION_FIELDS = frozenset({"action_id", "server", "verb", "at", "origin", "targets"})
+
+
+@dataclass
+class _Waiting:
+    """One action's wait for the answers of the replicas it was sent to."""
+
+    targets: frozenset[str]
+    answers: dict[str, ActionResult] = field(default_factory=dict)
+    """Replica id → its answer (the first signed one only)."""
+    arrived: anyio.Event = field(default_factory=anyio.Event)

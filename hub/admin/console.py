@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse
 from hub.admin.actions import ServerActions
 from hub.admin.cluster_actions import ClusterActions
 from hub.admin.session import AdminSession, LoginTokens, SealedSessionStore, SessionStore
+from hub.admin.signed_out import FILE_NAME as SIGNED_OUT_FILE, SignedOut
 from hub.audit.log import AuditEvent
 from hub.cluster.ended_sessions import EndedSessions
 from hub.auth.keys import KeyStore
@@ -28,9 +29,14 @@ HERE = Path(__file__).resolve().parent
 
 
 def _when(ts: float | None) -> str:
+    """A stored instant for a page; one no clock can show (a far-future expiry, a corrupt row) reads as
+    such instead of failing the whole page (outside review console26 #1: one key made the Keys page 500)."""
     if ts is None:
         return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):
+        return "after 9999" if ts > 0 else "unknown"
 
 
 class Console:
@@ -46,7 +52,10 @@ class Console:
         shared = [s.get_secret_value() for s in cluster.session_secrets]
         idle_s = hub.config.hub.auth.console_idle_s
         self.sessions: SessionStore | SealedSessionStore = (
-            SealedSessionStore(shared, EndedSessions(cluster.redis_url), idle_s) if shared else SessionStore(idle_s))
+            SealedSessionStore(shared, EndedSessions(cluster.redis_url), idle_s,
+                               SignedOut(hub.data_dir / SIGNED_OUT_FILE)) if shared else SessionStore(idle_s))
+        self.public_url: str | None = hub.config.hub.auth.resource_url
+        """The hub's public URL: its https makes the cookies `Secure` behind a TLS proxy (`session.served_securely`)."""
         self.login_tokens = LoginTokens(shared)
         self.actions = ClusterActions(ServerActions(hub), getattr(hub, "cluster_notify", None), shared)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -65,6 +74,15 @@ class Console:
             self.sessions.end_credential(session.credential)
             return None
         return session
+
+    def minter_scopes(self, session: AdminSession) -> tuple[str, ...]:
+        """The scopes bounding what `session` may mint: its own, or — when its API key's were too many to
+        seal into the cookie — the key's, read from the key store (none if the key is gone: nothing is minted)."""
+        if not session.scopes_in_store:
+            return session.scopes
+        if self.keys is None:
+            return ()
+        return next((r.scopes for r in self.keys.list() if r.key_id == session.credential), ())
 
     def render(self, request: Request, name: str, session: AdminSession | None, status: int = 200,
                **context: Any) -> HTMLResponse:

@@ -19,7 +19,8 @@ from starlette.staticfiles import StaticFiles
 
 from hub.admin import views_activity, views_keys, views_servers, views_tools
 from hub.admin.console import ADMIN_SCOPE, HERE, Console, StoreUnavailable
-from hub.admin.session import COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, csrf_ok, set_cookie
+from hub.admin.session import (COOKIE, LOGIN_CSRF_COOKIE, MAX_AGE_S, AdminSession, SessionTooLarge, csrf_ok,
+                               set_cookie)
 from hub.auth.minting import PIN_PREFIX
 from hub.auth.scopes import grants
 from hub.hub import Hub
@@ -114,10 +115,13 @@ def admin_app(hub: Hub, auth: HttpAuth | None) -> ConsoleApp:
         ident = str(claims.get("key_id") if kind == "api_key" else claims.get("iss") or "")
         session = AdminSession(token.client_id, kind, ident, float(token.expires_at) if token.expires_at else None,
                                tuple(token.scopes))
-        sid = console.sessions.create(session)
+        try:
+            sid = console.sessions.create(session)
+        except SessionTooLarge as exc:  # too many scopes to seal into a cookie: said, not a silent bounce
+            return _login_page(console, request, str(exc), 400)
         console.audit(session, "login", None, {"via": kind})
         response = RedirectResponse("/admin/servers", status_code=303)
-        set_cookie(response, request, COOKIE, sid, MAX_AGE_S)
+        set_cookie(response, request, COOKIE, sid, MAX_AGE_S, console.public_url)
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/admin")
         return response
 
@@ -153,12 +157,12 @@ def _resealed(console: Console, request: Request, session: AdminSession, respons
     """The answer, with the session's cookie sealed anew when the session lives in it (its idle clock,
     its notice); a signed-out session gets none."""
     if session.sid and (value := console.sessions.cookie(session)):
-        set_cookie(response, request, COOKIE, value, MAX_AGE_S)
+        set_cookie(response, request, COOKIE, value, MAX_AGE_S, console.public_url)
     return response
 
 
 def _login_page(console: Console, request: Request, error: str | None, status: int) -> Response:
     token = console.login_tokens.issue()
     response = console.render(request, "login.html", None, status=status, error=error, login_csrf=token)
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600)
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600, console.public_url)
     return response

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.admin.console import Console
 from hub.admin.session import AdminSession
-from hub.auth.keys import LEVEL_WORDS, SCOPE_RE, parse_lifetime, split_scopes
+from hub.auth.keys import LEVEL_WORDS, MAX_DURATION_S, SCOPE_RE, parse_lifetime, split_scopes
 from hub.auth.minting import ScopeEscalation
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
@@ -52,17 +52,19 @@ async def create(console: Console, request: Request, session: AdminSession) -> R
         try:
             expires_in = parse_lifetime(expires)  # more than zero: `0d` made a key that never expired
         except ValueError:
-            problem = ("Expires in: a number above 0 and a unit s, m, h, d or w (for example 30d), "
-                       "or empty for never.")
+            problem = (f"Expires in: a number above 0 and a unit s, m, h, d or w (for example 30d), at most "
+                       f"{MAX_DURATION_S // 86400}d, or empty for never.")
     if problem is not None:
         return await keys(console, request, session, error=problem, status=400)
     try:
-        secret, record = console.keys.create(name, scopes, expires_in, minter=session.scopes,
+        secret, record = console.keys.create(name, scopes, expires_in, minter=console.minter_scopes(session),
                                              minter_expires_at=session.expires_at)
-    except ScopeEscalation as exc:
-        console.audit(session, "create_key", None, {"principal": name, "scopes": " ".join(scopes)},
-                      outcome="denied", error_code="forbidden")
-        return await keys(console, request, session, error=f"Not created: {exc}.", status=403)
+    except ValueError as exc:  # a wider key (`ScopeEscalation`, audited as denied), or a lifetime the store refuses
+        if isinstance(exc, ScopeEscalation):
+            console.audit(session, "create_key", None, {"principal": name, "scopes": " ".join(scopes)},
+                          outcome="denied", error_code="forbidden")
+            return await keys(console, request, session, error=f"Not created: {exc}.", status=403)
+        return await keys(console, request, session, error=f"Not created: {exc}.", status=400)
     console.audit(session, "create_key", None, {"key_id": record.key_id, "principal": name, "scopes": " ".join(scopes)})
     return await keys(console, request, session, created=secret)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
@@ -24,16 +25,29 @@ from hub.store.base import KeyRow, KeyTable
 
 PREFIX = "mcphub_"
 _KEY_RE = re.compile(r"^mcphub_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-_DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
+_DURATION_RE = re.compile(r"^(\d{1,15})([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION_S = 3650 * 86400
+"""The longest duration the hub takes (`keys create --expires`, the console's "Expires in", `audit query
+--since`): 3650d, about 10 years. Decided: refused above it, not stored as "never" — a typo of a few digits
+made a key whose expiry no clock could show, which broke the Keys page and `keys list` (outside review
+console26 #1); a key meant to live for ever is made with no expiry."""
+MAX_EXPIRES_AT = 253402300799.0
+"""9999-12-31T23:59:59Z: an expiry stored later (before `MAX_DURATION_S` existed) is read as this, so it
+still shows and formats everywhere (it is as far off either way)."""
 
 
-def parse_duration(text: str) -> float:
-    """`30d`, `12h`, `90m`, `2w`, `45s` → seconds."""
+def parse_duration(text: str, too_long_hint: str = "") -> float:
+    """`30d`, `12h`, `90m`, `2w`, `45s` → seconds, at most `MAX_DURATION_S` (`too_long_hint` ends the
+    refusal of a longer one)."""
     match = _DURATION_RE.match(text.strip())
     if not match:
-        raise ValueError(f"{text!r} is not a duration: use a number and a unit (s, m, h, d, w), e.g. 30d")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+        raise ValueError(f"{text[:40]!r} is not a duration: use a number and a unit (s, m, h, d, w), e.g. 30d")
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{text.strip()[:40]!r} is too long: the most is {MAX_DURATION_S // 86400}d (about 10 "
+                         f"years){too_long_hint}")
+    return seconds
 
 
 def parse_lifetime(text: str) -> float:
@@ -41,7 +55,7 @@ def parse_lifetime(text: str) -> float:
 
     `0s` made a key that never expired, the opposite of what was asked (outside review newuser19); no
     lifetime at all (the option left out) is how to ask for that."""
-    seconds = parse_duration(text)
+    seconds = parse_duration(text, "; for a key that never expires, give no expiry")
     if seconds <= 0:
         raise ValueError(f"{text.strip()!r} is no lifetime: a key must live more than 0 seconds; give e.g. 30d, 12h "
                          "or 90m, or leave the expiry out for a key that never expires")
@@ -66,10 +80,19 @@ def _digest(salt: bytes, secret: str) -> str:
 
 
 def _record(row: KeyRow) -> KeyRecord:
-    return KeyRecord(row.key_id, row.principal, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at)
+    return KeyRecord(row.key_id, row.principal, tuple(row.scopes.split()), row.created_at,
+                     _bounded_expiry(row.expires_at), row.revoked_at)
 
 
-__all__ = ["LEVEL_WORDS", "SCOPE_RE", "KeyRecord", "KeyStore", "parse_duration", "parse_lifetime", "split_scopes"]
+def _bounded_expiry(expires_at: float | None) -> float | None:
+    """A stored expiry as one every clock can show: one past `MAX_EXPIRES_AT` (or not a number) reads as it."""
+    if expires_at is None:
+        return None
+    return expires_at if math.isfinite(expires_at) and expires_at <= MAX_EXPIRES_AT else MAX_EXPIRES_AT
+
+
+__all__ = ["LEVEL_WORDS", "MAX_DURATION_S", "SCOPE_RE", "KeyRecord", "KeyStore", "parse_duration", "parse_lifetime",
+           "split_scopes"]
 
 
 class KeyStore:
@@ -107,12 +130,16 @@ class KeyStore:
         if expires_in_s is not None and expires_in_s <= 0:
             raise ValueError(f"expires: a key must live more than 0 seconds (got {expires_in_s:g}); "
                              "give a lifetime such as 30d, or none for a key that never expires")
+        if expires_in_s is not None and not expires_in_s <= MAX_DURATION_S:
+            raise ValueError(f"expires: a key may live at most {MAX_DURATION_S // 86400}d (about 10 years), not "
+                             f"{expires_in_s:g} s; give no expiry for a key that never expires")
         check_mint(minter, scopes)
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = time.time()
         expires_at = now + expires_in_s if expires_in_s is not None else None
         if minter_expires_at is not None:
             expires_at = min(expires_at, minter_expires_at) if expires_at is not None else minter_expires_at
+        expires_at = _bounded_expiry(expires_at)  # a JWT minter's `exp` may be any number
         row = KeyRow(key_id, principal, " ".join(scopes), salt, _digest(salt, secret), now, expires_at, None)
         self.table.key_insert(row)
         return f"{PREFIX}{key_id}_{secret}", _record(row)

@@ -17,12 +17,20 @@ Where the record lives:
   warning logged once per outage. An end Redis did not take is kept here and written again (`flush`,
   on every sweep of `hub.cluster.sessions`) once Redis answers (outside review, cluster round 18 #9:
   a DELETE during a Redis blip was never shared, and the other replicas served the session for 24 h).
+- Redis restarted empty (no persistence, a failover to an empty replica): every replica writes back the
+  ends it knows (made or learnt) before it takes notifications again (`restore_ends`, run by
+  `hub.cluster.notify` on each reconnect; only when Redis's `run_id` changed). Outside review, cluster
+  round 26 #7: a replica that never learnt an end (a console sign-out, a DELETE made on another one)
+  accepted the session again after such a restart. Decided: restored from the replicas' memory rather
+  than a new store; so an end survives unless Redis loses it *and* every replica that knew it restarted
+  meanwhile — run Redis with persistence (docs/deploy.md) to close that too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -36,6 +44,15 @@ KEY_PREFIX = "mcp-hub:ended:"
 REDIS_TIMEOUT_S = 2.0
 MAX_LOCAL = 100_000
 """Ended ids kept in memory (the oldest forgotten first; Redis, when set, keeps them all)."""
+RESTORE_BATCH = 5_000
+_SHARED: weakref.WeakSet[EndedSessions] = weakref.WeakSet()
+"""Every `EndedSessions` of this process that shares ends through Redis (MCP sessions, console sessions)."""
+
+
+async def restore_ends() -> None:
+    """Write back the ends this process knows to a Redis that lost them (see the module's docstring)."""
+    for ended in list(_SHARED):
+        await ended.restore()
 
 
 class EndedSessions:
@@ -52,6 +69,10 @@ class EndedSessions:
         self._warned = False
         self._unshared: OrderedDict[str, float] = OrderedDict()
         """Digest → expiry of ends Redis did not take yet (written again by `flush`)."""
+        self._run_id: str | None = None
+        """The `run_id` of the Redis server last seen by `restore` (another one: it restarted)."""
+        if self._redis is not None:
+            _SHARED.add(self)
 
     async def end(self, session_id: str, expires_at: float) -> None:
         """Record that `session_id` ended; it could be opened until `expires_at` (epoch seconds)."""
@@ -92,6 +113,32 @@ class EndedSessions:
         for digest in pending:
             self._unshared.pop(digest, None)
         logger.info("recorded %d ended session(s) in Redis that an outage had kept from it", len(pending))
+
+    async def restore(self) -> None:
+        """When Redis is another server than last seen (restarted, failed over), write the ends this replica
+        knows back to it; those it does not take are written by `flush`. Never raises."""
+        if self._redis is None:
+            return
+        try:
+            with anyio.fail_after(REDIS_TIMEOUT_S):
+                run_id = (await self._redis.info("server")).get("run_id")
+        except Exception:  # noqa: BLE001 — asked again on the next reconnect
+            return
+        if run_id == self._run_id:
+            return
+        self._run_id = run_id
+        now = time.time()
+        known = [(digest, expires_at) for digest, expires_at in self._local.items() if expires_at > now]
+        for start in range(0, len(known), RESTORE_BATCH):
+            batch = dict(known[start:start + RESTORE_BATCH])
+            try:
+                await self._write(batch)
+            except Exception:  # noqa: BLE001 — kept for `flush`
+                for digest, expires_at in batch.items():
+                    self._keep_unshared(digest, expires_at)
+        if known:
+            logger.info("wrote %d ended session(s) this replica knows back to Redis (it restarted, or is "
+                        "another server)", len(known))
 
     @property
     def unshared(self) -> int:

@@ -32,7 +32,8 @@ Rules (docs/deploy.md, "Server→client messages"):
 - Other kinds (a console's server action and its replies, `hub.admin.cluster_actions`) go to the
   handler registered for them (`on_event`), run apart from the listener so a slow one (a Disable
   waits for its server to stop) holds no other event up; `publish_counted` says how many replicas
-  a message reached.
+  a message reached. Hooks registered with `on_subscribed` run the same way each time the listener
+  (re)subscribes (a console announces its replica then, and while it listens).
 - A server whose resource updates are `published_at_source` (an in-process domain's change feed,
   `hub.webhooks`) publishes every change it makes, whether or not a client of this replica
   subscribed: the webhook a replica processes is news for subscribers on every replica. Its
@@ -45,7 +46,7 @@ import json
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -53,6 +54,7 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 
+from hub.cluster.ended_sessions import restore_ends
 from hub.cluster.session_state import session_digest
 from hub.redact import mask
 
@@ -66,6 +68,28 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hub.cluster.notify")
 
 CHANNEL = "mcp-hub:notify"
+"""The prefix of the channel names (`channels`)."""
+
+
+def channels(url: str, secrets: Sequence[str]) -> list[str]:
+    """The Redis channels of this deployment: `mcp-hub:notify:<db>:<digest of a key derived from a session
+    secret>`, one per secret (published on each, listened to on each: a replica with the new secret first
+    and one with only the old still hear each other during a rotation); `mcp-hub:notify:<db>` without
+    secrets. Pub/sub ignores the db number, so one fixed name mixed every deployment sharing a Redis
+    server (outside review, cluster round 26 #4: deployment X's log line reached deployment Y's client)."""
+    import hashlib
+
+    import redis.asyncio as redis
+
+    from hub.cluster.signing import derive_key
+
+    try:
+        db = redis.connection.parse_url(url).get("db", 0)
+    except ValueError:
+        db = 0
+    base = f"{CHANNEL}:{db}"
+    named = [f"{base}:{hashlib.sha256(derive_key(b'mcp-hub channel v1', secret)).hexdigest()[:16]}" for secret in secrets]
+    return list(dict.fromkeys(named)) or [base]
 SEEN_IDS = 4096
 """Event ids remembered for dedupe (own and delivered)."""
 MAX_BACKOFF_S = 5.0
@@ -77,12 +101,15 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 class ClusterNotifier:
     """Publishes this replica's client-bound events; delivers the other replicas' to local clients."""
 
-    def __init__(self, hub: Hub, url: str, channel: str = CHANNEL) -> None:
+    def __init__(self, hub: Hub, url: str, channel: str | Sequence[str] = CHANNEL) -> None:
         import redis.asyncio as redis
 
         self._hub = hub
         self._redis = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        self._channel = channel
+        self._channels = [channel] if isinstance(channel, str) else list(channel)
+        """Published on each, listened to on each (one per session secret: `channels`)."""
+        self._channel = self._channels[0]
+        self._background: list[Callable[[], Awaitable[None]]] = []
         self.replica = uuid4().hex
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._list_sinks: list[ListSink] = []
@@ -94,6 +121,7 @@ class ClusterNotifier:
         self.published = 0
         self._scope = anyio.CancelScope()
         self._handlers: dict[str, EventHandler] = {}
+        self._on_subscribed: list[Callable[[], Awaitable[None]]] = []
         self._handling: anyio.abc.TaskGroup | None = None
         self.sessions: SessionState | None = None
         """Sessions' log levels and subscriptions, carried between replicas (`hub.cluster.session_state`)."""
@@ -113,9 +141,20 @@ class ClusterNotifier:
         """Where another replica's `list_changed` goes: the local fan-out only (`hub.frontends.server`)."""
         self._list_sinks.append(sink)
 
+    def in_background(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` while this replica listens (a heartbeat: `hub.cluster.replies.Members`)."""
+        self._background.append(work)
+
     def on_event(self, kind: str, handler: EventHandler) -> None:
         """Where another replica's event of type `kind` goes (run apart from the listener; errors logged)."""
         self._handlers[kind] = handler
+
+    def on_subscribed(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` apart from the listener each time it (re)subscribes (errors logged); at once too when
+        it is subscribed already (the HTTP app, and its console, is built after the listener starts)."""
+        self._on_subscribed.append(hook)
+        if self.connected and self._handling is not None:
+            self._handling.start_soon(self._run_hook, hook)
 
     def published_at_source(self, server: str, source: Any) -> Callable[[list[str]], Awaitable[None]]:
         """How `server`'s in-process object `source` publishes its own resource updates (original URIs,
@@ -165,7 +204,8 @@ class ClusterNotifier:
         self._remember(event_id)
         body = json.dumps({**event, "id": event_id, "origin": self.replica})
         try:
-            await self._redis.publish(self._channel, body)
+            for channel in self._channels:
+                await self._redis.publish(channel, body)
         except Exception as exc:  # noqa: BLE001 — best effort: local clients already got it
             if not self._publish_failing:
                 logger.warning("could not publish a %s to the other replicas (Redis: %s); their clients miss "
@@ -182,9 +222,9 @@ class ClusterNotifier:
         self._remember(event_id)
         body = json.dumps({**event, "id": event_id, "origin": self.replica})
         with anyio.fail_after(2.0):
-            received = int(await self._redis.publish(self._channel, body))
+            received = sum([int(await self._redis.publish(channel, body)) for channel in self._channels])
         self.published += 1
-        return max(0, received - (1 if self.connected else 0))
+        return max(0, received - (len(self._channels) if self.connected else 0))
 
     def _remember(self, event_id: str) -> bool:
         """Record `event_id`; False when it was already known."""
@@ -202,6 +242,8 @@ class ClusterNotifier:
         with self._scope:
             async with anyio.create_task_group() as handling:
                 self._handling = handling
+                for work in self._background:
+                    handling.start_soon(work)
                 await self._listen(task_status)
 
     async def _listen(self, task_status: TaskStatus[None]) -> None:
@@ -210,8 +252,11 @@ class ClusterNotifier:
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
+                    await pubsub.subscribe(*self._channels)
+                    await restore_ends()  # Redis may have restarted empty: ends it lost, written back first
                     self.connected, backoff = True, 0.2
+                    for hook in self._on_subscribed if self._handling is not None else ():
+                        self._handling.start_soon(self._run_hook, hook)
                     logger.info("listening for other replicas' notifications on Redis")
                     if not started:
                         started = True
@@ -300,6 +345,12 @@ class ClusterNotifier:
         except Exception as exc:  # noqa: BLE001 — one bad event must not end the listener's task group
             logger.warning("could not handle a %s from another replica: %s", event.get("type"), type(exc).__name__)
 
+    async def _run_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await hook()
+        except Exception as exc:  # noqa: BLE001 — one failing hook must not end the listener's task group
+            logger.warning("an on_subscribed hook failed: %s", type(exc).__name__)
+
     def health(self) -> dict[str, Any]:
         """`{"backend": "redis", "state": "ok" | "unreachable"}` for `/healthz`."""
         return {"backend": "redis", "state": "ok" if self.connected else "unreachable",
@@ -316,7 +367,9 @@ def cluster_notifier(hub: Hub) -> ClusterNotifier | None:
     url = hub.config.hub.cluster.redis_url
     if url is None:
         return None
-    notifier = ClusterNotifier(hub, url)
+    from hub.cluster.signing import configured_secrets
+
+    notifier = ClusterNotifier(hub, url, channels(url, configured_secrets(hub.config)))
     notifier.install()
     from hub.cluster.session_state import SessionState
     from hub.cluster.tasks import remote_tasks

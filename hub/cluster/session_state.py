@@ -19,16 +19,25 @@ travel with the session, so every replica holding a copy of it delivers as the o
   session's own: the sealed id is bound to it), never anything read from Redis; scopes are checked
   at delivery as for a local client. A Redis outage: the change holds on the replica that took it
   (as before), logged once per outage.
+- Both events are sealed with the shared secrets (`hub.cluster.replies.ReplicaMessages`); one not sealed
+  by a replica of this deployment, stale or replayed is ignored (outside review, cluster round 26 #2).
+- This module also knows which connections are copies open here (`copy_opened`, `copy_closed`, told by
+  `hub.cluster.sessions`), so another replica's ask about a session counts as use of its copy here
+  (`in_use`) and a copy that closed is not taken for one (round 26 #3).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from hub.cluster.replies import ReplicaMessages
 from hub.cluster.signing import id_digest
 from hub.cluster.sealing import PREFIX
 
@@ -59,13 +68,60 @@ def session_digest(connection: Any) -> str | None:
     return id_digest(session_id)
 
 
+_TRANSPORTS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+"""A session copy's connection here → the HTTP transport serving it (`hub.cluster.sessions`)."""
+_CLOSED: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Connections whose copy closed here (idle, evicted, stopped) though something still references them."""
+
+
+def copy_opened(connection: Any, transport: Any) -> None:
+    """`connection` serves a copy of a sealed session here, through `transport` (`hub.cluster.sessions`)."""
+    _TRANSPORTS[connection] = transport
+
+
+def copy_closed(connection: Any) -> None:
+    """`connection`'s copy closed here: another replica's ask about it is answered "no longer holds this
+    session", never "not found" (outside review, cluster round 26 #3)."""
+    _TRANSPORTS.pop(connection, None)
+    _CLOSED.add(connection)
+
+
+@contextmanager
+def in_use(connection: Any) -> Iterator[None]:
+    """While another replica's ask about this session is answered here, its copy here is in use: its idle
+    countdown is suspended as for a request on its own transport (the SDK's `handle_request` does the
+    same), and restarts when the last one ends. Outside review, cluster round 26 #3: a task polled through
+    replica B was lost when its holder A's copy "idled" — the polls A answered for B did not count."""
+    transport = _TRANSPORTS.get(connection)
+    scope = getattr(transport, "idle_scope", None)
+    timeout = getattr(transport, "_idle_timeout", None)
+    if transport is None or scope is None or timeout is None or scope.cancel_called:
+        yield
+        return
+    transport._requests_in_flight += 1  # noqa: SLF001 — the transport's own in-flight count, as handle_request keeps it
+    scope.deadline = math.inf
+    try:
+        yield
+    finally:
+        transport._requests_in_flight -= 1  # noqa: SLF001
+        if not transport._requests_in_flight:  # noqa: SLF001
+            scope.deadline = anyio.current_time() + timeout
+
+
 class SessionState:
     """This replica's copies of sealed sessions, and their log level and subscriptions in Redis."""
 
     def __init__(self, hub: Hub, notifier: ClusterNotifier, ttl_s: float) -> None:
+        from hub.cluster.signing import configured_secrets
+
         self._hub = hub
         self._notifier = notifier
         self._ttl_s = max(1, int(ttl_s))
+        secrets = configured_secrets(hub.config)
+        self._messages = ReplicaMessages(secrets) if secrets else None
+        """Events about a session are sealed with the shared secrets (outside review, cluster round 26 #2:
+        unsigned, anyone publishing on Redis changed a session's level or subscriptions, or put a task
+        status on its stream). Without secrets no id is sealed, so no session moves: nothing to carry."""
         self._held: dict[str, tuple[weakref.ref[Connection], Principal]] = {}
         """Session digest → its connection here (held weakly) and the principal it is bound to."""
         self._failing = False
@@ -133,11 +189,32 @@ class SessionState:
             self._warn("write", exc)
             return
         self._failing = False
-        await self._notifier.publish({"type": EVENT, "session": digest, "name": name, "value": value})
+        await self._notifier.publish(self._sealed({"type": EVENT, "session": digest, "name": name, "value": value}))
+
+    def _sealed(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`event` as it crosses Redis: sealed for this deployment's replicas (as is, without secrets)."""
+        if self._messages is None:
+            return event
+        return {"type": event["type"], "sealed": self._messages.seal(event)}
+
+    def _opened(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """What another replica's event carries; None when it is not sealed by a replica of this deployment
+        (or altered, stale, replayed)."""
+        if self._messages is None:
+            return event
+        opened = self._messages.open(event.get("sealed"))
+        if opened is None or opened.get("type") != event.get("type"):
+            logger.warning("ignored a %s from Redis that is not sealed by a replica of this hub, altered, stale "
+                           "or replayed", event.get("type"))
+            return None
+        return opened
 
     async def _changed(self, event: dict[str, Any]) -> None:
         """Another replica changed a session: applied to its copy here, if any."""
-        digest, name, value = event.get("session"), event.get("name"), event.get("value")
+        opened = self._opened(event)
+        if opened is None:
+            return
+        digest, name, value = opened.get("session"), opened.get("name"), opened.get("value")
         held = self._held.get(digest) if isinstance(digest, str) else None
         connection = held[0]() if held is not None else None
         if connection is None or not isinstance(name, str) or not (value is None or isinstance(value, str)):
@@ -150,9 +227,14 @@ class SessionState:
         (its GET stream may be there; where it is not, the transport keeps it for a resume, as here)."""
         digest = session_digest(connection)
         if digest is not None and method in CARRIED_NOTIFICATIONS:
-            await self._notifier.publish({"type": NOTIFY, "session": digest, "method": method, "params": params})
+            await self._notifier.publish(self._sealed({"type": NOTIFY, "session": digest, "method": method,
+                                                       "params": params}))
 
     async def _notified(self, event: dict[str, Any]) -> None:
+        opened = self._opened(event)
+        if opened is None:
+            return
+        event = opened
         held = self.held(event["session"]) if isinstance(event.get("session"), str) else None
         method, params = event.get("method"), event.get("params")
         if held is not None and method in CARRIED_NOTIFICATIONS and isinstance(params, dict):
@@ -162,7 +244,9 @@ class SessionState:
         """This replica's connection of the session `digest` and its principal, or None (no copy here)."""
         held = self._held.get(digest)
         connection = held[0]() if held is not None else None
-        return (connection, held[1]) if connection is not None and held is not None else None
+        if connection is None or held is None or connection in _CLOSED:
+            return None  # a copy closed here is no copy, though the connection object lingers
+        return connection, held[1]
 
     def _warn(self, what: str, exc: Exception) -> None:
         if not self._failing:

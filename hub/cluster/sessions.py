@@ -62,6 +62,8 @@ from starlette.types import Receive, Scope, Send
 
 from hub.cluster.ended_sessions import EndedSessions
 from hub.cluster.sealing import MAX_ID_CHARS, PREFIX, SessionSealer, SessionState
+from hub.cluster.session_state import copy_closed, copy_opened
+from hub.cluster.signing import session_secrets
 from hub.frontends.http.http_sessions import PrincipalSessionManager, buffered, refusal_response
 from hub.session_ledger import SessionRefused
 
@@ -264,6 +266,7 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
         async def run_server(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             async with transport.connect() as (read_stream, write_stream):
                 task_status.started()
+                connection: Connection | None = None
                 try:
                     dispatcher: JSONRPCDispatcher[TransportContext] = JSONRPCDispatcher(
                         read_stream, write_stream, inline_methods=frozenset({"initialize"}))
@@ -272,6 +275,7 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
                         connection.client_params = params
                         connection.protocol_version = version
                         connection.initialized.set()
+                    copy_opened(connection, transport)  # another replica's ask about it counts as use (in_use)
                     if self.on_connection is not None:  # in a copy of the request's context: its caller is known
                         await self.on_connection(connection, version is not None)
                     with transport.idle_scope or anyio.CancelScope():
@@ -280,6 +284,8 @@ class PortableSessionManager(PrincipalSessionManager, _ChosenIds):
                 except Exception:
                     logger.exception("session crashed" if version is None else "adopted session crashed")
                 finally:
+                    if connection is not None:
+                        copy_closed(connection)
                     await self._discard_session(session_id, transport)
 
         established = False
@@ -340,16 +346,10 @@ def _initialize_params(body: bytes) -> dict[str, Any] | None:
     return None
 
 
-SECRETS_ENV = "MCP_HUB_SESSION_SECRETS"
-
-
 def session_manager(server: Any, ledger: Any, cluster: Any, **options: Any) -> PrincipalSessionManager:
     """A `PortableSessionManager` when session secrets are configured (`hub.cluster.session_secrets`,
     else `$MCP_HUB_SESSION_SECRETS`, comma-separated), else the one-replica `PrincipalSessionManager`."""
-    import os
-
-    secrets = [s.get_secret_value() for s in cluster.session_secrets]
-    secrets = secrets or [s for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
+    secrets = session_secrets(cluster.session_secrets)
     if not secrets:
         return PrincipalSessionManager(server, ledger, **options)
     manager = PortableSessionManager(server, ledger, SessionSealer(secrets, cluster.session_max_age_s),

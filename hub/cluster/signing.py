@@ -81,3 +81,18 @@ class Sealed:
             except (InvalidTag, ValueError):
                 continue
         return None
+
+
+SECRETS_ENV = "MCP_HUB_SESSION_SECRETS"
+
+
+def session_secrets(configured: Any) -> list[str]:
+    """The deployment's shared secrets: `hub.cluster.session_secrets` (`configured`, SecretStr values), else
+    `$MCP_HUB_SESSION_SECRETS` (comma-separated); the first signs and seals, every one checks."""
+    found = [s.get_secret_value() for s in configured]
+    return found or [s for s in os.environ.get(SECRETS_ENV, "").split(",") if s.strip()]
+
+
+def configured_secrets(config: Any) -> list[str]:
+    """`session_secrets` of a hub config."""
+    return session_secrets(config.hub.cluster.session_secrets)

@@ -75,7 +75,8 @@ from hub.downstream.serials import session_serial
 from hub.downstream.request_deadline import request_deadline
 from hub.relay.fair_cap import FairCap
 from hub.relay.task_model import TASK_CAPABILITY, RelayedTask, task_only, takes_tasks
-from hub.cluster.tasks import RemoteTasks, TaskMarks, configured_secrets, elsewhere, unmarked
+from hub.cluster.signing import configured_secrets
+from hub.cluster.tasks import RemoteTasks, TaskMarks, elsewhere, unmarked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -306,18 +307,19 @@ class TaskRelay:
         try:
             relayed = self.find(connection, principal, exposed, view)
         except MCPError:
-            answer = None if asked_elsewhere else await self._elsewhere(connection, method, exposed, view)
+            answer = None if asked_elsewhere else await self._elsewhere(connection, principal, method, exposed, view)
             if answer is None:
                 raise
             return answer
         downstream = self._hub.downstreams[relayed.server]
         # Admitted as a read is (`hub.forwarded.admitted`; outside review isolation21 #2, polling is a flood
-        # too): the caller's rate limit, and a bulkhead slot for tasks/get|cancel. Not once more when another
-        # replica asks on the caller's behalf; tasks/result holds no slot, as it waits for the task's end.
-        limits = None if asked_elsewhere else limits_of(self._hub)
+        # too): the caller's rate limit, and a bulkhead slot for tasks/get|cancel. When another replica asks on
+        # the caller's behalf it charged the rate limit there (`_elsewhere`); the slot is taken here, where the
+        # server is. tasks/result holds no slot, as it waits for the task's end.
         seconds, _ = request_deadline(self._hub.config.hub, downstream.config, method)
         started = anyio.current_time()  # the deadline counts the wait for a slot, as a call's does
-        async with admitted(limits, relayed.server, principal, method, seconds, slot=method != "tasks/result"):
+        async with admitted(limits_of(self._hub), relayed.server, principal, method, seconds,
+                            slot=method != "tasks/result", charge=not asked_elsewhere):
             if method == "tasks/result" and session is not None:
                 with self._hub.request_relay.track(relayed.server, session, request_id, principal):
                     body = await ask_about_task(self._hub.config, downstream, method, relayed, progress, started)
@@ -331,10 +333,12 @@ class TaskRelay:
             expose_content(body.get("content"), downstream.config.namespace)
         return {**body, "taskId": exposed} if "taskId" in body else body
 
-    async def _elsewhere(self, connection: Any, method: str, exposed: str,
+    async def _elsewhere(self, connection: Any, principal: Principal, method: str, exposed: str,
                          view: ProfileView | None) -> dict[str, Any] | None:
         """A task this connection does not hold: asked of the replica that issued it in this session, if
-        another one did; None when none did ("task not found" as ever)."""
+        another one did; None when none did ("task not found" as ever). Charged to the caller's rate limit
+        here, before it is asked (outside review, cluster round 26 #5: neither replica charged it, so polls
+        through a replica not holding the task were never limited); the holder takes the bulkhead slot."""
         marks, remote = self._clustered()
         session_id = getattr(connection, "session_id", None)
         replica = marks.holder(exposed, session_id) if marks is not None else None
@@ -344,7 +348,8 @@ class TaskRelay:
         if remote is None:
             raise elsewhere(exposed, replica, "cannot be asked without hub.cluster.redis_url")
         seconds, _ = request_deadline(self._hub.config.hub, downstream.config, method)
-        return await remote.ask(replica, session_id, method, exposed, seconds, view.name if view is not None else None)
+        async with admitted(limits_of(self._hub), downstream.name, principal, method, seconds, slot=False):
+            return await remote.ask(replica, session_id, method, exposed, seconds, view.name if view is not None else None)
 
     async def answer_for_replica(self, connection: Any, principal: Principal, method: str, exposed: str,
                                  view_name: str | None) -> dict[str, Any]:

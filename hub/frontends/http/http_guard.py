@@ -102,6 +102,12 @@ class HttpGuard:
         pair = (heads.host, heads.origin)
         if pair not in self._allowed:
             refusal = await self.origin_check.validate_request(Request(scope), is_post=False)
+            if refusal is not None and refusal.status_code == 403:  # the Origin: say which setting allows it
+                await _refuse(send, 403, f"the Origin {heads.origin[:200]!r} is not allowed: a browser page on it may "
+                                         "not call this hub. If it is this hub's own public address (the admin "
+                                         "console behind a proxy), list it in hub.allowed_origins or set "
+                                         "hub.auth.resource_url to the public URL", jsonrpc=is_cors_path(scope["path"]))
+                return
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return

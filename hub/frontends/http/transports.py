@@ -51,14 +51,28 @@ UpstreamTransport = Literal["stdio", "http", "sse"]
 
 
 def security_settings(hub: Hub, host: str) -> TransportSecuritySettings:
+    """The Host/Origin allow-lists. The origin of `hub.auth.resource_url` (the hub's public URL) is
+    allowed too: it is the hub's own origin, so a browser's same-origin POST to the console behind a TLS
+    ingress is not refused (outside review console26 #3: `403 Invalid Origin header` at sign-in)."""
     hosts = list(hub.config.hub.allowed_hosts)
     if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         hosts.append(f"{host}:*")
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=hosts,
-        allowed_origins=list(hub.config.hub.allowed_origins),
-    )
+    origins = list(hub.config.hub.allowed_origins)
+    if (public := public_origin(hub.config.hub.auth.resource_url)) is not None and public not in origins:
+        origins.append(public)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def public_origin(url: str | None) -> str | None:
+    """`scheme://host[:port]` of a configured public URL (no user info), or None."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def health_response(hub: Hub, detailed: bool = True, sessions: dict[str, int] | None = None,

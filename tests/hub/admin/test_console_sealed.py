@@ -13,7 +13,7 @@ import pytest
 from starlette.requests import Request
 
 from hub.admin.actions import ActionResult
-from hub.admin.cluster_actions import ACTION, ClusterActions, Outcome
+from hub.admin.cluster_actions import ACTION, PRESENCE, ClusterActions, Outcome
 from hub.admin.session import COOKIE, MAX_AGE_S, AdminSession, LoginTokens, SealedSessionStore, SessionStore
 from hub.cluster.ended_sessions import EndedSessions
 
@@ -96,13 +96,16 @@ class Local:
 def test_an_action_from_redis_is_applied_only_when_signed_with_the_shared_secret_and_fresh() -> None:
     async def run() -> None:
         sender_notifier, receiver_notifier = Notifier(reached=1), Notifier()
-        sender = ClusterActions(Local(), sender_notifier, [A], reply_wait_s=0.2)  # type: ignore[arg-type]
+        # mid-rotation: the sender signs with A, the receiver with B; each verifies with both
+        sender = ClusterActions(Local(), sender_notifier, [A, B], reply_wait_s=0.2)  # type: ignore[arg-type]
         local = Local()
-        ClusterActions(local, receiver_notifier, [B, A])  # type: ignore[arg-type]
+        receiver = ClusterActions(local, receiver_notifier, [B, A])  # type: ignore[arg-type]
+        await receiver.announce_once()  # the sender knows the receiver alive (console26 #4: only such are counted)
+        await sender_notifier.handlers[PRESENCE](receiver_notifier.sent.pop())
         outcome = await sender.perform("e", "disable", "ops")
         assert outcome.reached == 1 and outcome.remote == ()  # nobody answered within 0.2 s: said so
         assert "1 other replica did not answer" in outcome.text()
-        event = sender_notifier.sent[0]
+        event = next(e for e in sender_notifier.sent if e["type"] == ACTION)
         apply = receiver_notifier.handlers[ACTION]
         forged = {**event, "action": {**event["action"], "verb": "restart"}}
         stale = {**event, "action": {**event["action"], "at": time.time() - 600}}
