@@ -95,7 +95,7 @@ def keyed_call(print_: str) -> Iterator[None]:
 
 def provider_key(tool: str, key: str | None, *, length: int = 64) -> str | None:
     """The key to send a provider for the current caller's `key` on `tool`: SHA-256 hex of
-    (principal, tool, key, the running call's argument fingerprint from `keyed_call`), cut to `length`
+    (principal, tool, key, the running call's ledger scope and argument fingerprint from `keyed_call`), cut to `length`
     characters (QuickBooks' `requestid` takes 50); None without a key. Never the caller's key itself:
     the provider's replay cache is shared by everyone, and it must never answer other arguments."""
     if not key:

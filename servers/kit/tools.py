@@ -256,7 +256,9 @@ def domain_tool(
 
             async def write() -> types.CallToolResult:
                 try:
-                    with keyed_call(print_):  # provider keys fold in the arguments (`provider_key`)
+                    # Provider keys fold in the arguments and the ledger's scope (`provider_key`): two namespaces
+                    # of a domain on one provider account never share a replay entry or a create marker.
+                    with keyed_call(f"{getattr(ledger, 'scope', '')}|{print_}"):
                         result = ok(await _watched(name, fn, kwargs))
                 except PartlyApplied as exc:  # the provider holds a change: a retry with the key must not redo it
                     result = exc.to_result()

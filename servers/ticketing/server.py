@@ -156,7 +156,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         project, title, description, type, assignee = nfc(project), nfc(title), nfc(description), nfc(type), nfc(assignee)
         new = NewTicket(project=project, title=title, description=description, type=type, priority=priority,
                         labels=label_list(labels) or [], assignee=assignee)
-        return await backend.create(new)
+        return await backend.create(new, idempotency_key)
 
     @domain_tool(mcp, idempotent=True, not_here={
         "status": "To change the status use transition_ticket (get_ticket with include=['transitions'] lists the allowed ones)"})

@@ -203,7 +203,7 @@ class EmbeddedTicketing:
 
         return await self.store.run(run)
 
-    async def create(self, ticket: NewTicket) -> Ticket:
+    async def create(self, ticket: NewTicket, idempotency_key: str | None = None) -> Ticket:
         reporter = _author()
 
         def run(db: sqlite3.Connection) -> Ticket:

@@ -36,6 +36,8 @@ class FakeBamboo:
     key: str = "bamboo-key-123"
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    """Answers for the next time-off requests *after* they were stored (BambooHR's 503, its throttling answer)."""
     time_off: list[dict[str, Any]] = field(default_factory=list)
     # Company holidays as Who's Out lists them: a start and an end, possibly days apart (a shutdown).
     holidays: list[dict[str, Any]] = field(default_factory=lambda: [
@@ -136,7 +138,7 @@ class FakeBamboo:
                "amount": {"unit": "hours" if body["timeOffTypeId"] == "78" else "days", "amount": str(body["amount"])},
                "notes": {"employee": body["notes"][0]["note"]} if body["notes"] else {}}
         self.time_off.append(row)
-        return JSONResponse(row, 201)
+        return injected(self.fail_after_write) or JSONResponse(row, 201)
 
     async def status(self, request: Request) -> Response:
         if failure := await self._begin(request):

@@ -34,6 +34,8 @@ class FakeGitHub:
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    """Answers for the next writes *after* they were applied (GitHub's 502 after an issue was created)."""
     search_total: int | None = None
     clock: int = 0
 
@@ -43,6 +45,8 @@ class FakeGitHub:
             Route(f"{base}/issues", self.list_or_create, methods=["GET", "POST"]),
             Route(f"{base}/issues/{{n:int}}", self.issue, methods=["GET", "PATCH"]),
             Route(f"{base}/issues/{{n:int}}/comments", self.issue_comments, methods=["GET", "POST"]),
+            Route(f"{base}/issues/{{n:int}}/labels", self.add_labels, methods=["POST"]),
+            Route(f"{base}/issues/{{n:int}}/labels/{{name:path}}", self.remove_label, methods=["DELETE"]),
             Route(f"{base}/labels", self.labels, methods=["GET"]),
             Route(f"{base}/assignees", self.assignees, methods=["GET"]),
             Route("/search/issues", self.search, methods=["GET"]),
@@ -91,15 +95,45 @@ class FakeGitHub:
             if body.get("assignees"):
                 issue["assignees"] = [{"login": a} for a in body["assignees"]]
                 issue["assignee"] = issue["assignees"][0]
-            return JSONResponse(issue, 201)
+            return injected(self.fail_after_write) or JSONResponse(issue, 201)
         state = request.query_params.get("state", "open")
         rows = [i for i in self.issues if state == "all" or i["state"] == state]
         if labels := request.query_params.get("labels"):
             rows = [i for i in rows if set(labels.split(",")) <= {label["name"] for label in i["labels"]}]
         if since := request.query_params.get("since"):
             rows = [i for i in rows if _instant(i["updated_at"]) >= _instant(since)]
-        rows.sort(key=lambda i: i["updated_at"], reverse=True)
+        if request.query_params.get("sort") == "created":  # by creation: the issue number's order
+            rows.sort(key=lambda i: i["number"], reverse=request.query_params.get("direction", "desc") == "desc")
+        else:
+            rows.sort(key=lambda i: i["updated_at"], reverse=True)
         return self._paged(request, rows)
+
+    async def add_labels(self, request: Request) -> Response:
+        """`POST …/issues/{n}/labels` {labels: [...]}: adds to the issue's labels (keeps the others); answers them all."""
+        if failure := await self._begin(request):
+            return failure
+        found = next((i for i in self.issues if i["number"] == request.path_params["n"]), None)
+        if found is None:
+            return JSONResponse({"message": "Not Found"}, 404)
+        names = [label["name"] for label in found["labels"]]
+        for name in (await request.json()).get("labels", []):
+            if name not in names:
+                names.append(name)
+        found["labels"] = [{"name": n} for n in names]
+        found["updated_at"] = self._stamp()
+        return JSONResponse(found["labels"])
+
+    async def remove_label(self, request: Request) -> Response:
+        """`DELETE …/issues/{n}/labels/{name}`: removes one label; 404 "Label does not exist" when the issue lacks it."""
+        if failure := await self._begin(request):
+            return failure
+        found = next((i for i in self.issues if i["number"] == request.path_params["n"]), None)
+        name = request.path_params["name"]
+        if found is None or name not in [label["name"] for label in found["labels"]]:
+            return JSONResponse({"message": "Label does not exist"}, 404)
+        found["labels"] = [label for label in found["labels"] if label["name"] != name]
+        found["updated_at"] = self._stamp()
+        return JSONResponse(found["labels"])
 
     async def issue(self, request: Request) -> Response:
         if failure := await self._begin(request):

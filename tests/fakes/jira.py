@@ -48,6 +48,10 @@ class FakeJira:
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    """Answers for the next creates *after* they were stored (Atlassian's edge 504, a failed post-function 500)."""
+    project_types: dict[str, str] = field(default_factory=dict)
+    """`projectTypeKey` per project (`software`, `service_desk`, `business`); unlisted: service_desk."""
     counter: int = 0
     clock: int = 0
     time_zone: str = "UTC"
@@ -100,6 +104,8 @@ class FakeJira:
         matches = list(self.issues.values())
         if project := re.search(r'project = "([^"]+)"', jql):
             matches = [i for i in matches if i["fields"]["project"]["key"] == project.group(1)]
+        for label in re.findall(r'labels = "([^"]+)"', jql):
+            matches = [i for i in matches if label in i["fields"]["labels"]]
         if text := re.search(r'text ~ "([^"]+)"', jql):
             matches = [i for i in matches if text.group(1).lower() in i["fields"]["summary"].lower()]
         if since := re.search(r'updated >= "(\d{4}-\d{2}-\d{2} \d{2}:\d{2})"', jql):
@@ -128,7 +134,7 @@ class FakeJira:
             "priority": fields.get("priority") or {"name": "Medium"}, "issuetype": fields["issuetype"],
             "labels": fields.get("labels", []), "assignee": assignee, "reporter": USERS[0], "created": now,
             "updated": now, "project": {"key": fields["project"]["key"]}, "issuelinks": [], "comment": {"comments": []}}}
-        return JSONResponse({"id": self.issues[key]["id"], "key": key}, 201)
+        return injected(self.fail_after_write) or JSONResponse({"id": self.issues[key]["id"], "key": key}, 201)
 
     async def issue(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -194,7 +200,8 @@ class FakeJira:
         if request.method == "POST":
             payload = await request.json()
             comment = {"id": str(20000 + len(comments)), "author": USERS[0], "body": payload["body"],
-                       "created": self._stamp(), "properties": payload.get("properties", [])}
+                       "created": self._stamp(), "properties": payload.get("properties", []),
+                       **({"visibility": payload["visibility"]} if payload.get("visibility") else {})}
             comments.append(comment)
             return JSONResponse(comment, 201)
         start, size = int(request.query_params.get("startAt", 0)), int(request.query_params.get("maxResults", 50))
@@ -240,7 +247,9 @@ class FakeJira:
     async def project(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        return JSONResponse({"key": request.path_params["key"], "issueTypes": [{"name": "Task"}, {"name": "Bug"}]})
+        key = request.path_params["key"]
+        return JSONResponse({"key": key, "projectTypeKey": self.project_types.get(key, "service_desk"),
+                             "issueTypes": [{"name": "Task"}, {"name": "Bug"}]})
 
     async def statuses(self, request: Request) -> Response:
         if failure := await self._begin(request):

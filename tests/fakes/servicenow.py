@@ -40,6 +40,8 @@ class FakeServiceNow:
     journal: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    """Answers for the next creates *after* they were stored (a 5xx from a business rule after the insert)."""
     clock: int = 0
     hidden: set[str] = field(default_factory=set)
     """sys_ids of rows (any table) the integration user may not read."""
@@ -124,14 +126,14 @@ class FakeServiceNow:
                    "category": body.get("category", "inquiry"), "assigned_to": body.get("assigned_to", ""),
                    "assignment_group": body.get("assignment_group", ""), "caller_id": USERS[1]["sys_id"], "opened_at": now,
                    "sys_created_on": now, "sys_updated_on": now, "sys_mod_count": "0", "parent_incident": "",
-                   "close_code": "", "close_notes": ""}
+                   "close_code": "", "close_notes": "", "correlation_id": body.get("correlation_id", "")}
             _cut_to_columns(row)
             defaults = {"impact": "3", "urgency": "3", "priority": "5", "category": "inquiry"}
             for name in self.readonly_fields & row.keys():  # a field the user may not write keeps its default
                 row[name] = defaults.get(name, "")
             row["priority"] = str(min(5, int(row["impact"]) + int(row["urgency"]) - 1))
             self.incidents.append(row)
-            return JSONResponse({"result": self._only(request, row)}, 201)
+            return injected(self.fail_after_write) or JSONResponse({"result": self._only(request, row)}, 201)
         query = request.query_params.get("sysparm_query", "")
         rows = [r for r in self.incidents if self._match(r, query)]
         if "ORDERBYDESCsys_updated_on" in query:

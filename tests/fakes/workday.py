@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.recording import record
+from tests.fakes.recording import injected, record
 
 WORKERS = [
     {"id": f"w{i:03d}", "descriptor": f"Person{i:03d} Example", "workerId": f"2{i:03d}", "primaryWorkEmail": f"p{i}@acme.test",
@@ -36,6 +36,8 @@ class FakeWorkday:
     requests: list[dict[str, Any]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     fail_refresh: bool = False
+    fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    """Answers for the next time-off requests *after* they were stored (a gateway 504 after the business process began)."""
     string_totals: bool = True
     details: list[dict[str, Any]] = field(default_factory=list)
     # Workday may send dates as date-times: midnight in the tenant's zone, in UTC. None: plain dates.
@@ -141,4 +143,4 @@ class FakeWorkday:
                  "unit": {"descriptor": "Days" if kind.lower() == "sick" else "Hours"}, "timeOffType": {"descriptor": kind}, "status": {"descriptor": "Submitted"}, "comment": body.get("comment"),
                  "createdOn": "2026-11-23T10:00:00Z"}
         self.details.append(entry)
-        return JSONResponse({"id": entry["id"], "status": {"descriptor": "Submitted"}}, 201)
+        return injected(self.fail_after_write) or JSONResponse({"id": entry["id"], "status": {"descriptor": "Submitted"}}, 201)

@@ -46,6 +46,8 @@ class FakeZendesk:
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    """Answers for the next creates *after* they were stored (a 5xx after the ticket was saved)."""
     search_count: int | None = None
     clock: int = 0
     groups: list[dict[str, Any]] = field(default_factory=lambda: [dict(g) for g in GROUPS])
@@ -98,11 +100,13 @@ class FakeZendesk:
             ticket = {"id": len(self.tickets) + 1, "subject": body["subject"], "description": body["comment"]["body"],
                       "status": "new", "priority": body.get("priority"), "type": body.get("type"), "tags": body.get("tags", []),
                       "assignee_id": body.get("assignee_id"), "requester_id": 502, "group_id": body.get("group_id") or DEFAULT_GROUP,
-                      "problem_id": None, "created_at": now, "updated_at": now}
+                      "problem_id": None, "external_id": body.get("external_id"), "created_at": now, "updated_at": now}
             self.tickets.append(ticket)
             self._add_comment(ticket["id"], body["comment"]["body"], True, 502)
-            return JSONResponse({"ticket": ticket}, 201)
+            return injected(self.fail_after_write) or JSONResponse({"ticket": ticket}, 201)
         rows = sorted(self.tickets, key=lambda t: t["updated_at"], reverse=True)
+        if external := request.query_params.get("external_id"):  # List Tickets by external id
+            rows = [t for t in rows if t.get("external_id") == external]
         return self._cursor_page(request, rows, "tickets")
 
     async def ticket(self, request: Request) -> Response:
@@ -187,4 +191,6 @@ class FakeZendesk:
         if failure := await self._begin(request):
             return failure
         ids = {int(i) for i in request.query_params["ids"].split(",")}
+        if len(ids) > 100:  # Show Many Users: "up to 100 user ids"
+            return JSONResponse({"error": "InvalidPaginationParameter", "description": "Too many ids (maximum is 100)"}, 400)
         return JSONResponse({"users": [u for u in USERS if u["id"] in ids]})

@@ -27,13 +27,13 @@ from servers.calendar.timeutil import as_utc
 from servers.kit.errors import DomainError
 from servers.kit.idempotency import provider_key
 from servers.kit.landed import undone
+from servers.kit.settle import reason as _reason, settle_create as settle, unclear
 
 if TYPE_CHECKING:
     from servers.calendar.model import Event, NewEvent
 
 T = TypeVar("T")
 
-DEFINITE = frozenset({"conflict", "invalid_argument", "not_found", "forbidden", "unauthorized", "rate_limited"})
 """Failures the provider answered before acting: the write did not happen."""
 
 
@@ -62,11 +62,6 @@ def slot_shift(old: datetime | date, new: datetime | date) -> Callable[[datetime
     return shifter(old, new)  # type: ignore[no-any-return]
 
 
-def unclear(exc: BaseException) -> bool:
-    """Whether a failed write may have happened anyway (a 5xx, no answer, an unreadable answer)."""
-    return not (isinstance(exc, DomainError) and exc.body.code in DEFINITE)
-
-
 def create_handle(scope: str, key: str | None) -> str:
     """The handle a create is made under (32 lowercase hex characters: a valid Google event id — base32hex,
     5-1024 long —, Graph transactionId and iCalendar UID). With the caller's `idempotency_key` it is derived
@@ -77,15 +72,6 @@ def create_handle(scope: str, key: str | None) -> str:
     if sent is None:
         return uuid.uuid4().hex
     return hashlib.sha256(json.dumps([scope, sent], separators=(",", ":")).encode()).hexdigest()[:32]
-
-
-def duplicate(exc: BaseException) -> bool:
-    """Whether a create was refused because its handle is taken (Google 409 "already exists", a CalDAV
-    412 on If-None-Match: *, the embedded store's row): it may be this very create, landed earlier."""
-    if not isinstance(exc, DomainError) or exc.body.code != "conflict":
-        return False
-    details = exc.body.details or {}
-    return details.get("status") == 409 or bool(details.get("duplicate"))
 
 
 @dataclass(frozen=True)
@@ -145,32 +131,13 @@ def _answer(found: T, handle: str, asked: Asked | None) -> T:
 async def settle_create(provider: str, handle: str, post: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]], *,
                         what: str, advice: str, details: dict[str, Any], asked: Asked | None = None,
                         post_may_repeat: bool = False) -> T:
-    """`post` a create named by the client-chosen `handle`. After an unclear answer (5xx, timeout, no
-    answer) or a duplicate (`duplicate`), `find` it by that handle: there → its answer, as the first
-    attempt would have given; absent → the original error (nothing was made; a retry is safe); the
-    look-up failing too → `upstream_error` (not retryable) naming the handle, since it may exist.
-    Handles outlive idempotency keys (recheck21d #3), so with `asked` an event found under the handle is
-    answered only if it still holds what is asked, and a duplicate whose event is gone (Google keeps a
-    deleted id) is `conflict`, never a success or the same refusal for ever. `post_may_repeat`: the POST
-    itself may answer an earlier create's event (Graph's transactionId), so its answer is checked too."""
-    try:
-        made = await post()
-    except Exception as exc:
-        if not (unclear(exc) or duplicate(exc)):
-            raise
-        try:
-            found = await find()
-        except Exception as missed:
-            raise DomainError(
-                "upstream_error", f"{provider} gave no clear answer while creating {what} ({handle}) ({_reason(exc)}), and "
-                f"looking it up failed too ({_reason(missed)}). {advice}",
-                details={"partially_applied": True, **details, "may_be_left": handle}) from exc
-        if found is None:
-            if asked is not None and duplicate(exc):
-                raise made_earlier(handle, None) from exc
-            raise
-        return _answer(found, handle, asked)
-    return _answer(made, handle, asked) if post_may_repeat else made
+    """`servers.kit.settle.settle_create` for an event: with `asked`, an event found under the handle is
+    answered only if it still holds what is asked (handles outlive idempotency keys: recheck21d #3), and a
+    duplicate whose event is gone (Google keeps a deleted id) is `conflict`, never a success."""
+    return await settle(provider, handle, post, find, what=what, advice=advice, details=details,
+                        check=(lambda found: _answer(found, handle, asked)) if asked is not None else None,
+                        vanished=(lambda: made_earlier(handle, None)) if asked is not None else None,
+                        post_may_repeat=post_may_repeat)
 
 
 async def create_known(provider: str, series_id: str, split_at: datetime | date, handle: str,
@@ -207,10 +174,6 @@ def _reraise(steps: SplitSteps, exc: Exception) -> NoReturn:
     if isinstance(exc, DomainError) and exc.body.code == "conflict":
         raise stale(steps.series_id) from exc
     raise exc
-
-
-def _reason(exc: BaseException) -> str:
-    return exc.body.message if isinstance(exc, DomainError) else type(exc).__name__
 
 
 async def _landed_anyway(steps: SplitSteps, new_id: str, cause: BaseException) -> bool:

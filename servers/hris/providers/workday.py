@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
+from servers.kit.settle import settle_create
 from servers.hris.backend import EmployeeFilter
 from servers.hris.balances import balance_of, check_employed, provider_day, requested_hours
 from servers.hris.model import (
@@ -297,7 +298,22 @@ class WorkdayHris:
             return preview
         body = {"days": [{"date": d.isoformat(), "dailyQuantity": daily, "timeOffType": {"descriptor": type}} for d in working],
                 "comment": note}
-        created = await self.absence.json("POST", f"/workers/{employee_id}/requestTimeOff", json=body)
+
+        async def post() -> dict[str, Any]:
+            return await self.absence.json("POST", f"/workers/{employee_id}/requestTimeOff", json=body)  # type: ignore[no-any-return]
+
+        async def find() -> dict[str, Any] | None:
+            """After an unclear answer: a submitted request of this type in the range, which the overlap check above
+            saw none of, is the one this call made (outside review domains26 #2, the Workday sibling)."""
+            page = await self._list_requests(employee_id, start, end, None, PAGE_MAX, None)
+            mine = next((r for r in page.requests if r.type == type.lower() and r.status in ("requested", "approved")
+                         and r.start <= end and r.end >= start), None)
+            return {"id": mine.id, "status": {"descriptor": "submitted" if mine.status == "requested" else mine.status}} if mine else None
+
+        created = await settle_create("Workday", f"the {type} request for {start}..{end}", post, find,
+                                      what=f"the time-off request of worker {employee_id}", details={},
+                                      advice=f"List this worker's requests for {start}..{end} (list_time_off_requests) before "
+                                             "asking again: it may exist")
         preview.request = TimeOffRequest(
             id=str(created["id"]), employee_id=employee_id, type=type.lower(), start=start, end=end, hours=hours,
             status=STATUS_FROM_WORKDAY.get(str((created.get("status") or {}).get("descriptor", "submitted")).lower(), "requested"),

@@ -1,16 +1,30 @@
 """Atlassian Document Format ⇄ markdown, for Jira descriptions and comments.
 
-Covers what tickets use: paragraphs, headings, bullet and ordered lists, code blocks, block
-quotes, rules, hard breaks, and the strong / em / code / strike / link marks. Unknown nodes keep
-their text, so nothing a user wrote is dropped.
+Both ways: paragraphs, headings, bullet and ordered lists (nested by indentation), code blocks, block
+quotes, rules, hard breaks, tables (markdown pipe tables), smart links (`inlineCard`, and `blockCard` /
+`embedCard` read as one: `<https://…>`), status lozenges (`{status:BLOCKED}`, `{status:BLOCKED|red}`
+with a colour), dates (`{date:2026-12-05}`), mentions and emoji (their text), and the strong / em / code /
+strike / link marks. What markdown cannot carry (media, panels, expands, macros, task and decision lists,
+a table cell holding more than text) is listed by `lossy_nodes`: the connector refuses to replace a
+description holding it, since writing the markdown back would erase it from Jira (outside review
+domains26 #3: a pasted link, a table and a lozenge were erased by an agent's append). Unknown nodes
+still show their text when read.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
-_INLINE = re.compile(r"(\*\*(.+?)\*\*|`([^`]+)`|\[([^\]]+)\]\(([^)\s]+)\)|~~(.+?)~~|(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?!\*))")
+_INLINE = re.compile(r"(\*\*(.+?)\*\*|`([^`]+)`|\[([^\]]+)\]\(([^)\s]+)\)|~~(.+?)~~|(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?!\*)"
+                     r"|<(https?://[^>\s]+)>|\{status:([^|}]+)(?:\|([a-z]+))?\}|\{date:(\d{4}-\d{2}-\d{2})\})")
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|(\s*:?-{3,}:?\s*\|)+\s*$")
+SUPPORTED = frozenset({"doc", "paragraph", "heading", "bulletList", "orderedList", "listItem", "codeBlock", "blockquote", "rule",
+                       "hardBreak", "text", "mention", "emoji", "inlineCard", "blockCard", "embedCard", "status", "date",
+                       "table", "tableRow", "tableHeader", "tableCell"})
+"""Node types `adf_to_markdown` writes as markdown that `markdown_to_adf` reads back (their content kept)."""
 
 
 def markdown_to_adf(markdown: str) -> dict[str, Any]:
@@ -45,14 +59,17 @@ def markdown_to_adf(markdown: str) -> dict[str, Any]:
             content.append({"type": "rule"})
             i += 1
             continue
-        list_match = re.match(r"^(\s*)([-*]|\d+\.)\s+", line)
-        if list_match:
-            ordered = list_match.group(2)[0].isdigit()
-            items = []
-            while i < len(lines) and (m := re.match(r"^\s*([-*]|\d+\.)\s+(.*)$", lines[i])) and m.group(1)[0].isdigit() == ordered:
-                items.append({"type": "listItem", "content": [{"type": "paragraph", "content": _inline(m.group(2))}]})
+        if re.match(r"^(\s*)([-*]|\d+\.)\s+", line):
+            node, i = _list(lines, i)
+            content.append(node)
+            continue
+        if _TABLE_ROW.match(line) and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]):
+            rows = [line]
+            i += 2
+            while i < len(lines) and _TABLE_ROW.match(lines[i]):
+                rows.append(lines[i])
                 i += 1
-            content.append({"type": "orderedList" if ordered else "bulletList", "content": items})
+            content.append(_table(rows))
             continue
         if line.startswith(">"):
             quoted = []
@@ -62,7 +79,8 @@ def markdown_to_adf(markdown: str) -> dict[str, Any]:
             content.append({"type": "blockquote", "content": markdown_to_adf("\n".join(quoted))["content"]})
             continue
         paragraph = []
-        while i < len(lines) and lines[i].strip() and not re.match(r"^(#{1,6}\s|```|>|\s*([-*]|\d+\.)\s)", lines[i]):
+        while i < len(lines) and lines[i].strip() and not re.match(r"^(#{1,6}\s|```|>|\s*([-*]|\d+\.)\s)", lines[i]) and not (
+                paragraph and _TABLE_ROW.match(lines[i]) and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1])):
             paragraph.append(lines[i])
             i += 1
         nodes: list[dict[str, Any]] = []
@@ -72,6 +90,39 @@ def markdown_to_adf(markdown: str) -> dict[str, Any]:
             nodes.extend(_inline(text))
         content.append({"type": "paragraph", "content": nodes})
     return {"type": "doc", "version": 1, "content": content}
+
+
+def _list(lines: list[str], i: int) -> tuple[dict[str, Any], int]:
+    """The list starting at `lines[i]`, with items indented deeper than its own as nested lists."""
+    first = re.match(r"^(\s*)([-*]|\d+\.)\s+", lines[i])
+    assert first is not None
+    indent, ordered = len(first.group(1)), first.group(2)[0].isdigit()
+    items: list[dict[str, Any]] = []
+    while i < len(lines) and (m := re.match(r"^(\s*)([-*]|\d+\.)\s+(.*)$", lines[i])):
+        depth = len(m.group(1))
+        if depth > indent and items:  # a nested list belongs to the item before it
+            nested, i = _list(lines, i)
+            items[-1]["content"].append(nested)
+            continue
+        if depth < indent or m.group(2)[0].isdigit() != ordered:
+            break
+        items.append({"type": "listItem", "content": [{"type": "paragraph", "content": _inline(m.group(3))}]})
+        i += 1
+    return {"type": "orderedList" if ordered else "bulletList", "content": items}, i
+
+
+def _cells(row: str) -> list[str]:
+    inner = row.strip()[1:-1]
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
+
+
+def _table(rows: list[str]) -> dict[str, Any]:
+    """A pipe table as an ADF table: its first row as header cells."""
+    def row(cells: list[str], kind: str) -> dict[str, Any]:
+        return {"type": "tableRow", "content": [
+            {"type": kind, "content": [{"type": "paragraph", "content": _inline(cell)}]} for cell in cells]}
+
+    return {"type": "table", "content": [row(_cells(rows[0]), "tableHeader"), *(row(_cells(r), "tableCell") for r in rows[1:])]}
 
 
 def _inline(text: str) -> list[dict[str, Any]]:
@@ -88,6 +139,13 @@ def _inline(text: str) -> list[dict[str, Any]]:
             nodes.append({"type": "text", "text": match.group(4), "marks": [{"type": "link", "attrs": {"href": match.group(5)}}]})
         elif match.group(6) is not None:
             nodes.append({"type": "text", "text": match.group(6), "marks": [{"type": "strike"}]})
+        elif match.group(8) is not None:
+            nodes.append({"type": "inlineCard", "attrs": {"url": match.group(8)}})
+        elif match.group(9) is not None:
+            nodes.append({"type": "status", "attrs": {"text": match.group(9), "color": match.group(10) or "neutral"}})
+        elif match.group(11) is not None:
+            moment = datetime.strptime(match.group(11), "%Y-%m-%d").replace(tzinfo=UTC)
+            nodes.append({"type": "date", "attrs": {"timestamp": str(int(moment.timestamp() * 1000))}})
         else:
             nodes.append({"type": "text", "text": match.group(7), "marks": [{"type": "em"}]})
         position = match.end()
@@ -128,8 +186,58 @@ def _block(node: dict[str, Any], depth: int = 0) -> str:
         return "\n".join("> " + line for line in "\n\n".join(_block(c, depth) for c in children).split("\n"))
     if kind == "rule":
         return "---"
+    if kind in ("inlineCard", "blockCard", "embedCard"):
+        url = (node.get("attrs") or {}).get("url")
+        return f"<{url}>" if url else ""
+    if kind == "status":
+        attrs = node.get("attrs") or {}
+        color = attrs.get("color") or "neutral"
+        return "{status:" + str(attrs.get("text", "")) + ("" if color == "neutral" else f"|{color}") + "}"
+    if kind == "date":
+        return _date(node)
+    if kind == "table":
+        return _markdown_table(children)
     return "".join(_text(child) if child.get("type") in ("text", "hardBreak", "mention", "emoji") else _block(child, depth)
                    for child in children)
+
+
+def _date(node: dict[str, Any]) -> str:
+    try:
+        stamp = int(str((node.get("attrs") or {}).get("timestamp", "")))
+    except ValueError:
+        return ""
+    return "{date:" + datetime.fromtimestamp(stamp / 1000, UTC).strftime("%Y-%m-%d") + "}"
+
+
+def _markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A pipe table; a first row of data cells is written as the header row (markdown tables have one)."""
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [" ".join(_block(part).replace("\n", " ") for part in cell.get("content") or []).replace("|", "\\|")
+                 for cell in row.get("content") or []]
+        lines.append("| " + " | ".join(cells) + " |")
+        if index == 0:
+            lines.append("|" + "---|" * max(1, len(cells)))
+    return "\n".join(lines)
+
+
+def lossy_nodes(node: Any) -> list[str]:
+    """The node types in an ADF document that markdown cannot carry back (see the module), each once."""
+    found: dict[str, None] = {}
+
+    def walk(item: Any, in_cell: bool = False) -> None:
+        if not isinstance(item, dict):
+            return
+        kind = str(item.get("type", ""))
+        if kind not in SUPPORTED or (in_cell and kind not in ("paragraph", "text", "hardBreak", "mention", "emoji", "inlineCard",
+                                                              "status", "date")):
+            found[kind or "unknown"] = None
+        for child in item.get("content") or []:
+            walk(child, in_cell or kind in ("tableCell", "tableHeader"))
+
+    if isinstance(node, dict):
+        walk(node)
+    return list(found)
 
 
 def _text(node: dict[str, Any]) -> str:

@@ -2,16 +2,19 @@
 
 Configuration: `GITHUB_REPO` (owner/name, the default project) and `GITHUB_TOKEN`;
 `GITHUB_API_URL` overrides https://api.github.com (GitHub Enterprise). The API version header is
-pinned. Lists follow the `Link` header; pull requests, which the issues endpoint also returns,
-are dropped. Text and native queries use `/search/issues`, which GitHub caps at 1,000 results
-(`truncated` says so). GitHub issues are open or closed: `resolved` closes as completed, `closed`
+pinned. Lists are newest created first, paged by the last issue number shown (`_walk`: nothing is
+skipped while the walk closes issues); pull requests, which the issues endpoint also returns, are
+dropped. A create is settled by a marker in an HTML comment (`providers.created`). Text and native
+queries use `/search/issues`, which GitHub caps at 1,000 results (`truncated` says so), paged by
+offset (`providers.paging`). GitHub issues are open or closed: `resolved` closes as completed, `closed`
 as not planned; in_progress/on_hold do not exist there (a search by status asks GitHub for the close
 reason too, `reason:completed`, and keeps only the statuses asked for). `updated_since` is sent as the
-exact UTC instant (`since=` on lists, `updated:>=…T…Z` in search). Priority is read from and written to a
-`priority: <level>` label, the type to a label too (`update_ticket` changes it only with the full
-new `labels`: which label was the old type cannot be told). GitHub has no internal comments, no issue
-links (a link is written once as a cross-reference comment, which GitHub shows on both issues; a
-repeated link finds it and posts nothing) and no deletion over REST.
+exact UTC instant (`since=` on lists, `updated:>=…T…Z` in search). Priority is read from and written to
+a `priority: <level>` label (a priority-only update adds and removes just that label), the type to a
+label too (`update_ticket` changes it only with the full new `labels`: which label was the old type
+cannot be told). GitHub has no internal comments, no issue links (a link is written once as a
+cross-reference comment, which GitHub shows on both issues; a repeated link finds it and posts
+nothing) and no deletion over REST.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import UTC, datetime
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +47,23 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import fold, name_key
+from servers.ticketing.providers.created import comment_once, create_marker, create_once
+from servers.ticketing.providers.paging import offset_of, page_at
 from servers.ticketing.providers.users import github_login as _login
 
 API_VERSION = "2022-11-28"
 SEARCH_CAP = 1000
+WALK_STEPS = 5
+"""Pages a list walk steps back (or on) at most in one call."""
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 _PRIORITY = re.compile(r"^priority:\s*(critical|high|medium|low)$", re.I)
 _OPEN = {"open", "in_progress", "on_hold"}
+_MARKER = re.compile(r"\n*<!-- mcp-hub create mcph-[0-9a-f]{24} -->\s*$")
+
+
+def _marker_comment(marker: str) -> str:
+    """The create marker as GitHub keeps it: an HTML comment at the end of the body, which markdown does not render."""
+    return f"\n\n<!-- mcp-hub create {marker} -->"
 
 
 def instant(when: datetime) -> str:
@@ -123,8 +137,8 @@ class GitHubTicketing:
         state = decode_cursor(cursor)
         repo = self._repo(query.project)
         if query.text or query.native_query or query.priority or query.type:
-            return await self._search(query, repo, limit, int(state.get("page", 1)))
-        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "desc", "per_page": min(limit, 100)}
+            return await self._search(query, repo, limit, offset_of(state, min(limit, 100)))
+        params: dict[str, Any] = {"state": "all", "sort": "created", "direction": "desc"}
         if query.status:
             states = {"open" if s in ("open", "in_progress", "on_hold") else "closed" for s in query.status}
             params["state"] = states.pop() if len(states) == 1 else "all"
@@ -134,16 +148,59 @@ class GitHubTicketing:
             params["assignee"] = query.assignee
         if query.updated_since:
             params["since"] = instant(query.updated_since)
-        next_url = next_link(state, self.api)
-        response = await self.http.request("GET", next_url or f"/repos/{repo}/issues", params=None if next_url else params)
-        rows = [r for r in response.json() if "pull_request" not in r]
-        match = _NEXT.search(response.headers.get("link", ""))
-        tickets = [self._ticket(r, repo, []) for r in rows]
+        if next_url := next_link(state, self.api):  # a cursor made before keyset paging: GitHub's own next page
+            response = await self.http.request("GET", next_url)
+            match = _NEXT.search(response.headers.get("link", ""))
+            rows, next_cursor = response.json(), encode_cursor({"next": match.group(1)}) if match else None
+        else:
+            rows, next_cursor = await self._walk(f"/repos/{repo}/issues", params, limit, state)
+        tickets = [self._ticket(r, repo, []) for r in rows if "pull_request" not in r]
         if query.status:
             tickets = [t for t in tickets if t.status in query.status]
-        return TicketPage(tickets=tickets, next_cursor=encode_cursor({"next": match.group(1)}) if match else None)
+        return TicketPage(tickets=tickets, next_cursor=next_cursor)
 
-    async def _search(self, query: SearchQuery, repo: str, limit: int, page: int) -> TicketPage:
+    async def _walk(self, path: str, params: dict[str, Any], limit: int, state: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of an issue list newest created first, kept by the last issue number shown (`before`).
+
+        GitHub pages by page number over a list that changes under a walk: closing the issues shown (a walk of
+        open issues) moves every later one a place forward, and the next page number then starts past issues
+        never shown (outside review domains26 #7). The cursor keeps the page it stopped on and the last number
+        shown; the next call steps back a page while the page it reads starts below that number (rows moved
+        forward past its start), then keeps only the numbers below it: nothing is skipped or shown twice. The
+        page size is the cursor's (`per_page`), so a changed `limit` only trims what is answered."""
+        per_page = int(state.get("per_page") or min(limit, 100))
+        page, before = int(state.get("page", 1)), state.get("before")
+        rows: list[dict[str, Any]] = []
+        for step in range(WALK_STEPS):
+            rows, more = await self._issues_page(path, params, page, per_page)
+            if before is None or page == 1 or (rows and int(rows[0]["number"]) >= int(before)) or step == WALK_STEPS - 1:
+                break
+            page -= 1
+        fresh: list[tuple[int, dict[str, Any]]] = []  # (the page it was read on, the row)
+
+        def take(rows: list[dict[str, Any]]) -> None:
+            floor = int(fresh[-1][1]["number"]) if fresh else (int(before) if before is not None else None)
+            fresh.extend((page, r) for r in rows if floor is None or int(r["number"]) < floor)
+
+        take(rows)
+        for _ in range(WALK_STEPS):
+            if len(fresh) >= limit or not more:
+                break
+            page += 1
+            rows, more = await self._issues_page(path, params, page, per_page)
+            take(rows)
+        shown = fresh[:limit]
+        if not shown or (len(fresh) <= limit and not more):
+            return [r for _, r in shown], None
+        return [r for _, r in shown], encode_cursor({"before": int(shown[-1][1]["number"]), "page": shown[-1][0],
+                                                     "per_page": per_page})
+
+    async def _issues_page(self, path: str, params: dict[str, Any], page: int, per_page: int) -> tuple[list[dict[str, Any]], bool]:
+        response = await self.http.request("GET", path, params={**params, "per_page": per_page, "page": page})
+        return response.json(), bool(_NEXT.search(response.headers.get("link", "")))
+
+    async def _search(self, query: SearchQuery, repo: str, limit: int, offset: int) -> TicketPage:
+        """One page of `/search/issues` starting at match `offset` (`providers.paging`: a changed `limit` skips nothing)."""
         terms = [query.native_query] if query.native_query else [f"repo:{repo}", "is:issue"]
         counted = True  # GitHub's total_count is this search's total
         if not query.native_query:
@@ -160,18 +217,19 @@ class GitHubTicketing:
                 terms.append(f"assignee:{query.assignee}")
             if query.updated_since:  # the instant, not its date in its own offset
                 terms.append(f"updated:>={instant(query.updated_since)}")
-        per_page = min(limit, 100)
+        page, per_page = page_at(offset, limit)
         body = await self.http.json("GET", "/search/issues", params={"q": " ".join(terms), "per_page": per_page, "page": page,
                                                                      "sort": "updated", "order": "desc"})
         items = [r for r in body.get("items", []) if "pull_request" not in r]
         total = int(body.get("total_count", 0))
         reachable = min(total, SEARCH_CAP)
-        more = page * per_page < reachable
+        end = offset + per_page
+        more = end < reachable
         tickets = [self._ticket(r, repo, []) for r in items]
         if query.status and not query.native_query:  # as the list path: only the statuses asked for
             tickets = [t for t in tickets if t.status in query.status]
         return TicketPage(tickets=tickets, total=total if counted else None, truncated=total > SEARCH_CAP,
-                          next_cursor=encode_cursor({"page": page + 1}) if more else None)
+                          next_cursor=encode_cursor({"offset": end}) if more else None)
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
         repo, _ = self._number(ticket_id)
@@ -210,17 +268,31 @@ class GitHubTicketing:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def create(self, ticket: NewTicket) -> Ticket:
+    async def create(self, ticket: NewTicket, idempotency_key: str | None = None) -> Ticket:
+        """Created once: the body ends with an HTML comment naming a marker (not rendered, and not shown in
+        the description read back), looked up among the newest issues after an unclear answer (and before a
+        keyed create posts): a 502 after GitHub stored the issue never makes a second one (`providers.created`)."""
         repo = self._repo(ticket.project)
+        marker = create_marker(idempotency_key)
         labels = list(ticket.labels)
         if ticket.priority:
             labels.append(f"priority: {ticket.priority}")
         if ticket.type not in ("task", ""):
             labels.append(ticket.type)
-        body: dict[str, Any] = {"title": ticket.title, "body": ticket.description, "labels": labels}
+        body: dict[str, Any] = {"title": ticket.title, "body": ticket.description + _marker_comment(marker), "labels": labels}
         if ticket.assignee:
             body["assignees"] = [_login(ticket.assignee)]
-        raw = await self.http.json("POST", f"/repos/{repo}/issues", json=body)
+
+        async def post() -> dict[str, Any]:
+            return await self.http.json("POST", f"/repos/{repo}/issues", json=body)  # type: ignore[no-any-return]
+
+        async def find() -> dict[str, Any] | None:
+            """The newest issues (not the search index, which lags), newest first: the marker's issue is among them."""
+            rows = await self.http.json("GET", f"/repos/{repo}/issues", params={
+                "state": "all", "sort": "created", "direction": "desc", "per_page": 50})
+            return next((r for r in rows if _marker_comment(marker) in (r.get("body") or "")), None)
+
+        raw = await create_once("GitHub", marker, post, find, keyed=idempotency_key is not None)
         return self._ticket(raw, repo, [])
 
     async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
@@ -243,8 +315,8 @@ class GitHubTicketing:
                 f"GitHub keeps an issue's type as one of its labels ({', '.join(kept) or 'none now'}) and cannot tell which "
                 "one it is: give labels (the full new list, without the old type's label) together with type", details={
                     "field": "type", "labels": kept})
-        if "labels" in changes or "priority" in changes:
-            labels = list(changes.get("labels", kept))
+        if "labels" in changes:  # the caller gave the full list: it replaces the one read
+            labels = list(changes["labels"])
             kind = changes.get("type") or ""
             if kind not in ("task", "") and fold(kind) not in {fold(label) for label in labels}:
                 labels.append(kind)  # the type is a label, as `create` writes it
@@ -252,8 +324,25 @@ class GitHubTicketing:
                                                         if (m := _PRIORITY.match(label["name"]))), None)
             body["labels"] = labels + ([f"priority: {priority}"] if priority else [])
         repo, _ = self._number(ticket_id)
-        raw = await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True)
+        raw = await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True) if body else current
+        if "priority" in changes and "labels" not in changes:
+            raw = await self._set_priority(ticket_id, changes["priority"], current)
         return self._ticket(raw, repo or self.repo, [])
+
+    async def _set_priority(self, ticket_id: str, priority: str, current: dict[str, Any]) -> dict[str, Any]:
+        """Change only the `priority: …` label, with GitHub's add-labels and remove-a-label endpoints: a PATCH of the
+        whole list read earlier would drop a label another caller added meanwhile (outside review domains26 #6)."""
+        wanted = f"priority: {priority}"
+        await self.http.request("POST", self._path(ticket_id) + "/labels", json={"labels": [wanted]}, idempotent=True)
+        for label in current.get("labels", []):
+            name = label["name"]
+            if _PRIORITY.match(name) and name != wanted:
+                try:
+                    await self.http.request("DELETE", self._path(ticket_id) + "/labels/" + quote(name, safe=""), idempotent=True)
+                except DomainError as exc:
+                    if exc.body.code != "not_found":  # already gone: what this call wanted
+                        raise
+        return await self.http.json("GET", self._path(ticket_id))  # type: ignore[no-any-return]
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         raw = await self.http.json("GET", self._path(ticket_id))
@@ -274,7 +363,7 @@ class GitHubTicketing:
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
         if not public:
             raise DomainError("invalid_argument", "GitHub has no internal comments; everything on an issue is visible to its readers")
-        c = await self.http.json("POST", self._path(ticket_id) + "/comments", json={"body": body})
+        c = await comment_once("GitHub", ticket_id, lambda: self.http.json("POST", self._path(ticket_id) + "/comments", json={"body": body}))
         return Comment(id=str(c["id"]), author=(c.get("user") or {}).get("login"), body=c.get("body", ""), public=True,
                        created_at=c["created_at"])
 
@@ -319,7 +408,7 @@ class GitHubTicketing:
         key = f"{repo}#{raw['number']}"
         ticket = Ticket(
             id=key if repo != self.repo else str(raw["number"]), provider="github", remote_id=str(raw["id"]), key=key, project=repo,
-            title=raw["title"], description=raw.get("body") or "", status=status,  # type: ignore[arg-type]
+            title=raw["title"], description=_MARKER.sub("", raw.get("body") or ""), status=status,  # type: ignore[arg-type]
             native_status=raw["state"] + (f" ({raw['state_reason']})" if raw.get("state_reason") else ""),
             priority=priority, type="issue", labels=[label for label in labels if not _PRIORITY.match(label)],  # type: ignore[arg-type]
             assignee=User(id=assignee["login"], name=assignee["login"]) if assignee else None,

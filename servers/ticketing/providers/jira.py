@@ -3,9 +3,13 @@
 Configuration: `JIRA_BASE_URL` (https://<site>.atlassian.net) and either `JIRA_EMAIL` +
 `JIRA_API_TOKEN` (Basic) or `JIRA_OAUTH_TOKEN` (bearer). Search uses `/rest/api/3/search/jql`
 with `nextPageToken`; descriptions and comments are Atlassian Document Format, converted from and
-to markdown. Statuses are normalized from the status category (To Do → open, In Progress →
-in_progress, Done → resolved, or closed when the status is named Closed; names with hold/blocked/
-waiting → on_hold); the native name is kept. Jira has no version token, so `expected_version` is
+to markdown (a description holding what markdown cannot carry is never replaced: `adf.lossy_nodes`).
+Statuses are normalized from the status category (To Do → open, In Progress → in_progress, Done →
+resolved, or closed when the status is named Closed or for work not done, e.g. Won't Do; names with
+hold/blocked/waiting → on_hold); the native name is kept, and a move to a kind reachable by several
+statuses takes the plainly named one or is refused listing them (`_pick_transition`). A create is
+settled by a marker label (`providers.created`). An internal note is a JSM internal comment on a
+service project, restricted to `JIRA_INTERNAL_COMMENT_ROLE` elsewhere, or refused. Jira has no version token, so `expected_version` is
 checked against the issue's `updated` time just before the write (best effort), for updates and
 transitions. Jira assigns by accountId only: an assignee given as an email is looked up with
 `/user/search` first (`servers.ticketing.providers.users.one_user`).
@@ -14,6 +18,7 @@ transitions. Jira assigns by accountId only: an assignee given as an email is lo
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +48,8 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import is_email, name_key, same_name
-from servers.ticketing.providers.adf import adf_to_markdown, markdown_to_adf
+from servers.ticketing.providers.adf import adf_to_markdown, lossy_nodes, markdown_to_adf
+from servers.ticketing.providers.created import comment_once, create_marker, create_once, is_marker, unsure_once
 from servers.ticketing.providers.users import one_user
 
 ZONE_TTL_S = 600.0
@@ -54,14 +60,45 @@ JIRA_LINK_TYPES = {"blocks": "Blocks", "relates to": "Relates", "duplicates": "D
 CATEGORY_FOR_STATUS = {"open": "To Do", "in_progress": "In Progress", "on_hold": "In Progress", "resolved": "Done", "closed": "Done"}
 
 
+NOT_DONE_WORDS = ("won't", "wont", "will not", "cancel", "declin", "reject", "duplicate", "obsolete", "cannot reproduce",
+                  "invalid", "abandon", "not a bug", "not planned")
+"""Done-category statuses that end work without doing it: `closed`, as GitHub's "not planned" is, never `resolved`."""
+KIND_WORDS: dict[str, tuple[str, ...]] = {"resolved": ("done", "resolve", "fixed", "complete"), "closed": ("close",),
+                                          "in_progress": ("progress", "start"), "on_hold": ("hold", "wait", "block", "pause"),
+                                          "open": ("open", "to do", "todo", "backlog", "new")}
+"""Words naming the plain way to a status kind, preferred when several transitions lead to that kind."""
+
+
 def normalize_status(status: dict[str, Any]) -> Status:
     name = str(status.get("name", "")).lower()
     category = str((status.get("statusCategory") or {}).get("key", "new"))
     if any(word in name for word in ("hold", "blocked", "waiting")):
         return "on_hold"
     if category == "done":
-        return "closed" if "closed" in name else "resolved"
+        return "closed" if "closed" in name or any(word in name for word in NOT_DONE_WORDS) else "resolved"
     return "in_progress" if category == "indeterminate" else "open"
+
+
+def _pick_transition(ticket_id: str, to: str, transitions: list[Transition]) -> Transition | None:
+    """The transition `to` names: by its name or target status, else the one way to that status kind
+    (`resolved`, …). Several ways to different statuses of the kind are narrowed to those named plainly for
+    it (`KIND_WORDS`: "Done" over "Won't Do"); if that leaves more than one target, `conflict` listing them
+    (outside review domains26 #4: "resolved" took the first Done-category move, "Won't Do")."""
+    named = next((t for t in transitions if same_name(to, t.name) or same_name(to, t.native_to)), None)
+    if named is not None:
+        return named
+    kind = name_key(to)
+    candidates = [t for t in transitions if t.to_status == kind]
+    if len({t.native_to for t in candidates}) > 1:
+        words = KIND_WORDS.get(kind, ())
+        plain = [t for t in candidates if any(w in f"{t.name} {t.native_to}".lower() for w in words)]
+        if len({t.native_to for t in plain}) != 1:
+            options = [f"{t.name} (→ {t.native_to})" for t in candidates]
+            raise DomainError(
+                "conflict", f"{ticket_id} has several {kind} statuses it can move to: {', '.join(options)}; nothing was changed. "
+                "Call again with to set to one of those names", details={"candidates": [t.name for t in candidates]})
+        candidates = plain
+    return candidates[0] if candidates else None
 
 
 def error_text(body: dict[str, Any]) -> list[str]:
@@ -99,6 +136,7 @@ class JiraTicketing:
         self.base_url = base_url.rstrip("/")
         self.http = http
         self._zone: tuple[ZoneInfo, float] | None = None
+        self._project_types: dict[str, str] = {}
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> JiraTicketing:
@@ -200,12 +238,15 @@ class JiraTicketing:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def create(self, ticket: NewTicket) -> Ticket:
+    async def create(self, ticket: NewTicket, idempotency_key: str | None = None) -> Ticket:
+        """Created once: the issue carries a marker label, looked up after an unclear answer (and before a
+        keyed create posts), so a 504 after Jira stored it never makes a second issue (`providers.created`)."""
+        marker = create_marker(idempotency_key)
         fields: dict[str, Any] = {
             "project": {"key": ticket.project},
             "summary": ticket.title,
             "issuetype": {"name": ticket.type.capitalize() if ticket.type.islower() else ticket.type},
-            "labels": ticket.labels,
+            "labels": [*ticket.labels, marker],
         }
         if ticket.description:
             fields["description"] = markdown_to_adf(ticket.description)
@@ -213,8 +254,28 @@ class JiraTicketing:
             fields["priority"] = {"name": PRIORITY_TO_JIRA[ticket.priority]}
         if ticket.assignee:
             fields["assignee"] = {"accountId": await self._account_id(ticket.assignee)}
-        created = await self.http.json("POST", "/issue", json={"fields": fields})
-        return await self.get(created["key"], [])
+
+        async def post() -> str:
+            try:
+                return await self._post_issue(fields)
+            except DomainError as exc:  # a create screen without Labels refuses the marker (nothing was made)
+                if exc.body.code != "invalid_argument" or "labels" not in exc.body.message.lower() or ticket.labels:
+                    raise
+            unmarked = {**fields, "labels": []}
+            return await unsure_once("Jira", f"the create in {ticket.project}", f"search_tickets in {ticket.project} for "
+                                     f"{ticket.title[:60]!r} shows whether it exists", lambda: self._post_issue(unmarked))
+
+        async def find() -> str | None:
+            body = await self.http.json("GET", "/search/jql", params={
+                "jql": f"project = {_jql_string(ticket.project)} AND labels = {_jql_string(marker)}", "maxResults": 5,
+                "fields": "labels"})
+            return next((str(i["key"]) for i in body.get("issues", []) if marker in ((i.get("fields") or {}).get("labels") or [])), None)
+
+        key = await create_once("Jira", marker, post, find, keyed=idempotency_key is not None)
+        return await self.get(key, [])
+
+    async def _post_issue(self, fields: dict[str, Any]) -> str:
+        return str((await self.http.json("POST", "/issue", json={"fields": fields}))["key"])
 
     async def _check_version(self, ticket_id: str, expected_version: str | None) -> None:
         """`conflict` when the issue's `updated` is not `expected_version` (checked just before the write)."""
@@ -240,6 +301,7 @@ class JiraTicketing:
         if "title" in changes:
             fields["summary"] = changes["title"]
         if "description" in changes:
+            await self._check_description_replaceable(ticket_id)
             fields["description"] = markdown_to_adf(changes["description"] or "")
         if "priority" in changes:
             fields["priority"] = {"name": PRIORITY_TO_JIRA[changes["priority"]]}
@@ -252,11 +314,23 @@ class JiraTicketing:
         await self.http.request("PUT", f"/issue/{ticket_id}", json={"fields": fields})
         return await self.get(ticket_id, [])
 
+    async def _check_description_replaceable(self, ticket_id: str) -> None:
+        """Refuse to replace a description holding content markdown cannot carry (`adf.lossy_nodes`): the
+        markdown the agent read lacks it, so writing it back would erase it from Jira (outside review domains26 #3)."""
+        issue = await self.http.json("GET", f"/issue/{ticket_id}", params={"fields": "description"})
+        lossy = lossy_nodes((issue.get("fields") or {}).get("description"))
+        if lossy:
+            raise DomainError(
+                "invalid_argument",
+                f"{ticket_id}'s description holds content that markdown cannot carry ({', '.join(lossy[:8])}); replacing the "
+                "description here would erase it from Jira. Nothing was changed. Edit the description in Jira itself, or "
+                "add your text with add_comment instead",
+                details={"field": "description", "unsupported": lossy[:20]})
+
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         await self._check_version(ticket_id, expected_version)
         transitions = await self._transitions(ticket_id)
-        match = next((t for t in transitions if same_name(to, t.name) or same_name(to, t.native_to)), None)
-        match = match or next((t for t in transitions if t.to_status == name_key(to)), None)
+        match = _pick_transition(ticket_id, to, transitions)
         if match is None:
             # No move leads there: if the issue is there already (its status, or a status of that kind when
             # no transition offers another), nothing is written — an agent's retry of a move that landed.
@@ -275,10 +349,38 @@ class JiraTicketing:
         return await self.get(ticket_id, [])
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
+        """An internal note (`public` False) is Jira Service Management's internal comment (`sd.public.comment`)
+        on a service project. Elsewhere that property means nothing and the comment would be readable by all
+        who browse the project (outside review domains26 #5), so it is restricted to the project role named by
+        `JIRA_INTERNAL_COMMENT_ROLE` (comment `visibility`), or refused when none is configured."""
         payload: dict[str, Any] = {"body": markdown_to_adf(body)}
         if not public:
-            payload["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
-        return self._comment(await self.http.json("POST", f"/issue/{ticket_id}/comment", json=payload))
+            if await self._project_type(ticket_id) == "service_desk":
+                payload["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
+            elif role := os.environ.get("JIRA_INTERNAL_COMMENT_ROLE", "").strip():
+                payload["visibility"] = {"type": "role", "value": role}
+            else:
+                raise DomainError(
+                    "invalid_argument",
+                    f"{ticket_id} is not in a Jira Service Management project, where internal notes exist: a comment there is "
+                    "visible to everyone who can browse the project, so nothing was posted. Post it with public=true if "
+                    "everyone may read it; an administrator can set JIRA_INTERNAL_COMMENT_ROLE to a project role (e.g. "
+                    "Administrators) to restrict such notes to that role",
+                    details={"field": "public"})
+        return self._comment(await comment_once("Jira", ticket_id, lambda: self.http.json("POST", f"/issue/{ticket_id}/comment",
+                                                                                          json=payload)))
+
+    async def _project_type(self, ticket_id: str) -> str:
+        """The issue's project's `projectTypeKey` (software, service_desk, business), read once per project."""
+        project = ticket_id.rpartition("-")[0] if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-\d+", ticket_id) else None
+        if project is None:
+            issue = await self.http.json("GET", f"/issue/{ticket_id}", params={"fields": "project"})
+            project = str(((issue.get("fields") or {}).get("project") or {}).get("key", ""))
+        project = project.upper()
+        if project not in self._project_types:
+            info = await self.http.json("GET", f"/project/{project}")
+            self._project_types[project] = str(info.get("projectTypeKey") or "")
+        return self._project_types[project]
 
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
         """`ticket_id <outward phrase> other_id`. On Jira Cloud the *inwardIssue* of `POST /issueLink` is the
@@ -315,7 +417,7 @@ class JiraTicketing:
         return User(id=raw.get("accountId", ""), name=raw.get("displayName", ""), email=raw.get("emailAddress"))
 
     def _comment(self, raw: dict[str, Any]) -> Comment:
-        internal = any(
+        internal = bool(raw.get("visibility")) or any(  # restricted to a role or group, or a JSM internal comment
             p.get("key") == "sd.public.comment" and (p.get("value") or {}).get("internal") for p in raw.get("properties", [])
         )
         author = self._user(raw.get("author"))
@@ -332,7 +434,8 @@ class JiraTicketing:
             title=fields.get("summary", ""), description=adf_to_markdown(fields.get("description")),
             status=normalize_status(status), native_status=status.get("name", ""),
             priority=PRIORITY_FROM_JIRA.get(priority.lower()) if priority else None,  # type: ignore[arg-type]
-            type=(fields.get("issuetype") or {}).get("name", "Task"), labels=fields.get("labels") or [],
+            type=(fields.get("issuetype") or {}).get("name", "Task"),
+            labels=[label for label in fields.get("labels") or [] if not is_marker(label)],
             assignee=self._user(fields.get("assignee")), reporter=self._user(fields.get("reporter")),
             created_at=_time(fields["created"]), updated_at=_time(fields["updated"]),
             url=f"{self.base_url}/browse/{issue['key']}", version=fields["updated"],

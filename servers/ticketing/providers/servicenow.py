@@ -45,6 +45,7 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import is_email, name_key, same_name
+from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import one_user
 
 STATE_FROM: dict[str, Status] = {"1": "open", "2": "in_progress", "3": "on_hold", "6": "resolved", "7": "closed", "8": "closed"}
@@ -271,8 +272,12 @@ class ServiceNowTicketing:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def create(self, ticket: NewTicket) -> Ticket:
-        body: dict[str, Any] = {"short_description": ticket.title, "description": ticket.description}
+    async def create(self, ticket: NewTicket, idempotency_key: str | None = None) -> Ticket:
+        """Created once: the incident's `correlation_id` (the field ServiceNow keeps for an integration's own id)
+        is a marker, queried after an unclear answer (and before a keyed create posts), so a 5xx after the
+        incident was stored never makes a second one (`providers.created`)."""
+        marker = create_marker(idempotency_key)
+        body: dict[str, Any] = {"short_description": ticket.title, "description": ticket.description, "correlation_id": marker}
         if ticket.priority:
             body["impact"], body["urgency"] = IMPACT_URGENCY[ticket.priority]
         if ticket.assignee:
@@ -286,10 +291,19 @@ class ServiceNowTicketing:
         if not group.get("result"):
             raise DomainError("invalid_argument", f"no assignment group named {ticket.project!r} (the project for ServiceNow)")
         body["assignment_group"] = group["result"][0]["sys_id"]
-        created = await self.http.json("POST", "/table/incident", json=body,
-                                       params={"sysparm_fields": _fields(body), "sysparm_exclude_reference_link": "true"})
-        row = created["result"]
-        _check_applied(row.get("number", "the new incident"), body, row, None)
+        params = {"sysparm_fields": _fields(body), "sysparm_exclude_reference_link": "true"}
+
+        async def post() -> dict[str, Any]:
+            return (await self.http.json("POST", "/table/incident", json=body, params=params))["result"]  # type: ignore[no-any-return]
+
+        async def find() -> dict[str, Any] | None:
+            rows = (await self.http.json("GET", "/table/incident", params={
+                **params, "sysparm_query": f"correlation_id={marker}", "sysparm_limit": 5})).get("result", [])
+            return next((r for r in rows if r.get("correlation_id", marker) == marker), None)
+
+        row = await create_once("ServiceNow", marker, post, find, keyed=idempotency_key is not None)
+        # the marker is ours, not the caller's: a write ACL that skips it costs only the look-up, never the create
+        _check_applied(row.get("number", "the new incident"), {k: v for k, v in body.items() if k != "correlation_id"}, row, None)
         return self._ticket(row, await self._names([row.get("assigned_to")]), [])
 
     async def _patch(self, before: dict[str, Any], body: dict[str, Any]) -> Ticket:
@@ -342,8 +356,8 @@ class ServiceNowTicketing:
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
         row = await self._row(ticket_id)
         element = "comments" if public else "work_notes"
-        updated = await self.http.json("PATCH", f"/table/incident/{row['sys_id']}", json={element: body},
-                                       params={"sysparm_fields": "sys_id,sys_updated_on,sys_mod_count"})
+        updated = await comment_once("ServiceNow", ticket_id, lambda: self.http.json(
+            "PATCH", f"/table/incident/{row['sys_id']}", json={element: body}, params={"sysparm_fields": "sys_id,sys_updated_on,sys_mod_count"}))
         if str(updated["result"].get("sys_mod_count", "")) == str(row.get("sys_mod_count")):
             # a journal entry is an update of the incident: a skipped one leaves sys_mod_count as it was
             raise _skipped_error(ticket_id, [element], [], updated["result"])

@@ -11,7 +11,8 @@ incident to a problem (`problem_id`). A project is a group: by id, or by name (a
 with `/groups` (an unknown name is `not_found` listing the groups; nothing is filed elsewhere). A
 comment's answer is the comment the write made, read from the update's `audit.events`. `updated_since`
 is sent as the exact UTC instant (`updated>=2026-12-05T11:00:00Z`; a bare date would be a whole day in
-the account's zone).
+the account's zone). A create is settled by its `external_id` marker (`providers.created`); users are
+read 100 ids at a time (Show Many Users' limit); a 422's per-field `details` reach the agent.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import httpx
 from servers.kit.credentials import Basic, Bearer, connect
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP
+from servers.kit.http import ProviderHTTP, common_error_text
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -43,6 +44,8 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import fold, is_email, name_key
+from servers.ticketing.providers.created import comment_once, create_marker, create_once
+from servers.ticketing.providers.paging import offset_of, page_at
 from servers.ticketing.providers.users import one_user
 
 STATUS_FROM: dict[str, Status] = {"new": "open", "open": "open", "pending": "on_hold", "hold": "on_hold", "solved": "resolved",
@@ -54,6 +57,8 @@ PRIORITY_FROM = {"urgent": "critical", "high": "high", "normal": "medium", "low"
 PRIORITY_TO = {v: k for k, v in PRIORITY_FROM.items()}
 TYPES = ["question", "incident", "problem", "task"]
 SEARCH_CAP = 1000
+SHOW_MANY = 100
+"""Show Many Users takes at most 100 ids a request."""
 GROUP_PAGES = 20  # 2,000 groups: more than any account keeps
 SHOWN_GROUPS = 50
 
@@ -63,6 +68,21 @@ def search_instant(when: datetime) -> str:
     updated in the same second is kept). A naive value is taken as UTC, as the embedded store does."""
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def error_text(body: dict[str, Any]) -> list[str]:
+    """Zendesk's error shape: `error` and `description`, and for a refused record (422 `RecordInvalid`) the
+    reasons per field in `details` ({"assignee": [{"description": "Assignee: is required when solving a
+    ticket"}]}), which say what to fix (outside review domains26 #9: only "Record validation errors" reached
+    the agent)."""
+    reasons: list[str] = []
+    details = body.get("details")
+    for field_name, items in (details.items() if isinstance(details, dict) else []):
+        for item in items if isinstance(items, list) else [items]:
+            text = item.get("description") or item.get("error") if isinstance(item, dict) else item
+            if text:
+                reasons.append(str(text) if field_name.lower() in str(text).lower() else f"{field_name}: {text}")
+    return [*reasons, *common_error_text(body)]
 
 
 class ZendeskTicketing:
@@ -79,7 +99,8 @@ class ZendeskTicketing:
         base = (os.environ.get("ZENDESK_BASE_URL") or f"https://{os.environ['ZENDESK_SUBDOMAIN']}.zendesk.com").rstrip("/")
         token = os.environ.get("ZENDESK_OAUTH_TOKEN")
         credentials = Bearer(token) if token else Basic(f"{os.environ['ZENDESK_EMAIL']}/token", os.environ["ZENDESK_API_TOKEN"])
-        return cls(base, connect("Zendesk", base + "/api/v2", credentials, headers={"Accept": "application/json"}, transport=transport))
+        return cls(base, connect("Zendesk", base + "/api/v2", credentials, headers={"Accept": "application/json"},
+                                 error_text=error_text, transport=transport))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -110,17 +131,18 @@ class ZendeskTicketing:
         filtered = any([query.text, query.native_query, query.status, query.priority, query.labels, query.assignee,
                         query.type, query.project, query.updated_since])
         if filtered:
-            page = int(state.get("page", 1))
-            per_page = min(limit, 100)
+            offset = offset_of(state, min(limit, 100))
+            page, per_page = page_at(offset, limit)  # a changed limit never skips rows (`providers.paging`)
             group_id = await self._group_id(query.project) if query.project and not query.native_query else None
             body = await self.http.json("GET", "/search.json", params={"query": self.build_search(query, group_id), "per_page": per_page,
                                                                        "page": page, "sort_by": "updated_at", "sort_order": "desc"})
             count = int(body.get("count", 0))
             rows = [r for r in body.get("results", []) if r.get("result_type", "ticket") == "ticket"]
-            more = bool(body.get("next_page")) and page * per_page < SEARCH_CAP
+            end = offset + per_page
+            more = bool(body.get("next_page")) and end < SEARCH_CAP
             users = await self._users([r.get("assignee_id") for r in rows] + [r.get("requester_id") for r in rows])
             return TicketPage(tickets=[self._ticket(r, users, []) for r in rows], total=count, truncated=count > SEARCH_CAP,
-                              next_cursor=encode_cursor({"page": page + 1}) if more else None)
+                              next_cursor=encode_cursor({"offset": end}) if more else None)
         params: dict[str, Any] = {"page[size]": min(limit, 100), "sort": "-updated_at"}
         if after := state.get("after"):
             params["page[after]"] = after
@@ -239,16 +261,29 @@ class ZendeskTicketing:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def create(self, ticket: NewTicket) -> Ticket:
+    async def create(self, ticket: NewTicket, idempotency_key: str | None = None) -> Ticket:
+        """Created once: the ticket's `external_id` is a marker, listed with `GET /tickets.json?external_id=`
+        after an unclear answer (and before a keyed create posts), so a 5xx after Zendesk stored the ticket
+        never makes a second one (`providers.created`)."""
+        marker = create_marker(idempotency_key)
         body: dict[str, Any] = {"subject": ticket.title, "comment": {"body": ticket.description or ticket.title},
-                                "type": self._type(ticket.type), "tags": ticket.labels}
+                                "type": self._type(ticket.type), "tags": ticket.labels, "external_id": marker}
         if ticket.priority:
             body["priority"] = PRIORITY_TO[ticket.priority]
         if ticket.assignee:
             body["assignee_id"] = await self._user_id(ticket.assignee)
         if ticket.project:
             body["group_id"] = await self._group_id(ticket.project)
-        raw = (await self.http.json("POST", "/tickets.json", json={"ticket": body}))["ticket"]
+
+
+        async def post() -> dict[str, Any]:
+            return (await self.http.json("POST", "/tickets.json", json={"ticket": body}))["ticket"]  # type: ignore[no-any-return]
+
+        async def find() -> dict[str, Any] | None:
+            rows = (await self.http.json("GET", "/tickets.json", params={"external_id": marker})).get("tickets", [])
+            return next((r for r in rows if r.get("external_id") == marker), None)
+
+        raw = await create_once("Zendesk", marker, post, find, keyed=idempotency_key is not None)
         return self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [])
 
     async def _put(self, ticket_id: str, body: dict[str, Any]) -> Ticket:
@@ -302,8 +337,8 @@ class ZendeskTicketing:
         """The comment this write made, as Zendesk's answer names it: the update's audit holds one
         `Comment` event with the new comment's id (never "the newest comment", which under concurrent
         writes is someone else's: outside review 18, defect 3)."""
-        answer = await self.http.json("PUT", f"/tickets/{self._id(ticket_id)}.json",
-                                      json={"ticket": {"comment": {"body": body, "public": public}}})
+        answer = await comment_once("Zendesk", ticket_id, lambda: self.http.json(
+            "PUT", f"/tickets/{self._id(ticket_id)}.json", json={"ticket": {"comment": {"body": body, "public": public}}}))
         audit = answer.get("audit") or {}
         event = next((e for e in audit.get("events") or [] if e.get("type") in ("Comment", "VoiceComment") and e.get("id")), None)
         if event is None:
@@ -330,11 +365,14 @@ class ZendeskTicketing:
     # -- mapping ---------------------------------------------------------------------------
 
     async def _users(self, ids: list[Any]) -> dict[str, User]:
+        """The users `ids` name, read with Show Many Users in chunks of `SHOW_MANY` ids, its limit (outside review
+        domains26 #8: a page of 100 tickets sent 103 ids and its assignees came back null)."""
         wanted = sorted({str(i) for i in ids if i})
-        if not wanted:
-            return {}
-        body = await self.http.json("GET", "/users/show_many.json", params={"ids": ",".join(wanted)})
-        return {str(u["id"]): User(id=str(u["id"]), name=u.get("name", ""), email=u.get("email")) for u in body.get("users", [])}
+        found: dict[str, User] = {}
+        for start in range(0, len(wanted), SHOW_MANY):
+            body = await self.http.json("GET", "/users/show_many.json", params={"ids": ",".join(wanted[start : start + SHOW_MANY])})
+            found.update({str(u["id"]): User(id=str(u["id"]), name=u.get("name", ""), email=u.get("email")) for u in body.get("users", [])})
+        return found
 
     @staticmethod
     def _transitions(status: str) -> list[Transition]:

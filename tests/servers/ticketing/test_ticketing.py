@@ -209,7 +209,8 @@ async def test_jira_failure_modes(jira: tuple[FakeJira, JiraTicketing], monkeypa
     before = len(fake.requests)
     fake.fail_next.append((503, {}, "{}"))
     write = await jira_call(server, "create_ticket", project="OPS", title="not twice")
-    assert write["code"] == "unavailable" and len(fake.requests) == before + 1, "a POST is never retried blindly"
+    sent = [(r["method"], r["path"]) for r in fake.requests[before:]]  # one POST, then a look-up of its marker, never a 2nd POST
+    assert write["code"] == "unavailable" and sent == [("POST", "/rest/api/3/issue"), ("GET", "/rest/api/3/search/jql")], sent
 
     fake.fail_next.append((200, {}, "{not json"))
     garbled = await jira_call(server, "get_ticket", id="OPS-1")

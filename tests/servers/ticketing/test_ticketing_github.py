@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import time
 from typing import Any
 
@@ -40,7 +42,7 @@ async def test_github_lists_search_and_writes(github: tuple[FakeGitHub, Any]) ->
     page = await tool(server, "search_tickets", limit=4)
     sent = fake.requests[-1]
     assert sent["headers"]["x-github-api-version"] == "2022-11-28" and sent["headers"]["accept"] == "application/vnd.github+json"
-    assert sent["params"] == {"state": "all", "sort": "updated", "direction": "desc", "per_page": "4"}
+    assert sent["params"] == {"state": "all", "sort": "created", "direction": "desc", "per_page": "4", "page": "1"}
     # The pull request is the newest row of page 1: it is dropped, so that page holds three issues.
     assert [t["title"] for t in page["tickets"]] == ["Issue 4", "Issue 3", "Issue 2"]
     rest = await tool(server, "search_tickets", limit=4, cursor=page["next_cursor"])
@@ -63,8 +65,10 @@ async def test_github_lists_search_and_writes(github: tuple[FakeGitHub, Any]) ->
                        priority="high", labels=["bug"], assignee="octocat", idempotency_key="gh-1")
     assert created["id"] == again["id"] == "7" and created["priority"] == "high" and created["labels"] == ["bug"]
     posts = [r for r in fake.requests if r["method"] == "POST" and r["path"] == "/repos/acme/app/issues"]
-    assert len(posts) == 1 and posts[0]["json"] == {"title": "Crash on save", "body": "Steps:\n1. save",
-                                                   "labels": ["bug", "priority: high"], "assignees": ["octocat"]}
+    sent = posts[0]["json"]  # the body ends with the create's marker, an HTML comment (not shown in the description)
+    assert re.fullmatch(r"Steps:\n1\. save\n\n<!-- mcp-hub create mcph-[0-9a-f]{24} -->", sent.pop("body"))
+    assert len(posts) == 1 and sent == {"title": "Crash on save", "labels": ["bug", "priority: high"], "assignees": ["octocat"]}
+    assert created["description"] == "Steps:\n1. save"
 
     updated = await tool(server, "update_ticket", id="7", priority="low", expected_version=created["version"])
     assert updated["priority"] == "low" and updated["labels"] == ["bug"]

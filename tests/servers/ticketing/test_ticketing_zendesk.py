@@ -37,6 +37,7 @@ async def test_zendesk(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     assert again["id"] == first["id"] == "1"
     post = next(r for r in fake.requests if r["method"] == "POST")
     assert post["headers"]["authorization"] == "Basic " + base64.b64encode(f"{fake.email}/token:{fake.token}".encode()).decode()
+    assert post["json"]["ticket"].pop("external_id").startswith("mcph-")  # the create's marker (`providers.created`)
     assert post["json"]["ticket"] == {"subject": "Cannot log in", "comment": {"body": "Password reset loops"}, "type": "incident",
                                       "tags": ["login"], "priority": "high", "assignee_id": 501, "group_id": 360002}  # "support" is the Support group
     assert first["assignee"]["name"] == "Agent Smith" and first["reporter"]["name"] == "Customer Jones"
