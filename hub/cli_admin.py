@@ -40,8 +40,8 @@ def check(path: str) -> int:
         return 1
     for warning in config.warnings:
         print(mask(str(warning)))
-    for warning in stdio_scope_warnings(config):  # what serve says at start (outside review recheck21h #7)
-        print(mask(f"warning: {warning}"))
+    for warning in stdio_scope_warnings(config):  # what serve says at start (outside review recheck21h #7); scopes, no secret
+        print(f"warning: {warning}")
     enabled = config.enabled_servers()
     if not enabled:
         print("warning: $.mcpServers: no enabled server: the hub would serve no tools; list servers under "

@@ -72,8 +72,9 @@ class HubToolError(Exception):
         says nothing of whether it took effect (a timeout, a connection lost mid-call); else None.
         What the caller is told to do then depends on the call (`in_flight_answer`)."""
 
-    def to_result(self) -> types.CallToolResult:
-        return error_result(self.body)
+    def to_result(self, output_schema: dict[str, Any] | None = None) -> types.CallToolResult:
+        """The error as an `isError` result of a tool declaring `output_schema` (`error_result`)."""
+        return error_result(self.body, output_schema)
 
 
 class HubRefusal(HubToolError):
@@ -159,14 +160,47 @@ class UrlElicitationRequired(HubToolError):
         return UrlElicitationRequiredError(self.elicitations, self.server_message)
 
 
-def error_result(body: ToolErrorBody) -> types.CallToolResult:
-    """Render an error body as an `isError` tool result."""
+def error_result(body: ToolErrorBody, output_schema: dict[str, Any] | None = None) -> types.CallToolResult:
+    """Render an error body as an `isError` tool result: the body as JSON text, and as `structuredContent`
+    unless the tool declares an `outputSchema` the body does not fit. The TypeScript SDK's client (Claude
+    Code, the Inspector, every Node agent) checks an error result's structured content against the tool's
+    output schema too, and throws `-32602 Structured content does not match` in place of the result, so
+    the hub's message and `retryable` never reached the agent (outside review interop26 #1); the text
+    still carries the whole body."""
     payload = body.model_dump(exclude_none=True)
+    structured = payload if output_schema is None or fits_schema(payload, output_schema) else None
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=json.dumps(payload))],
-        structured_content=payload,
+        structured_content=structured,
         is_error=True,
     )
+
+
+_FITS: dict[str, bool] = {}
+"""Whether an error body fits an output schema, by the schema's JSON and the body's keys (memoised: a
+server's schemas are few, and a body's shape is what the schemas judge; bounded below)."""
+
+
+def fits_schema(payload: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """Whether `payload` validates against the JSON Schema `schema` (False for a schema that is not one)."""
+    from jsonschema import validators
+
+    try:
+        key = json.dumps([schema, payload], sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return False
+    known = _FITS.get(key)
+    if known is not None:
+        return known
+    try:
+        cls = validators.validator_for(schema)
+        fits = not any(True for _ in cls(schema).iter_errors(payload))
+    except Exception:  # noqa: BLE001 — a schema no validator takes (SchemaError, a bad $ref) is one the body does not fit
+        fits = False
+    if len(_FITS) >= 1024:
+        _FITS.clear()
+    _FITS[key] = fits
+    return fits
 
 
 MAX_DESCRIBED_ERRORS = 1000

@@ -346,7 +346,10 @@ class Hub(HubReads, ServerControl):
         if refusal is None and route is None and not_ready:
             refusal = not_ready_refusal(self, name, principal)  # its server is starting or down
         self.auditor.denied(attributes, name, arguments or {}, route, refusal)  # audited as answered
-        return with_request_id(refusal.to_result(), attributes["request_id"]) if refusal is not None else None  # type: ignore[return-value]
+        if refusal is None:
+            return None
+        return with_request_id(refusal.to_result(route.tool.output_schema if route is not None else None),  # type: ignore[return-value]
+                               attributes["request_id"])
 
     def start_express(self, name: str, arguments: dict[str, Any], principal: Principal, done: Done,
                       escalate: Escalate, progress: ProgressFnT | None = None) -> ExpressCall | None:

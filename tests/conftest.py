@@ -198,3 +198,14 @@ def json_http_server(body: bytes) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+def error_body(result: Any) -> dict[str, Any]:
+    """The hub's error body `{code, message, retryable, …}` of an `isError` result: its `structuredContent`,
+    or the JSON of its text where the tool's `outputSchema` kept it out (`hub.errors.error_result`)."""
+    import json
+
+    if result.structured_content is not None:
+        return result.structured_content  # type: ignore[no-any-return]
+    assert result.is_error, f"not an error result: {result}"
+    return json.loads(result.content[0].text)  # type: ignore[no-any-return]

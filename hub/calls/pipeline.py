@@ -121,7 +121,7 @@ class Pipeline:
         if outcome.result is not None:
             return with_request_id(outcome.result, call.attributes["request_id"])
         assert outcome.error is not None
-        return with_request_id(outcome.error.to_result(), call.attributes["request_id"])
+        return with_request_id(outcome.error.to_result(call.route.tool.output_schema), call.attributes["request_id"])
 
     def answered_now(self, call: ToolCall, message: dict[str, Any] | None) -> Outcome | None:
         """The outcome of an answer read in a callback if the call can end with it there: a complete

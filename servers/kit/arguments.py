@@ -83,6 +83,30 @@ def closed(schema: Any) -> Any:
     return out
 
 
+ERROR_RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "retryable": {"type": "boolean"},
+                   "retry_after_s": {"type": "number"}, "details": {"type": "object"}},
+    "required": ["code", "message", "retryable"],
+}
+"""The shape of a failed call's `structuredContent` (`hub.errors.ToolErrorBody`)."""
+
+
+def with_error_alternative(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A tool's `outputSchema` that also admits its error body: the result's own schema or the error's.
+    The TypeScript SDK's client (Claude Code, Claude Desktop, the Inspector) checks an `isError` result's
+    `structuredContent` against the output schema too (typescript-sdk#1943), so a domain's `not_found` or
+    `conflict` reached it as `-32602 Structured content does not match` and the agent never saw it (outside
+    review interop26 #1). `$defs` stay at the root, where the schema's `#/$defs/…` references point."""
+    if schema is None:
+        return None
+    branch = {key: value for key, value in schema.items() if key not in ("$defs", "$schema")}
+    widened: dict[str, Any] = {"type": "object", "anyOf": [branch, ERROR_RESULT_SCHEMA]}
+    if "$defs" in schema:
+        widened["$defs"] = schema["$defs"]
+    return widened
+
+
 def make_strict(tool: Tool, not_here: dict[str, str] | None = None) -> None:
     """Close the tool's `inputSchema` (and every object inside it) to unknown keys and validate
     calls against it; `not_here` is advice for arguments the tool does not take."""
@@ -92,7 +116,7 @@ def make_strict(tool: Tool, not_here: dict[str, str] | None = None) -> None:
     current = tool.fn_metadata
     tool.fn_metadata = StrictArguments(
         arg_model=current.arg_model,
-        output_schema=current.output_schema,
+        output_schema=with_error_alternative(current.output_schema),
         output_model=current.output_model,
         wrap_output=current.wrap_output,
         tool_name=tool.name,

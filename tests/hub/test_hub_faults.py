@@ -299,7 +299,7 @@ def test_a_result_over_the_line_cap_fails_that_call_naming_the_cap(tmp_path: Pat
         hub.request(1, "tools/call", {"name": "f__blob", "arguments": {"size": 3_000_000}})
         result = hub.by_id(1)["result"]
         assert result["isError"] is True
-        error = result["structuredContent"]
+        error = result.get("structuredContent") or json.loads(result["content"][0]["text"])
         assert "2000000 bytes" in error["message"] and "MCP_HUB_MAX_LINE_BYTES" in error["message"]
         assert "exited" not in error["message"] and "rejected" not in error["message"]
         assert "was dropped by the hub" in error["message"]  # the server answered; the hub could not pass it on

@@ -22,7 +22,7 @@ from hub.audit.log import query
 from hub.config import parse_config
 from hub.hub import Hub
 from servers.hris.store import EmbeddedHris
-from tests.conftest import echo_stdio, start_hub_http, write_config
+from tests.conftest import echo_stdio, start_hub_http, write_config, error_body
 from tests.hub.auth.test_security import ISSUER, PUBLIC_JWKS, client, create_key, make_jwt
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +34,7 @@ async def outcome(c: Client, name: str, arguments: dict[str, Any]) -> str:
     result = await c.call_tool(name, arguments)
     if not result.is_error:
         return "ok"
-    code = result.structured_content["code"]
+    code = error_body(result)["code"]
     return "unknown" if code == "not_found" else code
 
 
@@ -163,7 +163,7 @@ async def test_megabyte_strings_are_invalid_arguments_never_internal(domains: Hu
     for tool, arguments in [("hris__search_employees", {"query": huge}), ("calendar__now", {"zone": huge}),
                             ("hris__search_employees", {"cursor": huge})]:
         result = await domains.route_call(tool, arguments)
-        assert result.is_error and result.structured_content["code"] == "invalid_argument", (tool, result.structured_content)
+        assert result.is_error and error_body(result)["code"] == "invalid_argument", (tool, result.structured_content)
         assert len(result.content[0].text) < 5_000
 
 
@@ -181,7 +181,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 async def test_crafted_domain_cursors_are_invalid_argument(domains: Hub, state: dict[str, Any]) -> None:
     for tool in ("hris__search_employees", "hris__list_time_off_requests"):
         result = await domains.route_call(tool, {"cursor": _cursor(state)})
-        code = result.structured_content.get("code") if result.is_error else "ok"
+        code = error_body(result).get("code") if result.is_error else "ok"
         assert code in ("ok", "invalid_argument"), (tool, state, result.structured_content)
 
 

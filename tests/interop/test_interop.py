@@ -18,7 +18,7 @@ import pytest
 
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import PY, ROOT, echo_stdio, start_hub_http, write_config
+from tests.conftest import PY, ROOT, echo_stdio, error_body, start_hub_http, write_config
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -91,6 +91,34 @@ def test_langchain_mcp_adapters(tmp_path: Path, procs: list, transport: str) -> 
     assert '"total": 42' in summary["result"]
 
 
+def ts_calls(command: list[str], data_dir: Path, *calls: tuple[str, dict]) -> list[dict]:
+    """What the TypeScript SDK's client got for each call over stdio (`tools/interop/ts_call_errors.mjs`)."""
+    sdk = need(NODE_MODULES / "@modelcontextprotocol" / "sdk")
+    script = str(ROOT / "tools" / "interop" / "ts_call_errors.mjs")
+    done = subprocess.run([str(NODE_BIN / "node"), script, str(sdk), *command, "--", *(json.dumps(c) for c in calls)],
+                          capture_output=True, text=True, env={**node_env(), "MCP_HUB_DATA_DIR": str(data_dir)},
+                          timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_typescript_clients_read_errors_of_tools_with_an_output_schema(tmp_path: Path) -> None:
+    """Outside review interop26 #1: the TypeScript SDK's client checks an error result's `structuredContent`
+    against the tool's `outputSchema` and throws `-32602 Structured content does not match` in its place,
+    so the hub's errors (bad argument, timeout, …) and every domain's `not_found` were lost to Claude Code
+    and the Inspector. Through the hub and from a domain server alone, each now arrives as a result."""
+    config = write_config(tmp_path, {"e": echo_stdio(timeout_s=1), "desk": {"builtin": "ticketing"}},
+                          {"data_dir": str(tmp_path / "data")})
+    hub = [PY, "-m", "hub.cli", "serve", "-c", str(config), "--log-level", "warning"]
+    answers = ts_calls(hub, tmp_path / "data", ("e__add", {"a": "one", "b": 2}), ("e__slow", {"seconds": 5, "steps": 1}),
+                       ("desk__get_ticket", {"id": "NOPE-404"}), ("e__add", {"a": 1, "b": 2}))
+    alone = ts_calls([PY, "-m", "hub.cli", "server", "ticketing"], tmp_path / "alone", ("get_ticket", {"id": "NOPE-404"}))
+    for answer, code in zip([*answers[:3], *alone], ["invalid_argument", "timeout", "not_found", "not_found"], strict=True):
+        assert answer["declares"] and answer["thrown"] is None and answer["isError"], answer
+        assert json.loads(answer["text"])["code"] == code, answer
+    assert answers[3]["thrown"] is None and not answers[3]["isError"] and '"total"' in answers[3]["text"], answers[3]
+
+
 @pytest.mark.anyio
 async def test_reference_memory_server_as_downstream(tmp_path: Path) -> None:
     binary = need(NODE_MODULES / ".bin" / "mcp-server-memory")
@@ -109,7 +137,7 @@ async def test_reference_memory_server_as_downstream(tmp_path: Path) -> None:
         found = await hub.route_call("memory__search_nodes", {"query": "Lovelace"})
         assert "wrote the first program" in json.dumps(found.structured_content or found.content[0].text)
         bad = await hub.route_call("memory__create_entities", {"entities": "not a list"})
-        assert bad.is_error and bad.structured_content["code"] == "invalid_argument"
+        assert bad.is_error and error_body(bad)["code"] == "invalid_argument"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from hub.auth.principal import Principal
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import PY, ROOT, Proc, free_port, start_hub_http, wait_for_port, write_config
+from tests.conftest import PY, ROOT, Proc, free_port, start_hub_http, wait_for_port, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 EMBEDDER = "tests.fixtures.word_embedder:create"
@@ -45,7 +45,7 @@ def ok(result: Any) -> dict[str, Any]:
 
 def refused(result: Any) -> str:
     assert result.is_error, result.structured_content
-    return result.structured_content["code"]
+    return error_body(result)["code"]
 
 
 def forged_token(principal: str = "api_key:alice") -> str:

@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tests.conftest import PY, ROOT, echo_stdio, json_http_server, start_echo_http, start_hub_http, write_config
+from tests.conftest import PY, ROOT, echo_stdio, json_http_server, start_echo_http, start_hub_http, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 ISSUER = "https://auth.example.test"
@@ -133,8 +133,8 @@ async def test_api_keys_scopes_and_revocation(secured: dict[str, Any]) -> None:
         # A write tool, a tool of another server, a tampered name: all refused exactly like an unknown tool.
         for name in ("e__echo", "web__add", "e__add ", "E__add", "e__get_thing_00000000", "e__nonexistent"):
             refused = await c.call_tool(name, {"text": "x", "a": 1, "b": 1})
-            assert refused.is_error and refused.structured_content["details"] == {"tool": name}
-            assert refused.structured_content["code"] == "not_found"
+            assert refused.is_error and error_body(refused)["details"] == {"tool": name}
+            assert error_body(refused)["code"] == "not_found"
     async with client(url, writer) as c:
         names = {t.name for t in (await c.list_tools()).tools}
         assert "e__echo" in names and "e__add" in names and "web__add" in names and "web__echo" not in names
@@ -225,11 +225,11 @@ async def test_rate_limits_per_principal_without_double_execution(tmp_path: Path
         outcomes = [await a.call_tool("e__ping", {}) for _ in range(5)]
         assert [o.structured_content.get("result") for o in outcomes[:3]] == [1, 2, 3]
         for refused in outcomes[3:]:
-            assert refused.is_error and refused.structured_content["code"] == "rate_limited"
-            assert 0.1 < refused.structured_content["retry_after_s"] <= 1.01
+            assert refused.is_error and error_body(refused)["code"] == "rate_limited"
+            assert 0.1 < error_body(refused)["retry_after_s"] <= 1.01
         # Bob has his own bucket; the refused calls never reached the server (count goes on at 4).
         assert (await b.call_tool("e__ping", {})).structured_content == {"result": 4}
-        time.sleep(outcomes[-1].structured_content["retry_after_s"])
+        time.sleep(error_body(outcomes[-1])["retry_after_s"])
         assert (await a.call_tool("e__ping", {})).structured_content == {"result": 5}
 
 
@@ -244,7 +244,7 @@ async def test_audit_rows_request_ids_and_no_secrets_anywhere(secured: dict[str,
         await c.call_tool("e__add", {"a": "not a number", "b": 1})
         await c.call_tool("e__fail", {"reason": PII["card"] + " " + PII["iban"]})
         hidden = await c.call_tool("web__seen_auth", {})  # out of scope: answered like an unknown tool
-        assert hidden.is_error and hidden.structured_content["code"] == "not_found"
+        assert hidden.is_error and error_body(hidden)["code"] == "not_found"
     async with client(url, token) as c:
         await c.call_tool("e__add", {"a": 1, "b": 1})
     # The audit writer batches rows: wait (bounded) until the JWT caller's row, written last, is there,

@@ -18,7 +18,7 @@ from hub.auth.principal import identity
 from hub.config import parse_config
 from hub.hub import Hub
 from hub.policies import GRANTED, NeverWaits
-from tests.conftest import echo_stdio
+from tests.conftest import echo_stdio, error_body
 from tests.express_calls import PathCounts, call_like_stdio_front
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +62,7 @@ async def test_refuses_at_once_escalates_what_must_wait_and_holds_nothing_after(
         assert hub.start_express("e__nope", {}, local, never, never) is None  # unknown: route_call reports it
         answers: list[Any] = []
         refused = hub.start_express("e__add", {"a": "two", "b": 1}, local, answers.append, never)
-        assert refused is not None and refused.finished and answers[0].structured_content["code"] == "invalid_argument"
+        assert refused is not None and refused.finished and error_body(answers[0])["code"] == "invalid_argument"
         assert bulkhead.busy == 0 and stats.in_flight == 0
 
         loop = asyncio.get_running_loop()
@@ -81,7 +81,7 @@ async def test_refuses_at_once_escalates_what_must_wait_and_holds_nothing_after(
             breaker.record_for(identity(local), False)
         assert breaker.state == "open"
         fast = hub.start_express("e__echo", {"text": "x"}, local, answers.append, never)
-        assert fast is not None and fast.finished and answers[-1].structured_content["details"]["reason"] == "breaker_open"
+        assert fast is not None and fast.finished and error_body(answers[-1])["details"]["reason"] == "breaker_open"
         assert bulkhead.busy == 0 and stats.in_flight == 0
 
 
@@ -97,7 +97,7 @@ async def test_rate_limits_and_custom_policies_keep_the_express_driver(tmp_path:
         counts = PathCounts()
         first = await call_like_stdio_front(hub, "e__echo", {"text": "x"}, counts)
         second = await call_like_stdio_front(hub, "e__echo", {"text": "x"}, counts)
-        assert first.structured_content == {"result": "x"} and second.structured_content["code"] == "rate_limited"
+        assert first.structured_content == {"result": "x"} and error_body(second)["code"] == "rate_limited"
         assert counts.express == 2 and counts.declined == counts.escalated == 0
         assert seen.admitted == 1 and seen.settled == ["ok"], "the custom policy saw the call the limiter let through"
 

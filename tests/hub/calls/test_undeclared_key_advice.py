@@ -9,7 +9,7 @@ from hub.config import parse_config
 from hub.errors import HubToolError, outcome_unknown_body
 from hub.hub import Hub
 from hub.policies.retry import answer_of
-from tests.conftest import echo_stdio
+from tests.conftest import echo_stdio, error_body
 from tests.policy_support import make_call
 
 import pytest
@@ -45,7 +45,7 @@ def test_the_drains_answer_mentions_no_key() -> None:
 async def test_a_crashed_write_carrying_an_undeclared_key_is_not_told_to_resend_it() -> None:
     async with Hub(parse_config({"hub": {}, "mcpServers": {"e": echo_stdio()}})) as hub:
         crashed = await hub.route_call("e__crash", {"idempotency_key": "pay-7"})
-    body = crashed.structured_content
+    body = error_body(crashed)
     assert crashed.is_error and isinstance(body, dict), crashed
     assert body["details"]["outcome"] == "unknown" and body["retryable"] is False, body
     assert "never runs twice" not in body["message"] and "idempotency_key" not in body["message"], body

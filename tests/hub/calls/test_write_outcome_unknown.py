@@ -14,7 +14,7 @@ import pytest
 from hub.config import parse_config
 from hub.errors import HubToolError
 from hub.hub import Hub
-from tests.conftest import echo_stdio
+from tests.conftest import echo_stdio, error_body
 from tests.express_calls import Route, route  # noqa: F401 — `route`: the fixture (both drivers)
 
 pytestmark = pytest.mark.anyio
@@ -31,18 +31,18 @@ async def test_a_write_that_timed_out_or_whose_server_crashed_is_told_its_outcom
     servers = {"e": echo_stdio(timeout_s=0.5, tool_overrides={"slow": {"read_only": True}})}
     async with Hub(parse_config({"hub": {}, "mcpServers": servers})) as hub:
         timed_out = await route(hub, "e__hang", {})
-        assert_outcome_unknown(timed_out.structured_content, "timeout", "hang")
-        assert "timed out on hang" in timed_out.structured_content["message"]
+        assert_outcome_unknown(error_body(timed_out), "timeout", "hang")
+        assert "timed out on hang" in error_body(timed_out)["message"]
 
         crashed = await route(hub, "e__crash", {})
-        assert_outcome_unknown(crashed.structured_content, "unavailable", "crash")
-        assert "code 7" in crashed.structured_content["message"], crashed.structured_content
+        assert_outcome_unknown(error_body(crashed), "unavailable", "crash")
+        assert "code 7" in error_body(crashed)["message"], crashed.structured_content
 
         with anyio.fail_after(20):  # the supervisor restarts the server
             while hub.downstreams["e"].ready_now() is None:
                 await anyio.sleep(0.02)
         read = await route(hub, "e__slow", {"seconds": 5, "steps": 1})  # read-only: safe to send again
-        body = read.structured_content
+        body = error_body(read)
         assert body["code"] == "timeout" and body["retryable"] is True and "outcome" not in (body.get("details") or {}), body
 
 
@@ -74,6 +74,6 @@ async def test_a_write_cut_off_by_the_hubs_own_restart_is_told_its_outcome_is_un
                 while downstream.stats.in_flight < 1:
                     await anyio.sleep(0.02)
                 assert downstream.restart("restarted by the test")
-        body = outcomes[0].structured_content
+        body = error_body(outcomes[0])
         assert_outcome_unknown(body, "unavailable", "hang")
         assert body["details"]["reason"] == "restarted_by_hub" and "restarted by the test" in body["message"], body

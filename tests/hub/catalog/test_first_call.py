@@ -12,7 +12,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import echo_stdio, write_config
+from tests.conftest import echo_stdio, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ async def test_first_call_to_a_server_still_starting_waits_for_it(tmp_path: Path
         result = await client.call_tool("slow__echo", {"text": "late but there"})
         assert not result.is_error and "late but there" in result.content[0].text
         unknown = await client.call_tool("nobody__nothing", {})  # no server is starting for it: unknown at once
-        assert unknown.is_error and unknown.structured_content["code"] == "not_found"
+        assert unknown.is_error and error_body(unknown)["code"] == "not_found"
 
 
 async def test_a_tool_of_a_server_still_starting_or_down_is_unavailable_with_the_reason(tmp_path: Path) -> None:
@@ -53,4 +53,4 @@ async def test_a_tool_of_a_server_still_starting_or_down_is_unavailable_with_the
             assert body["details"]["server"] == server and body["details"]["state"] != "ready"
             assert body.get("retry_after_s") is not None
         unknown = await client.call_tool("nobody__nothing", {})
-        assert unknown.structured_content["code"] == "not_found"
+        assert error_body(unknown)["code"] == "not_found"

@@ -19,7 +19,7 @@ from hub.catalog.catalog import ToolRoute
 from hub.catalog.uri_templates import matches_template
 from hub.own_names import own_resource, own_tool_name
 
-from tests.conftest import echo_stdio, start_hub_http, write_config
+from tests.conftest import echo_stdio, start_hub_http, write_config, error_body
 from tests.hub.frontends.test_hub_stdio import hub_params
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +106,7 @@ async def test_an_own_name_two_servers_list_stays_unknown(tmp_path: Path, withhe
     with anyio.fail_after(60):
         async with Client(hub_params(config)) as client:
             result = await client.call_tool("show_view", {})
-            assert result.is_error and result.structured_content["code"] == "not_found", result  # type: ignore[index]
+            assert result.is_error and error_body(result)["code"] == "not_found", result  # type: ignore[index]
             assert not (await client.call_tool("two__show_view" if withheld else "one__show_view", {})).is_error
 
 
@@ -133,7 +133,7 @@ async def test_a_down_servers_own_name_is_never_taken_for_anothers_tool(tmp_path
             while any(t.name.startswith("one__") for t in (await client.list_tools()).tools):
                 await anyio.sleep(0.05)
             after = await client.call_tool("show_view", {})
-            assert after.is_error and after.structured_content["code"] == "not_found", after  # type: ignore[index]
+            assert after.is_error and error_body(after)["code"] == "not_found", after  # type: ignore[index]
             with pytest.raises(MCPError):  # a subscription keeps to the exposed URIs
                 await client.subscribe_resource("fixture://readme")
 

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from hub.downstream.listing import Listing
-from tests.conftest import ECHO, PY, ROOT, write_config
+from tests.conftest import ECHO, PY, ROOT, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 GHOST = {"name": "ghost", "description": "Not a real tool.", "inputSchema": {"type": "object"}}
@@ -301,7 +301,7 @@ async def test_a_call_while_the_server_starts_is_judged_by_its_real_listing(tmp_
     async with Client(params(config, cache), mode="legacy") as client:
         assert "e__wipe" in await listed(client)  # remembered
         answer = await call_while_starting(client, gate, "e__wipe", {})
-        assert answer.is_error and answer.structured_content["code"] == "not_found"
+        assert answer.is_error and error_body(answer)["code"] == "not_found"
         assert "e__wipe" not in await listed(client)
     assert not (gate / "wiped").exists()
 
@@ -372,7 +372,7 @@ async def test_a_remembered_part_that_clashes_once_the_server_is_up_is_withdrawn
     async with Client(params(config, cache), mode="legacy") as client:
         assert "wipe" in await listed(client)  # remembered
         answer = await call_while_starting(client, gate, "wipe", {})
-        assert answer.is_error and answer.structured_content["code"] == "not_found", answer
+        assert answer.is_error and error_body(answer)["code"] == "not_found", answer
         assert "wipe" not in await listed(client)
         assert (await client.call_tool("o__echo", {"text": "x"})).structured_content == {"result": "x"}
     assert not (gate / "wiped").exists()

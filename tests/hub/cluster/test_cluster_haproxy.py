@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import error_body
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -60,7 +62,7 @@ def sdk_client(url: str, key: str, mode: str, session_ids: list[str] | None = No
 async def call(c: Client, tool: str, arguments: dict[str, Any]) -> tuple[str, str]:
     """(outcome, request id): `ok` or the isError code, and the id naming the serving replica."""
     result = await c.call_tool(tool, arguments)
-    outcome = result.structured_content["code"] if result.is_error else "ok"
+    outcome = error_body(result)["code"] if result.is_error else "ok"
     return outcome, (result.meta or {})[REQUEST_ID]
 
 

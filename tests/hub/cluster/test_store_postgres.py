@@ -19,7 +19,7 @@ from hub.hub import Hub
 from hub.store.base import AuditFilter
 from hub.frontends.http.transports import health_response
 from tests.cluster_support import PgServer
-from tests.conftest import PY, ROOT, echo_stdio, free_port, start_hub_http, write_config
+from tests.conftest import PY, ROOT, echo_stdio, free_port, start_hub_http, write_config, error_body
 from tests.hub.test_hygiene import outcome, wait_ready
 from tests.hub.auth.test_security import client, post_initialize
 
@@ -99,9 +99,9 @@ async def test_postgres_outage_refuses_writes_keeps_reads_shows_in_healthz_and_r
             hub.audit_log.flush()
             assert hub.audit_log.healthy is False
             write = await hub.route_call("e__echo", {"text": "during"})
-            assert write.structured_content["code"] == "unavailable"
-            assert "PostgreSQL 127.0.0.1" in write.structured_content["message"]
-            assert "hub:" not in write.structured_content["message"]  # the URL's user@ part is not shown
+            assert error_body(write)["code"] == "unavailable"
+            assert "PostgreSQL 127.0.0.1" in error_body(write)["message"]
+            assert "hub:" not in error_body(write)["message"]  # the URL's user@ part is not shown
             assert (await hub.route_call("e__add", {"a": 1, "b": 1})).is_error is not True
             body = json.loads(health_response(hub).body)
             assert body["status"] == "degraded"

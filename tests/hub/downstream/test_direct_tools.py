@@ -8,6 +8,8 @@ from typing import Any
 
 import anyio
 import pytest
+
+from tests.conftest import error_body
 from mcp.server import MCPServer
 from mcp.server.runner import ServerRunner
 
@@ -57,7 +59,7 @@ async def test_a_qualifying_call_skips_the_runner_and_keeps_the_policies(
         assert (await hub.route_call("m__count", {"n": 2})).structured_content == {"result": 2}
         assert served[-1:] == ["tools/call"]  # a tool taking a Context always goes through the runner
         refused = await hub.route_call("m__multiply", {"a": "six", "b": 7})  # the hub's argument check
-        assert refused.is_error and refused.structured_content["code"] == "invalid_argument"
+        assert refused.is_error and error_body(refused)["code"] == "invalid_argument"
         crashed = await hub.route_call("m__root", {"x": -1})
         assert crashed.is_error and crashed.content[0].text == "Error executing tool root"
         stats = hub.downstreams["m"].stats
@@ -84,7 +86,7 @@ async def test_the_deadline_holds_for_a_tool_blocking_a_worker_thread(tmp_path: 
         async with Hub(config) as hub:
             with anyio.fail_after(20):  # the tool itself would block for 60 s
                 result = await hub.route_call(f"m__{tool}", {})
-            assert result.is_error and result.structured_content["code"] == "timeout", result.structured_content
+            assert result.is_error and error_body(result)["code"] == "timeout", result.structured_content
             assert inproc_server.RELEASE.is_set() is False  # answered while the thread still waits
             assert (await hub.route_call("m__multiply", {"a": 2, "b": 3})).structured_content == {"result": 6.0}
     finally:

@@ -20,7 +20,7 @@ import pytest
 
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import FIXTURES, PY, Proc, free_port, start_echo_http, wait_for_port
+from tests.conftest import FIXTURES, PY, Proc, free_port, start_echo_http, wait_for_port, error_body
 
 pytestmark = pytest.mark.anyio
 SERVER = str(FIXTURES / "http_status_server.py")
@@ -120,7 +120,7 @@ async def test_an_http_server_that_dies_mid_call_is_a_lost_connection(procs: lis
         with anyio.fail_after(30):
             assert not (await hub.route_call("e__echo", {"text": "up"})).is_error
             result = await hub.route_call("e__crash", {})
-    body = result.structured_content
+    body = error_body(result)
     assert isinstance(body, dict)
     # `crash` is a write with no idempotency key, lost in flight: not retryable, outcome unknown (faults19 #1)
     assert body["code"] == "unavailable" and body["retryable"] is False and body["details"]["outcome"] == "unknown", body

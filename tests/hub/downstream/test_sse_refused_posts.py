@@ -12,7 +12,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.conftest import FIXTURES, PY, Proc, free_port, start_hub_http, wait_for_port, write_config
+from tests.conftest import FIXTURES, PY, Proc, free_port, start_hub_http, wait_for_port, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +32,7 @@ async def test_a_refused_post_fails_its_call_at_once_and_the_session_goes_on(tmp
             started = anyio.current_time()
             with anyio.fail_after(15):  # well before the call's 20 s deadline
                 refused = await client.call_tool("web__echo", {"text": marker})
-            body = refused.structured_content or {}
+            body = error_body(refused)
             assert refused.is_error and body.get("code") == code, body
             assert str(marker[-3:]) in body["message"] or "request refused" in body["message"], body
             assert anyio.current_time() - started < 15

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from tests.conftest import Proc, echo_stdio, hub_command, start_hub_http, write_config
+from tests.conftest import Proc, echo_stdio, hub_command, start_hub_http, write_config, error_body
 from tests.hub.downstream.test_per_client_sessions import remember, start_session_server
 from tests.hub.frontends.test_http_disconnect import open_session, server_stats, slow_call, wait_for_calls
 from tests.hub.frontends.test_http_isolation import bearer, create_key
@@ -103,7 +103,7 @@ async def test_sdk_clients_get_results_errors_and_big_results_through_it(tmp_pat
         failed = await client.call_tool("e__fail", {"reason": "because"})
         assert failed.is_error and "because" in failed.content[0].text  # type: ignore[union-attr]
         invalid = await client.call_tool("e__add", {"a": "one"})
-        assert invalid.is_error and invalid.structured_content["code"] == "invalid_argument"  # type: ignore[index]
+        assert invalid.is_error and error_body(invalid)["code"] == "invalid_argument"  # type: ignore[index]
 
 
 async def test_a_cancelled_call_is_answered_cancelled_and_a_reused_id_in_flight_is_refused(tmp_path: Path, procs: list) -> None:

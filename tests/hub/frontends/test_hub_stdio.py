@@ -13,7 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import PY, ROOT, echo_stdio, processes_with, write_config
+from tests.conftest import PY, ROOT, echo_stdio, processes_with, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 ANTHROPIC = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -87,17 +87,17 @@ async def test_bad_arguments_and_unknown_tools(tmp_path: Path) -> None:
     async with Client(hub_params(config)) as client:
         bad = await client.call_tool("e__add", {"a": "one", "b": 2})
         assert bad.is_error is True
-        assert bad.structured_content["code"] == "invalid_argument"
-        assert bad.structured_content["details"]["errors"][0]["field"] == "a"
+        assert error_body(bad)["code"] == "invalid_argument"
+        assert error_body(bad)["details"]["errors"][0]["field"] == "a"
         missing = await client.call_tool("e__add", {"a": 1})
-        assert missing.structured_content["code"] == "invalid_argument" and "'b'" in missing.structured_content["message"]
+        assert error_body(missing)["code"] == "invalid_argument" and "'b'" in error_body(missing)["message"]
 
         # unknown, filtered, and the same two by their server's own names: one not_found answer (a server's
         # own name reaches only a tool the hub exposes: MCP Apps call by it, `hub.own_names`)
         for name in ("e__nope", "e__fail", "nope", "fail"):
             unknown = await client.call_tool(name, {})
-            assert unknown.is_error and unknown.structured_content["code"] == "not_found"
-            assert unknown.structured_content["details"] == {"tool": name}
+            assert unknown.is_error and error_body(unknown)["code"] == "not_found"
+            assert error_body(unknown)["details"] == {"tool": name}
         assert (await client.call_tool("add", {"a": 1, "b": 2})).structured_content == {"total": 3}
         # The hub keeps serving after all of that.
         assert (await client.call_tool("e__echo", {"text": "still here"})).structured_content == {"result": "still here"}
@@ -193,10 +193,10 @@ async def test_timeout_and_cancellation_reach_the_downstream(tmp_path: Path) -> 
         started = time.monotonic()
         timed_out = await client.call_tool("fast__slow", {"seconds": 5})
         assert time.monotonic() - started < 4  # timeout_s is 0.5 s: well before the 5 s call would end
-        assert timed_out.is_error and timed_out.structured_content["code"] == "timeout"
+        assert timed_out.is_error and error_body(timed_out)["code"] == "timeout"
         # a write with no idempotency key, sent and then timed out: its outcome is unknown (faults19 #1)
-        assert timed_out.structured_content["retryable"] is False
-        assert timed_out.structured_content["details"]["outcome"] == "unknown"
+        assert error_body(timed_out)["retryable"] is False
+        assert error_body(timed_out)["details"]["outcome"] == "unknown"
         with anyio.fail_after(5):
             while not Path(str(marker) + "2").exists():
                 await anyio.sleep(0.05)
@@ -213,10 +213,10 @@ async def test_crashed_child_fails_fast(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"e": echo_stdio(), "other": echo_stdio("--name", "other")})
     async with Client(hub_params(config)) as client:
         crashed = await client.call_tool("e__crash", {})
-        assert crashed.is_error and crashed.structured_content["code"] == "unavailable"
+        assert crashed.is_error and error_body(crashed)["code"] == "unavailable"
         started = time.monotonic()
         again = await client.call_tool("e__echo", {"text": "x"})
-        assert again.structured_content["code"] == "unavailable" and "exited with code 7" in again.structured_content["message"]
+        assert error_body(again)["code"] == "unavailable" and "exited with code 7" in error_body(again)["message"]
         # Fail fast = no wait for a restart or a reconnect (connect_timeout_s is 20 s); the bound is
         # generous because a round trip through two processes can take a second on a loaded 2-core machine.
         assert time.monotonic() - started < 5
@@ -305,4 +305,4 @@ async def test_stdio_identity_from_env(tmp_path: Path) -> None:
     async with Client(hub_params(config, {"MCP_HUB_PRINCIPAL": "desk", "MCP_HUB_SCOPES": "e:read"})) as client:
         assert sorted(await all_tools(client)) == ["e__add", "e__flaky_read"]
         hidden = await client.call_tool("e__echo", {"text": "x"})  # out of its scopes: answered as unknown
-        assert hidden.is_error and hidden.structured_content["code"] == "not_found"
+        assert hidden.is_error and error_body(hidden)["code"] == "not_found"

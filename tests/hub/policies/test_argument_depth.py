@@ -19,7 +19,7 @@ from hub.frontends.stdio.json_lines import json_object
 from hub.frontends.stdio.line_errors import invalid_line
 from hub.hub import Hub
 from hub.policies.validation import MAX_ARGUMENT_DEPTH, SDK_READ_DEPTH, too_deep
-from tests.conftest import FIXTURES, PY
+from tests.conftest import FIXTURES, PY, error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +43,7 @@ async def test_deep_arguments_are_refused_at_once_and_never_reach_the_server(tmp
         for _ in range(6):  # more than the breaker's threshold: none of them counts
             started = anyio.current_time()
             refused = await hub.route_call("e__echo", {"text": "x", "deep": nest(MAX_ARGUMENT_DEPTH)})
-            body = refused.structured_content or {}
+            body = error_body(refused)
             assert refused.is_error and body["code"] == "invalid_argument" and body["retryable"] is False, body
             assert f"more than {MAX_ARGUMENT_DEPTH} levels" in body["message"], body
             assert anyio.current_time() - started < 2.5, "answered by the hub, not by the server's deadline"

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import error_body
+
 from hub.auth.principal import Principal
 from hub.policies import BreakerPolicy, DeadlinePolicy
 from hub.errors import HubToolError
@@ -94,12 +96,12 @@ async def test_a_server_failing_every_caller_opens_for_everyone() -> None:
     assert breakers.breaker("s").state == "open"
     for who in ("alice", "bob"):
         refused = await call(breakers, who, AssertionError("never reaches the server"))
-        assert refused.structured_content["details"]["reason"] == "breaker_open"
+        assert error_body(refused)["details"]["reason"] == "breaker_open"
     # carol's calls did not fail: hers is the probe at once (one at a time), and finds it still failing
     assert code_of(await call(breakers, "carol", lost())) == "unavailable"
     assert breakers.breaker("s").state == "open"
     refused = await call(breakers, "carol", AssertionError("never reaches the server"))
-    assert refused.structured_content["details"]["reason"] == "breaker_open"
+    assert error_body(refused)["details"]["reason"] == "breaker_open"
 
 
 async def test_a_server_that_works_for_nobody_opens_once_the_last_success_is_out_of_the_window() -> None:
@@ -221,7 +223,7 @@ async def test_a_cancelled_clean_probe_does_not_open_the_gate_early_for_a_suspec
     clock = ManualClock()
     breakers = await opened_by_bob_then_a_clean_probe_cancelled(clock, "alice")
     refused = await call(breakers, "bob", AssertionError("not before the cool-down"))
-    assert refused.structured_content["details"]["reason"] == "breaker_open"
+    assert error_body(refused)["details"]["reason"] == "breaker_open"
     clock.advance(10)
     assert not (await call(breakers, "bob", ok_result())).is_error  # after it, the gated probe is anyone's
     assert breakers.breaker("s").state == "closed"
@@ -232,7 +234,7 @@ async def test_cancelling_ones_own_probes_does_not_hold_the_breaker_half_open() 
     the probe slot again at once, so alice got 0 of 39 calls through a healthy server."""
     breakers = await opened_by_bob_then_a_clean_probe_cancelled(ManualClock(), "mallory")
     again = await call(breakers, "mallory", AssertionError("mallory waits like a caller whose probe failed"))
-    assert again.structured_content["details"]["reason"] == "breaker_open"
+    assert error_body(again)["details"]["reason"] == "breaker_open"
     assert not (await call(breakers, "alice", ok_result())).is_error, "the probe slot is alice's"
     assert breakers.breaker("s").state == "closed"
 
@@ -248,4 +250,4 @@ async def test_an_old_calls_success_while_open_does_not_make_its_caller_clean() 
         await call(breakers, "bob", lost())
     breakers.settle(early, early_permit, Outcome(result=ok_result()))  # type: ignore[arg-type]
     refused = await call(breakers, "bob", AssertionError("bob is no clean probe"))
-    assert refused.structured_content["details"]["reason"] == "breaker_open"
+    assert error_body(refused)["details"]["reason"] == "breaker_open"

@@ -17,7 +17,7 @@ from mcp import Client, StdioServerParameters
 from hub.config import parse_config
 from hub.hub import Hub, UnknownTool
 from hub.policies import CircuitBreaker
-from tests.conftest import PY, ROOT, echo_stdio, write_config
+from tests.conftest import PY, ROOT, echo_stdio, write_config, error_body
 from tests.express_calls import Route, route  # noqa: F401 — `route`: the fixture (both drivers)
 
 pytestmark = pytest.mark.anyio
@@ -52,7 +52,7 @@ async def test_open_breaker_refuses_a_read_only_call_at_once_without_waiting_out
         clock = ShiftedClock()
         breaker = hub.breakers.breakers["e"] = CircuitBreaker("e", hub.downstreams["e"].config.breaker, clock=clock)
         timed_out = await route(hub, "e__hang", {})
-        assert timed_out.structured_content["code"] == "timeout" and breaker.state == "open"
+        assert error_body(timed_out)["code"] == "timeout" and breaker.state == "open"
 
         clock.shift = 29.0  # a second of cool-down left: a retry honouring retry_after_s would wait it out
         refused = await route(hub, "e__flaky_read", {"key": "k", "failures": 0})
@@ -72,7 +72,7 @@ async def test_a_full_queue_refuses_a_read_only_call_at_once(route: Route) -> No
             refused = await route(hub, "s__add", {"a": 1, "b": 2})
             elapsed = time.monotonic() - started
             tg.cancel_scope.cancel()
-        body = refused.structured_content
+        body = error_body(refused)
         assert body["code"] == "unavailable" and "saturated" in body["message"] and body["retry_after_s"] > 0
         # Retrying would honour retry_after_s (1 s) twice before giving up; a refusal takes microseconds.
         assert elapsed < 0.9, elapsed
@@ -86,7 +86,7 @@ async def test_calls_during_a_restart_are_refused_uncounted_and_work_once_the_ch
     servers = {"e": echo_stdio(restart={"initial_backoff_s": 0.5}, breaker={"failure_threshold": 3, "cooldown_s": 30})}
     async with hub_for(servers) as hub:
         crashed = await route(hub, "e__crash", {})
-        assert crashed.structured_content["code"] == "unavailable"
+        assert error_body(crashed)["code"] == "unavailable"
         downstream, breaker = hub.downstreams["e"], hub.breakers.breaker("e")
         refusals: list[dict[str, Any]] = []
         with anyio.fail_after(30):
@@ -94,7 +94,7 @@ async def test_calls_during_a_restart_are_refused_uncounted_and_work_once_the_ch
                 for name, args in (("e__echo", {"text": "x"}), ("e__add", {"a": 1, "b": 1})):
                     result = await route(hub, name, args)
                     if result.is_error:
-                        refusals.append(result.structured_content)
+                        refusals.append(error_body(result))
                 await anyio.sleep(0.01)
         assert len(refusals) >= 6, "the hammer never hit the restart window"
         for body in refusals:
@@ -142,8 +142,8 @@ async def test_a_server_hanging_at_its_handshake_does_not_delay_initialize_or_th
             assert not any(n.startswith("slowstart__") for n in names)
             assert (await client.call_tool("ok__echo", {"text": "hi"})).structured_content == {"result": "hi"}
             starting = await client.call_tool("slowstart__echo", {"text": "hi"})  # its server is still starting
-            assert starting.is_error and starting.structured_content["code"] == "unavailable"
-            assert starting.structured_content["details"] == {"server": "slowstart", "state": "starting", "reason": "starting"}
+            assert starting.is_error and error_body(starting)["code"] == "unavailable"
+            assert error_body(starting)["details"] == {"server": "slowstart", "state": "starting", "reason": "starting"}
 
 
 async def test_a_call_to_a_starting_servers_tool_is_audited_as_answered(caplog: pytest.LogCaptureFixture) -> None:
@@ -151,7 +151,7 @@ async def test_a_call_to_a_starting_servers_tool_is_audited_as_answered(caplog: 
     caplog.set_level(logging.INFO, logger="hub.calls")
     async with serve_like({"slowstart": echo_stdio("--hang-at-start")}, call_wait_s=0.2, connect_timeout_s=120) as hub:
         answer = await hub.route_call("slowstart__echo", {"text": "hi"})
-    assert answer.structured_content["code"] == "unavailable" and answer.structured_content["details"]["reason"] == "starting"
+    assert error_body(answer)["code"] == "unavailable" and error_body(answer)["details"]["reason"] == "starting"
     lines = [r.getMessage() for r in caplog.records if r.name == "hub.calls" and "slowstart__echo" in r.getMessage()]
     assert len(lines) == 1 and "server=slowstart " in lines[0] and "outcome=denied code=unavailable" in lines[0], lines
 
@@ -175,7 +175,7 @@ async def test_the_first_listing_waits_for_a_hanging_server_only_list_wait_s() -
     async with serve_like(servers, connect_timeout_s=120, list_wait_s=0.5, call_wait_s=0.5) as hub:
         # Never listed: after the bounded waits its server is still starting, which is what the caller is told.
         starting = await hub.route_call("slowstart__echo", {"text": "x"})
-        assert starting.is_error and starting.structured_content["code"] == "unavailable"
+        assert starting.is_error and error_body(starting)["code"] == "unavailable"
         with pytest.raises(UnknownTool):  # a name no configured namespace owns is unknown
             await hub.route_call("nobody__echo", {"text": "x"})
         assert hub.first_listing.settled and hub.downstreams["slowstart"].state == "starting"

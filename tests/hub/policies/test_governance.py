@@ -11,7 +11,7 @@ from mcp import Client
 
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config
+from tests.conftest import Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config, error_body
 from tests.hub.auth.test_security import client, create_key
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +43,7 @@ async def test_redis_backend_shares_one_limit_between_two_hubs(tmp_path: Path, p
         outcomes = []
         for index in range(8):
             result = await (one if index % 2 == 0 else two).call_tool("e__add", {"a": 1, "b": 1})
-            outcomes.append("ok" if not result.is_error else result.structured_content["code"])
+            outcomes.append("ok" if not result.is_error else error_body(result)["code"])
         assert outcomes.count("ok") == 4 and outcomes.count("rate_limited") == 4, outcomes
         assert outcomes[:4] == ["ok"] * 4
         assert not (await other.call_tool("e__add", {"a": 1, "b": 1})).is_error  # dave has his own bucket
@@ -55,7 +55,8 @@ async def test_memory_backend_per_tool_rule() -> None:
          "mcpServers": {"e": echo_stdio()}}
     )
     async with Hub(config) as hub:
-        codes = [(await hub.route_call("e__echo", {"text": "x"})).structured_content.get("code") for _ in range(3)]
+        codes = [error_body(r).get("code") if r.is_error else None
+                 for r in [await hub.route_call("e__echo", {"text": "x"}) for _ in range(3)]]
         assert codes == [None, None, "rate_limited"]
         assert (await hub.route_call("e__add", {"a": 1, "b": 2})).structured_content == {"total": 3}
 
@@ -78,10 +79,10 @@ async def test_audit_store_failure_policy(tmp_path: Path, policy: str) -> None:
         if policy == "fail_open":
             assert not write.is_error and not read.is_error
         elif policy == "fail_closed_writes":
-            assert write.structured_content["code"] == "unavailable" and "audit log" in write.structured_content["message"]
+            assert error_body(write)["code"] == "unavailable" and "audit log" in error_body(write)["message"]
             assert not read.is_error
         else:
-            assert write.structured_content["code"] == read.structured_content["code"] == "unavailable"
+            assert error_body(write)["code"] == error_body(read)["code"] == "unavailable"
         hub.audit_log._db.execute("PRAGMA query_only = OFF")
         await hub.route_call("e__add", {"a": 2, "b": 2})
         hub.audit_log.flush()

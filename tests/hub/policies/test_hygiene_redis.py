@@ -15,7 +15,7 @@ import pytest
 
 from hub.config import parse_config
 from hub.hub import Hub
-from tests.conftest import Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config
+from tests.conftest import Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config, error_body
 from tests.hub.test_hygiene import outcome, wait_ready
 from tests.hub.auth.test_security import client, create_key
 
@@ -34,7 +34,7 @@ def start_redis(procs: list, port: int) -> Proc:
 
 
 def code(result: Any) -> str:
-    return result.structured_content["code"] if result.is_error else "ok"
+    return error_body(result)["code"] if result.is_error else "ok"
 
 
 async def test_outage_refuses_writes_limits_reads_logs_once_and_shows_in_healthz(tmp_path: Path, procs: list) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import anyio
 import pytest
 
+from tests.conftest import error_body
+
 from hub.policies import GRANTED, MUST_WAIT, BulkheadPolicy, DeadlinePolicy, ToolCall
 from tests.policy_support import Script, code_of, make_call, ok_result, run_call
 
@@ -58,8 +60,8 @@ async def test_a_full_queue_refuses_at_once_and_a_queued_call_gets_the_freed_slo
             while bulkheads.bulkhead("s").waiting == 0:
                 await anyio.sleep(0)
         refused = await run_call(make_call(timeout_s=30), DeadlinePolicy(), bulkheads, forwarder=Script(gate))
-        assert refused.structured_content["details"] == {"server": "s", "reason": "saturated"}
-        assert refused.structured_content["retry_after_s"] and gate.entered == 1
+        assert error_body(refused)["details"] == {"server": "s", "reason": "saturated"}
+        assert error_body(refused)["retry_after_s"] and gate.entered == 1
         gate.open.set()
     assert len(results) == 2 and not any(r.is_error for r in results) and gate.entered == 2 and bulkheads.bulkhead("s").busy == 0
 

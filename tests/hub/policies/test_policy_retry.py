@@ -8,6 +8,8 @@ from typing import Any
 import mcp_types as types
 import pytest
 
+from tests.conftest import error_body
+
 from hub.policies import BreakerPolicy, DeadlinePolicy, RetryPolicy
 from hub.settings import BreakerSettings, RetrySettings
 from tests.policy_support import ManualClock, Script, code_of, down, lost, make_call, ok_result, run_call
@@ -107,7 +109,7 @@ async def test_a_providers_retry_after_is_waited_with_a_capped_jitter_then_the_c
 async def test_a_retry_after_past_the_deadline_gives_up_at_once_with_the_servers_answer() -> None:
     waits, script = Waits(ManualClock()), Script(rate_limited(after_s=60.0))
     result = await call_with(waits, script, timeout_s=5.0)
-    assert code_of(result) == "rate_limited" and result.structured_content["retry_after_s"] == 60.0
+    assert code_of(result) == "rate_limited" and error_body(result)["retry_after_s"] == 60.0
     assert script.attempts == 1 and waits.slept == []
 
 
@@ -117,5 +119,5 @@ async def test_once_a_failure_opened_the_breaker_the_next_attempt_is_refused_and
     waits, script = Waits(clock), Script(lost(), ok_result())
     result = await call_with(waits, script, attempts=5, policies=[breakers])
     assert script.attempts == 1 and len(waits.slept) == 1, "one backoff after the real failure, none after the refusal"
-    assert result.structured_content["details"]["reason"] == "breaker_open"
-    assert result.structured_content["retry_after_s"] == 10.0
+    assert error_body(result)["details"]["reason"] == "breaker_open"
+    assert error_body(result)["retry_after_s"] == 10.0

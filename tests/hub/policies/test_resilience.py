@@ -21,7 +21,7 @@ from hub.config import parse_config
 from hub.hub import Hub
 from hub.policies import CircuitBreaker
 from tests.express_calls import PathCounts, call_like_stdio_front
-from tests.conftest import ECHO, PY, ROOT, Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config
+from tests.conftest import ECHO, PY, ROOT, Proc, echo_stdio, free_port, start_hub_http, wait_for_port, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -116,9 +116,9 @@ async def test_hanging_call_times_out_at_the_deadline_and_others_keep_answering(
                 assert result.structured_content == {"result": "x"} and elapsed < 0.5
         result, elapsed = outcomes["stuck"]
         # `hang` is a write with no idempotency key: sent, then timed out, its outcome is unknown (faults19 #1)
-        assert result.structured_content["code"] == "timeout" and result.structured_content["retryable"] is False
-        assert result.structured_content["details"]["outcome"] == "unknown"
-        assert "'stuck'" in result.structured_content["message"]
+        assert error_body(result)["code"] == "timeout" and error_body(result)["retryable"] is False
+        assert error_body(result)["details"]["outcome"] == "unknown"
+        assert "'stuck'" in error_body(result)["message"]
         assert 0.5 <= elapsed < 0.9
 
 
@@ -136,11 +136,11 @@ async def test_per_tool_timeout_and_progress_extends_up_to_the_hard_cap() -> Non
         assert ok.structured_content == {"result": "done"} and elapsed >= 0.9
         # Progress keeps coming, but the hard cap of 1.0 s ends it.
         capped, elapsed = await timed(hub, "e__slow", {"seconds": 3, "steps": 20})
-        assert capped.structured_content["code"] == "timeout" and "hard limit" in capped.structured_content["message"]
+        assert error_body(capped)["code"] == "timeout" and "hard limit" in error_body(capped)["message"]
         assert 1.0 <= elapsed < 1.4
         # The per-tool setting for `hang` wins over the server's 5 s.
         hung, elapsed = await timed(hub, "e__hang")
-        assert hung.structured_content["code"] == "timeout" and 0.3 <= elapsed < 0.7
+        assert error_body(hung)["code"] == "timeout" and 0.3 <= elapsed < 0.7
 
 
 @pytest.mark.usefixtures("both_paths")
@@ -149,12 +149,12 @@ async def test_retries_only_safe_calls() -> None:
         read = await route(hub, "e__flaky_read", {"key": "r", "failures": 2})
         assert read.is_error is not True and read.structured_content == {"attempts": 3}
         write = await route(hub, "e__flaky_write", {"key": "w", "failures": 1})
-        assert write.is_error and write.structured_content["code"] == "rate_limited"
-        assert write.structured_content["details"] == {"attempts": 1}, "a write without idempotency_key is never retried"
+        assert write.is_error and error_body(write)["code"] == "rate_limited"
+        assert error_body(write)["details"] == {"attempts": 1}, "a write without idempotency_key is never retried"
         keyed = await route(hub, "e__flaky_write", {"key": "k", "failures": 1, "idempotency_key": "abc"})
         assert keyed.structured_content == {"attempts": 2}
         exhausted = await route(hub, "e__flaky_read", {"key": "x", "failures": 5})
-        assert exhausted.is_error and exhausted.structured_content["details"] == {"attempts": 3}
+        assert exhausted.is_error and error_body(exhausted)["details"] == {"attempts": 3}
 
 
 @pytest.mark.usefixtures("both_paths")
@@ -179,12 +179,12 @@ async def test_breaker_opens_fails_fast_probes_and_closes() -> None:
 
         for _ in range(3):
             result, _ = await timed(hub, "e__hang")
-            assert result.structured_content["code"] == "timeout"
+            assert error_body(result)["code"] == "timeout"
         breaker = hub.breakers.breaker("e")
         assert breaker.state == "open"
         fast, elapsed = await timed(hub, "e__echo", {"text": "x"})
-        assert fast.structured_content["code"] == "unavailable" and elapsed < 0.05
-        assert 0 < fast.structured_content["retry_after_s"] <= 1.0
+        assert error_body(fast)["code"] == "unavailable" and elapsed < 0.05
+        assert 0 < error_body(fast)["retry_after_s"] <= 1.0
         assert hub.status()["e"]["health"] == "degraded" and hub.status()["other"]["health"] == "connected"
         assert (await route(hub, "other__echo", {"text": "y"})).structured_content == {"result": "y"}
 
@@ -197,7 +197,7 @@ async def test_breaker_opens_fails_fast_probes_and_closes() -> None:
             await route(hub, "e__hang", {})
         clock.shift += 1.0
         failed_probe = await route(hub, "e__hang", {})
-        assert failed_probe.structured_content["code"] == "timeout"
+        assert error_body(failed_probe)["code"] == "timeout"
         assert breaker.state == "open" and breaker.transitions[-2:] == [("open", "half_open"), ("half_open", "open")]
 
 
@@ -215,10 +215,10 @@ async def test_crash_mid_call_restarts_with_backoff_and_rediscovers() -> None:
         await wait_until(lambda: hub.catalog.resolve_tool("e__extra") is not None)
 
         crashed, elapsed = await timed(hub, "e__crash")
-        assert crashed.structured_content["code"] == "unavailable" and elapsed < 1.5
+        assert error_body(crashed)["code"] == "unavailable" and elapsed < 1.5
         down = await route(hub, "e__echo", {"text": "x"})
-        assert down.structured_content["code"] == "unavailable"
-        assert "exited with code 7" in down.structured_content["message"]
+        assert error_body(down)["code"] == "unavailable"
+        assert "exited with code 7" in error_body(down)["message"]
         assert (await route(hub, "other__echo", {"text": "y"})).structured_content == {"result": "y"}
 
         await wait_until(lambda: hub.downstreams["e"].state == "ready")
@@ -266,12 +266,12 @@ async def test_flapping_server_trips_the_breaker() -> None:
         codes = []
         for _ in range(3):
             await wait_until(lambda: flap.state == "ready")
-            codes.append((await route(hub, "flap__ping", {})).structured_content["code"])
+            codes.append(error_body(await route(hub, "flap__ping", {}))["code"])
         assert codes == ["unavailable"] * 3
         assert hub.breakers.breaker("flap").state == "open"
         await wait_until(lambda: flap.state == "ready")
         result, elapsed = await timed(hub, "flap__ping")
-        assert "circuit breaker open" in result.structured_content["message"] and elapsed < 0.05
+        assert "circuit breaker open" in error_body(result)["message"] and elapsed < 0.05
         assert flap.restarts >= 3
         assert (await route(hub, "ok__ping", {})).structured_content == {"result": 1}
 
@@ -296,7 +296,7 @@ async def test_bulkhead_keeps_the_fast_server_fast() -> None:
 
         async def slow_call() -> None:
             result = await route(hub, "slow__slow", {"seconds": 1.0, "steps": 2})
-            slow_codes.append(result.structured_content.get("code") if result.is_error else None)
+            slow_codes.append(error_body(result).get("code") if result.is_error else None)
 
         async def fast_calls() -> None:
             await anyio.sleep(0.1)
@@ -326,10 +326,10 @@ async def test_queued_call_gives_up_before_its_deadline_with_unavailable() -> No
             tg.start_soon(call, "s__hang", {})
             await anyio.sleep(0.1)
             tg.start_soon(call, "s__echo", {"text": "waits for the slot"})
-        codes = sorted(r.structured_content["code"] for r, _ in results)
+        codes = sorted(error_body(r)["code"] for r, _ in results)
         assert codes == ["timeout", "unavailable"]
-        queued, elapsed = next(r for r in results if r[0].structured_content["code"] == "unavailable")
-        assert "saturated" in queued.structured_content["message"] and 0.3 <= elapsed < 0.45
+        queued, elapsed = next(r for r in results if error_body(r[0])["code"] == "unavailable")
+        assert "saturated" in error_body(queued)["message"] and 0.3 <= elapsed < 0.45
 
 
 async def test_hide_when_down() -> None:
@@ -349,7 +349,7 @@ async def test_http_downstream_health_check_and_reconnect(tmp_path: Path, procs:
         assert (await route(hub, "web__echo", {"text": "1"})).structured_content == {"result": "1"}
         first.stop()
         await wait_until(lambda: hub.downstreams["web"].state == "down")
-        assert (await route(hub, "web__echo", {"text": "2"})).structured_content["code"] == "unavailable"
+        assert error_body(await route(hub, "web__echo", {"text": "2"}))["code"] == "unavailable"
         procs.append(Proc([PY, ECHO, "http", str(port), "--name", "web"]))
         wait_for_port(port)
         await wait_until(lambda: hub.downstreams["web"].state == "ready")

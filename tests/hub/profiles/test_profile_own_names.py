@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import PY, ROOT, echo_stdio, write_config
+from tests.conftest import PY, ROOT, echo_stdio, write_config, error_body
 from tests.hub.profiles.test_profiles import PROFILES, SERVERS, env, outcome
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +45,7 @@ async def test_call_tool_takes_the_own_name_a_direct_call_takes(tmp_path: Path) 
         for name in ("book_room", "desk__search_tickets"):  # outside the profile; the hub-wide name
             refused = await client.call_tool("call_tool", {"name": name, "arguments": {}})
             unknown = await client.call_tool("call_tool", {"name": "no_such_tool", "arguments": {}})
-            assert refused.structured_content["code"] == unknown.structured_content["code"] == "not_found"
-            assert refused.structured_content["message"].replace(name, "X") == \
-                unknown.structured_content["message"].replace("no_such_tool", "X")
+            assert error_body(refused)["code"] == error_body(unknown)["code"] == "not_found"
+            assert error_body(refused)["message"].replace(name, "X") == \
+                error_body(unknown)["message"].replace("no_such_tool", "X")
             assert await outcome(client, name, {}) == await outcome(client, "no_such_tool", {})

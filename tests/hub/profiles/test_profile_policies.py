@@ -17,6 +17,8 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+
+from tests.conftest import error_body
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
@@ -122,9 +124,9 @@ async def test_names_a_profile_refuses_are_audited_counted_and_charged(tmp_path:
                     answer = await client.call_tool("call_tool", {"name": name, "arguments": {}})
                 else:
                     answer = await client.call_tool(name, {})
-                assert answer.is_error and answer.structured_content["code"] == "not_found", (name, answer)
+                assert answer.is_error and error_body(answer)["code"] == "not_found", (name, answer)
             after = await client.call_tool("n__subscribed", {})
-            assert after.is_error and after.structured_content["code"] == "rate_limited", "the probes cost tokens"
+            assert after.is_error and error_body(after)["code"] == "rate_limited", "the probes cost tokens"
         metrics = hub.metrics.render().decode()
         assert 'mcp_hub_calls_total{outcome="denied",server="",tool="_unknown"} 3.0' in metrics
     rows = query(tmp_path / "data", principal="local")
@@ -137,11 +139,11 @@ async def test_search_tools_is_charged_and_audited_like_a_call(tmp_path: Path, m
     async with hub_of(tmp_path, rate_limit=BURST) as hub:
         async with client_of(hub, "srch") as client:
             bad = await client.call_tool("search_tools", {"query": "owls", "lmit": 2})  # audited, not charged
-            assert bad.is_error and bad.structured_content["code"] == "invalid_argument"
+            assert bad.is_error and error_body(bad)["code"] == "invalid_argument"
             nameless = await client.call_tool("call_tool", {"arguments": {}})
-            assert nameless.is_error and nameless.structured_content["code"] == "invalid_argument"
+            assert nameless.is_error and error_body(nameless)["code"] == "invalid_argument"
             answers = [await client.call_tool("search_tools", {"query": "research owls secretly"}) for _ in range(5)]
-            codes = [a.structured_content.get("code") if a.is_error else "ok" for a in answers]
+            codes = [error_body(a).get("code") if a.is_error else "ok" for a in answers]
             assert codes == ["ok"] * 3 + ["rate_limited"] * 2
             assert all(a.meta and a.meta.get("mcp-hub/request_id") for a in answers)
         metrics = hub.metrics.render().decode()

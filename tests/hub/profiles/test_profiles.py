@@ -22,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import PY, ROOT, start_hub_http, write_config
+from tests.conftest import PY, ROOT, start_hub_http, write_config, error_body
 
 pytestmark = pytest.mark.anyio
 
@@ -111,8 +111,8 @@ async def test_name_budget_search_mode_and_search_within_profile_over_stdio(tmp_
         assert via.structured_content == direct.structured_content
         for name in ("desk__search_tickets", "rooms__book_room", "desk__nope"):
             refused = await client.call_tool("call_tool", {"name": name, "arguments": {}})
-            assert refused.structured_content["code"] == "not_found"
-            assert refused.structured_content["message"].replace(name, "X") == \
+            assert error_body(refused)["code"] == "not_found"
+            assert error_body(refused)["message"].replace(name, "X") == \
                 "no tool named 'X' that you may call; find tools with search_tools and pass a name it returned"
         outside = await outcome(client, "rooms__book_room", {"room": "Ada", "start": "9"})
         assert outside.startswith("not_found") and outside == await outcome(client, "rooms__nope", {})

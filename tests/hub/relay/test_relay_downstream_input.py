@@ -22,7 +22,7 @@ from hub.audit.log import query
 from hub.config import parse_config
 from hub.frontends.server import build_server
 from hub.hub import Hub
-from tests.conftest import ROOT
+from tests.conftest import ROOT, error_body
 from tests.relay_support import Asked
 
 pytestmark = pytest.mark.anyio
@@ -60,4 +60,4 @@ async def test_a_client_that_cannot_answer_gets_an_error_result_naming_the_reque
             async with Client(build_server(hub), mode="legacy") as client:  # no sampling, no elicitation
                 result = await client.call_tool("a__pick", {})
     assert result.is_error and result.structured_content is not None
-    assert "elicitation/create" in result.structured_content["message"]
+    assert "elicitation/create" in error_body(result)["message"]

@@ -22,7 +22,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from hub.audit.log import query
-from tests.conftest import start_hub_http, write_config
+from tests.conftest import start_hub_http, write_config, error_body
 from tests.relay_support import Asked, Heard, StatusWatcher, answer, create_key, raw, start_relay_server
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +65,7 @@ async def test_a_server_the_caller_cannot_see_never_reaches_it(tmp_path: Path, p
             # The caller that cannot see `st` cannot reach it, nor subscribe to it, nor ask after its tasks.
             hidden = await blind.call_tool("st__ask", {})
             assert hidden.is_error and hidden.structured_content is not None
-            assert hidden.structured_content["code"] == "not_found"
+            assert error_body(hidden)["code"] == "not_found"
             with pytest.raises(MCPError):
                 await blind.subscribe_resource("mcphub://st/note://a")
             with pytest.raises(MCPError):

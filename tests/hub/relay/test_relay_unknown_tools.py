@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from tests.conftest import error_body
 from mcp import Client
 
 from hub.audit.log import query
@@ -43,7 +45,7 @@ async def test_unknown_filtered_and_hidden_tools_get_the_same_not_found_result(t
             for name in ("e__nope", "e__divide", "w__multiply", "divide"):
                 result = await client.call_tool(name, {"a": 1, "b": 2})
                 assert_not_found(result, name)
-                answers[name] = result.structured_content["message"].replace(repr(name), "<name>")
+                answers[name] = error_body(result)["message"].replace(repr(name), "<name>")
             assert len(set(answers.values())) == 1, answers  # no existence leak
             assert (await client.call_tool("e__multiply", {"a": 2, "b": 3})).structured_content == {"result": 6}
             # a server's own name reaches the one tool of that name this caller may use (w's is out of scope)
@@ -56,12 +58,12 @@ async def test_a_huge_unknown_name_is_not_echoed_whole(tmp_path: Any) -> None:
     async with hub_of(tmp_path) as hub:
         async with Client(build_server(hub), mode="legacy") as client:
             result = await client.call_tool("x" * 10_000, {})
-    assert result.is_error and len(result.structured_content["message"]) < 400
+    assert result.is_error and len(error_body(result)["message"]) < 400
 
 
 async def test_in_search_mode_the_answer_points_at_search_tools(tmp_path: Any) -> None:
     async with hub_of(tmp_path, tools_mode="search") as hub:
         async with Client(build_server(hub), mode="legacy") as client:
             result = await client.call_tool("e__nope", {})
-    assert result.is_error and result.structured_content["code"] == "not_found"
-    assert "search_tools" in result.structured_content["message"]
+    assert result.is_error and error_body(result)["code"] == "not_found"
+    assert "search_tools" in error_body(result)["message"]

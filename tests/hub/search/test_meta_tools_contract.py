@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 
 from hub.search.examples import EXAMPLES_META_KEY
-from tests.conftest import write_config
+from tests.conftest import write_config, error_body
 from tests.hub.search.test_tool_search import SERVERS, audited, hub_params
 
 pytestmark = pytest.mark.anyio
@@ -53,8 +53,8 @@ async def test_hits_carry_the_tool_as_tools_list_shows_it(tmp_path: Path) -> Non
 
 async def refusal(client: Client, tool: str, arguments: dict[str, Any]) -> str:
     result = await client.call_tool(tool, arguments)
-    assert result.is_error and result.structured_content["code"] == "invalid_argument", result
-    return str(result.structured_content["message"])
+    assert result.is_error and error_body(result)["code"] == "invalid_argument", result
+    return str(error_body(result)["message"])
 
 
 async def test_meta_tools_refuse_unknown_arguments_naming_the_accepted_ones(tmp_path: Path) -> None:

@@ -207,7 +207,7 @@ async def test_the_http_fast_path_keeps_a_caller_within_its_max_tools(tmp_path: 
     its `tools/list`) could still be called there."""
     from mcp import Client
 
-    from tests.conftest import start_hub_http
+    from tests.conftest import start_hub_http, error_body
 
     path = tmp_path / "hub.json"
     path.write_text(json.dumps({"hub": {"list_wait_s": 30, "data_dir": str(tmp_path / "data")}, "mcpServers": SERVERS,
@@ -217,4 +217,4 @@ async def test_the_http_fast_path_keeps_a_caller_within_its_max_tools(tmp_path: 
         async with Client(url + "/cap", mode="2026-07-28") as client:
             assert [t.name for t in (await client.list_tools()).tools] == ["desk__delete_ticket", "desk__get_ticket"]
             past = await client.call_tool("rooms__list_rooms", {})
-    assert past.is_error and past.structured_content is not None and past.structured_content["code"] == "not_found", past
+    assert past.is_error and past.structured_content is not None and error_body(past)["code"] == "not_found", past

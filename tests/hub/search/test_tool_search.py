@@ -24,7 +24,7 @@ from hub.config import parse_config
 from hub.hub import Hub
 from hub.search.meta import answer_search
 from hub.search.service import ToolSearch
-from tests.conftest import PY, ROOT, echo_stdio, write_config
+from tests.conftest import PY, ROOT, echo_stdio, write_config, error_body
 from tests.fixtures.word_embedder import WordEmbedder
 
 pytestmark = pytest.mark.anyio
@@ -168,11 +168,11 @@ async def test_search_mode_lists_meta_tools_and_discovers_progressively(tmp_path
         assert via_meta.structured_content == direct.structured_content == {"id": "T-1", "title": "Printer on fire"}
 
         invalid = await client.call_tool("call_tool", {"name": "desk__get_ticket", "arguments": {"ticket_id": 5}})
-        assert invalid.is_error and invalid.structured_content["code"] == "invalid_argument"
+        assert invalid.is_error and error_body(invalid)["code"] == "invalid_argument"
         unknown = await client.call_tool("call_tool", {"name": "desk__nope", "arguments": {}})
-        assert unknown.is_error and unknown.structured_content["code"] == "not_found"
+        assert unknown.is_error and error_body(unknown)["code"] == "not_found"
         bad_query = await client.call_tool("search_tools", {"query": ""})
-        assert bad_query.is_error and bad_query.structured_content["code"] == "invalid_argument"
+        assert bad_query.is_error and error_body(bad_query)["code"] == "invalid_argument"
 
         rows = await audited(tmp_path, 3, "desk__get_ticket")
         assert len(rows) == 3, "the direct call, the call_tool call and the invalid one are each audited"
@@ -185,10 +185,10 @@ async def test_call_tool_cannot_reach_a_tool_outside_the_callers_scopes(tmp_path
         found = await client.call_tool("search_tools", {"query": "delete a ticket for good", "limit": 10})
         assert "desk__delete_ticket" not in {t["name"] for t in found.structured_content["tools"]}
         refused = await client.call_tool("call_tool", {"name": "desk__delete_ticket", "arguments": {"ticket_id": "T-1"}})
-        assert refused.is_error and refused.structured_content["code"] == "not_found"
+        assert refused.is_error and error_body(refused)["code"] == "not_found"
         unknown = await client.call_tool("call_tool", {"name": "desk__nope", "arguments": {}})
-        assert unknown.structured_content["message"].replace("desk__nope", "X") == \
-            refused.structured_content["message"].replace("desk__delete_ticket", "X"), "hidden and unknown read the same"
+        assert error_body(unknown)["message"].replace("desk__nope", "X") == \
+            error_body(refused)["message"].replace("desk__delete_ticket", "X"), "hidden and unknown read the same"
         allowed = await client.call_tool("call_tool", {"name": "desk__get_ticket", "arguments": {"ticket_id": "T-2"}})
         assert allowed.structured_content == {"id": "T-2", "title": "Printer on fire"}
         denied = await audited(tmp_path, 1, "desk__delete_ticket")
