@@ -5,9 +5,9 @@ validator takes tens of microseconds for the same answer, a visible share of a r
 Arguments the fast check rejects go on to the Python validator, whose findings (and messages)
 are what the caller sees, so an error reads the same as before.
 
-Schemas on which the two could disagree are left to the Python validator alone: `format`
-(the hub asserts formats with jsonschema's own checkers), `pattern`/`patternProperties`
-(Python's regular expressions against ECMA's), and references outside the document.
+Schemas on which the two could disagree are left to the Python validator alone: `pattern`/`patternProperties`
+(Python's regular expressions against ECMA's) and references outside the document. Neither asserts
+`format` (an annotation, as JSON Schema 2020-12 has it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 logger = logging.getLogger("hub")
 
-_PYTHON_ONLY_KEYWORDS = frozenset({"format", "pattern", "patternProperties", "$dynamicRef", "$recursiveRef"})
+_PYTHON_ONLY_KEYWORDS = frozenset({"pattern", "patternProperties", "$dynamicRef", "$recursiveRef"})
 
 FastCheck = Callable[[Any], bool]
 

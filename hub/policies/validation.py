@@ -14,11 +14,18 @@ logger = logging.getLogger("hub")
 
 
 class ArgumentPolicy(NeverWaits):
-    """Refuses a call whose arguments do not fit the tool's schema with `invalid_argument`. A tool
-    whose schema is itself invalid is let through (logged): the server is then the judge."""
+    """Refuses a call whose arguments do not fit the tool's schema with `invalid_argument`. A tool whose
+    schema the hub cannot check is let through (logged once a tool): the server is then the judge — an
+    invalid schema, and a valid one Python's validator cannot run: an ECMA-262 `pattern` Python's `re`
+    lacks (`\p{L}`, `(?<name>…)`, as zod writes them), a `$ref` to nowhere or to another document
+    (outside review interop26 #2: every call of such a tool failed with a bare JSON-RPC error code 0, an
+    HTTP 500 on the 2026-07-28 HTTP path, where a direct call worked). `format` is an annotation, as JSON
+    Schema 2020-12 has it, never asserted: the hub refused UUIDs and times its servers accept (#4)."""
 
     def __init__(self, catalog: ToolCatalog) -> None:
         self._catalog = catalog
+        self._unchecked: set[str] = set()
+        """Tools whose schema was found uncheckable (logged once each)."""
 
     def admit(self, call: ToolCall) -> Admission:
         error = self.error(call.route, call.arguments)
@@ -37,8 +44,12 @@ class ArgumentPolicy(NeverWaits):
             return None
         try:
             errors = sorted_errors(self._catalog.validator(route), arguments)
-        except _schema_error() as exc:
-            logger.warning("%s has an invalid inputSchema; arguments not validated: %s", route.exposed, exc.message)
+        except Exception as exc:  # noqa: BLE001 — the schema's fault (arguments are plain JSON): the server judges
+            if route.exposed not in self._unchecked:
+                self._unchecked.add(route.exposed)
+                reason = exc.message if isinstance(exc, _schema_error()) else f"{type(exc).__name__}: {str(exc)[:200]}"
+                logger.warning("%s has an inputSchema the hub cannot check (%s); its arguments are left to its server",
+                               route.exposed, reason)
             return None
         return argument_error(route.exposed, errors) if errors else None
 

@@ -211,7 +211,6 @@ def test_fast_check_agrees_with_jsonschema(arguments: dict) -> None:
 
 
 @pytest.mark.parametrize("schema", [
-    {"type": "object", "properties": {"d": {"type": "string", "format": "date"}}},
     {"type": "object", "properties": {"s": {"type": "string", "pattern": "^\\d+$"}}},
     {"type": "object", "patternProperties": {"^x": {"type": "integer"}}},
     {"type": "object", "properties": {"r": {"$ref": "https://example.com/schema.json"}}},
