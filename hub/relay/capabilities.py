@@ -27,9 +27,10 @@ def declares_server_requests(caps: Any) -> bool:
 
 def lacks(caps: types.ClientCapabilities | None, request: Any) -> str | None:
     """What a client's declared capabilities lack for a server's request (None: nothing): sampling
-    offering tools needs `sampling.tools`, with `includeContext` `sampling.context`; URL-mode
-    elicitation needs `elicitation.url`, form mode `elicitation.form` (an empty `elicitation` means
-    form, as the spec keeps for older clients)."""
+    offering tools needs `sampling.tools`; URL-mode elicitation needs `elicitation.url`, form mode
+    `elicitation.form` (an empty `elicitation` means form, as the spec keeps for older clients).
+    `includeContext` needs nothing: a client may ignore it (interop26 #5: it was refused, where the same
+    client answers it directly)."""
     params = getattr(request, "params", None)
     if isinstance(request, types.CreateMessageRequest):
         sampling = caps.sampling if caps is not None else None
@@ -37,8 +38,6 @@ def lacks(caps: types.ClientCapabilities | None, request: Any) -> str | None:
             return "the sampling capability"
         if params is not None and params.tools and sampling.tools is None:
             return "sampling.tools (the server's request offers tools to the model)"
-        if params is not None and params.include_context not in (None, "none") and sampling.context is None:
-            return "sampling.context (the server's request asks for includeContext)"
         return None
     if isinstance(request, types.ElicitRequest):
         elicitation = caps.elicitation if caps is not None else None
