@@ -28,6 +28,7 @@ from hub.auth.caller_channel import CallerChannel
 from hub.config import ServerConfig
 from hub.downstream.direct_tools import DirectTools
 from hub.downstream.era import Era, HandshakeRefused
+from hub.downstream.sse_fallback import answers_as_legacy_sse, not_there, refused_initialize
 from hub.downstream.listing_repair import ListingAnswers
 from hub.downstream.session_lost import SessionWatch, is_lost_answer, lost_why
 from hub.downstream.inprocess import load_server_object, release_later
@@ -162,7 +163,17 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
                 self.log.info("%s; connecting again with the 2026-07-28 probe", exc)
                 continue  # at once: not a failure of the server
             except Exception as exc:  # boundary: any connection failure is reported, never raised to the hub
-                if not (self._lost.is_set() and self.error):
+                if self.speaks_streamable_http and self._connected_at is None and refused_initialize(exc):
+                    assert self.config.url is not None
+                    if await answers_as_legacy_sse(self.config.url, self.config.headers):
+                        self.legacy_sse = True
+                        if self.era.handshake_first:
+                            self.era.mode = "legacy"  # an HTTP+SSE server speaks the handshake era only
+                        self.log.warning("%s answers as a legacy HTTP+SSE server, not Streamable HTTP: spoken to over SSE "
+                                         "(set \"transport\": \"sse\" to skip this probe)", self.config.url)
+                        continue  # at once, over SSE
+                    self.error, self.needs_operator = not_there(self.config.url), True
+                elif not (self._lost.is_set() and self.error):
                     self.error = describe_failure(exc)
                     self.needs_operator = operator_must_fix(exc)
             finally:
@@ -365,7 +376,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
 
         # This connection's listing answers (`hub.downstream.listing_repair`); an HTTP server's "session
         # not found" in any shape reported (`hub.downstream.session_lost`).
-        self.listings = SessionWatch(self.log, forgotten if cfg.transport == "streamable_http" else None)
+        self.listings = SessionWatch(self.log, forgotten if self.speaks_streamable_http else None)
         transport: Any
         if cfg.transport == "stdio":
             assert cfg.command is not None
@@ -405,7 +416,7 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             if self.server_object is None:
                 raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
             return self.server_object
-        listings = SessionWatch(self.log, on_lost) if cfg.transport == "streamable_http" else None
+        listings = SessionWatch(self.log, on_lost) if self.speaks_streamable_http else None
         return self._remote_transport(listings, on_end=on_end)
 
     async def _on_status(self, params: Any) -> None:

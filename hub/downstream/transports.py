@@ -44,6 +44,14 @@ tool's text result, as the extension intends."""
 class Transports:
     """`_remote_transport`, `_client_over` and `_adapt` (state lives on `Downstream`)."""
 
+    legacy_sse = False
+    """A `streamable_http` server found to be a legacy HTTP+SSE one (`hub.downstream.sse_fallback`)."""
+
+    @property
+    def speaks_streamable_http(self) -> bool:
+        """Whether this server is spoken to over Streamable HTTP (configured so, and not found to be SSE)."""
+        return self.config.transport == "streamable_http" and not self.legacy_sse
+
     config: ServerConfig
     era: Era
     log: Any
@@ -73,7 +81,7 @@ class Transports:
         cfg = self.config
         assert cfg.url is not None
         listings = listings if listings is not None else ListingAnswers(self.log)
-        if cfg.transport == "streamable_http":
+        if self.speaks_streamable_http:
             # An answer may be as long as a stdio line (the SDK's client refuses events past 1 MiB:
             # any result over that from a server answering with an event stream failed).
             return streamable_http_client(cfg.url, http_client=downstream_http_client(headers=cfg.headers, listings=listings),
