@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,25 +125,48 @@ class HAProxy:
 
 
 @contextmanager
-def redis_replicas(tmp_path: Path, servers: dict[str, Any], env: dict[str, str] | None = None,
-                   count: int = 2) -> Iterator[list[str]]:
-    """`count` hub replicas of one config sharing a fresh Redis (`hub.cluster.redis_url`), each with a
-    data dir of its own; yields their /mcp URLs once healthy, and stops them, then Redis."""
+def _replicas(tmp_path: Path, servers: dict[str, Any], hub_of: Callable[[Redis], dict[str, Any]],
+              env: dict[str, str] | None = None, count: int = 2) -> Iterator[tuple[list[str], list[Proc], Redis]]:
+    """`count` hub replicas of one config (its `hub` block made by `hub_of` from a fresh Redis), each with a
+    data dir of its own; yields their /mcp URLs once healthy, their processes and the Redis; stops them, then Redis."""
     redis = Redis()
-    config = write_config(tmp_path, servers, hub={"cluster": {"redis_url": redis.url}})
     procs: list[Proc] = []
     try:
+        config = write_config(tmp_path, servers, hub=hub_of(redis))
         for index in range(count):
             procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
                               env={"MCP_HUB_DATA_DIR": str(tmp_path / f"replica{index}"), **(env or {})}))
         urls = [proc.wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1) for proc in procs]
         for url in urls:
             wait_healthy(url)
-        yield urls
+        yield urls, procs, redis
     finally:
         for proc in reversed(procs):
             proc.stop()
         redis.stop()
+
+
+@contextmanager
+def redis_replicas(tmp_path: Path, servers: dict[str, Any], env: dict[str, str] | None = None,
+                   count: int = 2) -> Iterator[list[str]]:
+    """`count` replicas sharing a fresh Redis (`hub.cluster.redis_url`), no session secret; their /mcp URLs."""
+    with _replicas(tmp_path, servers, lambda redis: {"cluster": {"redis_url": redis.url}}, env, count) as (urls, _, _):
+        yield urls
+
+
+@contextmanager
+def sealed_replicas(tmp_path: Path, servers: dict[str, Any], **hub: Any) -> Iterator[tuple[list[str], list[Proc], Redis]]:
+    """Replicas A and B whose sessions move between them (Redis and a fresh session secret, plus `hub`
+    settings — a Redis rate limit on the same Redis; auth off unless `hub` turns it on)."""
+    def hub_of(redis: Redis) -> dict[str, Any]:
+        cluster = {"redis_url": redis.url, "session_secrets": [secrets.token_urlsafe(32)], **hub.get("cluster", {})}
+        rest = {k: v for k, v in hub.items() if k != "cluster"}
+        if rest.get("rate_limit", {}).get("backend") == "redis":
+            rest["rate_limit"] = {"redis_url": redis.url, **rest["rate_limit"]}
+        return {"cluster": cluster, **rest}
+
+    with _replicas(tmp_path, servers, hub_of) as found:
+        yield found
 
 
 def wait_healthy(url: str, timeout: float = 60.0) -> None:
@@ -254,3 +277,4 @@ class Infra:
         self.redis.stop()
         if self._own_pg:
             self.pg.close()
+

@@ -5,7 +5,6 @@ secret and a throwaway `redis-server --save ''` restarted on the same port."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +13,9 @@ import httpx
 import pytest
 
 from tests.cluster_support import need_binary
-from tests.conftest import Proc, hub_command, wait_for_port, write_config
-from tests.haproxy_cluster import Redis
+from tests.conftest import Proc, wait_for_port
+from tests.haproxy_cluster import Redis, sealed_replicas
 from tests.hub.cluster.test_cluster_session_state import HEADERS, open_session, post
-from tests.hub.test_hygiene import wait_ready
 
 pytestmark = [pytest.mark.slow]
 
@@ -25,23 +23,8 @@ pytestmark = [pytest.mark.slow]
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[tuple[str, str, Redis]]:
     """Replicas A and B (auth off) and their Redis; stopped before Redis."""
-    server = Redis()
-    procs: list[Proc] = []
-    try:
-        config = write_config(tmp_path, {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}},
-                              hub={"cluster": {"redis_url": server.url, "session_secrets": [secrets.token_urlsafe(32)]}})
-        urls = []
-        for name in ("a", "b"):
-            procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                              env={"MCP_HUB_DATA_DIR": str(tmp_path / name)}))
-            urls.append(procs[-1].wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1))
-        for url in urls:
-            wait_ready(url)
-        yield urls[0], urls[1], server
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        server.stop()
+    with sealed_replicas(tmp_path, {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}}) as (urls, _, redis):
+        yield urls[0], urls[1], redis
 
 
 def notifications(url: str) -> str:

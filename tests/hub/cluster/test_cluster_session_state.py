@@ -8,7 +8,6 @@ is the same with a downstream session per client."""
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PY, Proc, hub_command, write_config
-from tests.hub.test_hygiene import wait_ready
-from tests.haproxy_cluster import Redis
+from tests.conftest import PY
+from tests.haproxy_cluster import sealed_replicas
 
 pytestmark = [pytest.mark.slow]
 FX = str(Path(__file__).parents[2] / "fixtures" / "relay_fx_server.py")
@@ -32,26 +30,11 @@ LINES = {"log-debug", "log-info", "log-warning", "log-error"}
 @pytest.fixture
 def replicas(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Replicas A and B (one config: Redis + a session secret, auth off), stopped before Redis."""
-    redis = Redis()
-    procs: list[Proc] = []
-    try:
-        config = write_config(tmp_path, {"fx": {"command": PY, "args": [FX, "stdio"]},
-                                         "s": {"module": "tests.fixtures.subscribing_server:server", "protocol": "legacy"},
-                                         "p": {"module": "tests.fixtures.subscribing_server:server", "protocol": "legacy",
-                                               "session": "per_client"}},
-                              hub={"cluster": {"redis_url": redis.url, "session_secrets": [secrets.token_urlsafe(32)]}})
-        urls = []
-        for name in ("a", "b"):
-            procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                              env={"MCP_HUB_DATA_DIR": str(tmp_path / name)}))
-            urls.append(procs[-1].wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1))
-        for url in urls:
-            wait_ready(url)
+    servers = {"fx": {"command": PY, "args": [FX, "stdio"]},
+               "s": {"module": "tests.fixtures.subscribing_server:server", "protocol": "legacy"},
+               "p": {"module": "tests.fixtures.subscribing_server:server", "protocol": "legacy", "session": "per_client"}}
+    with sealed_replicas(tmp_path, servers) as (urls, _, _):
         yield urls[0], urls[1]
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        redis.stop()
 
 
 def post(url: str, method: str, params: dict[str, Any] | None, session: str | None = None,

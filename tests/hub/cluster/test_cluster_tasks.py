@@ -8,7 +8,6 @@ an id of another session, or altered, is still "not found"; a holder that stoppe
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Proc, hub_command, write_config
-from tests.haproxy_cluster import Redis
+from tests.conftest import Proc
+from tests.haproxy_cluster import sealed_replicas
 from tests.hub.cluster.test_cluster_session_state import open_session, post
-from tests.hub.test_hygiene import wait_ready
 
 pytestmark = [pytest.mark.slow]
 TASKS = {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}}
@@ -28,23 +26,8 @@ TASKS = {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legac
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[list[str], list[Proc]]]:
     """Replicas A and B (Redis + one session secret, auth off) and their processes, stopped before Redis."""
-    redis = Redis()
-    procs: list[Proc] = []
-    try:
-        config = write_config(tmp_path, TASKS, hub={"cluster": {"redis_url": redis.url,
-                                                                "session_secrets": [secrets.token_urlsafe(32)]}})
-        urls = []
-        for name in ("a", "b"):
-            procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                              env={"MCP_HUB_DATA_DIR": str(tmp_path / name)}))
-            urls.append(procs[-1].wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1))
-        for url in urls:
-            wait_ready(url)
+    with sealed_replicas(tmp_path, TASKS) as (urls, procs, _):
         yield urls, procs
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        redis.stop()
 
 
 def answer(url: str, method: str, params: dict[str, Any], session: str, request_id: int = 9) -> dict[str, Any]:

@@ -11,7 +11,6 @@ here; `t` is the in-process task fixture (a task runs until `release`d).
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +19,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import Proc, hub_command, write_config
-from tests.haproxy_cluster import Redis
+from tests.haproxy_cluster import sealed_replicas
 from tests.hub.cluster.test_cluster_session_state import open_session, post
-from tests.hub.test_hygiene import wait_ready
 
 pytestmark = [pytest.mark.slow]
 TASKS = {"t": {"module": "tests.fixtures.task_server:server", "protocol": "legacy"}}
@@ -33,25 +30,9 @@ IDLE_S = 2.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, int]]:
     """Replicas A and B and the Redis port; stopped before Redis."""
-    tmp_path = tmp_path_factory.mktemp("relay26")
-    server = Redis()
-    procs: list[Proc] = []
-    try:
-        config = write_config(tmp_path, TASKS, hub={"timeout_s": 8, "http": {"session_idle_timeout_s": IDLE_S},
-                                                    "cluster": {"redis_url": server.url,
-                                                                "session_secrets": [secrets.token_urlsafe(32)]}})
-        urls = []
-        for name in ("a", "b"):
-            procs.append(Proc(hub_command(config, "--transport", "http", "--port", "0"),
-                              env={"MCP_HUB_DATA_DIR": str(tmp_path / name)}))
-            urls.append(procs[-1].wait_for_line(r"mcp-hub listening on (\S+)", timeout=60).group(1))
-        for url in urls:
-            wait_ready(url)
-        yield urls[0], urls[1], server.port
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-        server.stop()
+    with sealed_replicas(tmp_path_factory.mktemp("relay26"), TASKS, timeout_s=8,
+                        http={"session_idle_timeout_s": IDLE_S}) as (urls, _, redis):
+        yield urls[0], urls[1], redis.port
 
 
 def answer(url: str, method: str, params: dict[str, Any], session: str) -> dict[str, Any]:
