@@ -101,7 +101,11 @@ class ProviderHTTP:
         A successful write is reported to the tool call's watch (`servers.kit.landed`); `writes`
         False marks a POST that only reads (a search, a report), None judges by the method."""
         method = method.upper()
-        response = await self._send(method, path, params, json, headers)
+        unsure = writes is not False and method in UNSURE_WRITES and idempotent is not True
+        try:
+            response = await self._send(method, path, params, json, headers)
+        except DomainError as exc:
+            raise _outcome_unknown(self.provider, method, path, exc) if unsure and exc.body.code == "timeout" else exc
         if response.status_code == 401 and self.on_unauthorized is not None:
             fresh = await self.on_unauthorized()  # one token refresh, then the same request with it
             if self.auth_headers is None:
@@ -111,7 +115,8 @@ class ProviderHTTP:
             if writes is not False and (writes or method in WRITE_METHODS):
                 note(self.provider, method, path, lambda: _json_or_none(response), writes=True)
             return response
-        raise self._error(method, path, response)
+        error = self._error(method, path, response)
+        raise _outcome_unknown(self.provider, method, path, error) if unsure and response.status_code >= 500 else error
 
     async def _send(self, method: str, path: str, params: dict[str, Any] | None, json: Any,
                     headers: dict[str, str] | None) -> httpx.Response:
@@ -176,6 +181,30 @@ class ProviderHTTP:
             return DomainError("unavailable", f"{where} failed on the provider's side ({status}); try again later",
                                retry_after_s=round(wait, 1) if wait is not None else None, details={"status": status})
         return DomainError("upstream_error", f"{where} failed ({status}){suffix}", details={"status": status})
+
+
+UNSURE_WRITES = frozenset({"POST", "PUT", "PATCH"})
+"""Writes that may not be repeated unless the connector says so (`idempotent=True`: a provider key sent, or a
+request that sets a value); PUT too: Xero creates with PUT."""
+
+
+class SentUnsure(DomainError):
+    """A write the transport sent whose outcome it cannot tell (`_outcome_unknown`); a connector that looks the
+    record up and finds nothing may call it a plain retryable failure (`servers.kit.settle.nothing_made`)."""
+
+
+def _outcome_unknown(provider: str, method: str, path: str, cause: DomainError) -> DomainError:
+    """A POST, PUT or PATCH that was sent and then failed on the provider's side (5xx) or got no answer in time: it
+    may have been made (gateways answer 502/504 after the provider stored the record), so it is not
+    retryable and says to check first (outside review recheck26 N3: an unkeyed Xero invoice answered 502 was
+    "unavailable, try again later" and the retry made a second one). A connector that can find the record
+    settles it itself (`servers.kit.settle`); one that sent a provider key marks the request idempotent."""
+    status = (cause.body.details or {}).get("status")
+    what = f"failed on the provider's side ({status})" if status is not None else "got no answer in time"
+    return SentUnsure(
+        "upstream_error", f"{provider} {method} {path} {what} after it was sent, so it may have been made. Do not repeat "
+        "this call before checking (read or search for what it writes); give an idempotency_key to make a retry safe",
+        retryable=False, details={**(cause.body.details or {}), "outcome": "unknown"})
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from servers.kit.errors import DomainError
+from servers.kit.http import SentUnsure
 
 T = TypeVar("T")
 
@@ -41,6 +42,17 @@ def reason(exc: BaseException) -> str:
     return exc.body.message if isinstance(exc, DomainError) else type(exc).__name__
 
 
+def nothing_made(provider: str, handle: str, exc: Exception) -> Exception:
+    """The failure of a create the look-up found nothing of: as it came, unless the transport called its
+    outcome unknown (`servers.kit.http`: a POST answered 5xx or not at all) — the look-up settled that,
+    so it is the retryable `unavailable` it would have been."""
+    if not isinstance(exc, SentUnsure):
+        return exc
+    details = {k: v for k, v in (exc.body.details or {}).items() if k != "outcome"}
+    return DomainError("unavailable", f"{provider} failed to make it ({handle}) and holds nothing of it (looked up); try again "
+                       "later", retry_after_s=exc.body.retry_after_s, details=details)
+
+
 async def settle_create(provider: str, handle: str, post: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]], *,
                         what: str, advice: str, details: dict[str, Any], check: Callable[[T], T] | None = None,
                         vanished: Callable[[], Exception] | None = None, post_may_repeat: bool = False) -> T:
@@ -64,6 +76,6 @@ async def settle_create(provider: str, handle: str, post: Callable[[], Awaitable
         if found is None:
             if vanished is not None and duplicate(exc):
                 raise vanished() from exc
-            raise
+            raise nothing_made(provider, handle, exc) from exc
         return check(found) if check is not None else found
     return check(made) if check is not None and post_may_repeat else made

@@ -163,3 +163,24 @@ async def test_a_repeated_create_returns_the_contact_and_a_taken_name_is_a_clear
             assert [c["id"] for c in found] == [initech["id"]], f"a new contact is found as a {kind}"
         renamed = await call("upsert_contact", id=initech["id"], name="Globex & Sons", version=initech["version"])
         assert renamed["code"] == "conflict" and renamed["details"]["field"] == "name"
+
+
+async def test_an_unkeyed_create_answered_502_is_an_outcome_unknown_never_retryable(xero: tuple[FakeXero, Any]) -> None:
+    """Outside review recheck26 N3: an unkeyed invoice answered 502 (gateways answer so after Xero stored it)
+    was `unavailable`, "try again later", retryable — and the retry made a second invoice. A POST sent without
+    a provider key that fails on the provider's side is an outcome unknown now; with a key it stays retryable
+    (Xero replays the key's answer)."""
+    fake, server = xero
+    lines = [{"description": "Consulting", "quantity": "1", "unit_price": "10.00", "account_code": "200", "tax_code": "NONE"}]
+    async with Client(server) as client:
+        contact = (await client.call_tool("search_contacts", {"query": "acme"})).structured_content["contacts"][0]  # type: ignore[index]
+        fake.fail_next.append((502, {}, '{"Title": "Bad Gateway"}'))
+        failed = await client.call_tool("create_invoice", {"contact_id": contact["id"], "lines": lines, "issue_date": "2026-03-01"})
+        body = failed.structured_content or {}
+        assert failed.is_error and body["code"] == "upstream_error" and body["retryable"] is False, body
+        assert body["details"]["outcome"] == "unknown" and "may have been made" in body["message"], body
+        fake.fail_next.append((502, {}, '{"Title": "Bad Gateway"}'))
+        keyed = await client.call_tool("create_invoice", {"contact_id": contact["id"], "lines": lines, "issue_date": "2026-03-01",
+                                                          "idempotency_key": "inv-502"})
+        body = keyed.structured_content or {}
+        assert keyed.is_error and body["code"] == "unavailable" and body["retryable"] is True, body
