@@ -184,6 +184,7 @@ server's schemas are few, and a body's shape is what the schemas judge; bounded 
 def fits_schema(payload: dict[str, Any], schema: dict[str, Any]) -> bool:
     """Whether `payload` validates against the JSON Schema `schema` (False for a schema that is not one)."""
     from jsonschema import validators
+    from referencing import Registry
 
     try:
         key = json.dumps([schema, payload], sort_keys=True, default=str)
@@ -194,7 +195,7 @@ def fits_schema(payload: dict[str, Any], schema: dict[str, Any]) -> bool:
         return known
     try:
         cls = validators.validator_for(schema)
-        fits = not any(True for _ in cls(schema).iter_errors(payload))
+        fits = not any(True for _ in cls(schema, registry=Registry()).iter_errors(payload))  # never fetches a `$ref`
     except Exception:  # noqa: BLE001 — a schema no validator takes (SchemaError, a bad $ref) is one the body does not fit
         fits = False
     if len(_FITS) >= 1024:

@@ -276,10 +276,14 @@ class ToolCatalog:
         found = self._validators.get(route.exposed)
         if found is None:
             from jsonschema import Draft202012Validator, validators  # on first use: not on the start-up path
+            from referencing import Registry
 
             schema = _input_schema(route)
             cls = validators.validator_for(schema, default=Draft202012Validator)
-            found = cls(schema)  # `format` is an annotation (JSON Schema 2020-12): the server judges it (interop26 #4)
+            # `format` is an annotation (JSON Schema 2020-12): the server judges it (interop26 #4). An empty
+            # registry retrieves nothing: jsonschema's default fetched a `$ref` URL on the event loop, any
+            # address, on every call (recheck26 N1); such a schema is left to its server (`hub.policies.validation`).
+            found = cls(schema, registry=Registry())
             self._validators[route.exposed] = found
         return found
 

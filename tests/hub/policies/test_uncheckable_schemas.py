@@ -32,3 +32,42 @@ async def test_uncheckable_schemas_leave_the_arguments_to_the_server_and_formats
             assert refused.is_error and error_body(refused)["code"] == "invalid_argument", refused
     warned = [r.getMessage() for r in caplog.records if "cannot check" in r.getMessage()]
     assert sorted(w.split(" ")[0] for w in warned) == ["s__dangling", "s__greet", "s__named"], warned  # once each
+
+
+async def test_a_ref_to_a_url_is_never_fetched(caplog: pytest.LogCaptureFixture) -> None:
+    """Outside review recheck26 N1: jsonschema's default registry fetched a `$ref` URL — any address, the
+    cloud metadata one included — on the event loop, on every call, the whole hub stalled meanwhile. No
+    schema is fetched now: such a tool's arguments are left to its server, and an error checked against
+    such an output schema is not structured."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from hub.errors import HubToolError
+
+    fetched: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 — the stdlib's name
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"type": "string"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = f"http://127.0.0.1:{server.server_port}/schema.json"
+        config = parse_config({"mcpServers": {"s": {"command": PY, "args": [str(FIXTURES / "schema_tools_server.py"), remote]}}})
+        async with Hub(config) as hub:
+            result = await hub.route_call("s__remote", {"when": "2026-12-05"})
+            assert not result.is_error and result.content[0].text.startswith("ok:"), result
+        error = HubToolError("timeout", "late").to_result({"$ref": remote})
+        assert error.structured_content is None and error.is_error
+        assert fetched == [], f"the hub fetched {fetched}"
+    finally:
+        server.shutdown()
+        server.server_close()
