@@ -64,13 +64,16 @@ class HttpGuard:
     """ASGI middleware: the Host/Origin allow-lists, CORS for the origins they allow, then a bounded request body."""
 
     def __init__(self, app: ASGIApp, security: TransportSecuritySettings, max_body_bytes: int,
-                 read_only: Callable[[str], bool] | None = None) -> None:
-        """`read_only`: whether an exposed tool name is read-only (a call of one cut by a stop may be sent again)."""
+                 read_only: Callable[[str], bool] | None = None,
+                 output_schema: Callable[[str], dict[str, Any] | None] | None = None) -> None:
+        """`read_only`: whether an exposed tool name is read-only (a call of one cut by a stop may be sent again);
+        `output_schema`: its `outputSchema` (the error of a cut call is structured only where it fits)."""
         self.app = app
         self.origin_check = TransportSecurityMiddleware(security)
         self.max_body_bytes = max_body_bytes
         self._allowed: set[tuple[str | None, str | None]] = set()
         self.read_only: Callable[[str], bool] = read_only or (lambda name: False)
+        self.output_schema: Callable[[str], dict[str, Any] | None] = output_schema or (lambda name: None)
         self.stopping = False
         self._flights: set[_Flight] = set()
 
@@ -154,7 +157,7 @@ class HttpGuard:
             # flight on every stop (re-check, faults round 7).
             logger.info("a request in flight was cut: the hub is stopping and hub.http.drain_s has passed")
             flight.closing = True
-            await _cut_by_stop(flight, self.read_only, body.send if body is not None else send)
+            await _cut_by_stop(flight, self.read_only, self.output_schema, body.send if body is not None else send)
         finally:
             self._flights.discard(flight)
 
@@ -275,14 +278,15 @@ async def _stream_ended(send: Send) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _cut_by_stop(flight: _Flight, read_only: Callable[[str], bool], send: Send) -> None:
+async def _cut_by_stop(flight: _Flight, read_only: Callable[[str], bool],
+                       output_schema: Callable[[str], dict[str, Any] | None], send: Send) -> None:
     """Answer a request the stop cancelled, truthfully (module docstring): 503 "send it again" for one
     nothing came of, else the tool error of an unknown outcome; an answer already under way as an event
     stream gets that error as its last event, any other is ended (either send may refuse: ignored)."""
     call = flight.tool_call()
     unknown = call is not None and not read_only(call[1])
     if unknown and call is not None:
-        reply = _outcome_unknown(*call)
+        reply = _outcome_unknown(*call, output_schema(call[1]))
         if flight.started:
             if flight.streaming:
                 event = b"event: message\r\ndata: " + reply + b"\r\n\r\n"
@@ -304,12 +308,13 @@ async def _cut_by_stop(flight: _Flight, read_only: Callable[[str], bool], send: 
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _outcome_unknown(request_id: Any, tool: str) -> bytes:
+def _outcome_unknown(request_id: Any, tool: str, output_schema: dict[str, Any] | None) -> bytes:
     """The JSON-RPC answer to a `tools/call` a stop cut after its server may have acted on it (the shape
-    every call path gives a write lost in flight: `hub.errors.outcome_unknown_body`)."""
+    every call path gives a write lost in flight: `hub.errors.outcome_unknown_body`), structured only where
+    the tool's `outputSchema` admits it (`hub.errors.error_result`; recheck26 N4)."""
     body = outcome_unknown_body(f"the hub stopped (a restart or a deploy) while {tool[:128]} was running, after it "
                                 "may have reached its server", tool)
-    result = error_result(body).model_dump(mode="json", by_alias=True, exclude_none=True)
+    result = error_result(body, output_schema).model_dump(mode="json", by_alias=True, exclude_none=True)
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}, ensure_ascii=False).encode()
 
 

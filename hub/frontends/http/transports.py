@@ -184,7 +184,8 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
     # SSE stream among them), and the SDK's own path behind the MCP endpoints (`mcp_app`); the fast
     # path writes whole answers itself.
     return HttpGuard(DirectRoutes(app, SpliceLifted(app), endpoints, middleware), security, limits.max_body_bytes,
-                     read_only=lambda name: bool((route := hub.catalog.resolve_tool(name)) and route.read_only))
+                     read_only=lambda name: bool((route := hub.catalog.resolve_tool(name)) and route.read_only),
+                     output_schema=lambda name: route.tool.output_schema if (route := hub.catalog.resolve_tool(name)) else None)
 
 
 def closing_at_stop(inner: Any, aclose: Callable[[], Awaitable[None]]) -> Any:
