@@ -54,6 +54,7 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 
+from hub.cluster.replies import ReplicaMessages
 from hub.cluster.ended_sessions import restore_ends
 from hub.cluster.session_state import session_digest
 from hub.redact import mask
@@ -101,7 +102,11 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 class ClusterNotifier:
     """Publishes this replica's client-bound events; delivers the other replicas' to local clients."""
 
-    def __init__(self, hub: Hub, url: str, channel: str | Sequence[str] = CHANNEL) -> None:
+    def __init__(self, hub: Hub, url: str, channel: str | Sequence[str] = CHANNEL, secrets: Sequence[str] = ()) -> None:
+        """`secrets`: the deployment's session secrets; with them every event crosses Redis sealed
+        (`hub.cluster.replies.ReplicaMessages`) and one not sealed by this deployment's replicas is
+        dropped (outside review recheck26 N2: a `log`, `resource_updated` or `list_changed` anyone could
+        publish reached clients as a server's own; log lines crossed in clear)."""
         import redis.asyncio as redis
 
         self._hub = hub
@@ -109,6 +114,7 @@ class ClusterNotifier:
         self._channels = [channel] if isinstance(channel, str) else list(channel)
         """Published on each, listened to on each (one per session secret: `channels`)."""
         self._channel = self._channels[0]
+        self._messages = ReplicaMessages(secrets) if secrets else None
         self._background: list[Callable[[], Awaitable[None]]] = []
         self.replica = uuid4().hex
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -198,11 +204,17 @@ class ClusterNotifier:
     async def publish_list_changed(self, kind: ListKind) -> None:
         await self.publish({"type": "list_changed", "kind": kind})
 
-    async def publish(self, event: dict[str, Any]) -> None:
-        """Send `event` to the other replicas; never raises."""
+    def _body(self, event: dict[str, Any]) -> str:
+        """`event` as it crosses Redis, with a new id and this replica as its origin (remembered: never
+        delivered back here); sealed when the deployment has secrets."""
         event_id = uuid4().hex
         self._remember(event_id)
-        body = json.dumps({**event, "id": event_id, "origin": self.replica})
+        stamped = {**event, "id": event_id, "origin": self.replica}
+        return json.dumps({"sealed": self._messages.seal(stamped)} if self._messages is not None else stamped)
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        """Send `event` to the other replicas; never raises."""
+        body = self._body(event)
         try:
             for channel in self._channels:
                 await self._redis.publish(channel, body)
@@ -218,9 +230,7 @@ class ClusterNotifier:
     async def publish_counted(self, event: dict[str, Any]) -> int:
         """Send `event` to the other replicas; how many replicas' listeners received it (this one's
         not counted). Raises what Redis raised: the caller must tell its user the message went nowhere."""
-        event_id = uuid4().hex
-        self._remember(event_id)
-        body = json.dumps({**event, "id": event_id, "origin": self.replica})
+        body = self._body(event)
         with anyio.fail_after(2.0):
             received = sum([int(await self._redis.publish(channel, body)) for channel in self._channels])
         self.published += 1
@@ -282,6 +292,11 @@ class ClusterNotifier:
         """Deliver one published event to this replica's clients (unless its own or a repeat)."""
         try:
             event = json.loads(raw)
+            if self._messages is not None:
+                event = self._messages.open(event.get("sealed") if isinstance(event, dict) else None)
+                if event is None:
+                    logger.debug("ignored a cluster notification not sealed by a replica of this deployment")
+                    return
             event_id, origin = str(event["id"]), event["origin"]
         except (ValueError, KeyError, TypeError):
             logger.debug("ignored a malformed cluster notification")
@@ -369,7 +384,8 @@ def cluster_notifier(hub: Hub) -> ClusterNotifier | None:
         return None
     from hub.cluster.signing import configured_secrets
 
-    notifier = ClusterNotifier(hub, url, channels(url, configured_secrets(hub.config)))
+    secrets = configured_secrets(hub.config)
+    notifier = ClusterNotifier(hub, url, channels(url, secrets), secrets)
     notifier.install()
     from hub.cluster.session_state import SessionState
     from hub.cluster.tasks import remote_tasks

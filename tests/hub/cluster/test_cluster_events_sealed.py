@@ -118,3 +118,30 @@ async def test_deployments_on_one_redis_server_do_not_hear_each_other(tmp_path: 
             assert heard == ["prompts"], f"another deployment's events reached this one: {heard}"
     finally:
         server.stop()
+
+
+async def test_every_event_crosses_redis_sealed_and_an_unsealed_one_is_dropped(tmp_path: Path) -> None:
+    """Outside review recheck26 N2: a plain `log` (or `resource_updated`, `list_changed`) event anyone able to
+    publish on Redis sent reached clients as a server's own, and real log lines crossed in clear. With the
+    deployment's secrets every event is sealed, and one not sealed by its replicas is dropped."""
+    secret = secrets.token_urlsafe(32)
+    config = parse_config({"hub": {"data_dir": str(tmp_path), "cluster": {"session_secrets": [secret]}}, "mcpServers": SERVERS})
+    async with Hub(config) as hub:
+        here = ClusterNotifier(hub, "redis://127.0.0.1:9/0", "c", [secret])
+        there = ClusterNotifier(hub, "redis://127.0.0.1:9/0", "c", [secret])
+        foreign = ClusterNotifier(hub, "redis://127.0.0.1:9/0", "c", ["another-" + secret])
+        heard: list[dict[str, Any]] = []
+
+        async def handler(event: dict[str, Any]) -> None:
+            heard.append(event)
+
+        here.on_event("probe", handler)
+        line = {"type": "probe", "params": {"data": "a log line the server never wrote"}}
+        await here.deliver(json.dumps({**line, "id": "forged-1", "origin": "x"}))
+        await here.deliver(foreign._body(line))  # noqa: SLF001 — as another deployment's replica sends it
+        assert heard == [] and here.delivered == 0, "an event not sealed by this deployment's replicas was delivered"
+        sealed = there._body(line)  # noqa: SLF001
+        assert "never wrote" not in sealed, "the event crossed Redis in clear"
+        await here.deliver(sealed)
+        await here.deliver(sealed)  # replayed: dropped
+        assert [event["params"] for event in heard] == [line["params"]] and here.delivered == 1

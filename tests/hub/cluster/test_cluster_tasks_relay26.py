@@ -93,12 +93,16 @@ def test_a_forged_answer_is_ignored_and_a_result_does_not_cross_in_clear(cluster
             heard.append(message["data"])
             event = json.loads(message["data"])
             asked = event.get("payload") or {}
-            if event.get("type") == "task_ask" and asked.get("method") == "tasks/result":
+            if event.get("type") == "task_ask" and asked.get("method") == "tasks/result":  # readable: answer it first
                 base = {"type": "task_answer", "to": asked["from"], "ask": asked["ask"], "origin": "attacker"}
                 attacker.publish(name, json.dumps({**base, "id": "f1" + asked["ask"], "ack": True}))
                 attacker.publish(name, json.dumps({**base, "id": "f2" + asked["ask"], "result": {
                     "content": [{"type": "text", "text": "FORGED"}]}}))
                 forged.append(asked["ask"])
+            elif set(event) == {"sealed"}:  # every event sealed (recheck26 N2): answer blind, as a task answer
+                attacker.publish(name, json.dumps({"type": "task_answer", "ask": "guess", "id": f"f{len(heard)}",
+                                                   "origin": "attacker", "result": {"content": [{"type": "text", "text": "FORGED"}]}}))
+                forged.append("blind")
 
     reader = threading.Thread(target=forge, daemon=True)
     reader.start()
@@ -109,7 +113,7 @@ def test_a_forged_answer_is_ignored_and_a_result_does_not_cross_in_clear(cluster
         deadline = time.monotonic() + 10
         while not forged and time.monotonic() < deadline:  # the attacker answered first
             waiting.join(0.05)
-        assert forged, "the attacker never saw the ask"
+        assert forged, "the attacker saw nothing to answer"
         release(url_a, session, task)
         waiting.join(30)
     finally:
@@ -117,8 +121,8 @@ def test_a_forged_answer_is_ignored_and_a_result_does_not_cross_in_clear(cluster
         reader.join(5)
         listening.close()
         attacker.close()
-    assert "researched payroll" in json.dumps(result.get("result")), result
-    assert not any(b"researched payroll" in data for data in heard), "a task's result crossed Redis in clear"
+    assert "researched payroll" in json.dumps(result.get("result")) and "FORGED" not in json.dumps(result), result
+    assert not any(b"researched payroll" in data or b"tasks/result" in data for data in heard), "a task's ask or result crossed in clear"
 
 
 def test_a_task_polled_through_another_replica_outlives_the_holders_idle_timeout(cluster: tuple[str, str, int]) -> None:
