@@ -154,8 +154,12 @@ class RequestRelay:
     async def client_arrived(self, connection: Any, principal: Principal) -> None:
         """A client connection finished its handshake: one that declared roots can answer them from now on,
         and each shared session that asked when no client could is told to ask again (`roots/list_changed`)."""
-        if not self.roots.arrived(connection, principal):
-            return
+        if self.roots.arrived(connection, principal):
+            await self._tell_waiting(principal)
+
+    async def _tell_waiting(self, principal: Principal) -> None:
+        """Each shared session that asked for roots when no client could, and that `principal` may see, is
+        told to ask again (`roots/list_changed`)."""
         for server in self.roots.waiting_for(lambda server: may_see_server(self._hub, principal, server)):
             downstream = self._hub.downstreams.get(server)
             if downstream is None or downstream.pool is not None:  # per-client sessions ask their own client
@@ -177,7 +181,12 @@ class RequestRelay:
         upstream = UpstreamCall(session, request_id, principal, server, park=park)
         calls = self._in_flight.setdefault(server, [])
         calls.append(upstream)
-        self.roots.called(server, getattr(session, "_connection", None), principal)  # kept per connection, not per request
+        if self.roots.called(server, getattr(session, "_connection", None), principal):  # kept per connection
+            # Able to answer only now (a Streamable HTTP client's GET stream opened after its `initialized`):
+            # the servers that asked meanwhile are told now, not never (a race seen under load).
+            group = getattr(self._hub, "_task_group", None)
+            if group is not None:
+                group.start_soon(self._tell_waiting, principal)
         token = current_upstream.set(upstream)
         try:
             yield upstream

@@ -101,14 +101,16 @@ class RootsClients:
             connection.exit_stack.callback(self._forget, weakref.ref(connection))
         return new
 
-    def called(self, server: str, connection: Any, principal: Principal) -> None:
-        """`connection` (which declared roots) has a call to `server` in flight."""
+    def called(self, server: str, connection: Any, principal: Principal) -> bool:
+        """`connection` (which declared roots) has a call to `server` in flight; True when that made it newly
+        able to answer (its GET stream opened after its `initialized`): waiting servers are to be told."""
         if connection is None or not declares_roots(connection):
-            return
-        self.arrived(connection, principal)
+            return False
+        new = self.arrived(connection, principal)
         callers = self._callers.setdefault(server, weakref.WeakKeyDictionary())
         callers.pop(connection, None)
         callers[connection] = principal
+        return new
 
     def target(self, server: str, owner: Any, sees: Callable[[Principal], bool],
                ) -> tuple[ClientStream, Principal] | str | None:
