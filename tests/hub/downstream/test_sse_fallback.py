@@ -5,8 +5,6 @@ as the spec's backwards compatibility says, and a URL that is neither is a failu
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 
@@ -17,7 +15,7 @@ from tests.conftest import error_body, start_echo_http
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_streamable_http_entry_for_a_legacy_sse_server_falls_back_to_sse(procs: list, caplog: Any) -> None:
+async def test_a_streamable_http_entry_for_a_legacy_sse_server_falls_back_to_sse(procs: list) -> None:
     url = start_echo_http(procs, "sse")
     config = parse_config({"mcpServers": {"ev": {"type": "http", "url": url}}})
     async with Hub(config) as hub:
@@ -26,7 +24,7 @@ async def test_a_streamable_http_entry_for_a_legacy_sse_server_falls_back_to_sse
                 await anyio.sleep(0.05)
         result = await hub.route_call("ev__echo", {"text": "over sse"})
         assert not result.is_error and result.structured_content == {"result": "over sse"}, result
-    assert any("legacy HTTP+SSE" in r.getMessage() and "transport" in r.getMessage() for r in caplog.records)
+        assert hub.downstreams["ev"].legacy_sse and not hub.downstreams["ev"].speaks_streamable_http
 
 
 async def test_a_url_that_is_neither_is_refused_naming_the_path_and_the_sse_setting(procs: list) -> None:
