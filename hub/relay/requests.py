@@ -71,7 +71,7 @@ from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import RelayedTask, TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
-from hub.relay.roots import ClientStream, RootsClients, always_open, askable
+from hub.relay.roots import ClientStream, RootsClients, always_open, askable, declares_roots
 from hub.relay.upstream import RelayedRequest, UpstreamCall, answering, current_upstream
 from hub.relay.url_elicitations import UrlElicitations
 
@@ -181,9 +181,11 @@ class RequestRelay:
         upstream = UpstreamCall(session, request_id, principal, server, park=park)
         calls = self._in_flight.setdefault(server, [])
         calls.append(upstream)
-        if self.roots.called(server, getattr(session, "_connection", None), principal):  # kept per connection
-            # Able to answer only now (a Streamable HTTP client's GET stream opened after its `initialized`):
-            # the servers that asked meanwhile are told now, not never (a race seen under load).
+        newly_able = self.roots.called(server, getattr(session, "_connection", None), principal)  # kept per connection
+        if newly_able or (declares_roots(getattr(session, "_connection", None)) and self.roots.is_waiting(server)):
+            # Able to answer only now (a Streamable HTTP client's GET stream opened after its `initialized`), or
+            # calling a server still waiting for roots: the servers that asked meanwhile are told now, not never
+            # (a race a fresh-clone CI run hit: the first client's arrival did not reach a waiting server).
             group = getattr(self._hub, "_task_group", None)
             if group is not None:
                 group.start_soon(self._tell_waiting, principal)

@@ -140,6 +140,10 @@ class RootsClients:
                     "nothing says whose roots it asks for")
         return None
 
+    def is_waiting(self, server: str) -> bool:
+        """Whether `server`'s shared session asked for roots when no client could answer."""
+        return server in self._waiting
+
     def waiting_for(self, sees: Callable[[str], bool]) -> list[str]:
         """The waiting servers a newly arrived client may see (no longer waiting: they are told to ask again)."""
         told = [server for server in sorted(self._waiting) if sees(server)]
