@@ -59,5 +59,5 @@ async def answers_as_legacy_sse(url: str, headers: dict[str, Any] | None) -> boo
 
 def not_there(url: str) -> str:
     """The failure of a `streamable_http` server that took no POST at `url` and is no SSE server either."""
-    return (f"{url} answered the Streamable HTTP initialize with Not Found and is no legacy SSE endpoint either: check "
+    return (f"{url} refused the Streamable HTTP initialize (404 or 405) and is no legacy SSE endpoint either: check "
             "the URL (the MCP endpoint's path, often /mcp; a legacy SSE server's ends in /sse: set \"transport\": \"sse\")")
