@@ -406,7 +406,7 @@ async def test_calls_cut_off_by_the_hubs_own_restart_do_not_open_the_breaker() -
         assert len(outcomes) == 4
         for outcome in outcomes:  # each either ran again on the new child, or says what happened
             if outcome.is_error:
-                body = outcome.structured_content
+                body = error_body(outcome)
                 assert body["code"] == "unavailable" and body["details"]["reason"] in ("restarted_by_hub", "down"), body
         assert hub.breakers.breaker("e").state == "closed", hub.breakers.breaker("e").transitions
         await wait_until(lambda: downstream.state == "ready")
