@@ -71,7 +71,7 @@ from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import RelayedTask, TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
-from hub.relay.roots import ClientStream, RootsClients, always_open, askable, declares_roots
+from hub.relay.roots import ClientStream, RootsClients, always_open, declares_roots
 from hub.relay.upstream import RelayedRequest, UpstreamCall, answering, current_upstream
 from hub.relay.url_elicitations import UrlElicitations
 
@@ -85,6 +85,8 @@ RELAY_LINE = Premasked("relay kind=%s server=%s principal=%s outcome=%s code=%s 
 
 _UNTRACKED: AbstractAsyncContextManager[Any] = nullcontext()
 WITHDRAW_WAIT_S = 1.0
+STREAM_OPEN_WAIT_S = 5.0
+"""How long a client's GET stream, answered, may take to be held by the SDK before the waiting servers are told."""
 REQUEST_CANCELLED = -32800
 """The error a server gets for a request the hub withdrew (the code LSP and MCP SDKs use for it)."""
 
@@ -156,6 +158,20 @@ class RequestRelay:
         and each shared session that asked when no client could is told to ask again (`roots/list_changed`)."""
         if self.roots.arrived(connection, principal):
             await self._tell_waiting(principal)
+
+    def client_stream_opened(self, session_id: str) -> None:
+        """A Streamable HTTP client's GET stream was answered (`hub.frontends.http.own_streams`): once the SDK
+        holds it, that client can be asked outside its calls, and the servers left waiting are told."""
+        group = getattr(self._hub, "_task_group", None)
+        if group is not None:
+            group.start_soon(self._stream_opened, session_id)
+
+    async def _stream_opened(self, session_id: str) -> None:
+        with anyio.move_on_after(STREAM_OPEN_WAIT_S):  # the SDK registers the stream as the answer starts
+            while (found := self.roots.declared(session_id)) is not None and not self.roots.can_ask(found[0]):
+                await anyio.sleep(0.01)
+        if found is not None and self.roots.arrived(*found):
+            await self._tell_waiting(found[1])
 
     async def _tell_waiting(self, principal: Principal) -> None:
         """Each shared session that asked for roots when no client could, and that `principal` may see, is
@@ -361,6 +377,8 @@ class RequestRelay:
                     result = await session.send_request(request, result_type, metadata=metadata, progress_callback=progress)
         except MCPError as exc:
             self.audit_event(server, kind, principal, "error", str(exc.error.code), started)
+            if kind == "roots" and owner is None and isinstance(session, ClientStream):
+                self.roots.mark_waiting(server)  # unanswered on the client's own stream: told again when one can
             return exc.error
         except anyio.get_cancelled_exc_class():  # the server withdrew its request (or the hub is stopping)
             self.audit_event(server, kind, principal, "cancelled", None, started)
@@ -374,12 +392,14 @@ class RequestRelay:
                 holder.relayed.pop(scope, None)
             for call in paused:
                 _resume_idle_deadline(call)
-        if scope.cancelled_caught and kind == "roots" and again is None and askable(connection := getattr(session, "_connection", None)):
+        if scope.cancelled_caught and kind == "roots" and again is None and self.roots.can_ask(connection := getattr(session, "_connection", None)):
             # About the client, not the call that happened to carry it (a Streamable HTTP client may have no GET
             # stream, so it went there first): asked again on the client's own stream rather than withdrawn.
             return await self._relay(server, kind, request, result_type, owner, task, (ClientStream(connection), principal),
                                      progress)
         if scope.cancelled_caught:
+            if kind == "roots" and owner is None and again is None:
+                self.roots.mark_waiting(server)  # withdrawn with its call, its client not askable now: told later
             outcome = relayed.ended or "cancelled"
             self.audit_event(server, kind, principal, outcome, None, started)
             return types.ErrorData(code=REQUEST_CANCELLED,

@@ -13,7 +13,11 @@ per-request session, so the entry died with the call and the fallback found no o
 - asked before any client could answer: refused, and the server is sent
   `notifications/roots/list_changed` when a client with roots arrives, so that it asks again.
 Out-of-call requests go on the client's own stream (the connection's standalone channel), bounded
-by `ASK_TIMEOUT_S`: a Streamable HTTP client without a GET stream never sees them. A `roots/list` made
+by `ASK_TIMEOUT_S` — for a Streamable HTTP client only while its GET stream is open (`RootsClients.can_ask`):
+the SDK drops what is written to a session's standalone stream when none is, so the server's ask waited
+its whole timeout unseen and was never made again (a fresh-clone CI run: the hub told a waiting server
+at the client's `initialized`, before the client's GET). Until then the server waits, and is told when
+the GET stream opens (`hub.frontends.http.own_streams`) or the client calls it. A `roots/list` made
 during a call of a client whose own stream is always open (stdio, legacy SSE) goes there too: it is
 about the client, not the call, and is not withdrawn when that call ends."""
 
@@ -88,18 +92,49 @@ class RootsClients:
         """Per server, the connections that called it with roots, most recent last."""
         self._waiting: set[str] = set()
         """Servers whose shared session asked when no client could answer."""
+        self._able: weakref.WeakSet[Connection] = weakref.WeakSet()
+        """Declared connections that could be asked when last seen (`arrived`)."""
+        self._streams: list[Callable[[str], bool | None]] = []
+        """Probes of the HTTP fronts: whether a session's GET stream is open (None: not a session of theirs)."""
+
+    def watch_streams(self, probe: Callable[[str], bool | None]) -> None:
+        """Add an HTTP front's probe (`hub.frontends.http.own_streams`)."""
+        self._streams.append(probe)
+
+    def can_ask(self, connection: Any) -> bool:
+        """Whether a request written now to `connection`'s own stream reaches its client: `askable`, and for a
+        Streamable HTTP session (a session id) its GET stream open (the SDK drops what it cannot route)."""
+        if not askable(connection):
+            return False
+        if connection.session_id is None or not self._streams:  # stdio, legacy SSE; no HTTP front here
+            return True
+        return any(probe(connection.session_id) for probe in self._streams)
 
     def arrived(self, connection: Any, principal: Principal) -> bool:
-        """Note a client connection (at its `initialized`, and at each call); True if it is new and can answer."""
+        """Note a client connection (at its `initialized`, at each call, at its GET stream's opening); True
+        when it can be asked now and could not when last seen: the waiting servers are to be told."""
         if not (declares_roots(connection) and askable(connection)):
             return False
-        new = connection not in self._declared
         self._declared.pop(connection, None)
         self._declared[connection] = principal
         if not connection.state.get(_FORGET_ON_CLOSE):
             connection.state[_FORGET_ON_CLOSE] = True
             connection.exit_stack.callback(self._forget, weakref.ref(connection))
+        if not self.can_ask(connection):
+            self._able.discard(connection)
+            return False
+        new = connection not in self._able
+        self._able.add(connection)
         return new
+
+    def declared(self, session_id: str) -> tuple[Connection, Principal] | None:
+        """The connected client of Streamable HTTP session `session_id` that declared roots, with its principal."""
+        return next(((connection, principal) for connection, principal in list(self._declared.items())
+                     if connection.session_id == session_id), None)
+
+    def mark_waiting(self, server: str) -> None:
+        """`server`'s shared session asked and no client answered: told again when one can."""
+        self._waiting.add(server)
 
     def called(self, server: str, connection: Any, principal: Principal) -> bool:
         """`connection` (which declared roots) has a call to `server` in flight; True when that made it newly
@@ -118,7 +153,7 @@ class RootsClients:
         to refuse (several clients, nothing says whose); None (no one: the server is marked waiting)."""
         if owner is not None:  # a per-client session answers to its own client only
             principal = self._declared.get(owner)
-            return (ClientStream(owner), principal) if principal is not None else None
+            return (ClientStream(owner), principal) if principal is not None and self.can_ask(owner) else None
         found = self.answerer(server, sees)
         if isinstance(found, Connection):
             return ClientStream(found), self._declared[found]
@@ -130,11 +165,11 @@ class RootsClients:
         """The client whose roots `server`'s shared session gets (see the module's rules); a reason to
         refuse; None (no client can answer)."""
         for connection in reversed(list(self._callers.get(server, {}))):
-            if connection in self._declared:  # still connected
-                return connection
+            if connection in self._declared:  # still connected; not asked before its GET stream is open
+                return connection if self.can_ask(connection) else None
         able = [connection for connection, principal in self._declared.items() if sees(principal)]
         if len(able) == 1:
-            return able[0]
+            return able[0] if self.can_ask(able[0]) else None
         if able:
             return (f"{len(able)} clients of the hub declared roots and none has called {server!r} yet; "
                     "nothing says whose roots it asks for")
@@ -155,5 +190,6 @@ class RootsClients:
         if connection is None:
             return
         self._declared.pop(connection, None)
+        self._able.discard(connection)
         for callers in self._callers.values():
             callers.pop(connection, None)

@@ -35,6 +35,7 @@ from hub.frontends.http.http_calls import HttpToolCalls
 from hub.frontends.http.http_guard import HttpGuard
 from hub.frontends.http.http_protocol import hub_http_protocol
 from hub.frontends.http.http_sessions import sse_endpoint
+from hub.frontends.http.own_streams import StreamOpenings, stream_probe
 from hub.frontends.http.resumable import EventBudget, LastEventGate, with_event_stores
 from hub.frontends.http.splice import SpliceLifted
 from hub.hub import Hub
@@ -145,16 +146,19 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
         budget = EventBudget()  # events kept for resumption, over every session (`hub.frontends.http.resumable`)
 
         def make_manager(mcp_server: HubServer) -> Any:
-            return with_event_stores(session_manager(
+            made = with_event_stores(session_manager(
                 mcp_server, ledger, hub.config.hub.cluster, security_settings=security,
                 session_idle_timeout=limits.session_idle_timeout_s, max_request_body_size=limits.max_body_bytes,
             ), budget)
+            hub.request_relay.roots.watch_streams(stream_probe(made))  # out-of-call asks only on an open GET stream
+            return made
 
         def mcp_app(manager: Any) -> ASGIApp:
             """The SDK's Streamable HTTP app (its sessions' streams resumable: `LastEventGate`), with plain
             tools/call answered first (`http_calls`) unless `hub.fast_calls` is off."""
             # Big results' strings as sent (not the fast path's).
-            app = SpliceLifted(LastEventGate(StreamableHTTPASGIApp(manager), manager))
+            app = SpliceLifted(StreamOpenings(LastEventGate(StreamableHTTPASGIApp(manager), manager),
+                                              hub.request_relay.client_stream_opened))
             return HttpToolCalls(app, hub, manager) if hub.config.hub.fast_calls else app
 
         manager = make_manager(server)

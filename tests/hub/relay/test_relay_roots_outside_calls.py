@@ -9,6 +9,7 @@ child (`tests/fixtures/roots_tracking_server.py`), SDK clients declaring roots.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
@@ -36,6 +38,11 @@ class Roots:
 
     async def __call__(self, ctx: Any) -> types.ListRootsResult:
         return types.ListRootsResult(roots=[types.Root(uri=uri) for uri in self.uris])
+
+
+async def refused_at_init(hub: Proc) -> bool:
+    """Whether the hub refused a server's `roots/list`: asked when no client was there to answer."""
+    return any("relay kind=roots server=fs" in line and "outcome=denied" in line for line in list(hub.stderr_lines))
 
 
 def tracker(session: str | None = None) -> dict[str, Any]:
@@ -71,14 +78,77 @@ async def test_a_shared_server_that_asked_before_any_client_asks_again_when_one_
     config = write_config(tmp_path, {"fs": tracker("shared")}, {"data_dir": str(tmp_path / "data")})
     url = start_hub_http(procs, config)
     hub = procs[-1]
-
-    async def refused_at_init() -> bool:  # the server asked when no client was there to answer
-        return any("relay kind=roots server=fs" in line and "outcome=denied" in line for line in list(hub.stderr_lines))
-
-    await eventually(refused_at_init, within_s=60)
+    await eventually(lambda: refused_at_init(hub), within_s=60)
     with anyio.fail_after(120):
         async with connected(url, Roots("file:///a")) as client:
             await eventually(lambda: has_roots(client, ["file:///a"]), within_s=30)
+
+
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def sse_messages(lines: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip()]
+
+
+async def posted(http: httpx.AsyncClient, url: str, headers: dict[str, str], message: dict[str, Any]) -> dict[str, Any]:
+    """POST one JSON-RPC message; its answer (JSON or the event stream's), or {} for a notification's 202."""
+    response = await http.post(url, json=message, headers=headers)
+    assert response.status_code in (200, 202), response.text
+    if response.status_code == 202:
+        return {}
+    if response.headers["content-type"].startswith("text/event-stream"):
+        return next(m for m in sse_messages(response.text.splitlines()) if m.get("id") == message["id"])
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def opened(http: httpx.AsyncClient, url: str, capabilities: dict[str, Any]) -> dict[str, str]:
+    """A raw 2025-11-25 Streamable HTTP session (initialized, no GET stream): its request headers."""
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities,
+                       "clientInfo": {"name": "raw", "version": "1"}}}
+    response = await http.post(url, json=init, headers=HEADERS)
+    assert response.status_code == 200, response.text
+    headers = {**HEADERS, "Mcp-Session-Id": response.headers["mcp-session-id"], "Mcp-Protocol-Version": "2025-11-25"}
+    await posted(http, url, headers, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return headers
+
+
+async def allowed_dirs(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    called = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fs__allowed_dirs", "arguments": {}}}
+    return json.loads((await posted(http, url, headers, called))["result"]["content"][0]["text"])  # type: ignore[no-any-return]
+
+
+async def test_a_streamable_http_client_is_asked_for_roots_once_its_get_stream_opens(
+        tmp_path: Path, procs: list[Proc]) -> None:
+    """A fresh-clone CI run: the hub told the waiting server to ask again at the client's `initialized`,
+    before the client opened its GET stream; the ask went to the session's standalone stream, which the SDK
+    drops while no GET stream is open — lost, and never made again. Now the client is asked once it is open."""
+    config = write_config(tmp_path, {"fs": tracker("shared")}, {"data_dir": str(tmp_path / "data")})
+    url = start_hub_http(procs, config)
+    hub = procs[-1]
+    await eventually(lambda: refused_at_init(hub), within_s=60)
+    async with httpx.AsyncClient(timeout=30) as http:
+        reader = await opened(http, url, {})  # no roots: its calls tell no one and are never asked
+        client = await opened(http, url, {"roots": {"listChanged": True}})
+        with anyio.move_on_after(3):  # a server told too early asks into the void meanwhile (asks: 2)
+            while (await allowed_dirs(http, url, reader))["asks"] < 2:
+                await anyio.sleep(0.05)
+        seen: list[str] = []
+        with anyio.fail_after(20):
+            async with http.stream("GET", url, headers={**client, "Accept": "text/event-stream"}) as stream:
+                assert stream.status_code == 200
+                async for line in stream.aiter_lines():  # the server's ask, now that the client can hear it
+                    seen.append(line)
+                    if asked := [m for m in sse_messages(seen) if m.get("method") == "roots/list"]:
+                        break
+                answered = {"jsonrpc": "2.0", "id": asked[0]["id"], "result": {"roots": [{"uri": "file:///late"}]}}
+                await posted(http, url, client, answered)
+
+                async def has_late_roots() -> bool:
+                    return (await allowed_dirs(http, url, reader))["roots"] == ["file:///late"]  # type: ignore[no-any-return]
+
+                await eventually(has_late_roots, within_s=20)
 
 
 async def test_a_per_client_sessions_re_ask_goes_to_its_own_client_only(tmp_path: Path, procs: list[Proc]) -> None:
