@@ -9,6 +9,7 @@ of each) before failing, so `mcp-hub check` can print them all at once.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import json
 import os
@@ -134,6 +135,9 @@ def _credentials(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         parts = urllib.parse.urlsplit(url)
         if parts.password:
             yield "password", urllib.parse.unquote(parts.password)
+            # The Basic token the client sends for it, which a server or proxy may repeat (with and without `=`).
+            token = base64.b64encode(f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password)}".encode()).decode()
+            yield from (("password", spelled) for spelled in {token, token.rstrip("=")})
         if parts.username:  # a token as the user name (`https://<token>@host`)
             yield "user", urllib.parse.unquote(parts.username)
         for pair in parts.query.split("&"):

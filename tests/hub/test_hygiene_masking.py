@@ -260,6 +260,9 @@ async def test_a_configured_credential_is_masked_in_whatever_sentence_a_server_r
     ({"command": "srv", "args": ["--token=tk-55Hd8Qz1Vb"]}, "tk-55Hd8Qz1Vb"),
     ({"command": "srv", "args": ["--api-key", "plainpassphrase"]}, "plainpassphrase"),
     ({"command": "srv", "env": {"AWS_SECRET_ACCESS_KEY": "/k7Rq+2vLm9Xz4Pw0Tb6Yh3Nc8Fd1Gs5"}}, "/k7Rq+2vLm9Xz4Pw0Tb6Yh3Nc8Fd1Gs5"),
+    # The Basic token of a URL's user info as the client sends it, which a server may echo (domains26).
+    ({"url": "https://svc:Pw7-lq2Xv9@mcp.example.com/mcp"}, "c3ZjOlB3Ny1scTJYdjk="),
+    ({"url": "https://svc:Pw7-lq2Xv9@mcp.example.com/mcp"}, "c3ZjOlB3Ny1scTJYdjk"),
 ])
 def test_credentials_in_every_part_of_a_server_entry_are_masked(entry: dict, secret: str) -> None:
     """Re-check 15: a key in `args`, a URL path, a query value with `+`, a cookie, a secret starting with `/`."""

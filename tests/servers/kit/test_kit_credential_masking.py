@@ -39,3 +39,22 @@ async def test_a_credential_the_provider_repeats_is_masked_in_the_error(kind: st
     assert "not permitted" in error.value.body.message, error.value.body.message
     assert value not in error.value.body.message, error.value.body.message
     assert value not in mask(f"stderr: bad key {value}")
+
+
+@pytest.mark.parametrize("spelling", ["header", "bare", "unpadded"])
+async def test_a_basic_pair_the_provider_repeats_encoded_is_masked(spelling: str) -> None:
+    """The Basic credential goes on the wire as base64 of `user:password`; a provider or proxy that
+    repeats the header it got (`Authorization: Basic …`, or just the token) gave it back whole, and the
+    pair decodes to the password."""
+    import base64
+
+    user, password = "svc-" + secrets.token_hex(3), secrets.token_urlsafe(9)
+    encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+    echoed = {"header": f"Authorization: Basic {encoded}", "bare": f"credential {encoded} refused",
+              "unpadded": f"credential {encoded.rstrip('=')} refused"}[spelling]
+    http = connect("Provider", "http://p.test", Basic(user, password), transport=echoing(echoed))
+    with pytest.raises(DomainError) as error:
+        await http.json("GET", "/employees/directory")
+    assert "(403)" in error.value.body.message, error.value.body.message
+    assert encoded.rstrip("=") not in error.value.body.message, error.value.body.message
+    assert encoded.rstrip("=") not in mask(f"stderr: {echoed}")
