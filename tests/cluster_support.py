@@ -7,15 +7,18 @@ installs them) turns the skip into a failure, as for the interop peers."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hub.cluster.notify import ClusterNotifier
 from tests.conftest import free_port
 
 
@@ -79,3 +82,25 @@ class PgServer:
         except RuntimeError:
             pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class CapturedNotifier(ClusterNotifier):
+    """A `ClusterNotifier` that never connects: what it would publish lands in `events`, as it crosses Redis."""
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__(hub, "redis://127.0.0.1:9/0")  # never connected: nothing here reaches Redis
+        self.events: list[dict[str, Any]] = []
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        self.events.append(json.loads(json.dumps(event)))
+
+
+class HeardConnection:
+    """Stands for a client connection: what the hub notifies it lands in `heard` (method, params)."""
+
+    def __init__(self, session_id: str | None = None) -> None:
+        self.session_id = session_id
+        self.heard: list[tuple[str, Any]] = []
+
+    async def notify(self, method: str, params: Any) -> None:
+        self.heard.append((method, params))

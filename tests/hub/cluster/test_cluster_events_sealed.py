@@ -23,29 +23,12 @@ from hub.cluster.session_state import SessionState, session_digest
 from hub.config import parse_config
 from hub.hub import Hub
 from tests.haproxy_cluster import Redis
+from tests.cluster_support import CapturedNotifier, HeardConnection
 
 pytestmark = pytest.mark.anyio
 ALICE = Principal("alice", ("*",), "api_key")
 STATUS = {"taskId": "n:t1@aaaaaaaaaaaa.0123456789abcdef", "status": "completed"}
 SERVERS = {"n": {"module": "tests.fixtures.inproc_server:server"}}
-
-
-class _Connection:
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        self.heard: list[tuple[str, Any]] = []
-
-    async def notify(self, method: str, params: Any) -> None:
-        self.heard.append((method, params))
-
-
-class _Captured(ClusterNotifier):
-    def __init__(self, hub: Any) -> None:
-        super().__init__(hub, "redis://127.0.0.1:9/0")  # never connected: nothing here reaches Redis
-        self.events: list[dict[str, Any]] = []
-
-    async def publish(self, event: dict[str, Any]) -> None:
-        self.events.append(json.loads(json.dumps(event)))  # as it crosses Redis
 
 
 async def test_session_events_are_taken_only_when_sealed_by_a_replica_of_this_hub(tmp_path: Path) -> None:
@@ -55,10 +38,10 @@ async def test_session_events_are_taken_only_when_sealed_by_a_replica_of_this_hu
     other = parse_config({"hub": {"data_dir": str(tmp_path), "cluster": {"session_secrets": ["another-" + secret]}},
                           "mcpServers": SERVERS})
     async with Hub(config) as hub, Hub(other) as foreign_hub:
-        notifier = _Captured(hub)
+        notifier = CapturedNotifier(hub)
         here_state, there_state = SessionState(hub, notifier, 60), SessionState(hub, notifier, 60)
-        foreign = SessionState(foreign_hub, _Captured(foreign_hub), 60)
-        here = _Connection("s1.here")
+        foreign = SessionState(foreign_hub, CapturedNotifier(foreign_hub), 60)
+        here = HeardConnection("s1.here")
         await here_state.hold(here, ALICE, adopted=False)  # type: ignore[arg-type]
         digest = session_digest(here)
 
@@ -77,7 +60,7 @@ async def test_session_events_are_taken_only_when_sealed_by_a_replica_of_this_hu
 
         await here_state._notified({"type": "session_notify", "session": digest,  # noqa: SLF001
                                     "method": "notifications/tasks/status", "params": {**STATUS, "status": "failed"}})
-        await there_state.notify_elsewhere(_Connection("s1.here"), "notifications/tasks/status", STATUS)
+        await there_state.notify_elsewhere(HeardConnection("s1.here"), "notifications/tasks/status", STATUS)
         assert "sealed" in notifier.events[-1] and "params" not in notifier.events[-1]
         await here_state._notified(notifier.events[-1])  # noqa: SLF001
         assert here.heard == [("notifications/tasks/status", STATUS)]

@@ -9,7 +9,6 @@ Module level: a `ClusterNotifier` whose Redis is never reached (`publish` is cap
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ import mcp_types as types
 import pytest
 
 from hub.auth.principal import Principal, identity
-from hub.cluster.notify import ClusterNotifier
 from hub.config import parse_config
 from hub.hub import Hub
+from tests.cluster_support import CapturedNotifier
 
 pytestmark = pytest.mark.anyio
 ALICE, BOB = Principal("alice", ("*",), "api_key"), Principal("bob", ("*",), "api_key")
@@ -36,21 +35,12 @@ class _Connection:
         self.heard.append(params["data"])
 
 
-class _Captured(ClusterNotifier):
-    def __init__(self, hub: Any) -> None:
-        super().__init__(hub, "redis://127.0.0.1:9/0")  # never connected: nothing here reaches Redis
-        self.events: list[dict[str, Any]] = []
-
-    async def publish(self, event: dict[str, Any]) -> None:
-        self.events.append(json.loads(json.dumps(event)))  # as it crosses Redis
-
-
 async def test_a_log_line_crosses_replicas_with_its_audience_and_a_per_client_one_stays(tmp_path: Path) -> None:
     config = parse_config({"hub": {"data_dir": str(tmp_path)}, "mcpServers": {"n": {"module": "tests.fixtures.inproc_server:server"}}})
     async with Hub(config) as hub:
         await hub.await_first_listing()
         downstream = hub.downstreams["n"]
-        notifier = _Captured(hub)
+        notifier = CapturedNotifier(hub)
         locally: list[tuple[Any, ...]] = []
 
         async def local(*args: Any) -> None:
