@@ -1,5 +1,6 @@
 """`logging/setLevel` of handshake-era clients, fanned out (a mixin of `hub.relay.logs.LogRelay`): each
-client's level remembered, shared with the other replicas holding its session, and each downstream
+client's level remembered (a client that never set one noted at its handshake, `arrived`: it gets every
+level, see `hub.relay.logs`), shared with the other replicas holding its session, and each downstream
 that advertises `logging` set to the most verbose level any live client asked for (a `per_client`
 session of one client to that client's own level). The rules are in `hub.relay.logs`.
 
@@ -48,7 +49,37 @@ class LevelFanOut:
 
     _hub: Hub
     _clients: weakref.WeakKeyDictionary[Connection, tuple[str, Principal]]
+    _unfiltered: weakref.WeakKeyDictionary[Connection, Principal]
     _sent: dict[str, tuple[int, str]]
+
+    def arrived(self, connection: Any, principal: Principal) -> None:
+        """A handshake-era client finished its handshake (`notifications/initialized`): until it sends
+        `logging/setLevel` it has not filtered, so it gets its servers' messages at whatever level they
+        send (`hub.relay.logs`, "A client that never set a level"); its connection's end forgets it. The
+        hub sends no `logging/setLevel` for it: a server keeps its own default until a client asks."""
+        if (connection is None or getattr(connection, "protocol_version", None) in MODERN_PROTOCOL_VERSIONS
+                or connection in self._clients):
+            return  # a 2026-07-28 client opts in per request (`hub.relay.logs`); one that set a level is filtered
+        self._unfiltered[connection] = principal
+        self._forget_on_close(connection)
+
+    def listeners(self) -> list[tuple[Connection, str | None, Principal]]:
+        """Every handshake-era client a message may reach: (connection, the level it set or None for one
+        that never set any, its principal)."""
+        found: list[tuple[Connection, str | None, Principal]] = [
+            (connection, level, principal) for connection, (level, principal) in list(self._clients.items())]
+        found += [(connection, None, principal) for connection, principal in list(self._unfiltered.items())
+                  if connection not in self._clients]
+        return found
+
+    def listener(self, connection: Any) -> tuple[str | None, Principal] | None:
+        """(the level `connection` set, or None for a client that never set one; its principal), or None
+        when it is no handshake-era client the hub relays log messages to."""
+        asked = self._clients.get(connection)
+        if asked is not None:
+            return asked
+        principal = self._unfiltered.get(connection)
+        return (None, principal) if principal is not None else None
 
     async def set_level(self, connection: Connection, level: str, principal: Principal) -> None:
         """A client's `logging/setLevel`: remember it, then bring every logging downstream in line —
@@ -74,6 +105,10 @@ class LevelFanOut:
         """Hold the client's level while its connection lives; its teardown (stdio EOF, SSE stream closed,
         Streamable HTTP DELETE or expiry) forgets it and brings the downstreams in line (`_forget`)."""
         self._clients[connection] = (level, principal)
+        self._unfiltered.pop(connection, None)  # it has filtered now
+        self._forget_on_close(connection)
+
+    def _forget_on_close(self, connection: Connection) -> None:
         state, stack = getattr(connection, "state", None), getattr(connection, "exit_stack", None)
         if isinstance(state, dict) and stack is not None and not state.get(_FORGET_ON_CLOSE):
             state[_FORGET_ON_CLOSE] = True
@@ -81,7 +116,10 @@ class LevelFanOut:
 
     def _forget(self, ref: weakref.ref[Connection]) -> None:
         connection = ref()
-        if connection is None or self._clients.pop(connection, None) is None:
+        if connection is None:
+            return
+        self._unfiltered.pop(connection, None)
+        if self._clients.pop(connection, None) is None:
             return
         group = getattr(self._hub, "_task_group", None)
         if group is not None:  # not in the connection's teardown: that must not wait on servers

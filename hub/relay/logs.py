@@ -2,11 +2,18 @@
 relayed back.
 
 Rules (docs/domains.md, "Protocol relay"):
-- A client opts in to downstream logs with `logging/setLevel` (handshake era; the 2026-07-28 era
-  deprecates logging and has no such request). From then on it receives every downstream's
-  `notifications/message` at or above its level, from the servers it may see (`may_see_server`),
-  nothing from the others. A client that never asked receives none, so ten servers' chatter never
-  floods an IDE that did not want it.
+- A handshake-era client filters downstream logs with `logging/setLevel` (the 2026-07-28 era deprecates
+  logging and has no such request). From then on it receives every downstream's `notifications/message`
+  at or above its level, from the servers it may see (`may_see_server`), nothing from the others.
+- A client that never set a level (relay27 item 1: it got none at all) has not filtered: `logging/setLevel`
+  is optional, a server may log without one, and the SDKs' servers then send every level. Decision: it
+  gets every message its servers send — what a server sends on its own default, the level a shared
+  session was set to for the clients that asked, nothing more: the hub never sets a level for it — under
+  every other rule here (scope, caller, a call's stream, a `per_client` session's owner, a task's owner),
+  on its own stream. So it may see what another client's more verbose level makes a shared server send,
+  and only `emergency` once the last client that asked has left (`hub.relay.log_levels.QUIET`); a client
+  that wants a steady level sets one. The front end tells the relay of each client at its handshake
+  (`LevelFanOut.arrived`).
 - The message's `logger` names its server: the namespace (the server key when the namespace is
   empty), or `<namespace>/<logger>` when the server named a logger. `level` and `data` pass intact.
 - A shared downstream session serves every client, so each downstream that advertises `logging`
@@ -26,8 +33,8 @@ Rules (docs/domains.md, "Protocol relay"):
   a stdio line is handled after its call ended), it goes to the caller's clients as above.
 - A message the server tagged with `_meta` `io.modelcontextprotocol/related-task` (2025-11-25: a server
   tags everything about a task) is routed by that tag, never by who is calling (outside review
-  isolation21 #1): to the connection that created the task, if it set a level; once that connection
-  is gone (a disconnect is not a cancel), to its principal's connections that set one, while the hub
+  isolation21 #1): to the connection that created the task, if it listens; once that connection
+  is gone (a disconnect is not a cancel), to its principal's connections that listen, while the hub
   holds the task as that principal's; to nobody when the hub did not relay that task or has forgotten
   it — never to another principal, never as the server's own news. The id is the one the client knows.
 - Several replicas: a sealed session's level is shared with every replica holding a copy of it
@@ -44,6 +51,8 @@ Rules (docs/domains.md, "Protocol relay"):
   The level is passed on in the downstream call's `_meta` when that server speaks 2026-07-28 (it sends
   nothing otherwise); a handshake-era server is not sent a `logging/setLevel` for it (that would be
   connection-wide): what it sends anyway is relayed.
+
+Levels and their fan-out are `hub.relay.log_levels`; routing by a task tag is `hub.relay.task_logs`.
 """
 
 from __future__ import annotations
@@ -69,13 +78,16 @@ from hub.auth.principal import Principal, identity
 from hub.cluster.session_state import session_digest
 from hub.relay.log_levels import RANK, LevelFanOut
 from hub.relay.scope import may_see_server
+from hub.relay.task_logs import RELATED_TASK, Audience, TaskLogs, related_task_id, tag_logger
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
     from hub.hub import Hub
-    from hub.relay.task_model import RelayedTask
 
 logger = logging.getLogger("hub.relay.logs")
+
+__all__ = ["RELATED_TASK", "CallListener", "CallStream", "LogRelay", "call_log_level", "related_task_id", "requested_level",
+           "tag_logger", "with_log_level"]
 
 
 call_log_level: ContextVar[str | None] = ContextVar("call_log_level", default=None)
@@ -126,12 +138,6 @@ def with_log_level(meta: dict[str, Any] | None, protocol_version: str | None) ->
 warnings.filterwarnings("ignore", message="The logging capability is deprecated", category=MCPDeprecationWarning)
 
 
-def tag_logger(namespace: str, server_logger: str | None) -> str:
-    """The `logger` a relayed message carries: the server's namespace, then its own logger if any."""
-    return f"{namespace}/{server_logger}" if server_logger else namespace
-
-
-Audience = frozenset[tuple[str, str]] | None
 STAMPS_KEPT = 256
 """Read-time audiences kept per server (`LogRelay.stamp`), the oldest forgotten first."""
 
@@ -139,17 +145,6 @@ STAMPS_KEPT = 256
 def _key(params: Any) -> str:
     """What tells one log message's params from another's, alike from the raw line and the SDK's model."""
     return json.dumps([params.get("level"), params.get("logger"), params.get("data")], sort_keys=True, default=str)
-
-
-RELATED_TASK = "io.modelcontextprotocol/related-task"
-
-
-def related_task_id(params: Any) -> str | None:
-    """The server's own id of the task a message is about (`_meta` `related-task`), or None."""
-    meta = getattr(params, "meta", None)
-    related = meta.get(RELATED_TASK) if isinstance(meta, dict) else None
-    task_id = related.get("taskId") if isinstance(related, dict) else None
-    return task_id if isinstance(task_id, str) else None
 
 
 def _whose(downstream: Downstream) -> frozenset[tuple[str, str]] | None:
@@ -163,12 +158,14 @@ def _whose(downstream: Downstream) -> frozenset[tuple[str, str]] | None:
     return frozenset(callers) if len(callers) == 1 else frozenset()
 
 
-class LogRelay(LevelFanOut):
+class LogRelay(TaskLogs, LevelFanOut):
     """Per client connection: the level it asked for and who it is; per downstream: the level sent."""
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._clients: weakref.WeakKeyDictionary[Connection, tuple[str, Principal]] = weakref.WeakKeyDictionary()
+        self._unfiltered: weakref.WeakKeyDictionary[Connection, Principal] = weakref.WeakKeyDictionary()
+        """Handshake-era clients that never set a level (`arrived`): they get every level a server sends."""
         self._sent: dict[str, tuple[int, str]] = {}
         """Per server: (id of the client session, level) last set on it — a reconnect is a new session."""
         self._stamps: dict[str, OrderedDict[str, deque[Audience]]] = {}
@@ -307,14 +304,17 @@ class LogRelay(LevelFanOut):
             whose = None if owner is not None else _whose(downstream) if judged is False else judged
             if self._calls.get(downstream.name):
                 await self._to_calls(downstream, params, owner, rank, whose)
-        if not self._clients:
+        if not self._clients and not self._unfiltered:
             return on_call
         sole = self._sole(downstream) if local and owner is None else None
         body: dict[str, Any] | None = None
-        clients = list(self._clients.items()) if owner is None else [(owner, self._clients[owner])] if owner in self._clients else []
-        for connection, (level, principal) in clients:
-            if rank < RANK[level] or not may_see_server(self._hub, principal, downstream.name):
-                continue
+        if owner is None:
+            clients = self.listeners()
+        else:
+            clients = [(owner, *asked)] if (asked := self.listener(owner)) is not None else []
+        for connection, level, principal in clients:
+            if (level is not None and rank < RANK[level]) or not may_see_server(self._hub, principal, downstream.name):
+                continue  # below the level it set (a client that set none has not filtered), or a server it may not see
             if whose is not None and identity(principal) not in whose:
                 continue
             if sole is not None and connection is not sole:
@@ -331,62 +331,6 @@ class LogRelay(LevelFanOut):
                 body["logger"] = tag_logger(downstream.config.namespace or downstream.name, params.logger)
             await connection.notify("notifications/message", body)  # best effort: never raises
         return on_call
-
-    def _task_of(self, downstream: Downstream, owner: Any, task_id: str) -> RelayedTask | None:
-        """The task `task_id` the hub relayed on the session this message came from (`owner`'s own of a
-        `per_client` server, else the shared one); None when the hub never relayed it there, has
-        forgotten it (evicted, its record gone), or that session is no longer open."""
-        tasks = getattr(getattr(self._hub, "request_relay", None), "tasks", None)
-        if tasks is None:
-            return None
-        try:
-            client = (downstream.pool.client_of(owner) if owner is not None and downstream.pool is not None
-                      else downstream.client())
-        except Exception:  # noqa: BLE001 — down meanwhile: which session wrote it cannot be told
-            client = None
-        session = getattr(client, "session", None)
-        if session is None:  # never by the id alone: two sessions number their tasks alike (`per_client`)
-            return None
-        _, task = tasks.related_task(downstream.name, {RELATED_TASK: {"taskId": task_id}}, session)
-        return task
-
-    def task_audience(self, downstream: Downstream, params: Any) -> Audience:
-        """For another replica (`audience`): a task's message is never the server's own news. While its
-        creating connection lives here it got it here (nobody's elsewhere); once gone, its principal's."""
-        task = self._task_of(downstream, None, related_task_id(params) or "")
-        if task is None or task.principal is None or (task.owner is not None and task.owner() is not None):
-            return frozenset()
-        return frozenset({identity(task.principal)})
-
-    async def _to_task_owner(self, downstream: Downstream, params: types.LoggingMessageNotificationParams,
-                             owner: Any, task_id: str, rank: int) -> None:
-        """A message the server tagged with `related-task` (the 2025-11-25 spec has a server tag everything
-        about a task): to the connection that created the task, if it set a level; once that connection is
-        gone (a disconnect is not a cancel: the task runs on), to its principal's connections that did,
-        while the hub still holds the task as that principal's; else to nobody — never to whoever happens
-        to be calling, never as the server's own news (outside review isolation21 #1: alice's task's line
-        reached bob once alice's session ended). The client sees the task's id as it knows it."""
-        task = self._task_of(downstream, owner, task_id)
-        if task is None or task.principal is None or not may_see_server(self._hub, task.principal, downstream.name):
-            return
-        creator = task.owner() if task.owner is not None else None
-        if creator is not None:
-            targets = [creator] if creator in self._clients else []
-        else:
-            whose = identity(task.principal)
-            targets = [c for c, (_, p) in list(self._clients.items()) if identity(p) == whose]
-        body: dict[str, Any] | None = None
-        for connection in targets:
-            asked = self._clients.get(connection)
-            if asked is None or rank < RANK[asked[0]] or not may_see_server(self._hub, asked[1], downstream.name):
-                continue
-            if body is None:
-                body = params.model_dump(by_alias=True, mode="json", exclude_none=True)
-                body["logger"] = tag_logger(downstream.config.namespace or downstream.name, params.logger)
-                meta = dict(body.get("_meta") or {})
-                meta[RELATED_TASK] = {**meta.get(RELATED_TASK, {}), "taskId": task.exposed}
-                body["_meta"] = meta
-            await connection.notify("notifications/message", body)  # best effort: never raises
 
     async def _to_calls(self, downstream: Downstream, params: types.LoggingMessageNotificationParams, owner: Any,
                         rank: int, whose: frozenset[tuple[str, str]] | None) -> None:
