@@ -7,7 +7,9 @@ retried); a call that never left the hub (`NotSent`, or the transport's not-sent
 connect, a pipe already closed) is `unavailable`, retryable whatever the tool; a connection lost
 mid-call is `unavailable` (retried when safe); a JSON-RPC error from the
 server is `invalid_argument` for -32602, `UrlElicitationRequired` for -32042 (the user must open a
-URL first), else `upstream_error`; an unreadable result is
+URL first), else `upstream_error`, its message saying by code what happened and what to do, then the
+server's words (`answered_error`: an internal error or a timeout the server reported is no "rejection",
+as it was worded before relay27 item 2); an unreadable result is
 `upstream_error`. What the SDK's HTTP client makes up in place of an answer is read for what it is: an
 HTTP error status by its meaning (`HTTP_STATUS_CODES`), a redirect, a web page or a 202 as an answer
 holding no JSON-RPC (`upstream_error` naming the status and what to do), an event stream that ended
@@ -111,8 +113,58 @@ async def _mcp_error(exc: BaseException, downstream: Downstream) -> HubToolError
     if downstream.pool is not None and session_ended_by_server(exc):  # a new session is opened on the next call
         return session_ended(downstream.name)
     code = "invalid_argument" if exc.code == types.INVALID_PARAMS else "upstream_error"
-    return HubToolError(code, f"server {downstream.name!r} rejected the call: {mask(without_traceback(exc.error.message))}",
+    return HubToolError(code, answered_error(downstream.name, exc.code, without_traceback(exc.error.message)),
                         details={"server": downstream.name, "jsonrpc_code": exc.code})
+
+
+RESOURCE_NOT_FOUND = -32002
+"""MCP's code for something a request names that the server does not have (the spec's `resources/read` error)."""
+_AS_BEFORE = "calling again with the same arguments will most likely fail the same way"
+ANSWERED_ERRORS: dict[int, tuple[str, str, str]] = {
+    types.PARSE_ERROR: (
+        "could not parse the call the hub sent it", "parse error",
+        f"the hub sends well-formed JSON, so the server misread it: it has a bug, report it to its authors; {_AS_BEFORE}"),
+    types.INVALID_REQUEST: (
+        "refused the call as an invalid JSON-RPC request", "invalid request",
+        "the fault is in the request's form, not in your arguments: the server may want something the hub does not "
+        f"send, so the server's operator must look at its logs; {_AS_BEFORE}"),
+    types.METHOD_NOT_FOUND: (
+        "does not implement the method the call needs", "method not found",
+        "it cannot run this tool, so calling again will not help: use another tool, or ask the hub's operator to check "
+        "this server"),
+    types.INVALID_PARAMS: (
+        "refused the call's arguments as invalid", "invalid params",
+        "correct them to match the tool's inputSchema (see tools/list) and call again"),
+    types.INTERNAL_ERROR: (
+        "failed while handling the call", "internal error",
+        "the fault is in the server, not in how the hub sent the call; it may be an input the server did not expect, "
+        "so check the arguments, else call again later, and if it keeps failing ask the server's operator to look at "
+        "its logs"),
+    types.REQUEST_TIMEOUT: (
+        "reported that the call timed out on its side", "request timeout",
+        "it may have done part of the work, so check before repeating a write; call again later, or with less to do "
+        "(a smaller limit, range or input)"),
+    RESOURCE_NOT_FOUND: (
+        "answered that something the call names was not found", "resource not found",
+        "check the identifiers or URIs in the arguments (list them first if you can) and call again"),
+}
+"""A JSON-RPC error a server answered a call with, by code: (what happened, the code's name, what to do)."""
+
+
+def answered_error(server: str, code: int, message: str) -> str:
+    """The caller's message for a JSON-RPC error `server` answered a call with: what happened (by `code`;
+    none of these is the server "rejecting" the call as such), what to do, then the server's own words,
+    masked and last (a long one cut at the length limit never cuts the advice). A code outside
+    `ANSWERED_ERRORS` is the server's own error: its words say why."""
+    known = ANSWERED_ERRORS.get(code)
+    if known is not None:
+        what, named, todo = known
+        what = f"{what} ({named}, JSON-RPC {code})"
+    else:
+        kind = "a server error" if -32099 <= code <= -32000 else "an error of its own"
+        what, todo = f"answered the call with {kind} (JSON-RPC {code})", f"its message says why; unless it says otherwise, {_AS_BEFORE}"
+    said = mask(message).strip()
+    return f"server {server!r} {what}: {todo}." + (f" The server said: {said}" if said else " The server gave no message.")
 
 
 SDK_STREAM_ENDED = frozenset({"SSE stream ended without a response",
@@ -262,7 +314,8 @@ async def _transport(exc: BaseException, downstream: Downstream) -> HubToolError
 
 async def _invalid_result(exc: BaseException, downstream: Downstream) -> HubToolError:
     why = mask(first_problem(exc) if isinstance(exc, ValidationError) else describe_failure(exc))
-    return HubToolError("upstream_error", f"server {downstream.name!r} returned an invalid result: {why}",
+    return HubToolError("upstream_error", f"server {downstream.name!r} returned an invalid result, not one MCP "
+                        f"allows ({why}): the server has a bug, report it to its authors; {_AS_BEFORE}",
                         details={"server": downstream.name})
 
 
