@@ -41,6 +41,10 @@ Rules (docs/domains.md, "Protocol relay"; docs/events.md, "Subscribable resource
 - `resources.subscribe` is advertised to handshake-era clients while any server can take
   subscriptions, or while any is still connecting (its support is not known yet, and an
   initialize never waits for servers).
+
+Split by responsibility: each connection's bookkeeping (what it holds, its cap, its release when it ends,
+copies carried from other replicas) is `hub.relay.connection_subscriptions`; the listen stream held on each
+2026-07-28 server is `hub.relay.server_streams`; this module ties them to the servers and relays updates.
 """
 
 from __future__ import annotations
@@ -50,11 +54,8 @@ import warnings
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import anyio
-import anyio.abc
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.server.subscriptions import ListenHandler, ResourceUpdated, SubscriptionBus
@@ -68,8 +69,15 @@ from hub.downstream.connection import DownstreamUnavailable
 from hub.downstream.request_deadline import request_deadline
 from hub.downstream.serials import session_serial
 from hub.forwarded import admitted, limits_of, within_request_deadline
+from hub.relay.connection_subscriptions import (
+    MAX_LISTEN_URIS,
+    MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    RESOURCE_NOT_FOUND,
+    ConnectionSubscriptions,
+)
 from hub.relay.listen_streams import HubListenHandler
 from hub.relay.own_subscriptions import renew, subscribe_own
+from hub.relay.server_streams import ServerStream, ServerStreams
 
 if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
@@ -77,11 +85,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("hub.relay.subscriptions")
 
-RESOURCE_NOT_FOUND = -32002
-MAX_LISTEN_URIS = 100
-MAX_SUBSCRIPTIONS_PER_CONNECTION = MAX_LISTEN_URIS
-"""Decision: one handshake-era session holds as many subscriptions as one 2026-07-28 listen stream."""
-_RELEASE_ON_CLOSE = "hub.relay.subscriptions.release_on_close"
+__all__ = ["MAX_LISTEN_URIS", "MAX_SUBSCRIPTIONS_PER_CONNECTION", "RESOURCE_NOT_FOUND", "ResourceSubscriptions",
+           "supports_subscribe"]
+
 
 # The hub relays handshake-era subscriptions on purpose: no warning per subscribe.
 warnings.filterwarnings("ignore", message="resources/(un)?subscribe", category=MCPDeprecationWarning)
@@ -102,16 +108,7 @@ def supports_subscribe(downstream: Downstream) -> bool:
     return caps is not None and (_modern(client) or bool(caps.subscribe))
 
 
-@dataclass
-class _Stream:
-    """The `subscriptions/listen` stream the hub holds on one 2026-07-28 server."""
-
-    uris: set[str] = field(default_factory=set)
-    scope: anyio.CancelScope | None = None
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-
-
-class ResourceSubscriptions:
+class ResourceSubscriptions(ConnectionSubscriptions, ServerStreams):
     """Per exposed URI: the clients subscribed (handshake-era connections held weakly, and a count of
     2026-07-28 listen streams) and the downstream session it was subscribed on."""
 
@@ -124,7 +121,7 @@ class ResourceSubscriptions:
         """Handshake-era connection -> the exposed URIs it holds (its cap; released when it ends)."""
         self._downstream: dict[str, tuple[str, str, int]] = {}
         """Exposed URI -> (server, original URI, id of the downstream session subscribed)."""
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, ServerStream] = {}
         """Server name -> the listen stream held on it (2026-07-28 servers)."""
         self._buses: list[SubscriptionBus] = []
         """The listen buses of the hub's MCP servers (one per profile)."""
@@ -167,14 +164,7 @@ class ResourceSubscriptions:
         a session its server has forgotten is ended and the subscription made on a new one: relay round
         15, where subscribing again did nothing because it was recorded as held)."""
         downstream, original = self._target(uri, principal)
-        held = self._by_connection.setdefault(connection, set())
-        fresh = uri not in held
-        if fresh and len(held) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
-            raise MCPError(code=types.INVALID_PARAMS,
-                           message=f"this session already holds {len(held)} resource subscriptions, the most one session "
-                                   f"may hold; send resources/unsubscribe for one it no longer needs, then subscribe "
-                                   f"to {uri} again")
-        held.add(uri)  # reserved while the server is asked: concurrent subscribes count too
+        held, fresh = self._reserve(connection, uri)
         try:
             seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "resources/subscribe")
             # Admitted as a read is (`hub.forwarded.admitted`): subscribing to URI after URI is a flood too.
@@ -189,72 +179,6 @@ class ResourceSubscriptions:
             raise
         self._hold(connection, uri, principal)
         await self._share(connection, uri, subscribed=True)
-
-    def _hold(self, connection: Connection, uri: str, principal: Principal) -> None:
-        """Record `connection`'s subscription to `uri`; its teardown releases what it holds (`_ended`)."""
-        self._clients.setdefault(uri, weakref.WeakKeyDictionary())[connection] = principal
-        self._by_connection.setdefault(connection, set()).add(uri)
-        state, stack = getattr(connection, "state", None), getattr(connection, "exit_stack", None)
-        if isinstance(state, dict) and stack is not None and not state.get(_RELEASE_ON_CLOSE):
-            state[_RELEASE_ON_CLOSE] = True
-            stack.callback(self._ended, weakref.ref(connection))
-
-    def _drop(self, connection: Connection, uri: str) -> bool:
-        """Forget `connection`'s subscription to `uri`; whether it held one."""
-        held = self._by_connection.get(connection)
-        if held is not None:
-            held.discard(uri)
-        clients = self._clients.get(uri)
-        return clients is not None and clients.pop(connection, None) is not None
-
-    def _ended(self, ref: weakref.ref[Connection]) -> None:
-        """A client connection ended: forget its subscriptions now, and let go of the server's in the
-        background (its teardown must not wait on servers). A `per_client` server's own session of it is
-        closed with the connection (`Hub.release_owner`)."""
-        connection = ref()
-        if connection is None:
-            return
-        uris = sorted(self._by_connection.pop(connection, set()))
-        for uri in uris:
-            if (clients := self._clients.get(uri)) is not None:
-                clients.pop(connection, None)
-        if uris:
-            self._soon(self._release_all, uris)
-
-    async def _release_all(self, uris: list[str]) -> None:
-        for uri in uris:
-            await self._release_if_unused(uri)
-
-    async def _share(self, connection: Connection, uri: str, *, subscribed: bool) -> None:
-        """The session's subscription for its copies on other replicas (`hub.cluster.session_state`)."""
-        notifier = getattr(self._hub, "cluster_notify", None)
-        if notifier is not None and notifier.sessions is not None:
-            await notifier.sessions.share_subscription(connection, uri, subscribed)
-
-    def carried(self, connection: Connection, uri: str, principal: Principal, *, subscribed: bool) -> None:
-        """A subscription (or its end) this session's client made on another replica: held for its copy
-        here at once (an update delivered here reaches it), the server subscribed here in the background
-        (an update of this replica's server too); a URI it may not read here is left out, logged."""
-        held = self._clients.get(uri)
-        if not subscribed:
-            if held is not None and self._drop(connection, uri):
-                self._soon(self._carried_end, connection, uri)
-            return
-        try:
-            server, original = self._resolve(uri, principal)
-        except MCPError:
-            logger.debug("a carried subscription to %s is not held: not readable here", uri)
-            return
-        clients = self._clients.setdefault(uri, weakref.WeakKeyDictionary())
-        if connection in clients:
-            return
-        self._hold(connection, uri, principal)
-        self._soon(self._carried_start, connection, uri, server, original)
-
-    def _soon(self, work: Callable[..., Any], *args: Any) -> None:
-        group = getattr(self._hub, "_task_group", None)
-        if group is not None:
-            group.start_soon(work, *args)
 
     async def _carried_start(self, connection: Connection, uri: str, server: str, original: str) -> None:
         try:
@@ -341,23 +265,6 @@ class ResourceSubscriptions:
                                       client.session.subscribe_resource(original))
         self._downstream[uri] = (downstream.name, original, session)
 
-    async def _ensure_streamed(self, downstream: Downstream, items: list[tuple[str, str]]) -> None:
-        """Add (exposed, original) URIs to the listen stream held on a 2026-07-28 server."""
-        session = session_serial(downstream.client().session)
-        fresh = [(uri, original) for uri, original in items if self._downstream.get(uri) != (downstream.name, original, session)]
-        if not fresh:
-            return
-        stream = self._streams.setdefault(downstream.name, _Stream())
-        added = {original for _, original in fresh} - stream.uris
-        stream.uris |= added
-        try:
-            await self._relisten(downstream, stream)
-        except BaseException:
-            stream.uris -= added  # not held: the next stream does not name them
-            raise
-        for uri, original in fresh:
-            self._downstream[uri] = (downstream.name, original, session)
-
     async def _release_if_unused(self, uri: str) -> None:
         if self._in_use(uri):
             return
@@ -380,23 +287,6 @@ class ResourceSubscriptions:
                                               client.session.unsubscribe_resource(original))
         except Exception as exc:  # noqa: BLE001 — best effort: a reconnected session has no subscription anyway
             logger.debug("unsubscribing %s on %s not sent: %s", original, server, type(exc).__name__)
-
-    async def _relisten(self, downstream: Downstream, stream: _Stream) -> None:
-        """Open a listen stream on `downstream` for `stream.uris` (acknowledged before this returns),
-        then close the one it replaces; with no URIs left, just close it. If the new one cannot be
-        opened, the old one stays (its holders keep their updates) and the error is raised."""
-        async with stream.lock:
-            previous, fresh = stream.scope, None
-            if stream.uris:
-                group = self._hub._task_group  # noqa: SLF001 — streams live as long as the hub's servers
-                if group is None:
-                    raise RuntimeError("the hub is not running")
-                seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "subscriptions/listen")
-                with anyio.fail_after(seconds):
-                    fresh = await group.start(_hold_stream, downstream, sorted(stream.uris))
-            stream.scope = fresh
-            if previous is not None:
-                previous.cancel()
 
     async def resubscribe(self, downstream: Downstream) -> None:
         """After a server (re)connected: subscribe its new session to every URI clients still hold."""
@@ -477,22 +367,3 @@ def _per_client(downstream: Downstream) -> bool:
     """Whether a client's subscriptions to this server are held on its own session: a `per_client`
     handshake-era server (a 2026-07-28 one has no sessions: its one listen stream serves everyone)."""
     return downstream.pool is not None and not _modern(downstream.client())
-
-
-async def _hold_stream(downstream: Downstream, uris: list[str], *,
-                       task_status: anyio.abc.TaskStatus[anyio.CancelScope] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Hold one `subscriptions/listen` stream on a 2026-07-28 server until cancelled. Its updates also
-    reach the downstream's message handler (the SDK tees listen frames), which relays them: the
-    events read here are only drained."""
-    with anyio.CancelScope() as scope:
-        started = False
-        try:
-            async with downstream.client().listen(resource_subscriptions=uris) as subscription:
-                task_status.started(scope)
-                started = True
-                async for _event in subscription:
-                    pass
-        except Exception as exc:
-            if not started:
-                raise
-            downstream.log.info("resource subscription stream ended: %s (renewed when it reconnects)", type(exc).__name__)
