@@ -110,6 +110,16 @@ class ProfileView:
             return False
         return route.read_only or not s.read_only
 
+    def shows_server(self, server: str) -> bool:
+        """Whether a client of this profile sees `server` at all: one of its tools is kept, or (a server with no
+        tools) its namespace is one the profile names. What a server sends, or asks of a client, crosses only there."""
+        routes = [route for route in self.hub.catalog.routes() if route.server == server]
+        if routes:
+            return any(self.admits(route) for route in routes)
+        downstream = self.hub.downstreams.get(server)
+        namespace = downstream.config.namespace if downstream is not None else server
+        return not self.settings.namespaces or namespace in self.settings.namespaces
+
     def _namespace(self, route: ToolRoute) -> str:
         downstream = self.hub.downstreams.get(route.server)
         return downstream.config.namespace if downstream is not None else route.server

@@ -107,7 +107,8 @@ def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], P
         await hub.request_relay.roots_changed(caller(), _connection_of(ctx))
 
     async def initialized(ctx: ServerRequestContext[Any], params: types.NotificationParams) -> None:
-        await hub.request_relay.client_arrived(_connection_of(ctx), caller())  # its roots, asked outside a call
+        hub.log_relay.arrived(_connection_of(ctx), caller())  # its servers' logs, until it sets a level
+        await hub.request_relay.client_arrived(_connection_of(ctx), caller(), view)  # its roots, asked outside a call
 
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)

@@ -71,7 +71,7 @@ from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import RelayedTask, TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
-from hub.relay.roots import ClientStream, RootsClients, always_open, declares_roots
+from hub.relay.roots import ClientStream, RootsClients, always_open
 from hub.relay.upstream import RelayedRequest, UpstreamCall, answering, current_upstream
 from hub.relay.url_elicitations import UrlElicitations
 
@@ -97,7 +97,7 @@ class RequestRelay:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._in_flight: dict[str, list[UpstreamCall]] = {}
-        self.roots = RootsClients()
+        self.roots = RootsClients(self._sees)
         """The client connections that can answer a `roots/list` asked outside any call (`hub.relay.roots`)."""
         self.tasks = TaskRelay(hub)
         self.url_elicitations = UrlElicitations(lambda server: self._in_flight.get(server, ()),
@@ -114,7 +114,11 @@ class RequestRelay:
         if not relay_capable(session):
             return _UNTRACKED
         route = self._hub.catalog.resolve_tool(name)
-        return self.tracked(route.server, session, request_id, principal, park) if route is not None else _UNTRACKED
+        if route is None or not self._hub.access.may_use_tool(principal, route):
+            # Refused before it reaches its server: never a caller of it, nor a call its requests might
+            # belong to (outside review roots27 #5: bob's refused call made him fs's last caller with roots).
+            return _UNTRACKED
+        return self.tracked(route.server, session, request_id, principal, park)
 
     @asynccontextmanager
     async def tracked(self, server: str, session: ServerSession, request_id: types.RequestId | None,
@@ -131,13 +135,17 @@ class RequestRelay:
                     for settled in upstream.withdrawing:
                         await settled.wait()
 
+    def _sees(self, principal: Principal, view: Any, server: str) -> bool:
+        """Whether a client of `principal` on profile `view` (None: the whole catalog) may see `server`."""
+        return may_see_server(self._hub, principal, server) and (view is None or view.shows_server(server))
+
     async def roots_changed(self, principal: Principal, connection: Any = None) -> None:
         """A client's `notifications/roots/list_changed`: tell each connected server it concerns, so that it
         asks again — the client's own session of a `per_client` server (if it has one open), else the shared
         one unless that one's roots are another client's (`RootsClients.answerer`)."""
         self.roots.arrived(connection, principal)
         for downstream in self._hub.downstreams.values():
-            if not may_see_server(self._hub, principal, downstream.name):
+            if not self.roots.sees(connection, principal, downstream.name):
                 continue
             try:
                 own = downstream.pool.client_of(connection) if downstream.pool is not None and connection is not None else None
@@ -150,14 +158,14 @@ class RequestRelay:
                 logger.debug("roots/list_changed not sent to %s: %s", downstream.name, type(exc).__name__)
 
     def _roots_of_another(self, server: str, connection: Any) -> bool:
-        found = self.roots.answerer(server, lambda principal: may_see_server(self._hub, principal, server))
-        return found is not None and not isinstance(found, str) and found is not connection
+        found = self.roots.answerer(server)
+        return not isinstance(found, str) and found is not connection
 
-    async def client_arrived(self, connection: Any, principal: Principal) -> None:
-        """A client connection finished its handshake: one that declared roots can answer them from now on,
-        and each shared session that asked when no client could is told to ask again (`roots/list_changed`)."""
-        if self.roots.arrived(connection, principal):
-            await self._tell_waiting(principal)
+    async def client_arrived(self, connection: Any, principal: Principal, view: Any = None) -> None:
+        """A client connection finished its handshake (on profile `view`): one that declared roots and can be
+        asked now answers them from now on, and the servers waiting for it are told to ask again."""
+        if self.roots.arrived(connection, principal, view):
+            await self._tell_waiting(connection, principal)
 
     def client_stream_opened(self, session_id: str) -> None:
         """A Streamable HTTP client's GET stream was answered (`hub.frontends.http.own_streams`): once the SDK
@@ -171,17 +179,20 @@ class RequestRelay:
             while (found := self.roots.declared(session_id)) is not None and not self.roots.can_ask(found[0]):
                 await anyio.sleep(0.01)
         if found is not None and self.roots.arrived(*found):
-            await self._tell_waiting(found[1])
+            await self._tell_waiting(*found)
 
-    async def _tell_waiting(self, principal: Principal) -> None:
-        """Each shared session that asked for roots when no client could, and that `principal` may see, is
-        told to ask again (`roots/list_changed`)."""
-        for server in self.roots.waiting_for(lambda server: may_see_server(self._hub, principal, server)):
+    async def _tell_waiting(self, connection: Any, principal: Principal, only: str | None = None) -> None:
+        """Each server waiting for roots that `connection` may now be asked for (`only`: just that one) is told
+        to ask again (`roots/list_changed`): a shared session, or the connection's own `per_client` one."""
+        shared, owned = self.roots.waiting_for(connection, principal, only)
+        for server, own in [*((server, False) for server in shared), *((server, True) for server in owned)]:
             downstream = self._hub.downstreams.get(server)
-            if downstream is None or downstream.pool is not None:  # per-client sessions ask their own client
+            if downstream is None or (downstream.pool is not None) is not own:
                 continue
             try:
-                await downstream.client().send_roots_list_changed()
+                session = downstream.pool.client_of(connection) if own and downstream.pool is not None else downstream.client()
+                if session is not None:
+                    await session.send_roots_list_changed()
             except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
                 logger.debug("roots/list_changed not sent to %s: %s", server, type(exc).__name__)
 
@@ -197,14 +208,13 @@ class RequestRelay:
         upstream = UpstreamCall(session, request_id, principal, server, park=park)
         calls = self._in_flight.setdefault(server, [])
         calls.append(upstream)
-        newly_able = self.roots.called(server, getattr(session, "_connection", None), principal)  # kept per connection
-        if newly_able or (declares_roots(getattr(session, "_connection", None)) and self.roots.is_waiting(server)):
-            # Able to answer only now (a Streamable HTTP client's GET stream opened after its `initialized`), or
-            # calling a server still waiting for roots: the servers that asked meanwhile are told now, not never
-            # (a race a fresh-clone CI run hit: the first client's arrival did not reach a waiting server).
+        connection = getattr(session, "_connection", None)
+        if self.roots.called(server, connection, principal):  # kept per connection
+            # A caller that can be asked on its own stream calls a server waiting for roots: told now (its ask
+            # may come after this call ends), not only at the next arrival.
             group = getattr(self._hub, "_task_group", None)
             if group is not None:
-                group.start_soon(self._tell_waiting, principal)
+                group.start_soon(self._tell_waiting, connection, principal, server)
         token = current_upstream.set(upstream)
         try:
             yield upstream
@@ -285,12 +295,8 @@ class RequestRelay:
                 return ClientStream(connection), None, upstream.principal, None, []
             return upstream.session, upstream.request_id, upstream.principal, upstream, calls
         if kind == "roots":
-            found = self.roots.target(server, owner() if owner is not None else None,
-                                      lambda principal: may_see_server(self._hub, principal, server))
-            if isinstance(found, str):
-                return found
-            if found is not None:
-                return found[0], None, found[1], None, []
+            found = self.roots.target(server, owner() if owner is not None else None)
+            return found if isinstance(found, str) else (found[0], None, found[1], None, [])
         return None
 
     def _known_target(self, server: str, upstream: UpstreamCall | None, calls: list[UpstreamCall]) -> Any:
@@ -377,8 +383,8 @@ class RequestRelay:
                     result = await session.send_request(request, result_type, metadata=metadata, progress_callback=progress)
         except MCPError as exc:
             self.audit_event(server, kind, principal, "error", str(exc.error.code), started)
-            if kind == "roots" and owner is None and isinstance(session, ClientStream):
-                self.roots.mark_waiting(server)  # unanswered on the client's own stream: told again when one can
+            if kind == "roots" and isinstance(session, ClientStream):  # unanswered on the client's own stream:
+                self.roots.mark_waiting(server, owner() if owner is not None else None)  # told again when one can
             return exc.error
         except anyio.get_cancelled_exc_class():  # the server withdrew its request (or the hub is stopping)
             self.audit_event(server, kind, principal, "cancelled", None, started)
@@ -398,8 +404,8 @@ class RequestRelay:
             return await self._relay(server, kind, request, result_type, owner, task, (ClientStream(connection), principal),
                                      progress)
         if scope.cancelled_caught:
-            if kind == "roots" and owner is None and again is None:
-                self.roots.mark_waiting(server)  # withdrawn with its call, its client not askable now: told later
+            if kind == "roots" and again is None:  # withdrawn with its call, its client not askable now: told later
+                self.roots.mark_waiting(server, owner() if owner is not None else None)
             outcome = relayed.ended or "cancelled"
             self.audit_event(server, kind, principal, outcome, None, started)
             return types.ErrorData(code=REQUEST_CANCELLED,

@@ -82,18 +82,34 @@ def declares_roots(connection: Any) -> bool:
     return caps is not None and caps.roots is not None
 
 
-class RootsClients:
-    """Connections that declared roots, those that called each server, and servers left waiting."""
+Sees = Callable[[Principal, Any, str], bool]
+"""Whether a client (its principal, and the profile view it connected on: None for the whole catalog) may
+see a server: nothing a server sends, nor anything of a client's, crosses where it may not."""
 
-    def __init__(self) -> None:
+
+class RootsClients:
+    """Connections that declared roots, those that called each server, and servers left waiting.
+
+    Waiting: a server whose out-of-call ask was refused (no client could be asked, several could and none
+    is its caller, its caller's GET stream was closed, an ask left unanswered or withdrawn) is told to ask
+    again (`roots/list_changed`) when a client it may ask can be asked: at that client's handshake, when its
+    GET stream opens, or when it calls the server while it can be asked on its own stream. A `per_client`
+    session waits for its own client only. A Streamable HTTP client that never opens a GET stream is asked
+    only during its calls: telling a server at each of its calls made an ask that came after the call ended
+    and was refused, once per call (outside review roots27 #6)."""
+
+    def __init__(self, sees: Sees) -> None:
+        self._sees = sees
         self._declared: weakref.WeakKeyDictionary[Connection, Principal] = weakref.WeakKeyDictionary()
-        """Connected clients able to answer `roots/list` on their own stream, most recently seen last."""
+        """Connected clients that declared roots and have a channel of their own, most recently seen last."""
+        self._views: weakref.WeakKeyDictionary[Connection, Any] = weakref.WeakKeyDictionary()
+        """The profile view each connection connected on (absent: the whole catalog)."""
         self._callers: dict[str, weakref.WeakKeyDictionary[Connection, Principal]] = {}
         """Per server, the connections that called it with roots, most recent last."""
         self._waiting: set[str] = set()
-        """Servers whose shared session asked when no client could answer."""
-        self._able: weakref.WeakSet[Connection] = weakref.WeakSet()
-        """Declared connections that could be asked when last seen (`arrived`)."""
+        """Servers whose shared session's ask was refused."""
+        self._waiting_owned: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+        """Per client, the servers whose `per_client` session of that client had its ask refused."""
         self._streams: list[Callable[[str], bool | None]] = []
         """Probes of the HTTP fronts: whether a session's GET stream is open (None: not a session of theirs)."""
 
@@ -110,86 +126,104 @@ class RootsClients:
             return True
         return any(probe(connection.session_id) for probe in self._streams)
 
-    def arrived(self, connection: Any, principal: Principal) -> bool:
-        """Note a client connection (at its `initialized`, at each call, at its GET stream's opening); True
-        when it can be asked now and could not when last seen: the waiting servers are to be told."""
+    def sees(self, connection: Any, principal: Principal, server: str) -> bool:
+        """Whether this client, on the profile it connected on, may see `server`."""
+        return self._sees(principal, self._views.get(connection), server)
+
+    def arrived(self, connection: Any, principal: Principal, view: Any = None) -> bool:
+        """Note a client connection (at its `initialized`, with the profile view it is on; at each call; at its
+        GET stream's opening); True when it declared roots and can be asked now."""
         if not (declares_roots(connection) and askable(connection)):
             return False
+        if view is not None:
+            self._views[connection] = view
         self._declared.pop(connection, None)
         self._declared[connection] = principal
         if not connection.state.get(_FORGET_ON_CLOSE):
             connection.state[_FORGET_ON_CLOSE] = True
             connection.exit_stack.callback(self._forget, weakref.ref(connection))
-        if not self.can_ask(connection):
-            self._able.discard(connection)
-            return False
-        new = connection not in self._able
-        self._able.add(connection)
-        return new
+        return self.can_ask(connection)
 
     def declared(self, session_id: str) -> tuple[Connection, Principal] | None:
         """The connected client of Streamable HTTP session `session_id` that declared roots, with its principal."""
         return next(((connection, principal) for connection, principal in list(self._declared.items())
                      if connection.session_id == session_id), None)
 
-    def mark_waiting(self, server: str) -> None:
-        """`server`'s shared session asked and no client answered: told again when one can."""
-        self._waiting.add(server)
+    def mark_waiting(self, server: str, owner: Any = None) -> None:
+        """`server`'s session (`owner`'s own for a `per_client` one) asked and no client answered: told again
+        when one can be asked."""
+        if owner is None:
+            self._waiting.add(server)
+        elif owner in self._declared:  # a client that declared no roots is never asked: nothing to wait for
+            self._waiting_owned.setdefault(owner, set()).add(server)
 
     def called(self, server: str, connection: Any, principal: Principal) -> bool:
-        """`connection` (which declared roots) has a call to `server` in flight; True when that made it newly
-        able to answer (its GET stream opened after its `initialized`): waiting servers are to be told."""
+        """`connection` has a call to `server` in flight (one it may make: `RequestRelay.tracking`); True when
+        it declared roots, can be asked now, and `server` waits for it: the server is to be told."""
         if connection is None or not declares_roots(connection):
             return False
-        new = self.arrived(connection, principal)
+        able = self.arrived(connection, principal)
         callers = self._callers.setdefault(server, weakref.WeakKeyDictionary())
         callers.pop(connection, None)
         callers[connection] = principal
-        return new
+        return able and (server in self._waiting or server in self._waiting_owned.get(connection, ()))
 
-    def target(self, server: str, owner: Any, sees: Callable[[Principal], bool],
-               ) -> tuple[ClientStream, Principal] | str | None:
-        """Who answers `server`'s out-of-call `roots/list`: (the client's stream, its principal); a reason
-        to refuse (several clients, nothing says whose); None (no one: the server is marked waiting)."""
+    def target(self, server: str, owner: Any) -> tuple[ClientStream, Principal] | str:
+        """Who answers `server`'s out-of-call `roots/list`: (the client's stream, its principal), or why no
+        one can now — the server is then marked waiting (see the class)."""
         if owner is not None:  # a per-client session answers to its own client only
             principal = self._declared.get(owner)
-            return (ClientStream(owner), principal) if principal is not None and self.can_ask(owner) else None
-        found = self.answerer(server, sees)
+            if principal is not None and self.can_ask(owner):
+                return ClientStream(owner), principal
+            self.mark_waiting(server, owner)
+            return (f"the client of this session of {server!r} declared no roots" if principal is None else
+                    f"the client of this session of {server!r} has no GET event stream open to be asked on; "
+                    f"{server!r} is told to ask again when it opens one or calls it")
+        found = self.answerer(server)
         if isinstance(found, Connection):
             return ClientStream(found), self._declared[found]
-        if found is None:
-            self._waiting.add(server)
+        self._waiting.add(server)
         return found
 
-    def answerer(self, server: str, sees: Callable[[Principal], bool]) -> Connection | str | None:
-        """The client whose roots `server`'s shared session gets (see the module's rules); a reason to
-        refuse; None (no client can answer)."""
+    def answerer(self, server: str) -> Connection | str:
+        """The client whose roots `server`'s shared session gets (see the module's rules), or why none."""
         for connection in reversed(list(self._callers.get(server, {}))):
-            if connection in self._declared:  # still connected; not asked before its GET stream is open
-                return connection if self.can_ask(connection) else None
-        able = [connection for connection, principal in self._declared.items() if sees(principal)]
+            if connection in self._declared and self.sees(connection, self._declared[connection], server):
+                if self.can_ask(connection):
+                    return connection
+                return (f"the client that last called {server!r} with roots has no GET event stream open to be "
+                        f"asked on; {server!r} is told to ask again when it opens one or calls it")
+        able = [connection for connection, principal in self._declared.items() if self.sees(connection, principal, server)]
         if len(able) == 1:
-            return able[0] if self.can_ask(able[0]) else None
+            if self.can_ask(able[0]):
+                return able[0]
+            return (f"the one client with roots that may see {server!r} has no GET event stream open to be asked "
+                    f"on; {server!r} is told to ask again when it opens one or calls it")
         if able:
             return (f"{len(able)} clients of the hub declared roots and none has called {server!r} yet; "
-                    "nothing says whose roots it asks for")
-        return None
+                    f"nothing says whose roots it asks for. {server!r} is told to ask again when one calls it")
+        return (f"no client that declared roots and may see {server!r} is connected; it is told to ask again "
+                "(roots/list_changed) when one arrives")
 
-    def is_waiting(self, server: str) -> bool:
-        """Whether `server`'s shared session asked for roots when no client could answer."""
-        return server in self._waiting
-
-    def waiting_for(self, sees: Callable[[str], bool]) -> list[str]:
-        """The waiting servers a newly arrived client may see (no longer waiting: they are told to ask again)."""
-        told = [server for server in sorted(self._waiting) if sees(server)]
-        self._waiting.difference_update(told)
-        return told
+    def waiting_for(self, connection: Any, principal: Principal, only: str | None = None) -> tuple[list[str], list[str]]:
+        """The waiting servers (`only`: just that one) `connection` may be asked for now, no longer waiting (they
+        are to be told to ask again): (shared servers it may see, servers of its own `per_client` sessions)."""
+        if not self.can_ask(connection):
+            return [], []
+        shared = [server for server in sorted(self._waiting)
+                  if (only is None or server == only) and self.sees(connection, principal, server)]
+        self._waiting.difference_update(shared)
+        mine = self._waiting_owned.get(connection, set())
+        owned = sorted(server for server in mine if only is None or server == only)
+        mine.difference_update(owned)
+        return shared, owned
 
     def _forget(self, ref: weakref.ref[Connection]) -> None:
         connection = ref()
         if connection is None:
             return
         self._declared.pop(connection, None)
-        self._able.discard(connection)
+        self._views.pop(connection, None)
+        self._waiting_owned.pop(connection, None)
         for callers in self._callers.values():
             callers.pop(connection, None)
