@@ -12,6 +12,11 @@ PostgreSQL. With replicas (`hub.cluster.redis_url`), the domain's change resourc
 change through `hub.cluster.notify`, so a webhook processed here reaches subscribers anywhere.
 These routes take no MCP auth: each delivery proves itself with the provider's signature.
 
+A processor that fails (to start, or later) is shown as such in `/healthz` `webhooks.<namespace>`:
+`processor: failed` with its masked `error`, when it failed, when the hub tries again (30 s, doubling up
+to 10 min while it keeps failing) and what to do; deliveries are still accepted and wait in the event log.
+Before (outside review events round 27) it showed `running: false` for ever, like one still starting.
+
 Route names: a server's namespace; a server with no namespace (`""`) by its server name (unless
 that is another server's namespace). A server name is accepted in the path too when it names no
 namespace (`/webhooks/tickets-eu/github` for `"tickets-eu": {"namespace": "eu"}`): rows are
@@ -21,9 +26,11 @@ still keyed by the namespace.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,6 +41,7 @@ from starlette.routing import Route
 
 from hub.argument_errors import preview
 from hub.domains import RegistryError, domain_target
+from hub.redact import mask
 from hub.store import store_url
 
 if TYPE_CHECKING:
@@ -41,6 +49,38 @@ if TYPE_CHECKING:
     from hub.hub import Hub
 
 logger = logging.getLogger("hub.webhooks")
+RETRY_FIRST_S = 30.0
+RETRY_MAX_S = 600.0
+
+
+@dataclass
+class Failure:
+    """Why a route's processor stopped, and when the hub starts it again."""
+
+    intake: Any
+    error: str
+    at: float
+    retry_at: float
+    times: int
+
+    def shown(self, namespace: str) -> dict[str, Any]:
+        return {"processor": "failed", "error": self.error, "failed_at": _iso(self.at), "retry_at": _iso(self.retry_at),
+                "action": f"the webhook processor of {namespace} failed {self.times} time(s) in a row; the hub starts it "
+                          "again at retry_at. Deliveries are still accepted and wait in the event log. Fix the cause the "
+                          "error names (the hub log has the traceback: 'webhook processor of ... failed'), or restart "
+                          "the server (console or `mcp-hub` reload) to try at once"}
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure as shown outside the log: its type and first line, masked and cut."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:  # a task group's one failure
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return mask(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 class HubWebhooks:
@@ -54,6 +94,8 @@ class HubWebhooks:
         disabled or reloaded server's old intake is stopped when it is no longer the server's (outside
         review events18 #9: each console Restart left one more processor, its stores and its push-channel
         keepers running, so Google channels were renewed once per leaked keeper and orphaned)."""
+        self._failed: dict[str, Failure] = {}
+        """Route name -> its processor's last failure, until it runs again (shown by `health`)."""
         self._bound: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = anyio.Lock()
         self._store_url = store_url(hub.config.hub.store)
@@ -98,8 +140,9 @@ class HubWebhooks:
     def health(self) -> dict[str, Any]:
         """For the hub's `/healthz`, by route name (namespace): per domain, its server, whether its
         processor runs, its per-provider metrics and its push channels' upkeep (Google channels, Graph
-        subscriptions); `status` is `degraded` while events sit in its dead-letter queue or a channel
-        is failing (shown, never degrading the hub: the hub still serves)."""
+        subscriptions); `status` is `degraded` while events sit in its dead-letter queue, a channel
+        is failing or its processor failed (`processor`: running, starting or failed, with the failure's
+        masked `error`, `retry_at` and `action`; shown, never degrading the hub: the hub still serves)."""
         metrics = self.metrics()
         out: dict[str, Any] = {}
         for name, downstream, intake in self._intakes():
@@ -108,9 +151,13 @@ class HubWebhooks:
             providers = metrics[downstream.name]
             dead = sum(p.get("dead_lettered", 0) for p in providers.values())
             channels = _channels(intake, name)
-            failing = dead or any(c["state"] in ("error", "resync") for c in channels)  # as `serve.FAILING`
+            running = bool(getattr(intake, "started", False))
+            failure = self._failed.get(name)
+            shown = failure.shown(name) if failure is not None and failure.intake is intake and not running else \
+                {"processor": "running" if running else "starting"}
+            failing = dead or any(c["state"] in ("error", "resync") for c in channels) or shown["processor"] == "failed"
             out[name] = {"status": "degraded" if failing else "ok", "server": downstream.name,
-                         "running": bool(getattr(intake, "started", False)), "providers": providers, "channels": channels}
+                         "running": running, **shown, "providers": providers, "channels": channels}
         return out
 
     def route(self) -> Route:
@@ -126,6 +173,7 @@ class HubWebhooks:
             finally:
                 self._group = None
                 self._running.clear()
+                self._failed.clear()
                 group.cancel_scope.cancel()
 
     async def _start_connected(self) -> None:
@@ -141,6 +189,9 @@ class HubWebhooks:
                     if current.get(name) is not intake:  # its server stopped or was replaced
                         scope.cancel()
                         del self._running[name]
+                for name, failure in list(self._failed.items()):
+                    if current.get(name) is not failure.intake:  # a replaced server starts afresh
+                        del self._failed[name]
             await anyio.sleep(1.0)  # in-process servers connect (and reconnect) in the background
 
     async def endpoint(self, request: Request) -> Response:
@@ -156,25 +207,75 @@ class HubWebhooks:
                 return JSONResponse({"error": f"{name} is starting; retry shortly"}, status_code=503,
                                     headers={"Retry-After": "5"})
             return _takes_none(segment)  # the same answer as for no server at all: the route lists nothing
-        await self._ensure_running(name, downstream, intake)
+        if not await self._ensure_running(name, downstream, intake):
+            failure = self._failed.get(name)
+            return JSONResponse({"error": f"the webhook route of {name} could not be set up "
+                                          f"({failure.error if failure else 'unknown error'}): the delivery was not "
+                                          "accepted; retry shortly (the hub's /healthz shows the failure)"},
+                                status_code=503, headers={"Retry-After": "30"})
         return await intake.handle(request, request.path_params["provider"])
 
-    async def _ensure_running(self, name: str, downstream: Downstream, intake: Any) -> None:
+    async def _ensure_running(self, name: str, downstream: Downstream, intake: Any) -> bool:
+        """Bind `intake` (once) and start its processor unless it runs or waits for its retry; whether the
+        intake is bound (may take deliveries). A bind that fails is a failure like the processor's: shown,
+        retried after the backoff, and no delivery is taken meanwhile (before, it escaped and stopped
+        every domain's processors, and the intake was marked bound anyway, keyed by the wrong namespace)."""
         async with self._lock:
+            failure = self._failed.get(name)
+            waiting = failure is not None and failure.intake is intake and time.time() < failure.retry_at
             if intake not in self._bound:  # before its processor first runs or it takes a delivery
+                if waiting:
+                    return False
+                try:
+                    if hasattr(intake, "bind"):
+                        intake.bind(name, store_url=self._store_url, provider_wide=lambda: self._alone(downstream),
+                                    namespaces=lambda: list(self.names()))
+                    await self._publish_changes(downstream)
+                except Exception as exc:  # noqa: BLE001 — one domain's route failing must not stop the others
+                    logger.exception("webhook route of %s could not be set up", name)
+                    self._fail(name, intake, exc)
+                    return False
                 self._bound.add(intake)
-                if hasattr(intake, "bind"):
-                    intake.bind(name, store_url=self._store_url, provider_wide=lambda: self._alone(downstream),
-                                namespaces=lambda: list(self.names()))
-                await self._publish_changes(downstream)
             running = self._running.get(name)
             if (running is not None and running[0] is intake) or self._group is None or getattr(intake, "started", False):
-                return
+                return True
+            if waiting:
+                return True  # it failed: started again at retry_at (shown in `health`)
             if running is not None:
                 running[1].cancel()  # the server's earlier intake: its processor stops and closes its stores
             scope = anyio.CancelScope()
             self._running[name] = (intake, scope)
-            self._group.start_soon(_run, intake, scope)
+            self._group.start_soon(self._run, name, intake, scope)
+            return True
+
+    def _fail(self, name: str, intake: Any, exc: BaseException) -> None:
+        """Remember that `name`'s processor (or its binding) failed, and when to try again."""
+        earlier = self._failed.get(name)
+        times = earlier.times + 1 if earlier is not None and earlier.intake is intake else 1
+        now = time.time()
+        self._failed[name] = Failure(intake, _reason(exc), now, now + min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (times - 1)), times)
+
+    async def _run(self, name: str, intake: Any, scope: anyio.CancelScope) -> None:
+        """Run `intake`'s processor until cancelled; a failure is remembered (`health`), and it is started
+        again after a backoff by `_start_connected`."""
+        with scope:
+            try:
+                async with intake.running():
+                    if self._failed.get(name) is not None and self._failed[name].intake is intake:
+                        await self._cleared_once_running(name, intake)
+                    await anyio.sleep_forever()
+            except Exception as exc:  # one domain's processor failing must not take the hub's HTTP app down
+                logger.exception("webhook processor of %s failed", name)
+                self._fail(name, intake, exc)
+                if self._running.get(name, (None,))[0] is intake:
+                    del self._running[name]
+
+    async def _cleared_once_running(self, name: str, intake: Any) -> None:
+        """Forget a failure once the restarted processor has run a while (so a crash loop keeps its backoff)."""
+        await anyio.sleep(RETRY_FIRST_S)
+        failure = self._failed.get(name)
+        if failure is not None and failure.intake is intake:
+            del self._failed[name]
 
     def _alone(self, downstream: Downstream) -> bool:
         """Whether `downstream` is the hub's only server of its domain (then the provider-wide
@@ -212,15 +313,6 @@ def _channels(intake: Any, namespace: str) -> list[dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001 — one unreadable state file must not fail /healthz
         logger.warning("push channel state of %s unavailable: %s", namespace, type(exc).__name__)
         return []
-
-
-async def _run(intake: Any, scope: anyio.CancelScope) -> None:
-    with scope:
-        try:
-            async with intake.running():
-                await anyio.sleep_forever()
-        except Exception:  # one domain's processor failing must not take the hub's HTTP app down
-            logger.exception("webhook processor of %s stopped", getattr(intake, "domain", "?"))
 
 
 def with_webhook_lifespan(webhooks: HubWebhooks, inner: Any) -> Any:

@@ -19,7 +19,7 @@ from pydantic import Field
 from servers.kit.store import Store
 from servers.kit.tools import domain_tool
 from servers.kit.webhooks.app import Intake
-from servers.kit.webhooks.feed import ChangeFeed, ChangePage, emit_change
+from servers.kit.webhooks.feed import ChangeFeed, ChangePage, emit_change, feed_limits
 from servers.kit.webhooks.log import EventLog, open_event_log
 from servers.kit.webhooks.processor import Policy, Processor
 from servers.kit.webhooks.resources import attach_change_resources
@@ -33,8 +33,8 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
                     policy: Policy | None = None, tool: bool = True) -> Intake:
     """Give `server` a webhook intake for `providers` (its log beside `store`, as
     `<domain>-events.sqlite`, or in the shared PostgreSQL store when `$MCP_HUB_STORE_URL` is set)
-    and the `list_changes` tool over the feed kept in `store`."""
-    feed = ChangeFeed(store, scope=domain)  # the intake's namespace until the hub binds its own
+    and the `list_changes` tool over the feed kept in `store` (trimmed by the processor: `feed`)."""
+    feed = ChangeFeed(store, scope=domain, keep=feed_limits(domain))  # scope: the intake's namespace until the hub binds its own
     log = open_event_log(store.path.parent, domain)
     intake = Intake(domain, providers, log, Processor(log, feed, policy or Policy.from_env(domain)))
     server.webhooks = intake  # type: ignore[attr-defined] — read by the runner and the hub, duck-typed
@@ -52,7 +52,8 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
     ) -> ChangePage:
         """Records changed in this domain, oldest first: this server's own writes and provider
         webhooks. Page on with next_cursor; to poll for newer ones, call again with since set to the
-        last changed_at you saw and skip seqs you already have."""
+        last changed_at you saw and skip seqs you already have. Old changes are deleted by retention:
+        `gap` says when some you asked for are gone, and a cursor from before them is refused."""
         return await feed.page(since, kinds, limit, cursor)
 
     return intake

@@ -28,7 +28,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -38,10 +38,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from hub.redact import mask
+
 from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import delivery_alias, delivery_id, kept_headers
 from servers.kit.webhooks.processor import Processor
-from servers.kit.webhooks.readers import Malformed, read
+from servers.kit.webhooks.readers import Malformed, Mismatched, read
 from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, graph_collection, parse_json
 
 logger = logging.getLogger("servers.webhooks")
@@ -78,6 +80,8 @@ class Intake:
         """Per provider taken: refusals since its last accepted delivery, and when the first of them
         came (`_count`); shown on its push channels (`channels_now`)."""
         self.started = False
+        self.failure: tuple[str, float] | None = None
+        """Why the processor stopped (masked) and when, until it runs again (`running`)."""
         self.keepers: list[Any] = []
         """Push-channel upkeep jobs (`channels.ChannelKeeper`) run beside the processor."""
 
@@ -113,17 +117,29 @@ class Intake:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Intake]:
-        """Run the background processor for as long as the block lasts."""
+        """Run the background processor for as long as the block lasts. If it (or a channel's upkeep)
+        fails, the failure is kept (`failure`, shown by `status`) and raised out of the block."""
         async with anyio.create_task_group() as group:
-            self.started = True
-            group.start_soon(self.processor.run)
+            self.started, self.failure = True, None
+            group.start_soon(self._supervised, self.processor.run)
             for keeper in self.keepers:
-                group.start_soon(keeper.run)
+                group.start_soon(self._supervised, keeper.run)
             try:
                 yield self
             finally:
                 self.started = False
                 group.cancel_scope.cancel()
+
+    async def _supervised(self, job: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await job()
+        except Exception as exc:
+            self.started = False
+            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            self.failure = (mask(f"{type(exc).__name__}: {text}" if text else type(exc).__name__), self.clock())
+            logger.error("webhook processor of %s failed (%s): deliveries are still accepted and wait in the event log "
+                         "until the server restarts", self.namespace, type(exc).__name__)
+            raise
 
     def routes(self, prefix: str = "/webhooks") -> list[Route]:
         async def endpoint(request: Request) -> Response:
@@ -238,9 +254,13 @@ class Intake:
         """A verified delivery announcing no change this server reads (`readers`: an event type the domain
         does not take, a pull request, another company of the same app): acknowledged, counted `ignored`,
         never logged — logging it only to dead-letter it made the domain `degraded` (outside review,
-        events round 18). One the reader cannot read is logged, and dead-lettered by the processor."""
+        events round 18). One the reader cannot read is logged, and dead-lettered by the processor; one
+        whose body is not what its unsigned event header claims (`readers.Mismatched`) is refused (400)."""
         try:
             return not read(provider, headers, data, self.processor.account)
+        except Mismatched as exc:  # what an unsigned header claims is not what was signed: refused, never logged
+            raise Rejected(400, f"{exc}: the event name is not signed, so a body must be what it claims; this "
+                                "delivery was refused and not logged (resend it under its own event name)") from None
         except Malformed:
             return False
 
@@ -316,8 +336,21 @@ class Intake:
         except Exception as exc:  # noqa: BLE001 — the state of everything else is still worth showing
             logger.warning("webhook log of %s unreadable: %s", self.namespace, type(exc).__name__)
             counts = {"error": f"the event log is unreachable ({type(exc).__name__})"}
-        return {"domain": self.domain, "namespace": self.namespace, "running": self.started, **self.counters,
-                "log": counts, "channels": channels}
+        return {"domain": self.domain, "namespace": self.namespace, "running": self.started, **self.processor_state(),
+                **self.counters, "log": counts, "channels": channels}
+
+    def processor_state(self) -> dict[str, Any]:
+        """`processor`: running, stopped (not started yet, or the app is stopping) or failed — with the
+        masked `error`, when, and what to do (outside review events round 27: a failed processor looked
+        like one still starting)."""
+        if self.started:
+            return {"processor": "running"}
+        if self.failure is None:
+            return {"processor": "stopped"}
+        error, at = self.failure
+        return {"processor": "failed", "error": error, "failed_at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+                "action": "deliveries are still accepted and wait in the event log, but none is processed: fix the "
+                          "cause the error names (the server log has it) and restart the server"}
 
 
 def _payload(provider: str, body: bytes, content_type: str) -> Any:

@@ -9,17 +9,30 @@ it; a domain server on its own: the domain's name); an embedded write's is '' �
 sharing that store shares its records too. A feed reads its own scope's changes and ''. Two tenants
 of one domain sharing a data dir (the default) shared one feed, so one tenant's webhook changes
 reached the other's `list_changes`, resources and subscribers (outside review, events round 10).
+
+Retention (decided in outside review events round 27: the table grew for ever and a filtered read cost
+~110 ms at a million rows): `trim` deletes the oldest changes — those recorded more than
+`<DOMAIN>_CHANGES_KEEP_DAYS` ago (default 30) and those beyond the newest `<DOMAIN>_CHANGES_KEEP_ROWS`
+positions (default 100,000) — as a prefix of `seq`, `TRIM_BATCH` rows per transaction, from the
+processor's hourly purge (never on a read or a write). The last trimmed position is kept
+(`kit_changes_trimmed`): a cursor from before it is refused (`invalid_argument`, saying to start again
+from `since` or without a cursor) and a `since` before it gets its page with `gap` set, never a silent
+skip. `since` is turned into a starting position by the `changed_at` index (the writer stamps a change
+inside its transaction, so time and position agree), so a poll costs its page, not the history.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
-from typing import Literal
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from servers.kit.errors import DomainError
 from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
@@ -30,7 +43,32 @@ logger = logging.getLogger("servers.webhooks")
 FEED_TABLE = """CREATE TABLE IF NOT EXISTS kit_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, record_id TEXT NOT NULL,
     action TEXT NOT NULL, changed_at TEXT NOT NULL, source TEXT NOT NULL, origin TEXT UNIQUE);
-CREATE INDEX IF NOT EXISTS kit_changes_at ON kit_changes (changed_at, seq)"""
+CREATE INDEX IF NOT EXISTS kit_changes_at ON kit_changes (changed_at, seq);
+CREATE INDEX IF NOT EXISTS kit_changes_record ON kit_changes (kind, record_id, seq);
+CREATE TABLE IF NOT EXISTS kit_changes_trimmed (one INTEGER PRIMARY KEY CHECK (one = 1),
+    through_seq INTEGER NOT NULL, changed_at TEXT NOT NULL)"""
+KEEP_DAYS = 30.0
+KEEP_ROWS = 100_000
+TRIM_BATCH = 5000
+"""Changes deleted per transaction when trimming: a first trim of a long history never holds the writer long."""
+
+
+def feed_limits(domain: str, environ: Mapping[str, str] | None = None) -> tuple[float, int]:
+    """How long and how many changes a domain's feed keeps: (seconds, rows), from
+    `<DOMAIN>_CHANGES_KEEP_DAYS` (default 30) and `<DOMAIN>_CHANGES_KEEP_ROWS` (default 100,000)."""
+    env = os.environ if environ is None else environ
+    prefix = domain.upper()
+    days_text, rows_text = env.get(f"{prefix}_CHANGES_KEEP_DAYS", ""), env.get(f"{prefix}_CHANGES_KEEP_ROWS", "")
+    try:
+        days = float(days_text) if days_text else KEEP_DAYS
+        rows = int(rows_text) if rows_text else KEEP_ROWS
+    except ValueError:
+        days, rows = -1.0, -1
+    if not math.isfinite(days) or days <= 0 or rows <= 0:
+        raise ValueError(f"{prefix}_CHANGES_KEEP_DAYS={days_text[:20]!r} / {prefix}_CHANGES_KEEP_ROWS={rows_text[:20]!r}: "
+                         f"give a number of days above 0 (default {KEEP_DAYS:g}) and a whole number of changes above 0 "
+                         f"(default {KEEP_ROWS}), or leave them unset")
+    return days * 86400.0, rows
 
 
 class Change(BaseModel):
@@ -47,6 +85,16 @@ class Change(BaseModel):
 class ChangePage(BaseModel):
     changes: list[Change]
     next_cursor: str | None = None
+    gap: str | None = Field(default=None, description="Set when changes you asked for (since) were deleted by "
+                                                       "the feed's retention: what is missing and what to do.")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_gap(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`gap` only when there is one: a page's shape is otherwise what it was."""
+        data: dict[str, Any] = handler(self)
+        if data.get("gap") is None:
+            data.pop("gap", None)
+        return data
 
 
 def _ensure(db: sqlite3.Connection) -> None:
@@ -58,6 +106,21 @@ def _ensure(db: sqlite3.Connection) -> None:
         except sqlite3.OperationalError:  # another process added it meanwhile
             if "scope" not in {row[1] for row in db.execute("PRAGMA table_info(kit_changes)")}:
                 raise
+
+
+def trimmed_through(db: sqlite3.Connection) -> tuple[int, str] | None:
+    """The last position deleted by retention and when that change was recorded (None: nothing trimmed)."""
+    row = db.execute("SELECT through_seq, changed_at FROM kit_changes_trimmed WHERE one = 1").fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def _start_of(db: sqlite3.Connection, since: str) -> int:
+    """The position a read `since` starts after: one `changed_at` index lookup (see the module)."""
+    row = db.execute("SELECT seq FROM kit_changes INDEXED BY kit_changes_at WHERE changed_at >= ?"
+                     " ORDER BY changed_at, seq LIMIT 1", (since,)).fetchone()
+    if row is None:
+        return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM kit_changes").fetchone()[0])
+    return int(row[0]) - 1
 
 
 def in_scope(scope: str) -> tuple[str, list[str]]:
@@ -81,10 +144,12 @@ class ChangeFeed:
     """Reads and appends a domain's changes; `listeners` are awaited after new changes commit
     (`resources.ChangeResources.check` announces them to subscribers)."""
 
-    def __init__(self, store: Store, scope: str = "") -> None:
+    def __init__(self, store: Store, scope: str = "", keep: tuple[float, int] | None = None) -> None:
         self.store = store
         self.scope = scope
         """Whose webhook changes this feed appends and shows (`Intake.bind` sets the hub namespace)."""
+        self.keep_s, self.keep_rows = keep or (KEEP_DAYS * 86400.0, KEEP_ROWS)
+        """Retention (`feed_limits`): what `trim` keeps."""
         self.listeners: list[Callable[[], Awaitable[None]]] = []
 
     async def append(self, rows: Iterable[tuple[str, str, str, str, str]]) -> None:
@@ -114,8 +179,21 @@ class ChangeFeed:
         def work(db: sqlite3.Connection) -> ChangePage:
             _ensure(db)
             position = open_cursor(store_secret(db), cursor, fingerprint, 1)
+            trimmed, gap = trimmed_through(db), None
+            if position is not None and trimmed is not None and int(position[0]) < trimmed[0]:
+                raise DomainError("invalid_argument", f"this cursor points before change {trimmed[0] + 1}, the oldest this "
+                                  f"feed still keeps: the changes up to {trimmed[1]} were deleted by its retention, so "
+                                  "paging on would skip some. Start again without a cursor, with since set to the last "
+                                  "changed_at you saw (or none), and re-read the records you track with the get tools",
+                                  details={"field": "cursor", "trimmed_through_seq": trimmed[0]})
+            if position is None and after_text and trimmed is not None and after_text <= trimmed[1]:
+                gap = (f"changes recorded up to {trimmed[1]} were deleted by this feed's retention (it keeps "
+                       f"{self.keep_s / 86400:g} days, at most {self.keep_rows} changes): this page starts at the "
+                       "oldest kept; re-read the records you track with the get tools to catch up")
+            start = _start_of(db, after_text) if after_text and position is None else 0
             scoped, scope_args = in_scope(self.scope)
-            where, args = [scoped, "changed_at >= ?", "seq > ?"], [*scope_args, after_text, int(position[0]) if position else 0]
+            where, args = [scoped, "changed_at >= ?", "seq > ?"], [*scope_args, after_text,
+                                                                  int(position[0]) if position else start]
             if wanted:
                 where.append(f"kind IN ({', '.join('?' * len(wanted))})")
                 args += wanted
@@ -124,7 +202,36 @@ class ChangeFeed:
             changes = [Change(seq=r["seq"], kind=r["kind"], record_id=r["record_id"], action=r["action"],
                               changed_at=r["changed_at"], source=r["source"]) for r in rows[:limit]]
             more = len(rows) > limit
-            return ChangePage(changes=changes,
+            return ChangePage(changes=changes, gap=gap,
                               next_cursor=sign_cursor(store_secret(db), fingerprint, [changes[-1].seq]) if more else None)
 
         return await self.store.run(work)
+
+    async def trim(self, now: float | None = None) -> int:
+        """Delete the changes past retention (module docstring), oldest first, `TRIM_BATCH` per
+        transaction (by primary key: the cost is the rows deleted); the number deleted."""
+        at = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+        cutoff = (at - timedelta(seconds=self.keep_s)).isoformat(timespec="microseconds")
+
+        def work(db: sqlite3.Connection) -> int:
+            _ensure(db)
+            newest = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM kit_changes").fetchone()[0])
+            young = db.execute("SELECT seq FROM kit_changes INDEXED BY kit_changes_at WHERE changed_at >= ?"
+                               " ORDER BY changed_at, seq LIMIT 1", (cutoff,)).fetchone()
+            below = max(newest - self.keep_rows + 1, int(young[0]) if young else newest + 1)
+            doomed: list[Any] = db.execute("SELECT seq, changed_at FROM kit_changes WHERE seq < ? ORDER BY seq LIMIT ?",
+                                           (below, TRIM_BATCH)).fetchall()
+            if not doomed:
+                return 0
+            db.execute("DELETE FROM kit_changes WHERE seq <= ?", (doomed[-1][0],))
+            db.execute("INSERT INTO kit_changes_trimmed VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET"
+                       " through_seq = excluded.through_seq, changed_at = MAX(changed_at, excluded.changed_at)",
+                       (doomed[-1][0], max(r[1] for r in doomed)))
+            return len(doomed)
+
+        total = 0
+        while deleted := await self.store.run(work):
+            total += deleted
+        if total:
+            logger.info("trimmed %d changes past the feed's retention", total)
+        return total

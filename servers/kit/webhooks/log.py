@@ -259,15 +259,18 @@ class EventLog:
 
         return await self.store.run(work)
 
-    async def settle(self, seq: int, *, error: str | None, next_at: float | None, dead: bool, now: float) -> None:
-        """Mark one attempt's outcome: processed (error None), failed (retry at next_at) or dead."""
+    async def settle(self, seq: int, *, error: str | None, next_at: float | None, dead: bool, now: float,
+                     attempted: bool = True) -> None:
+        """Mark one attempt's outcome: processed (error None), failed (retry at next_at) or dead. With
+        `attempted` False (a transient failure: `processor.transient`) the attempt is not counted."""
+        counted = "attempts + 1" if attempted else "attempts"
 
         def work(db: sqlite3.Connection) -> None:
             if error is None:
                 db.execute("UPDATE webhook_events SET state = 'processed', attempts = attempts + 1, processed_at = ?,"
                            " last_error = NULL WHERE seq = ?", (now, seq))
             else:
-                db.execute("UPDATE webhook_events SET state = ?, attempts = attempts + 1, last_error = ?,"
+                db.execute(f"UPDATE webhook_events SET state = ?, attempts = {counted}, last_error = ?,"
                            " next_attempt_at = ? WHERE seq = ?", ("dead" if dead else "failed", error[:300], next_at or now, seq))
 
         await self.store.run(work)

@@ -286,8 +286,11 @@ class PgEventLog:
 
         return await self._run(work)
 
-    async def settle(self, seq: int, *, error: str | None, next_at: float | None, dead: bool, now: float) -> None:
-        """Mark one attempt's outcome: processed (error None), failed (retry at next_at) or dead."""
+    async def settle(self, seq: int, *, error: str | None, next_at: float | None, dead: bool, now: float,
+                     attempted: bool = True) -> None:
+        """Mark one attempt's outcome: processed (error None), failed (retry at next_at) or dead. With
+        `attempted` False (a transient failure: `processor.transient`) the attempt is not counted."""
+        counted = "attempts + 1" if attempted else "attempts"
 
         mine, args = self._mine()
 
@@ -296,7 +299,7 @@ class PgEventLog:
                 conn.execute("UPDATE webhook_events SET state = 'processed', attempts = attempts + 1, processed_at = %s,"
                              f" last_error = NULL WHERE seq = %s AND {mine}", (now, seq, *args))
             else:
-                conn.execute("UPDATE webhook_events SET state = %s, attempts = attempts + 1, last_error = %s,"
+                conn.execute(f"UPDATE webhook_events SET state = %s, attempts = {counted}, last_error = %s,"
                              f" next_attempt_at = %s WHERE seq = %s AND {mine}",
                              ("dead" if dead else "failed", error[:300], next_at or now, seq, *args))
 

@@ -2,6 +2,12 @@
 attempt retried after exponential backoff with full jitter, dead-lettered after `max_attempts`
 failures, and payloads purged once past the retention period.
 
+A *transient* failure — the feed's or log's store busy or unreachable (`transient`: SQLite `database is
+locked`, a PostgreSQL connection error, any `unavailable` error) — is not the delivery's fault: it is
+retried with backoff and never counts toward `max_attempts`, so an acknowledged delivery is never
+dead-lettered for it (outside review events round 27: a locked feed dead-lettered deliveries answered
+200). Only a failure of the delivery itself (unreadable, a mapping that fails) is counted and dead-lettered.
+
 `Processor.run()` never returns; run it in a task group (`Intake.running()` does). On start it picks
 up whatever an earlier process accepted but did not finish, so a restart loses no event.
 """
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from servers.kit.errors import DomainError
 from servers.kit.webhooks.feed import ChangeFeed
 from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import Account, ChangeSpec, changes
@@ -57,7 +65,18 @@ class Policy:
 
     def backoff(self, attempts: int) -> float:
         """Delay before attempt `attempts + 1`: base·2^(attempts−1), capped, times a jitter in [0.5, 1.5)."""
-        return min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempts - 1)) * random.uniform(0.5, 1.5)
+        return min(self.max_delay_s, self.base_delay_s * 2.0 ** min(64, max(0, attempts - 1))) * random.uniform(0.5, 1.5)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a processing failure is the store's passing state, not the delivery's (module docstring)."""
+    if isinstance(exc, DomainError):
+        return exc.body.code == "unavailable"
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+    kind = type(exc)
+    return kind.__module__.startswith("psycopg") and kind.__name__ in ("OperationalError", "PoolTimeout")
 
 
 class Processor:
@@ -75,6 +94,8 @@ class Processor:
         """Set by a domain whose deliveries can name a record by a provider alias (the calendar's)."""
         self._wake = anyio.Event()
         self._last_purge = 0.0
+        self._transient: dict[int, int] = {}
+        """Per pending delivery, transient failures in a row (for their backoff; never `attempts`)."""
 
     def wake(self) -> None:
         """A new delivery was logged (or replayed): look now instead of at the next due time."""
@@ -92,13 +113,19 @@ class Processor:
     async def drain(self, now: float | None = None) -> int:
         """Process every delivery due now; the number attempted."""
         now = time.time() if now is None else now
-        done = 0
-        while batch := await self.log.due(now):
+        done, stalled = 0, False
+        while not stalled and (batch := await self.log.due(now)):
             for event in batch:
                 done += 1
                 try:
                     await self.handler(event)
-                except Exception as exc:  # any failure is retried, then dead-lettered; never the payload in logs
+                except Exception as exc:
+                    if transient(exc):  # the store's state, not the delivery's: retried, never dead-lettered
+                        await self._retry_later(event, exc)
+                        stalled = True  # this batch is finished (each gets its backoff); the next waits
+                        continue
+                    self._transient.pop(event["seq"], None)
+                    # any other failure is retried, then dead-lettered; never the payload in logs
                     attempts = event["attempts"] + 1
                     dead = attempts >= self.policy.max_attempts
                     reason = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -108,15 +135,37 @@ class Processor:
                     await self.log.settle(event["seq"], error=reason, dead=dead, now=time.time(),
                                           next_at=time.time() + self.policy.backoff(attempts))
                 else:
+                    self._transient.pop(event["seq"], None)
                     await self.log.settle(event["seq"], error=None, next_at=None, dead=False, now=time.time())
         return done
 
+    async def _retry_later(self, event: dict[str, Any], exc: Exception) -> None:
+        """Leave a delivery pending after a transient failure, due again after backoff; its attempts unchanged."""
+        row = event["seq"]
+        if len(self._transient) > 10_000:  # rows another replica settled meanwhile: forget, backoff restarts
+            self._transient.clear()
+        self._transient[row] = streak = self._transient.get(row, 0) + 1
+        logger.warning("webhook event %s (%s/%s) could not be processed now, retried later: its store is busy or "
+                       "unreachable (%s)", row, getattr(self.log, "namespace", "?"), event["provider"], type(exc).__name__)
+        await self.log.settle(row, error=f"retrying: the store was busy or unreachable ({type(exc).__name__})",
+                              dead=False, now=time.time(), next_at=time.time() + self.policy.backoff(streak),
+                              attempted=False)
+
     async def purge_if_due(self, now: float) -> None:
-        if now - self._last_purge >= self.policy.purge_every_s:
-            self._last_purge = now
+        """The hourly upkeep: the log's retention (payloads, processed rows) and the feed's (`feed.trim`).
+        A failure (a busy store) is retried a minute later and never holds up processing."""
+        if now - self._last_purge < self.policy.purge_every_s:
+            return
+        self._last_purge = now
+        try:
             purged = await self.log.purge(now - self.policy.retention_days * 86400)
             if purged:
                 logger.info("purged the payload of %d webhook events past retention", purged)
+            if self.feed is not None:  # the change feed's retention (`feed`), off the read and write paths
+                await self.feed.trim(now)
+        except Exception as exc:  # noqa: BLE001 — retention can wait; the deliveries cannot
+            logger.warning("webhook retention upkeep failed (%s); retrying in 60s", type(exc).__name__)
+            self._last_purge = now - self.policy.purge_every_s + 60
 
     async def run(self) -> None:
         failing_since: float | None = None

@@ -32,6 +32,13 @@ class Malformed(ValueError):
     """A verified payload this processor cannot read; processing fails and is retried, then dead-lettered."""
 
 
+class Mismatched(Malformed):
+    """A signed body without the shape of what an unsigned header says it is (GitHub signs the body only,
+    not `X-GitHub-Event`): refused at the intake (400, counted rejected), never logged — else a captured
+    body re-sent under another event name would be read as another kind of change (outside review events
+    round 27). The message names the header and what the body lacks; it quotes nothing of the body."""
+
+
 @dataclass(frozen=True)
 class ChangeSpec:
     kind: str
@@ -92,17 +99,37 @@ GITHUB_READ = ("issues", "issue_comment")
 """GitHub events about issues; every other one (`push`, `pull_request`, `star`, …) is not a ticket change."""
 
 
+GITHUB_COMMENT_ACTIONS = ("created", "edited", "deleted")
+
+
+def github_shape(event: str, data: dict[str, Any]) -> None:
+    """Refuse (`Mismatched`) a body that is not what `X-GitHub-Event` claims: an `issues` body has an
+    `issue` and an `action` and no `comment`; an `issue_comment` body has an `issue`, a `comment` and a
+    comment's action. The other events are not read, whatever their body."""
+    claim = f"X-GitHub-Event says {event!r}, but the signed body"
+    if not isinstance(data.get("action"), str):
+        raise Mismatched(f"{claim} has no action")
+    if not isinstance(data.get("issue"), dict):
+        raise Mismatched(f"{claim} has no issue object")
+    if event == "issues" and "comment" in data:
+        raise Mismatched(f"{claim} is an issue_comment's (it has a comment)")
+    if event == "issue_comment" and (not isinstance(data.get("comment"), dict) or data["action"] not in GITHUB_COMMENT_ACTIONS):
+        raise Mismatched(f"{claim} has no comment object or a comment action (created, edited, deleted)")
+
+
 def github(headers: Headers, data: Any, account: Account) -> list[ChangeSpec]:
     """`issues` and `issue_comment` on an issue (not a pull request, which the backend does not list).
     The id is the backend's (`github.py: _ticket`): the number for `GITHUB_REPO`, `owner/name#n` for any
-    other repository — readable by the tools under that id, so an organisation's webhook is kept whole."""
+    other repository — readable by the tools under that id, so an organisation's webhook is kept whole.
+    The unsigned event name must match the signed body (`github_shape`)."""
     event = headers.get("x-github-event", "").strip().lower()
     if event not in GITHUB_READ:
         return []
     data = _object(data)
     issue = _object(data.get("issue"))
     if issue.get("pull_request"):
-        return []
+        return []  # not read, whatever the event name claims
+    github_shape(event, data)
     number = need(issue.get("number"), "issue.number")
     repo = str(_object(data.get("repository")).get("full_name") or "")
     ours = not repo or (account.github_repo != "" and repo.lower() == account.github_repo.lower())

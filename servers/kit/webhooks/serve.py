@@ -29,11 +29,12 @@ def with_webhooks(app: Starlette, server: Any) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         """Up (200), with the webhook intake's state; `status` is `degraded` while a push channel is failing
         (or needs a resync: Graph missed notifications on it),
-        events sit in the dead-letter queue or the event log is unreachable (not a reason to take the
-        server out of rotation)."""
+        events sit in the dead-letter queue, the event log is unreachable or the processor failed
+        (`processor`, with its masked `error` and what to do; not a reason to take the server out of rotation)."""
         state = await intake.status()
         log = state["log"]
-        failing = any(c["state"] in FAILING for c in state["channels"]) or "error" in log or log.get("dead", 0) > 0
+        failing = any(c["state"] in FAILING for c in state["channels"]) or "error" in log or log.get("dead", 0) > 0 \
+            or state.get("processor") == "failed"
         return JSONResponse({"status": "degraded" if failing else "ok", "webhooks": state})
 
     app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))

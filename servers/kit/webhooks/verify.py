@@ -188,8 +188,9 @@ def _iso(text: str) -> float:
 
 
 def github(body: bytes, headers: Headers, query: Headers, secret: str, now: float, window_s: float) -> None:
-    """`X-Hub-Signature-256: sha256=` + hex(HMAC-SHA256(secret, raw body)). No timestamp: replays are
-    caught by the `X-GitHub-Delivery` id."""
+    """`X-Hub-Signature-256: sha256=` + hex(HMAC-SHA256(secret, raw body)). No timestamp: a replayed body
+    is a duplicate by its hash (`normalize.delivery_id`); `X-GitHub-Event` is not signed, so the body must
+    have the shape of the event it claims (`readers.github_shape`)."""
     _same(_header(headers, "x-hub-signature-256"), "sha256=" + _hmac(secret, body).hex())
 
 
