@@ -1,6 +1,11 @@
 """What an embedded ticket write actually changes, and the optimistic-concurrency check every
 ticket write shares (outside review 8: defect 5 and the `transition_ticket` design gap).
 
+The version check is made in the write itself (`versioned_update`, outside review domains27 #3): the
+`UPDATE` holds `version = expected` in its `WHERE`, so of two writers holding one version exactly one
+applies and the other gets `conflict`, whatever connection or process each runs in (the store's
+`BEGIN IMMEDIATE` transaction already serialized them; the statement no longer depends on it).
+
 An update whose values equal the stored ones changes nothing: the ticket keeps its version and
 `updated_at`, no change event is emitted, and the answer says so (`changed: []`), so another
 caller's edit made with the version it just read still applies. Only the fields whose stored
@@ -13,7 +18,7 @@ import json
 import sqlite3
 from typing import Any
 
-from servers.kit.errors import DomainError
+from servers.kit.errors import DomainError, not_found
 
 
 def check_version(row: sqlite3.Row, expected_version: str | None) -> None:
@@ -40,3 +45,20 @@ def effective_changes(row: sqlite3.Row, changes: dict[str, Any]) -> dict[str, An
         if not same:
             out[column] = value
     return out
+
+
+def versioned_update(db: sqlite3.Connection, key: str, sets: str, params: list[Any], expected_version: str | None) -> None:
+    """`UPDATE tickets SET <sets>, version = version + 1` on ticket `key`, only while its version is still
+    `expected_version` when one is given (check and write in one statement); otherwise `conflict` naming the
+    current version, or `not_found` if the ticket is gone."""
+    sql, args = f"UPDATE tickets SET {sets}, version = version + 1 WHERE key = ?", [*params, key]
+    if expected_version is not None:
+        sql += " AND CAST(version AS TEXT) = ?"
+        args.append(expected_version)
+    if db.execute(sql, args).rowcount == 1:
+        return
+    row = db.execute("SELECT key, version FROM tickets WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        raise not_found("ticket", key)
+    check_version(row, expected_version)
+    raise DomainError("internal", f"{key} was not updated and the reason is unknown; get it again and retry")

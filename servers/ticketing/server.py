@@ -61,6 +61,10 @@ IdempotencyKey = Annotated[
 ]
 
 
+VERSION_CHECK = "Checked just before the write (best effort: a change made in the moment between is not detected)."
+"""What `expected_version` guarantees on a backend that does not say (`version_check`, outside review domains27 #3)."""
+
+
 def make_backend(name: str | None = None, data_dir: Path | None = None) -> TicketingBackend:
     """The backend named by `name`, else `$TICKETING_BACKEND`, else the embedded one (`PROVIDERS`)."""
     return PROVIDERS.make(name, data_dir)
@@ -69,6 +73,7 @@ def make_backend(name: str | None = None, data_dir: Path | None = None) -> Ticke
 def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     """The ticketing MCP server over `backend` (default: from the environment)."""
     backend = backend or make_backend()
+    version_check = getattr(backend, "version_check", VERSION_CHECK)
     # Idempotency records live beside the embedded data, or in their own file for provider backends.
     embedded_store = getattr(backend, "store", None) or Store(default_data_dir() / "ticketing-idempotency.sqlite", [])
     mcp = MCPServer("ticketing", instructions="Tickets in one normalized shape, whatever system holds them.")
@@ -94,8 +99,9 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         """Search or list tickets matching words and filters (status, assignee, project, priority, labels); to read
         one ticket whose id you know, use get_ticket.
         Find tickets by text (matched literally) and filters; project keys are case-insensitive.
-        Page on by passing next_cursor with the same filters. Embedded backend: newest created first,
-        stable while others write (a walk returns each matching ticket once); providers: their order."""
+        Page on by passing next_cursor with the same filters. Newest created first (Zendesk filtered searches
+        and Jira native queries: the provider's order); a walk returns each ticket that matched throughout once
+        while others write (Jira: never twice)."""
         text, labels, assignee, project = nfc(text), nfc(labels), nfc(assignee), nfc(project)  # one canonical form (servers.ticketing.normal)
         query = SearchQuery(text=text, status=status, assignee=assignee, project=project, labels=labels,
                             priority=priority, type=type, updated_since=updated_since, native_query=native_query)
@@ -158,8 +164,6 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
                         labels=label_list(labels) or [], assignee=assignee)
         return await backend.create(new, idempotency_key)
 
-    @domain_tool(mcp, idempotent=True, not_here={
-        "status": "To change the status use transition_ticket (get_ticket with include=['transitions'] lists the allowed ones)"})
     async def update_ticket(
         id: Id,
         title: Annotated[str | None, Field(min_length=1, max_length=255, description="New one-line summary.")] = None,
@@ -168,9 +172,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         labels: Annotated[list[str] | None, Field(description="The full new label list (replaces the old one).")] = None,
         assignee: Annotated[str | None, Field(description='User id or email (find_users); "" unassigns.')] = None,
         type: TicketType = None,
-        expected_version: Annotated[
-            str | None, Field(description="The version you read; the update fails with conflict if it changed.")
-        ] = None,
+        expected_version: str | None = None,  # described below, per backend
     ) -> Ticket:
         """Edit a ticket: title, description, priority, assignee, labels or type.
         Change fields of a ticket (status changes go through transition_ticket). Values equal to the
@@ -187,16 +189,25 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
         refuse_blank(title=title, type=type)
         return await backend.update(id, TicketPatch(**given), expected_version)
 
-    @domain_tool(mcp)
+    # what `expected_version` guarantees differs by backend (`version_check`); annotations are strings here
+    # (`from __future__ import annotations`) and a closure's value cannot be named in one, so it is set as an object
+    update_ticket.__annotations__["expected_version"] = Annotated[str | None, Field(
+        description=f"The version you read; the update fails with conflict if it changed. {version_check}")]
+    domain_tool(mcp, idempotent=True, not_here={
+        "status": "To change the status use transition_ticket (get_ticket with include=['transitions'] lists the allowed ones)"})(
+        update_ticket)
+
     async def transition_ticket(
         id: Id, to: Annotated[str, Field(description="open, in_progress, on_hold, resolved, closed, or a native status.")],
-        expected_version: Annotated[
-            str | None, Field(description="The version you read; the move fails with conflict if it changed.")
-        ] = None,
+        expected_version: str | None = None,  # described below, per backend
     ) -> Ticket:
         """Change a ticket's status: start, resolve, close, reopen, mark done.
         Move a ticket to another status; if not allowed, the error lists the allowed ones."""
         return await backend.transition(id, nfc(to), expected_version)  # "Résolu" typed in NFD is the provider's "Résolu"
+
+    transition_ticket.__annotations__["expected_version"] = Annotated[str | None, Field(
+        description=f"The version you read; the move fails with conflict if it changed. {version_check}")]
+    domain_tool(mcp)(transition_ticket)
 
     @domain_tool(mcp)
     async def add_comment(

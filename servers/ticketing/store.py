@@ -23,7 +23,7 @@ from servers.kit.store import Store
 from servers.kit.webhooks.feed import emit_change
 from servers.ticketing.checks import link_type as checked_link_type
 from servers.ticketing.checks import project_key
-from servers.ticketing.edits import check_version, effective_changes
+from servers.ticketing.edits import check_version, effective_changes, versioned_update
 from servers.ticketing.model import (
     STATUSES,
     Comment,
@@ -108,6 +108,7 @@ class EmbeddedTicketing:
     """`TicketingBackend` on a local SQLite file."""
 
     name = "embedded"
+    version_check = "Checked in the write itself: of two writes sent with one version, exactly one applies and the other gets conflict."
 
     def __init__(self, data_dir: Path) -> None:
         self.store = Store(data_dir / "ticketing.sqlite", _MIGRATIONS)
@@ -239,10 +240,7 @@ class EmbeddedTicketing:
                 changes["labels"] = json.dumps(changes["labels"])
             if changes := effective_changes(row, changes):  # a no-op keeps version, updated_at and the feed
                 sets = ", ".join(f"{column} = ?" for column in changes)
-                db.execute(
-                    f"UPDATE tickets SET {sets}, updated_at = ?, version = version + 1 WHERE key = ?",
-                    [*changes.values(), _now(), key],
-                )
+                versioned_update(db, key, f"{sets}, updated_at = ?", [*changes.values(), _now()], expected_version)
                 emit_change(db, "ticket", key, "updated")
             ticket = self._ticket(db, self._row(db, key), [])
             ticket.changed = sorted(changes)
@@ -265,9 +263,7 @@ class EmbeddedTicketing:
                     f"{key} is {row['status']} and cannot move to {to!r}; allowed: {', '.join(allowed)}",
                     details={"allowed": allowed, "current": row["status"]},
                 )
-            db.execute(
-                "UPDATE tickets SET status = ?, updated_at = ?, version = version + 1 WHERE key = ?", (target, _now(), key)
-            )
+            versioned_update(db, key, "status = ?, updated_at = ?", [target, _now()], expected_version)
             emit_change(db, "ticket", key, "updated")
             return self._ticket(db, self._row(db, key), [])
 

@@ -2,8 +2,8 @@
 paging, pull requests mixed into issue lists, search with total_count, and rate-limit headers.
 
 As GitHub does: lists honour `since` (an ISO 8601 instant); search honours `is:open`/`is:closed`,
-`reason:completed` / `reason:"not planned"` (the close reason) and `updated:>=` (a date, or an ISO
-8601 date-time with its zone: that instant)."""
+`reason:completed` / `reason:"not planned"` (the close reason), `updated:>=` and `created:<=` (a date,
+or an ISO 8601 date-time with its zone: that instant), and `sort` (created, updated) with `order`."""
 
 from __future__ import annotations
 
@@ -190,6 +190,10 @@ class FakeGitHub:
                 rows = [i for i in rows if i["state"] == "closed" and i.get("state_reason") == term.removeprefix("reason:")]
             elif term.startswith("updated:>="):
                 rows = [i for i in rows if _instant(i["updated_at"]) >= _instant(term.removeprefix("updated:>="))]
+            elif term.startswith("created:<="):
+                rows = [i for i in rows if _instant(i["created_at"]) <= _instant(term.removeprefix("created:<="))]
+        if sort := request.query_params.get("sort"):  # created, updated, comments; order desc by default (best match without)
+            rows = sorted(rows, key=lambda i: i[f"{sort}_at"], reverse=request.query_params.get("order", "desc") == "desc")
         per_page, page = int(request.query_params.get("per_page", 30)), int(request.query_params.get("page", 1))
         total = self.search_total if self.search_total is not None else len(rows)
         return JSONResponse({"total_count": total, "incomplete_results": False, "items": rows[(page - 1) * per_page : page * per_page]})

@@ -1,5 +1,6 @@
 """A local fake of Jira Cloud REST v3, reproducing the documented shapes the connector relies on:
-Basic auth, `/search/jql` with `nextPageToken`, ADF bodies, transitions by id, issue links,
+Basic auth, `/search/jql` with `nextPageToken` (here a position, which Jira does not promise
+otherwise) and `ORDER BY`, ADF bodies, transitions by id, issue links,
 `errorMessages` errors — plus injectable failures (429 + Retry-After, 401, 5xx, malformed JSON).
 Every request is recorded so tests can check what the connector sent.
 
@@ -26,17 +27,25 @@ from starlette.routing import Route
 from tests.fakes.recording import injected, record
 
 STATUSES = {
-    "To Do": {"name": "To Do", "statusCategory": {"key": "new"}},
-    "In Progress": {"name": "In Progress", "statusCategory": {"key": "indeterminate"}},
-    "Waiting for customer": {"name": "Waiting for customer", "statusCategory": {"key": "indeterminate"}},
-    "Done": {"name": "Done", "statusCategory": {"key": "done"}},
+    "To Do": {"id": "10000", "name": "To Do", "statusCategory": {"key": "new"}},
+    "In Progress": {"id": "3", "name": "In Progress", "statusCategory": {"key": "indeterminate"}},
+    "Waiting for customer": {"id": "10010", "name": "Waiting for customer", "statusCategory": {"key": "indeterminate"}},
+    "Done": {"id": "10001", "name": "Done", "statusCategory": {"key": "done"}},
 }
+OTHER_STATUSES = {
+    "Closed": {"id": "6", "name": "Closed", "statusCategory": {"key": "done"}},
+    "Won't Do": {"id": "10020", "name": "Won't Do", "statusCategory": {"key": "done"}},
+    "Blocked": {"id": "10030", "name": "Blocked", "statusCategory": {"key": "new"}},
+}
+"""Statuses other workflows of this Jira use (`GET /status` lists them; tests set them on issues directly)."""
 TRANSITIONS = {"11": ("Start progress", "In Progress"), "21": ("Wait for customer", "Waiting for customer"),
                "31": ("Resolve", "Done"), "41": ("Reopen", "To Do")}
-ALLOWED = {"To Do": ["11", "31"], "In Progress": ["21", "31"], "Waiting for customer": ["11"], "Done": ["41"]}
+ALLOWED = {"To Do": ["11", "31"], "In Progress": ["21", "31"], "Waiting for customer": ["11"], "Done": ["41"],
+           "Closed": ["41"], "Won't Do": ["41"], "Blocked": ["11"]}
 LINK_TYPES = {"Blocks": ("is blocked by", "blocks"), "Duplicate": ("is duplicated by", "duplicates"),
               "Relates": ("relates to", "relates to")}
 """Jira's default link types: name → (inward phrase, outward phrase)."""
+CATEGORY_NAMES = {"new": "To Do", "indeterminate": "In Progress", "done": "Done"}
 USERS = [{"accountId": "acc-1", "displayName": "Ada Lovelace", "emailAddress": "ada@example.com", "accountType": "atlassian"},
          {"accountId": "app-1", "displayName": "Automation", "accountType": "app"}]
 
@@ -71,6 +80,7 @@ class FakeJira:
             Route(f"{base}/priority", self.priorities, methods=["GET"]),
             Route(f"{base}/project/{{key}}", self.project, methods=["GET"]),
             Route(f"{base}/project/{{key}}/statuses", self.statuses, methods=["GET"]),
+            Route(f"{base}/status", self.all_statuses, methods=["GET"]),
         ])
 
     # -- plumbing --------------------------------------------------------------------------
@@ -108,10 +118,21 @@ class FakeJira:
             matches = [i for i in matches if label in i["fields"]["labels"]]
         if text := re.search(r'text ~ "([^"]+)"', jql):
             matches = [i for i in matches if text.group(1).lower() in i["fields"]["summary"].lower()]
+        if wanted := re.search(r"statusCategory in \(([^)]*)\)", jql):  # by category name
+            names = {v.strip().strip('"') for v in wanted.group(1).split(",")}
+            keys = {k for k, n in CATEGORY_NAMES.items() if n in names}
+            matches = [i for i in matches if i["fields"]["status"]["statusCategory"]["key"] in keys]
+        if wanted := re.search(r"(?<!\w)status in \(([^)]*)\)", jql):  # by id (unquoted) or name (quoted)
+            values = [v.strip() for v in wanted.group(1).split(",")]
+            ids, names = {v for v in values if v.isdigit()}, {v.strip('"') for v in values if not v.isdigit()}
+            matches = [i for i in matches if str(i["fields"]["status"].get("id")) in ids or i["fields"]["status"]["name"] in names]
         if since := re.search(r'updated >= "(\d{4}-\d{2}-\d{2} \d{2}:\d{2})"', jql):
             start = datetime.strptime(since.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(self.time_zone))
             matches = [i for i in matches if _instant(i["fields"]["updated"]) >= start]
-        matches.sort(key=lambda i: i["fields"]["updated"], reverse=True)
+        order = re.search(r"ORDER BY (.*)$", jql)
+        for term in reversed([t.strip().split() for t in order.group(1).split(",")] if order else [["updated", "DESC"]]):
+            name, desc = term[0], len(term) > 1 and term[1].upper() == "DESC"
+            matches.sort(key=lambda i, n=name: _sort_value(i, n), reverse=desc)
         page = matches[offset : offset + size]
         body: dict[str, Any] = {"issues": page, "isLast": offset + size >= len(matches)}
         if not body["isLast"]:
@@ -251,10 +272,25 @@ class FakeJira:
         return JSONResponse({"key": key, "projectTypeKey": self.project_types.get(key, "service_desk"),
                              "issueTypes": [{"name": "Task"}, {"name": "Bug"}]})
 
+    async def all_statuses(self, request: Request) -> Response:
+        """`GET /status`: every status of every workflow, with its id and category."""
+        if failure := await self._begin(request):
+            return failure
+        every = {**STATUSES, **OTHER_STATUSES}
+        return JSONResponse([{"id": s.get("id") or name, **s} for name, s in every.items()])
+
     async def statuses(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
         return JSONResponse([{"name": "Task", "statuses": list(STATUSES.values())}])
+
+
+def _sort_value(issue: dict[str, Any], name: str) -> Any:
+    """An ORDER BY field's value: `key` by project then number, times as instants."""
+    if name == "key":
+        project, _, number = issue["key"].rpartition("-")
+        return project, int(number)
+    return _instant(issue["fields"][name])
 
 
 def _instant(stamp: str) -> datetime:

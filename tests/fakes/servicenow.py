@@ -1,7 +1,7 @@
 """A local fake of the ServiceNow Table API (incident, sys_user, sys_user_group, sys_journal_field)
 and `/oauth_token.do`: `{"result": …}` bodies, encoded queries (the subset the connector sends),
 `sysparm_limit`/`sysparm_offset` with `X-Total-Count`, `sysparm_fields`, close-code enforcement,
-recorded requests. ACLs as ServiceNow applies them: rows in `hidden` (read ACL) are dropped from a
+encoded queries with `^OR`, `^NQ`, comparisons and multi-key ORDERBY, recorded requests. ACLs as ServiceNow applies them: rows in `hidden` (read ACL) are dropped from a
 page *after* the query was cut to `sysparm_limit` at `sysparm_offset` (so a page comes back short or
 empty with 200, and `X-Total-Count` still counts them; KB3047115) and read one by one they are 404
 "No Record found"; fields in `readonly_fields` (field write ACL) are skipped by POST and PATCH, which
@@ -11,11 +11,13 @@ still answer 200 with the record as stored. An update that changes nothing is no
 from __future__ import annotations
 
 import base64
+import random
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,10 +45,16 @@ class FakeServiceNow:
     fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     """Answers for the next creates *after* they were stored (a 5xx from a business rule after the insert)."""
     clock: int = 0
+    numbered: int = 0
     hidden: set[str] = field(default_factory=set)
     """sys_ids of rows (any table) the integration user may not read."""
     readonly_fields: set[str] = field(default_factory=set)
     """incident fields the integration user may not write: skipped without an error."""
+    reads_together: int = 0
+    """Hold each incident list read's answer until this many have arrived (as network delay does), so two
+    writers both read before either writes."""
+    _reads: int = 0
+    _all_read: anyio.Event | None = None
 
     def app(self) -> Starlette:
         t = "/api/now/table"
@@ -58,6 +66,11 @@ class FakeServiceNow:
             Route(f"{t}/sys_user_group", self.groups, methods=["GET"]),
             Route(f"{t}/sys_journal_field", self.journal_route, methods=["GET"]),
         ])
+
+    def _next_number(self) -> int:
+        """Numbers are never reused, even after a delete (ServiceNow's number counter only moves on)."""
+        self.numbered = max(self.numbered, 10000) + 1
+        return self.numbered
 
     def _stamp(self) -> str:
         self.clock += 1
@@ -82,24 +95,10 @@ class FakeServiceNow:
         return injected(self.fail_next)
 
     def _match(self, row: dict[str, Any], query: str) -> bool:
-        for clause in query.split("^"):
-            if not clause or clause.startswith("ORDERBY"):
-                continue
-            if clause.startswith("OR"):
-                continue  # the fake checks the first alternative of an OR group only
-            if m := re.fullmatch(r"(\w+(?:\.\w+)?)IN(.*)", clause):
-                if str(row.get(m.group(1))) not in m.group(2).split(","):
-                    return False
-            elif m := re.fullmatch(r"(\w+)LIKE(.*)", clause):
-                if m.group(2).lower() not in str(row.get(m.group(1), "")).lower():
-                    return False
-            elif m := re.fullmatch(r"(\w+)>=(.*)", clause):
-                if str(row.get(m.group(1), "")) < m.group(2):
-                    return False
-            elif m := re.fullmatch(r"([\w.]+)=(.*)", clause):
-                if "." not in m.group(1) and str(row.get(m.group(1))) != m.group(2):
-                    return False
-        return True
+        """An encoded query as ServiceNow reads it: `^NQ` joins AND-groups with OR, `^` is AND, `^OR` binds
+        tighter than `^` (`a^ORb^c` is (a or b) and c); ORDERBY clauses do not filter. Dot-walked fields
+        (`assigned_to.user_name`) are not followed: such a clause matches every row."""
+        return any(_group_matches(row, group) for group in query.split("^NQ"))
 
     def _page(self, request: Request, rows: list[dict[str, Any]]) -> Response:
         """The query's rows cut at offset/limit, then the ones read ACLs hide removed (as ServiceNow does)."""
@@ -120,7 +119,7 @@ class FakeServiceNow:
             body = await request.json()
             now = self._stamp()
             impact, urgency = int(body.get("impact", 3)), int(body.get("urgency", 3))
-            row = {"sys_id": secrets.token_hex(16), "number": f"INC{10001 + len(self.incidents):07d}", "state": "1",
+            row = {"sys_id": secrets.token_hex(16), "number": f"INC{self._next_number():07d}", "state": "1",
                    "short_description": body["short_description"], "description": body.get("description", ""),
                    "impact": str(impact), "urgency": str(urgency), "priority": str(min(5, impact + urgency - 1)),
                    "category": body.get("category", "inquiry"), "assigned_to": body.get("assigned_to", ""),
@@ -135,10 +134,15 @@ class FakeServiceNow:
             self.incidents.append(row)
             return injected(self.fail_after_write) or JSONResponse({"result": self._only(request, row)}, 201)
         query = request.query_params.get("sysparm_query", "")
-        rows = [r for r in self.incidents if self._match(r, query)]
-        if "ORDERBYDESCsys_updated_on" in query:
-            rows.sort(key=lambda r: r["sys_updated_on"], reverse=True)
-        return self._page(request, rows)
+        answer = self._page(request, _ordered([r for r in self.incidents if self._match(r, query)], query, len(self.requests)))
+        if self.reads_together:
+            self._all_read = self._all_read or anyio.Event()
+            self._reads += 1
+            if self._reads >= self.reads_together:
+                self._all_read.set()
+            with anyio.fail_after(10):  # a guard against a hang, never reached when the test is right
+                await self._all_read.wait()
+        return answer
 
     async def incident(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -193,13 +197,50 @@ class FakeServiceNow:
         if failure := await self._begin(request):
             return failure
         query = request.query_params.get("sysparm_query", "")
-        element = re.match(r"element_id=(\w+)", query)
-        rows = [j for j in self.journal if element and j["element_id"] == element.group(1)]
-        if kind := re.search(r"\^element=(\w+)", query):
-            rows = [j for j in rows if j["element"] == kind.group(1)]
-        if order := re.search(r"ORDERBY(DESC)?sys_created_on", query):
-            rows.sort(key=lambda j: j["sys_created_on"], reverse=bool(order.group(1)))
-        return self._page(request, rows)
+        return self._page(request, _ordered([j for j in self.journal if self._match(j, query)], query, len(self.requests)))
+
+
+_CLAUSE = re.compile(r"([a-z_0-9]+?(?:\.[a-z_0-9]+?)?)(NOT IN|IN|LIKE|STARTSWITH|>=|<=|!=|>|<|=)(.*)")
+
+
+def _clause_matches(row: dict[str, Any], clause: str) -> bool:
+    m = _CLAUSE.fullmatch(clause)
+    if m is None:
+        raise AssertionError(f"the fake cannot read the encoded-query clause {clause!r}")
+    name, op, value = m.groups()
+    if "." in name:
+        return True
+    have = str(row.get(name, ""))
+    return {"IN": lambda: have in value.split(","), "NOT IN": lambda: have not in value.split(","), "LIKE": lambda: value.lower() in have.lower(),
+            "STARTSWITH": lambda: have.startswith(value), ">=": lambda: have >= value, "<=": lambda: have <= value,
+            "!=": lambda: have != value, ">": lambda: have > value, "<": lambda: have < value,
+            "=": lambda: have == value}[op]()
+
+
+def _group_matches(row: dict[str, Any], group: str) -> bool:
+    terms: list[list[str]] = []  # AND of ORs
+    for clause in group.split("^"):
+        if not clause or clause.startswith("ORDERBY"):
+            continue
+        if clause.startswith("OR") and terms:
+            terms[-1].append(clause[2:])
+        else:
+            terms.append([clause])
+    return all(any(_clause_matches(row, c) for c in alternatives) for alternatives in terms)
+
+
+def _ordered(rows: list[dict[str, Any]], query: str, seed: int) -> list[dict[str, Any]]:
+    """`rows` in the query's ORDERBY / ORDERBYDESC order (first clause first). Rows the order leaves tied come
+    in no set order, which may differ between two queries (a database's plan, as ServiceNow's): shuffled with
+    `seed`. A query without ORDERBY keeps insertion order."""
+    keys = [(c.removeprefix("ORDERBYDESC"), True) if c.startswith("ORDERBYDESC") else (c.removeprefix("ORDERBY"), False)
+            for c in query.split("^") if c.startswith("ORDERBY")]
+    if keys:
+        rows = list(rows)
+        random.Random(seed).shuffle(rows)
+    for name, desc in reversed(keys):
+        rows = sorted(rows, key=lambda r: str(r.get(name, "")), reverse=desc)
+    return rows
 
 
 COLUMN_MAX = {"short_description": 160, "description": 4000}

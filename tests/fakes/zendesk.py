@@ -1,5 +1,6 @@
 """A local fake of the Zendesk Support API: Basic `{email}/token:{token}`, cursor paging with
-`meta.has_more`/`after_cursor`, `/search.json` with `count` and `next_page`, `safe_update` 409s,
+`meta.has_more`/`after_cursor` (the cursor names the last row's sort key, as Zendesk's do; tickets by
+`sort` id or updated_at), `/search.json` with `count` and `next_page`, `/search/export.json` (cursor), `safe_update` 409s,
 closed tickets that refuse changes, and recorded requests.
 
 As Zendesk does: a ticket update answers `{ticket, audit}`, the audit's `events` naming the comment it
@@ -12,6 +13,8 @@ have been applied (as network and processing delay do), so concurrent writers' a
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,6 +65,7 @@ class FakeZendesk:
             Route(f"{v2}/tickets/{{id:int}}.json", self.ticket, methods=["GET", "PUT", "DELETE"]),
             Route(f"{v2}/tickets/{{id:int}}/comments.json", self.ticket_comments, methods=["GET"]),
             Route(f"{v2}/search.json", self.search, methods=["GET"]),
+            Route(f"{v2}/search/export.json", self.search_export, methods=["GET"]),
             Route(f"{v2}/users/search.json", self.user_search, methods=["GET"]),
             Route(f"{v2}/users/show_many.json", self.show_many, methods=["GET"]),
             Route(f"{v2}/groups.json", self.groups_route, methods=["GET"]),
@@ -77,13 +81,20 @@ class FakeZendesk:
             return JSONResponse({"error": "Couldn't authenticate you"}, 401)
         return injected(self.fail_next)
 
-    def _cursor_page(self, request: Request, rows: list[dict[str, Any]], key: str) -> Response:
+    def _cursor_page(self, request: Request, rows: list[dict[str, Any]], key: str,
+                     sort_key: Callable[[dict[str, Any]], list[Any]] = lambda r: [r["id"]], desc: bool = False) -> Response:
+        """Cursor pagination as Zendesk does it: the cursor names the last row's sort key (not an offset), and the
+        next page holds the rows strictly after it in the order, so rows added or moved meanwhile shift nothing."""
         size = int(request.query_params.get("page[size]", 100))
-        start = int(request.query_params.get("page[after]", "0") or 0)
-        chunk = rows[start : start + size]
-        more = start + size < len(rows)
-        return JSONResponse({key: chunk, "meta": {"has_more": more, "after_cursor": str(start + size) if more else None},
-                             "links": {"next": f"?page[after]={start + size}" if more else None}})
+        ordered = sorted(rows, key=sort_key, reverse=desc)
+        if after := request.query_params.get("page[after]"):
+            last = json.loads(base64.urlsafe_b64decode(after.encode()))
+            ordered = [r for r in ordered if (sort_key(r) < last if desc else sort_key(r) > last)]
+        chunk = ordered[:size]
+        more = len(ordered) > size
+        cursor = base64.urlsafe_b64encode(json.dumps(sort_key(chunk[-1])).encode()).decode() if more else None
+        return JSONResponse({key: chunk, "meta": {"has_more": more, "after_cursor": cursor},
+                             "links": {"next": f"?page[after]={cursor}" if more else None}})
 
     def _add_comment(self, ticket_id: int, body: str, public: bool, author: int) -> dict[str, Any]:
         rows = self.comments.setdefault(ticket_id, [])
@@ -104,10 +115,14 @@ class FakeZendesk:
             self.tickets.append(ticket)
             self._add_comment(ticket["id"], body["comment"]["body"], True, 502)
             return injected(self.fail_after_write) or JSONResponse({"ticket": ticket}, 201)
-        rows = sorted(self.tickets, key=lambda t: t["updated_at"], reverse=True)
+        rows = list(self.tickets)
         if external := request.query_params.get("external_id"):  # List Tickets by external id
             rows = [t for t in rows if t.get("external_id") == external]
-        return self._cursor_page(request, rows, "tickets")
+        sort = request.query_params.get("sort", "id")  # cursor pagination's `sort`: id (default) or updated_at, `-` descending
+        if sort.lstrip("-") not in ("id", "updated_at"):
+            return JSONResponse({"error": "InvalidPaginationParameter", "description": f"sort {sort} is not supported"}, 400)
+        field_name = sort.lstrip("-")
+        return self._cursor_page(request, rows, "tickets", lambda t: [t[field_name], t["id"]], sort.startswith("-"))
 
     async def ticket(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -152,14 +167,10 @@ class FakeZendesk:
         if failure := await self._begin(request):
             return failure
         rows = list(self.comments.get(request.path_params["id"], []))
-        if request.query_params.get("sort_order") == "desc":
-            rows.reverse()
-        return self._cursor_page(request, rows, "comments")
+        return self._cursor_page(request, rows, "comments", desc=request.query_params.get("sort_order") == "desc")
 
-    async def search(self, request: Request) -> Response:
-        if failure := await self._begin(request):
-            return failure
-        terms = request.query_params["query"].split()
+    def _matches(self, query: str) -> list[dict[str, Any]]:
+        terms = query.split()
         words = [w for w in terms if ":" not in w and "=" not in w and ">" not in w]
         rows = [dict(t, result_type="ticket") for t in self.tickets if all(w.lower() in t["subject"].lower() for w in words)]
         for term in terms:
@@ -170,11 +181,33 @@ class FakeZendesk:
             elif term.startswith("updated>="):
                 since = _instant(term.removeprefix("updated>="))
                 rows = [t for t in rows if _instant(t["updated_at"]) >= since]
+        if statuses := {term.removeprefix("status:") for term in terms if term.startswith("status:")}:
+            rows = [t for t in rows if t["status"] in statuses]  # several values of one property: any of them
+        return rows
+
+    async def search(self, request: Request) -> Response:
+        """List Search Results: offset paging (`page`, `per_page`), `count`, `next_page`."""
+        if failure := await self._begin(request):
+            return failure
+        rows = self._matches(request.query_params["query"])
+        if sort_by := request.query_params.get("sort_by"):  # updated_at, created_at, …; sort_order desc by default
+            rows.sort(key=lambda t: str(t.get(sort_by)), reverse=request.query_params.get("sort_order", "desc") == "desc")
         per_page, page = int(request.query_params.get("per_page", 100)), int(request.query_params.get("page", 1))
         count = self.search_count if self.search_count is not None else len(rows)
         more = page * per_page < count
         return JSONResponse({"results": rows[(page - 1) * per_page : page * per_page], "count": count,
                              "next_page": f"https://x/api/v2/search.json?page={page + 1}" if more else None})
+
+    async def search_export(self, request: Request) -> Response:
+        """Export Search Results: `filter[type]` required, cursor pagination (`page[size]` ≤ 1000, `page[after]`),
+        no count and no 1,000-result cap; the fake orders by id."""
+        if failure := await self._begin(request):
+            return failure
+        if request.query_params.get("filter[type]") not in ("ticket", "user", "organization", "group"):
+            return JSONResponse({"error": "InvalidParameter", "description": "filter[type] is required"}, 400)
+        if int(request.query_params.get("page[size]", 100)) > 1000:
+            return JSONResponse({"error": "InvalidPaginationParameter", "description": "page[size] is at most 1000"}, 400)
+        return self._cursor_page(request, self._matches(request.query_params["query"]), "results")
 
     async def groups_route(self, request: Request) -> Response:
         if failure := await self._begin(request):

@@ -5,23 +5,25 @@ Configuration: `GITHUB_REPO` (owner/name, the default project) and `GITHUB_TOKEN
 pinned. Lists are newest created first, paged by the last issue number shown (`_walk`: nothing is
 skipped while the walk closes issues); pull requests, which the issues endpoint also returns, are
 dropped. A create is settled by a marker in an HTML comment (`providers.created`). Text and native
-queries use `/search/issues`, which GitHub caps at 1,000 results (`truncated` says so), paged by
-offset (`providers.paging`). GitHub issues are open or closed: `resolved` closes as completed, `closed`
-as not planned; in_progress/on_hold do not exist there (a search by status asks GitHub for the close
+queries use `/search/issues`, newest created first, each page a search narrowed to `created:<=` the
+last issue shown (`_search`: a walk neither repeats nor drops an issue updated or created meanwhile,
+and is not held to the 1,000 results one search reaches). GitHub issues are open or closed:
+`resolved` closes as completed, `closed` as not planned; in_progress/on_hold do not exist there (a search by status asks GitHub for the close
 reason too, `reason:completed`, and keeps only the statuses asked for). `updated_since` is sent as the
 exact UTC instant (`since=` on lists, `updated:>=…T…Z` in search). Priority is read from and written to
 a `priority: <level>` label (a priority-only update adds and removes just that label), the type to a
 label too (`update_ticket` changes it only with the full new `labels`: which label was the old type
 cannot be told). GitHub has no internal comments, no issue links (a link is written once as a
 cross-reference comment, which GitHub shows on both issues; a repeated link finds it and posts
-nothing) and no deletion over REST.
+nothing) and no deletion over REST. `expected_version` (the issue's `updated_at`) is compared just
+before the write: GitHub has no conditional write for issues, so a change made in that moment is not
+detected (the tools say so: `version_check`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
 from urllib.parse import quote
 from pathlib import Path
 from typing import Any
@@ -47,44 +49,21 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import fold, name_key
+from servers.ticketing.providers.github_search import instant, search_page, status_terms
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
-from servers.ticketing.providers.paging import offset_of, page_at
 from servers.ticketing.providers.users import github_login as _login
 
 API_VERSION = "2022-11-28"
-SEARCH_CAP = 1000
 WALK_STEPS = 5
 """Pages a list walk steps back (or on) at most in one call."""
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 _PRIORITY = re.compile(r"^priority:\s*(critical|high|medium|low)$", re.I)
-_OPEN = {"open", "in_progress", "on_hold"}
 _MARKER = re.compile(r"\n*<!-- mcp-hub create mcph-[0-9a-f]{24} -->\s*$")
 
 
 def _marker_comment(marker: str) -> str:
     """The create marker as GitHub keeps it: an HTML comment at the end of the body, which markdown does not render."""
     return f"\n\n<!-- mcp-hub create {marker} -->"
-
-
-def instant(when: datetime) -> str:
-    """`when` as GitHub takes a time (`since`, `updated:>=`): ISO 8601 in UTC to the second, floored so
-    an issue updated in that second is kept; a naive value is taken as UTC."""
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def status_terms(statuses: set[str]) -> tuple[list[str], bool]:
-    """Search qualifiers that narrow a search to `statuses` (resolved = closed as completed, closed =
-    closed any other way: not planned, duplicate, or before GitHub kept reasons), and whether they
-    select exactly those (only `resolved` has a qualifier of its own, `reason:completed`); the results
-    are filtered by status afterwards either way, and GitHub's count is the total only when exact."""
-    if statuses <= _OPEN:
-        return ["is:open"], "open" in statuses
-    if statuses == {"resolved"}:
-        return ["is:closed", "reason:completed"], True
-    if statuses <= {"resolved", "closed"}:
-        return ["is:closed"], statuses == {"resolved", "closed"}
-    return [], {"open", "resolved", "closed"} <= statuses
 
 
 def error_text(body: dict[str, Any]) -> list[str]:
@@ -96,6 +75,8 @@ def error_text(body: dict[str, Any]) -> list[str]:
 
 class GitHubTicketing:
     name = "github"
+    version_check = ("GitHub has no conditional write: checked just before the write (best effort: a change made in the "
+                     "moment between is not detected).")
 
     def __init__(self, repo: str, http: ProviderHTTP, api: str = "https://api.github.com") -> None:
         self.repo = repo
@@ -137,7 +118,7 @@ class GitHubTicketing:
         state = decode_cursor(cursor)
         repo = self._repo(query.project)
         if query.text or query.native_query or query.priority or query.type:
-            return await self._search(query, repo, limit, offset_of(state, min(limit, 100)))
+            return await self._search(query, repo, limit, state)
         params: dict[str, Any] = {"state": "all", "sort": "created", "direction": "desc"}
         if query.status:
             states = {"open" if s in ("open", "in_progress", "on_hold") else "closed" for s in query.status}
@@ -199,8 +180,19 @@ class GitHubTicketing:
         response = await self.http.request("GET", path, params={**params, "per_page": per_page, "page": page})
         return response.json(), bool(_NEXT.search(response.headers.get("link", "")))
 
-    async def _search(self, query: SearchQuery, repo: str, limit: int, offset: int) -> TicketPage:
-        """One page of `/search/issues` starting at match `offset` (`providers.paging`: a changed `limit` skips nothing)."""
+    async def _search(self, query: SearchQuery, repo: str, limit: int, state: dict[str, Any]) -> TicketPage:
+        """One page of `/search/issues`, newest created first, continuing after the last issue shown.
+
+        Page numbers over a search sorted by `updated` shifted under a walk (outside review domains27 #1, the
+        sibling of ServiceNow's offsets): an issue updated or created between pages moved the window, so a
+        walk repeated one issue and dropped another. Each page is now its own search narrowed to
+        `created:<=T` (T: the created time of the last issue shown, to the second, as GitHub keeps it) and
+        sorted by `created`; the issues already shown at T, kept in the cursor, are skipped. A walk is thus
+        not held to the 1,000 results one search reaches; `total` is GitHub's count when the walk began.
+        More than 100 issues created in one second would stop a walk at that second."""
+        if "offset" in state or "page" in state:
+            raise DomainError("invalid_argument", "this cursor is from an older page-numbered GitHub search, which could "
+                              "repeat or skip issues; start the search again without a cursor")
         terms = [query.native_query] if query.native_query else [f"repo:{repo}", "is:issue"]
         counted = True  # GitHub's total_count is this search's total
         if not query.native_query:
@@ -217,19 +209,18 @@ class GitHubTicketing:
                 terms.append(f"assignee:{query.assignee}")
             if query.updated_since:  # the instant, not its date in its own offset
                 terms.append(f"updated:>={instant(query.updated_since)}")
-        page, per_page = page_at(offset, limit)
-        body = await self.http.json("GET", "/search/issues", params={"q": " ".join(terms), "per_page": per_page, "page": page,
-                                                                     "sort": "updated", "order": "desc"})
-        items = [r for r in body.get("items", []) if "pull_request" not in r]
-        total = int(body.get("total_count", 0))
-        reachable = min(total, SEARCH_CAP)
-        end = offset + per_page
-        more = end < reachable
-        tickets = [self._ticket(r, repo, []) for r in items]
+        before, seen = state.get("before"), {int(n) for n in state.get("seen", [])}
+        if before:
+            terms.append(f"created:<={before}")
+        body = await self.http.json("GET", "/search/issues", params={"q": " ".join(terms), "per_page": min(100, limit + len(seen)),
+                                                                     "page": 1, "sort": "created", "order": "desc"})
+        total = int(state.get("total", body.get("total_count", 0)))
+        taken, after = search_page(body.get("items", []), int(body.get("total_count", 0)), before, seen, limit)
+        tickets = [self._ticket(r, repo, []) for r in taken if "pull_request" not in r]
         if query.status and not query.native_query:  # as the list path: only the statuses asked for
             tickets = [t for t in tickets if t.status in query.status]
-        return TicketPage(tickets=tickets, total=total if counted else None, truncated=total > SEARCH_CAP,
-                          next_cursor=encode_cursor({"offset": end}) if more else None)
+        next_cursor = encode_cursor({**after, "total": total}) if after else None
+        return TicketPage(tickets=tickets, total=total if counted else None, next_cursor=next_cursor)
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
         repo, _ = self._number(ticket_id)

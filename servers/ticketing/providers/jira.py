@@ -2,16 +2,22 @@
 
 Configuration: `JIRA_BASE_URL` (https://<site>.atlassian.net) and either `JIRA_EMAIL` +
 `JIRA_API_TOKEN` (Basic) or `JIRA_OAUTH_TOKEN` (bearer). Search uses `/rest/api/3/search/jql`
-with `nextPageToken`; descriptions and comments are Atlassian Document Format, converted from and
+with `nextPageToken`, newest created first by a key that never changes (`created`, then `key`), and
+the cursor keeps the last issue shown: an issue another page already showed is not shown again, even if
+Jira's token counts positions and an issue was created meanwhile (Jira does not document what its token
+holds: an issue that leaves a filtered walk, e.g. closed during a walk of open ones, may then move
+another past the boundary unseen); descriptions and comments are Atlassian Document Format, converted from and
 to markdown (a description holding what markdown cannot carry is never replaced: `adf.lossy_nodes`).
 Statuses are normalized from the status category (To Do → open, In Progress → in_progress, Done →
 resolved, or closed when the status is named Closed or for work not done, e.g. Won't Do; names with
 hold/blocked/waiting → on_hold); the native name is kept, and a move to a kind reachable by several
-statuses takes the plainly named one or is refused listing them (`_pick_transition`). A create is
-settled by a marker label (`providers.created`). An internal note is a JSM internal comment on a
-service project, restricted to `JIRA_INTERNAL_COMMENT_ROLE` elsewhere, or refused. Jira has no version token, so `expected_version` is
-checked against the issue's `updated` time just before the write (best effort), for updates and
-transitions. Jira assigns by accountId only: an assignee given as an email is looked up with
+statuses takes the plainly named one or is refused listing them; a status query asks for exactly the
+statuses that read as it, by id (`jira_status`). A create is settled by a marker label
+(`providers.created`). An internal note is a JSM internal comment on a service project, restricted to
+`JIRA_INTERNAL_COMMENT_ROLE` elsewhere, or refused. Jira has no version token and no conditional write,
+so `expected_version` is checked against the issue's `updated` time just before the write, for updates
+and transitions: best effort, a change made in that moment is not detected (the tools say so:
+`version_check`). Jira assigns by accountId only: an assignee given as an email is looked up with
 `/user/search` first (`servers.ticketing.providers.users.one_user`).
 """
 
@@ -20,7 +26,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +54,8 @@ from servers.ticketing.model import (
 )
 from servers.ticketing.normal import is_email, name_key, same_name
 from servers.ticketing.providers.adf import adf_to_markdown, lossy_nodes, markdown_to_adf
+from servers.ticketing.providers.jira_query import ORDER, jira_time, jql_instant, jql_string, walk_key
+from servers.ticketing.providers.jira_status import normalize_status, pick_transition, status_values
 from servers.ticketing.providers.created import comment_once, create_marker, create_once, is_marker, unsure_once
 from servers.ticketing.providers.users import one_user
 
@@ -57,50 +64,6 @@ FIELDS = "summary,description,status,priority,issuetype,labels,assignee,reporter
 PRIORITY_TO_JIRA = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
 PRIORITY_FROM_JIRA = {"highest": "critical", "high": "high", "medium": "medium", "low": "low", "lowest": "low"}
 JIRA_LINK_TYPES = {"blocks": "Blocks", "relates to": "Relates", "duplicates": "Duplicate"}
-CATEGORY_FOR_STATUS = {"open": "To Do", "in_progress": "In Progress", "on_hold": "In Progress", "resolved": "Done", "closed": "Done"}
-
-
-NOT_DONE_WORDS = ("won't", "wont", "will not", "cancel", "declin", "reject", "duplicate", "obsolete", "cannot reproduce",
-                  "invalid", "abandon", "not a bug", "not planned")
-"""Done-category statuses that end work without doing it: `closed`, as GitHub's "not planned" is, never `resolved`."""
-KIND_WORDS: dict[str, tuple[str, ...]] = {"resolved": ("done", "resolve", "fixed", "complete"), "closed": ("close",),
-                                          "in_progress": ("progress", "start"), "on_hold": ("hold", "wait", "block", "pause"),
-                                          "open": ("open", "to do", "todo", "backlog", "new")}
-"""Words naming the plain way to a status kind, preferred when several transitions lead to that kind."""
-
-
-def normalize_status(status: dict[str, Any]) -> Status:
-    name = str(status.get("name", "")).lower()
-    category = str((status.get("statusCategory") or {}).get("key", "new"))
-    if any(word in name for word in ("hold", "blocked", "waiting")):
-        return "on_hold"
-    if category == "done":
-        return "closed" if "closed" in name or any(word in name for word in NOT_DONE_WORDS) else "resolved"
-    return "in_progress" if category == "indeterminate" else "open"
-
-
-def _pick_transition(ticket_id: str, to: str, transitions: list[Transition]) -> Transition | None:
-    """The transition `to` names: by its name or target status, else the one way to that status kind
-    (`resolved`, …). Several ways to different statuses of the kind are narrowed to those named plainly for
-    it (`KIND_WORDS`: "Done" over "Won't Do"); if that leaves more than one target, `conflict` listing them
-    (outside review domains26 #4: "resolved" took the first Done-category move, "Won't Do")."""
-    named = next((t for t in transitions if same_name(to, t.name) or same_name(to, t.native_to)), None)
-    if named is not None:
-        return named
-    kind = name_key(to)
-    candidates = [t for t in transitions if t.to_status == kind]
-    if len({t.native_to for t in candidates}) > 1:
-        words = KIND_WORDS.get(kind, ())
-        plain = [t for t in candidates if any(w in f"{t.name} {t.native_to}".lower() for w in words)]
-        if len({t.native_to for t in plain}) != 1:
-            options = [f"{t.name} (→ {t.native_to})" for t in candidates]
-            raise DomainError(
-                "conflict", f"{ticket_id} has several {kind} statuses it can move to: {', '.join(options)}; nothing was changed. "
-                "Call again with to set to one of those names", details={"candidates": [t.name for t in candidates]})
-        candidates = plain
-    return candidates[0] if candidates else None
-
-
 def error_text(body: dict[str, Any]) -> list[str]:
     """Jira's error shape: `errorMessages` (a list) and `errors` (field -> message)."""
     errors = body.get("errors")
@@ -108,34 +71,16 @@ def error_text(body: dict[str, Any]) -> list[str]:
     return [*(body.get("errorMessages") or []), *fields, *common_error_text(body)]
 
 
-def jql_instant(instant: datetime, zone: ZoneInfo) -> str:
-    """`instant` as a JQL date-time literal Jira reads back as that instant.
-
-    JQL date-times ("yyyy-MM-dd HH:mm") carry no zone: Jira reads them in the time zone of the user
-    running the search, from their profile (outside review domains18 #6: a UTC wall-clock time sent for a
-    Los Angeles user was read 8 h late). Decision: write the instant as wall-clock time in that user's
-    zone (`GET /myself` `timeZone`). Rejected: relative forms ("-90m") drift with the clock between the
-    pages of one walk, and epoch milliseconds are not a documented JQL form. JQL has minute precision, so
-    the instant is floored to its minute: up to 59 s earlier is included, nothing later is missed. A wall
-    time repeated when clocks go back is written so that either reading of it is not after the instant."""
-    local = instant.astimezone(zone)
-    second = local.replace(fold=1)
-    if local.fold == 0 and second.utcoffset() != local.utcoffset():  # the first of two readings: step back
-        local = (instant - (local.utcoffset() - second.utcoffset())).astimezone(zone)  # type: ignore[operator]
-    return local.strftime("%Y-%m-%d %H:%M")
-
-
-def _jql_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 class JiraTicketing:
     name = "jira"
+    version_check = ("Jira has no conditional write: checked just before the write (best effort: a change made in the moment "
+                     "between is not detected).")
 
     def __init__(self, base_url: str, http: ProviderHTTP) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
         self._zone: tuple[ZoneInfo, float] | None = None
+        self._statuses: tuple[list[dict[str, Any]], float] | None = None
         self._project_types: dict[str, str] = {}
 
     @classmethod
@@ -151,29 +96,36 @@ class JiraTicketing:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def build_jql(self, query: SearchQuery, zone: ZoneInfo) -> str:
-        """JQL for `query`; `zone` is the searching user's zone, the one Jira reads date-times in."""
+    def build_jql(self, query: SearchQuery, zone: ZoneInfo, statuses: list[str] | None = None) -> str:
+        """JQL for `query`; `zone` is the searching user's zone, the one Jira reads date-times in, and `statuses`
+        the JQL values of the statuses `query.status` asks for (`jira_status.status_values`)."""
         if query.native_query:
             return query.native_query
         clauses = []
         if query.project:
-            clauses.append(f"project = {_jql_string(query.project)}")
+            clauses.append(f"project = {jql_string(query.project)}")
         if query.text:
-            clauses.append(f"text ~ {_jql_string(query.text)}")
+            clauses.append(f"text ~ {jql_string(query.text)}")
         if query.status:
-            categories = sorted({CATEGORY_FOR_STATUS[s] for s in query.status})
-            clauses.append("statusCategory in (" + ", ".join(_jql_string(c) for c in categories) + ")")
+            clauses.append("status in (" + ", ".join(statuses or ['"none"']) + ")")
         if query.assignee:
-            clauses.append(f"assignee = {_jql_string(query.assignee)}")
+            clauses.append(f"assignee = {jql_string(query.assignee)}")
         for label in query.labels or []:
-            clauses.append(f"labels = {_jql_string(label)}")
+            clauses.append(f"labels = {jql_string(label)}")
         if query.priority:
-            clauses.append("priority in (" + ", ".join(_jql_string(PRIORITY_TO_JIRA[p]) for p in query.priority) + ")")
+            clauses.append("priority in (" + ", ".join(jql_string(PRIORITY_TO_JIRA[p]) for p in query.priority) + ")")
         if query.type:
-            clauses.append(f"issuetype = {_jql_string(query.type)}")
+            clauses.append(f"issuetype = {jql_string(query.type)}")
         if query.updated_since:
             clauses.append(f'updated >= "{jql_instant(query.updated_since, zone)}"')
-        return " AND ".join(clauses) + " ORDER BY updated DESC"
+        return " AND ".join(clauses) + ORDER
+
+    async def all_statuses(self) -> list[dict[str, Any]]:
+        """Every status of this Jira (`GET /status`: id, name, statusCategory), kept for ZONE_TTL_S so a status
+        an admin adds is seen within minutes."""
+        if self._statuses is None or time.monotonic() - self._statuses[1] >= ZONE_TTL_S:
+            self._statuses = (list(await self.http.json("GET", "/status")), time.monotonic())
+        return self._statuses[0]
 
     async def search_zone(self) -> ZoneInfo:
         """The zone Jira reads this user's JQL date-times in: the profile's `timeZone` from `GET /myself`
@@ -193,14 +145,25 @@ class JiraTicketing:
     async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
         state = decode_cursor(cursor)
         zone = await self.search_zone() if query.updated_since and not query.native_query else ZoneInfo("UTC")
-        params: dict[str, Any] = {"jql": self.build_jql(query, zone), "maxResults": limit, "fields": FIELDS}
+        statuses = None
+        if query.status and not query.native_query:
+            statuses = status_values(await self.all_statuses(), set(query.status))
+            if not statuses:  # no status of this Jira reads so: nothing matches
+                return TicketPage(tickets=[])
+        params: dict[str, Any] = {"jql": self.build_jql(query, zone, statuses), "maxResults": limit, "fields": FIELDS}
         if token := state.get("next_page_token"):
             params["nextPageToken"] = token
         body = await self.http.json("GET", "/search/jql", params=params)
-        tickets = [self._ticket(issue, []) for issue in body.get("issues", [])]
+        issues = body.get("issues", [])
+        after = tuple(state["after"]) if state.get("after") and not query.native_query else None
+        shown = [i for i in issues if after is None or walk_key(i) < after]  # already shown: a token that moved back
         next_token = body.get("nextPageToken")
-        done = body.get("isLast", next_token is None)
-        return TicketPage(tickets=tickets, next_cursor=None if done or not next_token else encode_cursor({"next_page_token": next_token}))
+        done = body.get("isLast", next_token is None) or not next_token
+        last = list(walk_key(issues[-1])) if issues and not query.native_query else None
+        if after is not None and last is not None and tuple(last) > after:
+            last = list(after)
+        next_cursor = None if done else encode_cursor({"next_page_token": next_token, **({"after": last} if last else {})})
+        return TicketPage(tickets=[self._ticket(i, []) for i in shown], next_cursor=next_cursor)
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
         params: dict[str, Any] = {"fields": FIELDS + (",comment" if "comments" in include else "")}
@@ -267,7 +230,7 @@ class JiraTicketing:
 
         async def find() -> str | None:
             body = await self.http.json("GET", "/search/jql", params={
-                "jql": f"project = {_jql_string(ticket.project)} AND labels = {_jql_string(marker)}", "maxResults": 5,
+                "jql": f"project = {jql_string(ticket.project)} AND labels = {jql_string(marker)}", "maxResults": 5,
                 "fields": "labels"})
             return next((str(i["key"]) for i in body.get("issues", []) if marker in ((i.get("fields") or {}).get("labels") or [])), None)
 
@@ -330,7 +293,7 @@ class JiraTicketing:
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         await self._check_version(ticket_id, expected_version)
         transitions = await self._transitions(ticket_id)
-        match = _pick_transition(ticket_id, to, transitions)
+        match = pick_transition(ticket_id, to, transitions)
         if match is None:
             # No move leads there: if the issue is there already (its status, or a status of that kind when
             # no transition offers another), nothing is written — an agent's retry of a move that landed.
@@ -422,7 +385,7 @@ class JiraTicketing:
         )
         author = self._user(raw.get("author"))
         return Comment(id=str(raw["id"]), author=author.name if author else None, body=adf_to_markdown(raw.get("body")),
-                       public=not internal, created_at=_time(raw["created"]))
+                       public=not internal, created_at=jira_time(raw["created"]))
 
     def _ticket(self, issue: dict[str, Any], include: list[Include]) -> Ticket:
         fields = issue.get("fields") or {}
@@ -437,7 +400,7 @@ class JiraTicketing:
             type=(fields.get("issuetype") or {}).get("name", "Task"),
             labels=[label for label in fields.get("labels") or [] if not is_marker(label)],
             assignee=self._user(fields.get("assignee")), reporter=self._user(fields.get("reporter")),
-            created_at=_time(fields["created"]), updated_at=_time(fields["updated"]),
+            created_at=jira_time(fields["created"]), updated_at=jira_time(fields["updated"]),
             url=f"{self.base_url}/browse/{issue['key']}", version=fields["updated"],
         )
         if "comments" in include:
@@ -454,10 +417,3 @@ class JiraTicketing:
         if "raw" in include:
             ticket.raw = issue
         return ticket
-
-
-def _time(value: str) -> datetime:
-    """Jira writes `2026-11-23T10:00:00.000+0000`; Python wants the offset with a colon."""
-    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
-        value = value[:-2] + ":" + value[-2:]
-    return datetime.fromisoformat(value)

@@ -7,13 +7,18 @@ last 30 minutes and are refreshed before expiry and on a 401).
 
 Tickets are `incident` rows: the id is the number (INC0012345), `remote_id` the sys_id, the project
 the assignment group. State and priority codes are mapped explicitly (1 New, 2 In Progress, 3 On
-Hold, 6 Resolved, 7 Closed, 8 Canceled; priority 1–4 set through impact × urgency). Paging is
-`sysparm_limit`/`sysparm_offset` with `X-Total-Count`, counted as ServiceNow counts rows (before read
-ACLs drop some, so a page may be short; `total` includes hidden rows); one query reaches at most 10,000
-rows (`truncated`). Public comments are `comments`, internal notes `work_notes`; journal entries are read
-from `sys_journal_field`. `sys_mod_count` is the version token. Links set `parent_incident`. Every
-write is checked against ServiceNow's answer, which skips fields the user may not write with a 200
-(`_check_applied`): what was not stored is `forbidden`, never a success.
+Hold, 6 Resolved, 7 Closed, 8 Canceled; priority 1–4 set through impact × urgency). Lists are walked
+by a stable key, newest created first (`sys_created_on`, `sys_id`; comments oldest first), each page
+continuing strictly after the last row shown (`servicenow_paging`): a walk neither repeats nor drops an
+incident while others create, update or delete them; a page may be short where read ACLs hide rows,
+and `total` (hidden rows included) is the count when the walk began. Public comments are `comments`,
+internal notes `work_notes`; journal entries are read from `sys_journal_field`. Links set
+`parent_incident`. `sys_mod_count` is the version token; ServiceNow has no conditional write, so
+`expected_version` is compared before the write and proven from the write's answer
+(`servicenow_checks.check_raced`: of two concurrent writers with one version, the later gets
+`conflict` saying both changes were stored). Every write is checked against ServiceNow's answer, which
+skips fields the user may not write with a 200 (`servicenow_checks.check_applied`): what was not
+stored is `forbidden`, never a success.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from typing import Any
 
 import httpx
 
-from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
 from servers.kit.credentials import Basic, Credentials, connect, refresh_token_manager
 from servers.kit.http import ProviderHTTP, common_error_text
@@ -46,6 +50,8 @@ from servers.ticketing.model import (
 )
 from servers.ticketing.normal import is_email, name_key, same_name
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
+from servers.ticketing.providers.servicenow_checks import check_applied, check_raced, skipped_error, stored_text
+from servers.ticketing.providers.servicenow_paging import NEWEST_FIRST, OLDEST_FIRST, keyset_window
 from servers.ticketing.providers.users import one_user
 
 STATE_FROM: dict[str, Status] = {"1": "open", "2": "in_progress", "3": "on_hold", "6": "resolved", "7": "closed", "8": "closed"}
@@ -54,85 +60,28 @@ STATE_TO = {"open": "1", "in_progress": "2", "on_hold": "3", "resolved": "6", "c
 WORKFLOW = {"1": ["2", "3", "6", "8"], "2": ["3", "6", "8"], "3": ["2", "6"], "6": ["7", "2"], "7": [], "8": []}
 PRIORITY_FROM = {"1": "critical", "2": "high", "3": "medium", "4": "low", "5": "low"}
 IMPACT_URGENCY = {"critical": ("1", "1"), "high": ("1", "2"), "medium": ("2", "2"), "low": ("3", "3")}
-QUERY_CAP = 10_000
-ACL_HOPS = 4
-"""Pages one call reads past when read ACLs emptied them (each is one request), before answering empty."""
 FIELDS = ("sys_id,number,short_description,description,state,priority,impact,urgency,category,assigned_to,"
           "assignment_group,caller_id,opened_at,sys_created_on,sys_updated_on,sys_mod_count,parent_incident")
+
+
+def state_clause(statuses: set[str]) -> list[str]:
+    """The encoded-query clause for incidents whose normalized status is one of `statuses`, exactly as they read
+    (`STATE_FROM`; a state code it does not know reads `open`, so `open` asks for every code but the known
+    others, and `closed` takes Canceled too): outside review domains27 #2's sibling."""
+    wanted = {code for code, status in STATE_FROM.items() if status in statuses}
+    if "open" not in statuses:
+        return ["stateIN" + ",".join(sorted(wanted))]
+    others = set(STATE_FROM) - wanted
+    return ["stateNOT IN" + ",".join(sorted(others))] if others else []
 
 
 def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=UTC)
 
 
-TOOL_FIELD = {"state": "status", "close_code": "status", "close_notes": "status", "impact": "priority", "urgency": "priority",
-              "short_description": "title", "description": "description", "assigned_to": "assignee", "category": "type",
-              "assignment_group": "project", "parent_incident": "link", "comments": "comment", "work_notes": "comment"}
-
-
 def _fields(body: dict[str, Any]) -> str:
     """`sysparm_fields` for a write's answer: the ticket's fields and every field written, to compare."""
     return ",".join(dict.fromkeys([*FIELDS.split(","), *body]))
-
-
-def _stored(value: Any) -> str:
-    return str("" if value is None else value).replace("\r\n", "\n").strip()
-
-
-def _check_applied(ticket_id: str, sent: dict[str, Any], row: dict[str, Any], before: dict[str, Any] | None) -> None:
-    """Raise when ServiceNow's answer to a write does not hold what was written.
-
-    The Table API skips fields the user has no write ACL on (and business rules may undo a value) and
-    still answers 200 with the record as stored (outside review domains18 #5: a transition to On Hold and
-    a priority change answered success with nothing moved). So each field sent is compared with the one
-    that came back; a field the answer leaves out cannot be checked and is not reported."""
-    differ = [f for f, value in sent.items() if f in row and _stored(row[f]) != _stored(value)]
-    cut = [f for f in differ if _cut_short(row[f], sent[f])]
-    missed = [f for f in differ if f not in cut]
-    if missed:
-        applied = sorted({TOOL_FIELD.get(f, f) for f in sent if f not in missed} - {TOOL_FIELD.get(f, f) for f in missed})
-        raise _skipped_error(ticket_id, missed, applied, row, created=before is None)
-    if cut:
-        raise _cut_error(ticket_id, cut, row, created=before is None)
-
-
-def _cut_short(stored: Any, sent: Any) -> bool:
-    """Whether ServiceNow stored `sent` cut to its column's length (short_description holds 160 characters
-    out of the box, description 4,000): stored, but shorter — no missing permission (re-check 19 #2)."""
-    kept, given = _stored(stored), _stored(sent)
-    return bool(kept) and len(kept) < len(given) and given.startswith(kept)
-
-
-def _cut_error(ticket_id: str, cut: list[str], row: dict[str, Any], created: bool) -> DomainError:
-    """The write landed with text cut to its column's length: say what was kept, and not to write it again."""
-    fields = ", ".join(f"{TOOL_FIELD.get(f, f)} to {len(str(row[f]))} characters (incident.{f})" for f in cut)
-    what = f"{ticket_id} was created" if created else f"{ticket_id} was updated"
-    return DomainError(
-        "invalid_argument",
-        f"{what}, but ServiceNow cut {fields}: the column holds no more. Everything else is stored; do not write it "
-        "again — shorten the text with update_ticket (or put the rest in a comment) if the cut matters.",
-        details={"cut": [TOOL_FIELD.get(f, f) for f in cut], "native_fields": cut, "ticket": ticket_id,
-                 "current_version": str(row.get("sys_mod_count", "")), "partially_applied": True},
-    )
-
-
-def _skipped_error(ticket_id: str, missed: list[str], applied: list[str], row: dict[str, Any], created: bool = False) -> DomainError:
-    """`forbidden` naming what ServiceNow did not store, what it did, and what to do (retrying will not help)."""
-    fields = sorted({TOOL_FIELD.get(f, f) for f in missed})
-    native = ", ".join(f"incident.{f}" for f in missed)
-    done = f"; it did apply {', '.join(applied)}" if applied else ""
-    what = (f"{ticket_id} was created, but ServiceNow did not store {', '.join(fields)} ({native}){done}. Do not create it "
-            "again: set the rest with update_ticket, or in ServiceNow" if created else
-            f"ServiceNow answered success on {ticket_id} but did not store {', '.join(fields)} ({native}){done}")
-    return DomainError(
-        "forbidden",
-        f"{what}. The integration user most likely may not write those fields (field write ACLs, or a business rule "
-        f"resets them); retrying will not help: ask a ServiceNow admin for write access to {native}, or make the "
-        "change in ServiceNow.",
-        details={"not_applied": fields, "native_fields": missed, "applied": applied,
-                 "current_version": str(row.get("sys_mod_count", "")), "ticket": ticket_id,
-                 "partially_applied": True},  # the write landed: this answer says what is left (servers.kit.landed)
-    )
 
 
 def _q(value: str) -> str:
@@ -151,6 +100,8 @@ def error_text(body: dict[str, Any]) -> list[str]:
 
 class ServiceNowTicketing:
     name = "servicenow"
+    version_check = ("ServiceNow has no conditional write: checked before the write and proven from its answer, so of two "
+                     "writes sent with one version both are stored and the later one gets conflict saying so.")
 
     def __init__(self, instance: str, http: ProviderHTTP) -> None:
         self.instance = instance.rstrip("/")
@@ -180,7 +131,7 @@ class ServiceNowTicketing:
         if query.text:
             parts.append(f"short_descriptionLIKE{_q(query.text)}^ORdescriptionLIKE{_q(query.text)}^ORnumber={_q(query.text)}")
         if query.status:
-            parts.append("stateIN" + ",".join(sorted({STATE_TO[s] for s in query.status} | ({"8"} if "closed" in query.status else set()))))
+            parts += state_clause(set(query.status))
         if query.priority:
             parts.append("priorityIN" + ",".join(sorted({k for k, v in PRIORITY_FROM.items() if v in query.priority})))
         if query.assignee:
@@ -193,36 +144,14 @@ class ServiceNowTicketing:
             parts.append(f"sys_updated_on>={query.updated_since.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')}")
         if query.labels:
             raise DomainError("invalid_argument", "ServiceNow incidents have no labels; filter by type (category) or project instead")
-        return "^".join(parts + ["ORDERBYDESCsys_updated_on"])
-
-    async def _window(self, path: str, params: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], int, str | None]:
-        """One page of `path`: its rows, `X-Total-Count` and the next cursor.
-
-        ServiceNow cuts `sysparm_limit` rows at `sysparm_offset` from the query first and only then drops
-        the rows read ACLs hide (KB3047115: a page may come back short, or empty with 200), and
-        `X-Total-Count` counts the query's rows. So the next offset is offset + `sysparm_limit`, never
-        offset + rows received, and an empty page is not the end while the count says there is more
-        (outside review domains18 #2: the walk repeated incidents and stopped at an emptied page). An
-        emptied page is skipped here up to ACL_HOPS times; after that the empty page is answered with its
-        `next_cursor`. Offsets past the 10,000-row query cap are not asked for."""
-        offset = int(decode_cursor(cursor).get("offset", 0))
-        for _ in range(ACL_HOPS):
-            response = await self.http.request("GET", path, params={**params, "sysparm_limit": limit, "sysparm_offset": offset})
-            rows = response.json().get("result", [])
-            total = int(response.headers.get("x-total-count", offset + len(rows)))
-            offset += limit
-            more = offset < min(total, QUERY_CAP)
-            if rows or not more:
-                break
-        return rows, total, encode_cursor({"offset": offset}) if more else None
+        return "^".join(parts)  # ordered by the walk's stable key (`servicenow_paging`)
 
     async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
-        rows, total, next_cursor = await self._window("/table/incident", {
-            "sysparm_query": self.build_query(query), "sysparm_fields": FIELDS, "sysparm_display_value": "false",
-            "sysparm_exclude_reference_link": "true"}, limit, cursor)
+        rows, total, next_cursor = await keyset_window(self.http, "/table/incident", {
+            "sysparm_fields": FIELDS, "sysparm_display_value": "false", "sysparm_exclude_reference_link": "true"},
+            self.build_query(query), NEWEST_FIRST, limit, cursor)
         users = await self._names([r.get("assigned_to") for r in rows])
-        return TicketPage(tickets=[self._ticket(r, users, []) for r in rows], total=total, truncated=total > QUERY_CAP,
-                          next_cursor=next_cursor)
+        return TicketPage(tickets=[self._ticket(r, users, []) for r in rows], total=total, next_cursor=next_cursor)
 
     async def _row(self, ticket_id: str) -> dict[str, Any]:
         if len(ticket_id) == 32 and ticket_id.isalnum():
@@ -245,8 +174,8 @@ class ServiceNowTicketing:
 
     async def list_comments(self, ticket_id: str, limit: int, cursor: str | None, sys_id: str | None = None) -> CommentPage:
         sys_id = sys_id or (await self._row(ticket_id))["sys_id"]
-        rows, _, next_cursor = await self._window("/table/sys_journal_field", {
-            "sysparm_query": f"element_id={sys_id}^elementINcomments,work_notes^ORDERBYsys_created_on"}, limit, cursor)
+        rows, _, next_cursor = await keyset_window(self.http, "/table/sys_journal_field", {},
+                                                   f"element_id={sys_id}^elementINcomments,work_notes", OLDEST_FIRST, limit, cursor)
         comments = [Comment(id=r["sys_id"], author=r.get("sys_created_by"), body=r.get("value", ""),
                             public=r.get("element") == "comments", created_at=_time(r["sys_created_on"])) for r in rows]
         return CommentPage(comments=comments, next_cursor=next_cursor)
@@ -303,15 +232,18 @@ class ServiceNowTicketing:
 
         row = await create_once("ServiceNow", marker, post, find, keyed=idempotency_key is not None)
         # the marker is ours, not the caller's: a write ACL that skips it costs only the look-up, never the create
-        _check_applied(row.get("number", "the new incident"), {k: v for k, v in body.items() if k != "correlation_id"}, row, None)
+        check_applied(row.get("number", "the new incident"), {k: v for k, v in body.items() if k != "correlation_id"}, row, None)
         return self._ticket(row, await self._names([row.get("assigned_to")]), [])
 
-    async def _patch(self, before: dict[str, Any], body: dict[str, Any]) -> Ticket:
-        """PATCH `body` onto the incident read as `before`, and check ServiceNow stored it (`_check_applied`)."""
+    async def _patch(self, before: dict[str, Any], body: dict[str, Any], expected_version: str | None = None) -> Ticket:
+        """PATCH `body` onto the incident read as `before`; check ServiceNow stored it (`check_applied`) and, with
+        `expected_version`, that no other write landed between the read and this one (`check_raced`)."""
         updated = await self.http.json("PATCH", f"/table/incident/{before['sys_id']}", json=body, idempotent=True,
                                        params={"sysparm_fields": _fields(body), "sysparm_exclude_reference_link": "true"})
         row = updated["result"]
-        _check_applied(before["number"], body, row, before)
+        check_applied(before["number"], body, row, before)
+        if expected_version is not None:
+            check_raced(before["number"], expected_version, row)
         return self._ticket(row, await self._names([row.get("assigned_to")]), [])
 
     async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
@@ -333,7 +265,7 @@ class ServiceNowTicketing:
             body["assigned_to"] = await self._user_sys_id(changes["assignee"]) if changes["assignee"] else ""
         if "type" in changes:
             body["category"] = changes["type"]
-        return await self._patch(row, body)
+        return await self._patch(row, body, expected_version)
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         row = await self._row(ticket_id)
@@ -351,7 +283,7 @@ class ServiceNowTicketing:
         body: dict[str, Any] = {"state": code}
         if code == "6":
             body.update(close_code="Solved (Permanently)", close_notes="Resolved through mcp-hub")
-        return await self._patch(row, body)
+        return await self._patch(row, body, expected_version)
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
         row = await self._row(ticket_id)
@@ -360,7 +292,7 @@ class ServiceNowTicketing:
             "PATCH", f"/table/incident/{row['sys_id']}", json={element: body}, params={"sysparm_fields": "sys_id,sys_updated_on,sys_mod_count"}))
         if str(updated["result"].get("sys_mod_count", "")) == str(row.get("sys_mod_count")):
             # a journal entry is an update of the incident: a skipped one leaves sys_mod_count as it was
-            raise _skipped_error(ticket_id, [element], [], updated["result"])
+            raise skipped_error(ticket_id, [element], [], updated["result"])
         entry = await self._journal_entry(row["sys_id"], element, body)
         if entry is not None:
             return Comment(id=entry["sys_id"], author=entry.get("sys_created_by"), body=body, public=public,
@@ -379,7 +311,7 @@ class ServiceNowTicketing:
                 "sysparm_fields": "sys_id,element,value,sys_created_on,sys_created_by"})
         except DomainError:
             return None
-        return next((r for r in found.get("result", []) if _stored(r.get("value")) == _stored(body)), None)
+        return next((r for r in found.get("result", []) if stored_text(r.get("value")) == stored_text(body)), None)
 
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
         if link_type.lower() not in ("parent of", "parent"):

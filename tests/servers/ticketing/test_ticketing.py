@@ -140,7 +140,7 @@ async def test_jira_connector_sends_the_documented_requests(jira: tuple[FakeJira
         await jira_call(server, "create_ticket", project="OPS", title=f"filler {n}")
     first = await jira_call(server, "search_tickets", project="OPS", text="filler", limit=3)
     search = [r for r in fake.requests if r["path"].endswith("/search/jql")][-1]
-    assert search["params"]["jql"] == 'project = "OPS" AND text ~ "filler" ORDER BY updated DESC'
+    assert search["params"]["jql"] == 'project = "OPS" AND text ~ "filler" ORDER BY created DESC, key DESC'
     assert search["params"]["maxResults"] == "3" and "nextPageToken" not in search["params"]
     assert len(first["tickets"]) == 3 and first["next_cursor"]
     second = await jira_call(server, "search_tickets", project="OPS", text="filler", limit=3, cursor=first["next_cursor"])

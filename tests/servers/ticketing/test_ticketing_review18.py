@@ -136,7 +136,7 @@ async def test_zendesk_updated_since_is_the_instant(zendesk: tuple[FakeZendesk, 
     for since in ("2026-12-06T01:00:00+14:00", "2026-12-05T15:00:00Z", "2026-12-05T11:00:00"):  # naive: UTC
         page = await call(server, "search_tickets", text="printer", updated_since=since)
         assert [t["id"] for t in page["tickets"]] == [late], f"updated_since={since}: {page['tickets']}"
-    query = [r for r in fake.requests if r["path"].endswith("/search.json")][-1]["params"]["query"]
+    query = [r for r in fake.requests if r["path"].endswith("/search/export.json")][-1]["params"]["query"]
     assert query == "type:ticket printer updated>=2026-12-05T11:00:00Z"
     edge = await call(server, "search_tickets", text="printer", updated_since="2026-12-05T09:00:00.700Z")
     assert sorted(t["id"] for t in edge["tickets"]) == sorted([early, late])  # same second: kept, never missed

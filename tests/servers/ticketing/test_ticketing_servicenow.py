@@ -51,7 +51,7 @@ async def test_servicenow_incidents(env: FakeServiceNow, monkeypatch: pytest.Mon
         await tool(server, "create_ticket", project="Service Desk", title=f"Printer {n}")
     page = await tool(server, "search_tickets", text="Printer", limit=2)
     sent = [r for r in fake.requests if r["path"] == "/api/now/table/incident" and r["method"] == "GET"][-1]["params"]
-    assert sent["sysparm_query"] == "short_descriptionLIKEPrinter^ORdescriptionLIKEPrinter^ORnumber=Printer^ORDERBYDESCsys_updated_on"
+    assert sent["sysparm_query"] == "short_descriptionLIKEPrinter^ORdescriptionLIKEPrinter^ORnumber=Printer^ORDERBYDESCsys_created_on^ORDERBYDESCsys_id"
     assert sent["sysparm_limit"] == "2" and sent["sysparm_offset"] == "0" and sent["sysparm_display_value"] == "false"
     assert page["total"] == 3 and len(page["tickets"]) == 2 and page["next_cursor"]
     second = await tool(server, "search_tickets", text="Printer", limit=2, cursor=page["next_cursor"])
