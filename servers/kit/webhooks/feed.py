@@ -24,8 +24,6 @@ inside its transaction, so time and position agree), so a poll costs its page, n
 from __future__ import annotations
 
 import logging
-import math
-import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -37,6 +35,7 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 from servers.kit.errors import DomainError
 from servers.kit.keyset import open_cursor, query_fingerprint, sign_cursor, store_secret
 from servers.kit.store import Store
+from servers.kit.webhooks.retention import retention_limits
 
 logger = logging.getLogger("servers.webhooks")
 
@@ -56,19 +55,7 @@ TRIM_BATCH = 5000
 def feed_limits(domain: str, environ: Mapping[str, str] | None = None) -> tuple[float, int]:
     """How long and how many changes a domain's feed keeps: (seconds, rows), from
     `<DOMAIN>_CHANGES_KEEP_DAYS` (default 30) and `<DOMAIN>_CHANGES_KEEP_ROWS` (default 100,000)."""
-    env = os.environ if environ is None else environ
-    prefix = domain.upper()
-    days_text, rows_text = env.get(f"{prefix}_CHANGES_KEEP_DAYS", ""), env.get(f"{prefix}_CHANGES_KEEP_ROWS", "")
-    try:
-        days = float(days_text) if days_text else KEEP_DAYS
-        rows = int(rows_text) if rows_text else KEEP_ROWS
-    except ValueError:
-        days, rows = -1.0, -1
-    if not math.isfinite(days) or days <= 0 or rows <= 0:
-        raise ValueError(f"{prefix}_CHANGES_KEEP_DAYS={days_text[:20]!r} / {prefix}_CHANGES_KEEP_ROWS={rows_text[:20]!r}: "
-                         f"give a number of days above 0 (default {KEEP_DAYS:g}) and a whole number of changes above 0 "
-                         f"(default {KEEP_ROWS}), or leave them unset")
-    return days * 86400.0, rows
+    return retention_limits(domain, "CHANGES", KEEP_DAYS, KEEP_ROWS, "changes", environ)
 
 
 class Change(BaseModel):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import sqlite3
@@ -35,6 +34,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel
 
 from servers.kit.store import Store
+from servers.kit.webhooks.retention import retention_limits
 
 logger = logging.getLogger("servers.webhooks")
 State = Literal["received", "processed", "failed", "dead"]
@@ -112,19 +112,7 @@ def _migrations(domain: str) -> list[str]:
 def keep_limits(domain: str, environ: Mapping[str, str] | None = None) -> tuple[float, int]:
     """How long and how many processed rows a namespace of `domain` keeps: (seconds, rows), from
     `<DOMAIN>_EVENTS_KEEP_DAYS` (default 90) and `<DOMAIN>_EVENTS_KEEP_ROWS` (default 1,000,000)."""
-    env = os.environ if environ is None else environ
-    prefix = domain.upper()
-    days_text, rows_text = env.get(f"{prefix}_EVENTS_KEEP_DAYS", ""), env.get(f"{prefix}_EVENTS_KEEP_ROWS", "")
-    try:
-        days = float(days_text) if days_text else KEEP_DAYS
-        rows = int(rows_text) if rows_text else KEEP_ROWS
-    except ValueError:
-        days, rows = -1.0, -1
-    if not math.isfinite(days) or days <= 0 or rows <= 0:
-        raise ValueError(f"{prefix}_EVENTS_KEEP_DAYS={days_text[:20]!r} / {prefix}_EVENTS_KEEP_ROWS={rows_text[:20]!r}: "
-                         f"give a number of days above 0 (default {KEEP_DAYS:g}) and a whole number of rows above 0 "
-                         f"(default {KEEP_ROWS}), or leave them unset")
-    return days * 86400.0, rows
+    return retention_limits(domain, "EVENTS", KEEP_DAYS, KEEP_ROWS, "rows", environ)
 
 
 class EventRow(BaseModel):
