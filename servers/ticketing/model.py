@@ -73,7 +73,8 @@ class TicketPage(BaseModel):
     tickets: list[Ticket]
     next_cursor: str | None = None
     total: int | None = None
-    truncated: bool = Field(default=False, description="The provider caps this search; narrow it to see more.")
+    truncated: bool = Field(default=False, description="The provider caps this search, or the walk passed over results it "
+                            "cannot reach (GitHub: over 100 issues created in one second); narrow it to see them all.")
 
 
 class CommentPage(BaseModel):

@@ -192,8 +192,15 @@ class FakeGitHub:
                 rows = [i for i in rows if _instant(i["updated_at"]) >= _instant(term.removeprefix("updated:>="))]
             elif term.startswith("created:<="):
                 rows = [i for i in rows if _instant(i["created_at"]) <= _instant(term.removeprefix("created:<="))]
+            elif term.startswith("created:<"):
+                rows = [i for i in rows if _instant(i["created_at"]) < _instant(term.removeprefix("created:<"))]
+        scopes = [t.split(":", 1)[1].lower() for t in q.split() if t.lower().startswith("repo:")]
+        if scopes and self.repo.lower() not in scopes:  # GitHub ORs repo: qualifiers; this fake holds one repository
+            rows = []
         if sort := request.query_params.get("sort"):  # created, updated, comments; order desc by default (best match without)
             rows = sorted(rows, key=lambda i: i[f"{sort}_at"], reverse=request.query_params.get("order", "desc") == "desc")
         per_page, page = int(request.query_params.get("per_page", 30)), int(request.query_params.get("page", 1))
         total = self.search_total if self.search_total is not None else len(rows)
-        return JSONResponse({"total_count": total, "incomplete_results": False, "items": rows[(page - 1) * per_page : page * per_page]})
+        origin = f"{str(request.base_url).rstrip('/')}/repos/{self.repo}"  # as GitHub: each item names its repository
+        items = [{**i, "repository_url": origin} for i in rows[(page - 1) * per_page : page * per_page]]
+        return JSONResponse({"total_count": total, "incomplete_results": False, "items": items})

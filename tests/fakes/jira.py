@@ -109,6 +109,9 @@ class FakeJira:
         if failure := await self._begin(request):
             return failure
         jql = request.query_params.get("jql", "")
+        if not re.split(r"(?i)\border\s+by\b", jql, maxsplit=1)[0].strip():  # as Jira Cloud's enhanced search
+            return JSONResponse({"errorMessages": ["Unbounded JQL queries are not allowed here. Please add a search "
+                                                   "restriction to your query."], "errors": {}}, 400)
         size = int(request.query_params.get("maxResults", 50))
         offset = int(request.query_params.get("nextPageToken", "0") or 0)
         matches = list(self.issues.values())

@@ -49,7 +49,7 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import fold, name_key
-from servers.ticketing.providers.github_search import instant, search_page, status_terms
+from servers.ticketing.providers.github_search import instant, origin, scoped, search_page, status_terms, walk_state
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import github_login as _login
 
@@ -149,8 +149,8 @@ class GitHubTicketing:
         shown; the next call steps back a page while the page it reads starts below that number (rows moved
         forward past its start), then keeps only the numbers below it: nothing is skipped or shown twice. The
         page size is the cursor's (`per_page`), so a changed `limit` only trims what is answered."""
-        per_page = int(state.get("per_page") or min(limit, 100))
-        page, before = int(state.get("page", 1)), state.get("before")
+        per_page = min(state.get("per_page", 0) or min(limit, 100), 100)  # typed gets: a crafted cursor is invalid_argument
+        page, before = max(state.get("page", 1), 1), (state.get("before", 0) if "before" in state else None)
         rows: list[dict[str, Any]] = []
         for step in range(WALK_STEPS):
             rows, more = await self._issues_page(path, params, page, per_page)
@@ -189,11 +189,13 @@ class GitHubTicketing:
         `created:<=T` (T: the created time of the last issue shown, to the second, as GitHub keeps it) and
         sorted by `created`; the issues already shown at T, kept in the cursor, are skipped. A walk is thus
         not held to the 1,000 results one search reaches; `total` is GitHub's count when the walk began.
-        More than 100 issues created in one second would stop a walk at that second."""
+        More than 100 issues created in one second cannot all be reached: the walk goes on below that second
+        and the page says `truncated` (`search_page`). Native queries stay in `repo` unless they name a scope
+        (`github_search.scoped`); each result is labelled with the repository it comes from (`github_search.origin`)."""
         if "offset" in state or "page" in state:
             raise DomainError("invalid_argument", "this cursor is from an older page-numbered GitHub search, which could "
                               "repeat or skip issues; start the search again without a cursor")
-        terms = [query.native_query] if query.native_query else [f"repo:{repo}", "is:issue"]
+        terms = [scoped(query.native_query, repo)] if query.native_query else [f"repo:{repo}", "is:issue"]
         counted = True  # GitHub's total_count is this search's total
         if not query.native_query:
             if query.text:
@@ -209,18 +211,26 @@ class GitHubTicketing:
                 terms.append(f"assignee:{query.assignee}")
             if query.updated_since:  # the instant, not its date in its own offset
                 terms.append(f"updated:>={instant(query.updated_since)}")
-        before, seen = state.get("before"), {int(n) for n in state.get("seen", [])}
-        if before:
-            terms.append(f"created:<={before}")
-        body = await self.http.json("GET", "/search/issues", params={"q": " ".join(terms), "per_page": min(100, limit + len(seen)),
-                                                                     "page": 1, "sort": "created", "order": "desc"})
-        total = int(state.get("total", body.get("total_count", 0)))
-        taken, after = search_page(body.get("items", []), int(body.get("total_count", 0)), before, seen, limit)
-        tickets = [self._ticket(r, repo, []) for r in taken if "pull_request" not in r]
+        before, seen, below, total = walk_state(state)
+        truncated = bool(state.get("truncated", False))
+        taken: list[dict[str, Any]] = []
+        after: dict[str, Any] | None = None
+        for _ in range(2):  # a second stuck at `before` is stepped below at once (search_page)
+            created = [f"created:{'<' if below else '<='}{before}"] if before else []
+            body = await self.http.json("GET", "/search/issues", params={
+                "q": " ".join(terms + created), "per_page": min(100, limit + len(seen)), "page": 1, "sort": "created",
+                "order": "desc"})
+            total = int(body.get("total_count", 0)) if total is None else total
+            taken, after, passed = search_page(body.get("items", []), int(body.get("total_count", 0)), before, seen, limit, below)
+            truncated = truncated or passed
+            if not passed or after is None:
+                break
+            before, seen, below = after["before"], set(), True
+        tickets = [self._ticket(r, origin(r, repo), []) for r in taken if "pull_request" not in r]
         if query.status and not query.native_query:  # as the list path: only the statuses asked for
             tickets = [t for t in tickets if t.status in query.status]
-        next_cursor = encode_cursor({**after, "total": total}) if after else None
-        return TicketPage(tickets=tickets, total=total if counted else None, next_cursor=next_cursor)
+        next_cursor = encode_cursor({**after, "total": total, **({"truncated": True} if truncated else {})}) if after else None
+        return TicketPage(tickets=tickets, total=total if counted else None, next_cursor=next_cursor, truncated=truncated)
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
         repo, _ = self._number(ticket_id)

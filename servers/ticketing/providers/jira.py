@@ -54,7 +54,7 @@ from servers.ticketing.model import (
 )
 from servers.ticketing.normal import is_email, name_key, same_name
 from servers.ticketing.providers.adf import adf_to_markdown, lossy_nodes, markdown_to_adf
-from servers.ticketing.providers.jira_query import ORDER, jira_time, jql_instant, jql_string, walk_key
+from servers.ticketing.providers.jira_query import ORDER, UNFILTERED, jira_time, jql_instant, jql_string, walk_key, walk_position
 from servers.ticketing.providers.jira_status import normalize_status, pick_transition, status_values
 from servers.ticketing.providers.created import comment_once, create_marker, create_once, is_marker, unsure_once
 from servers.ticketing.providers.users import one_user
@@ -118,7 +118,7 @@ class JiraTicketing:
             clauses.append(f"issuetype = {jql_string(query.type)}")
         if query.updated_since:
             clauses.append(f'updated >= "{jql_instant(query.updated_since, zone)}"')
-        return " AND ".join(clauses) + ORDER
+        return " AND ".join(clauses or [UNFILTERED]) + ORDER
 
     async def all_statuses(self) -> list[dict[str, Any]]:
         """Every status of this Jira (`GET /status`: id, name, statusCategory), kept for ZONE_TTL_S so a status
@@ -151,11 +151,11 @@ class JiraTicketing:
             if not statuses:  # no status of this Jira reads so: nothing matches
                 return TicketPage(tickets=[])
         params: dict[str, Any] = {"jql": self.build_jql(query, zone, statuses), "maxResults": limit, "fields": FIELDS}
-        if token := state.get("next_page_token"):
+        if token := state.get("next_page_token", ""):  # a str, or invalid_argument (typed get)
             params["nextPageToken"] = token
         body = await self.http.json("GET", "/search/jql", params=params)
         issues = body.get("issues", [])
-        after = tuple(state["after"]) if state.get("after") and not query.native_query else None
+        after = walk_position(state.get("after")) if state.get("after") and not query.native_query else None
         shown = [i for i in issues if after is None or walk_key(i) < after]  # already shown: a token that moved back
         next_token = body.get("nextPageToken")
         done = body.get("isLast", next_token is None) or not next_token

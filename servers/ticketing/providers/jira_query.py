@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from servers.kit.errors import DomainError
+
 
 def jql_instant(instant: datetime, zone: ZoneInfo) -> str:
     """`instant` as a JQL date-time literal Jira reads back as that instant.
@@ -27,6 +29,21 @@ def jql_instant(instant: datetime, zone: ZoneInfo) -> str:
 ORDER = " ORDER BY created DESC, key DESC"
 """A walk's order: a key that never changes and is unique, so an issue updated during a walk keeps its place
 (outside review domains27 #1's sibling: `ORDER BY updated DESC` moved it across the page boundary)."""
+
+
+UNFILTERED = "created <= now()"
+"""The bound of a search with no filter (outside review evtick27 #9): Jira Cloud's `/search/jql` refuses JQL
+without a restriction ("Unbounded JQL queries are not allowed here"). Every issue was created before now, so
+this restricts nothing; it is re-read on each page, and issues created meanwhile sort before the walk's place."""
+
+
+def walk_position(value: Any) -> tuple[str, str, int]:
+    """A cursor's walk position, checked (a crafted cursor is invalid_argument, never a TypeError)."""
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and isinstance(value[1], str)
+            and isinstance(value[2], int) and not isinstance(value[2], bool) and len(value[0]) <= 40 and len(value[1]) <= 255):
+        raise DomainError("invalid_argument", "cursor is not one this server issued: pass next_cursor from the previous "
+                          "page unchanged", details={"field": "cursor"})
+    return value[0], value[1], value[2]
 
 
 def walk_key(issue: dict[str, Any]) -> tuple[str, str, int]:

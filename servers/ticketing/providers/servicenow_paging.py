@@ -15,13 +15,22 @@ keeps the key and counts the hidden rows to step over (`skip`, an offset inside 
 only ever covers rows this user cannot read). `total` is the query's `X-Total-Count` when the walk
 began (hidden rows included); with keyset paging a walk is not limited to ServiceNow's 10,000-row
 offset window.
+
+A cursor comes back from the caller, who may have crafted it, and its key is written into the encoded
+query (outside review evtick27 #3: an `after` holding `^NQ…` added its own OR-group and read other
+incidents' work notes). Decision: the cursor is checked, not signed (this connector keeps no secret):
+`after` must be exactly a ServiceNow date-time (`YYYY-MM-DD HH:MM:SS`) and a sys_id (32 letters or digits), `skip`
+and `total` counts, else the call is `invalid_argument`; no other cursor value reaches the query, so a
+crafted cursor can only choose a position inside the caller's own query, never widen it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from servers.kit.cursor import decode_cursor, encode_cursor
+from servers.kit.cursor import CursorState, decode_cursor, encode_cursor
+from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP
 
 Order = tuple[tuple[str, bool], tuple[str, bool]]
@@ -31,6 +40,23 @@ OLDEST_FIRST: Order = (("sys_created_on", False), ("sys_id", False))
 ACL_HOPS = 4
 """Pages one call reads past when read ACLs emptied them (each is one request), before answering empty."""
 QUERY_CAP = 10_000
+
+
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+_SYS_ID = re.compile(r"[0-9A-Za-z]{32}")  # sys_ids are 32 hex digits; any 32 letters or digits hold no operator
+_NOT_OURS = "cursor is not one this server issued: pass next_cursor from the previous page unchanged"
+
+
+def cursor_position(state: CursorState) -> tuple[list[str] | None, int, int | None]:
+    """A cursor's (after, skip, total), checked before any of it reaches a query (module docstring)."""
+    after, total = state.get("after"), state.get("total")
+    skip = state.get("skip", state.get("offset", 0))  # an offset cursor made before keyset paging: once
+    if after is not None and not (isinstance(after, list) and len(after) == 2 and all(isinstance(v, str) for v in after)
+                                  and _TIME.fullmatch(after[0]) and _SYS_ID.fullmatch(after[1])):
+        raise DomainError("invalid_argument", _NOT_OURS, details={"field": "cursor"})
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or not 0 <= total < 2**53):
+        raise DomainError("invalid_argument", _NOT_OURS, details={"field": "cursor"})
+    return after, skip, total
 
 
 def order_clause(order: Order) -> str:
@@ -59,10 +85,7 @@ async def keyset_window(http: ProviderHTTP, path: str, params: dict[str, Any], q
                         cursor: str | None) -> tuple[list[dict[str, Any]], int, str | None]:
     """One page of `path` for encoded `query` walked by `order`: its readable rows, the walk's total
     (`X-Total-Count` when it began) and the next cursor (None at the end)."""
-    state = decode_cursor(cursor)
-    after = state.get("after")
-    skip = max(0, int(state.get("skip", state.get("offset", 0))))  # an offset cursor made before keyset paging: once
-    total = state.get("total")
+    after, skip, total = cursor_position(decode_cursor(cursor))
     sent = keyed_query(query, order, after)
     rows: list[dict[str, Any]] = []
     more = False
@@ -74,7 +97,11 @@ async def keyset_window(http: ProviderHTTP, path: str, params: dict[str, Any], q
         total = count if total is None else total
         if rows:
             more = skip + limit < count
-            after, skip = [str(rows[-1].get(name, "")) for name, _ in order], 0
+            key = [str(rows[-1].get(name, "")) for name, _ in order]
+            if not (_TIME.fullmatch(key[0]) and _SYS_ID.fullmatch(key[1])):
+                raise DomainError("upstream_error", f"ServiceNow answered a row without a {order[0][0]} date-time and "
+                                  "sys_id, which paging needs; check the integration user may read both fields")
+            after, skip = key, 0
             break
         skip += limit  # every row of this window is hidden from this user: step over them
         more = skip < min(count, QUERY_CAP)

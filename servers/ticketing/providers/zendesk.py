@@ -144,7 +144,7 @@ class ZendeskTicketing:
         if query.status and not query.native_query and not any(n in query.status for n in STATUS_FROM.values()):
             return TicketPage(tickets=[])  # in_progress: no Zendesk status reads so (a search without status terms matched all)
         params: dict[str, Any] = {"page[size]": min(limit, 100)}
-        if after := state.get("after"):
+        if after := state.get("after", ""):  # a str, or invalid_argument (typed get)
             params["page[after]"] = after
         if filtered:
             group_id = await self._group_id(query.project) if query.project and not query.native_query else None
@@ -178,7 +178,7 @@ class ZendeskTicketing:
 
     async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage:
         params: dict[str, Any] = {"page[size]": min(limit, 100)}
-        if after := decode_cursor(cursor).get("after"):
+        if after := decode_cursor(cursor).get("after", ""):  # a str, or invalid_argument
             params["page[after]"] = after
         body = await self.http.json("GET", f"/tickets/{self._id(ticket_id)}/comments.json", params=params)
         users = await self._users([c.get("author_id") for c in body.get("comments", [])])
