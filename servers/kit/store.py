@@ -60,16 +60,25 @@ class Store:
                     raise _busy(exc) from None
                 try:
                     result = work(self._db)
+                    self._db.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     raise _busy(exc) from None
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     raise
-                self._db.execute("COMMIT")
                 return result
 
         return await anyio.to_thread.run_sync(in_thread)
+
+    def _rollback(self) -> None:
+        """Roll back the failed transaction, unless SQLite already did (on SQLITE_FULL, IOERR, NOMEM…):
+        a ROLLBACK then raises 'no transaction is active' and would replace the real cause (review round 2 #7)."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:  # the connection's own failure; the work's error is the one to tell
+                pass
 
 
 def _busy(exc: sqlite3.OperationalError) -> Exception:

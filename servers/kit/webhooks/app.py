@@ -344,7 +344,7 @@ class Intake:
         masked `error`, when, and what to do (outside review events round 27: a failed processor looked
         like one still starting)."""
         if self.started:
-            return {"processor": "running"}
+            return {"processor": "running", **self.processor.store_state()}
         if self.failure is None:
             return {"processor": "stopped"}
         error, at = self.failure

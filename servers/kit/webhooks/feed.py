@@ -12,13 +12,18 @@ reached the other's `list_changes`, resources and subscribers (outside review, e
 
 Retention (decided in outside review events round 27: the table grew for ever and a filtered read cost
 ~110 ms at a million rows): `trim` deletes the oldest changes — those recorded more than
-`<DOMAIN>_CHANGES_KEEP_DAYS` ago (default 30) and those beyond the newest `<DOMAIN>_CHANGES_KEEP_ROWS`
-positions (default 100,000) — as a prefix of `seq`, `TRIM_BATCH` rows per transaction, from the
-processor's hourly purge (never on a read or a write). The last trimmed position is kept
-(`kit_changes_trimmed`): a cursor from before it is refused (`invalid_argument`, saying to start again
-from `since` or without a cursor) and a `since` before it gets its page with `gap` set, never a silent
-skip. `since` is turned into a starting position by the `changed_at` index (the writer stamps a change
-inside its transaction, so time and position agree), so a poll costs its page, not the history.
+`<DOMAIN>_CHANGES_KEEP_DAYS` ago (default 30, at most 36,500) and those beyond the newest
+`<DOMAIN>_CHANGES_KEEP_ROWS` (default 100,000) — `TRIM_BATCH` rows per transaction, from the processor's
+hourly purge (never on a read or a write). The row limit is per scope (review round 2 #5: counted over
+the shared table, one tenant's flood trimmed another's history): a feed trims its own scope's changes
+and the shared ('') ones, each as a prefix of `seq`, never another tenant's; a scope whose namespace is
+gone is no longer trimmed (delete its rows by hand, or give tenants their own data dirs). The last
+trimmed position per scope is kept (`kit_changes_trimmed_scope`): a cursor from before it is refused
+(`invalid_argument`, saying to start again from `since` or without a cursor) and a `since` before it
+gets its page with `gap` set, never a silent skip. `since` is turned into a starting position by the
+`changed_at` index: the writer stamps a change inside its transaction and never earlier than the
+newest stamp (`_stamp`: a clock stepped back stamps the newest time again until it catches up), so
+time and position agree and a poll costs its page, not the history.
 """
 
 from __future__ import annotations
@@ -45,7 +50,11 @@ FEED_TABLE = """CREATE TABLE IF NOT EXISTS kit_changes (
 CREATE INDEX IF NOT EXISTS kit_changes_at ON kit_changes (changed_at, seq);
 CREATE INDEX IF NOT EXISTS kit_changes_record ON kit_changes (kind, record_id, seq);
 CREATE TABLE IF NOT EXISTS kit_changes_trimmed (one INTEGER PRIMARY KEY CHECK (one = 1),
+    through_seq INTEGER NOT NULL, changed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kit_changes_trimmed_scope (scope TEXT PRIMARY KEY,
     through_seq INTEGER NOT NULL, changed_at TEXT NOT NULL)"""
+SCOPE_INDEX = "CREATE INDEX IF NOT EXISTS kit_changes_scope ON kit_changes (scope, seq)"
+"""Made after `scope` exists (a feed from before scopes gains the column first): per-scope trims by index."""
 KEEP_DAYS = 30.0
 KEEP_ROWS = 100_000
 TRIM_BATCH = 5000
@@ -93,12 +102,17 @@ def _ensure(db: sqlite3.Connection) -> None:
         except sqlite3.OperationalError:  # another process added it meanwhile
             if "scope" not in {row[1] for row in db.execute("PRAGMA table_info(kit_changes)")}:
                 raise
+    db.execute(SCOPE_INDEX)
 
 
-def trimmed_through(db: sqlite3.Connection) -> tuple[int, str] | None:
-    """The last position deleted by retention and when that change was recorded (None: nothing trimmed)."""
-    row = db.execute("SELECT through_seq, changed_at FROM kit_changes_trimmed WHERE one = 1").fetchone()
-    return None if row is None else (int(row[0]), str(row[1]))
+def trimmed_through(db: sqlite3.Connection, scope: str = "") -> tuple[int, str] | None:
+    """The last position deleted by retention among the changes a feed of `scope` shows (its own and
+    ''), and when that change was recorded; None: nothing of them trimmed. Also counts the store-wide
+    mark a feed trimmed before per-scope retention (review round 2 #5) left."""
+    rows = db.execute("SELECT through_seq, changed_at FROM kit_changes_trimmed WHERE one = 1 UNION ALL "
+                      "SELECT through_seq, changed_at FROM kit_changes_trimmed_scope WHERE scope IN ('', ?)",
+                      (scope,)).fetchall()
+    return (max(int(r[0]) for r in rows), max(str(r[1]) for r in rows)) if rows else None
 
 
 def _start_of(db: sqlite3.Connection, since: str) -> int:
@@ -110,6 +124,15 @@ def _start_of(db: sqlite3.Connection, since: str) -> int:
     return int(row[0]) - 1
 
 
+def _cutoff(now: float, keep_s: float) -> str:
+    """The `changed_at` before which changes are past `keep_s`; saturates at the earliest date instead of
+    raising on a retention longer than the calendar (a `ChangeFeed` built without `feed_limits`)."""
+    try:
+        return (datetime.fromtimestamp(now, UTC) - timedelta(seconds=keep_s)).isoformat(timespec="microseconds")
+    except (OverflowError, ValueError):
+        return ""  # sorts before every stamp: nothing is past the time limit
+
+
 def in_scope(scope: str) -> tuple[str, list[str]]:
     """The SQL condition (and its argument) for the changes a feed of `scope` may show."""
     return "scope IN ('', ?)", [scope]
@@ -119,12 +142,21 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _stamp(db: sqlite3.Connection) -> str:
+    """Now, or the newest stamp already in the feed if the clock stepped back (NTP, a VM restored): inside
+    the writer's transaction, so `changed_at` never decreases along `seq` and a `since` poller resuming
+    from the last `changed_at` it saw misses nothing (review round 2 #2). One index lookup."""
+    now = _now()
+    newest = db.execute("SELECT MAX(changed_at) FROM kit_changes").fetchone()[0]
+    return newest if newest is not None and str(newest) > now else now
+
+
 def emit_change(db: sqlite3.Connection, kind: str, record_id: str, action: str, *, source: str = "embedded",
                 origin: str | None = None, scope: str = "") -> None:
     """Append a change inside the caller's transaction (call it from an embedded store's write)."""
     _ensure(db)
     db.execute("INSERT OR IGNORE INTO kit_changes (kind, record_id, action, changed_at, source, origin, scope) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)", (kind, record_id, action, _now(), source, origin, scope))
+               "VALUES (?, ?, ?, ?, ?, ?, ?)", (kind, record_id, action, _stamp(db), source, origin, scope))
 
 
 class ChangeFeed:
@@ -166,7 +198,7 @@ class ChangeFeed:
         def work(db: sqlite3.Connection) -> ChangePage:
             _ensure(db)
             position = open_cursor(store_secret(db), cursor, fingerprint, 1)
-            trimmed, gap = trimmed_through(db), None
+            trimmed, gap = trimmed_through(db, self.scope), None
             if position is not None and trimmed is not None and int(position[0]) < trimmed[0]:
                 raise DomainError("invalid_argument", f"this cursor points before change {trimmed[0] + 1}, the oldest this "
                                   f"feed still keeps: the changes up to {trimmed[1]} were deleted by its retention, so "
@@ -175,12 +207,13 @@ class ChangeFeed:
                                   details={"field": "cursor", "trimmed_through_seq": trimmed[0]})
             if position is None and after_text and trimmed is not None and after_text <= trimmed[1]:
                 gap = (f"changes recorded up to {trimmed[1]} were deleted by this feed's retention (it keeps "
-                       f"{self.keep_s / 86400:g} days, at most {self.keep_rows} changes): this page starts at the "
+                       f"{self.keep_s / 86400:g} days, at most {self.keep_rows} changes per namespace): this page starts at the "
                        "oldest kept; re-read the records you track with the get tools to catch up")
             start = _start_of(db, after_text) if after_text and position is None else 0
             scoped, scope_args = in_scope(self.scope)
-            where, args = [scoped, "changed_at >= ?", "seq > ?"], [*scope_args, after_text,
-                                                                  int(position[0]) if position else start]
+            # by position only: a change stamped earlier after a later one (a clock step recorded before
+            # `_stamp`) is still after the start, never filtered out by its time (review round 2 #2)
+            where, args = [scoped, "seq > ?"], [*scope_args, int(position[0]) if position else start]
             if wanted:
                 where.append(f"kind IN ({', '.join('?' * len(wanted))})")
                 args += wanted
@@ -197,28 +230,31 @@ class ChangeFeed:
     async def trim(self, now: float | None = None) -> int:
         """Delete the changes past retention (module docstring), oldest first, `TRIM_BATCH` per
         transaction (by primary key: the cost is the rows deleted); the number deleted."""
-        at = datetime.fromtimestamp(time.time() if now is None else now, UTC)
-        cutoff = (at - timedelta(seconds=self.keep_s)).isoformat(timespec="microseconds")
+        cutoff = _cutoff(time.time() if now is None else now, self.keep_s)
 
-        def work(db: sqlite3.Connection) -> int:
+        def work(db: sqlite3.Connection, scope: str) -> int:
             _ensure(db)
             newest = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM kit_changes").fetchone()[0])
             young = db.execute("SELECT seq FROM kit_changes INDEXED BY kit_changes_at WHERE changed_at >= ?"
                                " ORDER BY changed_at, seq LIMIT 1", (cutoff,)).fetchone()
-            below = max(newest - self.keep_rows + 1, int(young[0]) if young else newest + 1)
-            doomed: list[Any] = db.execute("SELECT seq, changed_at FROM kit_changes WHERE seq < ? ORDER BY seq LIMIT ?",
-                                           (below, TRIM_BATCH)).fetchall()
+            kept = db.execute("SELECT seq FROM kit_changes INDEXED BY kit_changes_scope WHERE scope = ?"
+                              " ORDER BY seq DESC LIMIT 1 OFFSET ?", (scope, self.keep_rows - 1)).fetchone()
+            below = max(int(kept[0]) if kept else 0, int(young[0]) if young else newest + 1)
+            doomed: list[Any] = db.execute("SELECT seq, changed_at FROM kit_changes INDEXED BY kit_changes_scope"
+                                           " WHERE scope = ? AND seq < ? ORDER BY seq LIMIT ?",
+                                           (scope, below, TRIM_BATCH)).fetchall()
             if not doomed:
                 return 0
-            db.execute("DELETE FROM kit_changes WHERE seq <= ?", (doomed[-1][0],))
-            db.execute("INSERT INTO kit_changes_trimmed VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET"
+            db.execute("DELETE FROM kit_changes WHERE scope = ? AND seq <= ?", (scope, doomed[-1][0]))
+            db.execute("INSERT INTO kit_changes_trimmed_scope VALUES (?, ?, ?) ON CONFLICT (scope) DO UPDATE SET"
                        " through_seq = excluded.through_seq, changed_at = MAX(changed_at, excluded.changed_at)",
-                       (doomed[-1][0], max(r[1] for r in doomed)))
+                       (scope, doomed[-1][0], max(r[1] for r in doomed)))
             return len(doomed)
 
         total = 0
-        while deleted := await self.store.run(work):
-            total += deleted
+        for scope in dict.fromkeys((self.scope, "")):  # its own changes and the shared ones, never another tenant's
+            while deleted := await self.store.run(lambda db, scope=scope: work(db, scope)):
+                total += deleted
         if total:
             logger.info("trimmed %d changes past the feed's retention", total)
         return total

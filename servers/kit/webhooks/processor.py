@@ -2,11 +2,14 @@
 attempt retried after exponential backoff with full jitter, dead-lettered after `max_attempts`
 failures, and payloads purged once past the retention period.
 
-A *transient* failure — the feed's or log's store busy or unreachable (`transient`: SQLite `database is
-locked`, a PostgreSQL connection error, any `unavailable` error) — is not the delivery's fault: it is
-retried with backoff and never counts toward `max_attempts`, so an acknowledged delivery is never
+A *transient* failure — the feed's or log's store busy, unreachable or in trouble the operator must and
+will fix (`transient`: SQLite busy/locked, disk full, cannot open the file, disk I/O error, out of memory,
+read-only file; a PostgreSQL connection error; any `unavailable` error) — is not the delivery's fault: it
+is retried with backoff and never counts toward `max_attempts`, so an acknowledged delivery is never
 dead-lettered for it (outside review events round 27: a locked feed dead-lettered deliveries answered
-200). Only a failure of the delivery itself (unreadable, a mapping that fails) is counted and dead-lettered.
+200; round 2 #6: a full disk still did). The store's error text is logged, kept as the row's `last_error`
+and shown in `/healthz` (`store_error`) until a delivery goes through again. Only a failure of the
+delivery itself (unreadable, a mapping that fails, a constraint) is counted and dead-lettered.
 
 `Processor.run()` never returns; run it in a task group (`Intake.running()` does). On start it picks
 up whatever an earlier process accepted but did not finish, so a restart loses no event.
@@ -15,12 +18,14 @@ up whatever an earlier process accepted but did not finish, so a restart loses n
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -29,6 +34,7 @@ from servers.kit.errors import DomainError
 from servers.kit.webhooks.feed import ChangeFeed
 from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import Account, ChangeSpec, changes
+from servers.kit.webhooks.retention import MAX_DAYS
 
 logger = logging.getLogger("servers.webhooks")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -58,7 +64,13 @@ class Policy:
         prefix = domain.upper()
         policy = cls()
         if days := env.get(f"{prefix}_EVENTS_RETENTION_DAYS"):
-            policy.retention_days = float(days)
+            try:
+                policy.retention_days = float(days)
+            except ValueError:
+                policy.retention_days = math.nan
+            if not 0 < policy.retention_days <= MAX_DAYS:  # also nan: -5 purged every payload at once, nan none
+                raise ValueError(f"{prefix}_EVENTS_RETENTION_DAYS={days[:20]!r}: give a number of days above 0 and at "
+                                 f"most {MAX_DAYS:g} (default {cls.retention_days:g}), or leave it unset")
         if attempts := env.get(f"{prefix}_EVENTS_MAX_ATTEMPTS"):
             policy.max_attempts = max(1, int(attempts))
         return policy
@@ -68,13 +80,23 @@ class Policy:
         return min(self.max_delay_s, self.base_delay_s * 2.0 ** min(64, max(0, attempts - 1))) * random.uniform(0.5, 1.5)
 
 
+STORE_TROUBLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+                           sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN})
+"""SQLite primary result codes that name the store's state (its file, disk, memory, another writer), never
+the delivery: an operator's problem that passes, so the delivery waits for it (module docstring)."""
+
+
 def transient(exc: BaseException) -> bool:
     """Whether a processing failure is the store's passing state, not the delivery's (module docstring)."""
     if isinstance(exc, DomainError):
         return exc.body.code == "unavailable"
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return "locked" in text or "busy" in text
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in STORE_TROUBLE:
+            return True
+        text = str(exc).lower()  # a wrapper without the code: the messages SQLite gives these codes
+        return isinstance(exc, sqlite3.OperationalError) and any(
+            word in text for word in ("locked", "busy", "disk is full", "unable to open", "disk i/o error", "readonly"))
     kind = type(exc)
     return kind.__module__.startswith("psycopg") and kind.__name__ in ("OperationalError", "PoolTimeout")
 
@@ -96,6 +118,8 @@ class Processor:
         self._last_purge = 0.0
         self._transient: dict[int, int] = {}
         """Per pending delivery, transient failures in a row (for their backoff; never `attempts`)."""
+        self.store_error: tuple[str, float] | None = None
+        """The last transient store failure (its text, when), until a delivery is processed again."""
 
     def wake(self) -> None:
         """A new delivery was logged (or replayed): look now instead of at the next due time."""
@@ -136,6 +160,7 @@ class Processor:
                                           next_at=time.time() + self.policy.backoff(attempts))
                 else:
                     self._transient.pop(event["seq"], None)
+                    self.store_error = None
                     await self.log.settle(event["seq"], error=None, next_at=None, dead=False, now=time.time())
         return done
 
@@ -145,11 +170,24 @@ class Processor:
         if len(self._transient) > 10_000:  # rows another replica settled meanwhile: forget, backoff restarts
             self._transient.clear()
         self._transient[row] = streak = self._transient.get(row, 0) + 1
-        logger.warning("webhook event %s (%s/%s) could not be processed now, retried later: its store is busy or "
-                       "unreachable (%s)", row, getattr(self.log, "namespace", "?"), event["provider"], type(exc).__name__)
-        await self.log.settle(row, error=f"retrying: the store was busy or unreachable ({type(exc).__name__})",
+        cause = _store_cause(exc)
+        self.store_error = (cause, time.time())
+        logger.warning("webhook event %s (%s/%s) could not be processed now, kept pending and retried later: its store "
+                       "failed (%s); if it lasts, fix the store (disk space, file permissions, the database server)",
+                       row, getattr(self.log, "namespace", "?"), event["provider"], cause)
+        await self.log.settle(row, error=f"retrying (not counted as an attempt): the store failed: {cause}",
                               dead=False, now=time.time(), next_at=time.time() + self.policy.backoff(streak),
                               attempted=False)
+
+    def store_state(self) -> dict[str, str]:
+        """`store_error` for `/healthz` while deliveries wait for their store (`_retry_later`), else nothing."""
+        if self.store_error is None:
+            return {}
+        cause, at = self.store_error
+        when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+        return {"store_error": f"since {when} deliveries wait, pending, because their store failed: {cause}. They are "
+                               "retried with backoff and never dead-lettered for it: fix the store (free disk space, "
+                               "file permissions, the database server); processing resumes by itself"}
 
     async def purge_if_due(self, now: float) -> None:
         """The hourly upkeep: the log's retention (payloads, processed rows) and the feed's (`feed.trim`).
@@ -190,3 +228,13 @@ class Processor:
             wait = self.policy.purge_every_s if next_at is None else max(0.0, next_at - time.time())
             with anyio.move_on_after(min(wait, self.policy.purge_every_s, self.policy.poll_s)):
                 await self._wake.wait()
+
+
+def _store_cause(exc: BaseException) -> str:
+    """A store failure in a few words, for logs and `/healthz`: SQLite's and PostgreSQL's messages name the
+    condition, never a record; a DomainError's message is already written for callers."""
+    if isinstance(exc, DomainError):
+        return exc.body.message[:200]
+    if isinstance(exc, sqlite3.Error):
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return type(exc).__name__  # a PostgreSQL error's text may hold the connection string's host or user
