@@ -123,7 +123,9 @@ async def test_a_timeout_is_a_failure_and_a_cancel_by_the_caller_is_nothing() ->
     async def hang(call: ToolCall) -> Any:
         await anyio.sleep_forever()
 
-    assert code_of(await attempt(breakers, hang, timeout_s=0.01)) == "timeout"
+    # A timeout counts only when the server had the call for 90% of its deadline (`WHOLE_TIMEOUT`): with 10 ms,
+    # a millisecond of the hub's own on a loaded machine made it count nothing (a fresh-clone CI run).
+    assert code_of(await attempt(breakers, hang, timeout_s=1.0)) == "timeout"
     assert breakers.breaker("s").consecutive_failures == 1
     with anyio.move_on_after(0.01):
         await attempt(breakers, hang, timeout_s=30)
