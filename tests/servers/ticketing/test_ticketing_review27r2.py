@@ -21,17 +21,9 @@ from tests.fakes.jira import FakeJira
 from tests.fakes.servicenow import FakeServiceNow
 from tests.fakes.zendesk import FakeZendesk
 from tests.servers.ticketing.test_ticketing_servicenow import tool
-from tests.servers.ticketing.test_ticketing_stable_walks import _servicenow
+from tests.servers.ticketing.test_ticketing_stable_walks import _servicenow, servicenow  # noqa: F401 — a fixture
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def servicenow(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> FakeServiceNow:
-    monkeypatch.setenv("SERVICENOW_INSTANCE", "https://acme.service-now.test")
-    monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("SERVICENOW_CLIENT_ID", raising=False)
-    return FakeServiceNow()
 
 
 def crafted(state: dict[str, Any]) -> str:
