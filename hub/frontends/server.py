@@ -171,7 +171,7 @@ def build_server(hub: Hub, view: ProfileView | None = None) -> HubServer:
         principal = caller()
         visible = (search.tools(ctx.session, principal) if search.active(principal)
                    else view.tools(principal, ctx.protocol_version) if view is not None else hub.visible_tools(principal))
-        visible = hub.request_relay.tasks.listable(visible, ctx.protocol_version, search.resolve)  # task-only tools it can call
+        visible = hub.request_relay.tasks.offer.listable(visible, ctx.protocol_version, search.resolve)  # task-only tools it can call
         tools, next_cursor = page(visible, params.cursor if params else None, page_size, catalog.version)
         clients.listed(ctx, "tools")
         return types.ListToolsResult(tools=tools, next_cursor=next_cursor, meta=hub.list_meta("tools", principal))

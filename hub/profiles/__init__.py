@@ -185,7 +185,7 @@ class ProfileView:
         if known is not None:
             return known
         visible = sorted((t for t in self.hub.visible_tools(principal) if t.name in table.short), key=lambda t: t.name)
-        visible = tasks.listable(visible, protocol_version)  # hub-wide names here: no resolve needed
+        visible = tasks.offer.listable(visible, protocol_version)  # hub-wide names here: no resolve needed
         if self.settings.max_tools is not None:
             visible = visible[: self.settings.max_tools]
         out = []
@@ -202,7 +202,7 @@ class ProfileView:
         """Whether `server`'s task-only tools are listed to a 2025-11-25 client now (`tasks.listable`'s rule)."""
         downstream = self.hub.downstreams.get(server)
         return (downstream is not None and downstream.state == "starting"
-                or self.hub.request_relay.tasks.server_takes_tasks(server))
+                or self.hub.request_relay.tasks.offer.server_takes_tasks(server))
 
 
 def profile_view(hub: Hub, name: str) -> ProfileView:

@@ -58,7 +58,7 @@ class RelayFace(Server[Any]):
                                         protocol_version=protocol_version)
         if self.relay_hub is None or protocol_version in MODERN_PROTOCOL_VERSIONS:
             return caps
-        update: dict[str, Any] = {"tasks": self.relay_hub.request_relay.tasks.advertised()}
+        update: dict[str, Any] = {"tasks": self.relay_hub.request_relay.tasks.offer.advertised()}
         if caps.resources is not None:
             subscribe = self.relay_hub.subscriptions.advertised()
             update["resources"] = caps.resources.model_copy(update={"subscribe": subscribe})
@@ -104,11 +104,11 @@ def install_relay_handlers(server: Server[Any], hub: Hub, caller: Callable[[], P
         return types.EmptyResult()
 
     async def roots_changed(ctx: ServerRequestContext[Any], params: types.NotificationParams) -> None:
-        await hub.request_relay.roots_changed(caller(), _connection_of(ctx))
+        await hub.request_relay.roots_notices.roots_changed(caller(), _connection_of(ctx))
 
     async def initialized(ctx: ServerRequestContext[Any], params: types.NotificationParams) -> None:
         hub.log_relay.arrived(_connection_of(ctx), caller())  # its servers' logs, until it sets a level
-        await hub.request_relay.client_arrived(_connection_of(ctx), caller(), view)  # its roots, asked outside a call
+        await hub.request_relay.roots_notices.client_arrived(_connection_of(ctx), caller(), view)  # its roots, asked outside a call
 
     server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
     server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe)

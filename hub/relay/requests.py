@@ -63,15 +63,16 @@ from hub.auth.principal import Principal, identity
 from hub.downstream.serials import session_serial
 from hub.downstream.owners import OwnerRef
 from hub.policies.audit import new_request_id
-from hub.policies.base import ToolCall, now
+from hub.policies.base import now
 from hub.policies.breaker import ASKED_CLIENT
 from hub.redact import Premasked, mask_short
-from hub.wire import json_number
 from hub.relay.scope import may_see_server
 from hub.relay.input_required import InputRequiredCalls, Park
 from hub.relay.tasks import RelayedTask, TaskRelay
 from hub.relay.capabilities import lacks, relay_capable
 from hub.relay.roots import ClientStream, RootsClients, always_open
+from hub.relay.roots_notices import RootsNotices
+from hub.relay.call_bound import connection_of, pause_idle_deadline, progress_back, resume_idle_deadline, withdraw
 from hub.relay.upstream import RelayedRequest, UpstreamCall, answering, current_upstream
 from hub.relay.url_elicitations import UrlElicitations
 
@@ -79,14 +80,12 @@ if TYPE_CHECKING:
     from hub.hub import Hub
 
 logger = logging.getLogger("hub.relay")
-# A handshake-era client's progress for a server's request is relayed on purpose (`_progress_back`): no warning each time.
+# A handshake-era client's progress for a server's request is relayed on purpose (`progress_back`): no warning each time.
 warnings.filterwarnings("ignore", message="Client-to-server progress", category=MCPDeprecationWarning)
 RELAY_LINE = Premasked("relay kind=%s server=%s principal=%s outcome=%s code=%s ms=%s")
 
 _UNTRACKED: AbstractAsyncContextManager[Any] = nullcontext()
 WITHDRAW_WAIT_S = 1.0
-STREAM_OPEN_WAIT_S = 5.0
-"""How long a client's GET stream, answered, may take to be held by the SDK before the waiting servers are told."""
 REQUEST_CANCELLED = -32800
 """The error a server gets for a request the hub withdrew (the code LSP and MCP SDKs use for it)."""
 
@@ -99,6 +98,8 @@ class RequestRelay:
         self._in_flight: dict[str, list[UpstreamCall]] = {}
         self.roots = RootsClients(self._sees)
         """The client connections that can answer a `roots/list` asked outside any call (`hub.relay.roots`)."""
+        self.roots_notices = RootsNotices(hub, self.roots)
+        """Tells servers to ask for roots again when a client they may ask arrives (`hub.relay.roots_notices`)."""
         self.tasks = TaskRelay(hub)
         self.url_elicitations = UrlElicitations(lambda server: self._in_flight.get(server, ()),
                                                 lambda server: (d := hub.downstreams.get(server)) is not None and d.pool is not None)
@@ -139,63 +140,6 @@ class RequestRelay:
         """Whether a client of `principal` on profile `view` (None: the whole catalog) may see `server`."""
         return may_see_server(self._hub, principal, server) and (view is None or view.shows_server(server))
 
-    async def roots_changed(self, principal: Principal, connection: Any = None) -> None:
-        """A client's `notifications/roots/list_changed`: tell each connected server it concerns, so that it
-        asks again — the client's own session of a `per_client` server (if it has one open), else the shared
-        one unless that one's roots are another client's (`RootsClients.answerer`)."""
-        self.roots.arrived(connection, principal)
-        for downstream in self._hub.downstreams.values():
-            if not self.roots.sees(connection, principal, downstream.name):
-                continue
-            try:
-                own = downstream.pool.client_of(connection) if downstream.pool is not None and connection is not None else None
-                if downstream.pool is not None and connection is not None and own is None:
-                    continue  # no session of its own yet: a session opened later asks for roots afresh
-                if own is None and connection is not None and self._roots_of_another(downstream.name, connection):
-                    continue
-                await (own or downstream.client()).send_roots_list_changed()
-            except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
-                logger.debug("roots/list_changed not sent to %s: %s", downstream.name, type(exc).__name__)
-
-    def _roots_of_another(self, server: str, connection: Any) -> bool:
-        found = self.roots.answerer(server)
-        return not isinstance(found, str) and found is not connection
-
-    async def client_arrived(self, connection: Any, principal: Principal, view: Any = None) -> None:
-        """A client connection finished its handshake (on profile `view`): one that declared roots and can be
-        asked now answers them from now on, and the servers waiting for it are told to ask again."""
-        if self.roots.arrived(connection, principal, view):
-            await self._tell_waiting(connection, principal)
-
-    def client_stream_opened(self, session_id: str) -> None:
-        """A Streamable HTTP client's GET stream was answered (`hub.frontends.http.own_streams`): once the SDK
-        holds it, that client can be asked outside its calls, and the servers left waiting are told."""
-        group = getattr(self._hub, "_task_group", None)
-        if group is not None:
-            group.start_soon(self._stream_opened, session_id)
-
-    async def _stream_opened(self, session_id: str) -> None:
-        with anyio.move_on_after(STREAM_OPEN_WAIT_S):  # the SDK registers the stream as the answer starts
-            while (found := self.roots.declared(session_id)) is not None and not self.roots.can_ask(found[0]):
-                await anyio.sleep(0.01)
-        if found is not None and self.roots.arrived(*found):
-            await self._tell_waiting(*found)
-
-    async def _tell_waiting(self, connection: Any, principal: Principal, only: str | None = None) -> None:
-        """Each server waiting for roots that `connection` may now be asked for (`only`: just that one) is told
-        to ask again (`roots/list_changed`): a shared session, or the connection's own `per_client` one."""
-        shared, owned = self.roots.waiting_for(connection, principal, only)
-        for server, own in [*((server, False) for server in shared), *((server, True) for server in owned)]:
-            downstream = self._hub.downstreams.get(server)
-            if downstream is None or (downstream.pool is not None) is not own:
-                continue
-            try:
-                session = downstream.pool.client_of(connection) if own and downstream.pool is not None else downstream.client()
-                if session is not None:
-                    await session.send_roots_list_changed()
-            except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
-                logger.debug("roots/list_changed not sent to %s: %s", server, type(exc).__name__)
-
     @contextmanager
     def track(self, server: str, session: ServerSession, request_id: types.RequestId | None,
               principal: Principal, park: Park | None = None) -> Iterator[UpstreamCall | None]:
@@ -214,14 +158,14 @@ class RequestRelay:
             # may come after this call ends), not only at the next arrival.
             group = getattr(self._hub, "_task_group", None)
             if group is not None:
-                group.start_soon(self._tell_waiting, connection, principal, server)
+                group.start_soon(self.roots_notices.tell_waiting, connection, principal, server)
         token = current_upstream.set(upstream)
         try:
             yield upstream
         finally:
             current_upstream.reset(token)
             calls.remove(upstream)
-            _withdraw(upstream)
+            withdraw(upstream)
 
     def callbacks(self, server: str, mine: OwnerRef | None = None) -> dict[str, Any]:
         """The `mcp.Client` callbacks for one downstream: each relays to a client of the hub — with
@@ -229,7 +173,7 @@ class RequestRelay:
 
         async def sampling(ctx: ClientRequestContext | None, params: types.CreateMessageRequestParams) -> Any:
             task = self.tasks.related_task(server, params.meta, ctx.session if ctx is not None else None)
-            back = _progress_back(server, ctx, params.meta)
+            back = progress_back(server, ctx, params.meta)
             params = self._task_ids_exposed(server, params, ctx)
             result_type = types.CreateMessageResultWithTools if params.tools else types.CreateMessageResult
             return await self._relay(server, "sampling", types.CreateMessageRequest(params=params), result_type, mine,
@@ -237,14 +181,14 @@ class RequestRelay:
 
         async def elicitation(ctx: ClientRequestContext | None, params: types.ElicitRequestParams) -> Any:
             task = self.tasks.related_task(server, params.meta, ctx.session if ctx is not None else None)
-            back = _progress_back(server, ctx, params.meta)
+            back = progress_back(server, ctx, params.meta)
             params = self._task_ids_exposed(server, params, ctx)
             return await self._relay(server, "elicitation", types.ElicitRequest(params=params), types.ElicitResult,
                                      mine, task, progress=back)
 
         async def roots(ctx: ClientRequestContext) -> Any:
             return await self._relay(server, "roots", types.ListRootsRequest(), types.ListRootsResult, mine,
-                                     progress=_progress_back(server, ctx, None))
+                                     progress=progress_back(server, ctx, None))
 
         return {"sampling_callback": sampling, "elicitation_callback": elicitation, "list_roots_callback": roots}
 
@@ -277,7 +221,7 @@ class RequestRelay:
                 return AMBIGUOUS
             if calls and downstream.stats.in_flight > len(calls):  # an untracked call on the wire beside them
                 return AMBIGUOUS
-            if calls and any(asker is not _connection(calls[-1]) for asker in downstream.stats.askers()):
+            if calls and any(asker is not connection_of(calls[-1]) for asker in downstream.stats.askers()):
                 # A prompt, read or completion of another connection is with the server too: it may be the one
                 # asking (outside review relay18 D2: client A's prompt's question went to client B's call).
                 return AMBIGUOUS
@@ -286,10 +230,10 @@ class RequestRelay:
             # One caller on two connections (two windows of one key, or every client when auth is off) is
             # two places to ask: calls of several connections are as ambiguous as calls of several callers
             # (outside review, relay round 7: client A's sampling went to client B, whose answer went into A's call).
-            if any(identity(call.principal) != identity(upstream.principal) or _connection(call) is not _connection(upstream)
+            if any(identity(call.principal) != identity(upstream.principal) or connection_of(call) is not connection_of(upstream)
                    for call in calls):
                 return AMBIGUOUS
-            if kind == "roots" and always_open(connection := _connection(upstream)):
+            if kind == "roots" and always_open(connection := connection_of(upstream)):
                 # About the client, not the call: on its own stream, not withdrawn when a call ends (a re-ask on
                 # `roots/list_changed` crossing an unrelated call was withdrawn with it in 1 ms).
                 return ClientStream(connection), None, upstream.principal, None, []
@@ -323,14 +267,14 @@ class RequestRelay:
             return (f"the client connection that created task {related.exposed[:200]!r} has disconnected; no other "
                     "connection may answer for it (a task belongs to the connection that created it). Fail the task "
                     "or let it expire (its ttl)")
-        mine = [call for call in calls if _connection(call) is creator]
+        mine = [call for call in calls if connection_of(call) is creator]
         return (mine[-1].session, mine[-1].request_id, mine[-1].principal, mine[-1], [mine[-1]]) if mine else None
 
     async def _relay(self, server: str, kind: str, request: Any, result_type: Any,
                      owner: OwnerRef | None = None, task: tuple[bool, RelayedTask | None] = (False, None),
                      again: tuple[ClientStream, Principal] | None = None, progress: ProgressFnT | None = None) -> Any:
         """Relay one server request (`again`: a `roots/list` withdrawn with a call, asked on the client's own stream;
-        `progress`: where the client's progress for it goes, when the server asked for some: `_progress_back`)."""
+        `progress`: where the client's progress for it goes, when the server asked for some: `progress_back`)."""
         target = self._target(server, kind, owner, task) if again is None else (again[0], None, again[1], None, [])
         if target is AMBIGUOUS:
             return self._refuse(server, kind, None, f"calls from several callers or connections to {server!r} are in flight on one shared "
@@ -359,14 +303,14 @@ class RequestRelay:
         if park is None and not session.can_send_request and request_id is None:
             return self._refuse(server, kind, principal, f"the client has no channel for {request.method}")
         started = now()
-        paused = [call for holder in holders if (call := _pause_idle_deadline(holder.call)) is not None]
+        paused = [call for holder in holders if (call := pause_idle_deadline(holder.call)) is not None]
         for other in self._in_flight.get(server, ()):
             # A timeout after this says nothing of the server (`hub.policies.breaker`): for every call of
             # this caller in flight to it, since nothing says which of them asked (second outside review:
             # only the newest was excused, and five unanswered elicitations paused their caller).
             if other.call is not None and identity(other.principal) == identity(principal):
                 other.call.attributes[ASKED_CLIENT] = True
-        scope = anyio.CancelScope()  # cancelled by `track` when the last call it may belong to ends (`_withdraw`)
+        scope = anyio.CancelScope()  # cancelled by `track` when the last call it may belong to ends (`withdraw`)
         relayed = RelayedRequest(scope, anyio.Event(), list(holders))
         for holder in holders:
             holder.relayed[scope] = relayed
@@ -397,7 +341,7 @@ class RequestRelay:
             for holder in holders:
                 holder.relayed.pop(scope, None)
             for call in paused:
-                _resume_idle_deadline(call)
+                resume_idle_deadline(call)
         if scope.cancelled_caught and kind == "roots" and again is None and self.roots.can_ask(connection := getattr(session, "_connection", None)):
             # About the client, not the call that happened to carry it (a Streamable HTTP client may have no GET
             # stream, so it went there first): asked again on the client's own stream rather than withdrawn.
@@ -438,69 +382,3 @@ MAX_URL_ELICITATIONS = 1000
 
 AMBIGUOUS = object()
 """`_target`'s answer when calls of several principals are in flight on one shared session."""
-
-
-def _withdraw(upstream: UpstreamCall) -> None:
-    """The call ended: cancel the requests relayed for it that still wait on the client and belong to
-    no other call in flight (`RelayedRequest`), noting why."""
-    if not upstream.relayed:
-        return
-    call = upstream.call
-    ended = "timeout" if call is not None and now() >= call.hard_deadline else "cancelled"
-    for scope, relayed in list(upstream.relayed.items()):
-        del upstream.relayed[scope]
-        relayed.holders = [holder for holder in relayed.holders if holder is not upstream]
-        if relayed.holders:
-            continue  # another call of that connection may have asked it: it stays while that one runs
-        relayed.ended = upstream.ended = ended
-        upstream.withdrawing.append(relayed.settled)
-        scope.cancel()
-
-
-def _pause_idle_deadline(call: ToolCall | None) -> ToolCall | None:
-    """Let only the hard deadline run while the user answers (see the module's rules)."""
-    if call is None or call.deadline_scope is None:
-        return None
-    call.deadline_scope.deadline = call.hard_deadline
-    return call
-
-
-def _resume_idle_deadline(call: ToolCall) -> None:
-    call.idle_deadline_from(now())
-    if call.deadline_scope is not None:
-        call.deadline_scope.deadline = call.deadline_at
-
-
-def _progress_back(server: str, ctx: ClientRequestContext | None, meta: Any) -> ProgressFnT | None:
-    """Where a client's `notifications/progress` for a server's request goes: back to the downstream session
-    that sent it, under the server's own token (outside review relay26 D3: the hub passed the token on and
-    dropped the client's progress). None when the request asked for none, or came in an input-required
-    answer (`ctx` None: no session to report to). The client sees a token of the hub's (`_relay`), so two
-    servers' equal tokens never meet."""
-    token = _progress_token(ctx.meta if ctx is not None else None) or _progress_token(meta)
-    if ctx is None or token is None:
-        return None
-    downstream = ctx.session
-
-    async def back(progress: float, total: float | None, message: str | None) -> None:
-        try:
-            await downstream.send_progress_notification(token, json_number(progress),
-                                                        None if total is None else json_number(total), message)
-        except Exception as exc:  # noqa: BLE001 — best effort, as progress is: the server's session may be gone
-            logger.debug("progress for %s's request not passed on: %s", server, type(exc).__name__)
-
-    return back
-
-
-def _progress_token(meta: Any) -> str | int | None:
-    if isinstance(meta, dict):  # the SDK's `RequestParamsMeta` holds it by its Python name; a raw one by its wire name
-        token = meta.get("progress_token", meta.get("progressToken"))
-    else:
-        token = getattr(meta, "progress_token", None)
-    return token if isinstance(token, str | int) and not isinstance(token, bool) else None
-
-
-def _connection(call: UpstreamCall) -> Any:
-    """The client connection a call came on (its requests' sessions are views of it in SDK 2.x)."""
-    return getattr(call.session, "_connection", None) or call.session
-

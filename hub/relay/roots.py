@@ -60,7 +60,7 @@ class ClientStream:
 
     async def send_request(self, request: Any, result_type: Any, metadata: Any = None, progress_callback: Any = None) -> Any:
         opts: dict[str, Any] = {"timeout": ASK_TIMEOUT_S}
-        if progress_callback is not None:  # the client's progress for it goes back to the server (`_progress_back`)
+        if progress_callback is not None:  # the client's progress for it goes back to the server (`hub.relay.call_bound.progress_back`)
             opts["on_progress"] = progress_callback
         return await self._connection.send_request(request, result_type=result_type, opts=opts)
 

@@ -61,3 +61,15 @@ class RelayedTask:
     def seen_on(self, view: ProfileView | None) -> bool:
         """Whether a client of `view` may see it: created there, its tool still in that profile."""
         return view is self.view and (view is None or view.includes(self.tool))
+
+
+RUNNING_BOUND_S = 600.0
+"""How long a task whose end the hub never sees counts as running, when the server gave no ttl."""
+
+
+def running_bound_s(created: dict[str, Any]) -> float:
+    """A task's running bound: its ttl (ms) when the server gave one, within an hour; else `RUNNING_BOUND_S`."""
+    ttl = created.get("ttl")
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > 0:
+        return min(float(ttl) / 1000, 3600.0)
+    return RUNNING_BOUND_S

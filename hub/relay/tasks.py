@@ -28,7 +28,7 @@ Rules (docs/protocol.md, "Tasks"):
   call in flight on the client connection that created the task (its `tasks/result`), never to another
   connection of the same principal; with that connection gone, it is refused saying so (`related_task`).
 - `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`, up to
-  `LIST_CONCURRENCY` at once, each within its deadline; one the server no longer knows is forgotten,
+  `hub.relay.task_listing.LIST_CONCURRENCY` at once, each within its deadline; one the server no longer knows is forgotten,
   one it does not answer in time is left out of that listing), at most `MAX_TASKS_PER_CONNECTION`, in one page.
 - A disconnect is not a cancel: the hub forgets the connection's tasks and the server lets them
   expire (their `ttl`). Until then (at most their ttl, or `RUNNING_BOUND_S`) a shared server's lines
@@ -74,13 +74,13 @@ from hub.forwarded import admitted, jsonrpc_error, limits_of
 from hub.downstream.serials import session_serial
 from hub.downstream.request_deadline import request_deadline
 from hub.relay.fair_cap import FairCap
-from hub.relay.task_model import TASK_CAPABILITY, RelayedTask, task_only, takes_tasks
+from hub.relay.task_model import RelayedTask, running_bound_s, takes_tasks
+from hub.relay.task_offer import TaskOffer
+from hub.relay.task_listing import listed_tasks
 from hub.cluster.signing import configured_secrets
 from hub.cluster.tasks import RemoteTasks, TaskMarks, elsewhere, unmarked
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from hub.catalog.catalog import ToolRoute
     from hub.profiles import ProfileView
     from hub.downstream.connection import Downstream
@@ -91,8 +91,6 @@ _NOWHERE: Any = object()
 """A profile no task was created on (`answer_for_replica`: the asking face is not the task's)."""
 MAX_TASKS_PER_CONNECTION = 200
 """Tasks a client connection keeps through the hub; creating one more forgets its oldest."""
-LIST_CONCURRENCY = 16
-"""`tasks/get` requests one `tasks/list` has in flight at once."""
 MAX_TASKS = 10_000
 """Tasks whose `related-task` ids the hub rewrites, over all connections (`FairCap`: the principal
 holding the most forgets its oldest first)."""
@@ -103,6 +101,8 @@ class TaskRelay:
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
+        self.offer = TaskOffer(hub)
+        """Whether servers take task-augmented calls, and what clients are offered (`hub.relay.task_offer`)."""
         self._owned: weakref.WeakKeyDictionary[Any, OrderedDict[str, RelayedTask]] = weakref.WeakKeyDictionary()
         self._exposed: FairCap[tuple[str, int | None, str], RelayedTask] = FairCap(MAX_TASKS_PER_CALLER, MAX_TASKS)
         """(server, the session that made it, its task id) → the task, for rewriting `related-task` in what
@@ -124,48 +124,6 @@ class TaskRelay:
             self._cluster = (marks, remote)
         return self._cluster
 
-    # -- what clients are offered ----------------------------------------------------------
-
-    def server_takes_tasks(self, server: str) -> bool:
-        """Whether `server` is connected and advertises task-augmented `tools/call`."""
-        downstream = self._hub.downstreams.get(server)
-        try:
-            caps = downstream.client().server_capabilities if downstream is not None else None
-        except DownstreamUnavailable:
-            return False
-        tasks = caps.tasks if caps is not None else None
-        return bool(tasks and tasks.requests and tasks.requests.tools and tasks.requests.tools.call is not None)
-
-    def _starting(self, server: str) -> bool:
-        downstream = self._hub.downstreams.get(server)
-        return downstream is not None and downstream.state == "starting"
-
-    def advertised(self) -> types.ServerTasksCapability | None:
-        """The hub's `tasks` capability: present while any server takes task-augmented calls or is still
-        starting (`initialize` does not wait for servers; a call to a server without tasks runs normally)."""
-        servers = self._hub.downstreams
-        return TASK_CAPABILITY if any(self._starting(name) or self.server_takes_tasks(name) for name in servers) else None
-
-    def listable(self, tools: list[types.Tool], protocol_version: str | None,
-                 resolve: Callable[[str], str | None] = lambda name: name) -> list[types.Tool]:
-        """`tools` without the task-only ones this client could not call: all of them for a 2026-07-28
-        client, and those of servers that do not take task-augmented calls for anyone (a server still
-        starting, listed from a remembered listing, is given the benefit of the doubt). `resolve`: a
-        listed name → the hub-wide one (a profile's short names)."""
-        if not any(task_only(tool) for tool in tools):
-            return tools
-        modern = protocol_version in MODERN_PROTOCOL_VERSIONS
-        catalog = self._hub.catalog
-        kept = []
-        for tool in tools:
-            if task_only(tool):
-                exposed = resolve(tool.name)
-                route = catalog.resolve_tool(exposed) if exposed is not None else None
-                if modern or route is None or not (self._starting(route.server) or self.server_takes_tasks(route.server)):
-                    continue
-            kept.append(tool)
-        return kept
-
     # -- tools/call with a task ------------------------------------------------------------
 
     def wants_task(self, name: str, params: Any, protocol_version: str | None) -> bool:
@@ -175,7 +133,7 @@ class TaskRelay:
         if not isinstance(params.get("task"), dict):
             return False
         route = self._hub.catalog.resolve_tool(name)
-        return route is not None and takes_tasks(route.tool) and self.server_takes_tasks(route.server)
+        return route is not None and takes_tasks(route.tool) and self.offer.server_takes_tasks(route.server)
 
     async def call(self, connection: Any, principal: Principal, name: str, arguments: dict[str, Any] | None,
                    task: dict[str, Any], asked: str | None = None, view: ProfileView | None = None,
@@ -227,7 +185,7 @@ class TaskRelay:
         relayed = RelayedTask(exposed, route.server, created["taskId"], principal, session, route.exposed, view,
                               progress=progress)
         if created.get("status") not in TERMINAL and principal is not None:
-            relayed.running = downstream.stats.task_running(identity(principal), _running_bound_s(created))
+            relayed.running = downstream.stats.task_running(identity(principal), running_bound_s(created))
         if progress is not None:
             progress.task = relayed
             if created.get("status") in TERMINAL:
@@ -245,6 +203,9 @@ class TaskRelay:
             _, old = owned.popitem(last=False)
             self._forget(old)
         return exposed
+
+    def _owned_by(self, connection: Any) -> OrderedDict[str, RelayedTask] | None:
+        return self._owned.get(connection) if connection is not None else None
 
     def _forget(self, task: RelayedTask) -> None:
         self._settled(task)
@@ -287,7 +248,7 @@ class TaskRelay:
     def find(self, connection: Any, principal: Principal, exposed: str, view: ProfileView | None = None) -> RelayedTask:
         """The caller's task `exposed` on the face of profile `view`, else -32602 — the same for another
         client's or another profile's task and a made-up id."""
-        owned = self._owned.get(connection) if connection is not None else None
+        owned = self._owned_by(connection)
         relayed = owned.get(unmarked(exposed)) if owned is not None else None
         if relayed is not None and relayed.exposed != exposed:
             relayed = None  # its key with another mark (or none): not an id this connection was given
@@ -355,7 +316,7 @@ class TaskRelay:
                                  view_name: str | None) -> dict[str, Any]:
         """Another replica's ask about a task of this connection's session (`hub.cluster.tasks`), asked on the
         face of profile `view_name` there: answered as if asked here on that face."""
-        owned = self._owned.get(connection) if connection is not None else None
+        owned = self._owned_by(connection)
         relayed = owned.get(unmarked(exposed)) if owned is not None else None
         view = relayed.view if relayed is not None else None
         if relayed is None or (view.name if view is not None else None) != view_name:
@@ -372,7 +333,8 @@ class TaskRelay:
             refusal = await limits.rate_limits.check_request(principal, None, "tasks/list")
             if refusal is not None:
                 raise jsonrpc_error(refusal)
-        tasks = await self._listed(connection, principal, lambda relayed: self._visible(relayed, principal, view))
+        tasks = await listed_tasks(self._hub, self._owned_by(connection), principal, self._forget,
+                                   lambda relayed: self._visible(relayed, principal, view))
         _, remote = self._clustered()
         session_id = getattr(connection, "session_id", None)
         if remote is not None and isinstance(session_id, str):
@@ -387,37 +349,7 @@ class TaskRelay:
         def kept(relayed: RelayedTask) -> bool:
             return ((relayed.view.name if relayed.view is not None else None) == view_name
                     and self._visible(relayed, principal, relayed.view))
-        return {"tasks": await self._listed(connection, principal, kept)}
-
-    async def _listed(self, connection: Any, principal: Principal,
-                      keep: Callable[[RelayedTask], bool]) -> list[dict[str, Any]]:
-        """The connection's tasks that `keep` keeps, each as its server reports it now (each ask holding a
-        slot of its server's bulkhead: one refused a slot in time is left out, as a server too slow is)."""
-        owned = self._owned.get(connection) if connection is not None else None
-        visible = [(key, relayed) for key, relayed in (owned or {}).items() if keep(relayed)]
-        found: dict[str, dict[str, Any]] = {}
-        limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
-
-        async def get(key: str, relayed: RelayedTask) -> None:
-            downstream = self._hub.downstreams[relayed.server]
-            seconds, _ = request_deadline(self._hub.config.hub, downstream.config, "tasks/get")
-            started = anyio.current_time()
-            async with limiter:
-                try:
-                    async with admitted(limits_of(self._hub), relayed.server, principal, "tasks/get", seconds, charge=False):
-                        body = await ask_about_task(self._hub.config, downstream, "tasks/get", relayed, started=started)
-                except MCPError as exc:
-                    if exc.code == types.INVALID_PARAMS and owned is not None:  # expired there: forget it here
-                        owned.pop(key, None)
-                        self._forget(relayed)
-                    return  # down or too slow: left out of this listing, kept for the next
-            found[key] = {k: v for k, v in body.items() if k != "_meta"} | {"taskId": relayed.exposed}
-
-        # Asked at once, so a hung server costs one deadline, not one per task (was N x `timeout_s`).
-        async with anyio.create_task_group() as group:
-            for key, relayed in visible:
-                group.start_soon(get, key, relayed)
-        return [found[key] for key, _ in visible if key in found]
+        return {"tasks": await listed_tasks(self._hub, self._owned_by(connection), principal, self._forget, kept)}
 
     async def status(self, downstream: Downstream, params: Any, owner: Any) -> None:
         """A server's `notifications/tasks/status`: to the client connection that owns the task (for a
@@ -494,15 +426,3 @@ class TaskRelay:
     def _audit_cancel(self, method: str, principal: Principal, relayed: RelayedTask) -> None:
         if method == "tasks/cancel":
             self._hub.request_relay.audit_event(relayed.server, "task_cancel", principal, "ok", None, None)
-
-
-RUNNING_BOUND_S = 600.0
-"""How long a task whose end the hub never sees counts as running, when the server gave no ttl."""
-
-
-def _running_bound_s(created: dict[str, Any]) -> float:
-    """A task's running bound: its ttl (ms) when the server gave one, within an hour; else `RUNNING_BOUND_S`."""
-    ttl = created.get("ttl")
-    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and ttl > 0:
-        return min(float(ttl) / 1000, 3600.0)
-    return RUNNING_BOUND_S

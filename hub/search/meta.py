@@ -218,8 +218,8 @@ async def run_search(hub: Hub, query: str, limit: int, principal: Principal, vie
     tasks = hub.request_relay.tasks
 
     def listable(route: ToolRoute) -> bool:
-        return not task_only(route.tool) or (tasks.server_takes_tasks(route.server)
-                                             and bool(tasks.listable([route.tool], protocol_version)))
+        return not task_only(route.tool) or (tasks.offer.server_takes_tasks(route.server)
+                                             and bool(tasks.offer.listable([route.tool], protocol_version)))
 
     hits = await tool_search(hub).asearch(query, limit, principal, view, listable, protocol_version)
     return _result(hits_payload(hits)), [h.name for h in hits]

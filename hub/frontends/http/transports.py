@@ -158,7 +158,7 @@ def build_http_app(hub: Hub, server: HubServer, transport: UpstreamTransport, ho
             tools/call answered first (`http_calls`) unless `hub.fast_calls` is off."""
             # Big results' strings as sent (not the fast path's).
             app = SpliceLifted(StreamOpenings(LastEventGate(StreamableHTTPASGIApp(manager), manager),
-                                              hub.request_relay.client_stream_opened))
+                                              hub.request_relay.roots_notices.client_stream_opened))
             return HttpToolCalls(app, hub, manager) if hub.config.hub.fast_calls else app
 
         manager = make_manager(server)

@@ -1,6 +1,6 @@
 """Outside review relay26 D3: progress a client reports for a server's own request (an elicitation
 carrying `_meta.progressToken`) reaches that server under its own token, as it does directly
-(`hub.relay.requests._progress_back`); the hub dropped it.
+(`hub.relay.call_bound.progress_back`); the hub dropped it.
 
 The downstream is `tests/hub/relay/relay26_server.py` (raw stdio, shared); the client is the SDK's, in
 memory to `build_server(hub)`.

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from hub.downstream.stats import CallStats
 from hub.relay.logs import _whose
-from hub.relay.tasks import _running_bound_s
+from hub.relay.task_model import running_bound_s
 
 ALICE, BOB = ("api_key", "alice"), ("api_key", "bob")
 
@@ -29,5 +29,5 @@ def test_a_running_task_makes_its_caller_part_of_the_audience_until_it_ends_or_i
     while stats.calling() != {ALICE}:  # a task whose end is never seen stops counting at its bound
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    assert _running_bound_s({"ttl": 30_000}) == 30.0 and _running_bound_s({"ttl": None}) == 600.0
-    assert _running_bound_s({"ttl": 10**12}) == 3600.0 and _running_bound_s({"ttl": True}) == 600.0
+    assert running_bound_s({"ttl": 30_000}) == 30.0 and running_bound_s({"ttl": None}) == 600.0
+    assert running_bound_s({"ttl": 10**12}) == 3600.0 and running_bound_s({"ttl": True}) == 600.0

@@ -80,7 +80,7 @@ async def test_search_withholds_task_only_tools_the_list_withholds() -> None:
         principal = hub.access.local
         route = hub.catalog.resolve_tool("n__only_as_task")
         assert route is not None
-        assert hub.request_relay.tasks.listable([route.tool], "2025-11-25") == [], "tools/list withholds it"
+        assert hub.request_relay.tasks.offer.listable([route.tool], "2025-11-25") == [], "tools/list withholds it"
         for version in ("2025-11-25", "2026-07-28"):
             _, names = await run_search(hub, "only as task", 5, principal, None, version)
             assert names and "n__only_as_task" not in names, (version, names)
