@@ -277,7 +277,7 @@ async def test_an_event_stream_in_any_chunking_is_passed_on_byte_for_byte_but_th
                                                                                                   size: int) -> None:
     """CRLF lines and an LF blank line too (found by review: the repaired event got an empty line
     before its data, which split off its `id:` field, the stream's resumption token)."""
-    from hub.downstream.http_listing_repair import _RepairedEvents
+    from hub.downstream.http_event_repair import RepairedEvents
     from hub.downstream.listing_repair import ListingAnswers
 
     bad = b'{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"good","inputSchema":{"type":"object"}},{"name":"bad"}]}}'
@@ -287,7 +287,7 @@ async def test_an_event_stream_in_any_chunking_is_passed_on_byte_for_byte_but_th
     chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
 
     async def relayed(listings: ListingAnswers) -> bytes:
-        return b"".join([chunk async for chunk in _RepairedEvents(_Chunks(chunks), listings)])  # type: ignore[arg-type]
+        return b"".join([chunk async for chunk in RepairedEvents(_Chunks(chunks), listings)])  # type: ignore[arg-type]
 
     idle = ListingAnswers(logging.getLogger("test"))
     assert await relayed(idle) == stream  # nothing waits: every byte as it came
@@ -397,10 +397,10 @@ def _split(data: bytes, *cuts: int) -> list[bytes]:
 
 async def _bounded(chunks: list[bytes], limit: int) -> bytes:
     """What the hub's transport passes on of a legacy SSE stream arriving in `chunks`."""
-    from hub.downstream.http_listing_repair import _RepairedEvents
+    from hub.downstream.http_event_repair import RepairedEvents
     from hub.downstream.listing_repair import ListingAnswers
 
-    return b"".join([piece async for piece in _RepairedEvents(_Chunks(chunks), ListingAnswers(logging.getLogger("t")), limit)])  # type: ignore[arg-type]
+    return b"".join([piece async for piece in RepairedEvents(_Chunks(chunks), ListingAnswers(logging.getLogger("t")), limit)])  # type: ignore[arg-type]
 
 
 async def _read_events(chunks: list[bytes], limit: int) -> list[dict[str, Any]]:
