@@ -20,7 +20,6 @@ import anyio
 import mcp_types as types
 from mcp import Client
 from mcp.client.session import IncomingMessage
-from mcp.server import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -30,17 +29,15 @@ from hub.downstream.direct_tools import DirectTools
 from hub.downstream.era import Era, HandshakeRefused
 from hub.downstream.sse_fallback import answers_as_legacy_sse, not_there, refused_initialize
 from hub.downstream.listing_repair import ListingAnswers
-from hub.downstream.session_lost import SessionWatch, is_lost_answer, lost_why
-from hub.downstream.inprocess import load_server_object, release_later
-from hub.downstream.json_channel import JsonChannel, on_asyncio
+from hub.downstream.session_lost import is_lost_answer, lost_why
+from hub.downstream.json_channel import JsonChannel
 from hub.downstream.changes import ChangeFollowing
 from hub.downstream.listing import ListKind, Listing
 from hub.downstream.liveness import Liveness
 from hub.downstream.owned import OwnedSessions
-from hub.downstream.readiness import DownstreamUnavailable, Readiness
+from hub.downstream.readiness import DownstreamUnavailable, Readiness, operator_must_fix  # noqa: F401 — imported from here
 from hub.downstream.sessions import SessionPool
 from hub.downstream.stats import CallStats
-from hub.downstream.stdio import stdio_child
 from hub.downstream.transports import Transports
 from hub.errors import describe_failure  # noqa: F401 — also imported from here by the hub
 
@@ -366,59 +363,6 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
             await self._lost.wait()
         return self.error if self._lost.is_set() or self._client is None else None
 
-    async def _make_client(self) -> Client:
-        cfg = self.config
-        lost = self._lost
-
-        def forgotten(why: str) -> None:  # the server no longer knows this connection's session: reconnect
-            if self._lost is lost:
-                self.reopen(why)
-
-        # This connection's listing answers (`hub.downstream.listing_repair`); an HTTP server's "session
-        # not found" in any shape reported (`hub.downstream.session_lost`).
-        self.listings = SessionWatch(self.log, forgotten if self.speaks_streamable_http else None)
-        transport: Any
-        if cfg.transport == "stdio":
-            assert cfg.command is not None
-            self._json = JsonChannel() if on_asyncio() else None
-            env = cfg.env | self.caller.child_env()
-            transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json,
-                                    listings=self.listings, on_log_line=self.on_log_line)
-        elif cfg.transport in ("streamable_http", "sse"):
-            def ended(why: str) -> None:  # an SSE session's stream ended: this attempt's connection is lost
-                if self._lost is lost:
-                    self._lose(f"the connection to it ended: {why}")
-
-            transport = self._remote_transport(self.listings, on_end=ended)
-        else:
-            # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
-            # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
-            # cache) while it runs.
-            transport = await anyio.to_thread.run_sync(load_server_object, cfg, self.shared_store_url)
-            self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
-            replaced, self.server_object = self.server_object, transport
-            if replaced is not None and replaced is not transport:
-                release_later(replaced)
-        callbacks = self._adapt(self.relay_callbacks) if self.pool is None and self.session_pool is not None else self.relay_callbacks
-        return self._client_over(transport, self._on_message, callbacks, self._on_status)
-
-    def _session_transport(self, on_end: Callable[[str], None] | None = None,
-                           on_lost: Callable[[str], None] | None = None) -> Any:
-        """A fresh transport to this server, for one more session of it (a per-client one); `on_end(why)`
-        when it is over: an SSE session's event stream ended (`_remote_transport`), a child exited;
-        `on_lost(why)` when a Streamable HTTP server no longer knows it (`hub.downstream.session_lost`)."""
-        cfg = self.config
-        if cfg.transport == "stdio":
-            assert cfg.command is not None
-            exited = (lambda code, _stderr: on_end(f"its process exited with code {code}")) if on_end is not None else None
-            return stdio_child(cfg.name, cfg.command, cfg.args, cfg.env | self.caller.child_env(), cfg.cwd, on_exit=exited)
-        if cfg.transport == "inprocess":
-            if self.server_object is None:
-                raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
-            return self.server_object
-        listings = SessionWatch(self.log, on_lost) if self.speaks_streamable_http else None
-        return self._remote_transport(listings, on_end=on_end)
-
     async def _on_status(self, params: Any) -> None:
         if self.on_task_status is not None:
             await self.on_task_status(self, params, None)
@@ -452,23 +396,3 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
 async def _set_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def operator_must_fix(exc: BaseException) -> bool:
-    """Whether a failed connection attempt needs the hub's operator, not time: the server refused the
-    credentials configured for it (HTTP 401/403), or the child cannot be spawned (command or working
-    directory missing, not executable). A caller told to retry such a refusal only loops (outside review
-    newuser19 #6: "calling again will not help" came with `retryable: true`)."""
-    from mcp.shared.exceptions import MCPError
-
-    from hub.downstream.http_status import HttpStatus
-    from hub.prestart import ChildStartError
-
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, (ChildStartError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)):
-        return True  # an in-process server's module that cannot be imported too (`Downstream.run` stops trying)
-    if isinstance(exc, MCPError) and (status := HttpStatus.of(exc.error.data)) is not None:
-        return status.status in (401, 403) and status.problem is None
-    response = getattr(exc, "response", None)  # httpx's HTTPStatusError (the legacy SSE transport's GET)
-    return getattr(response, "status_code", None) in (401, 403)

@@ -80,3 +80,23 @@ class Readiness:
         if self._json is None or self.state != "ready" or self._client is None or self._lost.is_set():
             return None
         return self._client
+
+
+def operator_must_fix(exc: BaseException) -> bool:
+    """Whether a failed connection attempt needs the hub's operator, not time: the server refused the
+    credentials configured for it (HTTP 401/403), or the child cannot be spawned (command or working
+    directory missing, not executable). A caller told to retry such a refusal only loops (outside review
+    newuser19 #6: "calling again will not help" came with `retryable: true`)."""
+    from mcp.shared.exceptions import MCPError
+
+    from hub.downstream.http_status import HttpStatus
+    from hub.prestart import ChildStartError
+
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, (ChildStartError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)):
+        return True  # an in-process server's module that cannot be imported too (`Downstream.run` stops trying)
+    if isinstance(exc, MCPError) and (status := HttpStatus.of(exc.error.data)) is not None:
+        return status.status in (401, 403) and status.problem is None
+    response = getattr(exc, "response", None)  # httpx's HTTPStatusError (the legacy SSE transport's GET)
+    return getattr(response, "status_code", None) in (401, 403)

@@ -9,17 +9,25 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import mcp_types as types
 from mcp import Client
 from mcp.client.extension import advertise
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server import MCPServer
 
 from hub.config import ServerConfig
+from hub.downstream.direct_tools import DirectTools
 from hub.downstream.http_client import downstream_http_client
+from hub.downstream.inprocess import load_server_object, release_later
+from hub.downstream.json_channel import JsonChannel, on_asyncio
 from hub.downstream.listing_repair import ListingAnswers
 from hub.downstream.owned import TaskStatusObserver
+from hub.downstream.readiness import DownstreamUnavailable
+from hub.downstream.session_lost import SessionWatch
 from hub.downstream.sessions import SessionPool
+from hub.downstream.stdio import stdio_child
 from hub.downstream.watched import Refusals, watched
 from hub.frontends.stdio.line_pipes import MAX_LINE_BYTES
 
@@ -42,7 +50,7 @@ tool's text result, as the extension intends."""
 
 
 class Transports:
-    """`_remote_transport`, `_client_over` and `_adapt` (state lives on `Downstream`)."""
+    """`_make_client`, `_session_transport`, `_remote_transport`, `_client_over` and `_adapt` (state lives on `Downstream`)."""
 
     legacy_sse = False
     """A `streamable_http` server found to be a legacy HTTP+SSE one (`hub.downstream.sse_fallback`)."""
@@ -96,6 +104,59 @@ class Transports:
         return Client(transport, mode=self.era.mode, message_handler=on_message, cache=None,
                       client_info=types.Implementation(name="mcp-hub", version="0.1.0"),
                       extensions=[TaskStatusObserver(on_status), MCP_APPS], sampling_capabilities=RELAYED_SAMPLING, **callbacks)
+
+    async def _make_client(self) -> Client:
+        cfg = self.config
+        lost = self._lost
+
+        def forgotten(why: str) -> None:  # the server no longer knows this connection's session: reconnect
+            if self._lost is lost:
+                self.reopen(why)
+
+        # This connection's listing answers (`hub.downstream.listing_repair`); an HTTP server's "session
+        # not found" in any shape reported (`hub.downstream.session_lost`).
+        self.listings = SessionWatch(self.log, forgotten if self.speaks_streamable_http else None)
+        transport: Any
+        if cfg.transport == "stdio":
+            assert cfg.command is not None
+            self._json = JsonChannel() if on_asyncio() else None
+            env = cfg.env | self.caller.child_env()
+            transport = stdio_child(cfg.name, cfg.command, cfg.args, env, cfg.cwd, on_exit=self._mark_lost, channel=self._json,
+                                    listings=self.listings, on_log_line=self.on_log_line)
+        elif cfg.transport in ("streamable_http", "sse"):
+            def ended(why: str) -> None:  # an SSE session's stream ended: this attempt's connection is lost
+                if self._lost is lost:
+                    self._lose(f"the connection to it ended: {why}")
+
+            transport = self._remote_transport(self.listings, on_end=ended)
+        else:
+            # Importing a domain and registering its tools is a few hundred ms of blocking work: in a
+            # worker thread it does not hold up the hub's answers (e.g. a tools/list from the listing
+            # cache) while it runs.
+            transport = await anyio.to_thread.run_sync(load_server_object, cfg, self.shared_store_url)
+            self._direct = DirectTools(transport) if isinstance(transport, MCPServer) else None
+            replaced, self.server_object = self.server_object, transport
+            if replaced is not None and replaced is not transport:
+                release_later(replaced)
+        callbacks = self._adapt(self.relay_callbacks) if self.pool is None and self.session_pool is not None else self.relay_callbacks
+        return self._client_over(transport, self._on_message, callbacks, self._on_status)
+
+    def _session_transport(self, on_end: Callable[[str], None] | None = None,
+                           on_lost: Callable[[str], None] | None = None) -> Any:
+        """A fresh transport to this server, for one more session of it (a per-client one); `on_end(why)`
+        when it is over: an SSE session's event stream ended (`_remote_transport`), a child exited;
+        `on_lost(why)` when a Streamable HTTP server no longer knows it (`hub.downstream.session_lost`)."""
+        cfg = self.config
+        if cfg.transport == "stdio":
+            assert cfg.command is not None
+            exited = (lambda code, _stderr: on_end(f"its process exited with code {code}")) if on_end is not None else None
+            return stdio_child(cfg.name, cfg.command, cfg.args, cfg.env | self.caller.child_env(), cfg.cwd, on_exit=exited)
+        if cfg.transport == "inprocess":
+            if self.server_object is None:
+                raise DownstreamUnavailable(f"server {self.name!r} is not loaded yet")
+            return self.server_object
+        listings = SessionWatch(self.log, on_lost) if self.speaks_streamable_http else None
+        return self._remote_transport(listings, on_end=on_end)
 
 
 def _unwatched(why: str) -> None:
