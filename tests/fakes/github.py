@@ -3,7 +3,8 @@ paging, pull requests mixed into issue lists, search with total_count, and rate-
 
 As GitHub does: lists honour `since` (an ISO 8601 instant); search honours `is:open`/`is:closed`,
 `reason:completed` / `reason:"not planned"` (the close reason), `updated:>=` and `created:<=` (a date,
-or an ISO 8601 date-time with its zone: that instant), and `sort` (created, updated) with `order`."""
+or an ISO 8601 date-time with its zone: that instant), and `sort` (created, updated) with `order`. An
+issue's comments are listed by ascending id, paged by page number, and honour `since` (updated at or after)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class FakeGitHub:
     """Answers for the next writes *after* they were applied (GitHub's 502 after an issue was created)."""
     search_total: int | None = None
     clock: int = 0
+    comment_ids: int = 0
 
     def app(self) -> Starlette:
         base = f"/repos/{self.repo}"
@@ -162,10 +164,16 @@ class FakeGitHub:
         n = request.path_params["n"]
         rows = self.comments.setdefault(n, [])
         if request.method == "POST":
-            comment = {"id": 9000 + len(rows), "body": (await request.json())["body"], "user": {"login": "bot"}, "created_at": self._stamp()}
+            self.comment_ids += 1  # ids grow across all comments and are never reused, as GitHub's
+            now = self._stamp()
+            comment = {"id": 9000 + self.comment_ids, "body": (await request.json())["body"], "user": {"login": "bot"},
+                       "created_at": now, "updated_at": now}
             rows.append(comment)
             return JSONResponse(comment, 201)
-        return self._paged(request, rows)
+        ordered = sorted(rows, key=lambda c: c["id"])  # ascending id, as GitHub lists an issue's comments
+        if since := request.query_params.get("since"):  # comments *updated* at or after that instant
+            ordered = [c for c in ordered if _instant(c.get("updated_at", c["created_at"])) >= _instant(since)]
+        return self._paged(request, ordered)
 
     async def labels(self, request: Request) -> Response:
         if failure := await self._begin(request):

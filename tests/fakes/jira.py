@@ -8,7 +8,8 @@ As on Jira Cloud: in `POST /issueLink` the *inwardIssue* is the issue the outwar
 ({Blocks, inwardIssue A, outwardIssue B} is "A blocks B"; GET shows A `{outwardIssue: B}` and B
 `{inwardIssue: A}`; mozilla/jira-bugzilla-integration#1285, atlassian/atlassian-mcp-server#112). A JQL
 date-time (`updated >= "yyyy-MM-dd HH:mm"`) has no zone and is read in the searching user's profile
-zone, which `GET /myself` gives as `timeZone`."""
+zone, which `GET /myself` gives as `timeZone`. Comments page by `startAt` (an offset, as Jira's) in `orderBy`
+(`created`, the default, or `-created`); their ids are never reused."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class FakeJira:
     project_types: dict[str, str] = field(default_factory=dict)
     """`projectTypeKey` per project (`software`, `service_desk`, `business`); unlisted: service_desk."""
     counter: int = 0
+    comment_ids: int = 0
     clock: int = 0
     time_zone: str = "UTC"
     """The API user's profile zone (`GET /myself` `timeZone`), the one JQL date-times are read in."""
@@ -223,13 +225,16 @@ class FakeJira:
         comments = found["fields"]["comment"]["comments"]
         if request.method == "POST":
             payload = await request.json()
-            comment = {"id": str(20000 + len(comments)), "author": USERS[0], "body": payload["body"],
+            self.comment_ids += 1  # never reused after a delete, as Jira's ids
+            comment = {"id": str(20000 + self.comment_ids), "author": USERS[0], "body": payload["body"],
                        "created": self._stamp(), "properties": payload.get("properties", []),
                        **({"visibility": payload["visibility"]} if payload.get("visibility") else {})}
             comments.append(comment)
             return JSONResponse(comment, 201)
         start, size = int(request.query_params.get("startAt", 0)), int(request.query_params.get("maxResults", 50))
-        return JSONResponse({"startAt": start, "maxResults": size, "total": len(comments), "comments": comments[start : start + size]})
+        order = request.query_params.get("orderBy", "created")  # created / +created (oldest first) or -created
+        rows = sorted(comments, key=lambda c: (_instant(c["created"]), int(c["id"])), reverse=order == "-created")
+        return JSONResponse({"startAt": start, "maxResults": size, "total": len(rows), "comments": rows[start : start + size]})
 
     async def link(self, request: Request) -> Response:
         """Link `inwardIssue` <outward phrase> `outwardIssue`, as Jira Cloud does; a link that exists is

@@ -1,10 +1,12 @@
 """GitHub Issues as a ticketing backend.
 
-Configuration: `GITHUB_REPO` (owner/name, the default project) and `GITHUB_TOKEN`;
-`GITHUB_API_URL` overrides https://api.github.com (GitHub Enterprise). The API version header is
-pinned. Lists are newest created first, paged by the last issue number shown (`_walk`: nothing is
-skipped while the walk closes issues); pull requests, which the issues endpoint also returns, are
-dropped. A create is settled by a marker in an HTML comment (`providers.created`). Text and native
+Configuration: `GITHUB_REPO` (owner/name, the default project) and `GITHUB_TOKEN`; `GITHUB_REPOS`
+(optional, comma-separated owner/name) allows more repositories: no id, project, native search or cursor
+reaches any other (`github_scope`). `GITHUB_API_URL` overrides https://api.github.com (GitHub
+Enterprise). The API version header is pinned. Comments are walked by id (`github_comments`). Lists
+are newest created first, paged by the last issue number shown (`github_walk`: nothing is skipped while
+the walk closes issues); pull requests, which the issues endpoint also returns, are dropped; GitHub's
+shapes are read in `github_map`. A create is settled by a marker in an HTML comment (`providers.created`). Text and native
 queries use `/search/issues`, newest created first, each page a search narrowed to `created:<=` the
 last issue shown (`_search`: a walk neither repeats nor drops an issue updated or created meanwhile,
 and is not held to the 1,000 results one search reaches). GitHub issues are open or closed:
@@ -23,8 +25,7 @@ detected (the tools say so: `version_check`).
 from __future__ import annotations
 
 import os
-import re
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import httpx
 from servers.kit.credentials import Bearer, connect
 from servers.kit.cursor import decode_cursor, encode_cursor, next_link
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.http import ProviderHTTP
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -45,32 +46,18 @@ from servers.ticketing.model import (
     Ticket,
     TicketPage,
     TicketPatch,
-    Transition,
     User,
 )
 from servers.ticketing.normal import fold, name_key
-from servers.ticketing.providers.github_search import instant, origin, scoped, search_page, status_terms, walk_state
+from servers.ticketing.providers.github_comments import comments_page
+from servers.ticketing.providers.github_map import PRIORITY, error_text, marker_comment, to_comment, to_ticket, transitions
+from servers.ticketing.providers.github_scope import RepoScope
+from servers.ticketing.providers.github_search import instant, origin, search_page, status_terms, walk_state
+from servers.ticketing.providers.github_walk import NEXT, list_page
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import github_login as _login
 
 API_VERSION = "2022-11-28"
-WALK_STEPS = 5
-"""Pages a list walk steps back (or on) at most in one call."""
-_NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
-_PRIORITY = re.compile(r"^priority:\s*(critical|high|medium|low)$", re.I)
-_MARKER = re.compile(r"\n*<!-- mcp-hub create mcph-[0-9a-f]{24} -->\s*$")
-
-
-def _marker_comment(marker: str) -> str:
-    """The create marker as GitHub keeps it: an HTML comment at the end of the body, which markdown does not render."""
-    return f"\n\n<!-- mcp-hub create {marker} -->"
-
-
-def error_text(body: dict[str, Any]) -> list[str]:
-    """GitHub's error shape: `message`, and `errors` (a list of {resource, field, code, message?})."""
-    details = [e.get("message") or " ".join(str(e[k]) for k in ("field", "code") if e.get(k))
-               for e in body.get("errors") or [] if isinstance(e, dict)]
-    return [*common_error_text(body), *details]
 
 
 class GitHubTicketing:
@@ -78,39 +65,43 @@ class GitHubTicketing:
     version_check = ("GitHub has no conditional write: checked just before the write (best effort: a change made in the "
                      "moment between is not detected).")
 
-    def __init__(self, repo: str, http: ProviderHTTP, api: str = "https://api.github.com") -> None:
-        self.repo = repo
+    def __init__(self, repo: str | RepoScope, http: ProviderHTTP, api: str = "https://api.github.com") -> None:
+        self.scope = repo if isinstance(repo, RepoScope) else RepoScope(repo)
+        self.repo = self.scope.default
         self.http = http
         self.api = api.rstrip("/")
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> GitHubTicketing:
-        """From `GITHUB_REPO` (owner/name) and `GITHUB_TOKEN` (the ticketing `PROVIDERS` table checks both)."""
-        repo = os.environ["GITHUB_REPO"]
-        if "/" not in repo:
-            raise ValueError("GITHUB_REPO must be owner/name, e.g. octo-org/octo-repo")
+        """From `GITHUB_REPO` (owner/name), `GITHUB_TOKEN` (the ticketing `PROVIDERS` table checks both) and the
+        optional `GITHUB_REPOS` (more allowed repositories, `github_scope`)."""
+        repo = RepoScope.parse(os.environ["GITHUB_REPO"], os.environ.get("GITHUB_REPOS"))
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
         return cls(repo, connect("GitHub", api, Bearer(os.environ["GITHUB_TOKEN"]), headers=headers, error_text=error_text,
                                  transport=transport), api)
 
     def _repo(self, project: str | None) -> str:
-        if project and project != self.repo and "/" in project:
-            return project
-        return self.repo
+        """The allowed repository `project` names (`github_scope`), else invalid_argument."""
+        return self.scope.repo(project)
 
-    @staticmethod
-    def _number(ticket_id: str) -> tuple[str | None, str]:
-        """`owner/repo#12`, `#12` or `12` → (repo or None, number)."""
-        repo, _, number = ticket_id.rpartition("#")
-        number = number.strip()
-        if not (number.isascii() and number.isdigit()):
-            raise DomainError("invalid_argument", f"{ticket_id!r} is not a GitHub issue id: use 42, #42 or owner/repo#42")
-        return (repo or None), number
+    def _number(self, ticket_id: str, field: str = "id") -> tuple[str, str]:
+        """`owner/repo#12`, `#12` or `12` → (allowed repository, number), else invalid_argument."""
+        return self.scope.issue(ticket_id, field)
 
     def _path(self, ticket_id: str) -> str:
         repo, number = self._number(ticket_id)
-        return f"/repos/{repo or self.repo}/issues/{number}"
+        return f"/repos/{repo}/issues/{number}"
+
+    def _own_link(self, state: dict[str, Any], path: str) -> str | None:
+        """A GitHub next-page URL kept in an older cursor, taken only when it is `path`'s own next page: a crafted
+        one naming another repository is refused (`github_scope`)."""
+        if (link := next_link(state, self.api)) is None:
+            return None
+        if urlsplit(link).path.lower() != (urlsplit(self.api).path.rstrip("/") + path).lower():
+            raise DomainError("invalid_argument", "cursor is not one this server issued for this listing: pass next_cursor "
+                              "from the previous page unchanged, with the same filters", details={"field": "cursor"})
+        return link
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -129,56 +120,16 @@ class GitHubTicketing:
             params["assignee"] = query.assignee
         if query.updated_since:
             params["since"] = instant(query.updated_since)
-        if next_url := next_link(state, self.api):  # a cursor made before keyset paging: GitHub's own next page
+        if next_url := self._own_link(state, f"/repos/{repo}/issues"):  # a cursor made before keyset paging
             response = await self.http.request("GET", next_url)
-            match = _NEXT.search(response.headers.get("link", ""))
+            match = NEXT.search(response.headers.get("link", ""))
             rows, next_cursor = response.json(), encode_cursor({"next": match.group(1)}) if match else None
         else:
-            rows, next_cursor = await self._walk(f"/repos/{repo}/issues", params, limit, state)
+            rows, next_cursor = await list_page(self.http, f"/repos/{repo}/issues", params, limit, state)
         tickets = [self._ticket(r, repo, []) for r in rows if "pull_request" not in r]
         if query.status:
             tickets = [t for t in tickets if t.status in query.status]
         return TicketPage(tickets=tickets, next_cursor=next_cursor)
-
-    async def _walk(self, path: str, params: dict[str, Any], limit: int, state: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of an issue list newest created first, kept by the last issue number shown (`before`).
-
-        GitHub pages by page number over a list that changes under a walk: closing the issues shown (a walk of
-        open issues) moves every later one a place forward, and the next page number then starts past issues
-        never shown (outside review domains26 #7). The cursor keeps the page it stopped on and the last number
-        shown; the next call steps back a page while the page it reads starts below that number (rows moved
-        forward past its start), then keeps only the numbers below it: nothing is skipped or shown twice. The
-        page size is the cursor's (`per_page`), so a changed `limit` only trims what is answered."""
-        per_page = min(state.get("per_page", 0) or min(limit, 100), 100)  # typed gets: a crafted cursor is invalid_argument
-        page, before = max(state.get("page", 1), 1), (state.get("before", 0) if "before" in state else None)
-        rows: list[dict[str, Any]] = []
-        for step in range(WALK_STEPS):
-            rows, more = await self._issues_page(path, params, page, per_page)
-            if before is None or page == 1 or (rows and int(rows[0]["number"]) >= int(before)) or step == WALK_STEPS - 1:
-                break
-            page -= 1
-        fresh: list[tuple[int, dict[str, Any]]] = []  # (the page it was read on, the row)
-
-        def take(rows: list[dict[str, Any]]) -> None:
-            floor = int(fresh[-1][1]["number"]) if fresh else (int(before) if before is not None else None)
-            fresh.extend((page, r) for r in rows if floor is None or int(r["number"]) < floor)
-
-        take(rows)
-        for _ in range(WALK_STEPS):
-            if len(fresh) >= limit or not more:
-                break
-            page += 1
-            rows, more = await self._issues_page(path, params, page, per_page)
-            take(rows)
-        shown = fresh[:limit]
-        if not shown or (len(fresh) <= limit and not more):
-            return [r for _, r in shown], None
-        return [r for _, r in shown], encode_cursor({"before": int(shown[-1][1]["number"]), "page": shown[-1][0],
-                                                     "per_page": per_page})
-
-    async def _issues_page(self, path: str, params: dict[str, Any], page: int, per_page: int) -> tuple[list[dict[str, Any]], bool]:
-        response = await self.http.request("GET", path, params={**params, "per_page": per_page, "page": page})
-        return response.json(), bool(_NEXT.search(response.headers.get("link", "")))
 
     async def _search(self, query: SearchQuery, repo: str, limit: int, state: dict[str, Any]) -> TicketPage:
         """One page of `/search/issues`, newest created first, continuing after the last issue shown.
@@ -190,12 +141,13 @@ class GitHubTicketing:
         sorted by `created`; the issues already shown at T, kept in the cursor, are skipped. A walk is thus
         not held to the 1,000 results one search reaches; `total` is GitHub's count when the walk began.
         More than 100 issues created in one second cannot all be reached: the walk goes on below that second
-        and the page says `truncated` (`search_page`). Native queries stay in `repo` unless they name a scope
-        (`github_search.scoped`); each result is labelled with the repository it comes from (`github_search.origin`)."""
+        and the page says `truncated` (`search_page`). Native queries stay in the allowed repositories
+        (`github_scope.RepoScope.confine`); each result is labelled with the repository it comes from
+        (`github_search.origin`), and one from outside the list is dropped."""
         if "offset" in state or "page" in state:
             raise DomainError("invalid_argument", "this cursor is from an older page-numbered GitHub search, which could "
                               "repeat or skip issues; start the search again without a cursor")
-        terms = [scoped(query.native_query, repo)] if query.native_query else [f"repo:{repo}", "is:issue"]
+        terms = [self.scope.confine(query.native_query)] if query.native_query else [f"repo:{repo}", "is:issue"]
         counted = True  # GitHub's total_count is this search's total
         if not query.native_query:
             if query.text:
@@ -211,6 +163,7 @@ class GitHubTicketing:
                 terms.append(f"assignee:{query.assignee}")
             if query.updated_since:  # the instant, not its date in its own offset
                 terms.append(f"updated:>={instant(query.updated_since)}")
+            self.scope.named(" ".join(terms), "text")  # a value naming another repository is refused (github_scope)
         before, seen, below, total = walk_state(state)
         truncated = bool(state.get("truncated", False))
         taken: list[dict[str, Any]] = []
@@ -226,7 +179,8 @@ class GitHubTicketing:
             if not passed or after is None:
                 break
             before, seen, below = after["before"], set(), True
-        tickets = [self._ticket(r, origin(r, repo), []) for r in taken if "pull_request" not in r]
+        tickets = [self._ticket(r, origin(r, repo), []) for r in taken  # never a repository outside the list
+                   if "pull_request" not in r and self.scope.allows(origin(r, repo))]
         if query.status and not query.native_query:  # as the list path: only the statuses asked for
             tickets = [t for t in tickets if t.status in query.status]
         next_cursor = encode_cursor({**after, "total": total, **({"truncated": True} if truncated else {})}) if after else None
@@ -237,24 +191,18 @@ class GitHubTicketing:
         raw = await self.http.json("GET", self._path(ticket_id))
         if "pull_request" in raw:
             raise DomainError("not_found", f"{ticket_id} is a pull request, not an issue")
-        ticket = self._ticket(raw, repo or self.repo, include)
+        ticket = self._ticket(raw, repo, include)
         if "comments" in include:
             ticket.comments = (await self.list_comments(ticket_id, 100, None)).comments
         return ticket
 
     async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage:
-        state = decode_cursor(cursor)
-        next_url = next_link(state, self.api)
-        response = await self.http.request("GET", next_url or self._path(ticket_id) + "/comments",
-                                           params=None if next_url else {"per_page": min(limit, 100)})
-        match = _NEXT.search(response.headers.get("link", ""))
-        comments = [Comment(id=str(c["id"]), author=(c.get("user") or {}).get("login"), body=c.get("body") or "", public=True,
-                            created_at=c["created_at"]) for c in response.json()]
-        return CommentPage(comments=comments, next_cursor=encode_cursor({"next": match.group(1)}) if match else None)
+        """Oldest first; stable while comments are added or deleted between pages (`github_comments`)."""
+        return await comments_page(self.http, self._path(ticket_id) + "/comments", limit, cursor, to_comment)
 
     async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata:
         labels = await self.http.json("GET", f"/repos/{self._repo(project)}/labels", params={"per_page": 100})
-        types = [label["name"] for label in labels if not _PRIORITY.match(label["name"])]
+        types = [label["name"] for label in labels if not PRIORITY.match(label["name"])]
         transitions = None
         if ticket_id:
             transitions = (await self.get(ticket_id, ["transitions"])).transitions
@@ -280,7 +228,7 @@ class GitHubTicketing:
             labels.append(f"priority: {ticket.priority}")
         if ticket.type not in ("task", ""):
             labels.append(ticket.type)
-        body: dict[str, Any] = {"title": ticket.title, "body": ticket.description + _marker_comment(marker), "labels": labels}
+        body: dict[str, Any] = {"title": ticket.title, "body": ticket.description + marker_comment(marker), "labels": labels}
         if ticket.assignee:
             body["assignees"] = [_login(ticket.assignee)]
 
@@ -291,7 +239,7 @@ class GitHubTicketing:
             """The newest issues (not the search index, which lags), newest first: the marker's issue is among them."""
             rows = await self.http.json("GET", f"/repos/{repo}/issues", params={
                 "state": "all", "sort": "created", "direction": "desc", "per_page": 50})
-            return next((r for r in rows if _marker_comment(marker) in (r.get("body") or "")), None)
+            return next((r for r in rows if marker_comment(marker) in (r.get("body") or "")), None)
 
         raw = await create_once("GitHub", marker, post, find, keyed=idempotency_key is not None)
         return self._ticket(raw, repo, [])
@@ -309,7 +257,7 @@ class GitHubTicketing:
             body["body"] = changes["description"]
         if "assignee" in changes:
             body["assignees"] = [_login(changes["assignee"])] if changes["assignee"] else []
-        kept = [label["name"] for label in current.get("labels", []) if not _PRIORITY.match(label["name"])]
+        kept = [label["name"] for label in current.get("labels", []) if not PRIORITY.match(label["name"])]
         if "type" in changes and "labels" not in changes:
             raise DomainError(
                 "invalid_argument",
@@ -322,13 +270,13 @@ class GitHubTicketing:
             if kind not in ("task", "") and fold(kind) not in {fold(label) for label in labels}:
                 labels.append(kind)  # the type is a label, as `create` writes it
             priority = changes.get("priority") or next((m.group(1).lower() for label in current.get("labels", [])
-                                                        if (m := _PRIORITY.match(label["name"]))), None)
+                                                        if (m := PRIORITY.match(label["name"]))), None)
             body["labels"] = labels + ([f"priority: {priority}"] if priority else [])
         repo, _ = self._number(ticket_id)
         raw = await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True) if body else current
         if "priority" in changes and "labels" not in changes:
             raw = await self._set_priority(ticket_id, changes["priority"], current)
-        return self._ticket(raw, repo or self.repo, [])
+        return self._ticket(raw, repo, [])
 
     async def _set_priority(self, ticket_id: str, priority: str, current: dict[str, Any]) -> dict[str, Any]:
         """Change only the `priority: …` label, with GitHub's add-labels and remove-a-label endpoints: a PATCH of the
@@ -337,7 +285,7 @@ class GitHubTicketing:
         await self.http.request("POST", self._path(ticket_id) + "/labels", json={"labels": [wanted]}, idempotent=True)
         for label in current.get("labels", []):
             name = label["name"]
-            if _PRIORITY.match(name) and name != wanted:
+            if PRIORITY.match(name) and name != wanted:
                 try:
                     await self.http.request("DELETE", self._path(ticket_id) + "/labels/" + quote(name, safe=""), idempotent=True)
                 except DomainError as exc:
@@ -352,25 +300,25 @@ class GitHubTicketing:
                               details={"current_version": raw["updated_at"]})
         wanted = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
         repo, _ = self._number(ticket_id)
-        if (current := self._ticket(raw, repo or self.repo, [])).status == wanted:
+        if (current := self._ticket(raw, repo, [])).status == wanted:
             return current  # already there: nothing to write (an agent's retry of a move that landed)
-        allowed = [t.to_status for t in self._transitions(raw)]
+        allowed = [t.to_status for t in transitions(raw)]
         if wanted not in allowed:
             raise DomainError("conflict", f"{ticket_id} is {raw['state']} on GitHub and cannot move to {to!r}; allowed: {', '.join(allowed)}",
                               details={"allowed": allowed})
         body = {"state": "open"} if wanted == "open" else {"state": "closed", "state_reason": "completed" if wanted == "resolved" else "not_planned"}
-        return self._ticket(await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True), repo or self.repo, [])
+        return self._ticket(await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True), repo, [])
 
     async def add_comment(self, ticket_id: str, body: str, public: bool) -> Comment:
         if not public:
             raise DomainError("invalid_argument", "GitHub has no internal comments; everything on an issue is visible to its readers")
-        c = await comment_once("GitHub", ticket_id, lambda: self.http.json("POST", self._path(ticket_id) + "/comments", json={"body": body}))
-        return Comment(id=str(c["id"]), author=(c.get("user") or {}).get("login"), body=c.get("body", ""), public=True,
-                       created_at=c["created_at"])
+        path = self._path(ticket_id)  # an id outside the allowed repositories is refused before anything is sent
+        return to_comment(await comment_once("GitHub", ticket_id, lambda: self.http.json("POST", path + "/comments", json={"body": body})))
 
     async def link(self, ticket_id: str, other_id: str, link_type: str) -> Link:
-        other_repo, number = self._number(other_id)
-        reference = f"{other_repo}#{number}" if other_repo and other_repo != self.repo else f"#{number}"
+        self._path(ticket_id)  # both ids inside the allowed repositories, or nothing is written
+        other_repo, number = self._number(other_id, "other_id")
+        reference = f"{other_repo}#{number}" if other_repo != self._number(ticket_id)[0] else f"#{number}"
         text = f"{link_type.capitalize()} {reference}"
         if not await self._has_comment(ticket_id, text):  # a retry finds its comment: the link is written once
             await self.add_comment(ticket_id, text, True)
@@ -390,34 +338,5 @@ class GitHubTicketing:
     async def delete(self, ticket_id: str) -> None:
         raise DomainError("invalid_argument", "GitHub's REST API cannot delete issues; close it with transition_ticket(to='closed')")
 
-    # -- mapping ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _transitions(raw: dict[str, Any]) -> list[Transition]:
-        if raw["state"] == "open":
-            return [Transition(id="close-completed", name="Close as completed", to_status="resolved", native_to="closed"),
-                    Transition(id="close-not-planned", name="Close as not planned", to_status="closed", native_to="closed")]
-        return [Transition(id="reopen", name="Reopen", to_status="open", native_to="open")]
-
     def _ticket(self, raw: dict[str, Any], repo: str, include: list[Include]) -> Ticket:
-        labels = [label["name"] for label in raw.get("labels", [])]
-        priority = next((m.group(1).lower() for label in labels if (m := _PRIORITY.match(label))), None)
-        closed = raw["state"] == "closed"
-        status = ("resolved" if raw.get("state_reason") == "completed" else "closed") if closed else "open"
-        user = raw.get("user") or {}
-        assignee = (raw.get("assignees") or [raw.get("assignee")] or [None])[0]
-        key = f"{repo}#{raw['number']}"
-        ticket = Ticket(
-            id=key if repo != self.repo else str(raw["number"]), provider="github", remote_id=str(raw["id"]), key=key, project=repo,
-            title=raw["title"], description=_MARKER.sub("", raw.get("body") or ""), status=status,  # type: ignore[arg-type]
-            native_status=raw["state"] + (f" ({raw['state_reason']})" if raw.get("state_reason") else ""),
-            priority=priority, type="issue", labels=[label for label in labels if not _PRIORITY.match(label)],  # type: ignore[arg-type]
-            assignee=User(id=assignee["login"], name=assignee["login"]) if assignee else None,
-            reporter=User(id=user["login"], name=user["login"]) if user else None,
-            created_at=raw["created_at"], updated_at=raw["updated_at"], url=raw.get("html_url"), version=raw["updated_at"],
-        )
-        if "transitions" in include:
-            ticket.transitions = self._transitions(raw)
-        if "raw" in include:
-            ticket.raw = raw
-        return ticket
+        return to_ticket(raw, repo, self.repo, include)

@@ -34,15 +34,7 @@ def status_terms(statuses: set[str]) -> tuple[list[str], bool]:
 
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-_SCOPE = re.compile(r"(?:^|[\s(])-?(?:repo|org|user|owner):", re.I)
 _NOT_OURS = "cursor is not one this server issued: pass next_cursor from the previous page unchanged"
-
-
-def scoped(native_query: str, repo: str) -> str:
-    """A native search kept to `repo` (outside review evtick27 #8): a query naming no scope of its own
-    (`repo:`, `org:`, `user:`) gets `repo:<repo>`, so it no longer searches all of GitHub. A query that names
-    its own scope is the caller's choice and kept; its results carry their own repository in their ids."""
-    return native_query if _SCOPE.search(native_query) else f"repo:{repo} {native_query}"
 
 
 def origin(raw: dict[str, Any], repo: str) -> str:

@@ -18,7 +18,9 @@ statuses that read as it, by id (`jira_status`). A create is settled by a marker
 so `expected_version` is checked against the issue's `updated` time just before the write, for updates
 and transitions: best effort, a change made in that moment is not detected (the tools say so:
 `version_check`). Jira assigns by accountId only: an assignee given as an email is looked up with
-`/user/search` first (`servers.ticketing.providers.users.one_user`).
+`/user/search` first (`servers.ticketing.providers.users.one_user`). Comments are walked oldest first with
+their place checked on every page (`jira_comments`: Jira pages them by offset only); Jira's shapes are read
+in `jira_map`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import httpx
 from servers.kit.credentials import Basic, Bearer, connect
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.http import ProviderHTTP
 from servers.ticketing.checks import LINK_TYPES
 from servers.ticketing.model import (
     Comment,
@@ -53,22 +55,25 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import is_email, name_key, same_name
-from servers.ticketing.providers.adf import adf_to_markdown, lossy_nodes, markdown_to_adf
-from servers.ticketing.providers.jira_query import ORDER, UNFILTERED, jira_time, jql_instant, jql_string, walk_key, walk_position
+from servers.ticketing.providers.adf import lossy_nodes, markdown_to_adf
+from servers.ticketing.providers.jira_comments import comments_page
+from servers.ticketing.providers.jira_map import (
+    JIRA_LINK_TYPES,
+    PRIORITY_FROM_JIRA,
+    PRIORITY_TO_JIRA,
+    error_text,
+    to_comment,
+    to_ticket,
+    to_transition,
+    to_user,
+)
+from servers.ticketing.providers.jira_query import ORDER, UNFILTERED, jql_instant, jql_string, walk_key, walk_position
 from servers.ticketing.providers.jira_status import normalize_status, pick_transition, status_values
-from servers.ticketing.providers.created import comment_once, create_marker, create_once, is_marker, unsure_once
+from servers.ticketing.providers.created import comment_once, create_marker, create_once, unsure_once
 from servers.ticketing.providers.users import one_user
 
 ZONE_TTL_S = 600.0
 FIELDS = "summary,description,status,priority,issuetype,labels,assignee,reporter,created,updated,project,issuelinks"
-PRIORITY_TO_JIRA = {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"}
-PRIORITY_FROM_JIRA = {"highest": "critical", "high": "high", "medium": "medium", "low": "low", "lowest": "low"}
-JIRA_LINK_TYPES = {"blocks": "Blocks", "relates to": "Relates", "duplicates": "Duplicate"}
-def error_text(body: dict[str, Any]) -> list[str]:
-    """Jira's error shape: `errorMessages` (a list) and `errors` (field -> message)."""
-    errors = body.get("errors")
-    fields = [f"{k}: {v}" for k, v in errors.items()] if isinstance(errors, dict) else []
-    return [*(body.get("errorMessages") or []), *fields, *common_error_text(body)]
 
 
 class JiraTicketing:
@@ -163,22 +168,19 @@ class JiraTicketing:
         if after is not None and last is not None and tuple(last) > after:
             last = list(after)
         next_cursor = None if done else encode_cursor({"next_page_token": next_token, **({"after": last} if last else {})})
-        return TicketPage(tickets=[self._ticket(i, []) for i in shown], next_cursor=next_cursor)
+        return TicketPage(tickets=[to_ticket(i, [], self.base_url) for i in shown], next_cursor=next_cursor)
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
         params: dict[str, Any] = {"fields": FIELDS + (",comment" if "comments" in include else "")}
         if "transitions" in include:
             params["expand"] = "transitions"
         issue = await self.http.json("GET", f"/issue/{ticket_id}", params=params)
-        return self._ticket(issue, include)
+        return to_ticket(issue, include, self.base_url)
 
     async def list_comments(self, ticket_id: str, limit: int, cursor: str | None) -> CommentPage:
-        start = int(decode_cursor(cursor).get("start_at", 0))
-        body = await self.http.json("GET", f"/issue/{ticket_id}/comment", params={"startAt": start, "maxResults": limit})
-        comments = [self._comment(c) for c in body.get("comments", [])]
-        end = start + len(comments)
-        more = end < int(body.get("total", end))
-        return CommentPage(comments=comments, next_cursor=encode_cursor({"start_at": end}) if more and comments else None)
+        """Oldest first; a walk neither repeats nor drops a comment when others are added or deleted between
+        pages (`jira_comments`: Jira pages comments by offset only)."""
+        return await comments_page(self.http, ticket_id, limit, cursor, to_comment)
 
     async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata:
         priorities = await self.http.json("GET", "/priority")
@@ -197,7 +199,7 @@ class JiraTicketing:
 
     async def find_users(self, query: str, limit: int) -> list[User]:
         users = await self.http.json("GET", "/user/search", params={"query": query, "maxResults": limit})
-        return [self._user(u) for u in users if u.get("accountType", "atlassian") == "atlassian"]
+        return [to_user(u) for u in users if u.get("accountType", "atlassian") == "atlassian"]
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -330,7 +332,7 @@ class JiraTicketing:
                     "everyone may read it; an administrator can set JIRA_INTERNAL_COMMENT_ROLE to a project role (e.g. "
                     "Administrators) to restrict such notes to that role",
                     details={"field": "public"})
-        return self._comment(await comment_once("Jira", ticket_id, lambda: self.http.json("POST", f"/issue/{ticket_id}/comment",
+        return to_comment(await comment_once("Jira", ticket_id, lambda: self.http.json("POST", f"/issue/{ticket_id}/comment",
                                                                                           json=payload)))
 
     async def _project_type(self, ticket_id: str) -> str:
@@ -366,54 +368,4 @@ class JiraTicketing:
 
     async def _transitions(self, ticket_id: str) -> list[Transition]:
         body = await self.http.json("GET", f"/issue/{ticket_id}/transitions")
-        return [self._transition(t) for t in body.get("transitions", [])]
-
-    @staticmethod
-    def _transition(raw: dict[str, Any]) -> Transition:
-        target = raw.get("to") or {}
-        return Transition(id=str(raw["id"]), name=raw["name"], to_status=normalize_status(target), native_to=target.get("name", raw["name"]))
-
-    @staticmethod
-    def _user(raw: dict[str, Any] | None) -> User | None:
-        if not raw:
-            return None
-        return User(id=raw.get("accountId", ""), name=raw.get("displayName", ""), email=raw.get("emailAddress"))
-
-    def _comment(self, raw: dict[str, Any]) -> Comment:
-        internal = bool(raw.get("visibility")) or any(  # restricted to a role or group, or a JSM internal comment
-            p.get("key") == "sd.public.comment" and (p.get("value") or {}).get("internal") for p in raw.get("properties", [])
-        )
-        author = self._user(raw.get("author"))
-        return Comment(id=str(raw["id"]), author=author.name if author else None, body=adf_to_markdown(raw.get("body")),
-                       public=not internal, created_at=jira_time(raw["created"]))
-
-    def _ticket(self, issue: dict[str, Any], include: list[Include]) -> Ticket:
-        fields = issue.get("fields") or {}
-        status = fields.get("status") or {}
-        priority = (fields.get("priority") or {}).get("name")
-        ticket = Ticket(
-            id=issue["key"], provider="jira", remote_id=str(issue["id"]), key=issue["key"],
-            project=(fields.get("project") or {}).get("key", issue["key"].split("-")[0]),
-            title=fields.get("summary", ""), description=adf_to_markdown(fields.get("description")),
-            status=normalize_status(status), native_status=status.get("name", ""),
-            priority=PRIORITY_FROM_JIRA.get(priority.lower()) if priority else None,  # type: ignore[arg-type]
-            type=(fields.get("issuetype") or {}).get("name", "Task"),
-            labels=[label for label in fields.get("labels") or [] if not is_marker(label)],
-            assignee=self._user(fields.get("assignee")), reporter=self._user(fields.get("reporter")),
-            created_at=jira_time(fields["created"]), updated_at=jira_time(fields["updated"]),
-            url=f"{self.base_url}/browse/{issue['key']}", version=fields["updated"],
-        )
-        if "comments" in include:
-            ticket.comments = [self._comment(c) for c in (fields.get("comment") or {}).get("comments", [])]
-        if "transitions" in include:
-            ticket.transitions = [self._transition(t) for t in issue.get("transitions", [])]
-        if "links" in include:
-            ticket.links = []
-            for link in fields.get("issuelinks") or []:
-                if "outwardIssue" in link:
-                    ticket.links.append(Link(type=link["type"]["outward"], direction="outward", ticket=link["outwardIssue"]["key"]))
-                if "inwardIssue" in link:
-                    ticket.links.append(Link(type=link["type"]["inward"], direction="inward", ticket=link["inwardIssue"]["key"]))
-        if "raw" in include:
-            ticket.raw = issue
-        return ticket
+        return [to_transition(t) for t in body.get("transitions", [])]

@@ -17,13 +17,13 @@ with `/groups` (an unknown name is `not_found` listing the groups; nothing is fi
 comment's answer is the comment the write made, read from the update's `audit.events`. `updated_since`
 is sent as the exact UTC instant (`updated>=2026-12-05T11:00:00Z`; a bare date would be a whole day in
 the account's zone). A create is settled by its `external_id` marker (`providers.created`); users are
-read 100 ids at a time (Show Many Users' limit); a 422's per-field `details` reach the agent.
+read 100 ids at a time (Show Many Users' limit); a 422's per-field `details` reach the agent. Search text
+is built and Zendesk's shapes are read in `zendesk_map`.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import httpx
 from servers.kit.credentials import Basic, Bearer, connect
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.http import ProviderHTTP
 from servers.ticketing.model import (
     Comment,
     CommentPage,
@@ -41,51 +41,30 @@ from servers.ticketing.model import (
     Metadata,
     NewTicket,
     SearchQuery,
-    Status,
     Ticket,
     TicketPage,
     TicketPatch,
-    Transition,
     User,
 )
 from servers.ticketing.normal import fold, is_email, name_key
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import one_user
+from servers.ticketing.providers.zendesk_map import (
+    PRIORITY_TO,
+    STATUS_FROM,
+    STATUS_TO,
+    TYPES,
+    WORKFLOW,
+    build_search,
+    error_text,
+    to_ticket,
+    transitions,
+)
 
-STATUS_FROM: dict[str, Status] = {"new": "open", "open": "open", "pending": "on_hold", "hold": "on_hold", "solved": "resolved",
-                                  "closed": "closed"}
-STATUS_TO = {"open": "open", "in_progress": "open", "on_hold": "hold", "resolved": "solved", "closed": "closed"}
-WORKFLOW = {"new": ["open", "pending", "hold", "solved"], "open": ["pending", "hold", "solved"], "pending": ["open", "hold", "solved"],
-            "hold": ["open", "pending", "solved"], "solved": ["open", "closed"], "closed": []}
-PRIORITY_FROM = {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
-PRIORITY_TO = {v: k for k, v in PRIORITY_FROM.items()}
-TYPES = ["question", "incident", "problem", "task"]
 SHOW_MANY = 100
 """Show Many Users takes at most 100 ids a request."""
 GROUP_PAGES = 20  # 2,000 groups: more than any account keeps
 SHOWN_GROUPS = 50
-
-
-def search_instant(when: datetime) -> str:
-    """`when` as Zendesk search takes a date-time: ISO 8601 in UTC, to the second (floored, so a ticket
-    updated in the same second is kept). A naive value is taken as UTC, as the embedded store does."""
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def error_text(body: dict[str, Any]) -> list[str]:
-    """Zendesk's error shape: `error` and `description`, and for a refused record (422 `RecordInvalid`) the
-    reasons per field in `details` ({"assignee": [{"description": "Assignee: is required when solving a
-    ticket"}]}), which say what to fix (outside review domains26 #9: only "Record validation errors" reached
-    the agent)."""
-    reasons: list[str] = []
-    details = body.get("details")
-    for field_name, items in (details.items() if isinstance(details, dict) else []):
-        for item in items if isinstance(items, list) else [items]:
-            text = item.get("description") or item.get("error") if isinstance(item, dict) else item
-            if text:
-                reasons.append(str(text) if field_name.lower() in str(text).lower() else f"{field_name}: {text}")
-    return [*reasons, *common_error_text(body)]
 
 
 class ZendeskTicketing:
@@ -109,28 +88,6 @@ class ZendeskTicketing:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def build_search(self, query: SearchQuery, group_id: int | None = None) -> str:
-        """The search text for `query`; `group_id` is its project resolved (`_group_id`)."""
-        if query.native_query:
-            return query.native_query if "type:" in query.native_query else f"type:ticket {query.native_query}"
-        terms = ["type:ticket"]
-        if query.text:
-            terms.append(query.text)
-        for status in query.status or []:
-            terms += [f"status:{s}" for s, n in STATUS_FROM.items() if n == status]
-        for priority in query.priority or []:
-            terms.append(f"priority:{PRIORITY_TO[priority]}")
-        terms += [f"tags:{label}" for label in query.labels or []]
-        if query.assignee:
-            terms.append(f"assignee:{query.assignee}")
-        if query.type:
-            terms.append(f"ticket_type:{query.type}")
-        if group_id is not None:
-            terms.append(f"group:{group_id}")
-        if query.updated_since:  # the instant, not its date in its own offset (outside review 18, defect 9)
-            terms.append(f"updated>={search_instant(query.updated_since)}")
-        return " ".join(terms)
-
     async def search(self, query: SearchQuery, limit: int, cursor: str | None) -> TicketPage:
         """A filtered search walks Export Search Results, an unfiltered one List Tickets newest first by id:
         both by Zendesk's cursors, which name the last row (outside review domains27 #1: `/search.json` by
@@ -149,7 +106,7 @@ class ZendeskTicketing:
         if filtered:
             group_id = await self._group_id(query.project) if query.project and not query.native_query else None
             body = await self.http.json("GET", "/search/export.json", params={
-                **params, "query": self.build_search(query, group_id), "filter[type]": "ticket"})
+                **params, "query": build_search(query, group_id), "filter[type]": "ticket"})
             rows = [r for r in body.get("results", []) if r.get("result_type", "ticket") == "ticket"]
         else:
             body = await self.http.json("GET", "/tickets.json", params={**params, "sort": "-id"})
@@ -157,7 +114,7 @@ class ZendeskTicketing:
         meta = body.get("meta") or {}
         users = await self._users([r.get("assignee_id") for r in rows] + [r.get("requester_id") for r in rows])
         next_cursor = encode_cursor({"after": meta["after_cursor"]}) if meta.get("has_more") and meta.get("after_cursor") else None
-        return TicketPage(tickets=[self._ticket(r, users, []) for r in rows], next_cursor=next_cursor)
+        return TicketPage(tickets=[to_ticket(r, users, [], self.base) for r in rows], next_cursor=next_cursor)
 
     @staticmethod
     def _id(ticket_id: str) -> str:
@@ -171,7 +128,7 @@ class ZendeskTicketing:
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
         raw = await self._raw(ticket_id)
-        ticket = self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), include)
+        ticket = to_ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), include, self.base)
         if "comments" in include:
             ticket.comments = (await self.list_comments(ticket_id, 100, None)).comments
         return ticket
@@ -190,14 +147,14 @@ class ZendeskTicketing:
                            next_cursor=encode_cursor({"after": meta["after_cursor"]}) if meta.get("has_more") else None)
 
     async def metadata(self, project: str | None, ticket_id: str | None) -> Metadata:
-        transitions = self._transitions((await self._raw(ticket_id))["status"]) if ticket_id else None
+        moves = transitions((await self._raw(ticket_id))["status"]) if ticket_id else None
         if project:
             await self._group_id(project)  # an unknown group is not_found, as on create
         try:
             projects: list[str] | None = sorted(await self._group_names(), key=fold)
         except DomainError:  # a token that may not list groups still gets the rest
             projects = None
-        return Metadata(native_statuses=dict(STATUS_FROM), transitions=transitions, types=TYPES, projects=projects,
+        return Metadata(native_statuses=dict(STATUS_FROM), transitions=moves, types=TYPES, projects=projects,
                         priorities=["critical", "high", "medium", "low"], required_fields=["title", "description"])
 
     async def find_users(self, query: str, limit: int) -> list[User]:
@@ -290,11 +247,11 @@ class ZendeskTicketing:
             return next((r for r in rows if r.get("external_id") == marker), None)
 
         raw = await create_once("Zendesk", marker, post, find, keyed=idempotency_key is not None)
-        return self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [])
+        return to_ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [], self.base)
 
     async def _put(self, ticket_id: str, body: dict[str, Any]) -> Ticket:
         raw = (await self.http.json("PUT", f"/tickets/{self._id(ticket_id)}.json", json={"ticket": body}, idempotent=True))["ticket"]
-        return self._ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [])
+        return to_ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [], self.base)
 
     async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
         changes = patch.model_dump(exclude_unset=True)
@@ -390,26 +347,3 @@ class ZendeskTicketing:
             body = await self.http.json("GET", "/users/show_many.json", params={"ids": ",".join(wanted[start : start + SHOW_MANY])})
             found.update({str(u["id"]): User(id=str(u["id"]), name=u.get("name", ""), email=u.get("email")) for u in body.get("users", [])})
         return found
-
-    @staticmethod
-    def _transitions(status: str) -> list[Transition]:
-        return [Transition(id=s, name=s, to_status=STATUS_FROM[s], native_to=s) for s in WORKFLOW.get(status, [])]
-
-    def _ticket(self, raw: dict[str, Any], users: dict[str, User], include: list[Include]) -> Ticket:
-        ticket = Ticket(
-            id=str(raw["id"]), provider="zendesk", remote_id=str(raw["id"]), key=str(raw["id"]),
-            project=str(raw.get("group_id") or ""), title=raw.get("subject") or "", description=raw.get("description") or "",
-            status=STATUS_FROM.get(raw["status"], "open"), native_status=raw["status"],
-            priority=PRIORITY_FROM.get(raw.get("priority") or ""),  # type: ignore[arg-type]
-            type=raw.get("type") or "question", labels=raw.get("tags") or [],
-            assignee=users.get(str(raw.get("assignee_id"))), reporter=users.get(str(raw.get("requester_id"))),
-            created_at=raw["created_at"], updated_at=raw["updated_at"], url=f"{self.base}/agent/tickets/{raw['id']}",
-            version=raw["updated_at"],
-        )
-        if "transitions" in include:
-            ticket.transitions = self._transitions(raw["status"])
-        if "links" in include:
-            ticket.links = [Link(type="incident of", direction="outward", ticket=str(raw["problem_id"]))] if raw.get("problem_id") else []
-        if "raw" in include:
-            ticket.raw = raw
-        return ticket

@@ -167,7 +167,8 @@ async def test_jira_connector_sends_the_documented_requests(jira: tuple[FakeJira
     first_page = await jira_call(server, "list_comments", id="OPS-1", limit=1)
     assert [c["body"] for c in first_page["comments"]] == ["internal *note*"] and first_page["next_cursor"]
     second_page = await jira_call(server, "list_comments", id="OPS-1", limit=1, cursor=first_page["next_cursor"])
-    assert fake.requests[-1]["params"] == {"startAt": "1", "maxResults": "1"}
+    # one before the place, to check the last comment shown is still there (jira_comments), oldest first
+    assert fake.requests[-1]["params"] == {"startAt": "0", "maxResults": "2", "orderBy": "created"}
     assert [c["body"] for c in second_page["comments"]] == ["public follow-up"] and second_page["next_cursor"] is None
     await jira_call(server, "link_tickets", id="OPS-1", other_id="OPS-2", type="blocks")
     linked = await jira_call(server, "get_ticket", id="OPS-2", include=["links", "comments", "transitions"])

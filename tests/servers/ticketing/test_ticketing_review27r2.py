@@ -114,13 +114,15 @@ async def test_github_search_results_are_labelled_with_their_own_repository(monk
             return httpx.Response(200, json={"total_count": 1, "incomplete_results": False, "items": [OTHER]})
         return httpx.Response(404, json={"message": "Not Found"})
 
+    monkeypatch.setenv("GITHUB_REPOS", "acme/other")  # fixer ticketing28 #1: only allowed repositories are searched
     _, server = _github(monkeypatch, tmp_path, httpx.MockTransport(handler))
-    page = await tool(server, "search_tickets", native_query="org:acme is:issue bug")
+    page = await tool(server, "search_tickets", native_query="repo:acme/other is:issue bug")
     ticket = page["tickets"][0]
     assert (ticket["id"], ticket["project"], ticket["key"]) == ("acme/other#3", "acme/other", "acme/other#3")
-    # A native query naming no scope of its own stays in the configured repository.
+    # A native query naming no scope of its own stays in the allowed repositories; org: is refused, never sent.
     await tool(server, "search_tickets", native_query="is:issue bug")
-    assert queries == ["org:acme is:issue bug", "repo:acme/app is:issue bug"]
+    assert (await tool(server, "search_tickets", native_query="org:acme is:issue bug"))["code"] == "invalid_argument"
+    assert queries == ["repo:acme/other is:issue bug", "repo:acme/app repo:acme/other is:issue bug"]
 
 
 async def test_github_search_results_of_the_configured_repo_keep_plain_numbers(monkeypatch: pytest.MonkeyPatch,
