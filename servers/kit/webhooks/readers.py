@@ -53,6 +53,10 @@ class Account:
 
     github_repo: str = ""
     """`GITHUB_REPO` (owner/name): its issues are `42` to the tools, any other repository's `owner/name#42`."""
+    github_repos: tuple[str, ...] = ()
+    """`GITHUB_REPOS` (comma-separated owner/name): the other repositories the connector may use
+    (`servers.ticketing.providers.github_scope`); a delivery for any repository outside these and
+    `GITHUB_REPO` is not this server's (its tools would refuse the id)."""
     quickbooks_realm: str = ""
     """`QUICKBOOKS_REALM_ID`: one Intuit app delivers every connected company's changes to one URL."""
     xero_tenant: str = ""
@@ -62,6 +66,7 @@ class Account:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Account:
         env = os.environ if environ is None else environ
         return cls(github_repo=env.get("GITHUB_REPO", "").strip(),
+                   github_repos=tuple(r.strip() for r in env.get("GITHUB_REPOS", "").split(",") if r.strip()),
                    quickbooks_realm=env.get("QUICKBOOKS_REALM_ID", "").strip(),
                    xero_tenant=env.get("XERO_TENANT_ID", "").strip())
 
@@ -119,8 +124,10 @@ def github_shape(event: str, data: dict[str, Any]) -> None:
 
 def github(headers: Headers, data: Any, account: Account) -> list[ChangeSpec]:
     """`issues` and `issue_comment` on an issue (not a pull request, which the backend does not list).
-    The id is the backend's (`github.py: _ticket`): the number for `GITHUB_REPO`, `owner/name#n` for any
-    other repository — readable by the tools under that id, so an organisation's webhook is kept whole.
+    The id is the backend's (`github.py: _ticket`): the number for `GITHUB_REPO`, `owner/name#n` for another
+    repository the connector may use (`GITHUB_REPOS`); an organisation's webhook delivering any other
+    repository's issues is not this server's (its tools refuse those ids: they would only be noise, or tell
+    an agent of repositories it may not read). With `GITHUB_REPO` unset every repository is kept.
     The unsigned event name must match the signed body (`github_shape`)."""
     event = headers.get("x-github-event", "").strip().lower()
     if event not in GITHUB_READ:
@@ -133,6 +140,9 @@ def github(headers: Headers, data: Any, account: Account) -> list[ChangeSpec]:
     number = need(issue.get("number"), "issue.number")
     repo = str(_object(data.get("repository")).get("full_name") or "")
     ours = not repo or (account.github_repo != "" and repo.lower() == account.github_repo.lower())
+    allowed = {name.lower() for name in (account.github_repo, *account.github_repos) if name}
+    if not ours and allowed and repo.lower() not in allowed:
+        return []
     action = data.get("action") if event == "issues" else "updated"
     return [ChangeSpec("ticket", number if ours else f"{repo}#{number}", action_of(action))]
 

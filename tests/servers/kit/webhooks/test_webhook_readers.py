@@ -131,10 +131,22 @@ def test_without_a_configured_company_every_one_is_read() -> None:
 
 
 async def test_github_issue_of_the_configured_repo_is_its_number(served: Served) -> None:
-    """github.py `_ticket`: id `42` for GITHUB_REPO's issue 42, `owner/name#n` for any other repository."""
+    """github.py `_ticket`: id `42` for GITHUB_REPO's issue 42; another repository's issue is not this server's
+    unless `GITHUB_REPOS` allows it (its tools refuse any other: `github_scope`)."""
     await post(served, "github", {"action": "edited", "issue": {"number": 42}, "repository": {"full_name": "acme/app"}})
     await post(served, "github", {"action": "opened", "issue": {"number": 5}, "repository": {"full_name": "acme/other"}})
-    assert await fed(served) == [("ticket", "42", "updated"), ("ticket", "acme/other#5", "created")]
+    assert await fed(served) == [("ticket", "42", "updated")]
+
+
+def test_github_repos_allowed_beside_the_default_are_read_under_their_full_id() -> None:
+    other = {"action": "opened", "issue": {"number": 5}, "repository": {"full_name": "Acme/Other"}}
+    headers = {"x-github-event": "issues"}
+    assert ids("github", headers, other, Account(github_repo="acme/app")) == []
+    assert ids("github", headers, other, Account(github_repo="acme/app", github_repos=("acme/other",))) == [
+        ("ticket", "Acme/Other#5", "created")]
+    assert ids("github", headers, other, Account()) == [("ticket", "Acme/Other#5", "created")]  # nothing configured: all
+    assert Account.from_env({"GITHUB_REPO": "acme/app", "GITHUB_REPOS": " acme/other, ,acme/lib "}).github_repos == (
+        "acme/other", "acme/lib")
 
 
 def ids(provider: str, headers: dict[str, str], data: Any, account: Account = Account()) -> list[tuple[str, str, str]]:
