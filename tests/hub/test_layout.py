@@ -22,11 +22,7 @@ from hub.downstream.inprocess import InProcessLoadError, load_server_object
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = ["accounting", "calendar", "hris", "memory", "ticketing"]
 # Circles known and being removed by their owners; each entry names who and how.
-KNOWN_CYCLES: list[frozenset[str]] = [
-    # webhooks engineer's PostgreSQL event log (in progress): log.open_event_log imports log_pg lazily,
-    # log_pg imports LEASE_S/EventRow/State back from log — move those into a module both import.
-    frozenset({"servers.kit.webhooks.log", "servers.kit.webhooks.log_pg"}),
-]
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 
 @functools.cache

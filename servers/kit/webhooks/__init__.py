@@ -23,6 +23,7 @@ from servers.kit.webhooks.feed import ChangeFeed, ChangePage, emit_change, feed_
 from servers.kit.webhooks.log import EventLog, open_event_log
 from servers.kit.webhooks.processor import Policy, Processor
 from servers.kit.webhooks.resources import attach_change_resources
+from servers.kit.webhooks.upkeep import FeedUpkeep, install_feed_upkeep
 
 __all__ = ["ChangeFeed", "ChangePage", "EventLog", "Intake", "Policy", "Processor", "attach_webhooks", "emit_change"]
 Kinds = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | None,
@@ -33,10 +34,13 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
                     policy: Policy | None = None, tool: bool = True) -> Intake:
     """Give `server` a webhook intake for `providers` (its log beside `store`, as
     `<domain>-events.sqlite`, or in the shared PostgreSQL store when `$MCP_HUB_STORE_URL` is set)
-    and the `list_changes` tool over the feed kept in `store` (trimmed by the processor: `feed`)."""
+    and the `list_changes` tool over the feed kept in `store` (trimmed in the server's lifespan over any
+    transport, and by the processor: `upkeep`)."""
     feed = ChangeFeed(store, scope=domain, keep=feed_limits(domain))  # scope: the intake's namespace until the hub binds its own
     log = open_event_log(store.path.parent, domain)
-    intake = Intake(domain, providers, log, Processor(log, feed, policy or Policy.from_env(domain)))
+    policy = policy or Policy.from_env(domain)
+    intake = Intake(domain, providers, log, Processor(log, feed, policy))
+    install_feed_upkeep(server, FeedUpkeep(feed, policy.purge_every_s))  # stdio too: no processor runs there
     server.webhooks = intake  # type: ignore[attr-defined] — read by the runner and the hub, duck-typed
     server.change_feed = feed  # type: ignore[attr-defined]
     server.change_resources = attach_change_resources(server, domain, feed)  # type: ignore[attr-defined]

@@ -13,11 +13,15 @@ reached the other's `list_changes`, resources and subscribers (outside review, e
 Retention (decided in outside review events round 27: the table grew for ever and a filtered read cost
 ~110 ms at a million rows): `trim` deletes the oldest changes — those recorded more than
 `<DOMAIN>_CHANGES_KEEP_DAYS` ago (default 30, at most 36,500) and those beyond the newest
-`<DOMAIN>_CHANGES_KEEP_ROWS` (default 100,000) — `TRIM_BATCH` rows per transaction, from the processor's
-hourly purge (never on a read or a write). The row limit is per scope (review round 2 #5: counted over
-the shared table, one tenant's flood trimmed another's history): a feed trims its own scope's changes
-and the shared ('') ones, each as a prefix of `seq`, never another tenant's; a scope whose namespace is
-gone is no longer trimmed (delete its rows by hand, or give tenants their own data dirs). The last
+`<DOMAIN>_CHANGES_KEEP_ROWS` (default 100,000) — `TRIM_BATCH` rows per transaction, never on a read or a
+write: hourly from every process that serves the feed (`upkeep.FeedUpkeep`, in the server's lifespan:
+stdio, HTTP, in-process in the hub; and the webhook processor's purge), each scope at most once per
+interval whichever process looks first (`trim_if_due`; events round 28: a domain served over stdio only
+never trimmed). The row limit is per scope (review round 2 #5: counted over the shared table, one
+tenant's flood trimmed another's history): a feed trims its own scope's changes and the shared ('')
+ones, each as a prefix of `seq`. The age limit is the domain's, so it applies to every scope's changes
+in the store, also those of a namespace no longer configured (events round 28: they were never
+trimmed); another scope's row limit is left to its own feed, which knows it. The last
 trimmed position per scope is kept (`kit_changes_trimmed_scope`): a cursor from before it is refused
 (`invalid_argument`, saying to start again from `since` or without a cursor) and a `since` before it
 gets its page with `gap` set, never a silent skip. `since` is turned into a starting position by the
@@ -53,12 +57,18 @@ CREATE TABLE IF NOT EXISTS kit_changes_trimmed (one INTEGER PRIMARY KEY CHECK (o
     through_seq INTEGER NOT NULL, changed_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kit_changes_trimmed_scope (scope TEXT PRIMARY KEY,
     through_seq INTEGER NOT NULL, changed_at TEXT NOT NULL)"""
+UPKEEP_TABLE = "CREATE TABLE IF NOT EXISTS kit_changes_upkeep (scope TEXT PRIMARY KEY, next_at REAL NOT NULL)"
+"""When each scope's retention is next due, for every process sharing the store (`ChangeFeed.trim_if_due`)."""
 SCOPE_INDEX = "CREATE INDEX IF NOT EXISTS kit_changes_scope ON kit_changes (scope, seq)"
 """Made after `scope` exists (a feed from before scopes gains the column first): per-scope trims by index."""
 KEEP_DAYS = 30.0
 KEEP_ROWS = 100_000
 TRIM_BATCH = 5000
 """Changes deleted per transaction when trimming: a first trim of a long history never holds the writer long."""
+RETRY_S = 60.0
+"""After a failed trim (a busy store), when the next look may try again."""
+MAX_SCOPES = 10_000
+"""Scopes a trim walks at most (far beyond any config's namespaces; bounds the walk of a damaged file)."""
 
 
 def feed_limits(domain: str, environ: Mapping[str, str] | None = None) -> tuple[float, int]:
@@ -103,6 +113,7 @@ def _ensure(db: sqlite3.Connection) -> None:
             if "scope" not in {row[1] for row in db.execute("PRAGMA table_info(kit_changes)")}:
                 raise
     db.execute(SCOPE_INDEX)
+    db.execute(UPKEEP_TABLE)
 
 
 def trimmed_through(db: sqlite3.Connection, scope: str = "") -> tuple[int, str] | None:
@@ -229,16 +240,17 @@ class ChangeFeed:
 
     async def trim(self, now: float | None = None) -> int:
         """Delete the changes past retention (module docstring), oldest first, `TRIM_BATCH` per
-        transaction (by primary key: the cost is the rows deleted); the number deleted."""
+        transaction (by primary key: the cost is the rows deleted); the number deleted. Its own scope's
+        and the shared ones by age and rows; every other scope's (a namespace no longer configured) by age."""
         cutoff = _cutoff(time.time() if now is None else now, self.keep_s)
 
-        def work(db: sqlite3.Connection, scope: str) -> int:
+        def work(db: sqlite3.Connection, scope: str, by_rows: bool) -> int:
             _ensure(db)
             newest = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM kit_changes").fetchone()[0])
             young = db.execute("SELECT seq FROM kit_changes INDEXED BY kit_changes_at WHERE changed_at >= ?"
                                " ORDER BY changed_at, seq LIMIT 1", (cutoff,)).fetchone()
             kept = db.execute("SELECT seq FROM kit_changes INDEXED BY kit_changes_scope WHERE scope = ?"
-                              " ORDER BY seq DESC LIMIT 1 OFFSET ?", (scope, self.keep_rows - 1)).fetchone()
+                              " ORDER BY seq DESC LIMIT 1 OFFSET ?", (scope, self.keep_rows - 1)).fetchone() if by_rows else None
             below = max(int(kept[0]) if kept else 0, int(young[0]) if young else newest + 1)
             doomed: list[Any] = db.execute("SELECT seq, changed_at FROM kit_changes INDEXED BY kit_changes_scope"
                                            " WHERE scope = ? AND seq < ? ORDER BY seq LIMIT ?",
@@ -251,10 +263,53 @@ class ChangeFeed:
                        (scope, doomed[-1][0], max(r[1] for r in doomed)))
             return len(doomed)
 
+        own = list(dict.fromkeys((self.scope, "")))  # its own changes and the shared ones, by age and rows
+        others = [s for s in await self.store.run(_scopes) if s not in own]  # any other scope: by age only
         total = 0
-        for scope in dict.fromkeys((self.scope, "")):  # its own changes and the shared ones, never another tenant's
-            while deleted := await self.store.run(lambda db, scope=scope: work(db, scope)):
+        for scope, by_rows in [*((s, True) for s in own), *((s, False) for s in others)]:
+            while deleted := await self.store.run(lambda db, scope=scope, by_rows=by_rows: work(db, scope, by_rows)):
                 total += deleted
         if total:
             logger.info("trimmed %d changes past the feed's retention", total)
         return total
+
+    async def trim_if_due(self, now: float, every_s: float) -> int | None:
+        """`trim`, unless this scope's feed was trimmed less than `every_s` ago by any process sharing
+        the store (`kit_changes_upkeep`, claimed in one write transaction, so two processes never both
+        trim one scope per interval); None when not due. A failed trim is due again `RETRY_S` later."""
+
+        def claim(db: sqlite3.Connection) -> bool:
+            _ensure(db)
+            row = db.execute("SELECT next_at FROM kit_changes_upkeep WHERE scope = ?", (self.scope,)).fetchone()
+            if row is not None and now < float(row[0]) <= now + every_s:  # beyond: a clock stepped back, due now
+                return False
+            db.execute("INSERT INTO kit_changes_upkeep VALUES (?, ?) ON CONFLICT (scope) DO UPDATE SET"
+                       " next_at = excluded.next_at", (self.scope, now + every_s))
+            return True
+
+        if not await self.store.run(claim):
+            return None
+        try:
+            return await self.trim(now)
+        except Exception:
+            try:  # let the next look (any process's) try again soon rather than in `every_s`
+                await self.store.run(lambda db: db.execute("UPDATE kit_changes_upkeep SET next_at = ? WHERE scope = ?",
+                                                           (now + min(RETRY_S, every_s), self.scope)))
+            except Exception:  # noqa: BLE001 — the store's own failure: the trim's error is the one to tell
+                pass
+            raise
+
+
+def _scopes(db: sqlite3.Connection) -> list[str]:
+    """The distinct scopes in the feed, one `kit_changes_scope` index seek each (never a scan of the rows)."""
+    _ensure(db)
+    found: list[str] = []
+    after: str | None = None
+    while len(found) < MAX_SCOPES:
+        row = db.execute("SELECT MIN(scope) FROM kit_changes" + (" WHERE scope > ?" if after is not None else ""),
+                         () if after is None else (after,)).fetchone()
+        if row is None or row[0] is None:
+            break
+        after = str(row[0])
+        found.append(after)
+    return found

@@ -14,7 +14,10 @@ Rows are bounded (decided here, outside review events round 18): a *processed* d
 deleted once older than `<DOMAIN>_EVENTS_KEEP_DAYS` (default 90) or beyond the newest
 `<DOMAIN>_EVENTS_KEEP_ROWS` processed rows of its namespace (default 1,000,000), at the processor's
 hourly purge — a row's only later use is dedupe, and no provider retries a delivery that late. Pending,
-failed and dead rows are never deleted (a dead letter waits to be handled). Per (namespace, provider,
+failed and dead rows are never deleted (a dead letter waits to be handled). The age limits (payloads
+and processed rows) are the domain's, so a log's purge applies them to every namespace in its file,
+also one no longer configured, whose rows nobody else would purge (events round 28: a removed tenant's
+personal data stayed for ever); the row limit only to its own namespace's rows. Per (namespace, provider,
 state) counts are kept by triggers (`webhook_counts`) and the oldest pending row is found by index,
 so `stats_now` (a metrics scrape, on the event loop) costs the same with ten rows or ten million.
 """
@@ -24,112 +27,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sqlite3
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
-
-from pydantic import BaseModel
+from typing import Any, cast
 
 from servers.kit.store import Store
-from servers.kit.webhooks.retention import retention_limits
+from servers.kit.webhooks.log_rules import ALL, KEEP_DAYS, KEEP_ROWS, LEASE_S, TRIM_BATCH, EventRow, State, keep_limits
+from servers.kit.webhooks.log_schema import _migrations
+
+__all__ = ["ALL", "KEEP_DAYS", "KEEP_ROWS", "LEASE_S", "STORE_URL_ENV", "TRIM_BATCH", "EventLog", "EventRow", "State",
+           "events_path", "keep_limits", "open_event_log", "shared_store_url"]
 
 logger = logging.getLogger("servers.webhooks")
-State = Literal["received", "processed", "failed", "dead"]
-LEASE_S = 120.0
 STORE_URL_ENV = "MCP_HUB_STORE_URL"  # the hub's fallback for hub.store.url (hub/store/__init__.py)
-_COLUMNS = "seq, provider, delivery_id, received_at, state, attempts, next_attempt_at, last_error, processed_at, headers, " \
-           "payload, duplicates"
-ALL = "*"
-"""`namespace` for a log that reads every namespace of its file (`mcp-hub events`); it takes no deliveries."""
-KEEP_DAYS = 90.0
-KEEP_ROWS = 1_000_000
-TRIM_BATCH = 5000
-"""Rows deleted per transaction when trimming, so a first trim of a long history never holds the writer long."""
-
-
-def _migrations(domain: str) -> list[str]:
-    """The schema; version 2 keys rows by namespace, giving the rows from before it their domain's
-    name (the namespace of a domain server on its own, and of the hub's default config)."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", domain):
-        raise ValueError(f"{domain!r} is not a domain name")
-    return [
-        """CREATE TABLE webhook_events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
-            received_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'received',
-            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
-            last_error TEXT, processed_at REAL, headers TEXT NOT NULL DEFAULT '{}', payload BLOB,
-            duplicates INTEGER NOT NULL DEFAULT 0,
-            UNIQUE (provider, delivery_id));
-        CREATE INDEX webhook_events_due ON webhook_events (state, next_attempt_at)""",
-        f"""CREATE TABLE webhook_events_v2 (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL,
-            provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
-            received_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'received',
-            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
-            last_error TEXT, processed_at REAL, headers TEXT NOT NULL DEFAULT '{{}}', payload BLOB,
-            duplicates INTEGER NOT NULL DEFAULT 0,
-            UNIQUE (namespace, provider, delivery_id));
-        INSERT INTO webhook_events_v2 (namespace, {_COLUMNS}) SELECT '{domain}', {_COLUMNS} FROM webhook_events;
-        DROP TABLE webhook_events;
-        ALTER TABLE webhook_events_v2 RENAME TO webhook_events;
-        CREATE INDEX webhook_events_due ON webhook_events (namespace, state, next_attempt_at)""",
-        # version 3: a delivery's second key, for providers that re-sign their retries (normalize.delivery_alias)
-        # and the signed keys of the retries it matched, so a captured retry re-sent under a new id is one too
-        """ALTER TABLE webhook_events ADD COLUMN alias TEXT;
-        CREATE UNIQUE INDEX webhook_events_alias ON webhook_events (namespace, provider, alias);
-        CREATE TABLE webhook_retry_keys (namespace TEXT NOT NULL, provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
-            seq INTEGER NOT NULL, PRIMARY KEY (namespace, provider, delivery_id))""",
-        # version 4: counts per (namespace, provider, state) kept by triggers, and an index by age, so a
-        # metrics scrape and the trimming of old rows never scan the history (outside review events round 18)
-        """CREATE TABLE webhook_counts (namespace TEXT NOT NULL, provider TEXT NOT NULL, state TEXT NOT NULL,
-            n INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (namespace, provider, state));
-        INSERT INTO webhook_counts SELECT namespace, provider, state, COUNT(*), SUM(duplicates) FROM webhook_events
-            GROUP BY namespace, provider, state;
-        CREATE TRIGGER webhook_counts_added AFTER INSERT ON webhook_events BEGIN
-            INSERT INTO webhook_counts VALUES (NEW.namespace, NEW.provider, NEW.state, 1, NEW.duplicates)
-            ON CONFLICT (namespace, provider, state) DO UPDATE SET n = n + 1, duplicates = duplicates + excluded.duplicates;
-        END;
-        CREATE TRIGGER webhook_counts_changed AFTER UPDATE OF state, duplicates ON webhook_events BEGIN
-            UPDATE webhook_counts SET n = n - 1, duplicates = duplicates - OLD.duplicates
-            WHERE namespace = OLD.namespace AND provider = OLD.provider AND state = OLD.state;
-            INSERT INTO webhook_counts VALUES (NEW.namespace, NEW.provider, NEW.state, 1, NEW.duplicates)
-            ON CONFLICT (namespace, provider, state) DO UPDATE SET n = n + 1, duplicates = duplicates + excluded.duplicates;
-        END;
-        CREATE TRIGGER webhook_counts_removed AFTER DELETE ON webhook_events BEGIN
-            UPDATE webhook_counts SET n = n - 1, duplicates = duplicates - OLD.duplicates
-            WHERE namespace = OLD.namespace AND provider = OLD.provider AND state = OLD.state;
-            DELETE FROM webhook_retry_keys WHERE seq = OLD.seq;
-        END;
-        CREATE INDEX webhook_events_age ON webhook_events (namespace, state, received_at);
-        CREATE INDEX webhook_retry_keys_seq ON webhook_retry_keys (seq)""",
-    ]
-
-
-def keep_limits(domain: str, environ: Mapping[str, str] | None = None) -> tuple[float, int]:
-    """How long and how many processed rows a namespace of `domain` keeps: (seconds, rows), from
-    `<DOMAIN>_EVENTS_KEEP_DAYS` (default 90) and `<DOMAIN>_EVENTS_KEEP_ROWS` (default 1,000,000)."""
-    return retention_limits(domain, "EVENTS", KEEP_DAYS, KEEP_ROWS, "rows", environ)
-
-
-class EventRow(BaseModel):
-    """One logged delivery as the CLI shows it (no payload)."""
-
-    seq: int
-    namespace: str = ""
-    provider: str
-    delivery_id: str
-    state: State
-    attempts: int
-    received_at: float
-    next_attempt_at: float
-    processed_at: float | None = None
-    last_error: str | None = None
-    duplicates: int = 0
-    purged: bool = False
 
 
 def events_path(data_dir: Path, domain: str) -> Path:
@@ -293,29 +204,33 @@ class EventLog:
         return await self.store.run(work)
 
     async def purge(self, older_than: float, now: float | None = None) -> int:
-        """Drop the payload (personal data) of settled deliveries received before `older_than`, then
-        trim processed rows past `keep_s` / `keep_rows` (`trim`); the number of payloads dropped."""
+        """Drop the payload (personal data) of settled deliveries received before `older_than`, of every
+        namespace in the file (the age limits are the domain's: see the module), then trim processed rows
+        past `keep_s` / `keep_rows` (`trim`); the number of payloads dropped."""
 
-        mine, args = self._mine()
+        def work(db: sqlite3.Connection, namespace: str) -> int:
+            return db.execute("UPDATE webhook_events SET payload = NULL, headers = '{}' WHERE namespace = ? AND received_at < ?"
+                              " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (namespace, older_than)).rowcount
 
-        def work(db: sqlite3.Connection) -> int:
-            return db.execute(f"UPDATE webhook_events SET payload = NULL, headers = '{{}}' WHERE {mine} AND received_at < ?"
-                              " AND state IN ('processed', 'dead') AND payload IS NOT NULL", (*args, older_than)).rowcount
-
-        purged = await self.store.run(work)
+        purged = 0
+        for namespace in await self._namespaces(("processed", "dead")):  # one transaction each, by the age index
+            purged += await self.store.run(lambda db, namespace=namespace: work(db, namespace))
         await self.trim((time.time() if now is None else now) - self.keep_s)
         return purged
 
     async def trim(self, older_than: float) -> int:
-        """Delete processed rows received before `older_than`, and the oldest beyond the newest
-        `keep_rows` of each namespace, `TRIM_BATCH` per transaction (by index: the cost is the rows
-        deleted); the number deleted. Pending, failed and dead rows stay."""
+        """Delete processed rows received before `older_than` (of every namespace in the file), and the
+        oldest beyond the newest `keep_rows` of this log's namespace (of each, for `ALL`), `TRIM_BATCH`
+        per transaction (by index: the cost is the rows deleted); the number deleted. Pending, failed and
+        dead rows stay."""
         total = 0
-        for namespace in await self._namespaces():
-            def work(db: sqlite3.Connection, namespace: str = namespace) -> int:
+        for namespace in await self._namespaces(("processed",)):
+            rows = self.keep_rows if self.namespace in (ALL, namespace) else None  # another's: its own log's limit
+
+            def work(db: sqlite3.Connection, namespace: str = namespace, rows: int | None = rows) -> int:
                 (kept,) = db.execute("SELECT COALESCE(SUM(n), 0) FROM webhook_counts WHERE namespace = ? AND state = 'processed'",
                                      (namespace,)).fetchone()
-                over = min(TRIM_BATCH, max(0, int(kept) - self.keep_rows))
+                over = 0 if rows is None else min(TRIM_BATCH, max(0, int(kept) - rows))
                 doomed = db.execute(
                     "SELECT seq FROM webhook_events WHERE namespace = ? AND state = 'processed' AND received_at < ?"
                     " ORDER BY received_at LIMIT ?", (namespace, older_than, TRIM_BATCH)).fetchall()
@@ -331,10 +246,11 @@ class EventLog:
             logger.info("deleted %d processed webhook events past their row retention", total)
         return total
 
-    async def _namespaces(self) -> list[str]:
-        if self.namespace != ALL:
-            return [self.namespace]
-        rows = await self.store.run(lambda db: db.execute("SELECT DISTINCT namespace FROM webhook_counts").fetchall())
+    async def _namespaces(self, states: tuple[str, ...]) -> list[str]:
+        """Every namespace with rows in `states` in the file, from the kept counts (a small table, no scan)."""
+        marks = ", ".join("?" * len(states))
+        rows = await self.store.run(lambda db: db.execute(
+            f"SELECT DISTINCT namespace FROM webhook_counts WHERE state IN ({marks}) AND n > 0", states).fetchall())
         return [r[0] for r in rows]
 
     def stats_now(self, now: float) -> dict[str, dict[str, float]]:

@@ -24,13 +24,16 @@ Rules decided here:
   reads pending and dead rows only (by the age index), never the processed history.
 - Rows are trimmed as in the SQLite log (`log.keep_limits`: processed rows past
   `<DOMAIN>_EVENTS_KEEP_DAYS` or beyond the newest `<DOMAIN>_EVENTS_KEEP_ROWS` of a namespace are
-  deleted, with their retry keys; pending, failed and dead rows stay), `TRIM_BATCH` per statement.
+  deleted, with their retry keys; pending, failed and dead rows stay), `TRIM_BATCH` per statement. As
+  there, the age limits apply to every namespace of the domain (one no longer configured too), the row
+  limit to the log's own namespace (the SQL: `pg_retention`).
 - Push-channel state stays in the domain's local SQLite file (`local`), beside the data dir.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import threading
@@ -47,39 +50,13 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from hub.store.pool_revival import PoolRevival, retire
 from hub.store.postgres import apply_migrations, describe
 from servers.kit.store import Store
-from servers.kit.webhooks.log import ALL, LEASE_S, TRIM_BATCH, EventRow, State, keep_limits
+from servers.kit.webhooks.log_rules import ALL, LEASE_S, EventRow, State, keep_limits
+from servers.kit.webhooks.pg_retention import purge_payloads, trim_processed
+from servers.kit.webhooks.pg_schema import MIGRATIONS
 
 logger = logging.getLogger("servers.webhooks")
 T = TypeVar("T")
 _LOCK_ID = 0x6D63_7068_6576  # "mcphev": serialises the event-log migrations across replicas
-MIGRATIONS = [
-    """CREATE TABLE webhook_events (
-        seq BIGSERIAL PRIMARY KEY, domain TEXT NOT NULL,
-        provider TEXT NOT NULL, delivery_id TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL DEFAULT 'received',
-        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION NOT NULL,
-        last_error TEXT, processed_at DOUBLE PRECISION, headers TEXT NOT NULL DEFAULT '{}', payload BYTEA,
-        duplicates INTEGER NOT NULL DEFAULT 0,
-        UNIQUE (domain, provider, delivery_id));
-    CREATE INDEX webhook_events_due ON webhook_events (domain, state, next_attempt_at)""",
-    """ALTER TABLE webhook_events ADD COLUMN namespace TEXT;
-    UPDATE webhook_events SET namespace = domain;
-    ALTER TABLE webhook_events ALTER COLUMN namespace SET NOT NULL;
-    ALTER TABLE webhook_events DROP CONSTRAINT IF EXISTS webhook_events_domain_provider_delivery_id_key;
-    ALTER TABLE webhook_events ADD CONSTRAINT webhook_events_delivery UNIQUE (domain, namespace, provider, delivery_id);
-    DROP INDEX IF EXISTS webhook_events_due;
-    CREATE INDEX webhook_events_due ON webhook_events (domain, namespace, state, next_attempt_at)""",
-    # a delivery's second key, for providers that re-sign their retries (normalize.delivery_alias)
-    # and the signed keys of the retries it matched, so a captured retry re-sent under a new id is one too
-    """ALTER TABLE webhook_events ADD COLUMN alias TEXT;
-    CREATE UNIQUE INDEX webhook_events_alias ON webhook_events (domain, namespace, provider, alias);
-    CREATE TABLE webhook_retry_keys (domain TEXT NOT NULL, namespace TEXT NOT NULL, provider TEXT NOT NULL,
-        delivery_id TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (domain, namespace, provider, delivery_id))""",
-    # rows by age within their state: the stats and the trimming of processed rows read only the rows they
-    # count or delete, never the history (outside review events round 18)
-    """CREATE INDEX webhook_events_age ON webhook_events (domain, namespace, state, received_at);
-    CREATE INDEX webhook_retry_keys_seq ON webhook_retry_keys (seq)""",
-]
 _PENDING = "state IN ('received', 'failed')"
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -338,50 +315,19 @@ class PgEventLog:
         return await self._run(work)
 
     async def purge(self, older_than: float, now: float | None = None) -> int:
-        """Drop the payload (personal data) of settled deliveries received before `older_than`, then
-        trim processed rows (`trim`); the number of payloads dropped."""
-
-        mine, args = self._mine()
-
-        def work(conn: psycopg.Connection[Any]) -> int:
-            return conn.execute(f"UPDATE webhook_events SET payload = NULL, headers = '{{}}' WHERE {mine} "  # type: ignore[arg-type]
-                                "AND received_at < %s AND state IN ('processed', 'dead') AND payload IS NOT NULL",
-                                (*args, older_than)).rowcount
-
-        purged = await self._run(work)
+        """Drop the payload (personal data) of settled deliveries received before `older_than`, of every
+        namespace of the domain (as `EventLog.purge`), then trim processed rows (`trim`); the number of
+        payloads dropped."""
+        purged = await self._run(functools.partial(purge_payloads, domain=self.domain, older_than=older_than))
         await self.trim((time.time() if now is None else now) - self.keep_s)
         return purged
 
     async def trim(self, older_than: float) -> int:
-        """Delete processed rows received before `older_than` and the oldest beyond the newest
-        `keep_rows` of each namespace (and their retry keys), `TRIM_BATCH` per statement; the number
-        deleted. Pending, failed and dead rows stay."""
-        mine, args = self._mine()
-
-        def work(conn: psycopg.Connection[Any]) -> int:
-            deleted = 0
-            namespaces = [r["namespace"] for r in conn.execute(  # type: ignore[arg-type]
-                f"SELECT DISTINCT namespace FROM webhook_events WHERE {mine} AND state = 'processed'", args).fetchall()]
-            for namespace in namespaces:
-                key = (self.domain, namespace)
-                newest_gone = conn.execute(  # the newest row beyond the newest keep_rows (one index walk)
-                    "SELECT received_at FROM webhook_events WHERE domain = %s AND namespace = %s AND state = 'processed'"
-                    " ORDER BY received_at DESC OFFSET %s LIMIT 1", (*key, self.keep_rows)).fetchone()
-                cut, upto = (older_than, "<") if newest_gone is None or newest_gone["received_at"] < older_than \
-                    else (newest_gone["received_at"], "<=")
-                while True:
-                    doomed = [r["seq"] for r in conn.execute(  # type: ignore[call-overload]
-                        "SELECT seq FROM webhook_events WHERE domain = %s AND namespace = %s AND state = 'processed'"
-                        f" AND received_at {upto} %s ORDER BY received_at LIMIT %s", (*key, cut, TRIM_BATCH)).fetchall()]
-                    if not doomed:
-                        break
-                    with conn.transaction():
-                        conn.execute("DELETE FROM webhook_retry_keys WHERE seq = ANY(%s)", (doomed,))
-                        deleted += conn.execute("DELETE FROM webhook_events WHERE seq = ANY(%s) AND state = 'processed'",
-                                                (doomed,)).rowcount
-            return deleted
-
-        total = await self._run(work)
+        """Delete processed rows received before `older_than` (of every namespace of the domain) and the
+        oldest beyond the newest `keep_rows` of this log's namespace (of each, for `ALL`), with their
+        retry keys, `TRIM_BATCH` per statement; the number deleted. Pending, failed and dead rows stay."""
+        total = await self._run(functools.partial(trim_processed, domain=self.domain, namespace=self.namespace,
+                                                  keep_rows=self.keep_rows, older_than=older_than))
         if total:
             logger.info("deleted %d processed webhook events past their row retention", total)
         return total

@@ -199,8 +199,8 @@ class Processor:
             purged = await self.log.purge(now - self.policy.retention_days * 86400)
             if purged:
                 logger.info("purged the payload of %d webhook events past retention", purged)
-            if self.feed is not None:  # the change feed's retention (`feed`), off the read and write paths
-                await self.feed.trim(now)
+            if self.feed is not None:  # the change feed's retention (`feed`), off the read and write paths; once
+                await self.feed.trim_if_due(now, self.policy.purge_every_s)  # per interval among the store's processes
         except Exception as exc:  # noqa: BLE001 — retention can wait; the deliveries cannot
             logger.warning("webhook retention upkeep failed (%s); retrying in 60s", type(exc).__name__)
             self._last_purge = now - self.policy.purge_every_s + 60

@@ -67,3 +67,25 @@ async def test_processed_rows_are_trimmed_by_age_and_count_dead_and_pending_stay
             await anyio.sleep(0.05)  # waiting for the snapshot
     stats = log.stats_now(time.time())["github"]
     assert (stats["dead_lettered"], stats["pending"]) == (300, 1) and stats["lag_s"] >= 30 * DAY - 60
+
+
+async def test_a_removed_namespaces_settled_rows_are_purged_and_trimmed_by_age(pg: PgServer,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events round 28: rows of a namespace no longer configured were never purged nor trimmed (nobody's own)."""
+    monkeypatch.setenv("TICKETING_EVENTS_KEEP_ROWS", "2")
+    url = pg.new_database()
+    acme, gone = PgEventLog(url, "ticketing", namespace="acme"), PgEventLog(url, "ticketing", namespace="gone")
+    elsewhere = PgEventLog(url, "calendar", namespace="gone")  # another domain's: its own retention
+    now = time.time()
+    bulk(gone, 3, state="processed", start=now - 100 * DAY, prefix="old-")
+    bulk(gone, 4, state="processed", start=now - DAY, prefix="young-")
+    bulk(elsewhere, 3, state="processed", start=now - 100 * DAY, prefix="old-")
+    dead, _ = await gone.record("github", "dead", {"x": "y"}, b"{}", now=now - 40 * DAY)
+    await gone.settle(dead, error="boom", next_at=None, dead=True, now=now - 40 * DAY)
+    pending, _ = await gone.record("github", "pending", {"x": "y"}, b"{}", now=now - 40 * DAY)
+
+    assert await acme.purge(now - 30 * DAY, now=now) == 1, "the dead letter's payload (bulk rows have none)"
+    rows = {r.delivery_id: r for r in await gone.list(limit=100)}
+    assert sorted(rows) == sorted(["dead", "pending", *(f"young-{i}" for i in range(4))]), "row limit: its own log's"
+    assert rows["dead"].purged and not rows["pending"].purged
+    assert len(await elsewhere.list(limit=100)) == 3

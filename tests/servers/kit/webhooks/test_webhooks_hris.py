@@ -63,6 +63,7 @@ async def test_embedded_hris_writes_emit_feed_changes(tmp_path: Path, monkeypatc
 
 async def test_employees_from_before_the_feed_enter_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_HUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HRIS_CHANGES_KEEP_DAYS", "36500")  # the backfill's 2025 stamps, kept (every process trims: events 28)
     from servers.hris import store as hris_store
     from servers.kit.store import Store
 
