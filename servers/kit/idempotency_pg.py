@@ -34,6 +34,8 @@ from servers.kit.idempotency import IDEMPOTENCY_TTL_S, Claimed, judge_claim
 from servers.kit.webhooks.log_pg import _UNREACHABLE, DOWN_WAIT_S, RECORD_WAIT_S, Migrations, is_down, run_sync
 
 logger = logging.getLogger("servers")
+EXPIRED_BATCH = 100
+"""Expired keys one claim deletes at most (more keyed writes than this a day are cleared over several)."""
 
 MIGRATIONS: Migrations = ([
     """CREATE TABLE idempotency_keys (
@@ -46,6 +48,7 @@ MIGRATIONS: Migrations = ([
     CREATE TABLE idempotency_deleted (
         scope TEXT NOT NULL, record_id TEXT NOT NULL, deleted_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (scope, record_id))""",
+    "CREATE INDEX IF NOT EXISTS idempotency_deleted_at ON idempotency_deleted (deleted_at)",
 ], "mcp_hub_idempotency_migrations", 0x6D63_7068_6964)  # "mcphid"
 
 
@@ -88,6 +91,11 @@ class PgIdempotencyLedger:
             now = time.time()
             conn.execute("DELETE FROM idempotency_keys WHERE scope = %s AND principal = %s AND tool = %s AND key = %s"
                          " AND expires_at <= %s", (self.scope, principal, tool, key, now))
+            # Expired keys of every caller, scope and tool, a bounded batch per claim by the expiry index (before,
+            # only the claimed key's expired row went, and the table grew for ever: events round 28); rows
+            # another replica is deleting are skipped, never waited for.
+            conn.execute("DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_keys"
+                         " WHERE expires_at <= %s LIMIT %s FOR UPDATE SKIP LOCKED))", (now, EXPIRED_BATCH))
             inserted = conn.execute(
                 "INSERT INTO idempotency_keys (scope, principal, tool, key, fingerprint, started_at, expires_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
