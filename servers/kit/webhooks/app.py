@@ -43,6 +43,7 @@ from hub.redact import mask
 from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import delivery_alias, delivery_id, kept_headers
 from servers.kit.webhooks.processor import Processor
+from servers.kit.webhooks.forms import FORM_TYPE, bamboohr_form
 from servers.kit.webhooks.readers import Malformed, Mismatched, read
 from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, graph_collection, parse_json
 
@@ -199,6 +200,10 @@ class Intake:
                 return Response(status_code=200)  # a new channel's first message: it announces no change
         else:
             data = _payload(provider, body, headers.get("content-type", ""))
+            if provider == "bamboohr" and not body.lstrip().startswith(b"{"):
+                # A Form Post (`forms`), verified and read: logged as its JSON, which the processor reads (its
+                # deduplication key is then that JSON's: one form always reads into the same JSON).
+                body = json.dumps(data, separators=(",", ":")).encode()
         if provider == "xero" and not data.get("events"):
             return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
         if self._reads_nothing(provider, headers, data):
@@ -356,7 +361,8 @@ class Intake:
 def _payload(provider: str, body: bytes, content_type: str) -> Any:
     """The verified body, parsed once (within `verify.SIGNED`). Refused before it is logged when this hub
     could never process it: every provider posts a JSON object, but QuickBooks' CloudEvents format (Intuit's
-    mandatory one since 2026) posts an array of them (Google, whose messages are headers, is not parsed).
+    mandatory one since 2026) posts an array of them, and BambooHR may post a form (`forms`; Google, whose
+    messages are headers, is not parsed).
     Answering 2xx and dead-lettering it later would tell the provider all is well; 415/400 makes the
     misconfiguration visible at the provider."""
     try:
@@ -365,6 +371,11 @@ def _payload(provider: str, body: bytes, content_type: str) -> Any:
         parsed = None
     if isinstance(parsed, dict) or (provider == "quickbooks" and isinstance(parsed, list)):
         return parsed
+    if provider == "bamboohr" and content_type.split(";")[0].strip().lower() == FORM_TYPE:
+        try:
+            return bamboohr_form(body)  # its "Form Post" encoding (`forms`)
+        except Malformed as exc:
+            raise Rejected(400, f"{exc}; this delivery was refused and not logged") from None
     if "json" not in content_type.lower():
         raise Rejected(415, "the body is not JSON: configure the webhook to send application/json")
     if provider == "quickbooks":

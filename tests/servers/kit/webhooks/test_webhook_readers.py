@@ -220,3 +220,36 @@ async def test_an_event_type_the_domain_reads_without_its_id_is_still_dead_lette
     await post(served, "github", {"action": "opened", "issue": {}, "repository": {"full_name": "acme/app"}})
     [row] = await served.intake.log.list()
     assert row.state == "received", "logged: processing fails, retries, then dead-letters it"
+
+
+# -- BambooHR's Form Post encoding (documentation.bamboohr.com: Event-Based and Field-Based webhooks) ------------
+
+
+async def post_form(served: Served, provider: str, body: bytes) -> Any:
+    return await served.post(provider, body, signed(provider, body) | {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+async def test_bamboohr_form_posts_are_read_as_their_json_is(served: Served) -> None:
+    """BambooHR lets an admin pick "Form Post" for either data structure; both were refused 415 ("send JSON")."""
+    event = b"type=employee.updated&timestamp=2026-01-31T18%3A42%3A00%2B0000&data%5BcompanyId%5D=1&data%5BemployeeId%5D=67890&data%5BchangedFields%5D%5B0%5D=firstName"
+    assert (await post_form(served, "bamboohr", event)).status_code == 200
+    fields = (b"employees%5B12345%5D%5BchangedFields%5D%5B0%5D=First+name&employees%5B12345%5D%5BFirst+name%5D=John"
+              b"&employees%5B777%5D%5Baction%5D=Deleted")
+    assert (await post_form(served, "bamboohr", fields)).status_code == 200
+    assert (await post_form(served, "bamboohr", event)).json()["duplicate"] is True  # the same delivery again
+    assert await fed(served) == [("employee", "67890", "updated"), ("employee", "12345", "updated"),
+                                 ("employee", "777", "deleted")]
+
+
+@pytest.mark.parametrize("body", [b"type=employee.updated&data%5BemployeeId%5D=1&data%5BemployeeId%5D%5Bx%5D=2",
+                                  b"a%5Bb%5D%5Bc%5D%5Bd%5D%5Be%5D%5Bf%5D=1", b"\xff\xfe=1", b"no-equals-sign"])
+async def test_a_bamboohr_form_that_cannot_be_read_is_refused_not_logged(served: Served, body: bytes) -> None:
+    answer = await post_form(served, "bamboohr", body)
+    assert answer.status_code == 400, answer.text
+    assert await served.intake.log.list() == []
+
+
+async def test_other_providers_still_refuse_a_form(served: Served) -> None:
+    body = b"type=employee.updated"
+    answer = await served.post("jira", body, signed("jira", body) | {"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 415 and "application/json" in answer.text
