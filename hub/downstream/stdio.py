@@ -41,6 +41,7 @@ from hub.downstream.adopted import AdoptedProcess, adopt
 from hub.downstream.reaper import kill_adopted_orphans, reap_group_later, release_group, start_watcher, watch_group
 from hub.downstream.json_channel import ID_MARKER, JsonChannel, NotSent, not_sent_error
 from hub.downstream.listing_repair import ListingAnswers
+from hub.pipe_size import widen_pipe
 from hub.frontends.stdio.line_errors import overlong_answer, unreadable_answer
 from hub.frontends.stdio.json_lines import json_object
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
@@ -129,7 +130,9 @@ async def stdio_child(
         if answer is not None and not take_stdout_line(answer):
             stdout_lines.put(answer)
 
-    await read_lines(pipe_file(our_stdout, "rb"), stdout_lines, take_stdout_line,
+    stdout_file = pipe_file(our_stdout, "rb")
+    widen_pipe(stdout_file)  # big answers cross it (`hub.pipe_size`)
+    await read_lines(stdout_file, stdout_lines, take_stdout_line,
                      lambda problem: log.warning("stdout: %s; closing the connection", problem), take_overlong)
     stdin_lost = False
 

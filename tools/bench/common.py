@@ -14,7 +14,8 @@ from pathlib import Path
 import anyio
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+ENV = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+       **{k: os.environ[k] for k in ("MCP_HUB_PIPE_BYTES",) if k in os.environ}}
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ from mcp.server.stdio import stdio_server
 
 from mcp_types import JSONRPCError, JSONRPCResponse
 
+from hub.pipe_size import widen_pipe
 from hub.lifted import PLACEHOLDER_MARK, SPLICING, splice_held
 
 from hub.frontends.stdio.line_errors import FrontGuard
@@ -117,6 +118,7 @@ async def pipe_stdio(interceptor: Callable[[Send, WriteNow], LineInterceptor] | 
     it keeps up) seeing each line first."""
     stdin = pipe_file(os.dup(0), "rb")
     stdout = pipe_file(os.dup(1), "wb")
+    widen_pipe(stdout)  # big answers cross it (`hub.pipe_size`)
     saved = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # anything printed from now on lands on stderr, not in the protocol stream
     devnull = os.open(os.devnull, os.O_RDONLY)
