@@ -52,7 +52,9 @@ def check_balanced(postings: Sequence[Posting]) -> None:
 
 
 def price_lines(lines: Sequence[LineInput], currency: str, rates: Mapping[str, Decimal] | None) -> Totals:
-    """Net, tax and total per line, rounded per line; `rates=None` when the provider computes tax."""
+    """Net, tax and total per line, rounded per line; `rates=None` when the provider computes tax.
+    Refuses a total (or, with `rates=None`, a net subtotal) of zero or below: every create, patch and dry run
+    of an invoice or bill, on every backend, goes through here before anything is written or sent."""
     if not lines:
         raise DomainError("invalid_argument", "an invoice needs at least one line", details={"field": "lines"})
     priced = []
@@ -71,11 +73,15 @@ def price_lines(lines: Sequence[LineInput], currency: str, rates: Mapping[str, D
     subtotal = sum((p.net for p in priced), ZERO)
     tax_total = sum((p.tax for p in priced), ZERO) if rates is not None else None
     total = subtotal + tax_total if tax_total is not None else None
-    if total is not None and total <= 0:
+    # With the provider computing tax (rates=None) the total is unknown here, but the net subtotal is: it must be
+    # positive too, or the provider books a zero/negative invoice that the dry run (with rates) refused (outside
+    # review writes28 #6). Tax rates are never negative, so a positive total needs a positive net subtotal.
+    if (total if total is not None else subtotal) <= 0:
         why = ("discount lines (negative unit_price) cannot outweigh the others" if any(p.net < 0 for p in priced) else
                f"each line's net is quantity x unit_price rounded to {currency}'s minor unit")
-        raise DomainError("invalid_argument", f"the invoice total must be positive, it comes to {total}; {why}",
-                          details={"field": "lines"})
+        comes = total if total is not None else f"{subtotal} before tax"
+        raise DomainError("invalid_argument", f"the invoice total must be positive, it comes to {comes}; {why}. "
+                          "Nothing was created or changed; fix the lines and call again", details={"field": "lines"})
     check_magnitude(total if total is not None else subtotal, "lines", "the invoice total")
     return Totals(currency=currency, lines=priced, subtotal=subtotal, tax_total=tax_total, total=total, rounding=ROUNDING,
                   note=None if rates is not None else "tax is computed by the provider when the invoice is created")

@@ -222,6 +222,13 @@ class EmbeddedAccounting:
             postable_account(db, line.account_code, f"lines[{index}].account_code", wanted, line=True)
         return ledger.price_lines(lines, currency, TAX_RATES)
 
+    def _holds(self, db: sqlite3.Connection, invoice: Invoice, patch: InvoicePatch) -> bool:
+        """Whether `invoice` already is what `patch` asks (lines compared as priced, on a draft only)."""
+        if patch.due_date not in (None, invoice.due_date) or patch.reference not in (None, invoice.reference):
+            return False
+        return patch.lines is None or (invoice.status == "draft"
+                                       and self._priced(db, patch, invoice.kind, invoice.currency).lines == invoice.lines)
+
     async def quote(self, new: NewInvoice) -> Totals:
         await self._db()
         self._home(new.currency)
@@ -272,6 +279,8 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Invoice:
             invoice = self._invoice(db, invoice_id)
+            if invoice.status in ("open", "partially_paid", "paid"):
+                return invoice  # already approved: a retried approve whose answer was lost is answered, not refused
             self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status != "draft":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is {invoice.status}; only drafts can be approved")
@@ -286,9 +295,17 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Invoice:
             invoice = self._invoice(db, invoice_id)
-            self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status == "voided":
-                raise DomainError("invalid_argument", f"invoice {invoice.number} is already voided")
+                # A retried void (its first answer lost) answers the voided invoice, as the first call did; the
+                # version it carries is the one before that void, so it is not checked here. Another void date
+                # cannot be told apart from a different request: refused, saying what is on record.
+                voided_on = db.execute("SELECT voided_on FROM invoices WHERE id = ?", (invoice.id,)).fetchone()[0]
+                if voided_on in (None, on.isoformat()):
+                    return invoice
+                raise DomainError("invalid_argument", f"invoice {invoice.number} was already voided on {voided_on} (you sent "
+                                  f"void_date {on}); nothing was changed: a void cannot be redated",
+                                  details={"field": "void_date", "voided_on": voided_on})
+            self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.amount_paid > 0:
                 raise DomainError("invalid_argument", f"invoice {invoice.number} has {invoice.amount_paid} {invoice.currency} of "
                                   "payments, so it cannot be voided. The embedded books keep no credit notes or write-offs "
@@ -312,6 +329,8 @@ class EmbeddedAccounting:
 
         def run(db: sqlite3.Connection) -> Invoice:
             invoice = self._invoice(db, invoice_id)
+            if invoice.status != "voided" and self._holds(db, invoice, patch):
+                return invoice  # a retried patch (first answer lost, its version now stale): nothing to change
             self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status == "voided":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is voided and cannot change")

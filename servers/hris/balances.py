@@ -117,6 +117,14 @@ def charged_per_day(employee_id: str, employment_type: str | None, scheduled: fl
     return FULL_TIME_DAY_HOURS
 
 
+def most_in_a_day(scheduled: float | None) -> float:
+    """The most leave one date can hold, for the overlap check of part days: the employee's scheduled day,
+    else 8 hours — the same bound `charged_per_day` puts on one request, for part-time employees too. Not the
+    hours the new request gives: a part-time employee without a schedule booking 2 h and then 2 h more on one
+    date was refused as "more than a 2h working day" (outside review writes28 #1)."""
+    return scheduled if scheduled is not None else FULL_TIME_DAY_HOURS
+
+
 def working_day(employment_type: str | None, scheduled: float | None, per_day: float) -> float:
     """The hours of the employee's whole working day: their schedule, else 8 — but for a part-time employee
     without one, the `per_day` hours the caller gave (`charged_per_day` required them)."""

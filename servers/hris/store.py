@@ -12,7 +12,7 @@ from typing import Any
 from servers.hris.backend import EmployeeFilter
 from servers.hris import paging
 from servers.hris.balances import (
-    FULL_TIME_DAY_HOURS, balance_of, charged_per_day, check_employed, not_enough, over_on_approval, working_day,
+    FULL_TIME_DAY_HOURS, balance_of, charged_per_day, check_employed, not_enough, most_in_a_day, over_on_approval,
 )
 from servers.hris.model import (
     SENSITIVE_FIELDS,
@@ -204,13 +204,16 @@ class EmbeddedHris:
                 "SELECT id, start, \"end\", hours FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') "
                 "AND start <= ? AND \"end\" >= ?", (employee_id, end.isoformat(), start.isoformat())).fetchall()
             overlaps = [str(r["id"]) for r in overlapping]
-            day = working_day(person["employment_type"], person["hours_per_day"], per_day)
+            day = most_in_a_day(person["hours_per_day"])
             clashing = _overbooked(overlapping, start, end, per_day, day, holidays)
             preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=per_day, balance_before=before,
                                      balance_after=before - hours, overlaps=overlaps)
             if clashing:  # part days on one date may add up to a working day (outside review: two half days)
+                what = (f"{employee_id}'s {day:g}h working day" if person["hours_per_day"] is not None else
+                        f"the {day:g}h one date can take ({employee_id} has no daily schedule on record)")
                 raise DomainError("conflict", f"overlaps existing request(s) {', '.join(clashing)}: together more than "
-                                  f"a {day:g}h working day on a date", details={"overlaps": clashing})
+                                  f"{what} on a date; cancel or change those, or ask for fewer hours or other days",
+                                  details={"overlaps": clashing, "day_hours": day})
             if check_balance and before - hours < 0:
                 raise not_enough(balance, hours)
             if dry_run:

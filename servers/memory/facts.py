@@ -117,9 +117,34 @@ class _Statement:
 
 
 def normal(text: str) -> str:
-    """The text compared for exact duplicates: NFC (equivalent Unicode spellings are one text), lower case,
-    single spaces, no final `.` or `!`."""
-    return " ".join(nfc(text).lower().split()).rstrip(".!").rstrip()
+    """The key that finds an exact duplicate: NFC (equivalent Unicode spellings are one text), lower case,
+    single spaces, no final `.` or `!`. Whether a duplicate that differs in letter case is new text: `recased`."""
+    return _spelling(text).lower()
+
+
+def _spelling(text: str) -> str:
+    return " ".join(nfc(text).split()).rstrip(".!").rstrip()
+
+
+def recased(stored: str, new: str) -> bool:
+    """Whether `new`, the same text as `stored` but for letter case (same `normal`), corrects it.
+
+    Decision (outside review writes28 #9: "password is hunter2" then "… HUNTER2" was dropped as unchanged):
+    case is part of a value where it can carry meaning — a word with a digit or a symbol inside it (a code, a
+    serial, a password: hunter2 → HUNTER2, ab-12 → AB-12), or a word the new text writes in mixed case
+    (Mcdonald → McDonald, swordfish → SwordFish). Re-capitalising a first letter, writing a word in all capitals
+    or in lower case is how a statement is typed, not what it says: the stored text stays (`unchanged`)."""
+    for old_word, new_word in zip(_spelling(stored).split(), _spelling(new).split(), strict=False):
+        if old_word == new_word:
+            continue
+        parts = [p for p in _JOINERS.split(new_word.strip(_EDGE)) if p]  # "Carol's", "x-ray": words, not codes
+        if any(not c.isalpha() for p in parts for c in p) or any(p[1:] != p[1:].lower() and p != p.upper() for p in parts):
+            return True
+    return False
+
+
+_EDGE = "\"'()[]{}<>.,;:!?“”‘’«»"
+_JOINERS = re.compile(r"['’-]")
 
 
 def words(text: str) -> list[str]:

@@ -35,7 +35,7 @@ from servers.kit.store import Store
 from servers.kit.text import is_blank
 from servers.memory import history
 from servers.memory.embedding import Embedder
-from servers.memory.facts import FLOOR, Match, best_match, merge_patch, normal
+from servers.memory.facts import FLOOR, Match, best_match, merge_patch, normal, recased
 from servers.memory.model import (
     Changed,
     Forgotten,
@@ -69,7 +69,18 @@ def _group(scope_key: str) -> int:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    """A memory's `created_at` / `updated_at`: UTC to the microsecond, so `forget(before=T)` and the order of
+    writes hold inside a second (outside review writes28 #5). Rows from before, in whole seconds, still sort
+    right as text ("…:00+00:00" sorts before "…:00.500000+00:00"): they count as stored at the start of their second."""
+    return _instant(_dt.datetime.now(_dt.UTC))
+
+
+def _instant(moment: _dt.datetime) -> str:
+    """`moment` as stored and compared: UTC, always six fraction digits (text order = time order); a time
+    without an offset is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return moment.astimezone(_dt.UTC).isoformat(timespec="microseconds")
 
 
 def _memory(row: sqlite3.Row, versions: list[MemoryVersion] | None = None) -> Memory:
@@ -187,7 +198,8 @@ class MemoryBank:
                     row = db.execute(_SELECT + " WHERE m.rowid = ?", (cursor.lastrowid,)).fetchone()
                     return Remembered(memory=_memory(row), action="created", stored_text=content, merged=False), row["rowid"]
                 row, match, similarity = found
-                fields, changed = _changes(row, None if match == "exact" else content, vector, kind,
+                same_text = match == "exact" and not recased(row["content"], content)  # a code's case is part of it
+                fields, changed = _changes(row, None if same_text else content, vector, kind,
                                            sorted(set(json.loads(row["tags"])) | set(tags)), metadata, source, keep_source=True)
                 updated = _apply(db, row, fields, now, "remember") if fields else row
                 return Remembered(memory=_memory(updated), action="updated" if fields else "unchanged", stored_text=updated["content"],
@@ -326,7 +338,7 @@ class MemoryBank:
             args += kinds
         if before:
             clauses.append("updated_at < ?")
-            args.append(before.astimezone(_dt.UTC).isoformat(timespec="seconds"))
+            args.append(_instant(before))
 
         def run(db: sqlite3.Connection) -> list[sqlite3.Row]:
             rows = [r for r in db.execute(f"SELECT rowid, id, tags FROM memories WHERE {' AND '.join(clauses)}", args)

@@ -1,7 +1,9 @@
 """Reading documents from disk: markdown and plain text as they are, HTML as its visible text
 (stdlib `html.parser`), PDF through `pypdf`. Paths are only read inside the roots listed in
 `$MEMORY_ALLOWED_PATHS` (os.pathsep-separated); with none set, the ingest tool reads no files
-(the `mcp-hub memory ingest` CLI reads what its user names)."""
+(the `mcp-hub memory ingest` CLI reads what its user names). Text and HTML bytes are decoded by
+`servers.memory.decoding` (byte-order marks, UTF-8, Windows-1252), or the file is refused: never stored
+with replacement characters."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from servers.kit.errors import DomainError
+from servers.memory.decoding import decode_text
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -101,7 +104,7 @@ def read_document(path: Path) -> tuple[str, str]:
             raise DomainError("invalid_argument", f"{path.name} is not a readable PDF ({type(exc).__name__})") from None
         title = str((reader.metadata or {}).get("/Title") or "") if reader.metadata else ""
         return title or path.stem, "\n\n".join(p.strip() for p in pages if p.strip())
-    raw = path.read_bytes().decode("utf-8", errors="replace")
+    raw = decode_text(path.name, path.read_bytes(), html=suffix in HTML_SUFFIXES)  # BOM, UTF-8, cp1252, or refused
     if suffix in HTML_SUFFIXES:
         title, text = html_to_text(raw)
         return title or path.stem, text

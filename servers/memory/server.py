@@ -220,7 +220,8 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
         scope: ScopeArg,
         ids: Annotated[Ids | None, Field(description="These memories (from recall or list_recent).")] = None,
         kinds: Kinds = None, tags: TagFilter = None,
-        before: Annotated[_dt.datetime | None, Field(description="Only memories stored before this time.")] = None,
+        before: Annotated[_dt.datetime | None, Field(description="Only memories last changed before this time (ISO 8601, to the "
+                                                                 "microsecond; without an offset it is UTC).")] = None,
         confirm: Annotated[bool, Field(description="Must be true: deletion cannot be undone.")] = False,
     ) -> Forgotten:
         """Erase saved memories.

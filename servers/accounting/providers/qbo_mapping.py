@@ -1,5 +1,6 @@
 """QuickBooks Online entities as the accounting domain's models, and back (`providers.quickbooks`):
-invoices and bills, customers and vendors, and the lines a create or patch sends. QuickBooks has no
+invoices and bills, customers and vendors, the lines a create or patch sends, error bodies, and what an
+invoice allows (its lines once paid or sent, its SyncToken). QuickBooks has no
 void flag: a void is read from the amounts (`is_voided`)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from servers.accounting.model import Contact, Invoice, InvoiceLine, LineInput
 from servers.accounting.money import ZERO, read_money
 from servers.accounting.money import read_amount as amount
 from servers.kit.errors import DomainError
+from servers.kit.http import common_error_text
 
 
 def is_voided(raw: dict[str, Any], currency: str) -> bool:
@@ -74,3 +76,34 @@ def write_lines(kind: str, lines: list[LineInput], currency: str) -> list[dict[s
                 "AccountRef": {"value": line.account_code}, **tax}}
         out.append({"Amount": line.net, "Description": line.description, **detail})
     return out
+
+
+def error_text(body: dict[str, Any]) -> list[str]:
+    """QuickBooks' error shape: `{"Fault": {"Error": [{"Message", "Detail", "code"}], "type"}}`."""
+    fault = body.get("Fault")
+    errors = fault.get("Error", []) if isinstance(fault, dict) else []
+    return [*(" — ".join(str(e[k]) for k in ("Message", "Detail") if e.get(k)) for e in errors if isinstance(e, dict)),
+            *common_error_text(body)]
+
+
+def refuse_issued_lines(invoice_id: str, current: dict[str, Any]) -> None:
+    """QuickBooks has no drafts, so "drafts only" means: nothing paid or credited yet and never emailed. Past
+    that, QuickBooks would rewrite lines a customer was sent or a payment settled (outside review money19)."""
+    label = f"{invoice_id} ({current['DocNumber']})" if current.get("DocNumber") else invoice_id
+    total, balance = amount(current.get("TotalAmt")) or ZERO, amount(current.get("Balance")) or ZERO
+    if balance != total:
+        raise DomainError("invalid_argument", f"{label} has payments or credits applied (balance {balance} of {total}): its "
+                          "lines are settled in part. Issue a credit memo and a new invoice, or remove the payments in "
+                          "QuickBooks first; only the lines of an unpaid, unsent invoice can be patched",
+                          details={"field": "lines"})
+    if current.get("EmailStatus") == "EmailSent":
+        raise DomainError("invalid_argument", f"{label} was emailed to the customer: its lines are what they were sent. Void "
+                          "it and issue a new one, or issue a credit memo for the difference; only the lines of an unpaid, "
+                          "unsent invoice can be patched", details={"field": "lines"})
+
+
+def unchanged_since(invoice_id: str, current: dict[str, Any], version: str | None) -> None:
+    """`conflict` if the invoice or bill changed since `version` (its SyncToken) was read."""
+    if version is not None and version != str(current.get("SyncToken")):
+        raise DomainError("conflict", f"{invoice_id} changed since you read it (SyncToken {current.get('SyncToken')}, you sent "
+                          f"{version}); get it again and reapply your change", details={"current_version": str(current.get("SyncToken"))})

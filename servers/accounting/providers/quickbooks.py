@@ -57,11 +57,13 @@ from servers.accounting.model import (
 from servers.accounting import ledger
 from servers.accounting.money import ZERO, home_currency, read_money, round_money
 from servers.accounting.money import read_amount as amount
-from servers.accounting.providers.qbo_mapping import is_voided, read_contact, read_invoice, write_lines
+from servers.accounting.providers.qbo_mapping import (
+    error_text, is_voided, read_contact, read_invoice, refuse_issued_lines, unchanged_since, write_lines,
+)
 from servers.accounting.providers.qbo_reports import read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.http import ProviderHTTP
 from servers.kit.idempotency import provider_key
 from servers.kit.credentials import connect, oauth_from_env
 
@@ -90,30 +92,6 @@ def _request_id(key: str | None, tool: str) -> str | None:
     """QuickBooks' `requestid` (at most 50 characters) for the caller's key on `tool` (and entity), derived
     from the caller too (`provider_key`): QuickBooks answers a repeated requestid with its first answer."""
     return provider_key(tool, key, length=50)
-
-
-def error_text(body: dict[str, Any]) -> list[str]:
-    """QuickBooks' error shape: `{"Fault": {"Error": [{"Message", "Detail", "code"}], "type"}}`."""
-    fault = body.get("Fault")
-    errors = fault.get("Error", []) if isinstance(fault, dict) else []
-    return [*(" — ".join(str(e[k]) for k in ("Message", "Detail") if e.get(k)) for e in errors if isinstance(e, dict)),
-            *common_error_text(body)]
-
-
-def _refuse_issued_lines(invoice_id: str, current: dict[str, Any]) -> None:
-    """QuickBooks has no drafts, so "drafts only" means: nothing paid or credited yet and never emailed. Past
-    that, QuickBooks would rewrite lines a customer was sent or a payment settled (outside review money19)."""
-    label = f"{invoice_id} ({current['DocNumber']})" if current.get("DocNumber") else invoice_id
-    total, balance = amount(current.get("TotalAmt")) or ZERO, amount(current.get("Balance")) or ZERO
-    if balance != total:
-        raise DomainError("invalid_argument", f"{label} has payments or credits applied (balance {balance} of {total}): its "
-                          "lines are settled in part. Issue a credit memo and a new invoice, or remove the payments in "
-                          "QuickBooks first; only the lines of an unpaid, unsent invoice can be patched",
-                          details={"field": "lines"})
-    if current.get("EmailStatus") == "EmailSent":
-        raise DomainError("invalid_argument", f"{label} was emailed to the customer: its lines are what they were sent. Void "
-                          "it and issue a new one, or issue a credit memo for the difference; only the lines of an unpaid, "
-                          "unsent invoice can be patched", details={"field": "lines"})
 
 
 class QuickBooks:
@@ -264,18 +242,16 @@ class QuickBooks:
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
         raise DomainError("invalid_argument", "QuickBooks invoices and bills are posted when created; there is nothing to approve")
 
-    async def _current(self, invoice_id: str, version: str | None) -> tuple[str, str, dict[str, Any]]:
-        kind, raw_id = _split(invoice_id, ("invoice", "bill"))
-        current = await self._read(ENTITY[kind], raw_id)
-        if version is not None and version != str(current.get("SyncToken")):
-            raise DomainError("conflict", f"{invoice_id} changed since you read it (SyncToken {current.get('SyncToken')}, you sent "
-                              f"{version}); get it again and reapply your change", details={"current_version": str(current.get("SyncToken"))})
-        return kind, raw_id, current
-
     async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice:
-        kind, raw_id, current = await self._current(invoice_id, version)
+        kind, raw_id = _split(invoice_id, ("invoice", "bill"))
         if kind == "bill":
             raise DomainError("invalid_argument", "QuickBooks' API cannot void a bill; enter a vendor credit, or delete it in QuickBooks")
+        current = await self._read(ENTITY[kind], raw_id)
+        if is_voided(current, (current.get("CurrencyRef") or {}).get("value") or self.currency):
+            # A retried void (its first answer lost; its version is the one before the void) answers the voided
+            # invoice as the first call did; nothing is sent again.
+            return read_invoice(current, kind, self.currency)
+        unchanged_since(invoice_id, current, version)
         if (amount(current.get("TotalAmt")) or ZERO) != (amount(current.get("Balance")) or ZERO):
             raise DomainError("invalid_argument", f"{invoice_id} has payments applied; remove them in QuickBooks before voiding")
         saved = await self._call("POST", "/invoice", {"operation": "void"}, json={"Id": raw_id, "SyncToken": current["SyncToken"]},
@@ -283,17 +259,22 @@ class QuickBooks:
         return read_invoice(saved["Invoice"], kind, self.currency)
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
-        kind, raw_id, current = await self._current(invoice_id, version)
+        kind, raw_id = _split(invoice_id, ("invoice", "bill"))
+        current = await self._read(ENTITY[kind], raw_id)
         if is_voided(current, (current.get("CurrencyRef") or {}).get("value") or self.currency):
             # As the embedded ledger: a voided invoice is final (QuickBooks would accept the write).
             raise DomainError("invalid_argument", f"invoice {current.get('DocNumber') or invoice_id} is voided and cannot change")
+        shown = read_invoice(current, kind, self.currency)
+        if patch.lines is None and patch.due_date in (None, shown.due_date) and patch.reference in (None, shown.reference):
+            return shown  # a retried patch (first answer lost, its SyncToken now stale): nothing to send
+        unchanged_since(invoice_id, current, version)
         body: dict[str, Any] = {"Id": raw_id, "SyncToken": current["SyncToken"], "sparse": True}
         if patch.due_date is not None:
             body["DueDate"] = patch.due_date.isoformat()
         if patch.reference is not None:
             body["PrivateNote"] = patch.reference
         if patch.lines is not None:
-            _refuse_issued_lines(invoice_id, current)
+            refuse_issued_lines(invoice_id, current)
             body["Line"] = write_lines(kind, patch.lines, (current.get("CurrencyRef") or {}).get("value") or self.currency)
         saved = await self._call("POST", f"/{kind}", json=body, idempotent=True)
         return read_invoice(saved[ENTITY[kind]], kind, self.currency)

@@ -60,9 +60,10 @@ from servers.accounting.model import (
 from servers.accounting.money import ZERO, home_currency, read_money, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.xero_reports import read_report
+from servers.accounting.providers.xero_rules import error_text, refuse_issued_lines, unchanged_since
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
-from servers.kit.http import ProviderHTTP, common_error_text
+from servers.kit.http import ProviderHTTP
 from servers.kit.idempotency import provider_key
 from servers.kit.credentials import connect, oauth_from_env
 
@@ -91,29 +92,6 @@ def _keyed(tool: str, key: str | None) -> dict[str, str] | None:
     """The `Idempotency-Key` header for the caller's `key` on `tool` (never the key itself)."""
     sent = provider_key(tool, key)
     return {"Idempotency-Key": sent} if sent else None
-
-
-def error_text(body: dict[str, Any]) -> list[str]:
-    """Xero's error shapes: `{"Message", "Detail"}`, validation errors under
-    `Elements[].ValidationErrors[].Message`, and the common ones."""
-    messages = [body[key] for key in ("Message", "Detail") if isinstance(body.get(key), str)]
-    for element in body.get("Elements") or []:
-        if isinstance(element, dict):
-            messages += [e.get("Message", "") for e in element.get("ValidationErrors", []) if isinstance(e, dict)]
-    return [*messages, *common_error_text(body)]
-
-
-def _refuse_issued_lines(invoice: Invoice) -> None:
-    """Lines change on drafts only (DRAFT, SUBMITTED), as in the embedded ledger: Xero would rewrite an
-    approved invoice's lines (outside review money19), changing what was issued to the customer and posted."""
-    if invoice.status == "draft":
-        return
-    label = invoice.number or invoice.id
-    if invoice.status == "voided":
-        raise DomainError("invalid_argument", f"invoice {label} is voided and cannot change")
-    raise DomainError("invalid_argument", f"invoice {label} is approved ({invoice.status}): its lines are in the ledger and "
-                      "were issued. Void it and issue a new one, or issue a credit note for the difference (one with "
-                      "payments cannot be voided); only a draft's lines can be patched", details={"field": "lines"})
 
 
 class Xero:
@@ -275,14 +253,6 @@ class Xero:
                                  headers=_keyed("create_invoice", idempotency_key), idempotent=idempotency_key is not None)
         return self._invoice(saved["Invoices"][0])
 
-    async def _current(self, invoice_id: str, version: str | None) -> Invoice:
-        """The invoice as Xero has it now; `conflict` if it changed since `version` was read."""
-        current = await self.invoice(invoice_id)
-        if version is not None and version != current.version:
-            raise DomainError("conflict", f"invoice {invoice_id} changed since you read it (updated {current.version}); get it again "
-                              "and reapply your change", details={"current_version": current.version})
-        return current
-
     async def _update(self, invoice_id: str, changes: dict[str, Any]) -> Invoice:
         """Write `changes` (read the invoice with `_current` first: that is the version check)."""
         saved = await self._call("POST", f"/Invoices/{invoice_id}", params={"unitdp": 4},
@@ -290,18 +260,30 @@ class Xero:
         return self._invoice(saved["Invoices"][0])
 
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
-        await self._current(invoice_id, version)
+        current = await self.invoice(invoice_id)
+        if current.status in ("open", "partially_paid", "paid"):
+            return current  # already approved: a retry whose first answer was lost is answered, nothing is sent
+        if current.status == "voided":
+            raise DomainError("invalid_argument", f"invoice {current.number or current.id} is voided; only drafts can be approved")
+        unchanged_since(current, version)
         return await self._update(invoice_id, {"Status": "AUTHORISED"})
 
     async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice:
-        current = await self._current(invoice_id, version)
+        current = await self.invoice(invoice_id)
+        if current.status == "voided":
+            return current  # a retried void (its first answer lost) answers the voided invoice; nothing is sent
+        unchanged_since(current, version)
         if current.amount_paid > 0:
             raise DomainError("invalid_argument", f"invoice {current.number} has payments; Xero voids only unpaid invoices — remove "
                               "the payments in Xero first")
         return await self._update(invoice_id, {"Status": "DELETED" if current.status == "draft" else "VOIDED"})
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
-        current = await self._current(invoice_id, version)
+        current = await self.invoice(invoice_id)
+        if current.status != "voided" and patch.lines is None and patch.due_date in (None, current.due_date) \
+                and patch.reference in (None, current.reference):
+            return current  # a retried patch (first answer lost, its version now stale): nothing to send
+        unchanged_since(current, version)
         if current.status == "voided":  # final, as in the embedded ledger and QuickBooks: nothing is sent
             raise DomainError("invalid_argument", f"invoice {current.number or current.id} is voided and cannot change")
         changes: dict[str, Any] = {}
@@ -310,7 +292,7 @@ class Xero:
         if patch.reference is not None:
             changes["Reference"] = patch.reference
         if patch.lines is not None:
-            _refuse_issued_lines(current)
+            refuse_issued_lines(current)
             changes["LineItems"] = self._line_items(patch.lines, current.currency)  # the invoice's currency, not the home one
         return await self._update(invoice_id, changes)
 
