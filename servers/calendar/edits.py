@@ -19,7 +19,7 @@ from icalendar import Calendar
 from icalendar import Event as VEvent
 from icalendar import vRecur
 
-from servers.calendar import series_edits
+from servers.calendar import rrules, series_edits
 from servers.calendar.ical import (LENGTH_PROP, PARTSTAT, exact_times, is_override, master, new_uid, occurrence_at, occurrences,
                                    owned_copy, parse_rrule, pin_times, series_length, set_attendees)
 from servers.calendar.ical import overrides as stored_overrides
@@ -135,9 +135,10 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
                 calendar.add_component(override)
             new_start = base["DTSTART"].dt
             until = (old_rule.get("UNTIL") or [None])[0]
-            if changes.rrule is None and isinstance(until, datetime) and isinstance(new_start, datetime):
-                # The series keeps its number of occurrences: its UNTIL moves with it.
-                base["RRULE"]["UNTIL"] = [until + (as_utc(new_start, "UTC") - as_utc(old_start, "UTC"))]
+            if changes.rrule is None and until is not None:
+                # The series keeps its number of occurrences: its UNTIL moves with it (a DATE UNTIL of an
+                # all-day series too: outside review writes28 #2).
+                base["RRULE"]["UNTIL"] = [rrules.shift_until(until, old_start, new_start)]
         if changes.rrule is not None:
             base.pop("RRULE", None)
             if changes.rrule:
@@ -187,7 +188,9 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
                 for o in occurrences(calendar, as_utc(base["DTSTART"].dt, "UTC"), datetime(9999, 1, 1, tzinfo=UTC))]
         rule.pop("COUNT")
         last = max((as_utc(e, "UTC") for e in ends), default=as_utc(instance_start, "UTC"))
-        rule["UNTIL"] = [last]
+        # UNTIL has DTSTART's value type (RFC 5545 §3.3.10): a DATE for an all-day series.
+        rule["UNTIL"] = [last if isinstance(slot, datetime) else max(e if not isinstance(e, datetime) else e.date() for e in ends)
+                         if ends else instance_start]
     follow.pop("RRULE")
     follow.add("rrule", rule)
     _until_before(base, instance_start)
@@ -209,7 +212,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     if shift and "UNTIL" in follow["RRULE"]:
         # Moving the series later must not cut its last occurrence off.
         until = follow["RRULE"]["UNTIL"][0]
-        follow["RRULE"]["UNTIL"] = [until + shift if isinstance(until, datetime) else until]
+        follow["RRULE"]["UNTIL"] = [rrules.shift_until(until, slot, follow["DTSTART"].dt)]
     if changes.rrule:
         follow.pop("RRULE")
         follow.add("rrule", parse_rrule(changes.rrule))

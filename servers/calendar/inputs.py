@@ -102,8 +102,12 @@ async def require_on_rule(rule: str, start: datetime | date) -> None:
     the rule says, so a Thursday start of a Tuesday rule would add a Thursday (a COUNT=3 series
     showing four; second outside review). Refused with the rule's first time from `start`."""
     first = await anyio.to_thread.run_sync(_first_on_rule, rule.removeprefix("RRULE:"), start)
-    if first is None or first == start:
+    if first == start:
         return
+    if first is None:  # never taken as "fine" (outside review writes28 #4: a move landed on the old days)
+        raise DomainError("invalid_argument", f"start: cannot check {_day(start)} against the rule "
+                          f"{rule.removeprefix('RRULE:')[:120]} (it cannot be read with this start, or never repeats from "
+                          "there); give the series a rule (rrule) that includes the start", details={"field": "start"})
     shown = first.isoformat() if not isinstance(first, datetime) else first.replace(tzinfo=None).isoformat()
     raise DomainError("invalid_argument", f"start: {_day(start)} is not a time the rule {rule.removeprefix('RRULE:')[:120]} "
                       f"repeats on, so it would be an extra occurrence; its first time from there is {shown}: start the "
@@ -111,8 +115,9 @@ async def require_on_rule(rule: str, start: datetime | date) -> None:
 
 
 def _first_on_rule(rule: str, start: datetime | date) -> datetime | date | None:
-    """The first occurrence of `rule` (anchored at `start`) at or after `start`; None: none, or unreadable here."""
-    anchored = rrules.anchored(rule, start)
+    """The first time `rule`'s pattern (anchored at `start`; its COUNT/UNTIL left aside, since a move
+    shifts them with the series) repeats on at or after `start`; None: none, or unreadable here."""
+    anchored = rrules.anchored(rule, start, pattern_only=True)
     return rrules.first_at_or_after(anchored, start) if anchored is not None else None
 
 

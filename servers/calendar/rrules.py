@@ -254,14 +254,83 @@ def expandable(rule: Any, start: datetime | date) -> bool:
     return last.replace(tzinfo=None) - first.replace(tzinfo=None) <= DENSE_SPAN + timedelta(days=2)
 
 
-def anchored(rule: str, start: datetime | date) -> Any | None:
+def anchored(rule: str, start: datetime | date, pattern_only: bool = False) -> Any | None:
     """`rule` as a dateutil rule anchored at `start` (a date as its midnight), which it need not
-    match; None when dateutil cannot read it here (the caller then leaves things as stored)."""
+    match; None when dateutil cannot read it here (the caller then leaves things as stored). An
+    UNTIL of the other kind than `start` is read as RFC 5545 means it (a DATE UNTIL of a timed
+    series: the end of that day in the start's zone; outside review writes28 #4: a Graph series,
+    whose UNTIL is always a date, was "unreadable" and skipped every check). `pattern_only`
+    drops COUNT and UNTIL: which times the rule repeats on, whatever its range."""
     anchor = start if isinstance(start, datetime) else datetime(start.year, start.month, start.day)
+    parts = [p for p in rule.removeprefix("RRULE:").split(";") if p]
+    kept = []
+    for part in parts:
+        key, _, value = part.partition("=")
+        key = key.upper()
+        if pattern_only and key in ("COUNT", "UNTIL"):
+            continue
+        if key == "UNTIL":
+            value = _until_for(value, start)
+            if value is None:
+                return None
+        kept.append(f"{key}={value}")
     try:
-        return rrulestr(rule.removeprefix("RRULE:"), dtstart=anchor)
+        return rrulestr(";".join(kept), dtstart=anchor)
     except (ValueError, TypeError):
         return None
+
+
+def _until_for(value: str, start: datetime | date) -> str | None:
+    """An UNTIL value of `start`'s kind (dateutil refuses a date against a time and an aware UNTIL
+    against a naive start)."""
+    found = _UNTIL.match(value.strip())
+    if found is None:
+        return None
+    tz = getattr(start.tzinfo, "key", None) if isinstance(start, datetime) else None
+    try:
+        until = _until(value.strip(), start, tz or "UTC")
+    except ValueError:
+        return None
+    if isinstance(until, datetime):
+        if isinstance(start, datetime) and start.tzinfo is None:
+            return until.replace(tzinfo=None).strftime("%Y%m%dT%H%M%S")
+        return until.strftime("%Y%m%dT%H%M%SZ")
+    return until.strftime("%Y%m%dT235959")  # a date start is anchored at its (naive) midnight
+
+
+def shift_until(until: datetime | date, old_start: datetime | date, new_start: datetime | date) -> datetime | date:
+    """The UNTIL of a series moved from `old_start` to `new_start`, so that it keeps its number of
+    occurrences: by the instants' difference when both starts are times, else by the local days'
+    (outside review writes28 #2, #3: an all-day or provider series moved later lost its last occurrence)."""
+    if isinstance(old_start, datetime) and isinstance(new_start, datetime) and isinstance(until, datetime):
+        return until + (new_start.astimezone(UTC) - old_start.astimezone(UTC))
+    old_day = old_start.date() if isinstance(old_start, datetime) else old_start
+    new_day = new_start.date() if isinstance(new_start, datetime) else new_start
+    return until + (new_day - old_day)
+
+
+def shift_rule_until(rule: str, old_start: datetime | date, new_start: datetime | date) -> str:
+    """`rule` (RRULE text, with or without `RRULE:`) with its UNTIL moved by `shift_until`, in the form
+    it had (a DATE stays a DATE, a DATE-TIME is written in UTC)."""
+    prefix = "RRULE:" if rule.startswith("RRULE:") else ""
+    out = []
+    for part in rule.removeprefix("RRULE:").split(";"):
+        key, _, value = part.partition("=")
+        found = _UNTIL.match(value.strip()) if key.upper() == "UNTIL" else None
+        if found is not None:
+            value = value.strip()
+            day = date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+            if found.group(2) is None:
+                value = shift_until(day, old_start, new_start).strftime("%Y%m%d")
+            else:
+                clock = found.group(3)
+                naive = datetime.combine(day, time(int(clock[:2]), int(clock[2:4]), int(clock[4:])))
+                tz = getattr(old_start.tzinfo, "key", None) if isinstance(old_start, datetime) else None
+                moment = naive.replace(tzinfo=UTC) if found.group(4) else naive.replace(tzinfo=zone(tz or "UTC"))
+                value = shift_until(moment, old_start, new_start).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")  # type: ignore[union-attr]
+            part = f"{key}={value}"
+        out.append(part)
+    return prefix + ";".join(out)
 
 
 def first_at_or_after(rule: Any, value: datetime | date) -> datetime | date | None:

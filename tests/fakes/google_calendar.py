@@ -2,7 +2,8 @@
 pageToken), instances (`showDeleted` shows cancelled ones with status "cancelled"; `maxResults`/
 `pageToken` paging), If-Match etags (412), freeBusy, and per-instance overrides/cancellations (an
 instance is stored only once written, as Google keeps only changed instances).
-The fake expands RRULEs with dateutil; the connector under test never does."""
+The fake expands RRULEs with dateutil, but as Google (RFC 5545) does, a start the rule does not repeat on is
+an extra first instance (counted by COUNT); the connector under test never expands."""
 
 from __future__ import annotations
 
@@ -57,8 +58,17 @@ class FakeGoogle:
         if not master.get("recurrence"):
             return [master] if first < end and last > start else []
         rule = rrulestr(master["recurrence"][0].removeprefix("RRULE:"), dtstart=first)
+        moments = list(rule.between(start - (last - first), end, inc=True))
+        if rule.after(first, inc=True) != first:  # RFC 5545, as Google: DTSTART is the first instance, rule or not
+            text = master["recurrence"][0].upper()
+            if "COUNT=" in text:  # ...and counts as one
+                kept = int(re.search(r"COUNT=(\d+)", text).group(1)) - 1  # type: ignore[union-attr]
+                allowed = set(list(rule)[:kept])
+                moments = [m for m in moments if m in allowed]
+            if start - (last - first) <= first <= end:
+                moments.insert(0, first)
         out = []
-        for occurrence in rule.between(start - (last - first), end, inc=True):
+        for occurrence in moments:
             stamp = occurrence.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
             instance_id = f"{master['id']}_{stamp}"
             instance = self.events.get(instance_id) or {

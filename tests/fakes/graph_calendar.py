@@ -5,7 +5,10 @@ answers in the `Prefer: outlook.timezone` zone with seven fractional digits), ev
 a deleted one leaves the instances list), a series master's `cancelledOccurrences`
 (`OID.{masterId}.{local date}`, on `$select`) and `exceptionOccurrences` (on `$expand`),
 accept/decline/tentativelyAccept, getSchedule, and `transactionId` on create (a repeated create with one
-answers the event already made for it). The fake expands patterns with dateutil on its own;
+answers the event already made for it). A series begins on its `recurrence.range.startDate` at the
+master's time of day, as Graph documents (a PATCH of `start` alone does not move it), and a series whose
+time changes loses its exceptions (they are keyed to their old slots), as Exchange drops them.
+The fake expands patterns with dateutil on its own;
 the connector under test never does."""
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ class FakeGraph:
             return [master] if first < end and last > start else []
         pattern, span = recurrence["pattern"], recurrence["range"]
         freq = {"daily": du.DAILY, "weekly": du.WEEKLY, "absoluteMonthly": du.MONTHLY}[pattern["type"]]
+        if span.get("startDate"):  # Graph's series begins on its range's startDate (at the master's time), not at `start`
+            first = datetime.combine(datetime.fromisoformat(span["startDate"]).date(), first.timetz())
         options: dict[str, Any] = {"interval": pattern.get("interval", 1), "dtstart": first}
         if pattern["type"] == "weekly":
             options["byweekday"] = [WEEKDAYS[d] for d in pattern["daysOfWeek"]]

@@ -34,6 +34,7 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
+from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
 from servers.calendar.providers.google_series import NOTIFY, ended_recurrence, if_match, split
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
 from servers.calendar.timeutil import as_utc, event_time, zone
@@ -231,6 +232,8 @@ class GoogleCalendar:
             return self._event(raw, calendar_id, tz)
         else:
             target = event_id
+            if (changed := await change_series(self, calendar_id, event_id, body, expected_etag, tz)) is not None:
+                return self._event(changed, calendar_id, tz)
         raw = await self.http.json("PATCH", self._path(calendar_id, target), json=body, headers=headers, idempotent=True,
                                    params=NOTIFY)
         return self._event(raw, calendar_id, tz)
@@ -265,10 +268,16 @@ class GoogleCalendar:
                 raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
             await self.http.request("DELETE", self._path(calendar_id, event_id), params=NOTIFY)
         elif scope == "this":
-            target = (await self._instance(calendar_id, event_id, instance_start))["id"]
-            await self.http.request("DELETE", self._path(calendar_id, target), params=NOTIFY)
+            try:
+                target = (await self._instance(calendar_id, event_id, instance_start))["id"]
+            except DomainError as exc:  # deleted already (a retry after a lost answer) is no error
+                if exc.body.code != "not_found" or not await cancelled_at(self, calendar_id, event_id, instance_start):
+                    raise
+            else:
+                await self.http.request("DELETE", self._path(calendar_id, target), params=NOTIFY)
         else:
             master = await self.http.json("GET", self._path(calendar_id, event_id))
             await self.http.json("PATCH", self._path(calendar_id, event_id), idempotent=True, headers=if_match(master),
                                  json={"recurrence": ended_recurrence(master, instance_start)}, params=NOTIFY)
-        return scope == "all"  # the provider keeps a series whose occurrences were each deleted as its own record
+        # Google keeps a series whose occurrences were each deleted as its own record: it goes too.
+        return scope == "all" or await delete_if_emptied(self, calendar_id, event_id)

@@ -12,6 +12,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from servers.calendar.rrules import shift_rule_until
 from servers.calendar.providers.splitting import SplitSteps, create_handle, create_known, slot_shift, split_series, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
@@ -101,6 +102,26 @@ async def _exceptions(cal: GoogleCalendar, calendar_id: str, master: dict[str, A
         params["pageToken"] = body["nextPageToken"]
 
 
+async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str, master: dict[str, Any],
+                           exceptions: list[dict[str, Any]], shift: Any) -> None:
+    """Re-applies `exceptions` (cancelled and edited occurrences of `master`) to their counterparts in the
+    series `series_id`, each at `shift(its original start)`; one the series does not have (a new rule,
+    or one already re-applied: a cancelled occurrence is not listed) is skipped."""
+    for item in exceptions:
+        target = shift(_moment(item["originalStartTime"]))
+        try:
+            counterpart = await cal._instance(calendar_id, series_id, target)
+        except DomainError as exc:
+            if exc.body.code != "not_found":
+                raise
+            continue
+        where = cal._path(calendar_id, counterpart["id"])
+        if item.get("status") == "cancelled":
+            await cal.http.request("DELETE", where, idempotent=True, params=NOTIFY)
+        else:
+            await cal.http.json("PATCH", where, json=_own_changes(item, master, target), idempotent=True, params=NOTIFY)
+
+
 async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
                 expected_etag: str | None) -> dict[str, Any]:
     """A "this and following" edit: the new series' raw body (see `splitting`)."""
@@ -125,7 +146,9 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
     follow = {"summary": master.get("summary"), "description": master.get("description", ""), "location": master.get("location"),
               "start": _part(slot, master["start"]), "end": _part(slot + length, master["end"]),  # type: ignore[operator]
               "attendees": master.get("attendees", []), "reminders": master.get("reminders"),
-              "transparency": master.get("transparency"), "recurrence": [rule, *exdates]} | body
+              "transparency": master.get("transparency"),
+              # a tail moved later keeps its last occurrence (outside review writes28 #3)
+              "recurrence": [shift_rule_until(rule, slot, first), *exdates]} | body
     shift = slot_shift(slot, first)
 
     new_id = create_handle(f"google:{calendar_id}", None)  # a client-chosen id (base32hex): an unclear answer is looked up
@@ -143,19 +166,7 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
         return await create_known("Google Calendar", event_id, instance_start, f"event id {new_id}", post, find)
 
     async def carry(new_id: str) -> None:
-        for item in exceptions:
-            target = shift(_moment(item["originalStartTime"]))
-            try:
-                counterpart = await cal._instance(calendar_id, new_id, target)
-            except DomainError as exc:
-                if exc.body.code != "not_found":
-                    raise
-                continue  # a new rule (rrule) without this occurrence
-            where = cal._path(calendar_id, counterpart["id"])
-            if item.get("status") == "cancelled":
-                await cal.http.request("DELETE", where, idempotent=True, params=NOTIFY)
-            else:
-                await cal.http.json("PATCH", where, json=_own_changes(item, master, target), idempotent=True, params=NOTIFY)
+        await carry_exceptions(cal, calendar_id, new_id, master, exceptions, shift)
 
     async def end() -> None:
         await cal.http.json("PATCH", path, json={"recurrence": ended}, headers=if_match(master), idempotent=True, params=NOTIFY)

@@ -40,6 +40,7 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
+from servers.calendar.providers.graph_moves import cancelled_at, change_series, delete_if_emptied, on_rule
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
@@ -268,11 +269,15 @@ class GraphCalendar:
         if scope == "this_and_following" and instance_start is not None:
             return self._event(await split(self, calendar_id, event_id, instance_start, body, changes, tz, expected_etag), calendar_id, tz)
         target = (await self._instance(event_id, instance_start, tz))["id"] if scope == "this" and instance_start is not None else event_id
+        if scope == "all" and (changed := await change_series(self, event_id, body, changes, expected_etag, tz)) is not None:
+            return self._event(changed, calendar_id, tz)
         if changes.rrule is not None:
             if scope == "this":
                 raise DomainError("invalid_argument", "one occurrence has no recurrence of its own; use scope='all'")
             current = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
-            first = changes.start or _read(current["start"], tz)
+            first = changes.start or on_rule(changes.rrule, current, tz)
+            if changes.start is None and changes.rrule and first != _read(current["start"], tz):
+                body.update(start=_local(first, tz), end=_local(first + (_read(current["end"], tz) - _read(current["start"], tz)), tz))
             body["recurrence"] = to_graph(changes.rrule, first, tz) if changes.rrule else None
         headers = self._prefer(tz) | ({"If-Match": expected_etag} if expected_etag else {})
         raw = await self.http.json("PATCH", self._events(target), json=body, headers=headers, idempotent=True)
@@ -300,9 +305,16 @@ class GraphCalendar:
         elif instance_start is None:
             raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
         elif scope == "this":
-            await self.http.request("DELETE", self._events((await self._instance(event_id, instance_start, tz))["id"]))
+            try:
+                target = (await self._instance(event_id, instance_start, tz))["id"]
+            except DomainError as exc:  # deleted already (a retry after a lost answer) is no error
+                if exc.body.code != "not_found" or not await cancelled_at(self, event_id, instance_start, tz):
+                    raise
+            else:
+                await self.http.request("DELETE", self._events(target))
         else:
             master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
             ended = ended_recurrence(master, event_id, instance_start, tz)
             await self.http.json("PATCH", self._events(event_id), json={"recurrence": ended}, headers=if_match(master), idempotent=True)
-        return scope == "all"  # the provider keeps a series whose occurrences were each deleted as its own record
+        # Graph keeps a series whose occurrences were each deleted as its own record: it goes too.
+        return scope == "all" or await delete_if_emptied(self, event_id, tz)

@@ -55,6 +55,21 @@ def ended_recurrence(master: dict[str, Any], event_id: str, instance_start: date
     return {**recurrence, "range": {**recurrence["range"], "type": "endDate", "endDate": (local_day - timedelta(days=1)).isoformat()}}
 
 
+def moved_range(recurrence: dict[str, Any], old: datetime | date, new: datetime | date, series_zone: str) -> dict[str, Any]:
+    """The recurrence of a series moved from `old` to `new`: its first day (`range.startDate`, which Graph takes as
+    the series' first day) is the new start's, and an `endDate` moves by as many days, so the series keeps its
+    number of occurrences (outside review writes28 #3, #4)."""
+    def day(value: datetime | date) -> date:
+        return value.astimezone(zone(series_zone)).date() if isinstance(value, datetime) else value
+
+    span = {**recurrence["range"], "startDate": day(new).isoformat()}
+    if span.get("type") == "endDate" and span.get("endDate"):
+        span["endDate"] = (date.fromisoformat(span["endDate"]) + (day(new) - day(old))).isoformat()
+    if isinstance(new, datetime) and getattr(new.tzinfo, "key", None):
+        span["recurrenceTimeZone"] = new.tzinfo.key  # type: ignore[union-attr]
+    return {**recurrence, "range": span}
+
+
 def _original(raw: dict[str, Any], series_zone: str, all_day: bool) -> datetime | date:
     moment = datetime.fromisoformat(raw["originalStart"].replace("Z", "+00:00")).astimezone(zone(series_zone))
     return moment.date() if all_day else moment
@@ -72,6 +87,47 @@ def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | 
     return out
 
 
+async def series_extras(cal: GraphCalendar, event_id: str, master: dict[str, Any], tz: str, since: datetime | date
+                        ) -> tuple[list[datetime | date], list[tuple[dict[str, Any], datetime | date]]]:
+    """The series' deleted occurrences (their original starts) and edited ones (each with its original
+    start) from `since` on."""
+    recurrence, all_day = master["recurrence"], bool(master.get("isAllDay"))
+    series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
+    extras = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz),
+                                 params={"$select": "cancelledOccurrences", "$expand": "exceptionOccurrences"})
+    at = _read(master["start"], tz).astimezone(zone(series_zone))
+    days = [date.fromisoformat(oid.rsplit(".", 1)[-1]) for oid in extras.get("cancelledOccurrences") or []]
+    cancelled: list[datetime | date] = [d if all_day else datetime.combine(d, at.time(), zone(series_zone)) for d in days]
+    cancelled = [c for c in cancelled if as_utc(c, series_zone) >= as_utc(since, series_zone)]
+    edited = [(e, _original(e, series_zone, all_day)) for e in extras.get("exceptionOccurrences") or []]
+    edited = [(e, o) for e, o in edited
+              if as_utc(o, series_zone) >= as_utc(since, series_zone) and _own_changes(e, master, o, series_zone, tz)]
+    return cancelled, edited
+
+
+async def carry_extras(cal: GraphCalendar, series_id: str, master: dict[str, Any], cancelled: list[datetime | date],
+                       edited: list[tuple[dict[str, Any], datetime | date]], shift: Any, tz: str) -> None:
+    """Deletes again (`cancelled`) and re-applies the edits of (`edited`) `master`'s occurrences in the series
+    `series_id`, each at `shift(its original start)`; one that series does not have is skipped."""
+    series_zone = iana(master["recurrence"]["range"].get("recurrenceTimeZone"), tz)
+
+    async def counterpart(original: datetime | date) -> dict[str, Any] | None:
+        try:
+            return await cal._instance(series_id, shift(original), series_zone)
+        except DomainError as exc:
+            if exc.body.code != "not_found":
+                raise
+            return None  # a new rule (rrule) without this occurrence, or deleted already
+
+    for original in cancelled:
+        if (found := await counterpart(original)) is not None:
+            await cal.http.request("DELETE", cal._events(found["id"]), idempotent=True)
+    for item, original in edited:
+        if (found := await counterpart(original)) is not None:
+            await cal.http.json("PATCH", cal._events(found["id"]), headers=cal._prefer(tz), idempotent=True,
+                                json=_own_changes(item, master, shift(original), series_zone, tz))
+
+
 async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
                 changes: EventChanges, tz: str, expected_etag: str | None) -> dict[str, Any]:
     """A "this and following" edit: the new series' raw body (see `splitting`)."""
@@ -86,27 +142,17 @@ async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_st
     occurrence = await cal._instance(event_id, instance_start, tz)
     slot = _original(occurrence, series_zone, all_day) if occurrence.get("originalStart") else _read(occurrence["start"], tz)
     first = changes.start or slot
-    extras = await cal.http.json("GET", cal._events(event_id), headers=prefer,
-                                 params={"$select": "cancelledOccurrences", "$expand": "exceptionOccurrences"})
-    at = _read(master["start"], tz).astimezone(zone(series_zone))
-    days = [date.fromisoformat(oid.rsplit(".", 1)[-1]) for oid in extras.get("cancelledOccurrences") or []]
-    cancelled = [d if all_day else datetime.combine(d, at.time(), zone(series_zone)) for d in days]
-    cancelled = [c for c in cancelled if as_utc(c, series_zone) >= as_utc(slot, series_zone)]
-    edited = [(e, _original(e, series_zone, all_day)) for e in extras.get("exceptionOccurrences") or []]
-    edited = [(e, o) for e, o in edited
-              if as_utc(o, series_zone) >= as_utc(slot, series_zone) and _own_changes(e, master, o, series_zone, tz)]
+    cancelled, edited = await series_extras(cal, event_id, master, tz, slot)
     if (cancelled or edited) and isinstance(first, datetime) != isinstance(slot, datetime):
         raise DomainError("invalid_argument", f"changing the following occurrences of {event_id} between timed and all-day would "
                           "lose its edited or deleted occurrences; delete them and create a new series instead", details={"field": "start"})
     length = _read(master["end"], tz) - _read(master["start"], tz)
-    local_first = first.astimezone(zone(series_zone)).date() if isinstance(first, datetime) else first
     follow: dict[str, Any] = {
         "subject": master.get("subject"), "body": master.get("body"), "location": master.get("location"),
         "start": _local(slot, series_zone), "end": _local(slot + length, series_zone), "isAllDay": all_day,
         "attendees": master.get("attendees", []), "showAs": master.get("showAs"), "isReminderOn": master.get("isReminderOn"),
         "reminderMinutesBeforeStart": master.get("reminderMinutesBeforeStart"),
-        "recurrence": to_graph(changes.rrule, first, tz) if changes.rrule else
-        {**recurrence, "range": {**recurrence["range"], "startDate": local_first.isoformat()}},
+        "recurrence": to_graph(changes.rrule, first, tz) if changes.rrule else moved_range(recurrence, slot, first, series_zone),
     } | body
     shift = slot_shift(slot, first)
 
@@ -122,22 +168,8 @@ async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_st
         # for this transactionId, or makes it now, never a second one.
         return await create_known("Microsoft Graph", event_id, instance_start, f"transactionId {transaction}", post, post)
 
-    async def counterpart(new_id: str, original: datetime | date) -> dict[str, Any] | None:
-        try:
-            return await cal._instance(new_id, shift(original), series_zone)
-        except DomainError as exc:
-            if exc.body.code != "not_found":
-                raise
-            return None  # a new rule (rrule) without this occurrence
-
     async def carry(new_id: str) -> None:
-        for original in cancelled:
-            if (found := await counterpart(new_id, original)) is not None:
-                await cal.http.request("DELETE", cal._events(found["id"]), idempotent=True)
-        for item, original in edited:
-            if (found := await counterpart(new_id, original)) is not None:
-                await cal.http.json("PATCH", cal._events(found["id"]), headers=prefer, idempotent=True,
-                                    json=_own_changes(item, master, shift(original), series_zone, tz))
+        await carry_extras(cal, new_id, master, cancelled, edited, shift, tz)
 
     async def end() -> None:
         await cal.http.json("PATCH", cal._events(event_id), json={"recurrence": ended}, headers=prefer | if_match(master),

@@ -1,0 +1,134 @@
+"""Microsoft Graph: changes to a whole series (`update_event` scope "all") that must keep what the series
+shows, as the embedded/CalDAV backend does (`edits.change`; outside review writes28 #3, #4, #10, #11):
+
+- a new start (or a zone re-anchor) sends the moved `recurrence.range` too — its `startDate` (Graph's first
+  day of the series; a PATCH of `start` alone leaves the series where it was) and an `endDate` moved by as
+  many days, so the series keeps its number of occurrences — and then deletes again and re-edits its
+  deleted and edited occurrences at their moved slots (Exchange drops a series' exceptions when its time
+  changes); a slot found already deleted is skipped;
+- `rrule=""` makes the event what the first occurrence still shown was (a deleted first one is skipped,
+  an edited one keeps its edits)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from servers.calendar import rrules
+from servers.calendar.model import EventChanges
+from servers.calendar.providers.graph_series import CARRIED, carry_extras, if_match, moved_range, series_extras
+from servers.calendar.providers.graph_times import iana
+from servers.calendar.providers.graph_times import read as _read
+from servers.calendar.providers.splitting import slot_shift, stale
+from servers.calendar.timeutil import as_utc, zone
+from servers.kit.errors import DomainError
+
+if TYPE_CHECKING:
+    from servers.calendar.providers.graph import GraphCalendar
+
+HORIZON = timedelta(days=3660)
+"""How far an unbounded series is looked at for its first shown occurrence."""
+
+
+def series_start(master: dict[str, Any], tz: str) -> datetime | date:
+    """Where the series begins: its range's `startDate` at the master's time (a date for all-day)."""
+    recurrence = master["recurrence"]
+    series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
+    at = _read(master["start"], tz).astimezone(zone(series_zone))
+    day = date.fromisoformat(recurrence["range"].get("startDate") or at.date().isoformat())
+    return day if master.get("isAllDay") else datetime.combine(day, at.time(), zone(series_zone))
+
+
+async def first_shown(cal: GraphCalendar, event_id: str, master: dict[str, Any], tz: str) -> dict[str, Any] | None:
+    """The series' first occurrence still shown (not deleted), or None."""
+    begin = as_utc(series_start(master, tz), tz)
+    span = master["recurrence"]["range"]
+    end = datetime.fromisoformat(span["endDate"]).replace(tzinfo=UTC) + timedelta(days=2) \
+        if span.get("type") == "endDate" and span.get("endDate") else begin + HORIZON
+    body = await cal.http.json("GET", cal._events(event_id) + "/instances", headers=cal._prefer(tz), params={
+        "startDateTime": (begin - timedelta(days=1)).isoformat(), "endDateTime": end.isoformat()})
+    items = [i for i in body.get("value", []) if not i.get("isCancelled")]
+    return min(items, key=lambda i: _read(i["start"], tz).astimezone(UTC)) if items else None
+
+
+async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any], changes: EventChanges,
+                        expected_etag: str | None, tz: str) -> dict[str, Any] | None:
+    """Applies `body` (a PATCH of the whole series) keeping what the series shows (see the module); the
+    master's raw body after it, or None when `body` needs nothing of this (the caller PATCHes it as is)."""
+    if (changes.start is None and changes.rrule != "") or changes.rrule:  # a new rule: `GraphCalendar.update` sends it whole
+        return None
+    prefer = cal._prefer(tz)
+    master = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+    if expected_etag and master.get("@odata.etag") != expected_etag:
+        raise stale(event_id)
+    if not master.get("recurrence"):
+        return None
+    body = dict(body)
+    cancelled: list[datetime | date] = []
+    edited: list[tuple[dict[str, Any], datetime | date]] = []
+    shift = None
+    if changes.rrule == "":  # no longer a series: it becomes its first occurrence as shown
+        first = await first_shown(cal, event_id, master, tz)
+        if first is not None:
+            own = {k: first[k] for k in CARRIED if k in first and first[k] != master.get(k)}
+            body = {"start": first["start"], "end": first["end"], **own} | body
+        body["recurrence"] = None
+    elif changes.rrule is None and changes.start is not None:
+        old, new = series_start(master, tz), changes.start
+        series_zone = iana(master["recurrence"]["range"].get("recurrenceTimeZone"), tz)
+        if as_utc(new, series_zone) != as_utc(old, series_zone) or isinstance(new, datetime) != isinstance(old, datetime):
+            cancelled, edited = await series_extras(cal, event_id, master, tz, old)
+            if (cancelled or edited) and isinstance(new, datetime) != isinstance(old, datetime):
+                raise DomainError("invalid_argument", f"changing the series {event_id} between timed and all-day would lose its "
+                                  f"{len(cancelled) + len(edited)} edited or deleted occurrences; delete the series and create "
+                                  "a new one instead", details={"field": "start"})
+            body["recurrence"] = moved_range(master["recurrence"], old, new, series_zone)
+            shift = slot_shift(old, new)
+    raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
+                                              idempotent=True)
+    if shift is not None and (cancelled or edited):
+        try:
+            await carry_extras(cal, event_id, master, cancelled, edited, shift, tz)
+        except DomainError as exc:
+            raise DomainError("upstream_error", f"the series {event_id} was moved, but putting back its "
+                              f"{len(cancelled) + len(edited)} edited or deleted occurrences failed ({exc.body.message}); "
+                              "list its occurrences and delete or edit those that show wrongly", details={"series": event_id}) from exc
+        raw = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+    return raw
+
+
+async def cancelled_at(cal: GraphCalendar, event_id: str, instance_start: datetime | date, tz: str) -> bool:
+    """Whether the series' occurrence at `instance_start` is among its deleted ones (a retried "this" delete:
+    outside review writes28 #13); Graph names them `OID.{masterId}.{local date}` in the range's zone."""
+    master = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz),
+                                 params={"$select": "recurrence,cancelledOccurrences,start,isAllDay"})
+    if not master.get("recurrence"):
+        return False
+    series_zone = iana(master["recurrence"]["range"].get("recurrenceTimeZone"), tz)
+    day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date() if isinstance(instance_start, datetime) else instance_start
+    if isinstance(instance_start, datetime):
+        at = _read(master["start"], tz).astimezone(zone(series_zone))
+        if datetime.combine(day, at.time(), zone(series_zone)).astimezone(UTC) != as_utc(instance_start, tz):
+            return False  # not a slot of the series
+    return any(oid.rsplit(".", 1)[-1] == day.isoformat() for oid in master.get("cancelledOccurrences") or [])
+
+
+async def delete_if_emptied(cal: GraphCalendar, event_id: str, tz: str) -> bool:
+    """After deleting occurrences: when none of a finite series is left, the series itself is deleted (so it
+    no longer reads as an event, nor answers its create key: outside review writes28 #12); True then."""
+    master = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz))
+    span = (master.get("recurrence") or {}).get("range") or {}
+    if span.get("type") not in ("endDate", "numbered") or await first_shown(cal, event_id, master, tz) is not None:
+        return False
+    await cal.http.request("DELETE", cal._events(event_id))
+    return True
+
+
+def on_rule(rule: str, master: dict[str, Any], tz: str) -> datetime:
+    """The master's start moved onto `rule`'s first time at or after it (a new rule without a new start: the
+    answer and the stored start name the series' real first occurrence, as `edits.change` does; outside
+    review writes28 #14). The start as it is when the rule has it, or cannot be read here."""
+    start = _read(master["start"], tz)
+    anchored = rrules.anchored(rule, start)
+    found = rrules.first_at_or_after(anchored, start) if anchored is not None else None
+    return found if isinstance(found, datetime) else start
