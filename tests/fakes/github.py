@@ -8,6 +8,7 @@ issue's comments are listed by ascending id, paged by page number, and honour `s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.recording import injected, record
+
+_TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+"""A search term: a word, a qualifier (its value maybe quoted) or a quoted phrase."""
 
 
 def _instant(value: str) -> datetime:
@@ -189,9 +193,10 @@ class FakeGitHub:
         if failure := await self._begin(request):
             return failure
         q = request.query_params["q"].replace('reason:"not planned"', "reason:not_planned")
-        words = [w for w in q.split() if ":" not in w]
+        tokens = [t.strip("()") for t in _TOKEN.findall(q)]  # as GitHub: parentheses group, quoted phrases are text
+        words = [t.strip('"') for t in tokens if t and t not in ("OR", "AND", "NOT") and (t.startswith('"') or ":" not in t)]
         rows = [i for i in self.issues if all(w.lower() in i["title"].lower() for w in words)]
-        for term in q.split():
+        for term in tokens:
             if term in ("is:open", "is:closed"):
                 rows = [i for i in rows if i["state"] == term.removeprefix("is:")]
             elif term.startswith("reason:"):
@@ -202,7 +207,7 @@ class FakeGitHub:
                 rows = [i for i in rows if _instant(i["created_at"]) <= _instant(term.removeprefix("created:<="))]
             elif term.startswith("created:<"):
                 rows = [i for i in rows if _instant(i["created_at"]) < _instant(term.removeprefix("created:<"))]
-        scopes = [t.split(":", 1)[1].lower() for t in q.split() if t.lower().startswith("repo:")]
+        scopes = [t.split(":", 1)[1].lower() for t in tokens if t.lower().startswith("repo:")]
         if scopes and self.repo.lower() not in scopes:  # GitHub ORs repo: qualifiers; this fake holds one repository
             rows = []
         if sort := request.query_params.get("sort"):  # created, updated, comments; order desc by default (best match without)

@@ -64,6 +64,8 @@ __all__ = ["Channel", "ChannelAPI", "ChannelKeeper", "GoogleChannels", "GraphSub
 logger = logging.getLogger("servers.webhooks")
 MIN_RENEWAL_S = 60.0
 """A channel is never renewed sooner than this after its last renewal."""
+MAX_WAIT_S = 3600.0
+"""The longest the upkeep loop waits between looks (a clock stepped back never stalls it longer)."""
 CHANNELS_TABLE = """CREATE TABLE IF NOT EXISTS push_channels (
     provider TEXT NOT NULL, resource TEXT NOT NULL, channel_id TEXT, remote_id TEXT,
     expires_at REAL NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending', last_error TEXT,
@@ -252,7 +254,9 @@ class ChannelKeeper:
             except Exception:
                 logger.exception("%s channel upkeep failed; retrying in 60s", self.api.provider)
                 next_at = time.time() + 60
-            with anyio.move_on_after(max(1.0, next_at - time.time())):
+            # never longer than an hour: `next_at` is a wall-clock instant, and after the clock steps back a wait
+            # for the whole step would let channels lapse (outside review s28 #7's sibling); a look is cheap
+            with anyio.move_on_after(min(MAX_WAIT_S, max(1.0, next_at - time.time()))):
                 await self._wake.wait()
 
     async def status(self) -> list[dict[str, Any]]:

@@ -192,8 +192,8 @@ class Processor:
     async def purge_if_due(self, now: float) -> None:
         """The hourly upkeep: the log's retention (payloads, processed rows) and the feed's (`feed.trim`).
         A failure (a busy store) is retried a minute later and never holds up processing."""
-        if now - self._last_purge < self.policy.purge_every_s:
-            return
+        if 0.0 <= now - self._last_purge < self.policy.purge_every_s:
+            return  # not due; a negative age is a wall clock stepped back: due now (outside review s28 #7's sibling)
         self._last_purge = now
         try:
             purged = await self.log.purge(now - self.policy.retention_days * 86400)

@@ -125,7 +125,8 @@ def github_shape(event: str, data: dict[str, Any]) -> None:
 def github(headers: Headers, data: Any, account: Account) -> list[ChangeSpec]:
     """`issues` and `issue_comment` on an issue (not a pull request, which the backend does not list).
     The id is the backend's (`github.py: _ticket`): the number for `GITHUB_REPO`, `owner/name#n` for another
-    repository the connector may use (`GITHUB_REPOS`); an organisation's webhook delivering any other
+    repository the connector may use (`GITHUB_REPOS`), spelled as configured whatever case the payload's
+    `full_name` has (one issue, one id); an organisation's webhook delivering any other
     repository's issues is not this server's (its tools refuse those ids: they would only be noise, or tell
     an agent of repositories it may not read). With `GITHUB_REPO` unset every repository is kept.
     The unsigned event name must match the signed body (`github_shape`)."""
@@ -140,9 +141,13 @@ def github(headers: Headers, data: Any, account: Account) -> list[ChangeSpec]:
     number = need(issue.get("number"), "issue.number")
     repo = str(_object(data.get("repository")).get("full_name") or "")
     ours = not repo or (account.github_repo != "" and repo.lower() == account.github_repo.lower())
-    allowed = {name.lower() for name in (account.github_repo, *account.github_repos) if name}
+    allowed: dict[str, str] = {}
+    for name in (account.github_repo, *account.github_repos):
+        if name:
+            allowed.setdefault(name.lower(), name)
     if not ours and allowed and repo.lower() not in allowed:
         return []
+    repo = allowed.get(repo.lower(), repo)  # the configured spelling, as the tools' ids (outside review s28 #3)
     action = data.get("action") if event == "issues" else "updated"
     return [ChangeSpec("ticket", number if ours else f"{repo}#{number}", action_of(action))]
 

@@ -9,6 +9,8 @@ never waits for it, and each transaction deletes at most `feed.TRIM_BATCH` chang
 a store (a stdio copy beside an HTTP one, the hub's processor beside the lifespan) do not trim one scope
 twice per interval: the first to look claims it in the store (`ChangeFeed.trim_if_due`), and several
 loops in one process share one `FeedUpkeep`, which looks once per interval whichever loop wakes first.
+The next look is a wall-clock instant, but no wait is longer than the interval: after the clock steps back,
+the look is due at once (outside review s28 #7: a clock 30 days ahead at start stalled the trim 30 days).
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class FeedUpkeep:
     async def tick(self, now: float | None = None) -> float:
         """Trim if due (here and in the store); seconds until the next look. Never raises: retention can wait."""
         now = time.time() if now is None else now
-        if now < self._next:
+        if now < self._next <= now + self.every_s:
             return self._next - now
+        # beyond the interval: the wall clock stepped back since the last look (a host that booted with its clock
+        # ahead, then NTP): due now, as the store claim says (`trim_if_due`), never a sleep for the whole step
         self._next = now + self.every_s  # before awaiting: a second loop of this process does not look too
         try:
             await self.feed.trim_if_due(now, self.every_s)
@@ -48,7 +52,7 @@ class FeedUpkeep:
                            "file's disk space and permissions", getattr(self.feed.store.path, "name", "?"), type(exc).__name__,
                            str(exc)[:120], RETRY_S)
             self._next = now + min(RETRY_S, self.every_s)
-        return max(0.0, self._next - now)
+        return min(self.every_s, max(0.0, self._next - now))
 
     async def run(self) -> None:
         while True:

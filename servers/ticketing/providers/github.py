@@ -25,6 +25,7 @@ detected (the tools say so: `version_check`).
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import quote, urlsplit
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ from servers.ticketing.providers.created import comment_once, create_marker, cre
 from servers.ticketing.providers.users import github_login as _login
 
 API_VERSION = "2022-11-28"
+_LOGIN = re.compile(r"@?[A-Za-z0-9](?:[A-Za-z0-9_-]{0,99})(?:\[bot\])?")
+"""A GitHub login as `assignee:` takes it (EMU logins end in `_shortcode`; `@me`; apps' `name[bot]`)."""
 
 
 class GitHubTicketing:
@@ -143,29 +146,36 @@ class GitHubTicketing:
         More than 100 issues created in one second cannot all be reached: the walk goes on below that second
         and the page says `truncated` (`search_page`). Native queries stay in the allowed repositories
         (`github_scope.RepoScope.confine`); each result is labelled with the repository it comes from
-        (`github_search.origin`), and one from outside the list is dropped."""
+        (`github_search.origin`, spelled as configured: one issue, one id), and one from outside the list is dropped;
+        a walk that met one reports no total (GitHub's count would include that repository: outside review s28 #2)."""
         if "offset" in state or "page" in state:
             raise DomainError("invalid_argument", "this cursor is from an older page-numbered GitHub search, which could "
                               "repeat or skip issues; start the search again without a cursor")
-        terms = [self.scope.confine(query.native_query)] if query.native_query else [f"repo:{repo}", "is:issue"]
+        if query.native_query:
+            terms = [self.scope.confine(query.native_query)]
+        else:  # built by the connector: the caller's values are checked or quoted (github_scope, outside review s28 #2, #6)
+            named, text = self.scope.text_terms(query.text) if query.text else ([], "")
+            terms = [*(f"repo:{r}" for r in dict.fromkeys([repo, *named])), "is:issue", *([text] if text else [])]
         counted = True  # GitHub's total_count is this search's total
         if not query.native_query:
-            if query.text:
-                terms.append(query.text)
             if query.status:  # resolved vs closed is the close reason (outside review 18, defect 10)
                 qualifiers, counted = status_terms(set(query.status))
                 terms += qualifiers
-            terms += [f'label:"{label}"' for label in query.labels or []]
+            terms += [self.scope.label_term("label", label, "labels") for label in query.labels or []]
             terms += [f'label:"priority: {p}"' for p in query.priority or []]
             if query.type:
-                terms.append(f'label:"{query.type}"')
+                terms.append(self.scope.label_term("label", query.type, "type"))
             if query.assignee:
+                if not _LOGIN.fullmatch(query.assignee):
+                    raise DomainError("invalid_argument", f"assignee {query.assignee[:100]!r} is not a GitHub login (letters, "
+                                      "digits, - and _, no spaces or colons): pass the login, as find_users returns it",
+                                      details={"field": "assignee"})
                 terms.append(f"assignee:{query.assignee}")
             if query.updated_since:  # the instant, not its date in its own offset
                 terms.append(f"updated:>={instant(query.updated_since)}")
-            self.scope.named(" ".join(terms), "text")  # a value naming another repository is refused (github_scope)
         before, seen, below, total = walk_state(state)
         truncated = bool(state.get("truncated", False))
+        foreign = state.get("foreign", False) is True  # a result from outside the list was seen: GitHub's count is not ours
         taken: list[dict[str, Any]] = []
         after: dict[str, Any] | None = None
         for _ in range(2):  # a second stuck at `before` is stepped below at once (search_page)
@@ -174,17 +184,20 @@ class GitHubTicketing:
                 "q": " ".join(terms + created), "per_page": min(100, limit + len(seen)), "page": 1, "sort": "created",
                 "order": "desc"})
             total = int(body.get("total_count", 0)) if total is None else total
+            foreign = foreign or any(self.scope.canonical(origin(r, repo)) is None for r in body.get("items", []))
             taken, after, passed = search_page(body.get("items", []), int(body.get("total_count", 0)), before, seen, limit, below)
             truncated = truncated or passed
             if not passed or after is None:
                 break
             before, seen, below = after["before"], set(), True
-        tickets = [self._ticket(r, origin(r, repo), []) for r in taken  # never a repository outside the list
-                   if "pull_request" not in r and self.scope.allows(origin(r, repo))]
+        tickets = [self._ticket(r, source, []) for r in taken  # never a repository outside the list, as configured
+                   if "pull_request" not in r and (source := self.scope.canonical(origin(r, repo))) is not None]
         if query.status and not query.native_query:  # as the list path: only the statuses asked for
             tickets = [t for t in tickets if t.status in query.status]
-        next_cursor = encode_cursor({**after, "total": total, **({"truncated": True} if truncated else {})}) if after else None
-        return TicketPage(tickets=tickets, total=total if counted else None, next_cursor=next_cursor, truncated=truncated)
+        flags = {**({"truncated": True} if truncated else {}), **({"foreign": True} if foreign else {})}
+        next_cursor = encode_cursor({**after, "total": total, **flags}) if after else None
+        return TicketPage(tickets=tickets, total=total if counted and not foreign else None, next_cursor=next_cursor,
+                          truncated=truncated)
 
     async def get(self, ticket_id: str, include: list[Include]) -> Ticket:
         repo, _ = self._number(ticket_id)
@@ -322,7 +335,7 @@ class GitHubTicketing:
         text = f"{link_type.capitalize()} {reference}"
         if not await self._has_comment(ticket_id, text):  # a retry finds its comment: the link is written once
             await self.add_comment(ticket_id, text, True)
-        return Link(type=link_type, direction="outward", ticket=other_id)
+        return Link(type=link_type, direction="outward", ticket=self.scope.ticket_id(other_repo, number))
 
     async def _has_comment(self, ticket_id: str, text: str, max_pages: int = 30) -> bool:
         """Whether the issue already carries a comment reading exactly `text` (its first 3,000 comments)."""

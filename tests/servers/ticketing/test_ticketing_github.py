@@ -54,10 +54,10 @@ async def test_github_lists_search_and_writes(github: tuple[FakeGitHub, Any]) ->
     fake.search_total = 4321
     found = await tool(server, "search_tickets", text="Issue", limit=2)
     sent = fake.requests[-1]["params"]
-    assert sent["q"] == "repo:acme/app is:issue Issue" and sent["sort"] == "created" and sent["order"] == "desc"
+    assert sent["q"] == "repo:acme/app is:issue (Issue)" and sent["sort"] == "created" and sent["order"] == "desc"
     assert found["total"] == 4321 and found["truncated"] is False and found["next_cursor"]  # keyed: no 1,000 cap
     native = await tool(server, "search_tickets", native_query="repo:acme/app is:issue author:octo")
-    assert fake.requests[-1]["params"]["q"] == "repo:acme/app is:issue author:octo" and "tickets" in native
+    assert fake.requests[-1]["params"]["q"] == "repo:acme/app (is:issue author:octo)" and "tickets" in native
 
     created = await tool(server, "create_ticket", project="acme/app", title="Crash on save", description="Steps:\n1. save",
                          priority="high", labels=["bug"], assignee="octocat", idempotency_key="gh-1")

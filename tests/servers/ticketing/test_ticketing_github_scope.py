@@ -79,11 +79,11 @@ async def test_native_search_is_confined(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert not [r for r in fake.requests if r["path"] == "/search/issues"], "a refused query is never sent"
     found = await tool(server, "search_tickets", native_query="crash is:issue")
     assert [t["id"] for t in found["tickets"]] == ["1"]
-    assert fake.requests[-1]["params"]["q"] == "repo:acme/app crash is:issue"
+    assert fake.requests[-1]["params"]["q"] == "repo:acme/app (crash is:issue)"
     await tool(server, "search_tickets", native_query="label:bug OR label:ui")
     assert fake.requests[-1]["params"]["q"] == "repo:acme/app (label:bug OR label:ui)", "an OR never escapes the scope"
     own = await tool(server, "search_tickets", native_query="repo:ACME/app crash")
-    assert [t["id"] for t in own["tickets"]] == ["1"] and fake.requests[-1]["params"]["q"] == "repo:ACME/app crash"
+    assert [t["id"] for t in own["tickets"]] == ["1"] and fake.requests[-1]["params"]["q"] == "repo:acme/app (crash)"
 
 
 async def test_results_from_outside_the_list_are_dropped(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
@@ -111,7 +111,7 @@ async def test_github_repos_widens_the_list(monkeypatch: pytest.MonkeyPatch, tmp
     assert (await tool(server, "add_comment", id="acme/app#1", body="seen"))["body"] == "seen"
     assert [c["body"] for c in (await tool(server, "list_comments", id="acme/app#1"))["comments"]] == ["seen"]
     found = await tool(server, "search_tickets", native_query="crash")
-    assert fake.requests[-1]["params"]["q"] == "repo:acme/lib repo:acme/app crash"
+    assert fake.requests[-1]["params"]["q"] == "repo:acme/lib repo:acme/app (crash)"
     assert [t["id"] for t in found["tickets"]] == ["acme/app#1"]
     assert (await tool(server, "search_tickets", project="app", text="crash"))["tickets"][0]["id"] == "acme/app#1"
     refused = await tool(server, "get_ticket", id="acme/other#1")
@@ -143,6 +143,7 @@ async def test_search_values_cannot_smuggle_a_repository(monkeypatch: pytest.Mon
     for args in ({"text": "crash repo:other/x"}, {"text": "crash ORG:other"}, {"text": "crash", "labels": ['bug" repo:other/x "']},
                  {"text": "crash", "type": 'bug" user:other "'}, {"text": "crash", "assignee": "me repo:other/x"}):
         answer = await tool(server, "search_tickets", **args)
-        assert answer.get("code") == "invalid_argument" and "GITHUB_REPOS" in answer["message"], (args, answer)
+        assert answer.get("code") == "invalid_argument", (args, answer)  # a quote in a label: its own refusal (s28 #6)
+        assert any(w in answer["message"] for w in ("GITHUB_REPOS", "cannot quote", "not a GitHub login")), (args, answer)
     assert not [r for r in fake.requests if r["path"] == "/search/issues"], "nothing was sent"
     assert [t["id"] for t in (await tool(server, "search_tickets", text="crash repo:acme/app"))["tickets"]] == ["1"]

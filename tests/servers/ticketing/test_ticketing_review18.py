@@ -166,7 +166,7 @@ async def test_github_search_with_text_keeps_resolved_and_closed_apart(github: t
     listed = await call(server, "search_tickets", status=["resolved"])  # the list path agrees
     assert [t["id"] for t in listed["tickets"]] == ["1"]
     q = [r for r in fake.requests if r["path"] == "/search/issues"][0]["params"]["q"]
-    assert q == "repo:acme/app is:issue crash is:closed reason:completed"
+    assert q == "repo:acme/app is:issue (crash) is:closed reason:completed"
 
 
 async def test_github_updated_since_is_the_instant(github: tuple[FakeGitHub, Any]) -> None:
@@ -179,7 +179,7 @@ async def test_github_updated_since_is_the_instant(github: tuple[FakeGitHub, Any
     after = await call(server, "search_tickets", text="crash", updated_since="2026-12-05T21:00:00Z")
     assert after["tickets"] == []  # a date would have been the whole day of the 5th
     q = [r for r in fake.requests if r["path"] == "/search/issues"][0]["params"]["q"]
-    assert q == "repo:acme/app is:issue crash updated:>=2026-12-05T11:00:00Z"
+    assert q == "repo:acme/app is:issue (crash) updated:>=2026-12-05T11:00:00Z"
     listed = await call(server, "search_tickets", updated_since="2026-12-06T07:00:00+14:00")
     assert len(listed["tickets"]) == 3
     since = [r for r in fake.requests if r["path"] == "/repos/acme/app/issues"][-1]["params"]["since"]

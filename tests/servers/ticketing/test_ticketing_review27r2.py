@@ -122,7 +122,7 @@ async def test_github_search_results_are_labelled_with_their_own_repository(monk
     # A native query naming no scope of its own stays in the allowed repositories; org: is refused, never sent.
     await tool(server, "search_tickets", native_query="is:issue bug")
     assert (await tool(server, "search_tickets", native_query="org:acme is:issue bug"))["code"] == "invalid_argument"
-    assert queries == ["repo:acme/other is:issue bug", "repo:acme/app repo:acme/other is:issue bug"]
+    assert queries == ["repo:acme/other (is:issue bug)", "repo:acme/app repo:acme/other (is:issue bug)"]
 
 
 async def test_github_search_results_of_the_configured_repo_keep_plain_numbers(monkeypatch: pytest.MonkeyPatch,

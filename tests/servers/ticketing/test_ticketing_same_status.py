@@ -53,7 +53,7 @@ def backend(kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple
     fake = FakeGitHub()
     for name, value in (("GITHUB_REPO", fake.repo), ("GITHUB_TOKEN", fake.token), ("GITHUB_API_URL", "https://api.github.test")):
         monkeypatch.setenv(name, value)
-    return create_server(GitHubTicketing.from_env(transport=httpx.ASGITransport(app=fake.app()))), fake, "any"
+    return create_server(GitHubTicketing.from_env(transport=httpx.ASGITransport(app=fake.app()))), fake, fake.repo
 
 
 def writes(fake: Any) -> int:

@@ -143,7 +143,7 @@ def test_github_repos_allowed_beside_the_default_are_read_under_their_full_id() 
     headers = {"x-github-event": "issues"}
     assert ids("github", headers, other, Account(github_repo="acme/app")) == []
     assert ids("github", headers, other, Account(github_repo="acme/app", github_repos=("acme/other",))) == [
-        ("ticket", "Acme/Other#5", "created")]
+        ("ticket", "acme/other#5", "created")]  # as configured (review s28 #3)
     assert ids("github", headers, other, Account()) == [("ticket", "Acme/Other#5", "created")]  # nothing configured: all
     assert Account.from_env({"GITHUB_REPO": "acme/app", "GITHUB_REPOS": " acme/other, ,acme/lib "}).github_repos == (
         "acme/other", "acme/lib")
