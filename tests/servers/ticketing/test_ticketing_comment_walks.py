@@ -12,26 +12,16 @@ import pytest
 
 from servers.kit.cursor import encode_cursor
 from servers.ticketing.providers.github import GitHubTicketing
-from servers.ticketing.providers.jira import JiraTicketing
 from servers.ticketing.server import create_server
 from tests.fakes.github import FakeGitHub
-from tests.fakes.jira import FakeJira
 from tests.servers.ticketing.test_ticketing_github import tool
 from tests.fakes.servicenow import FakeServiceNow
 from tests.fakes.zendesk import FakeZendesk
 from servers.ticketing.providers.zendesk import ZendeskTicketing
+from tests.servers.ticketing.test_ticketing_review27r2 import _jira
 from tests.servers.ticketing.test_ticketing_stable_walks import _incident, _servicenow, check
 
 pytestmark = pytest.mark.anyio
-
-
-def _jira(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> tuple[FakeJira, Any]:
-    fake = FakeJira()
-    for name, value in (("JIRA_BASE_URL", "https://acme.atlassian.net"), ("JIRA_EMAIL", fake.email),
-                        ("JIRA_API_TOKEN", fake.token), ("MCP_HUB_DATA_DIR", str(tmp_path))):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("JIRA_OAUTH_TOKEN", raising=False)
-    return fake, create_server(JiraTicketing.from_env(transport=httpx.ASGITransport(app=fake.app())))
 
 
 def _github(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> tuple[FakeGitHub, Any]:
