@@ -54,7 +54,8 @@ class AccountingBackend(Protocol):
 
     async def approve(self, invoice_id: str, version: str | None) -> Invoice: ...
 
-    async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice: ...
+    async def void(self, invoice_id: str, version: str | None, on: _dt.date, defaulted: bool = False) -> Invoice:
+        """`defaulted`: `on` is the server's default (no void_date given), so a retry may find another day on record."""
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice: ...
 

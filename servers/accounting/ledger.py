@@ -198,3 +198,20 @@ def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None,
                           f"{label} ({invoice.balance} {invoice.currency}); record at most the balance",
                           details={"field": "amount", "balance": str(invoice.balance)})
     return amount
+
+
+def lines_hold(current: Sequence[InvoiceLine], wanted: Sequence[LineInput], currency: str) -> bool:
+    """Whether an invoice's `current` lines already are the `wanted` ones (a retried patch whose first call
+    landed): same count and order, description, quantity, unit price and net; account, tax code and item where
+    `wanted` names them (left out, the provider chose its default). Used by the providers, which price tax
+    themselves; the embedded ledger compares its own priced lines (`store._holds`)."""
+    if len(current) != len(wanted):
+        return False
+    for have, want in zip(current, wanted, strict=True):
+        if (have.description, have.quantity, have.unit_price) != (want.description, want.quantity, want.unit_price):
+            return False
+        if have.net != round_money(multiply(want.quantity, want.unit_price), currency):
+            return False
+        if any(getattr(want, f) is not None and getattr(want, f) != getattr(have, f) for f in ("account_code", "tax_code", "item")):
+            return False
+    return True

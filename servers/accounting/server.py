@@ -226,7 +226,9 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         if action == "void":
             if not confirm:
                 raise DomainError("invalid_argument", "voiding reverses the invoice's postings: call again with confirm=true")
-            return await backend.void(invoice_id, version, _not_ahead(void_date or _today(), "void_date", "void"))
+            # No void_date: today, and a retry answers a void made on any day (outside review w28b #6)
+            return await backend.void(invoice_id, version, _not_ahead(void_date or _today(), "void_date", "void"),
+                                      defaulted=void_date is None)
         if due_date is None and reference is None and lines is None:
             raise DomainError("invalid_argument", "patch needs due_date, reference or lines")
         return await backend.patch(invoice_id, version, InvoicePatch(due_date=due_date, reference=reference, lines=lines))

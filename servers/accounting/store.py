@@ -280,7 +280,7 @@ class EmbeddedAccounting:
         def run(db: sqlite3.Connection) -> Invoice:
             invoice = self._invoice(db, invoice_id)
             if invoice.status in ("open", "partially_paid", "paid"):
-                return invoice  # already approved: a retried approve whose answer was lost is answered, not refused
+                return self._approved(invoice, version)
             self._check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status != "draft":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is {invoice.status}; only drafts can be approved")
@@ -290,7 +290,23 @@ class EmbeddedAccounting:
 
         return await self.store.run(run)
 
-    async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice:
+    @staticmethod
+    def _approved(invoice: Invoice, version: str | None) -> Invoice:
+        """An approve of an invoice already approved (outside review w28b #5): answered when the caller's view is
+        current (its `version` matches, or it sent none) or the approval was made from the version it read (approve
+        adds one to the version: a retry whose answer was lost carries the one before). A draft changed by someone
+        else and then approved is a `conflict`: the caller never saw what was approved."""
+        if version is None or version == invoice.version or (version.isdigit() and int(version) + 1 == int(invoice.version)):
+            return invoice
+        raise DomainError("conflict", f"invoice {invoice.number} was changed and approved since you read version {version} (now "
+                          f"version {invoice.version}, {invoice.status}, total {invoice.total} {invoice.currency}); nothing was "
+                          "changed. Get it again and check it is what you meant to approve; if it is not, void it",
+                          details={"current_version": invoice.version, "status": invoice.status})
+
+    async def void(self, invoice_id: str, version: str | None, on: _dt.date, defaulted: bool = False) -> Invoice:
+        """Void `invoice_id` on day `on`. A retried void answers the voided invoice when it names the day on
+        record, or when `on` is only the server's default (`defaulted`: the caller gave no void_date; outside
+        review w28b #6: a retry after midnight defaulted to another day than the first call)."""
         await self._db()
 
         def run(db: sqlite3.Connection) -> Invoice:
@@ -300,7 +316,7 @@ class EmbeddedAccounting:
                 # version it carries is the one before that void, so it is not checked here. Another void date
                 # cannot be told apart from a different request: refused, saying what is on record.
                 voided_on = db.execute("SELECT voided_on FROM invoices WHERE id = ?", (invoice.id,)).fetchone()[0]
-                if voided_on in (None, on.isoformat()):
+                if defaulted or voided_on in (None, on.isoformat()):
                     return invoice
                 raise DomainError("invalid_argument", f"invoice {invoice.number} was already voided on {voided_on} (you sent "
                                   f"void_date {on}); nothing was changed: a void cannot be redated",

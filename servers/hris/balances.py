@@ -117,12 +117,23 @@ def charged_per_day(employee_id: str, employment_type: str | None, scheduled: fl
     return FULL_TIME_DAY_HOURS
 
 
-def most_in_a_day(scheduled: float | None) -> float:
+def most_in_a_day(scheduled: float | None, employment_type: str | None, largest_asked: float) -> float:
     """The most leave one date can hold, for the overlap check of part days: the employee's scheduled day,
-    else 8 hours — the same bound `charged_per_day` puts on one request, for part-time employees too. Not the
-    hours the new request gives: a part-time employee without a schedule booking 2 h and then 2 h more on one
-    date was refused as "more than a 2h working day" (outside review writes28 #1)."""
-    return scheduled if scheduled is not None else FULL_TIME_DAY_HOURS
+    else 8 hours for a full-time employee.
+
+    Decision for a part-time employee without a schedule (outside reviews writes28 #1 and w28b #1): their day is
+    known only from the `hours_per_day` the requests on that date give, `largest_asked` — each is their whole
+    day or, as the tool asks, half of it for a half day; and a part-time day is under the full-time 8 hours.
+    So the date holds twice the largest when that is under 8 hours (two half days: 2 h + 2 h of a 4 h day are
+    fine), else the largest itself (4 h + 4 h, or a 4 h-a-day week asked twice, is the same day booked twice:
+    `conflict`). Not the 8-hour bound of one request (a retried whole day was accepted), nor the hours of
+    the new request alone (2 h then 2 h more was refused). A retried half day cannot be told from the other
+    half: recording the employee's schedule makes the check exact."""
+    if scheduled is not None:
+        return scheduled
+    if employment_type != "part_time":
+        return FULL_TIME_DAY_HOURS
+    return largest_asked * 2 if largest_asked * 2 < FULL_TIME_DAY_HOURS else min(largest_asked, FULL_TIME_DAY_HOURS)
 
 
 def working_day(employment_type: str | None, scheduled: float | None, per_day: float) -> float:

@@ -7,6 +7,8 @@ import json
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from servers.hris.backend import EmployeeFilter
@@ -74,11 +76,13 @@ def business_days(start: date, end: date, holidays: set[str]) -> int:
     return days
 
 
-def _overbooked(overlapping: list[sqlite3.Row], start: date, end: date, per_day: float, day: float,
-                holidays: set[str]) -> list[str]:
-    """The overlapping requests on a working day of `start`..`end` where they and `per_day` more hours
-    would take more than the `day`'s hours (each spread evenly over its working days)."""
+def _overbooked(overlapping: list[sqlite3.Row], start: date, end: date, per_day: float, day_of: Callable[[float], float],
+                holidays: set[str]) -> tuple[list[str], float]:
+    """The overlapping requests on a working day of `start`..`end` where they and `per_day` more hours would
+    take more than that date's day (`day_of` the largest hours a day asked on it: `balances.most_in_a_day`;
+    each request spread evenly over its working days), and the smallest such day (for the message)."""
     taken: dict[date, float] = {}
+    largest: dict[date, float] = {}
     on: dict[date, list[str]] = {}
     for r in overlapping:
         first, last = date.fromisoformat(r["start"]), date.fromisoformat(r["end"])
@@ -87,10 +91,12 @@ def _overbooked(overlapping: list[sqlite3.Row], start: date, end: date, per_day:
         while current <= min(last, end):
             if business_days(current, current, holidays):
                 taken[current] = taken.get(current, 0.0) + each
+                largest[current] = max(largest.get(current, per_day), each)
                 on.setdefault(current, []).append(str(r["id"]))
             current += timedelta(days=1)
-    clashing = {i for d, hours in taken.items() if hours + per_day > day + 1e-9 for i in on[d]}
-    return sorted(clashing, key=int)
+    over = {d: day_of(largest[d]) for d, hours in taken.items() if hours + per_day > day_of(largest[d]) + 1e-9}
+    clashing = {i for d in over for i in on[d]}
+    return sorted(clashing, key=int), min(over.values(), default=day_of(per_day))
 
 
 class EmbeddedHris:
@@ -204,15 +210,22 @@ class EmbeddedHris:
                 "SELECT id, start, \"end\", hours FROM requests WHERE employee_id = ? AND status IN ('approved', 'requested') "
                 "AND start <= ? AND \"end\" >= ?", (employee_id, end.isoformat(), start.isoformat())).fetchall()
             overlaps = [str(r["id"]) for r in overlapping]
-            day = most_in_a_day(person["hours_per_day"])
-            clashing = _overbooked(overlapping, start, end, per_day, day, holidays)
+            clashing, day = _overbooked(overlapping, start, end, per_day,
+                                        partial(most_in_a_day, person["hours_per_day"], person["employment_type"]), holidays)
             preview = TimeOffPreview(dry_run=dry_run, hours=hours, hours_per_day=per_day, balance_before=before,
                                      balance_after=before - hours, overlaps=overlaps)
             if clashing:  # part days on one date may add up to a working day (outside review: two half days)
-                what = (f"{employee_id}'s {day:g}h working day" if person["hours_per_day"] is not None else
-                        f"the {day:g}h one date can take ({employee_id} has no daily schedule on record)")
+                if person["hours_per_day"] is not None:
+                    what = f"{employee_id}'s {day:g}h working day"
+                elif person["employment_type"] == "part_time":
+                    what = (f"the {day:g}h day the requests' hours_per_day give ({employee_id} has no daily schedule on "
+                            "record: a part-time day is the largest hours_per_day asked on the date, or twice it, as two "
+                            "half days, when under 8h; HR can record the schedule)")
+                else:
+                    what = f"the {day:g}h one date can take ({employee_id} has no daily schedule on record)"
                 raise DomainError("conflict", f"overlaps existing request(s) {', '.join(clashing)}: together more than "
-                                  f"{what} on a date; cancel or change those, or ask for fewer hours or other days",
+                                  f"{what} on a date — the same day asked twice, e.g. a retry whose answer was lost? Nothing "
+                                  "was booked; cancel or change those, or ask for fewer hours or other days",
                                   details={"overlaps": clashing, "day_hours": day})
             if check_balance and before - hours < 0:
                 raise not_enough(balance, hours)

@@ -129,20 +129,27 @@ def _spelling(text: str) -> str:
 def recased(stored: str, new: str) -> bool:
     """Whether `new`, the same text as `stored` but for letter case (same `normal`), corrects it.
 
-    Decision (outside review writes28 #9: "password is hunter2" then "… HUNTER2" was dropped as unchanged):
-    case is part of a value where it can carry meaning — a word with a digit or a symbol inside it (a code, a
-    serial, a password: hunter2 → HUNTER2, ab-12 → AB-12), or a word the new text writes in mixed case
-    (Mcdonald → McDonald, swordfish → SwordFish). Re-capitalising a first letter, writing a word in all capitals
-    or in lower case is how a statement is typed, not what it says: the stored text stays (`unchanged`)."""
+    Decision (outside reviews writes28 #9 and w28b #4): case is part of a value where it can carry meaning —
+    a word with a digit or a symbol inside it (a code, a serial, a password: hunter2 → HUNTER2, ab-12 → AB-12),
+    a word the new text writes in mixed case (Mcdonald → McDonald, swordfish → SwordFish), or any word of a
+    statement that names a secret or code (`_SECRET_CUES`: password, pin, code, key, token…: swordfish →
+    SWORDFISH, ABCD → abcd). Otherwise re-capitalising a first letter, writing a word in all capitals or in lower
+    case is how a statement is typed, not what it says: the stored text stays (`unchanged`, with `stored_text`;
+    `update_memory` stores exact case)."""
+    cued = any(w.strip(_EDGE).lower() in _SECRET_CUES for w in _spelling(new).split())
     for old_word, new_word in zip(_spelling(stored).split(), _spelling(new).split(), strict=False):
         if old_word == new_word:
             continue
+        if cued:
+            return True
         parts = [p for p in _JOINERS.split(new_word.strip(_EDGE)) if p]  # "Carol's", "x-ray": words, not codes
         if any(not c.isalpha() for p in parts for c in p) or any(p[1:] != p[1:].lower() and p != p.upper() for p in parts):
             return True
     return False
 
 
+_SECRET_CUES = frozenset({"password", "passwords", "passphrase", "passcode", "pin", "code", "codes", "key", "keys",
+                          "token", "secret", "username", "login", "serial", "licence", "license", "ssid"})
 _EDGE = "\"'()[]{}<>.,;:!?“”‘’«»"
 _JOINERS = re.compile(r"['’-]")
 

@@ -338,7 +338,13 @@ class MemoryBank:
             args += kinds
         if before:
             clauses.append("updated_at < ?")
-            args.append(_instant(before))
+            try:
+                args.append(_instant(before))
+            except OverflowError:  # 0001-01-01T00:00+05:00 is before year 1 in UTC (outside review w28b #8)
+                raise DomainError("invalid_argument", f"before={before.isoformat()} is outside the years 0001-9999 once "
+                                  "converted to UTC; nothing was deleted. Give a time between 0001-01-02T00:00:00Z and "
+                                  "9999-12-30T23:59:59Z",
+                                  details={"field": "before"}) from None
 
         def run(db: sqlite3.Connection) -> list[sqlite3.Row]:
             rows = [r for r in db.execute(f"SELECT rowid, id, tags FROM memories WHERE {' AND '.join(clauses)}", args)

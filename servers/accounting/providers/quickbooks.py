@@ -242,7 +242,7 @@ class QuickBooks:
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
         raise DomainError("invalid_argument", "QuickBooks invoices and bills are posted when created; there is nothing to approve")
 
-    async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice:
+    async def void(self, invoice_id: str, version: str | None, on: _dt.date, defaulted: bool = False) -> Invoice:
         kind, raw_id = _split(invoice_id, ("invoice", "bill"))
         if kind == "bill":
             raise DomainError("invalid_argument", "QuickBooks' API cannot void a bill; enter a vendor credit, or delete it in QuickBooks")
@@ -265,8 +265,9 @@ class QuickBooks:
             # As the embedded ledger: a voided invoice is final (QuickBooks would accept the write).
             raise DomainError("invalid_argument", f"invoice {current.get('DocNumber') or invoice_id} is voided and cannot change")
         shown = read_invoice(current, kind, self.currency)
-        if patch.lines is None and patch.due_date in (None, shown.due_date) and patch.reference in (None, shown.reference):
-            return shown  # a retried patch (first answer lost, its SyncToken now stale): nothing to send
+        if patch.due_date in (None, shown.due_date) and patch.reference in (None, shown.reference) \
+                and (patch.lines is None or ledger.lines_hold(shown.lines, patch.lines, shown.currency)):
+            return shown  # a retried patch (first answer lost, its SyncToken now stale): nothing to send (w28b #9)
         unchanged_since(invoice_id, current, version)
         body: dict[str, Any] = {"Id": raw_id, "SyncToken": current["SyncToken"], "sparse": True}
         if patch.due_date is not None:

@@ -60,7 +60,7 @@ from servers.accounting.model import (
 from servers.accounting.money import ZERO, home_currency, read_money, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.xero_reports import read_report
-from servers.accounting.providers.xero_rules import error_text, refuse_issued_lines, unchanged_since
+from servers.accounting.providers.xero_rules import approved_since, error_text, refuse_issued_lines, unchanged_since
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP
@@ -101,6 +101,8 @@ class Xero:
         self.http = http
         self.currency = currency
         self.bank_account = bank_account
+        # invoice id -> (version approved from, version it made): tells a retried approve from a stale one (w28b #5)
+        self._approvals: dict[str, tuple[str, str]] = {}
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None, token_transport: Any = None) -> Xero:
@@ -262,13 +264,19 @@ class Xero:
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
         current = await self.invoice(invoice_id)
         if current.status in ("open", "partially_paid", "paid"):
-            return current  # already approved: a retry whose first answer was lost is answered, nothing is sent
+            if self._approvals.get(invoice_id) == (version, current.version):
+                return current  # this server approved it from that version, and nothing changed since: a retry
+            return approved_since(current, version)  # answered when the version is current (or none); nothing is sent
         if current.status == "voided":
             raise DomainError("invalid_argument", f"invoice {current.number or current.id} is voided; only drafts can be approved")
         unchanged_since(current, version)
-        return await self._update(invoice_id, {"Status": "AUTHORISED"})
+        done = await self._update(invoice_id, {"Status": "AUTHORISED"})
+        if len(self._approvals) >= 1000:
+            self._approvals.pop(next(iter(self._approvals)))
+        self._approvals[invoice_id] = (current.version, done.version)
+        return done
 
-    async def void(self, invoice_id: str, version: str | None, on: _dt.date) -> Invoice:
+    async def void(self, invoice_id: str, version: str | None, on: _dt.date, defaulted: bool = False) -> Invoice:
         current = await self.invoice(invoice_id)
         if current.status == "voided":
             return current  # a retried void (its first answer lost) answers the voided invoice; nothing is sent
@@ -280,9 +288,9 @@ class Xero:
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
         current = await self.invoice(invoice_id)
-        if current.status != "voided" and patch.lines is None and patch.due_date in (None, current.due_date) \
-                and patch.reference in (None, current.reference):
-            return current  # a retried patch (first answer lost, its version now stale): nothing to send
+        if current.status != "voided" and patch.due_date in (None, current.due_date) and patch.reference in (None, current.reference) \
+                and (patch.lines is None or (current.status == "draft" and ledger.lines_hold(current.lines, patch.lines, current.currency))):
+            return current  # a retried patch (first answer lost, its version now stale): nothing to send (w28b #9)
         unchanged_since(current, version)
         if current.status == "voided":  # final, as in the embedded ledger and QuickBooks: nothing is sent
             raise DomainError("invalid_argument", f"invoice {current.number or current.id} is voided and cannot change")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import re
 from typing import Any
 
 from servers.accounting.model import Invoice
@@ -36,6 +38,30 @@ def refuse_issued_lines(invoice: Invoice) -> None:
 def unchanged_since(current: Invoice, version: str | None) -> Invoice:
     """`current`, or `conflict` if it changed since `version` was read."""
     if version is not None and version != current.version:
-        raise DomainError("conflict", f"invoice {current.id} changed since you read it (updated {current.version}); get it again "
-                          "and reapply your change", details={"current_version": current.version})
+        raise DomainError("conflict", f"invoice {current.number or current.id} changed since you read it (updated "
+                          f"{shown_version(current.version)}, you read {shown_version(version)}); get it again and reapply "
+                          "your change", details={"current_version": current.version})
     return current
+
+
+def approved_since(current: Invoice, version: str | None) -> Invoice:
+    """An approve of an invoice Xero already has approved (outside review w28b #5): answered when the caller's
+    `version` is current or absent (or, in `Xero.approve`, when this server made the approval from that version
+    and nothing changed since). Xero's version is the time of the last change, which cannot tell a retry whose
+    answer was lost in transit from a draft someone else changed and approved: a stale version is then a
+    `conflict` that shows what is now approved, so the caller checks it rather than take it unseen."""
+    if version is None or version == current.version:
+        return current
+    raise DomainError("conflict", f"invoice {current.number or current.id} was approved (now {current.status}, total "
+                      f"{current.total} {current.currency}, updated {shown_version(current.version)}) after the version you "
+                      f"read ({shown_version(version)}); nothing was sent. Get it again: if it is what you meant to approve "
+                      "(your earlier approve may have landed), there is nothing more to do; if not, void it",
+                      details={"current_version": current.version, "status": current.status})
+
+
+def shown_version(version: str) -> str:
+    """Xero's `/Date(1774000005000+0000)/` as an ISO time for people; other text as it is."""
+    found = re.fullmatch(r"/Date\((-?\d+)([+-]\d{4})?\)/", version)
+    if not found:
+        return version
+    return _dt.datetime.fromtimestamp(int(found.group(1)) / 1000, _dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,5 +1,5 @@
 """Outside review writes28 #1 (HRIS, embedded): part days on one date are checked against the employee's day —
-their schedule, else the 8 hours any one request is bounded by — never against the hours the new request gives.
+their schedule, else (w28b #1) the day the requests' own hours_per_day give — never the new request's hours alone.
 A part-time employee without a recorded schedule can book a morning and an afternoon on the same date."""
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ async def test_part_time_without_a_schedule_books_two_part_days_on_one_date(tmp_
         morning, afternoon = await _request(client, 2), await _request(client, 2)
         assert morning.get("request") and afternoon.get("request"), (morning, afternoon)
         assert (morning["request"]["hours"], afternoon["request"]["hours"]) == (2, 2)
-        evening = await _request(client, 4.5)  # 2 + 2 + 4.5 > the 8 hours one date can take
+        evening = await _request(client, 4.5)  # 2 + 2 + 4.5 > the 4.5 h day it gives (w28b #1: balances.most_in_a_day)
         assert evening.get("code") == "conflict", evening
-        assert "the 8h one date can take" in evening["message"] and "no daily schedule" in evening["message"], evening
+        assert "the 4.5h day the requests' hours_per_day give" in evening["message"] and "no daily schedule" in evening["message"], evening
         assert "2h working day" not in evening["message"]
-        assert (await _request(client, 4)).get("request"), "up to 8 hours on the date are accepted"
+        assert (await _request(client, 4)).get("code") == "conflict", "two half days of a 4 h day, then the whole day again"
+        assert (await _request(client, 1)).get("code") == "conflict", "2 + 2 fill the 4 h day two half days give"
 
 
 async def test_a_recorded_schedule_is_the_day_part_days_add_up_to(tmp_path: Path) -> None:
