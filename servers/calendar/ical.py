@@ -20,6 +20,7 @@ from icalendar import Event as VEvent
 from icalendar import vCalAddress, vRecur
 
 from servers.calendar.model import Attendee, Event, NewEvent
+from servers.calendar.rrules import missing_occurrence
 from servers.calendar.timeutil import as_utc, event_time, in_gap, normalized, second_occurrence, storable
 from servers.calendar.timeutil import same_start as _same_start
 from servers.kit.errors import DomainError
@@ -353,4 +354,7 @@ def occurrence_at(calendar: Calendar, instance_start: datetime | date) -> VEvent
         start = rid.dt if rid is not None else occurrence["DTSTART"].dt
         if _same_start(start, instance_start):
             return occurrence
-    raise DomainError("not_found", f"the series {base['UID']} has no occurrence starting {instance_start}")
+    rule = base.get("RRULE") or {}
+    ended = ("UNTIL" in rule or "COUNT" in rule) and not any(
+        True for _ in occurrences(calendar, probe_start, datetime(9999, 1, 1, tzinfo=UTC)))
+    raise missing_occurrence(str(base["UID"]), instance_start, ended)

@@ -306,12 +306,19 @@ def shift_until(until: datetime | date, old_start: datetime | date, new_start: d
         return until + (new_start.astimezone(UTC) - old_start.astimezone(UTC))
     old_day = old_start.date() if isinstance(old_start, datetime) else old_start
     new_day = new_start.date() if isinstance(new_start, datetime) else new_start
+    if isinstance(until, datetime) and not isinstance(new_start, datetime):  # timed -> all-day: a DATE (RFC 5545 §3.3.10)
+        local = until.astimezone(old_start.tzinfo) if isinstance(old_start, datetime) and old_start.tzinfo else until
+        return local.date() + (new_day - old_day)
+    if not isinstance(until, datetime) and isinstance(new_start, datetime) and not isinstance(old_start, datetime):
+        # all-day -> timed: the end of that (moved) day where the series now is, as a DATE-TIME
+        return datetime.combine(until + (new_day - old_day), time(23, 59, 59), new_start.tzinfo)
     return until + (new_day - old_day)
 
 
 def shift_rule_until(rule: str, old_start: datetime | date, new_start: datetime | date) -> str:
     """`rule` (RRULE text, with or without `RRULE:`) with its UNTIL moved by `shift_until`, in the form
-    it had (a DATE stays a DATE, a DATE-TIME is written in UTC)."""
+    it had (a DATE stays a DATE, a DATE-TIME is written in UTC), or of the new start's type when the series
+    changes between timed and all-day."""
     prefix = "RRULE:" if rule.startswith("RRULE:") else ""
     out = []
     for part in rule.removeprefix("RRULE:").split(";"):
@@ -320,14 +327,18 @@ def shift_rule_until(rule: str, old_start: datetime | date, new_start: datetime 
         if found is not None:
             value = value.strip()
             day = date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+            moved: datetime | date
             if found.group(2) is None:
-                value = shift_until(day, old_start, new_start).strftime("%Y%m%d")
+                moved = shift_until(day, old_start, new_start)
             else:
                 clock = found.group(3)
                 naive = datetime.combine(day, time(int(clock[:2]), int(clock[2:4]), int(clock[4:])))
                 tz = getattr(old_start.tzinfo, "key", None) if isinstance(old_start, datetime) else None
                 moment = naive.replace(tzinfo=UTC) if found.group(4) else naive.replace(tzinfo=zone(tz or "UTC"))
-                value = shift_until(moment, old_start, new_start).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")  # type: ignore[union-attr]
+                moved = shift_until(moment, old_start, new_start)
+            # the UNTIL takes the new start's value type (RFC 5545 §3.3.10): a DATE for an all-day series
+            value = moved.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") if isinstance(moved, datetime) and moved.tzinfo else \
+                moved.strftime("%Y%m%dT%H%M%S") if isinstance(moved, datetime) else moved.strftime("%Y%m%d")
             part = f"{key}={value}"
         out.append(part)
     return prefix + ";".join(out)
@@ -344,3 +355,15 @@ def first_at_or_after(rule: Any, value: datetime | date) -> datetime | date | No
     if found is None:
         return None
     return found.date() if all_day else found
+
+
+def missing_occurrence(series_id: str, instance_start: datetime | date, ended: bool) -> DomainError:
+    """`not_found` for an occurrence the series does not have. `ended`: the series now ends before it, so a
+    "this and following" change sent again after a lost answer is told it already landed (outside review
+    cal28 #5), instead of only that the occurrence is missing."""
+    text = f"the series {series_id} has no occurrence starting {instance_start}"
+    if ended:
+        text += ("; the series now ends before that time: if a \"this and following\" change was already sent for it, it "
+                 "landed, and the following occurrences are a new series (list_events from that time shows it)")
+    return DomainError("not_found", text, details={"series": series_id, "ends_before": ended})
+

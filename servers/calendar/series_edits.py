@@ -44,7 +44,10 @@ def shifter(old: datetime | date, new: datetime | date) -> Any:
             local = value.astimezone(old.tzinfo) if value.tzinfo else value  # type: ignore[union-attr]
             return storable((local.replace(tzinfo=None) + delta).replace(tzinfo=new.tzinfo))
         return timed
-    days = new - old  # type: ignore[operator]
+    def day(value: datetime | date) -> date:
+        return value.date() if isinstance(value, datetime) else value
+
+    days = day(new) - day(old)  # a switch between timed and all-day moves by local days (nothing is carried then)
     return lambda value: value + days if not isinstance(value, datetime) else value
 
 

@@ -31,6 +31,7 @@ from servers.calendar.model import (
     WorkingHours,
 )
 from servers.calendar.push_ids import tool_ids
+from servers.calendar.retries import landed_split
 from servers.calendar.slots import find_slots
 from servers.calendar.timeutil import as_utc, event_time, local_zone, parse_date, parse_instant, require_order
 from servers.calendar.timeutil import zone as tz_zone
@@ -321,7 +322,12 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                 await inputs.require_on_rule(rule, new_start)
         changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
                                attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)
-        return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
+        try:
+            return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
+        except DomainError as exc:
+            if scope != "this_and_following" or instance_start is None:
+                raise
+            return await landed_split(backend, calendar_id, event_id, _instance(instance_start, tz), changes, exc, tz)  # type: ignore[arg-type]
 
     @domain_tool(mcp, idempotent=True)
     async def respond_to_event(

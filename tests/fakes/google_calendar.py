@@ -1,7 +1,8 @@
 """A local fake of Google Calendar v3: calendarList, events (singleEvents expansion, orderBy,
 pageToken), instances (`showDeleted` shows cancelled ones with status "cancelled"; `maxResults`/
 `pageToken` paging), If-Match etags (412), freeBusy, and per-instance overrides/cancellations (an
-instance is stored only once written, as Google keeps only changed instances).
+instance is stored only once written, as Google keeps only changed instances, keyed to its original start even
+when its series moves; a cancelled one is restored by a PATCH of `status: confirmed`).
 The fake expands RRULEs with dateutil, but as Google (RFC 5545) does, a start the rule does not repeat on is
 an extra first instance (counted by COUNT); the connector under test never expands."""
 
@@ -151,7 +152,9 @@ class FakeGoogle:
         if failure := await self._begin(request):
             return failure
         found = self._materialize(request.path_params["id"], keep=request.method != "GET")
-        if found is None or found.get("status") == "cancelled" and request.method != "GET":
+        restoring = request.method == "PATCH" and found is not None and "recurringEventId" in found and \
+            (await request.json()).get("status") == "confirmed"  # a cancelled instance is restored by its status
+        if found is None or found.get("status") == "cancelled" and request.method != "GET" and not restoring:
             return JSONResponse({"error": {"code": 404, "message": "Not Found"}}, 404)
         if request.method == "DELETE":
             if "recurringEventId" in found:

@@ -1,13 +1,15 @@
 """A local fake of Microsoft Graph v1.0 calendars: mailboxSettings (a Windows zone name), calendars,
-calendarView (series expanded, `$top` paging through absolute `@odata.nextLink`s, `$filter=contains`,
+calendarView (series expanded: daily, weekly, absolute/relative monthly and yearly patterns; `$top` paging
+through absolute `@odata.nextLink`s, `$filter=contains`,
 answers in the `Prefer: outlook.timezone` zone with seven fractional digits), events with
 `@odata.etag` and If-Match (412), instances and exceptions (an occurrence is stored only once written;
 a deleted one leaves the instances list), a series master's `cancelledOccurrences`
 (`OID.{masterId}.{local date}`, on `$select`) and `exceptionOccurrences` (on `$expand`),
 accept/decline/tentativelyAccept, getSchedule, and `transactionId` on create (a repeated create with one
 answers the event already made for it). A series begins on its `recurrence.range.startDate` at the
-master's time of day, as Graph documents (a PATCH of `start` alone does not move it), and a series whose
-time changes loses its exceptions (they are keyed to their old slots), as Exchange drops them.
+master's time of day, as Graph documents (a PATCH of `start` alone does not move it), and a PATCH of a
+master's start, end, pattern, first day or zone drops its exceptions (edited and deleted occurrences), as
+Exchange does (`_retimed`); a new end of its range alone keeps those still in it.
 The fake expands patterns with dateutil on its own;
 the connector under test never does."""
 
@@ -91,14 +93,21 @@ class FakeGraph:
         if not recurrence:
             return [master] if first < end and last > start else []
         pattern, span = recurrence["pattern"], recurrence["range"]
-        freq = {"daily": du.DAILY, "weekly": du.WEEKLY, "absoluteMonthly": du.MONTHLY}[pattern["type"]]
+        kind = pattern["type"]
+        freq = {"daily": du.DAILY, "weekly": du.WEEKLY, "absoluteMonthly": du.MONTHLY, "relativeMonthly": du.MONTHLY,
+                "absoluteYearly": du.YEARLY, "relativeYearly": du.YEARLY}[kind]
         if span.get("startDate"):  # Graph's series begins on its range's startDate (at the master's time), not at `start`
             first = datetime.combine(datetime.fromisoformat(span["startDate"]).date(), first.timetz())
         options: dict[str, Any] = {"interval": pattern.get("interval", 1), "dtstart": first}
         if pattern["type"] == "weekly":
             options["byweekday"] = [WEEKDAYS[d] for d in pattern["daysOfWeek"]]
-        if pattern["type"] == "absoluteMonthly":
+        if kind in ("absoluteMonthly", "absoluteYearly"):
             options["bymonthday"] = pattern["dayOfMonth"]
+        if kind.endswith("Yearly"):
+            options["bymonth"] = pattern["month"]
+        if kind.startswith("relative"):  # the index-th day (in the month) that is any of daysOfWeek, as Graph documents
+            options["byweekday"] = [WEEKDAYS[d] for d in pattern["daysOfWeek"]]
+            options["bysetpos"] = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}[pattern.get("index", "first")]
         if span["type"] == "endDate":
             end_day = datetime.fromisoformat(span["endDate"])
             options["until"] = end_day.replace(hour=23, minute=59, second=59, tzinfo=first.tzinfo)
@@ -231,9 +240,26 @@ class FakeGraph:
         if request.method == "PATCH":
             if (match := request.headers.get("if-match")) and match != found["@odata.etag"]:
                 return JSONResponse({"error": {"code": "ErrorIrresolvableConflict", "message": "The change key does not match."}}, 412)
-            found.update(await request.json())
+            patch = await request.json()
+            if found.get("type") == "seriesMaster" and self._retimed(found, patch):  # Exchange drops the exceptions
+                self.events = {k: v for k, v in self.events.items() if v.get("seriesMasterId") != found["id"]}
+            found.update(patch)
             found["@odata.etag"] = _etag()
         return JSONResponse(self._shown(found, request))
+
+    @staticmethod
+    def _retimed(master: dict[str, Any], patch: dict[str, Any]) -> bool:
+        """Whether a PATCH changes the series' time (start, end) or its pattern, first day or zone: Exchange then
+        rebuilds the series without its exceptions (Outlook: "Any exceptions associated with this recurring
+        appointment will be cancelled"). A new end of the range alone keeps those still in it."""
+        if any(k in patch and patch[k] != master.get(k) for k in ("start", "end", "isAllDay")):
+            return True
+        if "recurrence" not in patch:
+            return False
+        new, old = patch["recurrence"] or {}, master.get("recurrence") or {}
+        span, was = new.get("range") or {}, old.get("range") or {}
+        return bool(new.get("pattern") != old.get("pattern") or
+                    any(span.get(k) != was.get(k) for k in ("startDate", "recurrenceTimeZone")))
 
     async def instances(self, request: Request) -> Response:
         if failure := await self._begin(request):

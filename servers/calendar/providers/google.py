@@ -34,6 +34,8 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
+from servers.calendar import rrules
+from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
 from servers.calendar.providers.google_series import NOTIFY, ended_recurrence, if_match, split
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
@@ -142,7 +144,19 @@ class GoogleCalendar:
                 datetime.fromisoformat(original["dateTime"].replace("Z", "+00:00"))
             if as_utc(moment, "UTC") == begin:
                 return raw
-        raise DomainError("not_found", f"the series {event_id} has no occurrence starting {instance_start}")
+        raise missing_occurrence(event_id, instance_start, await self._ends_before(calendar_id, event_id, instance_start))
+
+    async def _ends_before(self, calendar_id: str, event_id: str, instance_start: datetime | date) -> bool:
+        """Whether the series' rule has no occurrence at or after `instance_start` (it was ended before it)."""
+        master = await self.http.json("GET", self._path(calendar_id, event_id))
+        line = next((r for r in master.get("recurrence") or [] if r.startswith("RRULE:")), None)
+        if line is None or ("UNTIL=" not in line and "COUNT=" not in line):
+            return False
+        start = master["start"]
+        first = date.fromisoformat(start["date"]) if "date" in start else \
+            datetime.fromisoformat(start["dateTime"].replace("Z", "+00:00")).astimezone(zone(start.get("timeZone") or "UTC"))
+        rule = rrules.anchored(line, first)
+        return rule is not None and rrules.first_at_or_after(rule, instance_start) is None
 
     async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
         tz = (await self.calendar(calendar_id)).zone
@@ -278,6 +292,6 @@ class GoogleCalendar:
         else:
             master = await self.http.json("GET", self._path(calendar_id, event_id))
             await self.http.json("PATCH", self._path(calendar_id, event_id), idempotent=True, headers=if_match(master),
-                                 json={"recurrence": ended_recurrence(master, instance_start)}, params=NOTIFY)
+                                 json={"recurrence": ended_recurrence(master, instance_start, deleting=True)}, params=NOTIFY)
         # Google keeps a series whose occurrences were each deleted as its own record: it goes too.
         return scope == "all" or await delete_if_emptied(self, calendar_id, event_id)

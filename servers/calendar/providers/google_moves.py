@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from servers.calendar import rrules
-from servers.calendar.providers.google_series import (CARRIED, NOTIFY, _exceptions, _moment, _own_changes, _part, _rule,
+from servers.calendar.providers.google_series import (CARRIED, HORIZON, NOTIFY, _exceptions, _moment, _own_changes, _part, _rule,
                                                       carry_exceptions, if_match)
 from servers.calendar.providers.splitting import slot_shift, stale
 from servers.calendar.timeutil import as_utc, zone
@@ -63,12 +63,65 @@ def moved_recurrence(lines: list[str], old: datetime | date, new: datetime | dat
     return out
 
 
+async def _instances(cal: GoogleCalendar, calendar_id: str, master: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of the series' instances for `params`."""
+    params, found = {"maxResults": 2500, **params}, []
+    while True:
+        body = await cal.http.json("GET", cal._path(calendar_id, master["id"]) + "/instances", params=params)
+        found += body.get("items", [])
+        if not body.get("nextPageToken"):
+            return found
+        params["pageToken"] = body["nextPageToken"]
+
+
+def _finite(master: dict[str, Any]) -> bool:
+    return any(r.startswith("RRULE:") and ("COUNT=" in r or "UNTIL=" in r) for r in master.get("recurrence") or [])
+
+
 async def _first_shown(cal: GoogleCalendar, calendar_id: str, master: dict[str, Any]) -> dict[str, Any] | None:
-    """The series' first occurrence still shown (not cancelled), or None."""
-    params: dict[str, Any] = {"timeMin": as_utc(_moment(master["start"]), "UTC").isoformat(), "showDeleted": "false", "maxResults": 1}
-    body = await cal.http.json("GET", cal._path(calendar_id, master["id"]) + "/instances", params=params)
-    items = [i for i in body.get("items", []) if i.get("status") != "cancelled"]
-    return min(items, key=lambda i: as_utc(_moment(i["start"]), "UTC")) if items else None
+    """The series' first occurrence still shown (not cancelled) by its actual start, or None. Google's
+    `timeMin`/`timeMax` filter on an instance's actual end/start, so no `timeMin` is sent (an occurrence moved
+    before the series' start is a candidate) and a finite series is read whole; an unbounded one up to a
+    month, then `HORIZON`, past its start: every instance starting before the first one found is then in the
+    answer (outside review cal28 #2)."""
+    start = as_utc(_moment(master["start"]), "UTC")
+    bounds: list[datetime | None] = [None] if _finite(master) else [start + timedelta(days=32), start + HORIZON]
+    for bound in bounds:
+        params: dict[str, Any] = {"showDeleted": "false"} | ({"timeMax": bound.isoformat()} if bound else {})
+        items = [i for i in await _instances(cal, calendar_id, master, params) if i.get("status") != "cancelled"]
+        if items:
+            return min(items, key=lambda i: as_utc(_moment(i["start"]), "UTC"))
+    return None
+
+
+async def _reset_stale(cal: GoogleCalendar, calendar_id: str, moved: dict[str, Any], exceptions: list[dict[str, Any]]) -> None:
+    """Google keys a cancelled or edited instance to its original start: after a move by a multiple of the
+    period, an old exception sits on a slot of the moved series and would hide or re-title it. Each one still
+    found there is put back to the series as it now is (un-cancelled, its fields and times the series'), before
+    the exceptions are carried to their moved slots (outside review cal28 #4). One not found, or already plain
+    (a service that drops or moves them itself), is left alone."""
+    line = next((r for r in moved.get("recurrence") or [] if r.startswith("RRULE:")), None)
+    start = _moment(moved["start"])
+    rule = rrules.anchored(line, start) if line else None
+    if rule is None:
+        return
+    length = _moment(moved["end"]) - start  # type: ignore[operator]
+    for item in exceptions:
+        original = _moment(item["originalStartTime"])
+        found = rrules.first_at_or_after(rule, original)
+        if found is None or as_utc(found if isinstance(original, datetime) else original, "UTC") != as_utc(original, "UTC"):
+            continue  # not a slot of the moved series
+        try:
+            now = await cal.http.json("GET", cal._path(calendar_id, item["id"]))
+        except DomainError as exc:
+            if exc.body.code != "not_found":
+                raise
+            continue
+        if now.get("status") != "cancelled" and not _own_changes(now, moved, original):
+            continue
+        plain = {k: moved.get(k) for k in CARRIED} | {"status": "confirmed", "start": _part(original, moved["start"]),
+                                                      "end": _part(original + length, moved["end"])}  # type: ignore[operator]
+        await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=plain, idempotent=True, params=NOTIFY)
 
 
 async def change_series(cal: GoogleCalendar, calendar_id: str, event_id: str, body: dict[str, Any],
@@ -119,6 +172,7 @@ async def change_series(cal: GoogleCalendar, calendar_id: str, event_id: str, bo
                                               idempotent=True, params=NOTIFY)
     if shift is not None and exceptions:
         try:
+            await _reset_stale(cal, calendar_id, raw, exceptions)
             await carry_exceptions(cal, calendar_id, event_id, master, exceptions, shift)
         except DomainError as exc:
             raise DomainError("upstream_error", f"the series {event_id} was moved, but putting back its {len(exceptions)} edited or "
@@ -145,15 +199,8 @@ async def delete_if_emptied(cal: GoogleCalendar, calendar_id: str, event_id: str
     line = next((r for r in master.get("recurrence") or [] if r.startswith("RRULE:")), None)
     if line is None or ("COUNT=" not in line and "UNTIL=" not in line):
         return False
-    start = _moment(master["start"])
-    rule = rrules.anchored(line, start)
-    last = list(rule)[-1] if rule is not None and rule.count() else None
-    if last is None:
-        return False
-    end = as_utc(last if isinstance(start, datetime) else last.date(), "UTC") + timedelta(days=2)
-    body = await cal.http.json("GET", cal._path(calendar_id, event_id) + "/instances", params={
-        "timeMin": (as_utc(start, "UTC") - timedelta(days=1)).isoformat(), "timeMax": end.isoformat(), "showDeleted": "false"})
-    if any(i.get("status") != "cancelled" for i in body.get("items", [])):
+    # any instance not cancelled, wherever it was moved: no time window (outside review cal28 #1)
+    if any(i.get("status") != "cancelled" for i in await _instances(cal, calendar_id, master, {"showDeleted": "false"})):
         return False
     await cal.http.request("DELETE", cal._path(calendar_id, event_id), params=NOTIFY)
     return True

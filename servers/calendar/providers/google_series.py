@@ -1,7 +1,7 @@
 """Google Calendar: ending a series and splitting it ("this and following", `splitting.split_series`).
 
 The old series' edited and cancelled occurrences from the split point on are read from
-`/events/{id}/instances?showDeleted=true` (an unbounded series up to `HORIZON` past the split point)
+`/events/{id}/instances?showDeleted=true` (a finite series whole, as Google filters on actual times; an unbounded one up to `HORIZON` past the split point)
 and carried over: a cancelled one is deleted again in the new series, an edited one gets what it had
 changed (the fields that differ from its series, and its own times if it was moved on its own).
 """
@@ -9,7 +9,7 @@ changed (the fields that differ from its series, and its own times if it was mov
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from servers.calendar.rrules import shift_rule_until
@@ -39,14 +39,18 @@ def _rule(master: dict[str, Any], event_id: str) -> str:
     return rule
 
 
-def ended_recurrence(master: dict[str, Any], instance_start: datetime | date) -> list[str]:
-    """The master's recurrence lines, its RRULE ending (UNTIL) just before `instance_start`."""
+def ended_recurrence(master: dict[str, Any], instance_start: datetime | date, deleting: bool = False) -> list[str]:
+    """The master's recurrence lines, its RRULE ending (UNTIL) just before `instance_start`. A COUNT-limited
+    rule is refused for a split (the new part would need the remaining count), but a delete ("this and
+    following") turns its COUNT into that UNTIL (outside review cal28 #6): the same occurrences stay."""
     rule = _rule(master, master.get("id", "the event"))
-    if "COUNT=" in rule:
-        raise DomainError("invalid_argument", "Google cannot split a COUNT-limited series here; change the occurrences one by one "
-                          "or the whole series")
-    until = (as_utc(instance_start, "UTC") - timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
-    ended = re.sub(r";UNTIL=[^;]+", "", rule) + f";UNTIL={until}"
+    if "COUNT=" in rule and not deleting:
+        raise DomainError("invalid_argument", "Google cannot split a COUNT-limited series (a \"this and following\" edit) here; "
+                          "change the whole series (scope='all'), or end it there with delete_event(scope='this_and_following') "
+                          "and create the following part as a new series")
+    until = (instance_start - timedelta(days=1)).strftime("%Y%m%d") if not isinstance(instance_start, datetime) else \
+        (as_utc(instance_start, "UTC") - timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")  # UNTIL of DTSTART's type
+    ended = re.sub(r";(UNTIL|COUNT)=[^;]+", "", rule) + f";UNTIL={until}"
     return [ended if r == rule else r for r in master["recurrence"]]
 
 
@@ -61,13 +65,6 @@ def _part(value: datetime | date, like: dict[str, Any]) -> dict[str, str]:
     if isinstance(value, datetime):
         return {"dateTime": value.isoformat(), **({"timeZone": like["timeZone"]} if like.get("timeZone") else {})}
     return {"date": value.isoformat()}
-
-
-def _until(rule: str) -> datetime | None:
-    found = re.search(r"UNTIL=(\d{8})(T\d{6}Z?)?", rule)
-    if found is None:
-        return None
-    return datetime.strptime(found.group(1), "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=2)
 
 
 def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | date) -> dict[str, Any]:
@@ -85,9 +82,11 @@ def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | 
 async def _exceptions(cal: GoogleCalendar, calendar_id: str, master: dict[str, Any], rule: str,
                       split_at: datetime) -> list[dict[str, Any]]:
     """The old series' cancelled and edited occurrences whose own slot is at or after `split_at`."""
-    time_max = _until(rule) or split_at + HORIZON
-    params: dict[str, Any] = {"timeMin": as_utc(_moment(master["start"]), "UTC").isoformat(), "timeMax": time_max.isoformat(),
-                              "showDeleted": "true", "maxResults": 2500}
+    # Google filters instances on their actual times: none is sent for a finite series (an occurrence moved
+    # anywhere is listed, outside review cal28 #9); an unbounded one is read up to HORIZON past `split_at`.
+    finite = "COUNT=" in rule or "UNTIL=" in rule
+    params: dict[str, Any] = {"showDeleted": "true", "maxResults": 2500} | \
+        ({} if finite else {"timeMax": (split_at + HORIZON).isoformat()})
     found: list[dict[str, Any]] = []
     while True:
         body = await cal.http.json("GET", cal._path(calendar_id, master["id"]) + "/instances", params=params)

@@ -40,7 +40,8 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
-from servers.calendar.providers.graph_moves import cancelled_at, change_series, delete_if_emptied, on_rule
+from servers.calendar.rrules import missing_occurrence
+from servers.calendar.providers.graph_moves import cancelled_at, change_series, delete_if_emptied, on_rule, patch_keeping
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
@@ -188,7 +189,17 @@ class GraphCalendar:
             moment = datetime.fromisoformat(original.replace("Z", "+00:00")) if original else _read(raw["start"], tz)
             if moment.astimezone(UTC) == begin:
                 return raw
-        raise DomainError("not_found", f"the series {event_id} has no occurrence starting {instance_start}")
+        raise missing_occurrence(event_id, instance_start, await self._ends_before(event_id, instance_start, tz))
+
+    async def _ends_before(self, event_id: str, instance_start: datetime | date, tz: str) -> bool:
+        """Whether the series' range ends (`endDate`, in its zone) before the day of `instance_start`."""
+        master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
+        span = (master.get("recurrence") or {}).get("range") or {}
+        if span.get("type") != "endDate" or not span.get("endDate"):
+            return False
+        series_zone = iana(span.get("recurrenceTimeZone"), tz)
+        day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date() if isinstance(instance_start, datetime) else instance_start
+        return span["endDate"] < day.isoformat()
 
     async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
         tz = (await self.calendar(calendar_id)).zone
@@ -279,6 +290,9 @@ class GraphCalendar:
             if changes.start is None and changes.rrule and first != _read(current["start"], tz):
                 body.update(start=_local(first, tz), end=_local(first + (_read(current["end"], tz) - _read(current["start"], tz)), tz))
             body["recurrence"] = to_graph(changes.rrule, first, tz) if changes.rrule else None
+        if scope == "all" and changes.rrule != "" and \
+                (kept := await patch_keeping(self, event_id, body, changes.start, expected_etag, tz)) is not None:
+            return self._event(kept, calendar_id, tz)
         headers = self._prefer(tz) | ({"If-Match": expected_etag} if expected_etag else {})
         raw = await self.http.json("PATCH", self._events(target), json=body, headers=headers, idempotent=True)
         return self._event(raw, calendar_id, tz)
@@ -314,7 +328,7 @@ class GraphCalendar:
                 await self.http.request("DELETE", self._events(target))
         else:
             master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
-            ended = ended_recurrence(master, event_id, instance_start, tz)
+            ended = ended_recurrence(master, event_id, instance_start, tz, deleting=True)
             await self.http.json("PATCH", self._events(event_id), json={"recurrence": ended}, headers=if_match(master), idempotent=True)
         # Graph keeps a series whose occurrences were each deleted as its own record: it goes too.
         return scope == "all" or await delete_if_emptied(self, event_id, tz)

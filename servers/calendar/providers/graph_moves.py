@@ -48,7 +48,17 @@ async def first_shown(cal: GraphCalendar, event_id: str, master: dict[str, Any],
     body = await cal.http.json("GET", cal._events(event_id) + "/instances", headers=cal._prefer(tz), params={
         "startDateTime": (begin - timedelta(days=1)).isoformat(), "endDateTime": end.isoformat()})
     items = [i for i in body.get("value", []) if not i.get("isCancelled")]
+    # an edited occurrence may have been moved outside that window: the exceptions are read too, wherever they
+    # are (outside review cal28 #1, #2)
+    items += await _edited(cal, event_id, tz)
     return min(items, key=lambda i: _read(i["start"], tz).astimezone(UTC)) if items else None
+
+
+async def _edited(cal: GraphCalendar, event_id: str, tz: str) -> list[dict[str, Any]]:
+    """The series' edited occurrences (`exceptionOccurrences`), wherever they were moved."""
+    extras = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz),
+                                 params={"$select": "id", "$expand": "exceptionOccurrences"})
+    return [e for e in extras.get("exceptionOccurrences") or [] if not e.get("isCancelled")]
 
 
 async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any], changes: EventChanges,
@@ -91,6 +101,41 @@ async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any],
             await carry_extras(cal, event_id, master, cancelled, edited, shift, tz)
         except DomainError as exc:
             raise DomainError("upstream_error", f"the series {event_id} was moved, but putting back its "
+                              f"{len(cancelled) + len(edited)} edited or deleted occurrences failed ({exc.body.message}); "
+                              "list its occurrences and delete or edit those that show wrongly", details={"series": event_id}) from exc
+        raw = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+    return raw
+
+
+async def patch_keeping(cal: GraphCalendar, event_id: str, body: dict[str, Any], new_start: datetime | date | None,
+                        expected_etag: str | None, tz: str) -> dict[str, Any] | None:
+    """PATCHes a series' new rule or new times (`body`: what `change_series` leaves to the caller) and then
+    deletes again and re-edits its deleted and edited occurrences that the new series still has (at their
+    slots moved like its start to `new_start`, or where they were): Exchange drops a series' exceptions when
+    its pattern or times change (outside review cal28 #7). The master's raw body after it; None when it is
+    not a series or the PATCH touches none of that (the caller PATCHes it as is)."""
+    if not {"start", "end", "recurrence", "isAllDay"} & body.keys():
+        return None
+    prefer = cal._prefer(tz)
+    master = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+    if expected_etag and master.get("@odata.etag") != expected_etag:
+        raise stale(event_id)
+    if not master.get("recurrence"):
+        return None
+    old = series_start(master, tz)
+    cancelled, edited = await series_extras(cal, event_id, master, tz, old)
+    if (cancelled or edited) and new_start is not None and isinstance(new_start, datetime) != isinstance(old, datetime):
+        raise DomainError("invalid_argument", f"changing the series {event_id} between timed and all-day would lose its "
+                          f"{len(cancelled) + len(edited)} edited or deleted occurrences; delete the series and create "
+                          "a new one instead", details={"field": "start"})
+    raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
+                                              idempotent=True)
+    if cancelled or edited:
+        shift = slot_shift(old, new_start) if new_start is not None else (lambda value: value)
+        try:
+            await carry_extras(cal, event_id, master, cancelled, edited, shift, tz)
+        except DomainError as exc:
+            raise DomainError("upstream_error", f"the series {event_id} was changed, but putting back its "
                               f"{len(cancelled) + len(edited)} edited or deleted occurrences failed ({exc.body.message}); "
                               "list its occurrences and delete or edit those that show wrongly", details={"series": event_id}) from exc
         raw = await cal.http.json("GET", cal._events(event_id), headers=prefer)

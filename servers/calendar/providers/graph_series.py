@@ -39,34 +39,45 @@ def if_match(raw: dict[str, Any]) -> dict[str, str]:
     return {"If-Match": raw["@odata.etag"]} if raw.get("@odata.etag") else {}
 
 
-def ended_recurrence(master: dict[str, Any], event_id: str, instance_start: datetime | date, tz: str) -> dict[str, Any]:
-    """The master's recurrence, its range ending (`endDate`) the local day before `instance_start`."""
+def ended_recurrence(master: dict[str, Any], event_id: str, instance_start: datetime | date, tz: str,
+                     deleting: bool = False) -> dict[str, Any]:
+    """The master's recurrence, its range ending (`endDate`) the local day before `instance_start`. A series
+    limited by a number of occurrences is refused for a split, but a delete ("this and following") turns its
+    range into that end date (outside review cal28 #6): the same occurrences stay."""
 
     recurrence = master.get("recurrence")
     if not recurrence:
         raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
-    if (recurrence.get("range") or {}).get("type") == "numbered":
-        raise DomainError("invalid_argument", "Graph cannot split a series limited by a number of occurrences (COUNT) here; "
-                          "change the occurrences one by one or the whole series")
+    if (recurrence.get("range") or {}).get("type") == "numbered" and not deleting:
+        raise DomainError("invalid_argument", "Graph cannot split a series limited by a number of occurrences (COUNT) (a \"this "
+                          "and following\" edit) here; change the whole series (scope='all'), or end it there with "
+                          "delete_event(scope='this_and_following') and create the following part as a new series")
     series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
     local_day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date()
     if local_day.isoformat() <= recurrence["range"]["startDate"]:
-        raise DomainError("invalid_argument", "that is the first occurrence: change the whole series (scope='all') instead")
-    return {**recurrence, "range": {**recurrence["range"], "type": "endDate", "endDate": (local_day - timedelta(days=1)).isoformat()}}
+        raise DomainError("invalid_argument", f"that is the first occurrence: {'delete' if deleting else 'change'} the whole series "
+                          "(scope='all') instead")
+    span = {k: v for k, v in recurrence["range"].items() if k != "numberOfOccurrences"}
+    return {**recurrence, "range": {**span, "type": "endDate", "endDate": (local_day - timedelta(days=1)).isoformat()}}
 
 
 def moved_range(recurrence: dict[str, Any], old: datetime | date, new: datetime | date, series_zone: str) -> dict[str, Any]:
     """The recurrence of a series moved from `old` to `new`: its first day (`range.startDate`, which Graph takes as
     the series' first day) is the new start's, and an `endDate` moves by as many days, so the series keeps its
-    number of occurrences (outside review writes28 #3, #4)."""
-    def day(value: datetime | date) -> date:
-        return value.astimezone(zone(series_zone)).date() if isinstance(value, datetime) else value
+    number of occurrences (outside review writes28 #3, #4). Graph reads both dates in `recurrenceTimeZone`, which
+    becomes the new start's zone: the new dates are the new start's local date there, and the end moves by (that
+    date - the old start's local date in the old zone) (outside review cal28 #3)."""
+    new_zone = getattr(new.tzinfo, "key", None) if isinstance(new, datetime) else None
 
-    span = {**recurrence["range"], "startDate": day(new).isoformat()}
+    def day(value: datetime | date, where: str) -> date:
+        return value.astimezone(zone(where)).date() if isinstance(value, datetime) else value
+
+    new_day, old_day = day(new, new_zone or series_zone), day(old, series_zone)
+    span = {**recurrence["range"], "startDate": new_day.isoformat()}
     if span.get("type") == "endDate" and span.get("endDate"):
-        span["endDate"] = (date.fromisoformat(span["endDate"]) + (day(new) - day(old))).isoformat()
-    if isinstance(new, datetime) and getattr(new.tzinfo, "key", None):
-        span["recurrenceTimeZone"] = new.tzinfo.key  # type: ignore[union-attr]
+        span["endDate"] = (date.fromisoformat(span["endDate"]) + (new_day - old_day)).isoformat()
+    if new_zone:
+        span["recurrenceTimeZone"] = new_zone
     return {**recurrence, "range": span}
 
 
