@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,7 +54,9 @@ class FakeGoogle:
             return JSONResponse({"error": {"code": 401, "message": "Invalid Credentials"}}, 401)
         return injected(self.fail_next)
 
-    def _expand(self, master: dict[str, Any], start: datetime, end: datetime, deleted: bool = False) -> list[dict[str, Any]]:
+    def _expand(self, master: dict[str, Any], start: datetime, end: datetime, deleted: bool = False,
+                by_slot: bool = False) -> list[dict[str, Any]]:
+        """The series' instances starting in [start, end) — by their actual times, or (`by_slot`) by their slots."""
         first, last = _parse(master["start"]), _parse(master["end"])
         if not master.get("recurrence"):
             return [master] if first < end and last > start else []
@@ -77,7 +79,8 @@ class FakeGoogle:
                 "originalStartTime": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
                 "start": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
                 "end": {"dateTime": (occurrence + (last - first)).isoformat(), "timeZone": master["start"]["timeZone"]}}
-            if (deleted or instance.get("status") != "cancelled") and _parse(instance["start"]) < end and _parse(instance["end"]) > start:
+            if (deleted or instance.get("status") != "cancelled") and (by_slot or _parse(instance["start"]) < end
+                                                                       and _parse(instance["end"]) > start):
                 out.append(instance)
         return out
 
@@ -125,7 +128,13 @@ class FakeGoogle:
         master = self.events.get(request.path_params["id"])
         if master is None:
             return JSONResponse({"error": {"code": 404, "message": "Not Found"}}, 404)
-        rows = self._expand(master, *self._window(request), deleted=request.query_params.get("showDeleted") == "true")
+        deleted = request.query_params.get("showDeleted") == "true"
+        if original := request.query_params.get("originalStart"):  # the one instance of that slot, wherever it moved
+            at = datetime.fromisoformat(original.replace("Z", "+00:00"))
+            rows = [r for r in self._expand(master, at, at + timedelta(seconds=1), deleted, by_slot=True)
+                    if _parse(r["originalStartTime"]) == at]
+        else:
+            rows = self._expand(master, *self._window(request), deleted=deleted)
         size, offset = int(request.query_params.get("maxResults", 250)), int(request.query_params.get("pageToken", "0"))
         body: dict[str, Any] = {"items": rows[offset : offset + size]}
         if offset + size < len(rows):

@@ -138,12 +138,15 @@ class GoogleCalendar:
         begin = as_utc(instance_start, "UTC")
         body = await self.http.json("GET", self._path(calendar_id, event_id) + "/instances", params={
             "timeMin": (begin - timedelta(days=1)).isoformat(), "timeMax": (begin + timedelta(days=1)).isoformat(), "showDeleted": "false"})
-        for raw in body.get("items", []):
-            original = raw.get("originalStartTime") or raw["start"]
-            moment = date.fromisoformat(original["date"]) if "date" in original else \
-                datetime.fromisoformat(original["dateTime"].replace("Z", "+00:00"))
-            if as_utc(moment, "UTC") == begin:
-                return raw
+        found = _with_original_start(body.get("items", []), begin)
+        if found is None:  # moved more than a day from its slot: asked by its original start, wherever it went
+            original = instance_start.isoformat() if not isinstance(instance_start, datetime) else \
+                begin.isoformat().replace("+00:00", "Z")
+            body = await self.http.json("GET", self._path(calendar_id, event_id) + "/instances",
+                                        params={"originalStart": original, "showDeleted": "false"})
+            found = _with_original_start(body.get("items", []), begin)
+        if found is not None:
+            return found
         raise missing_occurrence(event_id, instance_start, await self._ends_before(calendar_id, event_id, instance_start))
 
     async def _ends_before(self, calendar_id: str, event_id: str, instance_start: datetime | date) -> bool:
@@ -295,3 +298,14 @@ class GoogleCalendar:
                                  json={"recurrence": ended_recurrence(master, instance_start, deleting=True)}, params=NOTIFY)
         # Google keeps a series whose occurrences were each deleted as its own record: it goes too.
         return scope == "all" or await delete_if_emptied(self, calendar_id, event_id)
+
+
+def _with_original_start(items: list[dict[str, Any]], begin: datetime | date) -> dict[str, Any] | None:
+    """The instance among `items` whose original start (its slot in the series, `originalStartTime`) is `begin`."""
+    for raw in items:
+        original = raw.get("originalStartTime") or raw["start"]
+        moment = date.fromisoformat(original["date"]) if "date" in original else \
+            datetime.fromisoformat(original["dateTime"].replace("Z", "+00:00"))
+        if as_utc(moment, "UTC") == begin:
+            return raw
+    return None

@@ -41,7 +41,8 @@ from servers.calendar.model import (
     Scope,
 )
 from servers.calendar.rrules import missing_occurrence
-from servers.calendar.providers.graph_moves import cancelled_at, change_series, delete_if_emptied, on_rule, patch_keeping
+from servers.calendar.providers.graph_moves import (cancelled_at, change_series, delete_if_emptied, edited_occurrences, on_rule,
+                                                    patch_keeping)
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
@@ -188,6 +189,10 @@ class GraphCalendar:
             original = raw.get("originalStart")
             moment = datetime.fromisoformat(original.replace("Z", "+00:00")) if original else _read(raw["start"], tz)
             if moment.astimezone(UTC) == begin:
+                return raw
+        for raw in await edited_occurrences(self, event_id, tz):  # moved more than the window away from its slot
+            original = raw.get("originalStart")
+            if original and datetime.fromisoformat(original.replace("Z", "+00:00")).astimezone(UTC) == begin:
                 return raw
         raise missing_occurrence(event_id, instance_start, await self._ends_before(event_id, instance_start, tz))
 

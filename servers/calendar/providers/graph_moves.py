@@ -50,11 +50,11 @@ async def first_shown(cal: GraphCalendar, event_id: str, master: dict[str, Any],
     items = [i for i in body.get("value", []) if not i.get("isCancelled")]
     # an edited occurrence may have been moved outside that window: the exceptions are read too, wherever they
     # are (outside review cal28 #1, #2)
-    items += await _edited(cal, event_id, tz)
+    items += await edited_occurrences(cal, event_id, tz)
     return min(items, key=lambda i: _read(i["start"], tz).astimezone(UTC)) if items else None
 
 
-async def _edited(cal: GraphCalendar, event_id: str, tz: str) -> list[dict[str, Any]]:
+async def edited_occurrences(cal: GraphCalendar, event_id: str, tz: str) -> list[dict[str, Any]]:
     """The series' edited occurrences (`exceptionOccurrences`), wherever they were moved."""
     extras = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz),
                                  params={"$select": "id", "$expand": "exceptionOccurrences"})
