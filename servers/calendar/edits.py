@@ -249,7 +249,9 @@ def _become_first_occurrence(calendar: Calendar) -> None:
 
 
 def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | None) -> Calendar | None:
-    """Delete an occurrence, the rest of a series, or everything (None: delete the object)."""
+    """Delete an occurrence, the rest of a series, or everything (None: delete the object).
+    Idempotent: a "this" delete of an occurrence already excluded, or a "this and following" delete from a
+    time the series already ends before, changes nothing and succeeds."""
     base = master(calendar)
     if scope == "all" or "RRULE" not in base:
         return None
@@ -257,7 +259,14 @@ def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
     if scope == "this" and any(same_start(value, instance_start) for value in series_edits.exdates(base)):
         return calendar  # deleted already (a retry after a lost answer): nothing more to do
-    occurrence_at(calendar, instance_start)
+    try:
+        occurrence_at(calendar, instance_start)
+    except DomainError as exc:
+        if scope == "this_and_following" and (exc.body.details or {}).get("ends_before"):
+            # The series already ends before it: the cut is in place (a retry after a lost answer), so it is
+            # answered as the first was, as Google and Graph answer it (outside review cal28c #2).
+            return calendar
+        raise
     if scope == "this":
         base.add("exdate", _series_time(base, instance_start))
         for existing in list(calendar.subcomponents):

@@ -198,8 +198,38 @@ def _last_day(until: datetime | date, start: datetime | date, zone: str) -> date
     return local.date()
 
 
+WEEKDAY_CODES = list(DAYS)
+
+
+def _start_day(span: dict[str, Any]) -> date | None:
+    """The series' first day (`range.startDate`), None when missing or unreadable."""
+    try:
+        return date.fromisoformat(span["startDate"]) if span.get("startDate") else None
+    except ValueError:
+        return None
+
+
+def follow_start(pattern: dict[str, Any], old: date, new: date) -> dict[str, Any]:
+    """`pattern` for a series whose first day moves from `old` to `new`: a weekday, day of month or month that was
+    only `old`'s own (as `to_rrule` leaves it out) becomes `new`'s."""
+    pattern = dict(pattern)
+    kind = pattern.get("type", "")
+    if kind == "weekly" and pattern.get("daysOfWeek") == [DAYS[WEEKDAY_CODES[old.weekday()]]]:
+        pattern["daysOfWeek"] = [DAYS[WEEKDAY_CODES[new.weekday()]]]
+    if kind.startswith("absolute") and int(pattern.get("dayOfMonth") or 0) == old.day:
+        if kind.endswith("Yearly") and int(pattern.get("month") or 0) == old.month:
+            pattern.update(month=new.month, dayOfMonth=new.day)
+        elif kind.endswith("Monthly"):
+            pattern["dayOfMonth"] = new.day
+    return pattern
+
+
 def to_rrule(recurrence: dict[str, Any] | None) -> list[str] | None:
-    """The RRULE line for a Graph `patternedRecurrence` (None when there is none)."""
+    """The RRULE line for a Graph `patternedRecurrence` (None when there is none). A weekday, day of month or
+    month that is only the series' first day's own is left out (RFC 5545 takes it from the start), as a rule
+    written without it reads: so a whole-series move to another day carries it along, as on every backend
+    (outside review cal28c #3). Graph cannot tell a caller's BYDAY=MO on a Monday start from a bare
+    FREQ=WEEKLY: both follow such a move here (`graph_series.moved_range`)."""
     if not recurrence:
         return None
     pattern, span = recurrence.get("pattern") or {}, recurrence.get("range") or {}
@@ -209,14 +239,16 @@ def to_rrule(recurrence: dict[str, Any] | None) -> list[str] | None:
     if (interval := int(pattern.get("interval") or 1)) != 1:
         parts.append(f"INTERVAL={interval}")
     days = [CODES[d] for d in pattern.get("daysOfWeek") or [] if d in CODES]
+    first = _start_day(span)
     if kind.startswith("relative"):
         parts.append(f"BYDAY={','.join(days)}")
         parts.append(f"BYSETPOS={POSITION.get(pattern.get('index', 'first'), 1)}")
-    elif kind == "weekly" and days:
+    elif kind == "weekly" and days and not (first and days == [WEEKDAY_CODES[first.weekday()]]):
         parts.append(f"BYDAY={','.join(days)}")
-    if kind.endswith("Yearly") and pattern.get("month"):
+    if kind.endswith("Yearly") and pattern.get("month") and not (first and kind.startswith("absolute")
+                                                                  and int(pattern["month"]) == first.month):
         parts.append(f"BYMONTH={pattern['month']}")
-    if kind.startswith("absolute") and pattern.get("dayOfMonth"):
+    if kind.startswith("absolute") and pattern.get("dayOfMonth") and not (first and int(pattern["dayOfMonth"]) == first.day):
         parts.append(f"BYMONTHDAY={pattern['dayOfMonth']}")
     if span.get("type") == "endDate" and span.get("endDate"):
         parts.append(f"UNTIL={span['endDate'].replace('-', '')}")

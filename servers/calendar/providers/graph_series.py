@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from servers.calendar.model import EventChanges
-from servers.calendar.providers.graph_recurrence import to_graph
+from servers.calendar.providers.graph_recurrence import follow_start, to_graph
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
 from servers.calendar.providers.graph_times import read as _read
@@ -73,12 +73,13 @@ def moved_range(recurrence: dict[str, Any], old: datetime | date, new: datetime 
         return value.astimezone(zone(where)).date() if isinstance(value, datetime) else value
 
     new_day, old_day = day(new, new_zone or series_zone), day(old, series_zone)
+    pattern = follow_start(recurrence.get("pattern") or {}, old_day, new_day)  # a rule without BYDAY moves along
     span = {**recurrence["range"], "startDate": new_day.isoformat()}
     if span.get("type") == "endDate" and span.get("endDate"):
         span["endDate"] = (date.fromisoformat(span["endDate"]) + (new_day - old_day)).isoformat()
     if new_zone:
         span["recurrenceTimeZone"] = new_zone
-    return {**recurrence, "range": span}
+    return {**recurrence, "pattern": pattern, "range": span}
 
 
 def _original(raw: dict[str, Any], series_zone: str, all_day: bool) -> datetime | date:
