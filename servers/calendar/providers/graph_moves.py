@@ -89,21 +89,13 @@ async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any],
         if as_utc(new, series_zone) != as_utc(old, series_zone) or isinstance(new, datetime) != isinstance(old, datetime):
             cancelled, edited = await series_extras(cal, event_id, master, tz, old)
             if (cancelled or edited) and isinstance(new, datetime) != isinstance(old, datetime):
-                raise DomainError("invalid_argument", f"changing the series {event_id} between timed and all-day would lose its "
-                                  f"{len(cancelled) + len(edited)} edited or deleted occurrences; delete the series and create "
-                                  "a new one instead", details={"field": "start"})
+                raise _switch_refused(event_id, len(cancelled) + len(edited))
             body["recurrence"] = moved_range(master["recurrence"], old, new, series_zone)
             shift = slot_shift(old, new)
     raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
                                               idempotent=True)
     if shift is not None and (cancelled or edited):
-        try:
-            await carry_extras(cal, event_id, master, cancelled, edited, shift, tz)
-        except DomainError as exc:
-            raise DomainError("upstream_error", f"the series {event_id} was moved, but putting back its "
-                              f"{len(cancelled) + len(edited)} edited or deleted occurrences failed ({exc.body.message}); "
-                              "list its occurrences and delete or edit those that show wrongly", details={"series": event_id}) from exc
-        raw = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+        raw = await _put_back(cal, event_id, master, (cancelled, edited), shift, tz, "moved")
     return raw
 
 
@@ -125,21 +117,35 @@ async def patch_keeping(cal: GraphCalendar, event_id: str, body: dict[str, Any],
     old = series_start(master, tz)
     cancelled, edited = await series_extras(cal, event_id, master, tz, old)
     if (cancelled or edited) and new_start is not None and isinstance(new_start, datetime) != isinstance(old, datetime):
-        raise DomainError("invalid_argument", f"changing the series {event_id} between timed and all-day would lose its "
-                          f"{len(cancelled) + len(edited)} edited or deleted occurrences; delete the series and create "
-                          "a new one instead", details={"field": "start"})
+        raise _switch_refused(event_id, len(cancelled) + len(edited))
     raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
                                               idempotent=True)
     if cancelled or edited:
         shift = slot_shift(old, new_start) if new_start is not None else (lambda value: value)
-        try:
-            await carry_extras(cal, event_id, master, cancelled, edited, shift, tz)
-        except DomainError as exc:
-            raise DomainError("upstream_error", f"the series {event_id} was changed, but putting back its "
-                              f"{len(cancelled) + len(edited)} edited or deleted occurrences failed ({exc.body.message}); "
-                              "list its occurrences and delete or edit those that show wrongly", details={"series": event_id}) from exc
-        raw = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+        raw = await _put_back(cal, event_id, master, (cancelled, edited), shift, tz, "changed")
     return raw
+
+
+def _switch_refused(event_id: str, extras: int) -> DomainError:
+    """A timed <-> all-day switch of a series with `extras` edited or deleted occurrences (they cannot follow it)."""
+    return DomainError("invalid_argument", f"changing the series {event_id} between timed and all-day would lose its "
+                       f"{extras} edited or deleted occurrences; delete the series and create a new one instead",
+                       details={"field": "start"})
+
+
+async def _put_back(cal: GraphCalendar, event_id: str, master: dict[str, Any], extras: tuple[list[Any], list[Any]],
+                    shift: Any, tz: str, done: str) -> dict[str, Any]:
+    """After the series was PATCHed (`done`: "moved" or "changed"), its deleted and edited occurrences put back at
+    their `shift`-ed slots (`carry_extras`); the master as it then is."""
+    cancelled, edited = extras
+    try:
+        await carry_extras(cal, event_id, master, cancelled, edited, shift, tz)
+    except DomainError as exc:
+        raise DomainError("upstream_error", f"the series {event_id} was {done}, but putting back its "
+                          f"{len(cancelled) + len(edited)} edited or deleted occurrences failed ({exc.body.message}); "
+                          "list its occurrences and delete or edit those that show wrongly", details={"series": event_id}) from exc
+    result: dict[str, Any] = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz))
+    return result
 
 
 async def cancelled_at(cal: GraphCalendar, event_id: str, instance_start: datetime | date, tz: str) -> bool:

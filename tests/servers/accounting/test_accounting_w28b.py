@@ -6,36 +6,18 @@ the invoice on Xero and QuickBooks, sending nothing, and Xero's version is shown
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
 
 from servers.accounting import server as accounting_server
 from servers.accounting.server import create_server
 from servers.accounting.store import EmbeddedAccounting
 from tests.accounting_support import quickbooks_on_fake, xero_on_fake
+from tests.servers.accounting.test_accounting_writes28 import Call, session, writes
 
 pytestmark = pytest.mark.anyio
-Call = Callable[..., Awaitable[dict[str, Any]]]
-
-
-@asynccontextmanager
-async def session(server: Any) -> AsyncIterator[Call]:
-    async with Client(server) as client:
-        async def call(tool: str, **args: Any) -> dict[str, Any]:
-            result = await client.call_tool(tool, args)
-            return result.structured_content or {"message": " ".join(getattr(c, "text", "") for c in result.content)}
-        yield call
-
-
-def writes(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in requests if r["method"] in ("PUT", "POST")]
-
-
 async def _draft(call: Call, contact: str, extra: dict[str, str]) -> dict[str, Any]:
     return (await call("create_invoice", contact_id=contact, issue_date="2026-03-01", approve=False,
                        lines=[{"quantity": "1", "unit_price": "100", **extra}]))["invoice"]
