@@ -100,6 +100,24 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
 
 
+TEST_PROCESSES: list[Proc] = []
+"""The processes the running test started: their stderr is shown when it fails (`pytest_runtest_makereport`)."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test shows the last stderr lines of the processes it started (a hub's log says what it did)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for number, proc in enumerate(TEST_PROCESSES):
+            tail = "".join(proc.stderr_lines[-80:])
+            if tail:
+                report.sections.append((f"stderr of process {number}: {' '.join(map(str, proc.popen.args[1:3]))}", tail))
+    if call.when == "teardown":
+        TEST_PROCESSES.clear()
+
+
 class Proc:
     """A background subprocess that is always stopped (and its group killed) at the end."""
 
@@ -109,6 +127,7 @@ class Proc:
             env={**os.environ, **(env or {})}, cwd=ROOT, start_new_session=True, text=True,
         )
         self.stderr_lines: list[str] = []
+        TEST_PROCESSES.append(self)
 
     def wait_for_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
         assert self.popen.stderr is not None
