@@ -251,16 +251,19 @@ def _become_first_occurrence(calendar: Calendar) -> None:
 def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | None) -> Calendar | None:
     """Delete an occurrence, the rest of a series, or everything (None: delete the object).
     Idempotent: a "this" delete of an occurrence already excluded, or a "this and following" delete from a
-    time the series already ends before, changes nothing and succeeds."""
+    time the series already ends before, changes nothing and succeeds. A "this and following" delete from an
+    occurrence deleted before cuts there (the slot is the series' own), as Google and Graph do."""
     base = master(calendar)
     if scope == "all" or "RRULE" not in base:
         return None
     if instance_start is None:
         raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
-    if scope == "this" and any(same_start(value, instance_start) for value in series_edits.exdates(base)):
+    excluded = any(same_start(value, instance_start) for value in series_edits.exdates(base))
+    if scope == "this" and excluded:
         return calendar  # deleted already (a retry after a lost answer): nothing more to do
     try:
-        occurrence_at(calendar, instance_start)
+        if not excluded:
+            occurrence_at(calendar, instance_start)
     except DomainError as exc:
         if scope == "this_and_following" and (exc.body.details or {}).get("ends_before"):
             # The series already ends before it: the cut is in place (a retry after a lost answer), so it is

@@ -9,7 +9,9 @@ stands (its message says the edit probably landed and how to find the new series
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from servers.calendar.backend import CalendarBackend
 from servers.calendar.model import Event, EventChanges
@@ -45,3 +47,21 @@ async def landed_split(backend: CalendarBackend, calendar_id: str, event_id: str
     if len(found) != 1:
         raise error
     return next(iter(found.values()))
+
+
+async def cut_still_needed(find: Callable[[], Awaitable[Any]], cancelled: Callable[[], Awaitable[bool]]) -> bool:
+    """Before a provider series is ended for a "this and following" delete at `instance_start`: True when the
+    series has its occurrence there (`find`), or had it and it was deleted on its own (`cancelled`) — the cut is
+    to be made; False when the series already ends before it (a retry after a lost answer: answered as the
+    first); the `not_found` otherwise — a time that is no occurrence of the series is never read as "from the
+    next one on" (Google and Graph cut the series there and answered success)."""
+    try:
+        await find()
+    except DomainError as exc:
+        if exc.body.code != "not_found":
+            raise
+        if (exc.body.details or {}).get("ends_before"):
+            return False
+        if not await cancelled():
+            raise
+    return True

@@ -131,6 +131,8 @@ class FakeGoogle:
         deleted = request.query_params.get("showDeleted") == "true"
         if original := request.query_params.get("originalStart"):  # the one instance of that slot, wherever it moved
             at = datetime.fromisoformat(original.replace("Z", "+00:00"))
+            if at.tzinfo is None:  # this fake's events are all timed: a date (or a time without offset) is no slot
+                return JSONResponse({"error": {"code": 400, "message": "Invalid value for: originalStart"}}, 400)
             rows = [r for r in self._expand(master, at, at + timedelta(seconds=1), deleted, by_slot=True)
                     if _parse(r["originalStartTime"]) == at]
         else:

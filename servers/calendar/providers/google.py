@@ -35,6 +35,7 @@ from servers.calendar.model import (
     Scope,
 )
 from servers.calendar import rrules
+from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
 from servers.calendar.providers.google_series import NOTIFY, ended_recurrence, if_match, split
@@ -142,8 +143,13 @@ class GoogleCalendar:
         if found is None:  # moved more than a day from its slot: asked by its original start, wherever it went
             original = instance_start.isoformat() if not isinstance(instance_start, datetime) else \
                 begin.isoformat().replace("+00:00", "Z")
-            body = await self.http.json("GET", self._path(calendar_id, event_id) + "/instances",
-                                        params={"originalStart": original, "showDeleted": "false"})
+            try:
+                body = await self.http.json("GET", self._path(calendar_id, event_id) + "/instances",
+                                            params={"originalStart": original, "showDeleted": "false"})
+            except DomainError as exc:  # a date for a timed series (or the reverse) is no slot of it: not found
+                if exc.body.code != "invalid_argument":
+                    raise
+                body = {}
             found = _with_original_start(body.get("items", []), begin)
         if found is not None:
             return found
@@ -158,6 +164,8 @@ class GoogleCalendar:
         start = master["start"]
         first = date.fromisoformat(start["date"]) if "date" in start else \
             datetime.fromisoformat(start["dateTime"].replace("Z", "+00:00")).astimezone(zone(start.get("timeZone") or "UTC"))
+        if isinstance(first, datetime) != isinstance(instance_start, datetime):
+            return False  # a date for a timed series (or the reverse) is no slot it ended before: plain not_found
         rule = rrules.anchored(line, first)
         return rule is not None and rrules.first_at_or_after(rule, instance_start) is None
 
@@ -292,7 +300,8 @@ class GoogleCalendar:
                     raise
             else:
                 await self.http.request("DELETE", self._path(calendar_id, target), params=NOTIFY)
-        else:
+        elif await cut_still_needed(lambda: self._instance(calendar_id, event_id, instance_start),
+                                    lambda: cancelled_at(self, calendar_id, event_id, instance_start)):
             master = await self.http.json("GET", self._path(calendar_id, event_id))
             await self.http.json("PATCH", self._path(calendar_id, event_id), idempotent=True, headers=if_match(master),
                                  json={"recurrence": ended_recurrence(master, instance_start, deleting=True)}, params=NOTIFY)

@@ -40,6 +40,7 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
+from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.graph_moves import (cancelled_at, change_series, delete_if_emptied, edited_occurrences, on_rule,
                                                     patch_keeping)
@@ -331,7 +332,8 @@ class GraphCalendar:
                     raise
             else:
                 await self.http.request("DELETE", self._events(target))
-        else:
+        elif await cut_still_needed(lambda: self._instance(event_id, instance_start, tz),
+                                    lambda: cancelled_at(self, event_id, instance_start, tz)):
             master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
             ended = ended_recurrence(master, event_id, instance_start, tz, deleting=True)
             await self.http.json("PATCH", self._events(event_id), json={"recurrence": ended}, headers=if_match(master), idempotent=True)
