@@ -61,6 +61,15 @@ async def edited_occurrences(cal: GraphCalendar, event_id: str, tz: str) -> list
     return [e for e in extras.get("exceptionOccurrences") or [] if not e.get("isCancelled")]
 
 
+async def _series_master(cal: GraphCalendar, event_id: str, expected_etag: str | None,
+                         prefer: dict[str, str]) -> dict[str, Any] | None:
+    """The series' master as read now (`conflict` when `expected_etag` is stale), or None: not a series."""
+    master: dict[str, Any] = await cal.http.json("GET", cal._events(event_id), headers=prefer)
+    if expected_etag and master.get("@odata.etag") != expected_etag:
+        raise stale(event_id)
+    return master if master.get("recurrence") else None
+
+
 async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any], changes: EventChanges,
                         expected_etag: str | None, tz: str) -> dict[str, Any] | None:
     """Applies `body` (a PATCH of the whole series) keeping what the series shows (see the module); the
@@ -68,10 +77,8 @@ async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any],
     if (changes.start is None and changes.rrule != "") or changes.rrule:  # a new rule: `GraphCalendar.update` sends it whole
         return None
     prefer = cal._prefer(tz)
-    master = await cal.http.json("GET", cal._events(event_id), headers=prefer)
-    if expected_etag and master.get("@odata.etag") != expected_etag:
-        raise stale(event_id)
-    if not master.get("recurrence"):
+    master = await _series_master(cal, event_id, expected_etag, prefer)
+    if master is None:
         return None
     body = dict(body)
     cancelled: list[datetime | date] = []
@@ -109,10 +116,8 @@ async def patch_keeping(cal: GraphCalendar, event_id: str, body: dict[str, Any],
     if not {"start", "end", "recurrence", "isAllDay"} & body.keys():
         return None
     prefer = cal._prefer(tz)
-    master = await cal.http.json("GET", cal._events(event_id), headers=prefer)
-    if expected_etag and master.get("@odata.etag") != expected_etag:
-        raise stale(event_id)
-    if not master.get("recurrence"):
+    master = await _series_master(cal, event_id, expected_etag, prefer)
+    if master is None:
         return None
     old = series_start(master, tz)
     cancelled, edited = await series_extras(cal, event_id, master, tz, old)

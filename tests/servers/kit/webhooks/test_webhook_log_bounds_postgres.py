@@ -7,24 +7,16 @@ MCP_HUB_REQUIRE_INTEROP=1)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import anyio
 import pytest
 
-from servers.kit.webhooks.log_pg import PgEventLog, close_pools
+from servers.kit.webhooks.log_pg import PgEventLog
 from tests.cluster_support import PgServer
+from tests.servers.kit.webhooks.pg_support import pg  # noqa: F401 — the module's own server (a fixture)
 
 pytestmark = pytest.mark.anyio
 DAY = 86400.0
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    yield server
-    close_pools()
-    server.close()
 
 
 def bulk(log: PgEventLog, rows: int, *, state: str, start: float, prefix: str) -> None:

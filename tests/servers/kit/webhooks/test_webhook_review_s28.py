@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,11 +20,12 @@ from starlette.datastructures import Headers
 from servers.kit.store import Store
 from servers.kit.webhooks import channels, pg_retention
 from servers.kit.webhooks.feed import ChangeFeed
-from servers.kit.webhooks.log_pg import PgEventLog, close_pools
+from servers.kit.webhooks.log_pg import PgEventLog
 from servers.kit.webhooks.processor import Processor
 from servers.kit.webhooks.readers import Account, github
 from servers.kit.webhooks.upkeep import FeedUpkeep
 from tests.cluster_support import PgServer
+from tests.servers.kit.webhooks.pg_support import pg  # noqa: F401 — the module's own server (a fixture)
 
 pytestmark = pytest.mark.anyio
 MONTH = 30 * 86400.0
@@ -47,14 +47,6 @@ def test_github_deliveries_spell_an_allowed_repository_as_configured() -> None:
 
 
 # -- 4: the PostgreSQL purge never reads the history to find namespaces -----------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    yield server
-    close_pools()
-    server.close()
 
 
 class Spy:

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,12 @@ from mcp import Client
 from servers.kit.webhooks import Policy, Processor
 from servers.kit.webhooks.log_pg import PgEventLog, close_pools
 from tests.cluster_support import PgServer
+from tests.servers.kit.webhooks.pg_support import pg  # noqa: F401 — the module's own server (a fixture)
 from tests.conftest import PY, ROOT
 from tests.webhook_support import SECRETS, deliver, http_hub, payload, signed
 
 pytestmark = pytest.mark.anyio
 FAST = Policy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    yield server
-    close_pools()
-    server.close()
 
 
 def events_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
