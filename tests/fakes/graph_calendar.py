@@ -9,7 +9,8 @@ accept/decline/tentativelyAccept, getSchedule, and `transactionId` on create (a 
 answers the event already made for it). A series begins on its `recurrence.range.startDate` at the
 master's time of day, as Graph documents (a PATCH of `start` alone does not move it), and a PATCH of a
 master's start, end, pattern, first day or zone drops its exceptions (edited and deleted occurrences), as
-Exchange does (`_retimed`); a new end of its range alone keeps those still in it.
+Exchange does (`_retimed`); a new end of its range alone keeps those still in it. Writing an occurrence gives it
+and its master a new change key (`_touch_series`).
 The fake expands patterns with dateutil on its own;
 the connector under test never does."""
 
@@ -234,6 +235,7 @@ class FakeGraph:
         if request.method == "DELETE":
             if found["type"] in ("occurrence", "exception"):
                 found["isCancelled"] = True
+                self._touch_series(found)
             else:
                 self.events = {k: v for k, v in self.events.items() if k != found["id"] and v.get("seriesMasterId") != found["id"]}
             return Response(status_code=204)
@@ -245,7 +247,16 @@ class FakeGraph:
                 self.events = {k: v for k, v in self.events.items() if v.get("seriesMasterId") != found["id"]}
             found.update(patch)
             found["@odata.etag"] = _etag()
+            self._touch_series(found)
         return JSONResponse(self._shown(found, request))
+
+    def _touch_series(self, occurrence: dict[str, Any]) -> None:
+        """An occurrence written (edited, deleted, answered) changes its series master too: Exchange keeps a series'
+        exceptions on the master item, and an occurrence carries its master's change key (EWS
+        `RecurringMasterItemId`: "it and the single occurrence will contain the same change key")."""
+        master = self.events.get(occurrence.get("seriesMasterId") or "")
+        if master is not None:
+            master["@odata.etag"] = occurrence["@odata.etag"] = _etag()
 
     @staticmethod
     def _retimed(master: dict[str, Any], patch: dict[str, Any]) -> bool:
@@ -280,6 +291,7 @@ class FakeGraph:
         if found is None or request.path_params["action"] not in answers:
             return _not_found()
         found["responseStatus"] = {"response": answers[request.path_params["action"]]}
+        self._touch_series(found)
         return Response(status_code=202)
 
     async def schedule(self, request: Request) -> Response:
