@@ -7,7 +7,8 @@ Amounts are stored as decimal text and summed as `Decimal`. One home currency
 needs exchange rates this ledger does not keep. Tax codes: NONE 0 %, STD20 20 %, RED5 5 %.
 A line without `account_code` goes to the default account of its kind (`DEFAULT_LINE_ACCOUNT`:
 4000 Sales on invoices, 6000 Operating Expenses on bills); a payment without one goes to 1000 Bank, and
-one with one must name a bank or cash account (`servers.accounting.chart`).
+one with one must name a bank or cash account (`servers.accounting.chart`). The schema and batch posting
+are in `ledger_writes`, contact upsert in `contact_writes`, reading back in `ledger_reads` and `paging`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import sqlite3
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from servers.accounting import ledger, ledger_reads, paging, reports
-from servers.accounting.chart import DEFAULT_LINE_ACCOUNT, SUBTYPE_MIGRATION, TAX_RATES, payment_account, postable_account, seed
+from servers.accounting.chart import DEFAULT_LINE_ACCOUNT, TAX_RATES, payment_account, postable_account, seed
+from servers.accounting.contact_writes import upsert_contact
 from servers.accounting.ledger import Posting, check_payable
+from servers.accounting.ledger_writes import MIGRATIONS, check_version, post_batch
 from servers.accounting.model import (
     Account,
     Basis,
@@ -50,27 +52,6 @@ from servers.kit.errors import DomainError, not_found
 from servers.kit.store import Store
 from servers.kit.webhooks.feed import emit_change
 
-_MIGRATIONS = [
-    """CREATE TABLE accounts (code TEXT PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1);
-    CREATE TABLE contacts (id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT, kind TEXT NOT NULL, tax_number TEXT,
-        version INTEGER NOT NULL DEFAULT 1);
-    CREATE TABLE invoices (id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, contact_id TEXT NOT NULL
-        REFERENCES contacts(id), issue_date TEXT NOT NULL, due_date TEXT NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,
-        reference TEXT, lines TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, voided_on TEXT);
-    CREATE TABLE payments (id TEXT PRIMARY KEY, invoice_id TEXT NOT NULL REFERENCES invoices(id), date TEXT NOT NULL,
-        amount TEXT NOT NULL, account_code TEXT NOT NULL, reference TEXT);
-    CREATE TABLE batches (id TEXT PRIMARY KEY, date TEXT NOT NULL, source TEXT NOT NULL, source_id TEXT NOT NULL, memo TEXT,
-        lines TEXT);
-    CREATE TABLE postings (id INTEGER PRIMARY KEY AUTOINCREMENT, batch_id TEXT NOT NULL REFERENCES batches(id),
-        date TEXT NOT NULL, account_code TEXT NOT NULL REFERENCES accounts(code), debit TEXT NOT NULL, credit TEXT NOT NULL,
-        memo TEXT);
-    CREATE INDEX postings_date ON postings(date);
-    CREATE INDEX payments_invoice ON payments(invoice_id);
-    CREATE INDEX batches_source ON batches(source_id)""",
-    SUBTYPE_MIGRATION,
-]
-
-
 def _day(value: str | None) -> _dt.date | None:
     return _dt.date.fromisoformat(value) if value else None
 
@@ -80,7 +61,7 @@ class EmbeddedAccounting:
 
     def __init__(self, data_dir: Path, currency: str | None = None) -> None:
         self.currency = home_currency(currency or os.environ.get("ACCOUNTING_CURRENCY") or "USD", "ACCOUNTING_CURRENCY")
-        self.store = Store(data_dir / "accounting.sqlite", _MIGRATIONS)
+        self.store = Store(data_dir / "accounting.sqlite", MIGRATIONS)
         self._seeded = False
         self._secret: bytes | None = None
 
@@ -110,23 +91,6 @@ class EmbeddedAccounting:
         if row is None:
             raise not_found("invoice", invoice_id)
         return ledger_reads.invoice_from_row(db, row, self.name, as_of)
-
-    @staticmethod
-    def _post(db: sqlite3.Connection, on: _dt.date, source: str, source_id: str, memo: str, postings: list[Posting],
-              lines: Any = None) -> str:
-        ledger.check_balanced(postings)
-        batch = uuid.uuid4().hex[:12]
-        db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)", (batch, on.isoformat(), source, source_id, memo,
-                                                                       json.dumps(lines) if lines is not None else None))
-        db.executemany("INSERT INTO postings (batch_id, date, account_code, debit, credit, memo) VALUES (?, ?, ?, ?, ?, ?)",
-                       [(batch, on.isoformat(), p.account_code, str(p.debit), str(p.credit), p.memo) for p in postings])
-        return batch
-
-    @staticmethod
-    def _check_version(current: str, expected: str | None, what: str) -> None:
-        if expected is not None and expected != current:
-            raise DomainError("conflict", f"{what} changed since you read it (version {current}, you sent {expected}); "
-                              "get it again and reapply your change", details={"current_version": current})
 
     def _home(self, currency: str) -> None:
         if currency.upper() != self.currency:
@@ -160,43 +124,7 @@ class EmbeddedAccounting:
         empty email or tax number clears it); a create that matches an existing contact exactly (name,
         kind, email and tax number) returns that contact, so a retried create makes no duplicate."""
         await self._db()
-        given = contact.model_fields_set
-
-        def run(db: sqlite3.Connection) -> Contact:
-            if contact.id is None:
-                email, tax_number = contact.email or None, contact.tax_number or None
-                same = db.execute(
-                    "SELECT id FROM contacts WHERE lower(trim(name)) = lower(trim(?)) AND kind = ? AND email IS ? AND tax_number IS ? "
-                    "ORDER BY rowid LIMIT 1", (contact.name, contact.kind, email, tax_number)).fetchone()
-                if same is not None:
-                    return paging.contact_from_row(db.execute("SELECT * FROM contacts WHERE id = ?", (same["id"],)).fetchone())
-                new_id = "C-" + uuid.uuid4().hex[:8]
-                db.execute("INSERT INTO contacts (id, name, email, kind, tax_number) VALUES (?, ?, ?, ?, ?)",
-                           (new_id, contact.name, email, contact.kind, tax_number))
-            else:
-                row = db.execute("SELECT version, email, kind, tax_number FROM contacts WHERE id = ?", (contact.id,)).fetchone()
-                if row is None:
-                    raise not_found("contact", contact.id)
-                self._check_version(str(row["version"]), contact.version, f"contact {contact.id}")
-                email = (contact.email or None) if "email" in given else row["email"]
-                kind = contact.kind if "kind" in given else row["kind"]
-                for documents, needs in (("receivable", "customer"), ("payable", "vendor")):
-                    # a kind the contact's documents need stays (re-check: a customer made a vendor while its
-                    # invoice was open sat in aged receivables as a vendor)
-                    if kind not in (needs, "both") and db.execute(
-                            "SELECT 1 FROM invoices WHERE contact_id = ? AND kind = ? AND status != 'voided' LIMIT 1",
-                            (contact.id, documents)).fetchone():
-                        raise DomainError("invalid_argument", f"kind: the contact has {'sales invoices' if needs == 'customer' else 'bills'} "
-                                          f"that are not voided, so it stays a {needs}; use 'both'",
-                                          details={"field": "kind"})
-                tax_number = (contact.tax_number or None) if "tax_number" in given else row["tax_number"]
-                db.execute("UPDATE contacts SET name=?, email=?, kind=?, tax_number=?, version=version+1 WHERE id=?",
-                           (contact.name, email, kind, tax_number, contact.id))
-                new_id = contact.id
-            emit_change(db, "contact", new_id, "updated" if contact.id else "created")
-            return paging.contact_from_row(db.execute("SELECT * FROM contacts WHERE id = ?", (new_id,)).fetchone())
-
-        return await self.store.run(run)
+        return await self.store.run(lambda db: upsert_contact(db, contact))
 
     # -- invoices ---------------------------------------------------------------------------
 
@@ -271,7 +199,7 @@ class EmbeddedAccounting:
 
     def _approve(self, db: sqlite3.Connection, invoice: Invoice) -> None:
         postings = ledger.invoice_postings(invoice.kind, invoice.lines, f"{invoice.number}")
-        self._post(db, invoice.issue_date, invoice.kind, invoice.id, invoice.number or "", postings)
+        post_batch(db, invoice.issue_date, invoice.kind, invoice.id, invoice.number or "", postings)
         db.execute("UPDATE invoices SET status = 'open', version = version + 1 WHERE id = ?", (invoice.id,))
 
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
@@ -281,7 +209,7 @@ class EmbeddedAccounting:
             invoice = self._invoice(db, invoice_id)
             if invoice.status in ("open", "partially_paid", "paid"):
                 return self._approved(invoice, version)
-            self._check_version(invoice.version, version, f"invoice {invoice.id}")
+            check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status != "draft":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is {invoice.status}; only drafts can be approved")
             self._approve(db, invoice)
@@ -321,7 +249,7 @@ class EmbeddedAccounting:
                 raise DomainError("invalid_argument", f"invoice {invoice.number} was already voided on {voided_on} (you sent "
                                   f"void_date {on}); nothing was changed: a void cannot be redated",
                                   details={"field": "void_date", "voided_on": voided_on})
-            self._check_version(invoice.version, version, f"invoice {invoice.id}")
+            check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.amount_paid > 0:
                 raise DomainError("invalid_argument", f"invoice {invoice.number} has {invoice.amount_paid} {invoice.currency} of "
                                   "payments, so it cannot be voided. The embedded books keep no credit notes or write-offs "
@@ -332,7 +260,7 @@ class EmbeddedAccounting:
                 batch = db.execute("SELECT id FROM batches WHERE source_id = ? AND source = ?", (invoice.id, invoice.kind)).fetchone()
                 original = [Posting(r["account_code"], Decimal(r["debit"]), Decimal(r["credit"]))
                             for r in db.execute("SELECT * FROM postings WHERE batch_id = ?", (batch["id"],))]
-                self._post(db, on, "void", invoice.id, f"void {invoice.number}", ledger.reverse(original, f"void {invoice.number}"))
+                post_batch(db, on, "void", invoice.id, f"void {invoice.number}", ledger.reverse(original, f"void {invoice.number}"))
             db.execute("UPDATE invoices SET status = 'voided', voided_on = ?, version = version + 1 WHERE id = ?",
                        (on.isoformat(), invoice.id))
             emit_change(db, "invoice", invoice.id, "updated")
@@ -347,7 +275,7 @@ class EmbeddedAccounting:
             invoice = self._invoice(db, invoice_id)
             if invoice.status != "voided" and self._holds(db, invoice, patch):
                 return invoice  # a retried patch (first answer lost, its version now stale): nothing to change
-            self._check_version(invoice.version, version, f"invoice {invoice.id}")
+            check_version(invoice.version, version, f"invoice {invoice.id}")
             if invoice.status == "voided":
                 raise DomainError("invalid_argument", f"invoice {invoice.number} is voided and cannot change")
             if patch.lines is not None:
@@ -380,7 +308,7 @@ class EmbeddedAccounting:
             bank = payment_account(db, account_code or ledger.BANK)
             payment_id = uuid.uuid4().hex[:12]
             db.execute("INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?)", (payment_id, invoice.id, on.isoformat(), str(paid), bank, reference))
-            self._post(db, on, "payment", payment_id, f"payment {invoice.number}",
+            post_batch(db, on, "payment", payment_id, f"payment {invoice.number}",
                        ledger.payment_postings(invoice.kind, paid, bank, f"payment {invoice.number}"))
             after = self._invoice(db, invoice.id)
             emit_change(db, "payment", payment_id, "created")
@@ -398,7 +326,7 @@ class EmbeddedAccounting:
                 postable_account(db, line.account_code, f"lines[{index}].account_code")
             entry_id = "JE-" + uuid.uuid4().hex[:10]
             postings = [ledger.post(line.account_code, line.debit - line.credit, line.description or memo) for line in lines]
-            self._post(db, on, "journal", entry_id, memo, postings, [line.model_dump(mode="json") for line in lines])
+            post_batch(db, on, "journal", entry_id, memo, postings, [line.model_dump(mode="json") for line in lines])
             emit_change(db, "journal", entry_id, "created")
             return JournalEntry(id=entry_id, date=on, memo=memo, currency=self.currency, lines=lines, provider=self.name)
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
@@ -23,7 +23,6 @@ from servers.memory.model import (
     EntityName,
     Identifier,
     MemoryText,
-    ObservationText,
     QueryText,
     ShortText,
     TagName,
@@ -42,6 +41,20 @@ from servers.memory.model import (
     nfc,
 )
 from servers.memory.document_writes import check_caller_source
+from servers.memory.graph_models import (
+    AddedObservations,
+    Done,
+    Entities,
+    Entity,
+    EntityNames,
+    Graph,
+    ObservationAddition,
+    ObservationDeletion,
+    ObservationResults,
+    Relation,
+    Relations,
+    relation_rows,
+)
 from servers.memory.owner import document_writer, own_scope
 from servers.memory.readers import allowed_roots, check_allowed, read_document
 from servers.memory.chunking import CHUNK_OVERLAP, CHUNK_SIZE
@@ -60,43 +73,6 @@ ScopeArg = Annotated[Scope, Field(description="Whose memory: any of user (defaul
                                                "agent, project. Searches never leave this exact scope.")]
 
 
-# Graph arguments are closed (a misspelled key is refused) and bounded: names and types without control characters.
-Observations = Annotated[list[ObservationText], Field(max_length=1000)]
-
-
-class Entity(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: EntityName = Field(description="The name of the entity")
-    entityType: TypeName = Field(description="The type of the entity")
-    observations: Observations = Field(description="An array of observation contents associated with the entity")
-
-
-class Relation(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    from_: EntityName = Field(alias="from", description="The name of the entity where the relation starts")
-    to: EntityName = Field(description="The name of the entity where the relation ends")
-    relationType: TypeName = Field(description="The type of the relation")
-
-
-class ObservationAddition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    entityName: EntityName = Field(description="The name of the entity to add the observations to")
-    contents: Observations = Field(description="An array of observation contents to add")
-
-
-class ObservationDeletion(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    entityName: EntityName = Field(description="The name of the entity containing the observations")
-    observations: Observations = Field(description="An array of observations to delete")
-
-
-EntityNames = Annotated[list[EntityName], Field(max_length=1000)]
-
-
 def _bounded(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """`metadata`, once its JSON size is within `MAX_METADATA_CHARS` (else `invalid_argument`)."""
     size = len(json.dumps(metadata or {}, default=str))
@@ -104,37 +80,6 @@ def _bounded(metadata: dict[str, Any] | None) -> dict[str, Any]:
         raise DomainError("invalid_argument", f"metadata is {size} characters as JSON, more than {MAX_METADATA_CHARS}: keep "
                           "large content in the memory text or a document", details={"field": "metadata"})
     return metadata or {}
-
-
-class Entities(BaseModel):
-    entities: list[Entity]
-
-
-class Relations(BaseModel):
-    relations: list[Relation]
-
-
-class AddedObservations(BaseModel):
-    entityName: str
-    addedObservations: list[str]
-
-
-class ObservationResults(BaseModel):
-    results: list[AddedObservations]
-
-
-class Done(BaseModel):
-    success: bool = True
-    message: str
-
-
-class Graph(BaseModel):
-    entities: list[Entity]
-    relations: list[Relation]
-
-
-def _relations(items: list[Relation]) -> list[dict[str, str]]:
-    return [{"from": r.from_, "to": r.to, "relationType": r.relationType} for r in items]
 
 
 PROVIDERS = Providers("memory", {  # the memory domain keeps its data in SQLite under the data dir
@@ -351,7 +296,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     async def create_relations(relations: Annotated[list[Relation], Field(
             max_length=1000, description="Edges to add: from, to (entity names) and relationType.")]) -> Relations:
         """Create multiple new relations between entities in the knowledge graph. Relations should be in active voice"""
-        created = await service.graph.create_relations(_relations(relations), document_writer())
+        created = await service.graph.create_relations(relation_rows(relations), document_writer())
         return Relations(relations=[Relation.model_validate(r) for r in created])
 
     @domain_tool(mcp, open_world=False)
@@ -379,7 +324,7 @@ def create_server(backend: MemoryService | None = None) -> MCPServer:
     async def delete_relations(relations: Annotated[list[Relation], Field(
             max_length=1000, description="Edges to remove: from, to and relationType.")]) -> Done:
         """Delete multiple relations from the knowledge graph (yours, or touching your entities; else the admin scope)"""
-        await service.graph.delete_relations(_relations(relations), document_writer())
+        await service.graph.delete_relations(relation_rows(relations), document_writer())
         return Done(message="Relations deleted successfully")
 
     @domain_tool(mcp, read_only=True, open_world=False)

@@ -17,13 +17,14 @@ journal number, read 100 at a time). Aged receivables/payables are computed from
 aged reports need one contact per call): the total less every allocation dated by `as_of` (payments,
 credit notes, prepayments, overpayments), Xero's `AmountDue` from today on; voided invoices never
 count (Xero voids on the invoice's own date). Lines are patched on DRAFT/SUBMITTED invoices only.
+Reading Xero records into ours and writing line items: `xero_mapping`; error bodies and write rules:
+`xero_rules`; reports: `xero_reports`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,21 +35,17 @@ from servers.accounting import ledger, reports
 from servers.accounting.model import (
     refuse_clearing,
     Account,
-    AccountType,
     Basis,
     Contact,
     ContactInput,
     ContactKind,
     ContactPage,
     Invoice,
-    InvoiceLine,
     InvoicePage,
     InvoicePatch,
     InvoiceQuery,
-    InvoiceStatus,
     JournalEntry,
     JournalLine,
-    LineInput,
     NewInvoice,
     Payment,
     Report,
@@ -59,6 +56,7 @@ from servers.accounting.model import (
 )
 from servers.accounting.money import ZERO, home_currency, read_money, round_money
 from servers.accounting.money import read_amount as amount
+from servers.accounting.providers.xero_mapping import STATUSES, read_account, read_contact, read_date, read_invoice, write_lines
 from servers.accounting.providers.xero_reports import read_report
 from servers.accounting.providers.xero_rules import approved_since, error_text, refuse_issued_lines, unchanged_since
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -67,21 +65,8 @@ from servers.kit.http import ProviderHTTP
 from servers.kit.idempotency import provider_key
 from servers.kit.credentials import connect, oauth_from_env
 
-CLASS: dict[str, AccountType] = {"ASSET": "asset", "LIABILITY": "liability", "EQUITY": "equity", "REVENUE": "income", "EXPENSE": "expense"}
-STATUSES: dict[str, list[str]] = {"draft": ["DRAFT", "SUBMITTED"], "open": ["AUTHORISED"], "partially_paid": ["AUTHORISED"],
-                                  "paid": ["PAID"], "voided": ["VOIDED", "DELETED"]}
 REPORTS = {"trial_balance": "TrialBalance", "profit_and_loss": "ProfitAndLoss", "balance_sheet": "BalanceSheet"}
-_MS_DATE = re.compile(r"/Date\((-?\d+)")
 MAX_PAGES = 50
-
-
-def _date(raw: dict[str, Any], key: str) -> _dt.date | None:
-    if text := raw.get(f"{key}String"):
-        return _dt.date.fromisoformat(text[:10])
-    value = raw.get(key)
-    if isinstance(value, str) and (match := _MS_DATE.match(value)):
-        return _dt.datetime.fromtimestamp(int(match.group(1)) / 1000, _dt.UTC).date()
-    return _dt.date.fromisoformat(value[:10]) if isinstance(value, str) and value else None
 
 
 def _where_date(value: _dt.date) -> str:
@@ -119,56 +104,11 @@ class Xero:
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return await self.http.json(method, path, decimals=True, **kwargs)
 
-    # -- mapping ----------------------------------------------------------------------------
-
-    def _invoice(self, raw: dict[str, Any]) -> Invoice:
-        currency = raw.get("CurrencyCode") or self.currency
-
-        lines = [InvoiceLine(description=item.get("Description", ""), quantity=amount(item.get("Quantity")) or Decimal(1),
-                             unit_price=amount(item.get("UnitAmount")) or ZERO, account_code=item.get("AccountCode"),
-                             tax_code=item.get("TaxType"), item=item.get("ItemCode"), net=read_money(item.get("LineAmount"), currency),
-                             tax=read_money(item.get("TaxAmount"), currency), total=read_money(item.get("LineAmount"), currency) + read_money(item.get("TaxAmount"), currency))
-                 for item in raw.get("LineItems", [])]
-        paid = read_money(raw.get("AmountPaid"), currency) + read_money(raw.get("AmountCredited"), currency)
-        native = raw.get("Status", "DRAFT")
-        status: InvoiceStatus = next((ours for ours, theirs in STATUSES.items() if native in theirs), "draft")
-        if native == "AUTHORISED" and paid > 0:
-            status = "partially_paid"
-        contact = raw.get("Contact") or {}
-        return Invoice(id=raw["InvoiceID"], number=raw.get("InvoiceNumber"), kind="payable" if raw.get("Type") == "ACCPAY" else "receivable",
-                       contact_id=contact.get("ContactID", ""), contact_name=contact.get("Name"), issue_date=_date(raw, "Date"),
-                       due_date=_date(raw, "DueDate"), currency=currency, status=status, lines=lines, subtotal=read_money(raw.get("SubTotal"), currency),
-                       tax_total=read_money(raw.get("TotalTax"), currency), total=read_money(raw.get("Total"), currency), amount_paid=paid,
-                       balance=read_money(raw.get("AmountDue"), currency) if status not in ("draft", "voided") else round_money(ZERO, currency),
-                       reference=raw.get("Reference"), version=raw.get("UpdatedDateUTC", ""), provider=self.name)
-
-    @staticmethod
-    def _contact(raw: dict[str, Any]) -> Contact:
-        # Xero sets IsCustomer / IsSupplier itself, from a contact's first invoice or bill (neither can be
-        # written): a contact with neither is usable both ways, so it reads "both" — a new vendor read
-        # "customer" before
-        customer, supplier = bool(raw.get("IsCustomer")), bool(raw.get("IsSupplier"))
-        kind: ContactKind = "vendor" if supplier and not customer else "customer" if customer and not supplier else "both"
-        return Contact(id=raw["ContactID"], name=raw.get("Name", ""), email=raw.get("EmailAddress") or None, kind=kind,
-                       currency=raw.get("DefaultCurrency"), tax_number=raw.get("TaxNumber"), version=raw.get("UpdatedDateUTC"))
-
-    @staticmethod
-    def _line_items(lines: list[LineInput], currency: str) -> list[dict[str, Any]]:
-        ledger.price_lines(lines, currency, None)  # positive quantities
-        out = []
-        for line in lines:
-            item: dict[str, Any] = {"Description": line.description, "Quantity": line.quantity, "UnitAmount": line.unit_price}
-            item.update({k: v for k, v in (("AccountCode", line.account_code), ("TaxType", line.tax_code), ("ItemCode", line.item)) if v})
-            out.append(item)
-        return out
-
     # -- chart and contacts -----------------------------------------------------------------
 
     async def accounts(self) -> list[Account]:
         body = await self._call("GET", "/Accounts")
-        return [Account(code=a.get("Code") or a["AccountID"], name=a.get("Name", ""), type=CLASS.get(a.get("Class", ""), "asset"),
-                        subtype=a.get("Type"), currency=a.get("CurrencyCode"), active=a.get("Status", "ACTIVE") == "ACTIVE")
-                for a in body.get("Accounts", [])]
+        return [read_account(a) for a in body.get("Accounts", [])]
 
     async def contacts(self, query: str | None, kind: ContactKind | None, limit: int, cursor: str | None) -> ContactPage:
         page = max(decode_cursor(cursor).get("page", 1), 1)
@@ -176,10 +116,10 @@ class Xero:
         if query:
             params["searchTerm"] = query
         if kind in ("customer", "vendor"):
-            # a contact Xero has flagged neither way yet reads "both" (`_contact`), so either search finds it
+            # a contact Xero has flagged neither way yet reads "both" (`read_contact`), so either search finds it
             params["where"] = "IsCustomer==true OR IsSupplier==false" if kind == "customer" else "IsSupplier==true OR IsCustomer==false"
         rows = (await self._call("GET", "/Contacts", params=params)).get("Contacts", [])
-        return ContactPage(contacts=[self._contact(r) for r in rows], next_cursor=encode_cursor({"page": page + 1}) if len(rows) == limit else None)
+        return ContactPage(contacts=[read_contact(r) for r in rows], next_cursor=encode_cursor({"page": page + 1}) if len(rows) == limit else None)
 
     async def upsert_contact(self, contact: ContactInput) -> Contact:
         refuse_clearing(contact, "Xero")
@@ -203,13 +143,13 @@ class Xero:
             raise DomainError("conflict", f"Xero already has a contact named {contact.name!r} (a contact's name is unique): find "
                               "it with search_contacts and update it by id, or use another name",
                               details={"field": "name"}) from None
-        return self._contact(saved["Contacts"][0])
+        return read_contact(saved["Contacts"][0])
 
     async def _same_contact(self, contact: ContactInput) -> Contact | None:
         """The contact named as `contact` (whatever the case) with its email and tax number, if there is one."""
         rows = (await self._call("GET", "/Contacts", params={"searchTerm": contact.name, "pageSize": 100}))["Contacts"]
         wanted = (contact.name.strip().casefold(), contact.email or None, contact.tax_number or None)
-        return next((found for found in map(self._contact, rows)
+        return next((found for found in map(read_contact, rows)
                      if (found.name.strip().casefold(), found.email or None, found.tax_number or None) == wanted), None)
 
     # -- invoices ---------------------------------------------------------------------------
@@ -232,13 +172,13 @@ class Xero:
         if query.contact_id:
             params["ContactIDs"] = query.contact_id
         rows = (await self._call("GET", "/Invoices", params=params)).get("Invoices", [])
-        found = [self._invoice(r) for r in rows]
+        found = [read_invoice(r, self.currency) for r in rows]
         if query.status:
             found = [i for i in found if i.status in query.status]
         return InvoicePage(invoices=found, next_cursor=encode_cursor({"page": page + 1}) if len(rows) == limit else None)
 
     async def invoice(self, invoice_id: str) -> Invoice:
-        return self._invoice((await self._call("GET", f"/Invoices/{invoice_id}"))["Invoices"][0])
+        return read_invoice((await self._call("GET", f"/Invoices/{invoice_id}"))["Invoices"][0], self.currency)
 
     async def quote(self, new: NewInvoice) -> Totals:
         body = await self._call("GET", "/TaxRates")
@@ -248,18 +188,18 @@ class Xero:
     async def create_invoice(self, new: NewInvoice, idempotency_key: str | None) -> Invoice:
         body = {"Type": "ACCREC" if new.kind == "receivable" else "ACCPAY", "Contact": {"ContactID": new.contact_id},
                 "Date": new.issue_date.isoformat(), "DueDate": new.due_date.isoformat(), "LineAmountTypes": "Exclusive",
-                "LineItems": self._line_items(new.lines, new.currency), "Status": "AUTHORISED" if new.approve else "DRAFT", "CurrencyCode": new.currency}
+                "LineItems": write_lines(new.lines, new.currency), "Status": "AUTHORISED" if new.approve else "DRAFT", "CurrencyCode": new.currency}
         if new.reference:
             body["Reference"] = new.reference
         saved = await self._call("PUT", "/Invoices", params={"unitdp": 4}, json={"Invoices": [body]},
                                  headers=_keyed("create_invoice", idempotency_key), idempotent=idempotency_key is not None)
-        return self._invoice(saved["Invoices"][0])
+        return read_invoice(saved["Invoices"][0], self.currency)
 
     async def _update(self, invoice_id: str, changes: dict[str, Any]) -> Invoice:
         """Write `changes` (read the invoice with `_current` first: that is the version check)."""
         saved = await self._call("POST", f"/Invoices/{invoice_id}", params={"unitdp": 4},
                                  json={"Invoices": [{"InvoiceID": invoice_id, **changes}]}, idempotent=True)
-        return self._invoice(saved["Invoices"][0])
+        return read_invoice(saved["Invoices"][0], self.currency)
 
     async def approve(self, invoice_id: str, version: str | None) -> Invoice:
         current = await self.invoice(invoice_id)
@@ -301,7 +241,7 @@ class Xero:
             changes["Reference"] = patch.reference
         if patch.lines is not None:
             refuse_issued_lines(current)
-            changes["LineItems"] = self._line_items(patch.lines, current.currency)  # the invoice's currency, not the home one
+            changes["LineItems"] = write_lines(patch.lines, current.currency)  # the invoice's currency, not the home one
         return await self._update(invoice_id, changes)
 
     # -- payments and journals --------------------------------------------------------------
@@ -342,7 +282,7 @@ class Xero:
             if not journals:
                 return TransactionPage(transactions=items)
             for journal in journals:
-                day = _date(journal, "JournalDate")
+                day = read_date(journal, "JournalDate")
                 rows = []
                 for line in journal.get("JournalLines", []):
                     if day is None or not start <= day <= end or account_code not in (None, line.get("AccountCode")):
@@ -383,7 +323,7 @@ class Xero:
             rows = (await self._call("GET", "/Invoices", params={"page": page, "pageSize": 100, "where": where,
                                                                  "Statuses": "AUTHORISED,PAID"})).get("Invoices", [])
             for raw in rows:
-                invoice = self._invoice(raw)
+                invoice = read_invoice(raw, self.currency)
                 items.append(reports.OpenItem(invoice.contact_name or invoice.contact_id, invoice.due_date or invoice.issue_date,
                                               _owed(raw, invoice, as_of)))
             if len(rows) < 100:
@@ -399,15 +339,15 @@ def _settled(raw: dict[str, Any]) -> list[tuple[_dt.date | None, Decimal]]:
     """Every allocation against the invoice, dated: payments, and credit notes, prepayments and overpayments
     applied to it. A credit's own `Allocations` (date of each allocation) are used when Xero sends them; else its
     `AppliedAmount` at its `Date`, which on a list read is the credit's date, not the allocation's (Xero)."""
-    found = [(_date(p, "Date"), amount(p.get("Amount")) or ZERO) for p in raw.get("Payments") or []]
+    found = [(read_date(p, "Date"), amount(p.get("Amount")) or ZERO) for p in raw.get("Payments") or []]
     for key in ("CreditNotes", "Prepayments", "Overpayments"):
         for credit in raw.get(key) or []:
             allocations = [a for a in credit.get("Allocations") or []
                            if (a.get("Invoice") or {}).get("InvoiceID") in (None, raw.get("InvoiceID"))]
             if allocations:
-                found += [(_date(a, "Date"), amount(a.get("Amount")) or ZERO) for a in allocations]
+                found += [(read_date(a, "Date"), amount(a.get("Amount")) or ZERO) for a in allocations]
             else:
-                found.append((_date(credit, "Date"), amount(credit.get("AppliedAmount")) or ZERO))
+                found.append((read_date(credit, "Date"), amount(credit.get("AppliedAmount")) or ZERO))
     return found
 
 
