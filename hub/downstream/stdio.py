@@ -7,7 +7,7 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
 - the child gets a parent-death signal (`setpriv --pdeathsig KILL`), and its process group is
   registered with the orphan watcher (`hub.downstream.reaper`), so even a hub killed with SIGKILL
   leaves no orphan, helpers of the child included; on a normal stop stdin is closed, then SIGTERM,
-  then SIGKILL go to the child's whole process group;
+  then SIGKILL go to the child's whole process group (`hub.downstream.stdio_process`);
 - the moment the child exits, `on_exit(returncode, last_stderr_lines)` is called, so in-flight
   calls fail at once and the reason can be reported — also when a helper it started still holds its
   stdout open (its exit then ends the reading, `EXIT_DRAIN_S` after it, instead of the end of file);
@@ -20,10 +20,8 @@ Differs from the SDK's `stdio_client` where a gateway needs it to:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import os
-import signal
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -38,7 +36,8 @@ from mcp.shared.message import SessionMessage
 from mcp_types import ErrorData, JSONRPCError, JSONRPCRequest, jsonrpc_message_adapter
 
 from hub.downstream.adopted import AdoptedProcess, adopt
-from hub.downstream.reaper import kill_adopted_orphans, reap_group_later, release_group, start_watcher, watch_group
+from hub.downstream.reaper import start_watcher, watch_group
+from hub.downstream.stdio_process import LIVE_GROUPS, spawn, stop_process, wait_exit
 from hub.downstream.json_channel import ID_MARKER, JsonChannel, NotSent, not_sent_error
 from hub.downstream.listing_repair import ListingAnswers
 from hub.pipe_size import widen_pipe
@@ -47,17 +46,13 @@ from hub.frontends.stdio.json_lines import json_object
 from hub.frontends.stdio.line_pipes import BIG_LINE_BYTES, MAX_LINE_BYTES, LineQueue, connect_line_writer, pipe_file, read_lines, write_now
 from hub.lifted import lifted_of, restore
 from hub import placement
-from hub.prestart import ChildStartError, child_argv, claim, discard_all, resolve_command
+from hub.prestart import ChildStartError, child_argv, claim, resolve_command
 from hub.redact import LineMasker
-from hub.signals import on_last_resort
 
 logger = logging.getLogger("hub.downstream")
 JUNK_WARNINGS = 5
 """Stdout lines that are not JSON-RPC logged as warnings per connection; the rest are counted."""
 JUNK_SUMMARY_EVERY = 10_000
-
-STDIN_CLOSE_GRACE_S = 2.0
-SIGTERM_GRACE_S = 2.0
 __all__ = ["ChildStartError", "resolve_command", "stdio_child", "stop_process"]
 
 
@@ -102,7 +97,7 @@ async def stdio_child(
             log.info("the pre-started pid=%d does not match the config: stopped", prestarted.process.pid)
             prestarted.kill()
         start_watcher()  # before the spawn, so the child is registered the moment its pid is known
-        process, our_stdin, our_stdout = await _spawn(argv, child_env, cwd, command)
+        process, our_stdin, our_stdout = await spawn(argv, child_env, cwd, command)
         log.info("started pid=%d command=%s", process.pid, command)
     LIVE_GROUPS.add(process.pid)
     watch_group(process.pid)  # killed by the watcher if the hub dies first, even by SIGKILL (`reaper`)
@@ -213,7 +208,7 @@ async def stdio_child(
                     break
             # Report the exit before the session sees the stream end, so the reason is known first, with
             # what it wrote to stderr as it went (read to its end, briefly: a helper may hold it open).
-            returncode = await _wait_exit(process, 1.0)
+            returncode = await wait_exit(process, 1.0)
             if returncode is not None:
                 with anyio.move_on_after(STDERR_DRAIN_S):
                     await stderr_done.wait()
@@ -310,54 +305,6 @@ async def stdio_child(
             tg.cancel_scope.cancel()
 
 
-async def _spawn(argv: list[str], env: dict[str, str], cwd: str | None, command: str) -> tuple[anyio.abc.Process, int, int]:
-    """Spawn the child in its own process group; return it and our ends of its stdin and stdout.
-    Those are our own pipes, read and written by asyncio protocols (`hub.frontends.stdio.line_pipes`);
-    the process itself (spawn, exit status, stderr) is anyio's."""
-    child_stdin, our_stdin = os.pipe()
-    our_stdout, child_stdout = os.pipe()
-    try:
-        process = await anyio.open_process(argv, stdin=child_stdin, stdout=child_stdout, env=env, cwd=cwd,
-                                           start_new_session=True)
-    except OSError as exc:
-        os.close(our_stdin)
-        os.close(our_stdout)
-        raise ChildStartError(f"could not start {command!r}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(child_stdin)  # the child has its copies
-        os.close(child_stdout)
-    return process, our_stdin, our_stdout
-
-
-async def _wait_exit(process: anyio.abc.Process | AdoptedProcess, timeout: float) -> int | None:
-    with anyio.move_on_after(timeout):
-        while process.returncode is None:
-            await anyio.sleep(0.01)
-    return process.returncode
-
-
-async def stop_process(process: anyio.abc.Process | AdoptedProcess, log: logging.Logger, close_stdin: Callable[[], None]) -> None:
-    """Close stdin, then SIGTERM and SIGKILL the child's process group, each after a grace period.
-    However the leader ended, the group gets a last SIGKILL: a helper that ignores SIGTERM must
-    not outlive its server (the group outlives its leader as long as one member is alive)."""
-    with suppress(Exception):
-        close_stdin()
-    if await _wait_exit(process, STDIN_CLOSE_GRACE_S) is None:
-        _signal_group(process.pid, signal.SIGTERM)
-        if await _wait_exit(process, SIGTERM_GRACE_S) is None:
-            _signal_group(process.pid, signal.SIGKILL)
-            await _wait_exit(process, 2.0)
-    _signal_group(process.pid, signal.SIGKILL)
-    LIVE_GROUPS.discard(process.pid)
-    release_group(process.pid)
-    reap_group_later(process.pid)  # its helpers, re-parented to the hub and killed with the group
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            with suppress(Exception):
-                await stream.aclose()
-    log.info("stopped (returncode=%s)", process.returncode)
-
-
 STDIN_LOSS_DRAIN_S = 0.5
 """After a child's stdin is seen closed, how long its stdout is still read (to its end of file, when it
 exited) before the connection ends (`lose_stdin`)."""
@@ -368,10 +315,6 @@ STDERR_DRAIN_S = 0.5
 """After a child's exit, how long its stderr is read on for the lines its loss reason quotes."""
 EXIT_POLL_S = 0.25
 """How often a pre-started child's exit status is polled (a child the hub spawned is waited for)."""
-
-LIVE_GROUPS: set[int] = set()
-"""Process groups of the stdio children running now (each child leads its own group)."""
-
 
 def sdk_message(line: bytes) -> Any:
     """A child's line as the SDK session reads it. A big line (a notification, a server's request,
@@ -385,24 +328,3 @@ def sdk_message(line: bytes) -> Any:
             parsed = {**parsed, "result": restore(result, lifted)}
         return jsonrpc_message_adapter.validate_python(parsed, by_name=False)
     return jsonrpc_message_adapter.validate_json(line, by_name=False)
-
-
-def kill_live_groups() -> None:
-    """SIGKILL every child's process group, every pre-started one not adopted yet, and every helper
-    that left its server's group and was re-parented to the hub (`reaper.kill_adopted_orphans`):
-    the last step before any exit (`hub.signals`, atexit)."""
-    discard_all()
-    for pid in list(LIVE_GROUPS):
-        _signal_group(pid, signal.SIGKILL)
-    kill_adopted_orphans(set(LIVE_GROUPS))
-
-
-on_last_resort(kill_live_groups)
-# And at any exit: a child whose stop never ran (a stop signal during its handshake ends the hub
-# before the connection unwinds) must not outlive the hub with its helpers.
-atexit.register(kill_live_groups)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)

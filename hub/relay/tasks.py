@@ -16,9 +16,10 @@ Rules (docs/protocol.md, "Tasks"):
 - The client sees the task id `<server>:<taskId>`; the hub maps it back. A task belongs to the client
   connection that created it: another connection (or the same one after losing sight of the server)
   gets -32602 "task not found", exactly as for an id that never existed — ids do not leak.
-- Several replicas (`hub.cluster.tasks`): in a sealed session the id also names the replica holding the
-  task, `<server>:<taskId>@<replica>.<mac>`; another replica serving the session asks that one through
-  Redis, or says that the task is held there (never "not found": outside review, cluster round 18 #5).
+- Several replicas (`hub.cluster.tasks`, `hub.relay.task_replicas`): in a sealed session the id also names
+  the replica holding the task, `<server>:<taskId>@<replica>.<mac>`; another replica serving the session
+  asks that one through Redis, or says that the task is held there (never "not found": outside review,
+  cluster round 18 #5).
 - On a profile (`/mcp/<profile>`, `serve --profile`) the tool's name is resolved as a plain call's is
   (its names, its own names, nothing outside it: `SearchFront.task_target`); a name the plain call refuses
   is answered by the plain call (outside review policies17 #1). A task is seen only on the profile it
@@ -26,7 +27,8 @@ Rules (docs/protocol.md, "Tasks"):
 - `io.modelcontextprotocol/related-task` in results and in requests a server sends while a task runs
   (e.g. an elicitation during `tasks/result`) carries the exposed id; such a request goes only to a
   call in flight on the client connection that created the task (its `tasks/result`), never to another
-  connection of the same principal; with that connection gone, it is refused saying so (`related_task`).
+  connection of the same principal; with that connection gone, it is refused saying so (`related_task`;
+  the ids it rewrites: `hub.relay.task_related`).
 - `tasks/list` answers the caller's own live tasks (each asked of its server with `tasks/get`, up to
   `hub.relay.task_listing.LIST_CONCURRENCY` at once, each within its deadline; one the server no longer knows is forgotten,
   one it does not answer in time is left out of that listing), at most `MAX_TASKS_PER_CONNECTION`, in one page.
@@ -49,7 +51,6 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
 
 import anyio
 import mcp_types as types
@@ -73,12 +74,12 @@ from hub.wire import WireResult
 from hub.forwarded import admitted, jsonrpc_error, limits_of
 from hub.downstream.serials import session_serial
 from hub.downstream.request_deadline import request_deadline
-from hub.relay.fair_cap import FairCap
 from hub.relay.task_model import RelayedTask, running_bound_s, takes_tasks
 from hub.relay.task_offer import TaskOffer
 from hub.relay.task_listing import listed_tasks
-from hub.cluster.signing import configured_secrets
-from hub.cluster.tasks import RemoteTasks, TaskMarks, elsewhere, unmarked
+from hub.relay.task_related import MAX_TASKS, MAX_TASKS_PER_CALLER, RELATED_TASK, RelatedTasks
+from hub.relay.task_replicas import TaskReplicas
+from hub.cluster.tasks import unmarked
 
 if TYPE_CHECKING:
     from hub.catalog.catalog import ToolRoute
@@ -86,16 +87,11 @@ if TYPE_CHECKING:
     from hub.downstream.connection import Downstream
     from hub.hub import Hub
 
-RELATED_TASK = "io.modelcontextprotocol/related-task"
+__all__ = ["MAX_TASKS", "MAX_TASKS_PER_CALLER", "MAX_TASKS_PER_CONNECTION", "RELATED_TASK", "RelayedTask", "TaskRelay"]
 _NOWHERE: Any = object()
 """A profile no task was created on (`answer_for_replica`: the asking face is not the task's)."""
 MAX_TASKS_PER_CONNECTION = 200
 """Tasks a client connection keeps through the hub; creating one more forgets its oldest."""
-MAX_TASKS = 10_000
-"""Tasks whose `related-task` ids the hub rewrites, over all connections (`FairCap`: the principal
-holding the most forgets its oldest first)."""
-MAX_TASKS_PER_CALLER = 2_000
-"""Of those, at most this many of one principal (its own oldest are forgotten first)."""
 class TaskRelay:
     """The tasks each client connection created, and the relay of `tasks/*` to their servers."""
 
@@ -104,25 +100,12 @@ class TaskRelay:
         self.offer = TaskOffer(hub)
         """Whether servers take task-augmented calls, and what clients are offered (`hub.relay.task_offer`)."""
         self._owned: weakref.WeakKeyDictionary[Any, OrderedDict[str, RelayedTask]] = weakref.WeakKeyDictionary()
-        self._exposed: FairCap[tuple[str, int | None, str], RelayedTask] = FairCap(MAX_TASKS_PER_CALLER, MAX_TASKS)
-        """(server, the session that made it, its task id) → the task, for rewriting `related-task` in what
-        servers send. Two sessions number their tasks alike (each client's own of a `per_client` server):
-        keyed without the session, one caller's task record replaced another's (re-check of round 12)."""
+        self._ids = RelatedTasks()
+        """The tasks whose `related-task` ids are rewritten in what servers send (`hub.relay.task_related`)."""
         self._progress = TaskProgressRoutes()
         """Tasks' progress tokens (`hub.relay.task_progress`)."""
-        self._cluster: tuple[TaskMarks | None, RemoteTasks | None] | None = None
-        """Replica marks on task ids and the asks to other replicas, when clustered (`_clustered`)."""
-
-    def _clustered(self) -> tuple[TaskMarks | None, RemoteTasks | None]:
-        """(marks, remote asks): both with session secrets and Redis, marks alone with secrets alone,
-        neither on one machine (worked out once, on first use: the notifier is made after the relays)."""
-        if self._cluster is None:
-            notifier = getattr(self._hub, "cluster_notify", None)
-            remote = notifier.tasks if notifier is not None else None
-            secrets = configured_secrets(self._hub.config) if remote is None else []
-            marks = remote.marks if remote is not None else TaskMarks(secrets, uuid4().hex) if secrets else None
-            self._cluster = (marks, remote)
-        return self._cluster
+        self._replicas = TaskReplicas(hub)
+        """Replica marks on task ids and the asks to other replicas, when clustered (`hub.relay.task_replicas`)."""
 
     # -- tools/call with a task ------------------------------------------------------------
 
@@ -178,10 +161,7 @@ class TaskRelay:
         created = body.get("task")
         if not isinstance(created, dict) or not isinstance(created.get("taskId"), str):
             return WireResult(checked_call_result(body, route.server, downstream.config.namespace))  # run without a task
-        marks, _ = self._clustered()
-        exposed = f"{route.server}:{created['taskId']}"
-        if marks is not None:  # a sealed session's: says which replica holds it
-            exposed = marks.mark(exposed, getattr(connection, "session_id", None))
+        exposed = self._replicas.mark(f"{route.server}:{created['taskId']}", connection)  # a sealed session's: its replica
         relayed = RelayedTask(exposed, route.server, created["taskId"], principal, session, route.exposed, view,
                               progress=progress)
         if created.get("status") not in TERMINAL and principal is not None:
@@ -191,26 +171,24 @@ class TaskRelay:
             if created.get("status") in TERMINAL:
                 self._settled(relayed)
         exposed = self._own(connection, relayed)
-        return WireResult({**self._exposed_meta(body, route.server, session), "task": {**created, "taskId": exposed}})
+        return WireResult({**self._ids.exposed_meta(body, route.server, session), "task": {**created, "taskId": exposed}})
 
     def _own(self, connection: Any, task: RelayedTask) -> str:
-        exposed, server, task_id = task.exposed, task.server, task.task_id
         owned = self._owned.setdefault(connection, OrderedDict())
         task.owner = weakref.ref(connection)
         owned[task.key] = task
-        self._exposed.put((server, task.session, task_id), identity(task.principal) if task.principal else None, task)
+        self._ids.add(task)
         while len(owned) > MAX_TASKS_PER_CONNECTION:
             _, old = owned.popitem(last=False)
             self._forget(old)
-        return exposed
+        return task.exposed
 
     def _owned_by(self, connection: Any) -> OrderedDict[str, RelayedTask] | None:
         return self._owned.get(connection) if connection is not None else None
 
     def _forget(self, task: RelayedTask) -> None:
         self._settled(task)
-        if self._exposed.get((task.server, task.session, task.task_id)) is task:
-            self._exposed.pop((task.server, task.session, task.task_id))
+        self._ids.drop(task)
 
     def release(self, connection: Any) -> None:
         """The client connection is gone (its teardown): its tasks are forgotten here (a disconnect is not a
@@ -268,14 +246,14 @@ class TaskRelay:
         try:
             relayed = self.find(connection, principal, exposed, view)
         except MCPError:
-            answer = None if asked_elsewhere else await self._elsewhere(connection, principal, method, exposed, view)
+            answer = None if asked_elsewhere else await self._replicas.ask(connection, principal, method, exposed, view)
             if answer is None:
                 raise
             return answer
         downstream = self._hub.downstreams[relayed.server]
         # Admitted as a read is (`hub.forwarded.admitted`; outside review isolation21 #2, polling is a flood
         # too): the caller's rate limit, and a bulkhead slot for tasks/get|cancel. When another replica asks on
-        # the caller's behalf it charged the rate limit there (`_elsewhere`); the slot is taken here, where the
+        # the caller's behalf it charged the rate limit there (`TaskReplicas.ask`); the slot is taken here, where the
         # server is. tasks/result holds no slot, as it waits for the task's end.
         seconds, _ = request_deadline(self._hub.config.hub, downstream.config, method)
         started = anyio.current_time()  # the deadline counts the wait for a slot, as a call's does
@@ -289,28 +267,10 @@ class TaskRelay:
         self._audit_cancel(method, principal, relayed)
         if method == "tasks/result" or body.get("status") in TERMINAL:
             self._settled(relayed)
-        body = self._exposed_meta(body, relayed.server, relayed.session)
+        body = self._ids.exposed_meta(body, relayed.server, relayed.session)
         if method == "tasks/result":  # the tool's result: its resource links under the hub's URIs
             expose_content(body.get("content"), downstream.config.namespace)
         return {**body, "taskId": exposed} if "taskId" in body else body
-
-    async def _elsewhere(self, connection: Any, principal: Principal, method: str, exposed: str,
-                         view: ProfileView | None) -> dict[str, Any] | None:
-        """A task this connection does not hold: asked of the replica that issued it in this session, if
-        another one did; None when none did ("task not found" as ever). Charged to the caller's rate limit
-        here, before it is asked (outside review, cluster round 26 #5: neither replica charged it, so polls
-        through a replica not holding the task were never limited); the holder takes the bulkhead slot."""
-        marks, remote = self._clustered()
-        session_id = getattr(connection, "session_id", None)
-        replica = marks.holder(exposed, session_id) if marks is not None else None
-        downstream = self._hub.downstreams.get(unmarked(exposed).split(":", 1)[0])
-        if replica is None or downstream is None or session_id is None:
-            return None
-        if remote is None:
-            raise elsewhere(exposed, replica, "cannot be asked without hub.cluster.redis_url")
-        seconds, _ = request_deadline(self._hub.config.hub, downstream.config, method)
-        async with admitted(limits_of(self._hub), downstream.name, principal, method, seconds, slot=False):
-            return await remote.ask(replica, session_id, method, exposed, seconds, view.name if view is not None else None)
 
     async def answer_for_replica(self, connection: Any, principal: Principal, method: str, exposed: str,
                                  view_name: str | None) -> dict[str, Any]:
@@ -335,14 +295,7 @@ class TaskRelay:
                 raise jsonrpc_error(refusal)
         tasks = await listed_tasks(self._hub, self._owned_by(connection), principal, self._forget,
                                    lambda relayed: self._visible(relayed, principal, view))
-        _, remote = self._clustered()
-        session_id = getattr(connection, "session_id", None)
-        if remote is not None and isinstance(session_id, str):
-            seen = {task["taskId"] for task in tasks}
-            elsewhere_ = await remote.list_elsewhere(session_id, view.name if view is not None else None,
-                                                     self._hub.config.hub.timeout_s)
-            tasks += [task for task in elsewhere_ if task.get("taskId") not in seen]
-        return {"tasks": tasks}
+        return {"tasks": tasks + await self._replicas.listed_elsewhere(connection, view, tasks)}
 
     async def list_for_replica(self, connection: Any, principal: Principal, view_name: str | None) -> dict[str, Any]:
         """Another replica's `tasks/list` for this connection's session, on the face of profile `view_name` there."""
@@ -370,7 +323,7 @@ class TaskRelay:
             if relayed.principal is None or not self._visible(relayed, relayed.principal, relayed.view):
                 return
             body = params.model_dump(mode="json", exclude_none=True)
-            body = {**self._exposed_meta(body, downstream.name, relayed.session), "taskId": relayed.exposed}
+            body = {**self._ids.exposed_meta(body, downstream.name, relayed.session), "taskId": relayed.exposed}
             await connection.notify("notifications/tasks/status", body)
             notifier = getattr(self._hub, "cluster_notify", None)
             if notifier is not None and notifier.sessions is not None:  # its GET stream may be on another replica
@@ -395,33 +348,11 @@ class TaskRelay:
         downstream session asking; None: a task the hub did not relay there, or has forgotten) — its
         `owner` is where the server's request about it may go. Two sessions may number their tasks alike
         (a `per_client` server, a restarted one): a task is only ever the one its own session made."""
-        related = meta.get(RELATED_TASK) if meta else None
-        if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
-            return False, None
-        return True, self._related(server, related["taskId"], session_serial(session) if session is not None else None)
+        return self._ids.related_task(server, meta, session_serial(session) if session is not None else None)
 
     def expose_related(self, server: str, meta: dict[str, Any] | None, session: int | None) -> dict[str, Any] | None:
-        """`meta` with its `related-task` id as the client knows it (unchanged when the hub did not relay
-        that task on `session`, a `session_serial`)."""
-        related = meta.get(RELATED_TASK) if meta else None
-        if not isinstance(related, dict) or not isinstance(related.get("taskId"), str):
-            return meta
-        relayed = self._related(server, related["taskId"], session)
-        return meta if relayed is None else {**meta, RELATED_TASK: {**related, "taskId": relayed.exposed}}  # type: ignore[dict-item]
-
-    def _related(self, server: str, task_id: str, session: int | None) -> RelayedTask | None:
-        """The task `task_id` of `server` that `session` made; with no session known (a 2026-07-28
-        server's own input-required answer), the one task of that id, if only one."""
-        if session is not None:
-            return self._exposed.get((server, session, task_id))
-        found = [task for (name, _, tid), task in self._exposed.items() if name == server and tid == task_id]
-        return found[0] if len(found) == 1 else None
-
-    def _exposed_meta(self, body: dict[str, Any], server: str, session: int | None) -> dict[str, Any]:
-        meta = body.get("_meta")
-        if not isinstance(meta, dict):
-            return body
-        return {**body, "_meta": self.expose_related(server, meta, session)}
+        """`meta` with its `related-task` id as the client knows it (`RelatedTasks.expose_related`)."""
+        return self._ids.expose_related(server, meta, session)
 
     def _audit_cancel(self, method: str, principal: Principal, relayed: RelayedTask) -> None:
         if method == "tasks/cancel":

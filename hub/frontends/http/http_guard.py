@@ -8,7 +8,8 @@ A body over the limit by at most `DRAIN_FACTOR` times is read to its end and dro
 goes out (a lingering close, as nginx does), so a client still sending reads the answer instead of a
 reset connection — the SDK's client then raises the 413's JSON-RPC error and keeps its session (outside
 review memory26 D7: a document under a tool's advertised size broke the client's session); a bigger one
-is answered at once and the connection closed. On the MCP endpoints the 413 is a JSON-RPC error.
+is answered at once and the connection closed. On the MCP endpoints the 413 is a JSON-RPC error
+(both: `hub.frontends.http.http_refusals`).
 The time a head and a body may take to arrive (`hub.http.body_timeout_s`: 408, then the connection
 is closed) is kept by the protocol below ASGI (`hub.frontends.http.http_protocol`).
 
@@ -44,19 +45,18 @@ import anyio
 
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.errors import error_result, outcome_unknown_body
 from hub.frontends.http.cors import is_cors_path, is_preflight, preflight, with_cors
 from hub.frontends.http.http_protocol import TIMED_OUT_SCOPE_KEY
+from hub.frontends.http.http_refusals import DRAIN_FACTOR, BodyWatch, drop_body, refuse
 
 logger = logging.getLogger("hub.http")
 
-_DISCONNECT: Message = {"type": "http.disconnect"}
+__all__ = ["DRAIN_FACTOR", "HttpGuard"]
+
 _ALLOWED_PAIRS_MAX = 256
-DRAIN_FACTOR = 4
-"""A body over `max_body_bytes` by at most this many times is read to its end (and dropped) before the 413."""
 """How many (Host, Origin) pairs the SDK let through are remembered."""
 
 
@@ -96,20 +96,20 @@ class HttpGuard:
             return
         heads = _Heads(scope)
         if not _well_formed_host(heads.host):  # `127.0.0.1:80.evil.com` would pass a `127.0.0.1:*` allow-list entry
-            await _refuse(send, 421, "the Host header is not a host name with an optional numeric port")
+            await refuse(send, 421, "the Host header is not a host name with an optional numeric port")
             return
         # `http://127.0.0.1:80.evil.com` would pass `http://127.0.0.1:*` likewise (an empty Origin is absent to the SDK)
         if heads.origin and not _well_formed_origin(heads.origin):
-            await _refuse(send, 403, "the Origin header is not scheme://host with an optional numeric port")
+            await refuse(send, 403, "the Origin header is not scheme://host with an optional numeric port")
             return
         pair = (heads.host, heads.origin)
         if pair not in self._allowed:
             refusal = await self.origin_check.validate_request(Request(scope), is_post=False)
             if refusal is not None and refusal.status_code == 403:  # the Origin: say which setting allows it
-                await _refuse(send, 403, f"the Origin {heads.origin[:200]!r} is not allowed: a browser page on it may "
-                                         "not call this hub. If it is this hub's own public address (the admin "
-                                         "console behind a proxy), list it in hub.allowed_origins or set "
-                                         "hub.auth.resource_url to the public URL", jsonrpc=is_cors_path(scope["path"]))
+                await refuse(send, 403, f"the Origin {heads.origin[:200]!r} is not allowed: a browser page on it may "
+                                        "not call this hub. If it is this hub's own public address (the admin "
+                                        "console behind a proxy), list it in hub.allowed_origins or set "
+                                        "hub.auth.resource_url to the public URL", jsonrpc=is_cors_path(scope["path"]))
                 return
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -125,22 +125,22 @@ class HttpGuard:
         declared = heads.content_length
         if declared is not None and declared > self.max_body_bytes:
             if declared <= DRAIN_FACTOR * self.max_body_bytes:
-                await _drop_body(receive)
-            await _refuse(send, 413, self._too_large(), jsonrpc=is_cors_path(scope["path"]))
+                await drop_body(receive)
+            await refuse(send, 413, self._too_large(), jsonrpc=is_cors_path(scope["path"]))
             return
         flight = _Flight(scope, receive, send)
         if self.stopping and flight.is_stream():
-            await _refuse(send, 503, _STREAM_AGAIN, {"Retry-After": "1"})
+            await refuse(send, 503, _STREAM_AGAIN, {"Retry-After": "1"})
             return
         receive, send = flight.receive, flight.send
-        body: _BodyWatch | None = None
+        body: BodyWatch | None = None
         self._flights.add(flight)
         try:
             with flight.scope:
                 if declared is not None and not heads.transfer_encoding:  # bounded by its length: nothing to count
                     await self.app(scope, receive, send)
                 else:
-                    body = _BodyWatch(receive, send, self.max_body_bytes, self._too_large, is_cors_path(scope["path"]))
+                    body = BodyWatch(receive, send, self.max_body_bytes, self._too_large, is_cors_path(scope["path"]))
                     await self.app(scope, body.receive, body.send)
             if flight.scope.cancelled_caught:  # a stream `stop` ended: its client opens it again elsewhere
                 flight.closing = True
@@ -199,48 +199,6 @@ class _Heads:
                     self.content_length, self.transfer_encoding = None, True
 
 
-class _BodyWatch:
-    """One request's `receive`/`send`, refusing (413) a body that grows over the limit.
-
-    After a refusal the app sees the client as gone and whatever it still sends is dropped."""
-
-    __slots__ = ("_answered", "_complete", "_jsonrpc", "_limit", "_receive", "_received", "_send", "_too_large", "refused")
-
-    def __init__(self, receive: Receive, send: Send, limit: int, too_large: Callable[[], str], jsonrpc: bool) -> None:
-        self._receive, self._send = receive, send
-        self._limit, self._too_large, self._jsonrpc = limit, too_large, jsonrpc
-        self._received = 0
-        self._complete = False
-        self._answered = False
-        """A response (ours or the app's) has started."""
-        self.refused = False
-        """Whether this request was answered 413 by the guard."""
-
-    async def receive(self) -> Message:
-        if self.refused:
-            return _DISCONNECT
-        message = await self._receive()
-        if not self._complete and message["type"] == "http.request":
-            self._received += len(message.get("body", b""))
-            if self._received > self._limit:
-                if not self._answered:
-                    self._answered = True
-                    if message.get("more_body", False):
-                        await _drop_body(self._receive, DRAIN_FACTOR * self._limit - self._received)
-                    await _refuse(self._send, 413, self._too_large(), jsonrpc=self._jsonrpc)
-                self.refused = True
-                return _DISCONNECT
-            self._complete = not message.get("more_body", False)
-        return message
-
-    async def send(self, message: Message) -> None:
-        if self.refused:
-            return
-        if message["type"] == "http.response.start":
-            self._answered = True
-        await self._send(message)
-
-
 def _well_formed_host(host: str | None) -> bool:
     """No Host header (HTTP/1.0), or `name`, `name:port`, `[v6]` or `[v6]:port` with a numeric port."""
     if host is None:
@@ -272,7 +230,7 @@ _STREAM_AGAIN = "the hub is stopping; open the stream again (another replica ser
 async def _stream_ended(send: Send) -> None:
     """End a stream `HttpGuard.stop` cut: its answer had started (else 503: open it again)."""
     with suppress(Exception):
-        await _refuse(send, 503, _STREAM_AGAIN, {"Retry-After": "1"})
+        await refuse(send, 503, _STREAM_AGAIN, {"Retry-After": "1"})
         return
     with suppress(Exception):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -302,7 +260,7 @@ async def _cut_by_stop(flight: _Flight, read_only: Callable[[str], bool],
                 return
     if not flight.started:
         with suppress(Exception):
-            await _refuse(send, 503, _SEND_AGAIN, {"Retry-After": "5"})
+            await refuse(send, 503, _SEND_AGAIN, {"Retry-After": "5"})
             return
     with suppress(Exception):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -391,27 +349,3 @@ class _Flight:
 def _being_cancelled() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-async def _drop_body(receive: Receive, budget: int | None = None) -> None:
-    """Read the rest of a refused body and drop it (at most `budget` more bytes, if given), so that its
-    client, still sending, reads the answer; the body deadline (408) bounds the time it may take."""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
-        if budget is not None:
-            budget -= len(message.get("body", b""))
-            if budget < 0:
-                return
-
-
-async def _refuse(send: Send, status: int, reason: str, headers: dict[str, str] | None = None, *,
-                  jsonrpc: bool = False) -> None:
-    """A JSON error that also ends the connection (whatever of the body is left is never read); `jsonrpc`:
-    as a JSON-RPC error (`id` null: the request was not read), which an MCP client raises for its request."""
-    body: dict[str, Any] = ({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": reason}} if jsonrpc
-                            else {"error": reason})
-    response = JSONResponse(body, status_code=status, headers={"Connection": "close", **(headers or {})})
-    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})

@@ -1,5 +1,5 @@
 """A task poll sent to a replica that does not hold the task is charged to the caller's rate limit there
-(`hub.relay.tasks.TaskRelay._elsewhere`; outside review, cluster round 26 #5: neither replica charged it,
+(`hub.relay.task_replicas.TaskReplicas.ask`; outside review, cluster round 26 #5: neither replica charged it,
 so with round-robin most polls were never limited). Two `mcp-hub serve` replicas sharing a session
 secret, a real Redis and its rate-limit buckets (a burst of 3, next to no refill), auth off."""
 
