@@ -20,7 +20,7 @@ from icalendar import Event as VEvent
 from icalendar import vRecur
 
 from servers.calendar import rrules, series_edits
-from servers.calendar.ical import (LENGTH_PROP, PARTSTAT, exact_times, is_override, master, new_uid, occurrence_at, occurrences,
+from servers.calendar.ical import (LENGTH_PROP, PARTSTAT, ends_before, exact_times, is_override, master, new_uid, occurrence_at, occurrences,
                                    owned_copy, parse_rrule, pin_times, series_length, set_attendees)
 from servers.calendar.ical import overrides as stored_overrides
 from servers.calendar.model import EventChanges, Scope
@@ -261,6 +261,8 @@ def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     excluded = any(same_start(value, instance_start) for value in series_edits.exdates(base))
     if scope == "this" and excluded:
         return calendar  # deleted already (a retry after a lost answer): nothing more to do
+    if excluded and ends_before(calendar, instance_start):
+        return calendar  # a slot past a later cut (its EXDATE stays): the series already ends before it
     try:
         if not excluded:
             occurrence_at(calendar, instance_start)

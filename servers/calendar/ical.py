@@ -354,7 +354,17 @@ def occurrence_at(calendar: Calendar, instance_start: datetime | date) -> VEvent
         start = rid.dt if rid is not None else occurrence["DTSTART"].dt
         if _same_start(start, instance_start):
             return occurrence
+    raise missing_occurrence(str(base["UID"]), instance_start, ends_before(calendar, instance_start))
+
+
+def ends_before(calendar: Calendar, instance_start: datetime | date) -> bool:
+    """Whether a finite series has no occurrence at or after `instance_start` (asked from `DST_SLACK`
+    earlier, as `occurrence_at` asks): it was ended before it. A value of the other kind than the series'
+    start (a date for a timed series, a time for an all-day one) is no time of it: never "ended"."""
+    base = master(calendar)
     rule = base.get("RRULE") or {}
-    ended = ("UNTIL" in rule or "COUNT" in rule) and not any(
+    if isinstance(base["DTSTART"].dt, datetime) != isinstance(instance_start, datetime):
+        return False
+    probe_start = as_utc(instance_start, "UTC") - DST_SLACK
+    return ("UNTIL" in rule or "COUNT" in rule) and not any(
         True for _ in occurrences(calendar, probe_start, datetime(9999, 1, 1, tzinfo=UTC)))
-    raise missing_occurrence(str(base["UID"]), instance_start, ended)

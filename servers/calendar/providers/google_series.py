@@ -128,11 +128,12 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
     master = await cal.http.json("GET", path)
     if expected_etag and master.get("etag") != expected_etag:
         raise stale(event_id)
-    rule, ended = _rule(master, event_id), ended_recurrence(master, instance_start)
+    rule = _rule(master, event_id)
     if any(r.startswith("RDATE") for r in master["recurrence"]):
         raise DomainError("invalid_argument", f"{event_id} has extra dates (RDATE) that a split cannot divide; change the whole "
                           "series (scope='all') or the occurrences one by one")
-    occurrence = await cal._instance(calendar_id, event_id, instance_start)
+    occurrence = await cal._instance(calendar_id, event_id, instance_start)  # a time that is no slot: not_found first
+    ended = ended_recurrence(master, instance_start)
     slot = _moment(occurrence.get("originalStartTime") or occurrence["start"])
     first = _moment(body["start"]) if "start" in body else slot
     exceptions = await _exceptions(cal, calendar_id, master, rule, as_utc(slot, "UTC"))

@@ -40,10 +40,11 @@ from servers.calendar.model import (
     Response,
     Scope,
 )
+from servers.calendar import rrules
 from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.graph_moves import (cancelled_at, change_series, delete_if_emptied, edited_occurrences, on_rule,
-                                                    patch_keeping)
+                                                    patch_keeping, series_start)
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
@@ -186,21 +187,31 @@ class GraphCalendar:
         begin = as_utc(instance_start, tz)
         body = await self.http.json("GET", self._events(event_id) + "/instances", headers=self._prefer(tz), params={
             "startDateTime": (begin - timedelta(days=1)).isoformat(), "endDateTime": (begin + timedelta(days=2)).isoformat()})
+        timed = isinstance(instance_start, datetime)  # an all-day occurrence is no date-time's, nor a timed one a date's
         for raw in body.get("value", []):
             original = raw.get("originalStart")
             moment = datetime.fromisoformat(original.replace("Z", "+00:00")) if original else _read(raw["start"], tz)
-            if moment.astimezone(UTC) == begin:
+            if moment.astimezone(UTC) == begin and bool(raw.get("isAllDay")) != timed:
                 return raw
         for raw in await edited_occurrences(self, event_id, tz):  # moved more than the window away from its slot
             original = raw.get("originalStart")
-            if original and datetime.fromisoformat(original.replace("Z", "+00:00")).astimezone(UTC) == begin:
+            if original and datetime.fromisoformat(original.replace("Z", "+00:00")).astimezone(UTC) == begin \
+                    and bool(raw.get("isAllDay")) != timed:
                 return raw
         raise missing_occurrence(event_id, instance_start, await self._ends_before(event_id, instance_start, tz))
 
     async def _ends_before(self, event_id: str, instance_start: datetime | date, tz: str) -> bool:
-        """Whether the series' range ends (`endDate`, in its zone) before the day of `instance_start`."""
+        """Whether the series has no occurrence at or after `instance_start`: its range ends (`endDate`, in its
+        zone) before that day, or its numbered occurrences all come before it. A value of the other kind than
+        the series (a date for a timed series, a time for an all-day one) is no time of it: never "ended"."""
         master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
         span = (master.get("recurrence") or {}).get("range") or {}
+        if bool(master.get("isAllDay")) == isinstance(instance_start, datetime):
+            return False
+        if span.get("type") == "numbered":
+            rule = (to_rrule(master["recurrence"]) or [""])[0]
+            anchored = rrules.anchored(rule, series_start(master, tz))
+            return anchored is not None and rrules.first_at_or_after(anchored, instance_start) is None
         if span.get("type") != "endDate" or not span.get("endDate"):
             return False
         series_zone = iana(span.get("recurrenceTimeZone"), tz)

@@ -158,8 +158,8 @@ async def cancelled_at(cal: GraphCalendar, event_id: str, instance_start: dateti
     outside review writes28 #13); Graph names them `OID.{masterId}.{local date}` in the range's zone."""
     master = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz),
                                  params={"$select": "recurrence,cancelledOccurrences,start,isAllDay"})
-    if not master.get("recurrence"):
-        return False
+    if not master.get("recurrence") or bool(master.get("isAllDay")) == isinstance(instance_start, datetime):
+        return False  # (a date for a timed series, or a time for an all-day one, is no slot of it)
     series_zone = iana(master["recurrence"]["range"].get("recurrenceTimeZone"), tz)
     day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date() if isinstance(instance_start, datetime) else instance_start
     if isinstance(instance_start, datetime):

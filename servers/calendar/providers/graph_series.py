@@ -148,10 +148,12 @@ async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_st
     master = await cal.http.json("GET", cal._events(event_id), headers=prefer)
     if expected_etag and master.get("@odata.etag") != expected_etag:
         raise stale(event_id)
+    if not master.get("recurrence"):
+        raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
+    occurrence = await cal._instance(event_id, instance_start, tz)  # a time that is no slot: not_found first
     ended = ended_recurrence(master, event_id, instance_start, tz)
     recurrence, all_day = master["recurrence"], bool(master.get("isAllDay"))
     series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)
-    occurrence = await cal._instance(event_id, instance_start, tz)
     slot = _original(occurrence, series_zone, all_day) if occurrence.get("originalStart") else _read(occurrence["start"], tz)
     first = changes.start or slot
     cancelled, edited = await series_extras(cal, event_id, master, tz, slot)
