@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from copy import deepcopy
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import recurring_ical_events
 from icalendar import Calendar
@@ -208,6 +209,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
             base.add("exdate", value)
     carried: list[VEvent] = []
     series_edits.carry(later, [v for v in old_exdates if series_edits.at_or_after(v, instance_start)], slot, follow, carried, str(follow["UID"]))
+    _reach_edited(carried, base, changes)
     shift = as_utc(follow["DTSTART"].dt, "UTC") - as_utc(slot, "UTC")
     if shift and "UNTIL" in follow["RRULE"]:
         # Moving the series later must not cut its last occurrence off.
@@ -226,6 +228,26 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         series_edits.fit_to_rule(split, move_start=changes.start is None)
     split.add_missing_timezones()
     return [calendar, split]
+
+
+def _reach_edited(carried: list[VEvent], base: VEvent, changes: EventChanges) -> None:
+    """A "this and following" change reaches the edited occurrences the new series carries (outside review
+    cal29 #8: they kept the old value, the one addressed too): each text field and the attendees it names,
+    unless the occurrence had changed that field itself — its own value wins, as Google and Graph re-apply
+    an exception's own changes over the new series. Times are the carry's (`series_edits.carry`)."""
+    for override in carried:
+        named = {field: getattr(changes, field) for field, prop in (("title", "SUMMARY"), ("description", "DESCRIPTION"),
+                                                                    ("location", "LOCATION"), ("attendees", "ATTENDEE"))
+                 if getattr(changes, field) is not None and _same_value(override.get(prop), base.get(prop))}
+        if named:
+            _apply(override, EventChanges(**named))
+
+
+def _same_value(mine: Any, series: Any) -> bool:
+    """Whether an occurrence's property is the series' (not its own change): compared as text, in any order."""
+    def text(value: Any) -> list[str]:
+        return sorted(str(v) for v in value) if isinstance(value, list) else [] if value is None else [str(value)]
+    return text(mine) == text(series)
 
 
 def _become_first_occurrence(calendar: Calendar) -> None:

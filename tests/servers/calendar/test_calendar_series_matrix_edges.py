@@ -3,7 +3,8 @@ cal29 of the off-slot fix): a cut at a slot deleted earlier that the series alre
 nothing (embedded and CalDAV moved the end later and brought deleted occurrences back); a cut past the end of
 a COUNT series succeeds (Graph: not_found); a date for a timed series, or a time for an all-day one, is no slot
 — `not_found` everywhere, past the end too (Graph found and wrote an all-day occurrence at local midnight); a
-split at a time that is no slot is `not_found` before any split refusal. Reuses `test_calendar_series_matrix`'s
+split at a time that is no slot is `not_found` before any split refusal; a split's change reaches the
+edited occurrences after it, the addressed one too (embedded and CalDAV left them as they were). Reuses `test_calendar_series_matrix`'s
 backends."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.calendar.test_calendar_series_matrix import BACKENDS, backend
+from tests.servers.calendar.test_calendar_series_matrix import BACKENDS, SPAN, backend
 from tests.servers.calendar.test_calendar_series_matrix_moves import _until
 
 pytestmark = pytest.mark.anyio
@@ -129,3 +130,43 @@ async def test_a_split_at_a_time_that_is_no_slot_is_not_found(kind: str, case: s
         answer = await cal("update_event", event_id=t["id"], scope="this_and_following", instance_start=at, title="X")
         assert answer.get("code") == "not_found", answer
         assert await cal.shown() == before
+
+
+# cal29 #8: a split left the edited occurrences it carried as they were, even the addressed one (embedded, CalDAV)
+async def _rows(cal) -> list[tuple[str, str, str | None]]:  # type: ignore[no-untyped-def]
+    page = await cal("list_events", limit=100, **SPAN)
+    assert "code" not in page, page
+    return [(e["title"], e["start"]["utc"][:16], e.get("location")) for e in page["events"]]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_a_split_at_a_moved_occurrence_changes_that_occurrence(kind: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260615"))
+        moved = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-13T09:00:00+02:00",
+                          start="2026-06-11T06:00:00", end="2026-06-11T07:00:00", title="M")
+        assert "code" not in moved, moved
+        split = await cal("update_event", event_id=t["id"], scope="this_and_following", instance_start="2026-06-13T09:00:00+02:00",
+                          location="Room")
+        assert "code" not in split, split
+        assert await _rows(cal) == [("T", "2026-06-10T07:00", None), ("M", "2026-06-11T04:00", "Room"), ("T", "2026-06-11T07:00", None),
+                                    ("T", "2026-06-12T07:00", None), ("T", "2026-06-14T07:00", "Room"), ("T", "2026-06-15T07:00", "Room")]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_a_split_changes_the_edited_occurrences_after_it(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               procs: list) -> None:
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260615"))
+        await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-14T09:00:00+02:00", title="E")
+        await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-13T09:00:00+02:00",
+                  start="2026-06-13T11:00:00", end="2026-06-13T12:00:00")
+        split = await cal("update_event", event_id=t["id"], scope="this_and_following", instance_start="2026-06-12T09:00:00+02:00",
+                          location="Room")
+        assert "code" not in split, split
+        assert await _rows(cal) == [("T", "2026-06-10T07:00", None), ("T", "2026-06-11T07:00", None), ("T", "2026-06-12T07:00", "Room"),
+                                    ("T", "2026-06-13T09:00", "Room"), ("E", "2026-06-14T07:00", "Room"),
+                                    ("T", "2026-06-15T07:00", "Room")]
