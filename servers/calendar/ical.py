@@ -358,13 +358,14 @@ def occurrence_at(calendar: Calendar, instance_start: datetime | date) -> VEvent
 
 
 def ends_before(calendar: Calendar, instance_start: datetime | date) -> bool:
-    """Whether a finite series has no occurrence at or after `instance_start` (asked from `DST_SLACK`
-    earlier, as `occurrence_at` asks): it was ended before it. A value of the other kind than the series'
+    """Whether a finite series has no occurrence whose slot is at or after `instance_start` (asked from
+    `DST_SLACK` earlier, as `occurrence_at` asks): it was ended before it. A value of the other kind than the series'
     start (a date for a timed series, a time for an all-day one) is no time of it: never "ended"."""
     base = master(calendar)
     rule = base.get("RRULE") or {}
     if isinstance(base["DTSTART"].dt, datetime) != isinstance(instance_start, datetime):
         return False
-    probe_start = as_utc(instance_start, "UTC") - DST_SLACK
-    return ("UNTIL" in rule or "COUNT" in rule) and not any(
-        True for _ in occurrences(calendar, probe_start, datetime(9999, 1, 1, tzinfo=UTC)))
+    moment = as_utc(instance_start, "UTC")
+    return ("UNTIL" in rule or "COUNT" in rule) and not any(  # by slot, exactly: 09:30 after a last 09:00 is past it
+        as_utc((o.get("RECURRENCE-ID") or o["DTSTART"]).dt, "UTC") >= moment
+        for o in occurrences(calendar, moment - DST_SLACK, datetime(9999, 1, 1, tzinfo=UTC)))

@@ -201,22 +201,18 @@ class GraphCalendar:
         raise missing_occurrence(event_id, instance_start, await self._ends_before(event_id, instance_start, tz))
 
     async def _ends_before(self, event_id: str, instance_start: datetime | date, tz: str) -> bool:
-        """Whether the series has no occurrence at or after `instance_start`: its range ends (`endDate`, in its
-        zone) before that day, or its numbered occurrences all come before it. A value of the other kind than
+        """Whether the series has no occurrence at or after `instance_start`, by its rule (its range's `endDate`
+        in its zone, or its number of occurrences): exactly — 09:30 after a last 09:00 is past it. A value of the other kind than
         the series (a date for a timed series, a time for an all-day one) is no time of it: never "ended"."""
         master = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
         span = (master.get("recurrence") or {}).get("range") or {}
         if bool(master.get("isAllDay")) == isinstance(instance_start, datetime):
             return False
-        if span.get("type") == "numbered":
-            rule = (to_rrule(master["recurrence"]) or [""])[0]
-            anchored = rrules.anchored(rule, series_start(master, tz))
-            return anchored is not None and rrules.first_at_or_after(anchored, instance_start) is None
-        if span.get("type") != "endDate" or not span.get("endDate"):
+        if span.get("type") not in ("numbered", "endDate"):
             return False
-        series_zone = iana(span.get("recurrenceTimeZone"), tz)
-        day = as_utc(instance_start, tz).astimezone(zone(series_zone)).date() if isinstance(instance_start, datetime) else instance_start
-        return span["endDate"] < day.isoformat()
+        rule = (to_rrule(master["recurrence"]) or [""])[0]  # its end as COUNT or a DATE UNTIL (that day's end, its zone)
+        anchored = rrules.anchored(rule, series_start(master, tz))
+        return anchored is not None and rrules.first_at_or_after(anchored, instance_start) is None
 
     async def get_event(self, calendar_id: str, event_id: str, instance_start: datetime | date | None) -> Event:
         tz = (await self.calendar(calendar_id)).zone

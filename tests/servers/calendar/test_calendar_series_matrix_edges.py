@@ -4,7 +4,8 @@ nothing (embedded and CalDAV moved the end later and brought deleted occurrences
 a COUNT series succeeds (Graph: not_found); a date for a timed series, or a time for an all-day one, is no slot
 — `not_found` everywhere, past the end too (Graph found and wrote an all-day occurrence at local midnight); a
 split at a time that is no slot is `not_found` before any split refusal; a split's change reaches the
-edited occurrences after it, the addressed one too (embedded and CalDAV left them as they were). Reuses `test_calendar_series_matrix`'s
+edited occurrences after it, the addressed one too (embedded and CalDAV left them as they were); a time
+just after the last occurrence is past the end, as a week later is. Reuses `test_calendar_series_matrix`'s
 backends."""
 
 from __future__ import annotations
@@ -170,3 +171,24 @@ async def test_a_split_changes_the_edited_occurrences_after_it(kind: str, tmp_pa
         assert await _rows(cal) == [("T", "2026-06-10T07:00", None), ("T", "2026-06-11T07:00", None), ("T", "2026-06-12T07:00", "Room"),
                                     ("T", "2026-06-13T09:00", "Room"), ("E", "2026-06-14T07:00", "Room"),
                                     ("T", "2026-06-15T07:00", "Room")]
+
+
+# cal29 #9: a time just after the last occurrence answered success or not_found by backend
+def _outcome(answer: dict) -> str:  # type: ignore[type-arg]
+    return str(answer.get("code") or answer.get("scope"))
+
+
+@pytest.mark.parametrize("at", ["2026-06-12T09:30:00+02:00", "2026-06-12T09:00:00.500000+02:00", "2026-06-12T23:00:00+02:00"])
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_an_off_slot_time_after_the_last_occurrence_is_answered_as_one_past_the_end(kind: str, at: str, tmp_path: Path,
+                                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                                         procs: list) -> None:
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260612"))
+        before = await cal.shown()
+        far = await cal("delete_event", event_id=t["id"], scope="this_and_following", instance_start="2026-06-20T09:30:00+02:00",
+                        confirm=True)
+        near = await cal("delete_event", event_id=t["id"], scope="this_and_following", instance_start=at, confirm=True)
+        assert await cal.shown() == before
+        assert _outcome(near) == _outcome(far), (near, far)  # today `far` is success on all four
