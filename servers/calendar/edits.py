@@ -273,7 +273,8 @@ def _become_first_occurrence(calendar: Calendar) -> None:
 def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | None) -> Calendar | None:
     """Delete an occurrence, the rest of a series, or everything (None: delete the object).
     Idempotent: a "this" delete of an occurrence already excluded, or a "this and following" delete from a
-    time the series already ends before, changes nothing and succeeds. A "this and following" delete from an
+    time the series already ends before, changes nothing and succeeds (a "this" delete past the series' end
+    is `not_found`, also of an occurrence excluded before a later cut, as on Google and Graph). A "this and following" delete from an
     occurrence deleted before cuts there (the slot is the series' own), as Google and Graph do."""
     base = master(calendar)
     if scope == "all" or "RRULE" not in base:
@@ -281,10 +282,13 @@ def remove(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     if instance_start is None:
         raise DomainError("invalid_argument", "give instance_start to delete one occurrence (or use scope='all')")
     excluded = any(same_start(value, instance_start) for value in series_edits.exdates(base))
-    if scope == "this" and excluded:
+    past_end = excluded and ends_before(calendar, instance_start)  # a slot past a later cut (its EXDATE stays)
+    if scope == "this" and excluded and not past_end:
         return calendar  # deleted already (a retry after a lost answer): nothing more to do
-    if excluded and ends_before(calendar, instance_start):
-        return calendar  # a slot past a later cut (its EXDATE stays): the series already ends before it
+    if scope == "this_and_following" and past_end:
+        return calendar  # the series already ends before it: nothing to cut
+    if past_end:  # "this" past the series' end: not_found saying it ends before, as Google and Graph answer
+        excluded = False
     try:
         if not excluded:
             occurrence_at(calendar, instance_start)

@@ -5,7 +5,8 @@ a COUNT series succeeds (Graph: not_found); a date for a timed series, or a time
 — `not_found` everywhere, past the end too (Graph found and wrote an all-day occurrence at local midnight); a
 split at a time that is no slot is `not_found` before any split refusal; a split's change reaches the
 edited occurrences after it, the addressed one too (embedded and CalDAV left them as they were); a time
-just after the last occurrence is past the end, as a week later is. Reuses `test_calendar_series_matrix`'s
+just after the last occurrence is past the end, as a week later is; a "this" delete past the end is
+`not_found` everywhere, also of an occurrence deleted before a later cut (embedded answered success). Reuses `test_calendar_series_matrix`'s
 backends."""
 
 from __future__ import annotations
@@ -192,3 +193,21 @@ async def test_an_off_slot_time_after_the_last_occurrence_is_answered_as_one_pas
         near = await cal("delete_event", event_id=t["id"], scope="this_and_following", instance_start=at, confirm=True)
         assert await cal.shown() == before
         assert _outcome(near) == _outcome(far), (near, far)  # today `far` is success on all four
+
+
+# cal29 #7: a retried "this" delete after a later cut: success on embedded/CalDAV, not_found on Google/Graph
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_a_retried_this_delete_after_a_later_cut_is_not_found_on_every_backend(kind: str, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260615"))
+        at = "2026-06-14T09:00:00+02:00"
+        first = await cal("delete_event", event_id=t["id"], scope="this", instance_start=at, confirm=True)
+        assert first.get("scope") == "this", first
+        cut = await cal("delete_event", event_id=t["id"], scope="this_and_following", instance_start="2026-06-12T09:00:00+02:00",
+                        confirm=True)
+        assert "code" not in cut, cut
+        retry = await cal("delete_event", event_id=t["id"], scope="this", instance_start=at, confirm=True)
+        assert retry.get("code") == "not_found" and "ends before" in retry["message"], retry  # past the end now
+        assert await cal.shown() == [("T", "2026-06-10T07:00"), ("T", "2026-06-11T07:00")]
