@@ -74,11 +74,13 @@ class FakeGoogle:
         for occurrence in moments:
             stamp = occurrence.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
             instance_id = f"{master['id']}_{stamp}"
+            real = occurrence.astimezone(UTC).astimezone(occurrence.tzinfo)  # a wall time in a DST gap: the hour after
+            ends = (real.astimezone(UTC) + (last - first)).astimezone(occurrence.tzinfo)  # its exact length, not wall-clock
             instance = self.events.get(instance_id) or {
                 **{k: v for k, v in master.items() if k != "recurrence"}, "id": instance_id, "recurringEventId": master["id"],
-                "originalStartTime": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
-                "start": {"dateTime": occurrence.isoformat(), "timeZone": master["start"]["timeZone"]},
-                "end": {"dateTime": (occurrence + (last - first)).isoformat(), "timeZone": master["start"]["timeZone"]}}
+                "originalStartTime": {"dateTime": real.isoformat(), "timeZone": master["start"]["timeZone"]},
+                "start": {"dateTime": real.isoformat(), "timeZone": master["start"]["timeZone"]},
+                "end": {"dateTime": ends.isoformat(), "timeZone": master["start"]["timeZone"]}}
             if (deleted or instance.get("status") != "cancelled") and (by_slot or _parse(instance["start"]) < end
                                                                        and _parse(instance["end"]) > start):
                 out.append(instance)

@@ -117,12 +117,14 @@ class FakeGraph:
         out = []
         for moment in du.rrule(freq, **options).between(start - (last - first), end, inc=True):
             instance_id = f"{master['id']}_{moment.astimezone(UTC):%Y%m%dT%H%M}"
+            real = moment.astimezone(UTC).astimezone(moment.tzinfo)  # a wall time in a DST gap: the hour after
+            ends = (real.astimezone(UTC) + (last - first)).astimezone(moment.tzinfo)  # its exact length, not wall-clock
             instance = self.events.get(instance_id) or {
                 **{k: v for k, v in master.items() if k not in ("recurrence", "id", "type")}, "id": instance_id,
                 "type": "occurrence", "seriesMasterId": master["id"],
                 "originalStart": moment.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-                "start": {"dateTime": moment.replace(tzinfo=None).isoformat(), "timeZone": master["start"]["timeZone"]},
-                "end": {"dateTime": (moment + (last - first)).replace(tzinfo=None).isoformat(), "timeZone": master["start"]["timeZone"]}}
+                "start": {"dateTime": real.replace(tzinfo=None).isoformat(), "timeZone": master["start"]["timeZone"]},
+                "end": {"dateTime": ends.replace(tzinfo=None).isoformat(), "timeZone": master["start"]["timeZone"]}}
             if every or not instance.get("isCancelled") and _at(instance["start"]) < end and _at(instance["end"]) > start:
                 out.append(instance)
         return out

@@ -6,7 +6,8 @@ a COUNT series succeeds (Graph: not_found); a date for a timed series, or a time
 split at a time that is no slot is `not_found` before any split refusal; a split's change reaches the
 edited occurrences after it, the addressed one too (embedded and CalDAV left them as they were); a time
 just after the last occurrence is past the end, as a week later is; a "this" delete past the end is
-`not_found` everywhere, also of an occurrence deleted before a later cut (embedded answered success). Reuses `test_calendar_series_matrix`'s
+`not_found` everywhere, also of an occurrence deleted before a later cut (embedded answered success); the occurrence in a
+spring-forward gap can be read, edited and deleted (the Google and Graph fakes made it zero-length). Reuses `test_calendar_series_matrix`'s
 backends."""
 
 from __future__ import annotations
@@ -211,3 +212,22 @@ async def test_a_retried_this_delete_after_a_later_cut_is_not_found_on_every_bac
         retry = await cal("delete_event", event_id=t["id"], scope="this", instance_start=at, confirm=True)
         assert retry.get("code") == "not_found" and "ends before" in retry["message"], retry  # past the end now
         assert await cal.shown() == [("T", "2026-06-10T07:00"), ("T", "2026-06-11T07:00")]
+
+
+# cal29 #5: the spring-forward occurrence answered 404 on the Google and Graph fakes (zero-length there)
+@pytest.mark.parametrize("at", ["2026-03-29T02:30:00", "2026-03-29T01:30:00Z"])
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_the_spring_forward_occurrence_can_be_edited_and_deleted(kind: str, at: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        s = await cal("create_event", title="S", start="2026-03-27T02:30:00", end="2026-03-27T03:30:00", rrule="FREQ=DAILY;COUNT=5")
+        assert ("S", "2026-03-29T01:30") in await cal.shown()
+        got = await cal("get_event", event_id=s["id"], instance_start=at)
+        assert "code" not in got, got
+        renamed = await cal("update_event", event_id=s["id"], scope="this", instance_start=at, title="G")
+        assert "code" not in renamed, renamed
+        assert ("G", "2026-03-29T01:30") in await cal.shown()
+        gone = await cal("delete_event", event_id=s["id"], scope="this", instance_start=at, confirm=True)
+        assert gone.get("scope") == "this", gone
+        assert [when for _, when in await cal.shown()] == ["2026-03-27T01:30", "2026-03-28T01:30", "2026-03-30T00:30",
+                                                            "2026-03-31T00:30"]
