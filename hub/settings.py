@@ -187,6 +187,12 @@ class HttpSettings(BaseModel):
     body_timeout_s: float = Field(default=10.0, gt=0)
     """The request head, and then its body, must each arrive within this long: a late head closes
     the connection, a late body is answered 408 and the connection closed."""
+    idle_connection_s: float = Field(default=65.0, gt=0, le=3600)
+    """An HTTP/1.1 connection kept alive with no request is closed after this long. Longer than clients keep
+    theirs (httpx, the SDK's: 5 s; Node: 4-5 s; aiohttp: 15 s), so a client never sends on a connection the
+    hub is just closing — that request gets no answer, and the SDK's client then ends its whole session
+    (uvicorn's own 5 s equals httpx's 5 s: a race). A connection that never sends a head is closed after
+    `body_timeout_s` still."""
     drain_s: float = Field(default=15.0, ge=0, le=3600)
     """On SIGTERM/SIGINT, how long calls in flight get to finish: the listener closes at once and open
     streams (GET, `/sse`, `subscriptions/listen`) end so their clients reconnect elsewhere; a call still

@@ -295,6 +295,7 @@ async def serve_http(hub: Hub, server: HubServer, transport: UpstreamTransport, 
     # log_config=None: uvicorn's records reach the hub's one masked stderr handler (`hub.logsetup`).
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, log_config=None,
                             http=hub_http_protocol(hub.config.hub.http.body_timeout_s),
+                            timeout_keep_alive=hub.config.hub.http.idle_connection_s,
                             timeout_graceful_shutdown=hub.config.hub.http.drain_s)
     web = _Server(config, app if isinstance(app, HttpGuard) else None)
     # sse-starlette (the SDK's event streams) ends every event stream of the process as soon as uvicorn

@@ -54,6 +54,11 @@ BODY_TIMEOUT_S = 10.0
 `$MCP_SERVER_BODY_TIMEOUT_S` sets another."""
 
 
+IDLE_CONNECTION_S = 65.0
+"""An idle kept-alive connection is closed after this long: longer than HTTP clients keep theirs (the hub's
+httpx: 5 s), so none sends on a connection being closed (`hub.settings.HttpSettings.idle_connection_s`)."""
+
+
 async def serve_http(server: Any, transport: str, host: str, port: int) -> None:
     """Serve `server` over Streamable HTTP (`http`) or legacy SSE (`sse`) with its webhooks. The
     webhook routes take no MCP credential, so a request sent a byte a second must not hold a
@@ -65,7 +70,8 @@ async def serve_http(server: Any, transport: str, host: str, port: int) -> None:
 
     app = server.streamable_http_app(host=host) if transport == "http" else server.sse_app(host=host)
     config = uvicorn.Config(with_webhooks(app, server), host=host, port=port,
-                            log_level=server.settings.log_level.lower(), http=hub_http_protocol(_body_timeout_s()))
+                            log_level=server.settings.log_level.lower(), http=hub_http_protocol(_body_timeout_s()),
+                            timeout_keep_alive=IDLE_CONNECTION_S)
     await uvicorn.Server(config).serve()
 
 
