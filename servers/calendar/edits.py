@@ -234,13 +234,26 @@ def _reach_edited(carried: list[VEvent], base: VEvent, changes: EventChanges) ->
     """A "this and following" change reaches the edited occurrences the new series carries (outside review
     cal29 #8: they kept the old value, the one addressed too): each text field and the attendees it names,
     unless the occurrence had changed that field itself — its own value wins, as Google and Graph re-apply
-    an exception's own changes over the new series. Times are the carry's (`series_edits.carry`)."""
+    an exception's own changes over the new series; an invitee's own answer for the occurrence stays (outside
+    review cal29b #3). Times are the carry's (`series_edits.carry`)."""
     for override in carried:
         named = {field: getattr(changes, field) for field, prop in (("title", "SUMMARY"), ("description", "DESCRIPTION"),
                                                                     ("location", "LOCATION"), ("attendees", "ATTENDEE"))
                  if getattr(changes, field) is not None and _same_value(override.get(prop), base.get(prop))}
         if named:
+            answers = _own_answers(override)
             _apply(override, EventChanges(**named))
+            for address in override.get("ATTENDEE", []) if isinstance(override.get("ATTENDEE"), list) else \
+                    [override["ATTENDEE"]] if "ATTENDEE" in override else []:
+                if str(address).lower() in answers:  # an invitee's own answer for this occurrence stays
+                    address.params["PARTSTAT"] = answers[str(address).lower()]
+
+
+def _own_answers(override: VEvent) -> dict[str, str]:
+    """Each attendee's PARTSTAT on an occurrence, by address (lowercase `mailto:`)."""
+    raw = override.get("ATTENDEE")
+    addresses = raw if isinstance(raw, list) else [raw] if raw is not None else []
+    return {str(a).lower(): a.params["PARTSTAT"] for a in addresses if "PARTSTAT" in getattr(a, "params", {})}
 
 
 def _same_value(mine: Any, series: Any) -> bool:

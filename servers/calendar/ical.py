@@ -20,6 +20,7 @@ from icalendar import Event as VEvent
 from icalendar import vCalAddress, vRecur
 
 from servers.calendar.model import Attendee, Event, NewEvent
+from servers.calendar import rrules
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.timeutil import as_utc, event_time, in_gap, normalized, second_occurrence, storable
 from servers.calendar.timeutil import same_start as _same_start
@@ -358,14 +359,19 @@ def occurrence_at(calendar: Calendar, instance_start: datetime | date) -> VEvent
 
 
 def ends_before(calendar: Calendar, instance_start: datetime | date) -> bool:
-    """Whether a finite series has no occurrence whose slot is at or after `instance_start` (asked from
-    `DST_SLACK` earlier, as `occurrence_at` asks): it was ended before it. A value of the other kind than the series'
-    start (a date for a timed series, a time for an all-day one) is no time of it: never "ended"."""
+    """Whether a finite series' rule (its COUNT or UNTIL) has no slot at or after `instance_start`: it was
+    ended before it. Judged by the rule alone, as Google and Graph judge it — a deleted last slot, or one
+    whose occurrence was moved elsewhere, still counts (outside review cal29b #1, #2). A value of the other
+    kind than the series' start (a date for a timed series, a time for an all-day one) is no time of it:
+    never "ended"."""
     base = master(calendar)
     rule = base.get("RRULE") or {}
-    if isinstance(base["DTSTART"].dt, datetime) != isinstance(instance_start, datetime):
+    start = base["DTSTART"].dt
+    if isinstance(start, datetime) != isinstance(instance_start, datetime) or not ("UNTIL" in rule or "COUNT" in rule):
         return False
-    moment = as_utc(instance_start, "UTC")
-    return ("UNTIL" in rule or "COUNT" in rule) and not any(  # by slot, exactly: 09:30 after a last 09:00 is past it
-        as_utc((o.get("RECURRENCE-ID") or o["DTSTART"]).dt, "UTC") >= moment
-        for o in occurrences(calendar, moment - DST_SLACK, datetime(9999, 1, 1, tzinfo=UTC)))
+    if isinstance(start, datetime) and start.tzinfo is None:  # a floating series: its occurrences as shown, by slot
+        moment = as_utc(instance_start, "UTC")
+        return not any(as_utc((o.get("RECURRENCE-ID") or o["DTSTART"]).dt, "UTC") >= moment
+                       for o in occurrences(calendar, moment - DST_SLACK, datetime(9999, 1, 1, tzinfo=UTC)))
+    anchored = rrules.anchored(rule.to_ical().decode(), start)
+    return anchored is not None and rrules.first_at_or_after(anchored, instance_start) is None
