@@ -209,7 +209,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
             base.add("exdate", value)
     carried: list[VEvent] = []
     series_edits.carry(later, [v for v in old_exdates if series_edits.at_or_after(v, instance_start)], slot, follow, carried, str(follow["UID"]))
-    _reach_edited(carried, base, changes)
+    _reach_edited(carried, base, changes, follow["DTSTART"].dt)
     shift = as_utc(follow["DTSTART"].dt, "UTC") - as_utc(slot, "UTC")
     if shift and "UNTIL" in follow["RRULE"]:
         # Moving the series later must not cut its last occurrence off.
@@ -230,16 +230,18 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     return [calendar, split]
 
 
-def _reach_edited(carried: list[VEvent], base: VEvent, changes: EventChanges) -> None:
+def _reach_edited(carried: list[VEvent], base: VEvent, changes: EventChanges, addressed: datetime | date) -> None:
     """A "this and following" change reaches the edited occurrences the new series carries (outside review
     cal29 #8: they kept the old value, the one addressed too): each text field and the attendees it names,
     unless the occurrence had changed that field itself — its own value wins, as Google and Graph re-apply
     an exception's own changes over the new series; an invitee's own answer for the occurrence stays (outside
-    review cal29b #3). Times are the carry's (`series_edits.carry`)."""
+    review cal29b #3). The occurrence the call addressed (now at `addressed`, the new series' first slot) takes
+    every field named, its own or not (cal29b #4). Times are the carry's (`series_edits.carry`)."""
     for override in carried:
+        mine = same_start(override["RECURRENCE-ID"].dt, addressed)
         named = {field: getattr(changes, field) for field, prop in (("title", "SUMMARY"), ("description", "DESCRIPTION"),
                                                                     ("location", "LOCATION"), ("attendees", "ATTENDEE"))
-                 if getattr(changes, field) is not None and _same_value(override.get(prop), base.get(prop))}
+                 if getattr(changes, field) is not None and (mine or _same_value(override.get(prop), base.get(prop)))}
         if named:
             answers = _own_answers(override)
             _apply(override, EventChanges(**named))

@@ -102,10 +102,13 @@ async def _exceptions(cal: GoogleCalendar, calendar_id: str, master: dict[str, A
 
 
 async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str, master: dict[str, Any],
-                           exceptions: list[dict[str, Any]], shift: Any) -> None:
+                           exceptions: list[dict[str, Any]], shift: Any,
+                           addressed: tuple[datetime | date, dict[str, Any]] | None = None) -> None:
     """Re-applies `exceptions` (cancelled and edited occurrences of `master`) to their counterparts in the
     series `series_id`, each at `shift(its original start)`; one the series does not have (a new rule,
-    or one already re-applied: a cancelled occurrence is not listed) is skipped."""
+    or one already re-applied: a cancelled occurrence is not listed) is skipped. `addressed`: (the slot a
+    split was asked at, its body) — that occurrence keeps none of its own values for the fields the body sets
+    (outside review cal29b #4: the occurrence the caller named kept its old title)."""
     for item in exceptions:
         target = shift(_moment(item["originalStartTime"]))
         try:
@@ -118,7 +121,11 @@ async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str
         if item.get("status") == "cancelled":
             await cal.http.request("DELETE", where, idempotent=True, params=NOTIFY)
         else:
-            await cal.http.json("PATCH", where, json=_own_changes(item, master, target), idempotent=True, params=NOTIFY)
+            own = _own_changes(item, master, target)
+            if addressed is not None and as_utc(_moment(item["originalStartTime"]), "UTC") == as_utc(addressed[0], "UTC"):
+                own = {key: value for key, value in own.items() if key not in addressed[1]}
+            if own:
+                await cal.http.json("PATCH", where, json=own, idempotent=True, params=NOTIFY)
 
 
 async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
@@ -166,7 +173,7 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
         return await create_known("Google Calendar", event_id, instance_start, f"event id {new_id}", post, find)
 
     async def carry(new_id: str) -> None:
-        await carry_exceptions(cal, calendar_id, new_id, master, exceptions, shift)
+        await carry_exceptions(cal, calendar_id, new_id, master, exceptions, shift, (slot, body))
 
     async def end() -> None:
         await cal.http.json("PATCH", path, json={"recurrence": ended}, headers=if_match(master), idempotent=True, params=NOTIFY)

@@ -118,9 +118,12 @@ async def series_extras(cal: GraphCalendar, event_id: str, master: dict[str, Any
 
 
 async def carry_extras(cal: GraphCalendar, series_id: str, master: dict[str, Any], cancelled: list[datetime | date],
-                       edited: list[tuple[dict[str, Any], datetime | date]], shift: Any, tz: str) -> None:
+                       edited: list[tuple[dict[str, Any], datetime | date]], shift: Any, tz: str,
+                       addressed: tuple[datetime | date, dict[str, Any]] | None = None) -> None:
     """Deletes again (`cancelled`) and re-applies the edits of (`edited`) `master`'s occurrences in the series
-    `series_id`, each at `shift(its original start)`; one that series does not have is skipped."""
+    `series_id`, each at `shift(its original start)`; one that series does not have is skipped. `addressed`:
+    (the slot a split was asked at, its body) — that occurrence keeps none of its own values for the fields
+    the body sets (outside review cal29b #4)."""
     series_zone = iana(master["recurrence"]["range"].get("recurrenceTimeZone"), tz)
 
     async def counterpart(original: datetime | date) -> dict[str, Any] | None:
@@ -136,8 +139,11 @@ async def carry_extras(cal: GraphCalendar, series_id: str, master: dict[str, Any
             await cal.http.request("DELETE", cal._events(found["id"]), idempotent=True)
     for item, original in edited:
         if (found := await counterpart(original)) is not None:
-            await cal.http.json("PATCH", cal._events(found["id"]), headers=cal._prefer(tz), idempotent=True,
-                                json=_own_changes(item, master, shift(original), series_zone, tz))
+            own = _own_changes(item, master, shift(original), series_zone, tz)
+            if addressed is not None and as_utc(original, tz) == as_utc(addressed[0], tz):
+                own = {key: value for key, value in own.items() if key not in addressed[1]}
+            if own:
+                await cal.http.json("PATCH", cal._events(found["id"]), headers=cal._prefer(tz), idempotent=True, json=own)
 
 
 async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_start: datetime | date, body: dict[str, Any],
@@ -183,7 +189,7 @@ async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_st
         return await create_known("Microsoft Graph", event_id, instance_start, f"transactionId {transaction}", post, post)
 
     async def carry(new_id: str) -> None:
-        await carry_extras(cal, new_id, master, cancelled, edited, shift, tz)
+        await carry_extras(cal, new_id, master, cancelled, edited, shift, tz, (slot, body))
 
     async def end() -> None:
         await cal.http.json("PATCH", cal._events(event_id), json={"recurrence": ended}, headers=prefer | if_match(master),

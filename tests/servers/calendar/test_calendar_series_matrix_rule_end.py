@@ -2,7 +2,8 @@
 cal29b of the edge fixes): a deleted last slot, or a later slot whose occurrence was moved earlier, still
 counts as the series' (a retried delete of the last occurrence answered not_found, a cut at a deleted slot
 kept a later moved occurrence, and a time that is no slot was "already past the end" on embedded/CalDAV); a
-this-and-following attendee change keeps an invitee's own answer for an occurrence (embedded reset it).
+this-and-following attendee change keeps an invitee's own answer for an occurrence (embedded reset it); the
+occurrence a split names takes the new values even where it had its own (all four kept its old title).
 Reuses `test_calendar_series_matrix`'s backends. (CalDAV is left out of the attendee case: its respond
 identity is no attendee address there.)"""
 
@@ -107,3 +108,25 @@ async def test_split_attendees_keep_the_occurrence_answer(kind: str, tmp_path: P
         twelfth = [e for e in page["events"] if e["start"]["utc"].startswith("2026-06-12")][0]
         got = sorted((a["email"], a.get("response")) for a in twelfth.get("attendees") or [])
         assert got == sorted([(ME[kind], "accepted"), ("b@x.test", "needs_action"), ("c@x.test", "needs_action")]), got
+
+
+# cal29b #4: the occurrence a split names, edited before, kept its own values
+async def _rows(cal):  # type: ignore[no-untyped-def]
+    page = await cal("list_events", limit=100, **SPAN)
+    assert "code" not in page, page
+    return [(e["title"], e["start"]["utc"][:16], e.get("location")) for e in page["events"]]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_addressed_edited_occurrence_takes_the_new_value(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260613"))
+        e = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-12T09:00:00+02:00", title="E", location="Old")
+        assert "code" not in e, e
+        s = await cal("update_event", event_id=t["id"], scope="this_and_following", instance_start="2026-06-12T09:00:00+02:00",
+                      title="New", location="Room")
+        assert "code" not in s, s
+        rows = await _rows(cal)
+        assert rows == [("T", "2026-06-10T07:00", None), ("T", "2026-06-11T07:00", None),
+                                    ("New", "2026-06-12T07:00", "Room"), ("New", "2026-06-13T07:00", "Room")]
