@@ -16,6 +16,7 @@ import pytest
 from tests.fakes.google_calendar import CAL as GOOGLE_ME
 from tests.fakes.graph_calendar import ME as GRAPH_ME
 from tests.servers.calendar.test_calendar_series_matrix import BACKENDS, SPAN, backend
+from tests.servers.calendar.test_calendar_series_matrix_edges import _rows
 from tests.servers.calendar.test_calendar_series_matrix_moves import _until
 
 pytestmark = pytest.mark.anyio
@@ -111,12 +112,6 @@ async def test_split_attendees_keep_the_occurrence_answer(kind: str, tmp_path: P
 
 
 # cal29b #4: the occurrence a split names, edited before, kept its own values
-async def _rows(cal):  # type: ignore[no-untyped-def]
-    page = await cal("list_events", limit=100, **SPAN)
-    assert "code" not in page, page
-    return [(e["title"], e["start"]["utc"][:16], e.get("location")) for e in page["events"]]
-
-
 @pytest.mark.parametrize("kind", BACKENDS)
 async def test_addressed_edited_occurrence_takes_the_new_value(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
     async with backend(kind, tmp_path, monkeypatch, procs) as cal:
