@@ -245,17 +245,20 @@ def _reach_edited(carried: list[VEvent], base: VEvent, changes: EventChanges, ad
         if named:
             answers = _own_answers(override)
             _apply(override, EventChanges(**named))
-            for address in override.get("ATTENDEE", []) if isinstance(override.get("ATTENDEE"), list) else \
-                    [override["ATTENDEE"]] if "ATTENDEE" in override else []:
+            for address in _attendees(override):
                 if str(address).lower() in answers:  # an invitee's own answer for this occurrence stays
                     address.params["PARTSTAT"] = answers[str(address).lower()]
 
 
+def _attendees(component: VEvent) -> list[Any]:
+    """A component's ATTENDEE values as a list (icalendar gives one value bare, several as a list)."""
+    raw = component.get("ATTENDEE")
+    return raw if isinstance(raw, list) else [raw] if raw is not None else []
+
+
 def _own_answers(override: VEvent) -> dict[str, str]:
     """Each attendee's PARTSTAT on an occurrence, by address (lowercase `mailto:`)."""
-    raw = override.get("ATTENDEE")
-    addresses = raw if isinstance(raw, list) else [raw] if raw is not None else []
-    return {str(a).lower(): a.params["PARTSTAT"] for a in addresses if "PARTSTAT" in getattr(a, "params", {})}
+    return {str(a).lower(): a.params["PARTSTAT"] for a in _attendees(override) if "PARTSTAT" in getattr(a, "params", {})}
 
 
 def _same_value(mine: Any, series: Any) -> bool:
