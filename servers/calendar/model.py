@@ -7,7 +7,7 @@ import datetime as _dt
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Response = Literal["accepted", "declined", "tentative", "needs_action"]
 Scope = Literal["this", "this_and_following", "all"]
@@ -49,6 +49,12 @@ class Event(BaseModel):
     transparent: bool = Field(default=False, description="True if the event does not block time.")
     etag: str | None = Field(default=None, description="Pass as expected_etag to update_event to avoid overwriting a newer change.")
     raw: dict[str, Any] | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _no_location(cls, value: str | None) -> str | None:
+        """A location cleared with "" reads as none, as it does on Graph (which cannot tell the two apart)."""
+        return value or None
 
 
 class EventPage(BaseModel):

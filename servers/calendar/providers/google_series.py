@@ -79,6 +79,16 @@ def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | 
     return out
 
 
+def _emails(attendees: list[dict[str, Any]] | None) -> set[str]:
+    return {a.get("email", "").lower() for a in attendees or []}
+
+
+def _with_answers(attendees: list[dict[str, Any]], own: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`attendees` (a split's new list), each invitee keeping the answer it gave on one occurrence (`own`)."""
+    answers = {a.get("email", "").lower(): a["responseStatus"] for a in own if a.get("responseStatus")}
+    return [a | {"responseStatus": answers[a["email"].lower()]} if a.get("email", "").lower() in answers else a for a in attendees]
+
+
 async def _exceptions(cal: GoogleCalendar, calendar_id: str, master: dict[str, Any], rule: str,
                       split_at: datetime) -> list[dict[str, Any]]:
     """The old series' cancelled and edited occurrences whose own slot is at or after `split_at`."""
@@ -122,8 +132,14 @@ async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str
             await cal.http.request("DELETE", where, idempotent=True, params=NOTIFY)
         else:
             own = _own_changes(item, master, target)
-            if addressed is not None and as_utc(_moment(item["originalStartTime"]), "UTC") == as_utc(addressed[0], "UTC"):
-                own = {key: value for key, value in own.items() if key not in addressed[1]}
+            body = addressed[1] if addressed is not None else {}
+            named = addressed is not None and as_utc(_moment(item["originalStartTime"]), "UTC") == as_utc(addressed[0], "UTC")
+            answers_only = "attendees" in own and _emails(own["attendees"]) == _emails(master.get("attendees"))
+            if "attendees" in own and "attendees" in body and (named or answers_only):
+                # the split's new invitees reach it, each invitee keeping its own answer here (outside review cal29b #3)
+                own["attendees"] = _with_answers(body["attendees"], own["attendees"])
+            if named:
+                own = {key: value for key, value in own.items() if key not in body or key == "attendees"}
             if own:
                 await cal.http.json("PATCH", where, json=own, idempotent=True, params=NOTIFY)
 
