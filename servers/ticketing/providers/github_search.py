@@ -51,7 +51,7 @@ def origin(raw: dict[str, Any], repo: str) -> str:
 
 def walk_state(state: CursorState) -> tuple[str | None, set[int], bool, int | None]:
     """A search cursor's (before, seen, below, total), checked: `before` goes into the search text, so it must
-    be a GitHub instant (`2026-12-01T10:00:00Z`), `seen` issue numbers, `total` a count (else invalid_argument:
+    be a GitHub instant (`2026-12-01T10:00:00Z`), `seen` issue ids, `total` a count (else invalid_argument:
     a crafted cursor never adds its own qualifiers, outside review evtick27 #3's sibling)."""
     before, seen, below, total = state.get("before"), state.get("seen", []), state.get("below", False), state.get("total")
     if ((before is not None and not (isinstance(before, str) and _INSTANT.fullmatch(before)))
@@ -67,14 +67,15 @@ def search_page(items: list[dict[str, Any]], total_count: int, before: str | Non
                 limit: int, below: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any] | None, bool]:
     """The issues of a `created:<=before` search (`created:<before` when `below`; newest created first) to show
     now, the cursor state for the next page (None at the end), and whether issues were passed over: those
-    created at `before` and already shown (`seen`) are skipped.
+    created at `before` and already shown (`seen`: GitHub's issue ids, which, unlike numbers, no two repositories
+    share: a walk over several skipped `other/x#5` after showing `acme/app#5` of the same second) are skipped.
 
     GitHub answers at most 100 issues a page and has no order inside one second, so when every issue a page
     holds was created at `before` and was already shown while GitHub counts more (100+ created in one second:
     a bulk import), the walk cannot reach the rest of that second. Decision (outside review evtick27 #4): it
     does not end there silently; it goes on below that second (`below`) and says so (the third value, which
     the page reports as `truncated`): issues of that second beyond the ones shown may be missing."""
-    fresh = [r for r in items if below or not (r.get("created_at") == before and int(r["number"]) in seen)]
+    fresh = [r for r in items if below or not (r.get("created_at") == before and int(r["id"]) in seen)]
     taken = fresh[:limit]
     stuck = (not below and before is not None and not fresh and total_count > len(items)
              and all(r.get("created_at") == before for r in items))
@@ -83,5 +84,5 @@ def search_page(items: list[dict[str, Any]], total_count: int, before: str | Non
     if not (taken and (len(fresh) > limit or total_count > len(items))):
         return taken, None, False
     last = taken[-1]["created_at"]
-    kept = {int(r["number"]) for r in taken if r.get("created_at") == last} | (seen if last == before and not below else set())
+    kept = {int(r["id"]) for r in taken if r.get("created_at") == last} | (seen if last == before and not below else set())
     return taken, {"before": last, "seen": sorted(kept)}, False

@@ -171,8 +171,8 @@ async def test_fake_jira_refuses_unbounded_jql_as_jira_cloud(monkeypatch: pytest
 
 def test_search_page_steps_below_a_crowded_second_and_says_so() -> None:
     crowd, old = "2026-12-01T10:00:00Z", "2026-11-01T10:00:00Z"
-    issues = [{"number": 1000 - i, "created_at": crowd} for i in range(120)] + [
-        {"number": 10 - i, "created_at": old} for i in range(10)]
+    issues = [{"id": 71000 - i, "number": 1000 - i, "created_at": crowd} for i in range(120)] + [
+        {"id": 70010 - i, "number": 10 - i, "created_at": old} for i in range(10)]
 
     def github(before: str | None, below: bool, per_page: int) -> list[dict[str, Any]]:
         rows = [r for r in issues if before is None or (r["created_at"] < before if below else r["created_at"] <= before)]
@@ -192,6 +192,25 @@ def test_search_page_steps_below_a_crowded_second_and_says_so() -> None:
     assert state is None and len(shown) == len(set(shown))
     assert set(range(1, 11)) <= set(shown), "the issues older than the crowded second are listed"
     assert passed_over, "the walk says it passed over issues of the crowded second"
+
+
+def test_search_page_tells_apart_issues_of_two_repositories_with_one_number() -> None:
+    """A walk over several repositories: `acme/app#3` and `acme/web#3` created in one second, a page ending
+    between them — the second was skipped as already shown (the walk remembered numbers)."""
+    second = "2026-12-01T10:00:00Z"
+    issues = [{"id": 500 + n + (100 if repo == "web" else 0), "number": n, "created_at": second,
+               "repository_url": f"https://api.github.com/repos/acme/{repo}"} for n in (3, 2, 1) for repo in ("app", "web")]
+    shown: list[tuple[str, int]] = []
+    state: dict[str, Any] | None = {}
+    for _ in range(10):
+        assert state is not None
+        before, seen = state.get("before"), set(state.get("seen", []))
+        rows = [r for r in issues if before is None or r["created_at"] <= before][: 1 + len(seen)]
+        taken, state, _ = search_page(rows, len(issues), before, seen, 1)
+        shown += [(r["repository_url"].rsplit("/", 1)[1], r["number"]) for r in taken]
+        if state is None:
+            break
+    assert sorted(shown) == sorted((repo, n) for n in (3, 2, 1) for repo in ("app", "web")), shown
 
 
 async def test_github_search_walk_reports_truncated_at_a_crowded_second(monkeypatch: pytest.MonkeyPatch,
