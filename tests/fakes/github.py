@@ -192,6 +192,9 @@ class FakeGitHub:
     async def search(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
+        if len(request.query_params["q"]) > 256:  # as GitHub: qualifiers count
+            return JSONResponse({"message": "Validation Failed", "errors": [
+                {"message": "The search is longer than 256 characters.", "resource": "Search", "field": "q", "code": "invalid"}]}, 422)
         q = request.query_params["q"].replace('reason:"not planned"', "reason:not_planned")
         tokens = [t.strip("()") for t in _TOKEN.findall(q)]  # as GitHub: parentheses group, quoted phrases are text
         words = [t.strip('"') for t in tokens if t and t not in ("OR", "AND", "NOT") and (t.startswith('"') or ":" not in t)]

@@ -53,7 +53,7 @@ from servers.ticketing.normal import fold, name_key
 from servers.ticketing.providers.github_comments import comments_page
 from servers.ticketing.providers.github_map import PRIORITY, error_text, marker_comment, to_comment, to_ticket, transitions
 from servers.ticketing.providers.github_scope import RepoScope
-from servers.ticketing.providers.github_search import instant, origin, search_page, status_terms, walk_state
+from servers.ticketing.providers.github_search import instant, origin, repo_chunks, search_page, status_terms, walk_state
 from servers.ticketing.providers.github_walk import NEXT, list_page
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import github_login as _login
@@ -152,10 +152,11 @@ class GitHubTicketing:
             raise DomainError("invalid_argument", "this cursor is from an older page-numbered GitHub search, which could "
                               "repeat or skip issues; start the search again without a cursor")
         if query.native_query:
-            terms = [self.scope.confine(query.native_query)]
+            repos, rest = self.scope.confine(query.native_query)
+            terms = [rest] if rest else []
         else:  # built by the connector: the caller's values are checked or quoted (github_scope, outside review s28 #2, #6)
             named, text = self.scope.text_terms(query.text) if query.text else ([], "")
-            terms = [*(f"repo:{r}" for r in dict.fromkeys([repo, *named])), "is:issue", *([text] if text else [])]
+            repos, terms = list(dict.fromkeys([repo, *named])), ["is:issue", *([text] if text else [])]
         counted = True  # GitHub's total_count is this search's total
         if not query.native_query:
             if query.status:  # resolved vs closed is the close reason (outside review 18, defect 10)
@@ -178,14 +179,13 @@ class GitHubTicketing:
         foreign = state.get("foreign", False) is True  # a result from outside the list was seen: GitHub's count is not ours
         taken: list[dict[str, Any]] = []
         after: dict[str, Any] | None = None
+        searches = repo_chunks(repos, terms, "native_query" if query.native_query else "text")
         for _ in range(2):  # a second stuck at `before` is stepped below at once (search_page)
             created = [f"created:{'<' if below else '<='}{before}"] if before else []
-            body = await self.http.json("GET", "/search/issues", params={
-                "q": " ".join(terms + created), "per_page": min(100, limit + len(seen)), "page": 1, "sort": "created",
-                "order": "desc"})
-            total = int(body.get("total_count", 0)) if total is None else total
-            foreign = foreign or any(self.scope.canonical(origin(r, repo)) is None for r in body.get("items", []))
-            taken, after, passed = search_page(body.get("items", []), int(body.get("total_count", 0)), before, seen, limit, below)
+            items, count = await self._search_all(searches, created, min(100, limit + len(seen)))
+            total = count if total is None else total
+            foreign = foreign or any(self.scope.canonical(origin(r, repo)) is None for r in items)
+            taken, after, passed = search_page(items, count, before, seen, limit, below)
             truncated = truncated or passed
             if not passed or after is None:
                 break
@@ -350,6 +350,20 @@ class GitHubTicketing:
 
     async def delete(self, ticket_id: str) -> None:
         raise DomainError("invalid_argument", "GitHub's REST API cannot delete issues; close it with transition_ticket(to='closed')")
+
+    async def _search_all(self, searches: list[list[str]], created: list[str], per_page: int) -> tuple[list[dict[str, Any]], int]:
+        """The first page of each search (`repo_chunks`), merged newest created first, and their counts added up
+        (no issue is in two: each repository is in one search)."""
+        items: list[dict[str, Any]] = []
+        count = 0
+        for terms in searches:
+            body = await self.http.json("GET", "/search/issues", params={
+                "q": " ".join(terms + created), "per_page": per_page, "page": 1, "sort": "created", "order": "desc"})
+            items += body.get("items", [])
+            count += int(body.get("total_count", 0))
+        if len(searches) > 1:
+            items.sort(key=lambda r: (str(r.get("created_at") or ""), int(r.get("id") or 0)), reverse=True)
+        return items, count
 
     def _ticket(self, raw: dict[str, Any], repo: str, include: list[Include]) -> Ticket:
         return to_ticket(raw, repo, self.repo, include)

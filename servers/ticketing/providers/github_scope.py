@@ -149,11 +149,11 @@ class RepoScope:
         repo = self.canonical(repo) or repo
         return str(int(number)) if repo == self.default else f"{repo}#{int(number)}"
 
-    def confine(self, native_query: str) -> str:
-        """`native_query` kept inside the allowed repositories (module docstring), or invalid_argument."""
+    def confine(self, native_query: str) -> tuple[list[str], str]:
+        """`native_query` kept inside the allowed repositories (module docstring): (the repositories to search,
+        the rest of the query in parentheses, to follow their `repo:` qualifiers), or invalid_argument."""
         rest, named = self._split(native_query, "native_query")
-        scope = " ".join(f"repo:{r}" for r in (named or self.names))
-        return f"{scope} ({rest})" if rest else scope
+        return named or self.names, f"({rest})" if rest else ""
 
     def text_terms(self, text: str) -> tuple[list[str], str]:
         """The caller's free `text` as the structured search sends it: (the allowed repositories its top-level

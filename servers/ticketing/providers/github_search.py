@@ -33,6 +33,34 @@ def status_terms(statuses: set[str]) -> tuple[list[str], bool]:
     return [], {"open", "resolved", "closed"} <= statuses
 
 
+MAX_QUERY = 256
+"""GitHub refuses a search query longer than this (422 "The search is longer than 256 characters"), its
+`repo:` qualifiers counted."""
+_CREATED = len("created:<=2026-12-01T10:00:00Z ")
+"""Room kept in each query for the walk's own `created:` qualifier."""
+
+
+def repo_chunks(repos: list[str], terms: list[str], field: str) -> list[list[str]]:
+    """The searches that together cover `repos` with `terms`: `repo:` qualifiers (GitHub ORs them) packed into as
+    few queries as fit `MAX_QUERY` beside the terms and the walk's `created:` (a hub configured with many
+    `GITHUB_REPOS` passed GitHub's limit with any native query naming none, and every search failed), or
+    invalid_argument when the terms alone leave no room for one repository."""
+    room = MAX_QUERY - _CREATED - len(" ".join(terms))
+    chunks: list[list[str]] = []
+    used = room
+    for name in repos:
+        qualifier = f"repo:{name}"
+        if len(qualifier) + 1 > room:
+            raise DomainError("invalid_argument", f"the search is too long for GitHub ({MAX_QUERY} characters at most, with "
+                              f"one repo: qualifier and the paging the server adds): shorten {field}", details={"field": field})
+        if used + len(qualifier) + 1 > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(qualifier)
+        used += len(qualifier) + 1
+    return [[*chunk, *terms] for chunk in chunks]
+
+
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _NOT_OURS = "cursor is not one this server issued: pass next_cursor from the previous page unchanged"
 

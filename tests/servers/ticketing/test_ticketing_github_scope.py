@@ -147,3 +147,31 @@ async def test_search_values_cannot_smuggle_a_repository(monkeypatch: pytest.Mon
         assert any(w in answer["message"] for w in ("GITHUB_REPOS", "cannot quote", "not a GitHub login")), (args, answer)
     assert not [r for r in fake.requests if r["path"] == "/search/issues"], "nothing was sent"
     assert [t["id"] for t in (await tool(server, "search_tickets", text="crash repo:acme/app"))["tickets"]] == ["1"]
+
+
+async def test_a_search_over_many_repositories_stays_within_githubs_query_length(monkeypatch: pytest.MonkeyPatch,
+                                                                                 tmp_path: Any) -> None:
+    """Twelve allowed repositories with long names: their `repo:` qualifiers alone pass GitHub's 256 characters, so
+    every search that names none failed with GitHub's 422. Now they are spread over several searches, merged
+    newest first, and walked page by page as one search."""
+    others = [f"acme-corporation/service-number-{n:02d}-backend" for n in range(12)]
+    fake, server = _server(monkeypatch, tmp_path, repos=",".join(others))
+    for n in range(7):
+        fake.add(f"crash {n}")
+    shown: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = await tool(server, "search_tickets", native_query="crash", limit=3, **({"cursor": cursor} if cursor else {}))
+        assert "code" not in page, page
+        shown += [t["title"] for t in page["tickets"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert shown == [f"crash {n}" for n in reversed(range(7))]
+    searches = [r for r in fake.requests if r["path"] == "/search/issues"]
+    assert all(len(r["params"]["q"]) <= 256 for r in searches)
+    assert len({q for r in searches for q in r["params"]["q"].split() if q.startswith("repo:")}) == 13  # every repository searched
+    text = await tool(server, "search_tickets", text="crash", project="acme/app")
+    assert [t["title"] for t in text["tickets"]][:1] == ["crash 6"], text
+    long = await tool(server, "search_tickets", native_query="crash " + "x" * 240)
+    assert long["code"] == "invalid_argument" and "256" in long["message"], long
