@@ -124,6 +124,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
         if changes.rrule == "" and "RRULE" in base:
             _become_first_occurrence(calendar)
         old_start, old_rule = base["DTSTART"].dt, vRecur(dict(base["RRULE"])) if "RRULE" in base else None
+        series_values = {prop: deepcopy(base.get(prop)) for prop in REACHED.values()}
         _apply(base, changes)
         if old_rule is not None and changes.start is not None:
             overrides, exdates = series_edits.overrides(calendar), series_edits.exdates(base)
@@ -149,6 +150,7 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
                 base.pop("EXDATE", None)
                 for override in series_edits.overrides(calendar):
                     calendar.subcomponents.remove(override)
+        _reach_edited(series_edits.overrides(calendar), series_values, changes, None)
         return [calendar]
     if instance_start is None:
         raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
@@ -230,17 +232,22 @@ def change(calendar: Calendar, scope: Scope, instance_start: datetime | date | N
     return [calendar, split]
 
 
-def _reach_edited(carried: list[VEvent], base: VEvent, changes: EventChanges, addressed: datetime | date) -> None:
-    """A "this and following" change reaches the edited occurrences the new series carries (outside review
-    cal29 #8: they kept the old value, the one addressed too): each text field and the attendees it names,
-    unless the occurrence had changed that field itself — its own value wins, as Google and Graph re-apply
-    an exception's own changes over the new series; an invitee's own answer for the occurrence stays (outside
-    review cal29b #3). The occurrence the call addressed (now at `addressed`, the new series' first slot) takes
-    every field named, its own or not (cal29b #4). Times are the carry's (`series_edits.carry`)."""
+REACHED = {"title": "SUMMARY", "description": "DESCRIPTION", "location": "LOCATION", "attendees": "ATTENDEE"}
+"""The fields a series change carries to its edited occurrences (`_reach_edited`), and their properties."""
+
+
+def _reach_edited(carried: list[VEvent], base: Any, changes: EventChanges, addressed: datetime | date | None) -> None:
+    """A series change reaches its edited occurrences: a "this and following" one those the new series carries
+    (outside review cal29 #8: they kept the old value, the one addressed too), a `scope="all"` one every edited
+    occurrence of the series (a moved occurrence kept the old title while the call answered success): each text
+    field and the attendees it names, unless the occurrence had changed that field itself (differs from `base`,
+    the series as it was) — its own value wins, as Google and Graph re-apply an exception's own changes over the
+    new series; an invitee's own answer for the occurrence stays (outside review cal29b #3). The occurrence a
+    split addressed (now at `addressed`, the new series' first slot) takes every field named, its own or not
+    (cal29b #4). Times are the carry's (`series_edits.carry`)."""
     for override in carried:
-        mine = same_start(override["RECURRENCE-ID"].dt, addressed)
-        named = {field: getattr(changes, field) for field, prop in (("title", "SUMMARY"), ("description", "DESCRIPTION"),
-                                                                    ("location", "LOCATION"), ("attendees", "ATTENDEE"))
+        mine = addressed is not None and same_start(override["RECURRENCE-ID"].dt, addressed)
+        named = {field: getattr(changes, field) for field, prop in REACHED.items()
                  if getattr(changes, field) is not None and (mine or _same_value(override.get(prop), base.get(prop)))}
         if named:
             answers = _own_answers(override)

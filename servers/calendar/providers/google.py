@@ -38,7 +38,7 @@ from servers.calendar import rrules
 from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
-from servers.calendar.providers.google_series import NOTIFY, ended_recurrence, if_match, split
+from servers.calendar.providers.google_series import NOTIFY, REACHED, ended_recurrence, if_match, reach_exceptions, split
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -256,9 +256,14 @@ class GoogleCalendar:
             raw = await split(self, calendar_id, event_id, instance_start, body, expected_etag)
             return self._event(raw, calendar_id, tz)
         else:
-            target = event_id
-            if (changed := await change_series(self, calendar_id, event_id, body, expected_etag, tz)) is not None:
-                return self._event(changed, calendar_id, tz)
+            before = await self.http.json("GET", self._path(calendar_id, event_id)) if any(key in body for key in REACHED) \
+                else None
+            if (changed := await change_series(self, calendar_id, event_id, body, expected_etag, tz)) is None:
+                changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
+                                               idempotent=True, params=NOTIFY)
+            if before is not None:
+                await reach_exceptions(self, calendar_id, before, changed, body)
+            return self._event(changed, calendar_id, tz)
         raw = await self.http.json("PATCH", self._path(calendar_id, target), json=body, headers=headers, idempotent=True,
                                    params=NOTIFY)
         return self._event(raw, calendar_id, tz)

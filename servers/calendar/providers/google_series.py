@@ -3,7 +3,8 @@
 The old series' edited and cancelled occurrences from the split point on are read from
 `/events/{id}/instances?showDeleted=true` (a finite series whole, as Google filters on actual times; an unbounded one up to `HORIZON` past the split point)
 and carried over: a cancelled one is deleted again in the new series, an edited one gets what it had
-changed (the fields that differ from its series, and its own times if it was moved on its own).
+changed (the fields that differ from its series, and its own times if it was moved on its own). A whole-series
+change of text fields or attendees reaches the edited occurrences the same way (`reach_exceptions`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,32 @@ async def _exceptions(cal: GoogleCalendar, calendar_id: str, master: dict[str, A
         if not body.get("nextPageToken"):
             return found
         params["pageToken"] = body["nextPageToken"]
+
+
+REACHED = ("summary", "description", "location", "attendees")
+"""The fields a whole-series change carries to the series' edited occurrences (`reach_exceptions`)."""
+
+
+async def reach_exceptions(cal: GoogleCalendar, calendar_id: str, before: dict[str, Any], after: dict[str, Any],
+                           body: dict[str, Any]) -> None:
+    """A `scope="all"` change of text fields or attendees reaches the series' edited occurrences, as a split's does
+    (`carry_exceptions`; embedded `edits._reach_edited`): each field `body` sets, unless the occurrence changed that
+    field itself (differs from the series as it was, `before`); an invitee's own answer there stays. Google keeps
+    an edited occurrence as an event of its own, so a master PATCH left a moved occurrence with the old title
+    while the call answered success (outside review cal29b #5). `after`: the series as the change left it."""
+    named = {key: body[key] for key in REACHED if key in body}
+    if not named or not any(line.startswith("RRULE") for line in after.get("recurrence") or []):
+        return
+    start = min(as_utc(_moment(before["start"]), "UTC"), as_utc(_moment(after["start"]), "UTC"))
+    for item in await _exceptions(cal, calendar_id, after, _rule(after, after["id"]), start):
+        if item.get("status") == "cancelled":
+            continue
+        own = {key for key in REACHED if item.get(key) != before.get(key)}
+        patch = {key: value for key, value in named.items() if key not in own}
+        if "attendees" in named and "attendees" in own and _emails(item.get("attendees")) == _emails(before.get("attendees")):
+            patch["attendees"] = _with_answers(named["attendees"], item["attendees"])  # only its answers were its own
+        if patch:
+            await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True, params=NOTIFY)
 
 
 async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str, master: dict[str, Any],

@@ -43,8 +43,8 @@ from servers.calendar.model import (
 from servers.calendar import rrules
 from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
-from servers.calendar.providers.graph_moves import (cancelled_at, change_series, delete_if_emptied, edited_occurrences, on_rule,
-                                                    patch_keeping, series_start)
+from servers.calendar.providers.graph_moves import (REACHED, cancelled_at, change_series, delete_if_emptied, edited_occurrences, on_rule,
+                                                    patch_keeping, reach_occurrences, series_start)
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
@@ -292,9 +292,19 @@ class GraphCalendar:
             raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
         if scope == "this_and_following" and instance_start is not None:
             return self._event(await split(self, calendar_id, event_id, instance_start, body, changes, tz, expected_etag), calendar_id, tz)
+        before = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz)) \
+            if scope == "all" and any(key in body for key in REACHED) else None
+        raw = await self._update_raw(event_id, scope, instance_start, changes, body, expected_etag, tz)
+        if before is not None:
+            await reach_occurrences(self, event_id, before, raw, body, tz)
+        return self._event(raw, calendar_id, tz)
+
+    async def _update_raw(self, event_id: str, scope: Scope, instance_start: datetime | date | None, changes: EventChanges,
+                          body: dict[str, Any], expected_etag: str | None, tz: str) -> dict[str, Any]:
+        """`update` of one occurrence or the whole series: the raw event Graph answers."""
         target = (await self._instance(event_id, instance_start, tz))["id"] if scope == "this" and instance_start is not None else event_id
         if scope == "all" and (changed := await change_series(self, event_id, body, changes, expected_etag, tz)) is not None:
-            return self._event(changed, calendar_id, tz)
+            return changed
         if changes.rrule is not None:
             if scope == "this":
                 raise DomainError("invalid_argument", "one occurrence has no recurrence of its own; use scope='all'")
@@ -305,10 +315,10 @@ class GraphCalendar:
             body["recurrence"] = to_graph(changes.rrule, first, tz) if changes.rrule else None
         if scope == "all" and changes.rrule != "" and \
                 (kept := await patch_keeping(self, event_id, body, changes.start, expected_etag, tz)) is not None:
-            return self._event(kept, calendar_id, tz)
+            return kept
         headers = self._prefer(tz) | ({"If-Match": expected_etag} if expected_etag else {})
-        raw = await self.http.json("PATCH", self._events(target), json=body, headers=headers, idempotent=True)
-        return self._event(raw, calendar_id, tz)
+        raw: dict[str, Any] = await self.http.json("PATCH", self._events(target), json=body, headers=headers, idempotent=True)
+        return raw
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
         """POSTs the answer; the event is read before it, so a failed read-back still answers what was done."""

@@ -7,7 +7,9 @@ shows, as the embedded/CalDAV backend does (`edits.change`; outside review write
   deleted and edited occurrences at their moved slots (Exchange drops a series' exceptions when its time
   changes); a slot found already deleted is skipped;
 - `rrule=""` makes the event what the first occurrence still shown was (a deleted first one is skipped,
-  an edited one keeps its edits)."""
+  an edited one keeps its edits);
+- a change of text fields or attendees reaches the edited occurrences, except a field one changed itself
+  (`reach_occurrences`)."""
 
 from __future__ import annotations
 
@@ -59,6 +61,35 @@ async def edited_occurrences(cal: GraphCalendar, event_id: str, tz: str) -> list
     extras = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz),
                                  params={"$select": "id", "$expand": "exceptionOccurrences"})
     return [e for e in extras.get("exceptionOccurrences") or [] if not e.get("isCancelled")]
+
+
+REACHED = ("subject", "body", "location", "attendees")
+"""The fields a whole-series change carries to the series' edited occurrences (`reach_occurrences`)."""
+
+
+def _emails(attendees: list[dict[str, Any]] | None) -> set[str]:
+    return {((a.get("emailAddress") or {}).get("address") or "").lower() for a in attendees or []}
+
+
+async def reach_occurrences(cal: GraphCalendar, event_id: str, before: dict[str, Any], after: dict[str, Any],
+                            body: dict[str, Any], tz: str) -> None:
+    """A `scope="all"` change of text fields or attendees reaches the series' edited occurrences, as a split's does
+    (embedded `edits._reach_edited`; Google `reach_exceptions`): each field `body` sets, unless the occurrence
+    changed that field itself (differs from the series as it was, `before`); an invitee's own answer (`status`)
+    there stays. Outside review cal29b #5: a moved occurrence kept the old subject while the call answered success."""
+    named = {key: body[key] for key in REACHED if key in body}
+    if not named or not after.get("recurrence"):
+        return
+    for item in await edited_occurrences(cal, event_id, tz):
+        own = {key for key in REACHED if key in item and item[key] != before.get(key)}
+        patch = {key: value for key, value in named.items() if key not in own}
+        if "attendees" in named and "attendees" in own and _emails(item.get("attendees")) == _emails(before.get("attendees")):
+            answers = {((a.get("emailAddress") or {}).get("address") or "").lower(): a["status"]
+                       for a in item["attendees"] if a.get("status")}
+            patch["attendees"] = [a | ({"status": answers[key]} if (key := a["emailAddress"]["address"].lower()) in answers else {})
+                                  for a in named["attendees"]]
+        if patch:
+            await cal.http.json("PATCH", cal._events(item["id"]), json=patch, headers=cal._prefer(tz), idempotent=True)
 
 
 async def _series_master(cal: GraphCalendar, event_id: str, expected_etag: str | None,

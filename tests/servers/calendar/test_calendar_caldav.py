@@ -50,7 +50,9 @@ async def test_caldav_round_trips_against_radicale(radicale: dict[str, str], tmp
         stale = await call("update_event", calendar_id=cal, event_id=series["id"], title="x", expected_etag=fetched["etag"])
         assert stale["code"] == "conflict"
         titles = [(e["title"], e["start"]["local"][:10]) for e in (await call("list_events", **span))["events"]]
-        assert titles == [("Weekly sync (renamed)", "2026-03-23"), ("Weekly sync", "2026-03-31"), ("Weekly sync (renamed)", "2026-04-06")]
+        # the moved occurrence never changed its title: the series' new one reaches it (outside review cal29b #5)
+        assert titles == [("Weekly sync (renamed)", "2026-03-23"), ("Weekly sync (renamed)", "2026-03-31"),
+                          ("Weekly sync (renamed)", "2026-04-06")]
         # What Radicale stores is real iCalendar: read it back with a plain CalDAV client.
         raw = caldav.DAVClient(url=radicale["url"], username="alice", password="secret", require_tls=False)
         stored = raw.calendar(url=cal).event_by_uid(series["id"]).data
