@@ -74,7 +74,8 @@ def to_graph(rrule: str, start: datetime | date, zone: str) -> dict[str, Any]:
             pattern["type"] = "daily"
         else:
             pattern["type"] = "weekly"
-            pattern["daysOfWeek"] = [d for _, d in by_day] or [DAYS[list(DAYS)[first_day.weekday()]]]
+            # a day named twice (BYDAY=MO,MO) is one day, as in RFC 5545: sent once
+            pattern["daysOfWeek"] = list(dict.fromkeys(d for _, d in by_day)) or [DAYS[list(DAYS)[first_day.weekday()]]]
     elif freq in ("MONTHLY", "YEARLY"):
         kind = "Monthly" if freq == "MONTHLY" else "Yearly"
         if freq == "YEARLY":

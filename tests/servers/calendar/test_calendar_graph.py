@@ -24,6 +24,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
     ("FREQ=DAILY;INTERVAL=2;COUNT=5", {"type": "daily", "interval": 2}, {"type": "numbered", "numberOfOccurrences": 5}),
     ("FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20260331T215959Z", {"type": "weekly", "daysOfWeek": ["monday", "wednesday"]},
      {"type": "endDate", "endDate": "2026-03-31"}),
+    ("FREQ=WEEKLY;BYDAY=MO,MO,WE", {"type": "weekly", "daysOfWeek": ["monday", "wednesday"]}, {"type": "noEnd"}),  # a day named twice: once
     ("FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR", {"type": "weekly", "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"]},
      {"type": "noEnd"}),
     ("FREQ=MONTHLY;BYDAY=-1FR", {"type": "relativeMonthly", "daysOfWeek": ["friday"], "index": "last"}, {"type": "noEnd"}),
