@@ -53,7 +53,7 @@ from servers.ticketing.normal import fold, name_key
 from servers.ticketing.providers.github_comments import comments_page
 from servers.ticketing.providers.github_map import PRIORITY, error_text, marker_comment, to_comment, to_ticket, transitions
 from servers.ticketing.providers.github_scope import RepoScope
-from servers.ticketing.providers.github_search import instant, origin, repo_chunks, search_page, status_terms, walk_state
+from servers.ticketing.providers.github_search import instant, merged, origin, repo_chunks, search_page, status_terms, walk_state
 from servers.ticketing.providers.github_walk import NEXT, list_page
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import github_login as _login
@@ -179,7 +179,9 @@ class GitHubTicketing:
         foreign = state.get("foreign", False) is True  # a result from outside the list was seen: GitHub's count is not ours
         taken: list[dict[str, Any]] = []
         after: dict[str, Any] | None = None
-        searches = repo_chunks(repos, terms, "native_query" if query.native_query else "text")
+        shorten = "native_query" if query.native_query else "text or the filters (labels, type, priority, assignee)" \
+            if query.text else "labels (or type, priority, assignee)"
+        searches = repo_chunks(repos, terms, shorten)
         for _ in range(2):  # a second stuck at `before` is stepped below at once (search_page)
             created = [f"created:{'<' if below else '<='}{before}"] if before else []
             items, count = await self._search_all(searches, created, min(100, limit + len(seen)))
@@ -352,18 +354,16 @@ class GitHubTicketing:
         raise DomainError("invalid_argument", "GitHub's REST API cannot delete issues; close it with transition_ticket(to='closed')")
 
     async def _search_all(self, searches: list[list[str]], created: list[str], per_page: int) -> tuple[list[dict[str, Any]], int]:
-        """The first page of each search (`repo_chunks`), merged newest created first, and their counts added up
-        (no issue is in two: each repository is in one search)."""
-        items: list[dict[str, Any]] = []
+        """The first page of each search (`repo_chunks`), merged (`merged`), and their counts added up (no issue is
+        in two: each repository is in one search)."""
+        pages: list[list[dict[str, Any]]] = []
         count = 0
         for terms in searches:
             body = await self.http.json("GET", "/search/issues", params={
                 "q": " ".join(terms + created), "per_page": per_page, "page": 1, "sort": "created", "order": "desc"})
-            items += body.get("items", [])
+            pages.append(body.get("items", []))
             count += int(body.get("total_count", 0))
-        if len(searches) > 1:
-            items.sort(key=lambda r: (str(r.get("created_at") or ""), int(r.get("id") or 0)), reverse=True)
-        return items, count
+        return merged(pages, per_page), count
 
     def _ticket(self, raw: dict[str, Any], repo: str, include: list[Include]) -> Ticket:
         return to_ticket(raw, repo, self.repo, include)

@@ -35,30 +35,58 @@ def status_terms(statuses: set[str]) -> tuple[list[str], bool]:
 
 MAX_QUERY = 256
 """GitHub refuses a search query longer than this (422 "The search is longer than 256 characters"), its
-`repo:` qualifiers counted."""
-_CREATED = len("created:<=2026-12-01T10:00:00Z ")
+`repo:` qualifiers counted (GitHub's REST docs once said qualifiers do not count; counting them is the safe side)."""
+_CREATED = len(" created:<=2026-12-01T10:00:00Z")
 """Room kept in each query for the walk's own `created:` qualifier."""
+MAX_SEARCHES = 10
+"""At most this many searches make up one page (`repo_chunks`): GitHub allows a token 30 searches a minute, and a
+page that steps below a crowded second costs twice its searches."""
+SEEN_LIMIT = 300
+"""At most this many issues of the boundary second are remembered in a cursor (`search_page`)."""
+
+
+def _fits(parts: list[str]) -> bool:
+    return len(" ".join(parts)) + _CREATED <= MAX_QUERY
 
 
 def repo_chunks(repos: list[str], terms: list[str], field: str) -> list[list[str]]:
     """The searches that together cover `repos` with `terms`: `repo:` qualifiers (GitHub ORs them) packed into as
     few queries as fit `MAX_QUERY` beside the terms and the walk's `created:` (a hub configured with many
-    `GITHUB_REPOS` passed GitHub's limit with any native query naming none, and every search failed), or
-    invalid_argument when the terms alone leave no room for one repository."""
-    room = MAX_QUERY - _CREATED - len(" ".join(terms))
+    `GITHUB_REPOS` passed GitHub's limit with any native query naming none, and every search failed). Refused
+    (invalid_argument) when `field` (what the caller can shorten) leaves no room for one repository, or when the
+    repositories need more than `MAX_SEARCHES` searches a page."""
     chunks: list[list[str]] = []
-    used = room
     for name in repos:
         qualifier = f"repo:{name}"
-        if len(qualifier) + 1 > room:
-            raise DomainError("invalid_argument", f"the search is too long for GitHub ({MAX_QUERY} characters at most, with "
-                              f"one repo: qualifier and the paging the server adds): shorten {field}", details={"field": field})
-        if used + len(qualifier) + 1 > room:
-            chunks.append([])
-            used = 0
-        chunks[-1].append(qualifier)
-        used += len(qualifier) + 1
+        if chunks and _fits([*chunks[-1], qualifier, *terms]):
+            chunks[-1].append(qualifier)
+            continue
+        if not _fits([qualifier, *terms]):
+            over = len(" ".join([qualifier, *terms])) + _CREATED - MAX_QUERY
+            raise DomainError("invalid_argument", f"the search is {over} characters too long for GitHub ({MAX_QUERY} at "
+                              f"most, counting one repo: qualifier and the paging the server adds): shorten {field}",
+                              details={"field": field.split(" ", 1)[0], "over_by": over})
+        chunks.append([qualifier])
+    if len(chunks) > MAX_SEARCHES:
+        raise DomainError("invalid_argument", f"searching all {len(repos)} repositories takes {len(chunks)} GitHub searches "
+                          f"a page (GitHub allows 30 a minute; at most {MAX_SEARCHES} are sent for one page): name the "
+                          "repositories to search (project, or repo:owner/name in native_query), or ask the operator to "
+                          "shorten GITHUB_REPOS", details={"field": field.split(" ", 1)[0], "searches": len(chunks)})
     return [[*chunk, *terms] for chunk in chunks]
+
+
+def merged(pages: list[list[dict[str, Any]]], per_page: int) -> list[dict[str, Any]]:
+    """The first pages of several searches (`repo_chunks`) as one, newest created first. A page that came back full
+    (`per_page` issues) may hold more below its last one, so nothing older than the newest such last issue is kept:
+    another search's older issues would carry the walk past the ones not yet returned (outside review gh30 #1: with
+    `limit` 100, 51 of 400 issues were never shown), and a crowded second would pass unseen (#2). Issues of that
+    second itself are kept: the walk's `seen` covers them."""
+    items = [item for page in pages for item in page]
+    if len(pages) > 1:
+        cut = max((str(page[-1].get("created_at") or "") for page in pages if page and len(page) >= per_page), default="")
+        items = [r for r in items if str(r.get("created_at") or "") >= cut]
+        items.sort(key=lambda r: (str(r.get("created_at") or ""), int(r.get("id") or 0)), reverse=True)
+    return items
 
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -102,7 +130,8 @@ def search_page(items: list[dict[str, Any]], total_count: int, before: str | Non
     holds was created at `before` and was already shown while GitHub counts more (100+ created in one second:
     a bulk import), the walk cannot reach the rest of that second. Decision (outside review evtick27 #4): it
     does not end there silently; it goes on below that second (`below`) and says so (the third value, which
-    the page reports as `truncated`): issues of that second beyond the ones shown may be missing."""
+    the page reports as `truncated`): issues of that second beyond the ones shown may be missing. The same
+    when more than `SEEN_LIMIT` issues of one second were shown (a bulk import into several repositories)."""
     fresh = [r for r in items if below or not (r.get("created_at") == before and int(r["id"]) in seen)]
     taken = fresh[:limit]
     stuck = (not below and before is not None and not fresh and total_count > len(items)
@@ -113,4 +142,6 @@ def search_page(items: list[dict[str, Any]], total_count: int, before: str | Non
         return taken, None, False
     last = taken[-1]["created_at"]
     kept = {int(r["id"]) for r in taken if r.get("created_at") == last} | (seen if last == before and not below else set())
+    if len(kept) > SEEN_LIMIT:  # a cursor naming them all grows past what one may hold (outside review gh30 #5): below, said
+        return taken, {"before": last, "seen": [], "below": True}, True
     return taken, {"before": last, "seen": sorted(kept)}, False
