@@ -53,7 +53,13 @@ def _apply(component: VEvent, changes: EventChanges) -> None:
         component.pop(LENGTH_PROP, None)  # its own DTSTART/DTEND say its length again
         require_order(component["DTSTART"].dt, (component.get("DTEND") or component["DTSTART"]).dt, "UTC")
     if changes.attendees is not None:
+        had = {str(a).lower().removeprefix("mailto:"): a for a in _attendees(component)}
         set_attendees(component, changes.attendees)
+        for address in _attendees(component):  # an invitee already there keeps its answer, role and name (cal30 #5)
+            before = had.get(str(address).lower().removeprefix("mailto:"))
+            for param in ("PARTSTAT", "ROLE", "CN"):
+                if before is not None and param in getattr(before, "params", {}):
+                    address.params[param] = before.params[param]
     component.pop("DTSTAMP", None)
     component.add("dtstamp", datetime.now(UTC))
     seq = int(component.get("SEQUENCE", 0)) + 1
@@ -248,7 +254,7 @@ def _reach_edited(carried: list[VEvent], base: Any, changes: EventChanges, addre
     for override in carried:
         mine = addressed is not None and same_start(override["RECURRENCE-ID"].dt, addressed)
         named = {field: getattr(changes, field) for field, prop in REACHED.items()
-                 if getattr(changes, field) is not None and (mine or _same_value(override.get(prop), base.get(prop)))}
+                 if getattr(changes, field) is not None and (mine or _same_value(override.get(prop), base.get(prop), prop == "ATTENDEE"))}
         if named:
             answers = _own_answers(override)
             _apply(override, EventChanges(**named))
@@ -268,10 +274,13 @@ def _own_answers(override: VEvent) -> dict[str, str]:
     return {str(a).lower(): a.params["PARTSTAT"] for a in _attendees(override) if "PARTSTAT" in getattr(a, "params", {})}
 
 
-def _same_value(mine: Any, series: Any) -> bool:
-    """Whether an occurrence's property is the series' (not its own change): compared as text, in any order."""
+def _same_value(mine: Any, series: Any, fold: bool = False) -> bool:
+    """Whether an occurrence's property is the series' (not its own change): compared as text, in any order; `fold`
+    (attendees): without case, as addresses compare everywhere else (outside review cal30 #6: `MAILTO:B@x.test`
+    another client wrote counted as the occurrence's own list)."""
     def text(value: Any) -> list[str]:
-        return sorted(str(v) for v in value) if isinstance(value, list) else [] if value is None else [str(value)]
+        out = [str(v) for v in value] if isinstance(value, list) else [] if value is None else [str(value)]
+        return sorted(v.lower() for v in out) if fold else sorted(out)
     return text(mine) == text(series)
 
 

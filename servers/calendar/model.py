@@ -53,8 +53,9 @@ class Event(BaseModel):
     @field_validator("location")
     @classmethod
     def _no_location(cls, value: str | None) -> str | None:
-        """A location cleared with "" reads as none, as it does on Graph (which cannot tell the two apart)."""
-        return value or None
+        """A location cleared with "" (or only blanks) reads as none, as on Graph (which cannot tell the two apart)
+        and CalDAV servers (Radicale drops a blank one)."""
+        return value if value and value.strip() else None
 
 
 class EventPage(BaseModel):

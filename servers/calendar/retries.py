@@ -25,6 +25,12 @@ def _starts_at(event: Event, first: datetime | date) -> bool:
     return event.start.utc is None and event.start.date == first
 
 
+def _place(location: str | None) -> str | None:
+    """A location as it reads back (`Event.location`): blank is none (outside review cal30 #1: a retried split that
+    cleared the location with "" no longer found the series it had made)."""
+    return location if location and location.strip() else None
+
+
 async def landed_split(backend: CalendarBackend, calendar_id: str, event_id: str, instance_start: datetime | date,
                        changes: EventChanges, error: DomainError, tz: str) -> Event:
     """The series a landed split made (see the module), or `error` raised again."""
@@ -39,7 +45,8 @@ async def landed_split(backend: CalendarBackend, calendar_id: str, event_id: str
             continue
         if any(want is not None and have != want for want, have in ((changes.title, event.title),
                                                                     (changes.description, event.description),
-                                                                    (changes.location, event.location))):
+                                                                    (_place(changes.location), event.location))) \
+                or (changes.location is not None and _place(changes.location) is None and event.location is not None):
             continue
         series = await backend.get_event(calendar_id, event.id, None)
         if series.recurrence and _starts_at(series, first):

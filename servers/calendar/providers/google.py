@@ -38,7 +38,8 @@ from servers.calendar import rrules
 from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
-from servers.calendar.providers.google_series import NOTIFY, REACHED, ended_recurrence, if_match, reach_exceptions, split
+from servers.calendar.providers.google_series import (NOTIFY, REACHED, ended_recurrence, if_match, keep_answers, reach_exceptions,
+                                                      split)
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -251,13 +252,18 @@ class GoogleCalendar:
         if scope != "all" and instance_start is None:
             raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
         if scope == "this" and instance_start is not None:
-            target = (await self._instance(calendar_id, event_id, instance_start))["id"]
+            occurrence = await self._instance(calendar_id, event_id, instance_start)
+            target = occurrence["id"]
+            if "attendees" in body:
+                body["attendees"] = keep_answers(body["attendees"], occurrence.get("attendees"))
         elif scope == "this_and_following" and instance_start is not None:
             raw = await split(self, calendar_id, event_id, instance_start, body, expected_etag)
             return self._event(raw, calendar_id, tz)
         else:
             before = await self.http.json("GET", self._path(calendar_id, event_id)) if any(key in body for key in REACHED) \
                 else None
+            if before is not None and "attendees" in body:
+                body["attendees"] = keep_answers(body["attendees"], before.get("attendees"))
             if (changed := await change_series(self, calendar_id, event_id, body, expected_etag, tz)) is None:
                 changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
                                                idempotent=True, params=NOTIFY)

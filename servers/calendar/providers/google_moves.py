@@ -159,7 +159,7 @@ async def change_series(cal: GoogleCalendar, calendar_id: str, event_id: str, bo
     elif "start" in body:
         new = _moment(body["start"])
         if as_utc(new, "UTC") != as_utc(old, "UTC") or isinstance(new, datetime) != isinstance(old, datetime):
-            exceptions = await _exceptions(cal, calendar_id, master, _rule(master, event_id), as_utc(old, "UTC"))
+            exceptions = await _exceptions(cal, calendar_id, master, _rule(master, event_id), as_utc(old, "UTC"), datetime.now(UTC))
             exdates = [line for line in lines if line.startswith("EXDATE")]
             if (exceptions or exdates) and isinstance(new, datetime) != isinstance(old, datetime):
                 raise DomainError("invalid_argument", f"changing the series {event_id} between timed and all-day would lose its "

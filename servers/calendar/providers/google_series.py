@@ -10,11 +10,12 @@ change of text fields or attendees reaches the edited occurrences the same way (
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from servers.calendar.rrules import shift_rule_until
-from servers.calendar.providers.splitting import SplitSteps, create_handle, create_known, slot_shift, split_series, stale
+from servers.calendar.providers.splitting import (SplitSteps, create_handle, create_known, occurrences_not_reached, slot_shift,
+                                                  split_series, stale)
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -70,7 +71,7 @@ def _part(value: datetime | date, like: dict[str, Any]) -> dict[str, str]:
 
 def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | date) -> dict[str, Any]:
     """What an edited occurrence changed, to re-apply to its counterpart at `slot` in the new series."""
-    out = {k: item.get(k) for k in CARRIED if item.get(k) != master.get(k)}
+    out = {k: _field(item, k) for k in CARRIED if _field(item, k) != _field(master, k)}
     start, end = _moment(item["start"]), _moment(item["end"])
     length = _moment(master["end"]) - _moment(master["start"])  # type: ignore[operator]
     if as_utc(start, "UTC") != as_utc(_moment(item["originalStartTime"]), "UTC"):  # moved on its own: stays where it was put
@@ -80,24 +81,39 @@ def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | 
     return out
 
 
+def _field(raw: dict[str, Any], key: str) -> Any:
+    """An event's field as compared: Google leaves an empty attendee list out (outside review cal30 #2)."""
+    value = raw.get(key)
+    return [] if key == "attendees" and value is None else value
+
+
+def keep_answers(attendees: list[dict[str, Any]], had: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A new attendee list (`{"email"}` entries) where each invitee already on the event (`had`, compared without
+    case) keeps its entry — its answer, optional flag and name: a PATCH of bare addresses reset every answer to
+    needsAction and re-invited everyone (outside review cal30 #5). Only new invitees start unanswered."""
+    known = {a.get("email", "").lower(): a for a in had or []}
+    return [known.get(a["email"].lower(), {}) | a for a in attendees]
+
+
 def _emails(attendees: list[dict[str, Any]] | None) -> set[str]:
     return {a.get("email", "").lower() for a in attendees or []}
 
 
 def _with_answers(attendees: list[dict[str, Any]], own: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`attendees` (a split's new list), each invitee keeping the answer it gave on one occurrence (`own`)."""
-    answers = {a.get("email", "").lower(): a["responseStatus"] for a in own if a.get("responseStatus")}
+    answers = {a.get("email", "").lower(): a["responseStatus"] for a in own or [] if a.get("responseStatus")}
     return [a | {"responseStatus": answers[a["email"].lower()]} if a.get("email", "").lower() in answers else a for a in attendees]
 
 
 async def _exceptions(cal: GoogleCalendar, calendar_id: str, master: dict[str, Any], rule: str,
-                      split_at: datetime) -> list[dict[str, Any]]:
+                      split_at: datetime, horizon_from: datetime | None = None) -> list[dict[str, Any]]:
     """The old series' cancelled and edited occurrences whose own slot is at or after `split_at`."""
     # Google filters instances on their actual times: none is sent for a finite series (an occurrence moved
-    # anywhere is listed, outside review cal28 #9); an unbounded one is read up to HORIZON past `split_at`.
+    # anywhere is listed, outside review cal28 #9); an unbounded one is read up to HORIZON past `split_at`
+    # (or past `horizon_from`: a whole-series change of a series begun years ago reaches today's occurrences).
     finite = "COUNT=" in rule or "UNTIL=" in rule
     params: dict[str, Any] = {"showDeleted": "true", "maxResults": 2500} | \
-        ({} if finite else {"timeMax": (split_at + HORIZON).isoformat()})
+        ({} if finite else {"timeMax": (max(split_at, horizon_from or split_at) + HORIZON).isoformat()})
     found: list[dict[str, Any]] = []
     while True:
         body = await cal.http.json("GET", cal._path(calendar_id, master["id"]) + "/instances", params=params)
@@ -127,15 +143,22 @@ async def reach_exceptions(cal: GoogleCalendar, calendar_id: str, before: dict[s
     if not named or not any(line.startswith("RRULE") for line in after.get("recurrence") or []):
         return
     start = min(as_utc(_moment(before["start"]), "UTC"), as_utc(_moment(after["start"]), "UTC"))
-    for item in await _exceptions(cal, calendar_id, after, _rule(after, after["id"]), start):
+    reached, failed, cause = 0, 0, None
+    for item in await _exceptions(cal, calendar_id, after, _rule(after, after["id"]), start, datetime.now(UTC)):
         if item.get("status") == "cancelled":
             continue
-        own = {key for key in REACHED if item.get(key) != before.get(key)}
+        own = {key for key in REACHED if _field(item, key) != _field(before, key)}
         patch = {key: value for key, value in named.items() if key not in own}
         if "attendees" in named and "attendees" in own and _emails(item.get("attendees")) == _emails(before.get("attendees")):
-            patch["attendees"] = _with_answers(named["attendees"], item["attendees"])  # only its answers were its own
+            patch["attendees"] = _with_answers(named["attendees"], item.get("attendees"))  # only its answers were its own
         if patch:
-            await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True, params=NOTIFY)
+            try:
+                await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True, params=NOTIFY)
+                reached += 1
+            except DomainError as exc:
+                failed, cause = failed + 1, exc
+    if cause is not None:
+        raise occurrences_not_reached(after["id"], reached, failed, cause)
 
 
 async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str, master: dict[str, Any],
@@ -179,6 +202,8 @@ async def split(cal: GoogleCalendar, calendar_id: str, event_id: str, instance_s
     if expected_etag and master.get("etag") != expected_etag:
         raise stale(event_id)
     rule = _rule(master, event_id)
+    if "attendees" in body:
+        body = body | {"attendees": keep_answers(body["attendees"], master.get("attendees"))}
     if any(r.startswith("RDATE") for r in master["recurrence"]):
         raise DomainError("invalid_argument", f"{event_id} has extra dates (RDATE) that a split cannot divide; change the whole "
                           "series (scope='all') or the occurrences one by one")

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from servers.calendar import rrules
 from servers.calendar.model import EventChanges
-from servers.calendar.providers.graph_series import CARRIED, carry_extras, if_match, moved_range, series_extras
+from servers.calendar.providers.graph_series import (CARRIED, addresses, carry_extras, if_match, moved_range, series_extras,
+                                                     with_statuses)
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import read as _read
-from servers.calendar.providers.splitting import slot_shift, stale
+from servers.calendar.providers.splitting import occurrences_not_reached, slot_shift, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -67,10 +68,6 @@ REACHED = ("subject", "body", "location", "attendees")
 """The fields a whole-series change carries to the series' edited occurrences (`reach_occurrences`)."""
 
 
-def _emails(attendees: list[dict[str, Any]] | None) -> set[str]:
-    return {((a.get("emailAddress") or {}).get("address") or "").lower() for a in attendees or []}
-
-
 async def reach_occurrences(cal: GraphCalendar, event_id: str, before: dict[str, Any], after: dict[str, Any],
                             body: dict[str, Any], tz: str) -> None:
     """A `scope="all"` change of text fields or attendees reaches the series' edited occurrences, as a split's does
@@ -80,16 +77,20 @@ async def reach_occurrences(cal: GraphCalendar, event_id: str, before: dict[str,
     named = {key: body[key] for key in REACHED if key in body}
     if not named or not after.get("recurrence"):
         return
+    reached, failed, cause = 0, 0, None
     for item in await edited_occurrences(cal, event_id, tz):
         own = {key for key in REACHED if key in item and item[key] != before.get(key)}
         patch = {key: value for key, value in named.items() if key not in own}
-        if "attendees" in named and "attendees" in own and _emails(item.get("attendees")) == _emails(before.get("attendees")):
-            answers = {((a.get("emailAddress") or {}).get("address") or "").lower(): a["status"]
-                       for a in item["attendees"] if a.get("status")}
-            patch["attendees"] = [a | ({"status": answers[key]} if (key := a["emailAddress"]["address"].lower()) in answers else {})
-                                  for a in named["attendees"]]
+        if "attendees" in named and "attendees" in own and addresses(item.get("attendees")) == addresses(before.get("attendees")):
+            patch["attendees"] = with_statuses(named["attendees"], item.get("attendees"))
         if patch:
-            await cal.http.json("PATCH", cal._events(item["id"]), json=patch, headers=cal._prefer(tz), idempotent=True)
+            try:
+                await cal.http.json("PATCH", cal._events(item["id"]), json=patch, headers=cal._prefer(tz), idempotent=True)
+                reached += 1
+            except DomainError as exc:
+                failed, cause = failed + 1, exc
+    if cause is not None:
+        raise occurrences_not_reached(event_id, reached, failed, cause)
 
 
 async def _series_master(cal: GraphCalendar, event_id: str, expected_etag: str | None,

@@ -99,6 +99,18 @@ def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | 
     return out
 
 
+def addresses(attendees: list[dict[str, Any]] | None) -> set[str]:
+    """Attendees' addresses, compared without case."""
+    return {((a.get("emailAddress") or {}).get("address") or "").lower() for a in attendees or []}
+
+
+def with_statuses(attendees: list[dict[str, Any]], own: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A new attendee list for an occurrence whose list differed from its series' only by answers: each invitee
+    keeps the `status` it gave there (outside review cal30 #3: a split's new invitee never reached it)."""
+    answers = {((a.get("emailAddress") or {}).get("address") or "").lower(): a["status"] for a in own or [] if a.get("status")}
+    return [a | ({"status": answers[key]} if (key := a["emailAddress"]["address"].lower()) in answers else {}) for a in attendees]
+
+
 async def series_extras(cal: GraphCalendar, event_id: str, master: dict[str, Any], tz: str, since: datetime | date
                         ) -> tuple[list[datetime | date], list[tuple[dict[str, Any], datetime | date]]]:
     """The series' deleted occurrences (their original starts) and edited ones (each with its original
@@ -140,8 +152,12 @@ async def carry_extras(cal: GraphCalendar, series_id: str, master: dict[str, Any
     for item, original in edited:
         if (found := await counterpart(original)) is not None:
             own = _own_changes(item, master, shift(original), series_zone, tz)
-            if addressed is not None and as_utc(original, tz) == as_utc(addressed[0], tz):
-                own = {key: value for key, value in own.items() if key not in addressed[1]}
+            body = addressed[1] if addressed is not None else {}
+            named = addressed is not None and as_utc(original, tz) == as_utc(addressed[0], tz)
+            if "attendees" in own and "attendees" in body and (named or addresses(own["attendees"]) == addresses(master.get("attendees"))):
+                own["attendees"] = with_statuses(body["attendees"], own["attendees"])
+            if named:
+                own = {key: value for key, value in own.items() if key not in body or key == "attendees"}
             if own:
                 await cal.http.json("PATCH", cal._events(found["id"]), headers=cal._prefer(tz), idempotent=True, json=own)
 

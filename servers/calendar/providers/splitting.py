@@ -52,6 +52,17 @@ class SplitSteps:
     remove: Callable[[str], Awaitable[None]]
 
 
+def occurrences_not_reached(series_id: str, reached: int, failed: int, cause: DomainError) -> DomainError:
+    """A whole-series change that reached the provider while `failed` of its edited occurrences could not take it
+    (`reach_exceptions`, `reach_occurrences`): said as partly applied, never retried as a whole — a retry would read
+    the series already changed and take those occurrences' old values for their own."""
+    return DomainError(
+        "upstream_error", f"the series {series_id} was changed, and {reached} of its edited occurrences with it, but "
+        f"{failed} could not be ({_reason(cause)}); list its occurrences (list_events) and change those still showing the "
+        "old value one by one (scope='this')",
+        details={"partially_applied": True, "series": series_id, "occurrences_not_changed": failed})
+
+
 def stale(series_id: str) -> DomainError:
     return DomainError("conflict", f"the series {series_id} changed since you read it (its etag no longer matches); nothing "
                        "was changed: read it again (get_event) and retry with its new etag")

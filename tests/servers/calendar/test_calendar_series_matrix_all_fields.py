@@ -50,3 +50,36 @@ async def test_series_attendees_reach_an_answered_occurrence_keeping_its_answer(
         if kind != "graph":  # Graph: the mailbox's own answer is the occurrence's read-only responseStatus (see rule_end)
             assert shown["2026-06-11"][ME[kind]] == "tentative", shown
         assert all(set(day) == {ME[kind], "b@x.test", "c@x.test"} for day in shown.values()), shown
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_a_rename_of_a_series_begun_years_ago_reaches_todays_moved_occurrence(kind: str, tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    """Google lists an unbounded series' occurrences up to a horizon: counted from the series' start, it ended in
+    2024 for a weekly meeting begun in 2014, and a moved occurrence of 2026 kept the old title."""
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2014-01-06T09:00:00", end="2014-01-06T10:00:00", rrule="FREQ=WEEKLY;BYDAY=MO")
+        moved = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-15T09:00:00+02:00",
+                          start="2026-06-16T15:00:00", end="2026-06-16T16:00:00")
+        assert "code" not in moved, moved
+        done = await cal("update_event", event_id=t["id"], scope="all", title="New")
+        assert "code" not in done, done
+        page = await cal("list_events", limit=100, start="2026-06-08T00:00:00Z", end="2026-06-23T00:00:00Z")
+        assert [(e["title"], e["start"]["utc"][:16]) for e in page["events"]] == [
+            ("New", "2026-06-08T07:00"), ("New", "2026-06-16T13:00"), ("New", "2026-06-22T07:00")], page
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+async def test_moving_a_series_begun_years_ago_carries_todays_edited_occurrence(kind: str, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    """The same horizon when a whole series moves: today's edited occurrences of a series begun in 2014 were not
+    carried to the new time on Google."""
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2014-01-06T09:00:00", end="2014-01-06T10:00:00", rrule="FREQ=WEEKLY;BYDAY=MO")
+        own = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-15T09:00:00+02:00", title="Own")
+        assert "code" not in own, own
+        done = await cal("update_event", event_id=t["id"], scope="all", start="2014-01-06T10:00:00", end="2014-01-06T11:00:00")
+        assert "code" not in done, done
+        page = await cal("list_events", limit=100, start="2026-06-08T00:00:00Z", end="2026-06-23T00:00:00Z")
+        assert [(e["title"], e["start"]["utc"][:16]) for e in page["events"]] == [
+            ("T", "2026-06-08T08:00"), ("Own", "2026-06-15T08:00"), ("T", "2026-06-22T08:00")], page
