@@ -53,7 +53,8 @@ from servers.ticketing.normal import fold, name_key
 from servers.ticketing.providers.github_comments import comments_page
 from servers.ticketing.providers.github_map import PRIORITY, error_text, marker_comment, to_comment, to_ticket, transitions
 from servers.ticketing.providers.github_scope import RepoScope
-from servers.ticketing.providers.github_search import instant, merged, origin, repo_chunks, search_page, status_terms, walk_state
+from servers.ticketing.providers.github_search import (halves, instant, merged, origin, repo_chunks, search_page, status_terms,
+                                                      walk_state)
 from servers.ticketing.providers.github_walk import NEXT, list_page
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import github_login as _login
@@ -358,9 +359,19 @@ class GitHubTicketing:
         in two: each repository is in one search)."""
         pages: list[list[dict[str, Any]]] = []
         count = 0
-        for terms in searches:
-            body = await self.http.json("GET", "/search/issues", params={
-                "q": " ".join(terms + created), "per_page": per_page, "page": 1, "sort": "created", "order": "desc"})
+        todo = list(reversed(searches))
+        while todo:
+            terms = todo.pop()
+            try:
+                body = await self.http.json("GET", "/search/issues", params={
+                    "q": " ".join(terms + created), "per_page": per_page, "page": 1, "sort": "created", "order": "desc"})
+            except DomainError as exc:
+                # GitHub counts the query its own way (said to count an encoded space as three characters): a search
+                # it finds too long is split in two, down to one repository (`github_search.halves`)
+                if (split := halves(terms, exc)) is None:
+                    raise
+                todo += reversed(split)
+                continue
             pages.append(body.get("items", []))
             count += int(body.get("total_count", 0))
         return merged(pages, per_page), count

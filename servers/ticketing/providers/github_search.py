@@ -75,6 +75,16 @@ def repo_chunks(repos: list[str], terms: list[str], field: str) -> list[list[str
     return [[*chunk, *terms] for chunk in chunks]
 
 
+def halves(terms: list[str], error: DomainError) -> list[list[str]] | None:
+    """A search GitHub refused as too long (`error`), as two searches of half its `repo:` qualifiers each; None when
+    it was refused for something else or names one repository (nothing to split)."""
+    repos = [term for term in terms if term.startswith("repo:")]
+    if error.body.code != "invalid_argument" or "longer than" not in error.body.message or len(repos) < 2:
+        return None
+    rest = [term for term in terms if not term.startswith("repo:")]
+    return [[*repos[: len(repos) // 2], *rest], [*repos[len(repos) // 2 :], *rest]]
+
+
 def merged(pages: list[list[dict[str, Any]]], per_page: int) -> list[dict[str, Any]]:
     """The first pages of several searches (`repo_chunks`) as one, newest created first. A page that came back full
     (`per_page` issues) may hold more below its last one, so nothing older than the newest such last issue is kept:

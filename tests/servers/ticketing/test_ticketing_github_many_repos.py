@@ -122,3 +122,17 @@ async def test_a_query_of_exactly_256_characters_is_one_search(monkeypatch: pyte
     assert len(page.tickets) == 2 and len(fake.queries) == 1
     await gh.search(SearchQuery(native_query=f"repo:{first} repo:{second}"), 2, page.next_cursor)
     assert len(fake.queries) == 2 and all(len(q) <= 256 for q in fake.queries)
+
+
+async def test_a_search_github_counts_as_too_long_is_split_and_still_walked_whole(monkeypatch: pytest.MonkeyPatch,
+                                                                                  tmp_path: Any) -> None:
+    """GitHub's own count is undocumented (an encoded space is said to count three): a search it refuses as too long
+    is split in two, down to one repository, and the walk goes on as one search."""
+    repos = _repos(6, width=66)  # three a query, 254 characters with the walk's created:, more as this fake counts
+    fake = MultiGitHub(length=lambda q: len(q) + 2 * q.count(" "))
+    for k, repo in enumerate(repos):
+        for n in range(5):
+            fake.add(repo, f"crash {k}-{n}", _at(100 * k + n))
+    shown, truncated = await _walk(_connector(fake, repos, monkeypatch, tmp_path), 7, native_query="crash")
+    assert len(shown) == 30 and set(shown.values()) == {1} and not truncated
+    assert any(fake.length(q) > 256 for q in fake.queries), "GitHub refused some of them"
