@@ -40,7 +40,7 @@ from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
 from servers.calendar.providers.google_series import (NOTIFY, REACHED, ended_recurrence, if_match, keep_answers, reach_exceptions,
                                                       split)
-from servers.calendar.providers.splitting import Asked, create_handle, settle_create
+from servers.calendar.providers.splitting import Asked, create_handle, settle_create, stale
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -262,13 +262,23 @@ class GoogleCalendar:
         else:
             before = await self.http.json("GET", self._path(calendar_id, event_id)) if any(key in body for key in REACHED) \
                 else None
-            if before is not None and "attendees" in body:
-                body["attendees"] = keep_answers(body["attendees"], before.get("attendees"))
+            if before is not None:
+                if expected_etag and before.get("etag") != expected_etag:
+                    raise stale(event_id)  # before anything is written, occurrences included
+                if "attendees" in body:
+                    body["attendees"] = keep_answers(body["attendees"], before.get("attendees"))
+                if "start" not in body and "recurrence" not in body:
+                    # text or attendees: the edited occurrences first, the series last, so a repeat after a lost answer
+                    # or a failed occurrence still finds the series as it was (outside review cal31 #1)
+                    await reach_exceptions(self, calendar_id, before, before, body, series_written=False)
+                    changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
+                                                   idempotent=True, params=NOTIFY)
+                    return self._event(changed, calendar_id, tz)
             if (changed := await change_series(self, calendar_id, event_id, body, expected_etag, tz)) is None:
                 changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
                                                idempotent=True, params=NOTIFY)
             if before is not None:
-                await reach_exceptions(self, calendar_id, before, changed, body)
+                await reach_exceptions(self, calendar_id, before, changed, body, series_written=True)
             return self._event(changed, calendar_id, tz)
         raw = await self.http.json("PATCH", self._path(calendar_id, target), json=body, headers=headers, idempotent=True,
                                    params=NOTIFY)

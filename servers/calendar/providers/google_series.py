@@ -133,32 +133,44 @@ REACHED = ("summary", "description", "location", "attendees")
 
 
 async def reach_exceptions(cal: GoogleCalendar, calendar_id: str, before: dict[str, Any], after: dict[str, Any],
-                           body: dict[str, Any]) -> None:
+                           body: dict[str, Any], series_written: bool) -> int:
     """A `scope="all"` change of text fields or attendees reaches the series' edited occurrences, as a split's does
     (`carry_exceptions`; embedded `edits._reach_edited`): each field `body` sets, unless the occurrence changed that
     field itself (differs from the series as it was, `before`); an invitee's own answer there stays. Google keeps
     an edited occurrence as an event of its own, so a master PATCH left a moved occurrence with the old title
-    while the call answered success (outside review cal29b #5). `after`: the series as the change left it."""
+    while the call answered success (outside review cal29b #5). `after`: the series as the change left it (or as it
+    is: a change of text or attendees writes the occurrences first, `series_written` False). The occurrences are
+    written without mail (`sendUpdates=none`: the series' own write tells the invitees, once), and one already
+    showing the value is not written. The number written."""
     named = {key: body[key] for key in REACHED if key in body}
     if not named or not any(line.startswith("RRULE") for line in after.get("recurrence") or []):
-        return
+        return 0
     start = min(as_utc(_moment(before["start"]), "UTC"), as_utc(_moment(after["start"]), "UTC"))
     reached, failed, cause = 0, 0, None
-    for item in await _exceptions(cal, calendar_id, after, _rule(after, after["id"]), start, datetime.now(UTC)):
+    try:
+        items = await _exceptions(cal, calendar_id, after, _rule(after, after["id"]), start, datetime.now(UTC))
+    except DomainError as exc:
+        if not series_written:
+            raise
+        raise occurrences_not_reached(after["id"], 0, None, exc, series_written) from exc
+    for item in items:
         if item.get("status") == "cancelled":
             continue
         own = {key for key in REACHED if _field(item, key) != _field(before, key)}
         patch = {key: value for key, value in named.items() if key not in own}
         if "attendees" in named and "attendees" in own and _emails(item.get("attendees")) == _emails(before.get("attendees")):
             patch["attendees"] = _with_answers(named["attendees"], item.get("attendees"))  # only its answers were its own
+        patch = {key: value for key, value in patch.items() if _field(item, key) != value}
         if patch:
             try:
-                await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True, params=NOTIFY)
+                await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True,
+                                    params={"sendUpdates": "none"})
                 reached += 1
             except DomainError as exc:
                 failed, cause = failed + 1, exc
     if cause is not None:
-        raise occurrences_not_reached(after["id"], reached, failed, cause)
+        raise occurrences_not_reached(after["id"], reached, failed, cause, series_written)
+    return reached
 
 
 async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str, master: dict[str, Any],

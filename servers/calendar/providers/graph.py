@@ -46,8 +46,8 @@ from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.graph_moves import (REACHED, cancelled_at, change_series, delete_if_emptied, edited_occurrences, on_rule,
                                                     patch_keeping, reach_occurrences, series_start)
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
-from servers.calendar.providers.graph_series import ended_recurrence, if_match, split, transaction_id
-from servers.calendar.providers.splitting import Asked, create_handle, settle_create
+from servers.calendar.providers.graph_series import ended_recurrence, if_match, keep_entries, split, transaction_id
+from servers.calendar.providers.splitting import Asked, create_handle, settle_create, stale
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
 from servers.calendar.providers.graph_times import read as _read
@@ -292,17 +292,35 @@ class GraphCalendar:
             raise DomainError("invalid_argument", "give instance_start to change one occurrence (or use scope='all')")
         if scope == "this_and_following" and instance_start is not None:
             return self._event(await split(self, calendar_id, event_id, instance_start, body, changes, tz, expected_etag), calendar_id, tz)
-        before = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz)) \
-            if scope == "all" and any(key in body for key in REACHED) else None
+        if scope != "all" or not any(key in body for key in REACHED):
+            return self._event(await self._update_raw(event_id, scope, instance_start, changes, body, expected_etag, tz),
+                               calendar_id, tz)
+        before = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
+        if expected_etag and before.get("@odata.etag") != expected_etag:
+            raise stale(event_id)  # before anything is written, occurrences included
+        if "attendees" in body:
+            body["attendees"] = keep_entries(body["attendees"], before.get("attendees"))
+        if changes.start is None and changes.end is None and changes.rrule is None:
+            # text or attendees: the edited occurrences first, the series last, so a repeat after a lost answer or a
+            # failed occurrence still finds the series as it was (outside review cal31 #1); an occurrence written
+            # changed the series' change key, already checked above
+            wrote = await reach_occurrences(self, event_id, before, before, body, tz, series_written=False)
+            return self._event(await self._update_raw(event_id, scope, instance_start, changes, body,
+                                                      None if wrote else expected_etag, tz), calendar_id, tz)
         raw = await self._update_raw(event_id, scope, instance_start, changes, body, expected_etag, tz)
-        if before is not None:
-            await reach_occurrences(self, event_id, before, raw, body, tz)
+        if await reach_occurrences(self, event_id, before, raw, body, tz, series_written=True):
+            raw = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))  # its etag as it is now
         return self._event(raw, calendar_id, tz)
 
     async def _update_raw(self, event_id: str, scope: Scope, instance_start: datetime | date | None, changes: EventChanges,
                           body: dict[str, Any], expected_etag: str | None, tz: str) -> dict[str, Any]:
         """`update` of one occurrence or the whole series: the raw event Graph answers."""
-        target = (await self._instance(event_id, instance_start, tz))["id"] if scope == "this" and instance_start is not None else event_id
+        target = event_id
+        if scope == "this" and instance_start is not None:
+            occurrence = await self._instance(event_id, instance_start, tz)
+            target = occurrence["id"]
+            if "attendees" in body:
+                body["attendees"] = keep_entries(body["attendees"], occurrence.get("attendees"))
         if scope == "all" and (changed := await change_series(self, event_id, body, changes, expected_etag, tz)) is not None:
             return changed
         if changes.rrule is not None:

@@ -69,20 +69,29 @@ REACHED = ("subject", "body", "location", "attendees")
 
 
 async def reach_occurrences(cal: GraphCalendar, event_id: str, before: dict[str, Any], after: dict[str, Any],
-                            body: dict[str, Any], tz: str) -> None:
+                            body: dict[str, Any], tz: str, series_written: bool) -> int:
     """A `scope="all"` change of text fields or attendees reaches the series' edited occurrences, as a split's does
     (embedded `edits._reach_edited`; Google `reach_exceptions`): each field `body` sets, unless the occurrence
     changed that field itself (differs from the series as it was, `before`); an invitee's own answer (`status`)
-    there stays. Outside review cal29b #5: a moved occurrence kept the old subject while the call answered success."""
+    there stays. Outside review cal29b #5: a moved occurrence kept the old subject while the call answered success.
+    `after`: the series as the change left it (or as it is: a change of text or attendees writes the occurrences
+    first, `series_written` False). The number written (each changes the series' change key, as Exchange does)."""
     named = {key: body[key] for key in REACHED if key in body}
     if not named or not after.get("recurrence"):
-        return
+        return 0
     reached, failed, cause = 0, 0, None
-    for item in await edited_occurrences(cal, event_id, tz):
+    try:
+        items = await edited_occurrences(cal, event_id, tz)
+    except DomainError as exc:
+        if not series_written:
+            raise
+        raise occurrences_not_reached(event_id, 0, None, exc, series_written) from exc
+    for item in items:
         own = {key for key in REACHED if key in item and item[key] != before.get(key)}
         patch = {key: value for key, value in named.items() if key not in own}
         if "attendees" in named and "attendees" in own and addresses(item.get("attendees")) == addresses(before.get("attendees")):
             patch["attendees"] = with_statuses(named["attendees"], item.get("attendees"))
+        patch = {key: value for key, value in patch.items() if item.get(key) != value}
         if patch:
             try:
                 await cal.http.json("PATCH", cal._events(item["id"]), json=patch, headers=cal._prefer(tz), idempotent=True)
@@ -90,7 +99,8 @@ async def reach_occurrences(cal: GraphCalendar, event_id: str, before: dict[str,
             except DomainError as exc:
                 failed, cause = failed + 1, exc
     if cause is not None:
-        raise occurrences_not_reached(event_id, reached, failed, cause)
+        raise occurrences_not_reached(event_id, reached, failed, cause, series_written)
+    return reached
 
 
 async def _series_master(cal: GraphCalendar, event_id: str, expected_etag: str | None,

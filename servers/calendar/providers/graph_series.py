@@ -104,6 +104,18 @@ def addresses(attendees: list[dict[str, Any]] | None) -> set[str]:
     return {((a.get("emailAddress") or {}).get("address") or "").lower() for a in attendees or []}
 
 
+def keep_entries(attendees: list[dict[str, Any]], had: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A new attendee list where each invitee already on the event (`had`, compared without case) keeps its entry —
+    its type (optional or not), name and answer: the list was sent as required, nameless entries (outside review
+    cal31 #2). Only new invitees start as sent."""
+    known = {((a.get("emailAddress") or {}).get("address") or "").lower(): a for a in had or []}
+    out = []
+    for entry in attendees:
+        old = known.get(entry["emailAddress"]["address"].lower())
+        out.append(entry if old is None else old | {"emailAddress": (old.get("emailAddress") or {}) | entry["emailAddress"]})
+    return out
+
+
 def with_statuses(attendees: list[dict[str, Any]], own: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """A new attendee list for an occurrence whose list differed from its series' only by answers: each invitee
     keeps the `status` it gave there (outside review cal30 #3: a split's new invitee never reached it)."""
@@ -173,6 +185,8 @@ async def split(cal: GraphCalendar, calendar_id: str, event_id: str, instance_st
     if not master.get("recurrence"):
         raise DomainError("invalid_argument", f"{event_id} is not a recurring series")
     occurrence = await cal._instance(event_id, instance_start, tz)  # a time that is no slot: not_found first
+    if "attendees" in body:
+        body = body | {"attendees": keep_entries(body["attendees"], master.get("attendees"))}
     ended = ended_recurrence(master, event_id, instance_start, tz)
     recurrence, all_day = master["recurrence"], bool(master.get("isAllDay"))
     series_zone = iana(recurrence["range"].get("recurrenceTimeZone"), tz)

@@ -52,15 +52,26 @@ class SplitSteps:
     remove: Callable[[str], Awaitable[None]]
 
 
-def occurrences_not_reached(series_id: str, reached: int, failed: int, cause: DomainError) -> DomainError:
-    """A whole-series change that reached the provider while `failed` of its edited occurrences could not take it
-    (`reach_exceptions`, `reach_occurrences`): said as partly applied, never retried as a whole — a retry would read
-    the series already changed and take those occurrences' old values for their own."""
+def occurrences_not_reached(series_id: str, reached: int, failed: int | None, cause: DomainError,
+                            series_written: bool) -> DomainError:
+    """A whole-series change whose edited occurrences (`reach_exceptions`, `reach_occurrences`) could not all take it:
+    `failed` of them refused it, or (None) they could not be listed. Before the series itself is written (a change
+    of text or attendees writes its occurrences first) the call can simply be repeated: it finishes what is left.
+    After it (a move or a new rule writes the series first) a repeat would read the series already changed and take
+    those occurrences' old values for their own, so the answer says what to do instead."""
+    what = f"{failed} of them could not take it" if failed is not None else "they could not be listed"
+    if not series_written:
+        return DomainError(
+            "upstream_error", f"the change to the series {series_id} stopped before the series itself: {reached} of its "
+            f"edited occurrences already show it, but {what} ({_reason(cause)}); repeat the same call to finish it",
+            details={"partially_applied": reached > 0, "series": series_id, "series_changed": False,
+                     **({"occurrences_not_changed": failed} if failed is not None else {})})
     return DomainError(
         "upstream_error", f"the series {series_id} was changed, and {reached} of its edited occurrences with it, but "
-        f"{failed} could not be ({_reason(cause)}); list its occurrences (list_events) and change those still showing the "
-        "old value one by one (scope='this')",
-        details={"partially_applied": True, "series": series_id, "occurrences_not_changed": failed})
+        f"{what} ({_reason(cause)}); list its occurrences (list_events) and change those still showing the old value "
+        "one by one (scope='this')",
+        details={"partially_applied": True, "series": series_id, "series_changed": True,
+                 **({"occurrences_not_changed": failed} if failed is not None else {})})
 
 
 def stale(series_id: str) -> DomainError:

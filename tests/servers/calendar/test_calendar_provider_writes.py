@@ -242,16 +242,18 @@ async def test_graph_answer_survives_a_failed_read_back(monkeypatch: pytest.Monk
 @pytest.mark.parametrize("kind", ["google", "graph"])
 async def test_a_series_change_an_edited_occurrence_refuses_says_it_is_partly_applied(kind: str, monkeypatch: pytest.MonkeyPatch,
                                                                                      tmp_path: Any) -> None:
-    """A `scope="all"` change reaches the edited occurrences after the series (test_calendar_series_matrix_all_fields):
-    when one of those writes is refused, the answer says the series changed and which part did not, rather than a
-    plain error a caller would retry — a retry would read the changed series and take the occurrence's old value
-    for its own."""
+    """A `scope="all"` change reaches the edited occurrences before the series (test_calendar_series_all_order): when
+    one of those writes is refused, the answer says so and that the series is not changed yet, and the same call
+    repeated finishes the change (occurrences already showing it are left as they are)."""
     _, shim, backend, cal = _connect(kind, monkeypatch, tmp_path)
     async with Client(create_server(backend)) as client:
         call = Session(client, cal)
         series = await call.series()
         shim.rules = [("PATCH", lambda path: not path.rstrip("/").endswith(series), 403, "before")]
         answer = await call("update_event", event_id=series, scope="all", location="Room 1")
-        assert answer["code"] == "upstream_error" and answer["details"]["partially_applied"] is True, answer
-        assert answer["details"]["occurrences_not_changed"] == 1 and "scope='this'" in answer["message"], answer
-        assert await call.shown() == [(day, title, "Room 1" if title == "Stand-up" else None) for day, title, _ in BEFORE]
+        assert answer["code"] == "upstream_error" and answer["details"]["partially_applied"] is False, answer  # none landed
+        assert answer["details"]["series_changed"] is False and "repeat the same call" in answer["message"], answer
+        assert answer["details"]["occurrences_not_changed"] == 1, answer
+        assert await call.shown() == BEFORE
+        assert "code" not in await call("update_event", event_id=series, scope="all", location="Room 1")
+        assert await call.shown() == [(day, title, "Room 1") for day, title, _ in BEFORE]

@@ -32,8 +32,8 @@ SPAN = {"start": "2026-03-25T00:00:00Z", "end": "2026-07-01T00:00:00Z"}
 class Cal:
     """One backend behind the calendar MCP server, in the Europe/Paris-ish zone its calendar has."""
 
-    def __init__(self, kind: str, client: Client, cal: str, fake: Any) -> None:
-        self.kind, self.client, self.cal, self.fake = kind, client, cal, fake
+    def __init__(self, kind: str, client: Client, cal: str, fake: Any, store: Any = None) -> None:
+        self.kind, self.client, self.cal, self.fake, self.store = kind, client, cal, fake, store
 
     async def __call__(self, tool: str, **args: Any) -> dict[str, Any]:
         answer = await self.client.call_tool(tool, {"calendar_id": self.cal, **args})
@@ -73,7 +73,7 @@ async def backend(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pr
         monkeypatch.setenv("GRAPH_API", BASE)
         store, cal = GraphCalendar.from_env(tmp_path, transport=httpx.ASGITransport(app=fake.app())), CAL_ID
     async with Client(create_server(store)) as client:
-        yield Cal(kind, client, cal, fake)
+        yield Cal(kind, client, cal, fake, store)
 
 
 def _until(kind: str) -> str:
