@@ -91,7 +91,8 @@ async def _watched(name: str, fn: Callable[..., Awaitable[BaseModel]], kwargs: d
             partial = said or after_landing(name, landed, exc).body  # a connector that said what is left is kept,
             if said is not None and "landed" not in (said.details or {}):  # with the writes that landed added
                 partial = said.model_copy(update={"details": {**(said.details or {}), "landed": landed_rows(landed)}})
-            raise PartlyApplied(partial.code, partial.message, details=partial.details) from exc
+            # a connector's own answer keeps whether a repeat is the way to finish (outside review cal32 #4)
+            raise PartlyApplied(partial.code, partial.message, details=partial.details, retryable=partial.retryable) from exc
 
 
 SETTLE_EVERY_S = 2.0

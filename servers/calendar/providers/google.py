@@ -39,8 +39,8 @@ from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
 from servers.calendar.providers.google_series import (NOTIFY, REACHED, ended_recurrence, if_match, keep_answers, reach_exceptions,
-                                                      split)
-from servers.calendar.providers.splitting import Asked, create_handle, settle_create, stale
+                                                      shows, split)
+from servers.calendar.providers.splitting import Asked, create_handle, series_not_written, settle_create, stale
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -270,9 +270,16 @@ class GoogleCalendar:
                 if "start" not in body and "recurrence" not in body:
                     # text or attendees: the edited occurrences first, the series last, so a repeat after a lost answer
                     # or a failed occurrence still finds the series as it was (outside review cal31 #1)
-                    await reach_exceptions(self, calendar_id, before, before, body, series_written=False)
-                    changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
-                                                   idempotent=True, params=NOTIFY)
+                    reached = await reach_exceptions(self, calendar_id, before, before, body, series_written=False)
+                    if not reached and shows(before, body):  # already so (a repeat after a lost answer): no second mail
+                        return self._event(before, calendar_id, tz)
+                    try:
+                        changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
+                                                       idempotent=True, params=NOTIFY)
+                    except DomainError as exc:
+                        if reached:
+                            raise series_not_written(event_id, reached, exc) from exc
+                        raise
                     return self._event(changed, calendar_id, tz)
             if (changed := await change_series(self, calendar_id, event_id, body, expected_etag, tz)) is None:
                 changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,

@@ -87,6 +87,11 @@ def _field(raw: dict[str, Any], key: str) -> Any:
     return [] if key == "attendees" and value is None else value
 
 
+def shows(raw: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether an event already shows every field of a PATCH `body`."""
+    return all(_field(raw, key) == value for key, value in body.items())
+
+
 def keep_answers(attendees: list[dict[str, Any]], had: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """A new attendee list (`{"email"}` entries) where each invitee already on the event (`had`, compared without
     case) keeps its entry — its answer, optional flag and name: a PATCH of bare addresses reset every answer to
@@ -160,7 +165,7 @@ async def reach_exceptions(cal: GoogleCalendar, calendar_id: str, before: dict[s
         patch = {key: value for key, value in named.items() if key not in own}
         if "attendees" in named and "attendees" in own and _emails(item.get("attendees")) == _emails(before.get("attendees")):
             patch["attendees"] = _with_answers(named["attendees"], item.get("attendees"))  # only its answers were its own
-        patch = {key: value for key, value in patch.items() if _field(item, key) != value}
+        patch = {key: value for key, value in patch.items() if not shows(item, {key: value})}
         if patch:
             try:
                 await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True,

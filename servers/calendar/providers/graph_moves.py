@@ -13,6 +13,7 @@ shows, as the embedded/CalDAV backend does (`edits.change`; outside review write
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from servers.calendar.providers.graph_series import (CARRIED, addresses, carry_e
                                                      with_statuses)
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import read as _read
-from servers.calendar.providers.splitting import occurrences_not_reached, slot_shift, stale
+from servers.calendar.providers.splitting import moved_answer_lost, occurrences_not_reached, slot_shift, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -99,7 +100,11 @@ async def reach_occurrences(cal: GraphCalendar, event_id: str, before: dict[str,
             except DomainError as exc:
                 failed, cause = failed + 1, exc
     if cause is not None:
-        raise occurrences_not_reached(event_id, reached, failed, cause, series_written)
+        etag = None
+        if reached and not series_written:  # the series' change key moved with each occurrence written: a repeat needs it
+            with suppress(DomainError):
+                etag = (await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz))).get("@odata.etag")
+        raise occurrences_not_reached(event_id, reached, failed, cause, series_written, etag)
     return reached
 
 
@@ -141,8 +146,13 @@ async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any],
                 raise _switch_refused(event_id, len(cancelled) + len(edited))
             body["recurrence"] = moved_range(master["recurrence"], old, new, series_zone)
             shift = slot_shift(old, new)
-    raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
-                                              idempotent=True)
+    try:
+        raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
+                                                  idempotent=True)
+    except DomainError as exc:
+        if shift is not None and (cancelled or edited) and exc.body.code == "timeout":
+            raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
+        raise
     if shift is not None and (cancelled or edited):
         raw = await _put_back(cal, event_id, master, (cancelled, edited), shift, tz, "moved")
     return raw
@@ -165,8 +175,13 @@ async def patch_keeping(cal: GraphCalendar, event_id: str, body: dict[str, Any],
     cancelled, edited = await series_extras(cal, event_id, master, tz, old)
     if (cancelled or edited) and new_start is not None and isinstance(new_start, datetime) != isinstance(old, datetime):
         raise _switch_refused(event_id, len(cancelled) + len(edited))
-    raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
-                                              idempotent=True)
+    try:
+        raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
+                                                  idempotent=True)
+    except DomainError as exc:
+        if (cancelled or edited) and exc.body.code == "timeout":
+            raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
+        raise
     if cancelled or edited:
         shift = slot_shift(old, new_start) if new_start is not None else (lambda value: value)
         raw = await _put_back(cal, event_id, master, (cancelled, edited), shift, tz, "changed")
