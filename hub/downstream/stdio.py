@@ -130,6 +130,7 @@ async def stdio_child(
     await read_lines(stdout_file, stdout_lines, take_stdout_line,
                      lambda problem: log.warning("stdout: %s; closing the connection", problem), take_overlong)
     stdin_lost = False
+    stopping = False  # before any callback that reads it is registered (a child that closes its stdin at once)
 
     def lose_stdin() -> None:
         """The child closed its stdin (it reads no more requests) or we did: unless the hub is stopping
@@ -279,7 +280,6 @@ async def stdio_child(
         with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError), anyio.move_on_after(STDIN_LOSS_DRAIN_S):
             await read_writer.send(SessionMessage(answer))
 
-    stopping = False
     stderr_done = anyio.Event()
     listings = listings or ListingAnswers(log)
     last_stderr: deque[str] = deque(maxlen=3)

@@ -207,8 +207,12 @@ class ResourceSubscriptions(ConnectionSubscriptions, ServerStreams):
         server, original = self._resolve(uri, principal)
         held = self._drop(connection, uri)
         downstream = self._hub.downstreams[server]
-        if held and _per_client(downstream):
-            await subscribe_own(self._hub.config, downstream, connection, original, subscribe=False)
+        try:
+            if held and _per_client(downstream):
+                await subscribe_own(self._hub.config, downstream, connection, original, subscribe=False)
+        except Exception as exc:  # noqa: BLE001 — the server is down or forgot that session: nothing is held there
+            # (a client's unsubscribe after its per-client session's 404 failed with "server is down"; CI 2026-12-06)
+            logger.debug("an unsubscribe from %s not sent to %s: %s", uri, server, type(exc).__name__)
         await self._release_if_unused(uri)
         await self._share(connection, uri, subscribed=False)
 
