@@ -92,7 +92,8 @@ async def _watched(name: str, fn: Callable[..., Awaitable[BaseModel]], kwargs: d
             if said is not None and "landed" not in (said.details or {}):  # with the writes that landed added
                 partial = said.model_copy(update={"details": {**(said.details or {}), "landed": landed_rows(landed)}})
             # a connector's own answer keeps whether a repeat is the way to finish (outside review cal32 #4)
-            raise PartlyApplied(partial.code, partial.message, details=partial.details, retryable=partial.retryable) from exc
+            raise PartlyApplied(partial.code, partial.message, details=partial.details, retryable=partial.retryable,
+                                retry_after_s=partial.retry_after_s) from exc
 
 
 SETTLE_EVERY_S = 2.0

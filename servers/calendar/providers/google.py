@@ -17,6 +17,7 @@ reading it back (`splitting.settle_create`).
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -277,6 +278,10 @@ class GoogleCalendar:
                         changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
                                                        idempotent=True, params=NOTIFY)
                     except DomainError as exc:
+                        if exc.body.code in ("timeout", "unavailable", "upstream_error"):  # it may have landed: look
+                            with suppress(DomainError):
+                                if shows(now := await self.http.json("GET", self._path(calendar_id, event_id)), body):
+                                    return self._event(now, calendar_id, tz)
                         if reached:
                             raise series_not_written(event_id, reached, exc) from exc
                         raise

@@ -172,7 +172,7 @@ async def change_series(cal: GoogleCalendar, calendar_id: str, event_id: str, bo
         raw: dict[str, Any] = await cal.http.json("PATCH", cal._path(calendar_id, event_id), json=body, headers=if_match(master),
                                                   idempotent=True, params=NOTIFY)
     except DomainError as exc:
-        if shift is not None and exceptions and exc.body.code == "timeout":
+        if shift is not None and exceptions and exc.body.code in ("timeout", "unavailable", "upstream_error"):
             raise moved_answer_lost(event_id, len(exceptions), exc) from exc
         raise
     if shift is not None and exceptions:

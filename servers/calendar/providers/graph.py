@@ -47,7 +47,8 @@ from servers.calendar.providers.graph_moves import (REACHED, cancelled_at, chang
                                                     patch_keeping, reach_occurrences, series_start)
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, keep_entries, split, transaction_id
-from servers.calendar.providers.splitting import Asked, create_handle, series_not_written, settle_create, stale
+from servers.calendar.providers.graph_whole import change_text
+from servers.calendar.providers.splitting import Asked, create_handle, settle_create, stale
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
 from servers.calendar.providers.graph_times import read as _read
@@ -57,8 +58,6 @@ from servers.kit.errors import DomainError, not_found
 from servers.kit.http import ProviderHTTP
 from servers.kit.credentials import connect, oauth_from_env
 
-SERIES_FIELDS = ("subject", "body", "location", "attendees", "start", "end", "recurrence", "isAllDay")
-"""What a whole-series change compares, read before and after its occurrences were written (not the change key)."""
 RESPONSE_FROM = {"none": "needs_action", "notResponded": "needs_action", "accepted": "accepted", "organizer": "accepted",
                  "tentativelyAccepted": "tentative", "declined": "declined"}
 ANSWERED = {"accepted": "accepted", "tentative": "tentativelyAccepted", "declined": "declined"}
@@ -303,22 +302,9 @@ class GraphCalendar:
         if "attendees" in body:
             body["attendees"] = keep_entries(body["attendees"], before.get("attendees"))
         if changes.start is None and changes.end is None and changes.rrule is None:
-            # text or attendees: the edited occurrences first, the series last, so a repeat after a lost answer or a
-            # failed occurrence still finds the series as it was (outside review cal31 #1); an occurrence written
-            # changed the series' change key, already checked above
-            wrote = await reach_occurrences(self, event_id, before, before, body, tz, series_written=False)
-            etag = expected_etag
-            if wrote:  # each occurrence written changed the series' change key: read it again, unchanged but for that
-                now = await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
-                etag = now.get("@odata.etag")
-                if any(now.get(key) != before.get(key) for key in SERIES_FIELDS):  # someone else wrote it meanwhile
-                    raise series_not_written(event_id, wrote, stale(event_id), etag)
-            try:
-                raw = await self._update_raw(event_id, scope, instance_start, changes, body, etag, tz)
-            except DomainError as exc:
-                if wrote:
-                    raise series_not_written(event_id, wrote, exc, etag) from exc
-                raise
+            # text or attendees: the edited occurrences first, the series last (`graph_whole`)
+            raw = await change_text(self, event_id, before, body, expected_etag, tz, lambda etag: self._update_raw(
+                event_id, scope, instance_start, changes, body, etag, tz))
             return self._event(raw, calendar_id, tz)
         raw = await self._update_raw(event_id, scope, instance_start, changes, body, expected_etag, tz)
         if await reach_occurrences(self, event_id, before, raw, body, tz, series_written=True):

@@ -150,7 +150,7 @@ async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any],
         raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
                                                   idempotent=True)
     except DomainError as exc:
-        if shift is not None and (cancelled or edited) and exc.body.code == "timeout":
+        if shift is not None and (cancelled or edited) and exc.body.code in ("timeout", "unavailable", "upstream_error"):
             raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
         raise
     if shift is not None and (cancelled or edited):
@@ -179,7 +179,7 @@ async def patch_keeping(cal: GraphCalendar, event_id: str, body: dict[str, Any],
         raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
                                                   idempotent=True)
     except DomainError as exc:
-        if (cancelled or edited) and exc.body.code == "timeout":
+        if (cancelled or edited) and exc.body.code in ("timeout", "unavailable", "upstream_error"):
             raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
         raise
     if cancelled or edited:

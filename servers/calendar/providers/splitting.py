@@ -69,7 +69,7 @@ def occurrences_not_reached(series_id: str, reached: int, failed: int | None, ca
         return DomainError(
             "upstream_error", f"the change to the series {series_id} stopped before the series itself: {reached} of its "
             f"edited occurrences already show it, but {what} ({_reason(cause)}); {_repeat(etag)}",
-            retryable=cause.body.retryable,
+            retryable=cause.body.retryable, retry_after_s=cause.body.retry_after_s,
             details={"partially_applied": reached > 0, "series": series_id, "series_changed": False,
                      **({"occurrences_not_changed": failed} if failed is not None else {}), **({"etag": etag} if etag else {})})
     return DomainError(
@@ -92,7 +92,7 @@ def series_not_written(series_id: str, reached: int, cause: DomainError, etag: s
             details={"partially_applied": True, "series": series_id, "series_changed": False, **({"etag": etag} if etag else {})})
     return DomainError(
         "upstream_error", f"the series {series_id} itself could not take the change ({_reason(cause)}) after {reached} of "
-        f"its edited occurrences did; {_repeat(etag)}", retryable=cause.body.retryable,
+        f"its edited occurrences did; {_repeat(etag)}", retryable=cause.body.retryable, retry_after_s=cause.body.retry_after_s,
         details={"partially_applied": True, "series": series_id, "series_changed": False, **({"etag": etag} if etag else {})})
 
 
@@ -102,7 +102,7 @@ def moved_answer_lost(series_id: str, extras: int, cause: DomainError) -> Domain
     already moved and leave them (outside review cal32 #1: occurrences moved on their own lost their time, the repeat
     answering success). So not retryable, and it says what to check."""
     return DomainError(
-        "upstream_error", f"the series {series_id} was sent its new times or rule but no answer came ({_reason(cause)}), so "
+        "upstream_error", f"the series {series_id} was sent its new times or rule but got no clear answer ({_reason(cause)}), so "
         f"it may have changed before its {extras} edited or deleted occurrences were put back at their slots. Do not "
         "repeat this call: read the series (get_event); if it shows the change, list its occurrences (list_events) and "
         "move or delete again with scope='this' those that show wrongly; if not, repeat it",
