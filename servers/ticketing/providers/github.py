@@ -53,8 +53,8 @@ from servers.ticketing.normal import fold, name_key
 from servers.ticketing.providers.github_comments import comments_page
 from servers.ticketing.providers.github_map import PRIORITY, error_text, marker_comment, to_comment, to_ticket, transitions
 from servers.ticketing.providers.github_scope import RepoScope
-from servers.ticketing.providers.github_search import (halves, instant, merged, origin, repo_chunks, search_page, status_terms,
-                                                      walk_state)
+from servers.ticketing.providers.github_search import (MAX_SEARCHES, halves, instant, merged, origin, repo_chunks, search_page,
+                                                      status_terms, too_long, walk_state)
 from servers.ticketing.providers.github_walk import NEXT, list_page
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
 from servers.ticketing.providers.users import github_login as _login
@@ -74,6 +74,9 @@ class GitHubTicketing:
         self.repo = self.scope.default
         self.http = http
         self.api = api.rstrip("/")
+        self._strict_length = False
+        """Set once GitHub refused a search this connector counted as fitting: from then on queries are planned
+        counting a space as three (`github_search._fits`), so later pages are not split again (outside review gh31 #1)."""
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> GitHubTicketing:
@@ -182,10 +185,10 @@ class GitHubTicketing:
         after: dict[str, Any] | None = None
         shorten = "native_query" if query.native_query else "text or the filters (labels, type, priority, assignee)" \
             if query.text else "labels (or type, priority, assignee)"
-        searches = repo_chunks(repos, terms, shorten)
+        searches = repo_chunks(repos, terms, shorten, self._strict_length)
         for _ in range(2):  # a second stuck at `before` is stepped below at once (search_page)
             created = [f"created:{'<' if below else '<='}{before}"] if before else []
-            items, count = await self._search_all(searches, created, min(100, limit + len(seen)))
+            items, count = await self._search_all(searches, created, min(100, limit + len(seen)), shorten)
             total = count if total is None else total
             foreign = foreign or any(self.scope.canonical(origin(r, repo)) is None for r in items)
             taken, after, passed = search_page(items, count, before, seen, limit, below)
@@ -354,21 +357,35 @@ class GitHubTicketing:
     async def delete(self, ticket_id: str) -> None:
         raise DomainError("invalid_argument", "GitHub's REST API cannot delete issues; close it with transition_ticket(to='closed')")
 
-    async def _search_all(self, searches: list[list[str]], created: list[str], per_page: int) -> tuple[list[dict[str, Any]], int]:
+    async def _search_all(self, searches: list[list[str]], created: list[str], per_page: int,
+                          shorten: str) -> tuple[list[dict[str, Any]], int]:
         """The first page of each search (`repo_chunks`), merged (`merged`), and their counts added up (no issue is
         in two: each repository is in one search)."""
         pages: list[list[dict[str, Any]]] = []
         count = 0
         todo = list(reversed(searches))
+        sent = 0
         while todo:
             terms = todo.pop()
+            if sent == MAX_SEARCHES:  # refusals and halves included: a page's searches stay bounded
+                raise DomainError("invalid_argument", f"GitHub counts these searches longer than this server does, and "
+                                  f"searching every repository would take more than {sent} searches a page (GitHub allows 30 "
+                                  "a minute): name the repositories to search (project, or repo:owner/name in native_query), "
+                                  "or ask the operator to shorten GITHUB_REPOS", details={"field": shorten.split(" ", 1)[0]})
+            sent += 1
             try:
                 body = await self.http.json("GET", "/search/issues", params={
                     "q": " ".join(terms + created), "per_page": per_page, "page": 1, "sort": "created", "order": "desc"})
             except DomainError as exc:
                 # GitHub counts the query its own way (said to count an encoded space as three characters): a search
                 # it finds too long is split in two, down to one repository (`github_search.halves`)
+                if too_long(exc):
+                    self._strict_length = True
                 if (split := halves(terms, exc)) is None:
+                    if too_long(exc):  # one repository left: the caller's own part is what GitHub finds too long
+                        raise DomainError("invalid_argument", f"GitHub counts this search as longer than its 256 characters "
+                                          f"(it counts some characters, spaces among them, more than once): shorten {shorten}",
+                                          details={"field": shorten.split(" ", 1)[0]}) from exc
                     raise
                 todo += reversed(split)
                 continue

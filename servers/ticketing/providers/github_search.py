@@ -45,11 +45,13 @@ SEEN_LIMIT = 300
 """At most this many issues of the boundary second are remembered in a cursor (`search_page`)."""
 
 
-def _fits(parts: list[str]) -> bool:
-    return len(" ".join(parts)) + _CREATED <= MAX_QUERY
+def _fits(parts: list[str], strict: bool = False) -> bool:
+    """Whether a query fits `MAX_QUERY`; `strict`: counting a space as three, as GitHub was seen to (`halves`)."""
+    text = " ".join(parts)
+    return len(text) + _CREATED + (2 * (text.count(" ") + 1) if strict else 0) <= MAX_QUERY
 
 
-def repo_chunks(repos: list[str], terms: list[str], field: str) -> list[list[str]]:
+def repo_chunks(repos: list[str], terms: list[str], field: str, strict: bool = False) -> list[list[str]]:
     """The searches that together cover `repos` with `terms`: `repo:` qualifiers (GitHub ORs them) packed into as
     few queries as fit `MAX_QUERY` beside the terms and the walk's `created:` (a hub configured with many
     `GITHUB_REPOS` passed GitHub's limit with any native query naming none, and every search failed). Refused
@@ -58,10 +60,10 @@ def repo_chunks(repos: list[str], terms: list[str], field: str) -> list[list[str
     chunks: list[list[str]] = []
     for name in repos:
         qualifier = f"repo:{name}"
-        if chunks and _fits([*chunks[-1], qualifier, *terms]):
+        if chunks and _fits([*chunks[-1], qualifier, *terms], strict):
             chunks[-1].append(qualifier)
             continue
-        if not _fits([qualifier, *terms]):
+        if not _fits([qualifier, *terms], strict):
             over = len(" ".join([qualifier, *terms])) + _CREATED - MAX_QUERY
             raise DomainError("invalid_argument", f"the search is {over} characters too long for GitHub ({MAX_QUERY} at "
                               f"most, counting one repo: qualifier and the paging the server adds): shorten {field}",
@@ -75,11 +77,16 @@ def repo_chunks(repos: list[str], terms: list[str], field: str) -> list[list[str
     return [[*chunk, *terms] for chunk in chunks]
 
 
+def too_long(error: DomainError) -> bool:
+    """Whether GitHub refused a search as longer than it takes."""
+    return error.body.code == "invalid_argument" and "longer than" in error.body.message
+
+
 def halves(terms: list[str], error: DomainError) -> list[list[str]] | None:
     """A search GitHub refused as too long (`error`), as two searches of half its `repo:` qualifiers each; None when
     it was refused for something else or names one repository (nothing to split)."""
     repos = [term for term in terms if term.startswith("repo:")]
-    if error.body.code != "invalid_argument" or "longer than" not in error.body.message or len(repos) < 2:
+    if not too_long(error) or len(repos) < 2:
         return None
     rest = [term for term in terms if not term.startswith("repo:")]
     return [[*repos[: len(repos) // 2], *rest], [*repos[len(repos) // 2 :], *rest]]

@@ -136,3 +136,33 @@ async def test_a_search_github_counts_as_too_long_is_split_and_still_walked_whol
     shown, truncated = await _walk(_connector(fake, repos, monkeypatch, tmp_path), 7, native_query="crash")
     assert len(shown) == 30 and set(shown.values()) == {1} and not truncated
     assert any(fake.length(q) > 256 for q in fake.queries), "GitHub refused some of them"
+
+
+async def test_splits_stay_within_a_pages_search_budget_and_later_pages_plan_for_them(monkeypatch: pytest.MonkeyPatch,
+                                                                                      tmp_path: Any) -> None:
+    """Outside review gh31 #1: splits were not counted against the 10 searches of a page (30 sent, GitHub's whole
+    minute), and every later page paid the same refusals again."""
+    repos = _repos(30, width=66)  # ten searches of three, each refused as this fake counts
+    fake = MultiGitHub(length=lambda q: len(q) + 2 * q.count(" "))
+    for k, repo in enumerate(repos):
+        fake.add(repo, f"crash {k}", _at(60 * k))
+    gh = _connector(fake, repos, monkeypatch, tmp_path)
+    first = await gh.search(SearchQuery(native_query="crash"), 1, None)  # fits without the walk's created:
+    before = len(fake.queries)
+    with pytest.raises(DomainError) as refused:  # with it, GitHub refuses every search: split, within the budget
+        await gh.search(SearchQuery(native_query="crash"), 1, first.next_cursor)
+    assert refused.value.body.code == "invalid_argument" and "GITHUB_REPOS" in refused.value.body.message
+    assert len(fake.queries) - before <= 10
+    sent = len(fake.queries)
+    with pytest.raises(DomainError):  # planned as GitHub counts now: more than 10 searches, refused before any is sent
+        await gh.search(SearchQuery(native_query="crash"), 1, first.next_cursor)
+    assert len(fake.queries) == sent
+
+
+async def test_one_repository_github_still_finds_too_long_names_what_to_shorten(monkeypatch: pytest.MonkeyPatch,
+                                                                                tmp_path: Any) -> None:
+    fake = MultiGitHub(length=lambda q: len(q) + 2 * q.count(" "))
+    gh = _connector(fake, ["acme/app", "acme/web"], monkeypatch, tmp_path)
+    with pytest.raises(DomainError) as refused:
+        await gh.search(SearchQuery(native_query=" ".join(["crash"] * 35)), 5, None)
+    assert refused.value.body.code == "invalid_argument" and refused.value.body.details["field"] == "native_query"
