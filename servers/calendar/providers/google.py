@@ -41,7 +41,7 @@ from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
 from servers.calendar.providers.google_series import (NOTIFY, REACHED, ended_recurrence, if_match, keep_answers, reach_exceptions,
                                                       shows, split)
-from servers.calendar.providers.splitting import Asked, create_handle, series_not_written, settle_create, stale
+from servers.calendar.providers.splitting import UNSURE, Asked, create_handle, series_not_written, settle_create, stale
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -278,7 +278,7 @@ class GoogleCalendar:
                         changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
                                                        idempotent=True, params=NOTIFY)
                     except DomainError as exc:
-                        if exc.body.code in ("timeout", "unavailable", "upstream_error"):  # it may have landed: look
+                        if exc.body.code in UNSURE:  # it may have landed: look
                             with suppress(DomainError):
                                 if shows(now := await self.http.json("GET", self._path(calendar_id, event_id)), body):
                                     return self._event(now, calendar_id, tz)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from servers.calendar import rrules
 from servers.calendar.providers.google_series import (CARRIED, HORIZON, NOTIFY, _exceptions, _moment, _own_changes, _part, _rule,
                                                       carry_exceptions, if_match)
-from servers.calendar.providers.splitting import moved_answer_lost, slot_shift, stale
+from servers.calendar.providers.splitting import UNSURE, moved_answer_lost, slot_shift, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -172,7 +172,7 @@ async def change_series(cal: GoogleCalendar, calendar_id: str, event_id: str, bo
         raw: dict[str, Any] = await cal.http.json("PATCH", cal._path(calendar_id, event_id), json=body, headers=if_match(master),
                                                   idempotent=True, params=NOTIFY)
     except DomainError as exc:
-        if shift is not None and exceptions and exc.body.code in ("timeout", "unavailable", "upstream_error"):
+        if shift is not None and exceptions and exc.body.code in UNSURE:
             raise moved_answer_lost(event_id, len(exceptions), exc) from exc
         raise
     if shift is not None and exceptions:

@@ -23,7 +23,7 @@ from servers.calendar.providers.graph_series import (CARRIED, addresses, carry_e
                                                      with_statuses)
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import read as _read
-from servers.calendar.providers.splitting import moved_answer_lost, occurrences_not_reached, slot_shift, stale
+from servers.calendar.providers.splitting import UNSURE, moved_answer_lost, occurrences_not_reached, slot_shift, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -150,7 +150,7 @@ async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any],
         raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
                                                   idempotent=True)
     except DomainError as exc:
-        if shift is not None and (cancelled or edited) and exc.body.code in ("timeout", "unavailable", "upstream_error"):
+        if shift is not None and (cancelled or edited) and exc.body.code in UNSURE:
             raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
         raise
     if shift is not None and (cancelled or edited):
@@ -179,7 +179,7 @@ async def patch_keeping(cal: GraphCalendar, event_id: str, body: dict[str, Any],
         raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
                                                   idempotent=True)
     except DomainError as exc:
-        if (cancelled or edited) and exc.body.code in ("timeout", "unavailable", "upstream_error"):
+        if (cancelled or edited) and exc.body.code in UNSURE:
             raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
         raise
     if cancelled or edited:

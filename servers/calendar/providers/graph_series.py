@@ -99,19 +99,24 @@ def _own_changes(item: dict[str, Any], master: dict[str, Any], slot: datetime | 
     return out
 
 
+def address(attendee: dict[str, Any]) -> str:
+    """An attendee's address as compared: without case."""
+    return ((attendee.get("emailAddress") or {}).get("address") or "").lower()
+
+
 def addresses(attendees: list[dict[str, Any]] | None) -> set[str]:
     """Attendees' addresses, compared without case."""
-    return {((a.get("emailAddress") or {}).get("address") or "").lower() for a in attendees or []}
+    return {address(a) for a in attendees or []}
 
 
 def keep_entries(attendees: list[dict[str, Any]], had: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """A new attendee list where each invitee already on the event (`had`, compared without case) keeps its entry —
     its type (optional or not), name and answer: the list was sent as required, nameless entries (outside review
     cal31 #2). Only new invitees start as sent."""
-    known = {((a.get("emailAddress") or {}).get("address") or "").lower(): a for a in had or []}
+    known = {address(a): a for a in had or []}
     out = []
     for entry in attendees:
-        old = known.get(entry["emailAddress"]["address"].lower())
+        old = known.get(address(entry))
         out.append(entry if old is None else old | {"emailAddress": (old.get("emailAddress") or {}) | entry["emailAddress"]})
     return out
 
@@ -119,8 +124,8 @@ def keep_entries(attendees: list[dict[str, Any]], had: list[dict[str, Any]] | No
 def with_statuses(attendees: list[dict[str, Any]], own: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """A new attendee list for an occurrence whose list differed from its series' only by answers: each invitee
     keeps the `status` it gave there (outside review cal30 #3: a split's new invitee never reached it)."""
-    answers = {((a.get("emailAddress") or {}).get("address") or "").lower(): a["status"] for a in own or [] if a.get("status")}
-    return [a | ({"status": answers[key]} if (key := a["emailAddress"]["address"].lower()) in answers else {}) for a in attendees]
+    answers = {address(a): a["status"] for a in own or [] if a.get("status")}
+    return [a | ({"status": answers[address(a)]} if address(a) in answers else {}) for a in attendees]
 
 
 async def series_extras(cal: GraphCalendar, event_id: str, master: dict[str, Any], tz: str, since: datetime | date

@@ -12,7 +12,8 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from servers.calendar.providers.graph_moves import reach_occurrences
-from servers.calendar.providers.splitting import series_not_written, stale
+from servers.calendar.providers.graph_series import address
+from servers.calendar.providers.splitting import UNSURE, series_not_written, stale
 from servers.kit.errors import DomainError
 
 if TYPE_CHECKING:
@@ -20,15 +21,12 @@ if TYPE_CHECKING:
 
 SERIES_FIELDS = ("subject", "body", "location", "attendees", "start", "end", "recurrence", "isAllDay")
 """What `expected_etag` protects, compared before and after the occurrences were written (not the change key)."""
-UNSURE = frozenset({"timeout", "unavailable", "upstream_error"})
-"""Failures of a write that may have landed: the series is read back before anything is said."""
 
 
 def _people(attendees: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
     """Attendees as compared: address (without case) and type — not their answers (an invitee's RSVP meanwhile is
     nobody's change to the series: outside review cal33 #4)."""
-    return sorted((((a.get("emailAddress") or {}).get("address") or "").lower(), a.get("type") or "required")
-                  for a in attendees or [])
+    return sorted((address(a), a.get("type") or "required") for a in attendees or [])
 
 
 def _same(key: str, shown: Any, asked: Any) -> bool:

@@ -96,6 +96,10 @@ def series_not_written(series_id: str, reached: int, cause: DomainError, etag: s
         details={"partially_applied": True, "series": series_id, "series_changed": False, **({"etag": etag} if etag else {})})
 
 
+UNSURE = frozenset({"timeout", "unavailable", "upstream_error"})
+"""Failures of a series write that may have landed (no answer, a 5xx, an answer that could not be read)."""
+
+
 def moved_answer_lost(series_id: str, extras: int, cause: DomainError) -> DomainError:
     """A move or new rule of a series with `extras` edited or deleted occurrences whose write got no answer (`cause`,
     a timeout): it may have landed before they were put back at their slots, and a repeat would read the series
