@@ -11,7 +11,7 @@ kit retried 3x under the hub's 3x: one read could cost 9 provider requests.
 
 - every request has a timeout;
 - provider errors become `DomainError` codes: 400/422 → invalid_argument, 401 → unauthorized (with a
-  re-authorise hint), 403 → forbidden, 404 → not_found, 409/412 → conflict, 429 → rate_limited with
+  re-authorise hint), 403 → forbidden (a 403 that is a rate limit → rate_limited), 404 → not_found, 409/412 → conflict, 429 → rate_limited with
   retry_after_s, 5xx → unavailable; a body that is not JSON → upstream_error. The provider's own
   error text is read by the provider module's `error_text` (each provider knows its error shape);
 - credentials never appear in an error or a log line: errors name the method and path only.
@@ -161,10 +161,12 @@ class ProviderHTTP:
         detail = mask(self._provider_message(response))[:300]
         where = f"{self.provider} {method} {path}"
         suffix = f": {detail}" if detail else ""
-        if status == 429 or _rate_limit_exhausted(response):
+        if status == 429 or _rate_limited_403(response, detail):
             wait = retry_after_seconds(response)
+            # without a header to go by, GitHub asks for at least a minute after a secondary limit's 403
+            default = 60.0 if status == 403 else 30.0
             return DomainError(
-                "rate_limited", f"{where} is rate limited{suffix}", retry_after_s=round(wait, 1) if wait is not None else 30.0
+                "rate_limited", f"{where} is rate limited{suffix}", retry_after_s=round(wait, 1) if wait is not None else default
             )
         if status == 401:
             return DomainError(
@@ -231,9 +233,21 @@ def _dumps(body: Any) -> bytes:
     return jsonlib.dumps(body, default=default, separators=(",", ":")).encode()
 
 
-def _rate_limit_exhausted(response: httpx.Response) -> bool:
-    """A 403 that is a rate limit (GitHub's primary limit: `X-RateLimit-Remaining: 0`)."""
-    return response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
+_RATE_LIMIT_WORDS = ("rate limit", "abuse detection")
+"""How GitHub's 403 names a secondary rate limit ("You have exceeded a secondary rate limit", earlier "You have
+triggered an abuse detection mechanism"), which comes with `Retry-After` only sometimes."""
+
+
+def _rate_limited_403(response: httpx.Response, message: str) -> bool:
+    """A 403 that is a rate limit, not a refusal: GitHub's primary limit (`X-RateLimit-Remaining: 0`), or one
+    of its secondary limits (too many concurrent requests or writes a minute), which leave the primary count
+    alone and answer 403 with `Retry-After` or a message saying so. Nothing was done, and the same request
+    succeeds later: `rate_limited`, where `forbidden` had told the caller to get permissions it has."""
+    if response.status_code != 403:
+        return False
+    lowered = message.lower()
+    return (response.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in response.headers
+            or any(words in lowered for words in _RATE_LIMIT_WORDS))
 
 
 def common_error_text(body: dict[str, Any]) -> list[str]:

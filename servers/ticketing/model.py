@@ -74,7 +74,8 @@ class TicketPage(BaseModel):
     next_cursor: str | None = None
     total: int | None = None
     truncated: bool = Field(default=False, description="The provider caps this search, or the walk passed over results it "
-                            "cannot reach (GitHub: over 100 issues created in one second); narrow it to see them all.")
+                            "cannot reach (GitHub: over 100 issues created in one second, or its search timed out and answered "
+                            "with what it had found); narrow it to see them all.")
 
 
 class CommentPage(BaseModel):

@@ -42,6 +42,9 @@ class FakeGitHub:
     fail_after_write: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     """Answers for the next writes *after* they were applied (GitHub's 502 after an issue was created)."""
     search_total: int | None = None
+    incomplete_search: int = 0
+    """Searches GitHub answers before finishing them (`incomplete_results: true`: it timed out), each holding only
+    the first half of the issues it found, as many as this says; then complete answers again."""
     clock: int = 0
     comment_ids: int = 0
 
@@ -218,5 +221,9 @@ class FakeGitHub:
         per_page, page = int(request.query_params.get("per_page", 30)), int(request.query_params.get("page", 1))
         total = self.search_total if self.search_total is not None else len(rows)
         origin = f"{str(request.base_url).rstrip('/')}/repos/{self.repo}"  # as GitHub: each item names its repository
+        incomplete = self.incomplete_search > 0
+        if incomplete:
+            self.incomplete_search -= 1
+            rows = rows[: len(rows) // 2]
         items = [{**i, "repository_url": origin} for i in rows[(page - 1) * per_page : page * per_page]]
-        return JSONResponse({"total_count": total, "incomplete_results": False, "items": items})
+        return JSONResponse({"total_count": total, "incomplete_results": incomplete, "items": items})

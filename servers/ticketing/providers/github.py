@@ -188,11 +188,13 @@ class GitHubTicketing:
         searches = repo_chunks(repos, terms, shorten, self._strict_length)
         for _ in range(2):  # a second stuck at `before` is stepped below at once (search_page)
             created = [f"created:{'<' if below else '<='}{before}"] if before else []
-            items, count = await self._search_all(searches, created, min(100, limit + len(seen)), shorten)
+            items, count, incomplete = await self._search_all(searches, created, min(100, limit + len(seen)), shorten)
             total = count if total is None else total
             foreign = foreign or any(self.scope.canonical(origin(r, repo)) is None for r in items)
             taken, after, passed = search_page(items, count, before, seen, limit, below)
-            truncated = truncated or passed
+            # GitHub's search timed out and answered what it had found: issues may be missing from this page, and
+            # the walk goes on below the last one shown, so it says so rather than passing them over in silence
+            truncated = truncated or passed or incomplete
             if not passed or after is None:
                 break
             before, seen, below = after["before"], set(), True
@@ -358,11 +360,13 @@ class GitHubTicketing:
         raise DomainError("invalid_argument", "GitHub's REST API cannot delete issues; close it with transition_ticket(to='closed')")
 
     async def _search_all(self, searches: list[list[str]], created: list[str], per_page: int,
-                          shorten: str) -> tuple[list[dict[str, Any]], int]:
-        """The first page of each search (`repo_chunks`), merged (`merged`), and their counts added up (no issue is
-        in two: each repository is in one search)."""
+                          shorten: str) -> tuple[list[dict[str, Any]], int, bool]:
+        """The first page of each search (`repo_chunks`), merged (`merged`), their counts added up (no issue is
+        in two: each repository is in one search), and whether GitHub said any of them is incomplete
+        (`incomplete_results`: its search timed out and answered with what it had found)."""
         pages: list[list[dict[str, Any]]] = []
         count = 0
+        incomplete = False
         todo = list(reversed(searches))
         sent = 0
         while todo:
@@ -391,7 +395,8 @@ class GitHubTicketing:
                 continue
             pages.append(body.get("items", []))
             count += int(body.get("total_count", 0))
-        return merged(pages, per_page), count
+            incomplete = incomplete or body.get("incomplete_results") is True
+        return merged(pages, per_page), count, incomplete
 
     def _ticket(self, raw: dict[str, Any], repo: str, include: list[Include]) -> Ticket:
         return to_ticket(raw, repo, self.repo, include)

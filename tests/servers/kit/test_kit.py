@@ -125,6 +125,29 @@ async def test_a_503_is_sent_once_and_the_hub_decides_retries() -> None:
         assert (await http.request(method, "/x")).status_code == 200 and hits == [method, method]
 
 
+@pytest.mark.parametrize(("headers", "body", "code", "wait"), [
+    ({"Retry-After": "9"}, {"message": "Slow down"}, "rate_limited", 9),  # any provider: a 403 that names a wait
+    ({}, {"error": {"code": 403, "message": "User Rate Limit Exceeded"}}, "rate_limited", 60),  # Google's own 403
+    ({}, {"message": "You have exceeded a secondary rate limit."}, "rate_limited", 60),  # GitHub's secondary limit
+    ({"X-RateLimit-Remaining": "12"}, {"message": "Resource not accessible by integration"}, "forbidden", None),
+    ({}, {"error": {"code": 403, "message": "The caller does not have permission"}}, "forbidden", None),
+])
+async def test_a_403_that_is_a_rate_limit_is_rate_limited(headers: dict[str, str], body: dict[str, Any], code: str,
+                                                         wait: float | None) -> None:
+    """Google Calendar answers its per-user rate limits 403 ("Rate Limit Exceeded"), GitHub its secondary limits 403
+    (with `Retry-After` or a message only): each was `forbidden`, telling an agent to get permissions it has and
+    stopping the hub's retry; they are waits. A 403 saying neither stays a refusal."""
+    async def refuse(request: Request) -> JSONResponse:
+        return JSONResponse(body, 403, headers=headers)
+
+    app = Starlette(routes=[Route("/x", refuse, methods=["GET"])])
+    http = ProviderHTTP("P", "http://p.test", transport=httpx.ASGITransport(app=app))
+    with pytest.raises(DomainError) as caught:
+        await http.request("GET", "/x")
+    assert caught.value.body.code == code and caught.value.body.retry_after_s == wait
+    assert caught.value.body.retryable is (code == "rate_limited")
+
+
 def test_cursors_round_trip_and_reject_garbage() -> None:
     assert decode_cursor(encode_cursor({"next_page_token": "abc", "offset": 3})) == {"next_page_token": "abc", "offset": 3}
     assert decode_cursor(None) == {}

@@ -118,3 +118,50 @@ async def test_github_rate_limits(github: tuple[FakeGitHub, Any]) -> None:
     fake.fail_next.append((401, {}, '{"message": "Bad credentials"}'))
     denied = await tool(server, "get_ticket", id="1")
     assert denied["code"] == "unauthorized" and fake.token not in str(denied)
+
+
+SECONDARY = '{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}'
+
+
+async def test_github_secondary_rate_limits_are_rate_limited_not_forbidden(github: tuple[FakeGitHub, Any]) -> None:
+    """GitHub's secondary limits (concurrent requests, writes a minute) answer 403 while the primary count has requests
+    left: with `Retry-After`, or only a message. They were `forbidden` — "get permissions" to a caller that has them,
+    and not retried; they are a wait, as GitHub documents (at least a minute when no header says how long)."""
+    fake, server = github
+    fake.add("one")
+    fake.fail_next.append((403, {"X-RateLimit-Remaining": "4321", "Retry-After": "7"}, SECONDARY))
+    limited = await tool(server, "get_ticket", id="1")
+    assert limited["code"] == "rate_limited" and limited["retry_after_s"] == 7 and "secondary rate limit" in limited["message"]
+    fake.fail_next.append((403, {"X-RateLimit-Remaining": "4321"}, SECONDARY))
+    limited = await tool(server, "get_ticket", id="1")
+    assert limited["code"] == "rate_limited" and limited["retry_after_s"] == 60
+    fake.fail_next.append((403, {}, '{"message": "You have triggered an abuse detection mechanism. Please wait."}'))
+    assert (await tool(server, "get_ticket", id="1"))["code"] == "rate_limited"
+    # a write GitHub refused this way made nothing, and the same call goes through once the wait is over
+    fake.fail_next.append((403, {"Retry-After": "1"}, '{"message": "You have exceeded a secondary rate limit and have been '
+                           'temporarily blocked from content creation. Please retry your request again later."}'))
+    refused = await tool(server, "create_ticket", project="acme/app", title="Blocked once")
+    assert refused["code"] == "rate_limited" and refused["retry_after_s"] == 1 and len(fake.issues) == 1
+    made = await tool(server, "create_ticket", project="acme/app", title="Blocked once")
+    assert made["title"] == "Blocked once" and len(fake.issues) == 2
+    # a 403 that is a refusal stays one
+    fake.fail_next.append((403, {"X-RateLimit-Remaining": "4321"}, '{"message": "Must have admin rights to Repository."}'))
+    assert (await tool(server, "get_ticket", id="1"))["code"] == "forbidden"
+
+
+async def test_github_incomplete_search_says_truncated(github: tuple[FakeGitHub, Any]) -> None:
+    """A search GitHub ends at its time limit answers `incomplete_results: true` with what it had found. The page
+    passed as whole (`truncated` false), so issues went missing in silence; now the page, and the walk after it,
+    say `truncated`, and a complete search does not."""
+    fake, server = github
+    for n in range(6):
+        fake.add(f"Printer jam {n}")
+    whole = await tool(server, "search_tickets", text="Printer", limit=10)
+    assert len(whole["tickets"]) == 6 and whole["truncated"] is False
+    fake.incomplete_search = 1
+    part = await tool(server, "search_tickets", text="Printer", limit=2)
+    assert part["truncated"] is True and len(part["tickets"]) == 2 and part["next_cursor"]
+    rest = await tool(server, "search_tickets", text="Printer", limit=10, cursor=part["next_cursor"])
+    assert rest["truncated"] is True  # the walk passed over what the timed-out search left out
+    again = await tool(server, "search_tickets", text="Printer", limit=10)
+    assert len(again["tickets"]) == 6 and again["truncated"] is False
