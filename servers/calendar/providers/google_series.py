@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from servers.calendar.rrules import shift_rule_until
-from servers.calendar.providers.splitting import (SplitSteps, create_handle, create_known, occurrences_not_reached, slot_shift,
+from servers.calendar.providers.splitting import (SplitSteps, create_handle, create_known, occurrences_not_reached, reach_each, slot_shift,
                                                   split_series, stale)
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
@@ -151,28 +151,31 @@ async def reach_exceptions(cal: GoogleCalendar, calendar_id: str, before: dict[s
     if not named or not any(line.startswith("RRULE") for line in after.get("recurrence") or []):
         return 0
     start = min(as_utc(_moment(before["start"]), "UTC"), as_utc(_moment(after["start"]), "UTC"))
-    reached, failed, cause = 0, 0, None
     try:
         items = await _exceptions(cal, calendar_id, after, _rule(after, after["id"]), start, datetime.now(UTC))
     except DomainError as exc:
         if not series_written:
             raise
         raise occurrences_not_reached(after["id"], 0, None, exc, series_written) from exc
-    for item in items:
+
+    def patch_for(item: dict[str, Any]) -> dict[str, Any]:
         if item.get("status") == "cancelled":
-            continue
+            return {}
         own = {key for key in REACHED if _field(item, key) != _field(before, key)}
         patch = {key: value for key, value in named.items() if key not in own}
         if "attendees" in named and "attendees" in own and _emails(item.get("attendees")) == _emails(before.get("attendees")):
             patch["attendees"] = _with_answers(named["attendees"], item.get("attendees"))  # only its answers were its own
-        patch = {key: value for key, value in patch.items() if not shows(item, {key: value})}
-        if patch:
-            try:
-                await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True,
-                                    params={"sendUpdates": "none"})
-                reached += 1
-            except DomainError as exc:
-                failed, cause = failed + 1, exc
+        return {key: value for key, value in patch.items() if not shows(item, {key: value})}
+
+    async def write(item: dict[str, Any], patch: dict[str, Any]) -> None:
+        await cal.http.json("PATCH", cal._path(calendar_id, item["id"]), json=patch, idempotent=True,
+                            params={"sendUpdates": "none"}, headers=if_match(item))
+
+    async def reread(item: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = await cal.http.json("GET", cal._path(calendar_id, item["id"]))
+        return found
+
+    reached, failed, cause = await reach_each(items, patch_for, write, reread)
     if cause is not None:
         raise occurrences_not_reached(after["id"], reached, failed, cause, series_written)
     return reached

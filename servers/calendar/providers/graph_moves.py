@@ -23,7 +23,7 @@ from servers.calendar.providers.graph_series import (CARRIED, addresses, carry_e
                                                      with_statuses)
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import read as _read
-from servers.calendar.providers.splitting import UNSURE, moved_answer_lost, occurrences_not_reached, slot_shift, stale
+from servers.calendar.providers.splitting import UNSURE, moved_answer_lost, occurrences_not_reached, reach_each, slot_shift, stale
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -80,25 +80,31 @@ async def reach_occurrences(cal: GraphCalendar, event_id: str, before: dict[str,
     named = {key: body[key] for key in REACHED if key in body}
     if not named or not after.get("recurrence"):
         return 0
-    reached, failed, cause = 0, 0, None
     try:
         items = await edited_occurrences(cal, event_id, tz)
     except DomainError as exc:
         if not series_written:
             raise
         raise occurrences_not_reached(event_id, 0, None, exc, series_written) from exc
-    for item in items:
+
+    def patch_for(item: dict[str, Any]) -> dict[str, Any]:
+        if item.get("isCancelled"):
+            return {}
         own = {key for key in REACHED if key in item and item[key] != before.get(key)}
         patch = {key: value for key, value in named.items() if key not in own}
         if "attendees" in named and "attendees" in own and addresses(item.get("attendees")) == addresses(before.get("attendees")):
             patch["attendees"] = with_statuses(named["attendees"], item.get("attendees"))
-        patch = {key: value for key, value in patch.items() if item.get(key) != value}
-        if patch:
-            try:
-                await cal.http.json("PATCH", cal._events(item["id"]), json=patch, headers=cal._prefer(tz), idempotent=True)
-                reached += 1
-            except DomainError as exc:
-                failed, cause = failed + 1, exc
+        return {key: value for key, value in patch.items() if item.get(key) != value}
+
+    async def write(item: dict[str, Any], patch: dict[str, Any]) -> None:
+        await cal.http.json("PATCH", cal._events(item["id"]), json=patch, headers={**cal._prefer(tz), **if_match(item)},
+                            idempotent=True)
+
+    async def reread(item: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = await cal.http.json("GET", cal._events(item["id"]), headers=cal._prefer(tz))
+        return found
+
+    reached, failed, cause = await reach_each(items, patch_for, write, reread)
     if cause is not None:
         etag = None
         if reached and not series_written:  # the series' change key moved with each occurrence written: a repeat needs it

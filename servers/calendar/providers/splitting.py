@@ -80,6 +80,46 @@ def occurrences_not_reached(series_id: str, reached: int, failed: int | None, ca
                  **({"occurrences_not_changed": failed} if failed is not None else {})})
 
 
+REACH_ATTEMPTS = 3
+"""How often one edited occurrence changed meanwhile is read again and judged afresh before it counts as refused."""
+
+
+async def reach_each(items: list[dict[str, Any]], patch_for: Callable[[dict[str, Any]], dict[str, Any]],
+                     write: Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]],
+                     reread: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> tuple[int, int, DomainError | None]:
+    """Writes `patch_for(occurrence)` (what of a whole-series change it takes; {}: nothing) to each listed edited
+    occurrence, Google's and Graph's alike: (written, refused, the last refusal).
+
+    `write` sends the occurrence's etag as listed (If-Match), so one changed between the listing and its write (an
+    invitee answering it, someone editing that occurrence alone) is not overwritten with what the listing showed: the
+    provider refuses it (`conflict`), it is read again (`reread`) and judged afresh, a field it now sets itself
+    staying its own, up to `REACH_ATTEMPTS` times; one gone meanwhile (`not_found`) needs nothing. A rate limit stops
+    the loop: the rest would be refused too, and each refusal costs the caller's quota (they count as refused)."""
+    written, refused, cause = 0, 0, None
+    for index, item in enumerate(items):
+        for attempt in range(REACH_ATTEMPTS):
+            patch = patch_for(item)
+            if not patch:
+                break
+            try:
+                await write(item, patch)
+                written += 1
+                break
+            except DomainError as exc:
+                if exc.body.code != "conflict" or attempt + 1 == REACH_ATTEMPTS:
+                    refused, cause = refused + 1, exc
+                    break
+            try:
+                item = await reread(item)
+            except DomainError as exc:
+                if exc.body.code != "not_found":
+                    refused, cause = refused + 1, exc
+                break
+        if cause is not None and cause.body.code == "rate_limited":
+            return written, refused + sum(1 for rest in items[index + 1:] if patch_for(rest)), cause
+    return written, refused, cause
+
+
 def series_not_written(series_id: str, reached: int, cause: DomainError, etag: str | None = None) -> DomainError:
     """A whole-series change of text or attendees whose `reached` edited occurrences took it while the series itself,
     written last, did not (`cause`; outside review cal32 #3: the kit's "do not repeat" said the opposite of what
