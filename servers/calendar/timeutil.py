@@ -15,7 +15,7 @@ Rules for event times (RFC 5545 §3.3.5 where it speaks):
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,13 +51,30 @@ def zone(name: str) -> ZoneInfo:
         raise DomainError("invalid_argument", f"{shown!r} is not an IANA time zone (e.g. Europe/Paris)", details={"field": "zone"}) from None
 
 
+YEARS = (1900, 2199)
+"""The years a time, a date or a range may name (outside review user34 #1, #2, #8). Outside them a date is a typo
+(0026 for 2026): an event ending in 9999 broke every later read of its calendar (`datetime` arithmetic over its
+span left the years Python has), and a daily series begun in year 2 cost seconds on every query of its calendar."""
+MAX_SPAN = timedelta(days=3660)
+"""The longest one event (or one occurrence) lasts: ten years. Longer is a typo, or a repeating event (`rrule`)."""
+
+
+def _in_years(moment: date, field: str, text: str) -> None:
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        shown = text if len(text) <= 60 else text[:60] + "…"
+        raise DomainError("invalid_argument", f"{field}: {shown!r} is in the year {moment.year}; this calendar takes dates in "
+                          f"the years {YEARS[0]} to {YEARS[1]} (a typo in the year?)", details={"field": field})
+
+
 def _parse(value: str, field: str) -> datetime:
     try:
-        return datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
         shown = value if len(value) <= 60 else value[:60] + "…"
         raise DomainError("invalid_argument", f"{field}: {shown!r} is not an ISO 8601 date-time (e.g. 2026-06-10T11:00:00+02:00)",
                           details={"field": field}) from None
+    _in_years(parsed, field, value)
+    return parsed
 
 
 def parse_instant(value: str | datetime, tz: str, field: str) -> datetime:
@@ -108,9 +125,11 @@ def parse_date(value: str | date, field: str) -> date:
         raise DomainError("invalid_argument", f"{field}: {text[:60]!r} has a time, but all-day events take dates: give "
                           f"{text[:10]!r} (the date you mean) or leave all_day out for a timed event", details={"field": field})
     try:
-        return date.fromisoformat(text)
+        parsed = date.fromisoformat(text)
     except ValueError:
         raise DomainError("invalid_argument", f"{field}: {text[:60]!r} is not a date (YYYY-MM-DD)", details={"field": field}) from None
+    _in_years(parsed, field, text)
+    return parsed
 
 
 def event_time(value: datetime | date, tz: str) -> EventTime:
@@ -135,6 +154,9 @@ def require_order(start: datetime | date, end: datetime | date, tz: str) -> None
     if isinstance(start, datetime) != isinstance(end, datetime):
         raise DomainError("invalid_argument", "start and end must both be date-times, or both dates (all-day)",
                           details={"field": "end"})
+    if (as_utc(end, tz) - as_utc(start, tz)) > MAX_SPAN:
+        raise DomainError("invalid_argument", f"end: an event lasts at most {MAX_SPAN.days // 366} years (start {start.isoformat()}, "
+                          f"end {end.isoformat()}); for one that repeats, give rrule", details={"field": "end"})
     if isinstance(start, datetime):
         first, last = as_utc(start, tz), as_utc(end, tz)  # type: ignore[arg-type]
         if last <= first:
