@@ -97,8 +97,27 @@ def problem_of(error: Any) -> str:
         return error.message  # names the missing property, no value in it
     if kind == "format":
         return f"{preview(instance)} is not a valid {error.validator_value}"
-    message = str(error.message)
-    return message if len(message) <= 200 else message[:200] + "…"
+    limit = error.validator_value
+    if kind in ("maxItems", "minItems") and isinstance(instance, list):
+        # jsonschema's message leads with the whole list: cut at 200 characters it lost the reason and echoed the
+        # values (outside review user34 #10)
+        most = kind == "maxItems"
+        return f"has {len(instance)} items; at {'most' if most else 'least'} {limit} {'allowed' if most else 'required'}"
+    if kind in ("maxProperties", "minProperties") and isinstance(instance, dict):
+        most = kind == "maxProperties"
+        return f"has {len(instance)} entries; at {'most' if most else 'least'} {limit} {'allowed' if most else 'required'}"
+    if kind in _BOUNDS:
+        return f"{preview(instance)} {_BOUNDS[kind]} {limit}"
+    if kind == "uniqueItems":
+        return "holds the same item more than once; give each once"
+    if kind == "pattern":
+        return f"{preview(instance)} does not match the pattern {preview(limit)}"
+    return f"{preview(instance)} is refused ({kind}: {preview(limit)})"
+
+
+_BOUNDS = {"maximum": "is greater than the maximum of", "minimum": "is less than the minimum of",
+           "exclusiveMaximum": "must be less than", "exclusiveMinimum": "must be greater than",
+           "multipleOf": "is not a multiple of"}
 
 
 def _deepest(errors: Sequence[Any]) -> Any:
