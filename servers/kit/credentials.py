@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from hub.redact import remember_secrets
-from servers.kit.http import ErrorText, ProviderHTTP, common_error_text
+from servers.kit.http import ErrorText, ProviderHTTP, RateLimit, common_error_text
 from servers.kit.oauth import TokenManager, TokenVault
 
 
@@ -49,19 +49,21 @@ Credentials = Bearer | Basic | TokenManager
 
 
 def connect(provider: str, base_url: str, credentials: Credentials, *, headers: dict[str, str] | None = None,
-            error_text: ErrorText = common_error_text, transport: httpx.AsyncBaseTransport | None = None) -> ProviderHTTP:
+            error_text: ErrorText = common_error_text, rate_limit: RateLimit | None = None,
+            transport: httpx.AsyncBaseTransport | None = None) -> ProviderHTTP:
     """The provider's HTTP client, authenticated the one way every connector is. Its credential values
     are masked from then on wherever the process writes text (`remember_credentials`)."""
     headers = dict(headers or {})
     remember_credentials(credentials)
     if isinstance(credentials, TokenManager):
         return ProviderHTTP(provider, base_url, headers=headers, auth_headers=credentials.headers,
-                            on_unauthorized=credentials.force_refresh, error_text=error_text, transport=transport)
+                            on_unauthorized=credentials.force_refresh, error_text=error_text, rate_limit=rate_limit,
+                            transport=transport)
     if isinstance(credentials, Bearer):
         headers["Authorization"] = f"Bearer {credentials.token}"
     else:
         headers["Authorization"] = "Basic " + basic_token(credentials)
-    return ProviderHTTP(provider, base_url, headers=headers, error_text=error_text, transport=transport)
+    return ProviderHTTP(provider, base_url, headers=headers, error_text=error_text, rate_limit=rate_limit, transport=transport)
 
 
 def remember_credentials(credentials: Credentials) -> None:

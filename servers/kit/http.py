@@ -11,7 +11,7 @@ kit retried 3x under the hub's 3x: one read could cost 9 provider requests.
 
 - every request has a timeout;
 - provider errors become `DomainError` codes: 400/422 → invalid_argument, 401 → unauthorized (with a
-  re-authorise hint), 403 → forbidden (a 403 that is a rate limit → rate_limited), 404 → not_found, 409/412 → conflict, 429 → rate_limited with
+  re-authorise hint), 403 → forbidden (one the provider's `rate_limit` reads as a wait → rate_limited), 404 → not_found, 409/412 → conflict, 429 → rate_limited with
   retry_after_s, 5xx → unavailable; a body that is not JSON → upstream_error. The provider's own
   error text is read by the provider module's `error_text` (each provider knows its error shape);
 - credentials never appear in an error or a log line: errors name the method and path only.
@@ -56,6 +56,21 @@ def retry_after_seconds(response: httpx.Response, now: float | None = None) -> f
 ErrorText = Callable[[dict[str, Any]], list[str]]
 """Reads a provider's own messages from its JSON error body; each provider module has its own."""
 
+RateLimit = Callable[[httpx.Response, Any], "float | None"]
+"""Whether a refused response is a rate limit, judged the provider's way from it and its JSON body (None when it has
+none): the seconds to wait when no header says, or None when it is no rate limit."""
+
+
+def common_rate_limit(response: httpx.Response, body: Any) -> float | None:
+    """A 429; or a 403 that says it is a wait in headers (`X-RateLimit-Remaining: 0`, `Retry-After`), never by its
+    words: a provider's 403 text is the admin's too (a ServiceNow business rule named "Rate limit…", a Jira field named
+    "Rate limit tier": outside review r34 #3). A provider that names its limits in a 403 body judges that itself."""
+    if response.status_code == 429:
+        return 30.0
+    if response.status_code == 403 and (response.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in response.headers):
+        return 60.0
+    return None
+
 
 class ProviderHTTP:
     """An httpx client bound to one provider's base URL and credentials."""
@@ -71,12 +86,14 @@ class ProviderHTTP:
         on_unauthorized: Callable[[], Awaitable[dict[str, str]]] | None = None,
         auth_headers: Callable[[], Awaitable[dict[str, str]]] | None = None,
         error_text: ErrorText | None = None,
+        rate_limit: RateLimit | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.provider = provider
         self.auth_headers = auth_headers
         self.on_unauthorized = on_unauthorized
         self.error_text = error_text or common_error_text
+        self.rate_limit = rate_limit or common_rate_limit
         self._client = httpx.AsyncClient(
             base_url=base_url, headers=headers, auth=auth, timeout=timeout_s, transport=transport
         )
@@ -148,23 +165,18 @@ class ProviderHTTP:
                 "upstream_error", f"{self.provider} answered {method} {path} with a body that is not JSON"
             ) from None
 
-    def _provider_message(self, response: httpx.Response) -> str:
+    def _provider_message(self, body: Any) -> str:
         """The provider's own error text, read by its `error_text` from a JSON error body."""
-        try:
-            body = response.json()
-        except ValueError:
-            return ""
         return "; ".join(str(m) for m in self.error_text(body) if m) if isinstance(body, dict) else ""
 
     def _error(self, method: str, path: str, response: httpx.Response) -> DomainError:
         status = response.status_code
-        detail = mask(self._provider_message(response))[:300]
+        body = _json_or_none(response)
+        detail = mask(self._provider_message(body))[:300]
         where = f"{self.provider} {method} {path}"
         suffix = f": {detail}" if detail else ""
-        if status == 429 or _rate_limited_403(response, detail):
+        if (default := self.rate_limit(response, body)) is not None:
             wait = retry_after_seconds(response)
-            # without a header to go by, GitHub asks for at least a minute after a secondary limit's 403
-            default = 60.0 if status == 403 else 30.0
             return DomainError(
                 "rate_limited", f"{where} is rate limited{suffix}", retry_after_s=round(wait, 1) if wait is not None else default
             )
@@ -231,23 +243,6 @@ def _dumps(body: Any) -> bytes:
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
     return jsonlib.dumps(body, default=default, separators=(",", ":")).encode()
-
-
-_RATE_LIMIT_WORDS = ("rate limit", "abuse detection")
-"""How GitHub's 403 names a secondary rate limit ("You have exceeded a secondary rate limit", earlier "You have
-triggered an abuse detection mechanism"), which comes with `Retry-After` only sometimes."""
-
-
-def _rate_limited_403(response: httpx.Response, message: str) -> bool:
-    """A 403 that is a rate limit, not a refusal: GitHub's primary limit (`X-RateLimit-Remaining: 0`), or one
-    of its secondary limits (too many concurrent requests or writes a minute), which leave the primary count
-    alone and answer 403 with `Retry-After` or a message saying so. Nothing was done, and the same request
-    succeeds later: `rate_limited`, where `forbidden` had told the caller to get permissions it has."""
-    if response.status_code != 403:
-        return False
-    lowered = message.lower()
-    return (response.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in response.headers
-            or any(words in lowered for words in _RATE_LIMIT_WORDS))
 
 
 def common_error_text(body: dict[str, Any]) -> list[str]:

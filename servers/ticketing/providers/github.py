@@ -51,7 +51,8 @@ from servers.ticketing.model import (
 )
 from servers.ticketing.normal import fold, name_key
 from servers.ticketing.providers.github_comments import comments_page
-from servers.ticketing.providers.github_map import PRIORITY, error_text, marker_comment, to_comment, to_ticket, transitions
+from servers.ticketing.providers.github_map import (PRIORITY, error_text, marker_comment, rate_limit, to_comment, to_ticket,
+                                                    transitions)
 from servers.ticketing.providers.github_scope import RepoScope
 from servers.ticketing.providers.github_search import (MAX_SEARCHES, halves, instant, merged, origin, repo_chunks, search_page,
                                                       status_terms, too_long, walk_state)
@@ -86,7 +87,7 @@ class GitHubTicketing:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
         return cls(repo, connect("GitHub", api, Bearer(os.environ["GITHUB_TOKEN"]), headers=headers, error_text=error_text,
-                                 transport=transport), api)
+                                 rate_limit=rate_limit, transport=transport), api)
 
     def _repo(self, project: str | None) -> str:
         """The allowed repository `project` names (`github_scope`), else invalid_argument."""

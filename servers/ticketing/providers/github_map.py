@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from servers.kit.http import common_error_text
+import httpx
+
+from servers.kit.http import common_error_text, common_rate_limit
 from servers.ticketing.model import Comment, Include, Ticket, Transition, User
 
 PRIORITY = re.compile(r"^priority:\s*(critical|high|medium|low)$", re.I)
@@ -30,6 +32,21 @@ def error_text(body: dict[str, Any]) -> list[str]:
     details = [e.get("message") or " ".join(str(e[k]) for k in ("field", "code") if e.get(k))
                for e in body.get("errors") or [] if isinstance(e, dict)]
     return [*common_error_text(body), *details]
+
+
+SECONDARY_LIMIT = ("secondary rate limit", "abuse detection")
+"""How GitHub's `message` names a secondary limit ("You have exceeded a secondary rate limit…", earlier "You have
+triggered an abuse detection mechanism"), answered 403 or 429, with `Retry-After` only sometimes."""
+
+
+def rate_limit(response: httpx.Response, body: Any) -> float | None:
+    """GitHub's limits: the primary one (`X-RateLimit-Remaining: 0`) and its secondary ones (concurrent requests, writes a
+    minute), which leave the primary count alone and say so in `message` only. Without a header, at least a minute, as
+    GitHub asks (repeating sooner may get the integration banned)."""
+    message = body.get("message") if isinstance(body, dict) else None
+    if response.status_code in (403, 429) and isinstance(message, str) and any(words in message.lower() for words in SECONDARY_LIMIT):
+        return 60.0
+    return common_rate_limit(response, body)
 
 
 def transitions(raw: dict[str, Any]) -> list[Transition]:

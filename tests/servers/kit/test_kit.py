@@ -125,23 +125,41 @@ async def test_a_503_is_sent_once_and_the_hub_decides_retries() -> None:
         assert (await http.request(method, "/x")).status_code == 200 and hits == [method, method]
 
 
-@pytest.mark.parametrize(("headers", "body", "code", "wait"), [
-    ({"Retry-After": "9"}, {"message": "Slow down"}, "rate_limited", 9),  # any provider: a 403 that names a wait
-    ({}, {"error": {"code": 403, "message": "User Rate Limit Exceeded"}}, "rate_limited", 60),  # Google's own 403
-    ({}, {"message": "You have exceeded a secondary rate limit."}, "rate_limited", 60),  # GitHub's secondary limit
-    ({"X-RateLimit-Remaining": "12"}, {"message": "Resource not accessible by integration"}, "forbidden", None),
-    ({}, {"error": {"code": 403, "message": "The caller does not have permission"}}, "forbidden", None),
+GOOGLE_LIMIT = {"error": {"code": 403, "message": "User Rate Limit Exceeded",
+                          "errors": [{"domain": "usageLimits", "reason": "userRateLimitExceeded", "message": "User Rate Limit Exceeded"}]}}
+GOOGLE_QUOTA = {"error": {"code": 403, "message": "Calendar usage limits exceeded.",
+                          "errors": [{"domain": "usageLimits", "reason": "quotaExceeded", "message": "Calendar usage limits exceeded."}]}}
+SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}
+
+
+@pytest.mark.parametrize(("provider", "status", "headers", "body", "code", "wait"), [
+    ("any", 403, {"Retry-After": "9"}, {"message": "Slow down"}, "rate_limited", 9),  # a 403 whose header names a wait
+    ("any", 403, {"X-RateLimit-Remaining": "0"}, {"message": "API rate limit exceeded"}, "rate_limited", 60),
+    # an admin's words are not a provider's limit (outside review r34 #3): a ServiceNow business rule, a Jira field
+    ("any", 403, {}, {"error": {"message": "Operation aborted by Business Rule 'Rate limit P1 per caller'"}}, "forbidden", None),
+    ("any", 403, {}, {"errorMessages": [], "errors": {"customfield_1": "Rate limit tier is not on the screen"}}, "forbidden", None),
+    ("github", 403, {"X-RateLimit-Remaining": "4321"}, SECONDARY, "rate_limited", 60),  # GitHub's secondary limit
+    ("github", 429, {}, SECONDARY, "rate_limited", 60),  # the same answered 429: GitHub's minute, not 30 s (r34 #5)
+    ("github", 403, {}, {"message": "You have triggered an abuse detection mechanism."}, "rate_limited", 60),
+    ("github", 403, {"X-RateLimit-Remaining": "12"}, {"message": "Resource not accessible by integration"}, "forbidden", None),
+    ("google", 403, {}, GOOGLE_LIMIT, "rate_limited", 30),  # by its reason, not its English
+    ("google", 403, {}, GOOGLE_QUOTA, "forbidden", None),  # a daily quota: no retry within a call ends it
+    ("google", 403, {}, {"error": {"code": 403, "message": "The caller does not have permission"}}, "forbidden", None),
 ])
-async def test_a_403_that_is_a_rate_limit_is_rate_limited(headers: dict[str, str], body: dict[str, Any], code: str,
-                                                         wait: float | None) -> None:
-    """Google Calendar answers its per-user rate limits 403 ("Rate Limit Exceeded"), GitHub its secondary limits 403
-    (with `Retry-After` or a message only): each was `forbidden`, telling an agent to get permissions it has and
-    stopping the hub's retry; they are waits. A 403 saying neither stays a refusal."""
+async def test_a_403_that_is_a_rate_limit_is_rate_limited(provider: str, status: int, headers: dict[str, str],
+                                                         body: dict[str, Any], code: str, wait: float | None) -> None:
+    """Google Calendar answers its per-user rate limits 403, GitHub its secondary limits 403 or 429 (with `Retry-After`
+    or a message only): each was `forbidden`, telling an agent to get permissions it has and stopping the hub's retry;
+    they are waits. Each provider judges its own 403s (its documented shape); a 403 saying neither stays a refusal."""
+    from servers.calendar.providers.google import rate_limit as google
+    from servers.ticketing.providers.github_map import rate_limit as github
+
     async def refuse(request: Request) -> JSONResponse:
-        return JSONResponse(body, 403, headers=headers)
+        return JSONResponse(body, status, headers=headers)
 
     app = Starlette(routes=[Route("/x", refuse, methods=["GET"])])
-    http = ProviderHTTP("P", "http://p.test", transport=httpx.ASGITransport(app=app))
+    judge = {"github": github, "google": google}.get(provider)
+    http = ProviderHTTP("P", "http://p.test", rate_limit=judge, transport=httpx.ASGITransport(app=app))
     with pytest.raises(DomainError) as caught:
         await http.request("GET", "/x")
     assert caught.value.body.code == code and caught.value.body.retry_after_s == wait
