@@ -17,7 +17,6 @@ reading it back (`splitting.settle_create`).
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,12 +39,13 @@ from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.google_moves import cancelled_at, change_series, delete_if_emptied
 from servers.calendar.providers.google_series import (NOTIFY, REACHED, ended_recurrence, if_match, keep_answers, reach_exceptions,
-                                                      shows, split)
-from servers.calendar.providers.splitting import UNSURE, Asked, create_handle, series_not_written, settle_create, stale
+                                                      split, text_side)
+from servers.calendar.providers.series_text import change_text
+from servers.calendar.providers.splitting import Asked, create_handle, settle_create, stale
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
-from servers.kit.http import ProviderHTTP
+from servers.kit.http import ProviderHTTP, common_rate_limit
 from servers.kit.credentials import connect, oauth_from_env
 
 RESPONSE_FROM = {"needsAction": "needs_action", "declined": "declined", "tentative": "tentative", "accepted": "accepted"}
@@ -58,6 +58,20 @@ def _time_body(value: datetime | date, tz: str) -> dict[str, str]:
         return {"dateTime": value.isoformat(), "timeZone": getattr(value.tzinfo, "key", None) or tz}
     return {"date": value.isoformat()}
 
+
+LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+"""Google's per-minute limits, answered 403 ("Rate Limit Exceeded") as well as 429: a wait (exponential backoff, Google
+says). Its `quotaExceeded` and `dailyLimitExceeded` stay refusals: no retry within a call's deadline ends them."""
+
+
+def rate_limit(response: httpx.Response, body: Any) -> float | None:
+    """Google's 403 that is a rate limit, read from its error's `reason` (never from its English text)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    errors = error.get("errors") if isinstance(error, dict) else None
+    reasons = {e.get("reason") for e in errors if isinstance(e, dict)} if isinstance(errors, list) else set()
+    if response.status_code == 403 and reasons & LIMIT_REASONS:
+        return 30.0
+    return common_rate_limit(response, body)
 
 class GoogleCalendar:
     name = "google"
@@ -72,7 +86,8 @@ class GoogleCalendar:
         credentials = oauth_from_env("Google Calendar", "GOOGLE", "https://oauth2.googleapis.com/token", data_dir=data_dir,
                                      token_variable="GOOGLE_CALENDAR_TOKEN", token_transport=token_transport,
                                      sign_in="sign in with Google again")
-        return cls(connect("Google Calendar", base, credentials, headers={"Accept": "application/json"}, transport=transport))
+        return cls(connect("Google Calendar", base, credentials, headers={"Accept": "application/json"}, rate_limit=rate_limit,
+                           transport=transport))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -266,26 +281,13 @@ class GoogleCalendar:
             if before is not None:
                 if expected_etag and before.get("etag") != expected_etag:
                     raise stale(event_id)  # before anything is written, occurrences included
-                if "attendees" in body:
-                    body["attendees"] = keep_answers(body["attendees"], before.get("attendees"))
+                asked = body.get("attendees")
+                if asked is not None:
+                    body["attendees"] = keep_answers(asked, before.get("attendees"))
                 if "start" not in body and "recurrence" not in body:
-                    # text or attendees: the edited occurrences first, the series last, so a repeat after a lost answer
-                    # or a failed occurrence still finds the series as it was (outside review cal31 #1)
-                    reached = await reach_exceptions(self, calendar_id, before, before, body, series_written=False)
-                    if not reached and shows(before, body):  # already so (a repeat after a lost answer): no second mail
-                        return self._event(before, calendar_id, tz)
-                    try:
-                        changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
-                                                       idempotent=True, params=NOTIFY)
-                    except DomainError as exc:
-                        if exc.body.code in UNSURE:  # it may have landed: look
-                            with suppress(DomainError):
-                                if shows(now := await self.http.json("GET", self._path(calendar_id, event_id)), body):
-                                    return self._event(now, calendar_id, tz)
-                        if reached:
-                            raise series_not_written(event_id, reached, exc) from exc
-                        raise
-                    return self._event(changed, calendar_id, tz)
+                    # text or attendees: the edited occurrences first, the series last (`series_text`)
+                    side = text_side(self, calendar_id, event_id, before, body, asked, expected_etag)
+                    return self._event(await change_text(event_id, before, body, side), calendar_id, tz)
             if (changed := await change_series(self, calendar_id, event_id, body, expected_etag, tz)) is None:
                 changed = await self.http.json("PATCH", self._path(calendar_id, event_id), json=body, headers=headers,
                                                idempotent=True, params=NOTIFY)

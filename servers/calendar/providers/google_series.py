@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from servers.calendar.rrules import shift_rule_until
 from servers.calendar.providers.splitting import (SplitSteps, create_handle, create_known, occurrences_not_reached, reach_each, slot_shift,
                                                   split_series, stale)
+from servers.calendar.providers.series_text import SeriesSide
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -179,6 +180,47 @@ async def reach_exceptions(cal: GoogleCalendar, calendar_id: str, before: dict[s
     if cause is not None:
         raise occurrences_not_reached(after["id"], reached, failed, cause, series_written)
     return reached
+
+
+SERIES_FIELDS = ("summary", "description", "location", "attendees", "start", "end", "recurrence")
+"""What `expected_etag` protects in a whole-series change of text or attendees (an invitee's answer is not among it)."""
+
+
+def _people(attendees: list[dict[str, Any]] | None) -> list[tuple[str, bool]]:
+    """Attendees as compared for someone else's change: address (without case) and optional flag, not answers."""
+    return sorted((a.get("email", "").lower(), bool(a.get("optional"))) for a in attendees or [])
+
+
+def text_side(cal: GoogleCalendar, calendar_id: str, event_id: str, before: dict[str, Any], body: dict[str, Any],
+              asked: list[dict[str, Any]] | None, expected_etag: str | None) -> SeriesSide:
+    """Google's part in `series_text.change_text`; `asked`: the attendee list as the caller gave it (each invitee kept
+    on the series keeps the answer it shows when the series is written, outside review r34 #2)."""
+    path = cal._path(calendar_id, event_id)
+
+    async def read() -> dict[str, Any]:
+        found: dict[str, Any] = await cal.http.json("GET", path)
+        return found
+
+    async def write(sent: dict[str, Any], etag: str | None) -> dict[str, Any]:
+        raw: dict[str, Any] = await cal.http.json("PATCH", path, json=sent, headers={"If-Match": etag} if etag else None,
+                                                  idempotent=True, params=NOTIFY)
+        return raw
+
+    async def reach() -> int:
+        return await reach_exceptions(cal, calendar_id, before, before, body, series_written=False)
+
+    def moved(first: dict[str, Any], now: dict[str, Any]) -> bool:
+        def same(key: str) -> bool:
+            if key == "attendees":
+                return _people(_field(now, key)) == _people(_field(first, key))
+            return bool(_field(now, key) == _field(first, key))
+        return not all(same(key) for key in (SERIES_FIELDS if expected_etag else tuple(body)))
+
+    def over(sent: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+        return sent if asked is None else {**sent, "attendees": keep_answers(asked, now.get("attendees"))}
+
+    return SeriesSide(read=read, write=write, reach=reach, shows=shows, moved=moved, over=over,
+                      etag=lambda raw: raw.get("etag"), occurrences_move_etag=False)
 
 
 async def carry_exceptions(cal: GoogleCalendar, calendar_id: str, series_id: str, master: dict[str, Any],

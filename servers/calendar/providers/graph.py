@@ -47,7 +47,8 @@ from servers.calendar.providers.graph_moves import (REACHED, cancelled_at, chang
                                                     patch_keeping, reach_occurrences, series_start)
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, keep_entries, split, transaction_id
-from servers.calendar.providers.graph_whole import change_text
+from servers.calendar.providers.graph_whole import text_side
+from servers.calendar.providers.series_text import change_text
 from servers.calendar.providers.splitting import Asked, create_handle, settle_create, stale
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import local as _local
@@ -303,8 +304,9 @@ class GraphCalendar:
             body["attendees"] = keep_entries(body["attendees"], before.get("attendees"))
         if changes.start is None and changes.end is None and changes.rrule is None:
             # text or attendees: the edited occurrences first, the series last (`graph_whole`)
-            raw = await change_text(self, event_id, before, body, expected_etag, tz, lambda etag: self._update_raw(
-                event_id, scope, instance_start, changes, body, etag, tz))
+            side = text_side(self, event_id, before, body, expected_etag, tz,
+                             lambda asked, etag: self._update_raw(event_id, scope, instance_start, changes, asked, etag, tz))
+            raw = await change_text(event_id, before, body, side)
             return self._event(raw, calendar_id, tz)
         raw = await self._update_raw(event_id, scope, instance_start, changes, body, expected_etag, tz)
         if await reach_occurrences(self, event_id, before, raw, body, tz, series_written=True):

@@ -1,20 +1,16 @@
-"""Microsoft Graph: a whole-series change of text or attendees (`GraphCalendar.update`, scope "all", no new times
-or rule): the series' edited occurrences first (`graph_moves.reach_occurrences`), the series last, so the same call
-repeated after any failure finishes it (outside reviews cal31–cal33). Each occurrence written changes the series'
-change key (as Exchange does), so the series is read again before its own write and written with that etag: a change
-someone else made meanwhile is a `conflict` (to what `expected_etag` protected, or to the fields this change sets),
-never overwritten. A write whose answer was lost is judged by reading the series back."""
+"""Microsoft Graph's part in a whole-series change of text or attendees (`GraphCalendar.update`, scope "all", no new
+times or rule; the protocol is `series_text.change_text`): the series' edited occurrences first
+(`graph_moves.reach_occurrences`), the series last. Each occurrence written changes the series' change key (as
+Exchange does), so the series is read again before its own write and written with that etag."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from servers.calendar.providers.graph_moves import reach_occurrences
-from servers.calendar.providers.graph_series import address
-from servers.calendar.providers.splitting import UNSURE, series_not_written, stale
-from servers.kit.errors import DomainError
+from servers.calendar.providers.graph_series import address, keep_entries
+from servers.calendar.providers.series_text import SeriesSide
 
 if TYPE_CHECKING:
     from servers.calendar.providers.graph import GraphCalendar
@@ -42,34 +38,24 @@ def shows(raw: dict[str, Any], body: dict[str, Any]) -> bool:
     return all(_same(key, raw.get(key), value) for key, value in body.items())
 
 
-async def change_text(cal: GraphCalendar, event_id: str, before: dict[str, Any], body: dict[str, Any],
-                      expected_etag: str | None, tz: str,
-                      write: Callable[[str | None], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-    """The change (`body`) to the series read as `before`; `write(etag)` writes the series itself. Its raw body after."""
+def text_side(cal: GraphCalendar, event_id: str, before: dict[str, Any], body: dict[str, Any], expected_etag: str | None,
+              tz: str, write: Callable[[dict[str, Any], str | None], Awaitable[dict[str, Any]]]) -> SeriesSide:
+    """Graph's part in `series_text.change_text`: `write(body, etag)` writes the series itself."""
 
     async def read() -> dict[str, Any]:
         found: dict[str, Any] = await cal.http.json("GET", cal._events(event_id), headers=cal._prefer(tz))
         return found
 
-    wrote = await reach_occurrences(cal, event_id, before, before, body, tz, series_written=False)
-    if not wrote and shows(before, body):  # already so (a repeat after a lost answer): nothing written, no mail
-        return before
-    etag = expected_etag
-    if wrote:
-        try:
-            now = await read()
-        except DomainError as exc:
-            raise series_not_written(event_id, wrote, exc) from exc
-        etag = now.get("@odata.etag")
-        if any(not _same(key, now.get(key), before.get(key)) for key in (SERIES_FIELDS if expected_etag else tuple(body))):
-            raise series_not_written(event_id, wrote, stale(event_id), etag)  # someone else wrote it meanwhile
-    try:
-        return await write(etag)
-    except DomainError as exc:
-        if exc.body.code in UNSURE:
-            with suppress(DomainError):
-                if shows(now := await read(), body):  # it landed: the state asked for (outside review cal33 #2)
-                    return now
-        if wrote:
-            raise series_not_written(event_id, wrote, exc, etag) from exc
-        raise
+    async def reach() -> int:
+        return await reach_occurrences(cal, event_id, before, before, body, tz, series_written=False)
+
+    def moved(first: dict[str, Any], now: dict[str, Any]) -> bool:
+        return any(not _same(key, now.get(key), first.get(key)) for key in (SERIES_FIELDS if expected_etag else tuple(body)))
+
+    def over(asked: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+        if "attendees" not in asked:
+            return asked
+        return {**asked, "attendees": keep_entries(asked["attendees"], now.get("attendees"))}
+
+    return SeriesSide(read=read, write=write, reach=reach, shows=shows, moved=moved, over=over,
+                      etag=lambda raw: raw.get("@odata.etag"), occurrences_move_etag=True)

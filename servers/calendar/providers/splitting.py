@@ -84,6 +84,11 @@ REACH_ATTEMPTS = 3
 """How often one edited occurrence changed meanwhile is read again and judged afresh before it counts as refused."""
 
 
+def _gone(exc: DomainError) -> bool:
+    """An occurrence deleted since it was listed: Graph answers 404, Google 404 or 410 (Gone)."""
+    return exc.body.code == "not_found" or (exc.body.details or {}).get("status") == 410
+
+
 async def reach_each(items: list[dict[str, Any]], patch_for: Callable[[dict[str, Any]], dict[str, Any]],
                      write: Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]],
                      reread: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> tuple[int, int, DomainError | None]:
@@ -93,7 +98,8 @@ async def reach_each(items: list[dict[str, Any]], patch_for: Callable[[dict[str,
     `write` sends the occurrence's etag as listed (If-Match), so one changed between the listing and its write (an
     invitee answering it, someone editing that occurrence alone) is not overwritten with what the listing showed: the
     provider refuses it (`conflict`), it is read again (`reread`) and judged afresh, a field it now sets itself
-    staying its own, up to `REACH_ATTEMPTS` times; one gone meanwhile (`not_found`) needs nothing. A rate limit stops
+    staying its own, up to `REACH_ATTEMPTS` times; one deleted meanwhile (its write or re-read answered 404 or 410)
+    needs nothing. A rate limit stops
     the loop: the rest would be refused too, and each refusal costs the caller's quota (they count as refused)."""
     written, refused, cause = 0, 0, None
     for index, item in enumerate(items):
@@ -106,13 +112,15 @@ async def reach_each(items: list[dict[str, Any]], patch_for: Callable[[dict[str,
                 written += 1
                 break
             except DomainError as exc:
+                if _gone(exc):  # deleted meanwhile (outside review r34 #1): nothing to change there
+                    break
                 if exc.body.code != "conflict" or attempt + 1 == REACH_ATTEMPTS:
                     refused, cause = refused + 1, exc
                     break
             try:
                 item = await reread(item)
             except DomainError as exc:
-                if exc.body.code != "not_found":
+                if not _gone(exc):
                     refused, cause = refused + 1, exc
                 break
         if cause is not None and cause.body.code == "rate_limited":
