@@ -293,6 +293,9 @@ class IcalBackend:
                     split_etag = await ical_split.split(self, calendar_id, event_id, etag, results[0], results[1],
                                                         instance_start)  # type: ignore[arg-type]
                     return ical.to_event(ical.master(results[1]), calendar_id, self.name, tz, split_etag)
+                if ical.unchanged(text, results[0]):  # nothing to write: the event, its etag and the feed stay
+                    results[0], new_etag = ical.load(text), etag
+                    break
                 new_etag = await self._save(calendar_id, event_id, results[0].to_ical().decode(), etag)
                 break
             except DomainError as exc:  # another write landed between our read and our write
@@ -311,6 +314,9 @@ class IcalBackend:
         for attempt in range(MERGE_ATTEMPTS):
             holder, text, etag = await self._locate(calendar_id, event_id)
             parsed = edits.respond(ical.load(text), calendar_id, response, instance_start)
+            if ical.unchanged(text, parsed):  # the same answer again
+                parsed, new_etag = ical.load(text), etag
+                break
             try:
                 new_etag = await self._save(holder, event_id, parsed.to_ical().decode(), etag)
                 break
