@@ -19,12 +19,15 @@ DATA_DIR_HELP = "(default: $MCP_HUB_DATA_DIR or ~/.local/share/mcp-hub)"
 
 
 def _server_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("domain", help=", ".join(domain_names()) or "a registered domain")
+    parser.add_argument("domain", help=(", ".join(domain_names()) or "a registered domain") + "; all, with --seed-only")
     parser.add_argument("--backend", help="embedded (default) or a provider, e.g. jira; default $<DOMAIN>_BACKEND")
     parser.add_argument("--transport", "-t", choices=["stdio", "http", "sse"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", "-p", type=int, default=8766)
     parser.add_argument("--demo", action="store_true", help="seed the embedded store with demo data first")
+    parser.add_argument("--seed-only", action="store_true",
+                        help="seed the demo data (an empty store only) and exit, without serving: `server all --seed-only` "
+                             "gives every built-in domain the hub mounts sample data in the same data dir")
     parser.add_argument("--data-dir", help="where the embedded store lives")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
@@ -36,10 +39,28 @@ def _server(args: argparse.Namespace) -> int:
         os.environ["MCP_HUB_DATA_DIR"] = args.data_dir
     configure_logging(args.log_level)
     try:
+        if args.seed_only:
+            return _seed_only(args.domain, args.backend)
+        if args.domain == "all":
+            raise ValueError("`all` serves nothing: it seeds every domain's demo data with --seed-only (or run "
+                             "`mcp-hub serve`, which mounts every domain)")
         run_domain(args.domain, args.backend, args.transport, args.host, args.port, args.demo)
     except (ValueError, KeyError, LookupError) as exc:
         print(f"mcp-hub: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _seed_only(domain: str, backend: str | None) -> int:
+    """Demo data into each named domain's embedded store (one that already holds data is left as it is)."""
+    import anyio
+
+    from servers.kit.runner import load_domain, seed_demo
+
+    for name in domain_names() if domain == "all" else [domain]:
+        module = load_domain(name)
+        anyio.run(seed_demo, module.__name__, module.make_backend(backend))
+        print(f"{name}: demo data in place", file=sys.stderr)
     return 0
 
 

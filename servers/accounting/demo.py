@@ -11,6 +11,9 @@ from servers.accounting.store import EmbeddedAccounting
 
 
 async def seed(books: EmbeddedAccounting) -> None:
+    """The sample company, into books that hold no contact yet (seeding twice doubled every invoice)."""
+    if (await books.contacts(None, None, 1, None)).contacts:
+        return
     acme = await books.upsert_contact(ContactInput(name="Acme Corp", email="ap@acme.example", kind="customer"))
     globex = await books.upsert_contact(ContactInput(name="Globex", email="billing@globex.example", kind="customer"))
     cloud = await books.upsert_contact(ContactInput(name="CloudHost Ltd", email="invoices@cloudhost.example", kind="vendor"))
