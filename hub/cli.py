@@ -26,7 +26,6 @@ import anyio  # noqa: E402
 from hub.config import ConfigError, HubConfig, load_config, parse_config  # noqa: E402
 from hub.domains import RegistryError, command_names, domain_names, load_command  # noqa: E402
 from hub.logsetup import configure_logging  # noqa: E402
-from hub.redact import mask  # noqa: E402
 from hub.cli_admin import audit, check, keys, status  # noqa: E402
 from hub.cli_run import call, profile_problem, serve, stdio_scopes_env, tools  # noqa: E402
 
@@ -181,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "audit":
             return audit(config, args)
     except ConfigError as exc:  # masked as a log line is: a config's values may hold a token (console26 #9)
-        print(f"mcp-hub: {mask(str(exc))}", file=sys.stderr)
+        print(f"mcp-hub: {exc.masked()}", file=sys.stderr)
         return 2
     configure_logging(args.log_level or ("warning" if args.command in ("tools", "call") else config.hub.log_level))
     try:
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             return anyio.run(tools, config, args.json)
         return anyio.run(call, config, args.name, args.arguments)
     except ConfigError as exc:  # masked as a log line is: a config's values may hold a token (console26 #9)
-        print(f"mcp-hub: {mask(str(exc))}", file=sys.stderr)
+        print(f"mcp-hub: {exc.masked()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

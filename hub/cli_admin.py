@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from hub.auth.scope_warnings import scope_warnings, stdio_scope_warnings  # one judgement for keys and stdio
 from hub.config import ConfigError, ConfigProblem, HubConfig, load_config
-from hub.redact import mask
 from hub.terminal import inert
 
 if TYPE_CHECKING:
@@ -34,12 +33,12 @@ def check(path: str) -> int:
             raise ConfigError([*config.warnings, *startup], path)
     except ConfigError as exc:
         for problem in exc.problems:  # masked as a log line is: `check` output lands in CI logs (console26 #9)
-            print(mask(str(problem)))
+            print(problem.masked())
         errors = sum(p.severity == "error" for p in exc.problems)
         print(f"{path}: {errors} error(s)")
         return 1
     for warning in config.warnings:
-        print(mask(str(warning)))
+        print(warning.masked())
     for warning in stdio_scope_warnings(config):  # what serve says at start (outside review recheck21h #7); scopes, no secret
         print(f"warning: {warning}")
     enabled = config.enabled_servers()

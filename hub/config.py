@@ -101,7 +101,8 @@ def expand_env(value: str, env: Mapping[str, str], path: str, problems: list[Con
             return default
         message = (f"${{{var}}} is a VS Code variable the hub does not know: write the path itself (or ${{HOME}})"
                    if var in _EDITOR_VARS else
-                   f"environment variable {var} is not set (export it, or write ${{{var}:-default}})")
+                   f"the environment variable {var} is not set: export it (or give the reference a default: "
+                   f"\"${{NAME:-value}}\")")
         problems.append(ConfigProblem(path=path, message=message))
         return ""
 

@@ -49,6 +49,14 @@ class ConfigProblem(BaseModel):
     def __str__(self) -> str:
         return f"{self.severity}: {self.path}: {self.message}"
 
+    def masked(self) -> str:
+        """As printed (`check`, `serve`'s refusal): the message masked as a log line is, not the path — masked whole,
+        a path ending in a header name (`…headers.Authorization: …`) read as a credential and garbled the hint
+        (outside review user34 #5)."""
+        from hub.redact import mask
+
+        return f"{self.severity}: {self.path}: {mask(self.message)}"
+
 
 class ConfigError(Exception):
     """The config cannot be used; `problems` lists every error (and warning) found."""
@@ -59,6 +67,13 @@ class ConfigError(Exception):
         errors = [p for p in problems if p.severity == "error"]
         lines = "\n".join(f"  {p}" for p in errors)
         super().__init__(f"{source} has {len(errors)} problem(s):\n{lines}")
+
+    def masked(self) -> str:
+        """The message as printed: each problem `ConfigProblem.masked`, the source masked as a log line is."""
+        from hub.redact import mask
+
+        errors = [p for p in self.problems if p.severity == "error"]
+        return mask(f"{self.source} has {len(errors)} problem(s):") + "".join(f"\n  {p.masked()}" for p in errors)
 
 
 class ToolFilter(BaseModel):

@@ -137,3 +137,28 @@ def test_check_and_serve_mask_a_token_in_the_config_as_a_log_line_would(tmp_path
     served = subprocess.run([PY, "-m", "hub.cli", "tools", "--config", str(bad)], capture_output=True, text=True,
                             cwd=ROOT, timeout=60)
     assert served.returncode == 2 and token not in served.stdout + served.stderr, served.stderr
+
+
+def test_a_missing_header_variable_reads_plainly(tmp_path: Path) -> None:
+    """Outside review user34 #5: the README's own GitHub example without GITHUB_TOKEN printed
+    `…headers.Authorization: [masked] variable GITHUB_TOKEN is not set (export it, or write ${GITHUB_TOKEN:[masked]`:
+    the whole line was masked as a log line, its path read as a credential header and its hint as NAME=value."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_TOKEN"}
+    path = tmp_path / "hub.json"
+    path.write_text(json.dumps({"mcpServers": {"github": {"url": "https://api.githubcopilot.com/mcp/",
+                                                          "headers": {"Authorization": "Bearer ${GITHUB_TOKEN}"}}}}))
+    done = subprocess.run([PY, "-m", "hub.cli", "check", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+    assert done.returncode == 1, done
+    assert ("error: $.mcpServers.github.headers.Authorization: the environment variable GITHUB_TOKEN is not set: export it "
+            "(or give the reference a default: \"${NAME:-value}\")") in done.stdout, done.stdout
+    assert "[masked]" not in done.stdout, done.stdout
+    served = subprocess.run([PY, "-m", "hub.cli", "serve", "--config", str(path)], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert served.returncode == 2 and "GITHUB_TOKEN is not set" in served.stderr and "[masked]" not in served.stderr, served.stderr
+    leaked = {"mcpServers": {"x": {"url": "https://example.com/mcp?token=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                                   "timout_s": 3}}}  # a problem beside a secret in the config: the secret stays masked
+    path.write_text(json.dumps(leaked))
+    done = subprocess.run([PY, "-m", "hub.cli", "check", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in done.stdout + done.stderr, done.stdout

@@ -61,8 +61,8 @@ def test_vscode_references_the_hub_cannot_resolve_are_errors_with_the_fix() -> N
             "prompt: export the value in an environment variable and write ${API_KEY} instead") in found
     assert ("error: $.servers.local.args[0]: ${workspaceFolder} is a VS Code variable the hub does not know: write the "
             "path itself (or ${HOME})") in found
-    assert ("error: $.servers.local.env.T: environment variable MISSING_TOKEN is not set (export it, or write "
-            "${MISSING_TOKEN:-default})") in found
+    assert ("error: $.servers.local.env.T: the environment variable MISSING_TOKEN is not set: export it (or give the "
+            "reference a default: \"${NAME:-value}\")") in found
     # a disabled server's unresolvable reference is only a warning, as a missing variable is
     disabled = {"servers": {"r": {"url": "https://x/mcp", "headers": {"A": "${input:k}"}, "disabled": True}}}
     assert [w.severity for w in parse_config(disabled, env={}).warnings] == ["warning"]
