@@ -95,7 +95,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
     store = getattr(backend, "store", None) or Store(default_data_dir() / "calendar-idempotency.sqlite", [])
     mcp = MCPServer("calendar", instructions="Calendars with correct time zones. Call now first to anchor 'today' and 'tomorrow'.")
     configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store, examples=domain_examples(__package__))
-    intake = attach_webhooks(mcp, "calendar", store, ("google", "graph"))
+    intake = attach_webhooks(mcp, "calendar", store, ("google", "graph"), ("event", "calendar"))
     # Google channels / Graph subscriptions, if configured, carrying the secret the route checks (`Intake.secret`)
     intake.keepers = keepers_from_env(backend, intake.log.store, secrets=intake.secret)
     intake.processor.tool_ids = tool_ids(backend)  # Google's `primary` recorded as the id list_calendars gives

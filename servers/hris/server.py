@@ -74,7 +74,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
     configure_domain(mcp, open_world=backend.name != "embedded", idempotency=store, examples=domain_examples(__package__))
     # list_changes reads the kit's feed, like every domain: verified BambooHR webhooks and the embedded
     # backend's own writes (employees, time-off requests) — see docs/events.md.
-    attach_webhooks(mcp, "hris", store, ("bamboohr",))
+    attach_webhooks(mcp, "hris", store, ("bamboohr",), ("employee", "time_off_request"))
 
     @domain_tool(mcp, read_only=True)
     async def search_employees(
@@ -180,7 +180,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> TimeOffPage:
-        """Leave and vacation requests with their status (pending, approved, denied), e.g. those awaiting approval;
+        """Leave and vacation requests with their status (requested, i.e. pending approval; approved, denied), e.g. those awaiting approval;
         for who is away on given dates use whos_out.
         Time-off requests, filtered by employee, overlap with a date range, and status. Type and
         note (health data) need scope hris:sensitive and leave_reason in HRIS_SENSITIVE_ALLOW;
@@ -207,7 +207,7 @@ def create_server(backend: HrisBackend | None = None, policy: PrivacyPolicy | No
         Request time off (inclusive dates); dry_run answers what the real call would, with hours and the
         balance after. The balance (balance_before/after, the over-balance refusal) needs scope hris:sensitive
         and leave_reason in HRIS_SENSITIVE_ALLOW, as the leave types it reveals do; otherwise balance_before/after
-        are null, reason_hidden is true, and the request is booked as pending whatever the balance (its
+        are null, reason_hidden is true, and the request is booked (status requested, pending approval) whatever the balance (its
         approval is refused if over it)."""
         _check_range(start, end)
         refuse_control_chars(type=type, note=note)

@@ -78,7 +78,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     embedded_store = getattr(backend, "store", None) or Store(default_data_dir() / "ticketing-idempotency.sqlite", [])
     mcp = MCPServer("ticketing", instructions="Tickets in one normalized shape, whatever system holds them.")
     configure_domain(mcp, open_world=backend.name != "embedded", idempotency=embedded_store, examples=domain_examples(__package__))
-    attach_webhooks(mcp, "ticketing", embedded_store, ("github", "jira", "zendesk", "servicenow"))
+    attach_webhooks(mcp, "ticketing", embedded_store, ("github", "jira", "zendesk", "servicenow"), ("ticket",))
 
     @domain_tool(mcp, read_only=True)
     async def search_tickets(

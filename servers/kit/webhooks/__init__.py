@@ -11,7 +11,7 @@ leaves the intake on `server.webhooks`, which `mcp-hub server <domain> -t http` 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from pydantic import Field
@@ -26,16 +26,19 @@ from servers.kit.webhooks.resources import attach_change_resources
 from servers.kit.webhooks.upkeep import FeedUpkeep, install_feed_upkeep
 
 __all__ = ["ChangeFeed", "ChangePage", "EventLog", "Intake", "Policy", "Processor", "attach_webhooks", "emit_change"]
-Kinds = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]] | None,
-                  Field(max_length=20, description="Only these record kinds (e.g. ticket, event, invoice).")]
+def kinds_argument(kinds: tuple[str, ...]) -> Any:
+    """`list_changes`' `kinds`: the domain's own record kinds, listed in its schema. Free text answered a near miss
+    (`tickets`) with an empty feed for ever, and the description named other domains' kinds (outside review user34 #9)."""
+    return Annotated[list[Literal[kinds]] | None,  # type: ignore[valid-type]
+                     Field(max_length=20, description=f"Only these record kinds: {', '.join(kinds)}.")]
 
 
-def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tuple[str, ...],
+def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tuple[str, ...], kinds: tuple[str, ...],
                     policy: Policy | None = None, tool: bool = True) -> Intake:
     """Give `server` a webhook intake for `providers` (its log beside `store`, as
     `<domain>-events.sqlite`, or in the shared PostgreSQL store when `$MCP_HUB_STORE_URL` is set)
     and the `list_changes` tool over the feed kept in `store` (trimmed in the server's lifespan over any
-    transport, and by the processor: `upkeep`)."""
+    transport, and by the processor: `upkeep`). `kinds`: every record kind the domain's feed holds."""
     feed = ChangeFeed(store, scope=domain, keep=feed_limits(domain))  # scope: the intake's namespace until the hub binds its own
     log = open_event_log(store.path.parent, domain)
     policy = policy or Policy.from_env(domain)
@@ -47,10 +50,9 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
     if not tool:
         return intake
 
-    @domain_tool(server, read_only=True)
     async def list_changes(
         since: Annotated[datetime | None, Field(description="Only changes at or after this instant (RFC 3339 with offset).")] = None,
-        kinds: Kinds = None,
+        kinds: list[str] | None = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 100,
         cursor: str | None = None,
     ) -> ChangePage:
@@ -60,4 +62,6 @@ def attach_webhooks(server: MCPServer, domain: str, store: Store, providers: tup
         `gap` says when some you asked for are gone, and a cursor from before them is refused."""
         return await feed.page(since, kinds, limit, cursor)
 
+    list_changes.__annotations__["kinds"] = kinds_argument(kinds)  # this domain's kinds: built here, not a module name
+    domain_tool(server, read_only=True)(list_changes)
     return intake
