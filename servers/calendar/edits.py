@@ -24,7 +24,7 @@ from servers.calendar import rrules, series_edits
 from servers.calendar.ical import (LENGTH_PROP, PARTSTAT, ends_before, exact_times, is_override, master, new_uid, occurrence_at, occurrences,
                                    owned_copy, parse_rrule, pin_times, series_length, set_attendees)
 from servers.calendar.ical import overrides as stored_overrides
-from servers.calendar.model import EventChanges, Scope
+from servers.calendar.model import Attendee, EventChanges, Scope
 from servers.calendar.timeutil import as_utc, in_gap, require_order, same_start, storable
 from servers.kit.errors import DomainError
 
@@ -32,7 +32,7 @@ from servers.kit.errors import DomainError
 def _apply(component: VEvent, changes: EventChanges) -> None:
     for field, prop in (("title", "summary"), ("description", "description"), ("location", "location")):
         value = getattr(changes, field)
-        if value is not None:
+        if value is not None and not (value == "" and prop.upper() not in component):  # "" on none: nothing to clear
             component.pop(prop.upper(), None)
             component.add(prop, value)
     if changes.start is not None:
@@ -53,18 +53,31 @@ def _apply(component: VEvent, changes: EventChanges) -> None:
         component.pop(LENGTH_PROP, None)  # its own DTSTART/DTEND say its length again
         require_order(component["DTSTART"].dt, (component.get("DTEND") or component["DTSTART"]).dt, "UTC")
     if changes.attendees is not None:
-        had = {str(a).lower().removeprefix("mailto:"): a for a in _attendees(component)}
-        set_attendees(component, changes.attendees)
-        for address in _attendees(component):  # an invitee already there keeps its answer, role and name (cal30 #5)
-            before = had.get(str(address).lower().removeprefix("mailto:"))
-            for param in ("PARTSTAT", "ROLE", "CN"):
-                if before is not None and param in getattr(before, "params", {}):
-                    address.params[param] = before.params[param]
+        _replace_attendees(component, changes.attendees)
     component.pop("DTSTAMP", None)
     component.add("dtstamp", datetime.now(UTC))
     seq = int(component.get("SEQUENCE", 0)) + 1
     component.pop("SEQUENCE", None)
     component.add("sequence", seq)
+
+
+def _replace_attendees(component: VEvent, attendees: list[Attendee]) -> None:
+    """The attendee list `attendees`, where an invitee already there keeps its ATTENDEE as stored — answer, role, name
+    (cal30 #5) and every other parameter another client wrote (CUTYPE=ROOM, RSVP, DELEGATED-FROM, X-…: outside review
+    r35 #5, a room became a person) — and the same people as before leave the list untouched, order included, so
+    re-sending a list unchanged writes nothing (`ical.unchanged`)."""
+    def key(address: Any) -> str:
+        return str(address).lower().removeprefix("mailto:")
+
+    stored = _attendees(component)
+    had = {key(a): a for a in stored}
+    if sorted(had) == sorted(a.email.lower() for a in attendees) and len(stored) == len(attendees):
+        return
+    set_attendees(component, attendees)
+    kept = [had.get(key(address), address) for address in _attendees(component)]
+    component.pop("ATTENDEE", None)
+    for address in kept:
+        component.add("attendee", address)
 
 
 def _duration(component: VEvent) -> timedelta | None:

@@ -12,8 +12,8 @@ import anyio
 from pydantic import Field
 
 from servers.calendar import rrules
-from servers.calendar.model import Attendee, Event
-from servers.calendar.timeutil import in_gap, normalized, parse_date, require_order, resolve_time, second_occurrence, zone
+from servers.calendar.model import Attendee, Event, EventChanges, EventTime
+from servers.calendar.timeutil import as_utc, in_gap, normalized, parse_date, require_order, resolve_time, second_occurrence, zone
 from servers.kit.errors import DomainError
 
 MAX_REMINDER = 4 * 7 * 24 * 60  # four weeks, Google's limit too
@@ -162,3 +162,26 @@ def _wall_clock(time: Any, new_zone: str) -> str:
         if second_occurrence(again):
             return again.isoformat()
     return wall.isoformat()
+
+
+def shows_changes(event: Event, changes: EventChanges, tz: str) -> bool:
+    """Whether `event` (one occurrence as listed, or a whole event) already shows every field `changes` sets: an
+    update of one occurrence, or of this and the following ones, that changes nothing then writes nothing — it had
+    stored an identical override, or split the series in two and re-invited everyone (outside review r35 #2). A
+    description or location of "" is none; attendees compare as addresses without case; times as instants."""
+    for field in ("title", "description", "location"):
+        value = getattr(changes, field)
+        if value is not None and (value or None) != (getattr(event, field) or None):
+            return False
+    for asked, shown in ((changes.start, event.start), (changes.end, event.end)):
+        if asked is not None and not _same_time(asked, shown, tz):
+            return False
+    if changes.attendees is not None:
+        return sorted(a.email.lower() for a in changes.attendees) == sorted(a.email.lower() for a in event.attendees)
+    return changes.rrule is None
+
+
+def _same_time(asked: datetime | date, shown: EventTime, tz: str) -> bool:
+    if isinstance(asked, datetime):
+        return shown.utc is not None and as_utc(asked, tz) == shown.utc
+    return shown.date == asked

@@ -24,7 +24,7 @@ from typing import Any
 
 from dateutil.rrule import rrulestr
 
-from servers.calendar.timeutil import zone
+from servers.calendar.timeutil import YEARS, zone
 from servers.kit.errors import DomainError
 
 FREQS = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
@@ -162,6 +162,9 @@ def validate(rule: str, start: datetime | date, tz: str) -> str:
             until = _until(parts["UNTIL"], start, tz)
         except ValueError:
             raise _bad(f"UNTIL={parts['UNTIL']}", "is not a real date") from None
+        if not YEARS[0] <= until.year <= YEARS[1]:  # 9999 for 2029: a move of the series then overflowed (review r35 #1)
+            raise _bad(f"UNTIL={parts['UNTIL']}", f"is in the year {until.year}; a series ends in the years {YEARS[0]} to "
+                       f"{YEARS[1]} (a typo in the year?), or give no UNTIL for one that goes on")
         first = start.astimezone(UTC) if isinstance(start, datetime) else start
         if until < first:  # type: ignore[operator]
             raise _bad(f"UNTIL={parts['UNTIL']}", f"ends the series before its first start ({first.isoformat()})")
@@ -301,7 +304,16 @@ def _until_for(value: str, start: datetime | date) -> str | None:
 def shift_until(until: datetime | date, old_start: datetime | date, new_start: datetime | date) -> datetime | date:
     """The UNTIL of a series moved from `old_start` to `new_start`, so that it keeps its number of
     occurrences: by the instants' difference when both starts are times, else by the local days'
-    (outside review writes28 #2, #3: an all-day or provider series moved later lost its last occurrence)."""
+    (outside review writes28 #2, #3: an all-day or provider series moved later lost its last occurrence). An UNTIL
+    the move would carry past the years Python has (one stored before UNTIL was bounded) is `invalid_argument`."""
+    try:
+        return _shifted_until(until, old_start, new_start)
+    except OverflowError:
+        raise DomainError("invalid_argument", f"rrule: the series ends {until.isoformat()}, which cannot move with it; give "
+                          "rrule with an UNTIL in the years 1900 to 2199 (or none) in the same call", details={"field": "rrule"}) from None
+
+
+def _shifted_until(until: datetime | date, old_start: datetime | date, new_start: datetime | date) -> datetime | date:
     if isinstance(old_start, datetime) and isinstance(new_start, datetime) and isinstance(until, datetime):
         return until + (new_start.astimezone(UTC) - old_start.astimezone(UTC))
     old_day = old_start.date() if isinstance(old_start, datetime) else old_start

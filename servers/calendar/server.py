@@ -322,6 +322,13 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                 await inputs.require_on_rule(rule, new_start)
         changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
                                attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)
+        if scope != "all" and instance_start is not None and rrule is None:  # nothing to change: no override, no split
+            try:
+                shown = await backend.get_event(calendar_id, event_id, _instance(instance_start, tz))
+            except DomainError:  # gone from the series (a split already made, to be recognised below): the update decides
+                shown = None
+            if shown is not None and expected_etag in (None, shown.etag) and inputs.shows_changes(shown, changes, tz):
+                return shown
         try:
             return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
         except DomainError as exc:

@@ -71,3 +71,21 @@ async def test_an_event_stored_with_times_that_cannot_be_expanded_does_not_break
         assert "code" not in busy, busy
         slots = await across(cal, "find_available_slots", window_start=WEEK["start"], window_end=WEEK["end"], duration_minutes=30)
         assert "code" not in slots and slots["slots"] == [], slots  # never offered as free: it may be busy throughout
+
+
+async def test_a_series_ending_in_9999_is_refused_and_one_stored_so_moves_with_a_clear_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    """Outside review r35 #1: UNTIL was not bounded, and moving such a series later answered `internal` (an overflow)."""
+    async with backend("embedded", tmp_path, monkeypatch, procs) as cal:
+        refused = await cal("create_event", title="D", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                            rrule="FREQ=DAILY;UNTIL=99991231T000000Z")
+        assert refused.get("code") == "invalid_argument" and "rrule" in refused["message"] and "9999" in refused["message"], refused
+        await cal.store._save(cal.cal, "old@x.test", "\r\n".join([
+            "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", "BEGIN:VEVENT", "UID:old@x.test", "DTSTAMP:20260101T000000Z",
+            "DTSTART:20260610T070000Z", "DTEND:20260610T080000Z", "RRULE:FREQ=DAILY;UNTIL=99991231T000000Z", "SUMMARY:Old",
+            "END:VEVENT", "END:VCALENDAR", ""]), None)
+        moved = await cal("update_event", event_id="old@x.test", start="2026-06-11T09:00:00", end="2026-06-11T10:00:00")
+        assert moved.get("code") == "invalid_argument" and "rrule" in moved["message"], moved  # was: internal
+        fixed = await cal("update_event", event_id="old@x.test", start="2026-06-11T09:00:00", end="2026-06-11T10:00:00",
+                          rrule="FREQ=DAILY;UNTIL=20270101T000000Z")
+        assert "code" not in fixed, fixed

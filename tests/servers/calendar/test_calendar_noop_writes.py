@@ -44,3 +44,52 @@ async def test_one_occurrence_changed_again_to_the_same_keeps_the_etag(kind: str
             yes = await cal("respond_to_event", event_id=t["id"], response="accepted")
             yes_again = await cal("respond_to_event", event_id=t["id"], response="accepted")
             assert "code" not in yes_again and yes_again["etag"] == yes["etag"], (yes, yes_again)
+
+
+@pytest.mark.parametrize("kind", ["embedded", "google", "graph"])
+async def test_an_occurrence_update_that_changes_nothing_neither_splits_nor_overrides(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    """Outside review r35 #2: `this_and_following` with the values the series has split it in two (on Google with new
+    invitations), and `this` stored an override identical to the occurrence, moving the series' etag."""
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260613"))
+        before = await cal("get_event", event_id=t["id"])
+        for scope in ("this_and_following", "this"):
+            same = await cal("update_event", event_id=t["id"], scope=scope, instance_start="2026-06-12T09:00:00+02:00",
+                             title="T", start="2026-06-12T09:00:00", end="2026-06-12T10:00:00")
+            assert "code" not in same and same["title"] == "T", same
+        page = await cal("list_events", start="2026-06-01T00:00:00Z", end="2026-07-01T00:00:00Z")
+        assert {e["id"] for e in page["events"]} == {t["id"]} and len(page["events"]) == 4, page  # one series, not two
+        assert (await cal("get_event", event_id=t["id"]))["etag"] == before["etag"]
+
+
+async def test_an_empty_description_on_an_event_without_one_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                           procs: list) -> None:
+    async with backend("embedded", tmp_path, monkeypatch, procs) as cal:
+        made = await cal("create_event", title="Plan", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00")
+        same = await cal("update_event", event_id=made["id"], description="")  # as get_event shows it
+        assert "code" not in same and same["etag"] == made["etag"], (made, same)
+
+
+async def test_an_attendee_list_sent_back_keeps_what_another_client_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                          procs: list) -> None:
+    """Outside review r35 #5: each ATTENDEE was rebuilt keeping only its answer, role and name — a room another client
+    marked CUTYPE=ROOM became a person, RSVP and X- parameters went — and an unchanged list was always a write."""
+    async with backend("embedded", tmp_path, monkeypatch, procs) as cal:
+        await cal.store._save(cal.cal, "apple@x.test", "\r\n".join([
+            "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Apple Inc.//iCal//EN", "BEGIN:VEVENT", "UID:apple@x.test",
+            "DTSTAMP:20260101T000000Z", "DTSTART:20260610T070000Z", "DTEND:20260610T080000Z", "SUMMARY:Review",
+            "ATTENDEE;CUTYPE=ROOM;PARTSTAT=ACCEPTED;CN=Room 4;X-APPLE-CAPACITY=8:mailto:room4@x.test",
+            "ATTENDEE;RSVP=TRUE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT:mailto:b@x.test", "END:VEVENT", "END:VCALENDAR", ""]), None)
+        shown = await cal("get_event", event_id="apple@x.test")
+        same = await cal("update_event", event_id="apple@x.test", attendees=[a["email"] for a in reversed(shown["attendees"])])
+        assert "code" not in same and same["etag"] == shown["etag"], (shown, same)  # the same people: nothing written
+        more = await cal("update_event", event_id="apple@x.test", attendees=["room4@x.test", "b@x.test", "c@x.test"])
+        assert "code" not in more, more
+        text, _ = await cal.store._load(cal.cal, "apple@x.test")
+        unfolded = text.replace("\r\n ", "")
+        room = next(line for line in unfolded.splitlines() if "room4@x.test" in line)
+        assert "CUTYPE=ROOM" in room and "X-APPLE-CAPACITY=8" in room and "PARTSTAT=ACCEPTED" in room, room
+        assert "RSVP=TRUE" in next(line for line in unfolded.splitlines() if "b@x.test" in line)
+        assert "c@x.test" in unfolded
