@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from hub.domains import Command, domain_names
 from hub.logsetup import configure_logging
@@ -52,16 +53,46 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _seed_only(domain: str, backend: str | None) -> int:
-    """Demo data into each named domain's embedded store (one that already holds data is left as it is)."""
+    """Demo data into each named domain's embedded store (one that already holds data is left as it is). With `all`, a
+    domain configured for a provider (`$<DOMAIN>_BACKEND`) is skipped and said so, before anything needs its
+    credentials: the others are still seeded (outside review r35 #4: one Google calendar left HRIS empty). Each
+    domain's check-and-seed holds a lock in the data dir, so runs at once seed it once (r35 #3)."""
     import anyio
 
+    from hub.datadir import default_data_dir
     from servers.kit.runner import load_domain, seed_demo
 
     for name in domain_names() if domain == "all" else [domain]:
         module = load_domain(name)
-        anyio.run(seed_demo, module.__name__, module.make_backend(backend))
+        chosen = module.PROVIDERS.chosen(backend) if hasattr(module, "PROVIDERS") else "embedded"
+        if chosen != "embedded":
+            if domain != "all":
+                raise ValueError(f"--seed-only seeds the embedded store; {name} is set to its {chosen} backend, which has "
+                                 "its own data (pass --backend embedded to seed the embedded one anyway)")
+            print(f"{name}: uses its {chosen} backend, not seeded", file=sys.stderr)
+            continue
+        data_dir = default_data_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with _held(data_dir / f"{name}.seed.lock"):
+            anyio.run(seed_demo, module.__name__, module.make_backend(backend))
         print(f"{name}: demo data in place", file=sys.stderr)
     return 0
+
+
+def _held(path: os.PathLike[str]) -> Any:
+    """An exclusive lock on `path` for a `with` block (another process waits for it)."""
+    import contextlib
+    import fcntl
+
+    @contextlib.contextmanager
+    def held() -> Iterator[None]:
+        with open(path, "a") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(file, fcntl.LOCK_UN)
+    return held()
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:

@@ -56,13 +56,18 @@ class Providers:
     def names(self) -> list[str]:
         return list(self.table)
 
+    def chosen(self, name: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+        """The backend `make` would build: `name`, else `$<DOMAIN>_BACKEND`, else the default (nothing is built)."""
+        environ = os.environ if environ is None else environ
+        return (name or environ.get(f"{self.domain.upper()}_BACKEND") or self.default).lower()
+
     def make(self, name: str | None = None, data_dir: Path | None = None,
              environ: Mapping[str, str] | None = None) -> Any:
         """The backend `name`, else `$<DOMAIN>_BACKEND`, else the default; `ValueError` (unknown
         name, missing credentials) says what to set."""
         environ = os.environ if environ is None else environ
         variable = f"{self.domain.upper()}_BACKEND"
-        chosen = (name or environ.get(variable) or self.default).lower()
+        chosen = self.chosen(name, environ)
         provider = self.table.get(chosen)
         if provider is None:
             raise ValueError(f"unknown {self.domain} backend {chosen!r} (from {'--backend' if name else variable}); "
