@@ -73,6 +73,7 @@ def rate_limit(response: httpx.Response, body: Any) -> float | None:
         return 30.0
     return common_rate_limit(response, body)
 
+
 class GoogleCalendar:
     name = "google"
 

@@ -26,6 +26,8 @@ from servers.kit.webhooks.resources import attach_change_resources
 from servers.kit.webhooks.upkeep import FeedUpkeep, install_feed_upkeep
 
 __all__ = ["ChangeFeed", "ChangePage", "EventLog", "Intake", "Policy", "Processor", "attach_webhooks", "emit_change"]
+
+
 def kinds_argument(kinds: tuple[str, ...]) -> Any:
     """`list_changes`' `kinds`: the domain's own record kinds, listed in its schema. Free text answered a near miss
     (`tickets`) with an empty feed for ever, and the description named other domains' kinds (outside review user34 #9)."""
