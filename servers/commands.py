@@ -7,10 +7,10 @@ Kept light: argparse set-up only; each command imports its domain code when it r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from hub.domains import Command, domain_names
 from hub.logsetup import configure_logging
@@ -79,20 +79,17 @@ def _seed_only(domain: str, backend: str | None) -> int:
     return 0
 
 
-def _held(path: os.PathLike[str]) -> Any:
+@contextlib.contextmanager
+def _held(path: os.PathLike[str]) -> Iterator[None]:
     """An exclusive lock on `path` for a `with` block (another process waits for it)."""
-    import contextlib
     import fcntl
 
-    @contextlib.contextmanager
-    def held() -> Iterator[None]:
-        with open(path, "a") as file:
-            fcntl.flock(file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(file, fcntl.LOCK_UN)
-    return held()
+    with open(path, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
