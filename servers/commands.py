@@ -62,9 +62,15 @@ def _seed_only(domain: str, backend: str | None) -> int:
     from hub.datadir import default_data_dir
     from servers.kit.runner import load_domain, seed_demo
 
+    if domain == "all" and backend not in (None, "embedded"):
+        raise ValueError(f"--seed-only seeds embedded stores: `all --backend {backend}` would seed none; leave --backend out")
     for name in domain_names() if domain == "all" else [domain]:
         module = load_domain(name)
-        chosen = module.PROVIDERS.chosen(backend) if hasattr(module, "PROVIDERS") else "embedded"
+        providers = getattr(module, "PROVIDERS", None)
+        chosen = providers.chosen(backend) if providers is not None else "embedded"
+        if providers is not None and chosen not in providers.names:  # a typo in $<DOMAIN>_BACKEND is no provider (r36 #3)
+            raise ValueError(f"unknown {name} backend {chosen!r} (from {'--backend' if backend else name.upper() + '_BACKEND'}); "
+                             f"choose one of {', '.join(providers.names)}")
         if chosen != "embedded":
             if domain != "all":
                 raise ValueError(f"--seed-only seeds the embedded store; {name} is set to its {chosen} backend, which has "
@@ -72,7 +78,10 @@ def _seed_only(domain: str, backend: str | None) -> int:
             print(f"{name}: uses its {chosen} backend, not seeded", file=sys.stderr)
             continue
         data_dir = default_data_dir()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in its place, no permission (outside review r36 #5: a traceback)
+            raise ValueError(f"cannot use the data dir {data_dir}: {exc.strerror or exc}; pass --data-dir a folder") from None
         with _held(data_dir / f"{name}.seed.lock"):
             anyio.run(seed_demo, module.__name__, module.make_backend(backend))
         print(f"{name}: demo data in place", file=sys.stderr)

@@ -165,10 +165,9 @@ def _wall_clock(time: Any, new_zone: str) -> str:
 
 
 def shows_changes(event: Event, changes: EventChanges, tz: str) -> bool:
-    """Whether `event` (one occurrence as listed, or a whole event) already shows every field `changes` sets: an
-    update of one occurrence, or of this and the following ones, that changes nothing then writes nothing — it had
-    stored an identical override, or split the series in two and re-invited everyone (outside review r35 #2). A
-    description or location of "" is none; attendees compare as addresses without case; times as instants."""
+    """Whether `event` (one occurrence as listed) already shows every field `changes` sets: an update of one occurrence
+    that changes nothing then writes nothing — it had stored an identical override (outside review r35 #2). A
+    description or location of "" is none; attendees compare as addresses without case; times as instants in a zone."""
     for field in ("title", "description", "location"):
         value = getattr(changes, field)
         if value is not None and (value or None) != (getattr(event, field) or None):
@@ -182,6 +181,8 @@ def shows_changes(event: Event, changes: EventChanges, tz: str) -> bool:
 
 
 def _same_time(asked: datetime | date, shown: EventTime, tz: str) -> bool:
+    """The same instant in the same zone (a zone-only change moves no instant but is a change: r36 #2)."""
     if isinstance(asked, datetime):
-        return shown.utc is not None and as_utc(asked, tz) == shown.utc
+        asked_zone = getattr(asked.tzinfo, "key", None)
+        return shown.utc is not None and as_utc(asked, tz) == shown.utc and (asked_zone is None or asked_zone == shown.zone)
     return shown.date == asked

@@ -322,7 +322,10 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                 await inputs.require_on_rule(rule, new_start)
         changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
                                attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)
-        if scope != "all" and instance_start is not None and rrule is None:  # nothing to change: no override, no split
+        # One occurrence already showing every field asked (zone included) is answered as it is: no identical override.
+        # Not "this and following": the one occurrence named says nothing of the later ones (outside review r36 #1: an
+        # occurrence renamed alone hid a series rename), so such a call still splits.
+        if scope == "this" and instance_start is not None and rrule is None:
             try:
                 shown = await backend.get_event(calendar_id, event_id, _instance(instance_start, tz))
             except DomainError:  # gone from the series (a split already made, to be recognised below): the update decides
@@ -332,6 +335,11 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         try:
             return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
         except DomainError as exc:
+            if exc.body.code == "conflict" and expected_etag and (exc.body.details or {}).get("status") == 412:
+                # the provider's own "Precondition Failed" said nothing of what to do (outside review r36 #5)
+                raise DomainError("conflict", f"event {event_id} changed since you read it: expected_etag is no longer its "
+                                  "etag; get it again (get_event) and reapply your change with the etag it shows",
+                                  details={"status": 412}) from exc
             if scope != "this_and_following" or instance_start is None:
                 raise
             return await landed_split(backend, calendar_id, event_id, _instance(instance_start, tz), changes, exc, tz)  # type: ignore[arg-type]

@@ -69,3 +69,18 @@ def test_a_domain_on_a_provider_is_skipped_and_the_rest_seeded(tmp_path: Path) -
     one = subprocess.run([MCP_HUB, "server", "calendar", "--seed-only", "--data-dir", str(tmp_path)], capture_output=True,
                          text=True, timeout=120, env={**os.environ, "CALENDAR_BACKEND": "google"})
     assert one.returncode == 2 and "--backend embedded" in one.stderr and "--demo" not in one.stderr, one.stderr[-1000:]
+
+
+def test_a_backend_that_is_no_provider_or_a_file_for_a_data_dir_is_a_clear_refusal(tmp_path: Path) -> None:
+    """Outside review r36 #3 and #5: `all --backend jira` skipped every domain and exited 0, a typo in
+    CALENDAR_BACKEND read as a provider, and a data dir that is a file ended in a traceback."""
+    jira = subprocess.run([MCP_HUB, "server", "all", "--seed-only", "--backend", "jira", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert jira.returncode == 2 and "leave --backend out" in jira.stderr, jira.stderr[-1000:]
+    typo = seed(tmp_path, CALENDAR_BACKEND="gogle")
+    assert typo.returncode == 2 and "unknown calendar backend 'gogle'" in typo.stderr, typo.stderr[-1000:]
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    broken = seed(afile)
+    assert broken.returncode == 2 and "cannot use the data dir" in broken.stderr and "Traceback" not in broken.stderr, \
+        broken.stderr[-1000:]

@@ -89,3 +89,17 @@ async def test_a_series_ending_in_9999_is_refused_and_one_stored_so_moves_with_a
         fixed = await cal("update_event", event_id="old@x.test", start="2026-06-11T09:00:00", end="2026-06-11T10:00:00",
                           rrule="FREQ=DAILY;UNTIL=20270101T000000Z")
         assert "code" not in fixed, fixed
+
+
+async def test_a_series_ending_in_2199_moved_later_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              procs: list) -> None:
+    """Outside review r36 #4: a move carried its UNTIL into 2200, and the rule sent back as shown was refused."""
+    async with backend("embedded", tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="L", start="2199-12-29T09:00:00", end="2199-12-29T10:00:00",
+                      rrule="FREQ=DAILY;UNTIL=21991231T235959Z")
+        assert "code" not in t, t
+        moved = await cal("update_event", event_id=t["id"], start="2199-12-30T09:00:00", end="2199-12-30T10:00:00")
+        assert "code" not in moved, moved
+        rule = next(line for line in moved["recurrence"] if line.startswith("RRULE:"))
+        again = await cal("update_event", event_id=t["id"], rrule=rule, title="L2")
+        assert "code" not in again, again

@@ -47,21 +47,50 @@ async def test_one_occurrence_changed_again_to_the_same_keeps_the_etag(kind: str
 
 
 @pytest.mark.parametrize("kind", ["embedded", "google", "graph"])
-async def test_an_occurrence_update_that_changes_nothing_neither_splits_nor_overrides(
+async def test_an_occurrence_update_that_changes_nothing_writes_no_override(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
-    """Outside review r35 #2: `this_and_following` with the values the series has split it in two (on Google with new
-    invitations), and `this` stored an override identical to the occurrence, moving the series' etag."""
+    """Outside review r35 #2: `this` with the occurrence's own values stored an identical override, moving the series'
+    etag. (`this_and_following` still writes: the occurrence named says nothing of the later ones, r36 #1 below.)"""
     async with backend(kind, tmp_path, monkeypatch, procs) as cal:
         t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
                       rrule="FREQ=DAILY;" + _until(kind, "20260613"))
         before = await cal("get_event", event_id=t["id"])
-        for scope in ("this_and_following", "this"):
-            same = await cal("update_event", event_id=t["id"], scope=scope, instance_start="2026-06-12T09:00:00+02:00",
-                             title="T", start="2026-06-12T09:00:00", end="2026-06-12T10:00:00")
-            assert "code" not in same and same["title"] == "T", same
-        page = await cal("list_events", start="2026-06-01T00:00:00Z", end="2026-07-01T00:00:00Z")
-        assert {e["id"] for e in page["events"]} == {t["id"]} and len(page["events"]) == 4, page  # one series, not two
+        same = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-12T09:00:00+02:00",
+                         title="T", start="2026-06-12T09:00:00", end="2026-06-12T10:00:00")
+        assert "code" not in same and same["title"] == "T", same
         assert (await cal("get_event", event_id=t["id"]))["etag"] == before["etag"]
+        stale = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-12T09:00:00+02:00",
+                          title="T2", expected_etag="W/\"not-current\"" if kind == "graph" else '"not-current"')
+        assert stale.get("code") == "conflict" and "get it again" in stale["message"], stale  # r36 #5: not the raw 412 text
+
+
+@pytest.mark.parametrize("kind", ["embedded", "google", "graph"])
+async def test_this_and_following_reaches_later_occurrences_when_the_named_one_already_shows_it(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    """Outside review r36 #1: the named occurrence, renamed alone before, already showed the new title, so the call
+    answered success and the later occurrences kept the old one."""
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260613"))
+        alone = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-11T09:00:00+02:00", title="X")
+        assert "code" not in alone, alone
+        rest = await cal("update_event", event_id=t["id"], scope="this_and_following",
+                         instance_start="2026-06-11T09:00:00+02:00", title="X")
+        assert "code" not in rest, rest
+        page = await cal("list_events", start="2026-06-01T00:00:00Z", end="2026-07-01T00:00:00Z")
+        assert [e["title"] for e in page["events"]] == ["T", "X", "X", "X"], page
+
+
+@pytest.mark.parametrize("kind", ["embedded", "caldav"])  # Graph shows times in the mailbox's zone whatever the event's
+async def test_a_zone_only_change_of_one_occurrence_is_written(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               procs: list) -> None:
+    """Outside review r36 #2: Berlin to Paris moves no instant, and the change was answered done but not written."""
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
+                      rrule="FREQ=DAILY;" + _until(kind, "20260613"))
+        moved = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-12T09:00:00+02:00",
+                          zone="Europe/Paris")
+        assert "code" not in moved and moved["start"]["zone"] == "Europe/Paris", moved
 
 
 async def test_an_empty_description_on_an_event_without_one_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
