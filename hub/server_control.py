@@ -65,6 +65,8 @@ class ServerControl:
                 self._announce_soon(ALL_KINDS)
             if downstream.state == "ready":  # a new session: renew the clients' resource subscriptions
                 self._task_group.start_soon(self.subscriptions.resubscribe, downstream)
+                # and, if it asked for roots before it counted as connected, have it ask again (`RootsNotices`)
+                self._task_group.start_soon(self.request_relay.roots_notices.server_ready, downstream.name)
 
     def client_gone(self, session_id: str) -> None:
         """An upstream client's session ended: close its per-client downstream sessions now (they

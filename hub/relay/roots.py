@@ -144,6 +144,10 @@ class RootsClients:
             connection.exit_stack.callback(self._forget, weakref.ref(connection))
         return self.can_ask(connection)
 
+    def declared_clients(self) -> list[tuple[Connection, Principal]]:
+        """Every connected client that declared roots, with its principal."""
+        return list(self._declared.items())
+
     def declared(self, session_id: str) -> tuple[Connection, Principal] | None:
         """The connected client of Streamable HTTP session `session_id` that declared roots, with its principal."""
         return next(((connection, principal) for connection, principal in list(self._declared.items())

@@ -85,5 +85,13 @@ class RootsNotices:
                 session = downstream.pool.client_of(connection) if own and downstream.pool is not None else downstream.client()
                 if session is not None:
                     await session.send_roots_list_changed()
-            except Exception as exc:  # noqa: BLE001 — down or closing: it asks for roots when back
+            except Exception as exc:  # noqa: BLE001 — not connected yet, or closing
+                # still waiting: told when it is ready (`server_ready`). A server that asked during its own start, before
+                # the hub counted it connected, was dropped here and never asked again (a fresh-clone CI run)
+                self.roots.mark_waiting(server, connection if own else None)
                 logger.debug("roots/list_changed not sent to %s: %s", server, type(exc).__name__)
+
+    async def server_ready(self, server: str) -> None:
+        """`server` is connected (again): if it waits for roots, each client that may now be asked tells it to ask."""
+        for connection, principal in self.roots.declared_clients():
+            await self.tell_waiting(connection, principal, only=server)
