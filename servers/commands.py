@@ -62,15 +62,18 @@ def _seed_only(domain: str, backend: str | None) -> int:
     from hub.datadir import default_data_dir
     from servers.kit.runner import load_domain, seed_demo
 
-    if domain == "all" and backend not in (None, "embedded"):
+    if domain == "all" and backend is not None and backend.lower() != "embedded":
         raise ValueError(f"--seed-only seeds embedded stores: `all --backend {backend}` would seed none; leave --backend out")
-    for name in domain_names() if domain == "all" else [domain]:
+    plan = []
+    for name in domain_names() if domain == "all" else [domain]:  # every backend checked before anything is seeded (r37 #2)
         module = load_domain(name)
         providers = getattr(module, "PROVIDERS", None)
         chosen = providers.chosen(backend) if providers is not None else "embedded"
         if providers is not None and chosen not in providers.names:  # a typo in $<DOMAIN>_BACKEND is no provider (r36 #3)
             raise ValueError(f"unknown {name} backend {chosen!r} (from {'--backend' if backend else name.upper() + '_BACKEND'}); "
                              f"choose one of {', '.join(providers.names)}")
+        plan.append((name, module, chosen))
+    for name, module, chosen in plan:
         if chosen != "embedded":
             if domain != "all":
                 raise ValueError(f"--seed-only seeds the embedded store; {name} is set to its {chosen} backend, which has "

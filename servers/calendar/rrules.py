@@ -24,7 +24,7 @@ from typing import Any
 
 from dateutil.rrule import rrulestr
 
-from servers.calendar.timeutil import YEARS, zone
+from servers.calendar.timeutil import zone
 from servers.kit.errors import DomainError
 
 FREQS = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
@@ -151,9 +151,10 @@ def _until(value: str, start: datetime | date, tz: str) -> datetime | date:
     return aware.astimezone(UTC) if isinstance(start, datetime) else aware.astimezone(zone(tz)).date()
 
 
-UNTIL_LAST_YEAR = 2499
-"""The last year an UNTIL may name: a series starts by 2199 (`timeutil.YEARS`) and a move carries its UNTIL along, so a
-series ending in 2199 moved later ends past it and must still read back (outside review r36 #4); 9999 stays a typo."""
+MAX_SERIES_SPAN = timedelta(days=300 * 366)
+"""How far past its start a series' UNTIL may be. A bound on the span, not on the year: a move carries UNTIL along with
+the start, so the rule a moved series shows still reads back (outside reviews r36 #4, r37 #1: a year bound refused a
+series ending near it once moved later); starts end in 2199 (`timeutil.YEARS`), so no UNTIL passes 2499."""
 
 
 def validate(rule: str, start: datetime | date, tz: str) -> str:
@@ -167,10 +168,12 @@ def validate(rule: str, start: datetime | date, tz: str) -> str:
             until = _until(parts["UNTIL"], start, tz)
         except ValueError:
             raise _bad(f"UNTIL={parts['UNTIL']}", "is not a real date") from None
-        if not YEARS[0] <= until.year <= UNTIL_LAST_YEAR:  # 9999 for 2029: a move of the series then overflowed (r35 #1)
-            raise _bad(f"UNTIL={parts['UNTIL']}", f"is in the year {until.year}; a series ends in the years {YEARS[0]} to "
-                       f"{UNTIL_LAST_YEAR} (a typo in the year?), or give no UNTIL for one that goes on")
         first = start.astimezone(UTC) if isinstance(start, datetime) else start
+        span = (until - first) if type(until) is type(first) else timedelta(0)  # type: ignore[operator]
+        if span > MAX_SERIES_SPAN:  # 9999 for 2029: a move of the series then overflowed (outside review r35 #1)
+            raise _bad(f"UNTIL={parts['UNTIL']}", f"is {span.days // 365} years after the series' start; a series ends "
+                       f"within {MAX_SERIES_SPAN.days // 366} years of it (a typo in the year?), or give no UNTIL for one "
+                       "that goes on")
         if until < first:  # type: ignore[operator]
             raise _bad(f"UNTIL={parts['UNTIL']}", f"ends the series before its first start ({first.isoformat()})")
         parts["UNTIL"] = until.strftime("%Y%m%dT%H%M%SZ") if isinstance(until, datetime) else until.strftime("%Y%m%d")

@@ -335,11 +335,11 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
         try:
             return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
         except DomainError as exc:
-            if exc.body.code == "conflict" and expected_etag and (exc.body.details or {}).get("status") == 412:
-                # the provider's own "Precondition Failed" said nothing of what to do (outside review r36 #5)
-                raise DomainError("conflict", f"event {event_id} changed since you read it: expected_etag is no longer its "
-                                  "etag; get it again (get_event) and reapply your change with the etag it shows",
-                                  details={"status": 412}) from exc
+            if exc.body.code == "conflict" and (exc.body.details or {}).get("status") == 412:
+                # the provider's own "Precondition Failed" said nothing of what to do (outside reviews r36 #5, r37 #3)
+                why = "expected_etag is no longer its etag" if expected_etag else "someone else changed it meanwhile"
+                raise DomainError("conflict", f"event {event_id} changed since it was read ({why}): get it again "
+                                  "(get_event) and reapply your change", details={"status": 412}) from exc
             if scope != "this_and_following" or instance_start is None:
                 raise
             return await landed_split(backend, calendar_id, event_id, _instance(instance_start, tz), changes, exc, tz)  # type: ignore[arg-type]

@@ -79,6 +79,10 @@ def test_a_backend_that_is_no_provider_or_a_file_for_a_data_dir_is_a_clear_refus
     assert jira.returncode == 2 and "leave --backend out" in jira.stderr, jira.stderr[-1000:]
     typo = seed(tmp_path, CALENDAR_BACKEND="gogle")
     assert typo.returncode == 2 and "unknown calendar backend 'gogle'" in typo.stderr, typo.stderr[-1000:]
+    assert not list(tmp_path.glob("*.sqlite")), list(tmp_path.iterdir())  # nothing seeded before the refusal (r37 #2)
+    caps = subprocess.run([MCP_HUB, "server", "all", "--seed-only", "--backend", "EMBEDDED", "--data-dir", str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=300)
+    assert caps.returncode == 0, caps.stderr[-1000:]
     afile = tmp_path / "a-file"
     afile.write_text("x")
     broken = seed(afile)
