@@ -44,6 +44,7 @@ from servers.accounting.model import (
 )
 from servers.accounting.money import ROUNDING, Amount, CurrencyCode
 from servers.kit.text import refuse_blank, refuse_control_chars
+from servers.kit.dates import in_years
 from servers.kit.errors import DomainError
 from servers.kit.providers import Provider, Providers
 from servers.kit.store import Store
@@ -85,18 +86,6 @@ def _not_ahead(day: _dt.date, field: str, what: str) -> _dt.date:
     if day > _today() + _dt.timedelta(days=1):
         raise DomainError("invalid_argument", f"{field}: {day} is in the future; record the {what} on the day it "
                           "happens (today or earlier)", details={"field": field})
-    return day
-
-
-YEARS = (1900, 2199)
-"""The years a document's dates may name (outside review user34 #2: an issue date in 9999 answered `internal`, its
-due date past the last year Python has; year 0001 was posted to the ledger). Outside them a date is a typo."""
-
-
-def _in_years(day: _dt.date | None, field: str) -> _dt.date | None:
-    if day is not None and not YEARS[0] <= day.year <= YEARS[1]:
-        raise DomainError("invalid_argument", f"{field}: {day} is in the year {day.year}; dates are taken in the years "
-                          f"{YEARS[0]} to {YEARS[1]} (a typo in the year?)", details={"field": field})
     return day
 
 
@@ -190,8 +179,8 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         """Bill a customer, or enter a supplier's bill to pay, with line items.
         Create a sales invoice (receivable) or a bill (payable). Rounding is per line, half-even."""
         refuse_control_chars(reference=reference, lines=[line.description or "" for line in lines])
-        issued = _in_years(issue_date, "issue_date") or _today()
-        due = _in_years(due_date, "due_date") or _in_years(issued + _dt.timedelta(days=payment_terms_days), "due_date")
+        issued = in_years(issue_date, "issue_date") or _today()
+        due = in_years(due_date, "due_date") or in_years(issued + _dt.timedelta(days=payment_terms_days), "due_date")
         if due < issued:
             raise DomainError("invalid_argument", "due_date is before issue_date", details={"field": "due_date"})
         new = NewInvoice(kind=kind, contact_id=contact_id, issue_date=issued, due_date=due, currency=(currency or backend.currency).upper(),
@@ -239,11 +228,11 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
             if not confirm:
                 raise DomainError("invalid_argument", "voiding reverses the invoice's postings: call again with confirm=true")
             # No void_date: today, and a retry answers a void made on any day (outside review w28b #6)
-            return await backend.void(invoice_id, version, _not_ahead(_in_years(void_date, "void_date") or _today(), "void_date", "void"),
+            return await backend.void(invoice_id, version, _not_ahead(in_years(void_date, "void_date") or _today(), "void_date", "void"),
                                       defaulted=void_date is None)
         if due_date is None and reference is None and lines is None:
             raise DomainError("invalid_argument", "patch needs due_date, reference or lines")
-        _in_years(due_date, "due_date")
+        in_years(due_date, "due_date")
         return await backend.patch(invoice_id, version, InvoicePatch(due_date=due_date, reference=reference, lines=lines))
 
     @domain_tool(mcp)
@@ -261,7 +250,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         Record a payment against an invoice or bill, dated on or after its issue date; its balance and status follow."""
         refuse_control_chars(reference=reference)
         invoice = await backend.invoice(invoice_id)
-        day = _not_ahead(_in_years(date, "date") or _today(), "date", "payment")
+        day = _not_ahead(in_years(date, "date") or _today(), "date", "payment")
         try:
             amount, refused = ledger.check_payable(invoice, amount, day, currency), None  # currency, precision, status, date, balance
         except DomainError as exc:
@@ -289,7 +278,7 @@ def create_server(backend: AccountingBackend | None = None) -> MCPServer:
         Post a manual journal entry; it must balance (total debits = total credits)."""
         refuse_control_chars(memo=memo, lines=[line.description or "" for line in lines])
         checked = ledger.check_journal(lines, backend.currency)
-        return await backend.journal(_not_ahead(_in_years(date, "date") or _today(), "date", "journal entry"), memo, checked,
+        return await backend.journal(_not_ahead(in_years(date, "date") or _today(), "date", "journal entry"), memo, checked,
                                      idempotency_key)
 
     @domain_tool(mcp, read_only=True)

@@ -154,7 +154,7 @@ def _until(value: str, start: datetime | date, tz: str) -> datetime | date:
 MAX_SERIES_SPAN = timedelta(days=300 * 366)
 """How far past its start a series' UNTIL may be. A bound on the span, not on the year: a move carries UNTIL along with
 the start, so the rule a moved series shows still reads back (outside reviews r36 #4, r37 #1: a year bound refused a
-series ending near it once moved later); starts end in 2199 (`timeutil.YEARS`), so no UNTIL passes 2499."""
+series ending near it once moved later); starts end in 2199 (`servers.kit.dates.YEARS`), so no UNTIL passes 2499."""
 
 
 def validate(rule: str, start: datetime | date, tz: str) -> str:
@@ -169,7 +169,7 @@ def validate(rule: str, start: datetime | date, tz: str) -> str:
         except ValueError:
             raise _bad(f"UNTIL={parts['UNTIL']}", "is not a real date") from None
         first = start.astimezone(UTC) if isinstance(start, datetime) else start
-        span = (until - first) if type(until) is type(first) else timedelta(0)  # type: ignore[operator]
+        span = until - first  # type: ignore[operator]  # both dates, or both UTC date-times (`_until`)
         if span > MAX_SERIES_SPAN:  # 9999 for 2029: a move of the series then overflowed (outside review r35 #1)
             raise _bad(f"UNTIL={parts['UNTIL']}", f"is {span.days // 365} years after the series' start; a series ends "
                        f"within {MAX_SERIES_SPAN.days // 366} years of it (a typo in the year?), or give no UNTIL for one "
@@ -318,7 +318,8 @@ def shift_until(until: datetime | date, old_start: datetime | date, new_start: d
         return _shifted_until(until, old_start, new_start)
     except OverflowError:
         raise DomainError("invalid_argument", f"rrule: the series ends {until.isoformat()}, which cannot move with it; give "
-                          "rrule with an UNTIL in the years 1900 to 2199 (or none) in the same call", details={"field": "rrule"}) from None
+                          f"rrule with an UNTIL within {MAX_SERIES_SPAN.days // 366} years of the new start (or none) in the "
+                          "same call", details={"field": "rrule"}) from None
 
 
 def _shifted_until(until: datetime | date, old_start: datetime | date, new_start: datetime | date) -> datetime | date:

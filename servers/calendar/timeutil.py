@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from servers.calendar.model import EventTime
+from servers.kit.dates import in_years
 from servers.kit.errors import DomainError
 
 
@@ -51,19 +52,8 @@ def zone(name: str) -> ZoneInfo:
         raise DomainError("invalid_argument", f"{shown!r} is not an IANA time zone (e.g. Europe/Paris)", details={"field": "zone"}) from None
 
 
-YEARS = (1900, 2199)
-"""The years a time, a date or a range may name (outside review user34 #1, #2, #8). Outside them a date is a typo
-(0026 for 2026): an event ending in 9999 broke every later read of its calendar (`datetime` arithmetic over its
-span left the years Python has), and a daily series begun in year 2 cost seconds on every query of its calendar."""
 MAX_SPAN = timedelta(days=3660)
 """The longest one event (or one occurrence) lasts: ten years. Longer is a typo, or a repeating event (`rrule`)."""
-
-
-def _in_years(moment: date, field: str, text: str) -> None:
-    if not YEARS[0] <= moment.year <= YEARS[1]:
-        shown = text if len(text) <= 60 else text[:60] + "…"
-        raise DomainError("invalid_argument", f"{field}: {shown!r} is in the year {moment.year}; this calendar takes dates in "
-                          f"the years {YEARS[0]} to {YEARS[1]} (a typo in the year?)", details={"field": field})
 
 
 def _parse(value: str, field: str) -> datetime:
@@ -73,7 +63,7 @@ def _parse(value: str, field: str) -> datetime:
         shown = value if len(value) <= 60 else value[:60] + "…"
         raise DomainError("invalid_argument", f"{field}: {shown!r} is not an ISO 8601 date-time (e.g. 2026-06-10T11:00:00+02:00)",
                           details={"field": field}) from None
-    _in_years(parsed, field, value)
+    in_years(parsed, field, value)
     return parsed
 
 
@@ -128,7 +118,7 @@ def parse_date(value: str | date, field: str) -> date:
         parsed = date.fromisoformat(text)
     except ValueError:
         raise DomainError("invalid_argument", f"{field}: {text[:60]!r} is not a date (YYYY-MM-DD)", details={"field": field}) from None
-    _in_years(parsed, field, text)
+    in_years(parsed, field, text)
     return parsed
 
 
