@@ -354,6 +354,18 @@ def pin_times(component: VEvent, start: datetime | date, end: datetime | date) -
         component.add("dtend", end)
 
 
+def addressed(calendar: Calendar, instance_start: datetime | date | None, tz: str) -> datetime | date | None:
+    """`instance_start` as the series names its occurrences. A floating series (a DTSTART without zone,
+    as RFC 5545 allows and other CalDAV clients write) names them by wall-clock time, which the listing
+    shows in the calendar's zone `tz`: an instant asked for is that wall-clock time there (before,
+    compared in the machine's zone, no occurrence of it could be reached: outside review r37 #6)."""
+    first = master(calendar)["DTSTART"].dt
+    if (isinstance(instance_start, datetime) and instance_start.tzinfo is not None
+            and isinstance(first, datetime) and first.tzinfo is None):
+        return instance_start.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+    return instance_start
+
+
 def occurrence_at(calendar: Calendar, instance_start: datetime | date) -> VEvent:
     """The occurrence starting at `instance_start` (its override if there is one)."""
     base = master(calendar)

@@ -322,12 +322,13 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                 await inputs.require_on_rule(rule, new_start)
         changes = EventChanges(title=title, description=description, location=location, start=new_start, end=new_end,
                                attendees=attendee_list(attendees) if attendees is not None else None, rrule=rrule)
-        # One occurrence already showing every field asked (zone included) is answered as it is: no identical override.
-        # Not "this and following": the one occurrence named says nothing of the later ones (outside review r36 #1: an
-        # occurrence renamed alone hid a series rename), so such a call still splits.
-        if scope == "this" and instance_start is not None and rrule is None:
+        # An event, a whole series or one occurrence already showing every field asked (zone included) is answered as
+        # it is: no identical override, no new etag for a retry to make stale (on Google and Graph a write always
+        # makes one: outside review r37 #4). Not "this and following": the one occurrence named says nothing of the
+        # later ones (outside review r36 #1: an occurrence renamed alone hid a series rename), so such a call still splits.
+        if rrule is None and (scope == "all" or (scope == "this" and instance_start is not None)):
             try:
-                shown = await backend.get_event(calendar_id, event_id, _instance(instance_start, tz))
+                shown = await backend.get_event(calendar_id, event_id, _instance(instance_start, tz) if scope == "this" else None)
             except DomainError:  # gone from the series (a split already made, to be recognised below): the update decides
                 shown = None
             if shown is not None and expected_etag in (None, shown.etag) and inputs.shows_changes(shown, changes, tz):

@@ -177,7 +177,9 @@ def storable(value: datetime | date) -> datetime | date:
 
 
 def same_start(a: datetime | date, b: datetime | date) -> bool:
-    """Whether two starts are the same instant (dates: the same day)."""
+    """Whether two starts are the same instant (dates: the same day; two floating times: the same wall clock)."""
+    if isinstance(a, datetime) and isinstance(b, datetime) and a.tzinfo is None and b.tzinfo is None:
+        return a == b
     if isinstance(a, datetime) and isinstance(b, datetime):
         return a.astimezone(UTC) == b.astimezone(UTC)
     return a == b

@@ -9,7 +9,8 @@ accept/decline/tentativelyAccept, getSchedule, and `transactionId` on create (a 
 answers the event already made for it). A series begins on its `recurrence.range.startDate` at the
 master's time of day, as Graph documents (a PATCH of `start` alone does not move it), and a PATCH of a
 master's start, end, pattern, first day or zone drops its exceptions (edited and deleted occurrences), as
-Exchange does (`_retimed`); a new end of its range alone keeps those still in it. Writing an occurrence gives it
+Exchange does (`_retimed`); a new end of its range alone keeps those still in it. A PATCH of `start` in another
+zone makes that the event's `originalStartTimeZone`. Writing an occurrence gives it
 and its master a new change key (`_touch_series`).
 The fake expands patterns with dateutil on its own;
 the connector under test never does."""
@@ -248,6 +249,11 @@ class FakeGraph:
             if found.get("type") == "seriesMaster" and self._retimed(found, patch):  # Exchange drops the exceptions
                 self.events = {k: v for k, v in self.events.items() if v.get("seriesMasterId") != found["id"]}
             found.update(patch)
+            if zone := (patch.get("start") or {}).get("timeZone"):
+                # the item's start time zone is the one its times were last given in: Exchange saves it at creation and a
+                # write of the times in another zone changes it (EWS "Update the time zone for an appointment");
+                # Graph reads it as `originalStartTimeZone`, which `start.timeZone` does not show under `Prefer`
+                found["originalStartTimeZone"] = zone
             found["@odata.etag"] = _etag()
             self._touch_series(found)
         return JSONResponse(self._shown(found, request))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.calendar.test_calendar_series_matrix import backend
+from tests.servers.calendar.test_calendar_series_matrix import BACKENDS, backend
 from tests.servers.calendar.test_calendar_series_matrix_moves import _until
 from tests.servers.calendar.test_calendar_series_matrix_rule_end import ME
 
@@ -81,16 +81,23 @@ async def test_this_and_following_reaches_later_occurrences_when_the_named_one_a
         assert [e["title"] for e in page["events"]] == ["T", "X", "X", "X"], page
 
 
-@pytest.mark.parametrize("kind", ["embedded", "caldav"])  # Graph shows times in the mailbox's zone whatever the event's
-async def test_a_zone_only_change_of_one_occurrence_is_written(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               procs: list) -> None:
-    """Outside review r36 #2: Berlin to Paris moves no instant, and the change was answered done but not written."""
+@pytest.mark.parametrize("kind", BACKENDS)
+@pytest.mark.parametrize("scope", ["this", "all"])
+async def test_a_zone_only_change_is_written_once(kind: str, scope: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   procs: list) -> None:
+    """Outside review r36 #2: Berlin to Paris moves no instant, and the change was answered done but not written.
+    Review r37 #4: on Graph it was answered in the old zone and every repeat wrote again (Exchange keeps the zone the
+    times were last written in as the event's `originalStartTimeZone`; the fake did not)."""
     async with backend(kind, tmp_path, monkeypatch, procs) as cal:
         t = await cal("create_event", title="T", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00",
                       rrule="FREQ=DAILY;" + _until(kind, "20260613"))
-        moved = await cal("update_event", event_id=t["id"], scope="this", instance_start="2026-06-12T09:00:00+02:00",
-                          zone="Europe/Paris")
+        where = {"scope": "this", "instance_start": "2026-06-12T09:00:00+02:00"} if scope == "this" else {}
+        moved = await cal("update_event", event_id=t["id"], zone="Europe/Paris", **where)
         assert "code" not in moved and moved["start"]["zone"] == "Europe/Paris", moved
+        written = await cal("get_event", event_id=t["id"])
+        again = await cal("update_event", event_id=t["id"], zone="Europe/Paris", **where)
+        assert "code" not in again and again["start"]["zone"] == "Europe/Paris", again
+        assert (await cal("get_event", event_id=t["id"]))["etag"] == written["etag"], "a repeat wrote again"
 
 
 async def test_an_empty_description_on_an_event_without_one_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
