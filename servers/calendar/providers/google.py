@@ -41,7 +41,7 @@ from servers.calendar.providers.google_moves import cancelled_at, change_series,
 from servers.calendar.providers.google_series import (NOTIFY, REACHED, ended_recurrence, if_match, keep_answers, reach_exceptions,
                                                       split, text_side)
 from servers.calendar.providers.series_text import change_text
-from servers.calendar.providers.splitting import Asked, create_handle, settle_create, stale
+from servers.calendar.providers.splitting import Asked, create_handle, gone, settle_create, stale
 from servers.calendar.timeutil import as_utc, event_time, zone
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError, not_found
@@ -239,7 +239,7 @@ class GoogleCalendar:
         try:
             raw = await self.http.json("GET", self._path(calendar_id, event_id))
         except DomainError as exc:
-            if exc.body.code == "not_found" or (exc.body.details or {}).get("status") == 410:
+            if gone(exc):
                 return None
             raise
         return None if raw.get("status") == "cancelled" else raw  # type: ignore[no-any-return]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from servers.calendar import rrules
 from servers.calendar.providers.google_series import (CARRIED, HORIZON, NOTIFY, _exceptions, _moment, _own_changes, _part, _rule,
                                                       carry_exceptions, if_match)
-from servers.calendar.providers.splitting import UNSURE, moved_answer_lost, slot_shift, stale
+from servers.calendar.providers.splitting import slot_shift, stale, write_series
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -168,13 +168,8 @@ async def change_series(cal: GoogleCalendar, calendar_id: str, event_id: str, bo
             if "recurrence" not in body:
                 body["recurrence"] = moved_recurrence(lines, old, new, tz)
             shift = slot_shift(old, new)
-    try:
-        raw: dict[str, Any] = await cal.http.json("PATCH", cal._path(calendar_id, event_id), json=body, headers=if_match(master),
-                                                  idempotent=True, params=NOTIFY)
-    except DomainError as exc:
-        if shift is not None and exceptions and exc.body.code in UNSURE:
-            raise moved_answer_lost(event_id, len(exceptions), exc) from exc
-        raise
+    raw: dict[str, Any] = await write_series(event_id, len(exceptions) if shift is not None else 0, cal.http.json(
+        "PATCH", cal._path(calendar_id, event_id), json=body, headers=if_match(master), idempotent=True, params=NOTIFY))
     if shift is not None and exceptions:
         try:
             await _reset_stale(cal, calendar_id, raw, exceptions)

@@ -23,7 +23,7 @@ from servers.calendar.providers.graph_series import (CARRIED, addresses, carry_e
                                                      with_statuses)
 from servers.calendar.providers.graph_times import iana
 from servers.calendar.providers.graph_times import read as _read
-from servers.calendar.providers.splitting import UNSURE, moved_answer_lost, occurrences_not_reached, reach_each, slot_shift, stale
+from servers.calendar.providers.splitting import occurrences_not_reached, reach_each, slot_shift, stale, write_series
 from servers.calendar.timeutil import as_utc, zone
 from servers.kit.errors import DomainError
 
@@ -152,13 +152,8 @@ async def change_series(cal: GraphCalendar, event_id: str, body: dict[str, Any],
                 raise _switch_refused(event_id, len(cancelled) + len(edited))
             body["recurrence"] = moved_range(master["recurrence"], old, new, series_zone)
             shift = slot_shift(old, new)
-    try:
-        raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
-                                                  idempotent=True)
-    except DomainError as exc:
-        if shift is not None and (cancelled or edited) and exc.body.code in UNSURE:
-            raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
-        raise
+    raw: dict[str, Any] = await write_series(event_id, len(cancelled) + len(edited) if shift is not None else 0, cal.http.json(
+        "PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master), idempotent=True))
     if shift is not None and (cancelled or edited):
         raw = await _put_back(cal, event_id, master, (cancelled, edited), shift, tz, "moved")
     return raw
@@ -181,13 +176,8 @@ async def patch_keeping(cal: GraphCalendar, event_id: str, body: dict[str, Any],
     cancelled, edited = await series_extras(cal, event_id, master, tz, old)
     if (cancelled or edited) and new_start is not None and isinstance(new_start, datetime) != isinstance(old, datetime):
         raise _switch_refused(event_id, len(cancelled) + len(edited))
-    try:
-        raw: dict[str, Any] = await cal.http.json("PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master),
-                                                  idempotent=True)
-    except DomainError as exc:
-        if (cancelled or edited) and exc.body.code in UNSURE:
-            raise moved_answer_lost(event_id, len(cancelled) + len(edited), exc) from exc
-        raise
+    raw: dict[str, Any] = await write_series(event_id, len(cancelled) + len(edited), cal.http.json(
+        "PATCH", cal._events(event_id), json=body, headers=prefer | if_match(master), idempotent=True))
     if cancelled or edited:
         shift = slot_shift(old, new_start) if new_start is not None else (lambda value: value)
         raw = await _put_back(cal, event_id, master, (cancelled, edited), shift, tz, "changed")

@@ -84,8 +84,8 @@ REACH_ATTEMPTS = 3
 """How often one edited occurrence changed meanwhile is read again and judged afresh before it counts as refused."""
 
 
-def _gone(exc: DomainError) -> bool:
-    """An occurrence deleted since it was listed: Graph answers 404, Google 404 or 410 (Gone)."""
+def gone(exc: DomainError) -> bool:
+    """A provider's answer that the event or occurrence is deleted: Graph answers 404, Google 404 or 410 (Gone)."""
     return exc.body.code == "not_found" or (exc.body.details or {}).get("status") == 410
 
 
@@ -112,7 +112,7 @@ async def reach_each(items: list[dict[str, Any]], patch_for: Callable[[dict[str,
                 written += 1
                 break
             except DomainError as exc:
-                if _gone(exc):  # deleted meanwhile (outside review r34 #1): nothing to change there
+                if gone(exc):  # deleted meanwhile (outside review r34 #1): nothing to change there
                     break
                 if exc.body.code != "conflict" or attempt + 1 == REACH_ATTEMPTS:
                     refused, cause = refused + 1, exc
@@ -120,7 +120,7 @@ async def reach_each(items: list[dict[str, Any]], patch_for: Callable[[dict[str,
             try:
                 item = await reread(item)
             except DomainError as exc:
-                if not _gone(exc):
+                if not gone(exc):
                     refused, cause = refused + 1, exc
                 break
         if cause is not None and cause.body.code == "rate_limited":
@@ -146,6 +146,17 @@ def series_not_written(series_id: str, reached: int, cause: DomainError, etag: s
 
 UNSURE = frozenset({"timeout", "unavailable", "upstream_error"})
 """Failures of a series write that may have landed (no answer, a 5xx, an answer that could not be read)."""
+
+
+async def write_series(series_id: str, extras: int, write: Awaitable[T]) -> T:
+    """`write`, the PATCH of a series' new times or rule, after which `extras` edited or deleted occurrences are
+    put back at their slots: an answer lost on the way is `moved_answer_lost` when there are any."""
+    try:
+        return await write
+    except DomainError as exc:
+        if extras and exc.body.code in UNSURE:
+            raise moved_answer_lost(series_id, extras, exc) from exc
+        raise
 
 
 def moved_answer_lost(series_id: str, extras: int, cause: DomainError) -> DomainError:
