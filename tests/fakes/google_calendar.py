@@ -4,14 +4,16 @@ pageToken), instances (`showDeleted` shows cancelled ones with status "cancelled
 instance is stored only once written, as Google keeps only changed instances, keyed to its original start even
 when its series moves; a cancelled one is restored by a PATCH of `status: confirmed`).
 The fake expands RRULEs with dateutil, but as Google (RFC 5545) does, a start the rule does not repeat on is
-an extra first instance (counted by COUNT); the connector under test never expands."""
+an extra first instance (counted by COUNT); the connector under test never expands. All-day events have `date`
+parts (the end exclusive) and read as days of the calendar's zone; an all-day series' instances are
+`<id>_YYYYMMDD`, their `originalStartTime` a `date`, as Google gives them."""
 
 from __future__ import annotations
 
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,11 +26,42 @@ from starlette.routing import Route
 from tests.fakes.recording import injected, record
 
 CAL = "me@acme.test"
+ZONE = "Europe/Paris"
+"""The calendar's zone, in which an all-day event's days begin."""
 
 
 def _parse(part: dict[str, Any]) -> datetime:
+    if "date" in part:  # an all-day event: the day begins at midnight in the calendar's zone
+        return datetime.combine(date.fromisoformat(part["date"]), datetime.min.time(), ZoneInfo(ZONE))
     moment = datetime.fromisoformat(part["dateTime"].replace("Z", "+00:00"))
     return moment.astimezone(ZoneInfo(part.get("timeZone", "UTC")))
+
+
+class _days:
+    """A rule over naive days (dateutil refuses a DATE UNTIL with an aware start) answering aware midnights."""
+
+    def __init__(self, rule: Any) -> None:
+        self.rule, self.zone = rule, ZoneInfo(ZONE)
+
+    def _aware(self, moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment.replace(tzinfo=self.zone)
+
+    def _naive(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone).replace(tzinfo=None)
+
+    def between(self, start: datetime, end: datetime, inc: bool) -> list[datetime]:
+        return [m.replace(tzinfo=self.zone) for m in self.rule.between(self._naive(start), self._naive(end), inc=inc)]
+
+    def after(self, moment: datetime, inc: bool) -> datetime | None:
+        return self._aware(self.rule.after(self._naive(moment), inc=inc))
+
+    def __iter__(self) -> Any:
+        return (m.replace(tzinfo=self.zone) for m in self.rule)
+
+
+def _part(moment: datetime, all_day: bool, tz: str | None) -> dict[str, str]:
+    """An instance's start, end or original start as Google writes it."""
+    return {"date": moment.date().isoformat()} if all_day else {"dateTime": moment.isoformat(), "timeZone": tz or "UTC"}
 
 
 @dataclass
@@ -60,7 +93,10 @@ class FakeGoogle:
         first, last = _parse(master["start"]), _parse(master["end"])
         if not master.get("recurrence"):
             return [master] if first < end and last > start else []
-        rule = rrulestr(master["recurrence"][0].removeprefix("RRULE:"), dtstart=first)
+        text = master["recurrence"][0].removeprefix("RRULE:")
+        # days, whose UNTIL is a DATE: expanded as wall-clock days of the calendar's zone
+        rule: Any = _days(rrulestr(text, dtstart=first.replace(tzinfo=None))) if "date" in master["start"] else \
+            rrulestr(text, dtstart=first)
         moments = list(rule.between(start - (last - first), end, inc=True))
         if rule.after(first, inc=True) != first:  # RFC 5545, as Google: DTSTART is the first instance, rule or not
             text = master["recurrence"][0].upper()
@@ -71,16 +107,17 @@ class FakeGoogle:
             if start - (last - first) <= first <= end:
                 moments.insert(0, first)
         out = []
+        all_day, tz = "date" in master["start"], master["start"].get("timeZone")
         for occurrence in moments:
-            stamp = occurrence.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+            stamp = occurrence.strftime("%Y%m%d") if all_day else occurrence.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
             instance_id = f"{master['id']}_{stamp}"
             real = occurrence.astimezone(UTC).astimezone(occurrence.tzinfo)  # a wall time in a DST gap: the hour after
             ends = (real.astimezone(UTC) + (last - first)).astimezone(occurrence.tzinfo)  # its exact length, not wall-clock
+            if all_day:  # whole days, whatever a DST change does to their hours
+                ends = occurrence + timedelta(days=(last.date() - first.date()).days)
             instance = self.events.get(instance_id) or {
                 **{k: v for k, v in master.items() if k != "recurrence"}, "id": instance_id, "recurringEventId": master["id"],
-                "originalStartTime": {"dateTime": real.isoformat(), "timeZone": master["start"]["timeZone"]},
-                "start": {"dateTime": real.isoformat(), "timeZone": master["start"]["timeZone"]},
-                "end": {"dateTime": ends.isoformat(), "timeZone": master["start"]["timeZone"]}}
+                "originalStartTime": _part(real, all_day, tz), "start": _part(real, all_day, tz), "end": _part(ends, all_day, tz)}
             if (deleted or instance.get("status") != "cancelled") and (by_slot or _parse(instance["start"]) < end
                                                                        and _parse(instance["end"]) > start):
                 out.append(instance)
@@ -97,7 +134,7 @@ class FakeGoogle:
     async def calendar_list(self, request: Request) -> Response:
         if failure := await self._begin(request):
             return failure
-        return JSONResponse({"items": [{"id": CAL, "summary": "Me", "timeZone": "Europe/Paris", "primary": True, "accessRole": "owner"}]})
+        return JSONResponse({"items": [{"id": CAL, "summary": "Me", "timeZone": ZONE, "primary": True, "accessRole": "owner"}]})
 
     async def events_route(self, request: Request) -> Response:
         if failure := await self._begin(request):
@@ -133,7 +170,9 @@ class FakeGoogle:
         deleted = request.query_params.get("showDeleted") == "true"
         if original := request.query_params.get("originalStart"):  # the one instance of that slot, wherever it moved
             at = datetime.fromisoformat(original.replace("Z", "+00:00"))
-            if at.tzinfo is None:  # this fake's events are all timed: a date (or a time without offset) is no slot
+            if len(original) == 10 and "date" in master["start"]:  # an all-day series' slot is named by its day
+                at = _parse({"date": original})
+            elif at.tzinfo is None or "date" in master["start"]:  # a date for a timed series, a time for an all-day one
                 return JSONResponse({"error": {"code": 400, "message": "Invalid value for: originalStart"}}, 400)
             rows = [r for r in self._expand(master, at, at + timedelta(seconds=1), deleted, by_slot=True)
                     if _parse(r["originalStartTime"]) == at]
@@ -153,8 +192,9 @@ class FakeGoogle:
         master = self.events.get(master_id)
         if master is None:
             return None
-        moment = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        for instance in self._expand(master, moment, moment.replace(second=1)):
+        moment = _parse({"date": f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}"}) if len(stamp) == 8 else \
+            datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        for instance in self._expand(master, moment, moment + timedelta(seconds=1)):
             if instance["id"] == event_id:
                 if keep:
                     self.events[event_id] = dict(instance)

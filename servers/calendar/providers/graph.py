@@ -45,6 +45,7 @@ from servers.calendar.retries import cut_still_needed
 from servers.calendar.rrules import missing_occurrence
 from servers.calendar.providers.graph_moves import (REACHED, cancelled_at, change_series, delete_if_emptied, edited_occurrences, on_rule,
                                                     patch_keeping, reach_occurrences, series_start)
+from servers.calendar.providers.graph_kinds import SERIES_ALL_DAY, mark_series_kinds, series_all_day
 from servers.calendar.providers.graph_recurrence import to_graph, to_rrule
 from servers.calendar.providers.graph_series import ended_recurrence, if_match, keep_entries, split, transaction_id
 from servers.calendar.providers.graph_whole import text_side
@@ -112,8 +113,8 @@ class GraphCalendar:
         original = raw.get("originalStart")
         instance_start: datetime | date | None = None
         if original and raw.get("type") in ("occurrence", "exception"):
-            moment = datetime.fromisoformat(original.replace("Z", "+00:00"))
-            instance_start = moment.astimezone(zone(event_zone)).date() if all_day else moment.astimezone(zone(event_zone))
+            slot = datetime.fromisoformat(original.replace("Z", "+00:00")).astimezone(zone(event_zone))
+            instance_start = slot.date() if raw.get(SERIES_ALL_DAY, all_day) else slot  # named as its series names them
         attendees = [Attendee(email=a["emailAddress"]["address"], name=a["emailAddress"].get("name"), optional=a.get("type") == "optional",
                               response=RESPONSE_FROM.get((a.get("status") or {}).get("response", "none"), "needs_action"))  # type: ignore[arg-type]
                      for a in raw.get("attendees", []) if (a.get("emailAddress") or {}).get("address")]
@@ -181,6 +182,7 @@ class GraphCalendar:
                     masters[master_id] = await self.http.json("GET", self._events(master_id), headers=self._prefer(tz))
                     collapsed.append(masters[master_id])
             rows = collapsed
+        await mark_series_kinds(self, rows, tz)
         events = [e for e in (self._event(r, calendar_id, tz) for r in rows) if e.status != "cancelled"]
         following = body.get("@odata.nextLink")
         return EventPage(events=events, next_cursor=encode_cursor({"next": following}) if following else None)
@@ -190,15 +192,31 @@ class GraphCalendar:
         body = await self.http.json("GET", self._events(event_id) + "/instances", headers=self._prefer(tz), params={
             "startDateTime": (begin - timedelta(days=1)).isoformat(), "endDateTime": (begin + timedelta(days=2)).isoformat()})
         timed = isinstance(instance_start, datetime)  # an all-day occurrence is no date-time's, nor a timed one a date's
-        for raw in body.get("value", []):
+        series_kind: list[bool] = []  # the series' isAllDay, read only for an occurrence whose own kind differs from the asked
+
+        async def named(raw: dict[str, Any]) -> bool:
+            """Whether `raw`'s slot is the one asked, of the kind its series names them by: one occurrence of a timed
+            series made all-day (or the reverse) keeps its series' kind of slot (it could be neither read nor listed
+            by a name that reached it)."""
             original = raw.get("originalStart")
             moment = datetime.fromisoformat(original.replace("Z", "+00:00")) if original else _read(raw["start"], tz)
-            if moment.astimezone(UTC) == begin and bool(raw.get("isAllDay")) != timed:
+            if moment.astimezone(UTC) != begin:
+                return False
+            if bool(raw.get("isAllDay")) == timed:  # of the other kind than asked: only an edited one may be
+                if raw.get("type") != "exception":
+                    return False
+                if not series_kind:
+                    series_kind.append(await series_all_day(self, event_id, tz))
+                if series_kind[0] == timed:
+                    return False
+            raw[SERIES_ALL_DAY] = not timed  # what a write to it answers is named so too
+            return True
+
+        for raw in body.get("value", []):
+            if await named(raw):
                 return raw
         for raw in await edited_occurrences(self, event_id, tz):  # moved more than the window away from its slot
-            original = raw.get("originalStart")
-            if original and datetime.fromisoformat(original.replace("Z", "+00:00")).astimezone(UTC) == begin \
-                    and bool(raw.get("isAllDay")) != timed:
+            if raw.get("originalStart") and await named(raw):
                 return raw
         raise missing_occurrence(event_id, instance_start, await self._ends_before(event_id, instance_start, tz))
 
@@ -337,6 +355,8 @@ class GraphCalendar:
             return kept
         headers = self._prefer(tz) | ({"If-Match": expected_etag} if expected_etag else {})
         raw: dict[str, Any] = await self.http.json("PATCH", self._events(target), json=body, headers=headers, idempotent=True)
+        if target != event_id:
+            raw[SERIES_ALL_DAY] = occurrence[SERIES_ALL_DAY]
         return raw
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
@@ -348,10 +368,13 @@ class GraphCalendar:
             await self.http.json("GET", self._events(event_id), headers=self._prefer(tz))
         await self.http.request("POST", f"{self._events(raw['id'])}/{RESPOND_ACTION[response]}", json={"sendResponse": True},
                                 idempotent=True)
+        asked = raw
         try:
             raw = await self.http.json("GET", self._events(raw["id"]), headers=self._prefer(tz))
         except DomainError:
             raw = raw | {"responseStatus": {"response": ANSWERED[response]}}
+        if SERIES_ALL_DAY in asked:
+            raw[SERIES_ALL_DAY] = asked[SERIES_ALL_DAY]
         return self._event(raw, calendar_id, tz)
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
