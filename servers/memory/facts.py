@@ -6,7 +6,8 @@ nearest in meaning, nearest first; leading cue words ("Actually,", "Correction:"
 comparing:
 
 - **exact**: the same text once case, spacing and a final `.`/`!` are ignored. Nothing new to store.
-- **edited**: the same frame with a new value. Both start with the same subject and verb, the words
+- **edited**: the same frame with a new value. Both start with the same subject (with a phrase that names
+  which one: "the office in Berlin", "the 1:1 with Alice", "the code for door 1") and verb, the words
   they share at the start and end are at least half of the stored statement, cosine >= `EDIT_COSINE`,
   and what differs is
   * only values: numbers, times, dates, weekdays, months, durations, amounts, codes with digits, or
@@ -58,6 +59,9 @@ _BE = {"is", "are", "was", "were", "be", "been"}
 _PREPOSITIONS = {"on", "at", "in", "to", "for", "from", "by", "of", "with", "until", "till", "after", "before", "within",
                  "into", "per", "every", "each", "over", "under", "near", "about", "around", "between"}
 _SMALL = _PREPOSITIONS | _DETERMINERS | {"and", "or", "&", "also", "then", "as", "than"}
+_IDENTIFYING = {"in", "for", "with", "to", "of", "from", "by", "near", "into"}
+"""Prepositions whose phrase may name which thing a subject is ("the office in Berlin"); "at", "on" and the like
+give its value ("the standup on Monday")."""
 MULTI_VERBS = {"like", "likes", "love", "loves", "enjoy", "enjoys", "speak", "speaks", "play", "plays", "know", "knows", "own",
                "owns", "has", "have", "visited", "visits", "hate", "hates", "dislike", "dislikes", "drink", "drinks", "eat", "eats",
                "use", "uses", "read", "reads", "watch", "watches", "follow", "follows", "support", "supports", "allergic",
@@ -93,18 +97,42 @@ class _Statement:
         self.cue = CUES.search(text) is not None
 
     def subject(self) -> tuple[str, ...]:
-        """The leading noun phrase: words up to the first verb, preposition or cue (at most 4), no article."""
+        """The leading noun phrase: words up to the first verb, preposition or cue (at most 4), no article. A phrase
+        that names which one ("the office in Berlin", "the 1:1 with Alice", "the code for door 1") is part of it:
+        a fact about another office is no new value of this one's (outside review r38b #1)."""
         start = 1 if self.words and self.words[0] in _DETERMINERS else 0
         out: list[str] = []
-        for i in range(start, len(self.words)):
-            word = self.words[i]
-            if out and (word in _VERBS or (word.endswith("ed") and len(word) > 3)
-                        or (word.endswith("s") and self.capital[i - 1] and not self.capital[i] and word != "s")):
-                break
-            out.append(word)
-            if len(out) == 4:
+        i = start
+        while i < len(self.words):
+            if out and self._ends_subject(i):
+                naming = self._naming_phrase(i) if self.words[i] in _IDENTIFYING else 0
+                if not naming:
+                    break
+                out.extend(self.words[i:i + naming])
+                i += naming
+                continue
+            out.append(self.words[i])
+            i += 1
+            if len(out) >= 4:
                 break
         return tuple(out)
+
+    def _ends_subject(self, i: int) -> bool:
+        word = self.words[i]
+        return word in _VERBS or (word.endswith("ed") and len(word) > 3) or \
+            (word.endswith("s") and self.capital[i - 1] and not self.capital[i] and word != "s")
+
+    def _naming_phrase(self, i: int) -> int:
+        """How many words from the preposition at `i` name which thing the subject is: the preposition and up to
+        three words before the next verb or preposition, when one is a name (capitalized, not a weekday or month)
+        or a number after a noun ("door 1"); 0 when they do not (a time, a place in lower case)."""
+        end = i + 1
+        while end < len(self.words) and end - i <= 3 and not self._ends_subject(end):
+            end += 1
+        phrase = range(i + 1, end)
+        named = any((self.capital[j] and self.words[j] not in _VALUE_WORDS)
+                    or (self.words[j].isdigit() and j > i + 1 and self.words[j - 1] not in _SMALL) for j in phrase)
+        return end - i if named else 0
 
     def verb(self) -> str | None:
         """The word after the subject (skipping cue words), for preferring a correction of the same verb."""

@@ -321,6 +321,17 @@ SAME_FACT_TABLE = [  # (stored, new, is it the same fact?)
     ("The office is in Berlin.", "The office is closed on Fridays.", False),
     ("Lee plays Chess on Sundays.", "Lee plays Go on Sundays.", False),
     ("The Apollo launch date is 1 March 2027", "The Gemini launch date is 1 March 2027", False),
+    # outside review r38b #1: the phrase that names which thing (after "in", "with", "for", "to") is no value
+    ("The office in Berlin opens at 9am.", "The office in Lisbon opens at 9am.", False),
+    ("The 1:1 with Alice is every Monday at 10am.", "The 1:1 with Bob is every Monday at 10am.", False),
+    ("The flight to Paris leaves at 9am on Friday.", "The flight to Rome leaves at 9am on Friday.", False),
+    ("The invoice for Acme is due on March 3.", "The invoice for Globex is due on March 3.", False),
+    ("The door code for door 1 is 4711.", "The door code for door 2 is 4711.", False),
+    ("The office in Berlin opens at 9am.", "Actually, the office in Lisbon now opens at 10am.", False),
+    ("The office in Berlin opens at 9am.", "The office in Berlin opens at 10am.", True),
+    ("The 1:1 with Alice is every Monday at 10am.", "The 1:1 with Alice is every Tuesday at 11am.", True),
+    ("The door code for door 1 is 4711.", "The door code for door 1 is 8080.", True),
+    ("The office in Berlin opens at 9am.", "Actually, the office in Berlin now opens at 10am.", True),
 ] + [(old, new, False) for old, new in DIFFERENT]
 
 
