@@ -33,7 +33,7 @@ def server_status(hub: Hub) -> dict[str, dict[str, Any]]:
             "restarts": d.restarts,
             "calls": d.stats.calls,
             "failures": d.stats.failures,
-            "last_error": d.error,
+            "last_error": getattr(d, "operator_error", d.error),  # operators only: /healthz details need hub:admin
             "p50_ms": round(p50 * 1000, 2) if p50 is not None else None,
             "p95_ms": round(p95 * 1000, 2) if p95 is not None else None,
             "protocol": d.protocol_version,

@@ -66,6 +66,9 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         """The client `mode` each connection (and per-client session) of this server uses."""
         self.state: State = "starting"
         self.error: str | None = None
+        """Why the server is down or its last connection ended, as callers are told it (never the child's stderr)."""
+        self._stderr_tail: tuple[str, str] | None = None
+        """(the `error` it belongs to, the child's last stderr lines) when a child's exit ended the connection."""
         self.listing = Listing()
         self._client: Client | None = None
         self.remembered_instructions: str | None = None
@@ -339,11 +342,21 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         self._set_state("starting")
 
     def _mark_lost(self, returncode: int | None, last_stderr: list[str]) -> None:
-        tail = f"; last stderr: {' | '.join(last_stderr)[-300:]}" if last_stderr else ""
         if returncode is None:  # still running a second after its stdout ended: the hub stops it and starts anew
-            self._lose(f"the process closed its stdout but did not exit; it is stopped and started again{tail}")
+            reason = "the process closed its stdout but did not exit; it is stopped and started again"
         else:
-            self._lose(f"process exited with code {returncode}{tail}")
+            reason = f"process exited with code {returncode}"
+        # A shared child's stderr may quote any caller's arguments (a crash message, a request log): it goes to the
+        # operators (log, status, console, /healthz for hub:admin), never into a caller's error (outside review r38a #1)
+        self._stderr_tail = (reason, " | ".join(last_stderr)[-300:]) if last_stderr else None  # each line is logged too
+        self._lose(reason)
+
+    @property
+    def operator_error(self) -> str | None:
+        """`error`, with the child's last stderr lines when its exit is why: for operators only."""
+        if self._stderr_tail is not None and self.error == self._stderr_tail[0]:
+            return f"{self.error}; last stderr: {self._stderr_tail[1]}"
+        return self.error
 
     def _lose(self, reason: str) -> None:
         """The connection is gone: calls fail fast from now on; the supervisor reconnects."""

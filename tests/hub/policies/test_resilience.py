@@ -6,6 +6,7 @@ the stdio front end calls, express path first (`hub.calls.drivers`), which must 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -227,6 +228,20 @@ async def test_crash_mid_call_restarts_with_backoff_and_rediscovers() -> None:
         # The restarted server no longer has the tool `grow` added: the catalog follows and clients are told.
         await wait_until(lambda: hub.catalog.resolve_tool("e__extra") is None)
         assert "tools" in changes
+
+
+async def test_a_shared_childs_stderr_reaches_operators_never_callers() -> None:
+    """Outside review r38a #1: a shared stdio child's last stderr lines (a crash message quoting one caller's
+    arguments, a request log) were quoted in every caller's error, the `down` refusal of whoever called next too."""
+    async with hub_for({"e": echo_stdio(restart=FAST_RESTART)}) as hub:
+        crashed = await route(hub, "e__crash", {"note": "customer=Initech merger (alice-private)"})
+        down = await route(hub, "e__echo", {"text": "x"})
+        for answer in (crashed, down):
+            body = error_body(answer)
+            assert body["code"] == "unavailable" and "Initech" not in json.dumps(body), body
+        assert "exited with code 7" in error_body(down)["message"]
+        assert "Initech merger" in hub.status()["e"]["last_error"]  # the operators' view (/healthz needs hub:admin)
+        await wait_until(lambda: hub.downstreams["e"].state == "ready")
 
 
 async def test_server_that_exits_at_start_keeps_being_restarted_and_fails_fast() -> None:
