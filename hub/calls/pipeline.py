@@ -32,6 +32,7 @@ from hub.errors import HubToolError
 from hub.policies.audit import with_request_id
 from hub.policies.base import MustWait, Permit, Policy
 from hub.policies.breaker import RELAY_REFUSED, WIRE_S, answered_with_failure
+from hub.policies.crash_blame import LOST_WITH, SENT_ON
 from hub.policies.retry import RetryPolicy
 from hub.relay.downstream_input import asks_for_input
 from hub.wire import ToolResult, from_server, wire_result
@@ -78,9 +79,11 @@ class Pipeline:
     def mark_sent(self, call: ToolCall) -> None:
         """The attempt is on the wire: the server has one more call in flight."""
         call.attempt_sent_at = now()
-        stats = self.forwarder.downstream(call).stats
+        downstream = self.forwarder.downstream(call)
+        stats = downstream.stats
         stats.start(caller_identity(call))
         call.attributes[REFUSALS_AT_SEND] = stats.relay_refusals
+        call.attributes[SENT_ON] = getattr(downstream, "restarts", 0)  # which of its connections: one loss ends them all
 
     # -- settlement ------------------------------------------------------------------------
 
@@ -96,11 +99,15 @@ class Pipeline:
 
     def end_attempt(self, call: ToolCall, outcome: Outcome) -> None:
         """The attempt is over: the server's stats, then the per-attempt permits."""
+        call.attributes.pop(LOST_WITH, None)  # an earlier attempt's
         if call.attempt_sent_at:
             stats = self.forwarder.downstream(call).stats
             wire_s = call.attributes[WIRE_S] = now() - call.attempt_sent_at  # what the breaker judges a timeout by
             # A failure as the breaker judges one (a call ended without an answer or an error counts too).
             failed = outcome.result is None and (outcome.error is None or answered_with_failure(outcome))
+            if outcome.error is not None and outcome.error.lost_in_flight is not None and outcome.error.body.code == "unavailable":
+                # a connection lost with calls on it (not a timeout): whose calls it ended
+                call.attributes[LOST_WITH] = (call.attributes.get(SENT_ON, 0), frozenset(stats.callers))  # its caller among them
             stats.finish(wire_s, failed, caller_identity(call))
             if outcome.error is not None and outcome.error.body.code == "timeout":
                 stats.timed_out()  # a stdio server is then pinged: hung, or slow? (`hub.downstream.liveness`)

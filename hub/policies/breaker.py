@@ -24,7 +24,8 @@ failing caller, taken as the half-open probe each time, kept it open). So:
   it works (on a server that is really down, each such caller spends one call finding out). The
   probe after the cool-down is anyone's, as before; a probe's verdict is remembered as its caller's
   (a probe given up without one, as a failure), and a probe that succeeds starts the window afresh. Only a probe moves an open or half-open
-  breaker: an ordinary call admitted before it opened and ending now says nothing new.
+  breaker: an ordinary call admitted before it opened and ending now says nothing new;
+- the calls one connection loss ends (a child's exit) are one event, judged by `hub.policies.crash_blame`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from hub.settings import BreakerSettings
 from hub.errors import RESTARTED_BY_HUB, HubRefusal, HubToolError
 from hub.calls.call import caller_identity
 from hub.policies.base import GRANTED, Admission, Outcome, Permit, Phase, ToolCall, now
+from hub.policies.crash_blame import LOST_WITH, CrashBlame
 
 logger = logging.getLogger("hub.breaker")
 BreakerState = Literal["closed", "open", "half_open"]
@@ -103,6 +105,8 @@ class CircuitBreaker:
         """Consecutive failures of each caller that were its own."""
         self.paused: dict[Caller, float] = {}
         """Callers whose own failures paused their calls, until when."""
+        self.blame = CrashBlame(clock)
+        """Connection losses: whose calls alone were lost (`hub.policies.crash_blame`)."""
 
     def paused_for(self, caller: Caller | None) -> float:
         """Seconds `caller`'s own calls stay paused (0: not paused)."""
@@ -298,8 +302,9 @@ class BreakerPolicy:
         The cool-down over: this call is the probe, with a full deadline of its own."""
         breaker = self.breaker(call.route.server)
         if breaker.state == "closed":
-            if breaker.paused and (wait := breaker.paused_for(caller_identity(call))):
-                return _caller_paused(call.route.server, breaker, wait)
+            if breaker.paused and (wait := breaker.paused_for(caller := caller_identity(call))):
+                assert caller is not None
+                return breaker.blame.refusal(call.route.server, caller, wait) or _caller_paused(call.route.server, breaker, wait)
             return GRANTED
         if not breaker.suspect(caller_identity(call)) and breaker.admit_clean():
             call.restart_deadline()
@@ -336,7 +341,15 @@ class BreakerPolicy:
             return
         success = not answered_with_failure(outcome)
         caller = caller_identity(call)
-        if (permit is PROBE or permit is CLEAN_PROBE) and breaker.state != "closed":
+        probe = (permit is PROBE or permit is CLEAN_PROBE) and breaker.state != "closed"
+        if not success and not probe and caller is not None and (lost_with := call.attributes.get(LOST_WITH)) is not None:
+            if permit is PROBE or permit is CLEAN_PROBE:  # another probe closed it meanwhile
+                breaker.release("clean" if permit is CLEAN_PROBE else "gated")
+            breaker.blame.settle(breaker, caller, lost_with)  # one loss, whoever's calls it ended
+            return
+        if success and caller is not None:
+            breaker.blame.answered(caller)
+        if probe:
             if caller is not None:
                 breaker.remember(caller, success)
             breaker.record(success, "clean" if permit is CLEAN_PROBE else "gated")  # the probe judges the server
