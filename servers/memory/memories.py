@@ -13,7 +13,8 @@ Writes never drop what they were given, and say what they stored:
   nothing, not even the version. `as_new=true` stores a statement on its own unless it is the same text.
 - `update_memory` changes only the fields passed: tags are replaced as a list, metadata is merged as
   a JSON merge patch (`null` removes a key). The old version goes to the history; a call that would
-  change nothing leaves the memory and its version as they are; a call with no field is refused; a
+  change nothing leaves the memory and its version as they are and answers it, whatever `version` says
+  (a retry of an update that landed holds what it asked); a call with no field is refused; a
   content another memory of the scope already holds (the same text, as `remember` compares it) is a
   `conflict` naming that memory.
 """
@@ -303,6 +304,10 @@ class MemoryBank:
                 row = db.execute(_SELECT + " WHERE m.id = ? AND m.scope_key = ?", (memory_id, scope.key())).fetchone()
                 if row is None:
                     raise DomainError("not_found", f"memory {memory_id!r} does not exist in this scope")
+                fields, changed = _changes(row, content, vector, kind, sorted(set(tags)) if tags is not None else None, metadata,
+                                           row["source"], keep_source=True)
+                if not fields:  # it holds what was asked: answered as it is whatever `version` says, as a retry of an
+                    return row, False  # update that landed (its answer lost) holds it (outside review r38b #3)
                 if version is not None and version != str(row["version"]):
                     raise DomainError("conflict", f"memory {memory_id} changed since you read it (version {row['version']}, you "
                                       f"sent {version}); get it again and reapply your change",
@@ -314,9 +319,7 @@ class MemoryBank:
                         raise DomainError("conflict", f"memory {twin['id']} in this scope already holds that text; update or "
                                           f"forget one of the two instead of making {memory_id} a copy of it",
                                           details={"existing_id": twin["id"], "field": "content"})
-                fields, changed = _changes(row, content, vector, kind, sorted(set(tags)) if tags is not None else None, metadata,
-                                           row["source"], keep_source=True)
-                return (_apply(db, row, fields, now, "update_memory") if fields else row), "content" in changed
+                return _apply(db, row, fields, now, "update_memory"), "content" in changed
 
             row, new_text = await self.store.run(write)
             self._stats.changed(scope.key())

@@ -9,7 +9,10 @@ applies and the other gets `conflict`, whatever connection or process each runs 
 An update whose values equal the stored ones changes nothing: the ticket keeps its version and
 `updated_at`, no change event is emitted, and the answer says so (`changed: []`), so another
 caller's edit made with the version it just read still applies. Only the fields whose stored
-value differs are written.
+value differs are written. Such an update, and a transition to the status the ticket has, is answered
+with the ticket as it is whatever `expected_version` says: a retry of a write that landed (its answer
+lost) holds what it asked, and its own change is no `conflict` (outside review r38b #2); the version is
+checked only when something would still change. Every provider connector follows the same order.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ class Ticket(BaseModel):
     links: list[Link] | None = None
     raw: dict[str, Any] | None = Field(default=None, description="The provider's payload (include=['raw']).")
     changed: list[str] | None = Field(default=None, description=(
-        "update_ticket on the embedded backend: the fields this update changed; [] when every value given was "
-        "already stored, so nothing was written (version and updated_at kept)."))
+        "update_ticket: the fields this update changed; [] when every value given was already stored, so nothing "
+        "was written (version and updated_at kept)."))
 
 
 class TicketPage(BaseModel):

@@ -176,7 +176,7 @@ def create_server(backend: TicketingBackend | None = None) -> MCPServer:
     ) -> Ticket:
         """Edit a ticket: title, description, priority, assignee, labels or type.
         Change fields of a ticket (status changes go through transition_ticket). Values equal to the
-        stored ones change nothing: such an update keeps the version (embedded: `changed` lists what changed)."""
+        stored ones change nothing: such an update keeps the version (`changed` lists what changed)."""
         given = {k: nfc(v) for k, v in {"title": title, "description": description, "priority": priority,
                                         "labels": label_list(labels), "assignee": assignee, "type": type}.items() if v is not None}
         if not given:

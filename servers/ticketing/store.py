@@ -230,7 +230,6 @@ class EmbeddedTicketing:
         def run(db: sqlite3.Connection) -> Ticket:
             row = self._row(db, ticket_id)
             key = row["key"]
-            check_version(row, expected_version)
             changes = patch.model_dump(exclude_unset=True)
             if "type" in changes and changes["type"] not in TYPES:
                 raise DomainError("invalid_argument", f"type {changes['type']!r} is not one of {TYPES}")
@@ -238,7 +237,8 @@ class EmbeddedTicketing:
                 changes["assignee"] = self._user_id(db, changes["assignee"]) if changes["assignee"] else None
             if "labels" in changes:
                 changes["labels"] = json.dumps(changes["labels"])
-            if changes := effective_changes(row, changes):  # a no-op keeps version, updated_at and the feed
+            # a no-op keeps version, updated_at and the feed, whatever expected_version says (edits; outside review r38b #2)
+            if changes := effective_changes(row, changes):
                 sets = ", ".join(f"{column} = ?" for column in changes)
                 versioned_update(db, key, f"{sets}, updated_at = ?", [*changes.values(), _now()], expected_version)
                 emit_change(db, "ticket", key, "updated")
@@ -252,11 +252,11 @@ class EmbeddedTicketing:
         def run(db: sqlite3.Connection) -> Ticket:
             row = self._row(db, ticket_id)
             key = row["key"]
-            check_version(row, expected_version)
             allowed = WORKFLOW[row["status"]]
             target = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
-            if target == row["status"]:  # already there: nothing to write (an agent's retry of a move that landed)
-                return self._ticket(db, row, [])
+            if target == row["status"]:  # already there: nothing to write, whatever expected_version says (a retry of a
+                return self._ticket(db, row, [])  # move that landed: outside review r38b #2)
+            check_version(row, expected_version)
             if target not in allowed:
                 raise DomainError(
                     "conflict",

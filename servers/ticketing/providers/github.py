@@ -17,7 +17,9 @@ a `priority: <level>` label (a priority-only update adds and removes just that l
 label too (`update_ticket` changes it only with the full new `labels`: which label was the old type
 cannot be told). GitHub has no internal comments, no issue links (a link is written once as a
 cross-reference comment, which GitHub shows on both issues; a repeated link finds it and posts
-nothing) and no deletion over REST. `expected_version` (the issue's `updated_at`) is compared just
+nothing) and no deletion over REST. An update writes only what differs from the issue (`providers.unchanged`); one
+that would change nothing, like a move to the status the issue has, writes nothing and answers the issue as read
+whatever `expected_version` says. `expected_version` (the issue's `updated_at`) is compared just
 before the write: GitHub has no conditional write for issues, so a change made in that moment is not
 detected (the tools say so: `version_check`).
 """
@@ -51,6 +53,7 @@ from servers.ticketing.model import (
 )
 from servers.ticketing.normal import fold, name_key
 from servers.ticketing.providers.github_comments import comments_page
+from servers.ticketing.providers.github_edits import issue_edit
 from servers.ticketing.providers.github_map import (PRIORITY, error_text, marker_comment, rate_limit, to_comment, to_ticket,
                                                     transitions)
 from servers.ticketing.providers.github_scope import RepoScope
@@ -267,38 +270,24 @@ class GitHubTicketing:
         return self._ticket(raw, repo, [])
 
     async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
+        """Write only what differs from the issue read (`github_edits.issue_edit`): with nothing left, the issue is
+        answered as read, whatever `expected_version` says (outside review r38b #2, #8)."""
         current = await self.http.json("GET", self._path(ticket_id))
+        repo, _ = self._number(ticket_id)
+        read = self._ticket(current, repo, [])
+        edit = issue_edit(current, read, patch.model_dump(exclude_unset=True))
+        if not edit.changed:
+            read.changed = []
+            return read
         if expected_version is not None and current["updated_at"] != expected_version:
             raise DomainError("conflict", f"{ticket_id} changed since you read it (updated {current['updated_at']}); get it again",
                               details={"current_version": current["updated_at"]})
-        changes = patch.model_dump(exclude_unset=True)
-        body: dict[str, Any] = {}
-        if "title" in changes:
-            body["title"] = changes["title"]
-        if "description" in changes:
-            body["body"] = changes["description"]
-        if "assignee" in changes:
-            body["assignees"] = [_login(changes["assignee"])] if changes["assignee"] else []
-        kept = [label["name"] for label in current.get("labels", []) if not PRIORITY.match(label["name"])]
-        if "type" in changes and "labels" not in changes:
-            raise DomainError(
-                "invalid_argument",
-                f"GitHub keeps an issue's type as one of its labels ({', '.join(kept) or 'none now'}) and cannot tell which "
-                "one it is: give labels (the full new list, without the old type's label) together with type", details={
-                    "field": "type", "labels": kept})
-        if "labels" in changes:  # the caller gave the full list: it replaces the one read
-            labels = list(changes["labels"])
-            kind = changes.get("type") or ""
-            if kind not in ("task", "") and fold(kind) not in {fold(label) for label in labels}:
-                labels.append(kind)  # the type is a label, as `create` writes it
-            priority = changes.get("priority") or next((m.group(1).lower() for label in current.get("labels", [])
-                                                        if (m := PRIORITY.match(label["name"]))), None)
-            body["labels"] = labels + ([f"priority: {priority}"] if priority else [])
-        repo, _ = self._number(ticket_id)
-        raw = await self.http.json("PATCH", self._path(ticket_id), json=body, idempotent=True) if body else current
-        if "priority" in changes and "labels" not in changes:
-            raw = await self._set_priority(ticket_id, changes["priority"], current)
-        return self._ticket(raw, repo, [])
+        raw = await self.http.json("PATCH", self._path(ticket_id), json=edit.body, idempotent=True) if edit.body else current
+        if edit.priority:
+            raw = await self._set_priority(ticket_id, edit.priority, current)
+        ticket = self._ticket(raw, repo, [])
+        ticket.changed = sorted(edit.changed)
+        return ticket
 
     async def _set_priority(self, ticket_id: str, priority: str, current: dict[str, Any]) -> dict[str, Any]:
         """Change only the `priority: …` label, with GitHub's add-labels and remove-a-label endpoints: a PATCH of the
@@ -317,13 +306,13 @@ class GitHubTicketing:
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         raw = await self.http.json("GET", self._path(ticket_id))
-        if expected_version is not None and raw["updated_at"] != expected_version:
-            raise DomainError("conflict", f"{ticket_id} changed since you read it (updated {raw['updated_at']}); get it again",
-                              details={"current_version": raw["updated_at"]})
         wanted = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
         repo, _ = self._number(ticket_id)
         if (current := self._ticket(raw, repo, [])).status == wanted:
-            return current  # already there: nothing to write (an agent's retry of a move that landed)
+            return current  # already there: nothing to write, whatever expected_version says (a retry of a move that landed)
+        if expected_version is not None and raw["updated_at"] != expected_version:
+            raise DomainError("conflict", f"{ticket_id} changed since you read it (updated {raw['updated_at']}); get it again",
+                              details={"current_version": raw["updated_at"]})
         allowed = [t.to_status for t in transitions(raw)]
         if wanted not in allowed:
             raise DomainError("conflict", f"{ticket_id} is {raw['state']} on GitHub and cannot move to {to!r}; allowed: {', '.join(allowed)}",

@@ -17,7 +17,9 @@ statuses that read as it, by id (`jira_status`). A create is settled by a marker
 `JIRA_INTERNAL_COMMENT_ROLE` elsewhere, or refused. Jira has no version token and no conditional write,
 so `expected_version` is checked against the issue's `updated` time just before the write, for updates
 and transitions: best effort, a change made in that moment is not detected (the tools say so:
-`version_check`). Jira assigns by accountId only: an assignee given as an email is looked up with
+`version_check`). An update writes only the fields whose value differs from the issue's, and one that would
+change nothing, like a move to the status the issue has, writes nothing and answers the issue as read whatever
+`expected_version` says (`providers.unchanged`). Jira assigns by accountId only: an assignee given as an email is looked up with
 `/user/search` first (`servers.ticketing.providers.users.one_user`). Comments are walked oldest first with
 their place checked on every page (`jira_comments`: Jira pages them by offset only); Jira's shapes are read
 in `jira_map`.
@@ -55,8 +57,9 @@ from servers.ticketing.model import (
     User,
 )
 from servers.ticketing.normal import is_email, name_key, same_name
-from servers.ticketing.providers.adf import lossy_nodes, markdown_to_adf
+from servers.ticketing.providers.adf import markdown_to_adf
 from servers.ticketing.providers.jira_comments import comments_page
+from servers.ticketing.providers.jira_edits import TOOL_FIELDS, changed_fields, check_read_version, refuse_lossy_description
 from servers.ticketing.providers.jira_map import (
     JIRA_LINK_TYPES,
     PRIORITY_FROM_JIRA,
@@ -242,17 +245,6 @@ class JiraTicketing:
     async def _post_issue(self, fields: dict[str, Any]) -> str:
         return str((await self.http.json("POST", "/issue", json={"fields": fields}))["key"])
 
-    async def _check_version(self, ticket_id: str, expected_version: str | None) -> None:
-        """`conflict` when the issue's `updated` is not `expected_version` (checked just before the write)."""
-        if expected_version is not None:
-            current = await self.get(ticket_id, [])
-            if current.version != expected_version:
-                raise DomainError(
-                    "conflict",
-                    f"{ticket_id} changed since you read it (updated {current.version}); get it again and reapply",
-                    details={"current_version": current.version},
-                )
-
     async def _account_id(self, who: str) -> str:
         """The accountId for `who`: an email is looked up with `/user/search` (Jira takes only accountIds)."""
         if not is_email(who):
@@ -260,50 +252,38 @@ class JiraTicketing:
         return one_user(who, await self.find_users(who, 20), "Jira").id
 
     async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
-        await self._check_version(ticket_id, expected_version)
-        fields: dict[str, Any] = {}
-        changes = patch.model_dump(exclude_unset=True)
-        if "title" in changes:
-            fields["summary"] = changes["title"]
-        if "description" in changes:
-            await self._check_description_replaceable(ticket_id)
-            fields["description"] = markdown_to_adf(changes["description"] or "")
-        if "priority" in changes:
-            fields["priority"] = {"name": PRIORITY_TO_JIRA[changes["priority"]]}
-        if "labels" in changes:
-            fields["labels"] = changes["labels"]
-        if "assignee" in changes:
-            fields["assignee"] = {"accountId": await self._account_id(changes["assignee"])} if changes["assignee"] else None
-        if "type" in changes:
-            fields["issuetype"] = {"name": changes["type"]}
+        """Write only the fields whose value differs from the issue's (`jira_edits.changed_fields`): with none left,
+        the issue is answered as read, whatever `expected_version` says (outside review r38b #2, #8)."""
+        issue = await self.http.json("GET", f"/issue/{ticket_id}", params={"fields": FIELDS})
+        current = to_ticket(issue, [], self.base_url)
+        fields = await changed_fields(current, patch.model_dump(exclude_unset=True), self._account_id)
+        if not fields:
+            current.changed = []
+            return current
+        check_read_version(ticket_id, current, expected_version)
+        if "description" in fields:  # checked only when it would be replaced
+            refuse_lossy_description(ticket_id, (issue.get("fields") or {}).get("description"))
         await self.http.request("PUT", f"/issue/{ticket_id}", json={"fields": fields})
-        return await self.get(ticket_id, [])
-
-    async def _check_description_replaceable(self, ticket_id: str) -> None:
-        """Refuse to replace a description holding content markdown cannot carry (`adf.lossy_nodes`): the
-        markdown the agent read lacks it, so writing it back would erase it from Jira (outside review domains26 #3)."""
-        issue = await self.http.json("GET", f"/issue/{ticket_id}", params={"fields": "description"})
-        lossy = lossy_nodes((issue.get("fields") or {}).get("description"))
-        if lossy:
-            raise DomainError(
-                "invalid_argument",
-                f"{ticket_id}'s description holds content that markdown cannot carry ({', '.join(lossy[:8])}); replacing the "
-                "description here would erase it from Jira. Nothing was changed. Edit the description in Jira itself, or "
-                "add your text with add_comment instead",
-                details={"field": "description", "unsupported": lossy[:20]})
+        ticket = await self.get(ticket_id, [])
+        ticket.changed = sorted(TOOL_FIELDS[name] for name in fields)
+        return ticket
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
-        await self._check_version(ticket_id, expected_version)
+        """Take the transition `to` names. An issue already there (its status by name, the status the chosen move
+        leads to, or one of that kind when no move leads there) is answered as read, whatever `expected_version`
+        says: an agent's retry of a move that landed (outside review r38b #2). A transition that leads elsewhere
+        is always taken first: "In Review" is in_progress too, and a move from it to "In Progress" once answered
+        success with nothing moved (re-check 19 #1)."""
+        current = await self.get(ticket_id, [])
+        if same_name(to, current.native_status):
+            return current
         transitions = await self._transitions(ticket_id)
         match = pick_transition(ticket_id, to, transitions)
+        if match is not None and same_name(match.native_to, current.native_status) or (
+                match is None and current.status == name_key(to)):
+            return current
+        check_read_version(ticket_id, current, expected_version)
         if match is None:
-            # No move leads there: if the issue is there already (its status, or a status of that kind when
-            # no transition offers another), nothing is written — an agent's retry of a move that landed.
-            # A transition that leads there is always taken first: "In Review" is in_progress too, and a
-            # move from it to "In Progress" once answered success with nothing moved (re-check 19 #1).
-            current = await self.get(ticket_id, [])
-            if same_name(to, current.native_status) or current.status == name_key(to):
-                return current
             allowed = [f"{t.name} (→ {t.native_to})" for t in transitions]
             raise DomainError(
                 "conflict",

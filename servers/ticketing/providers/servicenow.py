@@ -13,7 +13,9 @@ continuing strictly after the last row shown (`servicenow_paging`): a walk neith
 incident while others create, update or delete them; a page may be short where read ACLs hide rows,
 and `total` (hidden rows included) is the count when the walk began. Public comments are `comments`,
 internal notes `work_notes`; journal entries are read from `sys_journal_field`. Links set
-`parent_incident`. `sys_mod_count` is the version token; ServiceNow has no conditional write, so
+`parent_incident`. `sys_mod_count` is the version token. An update writes only what differs from the incident; one that
+would change nothing, like a move to the state it has, writes nothing and answers the incident as read
+whatever `expected_version` says (outside review r38b #2). ServiceNow has no conditional write, so
 `expected_version` is compared before the write and proven from the write's answer
 (`servicenow_checks.check_raced`: of two concurrent writers with one version, the later gets
 `conflict` saying both changes were stored). Every write is checked against ServiceNow's answer, which
@@ -50,7 +52,7 @@ from servers.ticketing.model import (
 )
 from servers.ticketing.normal import is_email, name_key, same_name
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
-from servers.ticketing.providers.servicenow_checks import check_applied, check_raced, skipped_error, stored_text
+from servers.ticketing.providers.servicenow_checks import TOOL_FIELD, check_applied, check_raced, skipped_error, stored_text
 from servers.ticketing.providers.servicenow_paging import NEWEST_FIRST, OLDEST_FIRST, keyset_window
 from servers.ticketing.providers.users import one_user
 
@@ -246,35 +248,54 @@ class ServiceNowTicketing:
             check_raced(before["number"], expected_version, row)
         return self._ticket(row, await self._names([row.get("assigned_to")]), [])
 
-    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
-        row = await self._row(ticket_id)
+    @staticmethod
+    def _check_version(ticket_id: str, row: dict[str, Any], expected_version: str | None) -> None:
+        """`conflict` when the incident read before the write is not at `expected_version` (`sys_mod_count`)."""
         if expected_version is not None and str(row["sys_mod_count"]) != expected_version:
             raise DomainError("conflict", f"{ticket_id} changed since you read it (version {row['sys_mod_count']}); get it again",
                               details={"current_version": str(row["sys_mod_count"])})
+
+    async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
+        """Write only what differs from the incident read (`_changed`): with nothing left, it is answered as read,
+        whatever `expected_version` says (outside review r38b #2)."""
+        row = await self._row(ticket_id)
         changes = patch.model_dump(exclude_unset=True)
         if "labels" in changes:
             raise DomainError("invalid_argument", "ServiceNow incidents have no labels")
+        body = await self._changed(row, changes)
+        if not body:
+            ticket = self._ticket(row, await self._names([row.get("assigned_to"), row.get("caller_id")]), [])
+            ticket.changed = []
+            return ticket
+        self._check_version(ticket_id, row, expected_version)
+        ticket = await self._patch(row, body, expected_version)
+        ticket.changed = sorted({TOOL_FIELD.get(name, name) for name in body})
+        return ticket
+
+    async def _changed(self, row: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """The incident fields for what `changes` asks that `row` does not hold already: text as ServiceNow stores
+        it (`stored_text`), the priority as the tools read it, the assignee by sys_id."""
         body: dict[str, Any] = {}
-        if "title" in changes:
+        if "title" in changes and stored_text(changes["title"]) != stored_text(row.get("short_description")):
             body["short_description"] = changes["title"]
-        if "description" in changes:
+        if "description" in changes and stored_text(changes["description"]) != stored_text(row.get("description")):
             body["description"] = changes["description"]
-        if "priority" in changes:
+        if "priority" in changes and changes["priority"] != PRIORITY_FROM.get(str(row.get("priority"))):
             body["impact"], body["urgency"] = IMPACT_URGENCY[changes["priority"]]
         if "assignee" in changes:
-            body["assigned_to"] = await self._user_sys_id(changes["assignee"]) if changes["assignee"] else ""
-        if "type" in changes:
+            assignee = await self._user_sys_id(changes["assignee"]) if changes["assignee"] else ""
+            if assignee != (row.get("assigned_to") or ""):
+                body["assigned_to"] = assignee
+        if "type" in changes and changes["type"] != (row.get("category") or ""):
             body["category"] = changes["type"]
-        return await self._patch(row, body, expected_version)
+        return body
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         row = await self._row(ticket_id)
-        if expected_version is not None and str(row["sys_mod_count"]) != expected_version:
-            raise DomainError("conflict", f"{ticket_id} changed since you read it (version {row['sys_mod_count']}); get it again",
-                              details={"current_version": str(row["sys_mod_count"])})
         code = STATE_TO.get(name_key(to)) or next((c for c, n in STATE_NAMES.items() if same_name(to, n)), None)
-        if code == row["state"]:  # already there: nothing to write (an agent's retry of a move that landed)
-            return self._ticket(row, await self._names([row.get("assigned_to")]), [])
+        if code == row["state"]:  # already there: nothing to write, whatever expected_version says (a retry of a move
+            return self._ticket(row, await self._names([row.get("assigned_to")]), [])  # that landed: outside review r38b #2)
+        self._check_version(ticket_id, row, expected_version)
         allowed = WORKFLOW[row["state"]]
         if code not in allowed:
             names = [STATE_NAMES[c] for c in allowed]

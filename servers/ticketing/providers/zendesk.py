@@ -10,8 +10,10 @@ the cursor); filtered (text, status, native query, …), Export Search Results (
 `/search.json`'s 1,000-result cap; its cursors last an hour, so a walk paused longer starts again. Search
 indexing lags writes by up to a few minutes: a ticket changed during a walk may match late. Statuses: new/open →
 open, pending/hold → on_hold, solved → resolved, closed → closed (closed tickets cannot change).
-Internal notes are comments with `public: false`. Updates with `expected_version` use Zendesk's
-own optimistic concurrency (`safe_update` + `updated_stamp`, 409 on conflict). Links attach an
+Internal notes are comments with `public: false`. An update writes only what differs from the ticket
+(`providers.unchanged`); one that would change nothing, like a move to the status the ticket has, writes
+nothing and answers the ticket as read whatever `expected_version` says. Other updates with `expected_version`
+use Zendesk's own optimistic concurrency (`safe_update` + `updated_stamp`, 409 on conflict). Links attach an
 incident to a problem (`problem_id`). A project is a group: by id, or by name (any case), looked up
 with `/groups` (an unknown name is `not_found` listing the groups; nothing is filed elsewhere). A
 comment's answer is the comment the write made, read from the update's `audit.events`. `updated_since`
@@ -48,6 +50,7 @@ from servers.ticketing.model import (
 )
 from servers.ticketing.normal import fold, is_email, name_key
 from servers.ticketing.providers.created import comment_once, create_marker, create_once
+from servers.ticketing.providers.unchanged import same_labels, same_text
 from servers.ticketing.providers.users import one_user
 from servers.ticketing.providers.zendesk_map import (
     PRIORITY_TO,
@@ -63,6 +66,8 @@ from servers.ticketing.providers.zendesk_map import (
 
 SHOW_MANY = 100
 """Show Many Users takes at most 100 ids a request."""
+TOOL_FIELDS = {"subject": "title", "priority": "priority", "tags": "labels", "assignee_id": "assignee", "type": "type"}
+"""Zendesk's field for each `update_ticket` argument, as the answer's `changed` names them."""
 GROUP_PAGES = 20  # 2,000 groups: more than any account keeps
 SHOWN_GROUPS = 50
 
@@ -251,38 +256,62 @@ class ZendeskTicketing:
 
     async def _put(self, ticket_id: str, body: dict[str, Any]) -> Ticket:
         raw = (await self.http.json("PUT", f"/tickets/{self._id(ticket_id)}.json", json={"ticket": body}, idempotent=True))["ticket"]
+        return await self._ticket(raw)
+
+    async def _ticket(self, raw: dict[str, Any]) -> Ticket:
         return to_ticket(raw, await self._users([raw.get("assignee_id"), raw.get("requester_id")]), [], self.base)
 
     async def update(self, ticket_id: str, patch: TicketPatch, expected_version: str | None) -> Ticket:
-        changes = patch.model_dump(exclude_unset=True)
-        body: dict[str, Any] = {}
-        if "title" in changes:
-            body["subject"] = changes["title"]
-        if "description" in changes:
-            raise DomainError("invalid_argument", "a Zendesk ticket's description is its first comment and cannot change; add a comment")
-        if "priority" in changes:
-            body["priority"] = PRIORITY_TO[changes["priority"]]
-        if "labels" in changes:
-            body["tags"] = changes["labels"]
-        if "assignee" in changes:
-            body["assignee_id"] = await self._user_id(changes["assignee"]) if changes["assignee"] else None
-        if "type" in changes:  # as create: Zendesk has these four and no other
-            body["type"] = self._type(changes["type"])
+        """Write only what differs from the ticket read (`_changed`): with nothing left, the ticket is answered as
+        read, whatever `expected_version` says (outside review r38b #2, #8); else Zendesk checks the version in the
+        write (`safe_update`)."""
+        raw = await self._raw(ticket_id)
+        body = await self._changed(ticket_id, raw, patch.model_dump(exclude_unset=True))
+        if not body:
+            ticket = await self._ticket(raw)
+            ticket.changed = []
+            return ticket
+        changed = sorted(TOOL_FIELDS[name] for name in body)
         if expected_version is not None:
             body.update(safe_update=True, updated_stamp=expected_version)
         try:
-            return await self._put(ticket_id, body)
+            ticket = await self._put(ticket_id, body)
         except DomainError as exc:
             if exc.body.code == "conflict" and expected_version is not None:
                 raise await self._stale(ticket_id, "reapply your change") from None
             raise
+        ticket.changed = changed
+        return ticket
+
+    async def _changed(self, ticket_id: str, raw: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """Zendesk's fields for what `changes` asks that ticket `raw` does not hold already (`providers.unchanged`:
+        tags as a set in any case, as Zendesk keeps them; the assignee by user id). A description is the ticket's
+        first comment: the one it has is left alone, another is `invalid_argument`."""
+        body: dict[str, Any] = {}
+        if "title" in changes and changes["title"] != raw.get("subject"):
+            body["subject"] = changes["title"]
+        if "description" in changes and not same_text(raw.get("description"), changes["description"]):
+            raise DomainError("invalid_argument", f"a Zendesk ticket's description is its first comment and cannot change; "
+                              f"nothing was changed on ticket {ticket_id}. Add a comment with the new text instead (add_comment)",
+                              details={"field": "description"})
+        if "priority" in changes and PRIORITY_TO[changes["priority"]] != raw.get("priority"):
+            body["priority"] = PRIORITY_TO[changes["priority"]]
+        if "labels" in changes and not same_labels(raw.get("tags") or [], changes["labels"], any_case=True):
+            body["tags"] = changes["labels"]
+        if "assignee" in changes:
+            assignee = await self._user_id(changes["assignee"]) if changes["assignee"] else None
+            if assignee != raw.get("assignee_id"):
+                body["assignee_id"] = assignee
+        if "type" in changes and (kind := self._type(changes["type"])) != raw.get("type"):  # as create: these four only
+            body["type"] = kind
+        return body
 
     async def transition(self, ticket_id: str, to: str, expected_version: str | None = None) -> Ticket:
         raw = await self._raw(ticket_id)
         wanted = name_key(to)  # any case, spacing or canonical form (servers.ticketing.normal)
         native = wanted if wanted in WORKFLOW else STATUS_TO.get(wanted)
-        if native == raw["status"] and expected_version in (None, raw.get("updated_at")):
-            return await self.get(ticket_id, [])  # already there: nothing to write (a retry of a move that landed)
+        if native == raw["status"]:  # already there: nothing to write, whatever expected_version says (a retry of a
+            return await self._ticket(raw)  # move that landed: outside review r38b #2)
         allowed = WORKFLOW[raw["status"]]
         if native not in allowed:
             raise DomainError("conflict", f"ticket {ticket_id} is {raw['status']} and cannot move to {to!r}; allowed: "
