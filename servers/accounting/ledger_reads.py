@@ -35,14 +35,16 @@ def invoice_from_row(db: sqlite3.Connection, row: sqlite3.Row, provider: str, as
 
 
 def open_items(db: sqlite3.Connection, kind: InvoiceKind, as_of: _dt.date, provider: str) -> list[reports.OpenItem]:
-    """Approved invoices of `kind` issued by `as_of` and not voided by then, with their balance on that day."""
+    """Approved invoices of `kind` issued by `as_of` and not voided by then, with their balance on that day, in
+    the currency each was written in (`reports.aged` refuses one that is not the home currency)."""
     rows = db.execute("SELECT i.*, c.name AS contact_name FROM invoices i JOIN contacts c ON c.id = i.contact_id "
                       "WHERE i.kind = ? AND i.status != 'draft' AND i.issue_date <= ? "
                       "AND (i.voided_on IS NULL OR i.voided_on > ?)", (kind, as_of.isoformat(), as_of.isoformat()))
     items = []
     for row in rows:
         invoice = invoice_from_row(db, row, provider, as_of)
-        items.append(reports.OpenItem(row["contact_name"], invoice.due_date or invoice.issue_date, invoice.total - invoice.amount_paid))
+        items.append(reports.OpenItem(row["contact_name"], invoice.due_date or invoice.issue_date, invoice.total - invoice.amount_paid,
+                                      invoice.currency, invoice.number or invoice.id))
     return items
 
 

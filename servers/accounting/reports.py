@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from servers.accounting.model import CREDIT_NORMAL, Account, Basis, Report, ReportRow, ReportSection
 from servers.accounting.money import ZERO, round_money
+from servers.kit.errors import DomainError
 
 AGING_BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
 
@@ -29,9 +30,13 @@ class Entry:
 
 @dataclass(frozen=True)
 class OpenItem:
+    """An open invoice's balance on the report day: in `currency` ("" = the report's), `label` naming it."""
+
     contact: str
     due_date: _dt.date
     balance: Decimal
+    currency: str = ""
+    label: str = ""
 
 
 def _net(entries: Iterable[Entry], start: _dt.date | None, end: _dt.date | None) -> dict[str, Decimal]:
@@ -119,8 +124,20 @@ def bucket(due: _dt.date, as_of: _dt.date) -> str:
     return "1_30" if late <= 30 else "31_60" if late <= 60 else "61_90" if late <= 90 else "over_90"
 
 
-def aged(kind: str, items: Iterable[OpenItem], as_of: _dt.date, currency: str, provider: str) -> Report:
-    """Open balances per contact in buckets of days past due (current, 1-30, 31-60, 61-90, over 90)."""
+def aged(kind: str, items: Iterable[OpenItem], as_of: _dt.date, currency: str, provider: str, advice: str = "") -> Report:
+    """Open balances per contact in buckets of days past due (current, 1-30, 31-60, 61-90, over 90), all in
+    `currency`: an item in another currency is refused (`conflict` naming it, with `advice`), never
+    summed as if it were `currency` (outside review r38b #6). Convert items before (Xero: `xero_aging`)."""
+    items = list(items)
+    report = "aged_receivables" if kind == "receivable" else "aged_payables"
+    foreign = [i for i in items if i.balance and i.currency and i.currency.upper() != currency.upper()]
+    if foreign:
+        shown = ", ".join(f"{i.label or i.contact} ({i.balance} {i.currency})" for i in foreign[:5])
+        raise DomainError("conflict", f"{report}: {len(foreign)} open document(s) are not in {currency}, the report's "
+                          f"currency: {shown}{', ...' if len(foreign) > 5 else ''}. {provider} gives no exchange rate for them "
+                          f"here, so no total is given rather than one that adds different currencies as one. {advice}".strip(),
+                          details={"currency": currency, "foreign": [{"document": i.label or i.contact, "currency": i.currency}
+                                                                     for i in foreign[:20]]})
     per_contact: dict[str, dict[str, Decimal]] = {}
     for item in items:
         if item.balance:
@@ -129,6 +146,6 @@ def aged(kind: str, items: Iterable[OpenItem], as_of: _dt.date, currency: str, p
     rows = [ReportRow(name=name, amount=sum(b.values(), ZERO), columns=b) for name, b in sorted(per_contact.items())]
     totals = {b: sum((r.columns[b] for r in rows if r.columns), ZERO) for b in AGING_BUCKETS}
     totals["total"] = sum((r.amount for r in rows), ZERO)
-    return _rounded(Report(report="aged_receivables" if kind == "receivable" else "aged_payables", basis="accrual", currency=currency,
+    return _rounded(Report(report=report, basis="accrual", currency=currency,
                   as_of=as_of, provider=provider, sections=[ReportSection(name="Contacts", rows=rows, total=totals["total"])],
                   totals=totals))

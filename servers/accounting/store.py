@@ -355,7 +355,10 @@ class EmbeddedAccounting:
                 assert as_of is not None
                 wanted = "receivable" if kind == "aged_receivables" else "payable"
                 items = ledger_reads.open_items(db, wanted, as_of, self.name)
-                return reports.aged(wanted, items, as_of, self.currency, self.name)
+                return reports.aged(wanted, items, as_of, self.currency, self.name, advice=(
+                    f"The embedded ledger keeps one currency ({self.currency}, ACCOUNTING_CURRENCY) and no exchange rates: these "
+                    "were written under another one. Start with ACCOUNTING_CURRENCY set to their currency, or move these books "
+                    "to QuickBooks or Xero, which convert"))
             entries = ledger_reads.entries(db, basis)
             if kind == "profit_and_loss":
                 assert start is not None and end is not None

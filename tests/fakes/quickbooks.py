@@ -3,7 +3,11 @@
 reads, creates and sparse updates with SyncToken checks (Fault 5010 "Stale Object Error"),
 `requestid` de-duplication, invoice void, payments and bill payments that reduce balances,
 balanced-only journal entries, and report endpoints answering documented shapes. Every request must
-carry `minorversion`. Numbers are exact decimals inside and JSON numbers on the wire."""
+carry `minorversion`. Numbers are exact decimals inside and JSON numbers on the wire.
+
+As QuickBooks does, every line of an invoice or bill has an `Id` (and `LineNum`), and an update's `Line` replaces
+the stored lines: a line sent with its `Id` keeps it (with only what was sent: ClassRef, CustomerRef,
+BillableStatus...), one without is a new line, one left out is deleted."""
 
 from __future__ import annotations
 
@@ -257,6 +261,12 @@ class FakeQuickBooks:
 
     @staticmethod
     def _totals(doc: dict[str, Any]) -> None:
+        taken = [int(line["Id"]) for line in doc["Line"] if str(line.get("Id", "")).isdigit()]
+        for number, line in enumerate(doc["Line"], 1):
+            if "Id" not in line:
+                taken.append(max(taken, default=0) + 1)
+                line["Id"] = str(taken[-1])
+            line["LineNum"] = number
         net = sum((line["Amount"] for line in doc["Line"]), Decimal(0))
         tax = (net * Decimal("0.08")).quantize(Decimal("0.01")) if any("TaxCodeRef" in str(line) for line in doc["Line"]) else Decimal(0)
         paid = doc.get("TotalAmt", Decimal(0)) - doc.get("Balance", Decimal(0))

@@ -2,9 +2,16 @@
 Accounts, Contacts (searchTerm, where, page/pageSize), Invoices (where with ==, >=, <=, <, >
 and DateTime(y,m,d), Statuses, ContactIDs, page/pageSize; PUT creates with Idempotency-Key; POST
 updates status/fields, lines only of unpaid DRAFT/SUBMITTED/AUTHORISED ones; Xero computes line amounts
-and tax per line from /TaxRates; credit notes, prepayments and overpayments applied with `apply_credit`), Payments,
+(less a line's DiscountRate or DiscountAmount) and tax per line from /TaxRates; credit notes, prepayments and
+overpayments applied with `apply_credit`), Payments,
 ManualJournals (must balance), Journals (offset by journal number), TaxRates, and report endpoints
-answering documented shapes. Dates go out as `/Date(ms+0000)/` with a `DateString`."""
+answering documented shapes. Dates go out as `/Date(ms+0000)/` with a `DateString`.
+
+As Xero does, every line item has a `LineItemID`, and an update's `LineItems` replace the stored ones: a line
+sent with its id keeps that id (and only what was sent with it: Tracking, DiscountRate...), one without is a new
+line, one left out is deleted. Every invoice has a `CurrencyRate` (units of its currency per one of the base
+currency, `base_currency`; 1 in the base currency; the one sent, else `FX`, else a stand-in for the XE.com day
+rate Xero would take), and a PAID one the `FullyPaidOnDate` of the allocation that settled it."""
 
 from __future__ import annotations
 
@@ -27,6 +34,9 @@ from tests.fakes.recording import injected, record
 TENANT = "70784a63-d24b-46a9-a4db-0e70a274b056"
 BASE = "/api.xro/2.0"
 RATES = {"OUTPUT": Decimal("15"), "INPUT": Decimal("15"), "NONE": Decimal("0"), "EXEMPTOUTPUT": Decimal("0")}
+FX = {"USD": Decimal("0.588235"), "AUD": Decimal("0.91"), "EUR": Decimal("0.54"), "GBP": Decimal("0.47")}
+"""Units of each currency per one NZD (the base): what Xero would set as an invoice's CurrencyRate."""
+OTHER_RATE = Decimal("2")
 CREDITS = ("CreditNotes", "Prepayments", "Overpayments")
 """What Xero lists on an invoice as applied to it besides Payments; their sum is AmountCredited."""
 _TERM = re.compile(r'^(\w+)\s*(==|>=|<=|<|>)\s*(?:"([^"]*)"|DateTime\((\d+),(\d+),(\d+)\)|(true|false)|([\d.]+))$')
@@ -44,6 +54,14 @@ def _validation(message: str) -> Response:
 def _stamp(day: str) -> dict[str, str]:
     moment = _dt.datetime.fromisoformat(day[:10]).replace(tzinfo=_dt.UTC)
     return {"": f"/Date({int(moment.timestamp() * 1000)}+0000)/", "String": f"{day[:10]}T00:00:00"}
+
+
+def _day_of(row: dict[str, Any], name: str) -> str:
+    """The ISO day `row` holds under `name` (its `<name>String`, else the `/Date(ms)/` value), "" if none."""
+    if text := row.get(f"{name}String"):
+        return str(text)[:10]
+    found = re.match(r"/Date\((-?\d+)", str(row.get(name) or ""))
+    return _dt.datetime.fromtimestamp(int(found.group(1)) / 1000, _dt.UTC).date().isoformat() if found else ""
 
 
 def _cell(value: Any, account: str | None = None) -> dict[str, Any]:
@@ -94,6 +112,7 @@ class FakeXero:
     fail_next: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     idempotent: dict[str, Response] = field(default_factory=dict)
     clock: int = 0
+    base_currency: str = "NZD"
 
     def __post_init__(self) -> None:
         for name, customer, supplier in (("Acme Ltd", True, False), ("Paper Supplies", False, True), ("Both Ways", True, True)):
@@ -150,7 +169,7 @@ class FakeXero:
             actual: Any = row.get(name)
             expected: Any = text
             if year:
-                actual, expected = row.get(f"{name}String", "")[:10], f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
+                actual, expected = _day_of(row, name), f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
             elif boolean:
                 expected = boolean == "true"
             elif number:
@@ -211,7 +230,13 @@ class FakeXero:
     def _compute(self, invoice: dict[str, Any]) -> None:
         cent = Decimal("0.01")
         for item in invoice["LineItems"]:
-            item["LineAmount"] = (Decimal(str(item["Quantity"])) * Decimal(str(item["UnitAmount"]))).quantize(cent, ROUND_HALF_EVEN)
+            item.setdefault("LineItemID", str(uuid.uuid4()))
+            gross = Decimal(str(item["Quantity"])) * Decimal(str(item["UnitAmount"]))
+            if item.get("DiscountRate") is not None:
+                gross = gross * (100 - Decimal(str(item["DiscountRate"]))) / 100
+            elif item.get("DiscountAmount") is not None:
+                gross -= Decimal(str(item["DiscountAmount"]))
+            item["LineAmount"] = gross.quantize(cent, ROUND_HALF_EVEN)
             item["TaxAmount"] = (item["LineAmount"] * RATES.get(item.get("TaxType", "NONE"), Decimal(0)) / 100).quantize(cent, ROUND_HALF_EVEN)
         invoice["SubTotal"] = sum((i["LineAmount"] for i in invoice["LineItems"]), Decimal(0))
         invoice["TotalTax"] = sum((i["TaxAmount"] for i in invoice["LineItems"]), Decimal(0))
@@ -221,6 +246,11 @@ class FakeXero:
         invoice["AmountDue"] = invoice["Total"] - invoice["AmountPaid"] - invoice["AmountCredited"]
         if invoice["Status"] == "AUTHORISED" and invoice["AmountDue"] == 0:
             invoice["Status"] = "PAID"
+            days = [_day_of(p, "Date") for key in ("Payments", *CREDITS) for p in invoice.get(key, [])]
+            if days:
+                invoice["FullyPaidOnDate"] = _stamp(max(days))[""]
+        code = invoice.get("CurrencyCode") or self.base_currency
+        invoice.setdefault("CurrencyRate", Decimal(1) if code == self.base_currency else FX.get(code, OTHER_RATE))
         for key in ("Date", "DueDate"):
             if key in invoice and not str(invoice[key]).startswith("/Date"):
                 stamp = _stamp(str(invoice[key]))

@@ -1,6 +1,7 @@
 """QuickBooks Online report JSON (`Header` / `Columns` / nested `Rows` of Section and Data rows with
 `ColData` strings) read into our `Report`: top-level sections become sections, nested data rows are
-flattened into them, and the `group` summaries give the totals."""
+flattened into them, and the `group` summaries give the totals. The GeneralLedger report is read as ledger
+lines (`read_ledger`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from servers.accounting.model import Basis, Report, ReportKind, ReportRow, ReportSection
-from servers.accounting.money import ZERO
+from servers.accounting.model import Basis, Report, ReportKind, ReportRow, ReportSection, Transaction
+from servers.accounting.money import ZERO, read_money
 from servers.accounting.money import read_amount as amount
 
 GROUP_TOTALS = {"Income": "income", "Expenses": "expenses", "NetIncome": "net_income", "COGS": "cost_of_sales",
@@ -84,3 +85,24 @@ def read_report(body: dict[str, Any], kind: ReportKind, basis: Basis, currency: 
     header = body.get("Header") or {}
     return Report(report=kind, basis=basis, currency=header.get("Currency") or currency, start=start, end=end, as_of=as_of,
                   sections=sections, totals=totals, balanced=balanced, provider="quickbooks")
+
+
+def read_ledger(body: dict[str, Any], currency: str) -> list[Transaction]:
+    """The GeneralLedger report's data rows (columns date, type, number, memo, debit, credit), each with the
+    account of the section it is in."""
+    items: list[Transaction] = []
+
+    def walk(rows: list[dict[str, Any]], account: tuple[str, str] | None) -> None:
+        for row in rows:
+            header = ((row.get("Header") or {}).get("ColData") or [{}])[0]
+            if row.get("type") == "Section" or "Rows" in row:
+                walk((row.get("Rows") or {}).get("Row", []), (header.get("id", ""), header.get("value", "")) if header.get("id") else account)
+            elif (cells := row.get("ColData")) and account is not None and len(cells) >= 6 and cells[0].get("value"):
+                items.append(Transaction(id=f"{cells[1].get('value', '')}:{cells[1].get('id', '')}:{len(items)}", date=cells[0]["value"],
+                                         account_code=account[0], account_name=account[1],
+                                         debit=read_money(cells[4].get("value"), currency),
+                                         credit=read_money(cells[5].get("value"), currency), source=cells[1].get("value", "").lower(),
+                                         source_id=cells[1].get("id"), memo=cells[3].get("value", "")))
+
+    walk((body.get("Rows") or {}).get("Row", []), None)
+    return items

@@ -17,7 +17,8 @@ as JSON numbers carrying exactly their digits. Reports come from `/reports/*` wi
 `accounting_method`. What QuickBooks cannot do: draft invoices (an invoice is posted when created),
 approving, voiding a bill through the API; those answer a clear error. A void is read from the
 amounts (`is_voided`), and a voided invoice cannot be patched, as in the embedded ledger; nor can the
-lines of one with payments or credits applied or that was emailed (the nearest thing to "not a draft").
+lines of one with payments or credits applied or that was emailed (the nearest thing to "not a draft"). A lines
+patch keeps what QuickBooks holds on each line sent back (`qbo_mapping.patch_lines`).
 Aged reports are QuickBooks' own (`report_date`), which apply credit memos and date payments themselves.
 """
 
@@ -51,16 +52,15 @@ from servers.accounting.model import (
     Report,
     ReportKind,
     Totals,
-    Transaction,
     TransactionPage,
 )
 from servers.accounting import ledger
 from servers.accounting.money import ZERO, home_currency, read_money, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers.qbo_mapping import (
-    error_text, is_voided, read_contact, read_invoice, refuse_issued_lines, unchanged_since, write_lines,
+    error_text, is_voided, patch_lines, read_contact, read_invoice, refuse_issued_lines, unchanged_since, write_lines,
 )
-from servers.accounting.providers.qbo_reports import read_report
+from servers.accounting.providers.qbo_reports import read_ledger, read_report
 from servers.kit.cursor import decode_cursor, encode_cursor
 from servers.kit.errors import DomainError
 from servers.kit.http import ProviderHTTP
@@ -73,6 +73,8 @@ REPORTS = {"trial_balance": "TrialBalance", "profit_and_loss": "ProfitAndLoss", 
            "aged_receivables": "AgedReceivables", "aged_payables": "AgedPayables"}
 PAID_MARK = "mcp-hub payment "
 """A keyed payment's PrivateNote: this and its requestid, so a retry can find it (`_earlier_payment`)."""
+QUERY_PAGE, MAX_QUERY_PAGES = 1000, 20
+"""QuickBooks answers at most 1,000 rows a query; `_every` reads at most 20 such pages."""
 ENTITY = {"invoice": "Invoice", "bill": "Bill", "customer": "Customer", "vendor": "Vendor"}
 
 
@@ -130,13 +132,28 @@ class QuickBooks:
         body = await self._call("GET", "/query", {"query": f"{statement} STARTPOSITION {start} MAXRESULTS {limit}"})
         return (body.get("QueryResponse") or {}).get(entity, [])
 
+    async def _every(self, statement: str) -> list[dict[str, Any]]:
+        """Every row `statement` selects, `QUERY_PAGE` a page; past `MAX_QUERY_PAGES` an error, never a short list."""
+        rows: list[dict[str, Any]] = []
+        for page in range(MAX_QUERY_PAGES + 1):
+            found = await self._query(statement, page * QUERY_PAGE + 1, QUERY_PAGE)
+            if found and page == MAX_QUERY_PAGES:
+                raise DomainError("upstream_error", f"QuickBooks holds more than {MAX_QUERY_PAGES * QUERY_PAGE:,} rows for "
+                                  f"{statement!r}, more than this server reads at once; nothing is answered rather than a "
+                                  "list that leaves some out. Make inactive the ones no longer used, in QuickBooks",
+                                  retryable=False, details={"limit": MAX_QUERY_PAGES * QUERY_PAGE})
+            rows += found
+            if len(found) < QUERY_PAGE:
+                break
+        return rows
+
     async def _read(self, entity: str, raw_id: str) -> dict[str, Any]:
         return (await self._call("GET", f"/{entity.lower()}/{raw_id}"))[entity]
 
     # -- chart and contacts -----------------------------------------------------------------
 
     async def accounts(self) -> list[Account]:
-        rows = await self._query("select * from Account", 1, 1000)
+        rows = await self._every("select * from Account")
         return [Account(code=r["Id"], name=r.get("FullyQualifiedName") or r["Name"], type=CLASSIFICATION.get(r.get("Classification"), "asset"),
                         subtype=r.get("AccountType"), currency=(r.get("CurrencyRef") or {}).get("value"),
                         balance=read_money(r.get("CurrentBalance"), (r.get("CurrencyRef") or {}).get("value") or self.currency),
@@ -276,7 +293,8 @@ class QuickBooks:
             body["PrivateNote"] = patch.reference
         if patch.lines is not None:
             refuse_issued_lines(invoice_id, current)
-            body["Line"] = write_lines(kind, patch.lines, (current.get("CurrencyRef") or {}).get("value") or self.currency)
+            label = f"{invoice_id} ({current['DocNumber']})" if current.get("DocNumber") else invoice_id
+            body["Line"] = patch_lines(label, kind, current.get("Line") or [], patch.lines, shown.currency)  # kept, never dropped
         saved = await self._call("POST", f"/{kind}", json=body, idempotent=True)
         return read_invoice(saved[ENTITY[kind]], kind, self.currency)
 
@@ -355,22 +373,7 @@ class QuickBooks:
                   "columns": "tx_date,txn_type,doc_num,memo,debt_amt,credit_amt"}
         if account_code:
             params["account"] = account_code
-        body = await self._call("GET", "/reports/GeneralLedger", params)
-        items: list[Transaction] = []
-
-        def walk(rows: list[dict[str, Any]], account: tuple[str, str] | None) -> None:
-            for row in rows:
-                header = ((row.get("Header") or {}).get("ColData") or [{}])[0]
-                if row.get("type") == "Section" or "Rows" in row:
-                    walk((row.get("Rows") or {}).get("Row", []), (header.get("id", ""), header.get("value", "")) if header.get("id") else account)
-                elif (cells := row.get("ColData")) and account is not None and len(cells) >= 6 and cells[0].get("value"):
-                    items.append(Transaction(id=f"{cells[1].get('value', '')}:{cells[1].get('id', '')}:{len(items)}", date=cells[0]["value"],
-                                             account_code=account[0], account_name=account[1],
-                                             debit=read_money(cells[4].get("value"), self.currency),
-                                             credit=read_money(cells[5].get("value"), self.currency), source=cells[1].get("value", "").lower(),
-                                             source_id=cells[1].get("id"), memo=cells[3].get("value", "")))
-
-        walk((body.get("Rows") or {}).get("Row", []), None)
+        items = read_ledger(await self._call("GET", "/reports/GeneralLedger", params), self.currency)
         offset = int(decode_cursor(cursor).get("offset", 0))
         more = offset + limit < len(items)
         return TransactionPage(transactions=items[offset : offset + limit], next_cursor=encode_cursor({"offset": offset + limit}) if more else None)

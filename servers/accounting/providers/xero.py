@@ -13,10 +13,9 @@ send `Idempotency-Key` derived from the caller, the tool and their key (`provide
 a stored answer to whoever sends the key again, on any endpoint). Xero has no version token: we use `UpdatedDateUTC`, compared before each update
 (a change landing between that read and the write is not detected — Xero offers nothing better).
 Dry runs price lines with the tenant's `/TaxRates`. Ledger lines come from `/Journals` (ordered by
-journal number, read 100 at a time). Aged receivables/payables are computed from invoices (Xero's own
-aged reports need one contact per call): the total less every allocation dated by `as_of` (payments,
-credit notes, prepayments, overpayments), Xero's `AmountDue` from today on; voided invoices never
-count (Xero voids on the invoice's own date). Lines are patched on DRAFT/SUBMITTED invoices only.
+journal number, read 100 at a time). Aged receivables/payables are computed from the invoices that can be
+open on the day, in the home currency (`xero_aging`). Lines are patched on DRAFT/SUBMITTED invoices only,
+keeping what Xero holds on each line sent back that the tool does not show (`xero_mapping.patch_lines`).
 Reading Xero records into ours and writing line items: `xero_mapping`; error bodies and write rules:
 `xero_rules`; reports: `xero_reports`.
 """
@@ -31,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from servers.accounting import ledger, reports
+from servers.accounting import ledger
 from servers.accounting.model import (
     refuse_clearing,
     Account,
@@ -54,9 +53,11 @@ from servers.accounting.model import (
     Transaction,
     TransactionPage,
 )
-from servers.accounting.money import ZERO, home_currency, read_money, round_money
+from servers.accounting.money import ZERO, home_currency, round_money
 from servers.accounting.money import read_amount as amount
-from servers.accounting.providers.xero_mapping import STATUSES, read_account, read_contact, read_date, read_invoice, write_lines
+from servers.accounting.providers import xero_aging
+from servers.accounting.providers.xero_aging import where_date as _where_date
+from servers.accounting.providers.xero_mapping import STATUSES, patch_lines, read_account, read_contact, read_date, read_invoice, write_lines
 from servers.accounting.providers.xero_reports import read_report
 from servers.accounting.providers.xero_rules import approved_since, error_text, refuse_issued_lines, unchanged_since
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -67,10 +68,6 @@ from servers.kit.credentials import connect, oauth_from_env
 
 REPORTS = {"trial_balance": "TrialBalance", "profit_and_loss": "ProfitAndLoss", "balance_sheet": "BalanceSheet"}
 MAX_PAGES = 50
-
-
-def _where_date(value: _dt.date) -> str:
-    return f"DateTime({value.year},{value.month:02d},{value.day:02d})"
 
 
 def _keyed(tool: str, key: str | None) -> dict[str, str] | None:
@@ -227,7 +224,9 @@ class Xero:
         return await self._update(invoice_id, {"Status": "DELETED" if current.status == "draft" else "VOIDED"})
 
     async def patch(self, invoice_id: str, version: str | None, patch: InvoicePatch) -> Invoice:
-        current = await self.invoice(invoice_id)
+        """Change due date, reference or a draft's lines; lines keep what Xero holds on them (`patch_lines`)."""
+        raw = (await self._call("GET", f"/Invoices/{invoice_id}"))["Invoices"][0]
+        current = read_invoice(raw, self.currency)
         if current.status != "voided" and patch.due_date in (None, current.due_date) and patch.reference in (None, current.reference) \
                 and (patch.lines is None or (current.status == "draft" and ledger.lines_hold(current.lines, patch.lines, current.currency))):
             return current  # a retried patch (first answer lost, its version now stale): nothing to send (w28b #9)
@@ -241,7 +240,7 @@ class Xero:
             changes["Reference"] = patch.reference
         if patch.lines is not None:
             refuse_issued_lines(current)
-            changes["LineItems"] = write_lines(patch.lines, current.currency)  # the invoice's currency, not the home one
+            changes["LineItems"] = patch_lines(raw.get("LineItems") or [], patch.lines, current.currency)  # the invoice's currency
         return await self._update(invoice_id, changes)
 
     # -- payments and journals --------------------------------------------------------------
@@ -314,47 +313,8 @@ class Xero:
         return read_report(body, kind, basis, self.currency, start, end, as_of)
 
     async def _aged(self, kind: str, as_of: _dt.date) -> Report:
-        """Open items as of `as_of` from the invoices dated by then. VOIDED ones are left out at every date:
-        Xero has no void date (a void reverses the invoice on its own date), so its balance sheet and aged
-        reports never show a voided invoice either, and ours agree with them."""
-        where = f'Type=="{"ACCREC" if kind == "receivable" else "ACCPAY"}" AND Date<={_where_date(as_of)}'
-        items = []
-        for page in range(1, MAX_PAGES + 1):
-            rows = (await self._call("GET", "/Invoices", params={"page": page, "pageSize": 100, "where": where,
-                                                                 "Statuses": "AUTHORISED,PAID"})).get("Invoices", [])
-            for raw in rows:
-                invoice = read_invoice(raw, self.currency)
-                items.append(reports.OpenItem(invoice.contact_name or invoice.contact_id, invoice.due_date or invoice.issue_date,
-                                              _owed(raw, invoice, as_of)))
-            if len(rows) < 100:
-                break
-        return reports.aged(kind, items, as_of, self.currency, self.name)
+        """Computed from the invoices that can be open on `as_of`, in the home currency (`xero_aging`)."""
+        async def fetch(params: dict[str, Any]) -> list[dict[str, Any]]:
+            return (await self._call("GET", "/Invoices", params=params)).get("Invoices", [])
 
-
-def _today() -> _dt.date:
-    return _dt.date.today()
-
-
-def _settled(raw: dict[str, Any]) -> list[tuple[_dt.date | None, Decimal]]:
-    """Every allocation against the invoice, dated: payments, and credit notes, prepayments and overpayments
-    applied to it. A credit's own `Allocations` (date of each allocation) are used when Xero sends them; else its
-    `AppliedAmount` at its `Date`, which on a list read is the credit's date, not the allocation's (Xero)."""
-    found = [(read_date(p, "Date"), amount(p.get("Amount")) or ZERO) for p in raw.get("Payments") or []]
-    for key in ("CreditNotes", "Prepayments", "Overpayments"):
-        for credit in raw.get(key) or []:
-            allocations = [a for a in credit.get("Allocations") or []
-                           if (a.get("Invoice") or {}).get("InvoiceID") in (None, raw.get("InvoiceID"))]
-            if allocations:
-                found += [(read_date(a, "Date"), amount(a.get("Amount")) or ZERO) for a in allocations]
-            else:
-                found.append((read_date(credit, "Date"), amount(credit.get("AppliedAmount")) or ZERO))
-    return found
-
-
-def _owed(raw: dict[str, Any], invoice: Invoice, as_of: _dt.date) -> Decimal:
-    """What was owed on the invoice at the end of `as_of`: Xero's own `AmountDue` from today on, else the total
-    less every allocation dated by then (outside review money19: credit notes and pre/overpayments were ignored)."""
-    if as_of >= _today():
-        return read_money(raw.get("AmountDue"), invoice.currency)
-    settled = sum((value for day, value in _settled(raw) if day is None or day <= as_of), ZERO)
-    return max(invoice.total - round_money(settled, invoice.currency), ZERO)
+        return await xero_aging.aged(fetch, kind, as_of, self.currency, self.name)

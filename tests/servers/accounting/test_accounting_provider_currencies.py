@@ -83,9 +83,10 @@ def test_quickbooks_reads_an_invoice_and_a_contact_in_a_code_outside_iso() -> No
     assert read_contact({"Id": "1", "DisplayName": "Acme", "CurrencyRef": {"value": "JEP"}}, "customer").currency == "JEP"
 
 
-@pytest.mark.parametrize("stored", ["JEP", "ABC", "eur"])
+@pytest.mark.parametrize("stored", ["JEP", "ABC", "eur", "usd"])
 async def test_the_embedded_ledger_reads_what_it_stored_in_any_code(stored: str, tmp_path: Path) -> None:
-    """Rows written before codes were checked (or by another version) are read, not refused."""
+    """Rows written before codes were checked (or by another version) are read, not refused; but an aged report
+    never adds one in another currency into the home one (r38b #6): it is refused, naming it."""
     async with Client(create_server(EmbeddedAccounting(tmp_path, "USD"))) as client:
         async def call(tool: str, **args: Any) -> dict[str, Any]:
             result = await client.call_tool(tool, args)
@@ -99,4 +100,9 @@ async def test_the_embedded_ledger_reads_what_it_stored_in_any_code(stored: str,
             db.execute("UPDATE invoices SET currency = ? WHERE id = ?", (stored, made["id"]))
         assert (await call("get_invoice", invoice_id=made["id"]))["balance"] == "100.00"
         assert [i["id"] for i in (await call("search_invoices"))["invoices"]] == [made["id"]]
-        assert (await call("get_report", report="aged_receivables", as_of="2026-11-30"))["report"] == "aged_receivables"
+        if stored == "usd":
+            assert (await call("get_report", report="aged_receivables", as_of="2026-11-30"))["totals"]["total"] == "100.00"
+            return
+        refused = (await client.call_tool("get_report", {"report": "aged_receivables", "as_of": "2026-11-30"})).structured_content
+        assert refused["code"] == "conflict" and f"{made['number']} (100.00 {stored})" in refused["message"], refused
+        assert "ACCOUNTING_CURRENCY" in refused["message"] and refused["details"]["foreign"][0]["currency"] == stored

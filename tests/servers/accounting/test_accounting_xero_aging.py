@@ -58,7 +58,7 @@ async def test_xero_aging_subtracts_credits_and_payments_dated_by_as_of(monkeypa
 
 def test_a_credits_own_allocations_date_it_when_xero_sends_them() -> None:
     """A credit note applied on a later day than its own date: the allocation's date counts, when present."""
-    from servers.accounting.providers.xero import _settled
+    from servers.accounting.providers.xero_aging import settled as _settled
 
     raw = {"InvoiceID": "inv-1", "Payments": [{"DateString": "2026-10-02T00:00:00", "Amount": 5}],
            "CreditNotes": [{"DateString": "2026-10-05T00:00:00", "AppliedAmount": 60, "Allocations": [

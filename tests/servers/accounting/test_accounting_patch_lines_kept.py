@@ -1,0 +1,158 @@
+"""A lines patch keeps what the provider holds on each line sent back (outside review r38b #5, #5b): Xero's
+LineItemID, Tracking and discount; QuickBooks' line Id, class and billable customer. A QuickBooks document
+with lines the tools cannot show is refused rather than having them deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from servers.accounting.server import create_server
+from tests.accounting_support import quickbooks_on_fake, xero_on_fake
+
+pytestmark = pytest.mark.anyio
+Call = Callable[..., Awaitable[dict[str, Any]]]
+NORTH, SOUTH = [{"Name": "Region", "Option": "North"}], [{"Name": "Region", "Option": "South"}]
+
+
+def _caller(client: Client) -> Call:
+    async def call(tool: str, **args: Any) -> dict[str, Any]:
+        return (await client.call_tool(tool, args)).structured_content  # type: ignore[return-value]
+    return call
+
+
+def _as_shown(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lines as get_invoice shows them, as a caller sends them back."""
+    keys = ("description", "quantity", "unit_price", "account_code", "tax_code", "item")
+    return [{k: line[k] for k in keys if line.get(k) is not None} for line in invoice["lines"]]
+
+
+async def test_xero_lines_patch_keeps_ids_tracking_and_discounts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake, backend = xero_on_fake(monkeypatch, tmp_path)
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        acme = (await call("search_contacts", query="acme"))["contacts"][0]
+        lines = [{"description": d, "quantity": "1", "unit_price": p, "account_code": "200", "tax_code": "NONE"}
+                 for d, p in (("Consulting", "150.00"), ("Travel", "80.00"), ("Printing", "20.00"), ("Setup", "10.00"))]
+        draft = (await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-11-02", approve=False))["invoice"]
+        stored = fake.invoices[draft["id"]]["LineItems"]
+        ids = [item["LineItemID"] for item in stored]
+        stored[0]["Tracking"], stored[1]["Tracking"], stored[3]["Tracking"] = NORTH, SOUTH, NORTH
+        stored[1]["DiscountRate"] = Decimal("10")  # coded in Xero: 10 % off the travel line
+        fake._compute(fake.invoices[draft["id"]])
+        shown = await call("get_invoice", invoice_id=draft["id"])
+        assert shown["lines"][1]["net"] == "72.00"
+
+        new = _as_shown(shown)
+        new[1]["quantity"] = "2"                              # travel: quantity changed
+        new[3]["description"] = "Setup and training"          # edited in place (same position)
+        del new[2]                                            # printing removed
+        new.append({"description": "Hosting", "quantity": "1", "unit_price": "5.00", "account_code": "200", "tax_code": "NONE"})
+        del new[0]["account_code"]                            # left out: not a change
+        patched = await call("update_invoice", invoice_id=draft["id"], action="patch", lines=new, version=shown["version"])
+        assert patched["status"] == "draft", patched
+
+        after = fake.invoices[draft["id"]]["LineItems"]
+        assert [i["Description"] for i in after] == ["Consulting", "Travel", "Setup and training", "Hosting"]
+        assert [i["LineItemID"] for i in after[:3]] == [ids[0], ids[1], ids[3]] and after[3]["LineItemID"] not in ids
+        assert [i.get("Tracking") for i in after] == [NORTH, SOUTH, NORTH, None], "each kept line keeps its tracking"
+        assert after[0]["AccountCode"] == "200", "a line sent back unchanged keeps its account"
+        assert after[1]["DiscountRate"] == 10 and after[1]["LineAmount"] == Decimal("144.00"), "the discount stays on the changed line"
+        assert patched["total"] == "309.00", "150 + 144 (2 x 80 less 10 %) + 10 + 5"
+
+
+async def test_xero_lines_patch_edits_in_place_and_refuses_what_it_cannot_tell_apart(monkeypatch: pytest.MonkeyPatch,
+                                                                                     tmp_path: Path) -> None:
+    fake, backend = xero_on_fake(monkeypatch, tmp_path)
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        acme = (await call("search_contacts", query="acme"))["contacts"][0]
+        lines = [{"description": d, "quantity": "1", "unit_price": p, "account_code": "200", "tax_code": "NONE"}
+                 for d, p in (("Consulting", "150.00"), ("Travel", "80.00"))]
+        draft = (await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-11-02", approve=False))["invoice"]
+        stored = fake.invoices[draft["id"]]["LineItems"]
+        ids = [item["LineItemID"] for item in stored]
+        stored[1]["Tracking"] = SOUTH
+        shown = await call("get_invoice", invoice_id=draft["id"])
+
+        renamed = _as_shown(shown)
+        renamed[1].update(description="Travel (Wellington)", unit_price="95.00")  # both changed: the line at its place
+        done = await call("update_invoice", invoice_id=draft["id"], action="patch", lines=renamed, version=shown["version"])
+        assert done["total"] == "245.00", done
+        after = fake.invoices[draft["id"]]["LineItems"]
+        assert [(i["LineItemID"], i.get("Tracking")) for i in after] == [(ids[0], None), (ids[1], SOUTH)]
+
+        posts = sum(r["method"] == "POST" for r in fake.requests)
+        unclear = [_as_shown(done)[0], {**_as_shown(done)[1], "description": "Taxi", "unit_price": "30.00"},
+                   {"description": "Hosting", "quantity": "1", "unit_price": "5.00", "account_code": "200", "tax_code": "NONE"}]
+        refused = await call("update_invoice", invoice_id=draft["id"], action="patch", lines=unclear, version=done["version"])
+        assert refused["code"] == "invalid_argument" and "Region: South" in refused["message"], refused
+        assert "'Travel (Wellington)'" in refused["message"] and "nothing was sent" in refused["message"]
+        assert sum(r["method"] == "POST" for r in fake.requests) == posts
+
+
+async def test_quickbooks_bill_lines_patch_keeps_ids_class_and_billable_customer(monkeypatch: pytest.MonkeyPatch,
+                                                                                  tmp_path: Path) -> None:
+    fake, backend = quickbooks_on_fake(monkeypatch, tmp_path)
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        lines = [{"description": "Rent November", "quantity": "1", "unit_price": "1200.00", "account_code": "17"},
+                 {"description": "Cleaning", "quantity": "1", "unit_price": "80.00", "account_code": "17"}]
+        bill = (await call("create_invoice", contact_id="vendor:41", kind="payable", lines=lines, issue_date="2026-11-02"))["invoice"]
+        stored = fake.store["Bill"][bill["id"].partition(":")[2]]["Line"]
+        ids = [line["Id"] for line in stored]
+        billable = {"ClassRef": {"value": "200"}, "CustomerRef": {"value": "58"}, "BillableStatus": "Billable"}
+        for line in stored:
+            line["AccountBasedExpenseLineDetail"].update(billable, TaxAmount=Decimal("0"))
+        shown = await call("get_invoice", invoice_id=bill["id"])
+        new = _as_shown(shown)
+        new[1]["unit_price"] = "90.00"
+        patched = await call("update_invoice", invoice_id=bill["id"], action="patch", lines=new, version=shown["version"])
+        assert patched["total"] == "1290.00", patched
+
+        after = fake.store["Bill"][bill["id"].partition(":")[2]]["Line"]
+        assert [line["Id"] for line in after] == ids
+        for line in after:
+            detail = line["AccountBasedExpenseLineDetail"]
+            assert {k: detail.get(k) for k in billable} == billable, "still billable to Acme, in its class"
+        assert "TaxAmount" in after[0]["AccountBasedExpenseLineDetail"], "the unchanged line goes back as held"
+        assert "TaxAmount" not in after[1]["AccountBasedExpenseLineDetail"], "an amount QuickBooks derives is not kept on a repriced line"
+
+
+async def test_quickbooks_invoice_lines_patch_keeps_class_and_refuses_lines_it_cannot_show(monkeypatch: pytest.MonkeyPatch,
+                                                                                          tmp_path: Path) -> None:
+    fake, backend = quickbooks_on_fake(monkeypatch, tmp_path)
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        lines = [{"description": "Consulting", "quantity": "10", "unit_price": "150.00", "item": "1"},
+                 {"description": "Travel", "quantity": "1", "unit_price": "80.00", "item": "7"}]
+        invoice = (await call("create_invoice", contact_id="customer:58", lines=lines, issue_date="2026-11-02"))["invoice"]
+        raw = fake.store["Invoice"][invoice["id"].partition(":")[2]]
+        for line in raw["Line"]:
+            line["SalesItemLineDetail"]["ClassRef"] = {"value": "300"}
+        raw["Line"].append({"Amount": raw["TotalAmt"], "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
+        shown = await call("get_invoice", invoice_id=invoice["id"])
+        new = _as_shown(shown)
+        new[0]["quantity"] = "12"
+        patched = await call("update_invoice", invoice_id=invoice["id"], action="patch", lines=new, version=shown["version"])
+        assert patched["total"] == "1880.00", patched
+        after = fake.store["Invoice"][invoice["id"].partition(":")[2]]["Line"]
+        assert [(line["Id"], line["SalesItemLineDetail"].get("ClassRef")) for line in after] == [("1", {"value": "300"}), ("2", {"value": "300"})]
+
+        raw = fake.store["Invoice"][invoice["id"].partition(":")[2]]
+        raw["Line"].append({"Amount": Decimal("50"), "DetailType": "DiscountLineDetail",
+                            "DiscountLineDetail": {"PercentBased": False, "DiscountAccountRef": {"value": "86"}}})
+        posts = sum(r["method"] == "POST" for r in fake.requests)
+        shown = await call("get_invoice", invoice_id=invoice["id"])
+        refused = await call("update_invoice", invoice_id=invoice["id"], action="patch", lines=[{**new[0], "quantity": "11"}, new[1]],
+                             version=shown["version"])
+        assert refused["code"] == "invalid_argument" and "DiscountLineDetail" in refused["message"], refused
+        assert "would delete them" in refused["message"] and "QuickBooks" in refused["message"]
+        assert sum(r["method"] == "POST" for r in fake.requests) == posts, "nothing was sent"
+        dated = await call("update_invoice", invoice_id=invoice["id"], action="patch", due_date="2026-12-31", version=shown["version"])
+        assert dated["due_date"] == "2026-12-31", "a patch without lines still goes through"
