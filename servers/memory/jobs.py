@@ -8,8 +8,8 @@ is cheap because unchanged files are no-ops). A job id starts with the server st
 poll of a job the restart cut off is told so, and how to resume, not "no such id" (outside review
 memory26 D6). Bounds are per caller (owner), so one caller's jobs never push out another's (D4): at
 most `MAX_JOBS` finished jobs and `MAX_PENDING` queued or running ones per owner. One job runs at a
-time per server (a second one queues behind it, so two ingests never compete for the CPU the
-embedder needs); a file that fails is recorded (first `MAX_ERRORS`) and the job goes on. A waiting
+time per server (so two ingests never compete for the CPU the embedder needs), the next one taken by
+owner in turn (`servers.memory.turns`: one caller's queue never holds back another's job); a file that fails is recorded (first `MAX_ERRORS`) and the job goes on. A waiting
 `ingest_status` sends progress at least every `KEEPALIVE_S` (the hub's deadline for the call is an
 idle timer that progress restarts) and waits at most `MAX_WAIT_S`, below the hub's default hard
 limit: it answers the job's state, never `timeout` (D5).
@@ -38,6 +38,7 @@ from servers.memory.documents import DocumentStore, Prepared, Writer
 from servers.memory.model import Ingested
 from servers.memory.pipeline import abandon
 from servers.memory.readers import SUPPORTED, read_document
+from servers.memory.turns import FairTurns
 
 MAX_JOBS = 50
 """Finished jobs kept per owner (the oldest of that owner's go first)."""
@@ -120,7 +121,8 @@ class IngestJobs:
         self.epoch = _new_epoch()
         """This server start's epoch (`_new_epoch`): the first 11 characters of every job id it gives."""
         self._tasks: set[asyncio.Task[None]] = set()
-        self._one_at_a_time = anyio.Lock()
+        self._turns = FairTurns()
+        """One job runs at a time; the next is taken by owner in turn (`servers.memory.turns`)."""
         self._changed = anyio.Event()
 
     def start(self, root: Path, files: list[Path], tags: list[str] | None, size: int, overlap: int,
@@ -230,7 +232,7 @@ class IngestJobs:
                 entry.task.add_done_callback(lambda _, mark=submitted: mark())  # ended without embedding (no-op, failed)
                 in_hand.append(entry)
 
-        async with self._one_at_a_time:
+        async with self._turns.turn(self.owners.get(job.id)):
             job.state = "running"
             self._notify()
             try:
