@@ -147,8 +147,21 @@ def working_day(employment_type: str | None, scheduled: float | None, per_day: f
 def provider_day(employee: Employee, asked: float | None, in_days: bool) -> tuple[float, float]:
     """What a provider is asked for each working day off, in the type's unit, and the hours that reads back as.
 
-    A type counted in days takes a part of the employee's scheduled day (8 hours unless recorded; a part-time
-    employee's given hours are their whole day) and is read back as 8 hours a day, as balances are."""
+    A type counted in days takes a part of the employee's scheduled day (8 hours unless recorded) and is read back
+    as 8 hours a day, as balances are. For a part-time employee without a recorded schedule a whole day is one
+    day, and no hours can say which part of their day a part day is: `hours_per_day` is refused there, with what
+    works (outside review r38b #4: the hours given were taken as their whole day, so "half of it for half days",
+    as the refusal advised, booked a whole day)."""
+    if in_days and employee.employment_type == "part_time" and employee.scheduled_hours_per_day is None:
+        if asked is not None:
+            raise DomainError(
+                "invalid_argument",
+                f"this leave type is counted in days, and {employee.id} is part-time with no daily schedule in the HR "
+                f"system, so hours_per_day ({asked:g}) cannot say what part of their day it is; nothing was booked. Leave "
+                "hours_per_day out to take whole days (one day each); for a part day, have HR record their schedule, "
+                "or book it on a leave type counted in hours.",
+                details={"field": "hours_per_day"})
+        return 1.0, FULL_TIME_DAY_HOURS
     per_day = charged_per_day(employee.id, employee.employment_type, employee.scheduled_hours_per_day, asked)
     if not in_days:
         return per_day, per_day

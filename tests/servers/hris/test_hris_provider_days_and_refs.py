@@ -178,3 +178,19 @@ async def test_workday_refs_by_email_in_any_case_and_number_reach_paths_as_the_i
     assert {r["params"]["worker"] for r in sent if r["path"].endswith("/balances")} == {"w001"}
     assert {r["path"] for r in sent if "timeOffDetails" in r["path"]} == {
         "/ccx/api/absenceManagement/v1/acme/workers/w001/timeOffDetails"}
+
+
+async def test_bamboohr_part_timer_without_a_schedule_on_a_day_type_books_whole_days_and_no_guessed_part(
+        fake: FakeBamboo) -> None:
+    """Outside review r38b #4: a part-time employee (Ada, 41) with no schedule on Sick (counted in days) was refused
+    with "pass hours_per_day (…; half of it for half days)", and following that booked a whole day (amount 1.0,
+    answered 8 h) for the half asked. Now whole days need no hours, and hours that cannot say a part are refused."""
+    day = date(2027, 3, 2)  # a Tuesday
+    server = bamboo_server(fake)
+    whole = await tool(server, "request_time_off", employee_id="41", type="sick", start=day.isoformat(), end=day.isoformat())
+    assert "code" not in whole and whole["hours"] == 8.0, whole  # one day, shown as a day's 8 hours like balances
+    assert [r["json"]["amount"] for r in puts(fake)] == [1.0]
+    nxt = (day + timedelta(days=1)).isoformat()
+    half = await tool(server, "request_time_off", employee_id="41", type="sick", start=nxt, end=nxt, hours_per_day=2)
+    assert half.get("code") == "invalid_argument" and "nothing was booked" in half["message"], half
+    assert "hours_per_day out" in half["message"] and len(puts(fake)) == 1  # nothing more was sent
