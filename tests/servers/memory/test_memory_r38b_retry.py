@@ -6,7 +6,6 @@ says; one that would still change something keeps the `conflict`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp import Client
@@ -14,16 +13,10 @@ from mcp import Client
 from servers.memory.server import create_server
 from servers.memory.service import MemoryService
 from tests.fixtures.word_embedder import WordEmbedder
+from tests.servers.memory.test_memory_writes28 import call
 
 pytestmark = pytest.mark.anyio
 SCOPE = {"agent": "r38b"}
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    if result.structured_content is not None:
-        return result.structured_content
-    return {"code": "?", "message": " ".join(getattr(c, "text", "") for c in result.content)}
 
 
 async def test_a_repeated_versioned_update_answers_the_memory_it_made(tmp_path: Path) -> None:
