@@ -304,7 +304,8 @@ class BreakerPolicy:
         if breaker.state == "closed":
             if breaker.paused and (wait := breaker.paused_for(caller := caller_identity(call))):
                 assert caller is not None
-                return breaker.blame.refusal(call.route.server, caller, wait) or _caller_paused(call.route.server, breaker, wait)
+                return (breaker.blame.refusal(call.route.server, caller, wait, breaker.paused[caller])
+                        or _caller_paused(call.route.server, breaker, wait))
             return GRANTED
         if not breaker.suspect(caller_identity(call)) and breaker.admit_clean():
             call.restart_deadline()

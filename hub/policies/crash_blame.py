@@ -9,9 +9,9 @@ So the calls lost to one loss (of one connection: they were sent on it) are one 
   (a busy innocent caller is answered between another's crashes; the one whose every call kills the process is not).
 `STRIKES` strikes within `STRIKE_MEMORY_S` pause that caller's calls to the server (for the breaker's `cooldown_s`,
 doubling with each further strike, at most `2**MAX_DOUBLINGS` times): the hub stops forwarding the input that kills
-the process, and the other callers keep the server. A loss of several callers' calls counts nothing against the
-server's breaker (one caller must not open it for everyone); one of a single caller's calls while nobody else is
-served counts once, as before: the server works for nobody.
+the process, and the other callers keep the server. A loss while the server works for others counts nothing
+against its breaker (one caller must not open it for everyone); one while nobody else is served counts once against
+it, as before: the server works for nobody.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ STRIKES = 2
 UNANSWERED_LOSSES = 3
 STRIKE_MEMORY_S = 600.0
 MAX_DOUBLINGS = 4
+KEPT_CALLERS = 256
 
 
 @dataclass
 class CrashBlame:
-    """One server's losses: when the last began, and each caller's strikes (when)."""
+    """One server's connection losses: which one is being counted, each caller's run of losses and strikes."""
 
     clock: Callable[[], float]
     loss_of: int | None = None
@@ -49,8 +50,8 @@ class CrashBlame:
     strikes: dict[Caller, list[float]] = field(default_factory=dict)
     unanswered: dict[Caller, int] = field(default_factory=dict)
     """Losses in a row each caller had calls on the wire at, without an answer of its own between them."""
-    paused: set[Caller] = field(default_factory=set)
-    """Callers whose current pause is for strikes (its refusal says so)."""
+    paused: dict[Caller, float] = field(default_factory=dict)
+    """Callers paused for their strikes, until when (a later pause of theirs for other failures says so itself)."""
     _counted: set[Caller] = field(default_factory=set)
     """Callers charged for the current loss already (one loss ends all their calls on the wire)."""
 
@@ -63,35 +64,40 @@ class CrashBlame:
         """Count one call of `caller` lost to the loss of connection `lost[0]`, which ended the calls of `lost[1]`."""
         now = self.clock()
         connection, lost_with = lost
-        if connection != self.loss_of:
+        first = connection != self.loss_of
+        if first:
             self.loss_of, self._counted = connection, set()
         elif caller in self._counted:
             return  # another of its calls lost to the same loss
         self._counted.add(caller)
-        run = self.unanswered[caller] = self.unanswered.get(caller, 0) + 1
-        if len(self.unanswered) > 256:  # stale callers: the oldest first
-            self.unanswered.pop(next(iter(self.unanswered)))
-        alone = lost_with == {caller}
-        if alone and not breaker._works_for_others(caller, now):
-            breaker.record_for(caller, False)  # nobody else is served: the server's failure, as before
+        if not breaker._works_for_others(caller, now):  # nobody else is served: the server's failure, once, as before
+            if first:
+                breaker.record_for(caller, False)
             return
-        if alone or run >= UNANSWERED_LOSSES:
+        run = self.unanswered[caller] = self.unanswered.get(caller, 0) + 1
+        if len(self.unanswered) > KEPT_CALLERS:  # stale callers: the oldest first
+            self.unanswered.pop(next(iter(self.unanswered)))
+        if lost_with == {caller} or run >= UNANSWERED_LOSSES:
             self._strike(breaker, caller, now)
 
     def _strike(self, breaker: CircuitBreaker, caller: Caller, now: float) -> None:
         breaker.remember(caller, False)
-        kept = [at for at in self.strikes.get(caller, []) if at > now - STRIKE_MEMORY_S] + [now]
-        self.strikes[caller] = kept[-(STRIKES + MAX_DOUBLINGS):]
+        kept = [at for at in self.strikes.pop(caller, []) if at > now - STRIKE_MEMORY_S] + [now]
+        self.strikes[caller] = kept[-(STRIKES + MAX_DOUBLINGS):]  # newest last
+        if len(self.strikes) > KEPT_CALLERS:
+            self.strikes.pop(next(iter(self.strikes)))
         if len(kept) >= STRIKES:
             pause = breaker.settings.cooldown_s * 2 ** min(len(kept) - STRIKES, MAX_DOUBLINGS)
-            breaker.paused[caller] = max(breaker.paused.get(caller, 0.0), now + pause)
-            self.paused.add(caller)
+            until = breaker.paused[caller] = max(breaker.paused.get(caller, 0.0), now + pause)
+            self.paused[caller] = until
+            for gone in [c for c, end in self.paused.items() if end <= now]:
+                del self.paused[gone]
             logger.warning("breaker for server %r: pausing one caller's calls for %.0fs (the server's connection was lost "
                            "%d times with that caller's calls on it)", breaker.name, pause, len(kept))
 
-    def refusal(self, server: str, caller: Caller, wait: float) -> HubRefusal | None:
+    def refusal(self, server: str, caller: Caller, wait: float, breaker_until: float) -> HubRefusal | None:
         """The refusal of `caller`'s call while its strikes pause it; None when its pause is another's."""
-        if caller not in self.paused:
+        if self.paused.get(caller) != breaker_until:
             return None
         return HubRefusal(
             "unavailable",
