@@ -101,13 +101,16 @@ async def test_a_caller_whose_calls_alone_were_lost_is_paused_after_two_losses_a
     assert again is not None and again.body.retry_after_s == 20.0, again  # a third strike: twice as long
 
 
-async def test_losses_of_a_server_that_works_for_nobody_open_its_breaker_as_before() -> None:
+@pytest.mark.parametrize("on_wire", [{"alice": 1}, {"alice": 2, "bob": 3}])
+async def test_losses_of_a_server_that_works_for_nobody_open_its_breaker_as_before(on_wire: dict[str, int]) -> None:
     clock = ManualClock()
     breakers = policy(clock)
-    for _ in range(3):
-        loss(breakers, {"alice": 1})
+    for _ in range(3):  # one failure per loss, however many calls it ended
+        assert breakers.breaker("s").state == "closed"
+        loss(breakers, on_wire)
         clock.advance(2)
     assert breakers.breaker("s").state == "open"
+    assert not breakers.breaker("s").blame.strikes, "nobody's input is blamed for a server broken for all"
 
 
 async def test_through_a_hub_the_calls_another_callers_crash_ended_pause_nobody_else() -> None:
