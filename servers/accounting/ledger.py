@@ -200,17 +200,20 @@ def check_payable(invoice: Invoice, amount: Decimal, on: _dt.date | None = None,
     return amount
 
 
-def lines_hold(current: Sequence[InvoiceLine], wanted: Sequence[LineInput], currency: str) -> bool:
+def lines_hold(current: Sequence[InvoiceLine], wanted: Sequence[LineInput], currency: str,
+               discounted: Sequence[bool] = ()) -> bool:
     """Whether an invoice's `current` lines already are the `wanted` ones (a retried patch whose first call
-    landed): same count and order, description, quantity, unit price and net; account, tax code and item where
-    `wanted` names them (left out, the provider chose its default). Used by the providers, which price tax
-    themselves; the embedded ledger compares its own priced lines (`store._holds`)."""
+    landed): same count and order, description, quantity, unit price and net (not for a line the provider
+    discounts, `discounted[i]`: its net is below quantity × price, and a patch keeps its discount); account, tax
+    code and item where `wanted` names them (left out, the provider chose its default). Used by the providers,
+    which price tax themselves; the embedded ledger compares its own priced lines (`store._holds`)."""
     if len(current) != len(wanted):
         return False
-    for have, want in zip(current, wanted, strict=True):
+    for index, (have, want) in enumerate(zip(current, wanted, strict=True)):
         if (have.description, have.quantity, have.unit_price) != (want.description, want.quantity, want.unit_price):
             return False
-        if have.net != round_money(multiply(want.quantity, want.unit_price), currency):
+        kept_discount = index < len(discounted) and discounted[index]
+        if not kept_discount and have.net != round_money(multiply(want.quantity, want.unit_price), currency):
             return False
         if any(getattr(want, f) is not None and getattr(want, f) != getattr(have, f) for f in ("account_code", "tax_code", "item")):
             return False

@@ -33,32 +33,40 @@ def _codes_agree(have: InvoiceLine, want: LineInput) -> bool:
 
 
 def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> list[Match]:
-    """For each of `wanted`, in order, the stored line it stands for; each stored line is used once. Passes over
-    the lines still unmatched: (1) a stored line showing exactly the same (description, quantity, unit price,
-    codes); (2) one with the same description and codes (its quantity or price changed); (3) one with the same
-    quantity, price and codes (its description changed); (4) when as many lines are sent as stored, the one at
-    the same position (a line edited in place). The rest are new lines; stored lines no new line stands for
-    are the ones the patch removes (`refuse_unclear` guards what they hold)."""
+    """For each of `wanted`, the stored line it stands for; each stored line is used once. Passes over the lines
+    still unmatched: (1) a stored line showing exactly the same (description, quantity, unit price, codes); (2)
+    when as many lines are sent as stored, the one at the same position with the same description, or the same
+    quantity and price (a line edited in place); (3) one with the same description and codes (its quantity or
+    price changed); (4) one with the same quantity, price and codes (its description changed); (5) with as many
+    lines, the one at the same position. In each pass a line takes the stored line at its own position if that
+    fits, else the nearest that fits: of two lines that look the same, each keeps its own (outside review r39b #1,
+    #4: a change to the first of two like lines landed on the second, with its tracking or billable customer).
+    The rest are new lines; stored lines no new line stands for are the ones the patch removes (`refuse_unclear`
+    guards what they hold)."""
     found: list[Match | None] = [None] * len(wanted)
     used: set[int] = set()
+    same_count = len(stored) == len(wanted)
 
-    def claim(fits: Callable[[InvoiceLine, LineInput], bool], unchanged: bool = False) -> None:
-        for n, want in enumerate(wanted):
-            if found[n] is None:
-                index = next((i for i, have in enumerate(stored) if i not in used and fits(have, want)), None)
+    def claim(fits: Callable[[InvoiceLine, LineInput], bool], unchanged: bool = False, in_place: bool = False) -> None:
+        for own_place in (True, False):  # every line's own position first, then the nearest that fits
+            for n, want in enumerate(wanted):
+                if found[n] is not None:
+                    continue
+                places = [n] if own_place or in_place else sorted(range(len(stored)), key=lambda i: (abs(i - n), i))
+                index = next((i for i in places if i < len(stored) and i not in used and fits(stored[i], want)), None)
                 if index is not None:
                     used.add(index)
                     found[n] = Match(index, unchanged)
 
     claim(lambda h, w: (h.description, h.quantity, h.unit_price) == (w.description, w.quantity, w.unit_price)
           and _codes_agree(h, w), unchanged=True)
+    if same_count:
+        claim(lambda h, w: (h.description == w.description or (h.quantity, h.unit_price) == (w.quantity, w.unit_price))
+              and _codes_agree(h, w), in_place=True)
     claim(lambda h, w: h.description == w.description and _codes_agree(h, w))
     claim(lambda h, w: (h.quantity, h.unit_price) == (w.quantity, w.unit_price) and _codes_agree(h, w))
-    if len(stored) == len(wanted):
-        for n in range(len(wanted)):
-            if found[n] is None and n not in used:
-                used.add(n)
-                found[n] = Match(n)
+    if same_count:
+        claim(lambda h, w: True, in_place=True)
     return [m if m is not None else Match(None) for m in found]
 
 

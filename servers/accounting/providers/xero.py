@@ -57,7 +57,7 @@ from servers.accounting.money import ZERO, home_currency, round_money
 from servers.accounting.money import read_amount as amount
 from servers.accounting.providers import xero_aging
 from servers.accounting.providers.xero_aging import where_date as _where_date
-from servers.accounting.providers.xero_mapping import STATUSES, patch_lines, read_account, read_contact, read_date, read_invoice, write_lines
+from servers.accounting.providers.xero_mapping import STATUSES, discounted, patch_lines, read_account, read_contact, read_date, read_invoice, write_lines
 from servers.accounting.providers.xero_reports import read_report
 from servers.accounting.providers.xero_rules import approved_since, error_text, refuse_issued_lines, unchanged_since
 from servers.kit.cursor import decode_cursor, encode_cursor
@@ -228,7 +228,8 @@ class Xero:
         raw = (await self._call("GET", f"/Invoices/{invoice_id}"))["Invoices"][0]
         current = read_invoice(raw, self.currency)
         if current.status != "voided" and patch.due_date in (None, current.due_date) and patch.reference in (None, current.reference) \
-                and (patch.lines is None or (current.status == "draft" and ledger.lines_hold(current.lines, patch.lines, current.currency))):
+                and (patch.lines is None or (current.status == "draft" and ledger.lines_hold(
+                    current.lines, patch.lines, current.currency, [discounted(item) for item in raw.get("LineItems") or []]))):
             return current  # a retried patch (first answer lost, its version now stale): nothing to send (w28b #9)
         unchanged_since(current, version)
         if current.status == "voided":  # final, as in the embedded ledger and QuickBooks: nothing is sent

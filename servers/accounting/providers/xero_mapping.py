@@ -117,10 +117,15 @@ def patch_lines(stored: list[dict[str, Any]], lines: list[LineInput], currency: 
     return out
 
 
+def discounted(item: dict[str, Any]) -> bool:
+    """Whether Xero discounts a stored line item (its net is then below quantity × unit price)."""
+    return bool(item.get("DiscountRate") or item.get("DiscountAmount"))
+
+
 def _holds(item: dict[str, Any]) -> str:
     """What a stored line item holds that the tools do not show and a patch could lose ("" for nothing)."""
     tracking = ", ".join(f"{t.get('Name')}: {t.get('Option')}" for t in item.get("Tracking") or [])
     held = [f"tracking ({tracking})"] if tracking else []
-    if item.get("DiscountRate") or item.get("DiscountAmount"):
+    if discounted(item):
         held.append("a discount")
     return " and ".join(held)

@@ -156,3 +156,65 @@ async def test_quickbooks_invoice_lines_patch_keeps_class_and_refuses_lines_it_c
         assert sum(r["method"] == "POST" for r in fake.requests) == posts, "nothing was sent"
         dated = await call("update_invoice", invoice_id=invoice["id"], action="patch", due_date="2026-12-31", version=shown["version"])
         assert dated["due_date"] == "2026-12-31", "a patch without lines still goes through"
+
+
+async def _xero_draft(call: Call, fake: Any, lines: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    acme = (await call("search_contacts", query="acme"))["contacts"][0]
+    draft = (await call("create_invoice", contact_id=acme["id"], lines=lines, issue_date="2026-11-02", approve=False))["invoice"]
+    return draft, fake.invoices[draft["id"]]["LineItems"]
+
+
+def _line(description: str, price: str = "100.00", quantity: str = "1") -> dict[str, Any]:
+    return {"description": description, "quantity": quantity, "unit_price": price, "account_code": "200", "tax_code": "NONE"}
+
+
+async def test_xero_each_of_two_like_lines_keeps_its_own_and_an_in_place_edit_keeps_its_line(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Outside review r39b #1, #4: the change to the first of two lines that look the same landed on the second (the
+    North hours booked to South); editing two lines in place gave line 2 line 1's id and project tracking."""
+    fake, backend = xero_on_fake(monkeypatch, tmp_path)
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        draft, stored = await _xero_draft(call, fake, [_line("Support hours"), _line("Support hours")])
+        stored[0]["Tracking"], stored[1]["Tracking"] = NORTH, SOUTH
+        shown = await call("get_invoice", invoice_id=draft["id"])
+        new = _as_shown(shown)
+        new[0]["quantity"] = "3"
+        await call("update_invoice", invoice_id=draft["id"], action="patch", lines=new, version=shown["version"])
+        after = fake.invoices[draft["id"]]["LineItems"]
+        assert [(item["Tracking"], Decimal(str(item["Quantity"]))) for item in after] == [(NORTH, 3), (SOUTH, 1)], after
+
+        apollo = [{"Name": "Project", "Option": "Apollo"}]
+        draft, stored = await _xero_draft(call, fake, [_line("Workshop day"), _line("Materials")])
+        stored[0]["Tracking"], workshop = apollo, stored[0]["LineItemID"]
+        shown = await call("get_invoice", invoice_id=draft["id"])
+        new = _as_shown(shown)
+        new[0].update(description="Workshop day (extended)", unit_price="150.00")
+        new[1].update(description="Printed materials")
+        await call("update_invoice", invoice_id=draft["id"], action="patch", lines=new, version=shown["version"])
+        after = fake.invoices[draft["id"]]["LineItems"]
+        assert (after[0]["Description"], after[0]["LineItemID"], after[0].get("Tracking")) == ("Workshop day (extended)", workshop, apollo)
+        assert after[1]["Description"] == "Printed materials" and not after[1].get("Tracking"), after
+
+
+async def test_xero_a_repeated_lines_patch_of_a_discounted_invoice_answers_what_it_made(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Outside review r39b #7: with a discount kept on a line, the retry of a patch that landed was a conflict with its
+    version, and without one wrote the invoice again."""
+    fake, backend = xero_on_fake(monkeypatch, tmp_path)
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        draft, stored = await _xero_draft(call, fake, [_line("Consulting", "150.00", "10"), _line("Travel", "80.00")])
+        stored[0]["DiscountRate"] = Decimal("10")
+        fake._compute(fake.invoices[draft["id"]])
+        shown = await call("get_invoice", invoice_id=draft["id"])
+        new = _as_shown(shown)
+        new[1]["quantity"] = "2"
+        asked = {"invoice_id": draft["id"], "action": "patch", "lines": new, "version": shown["version"]}
+        first = await call("update_invoice", **asked)
+        assert "code" not in first, first
+        posts = sum(r["method"] == "POST" for r in fake.requests)
+        again = await call("update_invoice", **asked)
+        unversioned = await call("update_invoice", **{k: v for k, v in asked.items() if k != "version"})
+        assert "code" not in again and "code" not in unversioned and again["version"] == first["version"], again
+        assert sum(r["method"] == "POST" for r in fake.requests) == posts, "a repeat wrote the invoice again"
