@@ -59,9 +59,9 @@ _BE = {"is", "are", "was", "were", "be", "been"}
 _PREPOSITIONS = {"on", "at", "in", "to", "for", "from", "by", "of", "with", "until", "till", "after", "before", "within",
                  "into", "per", "every", "each", "over", "under", "near", "about", "around", "between"}
 _SMALL = _PREPOSITIONS | _DETERMINERS | {"and", "or", "&", "also", "then", "as", "than"}
-_IDENTIFYING = {"in", "for", "with", "to", "of", "from", "by", "near", "into"}
-"""Prepositions whose phrase may name which thing a subject is ("the office in Berlin"); "at", "on" and the like
-give its value ("the standup on Monday")."""
+_IDENTIFYING = {"in", "for", "with", "to", "of", "from", "by", "near", "into", "at", "on"}
+"""Prepositions whose phrase may name which thing a subject is ("the office in Berlin", "the shop on Main Street");
+a weekday, month, time or number after them is a value, not a name ("the standup on Monday")."""
 MULTI_VERBS = {"like", "likes", "love", "loves", "enjoy", "enjoys", "speak", "speaks", "play", "plays", "know", "knows", "own",
                "owns", "has", "have", "visited", "visits", "hate", "hates", "dislike", "dislikes", "drink", "drinks", "eat", "eats",
                "use", "uses", "read", "reads", "watch", "watches", "follow", "follows", "support", "supports", "allergic",
@@ -131,7 +131,8 @@ class _Statement:
             end += 1
         phrase = range(i + 1, end)
         named = any((self.capital[j] and self.words[j] not in _VALUE_WORDS)
-                    or (self.words[j].isdigit() and j > i + 1 and self.words[j - 1] not in _SMALL) for j in phrase)
+                    or (self.words[j].isdigit() and j > i + 1 and self.words[j - 1] not in _SMALL | _VALUE_WORDS)
+                    for j in phrase)
         return end - i if named else 0
 
     def verb(self) -> str | None:

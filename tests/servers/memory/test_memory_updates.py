@@ -332,6 +332,12 @@ SAME_FACT_TABLE = [  # (stored, new, is it the same fact?)
     ("The 1:1 with Alice is every Monday at 10am.", "The 1:1 with Alice is every Tuesday at 11am.", True),
     ("The door code for door 1 is 4711.", "The door code for door 1 is 8080.", True),
     ("The office in Berlin opens at 9am.", "Actually, the office in Berlin now opens at 10am.", True),
+    # review r39b #2: a place after "at" or "on" names which thing too; a weekday or time there stays a value
+    ("The office at Baker Street opens at 9am.", "The office at Oxford Street opens at 9am.", False),
+    ("The shop on Main Street closes at 8pm.", "The shop on Elm Street closes at 8pm.", False),
+    ("The shop on Main Street closes at 8pm.", "The shop on Main Street closes at 9pm.", True),
+    ("The standup on Monday is at 10am.", "The standup on Monday is at 11am.", True),
+    ("The meeting on March 3 is at 10am.", "The meeting on March 3 is at 11am.", True),
 ] + [(old, new, False) for old, new in DIFFERENT]
 
 
