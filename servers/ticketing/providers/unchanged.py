@@ -16,9 +16,10 @@ from servers.ticketing.normal import fold, nfc
 
 
 def same_text(stored: str | None, given: str | None) -> bool:
-    """Whether `given` reads as `stored`: one Unicode form, `\\r\\n` as `\\n`, outer whitespace ignored."""
+    """Whether `given` reads as `stored`: one Unicode form, `\\r\\n` as `\\n`, trailing whitespace ignored (leading
+    whitespace is kept: four spaces make a markdown code block; outside review r39b #5)."""
     def norm(text: str | None) -> str:
-        return nfc((text or "").replace("\r\n", "\n")).strip()
+        return nfc((text or "").replace("\r\n", "\n")).rstrip()
 
     return norm(stored) == norm(given)
 

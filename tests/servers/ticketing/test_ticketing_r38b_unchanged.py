@@ -121,6 +121,8 @@ async def test_github_writes_only_what_differs(monkeypatch: pytest.MonkeyPatch, 
     assert retitled["changed"] == ["title"] and sent(fake)[-1]["json"] == {"title": "Login fails on Safari"}, sent(fake)[-1]
     lowered = await call("update_ticket", id=made["id"], labels=["auth", "ui"], priority="low")
     assert lowered["changed"] == ["priority"] and lowered["labels"] == ["auth", "ui"] and lowered["priority"] == "low", lowered
+    indented = await call("update_ticket", id=made["id"], description="    Since 2.3")  # a markdown code block (r39b #5)
+    assert indented["changed"] == ["description"] and sent(fake)[-1]["json"]["body"].startswith("    Since 2.3"), indented
 
 
 async def test_zendesk_writes_only_what_differs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
