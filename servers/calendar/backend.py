@@ -287,7 +287,7 @@ class IcalBackend:
             if expected_etag is not None and expected_etag != etag:
                 raise DomainError("conflict", f"event {event_id} changed since you read it; get it again and reapply your change",
                                   details={"current_etag": etag})
-            stored = ical.load(text)
+            stored = ical.anchor_floating(ical.load(text), tz)  # a floating series: written back in the calendar's zone
             asked = ical.addressed(stored, instance_start, tz)
             results = [ical.load(c.to_ical().decode()) for c in edits.change(stored, scope, asked, changes)]
             try:
@@ -315,7 +315,7 @@ class IcalBackend:
         tz = (await self.calendar(calendar_id)).zone  # every read before the write
         for attempt in range(MERGE_ATTEMPTS):
             holder, text, etag = await self._locate(calendar_id, event_id)
-            stored = ical.load(text)
+            stored = ical.anchor_floating(ical.load(text), tz)
             asked = ical.addressed(stored, instance_start, tz)
             parsed = edits.respond(stored, calendar_id, response, asked)
             if ical.unchanged(text, parsed):  # the same answer again
@@ -332,9 +332,9 @@ class IcalBackend:
         return ical.to_event(ical.master(parsed), calendar_id, self.name, tz, new_etag)
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
-        tz = (await self.calendar(calendar_id)).zone if instance_start is not None else "UTC"
+        tz = (await self.calendar(calendar_id)).zone
         text, etag = await self._own(calendar_id, event_id)
-        stored = ical.load(text)
+        stored = ical.anchor_floating(ical.load(text), tz)
         remaining = edits.remove(stored, scope, ical.addressed(stored, instance_start, tz))
         if remaining is None:
             await self._remove(calendar_id, event_id)

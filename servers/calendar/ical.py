@@ -22,6 +22,7 @@ from icalendar import vCalAddress, vRecur
 from servers.calendar.model import Attendee, Event, NewEvent
 from servers.calendar import rrules
 from servers.calendar.rrules import missing_occurrence
+from servers.calendar.series_edits import exdates
 from servers.calendar.timeutil import as_utc, event_time, in_gap, normalized, second_occurrence, storable
 from servers.calendar.timeutil import same_start as _same_start
 from servers.kit.errors import DomainError
@@ -352,6 +353,39 @@ def pin_times(component: VEvent, start: datetime | date, end: datetime | date) -
     component.add("dtstart", start)
     if had_end:
         component.add("dtend", end)
+
+
+def anchor_floating(calendar: Calendar, tz: str) -> Calendar:
+    """`calendar` with a floating series (a DTSTART without zone, as another CalDAV client may write it) anchored in
+    the calendar's zone `tz`, where the listing shows it: every zoneless DTSTART, DTEND, RECURRENCE-ID and EXDATE
+    gets that zone, and an UNTIL is written in UTC, as RFC 5545 asks beside a zoned start. Decision: a floating
+    series is written back so once the hub changes it (outside review r39b #3: moving one read its times in the
+    machine's zone, so west of UTC it lost its last occurrence, and a floating UNTIL stood beside a zoned DTSTART);
+    read and listed, it stays as stored. Anything else is returned as it is."""
+    first = master(calendar)["DTSTART"].dt
+    if not isinstance(first, datetime) or first.tzinfo is not None:
+        return calendar
+    where = ZoneInfo(tz)
+
+    def anchored(value: datetime | date) -> datetime | date:
+        return value.replace(tzinfo=where) if isinstance(value, datetime) and value.tzinfo is None else value
+
+    for component in calendar.walk("VEVENT"):
+        for prop in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+            if prop in component and isinstance(value := component[prop].dt, datetime) and value.tzinfo is None:
+                component.pop(prop)
+                component.add(prop.lower(), anchored(value))
+        if "EXDATE" in component:
+            values = [anchored(v) for v in exdates(component)]
+            component.pop("EXDATE")
+            for value in values:
+                component.add("exdate", value)
+        rule = component.get("RRULE")
+        if rule is not None and rule.get("UNTIL"):
+            until = rule["UNTIL"][0]
+            if isinstance(until, datetime) and until.tzinfo is None:
+                rule["UNTIL"] = [until.replace(tzinfo=where).astimezone(UTC)]
+    return calendar
 
 
 def addressed(calendar: Calendar, instance_start: datetime | date | None, tz: str) -> datetime | date | None:

@@ -202,13 +202,13 @@ class GraphCalendar:
             moment = datetime.fromisoformat(original.replace("Z", "+00:00")) if original else _read(raw["start"], tz)
             if moment.astimezone(UTC) != begin:
                 return False
-            if bool(raw.get("isAllDay")) == timed:  # of the other kind than asked: only an edited one may be
-                if raw.get("type") != "exception":
-                    return False
+            if raw.get("type") == "exception":  # edited: its own kind may differ from its series', which names it
                 if not series_kind:
                     series_kind.append(await series_all_day(self, event_id, tz))
                 if series_kind[0] == timed:
                     return False
+            elif bool(raw.get("isAllDay")) == timed:
+                return False
             raw[SERIES_ALL_DAY] = not timed  # what a write to it answers is named so too
             return True
 

@@ -20,8 +20,8 @@ SERIES_ALL_DAY = "@mcp-hub.seriesAllDay"
 
 
 async def mark_series_kinds(cal: GraphCalendar, rows: list[dict[str, Any]], tz: str) -> None:
-    """Marks each edited occurrence in `rows` that may be of another kind than its series (all-day with a slot not
-    at midnight, timed with one at midnight) with its series' kind."""
+    """Marks each edited occurrence in `rows` that may be of another kind than its series (any all-day one, and a
+    timed one whose slot is at midnight) with its series' kind."""
     kinds: dict[str, bool] = {}
     for raw in rows:
         master_id, original = raw.get("seriesMasterId"), raw.get("originalStart")
@@ -32,7 +32,7 @@ async def mark_series_kinds(cal: GraphCalendar, rows: list[dict[str, Any]], tz: 
             midnight = slot.astimezone(zone(iana(raw.get("originalStartTimeZone"), iana(raw["start"].get("timeZone"), tz)))).time() == time(0)
         except (DomainError, ValueError):
             continue
-        if bool(raw.get("isAllDay")) != midnight:
+        if raw.get("isAllDay") or midnight:  # an all-day one of a series at midnight too (outside review r39b #6)
             if master_id not in kinds:
                 kinds[master_id] = await series_all_day(cal, master_id, tz)
             raw[SERIES_ALL_DAY] = kinds[master_id]

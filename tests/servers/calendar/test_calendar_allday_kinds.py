@@ -53,17 +53,18 @@ async def test_an_all_day_series_is_edited_like_a_timed_one(kind: str, tmp_path:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-async def test_an_occurrence_made_all_day_keeps_its_slot_name(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              procs: list) -> None:
-    rule = "FREQ=DAILY;UNTIL=20260612" if kind == "graph" else "FREQ=DAILY;UNTIL=20260612T235959Z"
-    slot = "2026-06-11T09:00:00+02:00"
+@pytest.mark.parametrize("hour", ["09", "00"])  # a series at midnight: its slots are days' starts (review r39b #6)
+async def test_an_occurrence_made_all_day_keeps_its_slot_name(kind: str, hour: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    rule = "FREQ=DAILY;COUNT=3"
+    slot, later = f"2026-06-11T{hour}:00:00+02:00", f"{int(hour) + 1:02d}"
     async with backend(kind, tmp_path, monkeypatch, procs) as cal:
-        m = await cal("create_event", title="M", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00", rrule=rule)
+        m = await cal("create_event", title="M", start=f"2026-06-10T{hour}:00:00", end=f"2026-06-10T{later}:00:00", rrule=rule)
         day = await cal("update_event", event_id=m["id"], scope="this", instance_start=slot, start="2026-06-11", end="2026-06-12")
-        assert "code" not in day and day["all_day"] and day["instance_start"][:16] == "2026-06-11T09:00", day
-        assert await _shown(cal) == [("M", "2026-06-10T09:00", "2026-06-10T10:00", "2026-06-10T09:00"),
-                                     ("M", "2026-06-11", "2026-06-12", "2026-06-11T09:00"),
-                                     ("M", "2026-06-12T09:00", "2026-06-12T10:00", "2026-06-12T09:00")]
+        assert "code" not in day and day["all_day"] and day["instance_start"][:16] == f"2026-06-11T{hour}:00", day
+        assert await _shown(cal) == [("M", f"2026-06-10T{hour}:00", f"2026-06-10T{later}:00", f"2026-06-10T{hour}:00"),
+                                     ("M", "2026-06-11", "2026-06-12", f"2026-06-11T{hour}:00"),
+                                     ("M", f"2026-06-12T{hour}:00", f"2026-06-12T{later}:00", f"2026-06-12T{hour}:00")]
         got = await cal("get_event", event_id=m["id"], instance_start=slot)
         assert "code" not in got and got["start"]["date"] == "2026-06-11", got
         renamed = await cal("update_event", event_id=m["id"], scope="this", instance_start=slot, title="Offsite")
