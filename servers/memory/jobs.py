@@ -176,13 +176,18 @@ class IngestJobs:
         call silent past the hub's idle deadline. Progress only grows: between files it creeps towards the next
         whole file, never reaching it."""
         job = self.get(job_id, viewer)
-        ticks = 0
+        ticks, reported = 0, anyio.current_time()
         with anyio.move_on_after(min(timeout_s, MAX_WAIT_S)):
             while job.state in ("queued", "running"):
-                changed, done = self._changed, job.files_done
-                with anyio.move_on_after(KEEPALIVE_S):
+                changed, done, seen = self._changed, job.files_done, (job.state, job.files_done, job.chunks_indexed, job.current)
+                with anyio.move_on_after(max(0.0, reported + KEEPALIVE_S - anyio.current_time())):
                     await changed.wait()
-                ticks = 0 if job.files_done != done else ticks + 1
+                if anyio.current_time() < reported + KEEPALIVE_S and \
+                        seen == (job.state, job.files_done, job.chunks_indexed, job.current):
+                    continue  # another caller's job moved: nothing of this one to report yet (outside review r39a #7)
+                reported = anyio.current_time()
+                # a queued job has not begun: it reports no creeping progress
+                ticks = 0 if job.files_done != done or job.state == "queued" else ticks + 1
                 if report is not None:
                     await report(job.files_done + ticks / (ticks + 1), job.files_total,
                                  f"{job.state}: {job.files_done} of {job.files_total} files, {job.chunks_indexed} chunks"

@@ -61,3 +61,28 @@ async def test_a_waiter_cancelled_leaves_the_queue() -> None:
         await anyio.sleep(0.01)
         hold.set()
     assert order == ["first", "later"], order
+
+
+async def test_a_queued_jobs_wait_reports_nothing_of_another_callers_job() -> None:
+    """Review r39a #7: each file of alice's running job moved the progress of bob's queued one, which crept towards
+    the whole of its one file before it began (and told bob how many files alice's job had)."""
+    from servers.memory.jobs import IngestJob, IngestJobs
+
+    jobs = IngestJobs(None)  # type: ignore[arg-type]  # no file is read here: the jobs are moved by hand
+    alice = jobs.jobs["a"] = IngestJob(id="a", root="/a", files_total=50, started_at="2026-12-06T00:00:00+00:00", state="running")
+    bob = jobs.jobs["b"] = IngestJob(id="b", root="/b", files_total=1, started_at="2026-12-06T00:00:00+00:00")
+    reports: list[tuple[float, str | None]] = []
+
+    async def report(done: float, total: float | None, message: str | None) -> None:
+        reports.append((done, message))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(jobs.wait, "b", 30.0, report)
+        for _ in range(50):  # alice's files, one after another
+            await anyio.sleep(0.001)
+            alice.files_done += 1
+            jobs._notify()
+        bob.state, bob.files_done = "done", 1
+        jobs._notify()
+    assert all(done == 0 for done, message in reports if message and message.startswith("queued")), reports
+    assert len(reports) <= 2, f"{len(reports)} reports for a job that did not move until it ended"
