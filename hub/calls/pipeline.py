@@ -83,7 +83,7 @@ class Pipeline:
         stats = downstream.stats
         stats.start(caller_identity(call))
         call.attributes[REFUSALS_AT_SEND] = stats.relay_refusals
-        call.attributes[SENT_ON] = getattr(downstream, "restarts", 0)  # which of its connections: one loss ends them all
+        call.attributes[SENT_ON] = getattr(downstream, "losses", None)  # the losses before: which loss would be its
 
     # -- settlement ------------------------------------------------------------------------
 
@@ -101,13 +101,19 @@ class Pipeline:
         """The attempt is over: the server's stats, then the per-attempt permits."""
         call.attributes.pop(LOST_WITH, None)  # an earlier attempt's
         if call.attempt_sent_at:
-            stats = self.forwarder.downstream(call).stats
+            downstream = self.forwarder.downstream(call)
+            stats = downstream.stats
             wire_s = call.attributes[WIRE_S] = now() - call.attempt_sent_at  # what the breaker judges a timeout by
             # A failure as the breaker judges one (a call ended without an answer or an error counts too).
             failed = outcome.result is None and (outcome.error is None or answered_with_failure(outcome))
             if outcome.error is not None and outcome.error.lost_in_flight is not None and outcome.error.body.code == "unavailable":
-                # a connection lost with calls on it (not a timeout): whose calls it ended
-                call.attributes[LOST_WITH] = (call.attributes.get(SENT_ON, 0), frozenset(stats.callers))  # its caller among them
+                # the shared connection it was sent on was lost (not a timeout, not a session or a stream of its own):
+                # whose calls that loss ended, as the connection saw them at that moment
+                loss, sent_on = getattr(downstream, "last_loss", None), call.attributes.get(SENT_ON)
+                if loss is not None and sent_on is not None and loss[0] == sent_on + 1:
+                    call.attributes[LOST_WITH] = loss
+            elif outcome.cancelled and (caller := caller_identity(call)) is not None:
+                stats.cancelled(caller)
             stats.finish(wire_s, failed, caller_identity(call))
             if outcome.error is not None and outcome.error.body.code == "timeout":
                 stats.timed_out()  # a stdio server is then pinged: hung, or slow? (`hub.downstream.liveness`)

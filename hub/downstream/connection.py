@@ -67,6 +67,10 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         self.state: State = "starting"
         self.error: str | None = None
         """Why the server is down or its last connection ended, as callers are told it (never the child's stderr)."""
+        self.losses = 0
+        """Connections of this server lost while calls could be on them (`_lose`): which loss a call's is."""
+        self.last_loss: tuple[int, frozenset[tuple[str, str]]] | None = None
+        """(`losses` at the latest loss, the callers with calls on the connection then)."""
         self._stderr_tail: tuple[str, str] | None = None
         """(the `error` it belongs to, the child's last stderr lines) when a child's exit ended the connection."""
         self.listing = Listing()
@@ -359,10 +363,13 @@ class Downstream(ChangeFollowing, OwnedSessions, Transports, Readiness, Liveness
         return self.error
 
     def _lose(self, reason: str) -> None:
-        """The connection is gone: calls fail fast from now on; the supervisor reconnects."""
+        """The connection is gone: calls fail fast from now on; the supervisor reconnects. Who had calls on it at this
+        moment (or had just cancelled one) is kept as `last_loss`, for the breaker to judge the loss once."""
         if self._stop.is_set():
             self._lost.set()
             return
+        self.losses += 1
+        self.last_loss = (self.losses, frozenset(self.stats.callers) | self.stats.recently_cancelled())
         self.error = reason
         self._lost.set()
         if self.state == "ready":

@@ -35,6 +35,8 @@ class CallStats:
     _tasks: dict[int, tuple[tuple[str, str], float]] = field(default_factory=dict)
     """Tasks running on the server, by a token of `task_running`: (caller identity, monotonic bound)."""
     _task_serial: int = 0
+    _cancels: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each recent caller last cancelled a call the server had (`cancelled`)."""
 
     def task_running(self, caller: tuple[str, str], for_s: float) -> int:
         """A task of `caller` runs on the server (for at most `for_s` as far as the hub can tell: its ttl):
@@ -46,6 +48,18 @@ class CallStats:
 
     def task_done(self, token: int) -> None:
         self._tasks.pop(token, None)
+
+    def cancelled(self, caller: tuple[str, str]) -> None:
+        """`caller` cancelled a call the server had: its input may still be running there (a handler cannot always
+        stop), so a loss soon after counts it as on the wire (`recently_cancelled`; `hub.policies.crash_blame`)."""
+        self._cancels[caller] = time.monotonic()
+        if len(self._cancels) > 256:
+            self._cancels.pop(next(iter(self._cancels)))
+
+    def recently_cancelled(self, within_s: float = 5.0) -> set[tuple[str, str]]:
+        """Callers that cancelled a call on the wire within the last `within_s`."""
+        since = time.monotonic() - within_s
+        return {caller for caller, at in self._cancels.items() if at >= since}
 
     def start(self, caller: tuple[str, str] | None = None) -> None:
         """A call went on the wire, for `caller` (an identity) if known."""

@@ -348,8 +348,6 @@ class BreakerPolicy:
                 breaker.release("clean" if permit is CLEAN_PROBE else "gated")
             breaker.blame.settle(breaker, caller, lost_with)  # one loss, whoever's calls it ended
             return
-        if success and caller is not None:
-            breaker.blame.answered(caller)
         if probe:
             if caller is not None:
                 breaker.remember(caller, success)
