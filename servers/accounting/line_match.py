@@ -34,11 +34,10 @@ def _codes_agree(have: InvoiceLine, want: LineInput) -> bool:
 
 def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> list[Match]:
     """For each of `wanted`, the stored line it stands for; each stored line is used once. Passes over the lines
-    still unmatched: (1) a stored line showing exactly the same (description, quantity, unit price, codes); (2)
-    when as many lines are sent as stored, the one at the same position with the same description, or the same
-    quantity and price (a line edited in place); (3) one with the same description and codes (its quantity or
-    price changed); (4) one with the same quantity, price and codes (its description changed); (5) with as many
-    lines, the one at the same position. In each pass a line takes the stored line at its own position if that
+    still unmatched: (1) a stored line showing exactly the same (description, quantity, unit price, codes); (2) one
+    with the same description and codes (its quantity or price changed), at the same position first when as many
+    lines are sent as stored; (3) one with the same quantity, price and codes (its description changed), likewise;
+    (4) with as many lines, the one at the same position (a line edited in place). In each pass a line takes the stored line at its own position if that
     fits, else the nearest that fits: of two lines that look the same, each keeps its own (outside review r39b #1,
     #4: a change to the first of two like lines landed on the second, with its tracking or billable customer).
     The rest are new lines; stored lines no new line stands for are the ones the patch removes (`refuse_unclear`
@@ -58,13 +57,19 @@ def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> l
                     used.add(index)
                     found[n] = Match(index, unchanged)
 
-    claim(lambda h, w: (h.description, h.quantity, h.unit_price) == (w.description, w.quantity, w.unit_price)
-          and _codes_agree(h, w), unchanged=True)
+    def described(h: InvoiceLine, w: LineInput) -> bool:
+        return h.description == w.description and _codes_agree(h, w)
+
+    def priced(h: InvoiceLine, w: LineInput) -> bool:
+        return (h.quantity, h.unit_price) == (w.quantity, w.unit_price) and _codes_agree(h, w)
+
+    claim(lambda h, w: described(h, w) and priced(h, w), unchanged=True)
     if same_count:
-        claim(lambda h, w: (h.description == w.description or (h.quantity, h.unit_price) == (w.quantity, w.unit_price))
-              and _codes_agree(h, w), in_place=True)
-    claim(lambda h, w: h.description == w.description and _codes_agree(h, w))
-    claim(lambda h, w: (h.quantity, h.unit_price) == (w.quantity, w.unit_price) and _codes_agree(h, w))
+        claim(described, in_place=True)
+    claim(described)  # a description names its line before a price does (review r40 #3: reordered lines with
+    if same_count:    # corrected hours took each other's line by their new quantities)
+        claim(priced, in_place=True)
+    claim(priced)
     if same_count:
         claim(lambda h, w: True, in_place=True)
     return [m if m is not None else Match(None) for m in found]

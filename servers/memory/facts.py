@@ -71,6 +71,7 @@ _VERBS = _BE | MULTI_VERBS | {"has", "have", "had", "will", "would", "can", "cou
                               "runs", "meets", "takes", "reports", "leads", "manages", "goes", "stays", "moves", "happens",
                               "no", "not", "never", "now", "longer", "instead", "actually"} | _PREPOSITIONS
 _VALUE_WORDS = {
+    "mon", "tue", "tues", "wed", "weds", "thu", "thur", "thurs", "fri", "sat", "sun",
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mondays", "tuesdays", "wednesdays",
     "thursdays", "fridays", "saturdays", "sundays", "weekday", "weekdays", "weekend", "weekends",
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
@@ -131,7 +132,8 @@ class _Statement:
             end += 1
         phrase = range(i + 1, end)
         named = any((self.capital[j] and self.words[j] not in _VALUE_WORDS)
-                    or (self.words[j].isdigit() and j > i + 1 and self.words[j - 1] not in _SMALL | _VALUE_WORDS)
+                    or (self.words[j].isdigit() and j > i + 1 and self.words[j - 1] not in _SMALL | _VALUE_WORDS
+                        and not self.words[j - 1].isdigit())  # "9:30" is a time, "door 1" a name
                     for j in phrase)
         return end - i if named else 0
 

@@ -218,3 +218,20 @@ async def test_xero_a_repeated_lines_patch_of_a_discounted_invoice_answers_what_
         unversioned = await call("update_invoice", **{k: v for k, v in asked.items() if k != "version"})
         assert "code" not in again and "code" not in unversioned and again["version"] == first["version"], again
         assert sum(r["method"] == "POST" for r in fake.requests) == posts, "a repeat wrote the invoice again"
+
+
+async def test_xero_reordered_lines_with_corrected_quantities_keep_their_own_lines(monkeypatch: pytest.MonkeyPatch,
+                                                                                   tmp_path: Path) -> None:
+    """Review r40 #3: the hours of two lines booked the wrong way round, sent back swapped: each took the other's
+    line (and tracking) by its new quantity."""
+    fake, backend = xero_on_fake(monkeypatch, tmp_path)
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        draft, stored = await _xero_draft(call, fake, [_line("Consulting North", quantity="10"), _line("Consulting South", quantity="12")])
+        stored[0]["Tracking"], stored[1]["Tracking"] = NORTH, SOUTH
+        shown = await call("get_invoice", invoice_id=draft["id"])
+        north, south = _as_shown(shown)
+        swapped = [{**south, "quantity": "10"}, {**north, "quantity": "12"}]
+        await call("update_invoice", invoice_id=draft["id"], action="patch", lines=swapped, version=shown["version"])
+        after = {item["Description"]: item.get("Tracking") for item in fake.invoices[draft["id"]]["LineItems"]}
+        assert after == {"Consulting South": SOUTH, "Consulting North": NORTH}, after

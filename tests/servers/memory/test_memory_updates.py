@@ -338,6 +338,10 @@ SAME_FACT_TABLE = [  # (stored, new, is it the same fact?)
     ("The shop on Main Street closes at 8pm.", "The shop on Main Street closes at 9pm.", True),
     ("The standup on Monday is at 10am.", "The standup on Monday is at 11am.", True),
     ("The meeting on March 3 is at 10am.", "The meeting on March 3 is at 11am.", True),
+    # review r40 #4: a time with a colon or a short weekday after "at"/"on" is a value, not a name
+    ("The standup at 9:30 is on Monday.", "Actually, the standup at 10:30 is on Monday.", True),
+    ("The review on Tue 10am is in Room 4.", "The review on Thu 10am is in Room 4.", True),
+    ("The sync on Weds is at 10am.", "Actually, the sync on Thurs is at 10am.", True),
 ] + [(old, new, False) for old, new in DIFFERENT]
 
 
