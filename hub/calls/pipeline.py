@@ -112,8 +112,9 @@ class Pipeline:
                 loss, sent_on = getattr(downstream, "last_loss", None), call.attributes.get(SENT_ON)
                 if loss is not None and sent_on is not None and loss[0] == sent_on + 1:
                     call.attributes[LOST_WITH] = loss
-            elif outcome.cancelled and (caller := caller_identity(call)) is not None:
-                stats.cancelled(caller)
+            elif (outcome.cancelled or (outcome.error is not None and outcome.error.body.code == "timeout")) \
+                    and (caller := caller_identity(call)) is not None:
+                stats.cancelled(caller)  # given up on, but its input may still run on the server (review r40 #1, #2)
             stats.finish(wire_s, failed, caller_identity(call))
             if outcome.error is not None and outcome.error.body.code == "timeout":
                 stats.timed_out()  # a stdio server is then pinged: hung, or slow? (`hub.downstream.liveness`)

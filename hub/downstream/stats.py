@@ -50,13 +50,15 @@ class CallStats:
         self._tasks.pop(token, None)
 
     def cancelled(self, caller: tuple[str, str]) -> None:
-        """`caller` cancelled a call the server had: its input may still be running there (a handler cannot always
-        stop), so a loss soon after counts it as on the wire (`recently_cancelled`; `hub.policies.crash_blame`)."""
+        """`caller` cancelled a call the server had, or it timed out: its input may still be running there (a handler
+        cannot always stop), so a loss within a minute counts it as on the wire (`recently_cancelled`;
+        `hub.policies.crash_blame`: else the crasher whose slow call was given up on left the blame to whoever was
+        on the wire when the process died)."""
         self._cancels[caller] = time.monotonic()
         if len(self._cancels) > 256:
             self._cancels.pop(next(iter(self._cancels)))
 
-    def recently_cancelled(self, within_s: float = 5.0) -> set[tuple[str, str]]:
+    def recently_cancelled(self, within_s: float = 60.0) -> set[tuple[str, str]]:
         """Callers that cancelled a call on the wire within the last `within_s`."""
         since = time.monotonic() - within_s
         return {caller for caller, at in self._cancels.items() if at >= since}

@@ -161,3 +161,22 @@ async def test_through_a_hub_a_call_sent_after_the_crashing_one_is_not_alone() -
         await _ready(hub)
         served = await hub.route_call("e__echo", {"text": "b"}, principal=principals["bob"])
         assert not served.is_error, error_body(served)
+
+
+async def test_through_a_hub_a_crashing_call_given_up_on_still_counts_as_on_the_wire() -> None:
+    """Review r40 #1, #2: alice's crashing call timed out (or was cancelled) before the process died with only bob's
+    call on it, so bob was struck (and paused after three) and alice never."""
+    hub = Hub(parse_config({"mcpServers": {"e": echo_stdio(restart={"initial_backoff_s": 0.1, "max_backoff_s": 0.2},
+                                                           timeout_s=1)}}))
+    principals = {name: Principal(name, ("*",), "api_key", f"key-{name}") for name in ("alice", "bob", "carol")}
+    async with hub:
+        for _ in range(3):
+            await _ready(hub)
+            assert not (await hub.route_call("e__echo", {"text": "c"}, principal=principals["carol"])).is_error
+            timed_out = await hub.route_call("e__crash", {"after_s": 2.5}, principal=principals["alice"])
+            assert error_body(timed_out)["code"] == "timeout", error_body(timed_out)  # the handler goes on
+            lost = await hub.route_call("e__slow", {"seconds": 30, "steps": 120}, principal=principals["bob"])
+            assert error_body(lost)["code"] == "unavailable", error_body(lost)  # progress kept it alive until the exit
+        await _ready(hub)
+        served = await hub.route_call("e__echo", {"text": "b"}, principal=principals["bob"])
+        assert not served.is_error, error_body(served)
