@@ -331,9 +331,7 @@ def create_server(backend: CalendarBackend | None = None) -> MCPServer:
                 shown = await backend.get_event(calendar_id, event_id, _instance(instance_start, tz) if scope == "this" else None)
             except DomainError:  # gone from the series (a split already made, to be recognised below): the update decides
                 shown = None
-            # whatever expected_etag says: a retry of an update that landed (its answer lost) holds what it asked, as
-            # tickets and memories answer it (outside review r39b, observation); a stale token with a change is refused
-            if shown is not None and inputs.shows_changes(shown, changes, tz):
+            if shown is not None and expected_etag in (None, shown.etag) and inputs.shows_changes(shown, changes, tz):
                 return shown
         try:
             return await backend.update(calendar_id, event_id, scope, _instance(instance_start, tz), changes, expected_etag)
