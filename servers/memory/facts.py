@@ -71,7 +71,7 @@ _VERBS = _BE | MULTI_VERBS | {"has", "have", "had", "will", "would", "can", "cou
                               "runs", "meets", "takes", "reports", "leads", "manages", "goes", "stays", "moves", "happens",
                               "no", "not", "never", "now", "longer", "instead", "actually"} | _PREPOSITIONS
 _VALUE_WORDS = {
-    "mon", "tue", "tues", "wed", "weds", "thu", "thur", "thurs", "fri", "sat", "sun",
+    "mon", "tue", "tues", "wed", "weds", "thu", "thur", "thurs", "fri",  # not "sat", "sun": names too (The Sun)
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mondays", "tuesdays", "wednesdays",
     "thursdays", "fridays", "saturdays", "sundays", "weekday", "weekdays", "weekend", "weekends",
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
@@ -133,9 +133,16 @@ class _Statement:
         phrase = range(i + 1, end)
         named = any((self.capital[j] and self.words[j] not in _VALUE_WORDS)
                     or (self.words[j].isdigit() and j > i + 1 and self.words[j - 1] not in _SMALL | _VALUE_WORDS
-                        and not self.words[j - 1].isdigit())  # "9:30" is a time, "door 1" a name
+                        and not (self.words[i] == "at" and self._clock(j)))  # "door 1", "in 3.11" name; "at 9:30" a time
                     for j in phrase)
         return end - i if named else 0
+
+    def _clock(self, j: int) -> bool:
+        """Whether words `j-1`, `j` are the hours and minutes of a time ("9:30", read as 9 and 30): two numbers alone,
+        the first at most 24, the second of two digits at most 59."""
+        w = self.words
+        return (j >= 1 and w[j - 1].isdigit() and int(w[j - 1]) <= 24 and len(w[j]) == 2 and int(w[j]) <= 59
+                and not (j >= 2 and w[j - 2].isdigit()) and not (j + 1 < len(w) and w[j + 1].isdigit()))
 
     def verb(self) -> str | None:
         """The word after the subject (skipping cue words), for preferring a correction of the same verb."""

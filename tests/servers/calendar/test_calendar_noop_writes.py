@@ -129,3 +129,16 @@ async def test_an_attendee_list_sent_back_keeps_what_another_client_stored(tmp_p
         assert "CUTYPE=ROOM" in room and "X-APPLE-CAPACITY=8" in room and "PARTSTAT=ACCEPTED" in room, room
         assert "RSVP=TRUE" in next(line for line in unfolded.splitlines() if "b@x.test" in line)
         assert "c@x.test" in unfolded
+
+
+@pytest.mark.parametrize("kind", ["embedded", "google", "graph"])
+async def test_a_stale_etag_is_a_conflict_even_when_the_start_asked_is_shown(kind: str, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch, procs: list) -> None:
+    """Review r41 #3: a start-only move with a stale etag was answered with another writer's 10:00-10:15 reschedule
+    (the move keeps the length it read: an hour); the no-op short-cut answers only a current or absent etag."""
+    async with backend(kind, tmp_path, monkeypatch, procs) as cal:
+        made = await cal("create_event", title="Plan", start="2026-06-10T09:00:00", end="2026-06-10T10:00:00")
+        other = await cal("update_event", event_id=made["id"], start="2026-06-10T10:00:00", end="2026-06-10T10:15:00")
+        assert "code" not in other, other
+        stale = await cal("update_event", event_id=made["id"], start="2026-06-10T10:00:00", expected_etag=made["etag"])
+        assert stale.get("code") == "conflict", stale

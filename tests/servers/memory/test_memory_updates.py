@@ -342,6 +342,10 @@ SAME_FACT_TABLE = [  # (stored, new, is it the same fact?)
     ("The standup at 9:30 is on Monday.", "Actually, the standup at 10:30 is on Monday.", True),
     ("The review on Tue 10am is in Room 4.", "The review on Thu 10am is in Room 4.", True),
     ("The sync on Weds is at 10am.", "Actually, the sync on Thurs is at 10am.", True),
+    # review r41 #2: addresses, versions and names that look like times or days stay names
+    ("The server at 10.0.0.5 runs Ubuntu.", "The server at 10.0.0.6 runs Ubuntu.", False),
+    ("The default in 3.11 is spawn.", "The default in 3.12 is spawn.", False),
+    ("The column in the Sun is on Mondays.", "The column in the Times is on Mondays.", False),
 ] + [(old, new, False) for old, new in DIFFERENT]
 
 
