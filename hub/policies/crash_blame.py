@@ -12,7 +12,10 @@ it is lost; a caller that had just cancelled a call counts, as its input may sti
   open it for everyone); while the server works for nobody else, the loss counts once against it, as before.
 Limits, written down: a server that exits on its own while one caller's calls are on it (a timer, a leak) strikes
 that caller by coincidence, so three strikes are needed, and the refusal does not claim the input is at fault; two
-colluding callers who always keep a call on the wire together are never alone, as before this rule. Losses the
+colluding callers who always keep a call on the wire together are never alone, as before this rule; a call given
+up on counts as on the wire for a minute (`CallStats.recently_cancelled`), so a crasher whose input dies later than
+that leaves the blame to the caller then on the wire, and anyone's timeout within the minute keeps a crasher from
+being alone (a request tracked until the server answers it would be exact: not built). Losses the
 connection did not see (a per-client session's, an HTTP request's own stream) are judged per call, as any failure.
 """
 
