@@ -342,19 +342,16 @@ class BreakerPolicy:
             return
         success = not answered_with_failure(outcome)
         caller = caller_identity(call)
-        probe = (permit is PROBE or permit is CLEAN_PROBE) and breaker.state != "closed"
-        if not success and not probe and caller is not None and (lost_with := call.attributes.get(LOST_WITH)) is not None:
-            if permit is PROBE or permit is CLEAN_PROBE:  # another probe closed it meanwhile
-                breaker.release("clean" if permit is CLEAN_PROBE else "gated")
-            breaker.blame.settle(breaker, caller, lost_with)  # one loss, whoever's calls it ended
-            return
-        if probe:
+        if (permit is PROBE or permit is CLEAN_PROBE) and breaker.state != "closed":
             if caller is not None:
                 breaker.remember(caller, success)
             breaker.record(success, "clean" if permit is CLEAN_PROBE else "gated")  # the probe judges the server
+            return
+        if permit is PROBE or permit is CLEAN_PROBE:  # another probe closed it meanwhile
+            breaker.release("clean" if permit is CLEAN_PROBE else "gated")
+        if not success and caller is not None and (lost_with := call.attributes.get(LOST_WITH)) is not None:
+            breaker.blame.settle(breaker, caller, lost_with)  # one loss, whoever's calls it ended
         else:
-            if permit is PROBE or permit is CLEAN_PROBE:  # another probe closed it meanwhile
-                breaker.release("clean" if permit is CLEAN_PROBE else "gated")
             breaker.record_for(caller, success)
 
 

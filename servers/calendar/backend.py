@@ -287,13 +287,13 @@ class IcalBackend:
             if expected_etag is not None and expected_etag != etag:
                 raise DomainError("conflict", f"event {event_id} changed since you read it; get it again and reapply your change",
                                   details={"current_etag": etag})
-            stored = ical.anchor_floating(ical.load(text), tz)  # a floating series: written back in the calendar's zone
-            asked = ical.addressed(stored, instance_start, tz)
-            results = [ical.load(c.to_ical().decode()) for c in edits.change(stored, scope, asked, changes)]
+            # a floating series is written back in the calendar's zone, so `instance_start` names its occurrences as is
+            stored = ical.anchor_floating(ical.load(text), tz)
+            results = [ical.load(c.to_ical().decode()) for c in edits.change(stored, scope, instance_start, changes)]
             try:
                 if len(results) == 2:  # this_and_following: the new series first, then the old one ended
                     split_etag = await ical_split.split(self, calendar_id, event_id, etag, results[0], results[1],
-                                                        asked)  # type: ignore[arg-type]
+                                                        instance_start)  # type: ignore[arg-type]
                     return ical.to_event(ical.master(results[1]), calendar_id, self.name, tz, split_etag)
                 if ical.unchanged(text, results[0]):  # nothing to write: the event, its etag and the feed stay
                     results[0], new_etag = ical.load(text), etag
@@ -304,8 +304,8 @@ class IcalBackend:
                 if exc.body.code != "conflict" or expected_etag is not None or attempt == MERGE_ATTEMPTS - 1:
                     raise
         updated = results[0]
-        if scope == "this" and asked is not None and "RRULE" in ical.master(updated):
-            return ical.instance_event(updated, asked, calendar_id, self.name, tz, new_etag)
+        if scope == "this" and instance_start is not None and "RRULE" in ical.master(updated):
+            return ical.instance_event(updated, instance_start, calendar_id, self.name, tz, new_etag)
         return ical.to_event(ical.master(updated), calendar_id, self.name, tz, new_etag)
 
     async def respond(self, calendar_id: str, event_id: str, response: Response, instance_start: datetime | date | None) -> Event:
@@ -315,9 +315,7 @@ class IcalBackend:
         tz = (await self.calendar(calendar_id)).zone  # every read before the write
         for attempt in range(MERGE_ATTEMPTS):
             holder, text, etag = await self._locate(calendar_id, event_id)
-            stored = ical.anchor_floating(ical.load(text), tz)
-            asked = ical.addressed(stored, instance_start, tz)
-            parsed = edits.respond(stored, calendar_id, response, asked)
+            parsed = edits.respond(ical.anchor_floating(ical.load(text), tz), calendar_id, response, instance_start)
             if ical.unchanged(text, parsed):  # the same answer again
                 parsed, new_etag = ical.load(text), etag
                 break
@@ -327,15 +325,14 @@ class IcalBackend:
             except DomainError as exc:
                 if exc.body.code != "conflict" or attempt == MERGE_ATTEMPTS - 1:
                     raise
-        if asked is not None:
-            return ical.instance_event(parsed, asked, calendar_id, self.name, tz, new_etag)
+        if instance_start is not None:
+            return ical.instance_event(parsed, instance_start, calendar_id, self.name, tz, new_etag)
         return ical.to_event(ical.master(parsed), calendar_id, self.name, tz, new_etag)
 
     async def delete(self, calendar_id: str, event_id: str, scope: Scope, instance_start: datetime | date | None) -> bool:
         tz = (await self.calendar(calendar_id)).zone
         text, etag = await self._own(calendar_id, event_id)
-        stored = ical.anchor_floating(ical.load(text), tz)
-        remaining = edits.remove(stored, scope, ical.addressed(stored, instance_start, tz))
+        remaining = edits.remove(ical.anchor_floating(ical.load(text), tz), scope, instance_start)
         if remaining is None:
             await self._remove(calendar_id, event_id)
             return True

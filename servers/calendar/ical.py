@@ -392,7 +392,8 @@ def addressed(calendar: Calendar, instance_start: datetime | date | None, tz: st
     """`instance_start` as the series names its occurrences. A floating series (a DTSTART without zone,
     as RFC 5545 allows and other CalDAV clients write) names them by wall-clock time, which the listing
     shows in the calendar's zone `tz`: an instant asked for is that wall-clock time there (before,
-    compared in the machine's zone, no occurrence of it could be reached: outside review r37 #6)."""
+    compared in the machine's zone, no occurrence of it could be reached: outside review r37 #6). For reads:
+    a write anchors the series first (`anchor_floating`), after which its names are instants."""
     first = master(calendar)["DTSTART"].dt
     if (isinstance(instance_start, datetime) and instance_start.tzinfo is not None
             and isinstance(first, datetime) and first.tzinfo is None):

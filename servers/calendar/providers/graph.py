@@ -192,7 +192,7 @@ class GraphCalendar:
         body = await self.http.json("GET", self._events(event_id) + "/instances", headers=self._prefer(tz), params={
             "startDateTime": (begin - timedelta(days=1)).isoformat(), "endDateTime": (begin + timedelta(days=2)).isoformat()})
         timed = isinstance(instance_start, datetime)  # an all-day occurrence is no date-time's, nor a timed one a date's
-        series_kind: list[bool] = []  # the series' isAllDay, read only for an occurrence whose own kind differs from the asked
+        series_kind: list[bool] = []  # the series' isAllDay, read once, only when an edited occurrence is at the slot
 
         async def named(raw: dict[str, Any]) -> bool:
             """Whether `raw`'s slot is the one asked, of the kind its series names them by: one occurrence of a timed
