@@ -235,3 +235,40 @@ async def test_xero_reordered_lines_with_corrected_quantities_keep_their_own_lin
         await call("update_invoice", invoice_id=draft["id"], action="patch", lines=swapped, version=shown["version"])
         after = {item["Description"]: item.get("Tracking") for item in fake.invoices[draft["id"]]["LineItems"]}
         assert after == {"Consulting South": SOUTH, "Consulting North": NORTH}, after
+
+
+async def test_two_like_lines_reordered_with_one_change_each_keep_their_own_lines(monkeypatch: pytest.MonkeyPatch,
+                                                                                   tmp_path: Path) -> None:
+    """Review r41 #4: stored 'Support' 10 h (North) and 'Support' 8 h (South); the patch sends South's line first with
+    its hours corrected (13), then North's renamed 'Support (remote)'. Read in place, one line changes two fields; the
+    reading with one change per line keeps each tracking (Xero) and class (QuickBooks) on its own line."""
+    fake, backend = xero_on_fake(monkeypatch, tmp_path / "xero")
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        draft, stored = await _xero_draft(call, fake, [_line("Support", quantity="10"), _line("Support", quantity="8")])
+        stored[0]["Tracking"], stored[1]["Tracking"] = NORTH, SOUTH
+        shown = await call("get_invoice", invoice_id=draft["id"])
+        north, south = _as_shown(shown)
+        patched = await call("update_invoice", invoice_id=draft["id"], action="patch", version=shown["version"],
+                             lines=[{**south, "quantity": "13"}, {**north, "description": "Support (remote)"}])
+        assert "code" not in patched, patched
+        after = {(item["Description"], Decimal(str(item["Quantity"]))): item.get("Tracking")
+                 for item in fake.invoices[draft["id"]]["LineItems"]}
+        assert after == {("Support", 13): SOUTH, ("Support (remote)", 10): NORTH}, after
+
+    fake, backend = quickbooks_on_fake(monkeypatch, tmp_path / "qbo")
+    async with Client(create_server(backend)) as client:
+        call = _caller(client)
+        lines = [{"description": "Contractor hours", "quantity": q, "unit_price": "100.00", "item": "1"} for q in ("10", "8")]
+        invoice = (await call("create_invoice", contact_id="customer:58", lines=lines, issue_date="2026-11-02"))["invoice"]
+        stored = fake.store["Invoice"][invoice["id"].partition(":")[2]]["Line"]
+        for line, kept in zip(stored, ("300", "400")):
+            line["SalesItemLineDetail"]["ClassRef"] = {"value": kept}
+        shown = await call("get_invoice", invoice_id=invoice["id"])
+        north, south = _as_shown(shown)
+        patched = await call("update_invoice", invoice_id=invoice["id"], action="patch", version=shown["version"],
+                             lines=[{**south, "quantity": "13"}, {**north, "description": "Contractor hours (remote)"}])
+        assert "code" not in patched, patched
+        after = {(line["Description"], Decimal(str(line["SalesItemLineDetail"]["Qty"]))): line["SalesItemLineDetail"]["ClassRef"]
+                 for line in fake.store["Invoice"][invoice["id"].partition(":")[2]]["Line"] if "SalesItemLineDetail" in line}
+        assert after == {("Contractor hours", 13): {"value": "400"}, ("Contractor hours (remote)", 10): {"value": "300"}}, after
