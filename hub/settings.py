@@ -173,7 +173,9 @@ class HttpSettings(BaseModel):
     Streamable HTTP and legacy SSE sessions count together. A principal at its cap that opens
     another session loses its least recently used idle one (a session with no request in flight
     and no open stream); if none is idle it is refused with 429. At the hub-wide cap the idle
-    session least recently used of the principal holding the most is evicted; if none is idle, 503.
+    session least recently used of the principal holding the most is evicted; if none is idle, that principal's
+    least recently used busy one, for a newcomer holding fewer sessions; 503 only for a newcomer holding as many as
+    anyone (`hub.session_ledger`).
     """
 
     model_config = ConfigDict(extra="forbid")
