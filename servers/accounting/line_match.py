@@ -9,6 +9,7 @@ never drops it; where a patch cannot tell which line a new one replaces, it is r
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,20 +28,18 @@ class Match:
     unchanged: bool = False
 
 
-def _codes_agree(have: InvoiceLine, want: LineInput) -> bool:
-    """Account, tax code and item are the stored ones where `want` names them (left out: not a change)."""
-    return all(getattr(want, f) is None or getattr(want, f) == getattr(have, f) for f in CODES)
-
-
-WEIGHTS = {"description": 5, "quantity": 2, "unit_price": 2, **dict.fromkeys(CODES, 2)}
+WEIGHTS = {"description": 10, "quantity": 4, "unit_price": 4, **dict.fromkeys(CODES, 2)}
 """What a changed field costs a reading of the patch. A description names its line more than a quantity and a price
 together do (review r40 #3: reordered lines with corrected hours took each other's line by their new quantities)."""
-NEW_LINE = 8
-"""What a sent line read as new costs (and the stored line it might have been, removed: nothing). A line edited in place
-that changes its description and its price (7) is still that line; one that changes as much as this is a new line,
-so a patch that removes one line and adds another is not read as the removed line edited into the added one."""
-EXACT_LIMIT = 120
-"""Lines in one tangle (lines that could stand for each other) up to which the best reading is searched exactly."""
+NEW_LINE = 17
+"""What a sent line read as new costs (the stored line it might have been, removed: nothing). A line that keeps its
+description is always that line (at most 14); one that changes its description and its quantity or price (and a code)
+is still that line; one that changes description, quantity and price (18) is a new line, so a patch that removes one
+line and adds another is not read as the removed line edited into the added one (a line holding data the tools do not
+show is then refused: `refuse_unclear`)."""
+EXACT_LIMIT = 160
+"""Lines in one tangle (lines that could stand for each other) up to which the best reading is searched exactly
+(about 0.3 s at the limit); beyond it, cheapest pairs first."""
 
 
 def _changed(have: InvoiceLine, want: LineInput) -> int:
@@ -49,43 +48,74 @@ def _changed(have: InvoiceLine, want: LineInput) -> int:
     return cost + sum(WEIGHTS[f] for f in CODES if getattr(want, f) is not None and getattr(want, f) != getattr(have, f))
 
 
+NEAREST = 48
+"""Of more stored lines alike (same description, or same quantity and price) than this, a sent line weighs only the
+`NEAREST` nearest its own position: a thousand look-alike lines are not weighed pair by pair."""
+
+
+def _candidates(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput], free_stored: list[int],
+                free_wanted: list[int]) -> dict[int, dict[int, int]]:
+    """For each free sent line, the free stored lines it may stand for, with what reading it so changes: one with the
+    same description, or the same quantity and unit price (codes may change), or, when as many lines are sent as are
+    stored, the one at its own position — each changing less than `NEW_LINE`. Found through indexes, not by weighing
+    every pair (a 1,000-line invoice)."""
+    by_text: dict[str, list[int]] = {}
+    by_amount: dict[tuple[object, object], list[int]] = {}
+    for i in free_stored:  # in position order
+        by_text.setdefault(stored[i].description, []).append(i)
+        by_amount.setdefault((stored[i].quantity, stored[i].unit_price), []).append(i)
+    own = set(free_stored) if len(stored) == len(wanted) else set()
+    out: dict[int, dict[int, int]] = {}
+    for n in free_wanted:
+        want = wanted[n]
+        near = {*_nearest(by_text.get(want.description, []), n), *_nearest(by_amount.get((want.quantity, want.unit_price), []), n)}
+        if n in own:
+            near.add(n)
+        costs = {i: _changed(stored[i], want) for i in near}
+        out[n] = {i: cost for i, cost in costs.items() if cost < NEW_LINE}
+    return out
+
+
+def _nearest(places: list[int], n: int) -> list[int]:
+    """`places` (ascending) if few, else the `NEAREST` of them closest to position `n`."""
+    if len(places) <= NEAREST:
+        return places
+    at = bisect.bisect_left(places, n)
+    low = max(0, min(at - NEAREST // 2, len(places) - NEAREST))
+    return places[low:low + NEAREST]
+
+
 def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> list[Match]:
     """For each of `wanted`, the stored line it stands for (each stored line used once), or a new line.
 
-    A sent line may stand for a stored line with the same description and codes (its quantity or price changed),
-    with the same quantity, unit price and codes (its description changed), or, when as many lines are sent as are
-    stored, for the one at its own position (a line edited in place). Of every way to read the patch so, the one
-    taken changes the fewest fields (`WEIGHTS`; a line read as new counts `NEW_LINE`), then moves lines the least:
-    each of two lines that look the same keeps its own (review r39b #1, #4), and two lines reordered with one field
-    changed on each keep theirs where reading them in place changes more (review r41 #4). Lines sent back exactly at
-    their own position are taken first; the rest is searched exactly (an assignment per tangle of lines that could
-    stand for each other, up to `EXACT_LIMIT` lines; beyond it, cheapest pairs first). Stored lines no sent line
-    stands for are the ones the patch removes (`refuse_unclear` guards what they hold)."""
-    same_count = len(stored) == len(wanted)
+    A sent line may stand for a stored line with the same description or the same quantity and unit price (its
+    codes may change too), or, when as many lines are sent as are stored, for the one at its own position (a line
+    edited in place) — never one it would change by `NEW_LINE` or more. Of every way to read the patch so, the one
+    taken changes the fewest fields (`WEIGHTS`; a line read as new counts `NEW_LINE`), then moves lines the least,
+    then crosses the fewest (an inserted or removed line shifts the others: reading a look-alike line as another
+    one moved moves as much, but crosses — review lines53 F1-F3). So each of two lines that look the same keeps its
+    own (review r39b #1, #4), and two lines reordered with one field changed on each keep theirs where reading them
+    in place changes more (review r41 #4). Lines sent back exactly at their own position are taken first; the rest
+    is searched exactly (an assignment per tangle of lines that could stand for each other, up to `EXACT_LIMIT`
+    lines; beyond it, cheapest pairs first). Stored lines no sent line stands for are the ones the patch removes
+    (`refuse_unclear` guards what they hold)."""
     found: dict[int, int] = {n: n for n in range(min(len(stored), len(wanted))) if _changed(stored[n], wanted[n]) == 0}
-
-    def may(i: int, n: int) -> bool:
-        have, want = stored[i], wanted[n]
-        if _changed(have, want) >= NEW_LINE:  # as much a new line as that one (see NEW_LINE)
-            return False
-        if not _codes_agree(have, want):
-            return same_count and i == n
-        return have.description == want.description or (have.quantity, have.unit_price) == (want.quantity, want.unit_price) \
-            or (same_count and i == n)
-
     taken = set(found.values())
     free_stored = [i for i in range(len(stored)) if i not in taken]
     free_wanted = [n for n in range(len(wanted)) if n not in found]
-    edges = {n: [i for i in free_stored if may(i, n)] for n in free_wanted}
+    edges = _candidates(stored, wanted, free_stored, free_wanted)
     for rows, cols in _tangles(edges):
         scale = len(stored) + len(wanted) + 1  # a change outweighs any total of moves
-        cost = {(n, i): _changed(stored[i], wanted[n]) * scale * scale + abs(i - n) for n in rows for i in edges[n] if i in cols}
-        found.update(_best(rows, cols, cost, new_line=NEW_LINE * scale * scale) if len(rows) + len(cols) <= EXACT_LIMIT
-                     else _cheapest_first(cost))
+        cost = {(n, i): changed * scale * scale + abs(i - n) for n in rows for i, changed in edges[n].items()}
+        if len(rows) + len(cols) <= EXACT_LIMIT:
+            found.update(_uncrossed(_best(rows, cols, cost, new_line=NEW_LINE * scale * scale), rows, cols, cost,
+                                    scale * scale))
+        else:
+            found.update(_cheapest_first(cost))
     return [Match(found[n], _changed(stored[found[n]], wanted[n]) == 0) if n in found else Match(None) for n in range(len(wanted))]
 
 
-def _tangles(edges: dict[int, list[int]]) -> list[tuple[list[int], set[int]]]:
+def _tangles(edges: dict[int, dict[int, int]]) -> list[tuple[list[int], set[int]]]:
     """The sent lines and stored lines that could stand for each other, split where no pair links them."""
     out: list[tuple[list[int], set[int]]] = []
     seen: set[int] = set()
@@ -110,6 +140,57 @@ def _tangles(edges: dict[int, list[int]]) -> list[tuple[list[int], set[int]]]:
                             todo.append(m)
         out.append((sorted(rows), cols))
     return out
+
+
+def _uncrossed(pairs: dict[int, int], rows: list[int], cols: set[int], cost: dict[tuple[int, int], int],
+               unit: int) -> dict[int, int]:
+    """`pairs` with crossings undone where a reading that changes as little crosses less: a stored line handed to a
+    sent line read as new, a sent line moved to a stored line left out, or two sent lines trading stored lines (review
+    lines53 F1-F3: a line inserted at the top of look-alike lines took the corrected last line's tracking). `unit`:
+    what one changed field weighs in `cost` (the rest of a cost is moves)."""
+    def crosses(a: tuple[int, int], b: tuple[int, int]) -> bool:
+        return (a[0] < b[0]) != (a[1] < b[1])
+
+    def crossed(pair: tuple[int, int], others: list[tuple[int, int]]) -> int:
+        return sum(crosses(pair, other) for other in others)
+
+    best = dict(pairs)
+    for _ in range(4 * len(rows)):  # each step removes a crossing; bounded all the same
+        items = list(best.items())
+        if not any(crosses(p, q) for k, p in enumerate(items) for q in items[k + 1:]):
+            break
+        free_rows = [n for n in rows if n not in best]
+        free_cols = [i for i in cols if i not in best.values()]
+        step = None
+        for n, i in items:
+            rest = [p for p in items if p[0] != n]
+            before = crossed((n, i), rest)
+            if not before:
+                continue
+            changes = cost[n, i] // unit
+            for m in free_rows:  # stored line i to a sent line read as new (it becomes new instead)
+                if (m, i) in cost and cost[m, i] // unit <= changes and crossed((m, i), rest) < before:
+                    step = {**{k: v for k, v in best.items() if k != n}, m: i}
+                    break
+            for j in free_cols if step is None else ():  # sent line n to a stored line left out
+                if (n, j) in cost and cost[n, j] // unit <= changes and crossed((n, j), rest) < before:
+                    step = {**best, n: j}
+                    break
+            for m, k in items if step is None else ():  # sent lines n and m trade stored lines
+                if m == n or (n, k) not in cost or (m, i) not in cost or \
+                        cost[n, k] // unit + cost[m, i] // unit > changes + cost[m, k] // unit:
+                    continue
+                others = [p for p in rest if p[0] != m]
+                if crossed((n, k), others) + crossed((m, i), others) + crosses((n, k), (m, i)) < \
+                        before + crossed((m, k), others):  # `before` holds (n, i)'s crossing with (m, k)
+                    step = {**best, n: k, m: i}
+                    break
+            if step is not None:
+                break
+        if step is None:
+            break
+        best = step
+    return best
 
 
 def _best(rows: list[int], cols: set[int], cost: dict[tuple[int, int], int], new_line: int) -> dict[int, int]:
@@ -164,13 +245,28 @@ def _cheapest_first(cost: dict[tuple[int, int], int]) -> dict[int, int]:
     return found
 
 
+def _looks_same(a: InvoiceLine, b: InvoiceLine) -> bool:
+    return all(getattr(a, f) == getattr(b, f) for f in ("description", "quantity", "unit_price", *CODES))
+
+
 def refuse_unclear(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput], matches: Sequence[Match],
                    holds: Sequence[str], provider: str) -> None:
-    """`invalid_argument` when a stored line holding what the tools do not show (`holds[i]`, e.g. "tracking";
-    "" for nothing) is left unmatched while a sent line is new: the patch cannot tell a removed line and an
-    added one from one line whose description and price both changed, and guessing would move or drop that
-    data. Nothing is sent; the advice splits the change into patches that can be told apart."""
-    matched = {m.index for m in matches}
+    """`invalid_argument` when the patch cannot say which stored line it keeps, and guessing would move or drop what
+    the tools do not show (`holds[i]`, e.g. "tracking (Region: North)"; "" for nothing): a stored line holding such
+    data is left unmatched while a sent line is new (a removed line and an added one cannot be told from one line
+    whose description, quantity and price all changed); or a removed line looks in the tools exactly like a kept one
+    holding other data (review lines53 F9: which of two look-alike lines went was a guess). Nothing is sent; the
+    advice splits the change into patches that can be told apart."""
+    matched = {m.index for m in matches if m.index is not None}
+    for i in (i for i in range(len(stored)) if i not in matched):
+        twin = next((j for j in sorted(matched) if holds[j] != holds[i] and _looks_same(stored[i], stored[j])), None)
+        if twin is not None:
+            shown = " and ".join(f"line {k + 1} {holds[k] or 'nothing'}" for k in sorted((i, twin)))
+            raise DomainError("invalid_argument", f"stored lines {min(i, twin) + 1} and {max(i, twin) + 1} show the same "
+                              f"({stored[i].description!r}) but hold different data in {provider} ({shown}), and this patch "
+                              "removes one of them: it is unclear which, so nothing was sent. First change the description of "
+                              "the line to keep (say, naming what it holds) in one patch, then remove the other in a second one",
+                              details={"field": "lines", "stored_lines": [i + 1, twin + 1]})
     lost = [i for i, what in enumerate(holds) if what and i not in matched]
     new = [n for n, m in enumerate(matches) if m.index is None]
     if not (lost and new):
@@ -179,6 +275,6 @@ def refuse_unclear(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput], m
     raise DomainError("invalid_argument", f"lines[{n}] ({wanted[n].description!r}) matches no stored line, and stored line "
                       f"{i + 1} ({stored[i].description!r}), which holds {holds[i]} in {provider} that the tools do not show, "
                       "is not sent back: it is unclear whether the new line replaces it, so nothing was sent. To change "
-                      "that line, keep its description or its quantity and price in this patch and change the other "
+                      "that line, keep its description (or its quantity and unit price) in this patch and change the rest "
                       "in a second one; to replace it, remove it in one patch and add the new line in another",
                       details={"field": f"lines[{n}]", "stored_line": i + 1})
