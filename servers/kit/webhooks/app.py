@@ -44,7 +44,7 @@ from servers.kit.webhooks.log import EventLog
 from servers.kit.webhooks.normalize import delivery_alias, delivery_id, kept_headers
 from servers.kit.webhooks.processor import Processor
 from servers.kit.webhooks.forms import FORM_TYPE, bamboohr_form
-from servers.kit.webhooks.readers import Malformed, Mismatched, read
+from servers.kit.webhooks.readers import Malformed, Mismatched, UnusableId, read
 from servers.kit.webhooks.verify import REPLAY_WINDOW_S, VERIFIERS, Rejected, Secrets, graph_collection, parse_json
 
 logger = logging.getLogger("servers.webhooks")
@@ -53,6 +53,8 @@ PROVIDER_BODY_BYTES = {"google": 64 << 10}
 """Tighter caps where a provider's deliveries are known small: Google's channel messages have no body."""
 MAX_VALIDATION_TOKEN = 1024
 LOG_RETRY_AFTER_S = 5
+REFUSALS_LOGGED = 10
+"""Refused deliveries logged one by one per provider and status in a minute (`Intake._log_refusal`)."""
 REFUSED_ALERT = 5
 """Refusals in a row, none accepted, after which a provider's active push channels show as failing."""
 
@@ -73,6 +75,7 @@ class Intake:
         self.window_s = window_s
         self.secrets: Callable[[str], str | None] = secrets or Secrets(domain)
         self.clock = clock
+        self._refusal_lines: dict[tuple[str, int], tuple[float, int, int]] = {}
         self.counters = {"received": 0, "duplicate": 0, "rejected": 0, "ignored": 0}
         self.by_provider: dict[str, dict[str, int]] = {}
         """The same counters per provider; refusals for a provider this domain does not take count
@@ -158,11 +161,29 @@ class Intake:
         except Rejected as refusal:
             self._count(provider, "rejected")
             shown = provider if provider in self.providers else "other"  # a made-up name is the sender's text, any length
-            logger.info("webhook %s/%s refused (%d): %s", self.namespace, shown, refusal.status, refusal.reason)
+            self._log_refusal(shown, refusal)
             headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after is not None else None
             if provider == "xero":
                 return Response(status_code=refusal.status, headers=headers)
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status, headers=headers)
+
+    def _log_refusal(self, shown: str, refusal: Rejected) -> None:
+        """One log line per refused delivery, up to `REFUSALS_LOGGED` a minute per provider and status; the rest are
+        counted and summed up in one line when the next minute's first comes (outside review attack53 F4: anyone could
+        write 500 lines a second with forged posts). The metrics count every one."""
+        now, key = time.monotonic(), (shown, refusal.status)
+        since, logged, quiet = self._refusal_lines.get(key, (now, 0, 0))
+        if now - since >= 60.0:
+            if quiet:
+                logger.info("webhook %s/%s: %d more deliveries refused (%d) in the minute before, not logged one by one",
+                            self.namespace, shown, quiet, refusal.status)
+            since, logged, quiet = now, 0, 0
+        if logged < REFUSALS_LOGGED:
+            logger.info("webhook %s/%s refused (%d): %s", self.namespace, shown, refusal.status, refusal.reason)
+            logged += 1
+        else:
+            quiet += 1
+        self._refusal_lines[key] = (since, logged, quiet)
 
     async def _handle(self, request: Request, provider: str) -> Response:
         if provider not in self.providers or provider not in VERIFIERS:
@@ -184,14 +205,21 @@ class Intake:
         headers = {k.lower(): v for k, v in request.headers.items()}
         acted: dict[str, Any] = {}
         if provider == "graph":  # proven per item: only our items are read, lifecycle ones acted on here
-            items, total = graph_collection(body, secret)
+            items, _ = graph_collection(body, secret)
             changed = await self._graph_lifecycle(items)
             acted = {"lifecycle": len(items) - len(changed)} if len(changed) < len(items) else {}
             if not changed:
                 self._count(provider, "received")
                 return JSONResponse({"accepted": True, "duplicate": False, "event": None, **acted})
-            if len(changed) < total:  # what is logged is our change items alone (others' are not ours to keep)
-                body = json.dumps({"value": changed}, separators=(",", ":")).encode()
+            # Each of our change items is a delivery of its own, logged as its canonical JSON: the same item
+            # re-sent in another batch, beside another app's items or re-serialised is a duplicate (outside
+            # review attack53 F1: it was keyed by the POST's bytes and reached the feed again).
+            logged = [await self._log(provider, headers, json.dumps({"value": [item]}, sort_keys=True,
+                                                                    separators=(",", ":")).encode()) for item in changed]
+            new = [seq for seq, duplicate in logged if not duplicate and seq is not None]
+            return JSONResponse({"accepted": True, "duplicate": not new and any(d for _, d in logged),
+                                 "event": new[0] if new else next((seq for seq, _ in logged if seq is not None), None),
+                                 **({"events": new} if len(new) > 1 else {}), **acted})
         else:
             VERIFIERS[provider](body, headers, query, secret, self.clock(), self.window_s)
         data: Any = None
@@ -206,19 +234,27 @@ class Intake:
                 body = json.dumps(data, separators=(",", ":")).encode()
         if provider == "xero" and not data.get("events"):
             return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
+        seq, duplicate = await self._log(provider, headers, body, data)
+        if provider == "xero":
+            return Response(status_code=200)
+        if seq is None and not duplicate:
+            return JSONResponse({"accepted": True, "duplicate": False, "ignored": True, "event": None})
+        return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq, **acted})
+
+    async def _log(self, provider: str, headers: Mapping[str, str], body: bytes, data: Any = None) -> tuple[int | None, bool]:
+        """Log one verified delivery (its parsed `data`, or parsed here): (its event, duplicate); (None, False) for
+        one announcing nothing this server reads (counted `ignored`, not logged)."""
+        if data is None and provider != "google":
+            data = _payload(provider, body, headers.get("content-type", ""))
         if self._reads_nothing(provider, headers, data):
             self._count(provider, "ignored")
-            if provider == "xero":
-                return Response(status_code=200)
-            return JSONResponse({"accepted": True, "duplicate": False, "ignored": True, "event": None})
+            return None, False
         seq, duplicate = await self._record(provider, delivery_id(provider, headers, body),
                                             delivery_alias(provider, headers, body), kept_headers(headers), body)
         self._count(provider, "duplicate" if duplicate else "received")
         if not duplicate:
             self.processor.wake()
-        if provider == "xero":
-            return Response(status_code=200)
-        return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq, **acted})
+        return seq, duplicate
 
     async def _graph_lifecycle(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Hand each verified Graph lifecycle notification (`lifecycleEvent`: subscriptionRemoved,
@@ -266,6 +302,8 @@ class Intake:
         except Mismatched as exc:  # what an unsigned header claims is not what was signed: refused, never logged
             raise Rejected(400, f"{exc}: the event name is not signed, so a body must be what it claims; this "
                                 "delivery was refused and not logged (resend it under its own event name)") from None
+        except UnusableId as exc:
+            raise Rejected(400, f"{exc}: this delivery was refused and not logged") from None
         except Malformed:
             return False
 

@@ -32,6 +32,14 @@ class Malformed(ValueError):
     """A verified payload this processor cannot read; processing fails and is retried, then dead-lettered."""
 
 
+class UnusableId(Malformed):
+    """A signed delivery naming a record by an id no store or tool can hold (a lone surrogate, a control character, over
+    `MAX_ID` characters): refused at intake, never logged (outside review attack53 F3: acknowledged, then dead-lettered)."""
+
+
+MAX_ID = 1024
+
+
 class Mismatched(Malformed):
     """A signed body without the shape of what an unsigned header says it is (GitHub signs the body only,
     not `X-GitHub-Event`): refused at the intake (400, counted rejected), never logged — else a captured
@@ -314,4 +322,15 @@ def read(provider: str, headers: Headers, data: Any, account: Account) -> list[C
         raise Malformed(f"no reader for provider {provider!r}")
     if provider != "google" and not isinstance(data, (dict, list)):
         raise Malformed("payload is not a JSON object")
-    return reader(headers, data, account)
+    specs = reader(headers, data, account)
+    for spec in specs:
+        _usable(spec.record_id)
+    return specs
+
+
+def _usable(record_id: str) -> None:
+    """`UnusableId` unless `record_id` is text a store and a tool answer can carry."""
+    if len(record_id) > MAX_ID:
+        raise UnusableId(f"the record id it names is over {MAX_ID} characters")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in record_id):
+        raise UnusableId("the record id it names holds a control character or an unpaired surrogate")

@@ -71,7 +71,8 @@ async def serve_http(server: Any, transport: str, host: str, port: int) -> None:
     app = server.streamable_http_app(host=host) if transport == "http" else server.sse_app(host=host)
     config = uvicorn.Config(with_webhooks(app, server), host=host, port=port,
                             log_level=server.settings.log_level.lower(), http=hub_http_protocol(_body_timeout_s()),
-                            timeout_keep_alive=IDLE_CONNECTION_S)
+                            timeout_keep_alive=IDLE_CONNECTION_S, access_log=False)  # as the hub: a line per request
+    # was what forged posts could write without limit (outside review attack53 F4); refusals log their own, capped
     await uvicorn.Server(config).serve()
 
 

@@ -184,3 +184,28 @@ async def test_once_postgresql_answers_again_the_event_logs_pool_stuck_in_its_ba
     finally:
         log_pg.close_pools()
         stuck.close()
+
+
+@pytest.mark.parametrize("key", ["\\ud800", "OPS-1\\u0000", "OPS-" + "9" * 1100])
+async def test_a_signed_delivery_naming_a_record_no_store_can_hold_is_refused_and_not_logged(served: Served, key: str,
+                                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Outside review attack53 F3: a lone surrogate in an issue key was acknowledged, failed five times, was dead-lettered
+    and turned the domain degraded; a NUL reached the feed as part of an id."""
+    body = ('{"webhookEvent": "jira:issue_updated", "issue": {"key": "%s"}}' % key).encode()
+    answer = await served.post("jira", body, signed("jira", body) | {"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "refused and not logged" in answer.json()["error"], answer.text
+    assert await served.intake.log.list() == []
+    fine = payload("jira", "8")
+    assert (await served.post("jira", fine, signed("jira", fine) | {"Content-Type": "application/json"})).status_code == 200
+    assert len(await served.intake.log.list()) == 1
+    no_traceback(caplog)
+
+
+async def test_forged_deliveries_write_a_bounded_number_of_log_lines(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    """Outside review attack53 F4: every forged post wrote a log line (500 a second from one client, no credential)."""
+    caplog.set_level(logging.INFO, logger="servers.webhooks")
+    body = payload("github")
+    for _ in range(25):
+        assert (await served.post("github", body, signed("github", body, secret="not-the-secret"))).status_code == 401
+    lines = [r for r in caplog.records if "refused (401)" in r.getMessage()]
+    assert len(lines) == 10, len(lines)
