@@ -91,9 +91,10 @@ def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> l
     A sent line may stand for a stored line with the same description or the same quantity and unit price (its
     codes may change too), or, when as many lines are sent as are stored, for the one at its own position (a line
     edited in place) — never one it would change by `NEW_LINE` or more. Of every way to read the patch so, the one
-    taken changes the fewest fields (`WEIGHTS`; a line read as new counts `NEW_LINE`), then moves lines the least,
-    then crosses the fewest (an inserted or removed line shifts the others: reading a look-alike line as another
-    one moved moves as much, but crosses — review lines53 F1-F3). So each of two lines that look the same keeps its
+    taken changes the fewest fields (`WEIGHTS`; a line read as new counts `NEW_LINE`), then moves lines the least —
+    except where a reading that changes as much crosses fewer lines (an inserted or removed line shifts the others:
+    reading a look-alike line as another one moved moves as much, but crosses — review lines53 F1-F3;
+    `_uncrossed`). So each of two lines that look the same keeps its
     own (review r39b #1, #4), and two lines reordered with one field changed on each keep theirs where reading them
     in place changes more (review r41 #4). Lines sent back exactly at their own position are taken first; the rest
     is searched exactly (an assignment per tangle of lines that could stand for each other, up to `EXACT_LIMIT`
