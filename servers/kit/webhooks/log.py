@@ -88,6 +88,7 @@ class EventLog:
         domain = domain_of(path)
         self.store = Store(path, _migrations(domain))
         self.store._db.execute("PRAGMA synchronous=FULL")  # noqa: SLF001 — an ack promises the row is on disk
+        self.store._db.execute("PRAGMA secure_delete=ON")  # noqa: SLF001 — a purged payload is zeroed, not left in free pages
         self.namespace = namespace or domain
         self.keep_s, self.keep_rows = keep_limits(domain)
 
@@ -215,7 +216,9 @@ class EventLog:
         purged = 0
         for namespace in await self._namespaces(("processed", "dead")):  # one transaction each, by the age index
             purged += await self.store.run(lambda db, namespace=namespace: work(db, namespace))
-        await self.trim((time.time() if now is None else now) - self.keep_s)
+        trimmed = await self.trim((time.time() if now is None else now) - self.keep_s)
+        if purged or trimmed:
+            await self.store.forget_freed()
         return purged
 
     async def trim(self, older_than: float) -> int:

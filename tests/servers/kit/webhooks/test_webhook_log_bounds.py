@@ -131,3 +131,19 @@ def test_keep_limits_are_configurable_and_bad_values_say_what_to_write() -> None
     for bad in ({"HRIS_EVENTS_KEEP_DAYS": "0"}, {"HRIS_EVENTS_KEEP_DAYS": "nan"}, {"HRIS_EVENTS_KEEP_ROWS": "lots"}):
         with pytest.raises(ValueError, match="HRIS_EVENTS_KEEP_DAYS.*a number of days above 0"):
             keep_limits("hris", bad)
+
+
+async def test_a_purged_payload_is_left_nowhere_in_the_files(tmp_path: Path) -> None:
+    """Outside review attack53: purged payloads were zeroed only where this machine's SQLite happens to default to
+    secure_delete, and the write-ahead log kept 160 copies of a purged address until a checkpoint."""
+    path = events_path(tmp_path, "ticketing")
+    log = EventLog(path)
+    marker = b"ada.lovelace.private@example.com"
+    old = time.time() - 40 * DAY
+    for n in range(40):
+        seq, _ = await log.record("github", f"d-{n}", {}, b'{"email": "%s", "n": %d}' % (marker, n), now=old)
+        await log.settle(seq, error=None, next_at=None, dead=False, now=old)
+    assert any(marker in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()), "the payloads were written"
+    assert await log.purge(time.time() - 30 * DAY) == 40
+    left = [p.name for p in tmp_path.rglob("*") if p.is_file() and marker in p.read_bytes()]
+    assert left == [], f"a purged payload is still in {left}"
