@@ -101,6 +101,9 @@ def open_db(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
         # on "table ... already exists" or "database is locked" (outside reviews).
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # What is deleted or overwritten (a forgotten memory, a purged webhook payload, a revoked key) is zeroed in
+        # the file, not left in free pages: SQLite's default unless built otherwise (Debian's is; others' not).
+        conn.execute("PRAGMA secure_delete=ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(migrations[version:], start=version + 1):
             conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")

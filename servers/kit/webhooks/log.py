@@ -88,7 +88,6 @@ class EventLog:
         domain = domain_of(path)
         self.store = Store(path, _migrations(domain))
         self.store._db.execute("PRAGMA synchronous=FULL")  # noqa: SLF001 — an ack promises the row is on disk
-        self.store._db.execute("PRAGMA secure_delete=ON")  # noqa: SLF001 — a purged payload is zeroed, not left in free pages
         self.namespace = namespace or domain
         self.keep_s, self.keep_rows = keep_limits(domain)
 
