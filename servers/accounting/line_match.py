@@ -48,9 +48,11 @@ def _changed(have: InvoiceLine, want: LineInput) -> int:
     return cost + sum(WEIGHTS[f] for f in CODES if getattr(want, f) is not None and getattr(want, f) != getattr(have, f))
 
 
-NEAREST = 48
+NEAREST = EXACT_LIMIT
 """Of more stored lines alike (same description, or same quantity and price) than this, a sent line weighs only the
-`NEAREST` nearest its own position: a thousand look-alike lines are not weighed pair by pair."""
+`NEAREST` nearest its own position: a thousand look-alike lines are not weighed pair by pair. As large as an exactly
+searched tangle, so only a tangle read cheapest pairs first is ever windowed (review lines53b G2: a 48-line window
+lost a line's own stored line behind 25 lines inserted above it)."""
 
 
 def _candidates(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput], free_stored: list[int],
@@ -91,29 +93,57 @@ def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> l
     A sent line may stand for a stored line with the same description or the same quantity and unit price (its
     codes may change too), or, when as many lines are sent as are stored, for the one at its own position (a line
     edited in place) — never one it would change by `NEW_LINE` or more. Of every way to read the patch so, the one
-    taken changes the fewest fields (`WEIGHTS`; a line read as new counts `NEW_LINE`), then moves lines the least —
-    except where a reading that changes as much crosses fewer lines (an inserted or removed line shifts the others:
-    reading a look-alike line as another one moved moves as much, but crosses — review lines53 F1-F3;
-    `_uncrossed`). So each of two lines that look the same keeps its
-    own (review r39b #1, #4), and two lines reordered with one field changed on each keep theirs where reading them
-    in place changes more (review r41 #4). Lines sent back exactly at their own position are taken first; the rest
-    is searched exactly (an assignment per tangle of lines that could stand for each other, up to `EXACT_LIMIT`
-    lines; beyond it, cheapest pairs first). Stored lines no sent line stands for are the ones the patch removes
-    (`refuse_unclear` guards what they hold)."""
-    found: dict[int, int] = {n: n for n in range(min(len(stored), len(wanted))) if _changed(stored[n], wanted[n]) == 0}
-    taken = set(found.values())
-    free_stored = [i for i in range(len(stored)) if i not in taken]
-    free_wanted = [n for n in range(len(wanted)) if n not in found]
-    edges = _candidates(stored, wanted, free_stored, free_wanted)
+    taken changes the fewest fields (`WEIGHTS`; a line read as new counts `NEW_LINE`); of those, one that keeps the
+    lines in their order if there is one (`_in_order`: an inserted or removed line shifts look-alike lines, and a
+    reading that reorders them is as cheap — reviews lines53 F1-F3, lines53b G1), else the one that moves lines
+    least (squared: an uncrossed pair moves less than a crossed one). So each of two lines that look the same keeps
+    its own (review r39b #1, #4), and two lines reordered with one field changed on each keep theirs where reading
+    them in place changes more (review r41 #4). Searched exactly per tangle of lines that could stand for each other
+    (an assignment, up to `EXACT_LIMIT` lines); a larger tangle is read cheapest pairs first. Stored lines no sent
+    line stands for are the ones the patch removes (`refuse_unclear` guards what they hold)."""
+    found: dict[int, int] = {}
+    edges = _candidates(stored, wanted, list(range(len(stored))), list(range(len(wanted))))
+    size = len(stored) + len(wanted) + 1
+    unit = size ** 3  # one changed field outweighs any total of squared moves
     for rows, cols in _tangles(edges):
-        scale = len(stored) + len(wanted) + 1  # a change outweighs any total of moves
-        cost = {(n, i): changed * scale * scale + abs(i - n) for n in rows for i, changed in edges[n].items()}
-        if len(rows) + len(cols) <= EXACT_LIMIT:
-            found.update(_uncrossed(_best(rows, cols, cost, new_line=NEW_LINE * scale * scale), rows, cols, cost,
-                                    scale * scale))
-        else:
+        cost = {(n, i): changed * unit + (i - n) ** 2 for n in rows for i, changed in edges[n].items()}
+        if len(rows) + len(cols) > EXACT_LIMIT:
             found.update(_cheapest_first(cost))
+            continue
+        best = _best(rows, cols, cost, new_line=NEW_LINE * unit)
+        in_order = _in_order(rows, sorted(cols), cost, NEW_LINE * unit)
+
+        def changes(reading: dict[int, int], rows: list[int] = rows) -> int:
+            return sum(cost[n, i] // unit for n, i in reading.items()) + NEW_LINE * (len(rows) - len(reading))
+
+        found.update(in_order if changes(in_order) <= changes(best) else best)
     return [Match(found[n], _changed(stored[found[n]], wanted[n]) == 0) if n in found else Match(None) for n in range(len(wanted))]
+
+
+def _in_order(rows: list[int], cols: list[int], cost: dict[tuple[int, int], int], new_line: int) -> dict[int, int]:
+    """The cheapest reading that keeps the lines in their order (an alignment: a sent line stands for a stored one,
+    is new, or a stored line is removed), as in `_best`. Taken where it changes no more than the cheapest reading of
+    all: an inserted or removed line shifts look-alike lines, which a reading that reorders them matches as cheaply
+    (review lines53 F1-F3, lines53b G1: their tracking swapped)."""
+    inf = float("inf")
+    table = [[inf] * (len(cols) + 1) for _ in range(len(rows) + 1)]
+    step: list[list[int]] = [[0] * (len(cols) + 1) for _ in range(len(rows) + 1)]
+    table[0] = [0] * (len(cols) + 1)  # stored lines before the first sent one: removed (free)
+    for a in range(1, len(rows) + 1):
+        table[a][0], step[a][0] = table[a - 1][0] + new_line, 1
+        for b in range(1, len(cols) + 1):
+            options = [(table[a - 1][b] + new_line, 1), (table[a][b - 1], 2)]
+            if (rows[a - 1], cols[b - 1]) in cost:
+                options.append((table[a - 1][b - 1] + cost[rows[a - 1], cols[b - 1]], 3))
+            table[a][b], step[a][b] = min(options)
+    reading: dict[int, int] = {}
+    a, b = len(rows), len(cols)
+    while a > 0:
+        move = step[a][b] if b > 0 else 1
+        if move == 3:
+            reading[rows[a - 1]] = cols[b - 1]
+        a, b = (a - 1, b) if move == 1 else (a, b - 1) if move == 2 else (a - 1, b - 1)
+    return reading
 
 
 def _tangles(edges: dict[int, dict[int, int]]) -> list[tuple[list[int], set[int]]]:
@@ -141,57 +171,6 @@ def _tangles(edges: dict[int, dict[int, int]]) -> list[tuple[list[int], set[int]
                             todo.append(m)
         out.append((sorted(rows), cols))
     return out
-
-
-def _uncrossed(pairs: dict[int, int], rows: list[int], cols: set[int], cost: dict[tuple[int, int], int],
-               unit: int) -> dict[int, int]:
-    """`pairs` with crossings undone where a reading that changes as little crosses less: a stored line handed to a
-    sent line read as new, a sent line moved to a stored line left out, or two sent lines trading stored lines (review
-    lines53 F1-F3: a line inserted at the top of look-alike lines took the corrected last line's tracking). `unit`:
-    what one changed field weighs in `cost` (the rest of a cost is moves)."""
-    def crosses(a: tuple[int, int], b: tuple[int, int]) -> bool:
-        return (a[0] < b[0]) != (a[1] < b[1])
-
-    def crossed(pair: tuple[int, int], others: list[tuple[int, int]]) -> int:
-        return sum(crosses(pair, other) for other in others)
-
-    best = dict(pairs)
-    for _ in range(4 * len(rows)):  # each step removes a crossing; bounded all the same
-        items = list(best.items())
-        if not any(crosses(p, q) for k, p in enumerate(items) for q in items[k + 1:]):
-            break
-        free_rows = [n for n in rows if n not in best]
-        free_cols = [i for i in cols if i not in best.values()]
-        step = None
-        for n, i in items:
-            rest = [p for p in items if p[0] != n]
-            before = crossed((n, i), rest)
-            if not before:
-                continue
-            changes = cost[n, i] // unit
-            for m in free_rows:  # stored line i to a sent line read as new (it becomes new instead)
-                if (m, i) in cost and cost[m, i] // unit <= changes and crossed((m, i), rest) < before:
-                    step = {**{k: v for k, v in best.items() if k != n}, m: i}
-                    break
-            for j in free_cols if step is None else ():  # sent line n to a stored line left out
-                if (n, j) in cost and cost[n, j] // unit <= changes and crossed((n, j), rest) < before:
-                    step = {**best, n: j}
-                    break
-            for m, k in items if step is None else ():  # sent lines n and m trade stored lines
-                if m == n or (n, k) not in cost or (m, i) not in cost or \
-                        cost[n, k] // unit + cost[m, i] // unit > changes + cost[m, k] // unit:
-                    continue
-                others = [p for p in rest if p[0] != m]
-                if crossed((n, k), others) + crossed((m, i), others) + crosses((n, k), (m, i)) < \
-                        before + crossed((m, k), others):  # `before` holds (n, i)'s crossing with (m, k)
-                    step = {**best, n: k, m: i}
-                    break
-            if step is not None:
-                break
-        if step is None:
-            break
-        best = step
-    return best
 
 
 def _best(rows: list[int], cols: set[int], cost: dict[tuple[int, int], int], new_line: int) -> dict[int, int]:
@@ -256,11 +235,17 @@ def refuse_unclear(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput], m
     the tools do not show (`holds[i]`, e.g. "tracking (Region: North)"; "" for nothing): a stored line holding such
     data is left unmatched while a sent line is new (a removed line and an added one cannot be told from one line
     whose description, quantity and price all changed); or a removed line looks in the tools exactly like a kept one
-    holding other data (review lines53 F9: which of two look-alike lines went was a guess). Nothing is sent; the
+    holding other data with no kept line between them (review lines53 F9: which of two look-alike lines went was a
+    guess; with a kept line between them the order tells, lines53b G1 d). Nothing is sent; the
     advice splits the change into patches that can be told apart."""
     matched = {m.index for m in matches if m.index is not None}
+
+    def told_apart(i: int, j: int) -> bool:  # a kept line between them: the order says which one went
+        return any(k in matched for k in range(min(i, j) + 1, max(i, j)))
+
     for i in (i for i in range(len(stored)) if i not in matched):
-        twin = next((j for j in sorted(matched) if holds[j] != holds[i] and _looks_same(stored[i], stored[j])), None)
+        twin = next((j for j in sorted(matched) if holds[j] != holds[i] and _looks_same(stored[i], stored[j])
+                     and not told_apart(i, j)), None)
         if twin is not None:
             shown = " and ".join(f"line {k + 1} {holds[k] or 'nothing'}" for k in sorted((i, twin)))
             raise DomainError("invalid_argument", f"stored lines {min(i, twin) + 1} and {max(i, twin) + 1} show the same "
