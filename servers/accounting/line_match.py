@@ -38,8 +38,15 @@ is still that line; one that changes description, quantity and price (18) is a n
 line and adds another is not read as the removed line edited into the added one (a line holding data the tools do not
 show is then refused: `refuse_unclear`)."""
 EXACT_LIMIT = 160
-"""Lines in one tangle (lines that could stand for each other) up to which the best reading is searched exactly
-(about 0.3 s at the limit); beyond it, cheapest pairs first."""
+"""Lines in one tangle (lines that could stand for each other) up to which every reading is searched (about 0.3 s at
+the limit); a larger tangle is read keeping its lines in order (review lines53c H1: cheapest pairs first moved a
+100-day timesheet's tracking along by one behind an inserted line)."""
+EXACT_BUDGET = 2 * EXACT_LIMIT ** 3
+"""What the searches of one patch may cost together (the search is cubic in a tangle's lines): once spent, the other
+tangles are read in order (review lines53c H3: 25 tangles of 80 lines took 9-12 s)."""
+ALIGN_LIMIT = 300_000
+"""Sent x stored lines of a tangle up to which it is read in order (an alignment, quadratic); beyond, cheapest pairs
+first."""
 
 
 def _changed(have: InvoiceLine, want: LineInput) -> int:
@@ -99,17 +106,21 @@ def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> l
     least (squared: an uncrossed pair moves less than a crossed one). So each of two lines that look the same keeps
     its own (review r39b #1, #4), and two lines reordered with one field changed on each keep theirs where reading
     them in place changes more (review r41 #4). Searched exactly per tangle of lines that could stand for each other
-    (an assignment, up to `EXACT_LIMIT` lines); a larger tangle is read cheapest pairs first. Stored lines no sent
+    (an assignment, up to `EXACT_LIMIT` lines and `EXACT_BUDGET` in all); a larger tangle is read in order. Stored lines no sent
     line stands for are the ones the patch removes (`refuse_unclear` guards what they hold)."""
     found: dict[int, int] = {}
     edges = _candidates(stored, wanted, list(range(len(stored))), list(range(len(wanted))))
     size = len(stored) + len(wanted) + 1
     unit = size ** 3  # one changed field outweighs any total of squared moves
+    budget = EXACT_BUDGET
     for rows, cols in _tangles(edges):
         cost = {(n, i): changed * unit + (i - n) ** 2 for n in rows for i, changed in edges[n].items()}
-        if len(rows) + len(cols) > EXACT_LIMIT:
-            found.update(_cheapest_first(cost))
+        size = len(rows) + len(cols)
+        if size > EXACT_LIMIT or size ** 3 > budget:  # too large to search every reading: the lines in their order
+            found.update(_in_order(rows, sorted(cols), cost, NEW_LINE * unit) if len(rows) * len(cols) <= ALIGN_LIMIT
+                         else _cheapest_first(cost))
             continue
+        budget -= size ** 3
         best = _best(rows, cols, cost, new_line=NEW_LINE * unit)
         in_order = _in_order(rows, sorted(cols), cost, NEW_LINE * unit)
 
@@ -247,12 +258,13 @@ def refuse_unclear(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput], m
         twin = next((j for j in sorted(matched) if holds[j] != holds[i] and _looks_same(stored[i], stored[j])
                      and not told_apart(i, j)), None)
         if twin is not None:
-            shown = " and ".join(f"line {k + 1} {holds[k] or 'nothing'}" for k in sorted((i, twin)))
-            raise DomainError("invalid_argument", f"stored lines {min(i, twin) + 1} and {max(i, twin) + 1} show the same "
+            alike = [k for k in range(len(stored)) if _looks_same(stored[i], stored[k])]
+            shown = "; ".join(f"line {k + 1}: {holds[k] or 'nothing'}" for k in alike)
+            raise DomainError("invalid_argument", f"stored lines {', '.join(str(k + 1) for k in alike)} show the same "
                               f"({stored[i].description!r}) but hold different data in {provider} ({shown}), and this patch "
-                              "removes one of them: it is unclear which, so nothing was sent. First change the description of "
-                              "the line to keep (say, naming what it holds) in one patch, then remove the other in a second one",
-                              details={"field": "lines", "stored_lines": [i + 1, twin + 1]})
+                              "removes one of them: it is unclear which, so nothing was sent. Make the one to remove "
+                              "distinct first (change its description, at its own position, in one patch), then remove it "
+                              "in a second one", details={"field": "lines", "stored_lines": [k + 1 for k in alike]})
     lost = [i for i, what in enumerate(holds) if what and i not in matched]
     new = [n for n, m in enumerate(matches) if m.index is None]
     if not (lost and new):

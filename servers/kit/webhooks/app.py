@@ -24,6 +24,8 @@ tenants of one domain never process (or open the route of) each other's deliveri
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -54,6 +56,9 @@ PROVIDER_BODY_BYTES = {"google": 64 << 10}
 MAX_VALIDATION_TOKEN = 1024
 LOG_RETRY_AFTER_S = 5
 REFUSALS_LOGGED = 10
+REFUSAL_WINDOW_S = 60.0
+IGNORED = object()
+"""`Intake._judge`'s answer for a delivery announcing nothing this server reads."""
 """Refused deliveries logged one by one per provider and status in a minute (`Intake._log_refusal`)."""
 REFUSED_ALERT = 5
 """Refusals in a row, none accepted, after which a provider's active push channels show as failing."""
@@ -173,17 +178,31 @@ class Intake:
         write 500 lines a second with forged posts). The metrics count every one."""
         now, key = time.monotonic(), (shown, refusal.status)
         since, logged, quiet = self._refusal_lines.get(key, (now, 0, 0))
-        if now - since >= 60.0:
-            if quiet:
-                logger.info("webhook %s/%s: %d more deliveries refused (%d) in the minute before, not logged one by one",
-                            self.namespace, shown, quiet, refusal.status)
+        if now - since >= REFUSAL_WINDOW_S:
+            self._refusal_summary(key)
             since, logged, quiet = now, 0, 0
         if logged < REFUSALS_LOGGED:
             logger.info("webhook %s/%s refused (%d): %s", self.namespace, shown, refusal.status, refusal.reason)
             logged += 1
         else:
+            if not quiet:  # the summary is written when the minute ends, whether or not another refusal comes (atk53b N3)
+                with contextlib.suppress(RuntimeError):  # no loop (a synchronous caller): the next refusal writes it
+                    asyncio.get_running_loop().call_later(max(0.0, REFUSAL_WINDOW_S - (now - since)),
+                                                          self._refusal_summary, key, since)
             quiet += 1
         self._refusal_lines[key] = (since, logged, quiet)
+
+    def _refusal_summary(self, key: tuple[str, int], minute: float | None = None) -> None:
+        """The line for the refusals of `key`'s minute (the one begun at `minute`, if given) not logged one by one,
+        once; the minute then starts again."""
+        since, _, quiet = self._refusal_lines.get(key, (0.0, 0, 0))
+        if minute is not None and since != minute:
+            return  # that minute was summed up already
+        self._refusal_lines.pop(key, None)
+        if quiet:
+            logger.info("webhook %s/%s: %d more deliveries refused (%d) in the minute from %s, not logged one by one",
+                        self.namespace, key[0], quiet, key[1],
+                        time.strftime("%H:%M:%S", time.gmtime(time.time() - (time.monotonic() - since))))
 
     async def _handle(self, request: Request, provider: str) -> Response:
         if provider not in self.providers or provider not in VERIFIERS:
@@ -214,8 +233,9 @@ class Intake:
             # Each of our change items is a delivery of its own, logged as its canonical JSON: the same item
             # re-sent in another batch, beside another app's items or re-serialised is a duplicate (outside
             # review attack53 F1: it was keyed by the POST's bytes and reached the feed again).
-            logged = [await self._log(provider, headers, json.dumps({"value": [item]}, sort_keys=True,
-                                                                    separators=(",", ":")).encode()) for item in changed]
+            bodies = [json.dumps({"value": [item]}, sort_keys=True, separators=(",", ":")).encode() for item in changed]
+            judged = [self._judge(provider, headers, one) for one in bodies]  # all before any is logged (atk53b N2)
+            logged = [await self._log(provider, headers, one, data) for one, data in zip(bodies, judged, strict=True)]
             new = [seq for seq, duplicate in logged if not duplicate and seq is not None]
             return JSONResponse({"accepted": True, "duplicate": not new and any(d for _, d in logged),
                                  "event": new[0] if new else next((seq for seq, _ in logged if seq is not None), None),
@@ -234,19 +254,24 @@ class Intake:
                 body = json.dumps(data, separators=(",", ":")).encode()
         if provider == "xero" and not data.get("events"):
             return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
-        seq, duplicate = await self._log(provider, headers, body, data)
+        seq, duplicate = await self._log(provider, headers, body, IGNORED if self._reads_nothing(provider, headers, data)
+                                         else data)
         if provider == "xero":
             return Response(status_code=200)
         if seq is None and not duplicate:
             return JSONResponse({"accepted": True, "duplicate": False, "ignored": True, "event": None})
         return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq, **acted})
 
-    async def _log(self, provider: str, headers: Mapping[str, str], body: bytes, data: Any = None) -> tuple[int | None, bool]:
-        """Log one verified delivery (its parsed `data`, or parsed here): (its event, duplicate); (None, False) for
-        one announcing nothing this server reads (counted `ignored`, not logged)."""
-        if data is None and provider != "google":
-            data = _payload(provider, body, headers.get("content-type", ""))
-        if self._reads_nothing(provider, headers, data):
+    def _judge(self, provider: str, headers: Mapping[str, str], body: bytes) -> Any:
+        """A verified body parsed, or `IGNORED` when it announces nothing this server reads; `Rejected` when it cannot
+        be logged (`_payload`, `_reads_nothing`)."""
+        data = None if provider == "google" else _payload(provider, body, headers.get("content-type", ""))
+        return IGNORED if self._reads_nothing(provider, headers, data) else data
+
+    async def _log(self, provider: str, headers: Mapping[str, str], body: bytes, data: Any) -> tuple[int | None, bool]:
+        """Log one verified delivery as `_judge` read it: (its event, duplicate); (None, False) for one announcing
+        nothing this server reads (counted `ignored`, not logged)."""
+        if data is IGNORED:
             self._count(provider, "ignored")
             return None, False
         seq, duplicate = await self._record(provider, delivery_id(provider, headers, body),

@@ -332,5 +332,5 @@ def _usable(record_id: str) -> None:
     """`UnusableId` unless `record_id` is text a store and a tool answer can carry."""
     if len(record_id) > MAX_ID:
         raise UnusableId(f"the record id it names is over {MAX_ID} characters")
-    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in record_id):
+    if any(ord(c) < 32 or 127 <= ord(c) <= 159 or 0xD800 <= ord(c) <= 0xDFFF for c in record_id):  # C0, DEL, C1
         raise UnusableId("the record id it names holds a control character or an unpaired surrogate")

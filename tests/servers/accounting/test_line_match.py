@@ -150,3 +150,11 @@ def test_a_line_keeps_its_description_line_behind_many_inserted_lines() -> None:
     stored = [_stored("Consulting", 8 + k % 5, 100) for k in range(60)]
     wanted = [_sent(f"Expense {k}", 1, 7) for k in range(25)] + [_sent("Consulting", 8 + k % 5, 110) for k in range(60)]
     assert [m.index for m in match_lines(stored, wanted)][25:] == list(range(60))
+
+
+def test_a_large_tangle_of_look_alike_lines_keeps_its_order_behind_an_inserted_line() -> None:
+    """Review lines53c H1: past EXACT_LIMIT lines, cheapest pairs first moved a 100-day timesheet's tracking along by
+    one behind a Travel line inserted at the top."""
+    days = [_stored("Consulting", 8, 100) for _ in range(100)]
+    sent = [_sent("Travel", 1, 50), *(_sent("Consulting", 8, 100) for _ in range(100))]
+    assert [m.index for m in match_lines(days, sent)] == [None, *range(100)]

@@ -5,6 +5,7 @@ Retry-After, which providers retry."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -186,7 +187,7 @@ async def test_once_postgresql_answers_again_the_event_logs_pool_stuck_in_its_ba
         stuck.close()
 
 
-@pytest.mark.parametrize("key", ["\\ud800", "OPS-1\\u0000", "OPS-" + "9" * 1100])
+@pytest.mark.parametrize("key", ["\\ud800", "OPS-1\\u0000", "OPS-1\\u0085", "OPS-" + "9" * 1100])
 async def test_a_signed_delivery_naming_a_record_no_store_can_hold_is_refused_and_not_logged(served: Served, key: str,
                                                                                              caplog: pytest.LogCaptureFixture) -> None:
     """Outside review attack53 F3: a lone surrogate in an issue key was acknowledged, failed five times, was dead-lettered
@@ -209,3 +210,28 @@ async def test_forged_deliveries_write_a_bounded_number_of_log_lines(served: Ser
         assert (await served.post("github", body, signed("github", body, secret="not-the-secret"))).status_code == 401
     lines = [r for r in caplog.records if "refused (401)" in r.getMessage()]
     assert len(lines) == 10, len(lines)
+
+
+async def test_a_burst_of_refusals_is_summed_up_when_its_minute_ends(served: Served, caplog: pytest.LogCaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review atk53b N3: the line summing up refusals past the cap came only with a later refusal, so a burst that
+    stopped was never summed up (990 forged posts vanished from the log)."""
+    from servers.kit.webhooks import app
+
+    monkeypatch.setattr(app, "REFUSAL_WINDOW_S", 0.5)
+    caplog.set_level(logging.INFO, logger="servers.webhooks")
+    body = payload("github")
+    for _ in range(14):
+        await served.post("github", body, signed("github", body, secret="not-the-secret"))
+    with anyio.fail_after(30):
+        while not any("4 more deliveries refused (401)" in r.getMessage() for r in caplog.records):
+            await anyio.sleep(0.05)
+
+
+async def test_a_graph_post_with_one_unusable_item_logs_none_of_its_items(served: Served) -> None:
+    """Review atk53b N2: the good item before the unusable one was logged behind a 400 'refused and not logged'."""
+    good = json.loads(payload("graph", "1"))["value"][0]
+    bad = {**good, "resource": "me/events/2", "resourceData": {"id": "A\ud800B"}}
+    body = json.dumps({"value": [good, bad]}).encode()
+    assert (await served.post("graph", body, {"Content-Type": "application/json"})).status_code == 400
+    assert await served.intake.log.list() == []
