@@ -62,23 +62,21 @@ searched tangle, so only a tangle read cheapest pairs first is ever windowed (re
 lost a line's own stored line behind 25 lines inserted above it)."""
 
 
-def _candidates(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput], free_stored: list[int],
-                free_wanted: list[int]) -> dict[int, dict[int, int]]:
-    """For each free sent line, the free stored lines it may stand for, with what reading it so changes: one with the
+def _candidates(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> dict[int, dict[int, int]]:
+    """For each sent line, the stored lines it may stand for, with what reading it so changes: one with the
     same description, or the same quantity and unit price (codes may change), or, when as many lines are sent as are
     stored, the one at its own position — each changing less than `NEW_LINE`. Found through indexes, not by weighing
     every pair (a 1,000-line invoice)."""
     by_text: dict[str, list[int]] = {}
     by_amount: dict[tuple[object, object], list[int]] = {}
-    for i in free_stored:  # in position order
+    for i in range(len(stored)):  # in position order
         by_text.setdefault(stored[i].description, []).append(i)
         by_amount.setdefault((stored[i].quantity, stored[i].unit_price), []).append(i)
-    own = set(free_stored) if len(stored) == len(wanted) else set()
+    in_place = len(stored) == len(wanted)
     out: dict[int, dict[int, int]] = {}
-    for n in free_wanted:
-        want = wanted[n]
+    for n, want in enumerate(wanted):
         near = {*_nearest(by_text.get(want.description, []), n), *_nearest(by_amount.get((want.quantity, want.unit_price), []), n)}
-        if n in own:
+        if in_place:
             near.add(n)
         costs = {i: _changed(stored[i], want) for i in near}
         out[n] = {i: cost for i, cost in costs.items() if cost < NEW_LINE}
@@ -109,9 +107,8 @@ def match_lines(stored: Sequence[InvoiceLine], wanted: Sequence[LineInput]) -> l
     (an assignment, up to `EXACT_LIMIT` lines and `EXACT_BUDGET` in all); a larger tangle is read in order. Stored lines no sent
     line stands for are the ones the patch removes (`refuse_unclear` guards what they hold)."""
     found: dict[int, int] = {}
-    edges = _candidates(stored, wanted, list(range(len(stored))), list(range(len(wanted))))
-    size = len(stored) + len(wanted) + 1
-    unit = size ** 3  # one changed field outweighs any total of squared moves
+    edges = _candidates(stored, wanted)
+    unit = (len(stored) + len(wanted) + 1) ** 3  # one changed field outweighs any total of squared moves
     budget = EXACT_BUDGET
     for rows, cols in _tangles(edges):
         cost = {(n, i): changed * unit + (i - n) ** 2 for n in rows for i, changed in edges[n].items()}

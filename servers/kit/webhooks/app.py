@@ -233,9 +233,11 @@ class Intake:
             # Each of our change items is a delivery of its own, logged as its canonical JSON: the same item
             # re-sent in another batch, beside another app's items or re-serialised is a duplicate (outside
             # review attack53 F1: it was keyed by the POST's bytes and reached the feed again).
-            bodies = [json.dumps({"value": [item]}, sort_keys=True, separators=(",", ":")).encode() for item in changed]
-            judged = [self._judge(provider, headers, one) for one in bodies]  # all before any is logged (atk53b N2)
-            logged = [await self._log(provider, headers, one, data) for one, data in zip(bodies, judged, strict=True)]
+            judged = [self._judge(provider, headers, {"value": [item]}) for item in changed]  # all before any is logged
+            logged = []  # (atk53b N2: the good items were logged behind a 400)
+            for data in judged:
+                canonical = b"" if data is IGNORED else json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+                logged.append(await self._log(provider, headers, canonical, data))
             new = [seq for seq, duplicate in logged if not duplicate and seq is not None]
             return JSONResponse({"accepted": True, "duplicate": not new and any(d for _, d in logged),
                                  "event": new[0] if new else next((seq for seq, _ in logged if seq is not None), None),
@@ -254,18 +256,16 @@ class Intake:
                 body = json.dumps(data, separators=(",", ":")).encode()
         if provider == "xero" and not data.get("events"):
             return Response(status_code=200)  # intent-to-receive: signature right, nothing to log
-        seq, duplicate = await self._log(provider, headers, body, IGNORED if self._reads_nothing(provider, headers, data)
-                                         else data)
+        seq, duplicate = await self._log(provider, headers, body, self._judge(provider, headers, data))
         if provider == "xero":
             return Response(status_code=200)
         if seq is None and not duplicate:
             return JSONResponse({"accepted": True, "duplicate": False, "ignored": True, "event": None})
         return JSONResponse({"accepted": True, "duplicate": duplicate, "event": seq, **acted})
 
-    def _judge(self, provider: str, headers: Mapping[str, str], body: bytes) -> Any:
-        """A verified body parsed, or `IGNORED` when it announces nothing this server reads; `Rejected` when it cannot
-        be logged (`_payload`, `_reads_nothing`)."""
-        data = None if provider == "google" else _payload(provider, body, headers.get("content-type", ""))
+    def _judge(self, provider: str, headers: Mapping[str, str], data: Any) -> Any:
+        """A verified delivery's parsed `data`, or `IGNORED` when it announces nothing this server reads; `Rejected`
+        when it cannot be logged (`_reads_nothing`)."""
         return IGNORED if self._reads_nothing(provider, headers, data) else data
 
     async def _log(self, provider: str, headers: Mapping[str, str], body: bytes, data: Any) -> tuple[int | None, bool]:
